@@ -1,0 +1,90 @@
+"""Every exception kart raises: a leaf module that any layer may import.
+
+Messages name the task (class and unique id), the path or parameter, and what to do.
+The gokart 1.12.2 names (GokartBuildError, HasLockedTaskException, PandasTypeError,
+EmptyDumpError) are kept so `except gokart.errors.X` code keeps working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "KartError",
+    "GokartBuildError",
+    "HasLockedTaskException",
+    "TaskLockException",
+    "PandasTypeError",
+    "EmptyDumpError",
+    "LoadError",
+    "DumpError",
+    "UnknownFormatError",
+    "TaskDefinitionError",
+    "UnrequiredTaskError",
+    "ParameterTypeError",
+    "WorkspacePathError",
+    "IntegrityError",
+    "StaleTaskError",
+]
+
+
+class KartError(Exception):
+    """Base class of every error kart raises on its own."""
+
+
+class GokartBuildError(KartError):
+    """A build failed; `raised_exceptions` maps each failed task's unique id to its exceptions."""
+
+    def __init__(self, message: str, raised_exceptions: dict[str, list[Exception]]) -> None:
+        super().__init__(message)
+        self.raised_exceptions = raised_exceptions
+
+
+class TaskLockException(KartError):
+    """Another process holds the lock of a task's output."""
+
+
+class HasLockedTaskException(KartError):
+    """A build gave up waiting for tasks locked by another process."""
+
+
+class PandasTypeError(KartError):
+    """A dumped DataFrame's column has a type other than the one PandasTypeConfig declares."""
+
+
+class EmptyDumpError(KartError):
+    """A task dumped an empty DataFrame while fail_on_empty_dump is set."""
+
+
+class LoadError(KartError):
+    """An output exists but could not be read back."""
+
+
+class DumpError(KartError):
+    """An object could not be written to an output."""
+
+
+class UnknownFormatError(KartError, ValueError):
+    """No FileProcessor is known for a file extension."""
+
+
+class TaskDefinitionError(KartError, TypeError):
+    """A task class is written in a way kart cannot run (e.g. requires() returns a non-task)."""
+
+
+class UnrequiredTaskError(KartError, ValueError):
+    """A task loaded the output of a task that is not in its requires()."""
+
+
+class ParameterTypeError(KartError, TypeError):
+    """A TaskInstanceParameter received a value of the wrong type."""
+
+
+class WorkspacePathError(KartError, ValueError):
+    """A relative output path would leave the workspace directory."""
+
+
+class IntegrityError(KartError):
+    """An output's signature is missing or does not match: kart refuses to load it."""
+
+
+class StaleTaskError(KartError):
+    """A task rebuilt from its import path and parameters has another unique id than expected."""

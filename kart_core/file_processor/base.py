@@ -1,0 +1,90 @@
+"""The FileProcessor interface: how one format turns an object into bytes and back."""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import gzip
+import io
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO, Any, ClassVar, Generic, Literal, TypeVar
+
+DataFrameType = Literal["pandas", "polars", "polars-lazy"]
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True)
+class ProcessorOptions:
+    """Per-task choices a processor may honour: the DataFrame library and feather index storage."""
+
+    dataframe_type: DataFrameType = "pandas"
+    store_index_in_feather: bool = True
+
+
+class FileProcessor(abc.ABC, Generic[T]):
+    """Reads and writes one family of formats through binary file objects.
+
+    Subclasses list the extensions they serve in ``extensions``. kart always hands a
+    binary file; processors written for gokart (text mode, declared through ``format()``)
+    still work: see ``open_for_processor``.
+    """
+
+    extensions: ClassVar[tuple[str, ...]] = ()
+    # True: the processor reads and writes bytes itself. None: decide from gokart's format().
+    binary: ClassVar[bool | None] = None
+
+    @classmethod
+    def create(cls, extension: str, options: ProcessorOptions) -> FileProcessor[Any]:
+        """Return the processor for ``extension`` (e.g. ``.tsv``) under ``options``."""
+        return cls()
+
+    def format(self) -> Any:
+        """gokart's hook for luigi's file format; kart's own processors work on bytes."""
+        import luigi.format
+
+        return luigi.format.Nop
+
+    @abc.abstractmethod
+    def load(self, file: Any) -> T:
+        """Read an object from ``file``."""
+
+    @abc.abstractmethod
+    def dump(self, obj: T, file: Any) -> None:
+        """Write ``obj`` to ``file``."""
+
+    def __repr__(self) -> str:
+        return type(self).__name__
+
+
+def _file_mode(processor: Any) -> str:
+    if getattr(processor, "binary", None):
+        return "binary"
+    import luigi.format
+
+    fmt = processor.format()
+    if fmt is None or isinstance(fmt, luigi.format.TextFormat):
+        return "text"
+    if fmt is luigi.format.Gzip or isinstance(fmt, luigi.format.GzipFormat):
+        return "gzip"
+    return "binary"
+
+
+@contextmanager
+def open_for_processor(processor: Any, raw: IO[bytes], mode: Literal["r", "w"]) -> Iterator[Any]:
+    """Adapt a binary file to what ``processor`` expects (bytes, text or gzip)."""
+    kind = _file_mode(processor)
+    if kind == "binary":
+        yield raw
+    elif kind == "text":
+        text = io.TextIOWrapper(raw, encoding="utf-8", newline="" if mode == "w" else None)
+        try:
+            yield text
+        finally:
+            if mode == "w":
+                text.flush()
+            text.detach()
+    else:
+        with gzip.GzipFile(fileobj=raw, mode="rb" if mode == "r" else "wb") as zipped:
+            yield zipped

@@ -1,0 +1,79 @@
+"""The task graph: walk ``requires()`` without recursion, give nodes stable keys, order them.
+
+Pure graph logic shared by build() and every scheduler adapter; it knows tasks only through
+``requires()`` / ``flat_requires()`` and ``make_unique_id()``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from luigi.task import flatten
+
+__all__ = ["TaskGraph", "node_key", "requirements_of", "walk"]
+
+
+def node_key(task: Any) -> str:
+    """A key unique per task: module, class and unique id (luigi's task_id for plain luigi tasks)."""
+    if hasattr(task, "make_unique_id"):
+        return f"{type(task).__module__}.{type(task).__qualname__}_{task.make_unique_id()}"
+    return str(task.task_id)
+
+
+def requirements_of(task: Any) -> list[Any]:
+    """The task's dependencies as a flat list."""
+    flat = getattr(task, "flat_requires", None)
+    return list(flat()) if flat is not None else flatten(task.requires())
+
+
+@dataclasses.dataclass
+class TaskGraph:
+    """Nodes by key, each node's upstream keys, and a topological order (upstreams first)."""
+
+    nodes: dict[str, Any]
+    upstream: dict[str, list[str]]
+    order: list[str]
+    roots: list[str]
+    expanded: set[str]
+
+    def downstream(self) -> dict[str, list[str]]:
+        """Each node's dependants."""
+        result: dict[str, list[str]] = {key: [] for key in self.nodes}
+        for key, deps in self.upstream.items():
+            for dep in deps:
+                result[dep].append(key)
+        return result
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+
+def walk(roots: Iterable[Any], expand: Callable[[Any], bool] | None = None) -> TaskGraph:
+    """Collect the graph under ``roots``; a node for which ``expand`` is False is a leaf (e.g. complete)."""
+    nodes: dict[str, Any] = {}
+    upstream: dict[str, list[str]] = {}
+    expanded: set[str] = set()
+    order: list[str] = []
+    roots = list(roots)
+    root_keys = [node_key(root) for root in roots]
+    stack: list[tuple[Any, bool]] = [(root, False) for root in reversed(roots)]
+    while stack:
+        task, children_done = stack.pop()
+        key = node_key(task)
+        if children_done:
+            order.append(key)
+            continue
+        if key in nodes:
+            continue
+        nodes[key] = task
+        deps: list[Any] = []
+        if expand is None or expand(task):
+            deps = requirements_of(task)
+            expanded.add(key)
+        upstream[key] = [node_key(dep) for dep in deps]
+        stack.append((task, True))
+        # Reversed, so upstreams are visited in requires() order.
+        stack.extend((dep, False) for dep in reversed(deps) if node_key(dep) not in nodes)
+    return TaskGraph(nodes=nodes, upstream=upstream, order=order, roots=root_keys, expanded=expanded)

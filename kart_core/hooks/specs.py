@@ -1,0 +1,60 @@
+"""Hook specifications: what a kart plugin may implement.
+
+Built-in behaviour is itself a plugin (run logs in ``kart_core.runlog``, the file formats in
+``kart_core.file_processor.builtin``), registered exactly like a third-party one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kart_core.hooks.markers import hookspec
+
+
+class TaskRunSpecs:
+    """Hooks around the one code path that runs a task (``kart_core.runner.run_one``)."""
+
+    @hookspec
+    def kart_before_task_run(self, task: Any, seed: int, seed_methods: list[str]) -> None:
+        """Called after the random seed is fixed and before the task's ``run()``.
+
+        Args:
+            task: the TaskOnKart about to run.
+            seed: the seed given to every seed method.
+            seed_methods: the seed methods that were found and called.
+        """
+
+    @hookspec
+    def kart_after_task_run(self, task: Any, processing_time: float) -> None:
+        """Called after ``run()`` returned and every output exists.
+
+        Args:
+            task: the TaskOnKart that ran.
+            processing_time: seconds spent in ``run()``.
+        """
+
+    @hookspec
+    def kart_on_task_error(self, task: Any, exception: BaseException) -> None:
+        """Called when ``run()`` raised.
+
+        Args:
+            task: the TaskOnKart that failed.
+            exception: what ``run()`` raised; it is re-raised after the hooks.
+        """
+
+    @hookspec
+    def kart_after_build(self, tasks: list[Any], result: Any) -> None:
+        """Called once at the end of ``kart_core.build`` with its summary.
+
+        Args:
+            tasks: the root tasks of the build.
+            result: a ``kart_core.build.BuildResult``.
+        """
+
+
+class FileProcessorSpecs:
+    """Hooks that add file formats."""
+
+    @hookspec
+    def kart_file_processors(self) -> list[type]:
+        """Return FileProcessor classes; each declares the extensions it handles in ``extensions``."""

@@ -1,0 +1,81 @@
+"""Locks that make a task's work happen once across processes: a file lock, or redis when configured."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from kart_core.errors import TaskLockException
+
+
+@dataclasses.dataclass(frozen=True)
+class LockParams:
+    """Where and how to lock one output: the key is the output path, so same-named classes never collide."""
+
+    key: str
+    redis_host: str | None = None
+    redis_port: int | None = None
+    redis_timeout: int = 180
+    lock_directory: str = "./resources/tmp/locks"
+
+    @property
+    def uses_redis(self) -> bool:
+        """Whether the lock lives in redis rather than on the local file system."""
+        return self.redis_host is not None and self.redis_port is not None
+
+
+@contextlib.contextmanager
+def hold_lock(params: LockParams, wait_seconds: float | None = None) -> Iterator[None]:
+    """Hold the lock of ``params.key`` for the body; wait for it up to ``wait_seconds`` (None: forever)."""
+    holder = _redis_lock if params.uses_redis else _file_lock
+    with holder(params, wait_seconds):
+        yield
+
+
+@contextlib.contextmanager
+def _file_lock(params: LockParams, wait_seconds: float | None) -> Iterator[None]:
+    import fcntl
+
+    os.makedirs(params.lock_directory, exist_ok=True)
+    name = hashlib.md5(params.key.encode()).hexdigest() + ".lock"
+    with open(os.path.join(params.lock_directory, name), "a+b") as handle:
+        deadline = None if wait_seconds is None else time.monotonic() + wait_seconds
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise TaskLockException(f"Another process holds the lock of {params.key}") from None
+                time.sleep(0.01)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _redis_client(params: LockParams) -> Any:
+    try:
+        import redis
+    except ImportError as exc:
+        raise TaskLockException("redis_host is set but redis is not installed: pip install 'kart-suite[redis]'") from exc
+    return redis.Redis(host=params.redis_host, port=params.redis_port)
+
+
+@contextlib.contextmanager
+def _redis_lock(params: LockParams, wait_seconds: float | None) -> Iterator[None]:
+    client = _redis_client(params)
+    lock = client.lock(f"kart-lock:{params.key}", timeout=params.redis_timeout, thread_local=False)
+    acquired = lock.acquire(blocking=True, blocking_timeout=wait_seconds)
+    if not acquired:
+        raise TaskLockException(f"Another process holds the redis lock of {params.key} ({params.redis_host}:{params.redis_port})")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            lock.release()

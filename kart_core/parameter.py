@@ -1,0 +1,163 @@
+"""gokart's parameter types: tasks as parameters, explicit booleans, serializable objects, zoned datetimes."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import warnings
+from typing import Any, Generic, Protocol, TypeVar
+
+import luigi
+from luigi import task_register
+from luigi.parameter import _no_value
+
+from kart_core.errors import ParameterTypeError
+from kart_core.hashing import decode_task_reference, serialize_task_reference
+
+__all__ = [
+    "TaskInstanceParameter",
+    "ListTaskInstanceParameter",
+    "ExplicitBoolParameter",
+    "SerializableParameter",
+    "ZonedDateSecondParameter",
+]
+
+TaskT = TypeVar("TaskT")
+
+
+def _base_task_class() -> type:
+    # parameter.py and task.py are one layer; the import is deferred to break the cycle.
+    from kart_core.task import TaskOnKart
+
+    return TaskOnKart
+
+
+def _task_from_reference(reference: dict[str, Any]) -> Any:
+    task_class = task_register.Register.get_task_cls(reference["type"])
+    params = dict(reference.get("params", {}))
+    kwargs = {name: param.parse(params[name]) for name, param in task_class.get_params() if name in params}
+    return task_class(**kwargs)
+
+
+class TaskInstanceParameter(luigi.Parameter, Generic[TaskT]):
+    """A task used as a parameter; it also becomes a dependency through the default ``requires()``."""
+
+    def __init__(self, expected_type: type | None = None, default: Any = _no_value, **kwargs: Any) -> None:
+        if expected_type is not None and not isinstance(expected_type, type):
+            raise TypeError(f"expected_type must be a type, not {type(expected_type).__name__}")
+        self._expected_type = expected_type
+        super().__init__(default=default, **kwargs)
+
+    @property
+    def expected_type(self) -> type:
+        """The class every value must be an instance of (TaskOnKart when not given)."""
+        return self._expected_type or _base_task_class()
+
+    def parse(self, x: Any) -> Any:
+        """Rebuild the task from its serialized form (a JSON string or an already decoded mapping)."""
+        reference = decode_task_reference(x) if isinstance(x, str) else dict(x)
+        return _task_from_reference(reference)
+
+    def serialize(self, x: Any) -> str:
+        """Serialize as gokart does: family plus the hex of the bz2-compressed significant params."""
+        return serialize_task_reference(x.get_task_family(), x.to_str_params(only_significant=True))
+
+    def _warn_on_wrong_param_type(self, param_name: str, param_value: Any) -> None:
+        if not isinstance(param_value, self.expected_type):
+            raise ParameterTypeError(
+                f"parameter {param_name!r} expects an instance of {self.expected_type.__name__}, "
+                f"got {type(param_value).__name__}: {param_value!r}. Pass a task object, e.g. {param_name}=SomeTask(...)."
+            )
+
+
+class ListTaskInstanceParameter(luigi.Parameter, Generic[TaskT]):
+    """A list of tasks used as a parameter; each becomes a dependency through the default ``requires()``."""
+
+    def __init__(self, expected_elements_type: type | None = None, default: Any = _no_value, **kwargs: Any) -> None:
+        if expected_elements_type is not None and not isinstance(expected_elements_type, type):
+            raise TypeError(f"expected_elements_type must be a type, not {type(expected_elements_type).__name__}")
+        self._expected_elements_type = expected_elements_type
+        super().__init__(default=default, **kwargs)
+
+    @property
+    def expected_elements_type(self) -> type:
+        """The class every element must be an instance of (TaskOnKart when not given)."""
+        return self._expected_elements_type or _base_task_class()
+
+    def parse(self, x: Any) -> list[Any]:
+        """Rebuild the tasks from a JSON list of serialized tasks."""
+        items = json.loads(x) if isinstance(x, str) else list(x)
+        return [TaskInstanceParameter().parse(item) for item in items]
+
+    def serialize(self, x: Any) -> str:
+        """A JSON list whose items are each task's TaskInstanceParameter serialization."""
+        return json.dumps([TaskInstanceParameter().serialize(task) for task in x])
+
+    def _warn_on_wrong_param_type(self, param_name: str, param_value: Any) -> None:
+        for item in param_value:
+            if not isinstance(item, self.expected_elements_type):
+                raise ParameterTypeError(
+                    f"parameter {param_name!r} expects a list of {self.expected_elements_type.__name__}, "
+                    f"but one item is {type(item).__name__}: {item!r}."
+                )
+
+
+class ExplicitBoolParameter(luigi.BoolParameter):
+    """A boolean that must be given a value on the command line (``--flag true``), never a bare flag."""
+
+    parsing = luigi.BoolParameter.EXPLICIT_PARSING
+
+
+class Serializable(Protocol):
+    """What SerializableParameter needs from a value's class."""
+
+    def gokart_serialize(self) -> str:
+        """Return the string that identifies the value (leave out what should not change ids)."""
+        ...
+
+    @classmethod
+    def gokart_deserialize(cls, s: str) -> Any:
+        """Rebuild a value from ``gokart_serialize``'s string."""
+        ...
+
+
+S = TypeVar("S")
+
+
+class SerializableParameter(luigi.Parameter, Generic[S]):
+    """Any object whose class implements ``gokart_serialize`` / ``gokart_deserialize``."""
+
+    def __init__(self, object_type: type, *args: Any, **kwargs: Any) -> None:
+        self._object_type = object_type
+        super().__init__(*args, **kwargs)
+
+    def parse(self, x: str) -> Any:
+        """Rebuild the object."""
+        return self._object_type.gokart_deserialize(x)  # type: ignore[attr-defined]
+
+    def serialize(self, x: Any) -> str:
+        """The object's own string."""
+        return str(x.gokart_serialize())
+
+
+class ZonedDateSecondParameter(luigi.Parameter):
+    """A timezone-aware datetime in ISO 8601 (``2024-07-10T19:07:38+09:00``), to the second."""
+
+    def parse(self, x: str) -> datetime.datetime:
+        """Parse ISO 8601; a trailing ``Z`` means UTC."""
+        if x.endswith("Z"):
+            x = x[:-1] + "+00:00"
+        value = datetime.datetime.fromisoformat(x)
+        if value.tzinfo is None:
+            warnings.warn(
+                f"{x!r} has no timezone; use luigi.DateSecondParameter for naive datetimes", stacklevel=2
+            )
+        return value
+
+    def serialize(self, x: datetime.datetime) -> str:
+        """ISO 8601 with the offset."""
+        return x.isoformat()
+
+    def normalize(self, x: Any) -> Any:
+        """Drop microseconds, which would make ids depend on clock precision."""
+        return x.replace(microsecond=0) if isinstance(x, datetime.datetime) else x

@@ -1,0 +1,144 @@
+"""run_one(task): the one code path that runs a task, whoever schedules it.
+
+kart's build(), luigi's worker (through ``TaskOnKart.run``), the Airflow operator and the
+Kedro dataset all end here: check complete, lock when configured, fix the random seed,
+run, check the outputs, and tell the hooks (run logs are one of them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import functools
+import importlib
+import logging
+import time
+import types
+from collections.abc import Iterator
+from typing import Any
+
+import pluggy
+from luigi.task import flatten
+
+from kart_core.errors import TaskDefinitionError
+from kart_core.file_processor import builtin as builtin_formats
+from kart_core.hooks.manager import create_hook_manager
+from kart_core.lock import hold_lock
+from kart_core.runlog import RunLogPlugin
+
+__all__ = ["RunStatus", "run_one", "default_hook_manager", "random_seed_of", "call_seed_methods"]
+
+logger = logging.getLogger(__name__)
+
+_SEED_MODULUS = 2**32 - 1  # numpy.random.seed's upper bound
+
+
+class RunStatus(str, enum.Enum):
+    """What run_one did: found the outputs already there, or ran the task."""
+
+    CACHED = "cached"
+    RAN = "ran"
+
+
+@functools.cache
+def default_hook_manager() -> pluggy.PluginManager:
+    """The manager used when none is passed: run logs, built-in formats and entry-point plugins."""
+    return create_hook_manager([RunLogPlugin(), builtin_formats])
+
+
+def run_one(task: Any, hook_manager: pluggy.PluginManager | None = None) -> RunStatus:
+    """Run ``task`` unless its outputs exist; return whether it ran. Upstreams must be complete."""
+    if not hasattr(task, "make_unique_id"):
+        return _run_plain_luigi_task(task)
+    manager = hook_manager if hook_manager is not None else default_hook_manager()
+    if task.complete_check_at_run and task.complete():
+        return RunStatus.CACHED
+    with _task_lock(task):
+        # Another process may have built it while we waited for the lock.
+        if task.complete_check_at_run and _uses_lock(task) and task.complete():
+            return RunStatus.CACHED
+        _run_with_hooks(task, manager)
+    return RunStatus.RAN
+
+
+def _run_with_hooks(task: Any, manager: pluggy.PluginManager) -> None:
+    seed = random_seed_of(task)
+    seed_methods = call_seed_methods(list(task.fix_random_seed_methods), seed)
+    manager.hook.kart_before_task_run(task=task, seed=seed, seed_methods=seed_methods)
+    started = time.perf_counter()
+    try:
+        result = type(task).run(task)
+        if isinstance(result, types.GeneratorType):
+            raise TaskDefinitionError(
+                f"{task.label()}.run() yields tasks (luigi dynamic dependencies); kart needs them in requires()."
+            )
+        _check_outputs_written(task)
+    except BaseException as exc:
+        manager.hook.kart_on_task_error(task=task, exception=exc)
+        raise
+    manager.hook.kart_after_task_run(task=task, processing_time=time.perf_counter() - started)
+
+
+def _check_outputs_written(task: Any) -> None:
+    missing = [target.path() for target in flatten(task.output()) if not target.exists()]
+    if missing:
+        raise TaskDefinitionError(
+            f"{task.label()}.run() finished without writing its output(s): {missing}. Call self.dump(...) in run()."
+        )
+
+
+def _uses_lock(task: Any) -> bool:
+    return bool(task.should_lock_run or (task.redis_host is not None and task.redis_port is not None))
+
+
+@contextlib.contextmanager
+def _task_lock(task: Any) -> Iterator[None]:
+    if not _uses_lock(task):
+        yield
+        return
+    outputs = flatten(task.output())
+    key = outputs[0].path() if outputs else f"{type(task).__module__}.{type(task).__name__}_{task.make_unique_id()}"
+    with hold_lock(task.lock_params(key)):
+        yield
+
+
+def random_seed_of(task: Any) -> int:
+    """The task's seed: ``fix_random_seed_value`` when set (0 included), else derived from the unique id."""
+    value = task.fix_random_seed_value
+    if value is not None and value != task.FIX_RANDOM_SEED_VALUE_NONE_MAGIC_NUMBER:
+        return int(value)
+    return int(task.make_unique_id(), 16) % _SEED_MODULUS
+
+
+def call_seed_methods(methods: list[str], seed: int) -> list[str]:
+    """Call each dotted function (e.g. ``numpy.random.seed``) that can be imported; return those called."""
+    called = []
+    for name in methods:
+        function = _resolve(name)
+        if function is not None:
+            function(seed)
+            called.append(name)
+    return called
+
+
+def _resolve(dotted: str) -> Any:
+    module_name, _, attribute_path = dotted.partition(".")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for attribute in attribute_path.split(".") if attribute_path else ():
+            obj = getattr(obj, attribute)
+    except (ImportError, AttributeError):
+        return None
+    return obj
+
+
+def _run_plain_luigi_task(task: Any) -> RunStatus:
+    """A plain luigi.Task in a kart graph (e.g. an ExternalTask) has no cache or logs: run it if incomplete."""
+    if task.complete():
+        return RunStatus.CACHED
+    if task.run is None or not callable(task.run):
+        raise TaskDefinitionError(f"{task} is incomplete and cannot be run (an external input is missing).")
+    task.run()
+    if not task.complete():
+        raise TaskDefinitionError(f"{task} ran but is still incomplete: an external input is missing or run() wrote nothing.")
+    return RunStatus.RAN

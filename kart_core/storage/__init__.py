@@ -1,0 +1,6 @@
+"""Where outputs live: one small interface over local disk and any fsspec file system."""
+
+from kart_core.storage.base import Storage, storage_for
+from kart_core.storage.local import LocalStorage
+
+__all__ = ["Storage", "LocalStorage", "storage_for"]

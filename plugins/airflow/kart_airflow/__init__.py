@@ -1,0 +1,1 @@
+"""kart_airflow."""
