@@ -3,8 +3,10 @@
 ``import kart_core as gokart`` runs code written for gokart 1.12.2's public API.
 """
 
-from kart_core.build import BuildResult, build
+from kart_core.build import BuildResult, build, load_output
 from kart_core.errors import GokartBuildError
+from kart_core.graph import TaskGraph, node_key, walk
+from kart_core.hashing import short_id
 from kart_core.pandas_type_config import PandasTypeConfig
 from kart_core.parameter import (
     ExplicitBoolParameter,
@@ -25,8 +27,13 @@ __all__ = [
     "RunStatus",
     "SerializableParameter",
     "TaskInstanceParameter",
+    "TaskGraph",
     "TaskOnKart",
     "ZonedDateSecondParameter",
     "build",
+    "load_output",
+    "node_key",
     "run_one",
+    "short_id",
+    "walk",
 ]
