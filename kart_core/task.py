@@ -85,17 +85,25 @@ class TaskOnKart(luigi.Task, Generic[T]):
         self._kart_cache: dict[Any, Any] = {}
         self.task_log: dict[str, Any] = {}
         self.task_unique_id: str | None = None
-        self._add_configuration(kwargs, _CONFIG_SECTION)
         try:
             super().__init__(*args, **kwargs)
         except ParameterTypeError as exc:
             raise ParameterTypeError(f"{type(self).__name__}: {exc}") from None
-        except MissingParameterException as exc:
-            raise MissingParameterException(
-                f"{exc}. Pass it to the constructor, or set it under [{self.get_task_family()}] in the luigi config."
-            ) from None
         self._rerun_state = self.rerun
         self.run = _RunThroughKart(self)  # type: ignore[method-assign]
+
+    @classmethod
+    def get_param_values(cls, params: Any, args: Any, kwargs: Any) -> Any:
+        """luigi's parameter resolution, with a missing parameter error that says how to fix it."""
+        # Here rather than in __init__: luigi looks up its instance cache before __init__ runs.
+        kwargs = dict(kwargs)
+        cls._add_configuration(kwargs, _CONFIG_SECTION)
+        try:
+            return super().get_param_values(params, args, kwargs)
+        except MissingParameterException as exc:
+            raise MissingParameterException(
+                f"{exc}. Pass it to the constructor, or set it under [{cls.get_task_family()}] in the luigi config."
+            ) from None
 
     @classmethod
     def _add_configuration(cls, kwargs: dict[str, Any], section: str) -> None:

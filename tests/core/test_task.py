@@ -1,0 +1,225 @@
+"""TaskOnKart: ids, output layout, load/dump, completeness, representation, clear errors."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import time
+from pathlib import Path
+
+import luigi
+import luigi.configuration
+import pytest
+from luigi.parameter import MissingParameterException
+
+import kart_core
+from kart_core.errors import (
+    ParameterTypeError,
+    TaskDefinitionError,
+    UnrequiredTaskError,
+    WorkspacePathError,
+)
+
+
+class TkSource(kart_core.TaskOnKart[int]):
+    value = luigi.IntParameter(default=1)
+    note = luigi.Parameter(default="n", significant=False)
+
+    def run(self) -> None:
+        self.dump(self.value)
+
+
+class TkDouble(kart_core.TaskOnKart[int]):
+    source = kart_core.TaskInstanceParameter(expected_type=TkSource)
+
+    def run(self) -> None:
+        self.dump(self.load("source") * 2)
+
+
+class TkPair(kart_core.TaskOnKart[dict]):
+    def output(self):
+        return {"left": self.make_target("pair/left.pkl"), "right": self.make_target("pair/right.txt")}
+
+    def run(self) -> None:
+        self.dump(1, "left")
+        self.dump(["a", "b"], "right")
+
+
+class TkSum(kart_core.TaskOnKart[int]):
+    parts = kart_core.ListTaskInstanceParameter(expected_elements_type=TkSource)
+
+    def run(self) -> None:
+        self.dump(sum(self.load("parts")))
+
+
+class TkBadRequires(kart_core.TaskOnKart[int]):
+    def requires(self):
+        return ["not a task"]
+
+    def run(self) -> None:
+        self.dump(1)
+
+
+class TkLoadsStranger(kart_core.TaskOnKart[int]):
+    def run(self) -> None:
+        self.dump(self.load(TkSource(value=99)))
+
+
+class TkNeedsValue(kart_core.TaskOnKart[int]):
+    value = luigi.IntParameter()
+
+    def run(self) -> None:
+        self.dump(self.value)
+
+
+def test_default_output_path_is_module_class_and_id(workspace: str) -> None:
+    task = TkSource(workspace_directory=workspace)
+    expected = os.path.join(workspace, "test_task", f"TkSource_{task.make_unique_id()}.pkl")
+    assert task.output().path() == expected
+
+
+def test_make_target_inserts_the_id_before_the_extension(workspace: str) -> None:
+    task = TkSource(workspace_directory=workspace)
+    assert task.make_target("a/b.csv").path() == os.path.join(workspace, f"a/b_{task.make_unique_id()}.csv")
+    assert task.make_target("a/b.csv", use_unique_id=False).path() == os.path.join(workspace, "a/b.csv")
+
+
+def test_only_significant_parameters_change_the_id() -> None:
+    assert TkSource(value=1).make_unique_id() != TkSource(value=2).make_unique_id()
+    assert TkSource(note="x").make_unique_id() == TkSource(note="y").make_unique_id()
+    assert TkSource(workspace_directory="/elsewhere").make_unique_id() == TkSource().make_unique_id()
+
+
+def test_upstream_id_feeds_the_downstream_id() -> None:
+    assert TkDouble(source=TkSource(value=1)).make_unique_id() != TkDouble(source=TkSource(value=2)).make_unique_id()
+
+
+def test_build_loads_task_parameter_inputs(workspace: str) -> None:
+    task = TkDouble(source=TkSource(value=21, workspace_directory=workspace), workspace_directory=workspace)
+    assert kart_core.build(task) == 42
+
+
+def test_list_task_instance_parameter_loads_a_list(workspace: str) -> None:
+    parts = [TkSource(value=v, workspace_directory=workspace) for v in (1, 2, 3)]
+    assert kart_core.build(TkSum(parts=parts, workspace_directory=workspace)) == 6
+
+
+def test_dict_output_round_trips(workspace: str) -> None:
+    assert kart_core.build(TkPair(workspace_directory=workspace)) == {"left": 1, "right": ["a", "b"]}
+
+
+def test_wrong_task_parameter_type_names_task_and_parameter() -> None:
+    with pytest.raises(ParameterTypeError, match=r"TkDouble: parameter 'source' expects an instance of TkSource"):
+        TkDouble(source=TkPair())
+
+
+def test_wrong_list_element_type_is_refused() -> None:
+    with pytest.raises(ParameterTypeError, match=r"TkSum: parameter 'parts' expects a list of TkSource"):
+        TkSum(parts=[TkSource(), TkPair()])
+
+
+def test_missing_parameter_says_how_to_fix() -> None:
+    with pytest.raises(MissingParameterException, match=r"'value'.*\[TkNeedsValue\]"):
+        TkNeedsValue()
+
+
+def test_requires_returning_a_non_task_is_a_clear_error() -> None:
+    with pytest.raises(TaskDefinitionError, match=r"TkBadRequires.requires\(\) returned str"):
+        TkBadRequires().make_unique_id()
+
+
+def test_loading_a_task_outside_requires_is_refused(workspace: str) -> None:
+    with pytest.raises(kart_core.GokartBuildError, match=r"TkLoadsStranger\[.{8}\] loads TkSource\[.{8}\], which is not in its requires"):
+        kart_core.build(TkLoadsStranger(workspace_directory=workspace))
+
+
+def test_load_by_unknown_key_lists_the_keys(workspace: str) -> None:
+    task = TkDouble(source=TkSource(workspace_directory=workspace), workspace_directory=workspace)
+    with pytest.raises(UnrequiredTaskError, match=r"no key 'nope'. Keys: \['source'\]"):
+        task.load("nope")
+
+
+def test_output_path_escaping_the_workspace_is_refused(workspace: str) -> None:
+    with pytest.raises(WorkspacePathError, match=r"'../../etc/x.pkl' leaves the workspace"):
+        TkSource(workspace_directory=workspace).make_target("../../etc/x.pkl")
+    with pytest.raises(WorkspacePathError):
+        TkSource(workspace_directory=workspace).make_target("/etc/x.pkl")
+
+
+def test_rerun_deletes_outputs_and_runs_again(workspace: str) -> None:
+    kart_core.build(TkSource(workspace_directory=workspace))
+    path = TkSource(workspace_directory=workspace).output().path()
+    before = os.path.getmtime(path)
+    time.sleep(0.01)
+    kart_core.build(TkSource(workspace_directory=workspace, rerun=True))
+    assert os.path.getmtime(path) > before
+
+
+def test_strict_check_requires_inputs(workspace: str) -> None:
+    source = TkSource(workspace_directory=workspace)
+    task = TkDouble(source=source, workspace_directory=workspace, strict_check=True)
+    kart_core.build(task)
+    assert task.complete()
+    source.output().remove()
+    assert not TkDouble(source=source, workspace_directory=workspace, strict_check=True).complete()
+    assert TkDouble(source=source, workspace_directory=workspace).complete()
+
+
+def test_modification_time_check_sees_newer_inputs(workspace: str) -> None:
+    source = TkSource(workspace_directory=workspace)
+    kart_core.build(TkDouble(source=source, workspace_directory=workspace))
+    later = time.time() + 100
+    os.utime(source.output().path(), (later, later))
+    assert not TkDouble(source=source, workspace_directory=workspace, modification_time_check=True).complete()
+
+
+def test_task_on_kart_config_section_is_honoured(tmp_path: Path) -> None:
+    config = tmp_path / "kart.cfg"
+    config.write_text(f"[TaskOnKart]\nworkspace_directory = {tmp_path / 'configured'}\n")
+    luigi.configuration.add_config_path(str(config))
+    assert TkSource().workspace_directory == str(tmp_path / "configured")
+
+
+def test_clone_keeps_params_and_overrides() -> None:
+    clone = TkSource(value=3, note="x").clone(value=4)
+    assert (clone.value, clone.note) == (4, "x")
+
+
+def test_repr_and_str_follow_gokart() -> None:
+    source = TkSource(value=5)
+    task = TkDouble(source=source)
+    assert repr(source) == f"TkSource[{source.make_unique_id()}](value=5)"
+    assert str(task) == f"TkDouble[{task.make_unique_id()}](source=TkSource({source.make_unique_id()}))"
+
+
+def test_get_info_shows_task_parameters_by_class_and_id() -> None:
+    source = TkSource(value=5)
+    info = TkDouble(source=source).get_info(only_significant=True)
+    assert info == {"source": f"TkSource-{source.make_unique_id()}"}
+
+
+def test_run_logs_are_readable_and_restore_rebuilds(workspace: str) -> None:
+    task = TkSource(value=7, workspace_directory=workspace)
+    kart_core.build(task)
+    assert task.get_task_params() == {"value": "7"}
+    assert isinstance(task.get_processing_time(), float)
+    assert task.get_task_log()["file_path"] == [task.output().path()]
+    restored = TkSource.restore(task.make_unique_id(), workspace_directory=workspace)
+    assert restored.make_unique_id() == task.make_unique_id()
+
+
+def test_a_chain_of_ten_thousand_ids_needs_no_recursion() -> None:
+    class TkChainLink(kart_core.TaskOnKart[int]):
+        n = luigi.IntParameter()
+
+        def requires(self):
+            return TkChainLink(n=self.n - 1) if self.n else []
+
+    assert len(TkChainLink(n=10_000).make_unique_id()) == 32
+
+
+def test_tasks_pickle_with_their_identity(workspace: str) -> None:
+    task = TkDouble(source=TkSource(value=2, workspace_directory=workspace), workspace_directory=workspace)
+    clone = pickle.loads(pickle.dumps(task))
+    assert clone.make_unique_id() == task.make_unique_id()
+    assert clone.output().path() == task.output().path()
