@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar, cast, overload
 
 import luigi
 import luigi.configuration
+from luigi.cmdline_parser import CmdlineParser
 from luigi.parameter import MissingParameterException, ParameterVisibility
 from luigi.task import flatten
 
@@ -98,6 +99,10 @@ class TaskOnKart(luigi.Task, Generic[T]):
         # Here rather than in __init__: luigi looks up its instance cache before __init__ runs.
         kwargs = dict(kwargs)
         cls._add_configuration(kwargs, _CONFIG_SECTION)
+        positional = {name for (name, param), _ in zip([(n, p) for n, p in params if p.positional], args)}
+        for name, value in _resolved_defaults(cls, params).items():
+            if name not in kwargs and name not in positional:
+                kwargs[name] = value
         try:
             return super().get_param_values(params, args, kwargs)
         except MissingParameterException as exc:
@@ -106,15 +111,19 @@ class TaskOnKart(luigi.Task, Generic[T]):
             ) from None
 
     @classmethod
+    def get_params(cls) -> list[tuple[str, luigi.Parameter]]:
+        """luigi's (name, Parameter) list, computed once per class (luigi scans dir() on every call)."""
+        cached = cls.__dict__.get("_kart_params")
+        if cached is None:
+            cached = super().get_params()
+            type.__setattr__(cls, "_kart_params", cached)
+        return list(cached)
+
+    @classmethod
     def _add_configuration(cls, kwargs: dict[str, Any], section: str) -> None:
         """Fill TaskOnKart's own parameters from the ``[TaskOnKart]`` config section."""
-        config = luigi.configuration.get_config()
-        if not config.has_section(section):
-            return
-        params = dict(cls.get_params())
-        for key, value in config.items(section):
-            if key not in kwargs and key in params and hasattr(TaskOnKart, key):
-                kwargs[key] = params[key].parse(value)
+        for key, value in _section_values(cls, section).items():
+            kwargs.setdefault(key, value)
 
     # --- parameters and identity ---------------------------------------------------------
 
@@ -447,6 +456,52 @@ class TaskOnKart(luigi.Task, Generic[T]):
             if param.significant and (not only_public or param.visibility == ParameterVisibility.PUBLIC):
                 parts.append(f"{name}={_represent(param, value)}")
         return f"{self.get_task_family()}[{self.make_unique_id()}]({', '.join(parts)})"
+
+
+def _config_fingerprint() -> tuple[Any, ...]:
+    """Changes whenever luigi's config or command-line parameters may give other defaults."""
+    config = luigi.configuration.get_config()
+    data = getattr(config, "_sections", None)
+    if data is None:
+        data = getattr(config, "data", None)
+    return (id(config), repr(data), id(CmdlineParser.get_instance()))
+
+
+def _cached_per_config(cls: type, name: str, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    # Resolving defaults reads the config for every parameter of every new task: cache it per class
+    # until the config changes (tens of µs per task instead of a millisecond).
+    fingerprint = _config_fingerprint()
+    cached = cls.__dict__.get(name)
+    if cached is None or cached[0] != fingerprint:
+        cached = (fingerprint, compute())
+        type.__setattr__(cls, name, cached)
+    return cast(dict[str, Any], cached[1])
+
+
+def _section_values(cls: type[TaskOnKart[Any]], section: str) -> dict[str, Any]:
+    def compute() -> dict[str, Any]:
+        config = luigi.configuration.get_config()
+        if not config.has_section(section):
+            return {}
+        params = dict(cls.get_params())
+        return {
+            key: params[key].parse(value)
+            for key, value in config.items(section)
+            if key in params and hasattr(TaskOnKart, key)
+        }
+
+    return _cached_per_config(cls, "_kart_section_values", compute)
+
+
+def _resolved_defaults(cls: type[TaskOnKart[Any]], params: list[tuple[str, luigi.Parameter]]) -> dict[str, Any]:
+    if params != cls.get_params():
+        return {}
+
+    def compute() -> dict[str, Any]:
+        family = cls.get_task_family()
+        return {name: p.task_value(family, name) for name, p in params if p.has_task_value(family, name)}
+
+    return _cached_per_config(cls, "_kart_defaults", compute)
 
 
 def _represent(param: luigi.Parameter, value: Any) -> str:
