@@ -5,22 +5,24 @@ Every dump is atomic (see ``kart_core.storage``), so an existing output is a who
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
 import re
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import IO, Any
 
 import luigi
 
-from kart_core.errors import DumpError, LoadError
-from kart_core.file_processor import FileProcessor, make_file_processor, open_for_processor
+from kart_core.errors import DumpError, IntegrityError, LoadError
+from kart_core.file_processor import DataFrameType, FileProcessor, make_file_processor, open_for_processor
 from kart_core.file_processor.pickle_format import PickleFileProcessor
 from kart_core.lock import LockParams
+from kart_core.signing import Signer, signature_path, signer_from_config
 from kart_core.storage import Storage, storage_for
 
 __all__ = ["TargetOnKart", "SingleFileTarget", "ModelTarget", "LargeDataFrameProcessor", "make_target", "make_model_target"]
@@ -29,10 +31,13 @@ __all__ = ["TargetOnKart", "SingleFileTarget", "ModelTarget", "LargeDataFramePro
 class TargetOnKart(luigi.Target):
     """One output file: exists / load / dump / remove / path / last_modification_time."""
 
-    def __init__(self, path: str, storage: Storage | None = None, owner: str | None = None) -> None:
+    def __init__(
+        self, path: str, storage: Storage | None = None, owner: str | None = None, signer: Signer | None = None
+    ) -> None:
         self._path = path
         self._storage = storage if storage is not None else storage_for(path)
         self.owner = owner
+        self.signer = signer
 
     def exists(self) -> bool:
         """Whether the output is there (whole: writes are atomic)."""
@@ -43,8 +48,10 @@ class TargetOnKart(luigi.Target):
         return self._path
 
     def remove(self) -> None:
-        """Delete the output if it exists."""
+        """Delete the output (and its signature) if it exists."""
         self._storage.remove(self._path)
+        if self.signer is not None:
+            self._storage.remove(signature_path(self._path))
 
     def last_modification_time(self) -> datetime:
         """When the output was written."""
@@ -61,6 +68,49 @@ class TargetOnKart(luigi.Target):
     def _describe_owner(self) -> str:
         return f"the output of {self.owner}" if self.owner else "the output"
 
+    def _require_existing(self) -> None:
+        if not self.exists():
+            raise LoadError(f"Cannot load {self._describe_owner()}: {self._path!r} does not exist. Build the task first.")
+
+    @contextlib.contextmanager
+    def _atomic_write(self) -> Iterator[IO[bytes]]:
+        """Yield the file to write; on success it (and its signature, when signing) lands whole."""
+        with self._storage.atomic_write(self._path) as raw:
+            yield raw
+            if self.signer is not None:
+                # The signature lands before the data: a writer killed in between leaves no output.
+                raw.flush()
+                raw.seek(0)
+                signature = self.signer.signature(raw)
+                with self._storage.atomic_write(signature_path(self._path)) as sig:
+                    sig.write(signature)
+
+    @contextlib.contextmanager
+    def _open_verified(self) -> Iterator[IO[bytes]]:
+        """Open the output for reading, after checking its signature when signing is on."""
+        if self.signer is not None:
+            self._verify_signature(self.signer)
+        with self._storage.open_read(self._path) as raw:
+            yield raw
+
+    def _verify_signature(self, signer: Signer) -> None:
+        sig_path = signature_path(self._path)
+        if not self._storage.exists(sig_path):
+            raise IntegrityError(
+                f"Refusing to load {self._describe_owner()} from {self._path!r}: signing is on "
+                f"(KART_SIGNING_KEY / [TaskOnKart] signing_key) and kart did not sign this file ({sig_path!r} is "
+                "missing). Delete the file and rebuild the task if you trust neither its origin nor its content."
+            )
+        with self._storage.open_read(sig_path) as file:
+            expected = file.read()
+        with self._storage.open_read(self._path) as raw:
+            if not signer.matches(raw, expected):
+                raise IntegrityError(
+                    f"Refusing to load {self._describe_owner()} from {self._path!r}: its signature does not "
+                    "match (the file was changed after kart wrote it, or signed with another key). "
+                    "Delete it and rebuild the task."
+                )
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._path!r})"
 
@@ -75,18 +125,20 @@ class SingleFileTarget(TargetOnKart):
         storage: Storage | None = None,
         owner: str | None = None,
         lock_params: LockParams | None = None,
+        signer: Signer | None = None,
     ) -> None:
-        super().__init__(path, storage, owner)
+        super().__init__(path, storage, owner, signer)
         self.processor = processor
         self.lock_params = lock_params
 
     def load(self) -> Any:
         """Read the output; a clear LoadError names the task, path, processor and cause."""
-        if not self.exists():
-            raise LoadError(f"Cannot load {self._describe_owner()}: {self._path!r} does not exist. Build the task first.")
+        self._require_existing()
         try:
-            with self._storage.open_read(self._path) as raw, open_for_processor(self.processor, raw, "r") as file:
+            with self._open_verified() as raw, open_for_processor(self.processor, raw, "r") as file:
                 return self.processor.load(file)
+        except IntegrityError:
+            raise
         except Exception as exc:
             raise LoadError(
                 f"Failed to load {self._describe_owner()} from {self._path!r} with {self.processor!r}.\n"
@@ -96,8 +148,9 @@ class SingleFileTarget(TargetOnKart):
     def dump(self, obj: Any, lock_at_dump: bool = True, **_labels: Any) -> None:
         """Write ``obj`` atomically; a failure leaves no file at the path."""
         try:
-            with self._storage.atomic_write(self._path) as raw, open_for_processor(self.processor, raw, "w") as file:
-                self.processor.dump(obj, file)
+            with self._atomic_write() as raw:
+                with open_for_processor(self.processor, raw, "w") as file:
+                    self.processor.dump(obj, file)
         except Exception as exc:
             raise DumpError(
                 f"Failed to dump {self._describe_owner()} to {self._path!r} with {self.processor!r}.\n"
@@ -119,8 +172,9 @@ class ModelTarget(TargetOnKart):
         load_function: Callable[[str], Any] | None,
         storage: Storage | None = None,
         owner: str | None = None,
+        signer: Signer | None = None,
     ) -> None:
-        super().__init__(path, storage, owner)
+        super().__init__(path, storage, owner, signer)
         self._temporary_directory = temporary_directory
         self._save_function = save_function
         self._load_function = load_function
@@ -134,18 +188,18 @@ class ModelTarget(TargetOnKart):
                     PickleFileProcessor().dump(self._load_function, file)
             except Exception as exc:
                 raise DumpError(f"Failed to save {self._describe_owner()} to {self._path!r}: {type(exc).__name__}: {exc}") from exc
-            with self._storage.atomic_write(self._path) as raw, zipfile.ZipFile(raw, "w") as archive:
-                for name in sorted(os.listdir(scratch)):
-                    _add_tree(archive, scratch, name)
+            with self._atomic_write() as raw:
+                with zipfile.ZipFile(raw, "w") as archive:
+                    for name in sorted(os.listdir(scratch)):
+                        _add_tree(archive, scratch, name)
 
     def load(self) -> Any:
         """Unzip into a scratch directory and call the load function on the model path."""
-        if not self.exists():
-            raise LoadError(f"Cannot load {self._describe_owner()}: {self._path!r} does not exist. Build the task first.")
+        self._require_existing()
         with self._scratch() as scratch:
+            with self._open_verified() as raw:
+                data = raw.read()
             try:
-                with self._storage.open_read(self._path) as raw:
-                    data = raw.read()
                 with zipfile.ZipFile(io.BytesIO(data)) as archive:
                     archive.extractall(scratch)
                 load_function = self._load_function or _load_pickled(os.path.join(scratch, self.LOAD_FUNCTION_FILE))
@@ -220,11 +274,21 @@ def make_target(
     task_lock_params: LockParams | None = None,
     store_index_in_feather: bool = True,
     owner: str | None = None,
+    *,
+    dataframe_type: DataFrameType = "pandas",
+    signer: Signer | None = None,
 ) -> SingleFileTarget:
-    """Return the target for ``file_path`` (with ``_{unique_id}`` added), its format chosen by extension."""
+    """Return the target for ``file_path`` (with ``_{unique_id}`` added), its format chosen by extension.
+
+    ``signer`` defaults to the configured signing key (``KART_SIGNING_KEY``), if any.
+    """
     path = make_file_path(file_path, unique_id)
-    processor = processor or make_file_processor(path, store_index_in_feather=store_index_in_feather)
-    return SingleFileTarget(path, processor, owner=owner, lock_params=task_lock_params)
+    if processor is None:
+        processor = make_file_processor(
+            path, store_index_in_feather=store_index_in_feather, dataframe_type=dataframe_type, task_label=owner
+        )
+    signer = signer if signer is not None else signer_from_config()
+    return SingleFileTarget(path, processor, owner=owner, lock_params=task_lock_params, signer=signer)
 
 
 def make_model_target(
@@ -235,8 +299,11 @@ def make_model_target(
     unique_id: str | None = None,
     task_lock_params: LockParams | None = None,
     owner: str | None = None,
+    *,
+    signer: Signer | None = None,
 ) -> ModelTarget:
     """Return a zip target for models saved by ``save_function`` and read by ``load_function``."""
     path = make_file_path(file_path, unique_id)
     scratch_root = os.path.join(temporary_directory, hashlib.md5(path.encode()).hexdigest())
-    return ModelTarget(path, scratch_root, save_function, load_function, owner=owner)
+    signer = signer if signer is not None else signer_from_config()
+    return ModelTarget(path, scratch_root, save_function, load_function, owner=owner, signer=signer)

@@ -16,6 +16,15 @@ def _pandas() -> Any:
     return pd
 
 
+def _polars_if_asked(extension: str, options: ProcessorOptions) -> FileProcessor[Any] | None:
+    """The polars processor when the task declared a polars DataFrame, else None."""
+    if options.dataframe_type == "pandas":
+        return None
+    from kart_core.file_processor.polars_format import polars_processor_for
+
+    return polars_processor_for(extension, options)
+
+
 def _require_frame(obj: Any, allow_series: bool = False) -> None:
     pd = _pandas()
     allowed = (pd.DataFrame, pd.Series) if allow_series else (pd.DataFrame,)
@@ -36,8 +45,8 @@ class CsvFileProcessor(FileProcessor[Any]):
 
     @classmethod
     def create(cls, extension: str, options: ProcessorOptions) -> FileProcessor[Any]:
-        """Tab-separated for ``.tsv``, comma-separated otherwise."""
-        return cls(sep="\t" if extension == ".tsv" else ",")
+        """Tab-separated for ``.tsv``, comma-separated otherwise; polars when the task asks for it."""
+        return _polars_if_asked(extension, options) or cls(sep="\t" if extension == ".tsv" else ",")
 
     def load(self, file: Any) -> Any:
         """Read a DataFrame."""
@@ -64,8 +73,8 @@ class JsonFileProcessor(FileProcessor[Any]):
 
     @classmethod
     def create(cls, extension: str, options: ProcessorOptions) -> FileProcessor[Any]:
-        """Records, one per line, for ``.ndjson``."""
-        return cls(orient="records" if extension == ".ndjson" else None)
+        """Records, one per line, for ``.ndjson``; polars when the task asks for it."""
+        return _polars_if_asked(extension, options) or cls(orient="records" if extension == ".ndjson" else None)
 
     def load(self, file: Any) -> Any:
         """Read a DataFrame."""
@@ -98,6 +107,11 @@ class ParquetFileProcessor(FileProcessor[Any]):
         self._engine = engine
         self._compression = compression
 
+    @classmethod
+    def create(cls, extension: str, options: ProcessorOptions) -> FileProcessor[Any]:
+        """pandas with snappy, or polars when the task asks for it."""
+        return _polars_if_asked(extension, options) or cls()
+
     def load(self, file: Any) -> Any:
         """Read a DataFrame."""
         return _pandas().read_parquet(file, engine=self._engine)
@@ -119,8 +133,8 @@ class FeatherFileProcessor(FileProcessor[Any]):
 
     @classmethod
     def create(cls, extension: str, options: ProcessorOptions) -> FileProcessor[Any]:
-        """Honour the task's ``store_index_in_feather``."""
-        return cls(store_index_in_feather=options.store_index_in_feather)
+        """Honour the task's ``store_index_in_feather``; polars when the task asks for it."""
+        return _polars_if_asked(extension, options) or cls(store_index_in_feather=options.store_index_in_feather)
 
     def load(self, file: Any) -> Any:
         """Read a DataFrame, restoring the stored index."""

@@ -60,8 +60,12 @@ def default_registry() -> FileProcessorRegistry:
 
 
 def make_file_processor(
-    file_path: str, store_index_in_feather: bool = True, *, dataframe_type: DataFrameType = "pandas"
+    file_path: str,
+    store_index_in_feather: bool = True,
+    *,
+    dataframe_type: DataFrameType = "pandas",
+    task_label: str | None = None,
 ) -> FileProcessor[Any]:
-    """Return the processor for ``file_path``'s extension (gokart's signature)."""
+    """Return the processor for ``file_path``'s extension (gokart's signature; ``task_label`` names the task)."""
     options = ProcessorOptions(dataframe_type=dataframe_type, store_index_in_feather=store_index_in_feather)
-    return default_registry().create(file_path, options)
+    return default_registry().create(file_path, options, task_label=task_label)

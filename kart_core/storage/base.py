@@ -22,7 +22,7 @@ class Storage(Protocol):
         ...
 
     def atomic_write(self, path: str) -> AbstractContextManager[IO[bytes]]:
-        """Yield a binary file; on a clean exit it appears at ``path`` whole, otherwise not at all."""
+        """Yield a readable and writable binary file; on a clean exit it appears at ``path`` whole, else not at all."""
         ...
 
     def remove(self, path: str) -> None:
@@ -48,16 +48,25 @@ def protocol_of(path: str) -> str:
 
 def storage_for(path: str) -> Storage:
     """Return the storage backend that holds ``path``: local disk or an fsspec file system."""
-    return _storage_for_protocol(protocol_of(path))
+    protocol = protocol_of(path)
+    if protocol == "":
+        return _local_storage()
+    from kart_core.storage.remote import storage_options
+
+    # Options (endpoint, credentials) are read on each call so a changed config takes effect.
+    return _remote_storage(protocol, tuple(sorted(storage_options(protocol).items())))
 
 
 @functools.cache
-def _storage_for_protocol(protocol: str) -> Storage:
-    # One backend object per protocol and process: fsspec file systems are expensive to create.
-    if protocol == "":
-        from kart_core.storage.local import LocalStorage
+def _local_storage() -> Storage:
+    from kart_core.storage.local import LocalStorage
 
-        return LocalStorage()
+    return LocalStorage()
+
+
+@functools.cache
+def _remote_storage(protocol: str, options: tuple[tuple[str, object], ...]) -> Storage:
+    # One backend object per protocol and options: fsspec file systems are expensive to create.
     from kart_core.storage.remote import FsspecStorage
 
-    return FsspecStorage.for_protocol(protocol)
+    return FsspecStorage.for_protocol(protocol, **dict(options))

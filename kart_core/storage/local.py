@@ -10,6 +10,9 @@ from datetime import datetime
 from typing import IO
 
 
+_TEMPORARY_SUFFIX = ".kart-tmp"
+
+
 def _local(path: str) -> str:
     return path[len("file://") :] if path.startswith("file://") else path
 
@@ -34,9 +37,10 @@ class LocalStorage:
         directory = os.path.dirname(final) or "."
         os.makedirs(directory, exist_ok=True)
         # Same directory as the target, so the rename never crosses file systems and stays atomic.
-        fd, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(final)}.", suffix=".kart-tmp", dir=directory)
+        fd, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(final)}.", suffix=_TEMPORARY_SUFFIX, dir=directory)
         try:
-            with os.fdopen(fd, "wb") as file:
+            # "w+b": the signing step reads the written bytes back before the rename.
+            with os.fdopen(fd, "w+b") as file:
                 yield file
             os.replace(temporary, final)
         except BaseException:
@@ -56,6 +60,8 @@ class LocalStorage:
     def list_dir(self, path: str) -> Iterator[str]:
         """Names of the entries directly under ``path``."""
         try:
-            yield from os.listdir(_local(path))
+            names = os.listdir(_local(path))
         except (FileNotFoundError, NotADirectoryError):
             return
+        # Temporary files of writes in progress (or of killed writers) are not outputs.
+        yield from (name for name in names if not name.endswith(_TEMPORARY_SUFFIX))

