@@ -6,17 +6,25 @@ The class keeps gokart 1.12.2's public API. It delegates: ids to ``hashing``, ou
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import os
 import posixpath
 import random
+import warnings
 from collections.abc import Callable, Generator, Iterable
 from typing import Any, Generic, TypeVar, cast, overload
 
 import luigi
 import luigi.configuration
 from luigi.cmdline_parser import CmdlineParser
-from luigi.parameter import MissingParameterException, ParameterVisibility
+from luigi.parameter import (
+    DuplicateParameterException,
+    MissingParameterException,
+    ParameterVisibility,
+    UnknownParameterException,
+)
+from luigi.task import UnconsumedParameterWarning
 from luigi.task import flatten
 
 from kart_core import runner
@@ -94,21 +102,35 @@ class TaskOnKart(luigi.Task, Generic[T]):
         self.run = _RunThroughKart(self)  # type: ignore[method-assign]
 
     @classmethod
-    def get_param_values(cls, params: Any, args: Any, kwargs: Any) -> Any:
-        """luigi's parameter resolution, with a missing parameter error that says how to fix it."""
-        # Here rather than in __init__: luigi looks up its instance cache before __init__ runs.
+    def get_param_values(cls, params: Any, args: Any, kwargs: Any) -> list[tuple[str, Any]]:
+        """Resolve parameter values as luigi does (args, kwargs, config, defaults), from a cached plan.
+
+        Called twice per new task (luigi's instance cache, then ``__init__``): luigi's own version
+        re-reads the config for every parameter each time, which dominated building large graphs.
+        """
         kwargs = dict(kwargs)
-        cls._add_configuration(kwargs, _CONFIG_SECTION)
-        positional = {name for (name, param), _ in zip([(n, p) for n, p in params if p.positional], args)}
-        for name, value in _resolved_defaults(cls, params).items():
-            if name not in kwargs and name not in positional:
-                kwargs[name] = value
-        try:
-            return super().get_param_values(params, args, kwargs)
-        except MissingParameterException as exc:
-            raise MissingParameterException(
-                f"{exc}. Pass it to the constructor, or set it under [{cls.get_task_family()}] in the luigi config."
-            ) from None
+        if params != cls.get_params():
+            cls._add_configuration(kwargs, _CONFIG_SECTION)
+            return cast(list[tuple[str, Any]], super().get_param_values(params, args, kwargs))
+        plan = _parameter_plan(cls)
+        for key, value in plan.section_values.items():
+            kwargs.setdefault(key, value)
+        values: dict[str, Any] = {}
+        if len(args) > len(plan.positional):
+            raise UnknownParameterException(f"{cls.get_task_family()}: takes at most {len(plan.positional)} positional parameters ({len(args)} given)")
+        for name, arg in zip(plan.positional, args):
+            values[name] = plan.by_name[name].normalize(arg)
+        for name, arg in kwargs.items():
+            if name in values:
+                raise DuplicateParameterException(f"{cls.get_task_family()}: parameter {name} was already set as a positional parameter")
+            if name not in plan.by_name:
+                raise UnknownParameterException(f"{cls.get_task_family()}: unknown parameter {name}")
+            values[name] = plan.by_name[name].normalize(arg)
+        merged = dict(plan.defaults)
+        merged.update((name, _list_to_tuple(value)) for name, value in values.items())
+        if len(merged) != len(plan.names):
+            _raise_missing(cls, plan, merged)
+        return [(name, merged[name]) for name in plan.names]
 
     @classmethod
     def get_params(cls) -> list[tuple[str, luigi.Parameter]]:
@@ -132,8 +154,15 @@ class TaskOnKart(luigi.Task, Generic[T]):
         cache = self.__dict__.setdefault("_kart_cache", {})
         key = ("str_params", only_significant, only_public)
         if key not in cache:
-            cache[key] = super().to_str_params(only_significant=only_significant, only_public=only_public)
+            values = self.param_kwargs
+            selected = _str_param_selection(type(self), only_significant, only_public)
+            cache[key] = {name: param.serialize(values[name]) for name, param in selected}
         return dict(cache[key])
+
+    def _warn_on_wrong_param_types(self) -> None:
+        # Only parameters that check their values (task parameters, plain luigi.Parameter) are visited.
+        for name, param in _checked_params(type(self)):
+            param._warn_on_wrong_param_type(name, self.param_kwargs[name])
 
     def flat_requires(self) -> list[luigi.Task]:
         """``requires()`` flattened to a list, checked to contain tasks only (computed once)."""
@@ -229,7 +258,10 @@ class TaskOnKart(luigi.Task, Generic[T]):
         unique_id = self.make_unique_id() if use_unique_id else None
         if processor is None and relative_file_path is not None:
             processor = make_file_processor(
-                file_path, store_index_in_feather=self.store_index_in_feather, dataframe_type=_dataframe_type(type(self))
+                file_path,
+                store_index_in_feather=self.store_index_in_feather,
+                dataframe_type=_dataframe_type(type(self)),
+                task_label=self._owner_label(),
             )
         return make_target(
             file_path,
@@ -493,15 +525,89 @@ def _section_values(cls: type[TaskOnKart[Any]], section: str) -> dict[str, Any]:
     return _cached_per_config(cls, "_kart_section_values", compute)
 
 
-def _resolved_defaults(cls: type[TaskOnKart[Any]], params: list[tuple[str, luigi.Parameter]]) -> dict[str, Any]:
-    if params != cls.get_params():
-        return {}
+@dataclasses.dataclass(frozen=True)
+class _ParameterPlan:
+    names: list[str]
+    positional: list[str]
+    by_name: dict[str, luigi.Parameter]
+    defaults: dict[str, Any]
+    section_values: dict[str, Any]
 
+
+def _parameter_plan(cls: type[TaskOnKart[Any]]) -> _ParameterPlan:
     def compute() -> dict[str, Any]:
+        params = cls.get_params()
         family = cls.get_task_family()
-        return {name: p.task_value(family, name) for name, p in params if p.has_task_value(family, name)}
+        _warn_unconsumed_config(cls, family, {name for name, _ in params})
+        plan = _ParameterPlan(
+            names=[name for name, _ in params],
+            positional=[name for name, p in params if p.positional],
+            by_name=dict(params),
+            defaults={
+                name: _list_to_tuple(p.task_value(family, name)) for name, p in params if p.has_task_value(family, name)
+            },
+            section_values=_section_values(cls, _CONFIG_SECTION),
+        )
+        return {"plan": plan}
 
-    return _cached_per_config(cls, "_kart_defaults", compute)
+    return cast(_ParameterPlan, _cached_per_config(cls, "_kart_plan", compute)["plan"])
+
+
+def _str_param_selection(cls: type, only_significant: bool, only_public: bool) -> list[tuple[str, luigi.Parameter]]:
+    """The parameters luigi's to_str_params would include for these flags, in order (cached per class)."""
+    key = f"_kart_str_params_{int(only_significant)}{int(only_public)}"
+    selected = cls.__dict__.get(key)
+    if selected is None:
+        selected = [
+            (name, p)
+            for name, p in cls.get_params()  # type: ignore[attr-defined]
+            if (not only_significant or p.significant)
+            and (not only_public or p.visibility == ParameterVisibility.PUBLIC)
+            and p.visibility != ParameterVisibility.PRIVATE
+        ]
+        type.__setattr__(cls, key, selected)
+    return cast(list[tuple[str, luigi.Parameter]], selected)
+
+
+def _checked_params(cls: type) -> list[tuple[str, luigi.Parameter]]:
+    """Parameters whose ``_warn_on_wrong_param_type`` does something (cached per class)."""
+    checked = cls.__dict__.get("_kart_checked_params")
+    if checked is None:
+        base = luigi.Parameter._warn_on_wrong_param_type
+        checked = [
+            (name, p)
+            for name, p in cls.get_params()  # type: ignore[attr-defined]
+            if type(p) is luigi.Parameter or type(p)._warn_on_wrong_param_type is not base
+        ]
+        type.__setattr__(cls, "_kart_checked_params", checked)
+    return cast(list[tuple[str, luigi.Parameter]], checked)
+
+
+def _raise_missing(cls: type, plan: _ParameterPlan, values: dict[str, Any]) -> None:
+    name = next(name for name in plan.names if name not in values)
+    family = cls.get_task_family()  # type: ignore[attr-defined]
+    raise MissingParameterException(
+        f"{family}: requires the '{name}' parameter to be set. "
+        f"Pass it to the constructor, or set it under [{family}] in the luigi config."
+    )
+
+
+def _list_to_tuple(value: Any) -> Any:
+    # luigi stores lists and sets as tuples so that tasks stay hashable.
+    return tuple(value) if isinstance(value, list | set) else value
+
+
+def _warn_unconsumed_config(cls: type, family: str, names: set[str]) -> None:
+    config = luigi.configuration.get_config()
+    if not config.has_section(family):
+        return
+    for key, value in config.items(family):
+        if key.replace("-", "_") not in names and key not in getattr(cls, "ignore_unconsumed", set()):
+            warnings.warn(
+                f"The configuration contains the parameter '{key}' with value '{value}' that is not consumed by the task '{family}'.",
+                UnconsumedParameterWarning,
+                stacklevel=2,
+            )
 
 
 def _represent(param: luigi.Parameter, value: Any) -> str:

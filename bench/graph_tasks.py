@@ -1,0 +1,50 @@
+"""Task graphs for bench/graph_overhead.py, written once for gokart and kart (KART_BENCH_IMPL picks one)."""
+
+from __future__ import annotations
+
+import os
+
+import luigi
+
+if os.environ.get("KART_BENCH_IMPL", "kart") == "gokart":
+    import gokart
+else:
+    import kart_core as gokart  # the point of the benchmark: the same code under both
+
+
+class ChainLink(gokart.TaskOnKart):
+    """Link n of a chain: requires link n-1."""
+
+    n = luigi.IntParameter()
+
+    def requires(self):  # noqa: D102
+        return ChainLink(n=self.n - 1) if self.n > 0 else []
+
+    def run(self) -> None:  # noqa: D102
+        self.dump(self.n)
+
+
+class FanLeaf(gokart.TaskOnKart):
+    """One of many independent leaves."""
+
+    i = luigi.IntParameter()
+
+    def run(self) -> None:  # noqa: D102
+        self.dump(self.i)
+
+
+class FanIn(gokart.TaskOnKart):
+    """Requires `width` leaves."""
+
+    width = luigi.IntParameter()
+
+    def requires(self):  # noqa: D102
+        return [FanLeaf(i=i) for i in range(self.width)]
+
+    def run(self) -> None:  # noqa: D102
+        self.dump(self.width)
+
+
+def make(shape: str, size: int) -> gokart.TaskOnKart:
+    """The root task of a graph of `size` tasks besides the root."""
+    return ChainLink(n=size) if shape == "chain" else FanIn(width=size)
