@@ -55,6 +55,12 @@ def _version(distribution: str) -> str | None:
 
 def module_versions() -> str:
     """``name==version`` lines for the installed distributions whose modules are imported now."""
+    return _module_versions_for(len(sys.modules))
+
+
+@functools.lru_cache(maxsize=1)
+def _module_versions_for(module_count: int) -> str:
+    # Scanning sys.modules costs about a millisecond; the answer holds until more modules are imported.
     by_module = _distributions_by_module()
     lines = set()
     for module in {name.partition(".")[0] for name in list(sys.modules)}:
