@@ -4,7 +4,7 @@
 """
 
 from kart_core.build import BuildResult, build, load_output
-from kart_core.errors import GokartBuildError
+from kart_core.errors import GokartBuildError, StaleTaskError
 from kart_core.graph import TaskGraph, node_key, walk
 from kart_core.hashing import short_id
 from kart_core.pandas_type_config import PandasTypeConfig
@@ -26,6 +26,7 @@ __all__ = [
     "PandasTypeConfig",
     "RunStatus",
     "SerializableParameter",
+    "StaleTaskError",
     "TaskInstanceParameter",
     "TaskGraph",
     "TaskOnKart",

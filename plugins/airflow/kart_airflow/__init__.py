@@ -1,1 +1,12 @@
-"""kart_airflow."""
+"""kart_airflow: a kart task graph as an Airflow 3 DAG, sharing kart's cache.
+
+    from kart_airflow import to_dag
+    dag = to_dag(Evaluate(model="ridge"), dag_id="train", schedule="@daily")
+"""
+
+from kart_airflow.dag import KartTaskGroup, to_dag
+from kart_airflow.graph import add_kart_tasks
+from kart_airflow.naming import display_name_for, task_id_for
+from kart_airflow.operator import KartTaskOperator
+
+__all__ = ["KartTaskGroup", "KartTaskOperator", "add_kart_tasks", "display_name_for", "task_id_for", "to_dag"]

@@ -1,0 +1,61 @@
+"""to_dag() and KartTaskGroup: the two ways a DAG file uses a kart graph."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from airflow.sdk import DAG, TaskGroup
+
+from kart_airflow.graph import ClassArgs, add_kart_tasks
+from kart_airflow.operator import KartTaskOperator
+
+__all__ = ["to_dag", "KartTaskGroup"]
+
+
+def to_dag(
+    task_or_tasks: Any,
+    dag_id: str,
+    *,
+    operator_args: Mapping[str, Any] | None = None,
+    class_operator_args: ClassArgs | None = None,
+    **dag_kwargs: Any,
+) -> DAG:
+    """A DAG with one Airflow task per kart task under ``task_or_tasks``.
+
+    Args:
+        task_or_tasks: a kart task or a list of them.
+        dag_id: the DAG's id.
+        operator_args: BaseOperator arguments for every task, e.g. ``{"retries": 2, "pool": "kart"}``.
+        class_operator_args: arguments per kart class (a class, its name or import path), e.g.
+            ``{Train: {"pool": "gpu", "retries": 0}}``; they override ``operator_args``.
+        dag_kwargs: DAG arguments (schedule, start_date, tags, default_args, ...).
+    """
+    with DAG(dag_id=dag_id, **dag_kwargs) as dag:
+        add_kart_tasks(task_or_tasks, operator_args=operator_args, class_operator_args=class_operator_args)
+    # Airflow records the file that created the DAG (this one); workers re-parse the caller's DAG file.
+    dag.fileloc = sys._getframe(1).f_code.co_filename
+    return dag
+
+
+class KartTaskGroup(TaskGroup):
+    """A kart graph inside an existing DAG, as one TaskGroup: ``start >> KartTaskGroup(task, "train") >> end``."""
+
+    def __init__(
+        self,
+        task_or_tasks: Any,
+        group_id: str,
+        *,
+        operator_args: Mapping[str, Any] | None = None,
+        class_operator_args: ClassArgs | None = None,
+        **group_kwargs: Any,
+    ) -> None:
+        super().__init__(group_id=group_id, **group_kwargs)
+        self.kart_operators: dict[str, KartTaskOperator] = add_kart_tasks(
+            task_or_tasks,
+            dag=self.dag,
+            task_group=self,
+            operator_args=operator_args,
+            class_operator_args=class_operator_args,
+        )

@@ -1,0 +1,99 @@
+"""dag.test() end to end on real Airflow: the demo pipeline, the shared cache, failures and retries."""
+
+from __future__ import annotations
+
+import datetime
+import os
+
+import luigi
+from af_helpers import cache_files, statuses
+from mlpipeline import Evaluate, LoadData, MakeFeatures, Train
+
+import kart_core
+from kart_airflow import task_id_for, to_dag
+
+
+def _chain_ids(alpha: float) -> dict[str, str]:
+    """Task ids of the demo chain of Evaluate(model="ridge", alpha=alpha), by class name."""
+    data = LoadData()
+    features = MakeFeatures(data=data)
+    tasks = [data, features, Train(features=features, model="ridge", alpha=alpha), Evaluate(model="ridge", alpha=alpha)]
+    return {type(task).__name__: task_id_for(task) for task in tasks}
+
+
+def test_demo_pipeline_runs_then_is_cached(run_dag) -> None:
+    evaluate = Evaluate(model="ridge")
+    first = run_dag(to_dag(evaluate, dag_id="demo_fresh"))
+    assert first.state == "success"
+    assert statuses(first) == dict.fromkeys(_chain_ids(1.0).values(), "ran")
+    assert kart_core.load_output(evaluate)["rmse"] < 0.5
+    before = cache_files(evaluate)
+    second = run_dag(to_dag(evaluate, dag_id="demo_fresh"))
+    assert statuses(second) == dict.fromkeys(_chain_ids(1.0).values(), "cached")
+    assert cache_files(evaluate) == before
+
+
+def test_cache_is_shared_with_kart_build(run_dag) -> None:
+    kart_core.build(Evaluate(model="ridge", alpha=1.0))
+    built = cache_files(Evaluate(model="ridge", alpha=1.0))
+
+    run = run_dag(to_dag(Evaluate(model="ridge", alpha=1.0), dag_id="cross_scheduler"))
+    assert run.state == "success"
+    assert statuses(run) == dict.fromkeys(_chain_ids(1.0).values(), "cached")
+    assert cache_files(Evaluate(model="ridge", alpha=1.0)) == built
+
+    run = run_dag(to_dag(Evaluate(model="ridge", alpha=2.0), dag_id="cross_scheduler"))
+    ids = _chain_ids(2.0)
+    assert statuses(run) == {ids["LoadData"]: "cached", ids["MakeFeatures"]: "cached", ids["Train"]: "ran", ids["Evaluate"]: "ran"}
+    assert cache_files(Evaluate(model="ridge", alpha=1.0)) == built  # the old model is untouched
+
+    after_airflow = cache_files(Evaluate(model="ridge", alpha=2.0))
+    kart_core.build(Evaluate(model="ridge", alpha=2.0))
+    assert cache_files(Evaluate(model="ridge", alpha=2.0)) == after_airflow
+
+
+def test_failed_task_fails_the_run_with_the_kart_error(run_dag, capfd) -> None:
+    bad = Evaluate(model="xgboost")
+    run = run_dag(to_dag(bad, dag_id="bad_model"))
+    train_id = task_id_for(kart_core.walk([bad]).nodes[next(k for k in kart_core.walk([bad]).order if ".Train_" in k)])
+    assert run.state == "failed"
+    states = statuses(run)
+    assert states[train_id] == "failed"
+    assert states[task_id_for(bad)] == "upstream_failed"
+    assert f"{train_id.replace('_', '[')}]: unknown model 'xgboost'" in capfd.readouterr().out
+
+
+class FailsOnce(kart_core.TaskOnKart[int]):
+    """Fails on its first attempt (it leaves a marker file), succeeds on the next."""
+
+    marker = luigi.Parameter()
+
+    def run(self) -> None:
+        if not os.path.exists(self.marker):
+            open(self.marker, "w").close()
+            raise RuntimeError(f"{self.label()}: first attempt fails on purpose")
+        self.dump(self.load("upstream") + 1)
+
+    def requires(self) -> dict[str, kart_core.TaskOnKart]:
+        return {"upstream": LoadData(n_rows=10)}
+
+
+class AfterFlaky(kart_core.TaskOnKart[int]):
+    flaky = kart_core.TaskInstanceParameter(expected_type=FailsOnce)
+
+    def run(self) -> None:
+        self.dump(self.load("flaky") * 2)
+
+    def output(self):
+        return self.make_target("flaky/after.json")
+
+
+def test_a_retry_that_succeeds_leaves_a_complete_cache(run_dag, tmp_path) -> None:
+    last = AfterFlaky(flaky=FailsOnce(marker=str(tmp_path / "marker")))
+    dag = to_dag(last, dag_id="flaky", operator_args={"retries": 1, "retry_delay": datetime.timedelta(0)})
+    run = run_dag(dag)
+    assert run.state == "success"
+    tries = {ti.task_id: ti.try_number for ti in run.get_task_instances()}
+    assert tries[task_id_for(last.flaky)] == 2 and tries[task_id_for(last)] == 1
+    cache_files(last)  # every output and log is there
+    assert all(node.complete() for node in kart_core.walk([last]).nodes.values())
