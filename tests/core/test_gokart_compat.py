@@ -1,0 +1,279 @@
+"""kart_core against gokart 1.12.2 on one pipeline of 40+ task classes (tests/core/compat_pipeline).
+
+gokart and kart register luigi task classes under the same names, so each implementation runs in
+its own subprocess (``compat_pipeline.driver``) with its workspace in a temporary directory; this
+module compares their JSON reports and the files they leave.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PIPELINE_PARENT = Path(__file__).resolve().parent  # holds the compat_pipeline package
+LOG_FILES = (
+    "log/task_params/{name}.pkl",
+    "log/random_seed/{name}.pkl",
+    "log/processing_time/{name}.pkl",
+    "log/task_log/{name}.pkl",
+    "log/module_versions/{name}.txt",
+)
+# Draws from the stdlib random module differ by one draw (see test_python_random_stream_matches_gokart).
+PYTHON_RANDOM_FAMILIES = ("PythonRandomDraw_",)
+
+
+def driver_env(impl: str, extra_path: Path = PIPELINE_PARENT) -> dict[str, str]:
+    """The environment of a driver subprocess: the implementation, the pipeline on the path, no luigi config."""
+    env = {key: value for key, value in os.environ.items() if key != "LUIGI_CONFIG_PATH"}
+    env["KART_COMPAT_IMPL"] = impl
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(extra_path), os.environ.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def run_driver(impl: str, cwd: Path, command: str, *args: str) -> dict[str, Any]:
+    """Run ``compat_pipeline.driver COMMAND`` with ``impl`` in ``cwd`` and return its report."""
+    out = cwd.parent / f"{cwd.name}-{command}-{impl}.json"
+    completed = subprocess.run(
+        [sys.executable, "-m", "compat_pipeline.driver", command, str(out), *args],
+        cwd=cwd,
+        env=driver_env(impl),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if completed.returncode != 0:
+        pytest.fail(f"driver {command} with {impl} failed (exit {completed.returncode}):\n{completed.stderr[-6000:]}")
+    return dict(json.loads(out.read_text()))
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, str]]:
+    """Every file under ``root/resources`` by relative path: (mtime in ns, sha256 of the content)."""
+    files = {}
+    for path in sorted((root / "resources").rglob("*")):
+        if path.is_file():
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            files[path.relative_to(root).as_posix()] = (path.stat().st_mtime_ns, digest)
+    return files
+
+
+def copy_workspace(source: Path, target: Path) -> Path:
+    """Copy a built workspace (``resources/``), keeping modification times."""
+    target.mkdir(parents=True)
+    shutil.copytree(source / "resources", target / "resources", copy_function=shutil.copy2)
+    return target
+
+
+def build_fresh(impl: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """Build the whole pipeline with ``impl`` in a new directory."""
+    root = tmp_path_factory.mktemp(f"fresh-{impl}")
+    return root, run_driver(impl, root, "build")
+
+
+@pytest.fixture(scope="module")
+def gokart_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """The pipeline built by gokart 1.12.2 from scratch."""
+    return build_fresh("gokart", tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def kart_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """The pipeline built by kart_core from scratch."""
+    return build_fresh("kart", tmp_path_factory)
+
+
+def without_python_random(outputs: dict[str, Any]) -> dict[str, Any]:
+    """``outputs`` less the stdlib-random draws."""
+    return {name: value for name, value in outputs.items() if not name.startswith(PYTHON_RANDOM_FAMILIES)}
+
+
+def expected_files(report: dict[str, Any]) -> set[str]:
+    """The outputs of every task plus the five run logs of every TaskOnKart."""
+    files = set(report["output_paths"])
+    for node, class_name in report["class_names"].items():
+        name = f"{class_name}_{node.rsplit('_', 1)[1]}"
+        files.update(f"resources/{pattern.format(name=name)}" for pattern in LOG_FILES)
+    return files
+
+
+def test_pipeline_covers_at_least_40_task_classes(gokart_run: Any, kart_run: Any) -> None:
+    """The pipeline is big enough to matter, and both implementations see the same graph."""
+    assert kart_run[1]["task_classes"] >= 40
+    assert gokart_run[1]["task_classes"] == kart_run[1]["task_classes"]
+    assert not any(gokart_run[1]["complete_before"].values())
+
+
+def test_unique_ids_are_identical(gokart_run: Any, kart_run: Any) -> None:
+    """Every task's unique id and serialized significant parameters match gokart's."""
+    gokart_ids, kart_ids = gokart_run[1]["ids"], kart_run[1]["ids"]
+    for gokart_id, kart_id in zip(gokart_ids, kart_ids, strict=False):
+        print(f"{'==' if gokart_id == kart_id else '!='} gokart {gokart_id}  kart {kart_id}")
+    assert kart_ids == gokart_ids
+    assert kart_run[1]["params"] == gokart_run[1]["params"]
+
+
+def test_ids_show_which_parameters_count(kart_run: Any) -> None:
+    """Non-significant and PRIVATE parameters leave the id alone, so those tasks collapse to one node."""
+    families = [name.rsplit("_", 1)[0] for name in kart_run[1]["ids"]]
+    assert families.count("NonSignificantParams") == 1
+    assert families.count("VisibilityParams") == 1
+    assert families.count("IntParam") == 3  # value=7, -3 and 100
+    visibility = next(p for n, p in kart_run[1]["params"].items() if n.startswith("VisibilityParams_"))
+    assert visibility == {"public": "pub", "hidden": "hid"}
+
+
+def test_both_write_the_same_files(gokart_run: Any, kart_run: Any) -> None:
+    """Same relative paths: every output and the five run logs per task, nothing else."""
+    gokart_files, kart_files = set(snapshot(gokart_run[0])), set(snapshot(kart_run[0]))
+    assert sorted(kart_files ^ gokart_files) == []
+    assert kart_files == expected_files(kart_run[1])
+    assert gokart_files == expected_files(gokart_run[1])
+
+
+def test_both_build_the_same_values(gokart_run: Any, kart_run: Any) -> None:
+    """build() returns equal values and every output loads equal (stdlib-random draws aside)."""
+    gokart_report, kart_report = gokart_run[1], kart_run[1]
+    assert without_python_random(kart_report["outputs"]) == without_python_random(gokart_report["outputs"])
+    assert kart_report["roots"] == gokart_report["roots"]
+    gokart_values = without_python_random(dict(zip(gokart_report["roots"], gokart_report["values"], strict=True)))
+    kart_values = without_python_random(dict(zip(kart_report["roots"], kart_report["values"], strict=True)))
+    assert kart_values == gokart_values
+    assert len(kart_values) >= 50
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="kart bug: gokart writes the random_seed log through luigi's atomic file after seeding, which "
+    "consumes one random.randrange(); kart's run() sees the seeded stream from its first draw.",
+)
+def test_python_random_stream_matches_gokart(gokart_run: Any, kart_run: Any) -> None:
+    """The stdlib-random draws in run() equal gokart's for the same seed."""
+    gokart_outputs, kart_outputs = gokart_run[1]["outputs"], kart_run[1]["outputs"]
+    names = [name for name in gokart_outputs if name.startswith(PYTHON_RANDOM_FAMILIES)]
+    assert len(names) == 2
+    assert {n: kart_outputs[n] for n in names} == {n: gokart_outputs[n] for n in names}
+
+
+def test_run_logs_agree(gokart_run: Any, kart_run: Any) -> None:
+    """task_params and random_seed logs are equal; kart's module_versions lists name==version lines."""
+    gokart_logs, kart_logs = gokart_run[1]["logs"], kart_run[1]["logs"]
+    for name, logs in kart_logs.items():
+        if not logs:  # the plain luigi task has no run logs
+            continue
+        assert logs["task_params"] == gokart_logs[name]["task_params"], name
+        assert logs["random_seed"] == gokart_logs[name]["random_seed"], name
+        assert any(line.startswith("luigi==") for line in logs["module_versions"]), name
+        assert any(line.startswith("pandas==") for line in logs["module_versions"]), name
+        assert all("==" in line for line in logs["module_versions"]), name
+
+
+def check_reads_without_rerunning(
+    writer: tuple[Path, dict[str, Any]], reader_impl: str, tmp_path: Path
+) -> dict[str, Any]:
+    """Let ``reader_impl`` build the graph in a copy of ``writer``'s workspace; assert it ran nothing."""
+    root = copy_workspace(writer[0], tmp_path / f"read-by-{reader_impl}")
+    before = snapshot(root)
+    report = run_driver(reader_impl, root, "build")
+    assert report["ids"] == writer[1]["ids"]
+    incomplete = [name for name, done in report["complete_before"].items() if not done]
+    assert incomplete == []
+    assert snapshot(root) == before
+    assert report["values"] == writer[1]["values"]
+    assert report["outputs"] == writer[1]["outputs"]
+    return report
+
+
+def test_kart_reads_a_gokart_workspace_without_rerunning(gokart_run: Any, tmp_path: Path) -> None:
+    """Every task of a gokart-built workspace is complete for kart, loads equal, and no file changes."""
+    report = check_reads_without_rerunning(gokart_run, "kart", tmp_path)
+    assert report["impl"] == "kart"
+    times = [p for p in snapshot(tmp_path / "read-by-kart") if "/log/processing_time/" in p]
+    assert len(times) == len(gokart_run[1]["class_names"])
+
+
+def test_gokart_reads_a_kart_workspace_without_rerunning(kart_run: Any, tmp_path: Path) -> None:
+    """Every task of a kart-built workspace is complete for gokart, gokart.build loads equal, no file changes."""
+    report = check_reads_without_rerunning(kart_run, "gokart", tmp_path)
+    assert report["impl"] == "gokart"
+
+
+SEED_EXAMPLE = """\
+import {module} as gokart
+
+
+class Example(gokart.TaskOnKart):
+    def run(self):
+        self.dump('Hello, world!')
+
+
+task = Example()
+output = gokart.build(task)
+print(output)
+"""
+
+
+def run_seed_example(module: str, directory: Path) -> str:
+    """Run the seed tutorial's example as a script in ``directory``; return what it printed."""
+    directory.mkdir()
+    (directory / "example.py").write_text(SEED_EXAMPLE.format(module=module))
+    completed = subprocess.run(
+        [sys.executable, "example.py"],
+        cwd=directory,
+        env=driver_env("kart"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    return completed.stdout
+
+
+@pytest.mark.parametrize("module", ["kart_core", "gokart"])
+def test_seed_example_as_a_script(module: str, tmp_path: Path) -> None:
+    """The tutorial's Example prints 'Hello, world!' and leaves one output and five run logs."""
+    assert run_seed_example(module, tmp_path / module).strip() == "Hello, world!"
+    name = "Example_8441c59b5ce0113396d53509f19371fb"
+    expected = {f"resources/__main__/{name}.pkl", *(f"resources/{p.format(name=name)}" for p in LOG_FILES)}
+    assert set(snapshot(tmp_path / module)) == expected
+    versions = (tmp_path / module / f"resources/log/module_versions/{name}.txt").read_text().splitlines()
+    if module == "kart_core":
+        assert any(line.startswith(("pandas==", "luigi==")) for line in versions)
+        assert all("==" in line for line in versions)
+    else:
+        assert versions == []  # documented gokart bug: module_versions is always empty
+
+
+def test_a_10000_task_chain_gets_its_id_at_the_default_recursion_limit(tmp_path: Path) -> None:
+    """kart computes the id of a 10,000-deep requires() chain without raising the recursion limit."""
+    report = run_driver("kart", tmp_path, "chain", "10000")
+    assert report["recursion_limit"] == 1000
+    assert len(report.get("unique_id", "")) == 32, report
+
+
+def test_gokart_fails_on_a_deep_chain(tmp_path: Path) -> None:
+    """A documented fact, for contrast: gokart's recursive id hits the default limit on a 2,000-deep chain."""
+    report = run_driver("gokart", tmp_path, "chain", "2000")
+    assert report["recursion_limit"] == 1000
+    assert "RecursionError" in report.get("errors", []), report
+
+
+def test_kart_rebuilds_only_a_deleted_output(gokart_run: Any, tmp_path: Path) -> None:
+    """The no-change check can fail: a deleted gokart output is rebuilt by kart, and only that task's files change."""
+    root = copy_workspace(gokart_run[0], tmp_path / "one-missing")
+    victim = next(Path(p) for p in gokart_run[1]["output_paths"] if p.endswith(".csv") and "/frames/" in p)
+    (root / victim).unlink()
+    before = snapshot(root)
+    report = run_driver("kart", root, "build")
+    after = snapshot(root)
+    changed = sorted(path for path in after if before.get(path) != after[path])
+    stem = victim.stem.rsplit("_", 1)[1]
+    assert changed == sorted([victim.as_posix(), *(f"resources/{p.format(name=f'FrameAs_{stem}')}" for p in LOG_FILES)])
+    assert [name for name, done in report["complete_before"].items() if not done] == [f"FrameAs_{stem}"]
+    assert report["outputs"] == gokart_run[1]["outputs"]
