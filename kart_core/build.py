@@ -18,6 +18,7 @@ from luigi import task_register
 from kart_core.errors import GokartBuildError
 from kart_core.graph import TaskGraph, walk
 from kart_core.hashing import short_id
+from kart_core.progress import Progress
 from kart_core.runner import RunStatus, default_hook_manager, run_one
 
 __all__ = ["BuildResult", "build"]
@@ -63,6 +64,7 @@ def build(
     executor: Executor = "process",
     keep_going: bool = False,
     hook_manager: pluggy.PluginManager | None = None,
+    progress: bool | None = None,
     **env_params: Any,
 ) -> Any:
     """Build ``task`` (or a list of tasks) and return its loaded output (a list of outputs for a list).
@@ -78,6 +80,8 @@ def build(
         executor: "process" (default; CPU-bound work) or "thread", used when workers > 1.
         keep_going: after a failure, go on with the tasks that do not depend on it.
         hook_manager: plugins to call; default: run logs and entry-point plugins.
+        progress: redraw a status line on stderr (default: when it is a terminal and CI is unset);
+            a summary line is printed at the end either way.
         env_params: luigi.build keyword arguments, accepted and ignored (e.g. local_scheduler).
 
     Raises:
@@ -87,8 +91,10 @@ def build(
     if reset_register:
         _drop_redefined_task_classes()
     manager = hook_manager if hook_manager is not None else default_hook_manager()
-    result = execute(walk(roots, expand=_is_incomplete), workers=workers, executor=executor, keep_going=keep_going, hook_manager=manager)
-    logger.info(result.summary())
+    graph = walk(roots, expand=_is_incomplete)
+    display = Progress(total=len(graph), live=progress)
+    result = execute(graph, workers=workers, executor=executor, keep_going=keep_going, hook_manager=manager, progress=display)
+    display.close(result.summary())
     manager.hook.kart_after_build(tasks=roots, result=result)
     if result.failed:
         raise _build_error(result)
@@ -121,22 +127,30 @@ def execute(
     executor: Executor = "process",
     keep_going: bool = False,
     hook_manager: pluggy.PluginManager | None = None,
+    progress: Progress | None = None,
 ) -> BuildResult:
     """Run the graph's incomplete (expanded) nodes in dependency order; complete ones count as cached."""
     started = time.perf_counter()
     result = BuildResult()
+    display = progress if progress is not None else Progress(total=len(graph), live=False)
     pending = [key for key in graph.order if key in graph.expanded]
     result.cached.extend(key for key in graph.order if key not in graph.expanded)
+    display.add_cached(len(result.cached))
     if workers <= 1:
-        _execute_serially(graph, pending, result, keep_going, hook_manager)
+        _execute_serially(graph, pending, result, keep_going, hook_manager, display)
     else:
-        _execute_in_pool(graph, pending, result, workers, executor, keep_going, hook_manager)
+        _execute_in_pool(graph, pending, result, workers, executor, keep_going, hook_manager, display)
     result.seconds = time.perf_counter() - started
     return result
 
 
 def _execute_serially(
-    graph: TaskGraph, pending: list[str], result: BuildResult, keep_going: bool, manager: pluggy.PluginManager | None
+    graph: TaskGraph,
+    pending: list[str],
+    result: BuildResult,
+    keep_going: bool,
+    manager: pluggy.PluginManager | None,
+    display: Progress,
 ) -> None:
     blocked: set[str] = set()
     for index, key in enumerate(pending):
@@ -144,16 +158,31 @@ def _execute_serially(
             blocked.add(key)
             result.not_run.append(key)
             continue
+        display.started(_label(key))
         try:
             status = run_one(graph.nodes[key], hook_manager=manager)
         except Exception as exc:
-            result.failed[key] = exc
+            _record(result, display, key, exc)
             blocked.add(key)
             if not keep_going:
                 result.not_run.extend(pending[index + 1 :])
                 return
             continue
-        (result.ran if status is RunStatus.RAN else result.cached).append(key)
+        _record(result, display, key, status)
+
+
+def _record(result: BuildResult, display: Progress, key: str, outcome: RunStatus | BaseException) -> None:
+    if isinstance(outcome, BaseException):
+        result.failed[key] = outcome
+        display.finished(_label(key), "failed")
+        return
+    (result.ran if outcome is RunStatus.RAN else result.cached).append(key)
+    display.finished(_label(key), outcome.value)
+
+
+def _label(key: str) -> str:
+    name, _, unique_id = key.rpartition("_")
+    return f"{name.rsplit('.', 1)[-1]}[{short_id(unique_id)}]"
 
 
 def _run_in_worker(task: Any) -> RunStatus:
@@ -169,6 +198,7 @@ def _execute_in_pool(
     executor: Executor,
     keep_going: bool,
     manager: pluggy.PluginManager | None,
+    display: Progress,
 ) -> None:
     waiting_on = {key: {dep for dep in graph.upstream[key] if dep in set(pending)} for key in pending}
     dependants: dict[str, list[str]] = {key: [] for key in pending}
@@ -187,17 +217,17 @@ def _execute_in_pool(
                 task = graph.nodes[key]
                 future = pool.submit(_run_in_worker, task) if executor == "process" else pool.submit(run_one, task, manager)
                 running[future] = key
+                display.started(_label(key))
             if not running:
                 break
             finished, _ = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
             for future in finished:
                 key = running.pop(future)
                 error = future.exception()
+                _record(result, display, key, error if error is not None else future.result())
                 if error is not None:
-                    result.failed[key] = error
                     stopped = stopped or not keep_going
                     continue
-                (result.ran if future.result() is RunStatus.RAN else result.cached).append(key)
                 for child in dependants[key]:
                     waiting_on[child].discard(key)
                     if not waiting_on[child]:
@@ -210,9 +240,8 @@ def _build_error(result: BuildResult) -> GokartBuildError:
     lines = [f"{len(result.failed)} task(s) failed; {len(result.not_run)} not run because of them:"]
     raised: dict[str, list[Exception]] = {}
     for key, exc in result.failed.items():
-        unique_id = key.rsplit("_", 1)[-1]
-        class_name = key.rsplit("_", 1)[0].rsplit(".", 1)[-1]
-        lines.append(f"- {class_name}[{short_id(unique_id)}] (unique id {unique_id}): {type(exc).__name__}: {exc}")
+        unique_id = key.rpartition("_")[2]
+        lines.append(f"- {_label(key)} (unique id {unique_id}): {type(exc).__name__}: {exc}")
         raised.setdefault(unique_id, []).append(exc if isinstance(exc, Exception) else Exception(repr(exc)))
     error = GokartBuildError("\n".join(lines), raised_exceptions=raised)
     error.__cause__ = next(iter(result.failed.values()))
