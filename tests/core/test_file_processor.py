@@ -1,0 +1,252 @@
+"""Format-specific behaviour: gokart's files load, fast defaults, polars selection, errors, plugins."""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+
+import kart_core
+from kart_core.errors import UnknownFormatError
+from kart_core.file_processor import (
+    FeatherFileProcessor,
+    PickleFileProcessor,
+    default_registry,
+    make_file_processor,
+)
+from kart_core.target import make_target
+
+gokart_target = pytest.importorskip("gokart.target")
+gokart_file_processor = pytest.importorskip("gokart.file_processor")
+
+
+def _frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {"i": [3, 1, 2], "f": [0.25, 0.5, 0.75], "s": ["x", "y", "z"], "t": pd.date_range("2024-01-01", periods=3)}
+    )
+
+
+# --- files written by gokart 1.12.2 load in kart, and the other way round -----------------
+
+
+@pytest.mark.parametrize("extension", [".pkl", ".csv", ".tsv", ".json", ".ndjson", ".parquet", ".feather"])
+def test_gokart_written_dataframes_load(tmp_path: Path, extension: str) -> None:
+    frame = _frame().drop(columns=["t"]) if extension in (".csv", ".tsv", ".json", ".ndjson") else _frame()
+    if extension in (".pkl", ".feather"):
+        frame = frame.set_index(pd.Index([7, 8, 9], name="key"))
+    path = str(tmp_path / f"by_gokart{extension}")
+    gokart_target.make_target(path).dump(frame)
+    loaded = make_target(path).load()
+    pd.testing.assert_frame_equal(loaded, frame, check_dtype=extension not in (".json", ".ndjson"))
+
+
+# gokart 1.12.2 cannot dump .xml itself (its writer hands bytes to a text file), so no .xml here.
+@pytest.mark.parametrize("extension", [".txt", ".gz", ".npz", ".png"])
+def test_gokart_written_small_formats_load(tmp_path: Path, extension: str) -> None:
+    values = {".txt": ["a", "b"], ".gz": ["c", "d"], ".npz": np.arange(4.0), ".png": b"\x89PNG-bytes"}
+    path = str(tmp_path / f"by_gokart{extension}")
+    gokart_target.make_target(path).dump(values[extension])
+    loaded = make_target(path).load()
+    if extension == ".npz":
+        np.testing.assert_array_equal(loaded, values[extension])
+    else:
+        assert loaded == values[extension]
+
+
+@pytest.mark.parametrize("extension", [".csv", ".json", ".ndjson", ".parquet", ".feather"])
+def test_gokart_written_polars_frames_load(tmp_path: Path, extension: str) -> None:
+    frame = pl.DataFrame({"a": [1, 2], "b": ["u", "v"]})
+    path = str(tmp_path / f"by_gokart{extension}")
+    processor = gokart_file_processor.make_file_processor(path, dataframe_type="polars")
+    gokart_target.make_target(path, processor=processor).dump(frame)
+    assert make_target(path, dataframe_type="polars").load().equals(frame)
+
+
+def test_gokart_dill_pickle_of_a_lambda_loads(tmp_path: Path) -> None:
+    path = str(tmp_path / "fn.pkl")
+    gokart_target.make_target(path).dump({"f": lambda x: x * 3})
+    assert make_target(path).load()["f"](2) == 6
+
+
+def test_kart_pickles_load_in_gokart(tmp_path: Path) -> None:
+    path = str(tmp_path / "kart.pkl")
+    offset = 10
+    make_target(path).dump({"frame": _frame(), "f": lambda x: x + offset})
+    loaded = gokart_target.make_target(path).load()
+    pd.testing.assert_frame_equal(loaded["frame"], _frame())
+    assert loaded["f"](1) == 11
+
+
+def test_kart_feather_loads_in_gokart_with_its_index(tmp_path: Path) -> None:
+    frame = _frame().set_index(pd.Index([4, 5, 6], name="key"))
+    path = str(tmp_path / "kart.feather")
+    make_target(path).dump(frame)
+    pd.testing.assert_frame_equal(gokart_target.make_target(path).load(), frame)
+
+
+# --- fast defaults ---------------------------------------------------------------------------
+
+
+def test_parquet_is_written_with_snappy_not_gzip(tmp_path: Path) -> None:
+    path = str(tmp_path / "fast.parquet")
+    make_target(path).dump(_frame())
+    metadata = pq.ParquetFile(path).metadata
+    assert metadata.row_group(0).column(0).compression == "SNAPPY"
+
+
+def test_pickle_streams_protocol_5_with_out_of_band_free_layout() -> None:
+    buffer = io.BytesIO()
+    PickleFileProcessor().dump(_frame(), buffer)
+    assert buffer.getvalue()[:2] == b"\x80\x05"
+    buffer.seek(0)
+    pd.testing.assert_frame_equal(pickle.load(buffer), _frame())
+
+
+def test_pickle_falls_back_to_dill_for_closures() -> None:
+    buffer = io.BytesIO()
+    factor = 4
+    PickleFileProcessor().dump(lambda x: x * factor, buffer)
+    buffer.seek(0)
+    assert PickleFileProcessor().load(buffer)(2) == 8
+
+
+def test_feather_without_index_storage_keeps_plain_columns(tmp_path: Path) -> None:
+    path = str(tmp_path / "plain.feather")
+    target = make_target(path, store_index_in_feather=False)
+    assert isinstance(target.processor, FeatherFileProcessor)
+    target.dump(_frame())
+    assert list(pd.read_feather(path).columns) == ["i", "f", "s", "t"]
+
+
+# --- choice of processor -----------------------------------------------------------------------
+
+
+def test_unknown_extension_names_task_path_and_known_formats() -> None:
+    with pytest.raises(UnknownFormatError) as info:
+        make_target("ws/report.xlsx", unique_id="abc", owner="Report[ab12cd34]")
+    message = str(info.value)
+    assert "'.xlsx'" in message and "Report[ab12cd34]" in message and "ws/report_abc.xlsx" in message
+    assert ".parquet" in message and "kart_file_processors" in message
+
+
+def test_every_gokart_extension_has_a_processor() -> None:
+    gokart_extensions = {".txt", ".ini", ".csv", ".tsv", ".pkl", ".gz", ".json", ".ndjson", ".xml", ".npz"}
+    gokart_extensions |= {".parquet", ".feather", ".png", ".jpg"}
+    assert gokart_extensions <= set(default_registry().extensions())
+
+
+def test_polars_task_gets_polars_frames_end_to_end(workspace: str) -> None:
+    class MakePolars(kart_core.TaskOnKart[pl.DataFrame]):
+        def output(self):  # type: ignore[no-untyped-def]
+            return self.make_target("polars/frame.parquet")
+
+        def run(self) -> None:
+            self.dump(pl.DataFrame({"a": [1, 2, 3]}))
+
+    class MakeLazy(kart_core.TaskOnKart[pl.LazyFrame]):
+        def output(self):  # type: ignore[no-untyped-def]
+            return self.make_target("polars/lazy.csv")
+
+        def run(self) -> None:
+            self.dump(pl.DataFrame({"b": [4, 5]}).lazy())
+
+    eager = kart_core.build(MakePolars(workspace_directory=workspace), reset_register=False)
+    lazy = kart_core.build(MakeLazy(workspace_directory=workspace), reset_register=False)
+    assert isinstance(eager, pl.DataFrame) and eager["a"].to_list() == [1, 2, 3]
+    assert isinstance(lazy, pl.LazyFrame) and lazy.collect()["b"].to_list() == [4, 5]
+
+
+def test_make_file_processor_honours_dataframe_type() -> None:
+    assert type(make_file_processor("x.feather", dataframe_type="polars")).__name__ == "PolarsFeatherFileProcessor"
+    assert type(make_file_processor("x.feather")).__name__ == "FeatherFileProcessor"
+
+
+# --- third-party formats through the "kart" entry point group ---------------------------------
+
+_PLUGIN = '''
+"""A tiny third-party format: a dict as key=value lines."""
+from kart_core.file_processor import FileProcessor
+from kart_core.hooks import hookimpl
+
+
+class KeyValueProcessor(FileProcessor):
+    extensions = (".kv",)
+    binary = True
+
+    def load(self, file):
+        lines = file.read().decode().splitlines()
+        return dict(line.split("=", 1) for line in lines if line)
+
+    def dump(self, obj, file):
+        file.write("".join(f"{k}={v}\\n" for k, v in obj.items()).encode())
+
+
+@hookimpl
+def kart_file_processors():
+    return [KeyValueProcessor]
+'''
+
+_PIPELINE = '''
+import kart_core
+
+
+class WriteSettings(kart_core.TaskOnKart):
+    def output(self):
+        return self.make_target("settings/values.kv")
+
+    def run(self):
+        self.dump({"alpha": "1", "beta": "two"})
+
+
+class ReadSettings(kart_core.TaskOnKart):
+    def requires(self):
+        return WriteSettings(workspace_directory=self.workspace_directory)
+
+    def run(self):
+        values = self.load()
+        self.dump(sorted(values.items()))
+
+
+task = ReadSettings(workspace_directory="ws")
+print(kart_core.build(task))
+print(type(WriteSettings(workspace_directory="ws").output().processor).__name__)
+'''
+
+
+def _install_plugin(site: Path) -> None:
+    """A package plus the .dist-info that importlib.metadata reads entry points from (no pip needed)."""
+    (site / "kart_kv_plugin.py").write_text(_PLUGIN)
+    info = site / "kart_kv_plugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: kart-kv-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[kart]\nkv = kart_kv_plugin\n")
+
+
+def test_plugin_adds_a_format_used_end_to_end(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    _install_plugin(site)
+    (tmp_path / "pipeline.py").write_text(textwrap.dedent(_PIPELINE))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, "pipeline.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["[('alpha', '1'), ('beta', 'two')]", "KeyValueProcessor"]
+    written = list((tmp_path / "ws" / "settings").glob("values_*.kv"))
+    assert len(written) == 1 and written[0].read_text() == "alpha=1\nbeta=two\n"
+
+
+def test_without_the_plugin_the_extension_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(UnknownFormatError, match="'.kv'"):
+        make_target(str(tmp_path / "values.kv"))

@@ -1,0 +1,198 @@
+"""The storage interface on local disk, fsspec memory:// and a real S3-compatible server."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import luigi
+import luigi.configuration
+import pandas as pd
+import pytest
+
+import kart_core
+from kart_core.storage import LocalStorage, Storage, storage_for
+from kart_core.storage.base import protocol_of
+from kart_core.storage.remote import FsspecStorage, s3_options
+
+
+@pytest.fixture(params=["local", "memory", "s3"])
+def root(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A directory on each storage."""
+    if request.param == "local":
+        return str(tmp_path / "store")
+    if request.param == "memory":
+        return f"memory://kart-storage/{tmp_path.name}"
+    return f"s3://{request.getfixturevalue('s3_bucket')}/store"
+
+
+def _write(storage: Storage, path: str, data: bytes) -> None:
+    with storage.atomic_write(path) as file:
+        file.write(data)
+
+
+def test_backend_is_chosen_by_url(tmp_path: Path) -> None:
+    assert isinstance(storage_for(str(tmp_path)), LocalStorage)
+    assert isinstance(storage_for(f"file://{tmp_path}"), LocalStorage)
+    assert isinstance(storage_for("memory://x/y"), FsspecStorage)
+    assert protocol_of("s3://bucket/key") == "s3" and protocol_of("relative/dir") == ""
+
+
+def test_write_read_exists_remove(root: str) -> None:
+    storage = storage_for(root)
+    path = f"{root}/a/b/data.bin"
+    assert not storage.exists(path)
+    _write(storage, path, b"payload")
+    assert storage.exists(path)
+    with storage.open_read(path) as file:
+        assert file.read() == b"payload"
+    storage.remove(path)
+    assert not storage.exists(path)
+    storage.remove(path)  # removing a missing file is not an error
+
+
+def test_failed_write_leaves_nothing_and_keeps_the_old_file(root: str) -> None:
+    storage = storage_for(root)
+    path = f"{root}/data.bin"
+    with pytest.raises(RuntimeError), storage.atomic_write(path) as file:
+        file.write(b"half of it")
+        raise RuntimeError("writer died")
+    assert not storage.exists(path)
+    _write(storage, path, b"old")
+    with pytest.raises(RuntimeError), storage.atomic_write(path) as file:
+        file.write(b"new but unfinished")
+        raise RuntimeError("writer died")
+    with storage.open_read(path) as file:
+        assert file.read() == b"old"
+    assert list(storage.list_dir(root)) == ["data.bin"]
+
+
+def test_written_file_is_readable_before_it_lands(root: str) -> None:
+    storage = storage_for(root)
+    with storage.atomic_write(f"{root}/x.bin") as file:
+        file.write(b"abc")
+        file.flush()
+        file.seek(0)
+        assert file.read() == b"abc"
+
+
+def test_list_dir_and_modification_time(root: str) -> None:
+    storage = storage_for(root)
+    assert list(storage.list_dir(f"{root}/missing")) == []
+    before = time.time()
+    _write(storage, f"{root}/one.txt", b"1")
+    _write(storage, f"{root}/two.txt", b"2")
+    assert sorted(storage.list_dir(root)) == ["one.txt", "two.txt"]
+    written = storage.modification_time(f"{root}/one.txt").timestamp()
+    # Object stores keep whole seconds.
+    assert before - 2 <= written <= time.time() + 2
+
+
+# --- S3 settings ----------------------------------------------------------------------------------
+
+
+def test_s3_credentials_come_from_the_variables_named_in_s3config(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MY_KEY", "key-from-my-key")
+    monkeypatch.setenv("MY_SECRET", "secret-from-my-secret")
+    monkeypatch.setenv("KART_S3_ENDPOINT_URL", "http://127.0.0.1:9")
+    config = luigi.configuration.get_config()
+    config.add_section("S3Config")
+    config.set("S3Config", "aws_access_key_id_name", "MY_KEY")
+    config.set("S3Config", "aws_secret_access_key_name", "MY_SECRET")
+    options = s3_options()
+    assert options["key"] == "key-from-my-key" and options["secret"] == "secret-from-my-secret"
+    assert options["endpoint_url"] == "http://127.0.0.1:9"
+    config.set("S3Config", "endpoint_url", "http://127.0.0.1:10")
+    assert s3_options()["endpoint_url"] == "http://127.0.0.1:10"
+
+
+def test_s3config_credential_names_reach_the_real_server(s3_env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from conftest import S3_KEY_ID, S3_SECRET, make_bucket
+
+    bucket = make_bucket(s3_env)
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    monkeypatch.setenv("TEAM_S3_KEY", S3_KEY_ID)
+    monkeypatch.setenv("TEAM_S3_SECRET", S3_SECRET)
+    config = luigi.configuration.get_config()
+    config.add_section("S3Config")
+    config.set("S3Config", "aws_access_key_id_name", "TEAM_S3_KEY")
+    config.set("S3Config", "aws_secret_access_key_name", "TEAM_S3_SECRET")
+    path = f"s3://{bucket}/creds/check.bin"
+    _write(storage_for(path), path, b"ok")
+    assert storage_for(path).exists(path)
+
+
+# --- a whole pipeline on S3 -------------------------------------------------------------------------
+
+
+class LoadRaw(kart_core.TaskOnKart[pd.DataFrame]):
+    """Makes a small frame."""
+
+    rows = luigi.IntParameter(default=5)
+
+    def run(self) -> None:
+        self.dump(pd.DataFrame({"x": range(self.rows)}))
+
+
+class Features(kart_core.TaskOnKart[pd.DataFrame]):
+    """Adds a column, written as parquet."""
+
+    raw = kart_core.TaskInstanceParameter()
+
+    def output(self) -> Any:
+        return self.make_target("features/features.parquet")
+
+    def run(self) -> None:
+        frame = self.load(self.raw)
+        frame["y"] = frame["x"] * 2
+        self.dump(frame)
+
+
+class Report(kart_core.TaskOnKart[dict]):
+    """Sums the features into a dict and a text file."""
+
+    features = kart_core.TaskInstanceParameter()
+
+    def output(self) -> Any:
+        return {"summary": self.make_target("report/summary.pkl"), "text": self.make_target("report/summary.txt")}
+
+    def run(self) -> None:
+        frame = self.load(self.features)
+        self.dump({"total": int(frame["y"].sum())}, "summary")
+        self.dump([f"rows={len(frame)}"], "text")
+
+
+def _pipeline(workspace: str) -> Report:
+    raw = LoadRaw(workspace_directory=workspace)
+    return Report(workspace_directory=workspace, features=Features(workspace_directory=workspace, raw=raw))
+
+
+def test_pipeline_builds_on_s3_with_run_logs_and_rebuilds_from_cache(s3_bucket: str) -> None:
+    workspace = f"s3://{s3_bucket}/resources"
+    result = kart_core.build(_pipeline(workspace), reset_register=False)
+    assert result == {"summary": {"total": 20}, "text": ["rows=5"]}
+    storage = storage_for(workspace)
+    for kind in ("task_params", "random_seed", "processing_time", "task_log"):
+        assert sorted(storage.list_dir(f"{workspace}/log/{kind}"))[0].startswith("Features_")
+    assert len(list(storage.list_dir(f"{workspace}/log/module_versions"))) == 3
+    stamps = _modification_times(_pipeline(workspace))
+    assert len(stamps) == 4
+    again = kart_core.build(_pipeline(workspace), reset_register=False)
+    assert again == result
+    assert _modification_times(_pipeline(workspace)) == stamps
+    assert kart_core.run_one(_pipeline(workspace)) == kart_core.RunStatus.CACHED
+
+
+def _modification_times(report: Report) -> dict[str, Any]:
+    """Every output of the pipeline and when it was written."""
+    targets = [report.features.raw.output(), report.features.output()]
+    targets += list(report.output().values())
+    return {t.path(): t.last_modification_time() for t in targets}
+
+
+def test_pipeline_on_memory_storage(tmp_path: Path) -> None:
+    workspace = f"memory://kart-pipeline/{tmp_path.name}/resources"
+    assert kart_core.build(_pipeline(workspace), reset_register=False)["summary"] == {"total": 20}
+    assert kart_core.run_one(_pipeline(workspace).features) == kart_core.RunStatus.CACHED
