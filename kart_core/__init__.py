@@ -17,6 +17,13 @@ from kart_core.parameter import (
 )
 from kart_core.runner import RunStatus, run_one
 from kart_core.task import TaskOnKart
+from kart_core import config_params, errors, file_processor, target, testing, tree, utils  # gokart.X.Y access
+from kart_core.info import make_tree_info, tree_info
+from kart_core.run import run
+from kart_core.testing import test_run
+from kart_core.tree.task_info import make_task_info_as_tree_str
+from kart_core.utils import add_config
+from kart_core.workspace_management import delete_local_unnecessary_outputs
 
 __all__ = [
     "BuildResult",
@@ -31,10 +38,17 @@ __all__ = [
     "TaskGraph",
     "TaskOnKart",
     "ZonedDateSecondParameter",
+    "add_config",
     "build",
+    "delete_local_unnecessary_outputs",
     "load_output",
+    "make_task_info_as_tree_str",
+    "make_tree_info",
     "node_key",
+    "run",
     "run_one",
     "short_id",
+    "test_run",
+    "tree_info",
     "walk",
 ]

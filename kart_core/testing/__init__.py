@@ -1,0 +1,22 @@
+"""Helpers for testing kart/gokart pipelines: frame comparison and the empty-DataFrame check."""
+
+from __future__ import annotations
+
+from kart_core.testing.empty_data_frame import TestStatus, run_with_empty_data_frames, test_run
+from kart_core.testing.pandas_assert import assert_frame_contents_equal
+
+__all__ = [
+    "TestStatus",
+    "assert_frame_contents_equal",
+    "run_with_empty_data_frames",
+    "test_run",
+    "try_to_run_test_for_empty_data_frame",
+]
+
+
+def try_to_run_test_for_empty_data_frame(cmdline_args: list[str]) -> None:
+    """With ``--test-run-pandas`` on the command line: build, check on empty DataFrames, and exit 0 (all OK) or 1."""
+    # Imported here: kart_core.run imports this package.
+    from kart_core.run import try_to_run_test_for_empty_data_frame as run_check
+
+    run_check(cmdline_args)

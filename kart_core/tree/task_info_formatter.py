@@ -1,0 +1,145 @@
+"""The task-info model behind ``make_task_info_as_tree_str`` and the table: one TaskInfo per unique task.
+
+Every walk here is iterative and visits a shared upstream once, so a 10,000-deep chain works at
+Python's default recursion limit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Iterable
+from typing import Any, NamedTuple
+
+from kart_core.graph import TaskGraph, walk
+from kart_core.utils import flatten, map_flattenable_items
+
+__all__ = ["RequiredTask", "TaskInfo", "make_task_info_tree", "make_tree_info", "make_tree_info_table_list"]
+
+_LAST_BRANCH, _LAST_INDENT = "└─-", "   "
+_MIDDLE_BRANCH, _MIDDLE_INDENT = "|--", "|  "
+
+
+class RequiredTask(NamedTuple):
+    """A dependency as the table shows it: class name and unique id."""
+
+    name: str
+    unique_id: str
+
+
+@dataclasses.dataclass
+class TaskInfo:
+    """What the tree and the table show about one task, with its children (upstream tasks)."""
+
+    name: str
+    unique_id: str
+    output_paths: list[str]
+    params: dict[str, Any]
+    processing_time: str
+    is_complete: str
+    task_log: dict[str, Any]
+    requires: Any
+    children_task_infos: list[TaskInfo]
+
+    def get_task_id(self) -> str:
+        """``Name_uniqueid``: the key that abbreviation and the table deduplicate on."""
+        return f"{self.name}_{self.unique_id}"
+
+    def get_task_title(self) -> str:
+        """``(STATUS) Name[uniqueid]``."""
+        return f"({self.is_complete}) {self.name}[{self.unique_id}]"
+
+    def get_task_detail(self) -> str:
+        """Parameters, outputs, processing time and task log, in parentheses."""
+        return f"(parameter={self.params}, output={self.output_paths}, time={self.processing_time}, task_log={self.task_log})"
+
+    def task_info_dict(self) -> dict[str, Any]:
+        """One table row: every field but the children."""
+        row = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+        row.pop("children_task_infos")
+        return row
+
+
+def make_task_info_tree(task: Any, ignore_task_names: list[str] | None = None) -> TaskInfo:
+    """The TaskInfo tree under ``task``, leaving out (with their subtrees) tasks whose class name is ignored."""
+    ignored = set(ignore_task_names or ())
+
+    def expand(node: Any) -> bool:
+        return node is task or type(node).__name__ not in ignored
+
+    graph = walk([task], expand=expand)
+    infos: dict[str, TaskInfo] = {}
+    for key in graph.order:
+        if key == graph.roots[0] or type(graph.nodes[key]).__name__ not in ignored:
+            infos[key] = _describe(graph.nodes[key], [infos[dep] for dep in _kept_upstream(graph, key, infos)])
+    return infos[graph.roots[0]]
+
+
+def _kept_upstream(graph: TaskGraph, key: str, infos: dict[str, TaskInfo]) -> Iterable[str]:
+    # Ignored tasks have no TaskInfo; everything else upstream was described before (topological order).
+    return (dep for dep in graph.upstream[key] if dep in infos)
+
+
+def _describe(task: Any, children: list[TaskInfo]) -> TaskInfo:
+    """One task's TaskInfo; plain luigi tasks (no run logs) get their luigi parameters and 'unknown' time."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Task .* without outputs has no custom complete")
+        complete = task.complete()
+    is_kart = hasattr(task, "get_processing_time")
+    processing_time = task.get_processing_time() if is_kart else "unknown"
+    if isinstance(processing_time, float):
+        processing_time = f"{processing_time}s"
+    return TaskInfo(
+        name=type(task).__name__,
+        unique_id=_unique_id(task),
+        output_paths=[target.path() for target in flatten(task.output())],
+        params=task.get_info(only_significant=True) if is_kart else task.to_str_params(only_significant=True),
+        processing_time=processing_time,
+        is_complete="COMPLETE" if complete else "PENDING",
+        task_log=dict(task.get_task_log()) if is_kart else {},
+        requires=map_flattenable_items(_required_task, task.requires()),
+        children_task_infos=children,
+    )
+
+
+def _unique_id(task: Any) -> str:
+    # A plain luigi task has no kart id: use the hash at the end of its luigi task_id.
+    return str(task.make_unique_id()) if hasattr(task, "make_unique_id") else str(task.task_id).rsplit("_", 1)[-1]
+
+
+def _required_task(task: Any) -> RequiredTask:
+    return RequiredTask(name=type(task).__name__, unique_id=_unique_id(task))
+
+
+def make_tree_info(task_info: TaskInfo, indent: str, last: bool, details: bool, abbr: bool, visited_tasks: set[str]) -> str:
+    """The tree text: one line per task, ``└─-`` / ``|--`` branches; with ``abbr`` a repeated subtree is ``...``."""
+    lines: list[str] = []
+    stack: list[tuple[TaskInfo, str, bool]] = [(task_info, indent, last)]
+    while stack:
+        info, prefix, is_last = stack.pop()
+        branch, child_prefix = (_LAST_BRANCH, prefix + _LAST_INDENT) if is_last else (_MIDDLE_BRANCH, prefix + _MIDDLE_INDENT)
+        line = prefix + branch + info.get_task_title()
+        if abbr and info.get_task_id() in visited_tasks:
+            lines += [line, child_prefix + _LAST_BRANCH + " ..."]
+            continue
+        if abbr:
+            visited_tasks.add(info.get_task_id())
+        lines.append(line + info.get_task_detail() if details else line)
+        children = info.children_task_infos
+        # Pushed in reverse so the first child is printed first; the last child gets the └─- branch.
+        stack.extend((child, child_prefix, index == len(children) - 1) for index, child in reversed(list(enumerate(children))))
+    return "".join("\n" + line for line in lines)
+
+
+def make_tree_info_table_list(task_info: TaskInfo, visited_tasks: set[str]) -> list[dict[str, Any]]:
+    """Table rows in tree order (depth first, parents before children), one per task id."""
+    rows: list[dict[str, Any]] = []
+    stack = [task_info]
+    while stack:
+        info = stack.pop()
+        if info.get_task_id() in visited_tasks:
+            continue
+        visited_tasks.add(info.get_task_id())
+        rows.append(info.task_info_dict())
+        stack.extend(reversed(info.children_task_infos))
+    return rows

@@ -1,0 +1,62 @@
+"""Small helpers gokart code imports from ``gokart.utils``: config files and nested structures.
+
+``FlattenableItems`` is a value, or a list / tuple / dict (str keys) of them, nested to any depth:
+the shape of ``requires()`` and ``output()``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from typing import Any, TypeAlias, TypeVar
+
+import luigi.configuration
+
+__all__ = ["FlattenableItems", "add_config", "flatten", "map_flattenable_items"]
+
+T = TypeVar("T")
+K = TypeVar("K")
+
+# A runtime union (not a string) so that ``FlattenableItems[int]`` works in annotations evaluated at runtime.
+FlattenableItems: TypeAlias = T | list["FlattenableItems[T]"] | tuple["FlattenableItems[T]", ...] | dict[str, "FlattenableItems[T]"]
+
+
+def add_config(file_path: str) -> None:
+    """Read luigi config (``.ini``/``.cfg``/``.toml``) from ``file_path`` on top of the config read so far."""
+    if not os.path.isfile(file_path):
+        raise FileNotFoundError(
+            f"add_config: no config file at {file_path!r} (current directory {os.getcwd()!r}). "
+            "Pass the path of an existing .ini, .cfg or .toml file."
+        )
+    luigi.configuration.add_config_path(file_path)
+
+
+def flatten(items: Any) -> list[Any]:
+    """All leaves of nested dicts (their values), lists, tuples and other iterables, in order.
+
+    A string is a leaf; None (at any level) is dropped. Iterative, so depth is not limited by recursion.
+    """
+    flat: list[Any] = []
+    stack: list[Any] = [items]
+    while stack:
+        item = stack.pop()
+        if item is None:
+            continue
+        if isinstance(item, dict):
+            stack.extend(reversed(list(item.values())))
+        elif isinstance(item, str) or not isinstance(item, Iterable):
+            flat.append(item)
+        else:
+            stack.extend(reversed(list(item)))
+    return flat
+
+
+def map_flattenable_items(func: Callable[[Any], Any], items: Any) -> Any:
+    """Apply ``func`` to every leaf, keeping the dict / list / tuple shape around them."""
+    if isinstance(items, dict):
+        return {key: map_flattenable_items(func, value) for key, value in items.items()}
+    if isinstance(items, tuple):
+        return tuple(map_flattenable_items(func, value) for value in items)
+    if isinstance(items, list):
+        return [map_flattenable_items(func, value) for value in items]
+    return func(items)

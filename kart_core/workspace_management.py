@@ -1,0 +1,55 @@
+"""Clean a local workspace: delete the outputs that a task graph does not need.
+
+Kept: every output of every task under the root (walked iteratively), the run logs under
+``{workspace}/log/`` and the scratch directory (locks and model scratch live there).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from kart_core.graph import walk
+from kart_core.storage.base import protocol_of
+from kart_core.utils import flatten
+
+__all__ = ["delete_local_unnecessary_outputs"]
+
+logger = logging.getLogger(__name__)
+
+
+def delete_local_unnecessary_outputs(task: Any) -> list[str]:
+    """Delete files in ``task``'s local workspace that no task of its graph outputs; return what was deleted."""
+    workspace = str(task.workspace_directory)
+    if protocol_of(workspace):
+        raise ValueError(
+            f"delete_local_unnecessary_outputs({task.label()}): the workspace {workspace!r} is not local; "
+            "only local workspaces can be cleaned."
+        )
+    needed = _needed_outputs(task)
+    kept_directories = [_absolute(os.path.join(workspace, "log")), _absolute(task.local_temporary_directory)]
+    deleted = []
+    for path in sorted(Path(workspace).rglob("*")):
+        absolute = _absolute(str(path))
+        if path.is_file() and absolute not in needed and not _is_under_any(absolute, kept_directories):
+            path.unlink()
+            deleted.append(str(path))
+    logger.info("Deleted %d unneeded file(s) from %s: %s", len(deleted), workspace, deleted)
+    return deleted
+
+
+def _needed_outputs(task: Any) -> set[str]:
+    """Absolute paths of the outputs of every task in the graph under ``task``."""
+    graph = walk([task])
+    return {_absolute(target.path()) for node in graph.nodes.values() for target in flatten(node.output())}
+
+
+def _absolute(path: str) -> str:
+    # "./resources/a.pkl" and "resources/a.pkl" name the same file; compare normalized absolute paths.
+    return os.path.normpath(os.path.abspath(path))
+
+
+def _is_under_any(path: str, directories: list[str]) -> bool:
+    return any(path == directory or path.startswith(directory + os.sep) for directory in directories)
