@@ -1,1 +1,14 @@
-"""kart_kedro."""
+"""kart_kedro: kart tasks in Kedro — catalog datasets, kart graphs as pipelines, and a node cache.
+
+- ``TaskOnKartDataset``: a catalog entry whose data is a kart task's cached output.
+- ``to_pipeline(tasks)``: a kart graph as a Kedro ``Pipeline`` (nodes run through ``kart_core.run_one``).
+- ``KartRunner``: ``kedro run --runner kart_kedro.KartRunner`` skips nodes whose code, parameters and
+  inputs are unchanged, loading their outputs from the kart cache.
+"""
+
+from kart_kedro._receipt import KartReceipt
+from kart_kedro.dataset import TaskOnKartDataset
+from kart_kedro.pipeline import to_pipeline
+from kart_kedro.runner import NO_CACHE_TAG, KartRunner
+
+__all__ = ["NO_CACHE_TAG", "KartReceipt", "KartRunner", "TaskOnKartDataset", "to_pipeline"]

@@ -1,0 +1,79 @@
+"""``kedro kart``: list and clear the kart cache of a project's Kedro node runs.
+
+Registered through the ``kedro.project_commands`` entry point (``kart = kart_kedro.cli:commands``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+import kart_core
+from kart_kedro.node_cache import CachedRun, cached_runs, clear_run
+
+__all__ = ["commands"]
+
+_WORKSPACE_HELP = "Cache workspace; default: kart's ([TaskOnKart] workspace_directory in luigi.cfg, else ./resources/)."
+
+
+@click.group(name="kart-kedro")
+def commands() -> None:
+    """kart's Kedro project commands."""
+
+
+@commands.group(name="kart")
+def kart() -> None:
+    """Inspect and clear kart's cache of Kedro node runs (kedro run --runner kart_kedro.KartRunner)."""
+
+
+@kart.command(name="list")
+@click.option("--workspace", default=None, help=_WORKSPACE_HELP)
+@click.option("--all-projects", is_flag=True, help="Also list runs cached by other Kedro projects.")
+@click.pass_obj
+def list_command(metadata: Any, workspace: str | None, all_projects: bool) -> None:
+    """List the cached node runs of this project, oldest first."""
+    runs = _runs(metadata, workspace, all_projects)
+    if not runs:
+        click.echo(f"No cached Kedro node runs in {_workspace(workspace)}.")
+        return
+    for run in runs:
+        click.echo(_describe(run))
+    click.echo(f"{len(runs)} cached run(s) in {_workspace(workspace)}.")
+
+
+@kart.command(name="clear")
+@click.option("--workspace", default=None, help=_WORKSPACE_HELP)
+@click.option("--node", "nodes", multiple=True, help="Only runs of this node (repeatable).")
+@click.option("--keep-latest", is_flag=True, help="Keep the newest run of each node; clear the older ones.")
+@click.option("--dry-run", is_flag=True, help="Only say what would be deleted.")
+@click.pass_obj
+def clear_command(
+    metadata: Any, workspace: str | None, nodes: tuple[str, ...], keep_latest: bool, dry_run: bool
+) -> None:
+    """Delete cached node runs (outputs and run logs) of this project."""
+    runs = [run for run in _runs(metadata, workspace, False) if not nodes or run.task.node_name in nodes]
+    if keep_latest:
+        newest = {run.task.node_name: run.unique_id for run in runs}  # runs are oldest first
+        runs = [run for run in runs if newest[run.task.node_name] != run.unique_id]
+    for run in runs:
+        click.echo(f"{'would clear' if dry_run else 'cleared'} {_describe(run)}")
+        if not dry_run:
+            clear_run(run)
+    click.echo(f"{len(runs)} run(s) {'to clear' if dry_run else 'cleared'}.")
+
+
+def _workspace(workspace: str | None) -> str:
+    return workspace if workspace is not None else str(kart_core.TaskOnKart().workspace_directory)
+
+
+def _runs(metadata: Any, workspace: str | None, all_projects: bool) -> list[CachedRun]:
+    project = None if all_projects else getattr(metadata, "package_name", None)
+    return cached_runs(_workspace(workspace), project=project)
+
+
+def _describe(run: CachedRun) -> str:
+    seconds = run.processing_time
+    took = f"{seconds:.2f}s" if isinstance(seconds, float) else str(seconds)
+    state = "complete" if run.complete else "incomplete"
+    return f"{run.created:%Y-%m-%d %H:%M:%S}  {run.task.node_name}  {run.unique_id[:8]}  {state}  took {took}"

@@ -1,0 +1,89 @@
+"""TaskOnKartDataset: a Kedro catalog entry whose data is a kart task's cached output."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kedro.io import AbstractDataset, DatasetError
+
+import kart_core
+from kart_kedro._config import TaskConfigError, task_from_config
+from kart_kedro._lock import workspace_lock
+from kart_kedro._receipt import KartReceipt
+
+__all__ = ["TaskOnKartDataset"]
+
+
+class TaskOnKartDataset(AbstractDataset[Any, Any]):
+    """Loads a kart task's output, building the task (and its upstreams) through kart_core when missing.
+
+    Example ``conf/base/catalog.yml`` entry::
+
+        features:
+          type: kart_kedro.TaskOnKartDataset
+          task: mypipeline.tasks.MakeFeatures
+          params: {window: 7, source: {task: mypipeline.tasks.LoadData, params: {day: 2024-01-01}}}
+          workspace_directory: data/kart   # optional; s3:// works
+    """
+
+    def __init__(
+        self,
+        task: str,
+        params: dict[str, Any] | None = None,
+        workspace_directory: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        """Build the task object now, so a bad entry fails when the catalog creates it.
+
+        Args:
+            task: dotted path of a TaskOnKart subclass.
+            params: its parameters; a task parameter is ``{task: ..., params: {...}}``.
+            workspace_directory: where outputs live; default: the task's (luigi config or ./resources/).
+            metadata: free-form information for plugins such as kedro-viz.
+        """
+        self._task_path = task
+        self._params = dict(params or {})
+        self._workspace_directory = workspace_directory
+        self.metadata = metadata
+        try:
+            self._task = task_from_config(task, self._params, workspace_directory)
+        except TaskConfigError as exc:
+            raise DatasetError(f"TaskOnKartDataset: {exc}") from exc
+
+    @property
+    def task(self) -> kart_core.TaskOnKart[Any]:
+        """The kart task whose output this dataset is."""
+        return self._task
+
+    def load(self) -> Any:
+        """The task's cached output; the task and its missing upstreams are built first if needed."""
+        if not self._task.complete():
+            self._build()
+        return kart_core.load_output(self._task)
+
+    def _build(self) -> None:
+        # Parallel Kedro workers may load datasets sharing an upstream: one builds, the others find it cached.
+        with workspace_lock(str(self._task.workspace_directory)):
+            if not self._task.complete():
+                kart_core.build(self._task, return_value=False, reset_register=False)
+
+    def save(self, data: Any) -> None:
+        """Accept only the receipt of a kart node that built this very task; anything else is refused."""
+        if isinstance(data, KartReceipt) and data.node_key == kart_core.node_key(self._task) and self._task.complete():
+            return
+        raise DatasetError(
+            f"TaskOnKartDataset({self._task.label()}) is read-only: its data is the output of the kart task "
+            f"{self._task_path}, written only by the task's run() so that the cache stays keyed by the task's "
+            "parameters. Change 'params' (or the task's code) to get other data, or save to another dataset."
+        )
+
+    def _exists(self) -> bool:
+        return bool(self._task.complete())
+
+    def _describe(self) -> dict[str, Any]:
+        return {
+            "task": self._task_path,
+            "params": self._task.to_str_params(only_significant=True),
+            "unique_id": self._task.make_unique_id(),
+            "workspace_directory": str(self._task.workspace_directory),
+        }

@@ -1,0 +1,72 @@
+"""Stable md5 digests of node functions and of data, the same in every process.
+
+Containers are hashed structurally (dict and set order do not matter, str hashing seeds do not
+leak in); DataFrames and arrays by their values, dtypes and labels; anything else by its pickle.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import pickle
+from collections.abc import Callable, Mapping
+from typing import Any
+
+__all__ = ["digest", "function_digest"]
+
+_SCALARS = (type(None), bool, int, float, complex, str, bytes)
+
+
+def digest(value: Any) -> str:
+    """The md5 hex digest of ``value``'s content."""
+    hasher = hashlib.md5()
+    _feed(hasher, value)
+    return hasher.hexdigest()
+
+
+def _feed(hasher: Any, value: Any) -> None:
+    hasher.update(type(value).__qualname__.encode() + b":")
+    if isinstance(value, _SCALARS):
+        hasher.update(repr(value).encode())
+    elif isinstance(value, Mapping):
+        for key_digest, item in sorted((digest(key), item) for key, item in value.items()):
+            hasher.update(key_digest.encode())
+            _feed(hasher, item)
+    elif isinstance(value, list | tuple):
+        hasher.update(str(len(value)).encode())
+        for item in value:
+            _feed(hasher, item)
+    elif isinstance(value, set | frozenset):
+        hasher.update(",".join(sorted(digest(item) for item in value)).encode())
+    else:
+        hasher.update(_array_bytes(value) or pickle.dumps(value, protocol=4))
+
+
+def _array_bytes(value: Any) -> bytes | None:
+    """Value bytes of a pandas or numpy object, or None for anything else (or unhashable cells)."""
+    module = type(value).__module__.split(".")[0]
+    try:
+        if module == "pandas" and hasattr(value, "dtypes"):
+            import pandas as pd
+
+            labels = repr((list(getattr(value, "columns", [getattr(value, "name", None)])), str(value.dtypes)))
+            return labels.encode() + pd.util.hash_pandas_object(value, index=True).to_numpy().tobytes()
+        if module == "numpy" and hasattr(value, "dtype") and value.dtype != object:
+            return repr((value.dtype.str, value.shape)).encode() + value.tobytes()
+    except TypeError:  # e.g. lists inside object columns: fall back to pickle
+        return None
+    return None
+
+
+def function_digest(func: Callable[..., Any]) -> str:
+    """A digest of the code a Kedro node runs: its source (bytecode when no source), partial arguments included."""
+    if isinstance(func, functools.partial):
+        return digest(["partial", function_digest(func.func), func.args, func.keywords])
+    target = func if inspect.isfunction(func) or inspect.ismethod(func) else type(func)
+    try:
+        source = inspect.getsource(target)
+    except (OSError, TypeError):
+        code = getattr(func, "__code__", None)
+        source = repr((code.co_code, code.co_consts)) if code is not None else repr(target)
+    return digest([getattr(target, "__qualname__", ""), source])

@@ -1,0 +1,144 @@
+"""KedroNodeRun: one cached run of a Kedro node, as a kart task (gokart paths, run logs, run_one).
+
+Its unique id is kart's: md5 of the node's name, code digest, parameter digest, external-input
+digest, input/output names and the ids of the upstream node runs that produced its inputs. So a
+change anywhere reruns exactly that node and its dependants, as a kart graph would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import os
+import re
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+import luigi
+
+import kart_core
+
+__all__ = ["CachedRun", "KedroNodeRun", "cached_runs", "clear_run", "LOG_KINDS"]
+
+_UNSAFE = re.compile(r"[^0-9A-Za-z_.-]+")
+LOG_KINDS = (
+    ("task_params", ".pkl"),
+    ("random_seed", ".pkl"),
+    ("module_versions", ".txt"),
+    ("processing_time", ".pkl"),
+    ("task_log", ".pkl"),
+)
+_NO_OUTPUT = "__node_done__"
+
+
+def safe_name(name: str) -> str:
+    """A file-system-safe form of a node or dataset name."""
+    return _UNSAFE.sub("_", name)[:120] or "_"
+
+
+class KedroNodeRun(kart_core.TaskOnKart[Any]):
+    """The cached outputs of one Kedro node for one combination of code, parameters and inputs."""
+
+    project = luigi.Parameter(default="", description="The Kedro package name.")
+    node_name = luigi.Parameter(description="The Kedro node's full name.")
+    code = luigi.Parameter(description="Digest of the node function's source.")
+    parameters = luigi.Parameter(description="Digest of the node's params: inputs.")
+    data = luigi.Parameter(description="Digest of the inputs that no cached node of this run produced.")
+    inputs = luigi.ListParameter(default=(), description="The node's input dataset names.")
+    outputs = luigi.ListParameter(default=(), description="The node's output dataset names.")
+    upstream: Any = kart_core.ListTaskInstanceParameter(
+        default=(), significant=False, description="The runs that produced this node's inputs."
+    )
+
+    def requires(self) -> list[Any]:
+        """The node runs whose outputs this node reads: their ids are part of this id."""
+        return list(self.upstream)
+
+    def output(self) -> dict[str, Any]:
+        """One pickle per output dataset: ``{ws}/kedro/{project}/{node}/{dataset}_{uid}.pkl``."""
+        folder = f"kedro/{safe_name(self.project or '_')}/{safe_name(self.node_name)}"
+        names = list(self.outputs) or [_NO_OUTPUT]
+        return {name: self.make_target(f"{folder}/{safe_name(name)}.pkl") for name in names}
+
+    def run(self) -> None:
+        """Run the Kedro node through the runner that created this task and cache what it returned."""
+        execute: Callable[[], dict[str, Any]] | None = getattr(self, "kedro_execute", None)
+        if execute is None:
+            raise RuntimeError(
+                f"{self.label()} caches the Kedro node {self.node_name!r}; it can only run inside "
+                "kart_kedro.KartRunner (kedro run --runner kart_kedro.KartRunner)."
+            )
+        produced = execute()
+        names: list[str] = list(map(str, self.outputs))
+        for name in names:
+            self._cache_output(name, produced[name])
+        if not names:
+            self._cache_output(_NO_OUTPUT, True)
+
+    def _cache_output(self, name: str, value: Any) -> None:
+        try:
+            self.dump(value, name)
+        except Exception as exc:
+            raise RuntimeError(
+                f"{self.label()}: output {name!r} of Kedro node {self.node_name!r} cannot be cached "
+                f"({type(exc).__name__}: {exc}). Tag the node 'kart_no_cache' to run it every time."
+            ) from exc
+
+
+@dataclasses.dataclass
+class CachedRun:
+    """One node run found in a workspace's run logs."""
+
+    task: KedroNodeRun
+    unique_id: str
+    created: datetime
+    complete: bool
+
+    @property
+    def processing_time(self) -> Any:
+        """Seconds the run took, or 'unknown'."""
+        return self.task.get_processing_time()
+
+
+def cached_runs(workspace: str, project: str | None = None) -> list[CachedRun]:
+    """Every KedroNodeRun logged in ``workspace`` (of ``project`` when given), oldest first."""
+    runs = []
+    for unique_id in _logged_ids(workspace):
+        task = _restore(workspace, unique_id)
+        if project is not None and task.project != project:
+            continue
+        created = task.log_target("task_params").last_modification_time()
+        runs.append(CachedRun(task=task, unique_id=unique_id, created=created, complete=bool(task.complete())))
+    return sorted(runs, key=lambda run: run.created)
+
+
+def clear_run(run: CachedRun) -> list[str]:
+    """Delete a run's outputs and logs; return the paths that existed."""
+    targets = list(run.task.output().values()) + [run.task.log_target(kind, ext) for kind, ext in LOG_KINDS]
+    removed = [str(target.path()) for target in targets if target.exists()]
+    for target in targets:
+        target.remove()
+    return removed
+
+
+def _logged_ids(workspace: str) -> Iterator[str]:
+    pattern = f"{workspace.rstrip('/')}/log/task_params/{KedroNodeRun.__name__}_*.pkl"
+    if "://" in workspace:
+        import fsspec
+
+        filesystem, _ = fsspec.core.url_to_fs(workspace)
+        paths = [str(path) for path in filesystem.glob(pattern)]
+    else:
+        paths = glob.glob(pattern)
+    for path in sorted(paths):
+        yield os.path.basename(path)[len(KedroNodeRun.__name__) + 1 : -len(".pkl")]
+
+
+def _restore(workspace: str, unique_id: str) -> KedroNodeRun:
+    """The logged run with its unique id pinned (its upstream runs are not logged, so it is not recomputed)."""
+    base: kart_core.TaskOnKart[Any] = kart_core.TaskOnKart(workspace_directory=workspace)
+    params = base.make_target(f"log/task_params/{KedroNodeRun.__name__}_{unique_id}.pkl", use_unique_id=False).load()
+    task = KedroNodeRun.from_str_params({**params, "workspace_directory": workspace})
+    task.task_unique_id = unique_id
+    return task

@@ -1,0 +1,86 @@
+"""to_pipeline(): a kart task graph as a Kedro Pipeline, one node per task, run through run_one.
+
+Edges carry a small KartReceipt (in memory by default), not the data: kart tasks load their own
+inputs from the cache. Name an edge with ``names=`` and declare it in the catalog as a
+TaskOnKartDataset of the same task, and Kedro nodes can load the real output downstream.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from kedro.pipeline import Pipeline, node
+
+import kart_core
+from kart_kedro._receipt import KartReceipt
+
+__all__ = ["KartTaskNode", "to_pipeline", "node_label"]
+
+_UNSAFE = re.compile(r"[^0-9A-Za-z_-]+")
+
+
+class KartTaskNode:
+    """A Kedro node function that runs one kart task through ``kart_core.run_one`` (picklable)."""
+
+    def __init__(self, task: Any) -> None:
+        self.task = task
+        self.__name__ = f"run_{node_label(task)}"  # Kedro and kedro-viz show a function name.
+        self.__annotations__: dict[str, Any] = {}  # Kedro's parameter type check reads them (none here)
+
+    def __call__(self, *_receipts: Any) -> KartReceipt:
+        """Run the task unless cached; upstream receipts only order the nodes."""
+        status = kart_core.run_one(self.task)
+        paths = tuple(str(target.path()) for target in _flatten(self.task.output()))
+        label = self.task.label() if hasattr(self.task, "label") else str(self.task)
+        return KartReceipt(node_key=kart_core.node_key(self.task), label=label, status=status.value, paths=paths)
+
+
+def node_label(task: Any) -> str:
+    """``Class_<first 8 of unique id>``: a readable, unique Kedro name for a kart task."""
+    if hasattr(task, "make_unique_id"):
+        return f"{type(task).__name__}_{kart_core.short_id(task.make_unique_id())}"
+    return _UNSAFE.sub("_", str(task.task_id))
+
+
+def to_pipeline(tasks: Any, names: Mapping[Any, str] | None = None, tags: Iterable[str] | None = None) -> Pipeline:
+    """Turn the graph under ``tasks`` (one task or a list) into a Kedro Pipeline.
+
+    Args:
+        tasks: root kart task(s); their upstreams are included.
+        names: dataset names for chosen tasks' outputs (default ``<Class>_<id8>``), so that a
+            catalog entry (a TaskOnKartDataset of the same task) can expose the data to Kedro nodes.
+        tags: Kedro tags added to every node (e.g. to run the kart part with ``--tags``).
+    """
+    roots = list(tasks) if isinstance(tasks, list | tuple) else [tasks]
+    graph = kart_core.walk(roots)
+    chosen = {kart_core.node_key(task): name for task, name in (names or {}).items()}
+    labels = _unique_labels(graph)
+    outputs = {key: chosen.get(key, labels[key]) for key in graph.order}
+    nodes = [
+        node(
+            KartTaskNode(graph.nodes[key]),
+            inputs=list(dict.fromkeys(outputs[dep] for dep in graph.upstream[key])) or None,
+            outputs=outputs[key],
+            name=labels[key],
+            tags=list(tags or ()),
+        )
+        for key in graph.order
+    ]
+    return Pipeline(nodes)
+
+
+def _unique_labels(graph: Any) -> dict[str, str]:
+    labels = {key: node_label(graph.nodes[key]) for key in graph.order}
+    if len(set(labels.values())) < len(labels):  # two ids share 8 characters: use the full keys
+        labels = {key: _UNSAFE.sub("_", key) for key in graph.order}
+    return labels
+
+
+def _flatten(item: Any) -> list[Any]:
+    if isinstance(item, dict):
+        return [leaf for value in item.values() for leaf in _flatten(value)]
+    if isinstance(item, list | tuple):
+        return [leaf for value in item for leaf in _flatten(value)]
+    return [item]

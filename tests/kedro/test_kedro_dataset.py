@@ -1,0 +1,136 @@
+"""TaskOnKartDataset: catalog config, load/exists/save/describe, and one cache shared with kart_core.build."""
+
+from __future__ import annotations
+
+import datetime
+import pickle
+
+import pytest
+from kart_kedro import KartReceipt, TaskOnKartDataset
+from kedro.io import DataCatalog, DatasetError
+from kedro_test_tasks import Doubled, Numbers, Total, journal_lines
+
+import kart_core
+
+TOTAL_CONFIG = {
+    "task": "kedro_test_tasks.Total",
+    "params": {
+        "doubled": {
+            "task": "kedro_test_tasks.Doubled",
+            "params": {
+                "factor": 3,
+                "source": {"task": "kedro_test_tasks.Numbers", "params": {"size": 3, "day": datetime.date(2024, 2, 1)}},
+            },
+        }
+    },
+}
+
+
+def _total_task(workspace: str) -> Total:
+    numbers = Numbers(size=3, day=datetime.date(2024, 2, 1), workspace_directory=workspace)
+    return Total(
+        doubled=Doubled(source=numbers, factor=3, workspace_directory=workspace), workspace_directory=workspace
+    )
+
+
+def test_load_builds_the_task_and_its_upstreams_once(workspace: str, journal: str) -> None:
+    dataset = TaskOnKartDataset(**TOTAL_CONFIG, workspace_directory=workspace)
+    assert not dataset.exists()
+    assert dataset.load() == (1 + 2 + 3) * 3
+    assert dataset.exists()
+    assert TaskOnKartDataset(**TOTAL_CONFIG, workspace_directory=workspace).load() == 18
+    assert sorted(line.split("[")[0] for line in journal_lines(journal)) == ["Doubled", "Numbers", "Total"]
+
+
+def test_catalog_config_builds_the_same_task_as_python(workspace: str) -> None:
+    dataset = TaskOnKartDataset(**TOTAL_CONFIG, workspace_directory=workspace)
+    assert dataset.task.make_unique_id() == _total_task(workspace).make_unique_id()
+
+
+def test_a_task_built_by_kart_core_loads_through_the_catalog_without_rerunning(workspace: str, journal: str) -> None:
+    assert kart_core.build(_total_task(workspace)) == 18
+    runs = journal_lines(journal)
+    catalog = DataCatalog.from_config(
+        {"total": {"type": "kart_kedro.TaskOnKartDataset", **TOTAL_CONFIG, "workspace_directory": workspace}}
+    )
+    assert catalog.load("total") == 18
+    assert journal_lines(journal) == runs
+
+
+def test_an_output_built_through_the_catalog_is_cached_for_kart_core(workspace: str, journal: str) -> None:
+    catalog = DataCatalog.from_config(
+        {"total": {"type": "kart_kedro.TaskOnKartDataset", **TOTAL_CONFIG, "workspace_directory": workspace}}
+    )
+    assert catalog.load("total") == 18
+    runs = journal_lines(journal)
+    assert kart_core.build(_total_task(workspace)) == 18
+    assert journal_lines(journal) == runs
+
+
+def test_string_values_are_parsed_and_missing_params_take_defaults(workspace: str) -> None:
+    dataset = TaskOnKartDataset("kedro_test_tasks.Numbers", {"size": "2", "day": "2024-03-05"}, workspace)
+    assert dataset.task.size == 2 and dataset.task.start == 1
+    assert dataset.task.day == datetime.date(2024, 3, 5)
+    assert dataset.load() == [1, 2]
+
+
+def test_a_list_of_tasks_is_a_list_of_mappings(workspace: str) -> None:
+    parts = [{"task": "kedro_test_tasks.Numbers", "params": {"size": 2, "start": start}} for start in (1, 10)]
+    dataset = TaskOnKartDataset("kedro_test_tasks.Combine", {"parts": parts}, workspace)
+    assert dataset.load() == [1, 2, 10, 11]
+
+
+def test_save_is_refused_with_the_reason(workspace: str) -> None:
+    dataset = TaskOnKartDataset("kedro_test_tasks.Numbers", {"size": 2}, workspace)
+    with pytest.raises(DatasetError, match=r"Numbers\[[0-9a-f]{8}\]\) is read-only: .*kedro_test_tasks.Numbers"):
+        dataset.save([1, 2])
+
+
+def test_save_accepts_only_the_receipt_of_its_own_completed_task(workspace: str) -> None:
+    dataset = TaskOnKartDataset("kedro_test_tasks.Numbers", {"size": 2}, workspace)
+    receipt = KartReceipt(node_key=kart_core.node_key(dataset.task), label="Numbers", status="ran")
+    with pytest.raises(DatasetError, match="read-only"):
+        dataset.save(receipt)  # not built yet
+    dataset.load()
+    dataset.save(receipt)
+    other = KartReceipt(node_key=kart_core.node_key(Numbers(size=3)), label="Numbers", status="ran")
+    with pytest.raises(DatasetError, match="read-only"):
+        dataset.save(other)
+
+
+def test_describe_shows_class_parameters_and_unique_id(workspace: str) -> None:
+    dataset = TaskOnKartDataset("kedro_test_tasks.Numbers", {"size": 2}, workspace)
+    text = str(dataset)
+    assert "kedro_test_tasks.Numbers" in text
+    assert "'size': '2'" in text
+    assert dataset.task.make_unique_id() in text
+
+
+def test_the_dataset_pickles_with_its_task(workspace: str) -> None:
+    dataset = TaskOnKartDataset(**TOTAL_CONFIG, workspace_directory=workspace)
+    copy = pickle.loads(pickle.dumps(dataset))
+    assert copy.task.make_unique_id() == dataset.task.make_unique_id()
+    assert copy.load() == 18
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"task": "kedro_test_tasks.Missing"}, r"has no attribute 'Missing'"),
+        ({"task": "no_such_module_xyz.Task"}, r"cannot import module 'no_such_module_xyz'"),
+        ({"task": "Numbers"}, r"not a dotted path"),
+        ({"task": "kedro_test_tasks.NotATask"}, r"not a subclass of kart_core.TaskOnKart"),
+        (
+            {"task": "kedro_test_tasks.Numbers", "params": {"sise": 2}},
+            r"no parameter 'sise'. Its own parameters: day, size, start",
+        ),
+        ({"task": "kedro_test_tasks.Numbers", "params": {"size": "two"}}, r"parameter 'size' cannot parse 'two'"),
+        ({"task": "kedro_test_tasks.Doubled", "params": {"source": 3}}, r"parameter 'source' is a task; write it as"),
+        ({"task": "kedro_test_tasks.Doubled"}, r"Doubled.*source"),
+    ],
+)
+def test_bad_config_is_a_dataset_error_naming_the_entry(entry: dict, message: str) -> None:
+    catalog = DataCatalog.from_config({"my_entry": {"type": "kart_kedro.TaskOnKartDataset", **entry}})
+    with pytest.raises(DatasetError, match=message) as raised:
+        catalog.get("my_entry")
+    assert "my_entry" in str(raised.value)

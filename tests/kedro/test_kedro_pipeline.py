@@ -1,0 +1,119 @@
+"""to_pipeline: a kart graph as a Kedro Pipeline, run by Kedro's own runners through run_one."""
+
+from __future__ import annotations
+
+import pytest
+from kart_kedro import KartReceipt, TaskOnKartDataset, to_pipeline
+from kart_kedro.pipeline import node_label
+from kedro.io import DataCatalog, SharedMemoryDataCatalog
+from kedro.pipeline import Pipeline, node
+from kedro.runner import ParallelRunner, SequentialRunner
+from kedro_test_tasks import Combine, Doubled, Numbers, Total, journal_lines
+
+import kart_core
+
+
+def _graph(workspace: str) -> Total:
+    numbers = Numbers(size=5, workspace_directory=workspace)
+    return Total(
+        doubled=Doubled(source=numbers, factor=10, workspace_directory=workspace), workspace_directory=workspace
+    )
+
+
+def test_one_node_per_task_with_edges_along_requires(workspace: str) -> None:
+    total = _graph(workspace)
+    pipeline = to_pipeline(total)
+    by_name = {n.name: n for n in pipeline.nodes}
+    numbers, doubled = node_label(total.doubled.source), node_label(total.doubled)
+    assert [n.name for n in pipeline.nodes] == [numbers, doubled, node_label(total)]
+    assert by_name[doubled].inputs == [numbers] and by_name[doubled].outputs == [doubled]
+    assert by_name[node_label(total)].inputs == [doubled]
+    assert by_name[numbers].inputs == []
+    assert numbers == f"Numbers_{total.doubled.source.make_unique_id()[:8]}"
+
+
+def test_sequential_runner_runs_each_task_once_then_finds_them_cached(workspace: str, journal: str) -> None:
+    pipeline = to_pipeline(_graph(workspace))
+    result = SequentialRunner().run(pipeline, DataCatalog())
+    receipt = next(iter(result.values())).load()
+    assert isinstance(receipt, KartReceipt) and receipt.status == "ran"
+    assert len(journal_lines(journal)) == 3
+    assert kart_core.load_output(_graph(workspace)) == sum(range(1, 6)) * 10
+    again = SequentialRunner().run(pipeline, DataCatalog())
+    assert next(iter(again.values())).load().status == "cached"
+    assert len(journal_lines(journal)) == 3
+
+
+def test_a_named_output_feeds_a_kedro_node_through_the_catalog(workspace: str) -> None:
+    total = _graph(workspace)
+    catalog = DataCatalog(
+        {
+            "doubled": TaskOnKartDataset(
+                "kedro_test_tasks.Doubled",
+                {"factor": 10, "source": {"task": "kedro_test_tasks.Numbers", "params": {"size": 5}}},
+                workspace,
+            )
+        }
+    )
+    pipeline = to_pipeline(total, names={total.doubled: "doubled"}) + Pipeline(
+        [node(lambda values: max(values), "doubled", "largest", name="largest")]
+    )
+    result = SequentialRunner().run(pipeline, catalog)
+    assert result["largest"].load() == 50
+
+
+def test_a_list_parameter_graph_and_shared_upstreams(workspace: str) -> None:
+    combine = Combine(
+        parts=[Numbers(size=2, start=s, workspace_directory=workspace) for s in (1, 5)], workspace_directory=workspace
+    )
+    pipeline = to_pipeline([combine, Numbers(size=2, start=1, workspace_directory=workspace)], tags=["kart"])
+    assert len(pipeline.nodes) == 3
+    assert all("kart" in n.tags for n in pipeline.nodes)
+    SequentialRunner().run(pipeline, DataCatalog())
+    assert kart_core.load_output(combine) == [1, 2, 5, 6]
+
+
+def test_a_failing_task_fails_the_kedro_run_with_its_label(workspace: str) -> None:
+    bad = Doubled(source=Numbers(size=2, workspace_directory=workspace), factor=2, workspace_directory="/proc/kart")
+    with pytest.raises(Exception, match=r"Doubled\[[0-9a-f]{8}\]"):
+        SequentialRunner().run(to_pipeline(bad), DataCatalog())
+
+
+@pytest.mark.timeout(120)
+def test_parallel_runner_pickles_tasks_and_datasets_and_builds_each_task_once(workspace: str, journal: str) -> None:
+    totals = [
+        Total(
+            doubled=Doubled(
+                source=Numbers(size=3, workspace_directory=workspace), factor=f, workspace_directory=workspace
+            ),
+            workspace_directory=workspace,
+        )
+        for f in (2, 3)
+    ]
+    config = {
+        "task": "kedro_test_tasks.Total",
+        "params": {
+            "doubled": {
+                "task": "kedro_test_tasks.Doubled",
+                "params": {"factor": 2, "source": {"task": "kedro_test_tasks.Numbers", "params": {"size": 3}}},
+            }
+        },
+    }
+    catalog = SharedMemoryDataCatalog({"total_2": TaskOnKartDataset(**config, workspace_directory=workspace)})
+    pipeline = to_pipeline(totals, names={totals[0]: "total_2"}) + Pipeline(
+        [node(_plus_one, "total_2", "answer", name="answer")]
+    )
+    runner = ParallelRunner(max_workers=2)  # keep it: its manager process holds the shared memory data
+    result = runner.run(pipeline, catalog)
+    assert result["answer"].load() == 13
+    assert sorted(line.split("[")[0] for line in journal_lines(journal)) == [
+        "Doubled",
+        "Doubled",
+        "Numbers",
+        "Total",
+        "Total",
+    ]
+
+
+def _plus_one(value: int) -> int:
+    return value + 1
