@@ -46,10 +46,11 @@ class KartTaskOperator(BaseOperator):
         """An operator for ``task``; ``kwargs`` are BaseOperator arguments (retries, pool, ...)."""
         significant = task.to_str_params(only_significant=True)
         settings = {k: v for k, v in task.to_str_params().items() if k not in significant}
+        paths = output_paths(task)
         kwargs.setdefault("task_id", task_id_for(task))
         kwargs.setdefault("task_display_name", display_name_for(task))
-        kwargs.setdefault("outlets", [Asset(output_uri(path)) for path in output_paths(task)])
-        kwargs.setdefault("doc_md", _describe(task))
+        kwargs.setdefault("outlets", [Asset(output_uri(path)) for path in paths])
+        kwargs.setdefault("doc_md", _describe(task, paths))
         return cls(
             kart_class=import_path_of(task),
             kart_params=significant,
@@ -78,7 +79,7 @@ def _label_asset_events(context: Any, outlets: list[Any], status: kart_core.RunS
             events[outlet].extra["kart_status"] = status.value
 
 
-def _describe(task: Any) -> str:
+def _describe(task: Any, paths: list[str]) -> str:
     """The task's import path, unique id and outputs, shown on the task's page in the Airflow UI."""
     lines = [f"kart task `{import_path_of(task)}`, unique id `{task.make_unique_id()}`", "", "outputs:"]
-    return "\n".join(lines + [f"- `{path}`" for path in output_paths(task)])
+    return "\n".join(lines + [f"- `{path}`" for path in paths])
