@@ -33,7 +33,9 @@ class tree_info(TaskOnKart[Any]):  # noqa: N801 - gokart's public name, also the
     """Settings of ``--tree-info-mode`` / ``--tree-info-output-path`` for ``kart_core.run``: write the tree and exit."""
 
     mode = luigi.Parameter(default="", description='"simple" or "all" (with details); empty: build as usual.')
-    output_path = luigi.Parameter(default="tree.txt", description="Where the tree is written, relative to the workspace.")
+    output_path = luigi.Parameter(
+        default="tree.txt", description="Where the tree is written, relative to the workspace."
+    )
 
     def output(self) -> TargetOnKart:
         """``{workspace}/{output_path}``, without a unique id."""

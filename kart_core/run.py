@@ -137,7 +137,9 @@ def _log_result(result: BuildResult, graph: TaskGraph) -> None:
     for key, error in result.failed.items():
         logger.error("%s failed: %s: %s", _name(graph.nodes[key]), type(error).__name__, error, exc_info=error)
     if result.not_run:
-        logger.error("Not run because an upstream task failed: %s", ", ".join(_name(graph.nodes[k]) for k in result.not_run))
+        logger.error(
+            "Not run because an upstream task failed: %s", ", ".join(_name(graph.nodes[k]) for k in result.not_run)
+        )
 
 
 def _name(task: Any) -> str:

@@ -7,6 +7,7 @@ the shape of ``requires()`` and ``output()``.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any, TypeAlias, TypeVar
 
@@ -18,7 +19,9 @@ T = TypeVar("T")
 K = TypeVar("K")
 
 # A runtime union (not a string) so that ``FlattenableItems[int]`` works in annotations evaluated at runtime.
-FlattenableItems: TypeAlias = T | list["FlattenableItems[T]"] | tuple["FlattenableItems[T]", ...] | dict[str, "FlattenableItems[T]"]
+FlattenableItems: TypeAlias = (
+    T | list["FlattenableItems[T]"] | tuple["FlattenableItems[T]", ...] | dict[str, "FlattenableItems[T]"]
+)
 
 
 def add_config(file_path: str) -> None:
@@ -28,7 +31,12 @@ def add_config(file_path: str) -> None:
             f"add_config: no config file at {file_path!r} (current directory {os.getcwd()!r}). "
             "Pass the path of an existing .ini, .cfg or .toml file."
         )
-    luigi.configuration.add_config_path(file_path)
+    with warnings.catch_warnings():
+        # luigi warns when .ini differs from the default "cfg" parser name, although both use the same parser.
+        warnings.filterwarnings(
+            "ignore", message="Config for (ini|conf|cfg) parser added, but used (ini|conf|cfg) parser"
+        )
+        luigi.configuration.add_config_path(file_path)
 
 
 def flatten(items: Any) -> list[Any]:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from kart_core.testing.empty_data_frame import TestStatus, run_with_empty_data_frames, test_run
-from kart_core.testing.pandas_assert import assert_frame_contents_equal
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "TestStatus",
@@ -12,6 +16,14 @@ __all__ = [
     "test_run",
     "try_to_run_test_for_empty_data_frame",
 ]
+
+
+def assert_frame_contents_equal(actual: pd.DataFrame, expected: pd.DataFrame, **kwargs: Any) -> None:
+    """Raise AssertionError unless both frames hold the same cells, whatever the row and column order."""
+    # Imported here: pandas is loaded only by code that compares frames.
+    from kart_core.testing.pandas_assert import assert_frame_contents_equal as compare
+
+    compare(actual, expected, **kwargs)
 
 
 def try_to_run_test_for_empty_data_frame(cmdline_args: list[str]) -> None:

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import luigi
-import pandas as pd
 
 from kart_core.graph import walk
 from kart_core.runner import call_seed_methods, random_seed_of
 from kart_core.task import TaskOnKart
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["TestStatus", "run_with_empty_data_frames", "test_run"]
 
@@ -79,7 +81,11 @@ def _run_one_on_empty_frames(task: TaskOnKart[Any]) -> TestStatus:
     return status
 
 
-def _empty_data_frame(target: Any = None, required_columns: set[str] | None = None, drop_columns: bool = False) -> pd.DataFrame:
+def _empty_data_frame(
+    target: Any = None, required_columns: set[str] | None = None, drop_columns: bool = False
+) -> pd.DataFrame:
+    import pandas as pd  # here: importing kart_core must not import pandas
+
     return pd.DataFrame(columns=sorted(required_columns or ()))
 
 

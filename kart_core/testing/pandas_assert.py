@@ -21,7 +21,9 @@ def assert_frame_contents_equal(actual: pd.DataFrame, expected: pd.DataFrame, **
         for axis in ("index", "columns"):
             duplicated = getattr(frame, axis)[getattr(frame, axis).duplicated()]
             if len(duplicated):
-                raise AssertionError(f"{role} has duplicated {axis} labels {list(duplicated)[:5]}; make them unique first")
+                raise AssertionError(
+                    f"{role} has duplicated {axis} labels {list(duplicated)[:5]}; make them unique first"
+                )
     _assert_same_labels("columns", actual.columns, expected.columns)
     _assert_same_labels("index", actual.index, expected.index)
     pd.testing.assert_frame_equal(actual, expected.reindex(index=actual.index, columns=actual.columns), **kwargs)
@@ -30,4 +32,6 @@ def assert_frame_contents_equal(actual: pd.DataFrame, expected: pd.DataFrame, **
 def _assert_same_labels(axis: str, actual: pd.Index, expected: pd.Index) -> None:
     missing, extra = set(expected) - set(actual), set(actual) - set(expected)
     if missing or extra:
-        raise AssertionError(f"{axis} differ: actual lacks {sorted(map(str, missing))}, has extra {sorted(map(str, extra))}")
+        raise AssertionError(
+            f"{axis} differ: actual lacks {sorted(map(str, missing))}, has extra {sorted(map(str, extra))}"
+        )

@@ -12,12 +12,13 @@ Output format as gokart 1.12.2 prints it, e.g.::
 from __future__ import annotations
 
 import os
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from kart_core.target import make_target
 from kart_core.tree.task_info_formatter import make_task_info_tree, make_tree_info, make_tree_info_table_list
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["dump_task_info_table", "dump_task_info_tree", "make_task_info_as_table", "make_task_info_as_tree_str"]
 
@@ -40,6 +41,8 @@ def make_task_info_as_tree_str(
 def make_task_info_as_table(task: Any, ignore_task_names: list[str] | None = None) -> pd.DataFrame:
     """One row per unique task (root first, depth first), columns as gokart's: name, unique_id, output_paths,
     params, processing_time, is_complete, task_log, requires."""
+    import pandas as pd  # here, not at module level: `import kart_core` stays free of pandas
+
     info = make_task_info_tree(task, ignore_task_names=ignore_task_names)
     return pd.DataFrame(make_tree_info_table_list(info, visited_tasks=set()))
 

@@ -51,7 +51,10 @@ class TaskInfo:
 
     def get_task_detail(self) -> str:
         """Parameters, outputs, processing time and task log, in parentheses."""
-        return f"(parameter={self.params}, output={self.output_paths}, time={self.processing_time}, task_log={self.task_log})"
+        return (
+            f"(parameter={self.params}, output={self.output_paths}, "
+            f"time={self.processing_time}, task_log={self.task_log})"
+        )
 
     def task_info_dict(self) -> dict[str, Any]:
         """One table row: every field but the children."""
@@ -111,13 +114,17 @@ def _required_task(task: Any) -> RequiredTask:
     return RequiredTask(name=type(task).__name__, unique_id=_unique_id(task))
 
 
-def make_tree_info(task_info: TaskInfo, indent: str, last: bool, details: bool, abbr: bool, visited_tasks: set[str]) -> str:
+def make_tree_info(
+    task_info: TaskInfo, indent: str, last: bool, details: bool, abbr: bool, visited_tasks: set[str]
+) -> str:
     """The tree text: one line per task, ``└─-`` / ``|--`` branches; with ``abbr`` a repeated subtree is ``...``."""
     lines: list[str] = []
     stack: list[tuple[TaskInfo, str, bool]] = [(task_info, indent, last)]
     while stack:
         info, prefix, is_last = stack.pop()
-        branch, child_prefix = (_LAST_BRANCH, prefix + _LAST_INDENT) if is_last else (_MIDDLE_BRANCH, prefix + _MIDDLE_INDENT)
+        branch, child_prefix = (
+            (_LAST_BRANCH, prefix + _LAST_INDENT) if is_last else (_MIDDLE_BRANCH, prefix + _MIDDLE_INDENT)
+        )
         line = prefix + branch + info.get_task_title()
         if abbr and info.get_task_id() in visited_tasks:
             lines += [line, child_prefix + _LAST_BRANCH + " ..."]
@@ -127,7 +134,9 @@ def make_tree_info(task_info: TaskInfo, indent: str, last: bool, details: bool, 
         lines.append(line + info.get_task_detail() if details else line)
         children = info.children_task_infos
         # Pushed in reverse so the first child is printed first; the last child gets the └─- branch.
-        stack.extend((child, child_prefix, index == len(children) - 1) for index, child in reversed(list(enumerate(children))))
+        stack.extend(
+            (child, child_prefix, index == len(children) - 1) for index, child in reversed(list(enumerate(children)))
+        )
     return "".join("\n" + line for line in lines)
 
 

@@ -81,24 +81,27 @@ def _ids(report: TrReport) -> tuple[str, str, str]:
 
 def test_tree_of_three_tasks_before_and_after_build(workspace: str) -> None:
     report = _report(workspace)
-    r, f, l = _ids(report)
-    expected = (
-        "\n└─-({s}) TrReport[%s]\n   |--({s}) TrFeatures[%s]\n   |  └─-({s}) TrLoad[%s]\n"
-        "   └─-({s}) TrLoad[%s]\n      └─- ..."
-    ) % (r, f, l, l)
-    assert make_task_info_as_tree_str(report) == expected.format(s="PENDING")
+    root_id, feat_id, load_id = _ids(report)
+
+    def expected(status: str) -> str:
+        return (
+            f"\n└─-({status}) TrReport[{root_id}]\n   |--({status}) TrFeatures[{feat_id}]"
+            f"\n   |  └─-({status}) TrLoad[{load_id}]\n   └─-({status}) TrLoad[{load_id}]\n      └─- ..."
+        )
+
+    assert make_task_info_as_tree_str(report) == expected("PENDING")
     gokart.build(report)
-    assert make_task_info_as_tree_str(report) == expected.format(s="COMPLETE")
-    assert gokart.make_tree_info(report) == expected.format(s="COMPLETE")
+    assert make_task_info_as_tree_str(report) == expected("COMPLETE")
+    assert gokart.make_tree_info(report) == expected("COMPLETE")
 
 
 def test_without_abbreviation_a_shared_task_is_printed_each_time(workspace: str) -> None:
     report = _report(workspace)
-    r, f, l = _ids(report)
+    root_id, feat_id, load_id = _ids(report)
     text = make_task_info_as_tree_str(report, abbr=False)
     assert text == (
-        f"\n└─-(PENDING) TrReport[{r}]\n   |--(PENDING) TrFeatures[{f}]\n   |  └─-(PENDING) TrLoad[{l}]\n"
-        f"   └─-(PENDING) TrLoad[{l}]"
+        f"\n└─-(PENDING) TrReport[{root_id}]\n   |--(PENDING) TrFeatures[{feat_id}]"
+        f"\n   |  └─-(PENDING) TrLoad[{load_id}]\n   └─-(PENDING) TrLoad[{load_id}]"
     )
 
 
@@ -120,30 +123,42 @@ def test_details_show_params_outputs_time_and_task_log(workspace: str) -> None:
 
 def test_ignored_task_names_drop_the_subtree(workspace: str) -> None:
     report = _report(workspace)
-    r, _, l = _ids(report)
+    root_id, _, load_id = _ids(report)
     text = make_task_info_as_tree_str(report, ignore_task_names=["TrFeatures"])
-    assert text == f"\n└─-(PENDING) TrReport[{r}]\n   └─-(PENDING) TrLoad[{l}]"
+    assert text == f"\n└─-(PENDING) TrReport[{root_id}]\n   └─-(PENDING) TrLoad[{load_id}]"
 
 
 def test_table_has_one_row_per_unique_task(workspace: str) -> None:
     report = _report(workspace)
-    r, f, l = _ids(report)
+    root_id, feat_id, load_id = _ids(report)
     gokart.build(report)
     table = make_task_info_as_table(report)
     assert list(table.columns) == [
-        "name", "unique_id", "output_paths", "params", "processing_time", "is_complete", "task_log", "requires",
+        "name",
+        "unique_id",
+        "output_paths",
+        "params",
+        "processing_time",
+        "is_complete",
+        "task_log",
+        "requires",
     ]
     assert list(table["name"]) == ["TrReport", "TrFeatures", "TrLoad"]
-    assert list(table["unique_id"]) == [r, f, l]
+    assert list(table["unique_id"]) == [root_id, feat_id, load_id]
     assert set(table["is_complete"]) == {"COMPLETE"}
-    assert table["requires"][0] == {"features": RequiredTask("TrFeatures", f), "load": RequiredTask("TrLoad", l)}
+    assert table["requires"][0] == {
+        "features": RequiredTask("TrFeatures", feat_id),
+        "load": RequiredTask("TrLoad", load_id),
+    }
     assert table["params"][2] == {"x": "1"}
     assert table["processing_time"][2].endswith("s")
 
 
 def test_a_shared_upstream_is_checked_once(workspace: str) -> None:
     shared = TrCountingLoad(x=7, workspace_directory=workspace)
-    root = TrPair(left=shared, right=TrFeatures(source=shared, workspace_directory=workspace), workspace_directory=workspace)
+    root = TrPair(
+        left=shared, right=TrFeatures(source=shared, workspace_directory=workspace), workspace_directory=workspace
+    )
     TrCountingLoad.complete_calls = 0
     text = make_task_info_as_tree_str(root)
     assert TrCountingLoad.complete_calls == 1
@@ -234,7 +249,11 @@ def _side(impl: str, directory: Path) -> dict[str, Any]:
     directory.mkdir()
     (directory / "pipeline.py").write_text(_SIDE_BY_SIDE)
     done = subprocess.run(
-        [sys.executable, "pipeline.py", impl], cwd=directory, capture_output=True, text=True, timeout=120,
+        [sys.executable, "pipeline.py", impl],
+        cwd=directory,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )
     assert done.returncode == 0, done.stderr

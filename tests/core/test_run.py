@@ -1,0 +1,210 @@
+"""kart_core.run (gokart.run): the command line, kart's executor, luigi's return codes, the special modes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import luigi
+import pytest
+from luigi.task_register import TaskClassNotFoundException
+
+import kart_core as gokart
+from kart_core.run import RetCodes, build_from_command_line, retcodes
+
+
+class RnSource(gokart.TaskOnKart[list]):
+    x = luigi.IntParameter(default=1)
+
+    def run(self) -> None:
+        self.dump([self.x, os.getpid()])
+
+
+class RnFinal(gokart.TaskOnKart[list]):
+    def requires(self) -> list[RnSource]:
+        return [RnSource(x=i) for i in range(4)]
+
+    def run(self) -> None:
+        self.dump([item[0] for item in self.load()])
+
+
+class RnBroken(gokart.TaskOnKart[int]):
+    def requires(self) -> RnSource:
+        return RnSource()
+
+    def run(self) -> None:
+        raise RuntimeError("broken on purpose")
+
+
+class RnMissing(luigi.ExternalTask):
+    def output(self) -> luigi.LocalTarget:
+        return luigi.LocalTarget("never-there.csv")
+
+
+class RnNeedsMissing(gokart.TaskOnKart[int]):
+    def requires(self) -> RnMissing:
+        return RnMissing()
+
+    def run(self) -> None:
+        self.dump(1)
+
+
+class RnBadRequires(gokart.TaskOnKart[int]):
+    def requires(self) -> Any:
+        raise ValueError("bad requires on purpose")
+
+
+class RnNeedsParam(gokart.TaskOnKart[int]):
+    value = luigi.IntParameter()
+
+    def run(self) -> None:
+        self.dump(self.value)
+
+
+def _exit_code(args: list[str], set_retcode: bool = True) -> int | str | None:
+    with pytest.raises(SystemExit) as exit_info:
+        gokart.run(args, set_retcode=set_retcode)
+    return exit_info.value.code
+
+
+def test_success_builds_and_exits_0() -> None:
+    assert _exit_code(["RnFinal", "--local-scheduler"]) == 0
+    assert RnFinal().output().load() == [0, 1, 2, 3]
+    assert RnFinal().get_processing_time() != "unknown"  # run logs written by kart's runner
+
+
+def test_parameters_and_task_flags_from_the_command_line() -> None:
+    assert _exit_code(["RnNeedsParam", "--local-scheduler", "--value", "7", "--RnSource-x", "3"]) == 0
+    assert RnNeedsParam(value=7).output().load() == 7
+
+
+@pytest.mark.parametrize(
+    ("task", "code"),
+    [("RnBroken", 40), ("RnNeedsMissing", 20), ("RnBadRequires", 50), ("RnNeedsParam", 4)],
+)
+def test_gokart_return_codes(task: str, code: int) -> None:
+    assert _exit_code([task, "--local-scheduler"]) == code
+
+
+def test_a_failure_names_the_task(caplog: pytest.LogCaptureFixture) -> None:
+    _exit_code(["RnBroken", "--local-scheduler"])
+    assert f"{RnBroken().label()} failed: RuntimeError: broken on purpose" in caplog.text
+
+
+def test_without_set_retcode_luigi_config_decides(tmp_path: Path) -> None:
+    assert _exit_code(["RnBroken", "--local-scheduler"], set_retcode=False) == 0  # luigi's defaults are 0
+    (tmp_path / "luigi.cfg").write_text("[retcode]\ntask_failed = 3\n")
+    gokart.add_config(str(tmp_path / "luigi.cfg"))
+    assert retcodes(["RnBroken"], set_retcode=False) == RetCodes(task_failed=3)
+    assert _exit_code(["RnBroken", "--local-scheduler"], set_retcode=False) == 3
+
+
+def test_unknown_task_lists_the_candidates() -> None:
+    with pytest.raises(TaskClassNotFoundException, match=r"No task RnNoSuchTask\. Candidates are: .*RnBroken"):
+        gokart.run(["RnNoSuchTask", "--local-scheduler"])
+
+
+def test_workers_build_in_parallel_processes() -> None:
+    assert build_from_command_line(["RnFinal", "--local-scheduler", "--workers", "2"], RetCodes()) == 0
+    pids = {RnSource(x=i).output().load()[1] for i in range(4)}
+    assert os.getpid() not in pids
+
+
+def test_tree_info_mode_writes_the_tree_and_builds_nothing() -> None:
+    code = _exit_code(["RnFinal", "--local-scheduler", "--tree-info-mode", "all", "--tree-info-output-path", "t.txt"])
+    assert code == 0
+    text = Path("resources/t.txt").read_text()
+    assert text.splitlines()[1].startswith(f"└─-(PENDING) RnFinal[{RnFinal().make_unique_id()}](parameter={{}}")
+    assert not RnFinal().complete()
+    with pytest.raises(ValueError, match='--tree-info-mode must be "simple" or "all"'):
+        gokart.run(["RnFinal", "--local-scheduler", "--tree-info-mode", "fancy"])
+
+
+def test_delete_unnecessary_output_files_mode() -> None:
+    assert _exit_code(["RnSource", "--local-scheduler", "--x", "9"]) == 0
+    assert _exit_code(["RnSource", "--local-scheduler", "--x", "8"]) == 0
+    assert _exit_code(["RnSource", "--local-scheduler", "--x", "8", "--delete-unnecessary-output-files"]) == 0
+    assert RnSource(x=8).complete() and not RnSource(x=9).complete()
+
+
+_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import luigi
+    if sys.argv.pop(1) == "kart":
+        import kart_core as gokart
+    else:
+        import gokart
+
+    class Source(gokart.TaskOnKart):
+        x = luigi.IntParameter(default=1)
+        def run(self):
+            self.dump([self.x])
+
+    class Final(gokart.TaskOnKart):
+        def requires(self):
+            return Source(x=2)
+        def run(self):
+            self.dump(self.load() + [3])
+
+    class Broken(gokart.TaskOnKart):
+        def requires(self):
+            return Source()
+        def run(self):
+            raise RuntimeError("boom")
+
+    class Missing(luigi.ExternalTask):
+        def output(self):
+            return luigi.LocalTarget("never-there.txt")
+
+    class NeedsMissing(gokart.TaskOnKart):
+        def requires(self):
+            return Missing()
+        def run(self):
+            self.dump(1)
+
+    if __name__ == "__main__":
+        gokart.run()
+    """
+)
+
+
+def _cli(impl: str, directory: Path, *args: str) -> int:
+    directory.mkdir(exist_ok=True)
+    (directory / "main.py").write_text(_SCRIPT)
+    done = subprocess.run(
+        [sys.executable, "main.py", impl, *args],
+        cwd=directory,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    return done.returncode
+
+
+def _files(root: Path) -> list[str]:
+    return [str(path.relative_to(root)) for path in root.rglob("*") if path.is_file()] if root.exists() else []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["Final", "Broken", "NeedsMissing"])
+def test_same_exit_codes_and_files_as_gokart(tmp_path: Path, task: str) -> None:
+    ours = _cli("kart", tmp_path / "kart", task, "--local-scheduler")
+    theirs = _cli("gokart", tmp_path / "gokart", task, "--local-scheduler")
+    assert ours == theirs
+    outputs = [sorted(_files(tmp_path / side / "resources")) for side in ("kart", "gokart")]
+    assert outputs[0] == outputs[1]
+
+
+@pytest.mark.slow
+def test_same_tree_file_as_gokart(tmp_path: Path) -> None:
+    for side in ("kart", "gokart"):
+        assert _cli(side, tmp_path / side, "Final", "--local-scheduler") == 0
+        assert _cli(side, tmp_path / side, "Final", "--local-scheduler", "--tree-info-mode", "simple") == 0
+    trees = [(tmp_path / side / "resources" / "tree.txt").read_text() for side in ("kart", "gokart")]
+    assert trees[0] == trees[1] and "(COMPLETE) Final[" in trees[0]

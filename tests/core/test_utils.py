@@ -1,0 +1,82 @@
+"""kart_core.utils: flatten / map_flattenable_items on nested structures, add_config on real config files."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import luigi
+import pytest
+
+import kart_core as gokart
+from kart_core.utils import FlattenableItems, add_config, flatten, map_flattenable_items
+
+
+class UtConfigured(gokart.TaskOnKart[int]):
+    rate = luigi.FloatParameter()
+    name = luigi.Parameter(default="unset")
+
+    def run(self) -> None:
+        self.dump(0)
+
+
+def test_flatten_keeps_order_and_drops_none() -> None:
+    assert flatten({"a": "foo", "b": ["bar", ("baz", None)], "c": None}) == ["foo", "bar", "baz"]
+    assert flatten(None) == []
+    assert flatten(42) == [42]
+    assert flatten("text") == ["text"]
+    assert flatten([[], {}, ()]) == []
+
+
+def test_flatten_of_a_task_graph_shape(workspace: str) -> None:
+    tasks = [UtConfigured(rate=float(i), workspace_directory=workspace) for i in range(3)]
+    assert flatten({"x": tasks[0], "y": [tasks[1], {"z": tasks[2]}]}) == tasks
+
+
+def test_flatten_deeper_than_the_recursion_limit() -> None:
+    nested: list = ["leaf"]
+    for _ in range(sys.getrecursionlimit() * 3):
+        nested = [nested]
+    assert flatten(nested) == ["leaf"]
+
+
+def test_map_keeps_the_shape() -> None:
+    mapped = map_flattenable_items(lambda x: x * 2, {"a": [1, (2, 3)], "b": 4, "s": "ab"})
+    assert mapped == {"a": [2, (4, 6)], "b": 8, "s": "abab"}
+    assert isinstance(mapped["a"][1], tuple)
+    assert map_flattenable_items(str, 5) == "5"
+
+
+def test_flattenable_items_is_usable_as_a_runtime_annotation() -> None:
+    alias = FlattenableItems[int]
+    assert int in alias.__args__
+
+
+def test_add_config_sets_task_parameters(tmp_path: Path, workspace: str) -> None:
+    config = tmp_path / "param.ini"
+    config.write_text("[UtConfigured]\nrate = 0.25\nname = from-file\n")
+    add_config(str(config))
+    task = UtConfigured(workspace_directory=workspace)
+    assert (task.rate, task.name) == (0.25, "from-file")
+    assert gokart.build(_Echo(source=task, workspace_directory=workspace)) == ("from-file", 0.25)
+
+
+def test_add_config_later_file_overrides_earlier(tmp_path: Path, workspace: str) -> None:
+    (tmp_path / "base.ini").write_text("[UtConfigured]\nrate = 1.0\nname = base\n")
+    (tmp_path / "local.ini").write_text("[UtConfigured]\nname = local\n")
+    gokart.add_config(str(tmp_path / "base.ini"))
+    gokart.add_config(str(tmp_path / "local.ini"))
+    task = UtConfigured(workspace_directory=workspace)
+    assert (task.rate, task.name) == (1.0, "local")
+
+
+def test_add_config_missing_file_names_the_path(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"no config file at '.*nowhere\.ini'"):
+        add_config(str(tmp_path / "nowhere.ini"))
+
+
+class _Echo(gokart.TaskOnKart[tuple]):
+    source = gokart.TaskInstanceParameter()
+
+    def run(self) -> None:
+        self.dump((self.source.name, self.source.rate))
