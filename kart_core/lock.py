@@ -7,7 +7,7 @@ import dataclasses
 import hashlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from kart_core.errors import TaskLockException
@@ -44,38 +44,55 @@ def _file_lock(params: LockParams, wait_seconds: float | None) -> Iterator[None]
     os.makedirs(params.lock_directory, exist_ok=True)
     name = hashlib.md5(params.key.encode()).hexdigest() + ".lock"
     with open(os.path.join(params.lock_directory, name), "a+b") as handle:
-        deadline = None if wait_seconds is None else time.monotonic() + wait_seconds
-        while True:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise TaskLockException(f"Another process holds the lock of {params.key}") from None
-                time.sleep(0.01)
+        if not _wait_until(lambda: _try_flock(handle.fileno()), wait_seconds):
+            raise TaskLockException(f"Another process holds the lock of {params.key}")
         try:
             yield
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
+def _try_flock(fileno: int) -> bool:
+    import fcntl
+
+    try:
+        fcntl.flock(fileno, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
 def _redis_client(params: LockParams) -> Any:
     try:
         import redis
     except ImportError as exc:
-        raise TaskLockException("redis_host is set but redis is not installed: pip install 'kart-suite[redis]'") from exc
-    return redis.Redis(host=params.redis_host, port=params.redis_port)
+        raise TaskLockException(
+            "redis_host is set but redis is not installed: pip install 'kart-suite[redis]'"
+        ) from exc
+    # Only called when uses_redis is true, so host and port are set.
+    return redis.Redis(host=str(params.redis_host), port=int(params.redis_port or 0))
 
 
 @contextlib.contextmanager
 def _redis_lock(params: LockParams, wait_seconds: float | None) -> Iterator[None]:
     client = _redis_client(params)
     lock = client.lock(f"kart-lock:{params.key}", timeout=params.redis_timeout, thread_local=False)
-    acquired = lock.acquire(blocking=True, blocking_timeout=wait_seconds)
-    if not acquired:
-        raise TaskLockException(f"Another process holds the redis lock of {params.key} ({params.redis_host}:{params.redis_port})")
+    if not _wait_until(lambda: bool(lock.acquire(blocking=False)), wait_seconds):
+        raise TaskLockException(
+            f"Another process holds the redis lock of {params.key} ({params.redis_host}:{params.redis_port})"
+        )
     try:
         yield
     finally:
         with contextlib.suppress(Exception):
             lock.release()
+
+
+def _wait_until(try_once: Callable[[], bool], wait_seconds: float | None, pause: float = 0.01) -> bool:
+    """Call ``try_once`` until it succeeds or ``wait_seconds`` pass (None: forever); return whether it did."""
+    deadline = None if wait_seconds is None else time.monotonic() + wait_seconds
+    while not try_once():
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+        time.sleep(pause)
+    return True

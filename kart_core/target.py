@@ -25,7 +25,14 @@ from kart_core.lock import LockParams
 from kart_core.signing import Signer, signature_path, signer_from_config
 from kart_core.storage import Storage, storage_for
 
-__all__ = ["TargetOnKart", "SingleFileTarget", "ModelTarget", "LargeDataFrameProcessor", "make_target", "make_model_target"]
+__all__ = [
+    "TargetOnKart",
+    "SingleFileTarget",
+    "ModelTarget",
+    "LargeDataFrameProcessor",
+    "make_target",
+    "make_model_target",
+]
 
 
 class TargetOnKart(luigi.Target):
@@ -70,7 +77,9 @@ class TargetOnKart(luigi.Target):
 
     def _require_existing(self) -> None:
         if not self.exists():
-            raise LoadError(f"Cannot load {self._describe_owner()}: {self._path!r} does not exist. Build the task first.")
+            raise LoadError(
+                f"Cannot load {self._describe_owner()}: {self._path!r} does not exist. Build the task first."
+            )
 
     @contextlib.contextmanager
     def _atomic_write(self) -> Iterator[IO[bytes]]:
@@ -187,7 +196,9 @@ class ModelTarget(TargetOnKart):
                 with open(os.path.join(scratch, self.LOAD_FUNCTION_FILE), "wb") as file:
                     PickleFileProcessor().dump(self._load_function, file)
             except Exception as exc:
-                raise DumpError(f"Failed to save {self._describe_owner()} to {self._path!r}: {type(exc).__name__}: {exc}") from exc
+                raise DumpError(
+                    f"Failed to save {self._describe_owner()} to {self._path!r}: {type(exc).__name__}: {exc}"
+                ) from exc
             with self._atomic_write() as raw:
                 with zipfile.ZipFile(raw, "w") as archive:
                     for name in sorted(os.listdir(scratch)):
@@ -206,7 +217,8 @@ class ModelTarget(TargetOnKart):
                 return load_function(os.path.join(scratch, self.MODEL_FILE))
             except Exception as exc:
                 raise LoadError(
-                    f"Failed to load {self._describe_owner()} from {self._path!r} as a model zip.\n{type(exc).__name__}: {exc}"
+                    f"Failed to load {self._describe_owner()} from {self._path!r} as a model zip.\n"
+                    f"{type(exc).__name__}: {exc}"
                 ) from exc
 
     def _scratch(self) -> tempfile.TemporaryDirectory[str]:

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import IO
 
-
 _TEMPORARY_SUFFIX = ".kart-tmp"
 
 

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from services import Service, moto_server, moto_server_binary, redis_server, redis_server_binary
 
 _bucket_numbers = itertools.count()

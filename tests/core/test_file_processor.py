@@ -196,7 +196,7 @@ def kart_file_processors():
     return [KeyValueProcessor]
 '''
 
-_PIPELINE = '''
+_PIPELINE = """
 import kart_core
 
 
@@ -220,7 +220,7 @@ class ReadSettings(kart_core.TaskOnKart):
 task = ReadSettings(workspace_directory="ws")
 print(kart_core.build(task))
 print(type(WriteSettings(workspace_directory="ws").output().processor).__name__)
-'''
+"""
 
 
 def _install_plugin(site: Path) -> None:

@@ -101,7 +101,9 @@ CASES = [
     Case(".ini", lambda: ["[s]", "k = v"], _equal, processor="TextFileProcessor", checks_type=False),
     Case(".gz", lambda: ["one", "two"], _equal, processor="GzipFileProcessor", checks_type=False),
     Case(".npz", lambda: np.arange(12, dtype="float32").reshape(3, 4), _same_array, processor="NpzFileProcessor"),
-    Case(".xml", lambda: ET.ElementTree(ET.fromstring("<a><b x='1'>t</b></a>")), _same_xml, processor="XmlFileProcessor"),
+    Case(
+        ".xml", lambda: ET.ElementTree(ET.fromstring("<a><b x='1'>t</b></a>")), _same_xml, processor="XmlFileProcessor"
+    ),
     Case(".png", lambda: b"\x89PNG\r\n\x1a\nfake", _equal, processor="BinaryFileProcessor", detects_corruption=False),
     Case(".jpg", lambda: b"\xff\xd8\xff\xe0fake", _equal, processor="BinaryFileProcessor", detects_corruption=False),
 ]
@@ -129,7 +131,9 @@ def root(request: pytest.FixtureRequest, tmp_path: Any) -> str:
 
 
 def _target(root: str, case: Case, name: str = "out") -> Any:
-    return make_target(f"{root}/{name}{case.extension}", unique_id="0123abcd", owner=OWNER, dataframe_type=case.dataframe_type)
+    return make_target(
+        f"{root}/{name}{case.extension}", unique_id="0123abcd", owner=OWNER, dataframe_type=case.dataframe_type
+    )
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)

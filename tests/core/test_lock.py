@@ -1,0 +1,112 @@
+"""Locks: a file lock locally, a redis lock (key = output path) against a real redis-server."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kart_core.errors import TaskLockException
+from kart_core.lock import LockParams, hold_lock
+
+
+def _params(service: Any | None, key: str, tmp_path: Path) -> LockParams:
+    if service is None:
+        return LockParams(key=key, lock_directory=str(tmp_path / "locks"))
+    return LockParams(key=key, redis_host=service.host, redis_port=service.port, redis_timeout=30)
+
+
+@pytest.fixture(params=["file", "redis"])
+def lock_service(request: pytest.FixtureRequest) -> Any | None:
+    """None for the file lock, the running redis server for the redis lock."""
+    return request.getfixturevalue("redis_service") if request.param == "redis" else None
+
+
+def test_a_held_lock_makes_others_wait_then_give_up(lock_service: Any, tmp_path: Path) -> None:
+    params = _params(lock_service, f"{tmp_path}/out/Task_abc.pkl", tmp_path)
+    with hold_lock(params):
+        started = time.monotonic()
+        with pytest.raises(TaskLockException, match="Task_abc.pkl"), hold_lock(params, wait_seconds=0.3):
+            pass
+        assert time.monotonic() - started >= 0.3
+    with hold_lock(params, wait_seconds=0.3):
+        pass
+
+
+def test_different_outputs_do_not_block_each_other(lock_service: Any, tmp_path: Path) -> None:
+    with (
+        hold_lock(_params(lock_service, "ws/a.pkl", tmp_path)),
+        hold_lock(_params(lock_service, "ws/b.pkl", tmp_path), wait_seconds=0.1),
+    ):
+        pass
+
+
+def test_waiter_gets_the_lock_when_it_is_released(lock_service: Any, tmp_path: Path) -> None:
+    params = _params(lock_service, "ws/shared.pkl", tmp_path)
+    order: list[str] = []
+
+    def holder() -> None:
+        with hold_lock(params):
+            order.append("held")
+            time.sleep(0.3)
+            order.append("released")
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    while not order:
+        time.sleep(0.01)
+    with hold_lock(params, wait_seconds=5):
+        order.append("second")
+    thread.join()
+    assert order == ["held", "released", "second"]
+
+
+def test_redis_lock_key_is_the_output_path(redis_service: Any, tmp_path: Path) -> None:
+    import redis
+
+    client = redis.Redis(host=redis_service.host, port=redis_service.port)
+    key = f"{tmp_path}/resources/pkg/Task_0123.pkl"
+    with hold_lock(_params(redis_service, key, tmp_path)):
+        assert client.exists(f"kart-lock:{key}") == 1
+        assert 0 < client.ttl(f"kart-lock:{key}") <= 30
+    assert client.exists(f"kart-lock:{key}") == 0
+
+
+_RACE = """
+import sys, time
+import kart_core
+
+class SlowOnce(kart_core.TaskOnKart):
+    def run(self):
+        with open("runs.log", "a") as log:
+            log.write("ran\\n")
+        time.sleep(1.0)
+        self.dump("done")
+
+host, port = sys.argv[1], sys.argv[2]
+kwargs = {"workspace_directory": "ws"}
+if host != "-":
+    kwargs.update(redis_host=host, redis_port=int(port))
+else:
+    kwargs.update(should_lock_run=True)
+print(kart_core.run_one(SlowOnce(**kwargs)).value)
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_do_the_work_once(lock_service: Any, tmp_path: Path) -> None:
+    (tmp_path / "race.py").write_text(textwrap.dedent(_RACE))
+    args = [lock_service.host, str(lock_service.port)] if lock_service else ["-", "-"]
+    runners = [
+        subprocess.Popen([sys.executable, "race.py", *args], cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    statuses = sorted(runner.communicate(timeout=120)[0].strip() for runner in runners)
+    assert statuses == ["cached", "ran"]
+    assert (tmp_path / "runs.log").read_text() == "ran\n"

@@ -1,0 +1,259 @@
+"""Targets: atomic dumps (even under SIGKILL), model and large-DataFrame targets, dump-time checks, safety."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import luigi
+import numpy as np
+import pandas as pd
+import pytest
+
+import kart_core
+from kart_core.errors import (
+    DumpError,
+    EmptyDumpError,
+    LoadError,
+    PandasTypeError,
+    UnknownFormatError,
+    WorkspacePathError,
+)
+from kart_core.target import LargeDataFrameProcessor, make_model_target
+
+# --- a writer killed mid-dump -------------------------------------------------------------------
+
+_KILLABLE = """
+import luigi
+import numpy as np
+import pandas as pd
+import kart_core
+
+
+class DumpBig(kart_core.TaskOnKart):
+    def output(self):
+        return self.make_target("big/frame.csv")
+
+    def run(self):
+        rows = 3_000_000
+        self.dump(pd.DataFrame({"a": np.arange(rows), "b": np.random.rand(rows), "c": ["text"] * rows}))
+
+
+if __name__ == "__main__":
+    kart_core.build(DumpBig(workspace_directory="ws"))
+"""
+
+
+def _wait_for_partial_write(directory: Path, timeout: float = 60.0) -> Path:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        partial = (
+            [p for p in directory.glob(".*.kart-tmp") if p.stat().st_size > 1_000_000] if directory.exists() else []
+        )
+        if partial:
+            return partial[0]
+        time.sleep(0.005)
+    raise AssertionError("the writer never started writing")
+
+
+@pytest.mark.slow
+def test_writer_killed_mid_dump_leaves_no_output_and_the_task_reruns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "killable.py").write_text(textwrap.dedent(_KILLABLE))
+    writer = subprocess.Popen([sys.executable, "killable.py"], cwd=tmp_path)
+    try:
+        _wait_for_partial_write(tmp_path / "ws" / "big")
+    finally:
+        os.kill(writer.pid, signal.SIGKILL)
+        writer.wait()
+    assert writer.returncode == -signal.SIGKILL
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from killable import DumpBig  # type: ignore[import-not-found]
+
+    task = DumpBig(workspace_directory="ws")
+    assert not task.output().exists()
+    assert not task.complete()
+    assert kart_core.run_one(task) == kart_core.RunStatus.RAN
+    frame = task.output().load()
+    assert len(frame) == 3_000_000 and list(frame.columns) == ["a", "b", "c"]
+
+
+# --- large DataFrames and models ------------------------------------------------------------------
+
+
+def test_large_data_frame_chunks_load_back_in_the_original_order(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"v": np.arange(50_000), "w": np.random.default_rng(0).random(50_000)})
+    frame.index = frame.index[::-1]
+    processor = LargeDataFrameProcessor(max_byte=40_000)
+    target = make_model_target(str(tmp_path / "large.zip"), str(tmp_path / "tmp"), processor.save, processor.load)
+    target.dump(frame)
+    # More than 10 chunks, so "data_10.pkl" sorts before "data_2.pkl" as text.
+    import zipfile
+
+    assert len(zipfile.ZipFile(target.path()).namelist()) > 12
+    pd.testing.assert_frame_equal(target.load(), frame)
+
+
+class Frames(kart_core.TaskOnKart[pd.DataFrame]):
+    """Writes a chunked DataFrame target."""
+
+    def output(self) -> Any:
+        return self.make_large_data_frame_target("frames/big.zip", max_byte=8_000)
+
+    def run(self) -> None:
+        self.dump(pd.DataFrame({"x": np.arange(20_000)}))
+
+
+def test_task_large_data_frame_target(workspace: str) -> None:
+    loaded = kart_core.build(Frames(workspace_directory=workspace), reset_register=False)
+    pd.testing.assert_frame_equal(loaded, pd.DataFrame({"x": np.arange(20_000)}))
+
+
+def _save_model(model: dict[str, Any], path: str) -> None:
+    with open(path, "w") as file:
+        file.write(repr(model))
+
+
+def _load_model(path: str) -> dict[str, Any]:
+    import ast
+
+    with open(path) as file:
+        return dict(ast.literal_eval(file.read()))
+
+
+class TrainModel(kart_core.TaskOnKart[Any]):
+    """Writes a model zip."""
+
+    def output(self) -> Any:
+        return self.make_model_target("models/model.zip", save_function=_save_model, load_function=_load_model)
+
+    def run(self) -> None:
+        self.dump({"coef": 1.5})
+
+
+def test_model_target_zip_holds_model_and_load_function(workspace: str) -> None:
+    import zipfile
+
+    task = TrainModel(workspace_directory=workspace)
+    assert kart_core.build(task, reset_register=False) == {"coef": 1.5}
+    assert sorted(zipfile.ZipFile(task.output().path()).namelist()) == ["load_function.pkl", "model.pkl"]
+    reader = make_model_target(task.output().path(), str(Path(workspace) / "tmp"), _save_model, None)
+    assert reader.load() == {"coef": 1.5}  # the pickled load function from the zip
+
+
+def test_gokart_model_zip_loads(tmp_path: Path) -> None:
+    gokart_target = pytest.importorskip("gokart.target")
+    from gokart.conflict_prevention_lock.task_lock import make_task_lock_params
+
+    path = str(tmp_path / "gk_model.zip")
+    gokart_target.make_model_target(
+        path, str(tmp_path / "gtmp"), _save_model, _load_model, task_lock_params=make_task_lock_params(path, "x")
+    ).dump({"a": 2})
+    assert make_model_target(path, str(tmp_path / "ktmp"), _save_model, None).load() == {"a": 2}
+
+
+# --- dump-time checks ---------------------------------------------------------------------------------
+
+
+class Typed(kart_core.PandasTypeConfig):
+    """Column types for tasks in the namespace 'typed_ns'."""
+
+    task_namespace = "typed_ns"
+
+    @classmethod
+    def type_dict(cls) -> dict[str, Any]:
+        return {"price": int, "name": str}
+
+
+class TypedTask(kart_core.TaskOnKart[pd.DataFrame]):
+    """Dumps whatever frame it is given; checked by Typed."""
+
+    task_namespace = "typed_ns"
+
+    def run(self) -> None:
+        self.dump(self.payload)  # type: ignore[attr-defined]
+
+
+def _typed(workspace: str, payload: pd.DataFrame, **kwargs: Any) -> TypedTask:
+    task = TypedTask(workspace_directory=workspace, **kwargs)
+    task.payload = payload  # type: ignore[attr-defined]
+    return task
+
+
+def test_pandas_type_config_accepts_matching_columns(workspace: str) -> None:
+    task = _typed(workspace, pd.DataFrame({"price": [1, 2], "name": ["a", "b"], "other": [0.1, 0.2]}))
+    task.dump(task.payload)  # type: ignore[attr-defined]
+    assert task.output().exists()
+
+
+def test_pandas_type_config_rejects_a_wrong_column_type_and_writes_nothing(workspace: str) -> None:
+    task = _typed(workspace, pd.DataFrame({"price": [1, "2"], "name": ["a", "b"]}))
+    with pytest.raises(PandasTypeError, match='column "price"'):
+        task.dump(task.payload)  # type: ignore[attr-defined]
+    assert not task.output().exists()
+
+
+def test_fail_on_empty_dump(workspace: str) -> None:
+    strict = _typed(workspace, pd.DataFrame(), fail_on_empty_dump=True)
+    with pytest.raises(EmptyDumpError, match=r"TypedTask\[[0-9a-f]{8}\]"):
+        strict.dump(pd.DataFrame())
+    assert not strict.output().exists()
+    lenient = _typed(workspace, pd.DataFrame())
+    lenient.dump(pd.DataFrame())
+    assert lenient.output().load().empty
+
+
+# --- safety and errors at the task level ------------------------------------------------------------
+
+
+class Escaping(kart_core.TaskOnKart[Any]):
+    """Asks for an output outside the workspace."""
+
+    relative = luigi.Parameter()
+
+    def output(self) -> Any:
+        return self.make_target(self.relative)
+
+
+@pytest.mark.parametrize("relative", ["../../etc/x.pkl", "../outside.csv", "/etc/passwd.txt", "a/../../b.pkl"])
+def test_paths_that_leave_the_workspace_are_refused(workspace: str, relative: str) -> None:
+    with pytest.raises(WorkspacePathError, match="leaves the workspace"):
+        Escaping(workspace_directory=workspace, relative=relative).output()
+
+
+def test_paths_inside_the_workspace_are_fine(workspace: str) -> None:
+    target = Escaping(workspace_directory=workspace, relative="a/../b/c.pkl").output()
+    assert os.path.realpath(target.path()).startswith(os.path.realpath(workspace))
+
+
+def test_unknown_extension_names_the_task(workspace: str) -> None:
+    task = Escaping(workspace_directory=workspace, relative="report.xlsx")
+    with pytest.raises(UnknownFormatError, match=r"Escaping\[[0-9a-f]{8}\]"):
+        task.output()
+
+
+def test_dump_of_the_wrong_type_names_task_path_and_processor(workspace: str) -> None:
+    task = Escaping(workspace_directory=workspace, relative="frame.parquet")
+    with pytest.raises(DumpError) as info:
+        task.dump({"not": "a frame"})
+    message = str(info.value)
+    assert task.label() in message and task.output().path() in message and "ParquetFileProcessor" in message
+
+
+def test_truncated_output_names_task_path_and_processor(workspace: str) -> None:
+    task = Escaping(workspace_directory=workspace, relative="frame.feather")
+    task.dump(pd.DataFrame({"a": range(1000)}))
+    path = task.output().path()
+    with open(path, "r+b") as file:
+        file.truncate(os.path.getsize(path) // 2)
+    with pytest.raises(LoadError) as info:
+        task.output().load()
+    message = str(info.value)
+    assert task.label() in message and path in message and "FeatherFileProcessor" in message
