@@ -31,7 +31,7 @@ from kart_core.graph import TaskGraph, walk
 from kart_core.info import make_tree_info, tree_info
 from kart_core.runner import default_hook_manager
 from kart_core.storage.base import protocol_of
-from kart_core.testing.empty_data_frame import run_with_empty_data_frames, test_run
+from kart_core.testing.check_if_run_with_empty_data_frame import run_with_empty_data_frames, test_run
 from kart_core.workspace_management import delete_local_unnecessary_outputs
 
 __all__ = ["RetCodes", "build_from_command_line", "retcodes", "run", "try_to_run_test_for_empty_data_frame"]

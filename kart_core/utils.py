@@ -9,11 +9,18 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Callable, Iterable
-from typing import Any, TypeAlias, TypeVar
+from typing import IO, Any, Literal, TypeAlias, TypeVar, cast
 
 import luigi.configuration
 
-__all__ = ["FlattenableItems", "add_config", "flatten", "map_flattenable_items"]
+__all__ = [
+    "FlattenableItems",
+    "add_config",
+    "flatten",
+    "get_dataframe_type_from_task",
+    "load_dill_with_pandas_backward_compatibility",
+    "map_flattenable_items",
+]
 
 T = TypeVar("T")
 K = TypeVar("K")
@@ -68,3 +75,20 @@ def map_flattenable_items(func: Callable[[Any], Any], items: Any) -> Any:
     if isinstance(items, list):
         return [map_flattenable_items(func, value) for value in items]
     return func(items)
+
+
+def load_dill_with_pandas_backward_compatibility(file: IO[bytes]) -> Any:
+    """Unpickle ``file`` as a kart/gokart ``.pkl`` output: pickle, then dill, then pandas' reader."""
+    # Imported here: this module stays a leaf that file formats may import.
+    from kart_core.file_processor.pickle_format import PickleFileProcessor
+
+    return PickleFileProcessor().load(file)
+
+
+def get_dataframe_type_from_task(task: Any) -> Literal["pandas", "polars", "polars-lazy"]:
+    """Which DataFrame library a task (instance or class) declares: ``TaskOnKart[pl.DataFrame]`` -> "polars"."""
+    from kart_core.task import _dataframe_type
+
+    return cast(
+        Literal["pandas", "polars", "polars-lazy"], _dataframe_type(task if isinstance(task, type) else type(task))
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from kart_core.testing.empty_data_frame import TestStatus, run_with_empty_data_frames, test_run
+from kart_core.testing.check_if_run_with_empty_data_frame import TestStatus, run_with_empty_data_frames, test_run
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -9,7 +9,14 @@ import luigi
 import pytest
 
 import kart_core as gokart
-from kart_core.utils import FlattenableItems, add_config, flatten, map_flattenable_items
+from kart_core.utils import (
+    FlattenableItems,
+    add_config,
+    flatten,
+    get_dataframe_type_from_task,
+    load_dill_with_pandas_backward_compatibility,
+    map_flattenable_items,
+)
 
 
 class UtConfigured(gokart.TaskOnKart[int]):
@@ -80,3 +87,31 @@ class _Echo(gokart.TaskOnKart[tuple]):
 
     def run(self) -> None:
         self.dump((self.source.name, self.source.rate))
+
+
+def test_dataframe_type_from_the_type_argument() -> None:
+    import polars as pl
+
+    class UtPolars(gokart.TaskOnKart[pl.DataFrame]):
+        pass
+
+    class UtLazy(gokart.TaskOnKart[pl.LazyFrame]):
+        pass
+
+    assert get_dataframe_type_from_task(UtConfigured) == "pandas"
+    assert get_dataframe_type_from_task(UtPolars()) == "polars"
+    assert get_dataframe_type_from_task(UtLazy) == "polars-lazy"
+
+
+def test_load_pickles_written_by_dill_and_pandas(tmp_path: Path) -> None:
+    import io
+
+    import dill
+    import pandas as pd
+
+    square = load_dill_with_pandas_backward_compatibility(io.BytesIO(dill.dumps(lambda v: v * v)))
+    assert square(3) == 9
+    frame = pd.DataFrame({"a": [1, 2]})
+    frame.to_pickle(tmp_path / "frame.pkl")
+    with open(tmp_path / "frame.pkl", "rb") as file:
+        assert load_dill_with_pandas_backward_compatibility(file).equals(frame)
