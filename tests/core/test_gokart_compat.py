@@ -7,68 +7,23 @@ module compares their JSON reports and the files they leave.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-PIPELINE_PARENT = Path(__file__).resolve().parent  # holds the compat_pipeline package
-LOG_FILES = (
-    "log/task_params/{name}.pkl",
-    "log/random_seed/{name}.pkl",
-    "log/processing_time/{name}.pkl",
-    "log/task_log/{name}.pkl",
-    "log/module_versions/{name}.txt",
+from compat_pipeline.harness import (
+    LOG_FILES,
+    copy_workspace,
+    driver_env,
+    expected_files,
+    run_command,
+    run_driver,
+    snapshot,
 )
+
 # Draws from the stdlib random module differ by one draw (see test_python_random_stream_matches_gokart).
 PYTHON_RANDOM_FAMILIES = ("PythonRandomDraw_",)
-
-
-def driver_env(impl: str, extra_path: Path = PIPELINE_PARENT) -> dict[str, str]:
-    """The environment of a driver subprocess: the implementation, the pipeline on the path, no luigi config."""
-    env = {key: value for key, value in os.environ.items() if key != "LUIGI_CONFIG_PATH"}
-    env["KART_COMPAT_IMPL"] = impl
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(extra_path), os.environ.get("PYTHONPATH", "")) if p)
-    return env
-
-
-def run_driver(impl: str, cwd: Path, command: str, *args: str) -> dict[str, Any]:
-    """Run ``compat_pipeline.driver COMMAND`` with ``impl`` in ``cwd`` and return its report."""
-    out = cwd.parent / f"{cwd.name}-{command}-{impl}.json"
-    completed = subprocess.run(
-        [sys.executable, "-m", "compat_pipeline.driver", command, str(out), *args],
-        cwd=cwd,
-        env=driver_env(impl),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if completed.returncode != 0:
-        pytest.fail(f"driver {command} with {impl} failed (exit {completed.returncode}):\n{completed.stderr[-6000:]}")
-    return dict(json.loads(out.read_text()))
-
-
-def snapshot(root: Path) -> dict[str, tuple[int, str]]:
-    """Every file under ``root/resources`` by relative path: (mtime in ns, sha256 of the content)."""
-    files = {}
-    for path in sorted((root / "resources").rglob("*")):
-        if path.is_file():
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            files[path.relative_to(root).as_posix()] = (path.stat().st_mtime_ns, digest)
-    return files
-
-
-def copy_workspace(source: Path, target: Path) -> Path:
-    """Copy a built workspace (``resources/``), keeping modification times."""
-    target.mkdir(parents=True)
-    shutil.copytree(source / "resources", target / "resources", copy_function=shutil.copy2)
-    return target
 
 
 def build_fresh(impl: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
@@ -92,15 +47,6 @@ def kart_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
 def without_python_random(outputs: dict[str, Any]) -> dict[str, Any]:
     """``outputs`` less the stdlib-random draws."""
     return {name: value for name, value in outputs.items() if not name.startswith(PYTHON_RANDOM_FAMILIES)}
-
-
-def expected_files(report: dict[str, Any]) -> set[str]:
-    """The outputs of every task plus the five run logs of every TaskOnKart."""
-    files = set(report["output_paths"])
-    for node, class_name in report["class_names"].items():
-        name = f"{class_name}_{node.rsplit('_', 1)[1]}"
-        files.update(f"resources/{pattern.format(name=name)}" for pattern in LOG_FILES)
-    return files
 
 
 def test_pipeline_covers_at_least_40_task_classes(gokart_run: Any, kart_run: Any) -> None:
@@ -223,22 +169,14 @@ def run_seed_example(module: str, directory: Path) -> str:
     """Run the seed tutorial's example as a script in ``directory``; return what it printed."""
     directory.mkdir()
     (directory / "example.py").write_text(SEED_EXAMPLE.format(module=module))
-    completed = subprocess.run(
-        [sys.executable, "example.py"],
-        cwd=directory,
-        env=driver_env("kart"),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert completed.returncode == 0, completed.stderr[-4000:]
-    return completed.stdout
+    stdout, _ = run_command([sys.executable, "example.py"], directory, driver_env("kart"), timeout=120)
+    return stdout
 
 
 @pytest.mark.parametrize("module", ["kart_core", "gokart"])
 def test_seed_example_as_a_script(module: str, tmp_path: Path) -> None:
     """The tutorial's Example prints 'Hello, world!' and leaves one output and five run logs."""
-    assert run_seed_example(module, tmp_path / module).strip() == "Hello, world!"
+    assert run_seed_example(module, tmp_path / module).splitlines() == ["Hello, world!"]
     name = "Example_8441c59b5ce0113396d53509f19371fb"
     expected = {f"resources/__main__/{name}.pkl", *(f"resources/{p.format(name=name)}" for p in LOG_FILES)}
     assert set(snapshot(tmp_path / module)) == expected

@@ -1,9 +1,13 @@
 """Run the pipeline with one implementation and report ids, values, completeness and logs as JSON.
 
-Usage: ``KART_COMPAT_IMPL=gokart|kart python -m compat_pipeline.driver COMMAND OUT.json [ARG]`` with
-COMMAND one of ``build`` (each root with the implementation's build), ``ids``, ``luigi`` (luigi.build of
-AllTasks with ARG workers), ``chain`` (the unique id of an ARG-long ChainLink chain). The current
-directory is the workspace's parent (``./resources/``).
+Usage: ``KART_COMPAT_IMPL=gokart|kart python -m compat_pipeline.driver COMMAND OUT.json [ARG...]``:
+
+- ``build``: each root with the implementation's build; ``build-all``: AllTasks only;
+- ``ids``: the graph report without building;
+- ``luigi WORKERS [ROOT]``: luigi.build of AllTasks (or Diamond) with the local scheduler;
+- ``chain DEPTH``: the unique id of a DEPTH-long ChainLink chain.
+
+The current directory is the workspace's parent (``./resources/``).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import luigi
+import luigi.configuration
 from luigi.task import flatten
 
 from compat_pipeline.impl import IMPL, gokart
@@ -122,14 +127,28 @@ def command_build(roots: list[Any]) -> dict[str, Any]:
     return report
 
 
-def command_luigi(workers: int) -> dict[str, Any]:
-    """luigi.build of AllTasks with the local scheduler, then the same report as ``build``."""
+def luigi_root(name: str) -> Any:
+    """The root task for ``luigi``: AllTasks (the whole pipeline) or Diamond (four tasks, two in parallel)."""
+    from compat_pipeline.graph import Diamond
     from compat_pipeline.roots import AllTasks
 
-    result = luigi.build([AllTasks()], local_scheduler=True, workers=workers, detailed_summary=True)
-    report = report_graph([AllTasks()])
+    roots = {"AllTasks": AllTasks, "Diamond": Diamond}
+    if name not in roots:
+        raise SystemExit(f"unknown root {name!r}; use one of {sorted(roots)}")
+    return roots[name]()
+
+
+def command_luigi(workers: int, root_name: str) -> dict[str, Any]:
+    """luigi.build of one root with the local scheduler, then the graph report and every loaded output."""
+    # luigi's worker sleeps wait_interval + uniform(0, wait_jitter=5 s) whenever it waits on a running
+    # task; shorter waits change only the speed.
+    config = luigi.configuration.get_config()
+    config.set("worker", "wait_interval", "0.05")
+    config.set("worker", "wait_jitter", "0")
+    result = luigi.build([luigi_root(root_name)], local_scheduler=True, workers=workers, detailed_summary=True)
+    report = report_graph([luigi_root(root_name)])
     report["luigi_status"] = result.status.name
-    report["outputs"] = {node_name(task): canonical(load_outputs(task)) for task in walk([AllTasks()])}
+    report["outputs"] = {node_name(task): canonical(load_outputs(task)) for task in walk([luigi_root(root_name)])}
     return report
 
 
@@ -170,7 +189,7 @@ def main(argv: list[str]) -> None:
     elif command == "ids":
         report = report_graph(all_roots())
     elif command == "luigi":
-        report = command_luigi(int(argv[2]))
+        report = command_luigi(int(argv[2]), argv[3] if len(argv) > 3 else "AllTasks")
     elif command == "chain":
         report = command_chain(int(argv[2]))
     else:

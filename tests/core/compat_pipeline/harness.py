@@ -1,0 +1,85 @@
+"""Helpers for the tests that drive the pipeline: subprocess environment, driver runs, file snapshots.
+
+Imported by the test process; it imports neither gokart nor kart_core nor the task modules.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+PIPELINE_PARENT = Path(__file__).resolve().parent.parent  # the directory holding compat_pipeline/
+LOG_FILES = (
+    "log/task_params/{name}.pkl",
+    "log/random_seed/{name}.pkl",
+    "log/processing_time/{name}.pkl",
+    "log/task_log/{name}.pkl",
+    "log/module_versions/{name}.txt",
+)
+
+
+class DriverError(AssertionError):
+    """A driver subprocess exited non-zero; the message holds the end of its stderr."""
+
+
+def driver_env(impl: str, pythonpath: Path = PIPELINE_PARENT) -> dict[str, str]:
+    """A subprocess environment: the implementation, ``pythonpath`` first on the path, no luigi config."""
+    env = {key: value for key, value in os.environ.items() if key != "LUIGI_CONFIG_PATH"}
+    env["KART_COMPAT_IMPL"] = impl
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(pythonpath), os.environ.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def run_command(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 600) -> tuple[str, str]:
+    """Run ``args`` in ``cwd``; return (stdout, stderr), or raise DriverError with the end of stderr."""
+    completed = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    if completed.returncode != 0:
+        raise DriverError(f"{' '.join(args)} failed (exit {completed.returncode}):\n{completed.stderr[-6000:]}")
+    return completed.stdout, completed.stderr
+
+
+def run_driver(impl: str, cwd: Path, command: str, *args: str) -> dict[str, Any]:
+    """Run ``compat_pipeline.driver COMMAND`` with ``impl`` in ``cwd`` and return its JSON report."""
+    out = cwd.parent / f"{cwd.name}-{command}-{impl}.json"
+    run_command([sys.executable, "-m", "compat_pipeline.driver", command, str(out), *args], cwd, driver_env(impl))
+    return dict(json.loads(out.read_text()))
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, str]]:
+    """Every file under ``root/resources`` by relative path: (mtime in ns, sha256 of the content)."""
+    files = {}
+    for path in sorted((root / "resources").rglob("*")):
+        if path.is_file():
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            files[path.relative_to(root).as_posix()] = (path.stat().st_mtime_ns, digest)
+    return files
+
+
+def copy_workspace(source: Path, target: Path) -> Path:
+    """Copy a built workspace (``resources/``) into a new directory, keeping modification times."""
+    target.mkdir(parents=True)
+    shutil.copytree(source / "resources", target / "resources", copy_function=shutil.copy2)
+    return target
+
+
+def copy_pipeline(target: Path) -> Path:
+    """Copy the compat_pipeline package (without caches) under ``target``; return ``target``."""
+    shutil.copytree(
+        PIPELINE_PARENT / "compat_pipeline", target / "compat_pipeline", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    return target
+
+
+def expected_files(report: dict[str, Any]) -> set[str]:
+    """The outputs of every task in a driver report plus the five run logs of every TaskOnKart."""
+    files = set(report["output_paths"])
+    for node, class_name in report["class_names"].items():
+        name = f"{class_name}_{node.rsplit('_', 1)[1]}"
+        files.update(f"resources/{pattern.format(name=name)}" for pattern in LOG_FILES)
+    return files

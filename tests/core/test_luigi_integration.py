@@ -1,0 +1,92 @@
+"""kart tasks under luigi: luigi.build (1 and 2 workers) and the luigi command line write what kart_core.build writes.
+
+luigi's worker calls ``task.run()``, which TaskOnKart routes to ``kart_core.runner.run_one``; the
+five run logs of every task are written only there, so finding them proves the route. Each run is
+a subprocess in its own temporary directory, on the compat pipeline (tests/core/compat_pipeline).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from compat_pipeline.harness import (
+    copy_pipeline,
+    copy_workspace,
+    driver_env,
+    expected_files,
+    run_command,
+    run_driver,
+    snapshot,
+)
+
+
+@pytest.fixture(scope="module")
+def kart_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """AllTasks built by kart_core.build: the reference files and values."""
+    root = tmp_path_factory.mktemp("kart-build")
+    return root, run_driver("kart", root, "build-all")
+
+
+def check_luigi_build(workers: int, root: str, kart_build: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
+    """luigi.build([root], local_scheduler=True, workers=N) succeeds with kart build's files and outputs."""
+    report = run_driver("kart", tmp_path, "luigi", str(workers), root)
+    assert report["luigi_status"] == "SUCCESS"
+    assert set(report["ids"]) <= set(kart_build[1]["ids"])
+    assert all(report["complete_before"].values())  # reported after luigi's run: everything built
+    files = set(snapshot(tmp_path))
+    assert files == expected_files(report) <= set(snapshot(kart_build[0]))
+    processing_times = [path for path in files if path.startswith("resources/log/processing_time/")]
+    assert len(processing_times) == len(report["class_names"])  # run logs: each task went through run_one
+    # Same seeds, same run_one: even the stdlib-random draws are equal.
+    assert report["outputs"] == {name: kart_build[1]["outputs"][name] for name in report["outputs"]}
+
+
+def test_luigi_build_one_worker_writes_what_kart_build_writes(kart_build: Any, tmp_path: Path) -> None:
+    """The whole pipeline under luigi.build with one worker: the same files as kart_core.build."""
+    check_luigi_build(1, "AllTasks", kart_build, tmp_path)
+    assert set(snapshot(tmp_path)) == set(snapshot(kart_build[0]))
+
+
+def test_luigi_build_two_workers_on_a_diamond(kart_build: Any, tmp_path: Path) -> None:
+    """Two worker processes run Left and Right side by side; the files match kart_core.build's."""
+    check_luigi_build(2, "Diamond", kart_build, tmp_path)
+    assert len(snapshot(tmp_path)) == 4 * (1 + 5)
+
+
+@pytest.mark.slow
+def test_luigi_build_two_workers_writes_what_kart_build_writes(kart_build: Any, tmp_path: Path) -> None:
+    """The whole pipeline with two luigi worker processes (slow: each forked task rescans installed packages)."""
+    check_luigi_build(2, "AllTasks", kart_build, tmp_path)
+    assert set(snapshot(tmp_path)) == set(snapshot(kart_build[0]))
+
+
+def test_luigi_command_line_writes_what_kart_build_writes(
+    kart_build: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    """``luigi --module compat_pipeline.roots AllTasks --local-scheduler`` with the module on PYTHONPATH."""
+    modules = copy_pipeline(tmp_path / "modules")
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    luigi_command = str(Path(sys.executable).parent / "luigi")
+    args = [luigi_command, "--module", "compat_pipeline.roots", "AllTasks", "--local-scheduler"]
+    stdout, stderr = run_command(args, workdir, driver_env("kart", pythonpath=modules))
+    assert "This progress looks :)" in stdout + stderr, (stdout + stderr)[-3000:]
+    report = run_driver("kart", workdir, "ids")
+    assert all(report["complete_before"].values())
+    assert report["ids"] == [name for name in kart_build[1]["ids"] if not name.startswith("AllTasks_")]
+    assert set(snapshot(workdir)) == set(snapshot(kart_build[0])) == expected_files(kart_build[1])
+
+
+def test_kart_build_reruns_nothing_after_luigi(tmp_path: Path) -> None:
+    """A workspace written under luigi is complete for kart_core.build: no file changes."""
+    written = tmp_path / "by-luigi"
+    written.mkdir()
+    run_driver("kart", written, "luigi", "1")
+    root = copy_workspace(written, tmp_path / "read-by-kart")
+    before = snapshot(root)
+    report = run_driver("kart", root, "build-all")
+    assert all(report["complete_before"].values())
+    assert snapshot(root) == before
