@@ -1,8 +1,9 @@
 """KedroNodeRun: one cached run of a Kedro node, as a kart task (gokart paths, run logs, run_one).
 
 Its unique id is kart's: md5 of the node's name, code digest, parameter digest, external-input
-digest, input/output names and the ids of the upstream node runs that produced its inputs. So a
-change anywhere reruns exactly that node and its dependants, as a kart graph would.
+digest, input/output names and the unique ids of the node runs that produced its inputs (plain
+strings, so luigi's instance cache and task_id see them too). So a change anywhere reruns exactly
+that node and its dependants, as a kart graph would.
 """
 
 from __future__ import annotations
@@ -47,13 +48,7 @@ class KedroNodeRun(kart_core.TaskOnKart[Any]):
     data = luigi.Parameter(description="Digest of the inputs that no cached node of this run produced.")
     inputs = luigi.ListParameter(default=(), description="The node's input dataset names.")
     outputs = luigi.ListParameter(default=(), description="The node's output dataset names.")
-    upstream: Any = kart_core.ListTaskInstanceParameter(
-        default=(), significant=False, description="The runs that produced this node's inputs."
-    )
-
-    def requires(self) -> list[Any]:
-        """The node runs whose outputs this node reads: their ids are part of this id."""
-        return list(self.upstream)
+    upstream = luigi.ListParameter(default=(), description="Unique ids of the node runs that produced the inputs.")
 
     def output(self) -> dict[str, Any]:
         """One pickle per output dataset: ``{ws}/kedro/{project}/{node}/{dataset}_{uid}.pkl``."""
@@ -136,9 +131,7 @@ def _logged_ids(workspace: str) -> Iterator[str]:
 
 
 def _restore(workspace: str, unique_id: str) -> KedroNodeRun:
-    """The logged run with its unique id pinned (its upstream runs are not logged, so it is not recomputed)."""
+    """The logged run, rebuilt from its task_params log in ``workspace``."""
     base: kart_core.TaskOnKart[Any] = kart_core.TaskOnKart(workspace_directory=workspace)
     params = base.make_target(f"log/task_params/{KedroNodeRun.__name__}_{unique_id}.pkl", use_unique_id=False).load()
-    task = KedroNodeRun.from_str_params({**params, "workspace_directory": workspace})
-    task.task_unique_id = unique_id
-    return task
+    return KedroNodeRun.from_str_params({**params, "workspace_directory": workspace})

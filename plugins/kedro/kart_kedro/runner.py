@@ -121,7 +121,7 @@ class _CachedPipelineRun:
             if _is_parameter(name):
                 continue
             if self.producer.get(name) in self.tasks:
-                upstream.append(self.tasks[self.producer[name]])
+                upstream.append(self.tasks[self.producer[name]].make_unique_id())
             else:
                 external[name] = self.data_digest(name)
         fields: dict[str, Any] = {

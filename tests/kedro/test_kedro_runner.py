@@ -1,0 +1,188 @@
+"""KartRunner: Kedro nodes skipped when code, parameters and inputs are unchanged; reruns exactly what changed."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kart_kedro import NO_CACHE_TAG, KartRunner
+from kedro.io import AbstractDataset, DataCatalog, MemoryDataset
+from kedro.pipeline import Pipeline, node
+from kedro.runner import SequentialRunner
+
+CALLS: list[str] = []
+
+
+class JsonFile(AbstractDataset[Any, Any]):
+    """A persistent dataset: a JSON file."""
+
+    def __init__(self, filepath: str) -> None:
+        self.filepath = Path(filepath)
+
+    def load(self) -> Any:
+        return json.loads(self.filepath.read_text())
+
+    def save(self, data: Any) -> None:
+        self.filepath.write_text(json.dumps(data))
+
+    def _exists(self) -> bool:
+        return self.filepath.exists()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self.filepath)}
+
+
+def clean(raw: list[int], minimum: int) -> list[int]:
+    CALLS.append("clean")
+    return [value for value in raw if value >= minimum]
+
+
+def scale(values: list[int], factor: int) -> list[int]:
+    CALLS.append("scale")
+    return [value * factor for value in values]
+
+
+def total(values: list[int]) -> int:
+    CALLS.append("total")
+    return sum(values)
+
+
+def count(values: list[int]) -> int:
+    CALLS.append("count")
+    return len(values)
+
+
+def _pipeline() -> Pipeline:
+    return Pipeline(
+        [
+            node(clean, ["raw", "params:minimum"], "clean_values", name="clean"),
+            node(scale, ["clean_values", "params:factor"], "scaled", name="scale"),
+            node(total, "scaled", "total", name="total"),
+            node(count, "clean_values", "count", name="count"),
+        ]
+    )
+
+
+def _catalog(tmp_path: Path, factor: int = 2, minimum: int = 0, raw: list[int] | None = None) -> DataCatalog:
+    return DataCatalog(
+        {
+            "raw": MemoryDataset([3, -1, 4, 10] if raw is None else raw),
+            "params:factor": MemoryDataset(factor),
+            "params:minimum": MemoryDataset(minimum),
+            "total": JsonFile(str(tmp_path / "total.json")),
+        }
+    )
+
+
+def _run(tmp_path: Path, workspace: str, runner: Any = None, **catalog_args: Any) -> tuple[list[str], DataCatalog]:
+    CALLS.clear()
+    catalog = _catalog(tmp_path, **catalog_args)
+    (runner or KartRunner(workspace_directory=workspace)).run(_pipeline(), catalog)
+    return sorted(CALLS), catalog
+
+
+def test_a_second_run_runs_no_node_and_returns_the_same_outputs(tmp_path: Path, workspace: str) -> None:
+    ran, catalog = _run(tmp_path, workspace)
+    assert ran == ["clean", "count", "scale", "total"]
+    assert catalog.load("total") == 34
+    (tmp_path / "total.json").unlink()
+    runner = KartRunner(workspace_directory=workspace)
+    ran, catalog = _run(tmp_path, workspace, runner)
+    assert ran == []
+    assert set(runner.last_run.values()) == {"cached"}
+    assert catalog.load("total") == 34  # a persistent output is written back from the cache
+    assert catalog.load("count") == 3  # a memory pipeline output is handed over too
+
+
+def test_a_parameter_change_reruns_exactly_the_affected_nodes(tmp_path: Path, workspace: str) -> None:
+    _run(tmp_path, workspace)
+    ran, catalog = _run(tmp_path, workspace, factor=3)
+    assert ran == ["scale", "total"]
+    assert catalog.load("total") == 51
+    ran, catalog = _run(tmp_path, workspace, factor=2)  # back to an earlier value: cached again
+    assert ran == []
+    assert json.loads((tmp_path / "total.json").read_text()) == 34
+
+
+def test_an_input_data_change_reruns_the_node_and_its_dependants(tmp_path: Path, workspace: str) -> None:
+    _run(tmp_path, workspace)
+    ran, catalog = _run(tmp_path, workspace, raw=[3, -1, 4, 11])
+    assert ran == ["clean", "count", "scale", "total"]
+    assert catalog.load("total") == 36
+
+
+def test_only_missing_outputs_keeps_a_stale_result_that_kart_runner_fixes(tmp_path: Path, workspace: str) -> None:
+    _run(tmp_path, workspace, runner=SequentialRunner())
+    SequentialRunner().run(_pipeline(), _catalog(tmp_path, factor=3), only_missing_outputs=True)
+    assert json.loads((tmp_path / "total.json").read_text()) == 34  # Kedro skipped it: stale
+    _run(tmp_path, workspace, factor=3)
+    assert json.loads((tmp_path / "total.json").read_text()) == 51
+
+
+def test_a_code_change_reruns_that_node(tmp_path: Path, workspace: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    module = tmp_path / "kart_kedro_changing_code.py"
+    module.write_text("def inc(values):\n    return [v + 1 for v in values]\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    changing = importlib.import_module("kart_kedro_changing_code")
+
+    def run() -> dict[str, str]:
+        runner = KartRunner(workspace_directory=workspace)
+        catalog = DataCatalog({"raw": MemoryDataset([1, 2])})
+        runner.run(Pipeline([node(changing.inc, "raw", "out", name="inc")]), catalog)
+        assert catalog.load("out") == [changing.inc([1])[0], changing.inc([2])[0]]
+        return runner.last_run
+
+    assert run() == {"inc": "ran"}
+    assert run() == {"inc": "cached"}
+    module.write_text("def inc(values):\n    return [v + 2 for v in values]\n")
+    importlib.reload(changing)
+    assert run() == {"inc": "ran"}
+    sys.modules.pop("kart_kedro_changing_code", None)
+
+
+def test_nodes_tagged_no_cache_and_generator_nodes_always_run(tmp_path: Path, workspace: str) -> None:
+    def stream(raw: list[int]) -> Any:
+        yield from ([value] for value in raw)
+
+    pipeline = Pipeline(
+        [node(count, "raw", "n", name="count", tags=[NO_CACHE_TAG]), node(stream, "raw", "streamed", name="stream")]
+    )
+    for _ in range(2):
+        CALLS.clear()
+        runner = KartRunner(workspace_directory=workspace)
+        runner.run(pipeline, DataCatalog({"raw": MemoryDataset([1, 2])}))
+        assert CALLS == ["count"]
+        assert runner.last_run == {"count": "ran uncached", "stream": "ran uncached"}
+
+
+def test_node_outputs_and_run_logs_have_gokart_style_paths(tmp_path: Path, workspace: str) -> None:
+    runner = KartRunner(workspace_directory=workspace)
+    runner.run(_pipeline(), _catalog(tmp_path))
+    outputs = sorted(p.relative_to(workspace).as_posix() for p in Path(workspace, "kedro").rglob("*.pkl"))
+    assert [p.rsplit("_", 1)[0] for p in outputs] == [
+        "kedro/_/clean/clean_values",
+        "kedro/_/count/count",
+        "kedro/_/scale/scaled",
+        "kedro/_/total/total",
+    ]
+    unique_ids = {p.rsplit("_", 1)[1][: -len(".pkl")] for p in outputs}
+    for kind, extension in [("task_params", "pkl"), ("processing_time", "pkl"), ("module_versions", "txt")]:
+        logged = {p.name[len("KedroNodeRun_") : -len(extension) - 1] for p in Path(workspace, "log", kind).iterdir()}
+        assert logged == unique_ids
+
+
+def test_an_output_that_cannot_be_cached_fails_with_a_clear_error(workspace: str) -> None:
+    def make_iterator(raw: list[int]) -> Any:
+        return (value for value in raw)  # a generator object: no pickler can write it
+
+    with pytest.raises(
+        RuntimeError, match=r"output 'values' of Kedro node 'make_iterator' cannot be cached(.|\n)*kart_no_cache"
+    ):
+        KartRunner(workspace_directory=workspace).run(
+            Pipeline([node(make_iterator, "raw", "values", name="make_iterator")]),
+            DataCatalog({"raw": MemoryDataset([1]), "values": MemoryDataset(copy_mode="assign")}),
+        )
