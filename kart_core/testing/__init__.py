@@ -14,7 +14,6 @@ __all__ = [
     "assert_frame_contents_equal",
     "run_with_empty_data_frames",
     "test_run",
-    "try_to_run_test_for_empty_data_frame",
 ]
 
 
@@ -25,10 +24,3 @@ def assert_frame_contents_equal(actual: pd.DataFrame, expected: pd.DataFrame, **
 
     compare(actual, expected, **kwargs)
 
-
-def try_to_run_test_for_empty_data_frame(cmdline_args: list[str]) -> None:
-    """With ``--test-run-pandas`` on the command line: build, check on empty DataFrames, and exit 0 (all OK) or 1."""
-    # Imported here: kart_core.run imports this package.
-    from kart_core.run import try_to_run_test_for_empty_data_frame as run_check
-
-    run_check(cmdline_args)
