@@ -1,0 +1,270 @@
+"""The ``kart`` command: run, tree, runs, why, gc and report, on local or object-storage workspaces.
+
+Tasks are named ``module.Class`` and take luigi-style parameters after the name
+(``kart run mypkg.tasks.Train --epochs 3 --Load-path data.csv``). ``kart run`` exits with
+gokart's codes: 0 done, 40 a task failed, 20 an external input is missing, 30 not run,
+50 the graph could not be walked, 4 the task could not be created.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import traceback
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import click
+import luigi
+
+from kart_core.build import BuildResult, execute
+from kart_core.graph import walk
+from kart_core.inspect import cmdline
+from kart_core.inspect.gc import GcPlan, delete_unreachable, plan_gc
+from kart_core.inspect.report import write_report
+from kart_core.inspect.runs import format_size, format_table, runs
+from kart_core.inspect.why import explain
+from kart_core.progress import Progress
+from kart_core.run import RetCodes
+from kart_core.runner import default_hook_manager
+from kart_core.tree.task_info import make_task_info_as_tree_str
+from kart_core.utils import add_config
+
+__all__ = ["main", "cli", "GOKART_CODES"]
+
+# gokart.run's return codes (luigi's [retcode] names), which gokart users' schedulers check.
+GOKART_CODES = RetCodes(missing_data=20, task_failed=40, already_running=10, scheduling_error=50, not_run=30)
+
+# Options may come anywhere; everything kart does not know (--param value) goes to the task.
+_TASK_COMMAND = {"ignore_unknown_options": True, "allow_extra_args": False}
+_task_args = click.argument("task_args", nargs=-1, type=click.UNPROCESSED)
+_workspace = click.option("--workspace", "-w", default=None, help="Workspace for every task (local path or s3://...).")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_paths", multiple=True, type=click.Path(exists=True, dir_okay=False), help="luigi config file (repeatable).")
+@click.version_option(package_name="kart-suite")
+def cli(config_paths: tuple[str, ...]) -> None:
+    """kart: build, inspect and clean gokart-compatible task caches."""
+    for path in config_paths:
+        add_config(path)
+
+
+@contextlib.contextmanager
+def _task(spec: str, args: Sequence[str], workspace: str | None = None) -> Iterator[Any]:
+    """The task named on the command line; a bad name or parameter becomes a usage error (exit 2)."""
+    cmdline.set_workspace(workspace)
+    try:
+        with cmdline.task_from_command_line(spec, args) as task:
+            yield task
+    except cmdline.TaskSpecError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+# --- kart run ------------------------------------------------------------------------------
+
+
+@cli.command("run", context_settings=_TASK_COMMAND)
+@click.argument("task_name")
+@_task_args
+@_workspace
+@click.option("--workers", default=1, show_default=True, help="Tasks run at the same time.")
+@click.option("--executor", type=click.Choice(["process", "thread"]), default="process", show_default=True)
+@click.option("--keep-going", is_flag=True, help="After a failure, go on with tasks that do not depend on it.")
+@click.option("--progress/--no-progress", default=None, help="Live status line (default: on a terminal).")
+def run_command(task_name: str, task_args: tuple[str, ...], workspace: str | None, workers: int, executor: str,
+                keep_going: bool, progress: bool | None) -> None:
+    """Build TASK_NAME (module.Class) and whatever it needs; exit non-zero naming the failed tasks."""
+    cmdline.set_workspace(workspace)
+    try:
+        with cmdline.task_from_command_line(task_name, task_args) as task:
+            code = _build(task, workers, executor, keep_going, progress)
+    except cmdline.TaskSpecError as exc:
+        click.echo(f"kart run: {exc}", err=True)
+        code = GOKART_CODES.unhandled_exception
+    sys.exit(code)
+
+
+def _build(task: Any, workers: int, executor: str, keep_going: bool, progress: bool | None) -> int:
+    try:
+        graph = walk([task], expand=lambda node: not node.complete())
+    except Exception:
+        click.echo(f"kart run: cannot walk the graph of {_name(task)}: requires() or complete() raised.", err=True)
+        traceback.print_exc()
+        return GOKART_CODES.scheduling_error
+    manager = default_hook_manager()
+    display = Progress(total=len(graph), live=progress)
+    result = execute(graph, workers=workers, executor=executor, keep_going=keep_going,  # type: ignore[arg-type]
+                     hook_manager=manager, progress=display)
+    display.close(result.summary())
+    manager.hook.kart_after_build(tasks=[task], result=result)
+    _report_failures(result, graph.nodes)
+    return _exit_code(result, graph.nodes, task)
+
+
+def _report_failures(result: BuildResult, nodes: dict[str, Any]) -> None:
+    for key, error in result.failed.items():
+        click.echo(f"\nFAILED {_name(nodes[key])} (unique id {key.rpartition('_')[2]}):", err=True)
+        traceback.print_exception(type(error), error, error.__traceback__, file=sys.stderr)
+    if result.failed:
+        names = ", ".join(_name(nodes[key]) for key in result.failed)
+        click.echo(f"kart run: {len(result.failed)} task(s) failed: {names}", err=True)
+    if result.not_run:
+        click.echo(f"Not run because an upstream failed: {', '.join(_name(nodes[k]) for k in result.not_run)}", err=True)
+
+
+def _exit_code(result: BuildResult, nodes: dict[str, Any], root: Any) -> int:
+    external = {key for key in result.failed if _is_external(nodes[key])}
+    if set(result.failed) - external:
+        return GOKART_CODES.task_failed
+    if external:
+        return GOKART_CODES.missing_data
+    return 0 if root.complete() else GOKART_CODES.not_run
+
+
+def _is_external(task: Any) -> bool:
+    return isinstance(task, luigi.ExternalTask) or getattr(type(task), "run", None) is None
+
+
+def _name(task: Any) -> str:
+    try:
+        return str(task.label()) if hasattr(task, "label") else str(task.task_id)
+    except Exception:
+        return type(task).__name__  # the unique id needs requires(), which may be what failed
+
+
+# --- kart tree / why / report ----------------------------------------------------------------
+
+
+@cli.command("tree", context_settings=_TASK_COMMAND)
+@click.argument("task_name")
+@_task_args
+@_workspace
+@click.option("--details", is_flag=True, help="Add parameters, output paths, processing time and task log.")
+@click.option("--no-abbr", is_flag=True, help="Repeat shared subtrees instead of '...'.")
+def tree_command(task_name: str, task_args: tuple[str, ...], workspace: str | None, details: bool, no_abbr: bool) -> None:
+    """Print the dependency tree of TASK_NAME with each task's status (COMPLETE / PENDING) and unique id."""
+    with _task(task_name, task_args, workspace) as task:
+        click.echo(make_task_info_as_tree_str(task, details=details, abbr=not no_abbr).lstrip("\n"))
+
+
+@cli.command("why", context_settings=_TASK_COMMAND)
+@click.argument("task_name")
+@_task_args
+@_workspace
+def why_command(task_name: str, task_args: tuple[str, ...], workspace: str | None) -> None:
+    """Explain whether TASK_NAME will run, and which parameter or upstream differs from the cache."""
+    with _task(task_name, task_args, workspace) as task:
+        click.echo("\n".join(explain(task)))
+
+
+@cli.command("report", context_settings=_TASK_COMMAND)
+@click.argument("task_name")
+@_task_args
+@_workspace
+@click.option("--output", "-o", default="report.html", show_default=True, help="The HTML file to write.")
+def report_command(task_name: str, task_args: tuple[str, ...], workspace: str | None, output: str) -> None:
+    """Write one self-contained HTML page with the graph of TASK_NAME, its statuses and details."""
+    with _task(task_name, task_args, workspace) as task:
+        click.echo(f"Wrote {write_report([task], output)}")
+
+
+# --- kart runs -------------------------------------------------------------------------------
+
+
+@cli.command("runs")
+@_workspace
+@click.option("--class", "task_class", default=None, help="Only runs of this class (Class or module.Class).")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Only runs with this parameter value (repeatable).")
+@click.option("--format", "output_format", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+def runs_command(workspace: str | None, task_class: str | None, params: tuple[str, ...], output_format: str) -> None:
+    """List every cached run in a workspace: class, unique id, parameters, time, finish time, output size."""
+    frame = runs(workspace, task_class=task_class, params=_parse_pairs(params))
+    if output_format == "csv":
+        click.echo(frame.to_csv(index=False), nl=False)
+    elif output_format == "json":
+        click.echo(_records_json(frame))
+    else:
+        click.echo(format_table(frame))
+
+
+def _records_json(frame: Any) -> str:
+    # pandas' to_json escapes "/" in paths; NaN / NaT are not JSON: write None instead.
+    records = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    return json.dumps(records, indent=1, default=str)
+
+
+def _parse_pairs(pairs: Sequence[str]) -> dict[str, str]:
+    parsed = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{pair!r}: write NAME=VALUE, e.g. --param n=3", param_hint="--param")
+        parsed[name.strip().replace("-", "_")] = value
+    return parsed
+
+
+# --- kart gc ---------------------------------------------------------------------------------
+
+
+@cli.command("gc", context_settings=_TASK_COMMAND)
+@_task_args
+@_workspace
+@click.option("--dry-run", is_flag=True, help="Only list what would be deleted (the default).")
+@click.option("--delete", "--no-dry-run", "delete", is_flag=True, help="Delete the listed files.")
+def gc_command(task_args: tuple[str, ...], workspace: str | None, dry_run: bool, delete: bool) -> None:
+    """Delete outputs and run logs not reachable from the kept tasks: --keep module.Class [--param value] ...
+
+    Lists the files with their sizes and deletes nothing unless --delete is given.
+    """
+    if dry_run and delete:
+        raise click.UsageError("kart gc: --dry-run and --delete contradict each other; pass one.")
+    dry_run = not delete
+    specs = _split_keeps(task_args)
+    cmdline.set_workspace(workspace)
+    with contextlib.ExitStack() as stack:
+        tasks = [stack.enter_context(_task(name, args)) for name, args in specs]
+        plan = plan_gc(tasks, workspace)
+    _print_plan(plan, dry_run)
+    if not dry_run:
+        deleted = delete_unreachable(plan)
+        click.echo(f"Deleted {len(deleted)} file(s), {format_size(plan.delete_bytes)}.")
+
+
+def _split_keeps(args: Sequence[str]) -> list[tuple[str, list[str]]]:
+    """``--keep A --x 1 --keep B`` → ``[("A", ["--x", "1"]), ("B", [])]``."""
+    specs: list[tuple[str, list[str]]] = []
+    items = list(args)
+    while items:
+        head = items.pop(0)
+        if head.startswith("--keep="):
+            items.insert(0, head.partition("=")[2])
+        elif head != "--keep":
+            if not specs:
+                raise click.UsageError(f"kart gc: expected --keep module.Class, got {head!r}.")
+            specs[-1][1].append(head)
+            continue
+        if not items:
+            raise click.UsageError("kart gc: --keep needs a task, e.g. --keep mypkg.tasks.Train.")
+        specs.append((items.pop(0), []))
+    if not specs:
+        raise click.UsageError("kart gc: name the tasks to keep: --keep mypkg.tasks.Train [--param value] ...")
+    return specs
+
+
+def _print_plan(plan: GcPlan, dry_run: bool) -> None:
+    verb = "Would delete" if dry_run else "Deleting"
+    for info in plan.delete:
+        click.echo(f"{format_size(info.size):>10}  {info.path}")
+    click.echo(
+        f"{verb} {len(plan.delete)} file(s), {format_size(plan.delete_bytes)}, from {plan.workspace}; "
+        f"keeping {len(plan.kept)} reachable file(s)."
+    )
+    if dry_run and plan.delete:
+        click.echo("Dry run: nothing deleted. Pass --delete to delete them.")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``kart`` console script."""
+    cli.main(args=list(argv) if argv is not None else None, prog_name="kart")

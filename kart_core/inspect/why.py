@@ -1,0 +1,194 @@
+"""Why will a task run? Compare it with the nearest cached run of the same class.
+
+The unique id is md5 over the upstream ids, the significant parameters and the class name, and
+the run logs keep each run's parameters. So a task that is not cached either has a parameter
+that differs from every cached run (the nearest one is shown), or the same parameters and a
+different upstream: that upstream is found by recomputing the cached id with the cached
+upstream ids, and explained in turn.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import datetime
+from typing import Any
+
+from kart_core.hashing import decode_task_reference, short_id, unique_id_from_parts
+from kart_core.inspect.files import FileInfo, list_files
+from kart_core.inspect.runlogs import RunRecord, read_runs
+from kart_core.utils import flatten
+
+__all__ = ["explain"]
+
+_INDENT = "  "
+
+
+@dataclasses.dataclass
+class _Context:
+    """Listings and run records read once per workspace and class."""
+
+    files: dict[str, list[FileInfo]] = dataclasses.field(default_factory=dict)
+    records: dict[tuple[str, str], list[RunRecord]] = dataclasses.field(default_factory=dict)
+    explained: set[str] = dataclasses.field(default_factory=set)
+    lines: list[str] = dataclasses.field(default_factory=list)
+
+    def runs_of(self, task: Any) -> list[RunRecord]:
+        workspace, class_name = str(task.workspace_directory), type(task).__name__
+        if workspace not in self.files:
+            self.files[workspace] = list_files(workspace)
+        if (workspace, class_name) not in self.records:
+            self.records[workspace, class_name] = read_runs(workspace, self.files[workspace], class_name)
+        return self.records[workspace, class_name]
+
+    def say(self, depth: int, text: str) -> None:
+        self.lines.append(_INDENT * depth + text)
+
+
+def explain(task: Any, max_depth: int = 6) -> list[str]:
+    """Lines saying whether ``task`` will run and why: the parameter or upstream that differs from the cache."""
+    context = _Context()
+    _explain(task, 0, None, context, max_depth)
+    return context.lines
+
+
+def _explain(task: Any, depth: int, against: RunRecord | None, context: _Context, max_depth: int) -> None:
+    if not hasattr(task, "make_unique_id"):
+        state = "complete" if task.complete() else "incomplete: it will run"
+        context.say(depth, f"{task.task_id} (a plain luigi task) is {state}.")
+        return
+    label = task.label()
+    if label in context.explained or depth > max_depth:
+        return
+    context.explained.add(label)
+    if task.rerun:
+        context.say(depth, f"{label} has rerun=True: it runs every time (its outputs are deleted first).")
+        return
+    missing = [target.path() for target in flatten(task.output()) if not target.exists()]
+    if not missing:
+        context.say(depth, f"{label} is cached: its outputs exist. It will not run.")
+        return
+    _explain_missing(task, label, missing, depth, against, context, max_depth)
+    for upstream in task.flat_requires():
+        if not upstream.complete():
+            _explain(upstream, depth + 1, None, context, max_depth)
+
+
+def _explain_missing(
+    task: Any, label: str, missing: list[str], depth: int, against: RunRecord | None, context: _Context, max_depth: int
+) -> None:
+    records = context.runs_of(task)
+    own = next((r for r in records if r.unique_id == task.make_unique_id()), None)
+    if own is not None:
+        context.say(depth, _rerun_reason(label, own, missing))
+        return
+    if against is None:
+        against = _nearest(task, records)
+    if against is None:
+        context.say(depth, f"{label} will run: no run of {type(task).__name__} is cached in {task.workspace_directory}.")
+        return
+    diffs = _param_diffs(task.to_str_params(only_significant=True), against.params)
+    cached = f"{type(task).__name__}[{short_id(against.unique_id)}]"
+    if diffs:
+        context.say(depth, f"{label} will run: it differs from the nearest cached run {cached}{_when(against)} in:")
+        for line in diffs:
+            context.say(depth + 1, line)
+        return
+    _explain_upstream_change(task, label, cached, against, depth, context, max_depth)
+
+
+def _rerun_reason(label: str, own: RunRecord, missing: list[str]) -> str:
+    if own.status == "unfinished":
+        return f"{label} will run: it started before but never finished (it failed or was interrupted)."
+    return f"{label} will run: it ran before{_when(own)}, but its output(s) are gone: {', '.join(missing)}."
+
+
+def _when(record: RunRecord) -> str:
+    finished: datetime | None = record.finished_at
+    return f" (finished {finished:%Y-%m-%d %H:%M:%S})" if finished else ""
+
+
+def _nearest(task: Any, records: list[RunRecord]) -> RunRecord | None:
+    """The cached run with the fewest differing parameters; the latest one among equals."""
+    params = task.to_str_params(only_significant=True)
+    if not records:
+        return None
+    return min(records, key=lambda r: (len(_differing_names(params, r.params)), -_timestamp(r)))
+
+
+def _timestamp(record: RunRecord) -> float:
+    return record.finished_at.timestamp() if record.finished_at else 0.0
+
+
+def _differing_names(now: dict[str, str], cached: dict[str, str]) -> list[str]:
+    return [name for name in dict.fromkeys([*now, *cached]) if now.get(name) != cached.get(name)]
+
+
+def _param_diffs(now: dict[str, str], cached: dict[str, str]) -> list[str]:
+    lines = []
+    for name in _differing_names(now, cached):
+        if name not in cached:
+            lines.append(f"parameter '{name}' = {_readable(now[name])} (the cached run has no such parameter)")
+        elif name not in now:
+            lines.append(f"parameter '{name}' is gone (the cached run had {_readable(cached[name])})")
+        else:
+            lines.append(f"parameter '{name}': now {_readable(now[name])}, cached run {_readable(cached[name])}")
+    return lines
+
+
+def _readable(value: str) -> str:
+    """A parameter value; a task given as a parameter shows as ``Class(param=value, ...)``."""
+    if value.startswith('{"type"'):
+        try:
+            ref = decode_task_reference(value)
+            inner = ", ".join(f"{k}={_readable(str(v))}" for k, v in dict(ref["params"]).items())
+            return f"{ref['type']}({inner})"
+        except (ValueError, KeyError, OSError, TypeError):
+            pass
+    return json.dumps(value) if value == "" or value != value.strip() else value
+
+
+def _explain_upstream_change(
+    task: Any, label: str, cached: str, against: RunRecord, depth: int, context: _Context, max_depth: int
+) -> None:
+    found = _changed_upstream(task, against, context)
+    if found is None:
+        context.say(
+            depth,
+            f"{label} will run: same parameters as the cached run {cached}, but its upstream tasks differ"
+            + (" or its code changed (serialized_task_definition_check)." if task.serialized_task_definition_check else "."),
+        )
+        return
+    upstream, old = found
+    context.say(
+        depth,
+        f"{label} will run: same parameters as the cached run {cached}, but upstream {type(upstream).__name__} "
+        f"differs: now {upstream.label()}, the cached run used {type(upstream).__name__}[{short_id(old.unique_id)}].",
+    )
+    _explain(upstream, depth + 1, old, context, max_depth)
+
+
+def _changed_upstream(task: Any, against: RunRecord, context: _Context) -> tuple[Any, RunRecord] | None:
+    """The upstream whose cached run, put in place of the current one, reproduces the cached unique id."""
+    deps, parts = _hash_parts(task)
+    own_code = task.get_own_code() if task.serialized_task_definition_check else None
+    for position, dep in deps:
+        for candidate in context.runs_of(dep):
+            trial = [*parts[:position], candidate.unique_id, *parts[position + 1 :]]
+            if unique_id_from_parts(trial, against.params, type(task).__name__, own_code) == against.unique_id:
+                return dep, candidate
+    return None
+
+
+def _hash_parts(task: Any) -> tuple[list[tuple[int, Any]], list[Any]]:
+    """The upstream part of the unique-id recipe, and which positions hold kart tasks."""
+    deps: list[tuple[int, Any]] = []
+    parts: list[Any] = []
+    for dep in task.flat_requires():
+        if hasattr(dep, "make_unique_id"):
+            if dep.significant:
+                deps.append((len(parts), dep))
+                parts.append(dep.make_unique_id())
+        else:
+            parts.append(dep.to_str_params(only_significant=True))
+    return deps, parts

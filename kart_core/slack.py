@@ -1,0 +1,130 @@
+"""Slack notifications after a build, as a kart hook plugin (inert until configured).
+
+Settings keep gokart's ``[SlackConfig]`` section: ``token_name`` (the environment variable that
+holds the bot token, default ``SLACK_TOKEN``), ``channel``, ``to_user`` (mentioned in the message)
+and ``send_tree_info`` (attach the task tree as a file). ``base_url`` (or the environment variable
+``KART_SLACK_BASE_URL``) points the client at another Slack API endpoint, e.g. a test server.
+Nothing is sent unless both the token and the channel are set. Uses slack_sdk's current API:
+``chat.postMessage``, and ``files_upload_v2`` for the tree (the old ``files.upload`` is retired).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from typing import Any
+
+import luigi.configuration
+
+from kart_core.hashing import short_id
+from kart_core.hooks.markers import hookimpl
+
+__all__ = ["SlackNotifier", "SlackSettings", "build_message", "slack_notifier"]
+
+logger = logging.getLogger(__name__)
+
+_SECTION = "SlackConfig"
+_DEFAULT_BASE_URL = "https://slack.com/api/"
+
+
+@dataclasses.dataclass(frozen=True)
+class SlackSettings:
+    """Where and how to notify; ``enabled`` only with both a token and a channel."""
+
+    token: str | None
+    channel: str | None
+    to_user: str = ""
+    send_tree_info: bool = False
+    base_url: str = _DEFAULT_BASE_URL
+
+    @property
+    def enabled(self) -> bool:
+        """Whether a notification can be sent."""
+        return bool(self.token and self.channel)
+
+    @classmethod
+    def from_config(cls) -> SlackSettings:
+        """Read ``[SlackConfig]`` from luigi's config and the environment."""
+        token_name = _option("token_name") or "SLACK_TOKEN"
+        base_url = _option("base_url") or os.environ.get("KART_SLACK_BASE_URL") or _DEFAULT_BASE_URL
+        return cls(
+            token=os.environ.get(token_name) or None,
+            channel=_option("channel"),
+            to_user=_option("to_user") or "",
+            send_tree_info=(_option("send_tree_info") or "false").strip().lower() in ("1", "true", "yes", "on"),
+            base_url=base_url if base_url.endswith("/") else base_url + "/",
+        )
+
+
+def _option(name: str) -> str | None:
+    value = luigi.configuration.get_config().get(_SECTION, name, None)
+    return str(value) if value not in (None, "") else None
+
+
+def build_message(tasks: list[Any], result: Any, to_user: str = "") -> str:
+    """The notification text: outcome, the roots, counts, and each failed task with its unique id."""
+    roots = ", ".join(_label_of_task(task) for task in tasks)
+    outcome = "succeeded" if not result.failed else "FAILED"
+    lines = [f"{'<@' + to_user + '> ' if to_user else ''}kart build {outcome}: {roots}", result.summary()]
+    for key, error in result.failed.items():
+        unique_id = key.rpartition("_")[2]
+        lines.append(f"• {_label_of_key(key)} (unique id {unique_id}): {type(error).__name__}: {error}")
+    if result.not_run:
+        lines.append("Not run because of them: " + ", ".join(_label_of_key(key) for key in result.not_run))
+    return "\n".join(lines)
+
+
+def _label_of_key(key: str) -> str:
+    name, _, unique_id = key.rpartition("_")
+    return f"{name.rsplit('.', 1)[-1]}[{short_id(unique_id)}]"
+
+
+def _label_of_task(task: Any) -> str:
+    try:
+        return str(task.label()) if hasattr(task, "label") else str(task.task_id)
+    except Exception:
+        return type(task).__name__
+
+
+class SlackNotifier:
+    """Posts a build summary to Slack after ``kart_core.build`` (hook ``kart_after_build``)."""
+
+    @hookimpl
+    def kart_after_build(self, tasks: list[Any], result: Any) -> None:
+        """Send the summary (and the task tree when ``send_tree_info``); never fail the build."""
+        settings = SlackSettings.from_config()
+        if not settings.enabled:
+            return
+        try:
+            self.send(settings, tasks, result)
+        except ImportError:
+            logger.warning("[SlackConfig] is set but slack_sdk is missing: pip install 'kart-suite[slack]'.")
+        except Exception as exc:  # a notification problem must not turn a build into a failure
+            logger.warning("Could not notify Slack channel %s: %s", settings.channel, exc)
+
+    def send(self, settings: SlackSettings, tasks: list[Any], result: Any) -> None:
+        """Post the message, then attach the tree in its thread when asked to."""
+        from slack_sdk import WebClient
+
+        client = WebClient(token=settings.token, base_url=settings.base_url)
+        posted = client.chat_postMessage(channel=settings.channel, text=build_message(tasks, result, settings.to_user))
+        if settings.send_tree_info:
+            # files_upload_v2 needs the channel id, which the post's answer carries.
+            client.files_upload_v2(
+                channel=posted.get("channel") or settings.channel,
+                thread_ts=posted.get("ts"),
+                content=_tree_text(tasks),
+                filename="kart_task_tree.txt",
+                title="kart task tree",
+            )
+
+
+def _tree_text(tasks: list[Any]) -> str:
+    from kart_core.tree.task_info import make_task_info_as_tree_str
+
+    return "\n".join(make_task_info_as_tree_str(task).lstrip("\n") for task in tasks)
+
+
+# The object the "kart" entry point registers: kart-suite's pyproject names "kart_core.slack:slack_notifier".
+slack_notifier = SlackNotifier()
