@@ -90,6 +90,15 @@ class TaskOnKart(luigi.Task, Generic[T]):
     complete_check_at_run = ExplicitBoolParameter(default=True, description="Skip run() when the outputs already exist.", significant=False)
     should_lock_run = ExplicitBoolParameter(default=False, description="Hold a lock (redis when configured, else a file lock) while running.", significant=False)
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name, value in cls.__dict__.items():
+            if isinstance(value, luigi.Parameter) and callable(getattr(TaskOnKart, name, None)):
+                raise TaskDefinitionError(
+                    f"{cls.__name__}.{name} is a parameter but TaskOnKart.{name}() is a method it would hide; "
+                    "rename the parameter."
+                )
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._kart_cache: dict[Any, Any] = {}
         self.task_log: dict[str, Any] = {}

@@ -223,3 +223,10 @@ def test_tasks_pickle_with_their_identity(workspace: str) -> None:
     clone = pickle.loads(pickle.dumps(task))
     assert clone.make_unique_id() == task.make_unique_id()
     assert clone.output().path() == task.output().path()
+
+
+def test_a_parameter_hiding_a_method_is_refused_at_class_definition() -> None:
+    with pytest.raises(TaskDefinitionError, match=r"TkShadow.output is a parameter but TaskOnKart.output\(\) is a method"):
+
+        class TkShadow(kart_core.TaskOnKart[int]):
+            output = luigi.Parameter(default="x")
