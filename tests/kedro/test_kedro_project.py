@@ -1,0 +1,148 @@
+"""The example Kedro project (examples/kedro) run with real ``kedro run`` subprocesses, copied to tmp_path."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import kart_core
+
+pytestmark = pytest.mark.slow
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "kedro"
+KEDRO = str(Path(sys.executable).parent / "kedro")
+NODE_STATUS = re.compile(r"kart: node '([^']+)' (ran|cached)")
+POSITIVE_VALUES_SUM = 3 + 4 + 10 + 2 + 7  # data/01_raw/numbers.csv, values >= min_value (0)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A fresh copy of the example project, without any data it produced."""
+    ignore = shutil.ignore_patterns("__pycache__", "kart", "08_reporting", "resources")
+    return Path(shutil.copytree(EXAMPLE, tmp_path / "project", ignore=ignore))
+
+
+def kedro(project: Path, *args: str, pythonpath: str | None = None) -> str:
+    """Run ``kedro`` in the project; return its log output (stderr and stdout)."""
+    env = {**os.environ, "DO_NOT_TRACK": "1", "KART_KEDRO_DEMO_JOURNAL": str(project / "journal.txt")}
+    env.pop("LUIGI_CONFIG_PATH", None)
+    if pythonpath is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [pythonpath, env.get("PYTHONPATH")]))
+    done = subprocess.run([KEDRO, *args], cwd=project, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stderr + done.stdout
+
+
+def journal(project: Path) -> list[str]:
+    """Labels of the kart tasks that ran, in every process."""
+    path = project / "journal.txt"
+    return path.read_text().split() if path.exists() else []
+
+
+def statuses(log: str) -> dict[str, str]:
+    """What KartRunner said about each node."""
+    return dict(NODE_STATUS.findall(log))
+
+
+def report(project: Path, name: str) -> dict:
+    """A JSON output of the project."""
+    return json.loads((project / "data" / "08_reporting" / f"{name}.json").read_text())
+
+
+def build_in_process(project: Path, monkeypatch: pytest.MonkeyPatch) -> object:
+    """The project's kart graph, built by kart_core.build from the project root (its luigi.cfg applies)."""
+    monkeypatch.chdir(project)
+    monkeypatch.syspath_prepend(str(project / "src"))
+    monkeypatch.setenv("KART_KEDRO_DEMO_JOURNAL", str(project / "journal.txt"))
+    from kart_kedro_demo.tasks import default_train
+
+    train = default_train()
+    assert str(train.workspace_directory) == "data/kart"
+    return kart_core.build(train)
+
+
+def test_kedro_run_builds_each_kart_task_once_and_kart_core_finds_them_cached(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kedro(project, "run")
+    assert sorted(label.split("[")[0] for label in journal(project)) == ["LoadData", "MakeFeatures", "Train"]
+    assert report(project, "summary") == {
+        "mean": 2 * POSITIVE_VALUES_SUM / 5,
+        "rows": 5,
+        "total": 2.0 * POSITIVE_VALUES_SUM,
+    }
+    model = build_in_process(project, monkeypatch)
+    assert len(journal(project)) == 3  # cached: kart_core.build ran nothing
+    assert report(project, "feature_report")["slope"] == model["slope"]
+
+
+def test_a_graph_built_by_kart_core_is_loaded_by_kedro_without_rerunning(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build_in_process(project, monkeypatch)
+    assert len(journal(project)) == 3
+    log = kedro(project, "run", "--pipeline", "kart")
+    assert len(journal(project)) == 3
+    assert report(project, "feature_report")["rows"] == 60
+    assert "Loading data from features (TaskOnKartDataset)" in log
+
+
+def test_parallel_runner_pickles_kart_datasets_and_builds_each_task_once(project: Path) -> None:
+    kedro(project, "run", "--runner", "ParallelRunner")
+    assert sorted(label.split("[")[0] for label in journal(project)) == ["LoadData", "MakeFeatures", "Train"]
+    assert report(project, "feature_report")["rows"] == 60
+    assert report(project, "counts") == {"a": 3, "b": 1, "c": 1}
+
+
+def test_node_cache_reruns_exactly_what_a_parameter_change_affects(project: Path) -> None:
+    first = statuses(kedro(project, "run", "--runner", "kart_kedro.KartRunner", "--pipeline", "nodes"))
+    assert first == {"clean": "ran", "scale": "ran", "summarize": "ran", "count": "ran"}
+    logs = sorted((project / "data" / "kart" / "log" / "task_params").iterdir())
+    second = statuses(kedro(project, "run", "--runner", "kart_kedro.KartRunner", "--pipeline", "nodes"))
+    assert set(second.values()) == {"cached"}
+    assert sorted((project / "data" / "kart" / "log" / "task_params").iterdir()) == logs
+
+    # Plain Kedro: --only-missing-outputs keeps the factor-2 summary after factor changed to 3.
+    kedro(project, "run", "--pipeline", "nodes", "--only-missing-outputs", "--params", "factor=3")
+    assert report(project, "summary")["total"] == 2.0 * POSITIVE_VALUES_SUM
+
+    third = statuses(
+        kedro(project, "run", "--runner", "kart_kedro.KartRunner", "--pipeline", "nodes", "--params", "factor=3")
+    )
+    assert third == {"clean": "cached", "scale": "ran", "summarize": "ran", "count": "cached"}
+    assert report(project, "summary")["total"] == 3.0 * POSITIVE_VALUES_SUM
+    assert report(project, "counts") == {"a": 3, "b": 1, "c": 1}
+
+
+def _kart_commands_path(tmp_path: Path) -> str | None:
+    """None when the ``kart`` project command is installed; else a folder whose dist-info declares it.
+
+    The entry point belongs in pyproject.toml (``[project.entry-points."kedro.project_commands"]
+    kart = "kart_kedro.cli:commands"``); until an install carries it, a minimal dist-info on
+    PYTHONPATH registers exactly that entry point for the subprocess.
+    """
+    if any(e.name == "kart" for e in importlib.metadata.entry_points(group="kedro.project_commands")):
+        return None
+    dist_info = tmp_path / "entry_points" / "kart_kedro_commands-0.0.dist-info"
+    dist_info.mkdir(parents=True)
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: kart-kedro-commands\nVersion: 0.0\n")
+    (dist_info / "entry_points.txt").write_text("[kedro.project_commands]\nkart = kart_kedro.cli:commands\n")
+    return str(dist_info.parent)
+
+
+def test_kedro_kart_list_and_clear_commands(project: Path, tmp_path: Path) -> None:
+    path = _kart_commands_path(tmp_path)
+    kedro(project, "run", "--runner", "kart_kedro.KartRunner", "--pipeline", "nodes")
+    listed = kedro(project, "kart", "list", pythonpath=path)
+    assert "4 cached run(s) in data/kart." in listed
+    assert re.search(r"\bscale\s+[0-9a-f]{8}\s+complete\s+took", listed)
+    assert "4 run(s) cleared." in kedro(project, "kart", "clear", pythonpath=path)
+    assert "No cached Kedro node runs" in kedro(project, "kart", "list", pythonpath=path)
