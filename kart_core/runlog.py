@@ -42,7 +42,7 @@ class RunLogPlugin:
 
 @functools.cache
 def _distributions_by_module() -> dict[str, list[str]]:
-    return importlib.metadata.packages_distributions()
+    return dict(importlib.metadata.packages_distributions())
 
 
 @functools.cache

@@ -244,7 +244,7 @@ class TaskOnKart(luigi.Task, Generic[T]):
             return False
         return not self.modification_time_check or _inputs_older_than_outputs(inputs, flatten(self.output()))
 
-    def clone(self, cls: type | None = None, **kwargs: Any) -> Any:
+    def clone(self, cls: type[TaskOnKart[Any]] | None = None, **kwargs: Any) -> Any:
         """A task of ``cls`` (default: this class) with this task's parameters, overridden by ``kwargs``."""
         special = {"rerun", "strict_check", "modification_time_check"}
         cls = cls or type(self)
@@ -466,7 +466,7 @@ class TaskOnKart(luigi.Task, Generic[T]):
     @classmethod
     def restore(cls, unique_id: str, workspace_directory: str | None = None) -> TaskOnKart[Any]:
         """Rebuild the task whose run stored its parameters under ``unique_id``."""
-        base = TaskOnKart() if workspace_directory is None else TaskOnKart(workspace_directory=workspace_directory)
+        base: TaskOnKart[Any] = TaskOnKart() if workspace_directory is None else TaskOnKart(workspace_directory=workspace_directory)
         path = f"log/task_params/{cls.__name__}_{unique_id}.pkl"
         params = base.make_target(path, use_unique_id=False).load()
         return cast(TaskOnKart[Any], cls.from_str_params(params))

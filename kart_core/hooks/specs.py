@@ -58,3 +58,4 @@ class FileProcessorSpecs:
     @hookspec
     def kart_file_processors(self) -> list[type]:
         """Return FileProcessor classes; each declares the extensions it handles in ``extensions``."""
+        raise NotImplementedError
