@@ -223,9 +223,12 @@ def gc_command(task_args: tuple[str, ...], workspace: str | None, dry_run: bool,
     dry_run = not delete
     specs = _split_keeps(task_args)
     cmdline.set_workspace(workspace)
-    with contextlib.ExitStack() as stack:
-        tasks = [stack.enter_context(_task(name, args)) for name, args in specs]
-        plan = plan_gc(tasks, workspace)
+    tasks = []
+    for name, args in specs:
+        with _task(name, args) as task:
+            walk([task])  # creates (and caches) the upstream tasks while their --Class-param values are visible
+            tasks.append(task)
+    plan = plan_gc(tasks, workspace)
     _print_plan(plan, dry_run)
     if not dry_run:
         deleted = delete_unreachable(plan)

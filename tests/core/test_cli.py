@@ -1,0 +1,230 @@
+"""The `kart` command, run in-process with click's CliRunner (and once as a real subprocess)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import luigi
+import pytest
+from click.testing import CliRunner
+
+import kart_core as gokart
+from kart_core.cli import GOKART_CODES, _split_keeps, cli
+
+M = __name__  # tasks below are named "<this module>.Class" on the command line
+
+
+class CliLoad(gokart.TaskOnKart[list]):
+    n = luigi.IntParameter(default=3)
+
+    def run(self) -> None:
+        self.dump(list(range(self.n)))
+
+
+class CliFeatures(gokart.TaskOnKart[list]):
+    n = luigi.IntParameter(default=3)
+    scale = luigi.IntParameter(default=1)
+
+    def requires(self) -> CliLoad:
+        return CliLoad(n=self.n)
+
+    def run(self) -> None:
+        self.dump([x * self.scale for x in self.load()])
+
+
+class CliReport(gokart.TaskOnKart[int]):
+    n = luigi.IntParameter(default=3)
+    fail = luigi.BoolParameter(default=False)
+
+    def requires(self) -> dict[str, gokart.TaskOnKart]:
+        return {"features": CliFeatures(n=self.n), "load": CliLoad(n=self.n)}
+
+    def run(self) -> None:
+        if self.fail:
+            raise ValueError("asked to fail")
+        self.dump(sum(self.load("features")) + sum(self.load("load")))
+
+
+def kart(*args: str) -> "CliRunner.invoke":
+    """Run `kart args...` in-process."""
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_run_builds_the_task_and_exits_zero() -> None:
+    result = kart("run", f"{M}.CliReport", "--n", "4")
+    assert result.exit_code == 0, result.output
+    assert "kart build: 3 ran, 0 cached, 0 failed" in result.stderr
+    assert gokart.build(CliReport(n=4), reset_register=False) == 2 * sum(range(4))
+    again = kart("run", f"{M}.CliReport", "--n", "4")
+    assert again.exit_code == 0 and "0 ran, 1 cached" in again.stderr  # a complete root is not walked further
+
+
+def test_run_failure_exits_40_naming_the_failed_task_and_its_id() -> None:
+    result = kart("run", f"{M}.CliReport", "--n", "2", "--fail")
+    uid = CliReport(n=2, fail=True).make_unique_id()
+    assert result.exit_code == GOKART_CODES.task_failed == 40
+    assert f"FAILED CliReport[{uid[:8]}] (unique id {uid})" in result.stderr
+    assert "ValueError: asked to fail" in result.stderr
+    assert "2 ran, 0 cached, 1 failed" in result.stderr
+
+
+def test_run_keep_going_and_workers_still_report_the_failure() -> None:
+    result = kart("run", "--workers", "2", "--executor", "thread", "--keep-going", f"{M}.CliReport", "--n", "5", "--fail")
+    assert result.exit_code == 40
+    assert CliLoad(n=5).complete() and CliFeatures(n=5).complete()
+
+
+def test_run_with_a_bad_task_name_or_parameter_exits_4_with_a_hint() -> None:
+    missing_module = kart("run", "no_such_module.Task")
+    assert missing_module.exit_code == 4 and "cannot import module 'no_such_module'" in missing_module.stderr
+    missing_class = kart("run", f"{M}.NoSuchTask")
+    assert missing_class.exit_code == 4 and "has no task class 'NoSuchTask'" in missing_class.stderr
+    bad_param = kart("run", f"{M}.CliLoad", "--no-such-param", "1")
+    assert bad_param.exit_code == 4 and "bad parameters" in bad_param.stderr
+    bare = kart("run", "CliLoad")
+    assert bare.exit_code == 4 and "name the task with its module" in bare.stderr
+
+
+def test_run_workspace_option_sets_every_task_workspace(tmp_path: Path) -> None:
+    result = kart("run", "--workspace", str(tmp_path / "elsewhere"), f"{M}.CliReport", "--n", "1")
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "elsewhere" / "log" / "task_log").iterdir())) == 3
+    assert not (tmp_path / "resources").exists()
+
+
+def test_tree_shows_status_ids_and_details() -> None:
+    report = CliReport(n=3)
+    pending = kart("tree", f"{M}.CliReport", "--n", "3")
+    assert pending.exit_code == 0
+    assert pending.output.splitlines()[0] == f"└─-(PENDING) CliReport[{report.make_unique_id()}]"
+    assert "(PENDING) CliLoad[" in pending.output
+    kart("run", f"{M}.CliReport", "--n", "3")
+    detailed = kart("tree", f"{M}.CliReport", "--n", "3", "--details")
+    assert f"(COMPLETE) CliReport[{report.make_unique_id()}](parameter={{'n': '3', 'fail': 'False'}}" in detailed.output
+    assert report.output().path() in detailed.output and "time=" in detailed.output
+
+
+def test_tree_with_a_bad_name_is_a_usage_error() -> None:
+    result = CliRunner().invoke(cli, ["tree", f"{M}.Nope"])
+    assert result.exit_code == 2 and "has no task class 'Nope'" in result.output
+
+
+def test_runs_lists_filters_and_prints_json() -> None:
+    kart("run", f"{M}.CliReport", "--n", "2")
+    kart("run", f"{M}.CliFeatures", "--n", "3", "--scale", "2")
+    table = kart("runs")
+    assert table.exit_code == 0
+    lines = table.output.splitlines()
+    assert lines[0].split() == ["CLASS", "UNIQUE", "ID", "PARAMETERS", "TIME", "FINISHED", "AT", "SIZE", "STATUS"]
+    assert len(lines) == 1 + 5  # Load n=2, Features n=2, Report n=2, Load n=3, Features n=3 scale=2
+    features = json.loads(kart("runs", "--class", "CliFeatures", "--format", "json").output)
+    assert sorted(r["params"]["n"] for r in features) == ["2", "3"]
+    scaled = json.loads(kart("runs", "--class", f"{M}.CliFeatures", "--param", "scale=2", "--format", "json").output)
+    assert [r["unique_id"] for r in scaled] == [CliFeatures(n=3, scale=2).make_unique_id()]
+    assert scaled[0]["output_size"] == os.path.getsize(CliFeatures(n=3, scale=2).output().path())
+    csv = kart("runs", "--format", "csv", "--param", "n=3").output.splitlines()
+    assert csv[0].startswith("class,unique_id,params") and len(csv) == 3
+    assert "NAME=VALUE" in CliRunner().invoke(cli, ["runs", "--param", "oops"]).output
+
+
+def test_runs_on_an_empty_workspace_says_so(tmp_path: Path) -> None:
+    result = kart("runs", "--workspace", str(tmp_path / "nothing"))
+    assert result.exit_code == 0 and result.output.strip() == "No runs found."
+
+
+def test_why_names_the_differing_parameter() -> None:
+    kart("run", f"{M}.CliReport", "--n", "2")
+    cached = kart("why", f"{M}.CliReport", "--n", "2")
+    assert "is cached" in cached.output
+    changed = kart("why", f"{M}.CliReport", "--n", "2", "--fail")
+    old = CliReport(n=2).make_unique_id()[:8]
+    assert f"differs from the nearest cached run CliReport[{old}]" in changed.output
+    assert "parameter 'fail': now True, cached run False" in changed.output
+
+
+def test_gc_lists_by_default_and_deletes_only_with_delete() -> None:
+    kart("run", f"{M}.CliReport", "--n", "2")
+    kart("run", f"{M}.CliReport", "--n", "3")
+    dropped = CliReport(n=3).output().path()
+    listed = kart("gc", "--keep", f"{M}.CliReport", "--n", "2")
+    assert listed.exit_code == 0
+    assert dropped in listed.output and "Would delete 18 file(s)" in listed.output
+    assert "Dry run: nothing deleted" in listed.output and os.path.exists(dropped)
+    deleted = kart("gc", "--keep", f"{M}.CliReport", "--n", "2", "--delete")
+    assert "Deleted 18 file(s)" in deleted.output and not os.path.exists(dropped)
+    assert CliReport(n=2).complete()
+    assert "Would delete 0 file(s)" in kart("gc", "--keep", f"{M}.CliReport", "--n", "2").output
+
+
+def test_gc_keeps_several_tasks_and_rejects_contradictions() -> None:
+    kart("run", f"{M}.CliLoad", "--n", "1")
+    kart("run", f"{M}.CliLoad", "--n", "2")
+    both = kart("gc", "--keep", f"{M}.CliLoad", "--n", "1", "--keep", f"{M}.CliLoad", "--n", "2")
+    assert "Would delete 0 file(s)" in both.output and "keeping 12 reachable" in both.output
+    contradiction = CliRunner().invoke(cli, ["gc", "--dry-run", "--delete", "--keep", f"{M}.CliLoad"])
+    assert contradiction.exit_code == 2 and "contradict" in contradiction.output
+    assert CliRunner().invoke(cli, ["gc"]).exit_code == 2
+
+
+def test_split_keeps() -> None:
+    assert _split_keeps(["--keep", "a.B", "--x", "1", "--keep=c.D"]) == [("a.B", ["--x", "1"]), ("c.D", [])]
+    with pytest.raises(Exception, match="expected --keep"):
+        _split_keeps(["a.B"])
+    with pytest.raises(Exception, match="--keep needs a task"):
+        _split_keeps(["--keep"])
+
+
+def test_report_writes_one_html_file(tmp_path: Path) -> None:
+    out = tmp_path / "out" 
+    out.mkdir()
+    result = kart("report", f"{M}.CliReport", "--n", "2", "-o", str(out / "r.html"))
+    assert result.exit_code == 0, result.output
+    page = (out / "r.html").read_text()
+    assert page.count('<g class="node ') == 3 and "CliReport" in page
+
+
+def test_config_option_reads_a_luigi_config(tmp_path: Path) -> None:
+    config = tmp_path / "kart.cfg"
+    config.write_text(f"[TaskOnKart]\nworkspace_directory = {tmp_path / 'from_config'}\n")
+    result = kart("--config", str(config), "run", f"{M}.CliLoad", "--n", "1")
+    assert result.exit_code == 0 and (tmp_path / "from_config" / "log").is_dir()
+
+
+_PIPELINE = textwrap.dedent(
+    """
+    import luigi
+    import kart_core as gokart
+
+    class SubLoad(gokart.TaskOnKart[list]):
+        n = luigi.IntParameter()
+        fail = luigi.BoolParameter(default=False)
+
+        def run(self):
+            if self.fail:
+                raise RuntimeError("boom in a subprocess")
+            self.dump(list(range(self.n)))
+    """
+)
+
+
+@pytest.mark.slow
+def test_kart_console_script_in_a_subprocess(tmp_path: Path) -> None:
+    script = Path(sys.executable).with_name("kart")
+    if not script.exists():
+        pytest.skip(f"{script} is not installed (pip install -e .)")
+    (tmp_path / "subpipe.py").write_text(_PIPELINE)
+    env = {**os.environ, "CI": "1"}
+    ok = subprocess.run([str(script), "run", "subpipe.SubLoad", "--n", "3"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert "1 ran" in ok.stderr
+    failed = subprocess.run([str(script), "run", "subpipe.SubLoad", "--n", "4", "--fail"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert failed.returncode == 40
+    assert "FAILED SubLoad[" in failed.stderr and "boom in a subprocess" in failed.stderr
+    runs = subprocess.run([str(script), "runs", "--format", "json"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    statuses = {r["params"]["n"]: r["status"] for r in json.loads(runs.stdout)}
+    assert statuses == {"3": "complete", "4": "unfinished"}
