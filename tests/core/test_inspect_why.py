@@ -1,0 +1,102 @@
+"""kart_core.inspect.explain: why a task will run, against real cached runs."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import luigi
+import pytest
+
+import kart_core as gokart
+from kart_core.inspect import explain
+
+
+class WyLoad(gokart.TaskOnKart[list]):
+    n = luigi.IntParameter(default=3)
+    salt = luigi.Parameter(default="")
+
+    def run(self) -> None:
+        self.dump(list(range(self.n)))
+
+
+class WyTrain(gokart.TaskOnKart[int]):
+    epochs = luigi.IntParameter(default=1)
+    rate = luigi.FloatParameter(default=0.1)
+    n = luigi.IntParameter(default=3)
+    boom = luigi.BoolParameter(default=False)
+    load_salt = luigi.Parameter(default="", significant=False)  # changes the upstream, not this task's params
+
+    def requires(self) -> WyLoad:
+        return WyLoad(n=self.n, salt=self.load_salt, workspace_directory=self.workspace_directory)
+
+    def run(self) -> None:
+        if self.boom:
+            raise RuntimeError("boom")
+        self.dump(sum(self.load()) * self.epochs)
+
+
+class WyWrap(gokart.TaskOnKart[Any]):
+    source = gokart.TaskInstanceParameter()
+
+    def run(self) -> None:
+        self.dump(self.load(self.source))
+
+
+def build(task: Any) -> Any:
+    return gokart.build(task, reset_register=False)
+
+
+def test_cached_task_will_not_run(workspace: str) -> None:
+    task = WyTrain(workspace_directory=workspace)
+    build(task)
+    assert explain(task) == [f"{task.label()} is cached: its outputs exist. It will not run."]
+
+
+def test_never_built_class_says_so_and_explains_upstreams(workspace: str) -> None:
+    lines = explain(WyTrain(workspace_directory=workspace))
+    assert lines[0].endswith(f"no run of WyTrain is cached in {workspace}.")
+    assert lines[1].startswith("  WyLoad[") and "no run of WyLoad" in lines[1]
+
+
+def test_the_nearest_cached_run_and_the_differing_parameters(workspace: str) -> None:
+    near = WyTrain(epochs=2, rate=0.1, workspace_directory=workspace)
+    far = WyTrain(epochs=5, rate=0.5, workspace_directory=workspace)
+    build(near)
+    build(far)
+    lines = explain(WyTrain(epochs=2, rate=0.3, workspace_directory=workspace))
+    assert f"differs from the nearest cached run WyTrain[{near.make_unique_id()[:8]}]" in lines[0]
+    assert lines[1:] == ["  parameter 'rate': now 0.3, cached run 0.1"]  # the upstream is cached: nothing more
+
+
+def test_same_parameters_with_a_changed_upstream_names_that_upstream(workspace: str) -> None:
+    build(WyTrain(n=3, workspace_directory=workspace))
+    task = WyTrain(n=3, load_salt="new", workspace_directory=workspace)
+    old_load = WyLoad(n=3, salt="", workspace_directory=workspace)
+    lines = explain(task)
+    assert "same parameters as the cached run WyTrain[" in lines[0]
+    assert f"upstream WyLoad differs: now {task.requires().label()}, the cached run used WyLoad[{old_load.make_unique_id()[:8]}]" in lines[0]
+    assert lines[1].startswith("  WyLoad[") and "nearest cached run" in lines[1]
+    assert lines[2] == "    parameter 'salt': now new, cached run \"\""
+
+
+def test_deleted_outputs_and_unfinished_runs(workspace: str) -> None:
+    task = WyTrain(workspace_directory=workspace)
+    build(task)
+    os.remove(task.output().path())
+    assert f"it ran before (finished " in explain(task)[0] and task.output().path() in explain(task)[0]
+    failing = WyTrain(boom=True, workspace_directory=workspace)
+    with pytest.raises(gokart.GokartBuildError):
+        build(failing)
+    assert explain(failing) == [f"{failing.label()} will run: it started before but never finished (it failed or was interrupted)."]
+
+
+def test_rerun_always_runs(workspace: str) -> None:
+    task = WyTrain(rerun=True, workspace_directory=workspace)
+    assert "rerun=True" in explain(task)[0]
+
+
+def test_task_parameters_show_readably(workspace: str) -> None:
+    build(WyWrap(source=WyLoad(n=1, workspace_directory=workspace), workspace_directory=workspace))
+    lines = explain(WyWrap(source=WyLoad(n=2, workspace_directory=workspace), workspace_directory=workspace))
+    assert "  parameter 'source': now WyLoad(n=2, salt=\"\"), cached run WyLoad(n=1, salt=\"\")" in lines
