@@ -122,24 +122,41 @@ def test_node_cache_reruns_exactly_what_a_parameter_change_affects(project: Path
     assert report(project, "counts") == {"a": 3, "b": 1, "c": 1}
 
 
-def _kart_commands_path(tmp_path: Path) -> str | None:
-    """None when the ``kart`` project command is installed; else a folder whose dist-info declares it.
+ENTRY_POINTS = {"kedro.hooks": "kart_kedro.hooks:hooks", "kedro.project_commands": "kart_kedro.cli:commands"}
 
-    The entry point belongs in pyproject.toml (``[project.entry-points."kedro.project_commands"]
-    kart = "kart_kedro.cli:commands"``); until an install carries it, a minimal dist-info on
-    PYTHONPATH registers exactly that entry point for the subprocess.
+
+def _entry_points_path(tmp_path: Path) -> str | None:
+    """A PYTHONPATH folder whose dist-info declares kart_kedro's entry points not installed yet (None if all are).
+
+    They belong in pyproject.toml (``[project.entry-points."kedro.hooks"] kart = "kart_kedro.hooks:hooks"``
+    and ``[project.entry-points."kedro.project_commands"] kart = "kart_kedro.cli:commands"``); until an
+    install carries them, a minimal dist-info registers exactly those for the subprocess.
     """
-    if any(e.name == "kart" for e in importlib.metadata.entry_points(group="kedro.project_commands")):
+    missing = {
+        group: value
+        for group, value in ENTRY_POINTS.items()
+        if not any(e.name == "kart" for e in importlib.metadata.entry_points(group=group))
+    }
+    if not missing:
         return None
-    dist_info = tmp_path / "entry_points" / "kart_kedro_commands-0.0.dist-info"
+    dist_info = tmp_path / "entry_points" / "kart_kedro_entry_points-0.0.dist-info"
     dist_info.mkdir(parents=True)
-    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: kart-kedro-commands\nVersion: 0.0\n")
-    (dist_info / "entry_points.txt").write_text("[kedro.project_commands]\nkart = kart_kedro.cli:commands\n")
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: kart-kedro-entry-points\nVersion: 0.0\n")
+    (dist_info / "entry_points.txt").write_text("".join(f"[{g}]\nkart = {v}\n" for g, v in missing.items()))
     return str(dist_info.parent)
 
 
+def test_one_kart_node_runs_alone_through_the_hooks_receipt_datasets(project: Path, tmp_path: Path) -> None:
+    path = _entry_points_path(tmp_path)
+    first = kedro(project, "run", "--pipeline", "kart", pythonpath=path)
+    features_node = re.search(r"Running node: (MakeFeatures_[0-9a-f]{8})", first).group(1)
+    log = kedro(project, "run", "--nodes", features_node, pythonpath=path)  # its input edge comes from the catalog
+    assert "Loading data from LoadData_" in log and "(TaskReceiptDataset)" in log
+    assert len(journal(project)) == 3
+
+
 def test_kedro_kart_list_and_clear_commands(project: Path, tmp_path: Path) -> None:
-    path = _kart_commands_path(tmp_path)
+    path = _entry_points_path(tmp_path)
     kedro(project, "run", "--runner", "kart_kedro.KartRunner", "--pipeline", "nodes")
     listed = kedro(project, "kart", "list", pythonpath=path)
     assert "4 cached run(s) in data/kart." in listed

@@ -9,6 +9,7 @@
 from kart_kedro._receipt import KartReceipt
 from kart_kedro.dataset import TaskOnKartDataset
 from kart_kedro.pipeline import to_pipeline
+from kart_kedro.receipt_dataset import TaskReceiptDataset
 from kart_kedro.runner import NO_CACHE_TAG, KartRunner
 
-__all__ = ["NO_CACHE_TAG", "KartReceipt", "KartRunner", "TaskOnKartDataset", "to_pipeline"]
+__all__ = ["NO_CACHE_TAG", "KartReceipt", "KartRunner", "TaskOnKartDataset", "TaskReceiptDataset", "to_pipeline"]

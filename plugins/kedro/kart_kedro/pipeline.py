@@ -1,8 +1,9 @@
 """to_pipeline(): a kart task graph as a Kedro Pipeline, one node per task, run through run_one.
 
-Edges carry a small KartReceipt (in memory by default), not the data: kart tasks load their own
-inputs from the cache. Name an edge with ``names=`` and declare it in the catalog as a
-TaskOnKartDataset of the same task, and Kedro nodes can load the real output downstream.
+Edges carry a small KartReceipt, not the data: kart tasks load their own inputs from the cache.
+kart_kedro's hook declares each edge as a TaskReceiptDataset (persistent: the task's completeness),
+or, without the hook, Kedro keeps receipts in memory. Name an edge with ``names=`` and declare it
+in the catalog as a TaskOnKartDataset of the same task, and Kedro nodes can load the real output.
 """
 
 from __future__ import annotations
@@ -15,10 +16,14 @@ from kedro.pipeline import Pipeline, node
 
 import kart_core
 from kart_kedro._receipt import KartReceipt
+from kart_kedro.receipt_dataset import receipt_for
 
-__all__ = ["KartTaskNode", "to_pipeline", "node_label"]
+__all__ = ["KartTaskNode", "to_pipeline", "node_label", "registered_edges"]
 
 _UNSAFE = re.compile(r"[^0-9A-Za-z_-]+")
+
+
+_EDGES: dict[str, Any] = {}
 
 
 class KartTaskNode:
@@ -31,10 +36,12 @@ class KartTaskNode:
 
     def __call__(self, *_receipts: Any) -> KartReceipt:
         """Run the task unless cached; upstream receipts only order the nodes."""
-        status = kart_core.run_one(self.task)
-        paths = tuple(str(target.path()) for target in _flatten(self.task.output()))
-        label = self.task.label() if hasattr(self.task, "label") else str(self.task)
-        return KartReceipt(node_key=kart_core.node_key(self.task), label=label, status=status.value, paths=paths)
+        return receipt_for(self.task, kart_core.run_one(self.task).value)
+
+
+def registered_edges() -> dict[str, Any]:
+    """Every dataset name to_pipeline has given a task's output in this process, with its task."""
+    return dict(_EDGES)
 
 
 def node_label(task: Any) -> str:
@@ -58,6 +65,7 @@ def to_pipeline(tasks: Any, names: Mapping[Any, str] | None = None, tags: Iterab
     chosen = {kart_core.node_key(task): name for task, name in (names or {}).items()}
     labels = _unique_labels(graph)
     outputs = {key: chosen.get(key, labels[key]) for key in graph.order}
+    _EDGES.update((outputs[key], graph.nodes[key]) for key in graph.order)
     nodes = [
         node(
             KartTaskNode(graph.nodes[key]),
@@ -76,11 +84,3 @@ def _unique_labels(graph: Any) -> dict[str, str]:
     if len(set(labels.values())) < len(labels):  # two ids share 8 characters: use the full keys
         labels = {key: _UNSAFE.sub("_", key) for key in graph.order}
     return labels
-
-
-def _flatten(item: Any) -> list[Any]:
-    if isinstance(item, dict):
-        return [leaf for value in item.values() for leaf in _flatten(value)]
-    if isinstance(item, list | tuple):
-        return [leaf for value in item for leaf in _flatten(value)]
-    return [item]

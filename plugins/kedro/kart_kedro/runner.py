@@ -25,6 +25,7 @@ from kart_kedro.dataset import TaskOnKartDataset
 from kart_kedro.fingerprint import digest, function_digest
 from kart_kedro.node_cache import KedroNodeRun
 from kart_kedro.pipeline import KartTaskNode
+from kart_kedro.receipt_dataset import TaskReceiptDataset
 
 __all__ = ["KartRunner", "NO_CACHE_TAG"]
 
@@ -140,7 +141,7 @@ class _CachedPipelineRun:
         """The content digest of an input that no cached node of this run produced (computed once)."""
         if name not in self.digests:
             dataset = self.catalog.get(name)
-            if isinstance(dataset, TaskOnKartDataset):  # a kart output is named by its task's unique id
+            if isinstance(dataset, TaskOnKartDataset | TaskReceiptDataset):  # named by its task's unique id
                 self.digests[name] = digest(["kart", kart_core.node_key(dataset.task)])
             else:
                 self.restore(name)

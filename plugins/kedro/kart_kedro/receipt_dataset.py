@@ -1,0 +1,69 @@
+"""TaskReceiptDataset: a to_pipeline edge that survives between processes without moving any data.
+
+Its data is a KartReceipt, recomputed from the kart cache: ``exists()`` is the task's completeness,
+``load()`` a receipt when the task is complete. So a node of a kart pipeline run alone (``kedro run
+--nodes``, one Airflow task per node with kedro-airflow) finds its upstream edges in the catalog.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kedro.io import AbstractDataset, DatasetError
+
+import kart_core
+from kart_kedro._receipt import KartReceipt
+
+__all__ = ["TaskReceiptDataset", "receipt_for"]
+
+
+def receipt_for(task: Any, status: str) -> KartReceipt:
+    """The receipt of a task run_one has just run or found cached."""
+    paths = tuple(str(target.path()) for target in _flatten(task.output()))
+    label = task.label() if hasattr(task, "label") else str(task)
+    return KartReceipt(node_key=kart_core.node_key(task), label=label, status=status, paths=paths)
+
+
+class TaskReceiptDataset(AbstractDataset[KartReceipt, KartReceipt]):
+    """The completion of one kart task: loads a receipt, accepts only its own task's receipt."""
+
+    def __init__(self, task: Any, metadata: dict[str, Any] | None = None) -> None:
+        """Args:
+        task: the kart task this edge stands for.
+        metadata: free-form information for plugins such as kedro-viz.
+        """
+        self.task = task
+        self.metadata = metadata
+
+    def load(self) -> KartReceipt:
+        """A receipt if the task is complete; otherwise an error saying what to run."""
+        if not self.task.complete():
+            raise DatasetError(
+                f"{receipt_for(self.task, 'missing').label} is not built yet: run its node first "
+                "(kedro run) or build it with kart_core.build."
+            )
+        return receipt_for(self.task, kart_core.RunStatus.CACHED.value)
+
+    def save(self, data: KartReceipt) -> None:
+        """Accept the receipt of this task once it is complete (nothing is written)."""
+        if not (
+            isinstance(data, KartReceipt) and data.node_key == kart_core.node_key(self.task) and self.task.complete()
+        ):
+            raise DatasetError(
+                f"TaskReceiptDataset({kart_core.node_key(self.task)}) only accepts the KartReceipt of its own "
+                f"completed task; got {type(data).__name__}."
+            )
+
+    def _exists(self) -> bool:
+        return bool(self.task.complete())
+
+    def _describe(self) -> dict[str, Any]:
+        return {"task": kart_core.node_key(self.task), "paths": list(receipt_for(self.task, "").paths)}
+
+
+def _flatten(item: Any) -> list[Any]:
+    if isinstance(item, dict):
+        return [leaf for value in item.values() for leaf in _flatten(value)]
+    if isinstance(item, list | tuple):
+        return [leaf for value in item for leaf in _flatten(value)]
+    return [item]
