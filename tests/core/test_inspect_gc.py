@@ -62,7 +62,7 @@ def test_delete_removes_only_unreachable_files(workspace: str) -> None:
     assert keep.complete() and not drop.complete() and not drop.requires().complete()
     assert Path(workspace, "notes.md").exists() and scratch.exists()
     assert list(runs(workspace)["unique_id"]) == [keep.requires().make_unique_id(), keep.make_unique_id()]
-    assert plan_gc([keep]).delete == []
+    assert plan_gc([keep_with_scratch]).delete == []
 
 
 def test_a_shared_upstream_is_kept_for_any_kept_task(workspace: str) -> None:
