@@ -48,7 +48,8 @@ class TaskOnKartDataset(AbstractDataset[Any, Any]):
         try:
             self._task = task_from_config(task, self._params, workspace_directory)
         except TaskConfigError as exc:
-            raise DatasetError(f"TaskOnKartDataset: {exc}") from exc
+            # Kedro adds "." and the entry's name after this message.
+            raise DatasetError(f"TaskOnKartDataset: {str(exc).rstrip('.')}") from exc
 
     @property
     def task(self) -> kart_core.TaskOnKart[Any]:
