@@ -30,13 +30,19 @@ def kart_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str
     return root, run_driver("kart", root, "build-all")
 
 
-def check_luigi_build(workers: int, root: str, kart_build: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
-    """luigi.build([root], local_scheduler=True, workers=N) succeeds with kart build's files and outputs."""
-    report = run_driver("kart", tmp_path, "luigi", str(workers), root)
+@pytest.fixture(scope="module")
+def luigi_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """AllTasks built by luigi.build with one worker."""
+    root = tmp_path_factory.mktemp("luigi-build")
+    return root, run_driver("kart", root, "luigi", "1", "AllTasks")
+
+
+def check_luigi_build(root: Path, report: dict[str, Any], kart_build: tuple[Path, dict[str, Any]]) -> None:
+    """A luigi.build run succeeded and wrote kart build's files and outputs, with the run logs of run_one."""
     assert report["luigi_status"] == "SUCCESS"
     assert set(report["ids"]) <= set(kart_build[1]["ids"])
     assert all(report["complete_before"].values())  # reported after luigi's run: everything built
-    files = set(snapshot(tmp_path))
+    files = set(snapshot(root))
     assert files == expected_files(report) <= set(snapshot(kart_build[0]))
     processing_times = [path for path in files if path.startswith("resources/log/processing_time/")]
     assert len(processing_times) == len(report["class_names"])  # run logs: each task went through run_one
@@ -44,22 +50,22 @@ def check_luigi_build(workers: int, root: str, kart_build: tuple[Path, dict[str,
     assert report["outputs"] == {name: kart_build[1]["outputs"][name] for name in report["outputs"]}
 
 
-def test_luigi_build_one_worker_writes_what_kart_build_writes(kart_build: Any, tmp_path: Path) -> None:
-    """The whole pipeline under luigi.build with one worker: the same files as kart_core.build."""
-    check_luigi_build(1, "AllTasks", kart_build, tmp_path)
-    assert set(snapshot(tmp_path)) == set(snapshot(kart_build[0]))
+def test_luigi_build_one_worker_writes_what_kart_build_writes(kart_build: Any, luigi_build: Any) -> None:
+    """The whole pipeline under luigi.build([AllTasks()], local_scheduler=True, workers=1)."""
+    check_luigi_build(*luigi_build, kart_build)
+    assert set(snapshot(luigi_build[0])) == set(snapshot(kart_build[0]))
 
 
 def test_luigi_build_two_workers_on_a_diamond(kart_build: Any, tmp_path: Path) -> None:
     """Two worker processes run Left and Right side by side; the files match kart_core.build's."""
-    check_luigi_build(2, "Diamond", kart_build, tmp_path)
+    check_luigi_build(tmp_path, run_driver("kart", tmp_path, "luigi", "2", "Diamond"), kart_build)
     assert len(snapshot(tmp_path)) == 4 * (1 + 5)
 
 
 @pytest.mark.slow
 def test_luigi_build_two_workers_writes_what_kart_build_writes(kart_build: Any, tmp_path: Path) -> None:
     """The whole pipeline with two luigi worker processes (slow: each forked task rescans installed packages)."""
-    check_luigi_build(2, "AllTasks", kart_build, tmp_path)
+    check_luigi_build(tmp_path, run_driver("kart", tmp_path, "luigi", "2", "AllTasks"), kart_build)
     assert set(snapshot(tmp_path)) == set(snapshot(kart_build[0]))
 
 
@@ -80,12 +86,9 @@ def test_luigi_command_line_writes_what_kart_build_writes(
     assert set(snapshot(workdir)) == set(snapshot(kart_build[0])) == expected_files(kart_build[1])
 
 
-def test_kart_build_reruns_nothing_after_luigi(tmp_path: Path) -> None:
+def test_kart_build_reruns_nothing_after_luigi(luigi_build: Any, tmp_path: Path) -> None:
     """A workspace written under luigi is complete for kart_core.build: no file changes."""
-    written = tmp_path / "by-luigi"
-    written.mkdir()
-    run_driver("kart", written, "luigi", "1")
-    root = copy_workspace(written, tmp_path / "read-by-kart")
+    root = copy_workspace(luigi_build[0], tmp_path / "read-by-kart")
     before = snapshot(root)
     report = run_driver("kart", root, "build-all")
     assert all(report["complete_before"].values())

@@ -5,6 +5,7 @@ Usage: ``KART_COMPAT_IMPL=gokart|kart python -m compat_pipeline.driver COMMAND O
 - ``build``: each root with the implementation's build; ``build-all``: AllTasks only;
 - ``ids``: the graph report without building;
 - ``luigi WORKERS [ROOT]``: luigi.build of AllTasks (or Diamond) with the local scheduler;
+- ``errors``: the exceptions of task definition mistakes and of a failing build;
 - ``chain DEPTH``: the unique id of a DEPTH-long ChainLink chain.
 
 The current directory is the workspace's parent (``./resources/``).
@@ -168,6 +169,44 @@ def command_chain(depth: int) -> dict[str, Any]:
     }
 
 
+def mistakes() -> dict[str, Any]:
+    """Task constructions that must fail, by case name (each a zero-argument callable)."""
+    from compat_pipeline import formats, graph, params
+
+    return {
+        "wrong element type": lambda: graph.Gather(tasks=(formats.MakeFrame(),)),
+        "not a task": lambda: graph.Wrap(task="not a task"),
+        "wrong expected type": lambda: formats.FrameAs(ext=".csv", source=params.IntParam()),
+        "bad choice": lambda: params.ChoiceParams(mode="bogus"),
+        "missing parameter": lambda: graph.ChainLink(),
+    }
+
+
+def command_errors() -> dict[str, Any]:
+    """The exception types (MRO names) each mistake raises, and what a failing build raises and leaves."""
+    from compat_pipeline.graph import Fails
+
+    report: dict[str, Any] = {"mistakes": {}}
+    for case, make in mistakes().items():
+        try:
+            make()
+            report["mistakes"][case] = None
+        except Exception as exc:
+            report["mistakes"][case] = [klass.__name__ for klass in type(exc).__mro__]
+    task = Fails()
+    try:
+        gokart.build(task)
+        report["build"] = None
+    except Exception as exc:
+        raised = getattr(exc, "raised_exceptions", {})
+        report["build"] = {
+            "type": type(exc).__name__,
+            "raised": {key: [type(e).__name__ for e in value] for key, value in raised.items()},
+            "failed_id": task.make_unique_id(),
+        }
+    return report
+
+
 def exception_chain(exc: BaseException | None) -> list[str]:
     """The type names of ``exc`` and of its causes / contexts, outermost first."""
     names = []
@@ -190,6 +229,8 @@ def main(argv: list[str]) -> None:
         report = report_graph(all_roots())
     elif command == "luigi":
         report = command_luigi(int(argv[2]), argv[3] if len(argv) > 3 else "AllTasks")
+    elif command == "errors":
+        report = command_errors()
     elif command == "chain":
         report = command_chain(int(argv[2]))
     else:

@@ -231,6 +231,18 @@ class TextFile(luigi.Target):
         os.replace(temporary, self._path)
 
 
+class Fails(gokart.TaskOnKart):
+    """Raises in run() after its upstream was built (not part of the roots)."""
+
+    def requires(self) -> Any:
+        """MakeFrame."""
+        return formats.MakeFrame(rows=3)
+
+    def run(self) -> None:
+        """Fail."""
+        raise ValueError(f"deliberate failure after loading {len(self.load())} rows")
+
+
 class PlainLuigiSource(luigi.Task):
     """A plain luigi.Task upstream: its string params (not an id) enter its dependants' ids."""
 
@@ -289,16 +301,16 @@ if HAS_CONFIG_PARAMS:
         value = luigi.IntParameter(default=11)
         renamed = luigi.Parameter(default="from config")
 
-    @config_params().inherits_config_params(CompatConfig, parameter_alias={"renamed": "label"})
+    @config_params().inherits_config_params(CompatConfig, parameter_alias={"renamed": "title"})
     class FromConfig(gokart.TaskOnKart):
         """inherits_config_params with a parameter alias."""
 
         value = luigi.IntParameter()
-        label = luigi.Parameter()
+        title = luigi.Parameter()
 
         def run(self) -> None:
             """Dump both values."""
-            self.dump([self.value, self.label])
+            self.dump([self.value, self.title])
 
 
 def _config_params_tasks() -> list[Any]:

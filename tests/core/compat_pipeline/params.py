@@ -68,7 +68,7 @@ class StrParams(DumpParams):
     """luigi.Parameter and luigi.StrParameter."""
 
     name = luigi.Parameter(default="kart")
-    label = luigi.StrParameter(default="a label with spaces, commas and 'quotes'")
+    title = luigi.StrParameter(default="a title with spaces, commas and 'quotes'")
 
 
 class BoolParams(DumpParams):
