@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from typing import Any, ClassVar
 
-from kart_core.file_processor.base import FileProcessor, ProcessorOptions
+from kart_core.file_processor.base import FileProcessor, ProcessorOptions, local_source
 
 _FEATHER_INDEX_PREFIX = "__feather_gokart_index__"
 
@@ -114,7 +114,7 @@ class ParquetFileProcessor(FileProcessor[Any]):
 
     def load(self, file: Any) -> Any:
         """Read a DataFrame."""
-        return _pandas().read_parquet(file, engine=self._engine)
+        return _pandas().read_parquet(local_source(file), engine=self._engine)
 
     def dump(self, obj: Any, file: Any) -> None:
         """Write a DataFrame."""
@@ -138,7 +138,7 @@ class FeatherFileProcessor(FileProcessor[Any]):
 
     def load(self, file: Any) -> Any:
         """Read a DataFrame, restoring the stored index."""
-        frame = _pandas().read_feather(file)
+        frame = _pandas().read_feather(local_source(file))
         if not self._store_index:
             return frame
         index_columns = [c for c in reversed(frame.columns) if str(c).startswith(_FEATHER_INDEX_PREFIX)]
@@ -150,18 +150,22 @@ class FeatherFileProcessor(FileProcessor[Any]):
         return frame.drop(columns=[column])
 
     def dump(self, obj: Any, file: Any) -> None:
-        """Write a DataFrame; with the index as an extra column unless store_index_in_feather is off."""
+        """Write a DataFrame; with the index as an extra column unless it is the default 0..n-1 range."""
         _require_frame(obj)
         frame = obj
-        if self._store_index:
+        if self._store_index and not _is_default_index(obj.index):
             column = f"{_FEATHER_INDEX_PREFIX}{obj.index.name}"
             if column in obj.columns:
-                raise ValueError(
-                    f"column {column!r} already exists; set store_index_in_feather=False to skip the index"
-                )
+                raise ValueError(f"column {column!r} already exists; set store_index_in_feather=False to skip the index")
             if obj.index.name == "None":
                 raise ValueError("an index named 'None' cannot be stored in feather; rename the index")
             # Copy-on-write: these make a new frame without copying the existing columns.
             frame = obj.reset_index(drop=True)
             frame[column] = obj.index.to_numpy()
         frame.to_feather(file)
+
+
+def _is_default_index(index: Any) -> bool:
+    """A RangeIndex 0..n-1 without a name: loading without an index column gives it back exactly."""
+    pd = _pandas()
+    return isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1 and index.name is None

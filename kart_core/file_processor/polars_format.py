@@ -11,7 +11,7 @@ import io
 from typing import Any, ClassVar
 
 from kart_core.errors import KartError
-from kart_core.file_processor.base import FileProcessor, ProcessorOptions
+from kart_core.file_processor.base import FileProcessor, ProcessorOptions, local_source
 
 __all__ = [
     "PolarsCsvFileProcessor",
@@ -107,7 +107,7 @@ class PolarsParquetFileProcessor(_PolarsProcessor):
 
     def load(self, file: Any) -> Any:
         """Read a polars frame."""
-        return self._result(_polars().read_parquet(file))
+        return self._result(_polars().read_parquet(local_source(file)))
 
     def dump(self, obj: Any, file: Any) -> None:
         """Write a polars frame."""
@@ -121,7 +121,7 @@ class PolarsFeatherFileProcessor(_PolarsProcessor):
 
     def load(self, file: Any) -> Any:
         """Read a polars frame."""
-        return self._result(_polars().read_ipc(file))
+        return self._result(_polars().read_ipc(local_source(file)))
 
     def dump(self, obj: Any, file: Any) -> None:
         """Write a polars frame."""

@@ -250,3 +250,24 @@ def test_plugin_adds_a_format_used_end_to_end(tmp_path: Path) -> None:
 def test_without_the_plugin_the_extension_is_refused(tmp_path: Path) -> None:
     with pytest.raises(UnknownFormatError, match="'.kv'"):
         make_target(str(tmp_path / "values.kv"))
+
+
+def test_feather_skips_a_default_range_index_and_gokart_still_reads_it(tmp_path: Path) -> None:
+    path = str(tmp_path / "range.feather")
+    make_target(path).dump(_frame())
+    assert list(pd.read_feather(path).columns) == ["i", "f", "s", "t"]
+    pd.testing.assert_frame_equal(gokart_target.make_target(path).load(), _frame())
+    shifted = _frame().set_index(pd.RangeIndex(5, 8))
+    make_target(path).dump(shifted)
+    pd.testing.assert_frame_equal(make_target(path).load(), shifted, check_index_type=False)
+
+
+def test_local_files_are_read_by_path(tmp_path: Path) -> None:
+    from kart_core.file_processor.base import local_source
+
+    path = tmp_path / "x.bin"
+    path.write_bytes(b"x")
+    with open(path, "rb") as file:
+        assert local_source(file) == str(path)
+    buffer = io.BytesIO(b"x")
+    assert local_source(buffer) is buffer
