@@ -60,7 +60,7 @@ class FileProcessor(abc.ABC, Generic[T]):
 
 
 def local_source(file: Any) -> Any:
-    """The path of ``file`` when it is a plain local file (readers such as pyarrow go faster on a path), else ``file``."""
+    """The path of ``file`` when it is a plain local file (pyarrow reads paths natively), else ``file``."""
     name = getattr(file, "name", None)
     if isinstance(file, io.BufferedReader) and isinstance(name, str) and os.path.isfile(name):
         return name

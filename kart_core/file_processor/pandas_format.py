@@ -156,7 +156,9 @@ class FeatherFileProcessor(FileProcessor[Any]):
         if self._store_index and not _is_default_index(obj.index):
             column = f"{_FEATHER_INDEX_PREFIX}{obj.index.name}"
             if column in obj.columns:
-                raise ValueError(f"column {column!r} already exists; set store_index_in_feather=False to skip the index")
+                raise ValueError(
+                    f"column {column!r} already exists; set store_index_in_feather=False to skip the index"
+                )
             if obj.index.name == "None":
                 raise ValueError("an index named 'None' cannot be stored in feather; rename the index")
             # Copy-on-write: these make a new frame without copying the existing columns.
