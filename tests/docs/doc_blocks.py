@@ -96,7 +96,9 @@ def chains(path: Path) -> list[Chain]:
     return found
 
 
-def run_program(program: Program, directory: Path, index: int, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_program(
+    program: Program, directory: Path, index: int, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """Write the program as ``example_{index}.py`` in ``directory`` and run it there with this Python."""
     script = directory / f"example_{index}.py"
     script.write_text(program.code, encoding="utf-8")
@@ -146,7 +148,9 @@ def check_chain(chain: Chain, directory: Path) -> None:
     for index, program in enumerate(chain.programs):
         done = run_program(program, directory, index)
         where = f"program at line {program.line} ({program.heading})"
-        assert done.returncode == 0, f"{where} exited {done.returncode}\n--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
+        assert done.returncode == 0, (
+            f"{where} exited {done.returncode}\n--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
+        )
         if program.expected_output is not None:
             assert output_matches(program.expected_output, done.stdout), (
                 f"{where}: stdout differs from the document\n--- documented\n{program.expected_output}\n"

@@ -37,7 +37,9 @@ def test_every_error_is_documented(name: str) -> None:
 
 
 def test_every_hook_is_documented() -> None:
-    hooks = [name for cls in (specs.TaskRunSpecs, specs.FileProcessorSpecs) for name in vars(cls) if name.startswith("kart_")]
+    hooks = [
+        name for cls in (specs.TaskRunSpecs, specs.FileProcessorSpecs) for name in vars(cls) if name.startswith("kart_")
+    ]
     assert hooks
     for name in hooks:
         assert f"| `{name}(" in TEXT, f"hook {name} is not in docs/reference.md"
@@ -49,7 +51,9 @@ def test_every_task_parameter_is_listed_with_its_true_default(name: str, param: 
     assert row is not None, f"TaskOnKart parameter {name} is missing from the parameter table"
     cells = [cell.strip() for cell in row.strip("|").split("|")]
     assert cells[1] == type(param).__name__
-    assert cells[2] == f"`{param._default!r}`", f"{name}: documented default {cells[2]}, true default {param._default!r}"
+    assert cells[2] == f"`{param._default!r}`", (
+        f"{name}: documented default {cells[2]}, true default {param._default!r}"
+    )
 
 
 def test_parameter_table_lists_nothing_else() -> None:
