@@ -4,6 +4,9 @@
 - ``to_pipeline(tasks)``: a kart graph as a Kedro ``Pipeline`` (nodes run through ``kart_core.run_one``).
 - ``KartRunner``: ``kedro run --runner kart_kedro.KartRunner`` skips nodes whose code, parameters and
   inputs are unchanged, loading their outputs from the kart cache.
+
+Entry points: ``kedro.hooks`` (``kart_kedro.hooks:hooks``, declares to_pipeline edges in the catalog)
+and ``kedro.project_commands`` (``kart_kedro.cli:commands``, ``kedro kart list|clear``).
 """
 
 from kart_kedro._receipt import KartReceipt

@@ -93,6 +93,7 @@ class _CachedPipelineRun:
         self.pending: dict[str, Callable[[], Any]] = {}  # cached outputs loaded only if a running node needs them
         self.statuses: dict[str, str] = {}
         self.load_counts = Counter(name for node in pipeline.nodes for name in node.inputs)
+        self.kept = pipeline.inputs() | pipeline.outputs()  # never released: the caller's data
 
     def process(self, node: Any) -> None:
         """Run or skip one node, then release the memory data nobody else needs."""
@@ -182,13 +183,10 @@ class _CachedPipelineRun:
             self.restore(name)
 
     def release(self, node: Any) -> None:
+        """Free memory datasets once every node reading them is done."""
         for name in node.inputs:
             self.load_counts[name] -= 1
-            if (
-                self.load_counts[name] < 1
-                and name not in self.pipeline.inputs()
-                and name not in self.pipeline.outputs()
-            ):
+            if self.load_counts[name] < 1 and name not in self.kept:
                 self.catalog.release(name)
 
 
