@@ -13,12 +13,12 @@ import json
 import sys
 import traceback
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import click
 import luigi
 
-from kart_core.build import BuildResult, execute
+from kart_core.build import BuildResult, Executor, execute
 from kart_core.graph import walk
 from kart_core.inspect import cmdline
 from kart_core.inspect.gc import GcPlan, delete_unreachable, plan_gc
@@ -43,7 +43,13 @@ _workspace = click.option("--workspace", "-w", default=None, help="Workspace for
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config_paths", multiple=True, type=click.Path(exists=True, dir_okay=False), help="luigi config file (repeatable).")
+@click.option(
+    "--config",
+    "config_paths",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="luigi config file (repeatable).",
+)
 @click.version_option(package_name="kart-suite")
 def cli(config_paths: tuple[str, ...]) -> None:
     """kart: build, inspect and clean gokart-compatible task caches."""
@@ -73,8 +79,15 @@ def _task(spec: str, args: Sequence[str], workspace: str | None = None) -> Itera
 @click.option("--executor", type=click.Choice(["process", "thread"]), default="process", show_default=True)
 @click.option("--keep-going", is_flag=True, help="After a failure, go on with tasks that do not depend on it.")
 @click.option("--progress/--no-progress", default=None, help="Live status line (default: on a terminal).")
-def run_command(task_name: str, task_args: tuple[str, ...], workspace: str | None, workers: int, executor: str,
-                keep_going: bool, progress: bool | None) -> None:
+def run_command(
+    task_name: str,
+    task_args: tuple[str, ...],
+    workspace: str | None,
+    workers: int,
+    executor: str,
+    keep_going: bool,
+    progress: bool | None,
+) -> None:
     """Build TASK_NAME (module.Class) and whatever it needs; exit non-zero naming the failed tasks."""
     cmdline.set_workspace(workspace)
     try:
@@ -95,8 +108,14 @@ def _build(task: Any, workers: int, executor: str, keep_going: bool, progress: b
         return GOKART_CODES.scheduling_error
     manager = default_hook_manager()
     display = Progress(total=len(graph), live=progress)
-    result = execute(graph, workers=workers, executor=executor, keep_going=keep_going,  # type: ignore[arg-type]
-                     hook_manager=manager, progress=display)
+    result = execute(
+        graph,
+        workers=workers,
+        executor=cast(Executor, executor),  # click.Choice allows only the two values
+        keep_going=keep_going,
+        hook_manager=manager,
+        progress=display,
+    )
     display.close(result.summary())
     manager.hook.kart_after_build(tasks=[task], result=result)
     _report_failures(result, graph.nodes)
@@ -111,7 +130,9 @@ def _report_failures(result: BuildResult, nodes: dict[str, Any]) -> None:
         names = ", ".join(_name(nodes[key]) for key in result.failed)
         click.echo(f"kart run: {len(result.failed)} task(s) failed: {names}", err=True)
     if result.not_run:
-        click.echo(f"Not run because an upstream failed: {', '.join(_name(nodes[k]) for k in result.not_run)}", err=True)
+        click.echo(
+            f"Not run because an upstream failed: {', '.join(_name(nodes[k]) for k in result.not_run)}", err=True
+        )
 
 
 def _exit_code(result: BuildResult, nodes: dict[str, Any], root: Any) -> int:
@@ -143,7 +164,9 @@ def _name(task: Any) -> str:
 @_workspace
 @click.option("--details", is_flag=True, help="Add parameters, output paths, processing time and task log.")
 @click.option("--no-abbr", is_flag=True, help="Repeat shared subtrees instead of '...'.")
-def tree_command(task_name: str, task_args: tuple[str, ...], workspace: str | None, details: bool, no_abbr: bool) -> None:
+def tree_command(
+    task_name: str, task_args: tuple[str, ...], workspace: str | None, details: bool, no_abbr: bool
+) -> None:
     """Print the dependency tree of TASK_NAME with each task's status (COMPLETE / PENDING) and unique id."""
     with _task(task_name, task_args, workspace) as task:
         click.echo(make_task_info_as_tree_str(task, details=details, abbr=not no_abbr).lstrip("\n"))
@@ -176,8 +199,12 @@ def report_command(task_name: str, task_args: tuple[str, ...], workspace: str | 
 @cli.command("runs")
 @_workspace
 @click.option("--class", "task_class", default=None, help="Only runs of this class (Class or module.Class).")
-@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Only runs with this parameter value (repeatable).")
-@click.option("--format", "output_format", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option(
+    "--param", "params", multiple=True, metavar="NAME=VALUE", help="Only runs with this parameter value (repeatable)."
+)
+@click.option(
+    "--format", "output_format", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
+)
 def runs_command(workspace: str | None, task_class: str | None, params: tuple[str, ...], output_format: str) -> None:
     """List every cached run in a workspace: class, unique id, parameters, time, finish time, output size."""
     frame = runs(workspace, task_class=task_class, params=_parse_pairs(params))

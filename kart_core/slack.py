@@ -108,11 +108,12 @@ class SlackNotifier:
         from slack_sdk import WebClient
 
         client = WebClient(token=settings.token, base_url=settings.base_url)
-        posted = client.chat_postMessage(channel=settings.channel, text=build_message(tasks, result, settings.to_user))
+        channel = str(settings.channel)  # enabled implies a channel
+        posted = client.chat_postMessage(channel=channel, text=build_message(tasks, result, settings.to_user))
         if settings.send_tree_info:
             # files_upload_v2 needs the channel id, which the post's answer carries.
             client.files_upload_v2(
-                channel=posted.get("channel") or settings.channel,
+                channel=posted.get("channel") or channel,
                 thread_ts=posted.get("ts"),
                 content=_tree_text(tasks),
                 filename="kart_task_tree.txt",

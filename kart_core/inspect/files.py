@@ -54,7 +54,9 @@ def _list_local(root: str) -> list[FileInfo]:
             full = os.path.join(directory, name)
             relative = relative_key(os.path.relpath(full, local))
             with_stat = os.stat(full)
-            files.append(FileInfo(join(root, relative), relative, with_stat.st_size, datetime.fromtimestamp(with_stat.st_mtime)))
+            files.append(
+                FileInfo(join(root, relative), relative, with_stat.st_size, datetime.fromtimestamp(with_stat.st_mtime))
+            )
     return files
 
 

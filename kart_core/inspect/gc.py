@@ -48,7 +48,8 @@ def plan_gc(tasks: Iterable[Any], workspace: str | None = None) -> GcPlan:
     graph = walk(roots)
     reachable = {key for node in graph.nodes.values() for key in _reachable_keys(node, workspace)}
     skipped = _scratch_prefixes(graph.nodes.values(), workspace)
-    delete, kept = [], []
+    delete: list[FileInfo] = []
+    kept: list[FileInfo] = []
     for info in list_files(workspace):
         if any(info.relative.startswith(prefix) for prefix in skipped) or not _KART_FILE.search(info.relative):
             continue
@@ -66,7 +67,9 @@ def delete_unreachable(plan: GcPlan) -> list[str]:
 def _shared_workspace(roots: list[Any]) -> str:
     workspaces = {str(root.workspace_directory) for root in roots}
     if len(workspaces) > 1:
-        raise ValueError(f"kart gc: the kept tasks live in different workspaces {sorted(workspaces)}; clean one at a time.")
+        raise ValueError(
+            f"kart gc: the kept tasks live in different workspaces {sorted(workspaces)}; clean one at a time."
+        )
     return workspaces.pop()
 
 

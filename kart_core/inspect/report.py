@@ -70,7 +70,11 @@ def _summary(key: str, graph: TaskGraph, listings: dict[str, dict[str, FileInfo]
 def _status(task: Any) -> str:
     if task.complete():
         return "complete"
-    if hasattr(task, "log_target") and task.log_target("task_params").exists() and not task.log_target("task_log").exists():
+    if (
+        hasattr(task, "log_target")
+        and task.log_target("task_params").exists()
+        and not task.log_target("task_log").exists()
+    ):
         return "failed"  # parameters logged before run(), task log only after success
     return "pending"
 
@@ -115,7 +119,9 @@ def write_report(roots: list[Any], path: str, title: str | None = None) -> str:
 def _summary_html(summaries: list[TaskSummary]) -> str:
     counts = {status: sum(s.status == status for s in summaries) for status in _STATUS_ORDER}
     parts = [f"<span><b>{len(summaries)}</b> tasks</span>"]
-    parts += [f'<span class="legend"><i style="background:var(--{s})"></i>{counts[s]} {s}</span>' for s in _STATUS_ORDER]
+    parts += [
+        f'<span class="legend"><i style="background:var(--{s})"></i>{counts[s]} {s}</span>' for s in _STATUS_ORDER
+    ]
     return "".join(parts)
 
 
@@ -146,7 +152,7 @@ def _node(summary: TaskSummary, position: tuple[int, int]) -> str:
         f"<title>{html.escape(summary.label)} ({summary.status})</title>"
         f'<rect x="{x}" y="{y}" width="{NODE_WIDTH}" height="{NODE_HEIGHT}"/>'
         f'<text x="{x + 10}" y="{y + 18}">{html.escape(name)}</text>'
-        f'<text class="uid" x="{x + 10}" y="{y + 35}">{html.escape(short_id(summary.unique_id))} · {summary.status}</text></g>'
+        f'<text class="uid" x="{x + 10}" y="{y + 35}">{short_id(summary.unique_id)} · {summary.status}</text></g>'
     )
 
 

@@ -67,7 +67,9 @@ JS = """
     panel.appendChild(el('h3', 'Outputs'));
     panel.appendChild(table(t.outputs.map(function (o) { return [o.size, o.path]; })));
     panel.appendChild(el('h3', 'Requires'));
-    var reqs = t.requires.map(function (k) { return [byKey[k] ? byKey[k].status : '', byKey[k] ? byKey[k].label : k]; });
+    var reqs = t.requires.map(function (k) {
+      return [byKey[k] ? byKey[k].status : '', byKey[k] ? byKey[k].label : k];
+    });
     panel.appendChild(reqs.length ? table(reqs) : el('p', 'none', 'hint'));
   }
   document.querySelectorAll('g.node').forEach(function (node) {

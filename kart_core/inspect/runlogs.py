@@ -72,7 +72,9 @@ def _logs_by_run(files: Iterable[FileInfo]) -> dict[tuple[str, str], dict[str, F
     return {key: logs for key, logs in runs.items() if "task_params" in logs or "task_log" in logs}
 
 
-def _record(workspace: str, cls: str, uid: str, logs: dict[str, FileInfo], by_relative: dict[str, FileInfo]) -> RunRecord:
+def _record(
+    workspace: str, cls: str, uid: str, logs: dict[str, FileInfo], by_relative: dict[str, FileInfo]
+) -> RunRecord:
     task_log = _load(logs.get("task_log"))
     outputs = list(task_log.get("file_path", [])) if isinstance(task_log, dict) else []
     located = [locate_size(workspace, path, by_relative) for path in outputs]

@@ -80,7 +80,9 @@ def format_table(frame: pd.DataFrame, params_width: int = 60) -> str:
     header = ["CLASS", "UNIQUE ID", "PARAMETERS", "TIME", "FINISHED AT", "SIZE", "STATUS"]
     rows = [header] + [_text_row(row, params_width) for row in frame.to_dict("records")]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
+    )
 
 
 def _text_row(values: dict[str, Any], params_width: int) -> list[str]:

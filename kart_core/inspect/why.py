@@ -85,7 +85,9 @@ def _explain_missing(
     if against is None:
         against = _nearest(task, records)
     if against is None:
-        context.say(depth, f"{label} will run: no run of {type(task).__name__} is cached in {task.workspace_directory}.")
+        context.say(
+            depth, f"{label} will run: no run of {type(task).__name__} is cached in {task.workspace_directory}."
+        )
         return
     diffs = _param_diffs(task.to_str_params(only_significant=True), against.params)
     cached = f"{type(task).__name__}[{short_id(against.unique_id)}]"
@@ -156,7 +158,11 @@ def _explain_upstream_change(
         context.say(
             depth,
             f"{label} will run: same parameters as the cached run {cached}, but its upstream tasks differ"
-            + (" or its code changed (serialized_task_definition_check)." if task.serialized_task_definition_check else "."),
+            + (
+                " or its code changed (serialized_task_definition_check)."
+                if task.serialized_task_definition_check
+                else "."
+            ),
         )
         return
     upstream, old = found

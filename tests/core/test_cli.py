@@ -50,7 +50,7 @@ class CliReport(gokart.TaskOnKart[int]):
         self.dump(sum(self.load("features")) + sum(self.load("load")))
 
 
-def kart(*args: str) -> "CliRunner.invoke":
+def kart(*args: str) -> CliRunner.invoke:
     """Run `kart args...` in-process."""
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
@@ -74,7 +74,9 @@ def test_run_failure_exits_40_naming_the_failed_task_and_its_id() -> None:
 
 
 def test_run_keep_going_and_workers_still_report_the_failure() -> None:
-    result = kart("run", "--workers", "2", "--executor", "thread", "--keep-going", f"{M}.CliReport", "--n", "5", "--fail")
+    result = kart(
+        "run", "--workers", "2", "--executor", "thread", "--keep-going", f"{M}.CliReport", "--n", "5", "--fail"
+    )
     assert result.exit_code == 40
     assert CliLoad(n=5).complete() and CliFeatures(n=5).complete()
 
@@ -180,7 +182,7 @@ def test_split_keeps() -> None:
 
 
 def test_report_writes_one_html_file(tmp_path: Path) -> None:
-    out = tmp_path / "out" 
+    out = tmp_path / "out"
     out.mkdir()
     result = kart("report", f"{M}.CliReport", "--n", "2", "-o", str(out / "r.html"))
     assert result.exit_code == 0, result.output
@@ -219,12 +221,28 @@ def test_kart_console_script_in_a_subprocess(tmp_path: Path) -> None:
         pytest.skip(f"{script} is not installed (pip install -e .)")
     (tmp_path / "subpipe.py").write_text(_PIPELINE)
     env = {**os.environ, "CI": "1"}
-    ok = subprocess.run([str(script), "run", "subpipe.SubLoad", "--n", "3"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    ok = subprocess.run(
+        [str(script), "run", "subpipe.SubLoad", "--n", "3"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert ok.returncode == 0, ok.stderr
     assert "1 ran" in ok.stderr
-    failed = subprocess.run([str(script), "run", "subpipe.SubLoad", "--n", "4", "--fail"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    failed = subprocess.run(
+        [str(script), "run", "subpipe.SubLoad", "--n", "4", "--fail"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert failed.returncode == 40
     assert "FAILED SubLoad[" in failed.stderr and "boom in a subprocess" in failed.stderr
-    runs = subprocess.run([str(script), "runs", "--format", "json"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    runs = subprocess.run(
+        [str(script), "runs", "--format", "json"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
     statuses = {r["params"]["n"]: r["status"] for r in json.loads(runs.stdout)}
     assert statuses == {"3": "complete", "4": "unfinished"}

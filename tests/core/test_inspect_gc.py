@@ -76,7 +76,9 @@ def test_plan_needs_tasks_of_one_workspace(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="at least one task"):
         plan_gc([])
     with pytest.raises(ValueError, match="different workspaces"):
-        plan_gc([GcLoad(n=1, workspace_directory=str(tmp_path / "a")), GcLoad(n=1, workspace_directory=str(tmp_path / "b"))])
+        plan_gc(
+            [GcLoad(n=1, workspace_directory=str(tmp_path / "a")), GcLoad(n=1, workspace_directory=str(tmp_path / "b"))]
+        )
 
 
 def test_gc_on_s3(s3_bucket: str) -> None:

@@ -46,7 +46,16 @@ def test_runs_table_has_one_row_per_run_with_sizes_and_times(workspace: str) -> 
     gokart.build(RnBoth(n=4, workspace_directory=workspace), reset_register=False)
     gokart.build(RnLoad(n=5, tag="b", workspace_directory=workspace), reset_register=False)
     table = runs(workspace)
-    assert list(table.columns) == ["class", "unique_id", "params", "processing_time", "finished_at", "output_size", "status", "outputs"]
+    assert list(table.columns) == [
+        "class",
+        "unique_id",
+        "params",
+        "processing_time",
+        "finished_at",
+        "output_size",
+        "status",
+        "outputs",
+    ]
     assert sorted(table["class"]) == ["RnBoth", "RnLoad", "RnLoad"]
     both = table[table["class"] == "RnBoth"].iloc[0]
     task = RnBoth(n=4, workspace_directory=workspace)
@@ -87,7 +96,9 @@ def test_status_shows_deleted_outputs_and_failed_runs(workspace: str) -> None:
     assert failed["status"] == "unfinished" and pd.isna(failed["finished_at"]) and pd.isna(failed["output_size"])
 
 
-def test_runs_finds_outputs_recorded_relative_to_another_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_runs_finds_outputs_recorded_relative_to_another_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The default workspace "./resources/" is recorded relative to the builder's directory.
     gokart.build(RnLoad(n=3), reset_register=False)
     elsewhere = tmp_path / "elsewhere"

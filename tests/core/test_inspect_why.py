@@ -75,7 +75,8 @@ def test_same_parameters_with_a_changed_upstream_names_that_upstream(workspace: 
     old_load = WyLoad(n=3, salt="", workspace_directory=workspace)
     lines = explain(task)
     assert "same parameters as the cached run WyTrain[" in lines[0]
-    assert f"upstream WyLoad differs: now {task.requires().label()}, the cached run used WyLoad[{old_load.make_unique_id()[:8]}]" in lines[0]
+    old_label = f"WyLoad[{old_load.make_unique_id()[:8]}]"
+    assert f"upstream WyLoad differs: now {task.requires().label()}, the cached run used {old_label}" in lines[0]
     assert lines[1].startswith("  WyLoad[") and "nearest cached run" in lines[1]
     assert lines[2] == "    parameter 'salt': now new, cached run \"\""
 
@@ -84,11 +85,13 @@ def test_deleted_outputs_and_unfinished_runs(workspace: str) -> None:
     task = WyTrain(workspace_directory=workspace)
     build(task)
     os.remove(task.output().path())
-    assert f"it ran before (finished " in explain(task)[0] and task.output().path() in explain(task)[0]
+    assert "it ran before (finished " in explain(task)[0] and task.output().path() in explain(task)[0]
     failing = WyTrain(boom=True, workspace_directory=workspace)
     with pytest.raises(gokart.GokartBuildError):
         build(failing)
-    assert explain(failing) == [f"{failing.label()} will run: it started before but never finished (it failed or was interrupted)."]
+    assert explain(failing) == [
+        f"{failing.label()} will run: it started before but never finished (it failed or was interrupted)."
+    ]
 
 
 def test_rerun_always_runs(workspace: str) -> None:
@@ -99,4 +102,4 @@ def test_rerun_always_runs(workspace: str) -> None:
 def test_task_parameters_show_readably(workspace: str) -> None:
     build(WyWrap(source=WyLoad(n=1, workspace_directory=workspace), workspace_directory=workspace))
     lines = explain(WyWrap(source=WyLoad(n=2, workspace_directory=workspace), workspace_directory=workspace))
-    assert "  parameter 'source': now WyLoad(n=2, salt=\"\"), cached run WyLoad(n=1, salt=\"\")" in lines
+    assert '  parameter \'source\': now WyLoad(n=2, salt=""), cached run WyLoad(n=1, salt="")' in lines

@@ -39,8 +39,11 @@ class RpTop(gokart.TaskOnKart[int]):
 
     def requires(self) -> dict[str, Any]:
         ws = self.workspace_directory
-        return {"load": RpLoad(n=self.n, workspace_directory=ws), "other": RpLoad(n=self.n + 1, workspace_directory=ws),
-                "side": RpSide(workspace_directory=ws)}
+        return {
+            "load": RpLoad(n=self.n, workspace_directory=ws),
+            "other": RpLoad(n=self.n + 1, workspace_directory=ws),
+            "side": RpSide(workspace_directory=ws),
+        }
 
     def run(self) -> None:
         self.dump(0)
@@ -57,7 +60,12 @@ def _pipeline(workspace: str) -> RpTop:
 def test_page_has_a_node_per_task_with_status_and_no_external_resources(workspace: str) -> None:
     page = render_report([_pipeline(workspace)])
     statuses = re.findall(r'<g class="node (\w+)" data-key="[^"]+\.(\w+)_[0-9a-f]{32}"', page)
-    assert sorted(statuses) == [("complete", "RpLoad"), ("failed", "RpSide"), ("pending", "RpLoad"), ("pending", "RpTop")]
+    assert sorted(statuses) == [
+        ("complete", "RpLoad"),
+        ("failed", "RpSide"),
+        ("pending", "RpLoad"),
+        ("pending", "RpTop"),
+    ]
     assert page.count('<path class="edge"') == 3
     assert not re.search(r"<script[^>]+src=|<link|@import|url\(['\"]?https?:", page)
     data = json.loads(re.search(r'<script type="application/json" id="kart-data">(.*?)</script>', page, re.S).group(1))
@@ -91,16 +99,27 @@ def test_layout_places_upstreams_left_and_separates_rows() -> None:
 # --- in a real browser ----------------------------------------------------------------------------
 
 _CHROMIUM = "/usr/bin/chromium"
-_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-          "--remote-allow-origins=*", "--window-size=1600,1000"]
+_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--remote-allow-origins=*",
+    "--window-size=1600,1000",
+]
 
 
 def _chromium() -> str:
     if not os.path.exists(_CHROMIUM):
         if shutil.which("apt-get") is None:
             pytest.skip("no /usr/bin/chromium and no apt-get to install it")
-        done = subprocess.run(["apt-get", "install", "-y", "chromium", "chromium-driver"], capture_output=True, text=True, timeout=900)
+        done = subprocess.run(
+            ["apt-get", "install", "-y", "chromium", "chromium-driver"], capture_output=True, text=True, timeout=900
+        )
         if done.returncode != 0 or not os.path.exists(_CHROMIUM):
             pytest.skip(f"apt-get install chromium failed ({done.returncode}): {done.stderr[-300:]}")
     return _CHROMIUM
@@ -129,8 +148,9 @@ class _Page:
 
     def click(self, selector: str) -> None:
         x, y = self.eval(
-            f"(() => {{ const e = document.querySelector({json.dumps(selector)}); e.scrollIntoView({{block: 'center'}});"
-            " const r = e.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+            f"(() => {{ const e = document.querySelector({json.dumps(selector)});"
+            " e.scrollIntoView({block: 'center'}); const r = e.getBoundingClientRect();"
+            " return [r.x + r.width / 2, r.y + r.height / 2]; })()"
         )
         for kind in ("mousePressed", "mouseReleased"):
             self.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
@@ -139,8 +159,11 @@ class _Page:
 @pytest.fixture
 def browser_page(tmp_path: Path) -> Iterator[_Page]:
     profile = tmp_path / "chromium-profile"
-    process = subprocess.Popen([_chromium(), *_FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0", "about:blank"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [_chromium(), *_FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0", "about:blank"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         from websockets.sync.client import connect
 
@@ -163,7 +186,9 @@ def _page_socket(port_file: Path, process: subprocess.Popen[bytes]) -> str:
 
 
 @pytest.mark.slow
-def test_report_renders_in_chromium_and_a_click_shows_the_parameters(workspace: str, tmp_path: Path, browser_page: _Page) -> None:
+def test_report_renders_in_chromium_and_a_click_shows_the_parameters(
+    workspace: str, tmp_path: Path, browser_page: _Page
+) -> None:
     top = _pipeline(workspace)
     path = write_report([top], str(tmp_path / "report.html"))
     browser_page.call("Page.navigate", url=Path(path).as_uri())
@@ -181,7 +206,8 @@ def test_report_renders_in_chromium_and_a_click_shows_the_parameters(workspace: 
     assert "n\t3" in details and "note\tplain" in details and "pending" in details
     assert browser_page.eval("document.querySelectorAll('g.node.selected').length") == 1
     colours = browser_page.eval(
-        "[...document.querySelectorAll('g.node')].map(n => n.classList[1] + '=' + getComputedStyle(n.querySelector('rect')).stroke)"
+        "[...document.querySelectorAll('g.node')]"
+        ".map(n => n.classList[1] + '=' + getComputedStyle(n.querySelector('rect')).stroke)"
     )
     by_status = {entry.split("=")[0]: entry.split("=")[1] for entry in colours}
     assert len(set(by_status.values())) == 3  # complete, pending and failed are drawn in different colours

@@ -135,7 +135,9 @@ def test_success_posts_one_message(configured: FakeSlack, workspace: str) -> Non
     assert body["text"].startswith(f"kart build succeeded: {top.label()}\nkart build: 2 ran, 0 cached, 0 failed")
 
 
-def test_failure_names_the_failed_task_and_its_unique_id(configured: FakeSlack, workspace: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failure_names_the_failed_task_and_its_unique_id(
+    configured: FakeSlack, workspace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     luigi.configuration.get_config().set("SlackConfig", "to_user", "U123")
     with pytest.raises(gokart.GokartBuildError):
         _build(SkTop(fail=True, workspace_directory=workspace))
@@ -150,7 +152,12 @@ def test_tree_is_uploaded_with_files_upload_v2_in_the_thread(configured: FakeSla
     luigi.configuration.get_config().set("SlackConfig", "send_tree_info", "True")
     top = SkTop(workspace_directory=workspace)
     _build(top)
-    assert configured.methods() == ["chat.postMessage", "files.getUploadURLExternal", "F0TREE", "files.completeUploadExternal"]
+    assert configured.methods() == [
+        "chat.postMessage",
+        "files.getUploadURLExternal",
+        "F0TREE",
+        "files.completeUploadExternal",
+    ]
     uploaded = configured.calls[2][1]["raw"].decode()
     assert f"(COMPLETE) SkTop[{top.make_unique_id()}]" in uploaded and "(COMPLETE) SkStep[" in uploaded
     complete = configured.calls[3][1]
@@ -168,7 +175,9 @@ def test_inert_without_token_or_channel(slack: FakeSlack, workspace: str, monkey
     assert slack.calls == []
 
 
-def test_base_url_from_the_environment_and_default_token_name(slack: FakeSlack, workspace: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_base_url_from_the_environment_and_default_token_name(
+    slack: FakeSlack, workspace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("KART_SLACK_BASE_URL", slack.url.rstrip("/"))
     monkeypatch.setenv("SLACK_TOKEN", "xoxb-default-name")
     _configure(channel="C999")
@@ -177,7 +186,9 @@ def test_base_url_from_the_environment_and_default_token_name(slack: FakeSlack, 
     assert slack.methods() == ["chat.postMessage"]
 
 
-def test_a_slack_error_never_fails_the_build(configured: FakeSlack, workspace: str, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_slack_error_never_fails_the_build(
+    configured: FakeSlack, workspace: str, caplog: pytest.LogCaptureFixture
+) -> None:
     configured.fail_with = "channel_not_found"
     assert _build(SkStep(x=3, workspace_directory=workspace)) == 3
     assert "Could not notify Slack channel #ml-builds" in caplog.text and "channel_not_found" in caplog.text
@@ -191,5 +202,7 @@ def test_build_message_without_failures_lists_no_tasks() -> None:
 def test_the_kart_entry_point_names_the_plugin() -> None:
     points = [ep for ep in importlib.metadata.entry_points(group="kart") if ep.value.startswith("kart_core.slack")]
     if not points:
-        pytest.skip("the 'kart' entry point for kart_core.slack is not in the installed metadata yet (pip install -e .)")
+        pytest.skip(
+            "the 'kart' entry point for kart_core.slack is not in the installed metadata yet (pip install -e .)"
+        )
     assert isinstance(points[0].load(), SlackNotifier)
