@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import hashlib
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -81,11 +82,26 @@ def _redis_lock(params: LockParams, wait_seconds: float | None) -> Iterator[None
         raise TaskLockException(
             f"Another process holds the redis lock of {params.key} ({params.redis_host}:{params.redis_port})"
         )
+    stop = threading.Event()
+    keeper = threading.Thread(target=_keep_alive, args=(lock, params.redis_timeout, stop), daemon=True)
+    keeper.start()
     try:
         yield
     finally:
+        stop.set()
+        keeper.join()
         with contextlib.suppress(Exception):
             lock.release()
+
+
+def _keep_alive(lock: Any, timeout: float, stop: threading.Event) -> None:
+    """Renew the lock's expiry while its holder runs, so a run longer than ``redis_timeout`` keeps it.
+
+    If the holder process dies, renewals stop and the lock expires after ``redis_timeout`` seconds.
+    """
+    while not stop.wait(max(0.2, timeout / 3)):
+        with contextlib.suppress(Exception):
+            lock.reacquire()
 
 
 def _wait_until(try_once: Callable[[], bool], wait_seconds: float | None, pause: float = 0.01) -> bool:

@@ -110,3 +110,20 @@ def test_two_processes_do_the_work_once(lock_service: Any, tmp_path: Path) -> No
     statuses = sorted(runner.communicate(timeout=120)[0].strip() for runner in runners)
     assert statuses == ["cached", "ran"]
     assert (tmp_path / "runs.log").read_text() == "ran\n"
+
+
+def test_redis_lock_is_renewed_while_held_and_expires_when_its_holder_dies(redis_service: Any, tmp_path: Path) -> None:
+    import redis
+
+    client = redis.Redis(host=redis_service.host, port=redis_service.port)
+    params = LockParams(
+        key="ws/long.pkl", redis_host=redis_service.host, redis_port=redis_service.port, redis_timeout=1
+    )
+    with hold_lock(params):
+        time.sleep(2.5)  # longer than redis_timeout: still ours
+        assert client.exists("kart-lock:ws/long.pkl") == 1
+    # A holder that vanished without releasing (no renewals): the key expires by itself.
+    client.set("kart-lock:ws/dead.pkl", "token", px=500)
+    dead = LockParams(key="ws/dead.pkl", redis_host=redis_service.host, redis_port=redis_service.port)
+    with hold_lock(dead, wait_seconds=5):
+        pass
