@@ -104,6 +104,8 @@ def run_program(
     script.write_text(program.code, encoding="utf-8")
     env = {key: value for key, value in os.environ.items() if key not in _DROPPED_ENV}
     env["CI"] = "true"  # no progress line redrawn on stderr
+    env["AIRFLOW_HOME"] = str(directory / ".airflow")  # Airflow would otherwise write to ~/airflow
+    env["DO_NOT_TRACK"] = "1"  # no Kedro telemetry
     return subprocess.run(
         [sys.executable, script.name], cwd=directory, env=env, capture_output=True, text=True, timeout=timeout
     )
