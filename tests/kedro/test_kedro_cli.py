@@ -79,3 +79,14 @@ def test_clear_deletes_outputs_and_logs_so_the_next_run_reruns(
     runner = KartRunner(workspace_directory=two_runs)
     runner.run(Pipeline([node(len, "raw", "n", name="first")]), DataCatalog({"raw": MemoryDataset([1, 2])}))
     assert runner.last_run == {"first": "ran"}
+
+
+def test_list_and_clear_on_an_fsspec_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    workspace = "memory://kart_kedro_cli_test/ws"
+    monkeypatch.setattr("kedro.framework.project.PACKAGE_NAME", "demo_pkg")
+    KartRunner(workspace_directory=workspace).run(
+        Pipeline([node(len, "raw", "n", name="first")]), DataCatalog({"raw": MemoryDataset([1, 2])})
+    )
+    assert "1 cached run(s)" in _invoke(tmp_path, "list", "--workspace", workspace)
+    assert "1 run(s) cleared." in _invoke(tmp_path, "clear", "--workspace", workspace)
+    assert "No cached Kedro node runs" in _invoke(tmp_path, "list", "--workspace", workspace)

@@ -134,3 +134,13 @@ def test_bad_config_is_a_dataset_error_naming_the_entry(entry: dict, message: st
     with pytest.raises(DatasetError, match=message) as raised:
         catalog.get("my_entry")
     assert "my_entry" in str(raised.value)
+
+
+def test_an_fsspec_workspace_works_like_a_local_one(journal: str) -> None:
+    workspace = "memory://kart_kedro_dataset_test/ws"
+    dataset = TaskOnKartDataset(**TOTAL_CONFIG, workspace_directory=workspace)
+    assert dataset.load() == 18
+    assert dataset.exists()
+    assert str(dataset.task.output().path()).startswith(workspace)
+    assert TaskOnKartDataset(**TOTAL_CONFIG, workspace_directory=workspace).load() == 18
+    assert len(journal_lines(journal)) == 3
