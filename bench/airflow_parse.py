@@ -25,9 +25,9 @@ os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 import luigi  # noqa: E402
 from airflow.providers.standard.operators.empty import EmptyOperator  # noqa: E402
 from airflow.sdk import DAG  # noqa: E402
+from kart_airflow import to_dag  # noqa: E402
 
 import kart_core  # noqa: E402
-from kart_airflow import to_dag  # noqa: E402
 
 WIDTH = 50
 
@@ -75,8 +75,10 @@ def time_plain_airflow(n_tasks: int) -> Timing:
 
 def main(sizes: list[int]) -> None:
     """Print one row per size: kart to_dag, plain Airflow, and their ratio."""
-    print(f"# {datetime.date.today()}  python {sys.version.split()[0]}  cores {os.cpu_count()}  "
-          f"graph: layered, {WIDTH} wide, 2 upstreams per task")
+    print(
+        f"# {datetime.date.today()}  python {sys.version.split()[0]}  cores {os.cpu_count()}  "
+        f"graph: layered, {WIDTH} wide, 2 upstreams per task"
+    )
     print(f"{'tasks':>7} | {'kart wall / cpu (s)':>19} | {'plain Airflow wall / cpu (s)':>28} | {'kart/plain':>10}")
     print(f"{'-' * 7}-+-{'-' * 19}-+-{'-' * 28}-+-{'-' * 10}")
     for n_tasks in sizes:

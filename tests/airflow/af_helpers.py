@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from luigi.task import flatten
 
 import kart_core
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def statuses(dag_run: Any) -> dict[str, str]:

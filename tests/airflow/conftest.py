@@ -17,8 +17,7 @@ from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = REPO / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 AIRFLOW_HOME = tempfile.mkdtemp(prefix="kart-airflow-home-")
 DAGS_FOLDER = os.path.join(AIRFLOW_HOME, "dags")  # empty: tests register the DAGs they build
 os.makedirs(DAGS_FOLDER)

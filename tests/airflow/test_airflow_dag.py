@@ -12,15 +12,14 @@ from pathlib import Path
 
 import luigi
 import pytest
-from af_helpers import statuses
+from af_helpers import EXAMPLES, statuses
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG
 from airflow.serialization.serialized_objects import DagSerialization
-from conftest import EXAMPLES
+from kart_airflow import KartTaskGroup, KartTaskOperator, display_name_for, task_id_for, to_dag
 from mlpipeline import Evaluate, LoadData, MakeFeatures, Train
 
 import kart_core
-from kart_airflow import KartTaskGroup, KartTaskOperator, display_name_for, task_id_for, to_dag
 
 
 class Layered(kart_core.TaskOnKart[int]):
@@ -86,8 +85,16 @@ def test_operator_arguments_for_all_tasks_and_per_class() -> None:
         pass
 
     roots = [Evaluate(model="ridge"), FastTrain(features=MakeFeatures(data=LoadData()), model="mean")]
-    dag = to_dag(roots, dag_id="args", operator_args={"retries": 3, "pool": "kart"},
-                 class_operator_args={Train: {"pool": "gpu"}, "FastTrain": {"retries": 0}, "mlpipeline.tasks.LoadData": {"queue": "io"}})
+    dag = to_dag(
+        roots,
+        dag_id="args",
+        operator_args={"retries": 3, "pool": "kart"},
+        class_operator_args={
+            Train: {"pool": "gpu"},
+            "FastTrain": {"retries": 0},
+            "mlpipeline.tasks.LoadData": {"queue": "io"},
+        },
+    )
     by_class = {task.task_id.split("_")[0]: task for task in dag.tasks}
     assert (by_class["Train"].pool, by_class["Train"].retries) == ("gpu", 3)
     assert (by_class["FastTrain"].pool, by_class["FastTrain"].retries) == ("gpu", 0)
@@ -164,7 +171,9 @@ def test_parsing_is_deterministic_across_processes_and_hash_seeds(airflow_db: st
     outputs = []
     for seed in ("0", "12345"):
         env = {**os.environ, "PYTHONHASHSEED": seed}
-        done = subprocess.run([sys.executable, "-c", _SERIALIZE, dag_file], env=env, capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-c", _SERIALIZE, dag_file], env=env, capture_output=True, text=True, timeout=120
+        )
         assert done.returncode == 0, done.stderr[-2000:]
         outputs.append(done.stdout.strip().splitlines()[-1])
     assert outputs[0] == outputs[1]

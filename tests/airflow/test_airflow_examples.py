@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES
+from af_helpers import EXAMPLES
+from kart_airflow import task_id_for
 from mlpipeline import Evaluate
 
 import kart_core
-from kart_airflow import task_id_for
 
 DAGS = EXAMPLES / "airflow" / "dags"
 
@@ -36,7 +36,9 @@ def test_airflow_dags_test_cli_runs_the_example(airflow_db: str, tmp_path: Path)
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
     }
     airflow = str(Path(sys.executable).parent / "airflow")
-    done = subprocess.run([airflow, "dags", "test", "kart_train"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [airflow, "dags", "test", "kart_train"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180
+    )
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-3000:]
     assert "state=success" in output

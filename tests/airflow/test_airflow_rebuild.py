@@ -8,11 +8,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from kart_airflow.naming import import_path_of
+from kart_airflow.rebuild import rebuild_task, resolve_class
 from mlpipeline import Evaluate, LoadData, MakeFeatures, Train
 
 import kart_core
-from kart_airflow.naming import import_path_of
-from kart_airflow.rebuild import rebuild_task, resolve_class
 
 
 def test_task_instance_parameters_round_trip() -> None:
@@ -25,15 +25,21 @@ def test_task_instance_parameters_round_trip() -> None:
 
 def test_explicit_settings_such_as_the_workspace_are_kept(tmp_path: Path) -> None:
     task = Evaluate(model="mean", workspace_directory=str(tmp_path / "elsewhere"))
-    rebuilt = rebuild_task(import_path_of(task), task.to_str_params(only_significant=True),
-                           {"workspace_directory": str(tmp_path / "elsewhere")}, task.make_unique_id())
+    rebuilt = rebuild_task(
+        import_path_of(task),
+        task.to_str_params(only_significant=True),
+        {"workspace_directory": str(tmp_path / "elsewhere")},
+        task.make_unique_id(),
+    )
     assert rebuilt.output().path().startswith(str(tmp_path / "elsewhere"))
 
 
 def test_changed_parameters_are_refused_with_a_clear_error() -> None:
     task = Evaluate(model="ridge")
     params = {**task.to_str_params(only_significant=True), "alpha": "3.0"}
-    with pytest.raises(kart_core.StaleTaskError, match=rf"Evaluate\[{task.make_unique_id()[:8]}\].*changed since the DAG was parsed"):
+    with pytest.raises(
+        kart_core.StaleTaskError, match=rf"Evaluate\[{task.make_unique_id()[:8]}\].*changed since the DAG was parsed"
+    ):
         rebuild_task(import_path_of(task), params, {}, task.make_unique_id())
 
 

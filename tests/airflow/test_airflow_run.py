@@ -7,10 +7,10 @@ import os
 
 import luigi
 from af_helpers import cache_files, statuses
+from kart_airflow import task_id_for, to_dag
 from mlpipeline import Evaluate, LoadData, MakeFeatures, Train
 
 import kart_core
-from kart_airflow import task_id_for, to_dag
 
 
 def _chain_ids(alpha: float) -> dict[str, str]:
@@ -44,7 +44,12 @@ def test_cache_is_shared_with_kart_build(run_dag) -> None:
 
     run = run_dag(to_dag(Evaluate(model="ridge", alpha=2.0), dag_id="cross_scheduler"))
     ids = _chain_ids(2.0)
-    assert statuses(run) == {ids["LoadData"]: "cached", ids["MakeFeatures"]: "cached", ids["Train"]: "ran", ids["Evaluate"]: "ran"}
+    assert statuses(run) == {
+        ids["LoadData"]: "cached",
+        ids["MakeFeatures"]: "cached",
+        ids["Train"]: "ran",
+        ids["Evaluate"]: "ran",
+    }
     assert cache_files(Evaluate(model="ridge", alpha=1.0)) == built  # the old model is untouched
 
     after_airflow = cache_files(Evaluate(model="ridge", alpha=2.0))
@@ -54,13 +59,13 @@ def test_cache_is_shared_with_kart_build(run_dag) -> None:
 
 def test_failed_task_fails_the_run_with_the_kart_error(run_dag, capfd) -> None:
     bad = Evaluate(model="xgboost")
+    bad_train = Train(features=MakeFeatures(data=LoadData()), model="xgboost")
     run = run_dag(to_dag(bad, dag_id="bad_model"))
-    train_id = task_id_for(kart_core.walk([bad]).nodes[next(k for k in kart_core.walk([bad]).order if ".Train_" in k)])
     assert run.state == "failed"
     states = statuses(run)
-    assert states[train_id] == "failed"
-    assert states[task_id_for(bad)] == "upstream_failed"
-    assert f"{train_id.replace('_', '[')}]: unknown model 'xgboost'" in capfd.readouterr().out
+    assert (states[task_id_for(bad_train)], states[task_id_for(bad)]) == ("failed", "upstream_failed")
+    assert f"{bad_train.label()}: unknown model 'xgboost'" in capfd.readouterr().out
+    assert not bad_train.complete()
 
 
 class FailsOnce(kart_core.TaskOnKart[int]):

@@ -15,11 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES
+from af_helpers import EXAMPLES
+from kart_airflow import task_id_for
 from mlpipeline import Evaluate
 
 import kart_core
-from kart_airflow import task_id_for
 
 BIN = Path(sys.executable).parent
 DAG_ID = "kart_train"
@@ -59,7 +59,11 @@ def standalone(standalone_env: dict[str, str], tmp_path: Path) -> Iterator[dict[
     """`airflow standalone` in its own process group, stopped (the whole group) even when the test fails."""
     log = open(tmp_path / "standalone.log", "wb")  # noqa: SIM115 - closed in the finally below
     process = subprocess.Popen(
-        [str(BIN / "airflow"), "standalone"], env=standalone_env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+        [str(BIN / "airflow"), "standalone"],
+        env=standalone_env,
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     try:
@@ -108,18 +112,27 @@ def _run_state(env: dict[str, str]) -> str | None:
 
 
 @pytest.mark.slow
-def test_standalone_airflow_runs_the_example_dag_in_worker_processes(standalone: dict[str, str], tmp_path: Path) -> None:
+def test_standalone_airflow_runs_the_example_dag_in_worker_processes(
+    standalone: dict[str, str], tmp_path: Path
+) -> None:
     env = standalone
-    _wait_for(lambda: f'"{DAG_ID}"' in _airflow(env, "dags", "list", "-o", "json").stdout, 180, f"{DAG_ID} to be parsed")
+    _wait_for(
+        lambda: f'"{DAG_ID}"' in _airflow(env, "dags", "list", "-o", "json").stdout, 180, f"{DAG_ID} to be parsed"
+    )
     assert _airflow(env, "dags", "unpause", DAG_ID).returncode == 0
     triggered = _airflow(env, "dags", "trigger", DAG_ID)
     assert triggered.returncode == 0, triggered.stdout[-2000:] + triggered.stderr[-2000:]
     _wait_for(lambda: _run_state(env) in ("success", "failed"), 300, "the DAG run to finish")
     assert _run_state(env) == "success"
 
-    roots = [Evaluate(model="linear", workspace_directory=str(tmp_path / "ws")),
-             Evaluate(model="ridge", alpha=0.5, workspace_directory=str(tmp_path / "ws"))]
-    logs = {path.parent.name.removeprefix("task_id="): path for path in (tmp_path / "airflow" / "logs").rglob("attempt=*.log")}
+    roots = [
+        Evaluate(model="linear", workspace_directory=str(tmp_path / "ws")),
+        Evaluate(model="ridge", alpha=0.5, workspace_directory=str(tmp_path / "ws")),
+    ]
+    logs = {
+        path.parent.name.removeprefix("task_id="): path
+        for path in (tmp_path / "airflow" / "logs").rglob("attempt=*.log")
+    }
     graph = kart_core.walk(roots)
     assert set(logs) == {task_id_for(task) for task in graph.nodes.values()}
     worker_pids = set()

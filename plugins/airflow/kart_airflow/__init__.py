@@ -1,7 +1,7 @@
 """kart_airflow: a kart task graph as an Airflow 3 DAG, sharing kart's cache.
 
-    from kart_airflow import to_dag
-    dag = to_dag(Evaluate(model="ridge"), dag_id="train", schedule="@daily")
+from kart_airflow import to_dag
+dag = to_dag(Evaluate(model="ridge"), dag_id="train", schedule="@daily")
 """
 
 from kart_airflow.dag import KartTaskGroup, to_dag
