@@ -7,7 +7,7 @@ and task_log after it succeeds.
 from __future__ import annotations
 
 import functools
-import importlib.metadata
+import os
 import sys
 from typing import Any
 
@@ -40,19 +40,6 @@ class RunLogPlugin:
         task.log_target("task_log").dump(task.task_log)
 
 
-@functools.cache
-def _distributions_by_module() -> dict[str, list[str]]:
-    return dict(importlib.metadata.packages_distributions())
-
-
-@functools.cache
-def _version(distribution: str) -> str | None:
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
 def module_versions() -> str:
     """``name==version`` lines for the installed distributions whose modules are imported now."""
     return _module_versions_for(len(sys.modules))
@@ -60,12 +47,41 @@ def module_versions() -> str:
 
 @functools.lru_cache(maxsize=1)
 def _module_versions_for(module_count: int) -> str:
-    # Scanning sys.modules costs about a millisecond; the answer holds until more modules are imported.
-    by_module = _distributions_by_module()
-    lines = set()
-    for module in {name.partition(".")[0] for name in list(sys.modules)}:
-        for distribution in by_module.get(module, ()):
-            version = _version(distribution)
-            if version is not None:
-                lines.add(f"{distribution}=={version}")
+    # The answer holds until more modules are imported.
+    installed = _installed_distributions()
+    imported = {name.partition(".")[0] for name in list(sys.modules)}
+    lines = {installed[module] for module in imported if module in installed}
     return "\n".join(sorted(lines, key=str.lower))
+
+
+@functools.cache
+def _installed_distributions() -> dict[str, str]:
+    """Top-level module name -> ``name==version``, read from the ``*.dist-info`` folders on sys.path.
+
+    Reads folder names and top_level.txt only: importlib.metadata.packages_distributions() parses every
+    RECORD file (about half a second), which luigi's one-process-per-task workers would pay per task.
+    """
+    index: dict[str, str] = {}
+    for entry in sys.path:
+        for folder in _dist_info_folders(entry or "."):
+            name, _, version = folder[: -len(".dist-info")].partition("-")
+            top_level = os.path.join(entry or ".", folder, "top_level.txt")
+            modules = _read_lines(top_level) or [name.lower()]
+            for module in modules:
+                index.setdefault(module, f"{name.replace('_', '-')}=={version}")
+    return index
+
+
+def _dist_info_folders(directory: str) -> list[str]:
+    try:
+        return sorted(n for n in os.listdir(directory) if n.endswith(".dist-info"))
+    except OSError:
+        return []
+
+
+def _read_lines(path: str) -> list[str]:
+    try:
+        with open(path, encoding="utf-8") as file:
+            return [line.strip().replace("/", ".") for line in file if line.strip()]
+    except OSError:
+        return []
