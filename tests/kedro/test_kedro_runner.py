@@ -10,9 +10,12 @@ from typing import Any
 
 import pytest
 from kart_kedro import NO_CACHE_TAG, KartRunner
+from kart_kedro.node_cache import KedroNodeRun
 from kedro.io import AbstractDataset, DataCatalog, MemoryDataset
 from kedro.pipeline import Pipeline, node
 from kedro.runner import SequentialRunner
+
+import kart_core
 
 CALLS: list[str] = []
 
@@ -186,3 +189,9 @@ def test_an_output_that_cannot_be_cached_fails_with_a_clear_error(workspace: str
             Pipeline([node(make_iterator, "raw", "values", name="make_iterator")]),
             DataCatalog({"raw": MemoryDataset([1]), "values": MemoryDataset(copy_mode="assign")}),
         )
+
+
+def test_a_node_run_cannot_be_built_outside_kart_runner(workspace: str) -> None:
+    task = KedroNodeRun(node_name="scale", code="c", parameters="p", data="d", workspace_directory=workspace)
+    with pytest.raises(kart_core.GokartBuildError, match=r"KedroNodeRun\[[0-9a-f]{8}\] caches the Kedro node 'scale'"):
+        kart_core.build(task)

@@ -48,6 +48,7 @@ class KedroNodeRun(kart_core.TaskOnKart[Any]):
     data = luigi.Parameter(description="Digest of the inputs that no cached node of this run produced.")
     inputs = luigi.ListParameter(default=(), description="The node's input dataset names.")
     outputs = luigi.ListParameter(default=(), description="The node's output dataset names.")
+    kedro_execute: Callable[[], dict[str, Any]] | None = None  # set by KartRunner around run_one
     upstream = luigi.ListParameter(default=(), description="Unique ids of the node runs that produced the inputs.")
 
     def output(self) -> dict[str, Any]:
@@ -58,7 +59,7 @@ class KedroNodeRun(kart_core.TaskOnKart[Any]):
 
     def run(self) -> None:
         """Run the Kedro node through the runner that created this task and cache what it returned."""
-        execute: Callable[[], dict[str, Any]] | None = getattr(self, "kedro_execute", None)
+        execute = self.kedro_execute
         if execute is None:
             raise RuntimeError(
                 f"{self.label()} caches the Kedro node {self.node_name!r}; it can only run inside "

@@ -107,8 +107,11 @@ class _CachedPipelineRun:
 
     def run_through_kart(self, node: Any) -> None:
         task = self.task_for(node)
-        task.kedro_execute = lambda: self.execute(node)  # type: ignore[attr-defined]
-        status = kart_core.run_one(task)
+        task.kedro_execute = lambda: self.execute(node)
+        try:
+            status = kart_core.run_one(task)
+        finally:
+            task.kedro_execute = None  # luigi caches task instances: do not keep this run's catalog alive
         self.tasks[node.name] = task
         self.statuses[node.name] = status.value
         logger.info("kart: node %r %s (%s)", node.name, status.value, task.label())
