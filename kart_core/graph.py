@@ -1,7 +1,7 @@
 """The task graph: walk ``requires()`` without recursion, give nodes stable keys, order them.
 
 Pure graph logic shared by build() and every scheduler adapter; it knows tasks only through
-``requires()`` / ``flat_requires()`` and ``make_unique_id()``.
+``requires()`` / ``kart_requires()`` and ``make_unique_id()``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def node_key(task: Any) -> str:
 
 def requirements_of(task: Any) -> list[Any]:
     """The task's dependencies as a flat list."""
-    flat = getattr(task, "flat_requires", None)
+    flat = getattr(task, "kart_requires", None)
     return list(flat()) if flat is not None else flatten(task.requires())
 
 

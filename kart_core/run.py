@@ -144,7 +144,7 @@ def _log_result(result: BuildResult, graph: TaskGraph) -> None:
 
 def _name(task: Any) -> str:
     try:
-        return str(task.label()) if hasattr(task, "label") else str(task.task_id)
+        return str(task.kart_label()) if hasattr(task, "kart_label") else str(task.task_id)
     except Exception:
         return type(task).__name__  # the unique id needs requires(), which may be what failed
 

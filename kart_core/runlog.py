@@ -26,9 +26,9 @@ class RunLogPlugin:
         """Record parameters, seed and package versions."""
         if not task.should_dump_supplementary_log_files:
             return
-        task.log_target("random_seed").dump({"seed": seed, "seed_methods": seed_methods})
-        task.log_target("task_params").dump(task.to_str_params(only_significant=True))
-        task.log_target("module_versions", ".txt").dump(module_versions())
+        task.kart_log_target("random_seed").dump({"seed": seed, "seed_methods": seed_methods})
+        task.kart_log_target("task_params").dump(task.to_str_params(only_significant=True))
+        task.kart_log_target("module_versions", ".txt").dump(module_versions())
 
     @hookimpl
     def kart_after_task_run(self, task: Any, processing_time: float) -> None:
@@ -36,8 +36,8 @@ class RunLogPlugin:
         task.task_log["file_path"] = [target.path() for target in flatten(task.output())]
         if not task.should_dump_supplementary_log_files:
             return
-        task.log_target("processing_time").dump(processing_time)
-        task.log_target("task_log").dump(task.task_log)
+        task.kart_log_target("processing_time").dump(processing_time)
+        task.kart_log_target("task_log").dump(task.task_log)
 
 
 def module_versions() -> str:

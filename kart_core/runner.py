@@ -70,7 +70,7 @@ def _run_with_hooks(task: Any, manager: pluggy.PluginManager) -> None:
         result = type(task).run(task)
         if isinstance(result, types.GeneratorType):
             raise TaskDefinitionError(
-                f"{task.label()}.run() yields tasks (luigi dynamic dependencies); kart needs them in requires()."
+                f"{task.kart_label()}.run() yields tasks (luigi dynamic dependencies); kart needs them in requires()."
             )
         _check_outputs_written(task)
     except BaseException as exc:
@@ -83,7 +83,7 @@ def _check_outputs_written(task: Any) -> None:
     missing = [target.path() for target in flatten(task.output()) if not target.exists()]
     if missing:
         raise TaskDefinitionError(
-            f"{task.label()}.run() finished without writing its output(s): {missing}. Call self.dump(...) in run()."
+            f"{task.kart_label()}.run() finished without writing its output(s): {missing}. Call self.dump(...) in run()."
         )
 
 
@@ -98,7 +98,7 @@ def _task_lock(task: Any) -> Iterator[None]:
         return
     outputs = flatten(task.output())
     key = outputs[0].path() if outputs else f"{type(task).__module__}.{type(task).__name__}_{task.make_unique_id()}"
-    with hold_lock(task.lock_params(key)):
+    with hold_lock(task.kart_lock_params(key)):
         yield
 
 

@@ -82,7 +82,7 @@ def _label_of_key(key: str) -> str:
 
 def _label_of_task(task: Any) -> str:
     try:
-        return str(task.label()) if hasattr(task, "label") else str(task.task_id)
+        return str(task.kart_label()) if hasattr(task, "kart_label") else str(task.task_id)
     except Exception:
         return type(task).__name__
 

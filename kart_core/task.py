@@ -49,6 +49,9 @@ K = TypeVar("K")
 
 _CONFIG_SECTION = "TaskOnKart"
 
+# Conveniences that gokart 1.12.2 lacks: a parameter may take their name (kart never calls them itself).
+_SHADOWABLE = frozenset({"load_data_frame"})
+
 
 class _RunThroughKart:
     """Stands in for ``task.run`` on each instance, so luigi's worker and direct calls go through run_one.
@@ -93,7 +96,7 @@ class TaskOnKart(luigi.Task, Generic[T]):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         for name, value in cls.__dict__.items():
-            if isinstance(value, luigi.Parameter) and callable(getattr(TaskOnKart, name, None)):
+            if isinstance(value, luigi.Parameter) and name not in _SHADOWABLE and callable(getattr(TaskOnKart, name, None)):
                 raise TaskDefinitionError(
                     f"{cls.__name__}.{name} is a parameter but TaskOnKart.{name}() is a method it would hide; "
                     "rename the parameter."
@@ -173,7 +176,7 @@ class TaskOnKart(luigi.Task, Generic[T]):
         for name, param in _checked_params(type(self)):
             param._warn_on_wrong_param_type(name, self.param_kwargs[name])
 
-    def flat_requires(self) -> list[luigi.Task]:
+    def kart_requires(self) -> list[luigi.Task]:
         """``requires()`` flattened to a list, checked to contain tasks only (computed once)."""
         cached = self._kart_cache.get("requires")
         if cached is None:
@@ -203,7 +206,7 @@ class TaskOnKart(luigi.Task, Generic[T]):
         cls = target_class if isinstance(target_class, type) else type(target_class)
         return _method_sources(cls)
 
-    def label(self) -> str:
+    def kart_label(self) -> str:
         """``Class[first 8 of unique id]``, how errors and logs name this task."""
         return f"{type(self).__name__}[{short_id(self.make_unique_id())}]"
 
@@ -240,7 +243,7 @@ class TaskOnKart(luigi.Task, Generic[T]):
         if not done or not (self.strict_check or self.modification_time_check):
             return done
         inputs = flatten(self.input())
-        if not all(task.complete() for task in self.flat_requires()) or not all(i.exists() for i in inputs):
+        if not all(task.complete() for task in self.kart_requires()) or not all(i.exists() for i in inputs):
             return False
         return not self.modification_time_check or _inputs_older_than_outputs(inputs, flatten(self.output()))
 
@@ -276,7 +279,7 @@ class TaskOnKart(luigi.Task, Generic[T]):
             file_path,
             unique_id=unique_id,
             processor=processor,
-            task_lock_params=self.lock_params(file_path),
+            task_lock_params=self.kart_lock_params(file_path),
             store_index_in_feather=self.store_index_in_feather,
             owner=self._owner_label(),
         )
@@ -331,7 +334,7 @@ class TaskOnKart(luigi.Task, Generic[T]):
     def _owner_label(self) -> str:
         return f"{type(self).__name__}[{short_id(self.make_unique_id())}]"
 
-    def lock_params(self, file_path: str) -> LockParams:
+    def kart_lock_params(self, file_path: str) -> LockParams:
         """Lock settings for one output path of this task."""
         return LockParams(
             key=file_path,
@@ -370,7 +373,7 @@ class TaskOnKart(luigi.Task, Generic[T]):
         frame = pd.concat(frames) if len(frames) != 1 else frames[0]
         missing = set(required_columns or ()) - set(frame.columns)
         if missing:
-            raise ValueError(f"{self.label()}: the loaded DataFrame lacks columns {sorted(missing)}")
+            raise ValueError(f"{self.kart_label()}: the loaded DataFrame lacks columns {sorted(missing)}")
         if drop_columns and required_columns:
             frame = frame[list(required_columns)]
         return frame
@@ -385,7 +388,7 @@ class TaskOnKart(luigi.Task, Generic[T]):
         """Write ``obj`` to the output (or the output named ``target``), atomically."""
         check_pandas_types(obj, self.task_namespace)
         if self.fail_on_empty_dump and _is_empty_frame(obj):
-            raise EmptyDumpError(f"{self.label()} dumped an empty DataFrame while fail_on_empty_dump is set.")
+            raise EmptyDumpError(f"{self.kart_label()} dumped an empty DataFrame while fail_on_empty_dump is set.")
         self._get_output_target(target).dump(obj, custom_labels=custom_labels)
 
     def _get_input_targets(self, target: Any) -> Any:
@@ -396,14 +399,14 @@ class TaskOnKart(luigi.Task, Generic[T]):
             if not isinstance(inputs, dict) or target not in inputs:
                 keys = sorted(inputs) if isinstance(inputs, dict) else []
                 raise UnrequiredTaskError(
-                    f"{self.label()}.load({target!r}): requires() has no key {target!r}. Keys: {keys}."
+                    f"{self.kart_label()}.load({target!r}): requires() has no key {target!r}. Keys: {keys}."
                 )
             return inputs[target]
         if isinstance(target, TaskOnKart):
-            required = {t.make_unique_id() for t in self.flat_requires() if isinstance(t, TaskOnKart)}
+            required = {t.make_unique_id() for t in self.kart_requires() if isinstance(t, TaskOnKart)}
             if target.make_unique_id() not in required:
                 raise UnrequiredTaskError(
-                    f"{self.label()} loads {target.label()}, which is not in its requires(). "
+                    f"{self.kart_label()} loads {target.kart_label()}, which is not in its requires(). "
                     "Add it to requires() (or pass it as a TaskInstanceParameter)."
                 )
             return target.output()
@@ -420,16 +423,16 @@ class TaskOnKart(luigi.Task, Generic[T]):
         if target is None:
             if not isinstance(output, TargetOnKart):
                 raise TaskDefinitionError(
-                    f"{self.label()}.dump(obj): output() is a {type(output).__name__}; name one of its keys: dump(obj, 'key')."
+                    f"{self.kart_label()}.dump(obj): output() is a {type(output).__name__}; name one of its keys: dump(obj, 'key')."
                 )
             return output
         if not isinstance(output, dict) or target not in output:
-            raise TaskDefinitionError(f"{self.label()}.dump(obj, {target!r}): output() has no key {target!r}.")
+            raise TaskDefinitionError(f"{self.kart_label()}.dump(obj, {target!r}): output() has no key {target!r}.")
         return cast(TargetOnKart, output[target])
 
     # --- run logs -----------------------------------------------------------------------------
 
-    def log_target(self, kind: str, extension: str = ".pkl") -> TargetOnKart:
+    def kart_log_target(self, kind: str, extension: str = ".pkl") -> TargetOnKart:
         """The run log ``log/{kind}/{Class}_{unique_id}{extension}`` of this task."""
         return self.make_target(f"log/{kind}/{type(self).__name__}{extension}")
 
@@ -437,17 +440,17 @@ class TaskOnKart(luigi.Task, Generic[T]):
         """The task_log dict of this run, or the one stored by the last run."""
         if self.task_log:
             return self.task_log
-        target = self.log_target("task_log")
+        target = self.kart_log_target("task_log")
         return cast(dict[str, Any], target.load()) if target.exists() else {}
 
     def get_task_params(self) -> dict[str, Any]:
         """The significant parameters stored by the last run (gokart read the task_log file here)."""
-        target = self.log_target("task_params")
+        target = self.kart_log_target("task_params")
         return cast(dict[str, Any], target.load()) if target.exists() else {}
 
     def get_processing_time(self) -> Any:
         """Seconds the last run took, or 'unknown'."""
-        target = self.log_target("processing_time")
+        target = self.kart_log_target("processing_time")
         return target.load() if target.exists() else "unknown"
 
     def get_info(self, only_significant: bool = False) -> dict[str, str]:
@@ -652,7 +655,7 @@ def _compute_unique_ids(root: TaskOnKart[Any]) -> str:
         if task.task_unique_id is not None:
             ids[id(task)] = task.task_unique_id
             continue
-        upstream = task.flat_requires()
+        upstream = task.kart_requires()
         if not expanded:
             if id(task) in on_path:
                 raise TaskDefinitionError(f"{type(task).__name__} depends on itself through requires()")

@@ -25,7 +25,7 @@ def delete_local_unnecessary_outputs(task: Any) -> list[str]:
     workspace = str(task.workspace_directory)
     if protocol_of(workspace):
         raise ValueError(
-            f"delete_local_unnecessary_outputs({task.label()}): the workspace {workspace!r} is not local; "
+            f"delete_local_unnecessary_outputs({task.kart_label()}): the workspace {workspace!r} is not local; "
             "only local workspaces can be cleaned."
         )
     needed = _needed_outputs(task)

@@ -59,7 +59,7 @@ class Train(kart_core.TaskOnKart[dict]):
 
     def run(self) -> None:
         if self.model not in MODELS:
-            raise ValueError(f"{self.label()}: unknown model {self.model!r}; choose one of {MODELS}.")
+            raise ValueError(f"{self.kart_label()}: unknown model {self.model!r}; choose one of {MODELS}.")
         frame = self.load_data_frame("features")
         train = frame[~frame.is_test]
         self.dump(fit(self.model, train[FEATURE_COLUMNS].to_numpy(), train.y.to_numpy(), self.alpha))

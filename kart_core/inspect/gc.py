@@ -75,9 +75,9 @@ def _shared_workspace(roots: list[Any]) -> str:
 
 def _reachable_keys(task: Any, workspace: str) -> list[str]:
     paths = [target.path() for target in flatten(task.output())]
-    if hasattr(task, "log_target"):
-        paths += [task.log_target(kind).path() for kind in LOG_KINDS]
-        paths.append(task.log_target("module_versions", ".txt").path())
+    if hasattr(task, "kart_log_target"):
+        paths += [task.kart_log_target(kind).path() for kind in LOG_KINDS]
+        paths.append(task.kart_log_target("module_versions", ".txt").path())
     keys = []
     for path in paths:
         for candidate in (path, signature_path(path)):

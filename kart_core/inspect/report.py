@@ -71,9 +71,9 @@ def _status(task: Any) -> str:
     if task.complete():
         return "complete"
     if (
-        hasattr(task, "log_target")
-        and task.log_target("task_params").exists()
-        and not task.log_target("task_log").exists()
+        hasattr(task, "kart_log_target")
+        and task.kart_log_target("task_params").exists()
+        and not task.kart_log_target("task_log").exists()
     ):
         return "failed"  # parameters logged before run(), task log only after success
     return "pending"

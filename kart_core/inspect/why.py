@@ -57,7 +57,7 @@ def _explain(task: Any, depth: int, against: RunRecord | None, context: _Context
         state = "complete" if task.complete() else "incomplete: it will run"
         context.say(depth, f"{task.task_id} (a plain luigi task) is {state}.")
         return
-    label = task.label()
+    label = task.kart_label()
     if label in context.explained or depth > max_depth:
         return
     context.explained.add(label)
@@ -69,7 +69,7 @@ def _explain(task: Any, depth: int, against: RunRecord | None, context: _Context
         context.say(depth, f"{label} is cached: its outputs exist. It will not run.")
         return
     _explain_missing(task, label, missing, depth, against, context, max_depth)
-    for upstream in task.flat_requires():
+    for upstream in task.kart_requires():
         if not upstream.complete():
             _explain(upstream, depth + 1, None, context, max_depth)
 
@@ -169,7 +169,7 @@ def _explain_upstream_change(
     context.say(
         depth,
         f"{label} will run: same parameters as the cached run {cached}, but upstream {type(upstream).__name__} "
-        f"differs: now {upstream.label()}, the cached run used {type(upstream).__name__}[{short_id(old.unique_id)}].",
+        f"differs: now {upstream.kart_label()}, the cached run used {type(upstream).__name__}[{short_id(old.unique_id)}].",
     )
     _explain(upstream, depth + 1, old, context, max_depth)
 
@@ -190,7 +190,7 @@ def _hash_parts(task: Any) -> tuple[list[tuple[int, Any]], list[Any]]:
     """The upstream part of the unique-id recipe, and which positions hold kart tasks."""
     deps: list[tuple[int, Any]] = []
     parts: list[Any] = []
-    for dep in task.flat_requires():
+    for dep in task.kart_requires():
         if hasattr(dep, "make_unique_id"):
             if dep.significant:
                 deps.append((len(parts), dep))

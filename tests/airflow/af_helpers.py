@@ -27,6 +27,6 @@ def cache_files(task: Any) -> dict[str, float]:
     graph = kart_core.walk([task])
     times = {}
     for node in graph.nodes.values():
-        for target in [*flatten(node.output()), node.log_target("processing_time")]:
+        for target in [*flatten(node.output()), node.kart_log_target("processing_time")]:
             times[target.path()] = os.stat(target.path()).st_mtime_ns
     return times

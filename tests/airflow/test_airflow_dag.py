@@ -53,7 +53,7 @@ def test_task_ids_are_short_valid_and_stable() -> None:
 def test_display_name_shows_class_and_parameters() -> None:
     features = MakeFeatures(data=LoadData(n_rows=10))
     train = Train(features=features, model="ridge", alpha=0.5)
-    assert display_name_for(train) == f"Train(features={features.label()}, model=ridge, alpha=0.5)"
+    assert display_name_for(train) == f"Train(features={features.kart_label()}, model=ridge, alpha=0.5)"
 
 
 def test_one_airflow_task_per_unique_id_with_the_kart_edges() -> None:

@@ -64,7 +64,7 @@ def test_failed_task_fails_the_run_with_the_kart_error(run_dag, capfd) -> None:
     assert run.state == "failed"
     states = statuses(run)
     assert (states[task_id_for(bad_train)], states[task_id_for(bad)]) == ("failed", "upstream_failed")
-    assert f"{bad_train.label()}: unknown model 'xgboost'" in capfd.readouterr().out
+    assert f"{bad_train.kart_label()}: unknown model 'xgboost'" in capfd.readouterr().out
     assert not bad_train.complete()
 
 
@@ -76,7 +76,7 @@ class FailsOnce(kart_core.TaskOnKart[int]):
     def run(self) -> None:
         if not os.path.exists(self.marker):
             open(self.marker, "w").close()
-            raise RuntimeError(f"{self.label()}: first attempt fails on purpose")
+            raise RuntimeError(f"{self.kart_label()}: first attempt fails on purpose")
         self.dump(self.load("upstream") + 1)
 
     def requires(self) -> dict[str, kart_core.TaskOnKart]:

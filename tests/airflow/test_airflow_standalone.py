@@ -141,6 +141,6 @@ def test_standalone_airflow_runs_the_example_dag_in_worker_processes(
         assert logs[task_id_for(task)].name == "attempt=1.log"  # no retry: nothing ran twice
         assert text.count("ran: ") == 1 and "cached: " not in text, text[-2000:]
         assert "Filling up the DagBag from" in text and "train.py" in text  # the worker re-parsed the DAG file
-        worker_pids.update(re.findall(rf"rebuilt {re.escape(task.label())} from \S+ in process (\d+)", text))
+        worker_pids.update(re.findall(rf"rebuilt {re.escape(task.kart_label())} from \S+ in process (\d+)", text))
     assert len(worker_pids) == len(graph.nodes)  # one worker process per task
     assert all(task.complete() for task in graph.nodes.values())

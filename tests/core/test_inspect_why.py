@@ -50,7 +50,7 @@ def build(task: Any) -> Any:
 def test_cached_task_will_not_run(workspace: str) -> None:
     task = WyTrain(workspace_directory=workspace)
     build(task)
-    assert explain(task) == [f"{task.label()} is cached: its outputs exist. It will not run."]
+    assert explain(task) == [f"{task.kart_label()} is cached: its outputs exist. It will not run."]
 
 
 def test_never_built_class_says_so_and_explains_upstreams(workspace: str) -> None:
@@ -76,7 +76,7 @@ def test_same_parameters_with_a_changed_upstream_names_that_upstream(workspace: 
     lines = explain(task)
     assert "same parameters as the cached run WyTrain[" in lines[0]
     old_label = f"WyLoad[{old_load.make_unique_id()[:8]}]"
-    assert f"upstream WyLoad differs: now {task.requires().label()}, the cached run used {old_label}" in lines[0]
+    assert f"upstream WyLoad differs: now {task.requires().kart_label()}, the cached run used {old_label}" in lines[0]
     assert lines[1].startswith("  WyLoad[") and "nearest cached run" in lines[1]
     assert lines[2] == "    parameter 'salt': now new, cached run \"\""
 
@@ -90,7 +90,7 @@ def test_deleted_outputs_and_unfinished_runs(workspace: str) -> None:
     with pytest.raises(gokart.GokartBuildError):
         build(failing)
     assert explain(failing) == [
-        f"{failing.label()} will run: it started before but never finished (it failed or was interrupted)."
+        f"{failing.kart_label()} will run: it started before but never finished (it failed or was interrupted)."
     ]
 
 

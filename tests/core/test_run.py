@@ -92,7 +92,7 @@ def test_gokart_return_codes(task: str, code: int) -> None:
 
 def test_a_failure_names_the_task(caplog: pytest.LogCaptureFixture) -> None:
     _exit_code(["RnBroken", "--local-scheduler"])
-    assert f"{RnBroken().label()} failed: RuntimeError: broken on purpose" in caplog.text
+    assert f"{RnBroken().kart_label()} failed: RuntimeError: broken on purpose" in caplog.text
 
 
 def test_without_set_retcode_luigi_config_decides(tmp_path: Path) -> None:

@@ -124,7 +124,7 @@ def test_a_run_that_writes_nothing_is_an_error(workspace: str) -> None:
 def test_calling_run_directly_goes_through_run_one(workspace: str) -> None:
     task = RnDraw(workspace_directory=workspace, tag="direct")
     task.run()
-    assert os.path.exists(task.log_target("task_params").path())
+    assert os.path.exists(task.kart_log_target("task_params").path())
 
 
 def test_file_lock_makes_concurrent_runs_happen_once(workspace: str) -> None:

@@ -132,7 +132,7 @@ def test_success_posts_one_message(configured: FakeSlack, workspace: str) -> Non
     assert configured.methods() == ["chat.postMessage"]
     body = configured.calls[0][1]
     assert body["channel"] == "#ml-builds"
-    assert body["text"].startswith(f"kart build succeeded: {top.label()}\nkart build: 2 ran, 0 cached, 0 failed")
+    assert body["text"].startswith(f"kart build succeeded: {top.kart_label()}\nkart build: 2 ran, 0 cached, 0 failed")
 
 
 def test_failure_names_the_failed_task_and_its_unique_id(
@@ -144,7 +144,7 @@ def test_failure_names_the_failed_task_and_its_unique_id(
     text = configured.calls[0][1]["text"]
     step = SkStep(fail=True, workspace_directory=workspace)
     assert text.startswith("<@U123> kart build FAILED: SkTop[")
-    assert f"• {step.label()} (unique id {step.make_unique_id()}): ValueError: step failed" in text
+    assert f"• {step.kart_label()} (unique id {step.make_unique_id()}): ValueError: step failed" in text
     assert "Not run because of them: SkTop[" in text
 
 

@@ -244,7 +244,7 @@ def test_dump_of_the_wrong_type_names_task_path_and_processor(workspace: str) ->
     with pytest.raises(DumpError) as info:
         task.dump({"not": "a frame"})
     message = str(info.value)
-    assert task.label() in message and task.output().path() in message and "ParquetFileProcessor" in message
+    assert task.kart_label() in message and task.output().path() in message and "ParquetFileProcessor" in message
 
 
 def test_truncated_output_names_task_path_and_processor(workspace: str) -> None:
@@ -256,4 +256,4 @@ def test_truncated_output_names_task_path_and_processor(workspace: str) -> None:
     with pytest.raises(LoadError) as info:
         task.output().load()
     message = str(info.value)
-    assert task.label() in message and path in message and "FeatherFileProcessor" in message
+    assert task.kart_label() in message and path in message and "FeatherFileProcessor" in message

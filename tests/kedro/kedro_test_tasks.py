@@ -20,7 +20,7 @@ def journal(task: kart_core.TaskOnKart[Any]) -> None:
     path = os.environ.get("KART_KEDRO_TEST_JOURNAL")
     if path:
         with open(path, "a") as handle:
-            handle.write(f"{task.label()}\n")
+            handle.write(f"{task.kart_label()}\n")
 
 
 def journal_lines(path: str) -> list[str]:

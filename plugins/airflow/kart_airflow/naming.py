@@ -38,8 +38,8 @@ def display_name_for(task: Any) -> str:
 
 def _shown_value(param: Any, value: Any) -> str:
     if isinstance(value, kart_core.TaskOnKart):
-        return value.label()
+        return value.kart_label()
     if isinstance(value, list | tuple) and value and all(isinstance(v, kart_core.TaskOnKart) for v in value):
-        return f"[{', '.join(v.label() for v in value)}]"
+        return f"[{', '.join(v.kart_label() for v in value)}]"
     text = str(param.serialize(value))
     return text if len(text) <= _MAX_DISPLAY_VALUE else text[: _MAX_DISPLAY_VALUE - 1] + "…"

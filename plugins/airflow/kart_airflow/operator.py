@@ -63,7 +63,7 @@ class KartTaskOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         """Run the kart task unless cached; return ``{"status", "path"}`` for XCom."""
         task = rebuild_task(self.kart_class, self.kart_params, self.kart_settings, self.kart_unique_id)
-        self.log.info("rebuilt %s from %s in process %d", task.label(), self.kart_class, os.getpid())
+        self.log.info("rebuilt %s from %s in process %d", task.kart_label(), self.kart_class, os.getpid())
         status = kart_core.run_one(task)
         paths = output_paths(task)
         self.log.info("%s: %s", status.value, ", ".join(paths))

@@ -73,7 +73,7 @@ class TaskOnKartDataset(AbstractDataset[Any, Any]):
         if isinstance(data, KartReceipt) and data.node_key == kart_core.node_key(self._task) and self._task.complete():
             return
         raise DatasetError(
-            f"TaskOnKartDataset({self._task.label()}) is read-only: its data is the output of the kart task "
+            f"TaskOnKartDataset({self._task.kart_label()}) is read-only: its data is the output of the kart task "
             f"{self._task_path}, written only by the task's run() so that the cache stays keyed by the task's "
             "parameters. Change 'params' (or the task's code) to get other data, or save to another dataset."
         )

@@ -62,7 +62,7 @@ class KedroNodeRun(kart_core.TaskOnKart[Any]):
         execute = self.kedro_execute
         if execute is None:
             raise RuntimeError(
-                f"{self.label()} caches the Kedro node {self.node_name!r}; it can only run inside "
+                f"{self.kart_label()} caches the Kedro node {self.node_name!r}; it can only run inside "
                 "kart_kedro.KartRunner (kedro run --runner kart_kedro.KartRunner)."
             )
         produced = execute()
@@ -77,7 +77,7 @@ class KedroNodeRun(kart_core.TaskOnKart[Any]):
             self.dump(value, name)
         except Exception as exc:
             raise RuntimeError(
-                f"{self.label()}: output {name!r} of Kedro node {self.node_name!r} cannot be cached "
+                f"{self.kart_label()}: output {name!r} of Kedro node {self.node_name!r} cannot be cached "
                 f"({type(exc).__name__}: {exc}). Tag the node 'kart_no_cache' to run it every time."
             ) from exc
 
@@ -104,14 +104,14 @@ def cached_runs(workspace: str, project: str | None = None) -> list[CachedRun]:
         task = _restore(workspace, unique_id)
         if project is not None and task.project != project:
             continue
-        created = task.log_target("task_params").last_modification_time()
+        created = task.kart_log_target("task_params").last_modification_time()
         runs.append(CachedRun(task=task, unique_id=unique_id, created=created, complete=bool(task.complete())))
     return sorted(runs, key=lambda run: run.created)
 
 
 def clear_run(run: CachedRun) -> list[str]:
     """Delete a run's outputs and logs; return the paths that existed."""
-    targets = list(run.task.output().values()) + [run.task.log_target(kind, ext) for kind, ext in LOG_KINDS]
+    targets = list(run.task.output().values()) + [run.task.kart_log_target(kind, ext) for kind, ext in LOG_KINDS]
     removed = [str(target.path()) for target in targets if target.exists()]
     for target in targets:
         target.remove()

@@ -20,7 +20,7 @@ __all__ = ["TaskReceiptDataset", "receipt_for"]
 def receipt_for(task: Any, status: str) -> KartReceipt:
     """The receipt of a task run_one has just run or found cached."""
     paths = tuple(str(target.path()) for target in _flatten(task.output()))
-    label = task.label() if hasattr(task, "label") else str(task)
+    label = task.kart_label() if hasattr(task, "kart_label") else str(task)
     return KartReceipt(node_key=kart_core.node_key(task), label=label, status=status, paths=paths)
 
 

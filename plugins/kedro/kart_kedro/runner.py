@@ -114,7 +114,7 @@ class _CachedPipelineRun:
             task.kedro_execute = None  # luigi caches task instances: do not keep this run's catalog alive
         self.tasks[node.name] = task
         self.statuses[node.name] = status.value
-        logger.info("kart: node %r %s (%s)", node.name, status.value, task.label())
+        logger.info("kart: node %r %s (%s)", node.name, status.value, task.kart_label())
         if status is kart_core.RunStatus.CACHED:
             self.offer_cached_outputs(task)
 

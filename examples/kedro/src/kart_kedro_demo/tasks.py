@@ -23,7 +23,7 @@ def _journal(task: kart_core.TaskOnKart[Any]) -> None:
     path = os.environ.get("KART_KEDRO_DEMO_JOURNAL")
     if path:
         with open(path, "a") as journal:  # one short append per run: safe across processes
-            journal.write(f"{task.label()}\n")
+            journal.write(f"{task.kart_label()}\n")
 
 
 class LoadData(kart_core.TaskOnKart[pd.DataFrame]):
