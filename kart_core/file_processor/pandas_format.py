@@ -52,7 +52,7 @@ class CsvFileProcessor(FileProcessor[Any]):
         """Read a DataFrame."""
         pd = _pandas()
         try:
-            return pd.read_csv(file, sep=self._sep, encoding=self._encoding)
+            return pd.read_csv(local_source(file), sep=self._sep, encoding=self._encoding)
         except pd.errors.EmptyDataError:
             return pd.DataFrame()
 

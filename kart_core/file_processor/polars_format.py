@@ -66,10 +66,13 @@ class PolarsCsvFileProcessor(_PolarsProcessor):
 
     def load(self, file: Any) -> Any:
         """Read a polars frame."""
-        data = file.read()
-        if not data.strip():
+        source = local_source(file)
+        if source is file:
+            source = io.BytesIO(file.read())
+        try:
+            return self._result(_polars().read_csv(source, separator=self._sep))
+        except _polars().exceptions.NoDataError:
             return self._empty()
-        return self._result(_polars().read_csv(io.BytesIO(data), separator=self._sep))
 
     def dump(self, obj: Any, file: Any) -> None:
         """Write a polars frame with a header."""

@@ -271,3 +271,12 @@ def test_local_files_are_read_by_path(tmp_path: Path) -> None:
         assert local_source(file) == str(path)
     buffer = io.BytesIO(b"x")
     assert local_source(buffer) is buffer
+
+
+@pytest.mark.parametrize("dataframe_type", ["pandas", "polars"])
+@pytest.mark.parametrize("extension", [".csv", ".tsv", ".json", ".ndjson"])
+def test_empty_file_loads_as_an_empty_frame(tmp_path: Path, extension: str, dataframe_type: str) -> None:
+    path = tmp_path / f"empty{extension}"
+    path.write_bytes(b"")
+    loaded = make_target(str(path), dataframe_type=dataframe_type).load()  # type: ignore[arg-type]
+    assert len(loaded) == 0 and len(loaded.columns) == 0
