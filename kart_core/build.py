@@ -7,9 +7,12 @@ order, sequentially or on a pool of threads or processes, and failures are gathe
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
+import gc
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any, Literal, TypeVar
 
 import pluggy
@@ -91,7 +94,8 @@ def build(
     if reset_register:
         _drop_redefined_task_classes()
     manager = hook_manager if hook_manager is not None else default_hook_manager()
-    graph = walk(roots, expand=_is_incomplete)
+    with _cyclic_gc_paused():
+        graph = walk(roots, expand=_is_incomplete)
     display = Progress(total=len(graph), live=progress)
     result = execute(graph, workers=workers, executor=executor, keep_going=keep_going, hook_manager=manager, progress=display)
     display.close(result.summary())
@@ -102,6 +106,22 @@ def build(
         return None
     outputs = [load_output(root) for root in roots]
     return outputs if isinstance(task, list | tuple) else outputs[0]
+
+
+@contextlib.contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a graph is built; restore its state afterwards.
+
+    Creating 100,000 task objects triggers repeated full collections that scan every one of them
+    (a third of the walk's time); task objects form no garbage cycles that need collecting meanwhile.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _is_incomplete(task: Any) -> bool:

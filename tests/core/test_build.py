@@ -113,3 +113,17 @@ def test_luigi_build_keyword_arguments_are_accepted(workspace: str) -> None:
 
 def _all_files(root: str) -> list[str]:
     return sorted(os.path.join(d, f) for d, _, files in os.walk(root) for f in files)
+
+
+def test_garbage_collector_state_is_restored(workspace: str) -> None:
+    import gc
+
+    assert gc.isenabled()
+    kart_core.build(BdLeaf(value=9, workspace_directory=workspace))
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        kart_core.build(BdLeaf(value=9, workspace_directory=workspace))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
