@@ -9,10 +9,11 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
+import functools
 import gc
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Literal, TypeVar
 
 import pluggy
@@ -68,6 +69,7 @@ def build(
     keep_going: bool = False,
     hook_manager: pluggy.PluginManager | None = None,
     progress: bool | None = None,
+    lock: bool | None = None,
     **env_params: Any,
 ) -> Any:
     """Build ``task`` (or a list of tasks) and return its loaded output (a list of outputs for a list).
@@ -85,6 +87,8 @@ def build(
         hook_manager: plugins to call; default: run logs and entry-point plugins.
         progress: redraw a status line on stderr (default: when it is a terminal and CI is unset);
             a summary line is printed at the end either way.
+        lock: hold each task's lock while it runs, so concurrent builders (other processes, Kedro
+            workers, Airflow) run it once; None: as each task says (should_lock_run or redis set).
         env_params: luigi.build keyword arguments, accepted and ignored (e.g. local_scheduler).
 
     Raises:
@@ -97,7 +101,9 @@ def build(
     with _cyclic_gc_paused():
         graph = walk(roots, expand=_is_incomplete)
     display = Progress(total=len(graph), live=progress)
-    result = execute(graph, workers=workers, executor=executor, keep_going=keep_going, hook_manager=manager, progress=display)
+    result = execute(
+        graph, workers=workers, executor=executor, keep_going=keep_going, hook_manager=manager, progress=display, lock=lock
+    )
     display.close(result.summary())
     manager.hook.kart_after_build(tasks=roots, result=result)
     if result.failed:
@@ -148,6 +154,7 @@ def execute(
     keep_going: bool = False,
     hook_manager: pluggy.PluginManager | None = None,
     progress: Progress | None = None,
+    lock: bool | None = None,
 ) -> BuildResult:
     """Run the graph's incomplete (expanded) nodes in dependency order; complete ones count as cached."""
     started = time.perf_counter()
@@ -157,9 +164,10 @@ def execute(
     result.cached.extend(key for key in graph.order if key not in graph.expanded)
     display.add_cached(len(result.cached))
     if workers <= 1:
-        _execute_serially(graph, pending, result, keep_going, hook_manager, display)
+        run = functools.partial(run_one, hook_manager=hook_manager, lock=lock)
+        _execute_serially(graph, pending, result, keep_going, run, display)
     else:
-        _execute_in_pool(graph, pending, result, workers, executor, keep_going, hook_manager, display)
+        _execute_in_pool(graph, pending, result, workers, executor, keep_going, hook_manager, display, lock)
     result.seconds = time.perf_counter() - started
     return result
 
@@ -169,7 +177,7 @@ def _execute_serially(
     pending: list[str],
     result: BuildResult,
     keep_going: bool,
-    manager: pluggy.PluginManager | None,
+    run: Callable[[Any], RunStatus],
     display: Progress,
 ) -> None:
     blocked: set[str] = set()
@@ -180,7 +188,7 @@ def _execute_serially(
             continue
         display.started(_label(key))
         try:
-            status = run_one(graph.nodes[key], hook_manager=manager)
+            status = run(graph.nodes[key])
         except Exception as exc:
             _record(result, display, key, exc)
             blocked.add(key)
@@ -205,9 +213,9 @@ def _label(key: str) -> str:
     return f"{name.rsplit('.', 1)[-1]}[{short_id(unique_id)}]"
 
 
-def _run_in_worker(task: Any) -> RunStatus:
+def _run_in_worker(task: Any, lock: bool | None) -> RunStatus:
     # A worker process uses its own default hook manager (plugin objects do not travel).
-    return run_one(task)
+    return run_one(task, lock=lock)
 
 
 def _execute_in_pool(
@@ -219,6 +227,7 @@ def _execute_in_pool(
     keep_going: bool,
     manager: pluggy.PluginManager | None,
     display: Progress,
+    lock: bool | None,
 ) -> None:
     waiting_on = {key: {dep for dep in graph.upstream[key] if dep in set(pending)} for key in pending}
     dependants: dict[str, list[str]] = {key: [] for key in pending}
@@ -235,7 +244,10 @@ def _execute_in_pool(
             while ready and not stopped and len(running) < workers:
                 key = ready.pop()
                 task = graph.nodes[key]
-                future = pool.submit(_run_in_worker, task) if executor == "process" else pool.submit(run_one, task, manager)
+                if executor == "process":
+                    future = pool.submit(_run_in_worker, task, lock)
+                else:
+                    future = pool.submit(run_one, task, manager, lock)
                 running[future] = key
                 display.started(_label(key))
             if not running:

@@ -46,16 +46,24 @@ def default_hook_manager() -> pluggy.PluginManager:
     return create_hook_manager([RunLogPlugin(), builtin_formats])
 
 
-def run_one(task: Any, hook_manager: pluggy.PluginManager | None = None) -> RunStatus:
-    """Run ``task`` unless its outputs exist; return whether it ran. Upstreams must be complete."""
+def run_one(task: Any, hook_manager: pluggy.PluginManager | None = None, lock: bool | None = None) -> RunStatus:
+    """Run ``task`` unless its outputs exist; return whether it ran. Upstreams must be complete.
+
+    Args:
+        task: the task to run.
+        hook_manager: plugins to call; default: run logs, built-in formats and entry-point plugins.
+        lock: hold the task's lock while running (redis when configured, else a file lock), so that
+            concurrent builders run it once. None: as the task says (``should_lock_run`` or redis set).
+    """
     if not hasattr(task, "make_unique_id"):
         return _run_plain_luigi_task(task)
     manager = hook_manager if hook_manager is not None else default_hook_manager()
     if task.complete_check_at_run and task.complete():
         return RunStatus.CACHED
-    with _task_lock(task):
+    locked = _uses_lock(task) if lock is None else lock
+    with _task_lock(task) if locked else contextlib.nullcontext():
         # Another process may have built it while we waited for the lock.
-        if task.complete_check_at_run and _uses_lock(task) and task.complete():
+        if task.complete_check_at_run and locked and task.complete():
             return RunStatus.CACHED
         _run_with_hooks(task, manager)
     return RunStatus.RAN
@@ -93,9 +101,6 @@ def _uses_lock(task: Any) -> bool:
 
 @contextlib.contextmanager
 def _task_lock(task: Any) -> Iterator[None]:
-    if not _uses_lock(task):
-        yield
-        return
     outputs = flatten(task.output())
     key = outputs[0].path() if outputs else f"{type(task).__module__}.{type(task).__name__}_{task.make_unique_id()}"
     with hold_lock(task.kart_lock_params(key)):

@@ -136,3 +136,14 @@ def test_file_lock_makes_concurrent_runs_happen_once(workspace: str) -> None:
     for thread in threads:
         thread.join()
     assert RnCounting.calls == 1
+
+
+def test_lock_argument_locks_a_task_that_does_not_ask_for_it(workspace: str) -> None:
+    RnCounting.calls = 0
+    task = RnCounting(workspace_directory=workspace)
+    threads = [threading.Thread(target=run_one, args=(task,), kwargs={"lock": True}) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert RnCounting.calls == 1

@@ -8,7 +8,6 @@ from kedro.io import AbstractDataset, DatasetError
 
 import kart_core
 from kart_kedro._config import TaskConfigError, task_from_config
-from kart_kedro._lock import workspace_lock
 from kart_kedro._receipt import KartReceipt
 
 __all__ = ["TaskOnKartDataset"]
@@ -63,10 +62,9 @@ class TaskOnKartDataset(AbstractDataset[Any, Any]):
         return kart_core.load_output(self._task)
 
     def _build(self) -> None:
-        # Parallel Kedro workers may load datasets sharing an upstream: one builds, the others find it cached.
-        with workspace_lock(str(self._task.workspace_directory)):
-            if not self._task.complete():
-                kart_core.build(self._task, return_value=False, reset_register=False)
+        # Parallel Kedro workers may load datasets sharing an upstream: with each task's lock held while
+        # it runs, one worker builds it and the others find it cached.
+        kart_core.build(self._task, return_value=False, reset_register=False, lock=True)
 
     def save(self, data: Any) -> None:
         """Accept only the receipt of a kart node that built this very task; anything else is refused."""
