@@ -57,8 +57,8 @@ class TargetOnKart(luigi.Target):
     def remove(self) -> None:
         """Delete the output (and its signature) if it exists."""
         self._storage.remove(self._path)
-        if self.signer is not None:
-            self._storage.remove(signature_path(self._path))
+        # Also when signing is off now: a stale signature would refuse the next signed run's file.
+        self._storage.remove(signature_path(self._path))
 
     def last_modification_time(self) -> datetime:
         """When the output was written."""
