@@ -8,6 +8,7 @@ ships a redis-server binary), so no root and no system package is needed.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import shutil
 import socket
@@ -104,3 +105,24 @@ def redis_server(log_dir: str) -> Iterator[Service]:
     command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", log_dir]
     with _running(command, port, os.path.join(log_dir, "redis.log")) as service:
         yield service
+
+
+S3_KEY_ID = "kart-test-key"
+S3_SECRET = "kart-test-secret"
+_bucket_numbers = itertools.count()
+
+
+def make_bucket(server: Service) -> str:
+    """Create a new empty bucket on ``server`` and return its name."""
+    import boto3
+
+    name = f"kart-test-{next(_bucket_numbers)}"
+    client = boto3.client(
+        "s3",
+        endpoint_url=server.url,
+        aws_access_key_id=S3_KEY_ID,
+        aws_secret_access_key=S3_SECRET,
+        region_name="us-east-1",
+    )
+    client.create_bucket(Bucket=name)
+    return name

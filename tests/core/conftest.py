@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from services import Service, moto_server, moto_server_binary, redis_server, redis_server_binary
-
-_bucket_numbers = itertools.count()
-
-S3_KEY_ID = "kart-test-key"
-S3_SECRET = "kart-test-secret"
+from services import S3_KEY_ID, S3_SECRET, Service, make_bucket, moto_server, moto_server_binary, redis_server, redis_server_binary
 
 
 @pytest.fixture(scope="session")
@@ -32,22 +26,6 @@ def s3_env(s3_server: Service, monkeypatch: pytest.MonkeyPatch) -> Service:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("KART_S3_ENDPOINT_URL", s3_server.url)
     return s3_server
-
-
-def make_bucket(server: Service) -> str:
-    """Create a new empty bucket on ``server`` and return its name."""
-    import boto3
-
-    name = f"kart-test-{next(_bucket_numbers)}"
-    client = boto3.client(
-        "s3",
-        endpoint_url=server.url,
-        aws_access_key_id=S3_KEY_ID,
-        aws_secret_access_key=S3_SECRET,
-        region_name="us-east-1",
-    )
-    client.create_bucket(Bucket=name)
-    return name
 
 
 @pytest.fixture

@@ -11,6 +11,8 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import luigi
+import luigi.task_register
 import pandas as pd
 import polars as pl
 import pyarrow.parquet as pq
@@ -28,6 +30,18 @@ from kart_core.target import make_target
 
 gokart_target = pytest.importorskip("gokart.target")
 gokart_file_processor = pytest.importorskip("gokart.file_processor")
+
+
+def _forget_gokart_task_classes() -> None:
+    # Only gokart's file processors and targets are used here. Importing gokart also registers its
+    # task classes (tree_info, test_run, ...) under the family names kart's own compat classes use,
+    # which makes luigi treat both as ambiguous for every later test in this process.
+    luigi.task_register.Register._reg = [
+        cls for cls in luigi.task_register.Register._reg if not cls.__module__.startswith("gokart")
+    ]
+
+
+_forget_gokart_task_classes()
 
 
 def _frame() -> pd.DataFrame:

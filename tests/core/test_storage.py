@@ -108,7 +108,7 @@ def test_s3_credentials_come_from_the_variables_named_in_s3config(monkeypatch: p
 
 
 def test_s3config_credential_names_reach_the_real_server(s3_env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from conftest import S3_KEY_ID, S3_SECRET, make_bucket
+    from services import S3_KEY_ID, S3_SECRET, make_bucket
 
     bucket = make_bucket(s3_env)
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
