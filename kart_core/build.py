@@ -24,6 +24,7 @@ from kart_core.graph import TaskGraph, walk
 from kart_core.hashing import short_id
 from kart_core.progress import Progress
 from kart_core.runner import RunStatus, default_hook_manager, run_one
+from kart_core.storage import listing_scope
 
 __all__ = ["BuildResult", "build"]
 
@@ -98,7 +99,9 @@ def build(
     if reset_register:
         _drop_redefined_task_classes()
     manager = hook_manager if hook_manager is not None else default_hook_manager()
-    with _cyclic_gc_paused():
+    # One pass decides what is complete: on object storage, one listing per directory instead of
+    # one request per output. run_one checks each task again before running it.
+    with _cyclic_gc_paused(), listing_scope():
         graph = walk(roots, expand=_is_incomplete)
     display = Progress(total=len(graph), live=progress)
     result = execute(

@@ -142,13 +142,15 @@ class SingleFileTarget(TargetOnKart):
 
     def load(self) -> Any:
         """Read the output; a clear LoadError names the task, path, processor and cause."""
-        self._require_existing()
+        # No exists() first: on object storage that is one more request per load.
         try:
             with self._open_verified() as raw, open_for_processor(self.processor, raw, "r") as file:
                 return self.processor.load(file)
         except IntegrityError:
             raise
         except Exception as exc:
+            if isinstance(exc, FileNotFoundError):
+                self._require_existing()
             raise LoadError(
                 f"Failed to load {self._describe_owner()} from {self._path!r} with {self.processor!r}.\n"
                 f"{type(exc).__name__}: {exc}"

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import IO, Any
 
 from kart_core.errors import KartError
+from kart_core.storage.listing import exists_in_listing
 
 __all__ = ["FsspecStorage", "storage_options", "s3_options"]
 
@@ -78,8 +79,9 @@ class FsspecStorage:
         return cls(fs, protocol)
 
     def exists(self, path: str) -> bool:
-        """Whether an object is at ``path``."""
-        return bool(self._fs.exists(path))
+        """Whether an object is at ``path`` (from a directory listing inside ``listing_scope()``)."""
+        listed = exists_in_listing(path, self.list_dir)
+        return bool(self._fs.exists(path)) if listed is None else listed
 
     @contextlib.contextmanager
     def open_read(self, path: str) -> Iterator[IO[bytes]]:
