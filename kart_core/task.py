@@ -11,6 +11,7 @@ import inspect
 import os
 import posixpath
 import random
+import threading
 import warnings
 from collections.abc import Callable, Generator, Iterable
 from typing import Any, Generic, TypeVar, cast, overload
@@ -106,10 +107,13 @@ class TaskOnKart(luigi.Task, Generic[T]):
         self._kart_cache: dict[Any, Any] = {}
         self.task_log: dict[str, Any] = {}
         self.task_unique_id: str | None = None
+        _last_resolution.initializing = True
         try:
             super().__init__(*args, **kwargs)
         except ParameterTypeError as exc:
             raise ParameterTypeError(f"{type(self).__name__}: {exc}") from None
+        finally:
+            _last_resolution.initializing = False
         self._rerun_state = self.rerun
         self.run = _RunThroughKart(self)  # type: ignore[method-assign]
 
@@ -117,32 +121,19 @@ class TaskOnKart(luigi.Task, Generic[T]):
     def get_param_values(cls, params: Any, args: Any, kwargs: Any) -> list[tuple[str, Any]]:
         """Resolve parameter values as luigi does (args, kwargs, config, defaults), from a cached plan.
 
-        Called twice per new task (luigi's instance cache, then ``__init__``): luigi's own version
-        re-reads the config for every parameter each time, which dominated building large graphs.
+        luigi resolves every new task twice (for its instance cache, then in ``__init__``) and re-reads
+        the config for every parameter each time, which dominated building large graphs.
         """
-        kwargs = dict(kwargs)
+        repeated = _last_resolution.repeat_of(cls, args, kwargs) if _last_resolution.initializing else None
+        if repeated is not None:
+            return repeated
         if params != cls.get_params():
+            kwargs = dict(kwargs)
             cls._add_configuration(kwargs, _CONFIG_SECTION)
             return cast(list[tuple[str, Any]], super().get_param_values(params, args, kwargs))
-        plan = _parameter_plan(cls)
-        for key, value in plan.section_values.items():
-            kwargs.setdefault(key, value)
-        values: dict[str, Any] = {}
-        if len(args) > len(plan.positional):
-            raise UnknownParameterException(f"{cls.get_task_family()}: takes at most {len(plan.positional)} positional parameters ({len(args)} given)")
-        for name, arg in zip(plan.positional, args):
-            values[name] = plan.by_name[name].normalize(arg)
-        for name, arg in kwargs.items():
-            if name in values:
-                raise DuplicateParameterException(f"{cls.get_task_family()}: parameter {name} was already set as a positional parameter")
-            if name not in plan.by_name:
-                raise UnknownParameterException(f"{cls.get_task_family()}: unknown parameter {name}")
-            values[name] = plan.by_name[name].normalize(arg)
-        merged = dict(plan.defaults)
-        merged.update((name, _list_to_tuple(value)) for name, value in values.items())
-        if len(merged) != len(plan.names):
-            _raise_missing(cls, plan, merged)
-        return [(name, merged[name]) for name in plan.names]
+        resolved = _resolve(cls, _parameter_plan(cls), args, kwargs)
+        _last_resolution.remember(cls, args, kwargs, resolved)
+        return resolved
 
     @classmethod
     def get_params(cls) -> list[tuple[str, luigi.Parameter]]:
@@ -593,6 +584,56 @@ def _checked_params(cls: type) -> list[tuple[str, luigi.Parameter]]:
         ]
         type.__setattr__(cls, "_kart_checked_params", checked)
     return cast(list[tuple[str, luigi.Parameter]], checked)
+
+
+class _LastResolution(threading.local):
+    """The previous get_param_values call of this thread, so luigi's second call for a task is free.
+
+    luigi resolves parameters in its metaclass (for the instance cache) and again in ``__init__``
+    right after; only that second call, made while ``initializing``, may reuse the answer.
+    """
+
+    entry: tuple[type, tuple[Any, ...], dict[str, Any], list[tuple[str, Any]]] | None = None
+    initializing = False
+
+    def remember(self, cls: type, args: Any, kwargs: Any, resolved: list[tuple[str, Any]]) -> None:
+        """Keep this call's inputs and answer."""
+        self.entry = (cls, tuple(args), dict(kwargs), resolved)
+
+    def repeat_of(self, cls: type, args: Any, kwargs: Any) -> list[tuple[str, Any]] | None:
+        """The remembered answer if this call repeats the previous one (and forget it)."""
+        entry, self.entry = self.entry, None
+        if entry is None or entry[0] is not cls:
+            return None
+        try:
+            same = entry[1] == tuple(args) and entry[2] == kwargs
+        except Exception:  # values without a boolean == (e.g. arrays): resolve again
+            return None
+        return list(entry[3]) if same else None
+
+
+_last_resolution = _LastResolution()
+
+
+def _resolve(cls: type, plan: _ParameterPlan, args: Any, kwargs: Any) -> list[tuple[str, Any]]:
+    family = cls.get_task_family()  # type: ignore[attr-defined]
+    given = {**plan.section_values, **kwargs}
+    values: dict[str, Any] = {}
+    if len(args) > len(plan.positional):
+        raise UnknownParameterException(f"{family}: takes at most {len(plan.positional)} positional parameters ({len(args)} given)")
+    for name, arg in zip(plan.positional, args):
+        values[name] = plan.by_name[name].normalize(arg)
+    for name, arg in given.items():
+        if name in values:
+            raise DuplicateParameterException(f"{family}: parameter {name} was already set as a positional parameter")
+        if name not in plan.by_name:
+            raise UnknownParameterException(f"{family}: unknown parameter {name}")
+        values[name] = plan.by_name[name].normalize(arg)
+    merged = dict(plan.defaults)
+    merged.update((name, _list_to_tuple(value)) for name, value in values.items())
+    if len(merged) != len(plan.names):
+        _raise_missing(cls, plan, merged)
+    return [(name, merged[name]) for name in plan.names]
 
 
 def _raise_missing(cls: type, plan: _ParameterPlan, values: dict[str, Any]) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
 from collections.abc import Iterable
 
 import pluggy
@@ -21,5 +23,16 @@ def create_hook_manager(plugins: Iterable[object] = (), load_entry_points: bool 
     for plugin in plugins:
         manager.register(plugin)
     if load_entry_points:
-        manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        for name, plugin in entry_point_plugins():
+            if manager.get_plugin(name) is None:
+                manager.register(plugin, name=name)
     return manager
+
+
+@functools.cache
+def entry_point_plugins() -> tuple[tuple[str, object], ...]:
+    """The plugins installed under the ``kart`` entry-point group, loaded once per process.
+
+    Scanning the installed distributions costs milliseconds; every manager reuses this answer.
+    """
+    return tuple((entry_point.name, entry_point.load()) for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))

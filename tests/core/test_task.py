@@ -230,3 +230,12 @@ def test_a_parameter_hiding_a_method_is_refused_at_class_definition() -> None:
 
         class TkShadow(kart_core.TaskOnKart[int]):
             output = luigi.Parameter(default="x")
+
+
+def test_a_config_change_between_constructions_is_seen(tmp_path: Path) -> None:
+    first = TkSource(value=41)
+    config = tmp_path / "later.cfg"
+    config.write_text("[TkSource]\nnote = from-config\n")
+    luigi.configuration.add_config_path(str(config))
+    second = TkSource(value=41)
+    assert (first.note, second.note) == ("n", "from-config")
