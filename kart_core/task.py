@@ -49,6 +49,7 @@ T = TypeVar("T")
 K = TypeVar("K")
 
 _CONFIG_SECTION = "TaskOnKart"
+WORKSPACE_ENVIRONMENT_VARIABLE = "KART_WORKSPACE"
 
 # Conveniences that gokart 1.12.2 lacks: a parameter may take their name (kart never calls them itself).
 _SHADOWABLE = frozenset({"load_data_frame"})
@@ -499,7 +500,7 @@ def _config_fingerprint() -> tuple[Any, ...]:
     data = getattr(config, "_sections", None)
     if data is None:
         data = getattr(config, "data", None)
-    return (id(config), repr(data), id(CmdlineParser.get_instance()))
+    return (id(config), repr(data), id(CmdlineParser.get_instance()), os.environ.get(WORKSPACE_ENVIRONMENT_VARIABLE))
 
 
 def _cached_per_config(cls: type, name: str, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -546,9 +547,9 @@ def _parameter_plan(cls: type[TaskOnKart[Any]]) -> _ParameterPlan:
             names=[name for name, _ in params],
             positional=[name for name, p in params if p.positional],
             by_name=dict(params),
-            defaults={
-                name: _list_to_tuple(p.task_value(family, name)) for name, p in params if p.has_task_value(family, name)
-            },
+            defaults=_with_workspace_from_environment(
+                {name: _list_to_tuple(p.task_value(family, name)) for name, p in params if p.has_task_value(family, name)}
+            ),
             section_values=_section_values(cls, _CONFIG_SECTION),
         )
         return {"plan": plan}
@@ -634,6 +635,14 @@ def _resolve(cls: type, plan: _ParameterPlan, args: Any, kwargs: Any) -> list[tu
     if len(merged) != len(plan.names):
         _raise_missing(cls, plan, merged)
     return [(name, merged[name]) for name in plan.names]
+
+
+def _with_workspace_from_environment(defaults: dict[str, Any]) -> dict[str, Any]:
+    """KART_WORKSPACE replaces the built-in ./resources/ default (config and arguments still win)."""
+    workspace = os.environ.get(WORKSPACE_ENVIRONMENT_VARIABLE)
+    if workspace and defaults.get("workspace_directory") == TaskOnKart.workspace_directory._default:
+        defaults["workspace_directory"] = workspace
+    return defaults
 
 
 def _raise_missing(cls: type, plan: _ParameterPlan, values: dict[str, Any]) -> None:

@@ -239,3 +239,13 @@ def test_a_config_change_between_constructions_is_seen(tmp_path: Path) -> None:
     luigi.configuration.add_config_path(str(config))
     second = TkSource(value=41)
     assert (first.note, second.note) == ("n", "from-config")
+
+
+def test_kart_workspace_environment_variable_sets_the_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KART_WORKSPACE", str(tmp_path / "from-env"))
+    assert TkSource(value=51).workspace_directory == str(tmp_path / "from-env")
+    assert TkSource(value=51, workspace_directory="explicit").workspace_directory == "explicit"
+    config = tmp_path / "ws.cfg"
+    config.write_text(f"[TaskOnKart]\nworkspace_directory = {tmp_path / 'from-config'}\n")
+    luigi.configuration.add_config_path(str(config))
+    assert TkSource(value=52).workspace_directory == str(tmp_path / "from-config")
