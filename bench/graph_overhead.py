@@ -42,7 +42,9 @@ print(json.dumps({{"seconds": elapsed, "peak_mib": peak}}))
 
 def run_phase(impl: str, shape: str, size: int, workspace: str, workers: int = 1) -> dict[str, float]:
     """Run one build in a fresh interpreter inside ``workspace``; return seconds and peak MiB."""
-    code = PHASE.format(here=HERE, impl=impl, shape=shape, size=size, workers=workers, recursion=max(1000, 4 * size + 100))
+    code = PHASE.format(
+        here=HERE, impl=impl, shape=shape, size=size, workers=workers, recursion=max(1000, 4 * size + 100)
+    )
     env = {**os.environ, "KART_BENCH_IMPL": impl, "CI": "true"}
     done = subprocess.run([sys.executable, "-c", code], cwd=workspace, env=env, capture_output=True, text=True)
     if done.returncode != 0:
@@ -83,8 +85,17 @@ def main() -> None:
     args = parser.parse_args()
     compared = [("chain", 200), ("fan-in", 500)] if args.quick else [("chain", 1000), ("fan-in", 5000)]
     large = [] if args.quick or args.no_large else [("chain", 10_000), ("fan-in", 10_000), ("fan-in", 100_000)]
-    header = ["graph", "kart first ms/task", "gokart first ms/task", "ratio", "kart cached ms/task",
-              "gokart cached ms/task", "ratio", "kart peak MiB", "gokart peak MiB"]
+    header = [
+        "graph",
+        "kart first ms/task",
+        "gokart first ms/task",
+        "ratio",
+        "kart cached ms/task",
+        "gokart cached ms/task",
+        "ratio",
+        "kart peak MiB",
+        "gokart peak MiB",
+    ]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for shape, size in compared:

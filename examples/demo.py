@@ -43,8 +43,9 @@ os.environ.update(
     "version: 1\ndisable_existing_loggers: false\nroot: {level: WARNING, handlers: []}\n"
 )
 
-import kart_core  # noqa: E402  (after the environment above)
 from mlpipeline import Evaluate, LoadData, MakeFeatures, Train  # noqa: E402
+
+import kart_core  # noqa: E402  (after the environment above)
 
 MODELS = [Evaluate(model="mean"), Evaluate(model="linear"), Evaluate(model="ridge", alpha=0.5)]
 
@@ -74,7 +75,9 @@ def build(tasks: list[Any]) -> list[dict[str, Any]]:
 def show_scores(results: list[dict[str, Any]]) -> None:
     """One line per evaluated model."""
     for result in results:
-        print(f"    {result['model']:<7} alpha={result['alpha']:<4} test RMSE {result['rmse']:.3f} on {result['n_test']} rows")
+        print(
+            f"    {result['model']:<7} alpha={result['alpha']:<4} test RMSE {result['rmse']:.3f} on {result['n_test']} rows"
+        )
 
 
 def airflow_run(tasks: list[Any]) -> dict[str, int]:
@@ -82,7 +85,6 @@ def airflow_run(tasks: list[Any]) -> dict[str, int]:
     from airflow.dag_processing.bundles.manager import DagBundlesManager
     from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
     from airflow.utils import db
-
     from kart_airflow import to_dag
 
     os.makedirs(os.environ["AIRFLOW__CORE__DAGS_FOLDER"], exist_ok=True)
@@ -110,7 +112,10 @@ def kedro_load_model() -> dict[str, Any]:
         "type": "kart_kedro.TaskOnKartDataset",
         "task": "mlpipeline.tasks.Train",
         "params": {
-            "features": {"task": "mlpipeline.tasks.MakeFeatures", "params": {"data": {"task": "mlpipeline.tasks.LoadData"}}},
+            "features": {
+                "task": "mlpipeline.tasks.MakeFeatures",
+                "params": {"data": {"task": "mlpipeline.tasks.LoadData"}},
+            },
             "model": "ridge",
             "alpha": 0.5,
         },
@@ -160,7 +165,9 @@ def main() -> None:
     with timed("loaded"):
         model = kedro_load_model()
     train = Train(features=MakeFeatures(data=LoadData()), model="ridge", alpha=0.5)
-    print(f"    {model['model']} coefficients {[round(c, 2) for c in model['coefficients']]} = output of {train.kart_label()}")
+    print(
+        f"    {model['model']} coefficients {[round(c, 2) for c in model['coefficients']]} = output of {train.kart_label()}"
+    )
 
     step(6, "kart runs: every cached run in the workspace")
     with timed("listed"):

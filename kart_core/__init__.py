@@ -3,10 +3,12 @@
 ``import kart_core as gokart`` runs code written for gokart 1.12.2's public API.
 """
 
+from kart_core import config_params, errors, file_processor, target, testing, tree, utils  # gokart.X.Y access
 from kart_core.build import BuildResult, build, load_output
 from kart_core.errors import GokartBuildError, StaleTaskError
 from kart_core.graph import TaskGraph, node_key, walk
 from kart_core.hashing import short_id
+from kart_core.info import make_tree_info, tree_info
 from kart_core.pandas_type_config import PandasTypeConfig
 from kart_core.parameter import (
     ExplicitBoolParameter,
@@ -15,11 +17,9 @@ from kart_core.parameter import (
     TaskInstanceParameter,
     ZonedDateSecondParameter,
 )
+from kart_core.run import run
 from kart_core.runner import RunStatus, run_one
 from kart_core.task import TaskOnKart
-from kart_core import config_params, errors, file_processor, target, testing, tree, utils  # gokart.X.Y access
-from kart_core.info import make_tree_info, tree_info
-from kart_core.run import run
 from kart_core.testing import test_run
 from kart_core.tree.task_info import make_task_info_as_tree_str
 from kart_core.utils import add_config

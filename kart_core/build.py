@@ -105,7 +105,13 @@ def build(
         graph = walk(roots, expand=_is_incomplete)
     display = Progress(total=len(graph), live=progress)
     result = execute(
-        graph, workers=workers, executor=executor, keep_going=keep_going, hook_manager=manager, progress=display, lock=lock
+        graph,
+        workers=workers,
+        executor=executor,
+        keep_going=keep_going,
+        hook_manager=manager,
+        progress=display,
+        lock=lock,
     )
     display.close(result.summary())
     manager.hook.kart_after_build(tasks=roots, result=result)
@@ -240,7 +246,9 @@ def _execute_in_pool(
     ready = [key for key in pending if not waiting_on[key]]
     ready.reverse()
     stopped = False
-    pool_class = concurrent.futures.ProcessPoolExecutor if executor == "process" else concurrent.futures.ThreadPoolExecutor
+    pool_class = (
+        concurrent.futures.ProcessPoolExecutor if executor == "process" else concurrent.futures.ThreadPoolExecutor
+    )
     with pool_class(max_workers=workers) as pool:
         running: dict[concurrent.futures.Future[RunStatus], str] = {}
         while ready or running:
@@ -293,4 +301,3 @@ def _drop_redefined_task_classes() -> None:
         latest[(cls.__module__, cls.__qualname__)] = cls
     keep = set(map(id, latest.values()))
     task_register.Register._reg = [cls for cls in task_register.Register._reg if id(cls) in keep]
-

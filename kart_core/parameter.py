@@ -149,9 +149,7 @@ class ZonedDateSecondParameter(luigi.Parameter):
             x = x[:-1] + "+00:00"
         value = datetime.datetime.fromisoformat(x)
         if value.tzinfo is None:
-            warnings.warn(
-                f"{x!r} has no timezone; use luigi.DateSecondParameter for naive datetimes", stacklevel=2
-            )
+            warnings.warn(f"{x!r} has no timezone; use luigi.DateSecondParameter for naive datetimes", stacklevel=2)
         return value
 
     def serialize(self, x: datetime.datetime) -> str:

@@ -17,7 +17,9 @@ __all__ = ["Progress"]
 class Progress:
     """Counts task outcomes during a build and shows them on ``stream``."""
 
-    def __init__(self, total: int, stream: TextIO | None = None, live: bool | None = None, interval: float = 0.1) -> None:
+    def __init__(
+        self, total: int, stream: TextIO | None = None, live: bool | None = None, interval: float = 0.1
+    ) -> None:
         self.total = total
         self.ran = self.cached = self.failed = self.running = 0
         self.current = ""
@@ -51,7 +53,9 @@ class Progress:
     def line(self) -> str:
         """The status line as text."""
         done = self.ran + self.cached + self.failed
-        text = f"[{done}/{self.total}] {self.ran} ran, {self.cached} cached, {self.running} running, {self.failed} failed"
+        text = (
+            f"[{done}/{self.total}] {self.ran} ran, {self.cached} cached, {self.running} running, {self.failed} failed"
+        )
         return f"{text} | {self.current}" if self.current and self.running else text
 
     def close(self, summary: str) -> None:

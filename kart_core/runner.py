@@ -145,5 +145,7 @@ def _run_plain_luigi_task(task: Any) -> RunStatus:
         raise TaskDefinitionError(f"{task} is incomplete and cannot be run (an external input is missing).")
     task.run()
     if not task.complete():
-        raise TaskDefinitionError(f"{task} ran but is still incomplete: an external input is missing or run() wrote nothing.")
+        raise TaskDefinitionError(
+            f"{task} ran but is still incomplete: an external input is missing or run() wrote nothing."
+        )
     return RunStatus.RAN

@@ -25,8 +25,7 @@ from luigi.parameter import (
     ParameterVisibility,
     UnknownParameterException,
 )
-from luigi.task import UnconsumedParameterWarning
-from luigi.task import flatten
+from luigi.task import UnconsumedParameterWarning, flatten
 
 from kart_core import runner
 from kart_core.errors import (
@@ -74,31 +73,79 @@ class TaskOnKart(luigi.Task, Generic[T]):
     Key methods: ``make_target`` (an output path with the unique id), ``dump`` and ``load``.
     """
 
-    workspace_directory = luigi.Parameter(default="./resources/", description="Where outputs live (a path or an fsspec URL).", significant=False)
-    local_temporary_directory = luigi.Parameter(default="./resources/tmp/", description="Scratch space for model targets and locks.", significant=False)
-    rerun = luigi.BoolParameter(default=False, description="Run even if the outputs exist (they are deleted first).", significant=False)
-    strict_check = luigi.BoolParameter(default=False, description="Complete only if the inputs exist too.", significant=False)
-    modification_time_check = luigi.BoolParameter(default=False, description="Complete only if no input is newer than the outputs.", significant=False)
-    serialized_task_definition_check = luigi.BoolParameter(default=False, description="Include the task's own source code in its unique id.", significant=False)
-    delete_unnecessary_output_files = luigi.BoolParameter(default=False, description="Delete outputs not needed by the task tree.", significant=False)
-    significant = luigi.BoolParameter(default=True, description="If false, this task is left out of its dependants' unique ids.", significant=False)
-    fix_random_seed_methods = luigi.ListParameter(default=("random.seed", "numpy.random.seed"), description="Seed functions called before run().", significant=False)
+    workspace_directory = luigi.Parameter(
+        default="./resources/", description="Where outputs live (a path or an fsspec URL).", significant=False
+    )
+    local_temporary_directory = luigi.Parameter(
+        default="./resources/tmp/", description="Scratch space for model targets and locks.", significant=False
+    )
+    rerun = luigi.BoolParameter(
+        default=False, description="Run even if the outputs exist (they are deleted first).", significant=False
+    )
+    strict_check = luigi.BoolParameter(
+        default=False, description="Complete only if the inputs exist too.", significant=False
+    )
+    modification_time_check = luigi.BoolParameter(
+        default=False, description="Complete only if no input is newer than the outputs.", significant=False
+    )
+    serialized_task_definition_check = luigi.BoolParameter(
+        default=False, description="Include the task's own source code in its unique id.", significant=False
+    )
+    delete_unnecessary_output_files = luigi.BoolParameter(
+        default=False, description="Delete outputs not needed by the task tree.", significant=False
+    )
+    significant = luigi.BoolParameter(
+        default=True, description="If false, this task is left out of its dependants' unique ids.", significant=False
+    )
+    fix_random_seed_methods = luigi.ListParameter(
+        default=("random.seed", "numpy.random.seed"),
+        description="Seed functions called before run().",
+        significant=False,
+    )
     FIX_RANDOM_SEED_VALUE_NONE_MAGIC_NUMBER = -42497368
-    fix_random_seed_value = luigi.IntParameter(default=FIX_RANDOM_SEED_VALUE_NONE_MAGIC_NUMBER, description="Seed value (default: derived from the unique id).", significant=False)
-    redis_host = luigi.OptionalParameter(default=None, description="Redis host for locks; no redis lock when unset.", significant=False)
-    redis_port = luigi.OptionalIntParameter(default=None, description="Redis port for locks; no redis lock when unset.", significant=False)
-    redis_timeout = luigi.IntParameter(default=180, description="Seconds after which a redis lock expires.", significant=False)
-    fail_on_empty_dump = ExplicitBoolParameter(default=False, description="Fail when the task dumps an empty DataFrame.", significant=False)
-    store_index_in_feather = ExplicitBoolParameter(default=True, description="Keep the DataFrame index in feather files.", significant=False)
-    cache_unique_id = ExplicitBoolParameter(default=True, description="Compute the unique id once per task object.", significant=False)
-    should_dump_supplementary_log_files = ExplicitBoolParameter(default=True, description="Write the run logs under log/.", significant=False)
-    complete_check_at_run = ExplicitBoolParameter(default=True, description="Skip run() when the outputs already exist.", significant=False)
-    should_lock_run = ExplicitBoolParameter(default=False, description="Hold a lock (redis when configured, else a file lock) while running.", significant=False)
+    fix_random_seed_value = luigi.IntParameter(
+        default=FIX_RANDOM_SEED_VALUE_NONE_MAGIC_NUMBER,
+        description="Seed value (default: derived from the unique id).",
+        significant=False,
+    )
+    redis_host = luigi.OptionalParameter(
+        default=None, description="Redis host for locks; no redis lock when unset.", significant=False
+    )
+    redis_port = luigi.OptionalIntParameter(
+        default=None, description="Redis port for locks; no redis lock when unset.", significant=False
+    )
+    redis_timeout = luigi.IntParameter(
+        default=180, description="Seconds after which a redis lock expires.", significant=False
+    )
+    fail_on_empty_dump = ExplicitBoolParameter(
+        default=False, description="Fail when the task dumps an empty DataFrame.", significant=False
+    )
+    store_index_in_feather = ExplicitBoolParameter(
+        default=True, description="Keep the DataFrame index in feather files.", significant=False
+    )
+    cache_unique_id = ExplicitBoolParameter(
+        default=True, description="Compute the unique id once per task object.", significant=False
+    )
+    should_dump_supplementary_log_files = ExplicitBoolParameter(
+        default=True, description="Write the run logs under log/.", significant=False
+    )
+    complete_check_at_run = ExplicitBoolParameter(
+        default=True, description="Skip run() when the outputs already exist.", significant=False
+    )
+    should_lock_run = ExplicitBoolParameter(
+        default=False,
+        description="Hold a lock (redis when configured, else a file lock) while running.",
+        significant=False,
+    )
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         for name, value in cls.__dict__.items():
-            if isinstance(value, luigi.Parameter) and name not in _SHADOWABLE and callable(getattr(TaskOnKart, name, None)):
+            if (
+                isinstance(value, luigi.Parameter)
+                and name not in _SHADOWABLE
+                and callable(getattr(TaskOnKart, name, None))
+            ):
                 raise TaskDefinitionError(
                     f"{cls.__name__}.{name} is a parameter but TaskOnKart.{name}() is a method it would hide; "
                     "rename the parameter."
@@ -254,7 +301,10 @@ class TaskOnKart(luigi.Task, Generic[T]):
     # --- targets ----------------------------------------------------------------------------
 
     def make_target(
-        self, relative_file_path: str | None = None, use_unique_id: bool = True, processor: FileProcessor[Any] | None = None
+        self,
+        relative_file_path: str | None = None,
+        use_unique_id: bool = True,
+        processor: FileProcessor[Any] | None = None,
     ) -> TargetOnKart:
         """An output at ``{workspace}/{relative_file_path}`` with ``_{unique_id}`` before the extension."""
         relative = relative_file_path if relative_file_path is not None else self._default_relative_path(".pkl")
@@ -356,7 +406,9 @@ class TaskOnKart(luigi.Task, Generic[T]):
         for item in flatten(self._get_input_targets(target)):
             yield item.load()
 
-    def load_data_frame(self, target: Any = None, required_columns: set[str] | None = None, drop_columns: bool = False) -> Any:
+    def load_data_frame(
+        self, target: Any = None, required_columns: set[str] | None = None, drop_columns: bool = False
+    ) -> Any:
         """Load a DataFrame (concatenating a list of them), checking that ``required_columns`` are present."""
         import pandas as pd
 
@@ -461,7 +513,9 @@ class TaskOnKart(luigi.Task, Generic[T]):
     @classmethod
     def restore(cls, unique_id: str, workspace_directory: str | None = None) -> TaskOnKart[Any]:
         """Rebuild the task whose run stored its parameters under ``unique_id``."""
-        base: TaskOnKart[Any] = TaskOnKart() if workspace_directory is None else TaskOnKart(workspace_directory=workspace_directory)
+        base: TaskOnKart[Any] = (
+            TaskOnKart() if workspace_directory is None else TaskOnKart(workspace_directory=workspace_directory)
+        )
         path = f"log/task_params/{cls.__name__}_{unique_id}.pkl"
         params = base.make_target(path, use_unique_id=False).load()
         return cast(TaskOnKart[Any], cls.from_str_params(params))
@@ -548,7 +602,11 @@ def _parameter_plan(cls: type[TaskOnKart[Any]]) -> _ParameterPlan:
             positional=[name for name, p in params if p.positional],
             by_name=dict(params),
             defaults=_with_workspace_from_environment(
-                {name: _list_to_tuple(p.task_value(family, name)) for name, p in params if p.has_task_value(family, name)}
+                {
+                    name: _list_to_tuple(p.task_value(family, name))
+                    for name, p in params
+                    if p.has_task_value(family, name)
+                }
             ),
             section_values=_section_values(cls, _CONFIG_SECTION),
         )
@@ -621,8 +679,10 @@ def _resolve(cls: type, plan: _ParameterPlan, args: Any, kwargs: Any) -> list[tu
     given = {**plan.section_values, **kwargs}
     values: dict[str, Any] = {}
     if len(args) > len(plan.positional):
-        raise UnknownParameterException(f"{family}: takes at most {len(plan.positional)} positional parameters ({len(args)} given)")
-    for name, arg in zip(plan.positional, args):
+        raise UnknownParameterException(
+            f"{family}: takes at most {len(plan.positional)} positional parameters ({len(args)} given)"
+        )
+    for name, arg in zip(plan.positional, args, strict=False):  # fewer args than positional params is fine
         values[name] = plan.by_name[name].normalize(arg)
     for name, arg in given.items():
         if name in values:

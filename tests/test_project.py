@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 import kart_airflow
-import kart_core
 import kart_kedro
+
+import kart_core
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,3 +24,28 @@ def test_import_layers_hold() -> None:
 def test_packages_ship_py_typed() -> None:
     for package in (kart_core, kart_airflow, kart_kedro):
         assert (Path(package.__file__).parent / "py.typed").is_file()
+
+
+def _tool(name: str) -> str:
+    return os.path.join(os.path.dirname(sys.executable), name)
+
+
+def test_ruff_lint_and_format_hold() -> None:
+    paths = ["kart_core", "plugins", "tests", "bench", "examples"]
+    lint = subprocess.run([_tool("ruff"), "check", "--no-cache", *paths], cwd=ROOT, capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout[-3000:]
+    fmt = subprocess.run(
+        [_tool("ruff"), "format", "--check", "--no-cache", *paths], cwd=ROOT, capture_output=True, text=True
+    )
+    assert fmt.returncode == 0, fmt.stdout[-3000:]
+
+
+def test_mypy_passes_on_kart_core(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [_tool("mypy"), "--cache-dir", str(tmp_path / "mypy"), "kart_core"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:]

@@ -35,4 +35,7 @@ def entry_point_plugins() -> tuple[tuple[str, object], ...]:
 
     Scanning the installed distributions costs milliseconds; every manager reuses this answer.
     """
-    return tuple((entry_point.name, entry_point.load()) for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+    return tuple(
+        (entry_point.name, entry_point.load())
+        for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    )

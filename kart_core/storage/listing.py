@@ -15,7 +15,9 @@ from collections.abc import Callable, Iterable, Iterator
 
 __all__ = ["listing_scope", "exists_in_listing"]
 
-_listings: contextvars.ContextVar[dict[str, frozenset[str]] | None] = contextvars.ContextVar("kart_listings", default=None)
+_listings: contextvars.ContextVar[dict[str, frozenset[str]] | None] = contextvars.ContextVar(
+    "kart_listings", default=None
+)
 
 
 @contextlib.contextmanager

@@ -23,4 +23,3 @@ def assert_frame_contents_equal(actual: pd.DataFrame, expected: pd.DataFrame, **
     from kart_core.testing.pandas_assert import assert_frame_contents_equal as compare
 
     compare(actual, expected, **kwargs)
-

@@ -6,7 +6,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from services import S3_KEY_ID, S3_SECRET, Service, make_bucket, moto_server, moto_server_binary, redis_server, redis_server_binary
+from services import (
+    S3_KEY_ID,
+    S3_SECRET,
+    Service,
+    make_bucket,
+    moto_server,
+    moto_server_binary,
+    redis_server,
+    redis_server_binary,
+)
 
 
 @pytest.fixture(scope="session")

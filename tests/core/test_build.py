@@ -108,7 +108,10 @@ def test_no_process_wide_logging_changes(workspace: str) -> None:
 
 
 def test_luigi_build_keyword_arguments_are_accepted(workspace: str) -> None:
-    assert kart_core.build(BdLeaf(value=3, workspace_directory=workspace), local_scheduler=True, detailed_summary=True) == 3
+    assert (
+        kart_core.build(BdLeaf(value=3, workspace_directory=workspace), local_scheduler=True, detailed_summary=True)
+        == 3
+    )
 
 
 def _all_files(root: str) -> list[str]:

@@ -55,7 +55,9 @@ def _setup(tmp_path: Path, lock: bool) -> dict[str, str]:
 
 
 def _start(tmp_path: Path, env: dict[str, str], n: int, pause: float) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-c", BUILD, str(n), str(pause)], cwd=tmp_path, env=env, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-c", BUILD, str(n), str(pause)], cwd=tmp_path, env=env, stderr=subprocess.PIPE
+    )
 
 
 def _runs(tmp_path: Path) -> Counter[int]:

@@ -10,9 +10,9 @@ import sys
 import textwrap
 from pathlib import Path
 
-import numpy as np
 import luigi
 import luigi.task_register
+import numpy as np
 import pandas as pd
 import polars as pl
 import pyarrow.parquet as pq

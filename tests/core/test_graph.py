@@ -7,7 +7,6 @@ import luigi
 import kart_core
 from kart_core.graph import node_key, walk
 
-
 DIAMOND = {"top": ["left", "right"], "left": ["base"], "right": ["base"], "base": []}
 
 

@@ -59,7 +59,15 @@ def luigid(tmp_path: Path) -> Iterator[int]:
     port = _free_port()
     bin_dir = os.path.dirname(sys.executable)
     process = subprocess.Popen(
-        [os.path.join(bin_dir, "luigid"), "--address", "127.0.0.1", "--port", str(port), "--state-path", str(tmp_path / "state.pickle")],
+        [
+            os.path.join(bin_dir, "luigid"),
+            "--address",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--state-path",
+            str(tmp_path / "state.pickle"),
+        ],
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -85,13 +93,25 @@ def test_luigid_builds_the_same_cache_as_kart(tmp_path: Path, luigid: int) -> No
     luigi_dir.mkdir()
     kart_dir.mkdir()
     command = [
-        os.path.join(os.path.dirname(sys.executable), "luigi"), "--module", "sched_tasks", "SchedRoot", "--n", "4",
-        "--scheduler-host", "127.0.0.1", "--scheduler-port", str(luigid), "--workers", "2",
+        os.path.join(os.path.dirname(sys.executable), "luigi"),
+        "--module",
+        "sched_tasks",
+        "SchedRoot",
+        "--n",
+        "4",
+        "--scheduler-host",
+        "127.0.0.1",
+        "--scheduler-port",
+        str(luigid),
+        "--workers",
+        "2",
     ]
     done = subprocess.run(command, cwd=luigi_dir, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     script = "import kart_core, sched_tasks; print(kart_core.build(sched_tasks.SchedRoot(n=4)))"
-    built = subprocess.run([sys.executable, "-c", script], cwd=kart_dir, env=env, capture_output=True, text=True, timeout=120)
+    built = subprocess.run(
+        [sys.executable, "-c", script], cwd=kart_dir, env=env, capture_output=True, text=True, timeout=120
+    )
     assert built.stdout.strip() == "60", built.stderr[-2000:]
     luigi_files = _relative_files(luigi_dir / "resources")
     assert luigi_files == _relative_files(kart_dir / "resources")

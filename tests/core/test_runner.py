@@ -113,7 +113,12 @@ def test_hooks_see_before_after_and_error(workspace: str) -> None:
     run_one(RnDraw(workspace_directory=workspace), hook_manager=manager)
     with pytest.raises(ValueError, match="boom"):
         run_one(RnFails(workspace_directory=workspace), hook_manager=manager)
-    assert recorder.events == [("before", "RnDraw"), ("after", "RnDraw"), ("before", "RnFails"), ("error", "boom in RnFails")]
+    assert recorder.events == [
+        ("before", "RnDraw"),
+        ("after", "RnDraw"),
+        ("before", "RnFails"),
+        ("error", "boom in RnFails"),
+    ]
 
 
 def test_a_run_that_writes_nothing_is_an_error(workspace: str) -> None:

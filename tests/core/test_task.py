@@ -129,7 +129,10 @@ def test_requires_returning_a_non_task_is_a_clear_error() -> None:
 
 
 def test_loading_a_task_outside_requires_is_refused(workspace: str) -> None:
-    with pytest.raises(kart_core.GokartBuildError, match=r"TkLoadsStranger\[.{8}\] loads TkSource\[.{8}\], which is not in its requires"):
+    with pytest.raises(
+        kart_core.GokartBuildError,
+        match=r"TkLoadsStranger\[.{8}\] loads TkSource\[.{8}\], which is not in its requires",
+    ):
         kart_core.build(TkLoadsStranger(workspace_directory=workspace))
 
 
@@ -226,7 +229,9 @@ def test_tasks_pickle_with_their_identity(workspace: str) -> None:
 
 
 def test_a_parameter_hiding_a_method_is_refused_at_class_definition() -> None:
-    with pytest.raises(TaskDefinitionError, match=r"TkShadow.output is a parameter but TaskOnKart.output\(\) is a method"):
+    with pytest.raises(
+        TaskDefinitionError, match=r"TkShadow.output is a parameter but TaskOnKart.output\(\) is a method"
+    ):
 
         class TkShadow(kart_core.TaskOnKart[int]):
             output = luigi.Parameter(default="x")
