@@ -25,6 +25,7 @@ from kart_core.hashing import short_id
 from kart_core.progress import Progress
 from kart_core.runner import RunStatus, default_hook_manager, run_one
 from kart_core.storage import listing_scope
+from kart_core.task import config_frozen
 
 __all__ = ["BuildResult", "build"]
 
@@ -101,7 +102,7 @@ def build(
     manager = hook_manager if hook_manager is not None else default_hook_manager()
     # One pass decides what is complete: on object storage, one listing per directory instead of
     # one request per output. run_one checks each task again before running it.
-    with _cyclic_gc_paused(), listing_scope():
+    with _cyclic_gc_paused(), listing_scope(), config_frozen():
         graph = walk(roots, expand=_is_incomplete)
     display = Progress(total=len(graph), live=progress)
     result = execute(
