@@ -52,6 +52,8 @@ K = TypeVar("K")
 _CONFIG_SECTION = "TaskOnKart"
 WORKSPACE_ENVIRONMENT_VARIABLE = "KART_WORKSPACE"
 
+_PLAIN_TYPES = frozenset({str, int, float, bool, bytes, type(None), dict})
+
 # Conveniences that gokart 1.12.2 lacks: a parameter may take their name (kart never calls them itself).
 _SHADOWABLE = frozenset({"load_data_frame"})
 
@@ -260,7 +262,12 @@ class TaskOnKart(luigi.Task, Generic[T]):
 
     def make_task_instance_dictionary(self) -> dict[str, Any]:
         """The attributes of this task that are tasks or tuples of tasks, by name."""
-        return {key: value for key, value in vars(self).items() if self.is_task_on_kart(value)}
+        # Most attributes are plain values; skipping them by type keeps this cheap for wide graphs.
+        return {
+            key: value
+            for key, value in vars(self).items()
+            if type(value) not in _PLAIN_TYPES and self.is_task_on_kart(value)
+        }
 
     @staticmethod
     def is_task_on_kart(value: Any) -> bool:
