@@ -1,9 +1,12 @@
 # Two entry points for a fresh machine: `make demo` and `make test`.
-# Each creates .venv when missing and installs what it needs (re-installs only when pyproject.toml changes).
+# Each creates .venv when missing and installs what it needs (again only when pyproject.toml or
+# ci/constraints.txt changes).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
+# Versions known to pass, so a fresh machine resolves in seconds (see the file's header).
+CONSTRAINTS := -c ci/constraints.txt
 
 .PHONY: demo test lint clean-venv
 
@@ -11,12 +14,12 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[airflow,kedro]'
+$(VENV)/.installed-demo: pyproject.toml ci/constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet $(CONSTRAINTS) -e '.[airflow,kedro]'
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[all,dev]'
+$(VENV)/.installed-test: pyproject.toml ci/constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet $(CONSTRAINTS) -e '.[all,dev]'
 	touch $@ $(VENV)/.installed-demo
 
 demo: $(VENV)/.installed-demo

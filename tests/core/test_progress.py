@@ -31,7 +31,8 @@ class FakeTerminal(io.StringIO):
         return True
 
 
-def test_live_line_counts_outcomes() -> None:
+def test_live_line_counts_outcomes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CI", raising=False)
     stream = FakeTerminal()
     progress = Progress(total=3, stream=stream, interval=0)
     progress.add_cached(1)
