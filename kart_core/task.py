@@ -6,28 +6,19 @@ The class keeps gokart 1.12.2's public API. It delegates: ids to ``hashing``, ou
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
-import dataclasses
 import inspect
 import os
 import posixpath
 import random
-import threading
-import warnings
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from typing import Any, Generic, TypeVar, cast, overload
 
 import luigi
 import luigi.configuration
-from luigi.cmdline_parser import CmdlineParser
 from luigi.parameter import (
-    DuplicateParameterException,
-    MissingParameterException,
     ParameterVisibility,
-    UnknownParameterException,
 )
-from luigi.task import UnconsumedParameterWarning, flatten
+from luigi.task import flatten
 
 from kart_core import runner
 from kart_core.errors import (
@@ -41,6 +32,16 @@ from kart_core.file_processor import FileProcessor, make_file_processor
 from kart_core.hashing import short_id, unique_id_from_parts
 from kart_core.lock import LockParams
 from kart_core.pandas_type_config import check_pandas_types
+from kart_core.param_plan import (
+    ParameterPlan,
+    checked_params,
+    config_frozen,
+    last_resolution,
+    parameter_plan,
+    resolve,
+    section_values,
+    str_param_selection,
+)
 from kart_core.parameter import ExplicitBoolParameter, ListTaskInstanceParameter, TaskInstanceParameter
 from kart_core.target import LargeDataFrameProcessor, TargetOnKart, make_model_target, make_target
 
@@ -50,7 +51,6 @@ T = TypeVar("T")
 K = TypeVar("K")
 
 _CONFIG_SECTION = "TaskOnKart"
-WORKSPACE_ENVIRONMENT_VARIABLE = "KART_WORKSPACE"
 
 _PLAIN_TYPES = frozenset({str, int, float, bool, bytes, type(None), dict})
 
@@ -159,13 +159,13 @@ class TaskOnKart(luigi.Task, Generic[T]):
         self._kart_cache: dict[Any, Any] = {}
         self.task_log: dict[str, Any] = {}
         self.task_unique_id: str | None = None
-        _last_resolution.initializing = True
+        last_resolution.initializing = True
         try:
             super().__init__(*args, **kwargs)
         except ParameterTypeError as exc:
             raise ParameterTypeError(f"{type(self).__name__}: {exc}") from None
         finally:
-            _last_resolution.initializing = False
+            last_resolution.initializing = False
         self._rerun_state = self.rerun
         self.run = _RunThroughKart(self)  # type: ignore[method-assign]
 
@@ -176,15 +176,15 @@ class TaskOnKart(luigi.Task, Generic[T]):
         luigi resolves every new task twice (for its instance cache, then in ``__init__``) and re-reads
         the config for every parameter each time, which dominated building large graphs.
         """
-        repeated = _last_resolution.repeat_of(cls, args, kwargs) if _last_resolution.initializing else None
+        repeated = last_resolution.repeat_of(cls, args, kwargs) if last_resolution.initializing else None
         if repeated is not None:
             return repeated
         if params != cls.get_params():
             kwargs = dict(kwargs)
             cls._add_configuration(kwargs, _CONFIG_SECTION)
             return cast(list[tuple[str, Any]], super().get_param_values(params, args, kwargs))
-        resolved = _resolve(cls, _parameter_plan(cls), args, kwargs)
-        _last_resolution.remember(cls, args, kwargs, resolved)
+        resolved = resolve(cls, _parameter_plan(cls), args, kwargs)
+        last_resolution.remember(cls, args, kwargs, resolved)
         return resolved
 
     @classmethod
@@ -199,7 +199,7 @@ class TaskOnKart(luigi.Task, Generic[T]):
     @classmethod
     def _add_configuration(cls, kwargs: dict[str, Any], section: str) -> None:
         """Fill TaskOnKart's own parameters from the ``[TaskOnKart]`` config section."""
-        for key, value in _section_values(cls, section).items():
+        for key, value in section_values(cls, section, _own_parameter_names()).items():
             kwargs.setdefault(key, value)
 
     # --- parameters and identity ---------------------------------------------------------
@@ -210,13 +210,13 @@ class TaskOnKart(luigi.Task, Generic[T]):
         key = ("str_params", only_significant, only_public)
         if key not in cache:
             values = self.param_kwargs
-            selected = _str_param_selection(type(self), only_significant, only_public)
+            selected = str_param_selection(type(self), only_significant, only_public)
             cache[key] = {name: param.serialize(values[name]) for name, param in selected}
         return dict(cache[key])
 
     def _warn_on_wrong_param_types(self) -> None:
         # Only parameters that check their values (task parameters, plain luigi.Parameter) are visited.
-        for name, param in _checked_params(type(self)):
+        for name, param in checked_params(type(self)):
             param._warn_on_wrong_param_type(name, self.param_kwargs[name])
 
     def kart_requires(self) -> list[luigi.Task]:
@@ -559,209 +559,13 @@ class TaskOnKart(luigi.Task, Generic[T]):
         return f"{self.get_task_family()}[{self.make_unique_id()}]({', '.join(parts)})"
 
 
-_frozen_fingerprint: contextvars.ContextVar[tuple[Any, ...] | None] = contextvars.ContextVar(
-    "kart_frozen_config", default=None
-)
+def _own_parameter_names() -> frozenset[str]:
+    """The parameters TaskOnKart itself declares (those a ``[TaskOnKart]`` config section may set)."""
+    return frozenset(name for name, _ in TaskOnKart.get_params())
 
 
-@contextlib.contextmanager
-def config_frozen() -> Iterator[None]:
-    """Within the body, treat luigi's config as unchanged (e.g. while one graph is walked).
-
-    Checking for config changes costs a few microseconds per new task, a fifth of creating it.
-    """
-    token = _frozen_fingerprint.set(_config_fingerprint())
-    try:
-        yield
-    finally:
-        _frozen_fingerprint.reset(token)
-
-
-def _config_fingerprint() -> tuple[Any, ...]:
-    """Changes whenever luigi's config or command-line parameters may give other defaults."""
-    frozen = _frozen_fingerprint.get()
-    if frozen is not None:
-        return frozen
-    config = luigi.configuration.get_config()
-    data = getattr(config, "_sections", None)
-    if data is None:
-        data = getattr(config, "data", None)
-    return (id(config), repr(data), id(CmdlineParser.get_instance()), os.environ.get(WORKSPACE_ENVIRONMENT_VARIABLE))
-
-
-def _cached_per_config(cls: type, name: str, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    # Resolving defaults reads the config for every parameter of every new task: cache it per class
-    # until the config changes (tens of µs per task instead of a millisecond).
-    fingerprint = _config_fingerprint()
-    cached = cls.__dict__.get(name)
-    if cached is None or cached[0] != fingerprint:
-        cached = (fingerprint, compute())
-        type.__setattr__(cls, name, cached)
-    return cast(dict[str, Any], cached[1])
-
-
-def _section_values(cls: type[TaskOnKart[Any]], section: str) -> dict[str, Any]:
-    def compute() -> dict[str, Any]:
-        config = luigi.configuration.get_config()
-        if not config.has_section(section):
-            return {}
-        params = dict(cls.get_params())
-        return {
-            key: params[key].parse(value)
-            for key, value in config.items(section)
-            if key in params and hasattr(TaskOnKart, key)
-        }
-
-    return _cached_per_config(cls, "_kart_section_values", compute)
-
-
-@dataclasses.dataclass(frozen=True)
-class _ParameterPlan:
-    names: list[str]
-    positional: list[str]
-    by_name: dict[str, luigi.Parameter]
-    defaults: dict[str, Any]
-    section_values: dict[str, Any]
-
-
-def _parameter_plan(cls: type[TaskOnKart[Any]]) -> _ParameterPlan:
-    def compute() -> dict[str, Any]:
-        params = cls.get_params()
-        family = cls.get_task_family()
-        _warn_unconsumed_config(cls, family, {name for name, _ in params})
-        plan = _ParameterPlan(
-            names=[name for name, _ in params],
-            positional=[name for name, p in params if p.positional],
-            by_name=dict(params),
-            defaults=_with_workspace_from_environment(
-                {
-                    name: _list_to_tuple(p.task_value(family, name))
-                    for name, p in params
-                    if p.has_task_value(family, name)
-                }
-            ),
-            section_values=_section_values(cls, _CONFIG_SECTION),
-        )
-        return {"plan": plan}
-
-    return cast(_ParameterPlan, _cached_per_config(cls, "_kart_plan", compute)["plan"])
-
-
-def _str_param_selection(cls: type, only_significant: bool, only_public: bool) -> list[tuple[str, luigi.Parameter]]:
-    """The parameters luigi's to_str_params would include for these flags, in order (cached per class)."""
-    key = f"_kart_str_params_{int(only_significant)}{int(only_public)}"
-    selected = cls.__dict__.get(key)
-    if selected is None:
-        selected = [
-            (name, p)
-            for name, p in cls.get_params()  # type: ignore[attr-defined]
-            if (not only_significant or p.significant)
-            and (not only_public or p.visibility == ParameterVisibility.PUBLIC)
-            and p.visibility != ParameterVisibility.PRIVATE
-        ]
-        type.__setattr__(cls, key, selected)
-    return cast(list[tuple[str, luigi.Parameter]], selected)
-
-
-def _checked_params(cls: type) -> list[tuple[str, luigi.Parameter]]:
-    """Parameters whose ``_warn_on_wrong_param_type`` does something (cached per class)."""
-    checked = cls.__dict__.get("_kart_checked_params")
-    if checked is None:
-        base = luigi.Parameter._warn_on_wrong_param_type
-        checked = [
-            (name, p)
-            for name, p in cls.get_params()  # type: ignore[attr-defined]
-            if type(p) is luigi.Parameter or type(p)._warn_on_wrong_param_type is not base
-        ]
-        type.__setattr__(cls, "_kart_checked_params", checked)
-    return cast(list[tuple[str, luigi.Parameter]], checked)
-
-
-class _LastResolution(threading.local):
-    """The previous get_param_values call of this thread, so luigi's second call for a task is free.
-
-    luigi resolves parameters in its metaclass (for the instance cache) and again in ``__init__``
-    right after; only that second call, made while ``initializing``, may reuse the answer.
-    """
-
-    entry: tuple[type, tuple[Any, ...], dict[str, Any], list[tuple[str, Any]]] | None = None
-    initializing = False
-
-    def remember(self, cls: type, args: Any, kwargs: Any, resolved: list[tuple[str, Any]]) -> None:
-        """Keep this call's inputs and answer."""
-        self.entry = (cls, tuple(args), dict(kwargs), resolved)
-
-    def repeat_of(self, cls: type, args: Any, kwargs: Any) -> list[tuple[str, Any]] | None:
-        """The remembered answer if this call repeats the previous one (and forget it)."""
-        entry, self.entry = self.entry, None
-        if entry is None or entry[0] is not cls:
-            return None
-        try:
-            same = entry[1] == tuple(args) and entry[2] == kwargs
-        except Exception:  # values without a boolean == (e.g. arrays): resolve again
-            return None
-        return list(entry[3]) if same else None
-
-
-_last_resolution = _LastResolution()
-
-
-def _resolve(cls: type, plan: _ParameterPlan, args: Any, kwargs: Any) -> list[tuple[str, Any]]:
-    family = cls.get_task_family()  # type: ignore[attr-defined]
-    given = {**plan.section_values, **kwargs}
-    values: dict[str, Any] = {}
-    if len(args) > len(plan.positional):
-        raise UnknownParameterException(
-            f"{family}: takes at most {len(plan.positional)} positional parameters ({len(args)} given)"
-        )
-    for name, arg in zip(plan.positional, args, strict=False):  # fewer args than positional params is fine
-        values[name] = plan.by_name[name].normalize(arg)
-    for name, arg in given.items():
-        if name in values:
-            raise DuplicateParameterException(f"{family}: parameter {name} was already set as a positional parameter")
-        if name not in plan.by_name:
-            raise UnknownParameterException(f"{family}: unknown parameter {name}")
-        values[name] = plan.by_name[name].normalize(arg)
-    merged = dict(plan.defaults)
-    merged.update((name, _list_to_tuple(value)) for name, value in values.items())
-    if len(merged) != len(plan.names):
-        _raise_missing(cls, plan, merged)
-    return [(name, merged[name]) for name in plan.names]
-
-
-def _with_workspace_from_environment(defaults: dict[str, Any]) -> dict[str, Any]:
-    """KART_WORKSPACE replaces the built-in ./resources/ default (config and arguments still win)."""
-    workspace = os.environ.get(WORKSPACE_ENVIRONMENT_VARIABLE)
-    if workspace and defaults.get("workspace_directory") == TaskOnKart.workspace_directory._default:
-        defaults["workspace_directory"] = workspace
-    return defaults
-
-
-def _raise_missing(cls: type, plan: _ParameterPlan, values: dict[str, Any]) -> None:
-    name = next(name for name in plan.names if name not in values)
-    family = cls.get_task_family()  # type: ignore[attr-defined]
-    raise MissingParameterException(
-        f"{family}: requires the '{name}' parameter to be set. "
-        f"Pass it to the constructor, or set it under [{family}] in the luigi config."
-    )
-
-
-def _list_to_tuple(value: Any) -> Any:
-    # luigi stores lists and sets as tuples so that tasks stay hashable.
-    return tuple(value) if isinstance(value, list | set) else value
-
-
-def _warn_unconsumed_config(cls: type, family: str, names: set[str]) -> None:
-    config = luigi.configuration.get_config()
-    if not config.has_section(family):
-        return
-    for key, value in config.items(family):
-        if key.replace("-", "_") not in names and key not in getattr(cls, "ignore_unconsumed", set()):
-            warnings.warn(
-                f"The configuration contains the parameter '{key}' with value '{value}' that is not consumed by the task '{family}'.",
-                UnconsumedParameterWarning,
-                stacklevel=2,
-            )
+def _parameter_plan(cls: type[TaskOnKart[Any]]) -> ParameterPlan:
+    return parameter_plan(cls, _CONFIG_SECTION, _own_parameter_names(), str(TaskOnKart.workspace_directory._default))
 
 
 def _represent(param: luigi.Parameter, value: Any) -> str:
