@@ -5,6 +5,7 @@
 
 from kart_core import config_params, errors, file_processor, target, testing, tree, utils  # gokart.X.Y access
 from kart_core.build import BuildResult, build, load_output
+from kart_core.dotted import import_object
 from kart_core.errors import GokartBuildError, StaleTaskError
 from kart_core.graph import TaskGraph, node_key, walk
 from kart_core.hashing import short_id
@@ -41,6 +42,7 @@ __all__ = [
     "add_config",
     "build",
     "delete_local_unnecessary_outputs",
+    "import_object",
     "load_output",
     "make_task_info_as_tree_str",
     "make_tree_info",

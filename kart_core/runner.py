@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import enum
 import functools
-import importlib
 import logging
 import time
 import types
@@ -20,6 +19,7 @@ from typing import Any
 import pluggy
 from luigi.task import flatten
 
+from kart_core.dotted import import_object
 from kart_core.errors import TaskDefinitionError
 from kart_core.file_processor import builtin as builtin_formats
 from kart_core.hooks.manager import create_hook_manager
@@ -127,14 +127,11 @@ def call_seed_methods(methods: list[str], seed: int) -> list[str]:
 
 
 def _resolve(dotted: str) -> Any:
-    module_name, _, attribute_path = dotted.partition(".")
+    # A seed method whose package is not installed is skipped, as gokart does.
     try:
-        obj: Any = importlib.import_module(module_name)
-        for attribute in attribute_path.split(".") if attribute_path else ():
-            obj = getattr(obj, attribute)
-    except (ImportError, AttributeError):
+        return import_object(dotted)
+    except ImportError:
         return None
-    return obj
 
 
 def _run_plain_luigi_task(task: Any) -> RunStatus:

