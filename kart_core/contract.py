@@ -1,0 +1,109 @@
+"""What kart's machinery needs of a task: typed Protocols, in a leaf module.
+
+The runner, the graph walk, the run logs, build() and the scheduler adapters know tasks only
+through these Protocols, never through ``Any`` and never by importing ``TaskOnKart`` (which
+sits above them: luigi calls ``task.run()``, and TaskOnKart routes that into ``run_one``).
+
+``TaskOnKart`` satisfies ``KartTask``; any ``luigi.Task`` satisfies ``LuigiTask`` (a plain luigi
+task, e.g. an ``ExternalTask``, may appear in a kart graph: it has no cache and no run logs).
+Use ``is_kart_task`` to tell them apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Protocol, TypeGuard, runtime_checkable
+
+__all__ = ["KartTarget", "KartTask", "LuigiTask", "is_kart_task"]
+
+
+@runtime_checkable
+class KartTarget(Protocol):
+    """One output: luigi's Target plus the path and load that kart reads it through."""
+
+    def exists(self) -> bool:
+        """Whether the output is there, whole."""
+        ...
+
+    def path(self) -> str:
+        """Where the output lives (a local path or an fsspec URL)."""
+        ...
+
+    def load(self) -> Any:
+        """Read the output back."""
+        ...
+
+    def remove(self) -> None:
+        """Delete the output if it exists."""
+        ...
+
+
+class LuigiTask(Protocol):
+    """What every node of a kart graph has: luigi.Task's completeness, dependencies and id."""
+
+    task_id: str
+
+    def complete(self) -> bool:
+        """Whether the task's outputs are all there."""
+        ...
+
+    def requires(self) -> Any:
+        """The upstream tasks, as a task, a list or a dict of tasks (luigi's convention)."""
+        ...
+
+    def output(self) -> Any:
+        """The outputs, as a target, a list or a dict of targets."""
+        ...
+
+
+class KartTask(LuigiTask, Protocol):
+    """What the runner, the graph walk, run logs, build() and the adapters read of a kart task.
+
+    Every name here is a gokart 1.12.2 parameter or method of ``TaskOnKart``, or a ``kart_*``
+    method kart adds (kart's own names carry the prefix so task parameters cannot hide them).
+    """
+
+    workspace_directory: str
+    local_temporary_directory: str
+    rerun: bool
+    significant: bool
+    complete_check_at_run: bool
+    should_lock_run: bool
+    should_dump_supplementary_log_files: bool
+    serialized_task_definition_check: bool
+    fix_random_seed_methods: Iterable[str]
+    fix_random_seed_value: int | None
+    redis_host: str | None
+    redis_port: int | None
+    redis_timeout: int
+    task_log: dict[str, Any]
+    param_kwargs: dict[str, Any]
+
+    def make_unique_id(self) -> str:
+        """The 32-hex md5 id of the task's significant parameters and upstream ids (gokart's recipe)."""
+        ...
+
+    def kart_label(self) -> str:
+        """``Class[first 8 of unique id]``: how errors and logs name the task."""
+        ...
+
+    def kart_requires(self) -> list[Any]:
+        """``requires()`` flattened to a list of tasks (kart or plain luigi)."""
+        ...
+
+    def to_str_params(self, only_significant: bool = False, only_public: bool = False) -> dict[str, str]:
+        """luigi's string form of the parameters."""
+        ...
+
+    def get_own_code(self) -> str:
+        """The task class's own source (for ``serialized_task_definition_check``)."""
+        ...
+
+    def kart_log_target(self, kind: str, extension: str = ".pkl") -> Any:
+        """The run-log target ``{workspace}/log/{kind}/{Class}_{unique_id}{extension}``."""
+        ...
+
+
+def is_kart_task(task: object) -> TypeGuard[KartTask]:
+    """Whether ``task`` is a kart task (has a unique id and run logs), not a plain luigi task."""
+    return hasattr(task, "make_unique_id") and hasattr(task, "kart_label")
