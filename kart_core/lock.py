@@ -1,4 +1,9 @@
-"""Locks that make a task's work happen once across processes: a file lock, or redis when configured."""
+"""Locks that make a task's work happen once across processes: a file lock, or redis when configured.
+
+A lock is keyed by the canonical location of the task's first output (absolute, normalised, symlinks
+resolved; for URLs the scheme lower-cased and ``.``/``..``/``//`` collapsed), so two processes that
+spell one workspace differently (``./resources/`` and its absolute path) share one lock.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import contextlib
 import dataclasses
 import hashlib
 import os
+import posixpath
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -14,15 +20,37 @@ from typing import Any
 from kart_core.errors import TaskLockException
 
 
+def canonical_lock_key(location: str) -> str:
+    """The canonical form of an output location, so every spelling of one file gives one lock key.
+
+    Local paths (with or without ``file://``) become absolute and normalised with symlinks resolved;
+    URLs keep their scheme (lower-cased) and bucket and get ``.``, ``..`` and repeated ``/`` collapsed.
+    """
+    scheme, separator, rest = location.partition("://")
+    if separator and scheme.lower() not in ("file", "local"):
+        normalised = posixpath.normpath("/" + rest).lstrip("/")
+        return f"{scheme.lower()}://{normalised}"
+    local = rest if separator else location
+    return os.path.realpath(os.path.abspath(os.path.expanduser(local)))
+
+
 @dataclasses.dataclass(frozen=True)
 class LockParams:
-    """Where and how to lock one output: the key is the output path, so same-named classes never collide."""
+    """Where and how to lock one output: the key is the output location, so same-named classes never collide.
+
+    ``key`` and ``lock_directory`` are canonicalised on creation (see ``canonical_lock_key``).
+    """
 
     key: str
     redis_host: str | None = None
     redis_port: int | None = None
     redis_timeout: int = 180
     lock_directory: str = "./resources/tmp/locks"
+
+    def __post_init__(self) -> None:
+        # A frozen dataclass: set the canonical forms through object.__setattr__.
+        object.__setattr__(self, "key", canonical_lock_key(self.key))
+        object.__setattr__(self, "lock_directory", canonical_lock_key(self.lock_directory))
 
     @property
     def uses_redis(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 
 from kart_core.errors import TaskLockException
-from kart_core.lock import LockParams, hold_lock
+from kart_core.lock import LockParams, canonical_lock_key, hold_lock
 
 
 def _params(service: Any | None, key: str, tmp_path: Path) -> LockParams:
@@ -121,9 +122,94 @@ def test_redis_lock_is_renewed_while_held_and_expires_when_its_holder_dies(redis
     )
     with hold_lock(params):
         time.sleep(2.5)  # longer than redis_timeout: still ours
-        assert client.exists("kart-lock:ws/long.pkl") == 1
+        assert client.exists(f"kart-lock:{params.key}") == 1
     # A holder that vanished without releasing (no renewals): the key expires by itself.
-    client.set("kart-lock:ws/dead.pkl", "token", px=500)
     dead = LockParams(key="ws/dead.pkl", redis_host=redis_service.host, redis_port=redis_service.port)
+    client.set(f"kart-lock:{dead.key}", "token", px=500)
     with hold_lock(dead, wait_seconds=5):
         pass
+
+
+# --- canonical keys: every spelling of one output shares one lock ------------------------------
+
+SPELLINGS = [
+    ("./resources/pkg/Task_0123.pkl", "{cwd}/resources/pkg/Task_0123.pkl"),
+    ("resources//pkg/./Task_0123.pkl", "{cwd}/resources/other/../pkg/Task_0123.pkl"),
+    ("file://{cwd}/resources/pkg/Task_0123.pkl", "resources/pkg/Task_0123.pkl"),
+]
+
+
+@pytest.mark.parametrize(("first", "second"), SPELLINGS)
+def test_two_spellings_of_one_local_output_share_one_lock(
+    lock_service: Any, tmp_path: Path, first: str, second: str
+) -> None:
+    cwd = str(Path.cwd())
+    one = _params(lock_service, first.format(cwd=cwd), tmp_path)
+    other = _params(lock_service, second.format(cwd=cwd), tmp_path)
+    assert one.key == other.key == f"{os.path.realpath(cwd)}/resources/pkg/Task_0123.pkl"
+    with hold_lock(one), pytest.raises(TaskLockException), hold_lock(other, wait_seconds=0.2):
+        pass
+
+
+def test_a_symlinked_workspace_shares_the_lock_of_its_target(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    one = LockParams(key=str(tmp_path / "real" / "A_1.pkl"), lock_directory=str(tmp_path / "locks"))
+    other = LockParams(key=str(tmp_path / "link" / "A_1.pkl"), lock_directory=str(tmp_path / "locks"))
+    assert one.key == other.key
+
+
+@pytest.mark.parametrize(
+    ("spelling", "canonical"),
+    [
+        ("s3://bucket/ws/pkg/A_1.pkl", "s3://bucket/ws/pkg/A_1.pkl"),
+        ("S3://bucket//ws/./pkg/A_1.pkl", "s3://bucket/ws/pkg/A_1.pkl"),
+        ("s3://bucket/ws/tmp/../pkg/A_1.pkl", "s3://bucket/ws/pkg/A_1.pkl"),
+        ("gs://bucket/ws/pkg/A_1.pkl", "gs://bucket/ws/pkg/A_1.pkl"),
+    ],
+)
+def test_object_storage_urls_are_canonical(spelling: str, canonical: str) -> None:
+    assert canonical_lock_key(spelling) == canonical
+
+
+LOCKED_TASK = textwrap.dedent(
+    """
+    import os, sys, time
+    import luigi
+    import kart_core
+
+    class Once(kart_core.TaskOnKart):
+        def run(self):
+            with open(os.environ["RUNS_LOG"], "a") as log:
+                log.write("ran\\n")
+            time.sleep(0.5)
+            self.dump(1)
+
+    kart_core.build(Once(workspace_directory=sys.argv[1], should_lock_run=True), progress=False)
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["file", "redis"])
+def test_two_processes_spelling_the_workspace_differently_run_a_locked_task_once(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    script = tmp_path / "once.py"
+    script.write_text(LOCKED_TASK)
+    runs_log = tmp_path / "runs.log"
+    env = {**os.environ, "RUNS_LOG": str(runs_log), "CI": "true"}
+    if backend == "redis":
+        service = request.getfixturevalue("redis_service")
+        config = tmp_path / "luigi.cfg"
+        config.write_text(f"[TaskOnKart]\nredis_host={service.host}\nredis_port={service.port}\n")
+        env["LUIGI_CONFIG_PATH"] = str(config)
+    spellings = ["./resources/", str(tmp_path / "resources")]
+    processes = [
+        subprocess.Popen([sys.executable, str(script), spelling], cwd=tmp_path, env=env, stderr=subprocess.PIPE)
+        for spelling in spellings
+    ]
+    for process in processes:
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode == 0, stderr.decode()
+    assert runs_log.read_text().split() == ["ran"]
