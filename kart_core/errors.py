@@ -23,6 +23,7 @@ __all__ = [
     "WorkspacePathError",
     "IntegrityError",
     "StaleTaskError",
+    "PluginError",
 ]
 
 
@@ -88,3 +89,7 @@ class IntegrityError(KartError):
 
 class StaleTaskError(KartError):
     """A task rebuilt from its import path and parameters has another unique id than expected."""
+
+
+class PluginError(KartError):
+    """A kart plugin cannot be used: it implements an unknown hook or a hook with the wrong arguments."""

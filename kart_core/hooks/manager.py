@@ -11,6 +11,7 @@ from collections.abc import Iterable
 import pluggy
 
 from kart_core.dotted import import_object
+from kart_core.errors import PluginError
 from kart_core.hooks import specs
 from kart_core.hooks.markers import PROJECT_NAME
 
@@ -19,17 +20,57 @@ ENTRY_POINT_GROUP = "kart"
 
 
 def create_hook_manager(plugins: Iterable[object] = (), load_entry_points: bool = True) -> pluggy.PluginManager:
-    """Return a new manager with kart's specs, the given plugins and, optionally, entry-point plugins."""
+    """Return a new manager with kart's specs, the given plugins and, optionally, entry-point plugins.
+
+    Raises:
+        PluginError: a plugin implements a hook kart does not define (e.g. a misspelt name, which
+            would otherwise register silently and never fire), or with arguments the spec lacks.
+    """
     manager = pluggy.PluginManager(PROJECT_NAME)
     manager.add_hookspecs(specs.TaskRunSpecs)
     manager.add_hookspecs(specs.FileProcessorSpecs)
     for plugin in plugins:
-        manager.register(plugin)
+        _register(manager, plugin, None)
     if load_entry_points:
         for name, plugin in entry_point_plugins():
             if manager.get_plugin(name) is None:
-                manager.register(plugin, name=name)
+                _register(manager, plugin, name)
+    check_hooks(manager)
     return manager
+
+
+def _register(manager: pluggy.PluginManager, plugin: object, name: str | None) -> None:
+    try:
+        manager.register(plugin, name=name)
+    except pluggy.PluginValidationError as exc:
+        # pluggy checks the arguments of implementations of known hooks when they register.
+        raise PluginError(f"kart plugin {_plugin_label(plugin, name)} is invalid: {exc}") from exc
+
+
+def check_hooks(manager: pluggy.PluginManager) -> None:
+    """Refuse implementations of hooks that kart does not define (pluggy's ``check_pending``).
+
+    Raises:
+        PluginError: naming the plugin, the unknown hook, and the hooks that exist.
+    """
+    known = sorted(name for name in dir(manager.hook) if name.startswith("kart_"))
+    for hook_name in dir(manager.hook):
+        caller = getattr(manager.hook, hook_name)
+        if not isinstance(caller, pluggy.HookCaller) or caller.spec is not None:
+            continue
+        for impl in caller.get_hookimpls():
+            if impl.optionalhook:
+                continue
+            raise PluginError(
+                f"kart plugin {_plugin_label(impl.plugin, impl.plugin_name)} implements {hook_name!r}, which is "
+                f"not a kart hook, so it would never be called. Known hooks: {', '.join(known)}. "
+                "Fix the name, or mark it @hookimpl(optionalhook=True) if it belongs to a newer kart."
+            )
+
+
+def _plugin_label(plugin: object, name: str | None) -> str:
+    qualified = getattr(plugin, "__name__", None) or type(plugin).__qualname__
+    return f"{name!r} ({qualified})" if name and name != str(id(plugin)) else repr(qualified)
 
 
 @functools.cache
