@@ -6,8 +6,6 @@ import abc
 from typing import Any
 
 import luigi
-from luigi.task_register import Register
-
 from kart_core.errors import PandasTypeError
 
 __all__ = ["PandasTypeConfig", "PandasTypeError", "check_pandas_types"]
@@ -36,14 +34,18 @@ class PandasTypeConfig(luigi.Config):
 
 
 def _configs_by_namespace() -> dict[str | None, type[PandasTypeConfig]]:
+    """The declared configs by namespace; a later definition of a namespace replaces an earlier one.
+
+    Walks PandasTypeConfig's subclasses only, so the cost does not grow with the number of task
+    classes in luigi's registry (scanning it made every DataFrame dump O(registered classes)).
+    """
     configs: dict[str | None, type[PandasTypeConfig]] = {}
-    for name in Register.task_names():
-        try:
-            task_class = Register.get_task_cls(name)
-        except Exception:
-            continue
-        if issubclass(task_class, PandasTypeConfig) and task_class is not PandasTypeConfig:
-            configs[task_class.task_namespace] = task_class
+    stack: list[type[PandasTypeConfig]] = list(reversed(PandasTypeConfig.__subclasses__()))
+    while stack:
+        config = stack.pop()
+        if not getattr(config, "__abstractmethods__", None):
+            configs[config.task_namespace] = config
+        stack.extend(reversed(config.__subclasses__()))
     return configs
 
 
