@@ -6,6 +6,7 @@ import abc
 from typing import Any
 
 import luigi
+
 from kart_core.errors import PandasTypeError
 
 __all__ = ["PandasTypeConfig", "PandasTypeError", "check_pandas_types"]

@@ -59,7 +59,7 @@ def test_a_redefined_config_replaces_the_earlier_one() -> None:
     with pytest.raises(PandasTypeError):
         check_pandas_types(frame, "ptc_redefined")
 
-    class Redefined(PandasTypeConfig):  # type: ignore[no-redef]  # as a notebook cell run again
+    class Redefined(PandasTypeConfig):  # type: ignore[no-redef]  # noqa: F811  (a notebook cell run again)
         task_namespace = "ptc_redefined"
 
         @classmethod
