@@ -3,7 +3,16 @@
 ``import kart_core as gokart`` runs code written for gokart 1.12.2's public API.
 """
 
-from kart_core import config_params, errors, file_processor, target, testing, tree, utils  # gokart.X.Y access
+from kart_core import (  # gokart.X.Y access
+    config_params,
+    errors,
+    file_processor,
+    target,
+    testing,
+    tree,
+    utils,
+    workspace,  # the cache layout (paths, log kinds, listing), for adapters and tools
+)
 from kart_core.build import BuildResult, build, load_output
 from kart_core.dotted import import_object
 from kart_core.errors import GokartBuildError, StaleTaskError

@@ -24,6 +24,8 @@ __all__ = [
     "IntegrityError",
     "StaleTaskError",
     "PluginError",
+    "CleanupError",
+    "AdapterError",
 ]
 
 
@@ -93,3 +95,11 @@ class StaleTaskError(KartError):
 
 class PluginError(KartError):
     """A kart plugin cannot be used: it implements an unknown hook or a hook with the wrong arguments."""
+
+
+class CleanupError(KartError, ValueError):
+    """A workspace clean-up (``kart gc``, ``delete_local_unnecessary_outputs``) was asked for something it cannot do."""
+
+
+class AdapterError(KartError, RuntimeError):
+    """A scheduler adapter (kart_airflow, kart_kedro) cannot run or cache a task where it was called."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
-import os
 import threading
 import warnings
 from collections.abc import Callable, Iterator
@@ -27,6 +26,8 @@ from luigi.parameter import (
 )
 from luigi.task import UnconsumedParameterWarning
 
+from kart_core.workspace import WORKSPACE_ENVIRONMENT_VARIABLE, default_workspace, environment_workspace
+
 __all__ = [
     "WORKSPACE_ENVIRONMENT_VARIABLE",
     "LastResolution",
@@ -40,8 +41,6 @@ __all__ = [
     "section_values",
     "str_param_selection",
 ]
-
-WORKSPACE_ENVIRONMENT_VARIABLE = "KART_WORKSPACE"
 
 
 _frozen_fingerprint: contextvars.ContextVar[tuple[Any, ...] | None] = contextvars.ContextVar(
@@ -71,7 +70,7 @@ def _config_fingerprint() -> tuple[Any, ...]:
     data = getattr(config, "_sections", None)
     if data is None:
         data = getattr(config, "data", None)
-    return (id(config), repr(data), id(CmdlineParser.get_instance()), os.environ.get(WORKSPACE_ENVIRONMENT_VARIABLE))
+    return (id(config), repr(data), id(CmdlineParser.get_instance()), environment_workspace())
 
 
 def cached_per_config(cls: type, name: str, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -220,10 +219,12 @@ def resolve(cls: type, plan: ParameterPlan, args: Any, kwargs: Any) -> list[tupl
 
 
 def _with_workspace_from_environment(workspace_default: str, defaults: dict[str, Any]) -> dict[str, Any]:
-    """KART_WORKSPACE replaces the built-in ./resources/ default (config and arguments still win)."""
-    workspace = os.environ.get(WORKSPACE_ENVIRONMENT_VARIABLE)
-    if workspace and defaults.get("workspace_directory") == workspace_default:
-        defaults["workspace_directory"] = workspace
+    """The built-in ./resources/ default becomes kart's default workspace (config, then KART_WORKSPACE).
+
+    Arguments and ``[Class]`` / ``[TaskOnKart]`` values still win: they are applied over these defaults.
+    """
+    if defaults.get("workspace_directory") == workspace_default:
+        defaults["workspace_directory"] = default_workspace()
     return defaults
 
 

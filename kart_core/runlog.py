@@ -9,11 +9,12 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from typing import Any
 
 from luigi.task import flatten
 
+from kart_core.contract import KartTask
 from kart_core.hooks.markers import hookimpl
+from kart_core.workspace import MODULE_VERSIONS, PROCESSING_TIME, RANDOM_SEED, TASK_LOG, TASK_PARAMS, LogKind
 
 __all__ = ["RunLogPlugin", "module_versions"]
 
@@ -22,22 +23,26 @@ class RunLogPlugin:
     """Writes the five gokart run logs of each task that runs."""
 
     @hookimpl
-    def kart_before_task_run(self, task: Any, seed: int, seed_methods: list[str]) -> None:
+    def kart_before_task_run(self, task: KartTask, seed: int, seed_methods: list[str]) -> None:
         """Record parameters, seed and package versions."""
         if not task.should_dump_supplementary_log_files:
             return
-        task.kart_log_target("random_seed").dump({"seed": seed, "seed_methods": seed_methods})
-        task.kart_log_target("task_params").dump(task.to_str_params(only_significant=True))
-        task.kart_log_target("module_versions", ".txt").dump(module_versions())
+        _dump(task, RANDOM_SEED, {"seed": seed, "seed_methods": seed_methods})
+        _dump(task, TASK_PARAMS, task.to_str_params(only_significant=True))
+        _dump(task, MODULE_VERSIONS, module_versions())
 
     @hookimpl
-    def kart_after_task_run(self, task: Any, processing_time: float) -> None:
+    def kart_after_task_run(self, task: KartTask, processing_time: float) -> None:
         """Record the run time and the task log with the output paths."""
         task.task_log["file_path"] = [target.path() for target in flatten(task.output())]
         if not task.should_dump_supplementary_log_files:
             return
-        task.kart_log_target("processing_time").dump(processing_time)
-        task.kart_log_target("task_log").dump(task.task_log)
+        _dump(task, PROCESSING_TIME, processing_time)
+        _dump(task, TASK_LOG, task.task_log)
+
+
+def _dump(task: KartTask, kind: LogKind, value: object) -> None:
+    task.kart_log_target(kind.name, kind.extension).dump(value)
 
 
 def module_versions() -> str:

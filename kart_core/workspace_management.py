@@ -1,46 +1,54 @@
-"""Clean a local workspace: delete the outputs that a task graph does not need.
+"""Clean a local workspace: delete the outputs that a task graph does not need (gokart's
+``delete_local_unnecessary_outputs``).
 
 Kept: every output of every task under the root (walked iteratively), the run logs under
-``{workspace}/log/`` and the scratch directory (locks and model scratch live there).
+``{workspace}/log/``, the scratch directory (locks and model scratch live there) and temporary
+files (a write may be in progress; ``kart gc`` sweeps old ones).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
-from typing import Any
 
+from kart_core.contract import KartTask
+from kart_core.errors import CleanupError
 from kart_core.graph import walk
+from kart_core.storage import storage_for
 from kart_core.storage.base import protocol_of
 from kart_core.utils import flatten
+from kart_core.workspace import LOG_DIRECTORY, list_files
 
 __all__ = ["delete_local_unnecessary_outputs"]
 
 logger = logging.getLogger(__name__)
 
 
-def delete_local_unnecessary_outputs(task: Any) -> list[str]:
-    """Delete files in ``task``'s local workspace that no task of its graph outputs; return what was deleted."""
+def delete_local_unnecessary_outputs(task: KartTask) -> list[str]:
+    """Delete files in ``task``'s local workspace that no task of its graph outputs; return what was deleted.
+
+    Raises:
+        CleanupError: the workspace is not a local directory.
+    """
     workspace = str(task.workspace_directory)
     if protocol_of(workspace):
-        raise ValueError(
+        raise CleanupError(
             f"delete_local_unnecessary_outputs({task.kart_label()}): the workspace {workspace!r} is not local; "
             "only local workspaces can be cleaned."
         )
     needed = _needed_outputs(task)
-    kept_directories = [_absolute(os.path.join(workspace, "log")), _absolute(task.local_temporary_directory)]
+    kept_directories = [_absolute(os.path.join(workspace, LOG_DIRECTORY)), _absolute(task.local_temporary_directory)]
     deleted = []
-    for path in sorted(Path(workspace).rglob("*")):
-        absolute = _absolute(str(path))
-        if path.is_file() and absolute not in needed and not _is_under_any(absolute, kept_directories):
-            path.unlink()
-            deleted.append(str(path))
+    for entry in list_files(workspace):
+        absolute = _absolute(entry.path)
+        if absolute not in needed and not _is_under_any(absolute, kept_directories):
+            storage_for(entry.path).remove(entry.path)
+            deleted.append(entry.path)
     logger.info("Deleted %d unneeded file(s) from %s: %s", len(deleted), workspace, deleted)
     return deleted
 
 
-def _needed_outputs(task: Any) -> set[str]:
+def _needed_outputs(task: KartTask) -> set[str]:
     """Absolute paths of the outputs of every task in the graph under ``task``."""
     graph = walk([task])
     return {_absolute(target.path()) for node in graph.nodes.values() for target in flatten(node.output())}

@@ -21,7 +21,7 @@ from luigi.cmdline_parser import CmdlineParser
 from kart_core.dotted import import_object
 from kart_core.errors import KartError
 
-__all__ = ["TaskSpecError", "default_workspace", "resolve_task_class", "set_workspace", "task_from_command_line"]
+__all__ = ["TaskSpecError", "resolve_task_class", "set_workspace", "task_from_command_line"]
 
 
 class TaskSpecError(KartError):
@@ -82,9 +82,3 @@ def set_workspace(workspace: str | None) -> None:
     if not config.has_section("TaskOnKart"):
         config.add_section("TaskOnKart")
     config.set("TaskOnKart", "workspace_directory", workspace)
-
-
-def default_workspace() -> str:
-    """The workspace tasks use when none is given: ``[TaskOnKart] workspace_directory`` or ./resources/."""
-    value = luigi.configuration.get_config().get("TaskOnKart", "workspace_directory", None)
-    return str(value) if value else "./resources/"

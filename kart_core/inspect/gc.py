@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from collections.abc import Iterable
-from typing import Any
 
+from kart_core.contract import KartTask, LuigiTask, is_kart_task
+from kart_core.errors import CleanupError
 from kart_core.graph import walk
-from kart_core.inspect.files import FileInfo, list_files, relative_key, remove_file
-from kart_core.inspect.runlogs import LOG_KINDS
 from kart_core.signing import signature_path
+from kart_core.storage import storage_for
 from kart_core.storage.base import protocol_of
 from kart_core.utils import flatten
+from kart_core.workspace import LOG_KINDS, FileEntry, is_kart_named, list_files, log_task_path, relative_key
 
 __all__ = ["GcPlan", "plan_gc", "delete_unreachable"]
-
-_KART_FILE = re.compile(r"_[0-9a-f]{32}(\.[^/]*)?$")
 
 
 @dataclasses.dataclass
@@ -30,8 +28,8 @@ class GcPlan:
     """What a clean-up would delete in one workspace, and how much it keeps."""
 
     workspace: str
-    delete: list[FileInfo]
-    kept: list[FileInfo]
+    delete: list[FileEntry]
+    kept: list[FileEntry]
 
     @property
     def delete_bytes(self) -> int:
@@ -39,19 +37,23 @@ class GcPlan:
         return sum(f.size for f in self.delete)
 
 
-def plan_gc(tasks: Iterable[Any], workspace: str | None = None) -> GcPlan:
-    """Files under the workspace of ``tasks`` that are neither outputs nor run logs of any task in their graphs."""
+def plan_gc(tasks: Iterable[KartTask], workspace: str | None = None) -> GcPlan:
+    """Files under the workspace of ``tasks`` that are neither outputs nor run logs of any task in their graphs.
+
+    Raises:
+        CleanupError: no task was given, or the tasks live in different workspaces.
+    """
     roots = list(tasks)
     if not roots:
-        raise ValueError("kart gc: give at least one task to keep (--keep module.Class ...).")
+        raise CleanupError("kart gc: give at least one task to keep (--keep module.Class ...).")
     workspace = workspace or _shared_workspace(roots)
     graph = walk(roots)
     reachable = {key for node in graph.nodes.values() for key in _reachable_keys(node, workspace)}
     skipped = _scratch_prefixes(graph.nodes.values(), workspace)
-    delete: list[FileInfo] = []
-    kept: list[FileInfo] = []
+    delete: list[FileEntry] = []
+    kept: list[FileEntry] = []
     for info in list_files(workspace):
-        if any(info.relative.startswith(prefix) for prefix in skipped) or not _KART_FILE.search(info.relative):
+        if any(info.relative.startswith(prefix) for prefix in skipped) or not is_kart_named(info.relative):
             continue
         (kept if info.relative in reachable else delete).append(info)
     return GcPlan(workspace=workspace, delete=delete, kept=kept)
@@ -60,24 +62,23 @@ def plan_gc(tasks: Iterable[Any], workspace: str | None = None) -> GcPlan:
 def delete_unreachable(plan: GcPlan) -> list[str]:
     """Delete the files of ``plan``; return their paths."""
     for info in plan.delete:
-        remove_file(info.path)
+        storage_for(info.path).remove(info.path)
     return [info.path for info in plan.delete]
 
 
-def _shared_workspace(roots: list[Any]) -> str:
+def _shared_workspace(roots: list[KartTask]) -> str:
     workspaces = {str(root.workspace_directory) for root in roots}
     if len(workspaces) > 1:
-        raise ValueError(
+        raise CleanupError(
             f"kart gc: the kept tasks live in different workspaces {sorted(workspaces)}; clean one at a time."
         )
     return workspaces.pop()
 
 
-def _reachable_keys(task: Any, workspace: str) -> list[str]:
+def _reachable_keys(task: LuigiTask, workspace: str) -> list[str]:
     paths = [target.path() for target in flatten(task.output())]
-    if hasattr(task, "kart_log_target"):
-        paths += [task.kart_log_target(kind).path() for kind in LOG_KINDS]
-        paths.append(task.kart_log_target("module_versions", ".txt").path())
+    if is_kart_task(task):
+        paths += [log_task_path(task, kind) for kind in LOG_KINDS]
     keys = []
     for path in paths:
         for candidate in (path, signature_path(path)):
@@ -104,7 +105,7 @@ def _normalized_url(url: str) -> str:
     return f"{scheme}://{relative_key(rest)}"
 
 
-def _scratch_prefixes(tasks: Iterable[Any], workspace: str) -> set[str]:
+def _scratch_prefixes(tasks: Iterable[LuigiTask], workspace: str) -> set[str]:
     prefixes = set()
     for task in tasks:
         scratch = getattr(task, "local_temporary_directory", None)

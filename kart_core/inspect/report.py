@@ -12,14 +12,17 @@ import json
 from datetime import datetime
 from typing import Any
 
+from kart_core.contract import KartTask, LuigiTask, is_kart_task
 from kart_core.graph import TaskGraph, walk
 from kart_core.hashing import short_id
-from kart_core.inspect.files import FileInfo, list_files
 from kart_core.inspect.layout import NODE_HEIGHT, NODE_WIDTH, Layout, layered_layout
 from kart_core.inspect.report_assets import CSS, JS
 from kart_core.inspect.runlogs import locate_size
 from kart_core.inspect.runs import format_size
+from kart_core.storage import storage_for
+from kart_core.target import make_target
 from kart_core.utils import flatten
+from kart_core.workspace import PROCESSING_TIME, TASK_LOG, TASK_PARAMS, FileEntry, list_files, log_task_path
 
 __all__ = ["TaskSummary", "describe_graph", "render_report", "write_report"]
 
@@ -42,17 +45,16 @@ class TaskSummary:
     requires: list[str]
 
 
-def describe_graph(roots: list[Any]) -> tuple[TaskGraph, list[TaskSummary]]:
+def describe_graph(roots: list[LuigiTask]) -> tuple[TaskGraph, list[TaskSummary]]:
     """Walk the whole graph under ``roots`` and summarize each task (upstreams first)."""
     graph = walk(roots)
-    listings: dict[str, dict[str, FileInfo]] = {}
+    listings: dict[str, dict[str, FileEntry]] = {}
     return graph, [_summary(key, graph, listings) for key in graph.order]
 
 
-def _summary(key: str, graph: TaskGraph, listings: dict[str, dict[str, FileInfo]]) -> TaskSummary:
-    task = graph.nodes[key]
-    is_kart = hasattr(task, "make_unique_id")
-    unique_id = task.make_unique_id() if is_kart else str(task.task_id).rsplit("_", 1)[-1]
+def _summary(key: str, graph: TaskGraph, listings: dict[str, dict[str, FileEntry]]) -> TaskSummary:
+    task: LuigiTask = graph.nodes[key]
+    unique_id = task.make_unique_id() if is_kart_task(task) else str(task.task_id).rsplit("_", 1)[-1]
     return TaskSummary(
         key=key,
         name=type(task).__name__,
@@ -60,31 +62,40 @@ def _summary(key: str, graph: TaskGraph, listings: dict[str, dict[str, FileInfo]
         unique_id=unique_id,
         label=f"{type(task).__name__}[{short_id(unique_id)}]",
         status=_status(task),
-        params=task.get_info(only_significant=True) if is_kart else task.to_str_params(only_significant=True),
-        processing_time=_processing_time(task) if is_kart else "unknown",
+        params=_params(task),
+        processing_time=_processing_time(task) if is_kart_task(task) else "unknown",
         outputs=[_output(task, target.path(), listings) for target in flatten(task.output())],
         requires=list(graph.upstream[key]),
     )
 
 
-def _status(task: Any) -> str:
+def _params(task: LuigiTask) -> dict[str, str]:
+    # gokart's get_info shows a task parameter as Class-unique_id; a plain luigi task has only to_str_params.
+    get_info = getattr(task, "get_info", None)
+    if get_info is not None:
+        return dict(get_info(only_significant=True))
+    return dict(task.to_str_params(only_significant=True))  # type: ignore[attr-defined]
+
+
+def _status(task: LuigiTask) -> str:
     if task.complete():
         return "complete"
-    if (
-        hasattr(task, "kart_log_target")
-        and task.kart_log_target("task_params").exists()
-        and not task.kart_log_target("task_log").exists()
-    ):
+    if is_kart_task(task) and _exists(log_task_path(task, TASK_PARAMS)) and not _exists(log_task_path(task, TASK_LOG)):
         return "failed"  # parameters logged before run(), task log only after success
     return "pending"
 
 
-def _processing_time(task: Any) -> str:
-    value = task.get_processing_time()
+def _exists(path: str) -> bool:
+    return storage_for(path).exists(path)
+
+
+def _processing_time(task: KartTask) -> str:
+    path = log_task_path(task, PROCESSING_TIME)
+    value = make_target(path).load() if _exists(path) else "unknown"
     return f"{value:.3f}s" if isinstance(value, int | float) else str(value)
 
 
-def _output(task: Any, path: str, listings: dict[str, dict[str, FileInfo]]) -> dict[str, str]:
+def _output(task: LuigiTask, path: str, listings: dict[str, dict[str, FileEntry]]) -> dict[str, str]:
     workspace = str(getattr(task, "workspace_directory", ""))
     if workspace and workspace not in listings:
         listings[workspace] = {f.relative: f for f in list_files(workspace)}
@@ -92,7 +103,7 @@ def _output(task: Any, path: str, listings: dict[str, dict[str, FileInfo]]) -> d
     return {"path": path, "size": format_size(size) if size is not None else "missing"}
 
 
-def render_report(roots: list[Any], title: str | None = None) -> str:
+def render_report(roots: list[LuigiTask], title: str | None = None) -> str:
     """The HTML page for the graph under ``roots``."""
     graph, summaries = describe_graph(roots)
     layout = layered_layout(graph.order, graph.upstream)
@@ -109,7 +120,7 @@ def render_report(roots: list[Any], title: str | None = None) -> str:
     )
 
 
-def write_report(roots: list[Any], path: str, title: str | None = None) -> str:
+def write_report(roots: list[LuigiTask], path: str, title: str | None = None) -> str:
     """Write the report page to the local file ``path``; return the path."""
     with open(path, "w", encoding="utf-8") as file:
         file.write(render_report(roots, title))

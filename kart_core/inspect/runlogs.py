@@ -8,22 +8,27 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from kart_core.inspect.files import FileInfo, list_files, relative_key
 from kart_core.storage import storage_for
 from kart_core.storage.base import protocol_of
 from kart_core.target import make_target
+from kart_core.workspace import (
+    PROCESSING_TIME,
+    TASK_LOG,
+    TASK_PARAMS,
+    FileEntry,
+    LogKind,
+    list_files,
+    relative_key,
+    run_logs,
+)
 
-__all__ = ["LOG_KINDS", "RunRecord", "locate_size", "read_runs", "split_log_name"]
+__all__ = ["RunRecord", "locate_size", "read_runs"]
 
 logger = logging.getLogger(__name__)
-
-LOG_KINDS = ("task_params", "random_seed", "processing_time", "task_log")
-_LOG_NAME = re.compile(r"^(?P<cls>.+)_(?P<uid>[0-9a-f]{32})\.(pkl|txt)$")
 
 
 @dataclasses.dataclass
@@ -38,58 +43,44 @@ class RunRecord:
     outputs: list[str]
     output_size: int | None
     status: str  # "complete", "outputs missing" or "unfinished"
-    logs: list[FileInfo]
+    logs: list[FileEntry]
 
 
-def split_log_name(name: str) -> tuple[str, str] | None:
-    """``(Class, unique_id)`` from a log file name such as ``Load_0123…ef.pkl``; None for other files."""
-    match = _LOG_NAME.match(name)
-    return (match["cls"], match["uid"]) if match else None
-
-
-def read_runs(workspace: str, files: list[FileInfo] | None = None, class_name: str | None = None) -> list[RunRecord]:
+def read_runs(workspace: str, files: list[FileEntry] | None = None, class_name: str | None = None) -> list[RunRecord]:
     """Every run recorded under ``workspace`` (optionally of one class), oldest first."""
     files = files if files is not None else list_files(workspace)
     by_relative = {f.relative: f for f in files}
     logs = _logs_by_run(files)
     records = []
-    for (cls, uid), run_logs in logs.items():
+    for (cls, uid), logs_of_run in logs.items():
         if class_name is None or cls == class_name:
-            records.append(_record(workspace, cls, uid, run_logs, by_relative))
+            records.append(_record(workspace, cls, uid, logs_of_run, by_relative))
     return sorted(records, key=lambda r: (r.finished_at or datetime.max, r.class_name, r.unique_id))
 
 
-def _logs_by_run(files: Iterable[FileInfo]) -> dict[tuple[str, str], dict[str, FileInfo]]:
-    runs: dict[tuple[str, str], dict[str, FileInfo]] = {}
-    for info in files:
-        parts = info.relative.split("/")
-        if len(parts) != 3 or parts[0] != "log":
-            continue
-        key = split_log_name(parts[2])
-        if key is not None:
-            runs.setdefault(key, {})[parts[1]] = info
+def _logs_by_run(files: Iterable[FileEntry]) -> dict[tuple[str, str], dict[LogKind, FileEntry]]:
     # Only kinds that mark a run; a lone random_seed or module_versions file does not.
-    return {key: logs for key, logs in runs.items() if "task_params" in logs or "task_log" in logs}
+    return {key: logs for key, logs in run_logs(files).items() if TASK_PARAMS in logs or TASK_LOG in logs}
 
 
 def _record(
-    workspace: str, cls: str, uid: str, logs: dict[str, FileInfo], by_relative: dict[str, FileInfo]
+    workspace: str, cls: str, uid: str, logs: dict[LogKind, FileEntry], by_relative: dict[str, FileEntry]
 ) -> RunRecord:
-    task_log = _load(logs.get("task_log"))
+    task_log = _load(logs.get(TASK_LOG))
     outputs = list(task_log.get("file_path", [])) if isinstance(task_log, dict) else []
     located = [locate_size(workspace, path, by_relative) for path in outputs]
     sizes = [size for size in located if size is not None]
-    if "task_log" not in logs:
+    if TASK_LOG not in logs:
         status = "unfinished"
     else:
         status = "complete" if len(sizes) == len(outputs) else "outputs missing"
-    processing_time = _load(logs.get("processing_time"))
+    processing_time = _load(logs.get(PROCESSING_TIME))
     return RunRecord(
         class_name=cls,
         unique_id=uid,
-        params=dict(_load(logs.get("task_params")) or {}),
+        params=dict(_load(logs.get(TASK_PARAMS)) or {}),
         processing_time=float(processing_time) if isinstance(processing_time, int | float) else None,
-        finished_at=logs["task_log"].modified if "task_log" in logs else None,
+        finished_at=logs[TASK_LOG].mtime if TASK_LOG in logs else None,
         outputs=outputs,
         output_size=sum(sizes) if outputs and status == "complete" else None,
         status=status,
@@ -97,7 +88,7 @@ def _record(
     )
 
 
-def _load(info: FileInfo | None) -> Any:
+def _load(info: FileEntry | None) -> Any:
     if info is None:
         return None
     try:
@@ -107,7 +98,7 @@ def _load(info: FileInfo | None) -> Any:
         return None
 
 
-def locate_size(workspace: str, recorded: str, by_relative: dict[str, FileInfo]) -> int | None:
+def locate_size(workspace: str, recorded: str, by_relative: dict[str, FileEntry]) -> int | None:
     """The size of an output path (None if missing), found in the workspace listing by its longest matching suffix.
 
     Recorded paths are as the writer saw them (e.g. ``./resources/pkg/A_….pkl`` relative to its

@@ -7,8 +7,8 @@ from typing import Any
 
 import pandas as pd
 
-from kart_core.inspect.cmdline import default_workspace
 from kart_core.inspect.runlogs import RunRecord, read_runs
+from kart_core.workspace import default_workspace
 
 __all__ = ["COLUMNS", "runs", "format_size", "format_table"]
 
@@ -24,7 +24,8 @@ def runs(
     """Every cached run in ``workspace``, oldest first: one row per (class, unique id).
 
     Args:
-        workspace: a local path or fsspec URL; default the configured workspace (./resources/).
+        workspace: a local path or fsspec URL; default ``kart_core.workspace.default_workspace()``
+            (``[TaskOnKart] workspace_directory``, then ``KART_WORKSPACE``, then ./resources/).
         task_class: keep runs of this class (bare name, or ``module.Class``).
         params: keep runs whose stored parameter values equal these (compared as strings).
         expand_params: add one ``param.<name>`` column per parameter.
@@ -33,7 +34,7 @@ def runs(
     output_size (bytes), status ("complete", "outputs missing", "unfinished"), outputs.
     """
     class_name = task_class.rpartition(".")[2] if task_class else None
-    records = read_runs(workspace or default_workspace(), class_name=class_name)
+    records = read_runs(default_workspace(workspace), class_name=class_name)
     records = [r for r in records if _matches(r, params or {})]
     frame = pd.DataFrame([_row(r) for r in records], columns=COLUMNS)
     frame["output_size"] = frame["output_size"].astype("Int64")  # bytes; missing outputs stay <NA>

@@ -14,10 +14,11 @@ import json
 from datetime import datetime
 from typing import Any
 
+from kart_core.contract import KartTask, LuigiTask, is_kart_task
 from kart_core.hashing import decode_task_reference, short_id, unique_id_from_parts
-from kart_core.inspect.files import FileInfo, list_files
 from kart_core.inspect.runlogs import RunRecord, read_runs
 from kart_core.utils import flatten
+from kart_core.workspace import FileEntry, list_files
 
 __all__ = ["explain"]
 
@@ -28,12 +29,12 @@ _INDENT = "  "
 class _Context:
     """Listings and run records read once per workspace and class."""
 
-    files: dict[str, list[FileInfo]] = dataclasses.field(default_factory=dict)
+    files: dict[str, list[FileEntry]] = dataclasses.field(default_factory=dict)
     records: dict[tuple[str, str], list[RunRecord]] = dataclasses.field(default_factory=dict)
     explained: set[str] = dataclasses.field(default_factory=set)
     lines: list[str] = dataclasses.field(default_factory=list)
 
-    def runs_of(self, task: Any) -> list[RunRecord]:
+    def runs_of(self, task: KartTask) -> list[RunRecord]:
         workspace, class_name = str(task.workspace_directory), type(task).__name__
         if workspace not in self.files:
             self.files[workspace] = list_files(workspace)
@@ -45,15 +46,15 @@ class _Context:
         self.lines.append(_INDENT * depth + text)
 
 
-def explain(task: Any, max_depth: int = 6) -> list[str]:
+def explain(task: LuigiTask, max_depth: int = 6) -> list[str]:
     """Lines saying whether ``task`` will run and why: the parameter or upstream that differs from the cache."""
     context = _Context()
     _explain(task, 0, None, context, max_depth)
     return context.lines
 
 
-def _explain(task: Any, depth: int, against: RunRecord | None, context: _Context, max_depth: int) -> None:
-    if not hasattr(task, "make_unique_id"):
+def _explain(task: LuigiTask, depth: int, against: RunRecord | None, context: _Context, max_depth: int) -> None:
+    if not is_kart_task(task):
         state = "complete" if task.complete() else "incomplete: it will run"
         context.say(depth, f"{task.task_id} (a plain luigi task) is {state}.")
         return
@@ -75,7 +76,13 @@ def _explain(task: Any, depth: int, against: RunRecord | None, context: _Context
 
 
 def _explain_missing(
-    task: Any, label: str, missing: list[str], depth: int, against: RunRecord | None, context: _Context, max_depth: int
+    task: KartTask,
+    label: str,
+    missing: list[str],
+    depth: int,
+    against: RunRecord | None,
+    context: _Context,
+    max_depth: int,
 ) -> None:
     records = context.runs_of(task)
     own = next((r for r in records if r.unique_id == task.make_unique_id()), None)
@@ -110,7 +117,7 @@ def _when(record: RunRecord) -> str:
     return f" (finished {finished:%Y-%m-%d %H:%M:%S})" if finished else ""
 
 
-def _nearest(task: Any, records: list[RunRecord]) -> RunRecord | None:
+def _nearest(task: KartTask, records: list[RunRecord]) -> RunRecord | None:
     """The cached run with the fewest differing parameters; the latest one among equals."""
     params = task.to_str_params(only_significant=True)
     if not records:
@@ -151,7 +158,7 @@ def _readable(value: str) -> str:
 
 
 def _explain_upstream_change(
-    task: Any, label: str, cached: str, against: RunRecord, depth: int, context: _Context, max_depth: int
+    task: KartTask, label: str, cached: str, against: RunRecord, depth: int, context: _Context, max_depth: int
 ) -> None:
     found = _changed_upstream(task, against, context)
     if found is None:

@@ -2,11 +2,41 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import IO, Protocol, runtime_checkable
+
+__all__ = ["TEMPORARY_SUFFIX", "FileEntry", "Storage", "is_temporary", "protocol_of", "storage_for"]
+
+# The name ending of files that are not outputs yet: atomic writes in progress, staged task outputs,
+# and leftovers of killed writers. Defined here because the storage layer creates them;
+# kart_core.workspace re-exports it as the layout's temporary suffix.
+TEMPORARY_SUFFIX = ".kart-tmp"
+
+
+def is_temporary(name: str) -> bool:
+    """Whether the file name or path ``name`` is one of kart's temporary files."""
+    return name.endswith(TEMPORARY_SUFFIX)
+
+
+@dataclasses.dataclass(frozen=True)
+class FileEntry:
+    """One file found by ``Storage.walk``.
+
+    Attributes:
+        path: the file's full path, in the form the walked root was given (local path or URL).
+        relative: the path below the root, with forward slashes and no leading ``./``.
+        size: bytes.
+        mtime: when it was last written, as local naive time (None when the storage does not say).
+    """
+
+    path: str
+    relative: str
+    size: int
+    mtime: datetime | None
 
 
 @runtime_checkable
@@ -35,6 +65,14 @@ class Storage(Protocol):
 
     def list_dir(self, path: str) -> Iterator[str]:
         """Names of the files directly under the directory ``path`` (nothing if it is missing)."""
+        ...
+
+    def walk(self, root: str, include_temporary: bool = False) -> Iterator[FileEntry]:
+        """Every file under ``root``, recursively, in no particular order (nothing if ``root`` is missing).
+
+        Temporary files (``TEMPORARY_SUFFIX``) are skipped unless ``include_temporary`` is set;
+        a file that vanishes or cannot be examined while the walk runs is skipped.
+        """
         ...
 
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import IO
 
-_TEMPORARY_SUFFIX = ".kart-tmp"
+from kart_core.storage.base import TEMPORARY_SUFFIX, FileEntry, is_temporary
 
 
 def _local(path: str) -> str:
@@ -36,7 +36,7 @@ class LocalStorage:
         directory = os.path.dirname(final) or "."
         os.makedirs(directory, exist_ok=True)
         # Same directory as the target, so the rename never crosses file systems and stays atomic.
-        fd, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(final)}.", suffix=_TEMPORARY_SUFFIX, dir=directory)
+        fd, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(final)}.", suffix=TEMPORARY_SUFFIX, dir=directory)
         try:
             # "w+b": the signing step reads the written bytes back before the rename.
             with os.fdopen(fd, "w+b") as file:
@@ -63,4 +63,24 @@ class LocalStorage:
         except (FileNotFoundError, NotADirectoryError):
             return
         # Temporary files of writes in progress (or of killed writers) are not outputs.
-        yield from (name for name in names if not name.endswith(_TEMPORARY_SUFFIX))
+        yield from (name for name in names if not is_temporary(name))
+
+    def walk(self, root: str, include_temporary: bool = False) -> Iterator[FileEntry]:
+        """Every file under the directory ``root`` with its size and mtime (temporary files only on request)."""
+        local = _local(root)
+        # os.walk skips directories it cannot read (its default onerror), so a damaged tree never raises.
+        for directory, _, names in os.walk(local):
+            for name in names:
+                if include_temporary or not is_temporary(name):
+                    entry = _entry(root, local, os.path.join(directory, name))
+                    if entry is not None:
+                        yield entry
+
+
+def _entry(root: str, local_root: str, full: str) -> FileEntry | None:
+    try:
+        status = os.stat(full)
+    except OSError:  # removed meanwhile, or a dangling link: not a file to report
+        return None
+    relative = os.path.relpath(full, local_root).replace(os.sep, "/")
+    return FileEntry(os.path.join(root, relative), relative, status.st_size, datetime.fromtimestamp(status.st_mtime))

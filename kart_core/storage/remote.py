@@ -16,9 +16,13 @@ from datetime import datetime
 from typing import IO, Any
 
 from kart_core.errors import KartError
+from kart_core.storage.base import FileEntry, is_temporary
 from kart_core.storage.listing import exists_in_listing
 
-__all__ = ["FsspecStorage", "storage_options", "s3_options"]
+__all__ = ["UPLOAD_PREFIX", "FsspecStorage", "storage_options", "s3_options"]
+
+# Local spool files of uploads in progress live in the system temporary directory under this prefix.
+UPLOAD_PREFIX = "kart-upload-"
 
 _EXTRA_FOR_PROTOCOL = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}
 _S3_SECTION = "S3Config"
@@ -92,7 +96,7 @@ class FsspecStorage:
     @contextlib.contextmanager
     def atomic_write(self, path: str) -> Iterator[IO[bytes]]:
         """Spool to a local temporary file, then upload it as one object (a put is all or nothing)."""
-        with tempfile.NamedTemporaryFile(prefix="kart-upload-", delete=False) as file:
+        with tempfile.NamedTemporaryFile(prefix=UPLOAD_PREFIX, delete=False) as file:
             local = file.name
         try:
             with open(local, "w+b") as file:
@@ -128,3 +132,28 @@ class FsspecStorage:
             return
         for entry in entries:
             yield str(entry).rstrip("/").rsplit("/", 1)[-1]
+
+    def walk(self, root: str, include_temporary: bool = False) -> Iterator[FileEntry]:
+        """Every object under ``root`` with its size and mtime (one recursive listing; temporaries on request)."""
+        stripped = self._fs._strip_protocol(root).rstrip("/")
+        try:
+            found = self._fs.find(stripped, detail=True)
+        except FileNotFoundError:
+            return
+        base = root.rstrip("/")
+        for key, info in found.items():
+            relative = str(key)[len(stripped) :].strip("/")
+            if info.get("type") == "directory" or not relative:
+                continue
+            if include_temporary or not is_temporary(relative):
+                yield FileEntry(f"{base}/{relative}", relative, int(info.get("size") or 0), _modified(info))
+
+
+def _modified(info: dict[str, Any]) -> datetime | None:
+    """The modification time in an fsspec listing entry, as local naive time (like local files)."""
+    value = info.get("LastModified") or info.get("mtime") or info.get("created") or info.get("updated")
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value)
+    if isinstance(value, datetime):
+        return value.astimezone().replace(tzinfo=None) if value.tzinfo is not None else value
+    return None

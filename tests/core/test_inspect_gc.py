@@ -10,7 +10,7 @@ import pytest
 
 import kart_core as gokart
 from kart_core.inspect import delete_unreachable, plan_gc, runs
-from kart_core.inspect.files import list_files
+from kart_core.workspace import list_files
 
 
 class GcLoad(gokart.TaskOnKart[list]):

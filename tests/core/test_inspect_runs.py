@@ -13,8 +13,8 @@ import pytest
 import kart_core as gokart
 from kart_core.inspect import runs
 from kart_core.inspect.cmdline import set_workspace
-from kart_core.inspect.runlogs import split_log_name
 from kart_core.inspect.runs import format_size, format_table
+from kart_core.workspace import parse_log_name
 
 
 class RnLoad(gokart.TaskOnKart[list]):
@@ -126,7 +126,7 @@ def test_runs_on_s3(s3_bucket: str) -> None:
 
 
 def test_helpers() -> None:
-    assert split_log_name("My_Task_" + "a" * 32 + ".pkl") == ("My_Task", "a" * 32)
-    assert split_log_name("notes.txt") is None
+    assert parse_log_name("My_Task_" + "a" * 32 + ".pkl") == ("My_Task", "a" * 32)
+    assert parse_log_name("notes.txt") is None
     assert [format_size(v) for v in (None, 512, 1536, 5 * 1024**2)] == ["-", "512 B", "1.5 KB", "5.0 MB"]
     assert format_table(pd.DataFrame()) == "No runs found."

@@ -64,7 +64,7 @@ def clear_command(
 
 
 def _workspace(workspace: str | None) -> str:
-    return workspace if workspace is not None else str(kart_core.TaskOnKart().workspace_directory)
+    return kart_core.workspace.default_workspace(workspace)
 
 
 def _runs(metadata: Any, workspace: str | None, all_projects: bool) -> list[CachedRun]:

@@ -9,10 +9,8 @@ that node and its dependants, as a kart graph would.
 from __future__ import annotations
 
 import dataclasses
-import glob
-import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -20,16 +18,11 @@ import luigi
 
 import kart_core
 
-__all__ = ["CachedRun", "KedroNodeRun", "cached_runs", "clear_run", "LOG_KINDS"]
+_layout = kart_core.workspace  # the cache layout: log kinds, log paths, listing
+
+__all__ = ["CachedRun", "KedroNodeRun", "cached_runs", "clear_run"]
 
 _UNSAFE = re.compile(r"[^0-9A-Za-z_.-]+")
-LOG_KINDS = (
-    ("task_params", ".pkl"),
-    ("random_seed", ".pkl"),
-    ("module_versions", ".txt"),
-    ("processing_time", ".pkl"),
-    ("task_log", ".pkl"),
-)
 _NO_OUTPUT = "__node_done__"
 
 
@@ -61,7 +54,7 @@ class KedroNodeRun(kart_core.TaskOnKart[Any]):
         """Run the Kedro node through the runner that created this task and cache what it returned."""
         execute = self.kedro_execute
         if execute is None:
-            raise RuntimeError(
+            raise kart_core.errors.AdapterError(
                 f"{self.kart_label()} caches the Kedro node {self.node_name!r}; it can only run inside "
                 "kart_kedro.KartRunner (kedro run --runner kart_kedro.KartRunner)."
             )
@@ -76,7 +69,7 @@ class KedroNodeRun(kart_core.TaskOnKart[Any]):
         try:
             self.dump(value, name)
         except Exception as exc:
-            raise RuntimeError(
+            raise kart_core.errors.AdapterError(
                 f"{self.kart_label()}: output {name!r} of Kedro node {self.node_name!r} cannot be cached "
                 f"({type(exc).__name__}: {exc}). Tag the node 'kart_no_cache' to run it every time."
             ) from exc
@@ -100,39 +93,29 @@ class CachedRun:
 def cached_runs(workspace: str, project: str | None = None) -> list[CachedRun]:
     """Every KedroNodeRun logged in ``workspace`` (of ``project`` when given), oldest first."""
     runs = []
-    for unique_id in _logged_ids(workspace):
+    for unique_id in _layout.logged_unique_ids(workspace, KedroNodeRun.__name__):
         task = _restore(workspace, unique_id)
         if project is not None and task.project != project:
             continue
-        created = task.kart_log_target("task_params").last_modification_time()
+        created = task.kart_log_target(_layout.TASK_PARAMS.name, _layout.TASK_PARAMS.extension).last_modification_time()
         runs.append(CachedRun(task=task, unique_id=unique_id, created=created, complete=bool(task.complete())))
     return sorted(runs, key=lambda run: run.created)
 
 
 def clear_run(run: CachedRun) -> list[str]:
     """Delete a run's outputs and logs; return the paths that existed."""
-    targets = list(run.task.output().values()) + [run.task.kart_log_target(kind, ext) for kind, ext in LOG_KINDS]
+    targets = list(run.task.output().values()) + [
+        run.task.kart_log_target(kind.name, kind.extension) for kind in _layout.LOG_KINDS
+    ]
     removed = [str(target.path()) for target in targets if target.exists()]
     for target in targets:
         target.remove()
     return removed
 
 
-def _logged_ids(workspace: str) -> Iterator[str]:
-    pattern = f"{workspace.rstrip('/')}/log/task_params/{KedroNodeRun.__name__}_*.pkl"
-    if "://" in workspace:
-        import fsspec
-
-        filesystem, _ = fsspec.core.url_to_fs(workspace)
-        paths = [str(path) for path in filesystem.glob(pattern)]
-    else:
-        paths = glob.glob(pattern)
-    for path in sorted(paths):
-        yield os.path.basename(path)[len(KedroNodeRun.__name__) + 1 : -len(".pkl")]
-
-
 def _restore(workspace: str, unique_id: str) -> KedroNodeRun:
     """The logged run, rebuilt from its task_params log in ``workspace``."""
     base: kart_core.TaskOnKart[Any] = kart_core.TaskOnKart(workspace_directory=workspace)
-    params = base.make_target(f"log/task_params/{KedroNodeRun.__name__}_{unique_id}.pkl", use_unique_id=False).load()
+    relative = _layout.log_relative_path(_layout.TASK_PARAMS, KedroNodeRun.__name__, unique_id)
+    params = base.make_target(relative, use_unique_id=False).load()
     return KedroNodeRun.from_str_params({**params, "workspace_directory": workspace})

@@ -1,0 +1,230 @@
+"""The cache layout, owned in one place: where a task's outputs and run logs live, and how to list them.
+
+gokart 1.12.2's layout (kart reads and writes the same bytes at the same names):
+
+- default output: ``{workspace}/{module path}/{Class}_{unique_id}{ext}``;
+  ``make_target(relative)``: ``{workspace}/{relative with _{unique_id} before the extension}``;
+- run logs: ``{workspace}/log/{kind}/{Class}_{unique_id}{ext}`` for the five ``LOG_KINDS``;
+- files whose name ends with ``TEMPORARY_SUFFIX`` are writes in progress (or leftovers of
+  killed writers), never outputs.
+
+The default workspace is resolved here too (``default_workspace``), and a workspace is listed
+through ``Storage.walk`` (``list_files``), on local disk and object storage alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import posixpath
+import re
+from collections.abc import Iterable
+
+import luigi.configuration
+
+from kart_core.contract import KartTask
+from kart_core.errors import WorkspacePathError
+from kart_core.storage.base import TEMPORARY_SUFFIX, FileEntry, is_temporary, protocol_of, storage_for
+
+__all__ = [
+    "BUILTIN_WORKSPACE",
+    "LOG_DIRECTORY",
+    "LOG_KINDS",
+    "MODULE_VERSIONS",
+    "PROCESSING_TIME",
+    "RANDOM_SEED",
+    "TASK_LOG",
+    "TASK_PARAMS",
+    "TEMPORARY_SUFFIX",
+    "WORKSPACE_ENVIRONMENT_VARIABLE",
+    "FileEntry",
+    "LogKind",
+    "default_output_path",
+    "default_workspace",
+    "environment_workspace",
+    "is_kart_named",
+    "is_temporary",
+    "join_url",
+    "list_files",
+    "log_path",
+    "log_relative_path",
+    "log_task_path",
+    "logged_unique_ids",
+    "parse_log_name",
+    "parse_log_relative",
+    "relative_key",
+    "run_logs",
+    "with_unique_id",
+    "workspace_path",
+]
+
+WORKSPACE_ENVIRONMENT_VARIABLE = "KART_WORKSPACE"
+BUILTIN_WORKSPACE = "./resources/"
+LOG_DIRECTORY = "log"
+_CONFIG_SECTION = "TaskOnKart"
+
+
+@dataclasses.dataclass(frozen=True)
+class LogKind:
+    """One kind of run log: its folder under ``log/`` and its file extension."""
+
+    name: str
+    extension: str
+
+
+TASK_PARAMS = LogKind("task_params", ".pkl")  # significant parameters, written before run()
+RANDOM_SEED = LogKind("random_seed", ".pkl")  # the seed and the seeded methods, before run()
+MODULE_VERSIONS = LogKind("module_versions", ".txt")  # name==version lines, before run()
+PROCESSING_TIME = LogKind("processing_time", ".pkl")  # seconds, after a successful run()
+TASK_LOG = LogKind("task_log", ".pkl")  # the task_log dict with the output paths, after a successful run()
+LOG_KINDS = (TASK_PARAMS, RANDOM_SEED, MODULE_VERSIONS, PROCESSING_TIME, TASK_LOG)
+_KIND_BY_NAME = {kind.name: kind for kind in LOG_KINDS}
+
+_UNIQUE_ID = r"[0-9a-f]{32}"
+_LOG_NAME = re.compile(rf"^(?P<cls>.+)_(?P<uid>{_UNIQUE_ID})(?P<ext>\.[^./]+)$")
+_KART_NAMED = re.compile(rf"_{_UNIQUE_ID}(\.[^/]*)?$")
+
+
+# --- the default workspace --------------------------------------------------------------------
+
+
+def default_workspace(explicit: str | None = None) -> str:
+    """The workspace to use: ``explicit``, else ``[TaskOnKart] workspace_directory`` in luigi's config,
+    else the environment variable ``KART_WORKSPACE``, else ``./resources/`` (gokart's default).
+
+    TaskOnKart's ``workspace_directory`` default and the ``kart`` commands both follow this order.
+    """
+    if explicit:
+        return explicit
+    configured = luigi.configuration.get_config().get(_CONFIG_SECTION, "workspace_directory", None)
+    if configured:
+        return str(configured)
+    return environment_workspace() or BUILTIN_WORKSPACE
+
+
+def environment_workspace() -> str | None:
+    """The workspace named by ``KART_WORKSPACE``, or None when it is unset or empty."""
+    return os.environ.get(WORKSPACE_ENVIRONMENT_VARIABLE) or None
+
+
+# --- paths of one task ------------------------------------------------------------------------
+
+
+def default_output_path(cls: type, extension: str) -> str:
+    """gokart's default output path relative to the workspace: ``{module/path}/{Class}{extension}``."""
+    return posixpath.join(cls.__module__.replace(".", "/"), f"{cls.__name__}{extension}")
+
+
+def workspace_path(workspace: str, relative: str, owner: str = "") -> str:
+    """``relative`` joined to ``workspace`` as gokart joins them (``os.path.join``).
+
+    Raises:
+        WorkspacePathError: ``relative`` is absolute or climbs out with ``..``; the message names
+            ``owner`` (e.g. the task class), the path and the workspace.
+    """
+    normalized = posixpath.normpath(relative.replace(os.sep, "/"))
+    if posixpath.isabs(normalized) or normalized == ".." or normalized.startswith("../"):
+        prefix = f"{owner}: " if owner else ""
+        raise WorkspacePathError(
+            f"{prefix}output path {relative!r} leaves the workspace {workspace!r}. "
+            "Use a path relative to the workspace, without '..'."
+        )
+    return os.path.join(workspace, relative)
+
+
+def with_unique_id(path: str, unique_id: str | None) -> str:
+    """``path`` with ``_{unique_id}`` inserted before its extension (unchanged when ``unique_id`` is None)."""
+    if unique_id is None:
+        return path
+    base, extension = os.path.splitext(path)
+    return f"{base}_{unique_id}{extension}"
+
+
+def log_relative_path(kind: LogKind, class_name: str, unique_id: str | None = None) -> str:
+    """``log/{kind}/{Class}[_{unique_id}]{ext}``: a run log's path relative to the workspace."""
+    return with_unique_id(f"{LOG_DIRECTORY}/{kind.name}/{class_name}{kind.extension}", unique_id)
+
+
+def log_path(workspace: str, kind: LogKind, class_name: str, unique_id: str) -> str:
+    """``{workspace}/log/{kind}/{Class}_{unique_id}{ext}``, joined as the task joins its outputs."""
+    return os.path.join(workspace, log_relative_path(kind, class_name, unique_id))
+
+
+def log_task_path(task: KartTask, kind: LogKind) -> str:
+    """The path of ``task``'s run log of ``kind`` in its own workspace."""
+    return log_path(str(task.workspace_directory), kind, type(task).__name__, task.make_unique_id())
+
+
+def log_kind(name: str) -> LogKind | None:
+    """The log kind whose folder is ``name``, or None for a folder kart does not write."""
+    return _KIND_BY_NAME.get(name)
+
+
+def parse_log_name(name: str) -> tuple[str, str] | None:
+    """``(Class, unique_id)`` from a run log's file name such as ``Load_0123…ef.pkl``; None for other names."""
+    match = _LOG_NAME.match(name)
+    return (match["cls"], match["uid"]) if match else None
+
+
+def parse_log_relative(relative: str) -> tuple[LogKind, str, str] | None:
+    """``(kind, Class, unique_id)`` from a workspace-relative path ``log/{kind}/{Class}_{uid}{ext}``.
+
+    None for anything else: other folders, unknown kinds, a wrong extension, temporary files.
+    """
+    parts = relative.split("/")
+    if len(parts) != 3 or parts[0] != LOG_DIRECTORY:
+        return None
+    kind = log_kind(parts[1])
+    match = _LOG_NAME.match(parts[2])
+    if kind is None or match is None or match["ext"] != kind.extension:
+        return None
+    return kind, match["cls"], match["uid"]
+
+
+def is_kart_named(relative: str) -> bool:
+    """Whether a file is named like a kart output or run log: ``…_{32-hex unique id}[.ext]``."""
+    return _KART_NAMED.search(relative) is not None
+
+
+# --- listing ----------------------------------------------------------------------------------
+
+
+def join_url(root: str, relative: str) -> str:
+    """``root/relative`` for a local path (``os.path.join``) or an URL (always ``/``)."""
+    return root.rstrip("/") + "/" + relative if protocol_of(root) else os.path.join(root, relative)
+
+
+def relative_key(path: str) -> str:
+    """A relative path normalized for comparison (forward slashes, no ``./``, no leading ``/``)."""
+    return posixpath.normpath(path.replace(os.sep, "/")).lstrip("/")
+
+
+def list_files(root: str, include_temporary: bool = False) -> list[FileEntry]:
+    """Every file under ``root`` (a workspace or a folder in one), sorted by relative path.
+
+    Goes through the storage of ``root`` (``Storage.walk``): local disk or any fsspec URL.
+    Nothing when ``root`` is missing; temporary files only when ``include_temporary`` is set.
+    """
+    return sorted(storage_for(root).walk(root, include_temporary=include_temporary), key=lambda f: f.relative)
+
+
+def run_logs(files: Iterable[FileEntry]) -> dict[tuple[str, str], dict[LogKind, FileEntry]]:
+    """The run-log files among ``files`` (relative to a workspace), grouped by ``(Class, unique_id)``."""
+    runs: dict[tuple[str, str], dict[LogKind, FileEntry]] = {}
+    for entry in files:
+        parsed = parse_log_relative(entry.relative)
+        if parsed is not None:
+            kind, cls, uid = parsed
+            runs.setdefault((cls, uid), {})[kind] = entry
+    return runs
+
+
+def logged_unique_ids(workspace: str, class_name: str, kind: LogKind = TASK_PARAMS) -> list[str]:
+    """Unique ids of the runs of ``class_name`` with a ``kind`` log in ``workspace`` (one folder listed), sorted."""
+    folder = join_url(workspace, f"{LOG_DIRECTORY}/{kind.name}")
+    ids = []
+    for entry in list_files(folder):
+        parsed = parse_log_relative(f"{LOG_DIRECTORY}/{kind.name}/{entry.relative}")
+        if parsed is not None and parsed[1] == class_name:
+            ids.append(parsed[2])
+    return sorted(ids)
