@@ -19,6 +19,8 @@ from typing import Any, Literal, TypeVar
 import pluggy
 from luigi import task_register
 
+from kart_core import target_config
+from kart_core.contract import is_kart_task
 from kart_core.errors import GokartBuildError
 from kart_core.graph import TaskGraph, walk
 from kart_core.hashing import short_id
@@ -100,28 +102,30 @@ def build(
     if reset_register:
         _drop_redefined_task_classes()
     manager = hook_manager if hook_manager is not None else default_hook_manager()
-    # One pass decides what is complete: on object storage, one listing per directory instead of
-    # one request per output. run_one checks each task again before running it.
-    with _cyclic_gc_paused(), listing_scope(), config_frozen():
-        graph = walk(roots, expand=_is_incomplete)
-    display = Progress(total=len(graph), live=progress)
-    result = execute(
-        graph,
-        workers=workers,
-        executor=executor,
-        keep_going=keep_going,
-        hook_manager=manager,
-        progress=display,
-        lock=lock,
-    )
-    display.close(result.summary())
-    manager.hook.kart_after_build(tasks=roots, result=result)
-    if result.failed:
-        raise _build_error(result)
-    if not return_value:
-        return None
-    outputs = [load_output(root) for root in roots]
-    return outputs if isinstance(task, list | tuple) else outputs[0]
+    # The signing key and other target settings are read once for the whole build.
+    with target_config.frozen():
+        # One pass decides what is complete: on object storage, one listing per directory instead of
+        # one request per output. run_one checks each task again before running it.
+        with _cyclic_gc_paused(), listing_scope(), config_frozen():
+            graph = walk(roots, expand=_is_incomplete)
+        display = Progress(total=len(graph), live=progress)
+        result = execute(
+            graph,
+            workers=workers,
+            executor=executor,
+            keep_going=keep_going,
+            hook_manager=manager,
+            progress=display,
+            lock=lock,
+        )
+        display.close(result.summary())
+        manager.hook.kart_after_build(tasks=roots, result=result)
+        if result.failed:
+            raise _build_error(result)
+        if not return_value:
+            return None
+        outputs = [load_output(root) for root in roots]
+        return outputs if isinstance(task, list | tuple) else outputs[0]
 
 
 @contextlib.contextmanager
@@ -154,7 +158,7 @@ def load_output(task: Any) -> Any:
             return [load(value) for value in item]
         return item.load()
 
-    return load(task.output())
+    return load(task.kart_outputs() if is_kart_task(task) else task.output())
 
 
 def execute(

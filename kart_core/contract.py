@@ -12,7 +12,7 @@ Use ``is_kart_task`` to tell them apart.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Protocol, TypeGuard, runtime_checkable
+from typing import Any, ClassVar, Protocol, TypeGuard, runtime_checkable
 
 __all__ = ["KartTarget", "KartTask", "LuigiTask", "is_kart_task"]
 
@@ -37,6 +37,10 @@ class KartTarget(Protocol):
         """Delete the output if it exists."""
         ...
 
+    def dump(self, obj: Any, lock_at_dump: bool = True) -> None:
+        """Write ``obj`` as the output."""
+        ...
+
 
 class LuigiTask(Protocol):
     """What every node of a kart graph has: luigi.Task's completeness, dependencies and id."""
@@ -55,6 +59,14 @@ class LuigiTask(Protocol):
         """The outputs, as a target, a list or a dict of targets."""
         ...
 
+    def to_str_params(self, only_significant: bool = False, only_public: bool = False) -> dict[str, str]:
+        """luigi's string form of the parameters."""
+        ...
+
+    def run(self) -> Any:
+        """Do the task's work (luigi's worker calls it; a kart task routes it through ``run_one``)."""
+        ...
+
 
 class KartTask(LuigiTask, Protocol):
     """What the runner, the graph walk, run logs, build() and the adapters read of a kart task.
@@ -71,13 +83,24 @@ class KartTask(LuigiTask, Protocol):
     should_lock_run: bool
     should_dump_supplementary_log_files: bool
     serialized_task_definition_check: bool
-    fix_random_seed_methods: Iterable[str]
-    fix_random_seed_value: int | None
     redis_host: str | None
     redis_port: int | None
     redis_timeout: int
+    cache_unique_id: bool
+    task_unique_id: str | None
     task_log: dict[str, Any]
     param_kwargs: dict[str, Any]
+    FIX_RANDOM_SEED_VALUE_NONE_MAGIC_NUMBER: ClassVar[int]
+
+    @property
+    def fix_random_seed_methods(self) -> Iterable[str]:
+        """Dotted names of the seed functions called before ``run()``."""
+        ...
+
+    @property
+    def fix_random_seed_value(self) -> int | None:
+        """The seed; the magic number (or None) means "derive it from the unique id"."""
+        ...
 
     def make_unique_id(self) -> str:
         """The 32-hex md5 id of the task's significant parameters and upstream ids (gokart's recipe)."""
@@ -87,19 +110,19 @@ class KartTask(LuigiTask, Protocol):
         """``Class[first 8 of unique id]``: how errors and logs name the task."""
         ...
 
-    def kart_requires(self) -> list[Any]:
+    def kart_requires(self) -> list[LuigiTask]:
         """``requires()`` flattened to a list of tasks (kart or plain luigi)."""
         ...
 
-    def to_str_params(self, only_significant: bool = False, only_public: bool = False) -> dict[str, str]:
-        """luigi's string form of the parameters."""
+    def kart_outputs(self) -> Any:
+        """``output()``, computed once per task object: what kart itself reads (same shape as output())."""
         ...
 
     def get_own_code(self) -> str:
         """The task class's own source (for ``serialized_task_definition_check``)."""
         ...
 
-    def kart_log_target(self, kind: str, extension: str = ".pkl") -> Any:
+    def kart_log_target(self, kind: str, extension: str = ".pkl") -> KartTarget:
         """The run-log target ``{workspace}/log/{kind}/{Class}_{unique_id}{extension}``."""
         ...
 

@@ -19,6 +19,7 @@ __all__ = [
     "UnknownFormatError",
     "TaskDefinitionError",
     "UnrequiredTaskError",
+    "MissingColumnsError",
     "ParameterTypeError",
     "WorkspacePathError",
     "IntegrityError",
@@ -75,6 +76,10 @@ class TaskDefinitionError(KartError, TypeError):
 
 class UnrequiredTaskError(KartError, ValueError):
     """A task loaded the output of a task that is not in its requires()."""
+
+
+class MissingColumnsError(KartError, ValueError):
+    """``load_data_frame(required_columns=...)`` loaded a DataFrame without some of those columns."""
 
 
 class ParameterTypeError(KartError, TypeError):

@@ -8,31 +8,33 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from luigi.task import flatten
+
+from kart_core.contract import LuigiTask, is_kart_task
 
 __all__ = ["TaskGraph", "node_key", "requirements_of", "walk"]
 
 
-def node_key(task: Any) -> str:
+def node_key(task: LuigiTask) -> str:
     """A key unique per task: module, class and unique id (luigi's task_id for plain luigi tasks)."""
-    if hasattr(task, "make_unique_id"):
+    if is_kart_task(task):
         return f"{type(task).__module__}.{type(task).__qualname__}_{task.make_unique_id()}"
     return str(task.task_id)
 
 
-def requirements_of(task: Any) -> list[Any]:
+def requirements_of(task: LuigiTask) -> list[LuigiTask]:
     """The task's dependencies as a flat list."""
-    flat = getattr(task, "kart_requires", None)
-    return list(flat()) if flat is not None else flatten(task.requires())
+    if is_kart_task(task):
+        return list(task.kart_requires())
+    return list(flatten(task.requires()))
 
 
 @dataclasses.dataclass
 class TaskGraph:
     """Nodes by key, each node's upstream keys, and a topological order (upstreams first)."""
 
-    nodes: dict[str, Any]
+    nodes: dict[str, LuigiTask]
     upstream: dict[str, list[str]]
     order: list[str]
     roots: list[str]
@@ -50,15 +52,15 @@ class TaskGraph:
         return len(self.nodes)
 
 
-def walk(roots: Iterable[Any], expand: Callable[[Any], bool] | None = None) -> TaskGraph:
+def walk(roots: Iterable[LuigiTask], expand: Callable[[LuigiTask], bool] | None = None) -> TaskGraph:
     """Collect the graph under ``roots``; a node for which ``expand`` is False is a leaf (e.g. complete)."""
-    nodes: dict[str, Any] = {}
+    nodes: dict[str, LuigiTask] = {}
     upstream: dict[str, list[str]] = {}
     expanded: set[str] = set()
     order: list[str] = []
     roots = list(roots)
     root_keys = [node_key(root) for root in roots]
-    stack: list[tuple[Any, bool]] = [(root, False) for root in reversed(roots)]
+    stack: list[tuple[LuigiTask, bool]] = [(root, False) for root in reversed(roots)]
     while stack:
         task, children_done = stack.pop()
         key = node_key(task)
@@ -68,7 +70,7 @@ def walk(roots: Iterable[Any], expand: Callable[[Any], bool] | None = None) -> T
         if key in nodes:
             continue
         nodes[key] = task
-        deps: list[Any] = []
+        deps: list[LuigiTask] = []
         if expand is None or expand(task):
             deps = requirements_of(task)
             expanded.add(key)

@@ -1,9 +1,12 @@
 """Unique ids, byte-identical to gokart 1.12.2's. Pure: no I/O, no luigi, no task objects.
 
-The recipe (see FACTS.md): md5 over ``str(list)`` of the upstream ids, the significant
-string parameters, the class name and, optionally, the class's own source code. A nested
-task parameter is serialized as JSON naming its family and the hex of its bz2-compressed
-parameters, so it counts both in the parameters and as an upstream.
+The recipe (gokart 1.12.2's ``TaskOnKart.make_unique_id``; docs/reference.md, "Cache contract"):
+md5 over ``str(list)`` of the upstream ids, the significant string parameters, the class name
+and, optionally, the class's own source code. A nested task parameter is serialized as JSON
+naming its family and the hex of its bz2-compressed parameters, so it counts both in the
+parameters and as an upstream. ``kart_core.identity`` applies the recipe to task objects;
+tests/core/test_hashing.py pins golden values and tests/core/test_gokart_compat.py
+compares whole pipelines with gokart.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ import luigi
 from luigi import task_register
 from luigi.parameter import _no_value
 
-from kart_core.errors import ParameterTypeError
+from kart_core.contract import is_kart_task
+from kart_core.errors import ParameterTypeError, TaskDefinitionError
 from kart_core.hashing import decode_task_reference, serialize_task_reference
 
 __all__ = [
@@ -25,11 +26,13 @@ __all__ = [
 TaskT = TypeVar("TaskT")
 
 
-def _base_task_class() -> type:
-    # parameter.py and task.py are one layer; the import is deferred to break the cycle.
-    from kart_core.task import TaskOnKart
+def _accepts(expected: type | None, value: Any) -> bool:
+    # No expected type: any kart task (told by the contract, so this module needs no TaskOnKart import).
+    return is_kart_task(value) if expected is None else isinstance(value, expected)
 
-    return TaskOnKart
+
+def _type_name(expected: type | None) -> str:
+    return "a kart task (TaskOnKart)" if expected is None else expected.__name__
 
 
 def _task_from_reference(reference: dict[str, Any]) -> Any:
@@ -44,14 +47,12 @@ class TaskInstanceParameter(luigi.Parameter, Generic[TaskT]):
 
     def __init__(self, expected_type: type | None = None, default: Any = _no_value, **kwargs: Any) -> None:
         if expected_type is not None and not isinstance(expected_type, type):
-            raise TypeError(f"expected_type must be a type, not {type(expected_type).__name__}")
-        self._expected_type = expected_type
+            raise TaskDefinitionError(
+                f"TaskInstanceParameter(expected_type=...) must be a task class, not {type(expected_type).__name__}"
+            )
+        # None: any kart task (gokart stores TaskOnKart here).
+        self.expected_type: type | None = expected_type
         super().__init__(default=default, **kwargs)
-
-    @property
-    def expected_type(self) -> type:
-        """The class every value must be an instance of (TaskOnKart when not given)."""
-        return self._expected_type or _base_task_class()
 
     def parse(self, x: Any) -> Any:
         """Rebuild the task from its serialized form (a JSON string or an already decoded mapping)."""
@@ -63,9 +64,9 @@ class TaskInstanceParameter(luigi.Parameter, Generic[TaskT]):
         return serialize_task_reference(x.get_task_family(), x.to_str_params(only_significant=True))
 
     def _warn_on_wrong_param_type(self, param_name: str, param_value: Any) -> None:
-        if not isinstance(param_value, self.expected_type):
+        if not _accepts(self.expected_type, param_value):
             raise ParameterTypeError(
-                f"parameter {param_name!r} expects an instance of {self.expected_type.__name__}, "
+                f"parameter {param_name!r} expects an instance of {_type_name(self.expected_type)}, "
                 f"got {type(param_value).__name__}: {param_value!r}. Pass a task object, e.g. {param_name}=SomeTask(...)."
             )
 
@@ -75,14 +76,13 @@ class ListTaskInstanceParameter(luigi.Parameter, Generic[TaskT]):
 
     def __init__(self, expected_elements_type: type | None = None, default: Any = _no_value, **kwargs: Any) -> None:
         if expected_elements_type is not None and not isinstance(expected_elements_type, type):
-            raise TypeError(f"expected_elements_type must be a type, not {type(expected_elements_type).__name__}")
-        self._expected_elements_type = expected_elements_type
+            raise TaskDefinitionError(
+                "ListTaskInstanceParameter(expected_elements_type=...) must be a task class, "
+                f"not {type(expected_elements_type).__name__}"
+            )
+        # None: any kart task (gokart stores TaskOnKart here).
+        self.expected_elements_type: type | None = expected_elements_type
         super().__init__(default=default, **kwargs)
-
-    @property
-    def expected_elements_type(self) -> type:
-        """The class every element must be an instance of (TaskOnKart when not given)."""
-        return self._expected_elements_type or _base_task_class()
 
     def parse(self, x: Any) -> list[Any]:
         """Rebuild the tasks from a JSON list of serialized tasks."""
@@ -95,9 +95,9 @@ class ListTaskInstanceParameter(luigi.Parameter, Generic[TaskT]):
 
     def _warn_on_wrong_param_type(self, param_name: str, param_value: Any) -> None:
         for item in param_value:
-            if not isinstance(item, self.expected_elements_type):
+            if not _accepts(self.expected_elements_type, item):
                 raise ParameterTypeError(
-                    f"parameter {param_name!r} expects a list of {self.expected_elements_type.__name__}, "
+                    f"parameter {param_name!r} expects a list of {_type_name(self.expected_elements_type)}, "
                     f"but one item is {type(item).__name__}: {item!r}."
                 )
 

@@ -14,9 +14,18 @@ from luigi.task import flatten
 
 from kart_core.contract import KartTask
 from kart_core.hooks.markers import hookimpl
-from kart_core.workspace import MODULE_VERSIONS, PROCESSING_TIME, RANDOM_SEED, TASK_LOG, TASK_PARAMS, LogKind
+from kart_core.target import make_target
+from kart_core.workspace import (
+    MODULE_VERSIONS,
+    PROCESSING_TIME,
+    RANDOM_SEED,
+    TASK_LOG,
+    TASK_PARAMS,
+    LogKind,
+    log_path,
+)
 
-__all__ = ["RunLogPlugin", "module_versions"]
+__all__ = ["RunLogPlugin", "module_versions", "read_log", "stored_params"]
 
 
 class RunLogPlugin:
@@ -34,7 +43,7 @@ class RunLogPlugin:
     @hookimpl
     def kart_after_task_run(self, task: KartTask, processing_time: float) -> None:
         """Record the run time and the task log with the output paths."""
-        task.task_log["file_path"] = [target.path() for target in flatten(task.output())]
+        task.task_log["file_path"] = [target.path() for target in flatten(task.kart_outputs())]
         if not task.should_dump_supplementary_log_files:
             return
         _dump(task, PROCESSING_TIME, processing_time)
@@ -43,6 +52,21 @@ class RunLogPlugin:
 
 def _dump(task: KartTask, kind: LogKind, value: object) -> None:
     task.kart_log_target(kind.name, kind.extension).dump(value)
+
+
+def read_log(task: KartTask, kind: LogKind, default: object) -> object:
+    """The value the task's last run stored as its ``kind`` run log, or ``default`` when there is none."""
+    target = task.kart_log_target(kind.name, kind.extension)
+    return target.load() if target.exists() else default
+
+
+def stored_params(workspace: str, class_name: str, unique_id: str) -> dict[str, str]:
+    """The significant parameters a run of ``class_name`` stored under ``unique_id`` in ``workspace``.
+
+    Raises:
+        LoadError: no run of that class and id stored its parameters there.
+    """
+    return dict(make_target(log_path(workspace, TASK_PARAMS, class_name, unique_id)).load())
 
 
 def module_versions() -> str:

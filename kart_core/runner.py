@@ -11,19 +11,22 @@ import contextlib
 import enum
 import functools
 import logging
+import os
 import time
 import types
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import cast
 
 import pluggy
 from luigi.task import flatten
 
+from kart_core import target_config, transaction
+from kart_core.contract import KartTask, LuigiTask, is_kart_task
 from kart_core.dotted import import_object
 from kart_core.errors import TaskDefinitionError
 from kart_core.file_processor import builtin as builtin_formats
 from kart_core.hooks.manager import create_hook_manager
-from kart_core.lock import hold_lock
+from kart_core.lock import LockParams, hold_lock
 from kart_core.runlog import RunLogPlugin
 
 __all__ = ["RunStatus", "run_one", "default_hook_manager", "random_seed_of", "call_seed_methods"]
@@ -46,36 +49,50 @@ def default_hook_manager() -> pluggy.PluginManager:
     return create_hook_manager([RunLogPlugin(), builtin_formats])
 
 
-def run_one(task: Any, hook_manager: pluggy.PluginManager | None = None, lock: bool | None = None) -> RunStatus:
+def run_one(task: LuigiTask, hook_manager: pluggy.PluginManager | None = None, lock: bool | None = None) -> RunStatus:
     """Run ``task`` unless its outputs exist; return whether it ran. Upstreams must be complete.
 
     Args:
-        task: the task to run.
+        task: the task to run (a kart task, or a plain luigi task such as an ExternalTask).
         hook_manager: plugins to call; default: run logs, built-in formats and entry-point plugins.
         lock: hold the task's lock while running (redis when configured, else a file lock), so that
             concurrent builders run it once. None: as the task says (``should_lock_run`` or redis set).
+
+    Raises:
+        TaskDefinitionError: run() yields (dynamic dependencies) or finishes without writing its outputs.
+        Exception: whatever the task's run() raised (after the ``kart_on_task_error`` hook saw it).
     """
-    if not hasattr(task, "make_unique_id"):
+    if not is_kart_task(task):
         return _run_plain_luigi_task(task)
     manager = hook_manager if hook_manager is not None else default_hook_manager()
-    if task.complete_check_at_run and task.complete():
-        return RunStatus.CACHED
-    locked = _uses_lock(task) if lock is None else lock
-    with _task_lock(task) if locked else contextlib.nullcontext():
-        # Another process may have built it while we waited for the lock.
-        if task.complete_check_at_run and locked and task.complete():
+    with target_config.frozen():
+        if task.complete_check_at_run and task.complete():
             return RunStatus.CACHED
-        _run_with_hooks(task, manager)
+        locked = _uses_lock(task) if lock is None else lock
+        with _task_lock(task) if locked else contextlib.nullcontext():
+            # Another process may have built it while we waited for the lock.
+            if task.complete_check_at_run and locked and task.complete():
+                return RunStatus.CACHED
+            _run_with_hooks(task, manager)
     return RunStatus.RAN
 
 
-def _run_with_hooks(task: Any, manager: pluggy.PluginManager) -> None:
+def run_body(task: KartTask) -> object:
+    """Call the task's own ``run()`` (the user's code), not the route through ``run_one``.
+
+    For callers that run a task's code outside a build, e.g. the empty-DataFrame check.
+    """
+    with transaction.begin(task, task.kart_label()):
+        return task.run()
+
+
+def _run_with_hooks(task: KartTask, manager: pluggy.PluginManager) -> None:
     seed = random_seed_of(task)
     seed_methods = call_seed_methods(list(task.fix_random_seed_methods), seed)
     manager.hook.kart_before_task_run(task=task, seed=seed, seed_methods=seed_methods)
     started = time.perf_counter()
     try:
-        result = type(task).run(task)
+        result = run_body(task)
         if isinstance(result, types.GeneratorType):
             raise TaskDefinitionError(
                 f"{task.kart_label()}.run() yields tasks (luigi dynamic dependencies); kart needs them in requires()."
@@ -87,27 +104,35 @@ def _run_with_hooks(task: Any, manager: pluggy.PluginManager) -> None:
     manager.hook.kart_after_task_run(task=task, processing_time=time.perf_counter() - started)
 
 
-def _check_outputs_written(task: Any) -> None:
-    missing = [target.path() for target in flatten(task.output()) if not target.exists()]
+def _check_outputs_written(task: KartTask) -> None:
+    missing = [target.path() for target in flatten(task.kart_outputs()) if not target.exists()]
     if missing:
         raise TaskDefinitionError(
             f"{task.kart_label()}.run() finished without writing its output(s): {missing}. Call self.dump(...) in run()."
         )
 
 
-def _uses_lock(task: Any) -> bool:
+def _uses_lock(task: KartTask) -> bool:
     return bool(task.should_lock_run or (task.redis_host is not None and task.redis_port is not None))
 
 
 @contextlib.contextmanager
-def _task_lock(task: Any) -> Iterator[None]:
-    outputs = flatten(task.output())
+def _task_lock(task: KartTask) -> Iterator[None]:
+    """The task's lock, keyed by its first output's path (its class and id when it has none)."""
+    outputs = flatten(task.kart_outputs())
     key = outputs[0].path() if outputs else f"{type(task).__module__}.{type(task).__name__}_{task.make_unique_id()}"
-    with hold_lock(task.kart_lock_params(key)):
+    params = LockParams(
+        key=key,
+        redis_host=task.redis_host,
+        redis_port=task.redis_port,
+        redis_timeout=task.redis_timeout,
+        lock_directory=os.path.join(task.local_temporary_directory, "locks"),
+    )
+    with hold_lock(params):
         yield
 
 
-def random_seed_of(task: Any) -> int:
+def random_seed_of(task: KartTask) -> int:
     """The task's seed: ``fix_random_seed_value`` when set (0 included), else derived from the unique id."""
     value = task.fix_random_seed_value
     if value is not None and value != task.FIX_RANDOM_SEED_VALUE_NONE_MAGIC_NUMBER:
@@ -126,20 +151,23 @@ def call_seed_methods(methods: list[str], seed: int) -> list[str]:
     return called
 
 
-def _resolve(dotted: str) -> Any:
+def _resolve(dotted: str) -> Callable[[int], object] | None:
     # A seed method whose package is not installed is skipped, as gokart does.
     try:
-        return import_object(dotted)
+        function = import_object(dotted)
     except ImportError:
         return None
+    return cast(Callable[[int], object], function)
 
 
-def _run_plain_luigi_task(task: Any) -> RunStatus:
+def _run_plain_luigi_task(task: LuigiTask) -> RunStatus:
     """A plain luigi.Task in a kart graph (e.g. an ExternalTask) has no cache or logs: run it if incomplete."""
     if task.complete():
         return RunStatus.CACHED
-    if task.run is None or not callable(task.run):
-        raise TaskDefinitionError(f"{task} is incomplete and cannot be run (an external input is missing).")
+    if getattr(task, "run", None) is None or not callable(task.run):
+        raise TaskDefinitionError(
+            f"{task} is incomplete and cannot be run: an external input is missing. Create it, or check the path."
+        )
     task.run()
     if not task.complete():
         raise TaskDefinitionError(

@@ -18,12 +18,13 @@ from typing import IO, Any
 
 import luigi
 
+from kart_core import target_config
 from kart_core.errors import DumpError, IntegrityError, LoadError
 from kart_core.file_processor import DataFrameType, FileProcessor, make_file_processor, open_for_processor
 from kart_core.file_processor.pickle_format import PickleFileProcessor
-from kart_core.lock import LockParams
-from kart_core.signing import Signer, signature_path, signer_from_config
+from kart_core.signing import Signer, signature_path
 from kart_core.storage import Storage, storage_for
+from kart_core.workspace import with_unique_id
 
 __all__ = [
     "TargetOnKart",
@@ -36,7 +37,11 @@ __all__ = [
 
 
 class TargetOnKart(luigi.Target):
-    """One output file: exists / load / dump / remove / path / last_modification_time."""
+    """One output file: exists / load / dump / remove / path / last_modification_time.
+
+    ``signer`` None means "as configured": the signing key is read when the target loads or dumps
+    (once per build, see ``kart_core.target_config``), not when it is made.
+    """
 
     def __init__(
         self, path: str, storage: Storage | None = None, owner: str | None = None, signer: Signer | None = None
@@ -44,7 +49,12 @@ class TargetOnKart(luigi.Target):
         self._path = path
         self._storage = storage if storage is not None else storage_for(path)
         self.owner = owner
-        self.signer = signer
+        self._signer = signer
+
+    @property
+    def signer(self) -> Signer | None:
+        """The signer given to this target, else the configured one (None when signing is off)."""
+        return self._signer if self._signer is not None else target_config.current().signer
 
     def exists(self) -> bool:
         """Whether the output is there (whole: writes are atomic)."""
@@ -84,21 +94,23 @@ class TargetOnKart(luigi.Target):
     @contextlib.contextmanager
     def _atomic_write(self) -> Iterator[IO[bytes]]:
         """Yield the file to write; on success it (and its signature, when signing) lands whole."""
+        signer = self.signer
         with self._storage.atomic_write(self._path) as raw:
             yield raw
-            if self.signer is not None:
+            if signer is not None:
                 # The signature lands before the data: a writer killed in between leaves no output.
                 raw.flush()
                 raw.seek(0)
-                signature = self.signer.signature(raw)
+                signature = signer.signature(raw)
                 with self._storage.atomic_write(signature_path(self._path)) as sig:
                     sig.write(signature)
 
     @contextlib.contextmanager
     def _open_verified(self) -> Iterator[IO[bytes]]:
         """Open the output for reading, after checking its signature when signing is on."""
-        if self.signer is not None:
-            self._verify_signature(self.signer)
+        signer = self.signer
+        if signer is not None:
+            self._verify_signature(signer)
         with self._storage.open_read(self._path) as raw:
             yield raw
 
@@ -133,12 +145,10 @@ class SingleFileTarget(TargetOnKart):
         processor: FileProcessor[Any],
         storage: Storage | None = None,
         owner: str | None = None,
-        lock_params: LockParams | None = None,
         signer: Signer | None = None,
     ) -> None:
         super().__init__(path, storage, owner, signer)
         self.processor = processor
-        self.lock_params = lock_params
 
     def load(self) -> Any:
         """Read the output; a clear LoadError names the task, path, processor and cause."""
@@ -273,19 +283,11 @@ class LargeDataFrameProcessor:
         return pd.concat([pd.read_pickle(os.path.join(directory, n)) for n in names])
 
 
-def make_file_path(original_path: str, unique_id: str | None = None) -> str:
-    """Insert ``_{unique_id}`` before the extension, as gokart names outputs."""
-    if unique_id is None:
-        return original_path
-    base, extension = os.path.splitext(original_path)
-    return f"{base}_{unique_id}{extension}"
-
-
 def make_target(
     file_path: str,
     unique_id: str | None = None,
     processor: FileProcessor[Any] | None = None,
-    task_lock_params: LockParams | None = None,
+    task_lock_params: object = None,
     store_index_in_feather: bool = True,
     owner: str | None = None,
     *,
@@ -294,15 +296,19 @@ def make_target(
 ) -> SingleFileTarget:
     """Return the target for ``file_path`` (with ``_{unique_id}`` added), its format chosen by extension.
 
-    ``signer`` defaults to the configured signing key (``KART_SIGNING_KEY``), if any.
+    gokart 1.12.2's signature. ``task_lock_params`` is accepted and ignored: kart locks a whole
+    task run (``run_one``), never a single dump. ``signer`` defaults to the configured signing key
+    (``KART_SIGNING_KEY``), read when the target is used.
+
+    Raises:
+        UnknownFormatError: no FileProcessor serves the extension and none was given.
     """
-    path = make_file_path(file_path, unique_id)
+    path = with_unique_id(file_path, unique_id)
     if processor is None:
         processor = make_file_processor(
             path, store_index_in_feather=store_index_in_feather, dataframe_type=dataframe_type, task_label=owner
         )
-    signer = signer if signer is not None else signer_from_config()
-    return SingleFileTarget(path, processor, owner=owner, lock_params=task_lock_params, signer=signer)
+    return SingleFileTarget(path, processor, owner=owner, signer=signer)
 
 
 def make_model_target(
@@ -311,13 +317,15 @@ def make_model_target(
     save_function: Callable[[Any, str], None],
     load_function: Callable[[str], Any] | None,
     unique_id: str | None = None,
-    task_lock_params: LockParams | None = None,
+    task_lock_params: object = None,
     owner: str | None = None,
     *,
     signer: Signer | None = None,
 ) -> ModelTarget:
-    """Return a zip target for models saved by ``save_function`` and read by ``load_function``."""
-    path = make_file_path(file_path, unique_id)
+    """Return a zip target for models saved by ``save_function`` and read by ``load_function``.
+
+    gokart 1.12.2's signature; ``task_lock_params`` is accepted and ignored, as in ``make_target``.
+    """
+    path = with_unique_id(file_path, unique_id)
     scratch_root = os.path.join(temporary_directory, hashlib.md5(path.encode()).hexdigest())
-    signer = signer if signer is not None else signer_from_config()
     return ModelTarget(path, scratch_root, save_function, load_function, owner=owner, signer=signer)

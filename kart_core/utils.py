@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Callable, Iterable
-from typing import IO, Any, Literal, TypeAlias, TypeVar, cast
+from typing import IO, Any, Literal, TypeAlias, TypeVar
 
 import luigi.configuration
 
@@ -87,8 +87,6 @@ def load_dill_with_pandas_backward_compatibility(file: IO[bytes]) -> Any:
 
 def get_dataframe_type_from_task(task: Any) -> Literal["pandas", "polars", "polars-lazy"]:
     """Which DataFrame library a task (instance or class) declares: ``TaskOnKart[pl.DataFrame]`` -> "polars"."""
-    from kart_core.task import _dataframe_type
+    from kart_core.task_targets import dataframe_type
 
-    return cast(
-        Literal["pandas", "polars", "polars-lazy"], _dataframe_type(task if isinstance(task, type) else type(task))
-    )
+    return dataframe_type(task if isinstance(task, type) else type(task))

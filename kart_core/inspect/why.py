@@ -12,10 +12,10 @@ from __future__ import annotations
 import dataclasses
 import json
 from datetime import datetime
-from typing import Any
 
 from kart_core.contract import KartTask, LuigiTask, is_kart_task
-from kart_core.hashing import decode_task_reference, short_id, unique_id_from_parts
+from kart_core.hashing import decode_task_reference, short_id
+from kart_core.identity import unique_id_with_upstream, upstream_parts
 from kart_core.inspect.runlogs import RunRecord, read_runs
 from kart_core.utils import flatten
 from kart_core.workspace import FileEntry, list_files
@@ -181,27 +181,15 @@ def _explain_upstream_change(
     _explain(upstream, depth + 1, old, context, max_depth)
 
 
-def _changed_upstream(task: Any, against: RunRecord, context: _Context) -> tuple[Any, RunRecord] | None:
-    """The upstream whose cached run, put in place of the current one, reproduces the cached unique id."""
-    deps, parts = _hash_parts(task)
-    own_code = task.get_own_code() if task.serialized_task_definition_check else None
+def _changed_upstream(task: KartTask, against: RunRecord, context: _Context) -> tuple[KartTask, RunRecord] | None:
+    """The upstream whose cached run, put in place of the current one, reproduces the cached unique id.
+
+    The recipe is identity's: the same upstream parts, with one kart upstream's id swapped for a cached one.
+    """
+    deps, parts = upstream_parts(task.kart_requires())
     for position, dep in deps:
         for candidate in context.runs_of(dep):
             trial = [*parts[:position], candidate.unique_id, *parts[position + 1 :]]
-            if unique_id_from_parts(trial, against.params, type(task).__name__, own_code) == against.unique_id:
+            if unique_id_with_upstream(task, trial, against.params) == against.unique_id:
                 return dep, candidate
     return None
-
-
-def _hash_parts(task: Any) -> tuple[list[tuple[int, Any]], list[Any]]:
-    """The upstream part of the unique-id recipe, and which positions hold kart tasks."""
-    deps: list[tuple[int, Any]] = []
-    parts: list[Any] = []
-    for dep in task.kart_requires():
-        if hasattr(dep, "make_unique_id"):
-            if dep.significant:
-                deps.append((len(parts), dep))
-                parts.append(dep.make_unique_id())
-        else:
-            parts.append(dep.to_str_params(only_significant=True))
-    return deps, parts

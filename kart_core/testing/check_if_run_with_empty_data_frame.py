@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import luigi
 
 from kart_core.graph import walk
-from kart_core.runner import call_seed_methods, random_seed_of
+from kart_core.runner import call_seed_methods, random_seed_of, run_body
 from kart_core.task import TaskOnKart
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ def _run_one_on_empty_frames(task: TaskOnKart[Any]) -> TestStatus:
     task.dump = _discard  # type: ignore[method-assign]
     try:
         call_seed_methods(list(task.fix_random_seed_methods), random_seed_of(task))
-        type(task).run(task)
+        run_body(task)
     except Exception as exc:
         status.error = exc
     finally:

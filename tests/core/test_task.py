@@ -254,3 +254,100 @@ def test_kart_workspace_environment_variable_sets_the_default(tmp_path: Path, mo
     config.write_text(f"[TaskOnKart]\nworkspace_directory = {tmp_path / 'from-config'}\n")
     luigi.configuration.add_config_path(str(config))
     assert TkSource(value=52).workspace_directory == str(tmp_path / "from-config")
+
+
+class TkCountsOutputs(kart_core.TaskOnKart[int]):
+    """Counts its output() calls in a class attribute (per test: reset before use)."""
+
+    value = luigi.IntParameter()
+    calls: dict[int, int] = {}
+
+    def output(self):
+        TkCountsOutputs.calls[self.value] = TkCountsOutputs.calls.get(self.value, 0) + 1
+        return super().output()
+
+    def run(self) -> None:
+        self.dump(self.value)
+
+
+class TkCountsDownstream(kart_core.TaskOnKart[int]):
+    source = kart_core.TaskInstanceParameter(expected_type=TkCountsOutputs)
+
+    def run(self) -> None:
+        self.dump(self.load("source") + 1)
+
+
+def test_a_build_calls_output_once_per_task(workspace: str) -> None:
+    """kart's own reads (complete, run_one, run logs, dump, input, the result) share one output() per task."""
+    TkCountsOutputs.calls.clear()
+    source = TkCountsOutputs(value=60, workspace_directory=workspace)
+    assert kart_core.build(TkCountsDownstream(source=source, workspace_directory=workspace)) == 61
+    assert kart_core.build(TkCountsDownstream(source=source, workspace_directory=workspace)) == 61
+    assert TkCountsOutputs.calls == {60: 1}
+    assert source.kart_outputs() is source.kart_outputs()
+
+
+def test_output_is_recomputed_when_unique_ids_are_not_cached(workspace: str) -> None:
+    TkCountsOutputs.calls.clear()
+    task = TkCountsOutputs(value=61, workspace_directory=workspace, cache_unique_id=False)
+    task.kart_outputs()
+    task.kart_outputs()
+    assert TkCountsOutputs.calls == {61: 2}
+
+
+class TkParentRun(kart_core.TaskOnKart[str]):
+    def run(self) -> None:
+        self.dump("parent")
+
+
+class TkChildRun(TkParentRun):
+    def run(self) -> None:
+        super().run()  # the parent's own code, not a second trip through run_one
+
+
+class TkInheritsRun(TkParentRun):
+    suffix = luigi.Parameter(default="x")
+
+
+def test_run_is_routed_once_per_class_and_super_run_calls_the_parent_code(workspace: str) -> None:
+    child = TkChildRun(workspace_directory=workspace)
+    assert "run" not in vars(child)  # no per-instance replacement: tasks pickle as plain objects
+    assert TkChildRun.run.__wrapped__.__qualname__ == "TkChildRun.run"  # type: ignore[attr-defined]
+    assert kart_core.build(child) == "parent"
+    inherits = TkInheritsRun(workspace_directory=workspace)
+    inherits.run()  # a direct call (as luigi's worker makes it) goes through run_one
+    assert inherits.load(inherits.output()) == "parent"
+    assert inherits.get_processing_time() != "unknown"  # run logs: run_one ran it
+
+
+def test_routed_run_keeps_the_source_in_serialized_definition_ids() -> None:
+    assert "super().run()" in TkChildRun(serialized_task_definition_check=True).get_own_code()
+
+
+def test_restore_reads_the_stored_parameters(workspace: str) -> None:
+    task = TkSource(value=8, workspace_directory=workspace)
+    kart_core.build(task)
+    assert TkSource.restore(task.make_unique_id(), workspace_directory=workspace).value == 8
+
+
+def test_load_data_frame_names_missing_columns(workspace: str) -> None:
+    import pandas as pd
+
+    from kart_core.errors import MissingColumnsError
+
+    class TkFrame(kart_core.TaskOnKart[pd.DataFrame]):
+        def run(self) -> None:
+            self.dump(pd.DataFrame({"a": [1]}))
+
+    class TkNeedsB(kart_core.TaskOnKart[pd.DataFrame]):
+        def requires(self):
+            return TkFrame(workspace_directory=workspace)
+
+        def run(self) -> None:
+            self.dump(self.load_data_frame(required_columns={"a", "b"}))
+
+    with pytest.raises(kart_core.GokartBuildError) as caught:
+        kart_core.build(TkNeedsB(workspace_directory=workspace), reset_register=False)
+    cause = caught.value.__cause__
+    assert isinstance(cause, MissingColumnsError) and isinstance(cause, ValueError)
+    assert "lacks columns ['b']" in str(cause) and "TkNeedsB[" in str(cause)

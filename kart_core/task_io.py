@@ -1,0 +1,188 @@
+"""What a task loads and dumps: resolving ``load(...)`` / ``dump(..., target)`` arguments to targets.
+
+``TaskOnKart.load``, ``load_generator``, ``load_data_frame`` and ``dump`` delegate here, with
+gokart 1.12.2's argument forms: None (all inputs / the one output), a ``requires()`` or
+``output()`` key, a target, an upstream task, or a list of those.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Iterable
+from typing import Any
+
+import luigi
+from luigi.task import flatten
+
+from kart_core.contract import KartTask, is_kart_task
+from kart_core.errors import EmptyDumpError, MissingColumnsError, TaskDefinitionError, UnrequiredTaskError
+from kart_core.pandas_type_config import check_pandas_types
+from kart_core.target import TargetOnKart
+
+__all__ = [
+    "dump",
+    "input_targets",
+    "inputs_of",
+    "load",
+    "load_data_frame",
+    "load_generator",
+    "map_structure",
+    "output_target",
+]
+
+
+def inputs_of(task: KartTask) -> Any:
+    """luigi's ``input()``: the outputs of ``requires()`` in its shape; a kart task's outputs are computed once.
+
+    Follows luigi.task.getpaths: dicts, lists and tuples keep their type, other iterables become lists.
+
+    Raises:
+        TaskDefinitionError: requires() holds something that is neither a task nor a container of tasks.
+    """
+
+    def outputs(item: Any) -> Any:
+        if is_kart_task(item):
+            return item.kart_outputs()
+        if isinstance(item, luigi.Task):
+            return item.output()
+        if isinstance(item, dict):
+            return type(item)((key, outputs(value)) for key, value in item.items())
+        if isinstance(item, list | tuple):
+            return type(item)(outputs(value) for value in item)
+        if isinstance(item, Iterable):
+            return [outputs(value) for value in item]
+        raise TaskDefinitionError(
+            f"{task.kart_label()}.requires() holds {type(item).__name__} {item!r}; return tasks (or a list/dict of tasks)."
+        )
+
+    return outputs(task.requires())
+
+
+def load(task: KartTask, target: Any = None) -> Any:
+    """Load inputs: all (None), one by requires() key (str), a target, a task, or a list of tasks.
+
+    Raises:
+        UnrequiredTaskError: the key or task is not among ``requires()``.
+        LoadError: an input exists but cannot be read.
+    """
+    return map_structure(lambda t: t.load(), input_targets(task, target))
+
+
+def load_generator(task: KartTask, target: Any = None) -> Generator[Any, None, None]:
+    """Like ``load``, yielding the loaded inputs one at a time."""
+    for item in flatten(input_targets(task, target)):
+        yield item.load()
+
+
+def load_data_frame(
+    task: KartTask, target: Any = None, required_columns: set[str] | None = None, drop_columns: bool = False
+) -> Any:
+    """A DataFrame (a list of them concatenated), checked to have ``required_columns``.
+
+    Raises:
+        MissingColumnsError: (a ValueError) a required column is missing; names the task and the columns.
+    """
+    import pandas as pd  # here: importing kart_core must not import pandas
+
+    data = load(task, target)
+    frames = [data] if isinstance(data, pd.DataFrame) else list(flatten(data))
+    frame = pd.concat(frames) if len(frames) != 1 else frames[0]
+    missing = set(required_columns or ()) - set(frame.columns)
+    if missing:
+        raise MissingColumnsError(
+            f"{task.kart_label()}: the loaded DataFrame lacks columns {sorted(missing)} (it has "
+            f"{sorted(map(str, frame.columns))}). Check the upstream task's output or required_columns."
+        )
+    if drop_columns and required_columns:
+        frame = frame[list(required_columns)]
+    return frame
+
+
+def dump(
+    task: KartTask,
+    obj: Any,
+    target: Any = None,
+    custom_labels: dict[Any, Any] | None = None,
+    fail_on_empty_dump: bool = False,
+) -> None:
+    """Write ``obj`` to the task's output (or the output named ``target``), atomically.
+
+    Raises:
+        PandasTypeError: a column's type differs from the task namespace's PandasTypeConfig.
+        EmptyDumpError: ``obj`` is an empty DataFrame and ``fail_on_empty_dump`` is set.
+        TaskDefinitionError: ``target`` names no output.
+        DumpError: writing failed.
+    """
+    check_pandas_types(obj, getattr(task, "task_namespace", None))
+    if fail_on_empty_dump and _is_empty_frame(obj):
+        raise EmptyDumpError(
+            f"{task.kart_label()} dumped an empty DataFrame while fail_on_empty_dump is set. "
+            "Check the task's inputs, or set fail_on_empty_dump=False if empty is fine."
+        )
+    output_target(task, target).dump(obj, custom_labels=custom_labels)
+
+
+def input_targets(task: KartTask, target: Any) -> Any:
+    """The targets ``load(target)`` reads, in the argument's shape (see ``load``)."""
+    if target is None:
+        return inputs_of(task)
+    if isinstance(target, str):
+        inputs = inputs_of(task)
+        if not isinstance(inputs, dict) or target not in inputs:
+            keys = sorted(inputs) if isinstance(inputs, dict) else []
+            raise UnrequiredTaskError(
+                f"{task.kart_label()}.load({target!r}): requires() has no key {target!r}. Keys: {keys}."
+            )
+        return inputs[target]
+    if is_kart_task(target):
+        required = {t.make_unique_id() for t in task.kart_requires() if is_kart_task(t)}
+        if target.make_unique_id() not in required:
+            raise UnrequiredTaskError(
+                f"{task.kart_label()} loads {target.kart_label()}, which is not in its requires(). "
+                "Add it to requires() (or pass it as a TaskInstanceParameter)."
+            )
+        return target.kart_outputs()
+    if isinstance(target, TargetOnKart):
+        return target
+    if isinstance(target, Iterable):
+        return [input_targets(task, t) for t in target]
+    return target
+
+
+def output_target(task: KartTask, target: Any) -> TargetOnKart:
+    """The target ``dump(obj, target)`` writes: the only output (None), the output named ``target``, or ``target``.
+
+    Raises:
+        TaskDefinitionError: output() is not one target and no key was given, or has no such key.
+    """
+    if isinstance(target, TargetOnKart):
+        return target
+    output = task.kart_outputs()
+    if target is None:
+        if not isinstance(output, TargetOnKart):
+            raise TaskDefinitionError(
+                f"{task.kart_label()}.dump(obj): output() is a {type(output).__name__}; name one of its keys: dump(obj, 'key')."
+            )
+        return output
+    if not isinstance(output, dict) or target not in output:
+        keys = sorted(output) if isinstance(output, dict) else []
+        raise TaskDefinitionError(
+            f"{task.kart_label()}.dump(obj, {target!r}): output() has no key {target!r}. Keys: {keys}."
+        )
+    found = output[target]
+    if not isinstance(found, TargetOnKart):
+        raise TaskDefinitionError(f"{task.kart_label()}.dump(obj, {target!r}): output()[{target!r}] is not a target.")
+    return found
+
+
+def map_structure(func: Callable[[Any], Any], items: Any) -> Any:
+    """``func`` applied to every leaf of nested dicts, lists and tuples (tuples come back as lists)."""
+    if isinstance(items, dict):
+        return {key: map_structure(func, value) for key, value in items.items()}
+    if isinstance(items, list | tuple):
+        return [map_structure(func, value) for value in items]
+    return func(items)
+
+
+def _is_empty_frame(obj: Any) -> bool:
+    empty = getattr(obj, "empty", None)
+    return isinstance(empty, bool) and empty and hasattr(obj, "columns")

@@ -1,0 +1,163 @@
+"""The parameters every kart task has (gokart 1.12.2's names, defaults and meanings), and how they resolve.
+
+``TaskOnKart`` inherits them from ``TaskParameters``, a plain mixin (not a luigi.Task, so luigi
+registers no task for it). luigi orders parameters by creation, and these are created when
+kart_core is imported, before any user class: the order, and so every unique id, is gokart's.
+All are insignificant: none changes a unique id. A ``[TaskOnKart]`` config section sets them
+(gokart's config injection), and resolution runs from per-class plans (``kart_core.param_plan``).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any, ClassVar, cast
+
+import luigi
+
+from kart_core.param_plan import (
+    ParameterPlan,
+    checked_params,
+    last_resolution,
+    parameter_plan,
+    resolve,
+    section_values,
+    str_param_selection,
+)
+from kart_core.parameter import ExplicitBoolParameter
+
+__all__ = ["CONFIG_SECTION", "TaskParameters"]
+
+CONFIG_SECTION = "TaskOnKart"
+
+# The mixin is only ever combined with luigi.Task; type-check it as one so super() calls are known.
+if TYPE_CHECKING:
+    _Base = luigi.Task
+else:
+    _Base = object
+
+
+class TaskParameters(_Base):
+    """gokart's TaskOnKart parameters (workspace, rerun, checks, seeds, locks, logs) and their resolution."""
+
+    workspace_directory = luigi.Parameter(
+        default="./resources/", description="Where outputs live (a path or an fsspec URL).", significant=False
+    )
+    local_temporary_directory = luigi.Parameter(
+        default="./resources/tmp/", description="Scratch space for model targets and locks.", significant=False
+    )
+    rerun = luigi.BoolParameter(
+        default=False, description="Run even if the outputs exist (they are deleted first).", significant=False
+    )
+    strict_check = luigi.BoolParameter(
+        default=False, description="Complete only if the inputs exist too.", significant=False
+    )
+    modification_time_check = luigi.BoolParameter(
+        default=False, description="Complete only if no input is newer than the outputs.", significant=False
+    )
+    serialized_task_definition_check = luigi.BoolParameter(
+        default=False, description="Include the task's own source code in its unique id.", significant=False
+    )
+    delete_unnecessary_output_files = luigi.BoolParameter(
+        default=False, description="Delete outputs not needed by the task tree.", significant=False
+    )
+    significant = luigi.BoolParameter(
+        default=True, description="If false, this task is left out of its dependants' unique ids.", significant=False
+    )
+    fix_random_seed_methods = luigi.ListParameter(
+        default=("random.seed", "numpy.random.seed"),
+        description="Seed functions called before run().",
+        significant=False,
+    )
+    FIX_RANDOM_SEED_VALUE_NONE_MAGIC_NUMBER: ClassVar[int] = -42497368
+    fix_random_seed_value = luigi.IntParameter(
+        default=FIX_RANDOM_SEED_VALUE_NONE_MAGIC_NUMBER,
+        description="Seed value (default: derived from the unique id).",
+        significant=False,
+    )
+    redis_host = luigi.OptionalParameter(
+        default=None, description="Redis host for locks; no redis lock when unset.", significant=False
+    )
+    redis_port = luigi.OptionalIntParameter(
+        default=None, description="Redis port for locks; no redis lock when unset.", significant=False
+    )
+    redis_timeout = luigi.IntParameter(
+        default=180, description="Seconds after which a redis lock expires.", significant=False
+    )
+    fail_on_empty_dump = ExplicitBoolParameter(
+        default=False, description="Fail when the task dumps an empty DataFrame.", significant=False
+    )
+    store_index_in_feather = ExplicitBoolParameter(
+        default=True, description="Keep the DataFrame index in feather files.", significant=False
+    )
+    cache_unique_id = ExplicitBoolParameter(
+        default=True, description="Compute the unique id once per task object.", significant=False
+    )
+    should_dump_supplementary_log_files = ExplicitBoolParameter(
+        default=True, description="Write the run logs under log/.", significant=False
+    )
+    complete_check_at_run = ExplicitBoolParameter(
+        default=True, description="Skip run() when the outputs already exist.", significant=False
+    )
+    should_lock_run = ExplicitBoolParameter(
+        default=False,
+        description="Hold a lock (redis when configured, else a file lock) while running.",
+        significant=False,
+    )
+
+    @classmethod
+    def get_param_values(cls, params: Any, args: Any, kwargs: Any) -> list[tuple[str, Any]]:
+        """Resolve parameter values as luigi does (args, kwargs, config, defaults), from a cached plan.
+
+        luigi resolves every new task twice (for its instance cache, then in ``__init__``) and re-reads
+        the config for every parameter each time, which dominated building large graphs.
+        """
+        repeated = last_resolution.repeat_of(cls, args, kwargs) if last_resolution.initializing else None
+        if repeated is not None:
+            return repeated
+        if params != cls.get_params():
+            kwargs = dict(kwargs)
+            cls._add_configuration(kwargs, CONFIG_SECTION)
+            return cast(list[tuple[str, Any]], super().get_param_values(params, args, kwargs))
+        resolved = resolve(cls, _parameter_plan(cls), args, kwargs)
+        last_resolution.remember(cls, args, kwargs, resolved)
+        return resolved
+
+    @classmethod
+    def get_params(cls) -> list[tuple[str, luigi.Parameter]]:
+        """luigi's (name, Parameter) list, computed once per class (luigi scans dir() on every call)."""
+        cached = cls.__dict__.get("_kart_params")
+        if cached is None:
+            cached = super().get_params()
+            type.__setattr__(cls, "_kart_params", cached)
+        return list(cached)
+
+    @classmethod
+    def _add_configuration(cls, kwargs: dict[str, Any], section: str) -> None:
+        """Fill TaskOnKart's own parameters from the ``[TaskOnKart]`` config section."""
+        for key, value in section_values(cls, section, _own_parameter_names()).items():
+            kwargs.setdefault(key, value)
+
+    def to_str_params(self, only_significant: bool = False, only_public: bool = False) -> dict[str, str]:
+        """luigi's string form of the parameters, computed once per task object."""
+        cache = self.__dict__.setdefault("_kart_cache", {})
+        key = ("str_params", only_significant, only_public)
+        if key not in cache:
+            values = self.param_kwargs
+            selected = str_param_selection(type(self), only_significant, only_public)
+            cache[key] = {name: param.serialize(values[name]) for name, param in selected}
+        return dict(cache[key])
+
+    def _warn_on_wrong_param_types(self) -> None:
+        # Only parameters that check their values (task parameters, plain luigi.Parameter) are visited.
+        for name, param in checked_params(type(self)):
+            param._warn_on_wrong_param_type(name, self.param_kwargs[name])
+
+
+@functools.cache
+def _own_parameter_names() -> frozenset[str]:
+    """The parameters declared here (those a ``[TaskOnKart]`` config section may set)."""
+    return frozenset(name for name, value in vars(TaskParameters).items() if isinstance(value, luigi.Parameter))
+
+
+def _parameter_plan(cls: type[TaskParameters]) -> ParameterPlan:
+    return parameter_plan(cls, CONFIG_SECTION, _own_parameter_names(), str(TaskParameters.workspace_directory._default))

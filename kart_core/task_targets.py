@@ -1,0 +1,141 @@
+"""The targets a task makes: its outputs, model zips, large-DataFrame zips and run logs.
+
+``TaskOnKart.make_target`` and friends delegate here. Where they live is the layout's business
+(``kart_core.workspace``: the default relative path, the workspace join, ``_{unique_id}`` before
+the extension, the run-log paths); this module picks formats and hands the task's settings on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from kart_core import workspace
+from kart_core.contract import KartTask
+from kart_core.errors import WorkspacePathError
+from kart_core.file_processor import DataFrameType, FileProcessor, make_file_processor
+from kart_core.target import LargeDataFrameProcessor, TargetOnKart
+from kart_core.target import make_model_target as _model_target
+from kart_core.target import make_target as _target
+
+__all__ = [
+    "TargetOwner",
+    "dataframe_type",
+    "log_target",
+    "make_large_data_frame_target",
+    "make_model_target",
+    "make_target",
+]
+
+
+class TargetOwner(KartTask, Protocol):
+    """A kart task with gokart's feather setting: what making its targets reads."""
+
+    store_index_in_feather: bool
+
+
+def make_target(
+    task: TargetOwner,
+    relative_file_path: str | None = None,
+    use_unique_id: bool = True,
+    processor: FileProcessor[Any] | None = None,
+) -> TargetOnKart:
+    """``{workspace}/{relative_file_path}`` (default: ``{module path}/{Class}.pkl``), id before the extension.
+
+    The format follows the extension (a polars task's DataFrames stay polars) unless ``processor`` is given.
+
+    Raises:
+        WorkspacePathError: the path is absolute or leaves the workspace with ``..``.
+        UnknownFormatError: no FileProcessor serves the extension.
+    """
+    relative = (
+        relative_file_path if relative_file_path is not None else workspace.default_output_path(type(task), ".pkl")
+    )
+    file_path = _in_workspace(task, relative)
+    label = task.kart_label()
+    if processor is None and relative_file_path is not None:
+        processor = make_file_processor(
+            file_path,
+            store_index_in_feather=task.store_index_in_feather,
+            dataframe_type=dataframe_type(type(task)),
+            task_label=label,
+        )
+    return _target(
+        file_path,
+        unique_id=task.make_unique_id() if use_unique_id else None,
+        processor=processor,
+        store_index_in_feather=task.store_index_in_feather,
+        owner=label,
+    )
+
+
+def make_large_data_frame_target(
+    task: KartTask, relative_file_path: str | None = None, use_unique_id: bool = True, max_byte: int = int(2**26)
+) -> TargetOnKart:
+    """A zip of pickled chunks of about ``max_byte`` bytes (default path ``{module path}/{Class}.zip``)."""
+    relative = (
+        relative_file_path if relative_file_path is not None else workspace.default_output_path(type(task), ".zip")
+    )
+    return _model_target(
+        _in_workspace(task, relative),
+        temporary_directory=task.local_temporary_directory,
+        save_function=LargeDataFrameProcessor(max_byte=max_byte).save,
+        load_function=LargeDataFrameProcessor.load,
+        unique_id=task.make_unique_id() if use_unique_id else None,
+        owner=task.kart_label(),
+    )
+
+
+def make_model_target(
+    task: KartTask,
+    relative_file_path: str,
+    save_function: Callable[[Any, str], None],
+    load_function: Callable[[str], Any],
+    use_unique_id: bool = True,
+) -> TargetOnKart:
+    """A zip holding what ``save_function(model, path)`` wrote; ``load_function(path)`` reads it back.
+
+    Raises:
+        WorkspacePathError: the path does not end with ``.zip`` or leaves the workspace.
+    """
+    if not relative_file_path.endswith("zip"):
+        raise WorkspacePathError(
+            f"{type(task).__name__}.make_model_target: the path must end with .zip, got {relative_file_path!r}"
+        )
+    return _model_target(
+        _in_workspace(task, relative_file_path),
+        temporary_directory=task.local_temporary_directory,
+        save_function=save_function,
+        load_function=load_function,
+        unique_id=task.make_unique_id() if use_unique_id else None,
+        owner=task.kart_label(),
+    )
+
+
+def log_target(task: TargetOwner, kind: workspace.LogKind) -> TargetOnKart:
+    """The run log of ``kind`` of ``task`` (``workspace.log_relative_path``), with the task's unique id."""
+    return make_target(task, workspace.log_relative_path(kind, type(task).__name__))
+
+
+def _in_workspace(task: KartTask, relative: str) -> str:
+    return workspace.workspace_path(str(task.workspace_directory), relative, owner=type(task).__name__)
+
+
+def dataframe_type(task_class: type) -> DataFrameType:
+    """'polars' / 'polars-lazy' when the class is declared ``TaskOnKart[pl.DataFrame]`` / ``[pl.LazyFrame]``.
+
+    Computed once per class (kept on the class as ``_kart_dataframe_type``).
+    """
+    cached = task_class.__dict__.get("_kart_dataframe_type")
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    kind: DataFrameType = "pandas"
+    for klass in task_class.__mro__:
+        for base in getattr(klass, "__orig_bases__", ()):
+            for arg in getattr(base, "__args__", ()):
+                module = getattr(arg, "__module__", "") or ""
+                if module.split(".")[0] == "polars":
+                    kind = "polars-lazy" if getattr(arg, "__name__", "") == "LazyFrame" else "polars"
+                    break
+    type.__setattr__(task_class, "_kart_dataframe_type", kind)
+    return kind

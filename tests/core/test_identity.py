@@ -1,0 +1,67 @@
+"""kart_core.identity: gokart's id recipe applied to task objects, defined once and reused by `kart why`."""
+
+from __future__ import annotations
+
+import luigi
+import pytest
+
+import kart_core
+from kart_core.errors import TaskDefinitionError
+from kart_core.hashing import unique_id_from_parts
+from kart_core.identity import compute_unique_id, own_code, unique_id_with_upstream, upstream_parts
+
+
+class IdLeaf(kart_core.TaskOnKart[int]):
+    n = luigi.IntParameter(default=1)
+
+
+class IdInsignificant(kart_core.TaskOnKart[int]):
+    pass
+
+
+class IdExternal(luigi.ExternalTask):
+    name = luigi.Parameter(default="raw")
+
+
+class IdJoin(kart_core.TaskOnKart[int]):
+    def requires(self):
+        return [IdLeaf(n=2), IdInsignificant(significant=False), IdExternal()]
+
+
+def test_upstream_parts_hold_kart_ids_and_luigi_params_and_skip_insignificant() -> None:
+    task = IdJoin()
+    positions, parts = upstream_parts(task.kart_requires())
+    assert parts == [IdLeaf(n=2).make_unique_id(), {"name": "raw"}]
+    assert [(index, type(dep).__name__) for index, dep in positions] == [(0, "IdLeaf")]
+
+
+def test_the_id_is_the_hashing_recipe_over_those_parts() -> None:
+    task = IdJoin()
+    _, parts = upstream_parts(task.kart_requires())
+    expected = unique_id_from_parts(parts, {}, "IdJoin")
+    assert compute_unique_id(IdJoin(cache_unique_id=False)) == expected == task.make_unique_id()
+    assert unique_id_with_upstream(task, parts) == expected
+
+
+def test_another_upstream_id_gives_another_id() -> None:
+    task = IdJoin()
+    _, parts = upstream_parts(task.kart_requires())
+    assert unique_id_with_upstream(task, ["0" * 32, parts[1]]) != task.make_unique_id()
+
+
+def test_a_cycle_is_a_task_definition_error() -> None:
+    class IdCycle(kart_core.TaskOnKart[int]):
+        def requires(self):
+            return IdCycle()
+
+    with pytest.raises(TaskDefinitionError, match="IdCycle depends on itself"):
+        IdCycle().make_unique_id()
+
+
+def test_own_code_is_the_source_beyond_the_base() -> None:
+    class IdCoded(kart_core.TaskOnKart[int]):
+        def run(self) -> None:
+            self.dump(3)
+
+    code = own_code(IdCoded, kart_core.TaskOnKart)
+    assert "self.dump(3)" in code and "def make_unique_id" not in code

@@ -1,0 +1,28 @@
+"""kart_core.target_config: target settings (the signing key) read once per build, not per target."""
+
+from __future__ import annotations
+
+import pytest
+
+from kart_core import target_config
+from kart_core.target import make_target
+
+
+def test_frozen_reads_the_key_once_for_its_body(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.delenv("KART_SIGNING_KEY", raising=False)
+    target = make_target(str(tmp_path / "a.pkl"))
+    with target_config.frozen() as settings:
+        monkeypatch.setenv("KART_SIGNING_KEY", "later")
+        assert settings.signer is None
+        assert target.signer is None  # the build's settings, although the environment changed
+        with target_config.frozen() as inner:
+            assert inner is settings  # nested scopes keep the outer read
+    assert target.signer is not None  # outside a scope: read when used
+
+
+def test_a_target_reads_the_key_when_used_not_when_made(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.delenv("KART_SIGNING_KEY", raising=False)
+    target = make_target(str(tmp_path / "b.pkl"))
+    monkeypatch.setenv("KART_SIGNING_KEY", "k")
+    target.dump({"x": 1})
+    assert (tmp_path / "b.pkl.sig").exists()
