@@ -59,9 +59,13 @@ def test_list_shows_the_projects_runs(tmp_path: Path, two_runs: str) -> None:
 def test_clear_keep_latest_then_one_node_then_dry_run(tmp_path: Path, two_runs: str) -> None:
     assert "1 run(s) cleared." in _invoke(tmp_path, "clear", "--workspace", two_runs, "--keep-latest")
     assert "2 cached run(s)" in _invoke(tmp_path, "list", "--workspace", two_runs)
-    assert "0 run(s) to clear." in _invoke(tmp_path, "clear", "--workspace", two_runs, "--node", "nope", "--dry-run")
-    assert "1 run(s) to clear." in _invoke(tmp_path, "clear", "--workspace", two_runs, "--node", "grow", "--dry-run")
-    assert "1 run(s) cleared." in _invoke(tmp_path, "clear", "--workspace", two_runs, "--node", "grow")
+    assert "0 run(s) to clear." in _invoke(
+        tmp_path, "clear", "--workspace", two_runs, "--node", "nope", "--only", "--dry-run"
+    )
+    assert "1 run(s) to clear." in _invoke(
+        tmp_path, "clear", "--workspace", two_runs, "--node", "grow", "--only", "--dry-run"
+    )
+    assert "1 run(s) cleared." in _invoke(tmp_path, "clear", "--workspace", two_runs, "--node", "grow", "--only")
     remaining = _invoke(tmp_path, "list", "--workspace", two_runs)
     assert "grow" not in remaining and "first" in remaining
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import subprocess
 import sys
 
 import numpy as np
 import pandas as pd
-from kart_kedro.fingerprint import digest, function_digest
+from kart_kedro.fingerprint import digest
 
 
 def test_mapping_and_set_order_do_not_matter() -> None:
@@ -46,18 +45,3 @@ def test_arrays_by_values_dtype_and_shape() -> None:
     assert digest(array) == digest(np.arange(6))
     assert digest(array) != digest(array.reshape(2, 3))
     assert digest(array) != digest(array.astype("int32"))
-
-
-def _one(x: int) -> int:
-    return x + 1
-
-
-def _two(x: int) -> int:
-    return x + 2
-
-
-def test_function_digests_follow_the_code_and_partial_arguments() -> None:
-    assert function_digest(_one) == function_digest(_one)
-    assert function_digest(_one) != function_digest(_two)
-    assert function_digest(functools.partial(_one)) != function_digest(functools.partial(_two))
-    assert function_digest(functools.partial(max, 1)) != function_digest(functools.partial(max, 2))

@@ -3,58 +3,26 @@
 from __future__ import annotations
 
 import importlib.metadata
-import json
-import os
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from kedro_project import POSITIVE_VALUES_SUM, copy_project, journal, report, run_kedro, statuses
 
 import kart_core
 
 pytestmark = pytest.mark.slow
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "kedro"
-KEDRO = str(Path(sys.executable).parent / "kedro")
-NODE_STATUS = re.compile(r"kart: node '([^']+)' (ran|cached)")
-POSITIVE_VALUES_SUM = 3 + 4 + 10 + 2 + 7  # data/01_raw/numbers.csv, values >= min_value (0)
-
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A fresh copy of the example project, without any data it produced."""
-    ignore = shutil.ignore_patterns("__pycache__", "kart", "08_reporting", "resources")
-    return Path(shutil.copytree(EXAMPLE, tmp_path / "project", ignore=ignore))
+    return copy_project(tmp_path / "project")
 
 
 def kedro(project: Path, *args: str, pythonpath: str | None = None) -> str:
-    """Run ``kedro`` in the project; return its log output (stderr and stdout)."""
-    env = {**os.environ, "DO_NOT_TRACK": "1", "KART_KEDRO_DEMO_JOURNAL": str(project / "journal.txt")}
-    env.pop("LUIGI_CONFIG_PATH", None)
-    if pythonpath is not None:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [pythonpath, env.get("PYTHONPATH")]))
-    done = subprocess.run([KEDRO, *args], cwd=project, env=env, capture_output=True, text=True, timeout=180)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stderr + done.stdout
-
-
-def journal(project: Path) -> list[str]:
-    """Labels of the kart tasks that ran, in every process."""
-    path = project / "journal.txt"
-    return path.read_text().split() if path.exists() else []
-
-
-def statuses(log: str) -> dict[str, str]:
-    """What KartRunner said about each node."""
-    return dict(NODE_STATUS.findall(log))
-
-
-def report(project: Path, name: str) -> dict:
-    """A JSON output of the project."""
-    return json.loads((project / "data" / "08_reporting" / f"{name}.json").read_text())
+    """Run ``kedro`` in the project; return its log output."""
+    return run_kedro(project, *args, pythonpath=pythonpath)
 
 
 def build_in_process(project: Path, monkeypatch: pytest.MonkeyPatch) -> object:

@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kart_kedro import NO_CACHE_TAG, KartRunner
+from kart_kedro import NO_CACHE_TAG, KartParallelRunner, KartRunner, KartThreadRunner
 from kart_kedro.node_cache import KedroNodeRun
-from kedro.io import AbstractDataset, DataCatalog, MemoryDataset
+from kedro.io import AbstractDataset, DataCatalog, MemoryDataset, SharedMemoryDataCatalog
 from kedro.pipeline import Pipeline, node
 from kedro.runner import SequentialRunner
 
 import kart_core
 
-CALLS: list[str] = []
+RUNNERS = [KartRunner, KartThreadRunner, KartParallelRunner]
+
+
+@pytest.fixture(params=RUNNERS, ids=lambda cls: cls.__name__)
+def runner_class(request: pytest.FixtureRequest, journal: str) -> type:
+    """Each kart runner in turn (the node functions journal their calls, across processes too)."""
+    return request.param
 
 
 class JsonFile(AbstractDataset[Any, Any]):
@@ -39,23 +46,28 @@ class JsonFile(AbstractDataset[Any, Any]):
         return {"filepath": str(self.filepath)}
 
 
+def _record(name: str) -> None:
+    with open(os.environ["KART_KEDRO_TEST_JOURNAL"], "a") as handle:
+        handle.write(f"{name}\n")
+
+
 def clean(raw: list[int], minimum: int) -> list[int]:
-    CALLS.append("clean")
+    _record("clean")
     return [value for value in raw if value >= minimum]
 
 
 def scale(values: list[int], factor: int) -> list[int]:
-    CALLS.append("scale")
+    _record("scale")
     return [value * factor for value in values]
 
 
 def total(values: list[int]) -> int:
-    CALLS.append("total")
+    _record("total")
     return sum(values)
 
 
 def count(values: list[int]) -> int:
-    CALLS.append("count")
+    _record("count")
     return len(values)
 
 
@@ -70,8 +82,11 @@ def _pipeline() -> Pipeline:
     )
 
 
-def _catalog(tmp_path: Path, factor: int = 2, minimum: int = 0, raw: list[int] | None = None) -> DataCatalog:
-    return DataCatalog(
+def _catalog(
+    tmp_path: Path, runner_class: type = KartRunner, factor: int = 2, minimum: int = 0, raw: list[int] | None = None
+) -> Any:
+    catalog_class = SharedMemoryDataCatalog if runner_class is KartParallelRunner else DataCatalog
+    return catalog_class(
         {
             "raw": MemoryDataset([3, -1, 4, 10] if raw is None else raw),
             "params:factor": MemoryDataset(factor),
@@ -81,49 +96,97 @@ def _catalog(tmp_path: Path, factor: int = 2, minimum: int = 0, raw: list[int] |
     )
 
 
-def _run(tmp_path: Path, workspace: str, runner: Any = None, **catalog_args: Any) -> tuple[list[str], DataCatalog]:
-    CALLS.clear()
-    catalog = _catalog(tmp_path, **catalog_args)
-    (runner or KartRunner(workspace_directory=workspace)).run(_pipeline(), catalog)
-    return sorted(CALLS), catalog
+def _run(
+    tmp_path: Path, workspace: str, runner_class: type = KartRunner, runner: Any = None, **catalog_args: Any
+) -> tuple[list[str], Any]:
+    """Run the pipeline; return the node functions that were called (sorted) and the catalog."""
+    path = Path(os.environ["KART_KEDRO_TEST_JOURNAL"])
+    path.write_text("")
+    catalog = _catalog(tmp_path, runner_class, **catalog_args)
+    runner = runner or _runner(runner_class, workspace)
+    runner.run(_pipeline(), catalog)
+    return sorted(path.read_text().split()), catalog
 
 
-def test_a_second_run_runs_no_node_and_returns_the_same_outputs(tmp_path: Path, workspace: str) -> None:
-    ran, catalog = _run(tmp_path, workspace)
+def _runner(runner_class: type, workspace: str) -> Any:
+    if runner_class is KartRunner:
+        return KartRunner(workspace_directory=workspace)
+    return runner_class(max_workers=2, workspace_directory=workspace)
+
+
+def test_a_second_run_runs_no_node_and_returns_the_same_outputs(
+    tmp_path: Path, workspace: str, runner_class: type
+) -> None:
+    ran, catalog = _run(tmp_path, workspace, runner_class)
     assert ran == ["clean", "count", "scale", "total"]
     assert catalog.load("total") == 34
     (tmp_path / "total.json").unlink()
-    runner = KartRunner(workspace_directory=workspace)
-    ran, catalog = _run(tmp_path, workspace, runner)
+    runner = _runner(runner_class, workspace)
+    ran, catalog = _run(tmp_path, workspace, runner_class, runner)
     assert ran == []
     assert set(runner.last_run.values()) == {"cached"}
     assert catalog.load("total") == 34  # a persistent output is written back from the cache
     assert catalog.load("count") == 3  # a memory pipeline output is handed over too
 
 
-def test_a_parameter_change_reruns_exactly_the_affected_nodes(tmp_path: Path, workspace: str) -> None:
-    _run(tmp_path, workspace)
-    ran, catalog = _run(tmp_path, workspace, factor=3)
+def test_a_parameter_change_reruns_exactly_the_affected_nodes(
+    tmp_path: Path, workspace: str, runner_class: type
+) -> None:
+    _run(tmp_path, workspace, runner_class)
+    runner = _runner(runner_class, workspace)
+    ran, catalog = _run(tmp_path, workspace, runner_class, runner, factor=3)
     assert ran == ["scale", "total"]
     assert catalog.load("total") == 51
-    ran, catalog = _run(tmp_path, workspace, factor=2)  # back to an earlier value: cached again
+    assert runner.last_reasons == {"scale": "parameters changed: params:factor", "total": "upstream changed: scaled"}
+    ran, catalog = _run(tmp_path, workspace, runner_class, factor=2)  # back to an earlier value: cached again
     assert ran == []
     assert json.loads((tmp_path / "total.json").read_text()) == 34
 
 
-def test_an_input_data_change_reruns_the_node_and_its_dependants(tmp_path: Path, workspace: str) -> None:
-    _run(tmp_path, workspace)
-    ran, catalog = _run(tmp_path, workspace, raw=[3, -1, 4, 11])
+def test_an_input_data_change_reruns_the_node_and_its_dependants(
+    tmp_path: Path, workspace: str, runner_class: type
+) -> None:
+    _run(tmp_path, workspace, runner_class)
+    ran, catalog = _run(tmp_path, workspace, runner_class, raw=[3, -1, 4, 11])
     assert ran == ["clean", "count", "scale", "total"]
     assert catalog.load("total") == 36
 
 
-def test_only_missing_outputs_keeps_a_stale_result_that_kart_runner_fixes(tmp_path: Path, workspace: str) -> None:
+def test_data_written_outside_kart_makes_the_node_rerun_instead_of_being_overwritten(
+    tmp_path: Path, workspace: str, runner_class: type
+) -> None:
+    _run(tmp_path, workspace, runner_class)
+    (tmp_path / "total.json").write_text("1000")  # someone else's newer result
+    runner = _runner(runner_class, workspace)
+    ran, _ = _run(tmp_path, workspace, runner_class, runner)
+    assert ran == ["total"]
+    assert runner.last_reasons == {"total": "output 'total' holds data written outside kart"}
+    assert json.loads((tmp_path / "total.json").read_text()) == 34  # recomputed, not copied from the cache
+
+
+def test_an_unchanged_persistent_output_is_not_written_again(tmp_path: Path, workspace: str, journal: str) -> None:
+    _run(tmp_path, workspace)
+    before = (tmp_path / "total.json").stat().st_mtime_ns
+    (tmp_path / "total.json").write_text("34")  # the same content, a newer file: still kart's result
+    touched = (tmp_path / "total.json").stat().st_mtime_ns
+    ran, _ = _run(tmp_path, workspace)
+    assert ran == [] and touched >= before
+    assert (tmp_path / "total.json").stat().st_mtime_ns == touched
+
+
+def test_only_missing_outputs_keeps_a_stale_result_that_kart_runner_fixes(
+    tmp_path: Path, workspace: str, journal: str
+) -> None:
     _run(tmp_path, workspace, runner=SequentialRunner())
     SequentialRunner().run(_pipeline(), _catalog(tmp_path, factor=3), only_missing_outputs=True)
     assert json.loads((tmp_path / "total.json").read_text()) == 34  # Kedro skipped it: stale
     _run(tmp_path, workspace, factor=3)
     assert json.loads((tmp_path / "total.json").read_text()) == 51
+
+
+def test_kart_runners_refuse_only_missing_outputs(tmp_path: Path, workspace: str, runner_class: type) -> None:
+    with pytest.raises(ValueError, match=r"does not take --only-missing-outputs(.|\n)*stale results"):
+        _runner(runner_class, workspace).run(_pipeline(), _catalog(tmp_path, runner_class), only_missing_outputs=True)
 
 
 def test_a_code_change_reruns_that_node(tmp_path: Path, workspace: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -147,7 +210,7 @@ def test_a_code_change_reruns_that_node(tmp_path: Path, workspace: str, monkeypa
     sys.modules.pop("kart_kedro_changing_code", None)
 
 
-def test_nodes_tagged_no_cache_and_generator_nodes_always_run(tmp_path: Path, workspace: str) -> None:
+def test_nodes_tagged_no_cache_and_generator_nodes_always_run(tmp_path: Path, workspace: str, journal: str) -> None:
     def stream(raw: list[int]) -> Any:
         yield from ([value] for value in raw)
 
@@ -155,17 +218,19 @@ def test_nodes_tagged_no_cache_and_generator_nodes_always_run(tmp_path: Path, wo
         [node(count, "raw", "n", name="count", tags=[NO_CACHE_TAG]), node(stream, "raw", "streamed", name="stream")]
     )
     for _ in range(2):
-        CALLS.clear()
+        Path(journal).write_text("")
         runner = KartRunner(workspace_directory=workspace)
         runner.run(pipeline, DataCatalog({"raw": MemoryDataset([1, 2])}))
-        assert CALLS == ["count"]
+        assert Path(journal).read_text().split() == ["count"]
         assert runner.last_run == {"count": "ran uncached", "stream": "ran uncached"}
 
 
-def test_node_outputs_and_run_logs_have_gokart_style_paths(tmp_path: Path, workspace: str) -> None:
+def test_node_outputs_and_run_logs_have_gokart_style_paths(tmp_path: Path, workspace: str, journal: str) -> None:
     runner = KartRunner(workspace_directory=workspace)
     runner.run(_pipeline(), _catalog(tmp_path))
-    outputs = sorted(p.relative_to(workspace).as_posix() for p in Path(workspace, "kedro").rglob("*.pkl"))
+    outputs = sorted(
+        p.relative_to(workspace).as_posix() for p in Path(workspace, "kedro").rglob("*.pkl") if ".kart" not in p.parts
+    )
     assert [p.rsplit("_", 1)[0] for p in outputs] == [
         "kedro/_/clean/clean_values",
         "kedro/_/count/count",

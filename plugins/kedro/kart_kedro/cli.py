@@ -5,6 +5,7 @@ Registered through the ``kedro.project_commands`` entry point (``kart = kart_ked
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 import click
@@ -44,15 +45,30 @@ def list_command(metadata: Any, workspace: str | None, all_projects: bool) -> No
 
 @kart.command(name="clear")
 @click.option("--workspace", default=None, help=_WORKSPACE_HELP)
-@click.option("--node", "nodes", multiple=True, help="Only runs of this node (repeatable).")
+@click.option(
+    "--node", "nodes", multiple=True, help="Runs of this node and of every node downstream of it (repeatable)."
+)
+@click.option("--only", is_flag=True, help="With --node: clear only the named nodes, not what is downstream.")
+@click.option("--pipeline", "pipeline_name", default="__default__", help="Pipeline in which to find downstream nodes.")
 @click.option("--keep-latest", is_flag=True, help="Keep the newest run of each node; clear the older ones.")
 @click.option("--dry-run", is_flag=True, help="Only say what would be deleted.")
 @click.pass_obj
 def clear_command(
-    metadata: Any, workspace: str | None, nodes: tuple[str, ...], keep_latest: bool, dry_run: bool
+    metadata: Any,
+    workspace: str | None,
+    nodes: tuple[str, ...],
+    only: bool,
+    pipeline_name: str,
+    keep_latest: bool,
+    dry_run: bool,
 ) -> None:
-    """Delete cached node runs (outputs and run logs) of this project."""
-    runs = [run for run in _runs(metadata, workspace, False) if not nodes or run.task.node_name in nodes]
+    """Delete cached node runs (outputs, run logs and records) of this project.
+
+    ``--node X`` clears X and everything downstream of it in the pipeline (their cached results
+    were computed from X's), unless ``--only`` is given.
+    """
+    names = set(nodes) if only or not nodes else _with_downstream(nodes, pipeline_name)
+    runs = [run for run in _runs(metadata, workspace, False) if not names or run.task.node_name in names]
     if keep_latest:
         newest = {run.task.node_name: run.unique_id for run in runs}  # runs are oldest first
         runs = [run for run in runs if newest[run.task.node_name] != run.unique_id]
@@ -61,6 +77,27 @@ def clear_command(
         if not dry_run:
             clear_run(run)
     click.echo(f"{len(runs)} run(s) {'to clear' if dry_run else 'cleared'}.")
+
+
+def _with_downstream(nodes: tuple[str, ...], pipeline_name: str) -> set[str]:
+    """The named nodes and every node downstream of them in the project's pipeline ``pipeline_name``."""
+    from kedro.framework.project import pipelines
+
+    try:
+        pipeline = pipelines[pipeline_name]
+    except Exception as exc:  # no project configured, or no such pipeline
+        raise click.UsageError(
+            f"cannot load pipeline {pipeline_name!r} to find the nodes downstream of {', '.join(nodes)} "
+            f"({type(exc).__name__}: {exc}). Run inside the Kedro project, name another --pipeline, "
+            "or pass --only to clear just the named nodes."
+        ) from exc
+    known = {node.name for node in pipeline.nodes}
+    for name in nodes:
+        if name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=3)
+            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            raise click.UsageError(f"pipeline {pipeline_name!r} has no node {name!r}.{hint}")
+    return {node.name for node in pipeline.from_nodes(*nodes).nodes}
 
 
 def _workspace(workspace: str | None) -> str:

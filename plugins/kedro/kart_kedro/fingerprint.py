@@ -1,4 +1,4 @@
-"""Stable md5 digests of node functions and of data, the same in every process.
+"""Stable md5 digests of data, the same in every process (code: code_fingerprint.py).
 
 Containers are hashed structurally (dict and set order do not matter, str hashing seeds do not
 leak in); DataFrames and arrays by their values, dtypes and labels; anything else by its pickle.
@@ -6,14 +6,12 @@ leak in); DataFrames and arrays by their values, dtypes and labels; anything els
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import inspect
 import pickle
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["digest", "function_digest"]
+__all__ = ["digest"]
 
 _SCALARS = (type(None), bool, int, float, complex, str, bytes)
 
@@ -57,16 +55,3 @@ def _array_bytes(value: Any) -> bytes | None:
     except TypeError:  # e.g. lists inside object columns: fall back to pickle
         return None
     return None
-
-
-def function_digest(func: Callable[..., Any]) -> str:
-    """A digest of the code a Kedro node runs: its source (bytecode when no source), partial arguments included."""
-    if isinstance(func, functools.partial):
-        return digest(["partial", function_digest(func.func), func.args, func.keywords])
-    target = func if inspect.isfunction(func) or inspect.ismethod(func) else type(func)
-    try:
-        source = inspect.getsource(target)
-    except (OSError, TypeError):
-        code = getattr(func, "__code__", None)
-        source = repr((code.co_code, code.co_consts)) if code is not None else repr(target)
-    return digest([getattr(target, "__qualname__", ""), source])

@@ -36,7 +36,7 @@ class KedroNodeRun(kart_core.TaskOnKart[Any]):
 
     project = luigi.Parameter(default="", description="The Kedro package name.")
     node_name = luigi.Parameter(description="The Kedro node's full name.")
-    code = luigi.Parameter(description="Digest of the node function's source.")
+    code = luigi.Parameter(description="Code fingerprint of the node function and the project code it uses.")
     parameters = luigi.Parameter(description="Digest of the node's params: inputs.")
     data = luigi.Parameter(description="Digest of the inputs that no cached node of this run produced.")
     inputs = luigi.ListParameter(default=(), description="The node's input dataset names.")
@@ -44,9 +44,17 @@ class KedroNodeRun(kart_core.TaskOnKart[Any]):
     kedro_execute: Callable[[], dict[str, Any]] | None = None  # set by KartRunner around run_one
     upstream = luigi.ListParameter(default=(), description="Unique ids of the node runs that produced the inputs.")
 
+    def cache_folder(self) -> str:
+        """``kedro/{project}/{node}``: where this node's runs are cached, relative to the workspace."""
+        return f"kedro/{safe_name(self.project or '_')}/{safe_name(self.node_name)}"
+
+    def states_target(self) -> Any:
+        """``{folder}/.kart/states_{uid}.pkl``: the states of the persistent outputs this run wrote (node_records)."""
+        return self.make_target(f"{self.cache_folder()}/.kart/states.pkl")
+
     def output(self) -> dict[str, Any]:
         """One pickle per output dataset: ``{ws}/kedro/{project}/{node}/{dataset}_{uid}.pkl``."""
-        folder = f"kedro/{safe_name(self.project or '_')}/{safe_name(self.node_name)}"
+        folder = self.cache_folder()
         names = list(self.outputs) or [_NO_OUTPUT]
         return {name: self.make_target(f"{folder}/{safe_name(name)}.pkl") for name in names}
 
@@ -103,10 +111,11 @@ def cached_runs(workspace: str, project: str | None = None) -> list[CachedRun]:
 
 
 def clear_run(run: CachedRun) -> list[str]:
-    """Delete a run's outputs and logs; return the paths that existed."""
+    """Delete a run's outputs, logs and output-state record; return the paths that existed."""
     targets = list(run.task.output().values()) + [
         run.task.kart_log_target(kind.name, kind.extension) for kind in _layout.LOG_KINDS
     ]
+    targets.append(run.task.states_target())
     removed = [str(target.path()) for target in targets if target.exists()]
     for target in targets:
         target.remove()

@@ -1,221 +1,226 @@
-"""KartRunner: a Kedro runner that gives nodes kart's cache.
+"""Kedro runners that give nodes kart's cache: sequential, threads and processes.
 
-No Kedro hook can skip a node (hooks only observe, or replace inputs), so the cache lives in a
-runner: ``kedro run --runner kart_kedro.KartRunner``. Nodes run in topological order; each
-becomes a KedroNodeRun kart task whose id covers the node's code, parameters and inputs, and
-``kart_core.run_one`` decides: cached (outputs loaded from the kart cache) or run.
+No Kedro hook can skip a node (``before_node_run`` runs after the inputs are loaded and can only
+replace them), so the cache lives in runners, chosen per run:
+
+    kedro run --runner kart_kedro.KartRunner
+    kedro run --runner kart_kedro.KartThreadRunner --runner-params max_workers=4
+    kedro run --runner kart_kedro.KartParallelRunner --runner-params max_workers=4
+
+Each node becomes a KedroNodeRun kart task whose id covers the node's code (code_fingerprint.py),
+parameters and inputs; the runner's process decides, in dependency order, whether it is served
+from the cache or run (pipeline_run.py), and the executor runs what must run (node_work.py).
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
-from collections import Counter
-from collections.abc import Callable
+from collections.abc import Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any
 
 import pluggy
-from kedro.framework.hooks import _create_hook_manager, hook_impl
+from kedro.framework.hooks import _create_hook_manager
 from kedro.pipeline import Pipeline
-from kedro.runner import SequentialRunner, Task
+from kedro.runner import ParallelRunner, SequentialRunner, ThreadRunner
 
 import kart_core
-from kart_kedro._receipt import KartReceipt
-from kart_kedro.dataset import TaskOnKartDataset
-from kart_kedro.fingerprint import digest, function_digest
-from kart_kedro.node_cache import KedroNodeRun
-from kart_kedro.pipeline import KartTaskNode
-from kart_kedro.receipt_dataset import TaskReceiptDataset
+from kart_kedro.pipeline_run import NO_CACHE_TAG, PLAIN, PipelineRun
+from kart_kedro.summary import summary_line
 
-__all__ = ["KartRunner", "NO_CACHE_TAG"]
+__all__ = ["KartParallelRunner", "KartRunner", "KartThreadRunner", "NO_CACHE_TAG"]
 
-logger = logging.getLogger(__name__)
-
-NO_CACHE_TAG = "kart_no_cache"
+logger = logging.getLogger("kart_kedro")
 
 
-class KartRunner(SequentialRunner):
-    """Runs a Kedro pipeline sequentially, skipping nodes whose code, parameters and inputs are unchanged."""
+def _make_visible() -> None:
+    """Show kart's INFO lines under Kedro's default logging (which sets only ``kedro`` to INFO).
 
-    def __init__(self, workspace_directory: str | None = None, is_async: bool = False) -> None:
-        """Args:
-        workspace_directory: where node outputs and run logs are cached; default: kart's
-            (``[TaskOnKart] workspace_directory`` in luigi config, else ./resources/).
-        is_async: load and save each node's data with threads (as SequentialRunner).
-        """
-        super().__init__(is_async=is_async)
+    Only when nothing configured the ``kart_kedro`` logger: a project's logging.yml still decides.
+    """
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
+
+
+class _CachingRunner:
+    """What the three kart runners share: options, the scheduling loop and the summary."""
+
+    workspace_directory: str | None
+    code_packages: tuple[str, ...]
+    last_run: dict[str, str]
+    last_reasons: dict[str, str]
+
+    def _init_cache(self, workspace_directory: str | None, code_packages: str | Iterable[str] | None) -> None:
         self.workspace_directory = workspace_directory
-        self.last_run: dict[str, str] = {}
+        if isinstance(code_packages, str):  # --runner-params code_packages=a;b arrives as one string
+            code_packages = [part for part in code_packages.replace(";", ",").split(",") if part.strip()]
+        self.code_packages = tuple(part.strip() for part in code_packages or ())
+        self.last_run = {}
+        self.last_reasons = {}
+        _make_visible()
 
-    def _run(self, pipeline: Pipeline, catalog: Any, hook_manager: Any = None, run_id: str | None = None) -> None:
-        if not isinstance(hook_manager, pluggy.PluginManager):  # Kedro's null manager: outputs need a real one
-            hook_manager = _create_hook_manager()
-        run = _CachedPipelineRun(self, pipeline, catalog, hook_manager, run_id)
-        hook_manager.register(run.capture)
+    def run(
+        self,
+        pipeline: Pipeline,
+        catalog: Any,
+        hook_manager: Any = None,
+        run_id: str | None = None,
+        only_missing_outputs: bool = False,
+    ) -> dict[str, Any]:
+        """Kedro's ``AbstractRunner.run``, refusing ``only_missing_outputs`` (see the error text).
+
+        Raises:
+            ValueError: when ``only_missing_outputs`` is set.
+        """
+        if only_missing_outputs:
+            raise ValueError(
+                f"{type(self).__name__} does not take --only-missing-outputs: that option skips every node "
+                "whose outputs exist, even when its code, parameters or inputs changed, so it would hand back "
+                f"stale results. {type(self).__name__} already skips each node whose code, parameters and "
+                "inputs are unchanged, and writes back outputs that are missing. Drop the option."
+            )
+        return super().run(pipeline, catalog, hook_manager, run_id)  # type: ignore[misc, no-any-return]
+
+    def _kart_run(self, pipeline: Pipeline, catalog: Any, hook_manager: Any, run_id: str | None, pool: Any) -> None:
+        run = PipelineRun(
+            pipeline,
+            catalog,
+            workspace_directory=self.workspace_directory,
+            project=_package_name(),
+            code_packages=self.code_packages,
+            is_async=self._is_async,  # type: ignore[attr-defined]
+            hook_manager=hook_manager,
+            run_id=run_id,
+        )
         try:
-            for node in pipeline.nodes:
-                run.process(node)
+            _schedule(pipeline, run, pool)
             run.restore_pipeline_outputs()
+        except Exception:
+            done = [node for node in pipeline.nodes if node.name in run.statuses]
+            self._suggest_resume_scenario(pipeline, done, catalog)  # type: ignore[attr-defined]
+            raise
         finally:
-            hook_manager.unregister(run.capture)
-        self.last_run = run.statuses
-        logger.info("kart: %d node(s) ran, %d cached", *_count(run.statuses))
-
-    def task_kwargs(self) -> dict[str, Any]:
-        """Constructor arguments shared by every KedroNodeRun of this runner."""
-        return {} if self.workspace_directory is None else {"workspace_directory": self.workspace_directory}
+            self.last_run, self.last_reasons = dict(run.statuses), dict(run.reasons)
+        logger.info(summary_line(run.statuses, run.reasons), extra=PLAIN)
 
 
-class _OutputCapture:
-    """A Kedro hook plugin that keeps each node's outputs as the node returned them."""
+def _schedule(pipeline: Pipeline, run: PipelineRun, pool: Any) -> None:
+    """Decide each node as soon as its upstream nodes are done; run what must run on ``pool`` (or inline)."""
+    dependencies = pipeline.node_dependencies
+    waiting = {node: len(parents) for node, parents in dependencies.items()}
+    children: dict[Any, list[Any]] = {node: [] for node in dependencies}
+    for node, parents in dependencies.items():
+        for parent in parents:
+            children[parent].append(node)
+    order = {node: index for index, node in enumerate(pipeline.nodes)}
+    ready = sorted((node for node, count in waiting.items() if count == 0), key=order.__getitem__)
+    futures: dict[Future[Any], Any] = {}
 
-    def __init__(self) -> None:
-        self.outputs: dict[str, dict[str, Any]] = {}
+    def done(node: Any, result: Any) -> None:
+        run.finish(node, result)
+        for child in children[node]:
+            waiting[child] -= 1
+            if waiting[child] == 0:
+                ready.append(child)
+        ready.sort(key=order.__getitem__)
 
-    @hook_impl
-    def after_node_run(self, node: Any, outputs: dict[str, Any]) -> None:
-        """Remember the outputs until the node's KedroNodeRun caches them."""
-        self.outputs[node.name] = outputs
+    while ready or futures:
+        while ready:
+            node = ready.pop(0)
+            work = run.prepare(node)
+            if work is None:
+                done(node, None)
+            elif pool is None:
+                done(node, work())
+            else:
+                futures[pool.submit(work)] = node
+        if futures:
+            finished, _ = wait(futures, return_when=FIRST_COMPLETED)
+            for future in finished:
+                node = futures.pop(future)
+                done(node, future.result())
+    if any(count > 0 for count in waiting.values()):
+        raise kart_core.errors.AdapterError(
+            f"KartRunner could not schedule nodes: {sorted(n.name for n, c in waiting.items() if c)}"
+        )
 
 
-class _CachedPipelineRun:
-    """The state of one KartRunner run: node runs by node, data digests, outputs not yet in the catalog."""
+def _real_hook_manager(hook_manager: Any) -> Any:
+    # Kedro's Task needs a real manager outside worker processes; tests and scripts pass none.
+    return hook_manager if isinstance(hook_manager, pluggy.PluginManager) else _create_hook_manager()
+
+
+class KartRunner(_CachingRunner, SequentialRunner):
+    """Runs nodes one after the other, skipping those whose code, parameters and inputs are unchanged."""
 
     def __init__(
-        self, runner: KartRunner, pipeline: Pipeline, catalog: Any, hook_manager: Any, run_id: str | None
+        self,
+        workspace_directory: str | None = None,
+        is_async: bool = False,
+        code_packages: str | Iterable[str] | None = None,
     ) -> None:
-        self.runner, self.pipeline, self.catalog = runner, pipeline, catalog
-        self.hook_manager, self.run_id = hook_manager, run_id
-        self.capture = _OutputCapture()
-        self.producer = {name: node.name for node in pipeline.nodes for name in node.outputs}
-        self.tasks: dict[str, KedroNodeRun] = {}
-        self.digests: dict[str, str] = {}
-        self.pending: dict[str, Callable[[], Any]] = {}  # cached outputs loaded only if a running node needs them
-        self.statuses: dict[str, str] = {}
-        self.load_counts = Counter(name for node in pipeline.nodes for name in node.inputs)
-        self.kept = pipeline.inputs() | pipeline.outputs()  # never released: the caller's data
+        """Args:
+        workspace_directory: where node outputs and run logs are cached; default: kart's
+            (``[TaskOnKart] workspace_directory`` in luigi config, ``KART_WORKSPACE``, else ./resources/).
+        is_async: load and save each node's data with threads (as SequentialRunner).
+        code_packages: more top-level packages whose code the fingerprint follows (besides the node's
+            own package, the project package, editable installs and modules installed by nobody);
+            a list, or one string ``"pkg_a;pkg_b"`` from ``--runner-params``.
+        """
+        super().__init__(is_async=is_async)
+        self._init_cache(workspace_directory, code_packages)
 
-    def process(self, node: Any) -> None:
-        """Run or skip one node, then release the memory data nobody else needs."""
-        if not _cacheable(node):
-            outputs = self.execute(node)
-            self.statuses[node.name] = _kart_status(outputs) or "ran uncached"
-            logger.info("kart: node %r %s", node.name, self.statuses[node.name])
-        else:
-            self.run_through_kart(node)
-        self.release(node)
-
-    def run_through_kart(self, node: Any) -> None:
-        task = self.task_for(node)
-        task.kedro_execute = lambda: self.execute(node)
-        try:
-            status = kart_core.run_one(task)
-        finally:
-            task.kedro_execute = None  # luigi caches task instances: do not keep this run's catalog alive
-        self.tasks[node.name] = task
-        self.statuses[node.name] = status.value
-        logger.info("kart: node %r %s (%s)", node.name, status.value, task.kart_label())
-        if status is kart_core.RunStatus.CACHED:
-            self.offer_cached_outputs(task)
-
-    def task_for(self, node: Any) -> KedroNodeRun:
-        """The KedroNodeRun naming this node's code, parameters and inputs."""
-        params = {name: self.catalog.load(name) for name in node.inputs if _is_parameter(name)}
-        upstream, external = [], {}
-        for name in node.inputs:
-            if _is_parameter(name):
-                continue
-            if self.producer.get(name) in self.tasks:
-                upstream.append(self.tasks[self.producer[name]].make_unique_id())
-            else:
-                external[name] = self.data_digest(name)
-        fields: dict[str, Any] = {
-            "project": _package_name(),
-            "node_name": node.name,
-            "code": function_digest(node.func),
-            "parameters": digest(params),
-            "data": digest(external),
-            "inputs": list(node.inputs),
-            "outputs": list(node.outputs),
-            "upstream": upstream,
-        }
-        return KedroNodeRun(**fields, **self.runner.task_kwargs())
-
-    def data_digest(self, name: str) -> str:
-        """The content digest of an input that no cached node of this run produced (computed once)."""
-        if name not in self.digests:
-            dataset = self.catalog.get(name)
-            if isinstance(dataset, TaskOnKartDataset | TaskReceiptDataset):  # named by its task's unique id
-                self.digests[name] = digest(["kart", kart_core.node_key(dataset.task)])
-            else:
-                self.restore(name)
-                self.digests[name] = digest(self.catalog.load(name))
-        return self.digests[name]
-
-    def execute(self, node: Any) -> dict[str, Any]:
-        """Run the node the Kedro way (hooks, catalog loads and saves); return its outputs."""
-        for name in node.inputs:
-            self.restore(name)
-        Task(
-            node=node,
-            catalog=self.catalog,
-            is_async=self.runner._is_async,
-            hook_manager=self.hook_manager,
-            run_id=self.run_id,
-        ).execute()
-        return self.capture.outputs.pop(node.name, {})
-
-    def offer_cached_outputs(self, task: KedroNodeRun) -> None:
-        """Write a cached node's persistent outputs now (files stay current); keep memory ones for later."""
-        for name, target in task.output().items():
-            if name not in task.outputs:
-                continue
-            self.pending[name] = target.load
-            if not getattr(self.catalog.get(name), "_EPHEMERAL", False):
-                self.restore(name)
-
-    def restore(self, name: str) -> None:
-        """Put a cached output into the catalog if it is still only in the kart cache."""
-        loader = self.pending.pop(name, None)
-        if loader is not None:
-            self.catalog.save(name, loader())
-
-    def restore_pipeline_outputs(self) -> None:
-        """Hand the caller every pipeline output, cached or not."""
-        for name in self.pipeline.outputs():
-            self.restore(name)
-
-    def release(self, node: Any) -> None:
-        """Free memory datasets once every node reading them is done."""
-        for name in node.inputs:
-            self.load_counts[name] -= 1
-            if self.load_counts[name] < 1 and name not in self.kept:
-                self.catalog.release(name)
+    def _run(self, pipeline: Pipeline, catalog: Any, hook_manager: Any = None, run_id: str | None = None) -> None:
+        self._kart_run(pipeline, catalog, _real_hook_manager(hook_manager), run_id, None)
 
 
-def _cacheable(node: Any) -> bool:
-    # A kart task node is cached by kart itself (run_one); a generator node streams, nothing to keep.
-    if isinstance(node.func, KartTaskNode) or inspect.isgeneratorfunction(node.func):
-        return False
-    return NO_CACHE_TAG not in node.tags
+class KartThreadRunner(_CachingRunner, ThreadRunner):
+    """Runs nodes in threads (as ThreadRunner), skipping those whose code, parameters and inputs are unchanged."""
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        is_async: bool = False,
+        workspace_directory: str | None = None,
+        code_packages: str | Iterable[str] | None = None,
+    ) -> None:
+        """Args: as KartRunner; ``max_workers`` as ThreadRunner (default: from the pipeline and CPUs)."""
+        super().__init__(max_workers=max_workers, is_async=is_async)
+        self._init_cache(workspace_directory, code_packages)
+
+    def _run(self, pipeline: Pipeline, catalog: Any, hook_manager: Any = None, run_id: str | None = None) -> None:
+        with self._get_executor(self._get_required_workers_count(pipeline)) as pool:
+            self._kart_run(pipeline, catalog, _real_hook_manager(hook_manager), run_id, pool)
 
 
-def _kart_status(outputs: dict[str, Any]) -> str | None:
-    """What run_one did for a kart task node (from its receipt), None for other nodes."""
-    receipts = [value for value in outputs.values() if isinstance(value, KartReceipt)]
-    return receipts[0].status if receipts else None
+class KartParallelRunner(_CachingRunner, ParallelRunner):
+    """Runs nodes in processes (as ParallelRunner), skipping those whose code, parameters and inputs are unchanged.
 
+    Decisions and cache reads happen in the runner's process; a node that must run is run and
+    cached inside a worker process, so its data never travels back.
+    """
 
-def _is_parameter(name: str) -> bool:
-    return name == "parameters" or name.startswith("params:")
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        is_async: bool = False,
+        workspace_directory: str | None = None,
+        code_packages: str | Iterable[str] | None = None,
+    ) -> None:
+        """Args: as KartRunner; ``max_workers`` as ParallelRunner (default: from the pipeline and CPUs)."""
+        super().__init__(max_workers=max_workers, is_async=is_async)
+        self._init_cache(workspace_directory, code_packages)
+
+    def _run(self, pipeline: Pipeline, catalog: Any, hook_manager: Any = None, run_id: str | None = None) -> None:
+        self._validate_catalog(catalog)
+        self._validate_nodes(pipeline.nodes)
+        self._set_manager_datasets(catalog)
+        with self._get_executor(self._get_required_workers_count(pipeline)) as pool:
+            # Worker processes build their own hook manager from the project settings (as ParallelRunner).
+            self._kart_run(pipeline, catalog, None, run_id, pool)
 
 
 def _package_name() -> str:
     from kedro.framework.project import PACKAGE_NAME
 
     return PACKAGE_NAME or ""
-
-
-def _count(statuses: dict[str, str]) -> tuple[int, int]:
-    cached = sum(1 for status in statuses.values() if status == kart_core.RunStatus.CACHED.value)  # run_one's word
-    return len(statuses) - cached, cached

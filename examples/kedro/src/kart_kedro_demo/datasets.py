@@ -1,13 +1,13 @@
-"""Two tiny file datasets, so the project needs nothing beyond kedro (no kedro-datasets)."""
+"""Tiny file datasets, so the project needs nothing beyond kedro (no kedro-datasets)."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pandas as pd
-from kedro.io import AbstractDataset
+from kedro.io import AbstractDataset, AbstractVersionedDataset, Version
 
 
 class CsvDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
@@ -48,3 +48,27 @@ class JsonDataset(AbstractDataset[Any, Any]):
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": str(self._filepath)}
+
+
+class VersionedJsonDataset(AbstractVersionedDataset[Any, Any]):
+    """A JSON file with Kedro versioning (``versioned: true``): each save is a new version folder."""
+
+    def __init__(self, filepath: str, version: Version | None = None) -> None:
+        super().__init__(PurePosixPath(filepath), version)
+
+    def load(self) -> Any:
+        return json.loads(Path(self._get_load_path()).read_text())
+
+    def save(self, data: Any) -> None:
+        path = Path(self._get_save_path())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data, indent=2, sort_keys=True))
+
+    def _exists(self) -> bool:
+        try:
+            return Path(self._get_load_path()).exists()
+        except Exception:  # no version saved yet
+            return False
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath), "version": self._version}

@@ -6,6 +6,8 @@ from typing import Any
 
 import pandas as pd
 
+from kart_kedro_demo import helpers
+
 
 def clean(raw_numbers: pd.DataFrame, min_value: float) -> pd.DataFrame:
     """Rows whose value is at least ``min_value``."""
@@ -18,8 +20,8 @@ def scale(clean_numbers: pd.DataFrame, factor: float) -> pd.DataFrame:
 
 
 def summarize(scaled: pd.DataFrame) -> dict[str, Any]:
-    """Total and mean of the scaled values."""
-    return {"total": float(scaled.value.sum()), "mean": float(scaled.value.mean()), "rows": int(len(scaled))}
+    """Total and mean of the scaled values (the total through helpers.total)."""
+    return {"total": helpers.total(scaled.value), "mean": float(scaled.value.mean()), "rows": int(len(scaled))}
 
 
 def count(clean_numbers: pd.DataFrame) -> dict[str, int]:

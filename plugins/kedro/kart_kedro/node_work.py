@@ -1,0 +1,106 @@
+"""The unit of work a KartRunner hands to its executor: run one Kedro node, cache what it returned.
+
+It runs in the runner's process (KartRunner), a thread (KartThreadRunner) or a worker process
+(KartParallelRunner), so it is picklable and returns only a small NodeResult; the node's data
+goes through the catalog and into the kart cache inside the worker.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from kedro.runner import Task
+
+import kart_core
+from kart_kedro._receipt import KartReceipt
+from kart_kedro.node_cache import KedroNodeRun
+from kart_kedro.output_state import OutputState, current_state
+
+__all__ = ["NodeResult", "NodeWork"]
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeResult:
+    """What became of one node.
+
+    Attributes:
+        status: ``ran``, ``cached`` (another worker completed the same node run first) or
+            ``ran uncached``; for a to_pipeline kart node, what run_one did (``ran``/``cached``).
+        states: the state of each persistent output right after the node wrote it.
+    """
+
+    status: str
+    states: dict[str, OutputState]
+
+
+class _CapturingTask(Task):
+    """Kedro's Task (hooks, async loads and saves), keeping the outputs the node returned."""
+
+    outputs: dict[str, Any] | None = None
+
+    def _call_node_run(  # type: ignore[override]
+        self,
+        node: Any,
+        catalog: Any,
+        inputs: dict[str, Any],
+        is_async: bool,
+        hook_manager: Any,
+        run_id: str | None = None,
+    ) -> dict[str, Any]:
+        # Task calls self._call_node_run (a staticmethod in Kedro 1.x) between loading and saving.
+        outputs = Task._call_node_run(node, catalog, inputs, is_async, hook_manager, run_id=run_id)
+        self.outputs = outputs
+        return outputs
+
+
+@dataclasses.dataclass
+class NodeWork:
+    """Run ``node`` the Kedro way; through ``kart_core.run_one`` of ``task`` when it is cached.
+
+    Attributes:
+        node: the Kedro node.
+        catalog: the run's catalog (a SharedMemoryDataCatalog under KartParallelRunner).
+        task: the node's KedroNodeRun, or None for a node that is never cached.
+        persistent: names of the node's persistent outputs, whose states are recorded.
+        is_async: load and save with threads (Kedro's ``--async``).
+        hook_manager: the session's hook manager; None in a worker process (Kedro builds one there).
+        run_id: the Kedro session id.
+    """
+
+    node: Any
+    catalog: Any
+    task: KedroNodeRun | None
+    persistent: tuple[str, ...]
+    is_async: bool
+    hook_manager: Any
+    run_id: str | None
+
+    def __call__(self) -> NodeResult:
+        """Run the node (and cache its outputs); return what happened."""
+        if self.task is None:
+            outputs = self._execute()
+            receipts = [value.status for value in outputs.values() if isinstance(value, KartReceipt)]
+            return NodeResult(receipts[0] if receipts else "ran uncached", {})
+        task = self.task
+        task.kedro_execute = self._execute
+        try:
+            status = kart_core.run_one(task)
+        finally:
+            task.kedro_execute = None  # luigi caches task instances: do not keep this run's catalog alive
+        if status is kart_core.RunStatus.CACHED:
+            return NodeResult(status.value, {})
+        states = {name: current_state(self.catalog.get(name)) for name in self.persistent}
+        return NodeResult(status.value, states)
+
+    def _execute(self) -> dict[str, Any]:
+        task = _CapturingTask(
+            node=self.node,
+            catalog=self.catalog,
+            is_async=self.is_async,
+            hook_manager=self.hook_manager,
+            run_id=self.run_id,
+            parallel=self.hook_manager is None,
+        )
+        task.execute()
+        return task.outputs or {}

@@ -1,0 +1,181 @@
+"""What a persistent catalog output holds right now, cheaply: file size, modification time and md5.
+
+KartRunner never serves a cached node over data it did not write itself (docs/kedro.md, "Fresher
+data is never overwritten"). When a node runs, the state of each persistent output is recorded;
+before a cached node is served, the outputs' current states are compared with that record:
+
+- same content: the catalog already holds the cached result; nothing is written (so a versioned
+  dataset gets no new version);
+- missing: the cached result is written back;
+- other content that kart wrote for another run of the node (switching parameters back and forth):
+  the cached result replaces it;
+- anything else was written outside kart (a plain ``kedro run``, a hand edit): the node reruns.
+
+A dataset with a file path (``_filepath``/``filepath``/``path``, versioned or not, local or fsspec)
+is read as bytes — and only when its size or modification time differ from the record; any other
+dataset is loaded and its data digested.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import PurePath
+from typing import Any
+
+from kart_kedro.fingerprint import digest
+
+__all__ = ["MISSING", "OutputState", "current_state", "is_persistent"]
+
+_CHUNK = 1 << 20
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputState:
+    """A dataset's content at one moment.
+
+    Attributes:
+        md5: md5 hex of the file bytes (all files of a folder, with their relative paths), or of the
+            loaded data for datasets without a path; "" when missing.
+        size: bytes on storage (-1 for loaded data).
+        mtime_ns: modification time in nanoseconds (newest file of a folder; -1 when unknown).
+    """
+
+    md5: str
+    size: int = -1
+    mtime_ns: int = -1
+
+    @property
+    def missing(self) -> bool:
+        """Whether the dataset has no data."""
+        return not self.md5
+
+
+MISSING = OutputState("")
+
+
+def is_persistent(dataset: Any) -> bool:
+    """Whether a catalog entry keeps its data beyond the run (not a MemoryDataset and the like)."""
+    return dataset is not None and not getattr(dataset, "_EPHEMERAL", False)
+
+
+def current_state(dataset: Any, recorded: OutputState | None = None) -> OutputState:
+    """The state of ``dataset`` now; ``recorded`` is returned as is when size and mtime still match it.
+
+    Args:
+        dataset: a Kedro dataset (any AbstractDataset).
+        recorded: the state recorded earlier, if any (saves reading the bytes when nothing changed).
+
+    Raises:
+        whatever the dataset's ``exists()``/``load()`` raise, for datasets without a path.
+    """
+    try:
+        location = _location(dataset)
+    except _NoVersionYet:
+        return MISSING
+    if location is None:
+        if not dataset.exists():
+            return MISSING
+        return OutputState(digest(dataset.load()))
+    filesystem, path = location
+    if filesystem is None:
+        return _local_state(path, recorded)
+    return _fsspec_state(filesystem, path, recorded)
+
+
+class _NoVersionYet(Exception):
+    """A versioned dataset with no saved version."""
+
+
+def _location(dataset: Any) -> tuple[Any, str] | None:
+    """(fsspec filesystem or None for local, path) of a file-based dataset, or None.
+
+    Raises:
+        _NoVersionYet: for a versioned dataset that has no version yet.
+    """
+    if hasattr(dataset, "_get_load_path") and getattr(dataset, "_version", None):
+        try:
+            path: Any = dataset._get_load_path()  # the version a load would read (the latest)
+        except Exception as exc:  # kedro's VersionNotFoundError (a DatasetError)
+            raise _NoVersionYet(str(exc)) from exc
+    else:
+        path = next(_path_attributes(dataset), None)
+    if path is None:
+        return None
+    filesystem = getattr(dataset, "_fs", None)
+    protocol = getattr(dataset, "_protocol", None)
+    if filesystem is None or protocol in (None, "file", "local"):
+        text = str(path)
+        return (None, text[len("file://") :] if text.startswith("file://") else text)
+    from kedro.io.core import get_filepath_str
+
+    return (filesystem, get_filepath_str(PurePath(str(path)), protocol))
+
+
+def _path_attributes(dataset: Any) -> Iterator[Any]:
+    for name in ("_filepath", "filepath", "_path", "path"):
+        value = getattr(dataset, name, None)
+        if isinstance(value, str | PurePath) and str(value):
+            yield value
+
+
+def _local_state(path: str, recorded: OutputState | None) -> OutputState:
+    try:
+        files = sorted(_local_files(path))
+    except FileNotFoundError:
+        return MISSING
+    if not files:
+        return MISSING
+    size = sum(stat.st_size for _, _, stat in files)
+    mtime = max(stat.st_mtime_ns for _, _, stat in files)
+    if recorded is not None and (recorded.size, recorded.mtime_ns) == (size, mtime):
+        return recorded
+    hasher = hashlib.md5()
+    for relative, full, _ in files:
+        hasher.update(relative.encode() + b"\0")
+        with open(full, "rb") as handle:
+            for chunk in iter(lambda: handle.read(_CHUNK), b""):
+                hasher.update(chunk)
+    return OutputState(hasher.hexdigest(), size, mtime)
+
+
+def _local_files(path: str) -> Iterator[tuple[str, str, os.stat_result]]:
+    stat = os.stat(path)
+    if not os.path.isdir(path):
+        yield ("", path, stat)
+        return
+    for folder, _, names in os.walk(path):
+        for name in names:
+            full = os.path.join(folder, name)
+            yield (os.path.relpath(full, path), full, os.stat(full))
+
+
+def _fsspec_state(filesystem: Any, path: str, recorded: OutputState | None) -> OutputState:
+    if not filesystem.exists(path):
+        return MISSING
+    files = sorted(filesystem.find(path, detail=True).items()) or [(path, filesystem.info(path))]
+    size = sum(int(info.get("size") or 0) for _, info in files)
+    mtime = max(_mtime_ns(info) for _, info in files)
+    if recorded is not None and mtime >= 0 and (recorded.size, recorded.mtime_ns) == (size, mtime):
+        return recorded
+    hasher = hashlib.md5()
+    for name, _ in files:
+        hasher.update(os.path.relpath(name, path).encode() + b"\0")
+        with filesystem.open(name, "rb") as handle:
+            for chunk in iter(lambda: handle.read(_CHUNK), b""):
+                hasher.update(chunk)
+    return OutputState(hasher.hexdigest(), size, mtime)
+
+
+def _mtime_ns(info: dict[str, Any]) -> int:
+    value = info.get("mtime", info.get("LastModified", info.get("updated")))
+    if value is None:
+        return -1
+    if hasattr(value, "timestamp"):
+        return int(value.timestamp() * 1e9)
+    try:
+        return int(float(value) * 1e9)
+    except (TypeError, ValueError):
+        return -1

@@ -1,0 +1,266 @@
+"""One KartRunner run: for each node, serve it from the kart cache or hand it to the executor.
+
+Decisions are made in the runner's process, in dependency order, as soon as a node's upstream
+nodes are done: the node's KedroNodeRun key is computed (code fingerprint, parameters, input
+digests, upstream ids); a complete run whose persistent outputs still hold what kart wrote is
+served (outputs written back only where missing or replaced); anything else becomes a NodeWork.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import pickle
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import kart_core
+from kart_kedro.code_fingerprint import CodeFingerprint, CodeFingerprinter, ModuleClassifier
+from kart_kedro.dataset import TaskOnKartDataset
+from kart_kedro.fingerprint import digest
+from kart_kedro.node_cache import KedroNodeRun
+from kart_kedro.node_records import NodeRecords, RunParts
+from kart_kedro.node_work import NodeResult, NodeWork
+from kart_kedro.output_state import current_state, is_persistent
+from kart_kedro.pipeline import KartTaskNode
+from kart_kedro.receipt_dataset import TaskReceiptDataset
+from kart_kedro.summary import rerun_reason
+
+__all__ = ["CODE_VERSION_TAG", "NO_CACHE_TAG", "PLAIN", "PipelineRun"]
+
+logger = logging.getLogger("kart_kedro")
+PLAIN = {"markup": False}  # Kedro's rich handler reads [..] as markup: task labels like Class[1a2b3c4d] would vanish
+
+NO_CACHE_TAG = "kart_no_cache"
+CODE_VERSION_TAG = "kart_code_version."  # node tag prefix: kart_code_version.3 pins the code to "3"
+
+
+class PipelineRun:
+    """The state of one run: node runs by node, input digests, cached outputs not yet in the catalog."""
+
+    def __init__(
+        self,
+        pipeline: Any,
+        catalog: Any,
+        *,
+        workspace_directory: str | None,
+        project: str,
+        code_packages: tuple[str, ...],
+        is_async: bool,
+        hook_manager: Any,
+        run_id: str | None,
+    ) -> None:
+        """Fingerprint every cacheable node's code now, so the whole run sees the code as it started.
+
+        Args:
+            pipeline: the (filtered) Kedro pipeline.
+            catalog: the run's catalog.
+            workspace_directory: the kart workspace; None for kart's default.
+            project: the Kedro package name.
+            code_packages: extra top-level packages whose code counts as the project's.
+            is_async: Kedro's ``--async``.
+            hook_manager: passed to Kedro's Task; None in worker processes.
+            run_id: the Kedro session id.
+        """
+        self.pipeline, self.catalog, self.project = pipeline, catalog, project
+        self.workspace_directory = workspace_directory
+        self.is_async, self.hook_manager, self.run_id = is_async, hook_manager, run_id
+        self.records = NodeRecords(workspace_directory, project)
+        self.producer = {name: node for node in pipeline.nodes for name in node.outputs}
+        self.tasks: dict[str, KedroNodeRun] = {}
+        self.digests: dict[str, str] = {}
+        self.pending: dict[str, Callable[[], Any]] = {}  # cached outputs loaded only if needed
+        self.statuses: dict[str, str] = {}
+        self.reasons: dict[str, str] = {}
+        self.parts: dict[str, RunParts] = {}
+        self.load_counts = Counter(name for node in pipeline.nodes for name in node.inputs)
+        self.kept = pipeline.inputs() | pipeline.outputs()  # never released: the caller's data
+        fingerprinter = CodeFingerprinter(ModuleClassifier([project, *code_packages]))
+        self.codes: dict[str, CodeFingerprint] = {
+            node.name: fingerprinter.fingerprint(node.func, _tagged_version(node))
+            for node in pipeline.nodes
+            if cacheable(node)
+        }
+
+    # --- deciding -----------------------------------------------------------------------------
+
+    def prepare(self, node: Any) -> NodeWork | None:
+        """Serve ``node`` from the cache (returns None) or return the work that runs it."""
+        if not cacheable(node):
+            self.restore_inputs(node)
+            return self.work(node, None)
+        task = self.task_for(node)
+        self.tasks[node.name] = task
+        stale = None
+        if task.complete():
+            stale = self.serve_if_fresh(node, task)
+            if stale is None:
+                return None
+            _clear_outputs(task)
+        self.reasons[node.name] = stale or rerun_reason(self.records.last_run(node.name), self.parts[node.name])
+        self.restore_inputs(node)
+        return self.work(node, task)
+
+    def work(self, node: Any, task: KedroNodeRun | None) -> NodeWork:
+        """The NodeWork that runs ``node`` (its persistent outputs' states are recorded)."""
+        persistent = tuple(name for name in node.outputs if self._persistent(name)) if task else ()
+        return NodeWork(node, self.catalog, task, persistent, self.is_async, self.hook_manager, self.run_id)
+
+    def task_for(self, node: Any) -> KedroNodeRun:
+        """The KedroNodeRun naming this node's code, parameters and inputs (its key parts kept in self.parts)."""
+        parameters, inputs, upstream = {}, {}, {}
+        for name in node.inputs:
+            if _is_parameter(name):
+                parameters[name] = self._digest_value(node, name, self.catalog.load(name))
+            elif self.producer.get(name) is not None and self.producer[name].name in self.tasks:
+                upstream[name] = self.tasks[self.producer[name].name].make_unique_id()
+            else:
+                inputs[name] = self.input_digest(node, name)
+        code = self.codes[node.name]
+        fields: dict[str, Any] = {
+            "project": self.project,
+            "node_name": node.name,
+            "code": code.digest,
+            "parameters": digest(parameters),
+            "data": digest(inputs),
+            "inputs": list(node.inputs),
+            "outputs": list(node.outputs),
+            "upstream": list(upstream.values()),
+        }
+        if self.workspace_directory is not None:
+            fields["workspace_directory"] = self.workspace_directory
+        task = KedroNodeRun(**fields)
+        code_parts = {**code.items, **dict(package.split("==", 1) for package in code.packages if "==" in package)}
+        self.parts[node.name] = RunParts(task.make_unique_id(), code_parts, parameters, inputs, upstream)
+        return task
+
+    def input_digest(self, node: Any, name: str) -> str:
+        """The digest of an input that no cached node of this run produced (computed once per run)."""
+        if name not in self.digests:
+            producer = self.producer.get(name)
+            dataset = self.catalog.get(name) if name in self.catalog else None
+            if producer is not None and isinstance(producer.func, KartTaskNode):  # a kart task: its id
+                self.digests[name] = digest(["kart", kart_core.node_key(producer.func.task)])
+            elif isinstance(dataset, TaskOnKartDataset | TaskReceiptDataset):
+                self.digests[name] = digest(["kart", kart_core.node_key(dataset.task)])
+            else:
+                self.restore(name)
+                self.digests[name] = self._digest_value(node, name, self.catalog.load(name))
+        return self.digests[name]
+
+    def _digest_value(self, node: Any, name: str, value: Any) -> str:
+        try:
+            return digest(value)
+        except (TypeError, AttributeError, pickle.PicklingError) as exc:  # what pickle raises for such objects
+            raise kart_core.errors.AdapterError(
+                f"KartRunner cannot digest input {name!r} of node {node.name!r} for its cache key: its "
+                f"{type(value).__name__} cannot be pickled ({type(exc).__name__}: {exc}). Make it picklable, "
+                f"or tag the node '{NO_CACHE_TAG}' to run it every time without the cache."
+            ) from exc
+
+    # --- serving from the cache ---------------------------------------------------------------
+
+    def serve_if_fresh(self, node: Any, task: KedroNodeRun) -> str | None:
+        """Serve a complete node run unless an output holds data kart did not write; return that reason."""
+        recorded = self.records.states(task) or {}
+        states = dict(recorded)
+        replace = []
+        for name in node.outputs:
+            if not self._persistent(name):
+                continue
+            state = current_state(self.catalog.get(name), recorded.get(name))
+            if state.missing or name not in recorded or state.md5 != recorded[name].md5:
+                if not state.missing and not self.records.written_by_kart(name, state):
+                    return f"output {name!r} holds data written outside kart"
+                replace.append(name)
+            states[name] = state  # the same content, maybe a newer mtime: remembered for the next check
+        self.serve(node, task, replace)
+        if replace:
+            states.update({name: current_state(self.catalog.get(name)) for name in replace})
+        if states != recorded:
+            self.records.save_states(task, states)
+        return None
+
+    def serve(self, node: Any, task: KedroNodeRun, replace: list[str]) -> None:
+        """Write the cached persistent outputs in ``replace`` now; memory outputs are loaded only if needed.
+
+        Persistent outputs not in ``replace`` already hold the cached content: they are not written.
+        """
+        for name, target in task.output().items():
+            if name in task.outputs and (name in replace or not self._persistent(name)):
+                self.pending[name] = target.load
+        for name in replace:
+            self.restore(name)
+        self.statuses[node.name] = kart_core.RunStatus.CACHED.value
+        logger.info("kart: node %r cached (%s)", node.name, task.kart_label(), extra=PLAIN)
+
+    def restore(self, name: str) -> None:
+        """Put a cached output into the catalog if it is still only in the kart cache."""
+        loader = self.pending.pop(name, None)
+        if loader is not None:
+            self.catalog.save(name, loader())
+
+    def restore_inputs(self, node: Any) -> None:
+        """Before a node runs: its inputs served from the cache go into the catalog."""
+        for name in node.inputs:
+            self.restore(name)
+
+    def restore_pipeline_outputs(self) -> None:
+        """Hand the caller every pipeline output, cached or not."""
+        for name in self.pipeline.outputs():
+            self.restore(name)
+
+    # --- after a node ran ---------------------------------------------------------------------
+
+    def finish(self, node: Any, result: NodeResult | None) -> None:
+        """Record what happened to ``node`` (None: served from the cache) and free data nobody needs."""
+        if result is not None:
+            task = self.tasks.get(node.name)
+            if task is not None and result.status == kart_core.RunStatus.CACHED.value:  # another process ran it
+                stale = self.serve_if_fresh(node, task)
+                if stale:
+                    logger.warning("kart: node %r was cached by another process but %s", node.name, stale, extra=PLAIN)
+            else:
+                self.statuses[node.name] = result.status
+                if task is not None:
+                    self.records.save_states(task, result.states)
+                    self.records.save_last_run(node.name, self.parts[node.name])
+                reason = self.reasons.get(node.name)
+                logger.info(
+                    "kart: node %r %s%s", node.name, result.status, f" ({reason})" if reason else "", extra=PLAIN
+                )
+        self.release(node)
+
+    def release(self, node: Any) -> None:
+        """Free memory datasets once every node reading them is done."""
+        for name in node.inputs:
+            self.load_counts[name] -= 1
+            if self.load_counts[name] < 1 and name not in self.kept:
+                self.catalog.release(name)
+
+    def _persistent(self, name: str) -> bool:
+        return name in self.catalog and is_persistent(self.catalog.get(name))
+
+
+def cacheable(node: Any) -> bool:
+    """Whether KartRunner caches ``node``: not a to_pipeline kart node (kart caches those itself), not a
+    generator (its outputs stream), not tagged ``kart_no_cache``."""
+    if isinstance(node.func, KartTaskNode) or inspect.isgeneratorfunction(node.func):
+        return False
+    return NO_CACHE_TAG not in node.tags
+
+
+def _tagged_version(node: Any) -> str | None:
+    versions = sorted(tag[len(CODE_VERSION_TAG) :] for tag in node.tags if tag.startswith(CODE_VERSION_TAG))
+    return versions[0] if versions else None
+
+
+def _is_parameter(name: str) -> bool:
+    return name == "parameters" or name.startswith("params:")
+
+
+def _clear_outputs(task: KedroNodeRun) -> None:
+    """Drop a node run's cached outputs so that run_one runs it again."""
+    for target in task.output().values():
+        target.remove()

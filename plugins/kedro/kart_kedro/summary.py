@@ -1,0 +1,65 @@
+"""Why a node reruns, and the one-line summary KartRunner logs after each run."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+
+from kart_kedro.node_records import RunParts
+
+__all__ = ["rerun_reason", "summary_line"]
+
+_SHOWN = 3  # names listed per reason; more are counted
+
+
+def rerun_reason(previous: RunParts | None, current: RunParts) -> str:
+    """Why the node with key parts ``current`` runs, compared with its last run ``previous``.
+
+    Returns:
+        e.g. ``"first run"``, ``"code changed: pkg.helpers.unit"``,
+        ``"parameters changed: params:factor"``, ``"input changed: raw"``,
+        ``"upstream changed: clean_values"``, ``"its cache was cleared"``.
+    """
+    if previous is None:
+        return "first run"
+    if previous.unique_id == current.unique_id:
+        return "its cache was cleared"
+    reasons = [
+        _changed("code changed", previous.code, current.code),
+        _changed("parameters changed", previous.parameters, current.parameters),
+        _changed("input changed", previous.inputs, current.inputs),
+        _changed("upstream changed", previous.upstream, current.upstream),
+    ]
+    found = [reason for reason in reasons if reason]
+    return "; ".join(found) if found else "node definition changed (inputs, outputs or name)"
+
+
+def _changed(label: str, before: Mapping[str, str], after: Mapping[str, str]) -> str:
+    names = sorted(name for name in set(before) | set(after) if before.get(name) != after.get(name))
+    if not names:
+        return ""
+    return f"{label}: {_names(names)}"
+
+
+def summary_line(statuses: Mapping[str, str], reasons: Mapping[str, str]) -> str:
+    """``kart: 4 node(s): 2 cached, 2 ran because parameters changed: params:factor (scale); ...``.
+
+    Args:
+        statuses: node name → ``cached`` / ``ran`` / ``ran uncached``.
+        reasons: node name → why it ran (for the nodes that ran).
+    """
+    counts = Counter(statuses.values())
+    parts = [f"{counts[status]} {status}" for status in ("cached", "ran", "ran uncached") if counts[status]]
+    line = f"kart: {len(statuses)} node(s): {', '.join(parts) or 'none'}"
+    by_reason: dict[str, list[str]] = {}
+    for name, status in statuses.items():
+        if status == "ran" and name in reasons:
+            by_reason.setdefault(reasons[name], []).append(name)
+    if by_reason:
+        groups = [f"{reason} ({_names(names)})" for reason, names in by_reason.items()]
+        line += " because " + "; ".join(groups)
+    return line
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(names[:_SHOWN]) + (f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else "")

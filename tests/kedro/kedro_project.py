@@ -1,0 +1,76 @@
+"""Run the example Kedro project (examples/kedro) with real ``kedro`` subprocesses, in a copy under tmp_path."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "kedro"
+KEDRO = str(Path(sys.executable).parent / "kedro")
+NODE_STATUS = re.compile(r"kart: node '([^']+)' (ran|cached)")
+POSITIVE_VALUES_SUM = 3 + 4 + 10 + 2 + 7  # data/01_raw/numbers.csv, values >= min_value (0)
+
+
+def copy_project(destination: Path) -> Path:
+    """A fresh copy of the example project at ``destination``, without any data it produced."""
+    ignore = shutil.ignore_patterns("__pycache__", "kart", "08_reporting", "resources", "journal.txt")
+    return Path(shutil.copytree(EXAMPLE, destination, ignore=ignore))
+
+
+def run_kedro(project: Path, *args: str, pythonpath: str | None = None, check: bool = True) -> str:
+    """Run ``kedro`` in the project; return its log output (stderr and stdout).
+
+    Rich logs are wide enough (COLUMNS) that one log record stays on one line.
+    """
+    env = {
+        **os.environ,
+        "DO_NOT_TRACK": "1",
+        "KART_KEDRO_DEMO_JOURNAL": str(project / "journal.txt"),
+        "COLUMNS": "400",
+        "PYTHONDONTWRITEBYTECODE": "1",  # edits within one second must not meet a stale .pyc
+    }
+    env.pop("LUIGI_CONFIG_PATH", None)
+    env.pop("KART_WORKSPACE", None)
+    if pythonpath is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [pythonpath, env.get("PYTHONPATH")]))
+    done = subprocess.run([KEDRO, *args], cwd=project, env=env, capture_output=True, text=True, timeout=300)
+    if check:
+        assert done.returncode == 0, done.stdout + done.stderr
+    return done.stderr + done.stdout
+
+
+def journal(project: Path) -> list[str]:
+    """Labels of the kart tasks that ran, in every process."""
+    path = project / "journal.txt"
+    return path.read_text().split() if path.exists() else []
+
+
+def statuses(log: str) -> dict[str, str]:
+    """What KartRunner said about each node."""
+    return dict(NODE_STATUS.findall(log))
+
+
+def report(project: Path, name: str) -> dict:
+    """A JSON output of the project (the latest version of a versioned one)."""
+    path = project / "data" / "08_reporting" / f"{name}.json"
+    if path.is_dir():
+        path = path / max(p.name for p in path.iterdir()) / f"{name}.json"
+    return json.loads(path.read_text())
+
+
+def versions(project: Path, name: str) -> list[str]:
+    """The saved versions of a versioned output of the project."""
+    path = project / "data" / "08_reporting" / f"{name}.json"
+    return sorted(p.name for p in path.iterdir()) if path.is_dir() else []
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    """Replace ``old`` (which must occur) by ``new`` in a file of the project copy."""
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new))

@@ -1,0 +1,278 @@
+"""The code fingerprint: follows project code transitively, ignores formatting, versions third-party code.
+
+Each test writes real modules into tmp_path and imports them; an edit is a rewrite plus a fresh import.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from kart_kedro import code_version
+from kart_kedro.code_fingerprint import CodeFingerprinter, ModuleClassifier
+
+HELPERS = """
+UNIT = 1.0
+TABLE = {"a": 1, "b": 2}
+
+
+class Rounder:
+    step = 1
+
+    def apply(self, value):
+        return round(value, self.step)
+
+
+def inner(value):
+    return value / UNIT
+
+
+def helper(value):
+    return inner(value) * 2
+"""
+
+NODES = '''
+from fpdemo import helpers
+from fpdemo.helpers import Rounder, helper
+
+
+def uses_helper(x):
+    """Doc."""
+    return helper(x)
+
+
+def uses_module_attribute(x):
+    return helpers.inner(x)
+
+
+def uses_class(x):
+    return Rounder().apply(x)
+
+
+def uses_table(key):
+    return helpers.TABLE[key]
+
+
+def with_default(x, rounder=Rounder()):
+    return rounder.apply(x)
+
+
+def make_closure(scale):
+    def closure(x):
+        return helper(x) * scale
+    return closure
+
+
+def recursive(n):
+    return recursive(n - 1) if n else 0
+
+
+def imports_inside(x):
+    import fpdemo.helpers as inside
+    return inside.inner(x)
+
+
+def untouched(x):
+    return x + 1
+'''
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A package ``fpdemo`` (helpers, nodes) on sys.path, installed by nobody: project code."""
+    package = tmp_path / "src" / "fpdemo"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "helpers.py").write_text(HELPERS)
+    (package / "nodes.py").write_text(NODES)
+    monkeypatch.syspath_prepend(str(tmp_path / "src"))
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    yield package
+    _forget("fpdemo")
+
+
+def _forget(prefix: str) -> None:
+    for name in [n for n in sys.modules if n == prefix or n.startswith(prefix + ".")]:
+        del sys.modules[name]
+
+
+def _nodes() -> ModuleType:
+    """A fresh import of fpdemo (as a new ``kedro run`` process would see it)."""
+    _forget("fpdemo")
+    importlib.invalidate_caches()
+    return importlib.import_module("fpdemo.nodes")
+
+
+def _digests(*names: str) -> dict[str, str]:
+    nodes = _nodes()
+    fingerprinter = CodeFingerprinter()
+    return {name: fingerprinter.fingerprint(getattr(nodes, name)).digest for name in names}
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+
+
+ALL = (
+    "uses_helper",
+    "uses_module_attribute",
+    "uses_class",
+    "uses_table",
+    "with_default",
+    "recursive",
+    "imports_inside",
+    "untouched",
+)
+
+
+def _changed(before: dict[str, str], after: dict[str, str]) -> set[str]:
+    return {name for name in before if before[name] != after[name]}
+
+
+def test_items_name_every_piece_of_project_code_reached(project: Path) -> None:
+    fingerprint = CodeFingerprinter().fingerprint(_nodes().uses_helper)
+    assert list(fingerprint.items) == [
+        "fpdemo.helpers.UNIT",
+        "fpdemo.helpers.helper",
+        "fpdemo.helpers.inner",
+        "fpdemo.nodes.uses_helper",
+    ]
+    assert fingerprint.packages == (f"python=={sys.version_info.major}.{sys.version_info.minor}",)
+
+
+def test_comments_formatting_and_docstrings_do_not_count(project: Path) -> None:
+    before = _digests(*ALL)
+    _edit(
+        project / "helpers.py",
+        "def inner(value):\n    return value / UNIT",
+        "def inner(value):  # why\n    '''Doc.'''\n\n    return (value\n            / UNIT)",
+    )
+    _edit(project / "nodes.py", '    """Doc."""\n', "    # just a comment\n")
+    (project / "nodes.py").write_text("\n\n# moved down two lines\n" + (project / "nodes.py").read_text())
+    assert _changed(before, _digests(*ALL)) == set()
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "changed"),
+    [
+        ("return inner(value) * 2", "return inner(value) * 3", {"uses_helper"}),  # a helper
+        ("return value / UNIT", "return value / UNIT / 10", {"uses_helper", "uses_module_attribute", "imports_inside"}),
+        ("return round(value, self.step)", "return round(value, self.step) + 1", {"uses_class", "with_default"}),
+        ("step = 1", "step = 2", {"uses_class", "with_default"}),  # a class attribute
+        ("UNIT = 1.0", "UNIT = 2.0", {"uses_helper", "uses_module_attribute", "imports_inside"}),  # a constant
+        ('"b": 2', '"b": 3', {"uses_table"}),
+    ],
+)
+def test_an_edit_changes_exactly_the_nodes_that_reach_it(project: Path, old: str, new: str, changed: set[str]) -> None:
+    before = _digests(*ALL)
+    _edit(project / "helpers.py", old, new)
+    assert _changed(before, _digests(*ALL)) == changed
+
+
+def test_closures_defaults_and_partial_arguments_count(project: Path) -> None:
+    nodes = _nodes()
+    fingerprinter = CodeFingerprinter()
+    assert (
+        fingerprinter.fingerprint(nodes.make_closure(2)).digest
+        != fingerprinter.fingerprint(nodes.make_closure(3)).digest
+    )
+    assert "fpdemo.helpers.helper" in fingerprinter.fingerprint(nodes.make_closure(2)).items
+    one, two = functools.partial(nodes.untouched, 1), functools.partial(nodes.untouched, 2)
+    assert fingerprinter.fingerprint(one).digest != fingerprinter.fingerprint(two).digest
+    assert "fpdemo.helpers.Rounder.apply" in fingerprinter.fingerprint(nodes.with_default).items
+
+
+def test_the_digest_is_the_same_in_another_process_and_another_checkout(project: Path, tmp_path: Path) -> None:
+    other = tmp_path / "elsewhere" / "checkout"
+    other.mkdir(parents=True)
+    subprocess.run(["cp", "-r", str(project.parent), str(other)], check=True)
+    code = (
+        "import sys; from kart_kedro.code_fingerprint import CodeFingerprinter; import fpdemo.nodes as n; "
+        "print(CodeFingerprinter().fingerprint(n.uses_table).digest)"
+    )
+    digests = set()
+    for root, seed in [(project.parent, "1"), (other / "src", "2")]:
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": os.pathsep.join([str(root), *sys.path])}
+        done = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=root
+        )
+        digests.add(done.stdout.split()[-1])
+    assert digests == {_digests("uses_table")["uses_table"]}
+
+
+def test_an_explicit_code_version_replaces_the_code(project: Path) -> None:
+    nodes = _nodes()
+    pinned = code_version("7")(nodes.uses_helper)
+    fingerprinter = CodeFingerprinter()
+    assert fingerprinter.fingerprint(pinned).items == {"code_version": "7"}
+    assert fingerprinter.fingerprint(nodes.untouched, version="7").digest == fingerprinter.fingerprint(pinned).digest
+    assert fingerprinter.fingerprint(nodes.untouched, version="8").digest != fingerprinter.fingerprint(pinned).digest
+    with pytest.raises(ValueError, match="non-empty version"):
+        code_version("")
+
+
+def _distribution(site: Path, name: str, version: str, editable: bool = False) -> None:
+    (site / name).mkdir(parents=True, exist_ok=True)
+    (site / name / "__init__.py").write_text("def f(x):\n    return x\n")
+    info = site / f"{name}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    (info / "top_level.txt").write_text(f"{name}\n")
+    if editable:
+        (info / "direct_url.json").write_text('{"url": "file:///src", "dir_info": {"editable": true}}')
+
+
+def test_third_party_code_counts_by_version_and_editable_installs_as_project_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = tmp_path / "site"
+    _distribution(site, "fpthird", "1.4.2")
+    _distribution(site, "fpeditable", "0.1", editable=True)
+    monkeypatch.syspath_prepend(str(site))
+    try:
+        third, editable = importlib.import_module("fpthird"), importlib.import_module("fpeditable")
+        classifier = ModuleClassifier()
+        assert classifier.version_of("fpthird.sub") == "fpthird==1.4.2"
+        assert classifier.version_of("fpeditable") is None
+        assert classifier.version_of("json") == f"python=={sys.version_info.major}.{sys.version_info.minor}"
+        assert ModuleClassifier(own_packages=["fpthird"]).version_of("fpthird") is None
+        fingerprint = CodeFingerprinter().fingerprint(third.f)
+        assert "fpthird==1.4.2" in fingerprint.packages and fingerprint.items == {}
+        assert "fpeditable.f" in CodeFingerprinter().fingerprint(editable.f).items
+    finally:
+        _forget("fpthird")
+        _forget("fpeditable")
+
+
+def test_recursion_and_cycles_terminate(project: Path) -> None:
+    (project / "cycle.py").write_text(
+        textwrap.dedent("""
+        def ping(n):
+            return pong(n - 1) if n else 0
+
+        def pong(n):
+            return ping(n - 1) if n else 1
+
+        LOOP = []
+        LOOP.append(LOOP)
+
+        def loop():
+            return LOOP
+    """)
+    )
+    cycle = importlib.import_module("fpdemo.cycle")
+    fingerprinter = CodeFingerprinter()
+    assert set(fingerprinter.fingerprint(cycle.ping).items) == {"fpdemo.cycle.ping", "fpdemo.cycle.pong"}
+    assert fingerprinter.fingerprint(cycle.ping).digest == CodeFingerprinter().fingerprint(cycle.ping).digest
+    assert "fpdemo.cycle.LOOP" in fingerprinter.fingerprint(cycle.loop).items
+    assert "fpdemo.nodes.recursive" in fingerprinter.fingerprint(_nodes().recursive).items
