@@ -2,8 +2,9 @@
 
 Tasks are named ``module.Class`` and take luigi-style parameters after the name
 (``kart run mypkg.tasks.Train --epochs 3 --Load-path data.csv``). ``kart run`` exits with
-gokart's codes: 0 done, 40 a task failed, 20 an external input is missing, 30 not run,
-50 the graph could not be walked, 4 the task could not be created.
+gokart's codes (luigi's rule, ``kart_core.outcome.exit_code``): 0 done, 40 a task failed,
+20 an external input is missing, 30 not run, 50 the graph could not be walked, 4 the task could
+not be created; an interrupt exits 1 after the summary (click's "Aborted!").
 """
 
 from __future__ import annotations
@@ -16,25 +17,24 @@ from collections.abc import Iterator, Sequence
 from typing import Any, cast
 
 import click
-import luigi
 
-from kart_core.build import BuildResult, Executor, execute
+from kart_core.contract import LuigiTask
+from kart_core.executor import Executor
 from kart_core.graph import walk
 from kart_core.inspect import cmdline
 from kart_core.inspect.gc import GcPlan, delete_unreachable, plan_gc
 from kart_core.inspect.report import write_report
 from kart_core.inspect.runs import format_size, format_table, runs
 from kart_core.inspect.why import explain
-from kart_core.progress import Progress
-from kart_core.run import RetCodes
-from kart_core.runner import default_hook_manager
+from kart_core.orchestrate import orchestrate
+from kart_core.outcome import GOKART_RETCODES, BuildResult, exit_code, task_label
 from kart_core.tree.task_info import make_task_info_as_tree_str
 from kart_core.utils import add_config
 
 __all__ = ["main", "cli", "GOKART_CODES"]
 
 # gokart.run's return codes (luigi's [retcode] names), which gokart users' schedulers check.
-GOKART_CODES = RetCodes(missing_data=20, task_failed=40, already_running=10, scheduling_error=50, not_run=30)
+GOKART_CODES = GOKART_RETCODES
 
 # Options may come anywhere; everything kart does not know (--param value) goes to the task.
 _TASK_COMMAND = {"ignore_unknown_options": True, "allow_extra_args": False}
@@ -99,60 +99,33 @@ def run_command(
     sys.exit(code)
 
 
-def _build(task: Any, workers: int, executor: str, keep_going: bool, progress: bool | None) -> int:
+def _build(task: LuigiTask, workers: int, executor: str, keep_going: bool, progress: bool | None) -> int:
     try:
-        graph = walk([task], expand=lambda node: not node.complete())
-    except Exception:
-        click.echo(f"kart run: cannot walk the graph of {_name(task)}: requires() or complete() raised.", err=True)
+        result = orchestrate(
+            [task],
+            workers=workers,
+            executor=cast(Executor, executor),  # click.Choice allows only the two values
+            keep_going=keep_going,
+            progress=progress,
+        )
+    except Exception:  # an error in kart itself, not in a task (those are in the result)
+        click.echo(f"kart run: building {task_label(task)} raised outside any task:", err=True)
         traceback.print_exc()
-        return GOKART_CODES.scheduling_error
-    manager = default_hook_manager()
-    display = Progress(total=len(graph), live=progress)
-    result = execute(
-        graph,
-        workers=workers,
-        executor=cast(Executor, executor),  # click.Choice allows only the two values
-        keep_going=keep_going,
-        hook_manager=manager,
-        progress=display,
-    )
-    display.close(result.summary())
-    manager.hook.kart_after_build(tasks=[task], result=result)
-    _report_failures(result, graph.nodes)
-    return _exit_code(result, graph.nodes, task)
+        return GOKART_CODES.unhandled_exception
+    _report_failures(result)
+    return exit_code(result, GOKART_CODES)
 
 
-def _report_failures(result: BuildResult, nodes: dict[str, Any]) -> None:
+def _report_failures(result: BuildResult) -> None:
     for key, error in result.failed.items():
-        click.echo(f"\nFAILED {_name(nodes[key])} (unique id {key.rpartition('_')[2]}):", err=True)
+        when = " while walking the graph (complete(), output() or requires() raised)"
+        click.echo(f"\nFAILED {result.describe(key)}{when if key in result.scheduling_failed else ''}:", err=True)
         traceback.print_exception(type(error), error, error.__traceback__, file=sys.stderr)
     if result.failed:
-        names = ", ".join(_name(nodes[key]) for key in result.failed)
+        names = ", ".join(result.label(key) for key in result.failed)
         click.echo(f"kart run: {len(result.failed)} task(s) failed: {names}", err=True)
     if result.not_run:
-        click.echo(
-            f"Not run because an upstream failed: {', '.join(_name(nodes[k]) for k in result.not_run)}", err=True
-        )
-
-
-def _exit_code(result: BuildResult, nodes: dict[str, Any], root: Any) -> int:
-    external = {key for key in result.failed if _is_external(nodes[key])}
-    if set(result.failed) - external:
-        return GOKART_CODES.task_failed
-    if external:
-        return GOKART_CODES.missing_data
-    return 0 if root.complete() else GOKART_CODES.not_run
-
-
-def _is_external(task: Any) -> bool:
-    return isinstance(task, luigi.ExternalTask) or getattr(type(task), "run", None) is None
-
-
-def _name(task: Any) -> str:
-    try:
-        return str(task.kart_label()) if hasattr(task, "kart_label") else str(task.task_id)
-    except Exception:
-        return type(task).__name__  # the unique id needs requires(), which may be what failed
+        click.echo(f"Not run because of the failures: {', '.join(result.label(k) for k in result.not_run)}", err=True)
 
 
 # --- kart tree / why / report ----------------------------------------------------------------

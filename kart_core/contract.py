@@ -110,6 +110,14 @@ class KartTask(LuigiTask, Protocol):
         """``Class[first 8 of unique id]``: how errors and logs name the task."""
         ...
 
+    def kart_reset_rerun(self) -> None:
+        """Start a new build: ``rerun=True`` deletes the outputs and runs the task again, once per build."""
+        ...
+
+    def kart_forget_upstreams(self) -> list[LuigiTask]:
+        """Forget the cached ``requires()`` and the unique id computed from it; return the forgotten upstreams."""
+        ...
+
     def kart_requires(self) -> list[LuigiTask]:
         """``requires()`` flattened to a list of tasks (kart or plain luigi)."""
         ...

@@ -2,7 +2,8 @@
 
 luigi resolves every parameter of every new task from arguments, the config and defaults, and
 does it twice per task. For large graphs that dominated building; here the answer is a per-class
-plan, recomputed only when luigi's config (or the command line, or KART_WORKSPACE) changes.
+plan, recomputed only when luigi's config (a file edited, an interpolated environment variable, a
+value set by the program), the command line or KART_WORKSPACE changes.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from luigi.parameter import (
 )
 from luigi.task import UnconsumedParameterWarning
 
+from kart_core import luigi_config
 from kart_core.workspace import WORKSPACE_ENVIRONMENT_VARIABLE, default_workspace, environment_workspace
 
 __all__ = [
@@ -49,28 +51,34 @@ _frozen_fingerprint: contextvars.ContextVar[tuple[Any, ...] | None] = contextvar
 
 
 @contextlib.contextmanager
-def config_frozen() -> Iterator[None]:
+def config_frozen() -> Iterator[bool]:
     """Within the body, treat luigi's config as unchanged (e.g. while one graph is walked).
 
+    On entry (unless already frozen) the config is read afresh: config files that changed are
+    re-read and ``${ENV_VAR}`` values re-evaluated (``luigi_config.refresh``). Yields whether the
+    config differs from the one the previous outermost freeze saw (the previous build's).
     Checking for config changes costs a few microseconds per new task, a fifth of creating it.
     """
-    token = _frozen_fingerprint.set(_config_fingerprint())
+    outermost = _frozen_fingerprint.get() is None
+    if outermost:
+        luigi_config.refresh(thorough=True)
+    fingerprint = _config_fingerprint()
+    changed = luigi_config.swap_build_fingerprint(fingerprint) if outermost else False
+    token = _frozen_fingerprint.set(fingerprint)
     try:
-        yield
+        yield changed
     finally:
         _frozen_fingerprint.reset(token)
 
 
 def _config_fingerprint() -> tuple[Any, ...]:
-    """Changes whenever luigi's config or command-line parameters may give other defaults."""
+    """Changes whenever luigi's config, the environment it interpolates or command-line parameters may give other defaults."""
     frozen = _frozen_fingerprint.get()
     if frozen is not None:
         return frozen
-    config = luigi.configuration.get_config()
-    data = getattr(config, "_sections", None)
-    if data is None:
-        data = getattr(config, "data", None)
-    return (id(config), repr(data), id(CmdlineParser.get_instance()), environment_workspace())
+    fingerprint = (*luigi_config.fingerprint(), id(CmdlineParser.get_instance()), environment_workspace())
+    luigi_config.forget_tasks_on_change(fingerprint)
+    return fingerprint
 
 
 def cached_per_config(cls: type, name: str, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:

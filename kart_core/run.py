@@ -18,7 +18,7 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import luigi
 import luigi.interface
@@ -26,10 +26,10 @@ import luigi.retcodes
 from luigi.cmdline_parser import CmdlineParser
 from luigi.setup_logging import InterfaceLogging
 
-from kart_core.build import BuildResult, execute
-from kart_core.graph import TaskGraph, walk
+from kart_core.contract import LuigiTask
 from kart_core.info import make_tree_info, tree_info
-from kart_core.runner import default_hook_manager
+from kart_core.orchestrate import orchestrate
+from kart_core.outcome import GOKART_RETCODES, BuildResult, RetCodes, exit_code, task_label
 from kart_core.storage.base import protocol_of
 from kart_core.testing.check_if_run_with_empty_data_frame import run_with_empty_data_frames, test_run
 from kart_core.workspace_management import delete_local_unnecessary_outputs
@@ -38,21 +38,6 @@ __all__ = ["RetCodes", "build_from_command_line", "retcodes", "run", "try_to_run
 
 # luigi's console logger: what a user of luigi's command line reads.
 logger = logging.getLogger("luigi-interface")
-
-# gokart.run(set_retcode=True) replaces luigi's all-zero defaults with these.
-_GOKART_RETCODES = {"already_running": 10, "missing_data": 20, "not_run": 30, "task_failed": 40, "scheduling_error": 50}
-
-
-@dataclasses.dataclass(frozen=True)
-class RetCodes:
-    """Exit codes by outcome, as luigi's ``[retcode]`` section names them."""
-
-    unhandled_exception: int = 4
-    missing_data: int = 0
-    task_failed: int = 0
-    already_running: int = 0
-    scheduling_error: int = 0
-    not_run: int = 0
 
 
 def run(cmdline_args: list[str] | None = None, set_retcode: bool = True) -> NoReturn:
@@ -75,11 +60,18 @@ def retcodes(cmdline_args: list[str], set_retcode: bool = True) -> RetCodes:
     with CmdlineParser.global_instance(cmdline_args):
         configured = luigi.retcodes.retcode()
     values = {field.name: getattr(configured, field.name) for field in dataclasses.fields(RetCodes)}
-    return RetCodes(**{**values, **_GOKART_RETCODES}) if set_retcode else RetCodes(**values)
+    if not set_retcode:
+        return RetCodes(**values)
+    # gokart.run(set_retcode=True) replaces luigi's all-zero defaults, keeping unhandled_exception.
+    return dataclasses.replace(GOKART_RETCODES, unhandled_exception=values["unhandled_exception"])
 
 
 def build_from_command_line(cmdline_args: list[str], codes: RetCodes | None = None) -> int:
-    """Build the command line's task with kart's executor (``--workers N`` in parallel); return the exit code."""
+    """Build the command line's task with kart's orchestration (``--workers N`` in parallel); return the exit code.
+
+    The code follows luigi's rule (``kart_core.outcome.exit_code``); a task that cannot be created,
+    or an error in kart itself, gives ``unhandled_exception``. A ``KeyboardInterrupt`` propagates.
+    """
     codes = codes or retcodes(cmdline_args)
     with _parsed(cmdline_args) as parser:
         env = luigi.interface.core()
@@ -88,15 +80,12 @@ def build_from_command_line(cmdline_args: list[str], codes: RetCodes | None = No
         if root is None:
             return codes.unhandled_exception
         try:
-            graph = walk([root], expand=lambda task: not task.complete())
-        except Exception:
-            logger.exception("Could not schedule %s: requires() or complete() raised.", _name(root))
-            return codes.scheduling_error
-        manager = default_hook_manager()
-        result = execute(graph, workers=env.workers, hook_manager=manager)
-        manager.hook.kart_after_build(tasks=[root], result=result)
-        _log_result(result, graph)
-        return _exit_code(result, graph, root, codes)
+            result = orchestrate([root], workers=env.workers)
+        except Exception:  # as luigi's run_with_retcodes: anything else is an unhandled exception
+            logger.exception("Uncaught exception in kart while building %s.", task_label(root))
+            return codes.unhandled_exception
+        _log_result(result)
+        return exit_code(result, codes)
 
 
 @contextmanager
@@ -106,47 +95,29 @@ def _parsed(cmdline_args: list[str]) -> Iterator[CmdlineParser]:
         yield parser
 
 
-def _task_or_none(parser: CmdlineParser) -> Any:
+def _task_or_none(parser: CmdlineParser) -> LuigiTask | None:
     try:
-        return parser.get_task_obj()
+        task: LuigiTask = parser.get_task_obj()
     except Exception:
         logger.exception("Could not create the task from the command line; check its name and parameters.")
         return None
+    return task
 
 
-def _exit_code(result: BuildResult, graph: TaskGraph, root: Any, codes: RetCodes) -> int:
-    """luigi's rule: the largest code among the outcomes seen; 'not run' if the root is still incomplete."""
-    external = {key for key in result.failed if _is_external(graph.nodes[key])}
-    outcomes = [
-        (codes.missing_data, bool(external)),
-        (codes.task_failed, bool(set(result.failed) - external)),
-    ]
-    code = max((value for value, seen in outcomes if seen), default=0)
-    if code == 0 and not root.complete():
-        return codes.not_run
-    return code
-
-
-def _is_external(task: Any) -> bool:
-    # luigi.ExternalTask sets run = None: an input that nothing here can produce.
-    return isinstance(task, luigi.ExternalTask) or getattr(type(task), "run", None) is None
-
-
-def _log_result(result: BuildResult, graph: TaskGraph) -> None:
-    logger.info(result.summary())
+def _log_result(result: BuildResult) -> None:
     for key, error in result.failed.items():
-        logger.error("%s failed: %s: %s", _name(graph.nodes[key]), type(error).__name__, error, exc_info=error)
+        if key in result.scheduling_failed:
+            logger.error(
+                "Could not schedule %s: its complete(), output() or requires() raised %s: %s",
+                result.label(key),
+                type(error).__name__,
+                error,
+                exc_info=error,
+            )
+        else:
+            logger.error("%s failed: %s: %s", result.label(key), type(error).__name__, error, exc_info=error)
     if result.not_run:
-        logger.error(
-            "Not run because an upstream task failed: %s", ", ".join(_name(graph.nodes[k]) for k in result.not_run)
-        )
-
-
-def _name(task: Any) -> str:
-    try:
-        return str(task.kart_label()) if hasattr(task, "kart_label") else str(task.task_id)
-    except Exception:
-        return type(task).__name__  # the unique id needs requires(), which may be what failed
+        logger.error("Not run because of the failures: %s", ", ".join(result.label(key) for key in result.not_run))
 
 
 def _try_tree_info(cmdline_args: list[str]) -> None:

@@ -13,12 +13,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from typing import Any
+from collections.abc import Sequence
 
 import luigi.configuration
 
-from kart_core.hashing import short_id
+from kart_core.contract import LuigiTask
 from kart_core.hooks.markers import hookimpl
+from kart_core.outcome import BuildResult, task_label
 
 __all__ = ["SlackNotifier", "SlackSettings", "build_message", "slack_notifier"]
 
@@ -62,36 +63,23 @@ def _option(name: str) -> str | None:
     return str(value) if value not in (None, "") else None
 
 
-def build_message(tasks: list[Any], result: Any, to_user: str = "") -> str:
+def build_message(tasks: Sequence[LuigiTask], result: BuildResult, to_user: str = "") -> str:
     """The notification text: outcome, the roots, counts, and each failed task with its unique id."""
-    roots = ", ".join(_label_of_task(task) for task in tasks)
+    roots = ", ".join(task_label(task) for task in tasks)
     outcome = "succeeded" if not result.failed else "FAILED"
     lines = [f"{'<@' + to_user + '> ' if to_user else ''}kart build {outcome}: {roots}", result.summary()]
     for key, error in result.failed.items():
-        unique_id = key.rpartition("_")[2]
-        lines.append(f"• {_label_of_key(key)} (unique id {unique_id}): {type(error).__name__}: {error}")
+        lines.append(f"• {result.describe(key)}: {type(error).__name__}: {error}")
     if result.not_run:
-        lines.append("Not run because of them: " + ", ".join(_label_of_key(key) for key in result.not_run))
+        lines.append("Not run because of them: " + ", ".join(result.label(key) for key in result.not_run))
     return "\n".join(lines)
-
-
-def _label_of_key(key: str) -> str:
-    name, _, unique_id = key.rpartition("_")
-    return f"{name.rsplit('.', 1)[-1]}[{short_id(unique_id)}]"
-
-
-def _label_of_task(task: Any) -> str:
-    try:
-        return str(task.kart_label()) if hasattr(task, "kart_label") else str(task.task_id)
-    except Exception:
-        return type(task).__name__
 
 
 class SlackNotifier:
     """Posts a build summary to Slack after ``kart_core.build`` (hook ``kart_after_build``)."""
 
     @hookimpl
-    def kart_after_build(self, tasks: list[Any], result: Any) -> None:
+    def kart_after_build(self, tasks: list[LuigiTask], result: BuildResult) -> None:
         """Send the summary (and the task tree when ``send_tree_info``); never fail the build."""
         settings = SlackSettings.from_config()
         if not settings.enabled:
@@ -103,7 +91,7 @@ class SlackNotifier:
         except Exception as exc:  # a notification problem must not turn a build into a failure
             logger.warning("Could not notify Slack channel %s: %s", settings.channel, exc)
 
-    def send(self, settings: SlackSettings, tasks: list[Any], result: Any) -> None:
+    def send(self, settings: SlackSettings, tasks: Sequence[LuigiTask], result: BuildResult) -> None:
         """Post the message, then attach the tree in its thread when asked to."""
         from slack_sdk import WebClient
 
@@ -121,7 +109,7 @@ class SlackNotifier:
             )
 
 
-def _tree_text(tasks: list[Any]) -> str:
+def _tree_text(tasks: Sequence[LuigiTask]) -> str:
     from kart_core.tree.task_info import make_task_info_as_tree_str
 
     return "\n".join(make_task_info_as_tree_str(task).lstrip("\n") for task in tasks)

@@ -158,6 +158,16 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T]):
         """luigi's ``input()``: the outputs of ``requires()``, in its shape."""
         return task_io.inputs_of(self)
 
+    def kart_reset_rerun(self) -> None:
+        """Re-arm ``rerun`` for a new build: luigi hands back the same instance, whose rerun was spent."""
+        self._rerun_state = self.rerun
+
+    def kart_forget_upstreams(self) -> list[LuigiTask]:
+        """Forget the cached requires(), outputs and unique id (the config changed); return the upstreams."""
+        self.task_unique_id = None
+        self._kart_cache.pop("outputs", None)
+        return list(self._kart_cache.pop("requires", None) or [])
+
     def complete(self) -> bool:
         """All outputs exist (and, with strict_check / modification_time_check, the inputs are sound)."""
         outputs = flatten(self.kart_outputs())

@@ -48,7 +48,7 @@ class TaskRunSpecs:
 
         Args:
             tasks: the root tasks of the build.
-            result: a ``kart_core.build.BuildResult``.
+            result: a ``kart_core.outcome.BuildResult`` (also ``kart_core.BuildResult``).
         """
 
 

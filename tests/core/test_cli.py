@@ -50,6 +50,21 @@ class CliReport(gokart.TaskOnKart[int]):
         self.dump(sum(self.load("features")) + sum(self.load("load")))
 
 
+class CliBadComplete(gokart.TaskOnKart[int]):
+    def complete(self) -> bool:
+        raise OSError("cannot reach the store")
+
+
+class CliExits(gokart.TaskOnKart[int]):
+    def run(self) -> None:
+        sys.exit(7)
+
+
+class CliInterrupted(gokart.TaskOnKart[int]):
+    def run(self) -> None:
+        raise KeyboardInterrupt
+
+
 def kart(*args: str) -> CliRunner.invoke:
     """Run `kart args...` in-process."""
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
@@ -79,6 +94,26 @@ def test_run_keep_going_and_workers_still_report_the_failure() -> None:
     )
     assert result.exit_code == 40
     assert CliLoad(n=5).complete() and CliFeatures(n=5).complete()
+
+
+def test_run_exits_50_when_the_graph_cannot_be_walked() -> None:
+    result = kart("run", f"{M}.CliBadComplete")
+    assert result.exit_code == GOKART_CODES.scheduling_error == 50
+    assert f"FAILED {CliBadComplete().kart_label()} (unique id {CliBadComplete().make_unique_id()})" in result.stderr
+    assert "OSError: cannot reach the store" in result.stderr
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_run_reports_sys_exit_in_a_task_as_a_failure(workers: str) -> None:
+    result = kart("run", "--workers", workers, "--executor", "thread", f"{M}.CliExits")
+    assert result.exit_code == 40
+    assert f"FAILED {CliExits().kart_label()}" in result.stderr and "SystemExit: 7" in result.stderr
+
+
+def test_run_stops_on_a_keyboard_interrupt_after_the_summary() -> None:
+    result = kart("run", f"{M}.CliInterrupted")
+    assert result.exit_code == 1 and "Aborted!" in result.stderr
+    assert "kart build: 0 ran, 0 cached, 1 failed, 0 not run" in result.stderr
 
 
 def test_run_with_a_bad_task_name_or_parameter_exits_4_with_a_hint() -> None:

@@ -58,6 +58,21 @@ class RnBadRequires(gokart.TaskOnKart[int]):
         raise ValueError("bad requires on purpose")
 
 
+class RnBadComplete(gokart.TaskOnKart[int]):
+    def complete(self) -> bool:
+        raise OSError("cannot reach the store")
+
+
+class RnExits(gokart.TaskOnKart[int]):
+    def run(self) -> None:
+        sys.exit(0)  # even a "successful" exit: run() wrote nothing
+
+
+class RnInterrupted(gokart.TaskOnKart[int]):
+    def run(self) -> None:
+        raise KeyboardInterrupt
+
+
 class RnNeedsParam(gokart.TaskOnKart[int]):
     value = luigi.IntParameter()
 
@@ -84,7 +99,14 @@ def test_parameters_and_task_flags_from_the_command_line() -> None:
 
 @pytest.mark.parametrize(
     ("task", "code"),
-    [("RnBroken", 40), ("RnNeedsMissing", 20), ("RnBadRequires", 50), ("RnNeedsParam", 4)],
+    [
+        ("RnBroken", 40),
+        ("RnNeedsMissing", 20),
+        ("RnBadRequires", 50),
+        ("RnBadComplete", 50),
+        ("RnExits", 40),
+        ("RnNeedsParam", 4),
+    ],
 )
 def test_gokart_return_codes(task: str, code: int) -> None:
     assert _exit_code([task, "--local-scheduler"]) == code
@@ -93,6 +115,21 @@ def test_gokart_return_codes(task: str, code: int) -> None:
 def test_a_failure_names_the_task(caplog: pytest.LogCaptureFixture) -> None:
     _exit_code(["RnBroken", "--local-scheduler"])
     assert f"{RnBroken().kart_label()} failed: RuntimeError: broken on purpose" in caplog.text
+
+
+def test_a_walk_failure_names_the_task(caplog: pytest.LogCaptureFixture) -> None:
+    _exit_code(["RnBadComplete", "--local-scheduler"])
+    assert (
+        f"Could not schedule {RnBadComplete().kart_label()}: its complete(), output() or requires() raised"
+        in caplog.text
+    )
+    _exit_code(["RnBadRequires", "--local-scheduler"])
+    assert "Could not schedule RnBadRequires: " in caplog.text and "bad requires on purpose" in caplog.text
+
+
+def test_a_keyboard_interrupt_is_reported_then_propagates(caplog: pytest.LogCaptureFixture) -> None:
+    with pytest.raises(KeyboardInterrupt, match=r"kart build interrupted in RnInterrupted\["):
+        gokart.run(["RnInterrupted", "--local-scheduler"])
 
 
 def test_without_set_retcode_luigi_config_decides(tmp_path: Path) -> None:

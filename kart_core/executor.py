@@ -1,0 +1,190 @@
+"""execute(): run a walked graph's incomplete nodes through run_one, in dependency order.
+
+Serially, or on a pool of threads or processes. Each task's failure is gathered, not raised:
+an exception, a ``SystemExit`` or a ``KeyboardInterrupt`` from a task is that task's failure. A
+``KeyboardInterrupt`` also stops the build (no new task starts) and is left in
+``BuildResult.interrupted`` for the caller to re-raise after reporting.
+
+Every step is linear in the number of nodes and edges: the pool's bookkeeping (what each task
+waits on, who waits on it) is built once, with one set of the pending keys.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextvars
+import functools
+import time
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+import pluggy
+
+from kart_core.contract import LuigiTask
+from kart_core.graph import TaskGraph
+from kart_core.outcome import BuildResult
+from kart_core.progress import Progress
+from kart_core.runner import RunStatus, run_one
+
+__all__ = ["Executor", "execute"]
+
+Executor = Literal["thread", "process"]
+
+
+def execute(
+    graph: TaskGraph,
+    workers: int = 1,
+    executor: Executor = "process",
+    keep_going: bool = False,
+    hook_manager: pluggy.PluginManager | None = None,
+    progress: Progress | None = None,
+    lock: bool | None = None,
+) -> BuildResult:
+    """Run the graph's incomplete (expanded) nodes in dependency order; complete ones count as cached.
+
+    Args:
+        graph: a walked graph; its ``expanded`` nodes are the incomplete ones.
+        workers: how many tasks may run at once.
+        executor: "process" or "thread", used when ``workers > 1``.
+        keep_going: after a failure, go on with the tasks that do not depend on it.
+        hook_manager: plugins for ``run_one`` (a process worker uses its own default manager).
+        progress: the display to update; default a silent one.
+        lock: passed to ``run_one``.
+
+    Returns:
+        The outcome of every node; nothing is raised for a task's failure.
+    """
+    started = time.perf_counter()
+    result = BuildResult(roots=list(graph.roots), nodes=graph.nodes)
+    display = progress if progress is not None else Progress(total=len(graph), live=False)
+    pending = [key for key in graph.order if key in graph.expanded]
+    result.cached.extend(key for key in graph.order if key not in graph.expanded)
+    display.add_cached(len(result.cached))
+    if workers <= 1:
+        run = functools.partial(run_one, hook_manager=hook_manager, lock=lock)
+        _execute_serially(graph, pending, result, keep_going, run, display)
+    else:
+        _execute_in_pool(graph, pending, result, workers, executor, keep_going, hook_manager, display, lock)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _execute_serially(
+    graph: TaskGraph,
+    pending: list[str],
+    result: BuildResult,
+    keep_going: bool,
+    run: Callable[[LuigiTask], RunStatus],
+    display: Progress,
+) -> None:
+    blocked: set[str] = set()
+    for index, key in enumerate(pending):
+        if key in blocked or any(dep in blocked for dep in graph.upstream[key]):
+            blocked.add(key)
+            result.not_run.append(key)
+            continue
+        display.started(result.label(key))
+        try:
+            status = run(graph.nodes[key])
+        except BaseException as exc:  # SystemExit and KeyboardInterrupt from run() are this task's failure too
+            _record(result, display, key, exc)
+            blocked.add(key)
+            if result.interrupted is not None or not keep_going:
+                result.not_run.extend(pending[index + 1 :])
+                return
+            continue
+        _record(result, display, key, status)
+
+
+def _record(result: BuildResult, display: Progress, key: str, outcome: RunStatus | BaseException) -> None:
+    if isinstance(outcome, BaseException):
+        result.failed[key] = outcome
+        if isinstance(outcome, KeyboardInterrupt) and result.interrupted is None:
+            result.interrupted = outcome
+        display.finished(result.label(key), "failed")
+        return
+    (result.ran if outcome is RunStatus.RAN else result.cached).append(key)
+    display.finished(result.label(key), outcome.value)
+
+
+def dependency_state(graph: TaskGraph, pending: Sequence[str]) -> tuple[dict[str, set[str]], dict[str, list[str]]]:
+    """For each pending key: the pending upstream keys it waits on, and the pending keys waiting on it.
+
+    Linear in nodes and edges: ``pending`` is iterated a fixed number of times, whatever its length
+    (an upstream that is not pending was found complete by the walk).
+    """
+    pending_set = set(pending)
+    waiting_on = {key: {dep for dep in graph.upstream[key] if dep in pending_set} for key in pending}
+    dependants: dict[str, list[str]] = {key: [] for key in pending}
+    for key, deps in waiting_on.items():
+        for dep in deps:
+            dependants[dep].append(key)
+    return waiting_on, dependants
+
+
+def _run_in_worker(task: LuigiTask, lock: bool | None) -> RunStatus:
+    # A worker process uses its own default hook manager (plugin objects do not travel).
+    return run_one(task, lock=lock)
+
+
+def _execute_in_pool(
+    graph: TaskGraph,
+    pending: list[str],
+    result: BuildResult,
+    workers: int,
+    executor: Executor,
+    keep_going: bool,
+    manager: pluggy.PluginManager | None,
+    display: Progress,
+    lock: bool | None,
+) -> None:
+    waiting_on, dependants = dependency_state(graph, pending)
+    ready = [key for key in pending if not waiting_on[key]]
+    ready.reverse()  # popped from the end: the walk's order first
+    pool_class = (
+        concurrent.futures.ProcessPoolExecutor if executor == "process" else concurrent.futures.ThreadPoolExecutor
+    )
+    running: dict[concurrent.futures.Future[RunStatus], str] = {}
+    pool = pool_class(max_workers=workers)
+    try:
+        stopped = False
+        while ready or running:
+            while ready and not stopped and len(running) < workers:
+                key = ready.pop()
+                if executor == "process":
+                    future = pool.submit(_run_in_worker, graph.nodes[key], lock)
+                else:
+                    # In the caller's context, so the build's frozen config holds in the worker thread too.
+                    context = contextvars.copy_context()
+                    future = pool.submit(context.run, run_one, graph.nodes[key], manager, lock)
+                running[future] = key
+                display.started(result.label(key))
+            if not running:
+                break
+            finished, _ = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
+            for future in finished:
+                key = running.pop(future)
+                if _settle(result, display, key, future):
+                    for child in dependants[key]:
+                        waiting_on[child].discard(key)
+                        if not waiting_on[child]:
+                            ready.append(child)
+                else:
+                    stopped = stopped or not keep_going or result.interrupted is not None
+    except KeyboardInterrupt as exc:  # Ctrl-C while waiting: start nothing more, let running tasks end
+        result.interrupted = exc
+        pool.shutdown(wait=True, cancel_futures=True)
+        for future, key in running.items():
+            if future.done() and not future.cancelled():
+                _settle(result, display, key, future)
+    finally:
+        pool.shutdown(wait=True)
+    done = set(result.ran) | set(result.cached) | set(result.failed)
+    result.not_run.extend(key for key in pending if key not in done)
+
+
+def _settle(result: BuildResult, display: Progress, key: str, future: concurrent.futures.Future[RunStatus]) -> bool:
+    """Record a finished future's outcome; return whether the task succeeded."""
+    error = future.exception()
+    _record(result, display, key, error if error is not None else future.result())
+    return error is None

@@ -1,0 +1,213 @@
+"""orchestrate(): the one way kart builds a graph. ``build()``, ``kart_core.run`` and ``kart run`` call it.
+
+One build is: read the configuration (and the target settings, e.g. the signing key) afresh and
+freeze it; re-arm ``rerun`` on every task it visits; walk the graph once (cyclic GC paused, one
+listing per directory on object storage); run what is missing (``executor.execute``) under a progress display; print the summary line;
+call the ``kart_after_build`` hooks. Callers only present the ``BuildResult``: ``build()`` raises
+``GokartBuildError`` and loads outputs, ``run`` logs and returns luigi's codes, the CLI prints.
+
+A task whose ``complete()``, ``output()`` or ``requires()`` raises while the graph is walked is a
+failure of that task (luigi's "scheduling error"), named by the deepest task whose call raised;
+nothing runs then. A ``KeyboardInterrupt`` is reported like a failure, then re-raised.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+from collections.abc import Iterator, Sequence
+
+import pluggy
+
+from kart_core import target_config
+from kart_core.contract import LuigiTask, is_kart_task
+from kart_core.executor import Executor, execute
+from kart_core.graph import TaskGraph, node_key, requirements_of, walk
+from kart_core.outcome import BuildResult
+from kart_core.param_plan import config_frozen
+from kart_core.progress import Progress
+from kart_core.runner import default_hook_manager
+from kart_core.storage import listing_scope
+
+__all__ = ["orchestrate"]
+
+
+def orchestrate(
+    roots: Sequence[LuigiTask],
+    *,
+    workers: int = 1,
+    executor: Executor = "process",
+    keep_going: bool = False,
+    hook_manager: pluggy.PluginManager | None = None,
+    progress: bool | None = None,
+    lock: bool | None = None,
+) -> BuildResult:
+    """Build ``roots`` and whatever they need; return what happened, never raising for a task's failure.
+
+    Args:
+        roots: the tasks asked for (kart tasks or plain luigi tasks).
+        workers: how many tasks may run at once.
+        executor: "process" or "thread", used when ``workers > 1``.
+        keep_going: after a failure, go on with the tasks that do not depend on it.
+        hook_manager: plugins to call; default: run logs and entry-point plugins.
+        progress: redraw a status line on stderr (None: when it is a terminal and CI is unset);
+            the summary line is printed to stderr either way.
+        lock: passed to ``run_one`` (hold each task's lock while it runs; None: as the task says).
+
+    Returns:
+        The ``BuildResult``; ``failed`` holds each failing task's exception.
+
+    Raises:
+        KeyboardInterrupt: a task's ``run()`` (or the user) interrupted the build; raised after the
+            summary and the hooks, naming the task, with the original interrupt as ``__cause__``.
+    """
+    manager = hook_manager if hook_manager is not None else default_hook_manager()
+    # Read afresh here, then the same for the whole build (the walk and tasks created while running);
+    # target settings (the signing key) likewise, unless the caller already froze them.
+    with config_frozen() as config_changed, target_config.frozen():
+        walked = _walk(roots, forget_upstreams=config_changed)
+        if isinstance(walked, BuildResult):
+            result, display = walked, Progress(total=len(walked.nodes), live=progress)
+        else:
+            display = Progress(total=len(walked), live=progress)
+            result = execute(
+                walked,
+                workers=workers,
+                executor=executor,
+                keep_going=keep_going,
+                hook_manager=manager,
+                progress=display,
+                lock=lock,
+            )
+    display.close(result.summary())
+    manager.hook.kart_after_build(tasks=list(roots), result=result)
+    if result.interrupted is not None:
+        raise _interruption(result) from result.interrupted
+    return result
+
+
+def _walk(roots: Sequence[LuigiTask], forget_upstreams: bool) -> TaskGraph | BuildResult:
+    """Walk the graph under ``roots`` as a build does; a walk that raised becomes a result naming the culprit.
+
+    Only incomplete tasks are expanded. Each visited kart task's ``rerun`` is re-armed, so
+    ``rerun=True`` deletes and reruns in every build, not only the first of the process. With
+    ``forget_upstreams`` (the config changed since the previous build), tasks kept from earlier
+    builds derive their upstreams again.
+    """
+    checker = _Checker()
+    try:
+        with _cyclic_gc_paused(), listing_scope():
+            if forget_upstreams:
+                _forget_upstreams(roots)
+            return walk(roots, expand=checker)
+    except (Exception, SystemExit) as exc:
+        culprit = checker.current if checker.current is not None else _first_failing(roots)
+        return _unschedulable(roots, culprit, exc)
+
+
+def _forget_upstreams(roots: Sequence[LuigiTask]) -> None:
+    """Make every kart task reachable from ``roots`` ask ``requires()`` again, under the new config.
+
+    A task object kept across builds (the caller's, or luigi's cached instance) remembers the
+    upstreams it created and the unique id computed from them; an upstream may take a parameter
+    from the config. Only after the config changed: otherwise what they remember is still right.
+    """
+    seen: set[int] = set()
+    stack = list(roots)
+    while stack:
+        task = stack.pop()
+        if id(task) in seen or not is_kart_task(task):
+            continue
+        seen.add(id(task))
+        stack.extend(task.kart_forget_upstreams())
+
+
+class _Checker:
+    """The walk's ``expand``: re-arm ``rerun``, then ask ``complete()``; remembers whose call is under way."""
+
+    def __init__(self) -> None:
+        self.current: LuigiTask | None = None
+
+    def __call__(self, task: LuigiTask) -> bool:
+        self.current = task
+        if is_kart_task(task):
+            task.kart_reset_rerun()
+        incomplete = not task.complete()
+        self.current = None
+        return incomplete
+
+
+@contextlib.contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a graph is walked; restore its state afterwards.
+
+    Creating 100,000 task objects triggers repeated full collections that scan every one of them
+    (a third of the walk's time); task objects form no garbage cycles that need collecting meanwhile.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _unschedulable(roots: Sequence[LuigiTask], culprit: LuigiTask, error: BaseException) -> BuildResult:
+    """The result of a walk that raised: the culprit failed, the roots did not run."""
+    result = BuildResult()
+    key = _key_or_class(culprit)
+    result.nodes[key] = culprit
+    result.failed[key] = error
+    result.scheduling_failed.add(key)
+    for root in roots:
+        root_key = _key_or_class(root)
+        result.roots.append(root_key)
+        if root_key != key and root_key not in result.nodes:
+            result.nodes[root_key] = root
+            result.not_run.append(root_key)
+    return result
+
+
+def _first_failing(roots: Sequence[LuigiTask]) -> LuigiTask:
+    """The deepest task whose ``requires()`` or unique id raises (the first root if none does).
+
+    Run only after a walk failed outside ``complete()``. Upstreams are asked first, so a root whose id cannot be computed
+    because of an upstream's ``requires()`` is not blamed for it.
+    """
+    seen: set[int] = set()
+    stack: list[tuple[LuigiTask, bool]] = [(root, False) for root in reversed(roots)]
+    while stack:
+        task, upstreams_done = stack.pop()
+        if upstreams_done:
+            if _key_or_none(task) is None:
+                return task
+            continue
+        if id(task) in seen:
+            continue
+        seen.add(id(task))
+        try:
+            upstreams = requirements_of(task)
+        except (Exception, SystemExit):
+            return task
+        stack.append((task, True))
+        stack.extend((dep, False) for dep in reversed(upstreams))
+    return roots[0]
+
+
+def _key_or_none(task: LuigiTask) -> str | None:
+    try:
+        return node_key(task)
+    except (Exception, SystemExit):
+        return None
+
+
+def _key_or_class(task: LuigiTask) -> str:
+    key = _key_or_none(task)
+    return key if key is not None else f"{type(task).__module__}.{type(task).__qualname__}"
+
+
+def _interruption(result: BuildResult) -> KeyboardInterrupt:
+    where = next((key for key, error in result.failed.items() if error is result.interrupted), None)
+    place = f" in {result.describe(where)}" if where is not None else ""
+    return KeyboardInterrupt(f"kart build interrupted{place}; {result.summary()}")

@@ -1,0 +1,146 @@
+"""What a build did, how its nodes are named, and which exit code it earns.
+
+The one place for three rules that ``build()``, ``kart_core.run`` (gokart.run), ``kart run`` and
+the Slack notification share:
+
+- the labeller: a kart task is ``Class[first 8 hex of its unique id]``, a plain luigi task its
+  ``task_id``, and any task whose id cannot be computed (its ``requires()`` raised) its class name;
+- ``BuildResult``: each node's outcome by node key (see ``kart_core.graph.node_key``);
+- the exit-code rule, luigi 3.8's ``luigi.retcodes.run_with_retcodes``: the largest code among the
+  outcomes seen (missing external data, a task failed, the graph could not be scheduled); ``not_run``
+  when nothing went wrong but a root is still incomplete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from luigi import ExternalTask
+
+from kart_core.contract import LuigiTask, is_kart_task
+
+__all__ = [
+    "GOKART_RETCODES",
+    "BuildResult",
+    "RetCodes",
+    "exit_code",
+    "is_external",
+    "task_label",
+    "unique_id_or_none",
+]
+
+
+def task_label(task: LuigiTask) -> str:
+    """How messages name ``task``: ``Class[1234abcd]``, a luigi ``task_id``, or the bare class name.
+
+    The class name is the fallback when the unique id cannot be computed (it needs ``requires()``
+    of the task and its upstreams, which may be what failed).
+    """
+    try:
+        return task.kart_label() if is_kart_task(task) else str(task.task_id)
+    except Exception:
+        return type(task).__name__
+
+
+def unique_id_or_none(task: LuigiTask) -> str | None:
+    """The task's 32-hex unique id; None for a plain luigi task or when computing it raises."""
+    if not is_kart_task(task):
+        return None
+    try:
+        return task.make_unique_id()
+    except Exception:
+        return None
+
+
+def is_external(task: LuigiTask) -> bool:
+    """Whether ``task`` is an input nothing here can produce (``luigi.ExternalTask`` sets ``run = None``)."""
+    return isinstance(task, ExternalTask) or getattr(type(task), "run", None) is None
+
+
+@dataclasses.dataclass
+class BuildResult:
+    """What a build did, by node key.
+
+    Attributes:
+        ran: keys of the tasks that ran, in the order they finished.
+        cached: keys of the tasks found complete (during the walk or by ``run_one``).
+        failed: key → what the task raised (a ``SystemExit`` or ``KeyboardInterrupt`` too).
+        not_run: keys of the tasks left out because an upstream failed or the build stopped.
+        seconds: wall time of the execution, in seconds.
+        scheduling_failed: the failed keys whose ``complete()``, ``output()`` or ``requires()`` raised
+            while the graph was walked (luigi's "scheduling error"); nothing ran then.
+        roots: keys of the tasks the build was asked for.
+        nodes: key → task, for naming them (``label``).
+        interrupted: the ``KeyboardInterrupt`` that stopped the build, if one did.
+    """
+
+    ran: list[str] = dataclasses.field(default_factory=list)
+    cached: list[str] = dataclasses.field(default_factory=list)
+    failed: dict[str, BaseException] = dataclasses.field(default_factory=dict)
+    not_run: list[str] = dataclasses.field(default_factory=list)
+    seconds: float = 0.0
+    scheduling_failed: set[str] = dataclasses.field(default_factory=set)
+    roots: list[str] = dataclasses.field(default_factory=list)
+    nodes: dict[str, LuigiTask] = dataclasses.field(default_factory=dict, repr=False)
+    interrupted: BaseException | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether every task is complete."""
+        return not self.failed and not self.not_run
+
+    def summary(self) -> str:
+        """One line: counts of ran / cached / failed / not run, and the time."""
+        return (
+            f"kart build: {len(self.ran)} ran, {len(self.cached)} cached, {len(self.failed)} failed, "
+            f"{len(self.not_run)} not run, in {self.seconds:.2f}s"
+        )
+
+    def label(self, key: str) -> str:
+        """The node's label (``task_label``); the key itself for a node this result does not hold."""
+        task = self.nodes.get(key)
+        return task_label(task) if task is not None else key
+
+    def describe(self, key: str) -> str:
+        """The label plus the full unique id when there is one: ``Class[1234abcd] (unique id 1234abcd…)``."""
+        task = self.nodes.get(key)
+        unique_id = unique_id_or_none(task) if task is not None else None
+        return f"{self.label(key)} (unique id {unique_id})" if unique_id else self.label(key)
+
+
+@dataclasses.dataclass(frozen=True)
+class RetCodes:
+    """Exit codes by outcome, as luigi's ``[retcode]`` section names them (luigi's defaults)."""
+
+    unhandled_exception: int = 4
+    missing_data: int = 0
+    task_failed: int = 0
+    already_running: int = 0
+    scheduling_error: int = 0
+    not_run: int = 0
+
+
+# gokart.run(set_retcode=True)'s values, which gokart users' schedulers and cron jobs check.
+GOKART_RETCODES = RetCodes(missing_data=20, task_failed=40, already_running=10, scheduling_error=50, not_run=30)
+
+
+def exit_code(result: BuildResult, codes: RetCodes) -> int:
+    """luigi's rule: the largest code among the outcomes seen; ``not_run`` if nothing failed but a root is incomplete.
+
+    A failed external task counts as missing data, a failure while walking the graph as a scheduling
+    error, any other failure (an exception, ``SystemExit`` or ``KeyboardInterrupt`` in ``run()``) as a
+    failed task. Tasks left out because of an upstream failure add no code of their own (luigi neither).
+    """
+    ran = set(result.failed) - result.scheduling_failed
+    external = {key for key in ran if key in result.nodes and is_external(result.nodes[key])}
+    ran_and_failed = ran - external
+    seen = [
+        (codes.missing_data, bool(external)),
+        (codes.task_failed, bool(ran_and_failed)),
+        (codes.scheduling_error, bool(result.scheduling_failed)),
+    ]
+    code = max((value for value, happened in seen if happened), default=0)
+    complete = set(result.ran) | set(result.cached)
+    if code == 0 and any(root not in complete for root in result.roots):
+        return codes.not_run
+    return code

@@ -1,0 +1,95 @@
+"""luigi's config as it is now: edited files re-read (keeping what the program set), ${ENV} followed."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import luigi
+import luigi.configuration
+import pytest
+
+import kart_core
+from kart_core import luigi_config
+
+
+class LcTask(kart_core.TaskOnKart[str]):
+    value = luigi.Parameter(default="built-in")
+
+
+def _config_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "lc.cfg"
+    path.write_text(text)
+    kart_core.add_config(str(path))
+    return path
+
+
+def _get(section: str, key: str) -> str | None:
+    return luigi.configuration.get_config().get(section, key, None)
+
+
+def test_an_edited_file_is_read_again(tmp_path: Path) -> None:
+    path = _config_file(tmp_path, "[LcTask]\nvalue = one\n[Other]\nkeep = yes\n")
+    luigi_config.refresh()
+    path.write_text("[LcTask]\nvalue = three\n[Added]\nnew = 1\n")
+    luigi_config.refresh()
+    assert _get("LcTask", "value") == "three" and _get("Added", "new") == "1"
+    assert _get("Other", "keep") is None  # deleted from the file: gone (luigi's reload() would keep it)
+
+
+def test_values_the_program_set_survive_a_file_edit(tmp_path: Path) -> None:
+    path = _config_file(tmp_path, "[LcTask]\nvalue = from-file\nother = 1\n")
+    luigi_config.refresh()
+    config = luigi.configuration.get_config()
+    config.set("LcTask", "value", "from-program")
+    config.set("Mine", "flag", "on")
+    config.remove_option("LcTask", "other")
+    path.write_text("[LcTask]\nvalue = edited\nother = 2\n[Mine]\nflag = off\n")
+    luigi_config.refresh()
+    assert _get("LcTask", "value") == "from-program" and _get("Mine", "flag") == "on"
+    assert _get("LcTask", "other") is None
+
+
+def test_a_literal_percent_and_the_default_section_are_read_again(tmp_path: Path) -> None:
+    path = _config_file(tmp_path, "[DEFAULT]\nshared = a\n[LcTask]\nvalue = 10\n")
+    luigi_config.refresh()
+    path.write_text("[DEFAULT]\nshared = b\n[LcTask]\nvalue = 50%%\nraw = 50%\n")
+    luigi_config.refresh()
+    config = luigi.configuration.get_config()
+    assert _get("LcTask", "shared") == "b" and _get("LcTask", "value") == "50%"
+    assert config.get("LcTask", "raw", raw=True) == "50%"
+
+
+def test_the_fingerprint_follows_interpolated_environment_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LC_VALUE", "1")
+    _config_file(tmp_path, "[LcTask]\nvalue = ${LC_VALUE}\n")
+    before = luigi_config.fingerprint()
+    monkeypatch.setenv("LC_UNRELATED", "x")
+    assert luigi_config.fingerprint() == before
+    monkeypatch.setenv("LC_VALUE", "2")
+    assert luigi_config.fingerprint() != before
+    assert LcTask().value == "2"
+
+
+def test_a_task_created_after_a_change_is_a_new_object(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LC_WS", str(tmp_path / "a"))
+    _config_file(tmp_path, "[Unused]\nws = ${LC_WS}\n")
+    first = LcTask()
+    first.make_unique_id()
+    assert LcTask() is first  # luigi's instance cache, while nothing changed
+    monkeypatch.setenv("LC_WS", str(tmp_path / "b"))
+    assert LcTask() is not first  # it may hold upstreams derived under the old config
+
+
+def test_a_thorough_refresh_sees_an_edit_that_keeps_size_and_mtime(tmp_path: Path) -> None:
+    path = _config_file(tmp_path, "[LcTask]\nvalue = aaa\n")
+    luigi_config.refresh()
+    stamp = os.stat(path)
+    path.write_text("[LcTask]\nvalue = bbb\n")
+    os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    luigi_config.refresh()
+    assert _get("LcTask", "value") == "aaa"  # size, mtime and inode unchanged: the cheap check misses it
+    luigi_config.refresh(thorough=True)
+    assert _get("LcTask", "value") == "bbb"
