@@ -16,6 +16,7 @@ from kart_core import (  # gokart.X.Y access
 from kart_core.build import BuildResult, build, load_output
 from kart_core.dotted import import_object
 from kart_core.errors import GokartBuildError, StaleTaskError
+from kart_core.fingerprint import code_fingerprint
 from kart_core.graph import TaskGraph, node_key, walk
 from kart_core.hashing import short_id
 from kart_core.info import make_tree_info, tree_info
@@ -27,6 +28,7 @@ from kart_core.parameter import (
     TaskInstanceParameter,
     ZonedDateSecondParameter,
 )
+from kart_core.places import PlacedGraph, find_place, place_graph
 from kart_core.run import run
 from kart_core.runner import RunStatus, run_one
 from kart_core.task import TaskOnKart
@@ -45,17 +47,21 @@ __all__ = [
     "SerializableParameter",
     "StaleTaskError",
     "TaskInstanceParameter",
+    "PlacedGraph",
     "TaskGraph",
     "TaskOnKart",
     "ZonedDateSecondParameter",
     "add_config",
     "build",
+    "code_fingerprint",
     "delete_local_unnecessary_outputs",
+    "find_place",
     "import_object",
     "load_output",
     "make_task_info_as_tree_str",
     "make_tree_info",
     "node_key",
+    "place_graph",
     "run",
     "run_one",
     "short_id",

@@ -16,7 +16,7 @@ from af_helpers import EXAMPLES, statuses
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG
 from airflow.serialization.serialized_objects import DagSerialization
-from kart_airflow import KartTaskGroup, KartTaskOperator, display_name_for, task_id_for, to_dag
+from kart_airflow import KartTaskGroup, KartTaskOperator, display_name_for, task_id_for, task_ids, to_dag
 from mlpipeline import Evaluate, LoadData, MakeFeatures, Train
 
 import kart_core
@@ -41,29 +41,58 @@ def layered_roots(n_tasks: int, width: int = 50) -> list[Layered]:
     return [Layered(layer=n_tasks // width - 1, index=i, width=width) for i in range(width)]
 
 
-def test_task_ids_are_short_valid_and_stable() -> None:
-    task = Train(features=MakeFeatures(data=LoadData()), model="ridge")
-    assert task_id_for(task) == f"Train_{task.make_unique_id()[:8]}"
+def test_task_ids_name_places_so_a_changed_value_keeps_every_id() -> None:
+    def dag_for(alpha: float):
+        return to_dag([Evaluate(model="linear"), Evaluate(model="ridge", alpha=alpha)], dag_id="places")
+
+    first, second = dag_for(0.5), dag_for(2.0)
+    assert (
+        sorted(first.task_ids)
+        == sorted(second.task_ids)
+        == [
+            "Evaluate",
+            "Evaluate_2",
+            "LoadData__Evaluate.features.data",
+            "MakeFeatures__Evaluate.features",
+            "Train__Evaluate.model",
+            "Train__Evaluate_2.model",
+        ]
+    )
+    for task_id in ("Evaluate_2", "Train__Evaluate_2.model"):  # the unique id is in the display name
+        names = first.get_task(task_id).task_display_name, second.get_task(task_id).task_display_name
+        assert names[0] != names[1] and re.match(r"\w+\[[0-9a-f]{8}\]\(", names[0])
+    assert first.get_task("Evaluate").task_display_name == second.get_task("Evaluate").task_display_name
+    ridge = Evaluate(model="ridge", alpha=2.0)
+    (outlet,) = second.get_task("Evaluate_2").outlets
+    assert outlet.extra["kart_unique_id"] == ridge.make_unique_id()
+    assert outlet.extra["kart_code"] == kart_core.code_fingerprint(Evaluate)
+
+
+def test_long_places_are_cut_with_a_hash_and_stay_valid() -> None:
     long_name = type("Ä" + "Long" * 100, (kart_core.TaskOnKart,), {"__module__": __name__})()
     long_id = task_id_for(long_name)
     assert len(long_id) <= 250 and re.fullmatch(r"[\w.-]+", long_id, re.ASCII)
-    assert long_id.endswith("_" + long_name.make_unique_id()[:8])
+    deep = layered_roots(200, width=1)[0]  # 200 layers: places 200 steps deep
+    ids = task_ids(deep)
+    assert len(set(ids.values())) == 200 and max(len(i) for i in ids.values()) == 250
 
 
 def test_display_name_shows_class_and_parameters() -> None:
     features = MakeFeatures(data=LoadData(n_rows=10))
     train = Train(features=features, model="ridge", alpha=0.5)
-    assert display_name_for(train) == f"Train(features={features.kart_label()}, model=ridge, alpha=0.5)"
+    assert display_name_for(train) == f"{train.kart_label()}(features={features.kart_label()}, model=ridge, alpha=0.5)"
 
 
 def test_one_airflow_task_per_unique_id_with_the_kart_edges() -> None:
     roots = [Evaluate(model="linear"), Evaluate(model="ridge"), Evaluate(model="linear")]
     dag = to_dag(roots, dag_id="shared")
     graph = kart_core.walk(roots)
-    ids = {key: task_id_for(task) for key, task in graph.nodes.items()}
+    ids = task_ids(roots)
     assert sorted(dag.task_ids) == sorted(ids.values()) and len(dag.task_ids) == 6
     for key, deps in graph.upstream.items():
         assert dag.get_task(ids[key]).upstream_task_ids == {ids[dep] for dep in deps}
+        inlets = {inlet.uri for inlet in dag.get_task(ids[key]).inlets}
+        assert inlets == {outlet.uri for dep in deps for outlet in dag.get_task(ids[dep]).outlets}
     assert dag.get_task(ids[graph.order[0]]).downstream_task_ids == {ids[graph.order[1]]}
     assert dag.fileloc == __file__
 
@@ -72,18 +101,24 @@ def test_bulk_edges_serialize_like_airflow_set_upstream() -> None:
     roots = layered_roots(200, width=10)
     fast = to_dag(roots, dag_id="layered")
     with DAG(dag_id="layered") as slow:
-        graph = kart_core.walk(roots)
-        operators = {key: KartTaskOperator.from_task(graph.nodes[key]) for key in graph.order}
+        graph = kart_core.place_graph(roots)
+        operators = {
+            key: KartTaskOperator.from_task(
+                graph.nodes[key], task_id=graph.places[key], upstream=[graph.nodes[d] for d in graph.upstream[key]]
+            )
+            for key in graph.order
+        }
         for key, deps in graph.upstream.items():
             operators[key].set_upstream([operators[dep] for dep in deps])
     slow.fileloc = fast.fileloc
     assert DagSerialization.to_dict(fast) == DagSerialization.to_dict(slow)
 
 
-def test_operator_arguments_for_all_tasks_and_per_class() -> None:
-    class FastTrain(Train):
-        pass
+class FastTrain(Train):
+    pass
 
+
+def test_operator_arguments_for_all_tasks_and_per_class() -> None:
     roots = [Evaluate(model="ridge"), FastTrain(features=MakeFeatures(data=LoadData()), model="mean")]
     dag = to_dag(
         roots,
@@ -95,7 +130,7 @@ def test_operator_arguments_for_all_tasks_and_per_class() -> None:
             "mlpipeline.tasks.LoadData": {"queue": "io"},
         },
     )
-    by_class = {task.task_id.split("_")[0]: task for task in dag.tasks}
+    by_class = {task.kart_class.rsplit(".", 1)[1]: task for task in dag.tasks}
     assert (by_class["Train"].pool, by_class["Train"].retries) == ("gpu", 3)
     assert (by_class["FastTrain"].pool, by_class["FastTrain"].retries) == ("gpu", 0)
     assert (by_class["LoadData"].queue, by_class["Evaluate"].pool) == ("io", "kart")
@@ -133,12 +168,25 @@ def test_parameters_are_not_jinja_rendered_and_cached_runs_emit_labelled_asset_e
     assert [event.extra.get("kart_status") for event in events] == ["ran", "cached"]
 
 
+def test_cached_runs_can_leave_out_asset_events(run_dag) -> None:
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+
+    quiet = Greeting(template="quiet when cached")
+    for _ in range(2):
+        run = run_dag(to_dag(quiet, dag_id="quiet", emit_cached_asset_events=False))
+    assert statuses(run) == {"Greeting": "cached"}
+    with create_session() as session:
+        events = session.query(AssetEvent).filter(AssetEvent.source_dag_id == "quiet").all()
+    assert [event.extra.get("kart_status") for event in events] == ["ran"]
+
+
 def test_task_group_inside_an_existing_dag(run_dag) -> None:
     with DAG(dag_id="embedded_test") as dag:
         start, done = EmptyOperator(task_id="start"), EmptyOperator(task_id="done")
         group = KartTaskGroup(Evaluate(model="mean"), group_id="models", operator_args={"retries": 2})
         start >> group >> done
-    load = task_id_for(LoadData())
+    load = task_id_for(LoadData(), Evaluate(model="mean"))
     assert dag.get_task("start").downstream_task_ids == {f"models.{load}"}
     assert dag.get_task("done").upstream_task_ids == {f"models.{task_id_for(Evaluate(model='mean'))}"}
     assert {t.retries for t in group.kart_operators.values()} == {2}

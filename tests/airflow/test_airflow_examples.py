@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from af_helpers import EXAMPLES
-from kart_airflow import task_id_for
 from mlpipeline import Evaluate
 
 import kart_core
@@ -24,8 +23,12 @@ def test_example_dags_import_without_errors(airflow_db: str) -> None:
     assert bag.import_errors == {}
     assert set(bag.dag_ids) == {"kart_train", "kart_embedded"}
     train = bag.get_dag("kart_train")
-    assert task_id_for(Evaluate(model="ridge", alpha=0.5)) in train.task_ids and len(train.tasks) == 6
-    assert {task.retries for task in train.tasks if task.task_id.startswith("Train_")} == {2}
+    assert (
+        train.get_task("Evaluate_2").outlets[0].extra["kart_unique_id"]
+        == Evaluate(model="ridge", alpha=0.5).make_unique_id()
+    )
+    assert len(train.tasks) == 6
+    assert {task.retries for task in train.tasks if task.task_id.startswith("Train__")} == {2}
 
 
 @pytest.mark.slow  # ~25 s: a fresh Airflow process parses the folder and starts its in-process API

@@ -15,10 +15,9 @@ import kart_core
 
 def _chain_ids(alpha: float) -> dict[str, str]:
     """Task ids of the demo chain of Evaluate(model="ridge", alpha=alpha), by class name."""
-    data = LoadData()
-    features = MakeFeatures(data=data)
-    tasks = [data, features, Train(features=features, model="ridge", alpha=alpha), Evaluate(model="ridge", alpha=alpha)]
-    return {type(task).__name__: task_id_for(task) for task in tasks}
+    root = Evaluate(model="ridge", alpha=alpha)
+    graph = kart_core.place_graph([root])
+    return {type(graph.nodes[key]).__name__: place for key, place in graph.places.items()}
 
 
 def test_demo_pipeline_runs_then_is_cached(run_dag) -> None:
@@ -63,7 +62,7 @@ def test_failed_task_fails_the_run_with_the_kart_error(run_dag, capfd) -> None:
     run = run_dag(to_dag(bad, dag_id="bad_model"))
     assert run.state == "failed"
     states = statuses(run)
-    assert (states[task_id_for(bad_train)], states[task_id_for(bad)]) == ("failed", "upstream_failed")
+    assert (states[task_id_for(bad_train, bad)], states[task_id_for(bad)]) == ("failed", "upstream_failed")
     assert f"{bad_train.kart_label()}: unknown model 'xgboost'" in capfd.readouterr().out
     assert not bad_train.complete()
 
@@ -99,6 +98,6 @@ def test_a_retry_that_succeeds_leaves_a_complete_cache(run_dag, tmp_path) -> Non
     run = run_dag(dag)
     assert run.state == "success"
     tries = {ti.task_id: ti.try_number for ti in run.get_task_instances()}
-    assert tries[task_id_for(last.flaky)] == 2 and tries[task_id_for(last)] == 1
+    assert tries[task_id_for(last.flaky, last)] == 2 and tries[task_id_for(last)] == 1
     cache_files(last)  # every output and log is there
     assert all(node.complete() for node in kart_core.walk([last]).nodes.values())

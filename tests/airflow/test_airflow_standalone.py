@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from af_helpers import EXAMPLES
-from kart_airflow import task_id_for
+from kart_airflow import task_ids
 from mlpipeline import Evaluate
 
 import kart_core
@@ -129,18 +129,40 @@ def test_standalone_airflow_runs_the_example_dag_in_worker_processes(
         Evaluate(model="linear", workspace_directory=str(tmp_path / "ws")),
         Evaluate(model="ridge", alpha=0.5, workspace_directory=str(tmp_path / "ws")),
     ]
-    logs = {
-        path.parent.name.removeprefix("task_id="): path
-        for path in (tmp_path / "airflow" / "logs").rglob("attempt=*.log")
-    }
     graph = kart_core.walk(roots)
-    assert set(logs) == {task_id_for(task) for task in graph.nodes.values()}
+    ids = task_ids(roots)
+    log_dir = tmp_path / "airflow" / "logs"
+    # A task's log file is written by its worker's supervisor, which may still be flushing it when the
+    # run is already 'success': wait until every task's log holds the line kart writes after running.
+    logs = _wait_for_logs(log_dir, set(ids.values()), "ran: ", timeout=120)
+    assert set(logs) == set(ids.values())
     worker_pids = set()
-    for task in graph.nodes.values():
-        text = logs[task_id_for(task)].read_text()
-        assert logs[task_id_for(task)].name == "attempt=1.log"  # no retry: nothing ran twice
+    for key, task in graph.nodes.items():
+        path, text = logs[ids[key]]
+        assert path.name == "attempt=1.log"  # no retry: nothing ran twice
         assert text.count("ran: ") == 1 and "cached: " not in text, text[-2000:]
         assert "Filling up the DagBag from" in text and "train.py" in text  # the worker re-parsed the DAG file
         worker_pids.update(re.findall(rf"rebuilt {re.escape(task.kart_label())} from \S+ in process (\d+)", text))
     assert len(worker_pids) == len(graph.nodes)  # one worker process per task
     assert all(task.complete() for task in graph.nodes.values())
+
+
+def _wait_for_logs(log_dir: Path, task_ids: set[str], marker: str, timeout: float) -> dict[str, tuple[Path, str]]:
+    """Each task's log (path and text) once every one of them contains ``marker``."""
+    found: dict[str, tuple[Path, str]] = {}
+
+    def complete() -> bool:
+        for path in log_dir.rglob("attempt=*.log"):
+            task_id = path.parent.name.removeprefix("task_id=")
+            text = path.read_text(errors="replace")
+            if marker in text or task_id not in found:
+                found[task_id] = (path, text)
+        return task_ids <= set(found) and all(marker in found[t][1] for t in task_ids)
+
+    deadline = time.monotonic() + timeout
+    while not complete():
+        if time.monotonic() > deadline:
+            incomplete = sorted(t for t in task_ids if t not in found or marker not in found[t][1])
+            raise AssertionError(f"after {timeout:.0f}s these task logs still lack {marker!r}: {incomplete}")
+        time.sleep(1)
+    return found

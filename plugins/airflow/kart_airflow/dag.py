@@ -9,7 +9,6 @@ from typing import Any
 from airflow.sdk import DAG, TaskGroup
 
 from kart_airflow.graph import ClassArgs, add_kart_tasks
-from kart_airflow.operator import KartTaskOperator
 
 __all__ = ["to_dag", "KartTaskGroup"]
 
@@ -20,6 +19,7 @@ def to_dag(
     *,
     operator_args: Mapping[str, Any] | None = None,
     class_operator_args: ClassArgs | None = None,
+    emit_cached_asset_events: bool = True,
     **dag_kwargs: Any,
 ) -> DAG:
     """A DAG with one Airflow task per kart task under ``task_or_tasks``.
@@ -30,12 +30,24 @@ def to_dag(
         operator_args: BaseOperator arguments for every task, e.g. ``{"retries": 2, "pool": "kart"}``.
         class_operator_args: arguments per kart class (a class, its name or import path), e.g.
             ``{Train: {"pool": "gpu", "retries": 0}}``; they override ``operator_args``.
+        emit_cached_asset_events: False: a task that finds its outputs cached emits no Asset event
+            (so Asset-scheduled DAGs run only on fresh outputs; lineage then misses those runs).
         dag_kwargs: DAG arguments (schedule, start_date, tags, default_args, ...).
+
+    When a worker parses the file to run one task (Airflow's parsing context), the DAG holds
+    only that task. Raises ``TaskDefinitionError`` for task classes a worker could not import.
     """
-    with DAG(dag_id=dag_id, **dag_kwargs) as dag:
-        add_kart_tasks(task_or_tasks, operator_args=operator_args, class_operator_args=class_operator_args)
     # Airflow records the file that created the DAG (this one); workers re-parse the caller's DAG file.
-    dag.fileloc = sys._getframe(1).f_code.co_filename
+    dag_file = sys._getframe(1).f_code.co_filename
+    with DAG(dag_id=dag_id, **dag_kwargs) as dag:
+        add_kart_tasks(
+            task_or_tasks,
+            dag=dag,
+            operator_args=operator_args,
+            class_operator_args=class_operator_args,
+            emit_cached_asset_events=emit_cached_asset_events,
+        )
+    dag.fileloc = dag_file
     return dag
 
 
@@ -49,13 +61,15 @@ class KartTaskGroup(TaskGroup):
         *,
         operator_args: Mapping[str, Any] | None = None,
         class_operator_args: ClassArgs | None = None,
+        emit_cached_asset_events: bool = True,
         **group_kwargs: Any,
     ) -> None:
         super().__init__(group_id=group_id, **group_kwargs)
-        self.kart_operators: dict[str, KartTaskOperator] = add_kart_tasks(
+        self.kart_operators: dict[str, Any] = add_kart_tasks(
             task_or_tasks,
             dag=self.dag,
             task_group=self,
             operator_args=operator_args,
             class_operator_args=class_operator_args,
+            emit_cached_asset_events=emit_cached_asset_events,
         )

@@ -1,17 +1,24 @@
-"""Translate a kart task graph into Airflow operators and edges (kart_core.walk does the graph work)."""
+"""Translate a kart task graph into Airflow operators and edges (kart_core.place_graph does the graph work).
+
+Two modes. The dag-processor (and ``airflow dags test``) builds every task. A worker that
+re-parses the DAG file to run one task (Airflow's parsing context names it) builds only that
+task: its task id is its place in the graph, so the task is found by following the place's
+path from the roots, one ``requires()`` call per step, without walking the graph.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from airflow.sdk import DAG, TaskGroup
+from airflow.sdk import DAG, TaskGroup, get_parsing_context
 
 import kart_core
-from kart_airflow.naming import import_path_of, task_id_for
-from kart_airflow.operator import KartTaskOperator
+from kart_airflow.operator import KartTaskOperator, MissingKartTaskOperator
+from kart_airflow.outputs import output_uris
+from kart_airflow.skew import check_importable, missing_task_message
 
-__all__ = ["add_kart_tasks", "ClassArgs"]
+__all__ = ["add_kart_tasks", "ClassArgs", "wanted_task_id"]
 
 ClassArgs = Mapping[Any, Mapping[str, Any]]
 """Operator arguments per kart class: keys are classes, bare class names or import paths."""
@@ -23,7 +30,9 @@ def add_kart_tasks(
     task_group: TaskGroup | None = None,
     operator_args: Mapping[str, Any] | None = None,
     class_operator_args: ClassArgs | None = None,
-) -> dict[str, KartTaskOperator]:
+    *,
+    emit_cached_asset_events: bool = True,
+) -> dict[str, Any]:
     """Add one operator per kart task under ``task_or_tasks`` and the graph's edges; return them by node key.
 
     Args:
@@ -32,18 +41,90 @@ def add_kart_tasks(
         task_group: the TaskGroup to add to, if any.
         operator_args: BaseOperator arguments for every task (retries, pool, queue, ...).
         class_operator_args: arguments for the tasks of one class (or its subclasses); they win.
+        emit_cached_asset_events: False: a task that finds its outputs cached emits no Asset event.
+
+    Raises:
+        TaskDefinitionError: a task class cannot be imported by a stable name on a worker.
+        TypeError: a task in the graph is not a TaskOnKart.
     """
     roots = _as_list(task_or_tasks)
-    graph = kart_core.walk(roots)
-    _check_unique_ids(graph)
     arguments = _ArgumentsByClass(operator_args or {}, class_operator_args or {})
     placement: dict[str, Any] = {k: v for k, v in (("dag", dag), ("task_group", task_group)) if v is not None}
+    the_dag = dag or (task_group.dag if task_group is not None else None) or _current_dag()
+    prefix = task_group.child_id("") if task_group is not None else ""
+    wanted = wanted_task_id(getattr(the_dag, "dag_id", None))
+    if wanted is not None:
+        if not wanted.startswith(prefix):
+            return {}  # the worker runs another task of this DAG
+        return _add_one(roots, wanted, prefix, the_dag, placement, arguments, emit_cached_asset_events)
+    graph = kart_core.place_graph(roots)
+    codes = _check_classes(graph.nodes.values())
+    uris = _Uris()
     operators = {
-        key: KartTaskOperator.from_task(graph.nodes[key], **placement, **arguments.for_task(graph.nodes[key]))
+        key: KartTaskOperator.from_task(
+            graph.nodes[key],
+            task_id=graph.places[key],
+            code=codes[type(graph.nodes[key])],
+            upstream=[graph.nodes[dep] for dep in graph.upstream[key]],
+            uris=uris,
+            emit_cached_asset_events=emit_cached_asset_events,
+            **placement,
+            **arguments.for_task(graph.nodes[key]),
+        )
         for key in graph.order
     }
     _link(operators, graph.upstream)
     return operators
+
+
+def wanted_task_id(dag_id: str | None) -> str | None:
+    """The task id a worker parses this DAG for (Airflow's parsing context), or None for a full parse."""
+    context = get_parsing_context()
+    if context.task_id is None or (context.dag_id is not None and dag_id is not None and context.dag_id != dag_id):
+        return None
+    return str(context.task_id)
+
+
+def _add_one(
+    roots: list[Any],
+    wanted: str,
+    prefix: str,
+    dag: Any,
+    placement: dict[str, Any],
+    arguments: _ArgumentsByClass,
+    emit_cached_asset_events: bool,
+) -> dict[str, Any]:
+    """Only the operator for ``wanted`` (the place after ``prefix``), or one that fails with the skew message."""
+    place = wanted[len(prefix) :]
+    found = kart_core.find_place(roots, place)
+    if found is None:  # a hashed or unknown place: the whole graph decides
+        graph = kart_core.place_graph(roots)
+        keys = [key for key, value in graph.places.items() if value == place]
+        if keys:
+            found = graph.nodes[keys[0]], [graph.nodes[dep] for dep in graph.upstream[keys[0]]]
+    if found is None:
+        message = missing_task_message(getattr(dag, "dag_id", "?"), wanted)
+        return {wanted: MissingKartTaskOperator(task_id=place, message=message, **placement)}
+    task, upstream = found
+    codes = _check_classes([task])
+    operator = KartTaskOperator.from_task(
+        task,
+        task_id=place,
+        code=codes[type(task)],
+        upstream=upstream,
+        emit_cached_asset_events=emit_cached_asset_events,
+        **placement,
+        **arguments.for_task(task),
+    )
+    return {kart_core.node_key(task): operator}
+
+
+class _Uris(dict):  # type: ignore[type-arg]
+    """Output URIs by task, each computed once (a task's output() is asked once per dependant otherwise)."""
+
+    def __missing__(self, task: Any) -> list[str]:
+        self[task] = output_uris(task)
+        return self[task]
 
 
 def _as_list(task_or_tasks: Any) -> list[Any]:
@@ -56,23 +137,30 @@ def _as_list(task_or_tasks: Any) -> list[Any]:
     return tasks
 
 
-def _check_unique_ids(graph: kart_core.TaskGraph) -> None:
-    """Two kart tasks must not share an Airflow task id (same class name and unique-id prefix)."""
-    seen: dict[str, str] = {}
-    for key in graph.order:
-        task = graph.nodes[key]
+def _check_classes(tasks: Any) -> dict[type, str]:
+    """Each task class, checked once (importable by a stable name), with its code fingerprint."""
+    codes: dict[type, str] = {}
+    for task in tasks:
+        cls = type(task)
+        if cls in codes:
+            continue
         if not isinstance(task, kart_core.TaskOnKart):
             raise TypeError(
                 f"{task} is a plain luigi task in the graph of a kart DAG; Airflow runs TaskOnKart tasks only. "
                 "Make it a TaskOnKart (an ExternalTask's output can be checked in the dependant's run())."
             )
-        task_id = task_id_for(task)
-        if task_id in seen:
-            raise ValueError(
-                f"Two kart tasks map to the Airflow task id {task_id!r}: {seen[task_id]} and {import_path_of(task)}. "
-                "Rename one of the classes (their names and parameters are the same)."
-            )
-        seen[task_id] = import_path_of(task)
+        check_importable(cls)
+        codes[cls] = kart_core.code_fingerprint(cls)
+    return codes
+
+
+def _current_dag() -> Any:
+    """The DAG of the enclosing ``with DAG(...)`` block, if any."""
+    try:
+        from airflow.sdk.definitions._internal.contextmanager import DagContext
+    except ImportError:
+        return None
+    return DagContext.get_current()
 
 
 def _link(operators: Mapping[str, KartTaskOperator], upstream: Mapping[str, list[str]]) -> None:
@@ -94,7 +182,9 @@ class _ArgumentsByClass:
 
     def __init__(self, common: Mapping[str, Any], by_class: ClassArgs) -> None:
         if "task_id" in common or any("task_id" in args for args in by_class.values()):
-            raise ValueError("kart_airflow names the Airflow tasks itself (Class_<uid8>); do not pass task_id.")
+            raise ValueError(
+                "kart_airflow names the Airflow tasks itself (by their place in the graph); do not pass task_id."
+            )
         self.common = dict(common)
         self.by_class = by_class
         self.cache: dict[type, dict[str, Any]] = {}

@@ -1,24 +1,40 @@
-"""How a kart task is named in Airflow: task ids, display names, import paths. Pure: no Airflow import."""
+"""How a kart task is named in Airflow: task ids, display names, import paths. Pure: no Airflow import.
+
+Task ids are places (``kart_core.place_graph``): ``Evaluate`` for a root, ``Train__Evaluate.model``
+for the task that root requires under the key ``model``. They do not contain the unique id, so a
+changed parameter value keeps every task id and Airflow's per-task history; the unique id is in
+the display name, the XCom value and the Asset extra.
+"""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import kart_core
 
-__all__ = ["task_id_for", "display_name_for", "import_path_of", "MAX_ID_LENGTH"]
+__all__ = ["task_ids", "task_id_for", "display_name_for", "import_path_of", "MAX_ID_LENGTH"]
 
-MAX_ID_LENGTH = 250  # Airflow's limit for task and group ids
-_INVALID_ID_CHARACTERS = re.compile(r"[^\w.-]", re.ASCII)
+MAX_ID_LENGTH = 250  # Airflow's limit for task and group ids (kart_core.place_graph keeps places within it)
 _MAX_DISPLAY_VALUE = 60  # long values (nested tasks, lists) are shortened in the display name
 
 
-def task_id_for(task: Any) -> str:
-    """``Class_<first 8 of unique id>``: short, stable across processes, and a valid Airflow id."""
-    suffix = f"_{kart_core.short_id(task.make_unique_id())}"
-    name = _INVALID_ID_CHARACTERS.sub("_", type(task).__name__)
-    return name[: MAX_ID_LENGTH - len(suffix)] + suffix
+def task_ids(task_or_tasks: Any) -> dict[str, str]:
+    """The Airflow task id of every kart task under ``task_or_tasks``, by ``kart_core.node_key``."""
+    roots = [task_or_tasks] if isinstance(task_or_tasks, kart_core.TaskOnKart) else list(task_or_tasks)
+    return kart_core.place_graph(roots).places
+
+
+def task_id_for(task: Any, roots: Any = None) -> str:
+    """The Airflow task id of ``task`` in the DAG built from ``roots`` (default: ``task`` is the root).
+
+    Raises:
+        KeyError: ``task`` is not in the graph under ``roots``.
+    """
+    ids = task_ids(task if roots is None else roots)
+    key = kart_core.node_key(task)
+    if key not in ids:
+        raise KeyError(f"{task.kart_label()} is not in the graph under the given roots.")
+    return ids[key]
 
 
 def import_path_of(task: Any) -> str:
@@ -27,13 +43,13 @@ def import_path_of(task: Any) -> str:
 
 
 def display_name_for(task: Any) -> str:
-    """``Class(name=value, ...)`` with the significant parameters; nested tasks as ``Class[uid8]``."""
+    """``Class[uid8](name=value, ...)`` with the significant parameters; nested tasks as ``Class[uid8]``."""
     params = dict(task.get_params())
     parts = []
     for name, value in task.param_kwargs.items():
         if params[name].significant:
             parts.append(f"{name}={_shown_value(params[name], value)}")
-    return f"{type(task).__name__}({', '.join(parts)})"
+    return f"{task.kart_label()}({', '.join(parts)})"
 
 
 def _shown_value(param: Any, value: Any) -> str:

@@ -3,25 +3,30 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow.sdk import Asset, BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
 
 import kart_core
-from kart_airflow.naming import display_name_for, import_path_of, task_id_for
-from kart_airflow.outputs import output_paths, output_uri, xcom_path
+from kart_airflow.naming import display_name_for, import_path_of
+from kart_airflow.outputs import output_paths, output_uris, xcom_path
 from kart_airflow.rebuild import rebuild_task
+from kart_airflow.skew import asset_extra, compare_with_parse
 
-__all__ = ["KartTaskOperator"]
+__all__ = ["KartTaskOperator", "MissingKartTaskOperator", "recorded_asset_extra"]
 
 
 class KartTaskOperator(BaseOperator):
-    """Rebuilds a kart task from its import path and parameters, checks its unique id, and runs it.
+    """Rebuilds a kart task from its import path and parameters, checks it is the planned task, and runs it.
 
-    A task whose outputs exist ends as success at once and logs ``cached: <path>``; XCom gets
-    ``{"status": "cached" | "ran", "path": ...}``. Nothing here is Jinja-rendered, so a parameter
-    containing ``{{ }}`` reaches the task as written.
+    Before running, the worker compares the task it rebuilt with what the dag-processor recorded
+    on the task's output Assets (unique id and code fingerprint) and fails at once, without
+    retries, on a difference (``kart_core.StaleTaskError``). A task whose outputs exist ends as
+    success and logs ``cached: <path>``; XCom gets ``{"status": "cached" | "ran", "path": ...,
+    "unique_id": ...}``. Nothing here is Jinja-rendered, so a parameter containing ``{{ }}``
+    reaches the task as written.
     """
 
     template_fields = ()
@@ -34,6 +39,8 @@ class KartTaskOperator(BaseOperator):
         kart_params: Mapping[str, str],
         kart_unique_id: str,
         kart_settings: Mapping[str, str] | None = None,
+        kart_code: str | None = None,
+        emit_cached_asset_events: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -41,34 +48,117 @@ class KartTaskOperator(BaseOperator):
         self.kart_params = dict(kart_params)
         self.kart_settings = dict(kart_settings or {})
         self.kart_unique_id = kart_unique_id
+        self.kart_code = kart_code
+        self.emit_cached_asset_events = emit_cached_asset_events
 
     @classmethod
-    def from_task(cls, task: Any, **kwargs: Any) -> KartTaskOperator:
-        """An operator for ``task``; ``kwargs`` are BaseOperator arguments (retries, pool, ...)."""
+    def from_task(
+        cls,
+        task: Any,
+        *,
+        task_id: str,
+        code: str | None = None,
+        upstream: Sequence[Any] = (),
+        uris: Mapping[Any, Sequence[str]] | None = None,
+        emit_cached_asset_events: bool = True,
+        **kwargs: Any,
+    ) -> KartTaskOperator:
+        """An operator for ``task``.
+
+        Args:
+            task: the kart task.
+            task_id: its Airflow task id (``naming.task_ids``).
+            code: ``kart_core.code_fingerprint`` of its class (computed here when None).
+            upstream: the tasks it requires; their outputs become the operator's inlets.
+            uris: output URIs by task, when the caller has them (``output()`` is not free).
+            emit_cached_asset_events: False to emit no Asset event when the task was cached.
+            kwargs: BaseOperator arguments (retries, pool, queue, ...).
+        """
         significant = task.to_str_params(only_significant=True)
         settings = {k: v for k, v in task.to_str_params().items() if k not in significant}
-        paths = output_paths(task)
-        kwargs.setdefault("task_id", task_id_for(task))
+        code = code if code is not None else kart_core.code_fingerprint(type(task))
+        extra = asset_extra(task, code)
+        uris = uris if uris is not None else {t: output_uris(t) for t in [task, *upstream]}
         kwargs.setdefault("task_display_name", display_name_for(task))
-        kwargs.setdefault("outlets", [Asset(output_uri(path)) for path in paths])
-        kwargs.setdefault("doc_md", _describe(task, paths))
+        kwargs.setdefault("outlets", [Asset(uri, extra=extra) for uri in uris[task]])
+        kwargs.setdefault("inlets", [Asset.ref(uri=uri) for dep in upstream for uri in uris[dep]])
         return cls(
+            task_id=task_id,
             kart_class=import_path_of(task),
             kart_params=significant,
             kart_settings=settings,
             kart_unique_id=task.make_unique_id(),
+            kart_code=code,
+            emit_cached_asset_events=emit_cached_asset_events,
             **kwargs,
         )
 
     def execute(self, context: Any) -> dict[str, Any]:
-        """Run the kart task unless cached; return ``{"status", "path"}`` for XCom."""
-        task = rebuild_task(self.kart_class, self.kart_params, self.kart_settings, self.kart_unique_id)
-        self.log.info("rebuilt %s from %s in process %d", task.kart_label(), self.kart_class, os.getpid())
+        """Check the task against the parsed DAG, run it unless cached; return ``{"status", "path", "unique_id"}``."""
+        try:
+            task = rebuild_task(self.kart_class, self.kart_params, self.kart_settings, self.kart_unique_id)
+            self.log.info("rebuilt %s from %s in process %d", task.kart_label(), self.kart_class, os.getpid())
+            self._check_against_parse(task)
+        except kart_core.StaleTaskError as exc:
+            # A retry would run the same code again: fail now, with kart's message.
+            raise AirflowFailException(f"StaleTaskError: {exc}") from exc
         status = kart_core.run_one(task)
         paths = output_paths(task)
         self.log.info("%s: %s", status.value, ", ".join(paths))
-        _label_asset_events(context, self.outlets, status)
-        return {"status": status.value, "path": xcom_path(paths)}
+        if status is kart_core.RunStatus.CACHED and not self.emit_cached_asset_events:
+            self.outlets = []  # Airflow builds the asset events from the outlets after execute()
+        else:
+            _label_asset_events(context, self.outlets, status)
+        return {"status": status.value, "path": xcom_path(paths), "unique_id": task.make_unique_id()}
+
+    def _check_against_parse(self, task: Any) -> None:
+        code = kart_core.code_fingerprint(type(task))
+        for outlet in self.outlets:
+            if isinstance(outlet, Asset):
+                recorded = recorded_asset_extra(outlet.uri)
+                if recorded is not _UNAVAILABLE:
+                    compare_with_parse(task, code, outlet.uri, recorded)  # type: ignore[arg-type]
+
+
+class MissingKartTaskOperator(BaseOperator):
+    """Stands in for a task id that this worker's kart graph lacks; fails at once with ``message``."""
+
+    template_fields = ()
+    ui_color = "#fde8e8"
+
+    def __init__(self, *, message: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.message = message
+
+    def execute(self, context: Any) -> None:
+        """Fail without retries (Airflow's own "Task not found" would reschedule the task instead)."""
+        raise AirflowFailException(f"StaleTaskError: {self.message}") from kart_core.StaleTaskError(self.message)
+
+
+_UNAVAILABLE = object()
+
+
+def recorded_asset_extra(uri: str) -> Mapping[str, Any] | None | object:
+    """The extra of the active Asset ``uri`` as the dag-processor registered it; None if no DAG declares it.
+
+    Asks Airflow's task execution API through the task SDK's channel to its supervisor (what
+    ``outlet_events[...]`` uses in Airflow 3). Returns ``_UNAVAILABLE`` outside a task run (e.g.
+    ``operator.execute()`` called directly), where there is nothing to compare with.
+    """
+    try:
+        from airflow.sdk.execution_time import task_runner
+        from airflow.sdk.execution_time.comms import ErrorResponse, GetAssetByUri
+    except ImportError:  # another Airflow 3 layout: skip the check rather than fail every task
+        return _UNAVAILABLE
+    comms = getattr(task_runner, "SUPERVISOR_COMMS", None)  # set only while a task runs
+    if comms is None:
+        return _UNAVAILABLE
+    response = comms.send(GetAssetByUri(uri=uri))
+    if isinstance(response, ErrorResponse):
+        if getattr(response.error, "value", response.error) == "ASSET_NOT_FOUND":
+            return None
+        raise kart_core.StaleTaskError(f"Airflow could not tell which output the DAG declares at {uri}: {response}")
+    return dict(getattr(response, "extra", None) or {})
 
 
 def _label_asset_events(context: Any, outlets: list[Any], status: kart_core.RunStatus) -> None:
@@ -79,9 +169,3 @@ def _label_asset_events(context: Any, outlets: list[Any], status: kart_core.RunS
     for outlet in outlets:
         if isinstance(outlet, Asset):
             events[outlet].extra["kart_status"] = status.value
-
-
-def _describe(task: Any, paths: list[str]) -> str:
-    """The task's import path, unique id and outputs, shown on the task's page in the Airflow UI."""
-    lines = [f"kart task `{import_path_of(task)}`, unique id `{task.make_unique_id()}`", "", "outputs:"]
-    return "\n".join(lines + [f"- `{path}`" for path in paths])

@@ -8,7 +8,7 @@ from typing import Any
 
 from luigi.task import flatten
 
-__all__ = ["output_paths", "output_uri", "xcom_path"]
+__all__ = ["output_paths", "output_uri", "output_uris", "xcom_path"]
 
 
 def output_paths(task: Any) -> list[str]:
@@ -21,6 +21,11 @@ def output_uri(path: str) -> str:
     if "://" in path:
         return path
     return pathlib.Path(os.path.abspath(path)).as_uri()
+
+
+def output_uris(task: Any) -> list[str]:
+    """The URIs of every output of the task (what its outlet Assets are)."""
+    return [output_uri(path) for path in output_paths(task)]
 
 
 def xcom_path(paths: list[str]) -> str | list[str]:

@@ -1,0 +1,177 @@
+"""Where each task sits in a graph: a name built from the roots and the ``requires()`` keys, not from values.
+
+A *place* is ``Class`` for a root and ``Class__Root.key.key`` for a task reached from a root through
+``requires()``: each step is the dict key (a TaskInstanceParameter's name under the default
+``requires()``) or the list position under which the parent requires the task. A task reachable
+by several paths takes the shortest (breadth first; ties go to the earlier root and ``requires()``
+order). Changing a parameter *value* keeps every place, so a scheduler that names its tasks by
+place (kart_airflow) keeps its task history when a value changes, while the unique id changes.
+
+Pure graph logic: it knows tasks only through ``requires()`` and ``make_unique_id()``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import luigi
+
+from kart_core.errors import TaskDefinitionError
+from kart_core.graph import node_key
+
+__all__ = ["PlacedGraph", "MAX_PLACE_LENGTH", "labelled_requirements", "place_graph", "find_place"]
+
+MAX_PLACE_LENGTH = 250  # Airflow's limit for task ids; longer places end in a hash of the full path
+_INVALID = re.compile(r"[^\w-]", re.ASCII)
+_HASHED_MARK = "--"
+
+
+@dataclasses.dataclass
+class PlacedGraph:
+    """Nodes by key (``graph.node_key``), each node's upstream keys, its place, in breadth-first order."""
+
+    nodes: dict[str, Any]
+    upstream: dict[str, list[str]]
+    places: dict[str, str]
+    order: list[str]
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+
+def labelled_requirements(task: Any) -> list[tuple[str, Any]]:
+    """``requires()`` flattened to ``(label, task)`` pairs in luigi's ``flatten`` order.
+
+    A dict contributes its keys, a list or tuple the positions, a bare task ``0``; nesting joins
+    them with dots (``{"models": [a, b]}`` gives ``models.0`` and ``models.1``).
+
+    Raises:
+        TaskDefinitionError: ``requires()`` returned something that is not a task.
+    """
+    pairs: list[tuple[str, Any]] = []
+    _flatten(task.requires(), "", pairs, task)
+    return pairs
+
+
+def place_graph(roots: Sequence[Any]) -> PlacedGraph:
+    """Walk the graph under ``roots`` breadth first and give every node its place.
+
+    Roots are named by class; later roots of an already used class name get ``_2``, ``_3``, ...
+    (so adding a root keeps the places of the earlier ones).
+    """
+    nodes: dict[str, Any] = {}
+    upstream: dict[str, list[str]] = {}
+    paths: dict[str, str] = {}
+    order: list[str] = []
+    queue: deque[str] = deque()
+    for label, root in zip(root_labels(roots), roots, strict=True):
+        key = node_key(root)
+        if key not in nodes:
+            nodes[key], paths[key] = root, label
+            queue.append(key)
+    while queue:
+        key = queue.popleft()
+        order.append(key)
+        deps = []
+        for label, dep in labelled_requirements(nodes[key]):
+            dep_key = node_key(dep)
+            deps.append(dep_key)
+            if dep_key not in nodes:
+                nodes[dep_key], paths[dep_key] = dep, f"{paths[key]}.{label}"
+                queue.append(dep_key)
+        upstream[key] = list(dict.fromkeys(deps))
+    places = {key: place_name(type(nodes[key]).__name__, paths[key]) for key in order}
+    return PlacedGraph(nodes=nodes, upstream=upstream, places=places, order=order)
+
+
+def root_labels(roots: Sequence[Any]) -> list[str]:
+    """``Class``, then ``Class_2``, ``Class_3`` for further roots whose class has the same name."""
+    seen: dict[str, int] = {}
+    labels = []
+    for root in roots:
+        name = _INVALID.sub("_", type(root).__name__)
+        seen[name] = seen.get(name, 0) + 1
+        labels.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+    return labels
+
+
+def place_name(class_name: str, path: str) -> str:
+    """``Class`` for a root (path = its root label), ``Class__path`` below; at most MAX_PLACE_LENGTH."""
+    name = _INVALID.sub("_", class_name)
+    place = path if "." not in path else f"{name}__{path}"
+    if len(place) <= MAX_PLACE_LENGTH:
+        return place
+    digest = hashlib.sha1(place.encode()).hexdigest()[:10]
+    return place[: MAX_PLACE_LENGTH - len(_HASHED_MARK) - len(digest)] + _HASHED_MARK + digest
+
+
+def find_place(roots: Sequence[Any], place: str) -> tuple[Any, list[Any]] | None:
+    """The task at ``place`` and its direct requirements, following the path without walking the graph.
+
+    Cost: one ``requires()`` call per step of the path, so a worker that runs one task of a large
+    graph finds it in milliseconds. Returns None when the path leads nowhere or was shortened
+    with a hash; the caller then walks the whole graph (``place_graph``), which decides.
+    """
+    if _HASHED_MARK in place:
+        return None
+    by_label = dict(zip(root_labels(roots), roots, strict=True))
+    if place in by_label:
+        return by_label[place], [dep for _, dep in labelled_requirements(by_label[place])]
+    class_name, _, path = place.partition("__")
+    steps = path.split(".")
+    task = by_label.get(steps[0])
+    if task is None or len(steps) < 2:
+        return None
+    rest = steps[1:]
+    requirements = labelled_requirements(task)
+    while rest:
+        found = _step(requirements, rest)
+        if found is None:
+            return None
+        used, task = found
+        rest = rest[used:]
+        requirements = labelled_requirements(task)
+    if _INVALID.sub("_", type(task).__name__) != class_name:
+        return None
+    return task, [dep for _, dep in requirements]
+
+
+def _step(requirements: list[tuple[str, Any]], rest: list[str]) -> tuple[int, Any] | None:
+    """The requirement whose (possibly dotted) label starts ``rest``, and how many steps it used."""
+    for label, dep in requirements:
+        parts = label.split(".")
+        if rest[: len(parts)] == parts:
+            return len(parts), dep
+    return None
+
+
+def _flatten(structure: Any, prefix: str, out: list[tuple[str, Any]], owner: Any) -> None:
+    if isinstance(structure, luigi.Task):
+        out.append((prefix or "0", structure))
+        return
+    if structure is None:
+        return
+    if isinstance(structure, dict):
+        items: Iterator[tuple[Any, Any]] | Iterable[tuple[Any, Any]] = structure.items()
+    elif isinstance(structure, str):
+        raise _not_a_task(owner, structure)
+    else:
+        try:
+            items = enumerate(structure)
+        except TypeError:
+            raise _not_a_task(owner, structure) from None
+    for key, value in items:
+        label = _INVALID.sub("_", str(key))
+        _flatten(value, f"{prefix}.{label}" if prefix else label, out, owner)
+
+
+def _not_a_task(owner: Any, value: Any) -> TaskDefinitionError:
+    return TaskDefinitionError(
+        f"{type(owner).__name__}.requires() returned {type(value).__name__} {value!r}; "
+        "it must return tasks (or a list/dict of tasks)."
+    )

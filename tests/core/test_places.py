@@ -1,0 +1,92 @@
+"""places: a task's name from the roots and requires() keys; stable when values change; found by path."""
+
+from __future__ import annotations
+
+import luigi
+import pytest
+
+import kart_core
+from kart_core.places import MAX_PLACE_LENGTH, find_place, labelled_requirements, place_graph
+
+
+class PlSource(kart_core.TaskOnKart[int]):
+    size = luigi.IntParameter(default=1)
+
+
+class PlModel(kart_core.TaskOnKart[int]):
+    data = kart_core.TaskInstanceParameter()
+    strength = luigi.FloatParameter(default=1.0)
+
+
+class PlReport(kart_core.TaskOnKart[int]):
+    strength = luigi.FloatParameter(default=1.0)
+    size = luigi.IntParameter(default=1)
+
+    def requires(self):
+        source = PlSource(size=self.size)
+        return {"models": [PlModel(data=source, strength=self.strength)], "raw": source}
+
+
+class PlChain(kart_core.TaskOnKart[int]):
+    depth = luigi.IntParameter()
+
+    def requires(self):
+        return PlChain(depth=self.depth - 1) if self.depth else []
+
+
+class PlBroken(kart_core.TaskOnKart[int]):
+    def requires(self):
+        return {"oops": "not a task"}
+
+
+def test_labels_follow_dict_keys_list_positions_and_task_parameters() -> None:
+    report = PlReport()
+    assert [label for label, _ in labelled_requirements(report)] == ["models.0", "raw"]
+    assert [label for label, _ in labelled_requirements(PlModel(data=PlSource()))] == ["data"]
+    assert [label for label, _ in labelled_requirements(PlChain(depth=1))] == ["0"]
+    with pytest.raises(kart_core.errors.TaskDefinitionError, match=r"PlBroken.requires\(\) returned str"):
+        labelled_requirements(PlBroken())
+
+
+def test_places_name_roots_then_shortest_paths_and_ignore_values() -> None:
+    def places(strength: float, size: int) -> dict[str, str]:
+        graph = place_graph([PlReport(strength=strength, size=size), PlReport(strength=9.0, size=size)])
+        return {
+            f"{type(graph.nodes[key]).__name__}:{graph.nodes[key].make_unique_id()}": p
+            for key, p in graph.places.items()
+        }
+
+    first, second = places(1.0, 1), places(2.0, 3)
+    assert (
+        sorted(first.values())
+        == sorted(second.values())
+        == [
+            "PlModel__PlReport.models.0",
+            "PlModel__PlReport_2.models.0",
+            "PlReport",
+            "PlReport_2",
+            "PlSource__PlReport.raw",  # shared by both roots: the first root's path, the shorter key path
+        ]
+    )
+    assert set(first) != set(second)  # the unique ids changed, the places did not
+
+
+def test_find_place_follows_the_path_without_walking_the_graph() -> None:
+    roots = [PlReport(strength=2.0), PlReport(strength=3.0)]
+    graph = place_graph(roots)
+    for key, place in graph.places.items():
+        task, deps = find_place(roots, place)
+        assert task is graph.nodes[key] or kart_core.node_key(task) == key
+        assert [kart_core.node_key(d) for d in deps] == graph.upstream[key]
+    assert find_place(roots, "PlModel__PlReport.models.7") is None
+    assert find_place(roots, "PlSource__PlReport.models.0") is None  # the path leads to a PlModel
+    assert find_place(roots, "Nothing") is None
+
+
+def test_deep_places_are_cut_to_the_limit_with_a_hash() -> None:
+    graph = place_graph([PlChain(depth=150)])
+    places = list(graph.places.values())
+    assert len(set(places)) == 151 and max(map(len, places)) == MAX_PLACE_LENGTH
+    deepest = places[-1]
+    assert "--" in deepest and find_place([PlChain(depth=150)], deepest) is None
+    assert find_place([PlChain(depth=150)], places[3])[0].depth == 147
