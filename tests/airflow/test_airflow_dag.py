@@ -194,16 +194,28 @@ def test_task_group_inside_an_existing_dag(run_dag) -> None:
     assert run.state == "success" and kart_core.load_output(Evaluate(model="mean"))["model"] == "mean"
 
 
-def test_two_thousand_tasks_parse_in_under_two_seconds() -> None:
-    # CPU time of this process: wall time on this shared two-core machine mostly measures other processes.
-    timings = []
+def test_two_thousand_tasks_parse_within_three_times_plain_airflow() -> None:
+    # CPU time of this process, against a plain-Airflow DAG of the same shape built in the same process:
+    # on this shared two-core machine wall time mostly measures other processes. bench/airflow_parse.py
+    # prints the numbers (docs/benchmarks.md); kart's extra cost is the unique ids and output paths.
+    from airflow.providers.standard.operators.empty import EmptyOperator
+
+    kart, plain = [], []
     for attempt in range(2):
         roots = layered_roots(2000)
         started = time.process_time()
         dag = to_dag(roots, dag_id=f"big{attempt}")
-        timings.append(time.process_time() - started)
+        kart.append(time.process_time() - started)
         assert len(dag.tasks) == 2000
-    assert min(timings) < 2.0, f"2,000 tasks took {min(timings):.2f} CPU seconds at best"
+        started = time.process_time()
+        with DAG(dag_id=f"plain{attempt}") as dag:
+            layers = [[EmptyOperator(task_id=f"n_{layer}_{i}") for i in range(50)] for layer in range(40)]
+            for below, above in zip(layers, layers[1:], strict=False):
+                for i, task in enumerate(above):
+                    below[i] >> task
+                    below[(i + 1) % 50] >> task
+        plain.append(time.process_time() - started)
+    assert min(kart) < 3 * min(plain), f"2,000 tasks: kart {min(kart):.2f} CPU s, plain Airflow {min(plain):.2f}"
 
 
 _SERIALIZE = """

@@ -67,7 +67,7 @@ def check_importable(task_class: type) -> None:
 
 def asset_extra(task: Any, code: str) -> dict[str, str]:
     """What the DAG records on each output Asset at parse time: the task's unique id and code fingerprint."""
-    return {"kart_task": task.kart_label(), "kart_unique_id": task.make_unique_id(), "kart_code": code}
+    return {"kart_unique_id": task.make_unique_id(), "kart_code": code}
 
 
 def compare_with_parse(task: Any, code: str, uri: str, recorded: Mapping[str, Any] | None) -> None:
