@@ -7,7 +7,8 @@ fingerprint taken where the graph was planned, to tell "this worker runs other c
 
 What goes in, for the class and every base class of it that is not TaskOnKart or one of
 TaskOnKart's own bases (so user mixins count, kart and luigi do not):
-- each function, method, static/class method and property: its bytecode (instructions,
+- each function, method, static/class method and property (the function a decorator or kart's
+  ``run`` routing wraps, through ``__wrapped__``): its bytecode (instructions,
   constants without the docstring, names, variable names; nested functions and comprehensions
   included), not line numbers or file names;
 - each luigi Parameter: its type, default (when a plain value) and whether it is significant;
@@ -78,6 +79,10 @@ def _plain(value: Any) -> str:
 
 
 def _function(function: Any) -> str:
+    # kart routes each class's run() through a wrapper (and decorators built with functools.wraps
+    # do the same): the wrapped function is the code that runs.
+    while getattr(function, "__wrapped__", None) is not None:
+        function = function.__wrapped__
     code = getattr(function, "__code__", None)
     if code is None:
         return type(function).__qualname__
