@@ -76,9 +76,7 @@ def _config_fingerprint() -> tuple[Any, ...]:
     frozen = _frozen_fingerprint.get()
     if frozen is not None:
         return frozen
-    fingerprint = (*luigi_config.fingerprint(), id(CmdlineParser.get_instance()), environment_workspace())
-    luigi_config.forget_tasks_on_change(fingerprint)
-    return fingerprint
+    return luigi_config.fingerprint(id(CmdlineParser.get_instance()), environment_workspace())
 
 
 def cached_per_config(cls: type, name: str, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
