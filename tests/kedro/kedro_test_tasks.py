@@ -7,6 +7,7 @@ count runs across processes.
 from __future__ import annotations
 
 import datetime
+import enum
 import os
 from typing import Any
 
@@ -73,3 +74,29 @@ class Combine(kart_core.TaskOnKart[list]):
 
 class NotATask:
     """A class that is not a TaskOnKart (for the bad-config tests)."""
+
+
+class Color(enum.Enum):
+    """An enum for EnumParameter."""
+
+    RED = 1
+    BLUE = 2
+
+
+class Typed(kart_core.TaskOnKart[dict]):
+    """One parameter of each luigi type (for the YAML value checks)."""
+
+    count = luigi.IntParameter(default=1)
+    ratio = luigi.FloatParameter(default=0.5)
+    flag = luigi.BoolParameter(default=False)
+    name = luigi.Parameter(default="x")
+    maybe = luigi.OptionalIntParameter(default=None)
+    day = luigi.DateParameter(default=datetime.date(2024, 1, 1))
+    moment = luigi.DateSecondParameter(default=datetime.datetime(2024, 1, 1))
+    items = luigi.ListParameter(default=())
+    mapping = luigi.DictParameter(default={})
+    choice = luigi.ChoiceParameter(choices=["a", "b"], default="a")
+    color = luigi.EnumParameter(enum=Color, default=Color.RED)
+
+    def run(self) -> None:
+        self.dump({"count": self.count})

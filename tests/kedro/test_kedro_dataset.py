@@ -7,6 +7,7 @@ import pickle
 
 import pytest
 from kart_kedro import KartReceipt, TaskOnKartDataset
+from kart_kedro.receipt_dataset import receipt_for
 from kedro.io import DataCatalog, DatasetError
 from kedro_test_tasks import Doubled, Numbers, Total, journal_lines
 
@@ -89,13 +90,27 @@ def test_save_is_refused_with_the_reason(workspace: str) -> None:
 def test_save_accepts_only_the_receipt_of_its_own_completed_task(workspace: str) -> None:
     dataset = TaskOnKartDataset("kedro_test_tasks.Numbers", {"size": 2}, workspace)
     receipt = KartReceipt(node_key=kart_core.node_key(dataset.task), label="Numbers", status="ran")
-    with pytest.raises(DatasetError, match="read-only"):
+    with pytest.raises(DatasetError, match=r"Numbers\[[0-9a-f]{8}\]\) got a receipt but the task is not complete"):
         dataset.save(receipt)  # not built yet
     dataset.load()
     dataset.save(receipt)
-    other = KartReceipt(node_key=kart_core.node_key(Numbers(size=3)), label="Numbers", status="ran")
-    with pytest.raises(DatasetError, match="read-only"):
+    other = receipt_for(Numbers(size=3, workspace_directory=workspace), "ran")
+    with pytest.raises(DatasetError, match=r"They differ in parameter 'size': '2' in the catalog, '3' in the pipeline"):
         dataset.save(other)
+
+
+def test_a_mismatch_names_the_nested_parameter_that_differs(workspace: str) -> None:
+    dataset = TaskOnKartDataset(**TOTAL_CONFIG, workspace_directory=workspace)
+    pipeline_task = Total(
+        doubled=Doubled(source=Numbers(size=4, day=datetime.date(2024, 2, 1), workspace_directory=workspace), factor=3),
+        workspace_directory=workspace,
+    )
+    with pytest.raises(DatasetError) as raised:
+        dataset.save(receipt_for(pipeline_task, "ran"))
+    message = str(raised.value)
+    assert f"the pipeline's task {pipeline_task.kart_label()} is not this entry's task" in message
+    assert "They differ in parameter 'doubled.source.size': '3' in the catalog, '4' in the pipeline" in message
+    assert "Total(doubled=Doubled(source=Numbers(size=3, start=1, day=2024-02-01), factor=3))" in message
 
 
 def test_describe_shows_class_parameters_and_unique_id(workspace: str) -> None:
@@ -104,6 +119,13 @@ def test_describe_shows_class_parameters_and_unique_id(workspace: str) -> None:
     assert "kedro_test_tasks.Numbers" in text
     assert "'size': '2'" in text
     assert dataset.task.make_unique_id() in text
+
+
+def test_nested_task_parameters_read_as_tasks_not_hex_ids(workspace: str) -> None:
+    dataset = TaskOnKartDataset(**TOTAL_CONFIG, workspace_directory=workspace)
+    assert "Total(doubled=Doubled(source=Numbers(size=3, start=1, day=2024-02-01), factor=3))" in str(dataset)
+    source = dataset._describe()["params"]["doubled"]["params"]["source"]  # nested {task, params}, as in the YAML
+    assert source == {"task": "kedro_test_tasks.Numbers", "params": {"size": "3", "start": "1", "day": "2024-02-01"}}
 
 
 def test_the_dataset_pickles_with_its_task(workspace: str) -> None:
@@ -116,15 +138,46 @@ def test_the_dataset_pickles_with_its_task(workspace: str) -> None:
 @pytest.mark.parametrize(
     ("entry", "message"),
     [
-        ({"task": "kedro_test_tasks.Missing"}, r"has no attribute 'Missing'"),
-        ({"task": "no_such_module_xyz.Task"}, r"cannot import module 'no_such_module_xyz'"),
+        (
+            {"task": "kedro_test_tasks.Missing"},
+            r"task 'kedro_test_tasks.Missing': module 'kedro_test_tasks' has no class 'Missing'. "
+            r"Its TaskOnKart classes: Combine, Doubled, Numbers, Total",
+        ),
+        (
+            {"task": "kedro_test_tasks.Numbrs"},
+            r"has no class 'Numbrs' \(did you mean 'Numbers'\?\). Its TaskOnKart classes",
+        ),
+        (
+            {"task": "kedro_test_taks.Numbers"},
+            r"there is no module 'kedro_test_taks' \(did you mean 'kedro_test_tasks'",
+        ),
+        (
+            {"task": "kart_kedro.datset.TaskOnKartDataset"},
+            r"module 'kart_kedro' has no submodule 'datset' \(did you mean 'kart_kedro.dataset'\?\)",
+        ),
         ({"task": "Numbers"}, r"not a dotted path"),
         ({"task": "kedro_test_tasks.NotATask"}, r"not a subclass of kart_core.TaskOnKart"),
         (
             {"task": "kedro_test_tasks.Numbers", "params": {"sise": 2}},
-            r"no parameter 'sise'. Its own parameters: day, size, start",
+            r"no parameter 'sise' \(did you mean 'size'\?\). Its own parameters: day, size, start",
         ),
         ({"task": "kedro_test_tasks.Numbers", "params": {"size": "two"}}, r"parameter 'size' cannot parse 'two'"),
+        (
+            {"task": "kedro_test_tasks.Numbers", "params": {"size": 7.5}},
+            r"parameter 'size' is an IntParameter and takes an int; got float 7.5",
+        ),
+        (
+            {"task": "kedro_test_tasks.Numbers", "params": {"size": True}},
+            r"parameter 'size' is an IntParameter and takes an int; got bool True",
+        ),
+        (
+            {"task": "kedro_test_tasks.Numbers", "params": {"size": [1, 2]}},
+            r"parameter 'size' is an IntParameter and takes an int; got list \[1, 2\]",
+        ),
+        (
+            {"task": "kedro_test_tasks.Numbers", "params": {"day": 20240101}},
+            r"parameter 'day' is a DateParameter and takes a date \(2024-01-01\); got int 20240101",
+        ),
         ({"task": "kedro_test_tasks.Doubled", "params": {"source": 3}}, r"parameter 'source' is a task; write it as"),
         ({"task": "kedro_test_tasks.Doubled"}, r"Doubled.*source"),
     ],

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,8 @@ from kedro_project import POSITIVE_VALUES_SUM, copy_project, journal, report, ru
 import kart_core
 
 pytestmark = pytest.mark.slow
+
+KART_TASKS = ["LoadData", "MakeFeatures", "RawSummary", "Train"]  # the kart tasks a full `kedro run` builds
 
 
 @pytest.fixture
@@ -41,14 +46,14 @@ def test_kedro_run_builds_each_kart_task_once_and_kart_core_finds_them_cached(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     kedro(project, "run")
-    assert sorted(label.split("[")[0] for label in journal(project)) == ["LoadData", "MakeFeatures", "Train"]
+    assert sorted(label.split("[")[0] for label in journal(project)) == KART_TASKS
     assert report(project, "summary") == {
         "mean": 2 * POSITIVE_VALUES_SUM / 5,
         "rows": 5,
         "total": 2.0 * POSITIVE_VALUES_SUM,
     }
     model = build_in_process(project, monkeypatch)
-    assert len(journal(project)) == 3  # cached: kart_core.build ran nothing
+    assert len(journal(project)) == 4  # cached: kart_core.build ran nothing
     assert report(project, "feature_report")["slope"] == model["slope"]
 
 
@@ -58,14 +63,14 @@ def test_a_graph_built_by_kart_core_is_loaded_by_kedro_without_rerunning(
     build_in_process(project, monkeypatch)
     assert len(journal(project)) == 3
     log = kedro(project, "run", "--pipeline", "kart")
-    assert len(journal(project)) == 3
+    assert sorted(label.split("[")[0] for label in journal(project)) == KART_TASKS  # only RawSummary was new
     assert report(project, "feature_report")["rows"] == 60
     assert "Loading data from features (TaskOnKartDataset)" in log
 
 
 def test_parallel_runner_pickles_kart_datasets_and_builds_each_task_once(project: Path) -> None:
     kedro(project, "run", "--runner", "ParallelRunner")
-    assert sorted(label.split("[")[0] for label in journal(project)) == ["LoadData", "MakeFeatures", "Train"]
+    assert sorted(label.split("[")[0] for label in journal(project)) == KART_TASKS
     assert report(project, "feature_report")["rows"] == 60
     assert report(project, "counts") == {"a": 3, "b": 1, "c": 1}
 
@@ -120,7 +125,7 @@ def test_one_kart_node_runs_alone_through_the_hooks_receipt_datasets(project: Pa
     features_node = re.search(r"Running node: (MakeFeatures_[0-9a-f]{8})", first).group(1)
     log = kedro(project, "run", "--nodes", features_node, pythonpath=path)  # its input edge comes from the catalog
     assert "Loading data from LoadData_" in log and "(TaskReceiptDataset)" in log
-    assert len(journal(project)) == 3
+    assert len(journal(project)) == 4
 
 
 def test_kedro_kart_list_and_clear_commands(project: Path, tmp_path: Path) -> None:
@@ -131,3 +136,55 @@ def test_kedro_kart_list_and_clear_commands(project: Path, tmp_path: Path) -> No
     assert re.search(r"\bscale\s+[0-9a-f]{8}\s+complete\s+took", listed)
     assert "4 run(s) cleared." in kedro(project, "kart", "clear", pythonpath=path)
     assert "No cached Kedro node runs" in kedro(project, "kart", "list", pythonpath=path)
+
+
+CATALOG_TASK_ID = """
+import sys
+from pathlib import Path
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+
+bootstrap_project(Path.cwd())
+with KedroSession.create(project_path=Path.cwd()) as session:
+    catalog = session.load_context().catalog
+    task = catalog.get("raw_summary").task
+    print(task.make_unique_id(), task.source.path)
+from kart_kedro import RawFile
+from kart_kedro_demo.tasks import RawSummary
+print(RawSummary(source=RawFile(path="data/01_raw/numbers.csv")).make_unique_id())
+"""
+
+
+def _catalog_task_id(project: Path) -> tuple[str, str, str]:
+    """(unique id of the catalog's raw_summary task, its RawFile path, the id of the same task built in Python)."""
+    env = {**os.environ, "DO_NOT_TRACK": "1", "PYTHONPATH": os.pathsep.join([str(project / "src"), *sys.path])}
+    env.pop("LUIGI_CONFIG_PATH", None)
+    done = subprocess.run(
+        [sys.executable, "-c", CATALOG_TASK_ID], cwd=project, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    catalog_line, python_line = done.stdout.strip().splitlines()[-2:]
+    unique_id, path = catalog_line.split()
+    return unique_id, path, python_line.strip()
+
+
+def test_a_catalog_task_with_a_path_parameter_is_the_same_from_any_checkout(tmp_path: Path) -> None:
+    first = copy_project(tmp_path / "one" / "project")
+    second = copy_project(tmp_path / "somewhere" / "else" / "checkout")
+    id_one, path_one, python_one = _catalog_task_id(first)
+    id_two, path_two, python_two = _catalog_task_id(second)
+    assert path_one == path_two == "data/01_raw/numbers.csv"  # Kedro made it absolute; the dataset undid that
+    assert id_one == id_two == python_one == python_two
+
+
+def test_a_kart_task_reading_a_raw_file_reruns_when_the_file_changes(project: Path) -> None:
+    kedro(project, "run", "--pipeline", "kart")
+    assert report(project, "raw_report") == {"rows": 7, "total": 20.0, "mean": 20.0 / 7}
+    kedro(project, "run", "--pipeline", "kart")
+    assert [label.split("[")[0] for label in journal(project)].count("RawSummary") == 1  # cached
+    with (project / "data" / "01_raw" / "numbers.csv").open("a") as raw:
+        raw.write("c,8\n")
+    kedro(project, "run", "--pipeline", "kart")
+    assert [label.split("[")[0] for label in journal(project)].count("RawSummary") == 2
+    assert report(project, "raw_report") == {"rows": 8, "total": 28.0, "mean": 3.5}
+    assert [label.split("[")[0] for label in journal(project)].count("MakeFeatures") == 1  # not reading it

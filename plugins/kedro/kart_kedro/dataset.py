@@ -7,8 +7,9 @@ from typing import Any
 from kedro.io import AbstractDataset, DatasetError
 
 import kart_core
-from kart_kedro._config import TaskConfigError, task_from_config
+from kart_kedro._config import TaskConfigError, project_root, task_from_config, undo_path_rewrite
 from kart_kedro._receipt import KartReceipt
+from kart_kedro.task_text import describe, first_difference, readable
 
 __all__ = ["TaskOnKartDataset"]
 
@@ -36,12 +37,18 @@ class TaskOnKartDataset(AbstractDataset[Any, Any]):
 
         Args:
             task: dotted path of a TaskOnKart subclass.
-            params: its parameters; a task parameter is ``{task: ..., params: {...}}``.
+            params: its parameters; a task parameter is ``{task: ..., params: {...}}``. Values under
+                keys ``path``/``filepath``/``filename`` that Kedro made absolute are taken relative
+                to the project root again, so the task is the same from any checkout directory.
             workspace_directory: where outputs live; default: the task's (luigi config or ./resources/).
             metadata: free-form information for plugins such as kedro-viz.
+
+        Raises:
+            DatasetError: a bad entry (unknown module, class or parameter, a value of the wrong type);
+                Kedro adds the entry's name.
         """
         self._task_path = task
-        self._params = dict(params or {})
+        self._params = undo_path_rewrite(dict(params or {}), project_root())
         self._workspace_directory = workspace_directory
         self.metadata = metadata
         try:
@@ -67,13 +74,37 @@ class TaskOnKartDataset(AbstractDataset[Any, Any]):
         kart_core.build(self._task, return_value=False, reset_register=False, lock=True)
 
     def save(self, data: Any) -> None:
-        """Accept only the receipt of a kart node that built this very task; anything else is refused."""
-        if isinstance(data, KartReceipt) and data.node_key == kart_core.node_key(self._task) and self._task.complete():
-            return
+        """Accept only the receipt of a kart node that built this very task; anything else is refused.
+
+        Raises:
+            DatasetError: for data (the entry is read-only), or for the receipt of another task,
+                naming the first parameter in which the pipeline's task differs from this entry's.
+        """
+        if isinstance(data, KartReceipt):
+            if data.node_key == kart_core.node_key(self._task):
+                if self._task.complete():
+                    return
+                raise DatasetError(
+                    f"TaskOnKartDataset({self._task.kart_label()}) got a receipt but the task is not complete."
+                )
+            raise DatasetError(self._mismatch(data))
         raise DatasetError(
             f"TaskOnKartDataset({self._task.kart_label()}) is read-only: its data is the output of the kart task "
             f"{self._task_path}, written only by the task's run() so that the cache stays keyed by the task's "
             "parameters. Change 'params' (or the task's code) to get other data, or save to another dataset."
+        )
+
+    def _mismatch(self, receipt: KartReceipt) -> str:
+        difference = first_difference(describe(self._task), receipt.task) if receipt.task else None
+        where = ""
+        if difference is not None:
+            place, here, there = difference
+            what = "the task class" if place == "task" else f"parameter {place!r}"
+            where = f" They differ in {what}: {here!r} in the catalog, {there!r} in the pipeline."
+        return (
+            f"TaskOnKartDataset: the pipeline's task {receipt.label} is not this entry's task "
+            f"{self._task.kart_label()} = {readable(self._task)}.{where} Make the entry's params match the task "
+            "given to to_pipeline(..., names=...), or give that edge another name."
         )
 
     def _exists(self) -> bool:
@@ -82,7 +113,8 @@ class TaskOnKartDataset(AbstractDataset[Any, Any]):
     def _describe(self) -> dict[str, Any]:
         return {
             "task": self._task_path,
-            "params": self._task.to_str_params(only_significant=True),
+            "params": describe(self._task)["params"],
+            "label": f"{self._task.kart_label()} {readable(self._task)}",
             "unique_id": self._task.make_unique_id(),
             "workspace_directory": str(self._task.workspace_directory),
         }

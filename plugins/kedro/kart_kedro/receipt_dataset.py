@@ -13,6 +13,7 @@ from kedro.io import AbstractDataset, DatasetError
 
 import kart_core
 from kart_kedro._receipt import KartReceipt
+from kart_kedro.task_text import describe
 
 __all__ = ["TaskReceiptDataset", "receipt_for"]
 
@@ -21,7 +22,8 @@ def receipt_for(task: Any, status: str) -> KartReceipt:
     """The receipt of a task run_one has just run or found cached."""
     paths = tuple(str(target.path()) for target in _flatten(task.output()))
     label = task.kart_label() if hasattr(task, "kart_label") else str(task)
-    return KartReceipt(node_key=kart_core.node_key(task), label=label, status=status, paths=paths)
+    description = describe(task) if isinstance(task, kart_core.TaskOnKart) else {}
+    return KartReceipt(node_key=kart_core.node_key(task), label=label, status=status, paths=paths, task=description)
 
 
 class TaskReceiptDataset(AbstractDataset[KartReceipt, KartReceipt]):

@@ -32,3 +32,8 @@ def count(clean_numbers: pd.DataFrame) -> dict[str, int]:
 def report_features(features: pd.DataFrame, model: dict[str, Any]) -> dict[str, Any]:
     """A Kedro node reading two kart outputs through TaskOnKartDataset entries."""
     return {"rows": int(len(features)), "last_smooth": float(features.y_smooth.iloc[-1]), "slope": model["slope"]}
+
+
+def report_raw(raw_summary: dict[str, Any]) -> dict[str, Any]:
+    """A Kedro node reading a kart task that depends on a raw file (RawFile)."""
+    return {**raw_summary, "mean": raw_summary["total"] / raw_summary["rows"]}

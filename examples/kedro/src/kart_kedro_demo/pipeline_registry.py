@@ -2,7 +2,8 @@
 
 - ``nodes``: plain Kedro nodes; run them with ``--runner kart_kedro.KartRunner`` to cache them.
 - ``kart``: the kart graph of ``tasks.default_train()`` as Kedro nodes (each runs through
-  ``kart_core.run_one``), plus a Kedro node reading two kart outputs from the catalog.
+  ``kart_core.run_one``), plus Kedro nodes reading kart outputs from the catalog (one of them a
+  task over a raw file, ``raw_summary``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ def kart_pipeline() -> Pipeline:
     train = default_train()
     graph = to_pipeline(train, names={train.features: "features", train: "model"}, tags=["kart"])
     report = node(nodes.report_features, ["features", "model"], "feature_report", name="report_features")
-    return graph + Pipeline([report])
+    raw = node(nodes.report_raw, "raw_summary", "raw_report", name="report_raw")
+    return graph + Pipeline([report, raw])
 
 
 def nodes_pipeline() -> Pipeline:

@@ -1,4 +1,4 @@
-"""Three small kart tasks: LoadData -> MakeFeatures -> Train (pandas and numpy only).
+"""Small kart tasks: LoadData -> MakeFeatures -> Train, and RawSummary of a raw file (pandas and numpy only).
 
 Set KART_KEDRO_DEMO_JOURNAL to a file path to have each task append its label there when it
 runs (the tests count task runs across processes with it).
@@ -13,10 +13,11 @@ from typing import Any
 import luigi
 import numpy as np
 import pandas as pd
+from kart_kedro import RawFile
 
 import kart_core
 
-__all__ = ["LoadData", "MakeFeatures", "Train", "default_train"]
+__all__ = ["LoadData", "MakeFeatures", "RawSummary", "Train", "default_train"]
 
 
 def _journal(task: kart_core.TaskOnKart[Any]) -> None:
@@ -64,6 +65,17 @@ class Train(kart_core.TaskOnKart[dict]):
         penalty = np.diag([0.0, self.alpha])
         coefficients = np.linalg.solve(design.T @ design + penalty, design.T @ frame.y_smooth.to_numpy())
         self.dump({"intercept": float(coefficients[0]), "slope": float(coefficients[1]), "alpha": self.alpha})
+
+
+class RawSummary(kart_core.TaskOnKart[dict]):
+    """Rows and total of a raw CSV file. Its ``source`` is a RawFile, so editing the file reruns it."""
+
+    source = kart_core.TaskInstanceParameter(expected_type=RawFile)
+
+    def run(self) -> None:
+        _journal(self)
+        frame = pd.read_csv(self.load("source"))
+        self.dump({"rows": int(len(frame)), "total": float(frame.value.sum())})
 
 
 def default_train() -> Train:

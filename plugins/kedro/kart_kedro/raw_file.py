@@ -1,0 +1,100 @@
+"""RawFile: a kart task that stands for a raw input file, versioned by the md5 of its bytes.
+
+A kart task that reads a file directly is never invalidated when the file changes: the file is
+not a parameter. Make the file an upstream task instead::
+
+    class MakeFeatures(kart_core.TaskOnKart[pd.DataFrame]):
+        source = kart_core.TaskInstanceParameter(expected_type=RawFile)
+
+        def run(self) -> None:
+            frame = pd.read_csv(self.load("source"))   # RawFile's output is the file's path
+            ...
+
+    MakeFeatures(source=RawFile(path="data/01_raw/numbers.csv"))
+
+or in a catalog entry ``source: {task: kart_kedro.RawFile, params: {path: data/01_raw/numbers.csv}}``.
+``RawFile(path=...)`` reads the file when it is built and takes its md5 as the ``checksum``
+parameter, so its unique id — and that of every task downstream — changes exactly when the file's
+content changes; changing it back finds the earlier results cached. Its ``run()`` re-checks the
+checksum, so a file changed between building the graph and running it fails loudly.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from typing import Any
+
+import luigi
+
+import kart_core
+
+__all__ = ["RawFile", "file_checksum"]
+
+_CHUNK = 1 << 20
+
+
+class RawFile(kart_core.TaskOnKart[str]):
+    """A raw input file as a task: ``load()`` gives its path; its id follows the file's content."""
+
+    path = luigi.Parameter(
+        description="The file: relative to the directory the run starts in (a Kedro project's root), absolute, "
+        "or an fsspec URL."
+    )
+    checksum = luigi.Parameter(default="", description="md5 of the file's bytes; read from the file when left empty.")
+
+    @classmethod
+    def get_param_values(cls, params: Any, args: Any, kwargs: Any) -> list[tuple[str, Any]]:
+        """luigi's resolution, with ``checksum`` read from the file when it is not given."""
+        values = super().get_param_values(params, args, kwargs)
+        resolved = dict(values)
+        if resolved.get("checksum"):
+            return values
+        resolved["checksum"] = file_checksum(str(resolved["path"]))
+        return [(name, resolved[name]) for name, _ in values]
+
+    def run(self) -> None:
+        """Check that the file still has the content this task was built for; output its path."""
+        current = file_checksum(self.path)
+        if current != self.checksum:
+            raise kart_core.errors.StaleTaskError(
+                f"{self.kart_label()}: {self.path!r} changed since this task was built (md5 {self.checksum} "
+                f"then, {current} now). Build the graph again so that the tasks reading it get new ids."
+            )
+        self.dump(str(self.path))
+
+
+def file_checksum(path: str) -> str:
+    """md5 hex of the bytes of ``path`` (a local path or an fsspec URL).
+
+    Raises:
+        FileNotFoundError: no such file, with the path and the working directory it was looked up from.
+    """
+    if "://" in path:
+        import fsspec
+
+        with fsspec.open(path, "rb") as handle:
+            return _md5(handle)
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"RawFile: no file {path!r} (looked up from {os.getcwd()!r}); a relative path is taken from the "
+            "directory the run starts in."
+        ) from None
+    return _local_checksum(os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _local_checksum(path: str, size: int, mtime_ns: int) -> str:
+    # luigi resolves a new task's parameters twice: the file is read once per content (size, mtime).
+    with open(path, "rb") as handle:
+        return _md5(handle)
+
+
+def _md5(handle: Any) -> str:
+    hasher = hashlib.md5()
+    for chunk in iter(lambda: handle.read(_CHUNK), b""):
+        hasher.update(chunk)
+    return hasher.hexdigest()
