@@ -4,13 +4,18 @@ Tasks are named ``module.Class`` and take luigi-style parameters after the name
 (``kart run mypkg.tasks.Train --epochs 3 --Load-path data.csv``). ``kart run`` exits with
 gokart's codes (luigi's rule, ``kart_core.outcome.exit_code``): 0 done, 40 a task failed,
 20 an external input is missing, 30 not run, 50 the graph could not be walked, 4 the task could
-not be created; an interrupt exits 1 after the summary (click's "Aborted!").
+not be created; an interrupt exits 1 after the summary (click's "Aborted!"). Every command exits
+4 on a usage error (an unknown task, parameter or option, a bad option value: gokart's code for a
+task that cannot be created, where click would exit 2) and 1 when the workspace cannot be read or
+written; each prints one line, never a traceback.
 """
 
 from __future__ import annotations
 
+import configparser
 import contextlib
 import json
+import logging
 import sys
 import traceback
 from collections.abc import Iterator, Sequence
@@ -19,6 +24,7 @@ from typing import Any, cast
 import click
 
 from kart_core.contract import LuigiTask
+from kart_core.errors import KartError
 from kart_core.executor import Executor
 from kart_core.graph import walk
 from kart_core.inspect import cmdline
@@ -28,13 +34,83 @@ from kart_core.inspect.runs import format_size, format_table, runs
 from kart_core.inspect.why import explain
 from kart_core.orchestrate import orchestrate
 from kart_core.outcome import GOKART_RETCODES, BuildResult, exit_code, task_label
+from kart_core.runlog import one_line
 from kart_core.tree.task_info import make_task_info_as_tree_str
 from kart_core.utils import add_config
 
-__all__ = ["main", "cli", "GOKART_CODES"]
+__all__ = ["main", "cli", "GOKART_CODES", "USAGE_ERROR", "COMMAND_FAILED"]
 
 # gokart.run's return codes (luigi's [retcode] names), which gokart users' schedulers check.
 GOKART_CODES = GOKART_RETCODES
+USAGE_ERROR = GOKART_CODES.unhandled_exception  # 4: what gokart.run exits with when a task cannot be created
+COMMAND_FAILED = 1  # the workspace (or the report file) could not be read or written; an interrupt
+
+
+class _KartGroup(click.Group):
+    """click's group with kart's exit rule: a usage error exits 4 with one line (click: 2 and a usage block)."""
+
+    def main(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, prog_name: str | None = None, **extra: Any
+    ) -> Any:
+        standalone = extra.pop("standalone_mode", True)
+        try:
+            result = super().main(args, prog_name, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:  # plain `kart`: the help, as before click 8.2
+            click.echo(exc.format_message())
+            result = 0
+        except click.UsageError as exc:
+            _fail(exc.ctx.command_path if exc.ctx else "kart", exc.format_message(), USAGE_ERROR, exc.ctx)
+        except click.ClickException as exc:
+            _fail(getattr(exc, "command_path", "kart"), exc.format_message(), exc.exit_code)
+        except click.Abort:  # Ctrl-C: click's own words and code
+            click.echo("Aborted!", err=True)
+            sys.exit(COMMAND_FAILED)
+        if not standalone:
+            return result
+        sys.exit(result if isinstance(result, int) else 0)  # click returns --help's exit code here
+
+
+def _fail(command: str, message: str, code: int, usage_of: click.Context | None = None) -> None:
+    """Print ``kart <command>: message`` on one line to stderr and exit with ``code``."""
+    text = " ".join(message.split()).removeprefix(f"{command}: ")
+    if usage_of is not None:
+        text += f" (see '{usage_of.command_path} --help')"
+    click.echo(f"{command}: {text}", err=True)
+    sys.exit(code)
+
+
+class _CommandError(click.ClickException):
+    """The command could not read or write what it works on (exit 1); remembers which command failed."""
+
+    exit_code = COMMAND_FAILED
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        ctx = click.get_current_context(silent=True)
+        self.command_path = ctx.command_path if ctx is not None else "kart"
+
+
+class _StderrWarnings(logging.Handler):
+    """Warnings (e.g. a skipped unreadable run log) as one ``warning: ...`` line each on the command's stderr.
+
+    Without a handler, Python's last-resort handler would print a library's logged traceback
+    (fsspec and gcsfs log retries with one), which the command promises never to show.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(f"warning: {' '.join(record.getMessage().split())}", err=True)
+
+
+@contextlib.contextmanager
+def _warnings_to_stderr() -> Iterator[None]:
+    root = logging.getLogger()
+    handler = _StderrWarnings(logging.WARNING)
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+
 
 # Options may come anywhere; everything kart does not know (--param value) goes to the task.
 _TASK_COMMAND = {"ignore_unknown_options": True, "allow_extra_args": False}
@@ -42,7 +118,7 @@ _task_args = click.argument("task_args", nargs=-1, type=click.UNPROCESSED)
 _workspace = click.option("--workspace", "-w", default=None, help="Workspace for every task (local path or s3://...).")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(name="kart", cls=_KartGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
     "config_paths",
@@ -51,21 +127,40 @@ _workspace = click.option("--workspace", "-w", default=None, help="Workspace for
     help="luigi config file (repeatable).",
 )
 @click.version_option(package_name="kart-suite")
-def cli(config_paths: tuple[str, ...]) -> None:
+@click.pass_context
+def cli(ctx: click.Context, config_paths: tuple[str, ...]) -> None:
     """kart: build, inspect and clean gokart-compatible task caches."""
+    ctx.with_resource(_warnings_to_stderr())
     for path in config_paths:
-        add_config(path)
+        try:
+            add_config(path)
+        except (configparser.Error, OSError, ValueError) as exc:
+            raise click.BadParameter(f"cannot read {path}: {one_line(exc)}", param_hint="--config") from None
 
 
 @contextlib.contextmanager
 def _task(spec: str, args: Sequence[str], workspace: str | None = None) -> Iterator[Any]:
-    """The task named on the command line; a bad name or parameter becomes a usage error (exit 2)."""
+    """The task named on the command line; a bad name or parameter becomes a usage error (exit 4).
+
+    Inside the body, a workspace that cannot be read (storage errors, a missing extra for its URL)
+    ends the command with one line and exit 1.
+    """
     cmdline.set_workspace(workspace)
     try:
-        with cmdline.task_from_command_line(spec, args) as task:
+        with cmdline.task_from_command_line(spec, args) as task, _workspace_errors():
             yield task
     except cmdline.TaskSpecError as exc:
         raise click.UsageError(str(exc)) from None
+
+
+@contextlib.contextmanager
+def _workspace_errors() -> Iterator[None]:
+    try:
+        yield
+    except (KartError, OSError) as exc:
+        if isinstance(exc, cmdline.TaskSpecError):
+            raise
+        raise _CommandError(str(exc) if isinstance(exc, KartError) else one_line(exc)) from None
 
 
 # --- kart run ------------------------------------------------------------------------------
@@ -75,7 +170,7 @@ def _task(spec: str, args: Sequence[str], workspace: str | None = None) -> Itera
 @click.argument("task_name")
 @_task_args
 @_workspace
-@click.option("--workers", default=1, show_default=True, help="Tasks run at the same time.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Tasks run at the same time.")
 @click.option("--executor", type=click.Choice(["process", "thread"]), default="process", show_default=True)
 @click.option("--keep-going", is_flag=True, help="After a failure, go on with tasks that do not depend on it.")
 @click.option("--progress/--no-progress", default=None, help="Live status line (default: on a terminal).")
@@ -180,7 +275,8 @@ def report_command(task_name: str, task_args: tuple[str, ...], workspace: str | 
 )
 def runs_command(workspace: str | None, task_class: str | None, params: tuple[str, ...], output_format: str) -> None:
     """List every cached run in a workspace: class, unique id, parameters, time, finish time, output size."""
-    frame = runs(workspace, task_class=task_class, params=_parse_pairs(params))
+    with _workspace_errors():
+        frame = runs(workspace, task_class=task_class, params=_parse_pairs(params))
     if output_format == "csv":
         click.echo(frame.to_csv(index=False), nl=False)
     elif output_format == "json":
@@ -228,11 +324,12 @@ def gc_command(task_args: tuple[str, ...], workspace: str | None, dry_run: bool,
         with _task(name, args) as task:
             walk([task])  # creates (and caches) the upstream tasks while their --Class-param values are visible
             tasks.append(task)
-    plan = plan_gc(tasks, workspace)
-    _print_plan(plan, dry_run)
-    if not dry_run:
-        deleted = delete_unreachable(plan)
-        click.echo(f"Deleted {len(deleted)} file(s), {format_size(plan.delete_bytes)}.")
+    with _workspace_errors():
+        plan = plan_gc(tasks, workspace)
+        _print_plan(plan, dry_run)
+        if not dry_run:
+            deleted = delete_unreachable(plan)
+            click.echo(f"Deleted {len(deleted)} file(s), {format_size(plan.delete_bytes)}.")
 
 
 def _split_keeps(args: Sequence[str]) -> list[tuple[str, list[str]]]:

@@ -161,9 +161,12 @@ def log_kind(name: str) -> LogKind | None:
 
 
 def parse_log_name(name: str) -> tuple[str, str] | None:
-    """``(Class, unique_id)`` from a run log's file name such as ``Load_0123…ef.pkl``; None for other names."""
+    """``(Class, unique_id)`` from a run log's file name such as ``Load_0123…ef.pkl``; None for other names.
+
+    The class part must be a Python identifier, so foreign files (and names with undecodable bytes) are not runs.
+    """
     match = _LOG_NAME.match(name)
-    return (match["cls"], match["uid"]) if match else None
+    return (match["cls"], match["uid"]) if match and match["cls"].isidentifier() else None
 
 
 def parse_log_relative(relative: str) -> tuple[LogKind, str, str] | None:
@@ -176,7 +179,7 @@ def parse_log_relative(relative: str) -> tuple[LogKind, str, str] | None:
         return None
     kind = log_kind(parts[1])
     match = _LOG_NAME.match(parts[2])
-    if kind is None or match is None or match["ext"] != kind.extension:
+    if kind is None or match is None or match["ext"] != kind.extension or not match["cls"].isidentifier():
         return None
     return kind, match["cls"], match["uid"]
 

@@ -9,6 +9,7 @@ they do for ``luigi`` and ``gokart.run``.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -17,6 +18,7 @@ from typing import Any
 import luigi
 import luigi.configuration
 from luigi.cmdline_parser import CmdlineParser
+from luigi.task_register import Register
 
 from kart_core.dotted import import_object
 from kart_core.errors import KartError
@@ -49,14 +51,22 @@ def task_from_command_line(dotted: str, args: Sequence[str] = ()) -> Iterator[An
     """Yield the task ``dotted`` with luigi-style ``args``; the parsed values stay visible to ``requires()``."""
     cls = resolve_task_class(dotted)
     family = cls.get_task_family()  # type: ignore[attr-defined]
+    complaint = io.StringIO()
     try:
-        parser_context = CmdlineParser.global_instance([family, *args])
-        parser = parser_context.__enter__()
-    except SystemExit as exc:  # argparse exits on unknown or malformed arguments
-        raise TaskSpecError(f"{dotted}: bad parameters {list(args)} ({exc}). Pass them as --name value.") from None
+        # argparse prints its usage and complaint to stderr, then exits: keep the complaint for one clear line.
+        with contextlib.redirect_stderr(complaint):
+            parser_context = CmdlineParser.global_instance([family, *args])
+            parser = parser_context.__enter__()
+    except SystemExit:  # argparse exits on unknown or malformed arguments
+        reason = complaint.getvalue().strip().splitlines()[-1:] or ["unknown arguments"]
+        raise TaskSpecError(
+            f"{dotted}: bad parameters {list(args)} ({reason[0].partition('error: ')[2] or reason[0]}). "
+            "Pass them as --name value."
+        ) from None
     except Exception as exc:
         raise TaskSpecError(f"{dotted}: cannot parse parameters {list(args)}: {exc}") from exc
     try:
+        _check_other_tasks_values(parser, dotted)
         yield _create(cls, parser, dotted)
     finally:
         parser_context.__exit__(None, None, None)
@@ -67,11 +77,32 @@ def _create(cls: type, parser: CmdlineParser, dotted: str) -> Any:
     for name, param in cls.get_params():  # type: ignore[attr-defined]
         value = getattr(parser.known_args, name, None)
         if value:  # luigi's rule: an empty command-line value means "not given"
-            kwargs[name] = param.parse(value)
+            kwargs[name] = _parse(param, value, f"--{name}", dotted)
     try:
         return cls(**kwargs)
     except Exception as exc:
         raise TaskSpecError(f"{dotted}: cannot create the task: {exc}") from exc
+
+
+def _check_other_tasks_values(parser: CmdlineParser, dotted: str) -> None:
+    """Parse every ``--Class-param value`` now, so a malformed one is a usage error naming it.
+
+    luigi parses them only when ``requires()`` creates the task (deep inside a graph walk).
+    """
+    for family, _, name, param in Register.get_all_params():
+        value = getattr(parser.known_args, param._parser_global_dest(name, family), None)
+        if value:
+            _parse(param, value, f"--{family}-{name}", dotted)
+
+
+def _parse(param: luigi.Parameter, value: Any, flag: str, dotted: str) -> Any:
+    try:
+        return param.parse(value)
+    except Exception as exc:  # each parameter type raises its own error for a malformed value
+        raise TaskSpecError(
+            f"{dotted}: parameter {flag.replace('_', '-')} cannot be {value!r} ({type(exc).__name__}: {exc}); "
+            f"give a value of type {type(param).__name__}."
+        ) from None
 
 
 def set_workspace(workspace: str | None) -> None:

@@ -19,8 +19,8 @@ from kart_core.inspect.layout import NODE_HEIGHT, NODE_WIDTH, Layout, layered_la
 from kart_core.inspect.report_assets import CSS, JS
 from kart_core.inspect.runlogs import locate_size
 from kart_core.inspect.runs import format_size
+from kart_core.runlog import read_task_log_safely
 from kart_core.storage import storage_for
-from kart_core.target import make_target
 from kart_core.utils import flatten
 from kart_core.workspace import PROCESSING_TIME, TASK_LOG, TASK_PARAMS, FileEntry, list_files, log_task_path
 
@@ -90,9 +90,8 @@ def _exists(path: str) -> bool:
 
 
 def _processing_time(task: KartTask) -> str:
-    path = log_task_path(task, PROCESSING_TIME)
-    value = make_target(path).load() if _exists(path) else "unknown"
-    return f"{value:.3f}s" if isinstance(value, int | float) else str(value)
+    value = read_task_log_safely(task, PROCESSING_TIME, None, (int, float))
+    return f"{value:.3f}s" if value is not None else "unknown"
 
 
 def _output(task: LuigiTask, path: str, listings: dict[str, dict[str, FileEntry]]) -> dict[str, str]:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from kart_core.runlog import one_line, read_log_safely
 from kart_core.storage import storage_for
 from kart_core.storage.base import protocol_of
-from kart_core.target import make_target
 from kart_core.workspace import (
     PROCESSING_TIME,
     TASK_LOG,
@@ -42,7 +43,7 @@ class RunRecord:
     finished_at: datetime | None
     outputs: list[str]
     output_size: int | None
-    status: str  # "complete", "outputs missing" or "unfinished"
+    status: str  # "complete", "outputs missing", "unfinished" or "damaged log"
     logs: list[FileEntry]
 
 
@@ -66,36 +67,46 @@ def _logs_by_run(files: Iterable[FileEntry]) -> dict[tuple[str, str], dict[LogKi
 def _record(
     workspace: str, cls: str, uid: str, logs: dict[LogKind, FileEntry], by_relative: dict[str, FileEntry]
 ) -> RunRecord:
-    task_log = _load(logs.get(TASK_LOG))
-    outputs = list(task_log.get("file_path", [])) if isinstance(task_log, dict) else []
-    located = [locate_size(workspace, path, by_relative) for path in outputs]
+    outputs = _recorded_outputs(logs.get(TASK_LOG))
+    located = [locate_size(workspace, path, by_relative) for path in outputs or []]
     sizes = [size for size in located if size is not None]
     if TASK_LOG not in logs:
         status = "unfinished"
+    elif outputs is None:
+        status = "damaged log"
     else:
         status = "complete" if len(sizes) == len(outputs) else "outputs missing"
-    processing_time = _load(logs.get(PROCESSING_TIME))
+    processing_time = _read(logs.get(PROCESSING_TIME), None, (int, float))
     return RunRecord(
         class_name=cls,
         unique_id=uid,
-        params=dict(_load(logs.get(TASK_PARAMS)) or {}),
-        processing_time=float(processing_time) if isinstance(processing_time, int | float) else None,
+        params={str(k): str(v) for k, v in _read(logs.get(TASK_PARAMS), {}, dict).items()},
+        processing_time=float(processing_time) if processing_time is not None else None,
         finished_at=logs[TASK_LOG].mtime if TASK_LOG in logs else None,
-        outputs=outputs,
+        outputs=outputs or [],
         output_size=sum(sizes) if outputs and status == "complete" else None,
         status=status,
         logs=list(logs.values()),
     )
 
 
-def _load(info: FileEntry | None) -> Any:
-    if info is None:
+def _recorded_outputs(entry: FileEntry | None) -> list[str] | None:
+    """The output paths a task log records ([] without a task log); None when it is unreadable or not kart's."""
+    if entry is None:
+        return []
+    task_log = read_log_safely(entry.path, None, dict)
+    if task_log is None:
         return None
-    try:
-        return make_target(info.path).load()
-    except Exception as exc:  # one unreadable log must not hide the other runs
-        logger.warning("Skipping unreadable run log %s: %s", info.path, exc)
-        return None
+    paths = task_log.get("file_path", [])
+    if isinstance(paths, list | tuple) and all(isinstance(path, str) for path in paths):
+        return list(paths)
+    logger.warning("skipping run log %s: its file_path is not a list of paths", entry.path)
+    return None
+
+
+def _read(entry: FileEntry | None, default: Any, expected: type | tuple[type, ...]) -> Any:
+    # One unreadable log must not hide the other runs: read_log_safely warns and gives the default.
+    return default if entry is None else read_log_safely(entry.path, default, expected)
 
 
 def locate_size(workspace: str, recorded: str, by_relative: dict[str, FileEntry]) -> int | None:
@@ -113,9 +124,16 @@ def locate_size(workspace: str, recorded: str, by_relative: dict[str, FileEntry]
 
 
 def _size_outside(path: str) -> int | None:
-    # An output written outside the workspace: ask its storage whether it exists, and how large it is.
-    storage = storage_for(path)
-    if not storage.exists(path):
+    """The size of an output written outside the workspace; None when it is missing or cannot be examined."""
+    try:
+        if not protocol_of(path):
+            local = path[len("file://") :] if path.startswith("file://") else path
+            return os.path.getsize(local) if os.path.isfile(local) else None
+        storage = storage_for(path)
+        if not storage.exists(path):
+            return None
+        with storage.open_read(path) as file:
+            return int(file.seek(0, 2))
+    except Exception as exc:  # a recorded path on storage kart cannot reach (unknown scheme, missing extra)
+        logger.warning("cannot check the recorded output %s: %s", path, one_line(exc))
         return None
-    with storage.open_read(path) as file:
-        return int(file.seek(0, 2))

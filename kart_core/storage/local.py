@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from datetime import datetime
@@ -81,6 +82,8 @@ def _entry(root: str, local_root: str, full: str) -> FileEntry | None:
     try:
         status = os.stat(full)
     except OSError:  # removed meanwhile, or a dangling link: not a file to report
+        return None
+    if not stat.S_ISREG(status.st_mode):  # a pipe or a device: reading it could block, and kart never writes one
         return None
     relative = os.path.relpath(full, local_root).replace(os.sep, "/")
     return FileEntry(os.path.join(root, relative), relative, status.st_size, datetime.fromtimestamp(status.st_mtime))

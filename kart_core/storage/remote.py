@@ -80,6 +80,8 @@ class FsspecStorage:
             raise KartError(
                 f"Storage for '{protocol}://' paths needs an extra package: pip install 'kart-suite[{extra}]'. ({exc})"
             ) from exc
+        except ValueError as exc:  # fsspec: "Protocol not known"
+            raise KartError(f"No storage for '{protocol}://' paths: {exc}. Use a local path or an fsspec URL.") from exc
         return cls(fs, protocol)
 
     def exists(self, path: str) -> bool:

@@ -11,8 +11,11 @@ import warnings
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
+from kart_core.contract import KartTask, is_kart_task
 from kart_core.graph import TaskGraph, walk
+from kart_core.runlog import read_task_log_safely
 from kart_core.utils import flatten, map_flattenable_items
+from kart_core.workspace import PROCESSING_TIME, TASK_LOG
 
 __all__ = ["RequiredTask", "TaskInfo", "make_task_info_tree", "make_tree_info", "make_tree_info_table_list"]
 
@@ -88,8 +91,9 @@ def _describe(task: Any, children: list[TaskInfo]) -> TaskInfo:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Task .* without outputs has no custom complete")
         complete = task.complete()
-    is_kart = hasattr(task, "get_processing_time")
-    processing_time = task.get_processing_time() if is_kart else "unknown"
+    is_kart = is_kart_task(task)
+    # Other runs' logs are read without raising: a damaged or foreign file must not stop the tree.
+    processing_time = read_task_log_safely(task, PROCESSING_TIME, "unknown", (int, float)) if is_kart else "unknown"
     if isinstance(processing_time, float):
         processing_time = f"{processing_time}s"
     return TaskInfo(
@@ -99,10 +103,17 @@ def _describe(task: Any, children: list[TaskInfo]) -> TaskInfo:
         params=task.get_info(only_significant=True) if is_kart else task.to_str_params(only_significant=True),
         processing_time=processing_time,
         is_complete="COMPLETE" if complete else "PENDING",
-        task_log=dict(task.get_task_log()) if is_kart else {},
+        task_log=_task_log(task) if is_kart else {},
         requires=map_flattenable_items(_required_task, task.requires()),
         children_task_infos=children,
     )
+
+
+def _task_log(task: KartTask) -> dict[str, Any]:
+    """The task_log of this run, else the stored one (gokart's get_task_log), never raising."""
+    if task.task_log:
+        return dict(task.task_log)
+    return dict(read_task_log_safely(task, TASK_LOG, {}, dict))
 
 
 def _unique_id(task: Any) -> str:

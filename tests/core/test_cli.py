@@ -148,7 +148,7 @@ def test_tree_shows_status_ids_and_details() -> None:
 
 def test_tree_with_a_bad_name_is_a_usage_error() -> None:
     result = CliRunner().invoke(cli, ["tree", f"{M}.Nope"])
-    assert result.exit_code == 2 and "'test_cli' has no attribute 'Nope'" in result.output
+    assert result.exit_code == 4 and "'test_cli' has no attribute 'Nope'" in result.output
 
 
 def test_runs_lists_filters_and_prints_json() -> None:
@@ -204,8 +204,8 @@ def test_gc_keeps_several_tasks_and_rejects_contradictions() -> None:
     both = kart("gc", "--keep", f"{M}.CliLoad", "--n", "1", "--keep", f"{M}.CliLoad", "--n", "2")
     assert "Would delete 0 file(s)" in both.output and "keeping 12 reachable" in both.output
     contradiction = CliRunner().invoke(cli, ["gc", "--dry-run", "--delete", "--keep", f"{M}.CliLoad"])
-    assert contradiction.exit_code == 2 and "contradict" in contradiction.output
-    assert CliRunner().invoke(cli, ["gc"]).exit_code == 2
+    assert contradiction.exit_code == 4 and "contradict" in contradiction.output
+    assert CliRunner().invoke(cli, ["gc"]).exit_code == 4
 
 
 def test_split_keeps() -> None:
@@ -281,3 +281,211 @@ def test_kart_console_script_in_a_subprocess(tmp_path: Path) -> None:
     )
     statuses = {r["params"]["n"]: r["status"] for r in json.loads(runs.stdout)}
     assert statuses == {"3": "complete", "4": "unfinished"}
+
+
+# --- the CLI never crashes on a workspace; bad values exit 4 with one line (issue 12 #9) ------
+
+HEX = "0123456789abcdef" * 2
+GONE_CLASS_PICKLE = b"cgone_module_for_kart_tests\nGone\n)\x81."  # a pickle of a class that no longer exists
+
+
+def invoke(*args: str) -> CliRunner.invoke:
+    """Run `kart args...` in-process without letting exceptions through (as a shell user sees it)."""
+    return CliRunner().invoke(cli, list(args))
+
+
+def assert_one_line_error(result: CliRunner.invoke, code: int, *fragments: str) -> None:
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["runs", "--format", "xml"], ["kart runs:", "'--format'", "'xml' is not one of"]),
+        (["run", "--workers", "abc", f"{M}.CliLoad"], ["kart run:", "'--workers'", "'abc'"]),
+        (["run", "--workers", "0", f"{M}.CliLoad"], ["kart run:", "'--workers'", "x>=1"]),
+        (["run", "--executor", "fork", f"{M}.CliLoad"], ["kart run:", "'--executor'", "'fork'"]),
+        (["runs", "--param", "novalue"], ["kart runs:", "NAME=VALUE"]),
+        (["runs", "--param", "=3"], ["kart runs:", "NAME=VALUE"]),
+        (["runs", "--bogus"], ["kart runs:", "No such option '--bogus'"]),
+        (["nosuch"], ["kart:", "No such command 'nosuch'"]),
+        (["--config", "/no/such/file.cfg", "runs"], ["kart:", "'--config'", "does not exist"]),
+        (["tree", f"{M}.Nope"], ["kart tree:", "has no attribute 'Nope'"]),
+        (["why", "no_such_module.Task"], ["kart why:", "cannot import module 'no_such_module'"]),
+        (["report", f"{M}.CliLoad", "--n", "notanint"], ["kart report:", "--n cannot be 'notanint'", "IntParameter"]),
+        (["tree", f"{M}.CliLoad", "--no-such-param", "1"], ["kart tree:", "bad parameters", "--no-such-param"]),
+        (["tree", f"{M}.CliFeatures", "--CliLoad-n", "x"], ["kart tree:", "CliLoad"]),
+        (["gc"], ["kart gc:", "--keep"]),
+        (["gc", "--keep"], ["kart gc:", "--keep needs a task"]),
+        (["gc", "--dry-run", "--delete", "--keep", f"{M}.CliLoad"], ["kart gc:", "contradict"]),
+        (["runs", "--workspace"], ["kart", "'--workspace' requires an argument"]),
+    ],
+)
+def test_bad_values_exit_4_with_one_line(args: list[str], fragments: list[str]) -> None:
+    assert_one_line_error(invoke(*args), 4, *fragments)
+
+
+def test_run_with_a_bad_task_also_exits_4_with_one_line() -> None:
+    assert_one_line_error(invoke("run", f"{M}.CliLoad", "--n", "x"), 4, "kart run:", "CliLoad", "--n cannot be 'x'")
+    assert_one_line_error(invoke("run", f"{M}.CliLoad", "--nope", "1"), 4, "kart run:", "unrecognized arguments")
+
+
+def test_a_malformed_config_file_exits_4_with_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.cfg"
+    bad.write_text("this is not = an ini file\n[unclosed\n")
+    assert_one_line_error(invoke("--config", str(bad), "runs"), 4, "kart:", "--config", str(bad))
+
+
+def test_an_unusable_workspace_url_exits_1_with_one_line() -> None:
+    assert_one_line_error(invoke("runs", "--workspace", "nosuchscheme://bucket/ws"), 1, "kart runs:", "nosuchscheme://")
+
+
+def test_an_unwritable_report_file_exits_1_with_one_line(tmp_path: Path) -> None:
+    target = tmp_path / "missing-dir" / "r.html"
+    assert_one_line_error(invoke("report", f"{M}.CliLoad", "-o", str(target)), 1, "kart report:", "r.html")
+
+
+def test_help_and_bare_kart_exit_0() -> None:
+    assert invoke().exit_code == 0 and "Commands:" in invoke().output
+    assert invoke("runs", "--help").exit_code == 0
+
+
+def _damage(workspace: Path, report: CliReport) -> dict[str, Path]:
+    """A built workspace plus every kind of file kart cannot read, each named like a run log."""
+    log = workspace / "log"
+    uid = report.make_unique_id()
+    load_uid = CliLoad(n=report.n).make_unique_id()
+    damaged = {
+        "garbage task_params": log / "task_params" / f"Foreign_{HEX}.pkl",
+        "gone class task_log": log / "task_log" / f"Foreign_{HEX}.pkl",
+        "empty processing_time of the root": log / "processing_time" / f"CliReport_{uid}.pkl",
+        "garbage task_log of an upstream": log / "task_log" / f"CliLoad_{load_uid}.pkl",
+        "list as task_params": log / "task_params" / f"CliReport_{'f' * 32}.pkl",
+        "wrong file_path type": log / "task_log" / f"CliReport_{'f' * 32}.pkl",
+        "undecodable name": log / "task_params" / f"Bad\udcffName_{HEX}.pkl",
+    }
+    damaged["garbage task_params"].write_bytes(os.urandom(64) + b"\x00garbage")
+    damaged["gone class task_log"].write_bytes(GONE_CLASS_PICKLE)
+    damaged["empty processing_time of the root"].write_bytes(b"")
+    damaged["garbage task_log of an upstream"].write_bytes(b"\x80\x04not a pickle at all")
+    damaged["list as task_params"].write_bytes(__import__("pickle").dumps(["n", "3"]))
+    damaged["wrong file_path type"].write_bytes(__import__("pickle").dumps({"file_path": 5}))
+    damaged["undecodable name"].write_bytes(b"x")
+    folder = log / "task_params" / f"Folder_{HEX}.pkl"
+    folder.mkdir()
+    (folder / "inner.pkl").write_bytes(b"x")
+    (log / "random_seed" / f"CliReport_{uid}.pkl").unlink()
+    (log / "random_seed" / f"CliReport_{uid}.pkl").mkdir()  # a folder where a log of the root should be
+    os.mkfifo(log / "task_params" / f"Pipe_{HEX}.pkl")  # reading a pipe would block: never opened
+    os.symlink(workspace / "nowhere", log / "task_log" / f"Dangling_{HEX}.pkl")
+    (log / "task_params" / "README.txt").write_text("notes")
+    return damaged
+
+
+@pytest.fixture
+def damaged_workspace(tmp_path: Path) -> tuple[str, CliReport]:
+    workspace = tmp_path / "damaged"
+    assert kart("run", f"{M}.CliReport", "--n", "3", "-w", str(workspace)).exit_code == 0  # the whole graph there
+    report = CliReport(n=3, workspace_directory=str(workspace))
+    assert report.output().load() == 2 * sum(range(3))
+    _damage(workspace, report)
+    return str(workspace), report
+
+
+def _no_crash(result: CliRunner.invoke) -> str:
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    return result.stderr
+
+
+def test_runs_on_a_damaged_workspace_lists_what_it_can_and_warns(damaged_workspace: tuple[str, CliReport]) -> None:
+    workspace, report = damaged_workspace
+    result = invoke("runs", "--workspace", workspace, "--format", "json")
+    warnings = _no_crash(result)
+    rows = {(r["class"], r["unique_id"]): r for r in json.loads(result.stdout)}
+    assert rows[("CliReport", report.make_unique_id())]["status"] == "complete"
+    assert rows[("CliReport", report.make_unique_id())]["processing_time"] is None  # the empty log is skipped
+    assert rows[("CliLoad", CliLoad(n=3).make_unique_id())]["status"] == "damaged log"
+    assert rows[("Foreign", HEX)]["params"] == {} and rows[("Foreign", HEX)]["status"] == "damaged log"
+    assert rows[("CliReport", "f" * 32)]["params"] == {} and rows[("CliReport", "f" * 32)]["status"] == "damaged log"
+    assert not any(cls in {"Folder", "Pipe", "Dangling"} or "Bad" in cls for cls, _ in rows)
+    lines = warnings.strip().splitlines()
+    assert all(line.startswith("warning: ") for line in lines)
+    assert any(f"Foreign_{HEX}.pkl" in line and "task_params" in line for line in lines)
+    assert any("gone_module_for_kart_tests" in line for line in lines)
+    assert any("file_path is not a list" in line for line in lines)
+    assert any("holds a list" in line for line in lines)
+    table = invoke("runs", "--workspace", workspace)
+    _no_crash(table)
+    assert "damaged log" in table.stdout
+
+
+def test_why_tree_and_report_on_a_damaged_workspace(damaged_workspace: tuple[str, CliReport], tmp_path: Path) -> None:
+    workspace, report = damaged_workspace
+    why = invoke("why", f"{M}.CliReport", "--n", "3", "-w", workspace)
+    _no_crash(why)
+    assert "is cached" in why.stdout
+    changed = invoke("why", f"{M}.CliReport", "--n", "4", "-w", workspace)
+    _no_crash(changed)
+    assert "parameter 'n': now 4, cached run 3" in changed.stdout
+    tree = invoke("tree", f"{M}.CliReport", "--n", "3", "--details", "-w", workspace)
+    warnings = _no_crash(tree)
+    assert f"(COMPLETE) CliReport[{report.make_unique_id()}]" in tree.stdout
+    assert "processing_time=unknown" in tree.stdout.replace("'", "") or "unknown" in tree.stdout
+    assert f"CliReport_{report.make_unique_id()}.pkl" in warnings and "EOFError" in warnings
+    page = tmp_path / "r.html"
+    rendered = invoke("report", f"{M}.CliReport", "--n", "3", "-w", workspace, "-o", str(page))
+    _no_crash(rendered)
+    assert page.read_text().count('<g class="node complete"') == 3
+
+
+@pytest.mark.slow
+def test_damaged_workspace_in_a_subprocess_never_prints_a_traceback(tmp_path: Path) -> None:
+    script = Path(sys.executable).with_name("kart")
+    if not script.exists():
+        pytest.skip(f"{script} is not installed (pip install -e .)")
+    (tmp_path / "subpipe.py").write_text(_PIPELINE)
+    env = {**os.environ, "CI": "1", "PYTHONIOENCODING": "utf-8", "LC_ALL": "C.UTF-8"}
+
+    def kart_process(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(script), *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+
+    assert kart_process("run", "subpipe.SubLoad", "--n", "3").returncode == 0
+    log = tmp_path / "resources" / "log"
+    (log / "task_params" / f"SubLoad_{HEX}.pkl").write_bytes(b"\x00garbage")
+    (log / "task_params" / f"Bad\udcffName_{HEX}.pkl").write_bytes(b"x")
+    (log / "task_log" / f"SubLoad_{HEX}.pkl").write_bytes(GONE_CLASS_PICKLE)
+    for args in (
+        ["runs"],
+        ["why", "subpipe.SubLoad", "--n", "4"],
+        ["tree", "subpipe.SubLoad", "--n", "3", "--details"],
+    ):
+        done = kart_process(*args)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, (args, done.stderr)
+    bad = kart_process("runs", "--format", "xml")
+    assert bad.returncode == 4 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+
+
+def test_runs_on_a_damaged_s3_workspace_warns_and_lists(s3_bucket: str) -> None:
+    import fsspec
+
+    from kart_core.storage.remote import s3_options
+
+    workspace = f"s3://{s3_bucket}/ws"
+    load = CliLoad(n=2, workspace_directory=workspace)
+    assert gokart.build(load, reset_register=False) == [0, 1]
+    fs = fsspec.filesystem("s3", **s3_options())
+    fs.pipe(f"{s3_bucket}/ws/log/task_params/Foreign_{HEX}.pkl", b"\x00garbage")
+    fs.pipe(f"{s3_bucket}/ws/log/task_log/CliLoad_{load.make_unique_id()}.pkl", b"")
+    result = invoke("runs", "-w", workspace, "--format", "json")
+    warnings = _no_crash(result)
+    statuses = {(r["class"], r["unique_id"]): r["status"] for r in json.loads(result.stdout)}
+    assert statuses == {("CliLoad", load.make_unique_id()): "damaged log", ("Foreign", HEX): "unfinished"}
+    assert f"s3://{s3_bucket}/ws/log/task_params/Foreign_{HEX}.pkl" in warnings and "EOFError" in warnings
