@@ -28,7 +28,7 @@ from kart_core.errors import KartError
 from kart_core.executor import Executor
 from kart_core.graph import walk
 from kart_core.inspect import cmdline
-from kart_core.inspect.gc import GcPlan, delete_unreachable, plan_gc
+from kart_core.inspect.gc import DEFAULT_TEMP_AGE, GcPlan, delete_unreachable, plan_gc
 from kart_core.inspect.report import write_report
 from kart_core.inspect.runs import format_size, format_table, runs
 from kart_core.inspect.why import explain
@@ -309,8 +309,26 @@ def _parse_pairs(pairs: Sequence[str]) -> dict[str, str]:
 @_workspace
 @click.option("--dry-run", is_flag=True, help="Only list what would be deleted (the default).")
 @click.option("--delete", "--no-dry-run", "delete", is_flag=True, help="Delete the listed files.")
-def gc_command(task_args: tuple[str, ...], workspace: str | None, dry_run: bool, delete: bool) -> None:
-    """Delete outputs and run logs not reachable from the kept tasks: --keep module.Class [--param value] ...
+@click.option(
+    "--all",
+    "all_classes",
+    is_flag=True,
+    help="Consider every kart-named file, not only those of the kept graphs' task classes.",
+)
+@click.option(
+    "--temp-age",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_TEMP_AGE,
+    show_default=True,
+    metavar="SECONDS",
+    help="Temporary files, scratch folders and upload spools unchanged for this long are orphans.",
+)
+def gc_command(
+    task_args: tuple[str, ...], workspace: str | None, dry_run: bool, delete: bool, all_classes: bool, temp_age: float
+) -> None:
+    """Delete outputs and run logs not reachable from the kept tasks, and orphaned temporaries.
+
+    Usage: kart gc --keep module.Class [--param value] ... [--keep ...] [--all] [--temp-age SECONDS] [--delete]
 
     Lists the files with their sizes and deletes nothing unless --delete is given.
     """
@@ -325,7 +343,7 @@ def gc_command(task_args: tuple[str, ...], workspace: str | None, dry_run: bool,
             walk([task])  # creates (and caches) the upstream tasks while their --Class-param values are visible
             tasks.append(task)
     with _workspace_errors():
-        plan = plan_gc(tasks, workspace)
+        plan = plan_gc(tasks, workspace, scope="all" if all_classes else "classes", temp_age=temp_age)
         _print_plan(plan, dry_run)
         if not dry_run:
             deleted = delete_unreachable(plan)
@@ -355,14 +373,42 @@ def _split_keeps(args: Sequence[str]) -> list[tuple[str, list[str]]]:
 
 def _print_plan(plan: GcPlan, dry_run: bool) -> None:
     verb = "Would delete" if dry_run else "Deleting"
+    if plan.scope == "all":
+        click.echo("Scope: every kart-named file in the workspace (--all).")
+    else:
+        click.echo(
+            f"Scope: outputs and run logs of the kept graphs' classes ({', '.join(plan.classes)}); "
+            f"{len(plan.other_classes)} kart file(s) of other classes left alone (--all includes them)."
+        )
     for info in plan.delete:
-        click.echo(f"{format_size(info.size):>10}  {info.path}")
+        click.echo(f"{format_size(info.size):>10}  {_printable(info.path)}")
+    if plan.temporaries or plan.fresh_temporaries:
+        click.echo(
+            f"Temporaries unchanged for {_duration(plan.temp_age)} or more (killed writes, scratch, upload spools): "
+            f"{len(plan.temporaries)}; younger ones left alone: {len(plan.fresh_temporaries)}."
+        )
+    for info in plan.temporaries:
+        click.echo(f"{format_size(info.size):>10}  {_printable(info.path)}")
+    count = len(plan.delete) + len(plan.temporaries)
     click.echo(
-        f"{verb} {len(plan.delete)} file(s), {format_size(plan.delete_bytes)}, from {plan.workspace}; "
+        f"{verb} {count} file(s), {format_size(plan.delete_bytes)}, from {plan.workspace}; "
         f"keeping {len(plan.kept)} reachable file(s)."
     )
-    if dry_run and plan.delete:
+    if dry_run and count:
         click.echo("Dry run: nothing deleted. Pass --delete to delete them.")
+
+
+def _printable(path: str) -> str:
+    # A file name with undecodable bytes must not make printing the plan fail.
+    return path.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = int(seconds // size)
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds:g} s"
 
 
 def main(argv: Sequence[str] | None = None) -> None:

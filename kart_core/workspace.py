@@ -14,11 +14,13 @@ through ``Storage.walk`` (``list_files``), on local disk and object storage alik
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import posixpath
 import re
 from collections.abc import Iterable
+from datetime import datetime
 
 import luigi.configuration
 
@@ -40,16 +42,21 @@ __all__ = [
     "FileEntry",
     "LogKind",
     "default_output_path",
+    "examine",
+    "is_scratch_folder",
     "default_workspace",
     "environment_workspace",
     "is_kart_named",
     "is_temporary",
     "join_url",
     "list_files",
+    "log_kind",
     "log_path",
     "log_relative_path",
     "log_task_path",
     "logged_unique_ids",
+    "named_run",
+    "scratch_folders",
     "parse_log_name",
     "parse_log_relative",
     "relative_key",
@@ -82,7 +89,10 @@ _KIND_BY_NAME = {kind.name: kind for kind in LOG_KINDS}
 
 _UNIQUE_ID = r"[0-9a-f]{32}"
 _LOG_NAME = re.compile(rf"^(?P<cls>.+)_(?P<uid>{_UNIQUE_ID})(?P<ext>\.[^./]+)$")
-_KART_NAMED = re.compile(rf"_{_UNIQUE_ID}(\.[^/]*)?$")
+_KART_NAMED = re.compile(rf"(?:^|/)(?P<stem>[^/]*)_(?P<uid>{_UNIQUE_ID})(\.[^/]*)?$")
+# Model targets unzip and save under {local_temporary_directory}/{md5 of the output path}/ (see
+# kart_core.target.make_model_target); locks live in {local_temporary_directory}/locks/.
+_SCRATCH_FOLDER = re.compile(r"^[0-9a-f]{32}$")
 
 
 # --- the default workspace --------------------------------------------------------------------
@@ -189,6 +199,16 @@ def is_kart_named(relative: str) -> bool:
     return _KART_NAMED.search(relative) is not None
 
 
+def named_run(relative: str) -> tuple[str, str] | None:
+    """``(stem, unique_id)`` of a kart-named file: ``pkg/Train_{uid}.pkl`` → ``("Train", uid)``.
+
+    For default outputs, run logs (and their signatures) the stem is the task class; for
+    ``make_target("a/b.csv")`` it is the file's own stem (``b``). None for other names.
+    """
+    match = _KART_NAMED.search(relative)
+    return (match["stem"], match["uid"]) if match else None
+
+
 # --- listing ----------------------------------------------------------------------------------
 
 
@@ -209,6 +229,54 @@ def list_files(root: str, include_temporary: bool = False) -> list[FileEntry]:
     Nothing when ``root`` is missing; temporary files only when ``include_temporary`` is set.
     """
     return sorted(storage_for(root).walk(root, include_temporary=include_temporary), key=lambda f: f.relative)
+
+
+def scratch_folders(temporary_directory: str) -> list[FileEntry]:
+    """The model scratch under a task's ``local_temporary_directory`` (a local folder), sorted.
+
+    One entry per ``{md5}/{child}`` left by a model save or load (``size``: bytes inside; ``mtime``:
+    the newest write inside), and one per empty ``{md5}`` folder. ``locks/`` and anything not named
+    like kart's scratch are never listed.
+    """
+    entries = []
+    for folder in filter(is_scratch_folder, _subfolders(temporary_directory)):
+        with contextlib.suppress(OSError):  # removed meanwhile: nothing to sweep
+            children = sorted(os.listdir(folder))
+            entries += [examine(temporary_directory, os.path.join(folder, child)) for child in children]
+            if not children:
+                entries.append(examine(temporary_directory, folder))
+    return sorted(entries, key=lambda entry: entry.relative)
+
+
+def is_scratch_folder(path: str) -> bool:
+    """Whether ``path`` is named like a model-scratch folder (``{local_temporary_directory}/{md5}``)."""
+    return _SCRATCH_FOLDER.match(os.path.basename(path.rstrip("/"))) is not None
+
+
+def _subfolders(directory: str) -> list[str]:
+    try:
+        return [entry.path for entry in os.scandir(directory) if entry.is_dir(follow_symlinks=False)]
+    except OSError:  # missing or unreadable: nothing to sweep
+        return []
+
+
+def examine(root: str, path: str, deep: bool = True) -> FileEntry:
+    """A local file or folder under ``root`` as one entry: total size in bytes and newest mtime inside.
+
+    With ``deep=False`` a folder's own mtime only. Raises OSError when ``path`` is gone.
+    """
+    status = os.lstat(path)
+    size, newest = status.st_size, status.st_mtime
+    if deep and os.path.isdir(path) and not os.path.islink(path):
+        size = 0
+        for directory, folders, names in os.walk(path):
+            for name in [*folders, *names]:
+                with contextlib.suppress(OSError):  # removed meanwhile
+                    inner = os.lstat(os.path.join(directory, name))
+                    size += inner.st_size if name in names else 0
+                    newest = max(newest, inner.st_mtime)
+    relative = os.path.relpath(path, root).replace(os.sep, "/")
+    return FileEntry(path, relative, size, datetime.fromtimestamp(newest))
 
 
 def run_logs(files: Iterable[FileEntry]) -> dict[tuple[str, str], dict[LogKind, FileEntry]]:

@@ -1,15 +1,27 @@
-"""Clean a workspace: find the outputs and run logs that no kept task can reach, and delete them.
+"""Clean a workspace: find the outputs and run logs that no kept task can reach, and orphaned temporaries.
 
-Only files named like kart outputs (``…_{32-hex unique id}[.ext]``) are candidates, so notes,
-configs and scratch files in the workspace are never touched; the scratch directory of the
-kept tasks (locks, model scratch) is skipped as a whole. Works on local and object storage.
+Outputs and run logs: only files named like kart's (``…_{32-hex unique id}[.ext]``) are
+candidates, so notes and configs are never touched, and by default only those of the task
+classes in the kept graphs (scope ``"classes"``): a workspace shared with another project keeps
+that project's files, which this graph cannot prove unreachable. Scope ``"all"`` takes every
+kart-named file. The kept tasks' scratch directories (locks, model scratch) are never candidates.
+
+Temporaries (every scope): files with the temporary suffix (writes, staged outputs and uploads of
+killed writers) in the workspace, model scratch folders under the kept tasks'
+``local_temporary_directory`` and kart's upload spools in the system temp folder, once they
+are older than ``temp_age`` seconds: a younger one may be a write in progress and is left alone.
+Works on local and object storage.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
-from collections.abc import Iterable
+import shutil
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from typing import Literal
 
 from kart_core.contract import KartTask, LuigiTask, is_kart_task
 from kart_core.errors import CleanupError
@@ -17,53 +29,179 @@ from kart_core.graph import walk
 from kart_core.signing import signature_path
 from kart_core.storage import storage_for
 from kart_core.storage.base import protocol_of
+from kart_core.storage.remote import upload_spools
 from kart_core.utils import flatten
-from kart_core.workspace import LOG_KINDS, FileEntry, is_kart_named, list_files, log_task_path, relative_key
+from kart_core.workspace import (
+    LOG_KINDS,
+    FileEntry,
+    examine,
+    is_scratch_folder,
+    is_temporary,
+    list_files,
+    log_task_path,
+    named_run,
+    parse_log_relative,
+    relative_key,
+    run_logs,
+    scratch_folders,
+)
 
-__all__ = ["GcPlan", "plan_gc", "delete_unreachable"]
+__all__ = ["DEFAULT_TEMP_AGE", "GcPlan", "Scope", "plan_gc", "delete_unreachable"]
+
+Scope = Literal["classes", "all"]
+# A day, like git's grace period before pruning loose objects: a temporary file that nobody wrote
+# for that long belongs to a writer that is gone. A task whose run() keeps a staged output
+# unchanged for longer needs a larger --temp-age while it runs.
+DEFAULT_TEMP_AGE = 24 * 3600.0
 
 
 @dataclasses.dataclass
 class GcPlan:
-    """What a clean-up would delete in one workspace, and how much it keeps."""
+    """What a clean-up would delete in one workspace, and what it keeps or leaves alone.
+
+    Attributes:
+        workspace: the workspace cleaned (local path or URL).
+        delete: unreachable outputs and run logs (of the classes in scope).
+        kept: reachable outputs and run logs.
+        scope: ``"classes"`` (only files of ``classes``) or ``"all"`` (every kart-named file).
+        classes: the task classes of the kept graphs, sorted.
+        other_classes: kart-named files left alone because they belong to other classes.
+        temporaries: orphaned temporary files, scratch folders and upload spools older than ``temp_age``.
+        fresh_temporaries: temporaries younger than ``temp_age`` (left alone: maybe in progress).
+        temp_age: seconds.
+    """
 
     workspace: str
     delete: list[FileEntry]
     kept: list[FileEntry]
+    scope: Scope = "classes"
+    classes: list[str] = dataclasses.field(default_factory=list)
+    other_classes: list[FileEntry] = dataclasses.field(default_factory=list)
+    temporaries: list[FileEntry] = dataclasses.field(default_factory=list)
+    fresh_temporaries: list[FileEntry] = dataclasses.field(default_factory=list)
+    temp_age: float = DEFAULT_TEMP_AGE
 
     @property
     def delete_bytes(self) -> int:
-        """Total size of the files to delete."""
-        return sum(f.size for f in self.delete)
+        """Total size of everything to delete (outputs, logs and temporaries), in bytes."""
+        return sum(f.size for f in self.delete) + sum(f.size for f in self.temporaries)
 
 
-def plan_gc(tasks: Iterable[KartTask], workspace: str | None = None) -> GcPlan:
-    """Files under the workspace of ``tasks`` that are neither outputs nor run logs of any task in their graphs.
+def plan_gc(
+    tasks: Iterable[KartTask],
+    workspace: str | None = None,
+    scope: Scope = "classes",
+    temp_age: float = DEFAULT_TEMP_AGE,
+) -> GcPlan:
+    """What to delete under the workspace of ``tasks``: files no task of their graphs outputs or logs, and old temporaries.
+
+    Args:
+        tasks: the tasks to keep, with everything upstream of them.
+        workspace: the workspace to clean; default the tasks' own (they must share one).
+        scope: ``"classes"`` considers only files of the task classes in the kept graphs;
+            ``"all"`` every kart-named file in the workspace.
+        temp_age: seconds since the last write after which a temporary is an orphan.
 
     Raises:
-        CleanupError: no task was given, or the tasks live in different workspaces.
+        CleanupError: no task was given, the tasks live in different workspaces, or ``scope`` is unknown.
     """
     roots = list(tasks)
     if not roots:
         raise CleanupError("kart gc: give at least one task to keep (--keep module.Class ...).")
+    if scope not in ("classes", "all"):
+        raise CleanupError(f"kart gc: scope must be 'classes' or 'all', not {scope!r}.")
     workspace = workspace or _shared_workspace(roots)
     graph = walk(roots)
-    reachable = {key for node in graph.nodes.values() for key in _reachable_keys(node, workspace)}
-    skipped = _scratch_prefixes(graph.nodes.values(), workspace)
-    delete: list[FileEntry] = []
-    kept: list[FileEntry] = []
-    for info in list_files(workspace):
-        if any(info.relative.startswith(prefix) for prefix in skipped) or not is_kart_named(info.relative):
+    tasks_in_graph = list(graph.nodes.values())
+    reachable = {key for node in tasks_in_graph for key in _reachable_keys(node, workspace)}
+    skipped = _scratch_prefixes(tasks_in_graph, workspace)
+    classes = sorted({type(node).__name__ for node in tasks_in_graph})
+    listing = list_files(workspace, include_temporary=True)
+    plan = GcPlan(workspace=workspace, delete=[], kept=[], scope=scope, classes=classes, temp_age=temp_age)
+    in_scope = _scope_test(listing, set(classes)) if scope == "classes" else (lambda _: True)
+    for info in listing:
+        if any(info.relative.startswith(prefix) for prefix in skipped) or is_temporary(info.relative):
             continue
-        (kept if info.relative in reachable else delete).append(info)
-    return GcPlan(workspace=workspace, delete=delete, kept=kept)
+        if named_run(info.relative) is None:
+            continue  # not a kart file: notes, configs, data the user put there
+        if info.relative in reachable:
+            plan.kept.append(info)
+        else:
+            (plan.delete if in_scope(info) else plan.other_classes).append(info)
+    _plan_temporaries(plan, listing, tasks_in_graph)
+    return plan
 
 
 def delete_unreachable(plan: GcPlan) -> list[str]:
-    """Delete the files of ``plan``; return their paths."""
+    """Delete the outputs, run logs and temporaries of ``plan``; return their paths.
+
+    A temporary written to since the plan was made (a writer came back) is left alone.
+    """
+    deleted = []
     for info in plan.delete:
         storage_for(info.path).remove(info.path)
-    return [info.path for info in plan.delete]
+        deleted.append(info.path)
+    for info in plan.temporaries:
+        if _remove_temporary(info, plan.temp_age):
+            deleted.append(info.path)
+    return deleted
+
+
+def _scope_test(listing: list[FileEntry], classes: set[str]) -> Callable[[FileEntry], bool]:
+    """Whether a kart-named file provably belongs to one of ``classes``.
+
+    It does when its name carries the class (default outputs, run logs and their signatures:
+    ``{Class}_{uid}``) or a unique id that a run log of one of the classes carries (outputs made
+    with ``make_target("a/b.csv")``). Unique ids include the class name, so no other class has them.
+    """
+    logged = {uid for (cls, uid) in run_logs(listing) if cls in classes}
+
+    def test(info: FileEntry) -> bool:
+        parsed = parse_log_relative(info.relative)
+        if parsed is not None:
+            return parsed[1] in classes
+        named = named_run(info.relative)
+        return named is not None and (named[1] in logged or named[0] in classes)
+
+    return test
+
+
+def _plan_temporaries(plan: GcPlan, listing: list[FileEntry], tasks: list[LuigiTask]) -> None:
+    candidates = [info for info in listing if is_temporary(info.relative)]
+    for directory in sorted({str(t.local_temporary_directory) for t in tasks if is_kart_task(t)}):
+        if not protocol_of(directory):
+            candidates += scratch_folders(directory)
+    candidates += upload_spools()
+    for info in candidates:
+        (plan.temporaries if _is_old(info, plan.temp_age) else plan.fresh_temporaries).append(info)
+
+
+def _is_old(info: FileEntry, age: float) -> bool:
+    # Without a modification time nothing proves the writer is gone.
+    return info.mtime is not None and info.mtime <= datetime.now() - timedelta(seconds=age)
+
+
+def _remove_temporary(info: FileEntry, age: float) -> bool:
+    """Delete a planned temporary unless it was written to since; True when it is gone."""
+    if protocol_of(info.path):
+        storage_for(info.path).remove(info.path)
+        return True
+    try:
+        now = examine(os.path.dirname(info.path), info.path)
+    except OSError:  # gone meanwhile
+        return False
+    if not _is_old(now, age):
+        return False  # its writer came back
+    if not os.path.isdir(info.path) or os.path.islink(info.path):
+        storage_for(info.path).remove(info.path)
+        return True
+    parent = os.path.dirname(info.path)
+    parent_idle = is_scratch_folder(parent) and _is_old(examine(os.path.dirname(parent), parent, deep=False), age)
+    shutil.rmtree(info.path, ignore_errors=True)
+    if parent_idle:  # a {md5} folder nobody used for temp_age: remove it once empty, as a later plan would
+        with contextlib.suppress(OSError):
+            os.rmdir(parent)
+    return not os.path.exists(info.path)
 
 
 def _shared_workspace(roots: list[KartTask]) -> str:

@@ -19,13 +19,34 @@ from kart_core.errors import KartError
 from kart_core.storage.base import FileEntry, is_temporary
 from kart_core.storage.listing import exists_in_listing
 
-__all__ = ["UPLOAD_PREFIX", "FsspecStorage", "storage_options", "s3_options"]
+__all__ = ["UPLOAD_PREFIX", "FsspecStorage", "storage_options", "s3_options", "upload_spools"]
 
 # Local spool files of uploads in progress live in the system temporary directory under this prefix.
 UPLOAD_PREFIX = "kart-upload-"
 
 _EXTRA_FOR_PROTOCOL = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}
 _S3_SECTION = "S3Config"
+
+
+def upload_spools(directory: str | None = None) -> list[FileEntry]:
+    """The local spool files of uploads (``kart-upload-*``) in ``directory`` (default: the system temp folder).
+
+    Each upload spools to such a file and removes it after the put; a killed writer leaves it behind.
+    """
+    folder = directory or tempfile.gettempdir()
+    try:
+        candidates = [entry for entry in os.scandir(folder) if entry.name.startswith(UPLOAD_PREFIX)]
+    except OSError:
+        return []
+    spools = []
+    for entry in candidates:
+        with contextlib.suppress(OSError):  # removed meanwhile by its writer
+            if entry.is_file(follow_symlinks=False):
+                status = entry.stat(follow_symlinks=False)
+                spools.append(
+                    FileEntry(entry.path, entry.name, status.st_size, datetime.fromtimestamp(status.st_mtime))
+                )
+    return sorted(spools, key=lambda spool: spool.relative)
 
 
 def _config_value(section: str, option: str) -> str | None:
@@ -106,7 +127,9 @@ class FsspecStorage:
             self._make_parent(path)
             self._fs.put_file(local, path)
         finally:
-            os.unlink(local)
+            # kart gc may have swept a spool that sat unchanged for its whole temp age (a very long upload).
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(local)
 
     def _make_parent(self, path: str) -> None:
         # Object stores have no directories; file systems such as memory:// need them.

@@ -489,3 +489,66 @@ def test_runs_on_a_damaged_s3_workspace_warns_and_lists(s3_bucket: str) -> None:
     statuses = {(r["class"], r["unique_id"]): r["status"] for r in json.loads(result.stdout)}
     assert statuses == {("CliLoad", load.make_unique_id()): "damaged log", ("Foreign", HEX): "unfinished"}
     assert f"s3://{s3_bucket}/ws/log/task_params/Foreign_{HEX}.pkl" in warnings and "EOFError" in warnings
+
+
+# --- kart gc: scope and temporaries --------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _private_tmpdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """kart gc sweeps upload spools from the system temp folder: make it this test's own."""
+    import tempfile
+
+    folder = tmp_path / "system-tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def test_gc_scope_defaults_to_the_kept_classes_and_all_widens_it() -> None:
+    kart("run", f"{M}.CliReport", "--n", "2")  # CliReport, CliFeatures and CliLoad (n=2)
+    kart("run", f"{M}.CliLoad", "--n", "7")
+    report_output = CliReport(n=2).output().path()
+    dropped_load = CliLoad(n=7).output().path()
+    scoped = kart("gc", "--keep", f"{M}.CliLoad", "--n", "2")
+    assert "Scope: outputs and run logs of the kept graphs' classes (CliLoad); " in scoped.output
+    assert "12 kart file(s) of other classes left alone (--all includes them)" in scoped.output
+    assert dropped_load in scoped.output and report_output not in scoped.output
+    assert "Would delete 6 file(s)" in scoped.output
+    kart("gc", "--keep", f"{M}.CliLoad", "--n", "2", "--delete")
+    assert CliReport(n=2).complete() and not CliLoad(n=7).complete()
+    wide = kart("gc", "--keep", f"{M}.CliLoad", "--n", "2", "--all")
+    assert "Scope: every kart-named file in the workspace (--all)." in wide.output
+    assert report_output in wide.output and "Would delete 12 file(s)" in wide.output
+    kart("gc", "--keep", f"{M}.CliLoad", "--n", "2", "--all", "--delete")
+    assert not CliReport(n=2).complete() and CliLoad(n=2).complete()
+
+
+def test_gc_lists_and_deletes_old_temporaries_only(tmp_path: Path, _private_tmpdir: Path) -> None:
+    import time
+
+    kart("run", f"{M}.CliLoad", "--n", "2")
+    folder = Path(CliLoad(n=2).output().path()).parent
+    old, fresh = folder / f".CliLoad_{HEX}.pkl.a1.kart-tmp", folder / f".CliLoad_{HEX}.pkl.b2.kart-tmp"
+    spool = _private_tmpdir / "kart-upload-x1"
+    for path in (old, fresh, spool):
+        path.write_bytes(b"partial")
+    two_hours_ago = time.time() - 7200
+    for path in (old, spool):
+        os.utime(path, (two_hours_ago, two_hours_ago))
+    listed = kart("gc", "--keep", f"{M}.CliLoad", "--n", "2", "--temp-age", "3600")
+    assert (
+        "Temporaries unchanged for 1 hour or more (killed writes, scratch, upload spools): 2; younger ones left alone: 1."
+        in listed.output
+    )
+    assert str(old) in listed.output and str(spool) in listed.output and str(fresh) not in listed.output
+    assert "Would delete 2 file(s)" in listed.output
+    default_age = kart("gc", "--keep", f"{M}.CliLoad", "--n", "2")
+    assert "Would delete 0 file(s)" in default_age.output  # a day by default: two hours is young
+    kart("gc", "--keep", f"{M}.CliLoad", "--n", "2", "--temp-age", "3600", "--delete")
+    assert not old.exists() and not spool.exists() and fresh.exists() and CliLoad(n=2).complete()
+
+
+@pytest.mark.parametrize("age", ["-1", "abc", ""])
+def test_gc_bad_temp_age_exits_4(age: str) -> None:
+    assert_one_line_error(invoke("gc", "--keep", f"{M}.CliLoad", "--temp-age", age), 4, "kart gc:", "--temp-age")

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
 
 import luigi
 import pytest
 
 import kart_core as gokart
+from kart_core import workspace as ws
+from kart_core.errors import CleanupError
 from kart_core.inspect import delete_unreachable, plan_gc, runs
 from kart_core.workspace import list_files
 
@@ -91,3 +98,253 @@ def test_gc_on_s3(s3_bucket: str) -> None:
     delete_unreachable(plan)
     assert keep.complete() and not drop.complete()
     assert len(list_files(workspace)) == 12
+
+
+# --- temporaries: killed writes, model scratch, upload spools (issue 12 #7) -------------------
+
+HEX = "0123456789abcdef" * 2
+DAY = 24 * 3600
+
+
+@pytest.fixture(autouse=True)
+def _private_tmpdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Upload spools go to (and are swept from) a temp folder of this test, never the machine's."""
+    folder = tmp_path / "system-tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def _aged(path: Path, seconds: float) -> Path:
+    """Set ``path``'s (and, for a folder, everything inside's) mtime to ``seconds`` ago."""
+    when = time.time() - seconds
+    for item in [path, *path.rglob("*")] if path.is_dir() else [path]:
+        os.utime(item, (when, when))
+    return path
+
+
+def _write(path: Path, data: bytes = b"partial") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def test_old_temporaries_are_swept_and_fresh_ones_left_alone(workspace: str, _private_tmpdir: Path) -> None:
+    scratch_root = Path(workspace, "tmp")
+    keep = GcSum(n=2, workspace_directory=workspace, local_temporary_directory=str(scratch_root))
+    _build(keep)
+    output_dir = Path(keep.output().path()).parent
+    old = {
+        "killed write": _aged(_write(output_dir / f".GcSum_{HEX}.pkl.x1y2{ws.TEMPORARY_SUFFIX}"), 2 * DAY),
+        "staged output": _aged(_write(Path(workspace, "report", f"table_{HEX}.csv{ws.TEMPORARY_SUFFIX}")), 2 * DAY),
+        "model scratch": _aged(_write(scratch_root / HEX / "tmpabc" / "model.bin", b"m" * 1000).parent, 2 * DAY),
+        "empty scratch folder": _aged(_mkdir(scratch_root / ("f" * 32)), 2 * DAY),
+        "upload spool": _aged(_write(_private_tmpdir / "kart-upload-abc123"), 2 * DAY),
+    }
+    fresh = {
+        "write in progress": _write(output_dir / f".GcSum_{HEX}.pkl.zzzz{ws.TEMPORARY_SUFFIX}"),
+        "model save in progress": _write(scratch_root / ("e" * 32) / "tmpdef" / "model.bin").parent,
+        "upload in progress": _write(_private_tmpdir / "kart-upload-def456"),
+    }
+    untouchable = [
+        _aged(_write(scratch_root / "locks" / "some.lock"), 2 * DAY),  # a lock file: never swept
+        _aged(_write(scratch_root / "notes" / "mine.txt"), 2 * DAY),  # not kart's scratch layout
+        _aged(_write(_private_tmpdir / "someone-elses.tmp"), 2 * DAY),
+    ]
+    _aged(scratch_root / HEX, 2 * DAY)  # its {md5} folder is idle too, so it goes once empty
+    plan = plan_gc([keep], temp_age=DAY)
+    assert plan.delete == []
+    assert sorted(Path(f.path) for f in plan.temporaries) == sorted(old.values())
+    assert sorted(Path(f.path) for f in plan.fresh_temporaries) == sorted(fresh.values())
+    scratch_entry = next(f for f in plan.temporaries if Path(f.path) == old["model scratch"])
+    assert scratch_entry.size == 1000
+    assert all(p.exists() for p in old.values())  # planning deletes nothing
+    deleted = delete_unreachable(plan)
+    assert sorted(Path(p) for p in deleted) == sorted(old.values())
+    assert not any(p.exists() for p in old.values()) and not (scratch_root / HEX).exists()
+    assert all(p.exists() for p in [*fresh.values(), *untouchable])
+    assert keep.complete() and gokart.build(keep, reset_register=False) == 1
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True)
+    return path
+
+
+def test_a_temporary_written_to_after_planning_is_left_alone(workspace: str) -> None:
+    keep = GcLoad(n=1, workspace_directory=workspace)
+    _build(keep)
+    temp = _aged(_write(Path(workspace, f".x_{HEX}.pkl.1{ws.TEMPORARY_SUFFIX}")), 2 * DAY)
+    plan = plan_gc([keep], temp_age=DAY)
+    assert [Path(f.path) for f in plan.temporaries] == [temp]
+    temp.write_bytes(b"the writer is back")  # e.g. a slow writer flushing again
+    assert delete_unreachable(plan) == [] and temp.exists()
+
+
+def test_temporaries_on_s3_are_swept_by_age(s3_bucket: str) -> None:
+    import fsspec
+
+    from kart_core.storage.remote import s3_options
+
+    workspace = f"s3://{s3_bucket}/resources"
+    keep = GcLoad(n=2, workspace_directory=workspace)
+    _build(keep)
+    fs = fsspec.filesystem("s3", **s3_options())
+    staged = f"{s3_bucket}/resources/pkg/.GcLoad_{HEX}.pkl.ab12{ws.TEMPORARY_SUFFIX}"
+    fs.pipe(staged, b"staged by a killed writer")
+    young = plan_gc([keep], temp_age=3600)  # just written: maybe a write in progress
+    assert young.temporaries == [] and [f.path for f in young.fresh_temporaries] == [f"s3://{staged}"]
+    old = plan_gc([keep], temp_age=0)
+    assert [f.path for f in old.temporaries] == [f"s3://{staged}"] and old.delete == []
+    assert delete_unreachable(old) == [f"s3://{staged}"]
+    assert not fs.exists(staged) and keep.complete()
+
+
+# --- scope: a shared workspace keeps other projects' files -----------------------------------
+
+
+class GcOther(gokart.TaskOnKart[str]):
+    """Another project's task in the same workspace."""
+
+    def output(self) -> gokart.target.TargetOnKart:
+        return self.make_target("other/notes.txt")
+
+    def run(self) -> None:
+        self.dump("theirs")
+
+
+class GcCustom(gokart.TaskOnKart[str]):
+    """A task of the kept graph whose output name does not carry its class."""
+
+    n = luigi.IntParameter()
+
+    def output(self) -> gokart.target.TargetOnKart:
+        return self.make_target("custom/table.txt")
+
+    def run(self) -> None:
+        self.dump(str(self.n))
+
+
+def test_default_scope_leaves_other_classes_alone_and_all_widens_it(workspace: str) -> None:
+    keep, drop = GcSum(n=2, workspace_directory=workspace), GcSum(n=3, workspace_directory=workspace)
+    custom_keep, custom_drop = (GcCustom(n=i, workspace_directory=workspace) for i in (1, 2))
+    other = GcOther(workspace_directory=workspace)
+    _build(keep, drop, custom_keep, custom_drop, other)
+    foreign = _write(Path(workspace, "elsewhere", f"Stranger_{HEX}.pkl"))  # kart-named, no log of ours
+    plan = plan_gc([keep, custom_keep])
+    assert plan.scope == "classes" and plan.classes == ["GcCustom", "GcLoad", "GcSum"]
+    doomed = {os.path.normpath(f.path) for f in plan.delete}
+    assert os.path.normpath(custom_drop.output().path()) in doomed  # its id is logged by GcCustom
+    assert os.path.normpath(drop.output().path()) in doomed
+    assert len(plan.delete) == 3 * 6  # GcSum, GcLoad, GcCustom: 1 output + 5 logs each
+    left = {os.path.normpath(f.path) for f in plan.other_classes}
+    assert os.path.normpath(other.output().path()) in left and os.path.normpath(str(foreign)) in left
+    assert len(left) == 1 + 5 + 1  # GcOther's output and logs, the stranger
+    delete_unreachable(plan)
+    assert other.complete() and foreign.exists()
+    wide = plan_gc([keep, custom_keep], scope="all")
+    assert wide.scope == "all" and wide.other_classes == []
+    assert {os.path.normpath(f.path) for f in wide.delete} == left
+    delete_unreachable(wide)
+    assert not other.complete() and not foreign.exists() and keep.complete() and custom_keep.complete()
+
+
+def test_an_unknown_scope_is_a_cleanup_error(workspace: str) -> None:
+    with pytest.raises(CleanupError, match="scope must be 'classes' or 'all'"):
+        plan_gc([GcLoad(n=1, workspace_directory=workspace)], scope="everything")  # type: ignore[arg-type]
+
+
+# --- killed writers across formats and storage: 0 partial outputs, and 0 temporaries after gc -
+
+_KILLED_WRITER = """
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+
+import kart_core
+
+
+def slow_save(model, path):
+    with open(path, "wb") as file:
+        for _ in range(2000):
+            file.write(b"x" * 100_000)
+            file.flush()
+            time.sleep(0.01)
+
+
+def read_model(path):
+    return open(path, "rb").read()
+
+
+class KilledCsv(kart_core.TaskOnKart):
+    def output(self):
+        return self.make_target("big/frame.csv")
+
+    def run(self):
+        rows = 3_000_000
+        self.dump(pd.DataFrame({"a": np.arange(rows), "b": np.random.rand(rows), "c": ["text"] * rows}))
+
+
+class KilledModel(kart_core.TaskOnKart):
+    def output(self):
+        return self.make_model_target("model/m.zip", save_function=slow_save, load_function=read_model)
+
+    def run(self):
+        self.dump({"weights": 1})
+
+
+if __name__ == "__main__":
+    task = {"csv": KilledCsv, "model": KilledModel}[sys.argv[1]]
+    kart_core.build(task(workspace_directory=sys.argv[2], local_temporary_directory=sys.argv[3]))
+"""
+
+
+def _partial(folder: Path, pattern: str) -> bool:
+    return (
+        any(p.is_file() and p.stat().st_size > 1_000_000 for p in folder.rglob(pattern)) if folder.exists() else False
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("kind", "storage", "pattern"),
+    [("csv", "local", f"*{ws.TEMPORARY_SUFFIX}"), ("model", "local", "*"), ("csv", "s3", "kart-upload-*")],
+)
+def test_killed_writers_leave_no_output_and_gc_leaves_no_temporary(
+    kind: str, storage: str, pattern: str, tmp_path: Path, _private_tmpdir: Path, request: pytest.FixtureRequest
+) -> None:
+    (tmp_path / "killed_writer.py").write_text(_KILLED_WRITER)
+    workspace = f"s3://{request.getfixturevalue('s3_bucket')}/ws" if storage == "s3" else str(tmp_path / "ws")
+    scratch = tmp_path / "ws" / "tmp"
+    watched = {"csv": tmp_path / "ws" / "big", "model": scratch}[kind] if storage == "local" else _private_tmpdir
+    env = {**os.environ, "TMPDIR": str(_private_tmpdir)}
+    writer = subprocess.Popen(
+        [sys.executable, "killed_writer.py", kind, workspace, str(scratch)], cwd=tmp_path, env=env
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while not _partial(watched, pattern) and time.monotonic() < deadline and writer.poll() is None:
+            time.sleep(0.005)
+        assert _partial(watched, pattern), "the writer never started writing"
+    finally:
+        os.kill(writer.pid, signal.SIGKILL)
+        writer.wait()
+    sys.path.insert(0, str(tmp_path))
+    try:
+        from killed_writer import KilledCsv, KilledModel  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(tmp_path))
+    task = {"csv": KilledCsv, "model": KilledModel}[kind](
+        workspace_directory=workspace, local_temporary_directory=str(scratch)
+    )
+    assert not task.output().exists() and not task.complete()  # 0 partial outputs
+    plan = plan_gc([task], temp_age=0)
+    assert plan.temporaries, "the killed writer left no temporary to sweep"
+    delete_unreachable(plan)
+    after = plan_gc([task], temp_age=0)
+    assert after.temporaries == [] and after.fresh_temporaries == []
+    assert not any(p.name.startswith("kart-upload-") for p in _private_tmpdir.iterdir())
+    assert not list(Path(tmp_path / "ws").rglob(f"*{ws.TEMPORARY_SUFFIX}"))
+    sys.modules.pop("killed_writer", None)
