@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime
+import inspect
+import json
 import pickle
 
 import pytest
-from kart_kedro import KartReceipt, TaskOnKartDataset
+from kart_kedro import KartReceipt, TaskOnKartDataset, TaskReceiptDataset
+from kart_kedro.dataset import JSONPreview
 from kart_kedro.receipt_dataset import receipt_for
 from kedro.io import DataCatalog, DatasetError
 from kedro_test_tasks import Doubled, Numbers, Total, journal_lines
@@ -126,6 +129,26 @@ def test_nested_task_parameters_read_as_tasks_not_hex_ids(workspace: str) -> Non
     assert "Total(doubled=Doubled(source=Numbers(size=3, start=1, day=2024-02-01), factor=3))" in str(dataset)
     source = dataset._describe()["params"]["doubled"]["params"]["source"]  # nested {task, params}, as in the YAML
     assert source == {"task": "kedro_test_tasks.Numbers", "params": {"size": "3", "start": "1", "day": "2024-02-01"}}
+
+
+def test_kedro_viz_reads_class_parameters_unique_id_and_path(workspace: str) -> None:
+    dataset = TaskOnKartDataset(**TOTAL_CONFIG, workspace_directory=workspace)
+    task = dataset.task
+    # kedro-viz names the preview renderer after preview()'s return annotation and reads "filepath" from _describe().
+    assert inspect.signature(dataset.preview).return_annotation in ("JSONPreview", JSONPreview)
+    preview = dataset.preview()
+    assert preview["task"] == "kedro_test_tasks.Total"
+    assert preview["unique_id"] == task.make_unique_id()
+    assert preview["label"].startswith(f"{task.kart_label()} Total(doubled=Doubled(")
+    assert preview["params"]["doubled"]["params"]["factor"] == "3"
+    assert preview["outputs"] == [str(task.output().path())] and preview["complete"] is False
+    json.dumps(preview)  # kedro-viz sends it as JSON
+    assert dataset._describe()["filepath"] == str(task.output().path())
+    dataset.load()
+    assert dataset.preview()["complete"] is True
+    receipt_dataset = TaskReceiptDataset(task)
+    assert receipt_dataset.preview()["unique_id"] == task.make_unique_id()
+    assert receipt_dataset._describe()["filepath"] == str(task.output().path())
 
 
 def test_the_dataset_pickles_with_its_task(workspace: str) -> None:

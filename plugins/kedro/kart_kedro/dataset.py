@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NewType
 
 from kedro.io import AbstractDataset, DatasetError
 
@@ -11,7 +11,36 @@ from kart_kedro._config import TaskConfigError, project_root, task_from_config, 
 from kart_kedro._receipt import KartReceipt
 from kart_kedro.task_text import describe, first_difference, readable
 
-__all__ = ["TaskOnKartDataset"]
+__all__ = ["JSONPreview", "TaskOnKartDataset", "task_preview"]
+
+# kedro-viz picks a preview renderer by the name of preview()'s return annotation (kedro-datasets' type).
+JSONPreview = NewType("JSONPreview", dict)
+
+
+def task_preview(task: kart_core.TaskOnKart[Any]) -> JSONPreview:
+    """What kedro-viz shows for a kart dataset: class, readable label, parameters, unique id, outputs, state.
+
+    All values are strings or lists and mappings of them (kedro-viz sends them as JSON).
+    """
+    description = describe(task)
+    return JSONPreview(
+        {
+            "task": description["task"],
+            "label": f"{task.kart_label()} {readable(task)}",
+            "unique_id": task.make_unique_id(),
+            "params": description["params"],
+            "outputs": [str(target.path()) for target in _targets(task.output())],
+            "complete": bool(task.complete()),
+        }
+    )
+
+
+def _targets(item: Any) -> list[Any]:
+    if isinstance(item, dict):
+        return [leaf for value in item.values() for leaf in _targets(value)]
+    if isinstance(item, list | tuple):
+        return [leaf for value in item for leaf in _targets(value)]
+    return [item]
 
 
 class TaskOnKartDataset(AbstractDataset[Any, Any]):
@@ -110,6 +139,10 @@ class TaskOnKartDataset(AbstractDataset[Any, Any]):
     def _exists(self) -> bool:
         return bool(self._task.complete())
 
+    def preview(self) -> JSONPreview:
+        """kedro-viz's preview panel: the task's class, label, parameters, unique id, output paths and state."""
+        return task_preview(self._task)
+
     def _describe(self) -> dict[str, Any]:
         return {
             "task": self._task_path,
@@ -117,4 +150,5 @@ class TaskOnKartDataset(AbstractDataset[Any, Any]):
             "label": f"{self._task.kart_label()} {readable(self._task)}",
             "unique_id": self._task.make_unique_id(),
             "workspace_directory": str(self._task.workspace_directory),
+            "filepath": ", ".join(str(target.path()) for target in _targets(self._task.output())),
         }

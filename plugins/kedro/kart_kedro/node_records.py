@@ -6,8 +6,9 @@
 - ``kedro/{project}/.kart/written/{dataset}/{md5}.pkl``: one marker per content kart has written to a
   dataset; content with a marker may be replaced by another cached run of the node, other content
   is newer data from outside kart and makes the node rerun instead.
-- ``kedro/{project}/{node}/.kart/last_run.pkl``: the parts of the key of the node's last run
-  (code items, parameter and input digests, upstream ids), to say why a node reruns.
+- ``kedro/{project}/.kart/last_runs.pkl``: per node, the parts of the key of its last run (code
+  items, parameter and input digests, upstream ids), to say why a node reruns; read and written
+  once per run.
 
 All are written with kart's atomic targets, so a local folder and ``s3://`` work alike. None is
 part of a node run's outputs: losing one costs at most one rerun.
@@ -56,6 +57,7 @@ class NodeRecords:
         kwargs = {} if workspace_directory is None else {"workspace_directory": workspace_directory}
         self._base: kart_core.TaskOnKart[Any] = kart_core.TaskOnKart(**kwargs)
         self.project = safe_name(project or "_")
+        self._last_runs: dict[str, Any] | None = None
 
     def _target(self, relative: str) -> Any:
         return self._base.make_target(relative, use_unique_id=False)
@@ -86,19 +88,35 @@ class NodeRecords:
     def _written(self, dataset: str, state: OutputState) -> Any:
         return self._target(f"kedro/{self.project}/.kart/written/{safe_name(dataset)}/{state.md5}.pkl")
 
-    # --- the last run of a node ------------------------------------------------------------------
+    # --- the last run of each node ---------------------------------------------------------------
 
     def last_run(self, node_name: str) -> RunParts | None:
-        """The key parts of the node's last run, or None if it never ran here."""
-        target = self._target(f"kedro/{self.project}/{safe_name(node_name)}/.kart/last_run.pkl")
-        if not target.exists():
-            return None
+        """The key parts of the node's last run here, or None if it never ran (one file read per run)."""
+        if self._last_runs is None:
+            target = self._last_runs_target()
+            try:
+                self._last_runs = dict(target.load()) if target.exists() else {}
+            except (TypeError, ValueError, EOFError):  # written by another version: as if nothing ran
+                self._last_runs = {}
+        fields = self._last_runs.get(node_name)
         try:
-            return RunParts(**target.load())
-        except (TypeError, ValueError, EOFError):  # written by another version: as if it never ran
+            return RunParts(**fields) if fields else None
+        except TypeError:
             return None
 
-    def save_last_run(self, node_name: str, parts: RunParts) -> None:
-        """Remember the key parts of the node's run that just happened."""
-        target = self._target(f"kedro/{self.project}/{safe_name(node_name)}/.kart/last_run.pkl")
-        target.dump({field.name: getattr(parts, field.name) for field in dataclasses.fields(parts)})
+    def save_last_runs(self, parts: Mapping[str, RunParts]) -> None:
+        """Remember the key parts of the nodes that just ran (one file write per run, merged)."""
+        if not parts:
+            return
+        self._last_runs = None
+        target = self._last_runs_target()
+        try:
+            stored = dict(target.load()) if target.exists() else {}
+        except (TypeError, ValueError, EOFError):
+            stored = {}
+        for node_name, run in parts.items():
+            stored[node_name] = {field.name: getattr(run, field.name) for field in dataclasses.fields(run)}
+        target.dump(stored)
+
+    def _last_runs_target(self) -> Any:
+        return self._target(f"kedro/{self.project}/.kart/last_runs.pkl")

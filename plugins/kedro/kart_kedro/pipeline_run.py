@@ -74,6 +74,7 @@ class PipelineRun:
         self.statuses: dict[str, str] = {}
         self.reasons: dict[str, str] = {}
         self.parts: dict[str, RunParts] = {}
+        self.ran_parts: dict[str, RunParts] = {}  # saved as the nodes' last runs when the run ends
         self.load_counts = Counter(name for node in pipeline.nodes for name in node.inputs)
         self.kept = pipeline.inputs() | pipeline.outputs()  # never released: the caller's data
         fingerprinter = CodeFingerprinter(ModuleClassifier([project, *code_packages]))
@@ -163,12 +164,11 @@ class PipelineRun:
 
     def serve_if_fresh(self, node: Any, task: KedroNodeRun) -> str | None:
         """Serve a complete node run unless an output holds data kart did not write; return that reason."""
-        recorded = self.records.states(task) or {}
+        persistent = [name for name in node.outputs if self._persistent(name)]
+        recorded = (self.records.states(task) or {}) if persistent else {}
         states = dict(recorded)
         replace = []
-        for name in node.outputs:
-            if not self._persistent(name):
-                continue
+        for name in persistent:
             state = current_state(self.catalog.get(name), recorded.get(name))
             if state.missing or name not in recorded or state.md5 != recorded[name].md5:
                 if not state.missing and not self.records.written_by_kart(name, state):
@@ -206,6 +206,10 @@ class PipelineRun:
         for name in node.inputs:
             self.restore(name)
 
+    def save_records(self) -> None:
+        """Remember the key parts of the nodes that ran (also after a failure: they did run)."""
+        self.records.save_last_runs(self.ran_parts)
+
     def restore_pipeline_outputs(self) -> None:
         """Hand the caller every pipeline output, cached or not."""
         for name in self.pipeline.outputs():
@@ -225,7 +229,7 @@ class PipelineRun:
                 self.statuses[node.name] = result.status
                 if task is not None:
                     self.records.save_states(task, result.states)
-                    self.records.save_last_run(node.name, self.parts[node.name])
+                    self.ran_parts[node.name] = self.parts[node.name]
                 reason = self.reasons.get(node.name)
                 logger.info(
                     "kart: node %r %s%s", node.name, result.status, f" ({reason})" if reason else "", extra=PLAIN

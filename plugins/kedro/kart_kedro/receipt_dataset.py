@@ -13,6 +13,7 @@ from kedro.io import AbstractDataset, DatasetError
 
 import kart_core
 from kart_kedro._receipt import KartReceipt
+from kart_kedro.dataset import JSONPreview, task_preview
 from kart_kedro.task_text import describe
 
 __all__ = ["TaskReceiptDataset", "receipt_for"]
@@ -59,8 +60,15 @@ class TaskReceiptDataset(AbstractDataset[KartReceipt, KartReceipt]):
     def _exists(self) -> bool:
         return bool(self.task.complete())
 
+    def preview(self) -> JSONPreview:
+        """kedro-viz's preview panel: the task's class, label, parameters, unique id, output paths and state."""
+        if isinstance(self.task, kart_core.TaskOnKart):
+            return task_preview(self.task)
+        return JSONPreview({"task": kart_core.node_key(self.task), "complete": bool(self.task.complete())})
+
     def _describe(self) -> dict[str, Any]:
-        return {"task": kart_core.node_key(self.task), "paths": list(receipt_for(self.task, "").paths)}
+        receipt = receipt_for(self.task, "")
+        return {"task": receipt.node_key, "label": receipt.label, "filepath": ", ".join(receipt.paths)}
 
 
 def _flatten(item: Any) -> list[Any]:

@@ -100,6 +100,7 @@ class _CachingRunner:
             self._suggest_resume_scenario(pipeline, done, catalog)  # type: ignore[attr-defined]
             raise
         finally:
+            run.save_records()
             self.last_run, self.last_reasons = dict(run.statuses), dict(run.reasons)
         logger.info(summary_line(run.statuses, run.reasons), extra=PLAIN)
 

@@ -1,0 +1,128 @@
+"""KartRunner against Kedro's SequentialRunner on one 200-node pipeline, side by side in one process.
+
+The pipeline: ``--nodes`` nodes in ``--width`` parallel chains; node i adds one to a small list
+from its predecessor and reads a parameter; every 10th output is a JSON file (a persistent dataset,
+so KartRunner's output-state checks run), the rest are memory datasets. Per round, in a fresh
+workspace and data folder: SequentialRunner, KartRunner's first run (every node runs and is
+cached), KartRunner again (every node cached). Kedro's and kart's INFO logs are off for both, so
+the numbers are the runners' own cost. Prints milliseconds per node, best of ``--repeat`` rounds,
+and the ratio to SequentialRunner.
+
+    .venv/bin/python bench/kedro_runner.py                    # 200 nodes, 5 rounds
+    .venv/bin/python bench/kedro_runner.py --nodes 50 --repeat 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from kart_kedro import KartRunner
+from kedro.io import AbstractDataset, DataCatalog, MemoryDataset
+from kedro.pipeline import Pipeline, node
+from kedro.runner import SequentialRunner
+
+
+class JsonFile(AbstractDataset[Any, Any]):
+    """A JSON file (a persistent dataset)."""
+
+    def __init__(self, filepath: str) -> None:
+        self._filepath = Path(filepath)
+
+    def load(self) -> Any:
+        return json.loads(self._filepath.read_text())
+
+    def save(self, data: Any) -> None:
+        self._filepath.write_text(json.dumps(data))
+
+    def _exists(self) -> bool:
+        return self._filepath.exists()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath)}
+
+
+def start(step: int) -> list[int]:
+    """The first node of a chain."""
+    return list(range(step, step + 10))
+
+
+def step(values: list[int], increment: int) -> list[int]:
+    """Every other node: a small amount of real work."""
+    return [value + increment for value in values]
+
+
+def make_pipeline(nodes: int, width: int) -> Pipeline:
+    """``nodes`` nodes in ``width`` chains."""
+    made = []
+    for index in range(nodes):
+        position = index // width
+        output = f"d{index}"
+        if position == 0:
+            made.append(node(start, "params:increment", output, name=f"n{index}"))
+        else:
+            made.append(node(step, [f"d{index - width}", "params:increment"], output, name=f"n{index}"))
+    return Pipeline(made)
+
+
+def make_catalog(nodes: int, data: Path) -> DataCatalog:
+    """Parameters, and every 10th output as a JSON file."""
+    entries: dict[str, Any] = {"params:increment": MemoryDataset(1)}
+    for index in range(0, nodes, 10):
+        entries[f"d{index}"] = JsonFile(str(data / f"d{index}.json"))
+    return DataCatalog(entries)
+
+
+def timed(runner: Any, pipeline: Pipeline, nodes: int, data: Path) -> float:
+    """Seconds for one run with a fresh catalog."""
+    catalog = make_catalog(nodes, data)
+    started = time.perf_counter()
+    runner.run(pipeline, catalog)
+    return time.perf_counter() - started
+
+
+def one_round(nodes: int, width: int) -> dict[str, float]:
+    """SequentialRunner, KartRunner first and KartRunner cached, each in a fresh folder as needed."""
+    pipeline = make_pipeline(nodes, width)
+    with tempfile.TemporaryDirectory(prefix="bench-kedro-") as folder:
+        root = Path(folder)
+        (root / "plain").mkdir()
+        (root / "kart").mkdir()
+        sequential = timed(SequentialRunner(), pipeline, nodes, root / "plain")
+        first = timed(KartRunner(workspace_directory=str(root / "ws")), pipeline, nodes, root / "kart")
+        cached = timed(KartRunner(workspace_directory=str(root / "ws")), pipeline, nodes, root / "kart")
+    return {"sequential": sequential, "kart_first": first, "kart_cached": cached}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--nodes", type=int, default=200)
+    parser.add_argument("--width", type=int, default=4, help="parallel chains")
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    for name in ("kedro", "kart_kedro"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    one_round(min(args.nodes, 20), args.width)  # warm-up: imports, first-use caches
+    rounds = [one_round(args.nodes, args.width) for _ in range(args.repeat)]
+    best = {key: min(r[key] for r in rounds) for key in rounds[0]}
+    print(f"{args.nodes} nodes in {args.width} chains, best of {args.repeat} rounds; {platform.python_version()}")
+    print("| runner | run | s | ms/node | vs SequentialRunner |")
+    print("| --- | --- | ---: | ---: | ---: |")
+    labels = {
+        "sequential": ("SequentialRunner", "every node runs"),
+        "kart_first": ("KartRunner", "first (every node runs, is cached)"),
+        "kart_cached": ("KartRunner", "again (every node cached)"),
+    }
+    for key, (runner, run) in labels.items():
+        ratio = best[key] / best["sequential"]
+        print(f"| {runner} | {run} | {best[key]:.3f} | {1000 * best[key] / args.nodes:.2f} | {ratio:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
