@@ -54,6 +54,7 @@ def test_local_executor_runs_the_example_dag_in_worker_processes(local_cluster: 
         assert path.name == "attempt=1.log"  # no retry: nothing ran twice
         assert text.count("ran: ") == 1 and "cached: " not in text, text[-2000:]
         assert "Filling up the DagBag from" in text and "train.py" in text  # the worker re-parsed the DAG file
+        assert f"kart_airflow: built only {ids[key]} for this worker in" in text  # ... for its one task
         worker_pids.update(re.findall(rf"rebuilt {re.escape(task.kart_label())} from \S+ in process (\d+)", text))
     assert len(worker_pids) == len(graph.nodes)  # one worker process per task
     assert all(task.complete() for task in graph.nodes.values())

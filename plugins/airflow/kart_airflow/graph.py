@@ -8,6 +8,8 @@ path from the roots, one ``requires()`` call per step, without walking the graph
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +21,8 @@ from kart_airflow.outputs import output_uris
 from kart_airflow.skew import check_importable, missing_task_message
 
 __all__ = ["add_kart_tasks", "ClassArgs", "wanted_task_id"]
+
+_log = logging.getLogger(__name__)
 
 ClassArgs = Mapping[Any, Mapping[str, Any]]
 """Operator arguments per kart class: keys are classes, bare class names or import paths."""
@@ -56,7 +60,13 @@ def add_kart_tasks(
     if wanted is not None:
         if not wanted.startswith(prefix):
             return {}  # the worker runs another task of this DAG
-        return _add_one(roots, wanted, prefix, the_dag, placement, arguments, emit_cached_asset_events)
+        started = time.perf_counter()
+        added = _add_one(roots, wanted, prefix, the_dag, placement, arguments, emit_cached_asset_events)
+        # Shows in the task's log: the worker's parse built one task, and what it cost.
+        _log.info(
+            "kart_airflow: built only %s for this worker in %.1f ms", wanted, 1000 * (time.perf_counter() - started)
+        )
+        return added
     graph = kart_core.place_graph(roots)
     codes = _check_classes(graph.nodes.values())
     uris = _Uris()
