@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kart_kedro import NO_CACHE_TAG, KartParallelRunner, KartRunner, KartThreadRunner
+from kart_kedro import CODE_VERSION_TAG, NO_CACHE_TAG, KartParallelRunner, KartRunner, KartThreadRunner
 from kart_kedro.node_cache import KedroNodeRun
 from kedro.io import AbstractDataset, DataCatalog, MemoryDataset, SharedMemoryDataCatalog
 from kedro.pipeline import Pipeline, node
@@ -208,6 +208,26 @@ def test_a_code_change_reruns_that_node(tmp_path: Path, workspace: str, monkeypa
     importlib.reload(changing)
     assert run() == {"inc": "ran"}
     sys.modules.pop("kart_kedro_changing_code", None)
+
+
+def test_a_code_version_tag_pins_the_code(tmp_path: Path, workspace: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    module = tmp_path / "kart_kedro_pinned_code.py"
+    module.write_text("def inc(values):\n    return [v + 1 for v in values]\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    pinned = importlib.import_module("kart_kedro_pinned_code")
+
+    def run(tag: str) -> tuple[dict[str, str], list[int]]:
+        runner = KartRunner(workspace_directory=workspace)
+        catalog = DataCatalog({"raw": MemoryDataset([1, 2])})
+        runner.run(Pipeline([node(pinned.inc, "raw", "out", name="inc", tags=[f"{CODE_VERSION_TAG}{tag}"])]), catalog)
+        return runner.last_run, catalog.load("out")
+
+    assert run("1") == ({"inc": "ran"}, [2, 3])
+    module.write_text("def inc(values):\n    return [v + 2 for v in values]\n")
+    importlib.reload(pinned)
+    assert run("1") == ({"inc": "cached"}, [2, 3])  # pinned: the edit is not seen, as asked
+    assert run("2") == ({"inc": "ran"}, [3, 4])
+    sys.modules.pop("kart_kedro_pinned_code", None)
 
 
 def test_nodes_tagged_no_cache_and_generator_nodes_always_run(tmp_path: Path, workspace: str, journal: str) -> None:
