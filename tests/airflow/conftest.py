@@ -55,6 +55,12 @@ def register(dag: Any) -> None:
 
 
 @pytest.fixture
+def register_dag(airflow_db: str) -> Any:
+    """``register_dag(dag)``: store the DAG as the dag-processor would, without running it."""
+    return register
+
+
+@pytest.fixture
 def run_dag(airflow_db: str) -> Iterator[Any]:
     """``run_dag(dag)``: register the DAG, run it once with dag.test(), return the DagRun."""
 

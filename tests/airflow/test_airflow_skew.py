@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from af_helpers import statuses
-from conftest import register
 from kart_airflow import to_dag
 from kart_airflow.skew import check_importable, compare_with_parse
 from mlpipeline import Evaluate, LoadData
@@ -73,9 +72,9 @@ def test_compare_names_the_task_what_differs_and_what_to_do() -> None:
         compare_with_parse(task, code, "s3://b/x.pkl", {**same, "kart_code": "f" * 16})
 
 
-def test_a_worker_with_other_parameters_fails_fast_without_retries(run_dag, capfd) -> None:
+def test_a_worker_with_other_parameters_fails_fast_without_retries(register_dag, capfd) -> None:
     planned = to_dag(Evaluate(model="ridge", alpha=0.25), dag_id="skewed", operator_args={"retries": 3})
-    register(planned)  # what the dag-processor parsed
+    register_dag(planned)  # what the dag-processor parsed
     # What a worker with other code builds: the same task ids (places), other unique ids for two tasks.
     worker = to_dag(
         Evaluate(model="ridge", alpha=0.75),
