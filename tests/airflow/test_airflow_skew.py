@@ -62,8 +62,13 @@ def test_compare_names_the_task_what_differs_and_what_to_do() -> None:
     same = {"kart_unique_id": task.make_unique_id(), "kart_code": code}
     compare_with_parse(task, code, "s3://b/x.pkl", same)
     label = rf"LoadData\[{task.make_unique_id()[:8]}\]"
-    with pytest.raises(kart_core.StaleTaskError, match=label + r".*declares no such output.*Deploy the same code"):
+    with pytest.raises(
+        kart_core.StaleTaskError, match=label + r".*declares no such output.*Deploy the same code"
+    ) as s3:
         compare_with_parse(task, code, "s3://b/x.pkl", None)
+    with pytest.raises(kart_core.StaleTaskError, match=r"a relative one resolves against each process's current"):
+        compare_with_parse(task, code, "file:///srv/ws/x.pkl", None)
+    assert "relative" not in str(s3.value)
     with pytest.raises(kart_core.StaleTaskError, match=label + r".*parsed with unique id 0+ .*this worker computes"):
         compare_with_parse(task, code, "s3://b/x.pkl", {**same, "kart_unique_id": "0" * 32})
     with pytest.raises(

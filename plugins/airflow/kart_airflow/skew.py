@@ -85,10 +85,16 @@ def compare_with_parse(task: Any, code: str, uri: str, recorded: Mapping[str, An
     """
     label = task.kart_label()
     if recorded is None:
+        local = (
+            " If the workspace is a local path, check that it is absolute and the same on every machine: a relative "
+            "one resolves against each process's current directory."
+            if uri.startswith("file:")
+            else ""
+        )
         raise kart_core.StaleTaskError(
             f"{label}: this worker's code gives the task unique id {task.make_unique_id()} and the output {uri}, "
             "but the DAG as the dag-processor parsed it declares no such output: the task's parameters or code "
-            f"differ between this worker and the dag-processor. {WHAT_TO_DO}"
+            f"differ between this worker and the dag-processor. {WHAT_TO_DO}{local}"
         )
     expected_id, expected_code = recorded.get("kart_unique_id"), recorded.get("kart_code")
     if expected_id is not None and expected_id != task.make_unique_id():
