@@ -17,7 +17,9 @@ Re-reading merges three ways, key by key: a value the program set or removed aft
 read (``config.set(...)``) stays; a value that came from a file takes the file's new value, and a key
 deleted from the file is removed (luigi's own ``reload()`` would keep deleted keys and overwrite
 values set by the program). The bookkeeping lives on luigi's config object, so a new config object
-starts afresh.
+starts afresh. The first baseline is taken when this module is imported (creating luigi's config
+object if needed, so the baseline is what luigi read): a file written after ``import kart_core``
+and before the first task is then an edit like any other.
 """
 
 from __future__ import annotations
@@ -190,3 +192,8 @@ def _interpolated_environment(config: Any, raw: str) -> tuple[str | None, ...]:
         names = tuple(sorted(set(_ENVIRONMENT_REFERENCE.findall(raw))))
         known = state["_kart_environment_names"] = (raw, names)
     return tuple(os.environ.get(name) for name in known[1])
+
+
+# The baseline must be what luigi read. Taken later (at the first task), a config file written in
+# between would count as already read, and the first build would use luigi's older values.
+refresh()

@@ -93,3 +93,48 @@ def test_a_thorough_refresh_sees_an_edit_that_keeps_size_and_mtime(tmp_path: Pat
     assert _get("LcTask", "value") == "aaa"  # size, mtime and inode unchanged: the cheap check misses it
     luigi_config.refresh(thorough=True)
     assert _get("LcTask", "value") == "bbb"
+
+
+_WRITE_THEN_BUILD = """
+import sys, luigi, kart_core
+class CfgAfterImport(kart_core.TaskOnKart):
+    x = luigi.Parameter(default="built-in default")
+    def run(self):
+        self.dump(self.x)
+with open(sys.argv[2], "w") as file:
+    file.write("[CfgAfterImport]\\nx=%s\\n" % sys.argv[1])
+task = CfgAfterImport(workspace_directory=sys.argv[3])
+print(kart_core.build(task, progress=False), task.make_unique_id())
+"""
+
+
+@pytest.mark.parametrize(
+    ("config_name", "existed_before"), [("luigi.cfg", False), ("client.cfg", False), ("luigi.cfg", True)]
+)
+def test_a_config_file_written_after_import_is_used_by_the_first_build(
+    tmp_path: Path, config_name: str, existed_before: bool
+) -> None:
+    # luigi's default config paths, read from the working directory (luigi ignores a LUIGI_CONFIG_PATH
+    # that does not exist when it starts, so that variation is not kart's to handle).
+    import subprocess
+    import sys
+
+    config = tmp_path / config_name
+    if existed_before:
+        config.write_text("[CfgAfterImport]\nx=stale\n")
+    env = {key: value for key, value in os.environ.items() if key != "LUIGI_CONFIG_PATH"}
+    env["CI"] = "true"
+    seen = []
+    for value in ("first", "second", "first"):
+        done = subprocess.run(
+            [sys.executable, "-c", _WRITE_THEN_BUILD, value, str(config), str(tmp_path / "ws")],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        seen.append(done.stdout.strip().splitlines()[-1].split())
+    assert [output for output, _ in seen] == ["first", "second", "first"]
+    assert seen[0][1] == seen[2][1] != seen[1][1]  # the id follows the value written, not the previous file
