@@ -65,9 +65,20 @@ class _KartGroup(click.Group):
         except click.Abort:  # Ctrl-C: click's own words and code
             click.echo("Aborted!", err=True)
             sys.exit(COMMAND_FAILED)
+        except configparser.Error as exc:  # e.g. ${VAR} in luigi's config with VAR unset
+            _fail(
+                _current_command_path(),
+                f"luigi's configuration cannot be read: {one_line(exc)}. Fix the config file or set the variable.",
+                USAGE_ERROR,
+            )
         if not standalone:
             return result
         sys.exit(result if isinstance(result, int) else 0)  # click returns --help's exit code here
+
+
+def _current_command_path() -> str:
+    ctx = click.get_current_context(silent=True)
+    return ctx.command_path if ctx is not None else "kart"
 
 
 def _fail(command: str, message: str, code: int, usage_of: click.Context | None = None) -> None:
@@ -147,10 +158,29 @@ def _task(spec: str, args: Sequence[str], workspace: str | None = None) -> Itera
     """
     cmdline.set_workspace(workspace)
     try:
-        with cmdline.task_from_command_line(spec, args) as task, _workspace_errors():
+        with cmdline.task_from_command_line(spec, args) as task, _workspace_errors(), _task_code_errors(task):
             yield task
     except cmdline.TaskSpecError as exc:
         raise click.UsageError(str(exc)) from None
+
+
+@contextlib.contextmanager
+def _task_code_errors(task: Any) -> Iterator[None]:
+    """An exception from the task's own code (its requires(), complete() or output()) while a command
+    walks the graph: one headline naming the task, the task's traceback, and ``kart run``'s code 50."""
+    try:
+        yield
+    except (KartError, OSError, click.ClickException, configparser.Error):
+        raise
+    except Exception as exc:
+        command = _current_command_path()
+        click.echo(
+            f"{command}: {task_label(task)}'s graph cannot be walked: a task's requires(), complete() or "
+            f"output() raised {type(exc).__name__}: {one_line(exc)}",
+            err=True,
+        )
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+        sys.exit(GOKART_CODES.scheduling_error)
 
 
 @contextlib.contextmanager

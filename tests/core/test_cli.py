@@ -552,3 +552,55 @@ def test_gc_lists_and_deletes_old_temporaries_only(tmp_path: Path, _private_tmpd
 @pytest.mark.parametrize("age", ["-1", "abc", ""])
 def test_gc_bad_temp_age_exits_4(age: str) -> None:
     assert_one_line_error(invoke("gc", "--keep", f"{M}.CliLoad", "--temp-age", age), 4, "kart gc:", "--temp-age")
+
+
+# --- a task's own code raising while a command walks its graph; a config that cannot be read ---------
+
+_RAISING_TASKS = """
+import luigi, kart_core
+
+class Fine(kart_core.TaskOnKart):
+    def run(self):
+        self.dump(1)
+
+class BadRequires(kart_core.TaskOnKart):
+    def requires(self):
+        raise RuntimeError("req boom")
+
+class BadComplete(kart_core.TaskOnKart):
+    def complete(self):
+        raise RuntimeError("complete boom")
+
+class OnTop(kart_core.TaskOnKart):
+    def requires(self):
+        return BadComplete()
+"""
+
+
+@pytest.mark.parametrize("command", [["why"], ["tree"], ["tree", "--details"], ["report", "-o", "r.html"]])
+@pytest.mark.parametrize("task", ["clitask_raising.BadRequires", "clitask_raising.OnTop"])
+def test_task_code_raising_while_walking_exits_50_naming_the_task(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str], task: str
+) -> None:
+    (tmp_path / "clitask_raising.py").write_text(_RAISING_TASKS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    result = CliRunner().invoke(cli, [*command, task, "--workspace", str(tmp_path / "ws")])
+    assert result.exit_code == 50, result.output
+    headline = result.stderr.splitlines()[0]
+    assert "graph cannot be walked" in headline and "RuntimeError" in headline
+    assert task.rsplit(".", 1)[1] in headline
+    assert "boom" in result.stderr
+
+
+def test_an_unset_variable_in_luigi_config_exits_4_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import luigi.configuration
+
+    monkeypatch.delenv("KART_TEST_UNSET_WS", raising=False)
+    config = luigi.configuration.get_config()
+    config.set("TaskOnKart", "workspace_directory", "${KART_TEST_UNSET_WS}")
+    result = CliRunner().invoke(cli, ["runs"])
+    assert result.exit_code == 4, result.output
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "KART_TEST_UNSET_WS" in result.stderr and "Traceback" not in result.stderr
