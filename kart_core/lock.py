@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import os
 import posixpath
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -39,23 +40,32 @@ class LockParams:
     """Where and how to lock one output: the key is the output location, so same-named classes never collide.
 
     ``key`` and ``lock_directory`` are canonicalised on creation (see ``canonical_lock_key``).
+    File locks live in ``lock_directory``; by default one folder per machine (``machine_lock_directory``),
+    so processes started in different working directories, whose ``local_temporary_directory``
+    (``./resources/tmp/``) differ, still share the lock of one output.
     """
 
     key: str
     redis_host: str | None = None
     redis_port: int | None = None
     redis_timeout: int = 180
-    lock_directory: str = "./resources/tmp/locks"
+    lock_directory: str | None = None
 
     def __post_init__(self) -> None:
         # A frozen dataclass: set the canonical forms through object.__setattr__.
         object.__setattr__(self, "key", canonical_lock_key(self.key))
-        object.__setattr__(self, "lock_directory", canonical_lock_key(self.lock_directory))
+        directory = self.lock_directory if self.lock_directory is not None else machine_lock_directory()
+        object.__setattr__(self, "lock_directory", canonical_lock_key(directory))
 
     @property
     def uses_redis(self) -> bool:
         """Whether the lock lives in redis rather than on the local file system."""
         return self.redis_host is not None and self.redis_port is not None
+
+
+def machine_lock_directory() -> str:
+    """``{system temp dir}/kart-locks``: where file locks live unless a LockParams names another folder."""
+    return os.path.join(tempfile.gettempdir(), "kart-locks")
 
 
 @contextlib.contextmanager
@@ -70,15 +80,26 @@ def hold_lock(params: LockParams, wait_seconds: float | None = None) -> Iterator
 def _file_lock(params: LockParams, wait_seconds: float | None) -> Iterator[None]:
     import fcntl
 
-    os.makedirs(params.lock_directory, exist_ok=True)
+    directory = str(params.lock_directory)
+    _make_shared_directory(directory)
     name = hashlib.md5(params.key.encode()).hexdigest() + ".lock"
-    with open(os.path.join(params.lock_directory, name), "a+b") as handle:
+    with open(os.path.join(directory, name), "a+b") as handle:
         if not _wait_until(lambda: _try_flock(handle.fileno()), wait_seconds):
             raise TaskLockException(f"Another process holds the lock of {params.key}")
         try:
             yield
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _make_shared_directory(directory: str) -> None:
+    if os.path.isdir(directory):
+        return
+    os.makedirs(directory, exist_ok=True)
+    if directory == canonical_lock_key(machine_lock_directory()):
+        # Shared by every user of the machine, like /tmp itself (sticky: nobody removes another's lock file).
+        with contextlib.suppress(OSError):
+            os.chmod(directory, 0o1777)
 
 
 def _try_flock(fileno: int) -> bool:

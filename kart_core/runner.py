@@ -11,7 +11,6 @@ import contextlib
 import enum
 import functools
 import logging
-import os
 import time
 import types
 from collections.abc import Callable, Iterator
@@ -126,7 +125,6 @@ def _task_lock(task: KartTask) -> Iterator[None]:
         redis_host=task.redis_host,
         redis_port=task.redis_port,
         redis_timeout=task.redis_timeout,
-        lock_directory=os.path.join(task.local_temporary_directory, "locks"),
     )
     with hold_lock(params):
         yield

@@ -213,3 +213,29 @@ def test_two_processes_spelling_the_workspace_differently_run_a_locked_task_once
         _, stderr = process.communicate(timeout=120)
         assert process.returncode == 0, stderr.decode()
     assert runs_log.read_text().split() == ["ran"]
+
+
+@pytest.mark.slow
+def test_two_processes_in_different_working_directories_share_the_file_lock(tmp_path: Path) -> None:
+    # Each process's local_temporary_directory (./resources/tmp/) differs; the lock must not live there.
+    script = tmp_path / "once.py"
+    script.write_text(LOCKED_TASK)
+    (tmp_path / "sub").mkdir()
+    runs_log = tmp_path / "runs.log"
+    env = {**os.environ, "RUNS_LOG": str(runs_log), "CI": "true"}
+    starts = [(tmp_path, "./ws"), (tmp_path / "sub", "file://../ws")]
+    processes = [
+        subprocess.Popen([sys.executable, str(script), workspace], cwd=cwd, env=env, stderr=subprocess.PIPE)
+        for cwd, workspace in starts
+    ]
+    for process in processes:
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode == 0, stderr.decode()
+    assert runs_log.read_text().split() == ["ran"]
+
+
+def test_file_locks_default_to_one_folder_per_machine(tmp_path: Path) -> None:
+    import tempfile
+
+    params = LockParams(key="ws/a.pkl")
+    assert params.lock_directory == os.path.realpath(os.path.join(tempfile.gettempdir(), "kart-locks"))
