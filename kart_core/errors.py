@@ -27,6 +27,7 @@ __all__ = [
     "PluginError",
     "CleanupError",
     "AdapterError",
+    "ProcessPoolFallbackWarning",
 ]
 
 
@@ -108,3 +109,7 @@ class CleanupError(KartError, ValueError):
 
 class AdapterError(KartError, RuntimeError):
     """A scheduler adapter (kart_airflow, kart_kedro) cannot run or cache a task where it was called."""
+
+
+class ProcessPoolFallbackWarning(UserWarning):
+    """A build asked for worker processes runs on threads: a task class cannot be pickled."""

@@ -13,18 +13,22 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextvars
+import dataclasses
 import functools
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Literal
 
 import pluggy
 
 from kart_core.contract import LuigiTask
+from kart_core.errors import ProcessPoolFallbackWarning
 from kart_core.graph import TaskGraph
 from kart_core.outcome import BuildResult
+from kart_core.process_pool import PluginRecipe, plugin_recipe, run_in_worker, unpicklable_classes
 from kart_core.progress import Progress
-from kart_core.runner import RunStatus, run_one
+from kart_core.runner import RunStatus, default_hook_manager, run_one
 
 __all__ = ["Executor", "execute"]
 
@@ -47,12 +51,21 @@ def execute(
         workers: how many tasks may run at once.
         executor: "process" or "thread", used when ``workers > 1``.
         keep_going: after a failure, go on with the tasks that do not depend on it.
-        hook_manager: plugins for ``run_one`` (a process worker uses its own default manager).
+        hook_manager: plugins for ``run_one``; default: run logs, built-in formats and entry-point
+            plugins. Process workers recreate it (``kart_core.process_pool.plugin_recipe``).
         progress: the display to update; default a silent one.
         lock: passed to ``run_one``.
 
     Returns:
         The outcome of every node; nothing is raised for a task's failure.
+
+    Raises:
+        PluginError: with the process pool, a plugin of ``hook_manager`` cannot be sent to the
+            worker processes (not picklable); raised before any task runs.
+
+    Warns:
+        ProcessPoolFallbackWarning: with the process pool, a task's class cannot be pickled (it is
+            defined inside a function); the build runs on threads instead, once, naming the classes.
     """
     started = time.perf_counter()
     result = BuildResult(roots=list(graph.roots), nodes=graph.nodes)
@@ -64,7 +77,13 @@ def execute(
         run = functools.partial(run_one, hook_manager=hook_manager, lock=lock)
         _execute_serially(graph, pending, result, keep_going, run, display)
     else:
-        _execute_in_pool(graph, pending, result, workers, executor, keep_going, hook_manager, display, lock)
+        recipe = None
+        if executor == "process":
+            executor = _process_or_thread(graph)
+        if executor == "process":
+            recipe = plugin_recipe(hook_manager if hook_manager is not None else default_hook_manager())
+        pool = _Pool(workers, executor, hook_manager, recipe, lock)
+        _execute_in_pool(graph, pending, result, pool, keep_going, display)
     result.seconds = time.perf_counter() - started
     return result
 
@@ -122,41 +141,62 @@ def dependency_state(graph: TaskGraph, pending: Sequence[str]) -> tuple[dict[str
     return waiting_on, dependants
 
 
-def _run_in_worker(task: LuigiTask, lock: bool | None) -> RunStatus:
-    # A worker process uses its own default hook manager (plugin objects do not travel).
-    return run_one(task, lock=lock)
+def _process_or_thread(graph: TaskGraph) -> Executor:
+    """ "process", or "thread" with one warning when a task class in the graph cannot be pickled."""
+    refused = unpicklable_classes(list(graph.nodes.values()))
+    if not refused:
+        return "process"
+    warnings.warn(
+        f"kart: task class(es) {', '.join(refused)} cannot be pickled to worker processes (defined inside a "
+        "function); this build runs on threads instead. Define them at module level to use processes, or "
+        'pass executor="thread" to silence this.',
+        ProcessPoolFallbackWarning,
+        stacklevel=3,
+    )
+    return "thread"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Pool:
+    """How the pool runs one task: the pool kind and what its workers need."""
+
+    workers: int
+    executor: Executor
+    manager: pluggy.PluginManager | None
+    recipe: PluginRecipe | None
+    lock: bool | None
+
+    def submit(self, pool: concurrent.futures.Executor, task: LuigiTask) -> concurrent.futures.Future[RunStatus]:
+        if self.recipe is not None:
+            return pool.submit(run_in_worker, task, self.recipe, self.lock)
+        # In the caller's context, so the build's frozen config holds in the worker thread too.
+        context = contextvars.copy_context()
+        return pool.submit(context.run, run_one, task, self.manager, self.lock)
 
 
 def _execute_in_pool(
     graph: TaskGraph,
     pending: list[str],
     result: BuildResult,
-    workers: int,
-    executor: Executor,
+    how: _Pool,
     keep_going: bool,
-    manager: pluggy.PluginManager | None,
     display: Progress,
-    lock: bool | None,
 ) -> None:
     waiting_on, dependants = dependency_state(graph, pending)
     ready = [key for key in pending if not waiting_on[key]]
     ready.reverse()  # popped from the end: the walk's order first
     pool_class = (
-        concurrent.futures.ProcessPoolExecutor if executor == "process" else concurrent.futures.ThreadPoolExecutor
+        concurrent.futures.ProcessPoolExecutor if how.recipe is not None else concurrent.futures.ThreadPoolExecutor
     )
     running: dict[concurrent.futures.Future[RunStatus], str] = {}
+    workers = how.workers
     pool = pool_class(max_workers=workers)
     try:
         stopped = False
         while ready or running:
             while ready and not stopped and len(running) < workers:
                 key = ready.pop()
-                if executor == "process":
-                    future = pool.submit(_run_in_worker, graph.nodes[key], lock)
-                else:
-                    # In the caller's context, so the build's frozen config holds in the worker thread too.
-                    context = contextvars.copy_context()
-                    future = pool.submit(context.run, run_one, graph.nodes[key], manager, lock)
+                future = how.submit(pool, graph.nodes[key])
                 running[future] = key
                 display.started(result.label(key))
             if not running:

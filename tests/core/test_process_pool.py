@@ -1,0 +1,133 @@
+"""The process pool: the caller's plugins run in the worker processes (or are refused before anything
+runs), and tasks whose class cannot be pickled run on threads with one warning naming the class."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import warnings
+from pathlib import Path
+from typing import Any
+
+import luigi
+import pytest
+
+import kart_core
+from kart_core.errors import PluginError, ProcessPoolFallbackWarning
+from kart_core.file_processor import builtin as builtin_formats
+from kart_core.hooks import create_hook_manager, hookimpl
+from kart_core.process_pool import PluginRecipe, plugin_recipe, unpicklable_classes
+from kart_core.runlog import RunLogPlugin
+from kart_core.runner import default_hook_manager
+
+
+class PpLeaf(kart_core.TaskOnKart[int]):
+    value = luigi.IntParameter()
+
+    def run(self) -> None:
+        self.dump(self.value)
+
+
+class PpSum(kart_core.TaskOnKart[int]):
+    leaves = kart_core.ListTaskInstanceParameter()
+
+    def run(self) -> None:
+        self.dump(sum(self.load("leaves")))
+
+
+class FileRecorder:
+    """A plugin that appends ``pid label`` to a file after each task runs (works across processes)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    @hookimpl
+    def kart_after_task_run(self, task: Any, processing_time: float) -> None:
+        with open(self.path, "a", encoding="utf-8") as file:
+            file.write(f"{os.getpid()} {task.kart_label()}\n")
+
+
+def _recorded(path: Path) -> list[tuple[int, str]]:
+    return [(int(pid), label) for pid, label in (line.split(" ", 1) for line in path.read_text().splitlines())]
+
+
+def _fan_in(workspace: str, width: int) -> PpSum:
+    return PpSum(
+        leaves=[PpLeaf(value=v, workspace_directory=workspace) for v in range(width)], workspace_directory=workspace
+    )
+
+
+def test_the_callers_plugin_runs_in_the_worker_processes(workspace: str, tmp_path: Path) -> None:
+    record = tmp_path / "record.txt"
+    manager = create_hook_manager([FileRecorder(str(record)), builtin_formats], load_entry_points=False)
+    root = _fan_in(workspace, 6)
+    assert kart_core.build(root, workers=2, executor="process", hook_manager=manager) == sum(range(6))
+    recorded = _recorded(record)
+    assert sorted(label for _, label in recorded) == sorted(
+        [root.kart_label()] + [PpLeaf(value=v, workspace_directory=workspace).kart_label() for v in range(6)]
+    )
+    assert os.getpid() not in {pid for pid, _ in recorded}  # each ran in a worker process
+    # The caller's manager has no RunLogPlugin, so the workers write no run logs either.
+    assert not (Path(workspace) / "log" / "task_log").exists()
+
+
+def test_the_default_plugins_are_recreated_in_the_workers(workspace: str, tmp_path: Path) -> None:
+    record = tmp_path / "record.txt"
+    manager = create_hook_manager([RunLogPlugin(), builtin_formats, FileRecorder(str(record))])
+    kart_core.build(_fan_in(workspace, 3), workers=2, executor="process", hook_manager=manager)
+    assert len(_recorded(record)) == 4
+    assert len(list((Path(workspace) / "log" / "task_log").iterdir())) == 4  # RunLogPlugin ran too
+
+
+def test_a_plugin_that_cannot_be_pickled_is_refused_before_anything_runs(workspace: str) -> None:
+    class LocalPlugin:
+        @hookimpl
+        def kart_after_task_run(self, task: Any, processing_time: float) -> None:
+            pass
+
+    manager = create_hook_manager([LocalPlugin()], load_entry_points=False)
+    root = _fan_in(workspace, 3)
+    with pytest.raises(PluginError, match=r"LocalPlugin cannot be sent to worker processes.*executor=\"thread\""):
+        kart_core.build(root, workers=2, executor="process", hook_manager=manager)
+    assert not root.complete() and not any(PpLeaf(value=v, workspace_directory=workspace).complete() for v in range(3))
+    # The same plugin is fine on threads.
+    assert kart_core.build(root, workers=2, executor="thread", hook_manager=manager) == 3
+
+
+def test_the_recipe_names_modules_and_marks_the_built_in_and_entry_point_plugins() -> None:
+    recipe = plugin_recipe(default_hook_manager())
+    assert recipe.run_log and recipe.entry_points and recipe.objects == ()
+    assert recipe.modules == (builtin_formats.__name__,)
+    recorder = FileRecorder("/nowhere")
+    custom = plugin_recipe(create_hook_manager([recorder], load_entry_points=False))
+    assert custom == PluginRecipe(objects=(pickle.dumps(recorder),))
+
+
+def _local_task_class() -> type[kart_core.TaskOnKart[int]]:
+    class PpLocalDouble(kart_core.TaskOnKart[int]):
+        value = luigi.IntParameter()
+
+        def run(self) -> None:
+            self.dump(2 * self.value)
+
+    return PpLocalDouble
+
+
+def test_a_task_class_defined_in_a_function_runs_on_threads_with_one_warning(workspace: str) -> None:
+    local = _local_task_class()
+    root = PpSum(
+        leaves=[local(value=v, workspace_directory=workspace) for v in range(5)], workspace_directory=workspace
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert kart_core.build(root, workers=2, executor="process") == 2 * sum(range(5))
+    fallbacks = [w for w in caught if issubclass(w.category, ProcessPoolFallbackWarning)]
+    assert len(fallbacks) == 1
+    assert "_local_task_class.<locals>.PpLocalDouble" in str(fallbacks[0].message)
+    assert "runs on threads" in str(fallbacks[0].message)
+
+
+def test_only_classes_pickle_cannot_find_are_named() -> None:
+    local = _local_task_class()
+    tasks = [PpLeaf(value=1), PpLeaf(value=2), local(value=1), local(value=2)]
+    assert unpicklable_classes(tasks) == [f"{__name__}._local_task_class.<locals>.PpLocalDouble"]
