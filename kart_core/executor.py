@@ -26,7 +26,7 @@ from kart_core.contract import LuigiTask
 from kart_core.errors import ProcessPoolFallbackWarning
 from kart_core.graph import TaskGraph
 from kart_core.outcome import BuildResult
-from kart_core.process_pool import PluginRecipe, plugin_recipe, run_in_worker, unpicklable_classes
+from kart_core.process_pool import PluginRecipe, plugin_recipe, run_in_worker, ship, unpicklable_classes
 from kart_core.progress import Progress
 from kart_core.runner import RunStatus, default_hook_manager, run_one
 
@@ -76,7 +76,7 @@ def execute(
     if workers <= 1:
         run = functools.partial(run_one, hook_manager=hook_manager, lock=lock)
         _execute_serially(graph, pending, result, keep_going, run, display)
-    else:
+    elif pending:  # nothing to run (all cached): no pool, no checks
         recipe = None
         if executor == "process":
             executor = _process_or_thread(graph)
@@ -168,7 +168,13 @@ class _Pool:
 
     def submit(self, pool: concurrent.futures.Executor, task: LuigiTask) -> concurrent.futures.Future[RunStatus]:
         if self.recipe is not None:
-            return pool.submit(run_in_worker, task, self.recipe, self.lock)
+            try:
+                shipped = ship(task)
+            except Exception as exc:  # a parameter value pickle refuses: this task's failure
+                failed: concurrent.futures.Future[RunStatus] = concurrent.futures.Future()
+                failed.set_exception(exc)
+                return failed
+            return pool.submit(run_in_worker, shipped, self.recipe, self.lock)
         # In the caller's context, so the build's frozen config holds in the worker thread too.
         context = contextvars.copy_context()
         return pool.submit(context.run, run_one, task, self.manager, self.lock)

@@ -7,6 +7,11 @@ and the entry-point plugins as markers the worker recreates. Each worker process
 manager once per recipe and calls the plugins from its own copies (state a plugin object keeps in
 memory stays in the worker; write to files or a service to gather it).
 
+Each task is pickled by ``ship`` without what it computed and cached (its ``requires()`` list, its
+targets): pickling those would carry every upstream task along, so a chain of n tasks would send
+O(n) objects per task (quadratic, and a RecursionError beyond a few hundred links). The worker
+computes them again for the one task it runs.
+
 pickle finds a class by ``module`` + ``qualname``; a class defined inside a function (gokart's
 helpers build such classes) cannot be found, so such tasks run on threads instead.
 """
@@ -16,9 +21,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib
+import io
 import pickle
 import types
+from typing import Any
 
+import luigi
 import pluggy
 
 from kart_core.contract import LuigiTask
@@ -28,7 +36,10 @@ from kart_core.hooks.manager import entry_point_plugins
 from kart_core.runlog import RunLogPlugin
 from kart_core.runner import RunStatus, run_one
 
-__all__ = ["PluginRecipe", "plugin_recipe", "run_in_worker", "unpicklable_classes"]
+__all__ = ["PluginRecipe", "plugin_recipe", "run_in_worker", "ship", "unpicklable_classes"]
+
+# The per-object memo kart tasks keep (kart_core.task.TaskOnKart._kart_cache): shipped empty.
+_TASK_CACHE = "_kart_cache"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,9 +103,33 @@ def _manager_for(recipe: PluginRecipe) -> pluggy.PluginManager:
     return create_hook_manager(plugins, load_entry_points=recipe.entry_points)
 
 
-def run_in_worker(task: LuigiTask, recipe: PluginRecipe, lock: bool | None) -> RunStatus:
-    """``run_one`` in a worker process, with the plugins the recipe describes."""
-    return run_one(task, hook_manager=_manager_for(recipe), lock=lock)
+class _TaskPickler(pickle.Pickler):
+    """Pickles kart tasks (the one shipped and those among its parameters) with an empty memo."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        state = getattr(obj, "__dict__", None)
+        if type(state) is not dict or _TASK_CACHE not in state or not isinstance(obj, luigi.Task):
+            return NotImplemented
+        reduced = obj.__reduce_ex__(pickle.HIGHEST_PROTOCOL)
+        if not isinstance(reduced, tuple) or len(reduced) < 3 or reduced[2] is not state:
+            return NotImplemented  # a class with its own pickling: leave it alone
+        return (*reduced[:2], {**state, _TASK_CACHE: {}}, *reduced[3:])
+
+
+def ship(task: LuigiTask) -> bytes:
+    """``task`` pickled for a worker process, without the upstreams and targets it cached.
+
+    Raises:
+        pickle.PicklingError: a parameter value cannot be pickled (the task then fails with it).
+    """
+    buffer = io.BytesIO()
+    _TaskPickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(task)
+    return buffer.getvalue()
+
+
+def run_in_worker(shipped: bytes, recipe: PluginRecipe, lock: bool | None) -> RunStatus:
+    """``run_one`` in a worker process on a task from ``ship``, with the plugins the recipe describes."""
+    return run_one(pickle.loads(shipped), hook_manager=_manager_for(recipe), lock=lock)
 
 
 def unpicklable_classes(tasks: list[LuigiTask]) -> list[str]:

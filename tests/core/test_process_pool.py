@@ -16,7 +16,7 @@ import kart_core
 from kart_core.errors import PluginError, ProcessPoolFallbackWarning
 from kart_core.file_processor import builtin as builtin_formats
 from kart_core.hooks import create_hook_manager, hookimpl
-from kart_core.process_pool import PluginRecipe, plugin_recipe, unpicklable_classes
+from kart_core.process_pool import PluginRecipe, plugin_recipe, ship, unpicklable_classes
 from kart_core.runlog import RunLogPlugin
 from kart_core.runner import default_hook_manager
 
@@ -131,3 +131,37 @@ def test_only_classes_pickle_cannot_find_are_named() -> None:
     local = _local_task_class()
     tasks = [PpLeaf(value=1), PpLeaf(value=2), local(value=1), local(value=2)]
     assert unpicklable_classes(tasks) == [f"{__name__}._local_task_class.<locals>.PpLocalDouble"]
+
+
+class PpStep(kart_core.TaskOnKart[int]):
+    """Step n of a chain: needs step n - 1 and dumps n + (step n - 1)."""
+
+    n = luigi.IntParameter()
+
+    def requires(self) -> Any:
+        return PpStep(n=self.n - 1, workspace_directory=self.workspace_directory) if self.n else []
+
+    def run(self) -> None:
+        self.dump(self.n + (self.load() if self.n else 0))
+
+
+def test_a_shipped_task_leaves_its_cached_upstreams_behind(workspace: str) -> None:
+    from kart_core.graph import walk
+
+    sizes = []
+    for depth in (5, 400):
+        root = PpStep(n=depth, workspace_directory=workspace)
+        walk([root], expand=lambda task: True)  # fills each task's requires() memo, as a build does
+        assert root.kart_requires() == [PpStep(n=depth - 1, workspace_directory=workspace)]
+        shipped = pickle.loads(ship(root))
+        assert shipped.n == depth and shipped.make_unique_id() == root.make_unique_id()
+        assert shipped.kart_requires()[0].n == depth - 1  # computed again in the worker
+        sizes.append(len(ship(root)))
+    assert sizes[1] < 1.1 * sizes[0]  # one task (its id strings are longer), not the whole chain
+
+
+def test_a_deep_chain_builds_on_worker_processes(workspace: str) -> None:
+    # Pickling each task with its memo carried the whole chain: RecursionError past a few hundred links.
+    assert kart_core.build(PpStep(n=350, workspace_directory=workspace), workers=2, executor="process") == sum(
+        range(351)
+    )
