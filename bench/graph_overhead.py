@@ -2,10 +2,15 @@
 
 Each phase (first build, then fully cached build) runs in a fresh process with its own workspace,
 so imports, luigi's registry and OS caches are alike for both. Prints per-task milliseconds,
-peak memory and the kart/gokart ratio.
+peak memory, the kart/gokart ratio and, per shape and workers setting, the scaling: per-task cost
+at each size divided by the cost at the smallest size (a linear build stays near 1.0).
 
-    .venv/bin/python bench/graph_overhead.py            # chain 1,000 + fan-in 5,000, then 10k/100k kart only
-    .venv/bin/python bench/graph_overhead.py --quick    # smaller graphs, for a smoke run
+Workers settings: ``1`` (serial), ``2t`` (two threads), ``2p`` (two processes). gokart runs with
+the same number of workers (luigi's workers, which fork a process per task when more than one).
+
+    .venv/bin/python bench/graph_overhead.py                       # 1k/10k/100k, all settings
+    .venv/bin/python bench/graph_overhead.py --sizes 1000,10000 --workers 1,2t --gokart-max 1000
+    .venv/bin/python bench/graph_overhead.py --quick               # smaller graphs, for a smoke run
 """
 
 from __future__ import annotations
@@ -27,10 +32,10 @@ import graph_tasks
 impl, shape, size = {impl!r}, {shape!r}, {size}
 if impl == "gokart":
     import gokart as lib
-    kwargs = dict(log_level=40)
+    kwargs = dict(log_level=40, workers={workers})
 else:
     import kart_core as lib
-    kwargs = dict(workers={workers})
+    kwargs = dict(workers={workers}, executor={executor!r})
 root = graph_tasks.make(shape, size)
 started = time.perf_counter()
 lib.build(root, **kwargs)
@@ -40,10 +45,20 @@ print(json.dumps({{"seconds": elapsed, "peak_mib": peak}}))
 """
 
 
-def run_phase(impl: str, shape: str, size: int, workspace: str, workers: int = 1) -> dict[str, float]:
+SETTINGS = {"1": (1, "thread"), "2t": (2, "thread"), "2p": (2, "process")}
+
+
+def run_phase(impl: str, shape: str, size: int, workspace: str, setting: str = "1") -> dict[str, float]:
     """Run one build in a fresh interpreter inside ``workspace``; return seconds and peak MiB."""
+    workers, executor = SETTINGS[setting]
     code = PHASE.format(
-        here=HERE, impl=impl, shape=shape, size=size, workers=workers, recursion=max(1000, 4 * size + 100)
+        here=HERE,
+        impl=impl,
+        shape=shape,
+        size=size,
+        workers=workers,
+        executor=executor,
+        recursion=max(1000, 4 * size + 100),
     )
     env = {**os.environ, "KART_BENCH_IMPL": impl, "CI": "true"}
     done = subprocess.run([sys.executable, "-c", code], cwd=workspace, env=env, capture_output=True, text=True)
@@ -52,59 +67,66 @@ def run_phase(impl: str, shape: str, size: int, workspace: str, workers: int = 1
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def measure(impl: str, shape: str, size: int) -> dict[str, dict[str, float]]:
-    """First and cached build of one graph in a fresh workspace."""
-    with tempfile.TemporaryDirectory(prefix=f"bench-{impl}-") as workspace:
-        first = run_phase(impl, shape, size, workspace)
-        cached = run_phase(impl, shape, size, workspace)
+def measure(impl: str, shape: str, size: int, setting: str, where: str | None = None) -> dict[str, dict[str, float]]:
+    """First and cached build of one graph in a fresh workspace (under ``where``: default the temp dir)."""
+    with tempfile.TemporaryDirectory(prefix=f"bench-{impl}-", dir=where) as workspace:
+        first = run_phase(impl, shape, size, workspace, setting)
+        cached = run_phase(impl, shape, size, workspace, setting)
     return {"first": first, "cached": cached}
 
 
-def row(label: str, size: int, kart: dict, gokart: dict | None) -> list[str]:
-    """Table cells for one graph: per-task ms for both phases and the ratios."""
-    tasks = size + 1
-    cells = [label]
+def per_task(measured: dict, phase: str, size: int) -> float:
+    """Milliseconds per task (the root included)."""
+    return measured[phase]["seconds"] * 1000 / (size + 1)
+
+
+def row(shape: str, size: int, setting: str, kart: dict, gokart: dict | None, base: tuple[int, dict] | None) -> str:
+    """One markdown row: per-task ms for both phases, ratios against gokart, scaling, peaks."""
+    cells = [shape, f"{size:,}", setting]
     for phase in ("first", "cached"):
-        k = kart[phase]["seconds"] * 1000 / tasks
+        k = per_task(kart, phase, size)
         cells.append(f"{k:.3f}")
         if gokart is not None:
-            g = gokart[phase]["seconds"] * 1000 / tasks
+            g = per_task(gokart, phase, size)
             cells += [f"{g:.3f}", f"{k / g:.3f}"]
         else:
             cells += ["-", "-"]
+        cells.append(f"{k / per_task(base[1], phase, base[0]):.2f}" if base and base[0] != size else "-")
     cells.append(f"{max(kart['first']['peak_mib'], kart['cached']['peak_mib']):.0f}")
     cells.append(f"{max(gokart['first']['peak_mib'], gokart['cached']['peak_mib']):.0f}" if gokart else "-")
-    return cells
+    return "| " + " | ".join(cells) + " |"
 
 
 def main() -> None:
-    """Run the benchmark and print a markdown table."""
+    """Run the benchmark and print a markdown table (and each measurement as JSON on stderr)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small graphs only")
-    parser.add_argument("--no-large", action="store_true", help="skip the 10,000 and 100,000 task graphs")
+    parser.add_argument("--quick", action="store_true", help="sizes 200 and 2,000, gokart at 200")
+    parser.add_argument("--shapes", default="chain,fan-in")
+    parser.add_argument("--sizes", default="1000,10000,100000", help="comma-separated task counts")
+    parser.add_argument("--workers", default="1,2t,2p", help="settings: 1, 2t (threads), 2p (processes)")
+    parser.add_argument("--gokart-max", type=int, default=1000, help="run gokart only up to this size")
+    parser.add_argument("--dir", default=None, help="where workspaces go (e.g. /dev/shm); default the temp dir")
     args = parser.parse_args()
-    compared = [("chain", 200), ("fan-in", 500)] if args.quick else [("chain", 1000), ("fan-in", 5000)]
-    large = [] if args.quick or args.no_large else [("chain", 10_000), ("fan-in", 10_000), ("fan-in", 100_000)]
-    header = [
-        "graph",
-        "kart first ms/task",
-        "gokart first ms/task",
-        "ratio",
-        "kart cached ms/task",
-        "gokart cached ms/task",
-        "ratio",
-        "kart peak MiB",
-        "gokart peak MiB",
-    ]
+    sizes = [200, 2000] if args.quick else [int(s) for s in args.sizes.split(",")]
+    gokart_max = 200 if args.quick else args.gokart_max
+    header = ["graph", "tasks", "workers", "kart first ms/task", "gokart first ms/task", "ratio", "first scaling"]
+    header += ["kart cached ms/task", "gokart cached ms/task", "ratio", "cached scaling", "kart peak MiB"]
+    header += ["gokart peak MiB"]
     print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    for shape, size in compared:
-        kart = measure("kart", shape, size)
-        gokart = measure("gokart", shape, size)
-        print("| " + " | ".join(row(f"{shape} {size:,}", size, kart, gokart)) + " |", flush=True)
-    for shape, size in large:
-        kart = measure("kart", shape, size)
-        print("| " + " | ".join(row(f"{shape} {size:,}", size, kart, None)) + " |", flush=True)
+    print("|" + "---|" * len(header), flush=True)
+    for shape in args.shapes.split(","):
+        for setting in args.workers.split(","):
+            base = None
+            for size in sizes:
+                kart = measure("kart", shape, size, setting, args.dir)
+                gokart = measure("gokart", shape, size, setting, args.dir) if size <= gokart_max else None
+                print(
+                    json.dumps({"shape": shape, "size": size, "workers": setting, "kart": kart, "gokart": gokart}),
+                    file=sys.stderr,
+                    flush=True,
+                )
+                base = base or (size, kart)
+                print(row(shape, size, setting, kart, gokart, base), flush=True)
 
 
 if __name__ == "__main__":

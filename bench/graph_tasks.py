@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import luigi
 
@@ -45,6 +46,37 @@ class FanIn(gokart.TaskOnKart):
         self.dump(self.width)
 
 
+class WorkLeaf(gokart.TaskOnKart):
+    """One of many independent leaves that wait 50 ms ("sleep") or burn 50 ms of CPU ("cpu")."""
+
+    i = luigi.IntParameter()
+    kind = luigi.Parameter()
+
+    def run(self) -> None:  # noqa: D102
+        if self.kind == "sleep":
+            time.sleep(0.05)
+        else:
+            started = time.thread_time()
+            while time.thread_time() - started < 0.05:  # this thread's CPU time, not the wall clock
+                sum(range(1000))
+        self.dump(self.i)
+
+
+class WorkRoot(gokart.TaskOnKart):
+    """Requires `width` WorkLeaf tasks of one kind; itself does nothing heavy."""
+
+    width = luigi.IntParameter()
+    kind = luigi.Parameter()
+
+    def requires(self):  # noqa: D102
+        return [WorkLeaf(i=i, kind=self.kind) for i in range(self.width)]
+
+    def run(self) -> None:  # noqa: D102
+        self.dump(self.width)
+
+
 def make(shape: str, size: int) -> gokart.TaskOnKart:
-    """The root task of a graph of `size` tasks besides the root."""
+    """The root task of a graph of `size` tasks besides the root: chain, fan-in, sleep or cpu."""
+    if shape in ("sleep", "cpu"):
+        return WorkRoot(width=size, kind=shape)
     return ChainLink(n=size) if shape == "chain" else FanIn(width=size)
