@@ -112,6 +112,12 @@ class ParameterPlan:
     by_name: dict[str, luigi.Parameter]
     defaults: dict[str, Any]
     section_values: dict[str, Any]
+    # One ``(name, default)`` pair per default, shared by every task that keeps it: luigi keeps each
+    # task's resolved pairs in its instance cache key, 20 small tuples per task otherwise (~1 KiB).
+    default_pairs: dict[str, tuple[str, Any]] = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "default_pairs", {name: (name, value) for name, value in self.defaults.items()})
 
 
 def parameter_plan(
@@ -221,7 +227,8 @@ def resolve(cls: type, plan: ParameterPlan, args: Any, kwargs: Any) -> list[tupl
     merged.update((name, list_to_tuple(value)) for name, value in values.items())
     if len(merged) != len(plan.names):
         _raise_missing(cls, plan, merged)
-    return [(name, merged[name]) for name in plan.names]
+    shared = plan.default_pairs
+    return [(name, merged[name]) if name in values else shared[name] for name in plan.names]
 
 
 def _with_workspace_from_environment(workspace_default: str, defaults: dict[str, Any]) -> dict[str, Any]:
