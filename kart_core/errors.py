@@ -23,6 +23,8 @@ __all__ = [
     "ParameterTypeError",
     "WorkspacePathError",
     "IntegrityError",
+    "DamagedOutputError",
+    "SigningKeyError",
     "StaleTaskError",
     "PluginError",
     "CleanupError",
@@ -91,8 +93,17 @@ class WorkspacePathError(KartError, ValueError):
     """A relative output path would leave the workspace directory."""
 
 
-class IntegrityError(KartError):
-    """An output's signature is missing or does not match: kart refuses to load it."""
+class IntegrityError(LoadError):
+    """Signing is on and an output's signature is missing, wrong, or not the one its task committed:
+    kart refuses to load it (nothing of it is deserialized)."""
+
+
+class DamagedOutputError(LoadError):
+    """An output's size (or, with verify on, content hash) differs from what its task committed."""
+
+
+class SigningKeyError(KartError, ValueError):
+    """The configured signing key cannot be used (e.g. it is empty)."""
 
 
 class StaleTaskError(KartError):

@@ -1,8 +1,9 @@
 """run_one(task): the one code path that runs a task, whoever schedules it.
 
 kart's build(), luigi's worker (through ``TaskOnKart.run``), the Airflow operator and the
-Kedro dataset all end here: check complete, lock when configured, fix the random seed,
-run, check the outputs, and tell the hooks (run logs are one of them).
+Kedro dataset all end here: check complete, lock when configured, fix the random seed, run in a
+transaction (``kart_core.transaction``: dumps are staged), check the outputs, commit them, and tell
+the hooks (run logs are one of them; success is logged only after the commit).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from kart_core.file_processor import builtin as builtin_formats
 from kart_core.hooks.manager import create_hook_manager
 from kart_core.lock import LockParams, hold_lock
 from kart_core.runlog import RunLogPlugin
+from kart_core.storage import storage_for
 
 __all__ = ["RunStatus", "run_one", "default_hook_manager", "random_seed_of", "call_seed_methods"]
 
@@ -64,7 +66,8 @@ def run_one(task: LuigiTask, hook_manager: pluggy.PluginManager | None = None, l
     if not is_kart_task(task):
         return _run_plain_luigi_task(task)
     manager = hook_manager if hook_manager is not None else default_hook_manager()
-    with target_config.frozen():
+    # detached: a build started inside another task's run() commits on its own, not into that run.
+    with target_config.frozen(), transaction.detached():
         if task.complete_check_at_run and task.complete():
             return RunStatus.CACHED
         locked = _uses_lock(task) if lock is None else lock
@@ -77,26 +80,36 @@ def run_one(task: LuigiTask, hook_manager: pluggy.PluginManager | None = None, l
 
 
 def run_body(task: KartTask) -> object:
-    """Call the task's own ``run()`` (the user's code), not the route through ``run_one``.
+    """Call the task's own ``run()`` (the user's code) in a transaction that is never committed.
 
-    For callers that run a task's code outside a build, e.g. the empty-DataFrame check.
+    For callers that run a task's code outside a build, e.g. the empty-DataFrame check: whatever it
+    dumps is discarded.
     """
-    with transaction.begin(task, task.kart_label()):
+    with transaction.begin(task, task.kart_label(), target_config.current().signer):
         return task.run()
 
 
 def _run_with_hooks(task: KartTask, manager: pluggy.PluginManager) -> None:
+    """Seed, log, run in a transaction, commit, log: success is recorded only after the commit."""
     seed = random_seed_of(task)
     seed_methods = call_seed_methods(list(task.fix_random_seed_methods), seed)
     manager.hook.kart_before_task_run(task=task, seed=seed, seed_methods=seed_methods)
     started = time.perf_counter()
     try:
-        result = run_body(task)
-        if isinstance(result, types.GeneratorType):
-            raise TaskDefinitionError(
-                f"{task.kart_label()}.run() yields tasks (luigi dynamic dependencies); kart needs them in requires()."
-            )
-        _check_outputs_written(task)
+        with transaction.begin(task, task.kart_label(), target_config.current().signer) as running:
+            # Note the task's manifest as it is before the run: a commit by another writer meanwhile wins.
+            recorded = target_config.current().record
+            for target in flatten(task.kart_outputs()) if recorded else []:
+                record = getattr(target, "record", None)
+                if record is not None:
+                    running.remember_base(storage_for(record.manifest), record)
+            result = task.run()
+            if isinstance(result, types.GeneratorType):
+                raise TaskDefinitionError(
+                    f"{task.kart_label()}.run() yields tasks (luigi dynamic dependencies); kart needs them in requires()."
+                )
+            _check_outputs_written(task)
+            running.commit()
     except BaseException as exc:
         manager.hook.kart_on_task_error(task=task, exception=exc)
         raise

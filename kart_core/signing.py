@@ -1,52 +1,120 @@
-"""Opt-in integrity check: a keyed HMAC signature beside each output, verified before loading.
+"""Opt-in signing: a keyed HMAC sealed into each output, verified on the very bytes that are then loaded.
 
-Loading a pickle runs code, so a writable cache is a way into every process that reads it.
-With a signing key set (environment variable ``KART_SIGNING_KEY`` or ``[TaskOnKart] signing_key``),
-kart writes ``{output}.sig`` with each output and refuses to load a file whose signature is
-missing or does not match.
+Loading a pickle runs code, so a writable cache is a way into every process that reads it. With a
+signing key set (environment variable ``KART_SIGNING_KEY`` or ``[TaskOnKart] signing_key``), every
+file kart writes starts with a fixed-size header (``HEADER_SIZE`` bytes)::
+
+    b"KARTSIG2" | commit id (16 bytes; zeros: written outside a task run) | HMAC-SHA256 (32) | 8 zero bytes
+
+The MAC covers a domain tag, the output's *name* (its workspace-relative path when a task made it,
+else its full path), the commit id and the content. So:
+
+- the header travels with the data: data and signature land in one rename / one put, and two
+  concurrent writers can never leave one's data with the other's signature;
+- another output's signed file copied over this one fails (another name);
+- an older version of this output copied back fails when its commit id is not the one the task's
+  manifest (``kart_core.manifest``) recorded at commit;
+- the loader reads the file once, verifies those bytes and deserializes the same bytes.
+
+Without a key nothing is added: files stay byte-identical to gokart's. Files signed by kart before
+this format (a ``{output}.sig`` file beside the output) are refused; rebuild them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import os
-from typing import IO
 
-__all__ = ["Signer", "signer_from_config", "signature_path", "SIGNATURE_SUFFIX", "ENVIRONMENT_VARIABLE"]
+from kart_core.errors import SigningKeyError
 
-SIGNATURE_SUFFIX = ".sig"
+__all__ = [
+    "ENVIRONMENT_VARIABLE",
+    "HEADER_SIZE",
+    "MAGIC",
+    "SIGNATURE_SUFFIX",
+    "Seal",
+    "Signer",
+    "is_sealed",
+    "read_seal",
+    "signature_path",
+    "signer_from_config",
+]
+
 ENVIRONMENT_VARIABLE = "KART_SIGNING_KEY"
-_SCHEME = "kart-hmac-sha256"
-_CHUNK = 1 << 20
+MAGIC = b"KARTSIG2"
+HEADER_SIZE = 64
+_NO_COMMIT = bytes(16)
+_DOMAIN = b"kart-output-v2\x00"
+# Sidecar signatures of kart's earlier format; only removed now (never written, never trusted).
+SIGNATURE_SUFFIX = ".sig"
 
 
 def signature_path(path: str) -> str:
-    """Where the signature of the output at ``path`` lives."""
+    """Where kart's earlier format kept the signature of the output at ``path`` (removed with the output)."""
     return path + SIGNATURE_SUFFIX
 
 
+@dataclasses.dataclass(frozen=True)
+class Seal:
+    """A parsed header: the commit id (hex, None outside a task run) and the MAC bytes."""
+
+    commit: str | None
+    mac: bytes
+
+
+def is_sealed(head: bytes | memoryview) -> bool:
+    """Whether bytes starting a file (at least 8 of them) are a kart signature header."""
+    return bytes(head[: len(MAGIC)]) == MAGIC
+
+
+def read_seal(data: bytes | memoryview) -> Seal | None:
+    """The header at the start of ``data``, or None when ``data`` does not start with one."""
+    if len(data) < HEADER_SIZE or not is_sealed(data):
+        return None
+    commit = bytes(data[8:24])
+    return Seal(commit=None if commit == _NO_COMMIT else commit.hex(), mac=bytes(data[24:56]))
+
+
 class Signer:
-    """Signs and verifies byte streams with HMAC-SHA256 under one secret key."""
+    """Seals and verifies outputs with HMAC-SHA256 under one secret key."""
 
     def __init__(self, key: bytes) -> None:
         if not key:
-            raise ValueError("a signing key must not be empty")
+            raise SigningKeyError(
+                f"The signing key is empty: set {ENVIRONMENT_VARIABLE} (or [TaskOnKart] signing_key) to a secret, "
+                "or unset it to turn signing off."
+            )
         self._key = key
 
-    def signature(self, stream: IO[bytes]) -> bytes:
-        """The signature line of everything ``stream`` yields from its current position."""
+    def begin(self, name: str, commit: str | None) -> hmac.HMAC:
+        """A MAC over the domain, ``name`` and ``commit``; feed it the content with ``update``."""
         mac = hmac.new(self._key, digestmod=hashlib.sha256)
-        while chunk := stream.read(_CHUNK):
-            mac.update(chunk)
-        return f"{_SCHEME}:{mac.hexdigest()}\n".encode("ascii")
+        encoded = name.encode("utf-8")
+        mac.update(_DOMAIN + len(encoded).to_bytes(4, "big") + encoded + _commit_bytes(commit))
+        return mac
 
-    def matches(self, stream: IO[bytes], expected: bytes) -> bool:
-        """Whether ``expected`` is the signature of what ``stream`` yields (constant-time comparison)."""
-        return hmac.compare_digest(self.signature(stream).strip(), expected.strip())
+    @staticmethod
+    def header(commit: str | None, mac: hmac.HMAC) -> bytes:
+        """The ``HEADER_SIZE``-byte header for a MAC that has seen the whole content."""
+        return MAGIC + _commit_bytes(commit) + mac.digest() + bytes(8)
+
+    def verify(self, data: bytes | memoryview, name: str) -> Seal | None:
+        """The seal of ``data`` (header + content) when its MAC is right for ``name``, else None."""
+        seal = read_seal(data)
+        if seal is None:
+            return None
+        mac = self.begin(name, seal.commit)
+        mac.update(memoryview(data)[HEADER_SIZE:])
+        return seal if hmac.compare_digest(mac.digest(), seal.mac) else None
 
     def __repr__(self) -> str:
         return "Signer(<secret>)"
+
+
+def _commit_bytes(commit: str | None) -> bytes:
+    return _NO_COMMIT if commit is None else bytes.fromhex(commit)
 
 
 def _configured_key() -> str | None:

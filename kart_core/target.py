@@ -1,6 +1,9 @@
 """Targets: one output of a task, read and written through a FileProcessor and a Storage.
 
-Every dump is atomic (see ``kart_core.storage``), so an existing output is a whole output.
+Every dump is atomic (see ``kart_core.storage``), so an existing output is a whole output; inside
+a task's run it is staged and committed by ``run_one`` (``kart_core.transaction``). Each dump is
+hashed for the task's integrity record (``kart_core.manifest``) and sealed when signing is on
+(``kart_core.signing``); each load checks what the record and the signature call for.
 """
 
 from __future__ import annotations
@@ -18,12 +21,17 @@ from typing import IO, Any
 
 import luigi
 
-from kart_core import target_config
-from kart_core.errors import DumpError, IntegrityError, LoadError
+from kart_core import target_config, transaction
+from kart_core.errors import DamagedOutputError, DumpError, IntegrityError, LoadError
 from kart_core.file_processor import DataFrameType, FileProcessor, make_file_processor, open_for_processor
 from kart_core.file_processor.pickle_format import PickleFileProcessor
-from kart_core.signing import Signer, signature_path
+from kart_core.integrity import DEFAULT_ALGORITHM, available, digest_bytes, digest_stream
+from kart_core.lock import canonical_lock_key as canonical_location
+from kart_core.manifest import Entry, OutputRecord, new_commit_id, read_manifest
+from kart_core.signing import HEADER_SIZE, MAGIC, Signer, is_sealed, signature_path
 from kart_core.storage import Storage, storage_for
+from kart_core.storage.base import Spool
+from kart_core.transaction import Staged
 from kart_core.workspace import with_unique_id
 
 __all__ = [
@@ -40,16 +48,23 @@ class TargetOnKart(luigi.Target):
     """One output file: exists / load / dump / remove / path / last_modification_time.
 
     ``signer`` None means "as configured": the signing key is read when the target loads or dumps
-    (once per build, see ``kart_core.target_config``), not when it is made.
+    (once per build, see ``kart_core.target_config``), not when it is made. ``record`` says where
+    the output's integrity record lives (targets a task makes have one; bare targets do not).
     """
 
     def __init__(
-        self, path: str, storage: Storage | None = None, owner: str | None = None, signer: Signer | None = None
+        self,
+        path: str,
+        storage: Storage | None = None,
+        owner: str | None = None,
+        signer: Signer | None = None,
+        record: OutputRecord | None = None,
     ) -> None:
         self._path = path
         self._storage = storage if storage is not None else storage_for(path)
         self.owner = owner
         self._signer = signer
+        self.record = record
 
     @property
     def signer(self) -> Signer | None:
@@ -57,7 +72,10 @@ class TargetOnKart(luigi.Target):
         return self._signer if self._signer is not None else target_config.current().signer
 
     def exists(self) -> bool:
-        """Whether the output is there (whole: writes are atomic)."""
+        """Whether the output is there (whole: writes are atomic), or staged by the running task."""
+        running = transaction.current()
+        if running is not None and running.lookup(self._path) is not None:
+            return True
         return self._storage.exists(self._path)
 
     def path(self) -> str:
@@ -65,10 +83,14 @@ class TargetOnKart(luigi.Target):
         return self._path
 
     def remove(self) -> None:
-        """Delete the output (and its signature) if it exists."""
+        """Delete the output, its integrity record entry and any signature file of kart's earlier format."""
+        running = transaction.current()
+        if running is not None:
+            running.drop(self._path)
         self._storage.remove(self._path)
-        # Also when signing is off now: a stale signature would refuse the next signed run's file.
         self._storage.remove(signature_path(self._path))
+        if self.record is not None:
+            transaction.forget(storage_for(self.record.manifest), self.record, self.signer)
 
     def last_modification_time(self) -> datetime:
         """When the output was written."""
@@ -88,52 +110,190 @@ class TargetOnKart(luigi.Target):
     def _require_existing(self) -> None:
         if not self.exists():
             raise LoadError(
-                f"Cannot load {self._describe_owner()}: {self._path!r} does not exist. Build the task first."
+                f"Cannot load {self._describe_owner()}: {self._path!r} does not exist. Build the task first "
+                "(kart_core.build(task)), or check the workspace_directory."
             )
 
     @contextlib.contextmanager
-    def _atomic_write(self) -> Iterator[IO[bytes]]:
-        """Yield the file to write; on success it (and its signature, when signing) lands whole."""
-        signer = self.signer
-        with self._storage.atomic_write(self._path) as raw:
-            yield raw
+    def _writing(self) -> Iterator[IO[bytes]]:
+        """Yield the file to write; on success it becomes the output (see ``kart_core.transaction``).
+
+        Inside a task's run the written file is staged and committed by ``run_one``; elsewhere it is
+        put in place at once. Either way it is whole or absent, hashed for the integrity record, and
+        sealed when signing is on.
+        """
+        running = transaction.current()
+        settings = target_config.current()
+        signer = self._signer if self._signer is not None else settings.signer
+        record = self.record if settings.record else None
+        commit = running.commit_id if running is not None else (new_commit_id() if record else None)
+        if running is not None and record is not None:
+            running.remember_base(storage_for(record.manifest), record)
+        spool = self._storage.spool(self._path)
+        sealed: Spool | None = None
+        try:
+            yield spool.file
+            spool.file.flush()
+            spool.file.seek(0)
+            if signer is None:
+                # Read back from the page cache; only a recorded output needs the hash.
+                size, digest = digest_stream(spool.file) if record is not None else (0, "")
+                final = spool
+            else:
+                sealed = self._storage.spool(self._path)
+                size, digest = _seal(spool.file, sealed.file, signer.begin(self._signing_name(), commit), commit)
+                spool.discard()
+                final = sealed
+            entry = Entry(size=size, digest=f"{DEFAULT_ALGORITHM}:{digest}", commit=commit, sealed=signer is not None)
+            if running is not None:
+                running.add(Staged(self._path, final.stage(), self._storage, record, entry))
+            else:
+                final.publish()
+                if record is not None:
+                    transaction.record_direct_dump(storage_for(record.manifest), record, entry, signer)
+        finally:
+            spool.discard()
+            if sealed is not None:
+                sealed.discard()
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[IO[bytes]]:
+        """Open the output for reading, after the checks its record and signing call for.
+
+        The size is checked against the integrity record always; the content hash when verify is on
+        (``[TaskOnKart] verify_outputs`` / ``KART_VERIFY_OUTPUTS``); the signature when signing is on.
+        Checked content is read once and handed on from memory, so what was checked is what loads.
+        """
+        running = transaction.current()
+        staged = running.lookup(self._path) if running is not None else None
+        settings = target_config.current()
+        signer = self._signer if self._signer is not None else settings.signer
+        entry = staged.entry if staged is not None else (self._committed_entry(signer) if settings.record else None)
+        with self._storage.open_read(staged.location if staged is not None else self._path) as raw:
             if signer is not None:
-                # The signature lands before the data: a writer killed in between leaves no output.
-                raw.flush()
-                raw.seek(0)
-                signature = signer.signature(raw)
-                with self._storage.atomic_write(signature_path(self._path)) as sig:
-                    sig.write(signature)
-
-    @contextlib.contextmanager
-    def _open_verified(self) -> Iterator[IO[bytes]]:
-        """Open the output for reading, after checking its signature when signing is on."""
-        signer = self.signer
-        if signer is not None:
-            self._verify_signature(signer)
-        with self._storage.open_read(self._path) as raw:
+                data = raw.read()
+                self._check_signature(data, signer, entry, staged is not None)
+                if entry is not None:
+                    self._check_size(len(data), entry)
+                    if settings.verify:
+                        self._check_hash(data, entry)
+                yield io.BytesIO(data[HEADER_SIZE:])
+                return
+            if entry is not None:
+                self._check_size(_stream_size(raw), entry)
+                if settings.verify:
+                    data = raw.read()
+                    self._check_size(len(data), entry)
+                    self._check_hash(data, entry)
+                    yield io.BytesIO(data[HEADER_SIZE:] if entry.sealed else data)
+                    return
+            head = raw.read(len(MAGIC))
+            if is_sealed(head):  # signed while signing was on; signing is off now
+                yield io.BytesIO((head + raw.read())[HEADER_SIZE:])
+                return
+            raw.seek(0)
             yield raw
 
-    def _verify_signature(self, signer: Signer) -> None:
-        sig_path = signature_path(self._path)
-        if not self._storage.exists(sig_path):
-            raise IntegrityError(
-                f"Refusing to load {self._describe_owner()} from {self._path!r}: signing is on "
-                f"(KART_SIGNING_KEY / [TaskOnKart] signing_key) and kart did not sign this file ({sig_path!r} is "
-                "missing). Delete the file and rebuild the task if you trust neither its origin nor its content."
+    def _committed_entry(self, signer: Signer | None) -> Entry | None:
+        if self.record is None:
+            return None
+        found = read_manifest(
+            storage_for(self.record.manifest), self.record.manifest, self.record.manifest_name, signer
+        )
+        return found.outputs.get(self.record.key) if found is not None else None
+
+    def _check_size(self, size: int | None, entry: Entry) -> None:
+        if size is not None and size != entry.size:
+            raise DamagedOutputError(self._damaged(f"{entry.size} bytes were committed, found {size} bytes"))
+
+    def _check_hash(self, data: bytes, entry: Entry) -> None:
+        algorithm, _, expected = entry.digest.partition(":")
+        if not available(algorithm):
+            return  # recorded by a process with another hash library: the size check still held
+        found = digest_bytes(memoryview(data)[HEADER_SIZE:] if entry.sealed else data, algorithm)
+        if found != expected:
+            raise DamagedOutputError(
+                self._damaged(f"content hash {entry.digest} was committed, found {algorithm}:{found}")
             )
-        with self._storage.open_read(sig_path) as file:
-            expected = file.read()
-        with self._storage.open_read(self._path) as raw:
-            if not signer.matches(raw, expected):
-                raise IntegrityError(
-                    f"Refusing to load {self._describe_owner()} from {self._path!r}: its signature does not "
-                    "match (the file was changed after kart wrote it, or signed with another key). "
-                    "Delete it and rebuild the task."
-                )
+
+    def _damaged(self, detail: str) -> str:
+        record = self.record
+        who = f"{record.task} (unique id {record.unique_id})" if record else self._describe_owner()
+        manifest = record.manifest if record else "its manifest"
+        return (
+            f"The output of {who} at {self._path!r} is damaged: {detail} (integrity record {manifest!r}). "
+            "It was truncated or changed after kart committed it. Fix: build the task again with rerun=True, "
+            f"or delete {self._path!r} so the next build runs it."
+        )
+
+    def _check_signature(self, data: bytes, signer: Signer, entry: Entry | None, staged: bool) -> None:
+        seal = signer.verify(data, self._signing_name())
+        if seal is None:
+            raise IntegrityError(self._refusal(data))
+        if staged or seal.commit is None or self.record is None:
+            return
+        if entry is None or entry.commit != seal.commit:
+            committed = "no commit (its manifest has no entry)" if entry is None else f"commit {entry.commit}"
+            raise IntegrityError(
+                f"Refusing to load {self._describe_owner()} from {self._path!r}: it is signed as commit {seal.commit}, "
+                f"but the task's manifest {self.record.manifest!r} records {committed} (an older version copied back, "
+                "or the manifest was removed). Build the task again with rerun=True."
+            )
+
+    def _refusal(self, data: bytes) -> str:
+        where = f"{self._describe_owner()} from {self._path!r}"
+        if not is_sealed(data):
+            legacy = self._storage.exists(signature_path(self._path))
+            why = (
+                "it carries a signature file of an older kart, which is no longer trusted"
+                if legacy
+                else "kart did not sign this file"
+            )
+            return (
+                f"Refusing to load {where}: signing is on (KART_SIGNING_KEY / [TaskOnKart] signing_key) and {why}. "
+                "Build the task again with rerun=True if you trust neither its origin nor its content."
+            )
+        return (
+            f"Refusing to load {where}: its signature does not match (the file was changed after kart wrote it, "
+            "another output was copied over it, or it was signed with another key). Build the task again with rerun=True."
+        )
+
+    def _signing_name(self) -> str:
+        """What the signature binds besides the content: the workspace-relative path when known."""
+        if self.record is not None:
+            return self.record.key
+        return canonical_location(self._path)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._path!r})"
+
+
+def _seal(source: IO[bytes], sealed: IO[bytes], mac: Any, commit: str | None) -> tuple[int, str]:
+    """Copy ``source`` into ``sealed`` after a header holding its MAC; return (file size, content hash)."""
+    sealed.write(bytes(HEADER_SIZE))
+    size, digest = digest_stream(source, DEFAULT_ALGORITHM, mac, _Sink(sealed))
+    sealed.seek(0)
+    sealed.write(Signer.header(commit, mac))
+    sealed.flush()
+    return size + HEADER_SIZE, digest
+
+
+class _Sink:
+    """A file seen as a hasher: ``update`` writes (so one pass hashes, MACs and copies)."""
+
+    def __init__(self, file: IO[bytes]) -> None:
+        self.update = file.write
+
+
+def _stream_size(raw: IO[bytes]) -> int | None:
+    """The size of an open file: fsspec files know it; local files from fstat."""
+    size = getattr(raw, "size", None)
+    if isinstance(size, int):
+        return size
+    try:
+        return os.fstat(raw.fileno()).st_size
+    except (OSError, AttributeError, io.UnsupportedOperation):
+        return None
 
 
 class SingleFileTarget(TargetOnKart):
@@ -146,36 +306,49 @@ class SingleFileTarget(TargetOnKart):
         storage: Storage | None = None,
         owner: str | None = None,
         signer: Signer | None = None,
+        record: OutputRecord | None = None,
     ) -> None:
-        super().__init__(path, storage, owner, signer)
+        super().__init__(path, storage, owner, signer, record)
         self.processor = processor
 
     def load(self) -> Any:
-        """Read the output; a clear LoadError names the task, path, processor and cause."""
+        """Read the output; a clear LoadError names the task, path, processor, cause and what to do.
+
+        Raises:
+            LoadError: missing or unreadable (DamagedOutputError: it differs from its integrity record;
+                IntegrityError: signing is on and the signature is wrong).
+        """
         # No exists() first: on object storage that is one more request per load.
         try:
-            with self._open_verified() as raw, open_for_processor(self.processor, raw, "r") as file:
+            with self._reading() as raw, open_for_processor(self.processor, raw, "r") as file:
                 return self.processor.load(file)
-        except IntegrityError:
+        except LoadError:
             raise
         except Exception as exc:
             if isinstance(exc, FileNotFoundError):
                 self._require_existing()
             raise LoadError(
                 f"Failed to load {self._describe_owner()} from {self._path!r} with {self.processor!r}.\n"
-                f"{type(exc).__name__}: {exc}"
+                f"{type(exc).__name__}: {exc}\n"
+                "If the file is damaged, build the task again with rerun=True; if it was written by another "
+                "format or tool, pass processor=... to make_target."
             ) from exc
 
     def dump(self, obj: Any, lock_at_dump: bool = True, **_labels: Any) -> None:
-        """Write ``obj`` atomically; a failure leaves no file at the path."""
+        """Write ``obj`` atomically; a failure leaves no file at the path.
+
+        Raises:
+            DumpError: the processor could not write ``obj`` (nothing is left at the path).
+        """
         try:
-            with self._atomic_write() as raw:
+            with self._writing() as raw:
                 with open_for_processor(self.processor, raw, "w") as file:
                     self.processor.dump(obj, file)
         except Exception as exc:
             raise DumpError(
                 f"Failed to dump {self._describe_owner()} to {self._path!r} with {self.processor!r}.\n"
-                f"{type(exc).__name__}: {exc}"
+                f"{type(exc).__name__}: {exc}\n"
+                "Nothing was written. Check that the object suits the format of the extension, or pass processor=..."
             ) from exc
 
 
@@ -194,8 +367,9 @@ class ModelTarget(TargetOnKart):
         storage: Storage | None = None,
         owner: str | None = None,
         signer: Signer | None = None,
+        record: OutputRecord | None = None,
     ) -> None:
-        super().__init__(path, storage, owner, signer)
+        super().__init__(path, storage, owner, signer, record)
         self._temporary_directory = temporary_directory
         self._save_function = save_function
         self._load_function = load_function
@@ -211,7 +385,7 @@ class ModelTarget(TargetOnKart):
                 raise DumpError(
                     f"Failed to save {self._describe_owner()} to {self._path!r}: {type(exc).__name__}: {exc}"
                 ) from exc
-            with self._atomic_write() as raw:
+            with self._writing() as raw:
                 with zipfile.ZipFile(raw, "w") as archive:
                     for name in sorted(os.listdir(scratch)):
                         _add_tree(archive, scratch, name)
@@ -220,7 +394,7 @@ class ModelTarget(TargetOnKart):
         """Unzip into a scratch directory and call the load function on the model path."""
         self._require_existing()
         with self._scratch() as scratch:
-            with self._open_verified() as raw:
+            with self._reading() as raw:
                 data = raw.read()
             try:
                 with zipfile.ZipFile(io.BytesIO(data)) as archive:
@@ -293,6 +467,7 @@ def make_target(
     *,
     dataframe_type: DataFrameType = "pandas",
     signer: Signer | None = None,
+    record: OutputRecord | None = None,
 ) -> SingleFileTarget:
     """Return the target for ``file_path`` (with ``_{unique_id}`` added), its format chosen by extension.
 
@@ -308,7 +483,7 @@ def make_target(
         processor = make_file_processor(
             path, store_index_in_feather=store_index_in_feather, dataframe_type=dataframe_type, task_label=owner
         )
-    return SingleFileTarget(path, processor, owner=owner, signer=signer)
+    return SingleFileTarget(path, processor, owner=owner, signer=signer, record=record)
 
 
 def make_model_target(
@@ -321,6 +496,7 @@ def make_model_target(
     owner: str | None = None,
     *,
     signer: Signer | None = None,
+    record: OutputRecord | None = None,
 ) -> ModelTarget:
     """Return a zip target for models saved by ``save_function`` and read by ``load_function``.
 
@@ -328,4 +504,4 @@ def make_model_target(
     """
     path = with_unique_id(file_path, unique_id)
     scratch_root = os.path.join(temporary_directory, hashlib.md5(path.encode()).hexdigest())
-    return ModelTarget(path, scratch_root, save_function, load_function, owner=owner, signer=signer)
+    return ModelTarget(path, scratch_root, save_function, load_function, owner=owner, signer=signer, record=record)

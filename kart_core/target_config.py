@@ -1,4 +1,4 @@
-"""What every target of one build shares, read from the configuration once per build.
+"""What every target of one build shares (signing key, verify, integrity record), read once per build.
 
 Reading the signing key (environment and luigi's config) for each of the thousands of targets a
 build touches was pure overhead, and it let one build see two keys when the config changed
@@ -11,11 +11,12 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import os
 from collections.abc import Iterator
 
 from kart_core.signing import Signer, signer_from_config
 
-__all__ = ["TargetConfig", "current", "frozen", "read"]
+__all__ = ["RECORD_ENVIRONMENT_VARIABLE", "VERIFY_ENVIRONMENT_VARIABLE", "TargetConfig", "current", "frozen", "read"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,17 +26,42 @@ class TargetConfig:
     Attributes:
         signer: signs and verifies outputs; None when signing is off (no ``KART_SIGNING_KEY`` /
             ``[TaskOnKart] signing_key``).
+        verify: check each loaded output's content hash against its integrity record, not only its
+            size (``[TaskOnKart] verify_outputs`` or ``KART_VERIFY_OUTPUTS``; default off).
+        record: keep the integrity record at all (``[TaskOnKart] integrity_record`` or
+            ``KART_INTEGRITY_RECORD``; default on). Off: no hashing, no manifest, no size check
+            (what bench/integrity_cost.py compares against).
     """
 
     signer: Signer | None
+    verify: bool = False
+    record: bool = True
 
 
 _scoped: contextvars.ContextVar[TargetConfig | None] = contextvars.ContextVar("kart_target_config", default=None)
 
 
+VERIFY_ENVIRONMENT_VARIABLE = "KART_VERIFY_OUTPUTS"
+RECORD_ENVIRONMENT_VARIABLE = "KART_INTEGRITY_RECORD"
+_TRUE = {"1", "true", "yes", "on"}
+
+
 def read() -> TargetConfig:
-    """The settings as the environment and luigi's config say now."""
-    return TargetConfig(signer=signer_from_config())
+    """The settings as the environment and luigi's config say now (the environment wins)."""
+    return TargetConfig(
+        signer=signer_from_config(),
+        verify=_flag(VERIFY_ENVIRONMENT_VARIABLE, "verify_outputs", default=False),
+        record=_flag(RECORD_ENVIRONMENT_VARIABLE, "integrity_record", default=True),
+    )
+
+
+def _flag(variable: str, option: str, default: bool) -> bool:
+    value = os.environ.get(variable)
+    if value is None:
+        import luigi.configuration
+
+        value = luigi.configuration.get_config().get("TaskOnKart", option, None)
+    return str(value).strip().lower() in _TRUE if value is not None else default
 
 
 def current() -> TargetConfig:

@@ -173,7 +173,7 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T]):
         outputs = flatten(self.kart_outputs())
         if self._rerun_state:
             for target in outputs:
-                target.remove()
+                target.remove()  # each output's integrity record too
             self._rerun_state = False
             return False
         done = all(target.exists() for target in outputs)

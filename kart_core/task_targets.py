@@ -7,6 +7,8 @@ the extension, the run-log paths); this module picks formats and hands the task'
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -14,12 +16,15 @@ from kart_core import workspace
 from kart_core.contract import KartTask
 from kart_core.errors import WorkspacePathError
 from kart_core.file_processor import DataFrameType, FileProcessor, make_file_processor
+from kart_core.lock import LockParams
+from kart_core.manifest import OutputRecord
 from kart_core.target import LargeDataFrameProcessor, TargetOnKart
 from kart_core.target import make_model_target as _model_target
 from kart_core.target import make_target as _target
 
 __all__ = [
     "TargetOwner",
+    "commit_lock_params",
     "dataframe_type",
     "log_target",
     "make_large_data_frame_target",
@@ -39,10 +44,12 @@ def make_target(
     relative_file_path: str | None = None,
     use_unique_id: bool = True,
     processor: FileProcessor[Any] | None = None,
+    record: bool = True,
 ) -> TargetOnKart:
     """``{workspace}/{relative_file_path}`` (default: ``{module path}/{Class}.pkl``), id before the extension.
 
-    The format follows the extension (a polars task's DataFrames stay polars) unless ``processor`` is given.
+    The format follows the extension (a polars task's DataFrames stay polars) unless ``processor`` is
+    given. With ``record`` the output's size and hash go into the task's manifest when written.
 
     Raises:
         WorkspacePathError: the path is absolute or leaves the workspace with ``..``.
@@ -60,12 +67,14 @@ def make_target(
             dataframe_type=dataframe_type(type(task)),
             task_label=label,
         )
+    unique_id = task.make_unique_id() if use_unique_id else None
     return _target(
         file_path,
-        unique_id=task.make_unique_id() if use_unique_id else None,
+        unique_id=unique_id,
         processor=processor,
         store_index_in_feather=task.store_index_in_feather,
         owner=label,
+        record=_record(task, relative, unique_id) if record else None,
     )
 
 
@@ -102,19 +111,58 @@ def make_model_target(
         raise WorkspacePathError(
             f"{type(task).__name__}.make_model_target: the path must end with .zip, got {relative_file_path!r}"
         )
+    unique_id = task.make_unique_id() if use_unique_id else None
     return _model_target(
         _in_workspace(task, relative_file_path),
         temporary_directory=task.local_temporary_directory,
         save_function=save_function,
         load_function=load_function,
-        unique_id=task.make_unique_id() if use_unique_id else None,
+        unique_id=unique_id,
         owner=task.kart_label(),
+        record=_record(task, relative_file_path, unique_id),
     )
 
 
 def log_target(task: TargetOwner, kind: workspace.LogKind) -> TargetOnKart:
-    """The run log of ``kind`` of ``task`` (``workspace.log_relative_path``), with the task's unique id."""
-    return make_target(task, workspace.log_relative_path(kind, type(task).__name__))
+    """The run log of ``kind`` of ``task`` (``workspace.log_relative_path``), with the task's unique id.
+
+    Run logs are not outputs: they have no integrity record (they are still signed when signing is on).
+    """
+    return make_target(task, workspace.log_relative_path(kind, type(task).__name__), record=False)
+
+
+def _record(task: KartTask, relative: str, unique_id: str | None) -> OutputRecord | None:
+    """Where the integrity record of the output at ``relative`` lives: the task's manifest.
+
+    None when the task writes nothing under ``log/`` (``should_dump_supplementary_log_files=False``):
+    its outputs then load unchecked, as gokart's do.
+    """
+    if not task.should_dump_supplementary_log_files:
+        return None
+    class_name, task_id = type(task).__name__, task.make_unique_id()
+    return OutputRecord(
+        manifest=workspace.log_task_path(task, workspace.MANIFEST),
+        manifest_name=workspace.log_relative_path(workspace.MANIFEST, class_name, task_id),
+        key=workspace.relative_key(workspace.with_unique_id(relative, unique_id)),
+        task=task.kart_label(),
+        unique_id=task_id,
+        lock=commit_lock_params(task),
+    )
+
+
+def commit_lock_params(task: KartTask) -> LockParams:
+    """Lock settings for updating the task's manifest: redis when the task uses it, else a file lock.
+
+    The lock files live in the system's temporary directory, not the workspace: every commit takes
+    one, and a workspace (compared with gokart's, file by file) should not fill with lock files.
+    """
+    return LockParams(
+        key=workspace.log_task_path(task, workspace.MANIFEST),
+        redis_host=task.redis_host,
+        redis_port=task.redis_port,
+        redis_timeout=task.redis_timeout,
+        lock_directory=os.path.join(tempfile.gettempdir(), "kart-commit-locks"),
+    )
 
 
 def _in_workspace(task: KartTask, relative: str) -> str:

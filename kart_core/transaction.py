@@ -1,10 +1,21 @@
-"""The run of one task's ``run()`` body, as a per-task context (not a global).
+"""Transactional task runs: a task's dumps are staged, and committed only when its run succeeds.
 
-``run_one`` opens a ``Transaction`` around the task's own ``run()``; code further down asks
-``current()`` whether it runs inside one. TaskOnKart's routed ``run`` uses it to tell luigi's
-call (route it through ``run_one``) from ``run_one``'s own call or a ``super().run()`` inside it
-(run the user's code). The context lives in a ``contextvars.ContextVar``: each thread worker and
-each process worker has its own, and nested builds nest.
+``run_one`` opens a ``Transaction`` around the task's own ``run()``. Inside it, every ``dump``
+writes a staged file beside its final path (same directory or bucket prefix, a hidden name ending
+in the workspace's temporary suffix, so ``kart gc`` can sweep what a killed run left); the task
+may load and check its staged outputs as if they were in place. After ``run()`` returns and the
+outputs check passes, ``commit()`` writes each affected task's integrity manifest
+(``kart_core.manifest``) and moves the staged files to their final paths; anything else (an
+exception, ``sys.exit``, a kill) leaves no output at a final path.
+
+The transaction lives in a ``contextvars.ContextVar``: each thread worker and each process
+worker has its own, and a build started inside a ``run()`` (``detached()``) stages nothing into
+the outer run. TaskOnKart's routed ``run`` also asks ``runs(task)`` to tell luigi's call (route it
+through ``run_one``) from ``run_one``'s own call or a ``super().run()`` inside it (the user's code).
+
+Concurrent writers of one task (without ``should_lock_run``) are settled at commit, under a lock
+keyed by the manifest: a writer that finds another commit since it began discards its staging and
+keeps the other's outputs, so a manifest and the outputs it describes always come from one run.
 """
 
 from __future__ import annotations
@@ -12,9 +23,28 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import logging
 from collections.abc import Iterator
 
-__all__ = ["Transaction", "begin", "current", "runs"]
+from kart_core.lock import hold_lock
+from kart_core.manifest import Entry, Manifest, OutputRecord, new_commit_id, read_quietly, write_manifest
+from kart_core.signing import Signer
+from kart_core.storage import Storage, storage_for
+
+__all__ = ["Staged", "Transaction", "begin", "current", "detached", "forget", "record_direct_dump", "runs"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Staged:
+    """One staged file: its final path, where it is now, and its integrity record."""
+
+    path: str
+    location: str
+    storage: Storage
+    record: OutputRecord | None
+    entry: Entry
 
 
 @dataclasses.dataclass(eq=False)
@@ -24,22 +54,131 @@ class Transaction:
     Attributes:
         task: the task object whose ``run()`` body executes.
         label: how messages name the task (``Class[8-hex id]``).
+        signer: seals the manifests written at commit (None: signing off).
+        commit_id: written into every manifest entry (and signature header) of this run.
     """
 
     task: object
     label: str
+    signer: Signer | None = None
+    commit_id: str = dataclasses.field(default_factory=new_commit_id)
+    staged: dict[str, Staged] = dataclasses.field(default_factory=dict)
+    bases: dict[str, str | None] = dataclasses.field(default_factory=dict)
+    committed: bool = False
+    superseded: bool = False
+
+    def remember_base(self, storage: Storage, record: OutputRecord) -> None:
+        """Note the commit id of ``record``'s manifest as it is before this run writes to it."""
+        if record.manifest not in self.bases:
+            found = read_quietly(storage, record.manifest, record.manifest_name, self.signer)
+            self.bases[record.manifest] = found.commit if found is not None else None
+
+    def add(self, staged: Staged) -> None:
+        """Take ``staged`` into the run (a second dump to the same path replaces the first)."""
+        previous = self.staged.pop(staged.path, None)
+        if previous is not None:
+            _remove_quietly(previous.storage, previous.location)
+        self.staged[staged.path] = staged
+
+    def lookup(self, path: str) -> Staged | None:
+        """The staged file for ``path``, if this run dumped it."""
+        return self.staged.get(path)
+
+    def drop(self, path: str) -> None:
+        """Forget and delete the staged file for ``path`` (the task removed that output)."""
+        previous = self.staged.pop(path, None)
+        if previous is not None:
+            _remove_quietly(previous.storage, previous.location)
+
+    def commit(self) -> None:
+        """Record and move every staged file to its final path; see the module docstring for races."""
+        by_manifest: dict[str, list[Staged]] = {}
+        for staged in self.staged.values():
+            if staged.record is not None:
+                by_manifest.setdefault(staged.record.manifest, []).append(staged)
+        for items in by_manifest.values():
+            self._commit_recorded(items)
+        for staged in self.staged.values():
+            if staged.record is None:
+                staged.storage.commit(staged.location, staged.path)
+        self.staged.clear()
+        self.committed = True
+
+    def _commit_recorded(self, items: list[Staged]) -> None:
+        record = items[0].record
+        assert record is not None  # grouped by record above
+        storage = storage_for(record.manifest)
+        with _manifest_lock(record):
+            current = read_quietly(storage, record.manifest, record.manifest_name, self.signer)
+            found = current.commit if current is not None else None
+            if record.manifest in self.bases and found != self.bases[record.manifest]:
+                logger.info("%s: another run committed %s meanwhile; keeping its outputs", self.label, record.task)
+                for staged in items:
+                    _remove_quietly(staged.storage, staged.location)
+                self.superseded = True
+                return
+            outputs = dict(current.outputs) if current is not None else {}
+            outputs.update({staged.record.key: staged.entry for staged in items if staged.record is not None})
+            manifest = Manifest(task=record.task, commit=self.commit_id, outputs=outputs)
+            # The manifest first: a run killed between the two leaves outputs that are missing (the task
+            # runs again) or that differ from the manifest (a load says so), never unrecorded new ones.
+            write_manifest(storage, record.manifest, record.manifest_name, manifest, self.signer)
+            for staged in items:
+                staged.storage.commit(staged.location, staged.path)
+
+    def discard(self) -> None:
+        """Delete every staged file (the run failed or was interrupted)."""
+        for staged in self.staged.values():
+            _remove_quietly(staged.storage, staged.location)
+        self.staged.clear()
+
+
+def record_direct_dump(storage: Storage, record: OutputRecord, entry: Entry, signer: Signer | None) -> None:
+    """Update ``record``'s manifest entry after a dump outside any run (a gokart-style script)."""
+    with _manifest_lock(record):
+        current = read_quietly(storage, record.manifest, record.manifest_name, signer)
+        outputs = dict(current.outputs) if current is not None else {}
+        outputs[record.key] = entry
+        manifest = Manifest(task=record.task, commit=new_commit_id(), outputs=outputs)
+        write_manifest(storage, record.manifest, record.manifest_name, manifest, signer)
+
+
+def forget(storage: Storage, record: OutputRecord, signer: Signer | None) -> None:
+    """Drop ``record``'s entry from its manifest (the output was removed); delete an emptied manifest."""
+    with _manifest_lock(record):
+        current = read_quietly(storage, record.manifest, record.manifest_name, signer)
+        if current is None or record.key not in current.outputs:
+            return
+        outputs = {key: entry for key, entry in current.outputs.items() if key != record.key}
+        if not outputs:
+            storage.remove(record.manifest)
+            return
+        changed = dataclasses.replace(current, commit=new_commit_id(), outputs=outputs)
+        write_manifest(storage, record.manifest, record.manifest_name, changed, signer)
 
 
 _current: contextvars.ContextVar[Transaction | None] = contextvars.ContextVar("kart_transaction", default=None)
 
 
 @contextlib.contextmanager
-def begin(task: object, label: str) -> Iterator[Transaction]:
-    """Mark ``task``'s ``run()`` body as running for the body of the ``with``."""
-    transaction = Transaction(task=task, label=label)
+def begin(task: object, label: str, signer: Signer | None = None) -> Iterator[Transaction]:
+    """Run the body as ``task``'s transaction; staged files not committed by the end are deleted."""
+    transaction = Transaction(task=task, label=label, signer=signer)
     token = _current.set(transaction)
     try:
         yield transaction
+    finally:
+        _current.reset(token)
+        if not transaction.committed:
+            transaction.discard()
+
+
+@contextlib.contextmanager
+def detached() -> Iterator[None]:
+    """Run the body outside any transaction (a build inside a task's run() commits on its own)."""
+    token = _current.set(None)
+    try:
+        yield
     finally:
         _current.reset(token)
 
@@ -53,3 +192,16 @@ def runs(task: object) -> bool:
     """Whether the innermost transaction is ``task``'s own (its ``run()`` body is executing)."""
     transaction = _current.get()
     return transaction is not None and transaction.task is task
+
+
+def _manifest_lock(record: OutputRecord) -> contextlib.AbstractContextManager[None]:
+    # Keyed by the manifest (not the output: run_one may hold the output's lock already).
+    if record.lock is None:
+        return contextlib.nullcontext()
+    return hold_lock(dataclasses.replace(record.lock, key=record.manifest + ".commit"))
+
+
+def _remove_quietly(storage: Storage, location: str) -> None:
+    # A staged file that cannot be deleted is an orphaned temporary file: kart gc sweeps those.
+    with contextlib.suppress(Exception):
+        storage.remove(location)

@@ -4,7 +4,8 @@ gokart 1.12.2's layout (kart reads and writes the same bytes at the same names):
 
 - default output: ``{workspace}/{module path}/{Class}_{unique_id}{ext}``;
   ``make_target(relative)``: ``{workspace}/{relative with _{unique_id} before the extension}``;
-- run logs: ``{workspace}/log/{kind}/{Class}_{unique_id}{ext}`` for the five ``LOG_KINDS``;
+- run logs: ``{workspace}/log/{kind}/{Class}_{unique_id}{ext}`` for the five ``LOG_KINDS``, plus
+  kart's integrity manifest (``MANIFEST``; ``KART_LOG_KINDS`` holds all six);
 - files whose name ends with ``TEMPORARY_SUFFIX`` are writes in progress (or leftovers of
   killed writers), never outputs.
 
@@ -31,7 +32,9 @@ from kart_core.storage.base import TEMPORARY_SUFFIX, FileEntry, is_temporary, pr
 __all__ = [
     "BUILTIN_WORKSPACE",
     "LOG_DIRECTORY",
+    "KART_LOG_KINDS",
     "LOG_KINDS",
+    "MANIFEST",
     "MODULE_VERSIONS",
     "PROCESSING_TIME",
     "RANDOM_SEED",
@@ -85,7 +88,11 @@ MODULE_VERSIONS = LogKind("module_versions", ".txt")  # name==version lines, bef
 PROCESSING_TIME = LogKind("processing_time", ".pkl")  # seconds, after a successful run()
 TASK_LOG = LogKind("task_log", ".pkl")  # the task_log dict with the output paths, after a successful run()
 LOG_KINDS = (TASK_PARAMS, RANDOM_SEED, MODULE_VERSIONS, PROCESSING_TIME, TASK_LOG)
-_KIND_BY_NAME = {kind.name: kind for kind in LOG_KINDS}
+# kart's own record beside gokart's five (gokart ignores it): each committed output's size and content
+# hash, written when run_one commits the task's outputs (kart_core.manifest).
+MANIFEST = LogKind("manifest", ".json")
+KART_LOG_KINDS = (*LOG_KINDS, MANIFEST)
+_KIND_BY_NAME = {kind.name: kind for kind in KART_LOG_KINDS}
 
 _UNIQUE_ID = r"[0-9a-f]{32}"
 _LOG_NAME = re.compile(rf"^(?P<cls>.+)_(?P<uid>{_UNIQUE_ID})(?P<ext>\.[^./]+)$")

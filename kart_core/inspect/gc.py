@@ -32,7 +32,7 @@ from kart_core.storage.base import protocol_of
 from kart_core.storage.remote import upload_spools
 from kart_core.utils import flatten
 from kart_core.workspace import (
-    LOG_KINDS,
+    KART_LOG_KINDS,
     FileEntry,
     examine,
     is_scratch_folder,
@@ -216,7 +216,7 @@ def _shared_workspace(roots: list[KartTask]) -> str:
 def _reachable_keys(task: LuigiTask, workspace: str) -> list[str]:
     paths = [target.path() for target in flatten(task.output())]
     if is_kart_task(task):
-        paths += [log_task_path(task, kind) for kind in LOG_KINDS]
+        paths += [log_task_path(task, kind) for kind in KART_LOG_KINDS]
     keys = []
     for path in paths:
         for candidate in (path, signature_path(path)):

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import secrets
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import IO, Protocol, runtime_checkable
 
-__all__ = ["TEMPORARY_SUFFIX", "FileEntry", "Storage", "is_temporary", "protocol_of", "storage_for"]
+__all__ = [
+    "TEMPORARY_SUFFIX",
+    "FileEntry",
+    "Spool",
+    "Storage",
+    "is_temporary",
+    "protocol_of",
+    "storage_for",
+    "temporary_name",
+]
 
 # The name ending of files that are not outputs yet: atomic writes in progress, staged task outputs,
 # and leftovers of killed writers. Defined here because the storage layer creates them;
@@ -20,6 +30,34 @@ TEMPORARY_SUFFIX = ".kart-tmp"
 def is_temporary(name: str) -> bool:
     """Whether the file name or path ``name`` is one of kart's temporary files."""
     return name.endswith(TEMPORARY_SUFFIX)
+
+
+def temporary_name(path: str) -> str:
+    """A fresh hidden name beside ``path``: ``{dir}/.{name}.{random}{TEMPORARY_SUFFIX}`` ("/" joins URLs too)."""
+    directory, separator, name = path.rpartition("/")
+    return f"{directory}{separator}.{name}.{secrets.token_hex(6)}{TEMPORARY_SUFFIX}"
+
+
+class Spool(Protocol):
+    """A file being written for one path: readable and writable, visible at no final path yet.
+
+    End it with exactly one of ``publish`` (now, atomically), ``stage`` (keep it beside the path
+    for a later ``Storage.commit``) or ``discard``.
+    """
+
+    file: IO[bytes]
+
+    def publish(self) -> None:
+        """Put the bytes at the path, whole or not at all (replacing what was there)."""
+        ...
+
+    def stage(self) -> str:
+        """Keep the bytes under a temporary name beside the path (same directory or bucket prefix); return it."""
+        ...
+
+    def discard(self) -> None:
+        """Drop the bytes (safe to call after publish or stage: then it does nothing)."""
+        ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +91,14 @@ class Storage(Protocol):
 
     def atomic_write(self, path: str) -> AbstractContextManager[IO[bytes]]:
         """Yield a readable and writable binary file; on a clean exit it appears at ``path`` whole, else not at all."""
+        ...
+
+    def spool(self, path: str) -> Spool:
+        """Start writing the file for ``path`` (see ``Spool``)."""
+        ...
+
+    def commit(self, staged: str, path: str) -> None:
+        """Move a staged file (``Spool.stage``'s location) to ``path``, atomically, replacing what was there."""
         ...
 
     def remove(self, path: str) -> None:

@@ -33,20 +33,20 @@ class LocalStorage:
     @contextlib.contextmanager
     def atomic_write(self, path: str) -> Iterator[IO[bytes]]:
         """Write to a hidden temporary file beside ``path`` and rename it into place on success."""
-        final = _local(path)
-        directory = os.path.dirname(final) or "."
-        os.makedirs(directory, exist_ok=True)
-        # Same directory as the target, so the rename never crosses file systems and stays atomic.
-        fd, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(final)}.", suffix=TEMPORARY_SUFFIX, dir=directory)
+        spool = self.spool(path)
         try:
-            # "w+b": the signing step reads the written bytes back before the rename.
-            with os.fdopen(fd, "w+b") as file:
-                yield file
-            os.replace(temporary, final)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
-            raise
+            yield spool.file
+            spool.publish()
+        finally:
+            spool.discard()
+
+    def spool(self, path: str) -> LocalSpool:
+        """A hidden temporary file beside ``path`` (same directory: the final rename stays atomic)."""
+        return LocalSpool(_local(path))
+
+    def commit(self, staged: str, path: str) -> None:
+        """Rename the staged file over ``path`` (atomic on one file system)."""
+        os.replace(_local(staged), _local(path))
 
     def remove(self, path: str) -> None:
         """Delete ``path`` if it exists."""
@@ -76,6 +76,41 @@ class LocalStorage:
                     entry = _entry(root, local, os.path.join(directory, name))
                     if entry is not None:
                         yield entry
+
+
+class LocalSpool:
+    """A ``.{name}.{random}.kart-tmp`` file beside the final path, opened "w+b" (it is read back to hash it)."""
+
+    def __init__(self, final: str) -> None:
+        directory = os.path.dirname(final) or "."
+        os.makedirs(directory, exist_ok=True)
+        fd, self.location = tempfile.mkstemp(
+            prefix=f".{os.path.basename(final)}.", suffix=TEMPORARY_SUFFIX, dir=directory
+        )
+        self.final = final
+        self.file: IO[bytes] = os.fdopen(fd, "w+b")
+        self._done = False
+
+    def publish(self) -> None:
+        """Rename into place."""
+        self.file.close()
+        os.replace(self.location, self.final)
+        self._done = True
+
+    def stage(self) -> str:
+        """Keep the temporary file where it is; return its path."""
+        self.file.close()
+        self._done = True
+        return self.location
+
+    def discard(self) -> None:
+        """Close and delete the temporary file (nothing after publish or stage)."""
+        if self._done:
+            return
+        self.file.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.location)
+        self._done = True
 
 
 def _entry(root: str, local_root: str, full: str) -> FileEntry | None:

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import IO, Any
 
 from kart_core.errors import KartError
-from kart_core.storage.base import FileEntry, is_temporary
+from kart_core.storage.base import FileEntry, is_temporary, temporary_name
 from kart_core.storage.listing import exists_in_listing
 
 __all__ = ["UPLOAD_PREFIX", "FsspecStorage", "storage_options", "s3_options", "upload_spools"]
@@ -82,6 +82,47 @@ def storage_options(protocol: str) -> dict[str, Any]:
     return {}
 
 
+class RemoteSpool:
+    """A local "w+b" temporary file (prefix ``UPLOAD_PREFIX``) for one object."""
+
+    def __init__(self, storage: FsspecStorage, path: str) -> None:
+        with tempfile.NamedTemporaryFile(prefix=UPLOAD_PREFIX, delete=False) as named:
+            self.location = named.name
+        self.file: IO[bytes] = open(self.location, "w+b")  # noqa: SIM115 - closed by publish/stage/discard
+        self._storage = storage
+        self._path = path
+        self._done = False
+
+    def publish(self) -> None:
+        """Upload to the path (one put: readers see the old object or the new one)."""
+        self.file.close()
+        try:
+            self._storage.upload(self.location, self._path)
+        finally:
+            self._finish()
+
+    def stage(self) -> str:
+        """Upload under a temporary name in the path's prefix; return that URL."""
+        self.file.close()
+        staged = temporary_name(self._path)
+        try:
+            self._storage.upload(self.location, staged)
+        finally:
+            self._finish()
+        return staged
+
+    def discard(self) -> None:
+        """Delete the local file (nothing after publish or stage)."""
+        if not self._done:
+            self.file.close()
+            self._finish()
+
+    def _finish(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.location)
+        self._done = True
+
+
 class FsspecStorage:
     """Files on an fsspec file system; a write is uploaded in one put, so readers never see half."""
 
@@ -119,17 +160,25 @@ class FsspecStorage:
     @contextlib.contextmanager
     def atomic_write(self, path: str) -> Iterator[IO[bytes]]:
         """Spool to a local temporary file, then upload it as one object (a put is all or nothing)."""
-        with tempfile.NamedTemporaryFile(prefix=UPLOAD_PREFIX, delete=False) as file:
-            local = file.name
+        spool = self.spool(path)
         try:
-            with open(local, "w+b") as file:
-                yield file
-            self._make_parent(path)
-            self._fs.put_file(local, path)
+            yield spool.file
+            spool.publish()
         finally:
-            # kart gc may have swept a spool that sat unchanged for its whole temp age (a very long upload).
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(local)
+            spool.discard()
+
+    def spool(self, path: str) -> RemoteSpool:
+        """A local temporary file, uploaded by ``publish`` (to ``path``) or ``stage`` (beside it)."""
+        return RemoteSpool(self, path)
+
+    def commit(self, staged: str, path: str) -> None:
+        """Copy the staged object to ``path`` (a copy is one atomic put on object stores), then delete it."""
+        self._fs.mv(staged, path)
+
+    def upload(self, local: str, path: str) -> None:
+        """Put the local file ``local`` at ``path`` in one request."""
+        self._make_parent(path)
+        self._fs.put_file(local, path)
 
     def _make_parent(self, path: str) -> None:
         # Object stores have no directories; file systems such as memory:// need them.

@@ -190,10 +190,10 @@ def test_gc_lists_by_default_and_deletes_only_with_delete() -> None:
     dropped = CliReport(n=3).output().path()
     listed = kart("gc", "--keep", f"{M}.CliReport", "--n", "2")
     assert listed.exit_code == 0
-    assert dropped in listed.output and "Would delete 18 file(s)" in listed.output
+    assert dropped in listed.output and "Would delete 21 file(s)" in listed.output
     assert "Dry run: nothing deleted" in listed.output and os.path.exists(dropped)
     deleted = kart("gc", "--keep", f"{M}.CliReport", "--n", "2", "--delete")
-    assert "Deleted 18 file(s)" in deleted.output and not os.path.exists(dropped)
+    assert "Deleted 21 file(s)" in deleted.output and not os.path.exists(dropped)
     assert CliReport(n=2).complete()
     assert "Would delete 0 file(s)" in kart("gc", "--keep", f"{M}.CliReport", "--n", "2").output
 
@@ -202,7 +202,7 @@ def test_gc_keeps_several_tasks_and_rejects_contradictions() -> None:
     kart("run", f"{M}.CliLoad", "--n", "1")
     kart("run", f"{M}.CliLoad", "--n", "2")
     both = kart("gc", "--keep", f"{M}.CliLoad", "--n", "1", "--keep", f"{M}.CliLoad", "--n", "2")
-    assert "Would delete 0 file(s)" in both.output and "keeping 12 reachable" in both.output
+    assert "Would delete 0 file(s)" in both.output and "keeping 14 reachable" in both.output
     contradiction = CliRunner().invoke(cli, ["gc", "--dry-run", "--delete", "--keep", f"{M}.CliLoad"])
     assert contradiction.exit_code == 4 and "contradict" in contradiction.output
     assert CliRunner().invoke(cli, ["gc"]).exit_code == 4

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from compat_pipeline.harness import (
+    KART_LOG_FILES,
     LOG_FILES,
     copy_workspace,
     driver_env,
@@ -22,6 +23,7 @@ from compat_pipeline.harness import (
     run_command,
     run_driver,
     snapshot,
+    without_kart_records,
 )
 
 # Draws from the stdlib random module are shifted under gokart (see test_python_random_stream).
@@ -78,11 +80,11 @@ def test_ids_show_which_parameters_count(kart_run: Any) -> None:
 
 
 def test_both_write_the_same_files(gokart_run: Any, kart_run: Any) -> None:
-    """Same relative paths: every output and the five run logs per task, nothing else."""
+    """Same relative paths: every output and the five run logs per task; kart adds only its integrity manifests."""
     gokart_files, kart_files = set(snapshot(gokart_run[0])), set(snapshot(kart_run[0]))
-    assert sorted(kart_files ^ gokart_files) == []
+    assert sorted(without_kart_records(kart_files) ^ gokart_files) == []
     assert kart_files == expected_files(kart_run[1])
-    assert gokart_files == expected_files(gokart_run[1])
+    assert gokart_files == expected_files(gokart_run[1], kart=False)
 
 
 def test_both_build_the_same_values(gokart_run: Any, kart_run: Any) -> None:
@@ -190,8 +192,9 @@ def test_mistakes_and_failures_raise_what_gokart_raises(tmp_path: Path) -> None:
     assert reports["kart"]["build"] == reports["gokart"]["build"]
     assert reports["kart"]["build"]["raised"] == {failed_id: ["ValueError"]}
     # The start-of-run logs of the failed task are written, its output and end-of-run logs are not.
-    assert set(snapshot(tmp_path / "kart")) == set(snapshot(tmp_path / "gokart"))
+    assert without_kart_records(snapshot(tmp_path / "kart")) == set(snapshot(tmp_path / "gokart"))
     assert f"resources/log/task_params/Fails_{failed_id}.pkl" in snapshot(tmp_path / "kart")
+    assert f"resources/log/manifest/Fails_{failed_id}.json" not in snapshot(tmp_path / "kart")  # never committed
 
 
 def test_text_and_array_outputs_are_byte_identical(gokart_run: Any, kart_run: Any) -> None:
@@ -253,7 +256,8 @@ def test_seed_example_as_a_script(module: str, tmp_path: Path) -> None:
     """The tutorial's Example prints 'Hello, world!' and leaves one output and five run logs."""
     assert run_seed_example(module, tmp_path / module).splitlines() == ["Hello, world!"]
     name = "Example_8441c59b5ce0113396d53509f19371fb"
-    expected = {f"resources/__main__/{name}.pkl", *(f"resources/{p.format(name=name)}" for p in LOG_FILES)}
+    logs = LOG_FILES + (KART_LOG_FILES if module == "kart_core" else ())
+    expected = {f"resources/__main__/{name}.pkl", *(f"resources/{p.format(name=name)}" for p in logs)}
     assert set(snapshot(tmp_path / module)) == expected
     versions = (tmp_path / module / f"resources/log/module_versions/{name}.txt").read_text().splitlines()
     if module == "kart_core":
@@ -287,6 +291,7 @@ def test_kart_rebuilds_only_a_deleted_output(gokart_run: Any, tmp_path: Path) ->
     after = snapshot(root)
     changed = sorted(path for path in after if before.get(path) != after[path])
     stem = victim.stem.rsplit("_", 1)[1]
-    assert changed == sorted([victim.as_posix(), *(f"resources/{p.format(name=f'FrameAs_{stem}')}" for p in LOG_FILES)])
+    logs = LOG_FILES + KART_LOG_FILES  # the rebuilt task's logs, and its new integrity manifest
+    assert changed == sorted([victim.as_posix(), *(f"resources/{p.format(name=f'FrameAs_{stem}')}" for p in logs)])
     assert [name for name, done in report["complete_before"].items() if not done] == [f"FrameAs_{stem}"]
     assert report["outputs"] == gokart_run[1]["outputs"]

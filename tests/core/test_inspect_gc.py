@@ -47,7 +47,7 @@ def test_plan_keeps_the_graph_outputs_and_logs_and_lists_the_rest(workspace: str
     _build(keep, drop)
     Path(workspace, "notes.md").write_text("mine")  # not a kart file: never a candidate
     plan = plan_gc([keep])
-    assert len(plan.kept) == 12 and len(plan.delete) == 12  # 2 tasks x (1 output + 5 logs) each
+    assert len(plan.kept) == 14 and len(plan.delete) == 14  # 2 tasks x (1 output + 5 logs + manifest) each
     doomed = {os.path.normpath(f.path) for f in plan.delete}
     assert os.path.normpath(drop.output().path()) in doomed
     assert os.path.normpath(drop.requires().output().path()) in doomed
@@ -65,7 +65,7 @@ def test_delete_removes_only_unreachable_files(workspace: str) -> None:
     scratch.write_bytes(b"x")
     keep_with_scratch = GcSum(n=2, workspace_directory=workspace, local_temporary_directory=str(scratch.parent))
     deleted = delete_unreachable(plan_gc([keep_with_scratch], workspace))
-    assert len(deleted) == 12
+    assert len(deleted) == 14
     assert keep.complete() and not drop.complete() and not drop.requires().complete()
     assert Path(workspace, "notes.md").exists() and scratch.exists()
     assert list(runs(workspace)["unique_id"]) == [keep.requires().make_unique_id(), keep.make_unique_id()]
@@ -76,7 +76,7 @@ def test_a_shared_upstream_is_kept_for_any_kept_task(workspace: str) -> None:
     first, second = GcSum(n=2, workspace_directory=workspace), GcSum(n=4, workspace_directory=workspace)
     _build(first, second)
     plan = plan_gc([first, second])
-    assert plan.delete == [] and len(plan.kept) == 24
+    assert plan.delete == [] and len(plan.kept) == 28
 
 
 def test_plan_needs_tasks_of_one_workspace(tmp_path: Path) -> None:
@@ -93,11 +93,11 @@ def test_gc_on_s3(s3_bucket: str) -> None:
     keep, drop = GcSum(n=2, workspace_directory=workspace), GcSum(n=3, workspace_directory=workspace)
     _build(keep, drop)
     plan = plan_gc([keep])
-    assert len(plan.delete) == 12 and all(f.path.startswith(f"s3://{s3_bucket}/resources/") for f in plan.delete)
+    assert len(plan.delete) == 14 and all(f.path.startswith(f"s3://{s3_bucket}/resources/") for f in plan.delete)
     assert all(f.size > 0 for f in plan.delete)
     delete_unreachable(plan)
     assert keep.complete() and not drop.complete()
-    assert len(list_files(workspace)) == 12
+    assert len(list_files(workspace)) == 14
 
 
 # --- temporaries: killed writes, model scratch, upload spools (issue 12 #7) -------------------

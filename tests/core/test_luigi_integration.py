@@ -59,7 +59,7 @@ def test_luigi_build_one_worker_writes_what_kart_build_writes(kart_build: Any, l
 def test_luigi_build_two_workers_on_a_diamond(kart_build: Any, tmp_path: Path) -> None:
     """Two worker processes run Left and Right side by side; the files match kart_core.build's."""
     check_luigi_build(tmp_path, run_driver("kart", tmp_path, "luigi", "2", "Diamond"), kart_build)
-    assert len(snapshot(tmp_path)) == 4 * (1 + 5)
+    assert len(snapshot(tmp_path)) == 4 * (1 + 5 + 1)  # output, five run logs, integrity manifest
 
 
 @pytest.mark.slow

@@ -1,20 +1,33 @@
-"""Opt-in integrity check: kart refuses to load outputs it did not sign with the configured key."""
+"""Opt-in signing: kart refuses outputs it did not seal with the configured key, before running any of their code.
+
+The four attacks of issue 12 #5 are each refused with nothing executed: a swap between verifying
+and loading, another output copied over this one, an older version copied back, and two concurrent
+writers. The attacker's pickle would create a marker file when unpickled; the marker stays absent.
+"""
 
 from __future__ import annotations
 
 import os
 import pickle
+import shutil
+import subprocess
+import sys
+import textwrap
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
+import luigi
 import luigi.configuration
 import pandas as pd
 import pytest
 
 import kart_core
-from kart_core.errors import GokartBuildError, IntegrityError
-from kart_core.signing import Signer, signature_path, signer_from_config
+from kart_core.errors import GokartBuildError, IntegrityError, SigningKeyError
+from kart_core.signing import HEADER_SIZE, MAGIC, Signer, signature_path, signer_from_config
 from kart_core.target import make_model_target, make_target
+from kart_core.workspace import MANIFEST, log_task_path
 
 OWNER = "Train[0badc0de]"
 
@@ -41,6 +54,7 @@ def test_signing_is_off_without_a_key(monkeypatch: pytest.MonkeyPatch, tmp_path:
     assert signer_from_config() is None
     target = make_target(str(tmp_path / "plain.pkl"))
     target.dump(1)
+    assert pickle.loads(Path(target.path()).read_bytes()) == 1  # plain bytes, as gokart writes them
     assert not os.path.exists(signature_path(target.path()))
 
 
@@ -53,11 +67,27 @@ def test_key_from_luigi_config(monkeypatch: pytest.MonkeyPatch) -> None:
     assert signer is not None and "from-config" not in repr(signer)
 
 
-def test_signed_output_round_trips(signing_key: str, tmp_path: Path) -> None:
+def test_an_empty_key_is_a_named_error() -> None:
+    with pytest.raises(SigningKeyError, match="KART_SIGNING_KEY"):
+        Signer(b"")
+
+
+def test_signed_output_round_trips_with_the_header_in_the_file(signing_key: str, tmp_path: Path) -> None:
     target = make_target(str(tmp_path / "frame.pkl"), owner=OWNER)
     target.dump(pd.DataFrame({"a": [1, 2]}))
-    assert Path(signature_path(target.path())).read_text().startswith("kart-hmac-sha256:")
+    data = Path(target.path()).read_bytes()
+    assert data.startswith(MAGIC) and not os.path.exists(signature_path(target.path()))
+    pd.testing.assert_frame_equal(pickle.loads(data[HEADER_SIZE:]), pd.DataFrame({"a": [1, 2]}))
     pd.testing.assert_frame_equal(target.load(), pd.DataFrame({"a": [1, 2]}))
+
+
+def test_a_signed_file_still_loads_after_signing_is_turned_off(
+    signing_key: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = make_target(str(tmp_path / "table.csv"))
+    target.dump(pd.DataFrame({"a": [1, 2]}))
+    monkeypatch.delenv("KART_SIGNING_KEY")
+    assert target.load()["a"].tolist() == [1, 2]
 
 
 def test_tampered_pickle_is_refused_before_any_code_runs(signing_key: str, tmp_path: Path) -> None:
@@ -67,7 +97,7 @@ def test_tampered_pickle_is_refused_before_any_code_runs(signing_key: str, tmp_p
     Path(target.path()).write_bytes(pickle.dumps(_WritesAFileWhenUnpickled(str(marker))))
     with pytest.raises(IntegrityError) as info:
         target.load()
-    assert target.path() in str(info.value) and OWNER in str(info.value) and "does not match" in str(info.value)
+    assert target.path() in str(info.value) and OWNER in str(info.value) and "did not sign" in str(info.value)
     assert not marker.exists()
 
 
@@ -77,7 +107,16 @@ def test_unsigned_file_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("KART_SIGNING_KEY", "now-on")
     with pytest.raises(IntegrityError, match="did not sign") as info:
         make_target(path, owner=OWNER).load()
-    assert path in str(info.value)
+    assert path in str(info.value) and "rerun=True" in str(info.value)
+
+
+def test_a_signature_file_of_the_earlier_format_is_not_trusted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = str(tmp_path / "old.pkl")
+    make_target(path).dump([1])
+    Path(signature_path(path)).write_text("kart-hmac-sha256:" + "0" * 64 + "\n")
+    monkeypatch.setenv("KART_SIGNING_KEY", "now-on")
+    with pytest.raises(IntegrityError, match="older kart"):
+        make_target(path).load()
 
 
 def test_file_signed_with_another_key_is_refused(tmp_path: Path) -> None:
@@ -87,9 +126,10 @@ def test_file_signed_with_another_key_is_refused(tmp_path: Path) -> None:
         make_target(path, signer=Signer(b"key-two")).load()
 
 
-def test_remove_deletes_the_signature(signing_key: str, tmp_path: Path) -> None:
+def test_remove_deletes_an_earlier_signature_file(signing_key: str, tmp_path: Path) -> None:
     target = make_target(str(tmp_path / "x.txt"))
     target.dump(["line"])
+    Path(signature_path(target.path())).write_text("stale")
     target.remove()
     assert not os.path.exists(target.path()) and not os.path.exists(signature_path(target.path()))
 
@@ -138,3 +178,145 @@ def test_pipeline_refuses_a_tampered_upstream_output(signing_key: str, workspace
     (errors,) = info.value.raised_exceptions.values()
     assert isinstance(errors[0], IntegrityError) and upstream.output().path() in str(errors[0])
     assert not Downstream(workspace_directory=workspace).output().exists()
+
+
+# --- the four attacks ----------------------------------------------------------------------------
+
+
+class Payload(kart_core.TaskOnKart[Any]):
+    """Dumps what its (insignificant) ``kind`` says: a plain value, or the attacker's pickle."""
+
+    name = luigi.Parameter()
+    kind = luigi.Parameter(default="plain", significant=False)
+    marker = luigi.Parameter(default="", significant=False)
+
+    def run(self) -> None:
+        self.dump(_WritesAFileWhenUnpickled(self.marker) if self.kind == "evil" else {"name": self.name})
+
+
+def test_attack_swap_between_verify_and_load_never_runs_the_planted_pickle(signing_key: str, workspace: str) -> None:
+    """A writer swaps the file between a good signed version and a planted pickle as fast as it can."""
+    victim = Payload(name="victim", workspace_directory=workspace)
+    kart_core.build(victim, reset_register=False)
+    path = Path(victim.output().path())
+    marker = Path(workspace) / "pwned"
+    good = path.read_bytes()
+    evil = pickle.dumps(_WritesAFileWhenUnpickled(str(marker)))
+    stop = threading.Event()
+
+    def swap() -> None:
+        flip = 0
+        while not stop.is_set():
+            staging = path.with_name(f".swap{flip % 2}")
+            staging.write_bytes(evil if flip % 2 else good)
+            os.replace(staging, path)
+            flip += 1
+
+    swapper = threading.Thread(target=swap)
+    swapper.start()
+    loaded = refused = 0
+    deadline = time.monotonic() + 3
+    try:
+        while time.monotonic() < deadline:
+            try:
+                assert make_target(str(path), record=victim.output().record).load() == {"name": "victim"}
+                loaded += 1
+            except IntegrityError:
+                refused += 1
+    finally:
+        stop.set()
+        swapper.join()
+    assert not marker.exists()
+    assert loaded > 0 and refused > 0  # both versions were seen; the planted one never ran
+
+
+def test_attack_another_outputs_signed_file_copied_over_is_refused(signing_key: str, workspace: str) -> None:
+    marker = Path(workspace) / "pwned"
+    victim = Payload(name="victim", workspace_directory=workspace)
+    other = Payload(name="other", kind="evil", marker=str(marker), workspace_directory=workspace)
+    kart_core.build(victim, reset_register=False)
+    kart_core.build(other, reset_register=False, return_value=False)  # signed by kart, for its own path
+    shutil.copyfile(other.output().path(), victim.output().path())
+    with pytest.raises(IntegrityError, match="does not match") as info:
+        victim.output().load()
+    assert victim.output().path() in str(info.value) and "rerun=True" in str(info.value)
+    assert not marker.exists()
+
+
+def test_attack_an_older_version_copied_back_is_refused(signing_key: str, workspace: str, tmp_path: Path) -> None:
+    marker = Path(workspace) / "pwned"
+    first = Payload(name="rolled", kind="evil", marker=str(marker), workspace_directory=workspace)
+    kart_core.build(first, reset_register=False, return_value=False)
+    old = tmp_path / "old-version"
+    shutil.copyfile(first.output().path(), old)
+    second = Payload(name="rolled", rerun=True, workspace_directory=workspace)  # same id, new content
+    assert second.make_unique_id() == first.make_unique_id()
+    kart_core.build(second, reset_register=False)
+    shutil.copyfile(old, second.output().path())
+    with pytest.raises(IntegrityError, match="older version copied back"):
+        second.output().load()
+    assert not marker.exists()
+    Path(log_task_path(second, MANIFEST)).unlink()  # removing the record does not help either
+    with pytest.raises(IntegrityError, match="manifest was removed"):
+        second.output().load()
+    assert not marker.exists()
+
+
+_CONCURRENT_WRITER = """
+import os, random, sys, time
+sys.path.insert(0, os.getcwd())
+import kart_core
+from writer_tasks import Noisy
+tasks = [Noisy(n=n, workspace_directory=sys.argv[1]) for n in range(12)]
+for task in tasks:
+    time.sleep(random.random() / 200)
+    kart_core.build(task, reset_register=False, return_value=False)
+"""
+
+_WRITER_TASKS = """
+import os, random, time
+import luigi
+import kart_core
+
+class Noisy(kart_core.TaskOnKart):
+    n = luigi.IntParameter()
+
+    def complete(self):
+        return False  # every writer runs every task: the writers race on each commit
+
+    def run(self):
+        value = (os.getpid(), random.random())
+        time.sleep(random.random() / 100)
+        self.dump(value)
+"""
+
+
+def test_attack_concurrent_writers_never_leave_data_with_another_writers_signature(
+    signing_key: str, workspace: str, tmp_path: Path
+) -> None:
+    (tmp_path / "writer.py").write_text(textwrap.dedent(_CONCURRENT_WRITER))
+    (tmp_path / "writer_tasks.py").write_text(textwrap.dedent(_WRITER_TASKS))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    writers = [subprocess.Popen([sys.executable, "writer.py", workspace], cwd=tmp_path, env=env) for _ in range(3)]
+    assert [writer.wait(timeout=120) for writer in writers] == [0, 0, 0]
+    sys.path.insert(0, str(tmp_path))
+    try:
+        from writer_tasks import Noisy  # type: ignore[import-not-found]
+
+        pids = {writer.pid for writer in writers}
+        for n in range(12):
+            value = Noisy(n=n, workspace_directory=workspace).output().load()
+            assert value[0] in pids
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("writer_tasks", None)
+
+
+def test_cleanup_keeps_the_signatures_of_kept_outputs(signing_key: str, workspace: str) -> None:
+    downstream = Downstream(workspace_directory=workspace)
+    kart_core.build(downstream, reset_register=False)
+    stray = Path(workspace) / "stray_0123456789abcdef0123456789abcdef.pkl"
+    stray.write_bytes(b"x")
+    deleted = kart_core.delete_local_unnecessary_outputs(downstream)
+    assert deleted == [str(stray)]
+    assert downstream.output().load() == 42 and Upstream(workspace_directory=workspace).output().load() == {"value": 41}

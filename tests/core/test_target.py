@@ -18,6 +18,7 @@ import pytest
 
 import kart_core
 from kart_core.errors import (
+    DamagedOutputError,
     DumpError,
     EmptyDumpError,
     LoadError,
@@ -25,7 +26,7 @@ from kart_core.errors import (
     UnknownFormatError,
     WorkspacePathError,
 )
-from kart_core.target import LargeDataFrameProcessor, make_model_target
+from kart_core.target import LargeDataFrameProcessor, make_model_target, make_target
 
 # --- a writer killed mid-dump -------------------------------------------------------------------
 
@@ -262,13 +263,26 @@ def test_dump_of_the_wrong_type_names_task_path_and_processor(workspace: str) ->
     assert task.kart_label() in message and task.output().path() in message and "ParquetFileProcessor" in message
 
 
-def test_truncated_output_names_task_path_and_processor(workspace: str) -> None:
+def test_truncated_output_names_task_path_sizes_and_the_fix(workspace: str) -> None:
     task = Escaping(workspace_directory=workspace, relative="frame.feather")
     task.dump(pd.DataFrame({"a": range(1000)}))
     path = task.output().path()
+    size = os.path.getsize(path)
     with open(path, "r+b") as file:
-        file.truncate(os.path.getsize(path) // 2)
-    with pytest.raises(LoadError) as info:
+        file.truncate(size // 2)
+    with pytest.raises(DamagedOutputError) as info:
         task.output().load()
     message = str(info.value)
-    assert task.kart_label() in message and path in message and "FeatherFileProcessor" in message
+    assert task.kart_label() in message and task.make_unique_id() in message and path in message
+    assert f"{size} bytes were committed, found {size // 2} bytes" in message and "rerun=True" in message
+
+
+def test_truncated_file_without_record_names_path_and_processor(tmp_path: Path) -> None:
+    target = make_target(str(tmp_path / "frame.feather"), owner="Loose[12345678]")
+    target.dump(pd.DataFrame({"a": range(1000)}))
+    with open(target.path(), "r+b") as file:
+        file.truncate(os.path.getsize(target.path()) // 2)
+    with pytest.raises(LoadError) as info:
+        target.load()
+    message = str(info.value)
+    assert "Loose[12345678]" in message and target.path() in message and "FeatherFileProcessor" in message

@@ -13,6 +13,8 @@ def test_frozen_reads_the_key_once_for_its_body(monkeypatch: pytest.MonkeyPatch,
     target = make_target(str(tmp_path / "a.pkl"))
     with target_config.frozen() as settings:
         monkeypatch.setenv("KART_SIGNING_KEY", "later")
+        monkeypatch.setenv("KART_VERIFY_OUTPUTS", "1")
+        assert settings.verify is False
         assert settings.signer is None
         assert target.signer is None  # the build's settings, although the environment changed
         with target_config.frozen() as inner:
@@ -25,4 +27,17 @@ def test_a_target_reads_the_key_when_used_not_when_made(monkeypatch: pytest.Monk
     target = make_target(str(tmp_path / "b.pkl"))
     monkeypatch.setenv("KART_SIGNING_KEY", "k")
     target.dump({"x": 1})
-    assert (tmp_path / "b.pkl.sig").exists()
+    assert (tmp_path / "b.pkl").read_bytes().startswith(b"KARTSIG2")  # sealed: the key was read at dump time
+
+
+def test_verify_comes_from_the_environment_or_the_config(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    import luigi.configuration
+
+    monkeypatch.delenv("KART_VERIFY_OUTPUTS", raising=False)
+    assert target_config.read().verify is False
+    config = tmp_path / "verify.cfg"
+    config.write_text("[TaskOnKart]\nverify_outputs = true\n")
+    luigi.configuration.add_config_path(str(config))
+    assert target_config.read().verify is True
+    monkeypatch.setenv("KART_VERIFY_OUTPUTS", "0")  # the environment wins
+    assert target_config.read().verify is False

@@ -166,7 +166,7 @@ def test_run_logs_group_a_workspace_by_run(workspace: str) -> None:
     gokart.build(task)
     runs = ws.run_logs(ws.list_files(workspace))
     assert list(runs) == [("WsTask", task.make_unique_id())]
-    assert set(runs["WsTask", task.make_unique_id()]) == set(ws.LOG_KINDS)
+    assert set(runs["WsTask", task.make_unique_id()]) == set(ws.KART_LOG_KINDS)
     assert ws.logged_unique_ids(workspace, "WsTask") == [task.make_unique_id()]
     assert ws.logged_unique_ids(workspace, "Other") == []
 

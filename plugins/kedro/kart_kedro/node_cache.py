@@ -113,7 +113,7 @@ def cached_runs(workspace: str, project: str | None = None) -> list[CachedRun]:
 def clear_run(run: CachedRun) -> list[str]:
     """Delete a run's outputs, logs and output-state record; return the paths that existed."""
     targets = list(run.task.output().values()) + [
-        run.task.kart_log_target(kind.name, kind.extension) for kind in _layout.LOG_KINDS
+        run.task.kart_log_target(kind.name, kind.extension) for kind in _layout.KART_LOG_KINDS
     ]
     targets.append(run.task.states_target())
     removed = [str(target.path()) for target in targets if target.exists()]

@@ -24,6 +24,15 @@ LOG_FILES = (
 )
 
 
+# kart's integrity record beside gokart's five (gokart ignores it): one per task whose outputs kart committed.
+KART_LOG_FILES = ("log/manifest/{name}.json",)
+
+
+def without_kart_records(files: Any) -> set[str]:
+    """The relative paths of ``files`` without kart's integrity manifests (what gokart also writes)."""
+    return {path for path in files if "/log/manifest/" not in path}
+
+
 class DriverError(AssertionError):
     """A driver subprocess exited non-zero; the message holds the end of its stderr."""
 
@@ -76,10 +85,12 @@ def copy_pipeline(target: Path) -> Path:
     return target
 
 
-def expected_files(report: dict[str, Any]) -> set[str]:
-    """The outputs of every task in a driver report plus the five run logs of every TaskOnKart."""
+def expected_files(report: dict[str, Any], kart: bool = True) -> set[str]:
+    """The outputs of every task in a driver report plus the five run logs of every TaskOnKart
+    (and, for kart, its integrity manifest)."""
     files = set(report["output_paths"])
+    patterns = LOG_FILES + (KART_LOG_FILES if kart else ())
     for node, class_name in report["class_names"].items():
         name = f"{class_name}_{node.rsplit('_', 1)[1]}"
-        files.update(f"resources/{pattern.format(name=name)}" for pattern in LOG_FILES)
+        files.update(f"resources/{pattern.format(name=name)}" for pattern in patterns)
     return files

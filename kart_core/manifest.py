@@ -1,0 +1,178 @@
+"""The integrity record of a task's outputs: ``log/manifest/{Class}_{unique_id}.json``.
+
+Written when ``run_one`` commits a task's outputs (and updated by a direct ``dump`` of one of
+them), it holds, per output (keyed by its workspace-relative path): the size in bytes, a content
+hash (``kart_core.integrity``; prefixed by the algorithm's name), the commit id and whether the file carries
+a signature header. Loading checks the size always and the hash when verify is on. gokart
+ignores the file; an output without a record (written by gokart, or by a bare ``make_target``)
+loads unchecked. With signing on the manifest is itself sealed (``kart_core.signing``).
+
+Format (JSON, UTF-8)::
+
+    {"format": "kart-manifest/1", "task": "Class[8-hex id]", "commit": "<32 hex>",
+     "outputs": {"a/b_<id>.pkl": {"size": 10, "digest": "xxh3_128:<hex>", "commit": "<32 hex>",
+     "sealed": false}}}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import secrets
+from typing import Any
+
+from kart_core.errors import DamagedOutputError, IntegrityError
+from kart_core.lock import LockParams
+from kart_core.signing import HEADER_SIZE, Signer, is_sealed
+from kart_core.storage import Storage
+
+__all__ = [
+    "FORMAT",
+    "Entry",
+    "Manifest",
+    "OutputRecord",
+    "new_commit_id",
+    "read_manifest",
+    "read_quietly",
+    "write_manifest",
+]
+
+FORMAT = "kart-manifest/1"
+
+
+def new_commit_id() -> str:
+    """A fresh random commit id (32 hex characters)."""
+    return secrets.token_hex(16)
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputRecord:
+    """Where an output's integrity record lives: the task's manifest and the output's key in it.
+
+    Attributes:
+        manifest: the manifest's full path (local path or URL).
+        manifest_name: the manifest's workspace-relative path (what its signature binds).
+        key: the output's workspace-relative path (its key in the manifest, and what its signature binds).
+        task: the owning task's label, ``Class[8-hex id]``.
+        unique_id: the owning task's full unique id.
+        lock: the lock settings of the owning task (its key is replaced per manifest) for updating the
+            manifest; None: no lock.
+    """
+
+    manifest: str
+    manifest_name: str
+    key: str
+    task: str
+    unique_id: str
+    lock: LockParams | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """One committed output.
+
+    Attributes:
+        size: the file's size in bytes (with any signature header).
+        digest: ``{algorithm}:{hex}`` of the content after any signature header (``kart_core.integrity``).
+        commit: the commit id of the run (or direct dump) that wrote it.
+        sealed: whether the file starts with a signature header.
+    """
+
+    size: int
+    digest: str
+    commit: str | None
+    sealed: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class Manifest:
+    """A task's committed outputs by key; ``commit`` changes with every write of the manifest."""
+
+    task: str
+    commit: str
+    outputs: dict[str, Entry] = dataclasses.field(default_factory=dict)
+
+    def to_bytes(self) -> bytes:
+        """The JSON form (keys sorted, so equal manifests are equal bytes)."""
+        document = {
+            "format": FORMAT,
+            "task": self.task,
+            "commit": self.commit,
+            "outputs": {key: dataclasses.asdict(entry) for key, entry in sorted(self.outputs.items())},
+        }
+        return json.dumps(document, sort_keys=True, indent=1).encode("utf-8")
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Manifest:
+        """Parse the JSON form.
+
+        Raises:
+            ValueError: not a kart manifest (json.JSONDecodeError is a ValueError too).
+        """
+        document: Any = json.loads(data.decode("utf-8"))
+        if not isinstance(document, dict) or document.get("format") != FORMAT:
+            raise ValueError(f"not a {FORMAT} document")
+        outputs = {
+            str(key): Entry(
+                size=int(value["size"]),
+                digest=str(value["digest"]),
+                commit=None if value.get("commit") is None else str(value["commit"]),
+                sealed=bool(value.get("sealed", False)),
+            )
+            for key, value in dict(document["outputs"]).items()
+        }
+        return cls(
+            task=str(document.get("task", "")),
+            commit=str(document["commit"]),
+            outputs=outputs,
+        )
+
+
+def read_manifest(storage: Storage, path: str, name: str, signer: Signer | None) -> Manifest | None:
+    """The manifest at ``path``, or None when there is none.
+
+    Raises:
+        IntegrityError: signing is on and the manifest is unsigned or its signature is wrong.
+        DamagedOutputError: the file is not a readable manifest.
+    """
+    try:
+        with storage.open_read(path) as file:
+            data = file.read()
+    except FileNotFoundError:
+        return None
+    if signer is not None:
+        if signer.verify(data, name) is None:
+            raise IntegrityError(
+                f"Refusing to trust the manifest {path!r}: signing is on and its signature is missing or wrong "
+                "(changed after kart wrote it, or signed with another key). Delete it and rebuild the task "
+                "(rerun=True) if you trust neither its origin nor its content."
+            )
+        data = data[HEADER_SIZE:]
+    elif is_sealed(data):
+        data = data[HEADER_SIZE:]
+    try:
+        return Manifest.from_bytes(data)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DamagedOutputError(
+            f"The manifest {path!r} is damaged ({type(exc).__name__}: {exc}). Delete it and rebuild the task "
+            "with rerun=True."
+        ) from exc
+
+
+def write_manifest(storage: Storage, path: str, name: str, manifest: Manifest, signer: Signer | None) -> None:
+    """Write ``manifest`` at ``path`` atomically (sealed under ``name`` when signing)."""
+    body = manifest.to_bytes()
+    with storage.atomic_write(path) as file:
+        if signer is not None:
+            mac = signer.begin(name, manifest.commit)
+            mac.update(body)
+            file.write(Signer.header(manifest.commit, mac))
+        file.write(body)
+
+
+def read_quietly(storage: Storage, path: str, name: str, signer: Signer | None) -> Manifest | None:
+    """Like ``read_manifest`` but None for a damaged or refused manifest (a committer replaces it)."""
+    try:
+        return read_manifest(storage, path, name, signer)
+    except (IntegrityError, DamagedOutputError):
+        return None
