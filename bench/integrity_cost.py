@@ -7,6 +7,9 @@ measurement runs in a fresh interpreter with its own workspace; rounds alternate
 
     .venv/bin/python bench/integrity_cost.py             # chain 1,000 first build; 1M-row parquet dump and load
     .venv/bin/python bench/integrity_cost.py --quick     # smaller, for a smoke run
+
+On a shared machine wall time swings with the neighbours; the CPU columns (user + system time of
+the measuring process) are steadier.
 """
 
 from __future__ import annotations
@@ -22,19 +25,24 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 CHAIN = r"""
-import json, sys, time
+import json, resource, sys, time
 sys.path.insert(0, {here!r})
 sys.setrecursionlimit(10000)
 import graph_tasks
 import kart_core
+import numpy.random  # the default seed method: imported before the clock starts
 root = graph_tasks.make("chain", {size})
-started = time.perf_counter()
+def cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+cpu_started, started = cpu(), time.perf_counter()
 kart_core.build(root, progress=False)
-print(json.dumps({{"seconds": time.perf_counter() - started}}))
+print(json.dumps({{"seconds": time.perf_counter() - started, "cpu": cpu() - cpu_started}}))
 """
 
 PARQUET = r"""
-import json, time
+import json, resource, time
 import numpy as np, pandas as pd
 import kart_core
 
@@ -50,13 +58,18 @@ class DumpFrame(kart_core.TaskOnKart):
     def run(self):
         self.dump(frame)
 
+def cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
 task = DumpFrame()
-started = time.perf_counter()
+cpu_started, started = cpu(), time.perf_counter()
 kart_core.build(task, return_value=False, progress=False)
-dumped = time.perf_counter() - started
-started = time.perf_counter()
+dumped, dumped_cpu = time.perf_counter() - started, cpu() - cpu_started
+cpu_started, started = cpu(), time.perf_counter()
 assert len(task.output().load()) == rows
-print(json.dumps({{"seconds": dumped, "load_seconds": time.perf_counter() - started}}))
+print(json.dumps({{"seconds": dumped, "cpu": dumped_cpu, "load_seconds": time.perf_counter() - started,
+                  "load_cpu": cpu() - cpu_started}}))
 """
 
 
@@ -72,8 +85,11 @@ def run(code: str, record: bool) -> dict[str, float]:
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def compare(name: str, code: str, rounds: int, key: str = "seconds") -> list[tuple[str, float, float]]:
-    """Median seconds without and with the record over ``rounds`` alternating rounds."""
+Row = tuple[str, float, float, float, float]
+
+
+def compare(name: str, code: str, rounds: int) -> list[Row]:
+    """Median wall and CPU seconds without and with the record over ``rounds`` alternating rounds."""
     without: list[dict[str, float]] = []
     with_: list[dict[str, float]] = []
     for index in range(rounds):
@@ -81,11 +97,11 @@ def compare(name: str, code: str, rounds: int, key: str = "seconds") -> list[tup
         for record in order:
             (with_ if record else without).append(run(code, record))
     rows = []
-    for field, label in ((key, name), ("load_seconds", name.replace("dump", "load"))):
-        if field in with_[0]:
-            rows.append(
-                (label, statistics.median(r[field] for r in without), statistics.median(r[field] for r in with_))
-            )
+    for prefix, label in (("", name), ("load_", name.replace("dump", "load"))):
+        wall, cpu = ("seconds", "cpu") if not prefix else ("load_seconds", "load_cpu")
+        if wall in with_[0]:
+            medians = [statistics.median(r[field] for r in runs) for field in (wall, cpu) for runs in (without, with_)]
+            rows.append((label, *medians))
     return rows
 
 
@@ -99,9 +115,14 @@ def main() -> None:
     chain, rows = (200, 100_000) if args.quick else (1000, 1_000_000)
     results = compare(f"chain {chain:,} first build", CHAIN.format(here=HERE, size=chain), rounds)
     results += compare(f"{rows:,}-row parquet dump (build)", PARQUET.format(rows=rows), rounds)
-    print(f"{'scenario':<36} {'without':>10} {'with':>10} {'ratio':>7}   (median of {rounds}, seconds)")
-    for label, off, on in results:
-        print(f"{label:<36} {off:>10.3f} {on:>10.3f} {on / off:>7.3f}")
+    print(f"median of {rounds} rounds, seconds; CPU = user + system of the measuring process")
+    header = f"{'scenario':<36} {'wall without':>12} {'wall with':>10} {'ratio':>6} {'CPU without':>12} {'CPU with':>9} {'ratio':>6}"
+    print(header)
+    for label, wall_off, wall_on, cpu_off, cpu_on in results:
+        print(
+            f"{label:<36} {wall_off:>12.3f} {wall_on:>10.3f} {wall_on / wall_off:>6.3f}"
+            f" {cpu_off:>12.3f} {cpu_on:>9.3f} {cpu_on / cpu_off:>6.3f}"
+        )
 
 
 if __name__ == "__main__":

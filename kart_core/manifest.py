@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import secrets
+import tempfile
 from typing import Any
 
 from kart_core.errors import DamagedOutputError, IntegrityError
@@ -31,6 +33,7 @@ __all__ = [
     "Entry",
     "Manifest",
     "OutputRecord",
+    "manifest_bytes",
     "new_commit_id",
     "read_manifest",
     "read_quietly",
@@ -55,8 +58,8 @@ class OutputRecord:
         key: the output's workspace-relative path (its key in the manifest, and what its signature binds).
         task: the owning task's label, ``Class[8-hex id]``.
         unique_id: the owning task's full unique id.
-        lock: the lock settings of the owning task (its key is replaced per manifest) for updating the
-            manifest; None: no lock.
+        redis: the owning task's ``(redis_host, redis_port, redis_timeout)``: updates of the manifest
+            that race take a redis lock when host and port are set, else a local file lock.
     """
 
     manifest: str
@@ -64,7 +67,19 @@ class OutputRecord:
     key: str
     task: str
     unique_id: str
-    lock: LockParams | None = None
+    redis: tuple[str | None, int | None, int] = (None, None, 180)
+
+    def lock_params(self) -> LockParams:
+        """The lock that guards updates of the manifest (lock files in the system temporary directory:
+        a workspace, compared with gokart's file by file, should not fill with them)."""
+        host, port, timeout = self.redis
+        return LockParams(
+            key=self.manifest + ".commit",
+            redis_host=host,
+            redis_port=port,
+            redis_timeout=timeout,
+            lock_directory=os.path.join(tempfile.gettempdir(), "kart-commit-locks"),
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,13 +109,13 @@ class Manifest:
 
     def to_bytes(self) -> bytes:
         """The JSON form (keys sorted, so equal manifests are equal bytes)."""
-        document = {
-            "format": FORMAT,
-            "task": self.task,
-            "commit": self.commit,
-            "outputs": {key: dataclasses.asdict(entry) for key, entry in sorted(self.outputs.items())},
+        outputs = {
+            key: {"size": entry.size, "digest": entry.digest, "commit": entry.commit, "sealed": entry.sealed}
+            for key, entry in self.outputs.items()
         }
-        return json.dumps(document, sort_keys=True, indent=1).encode("utf-8")
+        document = {"format": FORMAT, "task": self.task, "commit": self.commit, "outputs": outputs}
+        # Compact and without indent: json's C encoder (an indented dump runs in pure Python).
+        return json.dumps(document, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Manifest:
@@ -159,15 +174,20 @@ def read_manifest(storage: Storage, path: str, name: str, signer: Signer | None)
         ) from exc
 
 
+def manifest_bytes(manifest: Manifest, name: str, signer: Signer | None) -> bytes:
+    """The file content: the JSON, after a signature header over ``name`` when signing."""
+    body = manifest.to_bytes()
+    if signer is None:
+        return body
+    mac = signer.begin(name, manifest.commit)
+    mac.update(body)
+    return Signer.header(manifest.commit, mac) + body
+
+
 def write_manifest(storage: Storage, path: str, name: str, manifest: Manifest, signer: Signer | None) -> None:
     """Write ``manifest`` at ``path`` atomically (sealed under ``name`` when signing)."""
-    body = manifest.to_bytes()
     with storage.atomic_write(path) as file:
-        if signer is not None:
-            mac = signer.begin(name, manifest.commit)
-            mac.update(body)
-            file.write(Signer.header(manifest.commit, mac))
-        file.write(body)
+        file.write(manifest_bytes(manifest, name, signer))
 
 
 def read_quietly(storage: Storage, path: str, name: str, signer: Signer | None) -> Manifest | None:

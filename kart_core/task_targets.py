@@ -7,8 +7,6 @@ the extension, the run-log paths); this module picks formats and hands the task'
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -16,7 +14,6 @@ from kart_core import workspace
 from kart_core.contract import KartTask
 from kart_core.errors import WorkspacePathError
 from kart_core.file_processor import DataFrameType, FileProcessor, make_file_processor
-from kart_core.lock import LockParams
 from kart_core.manifest import OutputRecord
 from kart_core.target import LargeDataFrameProcessor, TargetOnKart
 from kart_core.target import make_model_target as _model_target
@@ -24,7 +21,6 @@ from kart_core.target import make_target as _target
 
 __all__ = [
     "TargetOwner",
-    "commit_lock_params",
     "dataframe_type",
     "log_target",
     "make_large_data_frame_target",
@@ -146,22 +142,7 @@ def _record(task: KartTask, relative: str, unique_id: str | None) -> OutputRecor
         key=workspace.relative_key(workspace.with_unique_id(relative, unique_id)),
         task=task.kart_label(),
         unique_id=task_id,
-        lock=commit_lock_params(task),
-    )
-
-
-def commit_lock_params(task: KartTask) -> LockParams:
-    """Lock settings for updating the task's manifest: redis when the task uses it, else a file lock.
-
-    The lock files live in the system's temporary directory, not the workspace: every commit takes
-    one, and a workspace (compared with gokart's, file by file) should not fill with lock files.
-    """
-    return LockParams(
-        key=workspace.log_task_path(task, workspace.MANIFEST),
-        redis_host=task.redis_host,
-        redis_port=task.redis_port,
-        redis_timeout=task.redis_timeout,
-        lock_directory=os.path.join(tempfile.gettempdir(), "kart-commit-locks"),
+        redis=(task.redis_host, task.redis_port, task.redis_timeout),
     )
 
 

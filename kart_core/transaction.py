@@ -27,7 +27,15 @@ import logging
 from collections.abc import Iterator
 
 from kart_core.lock import hold_lock
-from kart_core.manifest import Entry, Manifest, OutputRecord, new_commit_id, read_quietly, write_manifest
+from kart_core.manifest import (
+    Entry,
+    Manifest,
+    OutputRecord,
+    manifest_bytes,
+    new_commit_id,
+    read_quietly,
+    write_manifest,
+)
 from kart_core.signing import Signer
 from kart_core.storage import Storage, storage_for
 
@@ -108,6 +116,14 @@ class Transaction:
         record = items[0].record
         assert record is not None  # grouped by record above
         storage = storage_for(record.manifest)
+        if record.manifest in self.bases and self.bases[record.manifest] is None:
+            # The common case, a first build: create the manifest only if still absent. No lock needed;
+            # a manifest found there (another writer, or a damaged leftover) is settled below.
+            fresh = Manifest(task=record.task, commit=self.commit_id, outputs=_entries(items))
+            if storage.create_new(record.manifest, manifest_bytes(fresh, record.manifest_name, self.signer)):
+                for staged in items:
+                    staged.storage.commit(staged.location, staged.path)
+                return
         with _manifest_lock(record):
             current = read_quietly(storage, record.manifest, record.manifest_name, self.signer)
             found = current.commit if current is not None else None
@@ -118,7 +134,7 @@ class Transaction:
                 self.superseded = True
                 return
             outputs = dict(current.outputs) if current is not None else {}
-            outputs.update({staged.record.key: staged.entry for staged in items if staged.record is not None})
+            outputs.update(_entries(items))
             manifest = Manifest(task=record.task, commit=self.commit_id, outputs=outputs)
             # The manifest first: a run killed between the two leaves outputs that are missing (the task
             # runs again) or that differ from the manifest (a load says so), never unrecorded new ones.
@@ -196,9 +212,11 @@ def runs(task: object) -> bool:
 
 def _manifest_lock(record: OutputRecord) -> contextlib.AbstractContextManager[None]:
     # Keyed by the manifest (not the output: run_one may hold the output's lock already).
-    if record.lock is None:
-        return contextlib.nullcontext()
-    return hold_lock(dataclasses.replace(record.lock, key=record.manifest + ".commit"))
+    return hold_lock(record.lock_params())
+
+
+def _entries(items: list[Staged]) -> dict[str, Entry]:
+    return {staged.record.key: staged.entry for staged in items if staged.record is not None}
 
 
 def _remove_quietly(storage: Storage, location: str) -> None:

@@ -101,6 +101,14 @@ class Storage(Protocol):
         """Move a staged file (``Spool.stage``'s location) to ``path``, atomically, replacing what was there."""
         ...
 
+    def create_new(self, path: str, data: bytes) -> bool | None:
+        """Write ``data`` at ``path`` only if nothing is there: True if written, False if something was.
+
+        None when the storage cannot tell atomically (then the caller settles it under a lock). The
+        content may be seen half-written while it is written; callers use it for small records.
+        """
+        ...
+
     def remove(self, path: str) -> None:
         """Delete ``path`` if it exists."""
         ...

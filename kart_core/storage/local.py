@@ -48,6 +48,18 @@ class LocalStorage:
         """Rename the staged file over ``path`` (atomic on one file system)."""
         os.replace(_local(staged), _local(path))
 
+    def create_new(self, path: str, data: bytes) -> bool:
+        """Create ``path`` exclusively (``O_EXCL``) and write ``data``; False when it exists."""
+        final = _local(path)
+        os.makedirs(os.path.dirname(final) or ".", exist_ok=True)
+        try:
+            descriptor = os.open(final, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            return False
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(data)
+        return True
+
     def remove(self, path: str) -> None:
         """Delete ``path`` if it exists."""
         with contextlib.suppress(FileNotFoundError):

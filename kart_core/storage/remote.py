@@ -175,6 +175,10 @@ class FsspecStorage:
         """Copy the staged object to ``path`` (a copy is one atomic put on object stores), then delete it."""
         self._fs.mv(staged, path)
 
+    def create_new(self, path: str, data: bytes) -> None:
+        """Object stores offer no portable create-if-absent: None (the caller takes a lock)."""
+        return None
+
     def upload(self, local: str, path: str) -> None:
         """Put the local file ``local`` at ``path`` in one request."""
         self._make_parent(path)
