@@ -236,10 +236,10 @@ def test_default_scope_leaves_other_classes_alone_and_all_widens_it(workspace: s
     doomed = {os.path.normpath(f.path) for f in plan.delete}
     assert os.path.normpath(custom_drop.output().path()) in doomed  # its id is logged by GcCustom
     assert os.path.normpath(drop.output().path()) in doomed
-    assert len(plan.delete) == 3 * 6  # GcSum, GcLoad, GcCustom: 1 output + 5 logs each
+    assert len(plan.delete) == 3 * 7  # GcSum, GcLoad, GcCustom: 1 output + 5 logs + the manifest each
     left = {os.path.normpath(f.path) for f in plan.other_classes}
     assert os.path.normpath(other.output().path()) in left and os.path.normpath(str(foreign)) in left
-    assert len(left) == 1 + 5 + 1  # GcOther's output and logs, the stranger
+    assert len(left) == 1 + 6 + 1  # GcOther's output, logs and manifest, the stranger
     delete_unreachable(plan)
     assert other.complete() and foreign.exists()
     wide = plan_gc([keep, custom_keep], scope="all")
