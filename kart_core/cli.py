@@ -16,6 +16,7 @@ import configparser
 import contextlib
 import json
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Iterator, Sequence
@@ -35,6 +36,7 @@ from kart_core.inspect.why import explain
 from kart_core.orchestrate import orchestrate
 from kart_core.outcome import GOKART_RETCODES, BuildResult, exit_code, task_label
 from kart_core.runlog import one_line
+from kart_core.target_config import VERIFY_ENVIRONMENT_VARIABLE
 from kart_core.tree.task_info import make_task_info_as_tree_str
 from kart_core.utils import add_config
 
@@ -113,6 +115,20 @@ class _StderrWarnings(logging.Handler):
 
 
 @contextlib.contextmanager
+def _environment(name: str, value: str) -> Iterator[None]:
+    """``name=value`` in the environment for the command (the environment wins over luigi's config)."""
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
+
+
+@contextlib.contextmanager
 def _warnings_to_stderr() -> Iterator[None]:
     root = logging.getLogger()
     handler = _StderrWarnings(logging.WARNING)
@@ -137,11 +153,19 @@ _workspace = click.option("--workspace", "-w", default=None, help="Workspace for
     type=click.Path(exists=True, dir_okay=False),
     help="luigi config file (repeatable).",
 )
+@click.option(
+    "--verify/--no-verify",
+    default=None,
+    help="Check each loaded output's content hash against its integrity record (the size is always checked). "
+    "Default: [TaskOnKart] verify_outputs or KART_VERIFY_OUTPUTS.",
+)
 @click.version_option(package_name="kart-suite")
 @click.pass_context
-def cli(ctx: click.Context, config_paths: tuple[str, ...]) -> None:
+def cli(ctx: click.Context, config_paths: tuple[str, ...], verify: bool | None) -> None:
     """kart: build, inspect and clean gokart-compatible task caches."""
     ctx.with_resource(_warnings_to_stderr())
+    if verify is not None:
+        ctx.with_resource(_environment(VERIFY_ENVIRONMENT_VARIABLE, "1" if verify else "0"))
     for path in config_paths:
         try:
             add_config(path)

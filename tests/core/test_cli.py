@@ -604,3 +604,41 @@ def test_an_unset_variable_in_luigi_config_exits_4_with_one_line(
     assert result.exit_code == 4, result.output
     assert len(result.stderr.strip().splitlines()) == 1
     assert "KART_TEST_UNSET_WS" in result.stderr and "Traceback" not in result.stderr
+
+
+_VERIFY_TASKS = """
+import luigi, kart_core
+
+class VerUp(kart_core.TaskOnKart):
+    def output(self):
+        return self.make_target("up.txt")
+
+    def run(self):
+        self.dump(["alpha", "omega"])
+
+class VerDown(kart_core.TaskOnKart):
+    def requires(self):
+        return VerUp()
+
+    def run(self):
+        self.dump(self.load())
+"""
+
+
+@pytest.mark.parametrize(("flag", "code"), [(["--verify"], 40), ([], 0), (["--no-verify"], 0)])
+def test_verify_flag_checks_content_hashes_of_loaded_outputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flag: list[str], code: int
+) -> None:
+    (tmp_path / "clitask_verify.py").write_text(_VERIFY_TASKS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("KART_VERIFY_OUTPUTS", raising=False)
+    workspace = str(tmp_path / "ws")
+    assert CliRunner().invoke(cli, ["run", "clitask_verify.VerDown", "--workspace", workspace]).exit_code == 0
+    up = next((tmp_path / "ws").glob("up_*.txt"))
+    up.write_bytes(up.read_bytes().replace(b"alpha", b"ALPHA"))  # same size: only the hash sees it
+    next((tmp_path / "ws" / "clitask_verify").glob("VerDown_*.pkl")).unlink()
+    result = CliRunner().invoke(cli, [*flag, "run", "clitask_verify.VerDown", "--workspace", workspace])
+    assert result.exit_code == code, result.output
+    if code:
+        assert "DamagedOutputError" in result.stderr and "VerUp" in result.stderr
+    assert "KART_VERIFY_OUTPUTS" not in os.environ  # the flag is scoped to the command
