@@ -1,7 +1,8 @@
-"""Fixtures for the storage and lock tests: real S3-compatible and redis servers on 127.0.0.1."""
+"""Fixtures for the core tests: real S3-compatible and redis servers on 127.0.0.1, and a quiet root logger."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,3 +52,23 @@ def redis_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]
     directory: Path = tmp_path_factory.mktemp("redis")
     with redis_server(str(directory)) as service:
         yield service
+
+
+@pytest.fixture(autouse=True)
+def _no_foreign_root_log_handlers() -> Iterator[None]:
+    """Detach root-logger handlers that other test packages left behind, for the length of one test.
+
+    Importing kedro.framework.project (the Kedro and Airflow tests do, and they run first) puts a
+    RichHandler on the root logger that prints INFO records to the current sys.stdout; core tests
+    read the kart CLI's stdout (e.g. ``kart runs --format json``) and would see luigi's "Loaded ..."
+    lines in it. A kart command run from a shell has no such handler. pytest's own handlers stay.
+    """
+    root = logging.getLogger()
+    foreign = [handler for handler in root.handlers if not type(handler).__module__.startswith("_pytest")]
+    for handler in foreign:
+        root.removeHandler(handler)
+    try:
+        yield
+    finally:
+        for handler in foreign:
+            root.addHandler(handler)
