@@ -145,7 +145,9 @@ def test_celery_workers_run_cache_and_refuse_changed_code(celery_cluster: tuple[
         "worker-changed@127.0.0.1",
         env={"PYTHONPATH": _pythonpath(changed)},
     )
-    wait_for(lambda: "ready" in (tmp_path / "worker-changed.log").read_text(), 120, "the changed worker")
+    wait_for(
+        lambda: "ready" in (tmp_path / "worker-changed.log").read_text(), 300, "the changed worker"
+    )  # airflow imports: slow on a loaded 2-core machine
     run_id, state = cluster.trigger_and_wait(DAG_ID)
     assert state == "failed"
     failed = task_logs(logs, run_id, {"Numbers__Total.squares.numbers"}, "StaleTaskError")
