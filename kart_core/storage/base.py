@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import secrets
@@ -17,6 +18,7 @@ __all__ = [
     "Storage",
     "is_temporary",
     "protocol_of",
+    "spooled_write",
     "storage_for",
     "temporary_name",
 ]
@@ -58,6 +60,19 @@ class Spool(Protocol):
     def discard(self) -> None:
         """Drop the bytes (safe to call after publish or stage: then it does nothing)."""
         ...
+
+
+@contextlib.contextmanager
+def spooled_write(spool: Spool) -> Iterator[IO[bytes]]:
+    """Yield ``spool.file``; publish the spool on a clean exit, discard it on any exception (or a kill's exit).
+
+    The one ``atomic_write`` of every backend: a backend only says how it spools.
+    """
+    try:
+        yield spool.file
+        spool.publish()
+    finally:
+        spool.discard()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,10 +7,11 @@ import os
 import stat
 import tempfile
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import IO
 
-from kart_core.storage.base import TEMPORARY_SUFFIX, FileEntry, is_temporary
+from kart_core.storage.base import TEMPORARY_SUFFIX, FileEntry, is_temporary, spooled_write
 
 
 def _local(path: str) -> str:
@@ -30,15 +31,9 @@ class LocalStorage:
         with open(_local(path), "rb") as file:
             yield file
 
-    @contextlib.contextmanager
-    def atomic_write(self, path: str) -> Iterator[IO[bytes]]:
+    def atomic_write(self, path: str) -> AbstractContextManager[IO[bytes]]:
         """Write to a hidden temporary file beside ``path`` and rename it into place on success."""
-        spool = self.spool(path)
-        try:
-            yield spool.file
-            spool.publish()
-        finally:
-            spool.discard()
+        return spooled_write(self.spool(path))
 
     def spool(self, path: str) -> LocalSpool:
         """A hidden temporary file beside ``path`` (same directory: the final rename stays atomic)."""

@@ -12,11 +12,12 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import IO, Any
 
 from kart_core.errors import KartError
-from kart_core.storage.base import FileEntry, is_temporary, temporary_name
+from kart_core.storage.base import FileEntry, is_temporary, spooled_write, temporary_name
 from kart_core.storage.listing import exists_in_listing
 
 __all__ = ["UPLOAD_PREFIX", "FsspecStorage", "storage_options", "s3_options", "upload_spools"]
@@ -157,15 +158,9 @@ class FsspecStorage:
         with self._fs.open(path, "rb") as file:
             yield file
 
-    @contextlib.contextmanager
-    def atomic_write(self, path: str) -> Iterator[IO[bytes]]:
+    def atomic_write(self, path: str) -> AbstractContextManager[IO[bytes]]:
         """Spool to a local temporary file, then upload it as one object (a put is all or nothing)."""
-        spool = self.spool(path)
-        try:
-            yield spool.file
-            spool.publish()
-        finally:
-            spool.discard()
+        return spooled_write(self.spool(path))
 
     def spool(self, path: str) -> RemoteSpool:
         """A local temporary file, uploaded by ``publish`` (to ``path``) or ``stage`` (beside it)."""
