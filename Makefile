@@ -5,6 +5,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
+# Test files are spread over the cores (pytest-xdist), one file per worker at a time: the Airflow
+# cluster tests mostly wait on their services, so the rest of the suite runs beside them.
+# `make test PYTEST_ARGS="-n 0 ..."` runs in one process.
+XDIST_ARGS := -n auto --maxprocesses=4 --dist loadfile
 # Versions known to pass, so a fresh machine resolves in seconds (see the file's header).
 CONSTRAINTS := -c ci/constraints.txt
 
@@ -26,7 +30,7 @@ demo: $(VENV)/.installed-demo
 	$(BIN)/python examples/demo.py
 
 test: $(VENV)/.installed-test
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(XDIST_ARGS) $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check kart_core plugins tests bench examples
