@@ -1,10 +1,11 @@
-"""The ``kart`` command: run, tree, runs, why, gc and report, on local or object-storage workspaces.
+"""The ``kart`` command: run, tree, runs, why, verify, gc and report, on local or object-storage workspaces.
 
 Tasks are named ``module.Class`` and take luigi-style parameters after the name
 (``kart run mypkg.tasks.Train --epochs 3 --Load-path data.csv``). ``kart run`` exits with
 gokart's codes (luigi's rule, ``kart_core.outcome.exit_code``): 0 done, 40 a task failed,
 20 an external input is missing, 30 not run, 50 the graph could not be walked, 4 the task could
-not be created; an interrupt exits 1 after the summary (click's "Aborted!"). Every command exits
+not be created; an interrupt exits 1 after the summary (click's "Aborted!"). ``kart verify`` exits 3
+when an output differs from its integrity record. Every command exits
 4 on a usage error (an unknown task, parameter or option, a bad option value: gokart's code for a
 task that cannot be created, where click would exit 2) and 1 when the workspace cannot be read or
 written; each prints one line, never a traceback.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import configparser
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -32,6 +34,7 @@ from kart_core.inspect import cmdline
 from kart_core.inspect.gc import DEFAULT_TEMP_AGE, GcPlan, delete_unreachable, plan_gc
 from kart_core.inspect.report import write_report
 from kart_core.inspect.runs import format_size, format_table, runs
+from kart_core.inspect.verify import VerifyReport, remove_damaged, verify_workspace
 from kart_core.inspect.why import explain
 from kart_core.orchestrate import orchestrate
 from kart_core.outcome import GOKART_RETCODES, BuildResult, exit_code, task_label
@@ -39,13 +42,15 @@ from kart_core.runlog import one_line
 from kart_core.target_config import VERIFY_ENVIRONMENT_VARIABLE
 from kart_core.tree.task_info import make_task_info_as_tree_str
 from kart_core.utils import add_config
+from kart_core.workspace import default_workspace
 
-__all__ = ["main", "cli", "GOKART_CODES", "USAGE_ERROR", "COMMAND_FAILED"]
+__all__ = ["main", "cli", "GOKART_CODES", "USAGE_ERROR", "COMMAND_FAILED", "DAMAGE_FOUND"]
 
 # gokart.run's return codes (luigi's [retcode] names), which gokart users' schedulers check.
 GOKART_CODES = GOKART_RETCODES
 USAGE_ERROR = GOKART_CODES.unhandled_exception  # 4: what gokart.run exits with when a task cannot be created
 COMMAND_FAILED = 1  # the workspace (or the report file) could not be read or written; an interrupt
+DAMAGE_FOUND = 3  # kart verify found an output that differs from its integrity record
 
 
 class _KartGroup(click.Group):
@@ -353,6 +358,57 @@ def _parse_pairs(pairs: Sequence[str]) -> dict[str, str]:
             raise click.BadParameter(f"{pair!r}: write NAME=VALUE, e.g. --param n=3", param_hint="--param")
         parsed[name.strip().replace("-", "_")] = value
     return parsed
+
+
+# --- kart verify -----------------------------------------------------------------------------
+
+
+@cli.command("verify")
+@_workspace
+@click.option("--quick", is_flag=True, help="Check presence and size only (one listing; no output is read).")
+@click.option("--delete", is_flag=True, help="Delete the damaged outputs, so the next build runs their tasks again.")
+@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def verify_command(workspace: str | None, quick: bool, delete: bool, output_format: str) -> None:
+    """Check every output named by an integrity record: present, committed size, content hash, signature.
+
+    Exits 0 when every output present matches (missing outputs are listed, not failed), 3 when an output
+    or a manifest differs (also after --delete removed the damaged outputs).
+    """
+    with _workspace_errors():
+        report = verify_workspace(default_workspace(workspace), hashes=not quick)
+        deleted = remove_damaged(report) if delete else []
+    if output_format == "json":
+        click.echo(json.dumps(_verify_json(report, deleted), indent=1))
+    else:
+        _print_verify(report, deleted, delete)
+    if not report.ok:
+        sys.exit(DAMAGE_FOUND)
+
+
+def _verify_json(report: VerifyReport, deleted: list[str]) -> dict[str, Any]:
+    problems = [dataclasses.asdict(problem) | {"deleted": problem.path in deleted} for problem in report.problems]
+    return {
+        "workspace": report.workspace,
+        "manifests": report.manifests,
+        "outputs": report.outputs,
+        "hashes": report.hashes,
+        "problems": problems,
+    }
+
+
+def _print_verify(report: VerifyReport, deleted: list[str], delete: bool) -> None:
+    for problem in report.problems:
+        mark = " (deleted)" if problem.path in deleted else ""
+        click.echo(f"{problem.kind:>9}  {problem.task}  {_printable(problem.path)}: {problem.detail}{mark}")
+    missing = sum(problem.kind == "missing" for problem in report.problems)
+    checked = "size and content hash" if report.hashes else "presence and size (--quick)"
+    click.echo(
+        f"Checked {report.outputs} output(s) of {report.manifests} task(s) in {report.workspace} ({checked}): "
+        f"{len(report.problems) - missing} problem(s), {missing} missing."
+    )
+    removable = [problem for problem in report.problems if problem.removable]
+    if removable and not delete:
+        click.echo("Pass --delete to delete the damaged outputs; the next build runs their tasks again.")
 
 
 # --- kart gc ---------------------------------------------------------------------------------

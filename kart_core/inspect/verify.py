@@ -1,0 +1,184 @@
+"""Check a whole workspace against its integrity records (``kart verify``), like ``git fsck`` for a cache.
+
+Every manifest under ``{workspace}/log/manifest/`` names the outputs one task committed, with their
+size and content hash (``kart_core.manifest``). ``verify_workspace`` reads each manifest and checks
+each output it names: present, the committed size, and (unless ``hashes=False``) the committed
+content hash; with signing on, also the manifest's and each output's signature. A build finds the
+same faults only when a downstream task loads the damaged file; this finds them all at once, and
+``remove_damaged`` deletes the damaged outputs so the next build runs their tasks again.
+
+Outputs that have no manifest (written by gokart or by a bare ``make_target``) are not checked:
+there is nothing to check them against.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+from typing import Literal
+
+from kart_core.errors import DamagedOutputError, IntegrityError
+from kart_core.integrity import available, new_hasher
+from kart_core.manifest import Entry, read_manifest
+from kart_core.signing import HEADER_SIZE, Signer, read_seal, signer_from_config
+from kart_core.storage import Storage, storage_for
+from kart_core.workspace import LOG_DIRECTORY, MANIFEST, join_url, list_files
+
+__all__ = ["Problem", "ProblemKind", "VerifyReport", "remove_damaged", "verify_workspace"]
+
+ProblemKind = Literal["missing", "size", "hash", "signature", "manifest"]
+
+_CHUNK = 1 << 20
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """One fault found by ``verify_workspace``.
+
+    Attributes:
+        kind: "missing" (the output is gone), "size" or "hash" (it differs from what was committed),
+            "signature" (signing is on and the output's signature is wrong or absent),
+            "manifest" (the manifest itself cannot be read or, with signing on, is not signed by the key).
+        path: the output's full path (the manifest's for kind "manifest").
+        task: the owning task's label ``Class[8-hex id]`` (the manifest's file name when unreadable).
+        detail: one line saying what differs.
+    """
+
+    kind: ProblemKind
+    path: str
+    task: str
+    detail: str
+
+    @property
+    def removable(self) -> bool:
+        """Whether deleting ``path`` makes the next build rerun the task (a present but wrong output)."""
+        return self.kind in ("size", "hash", "signature")
+
+
+@dataclasses.dataclass(frozen=True)
+class VerifyReport:
+    """What ``verify_workspace`` checked and found.
+
+    Attributes:
+        workspace: the workspace root as given.
+        manifests: how many manifests were read.
+        outputs: how many outputs they name (each checked).
+        hashes: whether content hashes were compared (else only presence and size).
+        problems: the faults, sorted by path.
+    """
+
+    workspace: str
+    manifests: int
+    outputs: int
+    hashes: bool
+    problems: tuple[Problem, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when no output or manifest is wrong; missing outputs do not count (a build reruns their
+        task when needed, and deleting an output is how a gokart user forces a rerun)."""
+        return all(problem.kind == "missing" for problem in self.problems)
+
+
+def verify_workspace(workspace: str, *, hashes: bool = True, signer: Signer | None = None) -> VerifyReport:
+    """Check every output named by an integrity record under ``workspace`` (local path or fsspec URL).
+
+    Args:
+        workspace: the workspace root (gokart's ``workspace_directory``).
+        hashes: compare content hashes (reads every output); False checks presence and size only
+            (one listing, no output read).
+        signer: the signer to check signatures with; default: the configured key (None: signing off).
+
+    Returns:
+        A ``VerifyReport``; nothing is changed.
+
+    Raises:
+        OSError: the workspace cannot be listed or read (e.g. storage credentials).
+    """
+    signer = signer if signer is not None else signer_from_config()
+    manifest_folder = join_url(workspace, f"{LOG_DIRECTORY}/{MANIFEST.name}")
+    files = {entry.relative: entry for entry in list_files(workspace)}
+    manifest_prefix = f"{LOG_DIRECTORY}/{MANIFEST.name}/"
+    manifest_names = sorted(
+        name for name in files if name.startswith(manifest_prefix) and name.endswith(MANIFEST.extension)
+    )
+    storage = storage_for(manifest_folder)
+    problems: list[Problem] = []
+    outputs = 0
+    for name in manifest_names:
+        path = join_url(workspace, name)
+        try:
+            manifest = read_manifest(storage, path, name, signer)
+        except (DamagedOutputError, IntegrityError) as exc:
+            # Never removed: the next commit of its task replaces it.
+            problems.append(Problem("manifest", path, name.rsplit("/", 1)[-1], _first_sentence(exc)))
+            continue
+        if manifest is None:  # removed while we listed
+            continue
+        for key, entry in sorted(manifest.outputs.items()):
+            outputs += 1
+            found = files.get(key)
+            output = join_url(workspace, key)
+            if found is None:
+                problems.append(
+                    Problem("missing", output, manifest.task, "named by its manifest, not in the workspace")
+                )
+                continue
+            if found.size != entry.size:
+                problems.append(
+                    Problem("size", output, manifest.task, f"{entry.size} bytes were committed, found {found.size}")
+                )
+                continue
+            if hashes or (signer is not None and entry.sealed):
+                problem = _check_content(storage_for(output), output, key, entry, manifest.task, hashes, signer)
+                if problem is not None:
+                    problems.append(problem)
+    return VerifyReport(workspace, len(manifest_names), outputs, hashes, tuple(sorted(problems, key=_order)))
+
+
+def remove_damaged(report: VerifyReport) -> list[str]:
+    """Delete the outputs ``report`` found present but wrong, so the next build runs their tasks.
+
+    Missing outputs and unreadable manifests are left alone (a build already reruns the former;
+    the latter is replaced by the next commit of its task). Returns the deleted paths.
+    """
+    deleted = []
+    for problem in report.problems:
+        if problem.removable:
+            storage_for(problem.path).remove(problem.path)
+            deleted.append(problem.path)
+    return deleted
+
+
+def _check_content(
+    storage: Storage, path: str, key: str, entry: Entry, task: str, hashes: bool, signer: Signer | None
+) -> Problem | None:
+    algorithm, _, expected = entry.digest.partition(":")
+    # A hash recorded by a process with another hash library cannot be checked here; the size was.
+    hasher = new_hasher(algorithm) if hashes and available(algorithm) else None
+    with storage.open_read(path) as file:
+        head = file.read(HEADER_SIZE) if entry.sealed else b""
+        seal = read_seal(head) if entry.sealed else None
+        if signer is not None and entry.sealed and seal is None:
+            return Problem("signature", path, task, "its signature header is missing")
+        mac = signer.begin(key, seal.commit) if signer is not None and seal is not None else None
+        while chunk := file.read(_CHUNK):
+            if hasher is not None:
+                hasher.update(chunk)
+            if mac is not None:
+                mac.update(chunk)
+    if hasher is not None and hasher.hexdigest() != expected:
+        return Problem("hash", path, task, f"content hash {entry.digest} was committed, found {hasher.hexdigest()}")
+    if mac is not None and seal is not None:
+        if not hmac.compare_digest(mac.digest(), seal.mac) or seal.commit != entry.commit:
+            return Problem("signature", path, task, "its signature does not match its content, path and commit")
+    return None
+
+
+def _first_sentence(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text.split(". ", 1)[0]
+
+
+def _order(problem: Problem) -> tuple[str, str]:
+    return (problem.path, problem.kind)

@@ -1,0 +1,168 @@
+"""kart_core.inspect.verify and `kart verify`: a whole workspace checked against its integrity records."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import fsspec
+import luigi
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+import kart_core as gokart
+from kart_core.cli import DAMAGE_FOUND, cli
+from kart_core.inspect.verify import remove_damaged, verify_workspace
+from kart_core.signing import ENVIRONMENT_VARIABLE as SIGNING_KEY
+
+
+class VerifyFrame(gokart.TaskOnKart[pd.DataFrame]):
+    n = luigi.IntParameter()
+
+    def output(self) -> gokart.TargetOnKart:
+        return self.make_target("verify/frame.csv")
+
+    def run(self) -> None:
+        self.dump(pd.DataFrame({"x": range(self.n)}))
+
+
+class VerifyTotal(gokart.TaskOnKart[int]):
+    n = luigi.IntParameter()
+
+    def requires(self) -> VerifyFrame:
+        return VerifyFrame(n=self.n, workspace_directory=self.workspace_directory)
+
+    def run(self) -> None:
+        self.dump(int(self.load()["x"].sum()))
+
+
+def _built(workspace: str, n: int = 5) -> VerifyTotal:
+    task = VerifyTotal(n=n, workspace_directory=workspace)
+    assert gokart.build(task, reset_register=False) == sum(range(n))
+    return task
+
+
+def _frame_path(task: VerifyTotal) -> str:
+    return task.requires().output().path()
+
+
+def test_a_clean_workspace_verifies(workspace: str) -> None:
+    _built(workspace, 5)
+    _built(workspace, 6)
+    report = verify_workspace(workspace)
+    assert report.ok and report.manifests == 4 and report.outputs == 4 and report.hashes
+
+
+def test_truncated_flipped_and_missing_outputs_are_each_named(workspace: str) -> None:
+    truncated, flipped, missing = _built(workspace, 5), _built(workspace, 6), _built(workspace, 7)
+    Path(_frame_path(truncated)).write_bytes(Path(_frame_path(truncated)).read_bytes()[:-3])
+    data = bytearray(Path(_frame_path(flipped)).read_bytes())
+    data[-2] = ord("9") if data[-2] != ord("9") else ord("8")  # same size, other content
+    Path(_frame_path(flipped)).write_bytes(bytes(data))
+    os.remove(missing.output().path())
+
+    report = verify_workspace(workspace)
+    kinds = {problem.path: problem.kind for problem in report.problems}
+    assert kinds == {_frame_path(truncated): "size", _frame_path(flipped): "hash", missing.output().path(): "missing"}
+    labels = {problem.task for problem in report.problems}
+    assert labels == {
+        f"VerifyFrame[{truncated.requires().make_unique_id()[:8]}]",
+        f"VerifyFrame[{flipped.requires().make_unique_id()[:8]}]",
+        f"VerifyTotal[{missing.make_unique_id()[:8]}]",
+    }
+
+    assert not report.ok
+    quick = verify_workspace(workspace, hashes=False)  # presence and size only: the flipped byte passes
+    assert {problem.kind for problem in quick.problems} == {"size", "missing"}
+
+
+def test_remove_damaged_makes_the_next_build_run_the_task_again(workspace: str) -> None:
+    task = _built(workspace, 5)
+    frame = Path(_frame_path(task))
+    frame.write_bytes(frame.read_bytes()[:-3])
+    assert remove_damaged(verify_workspace(workspace)) == [str(frame)]
+    assert not frame.exists()
+    gokart.build(task.requires(), reset_register=False)
+    assert pd.read_csv(frame)["x"].tolist() == [0, 1, 2, 3, 4]
+    assert verify_workspace(workspace).ok
+
+
+def test_only_missing_outputs_still_verify_ok(workspace: str) -> None:
+    task = _built(workspace, 5)
+    os.remove(_frame_path(task))  # how a gokart user forces a rerun
+    report = verify_workspace(workspace)
+    assert report.ok and [problem.kind for problem in report.problems] == ["missing"]
+
+
+def test_an_unreadable_manifest_is_reported_and_never_deleted(workspace: str) -> None:
+    task = _built(workspace, 5)
+    manifest = next(Path(workspace, "log", "manifest").glob("VerifyTotal_*.json"))
+    manifest.write_text("{not json")
+    report = verify_workspace(workspace)
+    assert [(problem.kind, problem.path) for problem in report.problems] == [("manifest", str(manifest))]
+    assert remove_damaged(report) == [] and manifest.exists() and Path(task.output().path()).exists()
+
+
+def test_with_signing_a_same_size_copy_with_equal_content_fails_the_seal(
+    workspace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(SIGNING_KEY, "a secret")
+
+    class SealedText(gokart.TaskOnKart[str]):
+        tag = luigi.Parameter()
+
+        def output(self) -> gokart.TargetOnKart:
+            return self.make_target("verify/text.txt")
+
+        def run(self) -> None:
+            self.dump("same text for every tag")
+
+    one, two = SealedText(tag="a", workspace_directory=workspace), SealedText(tag="b", workspace_directory=workspace)
+    gokart.build([one, two], reset_register=False)
+    shutil.copyfile(one.output().path(), two.output().path())
+    problems = verify_workspace(workspace).problems
+    assert [(problem.kind, problem.path) for problem in problems] == [("signature", two.output().path())]
+    monkeypatch.delenv(SIGNING_KEY)
+    assert verify_workspace(workspace).ok  # without the key only size and hash can be checked, and they match
+
+
+def test_verify_on_s3(s3_bucket: str) -> None:
+    workspace = f"s3://{s3_bucket}/resources"
+    task = _built(workspace, 5)
+    fs = fsspec.filesystem("s3", **_s3_options())
+    frame = _frame_path(task)
+    fs.pipe_file(frame, fs.cat_file(frame)[:-3])
+    report = verify_workspace(workspace)
+    assert [(problem.kind, problem.path) for problem in report.problems] == [("size", frame)]
+    assert remove_damaged(report) == [frame] and not fs.exists(frame)
+
+
+def _s3_options() -> dict[str, object]:
+    from kart_core.storage.remote import s3_options
+
+    return s3_options()
+
+
+def test_kart_verify_command_reports_deletes_and_exits_3(workspace: str) -> None:
+    task = _built(workspace, 5)
+    ok = CliRunner().invoke(cli, ["verify", "-w", workspace])
+    assert (
+        ok.exit_code == 0 and "Checked 2 output(s) of 2 task(s)" in ok.output and "0 problem(s), 0 missing" in ok.output
+    )
+
+    frame = Path(_frame_path(task))
+    frame.write_bytes(frame.read_bytes()[:-3])
+    found = CliRunner().invoke(cli, ["verify", "-w", workspace, "--format", "json"])
+    assert found.exit_code == DAMAGE_FOUND == 3
+    document = json.loads(found.output)
+    assert [(p["kind"], p["path"], p["deleted"]) for p in document["problems"]] == [("size", str(frame), False)]
+
+    deleted = CliRunner().invoke(cli, ["verify", "-w", workspace, "--delete"])
+    assert deleted.exit_code == DAMAGE_FOUND and "(deleted)" in deleted.output and not frame.exists()
+    missing = CliRunner().invoke(cli, ["verify", "-w", workspace])  # a missing output is listed, not failed
+    assert missing.exit_code == 0 and "0 problem(s), 1 missing" in missing.output
+    gokart.build(task.requires(), reset_register=False)
+    assert CliRunner().invoke(cli, ["verify", "-w", workspace, "--quick"]).exit_code == 0
