@@ -5,6 +5,7 @@
 
 from kart_core import (  # gokart.X.Y access
     config_params,
+    display,  # the one formatter of tasks and parameters for people (kart runs, why, report, adapters)
     errors,
     file_processor,
     target,
@@ -14,6 +15,7 @@ from kart_core import (  # gokart.X.Y access
     workspace,  # the cache layout (paths, log kinds, listing), for adapters and tools
 )
 from kart_core.build import BuildResult, build, load_output
+from kart_core.display import params_text, task_params_text, task_text, value_text
 from kart_core.dotted import import_object
 from kart_core.errors import GokartBuildError, StaleTaskError
 from kart_core.fingerprint import code_fingerprint
@@ -61,11 +63,15 @@ __all__ = [
     "make_task_info_as_tree_str",
     "make_tree_info",
     "node_key",
+    "params_text",
     "place_graph",
     "run",
     "run_one",
     "short_id",
+    "task_params_text",
+    "task_text",
     "test_run",
     "tree_info",
+    "value_text",
     "walk",
 ]

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import configparser
 import contextlib
+import csv
 import dataclasses
+import io
 import json
 import logging
 import os
@@ -33,7 +35,7 @@ from kart_core.graph import walk
 from kart_core.inspect import cmdline
 from kart_core.inspect.gc import DEFAULT_TEMP_AGE, GcPlan, delete_unreachable, plan_gc
 from kart_core.inspect.report import write_report
-from kart_core.inspect.runs import format_size, format_table, runs
+from kart_core.inspect.runs import COLUMNS, format_size, format_table, run_rows
 from kart_core.inspect.verify import VerifyReport, remove_damaged, verify_workspace
 from kart_core.inspect.why import explain
 from kart_core.orchestrate import orchestrate
@@ -335,19 +337,23 @@ def report_command(task_name: str, task_args: tuple[str, ...], workspace: str | 
 def runs_command(workspace: str | None, task_class: str | None, params: tuple[str, ...], output_format: str) -> None:
     """List every cached run in a workspace: class, unique id, parameters, time, finish time, output size."""
     with _workspace_errors():
-        frame = runs(workspace, task_class=task_class, params=_parse_pairs(params))
+        rows = run_rows(workspace, task_class=task_class, params=_parse_pairs(params))
     if output_format == "csv":
-        click.echo(frame.to_csv(index=False), nl=False)
+        click.echo(_records_csv(rows), nl=False)
     elif output_format == "json":
-        click.echo(_records_json(frame))
+        click.echo(json.dumps(rows, indent=1, default=str))  # datetimes as "2026-11-30 07:18:05.123456"
     else:
-        click.echo(format_table(frame))
+        click.echo(format_table(rows))
 
 
-def _records_json(frame: Any) -> str:
-    # pandas' to_json escapes "/" in paths; NaN / NaT are not JSON: write None instead.
-    records = frame.astype(object).where(frame.notna(), None).to_dict("records")
-    return json.dumps(records, indent=1, default=str)
+def _records_csv(rows: list[dict[str, Any]]) -> str:
+    # As pandas' to_csv writes the runs DataFrame: a header, dicts and lists as Python text, None empty.
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for row in rows:
+        writer.writerow(["" if row[name] is None else row[name] for name in COLUMNS])
+    return out.getvalue()
 
 
 def _parse_pairs(pairs: Sequence[str]) -> dict[str, str]:

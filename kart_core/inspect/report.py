@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from kart_core.contract import KartTask, LuigiTask, is_kart_task
+from kart_core.display import task_params_text
 from kart_core.graph import TaskGraph, walk
 from kart_core.hashing import short_id
 from kart_core.inspect.layout import NODE_HEIGHT, NODE_WIDTH, Layout, layered_layout
@@ -70,11 +71,10 @@ def _summary(key: str, graph: TaskGraph, listings: dict[str, dict[str, FileEntry
 
 
 def _params(task: LuigiTask) -> dict[str, str]:
-    # gokart's get_info shows a task parameter as Class-unique_id; a plain luigi task has only to_str_params.
-    get_info = getattr(task, "get_info", None)
-    if get_info is not None:
-        return dict(get_info(only_significant=True))
-    return dict(task.to_str_params(only_significant=True))  # type: ignore[attr-defined]
+    # kart_core.display: a task parameter as LoadData[4f26c715](n_rows=400, ...); values whole (the page clips).
+    if is_kart_task(task):
+        return task_params_text(task, max_value=None)
+    return dict(task.to_str_params(only_significant=True))
 
 
 def _status(task: LuigiTask) -> str:

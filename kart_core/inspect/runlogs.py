@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -27,7 +27,7 @@ from kart_core.workspace import (
     run_logs,
 )
 
-__all__ = ["RunRecord", "locate_size", "read_runs"]
+__all__ = ["RunRecord", "id_lookup", "locate_size", "read_runs"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,24 @@ def read_runs(workspace: str, files: list[FileEntry] | None = None, class_name: 
         if class_name is None or cls == class_name:
             records.append(_record(workspace, cls, uid, logs_of_run, by_relative))
     return sorted(records, key=lambda r: (r.finished_at or datetime.max, r.class_name, r.unique_id))
+
+
+def id_lookup(records: Iterable[RunRecord]) -> Callable[[str, Mapping[str, str]], str | None]:
+    """Find a run's unique id by class name and stored parameters (``kart_core.display.IdLookup``).
+
+    A task stored inside another task's parameter keeps only its class and parameters; its id is the
+    one run of that class with exactly those parameters. None when there is no such run, or several
+    (the same parameters with different upstreams, e.g. a ``requires()`` that reads the config).
+    """
+    found: dict[tuple[str, tuple[tuple[str, str], ...]], set[str]] = {}
+    for record in records:
+        found.setdefault((record.class_name, tuple(sorted(record.params.items()))), set()).add(record.unique_id)
+
+    def lookup(class_name: str, params: Mapping[str, str]) -> str | None:
+        ids = found.get((class_name, tuple(sorted(params.items()))), set())
+        return next(iter(ids)) if len(ids) == 1 else None
+
+    return lookup
 
 
 def _logs_by_run(files: Iterable[FileEntry]) -> dict[tuple[str, str], dict[LogKind, FileEntry]]:

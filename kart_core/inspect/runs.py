@@ -1,18 +1,59 @@
-"""The runs table: every cached run of a workspace as a pandas DataFrame (what thunderbolt gave gokart users)."""
+"""The runs table: every cached run of a workspace (what thunderbolt gave gokart users).
+
+``run_rows`` reads the rows as plain dicts (what ``kart runs`` prints, without importing pandas);
+``runs`` returns them as a pandas DataFrame. Parameters come twice: ``params`` readable
+(``data=LoadData[4f26c715](n_rows=400, seed=0)``, by ``kart_core.display``) and ``raw_params`` as
+gokart stored them (a task-valued parameter is JSON with the hex of a bz2 blob).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
-from kart_core.inspect.runlogs import RunRecord, read_runs
+from kart_core.display import readable_params
+from kart_core.inspect.runlogs import RunRecord, id_lookup, read_runs
 from kart_core.workspace import default_workspace
 
-__all__ = ["COLUMNS", "runs", "format_size", "format_table"]
+if TYPE_CHECKING:
+    import pandas as pd
 
-COLUMNS = ["class", "unique_id", "params", "processing_time", "finished_at", "output_size", "status", "outputs"]
+__all__ = ["COLUMNS", "format_size", "format_table", "run_rows", "runs"]
+
+COLUMNS = [
+    "class",
+    "unique_id",
+    "params",
+    "raw_params",
+    "processing_time",
+    "finished_at",
+    "output_size",
+    "status",
+    "outputs",
+]
+_PARAMS_WIDTH = 120  # characters of the table's PARAMETERS column before it is cut
+
+
+def run_rows(
+    workspace: str | None = None, task_class: str | None = None, params: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """Every cached run in ``workspace``, oldest first, as one dict per (class, unique id) with ``COLUMNS``.
+
+    Args and filters as ``runs``. ``params`` of a row maps each name to its readable text (plain values
+    longer than ``kart_core.display.MAX_VALUE`` cut with ``…``),
+    ``raw_params`` to gokart's stored string; ``finished_at`` is a ``datetime`` or None,
+    ``processing_time`` seconds or None, ``output_size`` bytes or None.
+    """
+    class_name = task_class.rpartition(".")[2] if task_class else None
+    everything = read_runs(default_workspace(workspace))
+    lookup = id_lookup(everything)  # nested tasks are found among the runs of every class
+    records = [r for r in everything if class_name is None or r.class_name == class_name]
+    rows = []
+    for record in records:
+        readable = readable_params(record.params, lookup)
+        if _matches(record.params, readable, params or {}):
+            rows.append(_row(record, readable))
+    return rows
 
 
 def runs(
@@ -27,33 +68,38 @@ def runs(
         workspace: a local path or fsspec URL; default ``kart_core.workspace.default_workspace()``
             (``[TaskOnKart] workspace_directory``, then ``KART_WORKSPACE``, then ./resources/).
         task_class: keep runs of this class (bare name, or ``module.Class``).
-        params: keep runs whose stored parameter values equal these (compared as strings).
-        expand_params: add one ``param.<name>`` column per parameter.
+        params: keep runs whose parameter values equal these (compared as strings, with the stored
+            value or its readable text, e.g. ``{"data": "LoadData[4f26c715](n_rows=400, seed=0)"}``).
+        expand_params: add one ``param.<name>`` column per parameter (readable text).
 
-    Columns: class, unique_id, params (dict of str), processing_time (s), finished_at,
-    output_size (bytes), status ("complete", "outputs missing", "unfinished"), outputs.
+    Columns: class, unique_id, params (dict of readable str: ``kart_core.display.value_text``, long plain
+    values cut), raw_params (dict of gokart's str, exact),
+    processing_time (s), finished_at, output_size (bytes), status ("complete", "outputs missing",
+    "unfinished", "damaged log"), outputs.
     """
-    class_name = task_class.rpartition(".")[2] if task_class else None
-    records = read_runs(default_workspace(workspace), class_name=class_name)
-    records = [r for r in records if _matches(r, params or {})]
-    frame = pd.DataFrame([_row(r) for r in records], columns=COLUMNS)
+    import pandas as pd  # here, not at import: `kart runs` prints the rows without pandas
+
+    rows = run_rows(workspace, task_class, params)
+    frame = pd.DataFrame(rows, columns=COLUMNS)
     frame["output_size"] = frame["output_size"].astype("Int64")  # bytes; missing outputs stay <NA>
     frame["processing_time"] = frame["processing_time"].astype("float64")
+    frame["finished_at"] = pd.to_datetime(frame["finished_at"])
     if expand_params:
-        expanded = pd.DataFrame([r.params for r in records], index=frame.index).add_prefix("param.")
+        expanded = pd.DataFrame([row["params"] for row in rows], index=frame.index).add_prefix("param.")
         frame = pd.concat([frame, expanded], axis=1)
     return frame
 
 
-def _matches(record: RunRecord, params: Mapping[str, Any]) -> bool:
-    return all(name in record.params and record.params[name] == str(value) for name, value in params.items())
+def _matches(raw: Mapping[str, str], readable: Mapping[str, str], wanted: Mapping[str, Any]) -> bool:
+    return all(name in raw and str(value) in (raw[name], readable[name]) for name, value in wanted.items())
 
 
-def _row(record: RunRecord) -> dict[str, Any]:
+def _row(record: RunRecord, readable: dict[str, str]) -> dict[str, Any]:
     return {
         "class": record.class_name,
         "unique_id": record.unique_id,
-        "params": record.params,
+        "params": readable,
+        "raw_params": record.params,
         "processing_time": record.processing_time,
         "finished_at": record.finished_at,
         "output_size": record.output_size,
@@ -62,11 +108,21 @@ def _row(record: RunRecord) -> dict[str, Any]:
     }
 
 
+def _missing(value: Any) -> bool:
+    # None, NaN and pandas' NaT are not equal to themselves; pandas' NA cannot even say so.
+    if value is None:
+        return True
+    try:
+        return bool(value != value)
+    except TypeError:
+        return True
+
+
 def format_size(size: float | None) -> str:
     """A byte count for people: ``512 B``, ``1.5 KB``, ``3.2 MB``; ``-`` when unknown."""
-    if size is None or pd.isna(size):
+    if _missing(size):
         return "-"
-    value = float(size)
+    value = float(size)  # type: ignore[arg-type]  # not None: checked above
     for unit in ("B", "KB", "MB", "GB"):
         if value < 1024 or unit == "GB":
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
@@ -74,30 +130,37 @@ def format_size(size: float | None) -> str:
     return f"{value:.1f} TB"
 
 
-def format_table(frame: pd.DataFrame, params_width: int = 60) -> str:
-    """The runs table as aligned text for a terminal."""
-    if frame.empty:
+def format_table(rows: Sequence[Mapping[str, Any]] | pd.DataFrame, params_width: int = _PARAMS_WIDTH) -> str:
+    """The runs table as aligned text for a terminal (rows of ``run_rows``, or the ``runs`` DataFrame).
+
+    One line per run: class, unique id, parameters (readable; the column cut with ``…`` beyond
+    ``params_width`` characters), time, finish time, size, status.
+    """
+    records = rows.to_dict("records") if hasattr(rows, "to_dict") else list(rows)
+    if not records:
         return "No runs found."
     header = ["CLASS", "UNIQUE ID", "PARAMETERS", "TIME", "FINISHED AT", "SIZE", "STATUS"]
-    rows = [header] + [_text_row(row, params_width) for row in frame.to_dict("records")]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = [header] + [_text_row(row, params_width) for row in records]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() for line in lines
     )
 
 
-def _text_row(values: dict[str, Any], params_width: int) -> list[str]:
-    params = ", ".join(f"{name}={value}" for name, value in values["params"].items())
-    if len(params) > params_width:
-        params = params[: params_width - 3] + "..."
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _text_row(values: Mapping[str, Any], params_width: int) -> list[str]:
+    params = _clip(", ".join(f"{name}={text}" for name, text in values["params"].items()), params_width)
     time = values["processing_time"]
     finished = values["finished_at"]
     return [
         values["class"],
         values["unique_id"],
         params or "-",
-        "-" if time is None or pd.isna(time) else f"{time:.2f}s",
-        "-" if finished is None or pd.isna(finished) else finished.strftime("%Y-%m-%d %H:%M:%S"),
+        "-" if _missing(time) else f"{time:.2f}s",
+        "-" if _missing(finished) else finished.strftime("%Y-%m-%d %H:%M:%S"),
         format_size(values["output_size"]),
         values["status"],
     ]

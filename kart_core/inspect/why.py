@@ -10,13 +10,13 @@ upstream ids, and explained in turn.
 from __future__ import annotations
 
 import dataclasses
-import json
 from datetime import datetime
 
 from kart_core.contract import KartTask, LuigiTask, is_kart_task
-from kart_core.hashing import decode_task_reference, short_id
+from kart_core.display import IdLookup, readable_params, task_params_text
+from kart_core.hashing import short_id
 from kart_core.identity import unique_id_with_upstream, upstream_parts
-from kart_core.inspect.runlogs import RunRecord, read_runs
+from kart_core.inspect.runlogs import RunRecord, id_lookup, read_runs
 from kart_core.utils import flatten
 from kart_core.workspace import FileEntry, list_files
 
@@ -31,6 +31,7 @@ class _Context:
 
     files: dict[str, list[FileEntry]] = dataclasses.field(default_factory=dict)
     records: dict[tuple[str, str], list[RunRecord]] = dataclasses.field(default_factory=dict)
+    lookups: dict[str, IdLookup] = dataclasses.field(default_factory=dict)
     explained: set[str] = dataclasses.field(default_factory=set)
     lines: list[str] = dataclasses.field(default_factory=list)
 
@@ -41,6 +42,14 @@ class _Context:
         if (workspace, class_name) not in self.records:
             self.records[workspace, class_name] = read_runs(workspace, self.files[workspace], class_name)
         return self.records[workspace, class_name]
+
+    def lookup(self, workspace: str) -> IdLookup:
+        """Unique ids of tasks stored inside parameters, found among every run of ``workspace``."""
+        if workspace not in self.lookups:
+            if workspace not in self.files:
+                self.files[workspace] = list_files(workspace)
+            self.lookups[workspace] = id_lookup(read_runs(workspace, self.files[workspace]))
+        return self.lookups[workspace]
 
     def say(self, depth: int, text: str) -> None:
         self.lines.append(_INDENT * depth + text)
@@ -96,7 +105,7 @@ def _explain_missing(
             depth, f"{label} will run: no run of {type(task).__name__} is cached in {task.workspace_directory}."
         )
         return
-    diffs = _param_diffs(task.to_str_params(only_significant=True), against.params)
+    diffs = _param_diffs(task, against.params, context.lookup(str(task.workspace_directory)))
     cached = f"{type(task).__name__}[{short_id(against.unique_id)}]"
     if diffs:
         context.say(depth, f"{label} will run: it differs from the nearest cached run {cached}{_when(against)} in:")
@@ -133,28 +142,20 @@ def _differing_names(now: dict[str, str], cached: dict[str, str]) -> list[str]:
     return [name for name in dict.fromkeys([*now, *cached]) if now.get(name) != cached.get(name)]
 
 
-def _param_diffs(now: dict[str, str], cached: dict[str, str]) -> list[str]:
+def _param_diffs(task: KartTask, cached: dict[str, str], lookup: IdLookup) -> list[str]:
+    """One line per differing parameter; values as ``kart_core.display`` renders them (whole, not cut)."""
+    now = task.to_str_params(only_significant=True)
+    shown_now = task_params_text(task, max_value=None)  # live nested tasks: their exact ids
+    shown_cached = readable_params(cached, lookup, max_value=None)
     lines = []
     for name in _differing_names(now, cached):
         if name not in cached:
-            lines.append(f"parameter '{name}' = {_readable(now[name])} (the cached run has no such parameter)")
+            lines.append(f"parameter '{name}' = {shown_now[name]} (the cached run has no such parameter)")
         elif name not in now:
-            lines.append(f"parameter '{name}' is gone (the cached run had {_readable(cached[name])})")
+            lines.append(f"parameter '{name}' is gone (the cached run had {shown_cached[name]})")
         else:
-            lines.append(f"parameter '{name}': now {_readable(now[name])}, cached run {_readable(cached[name])}")
+            lines.append(f"parameter '{name}': now {shown_now[name]}, cached run {shown_cached[name]}")
     return lines
-
-
-def _readable(value: str) -> str:
-    """A parameter value; a task given as a parameter shows as ``Class(param=value, ...)``."""
-    if value.startswith('{"type"'):
-        try:
-            ref = decode_task_reference(value)
-            inner = ", ".join(f"{k}={_readable(str(v))}" for k, v in dict(ref["params"]).items())
-            return f"{ref['type']}({inner})"
-        except (ValueError, KeyError, OSError, TypeError):
-            pass
-    return json.dumps(value) if value == "" or value != value.strip() else value
 
 
 def _explain_upstream_change(

@@ -79,7 +79,11 @@ def test_long_places_are_cut_with_a_hash_and_stay_valid() -> None:
 def test_display_name_shows_class_and_parameters() -> None:
     features = MakeFeatures(data=LoadData(n_rows=10))
     train = Train(features=features, model="ridge", alpha=0.5)
-    assert display_name_for(train) == f"{train.kart_label()}(features={features.kart_label()}, model=ridge, alpha=0.5)"
+    load = features.data
+    assert display_name_for(train) == (
+        f"{train.kart_label()}(features={features.kart_label()}(data={load.kart_label()}, test_fraction=0.25), "
+        "model=ridge, alpha=0.5)"
+    )
 
 
 def test_one_airflow_task_per_unique_id_with_the_kart_edges() -> None:

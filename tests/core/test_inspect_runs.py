@@ -50,6 +50,7 @@ def test_runs_table_has_one_row_per_run_with_sizes_and_times(workspace: str) -> 
         "class",
         "unique_id",
         "params",
+        "raw_params",
         "processing_time",
         "finished_at",
         "output_size",
@@ -60,7 +61,7 @@ def test_runs_table_has_one_row_per_run_with_sizes_and_times(workspace: str) -> 
     both = table[table["class"] == "RnBoth"].iloc[0]
     task = RnBoth(n=4, workspace_directory=workspace)
     assert both["unique_id"] == task.make_unique_id()
-    assert both["params"] == {"n": "4", "fail": "False"}
+    assert both["params"] == both["raw_params"] == {"n": "4", "fail": "False"}
     paths = [t.path() for t in task.output().values()]
     assert sorted(both["outputs"]) == sorted(paths)
     assert both["output_size"] == sum(os.path.getsize(p) for p in paths)

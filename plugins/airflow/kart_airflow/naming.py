@@ -15,7 +15,6 @@ import kart_core
 __all__ = ["task_ids", "task_id_for", "display_name_for", "import_path_of", "MAX_ID_LENGTH"]
 
 MAX_ID_LENGTH = 250  # Airflow's limit for task and group ids (kart_core.place_graph keeps places within it)
-_MAX_DISPLAY_VALUE = 60  # long values (nested tasks, lists) are shortened in the display name
 
 
 def task_ids(task_or_tasks: Any) -> dict[str, str]:
@@ -43,19 +42,5 @@ def import_path_of(task: Any) -> str:
 
 
 def display_name_for(task: Any) -> str:
-    """``Class[uid8](name=value, ...)`` with the significant parameters; nested tasks as ``Class[uid8]``."""
-    params = dict(task.get_params())
-    parts = []
-    for name, value in task.param_kwargs.items():
-        if params[name].significant:
-            parts.append(f"{name}={_shown_value(params[name], value)}")
-    return f"{task.kart_label()}({', '.join(parts)})"
-
-
-def _shown_value(param: Any, value: Any) -> str:
-    if isinstance(value, kart_core.TaskOnKart):
-        return value.kart_label()
-    if isinstance(value, list | tuple) and value and all(isinstance(v, kart_core.TaskOnKart) for v in value):
-        return f"[{', '.join(v.kart_label() for v in value)}]"
-    text = str(param.serialize(value))
-    return text if len(text) <= _MAX_DISPLAY_VALUE else text[: _MAX_DISPLAY_VALUE - 1] + "…"
+    """``Class[uid8](name=value, ...)``: the task as ``kart_core.task_text`` shows it (nested tasks readable)."""
+    return kart_core.task_text(task)

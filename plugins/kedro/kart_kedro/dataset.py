@@ -9,9 +9,12 @@ from kedro.io import AbstractDataset, DatasetError
 import kart_core
 from kart_kedro._config import TaskConfigError, project_root, task_from_config, undo_path_rewrite
 from kart_kedro._receipt import KartReceipt
-from kart_kedro.task_text import describe, first_difference, readable
+from kart_kedro.task_text import describe, first_difference
 
 __all__ = ["JSONPreview", "TaskOnKartDataset", "task_preview"]
+
+# A mismatch may lie deep in nested tasks: its message shows them with their parameters down to this depth.
+_MISMATCH_DEPTH = 4
 
 # kedro-viz picks a preview renderer by the name of preview()'s return annotation (kedro-datasets' type).
 JSONPreview = NewType("JSONPreview", dict)
@@ -26,7 +29,7 @@ def task_preview(task: kart_core.TaskOnKart[Any]) -> JSONPreview:
     return JSONPreview(
         {
             "task": description["task"],
-            "label": f"{task.kart_label()} {readable(task)}",
+            "label": kart_core.task_text(task),
             "unique_id": task.make_unique_id(),
             "params": description["params"],
             "outputs": [str(target.path()) for target in _targets(task.output())],
@@ -132,7 +135,7 @@ class TaskOnKartDataset(AbstractDataset[Any, Any]):
             where = f" They differ in {what}: {here!r} in the catalog, {there!r} in the pipeline."
         return (
             f"TaskOnKartDataset: the pipeline's task {receipt.label} is not this entry's task "
-            f"{self._task.kart_label()} = {readable(self._task)}.{where} Make the entry's params match the task "
+            f"{kart_core.task_text(self._task, max_depth=_MISMATCH_DEPTH)}.{where} Make the entry's params match the task "
             "given to to_pipeline(..., names=...), or give that edge another name."
         )
 
@@ -147,7 +150,7 @@ class TaskOnKartDataset(AbstractDataset[Any, Any]):
         return {
             "task": self._task_path,
             "params": describe(self._task)["params"],
-            "label": f"{self._task.kart_label()} {readable(self._task)}",
+            "label": kart_core.task_text(self._task),
             "unique_id": self._task.make_unique_id(),
             "workspace_directory": str(self._task.workspace_directory),
             "filepath": ", ".join(str(target.path()) for target in _targets(self._task.output())),

@@ -1,5 +1,5 @@
-"""Tasks as people read them: nested parameters as ``Class(name=value, ...)``, not hex ids, and the
-parameter where two tasks that should be one differ."""
+"""Tasks as structured descriptions (``{"task": ..., "params": ...}``, as a catalog entry writes them), and
+the parameter where two tasks that should be one differ. One-line text is ``kart_core.task_text``'s."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import kart_core
 
-__all__ = ["describe", "first_difference", "readable"]
+__all__ = ["describe", "first_difference"]
 
 
 def describe(task: Any) -> dict[str, Any]:
@@ -27,13 +27,6 @@ def describe(task: Any) -> dict[str, Any]:
         else:
             params[name] = param.serialize(value)
     return {"task": f"{type(task).__module__}.{type(task).__qualname__}", "params": params}
-
-
-def readable(task_or_description: Any, limit: int = 300) -> str:
-    """``MakeFeatures(window=7, source=LoadData(day=2024-01-01))``, shortened to ``limit`` characters."""
-    description = task_or_description if isinstance(task_or_description, Mapping) else describe(task_or_description)
-    text = _text(description)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _text(description: Mapping[str, Any]) -> str:
