@@ -12,7 +12,7 @@ XDIST_ARGS := -n auto --maxprocesses=4 --dist loadfile
 # Versions known to pass, so a fresh machine resolves in seconds (see the file's header).
 CONSTRAINTS := -c ci/constraints.txt
 
-.PHONY: demo test lint clean-venv
+.PHONY: demo test lint clean-venv chromium docs-screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,26 @@ $(VENV)/.installed-test: pyproject.toml ci/constraints.txt | $(BIN)/python
 demo: $(VENV)/.installed-demo
 	$(BIN)/python examples/demo.py
 
-test: $(VENV)/.installed-test
+# The report's browser tests drive Debian's Chromium. Installed here when missing and apt-get can (root);
+# otherwise they skip, naming the missing binary (under CI=true they fail instead).
+CHROMIUM := /usr/bin/chromium
+chromium:
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    echo "make: installing Debian's chromium for the report's browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+	      || echo "make: apt-get install chromium failed: the browser tests will skip (fail under CI=true)"; \
+	  else \
+	    echo "make: $(CHROMIUM) is missing and apt-get cannot install it here: the browser tests will skip (fail under CI=true)"; \
+	  fi; \
+	fi
+
+test: $(VENV)/.installed-test chromium
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(XDIST_ARGS) $(PYTEST_ARGS)
+
+# Refresh docs/img/report*.png (shown in docs/cli.md) from the report's screenshot test.
+docs-screenshots: $(VENV)/.installed-test chromium
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest tests/core/test_report.py -k screenshot --docs-screenshots -q
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check kart_core plugins tests bench examples

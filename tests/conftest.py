@@ -31,3 +31,13 @@ def _fresh_luigi_config() -> Iterator[None]:
 def workspace(tmp_path: Path) -> str:
     """A workspace directory inside the test's temporary directory."""
     return str(tmp_path / "ws")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--docs-screenshots``: the report screenshot test also copies its pictures into docs/img/."""
+    parser.addoption(
+        "--docs-screenshots",
+        action="store_true",
+        default=False,
+        help="copy the report screenshots the browser test takes into docs/img/ (make docs-screenshots)",
+    )

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 
 __all__ = ["Layout", "layered_layout", "NODE_WIDTH", "NODE_HEIGHT"]
 
-NODE_WIDTH, NODE_HEIGHT = 200, 44
+NODE_WIDTH, NODE_HEIGHT = 230, 62
 _GAP_X, _GAP_Y, _MARGIN = 70, 18, 20
 
 

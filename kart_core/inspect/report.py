@@ -1,143 +1,89 @@
-"""``kart report``: one self-contained HTML page of a task graph (inline SVG, CSS and JS; no network).
+"""``kart report``: one self-contained HTML page of a task graph and its runs (no network, works offline).
 
-The graph is drawn with each task's status (complete, pending, failed: started and not
-finished); clicking a task shows its parameters, unique id, processing time and outputs.
+Three views, rendered from one JSON block by inline JavaScript (``report_assets``):
+
+- Graph: every task under the roots, drawn left to right, coloured by status (complete, pending,
+  failed: started and never finished); a node shows its run time, output size and finish time, or
+  why it will run; clicking it shows its parameters, outputs, requirements and ``kart why``'s reason.
+- Tasks: the same tasks as one table.
+- Runs: per task class, its cached runs side by side, the parameters that differ between them
+  highlighted, with each run's output size, run time and finish time.
+
+A Content-Security-Policy in the page forbids every fetch, so nothing leaves the page.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import html
 import json
+import re
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from kart_core.contract import KartTask, LuigiTask, is_kart_task
-from kart_core.display import task_params_text
-from kart_core.graph import TaskGraph, walk
+from kart_core.contract import LuigiTask
+from kart_core.graph import TaskGraph
 from kart_core.hashing import short_id
 from kart_core.inspect.layout import NODE_HEIGHT, NODE_WIDTH, Layout, layered_layout
 from kart_core.inspect.report_assets import CSS, JS
-from kart_core.inspect.runlogs import locate_size
+from kart_core.inspect.report_data import ReportData, TaskSummary, collect
 from kart_core.inspect.runs import format_size
-from kart_core.runlog import read_task_log_safely
-from kart_core.storage import storage_for
-from kart_core.utils import flatten
-from kart_core.workspace import PROCESSING_TIME, TASK_LOG, TASK_PARAMS, FileEntry, list_files, log_task_path
 
-__all__ = ["TaskSummary", "describe_graph", "render_report", "write_report"]
+__all__ = ["render_report", "write_report"]
 
 _STATUS_ORDER = ("complete", "pending", "failed")
+_NAME_CHARS = 30  # characters of a class name on a node before it is cut
+_NOTE_CHARS = 36
+_PARAMETER_LINE = re.compile(
+    r"\s*parameter '([^']+)'"
+)  # characters of the third line of a node (times, or why it will run)
+# Inline styles and scripts only; no fetch of any kind (images only as data: URLs).
+_POLICY = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
 
 
-@dataclasses.dataclass
-class TaskSummary:
-    """What the page shows about one task."""
+def render_report(roots: Sequence[LuigiTask], title: str | None = None) -> str:
+    """The HTML page (a str) for the graph under ``roots`` (one or several tasks) and the runs of its classes.
 
-    key: str
-    name: str
-    module: str
-    unique_id: str
-    label: str
-    status: str
-    params: dict[str, str]
-    processing_time: str
-    outputs: list[dict[str, str]]
-    requires: list[str]
-
-
-def describe_graph(roots: list[LuigiTask]) -> tuple[TaskGraph, list[TaskSummary]]:
-    """Walk the whole graph under ``roots`` and summarize each task (upstreams first)."""
-    graph = walk(roots)
-    listings: dict[str, dict[str, FileEntry]] = {}
-    return graph, [_summary(key, graph, listings) for key in graph.order]
-
-
-def _summary(key: str, graph: TaskGraph, listings: dict[str, dict[str, FileEntry]]) -> TaskSummary:
-    task: LuigiTask = graph.nodes[key]
-    unique_id = task.make_unique_id() if is_kart_task(task) else str(task.task_id).rsplit("_", 1)[-1]
-    return TaskSummary(
-        key=key,
-        name=type(task).__name__,
-        module=type(task).__module__,
-        unique_id=unique_id,
-        label=f"{type(task).__name__}[{short_id(unique_id)}]",
-        status=_status(task),
-        params=_params(task),
-        processing_time=_processing_time(task) if is_kart_task(task) else "unknown",
-        outputs=[_output(task, target.path(), listings) for target in flatten(task.output())],
-        requires=list(graph.upstream[key]),
-    )
-
-
-def _params(task: LuigiTask) -> dict[str, str]:
-    # kart_core.display: a task parameter as LoadData[4f26c715](n_rows=400, ...); values whole (the page clips).
-    if is_kart_task(task):
-        return task_params_text(task, max_value=None)
-    return dict(task.to_str_params(only_significant=True))
-
-
-def _status(task: LuigiTask) -> str:
-    if task.complete():
-        return "complete"
-    if is_kart_task(task) and _exists(log_task_path(task, TASK_PARAMS)) and not _exists(log_task_path(task, TASK_LOG)):
-        return "failed"  # parameters logged before run(), task log only after success
-    return "pending"
-
-
-def _exists(path: str) -> bool:
-    return storage_for(path).exists(path)
-
-
-def _processing_time(task: KartTask) -> str:
-    value = read_task_log_safely(task, PROCESSING_TIME, None, (int, float))
-    return f"{value:.3f}s" if value is not None else "unknown"
-
-
-def _output(task: LuigiTask, path: str, listings: dict[str, dict[str, FileEntry]]) -> dict[str, str]:
-    workspace = str(getattr(task, "workspace_directory", ""))
-    if workspace and workspace not in listings:
-        listings[workspace] = {f.relative: f for f in list_files(workspace)}
-    size = locate_size(workspace, path, listings.get(workspace, {})) if workspace else None
-    return {"path": path, "size": format_size(size) if size is not None else "missing"}
-
-
-def render_report(roots: list[LuigiTask], title: str | None = None) -> str:
-    """The HTML page for the graph under ``roots``."""
-    graph, summaries = describe_graph(roots)
+    Raises whatever a task's own ``requires()``, ``complete()`` or ``output()`` raises while the graph is walked.
+    """
+    graph, data = collect(roots)
     layout = layered_layout(graph.order, graph.upstream)
-    title = title or "kart report: " + ", ".join(s.label for s in summaries if s.key in graph.roots)
-    data = {"tasks": [dataclasses.asdict(s) for s in summaries], "roots": graph.roots}
+    title = title or "kart report: " + ", ".join(t.label for t in data.tasks if t.root)
     return _PAGE.format(
+        policy=_POLICY,
         title=html.escape(title),
         css=CSS,
-        summary=_summary_html(summaries),
-        svg=_svg(graph, summaries, layout),
-        data=_script_json(data),
+        summary=_summary_html(data),
+        svg=_svg(graph, data.tasks, layout),
+        data=_script_json(data.as_json()),
         js=JS,
         generated=f"{datetime.now():%Y-%m-%d %H:%M:%S}",
     )
 
 
-def write_report(roots: list[LuigiTask], path: str, title: str | None = None) -> str:
-    """Write the report page to the local file ``path``; return the path."""
+def write_report(roots: Sequence[LuigiTask], path: str, title: str | None = None) -> str:
+    """Write the report page to the local file ``path`` (UTF-8); return the path. Raises OSError when it cannot."""
+    page = render_report(roots, title)
     with open(path, "w", encoding="utf-8") as file:
-        file.write(render_report(roots, title))
+        file.write(page)
     return path
 
 
-def _summary_html(summaries: list[TaskSummary]) -> str:
-    counts = {status: sum(s.status == status for s in summaries) for status in _STATUS_ORDER}
-    parts = [f"<span><b>{len(summaries)}</b> tasks</span>"]
+def _summary_html(data: ReportData) -> str:
+    counts = {status: sum(t.status == status for t in data.tasks) for status in _STATUS_ORDER}
+    run_time = sum(t.processing_time or 0.0 for t in data.tasks if t.status == "complete")
+    size = sum(t.output_size or 0 for t in data.tasks)
+    parts = [f"<span><b>{len(data.tasks)}</b> tasks</span>"]
     parts += [
         f'<span class="legend"><i style="background:var(--{s})"></i>{counts[s]} {s}</span>' for s in _STATUS_ORDER
     ]
+    parts.append(f"<span>run time {run_time:.2f}s</span><span>outputs {format_size(size)}</span>")
     return "".join(parts)
 
 
-def _svg(graph: TaskGraph, summaries: list[TaskSummary], layout: Layout) -> str:
+def _svg(graph: TaskGraph, tasks: list[TaskSummary], layout: Layout) -> str:
     edges = [_edge(layout.positions[dep], layout.positions[key]) for key in graph.order for dep in graph.upstream[key]]
-    nodes = [_node(s, layout.positions[s.key]) for s in summaries]
+    nodes = [_node(t, layout.positions[t.key]) for t in tasks]
     return (
         f'<svg id="graph" xmlns="http://www.w3.org/2000/svg" width="{layout.width}" height="{layout.height}" '
         f'viewBox="0 0 {layout.width} {layout.height}" role="img" aria-label="task graph">'
@@ -154,16 +100,41 @@ def _edge(source: tuple[int, int], target: tuple[int, int]) -> str:
     return f'<path class="edge" d="M{x1},{y1} C{x1 + bend},{y1} {x2 - bend},{y2} {x2},{y2}" marker-end="url(#arrow)"/>'
 
 
-def _node(summary: TaskSummary, position: tuple[int, int]) -> str:
+def _node(task: TaskSummary, position: tuple[int, int]) -> str:
     x, y = position
-    name = summary.name if len(summary.name) <= 26 else summary.name[:25] + "…"
+    note = node_note(task)
+    root = " root" if task.root else ""
     return (
-        f'<g class="node {summary.status}" data-key="{html.escape(summary.key)}" tabindex="0">'
-        f"<title>{html.escape(summary.label)} ({summary.status})</title>"
+        f'<g class="node {task.status}{root}" data-key="{html.escape(task.key)}" tabindex="0">'
+        f"<title>{html.escape(task.label)} ({task.status}){html.escape(_tooltip(task))}</title>"
         f'<rect x="{x}" y="{y}" width="{NODE_WIDTH}" height="{NODE_HEIGHT}"/>'
-        f'<text x="{x + 10}" y="{y + 18}">{html.escape(name)}</text>'
-        f'<text class="uid" x="{x + 10}" y="{y + 35}">{short_id(summary.unique_id)} · {summary.status}</text></g>'
+        f'<text x="{x + 10}" y="{y + 18}">{html.escape(_cut(task.name, _NAME_CHARS))}</text>'
+        f'<text class="uid" x="{x + 10}" y="{y + 35}">{short_id(task.unique_id)} · {task.status}</text>'
+        f'<text class="note" x="{x + 10}" y="{y + 52}">{html.escape(_cut(note, _NOTE_CHARS))}</text></g>'
     )
+
+
+def node_note(task: TaskSummary) -> str:
+    """The third line of a node: run time, output size and finish time when complete, else why it will run."""
+    if task.status == "complete":
+        time = f"{task.processing_time:.2f}s" if task.processing_time is not None else "time ?"
+        when = task.finished_at[5:16] if task.finished_at else "not run by kart"
+        return f"{time} · {format_size(task.output_size)} · {when}"
+    if not task.reason:
+        return "will run"
+    changed = [found.group(1) for line in task.reason[1:] if (found := _PARAMETER_LINE.match(line))]
+    if changed:  # why's lines under "it differs from the nearest cached run ... in:"
+        return f"will run: {', '.join(changed)} changed"
+    first = task.reason[0]
+    return first[len(task.label) :].strip() if first.startswith(task.label) else first
+
+
+def _tooltip(task: TaskSummary) -> str:
+    return "".join("\n" + line.strip() for line in task.reason)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _script_json(data: Any) -> str:
@@ -173,13 +144,20 @@ def _script_json(data: Any) -> str:
 
 _PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{policy}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title>
 <style>{css}</style></head>
 <body>
-<header><h1>{title}</h1><div class="summary">{summary}<span class="hint">generated {generated}</span></div></header>
-<main><div id="canvas">{svg}</div>
-<aside id="details"><p class="hint">Click a task to see its parameters, unique id, time and outputs.</p></aside></main>
+<header><h1>{title}</h1><div class="summary">{summary}<span class="hint">generated {generated}</span></div>
+<nav class="tabs"><button type="button" data-view="graph" class="active">Graph</button><button type="button"
+ data-view="tasks">Tasks</button><button type="button" data-view="runs">Runs by class</button></nav></header>
+<main>
+<section id="view-graph" class="view active"><div id="canvas">{svg}</div>
+<aside id="details"><p class="hint">Click a task to see its parameters, status, run time, outputs and why it will run.</p></aside></section>
+<section id="view-tasks" class="view"><table id="tasks-table" class="grid"></table></section>
+<section id="view-runs" class="view"><div id="runs"></div></section>
+</main>
 <script type="application/json" id="kart-data">{data}</script>
 <script>{js}</script>
 </body></html>

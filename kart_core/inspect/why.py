@@ -10,6 +10,7 @@ upstream ids, and explained in turn.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from datetime import datetime
 
 from kart_core.contract import KartTask, LuigiTask, is_kart_task
@@ -20,7 +21,7 @@ from kart_core.inspect.runlogs import RunRecord, id_lookup, read_runs
 from kart_core.utils import flatten
 from kart_core.workspace import FileEntry, list_files
 
-__all__ = ["explain"]
+__all__ = ["explain", "explain_each"]
 
 _INDENT = "  "
 
@@ -60,6 +61,22 @@ def explain(task: LuigiTask, max_depth: int = 6) -> list[str]:
     context = _Context()
     _explain(task, 0, None, context, max_depth)
     return context.lines
+
+
+def explain_each(tasks: Sequence[LuigiTask], max_depth: int = 0) -> list[list[str]]:
+    """``explain`` for each of ``tasks`` (one list of lines per task, in order), reading each
+    workspace's listing and each class's run logs once for all of them.
+
+    With the default ``max_depth=0`` each list holds that task's own reason only (the lines about
+    its upstreams are left to their own entries), as a report shows it beside each task.
+    """
+    context = _Context()
+    reasons = []
+    for task in tasks:
+        context.lines, context.explained = [], set()
+        _explain(task, 0, None, context, max_depth)
+        reasons.append(context.lines)
+    return reasons
 
 
 def _explain(task: LuigiTask, depth: int, against: RunRecord | None, context: _Context, max_depth: int) -> None:

@@ -1,24 +1,26 @@
-"""kart report: a self-contained HTML page; checked as text and in a real headless Chromium (CDP)."""
+"""kart report: one self-contained HTML page, checked as text and in a real headless Chromium (Playwright)."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
-import time
-import urllib.request
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import luigi
 import pytest
+from browser import Page, chromium_page, require_browser
 
 import kart_core as gokart
 from kart_core.inspect import render_report, write_report
+from kart_core.inspect.cmdline import set_workspace
 from kart_core.inspect.layout import layered_layout
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 
 
 class RpLoad(gokart.TaskOnKart[list]):
@@ -57,34 +59,59 @@ def _pipeline(workspace: str) -> RpTop:
     return top
 
 
+def _data(page: str) -> dict[str, Any]:
+    found = re.search(r'<script type="application/json" id="kart-data">(.*?)</script>', page, re.S)
+    assert found is not None
+    return dict(json.loads(found.group(1)))
+
+
 def test_page_has_a_node_per_task_with_status_and_no_external_resources(workspace: str) -> None:
     page = render_report([_pipeline(workspace)])
-    statuses = re.findall(r'<g class="node (\w+)" data-key="[^"]+\.(\w+)_[0-9a-f]{32}"', page)
+    statuses = re.findall(r'<g class="node (\w+)( root)?" data-key="[^"]+\.(\w+)_[0-9a-f]{32}"', page)
     assert sorted(statuses) == [
-        ("complete", "RpLoad"),
-        ("failed", "RpSide"),
-        ("pending", "RpLoad"),
-        ("pending", "RpTop"),
+        ("complete", "", "RpLoad"),
+        ("failed", "", "RpSide"),
+        ("pending", "", "RpLoad"),
+        ("pending", " root", "RpTop"),
     ]
     assert page.count('<path class="edge"') == 3
-    assert not re.search(r"<script[^>]+src=|<link|@import|url\(['\"]?https?:", page)
-    data = json.loads(re.search(r'<script type="application/json" id="kart-data">(.*?)</script>', page, re.S).group(1))
-    load = next(t for t in data["tasks"] if t["status"] == "complete")
+    assert not re.search(r"<script[^>]+src=|<link|@import|url\(['\"]?https?:|<img|<iframe", page)
+    assert "Content-Security-Policy\" content=\"default-src 'none';" in page
+    load = next(t for t in _data(page)["tasks"] if t["status"] == "complete")
     assert load["params"] == {"n": "2", "note": "plain"} and load["outputs"][0]["size"].endswith(" B")
-    assert load["processing_time"].endswith("s") and len(load["unique_id"]) == 32
+    assert load["processing_time"] >= 0 and load["output_size"] > 0 and len(load["unique_id"]) == 32
+    note = re.search(rf'data-key="[^"]+_{load["unique_id"]}".*?<text class="note"[^>]*>([^<]*)</text>', page)
+    assert note is not None and re.fullmatch(r"\d+\.\d\ds · \d+ B · \d\d-\d\d \d\d:\d\d", note.group(1))
+
+
+def test_a_pending_node_says_why_it_will_run(workspace: str) -> None:
+    page = render_report([_pipeline(workspace)])
+    other = RpLoad(n=3, workspace_directory=workspace)
+    node = re.search(rf'data-key="[^"]+_{other.make_unique_id()}".*?</g>', page, re.S)
+    assert node is not None
+    assert "will run: it differs from the nearest cached run RpLoad[" in node.group(0)  # the tooltip, whole
+    assert re.search(r'<text class="note"[^>]*>will run: n changed</text>', node.group(0))
+
+
+def test_several_roots_are_drawn_in_one_page(workspace: str) -> None:
+    first, second = RpLoad(n=7, workspace_directory=workspace), RpTop(n=4, workspace_directory=workspace)
+    page = render_report([first, second])
+    data = _data(page)
+    assert [t["label"] for t in data["tasks"] if t["root"]] == [first.kart_label(), second.kart_label()]
+    assert f"<title>kart report: {first.kart_label()}, {second.kart_label()}</title>" in page
+    assert len(data["tasks"]) == 5 == page.count('<g class="node ')
 
 
 def test_hostile_parameter_text_cannot_break_out_of_the_page(workspace: str) -> None:
     hostile = '</script><script>alert(1)</script><b x="'
     page = render_report([RpLoad(note=hostile, workspace_directory=workspace)])
     assert page.count("</script>") == 2  # only the page's own two script elements end
-    data = re.search(r'<script type="application/json" id="kart-data">(.*?)</script>', page, re.S).group(1)
-    assert json.loads(data)["tasks"][0]["params"]["note"] == hostile  # and the text comes back intact
+    assert _data(page)["tasks"][0]["params"]["note"] == hostile  # and the text comes back intact
 
 
 def test_write_report_writes_the_file(workspace: str, tmp_path: Path) -> None:
     path = write_report([RpLoad(workspace_directory=workspace)], str(tmp_path / "r.html"))
-    assert Path(path).read_text().startswith("<!DOCTYPE html>")
+    assert Path(path).read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
 
 
 def test_layout_places_upstreams_left_and_separates_rows() -> None:
@@ -98,116 +125,104 @@ def test_layout_places_upstreams_left_and_separates_rows() -> None:
 
 # --- in a real browser ----------------------------------------------------------------------------
 
-_CHROMIUM = "/usr/bin/chromium"
-_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--remote-allow-origins=*",
-    "--window-size=1600,1000",
-]
-
-
-def _chromium() -> str:
-    if not os.path.exists(_CHROMIUM):
-        if shutil.which("apt-get") is None:
-            pytest.skip("no /usr/bin/chromium and no apt-get to install it")
-        done = subprocess.run(
-            ["apt-get", "install", "-y", "chromium", "chromium-driver"], capture_output=True, text=True, timeout=900
-        )
-        if done.returncode != 0 or not os.path.exists(_CHROMIUM):
-            pytest.skip(f"apt-get install chromium failed ({done.returncode}): {done.stderr[-300:]}")
-    return _CHROMIUM
-
-
-class _Page:
-    """One page driven through the Chrome DevTools protocol."""
-
-    def __init__(self, socket: Any) -> None:
-        self._socket = socket
-        self._next = 0
-
-    def call(self, method: str, **params: Any) -> dict[str, Any]:
-        self._next += 1
-        self._socket.send(json.dumps({"id": self._next, "method": method, "params": params}))
-        while True:
-            message = json.loads(self._socket.recv(timeout=15))
-            if message.get("id") == self._next:
-                assert "error" not in message, message
-                return dict(message["result"])
-
-    def eval(self, expression: str) -> Any:
-        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
-        assert "exceptionDetails" not in result, result
-        return result["result"].get("value")
-
-    def click(self, selector: str) -> None:
-        x, y = self.eval(
-            f"(() => {{ const e = document.querySelector({json.dumps(selector)});"
-            " e.scrollIntoView({block: 'center'}); const r = e.getBoundingClientRect();"
-            " return [r.x + r.width / 2, r.y + r.height / 2]; })()"
-        )
-        for kind in ("mousePressed", "mouseReleased"):
-            self.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
-
 
 @pytest.fixture
-def browser_page(tmp_path: Path) -> Iterator[_Page]:
-    profile = tmp_path / "chromium-profile"
-    process = subprocess.Popen(
-        [_chromium(), *_FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0", "about:blank"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        from websockets.sync.client import connect
-
-        with connect(_page_socket(profile / "DevToolsActivePort", process), max_size=None, proxy=None) as socket:
-            yield _Page(socket)
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
+def browser(tmp_path: Path) -> Iterator[Page]:
+    """A page of a headless Chromium with a fresh profile; skips (fails under CI=true) without a browser."""
+    require_browser()
+    with chromium_page(tmp_path / "chromium-profile") as page:
+        yield page
 
 
-def _page_socket(port_file: Path, process: subprocess.Popen[bytes]) -> str:
-    deadline = time.monotonic() + 30
-    while not port_file.exists() or not port_file.read_text().strip():
-        assert process.poll() is None and time.monotonic() < deadline, "chromium did not start"
-        time.sleep(0.1)
-    port = port_file.read_text().split()[0]
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as answer:
-        targets = json.load(answer)
-    return str(next(t for t in targets if t["type"] == "page")["webSocketDebuggerUrl"])
+def _open(browser: Page, path: str) -> None:
+    browser.page.goto(Path(path).as_uri())
+    browser.page.wait_for_selector("#tasks-table tbody tr", state="attached")
 
 
 @pytest.mark.slow
-def test_report_renders_in_chromium_and_a_click_shows_the_parameters(
-    workspace: str, tmp_path: Path, browser_page: _Page
+def test_report_in_chromium_shows_every_task_the_reasons_and_the_changed_parameter(
+    workspace: str, tmp_path: Path, browser: Page
 ) -> None:
     top = _pipeline(workspace)
+    gokart.build(RpLoad(n=2, note="second", workspace_directory=workspace), reset_register=False)
     path = write_report([top], str(tmp_path / "report.html"))
-    browser_page.call("Page.navigate", url=Path(path).as_uri())
-    deadline = time.monotonic() + 15
-    while browser_page.eval("document.readyState") != "complete":
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    assert browser_page.eval("document.querySelectorAll('svg#graph g.node').length") == 4
-    assert browser_page.eval("document.querySelector('svg#graph').getBoundingClientRect().width") > 500
-    assert browser_page.eval("performance.getEntriesByType('resource').length") == 0  # nothing fetched
-    load = RpLoad(n=3, workspace_directory=workspace)
-    browser_page.click(f'g.node[data-key$="_{load.make_unique_id()}"]')
-    details = browser_page.eval("document.getElementById('details').innerText")
-    assert f"RpLoad[{load.make_unique_id()[:8]}]" in details and load.make_unique_id() in details
+    _open(browser, path)
+    page = browser.page
+    data = _data(Path(path).read_text(encoding="utf-8"))
+    keys = {t["key"] for t in data["tasks"]}
+    assert {n.get_attribute("data-key") for n in page.query_selector_all("svg#graph g.node")} == keys
+    assert page.eval_on_selector("svg#graph", "e => e.getBoundingClientRect().width") > 500
+
+    other = RpLoad(n=3, workspace_directory=workspace)
+    page.click(f'g.node[data-key$="_{other.make_unique_id()}"]')
+    details = page.inner_text("#details")
+    assert other.kart_label() in details and other.make_unique_id() in details
     assert "n\t3" in details and "note\tplain" in details and "pending" in details
-    assert browser_page.eval("document.querySelectorAll('g.node.selected').length") == 1
-    colours = browser_page.eval(
-        "[...document.querySelectorAll('g.node')]"
-        ".map(n => n.classList[1] + '=' + getComputedStyle(n.querySelector('rect')).stroke)"
+    assert "WHY IT WILL RUN" in details and "parameter 'n': now 3, cached run 2" in details
+    assert page.eval_on_selector_all("g.node.selected", "ns => ns.length") == 1
+    colours = page.eval_on_selector_all(
+        "g.node", "ns => ns.map(n => n.classList[1] + '=' + getComputedStyle(n.querySelector('rect')).stroke)"
     )
-    by_status = {entry.split("=")[0]: entry.split("=")[1] for entry in colours}
-    assert len(set(by_status.values())) == 3  # complete, pending and failed are drawn in different colours
+    assert len({c.split("=")[1] for c in colours}) == 3  # complete, pending and failed in different colours
+
+    page.click("button[data-view=tasks]")
+    rows = page.query_selector_all("#tasks-table tbody tr")
+    assert {r.get_attribute("data-key") for r in rows} == keys
+    side = RpSide(workspace_directory=workspace)
+    assert "never finished" in page.inner_text(f'#tasks-table tr[data-key$="_{side.make_unique_id()}"]')
+
+    page.click("button[data-view=runs]")
+    runs = page.locator('.class-runs[data-class="RpLoad"]')
+    assert runs.locator("thead th").count() == 1 + 2  # a label column and the two cached runs
+    assert runs.locator("tr.differs").evaluate_all("rs => rs.map(r => r.dataset.param)") == ["note"]
+    changed = runs.locator("tr.differs td.changed")
+    assert changed.all_inner_texts() == ["second"]
+    assert changed.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(255, 241, 168)"
+    assert runs.locator("tr.same[data-param=n] td.changed").count() == 0
+    assert browser.requests == [Path(path).as_uri()]  # nothing but the page itself
+    assert page.evaluate("performance.getEntriesByType('resource').length") == 0
+
+
+@pytest.mark.slow
+def test_report_screenshot_renders(tmp_path: Path, browser: Page, request: pytest.FixtureRequest) -> None:
+    """A screenshot of the demo pipeline's report: the page's size, and not blank.
+
+    ``pytest --docs-screenshots`` (``make docs-screenshots``) also copies it to docs/img/.
+    """
+    workspace = str(tmp_path / "demo-ws")
+    models = _demo_models(workspace)
+    path = write_report(models, str(tmp_path / "report.html"), title="kart report: mlpipeline Evaluate (3 models)")
+    _open(browser, path)
+    browser.page.click('g.node.pending.root[data-key*="Evaluate_"]')
+    shots = {"report.png": tmp_path / "report.png", "report-runs.png": tmp_path / "report-runs.png"}
+    browser.page.screenshot(path=str(shots["report.png"]))
+    browser.page.click("button[data-view=runs]")
+    browser.page.eval_on_selector('.class-runs[data-class="Evaluate"]', "e => e.scrollIntoView()")
+    browser.page.screenshot(path=str(shots["report-runs.png"]))
+
+    from PIL import Image
+
+    for shot in shots.values():
+        with Image.open(shot) as image:
+            assert image.size == (1400, 860)
+            colours = image.convert("RGB").getcolors(maxcolors=1 << 16)
+        assert colours is not None and len(colours) > 50  # text, boxes, status colours
+        assert max(colours)[0] < 0.95 * 1400 * 860  # not one flat colour
+    assert browser.requests == [Path(path).as_uri()]
+    if request.config.getoption("--docs-screenshots"):
+        DOCS_IMG.mkdir(exist_ok=True)
+        for name, shot in shots.items():
+            shutil.copyfile(shot, DOCS_IMG / name)
+
+
+def _demo_models(workspace: str) -> list[Any]:
+    """The demo's three models built, then a fourth (ridge, alpha 0.5) that will run: four roots."""
+    if str(EXAMPLES) not in sys.path:
+        sys.path.insert(0, str(EXAMPLES))
+    from mlpipeline.tasks import MODELS, Evaluate
+
+    set_workspace(workspace)  # the upstream tasks Evaluate creates in requires() too
+
+    built = [Evaluate(model=model, alpha=0.1, workspace_directory=workspace) for model in MODELS]
+    gokart.build(built, reset_register=False)
+    return [*built, Evaluate(model="ridge", alpha=0.5, workspace_directory=workspace)]
