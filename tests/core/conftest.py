@@ -8,10 +8,14 @@ from pathlib import Path
 
 import pytest
 from services import (
+    GCS_PROJECT,
     S3_KEY_ID,
     S3_SECRET,
     Service,
+    gcs_emulator,
+    gcs_emulator_binary,
     make_bucket,
+    make_gcs_bucket,
     moto_server,
     moto_server_binary,
     redis_server,
@@ -42,6 +46,53 @@ def s3_env(s3_server: Service, monkeypatch: pytest.MonkeyPatch) -> Service:
 def s3_bucket(s3_env: Service) -> str:
     """A fresh bucket on the test S3 server (environment already pointing at it)."""
     return make_bucket(s3_env)
+
+
+@pytest.fixture(scope="session")
+def gcs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """gcp-storage-emulator for the whole session."""
+    if gcs_emulator_binary() is None:
+        pytest.skip("gcp-storage-emulator is not installed (dev extra: gcp-storage-emulator)")
+    with gcs_emulator(str(tmp_path_factory.mktemp("gcs"))) as service:
+        yield service
+
+
+@pytest.fixture
+def gcs_env(gcs_server: Service, monkeypatch: pytest.MonkeyPatch) -> Iterator[Service]:
+    """Point gcsfs (so kart's ``gs://`` storage) at the emulator, anonymously, for one test.
+
+    - ``STORAGE_EMULATOR_HOST``: gcsfs sends its JSON-API requests there.
+    - ``token="anon"`` by fsspec's config: without it gcsfs looks for credentials, and its last
+      resort asks the GCE metadata server (not on this machine); the GCE variables point any such
+      request at a closed port on 127.0.0.1 all the same.
+    - gcsfs's plain ``GCSFileSystem`` for ``gs://``: the default ``ExtendedGcsFileSystem`` first asks
+      the storage-control gRPC API for the bucket's layout, which the emulator does not serve (each
+      call waits for its 60 s retry budget, then falls back to the same JSON API).
+    """
+    import fsspec.config
+    from fsspec.registry import _registry  # the mutable registry (fsspec.registry is its read-only view)
+    from gcsfs.core import GCSFileSystem
+
+    from kart_core.storage import base
+
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_server.url)
+    monkeypatch.setenv("GCE_METADATA_HOST", "127.0.0.1:9")
+    monkeypatch.setenv("GCE_METADATA_IP", "127.0.0.1:9")
+    monkeypatch.setenv("NO_GCE_CHECK", "True")
+    monkeypatch.setitem(fsspec.config.conf, "gs", {"token": "anon", "project": GCS_PROJECT})
+    for protocol in ("gs", "gcs"):
+        monkeypatch.setitem(_registry, protocol, GCSFileSystem)
+    GCSFileSystem.clear_instance_cache()
+    base._remote_storage.cache_clear()
+    yield gcs_server
+    GCSFileSystem.clear_instance_cache()
+    base._remote_storage.cache_clear()  # no later test keeps a file system bound to this setup
+
+
+@pytest.fixture
+def gcs_bucket(gcs_env: Service) -> str:
+    """A fresh bucket on the GCS emulator (environment already pointing at it)."""
+    return make_gcs_bucket(gcs_env)
 
 
 @pytest.fixture(scope="session")
