@@ -11,14 +11,15 @@ it with JavaScript from one JSON block.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from kart_core.contract import LuigiTask, is_kart_task
+from kart_core.display import readable_params, task_params_text
 from kart_core.graph import TaskGraph, walk
 from kart_core.hashing import short_id
-from kart_core.inspect.runlogs import RunRecord, locate_size, read_runs
+from kart_core.inspect.runlogs import RunRecord, id_lookup, locate_size, read_runs
 from kart_core.inspect.runs import format_size
 from kart_core.inspect.why import explain_each
 from kart_core.utils import flatten
@@ -217,21 +218,20 @@ def differing(params: Any) -> list[str]:
     return [name for name in names if len({p.get(name) for p in dicts}) > 1]
 
 
-# --- parameter text: the one place the report formats parameters ----------------------------------
+# --- parameter text: kart_core.display, the one formatter of every place a person reads parameters ----
 
 
 def _task_params(task: LuigiTask) -> dict[str, str]:
-    """A live task's significant parameters as people read them."""
-    get_info = getattr(task, "get_info", None)
-    if get_info is not None:
-        return {str(k): str(v) for k, v in dict(get_info(only_significant=True)).items()}
+    """A live task's significant parameters as people read them: ``data=LoadData[4f26c715](n_rows=400, ...)``.
+
+    Values are whole (the page wraps them); a plain luigi task shows luigi's strings.
+    """
+    if is_kart_task(task):
+        return task_params_text(task, max_value=None)
     return dict(task.to_str_params(only_significant=True))  # type: ignore[attr-defined]
 
 
-def _stored_params(records: list[RunRecord]) -> Any:
-    """A function making stored (gokart-serialized) parameters readable, nested tasks found among ``records``."""
-
-    def readable(params: Mapping[str, str]) -> dict[str, str]:
-        return dict(params)
-
-    return readable
+def _stored_params(records: list[RunRecord]) -> Callable[[Mapping[str, str]], dict[str, str]]:
+    """Stored (gokart-serialized) parameters made readable; a nested task's id is found among ``records``."""
+    lookup = id_lookup(records)
+    return lambda params: readable_params(params, lookup, max_value=None)

@@ -90,3 +90,25 @@ def test_differing_names_a_parameter_missing_from_some_runs() -> None:
     assert differing([{"a": "1", "b": "x"}, {"a": "1", "b": "y"}, {"a": "1"}]) == ["b"]
     assert differing([{"a": "1", "c": "z"}, {"a": "1"}]) == ["c"]
     assert differing([{"a": "1"}]) == []
+
+
+class RdUses(gokart.TaskOnKart[int]):
+    data = gokart.TaskInstanceParameter(expected_type=RdLoad)
+    scale = luigi.IntParameter(default=1)
+
+    def run(self) -> None:
+        self.dump(len(self.load("data")) * self.scale)
+
+
+def test_task_valued_parameters_read_as_class_id_and_parameters(workspace: str) -> None:
+    """Through kart_core.display: the graph's tasks and the stored runs alike, never gokart's bz2 hex."""
+    load = RdLoad(n=4, workspace_directory=workspace)
+    for scale in (1, 2):
+        gokart.build(RdUses(data=load, scale=scale, workspace_directory=workspace), reset_register=False)
+    _, data = collect([RdUses(data=load, scale=3, workspace_directory=workspace)])
+    readable = f"RdLoad[{load.make_unique_id()[:8]}](n=4, note=plain)"
+    uses = next(t for t in data.tasks if t.name == "RdUses")
+    assert uses.params == {"data": readable, "scale": "3"}
+    runs = next(c for c in data.classes if c.name == "RdUses")
+    assert [r.params for r in runs.runs] == [{"data": readable, "scale": "1"}, {"data": readable, "scale": "2"}]
+    assert runs.differs == ["scale"]
