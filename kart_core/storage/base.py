@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import json
 import secrets
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -17,6 +18,7 @@ __all__ = [
     "Spool",
     "Storage",
     "is_temporary",
+    "options_key",
     "protocol_of",
     "spooled_write",
     "storage_for",
@@ -161,7 +163,38 @@ def storage_for(path: str) -> Storage:
     from kart_core.storage.remote import storage_options
 
     # Options (endpoint, credentials) are read on each call so a changed config takes effect.
-    return _remote_storage(protocol, tuple(sorted(storage_options(protocol).items())))
+    return _remote_storage(protocol, options_key(storage_options(protocol)))
+
+
+def options_key(options: dict[str, object]) -> tuple[tuple[str, object], ...]:
+    """``options`` as a hashable key for the backend cache, each value still usable as given.
+
+    A dict or list value (gcsfs's ``token`` as parsed service-account JSON, from ``[GCSConfig]``)
+    becomes an equal dict or list that can be hashed; ``tuple(options.items())`` would raise TypeError.
+    """
+    return tuple(sorted((name, _hashable(value)) for name, value in options.items()))
+
+
+class _HashableDict(dict):  # type: ignore[type-arg]
+    """A dict that can be a cache key (hashed by its sorted JSON); still a plain dict for the library."""
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(json.dumps(self, sort_keys=True, default=repr))
+
+
+class _HashableList(list):  # type: ignore[type-arg]
+    """A list that can be a cache key (hashed by its JSON)."""
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(json.dumps(self, sort_keys=True, default=repr))
+
+
+def _hashable(value: object) -> object:
+    if isinstance(value, dict):
+        return _HashableDict(value)
+    if isinstance(value, list):
+        return _HashableList(value)
+    return value
 
 
 @functools.cache

@@ -196,3 +196,15 @@ def test_pipeline_on_memory_storage(tmp_path: Path) -> None:
     workspace = f"memory://kart-pipeline/{tmp_path.name}/resources"
     assert kart_core.build(_pipeline(workspace), reset_register=False)["summary"] == {"total": 20}
     assert kart_core.run_one(_pipeline(workspace).features) == kart_core.RunStatus.CACHED
+
+
+def test_options_with_a_dict_value_make_one_cache_key() -> None:
+    """gcsfs takes a service-account credential as a dict ([GCSConfig] with the JSON in the variable)."""
+    from kart_core.storage.base import options_key
+
+    token = {"type": "service_account", "client_email": "a@b", "scopes": ["x"]}
+    first = options_key({"token": token, "endpoint_url": "http://127.0.0.1:1"})
+    second = options_key({"endpoint_url": "http://127.0.0.1:1", "token": dict(token)})
+    assert first == second and hash(first) == hash(second) and len({first, second}) == 1
+    assert dict(first)["token"] == token and isinstance(dict(first)["token"], dict)
+    assert options_key({"token": {**token, "client_email": "c@d"}}) != options_key({"token": token})
