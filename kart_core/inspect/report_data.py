@@ -105,7 +105,8 @@ def collect(roots: Sequence[LuigiTask]) -> tuple[TaskGraph, ReportData]:
     reasons = dict(zip(not_complete, explain_each([graph.nodes[key] for key in not_complete]), strict=True))
     tasks = [_task(key, graph, complete[key], reasons.get(key, []), workspaces) for key in graph.order]
     in_graph = {task.unique_id for task in tasks}
-    classes = [_class_runs(name, ws, workspaces, in_graph) for name, ws in _classes(graph)]
+    readers = {ws: _stored_params(workspaces.runs(ws)) for _, ws in _classes(graph)}  # one id lookup per workspace
+    classes = [_class_runs(name, ws, workspaces, in_graph, readers[ws]) for name, ws in _classes(graph)]
     return graph, ReportData(tasks=tasks, classes=[c for c in classes if c.runs], roots=list(graph.roots))
 
 
@@ -116,6 +117,7 @@ class _Workspaces:
         self.files: dict[str, list[FileEntry]] = {}
         self.by_relative: dict[str, dict[str, FileEntry]] = {}
         self.records: dict[str, list[RunRecord]] = {}
+        self.by_run: dict[str, dict[tuple[str, str], RunRecord]] = {}
 
     def listing(self, workspace: str) -> dict[str, FileEntry]:
         if workspace not in self.files:
@@ -127,10 +129,12 @@ class _Workspaces:
         if workspace not in self.records:
             self.listing(workspace)
             self.records[workspace] = read_runs(workspace, self.files[workspace])
+            self.by_run[workspace] = {(r.class_name, r.unique_id): r for r in self.records[workspace]}
         return self.records[workspace]
 
     def record(self, workspace: str, class_name: str, unique_id: str) -> RunRecord | None:
-        return next((r for r in self.runs(workspace) if r.class_name == class_name and r.unique_id == unique_id), None)
+        self.runs(workspace)
+        return self.by_run[workspace].get((class_name, unique_id))
 
 
 def _task(key: str, graph: TaskGraph, complete: bool, reason: list[str], workspaces: _Workspaces) -> TaskSummary:
@@ -186,10 +190,15 @@ def _classes(graph: TaskGraph) -> list[tuple[str, str]]:
     return list(seen)
 
 
-def _class_runs(name: str, workspace: str, workspaces: _Workspaces, in_graph: set[str]) -> ClassRuns:
+def _class_runs(
+    name: str,
+    workspace: str,
+    workspaces: _Workspaces,
+    in_graph: set[str],
+    readable: Callable[[Mapping[str, str]], dict[str, str]],
+) -> ClassRuns:
     records = [r for r in workspaces.runs(workspace) if r.class_name == name]
     shown = records[-MAX_RUNS_PER_CLASS:]
-    readable = _stored_params(workspaces.runs(workspace))
     runs = [
         RunSummary(
             unique_id=r.unique_id,
