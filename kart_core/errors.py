@@ -3,6 +3,11 @@
 Messages name the task (class and unique id), the path or parameter, and what to do.
 The gokart 1.12.2 names (GokartBuildError, HasLockedTaskException, PandasTypeError,
 EmptyDumpError) are kept so `except gokart.errors.X` code keeps working.
+
+Where gokart 1.12.2 raises a builtin exception for the same mistake (an ``assert``, a dict
+lookup, an ``open()`` of a missing file), kart's error also derives from that builtin, so
+``except AssertionError`` / ``KeyError`` / ``FileNotFoundError`` / ``TypeError`` code written for
+gokart still catches it. docs/migration.md lists each error with the builtins it extends.
 """
 
 from __future__ import annotations
@@ -15,10 +20,15 @@ __all__ = [
     "PandasTypeError",
     "EmptyDumpError",
     "LoadError",
+    "MissingOutputError",
     "DumpError",
+    "UnsupportedObjectError",
     "UnknownFormatError",
     "TaskDefinitionError",
     "UnrequiredTaskError",
+    "InputKeyError",
+    "OutputKeyError",
+    "RequiresError",
     "MissingColumnsError",
     "ParameterTypeError",
     "WorkspacePathError",
@@ -57,28 +67,62 @@ class PandasTypeError(KartError):
     """A dumped DataFrame's column has a type other than the one PandasTypeConfig declares."""
 
 
-class EmptyDumpError(KartError):
-    """A task dumped an empty DataFrame while fail_on_empty_dump is set."""
+class EmptyDumpError(KartError, AssertionError):
+    """A task dumped an empty DataFrame while fail_on_empty_dump is set.
+
+    An AssertionError, as gokart 1.12.2's EmptyDumpError is (gokart/task.py).
+    """
 
 
 class LoadError(KartError):
-    """An output exists but could not be read back."""
+    """An output could not be read back."""
+
+
+class MissingOutputError(LoadError, FileNotFoundError):
+    """An output to load does not exist (gokart lets ``open()`` raise FileNotFoundError)."""
 
 
 class DumpError(KartError):
     """An object could not be written to an output."""
 
 
-class UnknownFormatError(KartError, ValueError):
-    """No FileProcessor is known for a file extension."""
+class UnsupportedObjectError(DumpError, TypeError, AssertionError):
+    """The format of an output cannot hold the dumped object: a list to ``.csv``, a dict to ``.npz``, a
+    DataFrame whose index is named "None" to ``.feather``.
+
+    gokart 1.12.2 raises TypeError from its pandas processors and fails an ``assert`` in its xml, npz and
+    feather processors; this error is both, so either ``except`` keeps working.
+    """
+
+
+class UnknownFormatError(KartError, ValueError, AssertionError):
+    """No FileProcessor is known for a file extension (gokart 1.12.2 fails an ``assert`` there)."""
 
 
 class TaskDefinitionError(KartError, TypeError):
     """A task class is written in a way kart cannot run (e.g. requires() returns a non-task)."""
 
 
-class UnrequiredTaskError(KartError, ValueError):
-    """A task loaded the output of a task that is not in its requires()."""
+class UnrequiredTaskError(KartError, ValueError, AssertionError):
+    """A task loaded the output of a task that is not in its requires() (gokart fails an ``assert``)."""
+
+
+class InputKeyError(UnrequiredTaskError, KeyError):
+    """``load('key')`` names no entry of a dict requires() (gokart's dict lookup raises KeyError)."""
+
+    # KeyError would print the message in quotes, as the repr of a key.
+    __str__ = Exception.__str__
+
+
+class OutputKeyError(TaskDefinitionError, KeyError, AssertionError):
+    """``dump(obj, key)`` cannot tell which output to write: the key is not in a dict output(), a key was
+    given for a single output, or no key for a dict output() (gokart: KeyError or a failed ``assert``)."""
+
+    __str__ = Exception.__str__
+
+
+class RequiresError(TaskDefinitionError, ValueError):
+    """requires() holds something that is not a task (gokart raises ValueError computing the unique id)."""
 
 
 class MissingColumnsError(KartError, ValueError):

@@ -103,9 +103,20 @@ class ListTaskInstanceParameter(luigi.Parameter, Generic[TaskT]):
 
 
 class ExplicitBoolParameter(luigi.BoolParameter):
-    """A boolean that must be given a value on the command line (``--flag true``), never a bare flag."""
+    """A boolean that takes its value on the command line (``--flag true`` / ``--flag False``).
 
-    parsing = luigi.BoolParameter.EXPLICIT_PARSING
+    As gokart 1.12.2's: a bare ``--flag`` is an argparse error (exit 2), values parse as
+    BoolParameter's (``true``/``false``, any case; anything else is a ValueError), and without a
+    ``default`` the parameter is required (luigi.BoolParameter would default to False).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # BoolParameter.__init__ is skipped on purpose: it would make False the default.
+        luigi.Parameter.__init__(self, *args, **kwargs)
+
+    def _parser_kwargs(self, *args: Any, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]  # as BoolParameter
+        # A plain "store" option: argparse then demands a value after --flag.
+        return dict(luigi.Parameter._parser_kwargs(*args, **kwargs))
 
 
 class Serializable(Protocol):

@@ -21,7 +21,7 @@ from typing import Any
 
 import luigi
 
-from kart_core.errors import TaskDefinitionError
+from kart_core.errors import RequiresError
 from kart_core.graph import node_key
 
 __all__ = ["PlacedGraph", "MAX_PLACE_LENGTH", "labelled_requirements", "place_graph", "find_place"]
@@ -51,7 +51,7 @@ def labelled_requirements(task: Any) -> list[tuple[str, Any]]:
     them with dots (``{"models": [a, b]}`` gives ``models.0`` and ``models.1``).
 
     Raises:
-        TaskDefinitionError: ``requires()`` returned something that is not a task.
+        RequiresError: (a TaskDefinitionError and ValueError) ``requires()`` returned something that is not a task.
     """
     pairs: list[tuple[str, Any]] = []
     _flatten(task.requires(), "", pairs, task)
@@ -170,8 +170,8 @@ def _flatten(structure: Any, prefix: str, out: list[tuple[str, Any]], owner: Any
         _flatten(value, f"{prefix}.{label}" if prefix else label, out, owner)
 
 
-def _not_a_task(owner: Any, value: Any) -> TaskDefinitionError:
-    return TaskDefinitionError(
+def _not_a_task(owner: Any, value: Any) -> RequiresError:
+    return RequiresError(
         f"{type(owner).__name__}.requires() returned {type(value).__name__} {value!r}; "
         "it must return tasks (or a list/dict of tasks)."
     )

@@ -22,7 +22,14 @@ from typing import IO, Any
 import luigi
 
 from kart_core import target_config, transaction
-from kart_core.errors import DamagedOutputError, DumpError, IntegrityError, LoadError
+from kart_core.errors import (
+    DamagedOutputError,
+    DumpError,
+    IntegrityError,
+    LoadError,
+    MissingOutputError,
+    UnsupportedObjectError,
+)
 from kart_core.file_processor import DataFrameType, FileProcessor, make_file_processor, open_for_processor
 from kart_core.file_processor.pickle_format import PickleFileProcessor
 from kart_core.integrity import DEFAULT_ALGORITHM, available, digest_bytes, digest_stream
@@ -109,7 +116,7 @@ class TargetOnKart(luigi.Target):
 
     def _require_existing(self) -> None:
         if not self.exists():
-            raise LoadError(
+            raise MissingOutputError(
                 f"Cannot load {self._describe_owner()}: {self._path!r} does not exist. Build the task first "
                 "(kart_core.build(task)), or check the workspace_directory."
             )
@@ -315,7 +322,8 @@ class SingleFileTarget(TargetOnKart):
         """Read the output; a clear LoadError names the task, path, processor, cause and what to do.
 
         Raises:
-            LoadError: missing or unreadable (DamagedOutputError: it differs from its integrity record;
+            LoadError: unreadable (MissingOutputError, a FileNotFoundError: missing; DamagedOutputError: it
+                differs from its integrity record;
                 IntegrityError: signing is on and the signature is wrong).
         """
         # No exists() first: on object storage that is one more request per load.
@@ -338,14 +346,18 @@ class SingleFileTarget(TargetOnKart):
         """Write ``obj`` atomically; a failure leaves no file at the path.
 
         Raises:
-            DumpError: the processor could not write ``obj`` (nothing is left at the path).
+            DumpError: the processor could not write ``obj`` (nothing is left at the path);
+                UnsupportedObjectError (a TypeError and an AssertionError, as gokart raises) when the
+                processor refused the object's type.
         """
         try:
             with self._writing() as raw:
                 with open_for_processor(self.processor, raw, "w") as file:
                     self.processor.dump(obj, file)
         except Exception as exc:
-            raise DumpError(
+            # Processors refuse an object they cannot hold with TypeError or AssertionError (gokart's).
+            error = UnsupportedObjectError if isinstance(exc, TypeError | AssertionError) else DumpError
+            raise error(
                 f"Failed to dump {self._describe_owner()} to {self._path!r} with {self.processor!r}.\n"
                 f"{type(exc).__name__}: {exc}\n"
                 "Nothing was written. Check that the object suits the format of the extension, or pass processor=..."

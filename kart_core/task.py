@@ -17,7 +17,7 @@ from luigi.task import flatten
 
 from kart_core import identity, runlog, runner, task_io, task_targets, transaction, workspace
 from kart_core.contract import KartTarget, LuigiTask
-from kart_core.errors import ParameterTypeError, TaskDefinitionError
+from kart_core.errors import ParameterTypeError, RequiresError, TaskDefinitionError
 from kart_core.file_processor import FileProcessor
 from kart_core.hashing import short_id
 from kart_core.param_plan import config_frozen, last_resolution
@@ -129,17 +129,25 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T]):
         return isinstance(value, tuple) and bool(value) and all(TaskOnKart in type(v).__mro__ for v in value)
 
     def kart_requires(self) -> list[LuigiTask]:
-        """``requires()`` flattened to a list, checked to contain tasks only (computed once)."""
+        """``requires()`` flattened to a list, checked to contain tasks only.
+
+        Computed once per task object, unless ``cache_unique_id`` is off: then each call asks
+        ``requires()`` again, so the unique id follows a requires() that changed (gokart recomputes both).
+
+        Raises:
+            RequiresError: (a TaskDefinitionError and a ValueError, as gokart raises) an item is not a task.
+        """
         cached = self._kart_cache.get("requires")
         if cached is None:
             cached = flatten(self.requires())
             for item in cached:
                 if not isinstance(item, luigi.Task):
-                    raise TaskDefinitionError(
+                    raise RequiresError(
                         f"{type(self).__name__}.requires() returned {type(item).__name__} {item!r}; "
                         "it must return tasks (or a list/dict of tasks)."
                     )
-            self._kart_cache["requires"] = cached
+            if self.cache_unique_id:
+                self._kart_cache["requires"] = cached
         return list(cached)
 
     def output(self) -> Any:

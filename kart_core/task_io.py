@@ -14,7 +14,15 @@ import luigi
 from luigi.task import flatten
 
 from kart_core.contract import KartTask, is_kart_task
-from kart_core.errors import EmptyDumpError, MissingColumnsError, TaskDefinitionError, UnrequiredTaskError
+from kart_core.errors import (
+    EmptyDumpError,
+    InputKeyError,
+    MissingColumnsError,
+    OutputKeyError,
+    RequiresError,
+    TaskDefinitionError,
+    UnrequiredTaskError,
+)
 from kart_core.pandas_type_config import check_pandas_types
 from kart_core.target import TargetOnKart
 
@@ -36,7 +44,8 @@ def inputs_of(task: KartTask) -> Any:
     Follows luigi.task.getpaths: dicts, lists and tuples keep their type, other iterables become lists.
 
     Raises:
-        TaskDefinitionError: requires() holds something that is neither a task nor a container of tasks.
+        RequiresError: (a TaskDefinitionError and ValueError) requires() holds something that is neither a task
+            nor a container of tasks.
     """
 
     def outputs(item: Any) -> Any:
@@ -50,7 +59,7 @@ def inputs_of(task: KartTask) -> Any:
             return type(item)(outputs(value) for value in item)
         if isinstance(item, Iterable):
             return [outputs(value) for value in item]
-        raise TaskDefinitionError(
+        raise RequiresError(
             f"{task.kart_label()}.requires() holds {type(item).__name__} {item!r}; return tasks (or a list/dict of tasks)."
         )
 
@@ -61,8 +70,9 @@ def load(task: KartTask, target: Any = None) -> Any:
     """Load inputs: all (None), one by requires() key (str), a target, a task, or a list of tasks.
 
     Raises:
-        UnrequiredTaskError: the key or task is not among ``requires()``.
-        LoadError: an input exists but cannot be read.
+        UnrequiredTaskError: (an AssertionError, as gokart's) the task is not among ``requires()``, or a
+            key was given for a requires() that is not a dict; InputKeyError (also a KeyError): no such key.
+        LoadError: an input cannot be read (MissingOutputError, a FileNotFoundError: it does not exist).
     """
     return map_structure(lambda t: t.load(), input_targets(task, target))
 
@@ -78,6 +88,10 @@ def load_data_frame(
 ) -> Any:
     """A DataFrame (a list of them concatenated), checked to have ``required_columns``.
 
+    An input with no rows that lacks some of ``required_columns`` (e.g. an upstream that dumped
+    ``pd.DataFrame()``) loads as an empty frame with exactly those columns, sorted by name: the
+    behaviour gokart settled on in its PR #137, before 1.x dropped ``load_data_frame``.
+
     Raises:
         MissingColumnsError: (a ValueError) a required column is missing; names the task and the columns.
     """
@@ -87,6 +101,8 @@ def load_data_frame(
     frames = [data] if isinstance(data, pd.DataFrame) else list(flatten(data))
     frame = pd.concat(frames) if len(frames) != 1 else frames[0]
     missing = set(required_columns or ()) - set(frame.columns)
+    if missing and len(frame.index) == 0:
+        return pd.DataFrame(columns=sorted(required_columns or ()))
     if missing:
         raise MissingColumnsError(
             f"{task.kart_label()}: the loaded DataFrame lacks columns {sorted(missing)} (it has "
@@ -108,8 +124,8 @@ def dump(
 
     Raises:
         PandasTypeError: a column's type differs from the task namespace's PandasTypeConfig.
-        EmptyDumpError: ``obj`` is an empty DataFrame and ``fail_on_empty_dump`` is set.
-        TaskDefinitionError: ``target`` names no output.
+        EmptyDumpError: (an AssertionError) ``obj`` is an empty DataFrame and ``fail_on_empty_dump`` is set.
+        OutputKeyError: (a KeyError and AssertionError) ``target`` names no output.
         DumpError: writing failed.
     """
     check_pandas_types(obj, getattr(task, "task_namespace", None))
@@ -127,10 +143,15 @@ def input_targets(task: KartTask, target: Any) -> Any:
         return inputs_of(task)
     if isinstance(target, str):
         inputs = inputs_of(task)
-        if not isinstance(inputs, dict) or target not in inputs:
-            keys = sorted(inputs) if isinstance(inputs, dict) else []
+        if not isinstance(inputs, dict):
             raise UnrequiredTaskError(
-                f"{task.kart_label()}.load({target!r}): requires() has no key {target!r}. Keys: {keys}."
+                f"{task.kart_label()}.load({target!r}): requires() returns a {type(inputs).__name__}, not a dict; "
+                "load() without a key, or return a dict from requires()."
+            )
+        if target not in inputs:
+            # A KeyError as well, as gokart's dict lookup raises.
+            raise InputKeyError(
+                f"{task.kart_label()}.load({target!r}): requires() has no key {target!r}. Keys: {sorted(inputs)}."
             )
         return inputs[target]
     if is_kart_task(target):
@@ -152,20 +173,22 @@ def output_target(task: KartTask, target: Any) -> TargetOnKart:
     """The target ``dump(obj, target)`` writes: the only output (None), the output named ``target``, or ``target``.
 
     Raises:
-        TaskDefinitionError: output() is not one target and no key was given, or has no such key.
+        OutputKeyError: (a TaskDefinitionError, KeyError and AssertionError) output() is not one target and
+            no key was given, or has no such key.
+        TaskDefinitionError: output()[key] is not a target.
     """
     if isinstance(target, TargetOnKart):
         return target
     output = task.kart_outputs()
     if target is None:
         if not isinstance(output, TargetOnKart):
-            raise TaskDefinitionError(
+            raise OutputKeyError(
                 f"{task.kart_label()}.dump(obj): output() is a {type(output).__name__}; name one of its keys: dump(obj, 'key')."
             )
         return output
     if not isinstance(output, dict) or target not in output:
         keys = sorted(output) if isinstance(output, dict) else []
-        raise TaskDefinitionError(
+        raise OutputKeyError(
             f"{task.kart_label()}.dump(obj, {target!r}): output() has no key {target!r}. Keys: {keys}."
         )
     found = output[target]

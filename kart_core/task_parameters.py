@@ -133,8 +133,8 @@ class TaskParameters(_Base):
 
     @classmethod
     def _add_configuration(cls, kwargs: dict[str, Any], section: str) -> None:
-        """Fill TaskOnKart's own parameters from the ``[TaskOnKart]`` config section."""
-        for key, value in section_values(cls, section, _own_parameter_names()).items():
+        """Fill parameters from the ``[TaskOnKart]`` config section (see ``_section_parameter_names``)."""
+        for key, value in section_values(cls, section, _section_parameter_names(cls)).items():
             kwargs.setdefault(key, value)
 
     def to_str_params(self, only_significant: bool = False, only_public: bool = False) -> dict[str, str]:
@@ -155,9 +155,27 @@ class TaskParameters(_Base):
 
 @functools.cache
 def _own_parameter_names() -> frozenset[str]:
-    """The parameters declared here (those a ``[TaskOnKart]`` config section may set)."""
+    """The parameters declared here: every task class takes them from ``[TaskOnKart]``."""
     return frozenset(name for name, value in vars(TaskParameters).items() if isinstance(value, luigi.Parameter))
 
 
+def _section_parameter_names(cls: type) -> frozenset[str]:
+    """The parameters of ``cls`` that ``[TaskOnKart]`` sets: TaskOnKart's own, plus those declared in the
+    body of ``cls`` itself (not those it inherits from an intermediate base class).
+
+    This follows gokart 1.12.2's TaskOnKart._add_configuration, which looks keys up in the class
+    dicts of TaskOnKart and of the task's own class; since those values are passed as keyword
+    arguments, they outrank ``[ClassName]`` (and so change the unique id).
+    """
+    cached = cls.__dict__.get("_kart_section_names")
+    if cached is None:  # once per class: this runs for every task created
+        own = frozenset(name for name, value in vars(cls).items() if isinstance(value, luigi.Parameter))
+        cached = _own_parameter_names() | own
+        type.__setattr__(cls, "_kart_section_names", cached)
+    return cast(frozenset[str], cached)
+
+
 def _parameter_plan(cls: type[TaskParameters]) -> ParameterPlan:
-    return parameter_plan(cls, CONFIG_SECTION, _own_parameter_names(), str(TaskParameters.workspace_directory._default))
+    return parameter_plan(
+        cls, CONFIG_SECTION, _section_parameter_names(cls), str(TaskParameters.workspace_directory._default)
+    )

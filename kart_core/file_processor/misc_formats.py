@@ -5,6 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import Any, ClassVar
 
+from kart_core.errors import UnsupportedObjectError
 from kart_core.file_processor.base import FileProcessor
 
 
@@ -24,7 +25,10 @@ class XmlFileProcessor(FileProcessor[ET.ElementTree]):
     def dump(self, obj: ET.ElementTree, file: Any) -> None:
         """Write the tree."""
         if not isinstance(obj, ET.ElementTree):
-            raise TypeError(f"requires xml.etree.ElementTree.ElementTree, but {type(obj).__name__} was passed")
+            # TypeError and AssertionError: gokart's xml processor fails an assert here.
+            raise UnsupportedObjectError(
+                f"requires xml.etree.ElementTree.ElementTree, but {type(obj).__name__} was passed"
+            )
         obj.write(file)
 
 
@@ -46,7 +50,8 @@ class NpzFileProcessor(FileProcessor[Any]):
         import numpy as np
 
         if not isinstance(obj, np.ndarray):
-            raise TypeError(f"requires numpy.ndarray, but {type(obj).__name__} was passed")
+            # TypeError and AssertionError: gokart's npz processor fails an assert here.
+            raise UnsupportedObjectError(f"requires numpy.ndarray, but {type(obj).__name__} was passed")
         np.savez_compressed(file, data=obj)
 
 

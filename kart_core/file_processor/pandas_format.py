@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from typing import Any, ClassVar
 
+from kart_core.errors import UnsupportedObjectError
 from kart_core.file_processor.base import FileProcessor, ProcessorOptions, local_source
 
 _FEATHER_INDEX_PREFIX = "__feather_gokart_index__"
@@ -156,11 +157,15 @@ class FeatherFileProcessor(FileProcessor[Any]):
         if self._store_index and not _is_default_index(obj.index):
             column = f"{_FEATHER_INDEX_PREFIX}{obj.index.name}"
             if column in obj.columns:
-                raise ValueError(
+                # gokart fails an assert here: UnsupportedObjectError is an AssertionError (and a TypeError).
+                raise UnsupportedObjectError(
                     f"column {column!r} already exists; set store_index_in_feather=False to skip the index"
                 )
             if obj.index.name == "None":
-                raise ValueError("an index named 'None' cannot be stored in feather; rename the index")
+                raise UnsupportedObjectError(
+                    "an index named 'None' cannot be stored in feather (it would load back as no name); "
+                    "rename the index"
+                )
             # Copy-on-write: these make a new frame without copying the existing columns.
             frame = obj.reset_index(drop=True)
             frame[column] = obj.index.to_numpy()

@@ -12,8 +12,9 @@ Output format as gokart 1.12.2 prints it, e.g.::
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from kart_core.contract import KartTask, LuigiTask
 from kart_core.target import make_target
 from kart_core.tree.task_info_formatter import make_task_info_tree, make_tree_info, make_tree_info_table_list
 
@@ -24,7 +25,7 @@ __all__ = ["dump_task_info_table", "dump_task_info_tree", "make_task_info_as_tab
 
 
 def make_task_info_as_tree_str(
-    task: Any, details: bool = False, abbr: bool = True, ignore_task_names: list[str] | None = None
+    task: LuigiTask, details: bool = False, abbr: bool = True, ignore_task_names: list[str] | None = None
 ) -> str:
     """The dependency tree of ``task`` with each task's status; ``details`` adds params, outputs, time and log.
 
@@ -38,7 +39,7 @@ def make_task_info_as_tree_str(
     return make_tree_info(info, indent="", last=True, details=details, abbr=abbr, visited_tasks=set())
 
 
-def make_task_info_as_table(task: Any, ignore_task_names: list[str] | None = None) -> pd.DataFrame:
+def make_task_info_as_table(task: LuigiTask, ignore_task_names: list[str] | None = None) -> pd.DataFrame:
     """One row per unique task (root first, depth first), columns as gokart's: name, unique_id, output_paths,
     params, processing_time, is_complete, task_log, requires."""
     import pandas as pd  # here, not at module level: `import kart_core` stays free of pandas
@@ -47,7 +48,7 @@ def make_task_info_as_table(task: Any, ignore_task_names: list[str] | None = Non
     return pd.DataFrame(make_tree_info_table_list(info, visited_tasks=set()))
 
 
-def dump_task_info_table(task: Any, task_info_dump_path: str, ignore_task_names: list[str] | None = None) -> None:
+def dump_task_info_table(task: KartTask, task_info_dump_path: str, ignore_task_names: list[str] | None = None) -> None:
     """Write ``make_task_info_as_table(task)`` to ``task_info_dump_path`` (with the root's unique id added),
     in the format its extension names (``.csv``, ``.pkl``, ...; local or fsspec URL)."""
     table = make_task_info_as_table(task, ignore_task_names=ignore_task_names)
@@ -55,7 +56,7 @@ def dump_task_info_table(task: Any, task_info_dump_path: str, ignore_task_names:
 
 
 def dump_task_info_tree(
-    task: Any, task_info_dump_path: str, ignore_task_names: list[str] | None = None, use_unique_id: bool = True
+    task: KartTask, task_info_dump_path: str, ignore_task_names: list[str] | None = None, use_unique_id: bool = True
 ) -> None:
     """Pickle the TaskInfo tree of ``task`` to ``task_info_dump_path``, which must end with ``.pkl``."""
     extension = os.path.splitext(task_info_dump_path)[1]

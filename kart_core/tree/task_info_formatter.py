@@ -11,10 +11,13 @@ import warnings
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
-from kart_core.contract import KartTask, is_kart_task
+import luigi
+
+from kart_core.contract import KartTask, LuigiTask, is_kart_task
+from kart_core.errors import RequiresError
 from kart_core.graph import TaskGraph, walk
 from kart_core.runlog import read_task_log_safely
-from kart_core.utils import flatten, map_flattenable_items
+from kart_core.utils import flatten
 from kart_core.workspace import PROCESSING_TIME, TASK_LOG
 
 __all__ = ["RequiredTask", "TaskInfo", "make_task_info_tree", "make_tree_info", "make_tree_info_table_list"]
@@ -66,11 +69,18 @@ class TaskInfo:
         return row
 
 
-def make_task_info_tree(task: Any, ignore_task_names: list[str] | None = None) -> TaskInfo:
-    """The TaskInfo tree under ``task``, leaving out (with their subtrees) tasks whose class name is ignored."""
+def make_task_info_tree(task: LuigiTask, ignore_task_names: list[str] | None = None) -> TaskInfo:
+    """The TaskInfo tree under ``task``, leaving out (with their subtrees) tasks whose class name is ignored.
+
+    requires() may return a task, a list, tuple, set, generator, map or other iterable of tasks, or a
+    dict of any of those (as gokart 1.12.2 accepts); plain luigi tasks are described too.
+
+    Raises:
+        RequiresError: (a TypeError, as gokart raises) requires() holds something that is not a task.
+    """
     ignored = set(ignore_task_names or ())
 
-    def expand(node: Any) -> bool:
+    def expand(node: LuigiTask) -> bool:
         return node is task or type(node).__name__ not in ignored
 
     graph = walk([task], expand=expand)
@@ -86,25 +96,31 @@ def _kept_upstream(graph: TaskGraph, key: str, infos: dict[str, TaskInfo]) -> It
     return (dep for dep in graph.upstream[key] if dep in infos)
 
 
-def _describe(task: Any, children: list[TaskInfo]) -> TaskInfo:
-    """One task's TaskInfo; plain luigi tasks (no run logs) get their luigi parameters and 'unknown' time."""
+def _describe(task: LuigiTask, children: list[TaskInfo]) -> TaskInfo:
+    """One task's TaskInfo; plain luigi tasks (no run logs) get their luigi parameters and 'unknown' time.
+
+    The status is the task's own ``complete()`` (COMPLETE / PENDING), whatever targets it has.
+    """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Task .* without outputs has no custom complete")
         complete = task.complete()
-    is_kart = is_kart_task(task)
     # Other runs' logs are read without raising: a damaged or foreign file must not stop the tree.
-    processing_time = read_task_log_safely(task, PROCESSING_TIME, "unknown", (int, float)) if is_kart else "unknown"
+    processing_time: Any = "unknown"
+    task_log: dict[str, Any] = {}
+    if is_kart_task(task):
+        processing_time = read_task_log_safely(task, PROCESSING_TIME, "unknown", (int, float))
+        task_log = _task_log(task)
     if isinstance(processing_time, float):
         processing_time = f"{processing_time}s"
     return TaskInfo(
         name=type(task).__name__,
         unique_id=_unique_id(task),
-        output_paths=[target.path() for target in flatten(task.output())],
-        params=task.get_info(only_significant=True) if is_kart else task.to_str_params(only_significant=True),
+        output_paths=[_target_path(target) for target in flatten(task.output())],
+        params=_params(task),
         processing_time=processing_time,
         is_complete="COMPLETE" if complete else "PENDING",
-        task_log=_task_log(task) if is_kart else {},
-        requires=map_flattenable_items(_required_task, task.requires()),
+        task_log=task_log,
+        requires=_requires_info(task, task.requires()),
         children_task_infos=children,
     )
 
@@ -116,13 +132,36 @@ def _task_log(task: KartTask) -> dict[str, Any]:
     return dict(read_task_log_safely(task, TASK_LOG, {}, dict))
 
 
-def _unique_id(task: Any) -> str:
+def _params(task: LuigiTask) -> dict[str, Any]:
+    if is_kart_task(task):
+        return dict(task.get_info(only_significant=True))  # type: ignore[attr-defined]
+    return task.to_str_params(only_significant=True)
+
+
+def _target_path(target: Any) -> str:
+    # kart's and gokart's targets have a path() method; luigi's FileSystemTarget a path attribute.
+    path = target.path
+    return str(path() if callable(path) else path)
+
+
+def _unique_id(task: LuigiTask) -> str:
     # A plain luigi task has no kart id: use the hash at the end of its luigi task_id.
-    return str(task.make_unique_id()) if hasattr(task, "make_unique_id") else str(task.task_id).rsplit("_", 1)[-1]
+    return task.make_unique_id() if is_kart_task(task) else str(task.task_id).rsplit("_", 1)[-1]
 
 
-def _required_task(task: Any) -> RequiredTask:
-    return RequiredTask(name=type(task).__name__, unique_id=_unique_id(task))
+def _requires_info(owner: LuigiTask, requires: Any) -> Any:
+    """The table's ``requires`` cell: RequiredTask per task, dicts kept, every other iterable a list
+    (gokart 1.12.2's shape; a generator, set, map or itertools.chain becomes a list)."""
+    if isinstance(requires, luigi.Task):
+        return RequiredTask(name=type(requires).__name__, unique_id=_unique_id(requires))
+    if isinstance(requires, dict):
+        return {key: _requires_info(owner, value) for key, value in requires.items()}
+    if isinstance(requires, Iterable) and not isinstance(requires, str | bytes):
+        return [_requires_info(owner, value) for value in requires]
+    raise RequiresError(
+        f"{type(owner).__name__}.requires() holds {type(requires).__name__} {requires!r}; "
+        "return tasks, iterables of tasks or a dict of them."
+    )
 
 
 def make_tree_info(

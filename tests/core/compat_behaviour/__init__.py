@@ -1,0 +1,1 @@
+"""Probes of gokart behaviours that kart must match, run once per implementation in its own process."""

@@ -1,0 +1,253 @@
+"""kart_core against gokart 1.12.2 on the behaviours of issue 16 ("Behaviour that differs").
+
+Each probe (tests/core/compat_behaviour/probe.py) runs once with gokart and once with kart, each
+in its own process and directory; this module compares their JSON reports: exception types,
+config-resolved values and unique ids, tree and table text, parameter parsing, and ``.pkl`` files
+of a script's classes loaded by another script.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from compat_pipeline.harness import driver_env, run_command
+
+import kart_core
+from kart_core import errors
+
+IMPLS = ("gokart", "kart")
+GENERIC = {"Exception", "BaseException", "object"}
+
+
+def probe(impl: str, cwd: Path, command: str, *args: str, config: str | None = None) -> Any:
+    """Run ``compat_behaviour.probe`` with ``impl`` in ``cwd`` (optionally with a luigi config text)."""
+    cwd.mkdir(parents=True, exist_ok=True)
+    env = driver_env(impl)
+    if config is not None:
+        (cwd / "luigi.cfg").write_text(config)
+        env["LUIGI_CONFIG_PATH"] = str(cwd / "luigi.cfg")
+    out = cwd / f"{command}-{impl}.json"
+    run_command([sys.executable, "-m", "compat_behaviour.probe", impl, command, str(out), *args], cwd, env, timeout=300)
+    return json.loads(out.read_text())
+
+
+def both(tmp_path_factory: pytest.TempPathFactory, command: str, config: str | None = None) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp(command)
+    return {impl: probe(impl, root / impl, command, config=config) for impl in IMPLS}
+
+
+# --- 1. exception types -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def raised(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return both(tmp_path_factory, "errors")
+
+
+ERROR_CASES = {
+    "empty_dump": "EmptyDumpError",
+    "load_missing_input": "MissingOutputError",
+    "load_missing_target": "MissingOutputError",
+    "load_missing_csv": "MissingOutputError",
+    "load_unknown_key": "InputKeyError",
+    "load_key_of_list_requires": "UnrequiredTaskError",
+    "load_unrequired_task": "UnrequiredTaskError",
+    "csv_of_list": "UnsupportedObjectError",
+    "parquet_of_dict": "UnsupportedObjectError",
+    "xml_of_list": "UnsupportedObjectError",
+    "npz_of_list": "UnsupportedObjectError",
+    "unknown_extension": "UnknownFormatError",
+    "feather_index_named_none": "UnsupportedObjectError",
+    "feather_index_column_taken": "UnsupportedObjectError",
+    "dump_unknown_key": "OutputKeyError",
+    "dump_without_key": "OutputKeyError",
+    "requires_a_number": "RequiresError",
+}
+
+
+@pytest.mark.parametrize("case", sorted(ERROR_CASES))
+def test_kart_error_extends_what_gokart_raises(raised: dict[str, Any], case: str) -> None:
+    """Where gokart raises a builtin type, kart raises its own error that is also that builtin."""
+    gokart_error, kart_error = raised["gokart"][case], raised["kart"][case]
+    assert "error" in gokart_error and "error" in kart_error
+    assert kart_error["error"] == ERROR_CASES[case]
+    assert issubclass(getattr(errors, kart_error["error"]), errors.KartError)
+    assert set(gokart_error["builtins"]) - GENERIC <= set(kart_error["builtins"]), (gokart_error, kart_error)
+
+
+def test_kart_messages_name_the_task_path_and_fix(raised: dict[str, Any]) -> None:
+    """kart keeps its own messages: the task as Class[8 hex], the file, what to do next."""
+    kart = raised["kart"]
+    assert kart["load_unknown_key"]["message"].startswith("DictRequires[")
+    assert "Keys: ['a']" in kart["load_unknown_key"]["message"]  # no KeyError quoting
+    assert "Upstream[" in kart["load_missing_input"]["message"]
+    assert "Build the task first" in kart["load_missing_input"]["message"]
+    assert "ws/absent.pkl" in kart["load_missing_target"]["message"]
+    assert "ws/x.csv" in kart["csv_of_list"]["message"] and "CsvFileProcessor" in kart["csv_of_list"]["message"]
+    assert "rename the index" in kart["feather_index_named_none"]["message"]
+    assert "Known: .csv" in kart["unknown_extension"]["message"]
+    assert kart["dump_unknown_key"]["message"].startswith("TwoOutputs[")
+
+
+def test_both_dump_what_the_format_holds(raised: dict[str, Any]) -> None:
+    assert raised["gokart"]["npz_of_array"] == raised["kart"]["npz_of_array"] == {"value": None}
+
+
+def test_error_classes_are_their_builtins_in_process() -> None:
+    """The same promise checked on the classes themselves (what the migration table lists)."""
+    assert issubclass(errors.EmptyDumpError, AssertionError)
+    assert issubclass(errors.MissingOutputError, FileNotFoundError) and issubclass(
+        errors.MissingOutputError, errors.LoadError
+    )
+    assert issubclass(errors.UnsupportedObjectError, TypeError) and issubclass(
+        errors.UnsupportedObjectError, AssertionError
+    )
+    assert issubclass(errors.InputKeyError, KeyError) and issubclass(errors.InputKeyError, errors.UnrequiredTaskError)
+    assert issubclass(errors.OutputKeyError, KeyError) and issubclass(errors.OutputKeyError, AssertionError)
+    assert issubclass(errors.UnknownFormatError, AssertionError) and issubclass(errors.UnknownFormatError, ValueError)
+    assert str(errors.InputKeyError("a message")) == "a message"
+
+
+# --- 2. [TaskOnKart] values on parameters declared by subclasses --------------------------------
+
+CONFIGS = {
+    "task_on_kart": "[TaskOnKart]\nparam_a = 5\nrerun = true\n",
+    "class": "[Declares]\nparam_a = 7\nparam_b = cls\n[Inherits]\nparam_a = 8\n",
+    "both": "[TaskOnKart]\nparam_a = 5\nparam_b = tok\n[Declares]\nparam_a = 7\n[Redeclares]\nparam_a = 9\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_task_on_kart_section_as_gokart(tmp_path: Path, name: str) -> None:
+    """Same values and unique ids: [TaskOnKart] reaches parameters declared in a class's own body and
+    outranks [ClassName] there; an inherited declaration is not reached."""
+    seen = {impl: probe(impl, tmp_path / impl, "config", config=CONFIGS[name]) for impl in IMPLS}
+    assert seen["kart"] == seen["gokart"]
+    assert all("value" in result for result in seen["kart"].values())
+
+
+def test_task_on_kart_section_changes_the_declaring_class(tmp_path: Path) -> None:
+    seen = probe("kart", tmp_path, "config", config=CONFIGS["both"])
+    assert seen["Declares"]["value"]["params"] == {"param_a": "5", "param_b": "tok"}  # not [Declares]' 7
+    assert seen["Inherits"]["value"]["params"] == {"param_a": "1", "param_b": "x"}  # inherits: untouched
+    assert seen["Redeclares"]["value"]["params"]["param_a"] == "5"
+
+
+# --- 3. .pkl of __main__ classes and functions ---------------------------------------------------
+
+
+def test_pickles_of_script_classes_load_in_another_script(tmp_path: Path) -> None:
+    """Each library's .pkl of a script's class, instance and function loads from another process, in both."""
+    expected = {"value": {"point": ["Point", 8], "function": 6, "class": 10, "plain": [1.5, "a", {"k": [1, 2]}]}}
+    for writer in IMPLS:
+        written = probe(writer, tmp_path / f"write-{writer}", "pickle_write")
+        path = str(tmp_path / f"write-{writer}" / written["path"])
+        for reader in IMPLS:
+            assert probe(reader, tmp_path / f"read-{writer}-{reader}", "pickle_read", path) == expected, (
+                writer,
+                reader,
+            )
+
+
+def test_ordinary_objects_keep_the_plain_pickle_format(tmp_path: Path) -> None:
+    """Without a __main__ class in it, a .pkl is a standard pickle: no dill needed to load it."""
+    import pickle
+
+    target = kart_core.target.make_target(str(tmp_path / "plain.pkl"))
+    target.dump({"a": [1, 2.5, "x"], "frac": __import__("fractions").Fraction(1, 3)})
+    data = Path(target.path()).read_bytes()
+    assert b"dill" not in data
+    assert pickle.loads(data)["frac"].denominator == 3
+
+
+# --- 4. tree and table for every requires() shape ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trees(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return both(tmp_path_factory, "tree")
+
+
+SHAPES = ["generator", "set", "map", "chain", "tuple", "dict_of_generators", "dict_of_sets", "dict_of_maps"]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_tree_and_table_as_gokart(trees: dict[str, Any], shape: str) -> None:
+    """Same tree text (with and without details) and the same table, requires cell included."""
+    gokart, kart = trees["gokart"][shape], trees["kart"][shape]
+    assert "value" in gokart["tree"], gokart
+    assert kart == gokart
+    # Leaf(n=1) was dumped beforehand: every shape but dict_of_sets holds it, as COMPLETE.
+    assert ("(COMPLETE) Leaf[" in kart["tree"]["value"]) is (shape != "dict_of_sets")
+
+
+def test_luigi_targets_are_described_where_gokart_fails(trees: dict[str, Any]) -> None:
+    """A task whose output() is a luigi.LocalTarget: gokart's tree calls target.path() and fails; kart
+    reports each task's complete() (COMPLETE when the file exists, else PENDING)."""
+    assert trees["gokart"]["luigi_targets"]["tree"]["error"] == "TypeError"
+    lines = trees["kart"]["luigi_targets"]["tree"]["value"].splitlines()
+    assert lines[1].startswith("└─-(PENDING) Requires_luigi_targets[")
+    assert lines[2].startswith("   |--(COMPLETE) LuigiTargetTask[")
+    assert lines[3].startswith("   └─-(PENDING) LuigiTargetTask[")
+    assert "output=['exists.txt']" in trees["kart"]["luigi_targets"]["details"]["value"]
+
+
+# --- 5. load_data_frame on an empty upstream ----------------------------------------------------
+
+
+def test_load_data_frame_of_empty_upstream_has_the_required_columns(tmp_path: Path) -> None:
+    """gokart's PR #137 behaviour (gokart 1.12.2 no longer has load_data_frame, see params probe)."""
+    import pandas as pd
+
+    class TkEmpty(kart_core.TaskOnKart[pd.DataFrame]):
+        def run(self) -> None:
+            self.dump(pd.DataFrame())
+
+    class TkNeeds(kart_core.TaskOnKart[pd.DataFrame]):
+        def requires(self) -> Any:
+            return TkEmpty(workspace_directory=str(tmp_path))
+
+        def run(self) -> None:
+            self.dump(self.load_data_frame(required_columns={"b", "a"}))
+
+    frame = kart_core.build(TkNeeds(workspace_directory=str(tmp_path)), reset_register=False)
+    assert list(frame.columns) == ["a", "b"] and len(frame) == 0
+
+
+# --- 6. ExplicitBoolParameter and cache_unique_id ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def parsed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return both(tmp_path_factory, "params")
+
+
+def test_explicit_bool_parameter_as_gokart(parsed: dict[str, Any]) -> None:
+    """parse(), the command line (a bare --flag is an argparse error) and a missing default."""
+    cases = [key for key in parsed["gokart"] if key.startswith(("parse", "cli", "no default"))]
+    assert len(cases) == 14
+    for key in cases:
+        gokart, kart = parsed["gokart"][key], parsed["kart"][key]
+        assert {k: v for k, v in kart.items() if k != "message"} == {
+            k: v for k, v in gokart.items() if k != "message"
+        }, key
+    assert parsed["kart"]["cli ['--flag']"]["error"] == "SystemExit"
+
+
+def test_cache_unique_id_false_recomputes(parsed: dict[str, Any]) -> None:
+    """With cache_unique_id=False the id (and output path) follows a changed requires(); cached, it stays."""
+    assert parsed["kart"]["cache_unique_id=False"] == parsed["gokart"]["cache_unique_id=False"]
+    assert parsed["kart"]["cache_unique_id=True"] == parsed["gokart"]["cache_unique_id=True"]
+    before, after, _, path = parsed["kart"]["cache_unique_id=False"]
+    assert before != after and after in path
+    cached = parsed["kart"]["cache_unique_id=True"]
+    assert cached[0] == cached[1] == cached[2]
+
+
+def test_gokart_has_no_load_data_frame(parsed: dict[str, Any]) -> None:
+    """Why item 5 is checked against gokart's PR #137 rather than against gokart 1.12.2."""
+    assert parsed["gokart"]["has load_data_frame"] is False and parsed["kart"]["has load_data_frame"] is True
