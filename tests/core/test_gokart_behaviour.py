@@ -177,7 +177,7 @@ SHAPES = ["generator", "set", "map", "chain", "tuple", "dict_of_generators", "di
 
 @pytest.mark.parametrize("shape", SHAPES)
 def test_tree_and_table_as_gokart(trees: dict[str, Any], shape: str) -> None:
-    """Same tree text (with and without details) and the same table, requires cell included."""
+    """Same tree text (with and without details), table (requires cell included) and dump_task_info_table file."""
     gokart, kart = trees["gokart"][shape], trees["kart"][shape]
     assert "value" in gokart["tree"], gokart
     assert kart == gokart

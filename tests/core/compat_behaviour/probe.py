@@ -173,7 +173,15 @@ def tree() -> dict[str, Any]:
         table = outcome(lambda task_class=task_class: tree_module.make_task_info_as_table(task_class()).to_dict("list"))
         if "value" in table:
             table["value"] = {key: repr(value) for key, value in table["value"].items()}
+
+        def dumped(task_class: Any = task_class, shape: str = shape) -> str:
+            task = task_class()
+            tree_module.dump_task_info_table(task, f"info/{shape}.csv")
+            with open(f"info/{shape}_{task.make_unique_id()}.csv") as file:
+                return file.read()
+
         result[shape] = {
+            "dumped_table": outcome(dumped),
             "tree": outcome(lambda task_class=task_class: tree_module.make_task_info_as_tree_str(task_class())),
             "details": outcome(
                 lambda task_class=task_class: tree_module.make_task_info_as_tree_str(task_class(), details=True)
