@@ -226,3 +226,15 @@ def _demo_models(workspace: str) -> list[Any]:
     built = [Evaluate(model=model, alpha=0.1, workspace_directory=workspace) for model in MODELS]
     gokart.build(built, reset_register=False)
     return [*built, Evaluate(model="ridge", alpha=0.5, workspace_directory=workspace)]
+
+
+def test_without_a_browser_the_tests_skip_naming_it_and_fail_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    import browser
+
+    monkeypatch.setattr(browser, "CHROMIUM", "/nonexistent/chromium")
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="/nonexistent/chromium is missing"):
+        browser.require_browser()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true and the browser tests cannot run: /nonexistent/chromium"):
+        browser.require_browser()
