@@ -130,6 +130,10 @@ class KartTask(LuigiTask, Protocol):
         """The task class's own source (for ``serialized_task_definition_check``)."""
         ...
 
+    def get_info(self, only_significant: bool = False) -> dict[str, str]:
+        """Parameters as strings, a task parameter as ``Class-unique_id`` (what task trees show)."""
+        ...
+
     def kart_log_target(self, kind: str, extension: str = ".pkl") -> KartTarget:
         """The run-log target ``{workspace}/log/{kind}/{Class}_{unique_id}{extension}``."""
         ...

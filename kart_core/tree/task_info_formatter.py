@@ -134,7 +134,7 @@ def _task_log(task: KartTask) -> dict[str, Any]:
 
 def _params(task: LuigiTask) -> dict[str, Any]:
     if is_kart_task(task):
-        return dict(task.get_info(only_significant=True))  # type: ignore[attr-defined]
+        return task.get_info(only_significant=True)
     return task.to_str_params(only_significant=True)
 
 

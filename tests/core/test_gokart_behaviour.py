@@ -69,6 +69,7 @@ ERROR_CASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(ERROR_CASES))
 def test_kart_error_extends_what_gokart_raises(raised: dict[str, Any], case: str) -> None:
     """Where gokart raises a builtin type, kart raises its own error that is also that builtin."""
@@ -79,6 +80,7 @@ def test_kart_error_extends_what_gokart_raises(raised: dict[str, Any], case: str
     assert set(gokart_error["builtins"]) - GENERIC <= set(kart_error["builtins"]), (gokart_error, kart_error)
 
 
+@pytest.mark.slow
 def test_kart_messages_name_the_task_path_and_fix(raised: dict[str, Any]) -> None:
     """kart keeps its own messages: the task as Class[8 hex], the file, what to do next."""
     kart = raised["kart"]
@@ -93,6 +95,7 @@ def test_kart_messages_name_the_task_path_and_fix(raised: dict[str, Any]) -> Non
     assert kart["dump_unknown_key"]["message"].startswith("TwoOutputs[")
 
 
+@pytest.mark.slow
 def test_both_dump_what_the_format_holds(raised: dict[str, Any]) -> None:
     assert raised["gokart"]["npz_of_array"] == raised["kart"]["npz_of_array"] == {"value": None}
 
@@ -121,6 +124,7 @@ CONFIGS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_task_on_kart_section_as_gokart(tmp_path: Path, name: str) -> None:
     """Same values and unique ids: [TaskOnKart] reaches parameters declared in a class's own body and
@@ -130,6 +134,7 @@ def test_task_on_kart_section_as_gokart(tmp_path: Path, name: str) -> None:
     assert all("value" in result for result in seen["kart"].values())
 
 
+@pytest.mark.slow
 def test_task_on_kart_section_changes_the_declaring_class(tmp_path: Path) -> None:
     seen = probe("kart", tmp_path, "config", config=CONFIGS["both"])
     assert seen["Declares"]["value"]["params"] == {"param_a": "5", "param_b": "tok"}  # not [Declares]' 7
@@ -140,6 +145,7 @@ def test_task_on_kart_section_changes_the_declaring_class(tmp_path: Path) -> Non
 # --- 3. .pkl of __main__ classes and functions ---------------------------------------------------
 
 
+@pytest.mark.slow
 def test_pickles_of_script_classes_load_in_another_script(tmp_path: Path) -> None:
     """Each library's .pkl of a script's class, instance and function loads from another process, in both."""
     expected = {"value": {"point": ["Point", 8], "function": 6, "class": 10, "plain": [1.5, "a", {"k": [1, 2]}]}}
@@ -175,6 +181,7 @@ def trees(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 SHAPES = ["generator", "set", "map", "chain", "tuple", "dict_of_generators", "dict_of_sets", "dict_of_maps"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", SHAPES)
 def test_tree_and_table_as_gokart(trees: dict[str, Any], shape: str) -> None:
     """Same tree text (with and without details), table (requires cell included) and dump_task_info_table file."""
@@ -185,6 +192,7 @@ def test_tree_and_table_as_gokart(trees: dict[str, Any], shape: str) -> None:
     assert ("(COMPLETE) Leaf[" in kart["tree"]["value"]) is (shape != "dict_of_sets")
 
 
+@pytest.mark.slow
 def test_luigi_targets_are_described_where_gokart_fails(trees: dict[str, Any]) -> None:
     """A task whose output() is a luigi.LocalTarget: gokart's tree calls target.path() and fails; kart
     reports each task's complete() (COMPLETE when the file exists, else PENDING)."""
@@ -226,6 +234,7 @@ def parsed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return both(tmp_path_factory, "params")
 
 
+@pytest.mark.slow
 def test_explicit_bool_parameter_as_gokart(parsed: dict[str, Any]) -> None:
     """parse(), the command line (a bare --flag is an argparse error) and a missing default."""
     cases = [key for key in parsed["gokart"] if key.startswith(("parse", "cli", "no default"))]
@@ -238,6 +247,7 @@ def test_explicit_bool_parameter_as_gokart(parsed: dict[str, Any]) -> None:
     assert parsed["kart"]["cli ['--flag']"]["error"] == "SystemExit"
 
 
+@pytest.mark.slow
 def test_cache_unique_id_false_recomputes(parsed: dict[str, Any]) -> None:
     """With cache_unique_id=False the id (and output path) follows a changed requires(); cached, it stays."""
     assert parsed["kart"]["cache_unique_id=False"] == parsed["gokart"]["cache_unique_id=False"]
@@ -248,6 +258,7 @@ def test_cache_unique_id_false_recomputes(parsed: dict[str, Any]) -> None:
     assert cached[0] == cached[1] == cached[2]
 
 
+@pytest.mark.slow
 def test_gokart_has_no_load_data_frame(parsed: dict[str, Any]) -> None:
     """Why item 5 is checked against gokart's PR #137 rather than against gokart 1.12.2."""
     assert parsed["gokart"]["has load_data_frame"] is False and parsed["kart"]["has load_data_frame"] is True
