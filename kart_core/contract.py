@@ -122,6 +122,10 @@ class KartTask(LuigiTask, Protocol):
         """``requires()`` flattened to a list of tasks (kart or plain luigi)."""
         ...
 
+    def kart_requires_structure(self) -> Any:
+        """``requires()`` unflattened (its dict keys and list positions name the places), memoized."""
+        ...
+
     def kart_outputs(self) -> Any:
         """``output()``, computed once per task object: what kart itself reads (same shape as output())."""
         ...

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from luigi.task import flatten
 
 from kart_core.contract import LuigiTask, is_kart_task
 
-__all__ = ["TaskGraph", "node_key", "requirements_of", "walk"]
+__all__ = ["TaskGraph", "node_key", "requirements_of", "requires_structure", "walk"]
 
 
 def node_key(task: LuigiTask) -> str:
@@ -21,6 +22,13 @@ def node_key(task: LuigiTask) -> str:
     if is_kart_task(task):
         return f"{type(task).__module__}.{type(task).__qualname__}_{task.make_unique_id()}"
     return str(task.task_id)
+
+
+def requires_structure(task: LuigiTask) -> Any:
+    """What ``requires()`` returned, unflattened; a kart task calls its ``requires()`` once (its memo)."""
+    if is_kart_task(task):
+        return task.kart_requires_structure()
+    return task.requires()
 
 
 def requirements_of(task: LuigiTask) -> list[LuigiTask]:

@@ -22,7 +22,7 @@ from typing import Any
 import luigi
 
 from kart_core.errors import RequiresError
-from kart_core.graph import node_key
+from kart_core.graph import node_key, requires_structure
 
 __all__ = ["PlacedGraph", "MAX_PLACE_LENGTH", "labelled_requirements", "place_graph", "find_place"]
 
@@ -54,7 +54,7 @@ def labelled_requirements(task: Any) -> list[tuple[str, Any]]:
         RequiresError: (a TaskDefinitionError and ValueError) ``requires()`` returned something that is not a task.
     """
     pairs: list[tuple[str, Any]] = []
-    _flatten(task.requires(), "", pairs, task)
+    _flatten(requires_structure(task), "", pairs, task)
     return pairs
 
 

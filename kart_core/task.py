@@ -128,6 +128,16 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T]):
             return True
         return isinstance(value, tuple) and bool(value) and all(TaskOnKart in type(v).__mro__ for v in value)
 
+    def kart_requires_structure(self) -> Any:
+        """``requires()`` as it returned (a task, list, dict or nesting of them), called once per task object.
+
+        The unique id (``kart_requires``) and the graph's places (``kart_core.places``) both read it,
+        so a graph walk calls each task's ``requires()`` once.
+        """
+        if "requires_structure" not in self._kart_cache:
+            self._kart_cache["requires_structure"] = self.requires()
+        return self._kart_cache["requires_structure"]
+
     def kart_requires(self) -> list[LuigiTask]:
         """``requires()`` flattened to a list, checked to contain tasks only.
 
@@ -139,7 +149,7 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T]):
         """
         cached = self._kart_cache.get("requires")
         if cached is None:
-            cached = flatten(self.requires())
+            cached = flatten(self.kart_requires_structure())
             for item in cached:
                 if not isinstance(item, luigi.Task):
                     raise RequiresError(
@@ -174,6 +184,7 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T]):
         """Forget the cached requires(), outputs and unique id (the config changed); return the upstreams."""
         self.task_unique_id = None
         self._kart_cache.pop("outputs", None)
+        self._kart_cache.pop("requires_structure", None)
         return list(self._kart_cache.pop("requires", None) or [])
 
     def complete(self) -> bool:

@@ -90,3 +90,27 @@ def test_deep_places_are_cut_to_the_limit_with_a_hash() -> None:
     deepest = places[-1]
     assert "--" in deepest and find_place([PlChain(depth=150)], deepest) is None
     assert find_place([PlChain(depth=150)], places[3])[0].depth == 147
+
+
+class PlCounted(kart_core.TaskOnKart[int]):
+    """A chain whose requires() counts its calls, by depth."""
+
+    depth = luigi.IntParameter()
+    calls: dict[int, int] = {}  # noqa: RUF012 - the test resets it
+
+    def requires(self):
+        PlCounted.calls[self.depth] = PlCounted.calls.get(self.depth, 0) + 1
+        return {"below": PlCounted(depth=self.depth - 1)} if self.depth else []
+
+
+def test_place_graph_calls_requires_once_per_task_with_the_unique_ids() -> None:
+    PlCounted.calls = {}
+    graph = place_graph([PlCounted(depth=3)])
+    assert sorted(graph.places.values()) == [
+        "PlCounted",
+        "PlCounted__PlCounted.below",
+        "PlCounted__PlCounted.below.below",
+        "PlCounted__PlCounted.below.below.below",
+    ]
+    # node_key (the unique id) and the labels read the same memo of requires().
+    assert PlCounted.calls == {3: 1, 2: 1, 1: 1, 0: 1}
