@@ -15,10 +15,17 @@ from kart_core import (  # gokart.X.Y access
     workspace,  # the cache layout (paths, log kinds, listing), for adapters and tools
 )
 from kart_core.build import BuildResult, build, load_output
+from kart_core.digest import digest as content_digest
 from kart_core.display import params_text, task_params_text, task_text, value_text
 from kart_core.dotted import import_object
 from kart_core.errors import GokartBuildError, StaleTaskError
-from kart_core.fingerprint import code_fingerprint
+from kart_core.fingerprint import (
+    CodeFingerprint,
+    CodeFingerprinter,
+    ModuleClassifier,
+    code_fingerprint,
+    code_version,
+)
 from kart_core.graph import TaskGraph, node_key, walk
 from kart_core.hashing import short_id
 from kart_core.info import make_tree_info, tree_info
@@ -41,9 +48,12 @@ from kart_core.workspace_management import delete_local_unnecessary_outputs
 
 __all__ = [
     "BuildResult",
+    "CodeFingerprint",
+    "CodeFingerprinter",
     "ExplicitBoolParameter",
     "GokartBuildError",
     "ListTaskInstanceParameter",
+    "ModuleClassifier",
     "PandasTypeConfig",
     "RunStatus",
     "SerializableParameter",
@@ -56,6 +66,8 @@ __all__ = [
     "add_config",
     "build",
     "code_fingerprint",
+    "code_version",
+    "content_digest",
     "delete_local_unnecessary_outputs",
     "find_place",
     "import_object",

@@ -1,115 +1,714 @@
-"""A fingerprint of a task class's code: changes when what runs changes, not when comments or lines move.
+"""The code a task class or a Kedro node runs, as one digest that follows the code and ignores formatting.
 
-Schedulers that rebuild a task in another process (an Airflow worker) compare it with the
-fingerprint taken where the graph was planned, to tell "this worker runs other code" apart from
-"same task". The unique id cannot tell: gokart's id covers parameters only, so a changed
-``run()`` keeps it.
+kart's one code fingerprint: the Airflow operator compares ``code_fingerprint(task_class)`` between
+the dag-processor and the worker (code skew), and the Kedro runner puts a node's
+``CodeFingerprint.digest`` into the node's cache key. The rule (docs/kedro.md, "What the cache key
+covers"; docs/faq.md for what it cannot follow):
 
-What goes in, for the class and every base class of it that is not TaskOnKart or one of
-TaskOnKart's own bases (so user mixins count, kart and luigi do not):
-- each function, method, static/class method and property (the function a decorator or kart's
-  ``run`` routing wraps, through ``__wrapped__``): its bytecode (instructions,
-  constants without the docstring, names, variable names; nested functions and comprehensions
-  included), not line numbers or file names;
-- each luigi Parameter: its type, default (when a plain value) and whether it is significant;
-- each public plain class constant (``task_namespace``, numbers, strings, tuples of them); private
-  ones (``_name``) are left out because kart and luigi cache per-class facts under such names.
-Bytecode depends on the Python minor version, so two processes on different Pythons differ.
+- **Project code** is hashed. It is every module of the task class's (or node function's) own
+  top-level package, of the Kedro project's package, of ``code_packages`` given to the runner, of
+  any editable install (``pip install -e``) and of any module that belongs to no installed
+  distribution (a script, a ``src/`` folder on ``sys.path``). Starting at the class or function,
+  the digest follows what the code references: global names (functions, classes, module-level
+  values), attributes of project modules it uses (``helpers.scale``), closures, default arguments,
+  ``functools.partial`` arguments, wrapped functions (``__wrapped__``, also under a third-party or
+  kart decorator) and every method, property and class attribute of a referenced class and of its
+  project base classes — transitively. Dynamic look-ups are followed where the code shows them:
+  ``importlib.import_module("pkg.mod")`` / ``__import__`` with a literal module name; a function
+  calling ``getattr``/``vars`` or using ``__dict__`` counts every attribute of the project modules it
+  references; one calling ``globals()`` counts every name of its own module.
+- **Normalised**: a function counts by its bytecode (instructions, constants, names, argument
+  layout), not by its text, so comments, blank lines, formatting, docstrings, line numbers and the
+  checkout directory do not count. Module-level values count by content, read when the run starts.
+- **Third-party code** (installed, not editable) counts by its distribution's version
+  (``pandas==2.2.3``); the standard library and builtins by the Python version, which the
+  bytecode depends on anyway. kart itself (``kart_core``, ``kart_airflow``, ``kart_kedro``,
+  ``TaskOnKart`` and its bases) counts by kart's version, even from an editable install.
+- **Override**: ``@code_version("3")`` on a function, or the node tag ``kart_code_version.3``,
+  replaces all of this by the given version string for that function or node.
+
+Objects that are neither code nor plain values (an open connection, a logger) count by their type.
 """
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
+import datetime
+import decimal
+import dis
+import enum
+import fractions
+import functools
+import importlib.metadata
+import importlib.util
+import inspect
+import json
+import pathlib
+import re
 import sys
 import types
-from collections.abc import Iterator
-from typing import Any
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
-import luigi
+from kart_core.digest import digest
 
-from kart_core.task import TaskOnKart
+__all__ = [
+    "CODE_VERSION_ATTRIBUTE",
+    "CodeFingerprint",
+    "CodeFingerprinter",
+    "ModuleClassifier",
+    "code_fingerprint",
+    "code_version",
+]
 
-__all__ = ["code_fingerprint"]
+F = TypeVar("F", bound=Callable[..., Any])
 
-_PLAIN = (str, int, float, bool, bytes, type(None))
+CODE_VERSION_ATTRIBUTE = "kart_code_version"
+_PYTHON = f"python=={sys.version_info.major}.{sys.version_info.minor}"
+_COMPREHENSIONS = frozenset({"<listcomp>", "<setcomp>", "<dictcomp>", "<genexpr>"})
+_KART_PACKAGES = frozenset({"kart_core", "kart_airflow", "kart_kedro"})
+_KART_DISTRIBUTION = "kart-suite"
+# Names whose use makes a function reach attributes the bytecode does not name (getattr(helpers, name)).
+_DYNAMIC_ATTRIBUTES = frozenset({"getattr", "vars", "__dict__"})
+_DYNAMIC_IMPORTS = frozenset({"import_module", "__import__"})
+_MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+# Class attributes that are bookkeeping, not behaviour (dataclass and ABC internals, annotations).
+_CLASS_NOISE = frozenset(
+    {
+        "__dict__",
+        "__weakref__",
+        "__module__",
+        "__doc__",
+        "__qualname__",
+        "__annotations__",
+        "__dataclass_fields__",
+        "__dataclass_params__",
+        "__match_args__",
+        "__slotnames__",
+        "__abstractmethods__",
+        "_abc_impl",
+        "__parameters__",
+        "__orig_bases__",
+        "__static_attributes__",
+        "__firstlineno__",
+    }
+)
+_VALUE_TYPES = (
+    datetime.date,
+    datetime.time,
+    datetime.timedelta,
+    decimal.Decimal,
+    fractions.Fraction,
+    uuid.UUID,
+    pathlib.PurePath,
+    enum.Enum,
+    range,
+    slice,
+)
+_CODE_TYPES = (
+    types.FunctionType,
+    type,
+    types.ModuleType,
+    functools.partial,
+    types.MethodType,
+    staticmethod,
+    classmethod,
+    property,
+    types.BuiltinFunctionType,
+    types.MethodDescriptorType,
+    types.WrapperDescriptorType,
+)
 
 
-def code_fingerprint(task_class: type) -> str:
-    """16 hex characters that identify the code of ``task_class`` (a TaskOnKart subclass or any class).
+def code_version(version: str) -> Callable[[F], F]:
+    """Pin a node function's code fingerprint to ``version`` (kart then ignores its code and what it calls).
+
+    Use it for code the fingerprint cannot see (it reads files, or calls a service) or to keep a
+    cache across a refactoring that changes no result. Bump the string to rerun the nodes using it.
+
+    Args:
+        version: any non-empty string; only equality matters.
+
+    Raises:
+        ValueError: when ``version`` is empty.
+    """
+    if not str(version):
+        raise ValueError("code_version() needs a non-empty version string, e.g. @code_version('2').")
+
+    def mark(func: F) -> F:
+        setattr(func, CODE_VERSION_ATTRIBUTE, str(version))
+        return func
+
+    return mark
+
+
+@dataclasses.dataclass(frozen=True)
+class CodeFingerprint:
+    """The digest of a node's code and what it is made of.
+
+    Attributes:
+        digest: md5 hex of ``items`` and ``packages``; the ``code`` part of the node's cache key.
+        items: ``module.qualname`` (or ``module.NAME`` for values) of every piece of project code
+            reached, with the md5 of its normalised form — what changed, when the digest changed.
+        packages: ``distribution==version`` of the third-party code it references (``python==3.11``
+            for the standard library).
+    """
+
+    digest: str
+    items: Mapping[str, str]
+    packages: tuple[str, ...]
+
+
+class ModuleClassifier:
+    """Decides whether a module is project code (hashed) or third-party code (a version)."""
+
+    def __init__(self, own_packages: Iterable[str] = ()) -> None:
+        """Args:
+        own_packages: top-level package names always treated as project code.
+        """
+        self.own_packages = {name.partition(".")[0] for name in own_packages if name}
+        self._distributions: Mapping[str, list[str]] | None = None
+        self._cache: dict[str, str | None] = {}
+
+    def version_of(self, module_name: str) -> str | None:
+        """None for project code, else the token that stands for the module (``dist==version``)."""
+        top = module_name.partition(".")[0]
+        if top not in self._cache:
+            self._cache[top] = self._classify(top)
+        return self._cache[top]
+
+    def _classify(self, top: str) -> str | None:
+        if top in self.own_packages or top == "__main__":
+            return None
+        if top in _KART_PACKAGES:  # kart's own code: its version, not its source (even from an editable install)
+            return f"{_KART_DISTRIBUTION}=={_version(_KART_DISTRIBUTION)}"
+        if top in sys.stdlib_module_names or top in sys.builtin_module_names:
+            return _PYTHON
+        names = _distributions_named_like(top)  # a direct lookup: most distributions are named as their module
+        if not names:
+            location = str(getattr(sys.modules.get(top), "__file__", None) or "")
+            if location and not _installed_location(location):
+                return None  # on sys.path but not installed (a src/ folder), or an editable install: project code
+            if self._distributions is None:  # the slow path: one scan of all installed distributions
+                self._distributions = importlib.metadata.packages_distributions()
+            names = sorted(set(self._distributions.get(top, ())))
+            if not names:
+                return f"{top}==unknown" if not location else f"{top}==unversioned"
+        if any(_is_editable(name) for name in names):
+            return None
+        return ",".join(f"{name}=={_version(name)}" for name in names)
+
+
+def _distributions_named_like(top: str) -> list[str]:
+    """Installed distributions named like the module ``top`` that really provide it."""
+    for name in dict.fromkeys([top, top.replace("_", "-")]):
+        try:
+            distribution = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        provided = (distribution.read_text("top_level.txt") or "").split()
+        if not provided:
+            files = distribution.files or []
+            provided = [str(file).split("/")[0].removesuffix(".py") for file in files]
+        if top in provided:
+            return [distribution.metadata["Name"] or name]
+    return []
+
+
+def _installed_location(path: str) -> bool:
+    """Whether a module file lives where installers put packages."""
+    return "site-packages" in path or "dist-packages" in path
+
+
+def _is_editable(distribution: str) -> bool:
+    """Whether the distribution is an editable install (PEP 610 ``direct_url.json``)."""
+    try:
+        text = importlib.metadata.distribution(distribution).read_text("direct_url.json")
+        return bool(text and json.loads(text).get("dir_info", {}).get("editable"))
+    except (importlib.metadata.PackageNotFoundError, ValueError, AttributeError):
+        return False
+
+
+def _version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+@dataclasses.dataclass
+class _Item:
+    """One piece of project code: its own normalised digest and what it references."""
+
+    local: str
+    refs: set[str]
+    packages: set[str]
+
+
+class CodeFingerprinter:
+    """Computes CodeFingerprints, sharing the work between the nodes of one run.
+
+    Each piece of project code is normalised once; a node's digest then covers the pieces reachable
+    from its function. References form a graph (recursion and mutual references are fine).
+    """
+
+    def __init__(self, classifier: ModuleClassifier | None = None) -> None:
+        """Args:
+        classifier: decides what is project code; default: a ModuleClassifier without extra packages.
+        """
+        self.classifier = classifier or ModuleClassifier()
+        self._items: dict[str, _Item] = {}
+        self._keys: dict[int, str] = {}
+        self._taken: set[str] = set()
+        self._alive: list[Any] = []  # keeps visited objects alive so their id() stays theirs
+
+    def fingerprint(self, func: Any, version: str | None = None) -> CodeFingerprint:
+        """The fingerprint of a node function (any callable), or of an explicit ``version``.
+
+        Args:
+            func: the node's function; ``functools.partial``, bound methods and callable objects too.
+            version: an explicit code version (from a node tag); wins over everything else.
+        """
+        explicit = version if version is not None else _explicit_version(func)
+        if explicit is not None:
+            return CodeFingerprint(digest(["code_version", explicit]), {"code_version": explicit}, ())
+        root = _Item(local="", refs=set(), packages=set())
+        visit = _Visit(self)
+        visit.stack.append(root)
+        root.local = digest(visit.token(func))
+        items, packages = self._closure(root)
+        packages.add(_PYTHON)
+        ordered = dict(sorted(items.items()))
+        return CodeFingerprint(digest([root.local, ordered, sorted(packages)]), ordered, tuple(sorted(packages)))
+
+    def _closure(self, root: _Item) -> tuple[dict[str, str], set[str]]:
+        """Every piece of project code reachable from ``root``, and the versions they reference."""
+        items: dict[str, str] = {}
+        packages = set(root.packages)
+        pending = list(root.refs)
+        while pending:
+            key = pending.pop()
+            if key in items:
+                continue
+            item = self._items[key]
+            items[key[len("own:") :]] = item.local
+            packages |= item.packages
+            pending.extend(ref for ref in item.refs if ref[len("own:") :] not in items)
+        return items, packages
+
+    def key_for(self, obj: Any, name: str) -> str:
+        """A stable key for a piece of project code (``own:module.qualname``), unique per object."""
+        known = self._keys.get(id(obj))
+        if known is not None:
+            return known
+        key = f"own:{name}"
+        suffix = 1
+        while key in self._taken:
+            suffix += 1
+            key = f"own:{name}#{suffix}"
+        self._keys[id(obj)] = key
+        self._taken.add(key)
+        self._alive.append(obj)
+        return key
+
+    def has(self, key: str) -> bool:
+        """Whether the piece of code under ``key`` is already normalised (or being normalised)."""
+        return key in self._items
+
+    def store(self, key: str, item: _Item) -> None:
+        """Record a normalised piece of code."""
+        self._items[key] = item
+
+
+def _explicit_version(func: Any) -> str | None:
+    for candidate in (func, getattr(func, "func", None), getattr(func, "__func__", None)):
+        version = getattr(candidate, CODE_VERSION_ATTRIBUTE, None) if candidate is not None else None
+        if isinstance(version, str):
+            return version
+    return None
+
+
+class _Visit:
+    """One traversal: turns objects into tokens, normalising project code on the way."""
+
+    def __init__(self, owner: CodeFingerprinter) -> None:
+        self.owner = owner
+        self.stack: list[_Item] = []
+        self.seen_values: set[int] = set()
+
+    # --- tokens: how an object appears inside the code that references it ---------------------
+
+    def token(self, obj: Any) -> str:
+        """The token of ``obj``: a key for code, a version for third-party code, a digest for values."""
+        if isinstance(obj, types.ModuleType):
+            return self._external(obj.__name__, obj.__name__) or f"module:{obj.__name__}"
+        if isinstance(obj, functools.partial):
+            return digest(["partial", self.token(obj.func), self.value(obj.args), self.value(obj.keywords)])
+        if isinstance(obj, types.MethodType):
+            return digest(["method", self.token(obj.__func__), self.value(obj.__self__)])
+        if isinstance(obj, staticmethod | classmethod):
+            return self.token(obj.__func__)
+        if isinstance(obj, property):
+            return digest(["property", *(self.token(f) for f in (obj.fget, obj.fset, obj.fdel))])
+        if isinstance(obj, types.FunctionType):
+            return self._function(obj)
+        if isinstance(obj, type):
+            return self._class(obj)
+        if callable(obj) and hasattr(obj, "__wrapped__") and not isinstance(obj, type):
+            return digest(["wrapped", self.token(type(obj)), self.token(obj.__wrapped__)])
+        if isinstance(obj, types.BuiltinFunctionType | types.MethodDescriptorType | types.WrapperDescriptorType):
+            module = getattr(obj, "__module__", None) or "builtins"
+            return self._external(module, getattr(obj, "__qualname__", repr(obj))) or f"builtin:{obj!r}"
+        return self.value(obj)
+
+    def _external(self, module: str, name: str) -> str | None:
+        """The token of third-party code (recorded with its version), or None for project code."""
+        version = self.owner.classifier.version_of(module)
+        if version is None:
+            return None
+        if self.stack:  # the version counts once per node, beside the code, not inside each reference
+            self.stack[-1].packages.add(version)
+        return f"ext:{module}.{name}"
+
+    def _reference(self, key: str) -> str:
+        if self.stack:
+            self.stack[-1].refs.add(key)
+        return key
+
+    # --- project code -------------------------------------------------------------------------
+
+    def _function(self, func: types.FunctionType) -> str:
+        module = func.__module__ or "__main__"
+        name = f"{module}.{func.__qualname__}"
+        external = self._external(module, func.__qualname__)
+        if external is not None:
+            wrapped = getattr(func, "__wrapped__", None)
+            if wrapped is not None:  # kart's run() routing or a library's decorator around project code
+                return digest(["wrapped", external, self.token(wrapped)])
+            return external
+        key = self.owner.key_for(func, name)
+        if not self.owner.has(key):
+            item = _Item(local="", refs=set(), packages=set())
+            self.owner.store(key, item)  # stored first: recursion and cycles find it
+            self.stack.append(item)
+            try:
+                item.local = digest(self._function_parts(func))
+            finally:
+                self.stack.pop()
+        return self._reference(key)
+
+    def _function_parts(self, func: types.FunctionType) -> list[Any]:
+        code = func.__code__
+        names = sorted(_all_names(code))
+        globals_ = func.__globals__
+        references = []
+        module = func.__module__ or "__main__"
+        # getattr(helpers, name) can reach any attribute of a module it references: count them all.
+        dynamic = not _DYNAMIC_ATTRIBUTES.isdisjoint(names)
+        for name in names:
+            if name in globals_:
+                references.append([name, self._global(module, name, globals_[name], names, dynamic)])
+        if "globals" in names:  # globals()[name]: any name of the function's own module
+            own = sorted(name for name in globals_ if not name.startswith("__") and name not in names)
+            references.append(["globals()", [[n, self._global(module, n, globals_[n], names, dynamic)] for n in own]])
+        for module_name in sorted(self._imported_modules(code, globals_.get("__package__"), names)):
+            loaded = self._import(module_name)  # an import inside the body
+            imported = self._global(module_name, "", loaded, names, dynamic) if loaded else module_name
+            references.append([f"import {module_name}", imported])
+        closure = [self.value(cell.cell_contents) for cell in func.__closure__ or () if _cell_filled(cell)]
+        return [
+            _normalised_code(code, func.__doc__),
+            references,
+            closure,
+            self.value(func.__defaults__),
+            self.value(func.__kwdefaults__),
+            self.token(func.__wrapped__) if hasattr(func, "__wrapped__") else None,
+        ]
+
+    def _imported_modules(self, code: types.CodeType, package: str | None, names: list[str]) -> set[str]:
+        """Modules that ``import`` statements load, and those named by a literal string given to
+        ``importlib.import_module`` / ``__import__`` (when the code calls one and the module is project code)."""
+        found = _imports(code, package)
+        if _DYNAMIC_IMPORTS.isdisjoint(names):
+            return found
+        for text in _strings(code):
+            if text.startswith("."):
+                try:
+                    text = importlib.util.resolve_name(text, package)
+                except (ImportError, ValueError):
+                    continue
+            if _MODULE_NAME.fullmatch(text) and self.owner.classifier.version_of(text) is None:
+                if text in sys.modules or _findable(text):
+                    found.add(text)
+        return found
+
+    def _import(self, module_name: str) -> types.ModuleType | None:
+        """The module an import in a function body names; project modules are imported, others only versioned."""
+        if module_name in sys.modules:
+            return sys.modules[module_name]
+        if self._external(module_name, module_name) is not None:
+            return None  # third-party: its version is enough, importing it could be slow
+        try:
+            return importlib.import_module(module_name)
+        except ImportError:
+            return None
+
+    def _global(self, module: str, name: str, obj: Any, names: list[str], everything: bool = False) -> Any:
+        """A name bound in a module: code by its token, a value as an item of its own, and for a
+        project module the attributes the code uses from it (all of them when ``everything``)."""
+        if isinstance(obj, types.ModuleType) and self.owner.classifier.version_of(obj.__name__) is None:
+            used = sorted(vars(obj)) if everything else names
+            return [f"module:{obj.__name__}", self._module_attributes(obj, used, set())]
+        if _is_code(obj):
+            return self.token(obj)
+        key = f"own:{module}.{name}"  # one binding per module and name (ids of small values are shared)
+        if not self.owner.has(key):
+            item = _Item(local="", refs=set(), packages=set())
+            self.owner.store(key, item)
+            self.stack.append(item)
+            try:
+                item.local = digest(self.value(obj))
+            finally:
+                self.stack.pop()
+        return self._reference(key)
+
+    def _module_attributes(self, module: types.ModuleType, names: list[str], seen: set[str]) -> list[Any]:
+        seen.add(module.__name__)
+        found = []
+        namespace = vars(module)
+        for name in names:
+            if name not in namespace or name.startswith("__"):
+                continue
+            value = namespace[name]
+            if isinstance(value, types.ModuleType) and self.owner.classifier.version_of(value.__name__) is None:
+                nested = [] if value.__name__ in seen else self._module_attributes(value, names, seen)
+                found.append([name, f"module:{value.__name__}", nested])
+            else:
+                found.append([name, self._global(module.__name__, name, value, names)])
+        return found
+
+    def _class(self, cls: type) -> str:
+        module = getattr(cls, "__module__", None) or "builtins"
+        name = f"{module}.{cls.__qualname__}"
+        external = self._external(module, cls.__qualname__)
+        if external is not None:
+            return external
+        key = self.owner.key_for(cls, name)
+        if not self.owner.has(key):
+            item = _Item(local="", refs=set(), packages=set())
+            self.owner.store(key, item)
+            self.stack.append(item)
+            try:
+                item.local = digest(self._class_parts(cls))
+            finally:
+                self.stack.pop()
+        return self._reference(key)
+
+    def _class_parts(self, cls: type) -> list[Any]:
+        attributes = []
+        for name, value in sorted(vars(cls).items()):
+            if name in _CLASS_NOISE or name.startswith("_kart_"):  # _kart_*: kart's per-class memos, filled on use
+                continue
+            attributes.append([name, self.token(value)])
+        bases = [self.token(base) for base in cls.__bases__]
+        metaclass = type(cls)
+        return [cls.__name__, bases, attributes, self.token(metaclass) if metaclass is not type else None]
+
+    # --- values -------------------------------------------------------------------------------
+
+    def value(self, value: Any) -> Any:
+        """The token of a value: its content, with code inside it (a dict of functions) as tokens."""
+        if value is None or isinstance(value, bool | int | float | complex | str | bytes):
+            return [type(value).__name__, repr(value)]
+        if isinstance(value, _VALUE_TYPES):
+            return [type(value).__qualname__, repr(value)]
+        if id(value) in self.seen_values:  # a container that contains itself
+            return ["cycle", type(value).__qualname__]
+        if isinstance(value, list | tuple | set | frozenset | dict):
+            self.seen_values.add(id(value))
+            try:
+                return self._container(value)
+            finally:
+                self.seen_values.discard(id(value))
+        if isinstance(value, re.Pattern):
+            return ["pattern", value.pattern, value.flags]
+        if isinstance(value, types.FunctionType | type | types.ModuleType | functools.partial | types.MethodType):
+            return self.token(value)
+        return self._instance(value)
+
+    def _container(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            pairs = sorted((digest(self.value(k)), self.value(v)) for k, v in value.items())
+            return [type(value).__qualname__, pairs]
+        if isinstance(value, set | frozenset):
+            return [type(value).__qualname__, sorted(digest(self.value(item)) for item in value)]
+        return [type(value).__qualname__, [self.value(item) for item in value]]
+
+    def _instance(self, value: Any) -> Any:
+        cls = type(value)
+        cls_token = self.token(cls)
+        if cls_token.startswith("ext:"):
+            return [cls_token, _third_party_value(value)]
+        self.seen_values.add(id(value))
+        try:
+            state = vars(value) if hasattr(value, "__dict__") else {}
+            return [cls_token, self.value(dict(state))]
+        finally:
+            self.seen_values.discard(id(value))
+
+
+def _is_code(obj: Any) -> bool:
+    """Functions, classes, modules and callables wrapping them: referenced by key or version, not content."""
+    if isinstance(obj, _CODE_TYPES):
+        return True
+    return callable(obj) and hasattr(obj, "__wrapped__")
+
+
+def _third_party_value(value: Any) -> Any:
+    """What counts of an object of a third-party class: arrays and frames by content, luigi parameters
+    by their settings, anything else only by its type (its state may change while the run goes on)."""
+    module = type(value).__module__.split(".")[0]
+    if module in {"numpy", "pandas"}:
+        try:
+            return digest(value)
+        except Exception:  # an object column digest() cannot read: the type must do
+            return None
+    if module in {"luigi", "kart_core"} and hasattr(value, "_default"):
+        # A luigi Parameter: its default and settings; not _counter, its creation order in this process.
+        settings = {
+            k: v
+            for k, v in vars(value).items()
+            if isinstance(v, str | int | float | bool | type(None)) and k != "_counter"
+        }
+        return [_stable_repr(getattr(value, "_default", None)), sorted(settings.items())]
+    return None
+
+
+def _stable_repr(value: Any) -> str:
+    """repr of a plain value; the type name of anything else (luigi's no-default sentinel has an address)."""
+    if value is None or isinstance(value, bool | int | float | str | bytes | tuple | list | dict):
+        return repr(value)
+    return type(value).__qualname__
+
+
+def _strings(code: types.CodeType) -> set[str]:
+    """String constants of ``code`` and of the code nested in it."""
+    found = set()
+    for const in code.co_consts:
+        if isinstance(const, str):
+            found.add(const)
+        elif isinstance(const, types.CodeType):
+            found |= _strings(const)
+    return found
+
+
+def _findable(module_name: str) -> bool:
+    """Whether ``module_name`` can be imported (its parents get imported to tell)."""
+    try:
+        return importlib.util.find_spec(module_name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _cell_filled(cell: Any) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018 - an empty cell raises ValueError
+    except ValueError:
+        return False
+    return True
+
+
+def _all_names(code: types.CodeType) -> set[str]:
+    """Global and attribute names used by ``code`` and by the code objects nested in it."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _all_names(const)
+    return names
+
+
+def _imports(code: types.CodeType, package: str | None) -> set[str]:
+    """Absolute names of the modules that ``import`` statements in ``code`` (and nested code) load."""
+    found = set()
+    consts: list[Any] = []
+    for instruction in dis.get_instructions(code):
+        if instruction.opname == "LOAD_CONST":
+            consts.append(instruction.argval)
+        elif instruction.opname == "IMPORT_NAME":
+            level = consts[-2] if len(consts) >= 2 and isinstance(consts[-2], int) else 0
+            try:
+                found.add(
+                    importlib.util.resolve_name("." * level + instruction.argval, package)
+                    if level
+                    else instruction.argval
+                )
+            except (ImportError, ValueError):
+                pass
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            found |= _imports(const, package)
+    return found
+
+
+def _normalised_code(code: types.CodeType, docstring: str | None = None) -> list[Any]:
+    """Instructions, constants, names and argument layout — not the file, line numbers or docstring."""
+    consts = list(code.co_consts)
+    if consts and _starts_with_docstring(code, consts[0], docstring):
+        consts[0] = None
+    return [
+        code.co_name,
+        code.co_argcount,
+        code.co_posonlyargcount,
+        code.co_kwonlyargcount,
+        code.co_flags,
+        code.co_code,
+        getattr(code, "co_exceptiontable", b""),
+        [_normalised_code(c) if isinstance(c, types.CodeType) else _constant(c) for c in consts],
+        list(code.co_names),
+        list(code.co_varnames),
+        list(code.co_freevars),
+        list(code.co_cellvars),
+    ]
+
+
+def _starts_with_docstring(code: types.CodeType, first: Any, docstring: str | None) -> bool:
+    # CPython keeps a function's docstring (or None) as its first constant; 3.14 flags it explicitly.
+    flag = getattr(inspect, "CO_HAS_DOCSTRING", None)
+    if flag is not None:
+        return bool(code.co_flags & flag)
+    return isinstance(first, str) and (first == docstring or code.co_name not in _COMPREHENSIONS)
+
+
+def _constant(value: Any) -> Any:
+    """Constants of compiled code: scalars, tuples and frozensets (these in a seed-independent order)."""
+    if isinstance(value, frozenset):
+        return ["frozenset", sorted(digest(_constant(item)) for item in value)]
+    if isinstance(value, tuple):
+        return ["tuple", [_constant(item) for item in value]]
+    return [type(value).__name__, repr(value)]
+
+
+def code_fingerprint(task_class: type, classifier: ModuleClassifier | None = None) -> str:
+    """16 hex characters for the code of ``task_class`` and, transitively, the project code it uses.
+
+    Covers the class's methods, properties, parameters (type, default, significance) and class
+    attributes, its project base classes, and every project function, class, module attribute and
+    module-level value they reference (helpers in other modules too); third-party code and kart
+    itself count by their versions. Comments, docstrings, formatting and line numbers do not count.
+    Bytecode depends on the Python minor version, so two processes on different Pythons differ.
+    The Airflow operator compares it between the dag-processor and the worker (code skew).
+
+    Args:
+        task_class: a TaskOnKart subclass (any class works).
+        classifier: decides what is project code; default: the class's top-level package, editable
+            installs and modules outside site-packages.
 
     Raises:
         TypeError: ``task_class`` is not a class.
     """
     if not isinstance(task_class, type):
         raise TypeError(f"code_fingerprint takes a class, got {type(task_class).__name__} {task_class!r}.")
-    digest = hashlib.sha256(f"python {sys.version_info[0]}.{sys.version_info[1]}".encode())
-    for klass in task_class.__mro__:
-        if klass is TaskOnKart or issubclass(TaskOnKart, klass):
-            continue
-        digest.update(f"\0class {klass.__module__}.{klass.__qualname__}".encode())
-        for part in _class_parts(klass):
-            digest.update(b"\0")
-            digest.update(part.encode("utf-8", "backslashreplace"))
-    return digest.hexdigest()[:16]
-
-
-def _class_parts(klass: type) -> Iterator[str]:
-    for name, value in sorted(vars(klass).items()):
-        if name.startswith("__") or name.startswith("_abc"):
-            continue
-        if isinstance(value, luigi.Parameter):
-            yield f"param {name} {type(value).__qualname__} {_plain(value._default)} {value.significant}"
-        elif isinstance(value, staticmethod | classmethod):
-            yield f"{type(value).__name__} {name} {_function(value.__func__)}"
-        elif isinstance(value, property):
-            accessors = (value.fget, value.fset, value.fdel)
-            yield f"property {name} " + " ".join(_function(f) if f is not None else "-" for f in accessors)
-        elif isinstance(value, types.FunctionType):
-            yield f"def {name} {_function(value)}"
-        elif name.startswith("_"):
-            continue
-        elif isinstance(value, _PLAIN) or (isinstance(value, tuple) and all(isinstance(v, _PLAIN) for v in value)):
-            yield f"const {name} {value!r}"
-
-
-def _plain(value: Any) -> str:
-    if isinstance(value, _PLAIN) or (isinstance(value, tuple | list) and all(isinstance(v, _PLAIN) for v in value)):
-        return repr(value)
-    return type(value).__qualname__  # luigi's "no default" sentinel and objects whose repr holds an address
-
-
-def _function(function: Any) -> str:
-    # kart routes each class's run() through a wrapper (and decorators built with functools.wraps
-    # do the same): the wrapped function is the code that runs.
-    while getattr(function, "__wrapped__", None) is not None:
-        function = function.__wrapped__
-    code = getattr(function, "__code__", None)
-    if code is None:
-        return type(function).__qualname__
-    return _code(code, getattr(function, "__doc__", None))
-
-
-def _constant(value: Any) -> str:
-    if isinstance(value, types.CodeType):
-        return _code(value)
-    if isinstance(value, frozenset):  # `x in {"a", "b"}`: the set's order follows the hash seed
-        return "frozenset(" + ",".join(sorted(_constant(v) for v in value)) + ")"
-    if isinstance(value, tuple):
-        return "(" + ",".join(_constant(v) for v in value) + ")"
-    return repr(value)
-
-
-def _code(code: types.CodeType, docstring: str | None = None) -> str:
-    constants = list(code.co_consts)
-    if docstring is not None and constants and constants[0] == docstring:
-        constants = constants[1:]
-    shown = [_constant(c) for c in constants]
-    return "|".join(
-        [
-            code.co_code.hex(),
-            ",".join(shown),
-            ",".join(code.co_names),
-            ",".join(code.co_varnames),
-            str(code.co_argcount),
-        ]
-    )
+    if classifier is None:
+        classifier = ModuleClassifier([task_class.__module__])
+    return CodeFingerprinter(classifier).fingerprint(task_class).digest[:16]

@@ -4,6 +4,8 @@ task classes a worker cannot import by a stable name are refused when the DAG is
 from __future__ import annotations
 
 import datetime
+import importlib
+import sys
 import textwrap
 from pathlib import Path
 
@@ -109,3 +111,35 @@ def test_a_worker_with_other_task_code_fails_with_both_fingerprints(run_dag, cap
         f"on this worker (fingerprint {code}) differs from the code the DAG was parsed with (fingerprint 0123456789abcdef)"
         in out
     )
+
+
+def test_a_worker_whose_helper_module_changed_fails_with_the_skew_message(
+    run_dag, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd
+) -> None:
+    package = tmp_path / "afhelpers"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    helpers = package / "scaling.py"
+    helpers.write_text("def scale(x):\n    return 2 * x\n")
+    (package / "tasks.py").write_text(
+        "import kart_core\nfrom afhelpers.scaling import scale\n\n\n"
+        "class Scaled(kart_core.TaskOnKart):\n    def run(self):\n        self.dump(scale(21))\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    try:
+        tasks = importlib.import_module("afhelpers.tasks")
+        planned = to_dag(tasks.Scaled(workspace_directory=str(tmp_path / "ws")), dag_id="helper_skew")
+        assert statuses(run_dag(planned)) == {"Scaled": "ran"}  # the dag-processor's code, on the worker too
+
+        # The worker now has another helper (the task class itself is unchanged): skew, no retry.
+        helpers.write_text("def scale(x):\n    return 3 * x\n")
+        importlib.reload(sys.modules["afhelpers.scaling"])
+        importlib.reload(tasks)  # as a worker process imports the task module (same class source)
+        assert statuses(planned.test()) == {"Scaled": "failed"}
+        out = capfd.readouterr().out
+        assert "StaleTaskError: Scaled[" in out and "project code it uses (a helper function" in out
+        assert f"on this worker (fingerprint {kart_core.code_fingerprint(tasks.Scaled)})" in out
+    finally:
+        for name in [n for n in sys.modules if n.startswith("afhelpers")]:
+            del sys.modules[name]

@@ -293,3 +293,40 @@ def test_a_node_run_cannot_be_built_outside_kart_runner(workspace: str) -> None:
     task = KedroNodeRun(node_name="scale", code="c", parameters="p", data="d", workspace_directory=workspace)
     with pytest.raises(kart_core.GokartBuildError, match=r"KedroNodeRun\[[0-9a-f]{8}\] caches the Kedro node 'scale'"):
         kart_core.build(task)
+
+
+def test_an_edit_in_a_helper_module_a_task_calls_makes_the_node_that_uses_the_task_rerun(
+    tmp_path: Path, workspace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The same transitive fingerprint as the Airflow skew check: node -> task class -> helper module.
+    package = tmp_path / "kedrohelpers"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    helpers = package / "scaling.py"
+    helpers.write_text("def scale(x):\n    return 2 * x\n")
+    (package / "tasks.py").write_text(
+        "import kart_core\nfrom kedrohelpers import scaling\n\n\n"
+        "class Scaled(kart_core.TaskOnKart):\n"
+        "    @staticmethod\n    def transform(values):\n        return [scaling.scale(v) for v in values]\n\n"
+        "    def run(self):\n        self.dump(self.transform([1]))\n\n\n"
+        "def scaled_node(values):\n    return Scaled.transform(values)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    tasks = importlib.import_module("kedrohelpers.tasks")
+
+    def run() -> tuple[dict[str, str], Any]:
+        runner = KartRunner(workspace_directory=workspace)
+        catalog = DataCatalog({"raw": MemoryDataset([1, 2])})
+        runner.run(Pipeline([node(tasks.scaled_node, "raw", "out", name="scaled")]), catalog)
+        return runner.last_run, catalog.load("out")
+
+    try:
+        assert run() == ({"scaled": "ran"}, [2, 4])
+        assert run() == ({"scaled": "cached"}, [2, 4])
+        helpers.write_text("def scale(x):\n    return 3 * x\n")
+        importlib.reload(sys.modules["kedrohelpers.scaling"])
+        assert run() == ({"scaled": "ran"}, [3, 6])
+    finally:
+        for name in [n for n in sys.modules if n.startswith("kedrohelpers")]:
+            del sys.modules[name]

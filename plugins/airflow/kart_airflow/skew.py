@@ -75,7 +75,7 @@ def compare_with_parse(task: Any, code: str, uri: str, recorded: Mapping[str, An
 
     Args:
         task: the task as this worker rebuilt it.
-        code: ``kart_core.code_fingerprint(type(task))`` in this worker.
+        code: ``kart_core.code_fingerprint(type(task))`` in this worker (transitive: helpers it calls count).
         uri: one of the task's output Asset URIs.
         recorded: that Asset's extra as the dag-processor registered it, or None when no parsed DAG
             declares an Asset with this URI (so the worker computes another unique id).
@@ -105,8 +105,8 @@ def compare_with_parse(task: Any, code: str, uri: str, recorded: Mapping[str, An
     if expected_code is not None and expected_code != code:
         raise kart_core.StaleTaskError(
             f"{label}: the code of {type(task).__module__}.{type(task).__qualname__} on this worker (fingerprint "
-            f"{code}) differs from the code the DAG was parsed with (fingerprint {expected_code}): the class or one "
-            f"of its base classes changed. {WHAT_TO_DO}"
+            f"{code}) differs from the code the DAG was parsed with (fingerprint {expected_code}): the class, one of "
+            f"its base classes or project code it uses (a helper function, a module-level value) changed. {WHAT_TO_DO}"
         )
 
 

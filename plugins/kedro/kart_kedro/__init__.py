@@ -12,8 +12,8 @@ Entry points: ``kedro.hooks`` (``kart_kedro.hooks:hooks``, declares to_pipeline 
 and ``kedro.project_commands`` (``kart_kedro.cli:commands``, ``kedro kart list|clear``).
 """
 
+from kart_core import code_version
 from kart_kedro._receipt import KartReceipt
-from kart_kedro.code_fingerprint import code_version
 from kart_kedro.dataset import TaskOnKartDataset
 from kart_kedro.pipeline import to_pipeline
 from kart_kedro.pipeline_run import CODE_VERSION_TAG, NO_CACHE_TAG

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import PurePath
 from typing import Any
 
-from kart_kedro.fingerprint import digest
+import kart_core
 
 __all__ = ["MISSING", "OutputState", "current_state", "is_persistent"]
 
@@ -78,7 +78,7 @@ def current_state(dataset: Any, recorded: OutputState | None = None) -> OutputSt
     if location is None:
         if not dataset.exists():
             return MISSING
-        return OutputState(digest(dataset.load()))
+        return OutputState(kart_core.content_digest(dataset.load()))
     filesystem, path = location
     if filesystem is None:
         return _local_state(path, recorded)

@@ -16,9 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import kart_core
-from kart_kedro.code_fingerprint import CodeFingerprint, CodeFingerprinter, ModuleClassifier
 from kart_kedro.dataset import TaskOnKartDataset
-from kart_kedro.fingerprint import digest
 from kart_kedro.node_cache import KedroNodeRun
 from kart_kedro.node_records import NodeRecords, RunParts
 from kart_kedro.node_work import NodeResult, NodeWork
@@ -77,8 +75,8 @@ class PipelineRun:
         self.ran_parts: dict[str, RunParts] = {}  # saved as the nodes' last runs when the run ends
         self.load_counts = Counter(name for node in pipeline.nodes for name in node.inputs)
         self.kept = pipeline.inputs() | pipeline.outputs()  # never released: the caller's data
-        fingerprinter = CodeFingerprinter(ModuleClassifier([project, *code_packages]))
-        self.codes: dict[str, CodeFingerprint] = {
+        fingerprinter = kart_core.CodeFingerprinter(kart_core.ModuleClassifier([project, *code_packages]))
+        self.codes: dict[str, kart_core.CodeFingerprint] = {
             node.name: fingerprinter.fingerprint(node.func, _tagged_version(node))
             for node in pipeline.nodes
             if cacheable(node)
@@ -123,8 +121,8 @@ class PipelineRun:
             "project": self.project,
             "node_name": node.name,
             "code": code.digest,
-            "parameters": digest(parameters),
-            "data": digest(inputs),
+            "parameters": kart_core.content_digest(parameters),
+            "data": kart_core.content_digest(inputs),
             "inputs": list(node.inputs),
             "outputs": list(node.outputs),
             "upstream": list(upstream.values()),
@@ -142,9 +140,9 @@ class PipelineRun:
             producer = self.producer.get(name)
             dataset = self.catalog.get(name) if name in self.catalog else None
             if producer is not None and isinstance(producer.func, KartTaskNode):  # a kart task: its id
-                self.digests[name] = digest(["kart", kart_core.node_key(producer.func.task)])
+                self.digests[name] = kart_core.content_digest(["kart", kart_core.node_key(producer.func.task)])
             elif isinstance(dataset, TaskOnKartDataset | TaskReceiptDataset):
-                self.digests[name] = digest(["kart", kart_core.node_key(dataset.task)])
+                self.digests[name] = kart_core.content_digest(["kart", kart_core.node_key(dataset.task)])
             else:
                 self.restore(name)
                 self.digests[name] = self._digest_value(node, name, self.catalog.load(name))
@@ -152,7 +150,7 @@ class PipelineRun:
 
     def _digest_value(self, node: Any, name: str, value: Any) -> str:
         try:
-            return digest(value)
+            return kart_core.content_digest(value)
         except (TypeError, AttributeError, pickle.PicklingError) as exc:  # what pickle raises for such objects
             raise kart_core.errors.AdapterError(
                 f"KartRunner cannot digest input {name!r} of node {node.name!r} for its cache key: its "

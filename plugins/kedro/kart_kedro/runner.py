@@ -7,7 +7,7 @@ replace them), so the cache lives in runners, chosen per run:
     kedro run --runner kart_kedro.KartThreadRunner --runner-params max_workers=4
     kedro run --runner kart_kedro.KartParallelRunner --runner-params max_workers=4
 
-Each node becomes a KedroNodeRun kart task whose id covers the node's code (code_fingerprint.py),
+Each node becomes a KedroNodeRun kart task whose id covers the node's code (kart_core.code_fingerprint's CodeFingerprinter),
 parameters and inputs; the runner's process decides, in dependency order, whether it is served
 from the cache or run (pipeline_run.py), and the executor runs what must run (node_work.py).
 """

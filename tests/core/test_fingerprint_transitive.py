@@ -16,8 +16,8 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from kart_kedro import code_version
-from kart_kedro.code_fingerprint import CodeFingerprinter, ModuleClassifier
+
+from kart_core import CodeFingerprinter, ModuleClassifier, code_version
 
 HELPERS = """
 UNIT = 1.0
@@ -197,7 +197,7 @@ def test_the_digest_is_the_same_in_another_process_and_another_checkout(project:
     other.mkdir(parents=True)
     subprocess.run(["cp", "-r", str(project.parent), str(other)], check=True)
     code = (
-        "import sys; from kart_kedro.code_fingerprint import CodeFingerprinter; import fpdemo.nodes as n; "
+        "import sys; from kart_core import CodeFingerprinter; import fpdemo.nodes as n; "
         "print(CodeFingerprinter().fingerprint(n.uses_table).digest)"
     )
     digests = set()

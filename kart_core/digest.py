@@ -1,4 +1,4 @@
-"""Stable md5 digests of data, the same in every process (code: code_fingerprint.py).
+"""Stable md5 digests of data, the same in every process (code: fingerprint.py).
 
 Containers are hashed structurally (dict and set order do not matter, str hashing seeds do not
 leak in); DataFrames and arrays by their values, dtypes and labels; anything else by its pickle.

@@ -8,7 +8,8 @@ import sys
 
 import numpy as np
 import pandas as pd
-from kart_kedro.fingerprint import digest
+
+from kart_core.digest import digest
 
 
 def test_mapping_and_set_order_do_not_matter() -> None:
@@ -23,7 +24,7 @@ def test_types_are_part_of_the_digest() -> None:
 
 
 def test_set_digests_are_stable_across_hash_seeds() -> None:
-    code = "from kart_kedro.fingerprint import digest; print(digest({'alpha', 'beta', 'gamma', 'delta'}))"
+    code = "from kart_core.digest import digest; print(digest({'alpha', 'beta', 'gamma', 'delta'}))"
     other_seed = "1" if os.environ.get("PYTHONHASHSEED") != "1" else "2"
     env = {**os.environ, "PYTHONHASHSEED": other_seed}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
