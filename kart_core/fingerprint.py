@@ -208,9 +208,9 @@ def _distributions_named_like(top: str) -> list[str]:
         except importlib.metadata.PackageNotFoundError:
             continue
         provided = (distribution.read_text("top_level.txt") or "").split()
-        if not provided:
-            files = distribution.files or []
-            provided = [str(file).split("/")[0].removesuffix(".py") for file in files]
+        if not provided:  # RECORD's first column read as text: Distribution.files builds a Path per file (slow)
+            record = distribution.read_text("RECORD") or ""
+            provided = [line.split(",", 1)[0].split("/", 1)[0].removesuffix(".py") for line in record.splitlines()]
         if top in provided:
             return [distribution.metadata["Name"] or name]
     return []
