@@ -50,6 +50,7 @@ class KartTaskOperator(BaseOperator):
         self.kart_unique_id = kart_unique_id
         self.kart_code = kart_code
         self.emit_cached_asset_events = emit_cached_asset_events
+        self.kart_status: str | None = None  # set by execute(); read by the OpenLineage hook below
 
     @classmethod
     def from_task(
@@ -103,6 +104,7 @@ class KartTaskOperator(BaseOperator):
             # A retry would run the same code again: fail now, with kart's message.
             raise AirflowFailException(f"StaleTaskError: {exc}") from exc
         status = kart_core.run_one(task)
+        self.kart_status = status.value
         paths = output_paths(task)
         self.log.info("%s: %s", status.value, ", ".join(paths))
         if status is kart_core.RunStatus.CACHED and not self.emit_cached_asset_events:
@@ -110,6 +112,25 @@ class KartTaskOperator(BaseOperator):
         else:
             _label_asset_events(context, self.outlets, status)
         return {"status": status.value, "path": xcom_path(paths), "unique_id": task.make_unique_id()}
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Lineage for the OpenLineage provider: inlets and outlets as datasets, and the ``kart`` run facet.
+
+        The provider's DefaultExtractor calls this when the task instance ends (success or
+        failure). The facet holds the unique id, the significant parameters and whether the task
+        ran or was cached (``kart_airflow.lineage``); the status is this operator's, or the task's
+        XCom when another copy of the operator ran, or ``failed``.
+        """
+        from kart_airflow.lineage import kart_lineage
+
+        return kart_lineage(
+            unique_id=self.kart_unique_id,
+            task_class=self.kart_class,
+            parameters=self.kart_params,
+            status=self.kart_status or _status_from_xcom(task_instance, self.task_id),
+            input_uris=[inlet.uri for inlet in self.inlets if getattr(inlet, "uri", None)],
+            output_uris=[outlet.uri for outlet in self.outlets if isinstance(outlet, Asset)],
+        )
 
     def _check_against_parse(self, task: Any) -> None:
         code = kart_core.code_fingerprint(type(task))
@@ -159,6 +180,15 @@ def recorded_asset_extra(uri: str) -> Mapping[str, Any] | None | object:
             return None
         raise kart_core.StaleTaskError(f"Airflow could not tell which output the DAG declares at {uri}: {response}")
     return dict(getattr(response, "extra", None) or {})
+
+
+def _status_from_xcom(task_instance: Any, task_id: str) -> str:
+    """``ran`` / ``cached`` from the task's XCom value, ``failed`` when it has none."""
+    try:
+        value = task_instance.xcom_pull(task_ids=task_id)
+    except Exception:  # no XCom backend reachable here: the run's outcome is unknown to kart
+        value = None
+    return str(value["status"]) if isinstance(value, Mapping) and "status" in value else "failed"
 
 
 def _label_asset_events(context: Any, outlets: list[Any], status: kart_core.RunStatus) -> None:
