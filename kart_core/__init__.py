@@ -30,6 +30,7 @@ from kart_core.graph import TaskGraph, node_key, walk
 from kart_core.hashing import short_id
 from kart_core.info import make_tree_info, tree_info
 from kart_core.pandas_type_config import PandasTypeConfig
+from kart_core.param_plan import config_frozen
 from kart_core.parameter import (
     ExplicitBoolParameter,
     ListTaskInstanceParameter,
@@ -67,6 +68,7 @@ __all__ = [
     "build",
     "code_fingerprint",
     "code_version",
+    "config_frozen",
     "content_digest",
     "delete_local_unnecessary_outputs",
     "find_place",

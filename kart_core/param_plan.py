@@ -51,19 +51,24 @@ _frozen_fingerprint: contextvars.ContextVar[tuple[Any, ...] | None] = contextvar
 
 
 @contextlib.contextmanager
-def config_frozen() -> Iterator[bool]:
+def config_frozen(record_build: bool = True) -> Iterator[bool]:
     """Within the body, treat luigi's config as unchanged (e.g. while one graph is walked).
 
     On entry (unless already frozen) the config is read afresh: config files that changed are
     re-read and ``${ENV_VAR}`` values re-evaluated (``luigi_config.refresh``). Yields whether the
     config differs from the one the previous outermost freeze saw (the previous build's).
     Checking for config changes costs a few microseconds per new task, a fifth of creating it.
+
+    Args:
+        record_build: False for a walk that is not a build (kart_airflow's ``to_dag``): the config
+            seen is not remembered as a build's, so the next build still compares with the last
+            build, and the body yields False.
     """
     outermost = _frozen_fingerprint.get() is None
     if outermost:
         luigi_config.refresh(thorough=True)
     fingerprint = _config_fingerprint()
-    changed = luigi_config.swap_build_fingerprint(fingerprint) if outermost else False
+    changed = luigi_config.swap_build_fingerprint(fingerprint) if outermost and record_build else False
     token = _frozen_fingerprint.set(fingerprint)
     try:
         yield changed

@@ -151,6 +151,14 @@ def test_outputs_are_assets_with_the_output_uri(tmp_path: Path) -> None:
     assert outlet.uri == remote.output().path() and outlet.uri.startswith("s3://bucket/ws/")
 
 
+@pytest.mark.parametrize("path", ["ws/a b/Train_1.pkl", "/srv/ws/ü%#?x.pkl", "plain/x.csv"])
+def test_local_output_uris_are_what_pathlib_gives(path: str) -> None:
+    from kart_airflow.outputs import output_uri
+
+    assert output_uri(path) == Path(os.path.abspath(path)).as_uri()
+    assert output_uri("gs://b/" + path) == "gs://b/" + path
+
+
 class Greeting(kart_core.TaskOnKart[str]):
     template = luigi.Parameter()
 

@@ -51,6 +51,21 @@ def add_kart_tasks(
         TaskDefinitionError: a task class cannot be imported by a stable name on a worker.
         TypeError: a task in the graph is not a TaskOnKart.
     """
+    # One look at luigi's config for the whole walk (as kart_core.build does), not one per new task.
+    with kart_core.config_frozen(record_build=False):
+        return _add_kart_tasks(
+            task_or_tasks, dag, task_group, operator_args, class_operator_args, emit_cached_asset_events
+        )
+
+
+def _add_kart_tasks(
+    task_or_tasks: Any,
+    dag: DAG | None,
+    task_group: TaskGroup | None,
+    operator_args: Mapping[str, Any] | None,
+    class_operator_args: ClassArgs | None,
+    emit_cached_asset_events: bool,
+) -> dict[str, Any]:
     roots = _as_list(task_or_tasks)
     arguments = _ArgumentsByClass(operator_args or {}, class_operator_args or {})
     placement: dict[str, Any] = {k: v for k, v in (("dag", dag), ("task_group", task_group)) if v is not None}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import urllib.parse
 from typing import Any
 
 from luigi.task import flatten
@@ -17,10 +18,16 @@ def output_paths(task: Any) -> list[str]:
 
 
 def output_uri(path: str) -> str:
-    """A URI for an output path: object-storage URLs unchanged, local paths as absolute ``file://`` URIs."""
+    """A URI for an output path: object-storage URLs unchanged, local paths as absolute ``file://`` URIs.
+
+    The same string as ``pathlib.Path(os.path.abspath(path)).as_uri()`` on POSIX (percent-encoded,
+    ``/`` kept), built without a Path object: to_dag makes one per output of every task.
+    """
     if "://" in path:
         return path
-    return pathlib.Path(os.path.abspath(path)).as_uri()
+    if os.name != "posix":
+        return pathlib.Path(os.path.abspath(path)).as_uri()
+    return "file://" + urllib.parse.quote(os.path.abspath(path))
 
 
 def output_uris(task: Any) -> list[str]:
