@@ -1,16 +1,19 @@
-"""What a kart graph costs as an Airflow DAG, against a plain-Airflow DAG of the same shape.
+"""What a kart graph costs as an Airflow DAG, against plain-Airflow DAGs of the same shape.
 
     AIRFLOW_HOME=$(mktemp -d) .venv/bin/python bench/airflow_parse.py [2000 10000 20000]
 
 The graph is layered, 50 tasks wide; every task depends on two tasks of the layer below (about
-two edges per task; bench/airflow_tasks.py). For each size it prints:
+two edges per task; bench/airflow_tasks.py). Each DAG is built in a fresh process, after the
+imports a DAG file makes, as Airflow's dag-processor parses a file in a fresh child process
+(best of 3 below 10,000 tasks). For each size it prints:
 
-- parse: kart's ``to_dag`` from the root tasks (creating the kart tasks, walking the graph, one
-  KartTaskOperator per task with its Assets, edges set in bulk) against EmptyOperators wired with
-  ``>>`` per edge, as a hand-written DAG file would; CPU seconds of this process (steadier than
-  wall-clock seconds when other processes share the machine) and wall seconds;
+- parse: CPU seconds of building the DAG: kart's ``to_dag`` from the root tasks (creating the
+  kart tasks, walking the graph, one KartTaskOperator per task with its Assets, edges set in
+  bulk); "plain": EmptyOperators wired with ``>>`` per edge, as a hand-written DAG file would;
+  "plain+assets": the same with one outlet Asset per task and the upstream outputs as inlets
+  (URIs as long as kart's), i.e. a plain DAG that declares the lineage kart declares;
 - serialized: the size of ``DagSerialization.to_dict`` as JSON (what Airflow stores and sends to
-  the UI), kart against plain, and the same zlib-compressed (``[core] compress_serialized_dags``);
+  the UI), and the same zlib-compressed (``[core] compress_serialized_dags``);
 - task start: what kart adds to a worker's parse when Airflow's parsing context names one task
   (the deepest one), in a fresh process as Airflow starts each task: importing kart (after
   Airflow, which the worker has loaded already) and ``to_dag``, which builds only that task.
@@ -19,53 +22,79 @@ two edges per task; bench/airflow_tasks.py). For each size it prints:
 from __future__ import annotations
 
 import datetime
-import gc
 import json
 import os
 import subprocess
 import sys
 import tempfile
-import time
-import zlib
-from typing import Any
 
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="kart-bench-airflow-"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
-from airflow.providers.standard.operators.empty import EmptyOperator  # noqa: E402
-from airflow.sdk import DAG  # noqa: E402
-from airflow.serialization.serialized_objects import DagSerialization  # noqa: E402
-from airflow_tasks import WIDTH, below, roots  # noqa: E402
-from kart_airflow import to_dag  # noqa: E402
+MODES = ("kart", "plain", "plain+assets")
 
-Timing = tuple[float, float, Any]  # wall seconds, CPU seconds, the DAG
+_BUILD = """
+import hashlib, json, os, sys, time, zlib
+import airflow.sdk
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.sdk import DAG, Asset
+from airflow.serialization.serialized_objects import DagSerialization
+import kart_airflow, airflow_tasks  # what a DAG file imports (kart's one-time costs count as parse)
+from airflow_tasks import WIDTH, below
 
+def uri(layer, i):  # as long as kart's output URI for BenchNode(layer, i)
+    digest = hashlib.md5(f"{layer}_{i}".encode()).hexdigest()
+    return "file://" + os.path.abspath(f"resources/airflow_tasks/BenchNode_{digest}.pkl")
 
-def time_kart(n_tasks: int) -> Timing:
-    """to_dag over an ``n_tasks`` layered graph (task objects created inside the timing)."""
-    started, cpu_started = time.perf_counter(), time.process_time()
-    dag = to_dag(roots(n_tasks), dag_id=f"kart_{n_tasks}")
-    return time.perf_counter() - started, time.process_time() - cpu_started, dag
-
-
-def time_plain_airflow(n_tasks: int) -> Timing:
-    """The same shape with EmptyOperators and per-edge ``>>``."""
-    started, cpu_started = time.perf_counter(), time.process_time()
-    with DAG(dag_id=f"plain_{n_tasks}", schedule=None) as dag:
-        previous: list[EmptyOperator] = []
-        for layer in range(n_tasks // WIDTH):
-            current = [EmptyOperator(task_id=f"n_{layer}_{i}") for i in range(WIDTH)]
+def plain(n, assets):
+    with DAG(dag_id="plain", schedule=None) as dag:
+        previous = []
+        for layer in range(n // WIDTH):
+            current = []
+            for i in range(WIDTH):
+                extra = {}
+                if assets:
+                    extra = {"outlets": [Asset(uri(layer, i))],
+                             "inlets": [Asset.ref(uri=uri(layer - 1, j)) for j in below(i)] if previous else []}
+                current.append(EmptyOperator(task_id=f"n_{layer}_{i}", **extra))
             for i, task in enumerate(current):
                 for j in below(i) if previous else []:
                     previous[j] >> task
             previous = current
-    return time.perf_counter() - started, time.process_time() - cpu_started, dag
+    return dag
+
+n, mode = int(sys.argv[1]), sys.argv[2]
+wall, cpu = time.perf_counter(), time.process_time()
+if mode == "kart":
+    dag = kart_airflow.to_dag(airflow_tasks.roots(n), dag_id="kart")
+else:
+    dag = plain(n, mode == "plain+assets")
+cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+assert len(dag.tasks) == n
+text = json.dumps(DagSerialization.to_dict(dag)).encode()
+print(json.dumps({"cpu": cpu, "wall": wall, "json": len(text), "zlib": len(zlib.compress(text)),
+                  "deepest": max(dag.task_ids, key=len), "dag_id": dag.dag_id}))
+"""
 
 
-def serialized_size(dag: Any) -> tuple[int, int]:
-    """Bytes of the serialized DAG as JSON, and zlib-compressed."""
-    text = json.dumps(DagSerialization.to_dict(dag)).encode()
-    return len(text), len(zlib.compress(text))
+def _env(**extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([os.path.dirname(os.path.abspath(__file__)), *sys.path]),
+        **extra,
+    }
+
+
+def build(n_tasks: int, mode: str, repeat: int) -> dict[str, float | str]:
+    """Build one DAG in fresh processes (best CPU of ``repeat``): its parse times and serialized sizes."""
+    runs = []
+    for _ in range(repeat):
+        done = subprocess.run(
+            [sys.executable, "-c", _BUILD, str(n_tasks), mode], env=_env(), capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return min(runs, key=lambda run: float(run["cpu"]))
 
 
 _COLD_START = """
@@ -81,22 +110,17 @@ print(imported - started, built - imported)
 """
 
 
-def time_task_start(n_tasks: int, dag: Any) -> tuple[float, float]:
+def time_task_start(n_tasks: int, dag_id: str, task_id: str) -> tuple[float, float]:
     """CPU seconds a fresh worker process spends importing kart and in to_dag for its one (deepest) task.
 
     Run in a new process each time, as Airflow runs each task (best of 3): the worker has imported
     Airflow already; it then imports the DAG file's imports and calls to_dag, which builds one task.
     """
-    env = {
-        **os.environ,
-        "_AIRFLOW_PARSING_CONTEXT_DAG_ID": dag.dag_id,
-        "_AIRFLOW_PARSING_CONTEXT_TASK_ID": max(dag.task_ids, key=len),
-        "PYTHONPATH": os.pathsep.join([os.path.dirname(os.path.abspath(__file__)), *sys.path]),
-    }
+    env = _env(_AIRFLOW_PARSING_CONTEXT_DAG_ID=dag_id, _AIRFLOW_PARSING_CONTEXT_TASK_ID=task_id)
     runs = []
     for _ in range(3):
         done = subprocess.run(
-            [sys.executable, "-c", _COLD_START, str(n_tasks), dag.dag_id], env=env, capture_output=True, text=True
+            [sys.executable, "-c", _COLD_START, str(n_tasks), dag_id], env=env, capture_output=True, text=True
         )
         assert done.returncode == 0, done.stderr[-2000:]
         imported, built = map(float, done.stdout.split()[-2:])
@@ -105,33 +129,31 @@ def time_task_start(n_tasks: int, dag: Any) -> tuple[float, float]:
 
 
 def main(sizes: list[int]) -> None:
-    """Print one row per size: parse CPU and wall, serialized sizes, task start."""
+    """Print one row per size and mode: parse CPU and wall, serialized sizes, ratios to plain; then task start."""
+    load = os.getloadavg()
     print(
         f"# {datetime.date.today()}  python {sys.version.split()[0]}  cores {os.cpu_count()}  "
-        f"load {os.getloadavg()[0]:.1f}  graph: layered, {WIDTH} wide, 2 upstreams per task"
+        f"load {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}  graph: layered, 50 wide, 2 upstreams per task"
     )
     header = (
-        f"{'tasks':>6} | {'parse cpu kart/plain (s)':>24} | {'ratio':>5} | {'wall kart/plain (s)':>19} | "
-        f"{'json kart/plain (MB)':>20} | {'ratio':>5} | {'zlib kart/plain (MB)':>20} | {'ratio':>5} | "
-        f"{'task start cpu: import + build (s)':>34}"
+        f"{'tasks':>6} | {'dag':>12} | {'parse cpu s':>11} | {'wall s':>7} | {'json MB':>8} | {'zlib MB':>8} | "
+        f"{'cpu / plain':>11} | {'json / plain':>12} | {'json / plain+assets':>19}"
     )
     print(header)
     print("-" * len(header))
     for n_tasks in sizes:
-        gc.collect()
-        kart_wall, kart_cpu, kart_dag = time_kart(n_tasks)
-        gc.collect()
-        plain_wall, plain_cpu, plain_dag = time_plain_airflow(n_tasks)
-        assert len(kart_dag.tasks) == len(plain_dag.tasks) == n_tasks
-        (kart_json, kart_zip), (plain_json, plain_zip) = serialized_size(kart_dag), serialized_size(plain_dag)
-        imported, built = time_task_start(n_tasks, kart_dag)
-        print(
-            f"{n_tasks:>6} | {f'{kart_cpu:.2f} / {plain_cpu:.2f}':>24} | {kart_cpu / plain_cpu:>5.2f} | "
-            f"{f'{kart_wall:.2f} / {plain_wall:.2f}':>19} | "
-            f"{f'{kart_json / 1e6:.2f} / {plain_json / 1e6:.2f}':>20} | {kart_json / plain_json:>5.2f} | "
-            f"{f'{kart_zip / 1e6:.3f} / {plain_zip / 1e6:.3f}':>20} | {kart_zip / plain_zip:>5.2f} | {f'{imported:.3f} + {built:.3f}':>34}",
-            flush=True,
-        )
+        repeat = 3 if n_tasks < 10000 else 1
+        rows = {mode: build(n_tasks, mode, repeat) for mode in MODES}
+        plain, assets = rows["plain"], rows["plain+assets"]
+        for mode, row in rows.items():
+            print(
+                f"{n_tasks:>6} | {mode:>12} | {row['cpu']:>11.2f} | {row['wall']:>7.2f} | {row['json'] / 1e6:>8.2f} | "
+                f"{row['zlib'] / 1e6:>8.3f} | {row['cpu'] / plain['cpu']:>11.2f} | "
+                f"{row['json'] / plain['json']:>12.2f} | {row['json'] / assets['json']:>19.2f}",
+                flush=True,
+            )
+        imported, built = time_task_start(n_tasks, str(rows["kart"]["dag_id"]), str(rows["kart"]["deepest"]))
+        print(f"{n_tasks:>6} | task start, CPU s: import kart {imported:.3f} + to_dag for one task {built:.3f}")
 
 
 if __name__ == "__main__":
