@@ -132,8 +132,11 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T]):
         """``requires()`` as it returned (a task, list, dict or nesting of them), called once per task object.
 
         The unique id (``kart_requires``) and the graph's places (``kart_core.places``) both read it,
-        so a graph walk calls each task's ``requires()`` once.
+        so a graph walk calls each task's ``requires()`` once. With ``cache_unique_id`` off each call
+        asks ``requires()`` again, as ``kart_requires`` does.
         """
+        if not self.cache_unique_id:
+            return self.requires()
         if "requires_structure" not in self._kart_cache:
             self._kart_cache["requires_structure"] = self.requires()
         return self._kart_cache["requires_structure"]
