@@ -12,9 +12,10 @@ from kart_core import (  # gokart.X.Y access
     testing,
     tree,
     utils,
+    worker,
     workspace,  # the cache layout (paths, log kinds, listing), for adapters and tools
 )
-from kart_core.build import BuildResult, build, load_output
+from kart_core.build import BuildResult, WorkerSchedulerFactory, build, load_output
 from kart_core.digest import digest as content_digest
 from kart_core.display import params_text, task_params_text, task_text, value_text
 from kart_core.dotted import import_object
@@ -63,6 +64,7 @@ __all__ = [
     "PlacedGraph",
     "TaskGraph",
     "TaskOnKart",
+    "WorkerSchedulerFactory",
     "ZonedDateSecondParameter",
     "add_config",
     "build",

@@ -7,21 +7,154 @@ on a pool of threads or processes, gathering failures per task; build() turns th
 
 from __future__ import annotations
 
+import dataclasses
+import enum
+import io
 import logging
 from typing import Any
 
 import pluggy
-from luigi import task_register
+from luigi import rpc, scheduler, task_register
 
 from kart_core.contract import LuigiTask, is_kart_task
 from kart_core.errors import GokartBuildError
 from kart_core.executor import Executor, execute
+from kart_core.info import make_tree_info
 from kart_core.orchestrate import orchestrate
 from kart_core.outcome import BuildResult, unique_id_or_none
+from kart_core.target import make_target
+from kart_core.task import TaskOnKart
+from kart_core.tree.task_info import make_task_info_as_table
+from kart_core.worker import Worker
 
-__all__ = ["BuildResult", "Executor", "build", "execute", "load_output"]
+__all__ = [
+    "BuildResult",
+    "Executor",
+    "LoggerConfig",
+    "TaskDumpConfig",
+    "TaskDumpMode",
+    "TaskDumpOutputType",
+    "WorkerSchedulerFactory",
+    "build",
+    "execute",
+    "load_output",
+    "process_task_info",
+]
 
 logger = logging.getLogger(__name__)
+
+
+class LoggerConfig:
+    """Set this module's logger to ``level`` inside a ``with`` block; restore it afterwards.
+
+    gokart 1.12.2's name and use (``with LoggerConfig(level=logging.INFO): ...``). gokart also called
+    ``logging.disable()`` for the whole process; kart changes only its own build logger.
+    """
+
+    def __init__(self, level: int) -> None:
+        self.logger = logging.getLogger(__name__)
+        self.default_level = self.logger.level
+        self.level = level
+
+    def __enter__(self) -> LoggerConfig:
+        self.logger.setLevel(self.level)
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
+        self.logger.setLevel(self.default_level)
+
+
+class WorkerSchedulerFactory:
+    """What ``luigi.build(..., worker_scheduler_factory=...)`` needs to run kart tasks under luigi.
+
+    gokart 1.12.2's class: a local scheduler that prunes finished work and keeps no history, luigi's
+    remote scheduler, and ``kart_core.worker.Worker`` (luigi's worker configured from ``[gokart_worker]``).
+    kart's own ``build()`` does not use it: it runs on kart's executor.
+    """
+
+    def create_local_scheduler(self) -> scheduler.Scheduler:
+        """A luigi scheduler in this process."""
+        return scheduler.Scheduler(prune_on_get_work=True, record_task_history=False)
+
+    def create_remote_scheduler(self, url: str) -> rpc.RemoteScheduler:
+        """A client of the luigid scheduler at ``url``."""
+        return rpc.RemoteScheduler(url)
+
+    def create_worker(self, scheduler: scheduler.Scheduler, worker_processes: int, assistant: bool = False) -> Worker:
+        """A worker running ``worker_processes`` tasks at once."""
+        return Worker(scheduler=scheduler, worker_processes=worker_processes, assistant=assistant)
+
+
+class TaskDumpMode(enum.Enum):
+    """What ``build(task_dump_config=...)`` reports about the graph before it runs: the tree, the table, or nothing."""
+
+    TREE = "tree"
+    TABLE = "table"
+    NONE = "none"
+
+
+class TaskDumpOutputType(enum.Enum):
+    """Where that report goes: the build logger (``PRINT``), a file in the workspace (``DUMP``), or nowhere."""
+
+    PRINT = "print"
+    DUMP = "dump"
+    NONE = "none"
+
+
+@dataclasses.dataclass
+class TaskDumpConfig:
+    """gokart 1.12.2's ``build(task_dump_config=...)``: report the task graph before the build (see ``process_task_info``)."""
+
+    mode: TaskDumpMode = TaskDumpMode.NONE
+    output_type: TaskDumpOutputType = TaskDumpOutputType.NONE
+
+
+def process_task_info(task: Any, task_dump_config: TaskDumpConfig | None = None) -> None:
+    """Report ``task``'s graph as ``task_dump_config`` says, as gokart 1.12.2's build does before running.
+
+    - ``TREE`` + ``PRINT``: ``make_tree_info(task)`` logged at INFO on this module's logger;
+    - ``TABLE`` + ``PRINT``: ``make_task_info_as_table(task)`` as tab-separated text, logged likewise;
+    - ``TREE`` + ``DUMP``: the tree text in ``{workspace}/log/task_info/{Class}_{id}.txt``;
+    - ``TABLE`` + ``DUMP``: the table (a pandas DataFrame) in ``{workspace}/log/task_info/{Class}_{id}.pkl``;
+
+    where the workspace is ``[TaskOnKart] workspace_directory`` and the id that of a bare
+    ``TaskOnKart()`` (gokart's layout, so the same file names).
+
+    Raises:
+        ValueError: any other combination (e.g. ``NONE`` with ``PRINT``), with gokart's message start.
+    """
+    config = task_dump_config if task_dump_config is not None else TaskDumpConfig()
+    mode, output = config.mode, config.output_type
+    if mode is TaskDumpMode.NONE and output is TaskDumpOutputType.NONE:
+        return
+    if mode is TaskDumpMode.NONE or output is TaskDumpOutputType.NONE:
+        raise ValueError(f"Unsupported TaskDumpConfig: {config}. Set both mode and output_type, or neither.")
+    if output is TaskDumpOutputType.PRINT:
+        logger.info(make_tree_info(task) if mode is TaskDumpMode.TREE else _table_text(task))
+        return
+    anchor: TaskOnKart[Any] = TaskOnKart()
+    extension = ".txt" if mode is TaskDumpMode.TREE else ".pkl"
+    relative = f"log/task_info/{type(task).__name__}{extension}"
+    target = make_target(f"{str(anchor.workspace_directory).rstrip('/')}/{relative}", anchor.make_unique_id())
+    target.dump(make_tree_info(task) if mode is TaskDumpMode.TREE else make_task_info_as_table(task))
+
+
+def _table_text(task: Any) -> str:
+    text = io.StringIO()
+    make_task_info_as_table(task).to_csv(text, index=False, sep="\t")
+    return text.getvalue()
+
+
+def _report_graph(task: Any, task_dump_config: TaskDumpConfig, log_level: int) -> None:
+    """``process_task_info`` with the build logger at ``log_level`` and a stderr handler, as gokart's build."""
+    handler = logging.StreamHandler()
+    with LoggerConfig(level=log_level):
+        logger.addHandler(handler)
+        try:
+            process_task_info(task, task_dump_config)
+        finally:
+            logger.removeHandler(handler)
+            handler.close()
 
 
 def build(
@@ -38,6 +171,7 @@ def build(
     hook_manager: pluggy.PluginManager | None = None,
     progress: bool | None = None,
     lock: bool | None = None,
+    task_dump_config: TaskDumpConfig | None = None,
     **env_params: Any,
 ) -> Any:
     """Build ``task`` (or a list of tasks) and return its loaded output (a list of outputs for a list).
@@ -46,7 +180,7 @@ def build(
         task: a TaskOnKart, or a list of them.
         return_value: load and return the output(s); None otherwise.
         reset_register: forget stale re-definitions of task classes (e.g. from notebooks).
-        log_level: accepted for gokart compatibility; kart never changes logging globally.
+        log_level: the level of the ``task_dump_config`` report (gokart's); kart never changes logging globally.
         task_lock_exception_max_tries: accepted for gokart compatibility (kart's locks wait).
         task_lock_exception_max_wait_seconds: accepted for gokart compatibility.
         workers: how many tasks may run at once.
@@ -57,6 +191,8 @@ def build(
             a summary line is printed at the end either way.
         lock: hold each task's lock while it runs, so concurrent builders (other processes, Kedro
             workers, Airflow) run it once; None: as each task says (should_lock_run or redis set).
+        task_dump_config: report the graph before building (gokart's ``TaskDumpConfig``; see
+            ``process_task_info``); printed reports go to stderr when ``log_level`` is INFO or lower.
         env_params: luigi.build keyword arguments, accepted and ignored (e.g. local_scheduler).
 
     Raises:
@@ -69,6 +205,9 @@ def build(
     roots: list[LuigiTask] = list(task) if isinstance(task, list | tuple) else [task]
     if reset_register:
         _drop_redefined_task_classes()
+    if task_dump_config is not None:
+        for root in roots:
+            _report_graph(root, task_dump_config, log_level)
     result = orchestrate(
         roots,
         workers=workers,

@@ -40,6 +40,8 @@ __all__ = [
     "CleanupError",
     "AdapterError",
     "ProcessPoolFallbackWarning",
+    "IgnoredSettingWarning",
+    "UnsupportedFeatureError",
 ]
 
 
@@ -168,3 +170,11 @@ class AdapterError(KartError, RuntimeError):
 
 class ProcessPoolFallbackWarning(UserWarning):
     """A build asked for worker processes runs on threads: a task class cannot be pickled."""
+
+
+class IgnoredSettingWarning(UserWarning):
+    """A gokart setting kart has no equivalent for was set (e.g. a ``[gokart_worker]`` key); it names the key."""
+
+
+class UnsupportedFeatureError(KartError, NotImplementedError):
+    """A gokart name that kart keeps importable but cannot honour was used; the message says what to use instead."""

@@ -28,6 +28,7 @@ from kart_core.param_plan import config_frozen
 from kart_core.progress import Progress
 from kart_core.runner import default_hook_manager
 from kart_core.storage import listing_scope
+from kart_core.worker import check_worker_section
 
 __all__ = ["orchestrate"]
 
@@ -65,6 +66,7 @@ def orchestrate(
     # Read afresh here, then the same for the whole build (the walk and tasks created while running);
     # target settings (the signing key) likewise, unless the caller already froze them.
     with config_frozen() as config_changed, target_config.frozen():
+        check_worker_section()  # [gokart_worker] keys kart's executor cannot honour are named, not dropped
         walked = _walk(roots, forget_upstreams=config_changed)
         if isinstance(walked, BuildResult):
             result, display = walked, Progress(total=len(walked.nodes), live=progress)

@@ -1,0 +1,147 @@
+"""kart_core.worker: ``[gokart_worker]`` honoured under luigi, named in a warning under kart's executor.
+
+The luigi-side behaviour is compared with gokart 1.12.2 in separate processes (``gokart_twin``).
+"""
+
+from __future__ import annotations
+
+import configparser
+import datetime
+import warnings
+from pathlib import Path
+
+import pytest
+from gokart_twin import run_both, run_script
+
+from kart_core.errors import IgnoredSettingWarning
+from kart_core.worker import SECTION, Worker, check_worker_section, gokart_worker, luigi_worker_settings
+
+
+def _parser(text: str) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser()
+    parser.read_string(text)
+    return parser
+
+
+def test_keys_kart_always_honours_are_silent() -> None:
+    parser = _parser(
+        "[gokart_worker]\ncheck_unfulfilled_deps = true\ncheck_complete_on_run = True\ntask_completion_check_at_run = true\n"
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert check_worker_section(parser) == []
+
+
+def test_every_other_key_is_named_in_a_warning() -> None:
+    parser = _parser(
+        "[gokart_worker]\ntimeout = 5\nkeep_alive = true\ncheck_complete_on_run = false\nno_such_key = 1\n"
+    )
+    with pytest.warns(IgnoredSettingWarning) as caught:
+        ignored = check_worker_section(parser)
+    assert ignored == ["timeout", "keep_alive", "check_complete_on_run", "no_such_key"]
+    messages = [str(w.message) for w in caught]
+    assert messages[0].startswith("[gokart_worker] timeout = 5 is ignored: kart's executor has no luigi worker")
+    assert "WorkerSchedulerFactory" in messages[0]
+    assert messages[2].startswith("[gokart_worker] check_complete_on_run = false is ignored: kart commits a run only")
+    assert messages[3].endswith("gokart has no such [gokart_worker] key either (a typo?).")
+
+
+def test_the_misspelt_section_is_reported() -> None:
+    with pytest.warns(IgnoredSettingWarning, match=r"\[gokart.worker\] is not read by gokart or kart"):
+        assert check_worker_section(_parser("[gokart.worker]\ntimeout = 5\n")) == ["gokart.worker"]
+
+
+def test_no_section_no_warning() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert check_worker_section(_parser("[core]\nworkers = 2\n")) == []
+
+
+def test_gokart_worker_has_gokarts_keys_and_defaults() -> None:
+    settings = gokart_worker()
+    assert settings.timeout == 0
+    assert settings.wait_interval == 1.0
+    assert settings.max_keep_alive_idle_duration == datetime.timedelta(0)
+    assert settings.task_completion_check_at_run is True
+    passed_on = luigi_worker_settings(settings)
+    assert "task_completion_check_at_run" not in passed_on
+    assert passed_on["check_unfulfilled_deps"] is True
+    assert SECTION == "gokart_worker"
+
+
+def test_worker_passes_the_section_to_luigis_worker() -> None:
+    import luigi.scheduler
+
+    config = gokart_worker(timeout=7, wait_interval=0.5)
+    with Worker(scheduler=luigi.scheduler.Scheduler(), config=config) as worker:
+        assert worker._config.timeout == 7
+        assert worker._config.wait_interval == 0.5
+
+
+_LUIGI_CFG = "[gokart_worker]\ntimeout = 5\nwait_interval = 0.25\ncheck_complete_on_run = true\n"
+
+_UNDER_LUIGI = """
+import json, os
+import luigi, luigi.scheduler
+import gokart
+from gokart.build import WorkerSchedulerFactory
+
+class Double(gokart.TaskOnKart):
+    x = luigi.IntParameter()
+    def run(self):
+        self.dump(self.x * 2)
+
+factory = WorkerSchedulerFactory()
+worker = factory.create_worker(factory.create_local_scheduler(), 1)
+task = Double(x=21)
+ok = luigi.build([task], worker_scheduler_factory=factory, local_scheduler=True, log_level="ERROR")
+files = sorted(os.path.relpath(os.path.join(d, f), "resources") for d, _, fs in os.walk("resources") for f in fs)
+print(json.dumps({
+    "timeout": worker._config.timeout,
+    "wait_interval": worker._config.wait_interval,
+    "check_complete_on_run": worker._config.check_complete_on_run,
+    "ok": ok,
+    "value": task.output().load(),
+    "output": os.path.relpath(task.output().path(), "resources"),
+    "files": [f for f in files if not f.startswith("log/manifest/")],
+}))
+"""
+
+
+@pytest.mark.slow
+def test_section_is_honoured_under_luigi_as_in_gokart(tmp_path: Path) -> None:
+    for library in ("gokart", "kart"):
+        (tmp_path / library).mkdir()
+        (tmp_path / library / "luigi.cfg").write_text(_LUIGI_CFG)
+    results = run_both(_UNDER_LUIGI, tmp_path, env={"LUIGI_CONFIG_PATH": "luigi.cfg"})
+    assert results["kart"] == results["gokart"]
+    assert results["kart"]["timeout"] == 5
+    assert results["kart"]["value"] == 42
+
+
+_UNDER_KART = """
+import json, warnings
+import luigi
+import gokart
+
+class Double(gokart.TaskOnKart):
+    x = luigi.IntParameter()
+    def run(self):
+        self.dump(self.x * 2)
+
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    value = gokart.build(Double(x=21))
+print(json.dumps({"value": value, "warnings": [str(w.message) for w in caught if "gokart_worker" in str(w.message)]}))
+"""
+
+
+@pytest.mark.slow
+def test_kart_build_names_each_ignored_key(tmp_path: Path) -> None:
+    (tmp_path / "luigi.cfg").write_text(_LUIGI_CFG)
+    result = run_script("kart", _UNDER_KART, tmp_path, env={"LUIGI_CONFIG_PATH": "luigi.cfg"})
+    assert result["value"] == 42
+    assert [message.split(" is ignored")[0] for message in result["warnings"]] == [
+        "[gokart_worker] timeout = 5",
+        "[gokart_worker] wait_interval = 0.25",
+    ]
