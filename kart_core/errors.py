@@ -42,6 +42,8 @@ __all__ = [
     "ProcessPoolFallbackWarning",
     "IgnoredSettingWarning",
     "UnsupportedFeatureError",
+    "LockSettingError",
+    "InMemoryKeyError",
 ]
 
 
@@ -178,3 +180,15 @@ class IgnoredSettingWarning(UserWarning):
 
 class UnsupportedFeatureError(KartError, NotImplementedError):
     """A gokart name that kart keeps importable but cannot honour was used; the message says what to use instead."""
+
+
+class LockSettingError(KartError, AssertionError):
+    """Task lock parameters that cannot work (``redis_timeout`` not above ``lock_extend_seconds``); gokart asserted."""
+
+
+class InMemoryKeyError(KartError, KeyError, AssertionError):
+    """No in-memory output under a key: a ``KeyError`` as gokart's load, an ``AssertionError`` as gokart's remove."""
+
+    def __str__(self) -> str:
+        # KeyError's str() quotes its argument; the message reads better as plain text.
+        return str(self.args[0]) if self.args else ""

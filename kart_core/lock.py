@@ -43,13 +43,18 @@ class LockParams:
     File locks live in ``lock_directory``; by default one folder per machine (``machine_lock_directory``),
     so processes started in different working directories, whose ``local_temporary_directory``
     (``./resources/tmp/``) differ, still share the lock of one output.
+    ``redis_name``, when set, is the redis lock's name verbatim instead of ``kart-lock:{key}``: gokart's
+    lock wrappers (``kart_core.conflict_prevention_lock``) name theirs as gokart does, so kart and
+    gokart processes sharing one redis exclude each other. ``redis_timeout`` None: the redis lock
+    never expires (gokart's ``make_task_lock_params`` default).
     """
 
     key: str
     redis_host: str | None = None
     redis_port: int | None = None
-    redis_timeout: int = 180
+    redis_timeout: int | None = 180
     lock_directory: str | None = None
+    redis_name: str | None = None
 
     def __post_init__(self) -> None:
         # A frozen dataclass: set the canonical forms through object.__setattr__.
@@ -126,19 +131,23 @@ def _redis_client(params: LockParams) -> Any:
 @contextlib.contextmanager
 def _redis_lock(params: LockParams, wait_seconds: float | None) -> Iterator[None]:
     client = _redis_client(params)
-    lock = client.lock(f"kart-lock:{params.key}", timeout=params.redis_timeout, thread_local=False)
+    name = params.redis_name if params.redis_name is not None else f"kart-lock:{params.key}"
+    lock = client.lock(name, timeout=params.redis_timeout, thread_local=False)
     if not _wait_until(lambda: bool(lock.acquire(blocking=False)), wait_seconds):
         raise TaskLockException(
             f"Another process holds the redis lock of {params.key} ({params.redis_host}:{params.redis_port})"
         )
     stop = threading.Event()
+    # A lock without expiry needs no renewals.
     keeper = threading.Thread(target=_keep_alive, args=(lock, params.redis_timeout, stop), daemon=True)
-    keeper.start()
+    if params.redis_timeout is not None:
+        keeper.start()
     try:
         yield
     finally:
         stop.set()
-        keeper.join()
+        if keeper.is_alive():
+            keeper.join()
         with contextlib.suppress(Exception):
             lock.release()
 

@@ -22,6 +22,13 @@ from typing import IO, Any
 import luigi
 
 from kart_core import target_config, transaction
+from kart_core.conflict_prevention_lock import (  # gokart.target's names; kart locks whole runs (run_one)
+    TaskLockParams,
+    make_task_lock_params,
+    wrap_dump_with_lock,
+    wrap_load_with_lock,
+    wrap_remove_with_lock,
+)
 from kart_core.errors import (
     DamagedOutputError,
     DumpError,
@@ -48,6 +55,11 @@ __all__ = [
     "LargeDataFrameProcessor",
     "make_target",
     "make_model_target",
+    "TaskLockParams",
+    "make_task_lock_params",
+    "wrap_dump_with_lock",
+    "wrap_load_with_lock",
+    "wrap_remove_with_lock",
 ]
 
 
