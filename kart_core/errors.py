@@ -44,6 +44,8 @@ __all__ = [
     "UnsupportedFeatureError",
     "LockSettingError",
     "InMemoryKeyError",
+    "MissingExtraError",
+    "StorageConfigError",
 ]
 
 
@@ -192,3 +194,11 @@ class InMemoryKeyError(KartError, KeyError, AssertionError):
     def __str__(self) -> str:
         # KeyError's str() quotes its argument; the message reads better as plain text.
         return str(self.args[0]) if self.args else ""
+
+
+class MissingExtraError(KartError, ImportError):
+    """An optional dependency is missing (S3, GCS, ...): an ``ImportError`` naming the kart-suite extra to install."""
+
+
+class StorageConfigError(KartError, ValueError):
+    """A storage setting cannot be used (e.g. ``[GCSConfig]``'s credential variable holds neither a file path nor JSON)."""

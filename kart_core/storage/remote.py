@@ -1,9 +1,11 @@
 """Object storage and other fsspec file systems (``s3://``, ``gs://``, ``memory://``, ...).
 
-S3 settings keep gokart's ``[S3Config]`` section: ``aws_access_key_id_name`` and
-``aws_secret_access_key_name`` name the environment variables that hold the keys. The endpoint
+S3 settings keep gokart's ``[S3Config]`` section (``kart_core.s3_config``): ``aws_access_key_id_name``
+and ``aws_secret_access_key_name`` name the environment variables that hold the keys. The endpoint
 (for MinIO, moto or any S3-compatible server) comes from ``[S3Config] endpoint_url`` or the
-environment variable ``KART_S3_ENDPOINT_URL`` (or boto's own ``AWS_ENDPOINT_URL``).
+environment variable ``KART_S3_ENDPOINT_URL`` (or boto's own ``AWS_ENDPOINT_URL``). GCS settings
+keep gokart's ``[GCSConfig]`` section (``kart_core.gcs_config``): ``gcs_credential_name`` names the
+variable holding the service-account credential (a file path or the JSON).
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import IO, Any
 
-from kart_core.errors import KartError
+from kart_core.errors import KartError, MissingExtraError
+from kart_core.gcs_config import gcsfs_options, missing_gcs_support
+from kart_core.s3_config import missing_s3_support, s3fs_options
 from kart_core.storage.base import FileEntry, is_temporary, spooled_write, temporary_name
 from kart_core.storage.listing import exists_in_listing
 
@@ -25,8 +29,12 @@ __all__ = ["UPLOAD_PREFIX", "FsspecStorage", "storage_options", "s3_options", "u
 # Local spool files of uploads in progress live in the system temporary directory under this prefix.
 UPLOAD_PREFIX = "kart-upload-"
 
-_EXTRA_FOR_PROTOCOL = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}
-_S3_SECTION = "S3Config"
+_MISSING_SUPPORT = {
+    "s3": missing_s3_support,
+    "s3a": missing_s3_support,
+    "gs": missing_gcs_support,
+    "gcs": missing_gcs_support,
+}
 
 
 def upload_spools(directory: str | None = None) -> list[FileEntry]:
@@ -50,36 +58,17 @@ def upload_spools(directory: str | None = None) -> list[FileEntry]:
     return sorted(spools, key=lambda spool: spool.relative)
 
 
-def _config_value(section: str, option: str) -> str | None:
-    import luigi.configuration
-
-    value = luigi.configuration.get_config().get(section, option, None)
-    return str(value) if value not in (None, "") else None
-
-
 def s3_options() -> dict[str, Any]:
-    """s3fs options from ``[S3Config]`` and the environment: credentials by variable name, endpoint URL."""
-    key_name = _config_value(_S3_SECTION, "aws_access_key_id_name") or "AWS_ACCESS_KEY_ID"
-    secret_name = _config_value(_S3_SECTION, "aws_secret_access_key_name") or "AWS_SECRET_ACCESS_KEY"
-    # Listings are not cached: another process may write an object at any time.
-    options: dict[str, Any] = {"use_listings_cache": False}
-    if os.environ.get(key_name) and os.environ.get(secret_name):
-        options["key"] = os.environ[key_name]
-        options["secret"] = os.environ[secret_name]
-    endpoint = (
-        _config_value(_S3_SECTION, "endpoint_url")
-        or os.environ.get("KART_S3_ENDPOINT_URL")
-        or os.environ.get("AWS_ENDPOINT_URL")
-    )
-    if endpoint:
-        options["endpoint_url"] = endpoint
-    return options
+    """s3fs options from ``[S3Config]`` and the environment (``kart_core.s3_config.s3fs_options``)."""
+    return s3fs_options()
 
 
 def storage_options(protocol: str) -> dict[str, Any]:
-    """The fsspec options kart passes for ``protocol`` (only S3 has settings of its own)."""
+    """The fsspec options kart passes for ``protocol``: ``[S3Config]`` for S3, ``[GCSConfig]`` for GCS."""
     if protocol in ("s3", "s3a"):
-        return s3_options()
+        return s3fs_options()
+    if protocol in ("gs", "gcs"):
+        return gcsfs_options()
     return {}
 
 
@@ -139,9 +128,11 @@ class FsspecStorage:
 
             fs = fsspec.filesystem(protocol, **options)
         except ImportError as exc:
-            extra = _EXTRA_FOR_PROTOCOL.get(protocol, "all")
-            raise KartError(
-                f"Storage for '{protocol}://' paths needs an extra package: pip install 'kart-suite[{extra}]'. ({exc})"
+            missing = _MISSING_SUPPORT.get(protocol)
+            if missing is not None:
+                raise missing(exc) from exc
+            raise MissingExtraError(
+                f"Storage for '{protocol}://' paths needs an extra package: pip install 'kart-suite[all]'. ({exc})"
             ) from exc
         except ValueError as exc:  # fsspec: "Protocol not known"
             raise KartError(f"No storage for '{protocol}://' paths: {exc}. Use a local path or an fsspec URL.") from exc
