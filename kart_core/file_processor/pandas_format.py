@@ -6,7 +6,7 @@ import io
 from typing import Any, ClassVar
 
 from kart_core.errors import UnsupportedObjectError
-from kart_core.file_processor.base import FileProcessor, ProcessorOptions, local_source
+from kart_core.file_processor.base import DataFrameType, FileProcessor, ProcessorOptions, local_source
 
 _FEATHER_INDEX_PREFIX = "__feather_gokart_index__"
 
@@ -26,6 +26,22 @@ def _polars_if_asked(extension: str, options: ProcessorOptions) -> FileProcessor
     return polars_processor_for(extension, options)
 
 
+def _polars_backend(dataframe_type: DataFrameType, make: Any) -> FileProcessor[Any] | None:
+    """gokart's ``dataframe_type`` constructor argument: the polars processor that serves 'polars' / 'polars-lazy'.
+
+    ``make(lazy)`` builds it; None for 'pandas'. The pandas class then hands load and dump to it,
+    as gokart's processors do.
+
+    Raises:
+        ValueError: an unknown ``dataframe_type``.
+    """
+    if dataframe_type == "pandas":
+        return None
+    if dataframe_type not in ("polars", "polars-lazy"):
+        raise ValueError(f"dataframe_type must be 'pandas', 'polars' or 'polars-lazy', not {dataframe_type!r}")
+    return make(dataframe_type == "polars-lazy")  # type: ignore[no-any-return]
+
+
 def _require_frame(obj: Any, allow_series: bool = False) -> None:
     pd = _pandas()
     allowed = (pd.DataFrame, pd.Series) if allow_series else (pd.DataFrame,)
@@ -40,9 +56,13 @@ class CsvFileProcessor(FileProcessor[Any]):
     extensions: ClassVar[tuple[str, ...]] = (".csv", ".tsv")
     binary: ClassVar[bool | None] = True
 
-    def __init__(self, sep: str = ",", encoding: str = "utf-8") -> None:
+    def __init__(self, sep: str = ",", encoding: str = "utf-8", dataframe_type: DataFrameType = "pandas") -> None:
         self._sep = sep
         self._encoding = encoding
+        self._dataframe_type = dataframe_type
+        self._polars = _polars_backend(
+            dataframe_type, lambda lazy: _polars_formats().PolarsCsvFileProcessor(sep, lazy, encoding)
+        )
 
     @classmethod
     def create(cls, extension: str, options: ProcessorOptions) -> FileProcessor[Any]:
@@ -51,6 +71,8 @@ class CsvFileProcessor(FileProcessor[Any]):
 
     def load(self, file: Any) -> Any:
         """Read a DataFrame."""
+        if self._polars is not None:
+            return self._polars.load(file)
         pd = _pandas()
         try:
             return pd.read_csv(local_source(file), sep=self._sep, encoding=self._encoding)
@@ -59,6 +81,8 @@ class CsvFileProcessor(FileProcessor[Any]):
 
     def dump(self, obj: Any, file: Any) -> None:
         """Write a DataFrame or Series with a header and without the index."""
+        if self._polars is not None:
+            return self._polars.dump(obj, file)
         _require_frame(obj, allow_series=True)
         obj.to_csv(file, index=False, sep=self._sep, header=True, encoding=self._encoding)
 
@@ -69,8 +93,12 @@ class JsonFileProcessor(FileProcessor[Any]):
     extensions: ClassVar[tuple[str, ...]] = (".json", ".ndjson")
     binary: ClassVar[bool | None] = True
 
-    def __init__(self, orient: str | None = None) -> None:
+    def __init__(self, orient: str | None = None, dataframe_type: DataFrameType = "pandas") -> None:
         self._orient = orient
+        self._dataframe_type = dataframe_type
+        self._polars = _polars_backend(
+            dataframe_type, lambda lazy: _polars_formats().PolarsJsonFileProcessor(orient == "records", lazy)
+        )
 
     @classmethod
     def create(cls, extension: str, options: ProcessorOptions) -> FileProcessor[Any]:
@@ -79,6 +107,8 @@ class JsonFileProcessor(FileProcessor[Any]):
 
     def load(self, file: Any) -> Any:
         """Read a DataFrame."""
+        if self._polars is not None:
+            return self._polars.load(file)
         pd = _pandas()
         data = file.read()
         if not data.strip():
@@ -87,6 +117,8 @@ class JsonFileProcessor(FileProcessor[Any]):
 
     def dump(self, obj: Any, file: Any) -> None:
         """Write a DataFrame, Series or dict."""
+        if self._polars is not None:
+            return self._polars.dump(obj, file)
         pd = _pandas()
         if isinstance(obj, dict):
             obj = pd.DataFrame.from_dict(obj)
@@ -104,9 +136,15 @@ class ParquetFileProcessor(FileProcessor[Any]):
     extensions: ClassVar[tuple[str, ...]] = (".parquet",)
     binary: ClassVar[bool | None] = True
 
-    def __init__(self, engine: str = "pyarrow", compression: str | None = "snappy") -> None:
+    def __init__(
+        self, engine: str = "pyarrow", compression: str | None = "snappy", dataframe_type: DataFrameType = "pandas"
+    ) -> None:
         self._engine = engine
         self._compression = compression
+        self._dataframe_type = dataframe_type
+        self._polars = _polars_backend(
+            dataframe_type, lambda lazy: _polars_formats().PolarsParquetFileProcessor(lazy, compression or "zstd")
+        )
 
     @classmethod
     def create(cls, extension: str, options: ProcessorOptions) -> FileProcessor[Any]:
@@ -115,10 +153,14 @@ class ParquetFileProcessor(FileProcessor[Any]):
 
     def load(self, file: Any) -> Any:
         """Read a DataFrame."""
+        if self._polars is not None:
+            return self._polars.load(file)
         return _pandas().read_parquet(local_source(file), engine=self._engine)
 
     def dump(self, obj: Any, file: Any) -> None:
         """Write a DataFrame."""
+        if self._polars is not None:
+            return self._polars.dump(obj, file)
         _require_frame(obj)
         obj.to_parquet(file, index=False, engine=self._engine, compression=self._compression)
 
@@ -129,8 +171,12 @@ class FeatherFileProcessor(FileProcessor[Any]):
     extensions: ClassVar[tuple[str, ...]] = (".feather",)
     binary: ClassVar[bool | None] = True
 
-    def __init__(self, store_index_in_feather: bool = True) -> None:
+    def __init__(self, store_index_in_feather: bool = True, dataframe_type: DataFrameType = "pandas") -> None:
         self._store_index = store_index_in_feather
+        self._store_index_in_feather = store_index_in_feather
+        self._dataframe_type = dataframe_type
+        # A polars frame has no index: the setting is pandas-only, as in gokart.
+        self._polars = _polars_backend(dataframe_type, lambda lazy: _polars_formats().PolarsFeatherFileProcessor(lazy))
 
     @classmethod
     def create(cls, extension: str, options: ProcessorOptions) -> FileProcessor[Any]:
@@ -139,6 +185,8 @@ class FeatherFileProcessor(FileProcessor[Any]):
 
     def load(self, file: Any) -> Any:
         """Read a DataFrame, restoring the stored index."""
+        if self._polars is not None:
+            return self._polars.load(file)
         frame = _pandas().read_feather(local_source(file))
         if not self._store_index:
             return frame
@@ -152,6 +200,8 @@ class FeatherFileProcessor(FileProcessor[Any]):
 
     def dump(self, obj: Any, file: Any) -> None:
         """Write a DataFrame; with the index as an extra column unless it is the default 0..n-1 range."""
+        if self._polars is not None:
+            return self._polars.dump(obj, file)
         _require_frame(obj)
         frame = obj
         if self._store_index and not _is_default_index(obj.index):
@@ -170,6 +220,12 @@ class FeatherFileProcessor(FileProcessor[Any]):
             frame = obj.reset_index(drop=True)
             frame[column] = obj.index.to_numpy()
         frame.to_feather(file)
+
+
+def _polars_formats() -> Any:
+    from kart_core.file_processor import polars_format
+
+    return polars_format
 
 
 def _is_default_index(index: Any) -> bool:

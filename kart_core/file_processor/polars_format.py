@@ -60,14 +60,18 @@ class PolarsCsvFileProcessor(_PolarsProcessor):
 
     extensions: ClassVar[tuple[str, ...]] = (".csv", ".tsv")
 
-    def __init__(self, sep: str = ",", lazy: bool = False) -> None:
+    def __init__(self, sep: str = ",", lazy: bool = False, encoding: str = "utf-8") -> None:
         super().__init__(lazy)
         self._sep = sep
+        # polars reads and writes UTF-8 only; another encoding is transcoded here.
+        self._encoding = None if encoding.lower().replace("-", "") == "utf8" else encoding
 
     def load(self, file: Any) -> Any:
         """Read a polars frame."""
         source = local_source(file)
-        if source is file:
+        if self._encoding is not None:
+            source = io.BytesIO(file.read().decode(self._encoding).encode("utf-8"))
+        elif source is file:
             source = io.BytesIO(file.read())
         try:
             return self._result(_polars().read_csv(source, separator=self._sep))
@@ -76,7 +80,11 @@ class PolarsCsvFileProcessor(_PolarsProcessor):
 
     def dump(self, obj: Any, file: Any) -> None:
         """Write a polars frame with a header."""
-        _collected(obj).write_csv(file, separator=self._sep, include_header=True)
+        if self._encoding is None:
+            _collected(obj).write_csv(file, separator=self._sep, include_header=True)
+            return
+        text = _collected(obj).write_csv(separator=self._sep, include_header=True)
+        file.write(text.encode(self._encoding))
 
 
 class PolarsJsonFileProcessor(_PolarsProcessor):
@@ -104,9 +112,13 @@ class PolarsJsonFileProcessor(_PolarsProcessor):
 
 
 class PolarsParquetFileProcessor(_PolarsProcessor):
-    """Parquet, zstd-compressed (polars' default, and what gokart's polars backend writes)."""
+    """Parquet, zstd-compressed unless ``compression`` says otherwise (polars' default)."""
 
     extensions: ClassVar[tuple[str, ...]] = (".parquet",)
+
+    def __init__(self, lazy: bool = False, compression: str = "zstd") -> None:
+        super().__init__(lazy)
+        self._compression = compression
 
     def load(self, file: Any) -> Any:
         """Read a polars frame."""
@@ -114,7 +126,7 @@ class PolarsParquetFileProcessor(_PolarsProcessor):
 
     def dump(self, obj: Any, file: Any) -> None:
         """Write a polars frame."""
-        _collected(obj).write_parquet(file, compression="zstd")
+        _collected(obj).write_parquet(file, compression=self._compression)
 
 
 class PolarsFeatherFileProcessor(_PolarsProcessor):
