@@ -152,6 +152,10 @@ class KartTaskPlugin(Plugin):
         super().__init__(options)
         self._settings = PluginOptions.from_config_file(options.config_file)
 
+    def report_config_data(self, ctx: Any) -> dict[str, bool]:
+        """The settings that change generated constructors, so mypy's cache is renewed when they change."""
+        return {"disallow_missing_parameters": self._settings.disallow_missing_parameters}
+
     def get_base_class_hook(self, fullname: str) -> Callable[[ClassDefContext], None] | None:
         """Transform classes whose base is ``luigi.Task`` or derives from kart's task classes."""
         if fullname in _TASK_ROOTS:
