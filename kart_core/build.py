@@ -187,7 +187,7 @@ def build(
         executor: "process" (default; CPU-bound work) or "thread", used when workers > 1.
         keep_going: after a failure, go on with the tasks that do not depend on it.
         hook_manager: plugins to call; default: run logs and entry-point plugins.
-        progress: redraw a status line on stderr (default: when it is a terminal and CI is unset);
+        progress: draw a live progress bar (rich) on stderr (default: when it is a terminal and CI is unset);
             a summary line is printed at the end either way.
         lock: hold each task's lock while it runs, so concurrent builders (other processes, Kedro
             workers, Airflow) run it once; None: as each task says (should_lock_run or redis set).

@@ -234,7 +234,9 @@ def _workspace_errors() -> Iterator[None]:
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Tasks run at the same time.")
 @click.option("--executor", type=click.Choice(["process", "thread"]), default="process", show_default=True)
 @click.option("--keep-going", is_flag=True, help="After a failure, go on with tasks that do not depend on it.")
-@click.option("--progress/--no-progress", default=None, help="Live status line (default: on a terminal).")
+@click.option(
+    "--progress/--no-progress", default=None, help="Live progress bar (default: on a terminal with CI unset)."
+)
 def run_command(
     task_name: str,
     task_args: tuple[str, ...],

@@ -51,7 +51,7 @@ def orchestrate(
         executor: "process" or "thread", used when ``workers > 1``.
         keep_going: after a failure, go on with the tasks that do not depend on it.
         hook_manager: plugins to call; default: run logs and entry-point plugins.
-        progress: redraw a status line on stderr (None: when it is a terminal and CI is unset);
+        progress: draw a live progress bar (rich) on stderr (None: when it is a terminal and CI is unset);
             the summary line is printed to stderr either way.
         lock: passed to ``run_one`` (hold each task's lock while it runs; None: as the task says).
 

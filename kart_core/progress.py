@@ -1,83 +1,128 @@
-"""A one-line progress display for build(): done / cached / running / failed and the current task.
+"""Build progress through ``rich``: a live bar on a terminal, one plain summary line everywhere else.
 
-Redrawn in place on a terminal; silent when stderr is not a TTY or when ``CI`` is set. The
-summary line is printed either way.
+On a terminal (and ``CI`` unset) a rich live display shows a bar, ``done/total``, the counts of
+tasks that ran, were cached and failed, the tasks running now, the elapsed time and an ETA; it is
+redrawn by rich's refresh thread and erased at the end. Elsewhere (CI, a pipe, a log file, pytest's
+captured streams) nothing is drawn. Either way ``close`` prints one plain summary line.
+
+The build calls ``started`` / ``finished`` / ``add_cached`` from its own thread only (process
+workers report through it), so the counters need no lock; rich locks its own state.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import time
-from typing import TextIO
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = ["Progress"]
 
+_SHOWN_RUNNING = 3  # running tasks named on the bar; more show as "+N"
+
 
 class Progress:
-    """Counts task outcomes during a build and shows them on ``stream``."""
+    """Counts task outcomes during a build and shows them live on a terminal.
+
+    Args:
+        total: the number of tasks in the graph.
+        stream: where the summary (and the live bar) go; default ``sys.stderr``.
+        live: draw the live bar; None: when the console is a terminal and ``CI`` is unset.
+        console: a rich ``Console`` to draw on (tests pass one writing into a StringIO with
+            ``force_terminal=True``); default one on ``stream``.
+    """
 
     def __init__(
-        self, total: int, stream: TextIO | None = None, live: bool | None = None, interval: float = 0.1
+        self, total: int, stream: IO[str] | None = None, live: bool | None = None, console: Console | None = None
     ) -> None:
         self.total = total
-        self.ran = self.cached = self.failed = self.running = 0
-        self.current = ""
-        self._stream = stream if stream is not None else sys.stderr
-        self._live = _is_interactive(self._stream) if live is None else live
-        self._interval = interval
-        self._last_draw = 0.0
+        self.ran = self.cached = self.failed = 0
+        self.running: dict[str, None] = {}  # labels in start order (a dict: ordered, O(1) removal)
+        self._stream: IO[str] = stream if stream is not None else (console.file if console is not None else sys.stderr)
+        self._bar: Any = None
+        self._bar_task: Any = None
+        if live if live is not None else _is_interactive(self._stream, console):
+            self._start_bar(console)
 
     def started(self, label: str) -> None:
         """A task began running."""
-        self.running += 1
-        self.current = label
-        self._draw()
+        self.running[label] = None
+        self._update()
 
     def finished(self, label: str, outcome: str) -> None:
         """A task ended: outcome is "ran", "cached" or "failed"."""
-        self.running = max(0, self.running - 1)
+        self.running.pop(label, None)
         if outcome == "ran":
             self.ran += 1
         elif outcome == "cached":
             self.cached += 1
         else:
             self.failed += 1
-        self._draw()
+        self._update()
 
     def add_cached(self, count: int) -> None:
         """Tasks found complete without running."""
         self.cached += count
-        self._draw()
+        self._update()
 
-    def line(self) -> str:
-        """The status line as text."""
-        done = self.ran + self.cached + self.failed
-        text = (
-            f"[{done}/{self.total}] {self.ran} ran, {self.cached} cached, {self.running} running, {self.failed} failed"
-        )
-        return f"{text} | {self.current}" if self.current and self.running else text
+    def counts(self) -> str:
+        """``3 ran, 1 cached, 0 failed``: what the bar shows beside it."""
+        return f"{self.ran} ran, {self.cached} cached, {self.failed} failed"
+
+    def running_text(self) -> str:
+        """The running tasks by label, the first few named: ``A[12345678], B[9abcdef0] +2``."""
+        labels = list(self.running)
+        shown = ", ".join(labels[:_SHOWN_RUNNING])
+        return f"{shown} +{len(labels) - _SHOWN_RUNNING}" if len(labels) > _SHOWN_RUNNING else shown
 
     def close(self, summary: str) -> None:
-        """Clear the live line and print the summary."""
-        if self._live:
-            self._stream.write("\r\033[K")
+        """Stop (and erase) the live bar, then print the one summary line."""
+        if self._bar is not None:
+            self._update()
+            self._bar.stop()
+            self._bar = None
         self._stream.write(summary + "\n")
         self._stream.flush()
 
-    def _draw(self) -> None:
-        if not self._live:
-            return
-        now = time.monotonic()
-        if now - self._last_draw < self._interval:
-            return
-        self._last_draw = now
-        self._stream.write("\r\033[K" + self.line()[:200])
-        self._stream.flush()
+    def _start_bar(self, console: Console | None) -> None:
+        # rich is imported only when a bar is drawn: builds in CI, tests and workers never pay for it.
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+        from rich.progress import Progress as RichProgress
+
+        self._bar = RichProgress(
+            TextColumn("kart build"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[counts]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[running]}", style="cyan"),
+            console=console if console is not None else Console(file=self._stream),
+            transient=True,  # the summary line replaces the bar
+        )
+        self._bar_task = self._bar.add_task("build", total=self.total, counts=self.counts(), running="")
+        self._bar.start()
+
+    def _update(self) -> None:
+        if self._bar is not None:
+            done = self.ran + self.cached + self.failed
+            self._bar.update(self._bar_task, completed=done, counts=self.counts(), running=self.running_text())
 
 
-def _is_interactive(stream: TextIO) -> bool:
+def _is_interactive(stream: IO[str], console: Console | None) -> bool:
     if os.environ.get("CI"):
         return False
+    if console is not None:
+        return bool(console.is_terminal)
     isatty = getattr(stream, "isatty", None)
     return bool(isatty and isatty())

@@ -1,14 +1,18 @@
-"""The build progress line: live on a terminal, quiet under CI or a pipe, a summary either way."""
+"""The build progress display: a rich live bar on a terminal, one plain summary line otherwise."""
 
 from __future__ import annotations
 
 import io
+import re
 
 import luigi
 import pytest
+from rich.console import Console
 
 import kart_core
 from kart_core.progress import Progress
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 class PgLeaf(kart_core.TaskOnKart[int]):
@@ -26,39 +30,63 @@ class PgRoot(kart_core.TaskOnKart[int]):
         self.dump(3)
 
 
-class FakeTerminal(io.StringIO):
-    def isatty(self) -> bool:
-        return True
+def terminal() -> tuple[Console, io.StringIO]:
+    """A rich console that believes it draws on a 160-column terminal, writing into a string."""
+    file = io.StringIO()
+    return Console(file=file, force_terminal=True, width=160, color_system=None), file
 
 
-def test_live_line_counts_outcomes(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_live_bar_shows_counts_running_tasks_and_times(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CI", raising=False)
-    stream = FakeTerminal()
-    progress = Progress(total=3, stream=stream, interval=0)
+    console, file = terminal()
+    progress = Progress(total=4, console=console)
     progress.add_cached(1)
     progress.started("A[12345678]")
-    assert progress.line() == "[1/3] 0 ran, 1 cached, 1 running, 0 failed | A[12345678]"
+    progress.started("B[9abcdef0]")
+    assert progress.running_text() == "A[12345678], B[9abcdef0]"
+    progress._bar.refresh()  # what rich's refresh thread draws ten times a second
+    drawn = ANSI.sub("", file.getvalue())
+    assert "1/4" in drawn and "0 ran, 1 cached, 0 failed" in drawn and "A[12345678], B[9abcdef0]" in drawn
+    assert "0:00:0" in drawn and "ETA" in drawn  # elapsed, and the remaining-time column
     progress.finished("A[12345678]", "ran")
-    progress.started("B[12345678]")
-    progress.finished("B[12345678]", "failed")
-    progress.close("summary")
-    out = stream.getvalue()
-    assert "\r" in out and "[3/3] 1 ran, 1 cached, 0 running, 1 failed" in out
-    assert out.endswith("summary\n")
+    progress.finished("B[9abcdef0]", "failed")
+    progress.close("kart build: 1 ran, 1 cached, 1 failed, 0 not run, in 0.01s")
+    drawn = ANSI.sub("", file.getvalue())
+    assert "3/4" in drawn and "1 ran, 1 cached, 1 failed" in drawn  # the final state is drawn before erasing
+    assert drawn.endswith("kart build: 1 ran, 1 cached, 1 failed, 0 not run, in 0.01s\n")
 
 
-def test_quiet_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_many_running_tasks_are_counted_not_all_named() -> None:
+    progress = Progress(total=9, stream=io.StringIO(), live=False)
+    for name in "ABCDE":
+        progress.started(f"{name}[00000000]")
+    assert progress.running_text() == "A[00000000], B[00000000], C[00000000] +2"
+
+
+def test_not_a_terminal_gives_exactly_one_summary_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CI", raising=False)
+    stream = io.StringIO()  # a pipe or a log file: no isatty()
+    progress = Progress(total=2, stream=stream)
+    progress.started("A[12345678]")
+    progress.finished("A[12345678]", "ran")
+    progress.add_cached(1)
+    progress.close("kart build: 1 ran, 1 cached, 0 failed, 0 not run, in 0.00s")
+    assert stream.getvalue() == "kart build: 1 ran, 1 cached, 0 failed, 0 not run, in 0.00s\n"
+
+
+def test_ci_draws_no_bar_even_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CI", "true")
-    stream = FakeTerminal()
-    progress = Progress(total=1, stream=stream, interval=0)
+    console, file = terminal()
+    progress = Progress(total=1, console=console)
     progress.started("A[12345678]")
     progress.finished("A[12345678]", "ran")
     progress.close("done")
-    assert stream.getvalue() == "done\n"
+    assert file.getvalue() == "done\n"
 
 
-def test_build_prints_a_summary_line(workspace: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_build_prints_one_summary_line_and_no_bar(workspace: str, capsys: pytest.CaptureFixture[str]) -> None:
     kart_core.build(PgRoot(workspace_directory=workspace))
-    assert "kart build: 4 ran, 0 cached, 0 failed, 0 not run" in capsys.readouterr().err
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and re.fullmatch(r"kart build: 4 ran, 0 cached, 0 failed, 0 not run, in [0-9.]+s", lines[0])
     kart_core.build(PgRoot(workspace_directory=workspace))
     assert "kart build: 0 ran, 1 cached, 0 failed, 0 not run" in capsys.readouterr().err
