@@ -1,93 +1,126 @@
 """kart_core: gokart-compatible cached tasks, one cache for every scheduler.
 
 ``import kart_core as gokart`` runs code written for gokart 1.12.2's public API.
+
+The facade is lazy (PEP 562, ``kart_core.lazy``): ``import kart_core`` loads nothing else, and each
+public name imports its module on first use. So ``kart runs`` (which needs neither luigi nor pandas)
+starts in a fraction of the time luigi's import takes, while ``kart_core.TaskOnKart`` and
+``from kart_core import build`` work as before. Type checkers read the imports below.
 """
 
-from kart_core import (  # gokart.X.Y access
-    config_params,
-    display,  # the one formatter of tasks and parameters for people (kart runs, why, report, adapters)
-    errors,
-    file_processor,
-    target,
-    testing,
-    tree,
-    utils,
-    worker,
-    workspace,  # the cache layout (paths, log kinds, listing), for adapters and tools
-)
-from kart_core.build import BuildResult, WorkerSchedulerFactory, build, load_output
-from kart_core.digest import digest as content_digest
-from kart_core.display import params_text, task_params_text, task_text, value_text
-from kart_core.dotted import import_object
-from kart_core.errors import GokartBuildError, StaleTaskError
-from kart_core.fingerprint import (
-    CodeFingerprint,
-    CodeFingerprinter,
-    ModuleClassifier,
-    code_fingerprint,
-    code_version,
-)
-from kart_core.graph import TaskGraph, node_key, walk
-from kart_core.hashing import short_id
-from kart_core.info import make_tree_info, tree_info
-from kart_core.pandas_type_config import PandasTypeConfig
-from kart_core.param_plan import config_frozen
-from kart_core.parameter import (
-    ExplicitBoolParameter,
-    ListTaskInstanceParameter,
-    SerializableParameter,
-    TaskInstanceParameter,
-    ZonedDateSecondParameter,
-)
-from kart_core.places import PlacedGraph, find_place, place_graph
-from kart_core.run import run
-from kart_core.runner import RunStatus, run_one
-from kart_core.task import TaskOnKart
-from kart_core.testing import test_run
-from kart_core.tree.task_info import make_task_info_as_tree_str
-from kart_core.utils import add_config
-from kart_core.workspace_management import delete_local_unnecessary_outputs
+from __future__ import annotations
 
-__all__ = [
-    "BuildResult",
-    "CodeFingerprint",
-    "CodeFingerprinter",
-    "ExplicitBoolParameter",
-    "GokartBuildError",
-    "ListTaskInstanceParameter",
-    "ModuleClassifier",
-    "PandasTypeConfig",
-    "RunStatus",
-    "SerializableParameter",
-    "StaleTaskError",
-    "TaskInstanceParameter",
-    "PlacedGraph",
-    "TaskGraph",
-    "TaskOnKart",
-    "WorkerSchedulerFactory",
-    "ZonedDateSecondParameter",
-    "add_config",
-    "build",
-    "code_fingerprint",
-    "code_version",
-    "config_frozen",
-    "content_digest",
-    "delete_local_unnecessary_outputs",
-    "find_place",
-    "import_object",
-    "load_output",
-    "make_task_info_as_tree_str",
-    "make_tree_info",
-    "node_key",
-    "params_text",
-    "place_graph",
-    "run",
-    "run_one",
-    "short_id",
-    "task_params_text",
-    "task_text",
-    "test_run",
-    "tree_info",
-    "value_text",
-    "walk",
-]
+from typing import TYPE_CHECKING
+
+from kart_core.lazy import install
+
+if TYPE_CHECKING:
+    from kart_core import (  # gokart.X.Y access
+        config_params,
+        display,  # the one formatter of tasks and parameters for people (kart runs, why, report, adapters)
+        errors,
+        file_processor,
+        target,
+        testing,
+        tree,
+        utils,
+        worker,
+        workspace,  # the cache layout (paths, log kinds, listing), for adapters and tools
+    )
+    from kart_core.build import BuildResult, WorkerSchedulerFactory, build, load_output
+    from kart_core.digest import digest as content_digest
+    from kart_core.display import params_text, task_params_text, task_text, value_text
+    from kart_core.dotted import import_object
+    from kart_core.errors import GokartBuildError, StaleTaskError
+    from kart_core.fingerprint import (
+        CodeFingerprint,
+        CodeFingerprinter,
+        ModuleClassifier,
+        code_fingerprint,
+        code_version,
+    )
+    from kart_core.graph import TaskGraph, node_key, walk
+    from kart_core.hashing import short_id
+    from kart_core.info import make_tree_info, tree_info
+    from kart_core.pandas_type_config import PandasTypeConfig
+    from kart_core.param_plan import config_frozen
+    from kart_core.parameter import (
+        ExplicitBoolParameter,
+        ListTaskInstanceParameter,
+        SerializableParameter,
+        TaskInstanceParameter,
+        ZonedDateSecondParameter,
+    )
+    from kart_core.places import PlacedGraph, find_place, place_graph
+    from kart_core.run import run
+    from kart_core.runner import RunStatus, run_one
+    from kart_core.task import TaskOnKart
+    from kart_core.testing import test_run
+    from kart_core.tree.task_info import make_task_info_as_tree_str
+    from kart_core.utils import add_config
+    from kart_core.workspace_management import delete_local_unnecessary_outputs
+
+# Public name -> the module that defines it ("module:attribute" when the public name is an alias).
+_EXPORTS = {
+    "BuildResult": "kart_core.build",
+    "CodeFingerprint": "kart_core.fingerprint",
+    "CodeFingerprinter": "kart_core.fingerprint",
+    "ExplicitBoolParameter": "kart_core.parameter",
+    "GokartBuildError": "kart_core.errors",
+    "ListTaskInstanceParameter": "kart_core.parameter",
+    "ModuleClassifier": "kart_core.fingerprint",
+    "PandasTypeConfig": "kart_core.pandas_type_config",
+    "RunStatus": "kart_core.runner",
+    "SerializableParameter": "kart_core.parameter",
+    "StaleTaskError": "kart_core.errors",
+    "TaskInstanceParameter": "kart_core.parameter",
+    "PlacedGraph": "kart_core.places",
+    "TaskGraph": "kart_core.graph",
+    "TaskOnKart": "kart_core.task",
+    "WorkerSchedulerFactory": "kart_core.build",
+    "ZonedDateSecondParameter": "kart_core.parameter",
+    "add_config": "kart_core.utils",
+    "build": "kart_core.build",
+    "code_fingerprint": "kart_core.fingerprint",
+    "code_version": "kart_core.fingerprint",
+    "config_frozen": "kart_core.param_plan",
+    "content_digest": "kart_core.digest:digest",
+    "delete_local_unnecessary_outputs": "kart_core.workspace_management",
+    "find_place": "kart_core.places",
+    "import_object": "kart_core.dotted",
+    "load_output": "kart_core.build",
+    "make_task_info_as_tree_str": "kart_core.tree.task_info",
+    "make_tree_info": "kart_core.info",
+    "node_key": "kart_core.graph",
+    "params_text": "kart_core.display",
+    "place_graph": "kart_core.places",
+    "run": "kart_core.run",
+    "run_one": "kart_core.runner",
+    "short_id": "kart_core.hashing",
+    "task_params_text": "kart_core.display",
+    "task_text": "kart_core.display",
+    "test_run": "kart_core.testing",
+    "tree_info": "kart_core.info",
+    "value_text": "kart_core.display",
+    "walk": "kart_core.graph",
+}
+# Submodules reachable as attributes (gokart.tree.task_info..., kart_core.workspace for adapters and tools);
+# any other submodule is found on first access too.
+_SUBMODULES = frozenset(
+    [
+        "config_params",
+        "display",
+        "errors",
+        "file_processor",
+        "target",
+        "testing",
+        "tree",
+        "utils",
+        "worker",
+        "workspace",
+    ]
+)
+
+__all__ = sorted(_EXPORTS)
+
+install(__name__, _EXPORTS, _SUBMODULES)

@@ -24,27 +24,24 @@ import os
 import sys
 import traceback
 from collections.abc import Iterator, Sequence
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
-from kart_core.contract import LuigiTask
-from kart_core.errors import KartError
-from kart_core.executor import Executor
-from kart_core.graph import walk
-from kart_core.inspect import cmdline
-from kart_core.inspect.gc import DEFAULT_TEMP_AGE, GcPlan, delete_unreachable, plan_gc
-from kart_core.inspect.report import write_report
+from kart_core.errors import KartError, TaskSpecError
 from kart_core.inspect.runs import COLUMNS, format_size, format_table, run_rows
-from kart_core.inspect.verify import VerifyReport, remove_damaged, verify_workspace
-from kart_core.inspect.why import explain
-from kart_core.orchestrate import orchestrate
-from kart_core.outcome import GOKART_RETCODES, BuildResult, exit_code, task_label
-from kart_core.runlog import one_line
+from kart_core.outcome import GOKART_RETCODES, exit_code, task_label
+from kart_core.runlog_reader import one_line
 from kart_core.target_config import VERIFY_ENVIRONMENT_VARIABLE
-from kart_core.tree.task_info import make_task_info_as_tree_str
-from kart_core.utils import add_config
-from kart_core.workspace import default_workspace
+from kart_core.workspace import DEFAULT_TEMP_AGE, default_workspace
+
+# Each command imports what it needs when it runs: `kart runs` never loads luigi or pandas (a
+# second of start-up on a loaded machine), `kart run` loads the build machinery.
+if TYPE_CHECKING:
+    from kart_core.contract import LuigiTask
+    from kart_core.inspect.gc import GcPlan
+    from kart_core.inspect.verify import VerifyReport
+    from kart_core.outcome import BuildResult
 
 __all__ = ["main", "cli", "GOKART_CODES", "USAGE_ERROR", "COMMAND_FAILED", "DAMAGE_FOUND"]
 
@@ -171,6 +168,8 @@ _workspace = click.option("--workspace", "-w", default=None, help="Workspace for
 def cli(ctx: click.Context, config_paths: tuple[str, ...], verify: bool | None) -> None:
     """kart: build, inspect and clean gokart-compatible task caches."""
     ctx.with_resource(_warnings_to_stderr())
+    if config_paths:
+        from kart_core.utils import add_config
     if verify is not None:
         ctx.with_resource(_environment(VERIFY_ENVIRONMENT_VARIABLE, "1" if verify else "0"))
     for path in config_paths:
@@ -187,11 +186,13 @@ def _task(spec: str, args: Sequence[str], workspace: str | None = None) -> Itera
     Inside the body, a workspace that cannot be read (storage errors, a missing extra for its URL)
     ends the command with one line and exit 1.
     """
+    from kart_core.inspect import cmdline
+
     cmdline.set_workspace(workspace)
     try:
         with cmdline.task_from_command_line(spec, args) as task, _workspace_errors(), _task_code_errors(task):
             yield task
-    except cmdline.TaskSpecError as exc:
+    except TaskSpecError as exc:
         raise click.UsageError(str(exc)) from None
 
 
@@ -219,7 +220,7 @@ def _workspace_errors() -> Iterator[None]:
     try:
         yield
     except (KartError, OSError) as exc:
-        if isinstance(exc, cmdline.TaskSpecError):
+        if isinstance(exc, TaskSpecError):
             raise
         raise _CommandError(str(exc) if isinstance(exc, KartError) else one_line(exc)) from None
 
@@ -247,17 +248,22 @@ def run_command(
     progress: bool | None,
 ) -> None:
     """Build TASK_NAME (module.Class) and whatever it needs; exit non-zero naming the failed tasks."""
+    from kart_core.inspect import cmdline
+
     cmdline.set_workspace(workspace)
     try:
         with cmdline.task_from_command_line(task_name, task_args) as task:
             code = _build(task, workers, executor, keep_going, progress)
-    except cmdline.TaskSpecError as exc:
+    except TaskSpecError as exc:
         click.echo(f"kart run: {exc}", err=True)
         code = GOKART_CODES.unhandled_exception
     sys.exit(code)
 
 
 def _build(task: LuigiTask, workers: int, executor: str, keep_going: bool, progress: bool | None) -> int:
+    from kart_core.executor import Executor
+    from kart_core.orchestrate import orchestrate
+
     try:
         result = orchestrate(
             [task],
@@ -299,6 +305,8 @@ def tree_command(
     task_name: str, task_args: tuple[str, ...], workspace: str | None, details: bool, no_abbr: bool
 ) -> None:
     """Print the dependency tree of TASK_NAME with each task's status (COMPLETE / PENDING) and unique id."""
+    from kart_core.tree.task_info import make_task_info_as_tree_str
+
     with _task(task_name, task_args, workspace) as task:
         click.echo(make_task_info_as_tree_str(task, details=details, abbr=not no_abbr).lstrip("\n"))
 
@@ -309,6 +317,8 @@ def tree_command(
 @_workspace
 def why_command(task_name: str, task_args: tuple[str, ...], workspace: str | None) -> None:
     """Explain whether TASK_NAME will run, and which parameter or upstream differs from the cache."""
+    from kart_core.inspect.why import explain
+
     with _task(task_name, task_args, workspace) as task:
         click.echo("\n".join(explain(task)))
 
@@ -320,6 +330,8 @@ def why_command(task_name: str, task_args: tuple[str, ...], workspace: str | Non
 @click.option("--output", "-o", default="report.html", show_default=True, help="The HTML file to write.")
 def report_command(task_name: str, task_args: tuple[str, ...], workspace: str | None, output: str) -> None:
     """Write one self-contained HTML page with the graph of TASK_NAME, its statuses and details."""
+    from kart_core.inspect.report import write_report
+
     with _task(task_name, task_args, workspace) as task:
         click.echo(f"Wrote {write_report([task], output)}")
 
@@ -382,6 +394,8 @@ def verify_command(workspace: str | None, quick: bool, delete: bool, output_form
     Exits 0 when every output present matches (missing outputs are listed, not failed), 3 when an output
     or a manifest differs (also after --delete removed the damaged outputs).
     """
+    from kart_core.inspect.verify import remove_damaged, verify_workspace
+
     with _workspace_errors():
         report = verify_workspace(default_workspace(workspace), hashes=not quick)
         deleted = remove_damaged(report) if delete else []
@@ -452,6 +466,10 @@ def gc_command(
     """
     if dry_run and delete:
         raise click.UsageError("kart gc: --dry-run and --delete contradict each other; pass one.")
+    from kart_core.graph import walk
+    from kart_core.inspect import cmdline
+    from kart_core.inspect.gc import delete_unreachable, plan_gc
+
     dry_run = not delete
     specs = _split_keeps(task_args)
     cmdline.set_workspace(workspace)

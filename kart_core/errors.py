@@ -38,6 +38,7 @@ __all__ = [
     "StaleTaskError",
     "PluginError",
     "CleanupError",
+    "TaskSpecError",
     "AdapterError",
     "ProcessPoolFallbackWarning",
     "IgnoredSettingWarning",
@@ -166,6 +167,10 @@ class PluginError(KartError):
 
 class CleanupError(KartError, ValueError):
     """A workspace clean-up (``kart gc``, ``delete_local_unnecessary_outputs``) was asked for something it cannot do."""
+
+
+class TaskSpecError(KartError):
+    """A task named on the command line (``kart run module.Class --param value``) cannot be found or created."""
 
 
 class AdapterError(KartError, RuntimeError):

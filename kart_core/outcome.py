@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 
-from luigi import ExternalTask
-
 from kart_core.contract import LuigiTask, is_kart_task
 
 __all__ = [
@@ -54,6 +52,8 @@ def unique_id_or_none(task: LuigiTask) -> str | None:
 
 def is_external(task: LuigiTask) -> bool:
     """Whether ``task`` is an input nothing here can produce (``luigi.ExternalTask`` sets ``run = None``)."""
+    from luigi import ExternalTask  # here: `kart runs` imports this module and never needs luigi
+
     return isinstance(task, ExternalTask) or getattr(type(task), "run", None) is None
 
 

@@ -16,8 +16,7 @@ from luigi.task import flatten
 
 from kart_core.contract import KartTask
 from kart_core.hooks.markers import hookimpl
-from kart_core.storage import storage_for
-from kart_core.storage.base import protocol_of
+from kart_core.runlog_reader import one_line, read_log_safely
 from kart_core.target import make_target
 from kart_core.workspace import (
     MODULE_VERSIONS,
@@ -132,51 +131,6 @@ def _read_lines(path: str) -> list[str]:
         return []
 
 
-def read_log_safely(path: str, default: _T, expected: type | tuple[type, ...] = object) -> Any:
-    """The value stored in the run log at ``path``, for tools that read other runs' logs (``kart runs``, ``tree``).
-
-    A workspace may hold files kart cannot read: foreign or damaged files with a log's name, a pickle
-    of a class that no longer exists, a folder or a pipe named like a log. None of them may stop a
-    listing, so this never raises: a missing log gives ``default``; an unreadable one, or a value that
-    is not an instance of ``expected``, gives ``default`` and a one-line warning naming the path.
-    """
-    try:
-        if not _is_file(path):
-            return default
-        value = make_target(path).load()
-    except Exception as exc:
-        logger.warning("skipping unreadable run log %s: %s", path, one_line(exc))
-        return default
-    if not isinstance(value, expected):
-        logger.warning("skipping run log %s: it holds a %s, not what kart writes there", path, type(value).__name__)
-        return default
-    return value
-
-
 def read_task_log_safely(task: KartTask, kind: LogKind, default: _T, expected: type | tuple[type, ...] = object) -> Any:
     """``read_log_safely`` of ``task``'s own run log of ``kind``."""
     return read_log_safely(log_task_path(task, kind), default, expected)
-
-
-def _is_file(path: str) -> bool:
-    """Whether ``path`` holds a file to read; raises OSError for a local entry that is not a regular file."""
-    if protocol_of(path):
-        return storage_for(path).exists(path)
-    local = path[len("file://") :] if path.startswith("file://") else path
-    if not os.path.lexists(local):
-        return False
-    if not os.path.isfile(local):  # a folder, a pipe (reading it would block), a dangling link
-        raise OSError(f"not a regular file ({_kind_of(local)})")
-    return True
-
-
-def _kind_of(local: str) -> str:
-    if os.path.isdir(local):
-        return "a folder"
-    return "a dangling link" if os.path.islink(local) and not os.path.exists(local) else "a special file"
-
-
-def one_line(exc: BaseException) -> str:
-    """``Type: message`` of ``exc`` on one line (messages of chained load errors span several)."""
-    message = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__

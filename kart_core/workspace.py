@@ -20,10 +20,9 @@ import dataclasses
 import os
 import posixpath
 import re
+import sys
 from collections.abc import Iterable
 from datetime import datetime
-
-import luigi.configuration
 
 from kart_core.contract import KartTask
 from kart_core.errors import WorkspacePathError
@@ -31,6 +30,7 @@ from kart_core.storage.base import TEMPORARY_SUFFIX, FileEntry, is_temporary, pr
 
 __all__ = [
     "BUILTIN_WORKSPACE",
+    "DEFAULT_TEMP_AGE",
     "LOG_DIRECTORY",
     "KART_LOG_KINDS",
     "LOG_KINDS",
@@ -66,6 +66,7 @@ __all__ = [
     "run_logs",
     "with_unique_id",
     "workspace_path",
+    "luigi_config_may_set",
 ]
 
 WORKSPACE_ENVIRONMENT_VARIABLE = "KART_WORKSPACE"
@@ -100,6 +101,10 @@ _KART_NAMED = re.compile(rf"(?:^|/)(?P<stem>[^/]*)_(?P<uid>{_UNIQUE_ID})(\.[^/]*
 # Model targets unzip and save under {local_temporary_directory}/{md5 of the output path}/ (see
 # kart_core.target.make_model_target); locks live in {local_temporary_directory}/locks/.
 _SCRATCH_FOLDER = re.compile(r"^[0-9a-f]{32}$")
+# A day, like git's grace period before pruning loose objects: a temporary file that nobody wrote
+# for that long belongs to a writer that is gone (``kart gc --temp-age``). A task whose run() keeps
+# a staged output unchanged for longer needs a larger --temp-age while it runs.
+DEFAULT_TEMP_AGE = 24 * 3600.0
 
 
 # --- the default workspace --------------------------------------------------------------------
@@ -113,10 +118,46 @@ def default_workspace(explicit: str | None = None) -> str:
     """
     if explicit:
         return explicit
-    configured = luigi.configuration.get_config().get(_CONFIG_SECTION, "workspace_directory", None)
-    if configured:
-        return str(configured)
+    if luigi_config_may_set("workspace_directory"):
+        import luigi.configuration  # here: `kart runs` without a luigi config never imports luigi (~1 s)
+
+        configured = luigi.configuration.get_config().get(_CONFIG_SECTION, "workspace_directory", None)
+        if configured:
+            return str(configured)
     return environment_workspace() or BUILTIN_WORKSPACE
+
+
+# luigi 3.8's config files (LuigiConfigParser, and LuigiTomlParser with LUIGI_CONFIG_PARSER=toml);
+# LUIGI_CONFIG_PATH adds one more.
+_LUIGI_CONFIG_FILES = (
+    "/etc/luigi/client.cfg",
+    "/etc/luigi/luigi.cfg",
+    "client.cfg",
+    "luigi.cfg",
+    "/etc/luigi/luigi.toml",
+    "luigi.toml",
+)
+
+
+def luigi_config_may_set(*options: str) -> bool:
+    """Whether luigi's configuration may hold one of ``options``, found without importing luigi when it cannot.
+
+    True once luigi's config is loaded in this process (a program or ``--config`` may have set any
+    value), or when a file luigi reads mentions an option's name; False only when neither holds, so
+    a caller may then skip luigi's import (about a second) and use its own default.
+    """
+    if "luigi.configuration" in sys.modules:
+        return True
+    paths = [*_LUIGI_CONFIG_FILES, os.environ.get("LUIGI_CONFIG_PATH", "")]
+    for path in filter(None, paths):
+        try:
+            with open(path, encoding="utf-8", errors="replace") as file:
+                text = file.read()
+        except OSError:  # missing or unreadable: luigi skips it too
+            continue
+        if any(option in text for option in options):
+            return True
+    return False
 
 
 def environment_workspace() -> str | None:

@@ -21,13 +21,9 @@ from luigi.cmdline_parser import CmdlineParser
 from luigi.task_register import Register
 
 from kart_core.dotted import import_object
-from kart_core.errors import KartError
+from kart_core.errors import TaskSpecError
 
 __all__ = ["TaskSpecError", "resolve_task_class", "set_workspace", "task_from_command_line"]
-
-
-class TaskSpecError(KartError):
-    """A task named on the command line cannot be found or created."""
 
 
 def resolve_task_class(dotted: str) -> type:

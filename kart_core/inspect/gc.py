@@ -32,6 +32,7 @@ from kart_core.storage.base import protocol_of
 from kart_core.storage.remote import upload_spools
 from kart_core.utils import flatten
 from kart_core.workspace import (
+    DEFAULT_TEMP_AGE,
     KART_LOG_KINDS,
     FileEntry,
     examine,
@@ -49,10 +50,6 @@ from kart_core.workspace import (
 __all__ = ["DEFAULT_TEMP_AGE", "GcPlan", "Scope", "plan_gc", "delete_unreachable"]
 
 Scope = Literal["classes", "all"]
-# A day, like git's grace period before pruning loose objects: a temporary file that nobody wrote
-# for that long belongs to a writer that is gone. A task whose run() keeps a staged output
-# unchanged for longer needs a larger --temp-age while it runs.
-DEFAULT_TEMP_AGE = 24 * 3600.0
 
 
 @dataclasses.dataclass

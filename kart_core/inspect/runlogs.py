@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from kart_core.runlog import one_line, read_log_safely
+from kart_core.runlog_reader import one_line, plain_pickle_allowed, read_log_safely
 from kart_core.storage import storage_for
 from kart_core.storage.base import protocol_of
 from kart_core.workspace import (
@@ -52,10 +52,11 @@ def read_runs(workspace: str, files: list[FileEntry] | None = None, class_name: 
     files = files if files is not None else list_files(workspace)
     by_relative = {f.relative: f for f in files}
     logs = _logs_by_run(files)
+    plain = plain_pickle_allowed()  # asked once, not per log: it reads luigi's config files
     records = []
     for (cls, uid), logs_of_run in logs.items():
         if class_name is None or cls == class_name:
-            records.append(_record(workspace, cls, uid, logs_of_run, by_relative))
+            records.append(_record(workspace, cls, uid, logs_of_run, by_relative, plain))
     return sorted(records, key=lambda r: (r.finished_at or datetime.max, r.class_name, r.unique_id))
 
 
@@ -83,9 +84,14 @@ def _logs_by_run(files: Iterable[FileEntry]) -> dict[tuple[str, str], dict[LogKi
 
 
 def _record(
-    workspace: str, cls: str, uid: str, logs: dict[LogKind, FileEntry], by_relative: dict[str, FileEntry]
+    workspace: str,
+    cls: str,
+    uid: str,
+    logs: dict[LogKind, FileEntry],
+    by_relative: dict[str, FileEntry],
+    plain: bool,
 ) -> RunRecord:
-    outputs = _recorded_outputs(logs.get(TASK_LOG))
+    outputs = _recorded_outputs(logs.get(TASK_LOG), plain)
     located = [locate_size(workspace, path, by_relative) for path in outputs or []]
     sizes = [size for size in located if size is not None]
     if TASK_LOG not in logs:
@@ -94,11 +100,11 @@ def _record(
         status = "damaged log"
     else:
         status = "complete" if len(sizes) == len(outputs) else "outputs missing"
-    processing_time = _read(logs.get(PROCESSING_TIME), None, (int, float))
+    processing_time = _read(logs.get(PROCESSING_TIME), None, (int, float), plain)
     return RunRecord(
         class_name=cls,
         unique_id=uid,
-        params={str(k): str(v) for k, v in _read(logs.get(TASK_PARAMS), {}, dict).items()},
+        params={str(k): str(v) for k, v in _read(logs.get(TASK_PARAMS), {}, dict, plain).items()},
         processing_time=float(processing_time) if processing_time is not None else None,
         finished_at=logs[TASK_LOG].mtime if TASK_LOG in logs else None,
         outputs=outputs or [],
@@ -108,11 +114,11 @@ def _record(
     )
 
 
-def _recorded_outputs(entry: FileEntry | None) -> list[str] | None:
+def _recorded_outputs(entry: FileEntry | None, plain: bool) -> list[str] | None:
     """The output paths a task log records ([] without a task log); None when it is unreadable or not kart's."""
     if entry is None:
         return []
-    task_log = read_log_safely(entry.path, None, dict)
+    task_log = read_log_safely(entry.path, None, dict, plain)
     if task_log is None:
         return None
     paths = task_log.get("file_path", [])
@@ -122,9 +128,9 @@ def _recorded_outputs(entry: FileEntry | None) -> list[str] | None:
     return None
 
 
-def _read(entry: FileEntry | None, default: Any, expected: type | tuple[type, ...]) -> Any:
+def _read(entry: FileEntry | None, default: Any, expected: type | tuple[type, ...], plain: bool) -> Any:
     # One unreadable log must not hide the other runs: read_log_safely warns and gives the default.
-    return default if entry is None else read_log_safely(entry.path, default, expected)
+    return default if entry is None else read_log_safely(entry.path, default, expected, plain)
 
 
 def locate_size(workspace: str, recorded: str, by_relative: dict[str, FileEntry]) -> int | None:

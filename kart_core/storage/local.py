@@ -74,13 +74,25 @@ class LocalStorage:
         yield from (name for name in names if not is_temporary(name))
 
     def walk(self, root: str, include_temporary: bool = False) -> Iterator[FileEntry]:
-        """Every file under the directory ``root`` with its size and mtime (temporary files only on request)."""
-        local = _local(root)
-        # os.walk skips directories it cannot read (its default onerror), so a damaged tree never raises.
-        for directory, _, names in os.walk(local):
-            for name in names:
-                if include_temporary or not is_temporary(name):
-                    entry = _entry(root, local, os.path.join(directory, name))
+        """Every file under the directory ``root`` with its size and mtime (temporary files only on request).
+
+        Like ``os.walk`` (directories it cannot read are skipped, linked directories are not entered),
+        with ``os.scandir`` and relative paths built as strings: 60,000 files in a fraction of the
+        time ``os.walk`` plus ``os.path.relpath`` per file take (``kart runs`` on 10,000 runs).
+        """
+        stack = [(_local(root), "")]
+        while stack:
+            directory, prefix = stack.pop()
+            try:
+                entries = list(os.scandir(directory))
+            except OSError:  # unreadable or removed meanwhile: skipped, as os.walk does
+                continue
+            for item in entries:
+                relative = prefix + item.name
+                if _is_real_directory(item):
+                    stack.append((item.path, relative + "/"))
+                elif include_temporary or not is_temporary(item.name):
+                    entry = _entry(root, item, relative)
                     if entry is not None:
                         yield entry
 
@@ -120,12 +132,19 @@ class LocalSpool:
         self._done = True
 
 
-def _entry(root: str, local_root: str, full: str) -> FileEntry | None:
+def _is_real_directory(item: os.DirEntry[str]) -> bool:
+    """A directory to enter: not a link to one (os.walk's default, so a link loop cannot trap the walk)."""
     try:
-        status = os.stat(full)
+        return item.is_dir(follow_symlinks=False)
+    except OSError:
+        return False
+
+
+def _entry(root: str, item: os.DirEntry[str], relative: str) -> FileEntry | None:
+    try:
+        status = item.stat()  # follows a link to a file, as os.stat does
     except OSError:  # removed meanwhile, or a dangling link: not a file to report
         return None
-    if not stat.S_ISREG(status.st_mode):  # a pipe or a device: reading it could block, and kart never writes one
+    if not stat.S_ISREG(status.st_mode):  # a pipe, a device or a linked folder: kart never writes one
         return None
-    relative = os.path.relpath(full, local_root).replace(os.sep, "/")
     return FileEntry(os.path.join(root, relative), relative, status.st_size, datetime.fromtimestamp(status.st_mtime))
