@@ -38,7 +38,10 @@ def test_changed_parameters_are_refused_with_a_clear_error() -> None:
     task = Evaluate(model="ridge")
     params = {**task.to_str_params(only_significant=True), "alpha": "3.0"}
     with pytest.raises(
-        kart_core.StaleTaskError, match=rf"Evaluate\[{task.make_unique_id()[:8]}\].*changed since the DAG was parsed"
+        kart_core.StaleTaskError,
+        # the stored parameters and the rebuilt task, readable (kart_core.display)
+        match=rf"Evaluate\[{task.make_unique_id()[:8]}\].*\(model=ridge, alpha=3\.0, .*\), the task now is "
+        rf"Evaluate\[.{{8}}\]\(model=ridge, alpha=3\.0, n_rows=400, seed=0\).*changed since the DAG was parsed",
     ):
         rebuild_task(import_path_of(task), params, {}, task.make_unique_id())
 

@@ -47,8 +47,9 @@ def rebuild_task(
     if unique_id != expected_unique_id:
         name = f"{task_class.__name__}[{kart_core.short_id(expected_unique_id)}]"
         raise kart_core.StaleTaskError(
-            f"{name}: rebuilt from {import_path} with the parameters stored when the DAG was parsed, the task now "
-            f"has unique id {unique_id} instead of {expected_unique_id}. The task code or parameters changed since "
+            f"{name}: rebuilt from {import_path} with the parameters stored when the DAG was parsed "
+            f"({kart_core.params_text(params)}), the task now is {kart_core.task_text(task)} with unique id "
+            f"{unique_id} instead of {expected_unique_id}. The task code or parameters changed since "
             "the DAG was parsed: let Airflow re-parse the DAG file (the dag-processor does so on its own) and "
             "trigger a new run."
         )
