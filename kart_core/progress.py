@@ -1,6 +1,6 @@
 """Build progress through ``rich``: a live bar on a terminal, one plain summary line everywhere else.
 
-On a terminal (and ``CI`` unset) a rich live display shows a bar, ``done/total``, the counts of
+On a terminal (``CI`` unset, no test running) a rich live display shows a bar, ``done/total``, the counts of
 tasks that ran, were cached and failed, the tasks running now, the elapsed time and an ETA; it is
 redrawn by rich's refresh thread and erased at the end. Elsewhere (CI, a pipe, a log file, pytest's
 captured streams) nothing is drawn. Either way ``close`` prints one plain summary line.
@@ -29,7 +29,8 @@ class Progress:
     Args:
         total: the number of tasks in the graph.
         stream: where the summary (and the live bar) go; default ``sys.stderr``.
-        live: draw the live bar; None: when the console is a terminal and ``CI`` is unset.
+        live: draw the live bar; None: when the console is a terminal, ``CI`` is unset and no
+            test is running (``PYTEST_CURRENT_TEST``).
         console: a rich ``Console`` to draw on (tests pass one writing into a StringIO with
             ``force_terminal=True``); default one on ``stream``.
     """
@@ -120,7 +121,8 @@ class Progress:
 
 
 def _is_interactive(stream: IO[str], console: Console | None) -> bool:
-    if os.environ.get("CI"):
+    # Never under CI, nor inside a test (pytest -s on a terminal): the bar must not reach tests' output.
+    if os.environ.get("CI") or os.environ.get("PYTEST_CURRENT_TEST"):
         return False
     if console is not None:
         return bool(console.is_terminal)

@@ -36,10 +36,9 @@ def terminal() -> tuple[Console, io.StringIO]:
     return Console(file=file, force_terminal=True, width=160, color_system=None), file
 
 
-def test_the_live_bar_shows_counts_running_tasks_and_times(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("CI", raising=False)
+def test_the_live_bar_shows_counts_running_tasks_and_times() -> None:
     console, file = terminal()
-    progress = Progress(total=4, console=console)
+    progress = Progress(total=4, console=console, live=True)
     progress.add_cached(1)
     progress.started("A[12345678]")
     progress.started("B[9abcdef0]")
@@ -74,14 +73,26 @@ def test_not_a_terminal_gives_exactly_one_summary_line(monkeypatch: pytest.Monke
     assert stream.getvalue() == "kart build: 1 ran, 1 cached, 0 failed, 0 not run, in 0.00s\n"
 
 
-def test_ci_draws_no_bar_even_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CI", "true")
+@pytest.mark.parametrize(("ci", "in_a_test", "bar"), [(None, False, True), ("true", False, False), (None, True, False)])
+def test_a_terminal_gets_the_bar_unless_under_ci_or_a_test(
+    monkeypatch: pytest.MonkeyPatch, ci: str | None, in_a_test: bool, bar: bool
+) -> None:
+    monkeypatch.delenv("CI", raising=False)
+    if ci is not None:
+        monkeypatch.setenv("CI", ci)
+    if not in_a_test:
+        monkeypatch.delenv("PYTEST_CURRENT_TEST")  # pytest sets it while a test runs (and restores it)
     console, file = terminal()
     progress = Progress(total=1, console=console)
     progress.started("A[12345678]")
     progress.finished("A[12345678]", "ran")
     progress.close("done")
-    assert file.getvalue() == "done\n"
+    assert progress_drawn(file) if bar else file.getvalue() == "done\n"
+
+
+def progress_drawn(file: io.StringIO) -> bool:
+    drawn = ANSI.sub("", file.getvalue())
+    return "1/1" in drawn and "1 ran, 0 cached, 0 failed" in drawn and drawn.endswith("done\n")
 
 
 def test_build_prints_one_summary_line_and_no_bar(workspace: str, capsys: pytest.CaptureFixture[str]) -> None:
