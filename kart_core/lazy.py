@@ -11,6 +11,7 @@ name is first read, and keeps a facade function bound when a submodule of the sa
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 import types
 from collections.abc import Iterable, Mapping
@@ -50,7 +51,8 @@ def install(package: str, exports: Mapping[str, str], submodules: Iterable[str] 
             value = getattr(importlib.import_module(module_name), attribute or name)
             setattr(module, name, value)
             return value
-        if name in known_submodules:
+        if name in known_submodules or importlib.util.find_spec(f"{package}.{name}") is not None:
+            # any submodule, as when the eager facade had imported it (kart_core.storage, kart_core.inspect, ...)
             return importlib.import_module(f"{package}.{name}")
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
 

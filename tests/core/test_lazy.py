@@ -67,3 +67,8 @@ def test_a_luigi_config_that_sets_the_workspace_is_still_read(tmp_path: Path) ->
     (tmp_path / "luigi.cfg").write_text("[core]\nno_configure_logging = true\n")
     code = "import sys\nfrom kart_core.workspace import default_workspace\nprint(default_workspace(), 'luigi' in sys.modules)\n"
     assert python(code, tmp_path).split() == ["./resources/", "False"]  # a config without it: luigi is not needed
+
+
+def test_any_submodule_is_an_attribute_as_with_an_eager_facade(tmp_path: Path) -> None:
+    code = "import kart_core\nprint(kart_core.storage.__name__, kart_core.inspect.explain.__module__)\n"
+    assert python(code, tmp_path).split() == ["kart_core.storage", "kart_core.inspect.why"]
