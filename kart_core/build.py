@@ -11,13 +11,13 @@ import dataclasses
 import enum
 import io
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 import pluggy
 from luigi import rpc, scheduler, task_register
 
 from kart_core.contract import LuigiTask, is_kart_task
-from kart_core.errors import GokartBuildError
+from kart_core.errors import GokartBuildError, HasLockedTaskException
 from kart_core.executor import Executor, execute
 from kart_core.info import make_tree_info
 from kart_core.orchestrate import orchestrate
@@ -30,10 +30,13 @@ from kart_core.worker import Worker
 __all__ = [
     "BuildResult",
     "Executor",
+    "GokartBuildError",
+    "HasLockedTaskException",
     "LoggerConfig",
     "TaskDumpConfig",
     "TaskDumpMode",
     "TaskDumpOutputType",
+    "WorkerProtocol",
     "WorkerSchedulerFactory",
     "build",
     "execute",
@@ -62,6 +65,22 @@ class LoggerConfig:
 
     def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
         self.logger.setLevel(self.default_level)
+
+
+class WorkerProtocol(Protocol):
+    """What ``WorkerSchedulerFactory.create_worker`` returns (gokart 1.12.2's name): luigi's worker interface."""
+
+    def add(self, task: Any) -> bool:
+        """Schedule ``task`` and its missing upstreams."""
+        ...
+
+    def run(self) -> bool:
+        """Run what was scheduled; whether everything succeeded."""
+        ...
+
+    def __enter__(self) -> WorkerProtocol: ...
+
+    def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> Any: ...
 
 
 class WorkerSchedulerFactory:

@@ -5,6 +5,7 @@ File names and contents are compared with gokart 1.12.2 run in a separate proces
 
 from __future__ import annotations
 
+import importlib
 import logging
 from pathlib import Path
 
@@ -58,6 +59,15 @@ def test_logger_config_sets_and_restores_only_the_build_logger() -> None:
         assert config.default_level == before
         assert logging.root.manager.disable == disabled  # gokart disabled logging process-wide; kart does not
     assert build_logger.level == before
+
+
+def test_gokarts_build_names_are_importable() -> None:
+    build_module = importlib.import_module("kart_core.build")  # kart_core.build is also the function
+    from kart_core.errors import GokartBuildError, HasLockedTaskException
+
+    assert build_module.GokartBuildError is GokartBuildError
+    assert build_module.HasLockedTaskException is HasLockedTaskException
+    assert {"add", "run", "__enter__", "__exit__"} <= set(vars(build_module.WorkerProtocol))
 
 
 def test_worker_scheduler_factory_makes_luigi_parts() -> None:
