@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import stat
 import tempfile
@@ -106,6 +107,9 @@ class LocalSpool:
         fd, self.location = tempfile.mkstemp(
             prefix=f".{os.path.basename(final)}.", suffix=TEMPORARY_SUFFIX, dir=directory
         )
+        # mkstemp creates the file 0600; an output must get the mode a plain open() gives (0666 less the
+        # umask, as gokart's files), or another user of a shared workspace sees it complete but cannot read it.
+        os.fchmod(fd, 0o666 & ~process_umask())
         self.final = final
         self.file: IO[bytes] = os.fdopen(fd, "w+b")
         self._done = False
@@ -130,6 +134,21 @@ class LocalSpool:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.location)
         self._done = True
+
+
+@functools.cache
+def process_umask() -> int:
+    """The process's umask (read once: a process sets it at start, if ever).
+
+    Read from /proc on Linux; elsewhere set and restored with ``os.umask``, the only portable way.
+    """
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        with open("/proc/self/status") as status:
+            line = next(line for line in status if line.startswith("Umask:"))
+            return int(line.split()[1], 8)
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
 
 
 def _is_real_directory(item: os.DirEntry[str]) -> bool:

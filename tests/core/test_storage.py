@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import time
 from pathlib import Path
 from typing import Any
@@ -208,3 +210,41 @@ def test_options_with_a_dict_value_make_one_cache_key() -> None:
     assert first == second and hash(first) == hash(second) and len({first, second}) == 1
     assert dict(first)["token"] == token and isinstance(dict(first)["token"], dict)
     assert options_key({"token": {**token, "client_email": "c@d"}}) != options_key({"token": token})
+
+
+def test_local_outputs_get_the_mode_of_a_plain_open(tmp_path: Path) -> None:
+    """gokart's files are 0666 less the umask; kart's atomic writes (mkstemp: 0600) must match."""
+    from kart_core.storage.local import LocalStorage, process_umask
+
+    old = os.umask(0o027)
+    try:
+        process_umask.cache_clear()
+        assert process_umask() == 0o027
+        storage = LocalStorage()
+        with storage.atomic_write(str(tmp_path / "out.bin")) as file:
+            file.write(b"x")
+        spool = storage.spool(str(tmp_path / "staged.bin"))
+        spool.file.write(b"y")
+        storage.commit(spool.stage(), str(tmp_path / "staged.bin"))
+        with open(tmp_path / "plain.bin", "wb") as file:
+            file.write(b"z")
+    finally:
+        os.umask(old)
+        process_umask.cache_clear()
+    modes = {name: stat.S_IMODE(os.stat(tmp_path / name).st_mode) for name in ("out.bin", "staged.bin", "plain.bin")}
+    assert modes == {"out.bin": 0o640, "staged.bin": 0o640, "plain.bin": 0o640}
+
+
+class _ModeTask(kart_core.TaskOnKart[str]):
+    def run(self) -> None:
+        self.dump("shared")
+
+
+def test_a_built_task_s_outputs_and_logs_are_readable_by_the_group_as_gokart_s(workspace: str) -> None:
+    kart_core.build(_ModeTask(workspace_directory=workspace), reset_register=False)
+    expected = 0o666 & ~os.umask(os.umask(0o022))
+    written = [Path(root, name) for root, _, names in os.walk(workspace) for name in names]
+    assert len(written) == 7  # the output, five run logs, the manifest
+    assert {path.name: stat.S_IMODE(path.stat().st_mode) for path in written} == {
+        path.name: expected for path in written
+    }
