@@ -16,7 +16,7 @@ from luigi.task import flatten
 
 from kart_core.contract import KartTask
 from kart_core.hooks.markers import hookimpl
-from kart_core.runlog_reader import one_line, read_log_safely
+from kart_core.runlog_reader import load_log_value, one_line, read_log_safely
 from kart_core.target import make_target
 from kart_core.workspace import (
     MODULE_VERSIONS,
@@ -31,6 +31,7 @@ from kart_core.workspace import (
 
 __all__ = [
     "RunLogPlugin",
+    "load_log_value",
     "module_versions",
     "one_line",
     "read_log",
@@ -78,10 +79,17 @@ def read_log(task: KartTask, kind: LogKind, default: object) -> object:
 def stored_params(workspace: str, class_name: str, unique_id: str) -> dict[str, str]:
     """The significant parameters a run of ``class_name`` stored under ``unique_id`` in ``workspace``.
 
+    Read as plain data unless signing is on (``load_log_value``).
+
     Raises:
         LoadError: no run of that class and id stored its parameters there.
+        pickle.UnpicklingError: the file holds more than plain data.
     """
-    return dict(make_target(log_path(workspace, TASK_PARAMS, class_name, unique_id)).load())
+    path = log_path(workspace, TASK_PARAMS, class_name, unique_id)
+    target = make_target(path)
+    if not target.exists():
+        target.load()  # kart's error for a missing output, naming the path
+    return dict(load_log_value(path))
 
 
 def module_versions() -> str:

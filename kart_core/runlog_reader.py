@@ -1,25 +1,28 @@
 """Reading other runs' logs without stopping on a bad one: what ``kart runs``, ``why``, ``tree`` and the report use.
 
 Light on purpose (no luigi, no pandas at import): ``kart runs`` reads thousands of logs at start-up.
-A local ``.pkl`` log is read with ``pickle`` (gokart writes plain dicts, floats and lists with
-dill, whose bytes are standard pickles); anything else, and any pickle that ``pickle`` cannot
-load (a lambda stored in a task log by dill), is read through kart's target, as ``load()`` does.
+A ``.pkl`` log is read as plain data only (``kart_core.safe_pickle``; gokart writes plain dicts,
+floats and lists with dill, whose bytes are standard pickles) unless signing is on: a workspace may
+be shared, and listing it must never run code from a file in it. A log holding more (a lambda a
+task put in its task_log) is skipped with a warning; with signing on, logs are verified, then read
+in full through kart's target, as ``load()`` does.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import pickle
 import stat
 from typing import Any, TypeVar
 
+from kart_core.safe_pickle import loads_plain_data
 from kart_core.signing import ENVIRONMENT_VARIABLE as SIGNING_KEY_VARIABLE
+from kart_core.signing import HEADER_SIZE, is_sealed
 from kart_core.storage import storage_for
 from kart_core.storage.base import protocol_of
 from kart_core.workspace import luigi_config_may_set
 
-__all__ = ["one_line", "plain_pickle_allowed", "read_log_safely"]
+__all__ = ["load_log_value", "one_line", "plain_pickle_allowed", "read_log_safely"]
 
 logger = logging.getLogger("kart_core.runlog")  # the writer's logger: one name for messages about run logs
 _T = TypeVar("_T")
@@ -35,13 +38,13 @@ def read_log_safely(
     listing, so this never raises: a missing log gives ``default``; an unreadable one, or a value that
     is not an instance of ``expected``, gives ``default`` and a one-line warning naming the path.
 
-    ``plain_pickle``: whether a local ``.pkl`` may be read with ``pickle`` (``plain_pickle_allowed()``;
-    None: ask it now). A reader of thousands of logs asks once.
+    ``plain_pickle``: whether signing is surely off (``plain_pickle_allowed()``; None: ask it now), so a
+    ``.pkl`` is read as plain data without looking at luigi's config. A reader of thousands of logs asks once.
     """
     try:
         if not _is_file(path):
             return default
-        value = _load(path, plain_pickle_allowed() if plain_pickle is None else plain_pickle)
+        value = load_log_value(path, plain_pickle)
     except Exception as exc:
         logger.warning("skipping unreadable run log %s: %s", path, one_line(exc))
         return default
@@ -51,22 +54,45 @@ def read_log_safely(
     return value
 
 
-def _load(path: str, plain_pickle: bool) -> Any:
-    """The value in the log at ``path``: plain pickle for a local ``.pkl`` when allowed, else (or if that fails) kart's target."""
-    local = path[len("file://") :] if path.startswith("file://") else path
-    if plain_pickle and not protocol_of(path) and local.endswith(".pkl"):
-        try:
-            with open(local, "rb") as file:
-                return pickle.load(file)
-        except Exception:  # dill-only objects, or a damaged file: the target says which (and warns)
-            pass
-    from kart_core.target import make_target  # luigi and the file processors, only for what pickle cannot read
+def load_log_value(path: str, plain_pickle: bool | None = None) -> Any:
+    """The value in the run log at ``path``, loaded without running code from the file.
+
+    Without signing a ``.pkl`` log is unpickled as plain data only (``kart_core.safe_pickle``: dicts,
+    lists, strings, numbers, dates, numpy scalars; gokart's logs are that, whether pickle or dill
+    wrote them), so a file planted in a shared workspace cannot run code when a tool lists it. With
+    signing on, the file's signature is checked and the value loaded as any output is.
+    ``plain_pickle``: ``plain_pickle_allowed()`` when the caller asked it already (None: ask now).
+
+    Raises:
+        pickle.UnpicklingError: signing is off and the pickle names more than plain data.
+        FileNotFoundError: no file at ``path`` (signing off); kart's LoadError with signing on.
+    """
+    if path.endswith(".pkl"):
+        signing_off = plain_pickle_allowed() if plain_pickle is None else plain_pickle
+        if not signing_off:  # a config file may set a key: ask luigi's config itself
+            from kart_core.signing import signer_from_config
+
+            signing_off = signer_from_config() is None
+        if signing_off:
+            data = _read_bytes(path)
+            # A log sealed while signing was on (off now): the pickle follows the header.
+            return loads_plain_data(data[HEADER_SIZE:] if is_sealed(data) else data)
+    from kart_core.target import make_target  # luigi and the file processors: only for text logs and signed ones
 
     return make_target(path).load()
 
 
+def _read_bytes(path: str) -> bytes:
+    if protocol_of(path):
+        with storage_for(path).open_read(path) as file:
+            return file.read()
+    with open(path[len("file://") :] if path.startswith("file://") else path, "rb") as file:
+        return file.read()
+
+
 def plain_pickle_allowed() -> bool:
-    """Whether run logs may be read with plain ``pickle``: only when signing is surely off.
+    """Whether signing is surely off (no key in the environment, none possible in luigi's config files),
+    so run logs are read as plain data without reading luigi's config.
 
     With a signing key (``KART_SIGNING_KEY`` or ``[TaskOnKart] signing_key``) every byte kart
     deserializes is verified first, which the target's load does.
