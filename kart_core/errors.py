@@ -32,6 +32,7 @@ __all__ = [
     "MissingColumnsError",
     "ParameterTypeError",
     "WorkspacePathError",
+    "WorkspaceNotFoundError",
     "IntegrityError",
     "DamagedOutputError",
     "SigningKeyError",
@@ -142,6 +143,11 @@ class ParameterTypeError(KartError, TypeError):
 
 class WorkspacePathError(KartError, ValueError):
     """A relative output path would leave the workspace directory."""
+
+
+class WorkspaceNotFoundError(KartError, FileNotFoundError):
+    """A command that inspects a workspace found nothing at its path (a mistyped ``-w`` must not read as
+    a clean, empty workspace)."""
 
 
 class IntegrityError(LoadError):

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
+import os
 from typing import Literal
 
-from kart_core.errors import DamagedOutputError, IntegrityError
+from kart_core.errors import DamagedOutputError, IntegrityError, WorkspaceNotFoundError
 from kart_core.integrity import available, new_hasher
 from kart_core.manifest import Entry, read_manifest
 from kart_core.signing import HEADER_SIZE, Signer, read_seal, signer_from_config
 from kart_core.storage import Storage, storage_for
+from kart_core.storage.base import protocol_of
 from kart_core.workspace import LOG_DIRECTORY, MANIFEST, join_url, list_files
 
 __all__ = ["Problem", "ProblemKind", "VerifyReport", "remove_damaged", "verify_workspace"]
@@ -93,11 +95,18 @@ def verify_workspace(workspace: str, *, hashes: bool = True, signer: Signer | No
         A ``VerifyReport``; nothing is changed.
 
     Raises:
+        WorkspaceNotFoundError: no folder at a local ``workspace``, or no object under a remote one.
         OSError: the workspace cannot be listed or read (e.g. storage credentials).
     """
     signer = signer if signer is not None else signer_from_config()
     manifest_folder = join_url(workspace, f"{LOG_DIRECTORY}/{MANIFEST.name}")
     files = {entry.relative: entry for entry in list_files(workspace)}
+    if not files and not _is_local_folder(workspace):
+        # A mistyped path must not read as a clean workspace.
+        raise WorkspaceNotFoundError(
+            f"No workspace at {workspace!r}: nothing is there to verify. Check the path given with -w, "
+            "KART_WORKSPACE or [TaskOnKart] workspace_directory."
+        )
     manifest_prefix = f"{LOG_DIRECTORY}/{MANIFEST.name}/"
     manifest_names = sorted(
         name for name in files if name.startswith(manifest_prefix) and name.endswith(MANIFEST.extension)
@@ -173,6 +182,12 @@ def _check_content(
         if not hmac.compare_digest(mac.digest(), seal.mac) or seal.commit != entry.commit:
             return Problem("signature", path, task, "its signature does not match its content, path and commit")
     return None
+
+
+def _is_local_folder(workspace: str) -> bool:
+    if protocol_of(workspace):
+        return False
+    return os.path.isdir(workspace.removeprefix("file://"))
 
 
 def _first_sentence(exc: BaseException) -> str:

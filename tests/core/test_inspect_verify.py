@@ -166,3 +166,16 @@ def test_kart_verify_command_reports_deletes_and_exits_3(workspace: str) -> None
     assert missing.exit_code == 0 and "0 problem(s), 1 missing" in missing.output
     gokart.build(task.requires(), reset_register=False)
     assert CliRunner().invoke(cli, ["verify", "-w", workspace, "--quick"]).exit_code == 0
+
+
+def test_a_mistyped_workspace_is_an_error_not_a_clean_result(workspace: str, tmp_path: Path) -> None:
+    from kart_core.errors import WorkspaceNotFoundError
+
+    _built(workspace, 5)
+    typo = str(tmp_path / "resorces")
+    with pytest.raises(WorkspaceNotFoundError, match="resorces"):
+        verify_workspace(typo)
+    result = CliRunner().invoke(cli, ["verify", "-w", typo])
+    assert result.exit_code == 1 and "No workspace at" in result.output and "Traceback" not in result.output
+    os.makedirs(typo)  # an existing, empty folder is a workspace with nothing in it yet
+    assert verify_workspace(typo).ok and verify_workspace(typo).outputs == 0
