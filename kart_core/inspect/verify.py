@@ -21,10 +21,19 @@ from typing import Literal
 from kart_core.errors import DamagedOutputError, IntegrityError, WorkspaceNotFoundError
 from kart_core.integrity import available, new_hasher
 from kart_core.manifest import Entry, read_manifest
-from kart_core.signing import HEADER_SIZE, Signer, read_seal, signer_from_config
+from kart_core.safe_pickle import loads_plain_data
+from kart_core.signing import HEADER_SIZE, Signer, is_sealed, read_seal, signer_from_config
 from kart_core.storage import Storage, storage_for
-from kart_core.storage.base import protocol_of
-from kart_core.workspace import LOG_DIRECTORY, MANIFEST, join_url, list_files
+from kart_core.storage.base import FileEntry, protocol_of
+from kart_core.workspace import (
+    LOG_DIRECTORY,
+    MANIFEST,
+    TASK_LOG,
+    join_url,
+    list_files,
+    log_relative_path,
+    parse_log_name,
+)
 
 __all__ = ["Problem", "ProblemKind", "VerifyReport", "remove_damaged", "verify_workspace"]
 
@@ -53,8 +62,8 @@ class Problem:
 
     @property
     def removable(self) -> bool:
-        """Whether deleting ``path`` makes the next build rerun the task (a present but wrong output)."""
-        return self.kind in ("size", "hash", "signature")
+        """Whether ``remove_damaged`` deletes ``path`` (a present but wrong output or manifest)."""
+        return self.kind in ("size", "hash", "signature", "manifest")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,7 +128,6 @@ def verify_workspace(workspace: str, *, hashes: bool = True, signer: Signer | No
         try:
             manifest = read_manifest(storage, path, name, signer)
         except (DamagedOutputError, IntegrityError) as exc:
-            # Never removed: the next commit of its task replaces it.
             problems.append(Problem("manifest", path, name.rsplit("/", 1)[-1], _first_sentence(exc)))
             continue
         if manifest is None:  # removed while we listed
@@ -146,17 +154,49 @@ def verify_workspace(workspace: str, *, hashes: bool = True, signer: Signer | No
 
 
 def remove_damaged(report: VerifyReport) -> list[str]:
-    """Delete the outputs ``report`` found present but wrong, so the next build runs their tasks.
+    """Delete what ``report`` found present but wrong, so the next build runs the owning tasks again.
 
-    Missing outputs and unreadable manifests are left alone (a build already reruns the former;
-    the latter is replaced by the next commit of its task). Returns the deleted paths.
+    A damaged output (size, hash, signature) is deleted. An unreadable manifest is deleted together
+    with its task's outputs, found through the task's ``task_log`` run log (read as plain data,
+    ``kart_core.safe_pickle``), which lists them: without them the task would stay complete, its
+    outputs unverifiable. Missing outputs are left alone (a build reruns their task when needed).
+    Returns the deleted paths.
     """
     deleted = []
+    files: list[FileEntry] | None = None
     for problem in report.problems:
+        if problem.kind == "manifest":
+            files = files if files is not None else list_files(report.workspace)
+            for path in _outputs_logged_for(report.workspace, problem.path, files):
+                storage_for(path).remove(path)
+                deleted.append(path)
         if problem.removable:
             storage_for(problem.path).remove(problem.path)
             deleted.append(problem.path)
     return deleted
+
+
+def _outputs_logged_for(workspace: str, manifest: str, files: list[FileEntry]) -> list[str]:
+    """The workspace files that the task owning ``manifest`` listed as its outputs in its task_log."""
+    parsed = parse_log_name(manifest.rsplit("/", 1)[-1])
+    if parsed is None:
+        return []
+    class_name, unique_id = parsed
+    log = join_url(workspace, log_relative_path(TASK_LOG, class_name, unique_id))
+    try:
+        with storage_for(log).open_read(log) as file:
+            data = file.read()
+        task_log = loads_plain_data(data[HEADER_SIZE:] if is_sealed(data) else data)
+        logged = [str(path).replace("\\", "/") for path in task_log.get("file_path", [])]
+    except Exception:  # no log, or not plain data: the manifest alone goes; a rerun replaces the rest
+        return []
+    # The task wrote its paths as it saw the workspace ("./resources/a/b.pkl", an absolute path, a URL):
+    # a file of this workspace is one of them when its relative path ends one of those paths.
+    return [entry.path for entry in files if any(_ends_with(path, entry.relative) for path in logged)]
+
+
+def _ends_with(path: str, relative: str) -> bool:
+    return path == relative or path.endswith("/" + relative)
 
 
 def _check_content(

@@ -97,13 +97,18 @@ def test_only_missing_outputs_still_verify_ok(workspace: str) -> None:
     assert report.ok and [problem.kind for problem in report.problems] == ["missing"]
 
 
-def test_an_unreadable_manifest_is_reported_and_never_deleted(workspace: str) -> None:
-    task = _built(workspace, 5)
-    manifest = next(Path(workspace, "log", "manifest").glob("VerifyTotal_*.json"))
+def test_an_unreadable_manifest_goes_with_its_task_s_outputs_so_the_task_reruns(workspace: str) -> None:
+    task, other = _built(workspace, 5), _built(workspace, 6)
+    manifest = Path(workspace, "log", "manifest", f"VerifyTotal_{task.make_unique_id()}.json")
     manifest.write_text("{not json")
     report = verify_workspace(workspace)
     assert [(problem.kind, problem.path) for problem in report.problems] == [("manifest", str(manifest))]
-    assert remove_damaged(report) == [] and manifest.exists() and Path(task.output().path()).exists()
+    with pytest.raises(gokart.errors.DamagedOutputError, match="manifest"):
+        task.output().load()  # stuck: the task is complete and its output cannot be loaded
+    assert sorted(remove_damaged(report)) == sorted([task.output().path(), str(manifest)])
+    assert not manifest.exists() and Path(other.output().path()).exists() and Path(_frame_path(task)).exists()
+    assert gokart.build(task, reset_register=False) == 10  # ran again
+    assert verify_workspace(workspace).ok and manifest.exists()
 
 
 def test_with_signing_a_same_size_copy_with_equal_content_fails_the_seal(
