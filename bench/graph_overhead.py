@@ -37,11 +37,11 @@ else:
     import kart_core as lib
     kwargs = dict(workers={workers}, executor={executor!r})
 root = graph_tasks.make(shape, size)
-started = time.perf_counter()
+started, cpu_started = time.perf_counter(), time.process_time()
 lib.build(root, **kwargs)
-elapsed = time.perf_counter() - started
+elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({{"seconds": elapsed, "peak_mib": peak}}))
+print(json.dumps({{"seconds": elapsed, "cpu_seconds": cpu, "peak_mib": peak}}))
 """
 
 
@@ -81,7 +81,11 @@ def per_task(measured: dict, phase: str, size: int) -> float:
 
 
 def row(shape: str, size: int, setting: str, kart: dict, gokart: dict | None, base: tuple[int, dict] | None) -> str:
-    """One markdown row: per-task ms for both phases, ratios against gokart, scaling, peaks."""
+    """One markdown row: per-task ms for both phases, ratios against gokart, scaling, peaks, CPU-time ratios.
+
+    The CPU-time ratio (the building process's user + system time, workers' processes not counted)
+    moves less than the wall-time ratio when other jobs share the machine.
+    """
     cells = [shape, f"{size:,}", setting]
     for phase in ("first", "cached"):
         k = per_task(kart, phase, size)
@@ -94,6 +98,8 @@ def row(shape: str, size: int, setting: str, kart: dict, gokart: dict | None, ba
         cells.append(f"{k / per_task(base[1], phase, base[0]):.2f}" if base and base[0] != size else "-")
     cells.append(f"{max(kart['first']['peak_mib'], kart['cached']['peak_mib']):.0f}")
     cells.append(f"{max(gokart['first']['peak_mib'], gokart['cached']['peak_mib']):.0f}" if gokart else "-")
+    for phase in ("first", "cached"):
+        cells.append(f"{kart[phase]['cpu_seconds'] / gokart[phase]['cpu_seconds']:.3f}" if gokart else "-")
     return "| " + " | ".join(cells) + " |"
 
 
@@ -111,7 +117,7 @@ def main() -> None:
     gokart_max = 200 if args.quick else args.gokart_max
     header = ["graph", "tasks", "workers", "kart first ms/task", "gokart first ms/task", "ratio", "first scaling"]
     header += ["kart cached ms/task", "gokart cached ms/task", "ratio", "cached scaling", "kart peak MiB"]
-    header += ["gokart peak MiB"]
+    header += ["gokart peak MiB", "CPU ratio first", "CPU ratio cached"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header), flush=True)
     for shape in args.shapes.split(","):

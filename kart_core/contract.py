@@ -45,7 +45,10 @@ class KartTarget(Protocol):
 class LuigiTask(Protocol):
     """What every node of a kart graph has: luigi.Task's completeness, dependencies and id."""
 
-    task_id: str
+    @property
+    def task_id(self) -> str:
+        """luigi's id: family and significant parameters (a kart task computes it when first read)."""
+        ...
 
     def complete(self) -> bool:
         """Whether the task's outputs are all there."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import Any
 
 __all__ = ["import_object"]
@@ -21,6 +22,9 @@ def import_object(path: str) -> Any:
         module_name, _, attributes = path.partition(":")
         return _attribute(importlib.import_module(module_name.strip()), attributes.strip(), path)
     parts = path.split(".")
+    loaded = _from_loaded_modules(parts)
+    if loaded is not None:
+        return loaded[0]
     for split in range(len(parts), 0, -1):
         module_name = ".".join(parts[:split])
         try:
@@ -31,6 +35,28 @@ def import_object(path: str) -> Any:
             continue
         return _attribute(module, ".".join(parts[split:]), path)
     raise ImportError(f"cannot import module {parts[0]!r}")
+
+
+def _from_loaded_modules(parts: list[str]) -> tuple[Any] | None:
+    """``(object,)`` when the longest already-imported module prefix has the rest as attributes, else None.
+
+    Seed functions are resolved for every task run; asking the import system for ``random.seed``
+    or ``numpy.random.seed`` first (not modules) searched sys.path each time, 1 ms per task.
+    """
+    for split in range(len(parts) - 1, 0, -1):
+        module = sys.modules.get(".".join(parts[:split]))
+        if module is None:
+            continue
+        obj: Any = module
+        for attribute in parts[split:]:
+            obj = getattr(obj, attribute, _MISSING)
+            if obj is _MISSING:
+                return None
+        return (obj,)
+    return None
+
+
+_MISSING = object()
 
 
 def _attribute(obj: Any, attributes: str, path: str) -> Any:

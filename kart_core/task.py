@@ -13,7 +13,7 @@ from collections.abc import Callable, Generator
 from typing import Any, Generic, TypeVar, cast, overload
 
 import luigi
-from luigi.task import flatten
+from luigi.task import flatten, task_id_str
 
 from kart_core import identity, runlog, runner, task_io, task_targets, transaction, workspace
 from kart_core.contract import KartTarget, LuigiTask
@@ -30,6 +30,10 @@ T = TypeVar("T")
 K = TypeVar("K")
 
 _PLAIN_TYPES = frozenset({str, int, float, bool, bytes, type(None), dict})
+
+# luigi 3.8.1's own Parameter.__set__ implementations: each stores the value in the instance __dict__
+# under the parameter's name (OptionalParameterMixin's only re-declares it for typing).
+_PLAIN_SETTERS = frozenset({luigi.Parameter.__set__, luigi.parameter.OptionalParameterMixin.__set__})
 
 # Conveniences that gokart 1.12.2 lacks: a parameter may take their name (kart never calls them itself).
 _SHADOWABLE = frozenset({"load_data_frame"})
@@ -77,17 +81,46 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T]):
             type.__setattr__(cls, "run", _routed(cls.run))
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """Set the parameters as luigi.Task.__init__ does (luigi 3.8.1), with ``task_id`` computed when first read.
+
+        luigi's constructor serializes every significant public parameter into ``task_id`` for each
+        new task; kart names tasks by unique id and reads ``task_id`` only for luigi's own uses
+        (hashing, equality, its scheduler), so deferring it makes a cached check of a large graph
+        a fifth cheaper. Everything else luigi's ``__init__`` sets is set here, in its order.
+
+        Raises:
+            ParameterTypeError: a value has the wrong type for its parameter (naming the class).
+            luigi.parameter.MissingParameterException / UnknownParameterException: as luigi.
+        """
         self._kart_cache: dict[Any, Any] = {}
         self.task_log: dict[str, Any] = {}
         self.task_unique_id: str | None = None
         last_resolution.initializing = True
         try:
-            super().__init__(*args, **kwargs)
+            values = self.get_param_values(self.get_params(), args, kwargs)
+            if _stores_plainly(type(self)):
+                self.__dict__.update(values)  # what each Parameter.__set__ does, without 20 Python calls
+            else:
+                for name, value in values:
+                    setattr(self, name, value)
+            self.param_kwargs = dict(values)
+            self._warn_on_wrong_param_types()
         except ParameterTypeError as exc:
             raise ParameterTypeError(f"{type(self).__name__}: {exc}") from None
         finally:
             last_resolution.initializing = False
+        self.set_tracking_url = None
+        self.set_status_message = None
+        self.set_progress_percentage = None
         self._rerun_state = self.rerun
+
+    @functools.cached_property
+    def task_id(self) -> str:
+        """luigi's task id (family and significant public parameters), computed on first use."""
+        return str(task_id_str(self.get_task_family(), self.to_str_params(only_significant=True, only_public=True)))
+
+    def __hash__(self) -> int:
+        return hash(self.task_id)
 
     # --- identity (kart_core.identity) ---------------------------------------------------------
 
@@ -330,6 +363,22 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T]):
 
     def __str__(self) -> str:
         return identity.describe(self, only_public=True)
+
+
+def _stores_plainly(cls: type) -> bool:
+    """Whether every parameter of ``cls`` stores its value under its own name (luigi's Parameter.__set__).
+
+    Then the values can go into the instance ``__dict__`` at once; a parameter class with its own
+    ``__set__``, or one bound under another name, is set attribute by attribute as luigi does.
+    """
+    plain = cls.__dict__.get("_kart_stores_plainly")
+    if plain is None:
+        plain = all(
+            type(param).__set__ in _PLAIN_SETTERS and getattr(param, "_attribute_name", None) == name
+            for name, param in cls.get_params()  # type: ignore[attr-defined]
+        )
+        type.__setattr__(cls, "_kart_stores_plainly", plain)
+    return bool(plain)
 
 
 def _inputs_older_than_outputs(inputs: list[Any], outputs: list[Any]) -> bool:

@@ -6,13 +6,12 @@ import contextlib
 import functools
 import os
 import stat
-import tempfile
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import IO
 
-from kart_core.storage.base import TEMPORARY_SUFFIX, FileEntry, is_temporary, spooled_write
+from kart_core.storage.base import FileEntry, is_temporary, spooled_write, temporary_name
 
 
 def _local(path: str) -> str:
@@ -99,17 +98,20 @@ class LocalStorage:
 
 
 class LocalSpool:
-    """A ``.{name}.{random}.kart-tmp`` file beside the final path, opened "w+b" (it is read back to hash it)."""
+    """A ``.{name}.{random hex}.kart-tmp`` file beside the final path, opened "w+b" (it is read back to hash it)."""
 
     def __init__(self, final: str) -> None:
-        directory = os.path.dirname(final) or "."
-        os.makedirs(directory, exist_ok=True)
-        fd, self.location = tempfile.mkstemp(
-            prefix=f".{os.path.basename(final)}.", suffix=TEMPORARY_SUFFIX, dir=directory
-        )
-        # mkstemp creates the file 0600; an output must get the mode a plain open() gives (0666 less the
-        # umask, as gokart's files), or another user of a shared workspace sees it complete but cannot read it.
-        os.fchmod(fd, 0o666 & ~process_umask())
+        # Opened exclusively with mode 0666, which os.open lessens by the umask: the mode a plain open()
+        # gives (gokart's files), so another user of a shared workspace can read the output. The
+        # directory is made only when missing: makedirs and mkstemp's name generator on every write
+        # were a sixth of a trivial task's run.
+        self.location = temporary_name(final)
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+        try:
+            fd = os.open(self.location, flags, 0o666)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(final) or ".", exist_ok=True)
+            fd = os.open(self.location, flags, 0o666)
         self.final = final
         self.file: IO[bytes] = os.fdopen(fd, "w+b")
         self._done = False

@@ -18,30 +18,29 @@ import kart_core
 from kart_kedro._receipt import KartReceipt
 from kart_kedro.receipt_dataset import receipt_for
 
-__all__ = ["KartTaskNode", "to_pipeline", "node_label", "registered_edges"]
+__all__ = ["KartTaskNode", "to_pipeline", "node_label"]
 
 _UNSAFE = re.compile(r"[^0-9A-Za-z_-]+")
 
 
-_EDGES: dict[str, Any] = {}
-
-
 class KartTaskNode:
-    """A Kedro node function that runs one kart task through ``kart_core.run_one`` (picklable)."""
+    """A Kedro node function that runs one kart task through ``kart_core.run_one`` (picklable).
 
-    def __init__(self, task: Any) -> None:
+    Attributes:
+        task: the kart task this node runs.
+        edges: each dataset name of this node (its inputs and its output) with the task whose
+            completion it stands for; kart_kedro's hook declares them from the pipeline it is given.
+    """
+
+    def __init__(self, task: Any, edges: Mapping[str, Any] | None = None) -> None:
         self.task = task
+        self.edges: dict[str, Any] = dict(edges or {})
         self.__name__ = f"run_{node_label(task)}"  # Kedro and kedro-viz show a function name.
         self.__annotations__: dict[str, Any] = {}  # Kedro's parameter type check reads them (none here)
 
     def __call__(self, *_receipts: Any) -> KartReceipt:
         """Run the task unless cached; upstream receipts only order the nodes."""
         return receipt_for(self.task, kart_core.run_one(self.task).value)
-
-
-def registered_edges() -> dict[str, Any]:
-    """Every dataset name to_pipeline has given a task's output in this process, with its task."""
-    return dict(_EDGES)
 
 
 def node_label(task: Any) -> str:
@@ -65,10 +64,9 @@ def to_pipeline(tasks: Any, names: Mapping[Any, str] | None = None, tags: Iterab
     chosen = {kart_core.node_key(task): name for task, name in (names or {}).items()}
     labels = _unique_labels(graph)
     outputs = {key: chosen.get(key, labels[key]) for key in graph.order}
-    _EDGES.update((outputs[key], graph.nodes[key]) for key in graph.order)
     nodes = [
         node(
-            KartTaskNode(graph.nodes[key]),
+            KartTaskNode(graph.nodes[key], {outputs[k]: graph.nodes[k] for k in [*graph.upstream[key], key]}),
             inputs=list(dict.fromkeys(outputs[dep] for dep in graph.upstream[key])) or None,
             outputs=outputs[key],
             name=labels[key],

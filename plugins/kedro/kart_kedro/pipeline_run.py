@@ -68,6 +68,9 @@ class PipelineRun:
         self.producer = {name: node for node in pipeline.nodes for name in node.outputs}
         self.tasks: dict[str, KedroNodeRun] = {}
         self.digests: dict[str, str] = {}
+        self.parameter_digests: dict[str, str] = {}  # a parameter is loaded and digested once per run
+        self.persistence: dict[str, bool] = {}  # whether each dataset is persistent, asked once per run
+        self.created: set[str] = set()  # datasets known to exist in the catalog
         self.pending: dict[str, Callable[[], Any]] = {}  # cached outputs loaded only if needed
         self.statuses: dict[str, str] = {}
         self.reasons: dict[str, str] = {}
@@ -103,6 +106,8 @@ class PipelineRun:
 
     def work(self, node: Any, task: KedroNodeRun | None) -> NodeWork:
         """The NodeWork that runs ``node`` (its persistent outputs' states are recorded)."""
+        for name in node.outputs:
+            self.create_dataset(name)
         persistent = tuple(name for name in node.outputs if self._persistent(name)) if task else ()
         return NodeWork(node, self.catalog, task, persistent, self.is_async, self.hook_manager, self.run_id)
 
@@ -111,7 +116,7 @@ class PipelineRun:
         parameters, inputs, upstream = {}, {}, {}
         for name in node.inputs:
             if _is_parameter(name):
-                parameters[name] = self._digest_value(node, name, self.catalog.load(name))
+                parameters[name] = self.parameter_digest(node, name)
             elif self.producer.get(name) is not None and self.producer[name].name in self.tasks:
                 upstream[name] = self.tasks[self.producer[name].name].make_unique_id()
             else:
@@ -133,6 +138,12 @@ class PipelineRun:
         code_parts = {**code.items, **dict(package.split("==", 1) for package in code.packages if "==" in package)}
         self.parts[node.name] = RunParts(task.make_unique_id(), code_parts, parameters, inputs, upstream)
         return task
+
+    def parameter_digest(self, node: Any, name: str) -> str:
+        """The digest of parameter ``name`` (loaded once per run: Kedro's MemoryDataset copies it on every load)."""
+        if name not in self.parameter_digests:
+            self.parameter_digests[name] = self._digest_value(node, name, self.catalog.load(name))
+        return self.parameter_digests[name]
 
     def input_digest(self, node: Any, name: str) -> str:
         """The digest of an input that no cached node of this run produced (computed once per run)."""
@@ -197,7 +208,18 @@ class PipelineRun:
         """Put a cached output into the catalog if it is still only in the kart cache."""
         loader = self.pending.pop(name, None)
         if loader is not None:
+            self.create_dataset(name)
             self.catalog.save(name, loader())
+
+    def create_dataset(self, name: str) -> None:
+        """Create the catalog's dataset for ``name`` (from its runtime pattern) before anything is saved there.
+
+        KartRunner leaves datasets that only the runtime pattern names uncreated until needed;
+        for others (and under KartParallelRunner) the dataset already exists and this does nothing.
+        """
+        if name not in self.created:
+            self.catalog.get(name, fallback_to_runtime_pattern=True)
+            self.created.add(name)
 
     def restore_inputs(self, node: Any) -> None:
         """Before a node runs: its inputs served from the cache go into the catalog."""
@@ -238,11 +260,16 @@ class PipelineRun:
         """Free memory datasets once every node reading them is done."""
         for name in node.inputs:
             self.load_counts[name] -= 1
-            if self.load_counts[name] < 1 and name not in self.kept:
+            if (
+                self.load_counts[name] < 1 and name not in self.kept and name in self.catalog
+            ):  # not created: nothing held
                 self.catalog.release(name)
 
     def _persistent(self, name: str) -> bool:
-        return name in self.catalog and is_persistent(self.catalog.get(name))
+        known = self.persistence.get(name)
+        if known is None:
+            known = self.persistence[name] = name in self.catalog and is_persistent(self.catalog.get(name))
+        return known
 
 
 def cacheable(node: Any) -> bool:

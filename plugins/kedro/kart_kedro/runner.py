@@ -21,6 +21,7 @@ from typing import Any
 
 import pluggy
 from kedro.framework.hooks import _create_hook_manager
+from kedro.framework.hooks.manager import _NullPluginManager
 from kedro.pipeline import Pipeline
 from kedro.runner import ParallelRunner, SequentialRunner, ThreadRunner
 
@@ -79,7 +80,33 @@ class _CachingRunner:
                 f"stale results. {type(self).__name__} already skips each node whose code, parameters and "
                 "inputs are unchanged, and writes back outputs that are missing. Drop the option."
             )
-        return super().run(pipeline, catalog, hook_manager, run_id)  # type: ignore[misc, no-any-return]
+        if not self._defer_runtime_datasets:
+            return super().run(pipeline, catalog, hook_manager, run_id)  # type: ignore[misc, no-any-return]
+        return self._run_deferring_runtime_datasets(pipeline, catalog, hook_manager, run_id)
+
+    # Kedro's run() first creates a dataset for every name of the pipeline, including the memory
+    # datasets of its default runtime pattern (a few ms each: Kedro resolves the dataset type by
+    # trying imports). A cached run never needs most of them; PipelineRun creates each one only
+    # when something is saved under that name. ParallelRunner needs them all up front (it hands
+    # them its multiprocessing manager), so KartParallelRunner keeps Kedro's warm-up.
+    _defer_runtime_datasets = True
+
+    def _run_deferring_runtime_datasets(
+        self, pipeline: Pipeline, catalog: Any, hook_manager: Any, run_id: str | None
+    ) -> dict[str, Any]:
+        """Kedro 1.7.0's ``AbstractRunner.run`` with only the declared and pattern-matched datasets created up front.
+
+        Raises:
+            ValueError: a pipeline input is neither in the catalog nor matched by one of its patterns (as Kedro).
+        """
+        declared = {name for name in pipeline.datasets() if name in catalog}
+        for name in declared:
+            catalog.get(name)
+        missing = pipeline.inputs() - declared
+        if missing:
+            raise ValueError(f"Pipeline input(s) {missing} not found in the {type(catalog).__name__}")
+        self._run(pipeline, catalog, hook_manager or _NullPluginManager(), run_id)  # type: ignore[attr-defined]
+        return {name: catalog[name] for name in pipeline.outputs()}
 
     def _kart_run(self, pipeline: Pipeline, catalog: Any, hook_manager: Any, run_id: str | None, pool: Any) -> None:
         run = PipelineRun(
@@ -93,7 +120,9 @@ class _CachingRunner:
             run_id=run_id,
         )
         try:
-            _schedule(pipeline, run, pool)
+            # luigi's config read once for the run (as one kart build does), not once per node run created.
+            with kart_core.config_frozen():
+                _schedule(pipeline, run, pool)
             run.restore_pipeline_outputs()
         except Exception:
             done = [node for node in pipeline.nodes if node.name in run.statuses]
@@ -175,8 +204,8 @@ class KartRunner(_CachingRunner, SequentialRunner):
         self._kart_run(pipeline, catalog, _real_hook_manager(hook_manager), run_id, None)
 
 
-class KartThreadRunner(_CachingRunner, ThreadRunner):
-    """Runs nodes in threads (as ThreadRunner), skipping those whose code, parameters and inputs are unchanged."""
+class _PoolCachingRunner(_CachingRunner):
+    """The constructor KartThreadRunner and KartParallelRunner share: Kedro's pool options, then kart's."""
 
     def __init__(
         self,
@@ -185,32 +214,28 @@ class KartThreadRunner(_CachingRunner, ThreadRunner):
         workspace_directory: str | None = None,
         code_packages: str | Iterable[str] | None = None,
     ) -> None:
-        """Args: as KartRunner; ``max_workers`` as ThreadRunner (default: from the pipeline and CPUs)."""
-        super().__init__(max_workers=max_workers, is_async=is_async)
+        """Args: as KartRunner; ``max_workers`` as Kedro's ThreadRunner / ParallelRunner (default: from the
+        pipeline and CPUs)."""
+        super().__init__(max_workers=max_workers, is_async=is_async)  # type: ignore[call-arg]
         self._init_cache(workspace_directory, code_packages)
+
+
+class KartThreadRunner(_PoolCachingRunner, ThreadRunner):
+    """Runs nodes in threads (as ThreadRunner), skipping those whose code, parameters and inputs are unchanged."""
 
     def _run(self, pipeline: Pipeline, catalog: Any, hook_manager: Any = None, run_id: str | None = None) -> None:
         with self._get_executor(self._get_required_workers_count(pipeline)) as pool:
             self._kart_run(pipeline, catalog, _real_hook_manager(hook_manager), run_id, pool)
 
 
-class KartParallelRunner(_CachingRunner, ParallelRunner):
+class KartParallelRunner(_PoolCachingRunner, ParallelRunner):
     """Runs nodes in processes (as ParallelRunner), skipping those whose code, parameters and inputs are unchanged.
 
     Decisions and cache reads happen in the runner's process; a node that must run is run and
     cached inside a worker process, so its data never travels back.
     """
 
-    def __init__(
-        self,
-        max_workers: int | None = None,
-        is_async: bool = False,
-        workspace_directory: str | None = None,
-        code_packages: str | Iterable[str] | None = None,
-    ) -> None:
-        """Args: as KartRunner; ``max_workers`` as ParallelRunner (default: from the pipeline and CPUs)."""
-        super().__init__(max_workers=max_workers, is_async=is_async)
-        self._init_cache(workspace_directory, code_packages)
+    _defer_runtime_datasets = False
 
     def _run(self, pipeline: Pipeline, catalog: Any, hook_manager: Any = None, run_id: str | None = None) -> None:
         self._validate_catalog(catalog)
