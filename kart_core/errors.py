@@ -31,6 +31,7 @@ __all__ = [
     "RequiresError",
     "MissingColumnsError",
     "ParameterTypeError",
+    "TaskParameterTooLargeError",
     "WorkspacePathError",
     "WorkspaceNotFoundError",
     "IntegrityError",
@@ -139,6 +140,10 @@ class MissingColumnsError(KartError, ValueError):
 
 class ParameterTypeError(KartError, TypeError):
     """A TaskInstanceParameter received a value of the wrong type."""
+
+
+class TaskParameterTooLargeError(KartError, ValueError):
+    """A TaskInstanceParameter's serialized value (part of the unique id) is over kart's size limit."""
 
 
 class WorkspacePathError(KartError, ValueError):

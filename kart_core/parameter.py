@@ -12,10 +12,11 @@ from luigi import task_register
 from luigi.parameter import _no_value
 
 from kart_core.contract import is_kart_task
-from kart_core.errors import ParameterTypeError, TaskDefinitionError
+from kart_core.errors import ParameterTypeError, TaskDefinitionError, TaskParameterTooLargeError
 from kart_core.hashing import decode_task_reference, serialize_task_reference
 
 __all__ = [
+    "MAX_TASK_PARAMETER_BYTES",
     "TaskInstanceParameter",
     "ListTaskInstanceParameter",
     "ExplicitBoolParameter",
@@ -24,6 +25,14 @@ __all__ = [
 ]
 
 TaskT = TypeVar("TaskT")
+
+# gokart's recipe serializes a task parameter as the hex of its bz2-compressed parameters, and those
+# include the task's own task parameters: each level of a chain of TaskInstanceParameters embeds the
+# whole chain below it, so the string grows ~1.9% per level (26 KB at 50 deep, 2.5 MB at 300) and
+# serializing costs time in proportion to the sum of the sizes. Up to this size (about 155 levels) a
+# chain builds in seconds; beyond it kart stops with TaskParameterTooLargeError instead of running
+# for minutes to hours (gokart fails first, from recursion).
+MAX_TASK_PARAMETER_BYTES = 256 * 1024
 
 
 def _accepts(expected: type | None, value: Any) -> bool:
@@ -60,8 +69,31 @@ class TaskInstanceParameter(luigi.Parameter, Generic[TaskT]):
         return _task_from_reference(reference)
 
     def serialize(self, x: Any) -> str:
-        """Serialize as gokart does: family plus the hex of the bz2-compressed significant params."""
-        return serialize_task_reference(x.get_task_family(), x.to_str_params(only_significant=True))
+        """Serialize as gokart does: family plus the hex of the bz2-compressed significant params.
+
+        Computed once per task object (luigi's ``task_id`` and kart's unique id both ask for it).
+
+        Raises:
+            TaskParameterTooLargeError: the result is longer than ``MAX_TASK_PARAMETER_BYTES``
+                (a deep chain of task parameters); the owning task's ``to_str_params`` adds its name.
+        """
+        cache = getattr(x, "_kart_cache", None)
+        cached = cache.get("task_reference") if cache is not None else None
+        if cached is not None:
+            return str(cached)
+        text = serialize_task_reference(x.get_task_family(), x.to_str_params(only_significant=True))
+        if len(text) > MAX_TASK_PARAMETER_BYTES:
+            label = x.kart_label() if hasattr(x, "kart_label") else x.get_task_family()
+            raise TaskParameterTooLargeError(
+                f"its value {label} serializes to {len(text):,} bytes, over kart's limit of "
+                f"{MAX_TASK_PARAMETER_BYTES:,} bytes: gokart's id recipe embeds every task parameter below it "
+                "(a chain of task parameters grows ~1.9% per level, about 155 levels to the limit). Pass the "
+                "upstream through requires() with plain parameters instead, e.g. "
+                "`def requires(self): return Link(n=self.n - 1)`."
+            )
+        if cache is not None:
+            cache["task_reference"] = text
+        return text
 
     def _warn_on_wrong_param_type(self, param_name: str, param_value: Any) -> None:
         if not _accepts(self.expected_type, param_value):

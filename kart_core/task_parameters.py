@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import luigi
 
+from kart_core.errors import TaskParameterTooLargeError
 from kart_core.param_plan import (
     ParameterPlan,
     checked_params,
@@ -144,7 +145,16 @@ class TaskParameters(_Base):
         if key not in cache:
             values = self.param_kwargs
             selected = str_param_selection(type(self), only_significant, only_public)
-            cache[key] = {name: param.serialize(values[name]) for name, param in selected}
+            # luigi's task_id asks for the public ones, the unique id for all: serialize each value once.
+            known = cache.get(("str_params", only_significant, False), {}) if only_public else {}
+            strings = {}
+            for name, param in selected:
+                try:
+                    strings[name] = known[name] if name in known else param.serialize(values[name])
+                except TaskParameterTooLargeError as exc:
+                    # This task's own id cannot be computed (it would include the value): name the class.
+                    raise TaskParameterTooLargeError(f"{type(self).__name__}.{name}: {exc}") from None
+            cache[key] = strings
         return dict(cache[key])
 
     def _warn_on_wrong_param_types(self) -> None:
