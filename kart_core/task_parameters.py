@@ -160,7 +160,7 @@ class TaskParameters(_Base):
     def _warn_on_wrong_param_types(self) -> None:
         # Only parameters that check their values (task parameters, plain luigi.Parameter) are visited.
         for name, param in checked_params(type(self)):
-            param._warn_on_wrong_param_type(name, self.param_kwargs[name])
+            param._warn_on_wrong_param_type(name, getattr(self, name))
 
 
 @functools.cache
