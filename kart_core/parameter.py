@@ -29,7 +29,7 @@ TaskT = TypeVar("TaskT")
 # gokart's recipe serializes a task parameter as the hex of its bz2-compressed parameters, and those
 # include the task's own task parameters: each level of a chain of TaskInstanceParameters embeds the
 # whole chain below it, so the string grows ~1.9% per level (26 KB at 50 deep, 2.5 MB at 300) and
-# serializing costs time in proportion to the sum of the sizes. Up to this size (about 155 levels) a
+# serializing costs time in proportion to the sum of the sizes. Up to this size (about 160 levels) a
 # chain builds in seconds; beyond it kart stops with TaskParameterTooLargeError instead of running
 # for minutes to hours (gokart fails first, from recursion).
 MAX_TASK_PARAMETER_BYTES = 256 * 1024
@@ -87,7 +87,7 @@ class TaskInstanceParameter(luigi.Parameter, Generic[TaskT]):
             raise TaskParameterTooLargeError(
                 f"its value {label} serializes to {len(text):,} bytes, over kart's limit of "
                 f"{MAX_TASK_PARAMETER_BYTES:,} bytes: gokart's id recipe embeds every task parameter below it "
-                "(a chain of task parameters grows ~1.9% per level, about 155 levels to the limit). Pass the "
+                "(a chain of task parameters grows ~1.9% per level, about 160 levels to the limit). Pass the "
                 "upstream through requires() with plain parameters instead, e.g. "
                 "`def requires(self): return Link(n=self.n - 1)`."
             )
