@@ -34,6 +34,7 @@ __all__ = [
     "TaskParameterTooLargeError",
     "WorkspacePathError",
     "WorkspaceNotFoundError",
+    "ConfigFormatError",
     "IntegrityError",
     "DamagedOutputError",
     "SigningKeyError",
@@ -153,6 +154,10 @@ class WorkspacePathError(KartError, ValueError):
 class WorkspaceNotFoundError(KartError, FileNotFoundError):
     """A command that inspects a workspace found nothing at its path (a mistyped ``-w`` must not read as
     a clean, empty workspace)."""
+
+
+class ConfigFormatError(KartError, ValueError):
+    """A luigi config file luigi would not read as written (a ``.toml`` file while luigi's parser is cfg)."""
 
 
 class IntegrityError(LoadError):

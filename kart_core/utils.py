@@ -13,6 +13,8 @@ from typing import IO, Any, Literal, TypeAlias, TypeVar
 
 import luigi.configuration
 
+from kart_core.errors import ConfigFormatError
+
 __all__ = [
     "FlattenableItems",
     "add_config",
@@ -32,11 +34,24 @@ FlattenableItems: TypeAlias = (
 
 
 def add_config(file_path: str) -> None:
-    """Read luigi config (``.ini``/``.cfg``/``.toml``) from ``file_path`` on top of the config read so far."""
+    """Read luigi config (``.ini``/``.cfg``/``.toml``) from ``file_path`` on top of the config read so far.
+
+    Raises:
+        FileNotFoundError: no file at ``file_path``.
+        ConfigFormatError: a ``.toml`` file while luigi's parser is not TOML (``LUIGI_CONFIG_PARSER=toml``
+            selects it; gokart's add_config silently ignored the file's values then).
+    """
     if not os.path.isfile(file_path):
         raise FileNotFoundError(
             f"add_config: no config file at {file_path!r} (current directory {os.getcwd()!r}). "
             "Pass the path of an existing .ini, .cfg or .toml file."
+        )
+    if file_path.endswith(".toml") and luigi.configuration.core._get_default_parser() != "toml":
+        # luigi would add the file to its TOML parser and go on reading the cfg one: the values would be ignored.
+        raise ConfigFormatError(
+            f"add_config: {file_path!r} is TOML, and luigi reads TOML config files only when the environment "
+            "variable LUIGI_CONFIG_PARSER=toml is set before the program starts (then every luigi config file "
+            "must be TOML). Set it, or write the file in .cfg/.ini form."
         )
     with warnings.catch_warnings():
         # luigi warns when .ini differs from the default "cfg" parser name, although both use the same parser.

@@ -115,3 +115,32 @@ def test_load_pickles_written_by_dill_and_pandas(tmp_path: Path) -> None:
     frame.to_pickle(tmp_path / "frame.pkl")
     with open(tmp_path / "frame.pkl", "rb") as file:
         assert load_dill_with_pandas_backward_compatibility(file).equals(frame)
+
+
+def test_a_toml_config_without_luigi_s_toml_parser_is_refused_not_ignored(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from kart_core.cli import cli
+    from kart_core.errors import ConfigFormatError
+
+    config = tmp_path / "kart.toml"
+    config.write_text('[TaskOnKart]\nworkspace_directory = "./from-toml"\n')
+    with pytest.raises(ConfigFormatError, match="LUIGI_CONFIG_PARSER=toml"):
+        add_config(str(config))
+    assert isinstance(ConfigFormatError("x"), ValueError)
+    result = CliRunner().invoke(cli, ["--config", str(config), "runs"])
+    assert result.exit_code == 4 and "LUIGI_CONFIG_PARSER=toml" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.slow
+def test_a_toml_config_is_read_with_luigi_s_toml_parser(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    config = tmp_path / "kart.toml"
+    config.write_text('[TaskOnKart]\nworkspace_directory = "./from-toml"\n')
+    script = "import kart_core as g; g.add_config('kart.toml'); print(g.TaskOnKart().workspace_directory)"
+    environment = {**os.environ, "LUIGI_CONFIG_PARSER": "toml"}
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=environment, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "./from-toml"
