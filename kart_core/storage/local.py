@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import stat
 from collections.abc import Iterator
@@ -136,21 +135,6 @@ class LocalSpool:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.location)
         self._done = True
-
-
-@functools.cache
-def process_umask() -> int:
-    """The process's umask (read once: a process sets it at start, if ever).
-
-    Read from /proc on Linux; elsewhere set and restored with ``os.umask``, the only portable way.
-    """
-    with contextlib.suppress(OSError, ValueError, StopIteration):
-        with open("/proc/self/status") as status:
-            line = next(line for line in status if line.startswith("Umask:"))
-            return int(line.split()[1], 8)
-    current = os.umask(0o022)
-    os.umask(current)
-    return current
 
 
 def _is_real_directory(item: os.DirEntry[str]) -> bool:

@@ -214,12 +214,10 @@ def test_options_with_a_dict_value_make_one_cache_key() -> None:
 
 def test_local_outputs_get_the_mode_of_a_plain_open(tmp_path: Path) -> None:
     """gokart's files are 0666 less the umask; kart's atomic writes (mkstemp: 0600) must match."""
-    from kart_core.storage.local import LocalStorage, process_umask
+    from kart_core.storage.local import LocalStorage
 
     old = os.umask(0o027)
     try:
-        process_umask.cache_clear()
-        assert process_umask() == 0o027
         storage = LocalStorage()
         with storage.atomic_write(str(tmp_path / "out.bin")) as file:
             file.write(b"x")
@@ -230,7 +228,6 @@ def test_local_outputs_get_the_mode_of_a_plain_open(tmp_path: Path) -> None:
             file.write(b"z")
     finally:
         os.umask(old)
-        process_umask.cache_clear()
     modes = {name: stat.S_IMODE(os.stat(tmp_path / name).st_mode) for name in ("out.bin", "staged.bin", "plain.bin")}
     assert modes == {"out.bin": 0o640, "staged.bin": 0o640, "plain.bin": 0o640}
 
