@@ -514,7 +514,8 @@ def _print_plan(plan: GcPlan, dry_run: bool) -> None:
     else:
         click.echo(
             f"Scope: outputs and run logs of the kept graphs' classes ({', '.join(plan.classes)}); "
-            f"{len(plan.other_classes)} kart file(s) of other classes left alone (--all includes them)."
+            f"{len(plan.other_classes)} kart file(s) of other classes, or whose class cannot be told, "
+            "left alone (--all includes them)."
         )
     for info in plan.delete:
         click.echo(f"{format_size(info.size):>10}  {_printable(info.path)}")

@@ -1,10 +1,12 @@
 """Clean a workspace: find the outputs and run logs that no kept task can reach, and orphaned temporaries.
 
 Outputs and run logs: only files named like kart's (``…_{32-hex unique id}[.ext]``) are
-candidates, so notes and configs are never touched, and by default only those of the task
-classes in the kept graphs (scope ``"classes"``): a workspace shared with another project keeps
-that project's files, which this graph cannot prove unreachable. Scope ``"all"`` takes every
-kart-named file. The kept tasks' scratch directories (locks, model scratch) are never candidates.
+candidates, so notes and configs are never touched, and by default only those that provably belong
+to the task classes of the kept graphs, module included (scope ``"classes"``, decided by
+``kart_core.inspect.ownership``): a workspace shared with another project keeps that project's
+files, even of a class with the same name, and files whose class cannot be told are left alone.
+Scope ``"all"`` takes every kart-named file. The kept tasks' scratch directories (locks, model
+scratch) are never candidates.
 
 Temporaries (every scope): files with the temporary suffix (writes, staged outputs and uploads of
 killed writers) in the workspace, model scratch folders under the kept tasks'
@@ -19,13 +21,14 @@ import contextlib
 import dataclasses
 import os
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Literal
 
 from kart_core.contract import KartTask, LuigiTask, is_kart_task
 from kart_core.errors import CleanupError
 from kart_core.graph import walk
+from kart_core.inspect.ownership import OWNED, Ownership
 from kart_core.signing import signature_path
 from kart_core.storage import storage_for
 from kart_core.storage.base import protocol_of
@@ -41,9 +44,7 @@ from kart_core.workspace import (
     list_files,
     log_task_path,
     named_run,
-    parse_log_relative,
     relative_key,
-    run_logs,
     scratch_folders,
 )
 
@@ -60,9 +61,10 @@ class GcPlan:
         workspace: the workspace cleaned (local path or URL).
         delete: unreachable outputs and run logs (of the classes in scope).
         kept: reachable outputs and run logs.
-        scope: ``"classes"`` (only files of ``classes``) or ``"all"`` (every kart-named file).
-        classes: the task classes of the kept graphs, sorted.
-        other_classes: kart-named files left alone because they belong to other classes.
+        scope: ``"classes"`` (only files that provably belong to ``classes``) or ``"all"`` (every kart-named file).
+        classes: the task classes of the kept graphs (bare names), sorted.
+        other_classes: kart-named files left alone because they belong to other classes (another
+            module's class of the same name included) or their class cannot be told.
         temporaries: orphaned temporary files, scratch folders and upload spools older than ``temp_age``.
         fresh_temporaries: temporaries younger than ``temp_age`` (left alone: maybe in progress).
         temp_age: seconds.
@@ -95,8 +97,9 @@ def plan_gc(
     Args:
         tasks: the tasks to keep, with everything upstream of them.
         workspace: the workspace to clean; default the tasks' own (they must share one).
-        scope: ``"classes"`` considers only files of the task classes in the kept graphs;
-            ``"all"`` every kart-named file in the workspace.
+        scope: ``"classes"`` considers only files that provably belong to the task classes in the
+            kept graphs (``module.Class``: ``kart_core.inspect.ownership``); ``"all"`` every
+            kart-named file in the workspace.
         temp_age: seconds since the last write after which a temporary is an orphan.
 
     Raises:
@@ -115,7 +118,7 @@ def plan_gc(
     classes = sorted({type(node).__name__ for node in tasks_in_graph})
     listing = list_files(workspace, include_temporary=True)
     plan = GcPlan(workspace=workspace, delete=[], kept=[], scope=scope, classes=classes, temp_age=temp_age)
-    in_scope = _scope_test(listing, set(classes)) if scope == "classes" else (lambda _: True)
+    ownership = _ownership(tasks_in_graph, workspace, listing)
     for info in listing:
         if any(info.relative.startswith(prefix) for prefix in skipped) or is_temporary(info.relative):
             continue
@@ -124,7 +127,8 @@ def plan_gc(
         if info.relative in reachable:
             plan.kept.append(info)
         else:
-            (plan.delete if in_scope(info) else plan.other_classes).append(info)
+            in_scope = scope == "all" or ownership.file(info.relative) == OWNED
+            (plan.delete if in_scope else plan.other_classes).append(info)
     _plan_temporaries(plan, listing, tasks_in_graph)
     return plan
 
@@ -144,23 +148,9 @@ def delete_unreachable(plan: GcPlan) -> list[str]:
     return deleted
 
 
-def _scope_test(listing: list[FileEntry], classes: set[str]) -> Callable[[FileEntry], bool]:
-    """Whether a kart-named file provably belongs to one of ``classes``.
-
-    It does when its name carries the class (default outputs, run logs and their signatures:
-    ``{Class}_{uid}``) or a unique id that a run log of one of the classes carries (outputs made
-    with ``make_target("a/b.csv")``). Unique ids include the class name, so no other class has them.
-    """
-    logged = {uid for (cls, uid) in run_logs(listing) if cls in classes}
-
-    def test(info: FileEntry) -> bool:
-        parsed = parse_log_relative(info.relative)
-        if parsed is not None:
-            return parsed[1] in classes
-        named = named_run(info.relative)
-        return named is not None and (named[1] in logged or named[0] in classes)
-
-    return test
+def _ownership(tasks: list[LuigiTask], workspace: str, listing: list[FileEntry]) -> Ownership:
+    """Who owns what in ``listing``, for the classes of the kept graph as ``module.Class``."""
+    return Ownership(workspace, listing, {f"{type(task).__module__}.{type(task).__name__}" for task in tasks})
 
 
 def _plan_temporaries(plan: GcPlan, listing: list[FileEntry], tasks: list[LuigiTask]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import luigi
 import pytest
@@ -234,19 +236,116 @@ def test_default_scope_leaves_other_classes_alone_and_all_widens_it(workspace: s
     plan = plan_gc([keep, custom_keep])
     assert plan.scope == "classes" and plan.classes == ["GcCustom", "GcLoad", "GcSum"]
     doomed = {os.path.normpath(f.path) for f in plan.delete}
-    assert os.path.normpath(custom_drop.output().path()) in doomed  # its id is logged by GcCustom
     assert os.path.normpath(drop.output().path()) in doomed
-    assert len(plan.delete) == 3 * 7  # GcSum, GcLoad, GcCustom: 1 output + 5 logs + the manifest each
+    assert len(plan.delete) == 2 * 7  # GcSum, GcLoad: 1 output + 5 logs + the manifest each
     left = {os.path.normpath(f.path) for f in plan.other_classes}
     assert os.path.normpath(other.output().path()) in left and os.path.normpath(str(foreign)) in left
-    assert len(left) == 1 + 6 + 1  # GcOther's output, logs and manifest, the stranger
+    # custom/table_{id}.txt does not name a module: another project's GcCustom could have written it
+    assert os.path.normpath(custom_drop.output().path()) in left
+    assert len(left) == 1 + 6 + 1 + 7  # GcOther's output, logs and manifest, the stranger, GcCustom's old run
     delete_unreachable(plan)
-    assert other.complete() and foreign.exists()
+    assert other.complete() and foreign.exists() and custom_drop.complete()
     wide = plan_gc([keep, custom_keep], scope="all")
     assert wide.scope == "all" and wide.other_classes == []
     assert {os.path.normpath(f.path) for f in wide.delete} == left
     delete_unreachable(wide)
     assert not other.complete() and not foreign.exists() and keep.complete() and custom_keep.complete()
+
+
+# --- two projects in one workspace, each with a class named Load ------------------------------
+
+_PROJECT_A = """
+import luigi
+import kart_core as gokart
+
+class Load(gokart.TaskOnKart):
+    n = luigi.IntParameter(default=1)
+{output}
+    def run(self):
+        self.dump(self.n)
+
+class Report(gokart.TaskOnKart):
+    def requires(self):
+        return Load(workspace_directory=self.workspace_directory)
+
+    def run(self):
+        self.dump(self.load())
+"""
+_PROJECT_B = """
+import kart_core as gokart
+
+class Load(gokart.TaskOnKart):
+{output}
+    def run(self):
+        self.dump("project B's precious data")
+"""
+_CUSTOM_OUTPUT = """
+    def output(self):
+        return self.make_target("data/load.pkl")
+"""
+
+
+def _two_projects(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, custom: bool = False) -> tuple[Any, Any]:
+    """Packages ``{a,b}_{test}.tasks`` under tmp_path, each with a class ``Load`` (A also has ``Report``)."""
+    import importlib
+
+    suffix = hashlib.md5(str(tmp_path).encode()).hexdigest()[:8]
+    modules = []
+    for letter, source in (("a", _PROJECT_A), ("b", _PROJECT_B)):
+        package = tmp_path / "code" / f"proj{letter}_{suffix}"
+        package.mkdir(parents=True)
+        (package / "__init__.py").write_text("")
+        (package / "tasks.py").write_text(source.format(output=_CUSTOM_OUTPUT if custom else ""))
+        modules.append(f"proj{letter}_{suffix}")
+    monkeypatch.syspath_prepend(str(tmp_path / "code"))
+    return tuple(importlib.import_module(f"{name}.tasks") for name in modules)  # type: ignore[return-value]
+
+
+def _files_of(task: gokart.TaskOnKart, workspace: str) -> set[str]:
+    """The output, the five run logs and the manifest of ``task``, workspace-relative."""
+    logs = {ws.log_relative_path(kind, type(task).__name__, task.make_unique_id()) for kind in ws.KART_LOG_KINDS}
+    output = task.output().path()
+    return logs | {ws.relative_key(output[len(workspace) :]) if output.startswith(workspace) else output}
+
+
+@pytest.mark.parametrize("storage", ["local", "s3"])
+def test_another_projects_same_named_class_keeps_its_outputs_logs_and_manifest(
+    storage: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    workspace = f"s3://{request.getfixturevalue('s3_bucket')}/ws" if storage == "s3" else str(tmp_path / "ws")
+    a, b = _two_projects(tmp_path, monkeypatch)
+    old_a, theirs, report = (
+        a.Load(n=2, workspace_directory=workspace),
+        b.Load(workspace_directory=workspace),
+        a.Report(workspace_directory=workspace),
+    )
+    _build(old_a, theirs, report)
+    plan = plan_gc([report])
+    assert {f.relative for f in plan.delete} == _files_of(old_a, workspace)
+    assert {f.relative for f in plan.other_classes} == _files_of(theirs, workspace)
+    delete_unreachable(plan)
+    assert theirs.complete() and not old_a.complete() and report.complete() and report.requires().complete()
+    assert {f.relative for f in list_files(workspace)} >= _files_of(theirs, workspace)
+
+
+def test_custom_paths_do_not_name_a_module_so_gc_leaves_them_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workspace: str
+) -> None:
+    a, b = _two_projects(tmp_path, monkeypatch, custom=True)
+    old_a, theirs, report = (
+        a.Load(n=2, workspace_directory=workspace),
+        b.Load(workspace_directory=workspace),
+        a.Report(workspace_directory=workspace),
+    )
+    _build(old_a, theirs, report)
+    assert theirs.output().path().endswith(f"data/load_{theirs.make_unique_id()}.pkl")  # the same template as A's
+    plan = plan_gc([report])
+    assert plan.delete == []  # data/load_{id}.pkl could be either project's
+    assert {f.relative for f in plan.other_classes} == _files_of(old_a, workspace) | _files_of(theirs, workspace)
+    delete_unreachable(plan)
+    assert theirs.complete() and old_a.complete()
+    wide = plan_gc([report], scope="all")  # --all: every unreachable kart-named file
+    assert {f.relative for f in wide.delete} == _files_of(old_a, workspace) | _files_of(theirs, workspace)
 
 
 def test_an_unknown_scope_is_a_cleanup_error(workspace: str) -> None:
