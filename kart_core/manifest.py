@@ -37,6 +37,7 @@ __all__ = [
     "new_commit_id",
     "read_manifest",
     "read_quietly",
+    "read_unverified",
     "write_manifest",
 ]
 
@@ -172,6 +173,21 @@ def read_manifest(storage: Storage, path: str, name: str, signer: Signer | None)
             f"The manifest {path!r} is damaged ({type(exc).__name__}: {exc}). Delete it and rebuild the task "
             "with rerun=True."
         ) from exc
+
+
+def read_unverified(storage: Storage, path: str) -> Manifest | None:
+    """The manifest at ``path`` as evidence for inspection views, its signature not checked (JSON only:
+    nothing is unpickled); None when it is missing or not a readable manifest.
+
+    For what a view shows or which files it attributes to a run; never for deciding that an output
+    can be trusted (``read_manifest`` with the signer does that).
+    """
+    try:
+        with storage.open_read(path) as file:
+            data = file.read()
+        return Manifest.from_bytes(data[HEADER_SIZE:] if is_sealed(data) else data)
+    except (OSError, ValueError, KeyError, TypeError):  # gone meanwhile, or not a manifest
+        return None
 
 
 def manifest_bytes(manifest: Manifest, name: str, signer: Signer | None) -> bytes:

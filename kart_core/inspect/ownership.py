@@ -26,8 +26,8 @@ import posixpath
 from collections.abc import Iterable, Sequence
 from typing import Literal
 
-from kart_core.manifest import Manifest
-from kart_core.signing import HEADER_SIZE, SIGNATURE_SUFFIX, is_sealed
+from kart_core.manifest import read_unverified
+from kart_core.signing import SIGNATURE_SUFFIX
 from kart_core.storage import storage_for
 from kart_core.workspace import (
     LOG_DIRECTORY,
@@ -150,13 +150,9 @@ class Ownership:
 
     def _read_keys(self, relative: str) -> set[str]:
         path = join_url(self._workspace, relative)
-        try:
-            with storage_for(path).open_read(path) as file:
-                data = file.read()
-            # Unverified on purpose: only the paths are read, as evidence, and JSON runs no code.
-            return set(Manifest.from_bytes(data[HEADER_SIZE:] if is_sealed(data) else data).outputs)
-        except (OSError, ValueError, KeyError, TypeError):  # gone meanwhile or not a manifest: no evidence
-            return set()
+        # Unverified on purpose: only the paths are read, as evidence, and JSON runs no code.
+        manifest = read_unverified(storage_for(path), path)
+        return set(manifest.outputs) if manifest is not None else set()
 
 
 def _unsigned(relative: str) -> str:

@@ -8,12 +8,13 @@ gokart stored them (a task-valued parameter is JSON with the hex of a bz2 blob).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from kart_core.display import readable_params
+from kart_core.inspect.ownership import FOREIGN, Ownership
 from kart_core.inspect.runlogs import RunRecord, id_lookup, read_runs
-from kart_core.workspace import default_workspace
+from kart_core.workspace import FileEntry, default_workspace, list_files
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,10 +45,12 @@ def run_rows(
     ``raw_params`` to gokart's stored string; ``finished_at`` is a ``datetime`` or None,
     ``processing_time`` seconds or None, ``output_size`` bytes or None.
     """
-    class_name = task_class.rpartition(".")[2] if task_class else None
-    everything = read_runs(default_workspace(workspace))
+    workspace = default_workspace(workspace)
+    files = list_files(workspace)
+    everything = read_runs(workspace, files)
     lookup = id_lookup(everything)  # nested tasks are found among the runs of every class
-    records = [r for r in everything if class_name is None or r.class_name == class_name]
+    of_class = _class_filter(task_class, workspace, files)
+    records = [r for r in everything if of_class(r)]
     rows = []
     for record in records:
         readable = readable_params(record.params, lookup)
@@ -67,15 +70,17 @@ def runs(
     Args:
         workspace: a local path or fsspec URL; default ``kart_core.workspace.default_workspace()``
             (``[TaskOnKart] workspace_directory``, then ``KART_WORKSPACE``, then ./resources/).
-        task_class: keep runs of this class (bare name, or ``module.Class``).
+        task_class: keep runs of this class: a bare name, or ``module.Class``, which leaves out runs
+            whose outputs show they belong to another module's class of the same name
+            (``kart_core.inspect.ownership``; runs whose module cannot be told are kept).
         params: keep runs whose parameter values equal these (compared as strings, with the stored
             value or its readable text, e.g. ``{"data": "LoadData[4f26c715](n_rows=400, seed=0)"}``).
         expand_params: add one ``param.<name>`` column per parameter (readable text).
 
     Columns: class, unique_id, params (dict of readable str: ``kart_core.display.value_text``, long plain
     values cut), raw_params (dict of gokart's str, exact),
-    processing_time (s), finished_at, output_size (bytes), status ("complete", "outputs missing",
-    "unfinished", "damaged log"), outputs.
+    processing_time (s), finished_at, output_size (bytes), status ("complete", "damaged output" (an
+    output's size differs from its integrity record), "outputs missing", "unfinished", "damaged log"), outputs.
     """
     import pandas as pd  # here, not at import: `kart runs` prints the rows without pandas
 
@@ -88,6 +93,21 @@ def runs(
         expanded = pd.DataFrame([row["params"] for row in rows], index=frame.index).add_prefix("param.")
         frame = pd.concat([frame, expanded], axis=1)
     return frame
+
+
+def _class_filter(task_class: str | None, workspace: str, files: list[FileEntry]) -> Callable[[RunRecord], bool]:
+    """Which records are runs of ``task_class`` (None: any class; ``Class``; or ``module.Class``, which
+    leaves out the runs that provably belong to another module's class of the same name:
+    ``kart_core.inspect.ownership``; runs whose module cannot be told stay listed)."""
+    if task_class is None:
+        return lambda record: True
+    class_name = task_class.rpartition(".")[2]
+    if "." not in task_class:
+        return lambda record: record.class_name == class_name
+    ownership = Ownership(workspace, files, [task_class])
+    return lambda record: (
+        record.class_name == class_name and ownership.run(record.class_name, record.unique_id) != FOREIGN
+    )
 
 
 def _matches(raw: Mapping[str, str], readable: Mapping[str, str], wanted: Mapping[str, Any]) -> bool:

@@ -326,6 +326,12 @@ def test_another_projects_same_named_class_keeps_its_outputs_logs_and_manifest(
     delete_unreachable(plan)
     assert theirs.complete() and not old_a.complete() and report.complete() and report.requires().complete()
     assert {f.relative for f in list_files(workspace)} >= _files_of(theirs, workspace)
+    # kart runs --class module.Class: the same rule leaves out the other project's Load
+    assert list(runs(workspace, task_class=f"{type(theirs).__module__}.Load")["unique_id"]) == [theirs.make_unique_id()]
+    assert list(runs(workspace, task_class=f"{type(old_a).__module__}.Load")["unique_id"]) == [
+        report.requires().make_unique_id()
+    ]
+    assert len(runs(workspace, task_class="Load")) == 2
 
 
 def test_custom_paths_do_not_name_a_module_so_gc_leaves_them_alone(
