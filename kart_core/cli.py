@@ -304,11 +304,15 @@ def _report_failures(result: BuildResult) -> None:
 def tree_command(
     task_name: str, task_args: tuple[str, ...], workspace: str | None, details: bool, no_abbr: bool
 ) -> None:
-    """Print the dependency tree of TASK_NAME with each task's status (COMPLETE / PENDING) and unique id."""
+    """Print the dependency tree of TASK_NAME with each task's status (COMPLETE / PENDING / DAMAGED) and unique id."""
+    from kart_core.damage import FIX
     from kart_core.tree.task_info import make_task_info_as_tree_str
 
     with _task(task_name, task_args, workspace) as task:
-        click.echo(make_task_info_as_tree_str(task, details=details, abbr=not no_abbr).lstrip("\n"))
+        text = make_task_info_as_tree_str(task, details=details, abbr=not no_abbr).lstrip("\n")
+        click.echo(text)
+        if "(DAMAGED) " in text:
+            click.echo(f"DAMAGED: an output's size differs from its integrity record; loading it fails. {FIX}")
 
 
 @cli.command("why", context_settings=_TASK_COMMAND)

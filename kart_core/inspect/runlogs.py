@@ -2,6 +2,9 @@
 
 A run appears when it has a ``task_params`` or a ``task_log`` record. ``task_log`` is written
 only after a successful run, so a run with parameters and no task log started and did not finish.
+A finished run whose output in the workspace has another size than its integrity manifest
+(``log/manifest/{Class}_{uid}.json``, read as JSON) records is "damaged output": a build takes it as
+cached and loading it fails.
 """
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from kart_core.manifest import read_unverified
 from kart_core.runlog_reader import one_line, plain_pickle_allowed, read_log_safely
 from kart_core.storage import storage_for
 from kart_core.storage.base import protocol_of
 from kart_core.workspace import (
+    MANIFEST,
     PROCESSING_TIME,
     TASK_LOG,
     TASK_PARAMS,
@@ -43,7 +48,7 @@ class RunRecord:
     finished_at: datetime | None
     outputs: list[str]
     output_size: int | None
-    status: str  # "complete", "outputs missing", "unfinished" or "damaged log"
+    status: str  # "complete", "damaged output", "outputs missing", "unfinished" or "damaged log"
     logs: list[FileEntry]
 
 
@@ -100,6 +105,8 @@ def _record(
         status = "damaged log"
     else:
         status = "complete" if len(sizes) == len(outputs) else "outputs missing"
+        if status == "complete" and _size_damaged(logs.get(MANIFEST), by_relative):
+            status = "damaged output"
     processing_time = _read(logs.get(PROCESSING_TIME), None, (int, float), plain)
     return RunRecord(
         class_name=cls,
@@ -108,10 +115,20 @@ def _record(
         processing_time=float(processing_time) if processing_time is not None else None,
         finished_at=logs[TASK_LOG].mtime if TASK_LOG in logs else None,
         outputs=outputs or [],
-        output_size=sum(sizes) if outputs and status == "complete" else None,
+        output_size=sum(sizes) if outputs and status in ("complete", "damaged output") else None,
         status=status,
         logs=list(logs.values()),
     )
+
+
+def _size_damaged(manifest: FileEntry | None, by_relative: dict[str, FileEntry]) -> bool:
+    """Whether an output the run's manifest lists is in the workspace listing with another size."""
+    if manifest is None:
+        return False
+    found = read_unverified(storage_for(manifest.path), manifest.path)
+    if found is None:
+        return False
+    return any(key in by_relative and by_relative[key].size != entry.size for key, entry in found.outputs.items())
 
 
 def _recorded_outputs(entry: FileEntry | None, plain: bool) -> list[str] | None:

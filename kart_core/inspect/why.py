@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from kart_core.contract import KartTask, LuigiTask, is_kart_task
+from kart_core.damage import FIX, size_mismatches
 from kart_core.display import IdLookup, readable_params, task_params_text
 from kart_core.hashing import short_id
 from kart_core.identity import unique_id_with_upstream, upstream_parts
@@ -91,8 +92,17 @@ def _explain(task: LuigiTask, depth: int, against: RunRecord | None, context: _C
     if task.rerun:
         context.say(depth, f"{label} has rerun=True: it runs every time (its outputs are deleted first).")
         return
-    missing = [target.path() for target in flatten(task.output()) if not target.exists()]
+    targets = flatten(task.output())
+    missing = [target.path() for target in targets if not target.exists()]
     if not missing:
+        damaged = size_mismatches(targets)
+        if damaged:
+            context.say(
+                depth,
+                f"{label} is cached but damaged: {'; '.join(d.describe() for d in damaged)}. A build will not "
+                f"run it (its outputs exist) and loading them fails (DamagedOutputError). {FIX}",
+            )
+            return
         context.say(depth, f"{label} is cached: its outputs exist. It will not run.")
         return
     _explain_missing(task, label, missing, depth, against, context, max_depth)

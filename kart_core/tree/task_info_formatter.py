@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 import luigi
 
 from kart_core.contract import KartTask, LuigiTask, is_kart_task
+from kart_core.damage import size_mismatches
 from kart_core.errors import RequiresError
 from kart_core.graph import TaskGraph, walk
 from kart_core.runlog import read_task_log_safely
@@ -99,7 +100,8 @@ def _kept_upstream(graph: TaskGraph, key: str, infos: dict[str, TaskInfo]) -> It
 def _describe(task: LuigiTask, children: list[TaskInfo]) -> TaskInfo:
     """One task's TaskInfo; plain luigi tasks (no run logs) get their luigi parameters and 'unknown' time.
 
-    The status is the task's own ``complete()`` (COMPLETE / PENDING), whatever targets it has.
+    The status is the task's own ``complete()`` (COMPLETE / PENDING), whatever targets it has, except
+    DAMAGED for a complete kart task whose output's size differs from its integrity record.
     """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Task .* without outputs has no custom complete")
@@ -118,11 +120,19 @@ def _describe(task: LuigiTask, children: list[TaskInfo]) -> TaskInfo:
         output_paths=[_target_path(target) for target in flatten(task.output())],
         params=_params(task),
         processing_time=processing_time,
-        is_complete="COMPLETE" if complete else "PENDING",
+        is_complete=_status(task, complete),
         task_log=task_log,
         requires=_requires_info(task, task.requires()),
         children_task_infos=children,
     )
+
+
+def _status(task: LuigiTask, complete: bool) -> str:
+    """COMPLETE / PENDING as ``complete()`` says, or DAMAGED: complete, but an output's size differs
+    from its integrity record (``kart_core.damage``), so a build keeps it and loading it fails."""
+    if not complete:
+        return "PENDING"
+    return "DAMAGED" if is_kart_task(task) and size_mismatches(flatten(task.output())) else "COMPLETE"
 
 
 def _task_log(task: KartTask) -> dict[str, Any]:

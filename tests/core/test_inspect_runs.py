@@ -131,3 +131,36 @@ def test_helpers() -> None:
     assert parse_log_name("notes.txt") is None
     assert [format_size(v) for v in (None, 512, 1536, 5 * 1024**2)] == ["-", "512 B", "1.5 KB", "5.0 MB"]
     assert format_table(pd.DataFrame()) == "No runs found."
+
+
+# --- damage: a present output whose size is not its integrity record's --------------------------
+
+
+def _truncate(path: str, size: int = 3) -> None:
+    with open(path, "r+b") as file:
+        file.truncate(size)
+
+
+def test_a_truncated_output_is_a_damaged_output_not_complete(workspace: str) -> None:
+    both = RnBoth(n=3, workspace_directory=workspace)
+    gokart.build(both, reset_register=False)
+    _truncate(both.output()["csv"].path())
+    table = runs(workspace).set_index("class")
+    assert table.loc["RnBoth", "status"] == "damaged output"
+    assert table.loc["RnBoth", "output_size"] == 3 + os.path.getsize(both.output()["txt"].path())
+    assert table.loc["RnLoad", "status"] == "complete"
+    os.remove(both.output()["csv"].path())  # gone is not damaged
+    assert runs(workspace).set_index("class").loc["RnBoth", "status"] == "outputs missing"
+
+
+def test_a_damaged_output_on_s3(s3_bucket: str) -> None:
+    import fsspec
+
+    from kart_core.storage.remote import s3_options
+
+    workspace = f"s3://{s3_bucket}/resources"
+    load = RnLoad(n=5, workspace_directory=workspace)
+    gokart.build(load, reset_register=False)
+    fs = fsspec.filesystem("s3", **s3_options())
+    fs.pipe(load.output().path(), b"short")
+    assert list(runs(workspace)["status"]) == ["damaged output"]

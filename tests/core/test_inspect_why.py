@@ -108,3 +108,17 @@ def test_task_parameters_show_readably(workspace: str) -> None:
         f"  parameter 'source': now WyLoad[{new.make_unique_id()[:8]}](n=2, salt=\"\"), "
         f'cached run WyLoad[{old.make_unique_id()[:8]}](n=1, salt="")'
     ) in lines
+
+
+def test_a_damaged_output_is_cached_but_damaged_with_the_fix(workspace: str) -> None:
+    task = WyTrain(workspace_directory=workspace)
+    build(task)
+    path = task.output().path()
+    committed = os.path.getsize(path)
+    with open(path, "r+b") as file:
+        file.truncate(2)
+    assert explain(task) == [
+        f"{task.kart_label()} is cached but damaged: {path}: {committed} bytes were committed, found 2. "
+        "A build will not run it (its outputs exist) and loading them fails (DamagedOutputError). "
+        "Run `kart verify --delete` (the next build runs its task again), or rerun the task (--rerun)."
+    ]

@@ -95,6 +95,18 @@ def test_tree_of_three_tasks_before_and_after_build(workspace: str) -> None:
     assert gokart.make_tree_info(report) == expected("COMPLETE")
 
 
+def test_a_complete_task_whose_output_is_truncated_is_damaged(workspace: str) -> None:
+    report = _report(workspace)
+    root_id, feat_id, load_id = _ids(report)
+    gokart.build(report)
+    with open(report.requires()["features"].output().path(), "r+b") as file:
+        file.truncate(1)  # its manifest records the committed size
+    assert make_task_info_as_tree_str(report) == (
+        f"\n└─-(COMPLETE) TrReport[{root_id}]\n   |--(DAMAGED) TrFeatures[{feat_id}]"
+        f"\n   |  └─-(COMPLETE) TrLoad[{load_id}]\n   └─-(COMPLETE) TrLoad[{load_id}]\n      └─- ..."
+    )
+
+
 def test_without_abbreviation_a_shared_task_is_printed_each_time(workspace: str) -> None:
     report = _report(workspace)
     root_id, feat_id, load_id = _ids(report)

@@ -1,0 +1,77 @@
+"""Damage an inspection view can see cheaply: a present output whose size differs from its integrity record.
+
+``kart why``, ``kart tree`` and ``kart runs`` show what a build would do, and a build takes an
+existing output as cached (``complete()`` checks existence only, as gokart's does); loading it then
+fails with ``DamagedOutputError``. These views compare each output's size with its manifest entry
+(``kart_core.manifest``: one small JSON read per task and one stat per output, no output read) and
+show the damage with its fix. Content hashes are ``kart verify``'s job (it reads every output).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable
+
+from kart_core.manifest import Manifest, OutputRecord, read_unverified
+from kart_core.storage import storage_for
+from kart_core.storage.base import protocol_of
+
+__all__ = ["FIX", "SizeMismatch", "size_mismatches"]
+
+FIX = "Run `kart verify --delete` (the next build runs its task again), or rerun the task (--rerun)."
+
+
+@dataclasses.dataclass(frozen=True)
+class SizeMismatch:
+    """A present output whose size is not the committed one.
+
+    Attributes:
+        path: the output's full path (local path or URL).
+        committed: bytes recorded in its manifest.
+        found: bytes it has now.
+    """
+
+    path: str
+    committed: int
+    found: int
+
+    def describe(self) -> str:
+        """``{path}: {committed} bytes were committed, found {found}`` (as ``kart verify`` says it)."""
+        return f"{self.path}: {self.committed} bytes were committed, found {self.found}"
+
+
+def size_mismatches(targets: Iterable[object]) -> list[SizeMismatch]:
+    """The outputs among ``targets`` (a task's flattened ``output()``) present with a size other than
+    their integrity record's, in order.
+
+    Targets without a record (plain luigi targets, bare ``make_target``), missing outputs and outputs
+    their manifest does not list are not damage here. The manifest's signature is not checked: this
+    only chooses what to show.
+    """
+    manifests: dict[str, Manifest | None] = {}
+    found = []
+    for target in targets:
+        record = getattr(target, "record", None)
+        if not isinstance(record, OutputRecord):
+            continue
+        if record.manifest not in manifests:
+            manifests[record.manifest] = read_unverified(storage_for(record.manifest), record.manifest)
+        manifest = manifests[record.manifest]
+        entry = manifest.outputs.get(record.key) if manifest is not None else None
+        path = str(target.path())  # type: ignore[attr-defined]  # a target with a record is kart's
+        size = _size(path) if entry is not None else None
+        if entry is not None and size is not None and size != entry.size:
+            found.append(SizeMismatch(path, entry.size, size))
+    return found
+
+
+def _size(path: str) -> int | None:
+    """Bytes of the file at ``path``; None when it is missing or cannot be examined."""
+    try:
+        if not protocol_of(path):
+            return os.stat(path[len("file://") :] if path.startswith("file://") else path).st_size
+        with storage_for(path).open_read(path) as file:  # fsspec files seek to the end without reading
+            return int(file.seek(0, 2))
+    except OSError:  # missing, or not examinable here: nothing to show
+        return None
