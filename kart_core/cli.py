@@ -220,7 +220,7 @@ def _workspace_errors() -> Iterator[None]:
     try:
         yield
     except (KartError, OSError) as exc:
-        if isinstance(exc, TaskSpecError):
+        if isinstance(exc, TaskSpecError | BrokenPipeError):  # a closed pipe (`| head`): click stops quietly
             raise
         raise _CommandError(str(exc) if isinstance(exc, KartError) else one_line(exc)) from None
 
@@ -336,6 +336,9 @@ def report_command(task_name: str, task_args: tuple[str, ...], workspace: str | 
     """Write one self-contained HTML page with the graph of TASK_NAME, its statuses and details."""
     from kart_core.inspect.report import write_report
 
+    folder = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(folder):  # found before the graph is walked, which may take long
+        raise _CommandError(f"no folder {folder!r} to write {output!r} into: create it or pass another --output")
     with _task(task_name, task_args, workspace) as task:
         click.echo(f"Wrote {write_report([task], output)}")
 

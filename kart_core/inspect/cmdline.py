@@ -77,7 +77,26 @@ def _create(cls: type, parser: CmdlineParser, dotted: str) -> Any:
     try:
         return cls(**kwargs)
     except Exception as exc:
-        raise TaskSpecError(f"{dotted}: cannot create the task: {exc}") from exc
+        reason = _config_culprit(cls, kwargs) or str(exc)
+        raise TaskSpecError(f"{dotted}: cannot create the task: {reason}") from exc
+
+
+def _config_culprit(cls: Any, given: dict[str, Any]) -> str:
+    """Which parameter's value in luigi's config cannot be parsed (luigi's error names neither the
+    parameter nor the section), with the fix; "" when no config value is to blame."""
+    family = cls.get_task_family()
+    for name, param in cls.get_params():
+        if name in given:
+            continue
+        try:
+            param._get_value_from_config(family, name)  # luigi's own read: [Class] name (then its other sections)
+        except Exception as exc:
+            raw = luigi.configuration.get_config().get(family, name, None)
+            return (
+                f"[{family}] {name} = {raw!r} in luigi's config is not a valid {type(param).__name__} value "
+                f"({type(exc).__name__}: {exc}). Fix the config file, or pass --{name} on the command line."
+            )
+    return ""
 
 
 def _check_other_tasks_values(parser: CmdlineParser, dotted: str) -> None:

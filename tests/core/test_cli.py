@@ -348,7 +348,9 @@ def test_an_unusable_workspace_url_exits_1_with_one_line() -> None:
 
 def test_an_unwritable_report_file_exits_1_with_one_line(tmp_path: Path) -> None:
     target = tmp_path / "missing-dir" / "r.html"
-    assert_one_line_error(invoke("report", f"{M}.CliLoad", "-o", str(target)), 1, "kart report:", "r.html")
+    result = invoke("report", f"{M}.CliLoad", "-o", str(target))
+    assert_one_line_error(result, 1, "kart report:", "r.html")
+    assert f"no folder '{target.parent}'" in result.output and "create it or pass another --output" in result.output
 
 
 def test_help_and_bare_kart_exit_0() -> None:
@@ -645,3 +647,37 @@ def test_verify_flag_checks_content_hashes_of_loaded_outputs(
     if code:
         assert "DamagedOutputError" in result.stderr and "VerUp" in result.stderr
     assert "KART_VERIFY_OUTPUTS" not in os.environ  # the flag is scoped to the command
+
+
+def test_a_bad_config_value_names_the_section_the_parameter_and_the_fix(tmp_path: Path) -> None:
+    config = tmp_path / "bad.cfg"
+    config.write_text("[CliLoad]\nn = notint\n")
+    result = CliRunner().invoke(cli, ["--config", str(config), "run", f"{M}.CliLoad"])
+    assert result.exit_code == 4
+    assert "[CliLoad] n = 'notint' in luigi's config is not a valid IntParameter value" in result.output
+    assert "pass --n on the command line" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.slow
+def test_a_closed_pipe_stops_the_listing_quietly(tmp_path: Path) -> None:
+    """`kart gc ... | head -1`: no 'BrokenPipeError' line once the reader is gone."""
+    import subprocess
+    import sys
+
+    workspace = tmp_path / "ws"
+    (workspace / "old").mkdir(parents=True)
+    for number in range(4000):  # a listing far larger than a pipe's buffer
+        (workspace / "old" / f"Gone_{number:032x}.pkl").write_bytes(b"x")
+    command = [sys.executable, "-c", "from kart_core.cli import main; main()"]
+    process = subprocess.Popen(
+        [*command, "gc", "--keep", f"{M}.CliLoad", "-w", str(workspace), "--all"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout.readline().startswith(b"Scope:")
+    process.stdout.close()
+    error = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 1 and "BrokenPipe" not in error and "Traceback" not in error
