@@ -12,14 +12,20 @@ import pytest
 from kart_core.runlog_reader import plain_pickle_allowed, read_log_safely
 
 
-def test_plain_logs_read_with_pickle_and_dill_only_ones_through_the_target(tmp_path: Path) -> None:
+def test_plain_logs_read_as_plain_data_and_code_in_a_log_is_skipped_unsigned(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     plain = tmp_path / "Task_1.pkl"
     plain.write_bytes(pickle.dumps({"file_path": ["a.pkl"]}))
     assert read_log_safely(str(plain), None, dict, plain_pickle=True) == {"file_path": ["a.pkl"]}
+    dilled = tmp_path / "Task_0.pkl"
+    dilled.write_bytes(dill.dumps({"file_path": ["c.pkl"], "score": 0.5}))  # gokart writes its logs with dill
+    assert read_log_safely(str(dilled), None, dict, plain_pickle=True) == {"file_path": ["c.pkl"], "score": 0.5}
     lambdas = tmp_path / "Task_2.pkl"
-    lambdas.write_bytes(dill.dumps({"file_path": ["b.pkl"], "f": lambda x: x + 1}))  # pickle cannot load this
-    value = read_log_safely(str(lambdas), None, dict, plain_pickle=True)
-    assert value["file_path"] == ["b.pkl"] and value["f"](1) == 2
+    lambdas.write_bytes(dill.dumps({"file_path": ["b.pkl"], "f": lambda x: x + 1}))  # code: never run unsigned
+    with caplog.at_level(logging.WARNING):
+        assert read_log_safely(str(lambdas), None, dict, plain_pickle=True) is None
+    assert any(f"skipping unreadable run log {lambdas}: UnpicklingError" in r.getMessage() for r in caplog.records)
 
 
 def test_a_damaged_log_gives_the_default_and_one_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
