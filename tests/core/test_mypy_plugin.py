@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+import kart_core
+
 pytestmark = pytest.mark.slow
 
 _ANNOTATED = """
@@ -89,6 +91,9 @@ def _mypy(tmp_path: Path, plugin: str, source: str, options: str = "") -> list[s
     (tmp_path / "pyproject.toml").write_text(f'[tool.mypy]\nplugins = ["{plugin}"]\n{textwrap.dedent(options)}')
     (tmp_path / "tasks.py").write_text(textwrap.dedent(source))
     env = {key: value for key, value in os.environ.items() if key != "MYPY_CACHE_DIR"}
+    # `pip install -e` (make test) installs kart through an import hook, which mypy does not follow:
+    # point mypy at the folder that holds kart_core, as a normal install's site-packages would.
+    env["MYPYPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(kart_core.__file__)))
     cache = str(_CACHES[plugin]) + ("-strict" if "disallow_missing_parameters" in options else "")
     done = subprocess.run(
         [sys.executable, "-m", "mypy", "--cache-dir", cache, "--config-file", "pyproject.toml", "tasks.py"],
