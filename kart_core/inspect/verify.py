@@ -19,10 +19,10 @@ import os
 from typing import Literal
 
 from kart_core.errors import DamagedOutputError, IntegrityError, WorkspaceNotFoundError
-from kart_core.integrity import available, new_hasher
+from kart_core.integrity import DEFAULT_ALGORITHM, available, digest_stream
 from kart_core.manifest import Entry, read_manifest
-from kart_core.safe_pickle import loads_plain_data
-from kart_core.signing import HEADER_SIZE, Signer, is_sealed, read_seal, signer_from_config
+from kart_core.runlog_reader import load_log_value
+from kart_core.signing import HEADER_SIZE, Signer, read_seal, signer_from_config
 from kart_core.storage import Storage, storage_for
 from kart_core.storage.base import FileEntry, protocol_of
 from kart_core.workspace import (
@@ -38,8 +38,6 @@ from kart_core.workspace import (
 __all__ = ["Problem", "ProblemKind", "VerifyReport", "remove_damaged", "verify_workspace"]
 
 ProblemKind = Literal["missing", "size", "hash", "signature", "manifest"]
-
-_CHUNK = 1 << 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,9 +182,7 @@ def _outputs_logged_for(workspace: str, manifest: str, files: list[FileEntry]) -
     class_name, unique_id = parsed
     log = join_url(workspace, log_relative_path(TASK_LOG, class_name, unique_id))
     try:
-        with storage_for(log).open_read(log) as file:
-            data = file.read()
-        task_log = loads_plain_data(data[HEADER_SIZE:] if is_sealed(data) else data)
+        task_log = load_log_value(log)  # plain data only unless signing is on (then verified)
         logged = [str(path).replace("\\", "/") for path in task_log.get("file_path", [])]
     except Exception:  # no log, or not plain data: the manifest alone goes; a rerun replaces the rest
         return []
@@ -204,20 +200,17 @@ def _check_content(
 ) -> Problem | None:
     algorithm, _, expected = entry.digest.partition(":")
     # A hash recorded by a process with another hash library cannot be checked here; the size was.
-    hasher = new_hasher(algorithm) if hashes and available(algorithm) else None
+    check_hash = hashes and available(algorithm)
     with storage.open_read(path) as file:
         head = file.read(HEADER_SIZE) if entry.sealed else b""
         seal = read_seal(head) if entry.sealed else None
         if signer is not None and entry.sealed and seal is None:
             return Problem("signature", path, task, "its signature header is missing")
         mac = signer.begin(key, seal.commit) if signer is not None and seal is not None else None
-        while chunk := file.read(_CHUNK):
-            if hasher is not None:
-                hasher.update(chunk)
-            if mac is not None:
-                mac.update(chunk)
-    if hasher is not None and hasher.hexdigest() != expected:
-        return Problem("hash", path, task, f"content hash {entry.digest} was committed, found {hasher.hexdigest()}")
+        # One pass feeds the hash and the MAC (kart_core.integrity's reader, as at commit).
+        _, found = digest_stream(file, algorithm if check_hash else DEFAULT_ALGORITHM, *([mac] if mac else []))
+    if check_hash and found != expected:
+        return Problem("hash", path, task, f"content hash {entry.digest} was committed, found {algorithm}:{found}")
     if mac is not None and seal is not None:
         if not hmac.compare_digest(mac.digest(), seal.mac) or seal.commit != entry.commit:
             return Problem("signature", path, task, "its signature does not match its content, path and commit")
