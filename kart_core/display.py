@@ -67,10 +67,11 @@ def task_tree(task: Any) -> TaskText:
     nested ``TaskText``. A unique id that cannot be computed (its ``requires()`` raises) is None.
     """
     params: dict[str, Value] = {}
+    values = task.param_kwargs  # a new dict per read: read once
     for name, param in type(task).get_params():
-        if not param.significant or name not in task.param_kwargs:
+        if not param.significant or name not in values:
             continue
-        value = task.param_kwargs[name]
+        value = values[name]
         if is_kart_task(value):
             params[name] = task_tree(value)
         elif isinstance(value, list | tuple) and value and all(is_kart_task(item) for item in value):

@@ -49,3 +49,25 @@ def test_the_provider_extracts_the_kart_facet_ran_then_cached_with_datasets_both
         # As the OpenLineage client serializes it into the run event.
         serialized = Serde.to_dict(facet)
         assert serialized["status"] == expected and serialized["_schemaURL"].endswith("KartRunFacet:1-0-0")
+
+
+@pytest.mark.parametrize("options", [{"emit_cached_asset_events": False}, {"assets": "none"}])
+def test_lineage_names_the_datasets_when_outputs_are_not_assets_or_emit_no_event(run_dag, options) -> None:
+    # A cached run that emits no Asset event, or outputs that are not Assets at all: the OpenLineage
+    # event still says what the task read and wrote (the provider's datasets come from kart, not Assets).
+    root = Evaluate(model="ridge", alpha=0.0625)
+    dag = to_dag(root, dag_id="lineage_quiet", **options)
+    train = root.requires()["model"]
+    expected_outputs = [output_uri(path).removeprefix("file:///") for path in output_paths(train)]
+    expected_inputs = {
+        output_uri(p).removeprefix("file:///") for dep in train.kart_requires() for p in output_paths(dep)
+    }
+    for expected in ("ran", "cached"):
+        run = run_dag(dag)
+        lineage = _lineage(run, dag, "Train__Evaluate.model")
+        assert lineage.run_facets["kart"].status == expected
+        assert [d.name for d in lineage.outputs] == expected_outputs
+        assert {d.name for d in lineage.inputs} == expected_inputs
+    if "emit_cached_asset_events" in options:  # the cached run declared no outlets, lineage still has them
+        (ti,) = [ti for ti in run.get_task_instances() if ti.task_id == "Train__Evaluate.model"]
+        assert ti.xcom_pull(task_ids=ti.task_id)["status"] == "cached"

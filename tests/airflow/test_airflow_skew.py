@@ -143,3 +143,18 @@ def test_a_worker_whose_helper_module_changed_fails_with_the_skew_message(
     finally:
         for name in [n for n in sys.modules if n.startswith("afhelpers")]:
             del sys.modules[name]
+
+
+def test_the_worker_computes_the_code_fingerprint_once_per_task(run_dag, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The worker's parse computed it already; execute() reuses it while the class is the same object.
+    dag = to_dag(LoadData(n_rows=35), dag_id="fingerprint_once")
+    calls: list[type] = []
+    real = kart_core.code_fingerprint
+
+    def counting(task_class: type, *args: object) -> str:
+        calls.append(task_class)
+        return real(task_class, *args)
+
+    monkeypatch.setattr(kart_core, "code_fingerprint", counting)
+    assert statuses(run_dag(dag)) == {"LoadData": "ran"}
+    assert calls == []

@@ -5,11 +5,12 @@ dag = to_dag(Evaluate(model="ridge"), dag_id="train", schedule="@daily")
 """
 
 from kart_airflow.dag import KartTaskGroup, to_dag
-from kart_airflow.graph import add_kart_tasks
+from kart_airflow.graph import AssetChoice, add_kart_tasks
 from kart_airflow.naming import display_name_for, task_id_for, task_ids
 from kart_airflow.operator import KartTaskOperator, MissingKartTaskOperator
 
 __all__ = [
+    "AssetChoice",
     "KartTaskGroup",
     "KartTaskOperator",
     "MissingKartTaskOperator",

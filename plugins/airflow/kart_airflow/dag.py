@@ -8,7 +8,7 @@ from typing import Any
 
 from airflow.sdk import DAG, TaskGroup
 
-from kart_airflow.graph import ClassArgs, add_kart_tasks
+from kart_airflow.graph import AssetChoice, ClassArgs, add_kart_tasks
 
 __all__ = ["to_dag", "KartTaskGroup"]
 
@@ -20,6 +20,7 @@ def to_dag(
     operator_args: Mapping[str, Any] | None = None,
     class_operator_args: ClassArgs | None = None,
     emit_cached_asset_events: bool = True,
+    assets: AssetChoice = "all",
     **dag_kwargs: Any,
 ) -> DAG:
     """A DAG with one Airflow task per kart task under ``task_or_tasks``.
@@ -32,6 +33,11 @@ def to_dag(
             ``{Train: {"pool": "gpu", "retries": 0}}``; they override ``operator_args``.
         emit_cached_asset_events: False: a task that finds its outputs cached emits no Asset event
             (so Asset-scheduled DAGs run only on fresh outputs; lineage then misses those runs).
+        assets: which outputs are Airflow Assets: ``"all"`` (every task's outputs are outlets, and
+            inlets of the tasks that require them), ``"final"`` (only those of ``task_or_tasks``,
+            what other DAGs schedule on) or ``"none"``. Fewer Assets make a much smaller serialized
+            DAG and a faster parse; the Assets view then shows less lineage (OpenLineage events
+            still name every task's inputs and outputs). See docs/airflow.md, "Assets".
         dag_kwargs: DAG arguments (schedule, start_date, tags, default_args, ...).
 
     When a worker parses the file to run one task (Airflow's parsing context), the DAG holds
@@ -46,13 +52,18 @@ def to_dag(
             operator_args=operator_args,
             class_operator_args=class_operator_args,
             emit_cached_asset_events=emit_cached_asset_events,
+            assets=assets,
         )
     dag.fileloc = dag_file
     return dag
 
 
 class KartTaskGroup(TaskGroup):
-    """A kart graph inside an existing DAG, as one TaskGroup: ``start >> KartTaskGroup(task, "train") >> end``."""
+    """A kart graph inside an existing DAG, as one TaskGroup: ``start >> KartTaskGroup(task, "train") >> end``.
+
+    Takes ``to_dag``'s arguments (operator_args, class_operator_args, emit_cached_asset_events,
+    assets) and TaskGroup's (``group_kwargs``).
+    """
 
     def __init__(
         self,
@@ -62,6 +73,7 @@ class KartTaskGroup(TaskGroup):
         operator_args: Mapping[str, Any] | None = None,
         class_operator_args: ClassArgs | None = None,
         emit_cached_asset_events: bool = True,
+        assets: AssetChoice = "all",
         **group_kwargs: Any,
     ) -> None:
         super().__init__(group_id=group_id, **group_kwargs)
@@ -72,4 +84,5 @@ class KartTaskGroup(TaskGroup):
             operator_args=operator_args,
             class_operator_args=class_operator_args,
             emit_cached_asset_events=emit_cached_asset_events,
+            assets=assets,
         )

@@ -10,22 +10,25 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal, get_args
 
-from airflow.sdk import DAG, TaskGroup, get_parsing_context
+from airflow.sdk import DAG, Asset, TaskGroup, get_parsing_context
 
 import kart_core
 from kart_airflow.operator import KartTaskOperator, MissingKartTaskOperator
 from kart_airflow.outputs import output_uris
-from kart_airflow.skew import check_importable, missing_task_message
+from kart_airflow.skew import check_importable, missing_task_message, record_extra, record_uri
 
-__all__ = ["add_kart_tasks", "ClassArgs", "wanted_task_id"]
+__all__ = ["add_kart_tasks", "AssetChoice", "ClassArgs", "wanted_task_id"]
 
 _log = logging.getLogger(__name__)
 
 ClassArgs = Mapping[Any, Mapping[str, Any]]
 """Operator arguments per kart class: keys are classes, bare class names or import paths."""
+
+AssetChoice = Literal["all", "final", "none"]
+"""Which outputs are Airflow Assets: every task's (default), the roots' only, or none (docs/airflow.md, "Assets")."""
 
 
 def add_kart_tasks(
@@ -36,6 +39,7 @@ def add_kart_tasks(
     class_operator_args: ClassArgs | None = None,
     *,
     emit_cached_asset_events: bool = True,
+    assets: AssetChoice = "all",
 ) -> dict[str, Any]:
     """Add one operator per kart task under ``task_or_tasks`` and the graph's edges; return them by node key.
 
@@ -46,15 +50,22 @@ def add_kart_tasks(
         operator_args: BaseOperator arguments for every task (retries, pool, queue, ...).
         class_operator_args: arguments for the tasks of one class (or its subclasses); they win.
         emit_cached_asset_events: False: a task that finds its outputs cached emits no Asset event.
+        assets: which outputs are Airflow Assets (outlets, and inlets of the tasks that require
+            them): ``"all"``, ``"final"`` (those of ``task_or_tasks`` only) or ``"none"``. Tasks whose
+            outputs are not Assets are recorded (unique id, code fingerprint) on one Asset of the
+            DAG, ``skew.record_uri``, an inlet of the first task, so workers still detect code skew.
 
     Raises:
         TaskDefinitionError: a task class cannot be imported by a stable name on a worker.
         TypeError: a task in the graph is not a TaskOnKart.
+        ValueError: ``assets`` is not one of the three choices.
     """
+    if assets not in get_args(AssetChoice):
+        raise ValueError(f"kart_airflow: assets={assets!r}; choose one of {', '.join(get_args(AssetChoice))}.")
     # One look at luigi's config for the whole walk (as kart_core.build does), not one per new task.
     with kart_core.config_frozen(record_build=False):
         return _add_kart_tasks(
-            task_or_tasks, dag, task_group, operator_args, class_operator_args, emit_cached_asset_events
+            task_or_tasks, dag, task_group, operator_args, class_operator_args, emit_cached_asset_events, assets
         )
 
 
@@ -65,6 +76,7 @@ def _add_kart_tasks(
     operator_args: Mapping[str, Any] | None,
     class_operator_args: ClassArgs | None,
     emit_cached_asset_events: bool,
+    assets: AssetChoice,
 ) -> dict[str, Any]:
     roots = _as_list(task_or_tasks)
     arguments = _ArgumentsByClass(operator_args or {}, class_operator_args or {})
@@ -72,11 +84,16 @@ def _add_kart_tasks(
     the_dag = dag or (task_group.dag if task_group is not None else None) or _current_dag()
     prefix = task_group.child_id("") if task_group is not None else ""
     wanted = wanted_task_id(getattr(the_dag, "dag_id", None))
+    common = {
+        "emit_cached_asset_events": emit_cached_asset_events,
+        "record": record_uri(str(getattr(the_dag, "dag_id", "")), prefix.rstrip(".")),
+        **placement,
+    }
     if wanted is not None:
         if not wanted.startswith(prefix):
             return {}  # the worker runs another task of this DAG
         started = time.perf_counter()
-        added = _add_one(roots, wanted, prefix, the_dag, placement, arguments, emit_cached_asset_events)
+        added = _add_one(roots, wanted, prefix, the_dag, common, arguments, assets)
         # Shows in the task's log: the worker's parse built one task, and what it cost.
         _log.info(
             "kart_airflow: built only %s for this worker in %.1f ms", wanted, 1000 * (time.perf_counter() - started)
@@ -85,6 +102,9 @@ def _add_kart_tasks(
     graph = kart_core.place_graph(roots)
     codes = _check_classes(graph.nodes.values())
     uris = _Uris()
+    # The graph holds one object per task, so the roots are known by identity.
+    root_objects = {id(graph.nodes[kart_core.node_key(root)]) for root in roots}
+    declared = _declared_by(assets, lambda task: id(task) in root_objects)
     operators = {
         key: KartTaskOperator.from_task(
             graph.nodes[key],
@@ -92,13 +112,21 @@ def _add_kart_tasks(
             code=codes[type(graph.nodes[key])],
             upstream=[graph.nodes[dep] for dep in graph.upstream[key]],
             uris=uris,
-            emit_cached_asset_events=emit_cached_asset_events,
-            **placement,
+            declared=declared,
+            **common,
             **arguments.for_task(graph.nodes[key]),
         )
         for key in graph.order
     }
     _link(operators, graph.upstream)
+    undeclared = [
+        (graph.nodes[key], codes[type(graph.nodes[key])]) for key in graph.order if not declared(graph.nodes[key])
+    ]
+    if undeclared:
+        # Workers check these tasks against this one Asset (skew.compare_with_record); declared as
+        # an inlet of the first task so that the dag-processor registers it with its extra.
+        record = Asset(str(common["record"]), extra=record_extra(undeclared))
+        operators[graph.order[0]].inlets.append(record)
     return operators
 
 
@@ -110,14 +138,23 @@ def wanted_task_id(dag_id: str | None) -> str | None:
     return str(context.task_id)
 
 
+def _declared_by(assets: AssetChoice, is_root: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    """Whether a task's outputs are Airflow Assets under the ``assets`` choice."""
+    if assets == "all":
+        return lambda task: True
+    if assets == "final":
+        return is_root
+    return lambda task: False
+
+
 def _add_one(
     roots: list[Any],
     wanted: str,
     prefix: str,
     dag: Any,
-    placement: dict[str, Any],
+    common: dict[str, Any],
     arguments: _ArgumentsByClass,
-    emit_cached_asset_events: bool,
+    assets: AssetChoice,
 ) -> dict[str, Any]:
     """Only the operator for ``wanted`` (the place after ``prefix``), or one that fails with the skew message."""
     place = wanted[len(prefix) :]
@@ -129,6 +166,7 @@ def _add_one(
             found = graph.nodes[keys[0]], [graph.nodes[dep] for dep in graph.upstream[keys[0]]]
     if found is None:
         message = missing_task_message(getattr(dag, "dag_id", "?"), wanted)
+        placement = {k: v for k, v in common.items() if k in ("dag", "task_group")}
         return {wanted: MissingKartTaskOperator(task_id=place, message=message, **placement)}
     task, upstream = found
     codes = _check_classes([task])
@@ -137,11 +175,16 @@ def _add_one(
         task_id=place,
         code=codes[type(task)],
         upstream=upstream,
-        emit_cached_asset_events=emit_cached_asset_events,
-        **placement,
+        declared=_declared_by(assets, lambda other: _among(other, roots)),
+        **common,
         **arguments.for_task(task),
     )
     return {kart_core.node_key(task): operator}
+
+
+def _among(task: Any, roots: Sequence[Any]) -> bool:
+    # Equality (class and parameters), not the unique id: that would walk the roots' whole graphs.
+    return any(task is root or task == root for root in roots)
 
 
 class _Uris(dict):  # type: ignore[type-arg]

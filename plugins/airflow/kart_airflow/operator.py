@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from airflow.sdk import Asset, BaseOperator
@@ -13,7 +13,7 @@ import kart_core
 from kart_airflow.naming import display_name_for, import_path_of
 from kart_airflow.outputs import output_paths, output_uris, xcom_path
 from kart_airflow.rebuild import rebuild_task
-from kart_airflow.skew import asset_extra, compare_with_parse
+from kart_airflow.skew import asset_extra, compare_with_parse, compare_with_record
 
 __all__ = ["KartTaskOperator", "MissingKartTaskOperator", "recorded_asset_extra"]
 
@@ -21,36 +21,20 @@ __all__ = ["KartTaskOperator", "MissingKartTaskOperator", "recorded_asset_extra"
 class KartTaskOperator(BaseOperator):
     """Rebuilds a kart task from its import path and parameters, checks it is the planned task, and runs it.
 
-    Before running, the worker compares the task it rebuilt with what the dag-processor recorded
-    on the task's output Assets (unique id and code fingerprint) and fails at once, without
-    retries, on a difference (``kart_core.StaleTaskError``). A task whose outputs exist ends as
-    success and logs ``cached: <path>``; XCom gets ``{"status": "cached" | "ran", "path": ...,
-    "unique_id": ...}``. Nothing here is Jinja-rendered, so a parameter containing ``{{ }}``
-    reaches the task as written.
+    Made by ``from_task`` (``to_dag`` and ``KartTaskGroup`` call it). Before running, the worker
+    compares the task it rebuilt with what the dag-processor recorded (on the task's output Assets,
+    or on the DAG's kart record Asset when its outputs are not Assets; ``kart_airflow.skew``) and
+    fails at once, without retries, on a difference (``kart_core.StaleTaskError``). A task whose
+    outputs exist ends as success and logs ``cached: <path>``; XCom gets ``{"status": "cached" |
+    "ran", "path": ..., "unique_id": ...}``. Nothing here is Jinja-rendered, so a parameter
+    containing ``{{ }}`` reaches the task as written.
     """
 
     template_fields = ()
     ui_color = "#e8f0fe"
-
-    def __init__(
-        self,
-        *,
-        kart_class: str,
-        kart_params: Mapping[str, str],
-        kart_unique_id: str,
-        kart_settings: Mapping[str, str] | None = None,
-        kart_code: str | None = None,
-        emit_cached_asset_events: bool = True,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.kart_class = kart_class
-        self.kart_params = dict(kart_params)
-        self.kart_settings = dict(kart_settings or {})
-        self.kart_unique_id = kart_unique_id
-        self.kart_code = kart_code
-        self.emit_cached_asset_events = emit_cached_asset_events
-        self.kart_status: str | None = None  # set by execute(); read by the OpenLineage hook below
+    # No __init__ of its own: Airflow wraps every operator class's __init__ in apply_defaults, so an
+    # own __init__ would merge default_args twice per task at parse time (from_task sets ``kart``).
+    kart: _KartSpec
 
     @classmethod
     def from_task(
@@ -61,6 +45,8 @@ class KartTaskOperator(BaseOperator):
         code: str | None = None,
         upstream: Sequence[Any] = (),
         uris: Mapping[Any, Sequence[str]] | None = None,
+        declared: Callable[[Any], bool] | None = None,
+        record: str | None = None,
         emit_cached_asset_events: bool = True,
         **kwargs: Any,
     ) -> KartTaskOperator:
@@ -70,41 +56,79 @@ class KartTaskOperator(BaseOperator):
             task: the kart task.
             task_id: its Airflow task id (``naming.task_ids``).
             code: ``kart_core.code_fingerprint`` of its class (computed here when None).
-            upstream: the tasks it requires; their outputs become the operator's inlets.
+            upstream: the tasks it requires; their outputs that are Assets become the operator's inlets.
             uris: output URIs by task, when the caller has them (``output()`` is not free).
+            declared: which tasks' outputs are Airflow Assets (default: every task's).
+            record: the URI of the DAG's kart record Asset (``skew.record_uri``), which the worker
+                reads when this task's outputs are not Assets.
             emit_cached_asset_events: False to emit no Asset event when the task was cached.
             kwargs: BaseOperator arguments (retries, pool, queue, ...).
         """
-        significant = task.to_str_params(only_significant=True)
-        settings = {k: v for k, v in task.to_str_params().items() if k not in significant}
         code = code if code is not None else kart_core.code_fingerprint(type(task))
-        extra = asset_extra(task, code)
-        uris = uris if uris is not None else {t: output_uris(t) for t in [task, *upstream]}
+        declared = declared or _every_task
+        own = declared(task)
+        if own or any(declared(dep) for dep in upstream):
+            uris = uris if uris is not None else {t: output_uris(t) for t in [task, *upstream]}
         kwargs.setdefault("task_display_name", display_name_for(task))
-        kwargs.setdefault("outlets", [Asset(uri, extra=extra) for uri in uris[task]])
-        kwargs.setdefault("inlets", [Asset.ref(uri=uri) for dep in upstream for uri in uris[dep]])
-        return cls(
-            task_id=task_id,
-            kart_class=import_path_of(task),
-            kart_params=significant,
-            kart_settings=settings,
-            kart_unique_id=task.make_unique_id(),
-            kart_code=code,
-            emit_cached_asset_events=emit_cached_asset_events,
-            **kwargs,
-        )
+        if own:
+            extra = asset_extra(task, code)
+            kwargs.setdefault("outlets", [Asset(uri, extra=extra) for uri in uris[task]])  # type: ignore[index]
+        inlets = [Asset.ref(uri=uri) for dep in upstream if declared(dep) for uri in uris[dep]]  # type: ignore[index]
+        if inlets:
+            kwargs.setdefault("inlets", inlets)
+        operator = cls(task_id=task_id, **kwargs)
+        # Bypasses BaseOperator.__setattr__ (no converter, template field or init kwarg is named kart).
+        operator.__dict__["kart"] = _KartSpec(task, code, None if own else record, emit_cached_asset_events)
+        return operator
+
+    # What the operator stores, read from the kart task it was made for (computed on first use:
+    # a full parse never needs the parameters as strings, the worker's one task does).
+
+    @property
+    def kart_class(self) -> str:
+        """``package.module.Class`` of the task, from which the worker re-imports it."""
+        return import_path_of(self.kart.task)
+
+    @property
+    def kart_params(self) -> dict[str, str]:
+        """The significant parameters as strings (``to_str_params(only_significant=True)``)."""
+        return dict(self.kart.task.to_str_params(only_significant=True))
+
+    @property
+    def kart_settings(self) -> dict[str, str]:
+        """The insignificant parameters as given at parse time (e.g. ``workspace_directory``), as strings."""
+        significant = self.kart.task.to_str_params(only_significant=True)
+        return {k: v for k, v in self.kart.task.to_str_params().items() if k not in significant}
+
+    @property
+    def kart_unique_id(self) -> str:
+        """The task's unique id at parse time."""
+        return str(self.kart.task.make_unique_id())
+
+    @property
+    def kart_code(self) -> str:
+        """The code fingerprint of the task's class at parse time."""
+        return self.kart.code
+
+    @property
+    def emit_cached_asset_events(self) -> bool:
+        """False: a cached run emits no Asset event."""
+        return self.kart.emit_cached_asset_events
 
     def execute(self, context: Any) -> dict[str, Any]:
         """Check the task against the parsed DAG, run it unless cached; return ``{"status", "path", "unique_id"}``."""
         try:
             task = rebuild_task(self.kart_class, self.kart_params, self.kart_settings, self.kart_unique_id)
             self.log.info("rebuilt %s from %s in process %d", task.kart_label(), self.kart_class, os.getpid())
-            self._check_against_parse(task)
+            # The fingerprint this process computed when it parsed the DAG file, unless the class was
+            # re-imported since (a new class object may hold other code).
+            same_class = type(task) is type(self.kart.task)
+            self._check_against_parse(task, self.kart.code if same_class else kart_core.code_fingerprint(type(task)))
         except kart_core.StaleTaskError as exc:
             # A retry would run the same code again: fail now, with kart's message.
             raise AirflowFailException(f"StaleTaskError: {exc}") from exc
         status = kart_core.run_one(task)
-        self.kart_status = status.value
+        self.kart.status = status.value
         paths = output_paths(task)
         self.log.info("%s: %s", status.value, ", ".join(paths))
         if status is kart_core.RunStatus.CACHED and not self.emit_cached_asset_events:
@@ -113,32 +137,67 @@ class KartTaskOperator(BaseOperator):
             _label_asset_events(context, self.outlets, status)
         return {"status": status.value, "path": xcom_path(paths), "unique_id": task.make_unique_id()}
 
+    @property
+    def kart_status(self) -> str | None:
+        """``ran`` / ``cached`` once this operator's execute() ran the task, else None."""
+        return self.kart.status
+
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
-        """Lineage for the OpenLineage provider: inlets and outlets as datasets, and the ``kart`` run facet.
+        """Lineage for the OpenLineage provider: the task's inputs and outputs as datasets, and the ``kart`` run facet.
 
         The provider's DefaultExtractor calls this when the task instance ends (success or
-        failure). The facet holds the unique id, the significant parameters and whether the task
-        ran or was cached (``kart_airflow.lineage``); the status is this operator's, or the task's
-        XCom when another copy of the operator ran, or ``failed``.
+        failure). Inputs are the outputs of the tasks it requires, outputs its own, whether or not
+        they are declared as Airflow Assets (``to_dag(assets=...)``) and whether or not a cached run
+        emitted Asset events. The facet holds the unique id, the significant parameters and whether
+        the task ran or was cached (``kart_airflow.lineage``); the status is this operator's, or the
+        task's XCom when another copy of the operator ran, or ``failed``.
         """
         from kart_airflow.lineage import kart_lineage
 
+        task = self.kart.task
         return kart_lineage(
             unique_id=self.kart_unique_id,
             task_class=self.kart_class,
             parameters=self.kart_params,
             status=self.kart_status or _status_from_xcom(task_instance, self.task_id),
-            input_uris=[inlet.uri for inlet in self.inlets if getattr(inlet, "uri", None)],
-            output_uris=[outlet.uri for outlet in self.outlets if isinstance(outlet, Asset)],
+            input_uris=[uri for dep in task.kart_requires() for uri in output_uris(dep)],
+            output_uris=output_uris(task),
         )
 
-    def _check_against_parse(self, task: Any) -> None:
-        code = kart_core.code_fingerprint(type(task))
+    def _check_against_parse(self, task: Any, code: str) -> None:
+        if self.kart.record is not None:
+            recorded = recorded_asset_extra(self.kart.record)
+            if recorded is not _UNAVAILABLE:
+                compare_with_record(task, code, self.kart.record, recorded)  # type: ignore[arg-type]
+            return
         for outlet in self.outlets:
             if isinstance(outlet, Asset):
                 recorded = recorded_asset_extra(outlet.uri)
                 if recorded is not _UNAVAILABLE:
                     compare_with_parse(task, code, outlet.uri, recorded)  # type: ignore[arg-type]
+
+
+def _every_task(task: Any) -> bool:
+    return True
+
+
+class _KartSpec:
+    """The kart side of one operator: the task, its class's code fingerprint, where the worker finds
+    what the dag-processor recorded, and the cached-event option. Copied by reference: Airflow
+    deep-copies operators (e.g. ``dag.partial_subset``), and the task is immutable."""
+
+    __slots__ = ("task", "code", "record", "emit_cached_asset_events", "status")
+
+    def __init__(self, task: Any, code: str, record: str | None, emit_cached_asset_events: bool) -> None:
+        self.task, self.code, self.record = task, code, record
+        self.emit_cached_asset_events = emit_cached_asset_events
+        self.status: str | None = None  # set by execute(); read by the OpenLineage hook
+
+    def __copy__(self) -> _KartSpec:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _KartSpec:
+        return self
 
 
 class MissingKartTaskOperator(BaseOperator):

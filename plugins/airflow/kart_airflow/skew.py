@@ -1,7 +1,8 @@
 """What a worker checks before it runs a kart task: can the class be imported, and is it the task the DAG planned.
 
 Pure: no Airflow import. The operator fetches what the dag-processor recorded (the extra of the
-task's output Assets) and hands it to ``compare_with_parse``.
+task's output Assets, or of the DAG's kart record Asset for tasks whose outputs are not Assets)
+and hands it to ``compare_with_parse`` / ``compare_with_record``.
 
 Why Assets: every Airflow worker re-parses the DAG file with its *own* code, so a check between
 the operator's stored unique id and the rebuilt task compares the worker with itself. What the
@@ -13,12 +14,21 @@ execution API.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import kart_core
 
-__all__ = ["check_importable", "asset_extra", "compare_with_parse", "missing_task_message", "WHAT_TO_DO"]
+__all__ = [
+    "check_importable",
+    "asset_extra",
+    "compare_with_parse",
+    "record_uri",
+    "record_extra",
+    "compare_with_record",
+    "missing_task_message",
+    "WHAT_TO_DO",
+]
 
 WHAT_TO_DO = (
     "Deploy the same code (your task package and the DAG file) to the dag-processor and to every worker; "
@@ -103,11 +113,75 @@ def compare_with_parse(task: Any, code: str, uri: str, recorded: Mapping[str, An
             f"{task.make_unique_id()}. {WHAT_TO_DO}"
         )
     if expected_code is not None and expected_code != code:
+        raise _code_differs(task, code, expected_code)
+
+
+RECORD_SCHEME = "x-kart-record"  # Airflow leaves "x-" URI schemes as written (no normalizer)
+_ID_CHARS = 16  # unique ids in the record are cut to 16 hex characters (64 bits): it stays small
+
+
+def record_uri(dag_id: str, group_id: str | None = None) -> str:
+    """The URI (and name) of the Asset that records the kart tasks of ``dag_id`` whose outputs are not Assets.
+
+    ``to_dag(assets="final" | "none")`` declares it once, as an inlet of the DAG's first task; a
+    ``KartTaskGroup`` has its own (``group_id``).
+    """
+    return f"{RECORD_SCHEME}://{dag_id}/{group_id or ''}"
+
+
+def record_extra(tasks_and_codes: Iterable[tuple[Any, str]]) -> dict[str, dict[str, str]]:
+    """The record Asset's extra: ``{"kart_tasks": {code fingerprint: "uid16 uid16 ..."}}``.
+
+    Each task is its unique id (first 16 hex) under its class's code fingerprint; tasks of one
+    class share the key, so a 2,000-task DAG of a few classes records about 34 KB.
+    """
+    by_code: dict[str, list[str]] = {}
+    for task, code in tasks_and_codes:
+        by_code.setdefault(code, []).append(task.make_unique_id()[:_ID_CHARS])
+    return {"kart_tasks": {code: " ".join(ids) for code, ids in by_code.items()}}
+
+
+def compare_with_record(task: Any, code: str, uri: str, recorded: Mapping[str, Any] | None) -> None:
+    """Fail when the rebuilt ``task`` (code fingerprint ``code``) is not among the tasks the record ``uri`` lists.
+
+    Args:
+        task: the task as this worker rebuilt it.
+        code: ``kart_core.code_fingerprint(type(task))`` in this worker.
+        uri: the record Asset's URI (``record_uri``).
+        recorded: its extra as the dag-processor registered it (``record_extra``), or None when no
+            parsed DAG declares it (the dag-processor's DAG file declares all outputs as Assets, or another DAG).
+
+    Raises:
+        StaleTaskError: naming the task, what differs and what to do.
+    """
+    label = task.kart_label()
+    if recorded is None:
         raise kart_core.StaleTaskError(
-            f"{label}: the code of {type(task).__module__}.{type(task).__qualname__} on this worker (fingerprint "
-            f"{code}) differs from the code the DAG was parsed with (fingerprint {expected_code}): the class, one of "
-            f"its base classes or project code it uses (a helper function, a module-level value) changed. {WHAT_TO_DO}"
+            f"{label}: this worker's DAG file records its kart tasks in the Asset {uri}, but the DAG as the "
+            f"dag-processor parsed it declares no such Asset: the DAG file differs between this worker and the "
+            f"dag-processor. {WHAT_TO_DO}"
         )
+    by_code = recorded.get("kart_tasks") or {}
+    unique_id = task.make_unique_id()
+    for recorded_code, ids in by_code.items():
+        if unique_id[:_ID_CHARS] in ids.split():
+            if recorded_code != code:
+                raise _code_differs(task, code, recorded_code)
+            return
+    raise kart_core.StaleTaskError(
+        f"{label}: this worker's code gives the task unique id {unique_id}, but the DAG as the dag-processor parsed "
+        f"it has no task with that id ({uri}): the task's parameters or code differ between this worker and the "
+        f"dag-processor. {WHAT_TO_DO}"
+    )
+
+
+def _code_differs(task: Any, code: str, expected_code: str) -> kart_core.StaleTaskError:
+    return kart_core.StaleTaskError(
+        f"{task.kart_label()}: the code of {type(task).__module__}.{type(task).__qualname__} on this worker "
+        f"(fingerprint {code}) differs from the code the DAG was parsed with (fingerprint {expected_code}): the "
+        f"class, one of its base classes or project code it uses (a helper function, a module-level value) changed. "
+        f"{WHAT_TO_DO}"
+    )
 
 
 def missing_task_message(dag_id: str, task_id: str) -> str:
