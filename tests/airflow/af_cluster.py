@@ -123,6 +123,11 @@ def cluster_env(home: Path, dags_folder: Path, executor: str, extra: dict[str, s
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),  # never served (--skip-serve-logs)
+        # The machine running the tests may be busy (two cores shared by several jobs, SQLite): a task
+        # worker's request to the api-server can then take longer than Airflow's 5 s default, and three
+        # missed heartbeats in a row end the task, which Airflow retries. That is load, not a kart failure.
+        "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
+        "AIRFLOW__WORKERS__MAX_FAILED_HEARTBEATS": "10",
         "PATH": os.pathsep.join([str(BIN), os.environ.get("PATH", "")]),
         **(extra or {}),
     }

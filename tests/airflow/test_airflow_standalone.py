@@ -51,7 +51,11 @@ def test_local_executor_runs_the_example_dag_in_worker_processes(local_cluster: 
     worker_pids = set()
     for key, task in graph.nodes.items():
         path, text = logs[ids[key]]
-        assert path.name == "attempt=1.log"  # no retry: nothing ran twice
+        if path.name != "attempt=1.log":  # no retry: nothing ran twice; if one did, say why the first try ended
+            first = (path.parent / "attempt=1.log").read_text(errors="replace")
+            raise AssertionError(
+                f"{ids[key]} was retried ({path.name}); its first attempt's log ends:\n{first[-3000:]}"
+            )
         assert text.count("ran: ") == 1 and "cached: " not in text, text[-2000:]
         assert "Filling up the DagBag from" in text and "train.py" in text  # the worker re-parsed the DAG file
         assert f"kart_airflow: built only {ids[key]} for this worker in" in text  # ... for its one task
