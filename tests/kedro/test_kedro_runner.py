@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import os
+import pickle
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kart_kedro import CODE_VERSION_TAG, NO_CACHE_TAG, KartParallelRunner, KartRunner, KartThreadRunner
-from kart_kedro.node_cache import KedroNodeRun
+from kart_kedro.node_cache import KedroNodeRun, cached_runs
+from kart_kedro.node_records import OUTPUT_STATES
 from kedro.io import AbstractDataset, DataCatalog, MemoryDataset, SharedMemoryDataCatalog
 from kedro.pipeline import Pipeline, node
 from kedro.runner import SequentialRunner
@@ -172,6 +175,66 @@ def test_an_unchanged_persistent_output_is_not_written_again(tmp_path: Path, wor
     ran, _ = _run(tmp_path, workspace)
     assert ran == [] and touched >= before
     assert (tmp_path / "total.json").stat().st_mtime_ns == touched
+
+
+def _file_md5(content: bytes) -> str:
+    """What output_state.py records for a single file: md5 of its relative name ("") + NUL + its bytes."""
+    return hashlib.md5(b"\0" + content).hexdigest()
+
+
+def _total_run(workspace: str) -> Any:
+    (run,) = [run for run in cached_runs(workspace) if run.task.node_name == "total"]
+    return run
+
+
+def test_a_node_run_keeps_its_output_states_in_its_task_log_and_kart_s_contents_in_one_file(
+    tmp_path: Path, workspace: str, journal: str
+) -> None:
+    _run(tmp_path, workspace)
+    data = (tmp_path / "total.json").read_bytes()
+    stat = (tmp_path / "total.json").stat()
+    task_log = _total_run(workspace).task.get_task_log()
+    assert task_log[OUTPUT_STATES] == {"total": (_file_md5(data), len(data), stat.st_mtime_ns)}
+    records = Path(workspace, "kedro", "_")
+    assert sorted(p.name for p in (records / ".kart").iterdir()) == ["last_runs.pkl", "written.pkl"]
+    assert list(records.rglob("states_*.pkl")) == []  # no file per node run besides its output and run logs
+    assert pickle.loads((records / ".kart" / "written.pkl").read_bytes()) == {"total": [_file_md5(data)]}
+
+
+def test_output_states_and_written_markers_of_an_older_kart_are_still_honoured(
+    tmp_path: Path, workspace: str, journal: str
+) -> None:
+    _run(tmp_path, workspace)  # total.json: 34
+    first = _total_run(workspace).task
+    _run(tmp_path, workspace, factor=3)  # total.json: 51
+    # The layout of kart before 2026-11-30: a states file per node run, a marker file per content.
+    states = first.get_task_log()[OUTPUT_STATES]
+    first.states_target().dump(states)
+    Path(first.kart_log_target("task_log", ".pkl").path()).unlink()
+    records = Path(workspace, "kedro", "_", ".kart")
+    (records / "written.pkl").unlink()
+    for content in (b"34", b"51"):
+        marker = records / "written" / "total" / f"{_file_md5(content)}.pkl"
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_bytes(pickle.dumps(True))
+    ran, _ = _run(tmp_path, workspace)  # back to factor 2: 51 was kart's, so the cached 34 replaces it
+    assert ran == []
+    assert json.loads((tmp_path / "total.json").read_text()) == 34
+
+
+def test_a_node_whose_records_were_lost_reruns_instead_of_serving_over_its_output(
+    tmp_path: Path, workspace: str, journal: str
+) -> None:
+    _run(tmp_path, workspace)
+    # A run killed after committing the node's output but before its task log and records were written.
+    Path(_total_run(workspace).task.kart_log_target("task_log", ".pkl").path()).unlink()
+    Path(workspace, "kedro", "_", ".kart", "written.pkl").unlink()
+    runner = KartRunner(workspace_directory=workspace)
+    ran, _ = _run(tmp_path, workspace, runner=runner)
+    assert ran == ["total"]
+    assert runner.last_reasons == {"total": "output 'total' holds data written outside kart"}
+    ran, _ = _run(tmp_path, workspace)
+    assert ran == []
 
 
 def test_only_missing_outputs_keeps_a_stale_result_that_kart_runner_fixes(

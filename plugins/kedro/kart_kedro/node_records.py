@@ -1,22 +1,30 @@
 """Small records KartRunner keeps beside its node cache, in the kart workspace.
 
-- ``kedro/{project}/{node}/.kart/states_{unique id}.pkl``: the state (md5, size, mtime) of each
-  persistent output right after that node run wrote it, so a later run can tell whether the
-  catalog still holds it (output_state.py).
-- ``kedro/{project}/.kart/written/{dataset}/{md5}.pkl``: one marker per content kart has written to a
-  dataset; content with a marker may be replaced by another cached run of the node, other content
-  is newer data from outside kart and makes the node rerun instead.
+- the state (md5, size, mtime) of each persistent output right after a node run wrote it, so a
+  later run can tell whether the catalog still holds it (output_state.py): kept in the node run's
+  own task log (``log/task_log/KedroNodeRun_{unique id}.pkl``, key ``OUTPUT_STATES``), which kart
+  writes anyway after the run's outputs are committed, so recording it costs no file of its own.
+  When a later run finds the same content with a newer modification time, the new state goes to
+  ``kedro/{project}/{node}/.kart/states_{unique id}.pkl``, which takes precedence (it is also where
+  kart before 2026-11-30 kept every state).
+- ``kedro/{project}/.kart/written.pkl``: per dataset, the md5 of every content kart has written to
+  it; content kart wrote may be replaced by another cached run of the node, other content is newer
+  data from outside kart and makes the node rerun instead. Read once and written once per run.
+  (Kart before 2026-11-30 kept one marker file per content, ``.kart/written/{dataset}/{md5}.pkl``;
+  those are still honoured.)
 - ``kedro/{project}/.kart/last_runs.pkl``: per node, the parts of the key of its last run (code
   items, parameter and input digests, upstream ids), to say why a node reruns; read and written
   once per run.
 
 All are written with kart's atomic targets, so a local folder and ``s3://`` work alike. None is
-part of a node run's outputs: losing one costs at most one rerun.
+part of a node run's outputs: losing one (a run killed before it wrote them) costs at most one
+rerun, never a stale result: an output whose state or origin is unknown makes its node rerun.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import pickle
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,7 +32,11 @@ import kart_core
 from kart_kedro.node_cache import KedroNodeRun, safe_name
 from kart_kedro.output_state import OutputState
 
-__all__ = ["NodeRecords", "RunParts"]
+TASK_LOG = kart_core.workspace.TASK_LOG
+
+__all__ = ["OUTPUT_STATES", "NodeRecords", "RunParts", "states_from_log"]
+
+OUTPUT_STATES = "kart_output_states"  # the task log key: {dataset: (md5, size, mtime_ns)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +70,8 @@ class NodeRecords:
         self._base: kart_core.TaskOnKart[Any] = kart_core.TaskOnKart(**kwargs)
         self.project = safe_name(project or "_")
         self._last_runs: dict[str, Any] | None = None
+        self._written: dict[str, set[str]] | None = None  # dataset -> md5s kart wrote (file read once)
+        self._new_written: dict[str, set[str]] = {}  # what this run wrote, saved with save_written()
 
     def _target(self, relative: str) -> Any:
         return self._base.make_target(relative, use_unique_id=False)
@@ -65,27 +79,66 @@ class NodeRecords:
     # --- output states of one node run ----------------------------------------------------------
 
     def states(self, task: KedroNodeRun) -> dict[str, OutputState] | None:
-        """The recorded output states of a node run, or None if none were recorded."""
+        """The recorded output states of a node run, or None if none were recorded.
+
+        A states file (a later check's update, or kart's earlier layout) wins over the run's task log.
+        """
         target = task.states_target()
-        if not target.exists():
+        if target.exists():
+            return {name: OutputState(*values) for name, values in target.load().items()}
+        log = task.kart_log_target(TASK_LOG.name, TASK_LOG.extension)
+        try:
+            return states_from_log(log.load()) if log.exists() else None
+        except (TypeError, ValueError, EOFError, pickle.UnpicklingError):  # unreadable: as if none were recorded
             return None
-        return {name: OutputState(*values) for name, values in target.load().items()}
 
     def save_states(self, task: KedroNodeRun, states: Mapping[str, OutputState]) -> None:
-        """Record the output states of a node run and mark each content as written by kart."""
+        """Record newer output states of a served node run (file ``states_{uid}.pkl``) and mark each content as kart's."""
         if not states:  # memory outputs only: nothing to compare later
             return
         plain = {name: dataclasses.astuple(state) for name, state in states.items()}
         task.states_target().dump(plain)
+        self.mark_written(states)
+
+    def mark_written(self, states: Mapping[str, OutputState]) -> None:
+        """Remember that kart wrote each of these contents (saved by ``save_written``, once per run)."""
         for name, state in states.items():
             if not state.missing:
-                self._written(name, state).dump(True)
+                self._new_written.setdefault(name, set()).add(state.md5)
 
     def written_by_kart(self, dataset: str, state: OutputState) -> bool:
         """Whether kart has written exactly this content to ``dataset`` before."""
-        return not state.missing and bool(self._written(dataset, state).exists())
+        if state.missing:
+            return False
+        if state.md5 in self._new_written.get(dataset, ()) or state.md5 in self._load_written().get(dataset, ()):
+            return True
+        return bool(self._legacy_marker(dataset, state).exists())
 
-    def _written(self, dataset: str, state: OutputState) -> Any:
+    def save_written(self) -> None:
+        """Merge the contents this run wrote into ``.kart/written.pkl`` (one read and one write per run)."""
+        if not self._new_written:
+            return
+        self._written = None  # another run may have added its own meanwhile: merge with what is stored now
+        stored = self._load_written()
+        for dataset, md5s in self._new_written.items():
+            stored.setdefault(dataset, set()).update(md5s)
+        self._written_target().dump({dataset: sorted(md5s) for dataset, md5s in stored.items()})
+        self._new_written = {}
+
+    def _load_written(self) -> dict[str, set[str]]:
+        if self._written is None:
+            target = self._written_target()
+            try:
+                stored = target.load() if target.exists() else {}
+                self._written = {str(dataset): set(md5s) for dataset, md5s in dict(stored).items()}
+            except (TypeError, ValueError, EOFError, pickle.UnpicklingError):  # another version's file: start anew
+                self._written = {}
+        return self._written
+
+    def _written_target(self) -> Any:
+        return self._target(f"kedro/{self.project}/.kart/written.pkl")
+
+    def _legacy_marker(self, dataset: str, state: OutputState) -> Any:
         return self._target(f"kedro/{self.project}/.kart/written/{safe_name(dataset)}/{state.md5}.pkl")
 
     # --- the last run of each node ---------------------------------------------------------------
@@ -120,3 +173,11 @@ class NodeRecords:
 
     def _last_runs_target(self) -> Any:
         return self._target(f"kedro/{self.project}/.kart/last_runs.pkl")
+
+
+def states_from_log(task_log: Any) -> dict[str, OutputState] | None:
+    """The output states a node run's task log records, or None (a run without persistent outputs, or an older kart)."""
+    values = task_log.get(OUTPUT_STATES) if isinstance(task_log, dict) else None
+    if not isinstance(values, dict):
+        return None
+    return {str(name): OutputState(*state) for name, state in values.items()}

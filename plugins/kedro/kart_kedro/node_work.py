@@ -15,6 +15,7 @@ from kedro.runner import Task
 import kart_core
 from kart_kedro._receipt import KartReceipt
 from kart_kedro.node_cache import KedroNodeRun
+from kart_kedro.node_records import OUTPUT_STATES
 from kart_kedro.output_state import OutputState, current_state
 
 __all__ = ["NodeResult", "NodeWork"]
@@ -83,15 +84,29 @@ class NodeWork:
             receipts = [value.status for value in outputs.values() if isinstance(value, KartReceipt)]
             return NodeResult(receipts[0] if receipts else "ran uncached", {})
         task = self.task
-        task.kedro_execute = self._execute
+        task.kedro_execute = self._execute_and_record
+        task.task_log.pop(OUTPUT_STATES, None)  # luigi hands back the same instance: no states of an earlier run
         try:
             status = kart_core.run_one(task)
         finally:
             task.kedro_execute = None  # luigi caches task instances: do not keep this run's catalog alive
         if status is kart_core.RunStatus.CACHED:
             return NodeResult(status.value, {})
-        states = {name: current_state(self.catalog.get(name)) for name in self.persistent}
+        recorded = task.task_log.get(OUTPUT_STATES) or {}
+        states = {name: OutputState(*values) for name, values in recorded.items()}
         return NodeResult(status.value, states)
+
+    def _execute_and_record(self) -> dict[str, Any]:
+        """Run the node; note the state of each persistent output it saved in the run's task log.
+
+        The task log is written by kart only after the run's outputs are committed, so the states
+        are recorded exactly when the node run is (docs in node_records.py).
+        """
+        outputs = self._execute()
+        if self.task is not None and self.persistent:
+            states = {name: current_state(self.catalog.get(name)) for name in self.persistent}
+            self.task.task_log[OUTPUT_STATES] = {name: dataclasses.astuple(state) for name, state in states.items()}
+        return outputs
 
     def _execute(self) -> dict[str, Any]:
         task = _CapturingTask(

@@ -196,7 +196,7 @@ class PipelineRun:
 
         Persistent outputs not in ``replace`` already hold the cached content: they are not written.
         """
-        for name, target in task.output().items():
+        for name, target in task.kart_outputs().items():
             if name in task.outputs and (name in replace or not self._persistent(name)):
                 self.pending[name] = target.load
         for name in replace:
@@ -227,8 +227,9 @@ class PipelineRun:
             self.restore(name)
 
     def save_records(self) -> None:
-        """Remember the key parts of the nodes that ran (also after a failure: they did run)."""
+        """Remember the key parts of the nodes that ran and the contents kart wrote (also after a failure: they did run)."""
         self.records.save_last_runs(self.ran_parts)
+        self.records.save_written()
 
     def restore_pipeline_outputs(self) -> None:
         """Hand the caller every pipeline output, cached or not."""
@@ -248,7 +249,7 @@ class PipelineRun:
             else:
                 self.statuses[node.name] = result.status
                 if task is not None:
-                    self.records.save_states(task, result.states)
+                    self.records.mark_written(result.states)  # the states themselves are in the run's task log
                     self.ran_parts[node.name] = self.parts[node.name]
                 reason = self.reasons.get(node.name)
                 logger.info(
@@ -290,6 +291,7 @@ def _is_parameter(name: str) -> bool:
 
 
 def _clear_outputs(task: KedroNodeRun) -> None:
-    """Drop a node run's cached outputs so that run_one runs it again."""
-    for target in task.output().values():
+    """Drop a node run's cached outputs (and any states recorded after it) so that run_one runs it again."""
+    for target in task.kart_outputs().values():
         target.remove()
+    task.states_target().remove()
