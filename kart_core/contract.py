@@ -117,7 +117,11 @@ class KartTask(LuigiTask, Protocol):
         ...
 
     def kart_reset_rerun(self) -> None:
-        """Start a new build: ``rerun=True`` deletes the outputs and runs the task again, once per build."""
+        """Start a new build: ``rerun=True`` runs the task again (replacing its outputs), once per build."""
+        ...
+
+    def kart_replacing(self) -> bool:
+        """Whether a rerun waits for its commit: the run must write every output anew (``kart_core.rerun``)."""
         ...
 
     def kart_forget_upstreams(self) -> list[LuigiTask]:

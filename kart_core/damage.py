@@ -17,9 +17,15 @@ from kart_core.manifest import Manifest, OutputRecord, read_unverified
 from kart_core.storage import storage_for
 from kart_core.storage.base import protocol_of
 
-__all__ = ["FIX", "SizeMismatch", "size_mismatches"]
+__all__ = ["EFFECT", "FIX", "SizeMismatch", "describe_damage", "file_size", "size_mismatches"]
 
 FIX = "Run `kart verify --delete` (the next build runs its task again), or rerun the task (--rerun)."
+
+# What a build does with a cached task whose output is damaged (kart_core.repair, kart_core.runner).
+EFFECT = (
+    "A build that needs only it takes it as cached and loading it fails (DamagedOutputError); a task that "
+    "must run and loads it runs it again first (unless repairs are off)."
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +47,12 @@ class SizeMismatch:
         return f"{self.path}: {self.committed} bytes were committed, found {self.found}"
 
 
+def describe_damage(label: str, found: list[SizeMismatch]) -> str:
+    """``{label} is cached but damaged: {path}: {committed} bytes were committed, found {found}; ...``,
+    what a build does about it and the fix (one line, as ``kart why`` and ``kart report`` say it)."""
+    return f"{label} is cached but damaged: {'; '.join(d.describe() for d in found)}. {EFFECT} {FIX}"
+
+
 def size_mismatches(targets: Iterable[object]) -> list[SizeMismatch]:
     """The outputs among ``targets`` (a task's flattened ``output()``) present with a size other than
     their integrity record's, in order.
@@ -60,13 +72,13 @@ def size_mismatches(targets: Iterable[object]) -> list[SizeMismatch]:
         manifest = manifests[record.manifest]
         entry = manifest.outputs.get(record.key) if manifest is not None else None
         path = str(target.path())  # type: ignore[attr-defined]  # a target with a record is kart's
-        size = _size(path) if entry is not None else None
+        size = file_size(path) if entry is not None else None
         if entry is not None and size is not None and size != entry.size:
             found.append(SizeMismatch(path, entry.size, size))
     return found
 
 
-def _size(path: str) -> int | None:
+def file_size(path: str) -> int | None:
     """Bytes of the file at ``path``; None when it is missing or cannot be examined."""
     try:
         if not protocol_of(path):

@@ -166,7 +166,28 @@ class IntegrityError(LoadError):
 
 
 class DamagedOutputError(LoadError):
-    """An output's size (or, with verify on, content hash) differs from what its task committed."""
+    """An output's size (or, with verify on, content hash) differs from what its task committed, or its
+    task's manifest cannot be read.
+
+    Attributes:
+        path: the damaged file's full path (the output's; the manifest's for kind "manifest"); None
+            when not known.
+        kind: "size", "hash" or "manifest" (what differs); "" when not known.
+        commit: the commit id the manifest recorded for the output (None for kind "manifest").
+        detail: one line saying what differs (``15 bytes were committed, found 5 bytes``).
+
+    The attributes let ``run_one`` rebuild a damaged upstream and tell whether another worker already
+    did (``kart_core.repair``); they survive pickling (a process worker's error reaches the caller whole).
+    """
+
+    def __init__(
+        self, message: str, *, path: str | None = None, kind: str = "", commit: str | None = None, detail: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.path = path
+        self.kind = kind
+        self.commit = commit
+        self.detail = detail
 
 
 class SigningKeyError(KartError, ValueError):

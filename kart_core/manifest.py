@@ -169,9 +169,13 @@ def read_manifest(storage: Storage, path: str, name: str, signer: Signer | None)
     try:
         return Manifest.from_bytes(data)
     except (ValueError, KeyError, TypeError) as exc:
+        detail = f"{type(exc).__name__}: {exc}"
         raise DamagedOutputError(
-            f"The manifest {path!r} is damaged ({type(exc).__name__}: {exc}). Delete it and rebuild the task "
-            "with rerun=True."
+            f"The manifest {path!r} is damaged ({detail}). Fix: `kart verify --delete` (deletes it and the "
+            "outputs it listed; the next build runs the task again), or rebuild the task with rerun=True.",
+            path=path,
+            kind="manifest",
+            detail=f"its manifest cannot be read ({detail})",
         ) from exc
 
 

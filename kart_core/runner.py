@@ -15,7 +15,7 @@ import logging
 import time
 import types
 from collections.abc import Callable, Iterator
-from typing import cast
+from typing import Any, cast
 
 import pluggy
 from luigi.task import flatten
@@ -27,7 +27,9 @@ from kart_core.errors import TaskDefinitionError
 from kart_core.file_processor import builtin as builtin_formats
 from kart_core.hooks.manager import create_hook_manager
 from kart_core.lock import LockParams, hold_lock
+from kart_core.repair import Damage, damaged_upstream, still_damaged
 from kart_core.runlog import RunLogPlugin
+from kart_core.signing import Signer
 from kart_core.storage import storage_for
 
 __all__ = ["RunStatus", "run_one", "default_hook_manager", "random_seed_of", "call_seed_methods"]
@@ -75,7 +77,7 @@ def run_one(task: LuigiTask, hook_manager: pluggy.PluginManager | None = None, l
             # Another process may have built it while we waited for the lock.
             if task.complete_check_at_run and locked and task.complete():
                 return RunStatus.CACHED
-            _run_with_hooks(task, manager)
+            _run_repairing(task, manager, replace=task.kart_replacing())
     return RunStatus.RAN
 
 
@@ -89,17 +91,82 @@ def run_body(task: KartTask) -> object:
         return task.run()
 
 
-def _run_with_hooks(task: KartTask, manager: pluggy.PluginManager) -> None:
-    """Seed, log, run in a transaction, commit, log: success is recorded only after the commit."""
+class _NeedsRepair(Exception):
+    """Internal: the run failed on an upstream's damaged output, which ``_run_repairing`` rebuilds."""
+
+    def __init__(self, damage: Damage) -> None:
+        super().__init__(damage.describe())
+        self.damage = damage
+
+
+def _run_repairing(task: KartTask, manager: pluggy.PluginManager, replace: bool) -> None:
+    """Run ``task``; when its run fails on an upstream's damaged output, rebuild that upstream and retry.
+
+    Each upstream is rebuilt at most once per run of ``task`` (a rebuild that leaves it damaged again
+    fails the task with the load's error). The rebuild holds the upstream's lock and checks the damage
+    again first, so concurrent workers that found the same damage rebuild it once.
+
+    Raises:
+        Exception: what the task's run raised; or, when rebuilding a damaged upstream failed, what that
+            rebuild raised (after the ``kart_on_task_error`` hook saw it for ``task`` too).
+    """
+    repaired: set[str] = set()
+    while True:
+        try:
+            _run_with_hooks(task, manager, replace, can_repair=lambda upstream: _key(upstream) not in repaired)
+            return
+        except _NeedsRepair as signal:
+            damage = signal.damage
+            repaired.add(_key(damage.upstream))
+            logger.warning(
+                "%s needs the output of %s, which is damaged: %s. Running %s again (its damaged output is "
+                "replaced when that run commits), then %s.",
+                task.kart_label(),
+                damage.upstream.kart_label(),
+                damage.describe(),
+                damage.upstream.kart_label(),
+                task.kart_label(),
+            )
+            try:
+                with _task_lock(damage.upstream):
+                    if still_damaged(damage, target_config.current().signer):
+                        _run_repairing(damage.upstream, manager, replace=True)
+                    else:
+                        logger.info("%s was rebuilt meanwhile by another worker", damage.upstream.kart_label())
+            except BaseException as exc:
+                manager.hook.kart_on_task_error(task=task, exception=exc)
+                raise
+
+
+def _key(task: KartTask) -> str:
+    return f"{type(task).__module__}.{type(task).__qualname__}_{task.make_unique_id()}"
+
+
+def _run_with_hooks(
+    task: KartTask,
+    manager: pluggy.PluginManager,
+    replace: bool = False,
+    can_repair: Callable[[KartTask], bool] = lambda _upstream: False,
+) -> None:
+    """Seed, log, run in a transaction, commit, log: success is recorded only after the commit.
+
+    With ``replace`` (a rerun, or the rebuild of a damaged output) the outputs present before the run
+    stay until the commit replaces them, and the run must write each of them anew.
+
+    Raises:
+        _NeedsRepair: the run failed loading an upstream's damaged output and ``can_repair`` allows
+            rebuilding that upstream (repairs on in the target settings); no error hook was called.
+    """
     seed = random_seed_of(task)
     seed_methods = call_seed_methods(list(task.fix_random_seed_methods), seed)
     manager.hook.kart_before_task_run(task=task, seed=seed, seed_methods=seed_methods)
     started = time.perf_counter()
+    settings = target_config.current()
     try:
-        with transaction.begin(task, task.kart_label(), target_config.current().signer) as running:
+        before = _output_versions(task) if replace else {}
+        with transaction.begin(task, task.kart_label(), settings.signer) as running:
             # Note the task's manifest as it is before the run: a commit by another writer meanwhile wins.
-            recorded = target_config.current().record
-            for target in flatten(task.kart_outputs()) if recorded else []:
+            for target in flatten(task.kart_outputs()) if settings.record else []:
                 record = getattr(target, "record", None)
                 if record is not None:
                     running.remember_base(storage_for(record.manifest), record)
@@ -108,20 +175,72 @@ def _run_with_hooks(task: KartTask, manager: pluggy.PluginManager) -> None:
                 raise TaskDefinitionError(
                     f"{task.kart_label()}.run() yields tasks (luigi dynamic dependencies); kart needs them in requires()."
                 )
-            _check_outputs_written(task)
+            written_directly = _check_outputs_written(task, running, before if replace else None)
             running.commit()
+        _forget_stale_records(written_directly, settings.signer)
     except BaseException as exc:
+        damage = damaged_upstream(task, exc) if settings.repair and isinstance(exc, Exception) else None
+        if damage is not None and can_repair(damage.upstream):
+            raise _NeedsRepair(damage) from exc
         manager.hook.kart_on_task_error(task=task, exception=exc)
         raise
     manager.hook.kart_after_task_run(task=task, processing_time=time.perf_counter() - started)
 
 
-def _check_outputs_written(task: KartTask) -> None:
-    missing = [target.path() for target in flatten(task.kart_outputs()) if not target.exists()]
+def _output_versions(task: KartTask) -> dict[str, object]:
+    """Each output's modification time before a replacing run (None: missing or unknown)."""
+    return {target.path(): _version(target) for target in flatten(task.kart_outputs())}
+
+
+def _version(target: Any) -> object:
+    """The output's modification time; None when it is missing or its target has no times."""
+    try:
+        return target.last_modification_time() if target.exists() else None
+    except Exception:  # a target without modification times: nothing to compare
+        return None
+
+
+def _check_outputs_written(
+    task: KartTask, running: transaction.Transaction, before: dict[str, object] | None
+) -> list[object]:
+    """Raise unless the run wrote every output; return the recorded ones it wrote past the transaction.
+
+    ``before`` (a replacing run): the outputs' versions before the run; an output counts as written
+    when the run staged it, or when it changed (written straight to its path, e.g. by
+    ``open(self.output().path())``). Otherwise an output counts when it exists.
+
+    Raises:
+        TaskDefinitionError: an output was not written (a rerun's old version is kept, not committed).
+    """
+    missing = []
+    direct = []
+    for target in flatten(task.kart_outputs()):
+        path = target.path()
+        if running.lookup(path) is not None:
+            continue
+        if before is None:
+            if not target.exists():
+                missing.append(path)
+            continue
+        now = _version(target)
+        if now is None or now == before.get(path):
+            missing.append(path)
+        elif getattr(target, "record", None) is not None:
+            direct.append(target)
     if missing:
+        kept = " Its previous outputs are kept." if before is not None else ""
         raise TaskDefinitionError(
-            f"{task.kart_label()}.run() finished without writing its output(s): {missing}. Call self.dump(...) in run()."
+            f"{task.kart_label()}.run() finished without writing its output(s): {missing}. Call self.dump(...) "
+            f"in run().{kept}"
         )
+    return direct
+
+
+def _forget_stale_records(targets: list[object], signer: Signer | None) -> None:
+    """Drop the integrity records of outputs a replacing run wrote straight to their paths (now stale)."""
+    for target in targets:
+        record = target.record  # type: ignore[attr-defined]
+        transaction.forget(storage_for(record.manifest), record, signer)
 
 
 def _uses_lock(task: KartTask) -> bool:

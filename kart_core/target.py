@@ -223,7 +223,7 @@ class TargetOnKart(luigi.Target):
 
     def _check_size(self, size: int | None, entry: Entry) -> None:
         if size is not None and size != entry.size:
-            raise DamagedOutputError(self._damaged(f"{entry.size} bytes were committed, found {size} bytes"))
+            raise self._damaged("size", entry, f"{entry.size} bytes were committed, found {size} bytes")
 
     def _check_hash(self, data: bytes, entry: Entry) -> None:
         algorithm, _, expected = entry.digest.partition(":")
@@ -231,19 +231,18 @@ class TargetOnKart(luigi.Target):
             return  # recorded by a process with another hash library: the size check still held
         found = digest_bytes(memoryview(data)[HEADER_SIZE:] if entry.sealed else data, algorithm)
         if found != expected:
-            raise DamagedOutputError(
-                self._damaged(f"content hash {entry.digest} was committed, found {algorithm}:{found}")
-            )
+            raise self._damaged("hash", entry, f"content hash {entry.digest} was committed, found {algorithm}:{found}")
 
-    def _damaged(self, detail: str) -> str:
+    def _damaged(self, kind: str, entry: Entry, detail: str) -> DamagedOutputError:
         record = self.record
         who = f"{record.task} (unique id {record.unique_id})" if record else self._describe_owner()
         manifest = record.manifest if record else "its manifest"
-        return (
+        message = (
             f"The output of {who} at {self._path!r} is damaged: {detail} (integrity record {manifest!r}). "
-            "It was truncated or changed after kart committed it. Fix: build the task again with rerun=True, "
-            f"or delete {self._path!r} so the next build runs it."
+            "It was truncated or changed after kart committed it. Fix: `kart verify --delete` (the next build "
+            f"runs the task again), build the task again with rerun=True, or delete {self._path!r}."
         )
+        return DamagedOutputError(message, path=self._path, kind=kind, commit=entry.commit, detail=detail)
 
     def _check_signature(self, data: bytes, signer: Signer, entry: Entry | None, staged: bool) -> None:
         seal = signer.verify(data, self._signing_name())
@@ -256,7 +255,8 @@ class TargetOnKart(luigi.Target):
             raise IntegrityError(
                 f"Refusing to load {self._describe_owner()} from {self._path!r}: it is signed as commit {seal.commit}, "
                 f"but the task's manifest {self.record.manifest!r} records {committed} (an older version copied back, "
-                "or the manifest was removed). Build the task again with rerun=True."
+                "or the manifest was removed). Fix: `kart verify --delete` (the next build runs the task again), or build "
+                "the task again with rerun=True."
             )
 
     def _refusal(self, data: bytes) -> str:
@@ -270,11 +270,12 @@ class TargetOnKart(luigi.Target):
             )
             return (
                 f"Refusing to load {where}: signing is on (KART_SIGNING_KEY / [TaskOnKart] signing_key) and {why}. "
-                "Build the task again with rerun=True if you trust neither its origin nor its content."
+                "If you trust neither its origin nor its content: `kart verify --delete` (the next build runs the task again), or build the task again with rerun=True."
             )
         return (
             f"Refusing to load {where}: its signature does not match (the file was changed after kart wrote it, "
-            "another output was copied over it, or it was signed with another key). Build the task again with rerun=True."
+            "another output was copied over it, or it was signed with another key). Fix: `kart verify --delete` (the next "
+            "build runs the task again), or build the task again with rerun=True."
         )
 
     def _signing_name(self) -> str:

@@ -16,7 +16,15 @@ from collections.abc import Iterator
 
 from kart_core.signing import Signer, signer_from_config
 
-__all__ = ["RECORD_ENVIRONMENT_VARIABLE", "VERIFY_ENVIRONMENT_VARIABLE", "TargetConfig", "current", "frozen", "read"]
+__all__ = [
+    "RECORD_ENVIRONMENT_VARIABLE",
+    "REPAIR_ENVIRONMENT_VARIABLE",
+    "VERIFY_ENVIRONMENT_VARIABLE",
+    "TargetConfig",
+    "current",
+    "frozen",
+    "read",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,11 +39,15 @@ class TargetConfig:
         record: keep the integrity record at all (``[TaskOnKart] integrity_record`` or
             ``KART_INTEGRITY_RECORD``; default on). Off: no hashing, no manifest, no size check
             (what bench/integrity_cost.py compares against).
+        repair: when a task that must run finds an upstream's output damaged (``DamagedOutputError``),
+            run that upstream again and retry (``[TaskOnKart] repair_damaged_outputs`` or
+            ``KART_REPAIR_DAMAGED``; default on). Off: the task fails, naming the file and the fix.
     """
 
     signer: Signer | None
     verify: bool = False
     record: bool = True
+    repair: bool = True
 
 
 _scoped: contextvars.ContextVar[TargetConfig | None] = contextvars.ContextVar("kart_target_config", default=None)
@@ -43,6 +55,7 @@ _scoped: contextvars.ContextVar[TargetConfig | None] = contextvars.ContextVar("k
 
 VERIFY_ENVIRONMENT_VARIABLE = "KART_VERIFY_OUTPUTS"
 RECORD_ENVIRONMENT_VARIABLE = "KART_INTEGRITY_RECORD"
+REPAIR_ENVIRONMENT_VARIABLE = "KART_REPAIR_DAMAGED"
 _TRUE = {"1", "true", "yes", "on"}
 
 
@@ -52,6 +65,7 @@ def read() -> TargetConfig:
         signer=signer_from_config(),
         verify=_flag(VERIFY_ENVIRONMENT_VARIABLE, "verify_outputs", default=False),
         record=_flag(RECORD_ENVIRONMENT_VARIABLE, "integrity_record", default=True),
+        repair=_flag(REPAIR_ENVIRONMENT_VARIABLE, "repair_damaged_outputs", default=True),
     )
 
 

@@ -21,6 +21,7 @@ from kart_core.errors import ParameterTypeError, RequiresError, TaskDefinitionEr
 from kart_core.file_processor import FileProcessor
 from kart_core.hashing import short_id
 from kart_core.param_plan import config_frozen, last_resolution
+from kart_core.rerun import Baseline, arm_rerun
 from kart_core.target import TargetOnKart
 from kart_core.task_parameters import TaskParameters
 
@@ -112,7 +113,8 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T]):
         self.set_tracking_url = None
         self.set_status_message = None
         self.set_progress_percentage = None
-        self._rerun_state = self.rerun
+        # True: rerun armed, not yet checked; a Baseline: the rerun waits for its commit; False: no rerun.
+        self._rerun_state: bool | Baseline = bool(self.rerun)
 
     @property
     def param_kwargs(self) -> dict[str, Any]:
@@ -219,7 +221,12 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T]):
 
     def kart_reset_rerun(self) -> None:
         """Re-arm ``rerun`` for a new build: luigi hands back the same instance, whose rerun was spent."""
-        self._rerun_state = self.rerun
+        self._rerun_state = bool(self.rerun)
+
+    def kart_replacing(self) -> bool:
+        """Whether a rerun of this task waits for its commit: its run must write every output anew
+        (the old ones stay in place until the commit replaces them; ``kart_core.rerun``)."""
+        return isinstance(self._rerun_state, Baseline)
 
     def kart_forget_upstreams(self) -> list[LuigiTask]:
         """Forget the cached requires(), outputs and unique id (the config changed); return the upstreams."""
@@ -229,13 +236,20 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T]):
         return list(self._kart_cache.pop("requires", None) or [])
 
     def complete(self) -> bool:
-        """All outputs exist (and, with strict_check / modification_time_check, the inputs are sound)."""
+        """All outputs exist (and, with strict_check / modification_time_check, the inputs are sound).
+
+        With ``rerun=True``: False until the rerun has committed new outputs. Unlike gokart, which
+        deletes the outputs at this first check, kart keeps them until the rerun's commit replaces
+        them, so a rerun that fails leaves the old outputs and their integrity record as they were
+        (``kart_core.rerun``; outputs without an integrity record are deleted here, as gokart does).
+        """
         outputs = flatten(self.kart_outputs())
-        if self._rerun_state:
-            for target in outputs:
-                target.remove()  # each output's integrity record too
+        if self._rerun_state is True:
+            self._rerun_state = arm_rerun(outputs)
+        if isinstance(self._rerun_state, Baseline):
+            if self._rerun_state.pending():
+                return False
             self._rerun_state = False
-            return False
         done = all(target.exists() for target in outputs)
         if not done or not (self.strict_check or self.modification_time_check):
             return done

@@ -47,7 +47,9 @@ class TaskParameters(_Base):
         default="./resources/tmp/", description="Scratch space for model targets and locks.", significant=False
     )
     rerun = luigi.BoolParameter(
-        default=False, description="Run even if the outputs exist (they are deleted first).", significant=False
+        default=False,
+        description="Run even if the outputs exist (they are replaced when the rerun commits).",
+        significant=False,
     )
     strict_check = luigi.BoolParameter(
         default=False, description="Complete only if the inputs exist too.", significant=False

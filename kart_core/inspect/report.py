@@ -31,7 +31,7 @@ from kart_core.inspect.runs import format_size
 
 __all__ = ["render_report", "write_report"]
 
-_STATUS_ORDER = ("complete", "pending", "failed")
+_STATUS_ORDER = ("complete", "damaged", "pending", "failed")
 _NAME_CHARS = 30  # characters of a class name on a node before it is cut
 _NOTE_CHARS = 36
 _PARAMETER_LINE = re.compile(
@@ -120,6 +120,8 @@ def node_note(task: TaskSummary) -> str:
         time = f"{task.processing_time:.2f}s" if task.processing_time is not None else "time ?"
         when = task.finished_at[5:16] if task.finished_at else "not run by kart"
         return f"{time} · {format_size(task.output_size)} · {when}"
+    if task.status == "damaged":
+        return "damaged: kart verify --delete"
     if not task.reason:
         return "will run"
     changed = [found.group(1) for line in task.reason[1:] if (found := _PARAMETER_LINE.match(line))]

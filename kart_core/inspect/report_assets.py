@@ -5,7 +5,7 @@ Tasks table and the Runs view. Text goes in through ``textContent`` only, never 
 """
 
 CSS = """
-:root { --complete: #2e7d32; --pending: #b26a00; --failed: #c62828; --ink: #1f2328; --muted: #59636e;
+:root { --complete: #2e7d32; --damaged: #6a1b9a; --pending: #b26a00; --failed: #c62828; --ink: #1f2328; --muted: #59636e;
   --changed: #fff1a8; --line: #d1d9e0; }
 * { box-sizing: border-box; }
 body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: var(--ink); }
@@ -33,11 +33,13 @@ h3 { font-size: 13px; margin: 14px 0 4px; color: var(--muted); text-transform: u
 .reason { background: #fff8e1; border-left: 3px solid var(--pending); padding: 6px 8px; font-size: 13px;
   white-space: pre-wrap; margin: 0; }
 .failed .reason, .reason.failed { background: #ffebee; border-color: var(--failed); }
+.damaged .reason { background: #f3e5f5; border-color: var(--damaged); }
 g.node { cursor: pointer; }
 g.node rect { fill: #fff; stroke-width: 2; rx: 6; }
 g.node.complete rect { stroke: var(--complete); fill: #e8f5e9; }
 g.node.pending rect { stroke: var(--pending); fill: #fff8e1; }
 g.node.failed rect { stroke: var(--failed); fill: #ffebee; }
+g.node.damaged rect { stroke: var(--damaged); fill: #f3e5f5; stroke-dasharray: 5 3; }
 g.node.root rect { stroke-dasharray: none; stroke-width: 3; }
 g.node.selected rect { stroke-width: 4; }
 g.node text { font-size: 12px; fill: var(--ink); font-weight: 600; }
@@ -50,6 +52,7 @@ table.grid thead th { background: #f6f8fa; position: sticky; top: 0; }
 table.grid td.params, table.grid td.why { white-space: pre-wrap; max-width: 520px; word-break: break-word; }
 td.status-complete { color: var(--complete); } td.status-pending { color: var(--pending); }
 td.status-failed, td.status-unfinished { color: var(--failed); }
+td.status-damaged { color: var(--damaged); }
 .class-runs { margin-bottom: 26px; }
 .class-runs h2 { font-size: 16px; margin: 0 0 6px; }
 table.runs th[scope=row] { background: #f6f8fa; white-space: nowrap; }
@@ -104,7 +107,8 @@ JS = """
     panel.className = t.status;
     panel.appendChild(el('h2', t.label));
     if (t.reason.length) {
-      panel.appendChild(el('h3', t.status === 'failed' ? 'Why it will run again' : 'Why it will run'));
+      panel.appendChild(el('h3', t.status === 'damaged' ? 'What is wrong'
+        : t.status === 'failed' ? 'Why it will run again' : 'Why it will run'));
       panel.appendChild(el('pre', t.reason.join('\\n'), 'reason'));
     }
     panel.appendChild(table([['class', t.module + '.' + t.name], ['unique id', t.unique_id],
@@ -131,7 +135,7 @@ JS = """
   function tasksTable() {
     var t = document.getElementById('tasks-table');
     var head = el('thead'), hr = el('tr');
-    ['task', 'status', 'parameters', 'run time', 'output size', 'finished at', 'why it will run']
+    ['task', 'status', 'parameters', 'run time', 'output size', 'finished at', 'why it will run (or what is wrong)']
       .forEach(function (h) { hr.appendChild(el('th', h)); });
     head.appendChild(hr);
     t.appendChild(head);

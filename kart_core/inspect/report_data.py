@@ -1,7 +1,8 @@
 """What ``kart report`` shows, gathered once: each task of the graph and the runs of each class.
 
 Each task of the graph under the roots gets its parameters (readable), status, run time, output
-size and finish time (from its run logs), and, when it is not complete, the reason ``kart why``
+size and finish time (from its run logs), and, when it is not complete or its output is damaged
+(a size other than its integrity record's: status "damaged"), the reason ``kart why``
 gives (``kart_core.inspect.why.explain_each``). Each task class of the graph gets its cached runs
 side by side, with the names of the parameters whose values differ between them (the experiment
 view thunderbolt gives gokart users). Plain data (dicts of strings and numbers): the page renders
@@ -16,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from kart_core.contract import LuigiTask, is_kart_task
+from kart_core.damage import describe_damage, size_mismatches
 from kart_core.display import readable_params, task_params_text
 from kart_core.graph import TaskGraph, walk
 from kart_core.hashing import short_id
@@ -36,7 +38,7 @@ class TaskSummary:
 
     ``processing_time`` is seconds, ``output_size`` bytes (None: unknown or missing),
     ``finished_at`` ``YYYY-MM-DD HH:MM:SS`` local time of its last successful run (None: never).
-    ``reason`` holds ``kart why``'s lines for a task that is not complete (empty otherwise).
+    ``reason`` holds ``kart why``'s lines for a task that is not complete or is damaged (empty otherwise).
     """
 
     key: str
@@ -44,7 +46,7 @@ class TaskSummary:
     module: str
     unique_id: str
     label: str
-    status: str  # "complete", "pending" or "failed" (started and never finished)
+    status: str  # "complete", "damaged" (complete, an output differs from its record), "pending" or "failed"
     root: bool
     params: dict[str, str]
     processing_time: float | None
@@ -103,7 +105,9 @@ def collect(roots: Sequence[LuigiTask]) -> tuple[TaskGraph, ReportData]:
     complete = {key: bool(graph.nodes[key].complete()) for key in graph.order}
     not_complete = [key for key in graph.order if not complete[key]]
     reasons = dict(zip(not_complete, explain_each([graph.nodes[key] for key in not_complete]), strict=True))
-    tasks = [_task(key, graph, complete[key], reasons.get(key, []), workspaces) for key in graph.order]
+    damaged = _damaged([key for key in graph.order if complete[key]], graph)
+    reasons.update(damaged)
+    tasks = [_task(key, graph, complete[key], key in damaged, reasons.get(key, []), workspaces) for key in graph.order]
     in_graph = {task.unique_id for task in tasks}
     readers = {ws: _stored_params(workspaces.runs(ws)) for _, ws in _classes(graph)}  # one id lookup per workspace
     classes = [_class_runs(name, ws, workspaces, in_graph, readers[ws]) for name, ws in _classes(graph)]
@@ -137,14 +141,35 @@ class _Workspaces:
         return self.by_run[workspace].get((class_name, unique_id))
 
 
-def _task(key: str, graph: TaskGraph, complete: bool, reason: list[str], workspaces: _Workspaces) -> TaskSummary:
+def _damaged(keys: list[str], graph: TaskGraph) -> dict[str, list[str]]:
+    """The complete kart tasks among ``keys`` whose outputs differ in size from their integrity record,
+    each with the line ``kart why`` says about it (one manifest read and one stat per output)."""
+    found = {}
+    for key in keys:
+        task = graph.nodes[key]
+        if is_kart_task(task):
+            mismatches = size_mismatches(flatten(task.output()))
+            if mismatches:
+                found[key] = [describe_damage(task.kart_label(), mismatches)]
+    return found
+
+
+def _task(
+    key: str, graph: TaskGraph, complete: bool, damaged: bool, reason: list[str], workspaces: _Workspaces
+) -> TaskSummary:
     task = graph.nodes[key]
     name = type(task).__name__
     workspace = str(getattr(task, "workspace_directory", "")) if is_kart_task(task) else ""
     unique_id = task.make_unique_id() if is_kart_task(task) else str(task.task_id).rsplit("_", 1)[-1]
     record = workspaces.record(workspace, name, unique_id) if workspace else None
     outputs = [_output(target.path(), workspace, workspaces) for target in flatten(task.output())]
-    status = "complete" if complete else "failed" if record is not None and record.status == "unfinished" else "pending"
+    status = (
+        ("damaged" if damaged else "complete")
+        if complete
+        else "failed"
+        if record is not None and record.status == "unfinished"
+        else "pending"
+    )
     return TaskSummary(
         key=key,
         name=name,

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from kart_core.contract import KartTask, LuigiTask, is_kart_task
-from kart_core.damage import FIX, size_mismatches
+from kart_core.damage import describe_damage, size_mismatches
 from kart_core.display import IdLookup, readable_params, task_params_text
 from kart_core.hashing import short_id
 from kart_core.identity import unique_id_with_upstream, upstream_parts
@@ -89,26 +89,43 @@ def _explain(task: LuigiTask, depth: int, against: RunRecord | None, context: _C
     if label in context.explained or depth > max_depth:
         return
     context.explained.add(label)
-    if task.rerun:
-        context.say(depth, f"{label} has rerun=True: it runs every time (its outputs are deleted first).")
-        return
     targets = flatten(task.output())
+    if task.rerun:
+        context.say(
+            depth,
+            f"{label} has rerun=True: it runs every time (its new outputs replace the old ones when it commits; "
+            "a rerun that fails keeps them).",
+        )
+        _explain_upstreams(task, depth, context, max_depth)
+        return
     missing = [target.path() for target in targets if not target.exists()]
     if not missing:
         damaged = size_mismatches(targets)
         if damaged:
-            context.say(
-                depth,
-                f"{label} is cached but damaged: {'; '.join(d.describe() for d in damaged)}. A build will not "
-                f"run it (its outputs exist) and loading them fails (DamagedOutputError). {FIX}",
-            )
+            context.say(depth, describe_damage(label, damaged))
             return
         context.say(depth, f"{label} is cached: its outputs exist. It will not run.")
         return
     _explain_missing(task, label, missing, depth, against, context, max_depth)
+    _explain_upstreams(task, depth, context, max_depth)
+
+
+def _explain_upstreams(task: KartTask, depth: int, context: _Context, max_depth: int) -> None:
+    """The upstreams of a task that will run: each incomplete one explained in turn; each complete one
+    whose output is damaged named (the run loads it, so the build runs it again first), at any depth."""
     for upstream in task.kart_requires():
         if not upstream.complete():
             _explain(upstream, depth + 1, None, context, max_depth)
+        elif is_kart_task(upstream):
+            damaged = size_mismatches(flatten(upstream.output()))
+            if damaged:
+                context.say(
+                    depth + 1,
+                    f"{upstream.kart_label()} is cached but damaged: {'; '.join(d.describe() for d in damaged)}. "
+                    f"{task.kart_label()} loads it, so the build runs {upstream.kart_label()} again first "
+                    "(its new output replaces the damaged one), unless repairs are off "
+                    "([TaskOnKart] repair_damaged_outputs = false): then the build fails naming the file.",
+                )
 
 
 def _explain_missing(

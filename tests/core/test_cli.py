@@ -630,13 +630,27 @@ class VerDown(kart_core.TaskOnKart):
 """
 
 
-@pytest.mark.parametrize(("flag", "code"), [(["--verify"], 40), ([], 0), (["--no-verify"], 0)])
+@pytest.mark.parametrize(
+    ("flag", "repair", "code", "content"),
+    [
+        (["--verify"], "1", 0, b"alpha\nomega\n"),  # the hash sees it: VerUp runs again, its output is whole
+        (["--verify"], "0", 40, b"ALPHA\nomega\n"),  # repairs off: the named error, nothing rebuilt
+        ([], "1", 0, b"ALPHA\nomega\n"),  # sizes only: the change goes unseen
+        (["--no-verify"], "1", 0, b"ALPHA\nomega\n"),
+    ],
+)
 def test_verify_flag_checks_content_hashes_of_loaded_outputs(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flag: list[str], code: int
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    flag: list[str],
+    repair: str,
+    code: int,
+    content: bytes,
 ) -> None:
     (tmp_path / "clitask_verify.py").write_text(_VERIFY_TASKS)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delenv("KART_VERIFY_OUTPUTS", raising=False)
+    monkeypatch.setenv("KART_REPAIR_DAMAGED", repair)
     workspace = str(tmp_path / "ws")
     assert CliRunner().invoke(cli, ["run", "clitask_verify.VerDown", "--workspace", workspace]).exit_code == 0
     up = next((tmp_path / "ws").glob("up_*.txt"))
@@ -644,8 +658,13 @@ def test_verify_flag_checks_content_hashes_of_loaded_outputs(
     next((tmp_path / "ws" / "clitask_verify").glob("VerDown_*.pkl")).unlink()
     result = CliRunner().invoke(cli, [*flag, "run", "clitask_verify.VerDown", "--workspace", workspace])
     assert result.exit_code == code, result.output
+    assert up.read_bytes() == content
     if code:
         assert "DamagedOutputError" in result.stderr and "VerUp" in result.stderr
+        assert "kart verify --delete" in result.stderr
+    elif content.startswith(b"alpha"):
+        assert "VerDown[" in result.stderr and "needs the output of VerUp[" in result.stderr
+        assert "content hash xxh3_128:" in result.stderr
     assert "KART_VERIFY_OUTPUTS" not in os.environ  # the flag is scoped to the command
 
 

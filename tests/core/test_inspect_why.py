@@ -119,6 +119,31 @@ def test_a_damaged_output_is_cached_but_damaged_with_the_fix(workspace: str) -> 
         file.truncate(2)
     assert explain(task) == [
         f"{task.kart_label()} is cached but damaged: {path}: {committed} bytes were committed, found 2. "
-        "A build will not run it (its outputs exist) and loading them fails (DamagedOutputError). "
+        "A build that needs only it takes it as cached and loading it fails (DamagedOutputError); a task that "
+        "must run and loads it runs it again first (unless repairs are off). "
         "Run `kart verify --delete` (the next build runs its task again), or rerun the task (--rerun)."
     ]
+
+
+def test_a_damaged_upstream_of_a_task_that_will_run_is_named(workspace: str) -> None:
+    """The task runs and loads it: why says the build runs the damaged upstream again first."""
+    build(WyTrain(workspace_directory=workspace))
+    upstream = WyLoad(n=3, workspace_directory=workspace)
+    path = upstream.output().path()
+    committed = os.path.getsize(path)
+    with open(path, "r+b") as file:
+        file.truncate(4)
+    task = WyTrain(epochs=2, workspace_directory=workspace)
+    lines = explain(task)
+    assert lines[0].startswith(f"{task.kart_label()} will run: it differs from the nearest cached run")
+    assert lines[-1] == (
+        f"  {upstream.kart_label()} is cached but damaged: {path}: {committed} bytes were committed, found 4. "
+        f"{task.kart_label()} loads it, so the build runs {upstream.kart_label()} again first (its new output "
+        "replaces the damaged one), unless repairs are off ([TaskOnKart] repair_damaged_outputs = false): then "
+        "the build fails naming the file."
+    )
+    rerun = explain(WyTrain(rerun=True, workspace_directory=workspace))
+    assert "a rerun that fails keeps them" in rerun[0]
+    assert rerun[1].startswith(f"  {upstream.kart_label()} is cached but damaged:")
+    assert build(task) == 6  # and the build does what why said
+    assert not any("damaged" in line for line in explain(WyTrain(epochs=3, workspace_directory=workspace)))

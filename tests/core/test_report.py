@@ -93,6 +93,38 @@ def test_a_pending_node_says_why_it_will_run(workspace: str) -> None:
     assert re.search(r'<text class="note"[^>]*>will run: n changed</text>', node.group(0))
 
 
+def _damage(task: Any) -> tuple[str, int]:
+    """Truncate ``task``'s output to 3 bytes (as a disk or a person might); return its path and committed size."""
+    path = task.output().path()
+    size = Path(path).stat().st_size
+    with open(path, "r+b") as file:
+        file.truncate(3)
+    return path, size
+
+
+def test_a_damaged_task_shows_damaged_with_the_reason(workspace: str) -> None:
+    """Its outputs exist (complete() says yes), but their size is not the committed one."""
+    top = _pipeline(workspace)
+    load = RpLoad(n=2, workspace_directory=workspace)
+    path, committed = _damage(load)
+    page = render_report([top])
+    task = next(t for t in _data(page)["tasks"] if t["unique_id"] == load.make_unique_id())
+    assert task["status"] == "damaged"
+    assert task["reason"] == [
+        f"{load.kart_label()} is cached but damaged: {path}: {committed} bytes were committed, found 3. "
+        "A build that needs only it takes it as cached and loading it fails (DamagedOutputError); a task that "
+        "must run and loads it runs it again first (unless repairs are off). "
+        "Run `kart verify --delete` (the next build runs its task again), or rerun the task (--rerun)."
+    ]
+    node = re.search(rf'<g class="node damaged" data-key="[^"]+_{load.make_unique_id()}".*?</g>', page, re.S)
+    assert node is not None and "damaged: kart verify --delete" in node.group(0)
+    assert re.search(r'<i style="background:var\(--damaged\)"></i>1 damaged', page)
+    top_task = next(t for t in _data(page)["tasks"] if t["root"])
+    assert top_task["status"] == "pending"  # it will run, and its reason names the damaged upstream
+    assert top_task["reason"][0].startswith(top.kart_label())
+    assert any(line.startswith(f"  {load.kart_label()} is cached but damaged:") for line in top_task["reason"])
+
+
 def test_several_roots_are_drawn_in_one_page(workspace: str) -> None:
     first, second = RpLoad(n=7, workspace_directory=workspace), RpTop(n=4, workspace_directory=workspace)
     page = render_report([first, second])
@@ -167,6 +199,7 @@ def test_report_in_chromium_shows_every_task_the_reasons_and_the_changed_paramet
 
     page.click("button[data-view=tasks]")
     rows = page.query_selector_all("#tasks-table tbody tr")
+    assert "why it will run (or what is wrong)" in page.inner_text("#tasks-table thead")
     assert {r.get_attribute("data-key") for r in rows} == keys
     side = RpSide(workspace_directory=workspace)
     assert "never finished" in page.inner_text(f'#tasks-table tr[data-key$="_{side.make_unique_id()}"]')
@@ -181,6 +214,32 @@ def test_report_in_chromium_shows_every_task_the_reasons_and_the_changed_paramet
     assert runs.locator("tr.same[data-param=n] td.changed").count() == 0
     assert browser.requests == [Path(path).as_uri()]  # nothing but the page itself
     assert page.evaluate("performance.getEntriesByType('resource').length") == 0
+
+
+@pytest.mark.slow
+def test_report_in_chromium_shows_a_damaged_task(workspace: str, tmp_path: Path, browser: Page) -> None:
+    top = _pipeline(workspace)
+    load = RpLoad(n=2, workspace_directory=workspace)
+    path, committed = _damage(load)
+    report = write_report([top], str(tmp_path / "report.html"))
+    _open(browser, report)
+    page = browser.page
+    node = f'g.node[data-key$="_{load.make_unique_id()}"]'
+    assert page.eval_on_selector(node, "n => n.classList.contains('damaged')")
+    stroke = page.eval_on_selector(node, "n => getComputedStyle(n.querySelector('rect')).stroke")
+    page.click(node)
+    details = page.inner_text("#details")
+    assert "WHAT IS WRONG" in details and "WHY IT WILL RUN" not in details
+    assert f"{path}: {committed} bytes were committed, found 3" in details and "kart verify --delete" in details
+    assert "status\tdamaged" in details
+    others = page.eval_on_selector_all(
+        "g.node:not(.damaged)", "ns => ns.map(n => getComputedStyle(n.querySelector('rect')).stroke)"
+    )
+    assert stroke not in others  # its own colour
+    page.click("button[data-view=tasks]")
+    row = page.locator(f'#tasks-table tr[data-key$="_{load.make_unique_id()}"]')
+    assert row.locator("td.status-damaged").inner_text() == "damaged"
+    assert "bytes were committed, found 3" in row.inner_text()
 
 
 @pytest.mark.slow

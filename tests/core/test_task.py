@@ -149,7 +149,7 @@ def test_output_path_escaping_the_workspace_is_refused(workspace: str) -> None:
         TkSource(workspace_directory=workspace).make_target("/etc/x.pkl")
 
 
-def test_rerun_deletes_outputs_and_runs_again(workspace: str) -> None:
+def test_rerun_replaces_outputs_and_runs_again(workspace: str) -> None:
     kart_core.build(TkSource(workspace_directory=workspace))
     path = TkSource(workspace_directory=workspace).output().path()
     before = os.path.getmtime(path)

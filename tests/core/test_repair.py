@@ -1,0 +1,210 @@
+"""A damaged upstream under a task that must run is rebuilt, not a failed build (kart_core.repair, runner).
+
+The upstream's output is truncated (or its manifest overwritten) after it was committed; the
+downstream then runs and loads it. kart runs the upstream again (its commit replaces the damaged
+file), logs a warning naming both tasks, the file and what differs, and retries the downstream.
+Checked on local disk and on the real S3-compatible server, with one worker and two threads (two
+downstreams finding the same damage rebuild it once), and under luigi.build. When rebuilding is
+not wanted (repairs off) or not safe (signing refuses the file), the build fails naming the task,
+the file and ``kart verify --delete``. A complete downstream does not look at its upstreams.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import luigi
+import pytest
+
+import kart_core
+from kart_core.errors import DamagedOutputError, GokartBuildError, IntegrityError
+from kart_core.inspect.verify import verify_workspace
+from kart_core.storage import storage_for
+from kart_core.workspace import MANIFEST, log_task_path
+
+
+class RpSource(kart_core.TaskOnKart[Any]):
+    """Counts its runs in ``journal`` (a local file) and dumps 100 numbers; fails when ``refuse`` exists."""
+
+    journal = luigi.Parameter(significant=False)
+    refuse = luigi.Parameter(default="", significant=False)
+
+    def run(self) -> None:
+        with open(self.journal, "a") as handle:
+            handle.write("source\n")
+        if self.refuse and Path(self.refuse).exists():
+            raise RuntimeError("the source cannot be rebuilt now")
+        self.dump(list(range(100)))
+
+
+class RpMiddle(kart_core.TaskOnKart[Any]):
+    source = kart_core.TaskInstanceParameter()
+
+    def run(self) -> None:
+        self.dump([value * 2 for value in self.load("source")])
+
+
+class RpSum(kart_core.TaskOnKart[Any]):
+    upstream = kart_core.TaskInstanceParameter()
+    offset = luigi.IntParameter(default=0)
+
+    def run(self) -> None:
+        self.dump(sum(self.load("upstream")) + self.offset)
+
+
+class RpBoth(kart_core.TaskOnKart[Any]):
+    """Two downstreams of one upstream: with two workers they run (and find its damage) side by side."""
+
+    upstream = kart_core.TaskInstanceParameter()
+
+    def requires(self) -> Any:
+        return [RpSum(upstream=self.upstream, offset=1), RpSum(upstream=self.upstream, offset=2)]
+
+    def run(self) -> None:
+        self.dump([self.load(target) for target in self.input()])
+
+
+@pytest.fixture(params=["local", "s3"])
+def any_workspace(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A workspace on local disk and one on the S3-compatible server."""
+    if request.param == "local":
+        return str(tmp_path / "ws")
+    return f"s3://{request.getfixturevalue('s3_bucket')}/ws"
+
+
+def _rewrite(path: str, change: Any) -> tuple[int, int]:
+    """Rewrite ``path`` with ``change(bytes)`` as a writer outside kart would; return (old, new) sizes."""
+    storage = storage_for(path)
+    with storage.open_read(path) as file:
+        data = file.read()
+    changed = change(data)
+    with storage.atomic_write(path) as file:
+        file.write(changed)
+    return len(data), len(changed)
+
+
+def _runs(journal: Path) -> int:
+    return len(journal.read_text().splitlines()) if journal.exists() else 0
+
+
+def _built_source(workspace: str, tmp_path: Path, **extra: Any) -> RpSource:
+    source = RpSource(journal=str(tmp_path / "journal.txt"), workspace_directory=workspace, **extra)
+    assert kart_core.build(RpSum(upstream=source, workspace_directory=workspace), reset_register=False) == 4950
+    return source
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_truncated_upstream_is_rebuilt_when_its_downstream_runs(
+    any_workspace: str, tmp_path: Path, workers: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    source = _built_source(any_workspace, tmp_path)
+    path = source.output().path()
+    committed, found = _rewrite(path, lambda data: data[:5])
+    root = RpBoth(upstream=source, workspace_directory=any_workspace)
+    with caplog.at_level(logging.WARNING, logger="kart_core.runner"):
+        value = kart_core.build(root, workers=workers, executor="thread", reset_register=False)
+    assert value == [4951, 4952]
+    assert _runs(tmp_path / "journal.txt") == 2  # built once, rebuilt once (not once per downstream)
+    assert source.output().load() == list(range(100))  # whole again, and its record agrees
+    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert len(warnings) >= 1
+    assert f"needs the output of {source.kart_label()}, which is damaged" in warnings[0]
+    assert f"{path}: {committed} bytes were committed, found {found} bytes" in warnings[0]
+    assert "RpSum[" in warnings[0]
+    assert verify_workspace(any_workspace).ok
+
+
+def test_a_damaged_chain_is_rebuilt_from_the_first_damaged_task(workspace: str, tmp_path: Path) -> None:
+    """Source and middle both truncated: the middle's rebuild finds the source damaged and rebuilds it first."""
+    source = RpSource(journal=str(tmp_path / "journal.txt"), workspace_directory=workspace)
+    middle = RpMiddle(source=source, workspace_directory=workspace)
+    assert kart_core.build(RpSum(upstream=middle, workspace_directory=workspace), reset_register=False) == 9900
+    _rewrite(source.output().path(), lambda data: data[:-3])
+    _rewrite(middle.output().path(), lambda data: data[:-3])
+    again = RpSum(upstream=middle, offset=7, workspace_directory=workspace)
+    assert kart_core.build(again, reset_register=False) == 9907
+    assert _runs(tmp_path / "journal.txt") == 2
+    assert middle.output().load() == [value * 2 for value in range(100)]
+
+
+def test_a_damaged_manifest_is_rebuilt_too(any_workspace: str, tmp_path: Path) -> None:
+    source = _built_source(any_workspace, tmp_path)
+    manifest = log_task_path(source, MANIFEST)
+    _rewrite(manifest, lambda data: b"not a manifest")
+    assert kart_core.build(RpSum(upstream=source, offset=3, workspace_directory=any_workspace)) == 4953
+    assert _runs(tmp_path / "journal.txt") == 2
+    with storage_for(manifest).open_read(manifest) as file:
+        assert file.read().startswith(b"{")
+
+
+def test_a_complete_downstream_does_not_look_at_its_upstream(any_workspace: str, tmp_path: Path) -> None:
+    """gokart's semantics: the downstream is cached, its upstream's damage does not matter; kart verify sees it."""
+    source = _built_source(any_workspace, tmp_path)
+    _rewrite(source.output().path(), lambda data: data[:5])
+    assert kart_core.build(RpSum(upstream=source, workspace_directory=any_workspace), reset_register=False) == 4950
+    assert _runs(tmp_path / "journal.txt") == 1
+    problems = verify_workspace(any_workspace).problems
+    assert [(problem.kind, problem.path) for problem in problems] == [("size", source.output().path())]
+
+
+def test_with_repairs_off_the_build_fails_naming_task_file_and_fix(
+    any_workspace: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = _built_source(any_workspace, tmp_path)
+    _rewrite(source.output().path(), lambda data: data[:5])
+    monkeypatch.setenv("KART_REPAIR_DAMAGED", "0")
+    with pytest.raises(GokartBuildError) as info:
+        kart_core.build(RpSum(upstream=source, offset=1, workspace_directory=any_workspace), reset_register=False)
+    (errors,) = info.value.raised_exceptions.values()
+    assert isinstance(errors[0], DamagedOutputError)
+    message = str(errors[0])
+    assert source.kart_label() in message and source.output().path() in message
+    assert "kart verify --delete" in message and "bytes were committed" in message
+    assert _runs(tmp_path / "journal.txt") == 1
+
+
+def test_repairs_off_in_the_luigi_config(workspace: str, tmp_path: Path) -> None:
+    source = _built_source(workspace, tmp_path)
+    _rewrite(source.output().path(), lambda data: data[:5])
+    luigi.configuration.get_config().set("TaskOnKart", "repair_damaged_outputs", "false")
+    with pytest.raises(GokartBuildError, match="DamagedOutputError"):
+        kart_core.build(RpSum(upstream=source, offset=1, workspace_directory=workspace), reset_register=False)
+
+
+def test_a_signature_refusal_is_not_rebuilt(workspace: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Signing says the file was changed: maybe tampering, which a person should look at first."""
+    monkeypatch.setenv("KART_SIGNING_KEY", "a test key of some length")
+    source = _built_source(workspace, tmp_path)
+    _rewrite(source.output().path(), lambda data: data[:-5])
+    with pytest.raises(GokartBuildError) as info:
+        kart_core.build(RpSum(upstream=source, offset=1, workspace_directory=workspace), reset_register=False)
+    (errors,) = info.value.raised_exceptions.values()
+    assert isinstance(errors[0], IntegrityError)
+    message = str(errors[0])
+    assert source.output().path() in message and "kart verify --delete" in message
+    assert _runs(tmp_path / "journal.txt") == 1
+
+
+def test_a_rebuild_that_fails_fails_the_downstream_and_keeps_the_file(workspace: str, tmp_path: Path) -> None:
+    refuse = tmp_path / "refuse"
+    source = _built_source(workspace, tmp_path, refuse=str(refuse))
+    _rewrite(source.output().path(), lambda data: data[:5])
+    refuse.touch()
+    with pytest.raises(GokartBuildError, match="the source cannot be rebuilt now"):
+        kart_core.build(RpSum(upstream=source, offset=1, workspace_directory=workspace), reset_register=False)
+    assert _runs(tmp_path / "journal.txt") == 2
+    assert Path(source.output().path()).stat().st_size == 5  # nothing committed over it
+    refuse.unlink()
+    assert kart_core.build(RpSum(upstream=source, offset=1, workspace_directory=workspace)) == 4951
+
+
+def test_under_luigi_build_the_damaged_upstream_is_rebuilt(any_workspace: str, tmp_path: Path) -> None:
+    """luigi's own scheduler checks complete() and calls run(); the route into run_one repairs the same way."""
+    source = _built_source(any_workspace, tmp_path)
+    _rewrite(source.output().path(), lambda data: data[:5])
+    task = RpSum(upstream=source, offset=5, workspace_directory=any_workspace)
+    assert luigi.build([task], local_scheduler=True, workers=1) is True
+    assert task.output().load() == 4955
+    assert _runs(tmp_path / "journal.txt") == 2
