@@ -312,7 +312,10 @@ def tree_command(
         text = make_task_info_as_tree_str(task, details=details, abbr=not no_abbr).lstrip("\n")
         click.echo(text)
         if "(DAMAGED) " in text:
-            click.echo(f"DAMAGED: an output's size differs from its integrity record; loading it fails. {FIX}")
+            click.echo(
+                "DAMAGED: an output's size differs from its integrity record; loading it fails, and a task that "
+                f"must run and loads it runs it again first. {FIX}"
+            )
 
 
 @cli.command("why", context_settings=_TASK_COMMAND)

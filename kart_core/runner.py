@@ -4,6 +4,10 @@ kart's build(), luigi's worker (through ``TaskOnKart.run``), the Airflow operato
 Kedro dataset all end here: check complete, lock when configured, fix the random seed, run in a
 transaction (``kart_core.transaction``: dumps are staged), check the outputs, commit them, and tell
 the hooks (run logs are one of them; success is logged only after the commit).
+
+A run that fails because an upstream's output is damaged (``kart_core.repair``) runs that upstream
+again first and is retried; a rerun (``kart_core.rerun``) and such a rebuild replace the old outputs
+at their commit, so a failure keeps them.
 """
 
 from __future__ import annotations
@@ -61,9 +65,15 @@ def run_one(task: LuigiTask, hook_manager: pluggy.PluginManager | None = None, l
         lock: hold the task's lock while running (redis when configured, else a file lock), so that
             concurrent builders run it once. None: as the task says (``should_lock_run`` or redis set).
 
+    When run() fails loading an upstream's damaged output (``DamagedOutputError``), that upstream is
+    run again (under its lock; its commit replaces the damaged file) and the task is retried, with a
+    warning naming both tasks, the file and what differs; not with repairs off (``TargetConfig.repair``).
+
     Raises:
-        TaskDefinitionError: run() yields (dynamic dependencies) or finishes without writing its outputs.
-        Exception: whatever the task's run() raised (after the ``kart_on_task_error`` hook saw it).
+        TaskDefinitionError: run() yields (dynamic dependencies) or finishes without writing its outputs
+            (a rerun must write every output again).
+        Exception: whatever the task's run() raised, or the rebuild of a damaged upstream raised (after
+            the ``kart_on_task_error`` hook saw it).
     """
     if not is_kart_task(task):
         return _run_plain_luigi_task(task)

@@ -448,6 +448,32 @@ def test_why_tree_and_report_on_a_damaged_workspace(damaged_workspace: tuple[str
     assert page.read_text().count('<g class="node complete') == 3
 
 
+def test_tree_why_report_show_a_damaged_output_and_a_rerun_repairs_it(tmp_path: Path) -> None:
+    workspace = str(tmp_path / "ws")
+    assert kart("run", f"{M}.CliReport", "--n", "3", "-w", workspace).exit_code == 0
+    load = CliLoad(n=3, workspace_directory=workspace)
+    path = Path(load.output().path())
+    committed = path.stat().st_size
+    path.write_bytes(path.read_bytes()[:4])
+    tree = invoke("tree", f"{M}.CliReport", "--n", "3", "-w", workspace)
+    _no_crash(tree)
+    assert f"(DAMAGED) CliLoad[{load.make_unique_id()}]" in tree.stdout
+    assert "a task that must run and loads it runs it again first" in tree.stdout
+    assert "kart verify --delete" in tree.stdout
+    why = invoke("why", f"{M}.CliReport", "--n", "3", "--fail", "-w", workspace)
+    _no_crash(why)
+    assert f"  {load.kart_label()} is cached but damaged: {path}: {committed} bytes were committed, found 4." in (
+        why.stdout
+    )
+    page = tmp_path / "r.html"
+    _no_crash(invoke("report", f"{M}.CliReport", "--n", "3", "-w", workspace, "-o", str(page)))
+    assert page.read_text().count('<g class="node damaged') == 1
+    rerun = invoke("run", f"{M}.CliReport", "--n", "3", "--rerun", "-w", workspace)
+    assert rerun.exit_code == 0, rerun.output
+    assert f"needs the output of {load.kart_label()}, which is damaged" in rerun.stderr
+    assert path.stat().st_size == committed and load.output().load() == [0, 1, 2]
+
+
 @pytest.mark.slow
 def test_damaged_workspace_in_a_subprocess_never_prints_a_traceback(tmp_path: Path) -> None:
     script = Path(sys.executable).with_name("kart")

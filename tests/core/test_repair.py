@@ -95,25 +95,29 @@ def _built_source(workspace: str, tmp_path: Path, **extra: Any) -> RpSource:
     return source
 
 
-@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize(("workers", "executor"), [(1, "thread"), (2, "thread"), (2, "process")])
 def test_a_truncated_upstream_is_rebuilt_when_its_downstream_runs(
-    any_workspace: str, tmp_path: Path, workers: int, caplog: pytest.LogCaptureFixture
+    any_workspace: str, tmp_path: Path, workers: int, executor: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    if executor == "process" and "://" in any_workspace:
+        pytest.skip("worker processes on object storage fail in s3fs on main too ('This class is not fork-safe')")
     source = _built_source(any_workspace, tmp_path)
     path = source.output().path()
     committed, found = _rewrite(path, lambda data: data[:5])
     root = RpBoth(upstream=source, workspace_directory=any_workspace)
     with caplog.at_level(logging.WARNING, logger="kart_core.runner"):
-        value = kart_core.build(root, workers=workers, executor="thread", reset_register=False)
+        value = kart_core.build(root, workers=workers, executor=executor, reset_register=False)
     assert value == [4951, 4952]
     assert _runs(tmp_path / "journal.txt") == 2  # built once, rebuilt once (not once per downstream)
     assert source.output().load() == list(range(100))  # whole again, and its record agrees
+    assert verify_workspace(any_workspace).ok
+    if executor == "process":
+        return  # the warning is logged in the worker process
     warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
     assert len(warnings) >= 1
     assert f"needs the output of {source.kart_label()}, which is damaged" in warnings[0]
     assert f"{path}: {committed} bytes were committed, found {found} bytes" in warnings[0]
     assert "RpSum[" in warnings[0]
-    assert verify_workspace(any_workspace).ok
 
 
 def test_a_damaged_chain_is_rebuilt_from_the_first_damaged_task(workspace: str, tmp_path: Path) -> None:
