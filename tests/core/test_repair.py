@@ -120,6 +120,34 @@ def test_a_truncated_upstream_is_rebuilt_when_its_downstream_runs(
     assert "RpSum[" in warnings[0]
 
 
+def test_a_same_size_change_is_rebuilt_when_verify_is_on(
+    any_workspace: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the content hash sees it; the rebuild writes the committed content back."""
+    source = _built_source(any_workspace, tmp_path)
+    before = _rewrite(source.output().path(), lambda data: data[:-2] + bytes([data[-2] ^ 1]) + data[-1:])
+    assert before[0] == before[1]
+    monkeypatch.setenv("KART_VERIFY_OUTPUTS", "1")
+    assert kart_core.build(RpSum(upstream=source, offset=4, workspace_directory=any_workspace)) == 4954
+    assert _runs(tmp_path / "journal.txt") == 2
+    assert verify_workspace(any_workspace).ok
+
+
+def test_two_workers_rebuild_once_under_a_redis_lock(workspace: str, tmp_path: Path, redis_service: Any) -> None:
+    """With redis configured the rebuild's lock is redis's (shared by machines), not a local file lock."""
+    source = RpSource(
+        journal=str(tmp_path / "journal.txt"),
+        workspace_directory=workspace,
+        redis_host=redis_service.host,
+        redis_port=redis_service.port,
+    )
+    assert kart_core.build(RpSum(upstream=source, workspace_directory=workspace), reset_register=False) == 4950
+    _rewrite(source.output().path(), lambda data: data[:7])
+    root = RpBoth(upstream=source, workspace_directory=workspace)
+    assert kart_core.build(root, workers=2, executor="thread", reset_register=False) == [4951, 4952]
+    assert _runs(tmp_path / "journal.txt") == 2
+
+
 def test_a_damaged_chain_is_rebuilt_from_the_first_damaged_task(workspace: str, tmp_path: Path) -> None:
     """Source and middle both truncated: the middle's rebuild finds the source damaged and rebuilds it first."""
     source = RpSource(journal=str(tmp_path / "journal.txt"), workspace_directory=workspace)
