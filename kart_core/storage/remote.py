@@ -117,8 +117,20 @@ class FsspecStorage:
     """Files on an fsspec file system; a write is uploaded in one put, so readers never see half."""
 
     def __init__(self, fs: Any, protocol: str) -> None:
-        self._fs = fs
+        self._file_system = fs
         self._protocol = protocol
+        self._pid = os.getpid()
+
+    @property
+    def _fs(self) -> Any:
+        """The file system, made again in a forked process (a worker of ``build(executor="process")``
+        or of luigi): s3fs and gcsfs refuse to use their parent's event loop ("This class is not
+        fork-safe"), and targets, tasks and the backend cache all keep this object across the fork."""
+        if self._pid != os.getpid():
+            fs = self._file_system
+            self._file_system = type(fs)(*fs.storage_args, **fs.storage_options)
+            self._pid = os.getpid()
+        return self._file_system
 
     @classmethod
     def for_protocol(cls, protocol: str, **options: Any) -> FsspecStorage:

@@ -99,8 +99,6 @@ def _built_source(workspace: str, tmp_path: Path, **extra: Any) -> RpSource:
 def test_a_truncated_upstream_is_rebuilt_when_its_downstream_runs(
     any_workspace: str, tmp_path: Path, workers: int, executor: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    if executor == "process" and "://" in any_workspace:
-        pytest.skip("worker processes on object storage fail in s3fs on main too ('This class is not fork-safe')")
     source = _built_source(any_workspace, tmp_path)
     path = source.output().path()
     committed, found = _rewrite(path, lambda data: data[:5])

@@ -245,3 +245,29 @@ def test_a_built_task_s_outputs_and_logs_are_readable_by_the_group_as_gokart_s(w
     assert {path.name: stat.S_IMODE(path.stat().st_mode) for path in written} == {
         path.name: expected for path in written
     }
+
+
+def _use_in_child(storage: Storage, path: str, copy: str) -> None:
+    """Run in a forked process: read the parent's file through the parent's storage object, write a copy."""
+    with storage.open_read(path) as file:
+        data = file.read()
+    _write(storage, copy, data + b" (copied in the child)")
+
+
+@pytest.mark.parametrize("scheme", ["s3", "gs"])
+def test_a_storage_object_made_before_a_fork_works_in_the_child(scheme: str, request: pytest.FixtureRequest) -> None:
+    # Forked workers (build(executor="process"), luigi's workers) inherit storage objects held by
+    # targets and tasks; s3fs and gcsfs raised "This class is not fork-safe" on the parent's loop.
+    import multiprocessing
+
+    bucket = request.getfixturevalue("s3_bucket" if scheme == "s3" else "gcs_bucket")
+    path, copy = f"{scheme}://{bucket}/fork/parent.txt", f"{scheme}://{bucket}/fork/child.txt"
+    storage = storage_for(path)
+    _write(storage, path, b"from the parent")
+    assert storage.exists(path)  # the parent's file system is in use before the fork
+    child = multiprocessing.get_context("fork").Process(target=_use_in_child, args=(storage, path, copy))
+    child.start()
+    child.join(120)
+    assert child.exitcode == 0
+    with storage.open_read(copy) as file:
+        assert file.read() == b"from the parent (copied in the child)"
