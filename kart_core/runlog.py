@@ -2,6 +2,12 @@
 
 task_params, random_seed and module_versions are written before ``run()``; processing_time
 and task_log after it succeeds.
+
+A task class that sets ``kart_compact_run_logs = True`` (kart's own classes that gokart never
+reads, such as kart_kedro's node runs) gets two files instead of five: task_params before the run,
+and task_log after it, carrying the random seed, the module versions and the processing time under
+those kinds' names (``task_log["random_seed"]`` ...). Nothing is lost, and a trivial task's run
+writes three files fewer (``compact_value`` reads either form back).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from luigi.task import flatten
 
 from kart_core.contract import KartTask
 from kart_core.hooks.markers import hookimpl
-from kart_core.runlog_reader import load_log_value, one_line, read_log_safely
+from kart_core.runlog_reader import compact_value, load_log_value, one_line, read_log_safely
 from kart_core.target import make_target
 from kart_core.workspace import (
     MODULE_VERSIONS,
@@ -31,6 +37,8 @@ from kart_core.workspace import (
 
 __all__ = [
     "RunLogPlugin",
+    "compact_run_logs",
+    "compact_value",
     "load_log_value",
     "module_versions",
     "one_line",
@@ -49,21 +57,35 @@ class RunLogPlugin:
 
     @hookimpl
     def kart_before_task_run(self, task: KartTask, seed: int, seed_methods: list[str]) -> None:
-        """Record parameters, seed and package versions."""
+        """Record parameters, seed and package versions (the last two in the task log when compact)."""
         if not task.should_dump_supplementary_log_files:
             return
-        _dump(task, RANDOM_SEED, {"seed": seed, "seed_methods": seed_methods})
+        seeded = {"seed": seed, "seed_methods": seed_methods}
+        if compact_run_logs(task):
+            task.task_log[RANDOM_SEED.name] = seeded
+            task.task_log[MODULE_VERSIONS.name] = module_versions()
+            _dump(task, TASK_PARAMS, task.to_str_params(only_significant=True))
+            return
+        _dump(task, RANDOM_SEED, seeded)
         _dump(task, TASK_PARAMS, task.to_str_params(only_significant=True))
         _dump(task, MODULE_VERSIONS, module_versions())
 
     @hookimpl
     def kart_after_task_run(self, task: KartTask, processing_time: float) -> None:
-        """Record the run time and the task log with the output paths."""
+        """Record the run time and the task log with the output paths (the run time in the task log when compact)."""
         task.task_log["file_path"] = [target.path() for target in flatten(task.kart_outputs())]
         if not task.should_dump_supplementary_log_files:
             return
-        _dump(task, PROCESSING_TIME, processing_time)
+        if compact_run_logs(task):
+            task.task_log[PROCESSING_TIME.name] = processing_time
+        else:
+            _dump(task, PROCESSING_TIME, processing_time)
         _dump(task, TASK_LOG, task.task_log)
+
+
+def compact_run_logs(task: object) -> bool:
+    """Whether ``task``'s class keeps random seed, module versions and processing time in its task log."""
+    return bool(getattr(type(task), "kart_compact_run_logs", False))
 
 
 def _dump(task: KartTask, kind: LogKind, value: object) -> None:

@@ -20,9 +20,9 @@ from kart_core.signing import ENVIRONMENT_VARIABLE as SIGNING_KEY_VARIABLE
 from kart_core.signing import HEADER_SIZE, is_sealed
 from kart_core.storage import storage_for
 from kart_core.storage.base import protocol_of
-from kart_core.workspace import luigi_config_may_set
+from kart_core.workspace import LogKind, luigi_config_may_set
 
-__all__ = ["load_log_value", "one_line", "plain_pickle_allowed", "read_log_safely"]
+__all__ = ["compact_value", "load_log_value", "one_line", "plain_pickle_allowed", "read_log_safely"]
 
 logger = logging.getLogger("kart_core.runlog")  # the writer's logger: one name for messages about run logs
 _T = TypeVar("_T")
@@ -50,6 +50,17 @@ def read_log_safely(
         return default
     if not isinstance(value, expected):
         logger.warning("skipping run log %s: it holds a %s, not what kart writes there", path, type(value).__name__)
+        return default
+    return value
+
+
+def compact_value(task_log: object, kind: LogKind, expected: type | tuple[type, ...], default: _T) -> Any:
+    """The value of run log ``kind`` that a compact task log carries (``kart_core.runlog``: ``kart_compact_run_logs``).
+
+    ``default`` when ``task_log`` is not a dict or holds no value of type ``expected`` under ``kind.name``.
+    """
+    value = task_log.get(kind.name) if isinstance(task_log, dict) else None
+    if value is None or isinstance(value, bool) or not isinstance(value, expected):
         return default
     return value
 

@@ -349,8 +349,11 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T]):
         return cast(dict[str, Any], runlog.read_log(self, workspace.TASK_PARAMS, {}))
 
     def get_processing_time(self) -> Any:
-        """Seconds the last run took, or 'unknown'."""
-        return runlog.read_log(self, workspace.PROCESSING_TIME, "unknown")
+        """Seconds the last run took (from the task log for ``kart_compact_run_logs`` classes), or 'unknown'."""
+        found = runlog.read_log(self, workspace.PROCESSING_TIME, None)
+        if found is None:
+            return runlog.compact_value(self.get_task_log(), workspace.PROCESSING_TIME, (int, float), "unknown")
+        return found
 
     @classmethod
     def restore(cls, unique_id: str, workspace_directory: str | None = None) -> TaskOnKart[Any]:

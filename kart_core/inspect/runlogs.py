@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from kart_core.manifest import read_unverified
-from kart_core.runlog_reader import one_line, plain_pickle_allowed, read_log_safely
+from kart_core.runlog_reader import compact_value, one_line, plain_pickle_allowed, read_log_safely
 from kart_core.storage import storage_for
 from kart_core.storage.base import protocol_of
 from kart_core.workspace import (
@@ -96,7 +96,8 @@ def _record(
     by_relative: dict[str, FileEntry],
     plain: bool,
 ) -> RunRecord:
-    outputs = _recorded_outputs(logs.get(TASK_LOG), plain)
+    task_log = _read(logs.get(TASK_LOG), None, dict, plain)
+    outputs = _recorded_outputs(logs.get(TASK_LOG), task_log)
     located = [locate_size(workspace, path, by_relative) for path in outputs or []]
     sizes = [size for size in located if size is not None]
     if TASK_LOG not in logs:
@@ -108,6 +109,8 @@ def _record(
         if status == "complete" and _size_damaged(logs.get(MANIFEST), by_relative):
             status = "damaged output"
     processing_time = _read(logs.get(PROCESSING_TIME), None, (int, float), plain)
+    if processing_time is None:  # a kart_compact_run_logs class keeps it in the task log
+        processing_time = compact_value(task_log, PROCESSING_TIME, (int, float), None)
     return RunRecord(
         class_name=cls,
         unique_id=uid,
@@ -131,11 +134,10 @@ def _size_damaged(manifest: FileEntry | None, by_relative: dict[str, FileEntry])
     return any(key in by_relative and by_relative[key].size != entry.size for key, entry in found.outputs.items())
 
 
-def _recorded_outputs(entry: FileEntry | None, plain: bool) -> list[str] | None:
-    """The output paths a task log records ([] without a task log); None when it is unreadable or not kart's."""
+def _recorded_outputs(entry: FileEntry | None, task_log: dict[str, Any] | None) -> list[str] | None:
+    """The output paths a task log (read from ``entry``) records ([] without one); None when it is unreadable or not kart's."""
     if entry is None:
         return []
-    task_log = read_log_safely(entry.path, None, dict, plain)
     if task_log is None:
         return None
     paths = task_log.get("file_path", [])

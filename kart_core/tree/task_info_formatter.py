@@ -17,7 +17,7 @@ from kart_core.contract import KartTask, LuigiTask, is_kart_task
 from kart_core.damage import size_mismatches
 from kart_core.errors import RequiresError
 from kart_core.graph import TaskGraph, walk
-from kart_core.runlog import read_task_log_safely
+from kart_core.runlog import compact_value, read_task_log_safely
 from kart_core.utils import flatten
 from kart_core.workspace import PROCESSING_TIME, TASK_LOG
 
@@ -110,8 +110,10 @@ def _describe(task: LuigiTask, children: list[TaskInfo]) -> TaskInfo:
     processing_time: Any = "unknown"
     task_log: dict[str, Any] = {}
     if is_kart_task(task):
-        processing_time = read_task_log_safely(task, PROCESSING_TIME, "unknown", (int, float))
+        processing_time = read_task_log_safely(task, PROCESSING_TIME, None, (int, float))
         task_log = _task_log(task)
+        if processing_time is None:  # a kart_compact_run_logs class keeps it in the task log
+            processing_time = compact_value(task_log, PROCESSING_TIME, (int, float), "unknown")
     if isinstance(processing_time, float):
         processing_time = f"{processing_time}s"
     return TaskInfo(

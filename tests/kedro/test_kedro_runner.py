@@ -321,9 +321,17 @@ def test_node_outputs_and_run_logs_have_gokart_style_paths(tmp_path: Path, works
         "kedro/_/total/total",
     ]
     unique_ids = {p.rsplit("_", 1)[1][: -len(".pkl")] for p in outputs}
-    for kind, extension in [("task_params", "pkl"), ("processing_time", "pkl"), ("module_versions", "txt")]:
-        logged = {p.name[len("KedroNodeRun_") : -len(extension) - 1] for p in Path(workspace, "log", kind).iterdir()}
+    for kind, extension in [("task_params", "pkl"), ("task_log", "pkl"), ("manifest", "json")]:
+        folder = Path(workspace, "log", kind)
+        logged = {p.name[len("KedroNodeRun_") : -len(extension) - 1] for p in folder.glob("KedroNodeRun_*")}
         assert logged == unique_ids
+    # Compact run logs (kart_core.runlog): seed, module versions and run time live in the task log.
+    assert sorted(p.name for p in Path(workspace, "log").iterdir()) == ["manifest", "task_log", "task_params"]
+    for run in cached_runs(workspace):
+        task_log = run.task.get_task_log()
+        assert task_log["random_seed"]["seed"] == int(run.unique_id, 16) % (2**32 - 1)
+        assert "kedro==" in task_log["module_versions"]
+        assert isinstance(run.processing_time, float) and run.processing_time == task_log["processing_time"]
 
 
 def test_an_output_that_cannot_be_cached_fails_with_a_clear_error(workspace: str) -> None:

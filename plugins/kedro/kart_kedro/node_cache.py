@@ -42,6 +42,9 @@ class KedroNodeRun(kart_core.TaskOnKart[Any]):
     inputs = luigi.ListParameter(default=(), description="The node's input dataset names.")
     outputs = luigi.ListParameter(default=(), description="The node's output dataset names.")
     kedro_execute: Callable[[], dict[str, Any]] | None = None  # set by KartRunner around run_one
+    # Two run logs per node run, not five: seed, module versions and run time go into the task log
+    # (kart_core.runlog). gokart never reads node runs; kart runs, why and the report read either form.
+    kart_compact_run_logs = True
     upstream = luigi.ListParameter(default=(), description="Unique ids of the node runs that produced the inputs.")
 
     def cache_folder(self) -> str:
