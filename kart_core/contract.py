@@ -128,6 +128,10 @@ class KartTask(LuigiTask, Protocol):
         """Forget the cached ``requires()`` and the unique id computed from it; return the forgotten upstreams."""
         ...
 
+    def kart_release(self) -> None:
+        """Forget the outputs (targets) kept for a build; ``kart_outputs`` computes them again when asked."""
+        ...
+
     def kart_requires(self) -> list[LuigiTask]:
         """``requires()`` flattened to a list of tasks (kart or plain luigi)."""
         ...

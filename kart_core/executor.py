@@ -7,6 +7,10 @@ an exception, a ``SystemExit`` or a ``KeyboardInterrupt`` from a task is that ta
 
 Every step is linear in the number of nodes and edges: the pool's bookkeeping (what each task
 waits on, who waits on it) is built once, with one set of the pending keys.
+
+Once every dependant of a task has run (or was found complete), the task forgets the targets it
+computed for the build (``kart_release``; the roots keep theirs, build() loads them): nothing in the build reads them again, so memory does not grow with every task that
+has finished, and each task's ``output()`` is still asked once per build.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Literal
 
 import pluggy
 
-from kart_core.contract import LuigiTask
+from kart_core.contract import LuigiTask, is_kart_task
 from kart_core.errors import ProcessPoolFallbackWarning
 from kart_core.graph import TaskGraph
 from kart_core.outcome import BuildResult
@@ -73,9 +77,10 @@ def execute(
     pending = [key for key in graph.order if key in graph.expanded]
     result.cached.extend(key for key in graph.order if key not in graph.expanded)
     display.add_cached(len(result.cached))
+    release = _Releaser(graph)
     if workers <= 1:
         run = functools.partial(run_one, hook_manager=hook_manager, lock=lock)
-        _execute_serially(graph, pending, result, keep_going, run, display)
+        _execute_serially(graph, pending, result, keep_going, run, display, release)
     elif pending:  # nothing to run (all cached): no pool, no checks
         recipe = None
         if executor == "process":
@@ -83,7 +88,7 @@ def execute(
         if executor == "process":
             recipe = plugin_recipe(hook_manager if hook_manager is not None else default_hook_manager())
         pool = _Pool(workers, executor, hook_manager, recipe, lock)
-        _execute_in_pool(graph, pending, result, pool, keep_going, display)
+        _execute_in_pool(graph, pending, result, pool, keep_going, display, release)
     result.seconds = time.perf_counter() - started
     return result
 
@@ -95,6 +100,7 @@ def _execute_serially(
     keep_going: bool,
     run: Callable[[LuigiTask], RunStatus],
     display: Progress,
+    release: Callable[[str], None],
 ) -> None:
     blocked: set[str] = set()
     for index, key in enumerate(pending):
@@ -113,6 +119,33 @@ def _execute_serially(
                 return
             continue
         _record(result, display, key, status)
+        release(key)
+
+
+class _Releaser:
+    """``release(key)`` after ``key`` settled: each upstream whose dependants have all settled forgets its targets.
+
+    Counts, per node, the dependants not settled yet (one dict entry per node with dependants);
+    the roots are never released (build() loads their outputs), nor the upstreams of a task that
+    failed or did not run.
+    """
+
+    def __init__(self, graph: TaskGraph) -> None:
+        self.graph = graph
+        self.keep = frozenset(graph.roots)
+        self.left: dict[str, int] = {}
+        for deps in graph.upstream.values():
+            for dep in deps:
+                self.left[dep] = self.left.get(dep, 0) + 1
+
+    def __call__(self, key: str) -> None:
+        nodes, left = self.graph.nodes, self.left
+        for dep in self.graph.upstream[key]:
+            left[dep] -= 1
+            if not left[dep] and dep not in self.keep:
+                task = nodes[dep]
+                if is_kart_task(task):
+                    task.kart_release()
 
 
 def _record(result: BuildResult, display: Progress, key: str, outcome: RunStatus | BaseException) -> None:
@@ -187,6 +220,7 @@ def _execute_in_pool(
     how: _Pool,
     keep_going: bool,
     display: Progress,
+    release: Callable[[str], None],
 ) -> None:
     waiting_on, dependants = dependency_state(graph, pending)
     ready = [key for key in pending if not waiting_on[key]]
@@ -211,6 +245,7 @@ def _execute_in_pool(
             for future in finished:
                 key = running.pop(future)
                 if _settle(result, display, key, future):
+                    release(key)
                     for child in dependants[key]:
                         waiting_on[child].discard(key)
                         if not waiting_on[child]:

@@ -49,12 +49,12 @@ def new_commit_id() -> str:
     return secrets.token_hex(16)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)  # one per output of every task a build walks
 class OutputRecord:
     """Where an output's integrity record lives: the task's manifest and the output's key in it.
 
     Attributes:
-        manifest: the manifest's full path (local path or URL).
+        workspace: the owning task's workspace directory (local path or URL).
         manifest_name: the manifest's workspace-relative path (what its signature binds).
         key: the output's workspace-relative path (its key in the manifest, and what its signature binds).
         task: the owning task's label, ``Class[8-hex id]``.
@@ -63,12 +63,21 @@ class OutputRecord:
             that race take a redis lock when host and port are set, else a local file lock.
     """
 
-    manifest: str
+    workspace: str
     manifest_name: str
     key: str
     task: str
     unique_id: str
     redis: tuple[str | None, int | None, int] = (None, None, 180)
+
+    @property
+    def manifest(self) -> str:
+        """The manifest's full path (local path or URL): ``manifest_name`` joined to the workspace as gokart joins.
+
+        Computed when read: a 100,000-task graph keeps one record per output, and this string is
+        the longest part of each.
+        """
+        return os.path.join(self.workspace, self.manifest_name)
 
     def lock_params(self) -> LockParams:
         """The lock that guards updates of the manifest (lock files in the system temporary directory:

@@ -14,6 +14,7 @@ from luigi.parameter import _no_value
 from kart_core.contract import is_kart_task
 from kart_core.errors import ParameterTypeError, TaskDefinitionError, TaskParameterTooLargeError
 from kart_core.hashing import decode_task_reference, serialize_task_reference
+from kart_core.task_memo import memo_of
 
 __all__ = [
     "MAX_TASK_PARAMETER_BYTES",
@@ -77,10 +78,10 @@ class TaskInstanceParameter(luigi.Parameter, Generic[TaskT]):
             TaskParameterTooLargeError: the result is longer than ``MAX_TASK_PARAMETER_BYTES``
                 (a deep chain of task parameters); the owning task's ``to_str_params`` adds its name.
         """
-        cache = getattr(x, "_kart_cache", None)
-        cached = cache.get("task_reference") if cache is not None else None
+        memo = memo_of(x) if is_kart_task(x) else None
+        cached = memo.task_reference if memo is not None else None
         if cached is not None:
-            return str(cached)
+            return cached
         text = serialize_task_reference(x.get_task_family(), x.to_str_params(only_significant=True))
         if len(text) > MAX_TASK_PARAMETER_BYTES:
             label = x.kart_label() if hasattr(x, "kart_label") else x.get_task_family()
@@ -91,8 +92,8 @@ class TaskInstanceParameter(luigi.Parameter, Generic[TaskT]):
                 "upstream through requires() with plain parameters instead, e.g. "
                 "`def requires(self): return Link(n=self.n - 1)`."
             )
-        if cache is not None:
-            cache["task_reference"] = text
+        if memo is not None:
+            memo.task_reference = text
         return text
 
     def _warn_on_wrong_param_type(self, param_name: str, param_value: Any) -> None:

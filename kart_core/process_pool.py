@@ -8,7 +8,7 @@ manager once per recipe and calls the plugins from its own copies (state a plugi
 memory stays in the worker; write to files or a service to gather it).
 
 Each task is pickled by ``ship`` without what it computed and cached (its ``requires()`` list, its
-targets): pickling those would carry every upstream task along, so a chain of n tasks would send
+targets: ``kart_core.task_memo.TaskMemo`` pickles empty): pickling those would carry every upstream task along, so a chain of n tasks would send
 O(n) objects per task (quadratic, and a RecursionError beyond a few hundred links). The worker
 computes them again for the one task it runs.
 
@@ -21,12 +21,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib
-import io
 import pickle
 import types
-from typing import Any
 
-import luigi
 import pluggy
 
 from kart_core.contract import LuigiTask
@@ -37,9 +34,6 @@ from kart_core.runlog import RunLogPlugin
 from kart_core.runner import RunStatus, run_one
 
 __all__ = ["PluginRecipe", "plugin_recipe", "run_in_worker", "ship", "unpicklable_classes"]
-
-# The per-object memo kart tasks keep (kart_core.task.TaskOnKart._kart_cache): shipped empty.
-_TASK_CACHE = "_kart_cache"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,28 +97,13 @@ def _manager_for(recipe: PluginRecipe) -> pluggy.PluginManager:
     return create_hook_manager(plugins, load_entry_points=recipe.entry_points)
 
 
-class _TaskPickler(pickle.Pickler):
-    """Pickles kart tasks (the one shipped and those among its parameters) with an empty memo."""
-
-    def reducer_override(self, obj: Any) -> Any:
-        state = getattr(obj, "__dict__", None)
-        if type(state) is not dict or _TASK_CACHE not in state or not isinstance(obj, luigi.Task):
-            return NotImplemented
-        reduced = obj.__reduce_ex__(pickle.HIGHEST_PROTOCOL)
-        if not isinstance(reduced, tuple) or len(reduced) < 3 or reduced[2] is not state:
-            return NotImplemented  # a class with its own pickling: leave it alone
-        return (*reduced[:2], {**state, _TASK_CACHE: {}}, *reduced[3:])
-
-
 def ship(task: LuigiTask) -> bytes:
     """``task`` pickled for a worker process, without the upstreams and targets it cached.
 
     Raises:
         pickle.PicklingError: a parameter value cannot be pickled (the task then fails with it).
     """
-    buffer = io.BytesIO()
-    _TaskPickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(task)
-    return buffer.getvalue()
+    return pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL)  # each task's memo pickles empty (TaskMemo)
 
 
 def run_in_worker(shipped: bytes, recipe: PluginRecipe, lock: bool | None) -> RunStatus:

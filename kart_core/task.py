@@ -23,6 +23,7 @@ from kart_core.hashing import short_id
 from kart_core.param_plan import config_frozen, last_resolution
 from kart_core.rerun import Baseline, arm_rerun
 from kart_core.target import TargetOnKart
+from kart_core.task_memo import UNSET, TaskMemo, memo_of
 from kart_core.task_parameters import TaskParameters
 
 __all__ = ["TaskOnKart", "config_frozen"]
@@ -94,7 +95,7 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T]):
             ParameterTypeError: a value has the wrong type for its parameter (naming the class).
             luigi.parameter.MissingParameterException / UnknownParameterException: as luigi.
         """
-        self._kart_cache: dict[Any, Any] = {}
+        self._kart_cache = TaskMemo()
         self.task_log: dict[str, Any] = {}
         self.task_unique_id: str | None = None
         last_resolution.initializing = True
@@ -177,9 +178,11 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T]):
         """
         if not self.cache_unique_id:
             return self.requires()
-        if "requires_structure" not in self._kart_cache:
-            self._kart_cache["requires_structure"] = self.requires()
-        return self._kart_cache["requires_structure"]
+        memo = memo_of(self)
+        structure = memo.requires_structure
+        if structure is UNSET:
+            structure = memo.requires_structure = self.requires()
+        return structure
 
     def kart_requires(self) -> list[LuigiTask]:
         """``requires()`` flattened to a list, checked to contain tasks only.
@@ -190,17 +193,19 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T]):
         Raises:
             RequiresError: (a TaskDefinitionError and a ValueError, as gokart raises) an item is not a task.
         """
-        cached = self._kart_cache.get("requires")
+        memo = memo_of(self)
+        cached = memo.requires
         if cached is None:
-            cached = flatten(self.kart_requires_structure())
-            for item in cached:
+            flat = flatten(self.kart_requires_structure())
+            for item in flat:
                 if not isinstance(item, luigi.Task):
                     raise RequiresError(
                         f"{type(self).__name__}.requires() returned {type(item).__name__} {item!r}; "
                         "it must return tasks (or a list/dict of tasks)."
                     )
+            cached = tuple(flat)  # the empty tuple is one shared object: most tasks of a wide graph are leaves
             if self.cache_unique_id:
-                self._kart_cache["requires"] = cached
+                memo.requires = cached
         return list(cached)
 
     def output(self) -> Any:
@@ -211,9 +216,11 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T]):
         """``output()`` computed once per task object, for kart's own reads (each call with cache_unique_id off)."""
         if not self.cache_unique_id:
             return self.output()
-        if "outputs" not in self._kart_cache:
-            self._kart_cache["outputs"] = self.output()
-        return self._kart_cache["outputs"]
+        memo = memo_of(self)
+        outputs = memo.outputs
+        if outputs is UNSET:  # read once into a local: another thread may release the memo meanwhile
+            outputs = memo.outputs = self.output()
+        return outputs
 
     def input(self) -> Any:
         """luigi's ``input()``: the outputs of ``requires()``, in its shape."""
@@ -231,9 +238,20 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T]):
     def kart_forget_upstreams(self) -> list[LuigiTask]:
         """Forget the cached requires(), outputs and unique id (the config changed); return the upstreams."""
         self.task_unique_id = None
-        self._kart_cache.pop("outputs", None)
-        self._kart_cache.pop("requires_structure", None)
-        return list(self._kart_cache.pop("requires", None) or [])
+        memo = memo_of(self)
+        upstreams = memo.requires
+        memo.release()
+        memo.requires_structure, memo.requires = UNSET, None
+        return list(upstreams or ())
+
+    def kart_release(self) -> None:
+        """Forget the outputs (targets) computed for a build that is done with this task.
+
+        They are computed again when asked (``kart_outputs``); the unique id and the ``requires()``
+        memo stay. A build calls it on each task it has walked or run, so a
+        100,000-task graph does not keep 100,000 sets of targets until the end.
+        """
+        memo_of(self).release()
 
     def complete(self) -> bool:
         """All outputs exist (and, with strict_check / modification_time_check, the inputs are sound).

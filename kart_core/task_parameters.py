@@ -141,23 +141,21 @@ class TaskParameters(_Base):
             kwargs.setdefault(key, value)
 
     def to_str_params(self, only_significant: bool = False, only_public: bool = False) -> dict[str, str]:
-        """luigi's string form of the parameters, computed once per task object."""
-        cache = self.__dict__.setdefault("_kart_cache", {})
-        key = ("str_params", only_significant, only_public)
-        if key not in cache:
-            values = self.param_kwargs
-            selected = str_param_selection(type(self), only_significant, only_public)
-            # luigi's task_id asks for the public ones, the unique id for all: serialize each value once.
-            known = cache.get(("str_params", only_significant, False), {}) if only_public else {}
-            strings = {}
-            for name, param in selected:
-                try:
-                    strings[name] = known[name] if name in known else param.serialize(values[name])
-                except TaskParameterTooLargeError as exc:
-                    # This task's own id cannot be computed (it would include the value): name the class.
-                    raise TaskParameterTooLargeError(f"{type(self).__name__}.{name}: {exc}") from None
-            cache[key] = strings
-        return dict(cache[key])
+        """luigi's string form of the parameters (names in parameter order, values serialized).
+
+        Not kept on the task: the unique id reads it once (and is kept), the task_params run log once
+        more; a task parameter's value keeps its own serialized form (``TaskInstanceParameter``), so
+        a chain of task parameters is not serialized again.
+        """
+        values = self.param_kwargs
+        strings = {}
+        for name, param in str_param_selection(type(self), only_significant, only_public):
+            try:
+                strings[name] = param.serialize(values[name])
+            except TaskParameterTooLargeError as exc:
+                # This task's own id cannot be computed (it would include the value): name the class.
+                raise TaskParameterTooLargeError(f"{type(self).__name__}.{name}: {exc}") from None
+        return strings
 
     def _warn_on_wrong_param_types(self) -> None:
         # Only parameters that check their values (task parameters, plain luigi.Parameter) are visited.

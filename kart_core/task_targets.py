@@ -7,6 +7,7 @@ the extension, the run-log paths); this module picks formats and hands the task'
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -70,7 +71,7 @@ def make_target(
         processor=processor,
         store_index_in_feather=task.store_index_in_feather,
         owner=label,
-        record=_record(task, relative, unique_id) if record else None,
+        record=_record(task, relative, unique_id, label) if record else None,
     )
 
 
@@ -108,14 +109,15 @@ def make_model_target(
             f"{type(task).__name__}.make_model_target: the path must end with .zip, got {relative_file_path!r}"
         )
     unique_id = task.make_unique_id() if use_unique_id else None
+    label = task.kart_label()
     return _model_target(
         _in_workspace(task, relative_file_path),
         temporary_directory=task.local_temporary_directory,
         save_function=save_function,
         load_function=load_function,
         unique_id=unique_id,
-        owner=task.kart_label(),
-        record=_record(task, relative_file_path, unique_id),
+        owner=label,
+        record=_record(task, relative_file_path, unique_id, label),
     )
 
 
@@ -127,7 +129,7 @@ def log_target(task: TargetOwner, kind: workspace.LogKind) -> TargetOnKart:
     return make_target(task, workspace.log_relative_path(kind, type(task).__name__), record=False)
 
 
-def _record(task: KartTask, relative: str, unique_id: str | None) -> OutputRecord | None:
+def _record(task: KartTask, relative: str, unique_id: str | None, label: str) -> OutputRecord | None:
     """Where the integrity record of the output at ``relative`` lives: the task's manifest.
 
     None when the task writes nothing under ``log/`` (``should_dump_supplementary_log_files=False``):
@@ -137,13 +139,19 @@ def _record(task: KartTask, relative: str, unique_id: str | None) -> OutputRecor
         return None
     class_name, task_id = type(task).__name__, task.make_unique_id()
     return OutputRecord(
-        manifest=workspace.log_task_path(task, workspace.MANIFEST),
+        workspace=str(task.workspace_directory),  # the manifest is log_task_path(task, MANIFEST)
         manifest_name=workspace.log_relative_path(workspace.MANIFEST, class_name, task_id),
         key=workspace.relative_key(workspace.with_unique_id(relative, unique_id)),
-        task=task.kart_label(),
+        task=label,  # the target's owner string, not a second copy
         unique_id=task_id,
-        redis=(task.redis_host, task.redis_port, task.redis_timeout),
+        redis=_redis_settings(task.redis_host, task.redis_port, task.redis_timeout),
     )
+
+
+@functools.lru_cache(maxsize=64)
+def _redis_settings(host: str | None, port: int | None, timeout: int) -> tuple[str | None, int | None, int]:
+    """One shared tuple per distinct setting (every output record of a 100,000-task graph holds one)."""
+    return (host, port, timeout)
 
 
 def _in_workspace(task: KartTask, relative: str) -> str:

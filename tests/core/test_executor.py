@@ -14,6 +14,7 @@ import kart_core
 from kart_core.executor import dependency_state, execute
 from kart_core.graph import TaskGraph, walk
 from kart_core.outcome import BuildResult
+from kart_core.task_memo import UNSET, memo_of
 
 
 class ExLeaf(kart_core.TaskOnKart[int]):
@@ -122,3 +123,54 @@ def test_system_exit_is_gathered_and_keep_going_builds_the_rest(workspace: str, 
     (error,) = result.failed.values()
     assert isinstance(error, SystemExit) and error.code == "leaving run() early"
     assert result.ran == [kart_core.node_key(leaf)] and result.interrupted is None
+
+
+SEEN: dict[str, bool] = {}
+
+
+class ExDiamond(kart_core.TaskOnKart[str]):
+    """base <- left, right <- top; each run notes whether its upstreams still hold their targets."""
+
+    name = luigi.Parameter()
+
+    def requires(self) -> Any:
+        below = {"top": ["left", "right"], "left": ["base"], "right": ["base"], "base": []}[self.name]
+        return [ExDiamond(name=n, workspace_directory=self.workspace_directory) for n in below]
+
+    def run(self) -> None:
+        for dep in self.requires():
+            SEEN[f"{self.name} saw {dep.name}"] = memo_of(dep).outputs is not UNSET
+        self.dump(self.name)
+
+
+@pytest.mark.parametrize(("workers", "executor"), [(1, "thread"), (2, "thread")])
+def test_a_task_forgets_its_targets_once_all_its_dependants_settled(
+    workspace: str, workers: int, executor: str
+) -> None:
+    SEEN.clear()
+    top = ExDiamond(name="top", workspace_directory=workspace)
+    assert kart_core.build(top, workers=workers, executor=executor) == "top"
+    # base is kept until both left and right ran; left and right until top ran.
+    assert SEEN == {"left saw base": True, "right saw base": True, "top saw left": True, "top saw right": True}
+    nodes = {task.name: task for task in (top, *top.requires(), *top.requires()[0].requires())}
+    assert {name: memo_of(task).outputs is not UNSET for name, task in nodes.items()} == {
+        "top": True,  # a root keeps its targets: build() loads them
+        "left": False,
+        "right": False,
+        "base": False,
+    }
+
+
+def test_the_upstream_of_a_failed_task_keeps_its_targets(workspace: str) -> None:
+    source = ExLeaf(value=5, workspace_directory=workspace)
+    failing = ExExitsAfter(source=source, workspace_directory=workspace)
+    with pytest.raises(kart_core.GokartBuildError):
+        kart_core.build(failing)
+    assert memo_of(source).outputs is not UNSET
+
+
+class ExExitsAfter(kart_core.TaskOnKart[int]):
+    source = kart_core.TaskInstanceParameter()
+
+    def run(self) -> None:
+        raise ValueError("fails after its upstream ran")

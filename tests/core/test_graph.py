@@ -52,3 +52,14 @@ def test_a_chain_of_ten_thousand_walks_without_recursion() -> None:
     graph = walk([GrLink(n=10_000)])
     assert len(graph) == 10_001
     assert graph.order[0] == node_key(GrLink(n=0))
+
+
+def test_each_node_keeps_one_key_string() -> None:
+    """The key in ``nodes``, in ``order`` and in a dependant's ``upstream`` list is one string object per node."""
+    graph = walk([_diamond()])
+    strings = {id(key) for key in graph.nodes}
+    assert len(strings) == 4
+    assert {id(key) for key in graph.order} == strings
+    top = node_key(_diamond())
+    left, right = graph.upstream[top]
+    assert {id(left), id(right)} <= strings

@@ -1,0 +1,68 @@
+"""TaskMemo: one small object per task holding what it computed once; pickles and copies empty."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+
+import luigi
+
+import kart_core
+from kart_core.task_memo import UNSET, TaskMemo, memo_of
+
+
+class MemoLeaf(kart_core.TaskOnKart[int]):
+    value = luigi.IntParameter()
+
+    def run(self) -> None:
+        self.dump(self.value)
+
+
+class MemoRoot(kart_core.TaskOnKart[int]):
+    def requires(self) -> MemoLeaf:
+        return MemoLeaf(value=3)
+
+    def run(self) -> None:
+        self.dump(self.load() + 1)
+
+
+def test_a_new_memo_holds_nothing() -> None:
+    memo = TaskMemo()
+    assert (memo.requires_structure, memo.requires, memo.outputs, memo.task_reference) == (UNSET, None, UNSET, None)
+    assert not hasattr(memo, "__dict__")  # slots: no dict per task
+
+
+def test_release_forgets_the_outputs_only() -> None:
+    root = MemoRoot()
+    outputs = root.kart_outputs()
+    upstream = root.kart_requires()
+    memo = memo_of(root)
+    memo.task_reference = "kept"
+    root.kart_release()
+    assert memo.outputs is UNSET
+    assert memo.requires == tuple(upstream) and memo.task_reference == "kept"
+    again = root.kart_outputs()
+    assert again is not outputs and again.path() == outputs.path()
+
+
+def test_a_pickled_or_deep_copied_task_starts_with_an_empty_memo() -> None:
+    root = MemoRoot()
+    root.kart_outputs()
+    root.kart_requires()
+    for twin in (pickle.loads(pickle.dumps(root)), copy.deepcopy(root)):
+        memo = memo_of(twin)
+        assert memo is not memo_of(root)
+        assert (memo.requires, memo.outputs) == (None, UNSET)
+        assert twin.make_unique_id() == root.make_unique_id()
+
+
+def test_memo_of_creates_a_memo_for_a_task_built_without_init() -> None:
+    bare = MemoLeaf.__new__(MemoLeaf)
+    memo = memo_of(bare)
+    assert type(memo) is TaskMemo and memo_of(bare) is memo
+
+
+def test_a_leaf_keeps_an_empty_tuple_not_a_list() -> None:
+    leaf = MemoLeaf(value=11)
+    assert leaf.kart_requires() == []
+    assert type(memo_of(leaf).requires) is tuple and not memo_of(leaf).requires
