@@ -3,7 +3,9 @@
 A process pool pickles each task and the function it runs. A pluggy manager does not pickle (it
 holds hook callers and tracing closures), so the caller's manager is sent as a ``PluginRecipe``:
 the plugin modules by import name, the other plugin objects pickled, the built-in ``RunLogPlugin``
-and the entry-point plugins as markers the worker recreates. Each worker process builds its
+as a marker the worker recreates, and the entry-point plugins as the ``(name, "module:attribute")``
+pairs this process found (a worker imports them without reading every installed distribution's
+metadata again: tens of milliseconds per worker process). Each worker process builds its
 manager once per recipe and calls the plugins from its own copies (state a plugin object keeps in
 memory stays in the worker; write to files or a service to gather it).
 
@@ -29,7 +31,7 @@ import pluggy
 from kart_core.contract import LuigiTask
 from kart_core.errors import PluginError
 from kart_core.hooks import create_hook_manager
-from kart_core.hooks.manager import entry_point_plugins
+from kart_core.hooks.manager import declared_entry_points, entry_point_plugins
 from kart_core.runlog import RunLogPlugin
 from kart_core.runner import RunStatus, run_one
 
@@ -44,13 +46,14 @@ class PluginRecipe:
         modules: import names of plugin modules (e.g. ``kart_core.file_processor.builtin``).
         objects: the other plugin objects, each pickled (bytes).
         run_log: whether the caller's manager holds a ``RunLogPlugin`` (recreated fresh).
-        entry_points: whether the caller's manager holds the entry-point plugins (loaded again).
+        entry_points: the entry-point plugins the caller's manager holds, as ``(name, "module:attribute")``
+            (imported again in the worker; empty: none).
     """
 
     modules: tuple[str, ...] = ()
     objects: tuple[bytes, ...] = ()
     run_log: bool = False
-    entry_points: bool = False
+    entry_points: tuple[tuple[str, str], ...] = ()
 
 
 def plugin_recipe(manager: pluggy.PluginManager) -> PluginRecipe:
@@ -60,20 +63,22 @@ def plugin_recipe(manager: pluggy.PluginManager) -> PluginRecipe:
         PluginError: a plugin is neither a module, a ``RunLogPlugin``, an entry-point plugin nor
             picklable; names it and says to use ``executor="thread"`` (or make it picklable).
     """
+    declared = dict(declared_entry_points())
     entry_names = {name for name, _ in entry_point_plugins()}
     modules: list[str] = []
     objects: list[bytes] = []
-    run_log = entry_points = False
+    entry_points: list[tuple[str, str]] = []
+    run_log = False
     for name, plugin in manager.list_name_plugin():
         if name in entry_names:
-            entry_points = True
+            entry_points.append((name, declared[name]))
         elif isinstance(plugin, RunLogPlugin) and type(plugin) is RunLogPlugin:
             run_log = True
         elif isinstance(plugin, types.ModuleType):
             modules.append(plugin.__name__)
         else:
             objects.append(_pickled(plugin))
-    return PluginRecipe(tuple(modules), tuple(objects), run_log, entry_points)
+    return PluginRecipe(tuple(modules), tuple(objects), run_log, tuple(entry_points))
 
 
 def _pickled(plugin: object) -> bytes:
@@ -94,7 +99,7 @@ def _manager_for(recipe: PluginRecipe) -> pluggy.PluginManager:
     plugins: list[object] = [RunLogPlugin()] if recipe.run_log else []
     plugins += [importlib.import_module(name) for name in recipe.modules]
     plugins += [pickle.loads(data) for data in recipe.objects]
-    return create_hook_manager(plugins, load_entry_points=recipe.entry_points)
+    return create_hook_manager(plugins, load_entry_points=bool(recipe.entry_points), entry_points=recipe.entry_points)
 
 
 def ship(task: LuigiTask) -> bytes:

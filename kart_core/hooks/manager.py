@@ -19,8 +19,19 @@ from kart_core.hooks.markers import PROJECT_NAME
 ENTRY_POINT_GROUP = "kart"
 
 
-def create_hook_manager(plugins: Iterable[object] = (), load_entry_points: bool = True) -> pluggy.PluginManager:
+def create_hook_manager(
+    plugins: Iterable[object] = (),
+    load_entry_points: bool = True,
+    entry_points: Iterable[tuple[str, str]] | None = None,
+) -> pluggy.PluginManager:
     """Return a new manager with kart's specs, the given plugins and, optionally, entry-point plugins.
+
+    Args:
+        plugins: plugin objects or modules, registered first.
+        load_entry_points: also register the plugins of the ``kart`` entry-point group.
+        entry_points: with ``load_entry_points``, the group's ``(name, "module:attribute")`` pairs as
+            ``declared_entry_points()`` found them in another process (a worker gets its parent's);
+            None: this process's own (its metadata folders are read once per process).
 
     Raises:
         PluginError: a plugin implements a hook kart does not define (e.g. a misspelt name, which
@@ -32,7 +43,8 @@ def create_hook_manager(plugins: Iterable[object] = (), load_entry_points: bool 
     for plugin in plugins:
         _register(manager, plugin, None)
     if load_entry_points:
-        for name, plugin in entry_point_plugins():
+        loaded = entry_point_plugins() if entry_points is None else _imported(tuple(entry_points))
+        for name, plugin in loaded:
             if manager.get_plugin(name) is None:
                 _register(manager, plugin, name)
     check_hooks(manager)
@@ -76,7 +88,17 @@ def _plugin_label(plugin: object, name: str | None) -> str:
 @functools.cache
 def entry_point_plugins() -> tuple[tuple[str, object], ...]:
     """The plugins installed under the ``kart`` entry-point group, loaded once per process."""
-    return tuple((name, import_object(target)) for name, target in _declared_entry_points(ENTRY_POINT_GROUP))
+    return _imported(declared_entry_points())
+
+
+@functools.cache
+def declared_entry_points() -> tuple[tuple[str, str], ...]:
+    """``(name, "module:attribute")`` of each plugin declared under the ``kart`` group, read once per process."""
+    return tuple(_declared_entry_points(ENTRY_POINT_GROUP))
+
+
+def _imported(declared: tuple[tuple[str, str], ...]) -> tuple[tuple[str, object], ...]:
+    return tuple((name, import_object(target)) for name, target in declared)
 
 
 def _declared_entry_points(group: str) -> list[tuple[str, str]]:

@@ -71,3 +71,14 @@ def test_a_valid_plugin_is_called_by_a_build(tmp_path: Path) -> None:
 def test_the_installed_entry_point_plugins_are_valid() -> None:
     manager = create_hook_manager()
     assert "slack" in {name for name, _ in manager.list_name_plugin()}
+
+
+def test_entry_points_found_elsewhere_are_imported_under_their_names() -> None:
+    """A process-pool worker gets its parent's (name, target) pairs and registers the same plugins."""
+    from kart_core import slack
+    from kart_core.hooks.manager import declared_entry_points
+
+    assert ("slack", "kart_core.slack:slack_notifier") in declared_entry_points()
+    given = create_hook_manager([], entry_points=[("slack", "kart_core.slack:slack_notifier")])
+    assert given.get_plugin("slack") is slack.slack_notifier
+    assert create_hook_manager([], entry_points=[]).get_plugin("slack") is None

@@ -16,6 +16,7 @@ import kart_core
 from kart_core.errors import PluginError, ProcessPoolFallbackWarning
 from kart_core.file_processor import builtin as builtin_formats
 from kart_core.hooks import create_hook_manager, hookimpl
+from kart_core.hooks.manager import declared_entry_points
 from kart_core.process_pool import PluginRecipe, plugin_recipe, ship, unpicklable_classes
 from kart_core.runlog import RunLogPlugin
 from kart_core.runner import default_hook_manager
@@ -96,7 +97,8 @@ def test_a_plugin_that_cannot_be_pickled_is_refused_before_anything_runs(workspa
 
 def test_the_recipe_names_modules_and_marks_the_built_in_and_entry_point_plugins() -> None:
     recipe = plugin_recipe(default_hook_manager())
-    assert recipe.run_log and recipe.entry_points and recipe.objects == ()
+    assert recipe.run_log and recipe.objects == ()
+    assert recipe.entry_points == declared_entry_points()  # the worker imports these, it does not scan again
     assert recipe.modules == (builtin_formats.__name__,)
     recorder = FileRecorder("/nowhere")
     custom = plugin_recipe(create_hook_manager([recorder], load_entry_points=False))
