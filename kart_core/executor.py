@@ -159,19 +159,43 @@ def _record(result: BuildResult, display: Progress, key: str, outcome: RunStatus
     display.finished(result.label(key), outcome.value)
 
 
-def dependency_state(graph: TaskGraph, pending: Sequence[str]) -> tuple[dict[str, set[str]], dict[str, list[str]]]:
-    """For each pending key: the pending upstream keys it waits on, and the pending keys waiting on it.
+Dependants = dict[str, str | list[str]]  # a key: its one dependant, or the list of several
+
+
+def dependency_state(graph: TaskGraph, pending: Sequence[str]) -> tuple[dict[str, int], Dependants]:
+    """For each pending key, how many pending upstreams it waits on; for each pending key, who waits on it.
 
     Linear in nodes and edges: ``pending`` is iterated a fixed number of times, whatever its length
-    (an upstream that is not pending was found complete by the walk).
+    (an upstream that is not pending was found complete by the walk). Small per task, for 100,000
+    of them: a count, not a set, of what each waits on; the one dependant most tasks have as its key,
+    a list only for several (``dependants_of`` reads both); no entry for a key nothing waits on.
+    An upstream listed twice counts twice, and its dependant is listed twice.
     """
     pending_set = set(pending)
-    waiting_on = {key: {dep for dep in graph.upstream[key] if dep in pending_set} for key in pending}
-    dependants: dict[str, list[str]] = {key: [] for key in pending}
-    for key, deps in waiting_on.items():
-        for dep in deps:
-            dependants[dep].append(key)
-    return waiting_on, dependants
+    waiting: dict[str, int] = {}
+    dependants: Dependants = {}
+    for key in pending:
+        count = 0
+        for dep in graph.upstream[key]:
+            if dep in pending_set:
+                count += 1
+                known = dependants.get(dep)
+                if known is None:
+                    dependants[dep] = key
+                elif isinstance(known, str):
+                    dependants[dep] = [known, key]
+                else:
+                    known.append(key)
+        waiting[key] = count
+    return waiting, dependants
+
+
+def dependants_of(dependants: Dependants, key: str) -> Sequence[str]:
+    """The keys waiting on ``key`` in ``dependency_state``'s answer, in the order they were listed."""
+    found = dependants.get(key)
+    if found is None:
+        return ()
+    return (found,) if isinstance(found, str) else found
 
 
 def _process_or_thread(graph: TaskGraph) -> Executor:
@@ -222,8 +246,8 @@ def _execute_in_pool(
     display: Progress,
     release: Callable[[str], None],
 ) -> None:
-    waiting_on, dependants = dependency_state(graph, pending)
-    ready = [key for key in pending if not waiting_on[key]]
+    waiting, dependants = dependency_state(graph, pending)
+    ready = [key for key in pending if not waiting[key]]
     ready.reverse()  # popped from the end: the walk's order first
     pool_class = (
         concurrent.futures.ProcessPoolExecutor if how.recipe is not None else concurrent.futures.ThreadPoolExecutor
@@ -246,9 +270,9 @@ def _execute_in_pool(
                 key = running.pop(future)
                 if _settle(result, display, key, future):
                     release(key)
-                    for child in dependants[key]:
-                        waiting_on[child].discard(key)
-                        if not waiting_on[child]:
+                    for child in dependants_of(dependants, key):
+                        waiting[child] -= 1
+                        if not waiting[child]:
                             ready.append(child)
                 else:
                     stopped = stopped or not keep_going or result.interrupted is not None

@@ -11,7 +11,7 @@ import luigi
 import pytest
 
 import kart_core
-from kart_core.executor import dependency_state, execute
+from kart_core.executor import dependants_of, dependency_state, execute
 from kart_core.graph import TaskGraph, walk
 from kart_core.outcome import BuildResult
 from kart_core.task_memo import UNSET, memo_of
@@ -75,22 +75,32 @@ def test_pool_bookkeeping_reads_the_pending_keys_a_fixed_number_of_times(shape: 
     for size in (10, 3000):
         graph = _keys_graph(shape, size)
         pending = CountingKeys(graph.order)
-        waiting_on, dependants = dependency_state(graph, pending)
+        waiting, dependants = dependency_state(graph, pending)
         iterations.append(pending.iterations)
         if shape == "fan_in":
-            assert waiting_on["root"] == {f"k{i}" for i in range(size)}
-            assert dependants["k0"] == ["root"] and dependants["root"] == []
+            assert waiting["root"] == size and waiting["k0"] == 0
+            assert dependants_of(dependants, "k0") == ("root",) and dependants_of(dependants, "root") == ()
         else:
-            assert waiting_on["root"] == {f"k{size - 1}"} and waiting_on["k0"] == set()
-            assert dependants["k0"] == ["k1"]
+            assert waiting["root"] == 1 and waiting["k0"] == 0
+            assert dependants_of(dependants, "k0") == ("k1",)
     assert iterations[0] == iterations[1] <= 3
 
 
 def test_pool_bookkeeping_ignores_upstreams_found_complete() -> None:
     graph = _keys_graph("fan_in", 4)
-    waiting_on, dependants = dependency_state(graph, ["k1", "root"])
-    assert waiting_on == {"k1": set(), "root": {"k1"}}
-    assert dependants == {"k1": ["root"], "root": []}
+    waiting, dependants = dependency_state(graph, ["k1", "root"])
+    assert waiting == {"k1": 0, "root": 1}
+    assert dependants_of(dependants, "k1") == ("root",) and dependants_of(dependants, "root") == ()
+
+
+def test_pool_bookkeeping_lists_several_dependants_and_repeated_upstreams() -> None:
+    upstream = {"a": [], "b": ["a"], "c": ["a", "a"]}
+    graph = TaskGraph(
+        nodes=dict.fromkeys(upstream), upstream=upstream, order=list(upstream), roots=["c"], expanded=set()
+    )
+    waiting, dependants = dependency_state(graph, ["a", "b", "c"])
+    assert waiting == {"a": 0, "b": 1, "c": 2}  # c waits for two settlements of a: both are delivered
+    assert dependants_of(dependants, "a") == ["b", "c", "c"]
 
 
 def _task_logs(workspace: str) -> list[Path]:
