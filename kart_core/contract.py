@@ -12,6 +12,7 @@ Use ``is_kart_task`` to tell them apart.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any, ClassVar, Protocol, TypeGuard, runtime_checkable
 
 __all__ = ["KartTarget", "KartTask", "LuigiTask", "is_kart_task"]
@@ -39,6 +40,10 @@ class KartTarget(Protocol):
 
     def dump(self, obj: Any, lock_at_dump: bool = True) -> None:
         """Write ``obj`` as the output."""
+        ...
+
+    def last_modification_time(self) -> datetime:
+        """When the output was written (gokart's ``TargetOnKart.last_modification_time``)."""
         ...
 
 
