@@ -22,6 +22,7 @@ from kart_core.executor import Executor, execute
 from kart_core.info import make_tree_info
 from kart_core.orchestrate import orchestrate
 from kart_core.outcome import BuildResult, unique_id_or_none
+from kart_core.runner import repair_output
 from kart_core.target import make_target
 from kart_core.task import TaskOnKart
 from kart_core.tree.task_info import make_task_info_as_table
@@ -239,13 +240,29 @@ def build(
     if result.failed:
         raise _build_error(result)
     if not return_value:
-        return None
-    outputs = [load_output(root) for root in roots]
+        return None  # nothing is loaded, so damage is not looked for (as gokart): `kart verify` finds it
+    outputs = [load_output(root, repair=True, hook_manager=hook_manager) for root in roots]
     return outputs if isinstance(task, list | tuple) else outputs[0]
 
 
-def load_output(task: LuigiTask) -> Any:
-    """Load a task's output(s), keeping the shape of ``output()`` (target, list, tuple or dict, nested)."""
+def load_output(task: LuigiTask, *, repair: bool = False, hook_manager: pluggy.PluginManager | None = None) -> Any:
+    """Load a task's output(s), keeping the shape of ``output()`` (target, list, tuple or dict, nested).
+
+    Args:
+        task: a complete task.
+        repair: when an output of ``task`` is damaged (``DamagedOutputError``: another size than
+            committed, or with verify on another content hash), run ``task`` again under its lock (its
+            commit replaces the damaged output; a warning names the task, the file and what differs)
+            and load once more, as a damaged upstream is rebuilt (``kart_core.runner.repair_output``).
+            Not with repairs off (``[TaskOnKart] repair_damaged_outputs``, ``KART_REPAIR_DAMAGED``).
+        hook_manager: plugins for that rebuild; default: run logs and entry-point plugins.
+
+    Raises:
+        DamagedOutputError: an output is damaged and ``repair`` is False or repairs are off; the
+            message names the task, the file and ``kart verify --delete``.
+        IntegrityError: signing refuses an output (never rebuilt: a person should look first).
+        Exception: what the rebuild raised.
+    """
 
     def load(item: Any) -> Any:
         if isinstance(item, dict):
@@ -254,7 +271,14 @@ def load_output(task: LuigiTask) -> Any:
             return [load(value) for value in item]
         return item.load()
 
-    return load(task.kart_outputs() if is_kart_task(task) else task.output())
+    if not is_kart_task(task):
+        return load(task.output())
+    try:
+        return load(task.kart_outputs())
+    except Exception as exc:
+        if not repair or not repair_output(task, exc, hook_manager):
+            raise
+    return load(task.kart_outputs())
 
 
 def _build_error(result: BuildResult) -> GokartBuildError:

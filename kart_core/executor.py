@@ -32,7 +32,7 @@ from kart_core.graph import TaskGraph
 from kart_core.outcome import BuildResult
 from kart_core.process_pool import PluginRecipe, plugin_recipe, run_in_worker, ship, unpicklable_classes
 from kart_core.progress import Progress
-from kart_core.runner import RunStatus, default_hook_manager, run_one
+from kart_core.runner import RunReport, RunStatus, default_hook_manager, run_one_reporting
 
 __all__ = ["Executor", "execute"]
 
@@ -79,7 +79,7 @@ def execute(
     display.add_cached(len(result.cached))
     release = _Releaser(graph)
     if workers <= 1:
-        run = functools.partial(run_one, hook_manager=hook_manager, lock=lock)
+        run = functools.partial(run_one_reporting, hook_manager=hook_manager, lock=lock)
         _execute_serially(graph, pending, result, keep_going, run, display, release)
     elif pending:  # nothing to run (all cached): no pool, no checks
         recipe = None
@@ -98,7 +98,7 @@ def _execute_serially(
     pending: list[str],
     result: BuildResult,
     keep_going: bool,
-    run: Callable[[LuigiTask], RunStatus],
+    run: Callable[[LuigiTask], RunReport],
     display: Progress,
     release: Callable[[str], None],
 ) -> None:
@@ -148,15 +148,19 @@ class _Releaser:
                     task.kart_release()
 
 
-def _record(result: BuildResult, display: Progress, key: str, outcome: RunStatus | BaseException) -> None:
+def _record(result: BuildResult, display: Progress, key: str, outcome: RunReport | BaseException) -> None:
     if isinstance(outcome, BaseException):
         result.failed[key] = outcome
         if isinstance(outcome, KeyboardInterrupt) and result.interrupted is None:
             result.interrupted = outcome
         display.finished(result.label(key), "failed")
         return
-    (result.ran if outcome is RunStatus.RAN else result.cached).append(key)
-    display.finished(result.label(key), outcome.value)
+    for repaired in outcome.repaired:  # rebuilt inside this task's run_one: found cached by the walk, then damaged
+        was_cached = repaired in result.cached
+        if result.add_repaired(repaired):
+            display.repaired(was_cached)
+    (result.ran if outcome.status is RunStatus.RAN else result.cached).append(key)
+    display.finished(result.label(key), outcome.status.value)
 
 
 Dependants = dict[str, str | list[str]]  # a key: its one dependant, or the list of several
@@ -223,18 +227,18 @@ class _Pool:
     recipe: PluginRecipe | None
     lock: bool | None
 
-    def submit(self, pool: concurrent.futures.Executor, task: LuigiTask) -> concurrent.futures.Future[RunStatus]:
+    def submit(self, pool: concurrent.futures.Executor, task: LuigiTask) -> concurrent.futures.Future[RunReport]:
         if self.recipe is not None:
             try:
                 shipped = ship(task)
             except Exception as exc:  # a parameter value pickle refuses: this task's failure
-                failed: concurrent.futures.Future[RunStatus] = concurrent.futures.Future()
+                failed: concurrent.futures.Future[RunReport] = concurrent.futures.Future()
                 failed.set_exception(exc)
                 return failed
             return pool.submit(run_in_worker, shipped, self.recipe, self.lock)
         # In the caller's context, so the build's frozen config holds in the worker thread too.
         context = contextvars.copy_context()
-        return pool.submit(context.run, run_one, task, self.manager, self.lock)
+        return pool.submit(context.run, run_one_reporting, task, self.manager, self.lock)
 
 
 def _execute_in_pool(
@@ -252,7 +256,7 @@ def _execute_in_pool(
     pool_class = (
         concurrent.futures.ProcessPoolExecutor if how.recipe is not None else concurrent.futures.ThreadPoolExecutor
     )
-    running: dict[concurrent.futures.Future[RunStatus], str] = {}
+    running: dict[concurrent.futures.Future[RunReport], str] = {}
     workers = how.workers
     pool = pool_class(max_workers=workers)
     try:
@@ -288,7 +292,7 @@ def _execute_in_pool(
     result.not_run.extend(key for key in pending if key not in done)
 
 
-def _settle(result: BuildResult, display: Progress, key: str, future: concurrent.futures.Future[RunStatus]) -> bool:
+def _settle(result: BuildResult, display: Progress, key: str, future: concurrent.futures.Future[RunReport]) -> bool:
     """Record a finished future's outcome; return whether the task succeeded."""
     error = future.exception()
     _record(result, display, key, error if error is not None else future.result())

@@ -63,7 +63,10 @@ class BuildResult:
 
     Attributes:
         ran: keys of the tasks that ran, in the order they finished.
-        cached: keys of the tasks found complete (during the walk or by ``run_one``).
+        cached: keys of the tasks found complete (during the walk or by ``run_one``) and not repaired.
+        repaired: keys of the tasks found complete whose damaged output was rebuilt when a task that
+            needs it ran (``kart_core.repair``), in the order the rebuilds committed; a damaged task
+            further up (not in the walked graph) counts too. Neither in ``ran`` nor in ``cached``.
         failed: key → what the task raised (a ``SystemExit`` or ``KeyboardInterrupt`` too).
         not_run: keys of the tasks left out because an upstream failed or the build stopped.
         seconds: wall time of the execution, in seconds.
@@ -83,6 +86,7 @@ class BuildResult:
     roots: list[str] = dataclasses.field(default_factory=list)
     nodes: dict[str, LuigiTask] = dataclasses.field(default_factory=dict, repr=False)
     interrupted: BaseException | None = None
+    repaired: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -90,11 +94,25 @@ class BuildResult:
         return not self.failed and not self.not_run
 
     def summary(self) -> str:
-        """One line: counts of ran / cached / failed / not run, and the time."""
+        """One line: counts of ran / repaired (when any) / cached / failed / not run, and the time."""
+        repaired = f"{len(self.repaired)} repaired, " if self.repaired else ""
         return (
-            f"kart build: {len(self.ran)} ran, {len(self.cached)} cached, {len(self.failed)} failed, "
+            f"kart build: {len(self.ran)} ran, {repaired}{len(self.cached)} cached, {len(self.failed)} failed, "
             f"{len(self.not_run)} not run, in {self.seconds:.2f}s"
         )
+
+    def add_repaired(self, key: str) -> bool:
+        """Count ``key`` as repaired (once); a key counted as cached moves out of ``cached``.
+
+        Returns:
+            Whether it was counted now (False: already repaired, or it ran in this build).
+        """
+        if key in self.repaired or key in self.ran:
+            return False
+        if key in self.cached:  # a list: only on this rare path, so the common one stays a plain append
+            self.cached.remove(key)
+        self.repaired.append(key)
+        return True
 
     def label(self, key: str) -> str:
         """The node's label (``task_label``); the key itself for a node this result does not hold."""
@@ -140,7 +158,7 @@ def exit_code(result: BuildResult, codes: RetCodes) -> int:
         (codes.scheduling_error, bool(result.scheduling_failed)),
     ]
     code = max((value for value, happened in seen if happened), default=0)
-    complete = set(result.ran) | set(result.cached)
+    complete = set(result.ran) | set(result.cached) | set(result.repaired)
     if code == 0 and any(root not in complete for root in result.roots):
         return codes.not_run
     return code

@@ -33,7 +33,7 @@ from kart_core.errors import PluginError
 from kart_core.hooks import create_hook_manager
 from kart_core.hooks.manager import declared_entry_points, entry_point_plugins
 from kart_core.runlog import RunLogPlugin
-from kart_core.runner import RunStatus, run_one
+from kart_core.runner import RunReport, run_one_reporting
 
 __all__ = ["PluginRecipe", "plugin_recipe", "run_in_worker", "ship", "unpicklable_classes"]
 
@@ -111,9 +111,9 @@ def ship(task: LuigiTask) -> bytes:
     return pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL)  # each task's memo pickles empty (TaskMemo)
 
 
-def run_in_worker(shipped: bytes, recipe: PluginRecipe, lock: bool | None) -> RunStatus:
-    """``run_one`` in a worker process on a task from ``ship``, with the plugins the recipe describes."""
-    return run_one(pickle.loads(shipped), hook_manager=_manager_for(recipe), lock=lock)
+def run_in_worker(shipped: bytes, recipe: PluginRecipe, lock: bool | None) -> RunReport:
+    """``run_one_reporting`` in a worker process on a task from ``ship``, with the plugins the recipe describes."""
+    return run_one_reporting(pickle.loads(shipped), hook_manager=_manager_for(recipe), lock=lock)
 
 
 def unpicklable_classes(tasks: list[LuigiTask]) -> list[str]:

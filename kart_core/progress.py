@@ -39,7 +39,7 @@ class Progress:
         self, total: int, stream: IO[str] | None = None, live: bool | None = None, console: Console | None = None
     ) -> None:
         self.total = total
-        self.ran = self.cached = self.failed = 0
+        self.ran = self.cached = self.failed = self.repaired_count = 0
         self.running: dict[str, None] = {}  # labels in start order (a dict: ordered, O(1) removal)
         self._stream: IO[str] = stream if stream is not None else (console.file if console is not None else sys.stderr)
         self._bar: Any = None
@@ -68,9 +68,25 @@ class Progress:
         self.cached += count
         self._update()
 
+    def repaired(self, was_cached: bool) -> None:
+        """A task's damaged output was rebuilt (inside the run of a task that needs it).
+
+        ``was_cached``: it was counted as cached (a node of the graph); otherwise it lay further up,
+        outside the walked graph, and the total grows by one.
+        """
+        self.repaired_count += 1
+        if was_cached:
+            self.cached -= 1
+        else:
+            self.total += 1
+            if self._bar is not None:
+                self._bar.update(self._bar_task, total=self.total)
+        self._update()
+
     def counts(self) -> str:
-        """``3 ran, 1 cached, 0 failed``: what the bar shows beside it."""
-        return f"{self.ran} ran, {self.cached} cached, {self.failed} failed"
+        """``3 ran, 1 cached, 0 failed`` (``3 ran, 1 repaired, ...`` when any was): what the bar shows beside it."""
+        repaired = f"{self.repaired_count} repaired, " if self.repaired_count else ""
+        return f"{self.ran} ran, {repaired}{self.cached} cached, {self.failed} failed"
 
     def running_text(self) -> str:
         """The running tasks by label, the first few named: ``A[12345678], B[9abcdef0] +2``."""
@@ -116,7 +132,7 @@ class Progress:
 
     def _update(self) -> None:
         if self._bar is not None:
-            done = self.ran + self.cached + self.failed
+            done = self.ran + self.repaired_count + self.cached + self.failed
             self._bar.update(self._bar_task, completed=done, counts=self.counts(), running=self.running_text())
 
 

@@ -26,7 +26,7 @@ from kart_core.manifest import OutputRecord, read_manifest
 from kart_core.signing import Signer
 from kart_core.storage import storage_for
 
-__all__ = ["Damage", "damaged_upstream", "still_damaged"]
+__all__ = ["Damage", "damaged_output", "damaged_upstream", "still_damaged"]
 
 _CHAIN_LIMIT = 16  # how far along __cause__ / __context__ a wrapped DamagedOutputError is looked for
 
@@ -57,12 +57,19 @@ def damaged_upstream(task: KartTask, error: BaseException) -> Damage | None:
     ``__cause__`` / ``__context__`` chain (a task may wrap the load's error in its own). Only the
     task's own ``requires()`` count: a load of any other task's output is not repaired here.
     """
+    return damaged_output([upstream for upstream in task.kart_requires() if is_kart_task(upstream)], error)
+
+
+def damaged_output(owners: list[KartTask], error: BaseException) -> Damage | None:
+    """Which of ``owners`` owns the damaged file ``error`` (or an error along its cause chain) names; None otherwise.
+
+    Used for the upstreams of a failed run (``damaged_upstream``) and for the tasks whose outputs a
+    build loads to return them (``build()``'s roots, the Kedro dataset's task).
+    """
     damaged = _find_damage(error)
     if damaged is None or damaged.path is None:
         return None
-    for upstream in task.kart_requires():
-        if not is_kart_task(upstream):
-            continue
+    for upstream in owners:
         for target in flatten(upstream.kart_outputs()):
             record = getattr(target, "record", None)
             path = target.path() if callable(getattr(target, "path", None)) else None

@@ -13,6 +13,7 @@ at their commit, so a failure keeps them.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import enum
 import functools
 import logging
@@ -31,12 +32,21 @@ from kart_core.errors import TaskDefinitionError
 from kart_core.file_processor import builtin as builtin_formats
 from kart_core.hooks.manager import create_hook_manager
 from kart_core.lock import LockParams, hold_lock
-from kart_core.repair import Damage, damaged_upstream, still_damaged
+from kart_core.repair import Damage, damaged_output, damaged_upstream, still_damaged
 from kart_core.runlog import RunLogPlugin
 from kart_core.signing import Signer
 from kart_core.storage import storage_for
 
-__all__ = ["RunStatus", "run_one", "default_hook_manager", "random_seed_of", "call_seed_methods"]
+__all__ = [
+    "RunReport",
+    "RunStatus",
+    "repair_output",
+    "run_one",
+    "run_one_reporting",
+    "default_hook_manager",
+    "random_seed_of",
+    "call_seed_methods",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +78,9 @@ def run_one(task: LuigiTask, hook_manager: pluggy.PluginManager | None = None, l
     When run() fails loading an upstream's damaged output (``DamagedOutputError``), that upstream is
     run again (under its lock; its commit replaces the damaged file) and the task is retried, with a
     warning naming both tasks, the file and what differs; not with repairs off (``TargetConfig.repair``).
+    The hooks see one ``kart_before_task_run`` and then one ``kart_after_task_run`` or
+    ``kart_on_task_error`` per task run, however often the run was retried; a rebuilt upstream's own
+    pair comes in between. ``run_one_reporting`` also says which upstreams were rebuilt.
 
     Raises:
         TaskDefinitionError: run() yields (dynamic dependencies) or finishes without writing its outputs
@@ -75,20 +88,82 @@ def run_one(task: LuigiTask, hook_manager: pluggy.PluginManager | None = None, l
         Exception: whatever the task's run() raised, or the rebuild of a damaged upstream raised (after
             the ``kart_on_task_error`` hook saw it).
     """
+    return run_one_reporting(task, hook_manager, lock).status
+
+
+@dataclasses.dataclass(frozen=True)
+class RunReport:
+    """What ``run_one_reporting`` did.
+
+    Attributes:
+        status: whether the task ran or was found cached.
+        repaired: node keys (``kart_core.graph.node_key``) of the upstreams rebuilt during the run
+            because their output was damaged, in the order their rebuilds committed.
+    """
+
+    status: RunStatus
+    repaired: tuple[str, ...] = ()
+
+
+def run_one_reporting(
+    task: LuigiTask, hook_manager: pluggy.PluginManager | None = None, lock: bool | None = None
+) -> RunReport:
+    """``run_one``, also naming the damaged upstreams it rebuilt (what a build counts as "repaired").
+
+    Raises:
+        Exception: as ``run_one``.
+    """
     if not is_kart_task(task):
-        return _run_plain_luigi_task(task)
+        return RunReport(_run_plain_luigi_task(task))
     manager = hook_manager if hook_manager is not None else default_hook_manager()
     # detached: a build started inside another task's run() commits on its own, not into that run.
     with target_config.frozen(), transaction.detached():
         if task.complete_check_at_run and task.complete():
-            return RunStatus.CACHED
+            return RunReport(RunStatus.CACHED)
         locked = _uses_lock(task) if lock is None else lock
+        repaired: list[str] = []
         with _task_lock(task) if locked else contextlib.nullcontext():
             # Another process may have built it while we waited for the lock.
             if task.complete_check_at_run and locked and task.complete():
-                return RunStatus.CACHED
-            _run_repairing(task, manager, replace=task.kart_replacing())
-    return RunStatus.RAN
+                return RunReport(RunStatus.CACHED)
+            _run_repairing(task, manager, task.kart_replacing(), repaired)
+    return RunReport(RunStatus.RAN, tuple(repaired))
+
+
+def repair_output(task: KartTask, error: BaseException, hook_manager: pluggy.PluginManager | None = None) -> bool:
+    """Rebuild ``task`` when ``error`` says one of its own outputs is damaged; return whether it may be loaded again.
+
+    For callers that load a complete task's output to hand it on (``build()``'s return value, the Kedro
+    dataset): the same rule as for a damaged upstream. The rebuild holds the task's lock and replaces the
+    damaged output at its commit, after a warning naming the task, the file and what differs; when
+    another worker replaced it meanwhile, nothing runs.
+
+    Returns:
+        False when ``error`` names no output of ``task`` (or no damage at all) or repairs are off
+        (``TargetConfig.repair``): the caller re-raises ``error``. A signature refusal
+        (``IntegrityError``) is not damage and is never repaired.
+
+    Raises:
+        Exception: what the rebuild raised (its ``kart_on_task_error`` hook saw it).
+    """
+    manager = hook_manager if hook_manager is not None else default_hook_manager()
+    with target_config.frozen() as settings, transaction.detached():
+        damage = damaged_output([task], error) if settings.repair and isinstance(error, Exception) else None
+        if damage is None:
+            return False
+        logger.warning(
+            "The output of %s is damaged: %s. Running %s again (its damaged output is replaced when that run "
+            "commits), then loading it.",
+            task.kart_label(),
+            damage.describe(),
+            task.kart_label(),
+        )
+        with _task_lock(task):
+            if still_damaged(damage, settings.signer):
+                _run_repairing(task, manager, True, [])
+            else:
+                logger.info("%s was rebuilt meanwhile by another worker", task.kart_label())
+    return True
 
 
 def run_body(task: KartTask) -> object:
@@ -109,68 +184,74 @@ class _NeedsRepair(Exception):
         self.damage = damage
 
 
-def _run_repairing(task: KartTask, manager: pluggy.PluginManager, replace: bool) -> None:
-    """Run ``task``; when its run fails on an upstream's damaged output, rebuild that upstream and retry.
+def _run_repairing(task: KartTask, manager: pluggy.PluginManager, replace: bool, repaired: list[str]) -> None:
+    """Run ``task`` with its hooks; when its run fails on an upstream's damaged output, rebuild that upstream and retry.
 
-    Each upstream is rebuilt at most once per run of ``task`` (a rebuild that leaves it damaged again
-    fails the task with the load's error). The rebuild holds the upstream's lock and checks the damage
-    again first, so concurrent workers that found the same damage rebuild it once.
+    The hooks pair: ``kart_before_task_run`` once, then ``kart_after_task_run`` or ``kart_on_task_error``
+    once, around all attempts (the seed methods are called again before each retry, so a retry starts
+    from the same random state). Each upstream is rebuilt at most once per run of ``task`` (a rebuild
+    that leaves it damaged again fails the task with the load's error). The rebuild holds the upstream's
+    lock and checks the damage again first, so concurrent workers that found the same damage rebuild it
+    once. The key of each upstream rebuilt (at any depth) is appended to ``repaired``.
 
     Raises:
         Exception: what the task's run raised; or, when rebuilding a damaged upstream failed, what that
             rebuild raised (after the ``kart_on_task_error`` hook saw it for ``task`` too).
     """
-    repaired: set[str] = set()
-    while True:
-        try:
-            _run_with_hooks(task, manager, replace, can_repair=lambda upstream: _key(upstream) not in repaired)
-            return
-        except _NeedsRepair as signal:
-            damage = signal.damage
-            repaired.add(_key(damage.upstream))
-            logger.warning(
-                "%s needs the output of %s, which is damaged: %s. Running %s again (its damaged output is "
-                "replaced when that run commits), then %s.",
-                task.kart_label(),
-                damage.upstream.kart_label(),
-                damage.describe(),
-                damage.upstream.kart_label(),
-                task.kart_label(),
-            )
+    seed = random_seed_of(task)
+    seed_methods = call_seed_methods(list(task.fix_random_seed_methods), seed)
+    manager.hook.kart_before_task_run(task=task, seed=seed, seed_methods=seed_methods)
+    started = time.perf_counter()
+    tried: set[str] = set()
+    try:
+        while True:
             try:
+                _run_committing(task, replace, can_repair=lambda upstream: _key(upstream) not in tried)
+                break
+            except _NeedsRepair as signal:
+                damage = signal.damage
+                tried.add(_key(damage.upstream))
+                logger.warning(
+                    "%s needs the output of %s, which is damaged: %s. Running %s again (its damaged output is "
+                    "replaced when that run commits), then %s.",
+                    task.kart_label(),
+                    damage.upstream.kart_label(),
+                    damage.describe(),
+                    damage.upstream.kart_label(),
+                    task.kart_label(),
+                )
                 with _task_lock(damage.upstream):
                     if still_damaged(damage, target_config.current().signer):
-                        _run_repairing(damage.upstream, manager, replace=True)
+                        _run_repairing(damage.upstream, manager, True, repaired)
+                        repaired.append(_key(damage.upstream))
                     else:
                         logger.info("%s was rebuilt meanwhile by another worker", damage.upstream.kart_label())
-            except BaseException as exc:
-                manager.hook.kart_on_task_error(task=task, exception=exc)
-                raise
+                call_seed_methods(list(task.fix_random_seed_methods), seed)
+    except BaseException as exc:
+        manager.hook.kart_on_task_error(task=task, exception=exc)
+        raise
+    manager.hook.kart_after_task_run(task=task, processing_time=time.perf_counter() - started)
 
 
 def _key(task: KartTask) -> str:
     return f"{type(task).__module__}.{type(task).__qualname__}_{task.make_unique_id()}"
 
 
-def _run_with_hooks(
+def _run_committing(
     task: KartTask,
-    manager: pluggy.PluginManager,
     replace: bool = False,
     can_repair: Callable[[KartTask], bool] = lambda _upstream: False,
 ) -> None:
-    """Seed, log, run in a transaction, commit, log: success is recorded only after the commit.
+    """Run in a transaction, then commit: success is recorded only after the commit (no hooks here).
 
     With ``replace`` (a rerun, or the rebuild of a damaged output) the outputs present before the run
     stay until the commit replaces them, and the run must write each of them anew.
 
     Raises:
         _NeedsRepair: the run failed loading an upstream's damaged output and ``can_repair`` allows
-            rebuilding that upstream (repairs on in the target settings); no error hook was called.
+            rebuilding that upstream (repairs on in the target settings).
+        BaseException: what the run raised otherwise.
     """
-    seed = random_seed_of(task)
-    seed_methods = call_seed_methods(list(task.fix_random_seed_methods), seed)
-    manager.hook.kart_before_task_run(task=task, seed=seed, seed_methods=seed_methods)
-    started = time.perf_counter()
     settings = target_config.current()
     try:
         before = _output_versions(task) if replace else {}
@@ -188,13 +269,11 @@ def _run_with_hooks(
             written_directly = _check_outputs_written(task, running, before if replace else None)
             running.commit()
         _forget_stale_records(written_directly, settings.signer)
-    except BaseException as exc:
-        damage = damaged_upstream(task, exc) if settings.repair and isinstance(exc, Exception) else None
+    except Exception as exc:
+        damage = damaged_upstream(task, exc) if settings.repair else None
         if damage is not None and can_repair(damage.upstream):
             raise _NeedsRepair(damage) from exc
-        manager.hook.kart_on_task_error(task=task, exception=exc)
         raise
-    manager.hook.kart_after_task_run(task=task, processing_time=time.perf_counter() - started)
 
 
 def _output_versions(task: KartTask) -> dict[str, object]:

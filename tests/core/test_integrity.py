@@ -2,7 +2,8 @@
 
 Each format is truncated after its task committed it, on local disk and on the real S3-compatible
 server: the load names the task, the unique id, the path, the committed and the found size, and
-the fix. A same-size change is caught when verify is on. Outputs without a record (gokart's) load.
+the fix. ``build()`` loads its root's output to return it: with repairs on (the default) a damaged
+root is rebuilt first, with repairs off its load refuses. A same-size change is caught when verify is on. Outputs without a record (gokart's) load.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 
 import kart_core
 from kart_core.errors import DamagedOutputError
+from kart_core.inspect.verify import verify_workspace
 from kart_core.integrity import DEFAULT_ALGORITHM, available, digest_bytes, new_hasher
 from kart_core.storage import storage_for
 from kart_core.workspace import MANIFEST, log_task_path
@@ -60,7 +62,9 @@ def _rewrite(path: str, change: Any) -> tuple[int, int]:
 
 
 @pytest.mark.parametrize("extension", FORMATS)
-def test_a_truncated_output_is_a_named_load_error(any_workspace: str, extension: str) -> None:
+def test_a_truncated_output_is_a_named_load_error(
+    any_workspace: str, extension: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     task = Written(extension=extension, workspace_directory=any_workspace)
     kart_core.build(task, reset_register=False, return_value=False)
     path = task.output().path()
@@ -71,9 +75,14 @@ def test_a_truncated_output_is_a_named_load_error(any_workspace: str, extension:
     assert task.kart_label() in message and task.make_unique_id() in message and path in message
     assert f"{committed} bytes were committed, found {found} bytes" in message
     assert "rerun=True" in message
-    with pytest.raises(DamagedOutputError):  # build() returns the loaded output: it refuses too
+    monkeypatch.setenv("KART_REPAIR_DAMAGED", "0")
+    with pytest.raises(DamagedOutputError, match="kart verify --delete"):  # repairs off: build()'s load refuses too
         kart_core.build(task, reset_register=False)
     assert kart_core.build(task.clone(rerun=True), reset_register=False) is not None  # the fix works
+    monkeypatch.delenv("KART_REPAIR_DAMAGED")
+    _rewrite(path, lambda data: data[: len(data) // 2])
+    assert kart_core.build(task, reset_register=False) is not None  # repairs on (default): rebuilt, then loaded
+    assert verify_workspace(any_workspace).ok  # the rebuild's commit replaced the file and its record
 
 
 @pytest.mark.parametrize("extension", [".csv", ".parquet"])

@@ -96,3 +96,14 @@ def test_luigi_defaults_make_every_outcome_exit_zero_but_not_run() -> None:
     assert exit_code(_result(failed={"task": ValueError()}), luigi_defaults) == 0
     assert exit_code(_result(failed={"task": ValueError()}), RetCodes(task_failed=3)) == 3
     assert GOKART_RETCODES == RetCodes(4, 20, 40, 10, 50, 30)
+
+
+def test_a_repaired_task_leaves_cached_once_and_shows_in_the_summary() -> None:
+    result = BuildResult(ran=["down"], cached=["up", "other"], roots=["down"], seconds=0.5)
+    assert result.add_repaired("up") is True
+    assert result.add_repaired("up") is False  # two downstreams reporting the same rebuild count it once
+    assert result.add_repaired("down") is False  # it ran in this build
+    assert result.add_repaired("further") is True  # outside the walked graph
+    assert (result.repaired, result.cached) == (["up", "further"], ["other"])
+    assert result.summary() == "kart build: 1 ran, 2 repaired, 1 cached, 0 failed, 0 not run, in 0.50s"
+    assert exit_code(BuildResult(repaired=["root"], roots=["root"]), GOKART_RETCODES) == 0

@@ -106,3 +106,13 @@ def test_build_prints_one_summary_line_and_no_bar(workspace: str, capsys: pytest
     assert "━" not in err and "\x1b[" not in err  # no bar, no terminal control codes
     kart_core.build(PgRoot(workspace_directory=workspace))
     assert "kart build: 0 ran, 1 cached, 0 failed, 0 not run" in capsys.readouterr().err
+
+
+def test_a_repaired_task_moves_from_cached_and_one_outside_the_graph_grows_the_total() -> None:
+    display = Progress(total=3, stream=io.StringIO(), live=False)
+    display.add_cached(2)
+    display.repaired(was_cached=True)  # a node of the graph, counted cached by the walk
+    display.repaired(was_cached=False)  # further up, not in the walked graph
+    display.finished("Down[12345678]", "ran")
+    assert display.counts() == "1 ran, 2 repaired, 1 cached, 0 failed"
+    assert display.total == 4

@@ -20,7 +20,10 @@ import pytest
 
 import kart_core
 from kart_core.errors import DamagedOutputError, GokartBuildError, IntegrityError
+from kart_core.file_processor import builtin as builtin_formats
+from kart_core.hooks import create_hook_manager, hookimpl
 from kart_core.inspect.verify import verify_workspace
+from kart_core.runlog import RunLogPlugin
 from kart_core.storage import storage_for
 from kart_core.workspace import MANIFEST, log_task_path
 
@@ -238,3 +241,167 @@ def test_under_luigi_build_the_damaged_upstream_is_rebuilt(any_workspace: str, t
     assert luigi.build([task], local_scheduler=True, workers=1) is True
     assert task.output().load() == 4955
     assert _runs(tmp_path / "journal.txt") == 2
+
+
+class Recorder:
+    """A real pluggy plugin: records each task hook call as (hook, task label) and the build's result."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self.results: list[kart_core.BuildResult] = []
+
+    @hookimpl
+    def kart_before_task_run(self, task: Any, seed: int, seed_methods: list[str]) -> None:
+        self.calls.append(("before", task.kart_label()))
+
+    @hookimpl
+    def kart_after_task_run(self, task: Any, processing_time: float) -> None:
+        self.calls.append(("after", task.kart_label()))
+
+    @hookimpl
+    def kart_on_task_error(self, task: Any, exception: BaseException) -> None:
+        self.calls.append(("error", task.kart_label()))
+
+    @hookimpl
+    def kart_after_build(self, tasks: list[Any], result: kart_core.BuildResult) -> None:
+        self.results.append(result)
+
+    def unpaired(self) -> list[str]:
+        """Labels whose before has no after/error yet, in a well-nested order (the calls must nest)."""
+        open_runs: list[str] = []
+        for hook, label in self.calls:
+            if hook == "before":
+                open_runs.append(label)
+            else:
+                assert open_runs and open_runs[-1] == label, self.calls
+                open_runs.pop()
+        return open_runs
+
+
+def _manager(plugin: Recorder) -> Any:
+    return create_hook_manager([RunLogPlugin(), builtin_formats, plugin], load_entry_points=False)
+
+
+@pytest.mark.parametrize(("workers", "executor"), [(1, "thread"), (2, "thread")])
+def test_hooks_pair_when_a_run_is_retried_after_a_repair(
+    workspace: str, tmp_path: Path, workers: int, executor: str
+) -> None:
+    """One before, then one after (or error), per task run: the retried downstream is not announced twice."""
+    source = _built_source(workspace, tmp_path)
+    _rewrite(source.output().path(), lambda data: data[:5])
+    root = RpSum(upstream=source, offset=6, workspace_directory=workspace)
+    recorder = Recorder()
+    value = kart_core.build(
+        root, workers=workers, executor=executor, hook_manager=_manager(recorder), reset_register=False
+    )
+    assert value == 4956
+    assert recorder.calls == [
+        ("before", root.kart_label()),
+        ("before", source.kart_label()),
+        ("after", source.kart_label()),
+        ("after", root.kart_label()),
+    ]
+    assert recorder.unpaired() == []
+
+
+def test_hooks_pair_when_the_rebuild_of_the_upstream_fails(workspace: str, tmp_path: Path) -> None:
+    refuse = tmp_path / "refuse"
+    source = _built_source(workspace, tmp_path, refuse=str(refuse))
+    _rewrite(source.output().path(), lambda data: data[:5])
+    refuse.touch()
+    root = RpSum(upstream=source, offset=8, workspace_directory=workspace)
+    recorder = Recorder()
+    with pytest.raises(GokartBuildError, match="the source cannot be rebuilt now"):
+        kart_core.build(root, hook_manager=_manager(recorder), reset_register=False)
+    assert recorder.calls == [
+        ("before", root.kart_label()),
+        ("before", source.kart_label()),
+        ("error", source.kart_label()),
+        ("error", root.kart_label()),
+    ]
+
+
+@pytest.mark.parametrize(("workers", "executor"), [(1, "thread"), (2, "thread"), (2, "process")])
+def test_the_build_result_counts_repaired_tasks(
+    any_workspace: str, tmp_path: Path, workers: int, executor: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The upstream rebuilt inside its downstream's run counts as repaired (not cached), in the summary too."""
+    if executor == "process" and "://" in any_workspace:
+        pytest.skip("worker processes on object storage fail in s3fs on main too ('This class is not fork-safe')")
+    source = _built_source(any_workspace, tmp_path)
+    _rewrite(source.output().path(), lambda data: data[:5])
+    root = RpBoth(upstream=source, workspace_directory=any_workspace)
+    recorder = Recorder()
+    capsys.readouterr()
+    kart_core.build(root, workers=workers, executor=executor, hook_manager=_manager(recorder), reset_register=False)
+    (result,) = recorder.results
+    assert [result.label(key) for key in result.repaired] == [source.kart_label()]
+    assert len(result.ran) == 3 and result.cached == [] and result.ok
+    assert "kart build: 3 ran, 1 repaired, 0 cached, 0 failed, 0 not run" in capsys.readouterr().err
+
+
+def test_a_damaged_chain_counts_both_repairs(workspace: str, tmp_path: Path) -> None:
+    """The source lies above the cached middle (outside the walked graph): it is counted all the same."""
+    source = RpSource(journal=str(tmp_path / "journal.txt"), workspace_directory=workspace)
+    middle = RpMiddle(source=source, workspace_directory=workspace)
+    assert kart_core.build(RpSum(upstream=middle, workspace_directory=workspace), reset_register=False) == 9900
+    _rewrite(source.output().path(), lambda data: data[:-3])
+    _rewrite(middle.output().path(), lambda data: data[:-3])
+    recorder = Recorder()
+    again = RpSum(upstream=middle, offset=7, workspace_directory=workspace)
+    assert kart_core.build(again, hook_manager=_manager(recorder), reset_register=False) == 9907
+    (result,) = recorder.results
+    assert len(result.repaired) == 2 and result.cached == []
+    assert result.label(result.repaired[1]) == middle.kart_label()
+    assert result.repaired[0].endswith(source.make_unique_id())
+    assert recorder.unpaired() == []
+
+
+def test_a_damaged_root_is_rebuilt_when_build_loads_it(
+    any_workspace: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """build() returns the root's output; a damaged one is rebuilt first (the same rule as for an upstream)."""
+    source = _built_source(any_workspace, tmp_path)
+    path = source.output().path()
+    committed, found = _rewrite(path, lambda data: data[:5])
+    with caplog.at_level(logging.WARNING, logger="kart_core.runner"):
+        assert kart_core.build(source, reset_register=False) == list(range(100))
+    assert _runs(tmp_path / "journal.txt") == 2
+    assert verify_workspace(any_workspace).ok
+    (warning,) = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert f"The output of {source.kart_label()} is damaged" in warning
+    assert f"{path}: {committed} bytes were committed, found {found} bytes" in warning
+
+
+def test_a_damaged_root_with_repairs_off_is_the_named_error(
+    workspace: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = _built_source(workspace, tmp_path)
+    _rewrite(source.output().path(), lambda data: data[:5])
+    monkeypatch.setenv("KART_REPAIR_DAMAGED", "0")
+    with pytest.raises(DamagedOutputError) as info:
+        kart_core.build(source, reset_register=False)
+    message = str(info.value)
+    assert source.kart_label() in message and source.output().path() in message
+    assert "kart verify --delete" in message
+    assert _runs(tmp_path / "journal.txt") == 1
+
+
+def test_a_root_refused_by_its_signature_is_not_rebuilt(
+    workspace: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KART_SIGNING_KEY", "a test key of some length")
+    source = _built_source(workspace, tmp_path)
+    _rewrite(source.output().path(), lambda data: data[:-5])
+    with pytest.raises(IntegrityError, match="kart verify --delete"):
+        kart_core.build(source, reset_register=False)
+    assert _runs(tmp_path / "journal.txt") == 1
+
+
+def test_a_build_that_returns_nothing_does_not_look_at_the_root(workspace: str, tmp_path: Path) -> None:
+    """gokart's semantics: return_value=False loads nothing, so the damage stays (kart verify finds it)."""
+    source = _built_source(workspace, tmp_path)
+    _rewrite(source.output().path(), lambda data: data[:5])
+    assert kart_core.build(source, return_value=False, reset_register=False) is None
+    assert _runs(tmp_path / "journal.txt") == 1
+    assert [problem.kind for problem in verify_workspace(workspace).problems] == ["size"]

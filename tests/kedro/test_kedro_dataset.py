@@ -15,6 +15,7 @@ from kedro.io import DataCatalog, DatasetError
 from kedro_test_tasks import Doubled, Numbers, Total, journal_lines
 
 import kart_core
+from kart_core.errors import DamagedOutputError
 
 TOTAL_CONFIG = {
     "task": "kedro_test_tasks.Total",
@@ -229,3 +230,34 @@ def test_an_fsspec_workspace_works_like_a_local_one(journal: str) -> None:
     assert str(dataset.task.output().path()).startswith(workspace)
     assert TaskOnKartDataset(**TOTAL_CONFIG, workspace_directory=workspace).load() == 18
     assert len(journal_lines(journal)) == 3
+
+
+def _truncate(path: str) -> None:
+    """Cut a committed output short, as a writer outside kart would."""
+    with open(path, "rb") as file:
+        data = file.read()
+    with open(path, "wb") as file:
+        file.write(data[: len(data) // 2])
+
+
+def test_a_damaged_output_is_rebuilt_when_the_dataset_loads_it(workspace: str, journal: str) -> None:
+    """The same rule as kart_core.build()'s root: the task runs again (its upstreams stay cached), then loads."""
+    dataset = TaskOnKartDataset(**TOTAL_CONFIG, workspace_directory=workspace)
+    assert dataset.load() == 18
+    _truncate(dataset.task.output().path())
+    assert TaskOnKartDataset(**TOTAL_CONFIG, workspace_directory=workspace).load() == 18
+    assert sorted(line.split("[")[0] for line in journal_lines(journal)) == ["Doubled", "Numbers", "Total", "Total"]
+
+
+def test_a_damaged_output_with_repairs_off_is_the_named_error(
+    workspace: str, journal: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dataset = TaskOnKartDataset(**TOTAL_CONFIG, workspace_directory=workspace)
+    assert dataset.load() == 18
+    _truncate(dataset.task.output().path())
+    monkeypatch.setenv("KART_REPAIR_DAMAGED", "0")
+    with pytest.raises(DatasetError) as info:  # Kedro wraps the load's error
+        dataset.load()
+    assert isinstance(info.value.__cause__, DamagedOutputError)
+    assert "kart verify --delete" in str(info.value.__cause__)
+    assert sorted(line.split("[")[0] for line in journal_lines(journal)) == ["Doubled", "Numbers", "Total"]

@@ -98,7 +98,8 @@ class TaskOnKartDataset(AbstractDataset[Any, Any]):
         """The task's cached output; the task and its missing upstreams are built first if needed."""
         if not self._task.complete():
             self._build()
-        return kart_core.load_output(self._task)
+        # A damaged output is rebuilt under the task's lock, as build() does for its roots (repairs on).
+        return kart_core.load_output(self._task, repair=True)
 
     def _build(self) -> None:
         # Parallel Kedro workers may load datasets sharing an upstream: with each task's lock held while
