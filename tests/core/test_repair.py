@@ -326,8 +326,6 @@ def test_the_build_result_counts_repaired_tasks(
     any_workspace: str, tmp_path: Path, workers: int, executor: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The upstream rebuilt inside its downstream's run counts as repaired (not cached), in the summary too."""
-    if executor == "process" and "://" in any_workspace:
-        pytest.skip("worker processes on object storage fail in s3fs on main too ('This class is not fork-safe')")
     source = _built_source(any_workspace, tmp_path)
     _rewrite(source.output().path(), lambda data: data[:5])
     root = RpBoth(upstream=source, workspace_directory=any_workspace)
