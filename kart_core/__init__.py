@@ -51,7 +51,7 @@ if TYPE_CHECKING:
         TaskInstanceParameter,
         ZonedDateSecondParameter,
     )
-    from kart_core.places import PlacedGraph, find_place, place_graph
+    from kart_core.places import PlacedGraph, find_place, place_graph, requirement_places
     from kart_core.run import run
     from kart_core.runner import RunStatus, run_one
     from kart_core.task import TaskOnKart
@@ -94,6 +94,7 @@ _EXPORTS = {
     "node_key": "kart_core.graph",
     "params_text": "kart_core.display",
     "place_graph": "kart_core.places",
+    "requirement_places": "kart_core.places",
     "run": "kart_core.run",
     "run_one": "kart_core.runner",
     "short_id": "kart_core.hashing",

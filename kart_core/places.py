@@ -24,7 +24,14 @@ import luigi
 from kart_core.errors import RequiresError
 from kart_core.graph import node_key, requires_structure
 
-__all__ = ["PlacedGraph", "MAX_PLACE_LENGTH", "labelled_requirements", "place_graph", "find_place"]
+__all__ = [
+    "PlacedGraph",
+    "MAX_PLACE_LENGTH",
+    "labelled_requirements",
+    "place_graph",
+    "find_place",
+    "requirement_places",
+]
 
 MAX_PLACE_LENGTH = 250  # Airflow's limit for task ids; longer places end in a hash of the full path
 _INVALID = re.compile(r"[^\w-]", re.ASCII)
@@ -139,6 +146,21 @@ def find_place(roots: Sequence[Any], place: str) -> tuple[Any, list[Any]] | None
     if _INVALID.sub("_", type(task).__name__) != class_name:
         return None
     return task, [dep for _, dep in requirements]
+
+
+def requirement_places(place: str, task: Any) -> dict[str, str]:
+    """For each requirement of the task at ``place``: its node key and the place it has when reached through it.
+
+    That is the requirement's place unless a shorter path (or an earlier one of the same length)
+    reaches it first; a caller that needs certainty checks that the place exists, and walks the
+    graph (``place_graph``) otherwise. A place cut with a hash has no path to extend: empty result.
+    """
+    if _HASHED_MARK in place:
+        return {}
+    path = place.partition("__")[2] or place
+    return {
+        node_key(dep): place_name(type(dep).__name__, f"{path}.{label}") for label, dep in labelled_requirements(task)
+    }
 
 
 def _step(requirements: list[tuple[str, Any]], rest: list[str]) -> tuple[int, Any] | None:

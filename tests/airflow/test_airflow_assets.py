@@ -11,7 +11,7 @@ from airflow.sdk import Asset
 from airflow.sdk.definitions.asset import AssetRef
 from airflow.serialization.serialized_objects import DagSerialization
 from kart_airflow import KartTaskGroup, to_dag
-from kart_airflow.skew import compare_with_record, record_extra, record_uri
+from kart_airflow.skew import compare_with_record, record_extra, record_uri, task_key
 from mlpipeline import Evaluate, LoadData, MakeFeatures, Train
 
 import kart_core
@@ -40,9 +40,10 @@ def test_final_declares_only_the_roots_outputs_and_records_the_others() -> None:
     (record,) = [inlet for inlet in final.get_task("Evaluate").inlets if isinstance(inlet, Asset)]
     assert record.uri == record_uri("final") == "x-kart-record://final/"
     recorded = record.extra["kart_tasks"]
-    undeclared = [task for task in kart_core.walk(roots).nodes.values() if task not in roots]
-    assert sorted(uid for ids in recorded.values() for uid in ids.split()) == sorted(
-        task.make_unique_id()[:16] for task in undeclared
+    # Every task is recorded, declared or not: its task id's key and its unique id, under its code.
+    graph = kart_core.place_graph(roots)
+    assert sorted(entry for entries in recorded.values() for entry in entries.split()) == sorted(
+        f"{task_key(graph.places[key])}={task.make_unique_id()[:16]}" for key, task in graph.nodes.items()
     )
     assert recorded[kart_core.code_fingerprint(Train)].count(" ") == 1  # the two Train tasks share their code
 
@@ -62,8 +63,10 @@ def test_none_declares_no_output_asset_and_serializes_much_smaller() -> None:
 def test_all_is_the_default_and_an_unknown_choice_is_refused() -> None:
     dag = to_dag(Evaluate(model="mean"), dag_id="default")
     assert all(task.outlets for task in dag.tasks)
-    assert not any(isinstance(inlet, Asset) for task in dag.tasks for inlet in task.inlets)  # refs only, no record
-    assert all(isinstance(inlet, AssetRef) for task in dag.tasks for inlet in task.inlets)
+    # Inlets are refs to the upstream outputs, plus the DAG's record (what workers check) on the first task.
+    records = [inlet for task in dag.tasks for inlet in task.inlets if isinstance(inlet, Asset)]
+    assert [record.uri for record in records] == ["x-kart-record://default/"]
+    assert all(isinstance(inlet, AssetRef) for task in dag.tasks for inlet in task.inlets if inlet not in records)
     with pytest.raises(ValueError, match=r"assets='some'; choose one of all, final, none"):
         to_dag(Evaluate(model="mean"), dag_id="default", assets="some")  # type: ignore[arg-type]
 
@@ -103,7 +106,8 @@ def test_without_assets_a_worker_with_other_parameters_fails_fast_with_the_recor
     assert (states["Train__Evaluate.model"], states["Evaluate"]) == ("failed", "upstream_failed")
     assert {ti.task_id: ti.try_number for ti in run.get_task_instances()}["Train__Evaluate.model"] == 1
     out = capfd.readouterr().out
-    assert "StaleTaskError: Train[" in out and "has no task with that id (x-kart-record://record_skew/)" in out
+    assert "StaleTaskError: Train[" in out and "the dag-processor parsed task 'Train__Evaluate.model'" in out
+    assert "(x-kart-record://record_skew/)" in out
 
 
 def test_without_assets_a_worker_with_other_code_names_both_fingerprints(run_dag, capfd) -> None:
@@ -120,13 +124,13 @@ def test_without_assets_a_worker_with_other_code_names_both_fingerprints(run_dag
 def test_compare_with_record_names_the_task_and_what_to_do() -> None:
     task = MakeFeatures(data=LoadData(n_rows=3))
     code = kart_core.code_fingerprint(MakeFeatures)
-    recorded = record_extra([(task, code), (LoadData(n_rows=3), "feedfacefeedface")])
-    compare_with_record(task, code, "x-kart-record://d/", recorded)
+    recorded = record_extra([("F", task, code), ("L", LoadData(n_rows=3), "feedfacefeedface")])
+    compare_with_record(task, "F", code, "x-kart-record://d/", recorded)
     label = rf"MakeFeatures\[{task.make_unique_id()[:8]}\]"
     with pytest.raises(kart_core.StaleTaskError, match=label + r": .*declares no such Asset.*Deploy the same code"):
-        compare_with_record(task, code, "x-kart-record://d/", None)
+        compare_with_record(task, "F", code, "x-kart-record://d/", None)
     with pytest.raises(kart_core.StaleTaskError, match=label + r": the code of mlpipeline.tasks.MakeFeatures"):
-        compare_with_record(task, "0" * 16, "x-kart-record://d/", recorded)
+        compare_with_record(task, "F", "0" * 16, "x-kart-record://d/", recorded)
     other = MakeFeatures(data=LoadData(n_rows=4))
-    with pytest.raises(kart_core.StaleTaskError, match=r"has no task with that id \(x-kart-record://d/\)"):
-        compare_with_record(other, code, "x-kart-record://d/", recorded)
+    with pytest.raises(kart_core.StaleTaskError, match=r"parsed task 'F' with unique id .*\(x-kart-record://d/\)"):
+        compare_with_record(other, "F", code, "x-kart-record://d/", recorded)

@@ -94,7 +94,7 @@ def test_one_airflow_task_per_unique_id_with_the_kart_edges() -> None:
     assert sorted(dag.task_ids) == sorted(ids.values()) and len(dag.task_ids) == 6
     for key, deps in graph.upstream.items():
         assert dag.get_task(ids[key]).upstream_task_ids == {ids[dep] for dep in deps}
-        inlets = {inlet.uri for inlet in dag.get_task(ids[key]).inlets}
+        inlets = {inlet.uri for inlet in dag.get_task(ids[key]).inlets} - {"x-kart-record://shared/"}
         assert inlets == {outlet.uri for dep in deps for outlet in dag.get_task(ids[dep]).outlets}
     assert dag.get_task(ids[graph.order[0]]).downstream_task_ids == {ids[graph.order[1]]}
     assert dag.fileloc == __file__
@@ -103,6 +103,10 @@ def test_one_airflow_task_per_unique_id_with_the_kart_edges() -> None:
 def test_bulk_edges_serialize_like_airflow_set_upstream() -> None:
     roots = layered_roots(200, width=10)
     fast = to_dag(roots, dag_id="layered")
+
+    def slow_inlets(task_id: str) -> list[object]:
+        return [inlet for inlet in fast.get_task(task_id).inlets if not str(inlet.uri).startswith("x-kart-record")]
+
     with DAG(dag_id="layered") as slow:
         graph = kart_core.place_graph(roots)
         operators = {
@@ -113,6 +117,9 @@ def test_bulk_edges_serialize_like_airflow_set_upstream() -> None:
         }
         for key, deps in graph.upstream.items():
             operators[key].set_upstream([operators[dep] for dep in deps])
+        # The DAG's record of every task (what workers check), an inlet of the first task.
+        first = graph.places[graph.order[0]]
+        operators[graph.order[0]].inlets.extend(i for i in fast.get_task(first).inlets if i not in slow_inlets(first))
     slow.fileloc = fast.fileloc
     assert DagSerialization.to_dict(fast) == DagSerialization.to_dict(slow)
 
@@ -166,13 +173,26 @@ class Greeting(kart_core.TaskOnKart[str]):
         self.dump(self.template)
 
 
-def test_parameters_are_not_jinja_rendered_and_cached_runs_emit_labelled_asset_events(run_dag) -> None:
+def test_a_template_in_a_parameter_is_refused_at_parse_naming_the_task_and_parameter() -> None:
+    # Airflow never renders a kart parameter: the unique id would hash the text, every run the same task.
+    greeting = Greeting(template="run of {{ ds }} for {{ dag.dag_id }}")
+    with pytest.raises(
+        kart_core.errors.TaskDefinitionError,
+        match=rf"Greeting\[{greeting.make_unique_id()[:8]}\]: parameter template='run of {{{{ ds }}}} for "
+        r".*is an Airflow template.*Dates and partitions",
+    ):
+        to_dag(greeting, dag_id="jinja")
+    with pytest.raises(kart_core.errors.TaskDefinitionError, match=r"parameter template='{{ ds }}'"):
+        to_dag([Greeting(template="plain"), Greeting(template="{{ ds }}")], dag_id="jinja")
+
+
+def test_cached_runs_emit_labelled_asset_events(run_dag) -> None:
     from airflow.models.asset import AssetEvent
     from airflow.utils.session import create_session
 
-    greeting = Greeting(template="run of {{ ds }} for {{ dag.dag_id }}")
+    greeting = Greeting(template="run of { ds } for the jinja DAG")
     run_dag(to_dag(greeting, dag_id="jinja"))
-    assert kart_core.load_output(greeting) == "run of {{ ds }} for {{ dag.dag_id }}"
+    assert kart_core.load_output(greeting) == "run of { ds } for the jinja DAG"
     assert statuses(run_dag(to_dag(greeting, dag_id="jinja"))) == {task_id_for(greeting): "cached"}
     with create_session() as session:
         events = session.query(AssetEvent).filter(AssetEvent.source_dag_id == "jinja").order_by(AssetEvent.id).all()

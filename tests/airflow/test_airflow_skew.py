@@ -8,12 +8,13 @@ import importlib
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from af_helpers import statuses
 from kart_airflow import to_dag
-from kart_airflow.skew import check_importable, compare_with_parse
-from mlpipeline import Evaluate, LoadData
+from kart_airflow.skew import check_importable, compare_with_record, compare_with_upstream, record_extra, record_uri
+from mlpipeline import Evaluate, LoadData, MakeFeatures, Train
 
 import kart_core
 
@@ -58,25 +59,66 @@ def test_importable_classes_pass() -> None:
     check_importable(kart_core.TaskOnKart)
 
 
-def test_compare_names_the_task_what_differs_and_what_to_do() -> None:
-    task = LoadData(n_rows=5)
+def test_the_record_is_looked_up_by_task_id_not_by_unique_id() -> None:
+    task, other = LoadData(n_rows=5), LoadData(n_rows=6)
     code = kart_core.code_fingerprint(LoadData)
-    same = {"kart_unique_id": task.make_unique_id(), "kart_code": code}
-    compare_with_parse(task, code, "s3://b/x.pkl", same)
+    recorded = record_extra([("Load", task, code), ("Load_2", other, code)])
+    compare_with_record(task, "Load", code, "x-kart-record://d/", recorded)
     label = rf"LoadData\[{task.make_unique_id()[:8]}\]"
+    # The unique id is the DAG's, but task 'Load_2' was parsed as the other task: refused.
     with pytest.raises(
-        kart_core.StaleTaskError, match=label + r".*declares no such output.*Deploy the same code"
-    ) as s3:
-        compare_with_parse(task, code, "s3://b/x.pkl", None)
-    with pytest.raises(kart_core.StaleTaskError, match=r"a relative one resolves against each process's current"):
-        compare_with_parse(task, code, "file:///srv/ws/x.pkl", None)
-    assert "relative" not in str(s3.value)
-    with pytest.raises(kart_core.StaleTaskError, match=label + r".*parsed with unique id 0+ .*this worker computes"):
-        compare_with_parse(task, code, "s3://b/x.pkl", {**same, "kart_unique_id": "0" * 32})
-    with pytest.raises(
-        kart_core.StaleTaskError, match=label + r": the code of mlpipeline.tasks.LoadData on this worker"
+        kart_core.StaleTaskError,
+        match=label + rf": the dag-processor parsed task 'Load_2' with unique id {other.make_unique_id()[:16]}… "
+        rf"\(x-kart-record://d/\); this worker's code computes {task.make_unique_id()}.*Deploy the same code",
     ):
-        compare_with_parse(task, code, "s3://b/x.pkl", {**same, "kart_code": "f" * 16})
+        compare_with_record(task, "Load_2", code, "x-kart-record://d/", recorded)
+    with pytest.raises(kart_core.StaleTaskError, match=label + r".*has no task 'Load_3' \(x-kart-record://d/\)"):
+        compare_with_record(task, "Load_3", code, "x-kart-record://d/", recorded)
+    with pytest.raises(kart_core.StaleTaskError, match=label + r": the code of mlpipeline.tasks.LoadData on this"):
+        compare_with_record(task, "Load", "f" * 16, "x-kart-record://d/", recorded)
+
+
+def test_an_upstream_that_ran_another_task_in_this_run_is_refused_with_both_ids() -> None:
+    features = MakeFeatures(data=LoadData(n_rows=5))
+    ran = LoadData(n_rows=13).make_unique_id()
+    compare_with_upstream(
+        features, LoadData(n_rows=5), "Load", {"unique_id": LoadData(n_rows=5).make_unique_id()}, "r1"
+    )
+    compare_with_upstream(features, LoadData(n_rows=5), "Load", None, "r1")  # no XCom: it did not succeed
+    with pytest.raises(kart_core.StaleTaskError) as error:
+        compare_with_upstream(features, LoadData(n_rows=5), "Load", {"status": "ran", "unique_id": ran}, "r1")
+    message = str(error.value)
+    assert message.startswith(f"{features.kart_label()}: it requires {LoadData(n_rows=5).kart_label()} (unique id ")
+    assert f"in this run (r1) the upstream task 'Load' ran LoadData[{ran[:8]}] (unique id {ran})" in message
+    assert "changed during the run" in message and "Clear the whole run" in message
+
+
+def test_another_dag_that_declares_the_workers_output_does_not_vouch_for_it(register_dag, capfd) -> None:
+    # Two DAGs share their upstreams; the dag-processor parsed at_dag with alpha=0.125, at_dag2 with 0.5.
+    register_dag(to_dag(Evaluate(model="ridge", alpha=0.125), dag_id="at_dag"))
+    register_dag(to_dag(Evaluate(model="ridge", alpha=0.5), dag_id="at_dag2"))
+    # A worker of at_dag whose environment gives at_dag2's parameters: its Train and Evaluate are
+    # at_dag2's tasks (their outputs are at_dag2's Assets), not the ones at_dag was parsed with.
+    worker = to_dag(Evaluate(model="ridge", alpha=0.5), dag_id="at_dag")
+    states = statuses(worker.test())
+    assert (states["Train__Evaluate.model"], states["Evaluate"]) == ("failed", "upstream_failed")
+    planned = Train(features=MakeFeatures(data=LoadData()), model="ridge", alpha=0.125).make_unique_id()
+    out = capfd.readouterr().out
+    assert "StaleTaskError: Train[" in out
+    assert (
+        f"the dag-processor parsed task 'Train__Evaluate.model' with unique id {planned[:16]}… (x-kart-record://at_dag/)"
+        in out
+    )
+
+
+def test_roots_swapped_between_task_ids_are_refused(register_dag, capfd) -> None:
+    # Each unique id is one of the DAG's, but under the other task id.
+    linear, ridge = Evaluate(model="linear", alpha=0.0625), Evaluate(model="ridge", alpha=0.0625)
+    register_dag(to_dag([linear, ridge], dag_id="swapped"))
+    states = statuses(to_dag([ridge, linear], dag_id="swapped").test())
+    assert states["Evaluate"] == states["Evaluate_2"] == "upstream_failed"
+    assert states["Train__Evaluate.model"] == states["Train__Evaluate_2.model"] == "failed"
+    assert "the dag-processor parsed task 'Train__Evaluate.model' with unique id" in capfd.readouterr().out
 
 
 def test_a_worker_with_other_parameters_fails_fast_without_retries(register_dag, capfd) -> None:
@@ -96,13 +138,15 @@ def test_a_worker_with_other_parameters_fails_fast_without_retries(register_dag,
     tries = {ti.task_id: ti.try_number for ti in run.get_task_instances()}
     assert tries["Train__Evaluate.model"] == 1  # failed at once, no retry
     out = capfd.readouterr().out
-    assert "StaleTaskError: Train[" in out and "declares no such output" in out and "Deploy the same code" in out
+    assert "StaleTaskError: Train[" in out and "the dag-processor parsed task 'Train__Evaluate.model'" in out
+    assert "Deploy the same code" in out
 
 
 def test_a_worker_with_other_task_code_fails_with_both_fingerprints(run_dag, capfd) -> None:
     planned = to_dag(LoadData(n_rows=33), dag_id="code_skew")
-    (outlet,) = planned.get_task("LoadData").outlets
-    outlet.extra["kart_code"] = "0123456789abcdef"  # as if the dag-processor had parsed other code
+    (record,) = [inlet for inlet in planned.get_task("LoadData").inlets if inlet.uri == record_uri("code_skew")]
+    (entries,) = record.extra["kart_tasks"].values()
+    record.extra["kart_tasks"] = {"0123456789abcdef": entries}  # as if the dag-processor had parsed other code
     run = run_dag(planned)
     assert statuses(run) == {"LoadData": "failed"}
     out = capfd.readouterr().out
@@ -158,3 +202,80 @@ def test_the_worker_computes_the_code_fingerprint_once_per_task(run_dag, monkeyp
     monkeypatch.setattr(kart_core, "code_fingerprint", counting)
     assert statuses(run_dag(dag)) == {"LoadData": "ran"}
     assert calls == []
+
+
+def _rerun(run: Any, operator: Any) -> str:
+    """Clear one task of a finished run and run it again with ``operator`` (as a worker that re-parsed the file).
+
+    What ``dag.test()`` does for each task instance (Airflow's ``_run_task``), for one task.
+    """
+    from airflow.sdk.definitions.dag import _run_task
+
+    ti = run.get_task_instance(operator.task_id)
+    ti.try_number += 1
+    ti.refresh_from_task(operator)
+    _run_task(ti=ti, task=operator)
+    return str(getattr(ti.state, "value", ti.state))
+
+
+def test_a_task_whose_upstreams_ran_other_ids_in_this_run_fails_fast(run_dag, register_dag, capfd) -> None:
+    run = run_dag(to_dag(Evaluate(model="ridge", n_rows=13), dag_id="midrun"))  # every task ran with n_rows=13
+    # The DAG file now says n_rows=5 (the dag-processor re-parsed it), and that final output exists already.
+    edited = Evaluate(model="ridge", n_rows=5)
+    kart_core.build(edited)
+    changed = to_dag(edited, dag_id="midrun")
+    register_dag(changed)
+    assert _rerun(run, changed.get_task("Evaluate")) == "failed"
+    features = MakeFeatures(data=LoadData(n_rows=5))
+    ran = MakeFeatures(data=LoadData(n_rows=13)).make_unique_id()
+    out = capfd.readouterr().out
+    assert (
+        f"StaleTaskError: {edited.kart_label()}: it requires {features.kart_label()} (unique id "
+        f"{features.make_unique_id()}), but in this run ({run.run_id}) the upstream task "
+        f"'MakeFeatures__Evaluate.features' ran MakeFeatures[{ran[:8]}] (unique id {ran})"
+    ) in out
+    assert "Clear the whole run" in out
+    assert "AirflowFailException: StaleTaskError" in out  # fails at once: a retry would not spend a try
+
+
+def test_a_worker_parse_finds_an_upstream_reached_by_a_shorter_path(
+    run_dag, register_dag, monkeypatch: pytest.MonkeyPatch, capfd
+) -> None:
+    # Train requires MakeFeatures, whose task id is MakeFeatures__Evaluate.features (reached from the
+    # root directly), not MakeFeatures__Evaluate.model.features: the one-task parse walks the graph for it.
+    run = run_dag(to_dag(Evaluate(model="ridge", n_rows=17), dag_id="midrun_pruned"))
+    register_dag(to_dag(Evaluate(model="ridge", n_rows=7), dag_id="midrun_pruned"))
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "midrun_pruned")
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_TASK_ID", "Train__Evaluate.model")
+    worker = to_dag(Evaluate(model="ridge", n_rows=7), dag_id="midrun_pruned")
+    assert worker.task_ids == ["Train__Evaluate.model"]
+    assert _rerun(run, worker.get_task("Train__Evaluate.model")) == "failed"
+    out = capfd.readouterr().out
+    assert "walked the graph for the upstream task ids of Train__Evaluate.model" in out
+    assert "the upstream task 'MakeFeatures__Evaluate.features' ran MakeFeatures[" in out
+
+
+def test_a_task_rerun_in_its_run_with_unchanged_code_passes_the_check(run_dag, monkeypatch, capfd) -> None:
+    planned = to_dag(Evaluate(model="ridge", n_rows=19), dag_id="midrun_same")
+    run = run_dag(planned)
+    assert _rerun(run, planned.get_task("Evaluate")) == "success"
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "midrun_same")
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_TASK_ID", "Train__Evaluate.model")
+    worker = to_dag(Evaluate(model="ridge", n_rows=19), dag_id="midrun_same")
+    assert _rerun(run, worker.get_task("Train__Evaluate.model")) == "success"
+    assert "StaleTaskError" not in capfd.readouterr().out
+
+
+class Exploding(kart_core.TaskOnKart[int]):
+    """Its run() raises a bare exception, with no task label of its own."""
+
+    def run(self) -> None:
+        raise KeyError("missing column 'y'")
+
+
+def test_an_exception_in_run_names_the_kart_task_in_the_task_log(run_dag, capfd) -> None:
+    task = Exploding()
+    assert statuses(run_dag(to_dag(task, dag_id="exploding"))) == {"Exploding": "failed"}
+    out = capfd.readouterr().out
+    where = f"kart task {task.kart_label()} (unique id {task.make_unique_id()}, Airflow task Exploding)"
+    assert f"{where} failed: KeyError: \"missing column 'y'\"" in out

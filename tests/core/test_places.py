@@ -6,7 +6,7 @@ import luigi
 import pytest
 
 import kart_core
-from kart_core.places import MAX_PLACE_LENGTH, find_place, labelled_requirements, place_graph
+from kart_core.places import MAX_PLACE_LENGTH, find_place, labelled_requirements, place_graph, requirement_places
 
 
 class PlSource(kart_core.TaskOnKart[int]):
@@ -81,6 +81,23 @@ def test_find_place_follows_the_path_without_walking_the_graph() -> None:
     assert find_place(roots, "PlModel__PlReport.models.7") is None
     assert find_place(roots, "PlSource__PlReport.models.0") is None  # the path leads to a PlModel
     assert find_place(roots, "Nothing") is None
+
+
+def test_requirement_places_extend_the_path_and_match_unless_a_shorter_path_wins() -> None:
+    roots = [PlReport(strength=2.0)]
+    graph = place_graph(roots)
+    by_class = {type(task).__name__: key for key, task in graph.nodes.items()}
+    model = graph.nodes[by_class["PlModel"]]
+    # The model's source is reached from the root directly (PlSource__PlReport.raw), a shorter path.
+    assert requirement_places("PlModel__PlReport.models.0", model) == {
+        by_class["PlSource"]: "PlSource__PlReport.models.0.data"
+    }
+    assert graph.places[by_class["PlSource"]] == "PlSource__PlReport.raw"
+    assert requirement_places("PlReport", roots[0]) == {
+        by_class["PlModel"]: "PlModel__PlReport.models.0",
+        by_class["PlSource"]: "PlSource__PlReport.raw",
+    }
+    assert requirement_places("PlChain__PlChain.0.0--0123456789", PlChain(depth=3)) == {}
 
 
 def test_deep_places_are_cut_to_the_limit_with_a_hash() -> None:

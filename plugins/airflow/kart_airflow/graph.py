@@ -51,9 +51,9 @@ def add_kart_tasks(
         class_operator_args: arguments for the tasks of one class (or its subclasses); they win.
         emit_cached_asset_events: False: a task that finds its outputs cached emits no Asset event.
         assets: which outputs are Airflow Assets (outlets, and inlets of the tasks that require
-            them): ``"all"``, ``"final"`` (those of ``task_or_tasks`` only) or ``"none"``. Tasks whose
-            outputs are not Assets are recorded (unique id, code fingerprint) on one Asset of the
-            DAG, ``skew.record_uri``, an inlet of the first task, so workers still detect code skew.
+            them): ``"all"``, ``"final"`` (those of ``task_or_tasks`` only) or ``"none"``. Whatever
+            the choice, every task is recorded (task id, unique id, code fingerprint) on one Asset
+            of the DAG, ``skew.record_uri``, an inlet of the first task, which workers check.
 
     Raises:
         TaskDefinitionError: a task class cannot be imported by a stable name on a worker.
@@ -101,6 +101,7 @@ def _add_kart_tasks(
         return added
     graph = kart_core.place_graph(roots)
     codes = _check_classes(graph.nodes.values())
+    _refuse_templates(graph.nodes.values())
     uris = _Uris()
     # The graph holds one object per task, so the roots are known by identity.
     root_objects = {id(graph.nodes[kart_core.node_key(root)]) for root in roots}
@@ -113,20 +114,18 @@ def _add_kart_tasks(
             upstream=[graph.nodes[dep] for dep in graph.upstream[key]],
             uris=uris,
             declared=declared,
+            upstream_ids={dep: prefix + graph.places[dep] for dep in graph.upstream[key]},
             **common,
             **arguments.for_task(graph.nodes[key]),
         )
         for key in graph.order
     }
     _link(operators, graph.upstream)
-    undeclared = [
-        (graph.nodes[key], codes[type(graph.nodes[key])]) for key in graph.order if not declared(graph.nodes[key])
-    ]
-    if undeclared:
-        # Workers check these tasks against this one Asset (skew.compare_with_record); declared as
-        # an inlet of the first task so that the dag-processor registers it with its extra.
-        record = Asset(str(common["record"]), extra=record_extra(undeclared))
-        operators[graph.order[0]].inlets.append(record)
+    # Workers check each task against its entry in this one Asset (skew.compare_with_record),
+    # declared as an inlet of the first task so that the dag-processor registers it with its extra.
+    entries = [(operators[key].task_id, graph.nodes[key], codes[type(graph.nodes[key])]) for key in graph.order]
+    if entries:
+        operators[graph.order[0]].inlets.append(Asset(str(common["record"]), extra=record_extra(entries)))
     return operators
 
 
@@ -170,12 +169,19 @@ def _add_one(
         return {wanted: MissingKartTaskOperator(task_id=place, message=message, **placement)}
     task, upstream = found
     codes = _check_classes([task])
+
+    def exact_upstream_ids() -> dict[str, str]:
+        graph = kart_core.place_graph(roots)
+        return {dep: prefix + graph.places[dep] for dep in graph.upstream.get(kart_core.node_key(task), [])}
+
     operator = KartTaskOperator.from_task(
         task,
         task_id=place,
         code=codes[type(task)],
         upstream=upstream,
         declared=_declared_by(assets, lambda other: _among(other, roots)),
+        upstream_ids={key: prefix + value for key, value in kart_core.requirement_places(place, task).items()},
+        upstream_lookup=exact_upstream_ids,
         **common,
         **arguments.for_task(task),
     )
@@ -220,6 +226,29 @@ def _check_classes(tasks: Any) -> dict[type, str]:
         check_importable(cls)
         codes[cls] = kart_core.code_fingerprint(cls)
     return codes
+
+
+def _refuse_templates(tasks: Any) -> None:
+    """Refuse a parameter value with an Airflow template (``{{ ds }}``): Airflow never renders it here.
+
+    kart computes each task's unique id and output path when the DAG file is parsed, from the
+    values as written; a run-dependent value would hash as the literal text, so every run after
+    the first would find the same output cached. Checked on the dag-processor's full parse only.
+
+    Raises:
+        TaskDefinitionError: naming the task, the parameter and what to do instead.
+    """
+    for task in tasks:
+        for name, value in task.param_kwargs.items():
+            values = value if isinstance(value, (list, tuple)) else (value,)
+            if any(isinstance(item, str) and "{{" in item and "}}" in item for item in values):
+                raise kart_core.errors.TaskDefinitionError(
+                    f"{task.kart_label()}: parameter {name}={value!r} is an Airflow template, but kart_airflow does "
+                    "not render templates: the unique id and output path are computed from the text as written "
+                    "when the DAG file is parsed, so every run after the first would find the same output cached. "
+                    "Pass a real value computed in the DAG file, or one root per date "
+                    "(to_dag([Daily(day=d) for d in days], ...)); see docs/airflow.md, 'Dates and partitions'."
+                )
 
 
 def _current_dag() -> Any:

@@ -13,7 +13,7 @@ import kart_core
 from kart_airflow.naming import display_name_for, import_path_of
 from kart_airflow.outputs import output_paths, output_uris, xcom_path
 from kart_airflow.rebuild import rebuild_task
-from kart_airflow.skew import asset_extra, compare_with_parse, compare_with_record
+from kart_airflow.skew import asset_extra, compare_with_record, compare_with_upstream
 
 __all__ = ["KartTaskOperator", "MissingKartTaskOperator", "recorded_asset_extra"]
 
@@ -48,6 +48,8 @@ class KartTaskOperator(BaseOperator):
         declared: Callable[[Any], bool] | None = None,
         record: str | None = None,
         emit_cached_asset_events: bool = True,
+        upstream_ids: Mapping[str, str] | None = None,
+        upstream_lookup: Callable[[], Mapping[str, str]] | None = None,
         **kwargs: Any,
     ) -> KartTaskOperator:
         """An operator for ``task``.
@@ -59,9 +61,13 @@ class KartTaskOperator(BaseOperator):
             upstream: the tasks it requires; their outputs that are Assets become the operator's inlets.
             uris: output URIs by task, when the caller has them (``output()`` is not free).
             declared: which tasks' outputs are Airflow Assets (default: every task's).
-            record: the URI of the DAG's kart record Asset (``skew.record_uri``), which the worker
-                reads when this task's outputs are not Assets.
+            record: the URI of the DAG's kart record Asset (``skew.record_uri``), where the worker
+                looks up what the dag-processor parsed for this task id (None: no check).
             emit_cached_asset_events: False to emit no Asset event when the task was cached.
+            upstream_ids: the Airflow task id of each task it requires, by ``kart_core.node_key``;
+                the worker compares their XCom unique ids in the run with the tasks it requires now.
+            upstream_lookup: when ``upstream_ids`` are guesses (a worker's one-task parse, see
+                ``kart_core.requirement_places``), computes the exact ids for those without XCom.
             kwargs: BaseOperator arguments (retries, pool, queue, ...).
         """
         code = code if code is not None else kart_core.code_fingerprint(type(task))
@@ -78,7 +84,9 @@ class KartTaskOperator(BaseOperator):
             kwargs.setdefault("inlets", inlets)
         operator = cls(task_id=task_id, **kwargs)
         # Bypasses BaseOperator.__setattr__ (no converter, template field or init kwarg is named kart).
-        operator.__dict__["kart"] = _KartSpec(task, code, None if own else record, emit_cached_asset_events)
+        operator.__dict__["kart"] = _KartSpec(task, code, record, emit_cached_asset_events)
+        operator.kart.upstream_ids = dict(upstream_ids or {})
+        operator.kart.upstream_lookup = upstream_lookup
         return operator
 
     # What the operator stores, read from the kart task it was made for (computed on first use:
@@ -124,10 +132,19 @@ class KartTaskOperator(BaseOperator):
             # re-imported since (a new class object may hold other code).
             same_class = type(task) is type(self.kart.task)
             self._check_against_parse(task, self.kart.code if same_class else kart_core.code_fingerprint(type(task)))
+            self._check_upstream_run(task, context)
         except kart_core.StaleTaskError as exc:
             # A retry would run the same code again: fail now, with kart's message.
+            self.log.error("%s", exc)
             raise AirflowFailException(f"StaleTaskError: {exc}") from exc
-        status = kart_core.run_one(task)
+        try:
+            status = kart_core.run_one(task)
+        except Exception as exc:
+            # Airflow shows the bare exception; say which kart task raised it (label and full unique id).
+            where = f"kart task {task.kart_label()} (unique id {task.make_unique_id()}, Airflow task {self.task_id})"
+            self.log.error("%s failed: %s: %s", where, type(exc).__name__, exc)
+            exc.add_note(f"in {where}")
+            raise
         self.kart.status = status.value
         paths = output_paths(task)
         self.log.info("%s: %s", status.value, ", ".join(paths))
@@ -165,16 +182,35 @@ class KartTaskOperator(BaseOperator):
         )
 
     def _check_against_parse(self, task: Any, code: str) -> None:
+        """This task id's entry in the DAG's record Asset (what the dag-processor parsed) against ``task``."""
         if self.kart.record is not None:
             recorded = recorded_asset_extra(self.kart.record)
             if recorded is not _UNAVAILABLE:
-                compare_with_record(task, code, self.kart.record, recorded)  # type: ignore[arg-type]
-            return
-        for outlet in self.outlets:
-            if isinstance(outlet, Asset):
-                recorded = recorded_asset_extra(outlet.uri)
-                if recorded is not _UNAVAILABLE:
-                    compare_with_parse(task, code, outlet.uri, recorded)  # type: ignore[arg-type]
+                compare_with_record(task, self.task_id, code, self.kart.record, recorded)  # type: ignore[arg-type]
+
+    def _check_upstream_run(self, task: Any, context: Any) -> None:
+        """What each upstream task pushed to XCom in this run against the task ``task`` requires now.
+
+        One XCom read per requirement. On a worker's one-task parse the upstream task ids are
+        guesses (the place through this task); a requirement reached by a shorter path has no XCom
+        there, and then the exact ids come from walking the graph (``upstream_lookup``), once.
+        """
+        ti = context.get("ti") if isinstance(context, Mapping) else None
+        if ti is None or not hasattr(ti, "xcom_pull"):
+            return  # execute() called outside a task run: no run to compare with
+        exact: Mapping[str, str] | None = None
+        for dependency in task.kart_requires():
+            key = kart_core.node_key(dependency)
+            upstream_id = self.kart.upstream_ids.get(key)
+            pushed = ti.xcom_pull(task_ids=upstream_id) if upstream_id is not None else None
+            if pushed is None and self.kart.upstream_lookup is not None:
+                if exact is None:
+                    exact = self.kart.upstream_lookup()
+                    self.log.info("kart_airflow: walked the graph for the upstream task ids of %s", self.task_id)
+                upstream_id = exact.get(key)
+                pushed = ti.xcom_pull(task_ids=upstream_id) if upstream_id is not None else None
+            if upstream_id is not None:
+                compare_with_upstream(task, dependency, upstream_id, pushed, str(ti.run_id))
 
 
 def _every_task(task: Any) -> bool:
@@ -183,15 +219,17 @@ def _every_task(task: Any) -> bool:
 
 class _KartSpec:
     """The kart side of one operator: the task, its class's code fingerprint, where the worker finds
-    what the dag-processor recorded, and the cached-event option. Copied by reference: Airflow
+    what the dag-processor recorded, the cached-event option and the upstream task ids. Copied by reference: Airflow
     deep-copies operators (e.g. ``dag.partial_subset``), and the task is immutable."""
 
-    __slots__ = ("task", "code", "record", "emit_cached_asset_events", "status")
+    __slots__ = ("task", "code", "record", "emit_cached_asset_events", "status", "upstream_ids", "upstream_lookup")
 
     def __init__(self, task: Any, code: str, record: str | None, emit_cached_asset_events: bool) -> None:
         self.task, self.code, self.record = task, code, record
         self.emit_cached_asset_events = emit_cached_asset_events
         self.status: str | None = None  # set by execute(); read by the OpenLineage hook
+        self.upstream_ids: dict[str, str] = {}  # node key of each requirement -> its Airflow task id
+        self.upstream_lookup: Callable[[], Mapping[str, str]] | None = None
 
     def __copy__(self) -> _KartSpec:
         return self

@@ -1,19 +1,28 @@
-"""What a worker checks before it runs a kart task: can the class be imported, and is it the task the DAG planned.
+"""What a worker checks before it runs a kart task: can the class be imported, is it the task the DAG
+planned, and did its upstream tasks in this run produce the inputs it requires now.
 
 Pure: no Airflow import. The operator fetches what the dag-processor recorded (the extra of the
-task's output Assets, or of the DAG's kart record Asset for tasks whose outputs are not Assets)
-and hands it to ``compare_with_parse`` / ``compare_with_record``.
+DAG's kart record Asset) and what the upstream tasks pushed to XCom in this run, and hands them
+to ``compare_with_record`` / ``compare_with_upstream``.
 
-Why Assets: every Airflow worker re-parses the DAG file with its *own* code, so a check between
+Why an Asset: every Airflow worker re-parses the DAG file with its *own* code, so a check between
 the operator's stored unique id and the rebuilt task compares the worker with itself. What the
-dag-processor parsed reaches a worker only through Airflow's database; the Assets that a task
-declares as outlets are registered there by the dag-processor with their ``extra``
-(``kart_unique_id``, ``kart_code``), and a worker can read the active ones through the task
-execution API.
+dag-processor parsed reaches a worker only through Airflow's database: the DAG's record Asset
+(``x-kart-record://<dag_id>/``, one per DAG since dag ids are unique) is registered there by the
+dag-processor with its ``extra`` (each task id's unique id and code fingerprint), and a worker can
+read it through the task execution API. Output Assets are not used for the check: Airflow finds
+an Asset by URI across all DAGs, so another DAG declaring the same output would vouch for it.
+
+Why XCom: the record holds what the dag-processor parsed *last*. When the DAG file changes during
+a run, the record follows the new file, and a task of the run may then be rebuilt, consistently
+with the record, from other parameters than the upstream tasks of the same run were. Each kart
+task pushes its unique id to XCom, so a task compares what its upstream tasks ran in this run
+with the tasks it requires now.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -22,10 +31,11 @@ import kart_core
 __all__ = [
     "check_importable",
     "asset_extra",
-    "compare_with_parse",
     "record_uri",
     "record_extra",
+    "task_key",
     "compare_with_record",
+    "compare_with_upstream",
     "missing_task_message",
     "WHAT_TO_DO",
 ]
@@ -76,83 +86,72 @@ def check_importable(task_class: type) -> None:
 
 
 def asset_extra(task: Any, code: str) -> dict[str, str]:
-    """What the DAG records on each output Asset at parse time: the task's unique id and code fingerprint."""
-    return {"kart_unique_id": task.make_unique_id(), "kart_code": code}
+    """What the DAG writes on each output Asset at parse time: the task's unique id and code fingerprint.
 
-
-def compare_with_parse(task: Any, code: str, uri: str, recorded: Mapping[str, Any] | None) -> None:
-    """Fail when the rebuilt ``task`` (with code fingerprint ``code``) is not what the DAG recorded for ``uri``.
-
-    Args:
-        task: the task as this worker rebuilt it.
-        code: ``kart_core.code_fingerprint(type(task))`` in this worker (transitive: helpers it calls count).
-        uri: one of the task's output Asset URIs.
-        recorded: that Asset's extra as the dag-processor registered it, or None when no parsed DAG
-            declares an Asset with this URI (so the worker computes another unique id).
-
-    Raises:
-        StaleTaskError: naming the task, what differs and what to do.
+    For people and lineage tools only: the worker's skew check reads the DAG's record Asset
+    (``compare_with_record``), never an output Asset, because an Asset is found by URI across every
+    DAG, so another DAG that declares the same output would vouch for this DAG's task.
     """
-    label = task.kart_label()
-    if recorded is None:
-        local = (
-            " If the workspace is a local path, check that it is absolute and the same on every machine: a relative "
-            "one resolves against each process's current directory."
-            if uri.startswith("file:")
-            else ""
-        )
-        raise kart_core.StaleTaskError(
-            f"{label}: this worker's code gives the task unique id {task.make_unique_id()} and the output {uri}, "
-            "but the DAG as the dag-processor parsed it declares no such output: the task's parameters or code "
-            f"differ between this worker and the dag-processor. {WHAT_TO_DO}{local}"
-        )
-    expected_id, expected_code = recorded.get("kart_unique_id"), recorded.get("kart_code")
-    if expected_id is not None and expected_id != task.make_unique_id():
-        raise kart_core.StaleTaskError(
-            f"{label}: the DAG was parsed with unique id {expected_id} for this output, this worker computes "
-            f"{task.make_unique_id()}. {WHAT_TO_DO}"
-        )
-    if expected_code is not None and expected_code != code:
-        raise _code_differs(task, code, expected_code)
+    return {"kart_unique_id": task.make_unique_id(), "kart_code": code}
 
 
 RECORD_SCHEME = "x-kart-record"  # Airflow leaves "x-" URI schemes as written (no normalizer)
 _ID_CHARS = 16  # unique ids in the record are cut to 16 hex characters (64 bits): it stays small
+_KEY_CHARS = 10  # task ids in the record are 10 hex characters of their SHA-1 (task_key)
 
 
 def record_uri(dag_id: str, group_id: str | None = None) -> str:
-    """The URI (and name) of the Asset that records the kart tasks of ``dag_id`` whose outputs are not Assets.
+    """The URI (and name) of the Asset that records what each kart task of ``dag_id`` must be.
 
-    ``to_dag(assets="final" | "none")`` declares it once, as an inlet of the DAG's first task; a
-    ``KartTaskGroup`` has its own (``group_id``).
+    ``to_dag`` declares it once, as an inlet of the DAG's first task, so that the dag-processor
+    registers it with its extra; a ``KartTaskGroup`` has its own (``group_id``). dag ids are unique
+    in an Airflow installation, so a worker that reads this URI reads its own DAG's record.
     """
     return f"{RECORD_SCHEME}://{dag_id}/{group_id or ''}"
 
 
-def record_extra(tasks_and_codes: Iterable[tuple[Any, str]]) -> dict[str, dict[str, str]]:
-    """The record Asset's extra: ``{"kart_tasks": {code fingerprint: "uid16 uid16 ..."}}``.
+def task_key(task_id: str) -> str:
+    """The key of an Airflow task id in the record: the first 10 hex characters of its SHA-1.
 
-    Each task is its unique id (first 16 hex) under its class's code fingerprint; tasks of one
-    class share the key, so a 2,000-task DAG of a few classes records about 34 KB.
+    Task ids name places and can be long (up to 250 characters); 40 bits keep the record small and
+    make a collision among a DAG's tasks negligible (about 2e-6 for 2,000 tasks).
+    """
+    return hashlib.sha1(task_id.encode()).hexdigest()[:_KEY_CHARS]
+
+
+def record_extra(entries: Iterable[tuple[str, Any, str]]) -> dict[str, dict[str, str]]:
+    """The record Asset's extra: ``{"kart_tasks": {code fingerprint: "key=uid16 key=uid16 ..."}}``.
+
+    Args:
+        entries: ``(airflow task id, kart task, code fingerprint of its class)`` for every kart
+            task of the DAG (or group).
+
+    Each task is recorded as ``task_key(task id)=`` its unique id (first 16 hex) under its class's
+    code fingerprint (tasks of one class share the key): about 28 bytes per task.
     """
     by_code: dict[str, list[str]] = {}
-    for task, code in tasks_and_codes:
-        by_code.setdefault(code, []).append(task.make_unique_id()[:_ID_CHARS])
+    for task_id, task, code in entries:
+        by_code.setdefault(code, []).append(f"{task_key(task_id)}={task.make_unique_id()[:_ID_CHARS]}")
     return {"kart_tasks": {code: " ".join(ids) for code, ids in by_code.items()}}
 
 
-def compare_with_record(task: Any, code: str, uri: str, recorded: Mapping[str, Any] | None) -> None:
-    """Fail when the rebuilt ``task`` (code fingerprint ``code``) is not among the tasks the record ``uri`` lists.
+def compare_with_record(task: Any, task_id: str, code: str, uri: str, recorded: Mapping[str, Any] | None) -> None:
+    """Fail unless the record ``uri`` lists Airflow task ``task_id`` with ``task``'s unique id and code fingerprint.
+
+    The expectation is looked up for this task id in this DAG's record (what the dag-processor
+    parsed for this very task), never by the task's output URI or unique id alone: another task,
+    or another DAG, that has this unique id does not vouch for it.
 
     Args:
         task: the task as this worker rebuilt it.
+        task_id: the Airflow task id it runs as (with its task group prefix, if any).
         code: ``kart_core.code_fingerprint(type(task))`` in this worker.
         uri: the record Asset's URI (``record_uri``).
         recorded: its extra as the dag-processor registered it (``record_extra``), or None when no
-            parsed DAG declares it (the dag-processor's DAG file declares all outputs as Assets, or another DAG).
+            parsed DAG declares it (the dag-processor parsed another DAG file).
 
     Raises:
-        StaleTaskError: naming the task, what differs and what to do.
+        StaleTaskError: naming the task, the task id, both unique ids or fingerprints, and what to do.
     """
     label = task.kart_label()
     if recorded is None:
@@ -161,17 +160,56 @@ def compare_with_record(task: Any, code: str, uri: str, recorded: Mapping[str, A
             f"dag-processor parsed it declares no such Asset: the DAG file differs between this worker and the "
             f"dag-processor. {WHAT_TO_DO}"
         )
-    by_code = recorded.get("kart_tasks") or {}
-    unique_id = task.make_unique_id()
-    for recorded_code, ids in by_code.items():
-        if unique_id[:_ID_CHARS] in ids.split():
+    key, unique_id = task_key(task_id), task.make_unique_id()
+    for recorded_code, entries in (recorded.get("kart_tasks") or {}).items():
+        for entry in entries.split():
+            entry_key, _, expected_id = entry.partition("=")
+            if entry_key != key:
+                continue
+            if not unique_id.startswith(expected_id):
+                raise kart_core.StaleTaskError(
+                    f"{label}: the dag-processor parsed task {task_id!r} with unique id {expected_id}… ({uri}); this "
+                    f"worker's code computes {unique_id}: the task's parameters or code differ between this worker "
+                    f"and the dag-processor. {WHAT_TO_DO}"
+                )
             if recorded_code != code:
                 raise _code_differs(task, code, recorded_code)
             return
     raise kart_core.StaleTaskError(
-        f"{label}: this worker's code gives the task unique id {unique_id}, but the DAG as the dag-processor parsed "
-        f"it has no task with that id ({uri}): the task's parameters or code differ between this worker and the "
-        f"dag-processor. {WHAT_TO_DO}"
+        f"{label}: this worker's code gives task {task_id!r} the unique id {unique_id}, but the DAG as the "
+        f"dag-processor parsed it has no task {task_id!r} ({uri}): the DAG file or task code differ between this "
+        f"worker and the dag-processor. {WHAT_TO_DO}"
+    )
+
+
+def compare_with_upstream(
+    task: Any, dependency: Any, upstream_task_id: str, pushed: Mapping[str, Any] | None, run_id: str
+) -> None:
+    """Fail when the upstream task of this run pushed another unique id than the ``dependency`` the task requires now.
+
+    Args:
+        task: the task as this worker rebuilt it.
+        dependency: one task that ``task`` requires, as this worker builds it.
+        upstream_task_id: the Airflow task id that ran ``dependency``'s place in this run.
+        pushed: that task's XCom value in this run (``{"status", "path", "unique_id"}``); None
+            when it pushed none (it did not succeed, e.g. under a custom trigger rule): nothing to compare.
+        run_id: the DAG run, for the message.
+
+    Raises:
+        StaleTaskError: naming the task, the upstream task, both unique ids and what to do.
+    """
+    if not isinstance(pushed, Mapping) or "unique_id" not in pushed:
+        return
+    ran, wanted = str(pushed["unique_id"]), dependency.make_unique_id()
+    if ran == wanted:
+        return
+    raise kart_core.StaleTaskError(
+        f"{task.kart_label()}: it requires {dependency.kart_label()} (unique id {wanted}), but in this run "
+        f"({run_id}) the upstream task {upstream_task_id!r} ran {type(dependency).__name__}[{kart_core.short_id(ran)}] "
+        f"(unique id {ran}): the DAG file or the task code changed during the run, so this task would use "
+        "(or find cached) an output that was not computed from this run's upstream outputs. Clear the whole run "
+        "(every task then runs with the current code); if the dag-processor and the workers differ, deploy the "
+        "same code everywhere first."
     )
 
 
