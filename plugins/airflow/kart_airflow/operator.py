@@ -22,12 +22,14 @@ class KartTaskOperator(BaseOperator):
     """Rebuilds a kart task from its import path and parameters, checks it is the planned task, and runs it.
 
     Made by ``from_task`` (``to_dag`` and ``KartTaskGroup`` call it). Before running, the worker
-    compares the task it rebuilt with what the dag-processor recorded (on the task's output Assets,
-    or on the DAG's kart record Asset when its outputs are not Assets; ``kart_airflow.skew``) and
-    fails at once, without retries, on a difference (``kart_core.StaleTaskError``). A task whose
-    outputs exist ends as success and logs ``cached: <path>``; XCom gets ``{"status": "cached" |
-    "ran", "path": ..., "unique_id": ...}``. Nothing here is Jinja-rendered, so a parameter
-    containing ``{{ }}`` reaches the task as written.
+    compares the task it rebuilt with what the dag-processor recorded for this task id (the DAG's
+    kart record Asset), and the unique ids its upstream tasks pushed to XCom in this run with the
+    tasks it requires now (``kart_airflow.skew``); it fails at once, without retries, on a
+    difference (``kart_core.StaleTaskError``). A task whose outputs exist ends as success and logs
+    ``cached: <path>``; XCom gets ``{"status": "cached" | "ran", "path": ..., "unique_id": ...}``.
+    An exception from ``run()`` is re-raised with a note (and an error log line) naming the kart
+    task, its unique id and the Airflow task. Nothing here is Jinja-rendered (``to_dag`` refuses
+    parameters holding templates).
     """
 
     template_fields = ()
