@@ -61,5 +61,12 @@ def test_local_executor_runs_the_example_dag_in_worker_processes(local_cluster: 
         assert f"kart_airflow: built only {ids[key]} for this worker in" in text  # ... for its one task
         worker_pids.update(re.findall(rf"rebuilt {re.escape(task.kart_label())} from \S+ in process (\d+)", text))
     assert len(worker_pids) == len(graph.nodes)  # one worker process per task
+    # Each worker compared its upstream tasks' XCom unique ids in this run (through Airflow's API); Train's
+    # MakeFeatures is reached from the root by a shorter path, so that worker walked the graph for its id.
+    assert (
+        "walked the graph for the upstream task ids of Train__Evaluate.model"
+        in logs[ids[kart_core.node_key(roots[0].requires()["model"])]][1]
+    )
+    assert "StaleTaskError" not in "".join(text for _, text in logs.values())
     assert all(task.complete() for task in graph.nodes.values())
     assert "8793" not in (tmp_path / "scheduler.log").read_text()  # no log server
