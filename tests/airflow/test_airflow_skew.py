@@ -300,7 +300,7 @@ class Load(kart_core.TaskOnKart):
 
 
 class Scale(kart_core.TaskOnKart):
-    load = kart_core.TaskInstanceParameter()
+    source = kart_core.TaskInstanceParameter()
 
     def run(self):
         # The test edits the DAG file while this task runs, then lets it finish.
@@ -308,7 +308,7 @@ class Scale(kart_core.TaskOnKart):
         (marks / "scale-started").touch()
         while not (marks / "go").exists():
             time.sleep(0.5)
-        self.dump([2 * x for x in self.load("load")])
+        self.dump([2 * x for x in self.load("source")])
 
 
 class Total(kart_core.TaskOnKart):
@@ -316,7 +316,7 @@ class Total(kart_core.TaskOnKart):
 
     def requires(self):
         load = Load(rows=self.rows)
-        return {"load": load, "scale": Scale(load=load)}
+        return {"load": load, "scale": Scale(source=load)}
 
     def run(self):
         self.dump(sum(self.load("scale")) + len(self.load("load")))
