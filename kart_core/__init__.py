@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from kart_core.graph import TaskGraph, node_key, walk
     from kart_core.hashing import short_id
     from kart_core.info import make_tree_info, tree_info
+    from kart_core.output_digests import output_digests
     from kart_core.pandas_type_config import PandasTypeConfig
     from kart_core.param_plan import config_frozen
     from kart_core.parameter import (
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
     from kart_core.places import PlacedGraph, find_place, place_graph, requirement_places
     from kart_core.run import run
     from kart_core.runner import RunStatus, run_one
+    from kart_core.target_config import verifying as verify_loads
     from kart_core.task import TaskOnKart
     from kart_core.testing import test_run
     from kart_core.tree.task_info import make_task_info_as_tree_str
@@ -92,6 +94,7 @@ _EXPORTS = {
     "make_task_info_as_tree_str": "kart_core.tree.task_info",
     "make_tree_info": "kart_core.info",
     "node_key": "kart_core.graph",
+    "output_digests": "kart_core.output_digests",
     "params_text": "kart_core.display",
     "place_graph": "kart_core.places",
     "requirement_places": "kart_core.places",
@@ -103,6 +106,7 @@ _EXPORTS = {
     "test_run": "kart_core.testing",
     "tree_info": "kart_core.info",
     "value_text": "kart_core.display",
+    "verify_loads": "kart_core.target_config:verifying",
     "walk": "kart_core.graph",
 }
 # Submodules reachable as attributes (gokart.tree.task_info..., kart_core.workspace for adapters and tools);

@@ -24,6 +24,7 @@ __all__ = [
     "current",
     "frozen",
     "read",
+    "verifying",
 ]
 
 
@@ -92,6 +93,23 @@ def frozen() -> Iterator[TargetConfig]:
         yield scoped
         return
     settings = read()
+    token = _scoped.set(settings)
+    try:
+        yield settings
+    finally:
+        _scoped.reset(token)
+
+
+@contextlib.contextmanager
+def verifying() -> Iterator[TargetConfig]:
+    """Within the body, every output load checks its content hash against its integrity record, as with
+    ``verify_outputs`` on (the other settings as the enclosing scope has them, else read now).
+
+    For code that reads an output's bytes anyway and hands them on as trusted data (kart_kedro writes
+    a cached node output back into a Kedro catalog): the hash costs little next to the read. A
+    mismatch raises ``DamagedOutputError`` from the load.
+    """
+    settings = dataclasses.replace(current(), verify=True)
     token = _scoped.set(settings)
     try:
         yield settings

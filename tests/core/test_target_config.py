@@ -41,3 +41,22 @@ def test_verify_comes_from_the_environment_or_the_config(monkeypatch: pytest.Mon
     assert target_config.read().verify is True
     monkeypatch.setenv("KART_VERIFY_OUTPUTS", "0")  # the environment wins
     assert target_config.read().verify is False
+
+
+def test_verify_loads_checks_hashes_in_its_body_only(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    import kart_core
+    from kart_core.errors import DamagedOutputError
+
+    monkeypatch.setenv("KART_VERIFY_OUTPUTS", "0")
+    task = kart_core.TaskOnKart(workspace_directory=str(tmp_path))
+    target = task.make_target("v.pkl")
+    target.dump(17)
+    path = tmp_path / target.path().split(str(tmp_path) + "/", 1)[1]
+    data = path.read_bytes()
+    path.write_bytes(data.replace(bytes([17]), bytes([71])))  # the same size, other content
+    assert target.load() == 71  # verify off: the size check passes
+    with kart_core.verify_loads() as settings:
+        assert settings.verify is True
+        with pytest.raises(DamagedOutputError, match="content hash .* was committed, found"):
+            target.load()
+    assert target_config.current().verify is False  # the scope ends with the body

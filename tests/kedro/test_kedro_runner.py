@@ -15,6 +15,7 @@ import pytest
 from kart_kedro import CODE_VERSION_TAG, NO_CACHE_TAG, KartParallelRunner, KartRunner, KartThreadRunner
 from kart_kedro.node_cache import KedroNodeRun, cached_runs
 from kart_kedro.node_records import OUTPUT_STATES
+from kart_kedro.output_state import dataset_config
 from kedro.io import AbstractDataset, DataCatalog, MemoryDataset, SharedMemoryDataCatalog
 from kedro.pipeline import Pipeline, node
 from kedro.runner import SequentialRunner
@@ -194,7 +195,8 @@ def test_a_node_run_keeps_its_output_states_in_its_task_log_and_kart_s_contents_
     data = (tmp_path / "total.json").read_bytes()
     stat = (tmp_path / "total.json").stat()
     task_log = _total_run(workspace).task.get_task_log()
-    assert task_log[OUTPUT_STATES] == {"total": (_file_md5(data), len(data), stat.st_mtime_ns)}
+    config = dataset_config(JsonFile(str(tmp_path / "total.json")))  # the catalog definition that wrote it
+    assert task_log[OUTPUT_STATES] == {"total": (_file_md5(data), len(data), stat.st_mtime_ns, config)}
     records = Path(workspace, "kedro", "_")
     assert sorted(p.name for p in (records / ".kart").iterdir()) == ["last_runs.pkl", "written.pkl"]
     assert list(records.rglob("states_*.pkl")) == []  # no file per node run besides its output and run logs

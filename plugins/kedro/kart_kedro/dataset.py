@@ -96,10 +96,14 @@ class TaskOnKartDataset(AbstractDataset[Any, Any]):
 
     def load(self) -> Any:
         """The task's cached output; the task and its missing upstreams are built first if needed."""
-        if not self._task.complete():
-            self._build()
+        self.ensure_built()
         # A damaged output is rebuilt under the task's lock, as build() does for its roots (repairs on).
         return kart_core.load_output(self._task, repair=True)
+
+    def ensure_built(self) -> None:
+        """Build the task (and its missing upstreams) unless it is complete, so its output can be read."""
+        if not self._task.complete():
+            self._build()
 
     def _build(self) -> None:
         # Parallel Kedro workers may load datasets sharing an upstream: with each task's lock held while

@@ -14,20 +14,27 @@ before a cached node is served, the outputs' current states are compared with th
 A dataset with a file path (``_filepath``/``filepath``/``path``, versioned or not, local or fsspec)
 is read as bytes — and only when its size or modification time differ from the record; any other
 dataset is loaded and its data digested.
+
+The state also names the dataset's catalog definition (``dataset_config``: its type and the
+``_describe()`` items that shape the bytes it writes). A cached node whose output's definition
+changed (a CSV's ``sep``, JsonDataset -> PickleDataset at the same path) writes the cached result
+back through the new definition, as a plain ``kedro run`` would rewrite the file.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import PurePath
 from typing import Any
 
 import kart_core
 
-__all__ = ["MISSING", "OutputState", "current_state", "is_persistent"]
+__all__ = ["MISSING", "OutputState", "current_state", "dataset_config", "is_persistent"]
 
 _CHUNK = 1 << 20
 
@@ -41,11 +48,14 @@ class OutputState:
             loaded data for datasets without a path; "" when missing.
         size: bytes on storage (-1 for loaded data).
         mtime_ns: modification time in nanoseconds (newest file of a folder; -1 when unknown).
+        config: ``dataset_config`` of the catalog definition that wrote it; "" when unknown (recorded
+            by kart before 2026-11-30, or missing).
     """
 
     md5: str
     size: int = -1
     mtime_ns: int = -1
+    config: str = ""
 
     @property
     def missing(self) -> bool:
@@ -54,6 +64,33 @@ class OutputState:
 
 
 MISSING = OutputState("")
+
+# _describe() items that do not shape the written bytes: where it is (the state is read there
+# anyway; a checkout elsewhere must not count as a change), which version, and how it is read.
+_NOT_WRITING = frozenset({"filepath", "path", "filename", "version", "load_args"})
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")  # reprs of objects without their own: not stable across runs
+
+
+def dataset_config(dataset: Any, *, reading: bool = False) -> str:
+    """md5 hex naming a catalog definition: the dataset's type and its ``_describe()`` items.
+
+    Args:
+        dataset: a Kedro dataset.
+        reading: also count ``load_args`` (what a node reading the dataset sees); without it, only
+            what shapes the bytes the dataset writes (type, save args, format options).
+
+    Paths and versions never count (see ``_NOT_WRITING``). A dataset whose ``_describe()`` raises is
+    named by its type alone.
+    """
+    try:
+        described = dict(dataset._describe())
+    except Exception:  # a third-party _describe that fails: the type still counts
+        described = {}
+    ignored = _NOT_WRITING - {"load_args"} if reading else _NOT_WRITING
+    kept = {str(key): value for key, value in described.items() if str(key) not in ignored}
+    kind = type(dataset)
+    text = json.dumps([f"{kind.__module__}.{kind.__qualname__}", kept], sort_keys=True, default=repr)
+    return hashlib.md5(_ADDRESS.sub("", text).encode()).hexdigest()
 
 
 def is_persistent(dataset: Any) -> bool:
@@ -71,6 +108,11 @@ def current_state(dataset: Any, recorded: OutputState | None = None) -> OutputSt
     Raises:
         whatever the dataset's ``exists()``/``load()`` raise, for datasets without a path.
     """
+    state = _content_state(dataset, recorded)
+    return state if state.missing else dataclasses.replace(state, config=dataset_config(dataset))
+
+
+def _content_state(dataset: Any, recorded: OutputState | None) -> OutputState:
     try:
         location = _location(dataset)
     except _NoVersionYet:

@@ -4,6 +4,16 @@ Decisions are made in the runner's process, in dependency order, as soon as a no
 nodes are done: the node's KedroNodeRun key is computed (code fingerprint, parameters, input
 digests, upstream ids); a complete run whose persistent outputs still hold what kart wrote is
 served (outputs written back only where missing or replaced); anything else becomes a NodeWork.
+
+An input that is a kart task's output (a TaskOnKartDataset entry, a to_pipeline node's edge) counts
+by its content (the hashes its manifest records), not only its task's unique id: the same id
+rebuilt with other content reruns the nodes reading it. A persistent input produced by a cached
+node counts by its catalog definition too (its load args shape what the node sees).
+
+Cached outputs handed back to Kedro are loaded with their content hash checked
+(``kart_core.verify_loads``): a damaged or tampered cache entry is a miss, never data. The node
+reruns (with a warning naming it and the file) when it still can; otherwise the error names
+``kedro kart clear --node <name> --only``.
 """
 
 from __future__ import annotations
@@ -12,7 +22,6 @@ import inspect
 import logging
 import pickle
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 import kart_core
@@ -20,7 +29,7 @@ from kart_kedro.dataset import TaskOnKartDataset
 from kart_kedro.node_cache import KedroNodeRun
 from kart_kedro.node_records import NodeRecords, RunParts
 from kart_kedro.node_work import NodeResult, NodeWork
-from kart_kedro.output_state import current_state, is_persistent
+from kart_kedro.output_state import current_state, dataset_config, is_persistent
 from kart_kedro.pipeline import KartTaskNode
 from kart_kedro.receipt_dataset import TaskReceiptDataset
 from kart_kedro.summary import rerun_reason
@@ -32,6 +41,18 @@ PLAIN = {"markup": False}  # Kedro's rich handler reads [..] as markup: task lab
 
 NO_CACHE_TAG = "kart_no_cache"
 CODE_VERSION_TAG = "kart_code_version."  # node tag prefix: kart_code_version.3 pins the code to "3"
+
+# What loading a damaged cache entry raises: a size or hash other than committed, a refused
+# signature, or (integrity record off) a truncated pickle.
+_DAMAGED = (kart_core.errors.DamagedOutputError, kart_core.errors.IntegrityError, EOFError, pickle.UnpicklingError)
+
+
+class _DamagedCache(Exception):
+    """A node's cached output could not be loaded back (``_DAMAGED``)."""
+
+    def __init__(self, node_name: str, output: str, path: str, cause: BaseException) -> None:
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.node_name, self.output, self.path = node_name, output, path
 
 
 class PipelineRun:
@@ -71,7 +92,8 @@ class PipelineRun:
         self.parameter_digests: dict[str, str] = {}  # a parameter is loaded and digested once per run
         self.persistence: dict[str, bool] = {}  # whether each dataset is persistent, asked once per run
         self.created: set[str] = set()  # datasets known to exist in the catalog
-        self.pending: dict[str, Callable[[], Any]] = {}  # cached outputs loaded only if needed
+        self.pending: dict[str, tuple[str, Any]] = {}  # cached outputs loaded only if needed: (node, target)
+        self.configs: dict[str, str] = {}  # catalog definitions of persistent upstream inputs, once per run
         self.statuses: dict[str, str] = {}
         self.reasons: dict[str, str] = {}
         self.parts: dict[str, RunParts] = {}
@@ -119,6 +141,8 @@ class PipelineRun:
                 parameters[name] = self.parameter_digest(node, name)
             elif self.producer.get(name) is not None and self.producer[name].name in self.tasks:
                 upstream[name] = self.tasks[self.producer[name].name].make_unique_id()
+                if self._persistent(name):  # read back through its catalog entry: load args count
+                    inputs[name] = self.input_config(name)
             else:
                 inputs[name] = self.input_digest(node, name)
         code = self.codes[node.name]
@@ -150,14 +174,23 @@ class PipelineRun:
         if name not in self.digests:
             producer = self.producer.get(name)
             dataset = self.catalog.get(name) if name in self.catalog else None
-            if producer is not None and isinstance(producer.func, KartTaskNode):  # a kart task: its id
-                self.digests[name] = kart_core.content_digest(["kart", kart_core.node_key(producer.func.task)])
-            elif isinstance(dataset, TaskOnKartDataset | TaskReceiptDataset):
-                self.digests[name] = kart_core.content_digest(["kart", kart_core.node_key(dataset.task)])
+            if producer is not None and isinstance(producer.func, KartTaskNode):  # a kart task: its id and content
+                self.digests[name] = _kart_digest(producer.func.task)
+            elif isinstance(dataset, TaskOnKartDataset):
+                dataset.ensure_built()  # its content is what the node will load
+                self.digests[name] = _kart_digest(dataset.task)
+            elif isinstance(dataset, TaskReceiptDataset):
+                self.digests[name] = _kart_digest(dataset.task)
             else:
                 self.restore(name)
                 self.digests[name] = self._digest_value(node, name, self.catalog.load(name))
         return self.digests[name]
+
+    def input_config(self, name: str) -> str:
+        """``catalog:{md5}`` naming how the persistent dataset ``name`` is read (once per run)."""
+        if name not in self.configs:
+            self.configs[name] = "catalog:" + dataset_config(self.catalog.get(name), reading=True)
+        return self.configs[name]
 
     def _digest_value(self, node: Any, name: str, value: Any) -> str:
         try:
@@ -183,8 +216,21 @@ class PipelineRun:
                 if not state.missing and not self.records.written_by_kart(name, state):
                     return f"output {name!r} holds data written outside kart"
                 replace.append(name)
+            elif recorded[name].config and state.config != recorded[name].config:
+                replace.append(name)  # its catalog definition changed: written again through the new one
             states[name] = state  # the same content, maybe a newer mtime: remembered for the next check
-        self.serve(node, task, replace)
+        try:
+            self.serve(node, task, replace)
+        except _DamagedCache as damaged:
+            logger.warning(
+                "kart: node %r runs again: its cached output %r at %s is damaged (%s)",
+                node.name,
+                damaged.output,
+                damaged.path,
+                damaged,
+                extra=PLAIN,
+            )
+            return f"its cached output {damaged.output!r} was damaged"
         if replace:
             states.update({name: current_state(self.catalog.get(name)) for name in replace})
         if states != recorded:
@@ -195,21 +241,92 @@ class PipelineRun:
         """Write the cached persistent outputs in ``replace`` now; memory outputs are loaded only if needed.
 
         Persistent outputs not in ``replace`` already hold the cached content: they are not written.
+
+        Raises:
+            _DamagedCache: an output in ``replace`` cannot be loaded back (nothing was written then).
         """
-        for name, target in task.kart_outputs().items():
-            if name in task.outputs and (name in replace or not self._persistent(name)):
-                self.pending[name] = target.load
-        for name in replace:
-            self.restore(name)
+        targets = task.kart_outputs()
+        values = {name: self.load_cached(node.name, name, targets[name]) for name in replace}
+        for name, target in targets.items():
+            if name in task.outputs and name not in replace and not self._persistent(name):
+                self.pending[name] = (node.name, target)
+        for name, value in values.items():
+            self.create_dataset(name)
+            self.catalog.save(name, value)
         self.statuses[node.name] = kart_core.RunStatus.CACHED.value
         logger.info("kart: node %r cached (%s)", node.name, task.kart_label(), extra=PLAIN)
 
+    @staticmethod
+    def load_cached(node_name: str, name: str, target: Any) -> Any:
+        """Load a node's cached output ``name`` with its content hash checked (the bytes are read anyway).
+
+        Raises:
+            _DamagedCache: the cache entry is damaged (``_DAMAGED``).
+        """
+        try:
+            with kart_core.verify_loads():
+                return target.load()
+        except _DAMAGED as exc:
+            raise _DamagedCache(node_name, name, str(target.path()), exc) from exc
+
     def restore(self, name: str) -> None:
-        """Put a cached output into the catalog if it is still only in the kart cache."""
-        loader = self.pending.pop(name, None)
-        if loader is not None:
-            self.create_dataset(name)
-            self.catalog.save(name, loader())
+        """Put a cached output into the catalog if it is still only in the kart cache.
+
+        A damaged cache entry reruns the node that produced it (``rerun_damaged``).
+        """
+        pending = self.pending.pop(name, None)
+        if pending is None:
+            return
+        try:
+            node_name, target = pending
+            value = self.load_cached(node_name, name, target)
+        except _DamagedCache as damaged:
+            self.rerun_damaged(damaged)
+            return
+        self.create_dataset(name)
+        self.catalog.save(name, value)
+
+    def rerun_damaged(self, damaged: _DamagedCache) -> None:
+        """Run again, here and now, the served node whose cached output turned out damaged when needed.
+
+        Raises:
+            kart_core.errors.AdapterError: the node cannot run again in this run (an input it reads
+                is no longer held); the message names ``kedro kart clear --node <name> --only``.
+        """
+        node = self.producer[damaged.output]
+        task = self.tasks[node.name]
+        gone = [name for name in node.inputs if not self._available(name)]
+        if gone:
+            raise kart_core.errors.AdapterError(
+                f"KartRunner: the cached output {damaged.output!r} of node {node.name!r} ({task.kart_label()}) at "
+                f"{damaged.path} is damaged ({damaged}), and the node cannot run again in this run: its input(s) "
+                f"{', '.join(map(repr, gone))} are no longer held. Run `kedro kart clear --node {node.name} --only`, "
+                "then run the pipeline again."
+            ) from damaged
+        logger.warning(
+            "kart: node %r runs again: its cached output %r at %s is damaged (%s)",
+            node.name,
+            damaged.output,
+            damaged.path,
+            damaged,
+            extra=PLAIN,
+        )
+        for name in node.outputs:
+            self.pending.pop(name, None)
+        _clear_outputs(task)
+        self.reasons[node.name] = f"its cached output {damaged.output!r} was damaged"
+        self.restore_inputs(node)
+        result = self.work(node, task)()
+        self.statuses[node.name] = result.status
+        self.records.mark_written(result.states)
+        self.ran_parts[node.name] = self.parts[node.name]
+        logger.info("kart: node %r %s (%s)", node.name, result.status, self.reasons[node.name], extra=PLAIN)
+
+    def _available(self, name: str) -> bool:
+        """Whether the catalog (or the kart cache, for a served output) still holds ``name``'s data."""
+        if _is_parameter(name) or name in self.pending:
+            return True
+        return name in self.catalog and bool(self.catalog.exists(name))
 
     def create_dataset(self, name: str) -> None:
         """Create the catalog's dataset for ``name`` (from its runtime pattern) before anything is saved there.
@@ -288,6 +405,15 @@ def _tagged_version(node: Any) -> str | None:
 
 def _is_parameter(name: str) -> bool:
     return name == "parameters" or name.startswith("params:")
+
+
+def _kart_digest(task: Any) -> str:
+    """A kart task's output as a node input: its node key and the content hash of each output.
+
+    The unique id alone is not enough: outputs deleted and built again after an edit the id does not
+    cover hold other content under the same id.
+    """
+    return kart_core.content_digest(["kart", kart_core.node_key(task), list(kart_core.output_digests(task).values())])
 
 
 def _clear_outputs(task: KedroNodeRun) -> None:

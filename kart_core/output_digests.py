@@ -1,0 +1,66 @@
+"""What a task's committed outputs hold, named cheaply: each output's content hash.
+
+An adapter that caches work derived from a kart task's output (kart_kedro's KartRunner keys a
+Kedro node by its inputs) must key it by the output's content, not only by the task's unique id:
+the same unique id can be rebuilt with other content (its outputs deleted and built again after an
+edit of code the id does not cover). The content hash is already in the task's integrity record
+(``kart_core.manifest``), so naming the content costs one small JSON read per task; only an output
+without a record (written by gokart, or with ``integrity_record`` off) is read and hashed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kart_core.integrity import digest_stream
+from kart_core.manifest import Manifest, OutputRecord, read_unverified
+from kart_core.storage import storage_for
+
+__all__ = ["output_digests"]
+
+
+def output_digests(task: Any) -> dict[str, str]:
+    """Each output of ``task`` (its flattened ``output()``, in order) mapped to its content hash.
+
+    Args:
+        task: a kart task (its ``kart_outputs()``) or a luigi task (its ``output()``).
+
+    Returns:
+        output path → ``{algorithm}:{hex}`` as its manifest records it; for an output the manifest
+        does not list, the hash of its bytes read now (``kart_core.integrity``'s default algorithm);
+        ``""`` for a missing output. The manifest's signature is not checked here: the value only
+        names content; loading the output checks it as configured.
+
+    Raises:
+        OSError: an output without a record exists but cannot be read.
+    """
+    outputs = task.kart_outputs() if hasattr(task, "kart_outputs") else task.output()
+    manifests: dict[str, Manifest | None] = {}
+    found: dict[str, str] = {}
+    for target in _flatten(outputs):
+        path = str(target.path() if callable(target.path) else target.path)  # luigi's targets: an attribute
+        record = getattr(target, "record", None)
+        entry = None
+        if isinstance(record, OutputRecord):
+            if record.manifest not in manifests:
+                manifests[record.manifest] = read_unverified(storage_for(record.manifest), record.manifest)
+            manifest = manifests[record.manifest]
+            entry = manifest.outputs.get(record.key) if manifest is not None else None
+        found[path] = entry.digest if entry is not None else _read_digest(path)
+    return found
+
+
+def _read_digest(path: str) -> str:
+    storage = storage_for(path)
+    if not storage.exists(path):
+        return ""
+    with storage.open_read(path) as file:
+        return "read:" + digest_stream(file)[1]
+
+
+def _flatten(item: Any) -> list[Any]:
+    if isinstance(item, dict):
+        return [leaf for value in item.values() for leaf in _flatten(value)]
+    if isinstance(item, list | tuple):
+        return [leaf for value in item for leaf in _flatten(value)]
+    return [item]
