@@ -13,7 +13,8 @@ import pytest
 from kart_kedro import KartRunner, TaskOnKartDataset, to_pipeline
 from kedro.io import AbstractDataset, DataCatalog, MemoryDataset
 from kedro.pipeline import Pipeline, node
-from kedro_test_tasks import Shifted, journal_lines
+from kedro_test_tasks import journal_lines
+from kedro_trust_tasks import Shifted
 
 import kart_core
 
@@ -111,7 +112,7 @@ def _run(runner: KartRunner, pipeline: Pipeline, catalog: DataCatalog) -> dict[s
 
 
 def _shifted_entry(workspace: str) -> TaskOnKartDataset:
-    return TaskOnKartDataset("kedro_test_tasks.Shifted", {"size": 3}, workspace)
+    return TaskOnKartDataset("kedro_trust_tasks.Shifted", {"size": 3}, workspace)
 
 
 def _delete_outputs(task: kart_core.TaskOnKart[Any]) -> None:
