@@ -4,6 +4,7 @@ summary is visible by default and versioned datasets get no new version from a c
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import pytest
@@ -173,3 +174,61 @@ def test_a_cached_node_writes_no_new_version_of_a_versioned_dataset(project: Pat
     assert kart(project) == only()  # back to min_value 0: kart's own older output is written back
     assert len(versions(project, "counts")) == 3
     assert report(project, "counts") == {"a": 3, "b": 1, "c": 1}
+
+
+def test_a_damaged_node_cache_is_a_miss_the_node_reruns_with_a_warning(project: Path) -> None:
+    assert kart(project) == only(*ALL)
+    (cache,) = (project / "data" / "kart" / "kedro" / "kart_kedro_demo" / "summarize").glob("summary_*.pkl")
+    cache.write_bytes(cache.read_bytes()[:10])  # truncated
+    (project / "data" / "08_reporting" / "summary.json").unlink()  # so the cache would be copied back
+    log = run_kedro(project, "run", "--runner", RUNNERS[0], "--pipeline", "nodes")
+    assert statuses(log) == only("summarize")
+    assert "DamagedOutputError" not in log and "rerun=True" not in log
+    assert "kart: node 'summarize' runs again: its cached output 'summary' at" in log
+    assert "summary_" in log and "is damaged" in log
+    assert "its cached output 'summary' was damaged (summarize)" in log  # the summary line's reason
+    assert report(project, "summary")["total"] == 2.0 * POSITIVE_VALUES_SUM
+    assert kart(project) == only()
+
+
+def test_a_changed_dataset_type_at_the_same_path_rewrites_the_output(project: Path) -> None:
+    assert kart(project) == only(*ALL)
+    (project / "src" / "kart_kedro_demo" / "pickles.py").write_text(
+        "import pickle\nfrom pathlib import Path\n\nfrom kedro.io import AbstractDataset\n\n\n"
+        "class PickleDataset(AbstractDataset):\n"
+        "    def __init__(self, filepath):\n        self._filepath = Path(filepath)\n\n"
+        "    def load(self):\n        return pickle.loads(self._filepath.read_bytes())\n\n"
+        "    def save(self, data):\n        self._filepath.write_bytes(pickle.dumps(data))\n\n"
+        "    def _exists(self):\n        return self._filepath.exists()\n\n"
+        "    def _describe(self):\n        return {'filepath': str(self._filepath)}\n"
+    )
+    catalog = project / "conf" / "base" / "catalog.yml"
+    edit(
+        catalog,
+        "summary:\n  type: kart_kedro_demo.datasets.JsonDataset",
+        "summary:\n  type: kart_kedro_demo.pickles.PickleDataset",
+    )
+    assert kart(project) == only()  # served from the cache, written through the new type
+    data = (project / "data" / "08_reporting" / "summary.json").read_bytes()
+    assert pickle.loads(data)["total"] == 2.0 * POSITIVE_VALUES_SUM
+    assert kart(project) == only()
+    assert (project / "data" / "08_reporting" / "summary.json").read_bytes() == data
+
+
+def test_a_kedro_node_reading_a_kart_output_reruns_when_the_task_is_rebuilt_with_other_content(project: Path) -> None:
+    def kart_pipeline() -> tuple[dict[str, str], dict]:
+        log = run_kedro(project, "run", "--runner", RUNNERS[0], "--pipeline", "kart")
+        return {name: status for name, status in statuses(log).items() if name.startswith("report")}, report(
+            project, "feature_report"
+        )
+
+    first_statuses, first = kart_pipeline()
+    assert first_statuses == {"report_features": "ran", "report_raw": "ran"}
+    assert kart_pipeline()[0] == {"report_features": "cached", "report_raw": "cached"}
+    # An edit of MakeFeatures.run (not part of its unique id), its output deleted and built again.
+    edit(project / "src" / "kart_kedro_demo" / "tasks.py", "min_periods=1).mean()", "min_periods=1).mean() * 2")
+    for output in (project / "data" / "kart" / "kart_kedro_demo" / "tasks").glob("MakeFeatures_*.pkl"):
+        output.unlink()
+    again_statuses, again = kart_pipeline()
+    assert again_statuses == {"report_features": "ran", "report_raw": "cached"}
+    assert again["last_smooth"] == pytest.approx(2 * first["last_smooth"])

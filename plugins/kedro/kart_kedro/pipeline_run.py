@@ -21,6 +21,7 @@ from __future__ import annotations
 import inspect
 import logging
 import pickle
+import re
 from collections import Counter
 from typing import Any
 
@@ -51,8 +52,18 @@ class _DamagedCache(Exception):
     """A node's cached output could not be loaded back (``_DAMAGED``)."""
 
     def __init__(self, node_name: str, output: str, path: str, cause: BaseException) -> None:
-        super().__init__(f"{type(cause).__name__}: {cause}")
+        super().__init__(_damage_detail(cause))
         self.node_name, self.output, self.path = node_name, output, path
+
+
+def _damage_detail(cause: BaseException) -> str:
+    """What is wrong with the file, without kart_core's advice (rerun=True, kart verify): the runner acts itself."""
+    text = str(cause)
+    found = _DETAIL.search(text)
+    return found.group(1) if found else f"{type(cause).__name__}: {text.split('. ')[0]}"
+
+
+_DETAIL = re.compile(r"is damaged: (.*?) \(integrity record")
 
 
 class PipelineRun:
