@@ -91,7 +91,9 @@ def test_kart_runs_lists_the_runs_of_a_gcs_workspace(gcs_bucket: str) -> None:
     assert table.exit_code == 0 and GcsSum(workspace_directory=workspace).make_unique_id() in table.stdout
 
 
-def test_a_truncated_object_is_not_taken_as_the_output(gcs_bucket: str) -> None:
+def test_a_truncated_object_is_not_taken_as_the_output(
+    gcs_bucket: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     workspace = f"gs://{gcs_bucket}/ws"
     _built_and_cached(workspace)
     load = GcsLoad(workspace_directory=workspace)
@@ -104,11 +106,17 @@ def test_a_truncated_object_is_not_taken_as_the_output(gcs_bucket: str) -> None:
     with pytest.raises(DamagedOutputError, match=rf"{re.escape(load.kart_label())}.*{len(data)} bytes were committed"):
         load.output().load()
     downstream = GcsSum(n=50, rerun=True, workspace_directory=workspace)
+    monkeypatch.setenv("KART_REPAIR_DAMAGED", "0")
     with pytest.raises(
         kart_core.GokartBuildError, match=rf"DamagedOutputError: The output of {re.escape(load.kart_label())}"
     ):
-        kart_core.build(downstream, reset_register=False)  # GcsSum reruns and refuses its damaged input
-    assert kart_core.build(GcsLoad(rerun=True, workspace_directory=workspace), reset_register=False).shape == (50, 2)
+        kart_core.build(downstream, reset_register=False)  # repairs off: GcsSum refuses its damaged input
+    monkeypatch.delenv("KART_REPAIR_DAMAGED")
+    with caplog.at_level("WARNING", logger="kart_core.runner"):
+        value = kart_core.build(downstream, reset_register=False)  # repairs on: GcsLoad is rebuilt first
+    assert value == {"rows": 50, "y": sum(i * i for i in range(50))}
+    assert any(f"{len(data)} bytes were committed" in record.getMessage() for record in caplog.records)
+    assert load.output().load().shape == (50, 2)  # whole again, and its record agrees
 
 
 def test_a_staged_object_is_not_a_complete_output(gcs_bucket: str) -> None:
