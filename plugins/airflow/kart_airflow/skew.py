@@ -85,7 +85,7 @@ def check_importable(task_class: type) -> None:
         )
 
 
-def asset_extra(task: Any, code: str) -> dict[str, str]:
+def asset_extra(task: Any, code: str) -> dict[str, Any]:
     """What the DAG writes on each output Asset at parse time: the task's unique id and code fingerprint.
 
     For people and lineage tools only: the worker's skew check reads the DAG's record Asset
@@ -119,7 +119,7 @@ def task_key(task_id: str) -> str:
     return hashlib.sha1(task_id.encode()).hexdigest()[:_KEY_CHARS]
 
 
-def record_extra(entries: Iterable[tuple[str, Any, str]]) -> dict[str, dict[str, str]]:
+def record_extra(entries: Iterable[tuple[str, Any, str]]) -> dict[str, Any]:
     """The record Asset's extra: ``{"kart_tasks": {code fingerprint: "key=uid16 key=uid16 ..."}}``.
 
     Args:
