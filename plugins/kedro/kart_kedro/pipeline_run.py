@@ -233,14 +233,7 @@ class PipelineRun:
         try:
             self.serve(node, task, replace)
         except _DamagedCache as damaged:
-            logger.warning(
-                "kart: node %r runs again: its cached output %r at %s is damaged (%s)",
-                node.name,
-                damaged.output,
-                damaged.path,
-                damaged,
-                extra=PLAIN,
-            )
+            _warn_rerun(node.name, damaged)
             return f"its cached output {damaged.output!r} was damaged"
         if replace:
             states.update({name: current_state(self.catalog.get(name)) for name in replace})
@@ -314,14 +307,7 @@ class PipelineRun:
                 f"{', '.join(map(repr, gone))} are no longer held. Run `kedro kart clear --node {node.name} --only`, "
                 "then run the pipeline again."
             ) from damaged
-        logger.warning(
-            "kart: node %r runs again: its cached output %r at %s is damaged (%s)",
-            node.name,
-            damaged.output,
-            damaged.path,
-            damaged,
-            extra=PLAIN,
-        )
+        _warn_rerun(node.name, damaged)
         for name in node.outputs:
             self.pending.pop(name, None)
         _clear_outputs(task)
@@ -432,3 +418,15 @@ def _clear_outputs(task: KedroNodeRun) -> None:
     for target in task.kart_outputs().values():
         target.remove()
     task.states_target().remove()
+
+
+def _warn_rerun(node_name: str, damaged: _DamagedCache) -> None:
+    """One warning for a node that runs again because its cached output is damaged."""
+    logger.warning(
+        "kart: node %r runs again: its cached output %r at %s is damaged (%s)",
+        node_name,
+        damaged.output,
+        damaged.path,
+        damaged,
+        extra=PLAIN,
+    )

@@ -21,7 +21,7 @@ __all__ = ["TaskReceiptDataset", "receipt_for"]
 
 def receipt_for(task: Any, status: str) -> KartReceipt:
     """The receipt of a task run_one has just run or found cached."""
-    paths = tuple(str(target.path()) for target in _flatten(task.output()))
+    paths = tuple(str(target.path()) for target in kart_core.utils.flatten(task.output()))
     label = task.kart_label() if hasattr(task, "kart_label") else str(task)
     description = describe(task) if isinstance(task, kart_core.TaskOnKart) else {}
     return KartReceipt(node_key=kart_core.node_key(task), label=label, status=status, paths=paths, task=description)
@@ -69,11 +69,3 @@ class TaskReceiptDataset(AbstractDataset[KartReceipt, KartReceipt]):
     def _describe(self) -> dict[str, Any]:
         receipt = receipt_for(self.task, "")
         return {"task": receipt.node_key, "label": receipt.label, "filepath": ", ".join(receipt.paths)}
-
-
-def _flatten(item: Any) -> list[Any]:
-    if isinstance(item, dict):
-        return [leaf for value in item.values() for leaf in _flatten(value)]
-    if isinstance(item, list | tuple):
-        return [leaf for value in item for leaf in _flatten(value)]
-    return [item]
