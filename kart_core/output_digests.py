@@ -6,14 +6,20 @@ the same unique id can be rebuilt with other content (its outputs deleted and bu
 edit of code the id does not cover). The content hash is already in the task's integrity record
 (``kart_core.manifest``), so naming the content costs one small JSON read per task; only an output
 without a record (written by gokart, or with ``integrity_record`` off) is read and hashed.
+
+With signing on (``kart_core.signing``) the manifest is trusted only with the right signature, as a
+load trusts it: a name read from a forged record would let a cache keyed by it hand back stale work.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from kart_core import target_config
+from kart_core.errors import DamagedOutputError
 from kart_core.integrity import digest_stream
-from kart_core.manifest import Manifest, OutputRecord, read_unverified
+from kart_core.manifest import Manifest, OutputRecord, read_manifest
+from kart_core.signing import Signer
 from kart_core.storage import storage_for
 
 __all__ = ["output_digests"]
@@ -28,13 +34,18 @@ def output_digests(task: Any) -> dict[str, str]:
     Returns:
         output path → ``{algorithm}:{hex}`` as its manifest records it; for an output the manifest
         does not list, the hash of its bytes read now (``kart_core.integrity``'s default algorithm);
-        ``""`` for a missing output. The manifest's signature is not checked here: the value only
-        names content; loading the output checks it as configured.
+        ``""`` for a missing output. With signing on, the manifest's signature is checked (the signer
+        of the enclosing ``target_config.frozen()`` scope, else the configured key); the outputs'
+        own signatures are checked when they are loaded. A damaged (unreadable) manifest names
+        nothing: its outputs are hashed from their bytes (their load raises ``DamagedOutputError``).
 
     Raises:
+        IntegrityError: signing is on and a manifest is unsigned or its signature is wrong (the
+            message names the manifest and the fix), as a load of the output would raise.
         OSError: an output without a record exists but cannot be read.
     """
     outputs = task.kart_outputs() if hasattr(task, "kart_outputs") else task.output()
+    signer = target_config.current().signer
     manifests: dict[str, Manifest | None] = {}
     found: dict[str, str] = {}
     for target in _flatten(outputs):
@@ -43,11 +54,18 @@ def output_digests(task: Any) -> dict[str, str]:
         entry = None
         if isinstance(record, OutputRecord):
             if record.manifest not in manifests:
-                manifests[record.manifest] = read_unverified(storage_for(record.manifest), record.manifest)
+                manifests[record.manifest] = _read(record, signer)
             manifest = manifests[record.manifest]
             entry = manifest.outputs.get(record.key) if manifest is not None else None
         found[path] = entry.digest if entry is not None else _read_digest(path)
     return found
+
+
+def _read(record: OutputRecord, signer: Signer | None) -> Manifest | None:
+    try:
+        return read_manifest(storage_for(record.manifest), record.manifest, record.manifest_name, signer)
+    except DamagedOutputError:  # unreadable: hashed from the bytes, and the load names the damage
+        return None
 
 
 def _read_digest(path: str) -> str:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import luigi
+import pytest
 
 import kart_core
+from kart_core.errors import IntegrityError
 from kart_core.integrity import DEFAULT_ALGORITHM
+from kart_core.storage import storage_for
 from kart_core.workspace import MANIFEST, log_task_path
 
 
@@ -63,3 +67,64 @@ def test_a_luigi_task_is_named_by_its_output_bytes(tmp_path: Path) -> None:
 
     (tmp_path / "plain.txt").write_text("x")
     assert list(kart_core.output_digests(Plain()).values())[0].startswith("read:")
+
+
+@pytest.fixture(params=["local", "s3"])
+def any_workspace(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A workspace on local disk and one on the S3-compatible server (moto)."""
+    if request.param == "local":
+        return str(tmp_path / "ws")
+    return f"s3://{request.getfixturevalue('s3_bucket')}/ws"
+
+
+def _rewrite(path: str, change: Any) -> None:
+    storage = storage_for(path)
+    with storage.open_read(path) as file:
+        data = file.read()
+    with storage.atomic_write(path) as file:
+        file.write(change(data))
+
+
+def test_with_signing_on_a_tampered_manifest_is_refused(any_workspace: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same rule as a load: a manifest whose signature is wrong names no content (IntegrityError)."""
+    monkeypatch.setenv("KART_SIGNING_KEY", "a test key of some length")
+    task = Pair(workspace_directory=any_workspace)
+    kart_core.build(task, reset_register=False, return_value=False)
+    signed = kart_core.output_digests(task)
+    assert all(value.startswith(f"{DEFAULT_ALGORITHM}:") for value in signed.values())
+    manifest = log_task_path(task, MANIFEST)
+    # Another content hash for output "b", the header (and so the signature) kept: a forged record.
+    _rewrite(manifest, lambda data: data.replace(signed[str(task.output()["b"].path())].encode()[-8:], b"0" * 8))
+    with pytest.raises(IntegrityError, match="Refusing to trust the manifest") as info:
+        kart_core.output_digests(task)
+    assert manifest in str(info.value)
+    with pytest.raises(IntegrityError):  # a load says the same
+        task.output()["a"].load()
+
+
+def test_with_signing_on_an_unsigned_manifest_is_refused(any_workspace: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Written while signing was off, read with a key: not trusted (as a load refuses it)."""
+    task = Pair(workspace_directory=any_workspace)
+    kart_core.build(task, reset_register=False, return_value=False)
+    unsigned = kart_core.output_digests(task)
+    monkeypatch.setenv("KART_SIGNING_KEY", "a test key of some length")
+    with pytest.raises(IntegrityError, match="signature is missing or wrong"):
+        kart_core.output_digests(task)
+    monkeypatch.delenv("KART_SIGNING_KEY")
+    assert kart_core.output_digests(task) == unsigned  # without a key the record names the content, as before
+
+
+def test_with_signing_on_the_key_of_the_enclosing_build_is_used(
+    workspace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Inside a frozen scope (a build, a Kedro run) the scope's signer decides, not the environment read now."""
+    from kart_core import target_config
+
+    monkeypatch.setenv("KART_SIGNING_KEY", "a test key of some length")
+    task = Pair(workspace_directory=workspace)
+    kart_core.build(task, reset_register=False, return_value=False)
+    with target_config.frozen():
+        monkeypatch.setenv("KART_SIGNING_KEY", "another key")
+        assert all(value.startswith(f"{DEFAULT_ALGORITHM}:") for value in kart_core.output_digests(task).values())
+    with pytest.raises(IntegrityError):
+        kart_core.output_digests(task)

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kart_kedro import KartRunner, TaskOnKartDataset, to_pipeline
-from kedro.io import AbstractDataset, DataCatalog, MemoryDataset
+from kart_kedro import KartParallelRunner, KartRunner, KartThreadRunner, TaskOnKartDataset, to_pipeline
+from kedro.io import AbstractDataset, DataCatalog, MemoryDataset, SharedMemoryDataCatalog
 from kedro.pipeline import Pipeline, node
 from kedro_test_tasks import journal_lines
 from kedro_trust_tasks import Shifted
@@ -318,3 +318,60 @@ def test_a_damaged_output_whose_node_cannot_run_again_names_kedro_kart_clear(wor
     assert "cached output 'clean_values' of node 'clean'" in message and "is damaged" in message
     assert "input(s) 'kept' are no longer held" in message
     assert "kedro kart clear --node clean --only" in message
+
+
+# --- 5. a kart output a node reads is checked against its recorded hash, in every process ---------
+
+
+def _pickled_same_size(path: Path, value: Any) -> None:
+    """Overwrite a kart output (a plain pickle, signing off) with another value of the same pickled size."""
+    data, other = path.read_bytes(), pickle.dumps(value, protocol=4)
+    assert len(other) == len(data) and other != data
+    path.write_bytes(other)
+
+
+@pytest.mark.parametrize("runner_class", [KartRunner, KartThreadRunner, KartParallelRunner], ids=lambda c: c.__name__)
+def test_a_kart_input_changed_after_its_commit_is_rebuilt_before_a_node_reads_it(
+    tmp_path: Path, workspace: str, journal: str, runner_class: type, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The node's key names the input by the hash its manifest records; the bytes it reads must be those
+    (checked in the worker process under KartParallelRunner too), so a same-size change is repaired."""
+    monkeypatch.setenv("KART_VERIFY_OUTPUTS", "0")  # the default: the dataset checks the hash all the same
+    task = Shifted(size=3, workspace_directory=workspace)
+    assert kart_core.build(task, reset_register=False) == [0, 1, 2]
+    _pickled_same_size(Path(task.output().path()), [0, 1, 5])
+    catalog_class = SharedMemoryDataCatalog if runner_class is KartParallelRunner else DataCatalog
+    catalog = catalog_class({"shifted": _shifted_entry(workspace), "total": JsonFile(str(tmp_path / "total.json"))})
+    runner = runner_class(workspace_directory=workspace)
+    runner.run(Pipeline([node(add_up, "shifted", "total", name="add_up")]), catalog)
+    assert runner.last_run == {"add_up": "ran"}
+    assert json.loads((tmp_path / "total.json").read_text()) == 3  # never 6, the sum of the changed bytes
+    assert task.output().load() == [0, 1, 2]  # rebuilt: the committed content is back
+    assert len(journal_lines(journal)) == 2
+
+
+@pytest.mark.parametrize("runner_class", [KartRunner, KartParallelRunner], ids=lambda c: c.__name__)
+def test_with_repairs_off_a_changed_kart_input_is_the_named_error(
+    workspace: str, journal: str, runner_class: type, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task = Shifted(size=3, workspace_directory=workspace)
+    kart_core.build(task, reset_register=False, return_value=False)
+    _pickled_same_size(Path(task.output().path()), [0, 1, 5])
+    monkeypatch.setenv("KART_REPAIR_DAMAGED", "0")
+    catalog_class = SharedMemoryDataCatalog if runner_class is KartParallelRunner else DataCatalog
+    catalog = catalog_class({"shifted": _shifted_entry(workspace), "total": MemoryDataset()})
+    with pytest.raises(Exception) as info:
+        runner_class(workspace_directory=workspace).run(
+            Pipeline([node(add_up, "shifted", "total", name="add_up")]), catalog
+        )
+    chain, seen = [], info.value
+    while seen is not None:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    message = str(info.value)  # Kedro's DatasetError quotes the load's error (a worker's cause stays there)
+    assert "is damaged: content hash" in message and task.output().path() in message
+    assert "kart verify --delete" in message
+    if runner_class is KartRunner:
+        damaged = [error for error in chain if isinstance(error, kart_core.errors.DamagedOutputError)]
+        assert damaged and damaged[0].kind == "hash"
+    assert len(journal_lines(journal)) == 1

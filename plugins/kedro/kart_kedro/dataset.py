@@ -95,10 +95,21 @@ class TaskOnKartDataset(AbstractDataset[Any, Any]):
         return self._task
 
     def load(self) -> Any:
-        """The task's cached output; the task and its missing upstreams are built first if needed."""
+        """The task's cached output; the task and its missing upstreams are built first if needed.
+
+        The output's content hash is checked against its integrity record (as with ``verify_outputs``
+        on), in whichever process loads it (a KartParallelRunner worker too): KartRunner keys a node
+        reading this entry by that recorded hash, so the bytes handed to the node must be those. A
+        damaged output is rebuilt under the task's lock and loaded again, as ``build()`` does for its
+        roots.
+
+        Raises:
+            kart_core.errors.DamagedOutputError: the output differs from its record and repairs are off.
+            kart_core.errors.IntegrityError: signing is on and refuses the output (never rebuilt).
+        """
         self.ensure_built()
-        # A damaged output is rebuilt under the task's lock, as build() does for its roots (repairs on).
-        return kart_core.load_output(self._task, repair=True)
+        with kart_core.verify_loads():
+            return kart_core.load_output(self._task, repair=True)
 
     def ensure_built(self) -> None:
         """Build the task (and its missing upstreams) unless it is complete, so its output can be read."""
