@@ -27,7 +27,7 @@ if TYPE_CHECKING:
         worker,
         workspace,  # the cache layout (paths, log kinds, listing), for adapters and tools
     )
-    from kart_core.build import BuildResult, WorkerSchedulerFactory, build, load_output
+    from kart_core.build import BuildResult, WorkerSchedulerFactory, build
     from kart_core.digest import digest as content_digest
     from kart_core.display import params_text, task_params_text, task_text, value_text
     from kart_core.dotted import import_object
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from kart_core.graph import TaskGraph, node_key, walk
     from kart_core.hashing import short_id
     from kart_core.info import make_tree_info, tree_info
+    from kart_core.loading import load_output
     from kart_core.output_digests import output_digests
     from kart_core.pandas_type_config import PandasTypeConfig
     from kart_core.param_plan import config_frozen
@@ -90,7 +91,7 @@ _EXPORTS = {
     "delete_local_unnecessary_outputs": "kart_core.workspace_management",
     "find_place": "kart_core.places",
     "import_object": "kart_core.dotted",
-    "load_output": "kart_core.build",
+    "load_output": "kart_core.loading",
     "make_task_info_as_tree_str": "kart_core.tree.task_info",
     "make_tree_info": "kart_core.info",
     "node_key": "kart_core.graph",

@@ -16,13 +16,13 @@ from typing import Any, Protocol
 import pluggy
 from luigi import rpc, scheduler, task_register
 
-from kart_core.contract import LuigiTask, is_kart_task
+from kart_core.contract import LuigiTask
 from kart_core.errors import GokartBuildError, HasLockedTaskException
 from kart_core.executor import Executor, execute
 from kart_core.info import make_tree_info
+from kart_core.loading import load_output
 from kart_core.orchestrate import orchestrate
 from kart_core.outcome import BuildResult, unique_id_or_none
-from kart_core.runner import repair_output
 from kart_core.target import make_target
 from kart_core.task import TaskOnKart
 from kart_core.tree.task_info import make_task_info_as_table
@@ -221,6 +221,9 @@ def build(
             included, from a task's ``complete()``, ``output()``, ``requires()`` or ``run()`` ends here.
         KeyboardInterrupt: a task's ``run()`` was interrupted; raised after the summary line and the
             hooks, naming the task, with the original interrupt as ``__cause__``.
+        DamagedOutputError: a root's output is damaged and repairs are off (see ``load_output``);
+            raised after the summary line and the hooks.
+        IntegrityError: signing refuses a root's output (never rebuilt).
     """
     roots: list[LuigiTask] = list(task) if isinstance(task, list | tuple) else [task]
     if reset_register:
@@ -228,6 +231,9 @@ def build(
     if task_dump_config is not None:
         for root in roots:
             _report_graph(root, task_dump_config, log_level)
+    # With return_value the roots are loaded inside the build, before its summary line, so a damaged
+    # root rebuilt then counts as repaired. Without it nothing is loaded, so damage is not looked for
+    # (as gokart): `kart verify` finds it.
     result = orchestrate(
         roots,
         workers=workers,
@@ -236,49 +242,14 @@ def build(
         hook_manager=hook_manager,
         progress=progress,
         lock=lock,
+        load_roots=return_value,
     )
     if result.failed:
         raise _build_error(result)
     if not return_value:
-        return None  # nothing is loaded, so damage is not looked for (as gokart): `kart verify` finds it
-    outputs = [load_output(root, repair=True, hook_manager=hook_manager) for root in roots]
+        return None
+    outputs = result.values if result.values is not None else []
     return outputs if isinstance(task, list | tuple) else outputs[0]
-
-
-def load_output(task: LuigiTask, *, repair: bool = False, hook_manager: pluggy.PluginManager | None = None) -> Any:
-    """Load a task's output(s), keeping the shape of ``output()`` (target, list, tuple or dict, nested).
-
-    Args:
-        task: a complete task.
-        repair: when an output of ``task`` is damaged (``DamagedOutputError``: another size than
-            committed, or with verify on another content hash), run ``task`` again under its lock (its
-            commit replaces the damaged output; a warning names the task, the file and what differs)
-            and load once more, as a damaged upstream is rebuilt (``kart_core.runner.repair_output``).
-            Not with repairs off (``[TaskOnKart] repair_damaged_outputs``, ``KART_REPAIR_DAMAGED``).
-        hook_manager: plugins for that rebuild; default: run logs and entry-point plugins.
-
-    Raises:
-        DamagedOutputError: an output is damaged and ``repair`` is False or repairs are off; the
-            message names the task, the file and ``kart verify --delete``.
-        IntegrityError: signing refuses an output (never rebuilt: a person should look first).
-        Exception: what the rebuild raised.
-    """
-
-    def load(item: Any) -> Any:
-        if isinstance(item, dict):
-            return {key: load(value) for key, value in item.items()}
-        if isinstance(item, list | tuple):
-            return [load(value) for value in item]
-        return item.load()
-
-    if not is_kart_task(task):
-        return load(task.output())
-    try:
-        return load(task.kart_outputs())
-    except Exception as exc:
-        if not repair or not repair_output(task, exc, hook_manager):
-            raise
-    return load(task.kart_outputs())
 
 
 def _build_error(result: BuildResult) -> GokartBuildError:

@@ -23,6 +23,7 @@ from kart_core import target_config
 from kart_core.contract import LuigiTask, is_kart_task
 from kart_core.executor import Executor, execute
 from kart_core.graph import TaskGraph, node_key, requirements_of, walk
+from kart_core.loading import load_output
 from kart_core.outcome import BuildResult
 from kart_core.param_plan import config_frozen
 from kart_core.progress import Progress
@@ -42,6 +43,7 @@ def orchestrate(
     hook_manager: pluggy.PluginManager | None = None,
     progress: bool | None = None,
     lock: bool | None = None,
+    load_roots: bool = False,
 ) -> BuildResult:
     """Build ``roots`` and whatever they need; return what happened, never raising for a task's failure.
 
@@ -54,6 +56,9 @@ def orchestrate(
         progress: draw a live progress bar (rich) on stderr (None: when it is a terminal and CI is unset);
             the summary line is printed to stderr either way.
         lock: passed to ``run_one`` (hold each task's lock while it runs; None: as the task says).
+        load_roots: when nothing failed, load each root's output(s) into ``result.values`` before the
+            summary line (``kart_core.loading.load_output`` with repair: a damaged root is rebuilt, and
+            it and whatever its rebuild ran count as repaired).
 
     Returns:
         The ``BuildResult``; ``failed`` holds each failing task's exception.
@@ -61,6 +66,8 @@ def orchestrate(
     Raises:
         KeyboardInterrupt: a task's ``run()`` (or the user) interrupted the build; raised after the
             summary and the hooks, naming the task, with the original interrupt as ``__cause__``.
+        Exception: what loading a root raised (``load_roots``: a damaged root with repairs off, a
+            signature refusal, the failed rebuild); raised after the summary and the hooks.
     """
     manager = hook_manager if hook_manager is not None else default_hook_manager()
     # Read afresh here, then the same for the whole build (the walk and tasks created while running);
@@ -81,11 +88,40 @@ def orchestrate(
                 progress=display,
                 lock=lock,
             )
+        load_error = _load_roots(roots, result, manager, display) if load_roots else None
     display.close(result.summary())
     manager.hook.kart_after_build(tasks=list(roots), result=result)
     if result.interrupted is not None:
         raise _interruption(result) from result.interrupted
+    if load_error is not None:
+        raise load_error
     return result
+
+
+def _load_roots(
+    roots: Sequence[LuigiTask], result: BuildResult, manager: pluggy.PluginManager, display: Progress
+) -> Exception | None:
+    """Load every root into ``result.values`` (unless the build failed); count what repairing them rebuilt.
+
+    Returns:
+        What a load raised (the caller raises it after the summary and the hooks); None otherwise.
+    """
+    if result.failed or result.interrupted is not None:
+        return None
+    values = []
+    for root in roots:
+        rebuilt: list[str] = []
+        try:
+            values.append(load_output(root, repair=True, hook_manager=manager, repaired=rebuilt))
+        except Exception as exc:
+            return exc
+        finally:
+            for key in rebuilt:
+                was_cached = key in result.cached
+                if result.add_repaired(key):
+                    display.repaired(was_cached)
+    result.values = values
+    return None
 
 
 def _walk(roots: Sequence[LuigiTask], forget_upstreams: bool) -> TaskGraph | BuildResult:

@@ -14,6 +14,7 @@ the Slack notification share:
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from kart_core.contract import LuigiTask, is_kart_task
 
@@ -65,8 +66,10 @@ class BuildResult:
         ran: keys of the tasks that ran, in the order they finished.
         cached: keys of the tasks found complete (during the walk or by ``run_one``) and not repaired.
         repaired: keys of the tasks found complete whose damaged output was rebuilt when a task that
-            needs it ran (``kart_core.repair``), in the order the rebuilds committed; a damaged task
-            further up (not in the walked graph) counts too. Neither in ``ran`` nor in ``cached``.
+            needs it ran (``kart_core.repair``) or when the build loaded it to return it (a root), in
+            the order the rebuilds committed; a damaged task further up (not in the walked graph)
+            counts too, and so does an upstream deleted since, built first because such a rebuild
+            needed it. Neither in ``ran`` nor in ``cached``.
         failed: key → what the task raised (a ``SystemExit`` or ``KeyboardInterrupt`` too).
         not_run: keys of the tasks left out because an upstream failed or the build stopped.
         seconds: wall time of the execution, in seconds.
@@ -75,6 +78,8 @@ class BuildResult:
         roots: keys of the tasks the build was asked for.
         nodes: key → task, for naming them (``label``).
         interrupted: the ``KeyboardInterrupt`` that stopped the build, if one did.
+        values: the roots' loaded outputs, in order, when the build was asked to return them
+            (``build(return_value=True)``); None otherwise.
     """
 
     ran: list[str] = dataclasses.field(default_factory=list)
@@ -87,6 +92,7 @@ class BuildResult:
     nodes: dict[str, LuigiTask] = dataclasses.field(default_factory=dict, repr=False)
     interrupted: BaseException | None = None
     repaired: list[str] = dataclasses.field(default_factory=list)
+    values: list[Any] | None = dataclasses.field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:

@@ -30,6 +30,7 @@ from kart_core.contract import KartTask, LuigiTask, is_kart_task
 from kart_core.dotted import import_object
 from kart_core.errors import TaskDefinitionError
 from kart_core.file_processor import builtin as builtin_formats
+from kart_core.graph import node_key, requirements_of, walk
 from kart_core.hooks.manager import create_hook_manager
 from kart_core.lock import LockParams, hold_lock
 from kart_core.repair import Damage, damaged_output, damaged_upstream, still_damaged
@@ -130,13 +131,27 @@ def run_one_reporting(
     return RunReport(RunStatus.RAN, tuple(repaired))
 
 
-def repair_output(task: KartTask, error: BaseException, hook_manager: pluggy.PluginManager | None = None) -> bool:
+def repair_output(
+    task: KartTask,
+    error: BaseException,
+    hook_manager: pluggy.PluginManager | None = None,
+    repaired: list[str] | None = None,
+) -> bool:
     """Rebuild ``task`` when ``error`` says one of its own outputs is damaged; return whether it may be loaded again.
 
     For callers that load a complete task's output to hand it on (``build()``'s return value, the Kedro
     dataset): the same rule as for a damaged upstream. The rebuild holds the task's lock and replaces the
     damaged output at its commit, after a warning naming the task, the file and what differs; when
-    another worker replaced it meanwhile, nothing runs.
+    another worker replaced it meanwhile, nothing runs. Upstreams deleted since the task was built are
+    built first (``_build_missing_upstreams``), so the rebuild never loads a missing file.
+
+    Args:
+        task: the complete task whose output was loaded.
+        error: what the load raised.
+        hook_manager: plugins for the rebuild; default: run logs, built-in formats and entry-point plugins.
+        repaired: when given, the node keys (``kart_core.graph.node_key``) of what this call rebuilt are
+            appended, in commit order: missing or damaged upstreams, then ``task`` itself (what a build
+            counts as "repaired").
 
     Returns:
         False when ``error`` names no output of ``task`` (or no damage at all) or repairs are off
@@ -158,11 +173,16 @@ def repair_output(task: KartTask, error: BaseException, hook_manager: pluggy.Plu
             damage.describe(),
             task.kart_label(),
         )
+        rebuilt: list[str] = []
         with _task_lock(task):
             if still_damaged(damage, settings.signer):
-                _run_repairing(task, manager, True, [])
+                _build_missing_upstreams(task, manager, rebuilt)
+                _run_repairing(task, manager, True, rebuilt)
+                rebuilt.append(_key(task))
             else:
                 logger.info("%s was rebuilt meanwhile by another worker", task.kart_label())
+    if repaired is not None:
+        repaired.extend(rebuilt)
     return True
 
 
@@ -222,6 +242,7 @@ def _run_repairing(task: KartTask, manager: pluggy.PluginManager, replace: bool,
                 )
                 with _task_lock(damage.upstream):
                     if still_damaged(damage, target_config.current().signer):
+                        _build_missing_upstreams(damage.upstream, manager, repaired)
                         _run_repairing(damage.upstream, manager, True, repaired)
                         repaired.append(_key(damage.upstream))
                     else:
@@ -234,7 +255,41 @@ def _run_repairing(task: KartTask, manager: pluggy.PluginManager, replace: bool,
 
 
 def _key(task: KartTask) -> str:
-    return f"{type(task).__module__}.{type(task).__qualname__}_{task.make_unique_id()}"
+    return node_key(task)
+
+
+def _build_missing_upstreams(task: KartTask, manager: pluggy.PluginManager, repaired: list[str]) -> None:
+    """Before ``task`` runs again to replace its damaged output: build its upstreams that are missing now.
+
+    A task found complete is not expanded by a build's walk, so upstreams deleted since it was built
+    (``kart clean``, a lifecycle rule on a bucket) were never looked at; its rebuild would load them.
+    Each incomplete upstream (at any depth, upstreams first) runs through ``run_one_reporting`` (its
+    own lock, hooks and repairs); its key, and the keys of what its run repaired, go to ``repaired``.
+
+    Raises:
+        Exception: what an upstream's run raised (``task`` does not run then; its damaged output stays).
+    """
+    upstreams = requirements_of(task)
+    if not upstreams:
+        return
+    graph = walk(upstreams, expand=lambda upstream: not upstream.complete())
+    missing = [key for key in graph.order if key in graph.expanded]
+    if missing:
+        logger.warning(
+            "%s needs %d upstream task(s) that are missing now (%s); building them before it runs again.",
+            task.kart_label(),
+            len(missing),
+            ", ".join(_label(graph.nodes[key]) for key in missing),
+        )
+    for key in missing:
+        report = run_one_reporting(graph.nodes[key], manager)
+        repaired.extend(report.repaired)
+        if report.status is RunStatus.RAN:
+            repaired.append(key)
+
+
+def _label(task: LuigiTask) -> str:
+    return task.kart_label() if is_kart_task(task) else str(task.task_id)
 
 
 def _run_committing(

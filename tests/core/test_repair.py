@@ -403,3 +403,107 @@ def test_a_build_that_returns_nothing_does_not_look_at_the_root(workspace: str, 
     assert kart_core.build(source, return_value=False, reset_register=False) is None
     assert _runs(tmp_path / "journal.txt") == 1
     assert [problem.kind for problem in verify_workspace(workspace).problems] == ["size"]
+
+
+# --- a damaged task whose upstreams were deleted: they are built first ---------------------------
+
+
+def _remove(path: str) -> None:
+    storage_for(path).remove(path)
+
+
+def _chain(workspace: str, tmp_path: Path) -> tuple[RpSource, RpMiddle, RpSum]:
+    source = RpSource(journal=str(tmp_path / "journal.txt"), workspace_directory=workspace)
+    middle = RpMiddle(source=source, workspace_directory=workspace)
+    root = RpSum(upstream=middle, workspace_directory=workspace)
+    assert kart_core.build(root, reset_register=False) == 9900
+    return source, middle, root
+
+
+@pytest.mark.parametrize("executor", ["thread", "process"])
+def test_a_damaged_root_whose_upstreams_were_deleted_builds_them_first(
+    any_workspace: str, tmp_path: Path, executor: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The root's rebuild needs the middle and the source, both deleted since: they run before it, and the
+    root's repair plus what it had to build count as repaired, in the result and the summary line."""
+    source, middle, root = _chain(any_workspace, tmp_path)
+    _rewrite(root.output().path(), lambda data: data[:5])
+    _remove(middle.output().path())
+    _remove(source.output().path())
+    recorder = Recorder()
+    capsys.readouterr()
+    value = kart_core.build(root, workers=2, executor=executor, hook_manager=_manager(recorder), reset_register=False)
+    assert value == 9900
+    assert _runs(tmp_path / "journal.txt") == 2
+    assert middle.output().load() == [value * 2 for value in range(100)]
+    assert verify_workspace(any_workspace).ok
+    (result,) = recorder.results
+    # Upstreams first (the source, then the middle), then the root; in the order they committed.
+    assert result.repaired == [kart_core.node_key(source), kart_core.node_key(middle), kart_core.node_key(root)]
+    assert result.ran == [] and result.cached == [] and result.ok
+    assert "kart build: 0 ran, 3 repaired, 0 cached, 0 failed, 0 not run" in capsys.readouterr().err
+    assert recorder.unpaired() == []
+
+
+def test_a_damaged_upstream_whose_own_upstream_was_deleted_builds_it_first(any_workspace: str, tmp_path: Path) -> None:
+    """The middle (damaged) is needed by a new downstream; its source is gone: built, then the middle, then it."""
+    source, middle, _ = _chain(any_workspace, tmp_path)
+    _rewrite(middle.output().path(), lambda data: data[:-3])
+    _remove(source.output().path())
+    recorder = Recorder()
+    again = RpSum(upstream=middle, offset=7, workspace_directory=any_workspace)
+    assert kart_core.build(again, hook_manager=_manager(recorder), reset_register=False) == 9907
+    assert _runs(tmp_path / "journal.txt") == 2
+    (result,) = recorder.results
+    assert result.repaired == [kart_core.node_key(source), kart_core.node_key(middle)]
+    assert [result.label(key) for key in result.ran] == [again.kart_label()]
+
+
+def test_a_damaged_root_whose_upstream_cannot_be_built_names_it(workspace: str, tmp_path: Path) -> None:
+    """The deleted source fails when built for the repair: its error, not a missing-file error of the root's run."""
+    refuse = tmp_path / "refuse"
+    source = RpSource(journal=str(tmp_path / "journal.txt"), refuse=str(refuse), workspace_directory=workspace)
+    root = RpSum(upstream=source, workspace_directory=workspace)
+    assert kart_core.build(root, reset_register=False) == 4950
+    _rewrite(root.output().path(), lambda data: data[:5])
+    _remove(source.output().path())
+    refuse.touch()
+    with pytest.raises(RuntimeError, match="the source cannot be rebuilt now"):
+        kart_core.build(root, reset_register=False)
+    assert Path(root.output().path()).stat().st_size == 5  # nothing committed over the damaged root
+
+
+def test_under_luigi_build_a_damaged_upstream_whose_upstream_was_deleted_is_rebuilt(
+    workspace: str, tmp_path: Path
+) -> None:
+    source, middle, _ = _chain(workspace, tmp_path)
+    _rewrite(middle.output().path(), lambda data: data[:-3])
+    _remove(source.output().path())
+    task = RpSum(upstream=middle, offset=5, workspace_directory=workspace)
+    assert luigi.build([task], local_scheduler=True, workers=1) is True
+    assert task.output().load() == 9905
+    assert _runs(tmp_path / "journal.txt") == 2
+
+
+def test_a_repaired_root_counts_in_the_result_and_the_summary(
+    workspace: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = _built_source(workspace, tmp_path)
+    _rewrite(source.output().path(), lambda data: data[:5])
+    recorder = Recorder()
+    capsys.readouterr()
+    assert kart_core.build(source, hook_manager=_manager(recorder), reset_register=False) == list(range(100))
+    (result,) = recorder.results
+    assert [result.label(key) for key in result.repaired] == [source.kart_label()]
+    assert result.cached == [] and result.ok
+    assert "kart build: 0 ran, 1 repaired, 0 cached, 0 failed, 0 not run" in capsys.readouterr().err
+    recorder.results.clear()  # a list of roots: each one's repair is counted once
+    _rewrite(source.output().path(), lambda data: data[:5])
+    other = RpSum(upstream=source, workspace_directory=workspace)
+    assert kart_core.build([source, other], hook_manager=_manager(recorder), reset_register=False) == [
+        list(range(100)),
+        4950,
+    ]
+    (result,) = recorder.results
+    assert [result.label(key) for key in result.repaired] == [source.kart_label()]
+    assert [result.label(key) for key in result.cached] == [other.kart_label()]
