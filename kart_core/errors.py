@@ -37,6 +37,7 @@ __all__ = [
     "ConfigFormatError",
     "IntegrityError",
     "DamagedOutputError",
+    "ForeignOutputError",
     "SigningKeyError",
     "StaleTaskError",
     "PluginError",
@@ -172,7 +173,7 @@ class DamagedOutputError(LoadError):
     Attributes:
         path: the damaged file's full path (the output's; the manifest's for kind "manifest"); None
             when not known.
-        kind: "size", "hash" or "manifest" (what differs); "" when not known.
+        kind: "size", "hash", "manifest" or "owner" (``ForeignOutputError``) (what differs); "" when not known.
         commit: the commit id the manifest recorded for the output (None for kind "manifest").
         detail: one line saying what differs (``15 bytes were committed, found 5 bytes``).
 
@@ -188,6 +189,13 @@ class DamagedOutputError(LoadError):
         self.kind = kind
         self.commit = commit
         self.detail = detail
+
+
+class ForeignOutputError(DamagedOutputError):
+    """The output was committed by another task class of the same name (``module.Class`` differs, kind
+    "owner"): gokart's layout gives same-named classes with equal parameters the same unique id, output
+    path (``make_target``) and manifest file. Handled as damage: a build rebuilds it for the class that
+    asks (repairs on), so one class never loads the other's result."""
 
 
 class SigningKeyError(KartError, ValueError):

@@ -2,8 +2,9 @@
 
 Written when ``run_one`` commits a task's outputs (and updated by a direct ``dump`` of one of
 them), it holds, per output (keyed by its workspace-relative path): the size in bytes, a content
-hash (``kart_core.integrity``; prefixed by the algorithm's name), the commit id and whether the file carries
-a signature header. Loading checks the size always and the hash when verify is on. gokart
+hash (``kart_core.integrity``; prefixed by the algorithm's name), the commit id, whether the file carries
+a signature header and the ``module.Class`` of the task that wrote it. Loading checks the owner and the
+size always and the hash when verify is on. gokart
 ignores the file; an output without a record (written by gokart, or by a bare ``make_target``)
 loads unchecked. With signing on the manifest is itself sealed (``kart_core.signing``).
 
@@ -11,7 +12,12 @@ Format (JSON, UTF-8)::
 
     {"format": "kart-manifest/1", "task": "Class[8-hex id]", "commit": "<32 hex>",
      "outputs": {"a/b_<id>.pkl": {"size": 10, "digest": "xxh3_128:<hex>", "commit": "<32 hex>",
-     "sealed": false}}}
+     "sealed": false, "owner": "pkg.module.Class"}}}
+
+Why the owner: gokart's layout names files by class name and unique id, and the id covers the class
+name but not its module, so same-named classes of two modules with equal parameters share the
+manifest file and any ``make_target`` output path. The owner tells their outputs apart without
+changing those paths; an entry without one (kart before 2026-11-30) names no class and is not checked.
 """
 
 from __future__ import annotations
@@ -61,6 +67,8 @@ class OutputRecord:
         unique_id: the owning task's full unique id.
         redis: the owning task's ``(redis_host, redis_port, redis_timeout)``: updates of the manifest
             that race take a redis lock when host and port are set, else a local file lock.
+        owner: the owning task's ``module.Class`` (qualified name); an entry committed by another
+            owner is foreign (``ForeignOutputError``). "" when not known (not checked).
     """
 
     workspace: str
@@ -69,6 +77,7 @@ class OutputRecord:
     task: str
     unique_id: str
     redis: tuple[str | None, int | None, int] = (None, None, 180)
+    owner: str = ""
 
     @property
     def manifest(self) -> str:
@@ -101,12 +110,27 @@ class Entry:
         digest: ``{algorithm}:{hex}`` of the content after any signature header (``kart_core.integrity``).
         commit: the commit id of the run (or direct dump) that wrote it.
         sealed: whether the file starts with a signature header.
+        owner: ``module.Class`` of the task that committed it; None when not recorded (kart before
+            2026-11-30, a bare target).
     """
 
     size: int
     digest: str
     commit: str | None
     sealed: bool
+    owner: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The entry's JSON object (``owner`` only when known, so older entries keep their bytes)."""
+        document: dict[str, Any] = {
+            "size": self.size,
+            "digest": self.digest,
+            "commit": self.commit,
+            "sealed": self.sealed,
+        }
+        if self.owner is not None:
+            document["owner"] = self.owner
+        return document
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,10 +143,7 @@ class Manifest:
 
     def to_bytes(self) -> bytes:
         """The JSON form (keys sorted, so equal manifests are equal bytes)."""
-        outputs = {
-            key: {"size": entry.size, "digest": entry.digest, "commit": entry.commit, "sealed": entry.sealed}
-            for key, entry in self.outputs.items()
-        }
+        outputs = {key: entry.to_json() for key, entry in self.outputs.items()}
         document = {"format": FORMAT, "task": self.task, "commit": self.commit, "outputs": outputs}
         # Compact and without indent: json's C encoder (an indented dump runs in pure Python).
         return json.dumps(document, sort_keys=True, separators=(",", ":")).encode("utf-8")
@@ -143,6 +164,7 @@ class Manifest:
                 digest=str(value["digest"]),
                 commit=None if value.get("commit") is None else str(value["commit"]),
                 sealed=bool(value.get("sealed", False)),
+                owner=None if value.get("owner") is None else str(value["owner"]),
             )
             for key, value in dict(document["outputs"]).items()
         }

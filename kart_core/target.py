@@ -32,6 +32,7 @@ from kart_core.conflict_prevention_lock import (  # gokart.target's names; kart 
 from kart_core.errors import (
     DamagedOutputError,
     DumpError,
+    ForeignOutputError,
     IntegrityError,
     LoadError,
     MissingOutputError,
@@ -163,7 +164,10 @@ class TargetOnKart(luigi.Target):
                 size, digest = _seal(spool.file, sealed.file, signer.begin(self._signing_name(), commit), commit)
                 spool.discard()
                 final = sealed
-            entry = Entry(size=size, digest=f"{DEFAULT_ALGORITHM}:{digest}", commit=commit, sealed=signer is not None)
+            owner = (record.owner or None) if record is not None else None
+            entry = Entry(
+                size=size, digest=f"{DEFAULT_ALGORITHM}:{digest}", commit=commit, sealed=signer is not None, owner=owner
+            )
             if running is not None:
                 running.add(Staged(self._path, final.stage(), self._storage, record, entry))
             else:
@@ -188,6 +192,8 @@ class TargetOnKart(luigi.Target):
         settings = target_config.current()
         signer = self._signer if self._signer is not None else settings.signer
         entry = staged.entry if staged is not None else (self._committed_entry(signer) if settings.record else None)
+        if staged is None and entry is not None:
+            self._check_owner(entry)
         with self._storage.open_read(staged.location if staged is not None else self._path) as raw:
             if signer is not None:
                 data = raw.read()
@@ -220,6 +226,20 @@ class TargetOnKart(luigi.Target):
             storage_for(self.record.manifest), self.record.manifest, self.record.manifest_name, signer
         )
         return found.outputs.get(self.record.key) if found is not None else None
+
+    def _check_owner(self, entry: Entry) -> None:
+        """Raise ``ForeignOutputError`` when another task class of the same name committed this output."""
+        record = self.record
+        if record is None or not record.owner or entry.owner is None or entry.owner == record.owner:
+            return
+        detail = f"it was committed by {entry.owner}, not by {record.owner}"
+        message = (
+            f"The output of {record.task} (unique id {record.unique_id}, class {record.owner}) at {self._path!r} "
+            f"belongs to another task class of the same name: {detail} (integrity record {record.manifest!r}). "
+            "Same-named classes with equal parameters share gokart's file names. Fix: build the task again with "
+            "rerun=True (a build does so itself unless repairs are off), or rename one of the classes."
+        )
+        raise ForeignOutputError(message, path=self._path, kind="owner", commit=entry.commit, detail=detail)
 
     def _check_size(self, size: int | None, entry: Entry) -> None:
         if size is not None and size != entry.size:

@@ -145,7 +145,21 @@ def _record(task: KartTask, relative: str, unique_id: str | None, label: str) ->
         task=label,  # the target's owner string, not a second copy
         unique_id=task_id,
         redis=_redis_settings(task.redis_host, task.redis_port, task.redis_timeout),
+        owner=owner_name(type(task)),
     )
+
+
+def owner_name(task_class: type) -> str:
+    """``module.QualifiedName`` of a task class: what its manifest entries record as their owner.
+
+    Computed once per class (kept on the class, as ``dataframe_type``): a graph keeps one record per output.
+    """
+    cached = task_class.__dict__.get("_kart_owner_name")
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    name = f"{task_class.__module__}.{task_class.__qualname__}"
+    type.__setattr__(task_class, "_kart_owner_name", name)
+    return name
 
 
 @functools.lru_cache(maxsize=64)

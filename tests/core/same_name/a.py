@@ -1,0 +1,30 @@
+"""Module a of the same-name pair: its SnModel dumps "from a"; its SnUse reads its own module's SnModel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import luigi
+
+import kart_core
+
+
+class SnModel(kart_core.TaskOnKart[Any]):
+    """An output under a path without the module (``make_target``): shared with the other module's SnModel."""
+
+    size = luigi.IntParameter(default=3)
+
+    def output(self) -> Any:
+        return self.make_target("same_name/model.pkl")
+
+    def run(self) -> None:
+        self.dump({"module": "a", "values": list(range(self.size))})
+
+
+class SnUse(kart_core.TaskOnKart[Any]):
+    """Needs this module's SnModel (a default output path: under the module's folder, not shared)."""
+
+    model = kart_core.TaskInstanceParameter()
+
+    def run(self) -> None:
+        self.dump(self.load("model")["module"])

@@ -1,0 +1,127 @@
+"""kart_core.manifest: each entry names the task class that committed it, so a same-named class is foreign.
+
+gokart's layout names files by class name and unique id only (the id covers the class name, not its
+module): ``a.SnModel`` and ``b.SnModel`` with equal parameters have the same id, the same
+``make_target`` output path and the same manifest file. kart keeps those paths (a gokart cache stays
+valid) and records the owning ``module.Class`` per manifest entry: a load by the other class is a
+``ForeignOutputError`` (a kind of ``DamagedOutputError``), so a build rebuilds the output for the class
+asking (counted as repaired) instead of handing back the other class's result.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from same_name import a, b
+
+import kart_core
+from kart_core.errors import DamagedOutputError, ForeignOutputError, GokartBuildError
+from kart_core.file_processor import builtin as builtin_formats
+from kart_core.hooks import create_hook_manager, hookimpl
+from kart_core.runlog import RunLogPlugin
+from kart_core.storage import storage_for
+from kart_core.workspace import MANIFEST, log_task_path
+
+
+@pytest.fixture(params=["local", "s3"])
+def any_workspace(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A workspace on local disk and one on the S3-compatible server (moto)."""
+    if request.param == "local":
+        return str(tmp_path / "ws")
+    return f"s3://{request.getfixturevalue('s3_bucket')}/ws"
+
+
+class _Results:
+    def __init__(self) -> None:
+        self.results: list[kart_core.BuildResult] = []
+
+    @hookimpl
+    def kart_after_build(self, tasks: list[Any], result: kart_core.BuildResult) -> None:
+        self.results.append(result)
+
+
+def _manager(plugin: _Results) -> Any:
+    return create_hook_manager([RunLogPlugin(), builtin_formats, plugin], load_entry_points=False)
+
+
+def _manifest(task: Any) -> dict[str, Any]:
+    path = log_task_path(task, MANIFEST)
+    with storage_for(path).open_read(path) as file:
+        return json.loads(file.read())
+
+
+def test_same_named_classes_share_the_gokart_paths(workspace: str) -> None:
+    """What makes them collide (and must stay: gokart's ids and file names)."""
+    one, other = a.SnModel(workspace_directory=workspace), b.SnModel(workspace_directory=workspace)
+    assert one.make_unique_id() == other.make_unique_id()
+    assert one.output().path() == other.output().path()
+    assert log_task_path(one, MANIFEST) == log_task_path(other, MANIFEST)
+
+
+@pytest.mark.parametrize("signing", [False, True], ids=["unsigned", "signed"])
+def test_a_root_committed_by_the_other_class_is_rebuilt_not_returned(
+    any_workspace: str, signing: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if signing:
+        monkeypatch.setenv("KART_SIGNING_KEY", "a test key of some length")
+    one, other = a.SnModel(workspace_directory=any_workspace), b.SnModel(workspace_directory=any_workspace)
+    assert kart_core.build(one, reset_register=False)["module"] == "a"
+    (entry,) = _manifest(one)["outputs"].values() if not signing else [None]
+    if entry is not None:
+        assert entry["owner"] == "same_name.a.SnModel"
+    plugin = _Results()
+    capsys.readouterr()
+    assert kart_core.build(other, hook_manager=_manager(plugin), reset_register=False)["module"] == "b"
+    (result,) = plugin.results
+    assert result.repaired == [kart_core.node_key(other)]
+    assert "0 ran, 1 repaired, 0 cached" in capsys.readouterr().err
+    assert kart_core.build(one, reset_register=False)["module"] == "a"  # and back: each gets its own
+
+
+@pytest.mark.parametrize(("workers", "executor"), [(1, "thread"), (2, "process")])
+def test_an_upstream_committed_by_the_other_class_is_rebuilt_before_its_downstream_reads_it(
+    any_workspace: str, workers: int, executor: str
+) -> None:
+    kart_core.build(a.SnModel(workspace_directory=any_workspace), reset_register=False)
+    use = b.SnUse(model=b.SnModel(workspace_directory=any_workspace), workspace_directory=any_workspace)
+    assert kart_core.build(use, workers=workers, executor=executor, reset_register=False) == "b"
+    # a's downstream (same class name, its own output path, the same manifest file) is not disturbed.
+    use_a = a.SnUse(model=a.SnModel(workspace_directory=any_workspace), workspace_directory=any_workspace)
+    assert use_a.output().path() != use.output().path()  # a default output path has the module's folder
+    assert kart_core.build(use_a, reset_register=False) == "a"
+    assert kart_core.build(use, reset_register=False) == "b"  # cached: its own entry is still there
+    owners = {entry["owner"] for entry in _manifest(use)["outputs"].values()}
+    assert owners == {"same_name.a.SnUse", "same_name.b.SnUse"}
+
+
+def test_with_repairs_off_the_foreign_output_is_the_named_error(
+    workspace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one, other = a.SnModel(workspace_directory=workspace), b.SnModel(workspace_directory=workspace)
+    kart_core.build(one, reset_register=False)
+    monkeypatch.setenv("KART_REPAIR_DAMAGED", "0")
+    with pytest.raises(ForeignOutputError) as info:
+        other.output().load()
+    error = info.value
+    assert isinstance(error, DamagedOutputError) and error.kind == "owner"
+    message = str(error)
+    assert "same_name.a.SnModel" in message and "same_name.b.SnModel" in message
+    assert other.output().path() in message and "rerun=True" in message
+    use = b.SnUse(model=other, workspace_directory=workspace)
+    with pytest.raises(GokartBuildError, match="ForeignOutputError"):
+        kart_core.build(use, reset_register=False)
+
+
+def test_a_manifest_without_owners_still_loads(workspace: str) -> None:
+    """Written by kart before owners were recorded: the entry names no class, nothing is foreign."""
+    one = a.SnModel(workspace_directory=workspace)
+    kart_core.build(one, reset_register=False)
+    path = Path(log_task_path(one, MANIFEST))
+    document = json.loads(path.read_text())
+    for entry in document["outputs"].values():
+        del entry["owner"]
+    path.write_text(json.dumps(document))
+    assert b.SnModel(workspace_directory=workspace).output().load()["module"] == "a"  # as before: not knowable
