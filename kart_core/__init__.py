@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     )
     from kart_core.places import PlacedGraph, find_place, place_graph, requirement_places
     from kart_core.run import run
-    from kart_core.runner import RunStatus, run_one
+    from kart_core.runner import RunReport, RunStatus, run_one, run_one_reporting
     from kart_core.target_config import verifying as verify_loads
     from kart_core.task import TaskOnKart
     from kart_core.testing import test_run
@@ -73,6 +73,7 @@ _EXPORTS = {
     "ListTaskInstanceParameter": "kart_core.parameter",
     "ModuleClassifier": "kart_core.fingerprint",
     "PandasTypeConfig": "kart_core.pandas_type_config",
+    "RunReport": "kart_core.runner",
     "RunStatus": "kart_core.runner",
     "SerializableParameter": "kart_core.parameter",
     "StaleTaskError": "kart_core.errors",
@@ -101,6 +102,7 @@ _EXPORTS = {
     "requirement_places": "kart_core.places",
     "run": "kart_core.run",
     "run_one": "kart_core.runner",
+    "run_one_reporting": "kart_core.runner",
     "short_id": "kart_core.hashing",
     "task_params_text": "kart_core.display",
     "task_text": "kart_core.display",

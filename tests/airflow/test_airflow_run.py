@@ -101,3 +101,25 @@ def test_a_retry_that_succeeds_leaves_a_complete_cache(run_dag, tmp_path) -> Non
     assert tries[task_id_for(last.flaky, last)] == 2 and tries[task_id_for(last)] == 1
     cache_files(last)  # every output and log is there
     assert all(node.complete() for node in kart_core.walk([last]).nodes.values())
+
+
+def test_a_repair_inside_a_task_is_in_its_xcom(run_dag) -> None:
+    """Train must run and finds MakeFeatures' output damaged: it rebuilds it, and its XCom says so."""
+    evaluate = Evaluate(model="ridge", alpha=3.0)
+    kart_core.build(evaluate)
+    features, model = evaluate.requires()["features"], evaluate.requires()["model"]
+    assert type(features) is MakeFeatures and type(model) is Train
+    with open(features.output().path(), "rb") as file:
+        data = file.read()
+    with open(features.output().path(), "wb") as file:
+        file.write(data[: len(data) // 2])
+    for target in [*luigi.task.flatten(model.output()), *luigi.task.flatten(evaluate.output())]:
+        os.remove(target.path())
+    run = run_dag(to_dag(evaluate, dag_id="repairing"))
+    assert run.state == "success"
+    ids = _chain_ids(3.0)
+    values = {ti.task_id: ti.xcom_pull(task_ids=ti.task_id) for ti in run.get_task_instances()}
+    assert values[ids["Train"]]["status"] == "ran"
+    assert values[ids["Train"]]["repaired"] == [kart_core.node_key(features)]
+    assert values[ids["MakeFeatures"]]["repaired"] == []  # found cached (existence only), before Train ran
+    assert kart_core.load_output(evaluate)["rmse"] < 0.5

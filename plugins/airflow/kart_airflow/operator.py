@@ -26,7 +26,8 @@ class KartTaskOperator(BaseOperator):
     kart record Asset), and the unique ids its upstream tasks pushed to XCom in this run with the
     tasks it requires now (``kart_airflow.skew``); it fails at once, without retries, on a
     difference (``kart_core.StaleTaskError``). A task whose outputs exist ends as success and logs
-    ``cached: <path>``; XCom gets ``{"status": "cached" | "ran", "path": ..., "unique_id": ...}``.
+    ``cached: <path>``; XCom gets ``{"status": "cached" | "ran", "path": ..., "unique_id": ...,
+    "repaired": [...]}`` (the node keys of damaged upstreams its run rebuilt, ``kart_core.run_one_reporting``).
     An exception from ``run()`` is re-raised with a note (and an error log line) naming the kart
     task, its unique id and the Airflow task. Nothing here is Jinja-rendered (``to_dag`` refuses
     parameters holding templates).
@@ -126,7 +127,7 @@ class KartTaskOperator(BaseOperator):
         return self.kart.emit_cached_asset_events
 
     def execute(self, context: Any) -> dict[str, Any]:
-        """Check the task against the parsed DAG, run it unless cached; return ``{"status", "path", "unique_id"}``."""
+        """Check the task against the parsed DAG, run it unless cached; return ``{"status", "path", "unique_id", "repaired"}``."""
         try:
             task = rebuild_task(self.kart_class, self.kart_params, self.kart_settings, self.kart_unique_id)
             self.log.info("rebuilt %s from %s in process %d", task.kart_label(), self.kart_class, os.getpid())
@@ -140,21 +141,29 @@ class KartTaskOperator(BaseOperator):
             self.log.error("%s", exc)
             raise AirflowFailException(f"StaleTaskError: {exc}") from exc
         try:
-            status = kart_core.run_one(task)
+            report = kart_core.run_one_reporting(task)
         except Exception as exc:
             # Airflow shows the bare exception; say which kart task raised it (label and full unique id).
             where = f"kart task {task.kart_label()} (unique id {task.make_unique_id()}, Airflow task {self.task_id})"
             self.log.error("%s failed: %s: %s", where, type(exc).__name__, exc)
             exc.add_note(f"in {where}")
             raise
+        status = report.status
         self.kart.status = status.value
         paths = output_paths(task)
         self.log.info("%s: %s", status.value, ", ".join(paths))
+        if report.repaired:
+            self.log.warning("repaired (damaged, rebuilt during this run): %s", ", ".join(report.repaired))
         if status is kart_core.RunStatus.CACHED and not self.emit_cached_asset_events:
             self.outlets = []  # Airflow builds the asset events from the outlets after execute()
         else:
             _label_asset_events(context, self.outlets, status)
-        return {"status": status.value, "path": xcom_path(paths), "unique_id": task.make_unique_id()}
+        return {
+            "status": status.value,
+            "path": xcom_path(paths),
+            "unique_id": task.make_unique_id(),
+            "repaired": list(report.repaired),
+        }
 
     @property
     def kart_status(self) -> str | None:
