@@ -125,3 +125,13 @@ def test_a_manifest_without_owners_still_loads(workspace: str) -> None:
         del entry["owner"]
     path.write_text(json.dumps(document))
     assert b.SnModel(workspace_directory=workspace).output().load()["module"] == "a"  # as before: not knowable
+
+
+def test_a_csv_table_of_the_other_class_is_rebuilt_too(any_workspace: str) -> None:
+    """Another format (pandas csv): the owner check does not depend on how the file is read."""
+    one, other = a.SnTable(workspace_directory=any_workspace), b.SnTable(workspace_directory=any_workspace)
+    assert one.output().path() == other.output().path()
+    assert kart_core.build(one, reset_register=False)["module"].tolist() == ["a"]
+    assert kart_core.build(other, reset_register=False)["module"].tolist() == ["b"]
+    with pytest.raises(ForeignOutputError):
+        one.output().load()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import luigi
+import pandas as pd
 
 import kart_core
 
@@ -28,3 +29,13 @@ class SnUse(kart_core.TaskOnKart[Any]):
 
     def run(self) -> None:
         self.dump(self.load("model")["module"])
+
+
+class SnTable(kart_core.TaskOnKart[Any]):
+    """A csv DataFrame under a path without the module: shared with the other module's SnTable."""
+
+    def output(self) -> Any:
+        return self.make_target("same_name/table.csv")
+
+    def run(self) -> None:
+        self.dump(pd.DataFrame({"module": ["a"], "value": [1]}))
