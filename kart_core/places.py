@@ -7,11 +7,20 @@ by several paths takes the shortest (breadth first; ties go to the earlier root 
 order). Changing a parameter *value* keeps every place, so a scheduler that names its tasks by
 place (kart_airflow) keeps its task history when a value changes, while the unique id changes.
 
+A place longer than ``MAX_PLACE_LENGTH`` (40) characters is *compacted*: ``Class__Root.last--hash``,
+the class, the root's label and the last step of the path (with the key before it when the last
+is a list position under a named key), then ``--`` and 8 base32 characters of a BLAKE2b hash of the full place (cut from the
+right when the class and root names are long). It stays the same while the path does, and is
+short: Airflow writes each task id about five times in a serialized DAG. Places are unique in a
+graph: on the rare clash of two compacted places (or of two root labels) the later one in
+breadth-first order gets ``-2``, ``-3``, ...
+
 Pure graph logic: it knows tasks only through ``requires()`` and ``make_unique_id()``.
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
 import re
@@ -33,19 +42,24 @@ __all__ = [
     "requirement_places",
 ]
 
-MAX_PLACE_LENGTH = 250  # Airflow's limit for task ids; longer places end in a hash of the full path
+MAX_PLACE_LENGTH = 40  # longer places are compacted to this length, ending in a hash of the full place
 _INVALID = re.compile(r"[^\w-]", re.ASCII)
 _HASHED_MARK = "--"
+_HASH_CHARS = 8  # base32 characters of the full place's hash: 40 bits, a clash among 2,000 tasks ~2e-6
 
 
 @dataclasses.dataclass
 class PlacedGraph:
-    """Nodes by key (``graph.node_key``), each node's upstream keys, its place, in breadth-first order."""
+    """Nodes by key (``graph.node_key``), each node's upstream keys, its place, in breadth-first order.
+
+    ``paths`` holds each node's full path (``Root.key.key``), of which its place may be a compaction.
+    """
 
     nodes: dict[str, Any]
     upstream: dict[str, list[str]]
     places: dict[str, str]
     order: list[str]
+    paths: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -92,29 +106,62 @@ def place_graph(roots: Sequence[Any]) -> PlacedGraph:
                 nodes[dep_key], paths[dep_key] = dep, f"{paths[key]}.{label}"
                 queue.append(dep_key)
         upstream[key] = list(dict.fromkeys(deps))
-    places = {key: place_name(type(nodes[key]).__name__, paths[key]) for key in order}
-    return PlacedGraph(nodes=nodes, upstream=upstream, places=places, order=order)
+    places = _unique({key: place_name(type(nodes[key]).__name__, paths[key]) for key in order})
+    return PlacedGraph(nodes=nodes, upstream=upstream, places=places, order=order, paths=paths)
+
+
+def _unique(places: dict[str, str]) -> dict[str, str]:
+    """``places`` with a clash (two compacted places with the same text) resolved: ``-2``, ``-3`` on the later ones."""
+    seen: set[str] = set()
+    if len(set(places.values())) == len(places):
+        return places
+    unique = {}
+    for key, place in places.items():
+        candidate, n = place, 1
+        while candidate in seen:
+            n += 1
+            candidate = f"{place}-{n}"
+        seen.add(candidate)
+        unique[key] = candidate
+    return unique
 
 
 def root_labels(roots: Sequence[Any]) -> list[str]:
-    """``Class``, then ``Class_2``, ``Class_3`` for further roots whose class has the same name."""
+    """``Class``, then ``Class_2``, ``Class_3`` for further roots whose class has the same name.
+
+    A label already taken (a class named ``Class_2`` among them) moves on to the next number.
+    """
     seen: dict[str, int] = {}
+    taken: set[str] = set()
     labels = []
     for root in roots:
         name = _INVALID.sub("_", type(root).__name__)
-        seen[name] = seen.get(name, 0) + 1
-        labels.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+        label = name
+        while label in taken:
+            seen[name] = seen.get(name, 1) + 1
+            label = f"{name}_{seen[name]}"
+        taken.add(label)
+        labels.append(label)
     return labels
 
 
 def place_name(class_name: str, path: str) -> str:
-    """``Class`` for a root (path = its root label), ``Class__path`` below; at most MAX_PLACE_LENGTH."""
+    """``Class`` for a root (path = its root label), ``Class__path`` below; at most MAX_PLACE_LENGTH.
+
+    A longer place is compacted to ``Class__Root.last--hash`` (module docstring), e.g.
+    ``Clean__Report.raw--k3v9q0ab`` for ``Clean__Report.models.0.data.features.raw``.
+    """
     name = _INVALID.sub("_", class_name)
     place = path if "." not in path else f"{name}__{path}"
     if len(place) <= MAX_PLACE_LENGTH:
         return place
-    digest = hashlib.sha1(place.encode()).hexdigest()[:10]
-    return place[: MAX_PLACE_LENGTH - len(_HASHED_MARK) - len(digest)] + _HASHED_MARK + digest
+    digest = hashlib.blake2b(place.encode(), digest_size=5).digest()
+    tail = _HASHED_MARK + base64.b32encode(digest).decode().lower()[:_HASH_CHARS]
+    steps = path.split(".")
+    # A list position alone says little: keep the key before it too (``models.0``), if it is a name.
+    last = steps[-2:] if steps[-1].isdigit() and len(steps) > 2 and not steps[-2].isdigit() else steps[-1:]
+    head = f"{name}__{steps[0]}.{'.'.join(last)}" if len(steps) > 1 else path
+    return head[: MAX_PLACE_LENGTH - len(tail)] + tail
 
 
 def find_place(roots: Sequence[Any], place: str) -> tuple[Any, list[Any]] | None:

@@ -19,6 +19,7 @@ from kart_airflow import KartTaskGroup, KartTaskOperator, display_name_for, task
 from mlpipeline import Evaluate, LoadData, MakeFeatures, Train
 
 import kart_core
+from kart_core.places import MAX_PLACE_LENGTH
 
 
 class Layered(kart_core.TaskOnKart[int]):
@@ -67,13 +68,16 @@ def test_task_ids_name_places_so_a_changed_value_keeps_every_id() -> None:
     assert outlet.extra["kart_code"] == kart_core.code_fingerprint(Evaluate)
 
 
-def test_long_places_are_cut_with_a_hash_and_stay_valid() -> None:
+def test_long_places_are_compacted_with_a_hash_and_stay_valid() -> None:
     long_name = type("Ä" + "Long" * 100, (kart_core.TaskOnKart,), {"__module__": __name__})()
     long_id = task_id_for(long_name)
-    assert len(long_id) <= 250 and re.fullmatch(r"[\w.-]+", long_id, re.ASCII)
+    assert len(long_id) == MAX_PLACE_LENGTH and re.fullmatch(r"_(Long){7}L--[a-z2-7]{8}", long_id, re.ASCII)
     deep = layered_roots(200, width=1)[0]  # 200 layers: places 200 steps deep
     ids = task_ids(deep)
-    assert len(set(ids.values())) == 200 and max(len(i) for i in ids.values()) == 250
+    assert len(set(ids.values())) == 200 and max(len(i) for i in ids.values()) == MAX_PLACE_LENGTH
+    assert all(re.fullmatch(r"[\w.-]+", i, re.ASCII) for i in ids.values())
+    # The root and the 12 places below it (Layered__Layered and 12 steps of ".0") fit in 40 characters.
+    assert ids[kart_core.node_key(deep)] == "Layered" and sum("--" not in i for i in ids.values()) == 13
 
 
 def test_display_name_shows_class_and_parameters() -> None:

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import re
+
 import luigi
 import pytest
 
 import kart_core
-from kart_core.places import MAX_PLACE_LENGTH, find_place, labelled_requirements, place_graph, requirement_places
+from kart_core.places import (
+    MAX_PLACE_LENGTH,
+    _unique,
+    find_place,
+    labelled_requirements,
+    place_graph,
+    place_name,
+    requirement_places,
+    root_labels,
+)
 
 
 class PlSource(kart_core.TaskOnKart[int]):
@@ -100,13 +111,46 @@ def test_requirement_places_extend_the_path_and_match_unless_a_shorter_path_wins
     assert requirement_places("PlChain__PlChain.0.0--0123456789", PlChain(depth=3)) == {}
 
 
-def test_deep_places_are_cut_to_the_limit_with_a_hash() -> None:
+def test_deep_places_are_compacted_to_the_limit_with_a_hash() -> None:
     graph = place_graph([PlChain(depth=150)])
     places = list(graph.places.values())
-    assert len(set(places)) == 151 and max(map(len, places)) == MAX_PLACE_LENGTH
+    assert len(set(places)) == 151 and max(map(len, places)) == MAX_PLACE_LENGTH == 40
+    # PlChain__PlChain and 12 steps of ".0" fit in 40 characters and stay as they are; deeper ones are
+    # the class, the root, the last step and a hash of the full place.
+    assert places[12] == "PlChain__PlChain" + ".0" * 12 and places[13] != "PlChain__PlChain" + ".0" * 13
+    assert all(re.fullmatch(r"PlChain__PlChain\.0--[a-z2-7]{8}", place) for place in places[13:])
+    assert graph.paths[graph.order[13]] == "PlChain" + ".0" * 13  # the full path, of which the place is a compaction
     deepest = places[-1]
-    assert "--" in deepest and find_place([PlChain(depth=150)], deepest) is None
+    assert find_place([PlChain(depth=150)], deepest) is None  # no path to follow: place_graph decides
     assert find_place([PlChain(depth=150)], places[3])[0].depth == 147
+
+
+def test_compaction_keeps_the_named_key_before_a_list_position() -> None:
+    path = "PlReport.models.0.data.raw.models.0"
+    place = place_name("PlModel", path)
+    assert re.fullmatch(r"PlModel__PlReport\.models\.0--[a-z2-7]{8}", place)
+    assert place_name("PlModel", path) == place and place_name("PlModel", path + ".1") != place
+    assert place_name("PlModel", "PlReport.models.0") == "PlModel__PlReport.models.0"  # short: as it is
+    # A long class name is cut from the right, before the hash.
+    assert re.fullmatch(r"A{30}--[a-z2-7]{8}", place_name("A" * 60, "PlReport.raw"))
+
+
+def test_clashing_places_get_numbered_suffixes_in_breadth_first_order() -> None:
+    assert _unique({"a": "X--abcdefgh", "b": "Y", "c": "X--abcdefgh", "d": "X--abcdefgh"}) == {
+        "a": "X--abcdefgh",
+        "b": "Y",
+        "c": "X--abcdefgh-2",
+        "d": "X--abcdefgh-3",
+    }
+    # A root class already named like a numbered label: the next root of the base class takes the next number.
+    assert root_labels([PlChain_2(), PlChain(depth=0), PlChain(depth=1)]) == ["PlChain_2", "PlChain", "PlChain_3"]
+    graph = place_graph([PlChain_2(), PlChain(depth=0), PlChain(depth=1)])
+    assert sorted(graph.places.values()) == ["PlChain", "PlChain_2", "PlChain_3"]
+    assert find_place([PlChain_2(), PlChain(depth=0), PlChain(depth=1)], "PlChain_3")[0].depth == 1
+
+
+class PlChain_2(kart_core.TaskOnKart[int]):  # noqa: N801 - named like the label of a second PlChain root
+    pass
 
 
 class PlCounted(kart_core.TaskOnKart[int]):

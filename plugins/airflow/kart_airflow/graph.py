@@ -158,11 +158,13 @@ def _add_one(
     """Only the operator for ``wanted`` (the place after ``prefix``), or one that fails with the skew message."""
     place = wanted[len(prefix) :]
     found = kart_core.find_place(roots, place)
-    if found is None:  # a hashed or unknown place: the whole graph decides
+    upstream_ids: dict[str, str] | None = None
+    if found is None:  # a compacted or unknown place: the whole graph decides (and knows the exact upstream ids)
         graph = kart_core.place_graph(roots)
         keys = [key for key, value in graph.places.items() if value == place]
         if keys:
             found = graph.nodes[keys[0]], [graph.nodes[dep] for dep in graph.upstream[keys[0]]]
+            upstream_ids = {dep: prefix + graph.places[dep] for dep in graph.upstream[keys[0]]}
     if found is None:
         message = missing_task_message(getattr(dag, "dag_id", "?"), wanted)
         placement = {k: v for k, v in common.items() if k in ("dag", "task_group")}
@@ -174,14 +176,19 @@ def _add_one(
         graph = kart_core.place_graph(roots)
         return {dep: prefix + graph.places[dep] for dep in graph.upstream.get(kart_core.node_key(task), [])}
 
+    if upstream_ids is None:  # guessed from the path (kart_core.requirement_places); exact ones on demand
+        upstream_ids = {key: prefix + value for key, value in kart_core.requirement_places(place, task).items()}
+        lookup: Callable[[], Mapping[str, str]] | None = exact_upstream_ids
+    else:
+        lookup = None
     operator = KartTaskOperator.from_task(
         task,
         task_id=place,
         code=codes[type(task)],
         upstream=upstream,
         declared=_declared_by(assets, lambda other: _among(other, roots)),
-        upstream_ids={key: prefix + value for key, value in kart_core.requirement_places(place, task).items()},
-        upstream_lookup=exact_upstream_ids,
+        upstream_ids=upstream_ids,
+        upstream_lookup=lookup,
         **common,
         **arguments.for_task(task),
     )
