@@ -53,7 +53,7 @@ if TYPE_CHECKING:
         TaskInstanceParameter,
         ZonedDateSecondParameter,
     )
-    from kart_core.places import PlacedGraph, find_place, place_graph, requirement_places
+    from kart_core.places import PlacedGraph, find_path, find_place, place_graph, requirement_places
     from kart_core.run import run
     from kart_core.runner import RunReport, RunStatus, run_one, run_one_reporting
     from kart_core.target_config import verifying as verify_loads
@@ -90,6 +90,7 @@ _EXPORTS = {
     "config_frozen": "kart_core.param_plan",
     "content_digest": "kart_core.digest:digest",
     "delete_local_unnecessary_outputs": "kart_core.workspace_management",
+    "find_path": "kart_core.places",
     "find_place": "kart_core.places",
     "import_object": "kart_core.dotted",
     "load_output": "kart_core.loading",

@@ -39,12 +39,15 @@ __all__ = [
     "labelled_requirements",
     "place_graph",
     "find_place",
+    "find_path",
+    "place_name",
     "requirement_places",
 ]
 
 MAX_PLACE_LENGTH = 40  # longer places are compacted to this length, ending in a hash of the full place
 _INVALID = re.compile(r"[^\w-]", re.ASCII)
 _HASHED_MARK = "--"
+_CLASH_SUFFIX = re.compile(r"--[a-z2-7]{8}-\d+$")  # a compacted place renamed on a clash (_unique)
 _HASH_CHARS = 8  # base32 characters of the full place's hash: 40 bits, a clash among 2,000 tasks ~2e-6
 
 
@@ -165,46 +168,87 @@ def place_name(class_name: str, path: str) -> str:
 
 
 def find_place(roots: Sequence[Any], place: str) -> tuple[Any, list[Any]] | None:
-    """The task at ``place`` and its direct requirements, following the path without walking the graph.
+    """The task at ``place`` and its direct requirements, without computing the graph's unique ids.
 
     Cost: one ``requires()`` call per step of the path, so a worker that runs one task of a large
-    graph finds it in milliseconds. Returns None when the path leads nowhere or was shortened
-    with a hash; the caller then walks the whole graph (``place_graph``), which decides.
+    graph finds it in milliseconds; a compacted place (``find_path``) costs a walk by task objects
+    as far as the place's depth. Returns None when the path leads nowhere, or for a place renamed
+    on a clash (``-2``); the caller then walks the graph (``place_graph``), which decides.
     """
-    if _HASHED_MARK in place:
+    found = find_path(roots, place)
+    if found is None:
         return None
+    return found[0], [dep for _, dep in labelled_requirements(found[0])]
+
+
+def find_path(roots: Sequence[Any], place: str) -> tuple[Any, str] | None:
+    """The task at ``place`` and its full path (``Root.key.key``; ``place_graph``'s ``paths``), or None.
+
+    A place that is its path is followed, one ``requires()`` call per step. A compacted place
+    (``--`` and a hash) names no path to follow: the graph is walked breadth first as
+    ``place_graph`` walks it, by task *object* (luigi hands back one object per class and
+    parameters) instead of by unique id, and stops at the first task with that place, so it
+    creates the tasks down to the place's depth but computes no unique id. Where two task objects
+    share a unique id (they differ in insignificant parameters only) the two walks can name the
+    later one differently; the worker's check against the DAG's record catches a task found wrong.
+    """
     by_label = dict(zip(root_labels(roots), roots, strict=True))
     if place in by_label:
-        return by_label[place], [dep for _, dep in labelled_requirements(by_label[place])]
+        return by_label[place], place
+    if _HASHED_MARK in place:
+        return None if _CLASH_SUFFIX.search(place) else _search(roots, place)
     class_name, _, path = place.partition("__")
     steps = path.split(".")
     task = by_label.get(steps[0])
     if task is None or len(steps) < 2:
         return None
     rest = steps[1:]
-    requirements = labelled_requirements(task)
     while rest:
-        found = _step(requirements, rest)
+        found = _step(labelled_requirements(task), rest)
         if found is None:
             return None
         used, task = found
         rest = rest[used:]
-        requirements = labelled_requirements(task)
     if _INVALID.sub("_", type(task).__name__) != class_name:
         return None
-    return task, [dep for _, dep in requirements]
+    return task, path
 
 
-def requirement_places(place: str, task: Any) -> dict[str, str]:
+def _search(roots: Sequence[Any], place: str) -> tuple[Any, str] | None:
+    """``place_graph``'s breadth-first walk by object identity, up to the first task named ``place``."""
+    seen: set[int] = set()
+    queue: deque[tuple[Any, str]] = deque()
+    for label, root in zip(root_labels(roots), roots, strict=True):
+        if id(root) not in seen:
+            if place_name(type(root).__name__, label) == place:
+                return root, label
+            seen.add(id(root))
+            queue.append((root, label))
+    while queue:
+        task, path = queue.popleft()
+        for label, dep in labelled_requirements(task):
+            if id(dep) in seen:
+                continue
+            seen.add(id(dep))
+            dep_path = f"{path}.{label}"
+            if place_name(type(dep).__name__, dep_path) == place:
+                return dep, dep_path
+            queue.append((dep, dep_path))
+    return None
+
+
+def requirement_places(place: str, task: Any, path: str | None = None) -> dict[str, str]:
     """For each requirement of the task at ``place``: its node key and the place it has when reached through it.
 
     That is the requirement's place unless a shorter path (or an earlier one of the same length)
     reaches it first; a caller that needs certainty checks that the place exists, and walks the
-    graph (``place_graph``) otherwise. A place cut with a hash has no path to extend: empty result.
+    graph (``place_graph``) otherwise. A compacted place has no path to extend: pass its full
+    ``path`` (``find_path``), or the result is empty.
     """
-    if _HASHED_MARK in place:
-        return {}
-    path = place.partition("__")[2] or place
+    if path is None:
+        if _HASHED_MARK in place:
+            return {}
+        path = place.partition("__")[2] or place
     return {
         node_key(dep): place_name(type(dep).__name__, f"{path}.{label}") for label, dep in labelled_requirements(task)
     }

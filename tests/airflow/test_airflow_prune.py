@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 from af_helpers import EXAMPLES
-from kart_airflow import MissingKartTaskOperator, to_dag
+from kart_airflow import MissingKartTaskOperator, task_ids, to_dag
 from mlpipeline import Evaluate
-from test_airflow_dag import layered_roots
+from test_airflow_dag import Layered, layered_roots
 
 import kart_core
 
@@ -72,7 +72,7 @@ def test_a_task_id_missing_from_this_code_gets_an_operator_that_fails_with_the_k
         task.execute({})
 
 
-def test_a_hashed_place_is_found_by_walking_the_graph(parsing_for) -> None:
+def test_a_compacted_place_is_found_by_walking_the_graph(parsing_for) -> None:
     roots = layered_roots(200, width=1)
     ids = to_dag(roots, dag_id="deep").task_ids
     hashed = next(task_id for task_id in ids if "--" in task_id)
@@ -82,7 +82,9 @@ def test_a_hashed_place_is_found_by_walking_the_graph(parsing_for) -> None:
 
 def test_task_start_for_one_task_of_two_thousand_is_fast(parsing_for) -> None:
     # CPU seconds of this process for what kart adds to the worker's parse of a 2,000-task DAG.
-    parsing_for("big", "Layered__Layered.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0")
+    deepest = task_ids(layered_roots(2000))[kart_core.node_key(Layered(layer=0, index=0, width=50))]
+    assert "--" in deepest  # a compacted place: found by walking the task objects, not by following a path
+    parsing_for("big", deepest)
     timings = []
     for _ in range(3):
         started = time.process_time()

@@ -11,6 +11,7 @@ import kart_core
 from kart_core.places import (
     MAX_PLACE_LENGTH,
     _unique,
+    find_path,
     find_place,
     labelled_requirements,
     place_graph,
@@ -120,9 +121,15 @@ def test_deep_places_are_compacted_to_the_limit_with_a_hash() -> None:
     assert places[12] == "PlChain__PlChain" + ".0" * 12 and places[13] != "PlChain__PlChain" + ".0" * 13
     assert all(re.fullmatch(r"PlChain__PlChain\.0--[a-z2-7]{8}", place) for place in places[13:])
     assert graph.paths[graph.order[13]] == "PlChain" + ".0" * 13  # the full path, of which the place is a compaction
-    deepest = places[-1]
-    assert find_place([PlChain(depth=150)], deepest) is None  # no path to follow: place_graph decides
+    # No path to follow: found by walking the task objects, with the full path for the places below it.
+    assert find_place([PlChain(depth=150)], places[-1])[0].depth == 0
+    assert find_path([PlChain(depth=150)], places[100]) == (PlChain(depth=50), "PlChain" + ".0" * 100)
     assert find_place([PlChain(depth=150)], places[3])[0].depth == 147
+    assert find_place([PlChain(depth=150)], "PlChain__PlChain.0--aaaaaaaa") is None
+    assert find_place([PlChain(depth=150)], places[100] + "-2") is None  # renamed on a clash: place_graph decides
+    assert requirement_places(places[100], PlChain(depth=50), "PlChain" + ".0" * 100) == {
+        graph.order[101]: places[101]
+    }
 
 
 def test_compaction_keeps_the_named_key_before_a_list_position() -> None:

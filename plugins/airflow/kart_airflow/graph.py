@@ -157,9 +157,10 @@ def _add_one(
 ) -> dict[str, Any]:
     """Only the operator for ``wanted`` (the place after ``prefix``), or one that fails with the skew message."""
     place = wanted[len(prefix) :]
-    found = kart_core.find_place(roots, place)
     upstream_ids: dict[str, str] | None = None
-    if found is None:  # a compacted or unknown place: the whole graph decides (and knows the exact upstream ids)
+    path = kart_core.find_path(roots, place)
+    found = (path[0], list(path[0].kart_requires())) if path is not None else None
+    if found is None:  # an unknown place, or one renamed on a clash: the whole graph decides
         graph = kart_core.place_graph(roots)
         keys = [key for key, value in graph.places.items() if value == place]
         if keys:
@@ -177,7 +178,8 @@ def _add_one(
         return {dep: prefix + graph.places[dep] for dep in graph.upstream.get(kart_core.node_key(task), [])}
 
     if upstream_ids is None:  # guessed from the path (kart_core.requirement_places); exact ones on demand
-        upstream_ids = {key: prefix + value for key, value in kart_core.requirement_places(place, task).items()}
+        through = kart_core.requirement_places(place, task, path[1] if path is not None else None)
+        upstream_ids = {key: prefix + value for key, value in through.items()}
         lookup: Callable[[], Mapping[str, str]] | None = exact_upstream_ids
     else:
         lookup = None
