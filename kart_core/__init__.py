@@ -13,6 +13,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from kart_core.lazy import install
+from kart_core.luigi_import import defer_requests
+
+# luigi's package imports requests for its RPC client (~0.1 s); kart defers that to its first use.
+defer_requests()
 
 if TYPE_CHECKING:
     from kart_core import (  # gokart.X.Y access

@@ -127,9 +127,7 @@ def test_deep_places_are_compacted_to_the_limit_with_a_hash() -> None:
     assert find_place([PlChain(depth=150)], places[3])[0].depth == 147
     assert find_place([PlChain(depth=150)], "PlChain__PlChain.0--aaaaaaaa") is None
     assert find_place([PlChain(depth=150)], places[100] + "-2") is None  # renamed on a clash: place_graph decides
-    assert requirement_places(places[100], PlChain(depth=50), "PlChain" + ".0" * 100) == {
-        graph.order[101]: places[101]
-    }
+    assert requirement_places(places[100], PlChain(depth=50), "PlChain" + ".0" * 100) == {graph.order[101]: places[101]}
 
 
 def test_compaction_keeps_the_named_key_before_a_list_position() -> None:
