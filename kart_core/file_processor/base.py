@@ -59,6 +59,35 @@ class FileProcessor(abc.ABC, Generic[T]):
         return type(self).__name__
 
 
+class DeferredProcessor:
+    """A FileProcessor class named by its module and class, imported when a file first needs it.
+
+    Registers like the class (``extensions``, ``create``), so a format's module and what it
+    imports load with the first file of one of its extensions, not with every task class.
+    """
+
+    def __init__(self, module: str, name: str, extensions: tuple[str, ...]) -> None:
+        self.module, self.name, self.extensions = module, name, extensions
+
+    def load(self) -> type[FileProcessor[Any]]:
+        """The class (imports its module).
+
+        Raises:
+            ImportError / AttributeError: the module or class does not exist.
+        """
+        import importlib
+
+        processor_class: type[FileProcessor[Any]] = getattr(importlib.import_module(self.module), self.name)
+        return processor_class
+
+    def create(self, extension: str, options: ProcessorOptions) -> FileProcessor[Any]:
+        """The class's ``create(extension, options)``."""
+        return self.load().create(extension, options)
+
+    def __repr__(self) -> str:
+        return f"{self.module}.{self.name} (imported on first use)"
+
+
 def local_source(file: Any) -> Any:
     """The path of ``file`` when it is a plain local file (pyarrow reads paths natively), else ``file``."""
     name = getattr(file, "name", None)

@@ -10,7 +10,7 @@ import pluggy
 
 from kart_core.errors import UnknownFormatError
 from kart_core.file_processor import builtin
-from kart_core.file_processor.base import DataFrameType, FileProcessor, ProcessorOptions
+from kart_core.file_processor.base import DataFrameType, DeferredProcessor, FileProcessor, ProcessorOptions
 from kart_core.hooks.manager import create_hook_manager
 
 
@@ -18,7 +18,7 @@ class FileProcessorRegistry:
     """Maps extensions to FileProcessor classes; later registrations win, so plugins can override."""
 
     def __init__(self) -> None:
-        self._by_extension: dict[str, type[FileProcessor[Any]]] = {}
+        self._by_extension: dict[str, type[FileProcessor[Any]] | DeferredProcessor] = {}
 
     @classmethod
     def from_hook_manager(cls, manager: pluggy.PluginManager) -> FileProcessorRegistry:
@@ -30,8 +30,8 @@ class FileProcessorRegistry:
                 registry.register(processor_class)
         return registry
 
-    def register(self, processor_class: type[FileProcessor[Any]]) -> None:
-        """Serve each extension that ``processor_class`` declares with it."""
+    def register(self, processor_class: type[FileProcessor[Any]] | DeferredProcessor) -> None:
+        """Serve each extension that ``processor_class`` declares with it (a class, or one imported on first use)."""
         for extension in processor_class.extensions:
             self._by_extension[extension.lower()] = processor_class
 

@@ -57,5 +57,9 @@ class FileProcessorSpecs:
 
     @hookspec
     def kart_file_processors(self) -> list[type]:
-        """Return FileProcessor classes; each declares the extensions it handles in ``extensions``."""
+        """Return FileProcessor classes; each declares the extensions it handles in ``extensions``.
+
+        A ``kart_core.file_processor.DeferredProcessor`` (module, class name, extensions) may stand
+        for a class: its module is imported when a file with one of its extensions is first used.
+        """
         raise NotImplementedError

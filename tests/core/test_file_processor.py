@@ -21,6 +21,7 @@ import pytest
 import kart_core
 from kart_core.errors import UnknownFormatError
 from kart_core.file_processor import (
+    CsvFileProcessor,
     FeatherFileProcessor,
     PickleFileProcessor,
     default_registry,
@@ -294,3 +295,34 @@ def test_empty_file_loads_as_an_empty_frame(tmp_path: Path, extension: str, data
     path.write_bytes(b"")
     loaded = make_target(str(path), dataframe_type=dataframe_type).load()  # type: ignore[arg-type]
     assert len(loaded) == 0 and len(loaded.columns) == 0
+
+
+def test_builtin_formats_are_declared_with_their_classes_extensions() -> None:
+    from kart_core.file_processor import builtin
+
+    declared = {(d.module, d.name): d.extensions for d in builtin.BUILTIN}
+    assert {key: getattr(__import__(key[0], fromlist=[key[1]]), key[1]).extensions for key in declared} == declared
+    assert len(declared) == 10 and isinstance(make_file_processor("x.csv"), CsvFileProcessor)
+
+
+def test_a_format_module_loads_with_its_first_file(tmp_path: Path) -> None:
+    code = textwrap.dedent(
+        """
+        import sys, kart_core
+        class T(kart_core.TaskOnKart):
+            pass
+        formats = lambda: sorted(m[25:] for m in sys.modules if m.startswith("kart_core.file_processor.") and "format" in m)
+        print(formats(), "xml.etree" in sys.modules)
+        kart_core.target.make_target("a.xml", processor=None)
+        print(formats(), "xml.etree" in sys.modules)
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "['pickle_format'] False",  # TargetOnKart's zipped models pickle their load function
+        "['misc_formats', 'pickle_format'] True",
+    ]
