@@ -59,7 +59,10 @@ if TYPE_CHECKING:
     )
     from kart_core.places import PlacedGraph, find_path, find_place, place_graph, requirement_places
     from kart_core.run import run
+    from kart_core.runlog import read_log as read_run_log
+    from kart_core.runlog import stored_params as stored_run_params
     from kart_core.runner import RunReport, RunStatus, run_one, run_one_reporting
+    from kart_core.target_config import frozen as target_config_frozen
     from kart_core.target_config import verifying as verify_loads
     from kart_core.task import TaskOnKart
     from kart_core.testing import test_run
@@ -104,11 +107,14 @@ _EXPORTS = {
     "output_digests": "kart_core.output_digests",
     "params_text": "kart_core.display",
     "place_graph": "kart_core.places",
+    "read_run_log": "kart_core.runlog:read_log",
     "requirement_places": "kart_core.places",
     "run": "kart_core.run",
     "run_one": "kart_core.runner",
     "run_one_reporting": "kart_core.runner",
     "short_id": "kart_core.hashing",
+    "stored_run_params": "kart_core.runlog:stored_params",
+    "target_config_frozen": "kart_core.target_config:frozen",
     "task_params_text": "kart_core.display",
     "task_text": "kart_core.display",
     "test_run": "kart_core.testing",

@@ -18,6 +18,11 @@ Why the owner: gokart's layout names files by class name and unique id, and the 
 name but not its module, so same-named classes of two modules with equal parameters share the
 manifest file and any ``make_target`` output path. The owner tells their outputs apart without
 changing those paths; an entry without one (kart before 2026-11-30) names no class and is not checked.
+
+A class that keeps its run record in the manifest (``kart_core.runlog``: ``kart_run_record_in_manifest``,
+kart's own classes that gokart never reads) adds ``"run": {"task_params": {...}, "task_log": {...}}``:
+what its ``task_params`` and ``task_log`` run logs would hold, written in the same atomic write as the
+integrity record, so its run costs one record file instead of three.
 """
 
 from __future__ import annotations
@@ -140,11 +145,19 @@ class Manifest:
     task: str
     commit: str
     outputs: dict[str, Entry] = dataclasses.field(default_factory=dict)
+    run: dict[str, Any] | None = None  # the run record of a kart_run_record_in_manifest class (JSON data)
 
     def to_bytes(self) -> bytes:
-        """The JSON form (keys sorted, so equal manifests are equal bytes)."""
+        """The JSON form (keys sorted, so equal manifests are equal bytes).
+
+        Raises:
+            TypeError: the run record holds a value JSON cannot hold (the commit then writes the manifest
+                without it, ``kart_core.transaction``).
+        """
         outputs = {key: entry.to_json() for key, entry in self.outputs.items()}
-        document = {"format": FORMAT, "task": self.task, "commit": self.commit, "outputs": outputs}
+        document: dict[str, Any] = {"format": FORMAT, "task": self.task, "commit": self.commit, "outputs": outputs}
+        if self.run is not None:
+            document["run"] = self.run
         # Compact and without indent: json's C encoder (an indented dump runs in pure Python).
         return json.dumps(document, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
@@ -168,10 +181,12 @@ class Manifest:
             )
             for key, value in dict(document["outputs"]).items()
         }
+        run = document.get("run")
         return cls(
             task=str(document.get("task", "")),
             commit=str(document["commit"]),
             outputs=outputs,
+            run=run if isinstance(run, dict) else None,
         )
 
 

@@ -8,6 +8,14 @@ reads, such as kart_kedro's node runs) gets two files instead of five: task_para
 and task_log after it, carrying the random seed, the module versions and the processing time under
 those kinds' names (``task_log["random_seed"]`` ...). Nothing is lost, and a trivial task's run
 writes three files fewer (``compact_value`` reads either form back).
+
+A class that also sets ``kart_run_record_in_manifest = True`` (kart_kedro's node runs) writes no run
+log file at all: ``run_one`` puts the run record (its ``task_params`` and its compact ``task_log``,
+JSON data) into the task's integrity manifest, written in one atomic write when the outputs are
+committed (``kart_core.manifest``). A run that failed leaves no record (nor outputs). A task log
+JSON cannot hold, or a run without a manifest (integrity record off), falls back to the two
+compact files. ``read_log``, ``stored_params``, ``read_task_log_safely``, ``kart runs`` and
+``kart why`` read the record from either place.
 """
 
 from __future__ import annotations
@@ -22,9 +30,11 @@ from luigi.task import flatten
 
 from kart_core.contract import KartTask
 from kart_core.hooks.markers import hookimpl
+from kart_core.manifest import read_manifest
 from kart_core.runlog_reader import compact_value, load_log_value, one_line, read_log_safely
 from kart_core.target import make_target
 from kart_core.workspace import (
+    MANIFEST,
     MODULE_VERSIONS,
     PROCESSING_TIME,
     RANDOM_SEED,
@@ -38,6 +48,9 @@ from kart_core.workspace import (
 __all__ = [
     "RunLogPlugin",
     "compact_run_logs",
+    "record_in_manifest",
+    "recorded_run",
+    "run_record",
     "compact_value",
     "load_log_value",
     "module_versions",
@@ -64,7 +77,8 @@ class RunLogPlugin:
         if compact_run_logs(task):
             task.task_log[RANDOM_SEED.name] = seeded
             task.task_log[MODULE_VERSIONS.name] = module_versions()
-            _dump(task, TASK_PARAMS, task.to_str_params(only_significant=True))
+            if not record_in_manifest(task):  # else the parameters go into the manifest at commit
+                _dump(task, TASK_PARAMS, task.to_str_params(only_significant=True))
             return
         _dump(task, RANDOM_SEED, seeded)
         _dump(task, TASK_PARAMS, task.to_str_params(only_significant=True))
@@ -76,6 +90,10 @@ class RunLogPlugin:
         task.task_log["file_path"] = [target.path() for target in flatten(task.kart_outputs())]
         if not task.should_dump_supplementary_log_files:
             return
+        if record_in_manifest(task):
+            if getattr(task, _RECORDED, False):  # run_one's commit wrote the record into the manifest
+                return
+            _dump(task, TASK_PARAMS, task.to_str_params(only_significant=True))  # skipped before the run
         if compact_run_logs(task):
             task.task_log[PROCESSING_TIME.name] = processing_time
         else:
@@ -83,9 +101,70 @@ class RunLogPlugin:
         _dump(task, TASK_LOG, task.task_log)
 
 
+_RECORDED = "_kart_run_recorded"  # instance attribute: this run's record went into the manifest
+
+
 def compact_run_logs(task: object) -> bool:
     """Whether ``task``'s class keeps random seed, module versions and processing time in its task log."""
-    return bool(getattr(type(task), "kart_compact_run_logs", False))
+    return bool(getattr(type(task), "kart_compact_run_logs", False)) or record_in_manifest(task)
+
+
+def record_in_manifest(task: object) -> bool:
+    """Whether ``task``'s class keeps its run record (task params and compact task log) in its manifest."""
+    return bool(getattr(type(task), "kart_run_record_in_manifest", False))
+
+
+def run_record(task: KartTask, processing_time: float) -> dict[str, Any] | None:
+    """The run record ``run_one`` commits into the manifest of a ``kart_run_record_in_manifest`` task.
+
+    Completes the task log as the after-run hook does (output paths, processing time). None when the
+    task writes no run logs (``should_dump_supplementary_log_files`` off). A task log JSON cannot hold
+    is left out of the manifest at the commit; then the run logs are written as files after the run.
+    """
+    task.task_log["file_path"] = [target.path() for target in flatten(task.kart_outputs())]
+    task.task_log[PROCESSING_TIME.name] = processing_time
+    if not task.should_dump_supplementary_log_files:
+        return None
+    # JSON-encoded once, with the manifest; a task log JSON cannot hold is dropped there (kart_core.transaction).
+    return {"task_params": task.to_str_params(only_significant=True), "task_log": task.task_log}
+
+
+def mark_recorded(task: KartTask, recorded: bool) -> None:
+    """Note whether the commit wrote ``task``'s run record into its manifest (the after-run hook reads it)."""
+    setattr(task, _RECORDED, recorded)
+
+
+def recorded_run(workspace: str, class_name: str, unique_id: str, signer: Any = None) -> dict[str, Any] | None:
+    """The run record in the manifest of ``class_name``'s run ``unique_id``, or None when it has none.
+
+    ``signer``: check the manifest's signature (None: read it unverified, for views and for logs
+    read as plain data, as ``load_log_value`` does without signing). A damaged or refused manifest
+    gives None.
+    """
+    from kart_core.errors import DamagedOutputError, IntegrityError
+    from kart_core.storage import storage_for
+    from kart_core.workspace import log_relative_path
+
+    name = log_relative_path(MANIFEST, class_name, unique_id)
+    path = log_path(workspace, MANIFEST, class_name, unique_id)
+    try:
+        manifest = read_manifest(storage_for(path), path, name, signer)
+    except (DamagedOutputError, IntegrityError):
+        return None
+    return manifest.run if manifest is not None else None
+
+
+def _recorded_value(task: KartTask, kind: LogKind, default: object) -> object:
+    """The ``task_params`` or ``task_log`` a manifest run record holds for ``task``; ``default`` otherwise."""
+    if not record_in_manifest(task) or kind not in (TASK_PARAMS, TASK_LOG):
+        return default
+    from kart_core import target_config
+
+    run = recorded_run(
+        str(task.workspace_directory), type(task).__name__, task.make_unique_id(), target_config.current().signer
+    )
+    value = run.get(kind.name) if run is not None else None
+    return value if isinstance(value, dict) else default
 
 
 def _dump(task: KartTask, kind: LogKind, value: object) -> None:
@@ -95,7 +174,7 @@ def _dump(task: KartTask, kind: LogKind, value: object) -> None:
 def read_log(task: KartTask, kind: LogKind, default: object) -> object:
     """The value the task's last run stored as its ``kind`` run log, or ``default`` when there is none."""
     target = task.kart_log_target(kind.name, kind.extension)
-    return target.load() if target.exists() else default
+    return target.load() if target.exists() else _recorded_value(task, kind, default)
 
 
 def stored_params(workspace: str, class_name: str, unique_id: str) -> dict[str, str]:
@@ -110,6 +189,11 @@ def stored_params(workspace: str, class_name: str, unique_id: str) -> dict[str, 
     path = log_path(workspace, TASK_PARAMS, class_name, unique_id)
     target = make_target(path)
     if not target.exists():
+        from kart_core import target_config
+
+        run = recorded_run(workspace, class_name, unique_id, target_config.current().signer)
+        if run is not None and isinstance(run.get(TASK_PARAMS.name), dict):  # kart_run_record_in_manifest
+            return {str(key): str(value) for key, value in run[TASK_PARAMS.name].items()}
         target.load()  # kart's error for a missing output, naming the path
     return dict(load_log_value(path))
 
@@ -162,5 +246,12 @@ def _read_lines(path: str) -> list[str]:
 
 
 def read_task_log_safely(task: KartTask, kind: LogKind, default: _T, expected: type | tuple[type, ...] = object) -> Any:
-    """``read_log_safely`` of ``task``'s own run log of ``kind``."""
-    return read_log_safely(log_task_path(task, kind), default, expected)
+    """``read_log_safely`` of ``task``'s own run log of ``kind`` (or of the run record in its manifest)."""
+    found = read_log_safely(log_task_path(task, kind), _MISSING, expected)
+    if found is not _MISSING:
+        return found
+    value = _recorded_value(task, kind, default)
+    return value if isinstance(value, expected) else default
+
+
+_MISSING = object()

@@ -34,7 +34,7 @@ from kart_core.graph import node_key, requirements_of, walk
 from kart_core.hooks.manager import create_hook_manager
 from kart_core.lock import LockParams, hold_lock
 from kart_core.repair import Damage, damaged_output, damaged_upstream, still_damaged
-from kart_core.runlog import RunLogPlugin
+from kart_core.runlog import RunLogPlugin, mark_recorded, record_in_manifest, run_record
 from kart_core.signing import Signer
 from kart_core.storage import storage_for
 
@@ -67,7 +67,9 @@ def default_hook_manager() -> pluggy.PluginManager:
     return create_hook_manager([RunLogPlugin(), builtin_formats])
 
 
-def run_one(task: LuigiTask, hook_manager: pluggy.PluginManager | None = None, lock: bool | None = None) -> RunStatus:
+def run_one(
+    task: LuigiTask, hook_manager: pluggy.PluginManager | None = None, lock: bool | None = None, checked: bool = False
+) -> RunStatus:
     """Run ``task`` unless its outputs exist; return whether it ran. Upstreams must be complete.
 
     Args:
@@ -75,6 +77,10 @@ def run_one(task: LuigiTask, hook_manager: pluggy.PluginManager | None = None, l
         hook_manager: plugins to call; default: run logs, built-in formats and entry-point plugins.
         lock: hold the task's lock while running (redis when configured, else a file lock), so that
             concurrent builders run it once. None: as the task says (``should_lock_run`` or redis set).
+        checked: the caller found the task incomplete just before (kart_kedro's runner decides each
+            node with one check), so the check before the lock is skipped. Trust does not rest on it:
+            a writer that committed meanwhile is settled at the commit (``kart_core.transaction``), and
+            a locked run checks again under its lock.
 
     When run() fails loading an upstream's damaged output (``DamagedOutputError``), that upstream is
     run again (under its lock; its commit replaces the damaged file) and the task is retried, with a
@@ -89,7 +95,7 @@ def run_one(task: LuigiTask, hook_manager: pluggy.PluginManager | None = None, l
         Exception: whatever the task's run() raised, or the rebuild of a damaged upstream raised (after
             the ``kart_on_task_error`` hook saw it).
     """
-    return run_one_reporting(task, hook_manager, lock).status
+    return run_one_reporting(task, hook_manager, lock, checked).status
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,7 +113,7 @@ class RunReport:
 
 
 def run_one_reporting(
-    task: LuigiTask, hook_manager: pluggy.PluginManager | None = None, lock: bool | None = None
+    task: LuigiTask, hook_manager: pluggy.PluginManager | None = None, lock: bool | None = None, checked: bool = False
 ) -> RunReport:
     """``run_one``, also naming the damaged upstreams it rebuilt (what a build counts as "repaired").
 
@@ -119,7 +125,7 @@ def run_one_reporting(
     manager = hook_manager if hook_manager is not None else default_hook_manager()
     # detached: a build started inside another task's run() commits on its own, not into that run.
     with target_config.frozen(), transaction.detached():
-        if task.complete_check_at_run and task.complete():
+        if task.complete_check_at_run and not checked and task.complete():
             return RunReport(RunStatus.CACHED)
         locked = _uses_lock(task) if lock is None else lock
         repaired: list[str] = []
@@ -226,7 +232,7 @@ def _run_repairing(task: KartTask, manager: pluggy.PluginManager, replace: bool,
     try:
         while True:
             try:
-                _run_committing(task, replace, can_repair=lambda upstream: _key(upstream) not in tried)
+                _run_committing(task, replace, lambda upstream: _key(upstream) not in tried, started)
                 break
             except _NeedsRepair as signal:
                 damage = signal.damage
@@ -296,11 +302,14 @@ def _run_committing(
     task: KartTask,
     replace: bool = False,
     can_repair: Callable[[KartTask], bool] = lambda _upstream: False,
+    started: float | None = None,
 ) -> None:
     """Run in a transaction, then commit: success is recorded only after the commit (no hooks here).
 
     With ``replace`` (a rerun, or the rebuild of a damaged output) the outputs present before the run
-    stay until the commit replaces them, and the run must write each of them anew.
+    stay until the commit replaces them, and the run must write each of them anew. A
+    ``kart_run_record_in_manifest`` task's run record (``runlog.run_record``, its processing time
+    counted from ``started``) goes into its manifest in the same write.
 
     Raises:
         _NeedsRepair: the run failed loading an upstream's damaged output and ``can_repair`` allows
@@ -322,7 +331,14 @@ def _run_committing(
                     f"{task.kart_label()}.run() yields tasks (luigi dynamic dependencies); kart needs them in requires()."
                 )
             written_directly = _check_outputs_written(task, running, before if replace else None)
+            if record_in_manifest(task):
+                mark_recorded(task, False)  # until this commit writes it (luigi hands back the same instance)
+                if settings.record:  # no manifest without the integrity record: the run logs go to files
+                    running.run_record = run_record(task, time.perf_counter() - (started or time.perf_counter()))
+                    running.run_record_id = task.make_unique_id()
             running.commit()
+            if running.run_record is not None:
+                mark_recorded(task, running.run_recorded)
         _forget_stale_records(written_directly, settings.signer)
     except Exception as exc:
         damage = damaged_upstream(task, exc) if settings.repair else None

@@ -25,6 +25,7 @@ import contextvars
 import dataclasses
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 from kart_core.lock import hold_lock
 from kart_core.manifest import (
@@ -74,6 +75,11 @@ class Transaction:
     bases: dict[str, str | None] = dataclasses.field(default_factory=dict)
     committed: bool = False
     superseded: bool = False
+    # The run record (``kart_core.runlog.run_record``) to write into the manifest of the task with
+    # unique id ``run_record_id``, and whether a commit wrote it (or kept another run's in its place).
+    run_record: dict[str, Any] | None = None
+    run_record_id: str | None = None
+    run_recorded: bool = False
 
     def remember_base(self, storage: Storage, record: OutputRecord) -> None:
         """Note the commit id of ``record``'s manifest as it is before this run writes to it."""
@@ -116,13 +122,16 @@ class Transaction:
         record = items[0].record
         assert record is not None  # grouped by record above
         storage = storage_for(record.manifest)
+        run = self.run_record if self.run_record is not None and record.unique_id == self.run_record_id else None
         if record.manifest in self.bases and self.bases[record.manifest] is None:
             # The common case, a first build: create the manifest only if still absent. No lock needed;
             # a manifest found there (another writer, or a damaged leftover) is settled below.
-            fresh = Manifest(task=record.task, commit=self.commit_id, outputs=_entries(items))
-            if storage.create_new(record.manifest, manifest_bytes(fresh, record.manifest_name, self.signer)):
+            fresh = Manifest(task=record.task, commit=self.commit_id, outputs=_entries(items), run=run)
+            data, run = self._encoded(fresh, record.manifest_name)
+            if storage.create_new(record.manifest, data):
                 for staged in items:
                     staged.storage.commit(staged.location, staged.path)
+                self.run_recorded = self.run_recorded or run is not None
                 return
         with _manifest_lock(record):
             current = read_quietly(storage, record.manifest, record.manifest_name, self.signer)
@@ -132,15 +141,31 @@ class Transaction:
                 for staged in items:
                     _remove_quietly(staged.storage, staged.location)
                 self.superseded = True
+                self.run_recorded = self.run_recorded or run is not None  # the other run's record stays
                 return
             outputs = dict(current.outputs) if current is not None else {}
             outputs.update(_entries(items))
-            manifest = Manifest(task=record.task, commit=self.commit_id, outputs=outputs)
+            kept = current.run if current is not None else None
+            manifest = Manifest(task=record.task, commit=self.commit_id, outputs=outputs, run=run or kept)
+            data, run = self._encoded(manifest, record.manifest_name)
             # The manifest first: a run killed between the two leaves outputs that are missing (the task
             # runs again) or that differ from the manifest (a load says so), never unrecorded new ones.
-            write_manifest(storage, record.manifest, record.manifest_name, manifest, self.signer)
+            with storage.atomic_write(record.manifest) as file:
+                file.write(data)
             for staged in items:
                 staged.storage.commit(staged.location, staged.path)
+            self.run_recorded = self.run_recorded or run is not None
+
+    def _encoded(self, manifest: Manifest, name: str) -> tuple[bytes, dict[str, Any] | None]:
+        """The manifest's bytes and the run record they hold: without it when JSON cannot hold it
+        (the run logs then go to their files, ``kart_core.runlog``)."""
+        try:
+            return manifest_bytes(manifest, name, self.signer), manifest.run
+        except (TypeError, ValueError):
+            if manifest.run is None:
+                raise
+            plain = dataclasses.replace(manifest, run=None)
+            return manifest_bytes(plain, name, self.signer), None
 
     def discard(self) -> None:
         """Delete every staged file (the run failed or was interrupted)."""
@@ -155,7 +180,8 @@ def record_direct_dump(storage: Storage, record: OutputRecord, entry: Entry, sig
         current = read_quietly(storage, record.manifest, record.manifest_name, signer)
         outputs = dict(current.outputs) if current is not None else {}
         outputs[record.key] = entry
-        manifest = Manifest(task=record.task, commit=new_commit_id(), outputs=outputs)
+        run = current.run if current is not None else None
+        manifest = Manifest(task=record.task, commit=new_commit_id(), outputs=outputs, run=run)
         write_manifest(storage, record.manifest, record.manifest_name, manifest, signer)
 
 

@@ -1,7 +1,9 @@
 """Cached runs read back from a workspace's run logs (``{ws}/log/{kind}/{Class}_{unique_id}.pkl``).
 
-A run appears when it has a ``task_params`` or a ``task_log`` record. ``task_log`` is written
-only after a successful run, so a run with parameters and no task log started and did not finish.
+A run appears when it has a ``task_params`` or a ``task_log`` record, or a manifest holding a run
+record (``kart_run_record_in_manifest`` classes: both in the manifest, read as JSON). ``task_log``
+is written only after a successful run, so a run with parameters and no task log started and did
+not finish.
 A finished run whose output in the workspace has another size than its integrity manifest
 (``log/manifest/{Class}_{uid}.json``, read as JSON) records is "damaged output": a build takes it as
 cached and loading it fails.
@@ -61,7 +63,12 @@ def read_runs(workspace: str, files: list[FileEntry] | None = None, class_name: 
     records = []
     for (cls, uid), logs_of_run in logs.items():
         if class_name is None or cls == class_name:
-            records.append(_record(workspace, cls, uid, logs_of_run, by_relative, plain))
+            if TASK_PARAMS in logs_of_run or TASK_LOG in logs_of_run:
+                records.append(_record(workspace, cls, uid, logs_of_run, by_relative, plain))
+                continue
+            record = _manifest_record(workspace, cls, uid, logs_of_run, by_relative)
+            if record is not None:
+                records.append(record)
     return sorted(records, key=lambda r: (r.finished_at or datetime.max, r.class_name, r.unique_id))
 
 
@@ -84,8 +91,50 @@ def id_lookup(records: Iterable[RunRecord]) -> Callable[[str, Mapping[str, str]]
 
 
 def _logs_by_run(files: Iterable[FileEntry]) -> dict[tuple[str, str], dict[LogKind, FileEntry]]:
-    # Only kinds that mark a run; a lone random_seed or module_versions file does not.
-    return {key: logs for key, logs in run_logs(files).items() if TASK_PARAMS in logs or TASK_LOG in logs}
+    # Only kinds that mark a run; a lone random_seed or module_versions file does not. A lone manifest
+    # marks one when it holds a run record (read in read_runs).
+    return {
+        key: logs
+        for key, logs in run_logs(files).items()
+        if TASK_PARAMS in logs or TASK_LOG in logs or MANIFEST in logs
+    }
+
+
+def _manifest_record(
+    workspace: str, cls: str, uid: str, logs: dict[LogKind, FileEntry], by_relative: dict[str, FileEntry]
+) -> RunRecord | None:
+    """The run a manifest's run record describes (``kart_run_record_in_manifest``); None without one.
+
+    Read as JSON without its signature checked: a view, as for the size check of ``_size_damaged``.
+    """
+    entry = logs[MANIFEST]
+    manifest = read_unverified(storage_for(entry.path), entry.path)
+    if manifest is None or manifest.run is None:
+        return None
+    run = manifest.run
+    params = run.get(TASK_PARAMS.name)
+    task_log = run.get(TASK_LOG.name)
+    if not isinstance(params, dict) or not isinstance(task_log, dict):
+        logger.warning("skipping the run record in %s: it is not what kart writes there", entry.path)
+        return None
+    outputs = [str(key) for key in manifest.outputs]
+    sizes = [by_relative[key].size for key in outputs if key in by_relative]
+    status = "complete" if len(sizes) == len(outputs) else "outputs missing"
+    if status == "complete" and any(by_relative[key].size != manifest.outputs[key].size for key in outputs):
+        status = "damaged output"
+    processing_time = compact_value(task_log, PROCESSING_TIME, (int, float), None)
+    paths = task_log.get("file_path")
+    return RunRecord(
+        class_name=cls,
+        unique_id=uid,
+        params={str(k): str(v) for k, v in params.items()},
+        processing_time=float(processing_time) if processing_time is not None else None,
+        finished_at=entry.mtime,
+        outputs=[str(path) for path in paths] if isinstance(paths, list) else outputs,
+        output_size=sum(sizes) if outputs and status in ("complete", "damaged output") else None,
+        status=status,
+        logs=list(logs.values()),
+    )
 
 
 def _record(

@@ -184,11 +184,28 @@ def _outputs_logged_for(workspace: str, manifest: str, files: list[FileEntry]) -
     try:
         task_log = load_log_value(log)  # plain data only unless signing is on (then verified)
         logged = [str(path).replace("\\", "/") for path in task_log.get("file_path", [])]
-    except Exception:  # no log, or not plain data: the manifest alone goes; a rerun replaces the rest
-        return []
+    except Exception:  # no log (a run record kept in the damaged manifest itself), or not plain data
+        return _outputs_named_for(unique_id, files)
     # The task wrote its paths as it saw the workspace ("./resources/a/b.pkl", an absolute path, a URL):
     # a file of this workspace is one of them when its relative path ends one of those paths.
     return [entry.path for entry in files if any(_ends_with(path, entry.relative) for path in logged)]
+
+
+def _outputs_named_for(unique_id: str, files: list[FileEntry]) -> list[str]:
+    """The workspace files outside ``log/`` named ``{name}_{unique_id}{ext}``: the task's outputs by kart's layout.
+
+    For a task without a task_log file (``kart_run_record_in_manifest`` classes keep it in the
+    manifest, which is the damaged file here); outputs at paths without the id stay (none of kart's).
+    """
+    suffix = f"_{unique_id}"
+    found = []
+    for entry in files:
+        if entry.relative.startswith(f"{LOG_DIRECTORY}/"):
+            continue
+        stem = entry.relative.rsplit("/", 1)[-1].split(".", 1)[0]
+        if stem.endswith(suffix):
+            found.append(entry.path)
+    return found
 
 
 def _ends_with(path: str, relative: str) -> bool:

@@ -111,6 +111,29 @@ def test_an_unreadable_manifest_goes_with_its_task_s_outputs_so_the_task_reruns(
     assert verify_workspace(workspace).ok and manifest.exists()
 
 
+class VerifyRecorded(gokart.TaskOnKart[int]):
+    """Keeps its run record in its manifest (kart_kedro's node runs do): no task_log file lists its outputs."""
+
+    kart_run_record_in_manifest = True
+    n = luigi.IntParameter()
+
+    def run(self) -> None:
+        self.dump(self.n)
+
+
+def test_an_unreadable_manifest_holding_the_run_record_goes_with_the_outputs_named_by_its_id(workspace: str) -> None:
+    task = VerifyRecorded(n=3, workspace_directory=workspace)
+    other = VerifyRecorded(n=4, workspace_directory=workspace)
+    gokart.build([task, other], reset_register=False)
+    manifest = Path(workspace, "log", "manifest", f"VerifyRecorded_{task.make_unique_id()}.json")
+    manifest.write_text("{not json")
+    report = verify_workspace(workspace)
+    assert sorted(remove_damaged(report)) == sorted([task.output().path(), str(manifest)])
+    assert Path(other.output().path()).exists()
+    assert gokart.build(task, reset_register=False) == 3  # ran again
+    assert verify_workspace(workspace).ok
+
+
 def test_with_signing_a_same_size_copy_with_equal_content_fails_the_seal(
     workspace: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

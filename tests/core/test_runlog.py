@@ -1,12 +1,15 @@
-"""kart_core.runlog: the five gokart run logs, or two for a ``kart_compact_run_logs`` class, read back by every reader."""
+"""kart_core.runlog: the five gokart run logs, two for a ``kart_compact_run_logs`` class, or none beside the manifest's run record (``kart_run_record_in_manifest``), read back by every reader."""
 
 from __future__ import annotations
 
+import json
+import os
 import pickle
 from pathlib import Path
 from typing import Any
 
 import luigi
+import pytest
 
 import kart_core
 from kart_core.inspect import runs
@@ -82,3 +85,76 @@ def test_a_compact_run_without_its_task_log_has_unknown_time(workspace: str) -> 
     task.task_log.clear()
     assert task.get_processing_time() == "unknown"
     assert runs(workspace)["status"].tolist() == ["unfinished"]
+
+
+class RlRecorded(RlPlain):
+    kart_run_record_in_manifest = True
+
+
+class RlRecordedOdd(RlPlain):
+    """Its task log holds a value JSON cannot hold: its run logs go to files."""
+
+    kart_run_record_in_manifest = True
+
+    def run(self) -> None:
+        self.task_log["odd"] = {1, 2}
+        self.dump([self.n])
+
+
+def test_a_record_in_manifest_class_writes_its_run_record_into_the_manifest_only(workspace: str) -> None:
+    task = RlRecorded(n=7, workspace_directory=workspace)
+    kart_core.build(task, reset_register=False)
+    logs = _logs(workspace, "RlRecorded")
+    assert sorted(logs) == ["manifest"]  # no run log file: one write per run
+    document = json.loads(logs["manifest"])
+    run = document["run"]
+    assert run["task_params"] == {"n": "7"}
+    assert run["task_log"]["file_path"] == [task.output().path()]
+    assert run["task_log"]["random_seed"]["seed"] == int(task.make_unique_id(), 16) % (2**32 - 1)
+    assert "luigi==" in run["task_log"]["module_versions"]
+    seconds = run["task_log"]["processing_time"]
+    assert isinstance(seconds, float) and seconds >= 0
+    assert list(document["outputs"]) == [os.path.relpath(task.output().path(), workspace)]
+    # Every reader finds it there, as a new process would.
+    task.task_log.clear()
+    assert task.get_task_params() == {"n": "7"}
+    assert task.get_task_log()["file_path"] == [task.output().path()]
+    assert task.get_processing_time() == seconds
+    assert kart_core.stored_run_params(workspace, "RlRecorded", task.make_unique_id()) == {"n": "7"}
+    assert RlRecorded.restore(task.make_unique_id(), workspace).n == 7
+    table = runs(workspace)
+    assert table["status"].tolist() == ["complete"]
+    assert table["processing_time"].tolist() == [seconds]
+    assert make_task_info_as_table(task)["processing_time"].tolist() == [f"{seconds}s"]
+    assert kart_core.load_output(task) == list(range(7))  # the manifest still checks the output
+
+
+def test_a_record_in_manifest_run_whose_output_changed_size_shows_as_damaged(workspace: str) -> None:
+    task = RlRecorded(n=3, workspace_directory=workspace)
+    kart_core.build(task, reset_register=False)
+    Path(task.output().path()).write_bytes(b"other")
+    assert runs(workspace)["status"].tolist() == ["damaged output"]
+    Path(task.output().path()).unlink()
+    assert runs(workspace)["status"].tolist() == ["outputs missing"]
+
+
+def test_a_task_log_json_cannot_hold_goes_to_the_compact_files(workspace: str) -> None:
+    task = RlRecordedOdd(n=2, workspace_directory=workspace)
+    kart_core.build(task, reset_register=False)
+    logs = _logs(workspace, "RlRecordedOdd")
+    assert sorted(logs) == ["manifest", "task_log", "task_params"]
+    assert "run" not in json.loads(logs["manifest"])
+    assert pickle.loads(logs["task_log"])["odd"] == {1, 2}
+    assert pickle.loads(logs["task_params"]) == {"n": "2"}
+
+
+def test_without_the_integrity_record_the_run_logs_go_to_the_compact_files(
+    workspace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KART_INTEGRITY_RECORD", "0")
+    task = RlRecorded(n=5, workspace_directory=workspace)
+    kart_core.build(task, reset_register=False)
+    logs = _logs(workspace, "RlRecorded")
+    assert sorted(logs) == ["task_log", "task_params"]
+    task.task_log.clear()
+    assert task.get_task_params() == {"n": "5"}

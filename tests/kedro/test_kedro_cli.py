@@ -76,8 +76,8 @@ def test_clear_deletes_outputs_and_logs_so_the_next_run_reruns(
     files_before = {p for p in Path(two_runs).rglob("*") if p.is_file()}
     assert "3 run(s) cleared." in _invoke(tmp_path, "clear", "--workspace", two_runs)
     files_after = {p for p in Path(two_runs).rglob("*") if p.is_file()}
-    # per run: one output, two (compact) run logs, the manifest
-    assert len(files_before - files_after) == 3 * (1 + 2 + 1)
+    # per run: one output and the manifest holding the run record (no run log files)
+    assert len(files_before - files_after) == 3 * (1 + 1)
     assert "No cached Kedro node runs" in _invoke(tmp_path, "list", "--workspace", two_runs)
     assert "2 cached run(s)" in _invoke(tmp_path, "list", "--workspace", two_runs, "--all-projects")
     monkeypatch.setattr("kedro.framework.project.PACKAGE_NAME", "demo_pkg")

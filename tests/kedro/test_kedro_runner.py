@@ -212,7 +212,10 @@ def test_output_states_and_written_markers_of_an_older_kart_are_still_honoured(
     # The layout of kart before 2026-11-30: a states file per node run, a marker file per content.
     states = first.get_task_log()[OUTPUT_STATES]
     first.states_target().dump(states)
-    Path(first.kart_log_target("task_log", ".pkl").path()).unlink()
+    manifest = Path(first.kart_log_target("manifest", ".json").path())
+    document = json.loads(manifest.read_text())
+    del document["run"]["task_log"][OUTPUT_STATES]  # no states in the run's own record
+    manifest.write_text(json.dumps(document))
     records = Path(workspace, "kedro", "_", ".kart")
     (records / "written.pkl").unlink()
     for content in (b"34", b"51"):
@@ -228,8 +231,8 @@ def test_a_node_whose_records_were_lost_reruns_instead_of_serving_over_its_outpu
     tmp_path: Path, workspace: str, journal: str
 ) -> None:
     _run(tmp_path, workspace)
-    # A run killed after committing the node's output but before its task log and records were written.
-    Path(_total_run(workspace).task.kart_log_target("task_log", ".pkl").path()).unlink()
+    # A node's output with neither its run record (the manifest) nor the run's written markers.
+    Path(_total_run(workspace).task.kart_log_target("manifest", ".json").path()).unlink()
     Path(workspace, "kedro", "_", ".kart", "written.pkl").unlink()
     runner = KartRunner(workspace_directory=workspace)
     ran, _ = _run(tmp_path, workspace, runner=runner)
@@ -323,12 +326,16 @@ def test_node_outputs_and_run_logs_have_gokart_style_paths(tmp_path: Path, works
         "kedro/_/total/total",
     ]
     unique_ids = {p.rsplit("_", 1)[1][: -len(".pkl")] for p in outputs}
-    for kind, extension in [("task_params", "pkl"), ("task_log", "pkl"), ("manifest", "json")]:
-        folder = Path(workspace, "log", kind)
-        logged = {p.name[len("KedroNodeRun_") : -len(extension) - 1] for p in folder.glob("KedroNodeRun_*")}
-        assert logged == unique_ids
-    # Compact run logs (kart_core.runlog): seed, module versions and run time live in the task log.
-    assert sorted(p.name for p in Path(workspace, "log").iterdir()) == ["manifest", "task_log", "task_params"]
+    folder = Path(workspace, "log", "manifest")
+    logged = {p.name[len("KedroNodeRun_") : -len(".json")] for p in folder.glob("KedroNodeRun_*")}
+    assert logged == unique_ids
+    # The run record lives in the manifest (kart_core.runlog): no run log files; seed, module versions
+    # and run time in its task log.
+    assert sorted(p.name for p in Path(workspace, "log").iterdir()) == ["manifest"]
+    for path in folder.glob("KedroNodeRun_*"):
+        run_record = json.loads(path.read_text())["run"]
+        assert run_record["task_params"]["node_name"] in {"clean", "count", "scale", "total"}
+    assert {run.unique_id for run in cached_runs(workspace)} == unique_ids
     for run in cached_runs(workspace):
         task_log = run.task.get_task_log()
         assert task_log["random_seed"]["seed"] == int(run.unique_id, 16) % (2**32 - 1)

@@ -42,10 +42,25 @@ class KedroNodeRun(kart_core.TaskOnKart[Any]):
     inputs = luigi.ListParameter(default=(), description="The node's input dataset names.")
     outputs = luigi.ListParameter(default=(), description="The node's output dataset names.")
     kedro_execute: Callable[[], dict[str, Any]] | None = None  # set by KartRunner around run_one
-    # Two run logs per node run, not five: seed, module versions and run time go into the task log
+    # No run log files: parameters, seed, module versions, run time and output states go into the run
+    # record of the integrity manifest, written in the same atomic write when the outputs are committed
     # (kart_core.runlog). gokart never reads node runs; kart runs, why and the report read either form.
     kart_compact_run_logs = True
+    kart_run_record_in_manifest = True
     upstream = luigi.ListParameter(default=(), description="Unique ids of the node runs that produced the inputs.")
+
+    def to_str_params(self, only_significant: bool = False, only_public: bool = False) -> dict[str, str]:
+        """kart's string form of the parameters; the significant ones serialized once per task object.
+
+        The unique id reads them, and so does the run record committed with the outputs: a node run's
+        parameters never change after it is created.
+        """
+        if not only_significant or only_public:
+            return super().to_str_params(only_significant, only_public)
+        cached = self.__dict__.get("_kart_significant_str_params")
+        if cached is None:
+            cached = self.__dict__["_kart_significant_str_params"] = super().to_str_params(True, False)
+        return dict(cached)
 
     def cache_folder(self) -> str:
         """``kedro/{project}/{node}``: where this node's runs are cached, relative to the workspace."""
@@ -104,11 +119,15 @@ class CachedRun:
 def cached_runs(workspace: str, project: str | None = None) -> list[CachedRun]:
     """Every KedroNodeRun logged in ``workspace`` (of ``project`` when given), oldest first."""
     runs = []
-    for unique_id in _layout.logged_unique_ids(workspace, KedroNodeRun.__name__):
+    name = KedroNodeRun.__name__
+    logged = set(_layout.logged_unique_ids(workspace, name))  # kart before the run record in the manifest
+    recorded = set(_layout.logged_unique_ids(workspace, name, _layout.MANIFEST)) - logged
+    for unique_id in sorted(logged | recorded):
         task = _restore(workspace, unique_id)
-        if project is not None and task.project != project:
+        if task is None or (project is not None and task.project != project):
             continue
-        created = task.kart_log_target(_layout.TASK_PARAMS.name, _layout.TASK_PARAMS.extension).last_modification_time()
+        kind = _layout.TASK_PARAMS if unique_id in logged else _layout.MANIFEST
+        created = task.kart_log_target(kind.name, kind.extension).last_modification_time()
         runs.append(CachedRun(task=task, unique_id=unique_id, created=created, complete=bool(task.complete())))
     return sorted(runs, key=lambda run: run.created)
 
@@ -125,9 +144,13 @@ def clear_run(run: CachedRun) -> list[str]:
     return removed
 
 
-def _restore(workspace: str, unique_id: str) -> KedroNodeRun:
-    """The logged run, rebuilt from its task_params log in ``workspace``."""
-    base: kart_core.TaskOnKart[Any] = kart_core.TaskOnKart(workspace_directory=workspace)
-    relative = _layout.log_relative_path(_layout.TASK_PARAMS, KedroNodeRun.__name__, unique_id)
-    params = base.make_target(relative, use_unique_id=False).load()
+def _restore(workspace: str, unique_id: str) -> KedroNodeRun | None:
+    """The logged run, rebuilt from its task_params log (or its manifest's run record) in ``workspace``.
+
+    None for a manifest without a run record (its run's parameters are unknown: not listed).
+    """
+    try:
+        params = kart_core.stored_run_params(workspace, KedroNodeRun.__name__, unique_id)
+    except kart_core.errors.LoadError:
+        return None
     return KedroNodeRun.from_str_params({**params, "workspace_directory": workspace})

@@ -2,8 +2,10 @@
 
 - the state (md5, size, mtime) of each persistent output right after a node run wrote it, so a
   later run can tell whether the catalog still holds it (output_state.py): kept in the node run's
-  own task log (``log/task_log/KedroNodeRun_{unique id}.pkl``, key ``OUTPUT_STATES``), which kart
-  writes anyway after the run's outputs are committed, so recording it costs no file of its own.
+  own task log (key ``OUTPUT_STATES``), which kart commits with the run's outputs, in the run record
+  of its integrity manifest (``log/manifest/KedroNodeRun_{unique id}.json``; kart before
+  2026-11-30 15:00 UTC wrote ``log/task_log/KedroNodeRun_{unique id}.pkl``, still read), so
+  recording it costs no file of its own.
   When a later run finds the same content with a newer modification time, the new state goes to
   ``kedro/{project}/{node}/.kart/states_{unique id}.pkl``, which takes precedence (it is also where
   kart before 2026-11-30 kept every state).
@@ -86,11 +88,10 @@ class NodeRecords:
         target = task.states_target()
         if target.exists():
             return {name: OutputState(*values) for name, values in target.load().items()}
-        log = task.kart_log_target(TASK_LOG.name, TASK_LOG.extension)
-        try:
-            return states_from_log(log.load()) if log.exists() else None
-        except (TypeError, ValueError, EOFError, pickle.UnpicklingError):  # unreadable: as if none were recorded
-            return None
+        try:  # the run's task log file, or the run record in its manifest (kart_run_record_in_manifest)
+            return states_from_log(kart_core.read_run_log(task, TASK_LOG, None))
+        except (TypeError, ValueError, EOFError, pickle.UnpicklingError, kart_core.errors.LoadError):
+            return None  # unreadable: as if none were recorded
 
     def save_states(self, task: KedroNodeRun, states: Mapping[str, OutputState]) -> None:
         """Record newer output states of a served node run (file ``states_{uid}.pkl``) and mark each content as kart's."""

@@ -67,6 +67,8 @@ class NodeWork:
         is_async: load and save with threads (Kedro's ``--async``).
         hook_manager: the session's hook manager; None in a worker process (Kedro builds one there).
         run_id: the Kedro session id.
+        checked: the runner found ``task`` incomplete just before and runs this work at once
+            (KartRunner): ``run_one`` does not check again (one completeness check per node).
     """
 
     node: Any
@@ -76,6 +78,7 @@ class NodeWork:
     is_async: bool
     hook_manager: Any
     run_id: str | None
+    checked: bool = False
 
     def __call__(self) -> NodeResult:
         """Run the node (and cache its outputs); return what happened."""
@@ -87,7 +90,7 @@ class NodeWork:
         task.kedro_execute = self._execute_and_record
         task.task_log.pop(OUTPUT_STATES, None)  # luigi hands back the same instance: no states of an earlier run
         try:
-            status = kart_core.run_one(task)
+            status = kart_core.run_one(task, checked=self.checked)
         finally:
             task.kedro_execute = None  # luigi caches task instances: do not keep this run's catalog alive
         if status is kart_core.RunStatus.CACHED:

@@ -80,6 +80,7 @@ class PipelineRun:
         is_async: bool,
         hook_manager: Any,
         run_id: str | None,
+        inline: bool = False,
     ) -> None:
         """Fingerprint every cacheable node's code now, so the whole run sees the code as it started.
 
@@ -92,10 +93,13 @@ class PipelineRun:
             is_async: Kedro's ``--async``.
             hook_manager: passed to Kedro's Task; None in worker processes.
             run_id: the Kedro session id.
+            inline: each NodeWork runs as soon as it is prepared, in this thread (KartRunner), so
+                the decision's completeness check is the node's only one.
         """
         self.pipeline, self.catalog, self.project = pipeline, catalog, project
         self.workspace_directory = workspace_directory
         self.is_async, self.hook_manager, self.run_id = is_async, hook_manager, run_id
+        self.inline = inline
         self.records = NodeRecords(workspace_directory, project)
         self.producer = {name: node for node in pipeline.nodes for name in node.outputs}
         self.tasks: dict[str, KedroNodeRun] = {}
@@ -135,14 +139,14 @@ class PipelineRun:
             _clear_outputs(task)
         self.reasons[node.name] = stale or rerun_reason(self.records.last_run(node.name), self.parts[node.name])
         self.restore_inputs(node)
-        return self.work(node, task)
+        return self.work(node, task, checked=self.inline)
 
-    def work(self, node: Any, task: KedroNodeRun | None) -> NodeWork:
-        """The NodeWork that runs ``node`` (its persistent outputs' states are recorded)."""
+    def work(self, node: Any, task: KedroNodeRun | None, checked: bool = False) -> NodeWork:
+        """The NodeWork that runs ``node`` (its persistent outputs' states are recorded); ``checked``: see NodeWork."""
         for name in node.outputs:
             self.create_dataset(name)
         persistent = tuple(name for name in node.outputs if self._persistent(name)) if task else ()
-        return NodeWork(node, self.catalog, task, persistent, self.is_async, self.hook_manager, self.run_id)
+        return NodeWork(node, self.catalog, task, persistent, self.is_async, self.hook_manager, self.run_id, checked)
 
     def task_for(self, node: Any) -> KedroNodeRun:
         """The KedroNodeRun naming this node's code, parameters and inputs (its key parts kept in self.parts)."""

@@ -118,10 +118,12 @@ class _CachingRunner:
             is_async=self._is_async,  # type: ignore[attr-defined]
             hook_manager=hook_manager,
             run_id=run_id,
+            inline=pool is None,
         )
         try:
-            # luigi's config read once for the run (as one kart build does), not once per node run created.
-            with kart_core.config_frozen():
+            # luigi's config and the output settings (signing, verify, integrity record) read once for the
+            # run, as one kart build does, not once per node run created or run.
+            with kart_core.config_frozen(), kart_core.target_config_frozen():
                 _schedule(pipeline, run, pool)
             run.restore_pipeline_outputs()
         except Exception:
