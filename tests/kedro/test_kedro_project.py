@@ -78,10 +78,12 @@ def test_parallel_runner_pickles_kart_datasets_and_builds_each_task_once(project
 def test_node_cache_reruns_exactly_what_a_parameter_change_affects(project: Path) -> None:
     first = statuses(kedro(project, "run", "--runner", "kart_kedro.KartRunner", "--pipeline", "nodes"))
     assert first == {"clean": "ran", "scale": "ran", "summarize": "ran", "count": "ran"}
-    logs = sorted((project / "data" / "kart" / "log" / "task_params").iterdir())
+    records = project / "data" / "kart" / "log" / "manifest"  # a node run's record: its manifest
+    logs = sorted(records.glob("KedroNodeRun_*"))
+    assert len(logs) == 4
     second = statuses(kedro(project, "run", "--runner", "kart_kedro.KartRunner", "--pipeline", "nodes"))
     assert set(second.values()) == {"cached"}
-    assert sorted((project / "data" / "kart" / "log" / "task_params").iterdir()) == logs
+    assert sorted(records.glob("KedroNodeRun_*")) == logs
 
     # Plain Kedro: --only-missing-outputs keeps the factor-2 summary after factor changed to 3.
     kedro(project, "run", "--pipeline", "nodes", "--only-missing-outputs", "--params", "factor=3")
