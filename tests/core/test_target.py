@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -168,8 +169,10 @@ make_model_target(path, scratch, save, load, task_lock_params=make_task_lock_par
 
 
 def test_gokart_model_zip_loads(tmp_path: Path) -> None:
-    # gokart runs in its own process: importing it here would register its task classes beside kart's.
-    pytest.importorskip("gokart")
+    # gokart runs in its own process: importing it here (even pytest.importorskip) registers its task
+    # classes beside kart's, and luigi then drops the ambiguous `test_run` family (--test-run-pandas).
+    if importlib.util.find_spec("gokart") is None:
+        pytest.skip("gokart 1.12.2 (test-only) is not installed")
     path = str(tmp_path / "gk_model.zip")
     subprocess.run([sys.executable, "-c", GOKART_MODEL_ZIP, path, str(tmp_path / "gtmp")], check=True, timeout=120)
     assert make_model_target(path, str(tmp_path / "ktmp"), _save_model, _load_model).load() == {"a": 2}
