@@ -51,6 +51,7 @@ __all__ = [
     "InMemoryKeyError",
     "MissingExtraError",
     "StorageConfigError",
+    "UndigestableError",
 ]
 
 
@@ -252,3 +253,27 @@ class MissingExtraError(KartError, ImportError):
 
 class StorageConfigError(KartError, ValueError):
     """A storage setting cannot be used (e.g. ``[GCSConfig]``'s credential variable holds neither a file path nor JSON)."""
+
+
+class UndigestableError(KartError, TypeError):
+    """A value whose content ``content_digest`` cannot capture: a lazy or streaming object (a polars
+    LazyFrame, a generator, an open file, a callable such as a partition loader) or one that cannot be
+    pickled. Its pickle, if any, holds a recipe or a reference, not the data it stands for.
+
+    Attributes:
+        kind: what the value is, e.g. ``"a polars LazyFrame"``.
+        path: where it sits inside the digested value, outermost first (``["['a.csv']"]``); empty at the top.
+    """
+
+    def __init__(self, kind: str, path: list[str] | None = None) -> None:
+        super().__init__(kind)
+        self.kind = kind
+        self.path = path if path is not None else []
+
+    def __str__(self) -> str:
+        where = f" at {''.join(self.path)}" if self.path else ""
+        return (
+            f"kart cannot digest {self.kind}{where}: its content is read lazily or is not picklable, so no digest "
+            "of it can tell old data from new. Pass the data itself (e.g. a collected DataFrame), or do not key a "
+            "cache by this value."
+        )

@@ -356,19 +356,6 @@ def test_an_output_that_cannot_be_cached_fails_with_a_clear_error(workspace: str
         )
 
 
-def test_an_input_that_cannot_be_digested_names_the_node_and_the_dataset(workspace: str) -> None:
-    unpicklable = (value for value in [1, 2])  # a generator object: no pickler can write it
-    with pytest.raises(
-        kart_core.errors.AdapterError,
-        match=r"cannot digest input 'raw' of node 'count' for its cache key: its generator cannot be pickled"
-        r"(.|\n)*kart_no_cache",
-    ):
-        KartRunner(workspace_directory=workspace).run(
-            Pipeline([node(len, "raw", "n", name="count")]),
-            DataCatalog({"raw": MemoryDataset(unpicklable, copy_mode="assign")}),
-        )
-
-
 def test_a_node_run_cannot_be_built_outside_kart_runner(workspace: str) -> None:
     task = KedroNodeRun(node_name="scale", code="c", parameters="p", data="d", workspace_directory=workspace)
     with pytest.raises(kart_core.GokartBuildError, match=r"KedroNodeRun\[[0-9a-f]{8}\] caches the Kedro node 'scale'"):

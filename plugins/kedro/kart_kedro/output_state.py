@@ -13,7 +13,8 @@ before a cached node is served, the outputs' current states are compared with th
 
 A dataset with a file path (``_filepath``/``filepath``/``path``, versioned or not, local or fsspec)
 is read as bytes — and only when its size or modification time differ from the record; any other
-dataset is loaded and its data digested.
+dataset is loaded and its data digested (partition loaders called); data that cannot be digested
+(a LazyFrame) counts as missing, so the cached result is written back.
 
 The state also names the dataset's catalog definition (``dataset_config``: its type and the
 ``_describe()`` items that shape the bytes it writes). A cached node whose output's definition
@@ -33,6 +34,7 @@ from pathlib import PurePath
 from typing import Any
 
 import kart_core
+from kart_kedro.input_digest import data_digest
 
 __all__ = ["MISSING", "OutputState", "current_state", "dataset_config", "is_persistent"]
 
@@ -120,7 +122,12 @@ def _content_state(dataset: Any, recorded: OutputState | None) -> OutputState:
     if location is None:
         if not dataset.exists():
             return MISSING
-        return OutputState(kart_core.content_digest(dataset.load()))
+        try:
+            return OutputState(data_digest(dataset.load()))
+        except (
+            kart_core.errors.UndigestableError
+        ):  # e.g. a LazyFrame: unknown content, so the cached result is written back
+            return MISSING
     filesystem, path = location
     if filesystem is None:
         return _local_state(path, recorded)

@@ -10,6 +10,10 @@ by its content (the hashes its manifest records), not only its task's unique id:
 rebuilt with other content reruns the nodes reading it. A persistent input produced by a cached
 node counts by its catalog definition too (its load args shape what the node sees).
 
+Any other input counts by its content (``input_digest.data_digest``: partition loaders are called).
+An input whose content cannot be digested (a LazyFrame, a generator, a callable) would key the
+cache by a pickle blind to the data: its node runs uncached instead, with one warning line.
+
 Cached outputs handed back to Kedro are loaded with their content hash checked
 (``kart_core.verify_loads``): a damaged or tampered cache entry is a miss, never data. The node
 reruns (with a warning naming it and the file) when it still can; otherwise the error names
@@ -27,6 +31,7 @@ from typing import Any
 
 import kart_core
 from kart_kedro.dataset import TaskOnKartDataset
+from kart_kedro.input_digest import data_digest
 from kart_kedro.node_cache import KedroNodeRun
 from kart_kedro.node_records import NodeRecords, RunParts
 from kart_kedro.node_work import NodeResult, NodeWork
@@ -54,6 +59,17 @@ class _DamagedCache(Exception):
     def __init__(self, node_name: str, output: str, path: str, cause: BaseException) -> None:
         super().__init__(_damage_detail(cause))
         self.node_name, self.output, self.path = node_name, output, path
+
+
+class _Uncacheable(Exception):
+    """A node input whose content kart cannot digest: the node runs without the cache (one warning line)."""
+
+    def __init__(self, node_name: str, name: str, cause: kart_core.errors.UndigestableError) -> None:
+        where = f" ({''.join(cause.path)})" if cause.path else ""
+        super().__init__(
+            f"kart: node {node_name!r} runs without the cache: its input {name!r} holds {cause.kind}{where}, "
+            f"whose content kart cannot digest; tag the node '{NO_CACHE_TAG}' to run it uncached without this warning"
+        )
 
 
 def _damage_detail(cause: BaseException) -> str:
@@ -129,7 +145,12 @@ class PipelineRun:
         if not cacheable(node):
             self.restore_inputs(node)
             return self.work(node, None)
-        task = self.task_for(node)
+        try:
+            task = self.task_for(node)
+        except _Uncacheable as uncacheable:  # keyed by a pickle that misses the data, it would serve stale results
+            logger.warning("%s", uncacheable, extra=PLAIN)
+            self.restore_inputs(node)
+            return self.work(node, None)
         self.tasks[node.name] = task
         stale = None
         if task.complete():
@@ -207,15 +228,17 @@ class PipelineRun:
             self.configs[name] = "catalog:" + dataset_config(self.catalog.get(name), reading=True)
         return self.configs[name]
 
-    def _digest_value(self, node: Any, name: str, value: Any) -> str:
+    @staticmethod
+    def _digest_value(node: Any, name: str, value: Any) -> str:
+        """The digest of input ``name``'s loaded ``value`` (partition loaders are called: ``data_digest``).
+
+        Raises:
+            _Uncacheable: its content cannot be digested (a LazyFrame, a generator, a callable, ...).
+        """
         try:
-            return kart_core.content_digest(value)
-        except (TypeError, AttributeError, pickle.PicklingError) as exc:  # what pickle raises for such objects
-            raise kart_core.errors.AdapterError(
-                f"KartRunner cannot digest input {name!r} of node {node.name!r} for its cache key: its "
-                f"{type(value).__name__} cannot be pickled ({type(exc).__name__}: {exc}). Make it picklable, "
-                f"or tag the node '{NO_CACHE_TAG}' to run it every time without the cache."
-            ) from exc
+            return data_digest(value)
+        except kart_core.errors.UndigestableError as exc:
+            raise _Uncacheable(node.name, name, exc) from exc
 
     # --- serving from the cache ---------------------------------------------------------------
 

@@ -1,0 +1,64 @@
+"""The content digest of a Kedro dataset's loaded data, looking through lazy partition loaders.
+
+Kedro's ``PartitionedDataset`` (kedro_datasets.partitions) loads as ``{partition id: load function}``:
+the data is read only when the node calls a loader. The loaders' pickles name files, not their
+contents, so kart calls each loader here, in sorted partition order, digests what it returns and
+drops it before the next one (one partition in memory at a time). A node reading the partitions
+then loads them again itself: correctness costs one extra read of each partition.
+
+Anything whose content cannot be digested (a LazyFrame, a generator, another callable, an open
+file: ``kart_core.errors.UndigestableError``) is left to the caller, which runs the node uncached.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+import kart_core
+
+__all__ = ["data_digest"]
+
+
+def data_digest(value: Any) -> str:
+    """md5 hex of ``value``'s content; a mapping of partition loaders by what each loader returns.
+
+    Args:
+        value: what a Kedro dataset's ``load()`` returned.
+
+    Raises:
+        kart_core.errors.UndigestableError: ``value`` (or a partition a loader returned) holds data
+            kart cannot digest; ``path`` names the partition (``['a.csv']()``) and the place in it.
+        whatever a partition loader raises.
+    """
+    if not _is_partitions(value):
+        return kart_core.content_digest(value)
+    parts = []
+    for key in sorted(value, key=str):
+        try:
+            parts.append([key, kart_core.content_digest(value[key]())])
+        except kart_core.errors.UndigestableError as exc:
+            exc.path.insert(0, f"[{key!r}]()")
+            raise
+    return kart_core.content_digest(["kedro partitions", parts])
+
+
+def _is_partitions(value: Any) -> bool:
+    """Whether ``value`` is the shape PartitionedDataset loads: a non-empty mapping of callables taking no arguments."""
+    return isinstance(value, Mapping) and bool(value) and all(_is_loader(item) for item in value.values())
+
+
+def _is_loader(item: Any) -> bool:
+    if not callable(item) or isinstance(item, type):
+        return False
+    try:
+        signature = inspect.signature(item)
+    except (TypeError, ValueError):  # some builtins have no signature: not a loader kart can call safely
+        return False
+    return all(_optional(parameter) for parameter in signature.parameters.values())
+
+
+def _optional(parameter: inspect.Parameter) -> bool:
+    kinds = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    return parameter.default is not inspect.Parameter.empty or parameter.kind in kinds
