@@ -52,6 +52,9 @@ __all__ = [
     "MissingExtraError",
     "StorageConfigError",
     "UndigestableError",
+    "WorkerDiedError",
+    "UnsendableTaskError",
+    "LockUnavailableError",
 ]
 
 
@@ -277,3 +280,50 @@ class UndigestableError(KartError, TypeError):
             "of it can tell old data from new. Pass the data itself (e.g. a collected DataFrame), or do not key a "
             "cache by this value."
         )
+
+
+class WorkerDiedError(KartError):
+    """The worker process running a task died (a signal such as SIGKILL from the OOM killer, or ``os._exit``).
+
+    Raised for that task only: the process pool is recreated and the tasks that merely shared the
+    broken pool are run again. Nothing the dead task staged was committed (luigi fails a task whose
+    worker process died the same way).
+
+    Attributes:
+        pid: the dead worker process's id; None when not known.
+        exitcode: its exit code as ``multiprocessing`` reports it (``-9``: killed by signal 9); None when not known.
+    """
+
+    def __init__(self, message: str, *, pid: int | None = None, exitcode: int | None = None) -> None:
+        super().__init__(message)
+        self.pid = pid
+        self.exitcode = exitcode
+
+
+class UnsendableTaskError(KartError):
+    """A task failed in a worker process with an exception that cannot travel back to the caller.
+
+    The exception does not pickle (an attribute holds a lock, a socket...) or does not unpickle (its
+    ``__init__`` takes other arguments than it passes to ``Exception.__init__``), so the worker sends
+    this error instead, built from it.
+
+    Attributes:
+        type_name: the original exception's ``module.qualname`` (``mypkg.tasks.QuotaError``).
+        original_message: ``str()`` of the original exception.
+        remote_traceback: its traceback in the worker process, formatted (``traceback.format_exception``).
+    """
+
+    def __init__(
+        self, message: str, *, type_name: str = "", original_message: str = "", remote_traceback: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.type_name = type_name
+        self.original_message = original_message
+        self.remote_traceback = remote_traceback
+
+
+class LockUnavailableError(KartError, ConnectionError):
+    """A task's lock service (redis at ``redis_host``/``redis_port``) cannot be reached.
+
+    A ``ConnectionError`` as the redis client's own error is, so ``except ConnectionError`` keeps working.
+    """

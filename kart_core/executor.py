@@ -5,6 +5,14 @@ an exception, a ``SystemExit`` or a ``KeyboardInterrupt`` from a task is that ta
 ``KeyboardInterrupt`` also stops the build (no new task starts) and is left in
 ``BuildResult.interrupted`` for the caller to re-raise after reporting.
 
+With worker processes, a worker that dies (SIGKILL from the out-of-memory killer, ``os._exit``)
+breaks ``concurrent.futures``' pool for every task in it. The task that was in the dead process
+fails with ``WorkerDiedError`` (its exit code names the signal), the pool is recreated, and the
+tasks that merely shared the pool run again, even when the failure stops the build (luigi
+likewise fails only the task whose process died). When the dead process cannot be told (killed
+by SIGTERM, which is also what the pool sends the others), the tasks that were running run again
+each alone, so the next break names the culprit.
+
 Every step is linear in the number of nodes and edges: the pool's bookkeeping (what each task
 waits on, who waits on it) is built once, with one set of the pending keys.
 
@@ -19,18 +27,30 @@ import concurrent.futures
 import contextvars
 import dataclasses
 import functools
+import itertools
+import multiprocessing.process
+import signal
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from typing import Literal
 
 import pluggy
 
 from kart_core.contract import LuigiTask, is_kart_task
-from kart_core.errors import ProcessPoolFallbackWarning
+from kart_core.errors import ProcessPoolFallbackWarning, WorkerDiedError
 from kart_core.graph import TaskGraph
 from kart_core.outcome import BuildResult
-from kart_core.process_pool import PluginRecipe, plugin_recipe, run_in_worker, ship, unpicklable_classes
+from kart_core.process_pool import (
+    PluginRecipe,
+    claim_slot,
+    plugin_recipe,
+    run_in_worker,
+    ship,
+    unpicklable_classes,
+    worker_slots,
+)
 from kart_core.progress import Progress
 from kart_core.runner import RunReport, RunStatus, default_hook_manager, run_one_reporting
 
@@ -227,18 +247,152 @@ class _Pool:
     recipe: PluginRecipe | None
     lock: bool | None
 
-    def submit(self, pool: concurrent.futures.Executor, task: LuigiTask) -> concurrent.futures.Future[RunReport]:
-        if self.recipe is not None:
+    def open(self) -> _Workers:
+        """A fresh pool of ``workers`` threads or processes."""
+        return _Workers(self)
+
+
+class _Workers:
+    """One ``concurrent.futures`` pool and, for processes, what tells which task was in a worker that died.
+
+    The caller replaces it (``_Pool.open``) once it broke (``broken``/``recover``).
+    """
+
+    def __init__(self, how: _Pool) -> None:
+        self.how = how
+        self.slots = worker_slots(how.workers) if how.recipe is not None else None
+        self.processes: dict[int, multiprocessing.process.BaseProcess] = {}
+        self.tokens: dict[concurrent.futures.Future[RunReport], int] = {}
+        self.next_token = itertools.count(1)  # written to the worker slots; 0 means idle
+        self.pool: concurrent.futures.Executor
+        if self.slots is not None:
+            self.pool = concurrent.futures.ProcessPoolExecutor(
+                max_workers=how.workers, initializer=claim_slot, initargs=(self.slots,)
+            )
+        else:
+            self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=how.workers)
+
+    def submit(self, task: LuigiTask) -> concurrent.futures.Future[RunReport]:
+        """Start ``task``; a parameter value pickle refuses is this task's failure (a failed future).
+
+        Raises:
+            BrokenProcessPool: the pool broke before (a worker process died); ``recover`` says who.
+        """
+        how = self.how
+        if how.recipe is not None:
             try:
                 shipped = ship(task)
             except Exception as exc:  # a parameter value pickle refuses: this task's failure
                 failed: concurrent.futures.Future[RunReport] = concurrent.futures.Future()
                 failed.set_exception(exc)
                 return failed
-            return pool.submit(run_in_worker, shipped, self.recipe, self.lock)
+            token = next(self.next_token)
+            future = self.pool.submit(run_in_worker, shipped, how.recipe, how.lock, token)
+            self.tokens[future] = token
+            # The pool's own map of its processes (CPython's, since 3.3): their exit codes say which died.
+            self.processes.update(getattr(self.pool, "_processes", None) or {})
+            return future
         # In the caller's context, so the build's frozen config holds in the worker thread too.
         context = contextvars.copy_context()
-        return pool.submit(context.run, run_one_reporting, task, self.manager, self.lock)
+        return self.pool.submit(context.run, run_one_reporting, task, how.manager, how.lock)
+
+    def forget(self, future: concurrent.futures.Future[RunReport]) -> None:
+        """``future`` has been settled."""
+        self.tokens.pop(future, None)
+
+    @staticmethod
+    def broken(futures: set[concurrent.futures.Future[RunReport]]) -> bool:
+        """Whether one of ``futures`` failed because the process pool broke."""
+        return any(isinstance(future.exception(), BrokenProcessPool) for future in futures if not future.cancelled())
+
+    def recover(
+        self, running: dict[concurrent.futures.Future[RunReport], str], result: BuildResult, alone: set[str]
+    ) -> _Recovery:
+        """After the pool broke: which task killed it, what the others did; the pool is shut down.
+
+        A worker process that died on its own has another exit code than the ones
+        ``concurrent.futures`` then terminates (SIGTERM); its slot names its task, which fails with
+        ``WorkerDiedError``. When none can be told (a worker killed by SIGTERM from outside, or a
+        result that could not be received), a task that ran alone (``alone``) or was the only one
+        running is blamed; else the tasks that were running are run again, each alone.
+        """
+        self.pool.shutdown(wait=True)  # joins the pool's processes: their exit codes are known
+        recovery = _Recovery()
+        started: dict[int, concurrent.futures.Future[RunReport]] = {}
+        cause = ""
+        for future, key in running.items():
+            error = future.exception()
+            if not isinstance(error, BrokenProcessPool):
+                recovery.settled[key] = error if error is not None else future.result()
+                continue
+            cause = cause or _remote_cause(error)
+            token = self.tokens.get(future)
+            if token is not None:
+                started[token] = future
+        in_slots = self.slots.running() if self.slots is not None else {}
+        sigterm = -signal.SIGTERM
+        dead = {pid: proc.exitcode for pid, proc in self.processes.items() if proc.exitcode not in (None, sigterm)}
+        for pid, token in in_slots.items():
+            if pid in dead and token in started:
+                key = running[started.pop(token)]
+                recovery.settled[key] = _died(result.label(key), pid, dead[pid], cause)
+        if not any(isinstance(outcome, WorkerDiedError) for outcome in recovery.settled.values()):
+            suspects = {running[started[token]]: pid for pid, token in in_slots.items() if token in started}
+            blame = [key for key in suspects if key in alone] or (list(suspects) if len(suspects) == 1 else [])
+            for key in blame:
+                pid = suspects[key]
+                recovery.settled[key] = _died(result.label(key), pid, self.processes[pid].exitcode, cause)
+            if not blame:
+                recovery.alone.update(suspects)
+        recovery.again = [key for key in running.values() if key not in recovery.settled]
+        return recovery
+
+
+@dataclasses.dataclass
+class _Recovery:
+    """What ``_Workers.recover`` found: outcomes to record, tasks to run again, tasks to run alone."""
+
+    settled: dict[str, RunReport | BaseException] = dataclasses.field(default_factory=dict)
+    again: list[str] = dataclasses.field(default_factory=list)
+    alone: set[str] = dataclasses.field(default_factory=set)
+
+
+def _remote_cause(error: BaseException) -> str:
+    """The last line of what broke the pool in the pool's own thread (a result that could not be unpickled)."""
+    cause = error.__cause__
+    if cause is None:
+        return ""
+    lines = [line.strip() for line in str(cause).strip().strip("'").strip().splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def _died(label: str, pid: int | None, exitcode: int | None, cause: str) -> WorkerDiedError:
+    """The error for the task whose worker process died (or whose result broke the pool)."""
+    process = f"worker process {pid}" if pid is not None else "worker process"
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = f", {signal.Signals(-exitcode).name}"
+        except ValueError:
+            name = ""
+        how = f"worker process died (signal {-exitcode}{name})"
+    elif exitcode is not None and exitcode != -signal.SIGTERM:
+        how = f"worker process died (exit code {exitcode})"
+    elif cause:
+        how = f"its result could not be received from the worker process ({cause})"
+    else:
+        how = "worker process died"
+    advice = (
+        "SIGKILL usually comes from the out-of-memory killer (see `dmesg`): give the task more memory or build "
+        "with fewer workers."
+        if exitcode == -signal.SIGKILL
+        else "Run it with workers=1 (or executor='thread') to see where it stops."
+    )
+    return WorkerDiedError(
+        f"{label}: {how} while it ran ({process}); nothing it staged was committed, so it counts as not built. "
+        f"{advice} Tasks running beside it in the pool are run again.",
+        pid=pid,
+        exitcode=exitcode,
+    )
 
 
 def _execute_in_pool(
@@ -253,41 +407,73 @@ def _execute_in_pool(
     waiting, dependants = dependency_state(graph, pending)
     ready = [key for key in pending if not waiting[key]]
     ready.reverse()  # popped from the end: the walk's order first
-    pool_class = (
-        concurrent.futures.ProcessPoolExecutor if how.recipe is not None else concurrent.futures.ThreadPoolExecutor
-    )
+    again: list[str] = []  # taken down with a dead worker's pool: run first, even after a failure stopped the build
+    alone: set[str] = set()  # a pool broke while they ran and the dead worker could not be told: run each alone
     running: dict[concurrent.futures.Future[RunReport], str] = {}
     workers = how.workers
-    pool = pool_class(max_workers=workers)
+    pool = how.open()
+    stopped = False
+
+    def settle(key: str, outcome: RunReport | BaseException) -> None:
+        nonlocal stopped
+        _record(result, display, key, outcome)
+        if isinstance(outcome, BaseException):
+            stopped = stopped or not keep_going or result.interrupted is not None
+            return
+        release(key)
+        for child in dependants_of(dependants, key):
+            waiting[child] -= 1
+            if not waiting[child]:
+                ready.append(child)
+
     try:
-        stopped = False
-        while ready or running:
-            while ready and not stopped and len(running) < workers:
-                key = ready.pop()
-                future = how.submit(pool, graph.nodes[key])
+        while ready or again or running:
+            while result.interrupted is None and len(running) < workers:
+                queue = again if again else ready if not stopped else []
+                if not queue:
+                    break
+                key = queue[-1]
+                if running and (key in alone or not alone.isdisjoint(running.values())):
+                    break
+                queue.pop()
+                try:
+                    future = pool.submit(graph.nodes[key])
+                except BrokenProcessPool:  # a worker died while idle: a new pool, nobody to blame
+                    again.append(key)
+                    break
                 running[future] = key
                 display.started(result.label(key))
             if not running:
+                if again and result.interrupted is None:
+                    pool.pool.shutdown(wait=True)
+                    pool = how.open()
+                    continue
                 break
             finished, _ = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
+            if pool.broken(finished):
+                recovery = pool.recover(running, result, alone)
+                running.clear()
+                pool = how.open()
+                alone |= recovery.alone
+                again.extend(reversed(recovery.again))
+                for key, outcome in recovery.settled.items():
+                    alone.discard(key)
+                    settle(key, outcome)
+                continue
             for future in finished:
                 key = running.pop(future)
-                if _settle(result, display, key, future):
-                    release(key)
-                    for child in dependants_of(dependants, key):
-                        waiting[child] -= 1
-                        if not waiting[child]:
-                            ready.append(child)
-                else:
-                    stopped = stopped or not keep_going or result.interrupted is not None
+                pool.forget(future)
+                error = future.exception()
+                alone.discard(key)
+                settle(key, error if error is not None else future.result())
     except KeyboardInterrupt as exc:  # Ctrl-C while waiting: start nothing more, let running tasks end
         result.interrupted = exc
-        pool.shutdown(wait=True, cancel_futures=True)
+        pool.pool.shutdown(wait=True, cancel_futures=True)
         for future, key in running.items():
             if future.done() and not future.cancelled():
                 _settle(result, display, key, future)
     finally:
-        pool.shutdown(wait=True)
+        pool.pool.shutdown(wait=True)
     done = set(result.ran) | set(result.cached) | set(result.failed)
     result.not_run.extend(key for key in pending if key not in done)
 

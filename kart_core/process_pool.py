@@ -16,6 +16,17 @@ computes them again for the one task it runs.
 
 pickle finds a class by ``module`` + ``qualname``; a class defined inside a function (gokart's
 helpers build such classes) cannot be found, so such tasks run on threads instead.
+
+A task's exception travels back pickled. One that would not survive the trip (it does not pickle,
+or its ``__init__`` refuses the arguments pickle calls it with) would break the whole pool in the
+caller, so the worker checks the round trip and sends an ``UnsendableTaskError`` (type name,
+message, formatted traceback) instead.
+
+When a worker process dies (SIGKILL from the OOM killer, ``os._exit``), ``concurrent.futures``
+fails every task of the pool with ``BrokenProcessPool`` without saying which one was in the dead
+process. ``WorkerSlots`` says it: each worker process claims a slot in shared memory when it starts
+(``claim_slot``, the pool's initializer) and writes there the token of the task it runs; the caller
+reads the dead process's slot (``kart_core.executor``).
 """
 
 from __future__ import annotations
@@ -23,19 +34,34 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib
+import multiprocessing
+import multiprocessing.sharedctypes
+import os
 import pickle
+import traceback
 import types
+from typing import Any
 
 import pluggy
 
 from kart_core.contract import LuigiTask
-from kart_core.errors import PluginError
+from kart_core.errors import PluginError, UnsendableTaskError
 from kart_core.hooks import create_hook_manager
 from kart_core.hooks.manager import declared_entry_points, entry_point_plugins
 from kart_core.runlog import RunLogPlugin
 from kart_core.runner import RunReport, run_one_reporting
 
-__all__ = ["PluginRecipe", "plugin_recipe", "run_in_worker", "ship", "unpicklable_classes"]
+__all__ = [
+    "PluginRecipe",
+    "WorkerSlots",
+    "claim_slot",
+    "plugin_recipe",
+    "run_in_worker",
+    "sendable_error",
+    "ship",
+    "unpicklable_classes",
+    "worker_slots",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,9 +137,113 @@ def ship(task: LuigiTask) -> bytes:
     return pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL)  # each task's memo pickles empty (TaskMemo)
 
 
-def run_in_worker(shipped: bytes, recipe: PluginRecipe, lock: bool | None) -> RunReport:
-    """``run_one_reporting`` in a worker process on a task from ``ship``, with the plugins the recipe describes."""
-    return run_one_reporting(pickle.loads(shipped), hook_manager=_manager_for(recipe), lock=lock)
+@dataclasses.dataclass(frozen=True)
+class WorkerSlots:
+    """Shared memory telling which task each worker process of one pool runs.
+
+    Attributes:
+        pids: per slot, the pid of the worker process that claimed it (0: unclaimed); a ``RawArray('q')``.
+        tokens: per slot, the token of the task that process runs now (0: idle); a ``RawArray('q')``.
+        claim: the lock a starting worker holds while it claims a slot.
+
+    Passed to the workers once, as the pool's ``initargs`` (shared memory travels only at process start).
+    """
+
+    pids: Any
+    tokens: Any
+    claim: Any
+
+    def running(self) -> dict[int, int]:
+        """``{pid: token}`` for each worker process that was running a task (read after the pool broke)."""
+        return {pid: token for pid, token in zip(self.pids[:], self.tokens[:], strict=True) if pid and token}
+
+
+def worker_slots(size: int) -> WorkerSlots:
+    """Slots for a pool of ``size`` worker processes, all unclaimed."""
+    return WorkerSlots(
+        multiprocessing.sharedctypes.RawArray("q", size),
+        multiprocessing.sharedctypes.RawArray("q", size),
+        multiprocessing.Lock(),
+    )
+
+
+# This worker process's slot: (slots, index), set once by ``claim_slot`` when the process starts.
+# Per-process state of a pool worker, never read in the caller's process.
+_claimed: list[tuple[WorkerSlots, int]] = []
+
+
+def claim_slot(slots: WorkerSlots) -> None:
+    """The pool's initializer: this worker process takes the first unclaimed slot (none left: it reports nothing)."""
+    with slots.claim:
+        for index in range(len(slots.pids)):
+            if not slots.pids[index]:
+                slots.pids[index] = os.getpid()
+                _claimed[:] = [(slots, index)]
+                return
+
+
+def run_in_worker(shipped: bytes, recipe: PluginRecipe, lock: bool | None, token: int = 0) -> RunReport:
+    """``run_one_reporting`` in a worker process on a task from ``ship``, with the plugins the recipe describes.
+
+    Args:
+        shipped: the task, from ``ship``.
+        recipe: the caller's plugins.
+        lock: passed to ``run_one_reporting``.
+        token: written to this process's slot (``claim_slot``) while the task runs, so the caller can
+            tell which task was in a worker process that died; 0: not reported.
+
+    Raises:
+        Exception: what the task raised when it survives pickling; else ``UnsendableTaskError``
+            (``sendable_error``).
+    """
+    slot = _claimed[0] if _claimed and token else None
+    if slot is not None:
+        slot[0].tokens[slot[1]] = token
+    try:
+        task = pickle.loads(shipped)
+        try:
+            return run_one_reporting(task, hook_manager=_manager_for(recipe), lock=lock)
+        except BaseException as exc:  # noqa: BLE001 - SystemExit from run() is the task's failure too
+            sendable = sendable_error(exc, task)
+            if sendable is exc:
+                raise
+            raise sendable from exc
+    finally:
+        if slot is not None:
+            slot[0].tokens[slot[1]] = 0
+
+
+def sendable_error(exc: BaseException, task: object = None) -> BaseException:
+    """``exc`` when it survives a pickle round trip; else an ``UnsendableTaskError`` carrying it as text.
+
+    Args:
+        exc: what a task raised in a worker process.
+        task: the task, named in the message (its ``kart_label()`` when it has one).
+
+    Returns:
+        ``exc`` itself, or an ``UnsendableTaskError`` whose message names the task, the original type
+        (``module.qualname``), its message, why it cannot travel and what to do, followed by the
+        original traceback (also in ``remote_traceback``).
+    """
+    try:
+        pickle.loads(pickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL))
+        return exc
+    except Exception as problem:  # pickle raises PicklingError, TypeError, AttributeError...
+        why = f"{type(problem).__name__}: {problem}"
+    kind = type(exc)
+    type_name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+    label = getattr(task, "kart_label", None)
+    name = label() if callable(label) else type(task).__name__
+    remote = "".join(traceback.format_exception(kind, exc, exc.__traceback__))
+    return UnsendableTaskError(
+        f"{name} raised {type_name}: {exc} (the exception itself cannot be sent back from the worker process, "
+        f"{why}; to get it back whole, make it picklable: pass every __init__ argument on to "
+        'super().__init__ and hold no locks or connections; or build with executor="thread"). '
+        f"Its traceback in the worker process:\n{remote}",
+        type_name=type_name,
+        original_message=str(exc),
+        remote_traceback=remote,
+    )
 
 
 def unpicklable_classes(tasks: list[LuigiTask]) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -167,3 +168,165 @@ def test_a_deep_chain_builds_on_worker_processes(workspace: str) -> None:
     assert kart_core.build(PpStep(n=350, workspace_directory=workspace), workers=2, executor="process") == sum(
         range(351)
     )
+
+
+# --- a worker process that dies, an exception that cannot travel back -------------------------------
+
+
+class PpDies(kart_core.TaskOnKart[int]):
+    """Sleeps, then (when ``how`` says) dies: ``kill`` SIGKILL, ``term`` SIGTERM, ``exit`` os._exit(3).
+
+    Appends ``start n`` to ``journal`` first, so a test sees how often each ran.
+    """
+
+    n = luigi.IntParameter()
+    how = luigi.Parameter(default="")
+    journal = luigi.Parameter()
+
+    def output(self) -> Any:
+        return {"a": self.make_target(f"dies/a_{self.n}.pkl"), "b": self.make_target(f"dies/b_{self.n}.pkl")}
+
+    def run(self) -> None:
+        import signal
+        import time
+
+        with open(self.journal, "a", encoding="utf-8") as file:
+            file.write(f"start {self.n}\n")
+        if self.how:
+            self.dump(self.n, "a")  # staged, never committed
+            time.sleep(0.3)  # the sibling is running by now
+            if self.how == "exit":
+                os._exit(3)
+            os.kill(os.getpid(), signal.SIGKILL if self.how == "kill" else signal.SIGTERM)
+            time.sleep(5)
+        time.sleep(0.8)
+        self.dump(self.n, "a")
+        self.dump(self.n, "b")
+
+
+class PpDiesRoot(kart_core.TaskOnKart[int]):
+    leaves = kart_core.ListTaskInstanceParameter()
+
+    def run(self) -> None:
+        self.dump(len(self.load("leaves")))
+
+
+def _dying_graph(workspace: str, journal: Path, how: str, width: int = 4) -> tuple[PpDiesRoot, list[PpDies]]:
+    leaves = [
+        PpDies(n=n, how=how if n == 1 else "", journal=str(journal), workspace_directory=workspace)
+        for n in range(width)
+    ]
+    return PpDiesRoot(leaves=leaves, workspace_directory=workspace), leaves
+
+
+def _starts(journal: Path) -> list[int]:
+    return sorted(int(line.split()[1]) for line in journal.read_text().splitlines())
+
+
+@pytest.mark.parametrize(
+    ("how", "said", "exitcode"),
+    [
+        ("kill", "worker process died (signal 9, SIGKILL)", -9),
+        ("exit", "worker process died (exit code 3)", 3),
+    ],
+)
+def test_a_dead_worker_fails_its_task_only_and_the_running_sibling_runs_again(
+    workspace: str, tmp_path: Path, how: str, said: str, exitcode: int
+) -> None:
+    journal = tmp_path / "journal.txt"
+    root, leaves = _dying_graph(workspace, journal, how)
+    with pytest.raises(kart_core.GokartBuildError) as caught:
+        kart_core.build(root, workers=2, executor="process", keep_going=True)
+    failures = caught.value.raised_exceptions
+    assert list(failures) == [leaves[1].make_unique_id()]
+    (error,) = failures[leaves[1].make_unique_id()]
+    assert isinstance(error, kart_core.errors.WorkerDiedError)
+    assert error.exitcode == exitcode
+    assert said in str(error) and leaves[1].kart_label() in str(error)
+    assert "1 task(s) failed; 1 not run" in str(caught.value)
+    # keep_going: the other leaves were built; leaf 0 shared the pool with the dead one and ran twice
+    assert [leaf.complete() for leaf in leaves] == [True, False, True, True]
+    assert [leaf.output()["a"].load() for leaf in (leaves[0], leaves[2], leaves[3])] == [0, 2, 3]
+    assert _starts(journal) == [0, 0, 1, 2, 3]
+    # what the dead worker staged is at no final path and counts for nothing
+    assert not Path(leaves[1].output()["a"].path()).exists()
+    assert not root.complete()
+
+
+def test_a_dead_worker_without_keep_going_still_finishes_the_sibling_it_took_down(
+    workspace: str, tmp_path: Path
+) -> None:
+    journal = tmp_path / "journal.txt"
+    root, leaves = _dying_graph(workspace, journal, "kill")
+    with pytest.raises(kart_core.GokartBuildError) as caught:
+        kart_core.build(root, workers=2, executor="process")
+    assert leaves[1].kart_label() in str(caught.value) and "WorkerDiedError: " in str(caught.value)
+    assert [leaf.complete() for leaf in leaves] == [True, False, False, False]
+    assert _starts(journal) == [0, 0, 1]
+
+
+@pytest.mark.slow
+def test_a_worker_killed_by_sigterm_is_found_by_running_the_suspects_alone(workspace: str, tmp_path: Path) -> None:
+    # SIGTERM is also what concurrent.futures sends the other workers: the exit codes cannot tell them apart
+    journal = tmp_path / "journal.txt"
+    root, leaves = _dying_graph(workspace, journal, "term", width=3)
+    with pytest.raises(kart_core.GokartBuildError) as caught:
+        kart_core.build(root, workers=2, executor="process", keep_going=True)
+    (error,) = caught.value.raised_exceptions[leaves[1].make_unique_id()]
+    assert isinstance(error, kart_core.errors.WorkerDiedError) and error.exitcode == -15
+    assert "signal 15, SIGTERM" in str(error)
+    assert [leaf.complete() for leaf in leaves] == [True, False, True]
+    assert _starts(journal).count(1) == 2  # once beside leaf 0, once alone
+
+
+class PpArgsError(Exception):
+    def __init__(self, code: int, detail: str) -> None:
+        super().__init__(f"code={code}: {detail}")
+        self.code = code
+
+
+class PpRaises(kart_core.TaskOnKart[int]):
+    kind = luigi.Parameter()
+
+    def run(self) -> None:
+        if self.kind == "args":
+            raise PpArgsError(3, "quota exceeded")
+        if self.kind == "lock":
+            error = RuntimeError("holds a lock")
+            error.lock = threading.Lock()  # type: ignore[attr-defined]
+            raise error
+        raise ValueError("plain")
+
+
+class PpRaisesRoot(kart_core.TaskOnKart[int]):
+    def requires(self) -> Any:
+        ws = self.workspace_directory
+        return [PpRaises(kind=kind, workspace_directory=ws) for kind in ("args", "lock", "plain")] + [
+            PpLeaf(value=v, workspace_directory=ws) for v in range(2)
+        ]
+
+    def run(self) -> None:
+        self.dump(1)
+
+
+def test_an_exception_that_cannot_travel_back_comes_back_as_a_kart_error(workspace: str) -> None:
+    root = PpRaisesRoot(workspace_directory=workspace)
+    with pytest.raises(kart_core.GokartBuildError) as caught:
+        kart_core.build(root, workers=2, executor="process", keep_going=True)
+    errors = {
+        task.kind: caught.value.raised_exceptions[task.make_unique_id()][0]
+        for task in root.requires()
+        if isinstance(task, PpRaises)
+    }
+    leaves_done = [task.complete() for task in root.requires() if isinstance(task, PpLeaf)]
+    args, lock, plain = errors["args"], errors["lock"], errors["plain"]
+    assert isinstance(args, kart_core.errors.UnsendableTaskError)
+    assert args.type_name == f"{__name__}.PpArgsError" and args.original_message == "code=3: quota exceeded"
+    assert "missing 1 required positional argument" in str(args) and "PpRaises[" in str(args)
+    assert 'raise PpArgsError(3, "quota exceeded")' in args.remote_traceback
+    assert isinstance(lock, kart_core.errors.UnsendableTaskError)
+    assert lock.type_name == "RuntimeError" and lock.original_message == "holds a lock"
+    assert "cannot pickle '_thread.lock'" in str(lock) and "raise error" in lock.remote_traceback
+    assert type(plain) is ValueError and str(plain) == "plain"  # a picklable one comes back as itself
+    assert leaves_done == [True, True]
+    assert "3 task(s) failed; 1 not run" in str(caught.value)
