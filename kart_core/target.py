@@ -42,7 +42,7 @@ from kart_core.file_processor import DataFrameType, FileProcessor, make_file_pro
 from kart_core.file_processor.pickle_format import PickleFileProcessor
 from kart_core.integrity import DEFAULT_ALGORITHM, available, digest_bytes, digest_stream
 from kart_core.lock import canonical_lock_key as canonical_location
-from kart_core.manifest import Entry, OutputRecord, new_commit_id, read_manifest
+from kart_core.manifest import SIGNING_ADVICE, Entry, OutputRecord, new_commit_id, read_manifest
 from kart_core.signing import HEADER_SIZE, MAGIC, Signer, is_sealed, signature_path
 from kart_core.storage import Storage, storage_for
 from kart_core.storage.base import Spool
@@ -241,6 +241,46 @@ class TargetOnKart(luigi.Target):
         )
         raise ForeignOutputError(message, path=self._path, kind="owner", commit=entry.commit, detail=detail)
 
+    def _damage_behind(self, error: BaseException) -> DamagedOutputError | None:
+        """After the format failed to parse the output: whether the file differs from its integrity record.
+
+        A load without verify checks only the size, so same-size damage (flipped bytes) shows as a parse
+        error. Hashing the file then tells damage (``DamagedOutputError``, kind "hash": a build rebuilds
+        the task when repairs are on, ``kart_core.repair``) from a file kart committed as it is (None:
+        the format itself cannot read it). None too when there is no record to compare with, the file
+        is one staged by the running task, or the record cannot be read (the load's own error stands).
+        """
+        running = transaction.current()
+        if running is not None and running.lookup(self._path) is not None:
+            return None
+        settings = target_config.current()
+        if self.record is None or not settings.record:
+            return None
+        signer = self._signer if self._signer is not None else settings.signer
+        try:
+            entry = self._committed_entry(signer)
+            if entry is None:
+                return None
+            with self._storage.open_read(self._path) as raw:
+                data = raw.read()
+            self._check_size(len(data), entry)
+            self._check_hash(data, entry)
+        except DamagedOutputError as damage:
+            return damage
+        except Exception:  # noqa: BLE001 - the record or file cannot be read again: the load's own error says more
+            return None
+        return None
+
+    def _next_step(self) -> str:
+        """What to do when an output cannot be parsed and no damage against its record was found."""
+        record = self.record
+        who = f"{record.task} (unique id {record.unique_id})" if record else self._describe_owner()
+        return (
+            f"Next step: `kart verify` checks every output of the workspace against its integrity record; if this "
+            f"file is damaged, `kart verify --delete` removes it and the next build runs {who} again. If it was "
+            "written by another format or tool, pass processor=... to make_target."
+        )
+
     def _check_size(self, size: int | None, entry: Entry) -> None:
         if size is not None and size != entry.size:
             raise self._damaged("size", entry, f"{entry.size} bytes were committed, found {size} bytes")
@@ -290,12 +330,11 @@ class TargetOnKart(luigi.Target):
             )
             return (
                 f"Refusing to load {where}: signing is on (KART_SIGNING_KEY / [TaskOnKart] signing_key) and {why}. "
-                "If you trust neither its origin nor its content: `kart verify --delete` (the next build runs the task again), or build the task again with rerun=True."
+                f"{SIGNING_ADVICE}"
             )
         return (
             f"Refusing to load {where}: its signature does not match (the file was changed after kart wrote it, "
-            "another output was copied over it, or it was signed with another key). Fix: `kart verify --delete` (the next "
-            "build runs the task again), or build the task again with rerun=True."
+            f"another output was copied over it, or it was signed with another key). {SIGNING_ADVICE}"
         )
 
     def _signing_name(self) -> str:
@@ -368,11 +407,13 @@ class SingleFileTarget(TargetOnKart):
         except Exception as exc:
             if isinstance(exc, FileNotFoundError):
                 self._require_existing()
+            damage = self._damage_behind(exc)
+            if damage is not None:
+                raise damage from exc
             raise LoadError(
                 f"Failed to load {self._describe_owner()} from {self._path!r} with {self.processor!r}.\n"
                 f"{type(exc).__name__}: {exc}\n"
-                "If the file is damaged, build the task again with rerun=True; if it was written by another "
-                "format or tool, pass processor=... to make_target."
+                f"{self._next_step()}"
             ) from exc
 
     def dump(self, obj: Any, lock_at_dump: bool = True, **_labels: Any) -> None:
@@ -447,9 +488,12 @@ class ModelTarget(TargetOnKart):
                 load_function = self._load_function or _load_pickled(os.path.join(scratch, self.LOAD_FUNCTION_FILE))
                 return load_function(os.path.join(scratch, self.MODEL_FILE))
             except Exception as exc:
+                damage = self._damage_behind(exc)
+                if damage is not None:
+                    raise damage from exc
                 raise LoadError(
                     f"Failed to load {self._describe_owner()} from {self._path!r} as a model zip.\n"
-                    f"{type(exc).__name__}: {exc}"
+                    f"{type(exc).__name__}: {exc}\n{self._next_step()}"
                 ) from exc
 
     def _scratch(self) -> tempfile.TemporaryDirectory[str]:

@@ -289,3 +289,97 @@ def test_truncated_file_without_record_names_path_and_processor(tmp_path: Path) 
         target.load()
     message = str(info.value)
     assert "Loose[12345678]" in message and target.path() in message and "FeatherFileProcessor" in message
+
+
+# --- an output that fails to parse: damage against its record, or the next step -------------------
+
+
+class ParseUp(kart_core.TaskOnKart[Any]):
+    fmt = luigi.Parameter()
+    journal = luigi.Parameter()
+
+    def output(self) -> Any:
+        return self.make_target(f"up/data.{self.fmt}")
+
+    def run(self) -> None:
+        with open(self.journal, "a", encoding="utf-8") as file:
+            file.write("ran\n")
+        frame = pd.DataFrame({"x": np.arange(50), "y": np.arange(50) * 2.0})
+        if self.fmt == "npz":
+            self.dump(frame.to_numpy())
+        elif self.fmt in ("txt", "gz"):
+            self.dump([str(v) for v in frame.x])
+        else:
+            self.dump(frame)
+
+
+class ParseDown(kart_core.TaskOnKart[Any]):
+    up = kart_core.TaskInstanceParameter()
+    k = luigi.IntParameter(default=0)
+
+    def run(self) -> None:
+        self.dump(len(self.load("up")) + self.k)
+
+
+def _flip_middle(path: str) -> None:
+    data = bytearray(Path(path).read_bytes())
+    middle = len(data) // 2
+    for index in range(middle, middle + 8):
+        data[index] ^= 0xFF  # same size: only a hash tells
+    Path(path).write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "feather", "npz", "gz"])
+def test_an_output_damaged_at_the_same_size_that_fails_to_parse_is_rebuilt(
+    workspace: str, tmp_path: Path, fmt: str
+) -> None:
+    journal = tmp_path / "journal.txt"
+    up = ParseUp(fmt=fmt, journal=str(journal), workspace_directory=workspace)
+    assert kart_core.build(ParseDown(up=up, workspace_directory=workspace)) == 50
+    _flip_middle(up.output().path())
+    with pytest.raises(DamagedOutputError) as caught:  # loading it alone names the damage now
+        up.output().load()
+    assert caught.value.kind == "hash" and caught.value.path == up.output().path()
+    assert up.kart_label() in str(caught.value) and "kart verify --delete" in str(caught.value)
+    assert kart_core.build(ParseDown(up=up, k=1, workspace_directory=workspace)) == 51  # the repair ran up again
+    assert journal.read_text().splitlines() == ["ran", "ran"]
+    assert len(up.output().load()) == 50
+
+
+def test_with_repairs_off_a_same_size_parse_failure_is_a_damaged_output_error(
+    workspace: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    up = ParseUp(fmt="csv", journal=str(tmp_path / "journal.txt"), workspace_directory=workspace)
+    kart_core.build(ParseDown(up=up, workspace_directory=workspace))
+    _flip_middle(up.output().path())
+    monkeypatch.setenv("KART_REPAIR_DAMAGED", "0")
+    with pytest.raises(kart_core.GokartBuildError) as caught:
+        kart_core.build(ParseDown(up=up, k=1, workspace_directory=workspace))
+    assert isinstance(caught.value.__cause__, DamagedOutputError)
+    assert "content hash xxh3_128:" in str(caught.value) and up.kart_label() in str(caught.value)
+
+
+class Unparsable(kart_core.file_processor.PickleFileProcessor):  # type: ignore[misc]
+    """Writes like pickle, but its reader always fails: a file kart committed that this format cannot read."""
+
+    def load(self, file: Any) -> Any:
+        raise ValueError("this reader reads nothing")
+
+
+class UnparsableTask(kart_core.TaskOnKart[Any]):
+    def output(self) -> Any:
+        return self.make_target("odd.pkl", processor=Unparsable())
+
+    def run(self) -> None:
+        self.dump({"a": 1})
+
+
+def test_an_intact_output_that_fails_to_parse_names_kart_verify_as_the_next_step(workspace: str) -> None:
+    task = UnparsableTask(workspace_directory=workspace)
+    kart_core.build(task, return_value=False)
+    with pytest.raises(LoadError) as caught:
+        task.output().load()
+    assert type(caught.value) is LoadError  # the hash matches its record: not damage
+    message = str(caught.value)
+    assert "ValueError: this reader reads nothing" in message
+    assert "Next step: `kart verify`" in message and f"runs {task.kart_label()} (unique id" in message
