@@ -41,6 +41,7 @@ from kart_core.storage import Storage
 
 __all__ = [
     "FORMAT",
+    "SIGNING_ADVICE",
     "Entry",
     "Manifest",
     "OutputRecord",
@@ -103,6 +104,7 @@ class OutputRecord:
             redis_port=port,
             redis_timeout=timeout,
             lock_directory=os.path.join(tempfile.gettempdir(), "kart-commit-locks"),
+            owner=self.task,
         )
 
 
@@ -204,10 +206,11 @@ def read_manifest(storage: Storage, path: str, name: str, signer: Signer | None)
         return None
     if signer is not None:
         if signer.verify(data, name) is None:
+            why = "it is not signed" if not is_sealed(data) else "its signature is wrong"
             raise IntegrityError(
-                f"Refusing to trust the manifest {path!r}: signing is on and its signature is missing or wrong "
-                "(changed after kart wrote it, or signed with another key). Delete it and rebuild the task "
-                "(rerun=True) if you trust neither its origin nor its content."
+                f"Refusing to trust the manifest of {_claimed_task(data, path)} at {path!r}: signing is on and {why} "
+                "(written before signing was turned on, signed with another key, or changed after kart wrote it). "
+                f"{SIGNING_ADVICE}"
             )
         data = data[HEADER_SIZE:]
     elif is_sealed(data):
@@ -223,6 +226,31 @@ def read_manifest(storage: Storage, path: str, name: str, signer: Signer | None)
             kind="manifest",
             detail=f"its manifest cannot be read ({detail})",
         ) from exc
+
+
+SIGNING_ADVICE = (
+    "If the signing key was changed, list the old key in KART_SIGNING_OLD_KEYS (or [TaskOnKart] signing_old_keys) "
+    "so what it signed still loads while new outputs are signed with the new key. If signing was just turned on, or "
+    "you trust neither the file's origin nor its content: `kart verify --delete` removes every refused file of the "
+    "workspace at once, and the next build runs those tasks again (docs/faq.md, signing keys)."
+)
+
+
+def _claimed_task(data: bytes, path: str) -> str:
+    """The task a refused manifest claims to describe, for the message only (its JSON, no code is run).
+
+    ``Class[1234abcd]`` from the manifest's ``task`` field, else from its file name
+    (``{Class}_{unique id}.json``), else ``the task``.
+    """
+    try:
+        task = Manifest.from_bytes(data[HEADER_SIZE:] if is_sealed(data) else data).task
+    except (ValueError, KeyError, TypeError):
+        task = ""
+    if task:
+        return task
+    stem = path.rsplit("/", 1)[-1].removesuffix(".json")
+    cls, _, unique_id = stem.rpartition("_")
+    return f"{cls}[{unique_id[:8]}]" if cls and len(unique_id) == 32 else "the task"
 
 
 def read_unverified(storage: Storage, path: str) -> Manifest | None:

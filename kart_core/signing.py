@@ -18,6 +18,11 @@ else its full path), the commit id and the content. So:
 
 Without a key nothing is added: files stay byte-identical to gokart's. Files signed by kart before
 this format (a ``{output}.sig`` file beside the output) are refused; rebuild them.
+
+Key rotation: the new key signs; old keys listed in ``KART_SIGNING_OLD_KEYS`` (or ``[TaskOnKart]
+signing_old_keys``; comma-separated) still verify what they signed, so a workspace stays readable
+while its tasks are rebuilt under the new key. Drop an old key once ``kart verify`` run without it
+refuses nothing.
 """
 
 from __future__ import annotations
@@ -26,12 +31,14 @@ import dataclasses
 import hashlib
 import hmac
 import os
+from collections.abc import Sequence
 
 from kart_core.errors import SigningKeyError
 
 __all__ = [
     "ENVIRONMENT_VARIABLE",
     "HEADER_SIZE",
+    "OLD_KEYS_VARIABLE",
     "MAGIC",
     "SIGNATURE_SUFFIX",
     "Seal",
@@ -43,6 +50,7 @@ __all__ = [
 ]
 
 ENVIRONMENT_VARIABLE = "KART_SIGNING_KEY"
+OLD_KEYS_VARIABLE = "KART_SIGNING_OLD_KEYS"  # comma-separated keys that still verify (rotation), never sign
 MAGIC = b"KARTSIG2"
 HEADER_SIZE = 64
 _NO_COMMIT = bytes(16)
@@ -78,22 +86,37 @@ def read_seal(data: bytes | memoryview) -> Seal | None:
 
 
 class Signer:
-    """Seals and verifies outputs with HMAC-SHA256 under one secret key."""
+    """Seals outputs with HMAC-SHA256 under one secret key; verifies under it or any of ``old_keys``.
 
-    def __init__(self, key: bytes) -> None:
+    Args:
+        key: the key that signs (and verifies).
+        old_keys: keys of before a rotation: what they signed still verifies; they never sign.
+
+    Raises:
+        SigningKeyError: ``key`` is empty.
+    """
+
+    def __init__(self, key: bytes, old_keys: Sequence[bytes] = ()) -> None:
         if not key:
             raise SigningKeyError(
                 f"The signing key is empty: set {ENVIRONMENT_VARIABLE} (or [TaskOnKart] signing_key) to a secret, "
                 "or unset it to turn signing off."
             )
         self._key = key
+        self._old_keys = tuple(dict.fromkeys(old for old in old_keys if old and old != key))
+
+    @property
+    def has_old_keys(self) -> bool:
+        """Whether old keys (``KART_SIGNING_OLD_KEYS``) are configured."""
+        return bool(self._old_keys)
 
     def begin(self, name: str, commit: str | None) -> hmac.HMAC:
-        """A MAC over the domain, ``name`` and ``commit``; feed it the content with ``update``."""
-        mac = hmac.new(self._key, digestmod=hashlib.sha256)
-        encoded = name.encode("utf-8")
-        mac.update(_DOMAIN + len(encoded).to_bytes(4, "big") + encoded + _commit_bytes(commit))
-        return mac
+        """A MAC over the domain, ``name`` and ``commit`` under the signing key; feed it the content with ``update``."""
+        return _begin(self._key, name, commit)
+
+    def begin_all(self, name: str, commit: str | None) -> list[hmac.HMAC]:
+        """``begin`` under the signing key, then under each old key (for one pass over content that may be old)."""
+        return [_begin(key, name, commit) for key in (self._key, *self._old_keys)]
 
     @staticmethod
     def header(commit: str | None, mac: hmac.HMAC) -> bytes:
@@ -101,16 +124,27 @@ class Signer:
         return MAGIC + _commit_bytes(commit) + mac.digest() + bytes(8)
 
     def verify(self, data: bytes | memoryview, name: str) -> Seal | None:
-        """The seal of ``data`` (header + content) when its MAC is right for ``name``, else None."""
+        """The seal of ``data`` (header + content) when its MAC is right for ``name`` under any key, else None."""
         seal = read_seal(data)
         if seal is None:
             return None
-        mac = self.begin(name, seal.commit)
-        mac.update(memoryview(data)[HEADER_SIZE:])
-        return seal if hmac.compare_digest(mac.digest(), seal.mac) else None
+        content = memoryview(data)[HEADER_SIZE:]
+        for key in (self._key, *self._old_keys):
+            mac = _begin(key, name, seal.commit)
+            mac.update(content)
+            if hmac.compare_digest(mac.digest(), seal.mac):
+                return seal
+        return None
 
     def __repr__(self) -> str:
         return "Signer(<secret>)"
+
+
+def _begin(key: bytes, name: str, commit: str | None) -> hmac.HMAC:
+    mac = hmac.new(key, digestmod=hashlib.sha256)
+    encoded = name.encode("utf-8")
+    mac.update(_DOMAIN + len(encoded).to_bytes(4, "big") + encoded + _commit_bytes(commit))
+    return mac
 
 
 def _commit_bytes(commit: str | None) -> bytes:
@@ -127,7 +161,19 @@ def _configured_key() -> str | None:
     return str(value) if value else None
 
 
+def _configured_old_keys() -> list[str]:
+    """``KART_SIGNING_OLD_KEYS``, else ``[TaskOnKart] signing_old_keys``: comma- (or newline-) separated."""
+    raw = os.environ.get(OLD_KEYS_VARIABLE)
+    if raw is None:
+        import luigi.configuration
+
+        raw = str(luigi.configuration.get_config().get("TaskOnKart", "signing_old_keys", "") or "")
+    return [part.strip() for part in raw.replace("\n", ",").split(",") if part.strip()]
+
+
 def signer_from_config() -> Signer | None:
-    """The signer for the configured key, or None when signing is off."""
+    """The signer for the configured key (and old keys), or None when signing is off."""
     key = _configured_key()
-    return Signer(key.encode("utf-8")) if key else None
+    if not key:
+        return None
+    return Signer(key.encode("utf-8"), [old.encode("utf-8") for old in _configured_old_keys()])

@@ -20,7 +20,7 @@ from typing import Literal
 
 from kart_core.errors import DamagedOutputError, IntegrityError, WorkspaceNotFoundError
 from kart_core.integrity import DEFAULT_ALGORITHM, available, digest_stream
-from kart_core.manifest import Entry, read_manifest
+from kart_core.manifest import Entry, read_manifest, read_unverified
 from kart_core.runlog_reader import load_log_value
 from kart_core.signing import HEADER_SIZE, Signer, read_seal, signer_from_config
 from kart_core.storage import Storage, storage_for
@@ -175,17 +175,23 @@ def remove_damaged(report: VerifyReport) -> list[str]:
 
 
 def _outputs_logged_for(workspace: str, manifest: str, files: list[FileEntry]) -> list[str]:
-    """The workspace files that the task owning ``manifest`` listed as its outputs in its task_log."""
+    """The workspace files that the task owning ``manifest`` listed as its outputs: in the manifest
+    itself (its JSON read unverified: a manifest refused by signing, e.g. after a key change, still
+    names them) and in its task_log."""
+    unverified = read_unverified(storage_for(manifest), manifest)
+    logged = list(unverified.outputs) if unverified is not None else []
     parsed = parse_log_name(manifest.rsplit("/", 1)[-1])
-    if parsed is None:
+    if parsed is not None:
+        class_name, unique_id = parsed
+        log = join_url(workspace, log_relative_path(TASK_LOG, class_name, unique_id))
+        try:
+            task_log = load_log_value(log)  # plain data only unless signing is on (then verified)
+            logged += [str(path).replace("\\", "/") for path in task_log.get("file_path", [])]
+        except Exception:  # no log (a run record kept in the damaged manifest itself), not plain data, or refused
+            if not logged:  # by signing; the manifest's own list stands, else kart's layout names them
+                return _outputs_named_for(unique_id, files)
+    if not logged:
         return []
-    class_name, unique_id = parsed
-    log = join_url(workspace, log_relative_path(TASK_LOG, class_name, unique_id))
-    try:
-        task_log = load_log_value(log)  # plain data only unless signing is on (then verified)
-        logged = [str(path).replace("\\", "/") for path in task_log.get("file_path", [])]
-    except Exception:  # no log (a run record kept in the damaged manifest itself), or not plain data
-        return _outputs_named_for(unique_id, files)
     # The task wrote its paths as it saw the workspace ("./resources/a/b.pkl", an absolute path, a URL):
     # a file of this workspace is one of them when its relative path ends one of those paths.
     return [entry.path for entry in files if any(_ends_with(path, entry.relative) for path in logged)]
@@ -223,13 +229,14 @@ def _check_content(
         seal = read_seal(head) if entry.sealed else None
         if signer is not None and entry.sealed and seal is None:
             return Problem("signature", path, task, "its signature header is missing")
-        mac = signer.begin(key, seal.commit) if signer is not None and seal is not None else None
-        # One pass feeds the hash and the MAC (kart_core.integrity's reader, as at commit).
-        _, found = digest_stream(file, algorithm if check_hash else DEFAULT_ALGORITHM, *([mac] if mac else []))
+        # Under the signing key and each old key (rotation: KART_SIGNING_OLD_KEYS).
+        macs = signer.begin_all(key, seal.commit) if signer is not None and seal is not None else []
+        # One pass feeds the hash and the MACs (kart_core.integrity's reader, as at commit).
+        _, found = digest_stream(file, algorithm if check_hash else DEFAULT_ALGORITHM, *macs)
     if check_hash and found != expected:
         return Problem("hash", path, task, f"content hash {entry.digest} was committed, found {algorithm}:{found}")
-    if mac is not None and seal is not None:
-        if not hmac.compare_digest(mac.digest(), seal.mac) or seal.commit != entry.commit:
+    if macs and seal is not None:
+        if not any(hmac.compare_digest(mac.digest(), seal.mac) for mac in macs) or seal.commit != entry.commit:
             return Problem("signature", path, task, "its signature does not match its content, path and commit")
     return None
 

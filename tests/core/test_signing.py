@@ -107,7 +107,7 @@ def test_unsigned_file_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("KART_SIGNING_KEY", "now-on")
     with pytest.raises(IntegrityError, match="did not sign") as info:
         make_target(path, owner=OWNER).load()
-    assert path in str(info.value) and "rerun=True" in str(info.value)
+    assert path in str(info.value) and "kart verify --delete" in str(info.value)
 
 
 def test_a_signature_file_of_the_earlier_format_is_not_trusted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -239,7 +239,7 @@ def test_attack_another_outputs_signed_file_copied_over_is_refused(signing_key: 
     shutil.copyfile(other.output().path(), victim.output().path())
     with pytest.raises(IntegrityError, match="does not match") as info:
         victim.output().load()
-    assert victim.output().path() in str(info.value) and "rerun=True" in str(info.value)
+    assert victim.output().path() in str(info.value) and "kart verify --delete" in str(info.value)
     assert not marker.exists()
 
 
@@ -320,3 +320,92 @@ def test_cleanup_keeps_the_signatures_of_kept_outputs(signing_key: str, workspac
     deleted = kart_core.delete_local_unnecessary_outputs(downstream)
     assert deleted == [str(stray)]
     assert downstream.output().load() == 42 and Upstream(workspace_directory=workspace).output().load() == {"value": 41}
+
+
+# --- key rotation: old keys verify, the new key signs --------------------------------------------
+
+
+class RotA(kart_core.TaskOnKart[int]):
+    def run(self) -> None:
+        self.dump(1)
+
+
+class RotB(kart_core.TaskOnKart[int]):
+    def requires(self) -> Any:
+        return RotA(workspace_directory=self.workspace_directory)
+
+    def run(self) -> None:
+        self.dump(self.load() + 1)
+
+
+class RotC(kart_core.TaskOnKart[int]):
+    k = luigi.IntParameter(default=0)
+
+    def requires(self) -> Any:
+        return RotB(workspace_directory=self.workspace_directory)
+
+    def run(self) -> None:
+        self.dump(self.load() + self.k)
+
+
+def test_a_changed_key_refuses_naming_the_task_and_old_keys_keep_the_workspace_readable(
+    workspace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KART_SIGNING_KEY", "old-secret")
+    assert kart_core.build(RotC(workspace_directory=workspace)) == 2
+    monkeypatch.setenv("KART_SIGNING_KEY", "new-secret")
+    with pytest.raises(GokartBuildError) as caught:
+        kart_core.build(RotC(k=1, workspace_directory=workspace))
+    refusal = caught.value.__cause__
+    assert isinstance(refusal, IntegrityError)
+    upstream = RotB(workspace_directory=workspace)
+    assert f"manifest of {upstream.kart_label()} at" in str(refusal)  # the task, not only the file
+    assert "KART_SIGNING_OLD_KEYS" in str(refusal) and "`kart verify --delete`" in str(refusal)
+    monkeypatch.setenv("KART_SIGNING_OLD_KEYS", "older-still, old-secret")
+    assert kart_core.build(RotC(k=1, workspace_directory=workspace)) == 3  # read under the old key
+    monkeypatch.delenv("KART_SIGNING_OLD_KEYS")
+    # what the build wrote is signed with the new key: it loads without the old one; the old outputs do not
+    assert RotC(k=1, workspace_directory=workspace).output().load() == 3
+    with pytest.raises(IntegrityError):
+        upstream.output().load()
+
+
+def test_old_keys_come_from_the_luigi_config_and_never_sign(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("KART_SIGNING_KEY", "old-secret")
+    monkeypatch.delenv("KART_SIGNING_OLD_KEYS", raising=False)
+    target = make_target(str(tmp_path / "value.pkl"))
+    target.dump({"v": 1})
+    monkeypatch.setenv("KART_SIGNING_KEY", "new-secret")
+    with pytest.raises(IntegrityError, match="KART_SIGNING_OLD_KEYS"):
+        make_target(str(tmp_path / "value.pkl")).load()
+    config = luigi.configuration.get_config()
+    config.add_section("TaskOnKart")
+    config.set("TaskOnKart", "signing_old_keys", "old-secret")
+    signer = signer_from_config()
+    assert signer is not None and signer.has_old_keys and "old-secret" not in repr(signer)
+    assert make_target(str(tmp_path / "value.pkl")).load() == {"v": 1}
+    rewritten = make_target(str(tmp_path / "again.pkl"))
+    rewritten.dump({"v": 2})
+    data = Path(rewritten.path()).read_bytes()
+    name = str(tmp_path / "again.pkl")
+    assert Signer(b"new-secret").verify(data, name) is not None  # the new key signed it
+    assert Signer(b"old-secret").verify(data, name) is None
+
+
+def test_kart_verify_accepts_old_keys_and_delete_clears_what_only_they_signed(
+    workspace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kart_core.inspect.verify import remove_damaged, verify_workspace
+
+    monkeypatch.setenv("KART_SIGNING_KEY", "old-secret")
+    kart_core.build(RotC(workspace_directory=workspace))
+    monkeypatch.setenv("KART_SIGNING_KEY", "new-secret")
+    assert not verify_workspace(workspace).ok
+    monkeypatch.setenv("KART_SIGNING_OLD_KEYS", "old-secret")
+    assert verify_workspace(workspace).ok  # content, sizes and signatures all check under the old key
+    monkeypatch.delenv("KART_SIGNING_OLD_KEYS")
+    report = verify_workspace(workspace)
+    assert sorted(problem.kind for problem in report.problems) == ["manifest", "manifest", "manifest"]
+    remove_damaged(report)
+    assert kart_core.build(RotC(workspace_directory=workspace)) == 2  # rebuilt under the new key
+    assert verify_workspace(workspace).ok
