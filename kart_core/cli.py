@@ -313,7 +313,8 @@ def tree_command(
         click.echo(text)
         if "(DAMAGED) " in text:
             click.echo(
-                "DAMAGED: an output's size differs from its integrity record; loading it fails, and a task that "
+                "DAMAGED: an output's size differs from its integrity record, or the record cannot be read; loading "
+                "it fails, and a task that "
                 f"must run and loads it runs it again first. {FIX}"
             )
 

@@ -1,4 +1,5 @@
-"""Damage an inspection view can see cheaply: a present output whose size differs from its integrity record.
+"""Damage an inspection view can see cheaply: a present output whose size differs from its integrity
+record, or an integrity record (manifest) that is present but unreadable.
 
 ``kart why``, ``kart tree`` and ``kart runs`` show what a build would do, and a build takes an
 existing output as cached (``complete()`` checks existence only, as gokart's does); loading it then
@@ -17,7 +18,15 @@ from kart_core.manifest import Manifest, OutputRecord, read_unverified
 from kart_core.storage import storage_for
 from kart_core.storage.base import protocol_of
 
-__all__ = ["EFFECT", "FIX", "SizeMismatch", "describe_damage", "file_size", "size_mismatches"]
+__all__ = [
+    "EFFECT",
+    "FIX",
+    "UNREADABLE_MANIFEST",
+    "SizeMismatch",
+    "describe_damage",
+    "file_size",
+    "size_mismatches",
+]
 
 FIX = "Run `kart verify --delete` (the next build runs its task again), or rerun the task (--rerun)."
 
@@ -33,18 +42,26 @@ class SizeMismatch:
     """A present output whose size is not the committed one.
 
     Attributes:
-        path: the output's full path (local path or URL).
-        committed: bytes recorded in its manifest.
-        found: bytes it has now.
+        path: the output's full path (local path or URL); the manifest's when ``problem`` says it is unreadable.
+        committed: bytes recorded in its manifest (0 with ``problem``).
+        found: bytes it has now (the manifest's size with ``problem``).
+        problem: empty for a size mismatch; else what is wrong (``UNREADABLE_MANIFEST``).
     """
 
     path: str
     committed: int
     found: int
+    problem: str = ""
 
     def describe(self) -> str:
-        """``{path}: {committed} bytes were committed, found {found}`` (as ``kart verify`` says it)."""
+        """``{path}: {committed} bytes were committed, found {found}`` (as ``kart verify`` says it), or
+        ``{path}: {problem}`` for damage other than a size (``problem`` set: the manifest itself)."""
+        if self.problem:
+            return f"{self.path}: {self.problem}"
         return f"{self.path}: {self.committed} bytes were committed, found {self.found}"
+
+
+UNREADABLE_MANIFEST = "its integrity record (manifest) cannot be read, so its outputs cannot be checked"
 
 
 def describe_damage(label: str, found: list[SizeMismatch]) -> str:
@@ -58,8 +75,10 @@ def size_mismatches(targets: Iterable[object]) -> list[SizeMismatch]:
     their integrity record's, in order.
 
     Targets without a record (plain luigi targets, bare ``make_target``), missing outputs and outputs
-    their manifest does not list are not damage here. The manifest's signature is not checked: this
-    only chooses what to show.
+    their manifest does not list are not damage here. A manifest that is present but cannot be read
+    is (once, as a ``SizeMismatch`` of the manifest with ``problem`` set): loading the outputs fails
+    with ``DamagedOutputError`` as ``kart verify`` reports it. The manifest's signature is not checked:
+    this only chooses what to show.
     """
     manifests: dict[str, Manifest | None] = {}
     found = []
@@ -69,6 +88,9 @@ def size_mismatches(targets: Iterable[object]) -> list[SizeMismatch]:
             continue
         if record.manifest not in manifests:
             manifests[record.manifest] = read_unverified(storage_for(record.manifest), record.manifest)
+            present = file_size(record.manifest) if manifests[record.manifest] is None else None
+            if present is not None:
+                found.append(SizeMismatch(record.manifest, 0, present, UNREADABLE_MANIFEST))
         manifest = manifests[record.manifest]
         entry = manifest.outputs.get(record.key) if manifest is not None else None
         path = str(target.path())  # type: ignore[attr-defined]  # a target with a record is kart's

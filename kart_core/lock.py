@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from kart_core.errors import TaskLockException
+from kart_core.errors import LockUnavailableError, TaskLockException
 
 
 def canonical_lock_key(location: str) -> str:
@@ -46,7 +46,8 @@ class LockParams:
     ``redis_name``, when set, is the redis lock's name verbatim instead of ``kart-lock:{key}``: gokart's
     lock wrappers (``kart_core.conflict_prevention_lock``) name theirs as gokart does, so kart and
     gokart processes sharing one redis exclude each other. ``redis_timeout`` None: the redis lock
-    never expires (gokart's ``make_task_lock_params`` default).
+    never expires (gokart's ``make_task_lock_params`` default). ``owner`` names the task the lock is
+    for (``Class[8-hex id]``) in errors; None: the key names it.
     """
 
     key: str
@@ -55,6 +56,7 @@ class LockParams:
     redis_timeout: int | None = 180
     lock_directory: str | None = None
     redis_name: str | None = None
+    owner: str | None = None
 
     def __post_init__(self) -> None:
         # A frozen dataclass: set the canonical forms through object.__setattr__.
@@ -75,7 +77,13 @@ def machine_lock_directory() -> str:
 
 @contextlib.contextmanager
 def hold_lock(params: LockParams, wait_seconds: float | None = None) -> Iterator[None]:
-    """Hold the lock of ``params.key`` for the body; wait for it up to ``wait_seconds`` (None: forever)."""
+    """Hold the lock of ``params.key`` for the body; wait for it up to ``wait_seconds`` (None: forever).
+
+    Raises:
+        TaskLockException: the lock is still held elsewhere after ``wait_seconds``, or redis is not installed.
+        LockUnavailableError: (a ConnectionError) the redis server at ``redis_host``/``redis_port`` cannot
+            be reached; names the task, the host and port and what to do.
+    """
     holder = _redis_lock if params.uses_redis else _file_lock
     with holder(params, wait_seconds):
         yield
@@ -133,7 +141,13 @@ def _redis_lock(params: LockParams, wait_seconds: float | None) -> Iterator[None
     client = _redis_client(params)
     name = params.redis_name if params.redis_name is not None else f"kart-lock:{params.key}"
     lock = client.lock(name, timeout=params.redis_timeout, thread_local=False)
-    if not _wait_until(lambda: bool(lock.acquire(blocking=False)), wait_seconds):
+    try:
+        acquired = _wait_until(lambda: bool(lock.acquire(blocking=False)), wait_seconds)
+    except Exception as exc:
+        if isinstance(exc, (OSError, *redis_errors())):  # builtin ConnectionError is an OSError
+            raise _unreachable(params, exc) from exc
+        raise
+    if not acquired:
         raise TaskLockException(
             f"Another process holds the redis lock of {params.key} ({params.redis_host}:{params.redis_port})"
         )
@@ -150,6 +164,23 @@ def _redis_lock(params: LockParams, wait_seconds: float | None) -> Iterator[None
             keeper.join()
         with contextlib.suppress(Exception):
             lock.release()
+
+
+def redis_errors() -> tuple[type[BaseException], ...]:
+    """redis-py's connection and timeout errors (not subclasses of the builtins in every version)."""
+    import redis.exceptions
+
+    return (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
+def _unreachable(params: LockParams, exc: BaseException) -> LockUnavailableError:
+    who = params.owner if params.owner is not None else params.key
+    return LockUnavailableError(
+        f"Cannot take the redis lock of {who}: the redis server at redis_host={params.redis_host!r}, "
+        f"redis_port={params.redis_port} cannot be reached ({type(exc).__name__}: {exc}). Start redis there, fix "
+        "redis_host / redis_port (task parameters or [TaskOnKart] in the luigi config), or unset them to use a "
+        "file lock (one machine only)."
+    )
 
 
 def _keep_alive(lock: Any, timeout: float, stop: threading.Event) -> None:

@@ -417,6 +417,7 @@ def _task_lock(task: KartTask) -> Iterator[None]:
         redis_host=task.redis_host,
         redis_port=task.redis_port,
         redis_timeout=task.redis_timeout,
+        owner=task.kart_label(),
     )
     with hold_lock(params):
         yield

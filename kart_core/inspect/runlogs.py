@@ -5,8 +5,8 @@ record (``kart_run_record_in_manifest`` classes: both in the manifest, read as J
 is written only after a successful run, so a run with parameters and no task log started and did
 not finish.
 A finished run whose output in the workspace has another size than its integrity manifest
-(``log/manifest/{Class}_{uid}.json``, read as JSON) records is "damaged output": a build takes it as
-cached and loading it fails.
+(``log/manifest/{Class}_{uid}.json``, read as JSON) records, or whose manifest cannot be read, is
+"damaged output": a build takes it as cached and loading it fails.
 """
 
 from __future__ import annotations
@@ -174,12 +174,13 @@ def _record(
 
 
 def _size_damaged(manifest: FileEntry | None, by_relative: dict[str, FileEntry]) -> bool:
-    """Whether an output the run's manifest lists is in the workspace listing with another size."""
+    """Whether an output the run's manifest lists is in the workspace listing with another size, or
+    the manifest is listed but cannot be read (loading the outputs then fails as for damage)."""
     if manifest is None:
         return False
     found = read_unverified(storage_for(manifest.path), manifest.path)
     if found is None:
-        return False
+        return storage_for(manifest.path).exists(manifest.path)  # removed since the listing: not damage
     return any(key in by_relative and by_relative[key].size != entry.size for key, entry in found.outputs.items())
 
 

@@ -153,6 +153,17 @@ def test_a_truncated_output_is_a_damaged_output_not_complete(workspace: str) -> 
     assert runs(workspace).set_index("class").loc["RnBoth", "status"] == "outputs missing"
 
 
+def test_a_run_whose_manifest_cannot_be_read_is_a_damaged_output(workspace: str) -> None:
+    both = RnBoth(n=3, workspace_directory=workspace)
+    gokart.build(both, reset_register=False)
+    manifest = both.output()["csv"].record.manifest
+    with open(manifest, "wb") as file:
+        file.write(b"\x00not json")
+    table = runs(workspace).set_index("class")
+    assert table.loc["RnBoth", "status"] == "damaged output"
+    assert table.loc["RnLoad", "status"] == "complete"
+
+
 def test_a_damaged_output_on_s3(s3_bucket: str) -> None:
     import fsspec
 

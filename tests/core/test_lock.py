@@ -239,3 +239,32 @@ def test_file_locks_default_to_one_folder_per_machine(tmp_path: Path) -> None:
 
     params = LockParams(key="ws/a.pkl")
     assert params.lock_directory == os.path.realpath(os.path.join(tempfile.gettempdir(), "kart-locks"))
+
+
+def test_an_unreachable_redis_is_a_named_error(tmp_path: Path) -> None:
+    import kart_core
+    from kart_core.errors import LockUnavailableError
+
+    params = LockParams(key=str(tmp_path / "out.pkl"), redis_host="127.0.0.1", redis_port=1, owner="Train[0badc0de]")
+    with pytest.raises(LockUnavailableError) as caught:
+        with hold_lock(params, wait_seconds=1):
+            pass
+    message = str(caught.value)
+    assert "Train[0badc0de]" in message and "redis_host='127.0.0.1', redis_port=1" in message
+    assert "unset them to use a file lock" in message
+    assert isinstance(caught.value, ConnectionError)  # except ConnectionError, as for redis-py's own error
+    assert caught.value.__cause__ is not None and "Connection refused" in str(caught.value.__cause__)
+
+    class Unreachable(kart_core.TaskOnKart[int]):
+        __module__ = __name__
+        redis_host = "127.0.0.1"
+        redis_port = 1
+
+        def run(self) -> None:
+            self.dump(1)
+
+    task = Unreachable(workspace_directory=str(tmp_path / "ws"))
+    with pytest.raises(kart_core.GokartBuildError) as failed:
+        kart_core.build(task)
+    assert isinstance(failed.value.__cause__, LockUnavailableError)
+    assert f"redis lock of {task.kart_label()}" in str(failed.value)

@@ -107,6 +107,26 @@ def test_a_complete_task_whose_output_is_truncated_is_damaged(workspace: str) ->
     )
 
 
+def test_a_complete_task_whose_manifest_cannot_be_read_is_damaged(workspace: str) -> None:
+    from luigi.task import flatten
+
+    from kart_core.damage import UNREADABLE_MANIFEST, size_mismatches
+
+    report = _report(workspace)
+    root_id, feat_id, load_id = _ids(report)
+    gokart.build(report)
+    features = report.requires()["features"]
+    manifest = flatten(features.output())[0].record.manifest
+    with open(manifest, "w", encoding="utf-8") as file:
+        file.write('{"commit": "x')  # cut short
+    assert "(DAMAGED) TrFeatures[" in make_task_info_as_tree_str(report)
+    assert "(COMPLETE) TrReport[" in make_task_info_as_tree_str(report)
+    (found,) = size_mismatches(flatten(features.output()))
+    assert found.path == manifest and found.describe() == f"{manifest}: {UNREADABLE_MANIFEST}"
+    os.remove(manifest)  # no record at all is gokart's case: not damage
+    assert "(COMPLETE) TrFeatures[" in make_task_info_as_tree_str(report)
+
+
 def test_without_abbreviation_a_shared_task_is_printed_each_time(workspace: str) -> None:
     report = _report(workspace)
     root_id, feat_id, load_id = _ids(report)
