@@ -306,46 +306,66 @@ class _Workers:
         return any(isinstance(future.exception(), BrokenProcessPool) for future in futures if not future.cancelled())
 
     def recover(
-        self, running: dict[concurrent.futures.Future[RunReport], str], result: BuildResult, alone: set[str]
+        self,
+        running: dict[concurrent.futures.Future[RunReport], str],
+        result: BuildResult,
+        alone: set[str],
+        give_up: bool = False,
     ) -> _Recovery:
         """After the pool broke: which task killed it, what the others did; the pool is shut down.
 
         A worker process that died on its own has another exit code than the ones
         ``concurrent.futures`` then terminates (SIGTERM); its slot names its task, which fails with
         ``WorkerDiedError``. When none can be told (a worker killed by SIGTERM from outside, or a
-        result that could not be received), a task that ran alone (``alone``) or was the only one
-        running is blamed; else the tasks that were running are run again, each alone.
+        result that could not be received), a task that ran alone (``alone``) or was the only
+        suspect is blamed; else the suspects are run again, each alone, so the next break names the
+        culprit. The suspects: the tasks whose worker was running them, or, when a result could not
+        be received (its worker had finished), every task the pool took down. ``give_up``: blame
+        every task the pool took down (the pool broke again and again with nobody to blame).
         """
         self.pool.shutdown(wait=True)  # joins the pool's processes: their exit codes are known
         recovery = _Recovery()
-        started: dict[int, concurrent.futures.Future[RunReport]] = {}
+        by_token: dict[int, str] = {}
+        broken: list[str] = []
         cause = ""
         for future, key in running.items():
             error = future.exception()
             if not isinstance(error, BrokenProcessPool):
                 recovery.settled[key] = error if error is not None else future.result()
                 continue
+            broken.append(key)
             cause = cause or _remote_cause(error)
             token = self.tokens.get(future)
             if token is not None:
-                started[token] = future
-        in_slots = self.slots.running() if self.slots is not None else {}
+                by_token[token] = key
+        pid_of = {
+            by_token[token]: pid
+            for pid, token in (self.slots.running() if self.slots is not None else {}).items()
+            if token in by_token
+        }
+        exitcodes = {pid: process.exitcode for pid, process in self.processes.items()}
         sigterm = -signal.SIGTERM
-        dead = {pid: proc.exitcode for pid, proc in self.processes.items() if proc.exitcode not in (None, sigterm)}
-        for pid, token in in_slots.items():
-            if pid in dead and token in started:
-                key = running[started.pop(token)]
-                recovery.settled[key] = _died(result.label(key), pid, dead[pid], cause)
-        if not any(isinstance(outcome, WorkerDiedError) for outcome in recovery.settled.values()):
-            suspects = {running[started[token]]: pid for pid, token in in_slots.items() if token in started}
-            blame = [key for key in suspects if key in alone] or (list(suspects) if len(suspects) == 1 else [])
+        for key, pid in pid_of.items():
+            if exitcodes.get(pid) not in (None, sigterm):  # died on its own, before the pool terminated the rest
+                recovery.settled[key] = _died(result.label(key), pid, exitcodes[pid], cause)
+        if not recovery.settled.keys() & set(broken):
+            suspects = broken if cause else list(pid_of)
+            blame = (
+                broken
+                if give_up
+                else [key for key in broken if key in alone] or (suspects if len(suspects) == 1 else [])
+            )
             for key in blame:
-                pid = suspects[key]
-                recovery.settled[key] = _died(result.label(key), pid, self.processes[pid].exitcode, cause)
+                found = pid_of.get(key)
+                exitcode = exitcodes.get(found) if found is not None else None
+                recovery.settled[key] = _died(result.label(key), found, exitcode, cause)
             if not blame:
                 recovery.alone.update(suspects)
-        recovery.again = [key for key in running.values() if key not in recovery.settled]
+        recovery.again = [key for key in broken if key not in recovery.settled]
         return recovery
+
+
+_FRUITLESS_BREAKS = 3  # then the tasks a broken pool took down fail: something kills its workers whatever runs
 
 
 @dataclasses.dataclass
@@ -369,16 +389,16 @@ def _remote_cause(error: BaseException) -> str:
 def _died(label: str, pid: int | None, exitcode: int | None, cause: str) -> WorkerDiedError:
     """The error for the task whose worker process died (or whose result broke the pool)."""
     process = f"worker process {pid}" if pid is not None else "worker process"
-    if exitcode is not None and exitcode < 0:
+    if cause and exitcode in (None, -signal.SIGTERM):  # its worker finished; its result broke the pool
+        how = f"its result could not be received from the worker process ({cause})"
+    elif exitcode is not None and exitcode < 0:
         try:
             name = f", {signal.Signals(-exitcode).name}"
         except ValueError:
             name = ""
         how = f"worker process died (signal {-exitcode}{name})"
-    elif exitcode is not None and exitcode != -signal.SIGTERM:
+    elif exitcode is not None:
         how = f"worker process died (exit code {exitcode})"
-    elif cause:
-        how = f"its result could not be received from the worker process ({cause})"
     else:
         how = "worker process died"
     advice = (
@@ -413,6 +433,8 @@ def _execute_in_pool(
     workers = how.workers
     pool = how.open()
     stopped = False
+    fruitless = 0  # pool breaks in a row that named no task and isolated none
+    reopen = False  # the pool broke while no task ran in it (found at submit)
 
     def settle(key: str, outcome: RunReport | BaseException) -> None:
         nonlocal stopped
@@ -439,21 +461,27 @@ def _execute_in_pool(
                 try:
                     future = pool.submit(graph.nodes[key])
                 except BrokenProcessPool:  # a worker died while idle: a new pool, nobody to blame
-                    again.append(key)
+                    fruitless += 1
+                    if fruitless > _FRUITLESS_BREAKS:
+                        settle(key, _died(result.label(key), None, None, ""))
+                    else:
+                        queue.append(key)
+                    reopen = True
                     break
                 running[future] = key
                 display.started(result.label(key))
             if not running:
-                if again and result.interrupted is None:
+                if reopen and result.interrupted is None:
                     pool.pool.shutdown(wait=True)
-                    pool = how.open()
+                    pool, reopen = how.open(), False
                     continue
                 break
             finished, _ = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
             if pool.broken(finished):
-                recovery = pool.recover(running, result, alone)
+                recovery = pool.recover(running, result, alone, give_up=fruitless >= _FRUITLESS_BREAKS)
+                fruitless = 0 if recovery.settled or recovery.alone else fruitless + 1
                 running.clear()
-                pool = how.open()
+                pool, reopen = how.open(), False
                 alone |= recovery.alone
                 again.extend(reversed(recovery.again))
                 for key, outcome in recovery.settled.items():

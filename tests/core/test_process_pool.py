@@ -330,3 +330,44 @@ def test_an_exception_that_cannot_travel_back_comes_back_as_a_kart_error(workspa
     assert type(plain) is ValueError and str(plain) == "plain"  # a picklable one comes back as itself
     assert leaves_done == [True, True]
     assert "3 task(s) failed; 1 not run" in str(caught.value)
+
+
+class PpGhost(kart_core.TaskOnKart[int]):
+    """Raises an exception whose class exists in the worker process only: it pickles there, and the
+    caller cannot unpickle it (the pool's result thread breaks the pool, no worker died)."""
+
+    def run(self) -> None:
+        import sys
+
+        module = sys.modules[__name__]
+        ghost = type("GhostError", (Exception,), {"__module__": __name__})
+        module.GhostError = ghost  # type: ignore[attr-defined]
+        raise ghost("seen only in the worker")
+
+
+class PpGhostRoot(kart_core.TaskOnKart[int]):
+    journal = luigi.Parameter()
+
+    def requires(self) -> Any:
+        ws = self.workspace_directory
+        return [PpGhost(workspace_directory=ws), PpDies(n=0, journal=self.journal, workspace_directory=ws)]
+
+    def run(self) -> None:
+        self.dump(1)
+
+
+@pytest.mark.slow
+def test_a_result_the_caller_cannot_unpickle_fails_its_task_after_the_suspects_ran_alone(
+    workspace: str, tmp_path: Path
+) -> None:
+    journal = tmp_path / "journal.txt"
+    root = PpGhostRoot(journal=str(journal), workspace_directory=workspace)
+    with pytest.raises(kart_core.GokartBuildError) as caught:
+        kart_core.build(root, workers=2, executor="process", keep_going=True)
+    ghost, sibling = root.requires()
+    (error,) = caught.value.raised_exceptions[ghost.make_unique_id()]
+    assert isinstance(error, kart_core.errors.WorkerDiedError)
+    assert "its result could not be received from the worker process" in str(error)
+    assert "GhostError" in str(error) and ghost.kart_label() in str(error)
+    assert list(caught.value.raised_exceptions) == [ghost.make_unique_id()]
+    assert sibling.complete() and _starts(journal) == [0, 0]  # taken down once, then run alone
