@@ -174,6 +174,7 @@ _claimed: list[tuple[WorkerSlots, int]] = []
 
 def claim_slot(slots: WorkerSlots) -> None:
     """The pool's initializer: this worker process takes the first unclaimed slot (none left: it reports nothing)."""
+    _claimed.clear()  # a forked worker of a build nested in a task inherits its parent's slot
     with slots.claim:
         for index in range(len(slots.pids)):
             if not slots.pids[index]:
