@@ -7,8 +7,10 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 # Test files are spread over the cores (pytest-xdist), one file per worker at a time: the Airflow
 # cluster tests mostly wait on their services, so the rest of the suite runs beside them.
-# `make test PYTEST_ARGS="-n 0 ..."` runs in one process.
-XDIST_ARGS := -n auto --maxprocesses=4 --dist loadfile
+# --no-loadscope-reorder keeps the collection order, which tests/conftest.py starts with the longest
+# files (xdist's default reorder puts files with many tests first, so the few-test, many-minute files
+# ran last and alone). `make test PYTEST_ARGS="-n 0 ..."` runs in one process.
+XDIST_ARGS := -n auto --maxprocesses=4 --dist loadfile --no-loadscope-reorder
 # Versions known to pass, so a fresh machine resolves in seconds (see the file's header).
 CONSTRAINTS := -c ci/constraints.txt
 

@@ -33,6 +33,32 @@ def workspace(tmp_path: Path) -> str:
     return str(tmp_path / "ws")
 
 
+# The test files that take longest (wall time in `make test`, from `--durations`), longest first.
+# `make test` spreads whole files over the cores (pytest-xdist --dist loadfile) in collection order
+# (--no-loadscope-reorder: xdist would otherwise start the files with the most tests first, which left
+# these few-test, many-minute files running alone at the end). Starting them first lets the short files
+# fill the cores beside them. Refresh from `make test PYTEST_ARGS="--durations=60"` when it shifts.
+LONGEST_FILES = (
+    "tests/airflow/test_airflow_celery.py",
+    "tests/kedro/test_kedro_project_cache.py",
+    "tests/airflow/test_airflow_skew.py",
+    "tests/airflow/test_airflow_standalone.py",
+    "tests/kedro/test_kedro_project.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Order the files: LONGEST_FILES, then the other files with slow tests, then the rest (stable)."""
+    rank = {path: number for number, path in enumerate(LONGEST_FILES)}
+    with_slow = {item.nodeid.split("::")[0] for item in items if item.get_closest_marker("slow")}
+
+    def order(item: pytest.Item) -> tuple[int, int]:
+        path = item.nodeid.split("::")[0]
+        return (0, rank[path]) if path in rank else (1, 0) if path in with_slow else (2, 0)
+
+    items.sort(key=order)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     """``--docs-screenshots``: the report screenshot test also copies its pictures into docs/img/."""
     parser.addoption(

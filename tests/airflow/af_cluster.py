@@ -7,9 +7,13 @@ with no switch for loopback; here every part is started on its own, with log ser
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -66,33 +70,53 @@ class Cluster:
         """Run one ``airflow`` command against the cluster's metadata DB."""
         return subprocess.run([str(BIN / "airflow"), *args], env=self.env, capture_output=True, text=True, timeout=180)
 
+    def query(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
+        """Rows of a read-only SQL query on the cluster's SQLite metadata DB.
+
+        The waits below poll the DB directly: each ``airflow`` CLI call is a new process that imports
+        Airflow (~6 s of CPU), and polling through it kept a core busy for the whole test.
+        """
+        uri = f"file:{Path(self.env['AIRFLOW_HOME']) / 'airflow.db'}?mode=ro"
+        # timeout: the scheduler and the api-server write to the same file and may hold its lock.
+        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=60)) as connection:
+            return connection.execute(sql, params).fetchall()
+
     def runs(self, dag_id: str) -> list[dict[str, Any]]:
-        """The DAG's runs, newest first, from ``airflow dags list-runs``."""
-        done = self.cli("dags", "list-runs", dag_id, "-o", "json")
-        lines = [line for line in done.stdout.splitlines() if line.startswith("[{") or line == "[]"]
-        return json.loads(lines[-1]) if lines else []
+        """The DAG's runs (run id and state), newest first: the rows ``airflow dags list-runs`` shows."""
+        rows = self.query("select run_id, state from dag_run where dag_id = ? order by run_after desc, id desc", dag_id)
+        return [{"run_id": run_id, "state": state} for run_id, state in rows]
+
+    def trigger(self, dag_id: str) -> str:
+        """Trigger a run of ``dag_id`` through the api-server's REST API (what ``airflow dags trigger`` and the
+        UI's button do, without a new Airflow process per call); return its run id."""
+        request = urllib.request.Request(
+            f"{self.env['AIRFLOW__API__BASE_URL']}api/v2/dags/{dag_id}/dagRuns",
+            data=json.dumps({"logical_date": None}).encode(),
+            headers={"Content-Type": "application/json"},  # simple_auth_manager_all_admins: no token needed
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return str(json.load(response)["dag_run_id"])
 
     def trigger_and_wait(self, dag_id: str, timeout: float = 420) -> tuple[str, str]:
         """Trigger a run of ``dag_id``; return its run id and final state."""
-        before = {run["run_id"] for run in self.runs(dag_id)}
-        done = self.cli("dags", "trigger", dag_id)
-        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-        state: dict[str, str] = {}
+        run_id = self.trigger(dag_id)
 
         def finished() -> bool:
-            new = [run for run in self.runs(dag_id) if run["run_id"] not in before]
-            if new and new[0]["state"] in ("success", "failed"):
-                state.update(run_id=new[0]["run_id"], final=new[0]["state"])
-                return True
-            return False
+            return any(run["run_id"] == run_id and run["state"] in ("success", "failed") for run in self.runs(dag_id))
 
-        wait_for(finished, timeout, f"a new run of {dag_id} to finish")
-        return state["run_id"], state["final"]
+        wait_for(finished, timeout, f"run {run_id} of {dag_id} to finish", every=0.5)
+        (final,) = [run["state"] for run in self.runs(dag_id) if run["run_id"] == run_id]
+        return run_id, final
 
     def wait_until_parsed(self, dag_id: str, timeout: float = 240) -> None:
-        """Wait until the dag-processor has stored ``dag_id``, then unpause it."""
-        wait_for(lambda: f'"{dag_id}"' in self.cli("dags", "list", "-o", "json").stdout, timeout, f"{dag_id} parsed")
-        assert self.cli("dags", "unpause", dag_id).returncode == 0
+        """Wait until the dag-processor has stored ``dag_id`` (as ``airflow dags list`` would show it), unpaused.
+
+        The cluster's DAGs are created unpaused (``dags_are_paused_at_creation`` off in ``cluster_env``).
+        """
+        sql = "select d.is_paused from dag d join serialized_dag s on s.dag_id = d.dag_id where d.dag_id = ?"
+        wait_for(lambda: bool(self.query(sql, dag_id)), timeout, f"{dag_id} parsed", every=0.5)
+        assert [paused for (paused,) in self.query(sql, dag_id)][:1] == [0], f"{dag_id} is paused"
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str, every: float = 2) -> None:
@@ -112,6 +136,7 @@ def cluster_env(home: Path, dags_folder: Path, executor: str, extra: dict[str, s
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",  # no `airflow dags unpause` process per test
         "AIRFLOW__CORE__EXECUTOR": executor,
         "AIRFLOW__CORE__PARALLELISM": "2",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
@@ -133,10 +158,35 @@ def cluster_env(home: Path, dags_folder: Path, executor: str, extra: dict[str, s
     }
 
 
-def start_cluster(cluster: Cluster) -> None:
-    """Migrate the DB, start api-server, scheduler and dag-processor; return when the API answers."""
-    migrated = cluster.cli("db", "migrate")
-    assert migrated.returncode == 0, migrated.stdout[-2000:] + migrated.stderr[-2000:]
+def migrated_db_template(shared: Path) -> Path:
+    """An empty metadata DB migrated by ``airflow db migrate`` once for the whole test session.
+
+    ``shared`` is a folder every pytest-xdist worker sees; the first worker to ask migrates under a file
+    lock, the others wait and reuse it. A migration is an Airflow process of ~9 s of CPU; each cluster
+    copies this file instead of running its own.
+    """
+    template = shared / "airflow-migrated" / "airflow.db"
+    template.parent.mkdir(parents=True, exist_ok=True)
+    with open(shared / "airflow-migrated.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not template.exists():
+            home = template.parent / "home"
+            home.mkdir(exist_ok=True)
+            env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+            done = subprocess.run(
+                [str(BIN / "airflow"), "db", "migrate"], env=env, capture_output=True, text=True, timeout=600
+            )
+            assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+            shutil.copyfile(home / "airflow.db", template.with_suffix(".tmp"))
+            os.replace(template.with_suffix(".tmp"), template)
+    return template
+
+
+def start_cluster(cluster: Cluster, db_template: Path) -> None:
+    """Copy the migrated DB, start api-server, scheduler and dag-processor; return when the API answers."""
+    home = Path(cluster.env["AIRFLOW_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(db_template, home / "airflow.db")
     port = cluster.env["AIRFLOW__API__PORT"]
     cluster.start("api-server", "api-server", "--host", "127.0.0.1", "--port", port)
     cluster.start("scheduler", "scheduler", "--skip-serve-logs")

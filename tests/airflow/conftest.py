@@ -45,6 +45,16 @@ def airflow_db() -> str:
     return AIRFLOW_HOME
 
 
+@pytest.fixture(scope="session")
+def airflow_db_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A metadata DB migrated once per test session (shared by the xdist workers); clusters copy it."""
+    from af_cluster import migrated_db_template
+
+    base = tmp_path_factory.getbasetemp()
+    # Under pytest-xdist each worker's base temp is a subfolder of the session's: share the parent.
+    return migrated_db_template(base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base)
+
+
 def register(dag: Any) -> None:
     """Store a DAG built in a test in the metadata DB, as the dag-processor would (dag.test() needs it)."""
     from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db

@@ -70,7 +70,7 @@ def _package(root: Path, source: str) -> Path:
 
 
 @pytest.fixture
-def celery_cluster(tmp_path: Path) -> Iterator[tuple[Cluster, Path, str]]:
+def celery_cluster(tmp_path: Path, airflow_db_template: Path) -> Iterator[tuple[Cluster, Path, str]]:
     """redis (broker), moto (kart's cache), the Airflow processes and two celery workers, on 127.0.0.1."""
     if moto_server_binary() is None:
         pytest.skip("moto_server is not installed (dev extra: moto[server])")
@@ -102,7 +102,7 @@ def celery_cluster(tmp_path: Path) -> Iterator[tuple[Cluster, Path, str]]:
         )
         cluster = Cluster(env=env, logs=tmp_path)
         try:
-            start_cluster(cluster)
+            start_cluster(cluster, airflow_db_template)
             for name in ("worker-1", "worker-2"):
                 cluster.start(name, "celery", "worker", "--skip-serve-logs", "-H", f"{name}@127.0.0.1")
             yield cluster, tmp_path, bucket

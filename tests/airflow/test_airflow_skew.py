@@ -334,7 +334,9 @@ dag = to_dag(Total(rows=ROWS), dag_id="midrun_cluster", start_date=datetime.date
 
 
 @pytest.mark.slow
-def test_a_dag_file_edited_during_a_run_fails_the_downstream_task_on_real_workers(tmp_path: Path) -> None:
+def test_a_dag_file_edited_during_a_run_fails_the_downstream_task_on_real_workers(
+    tmp_path: Path, airflow_db_template: Path
+) -> None:
     import sqlite3
 
     from af_cluster import Cluster, cluster_env, start_cluster, stop_all, task_logs, wait_for
@@ -380,7 +382,7 @@ def test_a_dag_file_edited_during_a_run_fails_the_downstream_task_on_real_worker
     )
     cluster = Cluster(env=env, logs=tmp_path)
     try:
-        start_cluster(cluster)
+        start_cluster(cluster, airflow_db_template)
         cluster.wait_until_parsed("midrun_cluster")
         database = tmp_path / "airflow" / "airflow.db"
 
@@ -390,7 +392,7 @@ def test_a_dag_file_edited_during_a_run_fails_the_downstream_task_on_real_worker
                 return str(rows.fetchall())
 
         before = record()
-        assert cluster.cli("dags", "trigger", "midrun_cluster").returncode == 0
+        cluster.trigger("midrun_cluster")
         wait_for(lambda: (marks / "scale-started").exists(), 300, "Scale to start")
         dag_file.write_text(MIDRUN_DAG.replace("ROWS = 13", "ROWS = 5"))
         wait_for(lambda: record() != before, 120, "the dag-processor to re-parse the edited file")

@@ -19,7 +19,7 @@ DAG_ID = "kart_train"
 
 
 @pytest.fixture
-def local_cluster(tmp_path: Path) -> Iterator[Cluster]:
+def local_cluster(tmp_path: Path, airflow_db_template: Path) -> Iterator[Cluster]:
     """The cluster with the LocalExecutor, kart's workspace in tmp_path (through a luigi config)."""
     config = tmp_path / "luigi.cfg"
     config.write_text(f"[TaskOnKart]\nworkspace_directory = {tmp_path / 'ws'}\n")
@@ -28,7 +28,7 @@ def local_cluster(tmp_path: Path) -> Iterator[Cluster]:
     )
     cluster = Cluster(env=env, logs=tmp_path)
     try:
-        start_cluster(cluster)
+        start_cluster(cluster, airflow_db_template)
         yield cluster
     finally:
         stop_all(cluster)
