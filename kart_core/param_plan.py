@@ -35,6 +35,7 @@ __all__ = [
     "LastResolution",
     "ParameterPlan",
     "checked_params",
+    "param_checks",
     "config_frozen",
     "last_resolution",
     "list_to_tuple",
@@ -121,8 +122,12 @@ class ParameterPlan:
     # task's resolved pairs in its instance cache key, 20 small tuples per task otherwise (~1 KiB).
     default_pairs: dict[str, tuple[str, Any]] = dataclasses.field(init=False, repr=False, compare=False)
 
+    # The parameters without a default: each task must be given them (luigi's MissingParameterException).
+    required: frozenset[str] = dataclasses.field(init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "default_pairs", {name: (name, value) for name, value in self.defaults.items()})
+        object.__setattr__(self, "required", frozenset(self.names) - frozenset(self.defaults))
 
 
 def parameter_plan(
@@ -153,9 +158,14 @@ def parameter_plan(
     return cast(ParameterPlan, cached_per_config(cls, "_kart_plan", compute)["plan"])
 
 
+_SELECTION_KEYS = {
+    (sig, pub): f"_kart_str_params_{int(sig)}{int(pub)}" for sig in (False, True) for pub in (False, True)
+}
+
+
 def str_param_selection(cls: type, only_significant: bool, only_public: bool) -> list[tuple[str, luigi.Parameter]]:
     """The parameters luigi's to_str_params would include for these flags, in order (cached per class)."""
-    key = f"_kart_str_params_{int(only_significant)}{int(only_public)}"
+    key = _SELECTION_KEYS[bool(only_significant), bool(only_public)]
     selected = cls.__dict__.get(key)
     if selected is None:
         selected = [
@@ -181,6 +191,35 @@ def checked_params(cls: type) -> list[tuple[str, luigi.Parameter]]:
         ]
         type.__setattr__(cls, "_kart_checked_params", checked)
     return cast(list[tuple[str, luigi.Parameter]], checked)
+
+
+# What a value must be for luigi 3.8.1's own checks to stay silent, so they need not be called:
+# luigi.Parameter's (a str, only for luigi.Parameter itself) and OptionalParameterMixin's (None or
+# an instance of ``expected_type``). Any other parameter class's check is always called.
+_STR_CHECK = luigi.Parameter._warn_on_wrong_param_type
+_OPTIONAL_CHECK = luigi.parameter.OptionalParameterMixin._warn_on_wrong_param_type
+
+
+def param_checks(cls: type) -> list[tuple[int, str, luigi.Parameter, Any]]:
+    """``checked_params`` as ``(position in get_params, name, parameter, silent types)`` (cached per class).
+
+    ``silent types`` is what ``isinstance`` accepts without calling the parameter's check (a value of
+    those types passes luigi's check silently), or None: call the check for every value.
+    """
+    checks = cls.__dict__.get("_kart_param_checks")
+    if checks is None:
+        position = {name: index for index, (name, _) in enumerate(cls.get_params())}  # type: ignore[attr-defined]
+        checks = []
+        for name, param in checked_params(cls):
+            method = type(param)._warn_on_wrong_param_type
+            silent: Any = None
+            if type(param) is luigi.Parameter and method is _STR_CHECK:
+                silent = str
+            elif method is _OPTIONAL_CHECK and isinstance(param.expected_type, type):  # type: ignore[attr-defined]
+                silent = (param.expected_type, type(None))  # type: ignore[attr-defined]
+            checks.append((position[name], name, param, silent))
+        type.__setattr__(cls, "_kart_param_checks", checks)
+    return cast(list[tuple[int, str, luigi.Parameter, Any]], checks)
 
 
 class LastResolution(threading.local):
@@ -213,27 +252,38 @@ last_resolution = LastResolution()
 
 
 def resolve(cls: type, plan: ParameterPlan, args: Any, kwargs: Any) -> list[tuple[str, Any]]:
-    family = cls.get_task_family()  # type: ignore[attr-defined]
-    given = {**plan.section_values, **kwargs}
+    """luigi's ``get_param_values`` from ``plan``: positional and keyword arguments over config and defaults.
+
+    Raises:
+        UnknownParameterException / DuplicateParameterException / MissingParameterException: as luigi.
+    """
+    given = {**plan.section_values, **kwargs} if plan.section_values else kwargs
     values: dict[str, Any] = {}
     if len(args) > len(plan.positional):
         raise UnknownParameterException(
-            f"{family}: takes at most {len(plan.positional)} positional parameters ({len(args)} given)"
+            f"{_family(cls)}: takes at most {len(plan.positional)} positional parameters ({len(args)} given)"
         )
     for name, arg in zip(plan.positional, args, strict=False):  # fewer args than positional params is fine
         values[name] = plan.by_name[name].normalize(arg)
+    by_name = plan.by_name
     for name, arg in given.items():
         if name in values:
-            raise DuplicateParameterException(f"{family}: parameter {name} was already set as a positional parameter")
-        if name not in plan.by_name:
-            raise UnknownParameterException(f"{family}: unknown parameter {name}")
-        values[name] = plan.by_name[name].normalize(arg)
-    merged = dict(plan.defaults)
-    merged.update((name, list_to_tuple(value)) for name, value in values.items())
-    if len(merged) != len(plan.names):
-        _raise_missing(cls, plan, merged)
+            raise DuplicateParameterException(
+                f"{_family(cls)}: parameter {name} was already set as a positional parameter"
+            )
+        param = by_name.get(name)
+        if param is None:
+            raise UnknownParameterException(f"{_family(cls)}: unknown parameter {name}")
+        values[name] = param.normalize(arg)
+    if plan.required and not plan.required.issubset(values):
+        _raise_missing(cls, plan, {**plan.defaults, **values})
     shared = plan.default_pairs
-    return [(name, merged[name]) if name in values else shared[name] for name in plan.names]
+    # A parameter not given keeps the plan's shared (name, default) pair (defaults are already tuples).
+    return [(name, list_to_tuple(values[name])) if name in values else shared[name] for name in plan.names]
+
+
+def _family(cls: type) -> str:
+    return str(cls.get_task_family())  # type: ignore[attr-defined]
 
 
 def _with_workspace_from_environment(workspace_default: str, defaults: dict[str, Any]) -> dict[str, Any]:
@@ -248,7 +298,7 @@ def _with_workspace_from_environment(workspace_default: str, defaults: dict[str,
 
 def _raise_missing(cls: type, plan: ParameterPlan, values: dict[str, Any]) -> None:
     name = next(name for name in plan.names if name not in values)
-    family = cls.get_task_family()  # type: ignore[attr-defined]
+    family = _family(cls)
     raise MissingParameterException(
         f"{family}: requires the '{name}' parameter to be set. "
         f"Pass it to the constructor, or set it under [{family}] in the luigi config."
@@ -257,7 +307,7 @@ def _raise_missing(cls: type, plan: ParameterPlan, values: dict[str, Any]) -> No
 
 def list_to_tuple(value: Any) -> Any:
     # luigi stores lists and sets as tuples so that tasks stay hashable.
-    return tuple(value) if isinstance(value, list | set) else value
+    return tuple(value) if isinstance(value, (list, set)) else value  # noqa: UP038 (a tuple checks faster)
 
 
 def _warn_unconsumed_config(cls: type, family: str, names: set[str]) -> None:

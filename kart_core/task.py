@@ -101,12 +101,17 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T]):
         last_resolution.initializing = True
         try:
             values = self.get_param_values(self.get_params(), args, kwargs)
-            if _stores_plainly(type(self)):
+            cls = type(self)
+            plain = _stores_plainly(cls)
+            if plain:
                 self.__dict__.update(values)  # what each Parameter.__set__ does, without 20 Python calls
             else:
                 for name, value in values:
                     setattr(self, name, value)
-            self._warn_on_wrong_param_types()
+            if plain and cls._warn_on_wrong_param_types is TaskParameters._warn_on_wrong_param_types:
+                cls.kart_warn_on_wrong_param_types(values)  # the same checks, on the values in hand
+            else:
+                self._warn_on_wrong_param_types()  # reads back what each __set__ stored, as luigi does
         except ParameterTypeError as exc:
             raise ParameterTypeError(f"{type(self).__name__}: {exc}") from None
         finally:
@@ -196,9 +201,10 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T]):
         memo = memo_of(self)
         cached = memo.requires
         if cached is None:
-            flat = flatten(self.kart_requires_structure())
+            flat = _flat_tasks(self.kart_requires_structure())
             for item in flat:
-                if not isinstance(item, luigi.Task):
+                # The type's MRO first: isinstance() on luigi's ABC metaclass is a Python-level call.
+                if luigi.Task not in type(item).__mro__ and not isinstance(item, luigi.Task):
                     raise RequiresError(
                         f"{type(self).__name__}.requires() returned {type(item).__name__} {item!r}; "
                         "it must return tasks (or a list/dict of tasks)."
@@ -403,6 +409,19 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T]):
 
     def __str__(self) -> str:
         return identity.describe(self, only_public=True)
+
+
+def _flat_tasks(structure: Any) -> list[Any]:
+    """luigi's ``flatten`` of what ``requires()`` returned, with one task (a chain link's case) handled at once.
+
+    luigi's ``flatten`` learns that a task is not iterable by catching ``iter()``'s TypeError: the
+    dearest step of a chain's cached check. A task class that defines ``__iter__`` goes through
+    ``flatten`` as before.
+    """
+    kind = type(structure)
+    if luigi.Task in kind.__mro__ and not hasattr(kind, "__iter__"):
+        return [structure]
+    return cast(list[Any], flatten(structure))
 
 
 def _stores_plainly(cls: type) -> bool:

@@ -19,6 +19,7 @@ from kart_core.param_plan import (
     ParameterPlan,
     checked_params,
     last_resolution,
+    param_checks,
     parameter_plan,
     resolve,
     section_values,
@@ -147,11 +148,11 @@ class TaskParameters(_Base):
         more; a task parameter's value keeps its own serialized form (``TaskInstanceParameter``), so
         a chain of task parameters is not serialized again.
         """
-        values = self.param_kwargs
         strings = {}
+        # Only the selected parameters are read (a chain link's id reads one of its 21, not all).
         for name, param in str_param_selection(type(self), only_significant, only_public):
             try:
-                strings[name] = param.serialize(values[name])
+                strings[name] = param.serialize(getattr(self, name))
             except TaskParameterTooLargeError as exc:
                 # This task's own id cannot be computed (it would include the value): name the class.
                 raise TaskParameterTooLargeError(f"{type(self).__name__}.{name}: {exc}") from None
@@ -161,6 +162,21 @@ class TaskParameters(_Base):
         # Only parameters that check their values (task parameters, plain luigi.Parameter) are visited.
         for name, param in checked_params(type(self)):
             param._warn_on_wrong_param_type(name, getattr(self, name))
+
+    @classmethod
+    def kart_warn_on_wrong_param_types(cls, values: list[tuple[str, Any]]) -> None:
+        """``_warn_on_wrong_param_types`` for the ``(name, value)`` pairs a new task is given, without reading them back.
+
+        The same warnings as luigi 3.8.1's; a value that passes luigi's own check silently (a ``str``
+        for ``luigi.Parameter``, None or ``expected_type`` for an optional parameter) skips the call.
+        """
+        for position, name, param, silent in param_checks(cls):
+            pair = values[position] if position < len(values) else None
+            if pair is None or pair[0] != name:  # not in get_params() order: look it up
+                pair = (name, dict(values)[name])
+            value = pair[1]
+            if silent is None or not isinstance(value, silent):
+                param._warn_on_wrong_param_type(name, value)
 
 
 @functools.cache

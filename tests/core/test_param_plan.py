@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
+import luigi
 import pytest
+from luigi.parameter import MissingParameterException, OptionalParameterTypeWarning, UnknownParameterException
 
 import kart_core
+from kart_core.param_plan import checked_params, param_checks
 
 
 def test_a_frozen_walk_that_is_no_build_leaves_the_config_change_to_the_next_build(
@@ -23,3 +27,46 @@ def test_a_frozen_walk_that_is_no_build_leaves_the_config_change_to_the_next_bui
         assert changed is True  # the next build still sees the change
     with kart_core.config_frozen() as changed:
         assert changed is False
+
+
+class _Checked(kart_core.TaskOnKart):
+    """A plain luigi.Parameter and an optional int: both check their values' types (luigi 3.8.1)."""
+
+    name = luigi.Parameter()
+    size = luigi.OptionalIntParameter(default=None)
+
+
+def _messages(record: list[warnings.WarningMessage]) -> list[tuple[type[Warning], str]]:
+    return [(w.category, str(w.message)) for w in record]
+
+
+def test_a_new_task_warns_about_wrong_parameter_types_as_luigi_does() -> None:
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        _Checked(name="a", size=3)  # right types: silent
+        assert record == []
+        _Checked(name=7, size="x")  # the same two warnings luigi's own checks give
+    expected = [
+        (UserWarning, 'Parameter "name" with value "7" is not of type string.'),
+        (
+            OptionalParameterTypeWarning,
+            'OptionalIntParameter "size" with value "x" is not of type "int" or None.',
+        ),
+    ]
+    assert _messages(record) == expected
+
+
+def test_the_checks_skip_no_parameter_luigi_checks() -> None:
+    checks = param_checks(_Checked)
+    names = [name for _, name, _, _ in checks]
+    assert names == [name for name, _ in checked_params(_Checked)]
+    assert {"name", "size", "workspace_directory", "redis_host", "redis_port"} <= set(names)
+    positions = {name: index for index, (name, _) in enumerate(_Checked.get_params())}
+    assert all(position == positions[name] for position, name, _, _ in checks)
+
+
+def test_resolve_names_the_class_of_an_unknown_or_missing_parameter() -> None:
+    with pytest.raises(UnknownParameterException, match=r"_Checked: unknown parameter colour"):
+        _Checked(name="a", colour="red")
+    with pytest.raises(MissingParameterException, match=r"_Checked: requires the 'name' parameter"):
+        _Checked()

@@ -351,3 +351,25 @@ def test_load_data_frame_names_missing_columns(workspace: str) -> None:
     cause = caught.value.__cause__
     assert isinstance(cause, MissingColumnsError) and isinstance(cause, ValueError)
     assert "lacks columns ['b']" in str(cause) and "TkNeedsB[" in str(cause)
+
+
+class TkIterableUpstream(kart_core.TaskOnKart[int]):
+    """A task that iterates like a list of its parts: luigi's flatten walks into it."""
+
+    def __iter__(self):
+        return iter([TkSource(value=5), TkSource(value=6)])
+
+
+class TkNeedsIterable(kart_core.TaskOnKart[int]):
+    def requires(self):
+        return TkIterableUpstream()
+
+
+class TkNeedsOne(kart_core.TaskOnKart[int]):
+    def requires(self):
+        return TkSource(value=5)
+
+
+def test_requires_returning_one_task_or_an_iterable_task_flattens_as_luigi_does() -> None:
+    assert TkNeedsOne().kart_requires() == [TkSource(value=5)]
+    assert TkNeedsIterable().kart_requires() == [TkSource(value=5), TkSource(value=6)]  # as luigi.task.flatten
