@@ -38,6 +38,7 @@ __all__ = [
     "IntegrityError",
     "DamagedOutputError",
     "ForeignOutputError",
+    "ConcurrentCommitError",
     "SigningKeyError",
     "StaleTaskError",
     "PluginError",
@@ -200,6 +201,11 @@ class ForeignOutputError(DamagedOutputError):
     "owner"): gokart's layout gives same-named classes with equal parameters the same unique id, output
     path (``make_target``) and manifest file. Handled as damage: a build rebuilds it for the class that
     asks (repairs on), so one class never loads the other's result."""
+
+
+class ConcurrentCommitError(LoadError):
+    """A task's outputs could not be read from one commit: another process's commit (a rerun, a repair)
+    kept replacing them while they were read (``kart_core.commit_marker``)."""
 
 
 class SigningKeyError(KartError, ValueError):

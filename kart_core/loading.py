@@ -10,6 +10,7 @@ from typing import Any
 
 import pluggy
 
+from kart_core.commit_marker import read_consistently
 from kart_core.contract import LuigiTask, is_kart_task
 from kart_core.runner import repair_output
 
@@ -41,6 +42,8 @@ def load_output(
         DamagedOutputError: an output is damaged and ``repair`` is False or repairs are off; the
             message names the task, the file and ``kart verify --delete``.
         IntegrityError: signing refuses an output (never rebuilt: a person should look first).
+        ConcurrentCommitError: another process's commit replaced the outputs while they were read, in
+            two attempts (each task's outputs are handed back from one commit, ``kart_core.commit_marker``).
         Exception: what the rebuild raised (an upstream's run included).
     """
 
@@ -53,9 +56,10 @@ def load_output(
 
     if not is_kart_task(task):
         return load(task.output())
+    what = f"the output of {task.kart_label()}"
     try:
-        return load(task.kart_outputs())
+        return read_consistently(lambda: load(task.kart_outputs()), what)
     except Exception as exc:
         if not repair or not repair_output(task, exc, hook_manager, repaired):
             raise
-    return load(task.kart_outputs())
+    return read_consistently(lambda: load(task.kart_outputs()), what)

@@ -142,12 +142,19 @@ class Entry:
 
 @dataclasses.dataclass(frozen=True)
 class Manifest:
-    """A task's committed outputs by key; ``commit`` changes with every write of the manifest."""
+    """A task's committed outputs by key; ``commit`` changes with every write of the manifest.
+
+    ``pending``: written by a commit that replaces existing outputs before it moves them, and written
+    again without it after the last move (``kart_core.commit_marker``): a load that reads a pending
+    manifest waits for that commit, or finds it was killed half way. Only a pending manifest carries
+    the key, so every other manifest's bytes are as before.
+    """
 
     task: str
     commit: str
     outputs: dict[str, Entry] = dataclasses.field(default_factory=dict)
     run: dict[str, Any] | None = None  # the run record of a kart_run_record_in_manifest class (JSON data)
+    pending: bool = False
 
     def to_bytes(self) -> bytes:
         """The JSON form (keys sorted, so equal manifests are equal bytes).
@@ -160,6 +167,8 @@ class Manifest:
         document: dict[str, Any] = {"format": FORMAT, "task": self.task, "commit": self.commit, "outputs": outputs}
         if self.run is not None:
             document["run"] = self.run
+        if self.pending:
+            document["pending"] = True
         # Compact and without indent: json's C encoder (an indented dump runs in pure Python).
         return json.dumps(document, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
@@ -189,6 +198,7 @@ class Manifest:
             commit=str(document["commit"]),
             outputs=outputs,
             run=run if isinstance(run, dict) else None,
+            pending=bool(document.get("pending", False)),
         )
 
 

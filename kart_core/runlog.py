@@ -1,7 +1,9 @@
 """The run logs under ``{workspace}/log/``, written by a hook plugin (gokart's layout).
 
 task_params, random_seed and module_versions are written before ``run()``; processing_time
-and task_log after it succeeds.
+and task_log after it succeeds, staged in its transaction and committed with its outputs: when two
+processes run one task at once, the run whose outputs are kept is the one whose processing_time and
+task_log stay (the other's are discarded with its outputs).
 
 A task class that sets ``kart_compact_run_logs = True`` (kart's own classes that gokart never
 reads, such as kart_kedro's node runs) gets two files instead of five: task_params before the run,
@@ -13,8 +15,9 @@ A class that also sets ``kart_run_record_in_manifest = True`` (kart_kedro's node
 log file at all: ``run_one`` puts the run record (its ``task_params`` and its compact ``task_log``,
 JSON data) into the task's integrity manifest, written in one atomic write when the outputs are
 committed (``kart_core.manifest``). A run that failed leaves no record (nor outputs). A task log
-JSON cannot hold, or a run without a manifest (integrity record off), falls back to the two
-compact files. ``read_log``, ``stored_params``, ``read_task_log_safely``, ``kart runs`` and
+JSON cannot hold (written after that commit), or a run without a manifest (integrity record off,
+staged with the outputs), falls back to the two compact files. A run superseded by another
+process's commit keeps that run's record and writes no files. ``read_log``, ``stored_params``, ``read_task_log_safely``, ``kart runs`` and
 ``kart why`` read the record from either place.
 """
 
@@ -85,13 +88,16 @@ class RunLogPlugin:
         _dump(task, MODULE_VERSIONS, module_versions())
 
     @hookimpl
-    def kart_after_task_run(self, task: KartTask, processing_time: float) -> None:
-        """Record the run time and the task log with the output paths (the run time in the task log when compact)."""
+    def kart_commit_task_run(self, task: KartTask, processing_time: float) -> None:
+        """Record the run time and the task log with the output paths (the run time in the task log when compact).
+
+        Staged in the task's transaction: committed with the outputs by the run whose outputs are kept.
+        """
         task.task_log["file_path"] = [target.path() for target in flatten(task.kart_outputs())]
         if not task.should_dump_supplementary_log_files:
             return
         if record_in_manifest(task):
-            if getattr(task, _RECORDED, False):  # run_one's commit wrote the record into the manifest
+            if getattr(task, _RECORDED, None) is not None:  # run_one's commit writes the record into the manifest
                 return
             _dump(task, TASK_PARAMS, task.to_str_params(only_significant=True))  # skipped before the run
         if compact_run_logs(task):
@@ -100,8 +106,22 @@ class RunLogPlugin:
             _dump(task, PROCESSING_TIME, processing_time)
         _dump(task, TASK_LOG, task.task_log)
 
+    @hookimpl
+    def kart_after_task_run(self, task: KartTask, processing_time: float) -> None:
+        """Write the run logs of a ``kart_run_record_in_manifest`` run whose record its commit left out.
 
-_RECORDED = "_kart_run_recorded"  # instance attribute: this run's record went into the manifest
+        That happens when JSON cannot hold its task log (``kart_core.transaction``); the commit was this
+        run's own (a run superseded by another process's commit keeps the other's record, and no files).
+        The task log already holds the processing time (``run_record``).
+        """
+        if record_in_manifest(task) and getattr(task, _RECORDED, None) is False:
+            _dump(task, TASK_PARAMS, task.to_str_params(only_significant=True))
+            _dump(task, TASK_LOG, task.task_log)
+
+
+# Instance attribute: None (or absent): this run's record goes to run log files staged with its outputs;
+# True: run_one's commit writes it into the manifest; False: that commit could not (JSON could not hold it).
+_RECORDED = "_kart_run_recorded"
 
 
 def compact_run_logs(task: object) -> bool:
@@ -129,8 +149,9 @@ def run_record(task: KartTask, processing_time: float) -> dict[str, Any] | None:
     return {"task_params": task.to_str_params(only_significant=True), "task_log": task.task_log}
 
 
-def mark_recorded(task: KartTask, recorded: bool) -> None:
-    """Note whether the commit wrote ``task``'s run record into its manifest (the after-run hook reads it)."""
+def mark_recorded(task: KartTask, recorded: bool | None) -> None:
+    """Note whether the commit writes (True), wrote (True) or left out (False) ``task``'s run record from
+    its manifest; None: the record is not for the manifest. The run-log hooks read it."""
     setattr(task, _RECORDED, recorded)
 
 

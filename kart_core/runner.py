@@ -232,7 +232,15 @@ def _run_repairing(task: KartTask, manager: pluggy.PluginManager, replace: bool,
     try:
         while True:
             try:
-                _run_committing(task, replace, lambda upstream: _key(upstream) not in tried, started)
+                _run_committing(
+                    task,
+                    replace,
+                    can_repair=lambda upstream: _key(upstream) not in tried,
+                    started=started,
+                    before_commit=lambda: manager.hook.kart_commit_task_run(
+                        task=task, processing_time=time.perf_counter() - started
+                    ),
+                )
                 break
             except _NeedsRepair as signal:
                 damage = signal.damage
@@ -303,8 +311,13 @@ def _run_committing(
     replace: bool = False,
     can_repair: Callable[[KartTask], bool] = lambda _upstream: False,
     started: float | None = None,
+    before_commit: Callable[[], object] = lambda: None,
 ) -> None:
-    """Run in a transaction, then commit: success is recorded only after the commit (no hooks here).
+    """Run in a transaction, then commit: success is recorded only after the commit.
+
+    ``before_commit`` runs inside the transaction after the outputs check (the ``kart_commit_task_run``
+    hook: what it dumps, the run logs, is committed with the outputs). When another process committed
+    the task first, this run's outputs and run logs are discarded and the other's kept (logged).
 
     With ``replace`` (a rerun, or the rebuild of a damaged output) the outputs present before the run
     stay until the commit replaces them, and the run must write each of them anew. A
@@ -332,13 +345,25 @@ def _run_committing(
                 )
             written_directly = _check_outputs_written(task, running, before if replace else None)
             if record_in_manifest(task):
-                mark_recorded(task, False)  # until this commit writes it (luigi hands back the same instance)
+                # Whether this run's record goes into the manifest (luigi hands back the same instance):
+                # None: no, kart_commit_task_run stages its run log files; True: the commit writes it
+                # (no files staged); False after the commit: JSON could not hold it, files after the run.
+                mark_recorded(task, None)
                 if settings.record:  # no manifest without the integrity record: the run logs go to files
                     running.run_record = run_record(task, time.perf_counter() - (started or time.perf_counter()))
-                    running.run_record_id = task.make_unique_id()
+                    if running.run_record is not None:
+                        running.run_record_id = task.make_unique_id()
+                        mark_recorded(task, True)
+            before_commit()
             running.commit()
             if running.run_record is not None:
                 mark_recorded(task, running.run_recorded)
+        if running.superseded:
+            logger.info(
+                "%s: another process committed this task first; its outputs and run logs are kept, this run's "
+                "were discarded",
+                task.kart_label(),
+            )
         _forget_stale_records(written_directly, settings.signer)
     except Exception as exc:
         damage = damaged_upstream(task, exc) if settings.repair else None

@@ -21,7 +21,7 @@ from typing import IO, Any
 
 import luigi
 
-from kart_core import target_config, transaction
+from kart_core import commit_marker, target_config, transaction
 from kart_core.conflict_prevention_lock import (  # gokart.target's names; kart locks whole runs (run_one)
     TaskLockParams,
     make_task_lock_params,
@@ -62,6 +62,11 @@ __all__ = [
     "wrap_load_with_lock",
     "wrap_remove_with_lock",
 ]
+
+
+# How often a load reads the manifest again after waiting for a commit in progress; after that it
+# goes on (the caller's kart_core.commit_marker.read_consistently sees the commits and loads again).
+_COMMIT_WAITS = 5
 
 
 class TargetOnKart(luigi.Target):
@@ -220,12 +225,26 @@ class TargetOnKart(luigi.Target):
             yield raw
 
     def _committed_entry(self, signer: Signer | None) -> Entry | None:
-        if self.record is None:
+        """The output's entry in its task's manifest, read after any commit in progress has finished.
+
+        Raises:
+            DamagedOutputError: the manifest is unreadable, or (kind "commit") a commit that replaced
+                the task's outputs was killed half way (``kart_core.commit_marker``).
+            IntegrityError: signing refuses the manifest.
+        """
+        record = self.record
+        if record is None:
             return None
-        found = read_manifest(
-            storage_for(self.record.manifest), self.record.manifest, self.record.manifest_name, signer
-        )
-        return found.outputs.get(self.record.key) if found is not None else None
+        storage = storage_for(record.manifest)
+        waits = 0
+        while True:
+            found = read_manifest(storage, record.manifest, record.manifest_name, signer)
+            if found is None:
+                return None
+            waits += 1
+            # False: a commit was in progress and has finished: read its manifest.
+            if commit_marker.note_manifest(record, found) or waits >= _COMMIT_WAITS:
+                return found.outputs.get(record.key)
 
     def _check_owner(self, entry: Entry) -> None:
         """Raise ``ForeignOutputError`` when another task class of the same name committed this output."""

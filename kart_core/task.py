@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar, cast, overload
 import luigi
 from luigi.task import flatten, task_id_str
 
-from kart_core import identity, runlog, runner, task_io, task_targets, transaction, workspace
+from kart_core import commit_marker, identity, runlog, runner, task_io, task_targets, transaction, workspace
 from kart_core.contract import KartTarget, LuigiTask
 from kart_core.errors import ParameterTypeError, RequiresError, TaskDefinitionError
 from kart_core.file_processor import FileProcessor
@@ -266,6 +266,9 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T]):
         deletes the outputs at this first check, kart keeps them until the rerun's commit replaces
         them, so a rerun that fails leaves the old outputs and their integrity record as they were
         (``kart_core.rerun``; outputs without an integrity record are deleted here, as gokart does).
+
+        A commit replacing the outputs while this looks is waited for; one that was killed half way (its
+        marker stayed, ``kart_core.commit_marker``) makes the task incomplete, so it runs again.
         """
         outputs = flatten(self.kart_outputs())
         if self._rerun_state is True:
@@ -274,7 +277,7 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T]):
             if self._rerun_state.pending():
                 return False
             self._rerun_state = False
-        done = all(target.exists() for target in outputs)
+        done = all(target.exists() for target in outputs) and _commits_settled(outputs)
         if not done or not (self.strict_check or self.modification_time_check):
             return done
         inputs = flatten(self.input())
@@ -438,6 +441,18 @@ def _stores_plainly(cls: type) -> bool:
         )
         type.__setattr__(cls, "_kart_stores_plainly", plain)
     return bool(plain)
+
+
+def _commits_settled(outputs: list[Any]) -> bool:
+    """Whether no commit of the outputs' task is half done (one existence check of its marker per manifest)."""
+    seen: str | None = None
+    for target in outputs:
+        record = getattr(target, "record", None)
+        if record is not None and record.manifest != seen:
+            seen = record.manifest
+            if not commit_marker.settled(record):
+                return False
+    return True
 
 
 def _inputs_older_than_outputs(inputs: list[Any], outputs: list[Any]) -> bool:

@@ -13,6 +13,7 @@ from typing import Any
 import luigi
 from luigi.task import flatten
 
+from kart_core import commit_marker
 from kart_core.contract import KartTask, is_kart_task
 from kart_core.errors import (
     EmptyDumpError,
@@ -73,14 +74,20 @@ def load(task: KartTask, target: Any = None) -> Any:
         UnrequiredTaskError: (an AssertionError, as gokart's) the task is not among ``requires()``, or a
             key was given for a requires() that is not a dict; InputKeyError (also a KeyError): no such key.
         LoadError: an input cannot be read (MissingOutputError, a FileNotFoundError: it does not exist).
+        ConcurrentCommitError: (a LoadError) another process's commit replaced an upstream's outputs
+            while they were read, in two attempts (``kart_core.commit_marker``).
     """
-    return map_structure(lambda t: t.load(), input_targets(task, target))
+    targets = input_targets(task, target)
+    return commit_marker.read_consistently(
+        lambda: map_structure(lambda t: t.load(), targets), f"the inputs of {task.kart_label()}"
+    )
 
 
 def load_generator(task: KartTask, target: Any = None) -> Generator[Any, None, None]:
     """Like ``load``, yielding the loaded inputs one at a time."""
-    for item in flatten(input_targets(task, target)):
-        yield item.load()
+    with commit_marker.consistent_reads(f"the inputs of {task.kart_label()}"):
+        for item in flatten(input_targets(task, target)):
+            yield item.load()
 
 
 def load_data_frame(

@@ -14,8 +14,15 @@ the outer run. TaskOnKart's routed ``run`` also asks ``runs(task)`` to tell luig
 through ``run_one``) from ``run_one``'s own call or a ``super().run()`` inside it (the user's code).
 
 Concurrent writers of one task (without ``should_lock_run``) are settled at commit, under a lock
-keyed by the manifest: a writer that finds another commit since it began discards its staging and
-keeps the other's outputs, so a manifest and the outputs it describes always come from one run.
+keyed by the manifest: a writer that finds another commit since it began discards its staging (its
+outputs and its run logs, which are staged too) and keeps the other's outputs, so a manifest, the
+outputs it describes and the run logs always come from one run.
+
+A commit that replaces existing outputs moves them one by one, so it holds the manifest's lock, puts
+a commit-in-progress marker (``kart_core.commit_marker``), writes the manifest marked pending, moves
+the outputs and run logs, writes the manifest again without the mark and removes the marker:
+readers wait for it, and a commit killed in between leaves the marker and the pending manifest,
+which make the task incomplete (it runs again) instead of a mix of two runs.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+from kart_core import commit_marker
 from kart_core.lock import hold_lock
 from kart_core.manifest import (
     Entry,
@@ -105,56 +113,98 @@ class Transaction:
             _remove_quietly(previous.storage, previous.location)
 
     def commit(self) -> None:
-        """Record and move every staged file to its final path; see the module docstring for races."""
+        """Record and move every staged file to its final path; see the module docstring for races.
+
+        A run whose commit another writer's commit beat (``superseded``) commits nothing: its staged
+        outputs and run logs are deleted, and the other run's stay.
+        """
         by_manifest: dict[str, list[Staged]] = {}
         for staged in self.staged.values():
             if staged.record is not None:
                 by_manifest.setdefault(staged.record.manifest, []).append(staged)
-        for items in by_manifest.values():
-            self._commit_recorded(items)
-        for staged in self.staged.values():
-            if staged.record is None:
-                staged.storage.commit(staged.location, staged.path)
+        with contextlib.ExitStack() as held:
+            replacing: list[tuple[OutputRecord, Manifest | None]] = []
+            finals: list[Manifest] = []
+            for items in by_manifest.values():
+                outcome, current = self._settle(items, held)
+                if outcome is _SUPERSEDED:
+                    self.superseded = True
+                    # The other run's record (if any) stays with its outputs: no run log files for this run.
+                    self.run_recorded = self.run_recorded or self._run_for(_record_of(items)) is not None
+                    self.discard()
+                    self.committed = True
+                    return
+                if outcome is _REPLACING:
+                    replacing.append((_record_of(items), current))
+            for record, current in replacing:
+                # The marker first: from here until it is removed, readers wait for this commit or (if it
+                # is killed) see that the task's outputs may be from two runs (kart_core.commit_marker).
+                storage = storage_for(record.manifest)
+                commit_marker.put(storage, record, self.commit_id)
+                items = by_manifest[record.manifest]
+                outputs = dict(current.outputs) if current is not None else {}
+                outputs.update(_entries(items))
+                kept = current.run if current is not None else None
+                run = self._run_for(record) or kept
+                manifest = Manifest(task=record.task, commit=self.commit_id, outputs=outputs, run=run, pending=True)
+                data, run = self._encoded(manifest, record.manifest_name)
+                with storage.atomic_write(record.manifest) as file:
+                    file.write(data)
+                finals.append(dataclasses.replace(manifest, run=run, pending=False))
+            for items in by_manifest.values():
+                for staged in items:
+                    staged.storage.commit(staged.location, staged.path)
+            # Run logs and other unrecorded files: with the outputs, by the run whose outputs are kept.
+            for staged in self.staged.values():
+                if staged.record is None:
+                    staged.storage.commit(staged.location, staged.path)
+            for (record, _), final in zip(replacing, finals, strict=True):
+                storage = storage_for(record.manifest)
+                data, run = self._encoded(final, record.manifest_name)
+                with storage.atomic_write(record.manifest) as file:
+                    file.write(data)
+                commit_marker.clear(storage, record)
+                self.run_recorded = self.run_recorded or (run is not None and self._run_for(record) is not None)
         self.staged.clear()
         self.committed = True
 
-    def _commit_recorded(self, items: list[Staged]) -> None:
-        record = items[0].record
-        assert record is not None  # grouped by record above
+    def _settle(self, items: list[Staged], held: contextlib.ExitStack) -> tuple[object, Manifest | None]:
+        """Decide how ``items`` (one manifest's outputs) are committed: created, replacing, or superseded.
+
+        ``_CREATED``: a first build created the manifest (exclusively, no lock): its outputs only need
+        moving. ``_REPLACING``: the manifest's commit lock is now held (until ``held`` closes) and no
+        other writer committed since this run began: the caller writes the marker and the manifest.
+        ``_SUPERSEDED``: another run committed meanwhile; its outputs are kept. With the outcome comes
+        the manifest found under the lock (None when created or absent).
+        """
+        record = _record_of(items)
         storage = storage_for(record.manifest)
-        run = self.run_record if self.run_record is not None and record.unique_id == self.run_record_id else None
         if record.manifest in self.bases and self.bases[record.manifest] is None:
-            # The common case, a first build: create the manifest only if still absent. No lock needed;
-            # a manifest found there (another writer, or a damaged leftover) is settled below.
-            fresh = Manifest(task=record.task, commit=self.commit_id, outputs=_entries(items), run=run)
+            # The common case, a first build: create the manifest only if still absent. No lock and no
+            # marker needed: the task is complete only when all its outputs exist, and none existed.
+            # A manifest found there (another writer, or a damaged leftover) is settled below.
+            fresh = Manifest(
+                task=record.task, commit=self.commit_id, outputs=_entries(items), run=self._run_for(record)
+            )
             data, run = self._encoded(fresh, record.manifest_name)
             if storage.create_new(record.manifest, data):
-                for staged in items:
-                    staged.storage.commit(staged.location, staged.path)
                 self.run_recorded = self.run_recorded or run is not None
-                return
-        with _manifest_lock(record):
-            current = read_quietly(storage, record.manifest, record.manifest_name, self.signer)
-            found = current.commit if current is not None else None
-            if record.manifest in self.bases and found != self.bases[record.manifest]:
-                logger.info("%s: another run committed %s meanwhile; keeping its outputs", self.label, record.task)
-                for staged in items:
-                    _remove_quietly(staged.storage, staged.location)
-                self.superseded = True
-                self.run_recorded = self.run_recorded or run is not None  # the other run's record stays
-                return
-            outputs = dict(current.outputs) if current is not None else {}
-            outputs.update(_entries(items))
-            kept = current.run if current is not None else None
-            manifest = Manifest(task=record.task, commit=self.commit_id, outputs=outputs, run=run or kept)
-            data, run = self._encoded(manifest, record.manifest_name)
-            # The manifest first: a run killed between the two leaves outputs that are missing (the task
-            # runs again) or that differ from the manifest (a load says so), never unrecorded new ones.
-            with storage.atomic_write(record.manifest) as file:
-                file.write(data)
-            for staged in items:
-                staged.storage.commit(staged.location, staged.path)
-            self.run_recorded = self.run_recorded or run is not None
+                return _CREATED, None
+        held.enter_context(_manifest_lock(record))
+        current = read_quietly(storage, record.manifest, record.manifest_name, self.signer)
+        found = current.commit if current is not None else None
+        if record.manifest in self.bases and found != self.bases[record.manifest]:
+            logger.info(
+                "%s: another run committed %s first; keeping its outputs and run logs, discarding this run's",
+                self.label,
+                record.task,
+            )
+            return _SUPERSEDED, current
+        return _REPLACING, current
+
+    def _run_for(self, record: OutputRecord) -> dict[str, Any] | None:
+        """The run record this commit writes into ``record``'s manifest (None: not that task's, or none)."""
+        return self.run_record if self.run_record is not None and record.unique_id == self.run_record_id else None
 
     def _encoded(self, manifest: Manifest, name: str) -> tuple[bytes, dict[str, Any] | None]:
         """The manifest's bytes and the run record they hold: without it when JSON cannot hold it
@@ -195,7 +245,7 @@ def forget(storage: Storage, record: OutputRecord, signer: Signer | None) -> Non
         if not outputs:
             storage.remove(record.manifest)
             return
-        changed = dataclasses.replace(current, commit=new_commit_id(), outputs=outputs)
+        changed = dataclasses.replace(current, commit=new_commit_id(), outputs=outputs, pending=False)
         write_manifest(storage, record.manifest, record.manifest_name, changed, signer)
 
 
@@ -239,6 +289,15 @@ def runs(task: object) -> bool:
 def _manifest_lock(record: OutputRecord) -> contextlib.AbstractContextManager[None]:
     # Keyed by the manifest (not the output: run_one may hold the output's lock already).
     return hold_lock(record.lock_params())
+
+
+_CREATED, _REPLACING, _SUPERSEDED = object(), object(), object()
+
+
+def _record_of(items: list[Staged]) -> OutputRecord:
+    record = items[0].record
+    assert record is not None  # grouped by record
+    return record
 
 
 def _entries(items: list[Staged]) -> dict[str, Entry]:

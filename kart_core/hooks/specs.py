@@ -26,11 +26,25 @@ class TaskRunSpecs:
 
     @hookspec
     def kart_after_task_run(self, task: Any, processing_time: float) -> None:
-        """Called after ``run()`` returned and every output exists.
+        """Called after ``run()`` returned and its outputs were committed (or found committed by another run).
 
         Args:
             task: the TaskOnKart that ran.
             processing_time: seconds spent in ``run()``.
+        """
+
+    @hookspec
+    def kart_commit_task_run(self, task: Any, processing_time: float) -> None:
+        """Called after ``run()`` returned and its outputs check passed, just before they are committed.
+
+        Inside the task's transaction: what a plugin dumps here (kart's run logs ``processing_time``
+        and ``task_log``) is staged and committed with the outputs, or discarded with the run's outputs
+        when another process committed the same task first (its outputs and logs are kept). Called
+        once per commit attempt (a retried run after a repair calls it again).
+
+        Args:
+            task: the TaskOnKart whose outputs are about to be committed.
+            processing_time: seconds since the run started (with any retries).
         """
 
     @hookspec

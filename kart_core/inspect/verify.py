@@ -18,6 +18,7 @@ import hmac
 import os
 from typing import Literal
 
+from kart_core.commit_marker import marker_beside, read_marker
 from kart_core.errors import DamagedOutputError, IntegrityError, WorkspaceNotFoundError
 from kart_core.integrity import DEFAULT_ALGORITHM, available, digest_stream
 from kart_core.manifest import Entry, read_manifest, read_unverified
@@ -37,7 +38,7 @@ from kart_core.workspace import (
 
 __all__ = ["Problem", "ProblemKind", "VerifyReport", "remove_damaged", "verify_workspace"]
 
-ProblemKind = Literal["missing", "size", "hash", "signature", "manifest"]
+ProblemKind = Literal["missing", "size", "hash", "signature", "manifest", "commit"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,8 +48,10 @@ class Problem:
     Attributes:
         kind: "missing" (the output is gone), "size" or "hash" (it differs from what was committed),
             "signature" (signing is on and the output's signature is wrong or absent),
-            "manifest" (the manifest itself cannot be read or, with signing on, is not signed by the key).
-        path: the output's full path (the manifest's for kind "manifest").
+            "manifest" (the manifest itself cannot be read or, with signing on, is not signed by the key),
+            "commit" (a commit replacing the task's outputs was interrupted between its renames, or is
+            still running: the manifest is marked pending, ``kart_core.commit_marker``).
+        path: the output's full path (the manifest's for kinds "manifest" and "commit").
         task: the owning task's label ``Class[8-hex id]`` (the manifest's file name when unreadable).
         detail: one line saying what differs.
     """
@@ -61,7 +64,7 @@ class Problem:
     @property
     def removable(self) -> bool:
         """Whether ``remove_damaged`` deletes ``path`` (a present but wrong output or manifest)."""
-        return self.kind in ("size", "hash", "signature", "manifest")
+        return self.kind in ("size", "hash", "signature", "manifest", "commit")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,6 +133,14 @@ def verify_workspace(workspace: str, *, hashes: bool = True, signer: Signer | No
             continue
         if manifest is None:  # removed while we listed
             continue
+        if manifest.pending:
+            marker = read_marker(storage, marker_beside(path)) if marker_beside(name) in files else None
+            who = f" (process {marker.pid} on {marker.host})" if marker is not None and marker.host else ""
+            detail = (
+                f"commit {manifest.commit}{who} was interrupted while it replaced the outputs, or is still running: "
+                "they may be from two runs"
+            )
+            problems.append(Problem("commit", path, manifest.task, detail))
         for key, entry in sorted(manifest.outputs.items()):
             outputs += 1
             found = files.get(key)
@@ -154,7 +165,8 @@ def verify_workspace(workspace: str, *, hashes: bool = True, signer: Signer | No
 def remove_damaged(report: VerifyReport) -> list[str]:
     """Delete what ``report`` found present but wrong, so the next build runs the owning tasks again.
 
-    A damaged output (size, hash, signature) is deleted. An unreadable manifest is deleted together
+    A damaged output (size, hash, signature) is deleted. An interrupted commit's manifest is deleted
+    with every output it lists and its marker (the outputs may be from two runs). An unreadable manifest is deleted together
     with its task's outputs, found through the task's ``task_log`` run log (read as plain data,
     ``kart_core.safe_pickle``), which lists them: without them the task would stay complete, its
     outputs unverifiable. Missing outputs are left alone (a build reruns their task when needed).
@@ -168,6 +180,15 @@ def remove_damaged(report: VerifyReport) -> list[str]:
             for path in _outputs_logged_for(report.workspace, problem.path, files):
                 storage_for(path).remove(path)
                 deleted.append(path)
+        if problem.kind == "commit":
+            storage = storage_for(problem.path)
+            manifest = read_unverified(storage, problem.path)
+            for key in sorted(manifest.outputs) if manifest is not None else []:
+                output = join_url(report.workspace, key)
+                storage_for(output).remove(output)
+                deleted.append(output)
+            storage.remove(marker_beside(problem.path))
+            deleted.append(marker_beside(problem.path))
         if problem.removable:
             storage_for(problem.path).remove(problem.path)
             deleted.append(problem.path)

@@ -1,0 +1,348 @@
+"""The commit-in-progress marker: no reader gets a manifest and outputs from two runs.
+
+A commit that replaces a task's outputs (a rerun, a repair, a second writer after the first) cannot
+move several files at once: it renames (locally) or copies (object storage) each staged output
+over the old one. In between, the task holds new and old outputs side by side. So the committer,
+holding the manifest's commit lock (``kart_core.manifest.OutputRecord.lock_params``) throughout:
+
+1. puts a marker beside the manifest, ``log/manifest/{Class}_{unique_id}.committing`` (JSON: the
+   commit id, host, process id, time);
+2. writes the new manifest marked ``pending``;
+3. moves each output, then the run logs;
+4. writes the manifest again without the mark, and removes the marker.
+
+Readers honour both, as the reader of a seqlock honours its counter:
+
+- ``settled`` (for ``complete()``, which reads no manifest: one existence check when there is no
+  marker): a marker whose committer still holds the lock is waited for; a marker left by a killed
+  committer whose pending manifest it names makes the task incomplete, so it runs again and its
+  commit replaces every output; a marker of a commit killed before step 2 or after step 4 changed
+  nothing that matters and is removed.
+- ``read_consistently`` (for loads): each output load reads the task's manifest anyway (for the
+  size, hash and commit id it checks); ``note_manifest`` waits when it is pending. After the loads,
+  each manifest is read again. If one task's outputs were read under two commit ids, or the
+  manifest changed or is pending, or a commit was waited for, the loads are made again once, then
+  ``ConcurrentCommitError``. A pending manifest left by a killed committer is
+  ``DamagedOutputError`` (kind "commit"), which a downstream's run repairs by running the task
+  again (``kart_core.repair``). No request is added per load beyond that re-read per task.
+
+A first commit (no manifest yet) needs neither: the task counts as complete only when all its
+outputs exist, and they appear after the manifest is created.
+
+Liveness is the lock: a file lock on one machine, redis when the task sets ``redis_host`` (the
+same lock that serialises commits). A commit of another host without redis cannot be told live or
+dead from here; it counts as live for ``FOREIGN_MARKER_SECONDS`` after its marker was written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import dataclasses
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+from kart_core.errors import ConcurrentCommitError, DamagedOutputError, IntegrityError, TaskLockException
+from kart_core.lock import hold_lock
+from kart_core.manifest import Manifest, OutputRecord, read_unverified
+from kart_core.storage import Storage, storage_for
+from kart_core.workspace import MANIFEST
+
+__all__ = [
+    "FOREIGN_MARKER_SECONDS",
+    "MARKER_SUFFIX",
+    "Marker",
+    "clear",
+    "marker_beside",
+    "marker_path",
+    "note_manifest",
+    "put",
+    "read_consistently",
+    "read_marker",
+    "settled",
+]
+
+logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+MARKER_SUFFIX = ".committing"
+# How long a marker of another host (no redis lock to ask) counts as a live commit: longer than any
+# commit's renames or copies are expected to take.
+FOREIGN_MARKER_SECONDS = 300.0
+_POLL_SECONDS = 0.05
+
+
+@dataclasses.dataclass(frozen=True)
+class Marker:
+    """What a marker says: the commit in progress and who makes it.
+
+    Attributes:
+        commit: the commit id the committer writes into the manifest.
+        host: the committer's host name.
+        pid: the committer's process id.
+        written: when the marker was written (seconds since the epoch).
+    """
+
+    commit: str
+    host: str
+    pid: int
+    written: float
+
+    def to_bytes(self) -> bytes:
+        """The JSON form."""
+        document = {"commit": self.commit, "host": self.host, "pid": self.pid, "written": self.written}
+        return json.dumps(document, sort_keys=True).encode("utf-8")
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Marker | None:
+        """Parse the JSON form; None when it is not a marker (half-written, or foreign)."""
+        try:
+            document = json.loads(data.decode("utf-8"))
+            return cls(str(document["commit"]), str(document["host"]), int(document["pid"]), float(document["written"]))
+        except (ValueError, KeyError, TypeError):
+            return None
+
+
+def marker_path(record: OutputRecord) -> str:
+    """The marker's full path: the manifest's with ``.committing`` for ``.json``."""
+    return marker_beside(record.manifest)
+
+
+def marker_beside(manifest: str) -> str:
+    """The marker path of the manifest at ``manifest`` (a path or URL, or a workspace-relative name)."""
+    return manifest.removesuffix(MANIFEST.extension) + MARKER_SUFFIX
+
+
+def read_marker(storage: Storage, path: str) -> Marker | None:
+    """The marker at ``path``; None when there is none. An unreadable one reads as a marker of no commit
+    (a committer killed while writing it, which never wrote its manifest)."""
+    try:
+        with storage.open_read(path) as file:
+            data = file.read()
+    except FileNotFoundError:
+        return None
+    return Marker.from_bytes(data) or Marker("", "", 0, 0.0)
+
+
+def put(storage: Storage, record: OutputRecord, commit: str) -> None:
+    """Write the marker of ``commit`` (atomically) before the first output of a replacing commit moves.
+
+    The caller holds ``record``'s commit lock until ``clear``.
+    """
+    marker = Marker(commit, socket.gethostname(), os.getpid(), time.time())
+    with storage.atomic_write(marker_path(record)) as file:
+        file.write(marker.to_bytes())
+
+
+def clear(storage: Storage, record: OutputRecord) -> None:
+    """Remove the marker after the last output moved (still under the commit lock)."""
+    storage.remove(marker_path(record))
+
+
+def settled(record: OutputRecord) -> bool:
+    """Whether no commit of ``record``'s task is half done: for ``complete()``.
+
+    One existence check when there is no marker. A live commit is waited for (then True); a marker
+    left by a killed commit that wrote its manifest makes it False (the task must run again; its commit
+    removes the marker); a marker of a commit that never wrote its manifest is removed (True).
+    """
+    storage = storage_for(record.manifest)
+    if not storage.exists(marker_path(record)):
+        return True
+    return _resolve(storage, record) is None
+
+
+def _read_marker(storage: Storage, record: OutputRecord) -> Marker | None:
+    return read_marker(storage, marker_path(record))
+
+
+def _resolve(storage: Storage, record: OutputRecord) -> Marker | None:
+    """Wait for a live commit; return the marker a killed commit left when it spoils the outputs, else None.
+
+    Under the commit lock: a marker still there names a commit whose committer is gone. If the manifest
+    holds that commit marked pending, some outputs may be new and some old: the marker is kept and
+    returned. Otherwise the commit died before writing its manifest (no output moved) or after its
+    final manifest (all moved), and the marker is removed.
+    """
+    params = record.lock_params()
+    while True:
+        marker = _read_marker(storage, record)
+        if marker is None:
+            return None
+        if not params.uses_redis and marker.host not in ("", socket.gethostname()):
+            # Another host's commit, and no shared lock to ask: live until FOREIGN_MARKER_SECONDS.
+            if time.time() - marker.written < FOREIGN_MARKER_SECONDS:
+                time.sleep(_POLL_SECONDS)
+                continue
+        try:
+            with hold_lock(params, wait_seconds=0):
+                marker = _read_marker(storage, record)
+                if marker is None:
+                    return None
+                manifest = read_unverified(storage, record.manifest)
+                if manifest is None or (manifest.pending and manifest.commit == marker.commit):
+                    # A manifest removed by hand beside a marker: the outputs cannot be vouched for either.
+                    return marker
+                logger.info(
+                    "%s: removing the marker of commit %s, which moved no output or finished all",
+                    record.task,
+                    marker.commit,
+                )
+                clear(storage, record)
+                return None
+        except TaskLockException:
+            # A committer holds the lock: wait until it is done, then look again.
+            with hold_lock(params):
+                pass
+
+
+# --- loads -------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class _Reads:
+    """The manifests the loads of one ``read_consistently`` attempt saw."""
+
+    commits: dict[str, str] = dataclasses.field(default_factory=dict)  # manifest path -> commit id seen
+    moved: bool = False  # two commit ids seen for one manifest, or a commit was waited for
+
+    def changed(self) -> bool:
+        """Whether a commit happened while the loads ran (read each manifest again)."""
+        if self.moved:
+            return True
+        for path, commit in self.commits.items():
+            current = read_unverified(storage_for(path), path)
+            if current is None or current.commit != commit or current.pending:
+                return True
+        return False
+
+
+_reads: contextvars.ContextVar[_Reads | None] = contextvars.ContextVar("kart_reads", default=None)
+
+
+def note_manifest(record: OutputRecord, manifest: Manifest) -> bool:
+    """Called by a load after it read ``record``'s manifest ``manifest``, before it reads the output.
+
+    Returns:
+        True when the load may go on; False when the manifest was pending (a commit in progress) and
+        that commit has been waited for: the load reads the manifest again.
+
+    Raises:
+        DamagedOutputError: (kind "commit") a commit of that manifest was killed between its renames;
+            the outputs may be from two runs. A downstream's run repairs it by running the task again.
+    """
+    reads = _reads.get()
+    if not manifest.pending:
+        if reads is not None and reads.commits.setdefault(record.manifest, manifest.commit) != manifest.commit:
+            reads.moved = True  # two outputs of one task read under two commits
+        return True
+    storage = storage_for(record.manifest)
+    if _killed(storage, record, manifest.commit):
+        marker = read_marker(storage, marker_path(record))
+        who = f" (process {marker.pid} on {marker.host})" if marker is not None and marker.host else ""
+        raise DamagedOutputError(
+            f"The outputs of {record.task} (unique id {record.unique_id}) may be from two runs: the commit "
+            f"{manifest.commit}{who} was interrupted while it replaced them (its manifest {record.manifest!r} is "
+            "still marked pending). Fix: build the task again with rerun=True, or `kart verify --delete`; a "
+            "downstream task's run rebuilds it itself.",
+            path=record.manifest,
+            kind="commit",
+            commit=manifest.commit,
+            detail=f"commit {manifest.commit} was interrupted between its renames",
+        )
+    if reads is not None:
+        reads.moved = True  # the loads made so far may predate the commit: all are made again
+    return False
+
+
+def _killed(storage: Storage, record: OutputRecord, commit: str) -> bool:
+    """Whether the pending commit ``commit`` of ``record``'s manifest was killed; a live one is waited for (False)."""
+    params = record.lock_params()
+    while True:
+        try:
+            with hold_lock(params, wait_seconds=0):
+                manifest = read_unverified(storage, record.manifest)
+                if manifest is None or not manifest.pending or manifest.commit != commit:
+                    return False  # finished, or replaced since
+                marker = read_marker(storage, marker_path(record))
+                foreign = (
+                    marker is not None
+                    and not params.uses_redis
+                    and marker.host not in ("", socket.gethostname())
+                    and time.time() - marker.written < FOREIGN_MARKER_SECONDS
+                )
+                if not foreign:
+                    return True
+        except TaskLockException:
+            with hold_lock(params):  # a committer holds the lock: wait until it is done
+                pass
+            return False
+        time.sleep(_POLL_SECONDS)  # another host's commit, no shared lock to ask: poll
+
+
+def read_consistently(load: Callable[[], _T], what: str) -> _T:
+    """Run ``load`` (loads of committed outputs) so that each task's outputs come from one commit.
+
+    Inside another ``read_consistently`` the outer one checks. A load that fails on a size, hash or
+    signature mismatch while a commit moved is made again too (it read the new file with the old manifest).
+
+    Args:
+        load: reads the outputs (``TargetOnKart.load`` of each).
+        what: names what is loaded in the error (``the inputs of Class[8-hex id]``).
+
+    Raises:
+        ConcurrentCommitError: commits kept replacing the outputs during two attempts.
+        Exception: what ``load`` raised otherwise.
+    """
+    if _reads.get() is not None:
+        return load()
+    for attempt in (1, 2):
+        reads = _Reads()
+        token = _reads.set(reads)
+        try:
+            try:
+                value = load()
+            except (DamagedOutputError, IntegrityError):
+                if not reads.changed():
+                    raise
+                if attempt == 2:
+                    raise ConcurrentCommitError(_concurrent_message(what)) from None
+                continue
+        finally:
+            _reads.reset(token)
+        if not reads.changed():
+            return value
+        logger.info("Loading %s again: a task's outputs were replaced by a commit while they were read", what)
+    raise ConcurrentCommitError(_concurrent_message(what))
+
+
+def _concurrent_message(what: str) -> str:
+    return (
+        f"Could not load {what} from one commit: each of two attempts saw a task's outputs being replaced by "
+        "another process's commit (a rerun or a repair running at the same time). Load again when it has finished."
+    )
+
+
+@contextlib.contextmanager
+def consistent_reads(what: str) -> Iterator[None]:
+    """Check the loads of the body as ``read_consistently`` does, without a retry (for a generator's loads).
+
+    Raises:
+        ConcurrentCommitError: a task's outputs were replaced while the body read them.
+    """
+    if _reads.get() is not None:
+        yield
+        return
+    reads = _Reads()
+    token = _reads.set(reads)
+    try:
+        yield
+    finally:
+        _reads.reset(token)
+    if reads.changed():
+        raise ConcurrentCommitError(_concurrent_message(what))
