@@ -10,6 +10,7 @@ and that run's task log and processing time.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -74,6 +75,9 @@ TASKS = textwrap.dedent(
                 while not self.output().exists() or not os.path.exists(os.path.join(self.barrier, "committed")):
                     time.sleep(0.01)
             self.dump({"value": value, "pid": os.getpid()})
+
+    class RaceRecorded(Race):
+        kart_run_record_in_manifest = True  # a Kedro node run's way: the run record inside the manifest
     """
 )
 
@@ -112,10 +116,10 @@ RACER = textwrap.dedent(
     """
     import os, sys
     import kart_core, marker_tasks
-    workspace, barrier, first = sys.argv[1:4]
+    workspace, barrier, first, name = sys.argv[1:5]
     if first == "1":
         open(os.path.join(barrier, f"first_{os.getpid()}"), "w").close()
-    kart_core.build(marker_tasks.Race(workspace_directory=workspace, barrier=barrier))
+    kart_core.build(getattr(marker_tasks, name)(workspace_directory=workspace, barrier=barrier))
     if first == "1":
         open(os.path.join(barrier, "committed"), "w").close()
     """
@@ -302,7 +306,7 @@ def test_two_racing_processes_keep_one_runs_outputs_and_run_logs(
     script.write_text(RACER)
     racers = [
         subprocess.Popen(
-            [sys.executable, str(script), any_workspace, str(barrier), first],
+            [sys.executable, str(script), any_workspace, str(barrier), first, "Race"],
             cwd=tmp_path,
             stderr=subprocess.PIPE,
             env=os.environ.copy(),
@@ -318,3 +322,34 @@ def test_two_racing_processes_keep_one_runs_outputs_and_run_logs(
     task_log = race.get_task_log()
     assert task_log["pid"] == first and task_log["value"] == output["value"]
     assert isinstance(race.get_processing_time(), float)  # committed with that task log
+
+
+@pytest.mark.slow
+def test_a_racing_run_whose_record_is_in_the_manifest_keeps_the_winners_record(tasks: Any, tmp_path: Path) -> None:
+    """kart_run_record_in_manifest (Kedro node runs): the loser writes no run log file and no record."""
+    workspace = str(tmp_path / "ws")
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    script = tmp_path / "racer.py"
+    script.write_text(RACER)
+    racers = [
+        subprocess.Popen(
+            [sys.executable, str(script), workspace, str(barrier), first, "RaceRecorded"],
+            cwd=tmp_path,
+            stderr=subprocess.PIPE,
+            env=os.environ.copy(),
+        )
+        for first in ("1", "0")
+    ]
+    for racer in racers:
+        assert racer.wait(timeout=120) == 0, racer.stderr and racer.stderr.read()
+    first = racers[0].pid
+    race = tasks.RaceRecorded(workspace_directory=workspace, barrier=str(barrier))
+    output = kart_core.load_output(race)
+    assert output["pid"] == first
+    manifest = json.loads(Path(log_task_path(race, MANIFEST)).read_text())
+    assert manifest["run"]["task_log"]["pid"] == first
+    assert manifest["run"]["task_log"]["value"] == output["value"]
+    assert "pending" not in manifest
+    logs = sorted(path.parent.name for path in Path(workspace, "log").glob("*/RaceRecorded_*"))
+    assert logs == ["manifest"]  # neither racer wrote run log files

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import time
 from pathlib import Path
 from typing import Any
 
@@ -158,3 +159,31 @@ def test_without_the_integrity_record_the_run_logs_go_to_the_compact_files(
     assert sorted(logs) == ["task_log", "task_params"]
     task.task_log.clear()
     assert task.get_task_params() == {"n": "5"}
+
+
+class RlRecordedClock(RlPlain):
+    """Each run differs: its output and task log carry the run's clock reading."""
+
+    kart_run_record_in_manifest = True
+
+    def run(self) -> None:
+        value = time.perf_counter_ns()
+        self.task_log["value"] = value
+        self.dump([value])
+
+
+def test_a_rerun_replaces_the_run_record_with_its_outputs(workspace: str) -> None:
+    """The replacing commit writes the manifest pending, then final, each with the new run's record."""
+    kart_core.build(RlRecordedClock(workspace_directory=workspace), reset_register=False)
+    manifest_path = next(Path(workspace, "log", "manifest").glob("RlRecordedClock_*.json"))
+    first = json.loads(manifest_path.read_text())["run"]["task_log"]["value"]
+    task = RlRecordedClock(workspace_directory=workspace, rerun=True)
+    kart_core.build(task, reset_register=False)
+    document = json.loads(manifest_path.read_text())
+    assert "pending" not in document
+    assert document["run"]["task_log"]["value"] != first
+    assert kart_core.load_output(RlRecordedClock(workspace_directory=workspace)) == [
+        document["run"]["task_log"]["value"]
+    ]
+    assert sorted(_logs(workspace, "RlRecordedClock")) == ["manifest"]  # no run log file
+    assert [path.name for path in Path(workspace, "log", "manifest").glob("RlRecordedClock_*")] == [manifest_path.name]
