@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +26,14 @@ def _fresh_luigi_config() -> Iterator[None]:
     config_class._instance = None
     yield
     config_class._instance, config_class._config_paths = saved_instance, saved_paths
+
+
+@pytest.fixture(autouse=True)
+def _gokart_stays_out_of_process() -> Iterator[None]:
+    """gokart (test-only) runs in subprocesses: imported here, its task classes would register beside kart's."""
+    yield
+    if "gokart" in sys.modules:
+        pytest.fail("gokart was imported into the pytest process; compare with it in a subprocess (gokart_twin)")
 
 
 @pytest.fixture
