@@ -13,6 +13,7 @@ import pluggy
 from kart_core.commit_marker import read_consistently
 from kart_core.contract import LuigiTask, is_kart_task
 from kart_core.runner import repair_output
+from kart_core.structure import map_structure
 
 __all__ = ["load_output"]
 
@@ -48,18 +49,14 @@ def load_output(
     """
 
     def load(item: Any) -> Any:
-        if isinstance(item, dict):
-            return {key: load(value) for key, value in item.items()}
-        if isinstance(item, list | tuple):
-            return [load(value) for value in item]
         return item.load()
 
     if not is_kart_task(task):
-        return load(task.output())
+        return map_structure(load, task.output())
     what = f"the output of {task.kart_label()}"
     try:
-        return read_consistently(lambda: load(task.kart_outputs()), what)
+        return read_consistently(lambda: map_structure(load, task.kart_outputs()), what)
     except Exception as exc:
         if not repair or not repair_output(task, exc, hook_manager, repaired):
             raise
-    return read_consistently(lambda: load(task.kart_outputs()), what)
+    return read_consistently(lambda: map_structure(load, task.kart_outputs()), what)

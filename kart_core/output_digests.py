@@ -21,6 +21,7 @@ from kart_core.integrity import digest_stream
 from kart_core.manifest import Manifest, OutputRecord, read_manifest
 from kart_core.signing import Signer
 from kart_core.storage import storage_for
+from kart_core.structure import leaves
 
 __all__ = ["output_digests"]
 
@@ -48,7 +49,7 @@ def output_digests(task: Any) -> dict[str, str]:
     signer = target_config.current().signer
     manifests: dict[str, Manifest | None] = {}
     found: dict[str, str] = {}
-    for target in _flatten(outputs):
+    for target in leaves(outputs):
         path = str(target.path() if callable(target.path) else target.path)  # luigi's targets: an attribute
         record = getattr(target, "record", None)
         entry = None
@@ -74,11 +75,3 @@ def _read_digest(path: str) -> str:
         return ""
     with storage.open_read(path) as file:
         return "read:" + digest_stream(file)[1]
-
-
-def _flatten(item: Any) -> list[Any]:
-    if isinstance(item, dict):
-        return [leaf for value in item.values() for leaf in _flatten(value)]
-    if isinstance(item, list | tuple):
-        return [leaf for value in item for leaf in _flatten(value)]
-    return [item]

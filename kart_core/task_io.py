@@ -7,7 +7,7 @@ gokart 1.12.2's argument forms: None (all inputs / the one output), a ``requires
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Generator, Iterable
 from typing import Any
 
 import luigi
@@ -25,6 +25,7 @@ from kart_core.errors import (
     UnrequiredTaskError,
 )
 from kart_core.pandas_type_config import check_pandas_types
+from kart_core.structure import map_structure
 from kart_core.target import TargetOnKart
 
 __all__ = [
@@ -202,15 +203,6 @@ def output_target(task: KartTask, target: Any) -> TargetOnKart:
     if not isinstance(found, TargetOnKart):
         raise TaskDefinitionError(f"{task.kart_label()}.dump(obj, {target!r}): output()[{target!r}] is not a target.")
     return found
-
-
-def map_structure(func: Callable[[Any], Any], items: Any) -> Any:
-    """``func`` applied to every leaf of nested dicts, lists and tuples (tuples come back as lists)."""
-    if isinstance(items, dict):
-        return {key: map_structure(func, value) for key, value in items.items()}
-    if isinstance(items, list | tuple):
-        return [map_structure(func, value) for value in items]
-    return func(items)
 
 
 def _is_empty_frame(obj: Any) -> bool:
