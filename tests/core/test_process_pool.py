@@ -336,9 +336,16 @@ class PpGhost(kart_core.TaskOnKart[int]):
     """Raises an exception whose class exists in the worker process only: it pickles there, and the
     caller cannot unpickle it (the pool's result thread breaks the pool, no worker died)."""
 
+    journal = luigi.Parameter()
+
     def run(self) -> None:
         import sys
+        import time
 
+        # Fail only once the sibling is running, so the broken pool takes it down (else it may not have started).
+        journal, deadline = Path(self.journal), time.monotonic() + 30
+        while not (journal.exists() and "start 0" in journal.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.02)
         module = sys.modules[__name__]
         ghost = type("GhostError", (Exception,), {"__module__": __name__})
         module.GhostError = ghost  # type: ignore[attr-defined]
@@ -350,7 +357,10 @@ class PpGhostRoot(kart_core.TaskOnKart[int]):
 
     def requires(self) -> Any:
         ws = self.workspace_directory
-        return [PpGhost(workspace_directory=ws), PpDies(n=0, journal=self.journal, workspace_directory=ws)]
+        return [
+            PpGhost(journal=self.journal, workspace_directory=ws),
+            PpDies(n=0, journal=self.journal, workspace_directory=ws),
+        ]
 
     def run(self) -> None:
         self.dump(1)
