@@ -49,6 +49,11 @@ class Damage:
         """``{path}: {detail}``."""
         return f"{self.error.path}: {self.error.detail}"
 
+    def state(self) -> str:
+        """What is wrong, for a sentence about the output: ``is damaged``, or for an output another
+        task class of the same name committed (kind "owner"), ``belongs to another task class``."""
+        return "belongs to another task class" if self.error.kind == "owner" else "is damaged"
+
 
 def damaged_upstream(task: KartTask, error: BaseException) -> Damage | None:
     """The upstream of ``task`` whose damaged output made ``task``'s run fail with ``error``; None otherwise.

@@ -173,9 +173,10 @@ def repair_output(
         if damage is None:
             return False
         logger.warning(
-            "The output of %s is damaged: %s. Running %s again (its damaged output is replaced when that run "
-            "commits), then loading it.",
+            "The output of %s %s: %s. Running %s again (the output is replaced when that run commits), "
+            "then loading it.",
             task.kart_label(),
+            damage.state(),
             damage.describe(),
             task.kart_label(),
         )
@@ -246,10 +247,11 @@ def _run_repairing(task: KartTask, manager: pluggy.PluginManager, replace: bool,
                 damage = signal.damage
                 tried.add(_key(damage.upstream))
                 logger.warning(
-                    "%s needs the output of %s, which is damaged: %s. Running %s again (its damaged output is "
-                    "replaced when that run commits), then %s.",
+                    "%s needs the output of %s, which %s: %s. Running %s again (the output is replaced when that "
+                    "run commits), then %s.",
                     task.kart_label(),
                     damage.upstream.kart_label(),
+                    damage.state(),
                     damage.describe(),
                     damage.upstream.kart_label(),
                     task.kart_label(),

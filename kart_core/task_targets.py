@@ -8,7 +8,9 @@ the extension, the run-log paths); this module picks formats and hands the task'
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 from kart_core import workspace
@@ -152,14 +154,43 @@ def _record(task: KartTask, relative: str, unique_id: str | None, label: str) ->
 def owner_name(task_class: type) -> str:
     """``module.QualifiedName`` of a task class: what its manifest entries record as their owner.
 
-    Computed once per class (kept on the class, as ``dataframe_type``): a graph keeps one record per output.
+    A class defined in the script Python runs (``__main__``) is named by the module that script is
+    when imported (``main_module_name``): ``python pipeline.py`` and ``import pipeline`` define the
+    same class, and an output one of them committed is not foreign to the other. Computed once per
+    class (kept on the class, as ``dataframe_type``): a graph keeps one record per output.
     """
     cached = task_class.__dict__.get("_kart_owner_name")
     if cached is not None:
         return cached  # type: ignore[no-any-return]
-    name = f"{task_class.__module__}.{task_class.__qualname__}"
+    module = task_class.__module__
+    if module in ("__main__", "__mp_main__"):
+        module = main_module_name() or module
+    name = f"{module}.{task_class.__qualname__}"
     type.__setattr__(task_class, "_kart_owner_name", name)
     return name
+
+
+def main_module_name() -> str | None:
+    """The dotted name under which the running script (``__main__``) is imported elsewhere; None if unknown.
+
+    ``python -m pkg.mod`` records it in ``__main__.__spec__``; ``python path/to/mod.py`` does not: the
+    name is the file's, prefixed by the packages (folders with ``__init__.py``) that hold it, as
+    ``python -m`` from the folder above them would import it. None for an interactive session or ``-c``.
+    """
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name:
+        return str(spec.name)  # ``-m pkg`` runs (and imports as) ``pkg.__main__``
+    file = getattr(main, "__file__", None)
+    if not file:
+        return None
+    script = Path(file).resolve()
+    parts = [script.stem]
+    folder = script.parent
+    while (folder / "__init__.py").is_file() and folder.parent != folder:
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    return ".".join(parts) if all(part.isidentifier() for part in parts) else None
 
 
 @functools.lru_cache(maxsize=64)

@@ -22,6 +22,8 @@ from luigi.task_register import Register
 
 from kart_core.dotted import import_object
 from kart_core.errors import TaskSpecError
+from kart_core.parameter import TaskInstanceParameter
+from kart_core.task import TaskOnKart
 
 __all__ = ["TaskSpecError", "resolve_task_class", "set_workspace", "task_from_command_line"]
 
@@ -47,6 +49,7 @@ def task_from_command_line(dotted: str, args: Sequence[str] = ()) -> Iterator[An
     """Yield the task ``dotted`` with luigi-style ``args``; the parsed values stay visible to ``requires()``."""
     cls = resolve_task_class(dotted)
     family = cls.get_task_family()  # type: ignore[attr-defined]
+    args = _checked_args(cls, family, args, dotted)
     complaint = io.StringIO()
     try:
         # argparse prints its usage and complaint to stderr, then exits: keep the complaint for one clear line.
@@ -57,7 +60,7 @@ def task_from_command_line(dotted: str, args: Sequence[str] = ()) -> Iterator[An
         reason = complaint.getvalue().strip().splitlines()[-1:] or ["unknown arguments"]
         raise TaskSpecError(
             f"{dotted}: bad parameters {list(args)} ({reason[0].partition('error: ')[2] or reason[0]}). "
-            "Pass them as --name value."
+            f"Pass them as --name value; {_parameters_of(cls)}."
         ) from None
     except Exception as exc:
         raise TaskSpecError(f"{dotted}: cannot parse parameters {list(args)}: {exc}") from exc
@@ -66,6 +69,39 @@ def task_from_command_line(dotted: str, args: Sequence[str] = ()) -> Iterator[An
         yield _create(cls, parser, dotted)
     finally:
         parser_context.__exit__(None, None, None)
+
+
+def _checked_args(cls: type, family: str, args: Sequence[str], dotted: str) -> list[str]:
+    """``args`` with ``--name=value`` split in two; ``TaskSpecError`` for a ``--flag`` that only abbreviates options.
+
+    luigi's parser is argparse with abbreviations on, so ``--m 3`` silently meant ``--module 3``
+    (then "No module named '3'") and ``--lr`` could set ``--lr-decay``: a value meant for one
+    parameter went to another. luigi's first pass (which finds the task's name) knows no task
+    parameters, so there ``--n=4`` abbreviated luigi's ``--no-lock`` and failed; ``--n 4`` passes it.
+    """
+    options = set(CmdlineParser._build_parser(root_task=family)._option_string_actions)
+    checked: list[str] = []
+    for arg in args:
+        flag, equals, value = arg.partition("=")
+        if not flag.startswith("--") or flag in options:
+            checked.extend([flag, value] if equals and flag in options and not value.startswith("-") else [arg])
+            continue
+        own = {f"--{name}" for name, _ in cls.get_params()}  # type: ignore[attr-defined]
+        meant = sorted((option for option in options if option.startswith(flag)), key=lambda o: (o not in own, o))
+        if meant:
+            raise TaskSpecError(
+                f"{dotted}: {flag} is not an option (it abbreviates {', '.join(meant[:3])}); "
+                f"write the full name. {_parameters_of(cls).capitalize()}."
+            )
+        checked.append(arg)
+    return checked
+
+
+def _parameters_of(cls: Any) -> str:
+    """``its parameters: --a, --b`` (those its own classes declare; TaskOnKart's are in ``kart run --help``)."""
+    inherited = {name for name, _ in TaskOnKart.get_params()} if issubclass(cls, TaskOnKart) else set()
+    names = [f"--{name.replace('_', '-')}" for name, _ in cls.get_params() if name not in inherited]
+    return f"its parameters: {', '.join(names)}" if names else "it has no parameters of its own"
 
 
 def _create(cls: type, parser: CmdlineParser, dotted: str) -> Any:
@@ -116,8 +152,17 @@ def _parse(param: luigi.Parameter, value: Any, flag: str, dotted: str) -> Any:
     except Exception as exc:  # each parameter type raises its own error for a malformed value
         raise TaskSpecError(
             f"{dotted}: parameter {flag.replace('_', '-')} cannot be {value!r} ({type(exc).__name__}: {exc}); "
-            f"give a value of type {type(param).__name__}."
+            f"give a value of type {type(param).__name__}{_form_of(param)}."
         ) from None
+
+
+def _form_of(param: luigi.Parameter) -> str:
+    """How a value of ``param``'s type is written on a command line, where that is not obvious."""
+    if isinstance(param, TaskInstanceParameter):
+        return ', as JSON: \'{"type": "TaskFamily", "params": {"name": value}}\' (the class imported, its family name)'
+    if isinstance(param, (luigi.DictParameter, luigi.ListParameter, luigi.TupleParameter)):
+        return " as JSON"
+    return ""
 
 
 def set_workspace(workspace: str | None) -> None:

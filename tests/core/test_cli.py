@@ -65,6 +65,13 @@ class CliInterrupted(gokart.TaskOnKart[int]):
         raise KeyboardInterrupt
 
 
+class CliNeedsTask(gokart.TaskOnKart[int]):
+    upstream = gokart.TaskInstanceParameter()
+
+    def run(self) -> None:
+        self.dump(len(self.load("upstream")))
+
+
 def kart(*args: str) -> CliRunner.invoke:
     """Run `kart args...` in-process."""
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
@@ -125,6 +132,37 @@ def test_run_with_a_bad_task_name_or_parameter_exits_4_with_a_hint() -> None:
     assert bad_param.exit_code == 4 and "bad parameters" in bad_param.stderr
     bare = kart("run", "CliLoad")
     assert bare.exit_code == 4 and "name the task with its module" in bare.stderr
+
+
+def test_an_abbreviated_parameter_is_refused_naming_what_it_abbreviates_and_the_real_parameters() -> None:
+    # argparse's abbreviations made `--m 3` mean luigi's `--module 3` ("No module named '3'")
+    result = kart("run", f"{M}.CliFeatures", "--m", "3")
+    assert result.exit_code == 4
+    assert "--m is not an option (it abbreviates --modification-time-check, --module)" in result.stderr  # own first
+    assert "Its parameters: --n, --scale." in result.stderr
+    prefix = kart("run", f"{M}.CliFeatures", "--sc", "2")  # would have set --scale
+    assert prefix.exit_code == 4 and "--sc is not an option (it abbreviates --scale, --scheduler-" in prefix.stderr
+    unknown = kart("run", f"{M}.CliFeatures", "--nn", "3")
+    assert unknown.exit_code == 4 and "unrecognized arguments: --nn 3" in unknown.stderr
+    assert "its parameters: --n, --scale." in unknown.stderr
+
+
+def test_name_equals_value_sets_the_parameter() -> None:
+    # luigi's first pass (no task parameters known) took `--n=` for an abbreviation of `--no-lock`
+    result = kart("run", f"{M}.CliFeatures", "--n=2", "--scale=5")
+    assert result.exit_code == 0, result.stderr
+    assert gokart.build(CliFeatures(n=2, scale=5), reset_register=False) == [0, 5]
+    assert "1 cached" in kart("run", f"{M}.CliFeatures", "--n", "2", "--scale", "5").stderr
+
+
+def test_a_malformed_task_instance_parameter_shows_the_json_form() -> None:
+    result = kart("run", f"{M}.CliNeedsTask", "--upstream", f"{M}.CliLoad(n=3)")
+    assert result.exit_code == 4
+    assert "parameter --upstream cannot be" in result.stderr
+    assert 'as JSON: \'{"type": "TaskFamily", "params": {"name": value}}\'' in result.stderr
+    good = kart("run", f"{M}.CliNeedsTask", "--upstream", '{"type": "CliLoad", "params": {"n": 2}}')
+    assert good.exit_code == 0, good.stderr
+    assert gokart.build(CliNeedsTask(upstream=CliLoad(n=2)), reset_register=False) == 2
 
 
 def test_run_workspace_option_sets_every_task_workspace(tmp_path: Path) -> None:

@@ -135,3 +135,67 @@ def test_a_csv_table_of_the_other_class_is_rebuilt_too(any_workspace: str) -> No
     assert kart_core.build(other, reset_register=False)["module"].tolist() == ["b"]
     with pytest.raises(ForeignOutputError):
         one.output().load()
+
+
+_SCRIPT = """
+import sys
+import kart_core as gokart
+
+class ScriptTask(gokart.TaskOnKart):
+    def output(self):
+        return self.make_target("shared/out.pkl")  # no module folder: the script and the import share it
+
+    def run(self):
+        print("RAN", flush=True)
+        self.dump(sys.argv[-1])
+
+if __name__ == "__main__":
+    print(gokart.build(ScriptTask(workspace_directory=sys.argv[1])))
+"""
+
+
+@pytest.mark.parametrize("package", [False, True])
+def test_a_class_run_as_a_script_and_imported_is_one_owner(tmp_path: Path, package: bool) -> None:
+    """``python pipeline.py`` (``__main__.ScriptTask``), ``python -m`` and ``import pipeline`` define one class:
+    each reuses what the other committed, as gokart does (the manifest records ``pipeline.ScriptTask``)."""
+    import os
+    import subprocess
+    import sys
+
+    root = tmp_path / "code"
+    folder = root / "pkg" if package else root
+    folder.mkdir(parents=True)
+    if package:
+        (folder / "__init__.py").write_text("")
+    (folder / "pipeline.py").write_text(_SCRIPT)
+    module = "pkg.pipeline" if package else "pipeline"
+    workspace = str(tmp_path / "ws")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+
+    def run(*args: str) -> str:
+        done = subprocess.run([sys.executable, *args], cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done.stdout + done.stderr
+
+    first = run(str(folder / "pipeline.py"), workspace, "first")
+    assert "RAN" in first and "1 ran" in first
+    imported = f"import {module} as m, kart_core as g; print(g.build(m.ScriptTask(workspace_directory={workspace!r})))"
+    second = run("-c", imported)
+    assert "RAN" not in second and "1 cached" in second and "first" in second
+    third = run("-m", module, workspace, "third")
+    assert "RAN" not in third and "1 cached" in third and "first" in third
+    manifest = next((tmp_path / "ws" / "log" / "manifest").glob("ScriptTask_*.json"))
+    owners = {entry["owner"] for entry in json.loads(manifest.read_text())["outputs"].values()}
+    assert owners == {f"{module}.ScriptTask"}
+
+
+def test_a_foreign_output_is_reported_as_another_class_s_not_as_damaged(
+    workspace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    one, other = a.SnModel(workspace_directory=workspace), b.SnModel(workspace_directory=workspace)
+    kart_core.build(one, reset_register=False)
+    with caplog.at_level("WARNING", logger="kart_core"):
+        assert kart_core.build(other, reset_register=False)["module"] == "b"
+    warned = " ".join(record.getMessage() for record in caplog.records)
+    assert f"The output of {other.kart_label()} belongs to another task class: " in warned
+    assert "it was committed by same_name.a.SnModel" in warned and "is damaged" not in warned
