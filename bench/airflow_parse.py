@@ -23,8 +23,8 @@ imports a DAG file makes, as Airflow's dag-processor parses a file in a fresh ch
 - serialized: the size of ``DagSerialization.to_dict`` as JSON (what Airflow stores and sends to
   the UI), and the same zlib-compressed (``[core] compress_serialized_dags``);
 - task start: what kart adds to a worker's parse when Airflow's parsing context names one task
-  (the deepest one, whose place is compacted and found by a walk; the longest place followed by its
-  path; a root), in a fresh process as Airflow starts each task: importing kart (after
+  (the deepest one, whose place is compacted and followed by its encoded steps; the longest place
+  that is its path, followed by it; a root), in a fresh process as Airflow starts each task: importing kart (after
   Airflow, which the worker has loaded already) and ``to_dag``, which builds only that task;
   Airflow's own cost of the process's first ``DAG()`` (importing its timetables, ~0.1 s), which
   any DAG file pays, is printed beside it and not counted.
@@ -190,9 +190,9 @@ def main(sizes: list[int]) -> None:
                 f"{row['cpu'] / peer['cpu']:>9.2f} | {row['json'] / peer['json']:>10.2f}",
                 flush=True,
             )
-        # The deepest task (last in breadth-first order: a compacted place, found by walking the graph's
-        # task objects), the longest place that is its path (followed, one requires() per step) and a
-        # root, whose unique id covers every task below it (gokart's id includes the upstream ids).
+        # The deepest task (last in breadth-first order: a compacted place, followed by its encoded
+        # steps), the longest place that is its path (followed, one requires() per step) and a root,
+        # whose unique id covers every task below it (gokart's id includes the upstream ids).
         starts = (("deepest", rows["kart"]["deepest"]), ("followed", rows["kart"]["followed"]), ("root", "BenchNode"))
         for which, task_id in starts:
             imported, built, first_dag = time_task_start(n_tasks, str(rows["kart"]["dag_id"]), str(task_id))

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import time
-from typing import Any
+from typing import Any, ClassVar
 
+import luigi
 import pytest
 from af_helpers import EXAMPLES
 from kart_airflow import MissingKartTaskOperator, task_ids, to_dag
 from mlpipeline import Evaluate
-from test_airflow_dag import Layered, layered_roots
+from test_airflow_dag import layered_roots
 
 import kart_core
 
@@ -72,25 +72,59 @@ def test_a_task_id_missing_from_this_code_gets_an_operator_that_fails_with_the_k
         task.execute({})
 
 
-def test_a_compacted_place_is_found_by_walking_the_graph(parsing_for) -> None:
+def test_a_compacted_place_is_followed_and_one_compacted_with_a_hash_is_found_by_a_walk(parsing_for) -> None:
     roots = layered_roots(200, width=1)
     ids = to_dag(roots, dag_id="deep").task_ids
-    hashed = next(task_id for task_id in ids if "--" in task_id)
-    parsing_for("deep", hashed)
-    assert to_dag(roots, dag_id="deep").task_ids == [hashed]
+    compacted = [task_id for task_id in ids if "--" in task_id]
+    assert len(compacted) == 187 and not any("---" in task_id for task_id in compacted)
+    for task_id in (compacted[0], compacted[-1]):
+        parsing_for("deep", task_id)
+        assert to_dag(roots, dag_id="deep").task_ids == [task_id]
+    long_root = LongRootNameForAPlaceWhoseStepsDoNotFit(layer=20)
+    hashed = task_ids(long_root)[kart_core.node_key(LongRootNameForAPlaceWhoseStepsDoNotFit(layer=0))]
+    assert "---" in hashed
+    parsing_for("long", hashed)
+    (task,) = to_dag(long_root, dag_id="long").tasks
+    assert task.task_id == hashed and task.kart.task.layer == 0
 
 
-def test_task_start_for_one_task_of_two_thousand_is_fast(parsing_for) -> None:
-    # CPU seconds of this process for what kart adds to the worker's parse of a 2,000-task DAG.
-    deepest = task_ids(layered_roots(2000))[kart_core.node_key(Layered(layer=0, index=0, width=50))]
-    assert "--" in deepest  # a compacted place: found by walking the task objects, not by following a path
+class LongRootNameForAPlaceWhoseStepsDoNotFit(kart_core.TaskOnKart[int]):
+    """A chain under a root whose label leaves no room for the steps: its compacted places end in a hash."""
+
+    layer = luigi.IntParameter()
+
+    def requires(self) -> list[kart_core.TaskOnKart]:
+        return [LongRootNameForAPlaceWhoseStepsDoNotFit(layer=self.layer - 1)] if self.layer else []
+
+
+class Counted(kart_core.TaskOnKart[int]):
+    """The benchmark's layered graph (50 wide, two upstreams per task), counting its requires() calls."""
+
+    layer = luigi.IntParameter()
+    index = luigi.IntParameter()
+    calls: ClassVar[list[int]] = [0]
+
+    def requires(self) -> list[kart_core.TaskOnKart]:
+        Counted.calls[0] += 1
+        return (
+            [Counted(layer=self.layer - 1, index=i) for i in sorted({self.index, (self.index + 1) % 50})]
+            if self.layer
+            else []
+        )
+
+
+def test_task_start_for_one_task_of_two_thousand_follows_its_place(parsing_for) -> None:
+    # The deepest task (last in breadth-first order), 39 steps below its root: its place is compacted.
+    roots = [Counted(layer=39, index=i) for i in range(50)]
+    ids = task_ids(roots)
+    deepest = ids[kart_core.node_key(Counted(layer=0, index=49))]
+    assert "--" in deepest and "---" not in deepest and len(deepest) <= 40
     parsing_for("big", deepest)
-    timings = []
-    for _ in range(3):
-        started = time.process_time()
-        dag = to_dag(layered_roots(2000), dag_id="big")
-        timings.append(time.process_time() - started)
-        (task,) = dag.tasks
+    luigi.task_register.Register.clear_instance_cache()  # new task objects, as in a worker's fresh process
+    Counted.calls[0] = 0
+    (task,) = to_dag([Counted(layer=39, index=i) for i in range(50)], dag_id="big").tasks
+    # Followed from its root, one requires() per step (39), and the task's own (its upstreams, none
+    # here), instead of walking the 2,000 tasks.
+    assert Counted.calls[0] == 40
     rebuilt = kart_core.import_object(task.kart_class).from_str_params(task.kart_params)
-    assert (rebuilt.layer, rebuilt.index) == (0, 0)
-    assert min(timings) < 0.3, timings
+    assert (rebuilt.layer, rebuilt.index) == (0, 49)

@@ -3,7 +3,8 @@
 Two modes. The dag-processor (and ``airflow dags test``) builds every task. A worker that
 re-parses the DAG file to run one task (Airflow's parsing context names it) builds only that
 task: its task id is its place in the graph, so the task is found by following the place's
-path from the roots, one ``requires()`` call per step, without walking the graph.
+path (or a compacted place's encoded steps) from the roots, one ``requires()`` call per step,
+without walking the graph.
 """
 
 from __future__ import annotations
@@ -178,7 +179,7 @@ def _add_one(
         return {dep: prefix + graph.places[dep] for dep in graph.upstream.get(kart_core.node_key(task), [])}
 
     if upstream_ids is None:  # guessed from the path (kart_core.requirement_places); exact ones on demand
-        through = kart_core.requirement_places(place, task, path[1] if path is not None else None)
+        through = kart_core.requirement_places(task, path[1]) if path is not None else {}
         upstream_ids = {key: prefix + value for key, value in through.items()}
         lookup: Callable[[], Mapping[str, str]] | None = exact_upstream_ids
     else:
