@@ -100,8 +100,13 @@ else:
 cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
 assert len(dag.tasks) == n
 text = json.dumps(DagSerialization.to_dict(dag)).encode()
+if mode == "kart" and os.environ.get("KART_BENCH_RECORD"):  # what a worker's upstream check reads from Airflow
+    record = next(a for a in dag.tasks[0].inlets if str(a.uri).startswith("x-kart-record"))
+    with open(os.environ["KART_BENCH_RECORD"], "w") as out:
+        json.dump({"record": record.extra, "task_ids": dag.task_ids}, out)
 print(json.dumps({"cpu": cpu, "wall": wall, "json": len(text), "zlib": len(zlib.compress(text)),
                   "deepest": dag.task_ids[-1], "dag_id": dag.dag_id,
+                  "upstreamed": next(t for t in reversed(dag.task_ids) if dag.get_task(t).upstream_task_ids),
                   "followed": max((t for t in dag.task_ids if "--" not in t), key=len),
                   "id_chars": sum(map(len, dag.task_ids)) / len(dag.task_ids)}))
 """
@@ -119,12 +124,18 @@ def _env(**extra: str) -> dict[str, str]:
     }
 
 
-def build(n_tasks: int, mode: str, repeat: int) -> dict[str, float | str]:
-    """Build one DAG in fresh processes (best CPU of ``repeat``): its parse times and serialized sizes."""
+def build(n_tasks: int, mode: str, repeat: int, record: str = "") -> dict[str, float | str]:
+    """Build one DAG in fresh processes (best CPU of ``repeat``): its parse times and serialized sizes.
+
+    ``record``: a file to write the DAG's kart record and task ids to (mode ``kart``), for ``time_task_start``.
+    """
     runs = []
     for _ in range(repeat):
         done = subprocess.run(
-            [sys.executable, "-c", _BUILD, str(n_tasks), mode], env=_env(), capture_output=True, text=True
+            [sys.executable, "-c", _BUILD, str(n_tasks), mode],
+            env=_env(KART_BENCH_RECORD=record),
+            capture_output=True,
+            text=True,
         )
         assert done.returncode == 0, done.stderr[-2000:]
         runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
@@ -134,7 +145,7 @@ def build(n_tasks: int, mode: str, repeat: int) -> dict[str, float | str]:
 _COLD_START = """
 import sys, time
 import airflow.sdk, airflow.sdk.execution_time.task_runner  # a worker has these before it parses the file
-started = time.process_time()
+started_import = time.process_time()
 import kart_airflow, airflow_tasks
 imported = time.process_time()
 airflow.sdk.DAG(dag_id="first")  # Airflow's one-time cost of a process's first DAG (timetables): plain DAG files pay it too
@@ -142,27 +153,55 @@ first_dag = time.process_time()
 dag = kart_airflow.to_dag(airflow_tasks.roots(int(sys.argv[1])), dag_id=sys.argv[2])
 built = time.process_time()
 assert len(dag.tasks) == 1, dag.task_ids
-print(imported - started, built - first_dag, first_dag - imported)
+(operator,) = dag.tasks
+check = walk = 0.0
+if operator.kart.task.kart_requires():
+    import json
+    with open(sys.argv[3]) as data:
+        parsed = json.load(data)
+
+    class StandIn:  # Airflow's task instance, as the check reads it: no XCom at the guessed ids, the DAG's tasks finished
+        dag_id, run_id = sys.argv[2], "bench"
+
+        def xcom_pull(self, task_ids):
+            return None
+
+        def get_task_breadcrumbs(self, dag_id, run_id):
+            return [{"task_id": task_id} for task_id in parsed["task_ids"]]
+
+    started = time.process_time()
+    operator._check_upstream_run(operator.kart.task, {"ti": StandIn()}, parsed["record"])
+    check = time.process_time() - started
+    started = time.process_time()
+    exact = operator.kart.upstream_lookup()  # the walk the record replaces (and still the fallback)
+    walk = time.process_time() - started
+    assert exact == kart_airflow.skew.upstream_task_ids(operator.kart.task.kart_requires(), parsed["record"], parsed["task_ids"])
+print(imported - started_import, built - first_dag, first_dag - imported, check, walk)
 """
 
 
-def time_task_start(n_tasks: int, dag_id: str, task_id: str) -> tuple[float, float, float]:
-    """CPU seconds a fresh worker process spends importing kart and in to_dag for its one (deepest) task.
+def time_task_start(n_tasks: int, dag_id: str, task_id: str, record: str) -> tuple[float, float, float, float, float]:
+    """CPU seconds a fresh worker process spends importing kart and in to_dag for its one task.
 
     Run in a new process each time, as Airflow runs each task (best of 3): the worker has imported
     Airflow already; it then imports the DAG file's imports and calls to_dag, which builds one task.
     The third number is Airflow's own: creating the process's first DAG object (it imports the
     timetable modules), which a plain DAG file pays as well; it is not counted in to_dag's time.
+    For a task with upstreams, the fourth is the operator's XCom upstream check before it runs
+    (``_check_upstream_run``) when no guessed upstream task id has XCom, so that it looks up the
+    exact ids (from the DAG's record in ``record`` and the run's task ids; the XCom reads
+    themselves are Airflow's I/O and not counted), and the fifth the graph walk that lookup
+    replaced (``upstream_lookup``, still its fallback).
     """
     env = _env(_AIRFLOW_PARSING_CONTEXT_DAG_ID=dag_id, _AIRFLOW_PARSING_CONTEXT_TASK_ID=task_id)
     runs = []
     for _ in range(3):
         done = subprocess.run(
-            [sys.executable, "-c", _COLD_START, str(n_tasks), dag_id], env=env, capture_output=True, text=True
+            [sys.executable, "-c", _COLD_START, str(n_tasks), dag_id, record], env=env, capture_output=True, text=True
         )
         assert done.returncode == 0, done.stderr[-2000:]
-        imported, built, first_dag = map(float, done.stdout.split()[-3:])
-        runs.append((imported, built, first_dag))
+        imported, built, first_dag, check, walk = map(float, done.stdout.split()[-5:])
+        runs.append((imported, built, first_dag, check, walk))
     return min(runs, key=lambda run: run[0] + run[1])
 
 
@@ -181,7 +220,8 @@ def main(sizes: list[int]) -> None:
     print("-" * len(header))
     for n_tasks in sizes:
         repeat = 3 if n_tasks < 10000 else 1
-        rows = {mode: build(n_tasks, mode, repeat) for mode in MODES}
+        record = os.path.join(tempfile.mkdtemp(prefix="kart-bench-record-"), "record.json")
+        rows = {mode: build(n_tasks, mode, repeat, record) for mode in MODES}
         for mode, row in rows.items():
             peer = rows[PEER[mode]]
             print(
@@ -191,16 +231,30 @@ def main(sizes: list[int]) -> None:
                 flush=True,
             )
         # The deepest task (last in breadth-first order: a compacted place, followed by its encoded
-        # steps), the longest place that is its path (followed, one requires() per step) and a root,
-        # whose unique id covers every task below it (gokart's id includes the upstream ids).
-        starts = (("deepest", rows["kart"]["deepest"]), ("followed", rows["kart"]["followed"]), ("root", "BenchNode"))
+        # steps), the deepest with upstreams (its XCom upstream check measured too), the longest
+        # place that is its path (followed, one requires() per step) and a root, whose unique id
+        # covers every task below it (gokart's id includes the upstream ids).
+        starts = (
+            ("deepest", rows["kart"]["deepest"]),
+            ("deepest with upstreams", rows["kart"]["upstreamed"]),
+            ("followed", rows["kart"]["followed"]),
+            ("root", "BenchNode"),
+        )
         for which, task_id in starts:
-            imported, built, first_dag = time_task_start(n_tasks, str(rows["kart"]["dag_id"]), str(task_id))
+            imported, built, first_dag, check, walk = time_task_start(
+                n_tasks, str(rows["kart"]["dag_id"]), str(task_id), record
+            )
             print(
                 f"{n_tasks:>6} | task start ({which} task {task_id}), CPU s: import kart {imported:.3f} + to_dag "
                 f"for one task {built:.3f} = {imported + built:.3f} (Airflow's first DAG() in the process, not counted: {first_dag:.3f})",
                 flush=True,
             )
+            if check or walk:
+                print(
+                    f"{n_tasks:>6} |   its XCom upstream check, exact upstream ids from the record: {check:.3f} "
+                    f"(the graph walk it replaced: {walk:.3f})",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -15,7 +15,14 @@ from typing import Any
 import pytest
 from af_helpers import statuses
 from kart_airflow import to_dag
-from kart_airflow.skew import check_importable, compare_with_record, compare_with_upstream, record_extra, record_uri
+from kart_airflow.skew import (
+    check_importable,
+    compare_with_record,
+    compare_with_upstream,
+    record_extra,
+    record_uri,
+    upstream_task_ids,
+)
 from mlpipeline import Evaluate, LoadData, MakeFeatures, Train
 
 import kart_core
@@ -78,6 +85,22 @@ def test_the_record_is_looked_up_by_task_id_not_by_unique_id() -> None:
         compare_with_record(task, "Load_3", code, "x-kart-record://d/", recorded)
     with pytest.raises(kart_core.StaleTaskError, match=label + r": the code of mlpipeline.tasks.LoadData on this"):
         compare_with_record(task, "Load", "f" * 16, "x-kart-record://d/", recorded)
+
+
+def test_upstream_task_ids_come_from_the_record_and_the_run_without_a_walk() -> None:
+    source, features = LoadData(n_rows=5), MakeFeatures(data=LoadData(n_rows=5))
+    code = kart_core.code_fingerprint(LoadData)
+    recorded = record_extra(
+        [("LoadData__Evaluate.data", source, code), ("MakeFeatures__Evaluate.f", features, "c" * 16)]
+    )
+    finished = ["Evaluate", "MakeFeatures__Evaluate.f", "LoadData__Evaluate.data", "group.LoadData__Evaluate.data"]
+    assert upstream_task_ids([source, features], recorded, finished) == {
+        kart_core.node_key(source): "LoadData__Evaluate.data",
+        kart_core.node_key(features): "MakeFeatures__Evaluate.f",
+    }
+    # Not in the record (other parameters than the dag-processor parsed), or not among the run's task ids.
+    assert upstream_task_ids([LoadData(n_rows=6)], recorded, finished) == {}
+    assert upstream_task_ids([source], recorded, ["Evaluate"]) == {}
 
 
 def test_an_upstream_that_ran_another_task_in_this_run_is_refused_with_both_ids() -> None:
@@ -244,7 +267,7 @@ def test_a_worker_parse_finds_an_upstream_reached_by_a_shorter_path(
     run_dag, register_dag, monkeypatch: pytest.MonkeyPatch, capfd
 ) -> None:
     # Train requires MakeFeatures, whose task id is MakeFeatures__Evaluate.features (reached from the
-    # root directly), not MakeFeatures__Evaluate.model.features: the one-task parse walks the graph for it.
+    # root directly), not MakeFeatures__Evaluate.model.features: the one-task parse guesses wrong.
     run = run_dag(to_dag(Evaluate(model="ridge", n_rows=17), dag_id="midrun_pruned"))
     register_dag(to_dag(Evaluate(model="ridge", n_rows=7), dag_id="midrun_pruned"))
     monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "midrun_pruned")
@@ -253,7 +276,9 @@ def test_a_worker_parse_finds_an_upstream_reached_by_a_shorter_path(
     assert worker.task_ids == ["Train__Evaluate.model"]
     assert _rerun(run, worker.get_task("Train__Evaluate.model")) == "failed"
     out = capfd.readouterr().out
-    assert "walked the graph for the upstream task ids of Train__Evaluate.model" in out
+    # Found in the DAG's record and the run's finished task ids, without walking the graph.
+    assert "found the upstream task ids of Train__Evaluate.model in the DAG's record" in out
+    assert "walked the graph" not in out
     assert "the upstream task 'MakeFeatures__Evaluate.features' ran MakeFeatures[" in out
 
 

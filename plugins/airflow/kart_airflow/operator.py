@@ -13,7 +13,7 @@ import kart_core
 from kart_airflow.naming import display_name_for, import_path_of
 from kart_airflow.outputs import output_paths, output_uris, xcom_path
 from kart_airflow.rebuild import rebuild_task
-from kart_airflow.skew import asset_extra, compare_with_record, compare_with_upstream
+from kart_airflow.skew import asset_extra, compare_with_record, compare_with_upstream, upstream_task_ids
 
 __all__ = ["KartTaskOperator", "MissingKartTaskOperator", "recorded_asset_extra"]
 
@@ -135,8 +135,10 @@ class KartTaskOperator(BaseOperator):
             # The fingerprint this process computed when it parsed the DAG file, unless the class was
             # re-imported since (a new class object may hold other code).
             same_class = type(task) is type(self.kart.task)
-            self._check_against_parse(task, self.kart.code if same_class else kart_core.code_fingerprint(type(task)))
-            self._check_upstream_run(task, context)
+            recorded = self._check_against_parse(
+                task, self.kart.code if same_class else kart_core.code_fingerprint(type(task))
+            )
+            self._check_upstream_run(task, context, recorded)
         except kart_core.StaleTaskError as exc:
             # A retry would run the same code again: fail now, with kart's message.
             self.log.error("%s", exc)
@@ -193,19 +195,27 @@ class KartTaskOperator(BaseOperator):
             output_uris=output_uris(task),
         )
 
-    def _check_against_parse(self, task: Any, code: str) -> None:
-        """This task id's entry in the DAG's record Asset (what the dag-processor parsed) against ``task``."""
-        if self.kart.record is not None:
-            recorded = recorded_asset_extra(self.kart.record)
-            if recorded is not _UNAVAILABLE:
-                compare_with_record(task, self.task_id, code, self.kart.record, recorded)  # type: ignore[arg-type]
+    def _check_against_parse(self, task: Any, code: str) -> Mapping[str, Any] | None:
+        """This task id's entry in the DAG's record Asset (what the dag-processor parsed) against ``task``.
 
-    def _check_upstream_run(self, task: Any, context: Any) -> None:
+        Returns the record's extra once checked (the upstream check reads it too), else None.
+        """
+        if self.kart.record is None:
+            return None
+        recorded = recorded_asset_extra(self.kart.record)
+        if recorded is _UNAVAILABLE:
+            return None
+        compare_with_record(task, self.task_id, code, self.kart.record, recorded)  # type: ignore[arg-type]
+        return recorded  # type: ignore[return-value]
+
+    def _check_upstream_run(self, task: Any, context: Any, recorded: Mapping[str, Any] | None = None) -> None:
         """What each upstream task pushed to XCom in this run against the task ``task`` requires now.
 
         One XCom read per requirement. On a worker's one-task parse the upstream task ids are
         guesses (the place through this task); a requirement reached by a shorter path has no XCom
-        there, and then the exact ids come from walking the graph (``upstream_lookup``), once.
+        there, and then the exact ids come, once, from the record (``recorded``) and the run's
+        finished task ids (``skew.upstream_task_ids``), or, if Airflow cannot list those, from
+        walking the graph (``upstream_lookup``).
         """
         ti = context.get("ti") if isinstance(context, Mapping) else None
         if ti is None or not hasattr(ti, "xcom_pull"):
@@ -217,16 +227,41 @@ class KartTaskOperator(BaseOperator):
             pushed = ti.xcom_pull(task_ids=upstream_id) if upstream_id is not None else None
             if pushed is None and self.kart.upstream_lookup is not None:
                 if exact is None:
-                    exact = self.kart.upstream_lookup()
-                    self.log.info("kart_airflow: walked the graph for the upstream task ids of %s", self.task_id)
+                    exact = self._exact_upstream_ids(task, ti, recorded)
                 upstream_id = exact.get(key)
                 pushed = ti.xcom_pull(task_ids=upstream_id) if upstream_id is not None else None
             if upstream_id is not None:
                 compare_with_upstream(task, dependency, upstream_id, pushed, str(ti.run_id))
 
+    def _exact_upstream_ids(self, task: Any, ti: Any, recorded: Mapping[str, Any] | None) -> Mapping[str, str]:
+        """The task ids of ``task``'s requirements in the DAG: from the record and the run's task ids, else by a walk."""
+        finished = _finished_task_ids(ti) if recorded is not None else None
+        if finished is not None:
+            self.log.info("kart_airflow: found the upstream task ids of %s in the DAG's record", self.task_id)
+            return upstream_task_ids(task.kart_requires(), recorded, finished)  # type: ignore[arg-type]
+        if self.kart.upstream_lookup is None:
+            return {}
+        self.log.info("kart_airflow: walked the graph for the upstream task ids of %s", self.task_id)
+        return self.kart.upstream_lookup()
+
 
 def _every_task(task: Any) -> bool:
     return True
+
+
+def _finished_task_ids(ti: Any) -> list[str] | None:
+    """The task ids of the run's finished task instances (Airflow's task breadcrumbs), or None if unavailable.
+
+    One call to Airflow's task execution API (``GET /task-instances/breadcrumbs``, Airflow 3.1+):
+    an upstream task that pushed XCom has finished. None when this Airflow cannot list them.
+    """
+    breadcrumbs = getattr(ti, "get_task_breadcrumbs", None)
+    if breadcrumbs is None:
+        return None
+    try:
+        return [str(crumb["task_id"]) for crumb in breadcrumbs(dag_id=ti.dag_id, run_id=ti.run_id)]
+    except Exception:  # an API server without the route: the walk (upstream_lookup) is always right
+        return None
 
 
 class _KartSpec:

@@ -36,6 +36,7 @@ __all__ = [
     "task_key",
     "compare_with_record",
     "compare_with_upstream",
+    "upstream_task_ids",
     "missing_task_message",
     "WHAT_TO_DO",
 ]
@@ -180,6 +181,45 @@ def compare_with_record(task: Any, task_id: str, code: str, uri: str, recorded: 
         f"dag-processor parsed it has no task {task_id!r} ({uri}): the DAG file or task code differ between this "
         f"worker and the dag-processor. {WHAT_TO_DO}"
     )
+
+
+def upstream_task_ids(
+    dependencies: Iterable[Any], recorded: Mapping[str, Any], task_ids: Iterable[str]
+) -> dict[str, str]:
+    """The Airflow task id of each dependency among ``task_ids``, by ``kart_core.node_key``, found through the record.
+
+    A worker's one-task parse knows its upstream task ids only as guesses (the place through
+    this task); when one is wrong, the upstream is reached from the roots by a shorter path.
+    The record (``record_extra``, what the dag-processor parsed) holds every task id's key with
+    its unique id, so a dependency's unique id gives its task id's key, and the task id is the
+    one of ``task_ids`` (e.g. the run's finished tasks) with that key: no graph walk, a pass over
+    the record and one SHA-1 per task id.
+
+    Args:
+        dependencies: the tasks the task requires, as this worker builds them.
+        recorded: the record Asset's extra as the dag-processor registered it.
+        task_ids: Airflow task ids to look among (with their task group prefix).
+
+    Returns:
+        The task id of each dependency found; a dependency missing from the record (its unique
+        id differs from what the dag-processor parsed) or from ``task_ids`` is left out.
+    """
+    keys_by_id: dict[str, str] = {}
+    for entries in (recorded.get("kart_tasks") or {}).values():
+        for entry in entries.split():
+            key, _, unique_id = entry.partition("=")
+            keys_by_id[unique_id] = key
+    wanted: dict[str, str] = {}
+    for dependency in dependencies:
+        key = keys_by_id.get(dependency.make_unique_id()[:_ID_CHARS])
+        if key is not None:
+            wanted[key] = kart_core.node_key(dependency)
+    found: dict[str, str] = {}
+    for task_id in task_ids:
+        node = wanted.get(task_key(task_id))
+        if node is not None:
+            found[node] = task_id
+    return found
 
 
 def compare_with_upstream(
