@@ -38,6 +38,7 @@ from kart_kedro.node_work import NodeResult, NodeWork
 from kart_kedro.output_state import current_state, dataset_config, is_persistent
 from kart_kedro.pipeline import KartTaskNode
 from kart_kedro.receipt_dataset import TaskReceiptDataset
+from kart_kedro.runtime_dataset import RuntimeDatasets
 from kart_kedro.summary import rerun_reason
 
 __all__ = ["CODE_VERSION_TAG", "NO_CACHE_TAG", "PLAIN", "PipelineRun"]
@@ -123,6 +124,7 @@ class PipelineRun:
         self.parameter_digests: dict[str, str] = {}  # a parameter is loaded and digested once per run
         self.persistence: dict[str, bool] = {}  # whether each dataset is persistent, asked once per run
         self.created: set[str] = set()  # datasets known to exist in the catalog
+        self.runtime_datasets = RuntimeDatasets(catalog)  # each runtime-pattern type resolved once per run
         self.pending: dict[str, tuple[str, Any]] = {}  # cached outputs loaded only if needed: (node, target)
         self.configs: dict[str, str] = {}  # catalog definitions of persistent upstream inputs, once per run
         self.statuses: dict[str, str] = {}
@@ -359,7 +361,7 @@ class PipelineRun:
         for others (and under KartParallelRunner) the dataset already exists and this does nothing.
         """
         if name not in self.created:
-            self.catalog.get(name, fallback_to_runtime_pattern=True)
+            self.runtime_datasets.create(name)
             self.created.add(name)
 
     def restore_inputs(self, node: Any) -> None:

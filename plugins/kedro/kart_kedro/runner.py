@@ -19,8 +19,6 @@ from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any
 
-import pluggy
-from kedro.framework.hooks import _create_hook_manager
 from kedro.framework.hooks.manager import _NullPluginManager
 from kedro.pipeline import Pipeline
 from kedro.runner import ParallelRunner, SequentialRunner, ThreadRunner
@@ -177,9 +175,11 @@ def _schedule(pipeline: Pipeline, run: PipelineRun, pool: Any) -> None:
         )
 
 
-def _real_hook_manager(hook_manager: Any) -> Any:
-    # Kedro's Task needs a real manager outside worker processes; tests and scripts pass none.
-    return hook_manager if isinstance(hook_manager, pluggy.PluginManager) else _create_hook_manager()
+def _hook_manager(hook_manager: Any) -> Any:
+    # Kedro's Task needs a manager outside worker processes. Without a session's, Kedro's runners use
+    # their do-nothing manager (AbstractRunner.run): so does kart. An empty pluggy manager would cost
+    # six hook calls per node for no plugin.
+    return hook_manager if hook_manager is not None else _NullPluginManager()
 
 
 class KartRunner(_CachingRunner, SequentialRunner):
@@ -203,7 +203,7 @@ class KartRunner(_CachingRunner, SequentialRunner):
         self._init_cache(workspace_directory, code_packages)
 
     def _run(self, pipeline: Pipeline, catalog: Any, hook_manager: Any = None, run_id: str | None = None) -> None:
-        self._kart_run(pipeline, catalog, _real_hook_manager(hook_manager), run_id, None)
+        self._kart_run(pipeline, catalog, _hook_manager(hook_manager), run_id, None)
 
 
 class _PoolCachingRunner(_CachingRunner):
@@ -227,7 +227,7 @@ class KartThreadRunner(_PoolCachingRunner, ThreadRunner):
 
     def _run(self, pipeline: Pipeline, catalog: Any, hook_manager: Any = None, run_id: str | None = None) -> None:
         with self._get_executor(self._get_required_workers_count(pipeline)) as pool:
-            self._kart_run(pipeline, catalog, _real_hook_manager(hook_manager), run_id, pool)
+            self._kart_run(pipeline, catalog, _hook_manager(hook_manager), run_id, pool)
 
 
 class KartParallelRunner(_PoolCachingRunner, ParallelRunner):
