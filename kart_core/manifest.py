@@ -28,6 +28,7 @@ integrity record, so its run costs one record file instead of three.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import secrets
@@ -61,6 +62,12 @@ def new_commit_id() -> str:
     return secrets.token_hex(16)
 
 
+@functools.lru_cache(maxsize=64)
+def _joined(workspace: str, name: str) -> str:
+    """``os.path.join(workspace, name)``; the same few paths are joined again and again while tasks run."""
+    return os.path.join(workspace, name)
+
+
 @dataclasses.dataclass(frozen=True, slots=True)  # one per output of every task a build walks
 class OutputRecord:
     """Where an output's integrity record lives: the task's manifest and the output's key in it.
@@ -90,9 +97,10 @@ class OutputRecord:
         """The manifest's full path (local path or URL): ``manifest_name`` joined to the workspace as gokart joins.
 
         Computed when read: a 100,000-task graph keeps one record per output, and this string is
-        the longest part of each.
+        the longest part of each. A run reads it about ten times per output (staging, the commit's
+        grouping, settling, the lock): the join of the last few records is remembered.
         """
-        return os.path.join(self.workspace, self.manifest_name)
+        return _joined(self.workspace, self.manifest_name)
 
     def lock_params(self) -> LockParams:
         """The lock that guards updates of the manifest (lock files in the system temporary directory:

@@ -62,6 +62,13 @@ class KedroNodeRun(kart_core.TaskOnKart[Any]):
             cached = self.__dict__["_kart_significant_str_params"] = super().to_str_params(True, False)
         return dict(cached)
 
+    def requires(self) -> list[Any]:
+        """None: a node run's upstream runs count by their unique ids (``upstream``), not as tasks to build.
+
+        What TaskOnKart's default returns for a class without task parameters, without looking for them.
+        """
+        return []
+
     def cache_folder(self) -> str:
         """``kedro/{project}/{node}``: where this node's runs are cached, relative to the workspace."""
         return f"kedro/{safe_name(self.project or '_')}/{safe_name(self.node_name)}"

@@ -134,11 +134,18 @@ class PipelineRun:
         self.load_counts = Counter(name for node in pipeline.nodes for name in node.inputs)
         self.kept = pipeline.inputs() | pipeline.outputs()  # never released: the caller's data
         fingerprinter = kart_core.CodeFingerprinter(kart_core.ModuleClassifier([project, *code_packages]))
-        self.codes: dict[str, kart_core.CodeFingerprint] = {
-            node.name: fingerprinter.fingerprint(node.func, _tagged_version(node))
-            for node in pipeline.nodes
-            if cacheable(node)
-        }
+        # One fingerprint per function and version: nodes sharing a function (a modular pipeline used
+        # under several namespaces) share it. The nodes keep their functions alive for the run.
+        shared: dict[tuple[int, str | None], kart_core.CodeFingerprint] = {}
+        self.codes: dict[str, kart_core.CodeFingerprint] = {}
+        for node in pipeline.nodes:
+            if cacheable(node):
+                version = _tagged_version(node)
+                key = (id(node.func), version)
+                if key not in shared:
+                    shared[key] = fingerprinter.fingerprint(node.func, version)
+                self.codes[node.name] = shared[key]
+        self.code_parts: dict[int, dict[str, str]] = {}  # RunParts.code by id() of a fingerprint in self.codes
 
     # --- deciding -----------------------------------------------------------------------------
 
@@ -197,7 +204,10 @@ class PipelineRun:
         if self.workspace_directory is not None:
             fields["workspace_directory"] = self.workspace_directory
         task = KedroNodeRun(**fields)
-        code_parts = {**code.items, **dict(package.split("==", 1) for package in code.packages if "==" in package)}
+        code_parts = self.code_parts.get(id(code))
+        if code_parts is None:
+            packages = dict(package.split("==", 1) for package in code.packages if "==" in package)
+            code_parts = self.code_parts[id(code)] = {**code.items, **packages}
         self.parts[node.name] = RunParts(task.make_unique_id(), code_parts, parameters, inputs, upstream)
         return task
 
