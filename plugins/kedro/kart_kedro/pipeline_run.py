@@ -98,6 +98,8 @@ class PipelineRun:
         hook_manager: Any,
         run_id: str | None,
         inline: bool = False,
+        inputs: set[str] | None = None,
+        outputs: set[str] | None = None,
     ) -> None:
         """Fingerprint every cacheable node's code now, so the whole run sees the code as it started.
 
@@ -112,6 +114,8 @@ class PipelineRun:
             run_id: the Kedro session id.
             inline: each NodeWork runs as soon as it is prepared, in this thread (KartRunner), so
                 the decision's completeness check is the node's only one.
+            inputs: ``pipeline.inputs()`` when the caller has it (Kedro computes it anew on each call).
+            outputs: ``pipeline.outputs()`` likewise.
         """
         self.pipeline, self.catalog, self.project = pipeline, catalog, project
         self.workspace_directory = workspace_directory
@@ -132,7 +136,10 @@ class PipelineRun:
         self.parts: dict[str, RunParts] = {}
         self.ran_parts: dict[str, RunParts] = {}  # saved as the nodes' last runs when the run ends
         self.load_counts = Counter(name for node in pipeline.nodes for name in node.inputs)
-        self.kept = pipeline.inputs() | pipeline.outputs()  # never released: the caller's data
+        self.outputs = set(outputs) if outputs is not None else pipeline.outputs()
+        self.kept = (
+            inputs if inputs is not None else pipeline.inputs()
+        ) | self.outputs  # never released: the caller's data
         fingerprinter = kart_core.CodeFingerprinter(kart_core.ModuleClassifier([project, *code_packages]))
         # One fingerprint per function and version: nodes sharing a function (a modular pipeline used
         # under several namespaces) share it. The nodes keep their functions alive for the run.
@@ -386,7 +393,7 @@ class PipelineRun:
 
     def restore_pipeline_outputs(self) -> None:
         """Hand the caller every pipeline output, cached or not."""
-        for name in self.pipeline.outputs():
+        for name in self.outputs:
             self.restore(name)
 
     # --- after a node ran ---------------------------------------------------------------------

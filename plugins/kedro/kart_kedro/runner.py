@@ -100,16 +100,29 @@ class _CachingRunner:
         declared = {name for name in pipeline.datasets() if name in catalog}
         for name in declared:
             catalog.get(name)
-        missing = pipeline.inputs() - declared
+        # Kedro's Pipeline.inputs()/outputs() walk every node's datasets on each call (~1.5 ms for 200
+        # nodes): asked once per run, for this check, the run (PipelineRun) and the result.
+        inputs, outputs = pipeline.inputs(), pipeline.outputs()
+        missing = inputs - declared
         if missing:
             raise ValueError(f"Pipeline input(s) {missing} not found in the {type(catalog).__name__}")
-        self._run(pipeline, catalog, hook_manager or _NullPluginManager(), run_id)  # type: ignore[attr-defined]
-        return {name: catalog[name] for name in pipeline.outputs()}
+        self._pipeline_io = (pipeline, inputs, outputs)
+        try:
+            self._run(pipeline, catalog, hook_manager or _NullPluginManager(), run_id)  # type: ignore[attr-defined]
+        finally:
+            self._pipeline_io = None
+        return {name: catalog[name] for name in outputs}
+
+    _pipeline_io: tuple[Pipeline, set[str], set[str]] | None = None  # (pipeline, inputs, outputs) of the run under way
 
     def _kart_run(self, pipeline: Pipeline, catalog: Any, hook_manager: Any, run_id: str | None, pool: Any) -> None:
+        known = self._pipeline_io
+        inputs, outputs = known[1:] if known is not None and known[0] is pipeline else (None, None)
         run = PipelineRun(
             pipeline,
             catalog,
+            inputs=inputs,
+            outputs=outputs,
             workspace_directory=self.workspace_directory,
             project=_package_name(),
             code_packages=self.code_packages,
