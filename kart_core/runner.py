@@ -336,10 +336,17 @@ def _run_committing(
         before = _output_versions(task) if replace else {}
         with transaction.begin(task, task.kart_label(), settings.signer) as running:
             # Note the task's manifest as it is before the run: a commit by another writer meanwhile wins.
+            found = False
             for target in flatten(task.kart_outputs()) if settings.record else []:
                 record = getattr(target, "record", None)
                 if record is not None:
-                    running.remember_base(storage_for(record.manifest), record)
+                    found = running.remember_base(storage_for(record.manifest), record) is not None or found
+            if found and not replace and task.complete_check_at_run and task.complete():
+                # The caller found the task incomplete before this base was read, and another process's
+                # commit completed it in between (the base is that commit, which must not count as the
+                # state this run replaces): keep its outputs and run logs, as a superseded commit does.
+                _keep_other_commit(task, running)
+                return
             result = task.run()
             if isinstance(result, types.GeneratorType):
                 raise TaskDefinitionError(
@@ -372,6 +379,24 @@ def _run_committing(
         if damage is not None and can_repair(damage.upstream):
             raise _NeedsRepair(damage) from exc
         raise
+
+
+def _keep_other_commit(task: KartTask, running: transaction.Transaction) -> None:
+    """End ``running`` without running ``task``: another process's commit completed it after the caller's check.
+
+    The base is read before this second ``complete()`` check (``run_one`` checks without reading a
+    manifest, which keeps cached tasks at one existence check per output), so a commit after the base
+    is still settled at this run's commit; here nothing is left to run. Nothing was staged.
+    """
+    running.superseded = True
+    running.committed = True
+    if record_in_manifest(task):
+        mark_recorded(task, True)  # the manifest holds the other run's record: no run log files
+    logger.info(
+        "%s: another process committed this task after it was found incomplete; its outputs and run logs are "
+        "kept, this run does not run",
+        task.kart_label(),
+    )
 
 
 def _output_versions(task: KartTask) -> dict[str, object]:

@@ -16,7 +16,15 @@ through ``run_one``) from ``run_one``'s own call or a ``super().run()`` inside i
 Concurrent writers of one task (without ``should_lock_run``) are settled at commit, under a lock
 keyed by the manifest: a writer that finds another commit since it began discards its staging (its
 outputs and its run logs, which are staged too) and keeps the other's outputs, so a manifest, the
-outputs it describes and the run logs always come from one run.
+outputs it describes and the run logs always come from one run. "Since it began" means since its
+``remember_base``, which ``run_one`` calls before it decides to run (the task's ``complete()`` read
+after the base, when a manifest was there): a commit that landed between an earlier check and the
+base would otherwise count as the state this run replaces.
+
+A first commit on local disk creates the manifest exclusively and holds a claim on it
+(``Storage.claim_new``, an ``flock`` the kernel drops when the process dies) until its outputs are
+in place; a writer that finds the manifest waits for that claim (``Storage.wait_claim``) before it
+looks at the outputs, so it never takes a first commit still moving its files for an incomplete task.
 
 A commit that replaces existing outputs moves them one by one, so it holds the manifest's lock, puts
 a commit-in-progress marker (``kart_core.commit_marker``), writes the manifest marked pending, moves
@@ -89,11 +97,18 @@ class Transaction:
     run_record_id: str | None = None
     run_recorded: bool = False
 
-    def remember_base(self, storage: Storage, record: OutputRecord) -> None:
-        """Note the commit id of ``record``'s manifest as it is before this run writes to it."""
+    def remember_base(self, storage: Storage, record: OutputRecord) -> str | None:
+        """Note (and return) the commit id of ``record``'s manifest as it is before this run writes to it.
+
+        A manifest found there may be a first commit still moving its outputs: its claim is waited for
+        (``Storage.wait_claim``), so a ``complete()`` after this call sees that commit whole.
+        """
         if record.manifest not in self.bases:
             found = read_quietly(storage, record.manifest, record.manifest_name, self.signer)
+            if found is not None:
+                storage.wait_claim(record.manifest)
             self.bases[record.manifest] = found.commit if found is not None else None
+        return self.bases[record.manifest]
 
     def add(self, staged: Staged) -> None:
         """Take ``staged`` into the run (a second dump to the same path replaces the first)."""
@@ -125,7 +140,8 @@ class Transaction:
         with contextlib.ExitStack() as held:
             replacing: list[tuple[OutputRecord, Manifest | None]] = []
             finals: list[Manifest] = []
-            for items in by_manifest.values():
+            # One order of locks and claims for every writer (a run may write to several manifests).
+            for _, items in sorted(by_manifest.items()):
                 outcome, current = self._settle(items, held)
                 if outcome is _SUPERSEDED:
                     self.superseded = True
@@ -171,26 +187,29 @@ class Transaction:
     def _settle(self, items: list[Staged], held: contextlib.ExitStack) -> tuple[object, Manifest | None]:
         """Decide how ``items`` (one manifest's outputs) are committed: created, replacing, or superseded.
 
-        ``_CREATED``: a first build created the manifest (exclusively, no lock): its outputs only need
-        moving. ``_REPLACING``: the manifest's commit lock is now held (until ``held`` closes) and no
-        other writer committed since this run began: the caller writes the marker and the manifest.
-        ``_SUPERSEDED``: another run committed meanwhile; its outputs are kept. With the outcome comes
-        the manifest found under the lock (None when created or absent).
+        ``_CREATED``: a first build created the manifest (exclusively, no lock; its claim is held until
+        ``held`` closes): its outputs only need moving. ``_REPLACING``: the manifest's commit lock is now
+        held (until ``held`` closes) and no other writer committed since this run began: the caller
+        writes the marker and the manifest.
+        ``_SUPERSEDED``: another run committed meanwhile (see the module docstring); its outputs are
+        kept. With the outcome comes the manifest found under the lock (None when created or absent).
         """
         record = _record_of(items)
         storage = storage_for(record.manifest)
         if record.manifest in self.bases and self.bases[record.manifest] is None:
             # The common case, a first build: create the manifest only if still absent. No lock and no
             # marker needed: the task is complete only when all its outputs exist, and none existed.
+            # The claim makes a writer that finds this manifest wait until the outputs are in place.
             # A manifest found there (another writer, or a damaged leftover) is settled below.
             fresh = Manifest(
                 task=record.task, commit=self.commit_id, outputs=_entries(items), run=self._run_for(record)
             )
             data, run = self._encoded(fresh, record.manifest_name)
-            if storage.create_new(record.manifest, data):
+            if held.enter_context(storage.claim_new(record.manifest, data)):
                 self.run_recorded = self.run_recorded or run is not None
                 return _CREATED, None
         held.enter_context(_manifest_lock(record))
+        storage.wait_claim(record.manifest)  # a first commit still moving its outputs into place
         current = read_quietly(storage, record.manifest, record.manifest_name, self.signer)
         found = current.commit if current is not None else None
         if record.manifest in self.bases and found != self.bases[record.manifest]:

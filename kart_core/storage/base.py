@@ -118,12 +118,18 @@ class Storage(Protocol):
         """Move a staged file (``Spool.stage``'s location) to ``path``, atomically, replacing what was there."""
         ...
 
-    def create_new(self, path: str, data: bytes) -> bool | None:
-        """Write ``data`` at ``path`` only if nothing is there: True if written, False if something was.
+    def claim_new(self, path: str, data: bytes) -> AbstractContextManager[bool | None]:
+        """Write ``data`` at ``path`` only if nothing is there, and hold a claim on it for the body.
 
-        None when the storage cannot tell atomically (then the caller settles it under a lock). The
-        content may be seen half-written while it is written; callers use it for small records.
+        Yields True if written, False if something was there, None when the storage cannot tell
+        atomically (nothing is written; the caller settles it under a lock). While the body runs (a
+        first commit moving its outputs into place) ``wait_claim`` on ``path`` waits; the claim ends
+        with the body or with the process. Callers use it for small records (the manifest).
         """
+        ...
+
+    def wait_claim(self, path: str) -> None:
+        """Wait until no ``claim_new`` on ``path`` is held (returns at once where claims do not exist)."""
         ...
 
     def remove(self, path: str) -> None:

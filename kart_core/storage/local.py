@@ -42,8 +42,16 @@ class LocalStorage:
         """Rename the staged file over ``path`` (atomic on one file system)."""
         os.replace(_local(staged), _local(path))
 
-    def create_new(self, path: str, data: bytes) -> bool:
-        """Create ``path`` exclusively (``O_EXCL``) and write ``data``; False when it exists."""
+    @contextlib.contextmanager
+    def claim_new(self, path: str, data: bytes) -> Iterator[bool]:
+        """Create ``path`` exclusively (``O_EXCL``), ``flock`` it, write ``data`` and hold the lock for the body.
+
+        Yields False when ``path`` exists. The ``flock`` is taken before the data is written, so whoever
+        read the data and calls ``wait_claim`` waits for the body; the kernel drops it when the file is
+        closed or the process dies, so a killed claimer never blocks anyone.
+        """
+        import fcntl
+
         final = _local(path)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
         try:
@@ -53,10 +61,26 @@ class LocalStorage:
                 os.makedirs(os.path.dirname(final) or ".", exist_ok=True)
                 descriptor = os.open(final, flags, 0o666)
         except FileExistsError:
-            return False
+            yield False
+            return
         with os.fdopen(descriptor, "wb") as file:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
             file.write(data)
-        return True
+            file.flush()
+            yield True
+
+    def wait_claim(self, path: str) -> None:
+        """Wait while another open file holds ``claim_new``'s lock on ``path`` (a shared ``flock``)."""
+        import fcntl
+
+        try:
+            descriptor = os.open(_local(path), os.O_RDONLY)
+        except FileNotFoundError:
+            return
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_SH)
+        finally:
+            os.close(descriptor)  # closing drops the shared lock
 
     def remove(self, path: str) -> None:
         """Delete ``path`` if it exists."""

@@ -173,9 +173,13 @@ class FsspecStorage:
         """Copy the staged object to ``path`` (a copy is one atomic put on object stores), then delete it."""
         self._fs.mv(staged, path)
 
-    def create_new(self, path: str, data: bytes) -> None:
-        """Object stores offer no portable create-if-absent: None (the caller takes a lock)."""
-        return None
+    @contextlib.contextmanager
+    def claim_new(self, path: str, data: bytes) -> Iterator[None]:
+        """Object stores offer no portable create-if-absent: None, nothing written (the caller takes a lock)."""
+        yield None
+
+    def wait_claim(self, path: str) -> None:
+        """No claims on object storage (first commits take the commit lock): returns at once."""
 
     def upload(self, local: str, path: str) -> None:
         """Put the local file ``local`` at ``path`` in one request."""

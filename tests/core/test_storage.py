@@ -271,3 +271,74 @@ def test_a_storage_object_made_before_a_fork_works_in_the_child(scheme: str, req
     assert child.exitcode == 0
     with storage.open_read(copy) as file:
         assert file.read() == b"from the parent (copied in the child)"
+
+
+_WAIT_CLAIM = """
+import sys
+from kart_core.storage import LocalStorage
+
+print("waiting", flush=True)
+LocalStorage().wait_claim(sys.argv[1])
+print("free", flush=True)
+"""
+
+_HOLD_CLAIM = """
+import sys, time
+from kart_core.storage import LocalStorage
+
+with LocalStorage().claim_new(sys.argv[1], b"claimed") as created:
+    print(created, flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_claim_on_a_new_file_holds_off_wait_claim_in_another_process(tmp_path: Path) -> None:
+    """claim_new creates exclusively and holds the file until its body ends; wait_claim waits for that."""
+    import subprocess
+    import sys
+
+    storage = LocalStorage()
+    path = str(tmp_path / "log" / "manifest" / "T_1.json")
+    script = tmp_path / "wait.py"
+    script.write_text(_WAIT_CLAIM)
+    with storage.claim_new(path, b"first") as created:
+        assert created is True
+        waiter = subprocess.Popen([sys.executable, str(script), path], stdout=subprocess.PIPE, text=True)
+        assert waiter.stdout is not None
+        assert waiter.stdout.readline().strip() == "waiting"
+        time.sleep(0.3)
+        assert waiter.poll() is None  # still waiting: the claim is held
+        with storage.claim_new(path, b"second") as again:
+            assert again is False
+    assert waiter.communicate(timeout=60)[0].strip() == "free"
+    with open(path, "rb") as file:
+        assert file.read() == b"first"
+    storage.wait_claim(str(tmp_path / "absent.json"))  # nothing there: returns at once
+
+
+def test_a_killed_claimer_holds_nobody_off(tmp_path: Path) -> None:
+    """The claim is an flock: the kernel drops it with the process, so a killed first commit blocks no one."""
+    import signal
+    import subprocess
+    import sys
+
+    path = str(tmp_path / "T_1.json")
+    script = tmp_path / "hold.py"
+    script.write_text(_HOLD_CLAIM)
+    holder = subprocess.Popen([sys.executable, str(script), path], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None
+    assert holder.stdout.readline().strip() == "True"
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait(timeout=60)
+    LocalStorage().wait_claim(path)
+    with open(path, "rb") as file:
+        assert file.read() == b"claimed"
+
+
+def test_object_storage_claims_nothing(tmp_path: Path) -> None:
+    """No create-if-absent on object stores: claim_new writes nothing and yields None (commits lock instead)."""
+    storage = storage_for("memory://claims/T_1.json")
+    with storage.claim_new("memory://claims/T_1.json", b"x") as created:
+        assert created is None
+    assert not storage.exists("memory://claims/T_1.json")
+    storage.wait_claim("memory://claims/T_1.json")

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -193,3 +194,220 @@ def test_a_run_killed_after_its_dump_leaves_no_output(any_workspace: str, tmp_pa
     outputs = [name for name in files if name.startswith("__main__/")]
     assert outputs and all(is_temporary(name) for name in outputs), files  # staged, never committed
     assert not any(name.startswith("log/task_log/") or name.startswith("log/manifest/") for name in files)
+
+
+# --- two processes building one task at once (AT fault: a commit landing between a run's check and its base) ---
+
+_RACE_TASKS = """
+import json, os, time
+import luigi
+import kart_core
+
+
+class RaceSlow(kart_core.TaskOnKart):
+    '''One or two outputs; each run notes who ran it (WHO) in RAN_DIR/ran.log and in its task log.'''
+
+    outputs = luigi.IntParameter(default=2)
+
+    def output(self):
+        if self.outputs == 1:
+            return self.make_target("race/a.pkl")
+        return {"a": self.make_target("race/a.pkl"), "b": self.make_target("race/b.pkl")}
+
+    def run(self):
+        who, ran = os.environ["WHO"], os.environ["RAN_DIR"]
+        with open(os.path.join(ran, "ran.log"), "a") as log:
+            log.write(who + "\\n")
+        self.task_log["who"] = who
+        if self.outputs == 1:
+            self.dump("a" + who)
+            return
+        self.dump("a" + who, "a")
+        if os.environ.get("GATE"):  # hold the run open between its dumps until the test says go
+            open(os.path.join(ran, "started-" + who), "w").close()
+            while not os.path.exists(os.path.join(ran, "go")):
+                time.sleep(0.01)
+        self.dump("b" + who, "b")
+
+
+class RaceDown(kart_core.TaskOnKart):
+    up = kart_core.TaskInstanceParameter()
+
+    def run(self):
+        got = self.load("up")
+        self.dump("".join(got.values()) if isinstance(got, dict) else got)
+
+
+def as_text(value):
+    return "".join(value.values()) if isinstance(value, dict) else value
+"""
+
+# P: finds the task incomplete, then (after the test let Q build it) runs it, as a builder whose check
+# came before another process's whole commit (checked=True: run_one does not check again itself).
+_LATE_RUNNER = """
+import json, os, sys, time
+import kart_core
+from race_tasks import RaceSlow, as_text
+
+workspace, outputs = sys.argv[1], int(sys.argv[2])
+task = RaceSlow(outputs=outputs, workspace_directory=workspace)
+assert not task.complete()
+print("checked", flush=True)
+while not os.path.exists(os.path.join(os.environ["RAN_DIR"], "go")):
+    time.sleep(0.01)
+status = kart_core.run_one(task, checked=True)
+print(json.dumps({"status": status.value, "loaded": as_text(kart_core.load_output(task))}), flush=True)
+"""
+
+# Q (or a rerun P): builds RaceDown(up=RaceSlow()) or RaceSlow itself, with build()'s workers.
+_BUILDER = """
+import json, sys
+import kart_core
+from race_tasks import RaceDown, RaceSlow, as_text
+
+workspace, outputs, what, rerun, workers = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4] == "1", int(sys.argv[5])
+slow = RaceSlow(outputs=outputs, rerun=rerun, workspace_directory=workspace)
+root = RaceDown(up=slow, workspace_directory=workspace) if what == "down" else slow
+value = kart_core.build([root], reset_register=False, workers=workers)
+print(json.dumps({"value": as_text(value[0])}), flush=True)
+"""
+
+
+def _race_scripts(tmp_path: Path) -> Path:
+    (tmp_path / "race_tasks.py").write_text(_RACE_TASKS)
+    (tmp_path / "late_runner.py").write_text(_LATE_RUNNER)
+    (tmp_path / "builder.py").write_text(_BUILDER)
+    ran = tmp_path / "ran"
+    ran.mkdir()
+    return ran
+
+
+def _race_env(tmp_path: Path, who: str, **extra: str) -> dict[str, str]:
+    env = dict(os.environ, WHO=who, RAN_DIR=str(tmp_path / "ran"), **extra)
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env.get("PYTHONPATH", "")])
+    return env
+
+
+def _build_in_process(tmp_path: Path, who: str, *args: str, **extra: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, str(tmp_path / "builder.py"), *args],
+        cwd=tmp_path,
+        env=_race_env(tmp_path, who, **extra),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def _cached(workspace: str, outputs: int) -> tuple[str, str, str]:
+    """What the cache holds: RaceSlow's outputs, RaceDown's output and RaceSlow's task log's ``who``."""
+    from race_tasks import RaceDown, RaceSlow, as_text  # type: ignore[import-not-found]
+
+    slow = RaceSlow(outputs=outputs, workspace_directory=workspace)
+    down = RaceDown(up=slow, workspace_directory=workspace)
+    return as_text(kart_core.load_output(slow)), kart_core.load_output(down), slow.get_task_log()["who"]
+
+
+@pytest.fixture
+def race_workspace(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A workspace (local disk, or the moto S3 server) with the race scripts importable from the test."""
+    _race_scripts(tmp_path)
+    sys.path.insert(0, str(tmp_path))
+    sys.modules.pop("race_tasks", None)
+    try:
+        yield _workspace(request, tmp_path)
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("race_tasks", None)
+
+
+@pytest.mark.parametrize("race_workspace", ["local", "s3"], indirect=True)
+@pytest.mark.parametrize("outputs", [1, 2])
+def test_a_commit_between_a_runs_check_and_its_run_is_kept(race_workspace: str, outputs: int, tmp_path: Path) -> None:
+    """P finds RaceSlow incomplete; Q then builds RaceDown(up=RaceSlow()) whole; P's run keeps Q's commit.
+
+    Before the fix P read Q's manifest as its base and replaced Q's outputs: RaceSlow held P's outputs
+    while RaceDown had been computed from Q's, both complete.
+    """
+    late = subprocess.Popen(
+        [sys.executable, str(tmp_path / "late_runner.py"), race_workspace, str(outputs)],
+        cwd=tmp_path,
+        env=_race_env(tmp_path, "P"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert late.stdout is not None
+    assert late.stdout.readline().strip() == "checked"
+    q = _build_in_process(tmp_path, "Q", race_workspace, str(outputs), "down", "0", "1")
+    (tmp_path / "ran" / "go").touch()
+    out, err = late.communicate(timeout=180)
+    assert late.returncode == 0, err
+    p = json.loads(out.strip().splitlines()[-1])
+
+    expected = "aQbQ" if outputs == 2 else "aQ"
+    assert q == {"value": expected}
+    assert p == {"status": "ran", "loaded": expected}  # the loser hands back the kept outputs
+    assert _cached(race_workspace, outputs) == (expected, expected, "Q")  # Q's run logs, not P's
+    assert (tmp_path / "ran" / "ran.log").read_text().split() == ["Q"]  # P's run() never ran
+
+
+@pytest.mark.parametrize("race_workspace", ["local", "s3"], indirect=True)
+def test_a_rerun_racing_a_build_still_replaces_the_outputs(race_workspace: str, tmp_path: Path) -> None:
+    """A rerun (held open between its dumps) while another process builds a downstream: the rerun replaces."""
+    _build_in_process(tmp_path, "old", race_workspace, "2", "slow", "0", "1")
+    rerun = subprocess.Popen(
+        [sys.executable, str(tmp_path / "builder.py"), race_workspace, "2", "slow", "1", "1"],
+        cwd=tmp_path,
+        env=_race_env(tmp_path, "P", GATE="1"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "ran" / "started-P").exists():
+        assert rerun.poll() is None and time.monotonic() < deadline, rerun.communicate()
+        time.sleep(0.02)
+    q = _build_in_process(tmp_path, "Q", race_workspace, "2", "down", "0", "1")
+    (tmp_path / "ran" / "go").touch()
+    out, err = rerun.communicate(timeout=180)
+    assert rerun.returncode == 0, err
+
+    assert q == {"value": "aoldbold"}  # RaceSlow was complete (the old outputs) while the rerun ran
+    assert json.loads(out.strip().splitlines()[-1]) == {"value": "aPbP"}
+    assert _cached(race_workspace, 2) == ("aPbP", "aoldbold", "P")
+    assert (tmp_path / "ran" / "ran.log").read_text().split() == ["old", "P"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("race_workspace", ["local"], indirect=True)
+def test_process_worker_builds_racing_a_downstream_build_stay_consistent(race_workspace: str, tmp_path: Path) -> None:
+    """build(workers=2) (process workers) and another process's build of a downstream, started at small offsets.
+
+    Whoever wins, the cache holds one run's outputs, the downstream was computed from them, and each
+    build hands back what the cache holds.
+    """
+    import random
+    import shutil
+
+    for attempt in range(6):
+        workspace = str(tmp_path / f"ws{attempt}")
+        ran = tmp_path / "ran"
+        shutil.rmtree(ran)
+        ran.mkdir()
+        p = subprocess.Popen(
+            [sys.executable, str(tmp_path / "builder.py"), workspace, "2", "slow", "0", "2"],
+            cwd=tmp_path,
+            env=_race_env(tmp_path, "P"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(random.uniform(0.0, 0.3))
+        q = _build_in_process(tmp_path, "Q", workspace, "2", "down", "0", "2")
+        out, err = p.communicate(timeout=180)
+        assert p.returncode == 0, err
+        slow, down, who = _cached(workspace, 2)
+        assert slow == down == q["value"] == json.loads(out.strip().splitlines()[-1])["value"] == f"a{who}b{who}"
