@@ -138,7 +138,8 @@ def test_an_abbreviated_parameter_is_refused_naming_what_it_abbreviates_and_the_
     # argparse's abbreviations made `--m 3` mean luigi's `--module 3` ("No module named '3'")
     result = kart("run", f"{M}.CliFeatures", "--m", "3")
     assert result.exit_code == 4
-    assert "--m is not an option (it abbreviates --modification-time-check, --module)" in result.stderr  # own first
+    # the task's own parameters first; the rest depends on which task classes are registered
+    assert "--m is not an option (it abbreviates --modification-time-check, --" in result.stderr
     assert "Its parameters: --n, --scale." in result.stderr
     prefix = kart("run", f"{M}.CliFeatures", "--sc", "2")  # would have set --scale
     assert prefix.exit_code == 4 and "--sc is not an option (it abbreviates --scale, --scheduler-" in prefix.stderr
