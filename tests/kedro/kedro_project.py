@@ -22,6 +22,15 @@ def copy_project(destination: Path) -> Path:
     return Path(shutil.copytree(EXAMPLE, destination, ignore=ignore))
 
 
+def copy_ran_project(template: Path, destination: Path) -> Path:
+    """A copy of ``template`` (a project copy after a run) at ``destination``, outputs, caches and file times kept.
+
+    The state a run leaves holds no absolute path (kart's workspace is ``data/kart``), so the copy is the
+    state that run would have left at ``destination``; tests start from it instead of each paying a run.
+    """
+    return Path(shutil.copytree(template, destination, symlinks=True))
+
+
 def run_kedro(project: Path, *args: str, pythonpath: str | None = None, check: bool = True) -> str:
     """Run ``kedro`` in the project; return its log output (stderr and stdout).
 

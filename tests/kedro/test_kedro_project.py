@@ -10,7 +10,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from kedro_project import POSITIVE_VALUES_SUM, copy_project, journal, report, run_kedro, statuses
+from kedro_project import (
+    POSITIVE_VALUES_SUM,
+    copy_project,
+    copy_ran_project,
+    journal,
+    report,
+    run_kedro,
+    statuses,
+    versions,
+)
 
 import kart_core
 
@@ -75,9 +84,10 @@ def test_parallel_runner_pickles_kart_datasets_and_builds_each_task_once(project
     assert report(project, "counts") == {"a": 3, "b": 1, "c": 1}
 
 
-def test_node_cache_reruns_exactly_what_a_parameter_change_affects(project: Path) -> None:
-    first = statuses(kedro(project, "run", "--runner", "kart_kedro.KartRunner", "--pipeline", "nodes"))
-    assert first == {"clean": "ran", "scale": "ran", "summarize": "ran", "count": "ran"}
+def test_node_cache_reruns_exactly_what_a_parameter_change_affects(tmp_path: Path, nodes_first_run: Path) -> None:
+    # The first run (every node ran, conftest.nodes_first_run) is copied; the other runners' runs of these
+    # steps are test_kedro_project_cache.py::test_every_runner_caches_and_reruns_exactly_what_changed.
+    project = copy_ran_project(nodes_first_run, tmp_path / "project")
     records = project / "data" / "kart" / "log" / "manifest"  # a node run's record: its manifest
     logs = sorted(records.glob("KedroNodeRun_*"))
     assert len(logs) == 4
@@ -95,6 +105,11 @@ def test_node_cache_reruns_exactly_what_a_parameter_change_affects(project: Path
     assert third == {"clean": "cached", "scale": "ran", "summarize": "ran", "count": "cached"}
     assert report(project, "summary")["total"] == 3.0 * POSITIVE_VALUES_SUM
     assert report(project, "counts") == {"a": 3, "b": 1, "c": 1}
+
+    back = statuses(kedro(project, "run", "--runner", "kart_kedro.KartRunner", "--pipeline", "nodes"))
+    assert set(back.values()) == {"cached"}  # back to factor 2: served, the file written back
+    assert report(project, "summary")["total"] == 2.0 * POSITIVE_VALUES_SUM
+    assert len(versions(project, "counts")) == 1  # count was cached in every run after the first
 
 
 ENTRY_POINTS = {"kedro.hooks": "kart_kedro.hooks:hooks", "kedro.project_commands": "kart_kedro.cli:commands"}
@@ -130,9 +145,9 @@ def test_one_kart_node_runs_alone_through_the_hooks_receipt_datasets(project: Pa
     assert len(journal(project)) == 4
 
 
-def test_kedro_kart_list_and_clear_commands(project: Path, tmp_path: Path) -> None:
+def test_kedro_kart_list_and_clear_commands(tmp_path: Path, nodes_first_run: Path) -> None:
     path = _entry_points_path(tmp_path)
-    kedro(project, "run", "--runner", "kart_kedro.KartRunner", "--pipeline", "nodes")
+    project = copy_ran_project(nodes_first_run, tmp_path / "project")  # after a KartRunner run of "nodes"
     listed = kedro(project, "kart", "list", pythonpath=path)
     assert "4 cached run(s) in data/kart." in listed
     assert re.search(r"\bscale\s+[0-9a-f]{8}\s+complete\s+took", listed)
