@@ -44,6 +44,47 @@ def _no_gokart_task_classes() -> Iterator[None]:
         )
 
 
+@pytest.fixture(autouse=True)
+def _task_classes_of_this_test_file(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Hide the task classes of the other test files from luigi's registry while a test runs.
+
+    luigi's command-line parser adds an option for every parameter of every registered task class, and
+    kart_core.run() parses its arguments several times. A pytest process that collected every file (each
+    xdist worker does) holds ~240 classes with ~4,400 parameters: test_run.py and test_cli.py spent 72 and
+    61 s of CPU so, against 9 and 14 s when run alone. Each test now sees the registry it has when its own
+    file runs alone (luigi's, kart's and helper modules' classes, its file's classes and the ones it
+    imports), which is also what a real command line sees. Classes registered during the test are kept.
+    """
+    module = getattr(request.node, "module", None)
+    if module is None:
+        yield
+        return
+    imported = {id(value) for value in vars(module).values() if isinstance(value, type)}
+    register = luigi.task_register.Register
+    before = list(register._reg)
+    hidden = {
+        id(cls)
+        for cls in before
+        if cls.__module__.rpartition(".")[2].startswith("test_")
+        and cls.__module__ != module.__name__
+        and id(cls) not in imported
+    }
+    if not hidden:
+        yield
+        return
+    register._reg = [cls for cls in before if id(cls) not in hidden]
+    try:
+        yield
+    finally:
+        # Back in the original order (luigi's name lookup depends on it), with what the test registered
+        # or dropped (kart's build drops redefined classes) applied.
+        during = register._reg
+        still, old = {id(cls) for cls in during}, {id(cls) for cls in before}
+        register._reg = [cls for cls in before if id(cls) in hidden or id(cls) in still] + [
+            cls for cls in during if id(cls) not in old
+        ]
+
+
 @pytest.fixture
 def workspace(tmp_path: Path) -> str:
     """A workspace directory inside the test's temporary directory."""
