@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import luigi.configuration
 import luigi.task_register
@@ -44,31 +46,56 @@ def _no_gokart_task_classes() -> Iterator[None]:
         )
 
 
+REPOSITORY = Path(__file__).resolve().parents[1]
+_LOCAL_FOLDERS = (REPOSITORY / "tests", REPOSITORY / "examples")
+_LOCAL_MODULES = pytest.StashKey[dict[str, bool]]()
+_REACHABLE = pytest.StashKey[dict[str, set[str]]]()
+
+
+def _is_local(name: str, known: dict[str, bool]) -> bool:
+    """Whether module ``name`` is a file of tests/ or examples/ (not kart, luigi or an installed package)."""
+    if name not in known:
+        file = getattr(sys.modules.get(name), "__file__", None)
+        known[name] = file is not None and any(Path(file).resolve().is_relative_to(f) for f in _LOCAL_FOLDERS)
+    return known[name]
+
+
+def _reachable(module: ModuleType, known: dict[str, bool]) -> set[str]:
+    """The tests/ and examples/ modules ``module`` uses: its own names' modules, and theirs in turn."""
+    seen, stack = {module.__name__}, [module]
+    while stack:
+        for value in list(vars(stack.pop()).values()):
+            name = value.__name__ if isinstance(value, ModuleType) else getattr(value, "__module__", None)
+            if isinstance(name, str) and name not in seen and _is_local(name, known):
+                seen.add(name)
+                stack.append(sys.modules[name])
+    return seen
+
+
 @pytest.fixture(autouse=True)
 def _task_classes_of_this_test_file(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Hide the task classes of the other test files from luigi's registry while a test runs.
+    """While a test runs, luigi's registry holds the task classes its file sees when it runs alone.
 
     luigi's command-line parser adds an option for every parameter of every registered task class, and
     kart_core.run() parses its arguments several times. A pytest process that collected every file (each
     xdist worker does) holds ~240 classes with ~4,400 parameters: test_run.py and test_cli.py spent 72 and
-    61 s of CPU so, against 9 and 14 s when run alone. Each test now sees the registry it has when its own
-    file runs alone (luigi's, kart's and helper modules' classes, its file's classes and the ones it
-    imports), which is also what a real command line sees. Classes registered during the test are kept.
+    61 s of CPU so, against 9 and 14 s when run alone; and what the command line says (``--m`` abbreviates
+    ...) depended on which other files were collected. Hidden: classes of tests/ and examples/ modules the
+    test's file does not use (directly or through such modules); luigi's, kart's and installed packages'
+    classes stay, and so do classes registered during the test. All are back in their order afterwards.
     """
     module = getattr(request.node, "module", None)
     if module is None:
         yield
         return
-    imported = {id(value) for value in vars(module).values() if isinstance(value, type)}
+    known = request.config.stash.setdefault(_LOCAL_MODULES, {})
+    reachable = request.config.stash.setdefault(_REACHABLE, {})
+    if module.__name__ not in reachable:
+        reachable[module.__name__] = _reachable(module, known)
+    visible = reachable[module.__name__]
     register = luigi.task_register.Register
     before = list(register._reg)
-    hidden = {
-        id(cls)
-        for cls in before
-        if cls.__module__.rpartition(".")[2].startswith("test_")
-        and cls.__module__ != module.__name__
-        and id(cls) not in imported
-    }
+    hidden = {id(cls) for cls in before if cls.__module__ not in visible and _is_local(cls.__module__, known)}
     if not hidden:
         yield
         return
