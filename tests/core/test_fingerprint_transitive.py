@@ -94,7 +94,9 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     (package / "helpers.py").write_text(HELPERS)
     (package / "nodes.py").write_text(NODES)
     monkeypatch.syspath_prepend(str(tmp_path / "src"))
+    # Edits within one second keep the file's size: a .pyc written at the first import would be reused.
     monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)  # this process: the variable is read at start-up only
     yield package
     _forget("fpdemo")
 
