@@ -123,12 +123,15 @@ def workspace(tmp_path: Path) -> str:
 # (--no-loadscope-reorder: xdist would otherwise start the files with the most tests first, which left
 # these few-test, many-minute files running alone at the end). Starting them first lets the short files
 # fill the cores beside them. Refresh from `make test PYTEST_ARGS="--durations=60"` when it shifts.
+# tests/test_project.py has no slow test but its mypy run is ~50 s of CPU: collected last, it ran alone at the end.
 LONGEST_FILES = (
     "tests/airflow/test_airflow_celery.py",
     "tests/kedro/test_kedro_project_cache.py",
     "tests/airflow/test_airflow_skew.py",
     "tests/airflow/test_airflow_standalone.py",
     "tests/kedro/test_kedro_project.py",
+    "tests/test_project.py",
+    "tests/core/test_mypy_plugin.py",
 )
 
 
