@@ -27,11 +27,19 @@ covers"; docs/faq.md for what it cannot follow):
 - **Override**: ``@code_version("3")`` on a function, or the node tag ``kart_code_version.3``,
   replaces all of this by the given version string for that function or node.
 
-Objects that are neither code nor plain values (an open connection, a logger) count by their type.
+Values count by everything that can change what code reading them computes: containers in order
+(dict order too; sets independent of order and of ``PYTHONHASHSEED``), instances of project classes
+by their attributes (``__dict__`` and the ``__slots__`` of every class in the MRO), and any other
+object (``types.SimpleNamespace``, ``operator.itemgetter``, a third-party config object) by what
+pickling it would save (``__reduce_ex__(5)``: its constructor, arguments and state), walked with the
+same rules. Locks and other synchronisation objects count by their type. A value with no such
+content (it cannot be pickled: an open connection, a file, a weak reference) is listed in
+``CodeFingerprint.undigestable``; the Kedro runner then runs the node uncached, with a warning.
 """
 
 from __future__ import annotations
 
+import copyreg
 import dataclasses
 import datetime
 import decimal
@@ -44,14 +52,17 @@ import importlib.util
 import inspect
 import json
 import pathlib
+import queue
 import re
 import sys
+import threading
 import types
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from kart_core.digest import digest
+from kart_core.errors import UndigestableError
 
 __all__ = [
     "CODE_VERSION_ATTRIBUTE",
@@ -106,6 +117,19 @@ _VALUE_TYPES = (
     range,
     slice,
 )
+# Synchronisation objects: their state is the moment's (locked or not), never a setting; by type.
+_SYNC_TYPES = (
+    type(threading.Lock()),
+    type(threading.RLock()),
+    threading.Condition,
+    threading.Semaphore,
+    threading.Event,
+    threading.Barrier,
+    queue.Queue,
+    queue.SimpleQueue,
+)
+_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class defined in Python, not a C type
+_MAX_DEPTH = 200  # nested __reduce_ex__ values deeper than this are refused, not followed forever
 _CODE_TYPES = (
     types.FunctionType,
     type,
@@ -153,11 +177,16 @@ class CodeFingerprint:
             reached, with the md5 of its normalised form — what changed, when the digest changed.
         packages: ``distribution==version`` of the third-party code it references (``python==3.11``
             for the standard library).
+        undigestable: ``where: what`` for each value reached whose content cannot be read (it cannot
+            be pickled, e.g. ``pkg.helpers.CONN: a sqlite3.Connection that cannot be pickled``); such a
+            value counts by its type only, so a cache keyed by this digest could serve stale results
+            (the Kedro runner runs the node uncached). Empty for an explicit code version.
     """
 
     digest: str
     items: Mapping[str, str]
     packages: tuple[str, ...]
+    undigestable: tuple[str, ...] = ()
 
 
 class ModuleClassifier:
@@ -244,6 +273,8 @@ class _Item:
     local: str
     refs: set[str]
     packages: set[str]
+    name: str = ""  # module.qualname (module.NAME for a value): names it in ``undigestable``
+    undigestable: set[str] = dataclasses.field(default_factory=set)
 
 
 class CodeFingerprinter:
@@ -273,19 +304,26 @@ class CodeFingerprinter:
         explicit = version if version is not None else _explicit_version(func)
         if explicit is not None:
             return CodeFingerprint(digest(["code_version", explicit]), {"code_version": explicit}, ())
-        root = _Item(local="", refs=set(), packages=set())
+        name = getattr(func, "__qualname__", None) or type(func).__qualname__
+        root = _Item(local="", refs=set(), packages=set(), name=f"{getattr(func, '__module__', None)}.{name}")
         visit = _Visit(self)
         visit.stack.append(root)
         root.local = digest(visit.token(func))
-        items, packages = self._closure(root)
+        items, packages, undigestable = self._closure(root)
         packages.add(_PYTHON)
         ordered = dict(sorted(items.items()))
-        return CodeFingerprint(digest([root.local, ordered, sorted(packages)]), ordered, tuple(sorted(packages)))
+        return CodeFingerprint(
+            digest([root.local, ordered, sorted(packages)]),
+            ordered,
+            tuple(sorted(packages)),
+            tuple(sorted(undigestable)),
+        )
 
-    def _closure(self, root: _Item) -> tuple[dict[str, str], set[str]]:
-        """Every piece of project code reachable from ``root``, and the versions they reference."""
+    def _closure(self, root: _Item) -> tuple[dict[str, str], set[str], set[str]]:
+        """Every piece of project code reachable from ``root``, the versions and the undigestable values they reference."""
         items: dict[str, str] = {}
         packages = set(root.packages)
+        undigestable = set(root.undigestable)
         pending = list(root.refs)
         while pending:
             key = pending.pop()
@@ -294,8 +332,9 @@ class CodeFingerprinter:
             item = self._items[key]
             items[key[len("own:") :]] = item.local
             packages |= item.packages
+            undigestable |= item.undigestable
             pending.extend(ref for ref in item.refs if ref[len("own:") :] not in items)
-        return items, packages
+        return items, packages, undigestable
 
     def key_for(self, obj: Any, name: str) -> str:
         """A stable key for a piece of project code (``own:module.qualname``), unique per object."""
@@ -336,6 +375,7 @@ class _Visit:
         self.owner = owner
         self.stack: list[_Item] = []
         self.seen_values: set[int] = set()
+        self.depth = 0  # nesting of __reduce_ex__ values being walked
 
     # --- tokens: how an object appears inside the code that references it ---------------------
 
@@ -389,7 +429,7 @@ class _Visit:
             return external
         key = self.owner.key_for(func, name)
         if not self.owner.has(key):
-            item = _Item(local="", refs=set(), packages=set())
+            item = _Item(local="", refs=set(), packages=set(), name=name)
             self.owner.store(key, item)  # stored first: recursion and cycles find it
             self.stack.append(item)
             try:
@@ -464,7 +504,7 @@ class _Visit:
             return self.token(obj)
         key = f"own:{module}.{name}"  # one binding per module and name (ids of small values are shared)
         if not self.owner.has(key):
-            item = _Item(local="", refs=set(), packages=set())
+            item = _Item(local="", refs=set(), packages=set(), name=key[len("own:") :])
             self.owner.store(key, item)
             self.stack.append(item)
             try:
@@ -496,7 +536,7 @@ class _Visit:
             return external
         key = self.owner.key_for(cls, name)
         if not self.owner.has(key):
-            item = _Item(local="", refs=set(), packages=set())
+            item = _Item(local="", refs=set(), packages=set(), name=name)
             self.owner.store(key, item)
             self.stack.append(item)
             try:
@@ -519,13 +559,13 @@ class _Visit:
 
     def value(self, value: Any) -> Any:
         """The token of a value: its content, with code inside it (a dict of functions) as tokens."""
-        if value is None or isinstance(value, bool | int | float | complex | str | bytes):
+        if value is None or isinstance(value, bool | int | float | complex | str | bytes | bytearray):
             return [type(value).__name__, repr(value)]
         if isinstance(value, _VALUE_TYPES):
             return [type(value).__qualname__, repr(value)]
         if id(value) in self.seen_values:  # a container that contains itself
             return ["cycle", type(value).__qualname__]
-        if isinstance(value, list | tuple | set | frozenset | dict):
+        if isinstance(value, list | tuple | set | frozenset | dict | types.MappingProxyType):
             self.seen_values.add(id(value))
             try:
                 return self._container(value)
@@ -535,27 +575,109 @@ class _Visit:
             return ["pattern", value.pattern, value.flags]
         if isinstance(value, types.FunctionType | type | types.ModuleType | functools.partial | types.MethodType):
             return self.token(value)
+        if isinstance(value, _SYNC_TYPES):
+            return ["sync", self.token(type(value))]
         return self._instance(value)
 
     def _container(self, value: Any) -> Any:
-        if isinstance(value, dict):
-            pairs = sorted((digest(self.value(k)), self.value(v)) for k, v in value.items())
-            return [type(value).__qualname__, pairs]
+        if isinstance(value, dict | types.MappingProxyType):
+            # In order: iteration, json.dumps and DataFrame(dict) columns follow it.
+            pairs = [[self.value(k), self.value(v)] for k, v in value.items()]
+            factory = getattr(value, "default_factory", None)  # a defaultdict's: what a missing key gets
+            return [type(value).__qualname__, pairs, self.token(factory) if factory is not None else None]
         if isinstance(value, set | frozenset):
+            # digests sorted: set iteration order follows PYTHONHASHSEED, the digests do not
             return [type(value).__qualname__, sorted(digest(self.value(item)) for item in value)]
         return [type(value).__qualname__, [self.value(item) for item in value]]
 
     def _instance(self, value: Any) -> Any:
         cls = type(value)
         cls_token = self.token(cls)
-        if cls_token.startswith("ext:"):
-            return [cls_token, _third_party_value(value)]
         self.seen_values.add(id(value))
         try:
-            state = vars(value) if hasattr(value, "__dict__") else {}
-            return [cls_token, self.value(dict(state))]
+            if cls_token.startswith("ext:"):
+                return [cls_token, self._third_party_value(value)]
+            state = [[name, self.value(item)] for name, item in _attributes(value)]
+            # A project subclass of a C type (deque, Exception) keeps data where no attribute shows it.
+            native = any(not base.__flags__ & _HEAPTYPE for base in cls.__mro__[1:] if base is not object)
+            return [cls_token, state, self._reduced(value) if native else None]
         finally:
             self.seen_values.discard(id(value))
+
+    def _third_party_value(self, value: Any) -> Any:
+        """What counts of an object of a third-party (or standard library) class: arrays and frames by
+        content, luigi parameters by their settings, anything else by its ``__reduce_ex__`` content."""
+        module = type(value).__module__.split(".")[0]
+        if module in {"numpy", "pandas"}:
+            try:
+                return digest(value)
+            except UndigestableError as exc:  # e.g. an object column holding an open file
+                return self._undigestable(value, exc.kind)
+        if module in {"luigi", "kart_core"} and hasattr(value, "_default"):
+            # A luigi Parameter: its default and settings; not _counter, its creation order in this process.
+            settings = {
+                k: v
+                for k, v in vars(value).items()
+                if isinstance(v, str | int | float | bool | type(None)) and k != "_counter"
+            }
+            return [_stable_repr(getattr(value, "_default", None)), sorted(settings.items())]
+        return self._reduced(value)
+
+    def _reduced(self, value: Any) -> Any:
+        """``value`` by what pickle would save of it: the ``__reduce_ex__(5)`` callable, arguments,
+        state and items (pickle's own recipe, copyreg's table first), each walked as a value."""
+        reducer = copyreg.dispatch_table.get(type(value))
+        try:
+            reduced = reducer(value) if reducer is not None else value.__reduce_ex__(5)
+        except Exception as exc:  # what refusing to pickle raises varies by type (TypeError, PicklingError, ...)
+            return self._undigestable(value, f"cannot be pickled ({type(exc).__name__}: {exc})")
+        if isinstance(reduced, str):  # pickled by reference to a global of that name
+            return ["global", self.token(type(value)), reduced]
+        if not isinstance(reduced, tuple) or len(reduced) < 2:
+            return self._undigestable(value, f"has an unusual __reduce_ex__ result ({type(reduced).__name__})")
+        if self.depth >= _MAX_DEPTH:
+            return self._undigestable(value, f"nests more than {_MAX_DEPTH} pickled objects")
+        func, args, state, listitems, dictitems = (*reduced[:5], None, None, None)[:5]
+        self.depth += 1
+        try:
+            return [
+                "reduce",
+                self.token(func),
+                self.value(args),
+                self.value(state),
+                self.value(list(listitems)) if listitems is not None else None,
+                self.value(list(dictitems)) if dictitems is not None else None,
+            ]
+        finally:
+            self.depth -= 1
+
+    def _undigestable(self, value: Any, why: str) -> Any:
+        """Record a value with no readable content (listed in CodeFingerprint.undigestable); it counts by type."""
+        cls = type(value)
+        if self.stack:
+            item = self.stack[-1]
+            item.undigestable.add(f"{item.name or '?'}: a {cls.__module__}.{cls.__qualname__} that {why}")
+        return ["undigestable", f"{cls.__module__}.{cls.__qualname__}"]
+
+
+def _attributes(value: Any) -> list[tuple[str, Any]]:
+    """An instance's attributes by name: its ``__dict__`` and the set ``__slots__`` of every class in
+    its MRO (read through each class's slot descriptor, so a ``__getattr__`` cannot interfere)."""
+    found = dict(vars(value)) if isinstance(getattr(value, "__dict__", None), dict) else {}
+    for klass in type(value).__mro__:
+        slots = vars(klass).get("__slots__", ())
+        for slot in (slots,) if isinstance(slots, str) else slots:
+            if slot in ("__dict__", "__weakref__"):
+                continue
+            name = f"_{klass.__name__.lstrip('_')}{slot}" if slot.startswith("__") and not slot.endswith("__") else slot
+            descriptor = vars(klass).get(name)
+            if descriptor is None or not hasattr(descriptor, "__get__"):
+                continue
+            try:
+                found[name] = descriptor.__get__(value, klass)
+            except AttributeError:  # a slot never assigned
+                continue
+    return sorted(found.items())
 
 
 def _is_code(obj: Any) -> bool:
@@ -563,26 +685,6 @@ def _is_code(obj: Any) -> bool:
     if isinstance(obj, _CODE_TYPES):
         return True
     return callable(obj) and hasattr(obj, "__wrapped__")
-
-
-def _third_party_value(value: Any) -> Any:
-    """What counts of an object of a third-party class: arrays and frames by content, luigi parameters
-    by their settings, anything else only by its type (its state may change while the run goes on)."""
-    module = type(value).__module__.split(".")[0]
-    if module in {"numpy", "pandas"}:
-        try:
-            return digest(value)
-        except Exception:  # an object column digest() cannot read: the type must do
-            return None
-    if module in {"luigi", "kart_core"} and hasattr(value, "_default"):
-        # A luigi Parameter: its default and settings; not _counter, its creation order in this process.
-        settings = {
-            k: v
-            for k, v in vars(value).items()
-            if isinstance(v, str | int | float | bool | type(None)) and k != "_counter"
-        }
-        return [_stable_repr(getattr(value, "_default", None)), sorted(settings.items())]
-    return None
 
 
 def _stable_repr(value: Any) -> str:

@@ -4,6 +4,7 @@ generators and other callables make the node run uncached with one warning line,
 from __future__ import annotations
 
 import logging
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -202,3 +203,30 @@ def test_a_pathless_output_holding_a_lazyframe_counts_as_missing(tmp_path: Path)
     before = current_state(partitions).md5
     csv.write_text("x\n2\n")
     assert before != current_state(partitions).md5 != ""  # digested through the loader
+
+
+_CONNECTION = sqlite3.connect(":memory:")  # module-level state no digest can read (it cannot be pickled)
+
+
+def count_from_database(values: list[int]) -> int:
+    return len(values) + _CONNECTION.execute("select 40").fetchone()[0]
+
+
+def test_node_code_reaching_an_undigestable_value_runs_uncached_with_one_warning(
+    workspace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    pipeline = Pipeline([node(count_from_database, "values", "count", name="count")])
+    for _ in range(2):  # never served from the cache: an edit to what the connection reads would not show
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="kart_kedro"):
+            runner, outputs = _run(pipeline, {"values": MemoryDataset([1, 2]), "count": MemoryDataset()}, workspace)
+        assert (runner.last_run, _loaded(outputs, "count")) == ({"count": "ran uncached"}, 42)
+        (warning,) = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+        assert warning.startswith(
+            f"kart: node 'count' runs without the cache: its code reaches {__name__}._CONNECTION: a "
+            "sqlite3.Connection that cannot be pickled (TypeError: "
+        )
+        assert warning.endswith(
+            f"whose content kart cannot digest; tag the node '{NO_CACHE_TAG}' to run it uncached without this "
+            "warning, or 'kart_code_version.1' to cache it by a version you bump when that value changes"
+        )

@@ -73,6 +73,19 @@ class _Uncacheable(Exception):
         )
 
 
+class _UncacheableCode(_Uncacheable):
+    """Node code that reaches a value kart cannot digest (``CodeFingerprint.undigestable``): the node
+    runs without the cache (one warning line), since an edit to that value would not change its key."""
+
+    def __init__(self, node_name: str, undigestable: tuple[str, ...]) -> None:
+        Exception.__init__(
+            self,
+            f"kart: node {node_name!r} runs without the cache: its code reaches {'; '.join(undigestable)}, whose "
+            f"content kart cannot digest; tag the node '{NO_CACHE_TAG}' to run it uncached without this warning, "
+            f"or '{CODE_VERSION_TAG}1' to cache it by a version you bump when that value changes",
+        )
+
+
 def _damage_detail(cause: BaseException) -> str:
     """What is wrong with the file, without kart_core's advice (rerun=True, kart verify): the runner acts itself."""
     text = str(cause)
@@ -186,7 +199,13 @@ class PipelineRun:
         return NodeWork(node, self.catalog, task, persistent, self.is_async, self.hook_manager, self.run_id, checked)
 
     def task_for(self, node: Any) -> KedroNodeRun:
-        """The KedroNodeRun naming this node's code, parameters and inputs (its key parts kept in self.parts)."""
+        """The KedroNodeRun naming this node's code, parameters and inputs (its key parts kept in self.parts).
+
+        Raises:
+            _Uncacheable: the node's code reaches, or an input holds, a value kart cannot digest.
+        """
+        if self.codes[node.name].undigestable:
+            raise _UncacheableCode(node.name, self.codes[node.name].undigestable)
         parameters, inputs, upstream = {}, {}, {}
         for name in node.inputs:
             if _is_parameter(name):
