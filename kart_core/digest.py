@@ -5,7 +5,9 @@ What counts is everything that can change what code reading the value computes:
 - containers structurally: lists, tuples and dicts in order (``{"age", "income"}`` and
   ``{"income", "age"}`` differ, as kart's DictParameter ids do), sets independent of order and of
   ``PYTHONHASHSEED``;
-- pandas objects by values (``hash_pandas_object``), column and index labels *and their names*
+- pandas objects by values (``hash_pandas_object``; an object column, Series or index level holding
+  anything but strings by each value's exact text and type, so ``1`` and ``"1"``, ``1`` and ``1.0``,
+  ``None`` and ``NaN``, ``0.0`` and ``-0.0`` differ), column and index labels *and their names*
   (MultiIndex level names too), each column's dtype, a categorical's categories in order and its
   ordered flag, a Series' name, ``attrs``;
 - numpy arrays by dtype (field names of a structured dtype too), shape, memory order and values;
@@ -20,10 +22,14 @@ stale results.
 from __future__ import annotations
 
 import collections.abc
+import datetime
+import decimal
+import fractions
 import hashlib
 import io
 import pickle
 import types
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,6 +38,12 @@ from kart_core.errors import UndigestableError
 __all__ = ["digest"]
 
 _SCALARS = (type(None), bool, int, float, complex, str, bytes)
+# Types whose str() is exact: equal text, equal value (a tuple's text holds its items' repr).
+_EXACT_TEXT = frozenset(
+    {type(None), bool, int, float, complex, str, bytes, tuple, decimal.Decimal, fractions.Fraction, uuid.UUID}
+    | {datetime.date, datetime.datetime, datetime.time, datetime.timedelta}
+)
+_TEXT = ("string", "empty")  # what pandas.api.types.infer_dtype says of an object array of str values only
 _STREAMS = (types.GeneratorType, types.AsyncGeneratorType, types.CoroutineType)
 # (top-level module, class name) of lazy tables whose pickle is a query plan over files, not data.
 _LAZY_TABLES = {("polars", "LazyFrame"): "a polars LazyFrame", ("pyarrow", "FileSystemDataset"): "a pyarrow Dataset"}
@@ -131,14 +143,121 @@ def _feed_pandas(hasher: Any, value: Any) -> bool:
     if not isinstance(value, pd.Index):
         labels.append(_index_labels(value.index))
     try:
-        values = pd.util.hash_pandas_object(value, index=True).to_numpy().tobytes()
-    except TypeError:  # e.g. lists inside object columns
+        exact, types = _exact_values(value)
+        values = pd.util.hash_pandas_object(exact, index=True).to_numpy().tobytes()
+    except (TypeError, ValueError):  # e.g. lists inside object columns (str() of a list array raises ValueError)
         return False
     hasher.update(digest(labels).encode())
     if not isinstance(value, pd.Index) and value.attrs:
         _feed(hasher, value.attrs)
     hasher.update(values)
+    for part in types:  # empty for frames of numbers and strings: their digests stay as they were
+        hasher.update(part)
     return True
+
+
+def _exact_values(value: Any) -> tuple[Any, list[bytes]]:
+    """``value`` with each object column (Series values) that holds anything but strings replaced by
+    the exact hash of its values, and the parts that tell what hashing cannot: each such column's,
+    object index level's and negative-zero float's types and positions.
+
+    ``hash_pandas_object`` groups an object column's equal values (``1 == 1.0 == True``, ``0.0 ==
+    -0.0``, ``None`` and ``NaN`` are both missing) and hashes them as text (``1`` as ``"1"``), and
+    maps ``-0.0`` to ``0.0`` in float columns; code reading the data can tell all of these apart.
+
+    Raises:
+        TypeError, ValueError: a value hashing cannot read (a list in an object column).
+    """
+    import pandas as pd
+
+    parts: list[bytes] = []
+    if isinstance(value, pd.DataFrame):
+        replaced = {}
+        for position, dtype in enumerate(value.dtypes):
+            if _hashed_loosely(dtype):
+                hashed = _exact(value.iloc[:, position].to_numpy(), f"column {position}", parts)
+                if hashed is not None:
+                    replaced[position] = hashed
+        if replaced:
+            value = value.copy(deep=False)
+            for position, hashed in replaced.items():
+                value.isetitem(position, hashed)
+    elif isinstance(value, pd.Series) and _hashed_loosely(value.dtype):
+        hashed = _exact(value.to_numpy(), "values", parts)
+        if hashed is not None:
+            value = pd.Series(hashed, index=value.index, name=value.name, copy=False)
+    index = value if isinstance(value, pd.Index) else value.index
+    for level in range(index.nlevels):
+        dtype = index.levels[level].dtype if isinstance(index, pd.MultiIndex) else index.dtype
+        if _hashed_loosely(dtype):
+            hashed = _exact(index.get_level_values(level).to_numpy(), f"index level {level}", parts)
+            if hashed is not None:
+                parts.append(hashed.tobytes())
+    return value, parts
+
+
+def _types(array: Any, where: str) -> bytes:
+    """The type of each value of an object array: the distinct types' names and one code per value."""
+    import numpy as np
+    import pandas as pd
+
+    codes, kinds = pd.factorize(np.frompyfunc(type, 1, 1)(array))
+    return _named_codes(codes, kinds, where)
+
+
+def _named_codes(codes: Any, kinds: Any, where: str) -> bytes:
+    names = [f"{kind.__module__}.{kind.__qualname__}" for kind in kinds]
+    return f"{where} types {names}:".encode() + codes.astype("<i8").tobytes()
+
+
+def _hashed_loosely(dtype: Any) -> bool:
+    """Whether ``hash_pandas_object`` may hash different values of this dtype alike (object, float, complex)."""
+    import numpy as np
+
+    return isinstance(dtype, np.dtype) and dtype.kind in "Ofc"
+
+
+def _exact(array: Any, where: str, parts: list[bytes]) -> Any:
+    """The exact hashes of an object array holding anything but strings (their types added to
+    ``parts``), or None when hashing already tells its values apart; a float array's negative zeros
+    go to ``parts`` (None: its hash stays).
+
+    Raises:
+        TypeError, ValueError: a value hashing cannot read (a list).
+    """
+    import numpy as np
+    import pandas as pd
+
+    if array.dtype.kind in "fc":
+        negative = np.zeros(array.shape, dtype=bool)
+        for part in (array.real, array.imag) if array.dtype.kind == "c" else (array,):
+            negative |= (part == 0) & np.signbit(part)
+        if negative.any():
+            parts.append(f"{where} -0.0 at:".encode() + np.flatnonzero(negative).astype("<i8").tobytes())
+        return None
+    if pd.api.types.infer_dtype(array, skipna=False) in _TEXT:
+        return None  # str values only: hashed as they are
+    if pd.api.types.infer_dtype(array, skipna=True) in _TEXT:
+        # Strings and missing values (a read_csv text column): hashing tells the strings apart; the
+        # missing ones (None, NaN, pd.NA hash alike) by position and type.
+        positions = np.flatnonzero(pd.isna(array))
+        parts.append(f"{where} missing at:".encode() + positions.astype("<i8").tobytes())
+        parts.append(_types(array[positions], where))
+        return None
+    codes, kinds = pd.factorize(np.frompyfunc(type, 1, 1)(array))
+    unfaithful = [kind for kind in kinds if not _str_is_exact(kind)]
+    if unfaithful:  # str() may not tell such values apart (a custom __str__, a truncated array): pickled instead
+        raise TypeError(f"object values of type {unfaithful[0].__qualname__} hash by a text that may lose data")
+    parts.append(_named_codes(codes, kinds, where))
+    # Each value by itself (not grouped by ==); non-strings as their str() (1.0 as "1.0", -0.0 as "-0.0").
+    return pd.util.hash_array(array, categorize=False)
+
+
+def _str_is_exact(kind: type) -> bool:
+    """Whether two values of type ``kind`` with the same ``str()`` are the same value (to code reading them)."""
+    import numpy as np
+
+    return kind in _EXACT_TEXT or issubclass(kind, np.generic) or kind.__module__.partition(".")[0] == "pandas"
 
 
 def _index_labels(index: Any, *, with_labels: bool = False) -> list[Any]:
@@ -156,7 +275,8 @@ def _dtype_label(dtype: Any) -> Any:
         return str(dtype)
     import pandas as pd
 
-    hashed = pd.util.hash_pandas_object(categories, index=False).to_numpy().tobytes()
+    exact, types = _exact_values(categories)
+    hashed = pd.util.hash_pandas_object(exact, index=False).to_numpy().tobytes() + b"".join(types)
     return ["category", bool(dtype.ordered), str(categories.dtype), hashlib.md5(hashed).hexdigest()]
 
 

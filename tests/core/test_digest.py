@@ -139,3 +139,90 @@ def test_an_undigestable_value_inside_containers_is_located() -> None:
 def test_an_unpicklable_value_cannot_be_digested() -> None:
     with pytest.raises(UndigestableError, match=r"a lock that cannot be pickled \(TypeError: .*lock"):
         digest({"lock": threading.Lock()})
+
+
+def _object(values: list[object]) -> pd.Series:
+    return pd.Series(values, dtype=object)
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ([1, 2], ["1", "2"]),  # df[df.id == 1] tells them apart; hashing alone reads both as text
+        ([1, 1], [1, 1.0]),  # equal under ==, grouped together by hash_pandas_object
+        ([True, 1], [1, 1]),
+        ([0.0, 0.0], [0.0, -0.0]),
+        (["a", None], ["a", np.nan]),  # both missing to pandas, not to `is None`
+        (["a", None], ["a", pd.NA]),
+        ([b"1"], ["1"]),
+        ([(1,), "x"], [(1.0,), "x"]),
+    ],
+)
+def test_object_columns_count_each_values_type_and_exact_value(one: list[object], other: list[object]) -> None:
+    assert digest(pd.DataFrame({"id": _object(one)})) != digest(pd.DataFrame({"id": _object(other)}))
+    assert digest(_object(one)) != digest(_object(other))
+    assert digest(pd.Index(one, dtype=object)) != digest(pd.Index(other, dtype=object))
+    assert digest(pd.Series([0] * len(one), index=pd.Index(one, dtype=object))) != digest(
+        pd.Series([0] * len(one), index=pd.Index(other, dtype=object))
+    )
+    assert digest(pd.DataFrame({"id": _object(one)})) == digest(pd.DataFrame({"id": _object(list(one))}))
+
+
+def test_multiindex_object_levels_count_each_values_type() -> None:
+    # (A MultiIndex level keeps one of the values equal under ==: [1, 1.0] is stored as [1, 1].)
+    one = pd.MultiIndex.from_arrays([pd.Index([1, 2], dtype=object), ["a", "b"]])
+    other = pd.MultiIndex.from_arrays([pd.Index(["1", "2"], dtype=object), ["a", "b"]])
+    assert digest(pd.Series(0, index=one)) != digest(pd.Series(0, index=other))
+    assert digest(one) != digest(other)
+
+
+def test_negative_zero_counts_in_float_columns_series_and_indexes() -> None:
+    assert digest(pd.Series([1.0, 0.0])) != digest(pd.Series([1.0, -0.0]))  # 1 / x: inf against -inf
+    assert digest(pd.DataFrame({"x": [0.0]})) != digest(pd.DataFrame({"x": [-0.0]}))
+    assert digest(pd.Index([0.0])) != digest(pd.Index([-0.0]))
+    assert digest(pd.Series([0j])) != digest(pd.Series([complex(0.0, -0.0)]))
+
+
+def test_categories_count_each_values_type() -> None:
+    assert digest(pd.Series(pd.Categorical([1, "a"]))) != digest(pd.Series(pd.Categorical(["1", "a"])))
+
+
+def test_string_columns_digest_as_before_so_caches_keyed_by_them_stay() -> None:
+    frame = pd.DataFrame({"name": ["ann", "bob"], "n": [1.5, 2.0]}, index=pd.Index(["x", "y"], dtype=object))
+    frame = frame.astype({"name": object})
+    # The digest of this frame before object columns counted their types (kart 2026-11-30, b5bdfe1).
+    assert digest(frame) == "0932c9ff8c0490a3ac918de281292d41"
+
+
+def test_object_column_digests_are_stable_across_processes_and_hash_seeds() -> None:
+    code = (
+        "import pandas as pd, numpy as np; from kart_core.digest import digest; "
+        "print(digest(pd.DataFrame({'a': pd.Series([1, '1', None, np.nan, 2.5, (1, 'x'), b'b'], dtype=object)})))"
+    )
+    outputs = set()
+    for seed in ("0", "1", "77"):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": os.pathsep.join(sys.path)}
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        outputs.add(done.stdout.strip())
+    assert len(outputs) == 1
+
+
+def test_lists_in_an_object_column_are_still_digested_by_their_pickle() -> None:
+    assert digest(pd.DataFrame({"x": _object([[1], [2]])})) != digest(pd.DataFrame({"x": _object([[1], [3]])}))
+
+
+class _Named:
+    """A value whose str() shows its name only."""
+
+    def __init__(self, name: str, size: int) -> None:
+        self.name, self.size = name, size
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def test_object_values_whose_text_may_lose_data_are_digested_by_their_pickle() -> None:
+    assert digest(_object([_Named("a", 1), 2])) != digest(_object([_Named("a", 2), 2]))
+    big, changed = np.zeros(2000), np.zeros(2000)
+    changed[1000] = 1.0  # str() shows "[0. 0. 0. ... 0. 0. 0.]" for both
+    assert digest(pd.DataFrame({"x": _object([big, 1])})) != digest(pd.DataFrame({"x": _object([changed, 1])}))
