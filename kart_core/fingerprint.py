@@ -612,7 +612,9 @@ class _Visit:
             try:
                 return digest(value)
             except UndigestableError as exc:  # e.g. an object column holding an open file
-                return self._undigestable(value, exc.kind)
+                return self._undigestable(value, f"holds {exc.kind}")
+            except Exception as exc:  # a pandas or numpy object digest() cannot read otherwise
+                return self._undigestable(value, f"cannot be digested ({type(exc).__name__}: {exc})")
         if module in {"luigi", "kart_core"} and hasattr(value, "_default"):
             # A luigi Parameter: its default and settings; not _counter, its creation order in this process.
             settings = {

@@ -198,3 +198,9 @@ def test_a_node_reaching_an_undigestable_value_through_a_helper_names_it(package
     """
     fingerprint = _fingerprint(package, helpers)
     assert [entry.split(" that ")[0] for entry in fingerprint.undigestable] == ["fpval.helpers.LOCAL: a _thread._local"]
+
+
+def test_a_frame_holding_an_undigestable_value_is_named(package: Path) -> None:
+    helpers = "import sqlite3, pandas as pd\nX = pd.Series([sqlite3.connect(':memory:')], dtype=object)\n"
+    (entry,) = _fingerprint(package, helpers).undigestable
+    assert entry.startswith("fpval.helpers.X: a pandas.Series that holds a Series that cannot be pickled (TypeError: ")
