@@ -36,7 +36,8 @@ def package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     (root / "__init__.py").write_text("")
     (root / "nodes.py").write_text(NODES)
     monkeypatch.syspath_prepend(str(tmp_path / "src"))
-    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")  # for the subprocesses
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)  # a same-second rewrite must not reuse a .pyc
     yield root
     _forget()
 
