@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,6 +45,21 @@ def _no_gokart_task_classes() -> Iterator[None]:
         pytest.fail(
             f"gokart task classes registered in the pytest process ({', '.join(leaked)}); run gokart in a subprocess"
         )
+
+
+@pytest.fixture(autouse=True)
+def _signal_handlers_restored() -> Iterator[None]:
+    """Put SIGTERM's and SIGINT's handlers back after each test.
+
+    Airflow's dag.test() (run in-process by tests/airflow) installs a SIGTERM handler it leaves behind;
+    process-pool workers forked later in the same pytest process inherited it, so the pool's terminate()
+    no longer killed a dead worker's siblings and test_process_pool's dead-worker tests failed in `make test`.
+    """
+    saved = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
+    yield
+    for number, handler in saved.items():
+        if signal.getsignal(number) is not handler and handler is not None:
+            signal.signal(number, handler)
 
 
 REPOSITORY = Path(__file__).resolve().parents[1]
