@@ -174,9 +174,12 @@ def test_a_deep_chain_builds_on_worker_processes(workspace: str) -> None:
 
 
 class PpDies(kart_core.TaskOnKart[int]):
-    """Sleeps, then (when ``how`` says) dies: ``kill`` SIGKILL, ``term`` SIGTERM, ``exit`` os._exit(3).
+    """Dies when ``how`` says so: ``kill`` SIGKILL, ``term`` SIGTERM, ``exit`` os._exit(3).
 
-    Appends ``start n`` to ``journal`` first, so a test sees how often each ran.
+    Appends ``start n`` to ``journal`` first, so a test sees how often each ran. The dying task waits
+    until task 0 (its sibling in the pool) has started, and writes ``dies n`` just before it dies; the
+    sibling, started before any death, waits for that line and stays running, so the broken pool
+    always takes it down (no sleeps that a loaded machine could outlast).
     """
 
     n = luigi.IntParameter()
@@ -190,18 +193,39 @@ class PpDies(kart_core.TaskOnKart[int]):
         import signal
         import time
 
-        with open(self.journal, "a", encoding="utf-8") as file:
+        journal = Path(self.journal)
+        died_before = journal.exists() and "dies " in journal.read_text()
+        with open(journal, "a", encoding="utf-8") as file:
             file.write(f"start {self.n}\n")
         if self.how:
             self.dump(self.n, "a")  # staged, never committed
-            time.sleep(0.3)  # the sibling is running by now
+            _wait_for_line(journal, "start 0")  # the sibling is running
+            _write_dies(journal, self.n)
             if self.how == "exit":
                 os._exit(3)
             os.kill(os.getpid(), signal.SIGKILL if self.how == "kill" else signal.SIGTERM)
-            time.sleep(5)
-        time.sleep(0.8)
+            time.sleep(30)
+        elif not died_before:
+            _wait_for_line(journal, "dies ")
+            time.sleep(30)  # the broken pool terminates this worker at once; if it does not, the test fails
         self.dump(self.n, "a")
         self.dump(self.n, "b")
+
+
+def _wait_for_line(journal: Path, start: str, timeout: float = 60) -> None:
+    """Wait until a line of ``journal`` starts with ``start`` (another worker process writes it)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if journal.exists() and any(line.startswith(start) for line in journal.read_text().splitlines()):
+            return
+        time.sleep(0.01)
+
+
+def _write_dies(journal: Path, n: int) -> None:
+    with open(journal, "a", encoding="utf-8") as file:
+        file.write(f"dies {n}\n")
 
 
 class PpDiesRoot(kart_core.TaskOnKart[int]):
@@ -220,7 +244,8 @@ def _dying_graph(workspace: str, journal: Path, how: str, width: int = 4) -> tup
 
 
 def _starts(journal: Path) -> list[int]:
-    return sorted(int(line.split()[1]) for line in journal.read_text().splitlines())
+    """The tasks that started (``start n`` lines), sorted, once per start."""
+    return sorted(int(line.split()[1]) for line in journal.read_text().splitlines() if line.startswith("start "))
 
 
 @pytest.mark.parametrize(
@@ -340,12 +365,11 @@ class PpGhost(kart_core.TaskOnKart[int]):
 
     def run(self) -> None:
         import sys
-        import time
 
         # Fail only once the sibling is running, so the broken pool takes it down (else it may not have started).
-        journal, deadline = Path(self.journal), time.monotonic() + 30
-        while not (journal.exists() and "start 0" in journal.read_text()) and time.monotonic() < deadline:
-            time.sleep(0.02)
+        journal = Path(self.journal)
+        _wait_for_line(journal, "start 0")
+        _write_dies(journal, 1)
         module = sys.modules[__name__]
         ghost = type("GhostError", (Exception,), {"__module__": __name__})
         module.GhostError = ghost  # type: ignore[attr-defined]
