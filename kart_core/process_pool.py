@@ -38,6 +38,7 @@ import multiprocessing
 import multiprocessing.sharedctypes
 import os
 import pickle
+import signal
 import traceback
 import types
 from typing import Any
@@ -173,7 +174,14 @@ _claimed: list[tuple[WorkerSlots, int]] = []
 
 
 def claim_slot(slots: WorkerSlots) -> None:
-    """The pool's initializer: this worker process takes the first unclaimed slot (none left: it reports nothing)."""
+    """The pool's initializer: this worker process takes the first unclaimed slot (none left: it reports nothing).
+
+    It also gives SIGTERM its default action back: a forked worker inherits the caller's handler (an
+    Airflow task's, which raises instead of exiting, or one that ignores it), and a broken pool ends
+    its other workers with SIGTERM; a worker that survived would go on running a task the build
+    already counts as taken down.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _claimed.clear()  # a forked worker of a build nested in a task inherits its parent's slot
     with slots.claim:
         for index in range(len(slots.pids)):

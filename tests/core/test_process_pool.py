@@ -278,6 +278,20 @@ def test_a_dead_worker_fails_its_task_only_and_the_running_sibling_runs_again(
     assert not root.complete()
 
 
+def test_a_callers_sigterm_handler_does_not_keep_a_taken_down_sibling_running(workspace: str, tmp_path: Path) -> None:
+    """Inside an Airflow task the caller has its own SIGTERM handler; forked workers inherit it. Here it
+    ignores the signal: the broken pool's SIGTERM must still end the sibling (it runs again, once)."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # tests/conftest restores the handler after the test
+    journal = tmp_path / "journal.txt"
+    root, leaves = _dying_graph(workspace, journal, "exit")
+    with pytest.raises(kart_core.GokartBuildError):
+        kart_core.build(root, workers=2, executor="process", keep_going=True)
+    assert [leaf.complete() for leaf in leaves] == [True, False, True, True]
+    assert _starts(journal) == [0, 0, 1, 2, 3]
+
+
 def test_a_dead_worker_without_keep_going_still_finishes_the_sibling_it_took_down(
     workspace: str, tmp_path: Path
 ) -> None:
