@@ -319,7 +319,7 @@ def _follow(root: Any, label: str, code: str) -> tuple[Any, Trail] | None:
     while positions or trailing:
         if not positions:
             trailing -= 1
-        taken = _take(requires_structure(task), positions)
+        taken = _take(_requirements(task), positions)
         if taken is None:
             return None
         step_label, task, position, width = taken
@@ -349,25 +349,14 @@ def _decode(code: str) -> tuple[int, int] | None:
     return trailing, positions
 
 
-def _take(structure: Any, positions: int) -> tuple[str, Any, int, int] | None:
-    """The requirement at the low bits of ``positions`` in a ``requires()`` structure, as ``_requirements`` gives it."""
-    labels: list[str] = []
-    position = width = 0
-    while not isinstance(structure, luigi.Task):
-        if structure is None or isinstance(structure, str):
-            return None
-        try:
-            items = list(structure.items()) if isinstance(structure, dict) else list(enumerate(structure))
-        except TypeError:
-            return None
-        bits = (len(items) - 1).bit_length()
-        index = (positions >> width) & ((1 << bits) - 1)
-        if index >= len(items):
-            return None
-        key, structure = items[index]
-        labels.append(_INVALID.sub("_", str(key)))
-        position, width = position | (index << width), width + bits
-    return ".".join(labels) or "0", structure, position, width
+def _take(requirements: list[tuple[str, Any, int, int]], positions: int) -> tuple[str, Any, int, int] | None:
+    """The requirement whose packed position is the low bits of ``positions`` (the codes of one task's
+    requirements are prefix-free: each dict or list level has fixed-width fields), or None."""
+    for requirement in requirements:
+        _, _, position, width = requirement
+        if positions & ((1 << width) - 1) == position:
+            return requirement
+    return None
 
 
 def _search(roots: Sequence[Any], place: str) -> tuple[Any, Trail] | None:

@@ -214,8 +214,8 @@ class KartTaskOperator(BaseOperator):
         One XCom read per requirement. On a worker's one-task parse the upstream task ids are
         guesses (the place through this task); a requirement reached by a shorter path has no XCom
         there, and then the exact ids come, once, from the record (``recorded``) and the run's
-        finished task ids (``skew.upstream_task_ids``), or, if Airflow cannot list those, from
-        walking the graph (``upstream_lookup``).
+        finished task ids (``skew.upstream_task_ids``), or, if Airflow cannot list those or the
+        record does not name every requirement, from walking the graph (``upstream_lookup``).
         """
         ti = context.get("ti") if isinstance(context, Mapping) else None
         if ti is None or not hasattr(ti, "xcom_pull"):
@@ -237,8 +237,13 @@ class KartTaskOperator(BaseOperator):
         """The task ids of ``task``'s requirements in the DAG: from the record and the run's task ids, else by a walk."""
         finished = _finished_task_ids(ti) if recorded is not None else None
         if finished is not None:
-            self.log.info("kart_airflow: found the upstream task ids of %s in the DAG's record", self.task_id)
-            return upstream_task_ids(task.kart_requires(), recorded, finished)  # type: ignore[arg-type]
+            dependencies = list(task.kart_requires())
+            found = upstream_task_ids(dependencies, recorded, finished)  # type: ignore[arg-type]
+            # A dependency the record does not name (its unique id differs from the parse's) is found by
+            # the walk, so that its XCom is still compared (and the skew reported), never skipped.
+            if len(found) == len({kart_core.node_key(dep) for dep in dependencies}):
+                self.log.info("kart_airflow: found the upstream task ids of %s in the DAG's record", self.task_id)
+                return found
         if self.kart.upstream_lookup is None:
             return {}
         self.log.info("kart_airflow: walked the graph for the upstream task ids of %s", self.task_id)
