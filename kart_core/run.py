@@ -46,13 +46,20 @@ def run(cmdline_args: list[str] | None = None, set_retcode: bool = True) -> NoRe
     Args:
         cmdline_args: luigi-style arguments, e.g. ``["MyTask", "--local-scheduler", "--x", "1"]``.
         set_retcode: use gokart's return codes (10-50) instead of luigi's ``[retcode]`` config.
+
+    Raises:
+        luigi.task_register.TaskClassNotFoundException: no task class of that name.
+        luigi.parameter.MissingParameterException: a required parameter is not given.
+        ValueError: a parameter value cannot be parsed (``--n x`` for an IntParameter).
+            As gokart 1.12.2's ``gokart.run()``, which creates the task before it builds: these
+            propagate, so the process exits 1 with the exception, not with a return code.
     """
     args = list(cmdline_args or sys.argv[1:])
     codes = retcodes(args, set_retcode)
     _try_tree_info(args)
     _try_delete_unnecessary_outputs(args)
     try_to_run_test_for_empty_data_frame(args, codes)
-    sys.exit(build_from_command_line(args, codes))
+    sys.exit(build_from_command_line(args, codes, raise_creation_errors=True))
 
 
 def retcodes(cmdline_args: list[str], set_retcode: bool = True) -> RetCodes:
@@ -66,17 +73,25 @@ def retcodes(cmdline_args: list[str], set_retcode: bool = True) -> RetCodes:
     return dataclasses.replace(GOKART_RETCODES, unhandled_exception=values["unhandled_exception"])
 
 
-def build_from_command_line(cmdline_args: list[str], codes: RetCodes | None = None) -> int:
+def build_from_command_line(
+    cmdline_args: list[str], codes: RetCodes | None = None, raise_creation_errors: bool = False
+) -> int:
     """Build the command line's task with kart's orchestration (``--workers N`` in parallel); return the exit code.
 
-    The code follows luigi's rule (``kart_core.outcome.exit_code``); a task that cannot be created,
-    or an error in kart itself, gives ``unhandled_exception``. A ``KeyboardInterrupt`` propagates.
+    The code follows luigi's rule (``kart_core.outcome.exit_code``); a task that cannot be created
+    gives ``unhandled_exception`` (as luigi's ``luigi`` command), or with ``raise_creation_errors``
+    raises what creating it raised (as gokart's ``gokart.run()``); an error in kart itself gives
+    ``unhandled_exception``. A ``KeyboardInterrupt`` propagates.
+
+    Raises:
+        Exception: with ``raise_creation_errors``, what luigi's parser raised creating the task
+            (``MissingParameterException``, ``ValueError`` for a bad value, ...).
     """
     codes = codes or retcodes(cmdline_args)
     with _parsed(cmdline_args) as parser:
         env = luigi.interface.core()
         InterfaceLogging.setup(env)
-        root = _task_or_none(parser)
+        root = parser.get_task_obj() if raise_creation_errors else _task_or_none(parser)
         if root is None:
             return codes.unhandled_exception
         try:

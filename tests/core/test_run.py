@@ -11,6 +11,7 @@ from typing import Any
 
 import luigi
 import pytest
+from luigi.parameter import MissingParameterException
 from luigi.task_register import TaskClassNotFoundException
 
 import kart_core as gokart
@@ -105,11 +106,20 @@ def test_parameters_and_task_flags_from_the_command_line() -> None:
         ("RnBadRequires", 50),
         ("RnBadComplete", 50),
         ("RnExits", 40),
-        ("RnNeedsParam", 4),
     ],
 )
 def test_gokart_return_codes(task: str, code: int) -> None:
     assert _exit_code([task, "--local-scheduler"]) == code
+
+
+def test_a_task_that_cannot_be_created_raises_as_in_gokart() -> None:
+    # gokart.run() creates the task before luigi runs it, so these propagate (exit status 1).
+    with pytest.raises(MissingParameterException, match="requires the 'value' parameter"):
+        gokart.run(["RnNeedsParam", "--local-scheduler"])
+    with pytest.raises(ValueError, match="invalid literal for int"):
+        gokart.run(["RnNeedsParam", "--local-scheduler", "--value", "x"])
+    # luigi's rule for its own entry point (kept for callers of build_from_command_line).
+    assert build_from_command_line(["RnNeedsParam", "--local-scheduler"], RetCodes(unhandled_exception=4)) == 4
 
 
 def test_a_failure_names_the_task(caplog: pytest.LogCaptureFixture) -> None:
@@ -194,6 +204,11 @@ _SCRIPT = textwrap.dedent(
         def run(self):
             raise RuntimeError("boom")
 
+    class NeedsN(gokart.TaskOnKart):
+        n = luigi.IntParameter()
+        def run(self):
+            self.dump(self.n)
+
     class Missing(luigi.ExternalTask):
         def output(self):
             return luigi.LocalTarget("never-there.txt")
@@ -242,6 +257,13 @@ def test_same_exit_codes_and_files_as_gokart(tmp_path: Path, task: str) -> None:
     assert [m.split("/")[-1].rsplit(".", 1)[0] for m in manifests] == [
         c.split("/")[-1].rsplit(".", 1)[0] for c in committed
     ]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args", [["NeedsN"], ["NeedsN", "--n", "x"], ["NoSuchTask"]])
+def test_same_exit_code_as_gokart_for_a_task_that_cannot_be_created(tmp_path: Path, args: list[str]) -> None:
+    ours = _cli("kart", tmp_path / "kart", *args, "--local-scheduler")
+    assert ours == _cli("gokart", tmp_path / "gokart", *args, "--local-scheduler") == 1
 
 
 @pytest.mark.slow
