@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -112,6 +113,16 @@ def _create(cls: type, parser: CmdlineParser, dotted: str) -> Any:
             kwargs[name] = _parse(param, value, f"--{name}", dotted)
     try:
         return cls(**kwargs)
+    except luigi.parameter.MissingParameterException as exc:
+        # luigi's (and the constructor's) wording tells a Python caller what to do, not a shell user.
+        missing = re.search(r"requires the '(\w+)' parameter", str(exc))
+        if missing is None:
+            raise TaskSpecError(f"{dotted}: cannot create the task: {exc}") from exc
+        name = missing.group(1)
+        raise TaskSpecError(
+            f"{dotted}: cannot create the task: it requires --{name.replace('_', '-')} (or {name} under "
+            f"[{cls.get_task_family()}] in luigi's config); {_parameters_of(cls)}"  # type: ignore[attr-defined]
+        ) from exc
     except Exception as exc:
         reason = _config_culprit(cls, kwargs) or str(exc)
         raise TaskSpecError(f"{dotted}: cannot create the task: {reason}") from exc

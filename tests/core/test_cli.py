@@ -50,6 +50,13 @@ class CliReport(gokart.TaskOnKart[int]):
         self.dump(sum(self.load("features")) + sum(self.load("load")))
 
 
+class CliNeeds(gokart.TaskOnKart[int]):
+    max_rows = luigi.IntParameter()
+
+    def run(self) -> None:
+        self.dump(self.max_rows)
+
+
 class CliBadComplete(gokart.TaskOnKart[int]):
     def complete(self) -> bool:
         raise OSError("cannot reach the store")
@@ -132,6 +139,11 @@ def test_run_with_a_bad_task_name_or_parameter_exits_4_with_a_hint() -> None:
     assert bad_param.exit_code == 4 and "bad parameters" in bad_param.stderr
     bare = kart("run", "CliLoad")
     assert bare.exit_code == 4 and "name the task with its module" in bare.stderr
+    unset = kart("run", f"{M}.CliNeeds")  # the constructor's wording ("Pass it to the constructor") is not for a shell
+    assert unset.exit_code == 4 and "constructor" not in unset.stderr
+    assert "it requires --max-rows (or max_rows under [CliNeeds] in luigi's config); its parameters: --max-rows" in (
+        unset.stderr
+    )
 
 
 def test_an_abbreviated_parameter_is_refused_naming_what_it_abbreviates_and_the_real_parameters() -> None:
