@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -83,8 +84,31 @@ def test_an_unchanged_size_and_mtime_returns_the_record_without_reading(tmp_path
     dataset = TextFile(str(tmp_path / "a.txt"))
     dataset.save("hello")
     recorded = current_state(dataset)
-    fake = type(recorded)("not-the-real-md5", recorded.size, recorded.mtime_ns, recorded.config)
+    fake = type(recorded)("not-the-real-md5", recorded.size, recorded.mtime_ns, recorded.config, recorded.ctime_ns)
     assert current_state(dataset, fake) == fake
+
+
+def test_an_edit_that_restores_size_and_mtime_is_read(tmp_path: Path) -> None:
+    # A tester's repro: a hand edit of a KartRunner output, then os.utime(ns=...) back (touch -r, cp -p, rsync -a).
+    dataset = TextFile(str(tmp_path / "a.json"))
+    dataset.save('{"rows": 5}')
+    recorded = current_state(dataset)
+    stat = os.stat(tmp_path / "a.json")
+    time.sleep(0.01)  # a ctime tick apart on coarse-clock file systems
+    (tmp_path / "a.json").write_text('{"rows": 9}')
+    os.utime(tmp_path / "a.json", ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    now = current_state(dataset, recorded)
+    assert (now.size, now.mtime_ns) == (recorded.size, recorded.mtime_ns) and now.md5 != recorded.md5
+
+
+def test_a_state_recorded_without_ctime_is_read_again_and_found_equal(tmp_path: Path) -> None:
+    dataset = TextFile(str(tmp_path / "a.txt"))
+    dataset.save("hello")
+    current = current_state(dataset)
+    old_record = type(current)(*dataclasses.astuple(current)[:4])  # what kart recorded before ctime_ns
+    assert old_record.ctime_ns == -1
+    again = current_state(dataset, old_record)
+    assert again.md5 == current.md5 and again.ctime_ns == current.ctime_ns > 0
 
 
 def test_a_folder_by_all_its_files(tmp_path: Path) -> None:

@@ -12,7 +12,9 @@ before a cached node is served, the outputs' current states are compared with th
 - anything else was written outside kart (a plain ``kedro run``, a hand edit): the node reruns.
 
 A dataset with a file path (``_filepath``/``filepath``/``path``, versioned or not, local or fsspec)
-is read as bytes — and only when its size or modification time differ from the record; any other
+is read as bytes — and only when its size or modification time (locally also its status-change time,
+``st_ctime_ns``, which no ``utime`` call can set back: an edit that restores size and mtime, a copy
+with ``cp -p``/``rsync -a``, is read) differ from the record; any other
 dataset is loaded and its data digested (partition loaders called); data that cannot be digested
 (a LazyFrame) counts as missing, so the cached result is written back.
 
@@ -52,12 +54,15 @@ class OutputState:
         mtime_ns: modification time in nanoseconds (newest file of a folder; -1 when unknown).
         config: ``dataset_config`` of the catalog definition that wrote it; "" when unknown (recorded
             by kart before 2026-11-30, or missing).
+        ctime_ns: local files: the newest status-change time in nanoseconds; -1 for object storage,
+            loaded data and states recorded before 2026-12-01 (those are read once more).
     """
 
     md5: str
     size: int = -1
     mtime_ns: int = -1
     config: str = ""
+    ctime_ns: int = -1
 
     @property
     def missing(self) -> bool:
@@ -101,7 +106,7 @@ def is_persistent(dataset: Any) -> bool:
 
 
 def current_state(dataset: Any, recorded: OutputState | None = None) -> OutputState:
-    """The state of ``dataset`` now; ``recorded`` is returned as is when size and mtime still match it.
+    """The state of ``dataset`` now; ``recorded`` is returned as is when size and times still match it.
 
     Args:
         dataset: a Kedro dataset (any AbstractDataset).
@@ -179,7 +184,9 @@ def _local_state(path: str, recorded: OutputState | None) -> OutputState:
         return MISSING
     size = sum(stat.st_size for _, _, stat in files)
     mtime = max(stat.st_mtime_ns for _, _, stat in files)
-    if recorded is not None and (recorded.size, recorded.mtime_ns) == (size, mtime):
+    # ctime too: restoring a hand edit's mtime (os.utime with nanoseconds, touch -r) sets ctime to now.
+    ctime = max(stat.st_ctime_ns for _, _, stat in files)
+    if recorded is not None and (recorded.size, recorded.mtime_ns, recorded.ctime_ns) == (size, mtime, ctime):
         return recorded
     hasher = hashlib.md5()
     for relative, full, _ in files:
@@ -187,7 +194,7 @@ def _local_state(path: str, recorded: OutputState | None) -> OutputState:
         with open(full, "rb") as handle:
             for chunk in iter(lambda: handle.read(_CHUNK), b""):
                 hasher.update(chunk)
-    return OutputState(hasher.hexdigest(), size, mtime)
+    return OutputState(hasher.hexdigest(), size, mtime, ctime_ns=ctime)
 
 
 def _local_files(path: str) -> Iterator[tuple[str, str, os.stat_result]]:
