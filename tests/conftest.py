@@ -33,10 +33,7 @@ def _fresh_luigi_config() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def _no_gokart_task_classes() -> Iterator[None]:
-    """gokart (test-only) runs in subprocesses: task classes it registers here would sit beside kart's.
-
-    (test_file_processor imports gokart's file processors in-process and unregisters its classes at once.)
-    """
+    """gokart (test-only) runs in subprocesses: task classes it registers here would sit beside kart's."""
     yield
     leaked = sorted(
         {cls.__module__ for cls in luigi.task_register.Register._reg if cls.__module__.startswith("gokart")}

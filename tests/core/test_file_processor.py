@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import os
 import pickle
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 
-import luigi
-import luigi.task_register
 import numpy as np
 import pandas as pd
 import polars as pl
@@ -29,20 +30,8 @@ from kart_core.file_processor import (
 )
 from kart_core.target import make_target
 
-gokart_target = pytest.importorskip("gokart.target")
-gokart_file_processor = pytest.importorskip("gokart.file_processor")
-
-
-def _forget_gokart_task_classes() -> None:
-    # Only gokart's file processors and targets are used here. Importing gokart also registers its
-    # task classes (tree_info, test_run, ...) under the family names kart's own compat classes use,
-    # which makes luigi treat both as ambiguous for every later test in this process.
-    luigi.task_register.Register._reg = [
-        cls for cls in luigi.task_register.Register._reg if not cls.__module__.startswith("gokart")
-    ]
-
-
-_forget_gokart_task_classes()
+if importlib.util.find_spec("gokart") is None:  # found without importing it (see below)
+    pytest.skip("gokart 1.12.2 (dev extra) writes and reads the files these tests compare", allow_module_level=True)
 
 
 def _frame() -> pd.DataFrame:
@@ -52,61 +41,128 @@ def _frame() -> pd.DataFrame:
 
 
 # --- files written by gokart 1.12.2 load in kart, and the other way round -----------------
+# gokart is test-only and never imported in the pytest process (it registers task classes in luigi's one
+# registry under the names kart's own compat classes use). One subprocess, `_GOKART_SIDE`, dumps with
+# gokart every object the tests below hand it and loads with gokart every file kart wrote for them.
+
+_GOKART_SIDE = """
+import pickle
+import sys
+from pathlib import Path
+
+import gokart.file_processor
+import gokart.target
+
+folder = Path(sys.argv[1])
+asked = pickle.loads((folder / "asked.pkl").read_bytes())
+for name, value, dataframe_type in asked["dump"]:
+    path = str(folder / name)
+    if dataframe_type is None:
+        gokart.target.make_target(path).dump(value)
+    else:
+        processor = gokart.file_processor.make_file_processor(path, dataframe_type=dataframe_type)
+        gokart.target.make_target(path, processor=processor).dump(value)
+# A lambda only gokart's dill can write (plain pickle refuses it).
+gokart.target.make_target(str(folder / "fn.pkl")).dump({"f": lambda x: x * 3})
+loaded = {}
+for name in asked["load"]:
+    value = gokart.target.make_target(str(folder / name)).load()
+    # A function kart pickled comes back as what it returns for 1 (the pytest process has no gokart to load it).
+    loaded[name] = {**value, "f": value["f"](1)} if isinstance(value, dict) else value
+(folder / "loaded.pkl").write_bytes(pickle.dumps(loaded))
+"""
+
+_DATAFRAME_EXTENSIONS = (".pkl", ".csv", ".tsv", ".json", ".ndjson", ".parquet", ".feather")
+_SMALL_VALUES = {".txt": ["a", "b"], ".gz": ["c", "d"], ".npz": np.arange(4.0), ".png": b"\x89PNG-bytes"}
+_POLARS_EXTENSIONS = (".csv", ".json", ".ndjson", ".parquet", ".feather")
 
 
-@pytest.mark.parametrize("extension", [".pkl", ".csv", ".tsv", ".json", ".ndjson", ".parquet", ".feather"])
-def test_gokart_written_dataframes_load(tmp_path: Path, extension: str) -> None:
+def _gokart_frame(extension: str) -> pd.DataFrame:
+    """The frame gokart writes to a ``by_gokart<extension>`` file."""
     frame = _frame().drop(columns=["t"]) if extension in (".csv", ".tsv", ".json", ".ndjson") else _frame()
-    if extension in (".pkl", ".feather"):
-        frame = frame.set_index(pd.Index([7, 8, 9], name="key"))
-    path = str(tmp_path / f"by_gokart{extension}")
-    gokart_target.make_target(path).dump(frame)
-    loaded = make_target(path).load()
+    return frame.set_index(pd.Index([7, 8, 9], name="key")) if extension in (".pkl", ".feather") else frame
+
+
+def _polars_frame() -> pl.DataFrame:
+    return pl.DataFrame({"a": [1, 2], "b": ["u", "v"]})
+
+
+def _indexed_frame() -> pd.DataFrame:
+    return _frame().set_index(pd.Index([4, 5, 6], name="key"))
+
+
+def _closure_adding(offset: int) -> Callable[[int], int]:
+    """``lambda x: x + offset``, a closure (plain pickle refuses it, so kart falls back to dill).
+
+    Made in a namespace of its own: a function of this module would be pickled with a reference to
+    this module, which gokart's process (that must not import kart's tests) cannot import.
+    """
+    namespace: dict[str, Any] = {}
+    exec("def adding(offset):\n    return lambda x: x + offset\n", namespace)
+    return cast(Callable[[int], int], namespace["adding"](offset))
+
+
+@pytest.fixture(scope="module")
+def gokart_side(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, object]]:
+    """The folder with the files gokart wrote, and what gokart loaded from kart's files (``{file name: value}``)."""
+    folder = tmp_path_factory.mktemp("gokart-side")
+    make_target(str(folder / "kart.pkl")).dump({"frame": _frame(), "f": _closure_adding(10)})
+    make_target(str(folder / "kart.feather")).dump(_indexed_frame())
+    make_target(str(folder / "range.feather")).dump(_frame())  # a default RangeIndex: kart does not store it
+    dump = [(f"by_gokart{e}", _gokart_frame(e), None) for e in _DATAFRAME_EXTENSIONS]
+    dump += [(f"by_gokart{e}", value, None) for e, value in _SMALL_VALUES.items()]
+    dump += [(f"by_gokart_polars{e}", _polars_frame(), "polars") for e in _POLARS_EXTENSIONS]
+    asked = {"dump": dump, "load": ["kart.pkl", "kart.feather", "range.feather"]}
+    (folder / "asked.pkl").write_bytes(pickle.dumps(asked))
+    environment = {key: value for key, value in os.environ.items() if key != "LUIGI_CONFIG_PATH"}
+    done = subprocess.run(
+        [sys.executable, "-c", _GOKART_SIDE, str(folder)],
+        cwd=folder,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, f"the gokart subprocess failed:\n{done.stderr[-4000:]}"
+    return folder, pickle.loads((folder / "loaded.pkl").read_bytes())
+
+
+@pytest.mark.parametrize("extension", _DATAFRAME_EXTENSIONS)
+def test_gokart_written_dataframes_load(gokart_side: tuple[Path, dict[str, object]], extension: str) -> None:
+    loaded = make_target(str(gokart_side[0] / f"by_gokart{extension}")).load()
+    frame = _gokart_frame(extension)
     pd.testing.assert_frame_equal(loaded, frame, check_dtype=extension not in (".json", ".ndjson"))
 
 
 # gokart 1.12.2 cannot dump .xml itself (its writer hands bytes to a text file), so no .xml here.
-@pytest.mark.parametrize("extension", [".txt", ".gz", ".npz", ".png"])
-def test_gokart_written_small_formats_load(tmp_path: Path, extension: str) -> None:
-    values = {".txt": ["a", "b"], ".gz": ["c", "d"], ".npz": np.arange(4.0), ".png": b"\x89PNG-bytes"}
-    path = str(tmp_path / f"by_gokart{extension}")
-    gokart_target.make_target(path).dump(values[extension])
-    loaded = make_target(path).load()
+@pytest.mark.parametrize("extension", list(_SMALL_VALUES))
+def test_gokart_written_small_formats_load(gokart_side: tuple[Path, dict[str, object]], extension: str) -> None:
+    loaded = make_target(str(gokart_side[0] / f"by_gokart{extension}")).load()
     if extension == ".npz":
-        np.testing.assert_array_equal(loaded, values[extension])
+        np.testing.assert_array_equal(loaded, _SMALL_VALUES[extension])
     else:
-        assert loaded == values[extension]
+        assert loaded == _SMALL_VALUES[extension]
 
 
-@pytest.mark.parametrize("extension", [".csv", ".json", ".ndjson", ".parquet", ".feather"])
-def test_gokart_written_polars_frames_load(tmp_path: Path, extension: str) -> None:
-    frame = pl.DataFrame({"a": [1, 2], "b": ["u", "v"]})
-    path = str(tmp_path / f"by_gokart{extension}")
-    processor = gokart_file_processor.make_file_processor(path, dataframe_type="polars")
-    gokart_target.make_target(path, processor=processor).dump(frame)
-    assert make_target(path, dataframe_type="polars").load().equals(frame)
+@pytest.mark.parametrize("extension", _POLARS_EXTENSIONS)
+def test_gokart_written_polars_frames_load(gokart_side: tuple[Path, dict[str, object]], extension: str) -> None:
+    path = str(gokart_side[0] / f"by_gokart_polars{extension}")
+    assert make_target(path, dataframe_type="polars").load().equals(_polars_frame())
 
 
-def test_gokart_dill_pickle_of_a_lambda_loads(tmp_path: Path) -> None:
-    path = str(tmp_path / "fn.pkl")
-    gokart_target.make_target(path).dump({"f": lambda x: x * 3})
-    assert make_target(path).load()["f"](2) == 6
+def test_gokart_dill_pickle_of_a_lambda_loads(gokart_side: tuple[Path, dict[str, object]]) -> None:
+    assert make_target(str(gokart_side[0] / "fn.pkl")).load()["f"](2) == 6
 
 
-def test_kart_pickles_load_in_gokart(tmp_path: Path) -> None:
-    path = str(tmp_path / "kart.pkl")
-    offset = 10
-    make_target(path).dump({"frame": _frame(), "f": lambda x: x + offset})
-    loaded = gokart_target.make_target(path).load()
+def test_kart_pickles_load_in_gokart(gokart_side: tuple[Path, dict[str, object]]) -> None:
+    loaded = gokart_side[1]["kart.pkl"]
+    assert isinstance(loaded, dict)
     pd.testing.assert_frame_equal(loaded["frame"], _frame())
-    assert loaded["f"](1) == 11
+    assert loaded["f"] == 11  # kart's pickled closure, called by gokart's process with 1
 
 
-def test_kart_feather_loads_in_gokart_with_its_index(tmp_path: Path) -> None:
-    frame = _frame().set_index(pd.Index([4, 5, 6], name="key"))
-    path = str(tmp_path / "kart.feather")
-    make_target(path).dump(frame)
-    pd.testing.assert_frame_equal(gokart_target.make_target(path).load(), frame)
+def test_kart_feather_loads_in_gokart_with_its_index(gokart_side: tuple[Path, dict[str, object]]) -> None:
+    pd.testing.assert_frame_equal(gokart_side[1]["kart.feather"], _indexed_frame())
 
 
 # --- fast defaults ---------------------------------------------------------------------------
@@ -267,11 +323,13 @@ def test_without_the_plugin_the_extension_is_refused(tmp_path: Path) -> None:
         make_target(str(tmp_path / "values.kv"))
 
 
-def test_feather_skips_a_default_range_index_and_gokart_still_reads_it(tmp_path: Path) -> None:
+def test_feather_skips_a_default_range_index_and_gokart_still_reads_it(
+    tmp_path: Path, gokart_side: tuple[Path, dict[str, object]]
+) -> None:
+    # gokart_side's kart wrote _frame() (a default RangeIndex) to range.feather, and gokart read it back.
+    assert list(pd.read_feather(gokart_side[0] / "range.feather").columns) == ["i", "f", "s", "t"]
+    pd.testing.assert_frame_equal(gokart_side[1]["range.feather"], _frame())
     path = str(tmp_path / "range.feather")
-    make_target(path).dump(_frame())
-    assert list(pd.read_feather(path).columns) == ["i", "f", "s", "t"]
-    pd.testing.assert_frame_equal(gokart_target.make_target(path).load(), _frame())
     shifted = _frame().set_index(pd.RangeIndex(5, 8))
     make_target(path).dump(shifted)
     pd.testing.assert_frame_equal(make_target(path).load(), shifted, check_index_type=False)
