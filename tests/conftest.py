@@ -140,7 +140,6 @@ def workspace(tmp_path: Path) -> str:
 LONGEST_FILES = (
     "tests/airflow/test_airflow_celery.py",
     "tests/kedro/test_kedro_project_cache.py",
-    "tests/airflow/test_airflow_skew.py",
     "tests/airflow/test_airflow_standalone.py",
     "tests/kedro/test_kedro_project.py",
     "tests/test_project.py",

@@ -1,12 +1,13 @@
 """Code skew: a worker whose task differs from what the dag-processor parsed fails at once with kart's message;
-task classes a worker cannot import by a stable name are refused when the DAG is parsed."""
+task classes a worker cannot import by a stable name are refused when the DAG is parsed.
+
+The same on real LocalExecutor workers (a DAG file edited during a run): test_airflow_standalone, which
+shares one cluster between its tests."""
 
 from __future__ import annotations
 
 import datetime
 import importlib
-import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -306,135 +307,3 @@ def test_an_exception_in_run_names_the_kart_task_in_the_task_log(run_dag, capfd)
     out = capfd.readouterr().out
     where = f"kart task {task.kart_label()} (unique id {task.make_unique_id()}, Airflow task Exploding)"
     assert f"{where} failed: KeyError: \"missing column 'y'\"" in out
-
-
-MIDRUN_PIPELINE = """
-import os
-import pathlib
-import time
-
-import luigi
-import kart_core
-
-
-class Load(kart_core.TaskOnKart):
-    rows = luigi.IntParameter()
-
-    def run(self):
-        self.dump(list(range(self.rows)))
-
-
-class Scale(kart_core.TaskOnKart):
-    source = kart_core.TaskInstanceParameter()
-
-    def run(self):
-        # The test edits the DAG file while this task runs, then lets it finish.
-        marks = pathlib.Path(os.environ["MIDRUN_MARKS"])
-        (marks / "scale-started").touch()
-        while not (marks / "go").exists():
-            time.sleep(0.5)
-        self.dump([2 * x for x in self.load("source")])
-
-
-class Total(kart_core.TaskOnKart):
-    rows = luigi.IntParameter()
-
-    def requires(self):
-        load = Load(rows=self.rows)
-        return {"load": load, "scale": Scale(source=load)}
-
-    def run(self):
-        self.dump(sum(self.load("scale")) + len(self.load("load")))
-"""
-MIDRUN_DAG = """
-# an airflow dag file
-import datetime
-
-from kart_airflow import to_dag
-from midrunpipe import Total
-
-ROWS = 13
-dag = to_dag(Total(rows=ROWS), dag_id="midrun_cluster", start_date=datetime.datetime(2024, 1, 1), schedule=None)
-"""
-
-
-@pytest.mark.slow
-def test_a_dag_file_edited_during_a_run_fails_the_downstream_task_on_real_workers(
-    tmp_path: Path, airflow_db_template: Path
-) -> None:
-    import sqlite3
-
-    from af_cluster import Cluster, cluster_env, start_cluster, stop_all, task_logs, wait_for
-
-    code, dags, marks, workspace = (tmp_path / name for name in ("code", "dags", "marks", "ws"))
-    for folder in (code, dags, marks):
-        folder.mkdir()
-    (code / "midrunpipe.py").write_text(MIDRUN_PIPELINE)
-    dag_file = dags / "midrun_dag.py"
-    dag_file.write_text(MIDRUN_DAG)
-    config = tmp_path / "luigi.cfg"
-    config.write_text(f"[TaskOnKart]\nworkspace_directory = {workspace}\n")
-    pythonpath = os.pathsep.join(filter(None, [str(code), os.environ.get("PYTHONPATH")]))
-    # The final output of the edited file exists already (an earlier run): the run would end green.
-    premarks = tmp_path / "premarks"
-    premarks.mkdir()
-    (premarks / "go").touch()
-    built = subprocess.run(
-        [sys.executable, "-c", "import kart_core, midrunpipe; kart_core.build(midrunpipe.Total(rows=5))"],
-        env={**os.environ, "LUIGI_CONFIG_PATH": str(config), "MIDRUN_MARKS": str(premarks), "PYTHONPATH": pythonpath},
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert built.returncode == 0, built.stderr[-2000:]
-    sys.path.insert(0, str(code))
-    try:
-        pipe = importlib.import_module("midrunpipe")
-        planned_load, edited_load = pipe.Load(rows=13).make_unique_id(), pipe.Load(rows=5).make_unique_id()
-    finally:
-        sys.path.remove(str(code))
-        sys.modules.pop("midrunpipe", None)
-    env = cluster_env(
-        tmp_path / "airflow",
-        dags,
-        "LocalExecutor",
-        {
-            "LUIGI_CONFIG_PATH": str(config),
-            "MIDRUN_MARKS": str(marks),
-            "PYTHONPATH": pythonpath,
-        },
-    )
-    cluster = Cluster(env=env, logs=tmp_path)
-    try:
-        start_cluster(cluster, airflow_db_template)
-        cluster.wait_until_parsed("midrun_cluster")
-        database = tmp_path / "airflow" / "airflow.db"
-
-        def record() -> str:
-            with sqlite3.connect(database) as connection:
-                rows = connection.execute("select extra from asset where uri = 'x-kart-record://midrun_cluster/'")
-                return str(rows.fetchall())
-
-        before = record()
-        cluster.trigger("midrun_cluster")
-        wait_for(lambda: (marks / "scale-started").exists(), 300, "Scale to start")
-        dag_file.write_text(MIDRUN_DAG.replace("ROWS = 13", "ROWS = 5"))
-        wait_for(lambda: record() != before, 120, "the dag-processor to re-parse the edited file")
-        (marks / "go").touch()
-        wait_for(
-            lambda: any(run["state"] in ("success", "failed") for run in cluster.runs("midrun_cluster")),
-            300,
-            "the run to finish",
-        )
-        (run,) = cluster.runs("midrun_cluster")
-        assert run["state"] == "failed"
-        logs = task_logs(tmp_path / "airflow" / "logs", run["run_id"], {"Total"}, "StaleTaskError")
-        path, text = logs["Total"]
-        assert path.name == "attempt=1.log"
-        # Total(rows=5) requires Load(rows=5) first; Load ran with rows=13 in this run.
-        assert f"it requires Load[{edited_load[:8]}] (unique id {edited_load}), but in this run" in text
-        assert f"the upstream task 'Load__Total.load' ran Load[{planned_load[:8]}] (unique id {planned_load})" in text
-        assert "cached: " not in text and "Clear the whole run" in text
-    finally:
-        stop_all(cluster)
