@@ -4,7 +4,12 @@
 parses the task as luigi's command line does, builds it with ``kart_core.build``'s executor (no
 luigi worker or scheduler), and exits with luigi's return codes (gokart's values by default):
 0 done, 20 missing external data, 30 not run, 40 a task failed, 50 the graph could not be
-scheduled (requires() or complete() raised), 4 anything else (e.g. the task cannot be created).
+scheduled (requires() or complete() raised), 4 an error in kart itself. A task that cannot be
+created raises luigi's exception (exit status 1), as gokart's ``gokart.run()``.
+
+luigi's command-line parser is built once per call: it holds an option for every parameter of every
+registered task class, and argparse checks each new option against all the others (quadratic), so a
+project with a few hundred task classes paid about a second of CPU for each of the five parses.
 
 Also, as gokart: ``--tree-info-mode simple|all`` writes the task tree and exits;
 ``--delete-unnecessary-output-files`` cleans the workspace and exits; ``--test-run-pandas``
@@ -16,8 +21,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import NoReturn
 
 import luigi
@@ -55,17 +58,25 @@ def run(cmdline_args: list[str] | None = None, set_retcode: bool = True) -> NoRe
             propagate, so the process exits 1 with the exception, not with a return code.
     """
     args = list(cmdline_args or sys.argv[1:])
-    codes = retcodes(args, set_retcode)
-    _try_tree_info(args)
-    _try_delete_unnecessary_outputs(args)
-    try_to_run_test_for_empty_data_frame(args, codes)
-    sys.exit(build_from_command_line(args, codes, raise_creation_errors=True))
+    # Kept open for the whole call: tasks created in requires() read --Class-param values from it.
+    with CmdlineParser.global_instance(args) as parser:
+        codes = _retcodes(set_retcode)
+        _try_tree_info(parser)
+        _try_delete_unnecessary_outputs(parser)
+        _try_test_run(parser, codes)
+        code = _build(parser, codes, raise_creation_errors=True)
+    sys.exit(code)
 
 
 def retcodes(cmdline_args: list[str], set_retcode: bool = True) -> RetCodes:
     """luigi's ``[retcode]`` settings (config file or ``--retcode-*``), with gokart's values when ``set_retcode``."""
     with CmdlineParser.global_instance(cmdline_args):
-        configured = luigi.retcodes.retcode()
+        return _retcodes(set_retcode)
+
+
+def _retcodes(set_retcode: bool) -> RetCodes:
+    """``retcodes`` of the command line being parsed (``CmdlineParser.global_instance``)."""
+    configured = luigi.retcodes.retcode()
     values = {field.name: getattr(configured, field.name) for field in dataclasses.fields(RetCodes)}
     if not set_retcode:
         return RetCodes(**values)
@@ -87,27 +98,24 @@ def build_from_command_line(
         Exception: with ``raise_creation_errors``, what luigi's parser raised creating the task
             (``MissingParameterException``, ``ValueError`` for a bad value, ...).
     """
-    codes = codes or retcodes(cmdline_args)
-    with _parsed(cmdline_args) as parser:
-        env = luigi.interface.core()
-        InterfaceLogging.setup(env)
-        root = parser.get_task_obj() if raise_creation_errors else _task_or_none(parser)
-        if root is None:
-            return codes.unhandled_exception
-        try:
-            result = orchestrate([root], workers=env.workers)
-        except Exception:  # as luigi's run_with_retcodes: anything else is an unhandled exception
-            logger.exception("Uncaught exception in kart while building %s.", task_label(root))
-            return codes.unhandled_exception
-        _log_result(result)
-        return exit_code(result, codes)
-
-
-@contextmanager
-def _parsed(cmdline_args: list[str]) -> Iterator[CmdlineParser]:
-    # Kept open for the whole build: tasks created in requires() read --Class-param values from it.
     with CmdlineParser.global_instance(cmdline_args) as parser:
-        yield parser
+        return _build(parser, codes or _retcodes(True), raise_creation_errors)
+
+
+def _build(parser: CmdlineParser, codes: RetCodes, raise_creation_errors: bool) -> int:
+    """``build_from_command_line`` of the command line ``parser`` holds (its global instance, kept open)."""
+    env = luigi.interface.core()
+    InterfaceLogging.setup(env)
+    root = parser.get_task_obj() if raise_creation_errors else _task_or_none(parser)
+    if root is None:
+        return codes.unhandled_exception
+    try:
+        result = orchestrate([root], workers=env.workers)
+    except Exception:  # as luigi's run_with_retcodes: anything else is an unhandled exception
+        logger.exception("Uncaught exception in kart while building %s.", task_label(root))
+        return codes.unhandled_exception
+    _log_result(result)
+    return exit_code(result, codes)
 
 
 def _task_or_none(parser: CmdlineParser) -> LuigiTask | None:
@@ -135,47 +143,49 @@ def _log_result(result: BuildResult) -> None:
         logger.error("Not run because of the failures: %s", ", ".join(result.label(key) for key in result.not_run))
 
 
-def _try_tree_info(cmdline_args: list[str]) -> None:
+def _try_tree_info(parser: CmdlineParser) -> None:
     """With ``--tree-info-mode simple|all``: write the task tree to ``--tree-info-output-path`` and exit 0."""
-    with _parsed(cmdline_args) as parser:
-        settings = tree_info()
-        if settings.mode == "":
-            return
-        if settings.mode not in ("simple", "all"):
-            raise ValueError(f'--tree-info-mode must be "simple" or "all", not {settings.mode!r}.')
-        target = settings.output()
-        target.dump(make_tree_info(parser.get_task_obj(), details=settings.mode == "all"))
+    settings = tree_info()
+    if settings.mode == "":
+        return
+    if settings.mode not in ("simple", "all"):
+        raise ValueError(f'--tree-info-mode must be "simple" or "all", not {settings.mode!r}.')
+    target = settings.output()
+    target.dump(make_tree_info(parser.get_task_obj(), details=settings.mode == "all"))
     logger.info("Wrote the task tree to %s", target.path())
     sys.exit(0)
 
 
-def _try_delete_unnecessary_outputs(cmdline_args: list[str]) -> None:
+def _try_delete_unnecessary_outputs(parser: CmdlineParser) -> None:
     """With ``--delete-unnecessary-output-files``: delete the workspace's unneeded outputs and exit 0."""
-    with _parsed(cmdline_args) as parser:
-        try:
-            task = parser.get_task_obj()
-        except Exception:
-            return  # the build step reports it
-        if not getattr(task, "delete_unnecessary_output_files", False):
-            return
-        if protocol_of(str(task.workspace_directory)):
-            logger.info("--delete-unnecessary-output-files works on local workspaces only; nothing deleted.")
-        else:
-            delete_local_unnecessary_outputs(task)
+    try:
+        task = parser.get_task_obj()
+    except Exception:
+        return  # the build step reports it
+    if not getattr(task, "delete_unnecessary_output_files", False):
+        return
+    if protocol_of(str(task.workspace_directory)):
+        logger.info("--delete-unnecessary-output-files works on local workspaces only; nothing deleted.")
+    else:
+        delete_local_unnecessary_outputs(task)
     sys.exit(0)
 
 
 def try_to_run_test_for_empty_data_frame(cmdline_args: list[str], codes: RetCodes | None = None) -> None:
     """With ``--test-run-pandas``: build, then run each task on empty DataFrames; exit 0 if all pass, else 1."""
-    with _parsed(cmdline_args):
-        settings = test_run()
+    with CmdlineParser.global_instance(cmdline_args) as parser:
+        _try_test_run(parser, codes or _retcodes(True))
+
+
+def _try_test_run(parser: CmdlineParser, codes: RetCodes) -> None:
+    """``try_to_run_test_for_empty_data_frame`` of the command line ``parser`` holds."""
+    settings = test_run()
     if not settings.pandas:
         return
-    code = build_from_command_line(cmdline_args, codes)
+    code = _build(parser, codes, raise_creation_errors=False)
     if code != 0:
         logger.error("The pipeline itself failed (exit code %d); fix that before the empty-DataFrame check.", code)
         sys.exit(code)
-    with _parsed(cmdline_args) as parser:
-        statuses = run_with_empty_data_frames(parser.get_task_obj(), namespace=settings.namespace)
+    statuses = run_with_empty_data_frames(parser.get_task_obj(), namespace=settings.namespace)
     print("kart empty-DataFrame check:\n" + "\n".join(status.format() for status in statuses))
     sys.exit(0 if all(status.ok for status in statuses) else 1)
