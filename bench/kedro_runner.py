@@ -11,6 +11,11 @@ what to compare while other work loads the machine; both runners run in this one
 
     .venv/bin/python bench/kedro_runner.py                    # 200 nodes, 5 rounds
     .venv/bin/python bench/kedro_runner.py --nodes 50 --repeat 2
+    .venv/bin/python bench/kedro_runner.py --nodes 50 --workspace-root s3://bench/ws   # kart's cache on S3
+
+With ``--workspace-root`` each round's kart workspace is a fresh folder (or prefix) under that URL,
+e.g. on a moto server: ``moto_server -H 127.0.0.1 -p 5123`` plus ``AWS_ACCESS_KEY_ID=x
+AWS_SECRET_ACCESS_KEY=x KART_S3_ENDPOINT_URL=http://127.0.0.1:5123`` and the bucket created.
 """
 
 from __future__ import annotations
@@ -88,16 +93,21 @@ def timed(runner: Any, pipeline: Pipeline, nodes: int, data: Path) -> tuple[floa
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def one_round(nodes: int, width: int) -> dict[str, tuple[float, float]]:
-    """SequentialRunner, KartRunner first and KartRunner cached, each in a fresh folder as needed."""
+def one_round(nodes: int, width: int, workspace_root: str | None = None) -> dict[str, tuple[float, float]]:
+    """SequentialRunner, KartRunner first and KartRunner cached, each in a fresh folder as needed.
+
+    ``workspace_root``: a URL (``s3://bucket/prefix``) under which kart's workspace is a fresh prefix;
+    default: a folder beside the data.
+    """
     pipeline = make_pipeline(nodes, width)
     with tempfile.TemporaryDirectory(prefix="bench-kedro-") as folder:
         root = Path(folder)
         (root / "plain").mkdir()
         (root / "kart").mkdir()
+        workspace = f"{workspace_root}/{root.name}" if workspace_root else str(root / "ws")
         sequential = timed(SequentialRunner(), pipeline, nodes, root / "plain")
-        first = timed(KartRunner(workspace_directory=str(root / "ws")), pipeline, nodes, root / "kart")
-        cached = timed(KartRunner(workspace_directory=str(root / "ws")), pipeline, nodes, root / "kart")
+        first = timed(KartRunner(workspace_directory=workspace), pipeline, nodes, root / "kart")
+        cached = timed(KartRunner(workspace_directory=workspace), pipeline, nodes, root / "kart")
     return {"sequential": sequential, "kart_first": first, "kart_cached": cached}
 
 
@@ -106,14 +116,19 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=200)
     parser.add_argument("--width", type=int, default=4, help="parallel chains")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--workspace-root", default=None, help="URL under which kart's workspaces go (s3://...)")
     args = parser.parse_args()
     for name in ("kedro", "kart_kedro"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    one_round(min(args.nodes, 20), args.width)  # warm-up: imports, first-use caches
-    rounds = [one_round(args.nodes, args.width) for _ in range(args.repeat)]
+    one_round(min(args.nodes, 20), args.width, args.workspace_root)  # warm-up: imports, first-use caches
+    rounds = [one_round(args.nodes, args.width, args.workspace_root) for _ in range(args.repeat)]
     wall = {key: min(r[key][0] for r in rounds) for key in rounds[0]}
     cpu = {key: min(r[key][1] for r in rounds) for key in rounds[0]}
-    print(f"{args.nodes} nodes in {args.width} chains, best of {args.repeat} rounds; {platform.python_version()}")
+    where = args.workspace_root or f"a folder under {tempfile.gettempdir()}"
+    print(
+        f"{args.nodes} nodes in {args.width} chains, best of {args.repeat} rounds; {platform.python_version()}; "
+        f"kart workspace: {where}"
+    )
     print("| runner | run | wall s | wall ms/node | vs SequentialRunner | CPU ms/node | CPU vs SequentialRunner |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     labels = {

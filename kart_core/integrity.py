@@ -73,14 +73,27 @@ def digest_bytes(data: bytes | memoryview, algorithm: str = DEFAULT_ALGORITHM) -
     return hasher.hexdigest()
 
 
-def digest_stream(stream: IO[bytes], algorithm: str = DEFAULT_ALGORITHM, *also: Any) -> tuple[int, str]:
+def digest_stream(
+    stream: IO[bytes], algorithm: str = DEFAULT_ALGORITHM, *also: Any, length: int | None = None
+) -> tuple[int, str]:
     """``(size in bytes, hex digest)`` of what ``stream`` yields from its position; each of ``also``
-    (objects with ``update``) sees the same chunks, so one pass can feed a MAC too."""
+    (objects with ``update``) sees the same chunks, so one pass can feed a MAC too.
+
+    ``length``: the bytes left in ``stream`` when the caller knows it (a file it just wrote). Reads
+    then ask for no more than that: each ``read(1 MiB)`` allocates a 1 MiB buffer first, which cost a
+    small output's commit more than writing it did. Reading stops at the end of the stream either way.
+    """
     hasher = new_hasher(algorithm)
     size = 0
-    while chunk := stream.read(_CHUNK):
+    left = length if length is not None else -1
+    while left != 0:
+        chunk = stream.read(_CHUNK if left < 0 else min(left, _CHUNK))
+        if not chunk:
+            break
         hasher.update(chunk)
         for other in also:
             other.update(chunk)
         size += len(chunk)
+        if left > 0:
+            left -= len(chunk)
     return size, hasher.hexdigest()

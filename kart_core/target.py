@@ -159,14 +159,16 @@ class TargetOnKart(luigi.Target):
         try:
             yield spool.file
             spool.file.flush()
+            length = spool.file.seek(0, os.SEEK_END)  # the file's size, wherever the writer left its position
             spool.file.seek(0)
             if signer is None:
                 # Read back from the page cache; only a recorded output needs the hash.
-                size, digest = digest_stream(spool.file) if record is not None else (0, "")
+                size, digest = digest_stream(spool.file, length=length) if record is not None else (0, "")
                 final = spool
             else:
                 sealed = self._storage.spool(self._path)
-                size, digest = _seal(spool.file, sealed.file, signer.begin(self._signing_name(), commit), commit)
+                mac = signer.begin(self._signing_name(), commit)
+                size, digest = _seal(spool.file, sealed.file, mac, commit, length)
                 spool.discard()
                 final = sealed
             owner = (record.owner or None) if record is not None else None
@@ -366,10 +368,11 @@ class TargetOnKart(luigi.Target):
         return f"{type(self).__name__}({self._path!r})"
 
 
-def _seal(source: IO[bytes], sealed: IO[bytes], mac: Any, commit: str | None) -> tuple[int, str]:
-    """Copy ``source`` into ``sealed`` after a header holding its MAC; return (file size, content hash)."""
+def _seal(source: IO[bytes], sealed: IO[bytes], mac: Any, commit: str | None, length: int) -> tuple[int, str]:
+    """Copy ``source`` (``length`` bytes from its position) into ``sealed`` after a header holding its MAC;
+    return (file size, content hash)."""
     sealed.write(bytes(HEADER_SIZE))
-    size, digest = digest_stream(source, DEFAULT_ALGORITHM, mac, _Sink(sealed))
+    size, digest = digest_stream(source, DEFAULT_ALGORITHM, mac, _Sink(sealed), length=length)
     sealed.seek(0)
     sealed.write(Signer.header(commit, mac))
     sealed.flush()

@@ -18,7 +18,7 @@ import pytest
 import kart_core
 from kart_core.errors import DamagedOutputError
 from kart_core.inspect.verify import verify_workspace
-from kart_core.integrity import DEFAULT_ALGORITHM, available, digest_bytes, new_hasher
+from kart_core.integrity import DEFAULT_ALGORITHM, available, digest_bytes, digest_stream, new_hasher
 from kart_core.storage import storage_for
 from kart_core.workspace import MANIFEST, log_task_path
 
@@ -119,3 +119,15 @@ def test_hashes_name_their_algorithm_and_fall_back_to_blake2b() -> None:
     hasher = new_hasher("blake2b_128")
     hasher.update(b"kart")
     assert digest_bytes(b"kart", "blake2b_128") == hasher.hexdigest() and len(hasher.hexdigest()) == 32
+
+
+@pytest.mark.parametrize("size", [0, 5, (1 << 20) + 3])
+def test_digest_stream_with_a_known_length_reads_exactly_that_many_bytes(tmp_path: Path, size: int) -> None:
+    data = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    with open(tmp_path / "data", "w+b") as file:
+        file.write(data + b"after")
+        file.seek(0)
+        assert digest_stream(file, length=size) == (size, digest_bytes(data))
+        assert file.read() == b"after"  # not read: the caller said where the bytes end
+        file.seek(0)
+        assert digest_stream(file) == (size + 5, digest_bytes(data + b"after"))

@@ -194,7 +194,7 @@ def test_a_cached_node_writes_no_new_version_of_a_versioned_dataset(ran: Path) -
 
 def test_a_damaged_node_cache_is_a_miss_the_node_reruns_with_a_warning(ran: Path) -> None:
     project = ran  # after a first run: every node ran
-    (cache,) = (project / "data" / "kart" / "kedro" / "kart_kedro_demo" / "summarize").glob("summary_*.pkl")
+    (cache,) = (project / "data" / "kart" / "kedro" / "kart_kedro_demo").glob("summarize__summary_*.pkl")
     cache.write_bytes(cache.read_bytes()[:10])  # truncated
     (project / "data" / "08_reporting" / "summary.json").unlink()  # so the cache would be copied back
     log = run_kedro(project, "run", "--runner", RUNNERS[0], "--pipeline", "nodes")

@@ -319,6 +319,33 @@ def test_nodes_tagged_no_cache_and_generator_nodes_always_run(tmp_path: Path, wo
         assert runner.last_run == {"count": "ran uncached", "stream": "ran uncached"}
 
 
+def test_a_workspace_with_a_folder_per_node_reruns_once_then_is_cached(
+    tmp_path: Path, workspace: str, journal: str
+) -> None:
+    _run(tmp_path, workspace)
+    # The layout of kart before 2026-11-30 23:30 UTC: kedro/{project}/{node}/{dataset}_{uid}.pkl, named so
+    # in the manifest too.
+    for path in Path(workspace, "log", "manifest").glob("KedroNodeRun_*.json"):
+        document = json.loads(path.read_text())
+        moved = {}
+        for key, entry in document["outputs"].items():
+            folder, name = key.rsplit("/", 1)
+            node_name, output = name.split("__", 1)
+            moved[f"{folder}/{node_name}/{output}"] = entry
+            Path(workspace, folder, node_name).mkdir(exist_ok=True)
+            Path(workspace, key).rename(Path(workspace, folder, node_name, output))
+        document["outputs"] = moved
+        path.write_text(json.dumps(document))
+    runner = KartRunner(workspace_directory=workspace)
+    ran, catalog = _run(tmp_path, workspace, runner=runner)
+    assert ran == ["clean", "count", "scale", "total"]
+    assert set(runner.last_reasons.values()) == {"its cache was cleared"}
+    assert catalog.load("total") == 34 and json.loads((tmp_path / "total.json").read_text()) == 34
+    ran, catalog = _run(tmp_path, workspace)
+    assert ran == []
+    assert catalog.load("total") == 34
+
+
 def test_node_outputs_and_run_logs_have_gokart_style_paths(tmp_path: Path, workspace: str, journal: str) -> None:
     runner = KartRunner(workspace_directory=workspace)
     runner.run(_pipeline(), _catalog(tmp_path))
@@ -326,10 +353,10 @@ def test_node_outputs_and_run_logs_have_gokart_style_paths(tmp_path: Path, works
         p.relative_to(workspace).as_posix() for p in Path(workspace, "kedro").rglob("*.pkl") if ".kart" not in p.parts
     )
     assert [p.rsplit("_", 1)[0] for p in outputs] == [
-        "kedro/_/clean/clean_values",
-        "kedro/_/count/count",
-        "kedro/_/scale/scaled",
-        "kedro/_/total/total",
+        "kedro/_/clean__clean_values",
+        "kedro/_/count__count",
+        "kedro/_/scale__scaled",
+        "kedro/_/total__total",
     ]
     unique_ids = {p.rsplit("_", 1)[1][: -len(".pkl")] for p in outputs}
     folder = Path(workspace, "log", "manifest")

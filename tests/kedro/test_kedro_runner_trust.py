@@ -226,7 +226,7 @@ def test_a_changed_load_option_of_an_input_reruns_the_reader_but_does_not_rewrit
 
 
 def _cache_file(workspace: str, node_name: str, output: str) -> Path:
-    (path,) = Path(workspace, "kedro", "_", node_name).glob(f"{output}_*.pkl")
+    (path,) = Path(workspace, "kedro", "_").glob(f"{node_name}__{output}_*.pkl")
     return path
 
 

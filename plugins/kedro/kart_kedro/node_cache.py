@@ -70,18 +70,25 @@ class KedroNodeRun(kart_core.TaskOnKart[Any]):
         return []
 
     def cache_folder(self) -> str:
-        """``kedro/{project}/{node}``: where this node's runs are cached, relative to the workspace."""
-        return f"kedro/{safe_name(self.project or '_')}/{safe_name(self.node_name)}"
+        """``kedro/{project}``: where this project's node runs are cached, relative to the workspace."""
+        return f"kedro/{safe_name(self.project or '_')}"
 
     def states_target(self) -> Any:
-        """``{folder}/.kart/states_{uid}.pkl``: the states of the persistent outputs this run wrote (node_records)."""
-        return self.make_target(f"{self.cache_folder()}/.kart/states.pkl")
+        """``{folder}/.kart/states/{node}_{uid}.pkl``: the states of the persistent outputs this run wrote
+        (node_records)."""
+        return self.make_target(f"{self.cache_folder()}/.kart/states/{safe_name(self.node_name)}.pkl")
 
     def output(self) -> dict[str, Any]:
-        """One pickle per output dataset: ``{ws}/kedro/{project}/{node}/{dataset}_{uid}.pkl``."""
-        folder = self.cache_folder()
+        """One pickle per output dataset: ``{ws}/kedro/{project}/{node}__{dataset}_{uid}.pkl``.
+
+        All of a project's node runs share one folder. kart before 2026-11-30 23:30 UTC gave each node a folder
+        of its own (``{node}/{dataset}_{uid}.pkl``); creating that folder on a node's first run was the
+        slowest file-system call of the run on ext4 (docs/benchmarks.md, session 7). Runs cached there
+        run once more and are then cached here.
+        """
+        folder, node = self.cache_folder(), safe_name(self.node_name)
         names = list(self.outputs) or [_NO_OUTPUT]
-        return {name: self.make_target(f"{folder}/{safe_name(name)}.pkl") for name in names}
+        return {name: self.make_target(f"{folder}/{node}__{safe_name(name)}.pkl") for name in names}
 
     def run(self) -> None:
         """Run the Kedro node through the runner that created this task and cache what it returned."""

@@ -7,8 +7,9 @@
   2026-11-30 15:00 UTC wrote ``log/task_log/KedroNodeRun_{unique id}.pkl``, still read), so
   recording it costs no file of its own.
   When a later run finds the same content with a newer modification time, the new state goes to
-  ``kedro/{project}/{node}/.kart/states_{unique id}.pkl``, which takes precedence (it is also where
-  kart before 2026-11-30 kept every state).
+  ``kedro/{project}/.kart/states/{node}_{unique id}.pkl``, which takes precedence (kart before
+  2026-11-30 15:00 UTC kept every state in such a file; until 23:30 UTC it was in
+  ``kedro/{project}/{node}/.kart/``).
 - ``kedro/{project}/.kart/written.pkl``: per dataset, the md5 of every content kart has written to
   it; content kart wrote may be replaced by another cached run of the node, other content is newer
   data from outside kart and makes the node rerun instead. Read once and written once per run.
