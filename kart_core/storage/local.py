@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import stat
 from collections.abc import Iterator
@@ -63,11 +64,15 @@ class LocalStorage:
         except FileExistsError:
             yield False
             return
-        with os.fdopen(descriptor, "wb") as file:
+        try:
             fcntl.flock(descriptor, fcntl.LOCK_EX)
-            file.write(data)
-            file.flush()
+            # Plain writes on the descriptor: a file object would fstat, isatty and seek it first.
+            view = memoryview(data)
+            while view:
+                view = view[os.write(descriptor, view) :]
             yield True
+        finally:
+            os.close(descriptor)  # drops the claim
 
     def wait_claim(self, path: str) -> None:
         """Wait while another open file holds ``claim_new``'s lock on ``path`` (a shared ``flock``)."""
@@ -140,7 +145,8 @@ class LocalSpool:
             os.makedirs(os.path.dirname(final) or ".", exist_ok=True)
             fd = os.open(self.location, flags, 0o666)
         self.final = final
-        self.file: IO[bytes] = os.fdopen(fd, "w+b")
+        # An explicit buffer size: with the default, opening asks the kernel whether the file is a terminal.
+        self.file: IO[bytes] = os.fdopen(fd, "w+b", buffering=io.DEFAULT_BUFFER_SIZE)
         self._done = False
 
     def publish(self) -> None:
