@@ -230,3 +230,66 @@ def test_node_code_reaching_an_undigestable_value_runs_uncached_with_one_warning
             f"whose content kart cannot digest; tag the node '{NO_CACHE_TAG}' to run it uncached without this "
             "warning, or 'kart_code_version.1' to cache it by a version you bump when that value changes"
         )
+
+
+class CountedCsv(AbstractDataset[pd.DataFrame, pd.DataFrame]):
+    """A CSV file that counts its loads (in a list the test holds); ``load_args`` go to pandas."""
+
+    def __init__(self, filepath: str, loads: list[str], load_args: dict[str, Any] | None = None) -> None:
+        self._filepath = filepath
+        self._loads = loads
+        self._load_args = load_args or {}
+
+    def load(self) -> pd.DataFrame:
+        self._loads.append(self._filepath)
+        return pd.read_csv(self._filepath, **self._load_args)
+
+    def save(self, data: pd.DataFrame) -> None:
+        raise NotImplementedError
+
+    def _exists(self) -> bool:
+        return Path(self._filepath).exists()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": self._filepath, "load_args": self._load_args}
+
+
+def total_of(frame: pd.DataFrame, partitions: dict[str, Any]) -> float:
+    return float(frame["x"].sum()) + total_of_partitions(partitions)
+
+
+def test_unchanged_raw_files_are_not_loaded_to_compute_the_keys(tmp_path: Path, workspace: str) -> None:
+    import os
+    import time
+
+    csv, parts = tmp_path / "raw.csv", tmp_path / "parts"
+    csv.write_text("x\n1\n2\n")
+    _write(parts, "a", [10])
+    loads: list[str] = []
+    pipeline = Pipeline([node(total_of, ["raw", "parts"], "total", name="total")])
+
+    def run(load_args: dict[str, Any] | None = None) -> tuple[str, float, int]:
+        before = len(loads)
+        catalog = {
+            "raw": CountedCsv(str(csv), loads, load_args),
+            "parts": CsvFolder(str(parts)),
+            "total": MemoryDataset(),
+        }
+        runner, outputs = _run(pipeline, catalog, workspace)
+        return runner.last_run["total"], _loaded(outputs, "total"), len(loads) - before
+
+    assert run() == ("ran", 13.0, 2)  # read for the key, then by the node
+    # Files changed less than NodeRecords.RACY_NS before their digest was recorded are read again
+    # (a write in the same timestamp tick would leave the stamp unchanged).
+    time.sleep(2.1)
+    assert run() == ("cached", 13.0, 1)  # read for the key once more; the digest is recorded now
+    assert run() == ("cached", 13.0, 0)  # nothing read: the files' stamps are the recorded ones
+    stat = os.stat(csv)
+    csv.write_text("x\n1\n5\n")  # same size; the modification time is set back below
+    os.utime(csv, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert run() == ("ran", 16.0, 2)
+    assert run({"skiprows": [1]}) == ("ran", 15.0, 2)  # another catalog definition: read again
+    time.sleep(2.1)
+    assert run({"skiprows": [1]}) == ("cached", 15.0, 1)
+    (parts / "a.csv").rename(parts / "b.csv")  # the same bytes under another partition name
+    assert run({"skiprows": [1]})[0::2] == ("ran", 1)  # only the renamed folder's loaders are called again

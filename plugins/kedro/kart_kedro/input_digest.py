@@ -4,7 +4,9 @@ Kedro's ``PartitionedDataset`` (kedro_datasets.partitions) loads as ``{partition
 the data is read only when the node calls a loader. The loaders' pickles name files, not their
 contents, so kart calls each loader here, in sorted partition order, digests what it returns and
 drops it before the next one (one partition in memory at a time). A node reading the partitions
-then loads them again itself: correctness costs one extra read of each partition.
+then loads them again itself: correctness costs one extra read of each partition, on the runs
+where a partition file changed (pipeline_run reuses a local folder's digest while its files' stamps
+stay the same).
 
 Anything whose content cannot be digested (a LazyFrame, a generator, another callable, an open
 file: ``kart_core.errors.UndigestableError``) is left to the caller, which runs the node uncached.

@@ -18,6 +18,13 @@
 - ``kedro/{project}/.kart/last_runs.pkl``: per node, the parts of the key of its last run (code
   items, parameter and input digests, upstream ids), to say why a node reruns; read and written
   once per run.
+- ``kedro/{project}/.kart/input_digests.pkl``: per raw input (a local file dataset no node of the
+  run produces), the content digest of its loaded data with the file stamp (``FileStamp``) and
+  catalog definition it was read with, so a run whose raw inputs are unchanged does not load them
+  to compute its keys. A digest is used only while the stamp and definition are the same and the
+  files' newest time was more than ``RACY_NS`` before the digest was recorded (git's "racy" rule:
+  a write in the same timestamp tick as the read could leave the stamp unchanged). Read and
+  written once per run.
 
 All are written with kart's atomic targets, so a local folder and ``s3://`` work alike. None is
 part of a node run's outputs: losing one (a run killed before it wrote them) costs at most one
@@ -28,12 +35,13 @@ from __future__ import annotations
 
 import dataclasses
 import pickle
+import time
 from collections.abc import Mapping
 from typing import Any
 
 import kart_core
 from kart_kedro.node_cache import KedroNodeRun, safe_name
-from kart_kedro.output_state import OutputState
+from kart_kedro.output_state import FileStamp, OutputState
 
 TASK_LOG = kart_core.workspace.TASK_LOG
 
@@ -64,6 +72,10 @@ class RunParts:
 class NodeRecords:
     """Reads and writes the records of one project's node runs in one workspace."""
 
+    # A recorded input digest counts only for files last changed this long before it was recorded:
+    # two seconds covers the coarsest timestamps of common file systems (FAT's modification times).
+    RACY_NS = 2_000_000_000
+
     def __init__(self, workspace_directory: str | None, project: str) -> None:
         """Args:
         workspace_directory: the kart workspace; None for kart's default.
@@ -75,6 +87,8 @@ class NodeRecords:
         self._last_runs: dict[str, Any] | None = None
         self._written: dict[str, set[str]] | None = None  # dataset -> md5s kart wrote (file read once)
         self._new_written: dict[str, set[str]] = {}  # what this run wrote, saved with save_written()
+        self._input_digests: dict[str, tuple[str, str, int, int, str]] | None = None  # the file, read once
+        self._new_input_digests: dict[str, tuple[str, str, int, int, str]] = {}  # saved by save_input_digests()
 
     def _target(self, relative: str) -> Any:
         return self._base.make_target(relative, use_unique_id=False)
@@ -142,6 +156,54 @@ class NodeRecords:
 
     def _legacy_marker(self, dataset: str, state: OutputState) -> Any:
         return self._target(f"kedro/{self.project}/.kart/written/{safe_name(dataset)}/{state.md5}.pkl")
+
+    # --- digests of raw inputs ------------------------------------------------------------------
+
+    def known_input_digest(self, dataset: str, config: str, stamp: FileStamp) -> str | None:
+        """The digest recorded for raw input ``dataset`` when it had this stamp and definition, if it may be trusted.
+
+        Args:
+            dataset: the catalog name.
+            config: ``dataset_config(dataset, reading=True)`` of its definition now.
+            stamp: its ``file_stamp`` now.
+        """
+        entry = self._new_input_digests.get(dataset) or self._load_input_digests().get(dataset)
+        if entry is None:
+            return None
+        recorded_config, key, newest_ns, recorded_ns, digest = entry
+        if (recorded_config, key) != (config, stamp.key) or newest_ns > recorded_ns - self.RACY_NS:
+            return None
+        return digest
+
+    def note_input_digest(self, dataset: str, config: str, stamp: FileStamp, digest: str) -> None:
+        """Remember the digest of raw input ``dataset`` read with ``stamp`` (saved by ``save_input_digests``)."""
+        self._new_input_digests[dataset] = (config, stamp.key, stamp.newest_ns, time.time_ns(), digest)
+
+    def save_input_digests(self) -> None:
+        """Merge this run's raw input digests into ``.kart/input_digests.pkl`` (one read and one write per run)."""
+        if not self._new_input_digests:
+            return
+        self._input_digests = None  # another run may have added its own meanwhile
+        stored = {**self._load_input_digests(), **self._new_input_digests}
+        self._input_digests_target().dump(stored)
+        self._new_input_digests = {}
+
+    def _load_input_digests(self) -> dict[str, tuple[str, str, int, int, str]]:
+        if self._input_digests is None:
+            target = self._input_digests_target()
+            try:
+                stored = dict(target.load()) if target.exists() else {}
+            except (TypeError, ValueError, EOFError, pickle.UnpicklingError):  # another version's file: start anew
+                stored = {}
+            self._input_digests = {
+                str(name): tuple(entry)  # type: ignore[misc]
+                for name, entry in stored.items()
+                if isinstance(entry, tuple | list) and len(entry) == 5
+            }
+        return self._input_digests
+
+    def _input_digests_target(self) -> Any:
+        return self._target(f"kedro/{self.project}/.kart/input_digests.pkl")
 
     # --- the last run of each node ---------------------------------------------------------------
 

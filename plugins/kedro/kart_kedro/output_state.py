@@ -38,7 +38,7 @@ from typing import Any
 import kart_core
 from kart_kedro.input_digest import data_digest
 
-__all__ = ["MISSING", "OutputState", "current_state", "dataset_config", "is_persistent"]
+__all__ = ["MISSING", "FileStamp", "OutputState", "current_state", "dataset_config", "file_stamp", "is_persistent"]
 
 _CHUNK = 1 << 20
 
@@ -166,6 +166,45 @@ def _location(dataset: Any) -> tuple[Any, str] | None:
     from kedro.io.core import get_filepath_str
 
     return (filesystem, get_filepath_str(PurePath(str(path)), protocol))
+
+
+@dataclasses.dataclass(frozen=True)
+class FileStamp:
+    """What the file system says of a local file dataset's files, without reading them.
+
+    Attributes:
+        key: md5 hex of the path and, per file, its relative name, inode, size, modification and
+            status-change times in nanoseconds (any write, rename, replace or ``utime`` changes it).
+        newest_ns: the newest modification or status-change time among the files, in nanoseconds
+            since the epoch (what a "racy" check compares with the time a digest was recorded).
+    """
+
+    key: str
+    newest_ns: int
+
+
+def file_stamp(dataset: Any) -> FileStamp | None:
+    """The stamp of a local file (or folder) dataset as it is now; None for any other dataset or a missing file.
+
+    Versioned datasets are stamped at the version a load would read. Object storage gives no
+    status-change time and, on S3, modification times in whole seconds: None there.
+    """
+    try:
+        location = _location(dataset)
+    except _NoVersionYet:
+        return None
+    if location is None or location[0] is not None:
+        return None
+    path = location[1]
+    try:
+        files = sorted(_local_files(path))
+    except FileNotFoundError:
+        return None
+    if not files:
+        return None
+    parts = [(relative, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns) for relative, _, stat in files]
+    newest = max(max(stat.st_mtime_ns, stat.st_ctime_ns) for _, _, stat in files)
+    return FileStamp(hashlib.md5(repr((os.path.abspath(path), parts)).encode()).hexdigest(), newest)
 
 
 def _path_attributes(dataset: Any) -> Iterator[Any]:

@@ -11,6 +11,9 @@ rebuilt with other content reruns the nodes reading it. A persistent input produ
 node counts by its catalog definition too (its load args shape what the node sees).
 
 Any other input counts by its content (``input_digest.data_digest``: partition loaders are called).
+A local file's digest is recorded with its file stamp (node_records: ``input_digests.pkl``), so a
+later run whose raw files and their catalog definitions are unchanged computes its keys without
+loading them.
 An input whose content cannot be digested (a LazyFrame, a generator, a callable) would key the
 cache by a pickle blind to the data: its node runs uncached instead, with one warning line.
 
@@ -35,7 +38,7 @@ from kart_kedro.input_digest import data_digest
 from kart_kedro.node_cache import KedroNodeRun
 from kart_kedro.node_records import NodeRecords, RunParts
 from kart_kedro.node_work import NodeResult, NodeWork
-from kart_kedro.output_state import current_state, dataset_config, is_persistent
+from kart_kedro.output_state import current_state, dataset_config, file_stamp, is_persistent
 from kart_kedro.pipeline import KartTaskNode
 from kart_kedro.receipt_dataset import TaskReceiptDataset
 from kart_kedro.runtime_dataset import RuntimeDatasets
@@ -257,8 +260,23 @@ class PipelineRun:
                 self.digests[name] = _kart_digest(dataset.task)
             else:
                 self.restore(name)
-                self.digests[name] = self._digest_value(node, name, self.catalog.load(name))
+                self.digests[name] = self._raw_input_digest(node, name, dataset)
         return self.digests[name]
+
+    def _raw_input_digest(self, node: Any, name: str, dataset: Any) -> str:
+        """The digest of an input loaded from the catalog; a local file's is recorded with its stamp
+        and reused without loading it while the file and its catalog definition stay the same."""
+        stamp = file_stamp(dataset) if dataset is not None else None
+        if stamp is None:
+            return self._digest_value(node, name, self.catalog.load(name))
+        config = dataset_config(dataset, reading=True)
+        known = self.records.known_input_digest(name, config, stamp)
+        if known is not None:
+            return known
+        digest = self._digest_value(node, name, self.catalog.load(name))
+        if file_stamp(dataset) == stamp:  # not changed while it was read: the digest is of these files
+            self.records.note_input_digest(name, config, stamp, digest)
+        return digest
 
     def input_config(self, name: str) -> str:
         """``catalog:{md5}`` naming how the persistent dataset ``name`` is read (once per run)."""
@@ -409,6 +427,7 @@ class PipelineRun:
         """Remember the key parts of the nodes that ran and the contents kart wrote (also after a failure: they did run)."""
         self.records.save_last_runs(self.ran_parts)
         self.records.save_written()
+        self.records.save_input_digests()
 
     def restore_pipeline_outputs(self) -> None:
         """Hand the caller every pipeline output, cached or not."""
