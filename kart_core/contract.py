@@ -121,6 +121,8 @@ class KartTask(LuigiTask, Protocol):
         """``Class[first 8 of unique id]``: how errors and logs name the task."""
         ...
 
+    kart_stale: list[Any]  # what complete() found replaced under the task (kart_core.lineage.StaleInput)
+
     def kart_reset_rerun(self) -> None:
         """Start a new build: ``rerun=True`` runs the task again (replacing its outputs), once per build."""
         ...

@@ -23,6 +23,14 @@ A class that keeps its run record in the manifest (``kart_core.runlog``: ``kart_
 kart's own classes that gokart never reads) adds ``"run": {"task_params": {...}, "task_log": {...}}``:
 what its ``task_params`` and ``task_log`` run logs would hold, written in the same atomic write as the
 integrity record, so its run costs one record file instead of three.
+
+A run that loaded outputs of other tasks through kart (``self.load``, a target's ``load``) adds
+``"inputs": [{"task": "Up[1234abcd]", "manifest": "log/manifest/Up_<id>.json", "key": "...", "commit": "<32 hex>",
+"digest": "xxh3_128:<hex>"}, ...]``: which committed output (and which content) each load read, so
+``kart_core.lineage`` can tell when an upstream was committed again since with other content (the
+task is then stale). ``manifest`` is workspace-relative when the upstream shares the workspace, else
+its full path. Older kart ignores the key; a manifest without it (older kart, nothing loaded) claims
+nothing.
 """
 
 from __future__ import annotations
@@ -44,6 +52,7 @@ __all__ = [
     "FORMAT",
     "SIGNING_ADVICE",
     "Entry",
+    "Input",
     "Manifest",
     "OutputRecord",
     "manifest_bytes",
@@ -149,6 +158,43 @@ class Entry:
 
 
 @dataclasses.dataclass(frozen=True)
+class Input:
+    """One committed output of another task that the run which wrote a manifest loaded.
+
+    Attributes:
+        task: the upstream's label, ``Class[8-hex id]`` (for messages).
+        manifest: the upstream's manifest: workspace-relative (same workspace as this manifest) or a full path/URL.
+        key: the output's key in that manifest.
+        commit: the commit id of the entry the load read.
+        digest: the content hash of the entry the load read.
+    """
+
+    task: str
+    manifest: str
+    key: str
+    commit: str | None
+    digest: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The input's JSON object."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, value: Any) -> Input:
+        """Parse one input (KeyError/TypeError when it is not one)."""
+        if not isinstance(value, dict):
+            raise TypeError(f"an input is a JSON object, not {type(value).__name__}")
+        commit = value.get("commit")
+        return cls(
+            task=str(value.get("task", "")),
+            manifest=str(value["manifest"]),
+            key=str(value["key"]),
+            commit=None if commit is None else str(commit),
+            digest=str(value.get("digest", "")),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
 class Manifest:
     """A task's committed outputs by key; ``commit`` changes with every write of the manifest.
 
@@ -163,6 +209,7 @@ class Manifest:
     outputs: dict[str, Entry] = dataclasses.field(default_factory=dict)
     run: dict[str, Any] | None = None  # the run record of a kart_run_record_in_manifest class (JSON data)
     pending: bool = False
+    inputs: tuple[Input, ...] = ()  # what the run loaded from other tasks (kart_core.lineage)
 
     def to_bytes(self) -> bytes:
         """The JSON form (keys sorted, so equal manifests are equal bytes).
@@ -177,6 +224,8 @@ class Manifest:
             document["run"] = self.run
         if self.pending:
             document["pending"] = True
+        if self.inputs:
+            document["inputs"] = [item.to_json() for item in self.inputs]
         # Compact and without indent: json's C encoder (an indented dump runs in pure Python).
         return json.dumps(document, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
@@ -201,12 +250,15 @@ class Manifest:
             for key, value in dict(document["outputs"]).items()
         }
         run = document.get("run")
+        raw_inputs = document.get("inputs")
+        inputs = tuple(Input.from_json(item) for item in raw_inputs) if isinstance(raw_inputs, list) else ()
         return cls(
             task=str(document.get("task", "")),
             commit=str(document["commit"]),
             outputs=outputs,
             run=run if isinstance(run, dict) else None,
             pending=bool(document.get("pending", False)),
+            inputs=inputs,
         )
 
 

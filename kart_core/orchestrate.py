@@ -74,7 +74,8 @@ def orchestrate(
     # target settings (the signing key) likewise, unless the caller already froze them.
     with config_frozen() as config_changed, target_config.frozen():
         check_worker_section()  # [gokart_worker] keys kart's executor cannot honour are named, not dropped
-        walked = _walk(roots, forget_upstreams=config_changed)
+        checker = _Checker()
+        walked = _walk(roots, forget_upstreams=config_changed, checker=checker)
         if isinstance(walked, BuildResult):
             result, display = walked, Progress(total=len(walked.nodes), live=progress)
         else:
@@ -88,6 +89,7 @@ def orchestrate(
                 progress=display,
                 lock=lock,
             )
+            result.stale = checker.stale
         load_error = _load_roots(roots, result, manager, display) if load_roots else None
     display.close(result.summary())
     manager.hook.kart_after_build(tasks=list(roots), result=result)
@@ -124,7 +126,7 @@ def _load_roots(
     return None
 
 
-def _walk(roots: Sequence[LuigiTask], forget_upstreams: bool) -> TaskGraph | BuildResult:
+def _walk(roots: Sequence[LuigiTask], forget_upstreams: bool, checker: _Checker) -> TaskGraph | BuildResult:
     """Walk the graph under ``roots`` as a build does; a walk that raised becomes a result naming the culprit.
 
     Only incomplete tasks are expanded. Each visited kart task's ``rerun`` is re-armed, so
@@ -132,7 +134,6 @@ def _walk(roots: Sequence[LuigiTask], forget_upstreams: bool) -> TaskGraph | Bui
     ``forget_upstreams`` (the config changed since the previous build), tasks kept from earlier
     builds derive their upstreams again.
     """
-    checker = _Checker()
     try:
         with _cyclic_gc_paused(), listing_scope():
             if forget_upstreams:
@@ -161,16 +162,22 @@ def _forget_upstreams(roots: Sequence[LuigiTask]) -> None:
 
 
 class _Checker:
-    """The walk's ``expand``: re-arm ``rerun``, then ask ``complete()``; remembers whose call is under way."""
+    """The walk's ``expand``: re-arm ``rerun``, then ask ``complete()``; remembers whose call is under way
+    and which tasks ``complete()`` found stale (``kart_core.lineage``: they run again)."""
 
     def __init__(self) -> None:
         self.current: LuigiTask | None = None
+        self.stale: list[str] = []
 
     def __call__(self, task: LuigiTask) -> bool:
         self.current = task
-        if is_kart_task(task):
+        if not is_kart_task(task):
+            incomplete = not task.complete()
+        else:
             task.kart_reset_rerun()
-        incomplete = not task.complete()
+            incomplete = not task.complete()
+            if incomplete and task.kart_stale:
+                self.stale.append(node_key(task))
         self.current = None
         return incomplete
 

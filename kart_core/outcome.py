@@ -80,6 +80,9 @@ class BuildResult:
         interrupted: the ``KeyboardInterrupt`` that stopped the build, if one did.
         values: the roots' loaded outputs, in order, when the build was asked to return them
             (``build(return_value=True)``); None otherwise.
+        stale: keys of the tasks the walk found stale (``kart_core.lineage``: an output they loaded was
+            committed again since with other content) and so ran again; they are in ``ran`` too when
+            their run succeeded.
     """
 
     ran: list[str] = dataclasses.field(default_factory=list)
@@ -93,6 +96,7 @@ class BuildResult:
     interrupted: BaseException | None = None
     repaired: list[str] = dataclasses.field(default_factory=list)
     values: list[Any] | None = dataclasses.field(default=None, repr=False)
+    stale: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -100,10 +104,12 @@ class BuildResult:
         return not self.failed and not self.not_run
 
     def summary(self) -> str:
-        """One line: counts of ran / repaired (when any) / cached / failed / not run, and the time."""
+        """One line: counts of ran (and how many of them were stale, when any) / repaired (when any) /
+        cached / failed / not run, and the time."""
         repaired = f"{len(self.repaired)} repaired, " if self.repaired else ""
+        stale = f" ({len(self.stale)} stale)" if self.stale else ""
         return (
-            f"kart build: {len(self.ran)} ran, {repaired}{len(self.cached)} cached, {len(self.failed)} failed, "
+            f"kart build: {len(self.ran)} ran{stale}, {repaired}{len(self.cached)} cached, {len(self.failed)} failed, "
             f"{len(self.not_run)} not run, in {self.seconds:.2f}s"
         )
 

@@ -201,6 +201,8 @@ class TargetOnKart(luigi.Target):
         entry = staged.entry if staged is not None else (self._committed_entry(signer) if settings.record else None)
         if staged is None and entry is not None:
             self._check_owner(entry)
+            if running is not None and self.record is not None:
+                running.note_load(self.record, entry)  # kart_core.lineage: what this run was built from
         with self._storage.open_read(staged.location if staged is not None else self._path) as raw:
             if signer is not None:
                 data = raw.read()

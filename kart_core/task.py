@@ -8,6 +8,7 @@ to ``param_plan``, and running to ``runner.run_one`` (the one way a task runs, u
 from __future__ import annotations
 
 import functools
+import logging
 import random
 from collections.abc import Callable, Generator
 from typing import Any, Generic, TypeVar, cast, overload
@@ -15,7 +16,7 @@ from typing import Any, Generic, TypeVar, cast, overload
 import luigi
 from luigi.task import flatten, task_id_str
 
-from kart_core import commit_marker, identity, runlog, runner, task_io, task_targets, transaction, workspace
+from kart_core import commit_marker, identity, lineage, runlog, runner, task_io, task_targets, transaction, workspace
 from kart_core.contract import KartTarget, LuigiTask
 from kart_core.errors import ParameterTypeError, RequiresError, TaskDefinitionError
 from kart_core.file_processor import FileProcessor
@@ -25,6 +26,8 @@ from kart_core.rerun import Baseline, arm_rerun
 from kart_core.target import TargetOnKart
 from kart_core.task_memo import UNSET, TaskMemo, memo_of
 from kart_core.task_parameters import TaskParameters
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["TaskOnKart", "config_frozen"]
 
@@ -121,6 +124,8 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T]):
         self.set_progress_percentage = None
         # True: rerun armed, not yet checked; a Baseline: the rerun waits for its commit; False: no rerun.
         self._rerun_state: bool | Baseline = bool(self.rerun)
+        # What made complete() find the task stale (kart_core.lineage), for the build's summary.
+        self.kart_stale: list[lineage.StaleInput] = []
 
     @property
     def param_kwargs(self) -> dict[str, Any]:
@@ -235,6 +240,7 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T]):
     def kart_reset_rerun(self) -> None:
         """Re-arm ``rerun`` for a new build: luigi hands back the same instance, whose rerun was spent."""
         self._rerun_state = bool(self.rerun)
+        self.kart_stale = []
 
     def kart_replacing(self) -> bool:
         """Whether a rerun of this task waits for its commit: its run must write every output anew
@@ -269,6 +275,11 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T]):
 
         A commit replacing the outputs while this looks is waited for; one that was killed half way (its
         marker stayed, ``kart_core.commit_marker``) makes the task incomplete, so it runs again.
+
+        A stale task (``kart_core.lineage``: an output it loaded when it ran was committed again since,
+        with other content) is incomplete too, like a rerun: a warning names it, ``kart_stale`` holds
+        what was replaced, and the old outputs stay until its run commits. One small JSON read of its
+        manifest, and one per upstream manifest it recorded, when its outputs exist.
         """
         outputs = flatten(self.kart_outputs())
         if self._rerun_state is True:
@@ -278,6 +289,14 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T]):
                 return False
             self._rerun_state = False
         done = all(target.exists() for target in outputs) and _commits_settled(outputs)
+        if done and self._rerun_state is False:
+            stale = lineage.stale_outputs(outputs)
+            if stale:
+                # Like a rerun: the old outputs stay until the new run's commit replaces them.
+                self.kart_stale = stale
+                logger.warning("%s", lineage.describe(self.kart_label(), stale))
+                self._rerun_state = arm_rerun(outputs)
+                return not self._rerun_state.pending()
         if not done or not (self.strict_check or self.modification_time_check):
             return done
         inputs = flatten(self.input())

@@ -46,6 +46,7 @@ from kart_core import commit_marker
 from kart_core.lock import hold_lock
 from kart_core.manifest import (
     Entry,
+    Input,
     Manifest,
     OutputRecord,
     manifest_bytes,
@@ -96,6 +97,28 @@ class Transaction:
     run_record: dict[str, Any] | None = None
     run_record_id: str | None = None
     run_recorded: bool = False
+    # What the run loaded from committed outputs: (manifest path, key) -> (its record, the entry read).
+    loaded: dict[tuple[str, str], tuple[OutputRecord, Entry]] = dataclasses.field(default_factory=dict)
+
+    def note_load(self, record: OutputRecord, entry: Entry) -> None:
+        """Remember that the run loaded the committed output ``record`` as ``entry`` describes it.
+
+        Written into the manifests this run commits (``Manifest.inputs``), so ``kart_core.lineage`` can
+        tell later that the upstream was committed again with other content. The latest load of an
+        output wins (a repaired upstream is loaded again).
+        """
+        self.loaded[(record.manifest, record.key)] = (record, entry)
+
+    def inputs_for(self, record: OutputRecord) -> tuple[Input, ...]:
+        """The loads to record in ``record``'s manifest: every committed output the run loaded from
+        another manifest, its reference workspace-relative when it shares ``record``'s workspace."""
+        found = []
+        for (manifest, key), (source, entry) in sorted(self.loaded.items()):
+            if manifest == record.manifest:
+                continue  # the task's own earlier output: not an upstream
+            where = source.manifest_name if source.workspace == record.workspace else manifest
+            found.append(Input(task=source.task, manifest=where, key=key, commit=entry.commit, digest=entry.digest))
+        return tuple(found)
 
     def remember_base(self, storage: Storage, record: OutputRecord) -> str | None:
         """Note (and return) the commit id of ``record``'s manifest as it is before this run writes to it.
@@ -162,7 +185,14 @@ class Transaction:
                 outputs.update(_entries(items))
                 kept = current.run if current is not None else None
                 run = self._run_for(record) or kept
-                manifest = Manifest(task=record.task, commit=self.commit_id, outputs=outputs, run=run, pending=True)
+                manifest = Manifest(
+                    task=record.task,
+                    commit=self.commit_id,
+                    outputs=outputs,
+                    run=run,
+                    pending=True,
+                    inputs=self.inputs_for(record),
+                )
                 data, run = self._encoded(manifest, record.manifest_name)
                 with storage.atomic_write(record.manifest) as file:
                     file.write(data)
@@ -202,7 +232,11 @@ class Transaction:
             # The claim makes a writer that finds this manifest wait until the outputs are in place.
             # A manifest found there (another writer, or a damaged leftover) is settled below.
             fresh = Manifest(
-                task=record.task, commit=self.commit_id, outputs=_entries(items), run=self._run_for(record)
+                task=record.task,
+                commit=self.commit_id,
+                outputs=_entries(items),
+                run=self._run_for(record),
+                inputs=self.inputs_for(record),
             )
             data, run = self._encoded(fresh, record.manifest_name)
             if held.enter_context(storage.claim_new(record.manifest, data)):
@@ -250,6 +284,7 @@ def record_direct_dump(storage: Storage, record: OutputRecord, entry: Entry, sig
         outputs = dict(current.outputs) if current is not None else {}
         outputs[record.key] = entry
         run = current.run if current is not None else None
+        # No inputs: the dumped object did not come from what the last run loaded (nothing claimed).
         manifest = Manifest(task=record.task, commit=new_commit_id(), outputs=outputs, run=run)
         write_manifest(storage, record.manifest, record.manifest_name, manifest, signer)
 

@@ -1,0 +1,193 @@
+"""Stale outputs: a task built from an upstream commit that has since been replaced with other content.
+
+A run's loads of other tasks' committed outputs are recorded in the manifest its commit writes
+(``Manifest.inputs``, ``kart_core.transaction``): per loaded output, the upstream's manifest, the
+output's key, the entry's commit id and content hash. A recorded input is *replaced* when the
+upstream's manifest now holds another commit for that key with another content hash (a rerun, a
+repair or a direct dump wrote something else); the downstream task is then *stale*: its outputs
+were computed from content that is no longer there.
+
+Only what can be read is claimed: an upstream manifest that is missing, unreadable or pending, an
+entry that went, a manifest without ``inputs`` (written by gokart or older kart, or a run that
+loaded nothing through kart) and a recommit with equal content are never stale. Loads kart does
+not see (a file opened by its path, a load in a thread the run started) are not recorded.
+
+``stale_inputs`` is the direct check (one small JSON read per upstream manifest); ``Lineage`` adds
+the transitive one for inspection views (a task built from a stale upstream is stale too), reading
+each manifest of the lineage once. Manifests are read without their signature checked: a claim
+of staleness leads to a rebuild, never to trusting an output.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable
+
+from kart_core.manifest import Input, Manifest, OutputRecord, read_unverified
+from kart_core.storage import storage_for
+
+__all__ = ["Lineage", "StaleInput", "describe", "resolve", "stale_inputs", "stale_outputs"]
+
+
+@dataclasses.dataclass(frozen=True)
+class StaleInput:
+    """A recorded input whose upstream entry was replaced with other content.
+
+    Attributes:
+        input: what the run recorded (the upstream's label, manifest, key, commit and content hash).
+        manifest: the upstream manifest's full path (local path or URL).
+        now: the commit id the upstream's entry holds now.
+    """
+
+    input: Input
+    manifest: str
+    now: str | None
+
+    def describe(self, label: str) -> str:
+        """``Down[..] was built from Up[..]'s commit 1a2b3c4d; Up[..] was committed again since (...)``."""
+        upstream = self.input.task or self.manifest
+        return (
+            f"{label} was built from {upstream}'s commit {_short(self.input.commit)} (output {self.input.key}); "
+            f"{upstream} was committed again since (commit {_short(self.now)}, other content)"
+        )
+
+
+def resolve(reference: str, workspace: str) -> str:
+    """An ``Input.manifest`` as a full path: a workspace-relative one joined to ``workspace``."""
+    if "://" in reference or os.path.isabs(reference):
+        return reference
+    return os.path.join(workspace, reference)
+
+
+def stale_inputs(
+    manifest: Manifest, workspace: str, found: dict[str, Manifest | None] | None = None
+) -> list[StaleInput]:
+    """The inputs of ``manifest`` (a task's manifest in ``workspace``) whose upstream entry was replaced.
+
+    Args:
+        manifest: the downstream task's manifest.
+        workspace: its workspace directory (what relative ``Input.manifest`` paths are joined to).
+        found: upstream manifests already read, by full path (filled in; shared across calls).
+
+    Returns:
+        One ``StaleInput`` per replaced input, in recorded order; empty when nothing is known to be
+        replaced (see the module docstring for what is never claimed).
+    """
+    found = {} if found is None else found
+    stale = []
+    for item in manifest.inputs:
+        path = resolve(item.manifest, workspace)
+        if path not in found:
+            found[path] = read_unverified(storage_for(path), path)
+        upstream = found[path]
+        if upstream is None or upstream.pending:
+            continue
+        entry = upstream.outputs.get(item.key)
+        if entry is None or entry.commit == item.commit or entry.digest == item.digest:
+            continue
+        stale.append(StaleInput(item, path, entry.commit))
+    return stale
+
+
+def stale_outputs(targets: Iterable[object]) -> list[StaleInput]:
+    """The direct check for a task whose flattened ``output()`` is ``targets``: its manifests' replaced inputs.
+
+    One JSON read per manifest of the task (one) and per upstream manifest it recorded; nothing for
+    outputs without an integrity record.
+    """
+    seen: set[str] = set()
+    stale: list[StaleInput] = []
+    found: dict[str, Manifest | None] = {}
+    for target in targets:
+        record = getattr(target, "record", None)
+        if not isinstance(record, OutputRecord) or record.manifest in seen:
+            continue
+        seen.add(record.manifest)
+        manifest = read_unverified(storage_for(record.manifest), record.manifest)
+        if manifest is not None and manifest.inputs and not manifest.pending:
+            stale.extend(stale_inputs(manifest, record.workspace, found))
+    return stale
+
+
+def describe(label: str, stale: list[StaleInput]) -> str:
+    """The message for a stale task: what it was built from, what replaced it, and the fix."""
+    what = "; ".join(item.describe(label) for item in stale)
+    return (
+        f"{what}: {label} is stale. A build runs it again (a stale task counts as incomplete); "
+        f"`kart run ... --rerun` or rerun=True rebuilds it by hand."
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """Whether one manifest's task is stale.
+
+    Attributes:
+        direct: its own recorded inputs that were replaced.
+        behind: labels of upstreams (by recorded input) that are stale themselves, so this task is
+            built on stale content though its own inputs are unchanged.
+    """
+
+    direct: list[StaleInput]
+    behind: list[str]
+
+    @property
+    def stale(self) -> bool:
+        """Whether the task is stale (directly or through an upstream)."""
+        return bool(self.direct or self.behind)
+
+
+class Lineage:
+    """Transitive staleness for inspection views, each manifest read once (memoized by full path)."""
+
+    def __init__(self) -> None:
+        self._manifests: dict[str, Manifest | None] = {}
+        self._verdicts: dict[str, Verdict] = {}
+
+    def manifest(self, path: str) -> Manifest | None:
+        """The manifest at ``path`` (unverified JSON), or None."""
+        if path not in self._manifests:
+            self._manifests[path] = read_unverified(storage_for(path), path)
+        return self._manifests[path]
+
+    def check(self, path: str, workspace: str) -> Verdict:
+        """The verdict for the manifest at ``path`` in ``workspace`` (a cycle of records counts as fresh)."""
+        if path in self._verdicts:
+            return self._verdicts[path]
+        self._verdicts[path] = Verdict([], [])  # guards a cycle while it is explored
+        manifest = self.manifest(path)
+        if manifest is None or not manifest.inputs or manifest.pending:
+            return self._verdicts[path]
+        direct = stale_inputs(manifest, workspace, self._manifests)
+        behind = []
+        for item in manifest.inputs:
+            upstream = resolve(item.manifest, workspace)
+            upstream_workspace = workspace if upstream != item.manifest else _workspace_of(upstream)
+            if upstream_workspace is not None and self.check(upstream, upstream_workspace).stale:
+                label = item.task or upstream
+                if label not in behind:
+                    behind.append(label)
+        verdict = Verdict(direct, behind)
+        self._verdicts[path] = verdict
+        return verdict
+
+    def describe(self, label: str, verdict: Verdict) -> str:
+        """The message for a stale verdict (``describe`` for the direct part, then the stale upstreams)."""
+        parts = [item.describe(label) for item in verdict.direct]
+        if verdict.behind:
+            parts.append(f"{label} was built from {', '.join(verdict.behind)}, stale themselves")
+        return (
+            f"{'; '.join(parts)}: {label} is stale. Rebuild it with `kart run ... --rerun` or rerun=True "
+            "(a build reruns a task whose own inputs were replaced; rebuild the deepest stale one first)."
+        )
+
+
+def _workspace_of(manifest_path: str) -> str | None:
+    """The workspace of a full manifest path (``{workspace}/log/manifest/{file}``), or None when unlike that."""
+    head, _, _ = manifest_path.rpartition("/log/manifest/")
+    return head or None
+
+
+def _short(commit: str | None) -> str:
+    return commit[:8] if commit else "(none)"
