@@ -304,7 +304,7 @@ def _report_failures(result: BuildResult) -> None:
 def tree_command(
     task_name: str, task_args: tuple[str, ...], workspace: str | None, details: bool, no_abbr: bool
 ) -> None:
-    """Print the dependency tree of TASK_NAME with each task's status (COMPLETE / PENDING / DAMAGED) and unique id."""
+    """Print the dependency tree of TASK_NAME with each task's status (COMPLETE / PENDING / DAMAGED / STALE) and unique id."""
     from kart_core.damage import FIX
     from kart_core.tree.task_info import make_task_info_as_tree_str
 
@@ -316,6 +316,11 @@ def tree_command(
                 "DAMAGED: an output's size differs from its integrity record, or the record cannot be read; loading "
                 "it fails, and a task that "
                 f"must run and loads it runs it again first. {FIX}"
+            )
+        if "(STALE) " in text:
+            click.echo(
+                "STALE: built from an upstream output that was committed again since with other content (or from an "
+                "upstream stale itself); a build reruns a task whose own input was replaced. `kart why` says which."
             )
 
 

@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from kart_core.manifest import Input, Manifest, OutputRecord, read_unverified
 from kart_core.storage import storage_for
 
-__all__ = ["Lineage", "StaleInput", "describe", "resolve", "stale_inputs", "stale_outputs"]
+__all__ = ["Lineage", "StaleInput", "Verdict", "describe", "resolve", "stale_inputs", "stale_outputs", "stale_verdict"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,7 +115,7 @@ def describe(label: str, stale: list[StaleInput]) -> str:
     what = "; ".join(item.describe(label) for item in stale)
     return (
         f"{what}: {label} is stale. A build runs it again (a stale task counts as incomplete); "
-        f"`kart run ... --rerun` or rerun=True rebuilds it by hand."
+        "by hand: rerun=True, or `kart run <module.Class> --rerun`."
     )
 
 
@@ -144,6 +144,10 @@ class Lineage:
     def __init__(self) -> None:
         self._manifests: dict[str, Manifest | None] = {}
         self._verdicts: dict[str, Verdict] = {}
+
+    def known(self, path: str, manifest: Manifest) -> None:
+        """Take ``manifest``, already read at ``path``, instead of reading it again."""
+        self._manifests.setdefault(path, manifest)
 
     def manifest(self, path: str) -> Manifest | None:
         """The manifest at ``path`` (unverified JSON), or None."""
@@ -174,13 +178,30 @@ class Lineage:
 
     def describe(self, label: str, verdict: Verdict) -> str:
         """The message for a stale verdict (``describe`` for the direct part, then the stale upstreams)."""
-        parts = [item.describe(label) for item in verdict.direct]
-        if verdict.behind:
-            parts.append(f"{label} was built from {', '.join(verdict.behind)}, stale themselves")
+        if verdict.direct:
+            return describe(label, verdict.direct)
+        upstreams = ", ".join(verdict.behind)
         return (
-            f"{'; '.join(parts)}: {label} is stale. Rebuild it with `kart run ... --rerun` or rerun=True "
-            "(a build reruns a task whose own inputs were replaced; rebuild the deepest stale one first)."
+            f"{label} was built from {upstreams}, stale itself (an output it loaded was committed again since, "
+            f"with other content): {label} is built on stale content. Build {upstreams} first (a build reruns a "
+            f"task whose own inputs were replaced), then {label} again (it is then stale itself and reruns)."
         )
+
+
+def stale_verdict(targets: Iterable[object], checked: Lineage | None = None) -> Verdict | None:
+    """The first stale ``Verdict`` (transitive) among the manifests of a task whose flattened ``output()``
+    is ``targets``; None when none is stale. ``checked`` shares reads across tasks."""
+    checked = checked if checked is not None else Lineage()
+    seen: set[str] = set()
+    for target in targets:
+        record = getattr(target, "record", None)
+        if not isinstance(record, OutputRecord) or record.manifest in seen:
+            continue
+        seen.add(record.manifest)
+        verdict = checked.check(record.manifest, record.workspace)
+        if verdict.stale:
+            return verdict
+    return None
 
 
 def _workspace_of(manifest_path: str) -> str | None:

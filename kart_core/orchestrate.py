@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 from collections.abc import Iterator, Sequence
 
 import pluggy
+from luigi.task import flatten
 
-from kart_core import target_config
+from kart_core import lineage, target_config
 from kart_core.contract import LuigiTask, is_kart_task
 from kart_core.executor import Executor, execute
 from kart_core.graph import TaskGraph, node_key, requirements_of, walk
@@ -32,6 +34,8 @@ from kart_core.storage import listing_scope
 from kart_core.worker import check_worker_section
 
 __all__ = ["orchestrate"]
+
+logger = logging.getLogger(__name__)
 
 
 def orchestrate(
@@ -90,6 +94,7 @@ def orchestrate(
                 lock=lock,
             )
             result.stale = checker.stale
+            _warn_stale_roots(roots, result)
         load_error = _load_roots(roots, result, manager, display) if load_roots else None
     display.close(result.summary())
     manager.hook.kart_after_build(tasks=list(roots), result=result)
@@ -124,6 +129,25 @@ def _load_roots(
                     display.repaired(was_cached)
     result.values = values
     return None
+
+
+def _warn_stale_roots(roots: Sequence[LuigiTask], result: BuildResult) -> None:
+    """Warn about each root found cached but built on stale content further up (``kart_core.lineage``).
+
+    The walk reruns a task whose own recorded inputs were replaced, but it does not look past a
+    complete task: a root whose upstream is stale itself (Up committed again, Mid not rebuilt) stays
+    cached. Its lineage is read here (each manifest it recorded, transitively, once): one warning per
+    such root, naming what to rebuild. Roots without recorded inputs cost one JSON read.
+    """
+    cached = set(result.cached)
+    checked = lineage.Lineage()
+    for root in roots:
+        if not is_kart_task(root) or node_key(root) not in cached:
+            continue
+        verdict = lineage.stale_verdict(flatten(root.kart_outputs()), checked)
+        if verdict is not None:
+            logger.warning("%s", checked.describe(root.kart_label(), verdict))
+            result.stale_roots.append(node_key(root))
 
 
 def _walk(roots: Sequence[LuigiTask], forget_upstreams: bool, checker: _Checker) -> TaskGraph | BuildResult:

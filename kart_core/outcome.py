@@ -83,6 +83,8 @@ class BuildResult:
         stale: keys of the tasks the walk found stale (``kart_core.lineage``: an output they loaded was
             committed again since with other content) and so ran again; they are in ``ran`` too when
             their run succeeded.
+        stale_roots: keys of the roots found cached though an upstream further up is stale
+            (``kart_core.lineage``; a warning names each): the build did not rebuild them.
     """
 
     ran: list[str] = dataclasses.field(default_factory=list)
@@ -97,6 +99,7 @@ class BuildResult:
     repaired: list[str] = dataclasses.field(default_factory=list)
     values: list[Any] | None = dataclasses.field(default=None, repr=False)
     stale: list[str] = dataclasses.field(default_factory=list)
+    stale_roots: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -108,8 +111,10 @@ class BuildResult:
         cached / failed / not run, and the time."""
         repaired = f"{len(self.repaired)} repaired, " if self.repaired else ""
         stale = f" ({len(self.stale)} stale)" if self.stale else ""
+        behind = f" ({len(self.stale_roots)} built on stale upstreams)" if self.stale_roots else ""
         return (
-            f"kart build: {len(self.ran)} ran{stale}, {repaired}{len(self.cached)} cached, {len(self.failed)} failed, "
+            f"kart build: {len(self.ran)} ran{stale}, {repaired}{len(self.cached)} cached{behind}, "
+            f"{len(self.failed)} failed, "
             f"{len(self.not_run)} not run, in {self.seconds:.2f}s"
         )
 

@@ -21,6 +21,7 @@ from typing import Literal
 from kart_core.commit_marker import marker_beside, read_marker
 from kart_core.errors import DamagedOutputError, IntegrityError, WorkspaceNotFoundError
 from kart_core.integrity import DEFAULT_ALGORITHM, available, digest_stream
+from kart_core.lineage import Lineage
 from kart_core.manifest import Entry, read_manifest, read_unverified
 from kart_core.runlog_reader import load_log_value
 from kart_core.signing import HEADER_SIZE, Signer, read_seal, signer_from_config
@@ -38,7 +39,7 @@ from kart_core.workspace import (
 
 __all__ = ["Problem", "ProblemKind", "VerifyReport", "remove_damaged", "verify_workspace"]
 
-ProblemKind = Literal["missing", "size", "hash", "signature", "manifest", "commit"]
+ProblemKind = Literal["missing", "size", "hash", "signature", "manifest", "commit", "stale"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,8 +51,10 @@ class Problem:
             "signature" (signing is on and the output's signature is wrong or absent),
             "manifest" (the manifest itself cannot be read or, with signing on, is not signed by the key),
             "commit" (a commit replacing the task's outputs was interrupted between its renames, or is
-            still running: the manifest is marked pending, ``kart_core.commit_marker``).
-        path: the output's full path (the manifest's for kinds "manifest" and "commit").
+            still running: the manifest is marked pending, ``kart_core.commit_marker``),
+            "stale" (the task was built from an upstream output committed again since with other content,
+            or from an upstream stale itself, ``kart_core.lineage``; not deleted: a build reruns it).
+        path: the output's full path (the manifest's for kinds "manifest", "commit" and "stale").
         task: the owning task's label ``Class[8-hex id]`` (the manifest's file name when unreadable).
         detail: one line saying what differs.
     """
@@ -124,6 +127,7 @@ def verify_workspace(workspace: str, *, hashes: bool = True, signer: Signer | No
     storage = storage_for(manifest_folder)
     problems: list[Problem] = []
     outputs = 0
+    lineage = Lineage()
     for name in manifest_names:
         path = join_url(workspace, name)
         try:
@@ -133,6 +137,7 @@ def verify_workspace(workspace: str, *, hashes: bool = True, signer: Signer | No
             continue
         if manifest is None:  # removed while we listed
             continue
+        lineage.known(path, manifest)
         if manifest.pending:
             marker = read_marker(storage, marker_beside(path)) if marker_beside(name) in files else None
             who = f" (process {marker.pid} on {marker.host})" if marker is not None and marker.host else ""
@@ -159,7 +164,22 @@ def verify_workspace(workspace: str, *, hashes: bool = True, signer: Signer | No
                 problem = _check_content(storage_for(output), output, key, entry, manifest.task, hashes, signer)
                 if problem is not None:
                     problems.append(problem)
+    problems += _stale(workspace, manifest_names, lineage)
     return VerifyReport(workspace, len(manifest_names), outputs, hashes, tuple(sorted(problems, key=_order)))
+
+
+def _stale(workspace: str, manifest_names: list[str], lineage: Lineage) -> list[Problem]:
+    """A "stale" problem per manifest whose task was built on replaced or stale content (``kart_core.lineage``)."""
+    found = []
+    for name in manifest_names:
+        path = join_url(workspace, name)
+        manifest = lineage.manifest(path)
+        if manifest is None or not manifest.inputs:
+            continue
+        verdict = lineage.check(path, workspace)
+        if verdict.stale:
+            found.append(Problem("stale", path, manifest.task, lineage.describe(manifest.task, verdict)))
+    return found
 
 
 def remove_damaged(report: VerifyReport) -> list[str]:

@@ -13,6 +13,7 @@ import dataclasses
 from collections.abc import Sequence
 from datetime import datetime
 
+from kart_core import lineage
 from kart_core.contract import KartTask, LuigiTask, is_kart_task
 from kart_core.damage import describe_damage, size_mismatches
 from kart_core.display import IdLookup, readable_params, task_params_text
@@ -103,6 +104,15 @@ def _explain(task: LuigiTask, depth: int, against: RunRecord | None, context: _C
         damaged = size_mismatches(targets)
         if damaged:
             context.say(depth, describe_damage(label, damaged))
+            return
+        verdict = lineage.stale_verdict(targets)
+        if verdict is not None and verdict.direct:
+            context.say(depth, f"{lineage.describe(label, verdict.direct)} It will run.")
+            return
+        if verdict is not None:
+            context.say(
+                depth, f"{label} is cached (its own inputs are unchanged). {lineage.Lineage().describe(label, verdict)}"
+            )
             return
         context.say(depth, f"{label} is cached: its outputs exist. It will not run.")
         return

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 import luigi
 
+from kart_core import lineage
 from kart_core.contract import KartTask, LuigiTask, is_kart_task
 from kart_core.damage import size_mismatches
 from kart_core.errors import RequiresError
@@ -101,7 +102,8 @@ def _describe(task: LuigiTask, children: list[TaskInfo]) -> TaskInfo:
     """One task's TaskInfo; plain luigi tasks (no run logs) get their luigi parameters and 'unknown' time.
 
     The status is the task's own ``complete()`` (COMPLETE / PENDING), whatever targets it has, except
-    DAMAGED for a complete kart task whose output's size differs from its integrity record.
+    DAMAGED for a complete kart task whose output's size differs from its integrity record, and
+    STALE for a kart task built on content replaced since (``kart_core.lineage``).
     """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Task .* without outputs has no custom complete")
@@ -131,10 +133,16 @@ def _describe(task: LuigiTask, children: list[TaskInfo]) -> TaskInfo:
 
 def _status(task: LuigiTask, complete: bool) -> str:
     """COMPLETE / PENDING as ``complete()`` says, or DAMAGED: complete, but an output's size differs
-    from its integrity record (``kart_core.damage``), so a build keeps it and loading it fails."""
+    from its integrity record (``kart_core.damage``), so a build keeps it and loading it fails; or
+    STALE: built on content replaced since (``kart_core.lineage``; incomplete when its own input was
+    replaced, so a build reruns it; complete when an upstream is stale itself)."""
+    if not is_kart_task(task):
+        return "COMPLETE" if complete else "PENDING"
     if not complete:
-        return "PENDING"
-    return "DAMAGED" if is_kart_task(task) and size_mismatches(flatten(task.output())) else "COMPLETE"
+        return "STALE" if task.kart_stale else "PENDING"
+    if size_mismatches(flatten(task.output())):
+        return "DAMAGED"
+    return "STALE" if lineage.stale_verdict(flatten(task.output())) is not None else "COMPLETE"
 
 
 def _task_log(task: KartTask) -> dict[str, Any]:
