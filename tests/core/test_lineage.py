@@ -1,0 +1,287 @@
+"""Stale dependants (kart_core.lineage): a task built from an upstream commit replaced since runs again.
+
+A run records the upstream outputs it loaded (commit and content hash) in its manifest; an upstream
+committed again with other content makes the downstream stale: incomplete for a build (it reruns,
+counted in the summary), a problem for ``kart verify``, STALE in ``kart tree``, named by ``kart why``.
+Checked on local disk, fsspec memory:// and the S3-compatible server; a gokart-written upstream
+(no manifest) never makes anything stale.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import luigi
+import pytest
+from gokart_twin import run_script
+
+import kart_core
+from kart_core.inspect.verify import verify_workspace
+from kart_core.inspect.why import explain
+from kart_core.manifest import read_unverified
+from kart_core.orchestrate import orchestrate
+from kart_core.storage import storage_for
+from kart_core.tree.task_info import make_task_info_as_tree_str
+from kart_core.workspace import MANIFEST, log_task_path
+
+
+class LnUp(kart_core.TaskOnKart[Any]):
+    """Dumps ``value``: not part of the id, so a rerun with another value is an edit of code the id does not cover."""
+
+    value = luigi.IntParameter(default=2, significant=False)
+
+    def run(self) -> None:
+        self.dump(10 * self.value)
+
+
+class LnMid(kart_core.TaskOnKart[Any]):
+    up = kart_core.TaskInstanceParameter()
+
+    def run(self) -> None:
+        self.dump(self.load("up") * 2)
+
+
+class LnDown(kart_core.TaskOnKart[Any]):
+    up = kart_core.TaskInstanceParameter()
+
+    def run(self) -> None:
+        self.dump(self.load("up") + 1)
+
+
+class LnTwo(kart_core.TaskOnKart[Any]):
+    """Two outputs: ``first`` holds ``first``, ``second`` holds ``second``."""
+
+    first = luigi.IntParameter(default=1, significant=False)
+    second = luigi.IntParameter(default=2, significant=False)
+
+    def output(self) -> Any:
+        return {"first": self.make_target("ln/first.pkl"), "second": self.make_target("ln/second.pkl")}
+
+    def run(self) -> None:
+        self.dump(self.first, "first")
+        self.dump(self.second, "second")
+
+
+class LnFirst(kart_core.TaskOnKart[Any]):
+    """Loads only the first output of its upstream."""
+
+    up = kart_core.TaskInstanceParameter()
+
+    def run(self) -> None:
+        self.dump(self.input()["up"]["first"].load() + 100)
+
+
+class LnGkUp(kart_core.TaskOnKart[Any]):
+    """The twin of a class a gokart script defines: same name, same output path."""
+
+    def output(self) -> Any:
+        return self.make_target("gk/up.pkl")
+
+
+class LnGkDown(kart_core.TaskOnKart[Any]):
+    def requires(self) -> Any:
+        return LnGkUp(workspace_directory=self.workspace_directory)
+
+    def run(self) -> None:
+        self.dump(self.load() + 1)
+
+
+@pytest.fixture(params=["local", "memory", "s3"])
+def any_workspace(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "local":
+        return str(tmp_path / "ws")
+    if request.param == "memory":
+        return f"memory://kart-lineage/{tmp_path.name}/ws"
+    return f"s3://{request.getfixturevalue('s3_bucket')}/ws"
+
+
+def _build(task: Any, **kwargs: Any) -> Any:
+    return kart_core.build(task, reset_register=False, **kwargs)
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+
+
+def test_a_downstream_of_a_rerun_upstream_is_rebuilt(any_workspace: str, caplog: pytest.LogCaptureFixture) -> None:
+    """The tester's repro: Up rerun after an edit; building Down again must not hand back 21."""
+    ws = any_workspace
+    assert _build(LnDown(up=LnUp(workspace_directory=ws), workspace_directory=ws)) == 21
+    assert _build(LnUp(value=3, rerun=True, workspace_directory=ws)) == 30
+    down = LnDown(up=LnUp(workspace_directory=ws), workspace_directory=ws)
+    why = " ".join(explain(down))
+    assert "was built from LnUp[" in why and "was committed again since" in why and "It will run." in why
+    report = verify_workspace(ws)
+    assert [problem.kind for problem in report.problems] == ["stale"] and not report.ok
+    assert report.problems[0].task == down.kart_label()
+    assert "(STALE) LnDown[" in make_task_info_as_tree_str(down)
+    caplog.clear()  # the tree's complete() warned too
+    with caplog.at_level(logging.WARNING):
+        result = orchestrate([LnDown(up=LnUp(workspace_directory=ws), workspace_directory=ws)], load_roots=True)
+    assert result.values == [31]
+    assert result.stale == [result.ran[0]] and "1 ran (1 stale)" in result.summary()
+    stale = [text for text in _warnings(caplog) if "is stale" in text]
+    assert len(stale) == 1 and down.kart_label() in stale[0] and "LnUp[" in stale[0]
+    assert verify_workspace(ws).ok  # rebuilt: nothing stale any more
+    assert _build(LnDown(up=LnUp(workspace_directory=ws), workspace_directory=ws)) == 31
+    manifest = read_unverified(storage_for(log_task_path(down, MANIFEST)), log_task_path(down, MANIFEST))
+    assert manifest is not None and [item.task for item in manifest.inputs] == [LnUp().kart_label()]
+
+
+@pytest.mark.parametrize(("workers", "executor"), [(2, "thread"), (2, "process")])
+def test_a_stale_downstream_reruns_in_worker_pools(workspace: str, workers: int, executor: str) -> None:
+    ws = workspace
+    assert _build(LnDown(up=LnUp(workspace_directory=ws), workspace_directory=ws)) == 21
+    _build(LnUp(value=5, rerun=True, workspace_directory=ws))
+    down = LnDown(up=LnUp(workspace_directory=ws), workspace_directory=ws)
+    assert _build(down, workers=workers, executor=executor) == 51
+    assert verify_workspace(ws).ok
+
+
+def test_the_literal_repro_with_a_helper_module_edit(tmp_path: Path) -> None:
+    """helpers.FACTOR edited between builds, in a fresh process each time, as the tester ran it."""
+    (tmp_path / "helpers.py").write_text("FACTOR = 2\n")
+    (tmp_path / "pipe.py").write_text(
+        textwrap.dedent(
+            """
+            import kart_core as gokart
+            import helpers
+            class Up(gokart.TaskOnKart):
+                def run(self):
+                    self.dump(10 * helpers.FACTOR)
+            class Down(gokart.TaskOnKart):
+                up = gokart.TaskInstanceParameter()
+                def run(self):
+                    self.dump(self.load("up") + 1)
+            """
+        )
+    )
+
+    def run(code: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", f"import kart_core, pipe; print({code})"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**_environment(), "PYTHONPATH": f"{tmp_path}:{_environment().get('PYTHONPATH', '')}"},
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip().splitlines()[-1]
+
+    assert run("kart_core.build(pipe.Down(up=pipe.Up()))") == "21"
+    (tmp_path / "helpers.py").write_text("FACTOR = 3\n")
+    assert run("kart_core.build(pipe.Up(rerun=True))") == "30"
+    assert run("kart_core.build(pipe.Down(up=pipe.Up()))") == "31"
+
+
+def _environment() -> dict[str, str]:
+    import os
+
+    return {key: value for key, value in os.environ.items() if key != "LUIGI_CONFIG_PATH"}
+
+
+def test_a_two_level_chain(workspace: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Up rerun: Mid is stale (its own input replaced), Down is built on it. A build of Down warns and
+    keeps it; a build of Mid reruns Mid, and then Down is stale itself and reruns."""
+    ws = workspace
+
+    def down() -> LnDown:
+        return LnDown(up=LnMid(up=LnUp(workspace_directory=ws), workspace_directory=ws), workspace_directory=ws)
+
+    assert _build(down()) == 41
+    _build(LnUp(value=3, rerun=True, workspace_directory=ws))
+    report = verify_workspace(ws)
+    assert sorted(problem.task.split("[")[0] for problem in report.problems) == ["LnDown", "LnMid"]
+    assert {problem.kind for problem in report.problems} == {"stale"}
+    tree = make_task_info_as_tree_str(down())
+    assert "(STALE) LnDown[" in tree and "(STALE) LnMid[" in tree
+    assert "stale itself" in " ".join(explain(down()))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        result = orchestrate([down()], load_roots=True)
+    assert result.values == [41] and result.stale_roots and "built on stale upstreams" in result.summary()
+    assert any("LnMid[" in text and "stale itself" in text for text in _warnings(caplog))
+    assert _build(LnMid(up=LnUp(workspace_directory=ws), workspace_directory=ws)) == 60
+    assert _build(down()) == 61
+    assert verify_workspace(ws).ok
+
+
+def test_a_multi_output_upstream_only_what_was_loaded_counts(workspace: str) -> None:
+    ws = workspace
+    first = LnFirst(up=LnTwo(workspace_directory=ws), workspace_directory=ws)
+    assert _build(first) == 101
+    _build(LnTwo(second=20, rerun=True, workspace_directory=ws))  # the output it did not load changed
+    assert _build(LnFirst(up=LnTwo(workspace_directory=ws), workspace_directory=ws)) == 101
+    assert verify_workspace(ws).ok
+    _build(LnTwo(first=7, second=20, rerun=True, workspace_directory=ws))
+    assert verify_workspace(ws).problems[0].kind == "stale"
+    assert _build(LnFirst(up=LnTwo(workspace_directory=ws), workspace_directory=ws)) == 107
+
+
+def test_a_rerun_with_equal_content_is_not_stale(workspace: str) -> None:
+    ws = workspace
+    assert _build(LnDown(up=LnUp(workspace_directory=ws), workspace_directory=ws)) == 21
+    _build(LnUp(rerun=True, workspace_directory=ws))  # a new commit, the same bytes
+    assert verify_workspace(ws).ok
+    result = orchestrate([LnDown(up=LnUp(workspace_directory=ws), workspace_directory=ws)], load_roots=True)
+    assert result.values == [21] and not result.ran and not result.stale
+
+
+def _truncate(path: str) -> None:
+    storage = storage_for(path)
+    with storage.open_read(path) as file:
+        data = file.read()
+    with storage.atomic_write(path) as file:
+        file.write(data[:5])
+
+
+def test_an_upstream_repaired_with_equal_content_leaves_its_dependants_fresh(workspace: str) -> None:
+    """A damaged Up rebuilt by repair (for another downstream) writes the same bytes: Down stays cached."""
+    ws = workspace
+    assert _build(LnDown(up=LnUp(workspace_directory=ws), workspace_directory=ws)) == 21
+    _truncate(LnUp(workspace_directory=ws).output().path())
+    assert _build(LnMid(up=LnUp(workspace_directory=ws), workspace_directory=ws)) == 40  # repairs Up first
+    assert verify_workspace(ws).ok
+    result = orchestrate([LnDown(up=LnUp(workspace_directory=ws), workspace_directory=ws)], load_roots=True)
+    assert result.values == [21] and not result.stale
+
+
+GOKART_UP = """
+import json, sys
+import gokart
+
+class LnGkUp(gokart.TaskOnKart):
+    def output(self):
+        return self.make_target("gk/up.pkl")
+
+    def run(self):
+        self.dump(VALUE)
+
+task = LnGkUp(workspace_directory=WORKSPACE, rerun=RERUN)
+gokart.build(task, reset_register=False, log_level=40)
+print(json.dumps(task.output().load()))
+"""
+
+
+def test_a_gokart_written_upstream_never_makes_anything_stale(tmp_path: Path) -> None:
+    ws = str(tmp_path / "ws")
+
+    def gokart_up(value: int, rerun: bool, name: str) -> Any:
+        script = GOKART_UP.replace("VALUE", str(value)).replace("WORKSPACE", repr(ws)).replace("RERUN", str(rerun))
+        return run_script("gokart", script, tmp_path / name)
+
+    assert gokart_up(1, False, "first") == 1
+    down = LnGkDown(workspace_directory=ws)
+    assert _build(down) == 2
+    manifest = read_unverified(storage_for(log_task_path(down, MANIFEST)), log_task_path(down, MANIFEST))
+    assert manifest is not None and manifest.inputs == ()  # nothing recorded for an output without a record
+    assert gokart_up(5, True, "second") == 5
+    assert verify_workspace(ws).ok
+    result = orchestrate([LnGkDown(workspace_directory=ws)], load_roots=True)
+    assert result.values == [2] and not result.stale and not result.stale_roots  # nothing claimed
