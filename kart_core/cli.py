@@ -429,6 +429,7 @@ def _verify_json(report: VerifyReport, deleted: list[str]) -> dict[str, Any]:
         "workspace": report.workspace,
         "manifests": report.manifests,
         "outputs": report.outputs,
+        "unrecorded": report.unrecorded,
         "hashes": report.hashes,
         "problems": problems,
     }
@@ -440,9 +441,11 @@ def _print_verify(report: VerifyReport, deleted: list[str], delete: bool) -> Non
         click.echo(f"{problem.kind:>9}  {problem.task}  {_printable(problem.path)}: {problem.detail}{mark}")
     missing = sum(problem.kind == "missing" for problem in report.problems)
     checked = "size and content hash" if report.hashes else "presence and size (--quick)"
+    # With signing on, outputs no signed manifest lists were checked too (a load refuses them).
+    unrecorded = f", and {report.unrecorded} output(s) no signed manifest lists" if report.unrecorded else ""
     click.echo(
-        f"Checked {report.outputs} output(s) of {report.manifests} task(s) in {report.workspace} ({checked}): "
-        f"{len(report.problems) - missing} problem(s), {missing} missing."
+        f"Checked {report.outputs} output(s) of {report.manifests} task(s){unrecorded} in {report.workspace} "
+        f"({checked}): {len(report.problems) - missing} problem(s), {missing} missing."
     )
     removable = [problem for problem in report.problems if problem.removable]
     if removable and not delete:

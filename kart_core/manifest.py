@@ -56,10 +56,12 @@ __all__ = [
     "Manifest",
     "OutputRecord",
     "manifest_bytes",
+    "manifest_task",
     "new_commit_id",
     "read_manifest",
     "read_quietly",
     "read_unverified",
+    "refusal_reason",
     "write_manifest",
 ]
 
@@ -276,11 +278,9 @@ def read_manifest(storage: Storage, path: str, name: str, signer: Signer | None)
         return None
     if signer is not None:
         if signer.verify(data, name) is None:
-            why = "it is not signed" if not is_sealed(data) else "its signature is wrong"
             raise IntegrityError(
-                f"Refusing to trust the manifest of {_claimed_task(data, path)} at {path!r}: signing is on and {why} "
-                "(written before signing was turned on, signed with another key, or changed after kart wrote it). "
-                f"{SIGNING_ADVICE}"
+                f"Refusing to trust the manifest of {manifest_task(path)} at {path!r}: signing is on and "
+                f"{refusal_reason(data, path)}. {SIGNING_ADVICE}"
             )
         data = data[HEADER_SIZE:]
     elif is_sealed(data):
@@ -306,21 +306,30 @@ SIGNING_ADVICE = (
 )
 
 
-def _claimed_task(data: bytes, path: str) -> str:
-    """The task a refused manifest claims to describe, for the message only (its JSON, no code is run).
-
-    ``Class[1234abcd]`` from the manifest's ``task`` field, else from its file name
-    (``{Class}_{unique id}.json``), else ``the task``.
-    """
-    try:
-        task = Manifest.from_bytes(data[HEADER_SIZE:] if is_sealed(data) else data).task
-    except (ValueError, KeyError, TypeError):
-        task = ""
-    if task:
-        return task
-    stem = path.rsplit("/", 1)[-1].removesuffix(".json")
+def manifest_task(path: str) -> str:
+    """The task whose manifest lives at ``path``, as ``Class[1234abcd]``, from the file name
+    (``{Class}_{unique id}.json``: the name is the task's, whatever the file holds); ``the task`` when
+    the name is not kart's."""
+    stem = path.replace("\\", "/").rsplit("/", 1)[-1].removesuffix(".json")
     cls, _, unique_id = stem.rpartition("_")
     return f"{cls}[{unique_id[:8]}]" if cls and len(unique_id) == 32 else "the task"
+
+
+def refusal_reason(data: bytes, path: str) -> str:
+    """Why signing refuses the manifest bytes ``data`` read at ``path`` (which did not verify): one clause.
+
+    Names the task the file records when that is not the task of ``path``'s name (another task's
+    manifest copied over this one: its signature binds the other name). The JSON is only parsed for
+    the message; nothing in it is trusted.
+    """
+    why = "it is not signed" if not is_sealed(data) else "its signature is wrong"
+    try:
+        claimed = Manifest.from_bytes(data[HEADER_SIZE:] if is_sealed(data) else data).task
+    except (ValueError, KeyError, TypeError):
+        claimed = ""
+    if claimed and claimed != manifest_task(path):
+        return f"{why}: it holds the record of {claimed}, another task (its manifest was copied over this one)"
+    return f"{why} (written before signing was turned on, signed with another key, or changed after kart wrote it)"
 
 
 def read_unverified(storage: Storage, path: str) -> Manifest | None:

@@ -7,8 +7,11 @@ content hash; with signing on, also the manifest's and each output's signature. 
 same faults only when a downstream task loads the damaged file; this finds them all at once, and
 ``remove_damaged`` deletes the damaged outputs so the next build runs their tasks again.
 
-Outputs that have no manifest (written by gokart or by a bare ``make_target``) are not checked:
-there is nothing to check them against.
+Without signing, outputs that have no manifest (written by gokart or by a bare ``make_target``) are
+not checked: there is nothing to check them against, and they load. With signing on a load refuses
+them (unsigned, or signed for a commit no manifest records), so ``verify_workspace`` also walks the
+workspace's outputs by kart's layout (``…_{unique id}{ext}`` outside ``log/``) and reports, as kind
+"unrecorded", each one that no signed manifest lists and that a load would refuse.
 """
 
 from __future__ import annotations
@@ -16,15 +19,17 @@ from __future__ import annotations
 import dataclasses
 import hmac
 import os
+from collections.abc import Iterable
 from typing import Literal
 
 from kart_core.commit_marker import marker_beside, read_marker
 from kart_core.errors import DamagedOutputError, IntegrityError, WorkspaceNotFoundError
 from kart_core.integrity import DEFAULT_ALGORITHM, available, digest_stream
 from kart_core.lineage import Lineage
-from kart_core.manifest import Entry, read_manifest, read_unverified
+from kart_core.lock import canonical_lock_key
+from kart_core.manifest import Entry, manifest_task, read_manifest, read_unverified
 from kart_core.runlog_reader import load_log_value
-from kart_core.signing import HEADER_SIZE, Signer, read_seal, signer_from_config
+from kart_core.signing import HEADER_SIZE, SIGNATURE_SUFFIX, Signer, read_seal, signature_path, signer_from_config
 from kart_core.storage import Storage, storage_for
 from kart_core.storage.base import FileEntry, protocol_of
 from kart_core.workspace import (
@@ -34,12 +39,14 @@ from kart_core.workspace import (
     join_url,
     list_files,
     log_relative_path,
+    named_run,
     parse_log_name,
+    run_logs,
 )
 
 __all__ = ["Problem", "ProblemKind", "VerifyReport", "remove_damaged", "verify_workspace"]
 
-ProblemKind = Literal["missing", "size", "hash", "signature", "manifest", "commit", "stale"]
+ProblemKind = Literal["missing", "size", "hash", "signature", "manifest", "commit", "stale", "unrecorded"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +60,9 @@ class Problem:
             "commit" (a commit replacing the task's outputs was interrupted between its renames, or is
             still running: the manifest is marked pending, ``kart_core.commit_marker``),
             "stale" (the task was built from an upstream output committed again since with other content,
-            or from an upstream stale itself, ``kart_core.lineage``; not deleted: a build reruns it).
+            or from an upstream stale itself, ``kart_core.lineage``; not deleted: a build reruns it),
+            "unrecorded" (signing is on and no signed manifest lists this output, which a load then
+            refuses: written by gokart or before signing was turned on, or its manifest was removed).
         path: the output's full path (the manifest's for kinds "manifest", "commit" and "stale").
         task: the owning task's label ``Class[8-hex id]`` (the manifest's file name when unreadable).
         detail: one line saying what differs.
@@ -67,7 +76,7 @@ class Problem:
     @property
     def removable(self) -> bool:
         """Whether ``remove_damaged`` deletes ``path`` (a present but wrong output or manifest)."""
-        return self.kind in ("size", "hash", "signature", "manifest", "commit")
+        return self.kind in ("size", "hash", "signature", "manifest", "commit", "unrecorded")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +89,7 @@ class VerifyReport:
         outputs: how many outputs they name (each checked).
         hashes: whether content hashes were compared (else only presence and size).
         problems: the faults, sorted by path.
+        unrecorded: with signing on, how many outputs no signed manifest lists were checked (0 without signing).
     """
 
     workspace: str
@@ -87,6 +97,7 @@ class VerifyReport:
     outputs: int
     hashes: bool
     problems: tuple[Problem, ...]
+    unrecorded: int = 0
 
     @property
     def ok(self) -> bool:
@@ -128,16 +139,19 @@ def verify_workspace(workspace: str, *, hashes: bool = True, signer: Signer | No
     problems: list[Problem] = []
     outputs = 0
     lineage = Lineage()
+    listed: set[str] = set()  # outputs a manifest lists: checked against it, or removed with a refused one
     for name in manifest_names:
         path = join_url(workspace, name)
         try:
             manifest = read_manifest(storage, path, name, signer)
         except (DamagedOutputError, IntegrityError) as exc:
-            problems.append(Problem("manifest", path, name.rsplit("/", 1)[-1], _first_sentence(exc)))
+            problems.append(Problem("manifest", path, manifest_task(name), _first_sentence(exc)))
+            listed.update(_own_listing(storage, path))
             continue
         if manifest is None:  # removed while we listed
             continue
         lineage.known(path, manifest)
+        listed.update(manifest.outputs)
         if manifest.pending:
             marker = read_marker(storage, marker_beside(path)) if marker_beside(name) in files else None
             who = f" (process {marker.pid} on {marker.host})" if marker is not None and marker.host else ""
@@ -165,7 +179,13 @@ def verify_workspace(workspace: str, *, hashes: bool = True, signer: Signer | No
                 if problem is not None:
                     problems.append(problem)
     problems += _stale(workspace, manifest_names, lineage)
-    return VerifyReport(workspace, len(manifest_names), outputs, hashes, tuple(sorted(problems, key=_order)))
+    unlisted = [entry for entry in _layout_outputs(files.values()) if entry.relative not in listed]
+    if signer is not None:
+        problems += _unrecorded(unlisted, _class_names(files.values()), signer)
+    ordered = tuple(sorted(problems, key=_order))
+    return VerifyReport(
+        workspace, len(manifest_names), outputs, hashes, ordered, len(unlisted) if signer is not None else 0
+    )
 
 
 def _stale(workspace: str, manifest_names: list[str], lineage: Lineage) -> list[Problem]:
@@ -189,10 +209,13 @@ def remove_damaged(report: VerifyReport) -> list[str]:
     with every output it lists and its marker (the outputs may be from two runs). An unreadable manifest is deleted together
     with its task's outputs, found through the task's ``task_log`` run log (read as plain data,
     ``kart_core.safe_pickle``), which lists them: without them the task would stay complete, its
-    outputs unverifiable. Missing outputs are left alone (a build reruns their task when needed).
-    Returns the deleted paths.
+    outputs unverifiable (outputs a refused manifest lists count only when it records the task its name
+    says: another task's manifest copied over it names that task's outputs, which stay). An unrecorded
+    output (signing on, no signed manifest lists it) is deleted with any signature file of kart's
+    earlier format beside it. Missing outputs are left alone (a build reruns their task when needed).
+    Returns the deleted paths, each once.
     """
-    deleted = []
+    deleted: list[str] = []
     files: list[FileEntry] | None = None
     for problem in report.problems:
         if problem.kind == "manifest":
@@ -209,18 +232,85 @@ def remove_damaged(report: VerifyReport) -> list[str]:
                 deleted.append(output)
             storage.remove(marker_beside(problem.path))
             deleted.append(marker_beside(problem.path))
+        if problem.kind == "unrecorded":
+            storage_for(problem.path).remove(signature_path(problem.path))
         if problem.removable:
             storage_for(problem.path).remove(problem.path)
             deleted.append(problem.path)
-    return deleted
+    return list(dict.fromkeys(deleted))
+
+
+def _own_listing(storage: Storage, manifest: str) -> list[str]:
+    """The outputs an unverified manifest lists, when it records the task its name says (else none:
+    another task's manifest copied over this one names that task's outputs, not this one's)."""
+    unverified = read_unverified(storage, manifest)
+    if unverified is None or unverified.task != manifest_task(manifest):
+        return []
+    return list(unverified.outputs)
+
+
+def _layout_outputs(files: Iterable[FileEntry]) -> list[FileEntry]:
+    """The files that are outputs by kart's layout: named ``…_{unique id}[.ext]``, outside ``log/``,
+    not a signature file of kart's earlier format. Other files (input data, notes) are never touched."""
+    return [
+        entry
+        for entry in files
+        if not entry.relative.startswith(f"{LOG_DIRECTORY}/")
+        and not entry.relative.endswith(SIGNATURE_SUFFIX)
+        and named_run(entry.relative) is not None
+    ]
+
+
+def _class_names(files: Iterable[FileEntry]) -> dict[str, str]:
+    """Task class by unique id, from the run-log file names (``log/{kind}/{Class}_{unique id}{ext}``)."""
+    return {unique_id: cls for cls, unique_id in run_logs(files)}
+
+
+def _unrecorded(outputs: list[FileEntry], classes: dict[str, str], signer: Signer) -> list[Problem]:
+    """With signing on: the ``outputs`` (no signed manifest lists them) that a load refuses."""
+    problems = []
+    for entry in outputs:
+        detail = _refusal(entry, signer)
+        if detail is not None:
+            stem, unique_id = named_run(entry.relative) or ("", "")
+            task = f"{classes.get(unique_id, stem)}[{unique_id[:8]}]"
+            problems.append(Problem("unrecorded", entry.path, task, detail))
+    return problems
+
+
+def _refusal(entry: FileEntry, signer: Signer) -> str | None:
+    """Why a load refuses an output that no manifest records (as ``TargetOnKart`` checks it), or None.
+
+    Unsigned: refused. Signed as a commit: refused (no manifest records that commit). Signed outside
+    a task run (no commit; integrity records off): loads when its MAC holds for its workspace-relative
+    path (a task's output) or its full path (a bare ``make_target``).
+    """
+    try:
+        with storage_for(entry.path).open_read(entry.path) as file:
+            head = file.read(HEADER_SIZE)
+            seal = read_seal(head)
+            if seal is None:
+                return (
+                    "not signed, and no signed manifest records it (written by gokart, or before signing was turned on)"
+                )
+            if seal.commit is not None:
+                return (
+                    f"signed as commit {seal.commit}, but no signed manifest records it (its manifest was removed "
+                    "or is refused, or this is an older version copied back)"
+                )
+            data = head + file.read()
+    except FileNotFoundError:  # removed since the listing
+        return None
+    if any(signer.verify(data, name) is not None for name in (entry.relative, canonical_lock_key(entry.path))):
+        return None
+    return "its signature does not match its content and path, and no signed manifest records it"
 
 
 def _outputs_logged_for(workspace: str, manifest: str, files: list[FileEntry]) -> list[str]:
     """The workspace files that the task owning ``manifest`` listed as its outputs: in the manifest
     itself (its JSON read unverified: a manifest refused by signing, e.g. after a key change, still
     names them) and in its task_log."""
-    unverified = read_unverified(storage_for(manifest), manifest)
-    logged = list(unverified.outputs) if unverified is not None else []
+    logged = _own_listing(storage_for(manifest), manifest)
     parsed = parse_log_name(manifest.rsplit("/", 1)[-1])
     if parsed is not None:
         class_name, unique_id = parsed
