@@ -304,8 +304,11 @@ def _report_failures(result: BuildResult) -> None:
 def tree_command(
     task_name: str, task_args: tuple[str, ...], workspace: str | None, details: bool, no_abbr: bool
 ) -> None:
-    """Print the dependency tree of TASK_NAME with each task's status (COMPLETE / PENDING / DAMAGED / STALE) and unique id."""
+    """Print the dependency tree of TASK_NAME with each task's status (COMPLETE / PENDING / DAMAGED / STALE /
+    REFUSED) and unique id."""
     from kart_core.damage import FIX
+    from kart_core.refusal import EFFECT as REFUSAL_EFFECT
+    from kart_core.refusal import FIX as REFUSAL_FIX
     from kart_core.tree.task_info import make_task_info_as_tree_str
 
     with _task(task_name, task_args, workspace) as task:
@@ -321,6 +324,11 @@ def tree_command(
             click.echo(
                 "STALE: built from an upstream output that was committed again since with other content (or from an "
                 "upstream stale itself); a build reruns a task whose own input was replaced. `kart why` says which."
+            )
+        if "(REFUSED) " in text:
+            click.echo(
+                "REFUSED: signing is on and a load refuses its integrity record or an output (not signed, signed "
+                f"with another key, another task's, or its manifest was removed). {REFUSAL_EFFECT} {REFUSAL_FIX}"
             )
 
 

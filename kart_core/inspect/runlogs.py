@@ -6,7 +6,9 @@ is written only after a successful run, so a run with parameters and no task log
 not finish.
 A finished run whose output in the workspace has another size than its integrity manifest
 (``log/manifest/{Class}_{uid}.json``, read as JSON) records, or whose manifest cannot be read, is
-"damaged output": a build takes it as cached and loading it fails.
+"damaged output": a build takes it as cached and loading it fails. With signing on, a finished run
+whose manifest or output a load refuses (``kart_core.refusal``: not signed, another task's manifest,
+a removed manifest) is "refused": a build takes it as cached and loading it fails (``IntegrityError``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from datetime import datetime
 from typing import Any
 
 from kart_core.manifest import read_unverified
+from kart_core.refusal import is_unsigned, refusals
 from kart_core.runlog_reader import compact_value, one_line, plain_pickle_allowed, read_log_safely
+from kart_core.signing import Signer, signer_from_config
 from kart_core.storage import storage_for
 from kart_core.storage.base import protocol_of
 from kart_core.workspace import (
@@ -50,7 +54,7 @@ class RunRecord:
     finished_at: datetime | None
     outputs: list[str]
     output_size: int | None
-    status: str  # "complete", "damaged output", "outputs missing", "unfinished" or "damaged log"
+    status: str  # "complete", "damaged output", "refused", "outputs missing", "unfinished" or "damaged log"
     logs: list[FileEntry]
 
 
@@ -60,15 +64,17 @@ def read_runs(workspace: str, files: list[FileEntry] | None = None, class_name: 
     by_relative = {f.relative: f for f in files}
     logs = _logs_by_run(files)
     plain = plain_pickle_allowed()  # asked once, not per log: it reads luigi's config files
+    signer = None if plain else signer_from_config()
     records = []
     for (cls, uid), logs_of_run in logs.items():
         if class_name is None or cls == class_name:
+            record: RunRecord | None
             if TASK_PARAMS in logs_of_run or TASK_LOG in logs_of_run:
-                records.append(_record(workspace, cls, uid, logs_of_run, by_relative, plain))
-                continue
-            record = _manifest_record(workspace, cls, uid, logs_of_run, by_relative)
+                record = _record(workspace, cls, uid, logs_of_run, by_relative, plain)
+            else:
+                record = _manifest_record(workspace, cls, uid, logs_of_run, by_relative)
             if record is not None:
-                records.append(record)
+                records.append(_refused(record, logs_of_run, by_relative, signer))
     return sorted(records, key=lambda r: (r.finished_at or datetime.max, r.class_name, r.unique_id))
 
 
@@ -137,6 +143,31 @@ def _manifest_record(
     )
 
 
+def _refused(
+    record: RunRecord,
+    logs: dict[LogKind, FileEntry],
+    by_relative: dict[str, FileEntry],
+    signer: Signer | None,
+) -> RunRecord:
+    """``record`` with status "refused" when signing is on and a load refuses its manifest or an output, or
+    its task log is unsigned (so it read as "damaged log": gokart's, or written before signing)."""
+    if signer is None:
+        return record
+    if record.status == "damaged log":
+        if TASK_LOG in logs and is_unsigned(logs[TASK_LOG].path):
+            record.status = "refused"
+        return record
+    if record.status not in ("complete", "damaged output"):
+        return record
+    manifest = logs.get(MANIFEST)
+    located = [_locate(path, by_relative) for path in record.outputs]
+    outputs = [(entry.path, entry.relative) for entry in located if entry is not None]
+    name = manifest.relative if manifest is not None else ""
+    if refusals(manifest.path if manifest is not None else None, name, outputs, signer):
+        record.status = "refused"
+    return record
+
+
 def _record(
     workspace: str,
     cls: str,
@@ -202,17 +233,25 @@ def _read(entry: FileEntry | None, default: Any, expected: type | tuple[type, ..
     return default if entry is None else read_log_safely(entry.path, default, expected, plain)
 
 
+def _locate(recorded: str, by_relative: dict[str, FileEntry]) -> FileEntry | None:
+    """The workspace file of a recorded output path, by its longest matching suffix (as ``locate_size``)."""
+    parts = relative_key(recorded.split("://", 1)[-1]).split("/")
+    for start in range(len(parts)):
+        found = by_relative.get("/".join(parts[start:]))
+        if found is not None:
+            return found
+    return None
+
+
 def locate_size(workspace: str, recorded: str, by_relative: dict[str, FileEntry]) -> int | None:
     """The size of an output path (None if missing), found in the workspace listing by its longest matching suffix.
 
     Recorded paths are as the writer saw them (e.g. ``./resources/pkg/A_….pkl`` relative to its
     current directory), so they are matched by their tail inside the workspace, not as given.
     """
-    parts = relative_key(recorded.split("://", 1)[-1]).split("/")
-    for start in range(len(parts)):
-        found = by_relative.get("/".join(parts[start:]))
-        if found is not None:
-            return found.size
+    found = _locate(recorded, by_relative)
+    if found is not None:
+        return found.size
     return _size_outside(recorded) if not protocol_of(workspace) or protocol_of(recorded) else None
 
 

@@ -13,11 +13,12 @@ from typing import Any, NamedTuple
 
 import luigi
 
-from kart_core import lineage
+from kart_core import lineage, target_config
 from kart_core.contract import KartTask, LuigiTask, is_kart_task
 from kart_core.damage import size_mismatches
 from kart_core.errors import RequiresError
 from kart_core.graph import TaskGraph, walk
+from kart_core.refusal import output_refusals
 from kart_core.runlog import compact_value, read_task_log_safely
 from kart_core.utils import flatten
 from kart_core.workspace import PROCESSING_TIME, TASK_LOG
@@ -102,8 +103,9 @@ def _describe(task: LuigiTask, children: list[TaskInfo]) -> TaskInfo:
     """One task's TaskInfo; plain luigi tasks (no run logs) get their luigi parameters and 'unknown' time.
 
     The status is the task's own ``complete()`` (COMPLETE / PENDING), whatever targets it has, except
-    DAMAGED for a complete kart task whose output's size differs from its integrity record, and
-    STALE for a kart task built on content replaced since (``kart_core.lineage``).
+    DAMAGED for a complete kart task whose output's size differs from its integrity record,
+    STALE for a kart task built on content replaced since (``kart_core.lineage``), and, with signing
+    on, REFUSED for a complete one whose manifest or output a load refuses.
     """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Task .* without outputs has no custom complete")
@@ -135,14 +137,20 @@ def _status(task: LuigiTask, complete: bool) -> str:
     """COMPLETE / PENDING as ``complete()`` says, or DAMAGED: complete, but an output's size differs
     from its integrity record (``kart_core.damage``), so a build keeps it and loading it fails; or
     STALE: built on content replaced since (``kart_core.lineage``; incomplete when its own input was
-    replaced, so a build reruns it; complete when an upstream is stale itself)."""
+    replaced, so a build reruns it; complete when an upstream is stale itself); or REFUSED: complete,
+    but signing is on and a load refuses its manifest or an output (``kart_core.refusal``), so a build
+    keeps it and loading it fails (checked first: a refused record cannot vouch for sizes or inputs)."""
     if not is_kart_task(task):
         return "COMPLETE" if complete else "PENDING"
     if not complete:
         return "STALE" if task.kart_stale else "PENDING"
-    if size_mismatches(flatten(task.output())):
+    targets = flatten(task.output())
+    settings = target_config.current()
+    if settings.signer is not None and output_refusals(targets, settings.signer, settings.record):
+        return "REFUSED"
+    if size_mismatches(targets):
         return "DAMAGED"
-    return "STALE" if lineage.stale_verdict(flatten(task.output())) is not None else "COMPLETE"
+    return "STALE" if lineage.stale_verdict(targets) is not None else "COMPLETE"
 
 
 def _task_log(task: KartTask) -> dict[str, Any]:
