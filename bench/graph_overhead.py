@@ -129,7 +129,11 @@ def main() -> None:
     """Run the benchmark and print a markdown table (and each measurement as JSON on stderr)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="sizes 200 and 2,000, gokart at 200")
-    parser.add_argument("--shapes", default="chain,fan-in")
+    parser.add_argument(
+        "--shapes",
+        default="chain,fan-in",
+        help="chain, load-chain (each link loads the one before), fan-in, sleep, cpu",
+    )
     parser.add_argument("--sizes", default="1000,10000,100000", help="comma-separated task counts")
     parser.add_argument("--workers", default="1,2t,2p", help="settings: 1, 2t (threads), 2p (processes)")
     parser.add_argument("--gokart-max", type=int, default=1000, help="run gokart only up to this size")

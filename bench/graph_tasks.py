@@ -25,6 +25,18 @@ class ChainLink(gokart.TaskOnKart):
         self.dump(self.n)
 
 
+class LoadingLink(gokart.TaskOnKart):
+    """Link n of a chain that loads link n-1 (kart records each load in the manifest: its lineage)."""
+
+    n = luigi.IntParameter()
+
+    def requires(self):  # noqa: D102
+        return LoadingLink(n=self.n - 1) if self.n > 0 else []
+
+    def run(self) -> None:  # noqa: D102
+        self.dump((self.load() if self.n > 0 else 0) + 1)
+
+
 class FanLeaf(gokart.TaskOnKart):
     """One of many independent leaves."""
 
@@ -76,7 +88,9 @@ class WorkRoot(gokart.TaskOnKart):
 
 
 def make(shape: str, size: int) -> gokart.TaskOnKart:
-    """The root task of a graph of `size` tasks besides the root: chain, fan-in, sleep or cpu."""
+    """The root task of a graph of `size` tasks besides the root: chain, load-chain, fan-in, sleep or cpu."""
     if shape in ("sleep", "cpu"):
         return WorkRoot(width=size, kind=shape)
+    if shape == "load-chain":
+        return LoadingLink(n=size)
     return ChainLink(n=size) if shape == "chain" else FanIn(width=size)
