@@ -10,7 +10,11 @@ PYTEST_ARGS ?=
 # --no-loadscope-reorder keeps the collection order, which tests/conftest.py starts with the longest
 # files (xdist's default reorder puts files with many tests first, so the few-test, many-minute files
 # ran last and alone). `make test PYTEST_ARGS="-n 0 ..."` runs in one process.
-XDIST_ARGS := -n auto --maxprocesses=4 --dist loadfile --no-loadscope-reorder
+# One worker more than the cores, at most 4: the suite's tests wait on subprocesses and services much of
+# the time (2 workers on 2 cores used ~0.8 of the cores). tests/airflow + tests/kedro on 2 cores
+# (session 7, load 4-9 from other jobs): -n 2 398 s, -n 3 219 s, -n 4 265 s wall; CPU 201/219/225 s.
+XDIST_WORKERS ?= $(shell $(PYTHON) -c "import os; print(min(4, (os.cpu_count() or 1) + 1))")
+XDIST_ARGS := -n $(XDIST_WORKERS) --dist loadfile --no-loadscope-reorder
 # Versions known to pass, so a fresh machine resolves in seconds (see the file's header).
 CONSTRAINTS := -c ci/constraints.txt
 
