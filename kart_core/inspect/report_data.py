@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from kart_core import target_config
 from kart_core.contract import LuigiTask, is_kart_task
 from kart_core.damage import describe_damage, size_mismatches
 from kart_core.display import readable_params, task_params_text
@@ -24,6 +25,7 @@ from kart_core.hashing import short_id
 from kart_core.inspect.runlogs import RunRecord, id_lookup, locate_size, read_runs
 from kart_core.inspect.runs import format_size
 from kart_core.inspect.why import explain_each
+from kart_core.refusal import describe_refusal, output_refusals
 from kart_core.utils import flatten
 from kart_core.workspace import FileEntry, list_files
 
@@ -143,12 +145,20 @@ class _Workspaces:
 
 def _damaged(keys: list[str], graph: TaskGraph) -> dict[str, list[str]]:
     """The complete kart tasks among ``keys`` whose outputs differ in size from their integrity record,
-    each with the line ``kart why`` says about it (one manifest read and one stat per output)."""
+    or, with signing on, whose manifest or output a load refuses (``kart_core.refusal``; drawn as damaged,
+    its line says signing refuses it), each with the line ``kart why`` says about it (one manifest read
+    and one stat per output)."""
     found = {}
+    settings = target_config.current()
     for key in keys:
         task = graph.nodes[key]
         if is_kart_task(task):
-            mismatches = size_mismatches(flatten(task.output()))
+            targets = flatten(task.output())
+            refused = output_refusals(targets, settings.signer, settings.record) if settings.signer else []
+            if refused:
+                found[key] = [describe_refusal(task.kart_label(), refused)]
+                continue
+            mismatches = size_mismatches(targets)
             if mismatches:
                 found[key] = [describe_damage(task.kart_label(), mismatches)]
     return found

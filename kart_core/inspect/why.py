@@ -12,14 +12,17 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from kart_core import lineage
+from kart_core import lineage, target_config
 from kart_core.contract import KartTask, LuigiTask, is_kart_task
 from kart_core.damage import describe_damage, size_mismatches
 from kart_core.display import IdLookup, readable_params, task_params_text
 from kart_core.hashing import short_id
 from kart_core.identity import unique_id_with_upstream, upstream_parts
 from kart_core.inspect.runlogs import RunRecord, id_lookup, read_runs
+from kart_core.refusal import FIX as REFUSAL_FIX
+from kart_core.refusal import Refusal, describe_refusal, output_refusals
 from kart_core.utils import flatten
 from kart_core.workspace import FileEntry, list_files
 
@@ -101,6 +104,10 @@ def _explain(task: LuigiTask, depth: int, against: RunRecord | None, context: _C
         return
     missing = [target.path() for target in targets if not target.exists()]
     if not missing:
+        refused = _refusals(targets)
+        if refused:
+            context.say(depth, describe_refusal(label, refused))
+            return
         damaged = size_mismatches(targets)
         if damaged:
             context.say(depth, describe_damage(label, damaged))
@@ -127,6 +134,15 @@ def _explain_upstreams(task: KartTask, depth: int, context: _Context, max_depth:
         if not upstream.complete():
             _explain(upstream, depth + 1, None, context, max_depth)
         elif is_kart_task(upstream):
+            refused = _refusals(flatten(upstream.output()))
+            if refused:
+                context.say(
+                    depth + 1,
+                    f"{upstream.kart_label()} is cached but signing refuses it: "
+                    f"{'; '.join(r.describe() for r in refused)}. {task.kart_label()} loads it, so the build fails "
+                    f"(IntegrityError): a refused file is not rebuilt by itself. {REFUSAL_FIX}",
+                )
+                continue
             damaged = size_mismatches(flatten(upstream.output()))
             if damaged:
                 context.say(
@@ -136,6 +152,12 @@ def _explain_upstreams(task: KartTask, depth: int, context: _Context, max_depth:
                     "(its new output replaces the damaged one), unless repairs are off "
                     "([TaskOnKart] repair_damaged_outputs = false): then the build fails naming the file.",
                 )
+
+
+def _refusals(targets: list[Any]) -> list[Refusal]:
+    """What a load refuses among ``targets`` with signing on (``kart_core.refusal``); [] with signing off."""
+    settings = target_config.current()
+    return output_refusals(targets, settings.signer, settings.record) if settings.signer is not None else []
 
 
 def _explain_missing(

@@ -12,7 +12,7 @@ from gokart_twin import run_script
 
 import kart_core as gokart
 from kart_core.cli import cli
-from kart_core.errors import IntegrityError
+from kart_core.errors import GokartBuildError, IntegrityError
 from kart_core.inspect.runs import run_rows
 from kart_core.refusal import output_refusals
 from kart_core.signing import ENVIRONMENT_VARIABLE as SIGNING_KEY
@@ -134,3 +134,47 @@ def test_a_gokart_written_task_shows_as_refused_with_signing(tmp_path: Path, mon
     found = output_refusals(flatten(task.output()), Signer(KEY.encode()))
     assert [r.reason.split(" (")[0] for r in found] == ["not signed", "not signed"]
     assert (_status("ws", task), _tree_status(task)) == ("refused", "REFUSED")  # its logs are unsigned too
+
+
+class RefusalSum(gokart.TaskOnKart[int]):
+    """Loads a RefusalOne: a downstream that must run reads its upstream's refused output."""
+
+    x = luigi.IntParameter()
+
+    def requires(self) -> RefusalOne:
+        return RefusalOne(x=self.x, workspace_directory=self.workspace_directory)
+
+    def output(self) -> gokart.TargetOnKart:
+        return self.make_target("sum/value.pkl")
+
+    def run(self) -> None:
+        self.dump(self.load() + 1)
+
+
+def test_why_and_the_report_say_signing_refuses_a_task_and_what_its_downstream_meets(
+    workspace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kart_core.inspect.report_data import collect
+    from kart_core.inspect.why import explain
+
+    monkeypatch.setenv(SIGNING_KEY, KEY)
+    upstream = RefusalOne(x=3, workspace_directory=workspace)
+    gokart.build(upstream, reset_register=False)
+    Path(log_task_path(upstream, MANIFEST)).unlink()
+    label = upstream.kart_label()
+
+    (line,) = explain(upstream)
+    assert line.startswith(f"{label} is cached but signing refuses it: {upstream.output().path()}: signed as commit")
+    assert "kart verify --delete" in line
+
+    downstream = RefusalSum(x=3, workspace_directory=workspace)
+    lines = explain(downstream)
+    assert any(
+        f"{label} is cached but signing refuses it" in ln and "the build fails (IntegrityError)" in ln for ln in lines
+    )
+    with pytest.raises(GokartBuildError, match="IntegrityError: Refusing to load the output of RefusalOne"):
+        gokart.build(downstream, reset_register=False)  # what why foretold: not rebuilt by itself
+
+    _, data = collect([upstream])
+    (summary,) = data.tasks
+    assert summary.status == "damaged" and "signing refuses it" in summary.reason[0]
