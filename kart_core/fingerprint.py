@@ -39,6 +39,7 @@ content (it cannot be pickled: an open connection, a file, a weak reference) is 
 
 from __future__ import annotations
 
+import contextlib
 import copyreg
 import dataclasses
 import datetime
@@ -51,6 +52,7 @@ import importlib.metadata
 import importlib.util
 import inspect
 import json
+import logging
 import pathlib
 import queue
 import re
@@ -58,7 +60,7 @@ import sys
 import threading
 import types
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from kart_core.digest import digest
@@ -74,6 +76,8 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+logger = logging.getLogger(__name__)
 
 CODE_VERSION_ATTRIBUTE = "kart_code_version"
 _PYTHON = f"python=={sys.version_info.major}.{sys.version_info.minor}"
@@ -128,8 +132,52 @@ _SYNC_TYPES = (
     queue.Queue,
     queue.SimpleQueue,
 )
+# Objects that count by their type (and version), matched by module and class name anywhere in the MRO
+# (so fingerprinting imports none of these libraries). Random number generators: their state is the
+# process's (seeded from the OS) and moves as they are used. Clients, sessions, engines, handlers,
+# threads and executors: resources, not data a result depends on; their state holds sockets, SSL
+# contexts, credentials, caches and per-process ids (what they read or write cannot be followed anyway).
+_BY_TYPE = frozenset(
+    {
+        ("random", "Random"),
+        ("numpy.random._generator", "Generator"),
+        ("numpy.random.mtrand", "RandomState"),
+        ("numpy.random.bit_generator", "BitGenerator"),
+        ("numpy.random.bit_generator", "SeedSequence"),
+        ("threading", "Thread"),
+        ("concurrent.futures._base", "Executor"),
+        ("logging", "Handler"),
+        ("botocore.client", "BaseClient"),
+        ("botocore.session", "Session"),
+        ("boto3.session", "Session"),
+        ("boto3.resources.base", "ServiceResource"),
+        ("requests.sessions", "Session"),
+        ("sqlalchemy.engine.base", "Engine"),
+        ("sqlalchemy.ext.asyncio.engine", "AsyncEngine"),
+        ("httpx._client", "BaseClient"),
+        ("aiohttp.client", "ClientSession"),
+        ("urllib3.poolmanager", "PoolManager"),
+        ("urllib3.connectionpool", "ConnectionPool"),
+        ("redis.client", "AbstractRedis"),
+        ("redis.client", "Redis"),
+        ("redis.connection", "ConnectionPool"),
+        ("google.cloud.client", "Client"),
+    }
+)
 _HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class defined in Python, not a C type
-_MAX_DEPTH = 200  # nested __reduce_ex__ values deeper than this are refused, not followed forever
+# Budgets, in objects walked (each container, object and scalar once; a shared one once in all; an
+# array or frame is one), about 2 microseconds each. Beyond one, what it covers counts by its type:
+# - a value walked on its own (module-level value, closure cell, default, class attribute): data a
+#   result may depend on (a lookup table read at import), so a generous one;
+# - a third-party object inside it (the outermost one: what it holds shares its budget): a library's
+#   config object is small; one that is not is a resource (a client of a service holds the service's
+#   whole API model: a botocore S3 client ~120,000 objects), not data the cache must follow.
+_MAX_NODES = 1_000_000
+_MAX_OBJECT_NODES = 20_000
+# Levels of containers and objects inside each other (an object's pickled arguments and state are
+# levels too). About three stack frames a level here and two in digest(): deeper would exhaust Python's
+# stack (1,000 frames) for a caller already a few hundred frames deep.
+_MAX_NESTING = 150
 _CODE_TYPES = (
     types.FunctionType,
     type,
@@ -266,6 +314,23 @@ def _version(distribution: str) -> str:
         return "unknown"
 
 
+class _TooLarge(Exception):
+    """A value's walk passed its budget (``_MAX_NODES``, ``_MAX_NESTING``); the message says which."""
+
+
+@dataclasses.dataclass
+class _Scope:
+    """What the walk of one piece of code or value has met: objects by id, kept alive so that no
+    other object takes the id while the walk lasts, with their position in the walk (what a second
+    meeting refers to); and its cost against the budget."""
+
+    memo: dict[int, tuple[int, Any]] = dataclasses.field(default_factory=dict)
+    order: list[int] = dataclasses.field(default_factory=list)
+    nodes: int = 0
+    nesting: int = 0
+    object_start: int | None = None  # ``nodes`` when the walk entered the outermost third-party object
+
+
 @dataclasses.dataclass
 class _Item:
     """One piece of project code: its own normalised digest and what it references."""
@@ -307,8 +372,8 @@ class CodeFingerprinter:
         name = getattr(func, "__qualname__", None) or type(func).__qualname__
         root = _Item(local="", refs=set(), packages=set(), name=f"{getattr(func, '__module__', None)}.{name}")
         visit = _Visit(self)
-        visit.stack.append(root)
-        root.local = digest(visit.token(func))
+        with visit.walking(root):
+            root.local = digest(visit.content(func, code=True))
         items, packages, undigestable = self._closure(root)
         packages.add(_PYTHON)
         ordered = dict(sorted(items.items()))
@@ -374,8 +439,19 @@ class _Visit:
     def __init__(self, owner: CodeFingerprinter) -> None:
         self.owner = owner
         self.stack: list[_Item] = []
-        self.seen_values: set[int] = set()
-        self.depth = 0  # nesting of __reduce_ex__ values being walked
+        self.scope = _Scope()
+        self._by_type_classes: dict[type, bool] = {}
+
+    @contextlib.contextmanager
+    def walking(self, item: _Item) -> Iterator[None]:
+        """Normalise ``item`` in a scope of its own: its digest must not depend on what was walked before it."""
+        outer, self.scope = self.scope, _Scope()
+        self.stack.append(item)
+        try:
+            yield
+        finally:
+            self.stack.pop()
+            self.scope = outer
 
     # --- tokens: how an object appears inside the code that references it ---------------------
 
@@ -431,11 +507,8 @@ class _Visit:
         if not self.owner.has(key):
             item = _Item(local="", refs=set(), packages=set(), name=name)
             self.owner.store(key, item)  # stored first: recursion and cycles find it
-            self.stack.append(item)
-            try:
+            with self.walking(item):
                 item.local = digest(self._function_parts(func))
-            finally:
-                self.stack.pop()
         return self._reference(key)
 
     def _function_parts(self, func: types.FunctionType) -> list[Any]:
@@ -456,13 +529,13 @@ class _Visit:
             loaded = self._import(module_name)  # an import inside the body
             imported = self._global(module_name, "", loaded, names, dynamic) if loaded else module_name
             references.append([f"import {module_name}", imported])
-        closure = [self.value(cell.cell_contents) for cell in func.__closure__ or () if _cell_filled(cell)]
+        closure = [self.content(cell.cell_contents) for cell in func.__closure__ or () if _cell_filled(cell)]
         return [
             _normalised_code(code, func.__doc__),
             references,
             closure,
-            self.value(func.__defaults__),
-            self.value(func.__kwdefaults__),
+            self.content(func.__defaults__),
+            self.content(func.__kwdefaults__),
             self.token(func.__wrapped__) if hasattr(func, "__wrapped__") else None,
         ]
 
@@ -506,11 +579,8 @@ class _Visit:
         if not self.owner.has(key):
             item = _Item(local="", refs=set(), packages=set(), name=key[len("own:") :])
             self.owner.store(key, item)
-            self.stack.append(item)
-            try:
-                item.local = digest(self.value(obj))
-            finally:
-                self.stack.pop()
+            with self.walking(item):
+                item.local = digest(self.content(obj))
         return self._reference(key)
 
     def _module_attributes(self, module: types.ModuleType, names: list[str], seen: set[str]) -> list[Any]:
@@ -538,11 +608,8 @@ class _Visit:
         if not self.owner.has(key):
             item = _Item(local="", refs=set(), packages=set(), name=name)
             self.owner.store(key, item)
-            self.stack.append(item)
-            try:
+            with self.walking(item):
                 item.local = digest(self._class_parts(cls))
-            finally:
-                self.stack.pop()
         return self._reference(key)
 
     def _class_parts(self, cls: type) -> list[Any]:
@@ -550,34 +617,106 @@ class _Visit:
         for name, value in sorted(vars(cls).items()):
             if name in _CLASS_NOISE or name.startswith("_kart_"):  # _kart_*: kart's per-class memos, filled on use
                 continue
-            attributes.append([name, self.token(value)])
+            attributes.append([name, self.content(value, code=True)])
         bases = [self.token(base) for base in cls.__bases__]
         metaclass = type(cls)
         return [cls.__name__, bases, attributes, self.token(metaclass) if metaclass is not type else None]
 
     # --- values -------------------------------------------------------------------------------
 
+    def content(self, value: Any, code: bool = False) -> Any:
+        """The token of a value walked on its own — a module-level value, a closure cell, a default, a
+        class attribute (``code``: through ``token``, which passes code on) — within the size budget;
+        beyond it the value counts by its type (and version), with one warning naming it."""
+        scope = self.scope
+        mark = len(scope.order)
+        scope.nodes = 0
+        try:
+            return self.token(value) if code else self.value(value)
+        except _TooLarge as exc:
+            self._forget_since(mark)
+            return self._too_large(value, exc)
+        finally:
+            scope.nodes = 0
+
+    def _too_large(self, value: Any, exc: _TooLarge) -> Any:
+        """One warning naming the value, and its token: its type (a version, for third-party code)."""
+        cls = type(value)
+        logger.warning(
+            "%s: a %s.%s is too large to fingerprint by content (%s); it counts by its type",
+            self.stack[-1].name if self.stack else "?",
+            cls.__module__,
+            cls.__qualname__,
+            exc,
+        )
+        return ["too large", self.token(cls)]
+
     def value(self, value: Any) -> Any:
-        """The token of a value: its content, with code inside it (a dict of functions) as tokens."""
+        """The token of a value: its content, with code inside it (a dict of functions) as tokens.
+
+        A container or object reached a second time within the walk is a back-reference to where it
+        was first met (its position in the walk, not its address): shared structure is walked once.
+
+        Raises:
+            _TooLarge: the walk passed a budget (``_MAX_NODES``, ``_MAX_OBJECT_NODES``, ``_MAX_NESTING``).
+        """
+        scope = self.scope
+        scope.nodes += 1
+        if scope.nodes > _MAX_NODES:
+            raise _TooLarge(f"more than {_MAX_NODES:,} objects")
+        if scope.object_start is not None and scope.nodes - scope.object_start > _MAX_OBJECT_NODES:
+            raise _TooLarge(f"more than {_MAX_OBJECT_NODES:,} objects")
         if value is None or isinstance(value, bool | int | float | complex | str | bytes | bytearray):
             return [type(value).__name__, repr(value)]
         if isinstance(value, _VALUE_TYPES):
             return [type(value).__qualname__, repr(value)]
-        if id(value) in self.seen_values:  # a container that contains itself
-            return ["cycle", type(value).__qualname__]
-        if isinstance(value, list | tuple | set | frozenset | dict | types.MappingProxyType):
-            self.seen_values.add(id(value))
-            try:
-                return self._container(value)
-            finally:
-                self.seen_values.discard(id(value))
         if isinstance(value, re.Pattern):
             return ["pattern", value.pattern, value.flags]
         if isinstance(value, types.FunctionType | type | types.ModuleType | functools.partial | types.MethodType):
             return self.token(value)
         if isinstance(value, _SYNC_TYPES):
             return ["sync", self.token(type(value))]
-        return self._instance(value)
+        if self._by_type(type(value)):
+            return ["by type", self.token(type(value))]
+        container = isinstance(value, list | tuple | set | frozenset | dict | types.MappingProxyType)
+        if container and not value:  # nothing inside to share (and () is one object in every process)
+            return self._container(value)
+        seen = scope.memo.get(id(value))
+        if seen is not None:  # shared, or a container that contains itself
+            return ["ref", seen[0]]
+        scope.memo[id(value)] = (len(scope.order), value)  # the value kept alive: its id stays its own
+        scope.order.append(id(value))
+        if scope.nesting >= _MAX_NESTING:
+            raise _TooLarge(f"nested more than {_MAX_NESTING} levels deep")
+        scope.nesting += 1
+        try:
+            return self._container(value) if container else self._instance(value)
+        finally:
+            scope.nesting -= 1
+
+    def _by_type(self, cls: type) -> bool:
+        """Whether objects of ``cls`` count by their type (``_BY_TYPE``: generators, resources)."""
+        known = self._by_type_classes.get(cls)
+        if known is None:
+            known = any((getattr(k, "__module__", ""), k.__qualname__) in _BY_TYPE for k in cls.__mro__)
+            self._by_type_classes[cls] = known
+        return known
+
+    def _forget_since(self, mark: int) -> None:
+        """Drop what the walk met after the first ``mark`` objects (their positions are given out again)."""
+        scope = self.scope
+        for key in scope.order[mark:]:
+            del scope.memo[key]
+        del scope.order[mark:]
+
+    def _alone(self, item: Any) -> str:
+        """The digest of a set's item, walked as if no other item of the set had been: items are
+        walked in hash order, which follows PYTHONHASHSEED, so what one shares with another must not count."""
+        mark = len(self.scope.order)
+        try:
+            return digest(self.value(item))
+        finally:
+            self._forget_since(mark)
 
     def _container(self, value: Any) -> Any:
         if isinstance(value, dict | types.MappingProxyType):
@@ -587,22 +726,29 @@ class _Visit:
             return [type(value).__qualname__, pairs, self.token(factory) if factory is not None else None]
         if isinstance(value, set | frozenset):
             # digests sorted: set iteration order follows PYTHONHASHSEED, the digests do not
-            return [type(value).__qualname__, sorted(digest(self.value(item)) for item in value)]
+            return [type(value).__qualname__, sorted(self._alone(item) for item in value)]
         return [type(value).__qualname__, [self.value(item) for item in value]]
 
     def _instance(self, value: Any) -> Any:
         cls = type(value)
         cls_token = self.token(cls)
-        self.seen_values.add(id(value))
-        try:
-            if cls_token.startswith("ext:"):
+        if cls_token.startswith("ext:"):
+            scope = self.scope
+            if scope.object_start is not None:  # inside a third-party object: its budget covers this one
                 return [cls_token, self._third_party_value(value)]
-            state = [[name, self.value(item)] for name, item in _attributes(value)]
-            # A project subclass of a C type (deque, Exception) keeps data where no attribute shows it.
-            native = any(not base.__flags__ & _HEAPTYPE for base in cls.__mro__[1:] if base is not object)
-            return [cls_token, state, self._reduced(value) if native else None]
-        finally:
-            self.seen_values.discard(id(value))
+            scope.object_start = scope.nodes
+            mark = len(scope.order)  # ``value`` itself stays: a second reference to it refers to this token
+            try:
+                return [cls_token, self._third_party_value(value)]
+            except _TooLarge as exc:
+                self._forget_since(mark)
+                return self._too_large(value, exc)
+            finally:
+                scope.object_start = None
+        state = [[name, self.value(item)] for name, item in _attributes(value)]
+        # A project subclass of a C type (deque, Exception) keeps data where no attribute shows it.
+        native = any(not base.__flags__ & _HEAPTYPE for base in cls.__mro__[1:] if base is not object)
+        return [cls_token, state, self._reduced(value) if native else None]
 
     def _third_party_value(self, value: Any) -> Any:
         """What counts of an object of a third-party (or standard library) class: arrays and frames by
@@ -637,21 +783,15 @@ class _Visit:
             return ["global", self.token(type(value)), reduced]
         if not isinstance(reduced, tuple) or len(reduced) < 2:
             return self._undigestable(value, f"has an unusual __reduce_ex__ result ({type(reduced).__name__})")
-        if self.depth >= _MAX_DEPTH:
-            return self._undigestable(value, f"nests more than {_MAX_DEPTH} pickled objects")
         func, args, state, listitems, dictitems = (*reduced[:5], None, None, None)[:5]
-        self.depth += 1
-        try:
-            return [
-                "reduce",
-                self.token(func),
-                self.value(args),
-                self.value(state),
-                self.value(list(listitems)) if listitems is not None else None,
-                self.value(list(dictitems)) if dictitems is not None else None,
-            ]
-        finally:
-            self.depth -= 1
+        return [
+            "reduce",
+            self.token(func),
+            self.value(args),
+            self.value(state),
+            self.value(list(listitems)) if listitems is not None else None,
+            self.value(list(dictitems)) if dictitems is not None else None,
+        ]
 
     def _undigestable(self, value: Any, why: str) -> Any:
         """Record a value with no readable content (listed in CodeFingerprint.undigestable); it counts by type."""

@@ -8,6 +8,7 @@ Each test writes a real package ``fpval`` into tmp_path; an edit is a rewrite pl
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from kart_core import CodeFingerprint, CodeFingerprinter
+from kart_core import CodeFingerprint, CodeFingerprinter, fingerprint
 
 NODES = """
 from fpval import helpers
@@ -205,3 +206,149 @@ def test_a_frame_holding_an_undigestable_value_is_named(package: Path) -> None:
     helpers = "import sqlite3, pandas as pd\nX = pd.Series([sqlite3.connect(':memory:')], dtype=object)\n"
     (entry,) = _fingerprint(package, helpers).undigestable
     assert entry.startswith("fpval.helpers.X: a pandas.Series that holds a Series that cannot be pickled (TypeError: ")
+
+
+# --- shared structure, budgets, and objects that count by their type ----------------------------
+
+
+def test_a_value_shared_a_thousand_times_is_walked_once(package: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # Walked per reference, the list would be 1,000 x 10,001 objects: far past the budget (it would
+    # count by its type, with a warning). Walked once, an edit to the shared dict shows.
+    shared = "ROW = {{i: str(i) for i in range(5000)}}\nROW[7] = {}\nX = [ROW] * 1000\n"
+    with caplog.at_level(logging.WARNING, logger="kart_core.fingerprint"):
+        before = _fingerprint(package, shared.format("'seven'"))
+        after = _fingerprint(package, shared.format("'SEVEN'"))
+    assert caplog.records == []
+    assert before.digest != after.digest and before.undigestable == ()
+    fewer = _fingerprint(package, shared.format("'seven'").replace("* 1000", "* 999"))
+    assert fewer.digest != before.digest
+
+
+def test_a_doubling_chain_is_walked_once_per_object(package: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # 2**60 paths to the leaf, 61 objects: followed path by path this never finishes.
+    chain = "X = {{'leaf': {}}}\nfor _ in range(60):\n    X = [X, X]\n"
+    with caplog.at_level(logging.WARNING, logger="kart_core.fingerprint"):
+        one, two = _fingerprint(package, chain.format(1)), _fingerprint(package, chain.format(2))
+    assert caplog.records == [] and one.digest != two.digest
+
+
+def test_shared_and_unshared_values_differ_as_pickle_tells_them_apart(package: Path) -> None:
+    # [d, d] and [d, copy of d] pickle differently (mutating one changes the other, or not); a value
+    # reached twice counts as a reference to its first place, not its address.
+    aliased = _fingerprint(package, "D = {'a': [1]}\nX = [D, D]\n")
+    copied = _fingerprint(package, "D = {'a': [1]}\nX = [D, {'a': [1]}]\n")
+    again = _fingerprint(package, "D = {'a': [1]}\nX = [D, D]\n")
+    assert aliased.digest != copied.digest and aliased.digest == again.digest
+
+
+def test_a_third_party_object_over_its_budget_counts_by_type_with_one_warning(
+    package: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    large = "import types\nX = {{'threshold': {}, 'client': types.SimpleNamespace(rows=list(range({})))}}\n"
+    with caplog.at_level(logging.WARNING, logger="kart_core.fingerprint"):
+        base = _fingerprint(package, large.format(0.5, 30_000))
+    assert [record.getMessage() for record in caplog.records] == [
+        "fpval.helpers.X: a types.SimpleNamespace is too large to fingerprint by content (more than 20,000 "
+        "objects); it counts by its type"
+    ]
+    assert base.undigestable == ()  # a resource, not unreadable data: a Kedro node using it stays cached
+    assert _fingerprint(package, large.format(0.5, 30_001)).digest == base.digest  # by its type
+    assert _fingerprint(package, large.format(0.6, 30_000)).digest != base.digest  # the rest by content
+
+
+def test_a_value_over_the_budget_counts_by_type_with_one_warning(
+    package: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fingerprint, "_MAX_NODES", 1000)  # 1,000,000 in use: a second of work per value
+    with caplog.at_level(logging.WARNING, logger="kart_core.fingerprint"):
+        large = _fingerprint(package, "X = list(range(2000))\n")
+        assert _fingerprint(package, "X = list(range(2001))\n").digest == large.digest
+        assert _fingerprint(package, "X = list(range(900))\n").digest != large.digest
+    assert [record.getMessage() for record in caplog.records] == [
+        "fpval.helpers.X: a builtins.list is too large to fingerprint by content (more than 1,000 objects); "
+        "it counts by its type"
+    ] * 2
+    assert large.undigestable == ()
+
+
+def test_a_deeply_nested_value_counts_by_type_instead_of_exhausting_the_stack(
+    package: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    deep = "X = {}\nfor _ in range(500):\n    X = [X]\n"
+    with caplog.at_level(logging.WARNING, logger="kart_core.fingerprint"):
+        fingerprint_ = _fingerprint(package, deep.format("{'a': 1}"))
+        assert _fingerprint(package, deep.format("{'a': 2}")).digest == fingerprint_.digest
+    assert "nested more than 150 levels deep" in caplog.records[0].getMessage()
+    shallow = "X = {}\nfor _ in range(140):\n    X = [X]\n"
+    one, two = _fingerprint(package, shallow.format("{'a': 1}")), _fingerprint(package, shallow.format("{'a': 2}"))
+    assert one.digest != two.digest
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("import random\nX = random.Random(1)", "import random\nX = random.Random(2)"),
+        ("import random\nX = random.Random(1)", "import random\nX = random.Random(1)\nX.random()"),
+        ("import numpy\nX = numpy.random.default_rng(1)", "import numpy\nX = numpy.random.default_rng(2)"),
+        ("import numpy\nX = numpy.random.RandomState(1)", "import numpy\nX = numpy.random.RandomState(2)"),
+        ("import numpy\nX = numpy.random.PCG64(1)", "import numpy\nX = numpy.random.PCG64(2)"),
+    ],
+)
+def test_a_random_number_generator_counts_by_its_type(package: Path, old: str, new: str) -> None:
+    before, after = _fingerprint(package, old), _fingerprint(package, new)
+    assert before.digest == after.digest and before.undigestable == ()
+
+
+RESOURCES = """
+import concurrent.futures
+import datetime
+import logging
+import random
+import threading
+
+import boto3
+import numpy
+import requests
+import sqlalchemy
+
+KEYS = {"region_name": "us-east-1", "aws_access_key_id": "a", "aws_secret_access_key": "b"}
+X = {
+    "rng": random.Random(),
+    "system_rng": random.SystemRandom(),
+    "default_rng": numpy.random.default_rng(),
+    "random_state": numpy.random.RandomState(),
+    "s3": boto3.client("s3", **KEYS),
+    "session": boto3.Session(**KEYS),
+    "bucket": boto3.Session(**KEYS).resource("s3").Bucket("b"),
+    "http": requests.Session(),
+    "engine": sqlalchemy.create_engine("sqlite:///:memory:"),
+    "thread": threading.Thread(target=print),
+    "executor": concurrent.futures.ThreadPoolExecutor(1),
+    "handler": logging.StreamHandler(),
+    "logger": logging.getLogger("fpval"),
+    "table": sqlalchemy.Table("t", sqlalchemy.MetaData(), sqlalchemy.Column("a", sqlalchemy.Integer)),
+    "when": datetime.datetime(2026, 11, 30, 23, 0),
+}
+X["rng"].random()
+"""
+
+
+def test_generators_and_resources_fingerprint_the_same_in_every_process(
+    package: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Unseeded generators, clients holding SSL contexts and credentials, engines holding thread-locals,
+    # handlers holding streams: each counts by its type, the same in each process, and none of them
+    # makes a Kedro node uncached. A datetime is data: by content (a datetime.now() differs per process).
+    with caplog.at_level(logging.WARNING, logger="kart_core.fingerprint"):
+        here = _fingerprint(package, RESOURCES)
+    assert here.undigestable == () and caplog.records == []
+    assert any(package.startswith("boto3==") for package in here.packages)
+    code = "from kart_core import CodeFingerprinter; import fpval.nodes as n; print(CodeFingerprinter().fingerprint(n.node).digest)"
+    digests = set()
+    for seed in ("0", "1"):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": os.pathsep.join([str(package.parent), *sys.path])}
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        digests.add(done.stdout.split()[-1])
+    assert digests == {here.digest}
+    edited = _fingerprint(package, RESOURCES.replace("23, 0)", "23, 1)"))
+    assert edited.digest != here.digest

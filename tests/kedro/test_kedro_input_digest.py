@@ -1,13 +1,17 @@
 """Node inputs read lazily: partition loaders are digested through the data they load; LazyFrames,
-generators and other callables make the node run uncached with one warning line, never stale."""
+generators and other callables make the node run uncached with one warning line, never stale. Node
+code reaching what cannot be digested runs uncached; reaching a client or an object too large to
+fingerprint, it stays cached."""
 
 from __future__ import annotations
 
 import logging
 import sqlite3
+import types
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pandas as pd
 import polars as pl
 import pytest
@@ -293,3 +297,29 @@ def test_unchanged_raw_files_are_not_loaded_to_compute_the_keys(tmp_path: Path, 
     assert run({"skiprows": [1]}) == ("cached", 15.0, 1)
     (parts / "a.csv").rename(parts / "b.csv")  # the same bytes under another partition name
     assert run({"skiprows": [1]})[0::2] == ("ran", 1)  # only the renamed folder's loaders are called again
+
+
+_S3 = boto3.client("s3", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b")
+_LARGE = types.SimpleNamespace(rows=list(range(30_000)))  # a third-party object past its fingerprint budget
+
+
+def count_with_resources(values: list[int]) -> int:
+    return len(values) + len(_LARGE.rows) + (_S3.meta.region_name == "us-east-1")
+
+
+def test_node_code_reaching_a_client_or_a_too_large_object_stays_cached_with_one_warning(
+    workspace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A client counts by its type (a resource); the large object by its type too, with one warning per run.
+    pipeline = Pipeline([node(count_with_resources, "values", "count", name="count")])
+    statuses = []
+    for _ in range(2):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            runner, outputs = _run(pipeline, {"values": MemoryDataset([1, 2]), "count": MemoryDataset()}, workspace)
+        statuses.append((runner.last_run["count"], _loaded(outputs, "count")))
+        assert [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING] == [
+            f"{__name__}._LARGE: a types.SimpleNamespace is too large to fingerprint by content (more than 20,000 "
+            "objects); it counts by its type"
+        ]
+    assert statuses == [("ran", 30_003), ("cached", 30_003)]
