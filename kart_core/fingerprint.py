@@ -32,8 +32,22 @@ Values count by everything that can change what code reading them computes: cont
 by their attributes (``__dict__`` and the ``__slots__`` of every class in the MRO), and any other
 object (``types.SimpleNamespace``, ``operator.itemgetter``, a third-party config object) by what
 pickling it would save (``__reduce_ex__(5)``: its constructor, arguments and state), walked with the
-same rules. Locks and other synchronisation objects count by their type. A value with no such
-content (it cannot be pickled: an open connection, a file, a weak reference) is listed in
+same rules. A container or object reached twice within one value counts the second time as a
+reference to where it was first met (its position in the walk, never its address): shared structure
+is walked once, and ``[d, d]`` differs from ``[d, copy(d)]`` as their pickles do.
+
+Some objects count by their type (and version) only, the same in every process: locks and other
+synchronisation objects (their state is the moment's); random number generators (``random.Random``
+and subclasses, numpy's ``Generator``, ``RandomState``, bit generators, ``SeedSequence``: their state
+is seeded per process and moves as they are used; a seed edit does not count either); and resources
+(boto3/botocore clients, sessions and resources, ``requests.Session``, httpx and aiohttp clients,
+urllib3 pools, redis clients, google-cloud clients, sqlalchemy engines, logging handlers, threads,
+executors: sockets, credentials and caches, not data a result depends on). A value walked on its
+own (a module-level value, closure cell, default or class attribute) has a budget of 1,000,000
+objects and 150 levels of nesting, and a third-party object inside it 20,000 objects; beyond that,
+it counts by its type, with one warning naming it (``mod.api: a vendor_sdk.Client is too large to
+fingerprint by content (...); it counts by its type``). A value with no content (it cannot be
+pickled: an open connection, a file, a weak reference) is listed in
 ``CodeFingerprint.undigestable``; the Kedro runner then runs the node uncached, with a warning.
 """
 
