@@ -192,6 +192,9 @@ _MAX_OBJECT_NODES = 20_000
 # levels too). About three stack frames a level here and two in digest(): deeper would exhaust Python's
 # stack (1,000 frames) for a caller already a few hundred frames deep.
 _MAX_NESTING = 150
+_SCALARS = (type(None), bool, int, float, complex, str, bytes, bytearray)
+_CONTAINERS = (list, tuple, set, frozenset, dict, types.MappingProxyType)
+_CODE_VALUES = (types.FunctionType, type, types.ModuleType, functools.partial, types.MethodType)
 _CODE_TYPES = (
     types.FunctionType,
     type,
@@ -332,15 +335,15 @@ class _TooLarge(Exception):
     """A value's walk passed its budget (``_MAX_NODES``, ``_MAX_NESTING``); the message says which."""
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class _Scope:
-    """What the walk of one piece of code or value has met: objects by id, kept alive so that no
-    other object takes the id while the walk lasts, with their position in the walk (what a second
-    meeting refers to); and its cost against the budget."""
+    """What the walk of one piece of code or value has met: objects by id, in the order met, each
+    with its position in that order (what a second meeting refers to) and kept alive so that no other
+    object takes the id while the walk lasts; and its cost against the budget."""
 
     memo: dict[int, tuple[int, Any]] = dataclasses.field(default_factory=dict)
-    order: list[int] = dataclasses.field(default_factory=list)
     nodes: int = 0
+    limit: int = _MAX_NODES  # ``nodes`` may not pass it: the value's budget, or its third-party object's
     nesting: int = 0
     object_start: int | None = None  # ``nodes`` when the walk entered the outermost third-party object
 
@@ -643,8 +646,8 @@ class _Visit:
         class attribute (``code``: through ``token``, which passes code on) — within the size budget;
         beyond it the value counts by its type (and version), with one warning naming it."""
         scope = self.scope
-        mark = len(scope.order)
-        scope.nodes = 0
+        mark = len(scope.memo)
+        scope.nodes, scope.limit = 0, _MAX_NODES
         try:
             return self.token(value) if code else self.value(value)
         except _TooLarge as exc:
@@ -676,30 +679,30 @@ class _Visit:
         """
         scope = self.scope
         scope.nodes += 1
-        if scope.nodes > _MAX_NODES:
-            raise _TooLarge(f"more than {_MAX_NODES:,} objects")
-        if scope.object_start is not None and scope.nodes - scope.object_start > _MAX_OBJECT_NODES:
-            raise _TooLarge(f"more than {_MAX_OBJECT_NODES:,} objects")
-        if value is None or isinstance(value, bool | int | float | complex | str | bytes | bytearray):
+        if scope.nodes > scope.limit:
+            over = _MAX_NODES if scope.object_start is None else _MAX_OBJECT_NODES
+            raise _TooLarge(f"more than {over:,} objects")
+        if isinstance(value, _SCALARS):
             return [type(value).__name__, repr(value)]
         if isinstance(value, _VALUE_TYPES):
             return [type(value).__qualname__, repr(value)]
-        if isinstance(value, re.Pattern):
+        container = isinstance(value, _CONTAINERS)
+        if container:
+            if not value:  # nothing inside to share (and () is one object in every process)
+                return self._container(value)
+        elif isinstance(value, re.Pattern):
             return ["pattern", value.pattern, value.flags]
-        if isinstance(value, types.FunctionType | type | types.ModuleType | functools.partial | types.MethodType):
+        elif isinstance(value, _CODE_VALUES):
             return self.token(value)
-        if isinstance(value, _SYNC_TYPES):
+        elif isinstance(value, _SYNC_TYPES):
             return ["sync", self.token(type(value))]
-        if self._by_type(type(value)):
+        elif self._by_type(type(value)):
             return ["by type", self.token(type(value))]
-        container = isinstance(value, list | tuple | set | frozenset | dict | types.MappingProxyType)
-        if container and not value:  # nothing inside to share (and () is one object in every process)
-            return self._container(value)
-        seen = scope.memo.get(id(value))
+        memo, key = scope.memo, id(value)
+        seen = memo.get(key)
         if seen is not None:  # shared, or a container that contains itself
             return ["ref", seen[0]]
-        scope.memo[id(value)] = (len(scope.order), value)  # the value kept alive: its id stays its own
-        scope.order.append(id(value))
+        memo[key] = (len(memo), value)  # the value kept alive: its id stays its own
         if scope.nesting >= _MAX_NESTING:
             raise _TooLarge(f"nested more than {_MAX_NESTING} levels deep")
         scope.nesting += 1
@@ -718,15 +721,14 @@ class _Visit:
 
     def _forget_since(self, mark: int) -> None:
         """Drop what the walk met after the first ``mark`` objects (their positions are given out again)."""
-        scope = self.scope
-        for key in scope.order[mark:]:
-            del scope.memo[key]
-        del scope.order[mark:]
+        memo = self.scope.memo
+        while len(memo) > mark:
+            memo.popitem()  # the last met first: dicts keep insertion order
 
     def _alone(self, item: Any) -> str:
         """The digest of a set's item, walked as if no other item of the set had been: items are
         walked in hash order, which follows PYTHONHASHSEED, so what one shares with another must not count."""
-        mark = len(self.scope.order)
+        mark = len(self.scope.memo)
         try:
             return digest(self.value(item))
         finally:
@@ -750,15 +752,16 @@ class _Visit:
             scope = self.scope
             if scope.object_start is not None:  # inside a third-party object: its budget covers this one
                 return [cls_token, self._third_party_value(value)]
-            scope.object_start = scope.nodes
-            mark = len(scope.order)  # ``value`` itself stays: a second reference to it refers to this token
+            scope.object_start, outer_limit = scope.nodes, scope.limit
+            scope.limit = min(outer_limit, scope.nodes + _MAX_OBJECT_NODES)
+            mark = len(scope.memo)  # ``value`` itself stays: a second reference to it refers to this token
             try:
                 return [cls_token, self._third_party_value(value)]
             except _TooLarge as exc:
                 self._forget_since(mark)
                 return self._too_large(value, exc)
             finally:
-                scope.object_start = None
+                scope.object_start, scope.limit = None, outer_limit
         state = [[name, self.value(item)] for name, item in _attributes(value)]
         # A project subclass of a C type (deque, Exception) keeps data where no attribute shows it.
         native = any(not base.__flags__ & _HEAPTYPE for base in cls.__mro__[1:] if base is not object)
