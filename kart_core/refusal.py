@@ -72,12 +72,12 @@ def output_refusals(targets: Iterable[object], signer: Signer, record: bool = Tr
             by_manifest.setdefault((found.manifest, found.manifest_name), []).append((path, found.key))
     result: list[Refusal] = []
     for (manifest, name), outputs in by_manifest.items():
-        result += refusals(manifest if record else None, name, outputs, signer)
+        result += refusals(manifest if record else None, name, outputs, signer, commits=record)
     return result
 
 
 def refusals(
-    manifest: str | None, manifest_name: str, outputs: Sequence[tuple[str, str]], signer: Signer
+    manifest: str | None, manifest_name: str, outputs: Sequence[tuple[str, str]], signer: Signer, commits: bool = True
 ) -> list[Refusal]:
     """What a load refuses among one task's ``outputs`` (``(full path, workspace-relative key)`` pairs).
 
@@ -86,6 +86,8 @@ def refusals(
         manifest_name: its workspace-relative name (what its signature binds).
         outputs: the task's outputs; missing ones are skipped.
         signer: the configured signer.
+        commits: whether loads compare an output's signed commit with the manifest's (False with
+            integrity records off: the MAC alone is checked, so any signed output loads).
 
     Returns:
         The refused manifest alone (a load fails on it before any output), else each refused output.
@@ -105,7 +107,7 @@ def refusals(
         entry = entries.get(key)
         if entry is not None and entry.sealed:
             continue  # its MAC and commit: `kart verify` reads the content
-        reason = _output_reason(path, entry)
+        reason = _output_reason(path, entry, commits)
         if reason is not None:
             found.append(Refusal(path, reason))
     return found
@@ -118,14 +120,14 @@ def is_unsigned(path: str) -> bool:
     return head is not None and read_seal(head) is None
 
 
-def _output_reason(path: str, entry: Entry | None) -> str | None:
+def _output_reason(path: str, entry: Entry | None, commits: bool) -> str | None:
     head = _read(path, HEADER_SIZE)
     if head is None:
         return None  # missing: the task is not complete, nothing to refuse
     seal = read_seal(head)
     if seal is None:
         return "not signed (written by gokart, or before signing was turned on)"
-    if seal.commit is not None and (entry is None or entry.commit != seal.commit):
+    if commits and seal.commit is not None and (entry is None or entry.commit != seal.commit):
         return f"signed as commit {seal.commit}, which no signed manifest records (the manifest was removed?)"
     return None
 

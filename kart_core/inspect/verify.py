@@ -22,6 +22,7 @@ import os
 from collections.abc import Iterable
 from typing import Literal
 
+from kart_core import target_config
 from kart_core.commit_marker import marker_beside, read_marker
 from kart_core.errors import DamagedOutputError, IntegrityError, WorkspaceNotFoundError
 from kart_core.integrity import DEFAULT_ALGORITHM, available, digest_stream
@@ -181,7 +182,8 @@ def verify_workspace(workspace: str, *, hashes: bool = True, signer: Signer | No
     problems += _stale(workspace, manifest_names, lineage)
     unlisted = [entry for entry in _layout_outputs(files.values()) if entry.relative not in listed]
     if signer is not None:
-        problems += _unrecorded(unlisted, _class_names(files.values()), signer)
+        commits = target_config.current().record  # records off: loads check the MAC only
+        problems += _unrecorded(unlisted, _class_names(files.values()), signer, commits)
     ordered = tuple(sorted(problems, key=_order))
     return VerifyReport(
         workspace, len(manifest_names), outputs, hashes, ordered, len(unlisted) if signer is not None else 0
@@ -266,11 +268,12 @@ def _class_names(files: Iterable[FileEntry]) -> dict[str, str]:
     return {unique_id: cls for cls, unique_id in run_logs(files)}
 
 
-def _unrecorded(outputs: list[FileEntry], classes: dict[str, str], signer: Signer) -> list[Problem]:
-    """With signing on: the ``outputs`` (no signed manifest lists them) that a load refuses."""
+def _unrecorded(outputs: list[FileEntry], classes: dict[str, str], signer: Signer, commits: bool) -> list[Problem]:
+    """With signing on: the ``outputs`` (no signed manifest lists them) that a load refuses (``commits``:
+    whether loads compare a signed commit with a manifest, i.e. integrity records are on)."""
     problems = []
     for entry in outputs:
-        detail = _refusal(entry, signer)
+        detail = _refusal(entry, signer, commits)
         if detail is not None:
             stem, unique_id = named_run(entry.relative) or ("", "")
             task = f"{classes.get(unique_id, stem)}[{unique_id[:8]}]"
@@ -278,12 +281,12 @@ def _unrecorded(outputs: list[FileEntry], classes: dict[str, str], signer: Signe
     return problems
 
 
-def _refusal(entry: FileEntry, signer: Signer) -> str | None:
+def _refusal(entry: FileEntry, signer: Signer, commits: bool) -> str | None:
     """Why a load refuses an output that no manifest records (as ``TargetOnKart`` checks it), or None.
 
-    Unsigned: refused. Signed as a commit: refused (no manifest records that commit). Signed outside
-    a task run (no commit; integrity records off): loads when its MAC holds for its workspace-relative
-    path (a task's output) or its full path (a bare ``make_target``).
+    Unsigned: refused. Signed as a commit: refused (no manifest records that commit), unless
+    integrity records are off (``commits`` False). Otherwise it loads when its MAC holds for its
+    workspace-relative path (a task's output) or its full path (a bare ``make_target``).
     """
     try:
         with storage_for(entry.path).open_read(entry.path) as file:
@@ -293,7 +296,7 @@ def _refusal(entry: FileEntry, signer: Signer) -> str | None:
                 return (
                     "not signed, and no signed manifest records it (written by gokart, or before signing was turned on)"
                 )
-            if seal.commit is not None:
+            if commits and seal.commit is not None:
                 return (
                     f"signed as commit {seal.commit}, but no signed manifest records it (its manifest was removed "
                     "or is refused, or this is an older version copied back)"

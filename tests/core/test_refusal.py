@@ -178,3 +178,27 @@ def test_why_and_the_report_say_signing_refuses_a_task_and_what_its_downstream_m
     _, data = collect([upstream])
     (summary,) = data.tasks
     assert summary.status == "damaged" and "signing refuses it" in summary.reason[0]
+
+
+def test_with_integrity_records_off_signed_outputs_load_and_nothing_is_refused(
+    workspace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kart_core.inspect.verify import verify_workspace
+
+    monkeypatch.setenv(SIGNING_KEY, KEY)
+    recorded = RefusalOne(x=8, workspace_directory=workspace)
+    gokart.build(recorded, reset_register=False)  # signed as a commit, with a manifest
+    monkeypatch.setenv("KART_INTEGRITY_RECORD", "0")
+    task = RefusalPair(x=8, workspace_directory=workspace)
+    # Before: sealed with the run's commit that no manifest held, so its own build refused to load it.
+    assert gokart.build(task, reset_register=False) == {"a": ("a", 8), "b": ("b", 8)}
+    assert gokart.build(task, reset_register=False) == {"a": ("a", 8), "b": ("b", 8)}  # cached: loads
+    assert not Path(log_task_path(task, MANIFEST)).exists()
+    assert gokart.build(recorded, reset_register=False) == 8  # records off: the MAC alone is checked
+    assert (_tree_status(task), _tree_status(recorded)) == ("COMPLETE", "COMPLETE")
+    assert verify_workspace(workspace).ok
+
+    Path(task.output()["a"].path()).write_bytes(Path(task.output()["b"].path()).read_bytes())  # another's file
+    with pytest.raises(IntegrityError, match="signature does not match"):
+        gokart.build(task, reset_register=False)
+    assert [p.kind for p in verify_workspace(workspace).problems] == ["unrecorded"]
