@@ -55,7 +55,9 @@ _SEED_MODULUS = 2**32 - 1  # numpy.random.seed's upper bound
 
 
 class RunStatus(str, enum.Enum):
-    """What run_one did: found the outputs already there, or ran the task."""
+    """What run_one did: ran the task (its ``run()`` returned and its outputs are committed, its own or,
+    when another process committed first, that run's), or did not call ``run()`` because the outputs
+    were there (found complete, also when another process's commit completed it after the caller's check)."""
 
     CACHED = "cached"
     RAN = "ran"
@@ -87,7 +89,8 @@ def run_one(
     warning naming both tasks, the file and what differs; not with repairs off (``TargetConfig.repair``).
     The hooks see one ``kart_before_task_run`` and then one ``kart_after_task_run`` or
     ``kart_on_task_error`` per task run, however often the run was retried; a rebuilt upstream's own
-    pair comes in between. ``run_one_reporting`` also says which upstreams were rebuilt.
+    pair comes in between. ``run_one_reporting`` also says which upstreams were rebuilt. A task that
+    another process's commit completed between the check and the run is not run: ``CACHED``, no hooks.
 
     Raises:
         TaskDefinitionError: run() yields (dynamic dependencies) or finishes without writing its outputs
@@ -133,8 +136,8 @@ def run_one_reporting(
             # Another process may have built it while we waited for the lock.
             if task.complete_check_at_run and locked and task.complete():
                 return RunReport(RunStatus.CACHED)
-            _run_repairing(task, manager, task.kart_replacing(), repaired)
-    return RunReport(RunStatus.RAN, tuple(repaired))
+            ran = _run_repairing(task, manager, task.kart_replacing(), repaired)
+    return RunReport(RunStatus.RAN if ran else RunStatus.CACHED, tuple(repaired))
 
 
 def repair_output(
@@ -181,13 +184,7 @@ def repair_output(
             task.kart_label(),
         )
         rebuilt: list[str] = []
-        with _task_lock(task):
-            if still_damaged(damage, settings.signer):
-                _build_missing_upstreams(task, manager, rebuilt)
-                _run_repairing(task, manager, True, rebuilt)
-                rebuilt.append(_key(task))
-            else:
-                logger.info("%s was rebuilt meanwhile by another worker", task.kart_label())
+        _rebuild_damaged(task, damage, manager, rebuilt)
     if repaired is not None:
         repaired.extend(rebuilt)
     return True
@@ -211,36 +208,60 @@ class _NeedsRepair(Exception):
         self.damage = damage
 
 
-def _run_repairing(task: KartTask, manager: pluggy.PluginManager, replace: bool, repaired: list[str]) -> None:
+def _run_repairing(
+    task: KartTask,
+    manager: pluggy.PluginManager,
+    replace: bool,
+    repaired: list[str],
+    bases: dict[str, str | None] | None = None,
+) -> bool:
     """Run ``task`` with its hooks; when its run fails on an upstream's damaged output, rebuild that upstream and retry.
 
-    The hooks pair: ``kart_before_task_run`` once, then ``kart_after_task_run`` or ``kart_on_task_error``
-    once, around all attempts (the seed methods are called again before each retry, so a retry starts
-    from the same random state). Each upstream is rebuilt at most once per run of ``task`` (a rebuild
-    that leaves it damaged again fails the task with the load's error). The rebuild holds the upstream's
-    lock and checks the damage again first, so concurrent workers that found the same damage rebuild it
-    once. The key of each upstream rebuilt (at any depth) is appended to ``repaired``.
+    The hooks pair: ``kart_before_task_run`` once, just before ``run()`` is first called, then
+    ``kart_after_task_run`` or ``kart_on_task_error`` once, around all attempts (the seed methods are
+    called before each attempt's ``run()``, so a retry starts from the same random state). A task that
+    another process's commit completed before its first attempt ran (``_keep_other_commit``) runs
+    nothing and fires no hook; an error before that (reading its manifest) reaches no hook either, as
+    an error of ``complete()`` before it. Each upstream is rebuilt at most once per run of ``task``
+    (``_rebuild_damaged``; a rebuild that leaves it damaged again fails the task with the load's
+    error). The key of each upstream rebuilt (at any depth) is appended to ``repaired``.
+
+    Args:
+        bases: the commit ids read before the caller decided to run (``transaction.begin``), for every attempt.
+
+    Returns:
+        Whether ``run()`` ran (False: the outputs are another process's commit, found before any attempt ran it).
 
     Raises:
         Exception: what the task's run raised; or, when rebuilding a damaged upstream failed, what that
             rebuild raised (after the ``kart_on_task_error`` hook saw it for ``task`` too).
     """
     seed = random_seed_of(task)
-    seed_methods = call_seed_methods(list(task.fix_random_seed_methods), seed)
-    manager.hook.kart_before_task_run(task=task, seed=seed, seed_methods=seed_methods)
-    started = time.perf_counter()
+    started: float | None = None  # when kart_before_task_run fired
+
+    def before_run() -> float:
+        nonlocal started
+        seed_methods = call_seed_methods(list(task.fix_random_seed_methods), seed)
+        if started is None:
+            # Outside the transaction, as before this run existed: the run logs it writes are not staged.
+            with transaction.detached():
+                manager.hook.kart_before_task_run(task=task, seed=seed, seed_methods=seed_methods)
+            started = time.perf_counter()
+        return started
+
     tried: set[str] = set()
     try:
         while True:
             try:
-                _run_committing(
+                ran = _run_committing(
                     task,
                     replace,
                     can_repair=lambda upstream: _key(upstream) not in tried,
-                    started=started,
+                    before_run=before_run,
                     before_commit=lambda: manager.hook.kart_commit_task_run(
-                        task=task, processing_time=time.perf_counter() - started
+                        task=task, processing_time=time.perf_counter() - (started or 0.0)
                     ),
+                    bases=bases,
                 )
                 break
             except _NeedsRepair as signal:
@@ -256,18 +277,50 @@ def _run_repairing(task: KartTask, manager: pluggy.PluginManager, replace: bool,
                     damage.upstream.kart_label(),
                     task.kart_label(),
                 )
-                with _task_lock(damage.upstream):
-                    if still_damaged(damage, target_config.current().signer):
-                        _build_missing_upstreams(damage.upstream, manager, repaired)
-                        _run_repairing(damage.upstream, manager, True, repaired)
-                        repaired.append(_key(damage.upstream))
-                    else:
-                        logger.info("%s was rebuilt meanwhile by another worker", damage.upstream.kart_label())
-                call_seed_methods(list(task.fix_random_seed_methods), seed)
+                _rebuild_damaged(damage.upstream, damage, manager, repaired)
     except BaseException as exc:
-        manager.hook.kart_on_task_error(task=task, exception=exc)
+        if started is not None:
+            manager.hook.kart_on_task_error(task=task, exception=exc)
         raise
-    manager.hook.kart_after_task_run(task=task, processing_time=time.perf_counter() - started)
+    if started is not None:
+        # After a retry, ``ran`` may be False (another process completed it meanwhile): run() did run once.
+        manager.hook.kart_after_task_run(task=task, processing_time=time.perf_counter() - started)
+    return ran
+
+
+def _rebuild_damaged(task: KartTask, damage: Damage, manager: pluggy.PluginManager, rebuilt: list[str]) -> None:
+    """Under ``task``'s lock, run it again to replace its damaged output, unless the damage is gone.
+
+    The base the rebuild's commit replaces is read before the damage is checked again: a commit that
+    another writer (one that does not take the task's lock) lands after the check supersedes the
+    rebuild's at its commit (its outputs are kept) instead of being replaced by it, and one before
+    the check is what the check sees. Missing upstreams are built first (``_build_missing_upstreams``).
+    The keys of what ran are appended to ``rebuilt``, ``task``'s last.
+
+    Raises:
+        Exception: what an upstream's run or the rebuild raised (the damaged output stays).
+    """
+    with _task_lock(task):
+        signer = target_config.current().signer
+        bases = _read_bases(task, signer)
+        if not still_damaged(damage, signer):
+            logger.info("%s was rebuilt meanwhile by another worker", task.kart_label())
+            return
+        _build_missing_upstreams(task, manager, rebuilt)
+        _run_repairing(task, manager, True, rebuilt, bases)
+        rebuilt.append(_key(task))
+
+
+def _read_bases(task: KartTask, signer: Signer | None) -> dict[str, str | None]:
+    """The commit id of each of ``task``'s manifests now (``transaction.read_base``); {} without records."""
+    bases: dict[str, str | None] = {}
+    if not target_config.current().record:
+        return bases
+    for target in flatten(task.kart_outputs()):
+        record = getattr(target, "record", None)
+        if record is not None and record.manifest not in bases:
+            bases[record.manifest] = transaction.read_base(storage_for(record.manifest), record, signer)
+    return bases
 
 
 def _key(task: KartTask) -> str:
@@ -312,11 +365,15 @@ def _run_committing(
     task: KartTask,
     replace: bool = False,
     can_repair: Callable[[KartTask], bool] = lambda _upstream: False,
-    started: float | None = None,
+    before_run: Callable[[], float] = time.perf_counter,
     before_commit: Callable[[], object] = lambda: None,
-) -> None:
+    bases: dict[str, str | None] | None = None,
+) -> bool:
     """Run in a transaction, then commit: success is recorded only after the commit.
 
+    ``before_run`` is called just before ``run()`` (seed methods and, once, the before-run hook) and
+    returns when the run started (``time.perf_counter``). ``bases``: the commit ids the caller read
+    before it decided to run (a repair); else they are read here, before the task runs.
     ``before_commit`` runs inside the transaction after the outputs check (the ``kart_commit_task_run``
     hook: what it dumps, the run logs, is committed with the outputs). When another process committed
     the task first, this run's outputs and run logs are discarded and the other's kept (logged).
@@ -324,7 +381,11 @@ def _run_committing(
     With ``replace`` (a rerun, or the rebuild of a damaged output) the outputs present before the run
     stay until the commit replaces them, and the run must write each of them anew. A
     ``kart_run_record_in_manifest`` task's run record (``runlog.run_record``, its processing time
-    counted from ``started``) goes into its manifest in the same write.
+    counted from ``before_run``'s start) goes into its manifest in the same write.
+
+    Returns:
+        Whether ``run()`` ran: False when another process's commit completed the task after the
+        caller found it incomplete (``_keep_other_commit``; not with ``replace``).
 
     Raises:
         _NeedsRepair: the run failed loading an upstream's damaged output and ``can_repair`` allows
@@ -334,7 +395,7 @@ def _run_committing(
     settings = target_config.current()
     try:
         before = _output_versions(task) if replace else {}
-        with transaction.begin(task, task.kart_label(), settings.signer) as running:
+        with transaction.begin(task, task.kart_label(), settings.signer, bases) as running:
             # Note the task's manifest as it is before the run: a commit by another writer meanwhile wins.
             found = False
             for target in flatten(task.kart_outputs()) if settings.record else []:
@@ -346,7 +407,8 @@ def _run_committing(
                 # commit completed it in between (the base is that commit, which must not count as the
                 # state this run replaces): keep its outputs and run logs, as a superseded commit does.
                 _keep_other_commit(task, running)
-                return
+                return False
+            started = before_run()
             result = task.run()
             if isinstance(result, types.GeneratorType):
                 raise TaskDefinitionError(
@@ -359,7 +421,7 @@ def _run_committing(
                 # (no files staged); False after the commit: JSON could not hold it, files after the run.
                 mark_recorded(task, None)
                 if settings.record:  # no manifest without the integrity record: the run logs go to files
-                    running.run_record = run_record(task, time.perf_counter() - (started or time.perf_counter()))
+                    running.run_record = run_record(task, time.perf_counter() - started)
                     if running.run_record is not None:
                         running.run_record_id = task.make_unique_id()
                         mark_recorded(task, True)
@@ -374,6 +436,7 @@ def _run_committing(
                 task.kart_label(),
             )
         _forget_stale_records(written_directly, settings.signer)
+        return True
     except Exception as exc:
         damage = damaged_upstream(task, exc) if settings.repair else None
         if damage is not None and can_repair(damage.upstream):
@@ -386,7 +449,8 @@ def _keep_other_commit(task: KartTask, running: transaction.Transaction) -> None
 
     The base is read before this second ``complete()`` check (``run_one`` checks without reading a
     manifest, which keeps cached tasks at one existence check per output), so a commit after the base
-    is still settled at this run's commit; here nothing is left to run. Nothing was staged.
+    is still settled at this run's commit; here nothing is left to run. Nothing was staged, ``run()``
+    is not called: ``run_one`` reports the task ``CACHED`` and no run hook fires for it.
     """
     running.superseded = True
     running.committed = True

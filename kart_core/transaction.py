@@ -57,7 +57,17 @@ from kart_core.manifest import (
 from kart_core.signing import Signer
 from kart_core.storage import Storage, storage_for
 
-__all__ = ["Staged", "Transaction", "begin", "current", "detached", "forget", "record_direct_dump", "runs"]
+__all__ = [
+    "Staged",
+    "Transaction",
+    "begin",
+    "current",
+    "detached",
+    "forget",
+    "read_base",
+    "record_direct_dump",
+    "runs",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -127,10 +137,7 @@ class Transaction:
         (``Storage.wait_claim``), so a ``complete()`` after this call sees that commit whole.
         """
         if record.manifest not in self.bases:
-            found = read_quietly(storage, record.manifest, record.manifest_name, self.signer)
-            if found is not None:
-                storage.wait_claim(record.manifest)
-            self.bases[record.manifest] = found.commit if found is not None else None
+            self.bases[record.manifest] = read_base(storage, record, self.signer)
         return self.bases[record.manifest]
 
     def add(self, staged: Staged) -> None:
@@ -277,6 +284,19 @@ class Transaction:
         self.staged.clear()
 
 
+def read_base(storage: Storage, record: OutputRecord, signer: Signer | None) -> str | None:
+    """The commit id of ``record``'s manifest now (None: absent, damaged or refused), a first commit's claim waited for.
+
+    What ``Transaction.remember_base`` notes; a caller that must decide on the same state its commit
+    replaces (the repair of a damaged output, ``kart_core.runner``) reads it before deciding and hands
+    it to ``begin``.
+    """
+    found = read_quietly(storage, record.manifest, record.manifest_name, signer)
+    if found is not None:
+        storage.wait_claim(record.manifest)
+    return found.commit if found is not None else None
+
+
 def record_direct_dump(storage: Storage, record: OutputRecord, entry: Entry, signer: Signer | None) -> None:
     """Update ``record``'s manifest entry after a dump outside any run (a gokart-style script)."""
     with _manifest_lock(record):
@@ -307,9 +327,15 @@ _current: contextvars.ContextVar[Transaction | None] = contextvars.ContextVar("k
 
 
 @contextlib.contextmanager
-def begin(task: object, label: str, signer: Signer | None = None) -> Iterator[Transaction]:
-    """Run the body as ``task``'s transaction; staged files not committed by the end are deleted."""
-    transaction = Transaction(task=task, label=label, signer=signer)
+def begin(
+    task: object, label: str, signer: Signer | None = None, bases: dict[str, str | None] | None = None
+) -> Iterator[Transaction]:
+    """Run the body as ``task``'s transaction; staged files not committed by the end are deleted.
+
+    ``bases``: manifest path → commit id (``read_base``) read by the caller before it decided to run;
+    a commit of those manifests since then supersedes this run's (see the module docstring).
+    """
+    transaction = Transaction(task=task, label=label, signer=signer, bases=dict(bases or {}))
     token = _current.set(transaction)
     try:
         yield transaction

@@ -16,7 +16,10 @@ class TaskRunSpecs:
 
     @hookspec
     def kart_before_task_run(self, task: Any, seed: int, seed_methods: list[str]) -> None:
-        """Called after the random seed is fixed and before the task's ``run()``.
+        """Called after the random seed is fixed, just before the task's ``run()`` is first called.
+
+        Not called for a task whose ``run()`` is not called: found complete, also by ``run_one``'s
+        second check after it read the task's manifest (another process's commit completed it).
 
         Args:
             task: the TaskOnKart about to run.
@@ -26,7 +29,9 @@ class TaskRunSpecs:
 
     @hookspec
     def kart_after_task_run(self, task: Any, processing_time: float) -> None:
-        """Called after ``run()`` returned and its outputs were committed (or found committed by another run).
+        """Called after ``run()`` returned and its outputs were committed (or another run's commit kept).
+
+        Paired with ``kart_before_task_run``: called only when that was.
 
         Args:
             task: the TaskOnKart that ran.
@@ -49,7 +54,7 @@ class TaskRunSpecs:
 
     @hookspec
     def kart_on_task_error(self, task: Any, exception: BaseException) -> None:
-        """Called when ``run()`` raised.
+        """Called when ``run()`` raised (or the rebuild of a damaged upstream it needed), after ``kart_before_task_run``.
 
         Args:
             task: the TaskOnKart that failed.

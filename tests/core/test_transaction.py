@@ -202,6 +202,7 @@ _RACE_TASKS = """
 import json, os, time
 import luigi
 import kart_core
+import kart_core.hooks
 
 
 class RaceSlow(kart_core.TaskOnKart):
@@ -228,6 +229,39 @@ class RaceSlow(kart_core.TaskOnKart):
             while not os.path.exists(os.path.join(ran, "go")):
                 time.sleep(0.01)
         self.dump("b" + who, "b")
+
+    def complete(self):
+        done = super().complete()
+        gate = os.environ.get("GATE_AT")  # hold the GATE_AT-th check that finds it incomplete until "go"
+        if gate and not done:
+            ran = os.environ["RAN_DIR"]
+            with open(os.path.join(ran, "incomplete-" + os.environ["WHO"]), "a") as log:
+                log.write("x")
+            if os.path.getsize(os.path.join(ran, "incomplete-" + os.environ["WHO"])) == int(gate):
+                open(os.path.join(ran, "checked"), "w").close()
+                while not os.path.exists(os.path.join(ran, "go")):
+                    time.sleep(0.01)
+        return done
+
+
+class HookLog:
+    '''A real plugin (picklable, so process workers get it): each run hook as a line of RAN_DIR/hooks.log.'''
+
+    def _note(self, what, task):
+        with open(os.path.join(os.environ["RAN_DIR"], "hooks.log"), "a") as log:
+            log.write(what + " " + type(task).__name__ + "\\n")
+
+    @kart_core.hooks.hookimpl
+    def kart_before_task_run(self, task, seed, seed_methods):
+        self._note("before", task)
+
+    @kart_core.hooks.hookimpl
+    def kart_after_task_run(self, task, processing_time):
+        self._note("after", task)
+
+    @kart_core.hooks.hookimpl
+    def kart_on_task_error(self, task, exception):
+        self._note("error", task)
 
 
 class RaceDown(kart_core.TaskOnKart):
@@ -273,8 +307,33 @@ print(json.dumps({"value": as_text(value[0])}), flush=True)
 """
 
 
+# P: build() of RaceSlow whose GATE_AT-th incomplete check waits for the test (which lets Q build it
+# meanwhile), with a hook plugin that logs each run hook; or a Kedro node of to_pipeline running it.
+_GATED = """
+import json, sys
+import kart_core
+from kart_core.file_processor import builtin
+from kart_core.hooks import create_hook_manager
+from kart_core.runlog import RunLogPlugin
+from race_tasks import HookLog, RaceSlow, as_text
+
+workspace, outputs, how, workers = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+slow = RaceSlow(outputs=outputs, workspace_directory=workspace)
+if how == "kedro":
+    from kart_kedro import to_pipeline
+
+    receipt = to_pipeline(slow).nodes[0].func()
+    print(json.dumps({"status": receipt.status, "value": as_text(kart_core.load_output(slow))}), flush=True)
+else:
+    manager = create_hook_manager([RunLogPlugin(), builtin, HookLog()])
+    value = kart_core.build([slow], reset_register=False, workers=workers, executor=how, hook_manager=manager)
+    print(json.dumps({"value": as_text(value[0])}), flush=True)
+"""
+
+
 def _race_scripts(tmp_path: Path) -> Path:
     (tmp_path / "race_tasks.py").write_text(_RACE_TASKS)
+    (tmp_path / "gated.py").write_text(_GATED)
     (tmp_path / "late_runner.py").write_text(_LATE_RUNNER)
     (tmp_path / "builder.py").write_text(_BUILDER)
     ran = tmp_path / "ran"
@@ -349,7 +408,7 @@ def test_a_commit_between_a_runs_check_and_its_run_is_kept(race_workspace: str, 
 
     expected = "aQbQ" if outputs == 2 else "aQ"
     assert q == {"value": expected}
-    assert p == {"status": "ran", "loaded": expected}  # the loser hands back the kept outputs
+    assert p == {"status": "cached", "loaded": expected}  # P ran nothing, and hands back the kept outputs
     assert _cached(race_workspace, outputs) == (expected, expected, "Q")  # Q's run logs, not P's
     assert (tmp_path / "ran" / "ran.log").read_text().split() == ["Q"]  # P's run() never ran
 
@@ -411,3 +470,48 @@ def test_process_worker_builds_racing_a_downstream_build_stay_consistent(race_wo
         assert p.returncode == 0, err
         slow, down, who = _cached(workspace, 2)
         assert slow == down == q["value"] == json.loads(out.strip().splitlines()[-1])["value"] == f"a{who}b{who}"
+
+
+@pytest.mark.parametrize(
+    ("race_workspace", "how", "workers", "gate_at"),
+    [("local", "thread", 1, 2), ("s3", "thread", 2, 2), ("local", "process", 2, 2), ("s3", "kedro", 1, 1)],
+    indirect=["race_workspace"],
+)
+def test_a_build_that_keeps_another_commit_reports_it_cached(
+    race_workspace: str, how: str, workers: int, gate_at: int, tmp_path: Path
+) -> None:
+    """P's build (or a Kedro node) finds RaceSlow incomplete twice (the walk, run_one); Q builds it before P
+    reads its base: P keeps Q's commit, says "0 ran, 1 cached" and fires no run hook.
+
+    Before the fix P said "1 ran" (a Kedro node "ran") and fired before/after hooks for a run() that never ran.
+    ``gate_at``: which incomplete check P holds: the last one before its base (the walk's, then run_one's).
+    """
+    p = subprocess.Popen(
+        [sys.executable, str(tmp_path / "gated.py"), race_workspace, "2", how, str(workers)],
+        cwd=tmp_path,
+        env=_race_env(tmp_path, "P", GATE_AT=str(gate_at)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "ran" / "checked").exists():
+        assert p.poll() is None and time.monotonic() < deadline, p.communicate()
+        time.sleep(0.02)
+    assert _build_in_process(tmp_path, "Q", race_workspace, "2", "slow", "0", "1") == {"value": "aQbQ"}
+    (tmp_path / "ran" / "go").touch()
+    out, err = p.communicate(timeout=180)
+    assert p.returncode == 0, err
+
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["value"] == "aQbQ"
+    assert (tmp_path / "ran" / "ran.log").read_text().split() == ["Q"]  # P's run() never ran
+    if how == "kedro":
+        assert result["status"] == "cached"
+    else:
+        assert "kart build: 0 ran, 1 cached, 0 failed, 0 not run" in err
+        assert not (tmp_path / "ran" / "hooks.log").exists()  # no hook claims P ran it
+    from race_tasks import RaceSlow, as_text  # type: ignore[import-not-found]
+
+    slow = RaceSlow(outputs=2, workspace_directory=race_workspace)
+    assert (as_text(kart_core.load_output(slow)), slow.get_task_log()["who"]) == ("aQbQ", "Q")
