@@ -12,6 +12,8 @@ the file and ``kart verify --delete``. A complete downstream does not look at it
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -507,3 +509,86 @@ def test_a_repaired_root_counts_in_the_result_and_the_summary(
     (result,) = recorder.results
     assert [result.label(key) for key in result.repaired] == [source.kart_label()]
     assert [result.label(key) for key in result.cached] == [other.kart_label()]
+
+
+# --- a writer without the task's lock commits between a repair's damage check and its run ------------------------
+
+_WINDOW_TASKS = '''
+import os, subprocess, sys
+import kart_core
+
+
+class WinUp(kart_core.TaskOnKart):
+    """Deleted before the repair, so the repair builds it after its damage check; its run has another
+    process (OTHER_WRITER: a rerun without the task's lock) commit WinDamaged meanwhile."""
+
+    def run(self):
+        if os.environ.get("OTHER_WRITER"):
+            env = dict(os.environ, WHO="other", OTHER_WRITER="")
+            subprocess.run([sys.executable, os.environ["OTHER_WRITER"], self.workspace_directory], check=True, env=env)
+        self.dump("up")
+
+
+class WinDamaged(kart_core.TaskOnKart):
+    def requires(self):
+        return WinUp(workspace_directory=self.workspace_directory)
+
+    def run(self):
+        self.dump("by " + os.environ.get("WHO", "repair"))
+
+
+class WinDown(kart_core.TaskOnKart):
+    damaged = kart_core.TaskInstanceParameter()
+
+    def run(self):
+        self.dump(self.load("damaged") + "!")
+'''
+
+_OTHER_WRITER = """
+import sys
+import kart_core
+from window_tasks import WinDamaged
+
+print(kart_core.run_one(WinDamaged(workspace_directory=sys.argv[1], rerun=True), lock=False).value)
+"""
+
+
+@pytest.mark.parametrize(
+    ("any_workspace", "what", "workers", "executor"),
+    [
+        ("local", "root", 1, "thread"),
+        ("s3", "root", 1, "thread"),
+        ("s3", "down", 2, "thread"),
+        ("local", "down", 2, "process"),
+    ],
+    indirect=["any_workspace"],
+)
+def test_a_commit_after_a_repairs_damage_check_is_kept(
+    any_workspace: str, what: str, workers: int, executor: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """WinDamaged's output is truncated and its upstream deleted. The repair (of the root, or of the upstream
+    of a downstream that runs) checks the damage, builds the upstream, whose run has another process commit
+    WinDamaged ("by other") without the task lock, then runs: its commit keeps the other's outputs.
+
+    Before the fix the repair read its base after that commit and replaced it ("by repair").
+    """
+    (tmp_path / "window_tasks.py").write_text(_WINDOW_TASKS)
+    (tmp_path / "other_writer.py").write_text(_OTHER_WRITER)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "window_tasks", raising=False)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+    from window_tasks import WinDamaged, WinDown  # type: ignore[import-not-found]
+
+    damaged = WinDamaged(workspace_directory=any_workspace)
+    monkeypatch.setenv("WHO", "first")
+    assert kart_core.build(damaged, reset_register=False) == "by first"
+    monkeypatch.delenv("WHO")
+    _rewrite(damaged.output().path(), lambda data: data[:5])
+    _remove(damaged.requires().output().path())
+    monkeypatch.setenv("OTHER_WRITER", str(tmp_path / "other_writer.py"))
+
+    root = damaged if what == "root" else WinDown(damaged=damaged, workspace_directory=any_workspace)
+    value = kart_core.build(root, workers=workers, executor=executor, reset_register=False)
+    assert value == ("by other" if what == "root" else "by other!")
+    assert damaged.output().load() == "by other"
+    assert verify_workspace(any_workspace).ok
