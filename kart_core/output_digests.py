@@ -9,13 +9,18 @@ without a record (written by gokart, or with ``integrity_record`` off) is read a
 
 With signing on (``kart_core.signing``) the manifest is trusted only with the right signature, as a
 load trusts it: a name read from a forged record would let a cache keyed by it hand back stale work.
+
+A commit that replaces the outputs (a rerun, a repair) is honoured as loads honour it
+(``kart_core.commit_marker.read_consistently``): a manifest marked pending is waited for and read
+again, the manifests are read again at the end, and a commit that moved meanwhile makes the digests
+be read once more: the names are never those of a half-moved commit, nor a mix of two commits.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from kart_core import target_config
+from kart_core import commit_marker, target_config
 from kart_core.errors import DamagedOutputError
 from kart_core.integrity import digest_stream
 from kart_core.manifest import Manifest, OutputRecord, read_manifest
@@ -40,16 +45,27 @@ def output_digests(task: Any) -> dict[str, str]:
         own signatures are checked when they are loaded. A damaged (unreadable) manifest names
         nothing: its outputs are hashed from their bytes (their load raises ``DamagedOutputError``).
 
+    A commit replacing the outputs meanwhile is waited for (see the module docstring).
+
     Raises:
         IntegrityError: signing is on and a manifest is unsigned or its signature is wrong (the
             message names the manifest and the fix), as a load of the output would raise.
+        DamagedOutputError: (kind "commit") a commit replacing the outputs was killed half way: they
+            may be from two runs (the message names the task and the fix), as a load would raise.
+        ConcurrentCommitError: commits kept replacing the outputs while they were named twice.
         OSError: an output without a record exists but cannot be read.
     """
-    outputs = task.kart_outputs() if hasattr(task, "kart_outputs") else task.output()
+    outputs = leaves(task.kart_outputs() if hasattr(task, "kart_outputs") else task.output())
     signer = target_config.current().signer
+    label = task.kart_label() if hasattr(task, "kart_label") else str(task)
+    return commit_marker.read_consistently(lambda: _digests(outputs, signer), f"the output digests of {label}")
+
+
+def _digests(outputs: list[Any], signer: Signer | None) -> dict[str, str]:
+    """One attempt of ``output_digests`` (inside ``read_consistently``)."""
     manifests: dict[str, Manifest | None] = {}
     found: dict[str, str] = {}
-    for target in leaves(outputs):
+    for target in outputs:
         path = str(target.path() if callable(target.path) else target.path)  # luigi's targets: an attribute
         record = getattr(target, "record", None)
         entry = None
@@ -63,10 +79,24 @@ def output_digests(task: Any) -> dict[str, str]:
 
 
 def _read(record: OutputRecord, signer: Signer | None) -> Manifest | None:
-    try:
-        return read_manifest(storage_for(record.manifest), record.manifest, record.manifest_name, signer)
-    except DamagedOutputError:  # unreadable: hashed from the bytes, and the load names the damage
-        return None
+    """``record``'s manifest, once no commit of it is in progress (``commit_marker.note_manifest``).
+
+    Raises:
+        IntegrityError, DamagedOutputError: as ``output_digests``.
+    """
+    storage = storage_for(record.manifest)
+    for _ in range(_COMMIT_WAITS):
+        try:
+            manifest = read_manifest(storage, record.manifest, record.manifest_name, signer)
+        except DamagedOutputError:  # unreadable: hashed from the bytes, and the load names the damage
+            return None
+        # False: it was pending and that commit has finished (waited for): read what it wrote.
+        if manifest is None or commit_marker.note_manifest(record, manifest):
+            return manifest
+    return manifest  # still pending after as many commits: read_consistently reads it all again, then gives up
+
+
+_COMMIT_WAITS = 5  # commits waited for per manifest before the attempt ends (as a load: kart_core.target)
 
 
 def _read_digest(path: str) -> str:

@@ -10,6 +10,7 @@ and that run's task log and processing time.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -353,3 +354,68 @@ def test_a_racing_run_whose_record_is_in_the_manifest_keeps_the_winners_record(t
     assert "pending" not in manifest
     logs = sorted(path.parent.name for path in Path(workspace, "log").glob("*/RaceRecorded_*"))
     assert logs == ["manifest"]  # neither racer wrote run log files
+
+
+def _digests_of_the_bytes(task: Any) -> dict[str, str]:
+    """Each output's content hash computed from the file as it is now (after any signature header)."""
+    from kart_core.integrity import DEFAULT_ALGORITHM, digest_stream
+    from kart_core.signing import HEADER_SIZE, is_sealed
+    from kart_core.structure import leaves
+
+    named = {}
+    for target in leaves(task.output()):
+        path = target.path()
+        with storage_for(path).open_read(path) as file:
+            data = file.read()
+        body = data[HEADER_SIZE:] if is_sealed(data) else data
+        _, value = digest_stream(io.BytesIO(body))
+        named[path] = f"{DEFAULT_ALGORITHM}:{value}"
+    return named
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task_name", ["Pair", "One"])
+def test_output_digests_during_a_rerun_wait_for_its_commit(
+    tasks: Any, any_workspace: str, signing: bool, tmp_path: Path, task_name: str
+) -> None:
+    """The rerun is paused between its renames (manifest pending and new, the last output old): output_digests
+    waits for it and names what its commit left. Before, it returned at once with the pending manifest's
+    names while the last output was still the old run's."""
+    task = getattr(tasks, task_name)(workspace_directory=any_workspace)
+    kart_core.build(task)
+    before = kart_core.output_digests(task)
+    writer, go = _writer(tmp_path, "pause", any_workspace, task_name)
+    try:
+        _wait_for_pause(writer)
+        got: dict[str, str] = {}
+        reader = threading.Thread(target=lambda: got.update(kart_core.output_digests(task)))
+        reader.start()
+        reader.join(timeout=1.0)
+        assert reader.is_alive() and not got  # waiting for the commit in progress
+    finally:
+        go.touch()  # never leave the writer paused holding the commit lock (a failed assertion above)
+        try:
+            writer.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            writer.kill()
+    reader.join(timeout=120)
+    assert writer.returncode == 0
+    assert got == _digests_of_the_bytes(task) == kart_core.output_digests(task)
+    assert got != before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task_name", ["Pair", "One"])
+def test_output_digests_refuse_outputs_a_killed_rerun_left_half_replaced(
+    tasks: Any, any_workspace: str, tmp_path: Path, task_name: str
+) -> None:
+    """Before, they named the pending manifest's content, which the files on disk did not hold."""
+    task = getattr(tasks, task_name)(workspace_directory=any_workspace)
+    kart_core.build(task)
+    writer, _ = _writer(tmp_path, "kill", any_workspace, task_name)
+    assert writer.wait(timeout=120) == -signal.SIGKILL
+    with pytest.raises(DamagedOutputError, match=r"may be from two runs.*rerun=True") as raised:
+        kart_core.output_digests(task)
+    assert raised.value.kind == "commit" and raised.value.path == log_task_path(task, MANIFEST)
+    kart_core.build(task)  # the next build runs it again (the task is incomplete): named again
+    assert kart_core.output_digests(task) == _digests_of_the_bytes(task)

@@ -494,12 +494,14 @@ def test_a_build_that_keeps_another_commit_reports_it_cached(
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 120
-    while not (tmp_path / "ran" / "checked").exists():
-        assert p.poll() is None and time.monotonic() < deadline, p.communicate()
-        time.sleep(0.02)
-    assert _build_in_process(tmp_path, "Q", race_workspace, "2", "slow", "0", "1") == {"value": "aQbQ"}
-    (tmp_path / "ran" / "go").touch()
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "ran" / "checked").exists():
+            assert p.poll() is None and time.monotonic() < deadline, p.communicate()
+            time.sleep(0.02)
+        assert _build_in_process(tmp_path, "Q", race_workspace, "2", "slow", "0", "1") == {"value": "aQbQ"}
+    finally:
+        (tmp_path / "ran" / "go").touch()  # never leave P waiting (a failed assertion above)
     out, err = p.communicate(timeout=180)
     assert p.returncode == 0, err
 
