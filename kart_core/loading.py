@@ -6,16 +6,21 @@ a build's roots before its summary line, so a root rebuilt here counts in the ``
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import pluggy
 
+from kart_core import target_config
 from kart_core.commit_marker import read_consistently
 from kart_core.contract import LuigiTask, is_kart_task
+from kart_core.errors import DamagedOutputError
+from kart_core.manifest import OutputRecord, read_manifest
 from kart_core.runner import repair_output
-from kart_core.structure import map_structure
+from kart_core.storage import storage_for
+from kart_core.structure import leaves, map_structure
 
-__all__ = ["load_output"]
+__all__ = ["check_signed", "load_output"]
 
 
 def load_output(
@@ -60,3 +65,27 @@ def load_output(
         if not repair or not repair_output(task, exc, hook_manager, repaired):
             raise
     return read_consistently(lambda: map_structure(load, task.kart_outputs()), what)
+
+
+def check_signed(task: LuigiTask) -> None:
+    """Raise when signing is on and refuses the integrity record of one of ``task``'s outputs.
+
+    What loading them would raise first, found with one small read per manifest (no output is read):
+    for a build that does not load its roots (``build(return_value=False)``, ``kart run``), so that a
+    root found complete whose outputs no load would trust is not reported as cached. An unreadable
+    manifest is damage, which only a load looks for (as gokart): not raised here.
+
+    Raises:
+        IntegrityError: the manifest is unsigned or its signature is wrong (signing turned on over an
+            older cache, another key, tampering); the message names the task, the manifest and the fix.
+    """
+    signer = target_config.current().signer
+    if signer is None or not is_kart_task(task):
+        return
+    seen: set[str] = set()
+    for target in leaves(task.kart_outputs()):
+        record = getattr(target, "record", None)
+        if isinstance(record, OutputRecord) and record.manifest not in seen:
+            seen.add(record.manifest)
+            with contextlib.suppress(DamagedOutputError):
+                read_manifest(storage_for(record.manifest), record.manifest, record.manifest_name, signer)

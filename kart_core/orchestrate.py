@@ -23,9 +23,10 @@ from luigi.task import flatten
 
 from kart_core import lineage, target_config
 from kart_core.contract import LuigiTask, is_kart_task
+from kart_core.errors import IntegrityError
 from kart_core.executor import Executor, execute
 from kart_core.graph import TaskGraph, node_key, requirements_of, walk
-from kart_core.loading import load_output
+from kart_core.loading import check_signed, load_output
 from kart_core.outcome import BuildResult
 from kart_core.param_plan import config_frozen
 from kart_core.progress import Progress
@@ -94,6 +95,8 @@ def orchestrate(
                 lock=lock,
             )
             result.stale = checker.stale
+            # Before the summary line: a task whose outputs signing refuses is not counted as cached.
+            _count_refused(_refusal_suspects(walked, result, roots if not load_roots else ()), result)
             _warn_stale_roots(roots, result)
         load_error = _load_roots(roots, result, manager, display) if load_roots else None
     display.close(result.summary())
@@ -110,6 +113,9 @@ def _load_roots(
 ) -> Exception | None:
     """Load every root into ``result.values`` (unless the build failed); count what repairing them rebuilt.
 
+    A root whose load raised counts as failed with that error (not as cached, ran or repaired): the
+    build could not hand it back (a signature refusal, damage with repairs off, its failed rebuild).
+
     Returns:
         What a load raised (the caller raises it after the summary and the hooks); None otherwise.
     """
@@ -121,6 +127,7 @@ def _load_roots(
         try:
             values.append(load_output(root, repair=True, hook_manager=manager, repaired=rebuilt))
         except Exception as exc:
+            _failed(result, node_key(root), exc)
             return exc
         finally:
             for key in rebuilt:
@@ -148,6 +155,40 @@ def _warn_stale_roots(roots: Sequence[LuigiTask], result: BuildResult) -> None:
         if verdict is not None:
             logger.warning("%s", checked.describe(root.kart_label(), verdict))
             result.stale_roots.append(node_key(root))
+
+
+def _refusal_suspects(graph: TaskGraph, result: BuildResult, roots: Sequence[LuigiTask]) -> list[str]:
+    """The cached tasks whose manifests to check when signing is on: ``roots`` (a build that loads
+    nothing: ``load_output`` refuses a root it loads), and the upstreams of a task that failed with an
+    ``IntegrityError`` (its run loaded them). Only keys counted as cached; none without signing."""
+    if target_config.current().signer is None:
+        return []
+    cached = set(result.cached)
+    suspects = [key for key in map(_key_or_none, roots) if key in cached]
+    for key, error in result.failed.items():
+        if isinstance(error, IntegrityError):
+            suspects.extend(upstream for upstream in graph.upstream.get(key, ()) if upstream in cached)
+    return list(dict.fromkeys(suspects))
+
+
+def _count_refused(keys: Sequence[str], result: BuildResult) -> None:
+    """Count each of ``keys`` whose manifest signing refuses (``loading.check_signed``) as failed, not cached.
+
+    One manifest read per key. A downstream that failed loading it keeps its own failure beside it.
+    """
+    for key in keys:
+        try:
+            check_signed(result.nodes[key])
+        except IntegrityError as exc:
+            _failed(result, key, exc)
+
+
+def _failed(result: BuildResult, key: str, error: Exception) -> None:
+    """Count ``key`` as failed with ``error`` instead of ran, cached or repaired."""
+    for counted in (result.ran, result.cached, result.repaired):
+        if key in counted:
+            counted.remove(key)
+    result.failed[key] = error
 
 
 def _walk(roots: Sequence[LuigiTask], forget_upstreams: bool, checker: _Checker) -> TaskGraph | BuildResult:

@@ -26,6 +26,7 @@ import pytest
 import kart_core
 from kart_core.errors import GokartBuildError, IntegrityError, SigningKeyError
 from kart_core.signing import HEADER_SIZE, MAGIC, Signer, signature_path, signer_from_config
+from kart_core.storage import storage_for
 from kart_core.target import make_model_target, make_target
 from kart_core.workspace import MANIFEST, log_task_path
 
@@ -409,3 +410,74 @@ def test_kart_verify_accepts_old_keys_and_delete_clears_what_only_they_signed(
     remove_damaged(report)
     assert kart_core.build(RotC(workspace_directory=workspace)) == 2  # rebuilt under the new key
     assert verify_workspace(workspace).ok
+
+
+# --- signing turned on over a workspace built without it: what the build reports -----------------------------
+
+
+class SigUp(kart_core.TaskOnKart[int]):
+    def run(self) -> None:
+        self.dump(1)
+
+
+class SigDown(kart_core.TaskOnKart[int]):
+    def requires(self) -> Any:
+        return SigUp(workspace_directory=self.workspace_directory)
+
+    def run(self) -> None:
+        self.dump(self.load() + 1)
+
+
+@pytest.fixture(params=["local", "s3"])
+def any_workspace(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A workspace on local disk and one on the S3-compatible server."""
+    if request.param == "local":
+        return str(tmp_path / "ws")
+    return f"s3://{request.getfixturevalue('s3_bucket')}/ws"
+
+
+@pytest.mark.parametrize(("workers", "executor"), [(1, "thread"), (2, "thread"), (2, "process")])
+def test_a_root_refused_by_signing_counts_as_failed_not_cached(
+    any_workspace: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], workers: int, executor: Any
+) -> None:
+    """Before, the summary said "0 ran, 1 cached" and then build() raised the refusal (or, without
+    return_value, raised nothing at all); the fix the message names (`kart verify --delete`) works."""
+    from kart_core.inspect.verify import remove_damaged, verify_workspace
+
+    monkeypatch.delenv("KART_SIGNING_KEY", raising=False)
+    root = SigDown(workspace_directory=any_workspace)
+    assert kart_core.build(root, reset_register=False) == 2
+    monkeypatch.setenv("KART_SIGNING_KEY", "test-secret")
+    capsys.readouterr()
+    refused = rf"manifest of SigDown\[{root.make_unique_id()[:8]}\] at .*not signed.*`kart verify --delete`"
+    with pytest.raises(IntegrityError, match=refused):
+        kart_core.build(root, workers=workers, executor=executor, reset_register=False)
+    assert "kart build: 0 ran, 0 cached, 1 failed, 0 not run" in capsys.readouterr().err
+    with pytest.raises(GokartBuildError, match=refused) as caught:
+        kart_core.build(root, workers=workers, executor=executor, reset_register=False, return_value=False)
+    assert isinstance(caught.value.__cause__, IntegrityError)
+    assert "kart build: 0 ran, 0 cached, 1 failed, 0 not run" in capsys.readouterr().err
+    storage_for(root.output().path()).remove(root.output().path())  # the root runs and loads its refused upstream
+    with pytest.raises(GokartBuildError, match=rf"SigUp\[{root.requires().make_unique_id()[:8]}\].*not signed"):
+        kart_core.build(root, workers=workers, executor=executor, reset_register=False)
+    assert "kart build: 0 ran, 0 cached, 2 failed, 0 not run" in capsys.readouterr().err  # SigUp is not "cached"
+    remove_damaged(verify_workspace(any_workspace))  # what the message says to do
+    assert kart_core.build(root, workers=workers, executor=executor, reset_register=False) == 2
+    assert "kart build: 2 ran, 0 cached, 0 failed, 0 not run" in capsys.readouterr().err
+
+
+def test_kart_run_over_an_unsigned_cache_fails_naming_the_task_and_the_fix(
+    workspace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from kart_core.cli import cli
+
+    monkeypatch.delenv("KART_SIGNING_KEY", raising=False)
+    root = SigDown(workspace_directory=workspace)
+    assert kart_core.build(root, reset_register=False) == 2
+    monkeypatch.setenv("KART_SIGNING_KEY", "test-secret")
+    result = CliRunner().invoke(cli, ["run", f"{__name__}.SigDown", "--workspace-directory", workspace])
+    assert result.exit_code == 40, result.output  # a failed task (gokart's code), not 0
+    assert "kart build: 0 ran, 0 cached, 1 failed, 0 not run" in result.stderr
+    assert f"FAILED {root.kart_label()}" in result.stderr and "`kart verify --delete`" in result.stderr

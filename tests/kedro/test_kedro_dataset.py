@@ -15,7 +15,8 @@ from kedro.io import DataCatalog, DatasetError
 from kedro_test_tasks import Doubled, Numbers, Total, journal_lines
 
 import kart_core
-from kart_core.errors import DamagedOutputError
+from kart_core.errors import DamagedOutputError, IntegrityError
+from kart_core.storage import storage_for
 
 TOTAL_CONFIG = {
     "task": "kedro_test_tasks.Total",
@@ -261,3 +262,25 @@ def test_a_damaged_output_with_repairs_off_is_the_named_error(
     assert isinstance(info.value.__cause__, DamagedOutputError)
     assert "kart verify --delete" in str(info.value.__cause__)
     assert sorted(line.split("[")[0] for line in journal_lines(journal)) == ["Doubled", "Numbers", "Total"]
+
+
+def test_signing_turned_on_over_an_unsigned_cache_is_the_named_refusal(
+    workspace: str, journal: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Nothing is rebuilt (a refusal may be tampering); the error names the task and `kart verify --delete`.
+    A dataset whose task must still be built, over a refused upstream, fails naming that upstream."""
+    monkeypatch.delenv("KART_SIGNING_KEY", raising=False)
+    dataset = TaskOnKartDataset(**TOTAL_CONFIG, workspace_directory=workspace)
+    assert dataset.load() == 18
+    monkeypatch.setenv("KART_SIGNING_KEY", "test-secret")
+    with pytest.raises(DatasetError) as info:  # Kedro wraps the load's error
+        TaskOnKartDataset(**TOTAL_CONFIG, workspace_directory=workspace).load()
+    assert isinstance(info.value.__cause__, IntegrityError)
+    assert f"manifest of {dataset.task.kart_label()}" in str(info.value) and "`kart verify --delete`" in str(info.value)
+    storage_for(dataset.task.output().path()).remove(dataset.task.output().path())
+    with pytest.raises(DatasetError) as info:
+        TaskOnKartDataset(**TOTAL_CONFIG, workspace_directory=workspace).load()
+    assert f"manifest of {dataset.task.doubled.kart_label()}" in str(info.value)
+    assert "kart build: 0 ran, 0 cached, 2 failed, 0 not run" in capsys.readouterr().err  # the refused upstream too
+    # Total's run() began (and failed loading its input); nothing refused was rebuilt
+    assert sorted(line.split("[")[0] for line in journal_lines(journal)) == ["Doubled", "Numbers", "Total", "Total"]
