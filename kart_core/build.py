@@ -223,7 +223,8 @@ def build(
             hooks, naming the task, with the original interrupt as ``__cause__``.
         DamagedOutputError: a root's output is damaged and repairs are off (see ``load_output``);
             raised after the summary line and the hooks.
-        IntegrityError: signing refuses a root's output (never rebuilt).
+        IntegrityError: signing refuses a root's output (never rebuilt); the summary counts it failed. Without
+            ``return_value``, a root whose manifest signing refuses is a ``GokartBuildError`` naming it.
     """
     roots: list[LuigiTask] = list(task) if isinstance(task, list | tuple) else [task]
     if reset_register:

@@ -66,7 +66,10 @@ def orchestrate(
             it and whatever its rebuild ran count as repaired).
 
     Returns:
-        The ``BuildResult``; ``failed`` holds each failing task's exception.
+        The ``BuildResult``; ``failed`` holds each failing task's exception, and each task whose outputs
+        could not be handed back: a root whose load raised (``load_roots``), and with signing on a cached
+        root whose manifest signing refuses (without ``load_roots``) or a cached upstream of a task that
+        failed with an ``IntegrityError`` (that refusal); such a task is not counted as cached.
 
     Raises:
         KeyboardInterrupt: a task's ``run()`` (or the user) interrupted the build; raised after the
