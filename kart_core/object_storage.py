@@ -15,6 +15,7 @@ from kart_core.errors import UnsupportedFeatureError
 from kart_core.gcs_config import GCSConfig, missing_gcs_support
 from kart_core.s3_config import S3Config
 from kart_core.storage import storage_for
+from kart_core.storage.remote import FsspecStorage
 
 __all__ = ["ObjectStorage", "object_storage_path_prefix"]
 
@@ -60,14 +61,15 @@ class ObjectStorage:
 
     @staticmethod
     def exists(path: str) -> bool:
-        """Whether an object is at ``path``.
+        """Whether an object, or a "directory" of objects (a prefix), is at ``path`` (as gokart's luigi client says).
 
         Raises:
             UnsupportedFeatureError: ``path`` is not an s3:// or gs:// path.
         """
         if not ObjectStorage.if_object_storage_path(path):
             raise _not_object_storage(path)
-        return storage_for(path).exists(path)
+        storage = storage_for(path)
+        return storage.exists_or_prefix(path) if isinstance(storage, FsspecStorage) else storage.exists(path)
 
     @staticmethod
     def get_timestamp(path: str) -> datetime:

@@ -11,6 +11,7 @@ variable holding the service-account credential (a file path or the JSON).
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import tempfile
 from collections.abc import Iterator
@@ -24,10 +25,24 @@ from kart_core.s3_config import missing_s3_support, s3fs_options
 from kart_core.storage.base import FileEntry, is_temporary, spooled_write, temporary_name
 from kart_core.storage.listing import exists_in_listing
 
-__all__ = ["UPLOAD_PREFIX", "FsspecStorage", "storage_options", "s3_options", "upload_spools"]
+__all__ = [
+    "FIRST_READ_BYTES",
+    "UPLOAD_PREFIX",
+    "FsspecStorage",
+    "WholeObject",
+    "storage_options",
+    "s3_options",
+    "upload_spools",
+]
 
 # Local spool files of uploads in progress live in the system temporary directory under this prefix.
 UPLOAD_PREFIX = "kart-upload-"
+
+# S3 reads start with one GET of this many bytes: a smaller object (a manifest, a marker, most outputs) is
+# then read whole in that one request, with no HEAD first; a larger one is read on in ranges.
+FIRST_READ_BYTES = 4 * 2**20
+# Protocols served by s3fs, whose single-object requests kart makes itself (see FsspecStorage).
+_S3_PROTOCOLS = ("s3", "s3a")
 
 _MISSING_SUPPORT = {
     "s3": missing_s3_support,
@@ -72,6 +87,14 @@ def storage_options(protocol: str) -> dict[str, Any]:
     return {}
 
 
+class WholeObject(io.BytesIO):
+    """An object's bytes read whole, as a file; ``size`` as fsspec's files have it (the integrity check reads it)."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.size = len(data)
+
+
 class RemoteSpool:
     """A local "w+b" temporary file (prefix ``UPLOAD_PREFIX``) for one object."""
 
@@ -114,12 +137,20 @@ class RemoteSpool:
 
 
 class FsspecStorage:
-    """Files on an fsspec file system; a write is uploaded in one put, so readers never see half."""
+    """Files on an fsspec file system; a write is uploaded in one put, so readers never see half.
+
+    On S3 the paths kart asks about are single objects (outputs, manifests, markers, run logs), so
+    existence checks, reads and commits make the object requests themselves: s3fs's ``exists``,
+    ``open`` and ``mv`` also look for a "directory" of the same name (a LIST after each HEAD that
+    finds nothing, LIST + LIST + HEAD before a copy), and a put first checks that the bucket exists.
+    Those answers are also read from no listing cache, so they are as fresh as the object store's.
+    """
 
     def __init__(self, fs: Any, protocol: str) -> None:
         self._file_system = fs
         self._protocol = protocol
         self._pid = os.getpid()
+        self._s3 = protocol in _S3_PROTOCOLS and hasattr(fs, "call_s3")
 
     @property
     def _fs(self) -> Any:
@@ -151,13 +182,46 @@ class FsspecStorage:
         return cls(fs, protocol)
 
     def exists(self, path: str) -> bool:
-        """Whether an object is at ``path`` (from a directory listing inside ``listing_scope()``)."""
+        """Whether an object is at ``path`` (from a directory listing inside ``listing_scope()``).
+
+        On S3 one HEAD of the key: a "directory" (a prefix with objects under it) is no file
+        (``exists_or_prefix`` counts those too).
+        """
         listed = exists_in_listing(path, self.list_dir)
-        return bool(self._fs.exists(path)) if listed is None else listed
+        if listed is not None:
+            return listed
+        if self._s3:
+            bucket, key = self._bucket_key(path)
+            try:
+                self._fs.call_s3("head_object", Bucket=bucket, Key=key)
+            except FileNotFoundError:
+                return False
+            return True
+        return bool(self._fs.exists(path))
+
+    def exists_or_prefix(self, path: str) -> bool:
+        """Whether an object, or a "directory" (objects under ``path/``), is at ``path``: fsspec's ``exists``."""
+        return bool(self._fs.exists(path))
 
     @contextlib.contextmanager
     def open_read(self, path: str) -> Iterator[IO[bytes]]:
-        """Open ``path`` for binary reading."""
+        """Open ``path`` for binary reading.
+
+        Raises:
+            FileNotFoundError: no object is at ``path`` (on S3 after one GET: no HEAD, no LIST).
+        """
+        if self._s3:
+            try:
+                head: bytes | None = self._fs.cat_file(path, start=0, end=FIRST_READ_BYTES)
+            except FileNotFoundError:
+                raise
+            except OSError:  # InvalidRange: the object is empty, and S3 refuses any range of it
+                head = None
+            if head is not None and len(head) < FIRST_READ_BYTES:
+                # The whole object, read in one request (a put replaces an object whole, so these
+                # bytes are one version of it).
+                yield WholeObject(head)
+                return
         with self._fs.open(path, "rb") as file:
             yield file
 
@@ -170,8 +234,31 @@ class FsspecStorage:
         return RemoteSpool(self, path)
 
     def commit(self, staged: str, path: str) -> None:
-        """Copy the staged object to ``path`` (a copy is one atomic put on object stores), then delete it."""
-        self._fs.mv(staged, path)
+        """Copy the staged object to ``path`` (a copy is one atomic put on object stores), then delete it.
+
+        On S3: one CopyObject and one DeleteObject (an object over 5 GB, which CopyObject refuses,
+        goes through s3fs's multipart copy).
+        """
+        if not self._s3:
+            self._fs.mv(staged, path)
+            return
+        source_bucket, source_key = self._bucket_key(staged)
+        bucket, key = self._bucket_key(path)
+        try:
+            self._fs.call_s3(
+                "copy_object", Bucket=bucket, Key=key, CopySource={"Bucket": source_bucket, "Key": source_key}
+            )
+        except FileNotFoundError:
+            raise
+        except OSError:
+            # Too large for one CopyObject (or refused for another reason s3fs's copy handles or names).
+            self._fs.copy(staged, path)
+        self._fs.invalidate_cache(path)
+        self.remove(staged)
+
+    def _bucket_key(self, path: str) -> tuple[str, str]:
+        bucket, key, _ = self._fs.split_path(path)
+        return str(bucket), str(key)
 
     @contextlib.contextmanager
     def claim_new(self, path: str, data: bytes) -> Iterator[None]:
@@ -182,7 +269,17 @@ class FsspecStorage:
         """No claims on object storage (first commits take the commit lock): returns at once."""
 
     def upload(self, local: str, path: str) -> None:
-        """Put the local file ``local`` at ``path`` in one request."""
+        """Put the local file ``local`` at ``path`` in one request.
+
+        On S3 the bucket is made (as s3fs's ``makedirs`` does) only when the put finds none, so a put
+        is one request, not a HEAD of the bucket before it.
+        """
+        if self._s3:
+            try:
+                self._fs.put_file(local, path)
+                return
+            except FileNotFoundError:  # NoSuchBucket
+                pass
         self._make_parent(path)
         self._fs.put_file(local, path)
 
