@@ -163,6 +163,11 @@ class FsspecStorage:
             self._pid = os.getpid()
         return self._file_system
 
+    @property
+    def file_system(self) -> Any:
+        """The fsspec file system this storage uses (in this process), e.g. to hook its client's requests."""
+        return self._fs
+
     @classmethod
     def for_protocol(cls, protocol: str, **options: Any) -> FsspecStorage:
         """Create the file system for ``protocol``, saying which extra to install when it is missing."""
