@@ -101,7 +101,9 @@ def main() -> None:
     """Parse the options, run each scenario first and cached, print a table."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", type=int, default=50)
-    parser.add_argument("--root", default="s3://bench/requests", help="URL under which each workspace is a fresh prefix")
+    parser.add_argument(
+        "--root", default="s3://bench/requests", help="URL under which each workspace is a fresh prefix"
+    )
     parser.add_argument("--skip-kedro", action="store_true")
     args = parser.parse_args()
     storage = storage_for(args.root)
@@ -142,7 +144,9 @@ def main() -> None:
                     KartRunner(workspace_directory=workspace).run(pipeline, make_catalog(n, data))
 
                 row = _measure(counter, run, n)
-                print(f"| KartRunner (width 4) | {phase} | " + " | ".join(part.strip() for part in row.split("|")) + " |")
+                print(
+                    f"| KartRunner (width 4) | {phase} | " + " | ".join(part.strip() for part in row.split("|")) + " |"
+                )
 
 
 if __name__ == "__main__":
