@@ -178,6 +178,10 @@ _BY_TYPE = frozenset(
         ("google.cloud.client", "Client"),
     }
 )
+# Attributes that number objects in the order a process created them (by top-level package): they
+# follow what else the process imported first (an Airflow worker imports other modules than its
+# dag-processor), not what the object is. sqlalchemy's Column, Table and mapper properties carry one.
+_PROCESS_COUNTERS: dict[str, frozenset[str]] = {"sqlalchemy": frozenset({"_creation_order"})}
 _HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class defined in Python, not a C type
 # Budgets, in objects walked (each container, object and scalar once; a shared one once in all; an
 # array or frame is one), about 2 microseconds each. Beyond one, what it covers counts by its type:
@@ -801,6 +805,9 @@ class _Visit:
         if not isinstance(reduced, tuple) or len(reduced) < 2:
             return self._undigestable(value, f"has an unusual __reduce_ex__ result ({type(reduced).__name__})")
         func, args, state, listitems, dictitems = (*reduced[:5], None, None, None)[:5]
+        counters = _PROCESS_COUNTERS.get(type(value).__module__.partition(".")[0])
+        if counters and isinstance(state, dict) and not counters.isdisjoint(state):
+            state = {key: item for key, item in state.items() if key not in counters}
         return [
             "reduce",
             self.token(func),

@@ -352,3 +352,35 @@ def test_generators_and_resources_fingerprint_the_same_in_every_process(
     assert digests == {here.digest}
     edited = _fingerprint(package, RESOURCES.replace("23, 0)", "23, 1)"))
     assert edited.digest != here.digest
+
+
+TABLES = """
+import sqlalchemy
+
+X = sqlalchemy.Table("t", sqlalchemy.MetaData(), sqlalchemy.Column("a", sqlalchemy.Integer))
+"""
+
+
+def test_a_sqlalchemy_table_fingerprints_the_same_whatever_the_process_created_before(package: Path) -> None:
+    # sqlalchemy numbers its Columns and Tables in creation order (_creation_order): a process that made
+    # other sqlalchemy objects first (an Airflow worker has imported airflow.models) must agree with one that did not.
+    _fingerprint(package, TABLES)
+    code = (
+        "import sys, sqlalchemy\n"
+        "made = [sqlalchemy.Column(f'c{i}', sqlalchemy.Integer) for i in range(int(sys.argv[1]))]\n"
+        "from kart_core import CodeFingerprinter; import fpval.nodes as n\n"
+        "print(CodeFingerprinter().fingerprint(n.node).digest)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(package.parent), *sys.path])}
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", code, made], env=env, capture_output=True, text=True, check=True
+        ).stdout.split()[-1]
+        for made in ("0", "300")
+    }
+    assert len(digests) == 1
+    (package / "helpers.py").write_text(TABLES.replace('"a"', '"b"'))  # what the table is still counts
+    changed = subprocess.run(
+        [sys.executable, "-c", code, "0"], env=env, capture_output=True, text=True, check=True
+    ).stdout.split()[-1]
+    assert changed not in digests
