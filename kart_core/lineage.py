@@ -26,6 +26,7 @@ from collections.abc import Iterable
 
 from kart_core.manifest import Input, Manifest, OutputRecord, read_unverified
 from kart_core.storage import storage_for
+from kart_core.workspace import MANIFEST, join_url, log_workspace
 
 __all__ = ["Lineage", "StaleInput", "Verdict", "describe", "resolve", "stale_inputs", "stale_outputs", "stale_verdict"]
 
@@ -57,7 +58,7 @@ def resolve(reference: str, workspace: str) -> str:
     """An ``Input.manifest`` as a full path: a workspace-relative one joined to ``workspace``."""
     if "://" in reference or os.path.isabs(reference):
         return reference
-    return os.path.join(workspace, reference)
+    return join_url(workspace, reference)
 
 
 def stale_inputs(
@@ -167,7 +168,7 @@ class Lineage:
         behind = []
         for item in manifest.inputs:
             upstream = resolve(item.manifest, workspace)
-            upstream_workspace = workspace if upstream != item.manifest else _workspace_of(upstream)
+            upstream_workspace = workspace if upstream != item.manifest else log_workspace(upstream, MANIFEST)
             if upstream_workspace is not None and self.check(upstream, upstream_workspace).stale:
                 label = item.task or upstream
                 if label not in behind:
@@ -202,12 +203,6 @@ def stale_verdict(targets: Iterable[object], checked: Lineage | None = None) -> 
         if verdict.stale:
             return verdict
     return None
-
-
-def _workspace_of(manifest_path: str) -> str | None:
-    """The workspace of a full manifest path (``{workspace}/log/manifest/{file}``), or None when unlike that."""
-    head, _, _ = manifest_path.rpartition("/log/manifest/")
-    return head or None
 
 
 def _short(commit: str | None) -> str:

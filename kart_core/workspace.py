@@ -208,6 +208,12 @@ def log_path(workspace: str, kind: LogKind, class_name: str, unique_id: str) -> 
     return os.path.join(workspace, log_relative_path(kind, class_name, unique_id))
 
 
+def log_workspace(path: str, kind: LogKind) -> str | None:
+    """The workspace of a run log's full path ``{workspace}/log/{kind}/{file}`` (local or URL); None for other paths."""
+    head, found, _ = path.replace(os.sep, "/").rpartition(f"/{LOG_DIRECTORY}/{kind.name}/")
+    return head or None if found else None
+
+
 def log_task_path(task: KartTask, kind: LogKind) -> str:
     """The path of ``task``'s run log of ``kind`` in its own workspace."""
     return log_path(str(task.workspace_directory), kind, type(task).__name__, task.make_unique_id())

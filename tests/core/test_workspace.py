@@ -203,3 +203,10 @@ def test_kart_workspace_is_honoured_by_build_runs_gc_and_report(
     kart("report", f"{__name__}.WsTask", "--n", "2", "-o", str(page))
     html = page.read_text(encoding="utf-8")
     assert f"WsTask[{kept.make_unique_id()[:8]}]" in html and '"status": "complete"' in html
+
+
+def test_the_workspace_of_a_run_log_path_local_or_url() -> None:
+    assert ws.log_workspace("s3://bucket/ws/log/manifest/Load_1.json", ws.MANIFEST) == "s3://bucket/ws"
+    assert ws.log_workspace("/data/ws/log/manifest/Load_1.json", ws.MANIFEST) == "/data/ws"
+    assert ws.log_workspace("/data/ws/log/task_log/Load_1.pkl", ws.MANIFEST) is None  # another kind
+    assert ws.log_workspace("/data/ws/Load_1.json", ws.MANIFEST) is None
