@@ -21,7 +21,7 @@ Readers honour both, as the reader of a seqlock honours its counter:
 - ``read_consistently`` (for loads): each output load reads the task's manifest anyway (for the
   size, hash and commit id it checks); ``note_manifest`` waits when it is pending. After the loads,
   each manifest is read again. If one task's outputs were read under two commit ids, or the
-  manifest changed or is pending, or a commit was waited for, the loads are made again once, then
+  manifest changed or is pending, the loads are made again once, then
   ``ConcurrentCommitError``. A pending manifest left by a killed committer is
   ``DamagedOutputError`` (kind "commit"), which a downstream's run repairs by running the task
   again (``kart_core.repair``). No request is added per load beyond that re-read per task.
@@ -209,11 +209,15 @@ class _Reads:
     """The manifests the loads of one ``read_consistently`` attempt saw."""
 
     commits: dict[str, str] = dataclasses.field(default_factory=dict)  # manifest path -> commit id seen
-    moved: bool = False  # two commit ids seen for one manifest, or a commit was waited for
+    moved: bool = False  # two commit ids seen for one manifest
+    # Manifests last seen pending: their commit was waited for and not yet read settled. A waited-for
+    # commit whose manifest is then read settled needs no second attempt: an earlier load of that
+    # manifest's outputs shows as two commit ids, and other manifests are read again below.
+    unsettled: set[str] = dataclasses.field(default_factory=set)
 
     def changed(self) -> bool:
         """Whether a commit happened while the loads ran (read each manifest again)."""
-        if self.moved:
+        if self.moved or self.unsettled:
             return True
         for path, commit in self.commits.items():
             current = read_unverified(storage_for(path), path)
@@ -238,8 +242,10 @@ def note_manifest(record: OutputRecord, manifest: Manifest) -> bool:
     """
     reads = _reads.get()
     if not manifest.pending:
-        if reads is not None and reads.commits.setdefault(record.manifest, manifest.commit) != manifest.commit:
-            reads.moved = True  # two outputs of one task read under two commits
+        if reads is not None:
+            reads.unsettled.discard(record.manifest)
+            if reads.commits.setdefault(record.manifest, manifest.commit) != manifest.commit:
+                reads.moved = True  # two outputs of one task read under two commits
         return True
     storage = storage_for(record.manifest)
     if _killed(storage, record, manifest.commit):
@@ -256,7 +262,7 @@ def note_manifest(record: OutputRecord, manifest: Manifest) -> bool:
             detail=f"commit {manifest.commit} was interrupted between its renames",
         )
     if reads is not None:
-        reads.moved = True  # the loads made so far may predate the commit: all are made again
+        reads.unsettled.add(record.manifest)  # settled when the load reads the manifest again
     return False
 
 
