@@ -152,13 +152,30 @@ def _commit_bytes(commit: str | None) -> bytes:
 
 
 def _configured_key() -> str | None:
-    key = os.environ.get(ENVIRONMENT_VARIABLE)
-    if key:
-        return key
-    import luigi.configuration
+    """``KART_SIGNING_KEY``, else ``[TaskOnKart] signing_key``; None when neither is set.
 
-    value = luigi.configuration.get_config().get("TaskOnKart", "signing_key", None)
-    return str(value) if value else None
+    Raises:
+        SigningKeyError: one is set but empty (or only whitespace). A deployment whose secret did not
+            reach it (``KART_SIGNING_KEY=$MISSING``) must not run with signing silently off: it would
+            load, and run, whatever pickle an attacker left in the cache.
+    """
+    key = os.environ.get(ENVIRONMENT_VARIABLE)
+    where = f"the environment variable {ENVIRONMENT_VARIABLE}"
+    if key is None:
+        import luigi.configuration
+
+        config = luigi.configuration.get_config()
+        if not config.has_option("TaskOnKart", "signing_key"):
+            return None
+        key = str(config.get("TaskOnKart", "signing_key", ""))
+        where = "[TaskOnKart] signing_key in the luigi configuration"
+    if not key.strip():
+        raise SigningKeyError(
+            f"The signing key is set but empty ({where}): signing would be off and any file in the cache "
+            f"loaded unchecked. Set it to the secret, or unset it (`unset {ENVIRONMENT_VARIABLE}`, or remove "
+            "the line) to build without signing."
+        )
+    return key
 
 
 def _configured_old_keys() -> list[str]:
@@ -172,8 +189,12 @@ def _configured_old_keys() -> list[str]:
 
 
 def signer_from_config() -> Signer | None:
-    """The signer for the configured key (and old keys), or None when signing is off."""
+    """The signer for the configured key (and old keys), or None when signing is off (no key set).
+
+    Raises:
+        SigningKeyError: a key is set but empty (``_configured_key``).
+    """
     key = _configured_key()
-    if not key:
+    if key is None:
         return None
     return Signer(key.encode("utf-8"), [old.encode("utf-8") for old in _configured_old_keys()])

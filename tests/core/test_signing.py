@@ -73,6 +73,24 @@ def test_an_empty_key_is_a_named_error() -> None:
         Signer(b"")
 
 
+@pytest.mark.parametrize("value", ["", "   "])
+def test_a_key_set_but_empty_in_the_environment_is_a_named_error(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    """``KART_SIGNING_KEY=$MISSING`` turned signing off silently (AT3); unset means off, empty is a mistake."""
+    monkeypatch.setenv("KART_SIGNING_KEY", value)
+    with pytest.raises(SigningKeyError, match="environment variable KART_SIGNING_KEY") as info:
+        signer_from_config()
+    assert "unset KART_SIGNING_KEY" in str(info.value)
+
+
+def test_a_key_set_but_empty_in_the_luigi_config_is_a_named_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KART_SIGNING_KEY", raising=False)
+    config = luigi.configuration.get_config()
+    config.add_section("TaskOnKart")
+    config.set("TaskOnKart", "signing_key", "")
+    with pytest.raises(SigningKeyError, match=r"\[TaskOnKart\] signing_key"):
+        signer_from_config()
+
+
 def test_signed_output_round_trips_with_the_header_in_the_file(signing_key: str, tmp_path: Path) -> None:
     target = make_target(str(tmp_path / "frame.pkl"), owner=OWNER)
     target.dump(pd.DataFrame({"a": [1, 2]}))
@@ -481,3 +499,19 @@ def test_kart_run_over_an_unsigned_cache_fails_naming_the_task_and_the_fix(
     assert result.exit_code == 40, result.output  # a failed task (gokart's code), not 0
     assert "kart build: 0 ran, 0 cached, 1 failed, 0 not run" in result.stderr
     assert f"FAILED {root.kart_label()}" in result.stderr and "`kart verify --delete`" in result.stderr
+
+
+def test_an_empty_key_never_loads_a_pickle_planted_in_a_signed_workspace(
+    monkeypatch: pytest.MonkeyPatch, workspace: str
+) -> None:
+    """AT3: built signed, an attacker plants a pickle and deletes the manifest; a run with the key empty ran it."""
+    monkeypatch.setenv("KART_SIGNING_KEY", "test-secret")
+    upstream = Upstream(workspace_directory=workspace)
+    kart_core.build(upstream, reset_register=False)
+    marker = Path(workspace) / "pwned"
+    Path(upstream.output().path()).write_bytes(pickle.dumps(_WritesAFileWhenUnpickled(str(marker))))
+    storage_for(workspace).remove(log_task_path(upstream, MANIFEST))
+    monkeypatch.setenv("KART_SIGNING_KEY", "")
+    with pytest.raises(SigningKeyError, match="KART_SIGNING_KEY"):
+        kart_core.build(Downstream(workspace_directory=workspace), reset_register=False)
+    assert not marker.exists()
