@@ -253,6 +253,8 @@ def run_command(
     cmdline.set_workspace(workspace)
     try:
         with cmdline.task_from_command_line(task_name, task_args) as task:
+            with _workspace_errors():  # an unusable workspace: one line and exit 1, not a task failure
+                cmdline.check_writable_workspace(task.workspace_directory)
             code = _build(task, workers, executor, keep_going, progress)
     except TaskSpecError as exc:
         click.echo(f"kart run: {exc}", err=True)
@@ -578,3 +580,7 @@ def _duration(seconds: float) -> str:
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``kart`` console script."""
     cli.main(args=list(argv) if argv is not None else None, prog_name="kart")
+
+
+if __name__ == "__main__":  # `python -m kart_core.cli ...` runs the command (without this it did nothing, exit 0)
+    main()
