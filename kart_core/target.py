@@ -462,8 +462,13 @@ class SingleFileTarget(TargetOnKart):
             raise error(
                 f"Failed to dump {self._describe_owner()} to {self._path!r} with {self.processor!r}.\n"
                 f"{type(exc).__name__}: {exc}\n"
-                "Nothing was written. Check that the object suits the format of the extension, or pass processor=..."
+                f"Nothing was written. {_DUMP_FIX_OS if isinstance(exc, OSError) else _DUMP_FIX_FORMAT}"
             ) from exc
+
+
+# An OSError is the folder's (a missing or read-only workspace, a full disk), not the format's.
+_DUMP_FIX_OS = "Check that the workspace folder exists or can be created, is writable and has free space."
+_DUMP_FIX_FORMAT = "Check that the object suits the format of the extension, or pass processor=..."
 
 
 class ModelTarget(TargetOnKart):

@@ -22,11 +22,40 @@ from luigi.cmdline_parser import CmdlineParser
 from luigi.task_register import Register
 
 from kart_core.dotted import import_object
-from kart_core.errors import TaskSpecError
+from kart_core.errors import KartError, TaskSpecError
 from kart_core.parameter import TaskInstanceParameter
+from kart_core.storage.base import protocol_of, storage_for
 from kart_core.task import TaskOnKart
 
-__all__ = ["TaskSpecError", "resolve_task_class", "set_workspace", "task_from_command_line"]
+__all__ = ["TaskSpecError", "check_writable_workspace", "resolve_task_class", "set_workspace", "task_from_command_line"]
+
+_WHERE = "Pass a writable folder or a URL kart can use with -w, KART_WORKSPACE or [TaskOnKart] workspace_directory."
+
+
+def check_writable_workspace(workspace: str) -> None:
+    """Check before a build that tasks can write into ``workspace``, creating the local folder.
+
+    Without it, the first write (a run log, deep in the runner) failed as a task failure with
+    kart's own traceback and advice about file formats.
+
+    Raises:
+        KartError: no storage for the URL's scheme (or its extra is missing), or the local folder
+            cannot be created or written.
+    """
+    storage_for(workspace)  # raises KartError naming the scheme and what to install
+    if protocol_of(workspace):
+        return  # a bucket's reachability shows at the first write; asking it here costs a round trip
+    try:
+        os.makedirs(workspace, exist_ok=True)
+    except OSError as exc:
+        raise KartError(f"Cannot create the workspace {workspace!r}: {_reason(exc)}. {_WHERE}") from None
+    if not os.access(workspace, os.W_OK | os.X_OK):
+        raise KartError(f"Cannot write into the workspace {workspace!r}: permission denied. {_WHERE}")
+
+
+def _reason(exc: OSError) -> str:
+    # "[Errno 2] No such file or directory: '/proc/nonexist'" reads as "No such file or directory".
+    return exc.strerror or str(exc)
 
 
 def resolve_task_class(dotted: str) -> type:
