@@ -302,11 +302,28 @@ class TargetOnKart(luigi.Target):
         """What to do when an output cannot be parsed and no damage against its record was found."""
         record = self.record
         who = f"{record.task} (unique id {record.unique_id})" if record else self._describe_owner()
+        other_format = "If it was written by another format or tool, pass processor=... to make_target."
+        if not self._has_integrity_entry():  # `kart verify` would find nothing to check, nor delete
+            where = f" (none in {record.manifest!r})" if record else ""
+            return (
+                f"There is no integrity record for this file{where}: written by gokart, before kart kept records, "
+                "or its record was removed, so `kart verify` cannot check it. If it is damaged, build "
+                f"{who} again with rerun=True, or delete {self._path!r} so the next build runs it again. {other_format}"
+            )
         return (
             f"Next step: `kart verify` checks every output of the workspace against its integrity record; if this "
-            f"file is damaged, `kart verify --delete` removes it and the next build runs {who} again. If it was "
-            "written by another format or tool, pass processor=... to make_target."
+            f"file is damaged, `kart verify --delete` removes it and the next build runs {who} again. {other_format}"
         )
+
+    def _has_integrity_entry(self) -> bool:
+        settings = target_config.current()
+        if self.record is None or not settings.record:
+            return False
+        try:
+            signer = self._signer if self._signer is not None else settings.signer
+            return self._committed_entry(signer) is not None
+        except Exception:  # noqa: BLE001 - a record that cannot be read is one verify reports
+            return True
 
     def _check_size(self, size: int | None, entry: Entry) -> None:
         if size is not None and size != entry.size:

@@ -383,3 +383,14 @@ def test_an_intact_output_that_fails_to_parse_names_kart_verify_as_the_next_step
     message = str(caught.value)
     assert "ValueError: this reader reads nothing" in message
     assert "Next step: `kart verify`" in message and f"runs {task.kart_label()} (unique id" in message
+
+
+def test_an_output_without_an_integrity_record_that_fails_to_parse_names_rerun_and_the_file(workspace: str) -> None:
+    task = UnparsableTask(workspace_directory=workspace)
+    kart_core.build(task, return_value=False)
+    os.remove(task.output().record.manifest)  # as gokart wrote it, or its record removed: `kart verify` sees nothing
+    with pytest.raises(LoadError) as caught:
+        task.output().load()
+    message = str(caught.value)
+    assert "There is no integrity record for this file" in message and "kart verify --delete" not in message
+    assert "rerun=True" in message and f"delete {task.output().path()!r}" in message
