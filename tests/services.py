@@ -163,11 +163,22 @@ S3_SECRET = "kart-test-secret"
 _bucket_numbers = itertools.count()
 
 
+def _unique_bucket_name(prefix: str, numbers: Iterator[int]) -> str:
+    """``{prefix}-{pid}-{n}``: unique on this machine, not only on one server.
+
+    Each pytest-xdist worker starts its own servers, so a count alone gave every worker the same bucket
+    names; kart's file locks (``/tmp/kart-locks``, ``/tmp/kart-commit-locks``) are keyed by the output URL,
+    which names the bucket but not the server, so two workers' tests building the same task in
+    ``s3://kart-test-0/ws`` shared its run and commit locks, and each waited for the other's runs and commits.
+    """
+    return f"{prefix}-{os.getpid()}-{next(numbers)}"
+
+
 def make_bucket(server: Service) -> str:
-    """Create a new empty bucket on ``server`` and return its name."""
+    """Create a new empty bucket on ``server`` and return its name (unique on this machine)."""
     import boto3
 
-    name = f"kart-test-{next(_bucket_numbers)}"
+    name = _unique_bucket_name("kart-test", _bucket_numbers)
     client = boto3.client(
         "s3",
         endpoint_url=server.url,
@@ -184,8 +195,9 @@ _gcs_bucket_numbers = itertools.count()
 
 
 def make_gcs_bucket(server: Service) -> str:
-    """Create a new empty bucket on the GCS emulator ``server`` (JSON API ``buckets.insert``); return its name."""
-    name = f"kart-gcs-{next(_gcs_bucket_numbers)}"
+    """Create a new empty bucket on the GCS emulator ``server`` (JSON API ``buckets.insert``); return its name
+    (unique on this machine, as ``make_bucket``'s)."""
+    name = _unique_bucket_name("kart-gcs", _gcs_bucket_numbers)
     request = urllib.request.Request(
         f"{server.url}/storage/v1/b?project={GCS_PROJECT}",
         data=json.dumps({"name": name}).encode(),
