@@ -101,6 +101,29 @@ _KART_DISTRIBUTION = "kart-suite"
 # Names whose use makes a function reach attributes the bytecode does not name (getattr(helpers, name)).
 _DYNAMIC_ATTRIBUTES = frozenset({"getattr", "vars", "__dict__"})
 _DYNAMIC_IMPORTS = frozenset({"import_module", "__import__"})
+# Bytecode read to find the modules a function reaches: loads that start an attribute chain
+# (``ops.OPS``, ``pkg.mod.K``), the loads that extend one, the constants an import reads (its level
+# and fromlist; 3.14 loads small ints apart), the stores that bind an import's result, and the stack
+# shuffling between an IMPORT_NAME and its stores (``import a.b.c as d``).
+_NAME_LOADS = frozenset(
+    {
+        "LOAD_GLOBAL",
+        "LOAD_NAME",
+        "LOAD_FAST",
+        "LOAD_FAST_CHECK",
+        "LOAD_FAST_BORROW",
+        "LOAD_DEREF",
+        "LOAD_CLASSDEREF",
+        "LOAD_FROM_DICT_OR_DEREF",
+    }
+)
+_ATTRIBUTE_LOADS = frozenset({"LOAD_ATTR", "LOAD_METHOD"})
+_PAIRED = frozenset(
+    {"LOAD_FAST_LOAD_FAST", "LOAD_FAST_BORROW_LOAD_FAST_BORROW", "STORE_FAST_LOAD_FAST", "STORE_FAST_STORE_FAST"}
+)
+_CONST_LOADS = frozenset({"LOAD_CONST", "LOAD_SMALL_INT"})
+_NAME_STORES = frozenset({"STORE_FAST", "STORE_DEREF", "STORE_NAME", "STORE_GLOBAL"})
+_IMPORT_STACK_OPS = frozenset({"SWAP", "ROT_TWO", "POP_TOP", "NOP", "EXTENDED_ARG", "CACHE"})
 _MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 # Class attributes that are bookkeeping, not behaviour (dataclass and ABC internals, annotations).
 _CLASS_NOISE = frozenset(
@@ -379,6 +402,7 @@ class CodeFingerprinter:
         self._keys: dict[int, str] = {}
         self._taken: set[str] = set()
         self._alive: list[Any] = []  # keeps visited objects alive so their id() stays theirs
+        self.absent: set[str] = set()  # submodule names found not to exist (or not to import)
 
     def fingerprint(self, func: Any, version: str | None = None) -> CodeFingerprint:
         """The fingerprint of a node function (any callable), or of an explicit ``version``.
@@ -540,13 +564,17 @@ class _Visit:
         module = func.__module__ or "__main__"
         # getattr(helpers, name) can reach any attribute of a module it references: count them all.
         dynamic = not _DYNAMIC_ATTRIBUTES.isdisjoint(names)
+        scan = _scan_imports(code, globals_.get("__package__"))
+        # Before any module is walked: a submodule the code reaches (``from pkg import mod``, ``pkg.mod.K``)
+        # is an attribute of its package only once imported; whether something imported it first must not count.
+        self._load_submodules(scan, globals_)
         for name in names:
             if name in globals_:
                 references.append([name, self._global(module, name, globals_[name], names, dynamic)])
         if "globals" in names:  # globals()[name]: any name of the function's own module
             own = sorted(name for name in globals_ if not name.startswith("__") and name not in names)
             references.append(["globals()", [[n, self._global(module, n, globals_[n], names, dynamic)] for n in own]])
-        for module_name in sorted(self._imported_modules(code, globals_.get("__package__"), names)):
+        for module_name in sorted(self._imported_modules(scan, code, globals_.get("__package__"), names)):
             loaded = self._import(module_name)  # an import inside the body
             imported = self._global(module_name, "", loaded, names, dynamic) if loaded else module_name
             references.append([f"import {module_name}", imported])
@@ -560,10 +588,12 @@ class _Visit:
             self.token(func.__wrapped__) if hasattr(func, "__wrapped__") else None,
         ]
 
-    def _imported_modules(self, code: types.CodeType, package: str | None, names: list[str]) -> set[str]:
+    def _imported_modules(
+        self, scan: _ImportScan, code: types.CodeType, package: str | None, names: list[str]
+    ) -> set[str]:
         """Modules that ``import`` statements load, and those named by a literal string given to
         ``importlib.import_module`` / ``__import__`` (when the code calls one and the module is project code)."""
-        found = _imports(code, package)
+        found = set(scan.modules)
         if _DYNAMIC_IMPORTS.isdisjoint(names):
             return found
         for text in _strings(code):
@@ -576,6 +606,65 @@ class _Visit:
                 if text in sys.modules or _findable(text):
                     found.add(text)
         return found
+
+    def _load_submodules(self, scan: _ImportScan, globals_: Mapping[str, Any]) -> None:
+        """Import the project submodules the code names that nobody imported yet: the names of
+        ``from pkg import mod`` (also ``from . import mod``) that are no attribute of the package, and
+        each step of an attribute chain from a project module (a global, or a local an import bound:
+        ``import pkg as p; p.mod.K``) to a submodule. The code imports them itself, or could not run."""
+        for module_name, name in sorted(scan.from_names):
+            self._attribute_module(self._import(module_name), name)
+        for chain in sorted(scan.chains):
+            roots = [self._bound_module(binding) for binding in sorted(scan.bindings.get(chain[0], ()))]
+            roots.append(globals_.get(chain[0]))
+            for reached in roots:
+                for attribute in chain[1:]:
+                    reached = self._attribute_module(reached, attribute)
+                    if reached is None:
+                        break
+
+    def _bound_module(self, binding: tuple[str, str]) -> types.ModuleType | None:
+        """The project module an import in the code bound a local name to, if it is one."""
+        module_name, name = binding
+        module = self._import(module_name)
+        return self._attribute_module(module, name) if name else module
+
+    def _attribute_module(self, module: Any, name: str) -> types.ModuleType | None:
+        """``module.name`` when it is a module and ``module`` a project module, importing ``module.name``
+        as Python's ``from module import name`` would when the package lacks the attribute."""
+        if not isinstance(module, types.ModuleType) or self.owner.classifier.version_of(module.__name__) is not None:
+            return None
+        namespace = vars(module)
+        if name in namespace:
+            found = namespace[name]
+        elif hasattr(module, "__path__") and "__getattr__" not in namespace:  # a lazy package decides itself
+            found = self._submodule(f"{module.__name__}.{name}")
+        else:
+            return None
+        return found if isinstance(found, types.ModuleType) else None
+
+    def _submodule(self, module_name: str) -> types.ModuleType | None:
+        """The project submodule ``module_name``, imported if it exists; None if it does not (remembered)."""
+        if module_name in sys.modules:
+            return sys.modules[module_name]
+        if module_name in self.owner.absent or not _findable(module_name):
+            self.owner.absent.add(module_name)
+            return None
+        try:
+            return importlib.import_module(module_name)
+        except Exception as exc:  # noqa: BLE001 - a module failing at import fails the code at run time, not here
+            logger.warning(
+                "%s: importing %s to fingerprint it failed (%s: %s)",
+                self._where(),
+                module_name,
+                type(exc).__name__,
+                exc,
+            )
+            self.owner.absent.add(module_name)
+            return None
+
+    def _where(self) -> str:
+        return self.stack[-1].name if self.stack else "?"
 
     def _import(self, module_name: str) -> types.ModuleType | None:
         """The module an import in a function body names; project modules are imported, others only versioned."""
@@ -896,27 +985,84 @@ def _all_names(code: types.CodeType) -> set[str]:
     return names
 
 
-def _imports(code: types.CodeType, package: str | None) -> set[str]:
-    """Absolute names of the modules that ``import`` statements in ``code`` (and nested code) load."""
-    found = set()
+@dataclasses.dataclass
+class _ImportScan:
+    """What a function's code (nested code too) names through ``import`` statements and attribute chains."""
+
+    modules: set[str] = dataclasses.field(default_factory=set)  # absolute names IMPORT_NAME loads
+    # ``from module import name``: Python imports ``module.name`` when ``module`` lacks the attribute
+    from_names: set[tuple[str, str]] = dataclasses.field(default_factory=set)
+    # local name -> (module, name) an import binds it to (name "" for the module itself)
+    bindings: dict[str, set[tuple[str, str]]] = dataclasses.field(default_factory=dict)
+    chains: set[tuple[str, ...]] = dataclasses.field(default_factory=set)  # ``name.attr.attr`` as loaded
+
+
+def _scan_imports(code: types.CodeType, package: str | None, scan: _ImportScan | None = None) -> _ImportScan:
+    """The modules ``import`` statements in ``code`` (and nested code) load, what they bind, and attribute chains."""
+    scan = scan if scan is not None else _ImportScan()
     consts: list[Any] = []
+    chain: list[str] = []
+    statement: tuple[str, bool] | None = None  # the import being bound: (module, whether it has a fromlist)
+    via: list[str] = []  # IMPORT_FROM names since the statement's IMPORT_NAME (or its last store)
     for instruction in dis.get_instructions(code):
-        if instruction.opname == "LOAD_CONST":
-            consts.append(instruction.argval)
-        elif instruction.opname == "IMPORT_NAME":
-            level = consts[-2] if len(consts) >= 2 and isinstance(consts[-2], int) else 0
-            try:
-                found.add(
-                    importlib.util.resolve_name("." * level + instruction.argval, package)
-                    if level
-                    else instruction.argval
-                )
-            except (ImportError, ValueError):
-                pass
+        op, arg = instruction.opname, instruction.argval
+        if op in _ATTRIBUTE_LOADS and chain:
+            chain.append(arg)
+            continue
+        if len(chain) > 1:
+            scan.chains.add(tuple(chain))
+        if op in _PAIRED and isinstance(arg, tuple) and len(arg) == 2:  # 3.13+: two fast locals in one
+            first, second = arg
+            if op.startswith("STORE_FAST_") and statement is not None:
+                scan.bindings.setdefault(first, set()).add(_bound(statement, via))
+                statement, via = (statement, []) if statement[1] and op == "STORE_FAST_STORE_FAST" else (None, [])
+            chain = [second] if op.endswith("LOAD_FAST") or op.endswith("BORROW") else []
+            continue
+        chain = [arg] if op in _NAME_LOADS and isinstance(arg, str) else []
+        if op in _CONST_LOADS:
+            consts.append(arg)
+        elif op == "IMPORT_NAME":
+            statement, via = _import_statement(arg, consts, package), []
+            if statement is not None:
+                scan.modules.add(statement[0])
+        elif statement is None or op in _IMPORT_STACK_OPS:
+            continue
+        elif op == "IMPORT_FROM":
+            via.append(arg)
+            if statement[1]:
+                scan.from_names.add((statement[0], arg))
+        elif op in _NAME_STORES:
+            scan.bindings.setdefault(arg, set()).add(_bound(statement, via))
+            statement, via = (statement, []) if statement[1] else (None, [])
+        else:
+            statement = None
+    if len(chain) > 1:
+        scan.chains.add(tuple(chain))
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
-            found |= _imports(const, package)
-    return found
+            _scan_imports(const, package, scan)
+    return scan
+
+
+def _import_statement(name: str, consts: list[Any], package: str | None) -> tuple[str, bool] | None:
+    """The absolute module an IMPORT_NAME loads (its level and fromlist are the two constants before
+    it), and whether it has a fromlist; None when a relative name cannot be resolved."""
+    level = consts[-2] if len(consts) >= 2 and isinstance(consts[-2], int) else 0
+    fromlist = consts[-1] if consts else None
+    try:
+        module = importlib.util.resolve_name("." * level + name, package) if level else name
+    except (ImportError, ValueError):
+        return None
+    return module, isinstance(fromlist, tuple)
+
+
+def _bound(statement: tuple[str, bool], via: list[str]) -> tuple[str, str]:
+    """What a store after an import binds: ``from m import n`` -> (m, n); ``import a.b as c`` -> (a.b, "");
+    ``import a.b`` -> (a, "")."""
+    module, has_fromlist = statement
+    if has_fromlist:
+        return (module, via[-1]) if via else (module, "")
+    return (module, "") if via else (module.partition(".")[0], "")
 
 
 def _normalised_code(code: types.CodeType, docstring: str | None = None) -> list[Any]:
