@@ -10,7 +10,9 @@ covers"; docs/faq.md for what it cannot follow):
   any editable install (``pip install -e``) and of any module that belongs to no installed
   distribution (a script, a ``src/`` folder on ``sys.path``). Starting at the class or function,
   the digest follows what the code references: global names (functions, classes, module-level
-  values), attributes of project modules it uses (``helpers.scale``), closures, default arguments,
+  values), attributes of project modules it uses (``helpers.scale``; a module imported inside the
+  function in any form, ``from . import ops`` too; a submodule the code names that nothing imported
+  yet is imported to be read), closures, default arguments,
   ``functools.partial`` arguments, wrapped functions (``__wrapped__``, also under a third-party or
   kart decorator) and every method, property and class attribute of a referenced class and of its
   project base classes — transitively. Dynamic look-ups are followed where the code shows them:
