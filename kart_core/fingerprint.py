@@ -654,6 +654,9 @@ class _Visit:
             return None
         try:
             return importlib.import_module(module_name)
+        except ImportError:  # an optional dependency missing: the code cannot run here either (as in _import)
+            self.owner.absent.add(module_name)
+            return None
         except Exception as exc:  # noqa: BLE001 - a module failing at import fails the code at run time, not here
             logger.warning(
                 "%s: importing %s to fingerprint it failed (%s: %s)",
