@@ -209,6 +209,7 @@ def stored_params(workspace: str, class_name: str, unique_id: str) -> dict[str, 
     """
     path = log_path(workspace, TASK_PARAMS, class_name, unique_id)
     target = make_target(path)
+    target.what = "task_params run log"
     if not target.exists():
         from kart_core import target_config
 

@@ -90,7 +90,9 @@ def load_log_value(path: str, plain_pickle: bool | None = None) -> Any:
             return loads_plain_data(data[HEADER_SIZE:] if is_sealed(data) else data)
     from kart_core.target import make_target  # luigi and the file processors: only for text logs and signed ones
 
-    return make_target(path).load()
+    target = make_target(path)
+    target.what = "run log"  # a refusal or a parse error names it so, not "the output"
+    return target.load()
 
 
 def _read_bytes(path: str) -> bytes:

@@ -77,6 +77,8 @@ class TargetOnKart(luigi.Target):
     the output's integrity record lives (targets a task makes have one; bare targets do not).
     """
 
+    what = "output"  # what messages call the file; a run log's target says e.g. "task_log run log"
+
     def __init__(
         self,
         path: str,
@@ -130,7 +132,7 @@ class TargetOnKart(luigi.Target):
         raise NotImplementedError
 
     def _describe_owner(self) -> str:
-        return f"the output of {self.owner}" if self.owner else "the output"
+        return f"the {self.what} of {self.owner}" if self.owner else f"the {self.what}"
 
     def _require_existing(self) -> None:
         if not self.exists():

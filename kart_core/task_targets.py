@@ -128,7 +128,9 @@ def log_target(task: TargetOwner, kind: workspace.LogKind) -> TargetOnKart:
 
     Run logs are not outputs: they have no integrity record (they are still signed when signing is on).
     """
-    return make_target(task, workspace.log_relative_path(kind, type(task).__name__), record=False)
+    target = make_target(task, workspace.log_relative_path(kind, type(task).__name__), record=False)
+    target.what = f"{kind.name} run log"  # messages name it so: a refused or unreadable log is no output
+    return target
 
 
 def _record(task: KartTask, relative: str, unique_id: str | None, label: str) -> OutputRecord | None:

@@ -68,7 +68,9 @@ def resolve_task_class(dotted: str) -> type:
     try:
         cls = import_object(dotted)
     except ImportError as exc:
-        raise TaskSpecError(f"{dotted!r}: {exc}. Check the name and PYTHONPATH.") from exc
+        # import_object's message may already start with the name: say it once.
+        reason = str(exc).removeprefix(f"{dotted!r}: ")
+        raise TaskSpecError(f"{dotted!r}: {reason}. Check the name and PYTHONPATH.") from exc
     if not (isinstance(cls, type) and issubclass(cls, luigi.Task)):
         raise TaskSpecError(f"{dotted!r}: module {module_name!r} has no task class {class_name!r}.")
     return cls
