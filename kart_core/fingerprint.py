@@ -569,14 +569,15 @@ class _Visit:
         scan = _scan_imports(code, globals_.get("__package__"))
         # Before any module is walked: a submodule the code reaches (``from pkg import mod``, ``pkg.mod.K``)
         # is an attribute of its package only once imported; whether something imported it first must not count.
-        self._load_submodules(scan, globals_)
+        from_modules = self._load_submodules(scan, globals_)
         for name in names:
             if name in globals_:
                 references.append([name, self._global(module, name, globals_[name], names, dynamic)])
         if "globals" in names:  # globals()[name]: any name of the function's own module
             own = sorted(name for name in globals_ if not name.startswith("__") and name not in names)
             references.append(["globals()", [[n, self._global(module, n, globals_[n], names, dynamic)] for n in own]])
-        for module_name in sorted(self._imported_modules(scan, code, globals_.get("__package__"), names)):
+        inner_imports = self._imported_modules(scan, code, globals_.get("__package__"), names) | from_modules
+        for module_name in sorted(inner_imports):
             loaded = self._import(module_name)  # an import inside the body
             imported = self._global(module_name, "", loaded, names, dynamic) if loaded else module_name
             references.append([f"import {module_name}", imported])
@@ -609,13 +610,20 @@ class _Visit:
                     found.add(text)
         return found
 
-    def _load_submodules(self, scan: _ImportScan, globals_: Mapping[str, Any]) -> None:
+    def _load_submodules(self, scan: _ImportScan, globals_: Mapping[str, Any]) -> set[str]:
         """Import the project submodules the code names that nobody imported yet: the names of
         ``from pkg import mod`` (also ``from . import mod``) that are no attribute of the package, and
         each step of an attribute chain from a project module (a global, or a local an import bound:
-        ``import pkg as p; p.mod.K``) to a submodule. The code imports them itself, or could not run."""
+        ``import pkg as p; p.mod.K``) to a submodule. The code imports them itself, or could not run.
+
+        Returns the modules ``from pkg import mod`` names: each counts as ``import pkg.mod`` would (all
+        its attributes for a function calling ``getattr``, not only those named like ``pkg``'s).
+        """
+        from_modules = set()
         for module_name, name in sorted(scan.from_names):
-            self._attribute_module(self._import(module_name), name)
+            found = self._attribute_module(self._import(module_name), name)
+            if found is not None:
+                from_modules.add(found.__name__)
         for chain in sorted(scan.chains):
             roots = [self._bound_module(binding) for binding in sorted(scan.bindings.get(chain[0], ()))]
             roots.append(globals_.get(chain[0]))
@@ -624,6 +632,7 @@ class _Visit:
                     reached = self._attribute_module(reached, attribute)
                     if reached is None:
                         break
+        return from_modules
 
     def _bound_module(self, binding: tuple[str, str]) -> types.ModuleType | None:
         """The project module an import in the code bound a local name to, if it is one."""

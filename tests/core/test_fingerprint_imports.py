@@ -93,6 +93,11 @@ def local_chain(v):
     return v * p.sub.deep.DEEP
 
 
+def dynamic(v, name):
+    from fpimp import ops
+    return getattr(ops, name)(v)
+
+
 def untouched(v):
     from fpimp import sub
     return v
@@ -110,10 +115,12 @@ ALL = (
     "lambda_",
     "global_chain",
     "local_chain",
+    "dynamic",
     "untouched",
 )
-READ_K = {"inner_const", "relative", "alias_from", "alias_import", "nested_function"}
-CALL_PLAIN = {"inner_dict", "inner_list", "comprehension", "lambda_"}
+# getattr(ops, name): every attribute of ops counts
+READ_K = {"inner_const", "relative", "alias_from", "alias_import", "nested_function", "dynamic"}
+CALL_PLAIN = {"inner_dict", "inner_list", "comprehension", "lambda_", "dynamic"}
 
 
 @pytest.fixture
