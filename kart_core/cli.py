@@ -325,7 +325,8 @@ def tree_command(
         if "(STALE) " in text:
             click.echo(
                 "STALE: built from an upstream output that was committed again since with other content (or from an "
-                "upstream stale itself); a build reruns a task whose own input was replaced. `kart why` says which."
+                "upstream stale itself); a build reruns a task whose own input was replaced, then each task built on "
+                "it whose loaded output then differs. `kart why` says which."
             )
         if "(REFUSED) " in text:
             click.echo(

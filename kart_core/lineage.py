@@ -13,22 +13,36 @@ loaded nothing through kart) and a recommit with equal content are never stale. 
 not see (a file opened by its path, a load in a thread the run started) are not recorded.
 
 ``stale_inputs`` is the direct check (one small JSON read per upstream manifest); ``Lineage`` adds
-the transitive one for inspection views (a task built from a stale upstream is stale too), reading
-each manifest of the lineage once. Manifests are read without their signature checked: a claim
-of staleness leads to a rebuild, never to trusting an output.
+the transitive one (a task built from a stale upstream is stale too), reading each manifest of the
+lineage once. A build's walk opens a ``walk_scope``: while it is open, ``stale_outputs`` (what
+``complete()`` calls) and ``stale_verdict`` share one ``Lineage``, so each manifest is read once per
+walk, whichever task's check reaches it first. Manifests are read without their signature checked:
+a claim of staleness leads to a rebuild, never to trusting an output.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from kart_core.manifest import Input, Manifest, OutputRecord, read_unverified
 from kart_core.storage import storage_for
 from kart_core.workspace import MANIFEST, join_url, log_workspace
 
-__all__ = ["Lineage", "StaleInput", "Verdict", "describe", "resolve", "stale_inputs", "stale_outputs", "stale_verdict"]
+__all__ = [
+    "Lineage",
+    "StaleInput",
+    "Verdict",
+    "describe",
+    "resolve",
+    "stale_inputs",
+    "stale_outputs",
+    "stale_verdict",
+    "walk_scope",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,18 +108,21 @@ def stale_inputs(
 def stale_outputs(targets: Iterable[object]) -> list[StaleInput]:
     """The direct check for a task whose flattened ``output()`` is ``targets``: its manifests' replaced inputs.
 
-    One JSON read per manifest of the task (one) and per upstream manifest it recorded; nothing for
-    outputs without an integrity record.
+    One JSON read per manifest of the task (one) and per upstream manifest it recorded, none for a
+    manifest already read in the open ``walk_scope``; nothing for outputs without an integrity record.
     """
     seen: set[str] = set()
     stale: list[StaleInput] = []
-    found: dict[str, Manifest | None] = {}
+    scoped = _scope.get()
+    found: dict[str, Manifest | None] = scoped.manifests if scoped is not None else {}
     for target in targets:
         record = getattr(target, "record", None)
         if not isinstance(record, OutputRecord) or record.manifest in seen:
             continue
         seen.add(record.manifest)
-        manifest = read_unverified(storage_for(record.manifest), record.manifest)
+        if record.manifest not in found:
+            found[record.manifest] = read_unverified(storage_for(record.manifest), record.manifest)
+        manifest = found[record.manifest]
         if manifest is not None and manifest.inputs and not manifest.pending:
             stale.extend(stale_inputs(manifest, record.workspace, found))
     return stale
@@ -140,21 +157,21 @@ class Verdict:
 
 
 class Lineage:
-    """Transitive staleness for inspection views, each manifest read once (memoized by full path)."""
+    """Transitive staleness (a build's walk, inspection views), each manifest read once (memoized by full path)."""
 
     def __init__(self) -> None:
-        self._manifests: dict[str, Manifest | None] = {}
+        self.manifests: dict[str, Manifest | None] = {}  # by full path, None: missing or unreadable
         self._verdicts: dict[str, Verdict] = {}
 
     def known(self, path: str, manifest: Manifest) -> None:
         """Take ``manifest``, already read at ``path``, instead of reading it again."""
-        self._manifests.setdefault(path, manifest)
+        self.manifests.setdefault(path, manifest)
 
     def manifest(self, path: str) -> Manifest | None:
         """The manifest at ``path`` (unverified JSON), or None."""
-        if path not in self._manifests:
-            self._manifests[path] = read_unverified(storage_for(path), path)
-        return self._manifests[path]
+        if path not in self.manifests:
+            self.manifests[path] = read_unverified(storage_for(path), path)
+        return self.manifests[path]
 
     def check(self, path: str, workspace: str) -> Verdict:
         """The verdict for the manifest at ``path`` in ``workspace`` (a cycle of records counts as fresh)."""
@@ -164,7 +181,7 @@ class Lineage:
         manifest = self.manifest(path)
         if manifest is None or not manifest.inputs or manifest.pending:
             return self._verdicts[path]
-        direct = stale_inputs(manifest, workspace, self._manifests)
+        direct = stale_inputs(manifest, workspace, self.manifests)
         behind = []
         for item in manifest.inputs:
             upstream = resolve(item.manifest, workspace)
@@ -184,15 +201,16 @@ class Lineage:
         upstreams = ", ".join(verdict.behind)
         return (
             f"{label} was built from {upstreams}, stale itself (an output it loaded was committed again since, "
-            f"with other content): {label} is built on stale content. Build {upstreams} first (a build reruns a "
-            f"task whose own inputs were replaced), then {label} again (it is then stale itself and reruns)."
+            f"with other content, or it is built on such a task): {label} is built on stale content. A build of "
+            f"{label} first brings {upstreams} up to date, then runs {label} again if what it loaded changed."
         )
 
 
 def stale_verdict(targets: Iterable[object], checked: Lineage | None = None) -> Verdict | None:
     """The first stale ``Verdict`` (transitive) among the manifests of a task whose flattened ``output()``
-    is ``targets``; None when none is stale. ``checked`` shares reads across tasks."""
-    checked = checked if checked is not None else Lineage()
+    is ``targets``; None when none is stale. ``checked`` shares reads across tasks (default: the open
+    ``walk_scope``'s, else a new one)."""
+    checked = checked if checked is not None else (_scope.get() or Lineage())
     seen: set[str] = set()
     for target in targets:
         record = getattr(target, "record", None)
@@ -203,6 +221,24 @@ def stale_verdict(targets: Iterable[object], checked: Lineage | None = None) -> 
         if verdict.stale:
             return verdict
     return None
+
+
+_scope: contextvars.ContextVar[Lineage | None] = contextvars.ContextVar("kart_lineage_scope", default=None)
+
+
+@contextlib.contextmanager
+def walk_scope() -> Iterator[Lineage]:
+    """Share one ``Lineage`` (its manifests and verdicts) between the stale checks made inside the block.
+
+    For a build's walk only: what it read stays as read, so a commit made inside the block (a task's
+    run) would not be seen; the executor runs tasks after the block, and their checks read afresh.
+    """
+    checked = Lineage()
+    token = _scope.set(checked)
+    try:
+        yield checked
+    finally:
+        _scope.reset(token)
 
 
 def _short(commit: str | None) -> str:

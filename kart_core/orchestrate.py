@@ -22,7 +22,7 @@ import pluggy
 from luigi.task import flatten
 
 from kart_core import lineage, target_config
-from kart_core.contract import LuigiTask, is_kart_task
+from kart_core.contract import KartTask, LuigiTask, is_kart_task
 from kart_core.errors import IntegrityError
 from kart_core.executor import Executor, execute
 from kart_core.graph import TaskGraph, node_key, requirements_of, walk
@@ -97,10 +97,13 @@ def orchestrate(
                 progress=display,
                 lock=lock,
             )
-            result.stale = checker.stale
+            # Stale: found so by the walk, or run because an upstream was (and its rerun changed what it loaded).
+            ran = set(result.ran)
+            result.stale = checker.stale + [key for key in checker.behind if key in ran]
             # Before the summary line: a task whose outputs signing refuses is not counted as cached.
             _count_refused(_refusal_suspects(walked, result, roots if not load_roots else ()), result)
-            _warn_stale_roots(roots, result)
+            nothing_committed = not result.ran and not result.repaired
+            _warn_stale_roots(roots, result, checker.lineage if nothing_committed else lineage.Lineage())
         load_error = _load_roots(roots, result, manager, display) if load_roots else None
     display.close(result.summary())
     manager.hook.kart_after_build(tasks=list(roots), result=result)
@@ -141,16 +144,15 @@ def _load_roots(
     return None
 
 
-def _warn_stale_roots(roots: Sequence[LuigiTask], result: BuildResult) -> None:
-    """Warn about each root found cached but built on stale content further up (``kart_core.lineage``).
+def _warn_stale_roots(roots: Sequence[LuigiTask], result: BuildResult, checked: lineage.Lineage) -> None:
+    """Warn about each root that stays cached though built on stale content further up (``kart_core.lineage``).
 
-    The walk reruns a task whose own recorded inputs were replaced, but it does not look past a
-    complete task: a root whose upstream is stale itself (Up committed again, Mid not rebuilt) stays
-    cached. Its lineage is read here (each manifest it recorded, transitively, once): one warning per
-    such root, naming what to rebuild. Roots without recorded inputs cost one JSON read.
+    The walk reruns such a root's stale upstreams and checks the root again when it runs, so this is
+    left only when the stale upstream is not among what the root requires (an output loaded by path or
+    from a task it does not require) or could not be rebuilt. ``checked``: the walk's lineage when the
+    build committed nothing (no read then), a fresh one otherwise (each manifest read once).
     """
     cached = set(result.cached)
-    checked = lineage.Lineage()
     for root in roots:
         if not is_kart_task(root) or node_key(root) not in cached:
             continue
@@ -203,7 +205,7 @@ def _walk(roots: Sequence[LuigiTask], forget_upstreams: bool, checker: _Checker)
     builds derive their upstreams again.
     """
     try:
-        with _cyclic_gc_paused(), listing_scope():
+        with _cyclic_gc_paused(), listing_scope(), lineage.walk_scope() as checker.lineage:
             if forget_upstreams:
                 _forget_upstreams(roots)
             return walk(roots, expand=checker)
@@ -230,12 +232,22 @@ def _forget_upstreams(roots: Sequence[LuigiTask]) -> None:
 
 
 class _Checker:
-    """The walk's ``expand``: re-arm ``rerun``, then ask ``complete()``; remembers whose call is under way
-    and which tasks ``complete()`` found stale (``kart_core.lineage``: they run again)."""
+    """The walk's ``expand``: re-arm ``rerun``, then ask ``complete()``; remembers whose call is under way,
+    which tasks ``complete()`` found stale and which complete ones are built on a stale upstream
+    (``kart_core.lineage``).
+
+    A complete kart task whose lineage holds a stale task further up (``Verdict.behind``: A committed
+    again with other content, B loaded the old A, C loaded B) is expanded like an incomplete one, so
+    the walk reaches B, which ``complete()`` finds stale: B runs, and C runs only if its check at run
+    time (``run_one``) finds B's new output other than what C loaded. Its lineage is read once per
+    walk (``lineage.walk_scope``): the manifests ``complete()`` read are not read again.
+    """
 
     def __init__(self) -> None:
         self.current: LuigiTask | None = None
         self.stale: list[str] = []
+        self.behind: list[str] = []
+        self.lineage = lineage.Lineage()  # the walk's (set by _walk), kept for the warning after the build
 
     def __call__(self, task: LuigiTask) -> bool:
         self.current = task
@@ -246,8 +258,24 @@ class _Checker:
             incomplete = not task.complete()
             if incomplete and task.kart_stale:
                 self.stale.append(node_key(task))
+            elif not incomplete:
+                incomplete = self._behind(task)
         self.current = None
         return incomplete
+
+    def _behind(self, task: KartTask) -> bool:
+        """Whether the complete ``task`` is built on a stale upstream (then noted, and expanded)."""
+        verdict = lineage.stale_verdict(flatten(task.kart_outputs()), self.lineage)
+        if verdict is None:
+            return False
+        self.behind.append(node_key(task))
+        logger.info(
+            "%s was built from %s, stale: they run first; %s runs again if what it loaded changed.",
+            task.kart_label(),
+            ", ".join(verdict.behind) or "an upstream",
+            task.kart_label(),
+        )
+        return True
 
 
 @contextlib.contextmanager

@@ -80,11 +80,13 @@ class BuildResult:
         interrupted: the ``KeyboardInterrupt`` that stopped the build, if one did.
         values: the roots' loaded outputs, in order, when the build was asked to return them
             (``build(return_value=True)``); None otherwise.
-        stale: keys of the tasks the walk found stale (``kart_core.lineage``: an output they loaded was
-            committed again since with other content) and so ran again; they are in ``ran`` too when
-            their run succeeded.
-        stale_roots: keys of the roots found cached though an upstream further up is stale
-            (``kart_core.lineage``; a warning names each): the build did not rebuild them.
+        stale: keys of the tasks that ran because they were stale (``kart_core.lineage``: an output they
+            loaded was committed again since with other content): found so by the walk (they are in
+            ``ran`` too when their run succeeded), or built on a stale upstream that this build reran
+            with other content (in ``ran``).
+        stale_roots: keys of the roots left cached though an upstream further up is stale
+            (``kart_core.lineage``; a warning names each): that upstream is not among what they
+            require, so the build did not reach it.
     """
 
     ran: list[str] = dataclasses.field(default_factory=list)

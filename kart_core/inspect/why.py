@@ -119,9 +119,8 @@ def _explain(task: LuigiTask, depth: int, against: RunRecord | None, context: _C
             context.say(depth, f"{lineage.describe(label, verdict.direct)} It will run.")
             return
         if verdict is not None:
-            context.say(
-                depth, f"{label} is cached (its own inputs are unchanged). {lineage.Lineage().describe(label, verdict)}"
-            )
+            context.say(depth, f"{label}'s own inputs are unchanged. {lineage.Lineage().describe(label, verdict)}")
+            _explain_upstreams(task, depth, context, max_depth)
             return
         context.say(depth, f"{label} is cached: its outputs exist. It will not run.")
         return
@@ -130,8 +129,9 @@ def _explain(task: LuigiTask, depth: int, against: RunRecord | None, context: _C
 
 
 def _explain_upstreams(task: KartTask, depth: int, context: _Context, max_depth: int) -> None:
-    """The upstreams of a task that will run: each incomplete one explained in turn; each complete one
-    whose output is damaged named (the run loads it, so the build runs it again first), at any depth."""
+    """The upstreams of a task that will run (or be checked again): each incomplete one explained in turn,
+    and each complete one built on stale content (the build brings it up to date first); each complete
+    one whose output is damaged named (the run loads it, so the build runs it again first), at any depth."""
     for upstream in task.kart_requires():
         if not upstream.complete():
             _explain(upstream, depth + 1, None, context, max_depth)
@@ -154,6 +154,9 @@ def _explain_upstreams(task: KartTask, depth: int, context: _Context, max_depth:
                     "(its new output replaces the damaged one), unless repairs are off "
                     "([TaskOnKart] repair_damaged_outputs = false): then the build fails naming the file.",
                 )
+                continue
+            if lineage.stale_verdict(flatten(upstream.output())) is not None:  # built on stale content further up
+                _explain(upstream, depth + 1, None, context, max_depth)
 
 
 def _refusals(targets: list[Any]) -> list[Refusal]:

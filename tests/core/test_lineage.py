@@ -186,30 +186,83 @@ def _environment() -> dict[str, str]:
     return {key: value for key, value in os.environ.items() if key != "LUIGI_CONFIG_PATH"}
 
 
+def _chain(ws: str, levels: int = 2) -> Any:
+    """Down on Mid (``levels - 1`` of them, each on the one before) on Up."""
+    task: Any = LnUp(workspace_directory=ws)
+    for _ in range(levels - 1):
+        task = LnMid(up=task, workspace_directory=ws)
+    return LnDown(up=task, workspace_directory=ws)
+
+
 def test_a_two_level_chain(workspace: str, caplog: pytest.LogCaptureFixture) -> None:
-    """Up rerun: Mid is stale (its own input replaced), Down is built on it. A build of Down warns and
-    keeps it; a build of Mid reruns Mid, and then Down is stale itself and reruns."""
+    """Up rerun with other content: Mid is stale (its own input replaced), Down is built on it. A build of
+    Down reruns Mid, then Down (Mid's new output differs from what Down loaded); the views agree before."""
     ws = workspace
-
-    def down() -> LnDown:
-        return LnDown(up=LnMid(up=LnUp(workspace_directory=ws), workspace_directory=ws), workspace_directory=ws)
-
-    assert _build(down()) == 41
+    assert _build(_chain(ws)) == 41
     _build(LnUp(value=3, rerun=True, workspace_directory=ws))
     report = verify_workspace(ws)
     assert sorted(problem.task.split("[")[0] for problem in report.problems) == ["LnDown", "LnMid"]
     assert {problem.kind for problem in report.problems} == {"stale"}
-    tree = make_task_info_as_tree_str(down())
+    tree = make_task_info_as_tree_str(_chain(ws))
     assert "(STALE) LnDown[" in tree and "(STALE) LnMid[" in tree
-    assert "stale itself" in " ".join(explain(down()))
+    why = " ".join(explain(_chain(ws)))
+    assert "stale itself" in why and "first brings LnMid[" in why and "LnMid[" in why.split("first brings")[1]
     caplog.clear()
     with caplog.at_level(logging.WARNING):
-        result = orchestrate([down()], load_roots=True)
-    assert result.values == [41] and result.stale_roots and "built on stale upstreams" in result.summary()
-    assert any("LnMid[" in text and "stale itself" in text for text in _warnings(caplog))
-    assert _build(LnMid(up=LnUp(workspace_directory=ws), workspace_directory=ws)) == 60
-    assert _build(down()) == 61
+        result = orchestrate([_chain(ws)], load_roots=True)
+    assert result.values == [61] and len(result.ran) == 2 and not result.stale_roots
+    assert "2 ran (2 stale)" in result.summary() and sorted(result.stale) == sorted(result.ran)
+    assert not any("built on stale" in text for text in _warnings(caplog))
     assert verify_workspace(ws).ok
+    assert _build(_chain(ws)) == 61
+
+
+@pytest.mark.parametrize("levels", [3, 5])
+def test_deeper_chains_rebuild_transitively(any_workspace: str, levels: int) -> None:
+    ws = any_workspace
+    assert _build(_chain(ws, levels)) == 10 * 2 * 2 ** (levels - 1) + 1
+    _build(LnUp(value=3, rerun=True, workspace_directory=ws))
+    result = orchestrate([_chain(ws, levels)], load_roots=True)
+    assert result.values == [30 * 2 ** (levels - 1) + 1] and len(result.ran) == levels
+    assert verify_workspace(ws).ok
+    again = orchestrate([_chain(ws, levels)], load_roots=True)
+    assert again.values == result.values and not again.ran and len(again.cached) == 1
+
+
+@pytest.mark.parametrize(("workers", "executor"), [(2, "thread"), (2, "process")])
+def test_a_chain_rebuilds_transitively_in_worker_pools(any_workspace: str, workers: int, executor: str) -> None:
+    ws = any_workspace
+    if executor == "process" and ws.startswith("memory://"):
+        pytest.skip("a memory:// file system lives in one process: a worker process's commit is not seen")
+    assert _build(_chain(ws, 3)) == 81
+    _build(LnUp(value=3, rerun=True, workspace_directory=ws))
+    assert _build(_chain(ws, 3), workers=workers, executor=executor) == 121
+    assert verify_workspace(ws).ok
+
+
+class LnParity(kart_core.TaskOnKart[Any]):
+    """Dumps whether its upstream's value is even: equal content for 20 and 30."""
+
+    up = kart_core.TaskInstanceParameter()
+
+    def run(self) -> None:
+        self.dump(self.load("up") % 2 == 0)
+
+
+def test_an_upstream_rerun_with_equal_content_stops_the_propagation(workspace: str) -> None:
+    """Up changes, Parity reruns and writes the same bytes: Down, which loaded Parity, stays cached (the
+    rule is content: a task reruns when what it loaded changed, not because an upstream ran)."""
+    ws = workspace
+
+    def down() -> LnDown:
+        return LnDown(up=LnParity(up=LnUp(workspace_directory=ws), workspace_directory=ws), workspace_directory=ws)
+
+    assert _build(down()) == 2  # True + 1
+    _build(LnUp(value=3, rerun=True, workspace_directory=ws))
+    result = orchestrate([down()], load_roots=True)
+    assert result.values == [2] and len(result.ran) == 1 and result.ran == result.stale
+    assert result.ran[0].split(".")[-1].startswith("LnParity_") and len(result.cached) == 2
+    assert not result.stale_roots and verify_workspace(ws).ok
 
 
 def test_a_multi_output_upstream_only_what_was_loaded_counts(workspace: str) -> None:
