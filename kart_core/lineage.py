@@ -95,14 +95,21 @@ def stale_inputs(
         path = resolve(item.manifest, workspace)
         if path not in found:
             found[path] = read_unverified(storage_for(path), path)
-        upstream = found[path]
-        if upstream is None or upstream.pending:
-            continue
-        entry = upstream.outputs.get(item.key)
-        if entry is None or entry.commit == item.commit or entry.digest == item.digest:
-            continue
-        stale.append(StaleInput(item, path, entry.commit))
+        replaced = _replaced(item, path, found[path])
+        if replaced is not None:
+            stale.append(replaced)
     return stale
+
+
+def _replaced(item: Input, path: str, upstream: Manifest | None) -> StaleInput | None:
+    """``item`` as a ``StaleInput`` when ``upstream`` (its manifest, read at ``path``) replaced the entry it
+    recorded with other content; None when it did not or nothing can be told (missing, pending, entry gone)."""
+    if upstream is None or upstream.pending:
+        return None
+    entry = upstream.outputs.get(item.key)
+    if entry is None or entry.commit == item.commit or entry.digest == item.digest:
+        return None
+    return StaleInput(item, path, entry.commit)
 
 
 def stale_outputs(targets: Iterable[object]) -> list[StaleInput]:
@@ -156,6 +163,9 @@ class Verdict:
         return bool(self.direct or self.behind)
 
 
+_FRESH = Verdict([], [])
+
+
 class Lineage:
     """Transitive staleness (a build's walk, inspection views), each manifest read once (memoized by full path)."""
 
@@ -174,25 +184,50 @@ class Lineage:
         return self.manifests[path]
 
     def check(self, path: str, workspace: str) -> Verdict:
-        """The verdict for the manifest at ``path`` in ``workspace`` (a cycle of records counts as fresh)."""
+        """The verdict for the manifest at ``path`` in ``workspace`` (a cycle of records counts as fresh).
+
+        Depth first without recursion (a lineage may be a chain of 100,000 tasks); each recorded
+        input resolved once and each manifest read once.
+        """
         if path in self._verdicts:
             return self._verdicts[path]
-        self._verdicts[path] = Verdict([], [])  # guards a cycle while it is explored
-        manifest = self.manifest(path)
-        if manifest is None or not manifest.inputs or manifest.pending:
-            return self._verdicts[path]
-        direct = stale_inputs(manifest, workspace, self.manifests)
-        behind = []
-        for item in manifest.inputs:
-            upstream = resolve(item.manifest, workspace)
-            upstream_workspace = workspace if upstream != item.manifest else log_workspace(upstream, MANIFEST)
-            if upstream_workspace is not None and self.check(upstream, upstream_workspace).stale:
-                label = item.task or upstream
-                if label not in behind:
-                    behind.append(label)
-        verdict = Verdict(direct, behind)
-        self._verdicts[path] = verdict
-        return verdict
+        upstreams: dict[str, list[tuple[Input, str]]] = {}
+        stack: list[tuple[str, str, bool]] = [(path, workspace, False)]
+        while stack:
+            current, current_workspace, explored = stack.pop()
+            if explored:
+                self._verdicts[current] = self._settle(upstreams.pop(current))
+                continue
+            if current in self._verdicts:
+                continue
+            self._verdicts[current] = _FRESH  # guards a cycle while it is explored
+            manifest = self.manifest(current)
+            if manifest is None or not manifest.inputs or manifest.pending:
+                continue
+            upstreams[current] = [(item, resolve(item.manifest, current_workspace)) for item in manifest.inputs]
+            stack.append((current, current_workspace, True))
+            for item, upstream in upstreams[current]:
+                upstream_workspace = (
+                    current_workspace if upstream != item.manifest else log_workspace(upstream, MANIFEST)
+                )
+                if upstream_workspace is not None and upstream not in self._verdicts:
+                    stack.append((upstream, upstream_workspace, False))
+        return self._verdicts[path]
+
+    def _settle(self, upstreams: list[tuple[Input, str]]) -> Verdict:
+        """The verdict of a manifest whose recorded inputs are ``upstreams`` (each with its full manifest
+        path), once their own verdicts are known (an upstream without one, outside any workspace, is fresh)."""
+        direct = []
+        behind: list[str] = []
+        for item, upstream in upstreams:
+            replaced = _replaced(item, upstream, self.manifest(upstream))
+            if replaced is not None:
+                direct.append(replaced)
+            verdict = self._verdicts.get(upstream, _FRESH)
+            label = item.task or upstream
+            if verdict.stale and label not in behind:
+                behind.append(label)
+        return Verdict(direct, behind)
 
     def describe(self, label: str, verdict: Verdict) -> str:
         """The message for a stale verdict (``describe`` for the direct part, then the stale upstreams)."""

@@ -9,6 +9,7 @@ Checked on local disk, fsspec memory:// and the S3-compatible server; a gokart-w
 
 from __future__ import annotations
 
+import inspect
 import logging
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import pytest
 from gokart_twin import run_script
 
 import kart_core
+from kart_core import lineage
 from kart_core.inspect.verify import verify_workspace
 from kart_core.inspect.why import explain
 from kart_core.manifest import read_unverified
@@ -414,3 +416,21 @@ def test_a_gokart_written_upstream_never_makes_anything_stale(tmp_path: Path) ->
     assert verify_workspace(ws).ok
     result = orchestrate([LnGkDown(workspace_directory=ws)], load_roots=True)
     assert result.values == [2] and not result.stale and not result.stale_roots  # nothing claimed
+
+
+def test_a_long_lineage_is_checked_without_recursion(workspace: str) -> None:
+    """Lineage.check walks a chain of 80 manifests with 30 frames to spare (a recursive walk needs 80+)."""
+    ws = workspace
+    root = _chain(ws, 80)
+    _build(root)
+    _build(LnUp(value=3, rerun=True, workspace_directory=ws))
+    path = log_task_path(root, MANIFEST)
+    checked = lineage.Lineage()
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(len(inspect.stack()) + 30)
+    try:
+        verdict = checked.check(path, ws)
+    finally:
+        sys.setrecursionlimit(limit)
+    assert verdict.stale and not verdict.direct and verdict.behind[0].startswith("LnMid[")
+    assert len(checked.manifests) == 81  # each manifest of the lineage read once
