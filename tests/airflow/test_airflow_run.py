@@ -123,3 +123,38 @@ def test_a_repair_inside_a_task_is_in_its_xcom(run_dag) -> None:
     assert values[ids["Train"]]["repaired"] == [kart_core.node_key(features)]
     assert values[ids["MakeFeatures"]]["repaired"] == []  # found cached (existence only), before Train ran
     assert kart_core.load_output(evaluate)["rmse"] < 0.5
+
+
+class StaleUp(kart_core.TaskOnKart[int]):
+    """Dumps 10 * ``value``: not part of the id, so a rerun with another value is an edit the id does not cover."""
+
+    value = luigi.IntParameter(default=2, significant=False)
+
+    def run(self) -> None:
+        self.dump(10 * self.value)
+
+
+class StaleNext(kart_core.TaskOnKart[int]):
+    """Loads its upstream and adds one."""
+
+    up = kart_core.TaskInstanceParameter()
+
+    def run(self) -> None:
+        self.dump(self.load("up") + 1)
+
+
+def test_a_dag_run_after_an_upstream_was_rebuilt_with_other_content_reruns_what_loaded_it(run_dag) -> None:
+    """Up -> Mid -> Down ran; Up rebuilt elsewhere (kart build, rerun) with other content. Each Airflow task
+    calls run_one in dependency order: Mid finds its input replaced and reruns, then Down finds Mid's."""
+    down = StaleNext(up=StaleNext(up=StaleUp()))
+    first = run_dag(to_dag(down, dag_id="stale_chain"))
+    assert first.state == "success" and kart_core.load_output(down) == 22
+    kart_core.build(StaleUp(value=3, rerun=True), reset_register=False)
+    run = run_dag(to_dag(StaleNext(up=StaleNext(up=StaleUp())), dag_id="stale_chain"))
+    assert run.state == "success"
+    assert statuses(run) == {
+        task_id_for(StaleUp(), down): "cached",
+        task_id_for(down.up, down): "ran",
+        task_id_for(down): "ran",
+    }
+    assert kart_core.load_output(StaleNext(up=StaleNext(up=StaleUp()))) == 32
