@@ -265,7 +265,9 @@ class _Checker:
 
     def _behind(self, task: KartTask) -> bool:
         """Whether the complete ``task`` is built on a stale upstream (then noted, and expanded)."""
-        verdict = lineage.stale_verdict(flatten(task.kart_outputs()), self.lineage)
+        outputs = flatten(task.kart_outputs())
+        verdict = lineage.stale_verdict(outputs, self.lineage)
+        self.lineage.release(outputs)
         if verdict is None:
             return False
         self.behind.append(node_key(task))
