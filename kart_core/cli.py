@@ -205,6 +205,8 @@ def _task_code_errors(task: Any) -> Iterator[None]:
     except (KartError, OSError, click.ClickException, configparser.Error):
         raise
     except Exception as exc:
+        if _is_storage_error(exc):
+            raise  # the workspace's, not the task's: _workspace_errors says it in one line
         command = _current_command_path()
         click.echo(
             f"{command}: {task_label(task)}'s graph cannot be walked: a task's requires(), complete() or "
@@ -223,6 +225,21 @@ def _workspace_errors() -> Iterator[None]:
         if isinstance(exc, TaskSpecError | BrokenPipeError):  # a closed pipe (`| head`): click stops quietly
             raise
         raise _CommandError(str(exc) if isinstance(exc, KartError) else one_line(exc)) from None
+    except Exception as exc:
+        if not _is_storage_error(exc):
+            raise
+        raise _CommandError(
+            f"the workspace's storage failed: {one_line(exc)}. Check the storage credentials and the workspace URL."
+        ) from None
+
+
+# Storage libraries whose errors are no OSError (botocore's NoCredentialsError, google.auth's
+# DefaultCredentialsError): without this they showed as a traceback, or as a task's own error (exit 50).
+_STORAGE_LIBRARIES = frozenset({"aiobotocore", "botocore", "s3fs", "gcsfs", "google", "adlfs", "azure", "fsspec"})
+
+
+def _is_storage_error(exc: BaseException) -> bool:
+    return type(exc).__module__.partition(".")[0] in _STORAGE_LIBRARIES
 
 
 # --- kart run ------------------------------------------------------------------------------

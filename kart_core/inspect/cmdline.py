@@ -41,10 +41,13 @@ def check_writable_workspace(workspace: str) -> None:
     Raises:
         KartError: no storage for the URL's scheme (or its extra is missing), or the local folder
             cannot be created or written.
+        Exception: the storage library's own error when the object store cannot be asked (missing
+            credentials, an unreachable endpoint).
     """
-    storage_for(workspace)  # raises KartError naming the scheme and what to install
+    storage = storage_for(workspace)  # raises KartError naming the scheme and what to install
     if protocol_of(workspace):
-        return  # a bucket's reachability shows at the first write; asking it here costs a round trip
+        storage.exists(workspace)  # one request: missing credentials or an unreachable store show here
+        return
     try:
         os.makedirs(workspace, exist_ok=True)
     except OSError as exc:

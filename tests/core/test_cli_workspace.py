@@ -86,3 +86,34 @@ def test_a_dump_into_a_missing_folder_names_the_folder_not_the_format(tmp_path: 
     with pytest.raises(DumpError, match="workspace folder exists or can be created") as raised:
         target.dump([1])
     assert "format of the extension" not in str(raised.value)
+
+
+class NoCredentialsError(Exception):
+    """Stands for botocore's: a storage library's error that is no OSError."""
+
+
+NoCredentialsError.__module__ = "botocore.exceptions"
+
+
+class WsNoCredentials(gokart.TaskOnKart[int]):
+    def complete(self) -> bool:
+        raise NoCredentialsError("Unable to locate credentials")
+
+
+def test_a_storage_library_error_exits_1_with_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    fragments = ("the workspace's storage failed: NoCredentialsError: Unable to locate credentials", "credentials")
+    # in the graph walk: the workspace's, not the task's code (exit 50 with a traceback before)
+    one_line_error(["tree", f"{M}.WsNoCredentials"], 1, "kart tree:", *fragments)
+
+    def no_credentials(*_args: object, **_kwargs: object) -> None:
+        raise NoCredentialsError("Unable to locate credentials")
+
+    monkeypatch.setattr("kart_core.cli.run_rows", no_credentials)  # a traceback and exit 1 before
+    one_line_error(["runs", "-w", "s3://bucket/x"], 1, "kart runs:", *fragments)
+
+    class Unreachable:
+        def exists(self, path: str) -> bool:
+            raise NoCredentialsError("Unable to locate credentials")
+
+    monkeypatch.setattr("kart_core.inspect.cmdline.storage_for", lambda _path: Unreachable())
+    one_line_error(["run", f"{M}.WsUp", "-w", "s3://bucket/x"], 1, "kart run:", *fragments)  # 50 or 40 before
