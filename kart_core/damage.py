@@ -14,9 +14,10 @@ import dataclasses
 import os
 from collections.abc import Iterable
 
-from kart_core.manifest import Manifest, OutputRecord, read_unverified
+from kart_core.manifest import Entry, Manifest, OutputRecord, read_unverified
 from kart_core.storage import storage_for
 from kart_core.storage.base import protocol_of
+from kart_core.workspace import MODULE_VERSIONS, TASK_LOG, join_url, log_relative_path, parse_log_name
 
 __all__ = [
     "EFFECT",
@@ -25,7 +26,11 @@ __all__ = [
     "SizeMismatch",
     "describe_damage",
     "file_size",
+    "local_mtime_ns",
+    "rewritten_digest",
+    "rewritten_note",
     "size_mismatches",
+    "unvouched_reason",
 ]
 
 FIX = "Run `kart verify --delete` (the next build runs its task again), or rerun the task (--rerun)."
@@ -109,3 +114,102 @@ def file_size(path: str) -> int | None:
             return int(file.seek(0, 2))
     except OSError:  # missing, or not examinable here: nothing to show
         return None
+
+
+# --- outputs rewritten after kart's commit, and outputs no record vouches for ---------------------
+#
+# A commit moves each output into place before it writes the task's manifest (a first commit creates
+# the manifest first but its outputs were written, and got their mtime, before; a rename keeps it),
+# so on local storage a kart-committed output is never newer than its manifest. One that is newer
+# was written after the commit by someone else: gokart rerunning the task (it writes the same path),
+# a copy, or an edit in place. Object storage sets an object's time when it is copied into place
+# (after a first commit's manifest), so there the rule is not applied.
+
+
+def local_mtime_ns(path: str) -> int | None:
+    """The mtime (ns) of a local file; None on object storage or when it cannot be examined."""
+    if protocol_of(path):
+        return None
+    try:
+        return os.stat(path.removeprefix("file://")).st_mtime_ns
+    except OSError:
+        return None
+
+
+def rewritten_note(output_mtime_ns: int | None, manifest: str) -> str | None:
+    """When an output with mtime ``output_mtime_ns`` is newer than its ``manifest`` (local storage): the
+    clause ``it was modified at .., after kart recorded its commit at ..``; else None (the cheap path)."""
+    if output_mtime_ns is None:
+        return None
+    committed = local_mtime_ns(manifest)
+    if committed is None or output_mtime_ns <= committed:
+        return None
+    return f"it was modified at {_clock(output_mtime_ns)}, after kart recorded its commit at {_clock(committed)}"
+
+
+def rewritten_digest(path: str, manifest: str, entry: Entry) -> str | None:
+    """The content hash ``{algorithm}:{hex}`` of the local output at ``path`` when it was written after
+    ``manifest`` recorded ``entry`` (see above) with the same size and other content: a new version
+    written outside kart. None otherwise; a stat of each file when both times agree, a read only then.
+    """
+    from kart_core.integrity import available, digest_stream
+
+    mtime = local_mtime_ns(path)
+    if rewritten_note(mtime, manifest) is None or file_size(path) != entry.size:
+        return None  # unchanged, or a changed size, which every load already reports as damage
+    algorithm, _, expected = entry.digest.partition(":")
+    if not available(algorithm):
+        return None
+    try:
+        with open(path.removeprefix("file://"), "rb") as file:
+            _, found = digest_stream(file, algorithm)
+    except OSError:
+        return None
+    return None if found == expected else f"{algorithm}:{found}"
+
+
+def unvouched_reason(record: OutputRecord, sizes: dict[str, int] | None = None) -> tuple[str, str]:
+    """Why no integrity record vouches for the output of ``record`` (its manifest has no entry for it),
+    told from the task's run logs, as ``(origin, clause)``: origin "gokart" (gokart's run logs:
+    ``module_versions`` empty; legitimate in a resources/ folder shared with gokart), "kart" (kart's
+    run logs, which list the modules: the manifest was removed since) or "none" (no task log: the file
+    was put there by hand or another tool). Two stats, or none with ``sizes`` (run-log sizes by
+    workspace-relative path, from a listing).
+    """
+    parsed = parse_log_name(record.manifest_name.rsplit("/", 1)[-1])
+    if parsed is None:
+        return "none", "no integrity record lists it"
+    class_name, unique_id = parsed
+
+    def size(relative: str) -> int | None:
+        if sizes is not None:
+            return sizes.get(relative)
+        return file_size(join_url(record.workspace, relative))
+
+    task_log = size(log_relative_path(TASK_LOG, class_name, unique_id))
+    versions = size(log_relative_path(MODULE_VERSIONS, class_name, unique_id))
+    shared = "" if record.unique_id in record.key else _SHARED_PATH
+    if task_log is None:
+        return "none", (
+            f"no run of {record.task} recorded it: there is neither kart's integrity record nor a task log "
+            f"(gokart writes one too), so it was put there by hand or by another tool{shared}"
+        )
+    if versions:  # gokart writes this log empty; kart lists the modules
+        return "kart", (
+            f"kart ran {record.task} (its run logs are kart's) but its integrity record {record.manifest_name!r} "
+            f"is gone: it was removed since, so nothing vouches for this file{shared}"
+        )
+    return "gokart", f"written by gokart (its run logs are gokart's): it loads unchecked, as gokart's outputs do{shared}"
+
+
+_SHARED_PATH = (
+    "; its path carries no unique id (make_target(..., use_unique_id=False)), so every parameter set of "
+    "the task shares it: it may be another parameter set's output"
+)
+
+
+def _clock(mtime_ns: int) -> str:
+    import datetime
+
+    moment = datetime.datetime.fromtimestamp(mtime_ns / 1e9, tz=datetime.timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"

@@ -9,8 +9,10 @@ hashed for the task's integrity record (``kart_core.manifest``) and sealed when 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import io
+import logging
 import os
 import re
 import tempfile
@@ -29,6 +31,7 @@ from kart_core.conflict_prevention_lock import (  # gokart.target's names; kart 
     wrap_load_with_lock,
     wrap_remove_with_lock,
 )
+from kart_core.damage import rewritten_note, unvouched_reason
 from kart_core.errors import (
     DamagedOutputError,
     DumpError,
@@ -67,6 +70,8 @@ __all__ = [
 # How often a load reads the manifest again after waiting for a commit in progress; after that it
 # goes on (the caller's kart_core.commit_marker.read_consistently sees the commits and loads again).
 _COMMIT_WAITS = 5
+
+logger = logging.getLogger(__name__)
 
 
 class TargetOnKart(luigi.Target):
@@ -206,10 +211,11 @@ class TargetOnKart(luigi.Target):
         entry = staged.entry if staged is not None else (self._committed_entry(signer) if settings.record else None)
         if staged is None and entry is not None:
             self._check_owner(entry)
-            if running is not None and self.record is not None:
-                running.note_load(self.record, entry)  # kart_core.lineage: what this run was built from
+        elif staged is None and signer is None and settings.record and self.record is not None:
+            self._warn_unvouched(self.record)
         with self._storage.open_read(staged.location if staged is not None else self._path) as raw:
             if signer is not None:
+                self._note_load(staged, entry)
                 data = raw.read()
                 # Records off: no manifest to hold a commit, so the MAC alone is checked.
                 self._check_signature(data, signer, entry, staged is not None or not settings.record)
@@ -220,19 +226,90 @@ class TargetOnKart(luigi.Target):
                 yield io.BytesIO(data[HEADER_SIZE:])
                 return
             if entry is not None:
-                self._check_size(_stream_size(raw), entry)
-                if settings.verify:
+                size, mtime = _stream_stat(raw)
+                # Written after kart recorded its commit (another writer: gokart's rerun, an edit)?
+                rewritten = rewritten_note(mtime, self.record.manifest) if staged is None and self.record else None
+                self._check_size(size, entry, rewritten)
+                if settings.verify or rewritten:
                     data = raw.read()
-                    self._check_size(len(data), entry)
-                    self._check_hash(data, entry)
+                    self._check_size(len(data), entry, rewritten)
+                    adopted = None
+                    if rewritten and not settings.verify:
+                        adopted = self._new_version(data, entry)
+                    else:
+                        self._check_hash(data, entry, rewritten)
+                    self._note_load(staged, adopted or entry)
                     yield io.BytesIO(data[HEADER_SIZE:] if entry.sealed else data)
+                    if adopted is not None and rewritten:  # whole per its format: it parsed
+                        self._record_new_version(entry, adopted, rewritten)
                     return
+            self._note_load(staged, entry)
             head = raw.read(len(MAGIC))
             if is_sealed(head):  # signed while signing was on; signing is off now
                 yield io.BytesIO((head + raw.read())[HEADER_SIZE:])
                 return
             raw.seek(0)
             yield raw
+
+    def _note_load(self, staged: Staged | None, entry: Entry | None) -> None:
+        """Tell the running task which committed entry it loaded (``kart_core.lineage``: what it was built from)."""
+        running = transaction.current()
+        if staged is None and entry is not None and running is not None and self.record is not None:
+            running.note_load(self.record, entry)
+
+    def _new_version(self, data: bytes, entry: Entry) -> Entry | None:
+        """The entry of a new version for a same-size output written after kart's commit with other
+        content; None when its content is the committed one (touched, or copied with the workspace).
+
+        Another writer (gokart rerunning the task, say) replaced the file whole, or it was edited in place:
+        kart cannot tell which without verify, and gokart would load it. So it is not served as the
+        commit the manifest records: once the format has read it whole, ``_record_new_version`` records
+        it with a new commit id, and tasks built from the old commit become stale (``kart_core.lineage``).
+        With verify on, such a file is damage instead (``_check_hash``).
+        """
+        algorithm, _, expected = entry.digest.partition(":")
+        if self.record is None or not available(algorithm):
+            return None
+        found = digest_bytes(memoryview(data)[HEADER_SIZE:] if entry.sealed else data, algorithm)
+        if found == expected:
+            return None
+        return dataclasses.replace(entry, digest=f"{algorithm}:{found}", commit=new_commit_id(), sealed=False)
+
+    def _record_new_version(self, entry: Entry, adopted: Entry, rewritten: str) -> None:
+        """Write ``adopted`` (``_new_version``) into the task's manifest, replacing ``entry``, and say so."""
+        record = self.record
+        if record is None:
+            return
+        transaction.record_direct_dump(storage_for(record.manifest), record, adopted, None)
+        logger.warning(
+            "%s: the output at %r was rewritten outside kart (%s) with other content of the same size; kart "
+            "records it as a new version (commit %s, was %s), so tasks built from the old content are stale and "
+            "rerun. If it was not meant to change, rebuild %s with rerun=True.",
+            record.task,
+            self._path,
+            rewritten,
+            (adopted.commit or "")[:8],
+            (entry.commit or "")[:8],
+            record.task,
+        )
+
+    def _warn_unvouched(self, record: OutputRecord) -> None:
+        """Warn once per path when no integrity record vouches for an output that gokart did not write
+        either (``kart_core.damage.unvouched_reason``): it loads unchecked, as gokart would load it."""
+        if self._path in _WARNED_UNVOUCHED:
+            return
+        origin, reason = unvouched_reason(record)
+        if origin == "gokart":
+            return  # a resources/ folder shared with gokart: its outputs load as gokart's do
+        _WARNED_UNVOUCHED.add(self._path)
+        logger.warning(
+            "%s: the output at %r loads unchecked: %s. If it may be wrong, delete it (or rebuild %s with "
+            "rerun=True); `kart verify` lists every such file.",
+            record.task,
+            self._path,
+            reason,
+            record.task,
+        )
 
     def _committed_entry(self, signer: Signer | None) -> Entry | None:
         """The output's entry in its task's manifest, read after any commit in progress has finished.
@@ -292,8 +369,9 @@ class TargetOnKart(luigi.Target):
                 return None
             with self._storage.open_read(self._path) as raw:
                 data = raw.read()
-            self._check_size(len(data), entry)
-            self._check_hash(data, entry)
+                rewritten = rewritten_note(_stream_stat(raw)[1], self.record.manifest)
+            self._check_size(len(data), entry, rewritten)
+            self._check_hash(data, entry, rewritten)
         except DamagedOutputError as damage:
             return damage
         except Exception:  # noqa: BLE001 - the record or file cannot be read again: the load's own error says more
@@ -327,27 +405,42 @@ class TargetOnKart(luigi.Target):
         except Exception:  # noqa: BLE001 - a record that cannot be read is one verify reports
             return True
 
-    def _check_size(self, size: int | None, entry: Entry) -> None:
+    def _check_size(self, size: int | None, entry: Entry, rewritten: str | None = None) -> None:
         if size is not None and size != entry.size:
-            raise self._damaged("size", entry, f"{entry.size} bytes were committed, found {size} bytes")
+            detail = f"{entry.size} bytes were committed, found {size} bytes"
+            raise self._damaged("size", entry, detail, rewritten)
 
-    def _check_hash(self, data: bytes, entry: Entry) -> None:
+    def _check_hash(self, data: bytes, entry: Entry, rewritten: str | None = None) -> None:
         algorithm, _, expected = entry.digest.partition(":")
         if not available(algorithm):
             return  # recorded by a process with another hash library: the size check still held
         found = digest_bytes(memoryview(data)[HEADER_SIZE:] if entry.sealed else data, algorithm)
         if found != expected:
-            raise self._damaged("hash", entry, f"content hash {entry.digest} was committed, found {algorithm}:{found}")
+            detail = f"content hash {entry.digest} was committed, found {algorithm}:{found}"
+            raise self._damaged("hash", entry, detail, rewritten)
 
-    def _damaged(self, kind: str, entry: Entry, detail: str) -> DamagedOutputError:
+    def _damaged(self, kind: str, entry: Entry, detail: str, rewritten: str | None = None) -> DamagedOutputError:
+        """The error for an output that differs from its record; ``rewritten`` (``damage.rewritten_note``)
+        says the file is newer than the commit: replaced by another writer, or changed in place."""
         record = self.record
         who = f"{record.task} (unique id {record.unique_id})" if record else self._describe_owner()
         manifest = record.manifest if record else "its manifest"
-        message = (
-            f"The output of {who} at {self._path!r} is damaged: {detail} (integrity record {manifest!r}). "
-            "It was truncated or changed after kart committed it. Fix: `kart verify --delete` (the next build "
-            f"runs the task again), build the task again with rerun=True, or delete {self._path!r}."
-        )
+        if rewritten:
+            # The detail travels with the error (a repair's warning, ``kart why``): it says so too.
+            detail = f"{detail}; {rewritten} (another writer, such as gokart rerunning the task, or an edit)"
+            cause = (
+                f"It was rewritten after kart's commit ({rewritten}): by another writer (gokart rerunning the task "
+                "writes the same path, or a copy) or changed in place (truncated). A build runs the task again and "
+                f"replaces it. To keep the other writer's file instead, delete {manifest!r} (kart then loads it "
+                "unchecked, as gokart's). Otherwise: `kart verify --delete` (the next build runs the task again), "
+                f"build the task again with rerun=True, or delete {self._path!r}."
+            )
+        else:
+            cause = (
+                "It was truncated or changed after kart committed it. Fix: `kart verify --delete` (the next build "
+                f"runs the task again), build the task again with rerun=True, or delete {self._path!r}."
+            )
+        message = f"The output of {who} at {self._path!r} is damaged: {detail} (integrity record {manifest!r}). {cause}"
         return DamagedOutputError(message, path=self._path, kind=kind, commit=entry.commit, detail=detail)
 
     def _check_signature(self, data: bytes, signer: Signer, entry: Entry | None, staged: bool) -> None:
@@ -411,15 +504,21 @@ class _Sink:
         self.update = file.write
 
 
-def _stream_size(raw: IO[bytes]) -> int | None:
-    """The size of an open file: fsspec files know it; local files from fstat."""
+def _stream_stat(raw: IO[bytes]) -> tuple[int | None, int | None]:
+    """The size of an open file and, for a local one, its mtime (ns): fsspec files know their size
+    (their mtime is not compared, ``kart_core.damage``); local files from one fstat."""
     size = getattr(raw, "size", None)
     if isinstance(size, int):
-        return size
+        return size, None
     try:
-        return os.fstat(raw.fileno()).st_size
+        found = os.fstat(raw.fileno())
     except (OSError, AttributeError, io.UnsupportedOperation):
-        return None
+        return None, None
+    return found.st_size, found.st_mtime_ns
+
+
+# Outputs a load warned about (``TargetOnKart._warn_unvouched``): once per path and process.
+_WARNED_UNVOUCHED: set[str] = set()
 
 
 class SingleFileTarget(TargetOnKart):
