@@ -431,23 +431,36 @@ def _parse_pairs(pairs: Sequence[str]) -> dict[str, str]:
 @_workspace
 @click.option("--quick", is_flag=True, help="Check presence and size only (one listing; no output is read).")
 @click.option("--delete", is_flag=True, help="Delete the damaged outputs, so the next build runs their tasks again.")
+@click.option(
+    "--strict", is_flag=True, help="Fail (exit 3) on outputs no integrity record vouches for too (gokart's among them)."
+)
+@click.option(
+    "--delete-unrecorded",
+    is_flag=True,
+    help="With signing off: delete the outputs no integrity record vouches for (gokart's too), so their tasks run again.",
+)
 @click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def verify_command(workspace: str | None, quick: bool, delete: bool, output_format: str) -> None:
+def verify_command(
+    workspace: str | None, quick: bool, delete: bool, strict: bool, delete_unrecorded: bool, output_format: str
+) -> None:
     """Check every output named by an integrity record: present, committed size, content hash, signature.
 
     Exits 0 when every output present matches (missing outputs are listed, not failed), 3 when an output
-    or a manifest differs (also after --delete removed the damaged outputs).
+    or a manifest differs (also after --delete removed the damaged outputs). Outputs no record vouches
+    for (written by gokart, by hand, or whose record was removed) are listed apart and fail only with --strict.
     """
     from kart_core.inspect.verify import remove_damaged, verify_workspace
 
     with _workspace_errors():
         report = verify_workspace(default_workspace(workspace), hashes=not quick)
-        deleted = remove_damaged(report) if delete else []
+        deleted = remove_damaged(report, unrecorded=delete_unrecorded) if delete or delete_unrecorded else []
+        if delete_unrecorded and not delete:  # only the notices were asked for
+            deleted = [path for path in deleted if any(notice.path == path for notice in report.notices)]
     if output_format == "json":
         click.echo(json.dumps(_verify_json(report, deleted), indent=1))
     else:
         _print_verify(report, deleted, delete)
-    if not report.ok:
+    if not (report.strict_ok if strict else report.ok):
         sys.exit(DAMAGE_FOUND)
 
 
@@ -460,6 +473,7 @@ def _verify_json(report: VerifyReport, deleted: list[str]) -> dict[str, Any]:
         "unrecorded": report.unrecorded,
         "hashes": report.hashes,
         "problems": problems,
+        "notices": [dataclasses.asdict(notice) | {"deleted": notice.path in deleted} for notice in report.notices],
     }
 
 
@@ -478,6 +492,22 @@ def _print_verify(report: VerifyReport, deleted: list[str], delete: bool) -> Non
     removable = [problem for problem in report.problems if problem.removable]
     if removable and not delete:
         click.echo("Pass --delete to delete the damaged outputs; the next build runs their tasks again.")
+    if report.notices:
+        _print_unvouched(report, deleted)
+
+
+def _print_unvouched(report: VerifyReport, deleted: list[str]) -> None:
+    """The outputs no integrity record vouches for (signing off): not problems, listed apart."""
+    gokart = [notice for notice in report.notices if notice.detail.startswith("written by gokart")]
+    others = [notice for notice in report.notices if notice not in gokart]
+    for notice in others:
+        mark = " (deleted)" if notice.path in deleted else ""
+        click.echo(f"{notice.kind:>9}  {notice.task}  {_printable(notice.path)}: {notice.detail}{mark}")
+    click.echo(
+        f"Unrecorded (no integrity record vouches for them; they load unchecked): {len(report.notices)} output(s), "
+        f"{len(gokart)} written by gokart (fine in a resources/ folder shared with gokart), {len(others)} not "
+        "(listed above). They fail the check only with --strict; --delete-unrecorded deletes them all."
+    )
 
 
 # --- kart gc ---------------------------------------------------------------------------------

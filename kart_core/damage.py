@@ -199,7 +199,10 @@ def unvouched_reason(record: OutputRecord, sizes: dict[str, int] | None = None) 
             f"kart ran {record.task} (its run logs are kart's) but its integrity record {record.manifest_name!r} "
             f"is gone: it was removed since, so nothing vouches for this file{shared}"
         )
-    return "gokart", f"written by gokart (its run logs are gokart's): it loads unchecked, as gokart's outputs do{shared}"
+    return (
+        "gokart",
+        f"written by gokart (its run logs are gokart's): it loads unchecked, as gokart's outputs do{shared}",
+    )
 
 
 _SHARED_PATH = (

@@ -28,7 +28,8 @@ import dataclasses
 import os
 from collections.abc import Iterable, Iterator
 
-from kart_core.manifest import Input, Manifest, OutputRecord, read_unverified
+from kart_core.damage import local_mtime_ns, rewritten_digest, rewritten_note
+from kart_core.manifest import Entry, Input, Manifest, OutputRecord, read_unverified
 from kart_core.storage import storage_for
 from kart_core.workspace import MANIFEST, join_url, log_workspace
 
@@ -58,10 +59,17 @@ class StaleInput:
     input: Input
     manifest: str
     now: str | None
+    rewritten: str = ""  # the output was rewritten outside kart after its commit (kart_core.damage.rewritten_note)
 
     def describe(self, label: str) -> str:
         """``Down[..] was built from Up[..]'s commit 1a2b3c4d; Up[..] was committed again since (...)``."""
         upstream = self.input.task or self.manifest
+        if self.rewritten:
+            return (
+                f"{label} was built from {upstream}'s commit {_short(self.input.commit)} (output {self.input.key}); "
+                f"that output was rewritten outside kart since ({self.rewritten}, other content: another writer "
+                "such as gokart rerunning the task, or an edit)"
+            )
         return (
             f"{label} was built from {upstream}'s commit {_short(self.input.commit)} (output {self.input.key}); "
             f"{upstream} was committed again since (commit {_short(self.now)}, other content)"
@@ -103,13 +111,31 @@ def stale_inputs(
 
 def _replaced(item: Input, path: str, upstream: Manifest | None) -> StaleInput | None:
     """``item`` as a ``StaleInput`` when ``upstream`` (its manifest, read at ``path``) replaced the entry it
-    recorded with other content; None when it did not or nothing can be told (missing, pending, entry gone)."""
+    recorded with other content, or the file of that entry was rewritten outside kart since
+    (``_rewritten_since``); None when it did not or nothing can be told (missing, pending, entry gone)."""
     if upstream is None or upstream.pending:
         return None
     entry = upstream.outputs.get(item.key)
-    if entry is None or entry.commit == item.commit or entry.digest == item.digest:
+    if entry is not None and entry.commit == item.commit:
+        return _rewritten_since(item, path, entry)
+    if entry is None or entry.digest == item.digest:
         return None
     return StaleInput(item, path, entry.commit)
+
+
+def _rewritten_since(item: Input, path: str, entry: Entry) -> StaleInput | None:
+    """``item`` as a ``StaleInput`` when the upstream output its record still names was rewritten outside
+    kart after that commit with other content of the same size (local storage: two stats, and a hash
+    only when the file is newer than its manifest; ``kart_core.damage.rewritten_digest``). The next load
+    of that output records it as a new version (``kart_core.target``)."""
+    workspace = log_workspace(path, MANIFEST)
+    if workspace is None:
+        return None
+    output = join_url(workspace, item.key)
+    digest = rewritten_digest(output, path, entry)
+    if digest is None or digest == item.digest:
+        return None
+    return StaleInput(item, path, None, rewritten_note(local_mtime_ns(output), path) or "modified after its commit")
 
 
 def stale_outputs(targets: Iterable[object]) -> list[StaleInput]:

@@ -7,11 +7,14 @@ content hash; with signing on, also the manifest's and each output's signature. 
 same faults only when a downstream task loads the damaged file; this finds them all at once, and
 ``remove_damaged`` deletes the damaged outputs so the next build runs their tasks again.
 
-Without signing, outputs that have no manifest (written by gokart or by a bare ``make_target``) are
-not checked: there is nothing to check them against, and they load. With signing on a load refuses
-them (unsigned, or signed for a commit no manifest records), so ``verify_workspace`` also walks the
-workspace's outputs by kart's layout (``…_{unique id}{ext}`` outside ``log/``) and reports, as kind
-"unrecorded", each one that no signed manifest lists and that a load would refuse.
+Outputs that no manifest lists are found by walking the workspace's outputs by kart's layout
+(``…_{unique id}{ext}`` outside ``log/``). With signing on a load refuses them (unsigned, or signed
+for a commit no manifest records), so each one a load would refuse is a problem of kind "unrecorded".
+Without signing they load unchecked; they are listed apart, as ``VerifyReport.notices`` (kind
+"unrecorded"), each saying who wrote it as its task's run logs tell (gokart: legitimate in a
+resources/ folder shared with gokart; kart, whose manifest was then removed; or no run at all: put
+there by hand). They do not fail the check unless the caller asks (``kart verify --strict``), and
+``remove_damaged`` deletes them only when asked (``unrecorded=True``).
 """
 
 from __future__ import annotations
@@ -24,11 +27,12 @@ from typing import Literal
 
 from kart_core import target_config
 from kart_core.commit_marker import marker_beside, read_marker
+from kart_core.damage import local_mtime_ns, rewritten_note, unvouched_reason
 from kart_core.errors import DamagedOutputError, IntegrityError, WorkspaceNotFoundError
 from kart_core.integrity import DEFAULT_ALGORITHM, available, digest_stream
 from kart_core.lineage import Lineage
 from kart_core.lock import canonical_lock_key
-from kart_core.manifest import Entry, manifest_task, read_manifest, read_unverified
+from kart_core.manifest import Entry, OutputRecord, manifest_task, read_manifest, read_unverified
 from kart_core.runlog_reader import load_log_value
 from kart_core.signing import HEADER_SIZE, SIGNATURE_SUFFIX, Signer, read_seal, signature_path, signer_from_config
 from kart_core.storage import Storage, storage_for
@@ -91,6 +95,8 @@ class VerifyReport:
         hashes: whether content hashes were compared (else only presence and size).
         problems: the faults, sorted by path.
         unrecorded: with signing on, how many outputs no signed manifest lists were checked (0 without signing).
+        notices: without signing, the outputs no manifest lists (kind "unrecorded"; they load unchecked),
+            sorted by path; not problems: ``ok`` ignores them, ``strict_ok`` does not.
     """
 
     workspace: str
@@ -99,12 +105,18 @@ class VerifyReport:
     hashes: bool
     problems: tuple[Problem, ...]
     unrecorded: int = 0
+    notices: tuple[Problem, ...] = ()
 
     @property
     def ok(self) -> bool:
         """True when no output or manifest is wrong; missing outputs do not count (a build reruns their
         task when needed, and deleting an output is how a gokart user forces a rerun)."""
         return all(problem.kind == "missing" for problem in self.problems)
+
+    @property
+    def strict_ok(self) -> bool:
+        """``ok``, and no output without an integrity record either (``kart verify --strict``)."""
+        return self.ok and not self.notices
 
 
 def verify_workspace(workspace: str, *, hashes: bool = True, signer: Signer | None = None) -> VerifyReport:
@@ -171,23 +183,61 @@ def verify_workspace(workspace: str, *, hashes: bool = True, signer: Signer | No
                 )
                 continue
             if found.size != entry.size:
-                problems.append(
-                    Problem("size", output, manifest.task, f"{entry.size} bytes were committed, found {found.size}")
-                )
+                detail = f"{entry.size} bytes were committed, found {found.size}{_rewritten(output, path)}"
+                problems.append(Problem("size", output, manifest.task, detail))
                 continue
             if hashes or (signer is not None and entry.sealed):
                 problem = _check_content(storage_for(output), output, key, entry, manifest.task, hashes, signer)
+                if problem is not None and problem.kind == "hash":
+                    problem = dataclasses.replace(problem, detail=problem.detail + _rewritten(output, path))
                 if problem is not None:
                     problems.append(problem)
     problems += _stale(workspace, manifest_names, lineage)
     unlisted = [entry for entry in _layout_outputs(files.values()) if entry.relative not in listed]
+    notices: list[Problem] = []
     if signer is not None:
         commits = target_config.current().record  # records off: loads check the MAC only
         problems += _unrecorded(unlisted, _class_names(files.values()), signer, commits)
+    else:
+        notices = _unvouched(workspace, unlisted, files)
     ordered = tuple(sorted(problems, key=_order))
     return VerifyReport(
-        workspace, len(manifest_names), outputs, hashes, ordered, len(unlisted) if signer is not None else 0
+        workspace,
+        len(manifest_names),
+        outputs,
+        hashes,
+        ordered,
+        len(unlisted) if signer is not None else 0,
+        tuple(sorted(notices, key=_order)),
     )
+
+
+def _unvouched(workspace: str, outputs: list[FileEntry], files: dict[str, FileEntry]) -> list[Problem]:
+    """Without signing: a notice (kind "unrecorded") per output no manifest lists, saying who wrote it
+    as its task's run logs tell (``kart_core.damage.unvouched_reason``, from the listing's sizes)."""
+    classes = _class_names(files.values())
+    sizes = {relative: entry.size for relative, entry in files.items() if relative.startswith(f"{LOG_DIRECTORY}/")}
+    notices = []
+    for entry in outputs:
+        stem, unique_id = named_run(entry.relative) or ("", "")
+        cls = classes.get(unique_id, stem)
+        record = OutputRecord(
+            workspace=workspace,
+            manifest_name=log_relative_path(MANIFEST, cls, unique_id),
+            key=entry.relative,
+            task=f"{cls}[{unique_id[:8]}]",
+            unique_id=unique_id,
+        )
+        _, reason = unvouched_reason(record, sizes)
+        notices.append(Problem("unrecorded", entry.path, record.task, reason))
+    return notices
+
+
+def _rewritten(output: str, manifest: str) -> str:
+    """``; it was modified at .., after kart recorded its commit at .. (...)`` for a damaged local output
+    newer than its manifest (``kart_core.damage.rewritten_note``: another writer, or an edit), else ""."""
+    note = rewritten_note(local_mtime_ns(output), manifest)
+    return f"; {note} (another writer, such as gokart rerunning the task, or an edit)" if note else ""
 
 
 def _stale(workspace: str, manifest_names: list[str], lineage: Lineage) -> list[Problem]:
@@ -204,7 +254,7 @@ def _stale(workspace: str, manifest_names: list[str], lineage: Lineage) -> list[
     return found
 
 
-def remove_damaged(report: VerifyReport) -> list[str]:
+def remove_damaged(report: VerifyReport, *, unrecorded: bool = False) -> list[str]:
     """Delete what ``report`` found present but wrong, so the next build runs the owning tasks again.
 
     A damaged output (size, hash, signature) is deleted. An interrupted commit's manifest is deleted
@@ -215,11 +265,13 @@ def remove_damaged(report: VerifyReport) -> list[str]:
     says: another task's manifest copied over it names that task's outputs, which stay). An unrecorded
     output (signing on, no signed manifest lists it) is deleted with any signature file of kart's
     earlier format beside it. Missing outputs are left alone (a build reruns their task when needed).
+    Outputs without a record when signing is off (``report.notices``) are deleted only with
+    ``unrecorded`` (gokart's among them: a gokart workspace shared with kart holds only such outputs).
     Returns the deleted paths, each once.
     """
     deleted: list[str] = []
     files: list[FileEntry] | None = None
-    for problem in report.problems:
+    for problem in report.problems + (report.notices if unrecorded else ()):
         if problem.kind == "manifest":
             files = files if files is not None else list_files(report.workspace)
             for path in _outputs_logged_for(report.workspace, problem.path, files):

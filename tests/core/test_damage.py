@@ -1,0 +1,223 @@
+"""kart_core.damage: outputs rewritten after kart's commit, and outputs no integrity record vouches for.
+
+A rewrite by another writer (gokart rerunning a task writes the same path) is simulated by writing
+the file and setting its mtime after its manifest's, as any later write does.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+from pathlib import Path
+
+import luigi
+import pytest
+from click.testing import CliRunner
+
+import kart_core as gokart
+from kart_core.cli import DAMAGE_FOUND, cli
+from kart_core.errors import DamagedOutputError
+from kart_core.inspect.verify import remove_damaged, verify_workspace
+
+
+class Word(gokart.TaskOnKart[str]):
+    tag = luigi.Parameter(significant=False, default="v1")
+
+    def run(self) -> None:
+        self.dump(f"value-{self.tag}")
+
+
+class Suffixed(gokart.TaskOnKart[str]):
+    def requires(self) -> Word:
+        return Word(workspace_directory=self.workspace_directory)
+
+    def run(self) -> None:
+        self.dump(self.load() + "+B")
+
+
+class Table(gokart.TaskOnKart[list[str]]):
+    def output(self) -> gokart.TargetOnKart:
+        return self.make_target("table/rows.txt")
+
+    def run(self) -> None:
+        self.dump([str(i) for i in range(100)])
+
+
+class Counted(gokart.TaskOnKart[int]):
+    def requires(self) -> Table:
+        return Table(workspace_directory=self.workspace_directory)
+
+    def run(self) -> None:
+        self.dump(len(self.load()))
+
+
+class Fixed(gokart.TaskOnKart[str]):
+    n = luigi.IntParameter()
+
+    def output(self) -> gokart.TargetOnKart:
+        return self.make_target("shared/fixed.pkl", use_unique_id=False)
+
+    def run(self) -> None:
+        self.dump(f"n={self.n}")
+
+
+def _manifest(task: gokart.TaskOnKart) -> Path:
+    return Path(task.workspace_directory) / "log" / "manifest" / f"{type(task).__name__}_{task.make_unique_id()}.json"
+
+
+def _rewrite(path: str, data: bytes, manifest: Path) -> None:
+    """Write ``data`` at ``path`` as another writer does, after the commit ``manifest`` records."""
+    Path(path).write_bytes(data)
+    later = manifest.stat().st_mtime_ns + 5_000_000_000
+    os.utime(path, ns=(later, later))
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+
+
+def test_a_same_size_rewrite_is_a_new_version_and_its_downstream_reruns(
+    workspace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    down = Suffixed(workspace_directory=workspace)
+    assert gokart.build(down, reset_register=False) == "value-v1+B"
+    up = down.requires()
+    _rewrite(up.output().path(), pickle.dumps("value-v2"), _manifest(up))  # the same size, other content
+
+    caplog.set_level(logging.WARNING)
+    assert gokart.build(down, reset_register=False) == "value-v2+B"  # stale: rerun on the new version
+    messages = " ".join(_warnings(caplog))
+    assert "rewritten outside kart" in messages and "after kart recorded its commit" in messages
+    assert "records it as a new version" in messages
+    caplog.clear()
+    assert gokart.build(down, reset_register=False) == "value-v2+B"  # recorded: no more warnings
+    assert _warnings(caplog) == []
+    assert verify_workspace(workspace).ok
+
+
+def test_a_same_size_rewrite_seen_first_by_loading_the_upstream(workspace: str) -> None:
+    down = Suffixed(workspace_directory=workspace)
+    gokart.build(down, reset_register=False)
+    up = down.requires()
+    _rewrite(up.output().path(), pickle.dumps("value-v3"), _manifest(up))
+    assert gokart.build(up, reset_register=False) == "value-v3"  # whole per its format: served, recorded
+    report = verify_workspace(workspace)
+    assert [problem.kind for problem in report.problems] == ["stale"]
+    assert gokart.build(down, reset_register=False) == "value-v3+B"
+
+
+def test_a_touched_output_with_its_committed_content_stays_that_commit(workspace: str) -> None:
+    down = Suffixed(workspace_directory=workspace)
+    gokart.build(down, reset_register=False)
+    up = down.requires()
+    before = _manifest(up).read_bytes()
+    _rewrite(up.output().path(), Path(up.output().path()).read_bytes(), _manifest(up))
+    assert gokart.build(down, reset_register=False) == "value-v1+B"
+    assert gokart.build(up, reset_register=False) == "value-v1"
+    assert _manifest(up).read_bytes() == before
+
+
+def test_with_verify_a_same_size_rewrite_is_damage_that_says_it_was_rewritten(
+    workspace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    up = Word(workspace_directory=workspace)
+    gokart.build(up, reset_register=False)
+    _rewrite(up.output().path(), pickle.dumps("value-v9"), _manifest(up))
+    monkeypatch.setenv("KART_VERIFY_OUTPUTS", "1")
+    with pytest.raises(DamagedOutputError, match=r"rewritten after kart's commit .*gokart rerunning"):
+        up.output().load()
+
+
+def test_a_rewrite_of_another_size_is_damage_that_says_it_was_rewritten(workspace: str) -> None:
+    up = Word(workspace_directory=workspace)
+    gokart.build(up, reset_register=False)
+    _rewrite(up.output().path(), pickle.dumps("value-longer"), _manifest(up))
+    with pytest.raises(DamagedOutputError, match=r"rewritten after kart's commit") as caught:
+        up.output().load()
+    assert "after kart recorded its commit" in caught.value.detail
+    report = verify_workspace(workspace)
+    assert [problem.kind for problem in report.problems] == ["size"]
+    assert "another writer" in report.problems[0].detail
+
+
+def test_a_truncated_text_output_is_damage_not_a_new_version(workspace: str) -> None:
+    down = Counted(workspace_directory=workspace)
+    assert gokart.build(down, reset_register=False) == 100
+    up = down.requires()
+    path = up.output().path()
+    _rewrite(path, Path(path).read_bytes()[:100], _manifest(up))
+    with pytest.raises(DamagedOutputError, match="bytes were committed"):
+        up.output().load()
+    assert gokart.build(Counted(workspace_directory=workspace, rerun=True), reset_register=False) == 100
+
+
+def test_damage_without_a_rewrite_keeps_its_message(workspace: str) -> None:
+    up = Word(workspace_directory=workspace)
+    gokart.build(up, reset_register=False)
+    path = up.output().path()
+    Path(path).write_bytes(b"x")
+    os.utime(path, ns=(0, 0))  # older than the commit: not another writer's
+    with pytest.raises(DamagedOutputError, match="truncated or changed after kart committed it"):
+        up.output().load()
+
+
+def test_an_output_placed_before_its_task_ran_warns_and_verify_lists_it(
+    workspace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    up = Table(workspace_directory=workspace)
+    Path(up.output().path()).parent.mkdir(parents=True)
+    Path(up.output().path()).write_text("1\n2\n")
+    caplog.set_level(logging.WARNING)
+    assert gokart.build(Counted(workspace_directory=workspace), reset_register=False) == 2  # loads, as gokart's
+    assert any("loads unchecked" in m and "put there by hand" in m for m in _warnings(caplog))
+
+    report = verify_workspace(workspace)
+    assert report.ok and not report.strict_ok
+    assert [(notice.kind, notice.path) for notice in report.notices] == [("unrecorded", up.output().path())]
+    assert remove_damaged(report) == [] and os.path.exists(up.output().path())
+    assert remove_damaged(report, unrecorded=True) == [up.output().path()]
+
+
+def test_a_removed_manifest_warns_at_load_and_in_verify(workspace: str, caplog: pytest.LogCaptureFixture) -> None:
+    down = Counted(workspace_directory=workspace)
+    gokart.build(down, reset_register=False)
+    up = down.requires()
+    _manifest(up).unlink()
+    caplog.set_level(logging.WARNING)
+    assert up.output().load()[:2] == ["0", "1"]
+    assert any("integrity record" in m and "removed since" in m for m in _warnings(caplog))
+    (notice,) = verify_workspace(workspace).notices
+    assert "kart ran Table" in notice.detail
+
+
+def test_gokart_written_outputs_load_quietly_and_are_notices(workspace: str, caplog: pytest.LogCaptureFixture) -> None:
+    down = Counted(workspace_directory=workspace)
+    gokart.build(down, reset_register=False)
+    up = down.requires()
+    _manifest(up).unlink()
+    versions = Path(workspace) / "log" / "module_versions" / f"Table_{up.make_unique_id()}.txt"
+    versions.write_text("")  # gokart writes this log empty
+    caplog.set_level(logging.WARNING)
+    up.output().load()
+    assert _warnings(caplog) == []
+    (notice,) = verify_workspace(workspace).notices
+    assert notice.detail.startswith("written by gokart")
+
+    runner = CliRunner()
+    listed = runner.invoke(cli, ["verify", "-w", workspace])
+    assert listed.exit_code == 0, listed.output
+    assert "1 written by gokart" in listed.output
+    strict = runner.invoke(cli, ["verify", "-w", workspace, "--strict"])
+    assert strict.exit_code == DAMAGE_FOUND
+    assert os.path.exists(up.output().path())
+    deleted = runner.invoke(cli, ["verify", "-w", workspace, "--delete-unrecorded"])
+    assert deleted.exit_code == 0 and "(deleted)" not in deleted.output  # gokart's are counted, not listed
+    assert not os.path.exists(up.output().path())
+
+
+def test_a_fixed_path_shared_across_parameters_warns(workspace: str, caplog: pytest.LogCaptureFixture) -> None:
+    assert gokart.build(Fixed(n=1, workspace_directory=workspace), reset_register=False) == "n=1"
+    caplog.set_level(logging.WARNING)
+    assert gokart.build(Fixed(n=2, workspace_directory=workspace), reset_register=False) == "n=1"  # as gokart
+    assert any("use_unique_id=False" in m and "another parameter set" in m for m in _warnings(caplog))
