@@ -61,7 +61,10 @@ def test_truncated_flipped_and_missing_outputs_are_each_named(workspace: str) ->
     Path(_frame_path(truncated)).write_bytes(Path(_frame_path(truncated)).read_bytes()[:-3])
     data = bytearray(Path(_frame_path(flipped)).read_bytes())
     data[-2] = ord("9") if data[-2] != ord("9") else ord("8")  # same size, other content
+    stamp = os.stat(_frame_path(flipped))
     Path(_frame_path(flipped)).write_bytes(bytes(data))
+    # Its time kept (bit rot): a file newer than its manifest would also make its downstream stale (test_damage.py).
+    os.utime(_frame_path(flipped), ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
     os.remove(missing.output().path())
 
     report = verify_workspace(workspace)
