@@ -19,6 +19,7 @@ import kart_core as gokart
 from kart_core.cli import DAMAGE_FOUND, cli
 from kart_core.errors import DamagedOutputError
 from kart_core.inspect.verify import remove_damaged, verify_workspace
+from kart_core.target import TargetOnKart
 
 
 class Word(gokart.TaskOnKart[str]):
@@ -37,7 +38,7 @@ class Suffixed(gokart.TaskOnKart[str]):
 
 
 class Table(gokart.TaskOnKart[list[str]]):
-    def output(self) -> gokart.TargetOnKart:
+    def output(self) -> TargetOnKart:
         return self.make_target("table/rows.txt")
 
     def run(self) -> None:
@@ -55,7 +56,7 @@ class Counted(gokart.TaskOnKart[int]):
 class Fixed(gokart.TaskOnKart[str]):
     n = luigi.IntParameter()
 
-    def output(self) -> gokart.TargetOnKart:
+    def output(self) -> TargetOnKart:
         return self.make_target("shared/fixed.pkl", use_unique_id=False)
 
     def run(self) -> None:
