@@ -222,3 +222,57 @@ def test_a_fixed_path_shared_across_parameters_warns(workspace: str, caplog: pyt
     caplog.set_level(logging.WARNING)
     assert gokart.build(Fixed(n=2, workspace_directory=workspace), reset_register=False) == "n=1"  # as gokart
     assert any("use_unique_id=False" in m and "another parameter set" in m for m in _warnings(caplog))
+
+
+_SHARED_SCRIPT = """
+import os, sys, luigi
+if os.environ.get("USE_GOKART"):
+    import gokart
+else:
+    import kart_core as gokart
+class A(gokart.TaskOnKart):
+    tag = luigi.Parameter(significant=False, default="v1")
+    def run(self): self.dump(f"value-{self.tag}")
+class B(gokart.TaskOnKart):
+    def requires(self): return A()
+    def run(self): self.dump(self.load() + "+B")
+if __name__ == "__main__":
+    if sys.argv[1] == "A": print(gokart.build(A(tag=sys.argv[2], rerun=True)))
+    else: print(gokart.build(B()))
+"""
+
+
+def _script(tmp_path: Path, *args: str, use_gokart: bool = False) -> str:
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2]), os.environ.get("PYTHONPATH", "")]),
+    }
+    env.pop("USE_GOKART", None)
+    if use_gokart:
+        env["USE_GOKART"] = "1"
+    done = subprocess.run(
+        [sys.executable, "shared.py", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()[-1] + "\n" + done.stderr
+
+
+def test_gokart_rerunning_a_task_kart_built_is_seen_by_kart(tmp_path: Path) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("gokart") is None:  # not imported here: gokart runs in a subprocess only
+        pytest.skip("gokart (a test-only dependency) is not installed")
+    (tmp_path / "shared.py").write_text(_SHARED_SCRIPT)
+    assert _script(tmp_path, "B").startswith("value-v1+B")
+    assert _script(tmp_path, "A", "v2", use_gokart=True).startswith("value-v2")  # the same size
+    rebuilt = _script(tmp_path, "B")
+    assert rebuilt.startswith("value-v2+B"), rebuilt  # B was built on the old A: stale, rerun
+    assert "rewritten outside kart" in rebuilt
+
+    assert _script(tmp_path, "A", "v22", use_gokart=True).startswith("value-v22")  # another size
+    report = verify_workspace(str(tmp_path / "resources"))
+    (problem,) = [problem for problem in report.problems if problem.kind == "size"]
+    assert "after kart recorded its commit" in problem.detail and "gokart" in problem.detail
