@@ -32,6 +32,13 @@ outputs exist, and they appear after the manifest is created.
 Liveness is the lock: a file lock on one machine, redis when the task sets ``redis_host`` (the
 same lock that serialises commits). A commit of another host without redis cannot be told live or
 dead from here; it counts as live for ``FOREIGN_MARKER_SECONDS`` after its marker was written.
+
+The same file also marks a run that writes its outputs straight to their paths (kind ``direct``,
+``kart_core.direct_write``): put when the task's code first asks for an output's path, it names the
+paths and where the old outputs were moved aside, and it stays until the run has committed or undone
+its writes. ``settled`` is False while it is there: the writer is running, or it was killed and its
+files may be partial. A marker of a writer known to be dead (this host, its process gone) is resolved
+at once: the old outputs moved back, the other files at those paths removed (logged), the marker removed.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -54,6 +62,7 @@ from kart_core.storage import Storage, storage_for
 from kart_core.workspace import MANIFEST
 
 __all__ = [
+    "DIRECT",
     "FOREIGN_MARKER_SECONDS",
     "MARKER_SUFFIX",
     "Marker",
@@ -62,6 +71,8 @@ __all__ = [
     "marker_path",
     "note_manifest",
     "put",
+    "put_direct",
+    "undo_direct",
     "read_consistently",
     "read_marker",
     "settled",
@@ -71,6 +82,8 @@ logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 MARKER_SUFFIX = ".committing"
+# The kind of a marker left by a run that writes outputs straight to their paths (kart_core.direct_write).
+DIRECT = "direct"
 # How long a marker of another host (no redis lock to ask) counts as a live commit: longer than any
 # commit's renames or copies are expected to take.
 FOREIGN_MARKER_SECONDS = 300.0
@@ -82,20 +95,27 @@ class Marker:
     """What a marker says: the commit in progress and who makes it.
 
     Attributes:
-        commit: the commit id the committer writes into the manifest.
+        commit: the commit id the committer writes into the manifest (a direct writer's run's commit id).
         host: the committer's host name.
         pid: the committer's process id.
         written: when the marker was written (seconds since the epoch).
+        kind: "commit", or ``DIRECT`` for a run writing outputs straight to their paths.
+        moves: (direct only) each output path the run's code asked for, with where its old output was
+            moved aside (None: nothing was).
     """
 
     commit: str
     host: str
     pid: int
     written: float
+    kind: str = "commit"
+    moves: tuple[tuple[str, str | None], ...] = ()
 
     def to_bytes(self) -> bytes:
         """The JSON form."""
-        document = {"commit": self.commit, "host": self.host, "pid": self.pid, "written": self.written}
+        document: dict[str, object] = {"commit": self.commit, "host": self.host, "pid": self.pid, "written": self.written}
+        if self.kind != "commit":
+            document.update(kind=self.kind, moves=[list(move) for move in self.moves])
         return json.dumps(document, sort_keys=True).encode("utf-8")
 
     @classmethod
@@ -103,7 +123,15 @@ class Marker:
         """Parse the JSON form; None when it is not a marker (half-written, or foreign)."""
         try:
             document = json.loads(data.decode("utf-8"))
-            return cls(str(document["commit"]), str(document["host"]), int(document["pid"]), float(document["written"]))
+            moves = tuple((str(path), None if backup is None else str(backup)) for path, backup in document.get("moves", ()))
+            return cls(
+                str(document["commit"]),
+                str(document["host"]),
+                int(document["pid"]),
+                float(document["written"]),
+                str(document.get("kind", "commit")),
+                moves,
+            )
         except (ValueError, KeyError, TypeError):
             return None
 
@@ -137,6 +165,44 @@ def put(storage: Storage, record: OutputRecord, commit: str) -> None:
     marker = Marker(commit, socket.gethostname(), os.getpid(), time.time())
     with storage.atomic_write(marker_path(record)) as file:
         file.write(marker.to_bytes())
+
+
+def put_direct(storage: Storage, record: OutputRecord, commit: str, moves: tuple[tuple[str, str | None], ...]) -> None:
+    """Write (atomically) the marker of a run of ``commit`` that writes the outputs ``moves`` names straight to their paths.
+
+    Written before any of those paths is handed to the task's code, and again when another one is;
+    removed by ``clear`` once the run has committed or undone its writes (``kart_core.direct_write``).
+    """
+    marker = Marker(commit, socket.gethostname(), os.getpid(), time.time(), DIRECT, moves)
+    with storage.atomic_write(marker_path(record)) as file:
+        file.write(marker.to_bytes())
+
+
+def undo_direct(moves: tuple[tuple[str, str | None], ...] | list[tuple[str, str | None]], who: str, why: str) -> None:
+    """Put back what a run that wrote outputs straight to their paths replaced: each old output moved aside
+    returns to its path, any other file (or folder) there is removed; each step is logged with ``who`` and ``why``.
+    """
+    for path, backup in moves:
+        storage = storage_for(path)
+        if backup is not None and storage.exists(backup):
+            _remove_output(storage, path)
+            storage.commit(backup, path)
+            logger.warning("%s: %s; its old output %r is back in place", who, why, path)
+        elif _exists(storage, path):
+            _remove_output(storage, path)
+            logger.warning("%s: %s; removed %r, written straight to the output's path", who, why, path)
+
+
+def _exists(storage: Storage, path: str) -> bool:
+    return os.path.lexists(path) if "://" not in path else storage.exists(path)
+
+
+def _remove_output(storage: Storage, path: str) -> None:
+    """Remove a file, or a folder a task's code saved at an output path (local disk)."""
+    if "://" not in path and os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        storage.remove(path)
 
 
 def clear(storage: Storage, record: OutputRecord) -> None:
@@ -174,6 +240,8 @@ def _resolve(storage: Storage, record: OutputRecord) -> Marker | None:
         marker = _read_marker(storage, record)
         if marker is None:
             return None
+        if marker.kind == DIRECT:
+            return _resolve_direct(storage, record, marker)
         if not params.uses_redis and marker.host not in ("", socket.gethostname()):
             # Another host's commit, and no shared lock to ask: live until FOREIGN_MARKER_SECONDS.
             if time.time() - marker.written < FOREIGN_MARKER_SECONDS:
@@ -199,6 +267,41 @@ def _resolve(storage: Storage, record: OutputRecord) -> Marker | None:
             # A committer holds the lock: wait until it is done, then look again.
             with hold_lock(params):
                 pass
+
+
+def _resolve_direct(storage: Storage, record: OutputRecord, marker: Marker) -> Marker:
+    """A run writing the outputs straight to their paths is running, or was killed: the outputs do not count.
+
+    When its writer is known to be dead (this host, process gone), its writes are undone under the
+    manifest's lock (old outputs moved back, partial files removed) and the marker removed; the marker
+    is returned either way, so the ``complete()`` that found it says False (it checked the files before).
+    """
+    if _writer_alive(marker):
+        return marker
+    with hold_lock(record.lock_params()):
+        current = _read_marker(storage, record)
+        if current is None or current.kind != DIRECT or _writer_alive(current):
+            return marker
+        undo_direct(
+            current.moves,
+            record.task,
+            f"the run that wrote its outputs straight to their paths (process {current.pid} on {current.host}) was killed",
+        )
+        clear(storage, record)
+    return marker
+
+
+def _writer_alive(marker: Marker) -> bool:
+    """Whether the direct writer of ``marker`` may still run: always for another host (nothing to ask)."""
+    if marker.host != socket.gethostname() or marker.pid == os.getpid():
+        return True
+    try:
+        os.kill(marker.pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
 
 
 # --- loads -------------------------------------------------------------------------------------

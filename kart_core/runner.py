@@ -25,7 +25,7 @@ from typing import Any, cast
 import pluggy
 from luigi.task import flatten
 
-from kart_core import target_config, transaction
+from kart_core import direct_write, target_config, transaction
 from kart_core.contract import KartTask, LuigiTask, is_kart_task
 from kart_core.dotted import import_object
 from kart_core.errors import TaskDefinitionError
@@ -194,10 +194,15 @@ def run_body(task: KartTask) -> object:
     """Call the task's own ``run()`` (the user's code) in a transaction that is never committed.
 
     For callers that run a task's code outside a build, e.g. the empty-DataFrame check: whatever it
-    dumps is discarded.
+    dumps is discarded, and so is what it writes straight to its outputs' paths (``kart_core.direct_write``).
     """
-    with transaction.begin(task, task.kart_label(), target_config.current().signer):
-        return task.run()
+    with transaction.begin(task, task.kart_label(), target_config.current().signer) as running:
+        direct = running.direct = direct_write.DirectWrites(running, task.kart_label(), flatten(task.kart_outputs()), False)
+        try:
+            with direct.watch():
+                return task.run()
+        finally:
+            direct.undo("its trial run is never committed")
 
 
 class _NeedsRepair(Exception):
@@ -409,12 +414,14 @@ def _run_committing(
                 _keep_other_commit(task, running)
                 return False
             started = before_run()
-            result = task.run()
-            if isinstance(result, types.GeneratorType):
-                raise TaskDefinitionError(
-                    f"{task.kart_label()}.run() yields tasks (luigi dynamic dependencies); kart needs them in requires()."
-                )
-            written_directly = _check_outputs_written(task, running, before if replace else None)
+            direct = running.direct = direct_write.DirectWrites(
+                running, task.kart_label(), flatten(task.kart_outputs()), replace
+            )
+            try:
+                written_directly = _run_user_code(task, running, direct, before if replace else None)
+            except BaseException:
+                direct.undo("its run failed", _changed(task, before) if replace else ())
+                raise
             if record_in_manifest(task):
                 # Whether this run's record goes into the manifest (luigi hands back the same instance):
                 # None: no, kart_commit_task_run stages its run log files; True: the commit writes it
@@ -425,8 +432,13 @@ def _run_committing(
                     if running.run_record is not None:
                         running.run_record_id = task.make_unique_id()
                         mark_recorded(task, True)
-            before_commit()
-            running.commit()
+            try:
+                before_commit()
+                running.commit()
+            except BaseException:
+                direct.undo("its commit failed", _changed(task, before) if replace else ())
+                raise
+            direct.finish()
             if running.run_record is not None:
                 mark_recorded(task, running.run_recorded)
         if running.superseded:
@@ -435,7 +447,8 @@ def _run_committing(
                 "were discarded",
                 task.kart_label(),
             )
-        _forget_stale_records(written_directly, settings.signer)
+        if replace and not settings.record:  # with records, the commit wrote their new entries
+            _forget_stale_records(written_directly, settings.signer)
         return True
     except Exception as exc:
         damage = damaged_upstream(task, exc) if settings.repair else None
@@ -463,6 +476,34 @@ def _keep_other_commit(task: KartTask, running: transaction.Transaction) -> None
     )
 
 
+def _run_user_code(
+    task: KartTask, running: transaction.Transaction, direct: direct_write.DirectWrites, before: dict[str, object] | None
+) -> list[object]:
+    """Call ``run()`` with its path requests watched; check its outputs; stage the records of those written in place.
+
+    Returns:
+        The recorded outputs written straight to their paths (``_check_outputs_written``).
+
+    Raises:
+        TaskDefinitionError: run() yields, or did not write its outputs.
+        BaseException: what run() raised.
+    """
+    with direct.watch():
+        result = task.run()
+    if isinstance(result, types.GeneratorType):
+        raise TaskDefinitionError(
+            f"{task.kart_label()}.run() yields tasks (luigi dynamic dependencies); kart needs them in requires()."
+        )
+    written_directly = _check_outputs_written(task, running, before)
+    direct.record_in_place(written_directly)
+    return written_directly
+
+
+def _changed(task: KartTask, before: dict[str, object]) -> list[str]:
+    """The outputs of a replacing run that changed at their paths (written there, past the transaction)."""
+    return [target.path() for target in flatten(task.kart_outputs()) if _version(target) != before.get(target.path())]
+
+
 def _output_versions(task: KartTask) -> dict[str, object]:
     """Each output's modification time before a replacing run (None: missing or unknown)."""
     return {target.path(): _version(target) for target in flatten(task.kart_outputs())}
@@ -470,10 +511,7 @@ def _output_versions(task: KartTask) -> dict[str, object]:
 
 def _version(target: Any) -> object:
     """The output's modification time; None when it is missing or its target has no times."""
-    try:
-        return target.last_modification_time() if target.exists() else None
-    except Exception:  # a target without modification times: nothing to compare
-        return None
+    return direct_write.version(target)
 
 
 def _check_outputs_written(
@@ -483,7 +521,8 @@ def _check_outputs_written(
 
     ``before`` (a replacing run): the outputs' versions before the run; an output counts as written
     when the run staged it, or when it changed (written straight to its path, e.g. by
-    ``open(self.output().path())``). Otherwise an output counts when it exists.
+    ``open(self.output().path())``). Otherwise an output counts when it exists (staged, or written in
+    place: it is returned then, and gets its integrity record at the commit, ``kart_core.direct_write``).
 
     Raises:
         TaskDefinitionError: an output was not written (a rerun's old version is kept, not committed).
@@ -497,6 +536,8 @@ def _check_outputs_written(
         if before is None:
             if not target.exists():
                 missing.append(path)
+            elif getattr(target, "record", None) is not None:
+                direct.append(target)
             continue
         now = _version(target)
         if now is None or now == before.get(path):

@@ -111,7 +111,14 @@ class TargetOnKart(luigi.Target):
         return self._storage.exists(self._path)
 
     def path(self) -> str:
-        """Where the output lives."""
+        """Where the output lives.
+
+        Asked by a task's own ``run()`` for one of its outputs, it marks the run as writing that path
+        directly (``kart_core.direct_write``): a failure or a kill then undoes what was written there.
+        """
+        running = transaction.current()
+        if running is not None and running.direct is not None:
+            running.direct.hand_out(self, self._path)
         return self._path
 
     def remove(self) -> None:

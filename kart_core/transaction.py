@@ -74,13 +74,18 @@ logger = logging.getLogger(__name__)
 
 @dataclasses.dataclass(frozen=True)
 class Staged:
-    """One staged file: its final path, where it is now, and its integrity record."""
+    """One staged file: its final path, where it is now, and its integrity record.
+
+    ``in_place``: the task's code wrote it straight to its final path (``kart_core.direct_write``): the
+    commit records it and moves nothing, and a discarded run leaves it to the runner to undo.
+    """
 
     path: str
     location: str
     storage: Storage
     record: OutputRecord | None
     entry: Entry
+    in_place: bool = False
 
 
 @dataclasses.dataclass(eq=False)
@@ -107,6 +112,8 @@ class Transaction:
     run_record: dict[str, Any] | None = None
     run_record_id: str | None = None
     run_recorded: bool = False
+    # The outputs whose paths the task's code asked for (kart_core.direct_write.DirectWrites), if any.
+    direct: Any = None
     # What the run loaded from committed outputs: (manifest path, key) -> (its record, the entry read).
     loaded: dict[tuple[str, str], tuple[OutputRecord, Entry]] = dataclasses.field(default_factory=dict)
 
@@ -206,7 +213,8 @@ class Transaction:
                 finals.append(dataclasses.replace(manifest, run=run, pending=False))
             for items in by_manifest.values():
                 for staged in items:
-                    staged.storage.commit(staged.location, staged.path)
+                    if not staged.in_place:
+                        staged.storage.commit(staged.location, staged.path)
             # Run logs and other unrecorded files: with the outputs, by the run whose outputs are kept.
             for staged in self.staged.values():
                 if staged.record is None:
@@ -280,7 +288,8 @@ class Transaction:
     def discard(self) -> None:
         """Delete every staged file (the run failed or was interrupted)."""
         for staged in self.staged.values():
-            _remove_quietly(staged.storage, staged.location)
+            if not staged.in_place:
+                _remove_quietly(staged.storage, staged.location)
         self.staged.clear()
 
 

@@ -1,0 +1,236 @@
+"""Outputs written straight to their paths count as complete only when their run committed (kart_core.direct_write).
+
+gokart code writes outputs by path (``open(self.output().path(), "w")``, ``df.to_csv(path)``,
+``model.save(path)``). A run that raises, a rerun that fails and a process killed mid-write must not
+leave a file that a later build serves as cached; a successful one gets its integrity record.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import luigi
+import pandas as pd
+import pytest
+
+import kart_core
+from kart_core.commit_marker import marker_path
+from kart_core.errors import DamagedOutputError, GokartBuildError
+from kart_core.manifest import read_unverified
+from kart_core.storage import storage_for
+from kart_core.workspace import MANIFEST, log_task_path
+
+REPO = str(Path(__file__).resolve().parents[2])
+
+
+class DwCsv(kart_core.TaskOnKart[Any]):
+    """Writes a csv by path with pandas; ``fail`` raises after the file is written."""
+
+    rows = luigi.IntParameter(default=3, significant=False)
+    fail = luigi.BoolParameter(default=False, significant=False)
+
+    def output(self) -> Any:
+        return self.make_target("dw/table.csv")
+
+    def run(self) -> None:
+        path = self.output().path()
+        frame = pd.DataFrame({"x": list(range(1, self.rows + 1))})
+        if "://" in path:  # through the file system kart uses (its endpoint), as s3fs would with the user's config
+            with storage_for(path).file_system.open(path, "w") as file:  # type: ignore[attr-defined]
+                frame.to_csv(file, index=False)
+        else:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            frame.to_csv(path, index=False)
+        if self.fail:
+            raise RuntimeError("fails after writing")
+
+
+class DwPickle(kart_core.TaskOnKart[Any]):
+    """Writes a pickle by path, part of it before failing."""
+
+    fail = luigi.BoolParameter(default=False, significant=False)
+
+    def output(self) -> Any:
+        return self.make_target("dw/value.pkl")
+
+    def run(self) -> None:
+        path = self.output().path()
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        data = pickle.dumps(list(range(1000)))
+        with open(path, "wb") as file:
+            file.write(data[:100])
+            if self.fail:
+                raise RuntimeError("half way")
+            file.write(data[100:])
+
+
+class DwFolder(kart_core.TaskOnKart[Any]):
+    """Saves a 'model' into a folder at its output's path, then fails."""
+
+    def output(self) -> Any:
+        return self.make_target("dw/model.pkl")
+
+    def run(self) -> None:
+        folder = self.output().path()
+        os.makedirs(folder)
+        Path(folder, "weights.bin").write_bytes(b"w" * 10)
+        raise RuntimeError("fails after saving")
+
+
+class DwSum(kart_core.TaskOnKart[Any]):
+    upstream = kart_core.TaskInstanceParameter()
+
+    def run(self) -> None:
+        self.dump(int(self.load("upstream")["x"].sum()))
+
+
+class DwDumpOnly(kart_core.TaskOnKart[Any]):
+    def run(self) -> None:
+        self.dump(1)
+
+
+def _marker(task: kart_core.TaskOnKart[Any]) -> str:
+    return marker_path(task.output().record)
+
+
+@pytest.mark.parametrize(("workers", "executor"), [(1, "thread"), (2, "process")])
+def test_a_failed_run_leaves_no_file_written_by_path(workspace: str, workers: int, executor: str) -> None:
+    failing = DwCsv(fail=True, workspace_directory=workspace)
+    with pytest.raises(GokartBuildError, match="fails after writing"):
+        kart_core.build(DwSum(upstream=failing, workspace_directory=workspace), workers=workers, executor=executor)
+    assert not os.path.exists(failing.output().path())
+    assert not failing.complete()
+    assert not os.path.exists(_marker(failing))
+    luigi.task_register.Register.clear_instance_cache()  # DwSum's id ignores the upstream's fail flag
+    good = DwCsv(workspace_directory=workspace)
+    assert kart_core.build(DwSum(upstream=good, workspace_directory=workspace), workers=workers, executor=executor) == 6
+
+
+def test_the_removal_is_logged_with_the_task_and_the_file(workspace: str, caplog: pytest.LogCaptureFixture) -> None:
+    failing = DwPickle(fail=True, workspace_directory=workspace)
+    with caplog.at_level(logging.WARNING), pytest.raises(GokartBuildError):
+        kart_core.build(failing)
+    (message,) = [r.getMessage() for r in caplog.records if "straight to the output's path" in r.getMessage()]
+    assert failing.kart_label() in message and failing.output().path() in message
+    assert not os.path.exists(failing.output().path())
+
+
+def test_a_folder_saved_at_the_output_path_is_removed_too(workspace: str) -> None:
+    task = DwFolder(workspace_directory=workspace)
+    with pytest.raises(GokartBuildError, match="fails after saving"):
+        kart_core.build(task)
+    assert not os.path.exists(task.output().path())
+    assert not task.complete()
+
+
+def test_a_direct_write_gets_its_integrity_record(workspace: str) -> None:
+    task = DwPickle(workspace_directory=workspace)
+    assert kart_core.build(task) == list(range(1000))
+    manifest = read_unverified(storage_for(log_task_path(task, MANIFEST)), log_task_path(task, MANIFEST))
+    assert manifest is not None
+    (entry,) = manifest.outputs.values()
+    assert entry.size == os.path.getsize(task.output().path())
+    with open(task.output().path(), "r+b") as file:
+        file.truncate(50)
+    with pytest.raises(DamagedOutputError):
+        DwPickle(workspace_directory=workspace).output().load()
+
+
+def test_a_failed_rerun_keeps_the_old_output(workspace: str) -> None:
+    assert kart_core.build(DwCsv(rows=3, workspace_directory=workspace)).x.sum() == 6
+    with pytest.raises(GokartBuildError, match="fails after writing"):
+        kart_core.build(DwCsv(rows=2, fail=True, rerun=True, workspace_directory=workspace))
+    task = DwCsv(workspace_directory=workspace)
+    assert task.complete()
+    assert task.output().load().x.sum() == 6  # the old output, its record intact
+    assert [name for name in os.listdir(os.path.dirname(task.output().path())) if name.startswith(".")] == []
+    assert kart_core.build(DwCsv(rows=4, rerun=True, workspace_directory=workspace)).x.sum() == 10
+    assert DwCsv(workspace_directory=workspace).output().load().x.sum() == 10
+
+
+def test_on_object_storage_a_failed_run_leaves_no_file(s3_bucket: str) -> None:
+    workspace = f"s3://{s3_bucket}/ws"
+    failing = DwCsv(fail=True, workspace_directory=workspace)
+    with pytest.raises(GokartBuildError, match="fails after writing"):
+        kart_core.build(failing)
+    assert not storage_for(workspace).exists(failing.output().path())
+    assert kart_core.build(DwCsv(workspace_directory=workspace)).x.sum() == 6
+    with pytest.raises(GokartBuildError):
+        kart_core.build(DwCsv(fail=True, rerun=True, workspace_directory=workspace))
+    assert not DwCsv(workspace_directory=workspace).complete()  # the partial file removed; no copy kept there
+
+
+def test_a_task_that_only_dumps_writes_no_marker(workspace: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kart_core import commit_marker
+
+    calls: list[object] = []
+    monkeypatch.setattr(commit_marker, "put_direct", lambda *args: calls.append(args))
+    assert kart_core.build(DwDumpOnly(workspace_directory=workspace)) == 1
+    assert calls == []
+
+
+_KILLED = textwrap.dedent(
+    """
+    import os, signal, sys
+    sys.path.insert(0, sys.argv[2])
+    import luigi, kart_core
+
+    class DwKilled(kart_core.TaskOnKart):
+        text = luigi.Parameter(default="whole", significant=False)
+
+        def output(self):
+            return self.make_target("dw/killed.txt")
+
+        def run(self):
+            path = self.output().path()
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w") as file:
+                file.write(self.text[:2])
+                file.flush()
+                if sys.argv[3] == "kill":
+                    os.kill(os.getpid(), signal.SIGKILL)
+                file.write(self.text[2:])
+
+    task = DwKilled(text=sys.argv[4], rerun=sys.argv[5] == "rerun", workspace_directory=sys.argv[1])
+    if sys.argv[3] == "check":
+        done = task.complete()
+        print(done, task.output().load() if done else None)
+    else:
+        print(kart_core.build(task, log_level=40))
+    """
+)
+
+
+def _killed(tmp_path: Path, workspace: str, mode: str, text: str = "whole", rerun: str = "") -> subprocess.CompletedProcess[str]:
+    script = tmp_path / "killed.py"
+    script.write_text(_KILLED)
+    return subprocess.run(
+        [sys.executable, str(script), workspace, REPO, mode, text, rerun],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+
+
+def test_a_kill_mid_write_does_not_count_as_complete(tmp_path: Path, workspace: str) -> None:
+    killed = _killed(tmp_path, workspace, "kill")
+    assert killed.returncode == -signal.SIGKILL
+    assert _killed(tmp_path, workspace, "check").stdout.split() == ["False", "None"]
+    assert _killed(tmp_path, workspace, "run").stdout.split() == ["['whole']"]
+    assert _killed(tmp_path, workspace, "check").stdout.split() == ["True", "['whole']"]
+
+
+def test_a_kill_mid_rerun_puts_the_old_output_back(tmp_path: Path, workspace: str) -> None:
+    assert _killed(tmp_path, workspace, "run", "first").stdout.split() == ["['first']"]
+    assert _killed(tmp_path, workspace, "kill", "second", "rerun").returncode == -signal.SIGKILL
+    assert _killed(tmp_path, workspace, "check").stdout.split() == ["False", "None"]  # this check puts it back
+    assert _killed(tmp_path, workspace, "check").stdout.split() == ["True", "['first']"]
