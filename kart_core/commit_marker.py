@@ -113,7 +113,12 @@ class Marker:
 
     def to_bytes(self) -> bytes:
         """The JSON form."""
-        document: dict[str, object] = {"commit": self.commit, "host": self.host, "pid": self.pid, "written": self.written}
+        document: dict[str, object] = {
+            "commit": self.commit,
+            "host": self.host,
+            "pid": self.pid,
+            "written": self.written,
+        }
         if self.kind != "commit":
             document.update(kind=self.kind, moves=[list(move) for move in self.moves])
         return json.dumps(document, sort_keys=True).encode("utf-8")
@@ -123,7 +128,9 @@ class Marker:
         """Parse the JSON form; None when it is not a marker (half-written, or foreign)."""
         try:
             document = json.loads(data.decode("utf-8"))
-            moves = tuple((str(path), None if backup is None else str(backup)) for path, backup in document.get("moves", ()))
+            moves = tuple(
+                (str(path), None if backup is None else str(backup)) for path, backup in document.get("moves", ())
+            )
             return cls(
                 str(document["commit"]),
                 str(document["host"]),

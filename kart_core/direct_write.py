@@ -187,7 +187,9 @@ class DirectWrites:
         outputs' paths too and no longer match that commit's record: they are removed, so the task runs again.
         """
         if self._running.superseded:
-            written = [path for path in self.handed if _version_at(self.handed[path].target) != self.handed[path].before]
+            written = [
+                path for path in self.handed if _version_at(self.handed[path].target) != self.handed[path].before
+            ]
             self.undo("another process committed this task first, over the files this run wrote in place", written)
             return
         for path, handed in self.handed.items():

@@ -197,7 +197,10 @@ def run_body(task: KartTask) -> object:
     dumps is discarded, and so is what it writes straight to its outputs' paths (``kart_core.direct_write``).
     """
     with transaction.begin(task, task.kart_label(), target_config.current().signer) as running:
-        direct = running.direct = direct_write.DirectWrites(running, task.kart_label(), flatten(task.kart_outputs()), False)
+        # replace=True: an output already there is moved aside while the trial writes by path, then put back.
+        direct = running.direct = direct_write.DirectWrites(
+            running, task.kart_label(), flatten(task.kart_outputs()), True
+        )
         try:
             with direct.watch():
                 return task.run()
@@ -477,7 +480,10 @@ def _keep_other_commit(task: KartTask, running: transaction.Transaction) -> None
 
 
 def _run_user_code(
-    task: KartTask, running: transaction.Transaction, direct: direct_write.DirectWrites, before: dict[str, object] | None
+    task: KartTask,
+    running: transaction.Transaction,
+    direct: direct_write.DirectWrites,
+    before: dict[str, object] | None,
 ) -> list[object]:
     """Call ``run()`` with its path requests watched; check its outputs; stage the records of those written in place.
 

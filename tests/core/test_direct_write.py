@@ -15,7 +15,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import luigi
 import pandas as pd
@@ -102,7 +102,9 @@ def _marker(task: kart_core.TaskOnKart[Any]) -> str:
 
 
 @pytest.mark.parametrize(("workers", "executor"), [(1, "thread"), (2, "process")])
-def test_a_failed_run_leaves_no_file_written_by_path(workspace: str, workers: int, executor: str) -> None:
+def test_a_failed_run_leaves_no_file_written_by_path(
+    workspace: str, workers: int, executor: Literal["thread", "process"]
+) -> None:
     failing = DwCsv(fail=True, workspace_directory=workspace)
     with pytest.raises(GokartBuildError, match="fails after writing"):
         kart_core.build(DwSum(upstream=failing, workspace_directory=workspace), workers=workers, executor=executor)
@@ -209,7 +211,9 @@ _KILLED = textwrap.dedent(
 )
 
 
-def _killed(tmp_path: Path, workspace: str, mode: str, text: str = "whole", rerun: str = "") -> subprocess.CompletedProcess[str]:
+def _killed(
+    tmp_path: Path, workspace: str, mode: str, text: str = "whole", rerun: str = ""
+) -> subprocess.CompletedProcess[str]:
     script = tmp_path / "killed.py"
     script.write_text(_KILLED)
     return subprocess.run(
