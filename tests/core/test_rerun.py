@@ -132,10 +132,11 @@ def test_a_rerun_must_write_every_output_again(workspace: str) -> None:
     assert kart_core.build(RrTwo(workspace_directory=workspace), reset_register=False) == {"first": 1, "second": 10}
 
 
-def test_a_rerun_writing_straight_to_the_path_drops_the_stale_record(workspace: str) -> None:
+def test_a_rerun_writing_straight_to_the_path_records_the_new_file(workspace: str) -> None:
     assert kart_core.build(RrDirect(text="one", workspace_directory=workspace), reset_register=False) == ["one"]
     assert kart_core.build(RrDirect(text="three", rerun=True, workspace_directory=workspace)) == ["three"]
     assert RrDirect(workspace_directory=workspace).output().load() == ["three"]  # no DamagedOutputError
+    assert verify_workspace(workspace).ok  # its record describes the new file (kart_core.direct_write)
 
 
 def test_a_rerun_through_luigi_build_that_fails_keeps_the_output(any_workspace: str) -> None:
