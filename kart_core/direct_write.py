@@ -177,7 +177,11 @@ class DirectWrites:
             if handed.backup is not None or _version_at(handed.target) != handed.before:
                 moves.append((path, handed.backup))
         moves.extend((path, None) for path in changed if path not in self.handed)
-        commit_marker.undo_direct(moves, self._label, why)
+        try:
+            commit_marker.undo_direct(moves, self._label, why)
+        except Exception:  # noqa: BLE001 - the run's own error is what the caller raises; the marker stays
+            logger.exception("%s: %s, and undoing what it wrote at its outputs' paths failed", self._label, why)
+            return  # the marker keeps the task incomplete; a later check on this host undoes it again
         self._clear_markers()
 
     def finish(self) -> None:
