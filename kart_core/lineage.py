@@ -29,7 +29,7 @@ import os
 from collections.abc import Iterable, Iterator
 
 from kart_core.damage import local_mtime_ns, rewritten_digest, rewritten_note
-from kart_core.manifest import Entry, Input, Manifest, OutputRecord, read_unverified
+from kart_core.manifest import Entry, Input, Manifest, OutputRecord, read_if_inputs, read_unverified
 from kart_core.storage import storage_for
 from kart_core.workspace import MANIFEST, join_url, log_workspace
 
@@ -141,8 +141,9 @@ def _rewritten_since(item: Input, path: str, entry: Entry) -> StaleInput | None:
 def stale_outputs(targets: Iterable[object]) -> list[StaleInput]:
     """The direct check for a task whose flattened ``output()`` is ``targets``: its manifests' replaced inputs.
 
-    One JSON read per manifest of the task (one) and per upstream manifest it recorded, none for a
-    manifest already read in the open ``walk_scope``; nothing for outputs without an integrity record.
+    One read per manifest of the task (one; outside a ``walk_scope`` parsed only when it may record
+    inputs, ``manifest.read_if_inputs``) and one JSON read per upstream manifest it recorded, none for
+    a manifest already read in the open ``walk_scope``; nothing for outputs without an integrity record.
     """
     seen: set[str] = set()
     stale: list[StaleInput] = []
@@ -154,7 +155,10 @@ def stale_outputs(targets: Iterable[object]) -> list[StaleInput]:
             continue
         seen.add(record.manifest)
         if record.manifest not in found:
-            found[record.manifest] = read_unverified(storage_for(record.manifest), record.manifest)
+            # A walk keeps the manifest, parsed whole, for the lineage checks that follow; alone (run_one, a
+            # KartRunner node) one that records no inputs is not parsed, and None then means just that.
+            read = read_unverified if scoped is not None else read_if_inputs
+            found[record.manifest] = read(storage_for(record.manifest), record.manifest)
         manifest = found[record.manifest]
         if manifest is not None and manifest.inputs and not manifest.pending:
             stale.extend(stale_inputs(manifest, record.workspace, found))

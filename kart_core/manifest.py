@@ -39,6 +39,7 @@ import dataclasses
 import functools
 import json
 import os
+import re
 import secrets
 import tempfile
 from typing import Any
@@ -59,6 +60,7 @@ __all__ = [
     "manifest_task",
     "new_commit_id",
     "read_manifest",
+    "read_if_inputs",
     "read_quietly",
     "read_unverified",
     "refusal_reason",
@@ -272,8 +274,7 @@ def read_manifest(storage: Storage, path: str, name: str, signer: Signer | None)
         DamagedOutputError: the file is not a readable manifest.
     """
     try:
-        with storage.open_read(path) as file:
-            data = file.read()
+        data = storage.read_bytes(path)
     except FileNotFoundError:
         return None
     if signer is not None:
@@ -340,11 +341,36 @@ def read_unverified(storage: Storage, path: str) -> Manifest | None:
     can be trusted (``read_manifest`` with the signer does that).
     """
     try:
-        with storage.open_read(path) as file:
-            data = file.read()
-        return Manifest.from_bytes(data[HEADER_SIZE:] if is_sealed(data) else data)
+        return Manifest.from_bytes(_unsealed(storage.read_bytes(path)))
     except (OSError, ValueError, KeyError, TypeError):  # gone meanwhile, or not a manifest
         return None
+
+
+def read_if_inputs(storage: Storage, path: str) -> Manifest | None:
+    """``read_unverified``, but None without parsing when the bytes cannot hold a manifest with ``inputs``.
+
+    A task's completeness check asks its manifest for recorded inputs (``kart_core.lineage``); most
+    manifests record none (nothing loaded through kart), and parsing one costs as much as reading it.
+    The shortcut is exact: a manifest's ``inputs`` are non-empty only under a top-level key
+    ``"inputs"`` holding a JSON array, and without a ``\\u`` escape that key can only be spelled
+    literally, followed by optional white space, a colon and ``[`` (``_INPUTS_ARRAY``). A match
+    elsewhere (a run record's ``inputs`` parameter holding an array) only costs the parse.
+    """
+    try:
+        data = _unsealed(storage.read_bytes(path))
+        if b"\\u" not in data and _INPUTS_ARRAY.search(data) is None:
+            return None
+        return Manifest.from_bytes(data)
+    except (OSError, ValueError, KeyError, TypeError):  # gone meanwhile, or not a manifest
+        return None
+
+
+_INPUTS_ARRAY = re.compile(rb'"inputs"\s*:\s*\[')
+
+
+def _unsealed(data: bytes) -> bytes:
+    """The JSON of manifest bytes, after the signature header when there is one (not checked here)."""
+    return data[HEADER_SIZE:] if is_sealed(data) else data
 
 
 def manifest_bytes(manifest: Manifest, name: str, signer: Signer | None) -> bytes:

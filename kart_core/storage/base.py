@@ -106,6 +106,14 @@ class Storage(Protocol):
         """Open ``path`` for binary reading."""
         ...
 
+    def read_bytes(self, path: str) -> bytes:
+        """The whole content of ``path`` (a small file: a manifest, a marker, a record).
+
+        Raises:
+            FileNotFoundError: nothing is at ``path``.
+        """
+        ...
+
     def atomic_write(self, path: str) -> AbstractContextManager[IO[bytes]]:
         """Yield a readable and writable binary file; on a clean exit it appears at ``path`` whole, else not at all."""
         ...

@@ -13,6 +13,8 @@ from typing import IO
 
 from kart_core.storage.base import FileEntry, is_temporary, spooled_write, temporary_name
 
+_READ_CHUNK = 1 << 16  # a manifest or a marker is read in one call, then one more to see the end
+
 
 def _local(path: str) -> str:
     return path[len("file://") :] if path.startswith("file://") else path
@@ -30,6 +32,24 @@ class LocalStorage:
         """Open ``path`` for binary reading."""
         with open(_local(path), "rb") as file:
             yield file
+
+    def read_bytes(self, path: str) -> bytes:
+        """The whole content of ``path``, read with plain descriptor calls.
+
+        A file object would also fstat, ioctl and seek it and wrap it twice: 25 µs of CPU against 13 µs
+        for a 1.7 kB manifest, which every cached KartRunner node reads (kart_core.lineage).
+
+        Raises:
+            FileNotFoundError: nothing is at ``path``.
+        """
+        descriptor = os.open(_local(path), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            chunks = []
+            while chunk := os.read(descriptor, _READ_CHUNK):
+                chunks.append(chunk)
+        finally:
+            os.close(descriptor)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def atomic_write(self, path: str) -> AbstractContextManager[IO[bytes]]:
         """Write to a hidden temporary file beside ``path`` and rename it into place on success."""

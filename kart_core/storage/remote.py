@@ -208,6 +208,15 @@ class FsspecStorage:
         """Whether an object, or a "directory" (objects under ``path/``), is at ``path``: fsspec's ``exists``."""
         return bool(self._fs.exists(path))
 
+    def read_bytes(self, path: str) -> bytes:
+        """The whole object at ``path`` (``open_read``'s requests: on S3 one GET when it is small).
+
+        Raises:
+            FileNotFoundError: no object is at ``path``.
+        """
+        with self.open_read(path) as file:
+            return bytes(file.read())
+
     @contextlib.contextmanager
     def open_read(self, path: str) -> Iterator[IO[bytes]]:
         """Open ``path`` for binary reading.

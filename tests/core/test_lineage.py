@@ -10,6 +10,7 @@ Checked on local disk, fsspec memory:// and the S3-compatible server; a gokart-w
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 import subprocess
 import sys
@@ -25,7 +26,7 @@ import kart_core
 from kart_core import lineage
 from kart_core.inspect.verify import verify_workspace
 from kart_core.inspect.why import explain
-from kart_core.manifest import read_unverified
+from kart_core.manifest import read_if_inputs, read_unverified
 from kart_core.orchestrate import orchestrate
 from kart_core.storage import storage_for
 from kart_core.tree.task_info import make_task_info_as_tree_str
@@ -434,3 +435,35 @@ def test_a_long_lineage_is_checked_without_recursion(workspace: str) -> None:
         sys.setrecursionlimit(limit)
     assert verdict.stale and not verdict.direct and verdict.behind[0].startswith("LnMid[")
     assert len(checked.manifests) == 81  # each manifest of the lineage read once
+
+
+def _manifest_json(inputs_key: str, colon: str = ":", run_inputs: Any = None) -> bytes:
+    """A manifest written by hand: ``inputs_key`` spells the top-level inputs key as it appears in the JSON."""
+    item = '{"task":"Up[1234abcd]","manifest":"log/manifest/Up_x.json","key":"k","commit":"c1","digest":"d1"}'
+    run = json.dumps({"task_params": {"inputs": run_inputs}}) if run_inputs is not None else "null"
+    text = f'{{"format":"kart-manifest/1","task":"T[1]","commit":"c2","outputs":{{}},"run":{run}'
+    if inputs_key:
+        text += f",{inputs_key}{colon}[{item}]"
+    return (text + "}").encode()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        _manifest_json('"inputs"'),
+        _manifest_json('"inputs"', " :\n "),
+        _manifest_json('"\\u0069nputs"'),  # an escaped key is parsed as "inputs" too
+        _manifest_json(""),
+        _manifest_json("", run_inputs='["a", "b"]'),  # KedroNodeRun's inputs parameter: a string
+        _manifest_json("", run_inputs=["a", "b"]),  # an array under another object: parsed, no inputs
+        b'{"format":"kart-manifest/1","commit":"c2","outputs":{},"inputs":[',  # not JSON
+    ],
+)
+def test_read_if_inputs_finds_the_inputs_read_unverified_finds(tmp_path: Path, data: bytes) -> None:
+    """The shortcut that skips parsing a manifest without inputs never misses recorded inputs."""
+    path = tmp_path / "m.json"
+    path.write_bytes(data)
+    storage = storage_for(str(path))
+    full, quick = read_unverified(storage, str(path)), read_if_inputs(storage, str(path))
+    assert (quick.inputs if quick else ()) == (full.inputs if full else ())
+    assert quick is None or quick == full
