@@ -68,17 +68,19 @@ class DeferredProcessor:
 
     def __init__(self, module: str, name: str, extensions: tuple[str, ...]) -> None:
         self.module, self.name, self.extensions = module, name, extensions
+        self._class: type[FileProcessor[Any]] | None = None
 
     def load(self) -> type[FileProcessor[Any]]:
-        """The class (imports its module).
+        """The class (imports its module the first time; every target made with an explicit path asks).
 
         Raises:
             ImportError / AttributeError: the module or class does not exist.
         """
-        import importlib
+        if self._class is None:
+            import importlib
 
-        processor_class: type[FileProcessor[Any]] = getattr(importlib.import_module(self.module), self.name)
-        return processor_class
+            self._class = getattr(importlib.import_module(self.module), self.name)
+        return self._class
 
     def create(self, extension: str, options: ProcessorOptions) -> FileProcessor[Any]:
         """The class's ``create(extension, options)``."""

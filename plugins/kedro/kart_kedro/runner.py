@@ -133,10 +133,11 @@ class _CachingRunner:
         )
         try:
             # luigi's config and the output settings (signing, verify, integrity record) read once for the
-            # run, as one kart build does, not once per node run created or run.
+            # run, as one kart build does, not once per node run created or run, nor per cached output
+            # handed back at the end.
             with kart_core.config_frozen(), kart_core.target_config_frozen():
                 _schedule(pipeline, run, pool)
-            run.restore_pipeline_outputs()
+                run.restore_pipeline_outputs()
         except Exception:
             done = [node for node in pipeline.nodes if node.name in run.statuses]
             self._suggest_resume_scenario(pipeline, done, catalog)  # type: ignore[attr-defined]
