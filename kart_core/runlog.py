@@ -31,10 +31,12 @@ from typing import Any, TypeVar
 
 from luigi.task import flatten
 
+from kart_core import transaction
 from kart_core.contract import KartTask
 from kart_core.hooks.markers import hookimpl
 from kart_core.manifest import read_manifest
 from kart_core.runlog_reader import compact_value, load_log_value, one_line, read_log_safely
+from kart_core.storage import storage_for
 from kart_core.target import make_target
 from kart_core.workspace import (
     MANIFEST,
@@ -194,6 +196,12 @@ def _dump(task: KartTask, kind: LogKind, value: object) -> None:
 
 def read_log(task: KartTask, kind: LogKind, default: object) -> object:
     """The value the task's last run stored as its ``kind`` run log, or ``default`` when there is none."""
+    if transaction.current() is None:
+        # Nothing can be staged: a missing log file (every log of a kart_run_record_in_manifest class,
+        # whose record is in the manifest) costs one existence check, without making its target.
+        path = log_task_path(task, kind)
+        if not storage_for(path).exists(path):
+            return _recorded_value(task, kind, default)
     target = task.kart_log_target(kind.name, kind.extension)
     return target.load() if target.exists() else _recorded_value(task, kind, default)
 

@@ -46,6 +46,7 @@ __all__ = [
     "LogKind",
     "default_output_path",
     "examine",
+    "file_exists",
     "is_scratch_folder",
     "default_workspace",
     "environment_workspace",
@@ -217,6 +218,11 @@ def log_workspace(path: str, kind: LogKind) -> str | None:
 def log_task_path(task: KartTask, kind: LogKind) -> str:
     """The path of ``task``'s run log of ``kind`` in its own workspace."""
     return log_path(str(task.workspace_directory), kind, type(task).__name__, task.make_unique_id())
+
+
+def file_exists(path: str) -> bool:
+    """Whether a file is at ``path`` (a local path or URL): one existence check, without making a target."""
+    return storage_for(path).exists(path)
 
 
 def log_kind(name: str) -> LogKind | None:

@@ -76,7 +76,15 @@ class KedroNodeRun(kart_core.TaskOnKart[Any]):
     def states_target(self) -> Any:
         """``{folder}/.kart/states/{node}_{uid}.pkl``: the states of the persistent outputs this run wrote
         (node_records)."""
-        return self.make_target(f"{self.cache_folder()}/.kart/states/{safe_name(self.node_name)}.pkl")
+        return self.make_target(self._states_relative())
+
+    def states_path(self) -> str:
+        """``states_target().path()``, without making the target: a cached node's check asks whether it exists."""
+        full = _layout.workspace_path(str(self.workspace_directory), self._states_relative(), type(self).__name__)
+        return _layout.with_unique_id(full, self.make_unique_id())
+
+    def _states_relative(self) -> str:
+        return f"{self.cache_folder()}/.kart/states/{safe_name(self.node_name)}.pkl"
 
     def output(self) -> dict[str, Any]:
         """One pickle per output dataset: ``{ws}/kedro/{project}/{node}__{dataset}_{uid}.pkl``.

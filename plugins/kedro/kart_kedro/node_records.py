@@ -100,9 +100,9 @@ class NodeRecords:
 
         A states file (a later check's update, or kart's earlier layout) wins over the run's task log.
         """
-        target = task.states_target()
-        if target.exists():
-            return {name: OutputState(*values) for name, values in target.load().items()}
+        path = task.states_path()  # most runs have no such file: one existence check, no target made
+        if kart_core.workspace.file_exists(path):
+            return {name: OutputState(*values) for name, values in task.states_target().load().items()}
         try:  # the run's task log file, or the run record in its manifest (kart_run_record_in_manifest)
             return states_from_log(kart_core.read_run_log(task, TASK_LOG, None))
         except (TypeError, ValueError, EOFError, pickle.UnpicklingError, kart_core.errors.LoadError):

@@ -142,6 +142,7 @@ class PipelineRun:
         self.tasks: dict[str, KedroNodeRun] = {}
         self.digests: dict[str, str] = {}
         self.parameter_digests: dict[str, str] = {}  # a parameter is loaded and digested once per run
+        self.key_digests: dict[tuple[tuple[str, str], ...], str] = {}  # digest_of, per distinct mapping
         self.persistence: dict[str, bool] = {}  # whether each dataset is persistent, asked once per run
         self.created: set[str] = set()  # datasets known to exist in the catalog
         self.runtime_datasets = RuntimeDatasets(catalog)  # each runtime-pattern type resolved once per run
@@ -224,8 +225,8 @@ class PipelineRun:
             "project": self.project,
             "node_name": node.name,
             "code": code.digest,
-            "parameters": kart_core.content_digest(parameters),
-            "data": kart_core.content_digest(inputs),
+            "parameters": self.digest_of(parameters),
+            "data": self.digest_of(inputs),
             "inputs": list(node.inputs),
             "outputs": list(node.outputs),
             "upstream": list(upstream.values()),
@@ -239,6 +240,15 @@ class PipelineRun:
             code_parts = self.code_parts[id(code)] = {**code.items, **packages}
         self.parts[node.name] = RunParts(task.make_unique_id(), code_parts, parameters, inputs, upstream)
         return task
+
+    def digest_of(self, digests: dict[str, str]) -> str:
+        """``content_digest`` of a node's digests by dataset name, once per run for each distinct mapping
+        (most nodes of a pipeline read the same parameters, and no raw input)."""
+        key = tuple(digests.items())  # in order: content_digest counts a dict's order
+        found = self.key_digests.get(key)
+        if found is None:
+            found = self.key_digests[key] = kart_core.content_digest(digests)
+        return found
 
     def parameter_digest(self, node: Any, name: str) -> str:
         """The digest of parameter ``name`` (loaded once per run: Kedro's MemoryDataset copies it on every load)."""
