@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import platform
 import tempfile
 import time
@@ -125,9 +126,10 @@ def main() -> None:
     wall = {key: min(r[key][0] for r in rounds) for key in rounds[0]}
     cpu = {key: min(r[key][1] for r in rounds) for key in rounds[0]}
     where = args.workspace_root or f"a folder under {tempfile.gettempdir()}"
+    load = " / ".join(f"{value:.1f}" for value in os.getloadavg())  # CPU times inflate on a loaded machine
     print(
         f"{args.nodes} nodes in {args.width} chains, best of {args.repeat} rounds; {platform.python_version()}; "
-        f"kart workspace: {where}"
+        f"kart workspace: {where}; load average at the end {load}"
     )
     print("| runner | run | wall s | wall ms/node | vs SequentialRunner | CPU ms/node | CPU vs SequentialRunner |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
