@@ -278,8 +278,9 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T]):
 
         A stale task (``kart_core.lineage``: an output it loaded when it ran was committed again since,
         with other content) is incomplete too, like a rerun: a warning names it, ``kart_stale`` holds
-        what was replaced, and the old outputs stay until its run commits. One small JSON read of its
-        manifest, and one per upstream manifest it recorded, when its outputs exist.
+        what was replaced, and the old outputs stay until its run commits. One small read of its
+        manifest (parsed only when it may record inputs: ``manifest.read_if_inputs``), and one JSON read
+        per upstream manifest it recorded, when its outputs exist.
         """
         outputs = flatten(self.kart_outputs())
         if self._rerun_state is True:
