@@ -53,6 +53,7 @@ __all__ = [
     "MissingExtraError",
     "StorageConfigError",
     "UndigestableError",
+    "FingerprintError",
     "WorkerDiedError",
     "UnsendableTaskError",
     "LockUnavailableError",
@@ -285,6 +286,28 @@ class UndigestableError(KartError, TypeError):
             f"kart cannot digest {self.kind}{where}: its content is read lazily or is not picklable, so no digest "
             "of it can tell old data from new. Pass the data itself (e.g. a collected DataFrame), or do not key a "
             "cache by this value."
+        )
+
+
+class FingerprintError(KartError, RecursionError):
+    """Python's stack ran out while kart fingerprinted code (the caller was already deep, or a value
+    is nested deeper than the stack allows): names the code fingerprinted and the piece it was reading.
+
+    Attributes:
+        root: ``module.qualname`` of the function or class fingerprinted.
+        where: ``module.qualname`` (``module.NAME`` for a value) of the innermost piece being read; None if not known.
+    """
+
+    def __init__(self, root: str, where: str | None, limit: int) -> None:
+        super().__init__(root, where, limit)
+        self.root, self.where, self.limit = root, where, limit
+
+    def __str__(self) -> str:
+        inside = f" while reading {self.where}" if self.where and self.where != self.root else ""
+        return (
+            f"Fingerprinting the code of {self.root} ran out of Python's stack ({self.limit:,} frames){inside}. "
+            "Call it from a shallower stack, raise sys.setrecursionlimit(), or pin the code with "
+            "@kart_core.code_version('1') (Kedro: the node tag kart_code_version.1)."
         )
 
 

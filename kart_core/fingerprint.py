@@ -80,7 +80,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from kart_core.digest import digest
-from kart_core.errors import UndigestableError
+from kart_core.errors import FingerprintError, UndigestableError
 
 __all__ = [
     "CODE_VERSION_ATTRIBUTE",
@@ -221,6 +221,11 @@ _MAX_OBJECT_NODES = 20_000
 # levels too). About three stack frames a level here and two in digest(): deeper would exhaust Python's
 # stack (1,000 frames) for a caller already a few hundred frames deep.
 _MAX_NESTING = 150
+# Pieces of project code normalised inside each other (a function, then a function it calls, ...), about
+# eight stack frames each. Deeper ones are queued and normalised after the outer ones (_Visit.drain), so a
+# chain of any length fits in Python's stack. Below it the walk is the depth-first one it always was:
+# keys (a second ``mod.<lambda>`` becomes ``mod.<lambda>#2``), hence digests, stay as before.
+_MAX_CODE_DEPTH = 32
 _SCALARS = (type(None), bool, int, float, complex, str, bytes, bytearray)
 _CONTAINERS = (list, tuple, set, frozenset, dict, types.MappingProxyType)
 _CODE_VALUES = (types.FunctionType, type, types.ModuleType, functools.partial, types.MethodType)
@@ -412,6 +417,9 @@ class CodeFingerprinter:
         Args:
             func: the node's function; ``functools.partial``, bound methods and callable objects too.
             version: an explicit code version (from a node tag); wins over everything else.
+
+        Raises:
+            FingerprintError: Python's stack ran out on the way (the caller was already deep); names ``func``.
         """
         explicit = version if version is not None else _explicit_version(func)
         if explicit is not None:
@@ -419,8 +427,15 @@ class CodeFingerprinter:
         name = getattr(func, "__qualname__", None) or type(func).__qualname__
         root = _Item(local="", refs=set(), packages=set(), name=f"{getattr(func, '__module__', None)}.{name}")
         visit = _Visit(self)
-        with visit.walking(root):
-            root.local = digest(visit.content(func, code=True))
+        try:
+            with visit.walking(root):
+                root.local = digest(visit.content(func, code=True))
+            visit.drain()
+        except BaseException as exc:
+            visit.forget()  # half-normalised pieces must not serve the next node
+            if isinstance(exc, RecursionError):  # a caller already deep, or a value nested past the budget
+                raise FingerprintError(root.name, visit.failed_in, sys.getrecursionlimit()) from None
+            raise
         items, packages, undigestable = self._closure(root)
         packages.add(_PYTHON)
         ordered = dict(sorted(items.items()))
@@ -471,6 +486,10 @@ class CodeFingerprinter:
         """Record a normalised piece of code."""
         self._items[key] = item
 
+    def drop(self, key: str) -> None:
+        """Forget the piece of code under ``key`` (its normalisation did not finish)."""
+        self._items.pop(key, None)
+
 
 def _explicit_version(func: Any) -> str | None:
     for candidate in (func, getattr(func, "func", None), getattr(func, "__func__", None)):
@@ -488,6 +507,9 @@ class _Visit:
         self.stack: list[_Item] = []
         self.scope = _Scope()
         self._by_type_classes: dict[type, bool] = {}
+        self.pending: list[tuple[_Item, Callable[[], Any]]] = []  # pieces queued past _MAX_CODE_DEPTH
+        self.stored: list[str] = []  # keys this traversal stored: dropped if it fails
+        self.failed_in: str | None = None  # the innermost piece being normalised when the traversal failed
 
     @contextlib.contextmanager
     def walking(self, item: _Item) -> Iterator[None]:
@@ -496,6 +518,10 @@ class _Visit:
         self.stack.append(item)
         try:
             yield
+        except BaseException:
+            if self.failed_in is None:
+                self.failed_in = item.name
+            raise
         finally:
             self.stack.pop()
             self.scope = outer
@@ -534,6 +560,32 @@ class _Visit:
             self.stack[-1].packages.add(version)
         return f"ext:{module}.{name}"
 
+    def _normalise(self, key: str, name: str, parts: Callable[[], Any]) -> None:
+        """Store the piece of code under ``key`` and normalise it (``parts`` gives its content): now, or,
+        past ``_MAX_CODE_DEPTH`` pieces inside each other, once the outer ones are done (``drain``)."""
+        item = _Item(local="", refs=set(), packages=set(), name=name)
+        self.owner.store(key, item)  # stored first: recursion and cycles find it
+        self.stored.append(key)
+        if len(self.stack) < _MAX_CODE_DEPTH:
+            self._walk(item, parts)
+        else:  # its key is all the referencing code holds of it: normalising it later changes no digest
+            self.pending.append((item, parts))
+
+    def _walk(self, item: _Item, parts: Callable[[], Any]) -> None:
+        with self.walking(item):
+            item.local = digest(parts())
+
+    def drain(self) -> None:
+        """Normalise the queued pieces (each may queue more, past the depth again); last queued first."""
+        while self.pending:
+            self._walk(*self.pending.pop())
+
+    def forget(self) -> None:
+        """Drop what this traversal stored: after a failure, some of it is not normalised."""
+        for key in self.stored:
+            self.owner.drop(key)
+        self.pending.clear()
+
     def _reference(self, key: str) -> str:
         if self.stack:
             self.stack[-1].refs.add(key)
@@ -552,10 +604,7 @@ class _Visit:
             return external
         key = self.owner.key_for(func, name)
         if not self.owner.has(key):
-            item = _Item(local="", refs=set(), packages=set(), name=name)
-            self.owner.store(key, item)  # stored first: recursion and cycles find it
-            with self.walking(item):
-                item.local = digest(self._function_parts(func))
+            self._normalise(key, name, lambda: self._function_parts(func))
         return self._reference(key)
 
     def _function_parts(self, func: types.FunctionType) -> list[Any]:
@@ -701,10 +750,7 @@ class _Visit:
             return self.token(obj)
         key = f"own:{module}.{name}"  # one binding per module and name (ids of small values are shared)
         if not self.owner.has(key):
-            item = _Item(local="", refs=set(), packages=set(), name=key[len("own:") :])
-            self.owner.store(key, item)
-            with self.walking(item):
-                item.local = digest(self.content(obj))
+            self._normalise(key, key[len("own:") :], lambda: self.content(obj))
         return self._reference(key)
 
     def _module_attributes(self, module: types.ModuleType, names: list[str], seen: set[str]) -> list[Any]:
@@ -730,10 +776,7 @@ class _Visit:
             return external
         key = self.owner.key_for(cls, name)
         if not self.owner.has(key):
-            item = _Item(local="", refs=set(), packages=set(), name=name)
-            self.owner.store(key, item)
-            with self.walking(item):
-                item.local = digest(self._class_parts(cls))
+            self._normalise(key, name, lambda: self._class_parts(cls))
         return self._reference(key)
 
     def _class_parts(self, cls: type) -> list[Any]:
@@ -1134,6 +1177,7 @@ def code_fingerprint(task_class: type, classifier: ModuleClassifier | None = Non
 
     Raises:
         TypeError: ``task_class`` is not a class.
+        FingerprintError: Python's stack ran out on the way (the caller was already deep).
     """
     if not isinstance(task_class, type):
         raise TypeError(f"code_fingerprint takes a class, got {type(task_class).__name__} {task_class!r}.")
