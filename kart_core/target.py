@@ -291,13 +291,15 @@ class TargetOnKart(luigi.Target):
         logger.warning(
             "%s: the output at %r was rewritten outside kart (%s) with other content of the same size; kart "
             "records it as a new version (commit %s, was %s), so tasks built from the old content are stale and "
-            "rerun. If it was not meant to change, rebuild %s with rerun=True.",
+            "rerun. If it was not meant to change, rebuild %s with rerun=True.%s",
             record.task,
             self._path,
             rewritten,
             (adopted.commit or "")[:8],
             (entry.commit or "")[:8],
             record.task,
+            # A path without the unique id is every parameter set's: another one's run may have written it.
+            "" if record.unique_id in record.key else _SHARED_PATH_NOTE,
         )
 
     def _warn_unvouched(self, record: OutputRecord) -> None:
@@ -523,6 +525,11 @@ def _stream_stat(raw: IO[bytes]) -> tuple[int | None, int | None]:
         return None, None
     return found.st_size, found.st_mtime_ns
 
+
+_SHARED_PATH_NOTE = (
+    " Its path carries no unique id (make_target(..., use_unique_id=False)): another parameter set of the task "
+    "(kart's run or gokart's) may have written it, as in gokart."
+)
 
 # Outputs a load warned about (``TargetOnKart._warn_unvouched``): once per path and process.
 _WARNED_UNVOUCHED: set[str] = set()

@@ -276,3 +276,16 @@ def test_gokart_rerunning_a_task_kart_built_is_seen_by_kart(tmp_path: Path) -> N
     report = verify_workspace(str(tmp_path / "resources"))
     (problem,) = [problem for problem in report.problems if problem.kind == "size"]
     assert "after kart recorded its commit" in problem.detail and "gokart" in problem.detail
+
+
+def test_a_fixed_path_rewritten_by_another_parameter_set_says_so(
+    workspace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = Fixed(n=1, workspace_directory=workspace)
+    gokart.build(first, reset_register=False)
+    gokart.build(Fixed(n=2, workspace_directory=workspace, rerun=True), reset_register=False)  # the same size
+    later = _manifest(first).stat().st_mtime_ns + 5_000_000_000
+    os.utime(first.output().path(), ns=(later, later))  # as a later run's write, whatever the clock's granularity
+    caplog.set_level(logging.WARNING)
+    assert gokart.build(first, reset_register=False) == "n=2"  # as gokart: the path is shared
+    assert any("rewritten outside kart" in m and "another parameter set" in m for m in _warnings(caplog))
