@@ -19,7 +19,7 @@ import functools
 import logging
 import time
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Any, cast
 
 import pluggy
@@ -500,7 +500,7 @@ def _run_user_code(
         raise TaskDefinitionError(
             f"{task.kart_label()}.run() yields tasks (luigi dynamic dependencies); kart needs them in requires()."
         )
-    written_directly = _check_outputs_written(task, running, before)
+    written_directly = _check_outputs_written(task, running, before, direct.handed)
     direct.record_in_place(written_directly)
     return written_directly
 
@@ -521,14 +521,19 @@ def _version(target: Any) -> object:
 
 
 def _check_outputs_written(
-    task: KartTask, running: transaction.Transaction, before: dict[str, object] | None
+    task: KartTask,
+    running: transaction.Transaction,
+    before: dict[str, object] | None,
+    handed: Collection[str] = (),
 ) -> list[object]:
     """Raise unless the run wrote every output; return the recorded ones it wrote past the transaction.
 
     ``before`` (a replacing run): the outputs' versions before the run; an output counts as written
     when the run staged it, or when it changed (written straight to its path, e.g. by
-    ``open(self.output().path())``). Otherwise an output counts when it exists (staged, or written in
-    place: it is returned then, and gets its integrity record at the commit, ``kart_core.direct_write``).
+    ``open(self.output().path())``), or when it exists and the run asked for its path (``handed``:
+    a rewrite may leave the stamp as it was, e.g. the same bytes in the same second on S3). Otherwise
+    an output counts when it exists (staged, or written in place: it is returned then, and gets its
+    integrity record at the commit, ``kart_core.direct_write``).
 
     Raises:
         TaskDefinitionError: an output was not written (a rerun's old version is kept, not committed).
@@ -546,7 +551,7 @@ def _check_outputs_written(
                 direct.append(target)
             continue
         now = _version(target)
-        if now is None or now == before.get(path):
+        if now is None or (now == before.get(path) and path not in handed):
             missing.append(path)
         elif getattr(target, "record", None) is not None:
             direct.append(target)

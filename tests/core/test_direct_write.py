@@ -24,6 +24,7 @@ import pytest
 import kart_core
 from kart_core.commit_marker import marker_path
 from kart_core.errors import DamagedOutputError, GokartBuildError
+from kart_core.inspect.verify import verify_workspace
 from kart_core.manifest import read_unverified
 from kart_core.storage import storage_for
 from kart_core.workspace import MANIFEST, log_task_path
@@ -168,6 +169,16 @@ def test_on_object_storage_a_failed_run_leaves_no_file(s3_bucket: str) -> None:
     with pytest.raises(GokartBuildError):
         kart_core.build(DwCsv(fail=True, rerun=True, workspace_directory=workspace))
     assert not DwCsv(workspace_directory=workspace).complete()  # the partial file removed; no copy kept there
+
+
+def test_on_object_storage_a_rerun_in_the_same_second_with_the_same_bytes_commits(s3_bucket: str) -> None:
+    """S3 times have one-second steps: the rerun's file looked unwritten ("finished without writing")."""
+    workspace = f"s3://{s3_bucket}/ws"
+    for attempt in range(3):  # at least one rerun lands in its first run's second
+        task = DwCsv(workspace_directory=f"{workspace}{attempt}")
+        assert kart_core.build(task).x.sum() == 6
+        assert kart_core.build(DwCsv(rerun=True, workspace_directory=f"{workspace}{attempt}")).x.sum() == 6
+        assert task.complete() and verify_workspace(f"{workspace}{attempt}").ok
 
 
 def test_a_task_that_only_dumps_writes_no_marker(workspace: str, monkeypatch: pytest.MonkeyPatch) -> None:
