@@ -287,7 +287,11 @@ class TargetOnKart(luigi.Target):
         record = self.record
         if record is None:
             return
-        transaction.record_direct_dump(storage_for(record.manifest), record, adopted, None)
+        # Only over the entry this load compared against: a run that committed meanwhile is what is there now.
+        if not transaction.record_direct_dump(
+            storage_for(record.manifest), record, adopted, None, replacing=entry.commit
+        ):
+            return
         logger.warning(
             "%s: the output at %r was rewritten outside kart (%s) with other content of the same size; kart "
             "records it as a new version (commit %s, was %s), so tasks built from the old content are stale and "

@@ -306,16 +306,28 @@ def read_base(storage: Storage, record: OutputRecord, signer: Signer | None) -> 
     return found.commit if found is not None else None
 
 
-def record_direct_dump(storage: Storage, record: OutputRecord, entry: Entry, signer: Signer | None) -> None:
-    """Update ``record``'s manifest entry after a dump outside any run (a gokart-style script)."""
+def record_direct_dump(
+    storage: Storage, record: OutputRecord, entry: Entry, signer: Signer | None, *, replacing: str | None = None
+) -> bool:
+    """Update ``record``'s manifest entry after a dump outside any run (a gokart-style script).
+
+    ``replacing``: the commit id of the entry this one replaces (a load recording a file rewritten
+    outside kart); when the manifest meanwhile names another commit for it (a run committed since, its
+    record names what is there now), nothing is written. Returns whether the entry was written.
+    """
     with _manifest_lock(record):
         current = read_quietly(storage, record.manifest, record.manifest_name, signer)
+        if replacing is not None:
+            found = current.outputs.get(record.key) if current is not None else None
+            if found is None or found.commit != replacing or current is None or current.pending:
+                return False
         outputs = dict(current.outputs) if current is not None else {}
         outputs[record.key] = entry
         run = current.run if current is not None else None
         # No inputs: the dumped object did not come from what the last run loaded (nothing claimed).
         manifest = Manifest(task=record.task, commit=new_commit_id(), outputs=outputs, run=run)
         write_manifest(storage, record.manifest, record.manifest_name, manifest, signer)
+        return True
 
 
 def forget(storage: Storage, record: OutputRecord, signer: Signer | None) -> None:

@@ -289,3 +289,27 @@ def test_a_fixed_path_rewritten_by_another_parameter_set_says_so(
     caplog.set_level(logging.WARNING)
     assert gokart.build(first, reset_register=False) == "n=2"  # as gokart: the path is shared
     assert any("rewritten outside kart" in m and "another parameter set" in m for m in _warnings(caplog))
+
+
+def test_a_new_version_is_not_recorded_over_a_run_committed_since(workspace: str) -> None:
+    """A load that found a rewrite records it only over the commit it compared against (a rerun may have won)."""
+    import dataclasses
+
+    from kart_core.manifest import read_unverified
+    from kart_core.storage import storage_for
+    from kart_core.transaction import record_direct_dump
+
+    up = Word(workspace_directory=workspace)
+    gokart.build(up, reset_register=False)
+    record = up.output().record
+    storage = storage_for(record.manifest)
+    seen = read_unverified(storage, record.manifest).outputs[record.key]  # what the load compared against
+    assert gokart.build(Word(tag="v9", rerun=True, workspace_directory=workspace), reset_register=False) == "value-v9"
+    now = read_unverified(storage, record.manifest).outputs[record.key]
+    assert now.commit != seen.commit
+    adopted = dataclasses.replace(seen, digest="xxh3_128:" + "0" * 32, commit="f" * 16)
+    assert not record_direct_dump(storage, record, adopted, None, replacing=seen.commit)
+    assert read_unverified(storage, record.manifest).outputs[record.key] == now
+    assert gokart.build(up, reset_register=False) == "value-v9" and verify_workspace(workspace).ok
+    assert record_direct_dump(storage, record, dataclasses.replace(now, commit="e" * 16), None, replacing=now.commit)
+    assert read_unverified(storage, record.manifest).outputs[record.key].commit == "e" * 16
