@@ -100,6 +100,9 @@ def load_data_frame(
     ``pd.DataFrame()``) loads as an empty frame with exactly those columns, sorted by name: the
     behaviour gokart settled on in its PR #137, before 1.x dropped ``load_data_frame``.
 
+    With ``drop_columns`` the frame keeps only ``required_columns``: in the frame's own column order when
+    they are a set (the same in every process, whatever PYTHONHASHSEED), in their order when a list or tuple.
+
     Raises:
         MissingColumnsError: (a ValueError) a required column is missing; names the task and the columns.
     """
@@ -117,7 +120,12 @@ def load_data_frame(
             f"{sorted(map(str, frame.columns))}). Check the upstream task's output or required_columns."
         )
     if drop_columns and required_columns:
-        frame = frame[list(required_columns)]
+        # A set's iteration order follows PYTHONHASHSEED, so list(required_columns) would give each process
+        # its own column order, and the bytes a downstream task dumps (and its lineage) would differ per run.
+        if isinstance(required_columns, (set, frozenset)):
+            frame = frame[[column for column in frame.columns if column in required_columns]]
+        else:
+            frame = frame[list(required_columns)]
     return frame
 
 

@@ -353,6 +353,31 @@ def test_load_data_frame_names_missing_columns(workspace: str) -> None:
     assert "lacks columns ['b']" in str(cause) and "TkNeedsB[" in str(cause)
 
 
+def test_load_data_frame_drop_columns_keeps_the_frames_column_order(workspace: str) -> None:
+    import pandas as pd
+
+    names = [f"column_{i}" for i in range(8)]  # a set of 8 names iterates in the frame's order 1 time in 40,320
+
+    class TkWide(kart_core.TaskOnKart[pd.DataFrame]):
+        def run(self) -> None:
+            self.dump(pd.DataFrame({name: [i] for i, name in enumerate([*names, "extra"])}))
+
+    class TkNarrow(kart_core.TaskOnKart[pd.DataFrame]):
+        as_list = luigi.BoolParameter()
+
+        def requires(self):
+            return TkWide(workspace_directory=workspace)
+
+        def run(self) -> None:
+            wanted = list(reversed(names)) if self.as_list else set(names)
+            self.dump(self.load_data_frame(required_columns=wanted, drop_columns=True))
+
+    from_set = kart_core.build(TkNarrow(workspace_directory=workspace), reset_register=False)
+    assert list(from_set.columns) == names  # the same bytes in every process, whatever PYTHONHASHSEED
+    from_list = kart_core.build(TkNarrow(as_list=True, workspace_directory=workspace), reset_register=False)
+    assert list(from_list.columns) == list(reversed(names))
+
+
 class TkIterableUpstream(kart_core.TaskOnKart[int]):
     """A task that iterates like a list of its parts: luigi's flatten walks into it."""
 
