@@ -17,6 +17,7 @@ import configparser
 import contextlib
 import csv
 import dataclasses
+import functools
 import io
 import json
 import logging
@@ -33,7 +34,7 @@ from kart_core.inspect.runs import COLUMNS, format_size, format_table, run_rows
 from kart_core.outcome import GOKART_RETCODES, exit_code, task_label
 from kart_core.runlog_reader import one_line
 from kart_core.target_config import VERIFY_ENVIRONMENT_VARIABLE
-from kart_core.workspace import DEFAULT_TEMP_AGE, default_workspace
+from kart_core.workspace import DEFAULT_TEMP_AGE, default_workspace, require_workspace
 
 # Each command imports what it needs when it runs: `kart runs` never loads luigi or pandas (a
 # second of start-up on a loaded machine), `kart run` loads the build machinery.
@@ -272,14 +273,15 @@ def run_command(
         with cmdline.task_from_command_line(task_name, task_args) as task:
             with _workspace_errors():  # an unusable workspace: one line and exit 1, not a task failure
                 cmdline.check_writable_workspace(task.workspace_directory)
-            code = _build(task, workers, executor, keep_going, progress)
+            code = _build(task, workers, executor, keep_going, progress, checked=str(task.workspace_directory))
     except TaskSpecError as exc:
         click.echo(f"kart run: {exc}", err=True)
         code = GOKART_CODES.unhandled_exception
     sys.exit(code)
 
 
-def _build(task: LuigiTask, workers: int, executor: str, keep_going: bool, progress: bool | None) -> int:
+def _build(task: LuigiTask, workers: int, executor: str, keep_going: bool, progress: bool | None, checked: str) -> int:
+    """Build ``task``; ``checked`` is its workspace, checked already (the others are checked before anything runs)."""
     from kart_core.executor import Executor
     from kart_core.orchestrate import orchestrate
 
@@ -290,13 +292,33 @@ def _build(task: LuigiTask, workers: int, executor: str, keep_going: bool, progr
             executor=cast(Executor, executor),  # click.Choice allows only the two values
             keep_going=keep_going,
             progress=progress,
+            before_run=functools.partial(_check_workspaces, checked=checked),
         )
+    except click.ClickException:  # a workspace of a task to run is unusable: one line, exit 1
+        raise
     except Exception:  # an error in kart itself, not in a task (those are in the result)
         click.echo(f"kart run: building {task_label(task)} raised outside any task:", err=True)
         traceback.print_exc()
         return GOKART_CODES.unhandled_exception
     _report_failures(result)
     return exit_code(result, GOKART_CODES)
+
+
+def _check_workspaces(tasks: list[LuigiTask], checked: str) -> None:
+    """Check the workspace of each task the build will run, as the root's was checked (``checked``) before
+    the walk: a task with its own ``workspace_directory`` (parameter or config) that cannot be written
+    failed at its first write, as a task failure with kart's traceback (exit 40)."""
+    from kart_core.contract import is_kart_task
+    from kart_core.inspect import cmdline
+
+    users: dict[str, LuigiTask] = {}
+    for task in tasks:
+        if is_kart_task(task):
+            users.setdefault(str(task.workspace_directory), task)
+    users.pop(checked, None)
+    with _workspace_errors():
+        for path, user in users.items():
+            cmdline.check_writable_workspace(path, whose=f"the workspace of {task_label(user)}")
 
 
 def _report_failures(result: BuildResult) -> None:
@@ -331,6 +353,7 @@ def tree_command(
     from kart_core.tree.task_info import make_task_info_as_tree_str
 
     with _task(task_name, task_args, workspace) as task:
+        _require_workspaces(task)
         text = make_task_info_as_tree_str(task, details=details, abbr=not no_abbr).lstrip("\n")
         click.echo(text)
         if "(DAMAGED) " in text:
@@ -361,6 +384,7 @@ def why_command(task_name: str, task_args: tuple[str, ...], workspace: str | Non
     from kart_core.inspect.why import explain
 
     with _task(task_name, task_args, workspace) as task:
+        _require_workspaces(task)
         click.echo("\n".join(explain(task)))
 
 
@@ -377,7 +401,26 @@ def report_command(task_name: str, task_args: tuple[str, ...], workspace: str | 
     if not os.path.isdir(folder):  # found before the graph is walked, which may take long
         raise _CommandError(f"no folder {folder!r} to write {output!r} into: create it or pass another --output")
     with _task(task_name, task_args, workspace) as task:
+        _require_workspaces(task)
         click.echo(f"Wrote {write_report([task], output)}")
+
+
+def _require_workspaces(task: Any) -> None:
+    """Raise ``WorkspaceNotFoundError`` when a workspace of the graph under ``task`` is missing.
+
+    A mistyped ``-w`` or ``workspace_directory`` showed every task PENDING ("no run is cached"), exit 0;
+    an existing empty workspace is fine. Each distinct workspace is asked once (one request remotely).
+    """
+    from kart_core.contract import is_kart_task
+    from kart_core.graph import walk
+
+    users: dict[str, Any] = {}  # workspace -> the first task of the graph that uses it
+    for node in walk([task]).nodes.values():
+        if is_kart_task(node):
+            users.setdefault(str(node.workspace_directory), node)
+    for path, user in users.items():
+        whose = "" if user is task else f"the workspace of {task_label(user)}"
+        require_workspace(path, "nothing was ever built there (`kart run` creates it)", whose)
 
 
 # --- kart runs -------------------------------------------------------------------------------
@@ -396,6 +439,8 @@ def runs_command(workspace: str | None, task_class: str | None, params: tuple[st
     """List every cached run in a workspace: class, unique id, parameters, time, finish time, output size."""
     with _workspace_errors():
         rows = run_rows(workspace, task_class=task_class, params=_parse_pairs(params))
+        if not rows:  # a mistyped path must not read as a workspace without runs
+            require_workspace(default_workspace(workspace), "no run is there to list")
     if output_format == "csv":
         click.echo(_records_csv(rows), nl=False)
     elif output_format == "json":

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import pluggy
 from luigi.task import flatten
@@ -49,6 +49,7 @@ def orchestrate(
     progress: bool | None = None,
     lock: bool | None = None,
     load_roots: bool = False,
+    before_run: Callable[[list[LuigiTask]], None] | None = None,
 ) -> BuildResult:
     """Build ``roots`` and whatever they need; return what happened, never raising for a task's failure.
 
@@ -64,6 +65,9 @@ def orchestrate(
         load_roots: when nothing failed, load each root's output(s) into ``result.values`` before the
             summary line (``kart_core.loading.load_output`` with repair: a damaged root is rebuilt, and
             it and whatever its rebuild ran count as repaired).
+        before_run: called once the walk succeeded, with the tasks it found incomplete (those the build
+            will run, upstreams first), before any runs; what it raises propagates (``kart run`` checks
+            their workspaces this way), and then nothing runs, no summary is printed, no hook is called.
 
     Returns:
         The ``BuildResult``; ``failed`` holds each failing task's exception, and each task whose outputs
@@ -75,7 +79,8 @@ def orchestrate(
         KeyboardInterrupt: a task's ``run()`` (or the user) interrupted the build; raised after the
             summary and the hooks, naming the task, with the original interrupt as ``__cause__``.
         Exception: what loading a root raised (``load_roots``: a damaged root with repairs off, a
-            signature refusal, the failed rebuild); raised after the summary and the hooks.
+            signature refusal, the failed rebuild); raised after the summary and the hooks. And what
+            ``before_run`` raised, before anything ran.
     """
     manager = hook_manager if hook_manager is not None else default_hook_manager()
     # Read afresh here, then the same for the whole build (the walk and tasks created while running);
@@ -87,6 +92,8 @@ def orchestrate(
         if isinstance(walked, BuildResult):
             result, display = walked, Progress(total=len(walked.nodes), live=progress)
         else:
+            if before_run is not None:
+                before_run([walked.nodes[key] for key in walked.order if key in walked.expanded])
             display = Progress(total=len(walked), live=progress)
             result = execute(
                 walked,

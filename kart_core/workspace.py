@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from kart_core.contract import KartTask
-from kart_core.errors import WorkspacePathError
+from kart_core.errors import WorkspaceNotFoundError, WorkspacePathError
 from kart_core.storage.base import TEMPORARY_SUFFIX, FileEntry, is_temporary, protocol_of, storage_for
 
 __all__ = [
@@ -68,6 +68,8 @@ __all__ = [
     "with_unique_id",
     "workspace_path",
     "luigi_config_may_set",
+    "require_workspace",
+    "workspace_exists",
 ]
 
 WORKSPACE_ENVIRONMENT_VARIABLE = "KART_WORKSPACE"
@@ -126,6 +128,48 @@ def default_workspace(explicit: str | None = None) -> str:
         if configured:
             return str(configured)
     return environment_workspace() or BUILTIN_WORKSPACE
+
+
+def workspace_exists(workspace: str) -> bool:
+    """Whether a workspace is at ``workspace``: a local folder (empty or not), or on object storage an
+    object (or a folder marker) under the URL.
+
+    Object stores have no folders: an empty prefix and a mistyped one are the same thing (no
+    object), so only a workspace something was written into exists there. One request remotely.
+
+    Raises:
+        KartError: no storage for the URL's scheme (or its extra is missing).
+        Exception: the storage library's error when the store cannot be asked (credentials, endpoint).
+    """
+    if not protocol_of(workspace):
+        _, sep, rest = workspace.partition("://")
+        return os.path.isdir(rest if sep else workspace)
+    storage = storage_for(workspace)
+    from kart_core.storage.remote import FsspecStorage  # here: a local workspace never imports fsspec
+
+    if isinstance(storage, FsspecStorage):
+        return storage.exists_or_prefix(workspace.rstrip("/"))
+    return storage.exists(workspace)
+
+
+def require_workspace(workspace: str, consequence: str, whose: str = "") -> None:
+    """Raise when nothing is at ``workspace`` (``workspace_exists``): a mistyped path must not read as an
+    empty workspace.
+
+    Args:
+        workspace: the workspace path or URL.
+        consequence: what it means for the caller, e.g. "nothing is there to verify".
+        whose: who uses it, put after the path, e.g. "the workspace of Train[3f2ac1e0]".
+
+    Raises:
+        WorkspaceNotFoundError: no local folder at ``workspace``, or no object under its URL.
+        KartError: no storage for the URL's scheme (or its extra is missing).
+    """
+    if not workspace_exists(workspace):
+        raise WorkspaceNotFoundError(
+            f"No workspace at {workspace!r}{f' ({whose})' if whose else ''}: {consequence}. Check the path given "
+            "with -w, KART_WORKSPACE or [TaskOnKart] workspace_directory."
+        )
 
 
 # luigi 3.8's config files (LuigiConfigParser, and LuigiTomlParser with LUIGI_CONFIG_PARSER=toml);

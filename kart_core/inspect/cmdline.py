@@ -32,8 +32,10 @@ __all__ = ["TaskSpecError", "check_writable_workspace", "resolve_task_class", "s
 _WHERE = "Pass a writable folder or a URL kart can use with -w, KART_WORKSPACE or [TaskOnKart] workspace_directory."
 
 
-def check_writable_workspace(workspace: str) -> None:
+def check_writable_workspace(workspace: str, whose: str = "") -> None:
     """Check before a build that tasks can write into ``workspace``, creating the local folder.
+
+    ``whose`` names who uses it in the message (after the path), e.g. "the workspace of A[c72fa9f0]".
 
     Without it, the first write (a run log, deep in the runner) failed as a task failure with
     kart's own traceback and advice about file formats.
@@ -45,15 +47,16 @@ def check_writable_workspace(workspace: str) -> None:
             credentials, an unreachable endpoint).
     """
     storage = storage_for(workspace)  # raises KartError naming the scheme and what to install
+    named = f"{workspace!r} ({whose})" if whose else repr(workspace)
     if protocol_of(workspace):
         storage.exists(workspace)  # one request: missing credentials or an unreachable store show here
         return
     try:
         os.makedirs(workspace, exist_ok=True)
     except OSError as exc:
-        raise KartError(f"Cannot create the workspace {workspace!r}: {_reason(exc)}. {_WHERE}") from None
+        raise KartError(f"Cannot create the workspace {named}: {_reason(exc)}. {_WHERE}") from None
     if not os.access(workspace, os.W_OK | os.X_OK):
-        raise KartError(f"Cannot write into the workspace {workspace!r}: permission denied. {_WHERE}")
+        raise KartError(f"Cannot write into the workspace {named}: permission denied. {_WHERE}")
 
 
 def _reason(exc: OSError) -> str:

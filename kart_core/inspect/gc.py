@@ -45,6 +45,7 @@ from kart_core.workspace import (
     log_task_path,
     named_run,
     relative_key,
+    require_workspace,
     scratch_folders,
 )
 
@@ -104,6 +105,7 @@ def plan_gc(
 
     Raises:
         CleanupError: no task was given, the tasks live in different workspaces, or ``scope`` is unknown.
+        WorkspaceNotFoundError: nothing is at the workspace (no local folder, no object under the URL).
     """
     roots = list(tasks)
     if not roots:
@@ -117,6 +119,8 @@ def plan_gc(
     skipped = _scratch_prefixes(tasks_in_graph, workspace)
     classes = sorted({type(node).__name__ for node in tasks_in_graph})
     listing = list_files(workspace, include_temporary=True)
+    if not listing:  # a mistyped path must not read as a clean workspace
+        require_workspace(workspace, "nothing is there to clean")
     plan = GcPlan(workspace=workspace, delete=[], kept=[], scope=scope, classes=classes, temp_age=temp_age)
     ownership = _ownership(tasks_in_graph, workspace, listing)
     for info in listing:

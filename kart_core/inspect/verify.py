@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
-import os
 from collections.abc import Iterable
 from typing import Literal
 
 from kart_core import target_config
 from kart_core.commit_marker import marker_beside, read_marker
 from kart_core.damage import local_mtime_ns, rewritten_note, unvouched_reason
-from kart_core.errors import DamagedOutputError, IntegrityError, WorkspaceNotFoundError
+from kart_core.errors import DamagedOutputError, IntegrityError
 from kart_core.integrity import DEFAULT_ALGORITHM, available, digest_stream
 from kart_core.lineage import Lineage
 from kart_core.lock import canonical_lock_key
@@ -36,7 +35,7 @@ from kart_core.manifest import Entry, OutputRecord, manifest_task, read_manifest
 from kart_core.runlog_reader import load_log_value
 from kart_core.signing import HEADER_SIZE, SIGNATURE_SUFFIX, Signer, read_seal, signature_path, signer_from_config
 from kart_core.storage import Storage, storage_for
-from kart_core.storage.base import FileEntry, protocol_of
+from kart_core.storage.base import FileEntry
 from kart_core.workspace import (
     LOG_DIRECTORY,
     MANIFEST,
@@ -46,6 +45,7 @@ from kart_core.workspace import (
     log_relative_path,
     named_run,
     parse_log_name,
+    require_workspace,
     run_logs,
 )
 
@@ -138,12 +138,8 @@ def verify_workspace(workspace: str, *, hashes: bool = True, signer: Signer | No
     signer = signer if signer is not None else signer_from_config()
     manifest_folder = join_url(workspace, f"{LOG_DIRECTORY}/{MANIFEST.name}")
     files = {entry.relative: entry for entry in list_files(workspace)}
-    if not files and not _is_local_folder(workspace):
-        # A mistyped path must not read as a clean workspace.
-        raise WorkspaceNotFoundError(
-            f"No workspace at {workspace!r}: nothing is there to verify. Check the path given with -w, "
-            "KART_WORKSPACE or [TaskOnKart] workspace_directory."
-        )
+    if not files:  # a mistyped path must not read as a clean workspace
+        require_workspace(workspace, "nothing is there to verify")
     manifest_prefix = f"{LOG_DIRECTORY}/{MANIFEST.name}/"
     manifest_names = sorted(
         name for name in files if name.startswith(manifest_prefix) and name.endswith(MANIFEST.extension)
@@ -425,12 +421,6 @@ def _check_content(
         if not any(hmac.compare_digest(mac.digest(), seal.mac) for mac in macs) or seal.commit != entry.commit:
             return Problem("signature", path, task, "its signature does not match its content, path and commit")
     return None
-
-
-def _is_local_folder(workspace: str) -> bool:
-    if protocol_of(workspace):
-        return False
-    return os.path.isdir(workspace.removeprefix("file://"))
 
 
 def _first_sentence(exc: BaseException) -> str:

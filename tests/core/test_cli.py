@@ -187,6 +187,7 @@ def test_run_workspace_option_sets_every_task_workspace(tmp_path: Path) -> None:
 
 def test_tree_shows_status_ids_and_details() -> None:
     report = CliReport(n=3)
+    os.mkdir("resources")  # an empty workspace (a missing one is an error: test_cli_workspace)
     pending = kart("tree", f"{M}.CliReport", "--n", "3")
     assert pending.exit_code == 0
     assert pending.output.splitlines()[0] == f"└─-(PENDING) CliReport[{report.make_unique_id()}]"
@@ -221,6 +222,7 @@ def test_runs_lists_filters_and_prints_json() -> None:
 
 
 def test_runs_on_an_empty_workspace_says_so(tmp_path: Path) -> None:
+    (tmp_path / "nothing").mkdir()
     result = kart("runs", "--workspace", str(tmp_path / "nothing"))
     assert result.exit_code == 0 and result.output.strip() == "No runs found."
 
@@ -270,6 +272,7 @@ def test_split_keeps() -> None:
 def test_report_writes_one_html_file(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
+    os.mkdir("resources")
     result = kart("report", f"{M}.CliReport", "--n", "2", "-o", str(out / "r.html"))
     assert result.exit_code == 0, result.output
     page = (out / "r.html").read_text()
@@ -665,6 +668,7 @@ def test_task_code_raising_while_walking_exits_50_naming_the_task(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str], task: str
 ) -> None:
     (tmp_path / "clitask_raising.py").write_text(_RAISING_TASKS)
+    (tmp_path / "ws").mkdir()
     monkeypatch.syspath_prepend(str(tmp_path))
     result = CliRunner().invoke(cli, [*command, task, "--workspace", str(tmp_path / "ws")])
     assert result.exit_code == 50, result.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import luigi
@@ -100,10 +101,10 @@ class WsNoCredentials(gokart.TaskOnKart[int]):
         raise NoCredentialsError("Unable to locate credentials")
 
 
-def test_a_storage_library_error_exits_1_with_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_storage_library_error_exits_1_with_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fragments = ("the workspace's storage failed: NoCredentialsError: Unable to locate credentials", "credentials")
     # in the graph walk: the workspace's, not the task's code (exit 50 with a traceback before)
-    one_line_error(["tree", f"{M}.WsNoCredentials"], 1, "kart tree:", *fragments)
+    one_line_error(["tree", f"{M}.WsNoCredentials", "-w", str(tmp_path)], 1, "kart tree:", *fragments)
 
     def no_credentials(*_args: object, **_kwargs: object) -> None:
         raise NoCredentialsError("Unable to locate credentials")
@@ -117,3 +118,118 @@ def test_a_storage_library_error_exits_1_with_one_line(monkeypatch: pytest.Monke
 
     monkeypatch.setattr("kart_core.inspect.cmdline.storage_for", lambda _path: Unreachable())
     one_line_error(["run", f"{M}.WsUp", "-w", "s3://bucket/x"], 1, "kart run:", *fragments)  # 50 or 40 before
+
+
+# --- a missing workspace: inspecting commands say so, they do not show it as empty ------------------
+
+_INSPECTING = {
+    "tree": ["tree", f"{M}.WsDown"],
+    "why": ["why", f"{M}.WsDown"],
+    "report": ["report", f"{M}.WsDown"],
+    "runs": ["runs"],
+    "gc": ["gc", "--keep", f"{M}.WsDown"],
+    "verify": ["verify"],
+}
+
+
+def _inspecting(command: str, tmp_path: Path) -> list[str]:
+    args = _INSPECTING[command]
+    return [*args, "-o", str(tmp_path / "report.html")] if command == "report" else args
+
+
+@pytest.mark.parametrize("command", list(_INSPECTING))
+@pytest.mark.parametrize("case", ["typo", "under a missing root", "under a file"])
+def test_inspecting_a_missing_workspace_exits_1_naming_it(tmp_path: Path, command: str, case: str) -> None:
+    (tmp_path / "resources").mkdir()  # the real one; the commands are given a mistyped path
+    (tmp_path / "a-file").write_text("x")
+    workspace = {
+        "typo": tmp_path / "resorces",
+        "under a missing root": tmp_path / "unmounted" / "resources",
+        "under a file": tmp_path / "a-file" / "resources",
+    }[case]
+    one_line_error([*_inspecting(command, tmp_path), "-w", str(workspace)], 1, f"kart {command}:", str(workspace))
+    assert not workspace.exists() and not (tmp_path / "report.html").exists()
+
+
+@pytest.mark.parametrize("command", list(_INSPECTING))
+def test_inspecting_an_existing_empty_workspace_is_fine(tmp_path: Path, command: str) -> None:
+    workspace = tmp_path / "empty"
+    workspace.mkdir()
+    result = CliRunner().invoke(cli, [*_inspecting(command, tmp_path), "-w", str(workspace)])
+    assert result.exit_code == 0, result.output
+    assert "No workspace" not in result.output
+
+
+@pytest.mark.parametrize("command", ["tree", "why", "report"])
+def test_a_graph_names_the_task_whose_own_workspace_is_missing(tmp_path: Path, command: str) -> None:
+    (tmp_path / "ws").mkdir()
+    missing = tmp_path / "upstream-ws"
+    args = [*_inspecting(command, tmp_path), "-w", str(tmp_path / "ws"), "--up-workspace", str(missing)]
+    args = [arg.replace("WsDown", "WsDownOwn") for arg in args]
+    one_line_error(args, 1, f"kart {command}:", str(missing), "the workspace of WsUp[")
+
+
+class WsDownOwn(gokart.TaskOnKart[int]):
+    """WsDown whose upstream may live in its own workspace (``--up-workspace``)."""
+
+    up_workspace = luigi.Parameter(default="", significant=False)
+
+    def requires(self) -> WsUp:
+        return WsUp(workspace_directory=self.up_workspace) if self.up_workspace else WsUp()
+
+    def run(self) -> None:
+        self.dump(self.load() + 1)
+
+
+@pytest.mark.parametrize("command", list(_INSPECTING))
+@pytest.mark.parametrize("case", ["missing bucket", "missing prefix"])
+def test_inspecting_a_missing_s3_workspace_exits_1(
+    tmp_path: Path, command: str, case: str, request: pytest.FixtureRequest
+) -> None:
+    bucket = request.getfixturevalue("s3_bucket")
+    workspace = f"s3://{bucket}-nosuch/resources" if case == "missing bucket" else f"s3://{bucket}/resorces"
+    one_line_error([*_inspecting(command, tmp_path), "-w", workspace], 1, f"kart {command}:", workspace)
+
+
+def test_inspecting_a_built_s3_workspace_is_fine(s3_bucket: str, tmp_path: Path) -> None:
+    workspace = f"s3://{s3_bucket}/resources"
+    assert CliRunner().invoke(cli, ["run", f"{M}.WsDown", "-w", workspace]).exit_code == 0
+    for command in _INSPECTING:
+        result = CliRunner().invoke(cli, [*_inspecting(command, tmp_path), "-w", workspace])
+        assert result.exit_code == 0, (command, result.output)
+
+
+# --- kart run checks the workspace of every task it will run -------------------------------------------
+
+
+def test_run_checks_an_upstream_s_own_workspace_first(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("x")
+    upstream = tmp_path / "a-file" / "ws"
+    args = ["run", f"{M}.WsDownOwn", "-w", str(tmp_path / "ws"), "--up-workspace", str(upstream)]
+    one_line_error(args, 1, "kart run:", str(upstream), "the workspace of WsUp[", "Not a directory")
+    assert not list((tmp_path / "ws").rglob("*.pkl"))  # nothing ran
+
+
+def test_run_checks_a_workspace_set_in_the_config_for_one_class(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("x")
+    upstream = tmp_path / "a-file" / "ws"
+    config = tmp_path / "luigi.cfg"
+    config.write_text(f"[WsUp]\nworkspace_directory={upstream}\n")
+    # -w would set [TaskOnKart], which outranks [WsUp]: the root's workspace comes from KART_WORKSPACE.
+    args = ["--config", str(config), "run", f"{M}.WsDownOwn"]
+    result = CliRunner(env={"KART_WORKSPACE": str(tmp_path / "ws")}).invoke(cli, args)
+    assert result.exit_code == 1, result.output
+    assert str(upstream) in result.stderr and "the workspace of WsUp[" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_run_does_not_ask_a_complete_upstream_s_workspace_to_be_writable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shared = tmp_path / "shared"
+    WsUp(workspace_directory=str(shared)).output().dump(1)  # built by someone else, only read here
+    real_access = os.access
+    monkeypatch.setattr("os.access", lambda path, mode: str(path) != str(shared) and real_access(path, mode))
+    args = ["run", f"{M}.WsDownOwn", "-w", str(tmp_path / "ws"), "--up-workspace", str(shared)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output

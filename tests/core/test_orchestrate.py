@@ -127,3 +127,19 @@ def test_the_config_stays_frozen_while_tasks_run(workspace: str, tmp_path: Path,
     root = OrEditsConfig(workspace_directory=workspace)
     assert kart_core.build(root, workers=workers, executor=executor, reset_register=False) == "at the start"
     assert OrLeaf(workspace_directory=workspace).value == "edited during the build"  # the next build's value
+
+
+def test_before_run_gets_the_tasks_to_run_and_what_it_raises_stops_the_build(workspace: str) -> None:
+    OrLeaf(workspace_directory=workspace).output().dump("cached")
+    given: list[list[Any]] = []
+    root = OrAbove(workspace_directory=workspace)
+    with pytest.raises(RuntimeError, match="no"):
+        orchestrate([root], before_run=lambda tasks: (given.append(tasks), _refuse()))
+    assert given == [[root]]  # the complete upstream is not among them
+    assert not root.complete()
+    result = orchestrate([root], before_run=given.append)
+    assert [result.label(key) for key in result.ran] == [root.kart_label()] and given[-1] == [root]
+
+
+def _refuse() -> None:
+    raise RuntimeError("no")
