@@ -55,6 +55,7 @@ def test_kart_runs_loads_neither_luigi_nor_pandas(tmp_path: Path) -> None:
         "from kart_core.runlog_reader import plain_pickle_allowed\n"
         "print(json.dumps([name in sys.modules for name in ('luigi', 'pandas', 'rich')] + [plain_pickle_allowed()]))\n"
     )
+    (tmp_path / "resources").mkdir()  # an empty workspace (a missing one is an error)
     out = python(code, tmp_path).splitlines()
     # no luigi config and no signing key: run logs are read with plain pickle
     assert out[0] == "[]" and json.loads(out[-1]) == [False, False, False, True]
