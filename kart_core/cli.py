@@ -22,6 +22,7 @@ import io
 import json
 import logging
 import os
+import re
 import sys
 import traceback
 from collections.abc import Iterator, Sequence
@@ -353,7 +354,7 @@ def tree_command(
     from kart_core.tree.task_info import make_task_info_as_tree_str
 
     with _task(task_name, task_args, workspace) as task:
-        _require_workspaces(task)
+        nodes = _require_workspaces(task)
         text = make_task_info_as_tree_str(task, details=details, abbr=not no_abbr).lstrip("\n")
         click.echo(text)
         if "(DAMAGED) " in text:
@@ -368,6 +369,8 @@ def tree_command(
                 "upstream stale itself); a build reruns a task whose own input was replaced, then each task built on "
                 "it whose loaded output then differs. `kart why` says which."
             )
+        for note in _built_as_main_notes(nodes, text):
+            click.echo(note)
         if "(REFUSED) " in text:
             click.echo(
                 "REFUSED: signing is on and a load refuses its integrity record or an output (not signed, signed "
@@ -405,22 +408,62 @@ def report_command(task_name: str, task_args: tuple[str, ...], workspace: str | 
         click.echo(f"Wrote {write_report([task], output)}")
 
 
-def _require_workspaces(task: Any) -> None:
-    """Raise ``WorkspaceNotFoundError`` when a workspace of the graph under ``task`` is missing.
+def _require_workspaces(task: Any) -> list[Any]:
+    """The graph's tasks under ``task`` (kart tasks only), after checking that each of their workspaces exists.
 
     A mistyped ``-w`` or ``workspace_directory`` showed every task PENDING ("no run is cached"), exit 0;
     an existing empty workspace is fine. Each distinct workspace is asked once (one request remotely).
+
+    Raises:
+        WorkspaceNotFoundError: nothing is at one of the workspaces.
     """
     from kart_core.contract import is_kart_task
     from kart_core.graph import walk
 
+    nodes = [node for node in walk([task]).nodes.values() if is_kart_task(node)]
     users: dict[str, Any] = {}  # workspace -> the first task of the graph that uses it
-    for node in walk([task]).nodes.values():
-        if is_kart_task(node):
-            users.setdefault(str(node.workspace_directory), node)
+    for node in nodes:
+        users.setdefault(str(node.workspace_directory), node)
     for path, user in users.items():
         whose = "" if user is task else f"the workspace of {task_label(user)}"
         require_workspace(path, "nothing was ever built there (`kart run` creates it)", whose)
+    return nodes
+
+
+_PENDING = re.compile(r"\(PENDING\) (\w+)\[(\w+)\]")
+
+
+def _built_as_main_notes(nodes: list[Any], text: str) -> list[str]:
+    """A note for each PENDING task of the tree whose class wrote outputs under ``__main__/`` (a script run
+    with python): the very outputs it would load, or runs with other parameters; then the advice once."""
+    from kart_core.inspect.as_main import MAIN_FOLDER, advice, main_counterpart, outputs_as_main, runs_as_main
+    from kart_core.utils import flatten
+    from kart_core.workspace import join_url
+
+    pending = set(_PENDING.findall(text))
+    notes: list[str] = []
+    for node in nodes:
+        name = type(node).__name__
+        if (name, node.make_unique_id()) not in pending:
+            continue
+        outputs = [target.path() for target in flatten(node.output())]
+        if not any(main_counterpart(node, path) for path in outputs):
+            continue  # no output in its module's folder: running as __main__ would not move it
+        found = outputs_as_main(node, outputs)
+        if found:
+            notes.append(
+                f"PENDING {task_label(node)} was built as {MAIN_FOLDER}.{name}, by a script run with python: its "
+                f"output(s) are {', '.join(found)}, not {', '.join(outputs)}."
+            )
+        elif others := runs_as_main(str(node.workspace_directory), name):
+            folder = join_url(str(node.workspace_directory), MAIN_FOLDER)
+            notes.append(
+                f"PENDING {task_label(node)}: {len(others)} output(s) of {name} built as {MAIN_FOLDER}.{name} (a script "
+                f"run with python), with other parameters, are in {folder}; `kart why` compares their parameters."
+            )
+        if len(notes) == 1:
+            notes.append(advice(node))  # said once, after the first note
+    return notes
 
 
 # --- kart runs -------------------------------------------------------------------------------

@@ -20,10 +20,10 @@ from kart_core.damage import describe_damage, size_mismatches
 from kart_core.display import IdLookup, readable_params, task_params_text
 from kart_core.hashing import short_id
 from kart_core.identity import unique_id_with_upstream, upstream_parts
+from kart_core.inspect.as_main import advice, outputs_as_main
 from kart_core.inspect.runlogs import RunRecord, id_lookup, read_runs
 from kart_core.refusal import FIX as REFUSAL_FIX
 from kart_core.refusal import Refusal, describe_refusal, output_refusals
-from kart_core.storage.base import storage_for
 from kart_core.utils import flatten
 from kart_core.workspace import FileEntry, list_files
 
@@ -177,7 +177,7 @@ def _explain_missing(
     records = context.runs_of(task)
     own = next((r for r in records if r.unique_id == task.make_unique_id()), None)
     if own is not None:
-        found = _built_as_main(task, missing) if own.status != "unfinished" else []
+        found = outputs_as_main(task, missing) if own.status != "unfinished" else []
         if found:
             context.say(depth, _built_as_main_reason(task, label, own, missing, found, context))
         else:
@@ -206,40 +206,17 @@ def _rerun_reason(label: str, own: RunRecord, missing: list[str]) -> str:
     return f"{label} will run: it ran before{_when(own)}, but its output(s) are gone: {', '.join(missing)}."
 
 
-def _built_as_main(task: KartTask, missing: list[str]) -> list[str]:
-    """The outputs of ``missing`` that exist under ``__main__/`` instead of the task's module folder.
-
-    gokart names an output's folder after the task's module, and the unique id leaves the module
-    out: a task defined in a script run as ``python g.py`` wrote ``__main__/B_<id>.pkl``, and the same
-    class imported as ``g.B`` (by ``kart why g.B``) looks for ``g/B_<id>.pkl``.
-    """
-    module_folder = "/" + type(task).__module__.replace(".", "/")
-    found = []
-    for path in missing:
-        folder, _, name = path.rpartition("/")
-        if module_folder != "/__main__" and folder.endswith(module_folder):
-            candidate = f"{folder[: -len(module_folder)]}/__main__/{name}"
-            if storage_for(candidate).exists(candidate):
-                found.append(candidate)
-    return found
-
-
 def _built_as_main_reason(
     task: KartTask, label: str, own: RunRecord, missing: list[str], found: list[str], context: _Context
 ) -> str:
-    module, name = type(task).__module__, type(task).__name__
     reason = (
-        f"{label} will run: it was built{_when(own)} as __main__.{name}, by a script run with python: its output(s) "
-        f"are {', '.join(found)}, not {', '.join(missing)}."
+        f"{label} will run: it was built{_when(own)} as __main__.{type(task).__name__}, by a script run with python: "
+        f"its output(s) are {', '.join(found)}, not {', '.join(missing)}."
     )
     if context.main_hint_given:
         return reason
     context.main_hint_given = True
-    return (
-        f"{reason} gokart names output folders after the task's module, which is {module!r} here and was "
-        f"'__main__' then. To share one cache, build from a script that imports the tasks (`from {module} import "
-        f"{name}`) rather than running {module}'s file itself, or with `kart run {module}.{name}`."
-    )
+    return f"{reason} {advice(task)}"
 
 
 def _when(record: RunRecord) -> str:
