@@ -219,7 +219,7 @@ class TargetOnKart(luigi.Target):
         if staged is None and entry is not None:
             self._check_owner(entry)
         elif staged is None and signer is None and settings.record and self.record is not None:
-            self._warn_unvouched(self.record)
+            self._warn_unvouched(self.record, settings.warned)
         with self._storage.open_read(staged.location if staged is not None else self._path) as raw:
             if signer is not None:
                 self._note_load(staged, entry)
@@ -306,15 +306,19 @@ class TargetOnKart(luigi.Target):
             "" if record.unique_id in record.key else _SHARED_PATH_NOTE,
         )
 
-    def _warn_unvouched(self, record: OutputRecord) -> None:
-        """Warn once per path when no integrity record vouches for an output that gokart did not write
-        either (``kart_core.damage.unvouched_reason``): it loads unchecked, as gokart would load it."""
-        if self._path in _WARNED_UNVOUCHED:
+    def _warn_unvouched(self, record: OutputRecord, warned: set[str]) -> None:
+        """Warn when no integrity record vouches for an output that gokart did not write either
+        (``kart_core.damage.unvouched_reason``): it loads unchecked, as gokart would load it.
+
+        Once per path and ``warned`` (the build's ``target_config`` scope: a long-lived process, e.g. an
+        Airflow worker, says it again in each build's log; a load outside any build says it each time).
+        """
+        if self._path in warned:
             return
         origin, reason = unvouched_reason(record)
         if origin == "gokart":
             return  # a resources/ folder shared with gokart: its outputs load as gokart's do
-        _WARNED_UNVOUCHED.add(self._path)
+        warned.add(self._path)
         logger.warning(
             "%s: the output at %r loads unchecked: %s. If it may be wrong, delete it (or rebuild %s with "
             "rerun=True); `kart verify` lists every such file.",
@@ -534,9 +538,6 @@ _SHARED_PATH_NOTE = (
     " Its path carries no unique id (make_target(..., use_unique_id=False)): another parameter set of the task "
     "(kart's run or gokart's) may have written it, as in gokart."
 )
-
-# Outputs a load warned about (``TargetOnKart._warn_unvouched``): once per path and process.
-_WARNED_UNVOUCHED: set[str] = set()
 
 
 class SingleFileTarget(TargetOnKart):

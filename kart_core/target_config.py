@@ -1,4 +1,5 @@
-"""What every target of one build shares (signing key, verify, integrity record), read once per build.
+"""What every target of one build shares (signing key, verify, integrity record), read once per build,
+and what its loads warned about already (``TargetConfig.warned``).
 
 Reading the signing key (environment and luigi's config) for each of the thousands of targets a
 build touches was pure overhead, and it let one build see two keys when the config changed
@@ -43,12 +44,16 @@ class TargetConfig:
         repair: when a task that must run finds an upstream's output damaged (``DamagedOutputError``),
             run that upstream again and retry (``[TaskOnKart] repair_damaged_outputs`` or
             ``KART_REPAIR_DAMAGED``; default on). Off: the task fails, naming the file and the fix.
+        warned: paths of outputs a load of this scope warned about already (no integrity record vouches
+            for them: ``TargetOnKart`` warns once per path and scope). State of the scope, not a
+            setting: shared by ``verifying()``'s copy, fresh at each read outside any scope.
     """
 
     signer: Signer | None
     verify: bool = False
     record: bool = True
     repair: bool = True
+    warned: set[str] = dataclasses.field(default_factory=set, compare=False, repr=False)
 
 
 _scoped: contextvars.ContextVar[TargetConfig | None] = contextvars.ContextVar("kart_target_config", default=None)

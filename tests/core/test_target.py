@@ -401,3 +401,36 @@ def test_an_output_without_an_integrity_record_that_fails_to_parse_names_rerun_a
     message = str(caught.value)
     assert "There is no integrity record for this file" in message and "kart verify --delete" not in message
     assert "rerun=True" in message and f"delete {task.output().path()!r}" in message
+
+
+class Unvouched(kart_core.TaskOnKart[Any]):
+    name = luigi.Parameter(default="a")
+
+
+def _unvouched_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in caplog.records if "loads unchecked" in record.getMessage()]
+
+
+def test_an_unvouched_output_warns_once_per_path_and_build_scope(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from kart_core import target_config
+
+    tasks = [Unvouched(workspace_directory=str(tmp_path), name=name) for name in ("a", "b")]
+    for task in tasks:  # put there by hand: no run of the task recorded it
+        Path(task.output().path()).parent.mkdir(parents=True, exist_ok=True)
+        Path(task.output().path()).write_bytes(__import__("pickle").dumps(task.name))
+    caplog.set_level("WARNING")
+    with target_config.frozen():  # one build's scope
+        assert [task.output().load() for task in [*tasks, *tasks]] == ["a", "b", "a", "b"]
+    first_scope = _unvouched_warnings(caplog)
+    assert len(first_scope) == 2 and tasks[0].output().path() in first_scope[0]
+    assert tasks[1].output().path() in first_scope[1]
+    with target_config.frozen():  # the next build says it again, in its own log
+        tasks[0].output().load()
+        with target_config.verifying():  # a copy of the scope's settings, the same warned paths
+            tasks[0].output().load()
+    assert len(_unvouched_warnings(caplog)) == 3
+    tasks[0].output().load()
+    tasks[0].output().load()  # outside any build: each load says it
+    assert len(_unvouched_warnings(caplog)) == 5
