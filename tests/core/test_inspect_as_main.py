@@ -11,6 +11,7 @@ from click.testing import CliRunner
 import kart_core as gokart
 from kart_core.cli import cli
 from kart_core.inspect.as_main import main_counterpart, outputs_as_main, runs_as_main
+from kart_core.target import TargetOnKart
 
 M = __name__
 
@@ -31,7 +32,7 @@ class AsMainDown(gokart.TaskOnKart[int]):
 
 
 class AsMainCustomPath(gokart.TaskOnKart[int]):
-    def output(self) -> gokart.TargetOnKart:
+    def output(self) -> TargetOnKart:
         return self.make_target("custom/out.pkl")
 
     def run(self) -> None:
