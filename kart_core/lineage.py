@@ -246,6 +246,10 @@ class Lineage:
                     stack.append((upstream, upstream_workspace, False))
         return self._verdicts[path]
 
+    def records_any(self, manifests: Iterable[str]) -> bool:
+        """Whether a manifest checked so far recorded one of ``manifests`` (full paths) as an input."""
+        return not self._inputs.isdisjoint(manifests)
+
     def release(self, targets: Iterable[object]) -> None:
         """Forget the manifests of a task whose flattened ``output()`` is ``targets``, once checked (their
         verdicts stay), unless a checked manifest recorded one as an input (it may be needed again).

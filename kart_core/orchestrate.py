@@ -1,8 +1,10 @@
 """orchestrate(): the one way kart builds a graph. ``build()``, ``kart_core.run`` and ``kart run`` call it.
 
 One build is: read the configuration (and the target settings, e.g. the signing key) afresh and
-freeze it; re-arm ``rerun`` on every task it visits; walk the graph once (cyclic GC paused, one
-listing per directory on object storage); run what is missing (``executor.execute``) under a progress display; print the summary line;
+freeze it; re-arm ``rerun`` on every task it visits; walk the graph (cyclic GC paused, one
+listing per directory on object storage); run what is missing (``executor.execute``) under a progress display;
+walk and run again while a commit of the build replaced content that a task found complete had loaded
+(``_Rounds``: a shared upstream rerun or repaired with other content); print the summary line;
 call the ``kart_after_build`` hooks. Callers only present the ``BuildResult``: ``build()`` raises
 ``GokartBuildError`` and loads outputs, ``run`` logs and returns luigi's codes, the CLI prints.
 
@@ -14,6 +16,7 @@ nothing runs then. A ``KeyboardInterrupt`` is reported like a failure, then re-r
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import logging
 from collections.abc import Callable, Iterator, Sequence
@@ -27,6 +30,7 @@ from kart_core.errors import IntegrityError
 from kart_core.executor import Executor, execute
 from kart_core.graph import TaskGraph, node_key, requirements_of, walk
 from kart_core.loading import check_signed, load_output
+from kart_core.manifest import OutputRecord
 from kart_core.outcome import BuildResult
 from kart_core.param_plan import config_frozen
 from kart_core.progress import Progress
@@ -89,14 +93,15 @@ def orchestrate(
         check_worker_section()  # [gokart_worker] keys kart's executor cannot honour are named, not dropped
         checker = _Checker()
         walked = _walk(roots, forget_upstreams=config_changed, checker=checker)
+        load_error: Exception | None = None
         if isinstance(walked, BuildResult):
             result, display = walked, Progress(total=len(walked.nodes), live=progress)
         else:
             if before_run is not None:
                 before_run([walked.nodes[key] for key in walked.order if key in walked.expanded])
             display = Progress(total=len(walked), live=progress)
-            result = execute(
-                walked,
+            run = functools.partial(
+                execute,
                 workers=workers,
                 executor=executor,
                 keep_going=keep_going,
@@ -104,14 +109,14 @@ def orchestrate(
                 progress=display,
                 lock=lock,
             )
-            # Stale: found so by the walk, or run because an upstream was (and its rerun changed what it loaded).
+            build = _Rounds(roots, checker, run, manager, display, load_roots)
+            result, walked, load_error = build.run(walked)
+            # Stale: found so by a walk, or run because an upstream was (and its rerun changed what it loaded).
             ran = set(result.ran)
-            result.stale = checker.stale + [key for key in checker.behind if key in ran]
+            result.stale = list(dict.fromkeys(checker.stale + [key for key in checker.behind if key in ran]))
             # Before the summary line: a task whose outputs signing refuses is not counted as cached.
             _count_refused(_refusal_suspects(walked, result, roots if not load_roots else ()), result)
-            nothing_committed = not result.ran and not result.repaired
-            _warn_stale_roots(roots, result, checker.lineage if nothing_committed else lineage.Lineage())
-        load_error = _load_roots(roots, result, manager, display) if load_roots else None
+            _warn_stale_roots(roots, result, build.verdicts, checker.lineage)
     display.close(result.summary())
     manager.hook.kart_after_build(tasks=list(roots), result=result)
     if result.interrupted is not None:
@@ -119,6 +124,130 @@ def orchestrate(
     if load_error is not None:
         raise load_error
     return result
+
+
+_MAX_ROUNDS = 20  # walks of one build; past it the roots still built on replaced content are named (a warning)
+
+
+class _Rounds:
+    """Run a walked graph; while a commit of this build replaced content that a task judged complete had
+    loaded, walk and run again, so no root is handed back built from replaced inputs.
+
+    The walk judges every task before anything runs. A task of the build may then commit other content
+    for an upstream of a task judged complete: a ``rerun=True`` of a shared upstream, a damaged upstream
+    repaired by a task's run or by the load of a root (``load_roots``). After each round the roots'
+    lineage is checked again (``kart_core.lineage``), only when such a commit touched a manifest that a
+    checked task recorded as an input (``Lineage.records_any``); when a root is stale, the next round
+    walks the roots again: the stale task runs, and each task built on it runs again only if what it
+    loaded changed (``run_one``'s own check). ``rerun=True`` is not re-armed for a task walked before in
+    this build (it reruns once per build). The rounds end when nothing stale is left, nothing more was
+    committed, a task failed, or after ``_MAX_ROUNDS``.
+    """
+
+    def __init__(
+        self,
+        roots: Sequence[LuigiTask],
+        checker: _Checker,
+        run: Callable[[TaskGraph], BuildResult],
+        manager: pluggy.PluginManager,
+        display: Progress,
+        load_roots: bool,
+    ) -> None:
+        self.roots, self.checker, self.execute = roots, checker, run
+        self.manager, self.display, self.load_roots = manager, display, load_roots
+        # The roots' verdicts when the last check found any root stale (None: the walk's lineage holds them).
+        self.verdicts: list[tuple[KartTask, lineage.Verdict]] | None = None
+
+    def run(self, graph: TaskGraph) -> tuple[BuildResult, TaskGraph, Exception | None]:
+        """Run ``graph``, then the rounds it takes; the merged result, the last graph walked and what
+        loading a root raised (``load_roots``)."""
+        result = self.execute(graph)
+        for _ in range(_MAX_ROUNDS):
+            if result.failed or result.interrupted is not None:
+                return result, graph, None
+            if not self._stale(graph, result.ran + result.repaired):
+                if not self.load_roots:
+                    return result, graph, None
+                rebuilt = len(result.repaired)
+                load_error = _load_roots(self.roots, result, self.manager, self.display)
+                if load_error is not None or not self._stale(graph, result.repaired[rebuilt:]):
+                    return result, graph, load_error
+            committed = (len(result.ran), len(result.repaired))
+            walked = self._walk_again(graph)
+            if isinstance(walked, BuildResult):
+                _merge(result, walked)
+                return result, graph, None
+            graph = walked
+            _merge(result, self.execute(graph))
+            self.display.recount(len(result.ran), len(result.cached), len(result.failed), len(result.repaired))
+            if (len(result.ran), len(result.repaired)) == committed:  # nothing more committed: what is stale stays
+                break
+        if not result.failed and result.interrupted is None:
+            self._stale(graph, result.ran + result.repaired)  # the verdicts the warning names
+        load_error = _load_roots(self.roots, result, self.manager, self.display) if self.load_roots else None
+        return result, graph, load_error
+
+    def _stale(self, graph: TaskGraph, committed: Sequence[str]) -> bool:
+        """Whether a root is stale after ``committed`` (keys that ran or were repaired) committed.
+
+        No read unless one of them is a task whose manifest a task checked by the walk recorded as an
+        input (a commit of a task nobody had loaded replaces nothing anyone was built from); then the
+        roots' lineage is read afresh, once.
+        """
+        if not committed:
+            return False
+        manifests: set[str] = set()
+        for key in committed:
+            task = graph.nodes.get(key)
+            if task is None or not is_kart_task(task):
+                manifests.clear()
+                break  # repaired further up, outside the graph: which manifest is not known here
+            manifests.update(_manifests_of(task))
+        else:
+            if not self.checker.lineage.records_any(manifests):
+                return False
+        checked = lineage.Lineage()
+        self.verdicts = [
+            (root, verdict)
+            for root in self.roots
+            if is_kart_task(root)
+            and (verdict := lineage.stale_verdict(flatten(root.kart_outputs()), checked)) is not None
+        ]
+        return bool(self.verdicts)
+
+    def _walk_again(self, graph: TaskGraph) -> TaskGraph | BuildResult:
+        """Walk the roots again, without re-arming ``rerun`` on the tasks walked before."""
+        self.checker.walked.update(graph.nodes)
+        self.verdicts = None
+        return _walk(self.roots, forget_upstreams=False, checker=self.checker)
+
+
+def _manifests_of(task: KartTask) -> list[str]:
+    """The full paths of the manifests holding ``task``'s integrity records."""
+    records = (getattr(target, "record", None) for target in flatten(task.kart_outputs()))
+    return [record.manifest for record in records if isinstance(record, OutputRecord)]
+
+
+def _merge(result: BuildResult, part: BuildResult) -> None:
+    """Fold a later round's ``part`` into ``result``: a task counts once, as ran when it ran in any round."""
+    result.nodes.update(part.nodes)
+    done = set(result.ran)
+    cached = set(result.cached)
+    again = [key for key in part.ran if key not in done]
+    if cached.intersection(again):
+        ran_now = set(again)
+        result.cached = [key for key in result.cached if key not in ran_now]
+    result.ran.extend(again)
+    counted = done | cached | set(result.repaired)
+    result.cached.extend(key for key in part.cached if key not in counted)
+    for key in part.repaired:
+        result.add_repaired(key)
+    result.failed.update(part.failed)
+    result.scheduling_failed |= part.scheduling_failed
+    not_run = set(result.not_run)
+    result.not_run.extend(key for key in part.not_run if key not in not_run)
+    result.interrupted = result.interrupted or part.interrupted
+    result.seconds += part.seconds
 
 
 def _load_roots(
@@ -151,22 +280,33 @@ def _load_roots(
     return None
 
 
-def _warn_stale_roots(roots: Sequence[LuigiTask], result: BuildResult, checked: lineage.Lineage) -> None:
-    """Warn about each root that stays cached though built on stale content further up (``kart_core.lineage``).
+def _warn_stale_roots(
+    roots: Sequence[LuigiTask],
+    result: BuildResult,
+    verdicts: list[tuple[KartTask, lineage.Verdict]] | None,
+    walked: lineage.Lineage,
+) -> None:
+    """Warn about each root left built on stale content further up (``kart_core.lineage``).
 
-    The walk reruns such a root's stale upstreams and checks the root again when it runs, so this is
-    left only when the stale upstream is not among what the root requires (an output loaded by path or
-    from a task it does not require) or could not be rebuilt. ``checked``: the walk's lineage when the
-    build committed nothing (no read then), a fresh one otherwise (each manifest read once).
+    The walk reruns a root's stale upstreams and checks the root again when it runs, and the build walks
+    again when one of its commits replaced what a task found complete had loaded (``_Rounds``), so this
+    is left only when the stale upstream is not among what the root requires (an output loaded by path
+    or from a task it does not require) or could not be rebuilt. ``verdicts``: the roots found stale by
+    the build's last check of their lineage; None when none was needed (nothing the walk checked was
+    replaced), and the cached roots' verdicts are then those of ``walked``, the last walk's lineage (no read).
     """
-    cached = set(result.cached)
-    for root in roots:
-        if not is_kart_task(root) or node_key(root) not in cached:
-            continue
-        verdict = lineage.stale_verdict(flatten(root.kart_outputs()), checked)
-        if verdict is not None:
-            logger.warning("%s", checked.describe(root.kart_label(), verdict))
-            result.stale_roots.append(node_key(root))
+    if verdicts is None:
+        cached = set(result.cached)
+        verdicts = [
+            (root, verdict)
+            for root in roots
+            if is_kart_task(root)
+            and node_key(root) in cached
+            and (verdict := lineage.stale_verdict(flatten(root.kart_outputs()), walked)) is not None
+        ]
+    for root, verdict in verdicts:
+        logger.warning("%s", walked.describe(root.kart_label(), verdict))
+        result.stale_roots.append(node_key(root))
 
 
 def _refusal_suspects(graph: TaskGraph, result: BuildResult, roots: Sequence[LuigiTask]) -> list[str]:
@@ -255,13 +395,17 @@ class _Checker:
         self.stale: list[str] = []
         self.behind: list[str] = []
         self.lineage = lineage.Lineage()  # the walk's (set by _walk), kept for the warning after the build
+        self.walked: set[str] = set()  # keys walked by an earlier round of this build: rerun not re-armed
 
     def __call__(self, task: LuigiTask) -> bool:
         self.current = task
         if not is_kart_task(task):
             incomplete = not task.complete()
         else:
-            task.kart_reset_rerun()
+            if not self.walked or node_key(task) not in self.walked:
+                task.kart_reset_rerun()
+            else:
+                task.kart_stale = []
             incomplete = not task.complete()
             if incomplete and task.kart_stale:
                 self.stale.append(node_key(task))

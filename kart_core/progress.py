@@ -83,6 +83,14 @@ class Progress:
                 self._bar.update(self._bar_task, total=self.total)
         self._update()
 
+    def recount(self, ran: int, cached: int, failed: int, repaired: int) -> None:
+        """Set the counts (a build that ran its graph again counts each task once, by its last outcome)."""
+        self.ran, self.cached, self.failed, self.repaired_count = ran, cached, failed, repaired
+        self.total = max(self.total, ran + cached + failed + repaired)
+        if self._bar is not None:
+            self._bar.update(self._bar_task, total=self.total)
+        self._update()
+
     def counts(self) -> str:
         """``3 ran, 1 cached, 0 failed`` (``3 ran, 1 repaired, ...`` when any was): what the bar shows beside it."""
         repaired = f"{self.repaired_count} repaired, " if self.repaired_count else ""

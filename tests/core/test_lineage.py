@@ -367,21 +367,30 @@ def test_a_repair_with_other_content_two_levels_up_reruns_the_chain(workspace: s
     assert verify_workspace(ws).ok
 
 
-def test_a_repair_with_other_content_during_the_build_of_a_cached_root_is_named(
-    workspace: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+class LnByOther(kart_core.TaskOnKart[Any]):
+    """Requires nothing, but loads Mid(Up)'s output through its target: recorded, not required."""
+
+    def run(self) -> None:
+        mid = LnMid(up=LnUp(workspace_directory=self.workspace_directory), workspace_directory=self.workspace_directory)
+        self.dump(mid.output().load() + 1000)
+
+
+def test_a_root_built_on_a_stale_upstream_it_does_not_require_is_named(
+    workspace: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Two roots: Down cached (fresh when the walk checked it), Mid runs and its repair of Up writes other
-    content. Down's value was built from the old Up: the build warns and counts it as built on stale
-    content (``stale_roots``); the next build reruns it."""
+    """ByOther loaded Mid(Up) without requiring it; Up rerun with other content in the same build makes Mid
+    stale. The build walks again (Up's commit replaced content a checked task had loaded), finds ByOther
+    built on stale content but cannot reach Mid: ByOther stays cached, a warning names it (``stale_roots``)."""
     ws = workspace
-    assert _build(LnDown(up=_counted(ws, tmp_path), workspace_directory=ws)) == 11
-    _truncate(_counted(ws, tmp_path).output().path())
-    down, mid = (cls(up=_counted(ws, tmp_path), workspace_directory=ws) for cls in (LnDown, LnMid))
+    assert _build(LnMid(up=LnUp(workspace_directory=ws), workspace_directory=ws)) == 40
+    assert _build(LnByOther(workspace_directory=ws)) == 1040
     with caplog.at_level(logging.WARNING):
-        result = orchestrate([down, mid], load_roots=True)
-    assert result.values == [11, 40] and result.stale_roots == [result.roots[0]]
-    assert any(down.kart_label() in text and "is stale" in text for text in _warnings(caplog))
-    assert _build(LnDown(up=_counted(ws, tmp_path), workspace_directory=ws)) == 21
+        result = orchestrate(
+            [LnByOther(workspace_directory=ws), LnUp(value=3, rerun=True, workspace_directory=ws)], load_roots=True
+        )
+    assert result.values == [1040, 30] and result.stale_roots == [result.roots[0]]
+    assert result.cached == [result.roots[0]] and "(1 built on stale upstreams)" in result.summary()
+    assert any("LnByOther[" in text and "stale itself" in text for text in _warnings(caplog))
 
 
 GOKART_UP = """
