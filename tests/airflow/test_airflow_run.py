@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import os
+from typing import Any
 
 import luigi
 from af_helpers import cache_files, statuses
@@ -158,3 +159,32 @@ def test_a_dag_run_after_an_upstream_was_rebuilt_with_other_content_reruns_what_
         task_id_for(down): "ran",
     }
     assert kart_core.load_output(StaleNext(up=StaleNext(up=StaleUp()))) == 32
+
+
+class StaleDouble(kart_core.TaskOnKart[int]):
+    """Loads its upstream and doubles it."""
+
+    up = kart_core.TaskInstanceParameter()
+
+    def run(self) -> None:
+        self.dump(self.load("up") * 2)
+
+
+def test_an_upstream_rerun_inside_the_dag_run_reruns_a_cached_task_that_loaded_it(run_dag) -> None:
+    """Down(Up) built; a DAG of [Double(Up(rerun=True)), Down(Up)] reruns Up with other content in the run.
+    Down was complete before the run started, but its Airflow task checks itself after Up's (run_one in
+    dependency order): its input was replaced, so it reruns (31, not 21)."""
+    down = StaleNext(up=StaleUp())
+    assert kart_core.build(down, reset_register=False) == 21
+    top = StaleDouble(up=StaleUp(value=3, rerun=True))
+    run = run_dag(to_dag([top, StaleNext(up=StaleUp())], dag_id="stale_in_run"))
+    assert run.state == "success"
+    graph = kart_core.place_graph([top, StaleNext(up=StaleUp())])
+    by_label = {graph.nodes[key].kart_label(): status for key, status in _by_key(graph, statuses(run)).items()}
+    assert by_label == dict.fromkeys([top.kart_label(), StaleUp().kart_label(), down.kart_label()], "ran")
+    assert kart_core.load_output(StaleNext(up=StaleUp())) == 31 and kart_core.load_output(top) == 60
+
+
+def _by_key(graph: Any, found: dict[str, str]) -> dict[str, str]:
+    """``statuses`` by node key (``place_graph``'s places are the Airflow task ids)."""
+    return {key: found[place] for key, place in graph.places.items()}
