@@ -81,12 +81,11 @@ class BuildResult:
         values: the roots' loaded outputs, in order, when the build was asked to return them
             (``build(return_value=True)``); None otherwise.
         stale: keys of the tasks that ran because they were stale (``kart_core.lineage``: an output they
-            loaded was committed again since with other content): found so by the walk (they are in
+            loaded was committed again since with other content): found so by a walk of the build (in
             ``ran`` too when their run succeeded), or built on a stale upstream that this build reran
             with other content (in ``ran``).
-        stale_roots: keys of the roots left cached though an upstream further up is stale
-            (``kart_core.lineage``; a warning names each): that upstream is not among what they
-            require, so the build did not reach it.
+        stale_roots: keys of the roots left built on stale content further up (``kart_core.lineage``; a
+            warning names each): that upstream is not among what they require, so the build did not reach it.
     """
 
     ran: list[str] = dataclasses.field(default_factory=list)
