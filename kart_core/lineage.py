@@ -246,6 +246,11 @@ class Lineage:
                     stack.append((upstream, upstream_workspace, False))
         return self._verdicts[path]
 
+    @property
+    def records_inputs(self) -> bool:
+        """Whether a manifest checked so far recorded any input."""
+        return bool(self._inputs)
+
     def records_any(self, manifests: Iterable[str]) -> bool:
         """Whether a manifest checked so far recorded one of ``manifests`` (full paths) as an input."""
         return not self._inputs.isdisjoint(manifests)

@@ -30,13 +30,13 @@ from kart_core.errors import IntegrityError
 from kart_core.executor import Executor, execute
 from kart_core.graph import TaskGraph, node_key, requirements_of, walk
 from kart_core.loading import check_signed, load_output
-from kart_core.manifest import OutputRecord
 from kart_core.outcome import BuildResult
 from kart_core.param_plan import config_frozen
 from kart_core.progress import Progress
 from kart_core.runner import default_hook_manager
 from kart_core.storage import listing_scope
 from kart_core.worker import check_worker_section
+from kart_core.workspace import MANIFEST, log_task_path
 
 __all__ = ["orchestrate"]
 
@@ -196,15 +196,15 @@ class _Rounds:
         """
         if not committed:
             return False
-        manifests: set[str] = set()
-        for key in committed:
-            task = graph.nodes.get(key)
-            if task is None or not is_kart_task(task):
-                manifests.clear()
-                break  # repaired further up, outside the graph: which manifest is not known here
-            manifests.update(_manifests_of(task))
-        else:
-            if not self.checker.lineage.records_any(manifests):
+        tasks = [graph.nodes.get(key) for key in committed]
+        # A task repaired further up (outside the graph): which manifest it rewrote is not known here. A
+        # plain luigi task records nothing and is recorded by nobody.
+        if all(task is not None for task in tasks):
+            recorded = self.checker.lineage
+            if not recorded.records_inputs:
+                return False  # the walk met no recorded input at all (a first build): nothing to compare
+            manifests = (log_task_path(task, MANIFEST) for task in tasks if task is not None and is_kart_task(task))
+            if not recorded.records_any(manifests):
                 return False
         checked = lineage.Lineage()
         self.verdicts = [
@@ -220,12 +220,6 @@ class _Rounds:
         self.checker.walked.update(graph.nodes)
         self.verdicts = None
         return _walk(self.roots, forget_upstreams=False, checker=self.checker)
-
-
-def _manifests_of(task: KartTask) -> list[str]:
-    """The full paths of the manifests holding ``task``'s integrity records."""
-    records = (getattr(target, "record", None) for target in flatten(task.kart_outputs()))
-    return [record.manifest for record in records if isinstance(record, OutputRecord)]
 
 
 def _merge(result: BuildResult, part: BuildResult) -> None:
