@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import pickle
 from pathlib import Path
 from typing import Any
@@ -375,3 +376,65 @@ def test_with_repairs_off_a_changed_kart_input_is_the_named_error(
         damaged = [error for error in chain if isinstance(error, kart_core.errors.DamagedOutputError)]
         assert damaged and damaged[0].kind == "hash"
     assert len(journal_lines(journal)) == 1
+
+
+# --- 4. a node rebuilt during the run with other content -------------------------------------------
+
+
+def count_runs() -> int:
+    """Not deterministic: 10 times the number of its runs so far (KART_KEDRO_TEST_COUNTER counts them)."""
+    path = os.environ["KART_KEDRO_TEST_COUNTER"]
+    with open(path, "a") as handle:
+        handle.write("x")
+    with open(path) as handle:
+        return 10 * len(handle.read())
+
+
+def plus_one(value: int) -> int:
+    return value + 1
+
+
+def times(value: int, factor: int) -> int:
+    return value * factor
+
+
+def _counted_pipeline(served_first: bool) -> Pipeline:
+    """count -> plus_one -> plus_two, and count -> times; ``served_first``: plus_one is decided before times."""
+    first, second = ("a_plus_one", "b_times") if served_first else ("b_plus_one", "a_times")
+    return Pipeline(
+        [
+            node(count_runs, None, "counted", name="count"),
+            node(plus_one, "counted", "result", name=first),
+            node(plus_one, "result", "result_2", name="plus_two"),
+            node(times, ["counted", "params:factor"], "other", name=second),
+        ]
+    )
+
+
+@pytest.mark.parametrize("runner_class", [KartRunner, KartThreadRunner, KartParallelRunner], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("served_first", [True, False], ids=["reader-served-before", "reader-decided-after"])
+def test_a_node_rebuilt_in_the_run_with_other_content_reruns_the_nodes_built_on_its_old_content(
+    tmp_path: Path, workspace: str, monkeypatch: pytest.MonkeyPatch, runner_class: type, served_first: bool
+) -> None:
+    """count is not deterministic. Its cache is damaged; times must run (its factor changed), needs count's
+    output and so reruns count (20, was 10). plus_one, whose cache was built from 10, must not be served
+    (11): whether it was served before count reran or is decided after, it runs again (21), then plus_two."""
+    monkeypatch.setenv("KART_KEDRO_TEST_COUNTER", str(tmp_path / "counter.txt"))
+    catalog_class = SharedMemoryDataCatalog if runner_class is KartParallelRunner else DataCatalog
+    pipeline = _counted_pipeline(served_first)
+
+    def run(factor: int) -> tuple[Any, Any]:
+        catalog = catalog_class({"params:factor": MemoryDataset(factor)})
+        runner = runner_class(workspace_directory=workspace)
+        runner.run(pipeline, catalog)
+        return runner, catalog
+
+    runner, catalog = run(2)
+    assert (catalog.load("result_2"), catalog.load("other")) == (12, 20)
+    _truncate(_cache_file(workspace, "count", "counted"))
+    runner, catalog = run(3)
+    assert (catalog.load("result_2"), catalog.load("other")) == (22, 60)
+    assert set(runner.last_run.values()) == {"ran"}
+    assert "rebuilt in this run with other content" in " ".join(runner.last_reasons.values())
+    runner, catalog = run(3)
+    assert set(runner.last_run.values()) == {"cached"} and catalog.load("result_2") == 22

@@ -153,6 +153,14 @@ class PipelineRun:
         self.parts: dict[str, RunParts] = {}
         self.ran_parts: dict[str, RunParts] = {}  # saved as the nodes' last runs when the run ends
         self.load_counts = Counter(name for node in pipeline.nodes for name in node.inputs)
+        # Outputs a node rebuilt during this run with other content than its cached commit (a damaged
+        # cache of a non-deterministic node): by name, the count of such changes when it changed. A node
+        # served or run from the old content runs again (``outputs_changed``), and one decided later
+        # is not served (``prepare``).
+        self.changed: dict[str, int] = {}
+        self.changes = 0
+        self.prepared_at: dict[str, int] = {}  # node name: self.changes when its inputs were put in the catalog
+        self.committed: dict[str, dict[str, str]] = {}  # node name: its outputs' digests before it runs again
         self.outputs = set(outputs) if outputs is not None else pipeline.outputs()
         self.kept = (
             inputs if inputs is not None else pipeline.inputs()
@@ -187,13 +195,26 @@ class PipelineRun:
         self.tasks[node.name] = task
         stale = None
         if task.complete():
-            stale = self.serve_if_fresh(node, task)
-            if stale is None:
-                return None
+            stale = self.rebuilt_input(node)
+            if stale is not None:
+                self.committed[node.name] = kart_core.output_digests(task)
+            else:
+                stale = self.serve_if_fresh(node, task)
+                if stale is None:
+                    return None
             _clear_outputs(task)
         self.reasons[node.name] = stale or rerun_reason(self.records.last_run(node.name), self.parts[node.name])
         self.restore_inputs(node)
+        self.prepared_at[node.name] = self.changes
         return self.work(node, task, checked=self.inline)
+
+    def rebuilt_input(self, node: Any) -> str | None:
+        """Why ``node``'s cache is stale though its key is unchanged: an input rebuilt in this run with other
+        content (its producer's key does not change with its content); None when none was."""
+        for name in node.inputs:
+            if name in self.changed:
+                return f"its input {name!r} was rebuilt in this run with other content"
+        return None
 
     def work(self, node: Any, task: KedroNodeRun | None, checked: bool = False) -> NodeWork:
         """The NodeWork that runs ``node`` (its persistent outputs' states are recorded); ``checked``: see NodeWork."""
@@ -401,16 +422,61 @@ class PipelineRun:
                 "then run the pipeline again."
             ) from damaged
         _warn_rerun(node.name, damaged)
+        self.run_again(node, task, f"its cached output {damaged.output!r} was damaged")
+
+    def run_again(self, node: Any, task: KedroNodeRun, reason: str) -> None:
+        """Run ``node`` here and now though it was served (or ran) already; when its outputs then hold
+        other content than before, the nodes built from the old content run again too (``outputs_changed``)."""
         for name in node.outputs:
             self.pending.pop(name, None)
+        before = kart_core.output_digests(task)
         _clear_outputs(task)
-        self.reasons[node.name] = f"its cached output {damaged.output!r} was damaged"
+        self.reasons[node.name] = reason
         self.restore_inputs(node)
         result = self.work(node, task)()
         self.statuses[node.name] = result.status
         self.records.mark_written(result.states)
         self.ran_parts[node.name] = self.parts[node.name]
         logger.info("kart: node %r %s (%s)", node.name, result.status, self.reasons[node.name], extra=PLAIN)
+        if kart_core.output_digests(task) != before:
+            self.outputs_changed(node)
+
+    def outputs_changed(self, node: Any) -> None:
+        """``node`` committed other content than its cache held during this run: each node already done
+        that read an output of it (served from a cache built on the old content, or run on it) runs again
+        now, and a node decided later is not served from its cache (``rebuilt_input``).
+
+        Raises:
+            kart_core.errors.AdapterError: such a node cannot run again in this run (an input it reads is
+                no longer held); the message names ``kedro kart clear``.
+        """
+        self.changes += 1
+        for name in node.outputs:
+            self.changed[name] = self.changes
+        names = set(node.outputs)
+        for reader in self.pipeline.nodes:
+            if reader.name in self.statuses and names.intersection(reader.inputs):
+                self.stale_reader(reader, names.intersection(reader.inputs))
+
+    def stale_reader(self, node: Any, inputs: set[str]) -> None:
+        """Run again ``node``, done already from the old content of ``inputs`` (rebuilt since with other content)."""
+        task = self.tasks.get(node.name)
+        listed = ", ".join(map(repr, sorted(inputs)))
+        gone = [name for name in node.inputs if not self._available(name)]
+        if task is None or gone:
+            raise kart_core.errors.AdapterError(
+                f"KartRunner: node {node.name!r} was done from the content of {listed} that this run then rebuilt "
+                f"with other content (a damaged cache of a node that is not deterministic), and it cannot run "
+                f"again in this run: {'its input(s) ' + ', '.join(map(repr, gone)) + ' are no longer held' if gone else 'it is not cached'}. "
+                f"Run `kedro kart clear --node {node.name} --only`, then run the pipeline again."
+            )
+        logger.warning(
+            "kart: node %r runs again: its input(s) %s were rebuilt in this run with other content",
+            node.name,
+            listed,
+            extra=PLAIN,
+        )
+        self.run_again(node, task, f"its input {sorted(inputs)[0]!r} was rebuilt in this run with other content")
 
     def _available(self, name: str) -> bool:
         """Whether the catalog (or the kart cache, for a served output) still holds ``name``'s data."""
@@ -447,7 +513,12 @@ class PipelineRun:
     # --- after a node ran ---------------------------------------------------------------------
 
     def finish(self, node: Any, result: NodeResult | None) -> None:
-        """Record what happened to ``node`` (None: served from the cache) and free data nobody needs."""
+        """Record what happened to ``node`` (None: served from the cache) and free data nobody needs.
+
+        A node that ran from an input rebuilt while it ran (``outputs_changed``) runs again; one that ran
+        because an input was rebuilt marks its own outputs changed when their content changed.
+        """
+        prepared = self.prepared_at.pop(node.name, None)
         if result is not None:
             task = self.tasks.get(node.name)
             if task is not None and result.status == kart_core.RunStatus.CACHED.value:  # another process ran it
@@ -463,7 +534,20 @@ class PipelineRun:
                 logger.info(
                     "kart: node %r %s%s", node.name, result.status, f" ({reason})" if reason else "", extra=PLAIN
                 )
+            self.after_rebuilds(node, prepared)
         self.release(node)
+
+    def after_rebuilds(self, node: Any, prepared: int | None) -> None:
+        """What a run of ``node`` (prepared when ``prepared`` changes had been made) owes to rebuilt inputs."""
+        task = self.tasks.get(node.name)
+        before = self.committed.pop(node.name, None)
+        if task is None:
+            return
+        late = {name for name in node.inputs if self.changed.get(name, 0) > (prepared or 0)}
+        if late:  # an input was rebuilt after this node had taken it (a pool ran it meanwhile)
+            self.stale_reader(node, late)
+        elif before is not None and kart_core.output_digests(task) != before:
+            self.outputs_changed(node)
 
     def release(self, node: Any) -> None:
         """Free memory datasets once every node reading them is done."""
