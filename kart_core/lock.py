@@ -70,9 +70,33 @@ class LockParams:
         return self.redis_host is not None and self.redis_port is not None
 
 
+LOCK_DIRECTORY_VARIABLE = "KART_LOCK_DIR"
+
+
+def machine_lock_root() -> str:
+    """The folder holding kart's file locks on this machine: ``$KART_LOCK_DIR``, else ``/tmp``.
+
+    Not ``tempfile.gettempdir()``: TMPDIR differs between processes of one machine (Slurm and PBS set one
+    per job, users set their own), and two processes with different TMPDIRs each took "the" lock of one
+    output in their own folder, ran the task at once and committed a mix of both runs. ``/tmp`` is the
+    one folder every process of a POSIX machine shares; set KART_LOCK_DIR where it is not (systemd's
+    PrivateTmp) or where locks must be shared more widely. Without ``/tmp`` (not POSIX): the system
+    temporary folder.
+    """
+    configured = os.environ.get(LOCK_DIRECTORY_VARIABLE)
+    if configured:
+        return configured
+    return "/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir()  # noqa: S108 - shared on purpose
+
+
 def machine_lock_directory() -> str:
-    """``{system temp dir}/kart-locks``: where file locks live unless a LockParams names another folder."""
-    return os.path.join(tempfile.gettempdir(), "kart-locks")
+    """``{machine_lock_root()}/kart-locks``: where run locks live unless a LockParams names another folder."""
+    return os.path.join(machine_lock_root(), "kart-locks")
+
+
+def commit_lock_directory() -> str:
+    """``{machine_lock_root()}/kart-commit-locks``: where the locks guarding manifest updates live."""
+    return os.path.join(machine_lock_root(), "kart-commit-locks")
 
 
 @contextlib.contextmanager
@@ -109,7 +133,7 @@ def _make_shared_directory(directory: str) -> None:
     if os.path.isdir(directory):
         return
     os.makedirs(directory, exist_ok=True)
-    if directory == canonical_lock_key(machine_lock_directory()):
+    if directory in (canonical_lock_key(machine_lock_directory()), canonical_lock_key(commit_lock_directory())):
         # Shared by every user of the machine, like /tmp itself (sticky: nobody removes another's lock file).
         with contextlib.suppress(OSError):
             os.chmod(directory, 0o1777)

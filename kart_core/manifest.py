@@ -41,11 +41,10 @@ import json
 import os
 import re
 import secrets
-import tempfile
 from typing import Any
 
 from kart_core.errors import DamagedOutputError, IntegrityError
-from kart_core.lock import LockParams
+from kart_core.lock import LockParams, commit_lock_directory
 from kart_core.signing import HEADER_SIZE, Signer, is_sealed
 from kart_core.storage import Storage
 
@@ -116,15 +115,15 @@ class OutputRecord:
         return _joined(self.workspace, self.manifest_name)
 
     def lock_params(self) -> LockParams:
-        """The lock that guards updates of the manifest (lock files in the system temporary directory:
-        a workspace, compared with gokart's file by file, should not fill with them)."""
+        """The lock that guards updates of the manifest (lock files in ``lock.commit_lock_directory()``, one
+        folder per machine: a workspace, compared with gokart's file by file, should not fill with them)."""
         host, port, timeout = self.redis
         return LockParams(
             key=self.manifest + ".commit",
             redis_host=host,
             redis_port=port,
             redis_timeout=timeout,
-            lock_directory=os.path.join(tempfile.gettempdir(), "kart-commit-locks"),
+            lock_directory=commit_lock_directory(),
             owner=self.task,
         )
 

@@ -40,6 +40,7 @@ from kart_core.errors import (
     LoadError,
     MissingOutputError,
     UnsupportedObjectError,
+    WorkspaceNotFoundError,
 )
 from kart_core.file_processor import DataFrameType, FileProcessor, make_file_processor, open_for_processor
 from kart_core.file_processor.pickle_format import PickleFileProcessor
@@ -588,11 +589,14 @@ class SingleFileTarget(TargetOnKart):
             DumpError: the processor could not write ``obj`` (nothing is left at the path);
                 UnsupportedObjectError (a TypeError and an AssertionError, as gokart raises) when the
                 processor refused the object's type.
+            WorkspaceNotFoundError: the output's bucket does not exist (kart makes no buckets).
         """
         try:
             with self._writing() as raw:
                 with open_for_processor(self.processor, raw, "w") as file:
                     self.processor.dump(obj, file)
+        except WorkspaceNotFoundError:
+            raise  # names the bucket and what to do; the dump's own wording would say "folder"
         except Exception as exc:
             # Processors refuse an object they cannot hold with TypeError or AssertionError (gokart's).
             error = UnsupportedObjectError if isinstance(exc, TypeError | AssertionError) else DumpError

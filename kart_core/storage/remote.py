@@ -19,7 +19,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import IO, Any
 
-from kart_core.errors import KartError, MissingExtraError
+from kart_core.errors import KartError, MissingExtraError, WorkspaceNotFoundError
 from kart_core.gcs_config import gcsfs_options, missing_gcs_support
 from kart_core.s3_config import missing_s3_support, s3fs_options
 from kart_core.storage.base import FileEntry, is_temporary, spooled_write, temporary_name
@@ -43,6 +43,7 @@ UPLOAD_PREFIX = "kart-upload-"
 FIRST_READ_BYTES = 4 * 2**20
 # Protocols served by s3fs, whose single-object requests kart makes itself (see FsspecStorage).
 _S3_PROTOCOLS = ("s3", "s3a")
+_BUCKET_PROTOCOLS = (*_S3_PROTOCOLS, "gs", "gcs")
 
 _MISSING_SUPPORT = {
     "s3": missing_s3_support,
@@ -285,15 +286,24 @@ class FsspecStorage:
     def upload(self, local: str, path: str) -> None:
         """Put the local file ``local`` at ``path`` in one request.
 
-        On S3 the bucket is made (as s3fs's ``makedirs`` does) only when the put finds none, so a put
-        is one request, not a HEAD of the bucket before it.
+        On S3 and GCS kart never makes a bucket (as gokart's S3 and GCS targets don't): a mistyped
+        bucket in ``workspace_directory`` would otherwise become a new bucket in the account, holding a
+        cache nobody looks for.
+
+        Raises:
+            WorkspaceNotFoundError: (a FileNotFoundError) the bucket does not exist; names it.
         """
-        if self._s3:
+        if self._protocol in _BUCKET_PROTOCOLS:
             try:
                 self._fs.put_file(local, path)
-                return
-            except FileNotFoundError:  # NoSuchBucket
-                pass
+            except FileNotFoundError as exc:  # NoSuchBucket: a put makes no "directory" it could miss
+                bucket, _ = self._bucket_key(path)
+                raise WorkspaceNotFoundError(
+                    f"The bucket {bucket!r} of {self._protocol}://{path.split('://', 1)[-1]} does not exist, and kart "
+                    "does not create buckets. Create it, or fix the bucket name in workspace_directory "
+                    "(KART_WORKSPACE or [TaskOnKart] in the luigi config)."
+                ) from exc
+            return
         self._make_parent(path)
         self._fs.put_file(local, path)
 

@@ -104,13 +104,38 @@ print(kart_core.run_one(SlowOnce(**kwargs)).value)
 def test_two_processes_do_the_work_once(lock_service: Any, tmp_path: Path) -> None:
     (tmp_path / "race.py").write_text(textwrap.dedent(_RACE))
     args = [lock_service.host, str(lock_service.port)] if lock_service else ["-", "-"]
-    runners = [
-        subprocess.Popen([sys.executable, "race.py", *args], cwd=tmp_path, stdout=subprocess.PIPE, text=True)
-        for _ in range(2)
-    ]
+    # Each process has its own TMPDIR (Slurm and PBS give one per job): the machine's lock folder must not follow it.
+    tmpdirs = [tmp_path / "tmp-a", tmp_path / "tmp-b"]
+    runners = []
+    for tmpdir in tmpdirs:
+        tmpdir.mkdir()
+        env = {**os.environ, "TMPDIR": str(tmpdir)}
+        env.pop("KART_LOCK_DIR", None)
+        command = [sys.executable, "race.py", *args]
+        runners.append(subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, text=True, env=env))
     statuses = sorted(runner.communicate(timeout=120)[0].strip() for runner in runners)
     assert statuses == ["cached", "ran"]
     assert (tmp_path / "runs.log").read_text() == "ran\n"
+
+
+def test_the_machine_lock_folders_ignore_tmpdir_and_follow_kart_lock_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    from kart_core.lock import commit_lock_directory, machine_lock_directory
+    from kart_core.manifest import OutputRecord
+
+    monkeypatch.delenv("KART_LOCK_DIR", raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "job-tmp"))  # what TMPDIR sets
+    assert machine_lock_directory() == "/tmp/kart-locks"
+    assert commit_lock_directory() == "/tmp/kart-commit-locks"
+    assert LockParams(key="ws/a.pkl").lock_directory == "/tmp/kart-locks"
+    monkeypatch.setenv("KART_LOCK_DIR", str(tmp_path / "shared"))
+    record = OutputRecord(workspace=str(tmp_path / "ws"), manifest_name="m", key="k", task="T[0]", unique_id="0")
+    assert record.lock_params().lock_directory == canonical_lock_key(str(tmp_path / "shared" / "kart-commit-locks"))
+    with hold_lock(LockParams(key="ws/a.pkl")):
+        assert len(os.listdir(tmp_path / "shared" / "kart-locks")) == 1
 
 
 def test_redis_lock_is_renewed_while_held_and_expires_when_its_holder_dies(redis_service: Any, tmp_path: Path) -> None:

@@ -342,3 +342,24 @@ def test_object_storage_claims_nothing(tmp_path: Path) -> None:
         assert created is None
     assert not storage.exists("memory://claims/T_1.json")
     storage.wait_claim("memory://claims/T_1.json")
+
+
+@pytest.mark.parametrize("scheme", ["s3", "gs"])
+def test_a_build_into_a_missing_bucket_fails_naming_it_and_makes_no_bucket(
+    scheme: str, request: pytest.FixtureRequest
+) -> None:
+    # A mistyped bucket became a new bucket holding the cache (the put made it on NoSuchBucket); gokart's
+    # targets fail there, and on a real account a typo would otherwise create buckets.
+    from kart_core.errors import WorkspaceNotFoundError
+
+    real = request.getfixturevalue("s3_bucket" if scheme == "s3" else "gcs_bucket")
+    typo = f"{real}-typo"
+    workspace = f"{scheme}://{typo}/resources"
+    with pytest.raises(kart_core.GokartBuildError) as caught:
+        kart_core.build(_pipeline(workspace), reset_register=False)
+    cause = caught.value.__cause__
+    assert isinstance(cause, WorkspaceNotFoundError) and isinstance(cause, FileNotFoundError)
+    assert repr(typo) in str(cause) and "does not create buckets" in str(cause)
+    file_system = storage_for(f"{scheme}://{real}/x").file_system  # type: ignore[attr-defined]
+    file_system.invalidate_cache()
+    assert not file_system.exists(typo)

@@ -79,13 +79,15 @@ def test_an_existence_check_is_one_head(s3_bucket: str, requests: Requests) -> N
     assert ObjectStorage.exists(f"{root}/folder")
 
 
-def test_a_put_is_one_request_and_makes_a_missing_bucket(s3_bucket: str, requests: Requests) -> None:
+def test_a_put_is_one_request_and_makes_no_missing_bucket(s3_bucket: str, requests: Requests) -> None:
+    from kart_core.errors import WorkspaceNotFoundError
+
     _put(f"s3://{s3_bucket}/puts/a.json", b"{}")
     assert requests.take() == ["PUT object"]
-    fresh = f"{s3_bucket}-made"
-    _put(f"s3://{fresh}/a.json", b"{}")
-    with storage_for(f"s3://{fresh}/a.json").open_read(f"s3://{fresh}/a.json") as file:
-        assert file.read() == b"{}"
+    missing = f"{s3_bucket}-missing"
+    with pytest.raises(WorkspaceNotFoundError, match=missing):
+        _put(f"s3://{missing}/a.json", b"{}")
+    assert requests.take() == ["PUT object"]  # no HEAD of the bucket, no CreateBucket
 
 
 @pytest.mark.parametrize("size", [0, 5, FIRST_READ_BYTES - 1, FIRST_READ_BYTES, FIRST_READ_BYTES + 7])
