@@ -94,3 +94,38 @@ def test_unknown_type_raises_kedros_error() -> None:
     catalog = _catalog({"{default}": {"type": "no_such_package.NoDataset"}})
     with pytest.raises(DatasetError, match="no_such_package"):
         RuntimeDatasets(catalog).create("x")
+
+
+def test_bare_memory_datasets_are_separate_objects() -> None:
+    """Each one is a new dataset (built from one made once per run): data and Kedro's argument record apart."""
+    catalog = DataCatalog()
+    datasets = RuntimeDatasets(catalog)
+    datasets.create("a")
+    datasets.create("b")
+    first, second = catalog["a"], catalog["b"]
+    assert first is not second and type(first) is MemoryDataset
+    assert getattr(first, "_init_args") is not getattr(second, "_init_args")  # noqa: B009 (Kedro sets it, mypy does not know)
+    catalog.save("a", [1])
+    assert catalog.load("a") == [1]
+    with pytest.raises(DatasetError, match="has not been saved yet"):
+        catalog.load("b")
+    _same(second, _kedro_built(DataCatalog(), "b"))
+
+
+class OtherMemory(MemoryDataset):
+    """A bare runtime-pattern class other than MemoryDataset."""
+
+
+def test_runtime_patterns_besides_kedros_default_are_matched_per_name() -> None:
+    """Only Kedro's lone ``{default}`` pattern resolves every name alike: with others, each name is matched."""
+    runtime = {
+        "{name}_other": {"type": "test_kedro_runtime_dataset.OtherMemory"},
+        "{default}": {"type": "kedro.io.MemoryDataset"},
+    }
+    catalog, reference = _catalog(runtime), _catalog(runtime)
+    datasets = RuntimeDatasets(catalog)
+    for name in ("x_other", "y"):
+        datasets.create(name)
+        _same(catalog.get(name), _kedro_built(reference, name))
+    assert type(catalog.get("x_other")) is OtherMemory
+    assert type(catalog.get("y")) is MemoryDataset
