@@ -246,10 +246,13 @@ class TargetOnKart(luigi.Target):
                         adopted = self._new_version(data, entry)
                     else:
                         self._check_hash(data, entry, rewritten)
-                    self._note_load(staged, adopted or entry)
+                    if adopted is None:
+                        self._note_load(staged, entry)
                     yield io.BytesIO(data[HEADER_SIZE:] if entry.sealed else data)
-                    if adopted is not None and rewritten:  # whole per its format: it parsed
-                        self._record_new_version(entry, adopted, rewritten)
+                    # Whole per its format (it parsed): recorded, it is what the running task was built
+                    # from; not recorded (read-only workspace, a commit meanwhile), nothing vouches for it.
+                    if adopted is not None and rewritten and self._record_new_version(entry, adopted, rewritten):
+                        self._note_load(staged, adopted)
                     return
             self._note_load(staged, entry)
             head = raw.read(len(MAGIC))
@@ -283,16 +286,24 @@ class TargetOnKart(luigi.Target):
             return None
         return dataclasses.replace(entry, digest=f"{algorithm}:{found}", commit=new_commit_id(), sealed=False)
 
-    def _record_new_version(self, entry: Entry, adopted: Entry, rewritten: str) -> None:
-        """Write ``adopted`` (``_new_version``) into the task's manifest, replacing ``entry``, and say so."""
+    def _record_new_version(self, entry: Entry, adopted: Entry, rewritten: str) -> bool:
+        """Write ``adopted`` (``_new_version``) into the task's manifest, replacing ``entry``, and say so.
+
+        Returns whether it was recorded: not when a run committed meanwhile, nor when the manifest cannot
+        be written (``_unrecorded_version``: a reader without write access still gets the file).
+        """
         record = self.record
         if record is None:
-            return
-        # Only over the entry this load compared against: a run that committed meanwhile is what is there now.
-        if not transaction.record_direct_dump(
-            storage_for(record.manifest), record, adopted, None, replacing=entry.commit
-        ):
-            return
+            return False
+        try:
+            # Only over the entry this load compared against: a run that committed meanwhile is what is there now.
+            if not transaction.record_direct_dump(
+                storage_for(record.manifest), record, adopted, None, replacing=entry.commit
+            ):
+                return False
+        except OSError as exc:
+            self._unrecorded_version(record, rewritten, exc)
+            return False
         logger.warning(
             "%s: the output at %r was rewritten outside kart (%s) with other content of the same size; kart "
             "records it as a new version (commit %s, was %s), so tasks built from the old content are stale and "
@@ -305,6 +316,30 @@ class TargetOnKart(luigi.Target):
             record.task,
             # A path without the unique id is every parameter set's: another one's run may have written it.
             "" if record.unique_id in record.key else _SHARED_PATH_NOTE,
+        )
+        return True
+
+    def _unrecorded_version(self, record: OutputRecord, rewritten: str, error: OSError) -> None:
+        """Warn (once per path and build, as ``_warn_unvouched``) that a same-size rewrite loads unchecked
+        because its new version cannot be recorded: the workspace is read-only for this process (a
+        permission, a read-only mount or credential). The load goes on, as gokart's would; it does not
+        fail after its read with the storage's error (nor as damage, which a build would try to repair
+        by running the task again in a workspace it cannot write)."""
+        warned = target_config.current().warned
+        if f"unrecorded:{self._path}" in warned:
+            return
+        warned.add(f"unrecorded:{self._path}")
+        logger.warning(
+            "%s: the output at %r was rewritten outside kart (%s) with other content of the same size; it loads "
+            "unchecked, as gokart would load it, since kart cannot record it as a new version in %r: %s. Tasks "
+            "that load it record nothing about it. A load with write access to the workspace records it; `kart "
+            "verify` lists it; if it was not meant to change, rebuild %s with rerun=True.",
+            record.task,
+            self._path,
+            rewritten,
+            record.manifest,
+            f"{type(error).__name__}: {error}",
+            record.task,
         )
 
     def _warn_unvouched(self, record: OutputRecord, warned: set[str]) -> None:

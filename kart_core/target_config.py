@@ -44,9 +44,10 @@ class TargetConfig:
         repair: when a task that must run finds an upstream's output damaged (``DamagedOutputError``),
             run that upstream again and retry (``[TaskOnKart] repair_damaged_outputs`` or
             ``KART_REPAIR_DAMAGED``; default on). Off: the task fails, naming the file and the fix.
-        warned: paths of outputs a load of this scope warned about already (no integrity record vouches
-            for them: ``TargetOnKart`` warns once per path and scope). State of the scope, not a
-            setting: shared by ``verifying()``'s copy, fresh at each read outside any scope.
+        warned: what loads of this scope warned about already, by path (``TargetOnKart`` warns once per
+            path and scope about an output no integrity record vouches for, and about a new version it
+            cannot record). State of the scope, not a setting: shared by ``verifying()``'s copy, fresh
+            at each read outside any scope.
     """
 
     signer: Signer | None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import importlib.util
+import json
 import os
 import signal
 import subprocess
@@ -27,6 +29,7 @@ from kart_core.errors import (
     UnknownFormatError,
     WorkspacePathError,
 )
+from kart_core.storage.local import LocalStorage
 from kart_core.target import LargeDataFrameProcessor, make_model_target, make_target
 
 # --- a writer killed mid-dump -------------------------------------------------------------------
@@ -434,3 +437,100 @@ def test_an_unvouched_output_warns_once_per_path_and_build_scope(
     tasks[0].output().load()
     tasks[0].output().load()  # outside any build: each load says it
     assert len(_unvouched_warnings(caplog)) == 5
+
+
+# --- a reader without write access to the workspace ------------------------------------------------------
+# Tests run as root here, where chmod does not stop writes: the workspace is made read-only by a storage
+# whose writes raise PermissionError (as a read-only mount or credential does: checked by hand on a
+# read-only tmpfs, EROFS), given to the load for its manifest (``kart_core.target.storage_for``).
+
+
+class ReadOnlyStorage(LocalStorage):
+    """Local storage that reads, and refuses every write as a read-only workspace does."""
+
+    def _refuse(self, path: str, *_args: object) -> Any:
+        raise PermissionError(errno.EACCES, "Permission denied", path)
+
+    atomic_write = spool = claim_new = remove = _refuse  # type: ignore[assignment]
+
+    def commit(self, staged: str, path: str) -> None:
+        self._refuse(path)
+
+
+class RoUp(kart_core.TaskOnKart[str]):
+    def run(self) -> None:
+        self.dump("value-v1")
+
+
+class RoDown(kart_core.TaskOnKart[str]):
+    up_workspace = luigi.Parameter(significant=False)
+
+    def requires(self) -> RoUp:
+        return RoUp(workspace_directory=self.up_workspace)
+
+    def run(self) -> None:
+        self.dump(self.load() + "+B")
+
+
+def _rewritten_outside_kart(workspace: Path) -> RoUp:
+    """RoUp built in ``workspace``, then its output rewritten with other bytes of the same size, later."""
+    up = RoUp(workspace_directory=str(workspace))
+    kart_core.build(up, reset_register=False)
+    path = Path(up.output().path())
+    manifest = workspace / "log" / "manifest" / f"RoUp_{up.make_unique_id()}.json"
+    path.write_bytes(path.read_bytes().replace(b"value-v1", b"value-v2"))
+    later = manifest.stat().st_mtime_ns + 5_000_000_000
+    os.utime(path, ns=(later, later))
+    return up
+
+
+def test_a_rewrite_in_a_read_only_workspace_loads_unchecked_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    up = _rewritten_outside_kart(tmp_path / "shared")
+    manifest = (tmp_path / "shared" / "log" / "manifest" / f"RoUp_{up.make_unique_id()}.json").read_bytes()
+    monkeypatch.setattr("kart_core.target.storage_for", lambda _path: ReadOnlyStorage())
+    caplog.set_level("WARNING")
+    assert up.output().load() == "value-v2"  # raised PermissionError after its read
+    (warning,) = [r.getMessage() for r in caplog.records if "cannot record it as a new version" in r.getMessage()]
+    assert up.output().path() in warning and "PermissionError" in warning and "loads unchecked" in warning
+    assert (tmp_path / "shared" / "log" / "manifest" / f"RoUp_{up.make_unique_id()}.json").read_bytes() == manifest
+    with kart_core.target_config.frozen():  # once per path and build
+        up.output().load()
+        up.output().load()
+    assert len([r for r in caplog.records if "cannot record it" in r.getMessage()]) == 2
+
+
+def test_a_downstream_built_on_an_unrecordable_rewrite_records_no_input_and_stays_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _rewritten_outside_kart(tmp_path / "shared")
+    down = RoDown(workspace_directory=str(tmp_path / "own"), up_workspace=str(tmp_path / "shared"))
+    real = kart_core.target.storage_for
+
+    def read_only_shared(path: str) -> Any:  # the downstream's own workspace stays writable
+        return ReadOnlyStorage() if str(tmp_path / "shared") in path else real(path)
+
+    monkeypatch.setattr("kart_core.target.storage_for", read_only_shared)
+    assert kart_core.build(down, reset_register=False) == "value-v2+B"  # no DamagedOutputError, no repair
+    recorded = json.loads((tmp_path / "own" / "log" / "manifest" / f"RoDown_{down.make_unique_id()}.json").read_text())
+    assert not recorded.get("inputs")  # built from a file nothing vouches for: no commit claimed
+    built = Path(down.output().path()).stat().st_mtime_ns
+    # Not stale in the next build (an unrecorded commit id claimed as its input made it rerun at each build).
+    assert kart_core.build(down, reset_register=False) == "value-v2+B"
+    assert Path(down.output().path()).stat().st_mtime_ns == built
+
+
+def test_verify_and_tree_on_a_read_only_workspace_with_a_rewrite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from kart_core.cli import cli
+
+    _rewritten_outside_kart(tmp_path / "shared")
+    monkeypatch.setattr("kart_core.target.storage_for", lambda _path: ReadOnlyStorage())
+    verify = CliRunner().invoke(cli, ["verify", "-w", str(tmp_path / "shared")])
+    assert verify.exit_code == 3 and "content hash" in verify.output, verify.output
+    tree = CliRunner().invoke(cli, ["tree", f"{__name__}.RoUp", "-w", str(tmp_path / "shared")])
+    assert tree.exit_code == 0 and "(COMPLETE) RoUp[" in tree.output, tree.output
