@@ -116,11 +116,22 @@ def _checked_args(cls: type, family: str, args: Sequence[str], dotted: str) -> l
     (then "No module named '3'") and ``--lr`` could set ``--lr-decay``: a value meant for one
     parameter went to another. luigi's first pass (which finds the task's name) knows no task
     parameters, so there ``--n=4`` abbreviated luigi's ``--no-lock`` and failed; ``--n 4`` passes it.
+    A parameter whose flag starts luigi's own options (``--w`` of ``--worker-id``, ``--worker-...``) made
+    that first pass stop as ambiguous (in luigi too): it is passed in its global spelling ``--Family-w``.
     """
     options = set(CmdlineParser._build_parser(root_task=family)._option_string_actions)
+    first_pass = CmdlineParser._build_parser()._option_string_actions
     checked: list[str] = []
     for arg in args:
         flag, equals, value = arg.partition("=")
+        taken_for = [first_pass[option] for option in first_pass if option.startswith(flag)]
+        if flag in options and flag not in first_pass and (len(taken_for) > 1 or any(a.nargs != 0 for a in taken_for)):
+            # A parameter named like the start of luigi's own options (``w``, ``worker``): luigi's first pass
+            # knows no task parameters and stops on "ambiguous option: --w could match --worker-id, ...", or
+            # reads the value as the one option's (``--work 3`` as ``--workers``). The task's global spelling
+            # (``--Family-w``) sets the same parameter. (``--n`` alone abbreviating the flag ``--no-lock`` is harmless.)
+            flag = _global_flag(cls, family, flag)
+            arg = f"{flag}={value}" if equals else flag
         if not flag.startswith("--") or flag in options:
             checked.extend([flag, value] if equals and flag in options and not value.startswith("-") else [arg])
             continue
@@ -133,6 +144,14 @@ def _checked_args(cls: type, family: str, args: Sequence[str], dotted: str) -> l
             )
         checked.append(arg)
     return checked
+
+
+def _global_flag(cls: Any, family: str, flag: str) -> str:
+    """luigi's ``--{Family}-{param}`` spelling of the task's own ``--{param}`` (cmdline_parser's rule)."""
+    for name, _ in cls.get_params():
+        if f"--{name.replace('_', '-')}" == flag:
+            return "--" + f"{family}_{name}".replace("_", "-")
+    return flag
 
 
 def _parameters_of(cls: Any) -> str:

@@ -37,6 +37,17 @@ class CliFeatures(gokart.TaskOnKart[list]):
         self.dump([x * self.scale for x in self.load()])
 
 
+class CliShortNames(gokart.TaskOnKart[str]):
+    """Parameters named like the start of luigi's own options (--worker-id, --local-scheduler, ...)."""
+
+    w = luigi.Parameter(default="-")
+    worker = luigi.Parameter(default="-")
+    local = luigi.BoolParameter()
+
+    def run(self) -> None:
+        self.dump(f"{self.w} {self.worker} {self.local}")
+
+
 class CliReport(gokart.TaskOnKart[int]):
     n = luigi.IntParameter(default=3)
     fail = luigi.BoolParameter(default=False)
@@ -158,6 +169,14 @@ def test_an_abbreviated_parameter_is_refused_naming_what_it_abbreviates_and_the_
     unknown = kart("run", f"{M}.CliFeatures", "--nn", "3")
     assert unknown.exit_code == 4 and "unrecognized arguments: --nn 3" in unknown.stderr
     assert "its parameters: --n, --scale." in unknown.stderr
+
+
+def test_parameters_named_like_the_start_of_luigis_options_are_set() -> None:
+    # luigi's first pass stopped on "ambiguous option: --w could match --worker-id, ..." (luigi does too)
+    result = kart("run", f"{M}.CliShortNames", "--w", "a", "--worker=b", "--local")
+    assert result.exit_code == 0, result.stderr
+    assert gokart.build(CliShortNames(w="a", worker="b", local=True), reset_register=False) == "a b True"
+    assert "1 cached" in result.stderr or "1 ran" in result.stderr
 
 
 def test_name_equals_value_sets_the_parameter() -> None:
