@@ -38,6 +38,31 @@ same rules. A container or object reached twice within one value counts the seco
 reference to where it was first met (its position in the walk, never its address): shared structure
 is walked once, and ``[d, d]`` differs from ``[d, copy(d)]`` as their pickles do.
 
+**The same in every process.** Airflow's dag-processor and workers, and every new process of a Kedro
+run, must compute the same digest for the same code, whatever their ``PYTHONHASHSEED`` and whatever they
+imported first. Set iteration order follows the hash seed (strings, bytes, enums and tuples of them) or
+the address (plain objects), so the rule is:
+
+- a set or frozenset (a value, a constant of compiled code, a default argument, an item of a tuple or
+  dict) counts by its items in sorted order of their digests; project functions and classes inside a set
+  are walked in the order of their names and places in the source;
+- a value **made by iterating a set** counts by the source that makes it, never by its content (whose
+  order is the process's): a module-level value or class attribute whose statement iterates a set
+  (``NAMES = [x for x in {"a", "b"}]``, ``tuple(A_SET)``, ``",".join(A_SET)``,
+  ``dict.fromkeys(A_SET)``, ``[*A_SET]``, a ``for`` over a set filling it, a set passed to a project
+  function) counts as that statement (``ast.dump``: no comments, formatting or line numbers) plus the
+  module-level names it reads, walked as any reference. A class attribute the class statement does not
+  assign, when its decorators are given a set (``@disallow(A_FROZENSET)``), counts as the decorators.
+  kart_core.provenance reads the statements from the module's source; ``sorted(A_SET)``, a set given to
+  a class or a set comprehension keep counting by content. A value imported (``from m import NAMES``)
+  is looked up in the module that makes it;
+- a module with no source (a compiled extension, e.g. pandas' Cython modules as project code): its
+  lists and tuples of strings count in any order;
+- an enum member whose value has no stable ``repr`` (a frozenset, an object) counts by its value, walked;
+- a luigi parameter counts without ``_counter`` (its creation order in the process), also for a project
+  subclass of ``luigi.Parameter``; a ``ChoiceParameter``'s description, which luigi ends with the
+  choices in set order, counts with the choices sorted.
+
 Some objects count by their type (and version) only, the same in every process: locks and other
 synchronisation objects (their state is the moment's); random number generators (``random.Random``
 and subclasses, numpy's ``Generator``, ``RandomState``, bit generators, ``SeedSequence``: their state
@@ -81,6 +106,16 @@ from typing import Any, TypeVar
 
 from kart_core.digest import digest
 from kart_core.errors import FingerprintError, UndigestableError
+from kart_core.provenance import (
+    UNKNOWN,
+    ModuleSource,
+    is_extension,
+    iterates_set,
+    loaded_names,
+    module_source,
+    resolver,
+    statement_text,
+)
 
 __all__ = [
     "CODE_VERSION_ATTRIBUTE",
@@ -227,6 +262,7 @@ _MAX_NESTING = 150
 # keys (a second ``mod.<lambda>`` becomes ``mod.<lambda>#2``), hence digests, stay as before.
 _MAX_CODE_DEPTH = 32
 _SCALARS = (type(None), bool, int, float, complex, str, bytes, bytearray)
+_EMPTY_MODULE = types.ModuleType("_kart_empty")  # what an import of a module no longer loaded finds
 _CONTAINERS = (list, tuple, set, frozenset, dict, types.MappingProxyType)
 _CODE_VALUES = (types.FunctionType, type, types.ModuleType, functools.partial, types.MethodType)
 _CODE_TYPES = (
@@ -410,6 +446,7 @@ class CodeFingerprinter:
         self._taken: set[str] = set()
         self._alive: list[Any] = []  # keeps visited objects alive so their id() stays theirs
         self.absent: set[str] = set()  # submodule names found not to exist (or not to import)
+        self._sources: dict[str, ModuleSource | None] = {}  # module name -> its top level, parsed once
 
     def fingerprint(self, func: Any, version: str | None = None) -> CodeFingerprint:
         """The fingerprint of a node function (any callable), or of an explicit ``version``.
@@ -477,6 +514,13 @@ class CodeFingerprinter:
         self._taken.add(key)
         self._alive.append(obj)
         return key
+
+    def source_of(self, module: types.ModuleType) -> ModuleSource | None:
+        """The statements of ``module``'s top level and class bodies (parsed once per fingerprinter)."""
+        name = module.__name__
+        if name not in self._sources:
+            self._sources[name] = module_source(module)
+        return self._sources[name]
 
     def has(self, key: str) -> bool:
         """Whether the piece of code under ``key`` is already normalised (or being normalised)."""
@@ -750,8 +794,51 @@ class _Visit:
             return self.token(obj)
         key = f"own:{module}.{name}"  # one binding per module and name (ids of small values are shared)
         if not self.owner.has(key):
-            self._normalise(key, key[len("own:") :], lambda: self.content(obj))
+            self._normalise(key, key[len("own:") :], lambda: self._module_value(module, name, obj))
         return self._reference(key)
+
+    def _module_value(self, module: str, name: str, obj: Any) -> Any:
+        """A module-level value by its content, or by the statements that make it when they iterate a set."""
+        derived = self._derived_global(module, name, obj, 0) if _may_hold_order(obj) else None
+        return derived if derived is not None else self.content(obj)
+
+    def _derived_global(self, module_name: str, name: str, obj: Any, hops: int) -> Any:
+        """The ``derived`` token of ``module_name.name`` when its source makes it by iterating a set (through
+        ``from m import name`` to the module that makes it); an extension module's strings in any order;
+        None to count it by content."""
+        module = sys.modules.get(module_name)
+        source = self.owner.source_of(module) if module is not None else None
+        if module is None or source is None:
+            return self._orderless(obj) if module is not None and is_extension(module) else None
+        statements = source.assigned.get(name)
+        if not statements and name in source.imported and hops < 8:
+            origin, attribute = source.imported[name]
+            if vars(sys.modules.get(origin, _EMPTY_MODULE)).get(attribute, UNKNOWN) is obj:
+                return self._derived_global(origin, attribute, obj, hops + 1)
+            return None
+        if not statements or not iterates_set(statements, resolver(vars(module))):
+            return None
+        return self._derived("derived", statements, module, None)
+
+    def _derived(self, kind: str, nodes: list[Any], module: types.ModuleType, own: Mapping[str, Any] | None) -> Any:
+        """A value counted by the code that makes it: its statements (no positions, comments or formatting)
+        and the module-level names they read (walked as any reference: code by its code, values by content);
+        names of the class being made (``own``) count as its other attributes already do."""
+        names, attributes = loaded_names(nodes)
+        namespace = vars(module)
+        references = []
+        for name in names:
+            if own is not None and name in own:
+                references.append([name, "own attribute"])
+            elif name in namespace:
+                references.append([name, self._global(module.__name__, name, namespace[name], attributes)])
+        return [kind, [statement_text(node) for node in nodes], references]
+
+    def _orderless(self, value: Any) -> Any:
+        """A list or tuple of strings in a compiled module (no source shows how it was made), in any order."""
+        if isinstance(value, list | tuple) and all(isinstance(item, str | bytes) for item in value):
+            return ["orderless", type(value).__qualname__, sorted(repr(item) for item in value)]
+        return None
 
     def _module_attributes(self, module: types.ModuleType, names: list[str], seen: set[str]) -> list[Any]:
         seen.add(module.__name__)
@@ -784,10 +871,31 @@ class _Visit:
         for name, value in sorted(vars(cls).items()):
             if name in _CLASS_NOISE or name.startswith("_kart_"):  # _kart_*: kart's per-class memos, filled on use
                 continue
-            attributes.append([name, self.content(value, code=True)])
+            derived = self._derived_attribute(cls, name, value) if _may_hold_order(value) else None
+            attributes.append([name, derived if derived is not None else self.content(value, code=True)])
         bases = [self.token(base) for base in cls.__bases__]
         metaclass = type(cls)
         return [cls.__name__, bases, attributes, self.token(metaclass) if metaclass is not type else None]
+
+    def _derived_attribute(self, cls: type, name: str, value: Any) -> Any:
+        """The ``derived`` token of a class attribute its class body (or a ``Cls.name = ...`` of its module)
+        makes by iterating a set; ``decorated`` for one the class statement does not assign, when the class's
+        decorators are given a set to iterate (pandas' ``@disallow(frozenset)``); None to count it by content."""
+        module = sys.modules.get(cls.__module__)
+        source = self.owner.source_of(module) if module is not None else None
+        if module is None or source is None:
+            return self._orderless(value) if module is not None and is_extension(module) else None
+        klass = source.classes.get(cls.__qualname__)
+        if klass is None:
+            return None
+        statements = klass.assigned.get(name)
+        if statements:
+            if iterates_set(statements, resolver(vars(cls), vars(module))):
+                return self._derived("derived", statements, module, vars(cls))
+            return None
+        if klass.decorators and iterates_set(klass.decorators, resolver(vars(module))):
+            return self._derived("decorated", klass.decorators, module, None)
+        return None
 
     # --- values -------------------------------------------------------------------------------
 
@@ -834,6 +942,9 @@ class _Visit:
             raise _TooLarge(f"more than {over:,} objects")
         if isinstance(value, _SCALARS):
             return [type(value).__name__, repr(value)]
+        if isinstance(value, enum.Enum) and not _plain(value._value_):
+            # its repr shows its value's: a set's in hash order, an object's address
+            return [type(value).__qualname__, "enum", value._name_, self.value(value._value_)]
         if isinstance(value, _VALUE_TYPES):
             return [type(value).__qualname__, repr(value)]
         container = isinstance(value, _CONTAINERS)
@@ -891,8 +1002,10 @@ class _Visit:
             factory = getattr(value, "default_factory", None)  # a defaultdict's: what a missing key gets
             return [type(value).__qualname__, pairs, self.token(factory) if factory is not None else None]
         if isinstance(value, set | frozenset):
-            # digests sorted: set iteration order follows PYTHONHASHSEED, the digests do not
-            return [type(value).__qualname__, sorted(self._alone(item) for item in value)]
+            # digests sorted: set iteration order follows PYTHONHASHSEED, the digests do not; code in it walked
+            # in the order of its names (a second ``mod.<lambda>`` is keyed ``#2`` by the order met)
+            ordered = sorted(value, key=_walk_order)
+            return [type(value).__qualname__, sorted(self._alone(item) for item in ordered)]
         return [type(value).__qualname__, [self.value(item) for item in value]]
 
     def _instance(self, value: Any) -> Any:
@@ -912,7 +1025,11 @@ class _Visit:
                 return self._too_large(value, exc)
             finally:
                 scope.object_start, scope.limit = None, outer_limit
-        state = [[name, self.value(item)] for name, item in _attributes(value)]
+        attributes = _attributes(value)
+        if _is_luigi_parameter(cls):  # a project subclass of a luigi Parameter: not its creation order
+            state_of = _parameter_state(value)
+            attributes = [(name, state_of.get(name, item)) for name, item in attributes if name != "_counter"]
+        state = [[name, self.value(item)] for name, item in attributes]
         # A project subclass of a C type (deque, Exception) keeps data where no attribute shows it.
         native = any(not base.__flags__ & _HEAPTYPE for base in cls.__mro__[1:] if base is not object)
         return [cls_token, state, self._reduced(value) if native else None]
@@ -932,7 +1049,7 @@ class _Visit:
             # A luigi Parameter: its default and settings; not _counter, its creation order in this process.
             settings = {
                 k: v
-                for k, v in vars(value).items()
+                for k, v in _parameter_state(value).items()
                 if isinstance(v, str | int | float | bool | type(None)) and k != "_counter"
             }
             return [_stable_repr(getattr(value, "_default", None)), sorted(settings.items())]
@@ -992,6 +1109,37 @@ def _attributes(value: Any) -> list[tuple[str, Any]]:
     return sorted(found.items())
 
 
+def _walk_order(item: Any) -> tuple[str, tuple[int | None, ...]]:
+    """Where a set's item is walked: functions and classes by name, then place in the source (the order
+    their keys are given out in: ``<lambda>``, ``<lambda>#2``), anything else after them, in the set's
+    order (its digest does not depend on it). The place only orders the walk; it does not count."""
+    if isinstance(item, types.FunctionType):
+        code = item.__code__
+        positions = code.co_positions() if hasattr(code, "co_positions") else ()  # 3.11+
+        first = [position for position in positions if position[2]][:1]  # lambdas on one line: by column
+        return (f"{item.__module__}.{item.__qualname__}", (code.co_firstlineno, *(first[0] if first else ())))
+    if isinstance(item, type):
+        return (f"{item.__module__}.{item.__qualname__}", ())
+    return ("\U0010ffff", ())
+
+
+def _is_luigi_parameter(cls: type) -> bool:
+    return any(klass.__name__ == "Parameter" and klass.__module__ == "luigi.parameter" for klass in cls.__mro__)
+
+
+def _parameter_state(parameter: Any) -> dict[str, Any]:
+    """A luigi parameter's attributes, a ChoiceParameter's description with its choices sorted: luigi
+    appends ``Choices: {a, b}`` in the set's iteration order, which follows PYTHONHASHSEED."""
+    state = dict(vars(parameter))
+    choices, description = state.get("_choices"), state.get("description")
+    if isinstance(choices, set | frozenset) and isinstance(description, str):
+        as_built = "Choices: {" + ", ".join(str(choice) for choice in choices) + "}"  # the same set, the same order
+        if description.endswith(as_built):
+            ordered = "Choices: {" + ", ".join(sorted(str(choice) for choice in choices)) + "}"
+            state["description"] = description[: -len(as_built)] + ordered
+    return state
+
+
 def _is_code(obj: Any) -> bool:
     """Functions, classes, modules and callables wrapping them: referenced by key or version, not content."""
     if isinstance(obj, _CODE_TYPES):
@@ -1000,10 +1148,43 @@ def _is_code(obj: Any) -> bool:
 
 
 def _stable_repr(value: Any) -> str:
-    """repr of a plain value; the type name of anything else (luigi's no-default sentinel has an address)."""
-    if value is None or isinstance(value, bool | int | float | str | bytes | tuple | list | dict):
+    """repr of a plain value; a digest of a container holding sets (whose repr follows the hash seed), items
+    in sorted order; the type name of anything else (luigi's no-default sentinel has an address)."""
+    if _plain(value):
         return repr(value)
+    if isinstance(value, tuple | list | dict | set | frozenset):
+        return digest(_canonical(value))
     return type(value).__qualname__
+
+
+def _plain(value: Any) -> bool:
+    """Whether ``repr(value)`` is the same in every process: scalars, and tuples, lists and dicts of them."""
+    if value is None or isinstance(value, bool | int | float | complex | str | bytes):
+        return True
+    if isinstance(value, tuple | list):
+        return all(_plain(item) for item in value)
+    if type(value) is dict:
+        return all(_plain(key) and _plain(item) for key, item in value.items())
+    return False
+
+
+def _canonical(value: Any) -> Any:
+    """A container's content with its sets' items sorted by digest; anything not plain by its type name."""
+    if isinstance(value, set | frozenset):
+        return [type(value).__qualname__, sorted(digest(_canonical(item)) for item in value)]
+    if isinstance(value, tuple | list):
+        return [type(value).__qualname__, [_canonical(item) for item in value]]
+    if isinstance(value, dict):
+        return [type(value).__qualname__, [[_canonical(k), _canonical(v)] for k, v in value.items()]]
+    return ["plain", repr(value)] if _plain(value) else ["type", type(value).__qualname__]
+
+
+def _may_hold_order(value: Any) -> bool:
+    """Whether a value could hold an order (or text) made by iterating a set: not a number, None or a bool,
+    not empty, not code. Only such values are looked up in their module's source."""
+    if value is None or isinstance(value, bool | int | float | complex) or _is_code(value):
+        return False
+    return not (isinstance(value, _CONTAINERS) and not value)
 
 
 def _strings(code: types.CodeType) -> set[str]:

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import datetime
 import importlib
+import json
+import os
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -307,3 +310,62 @@ def test_an_exception_in_run_names_the_kart_task_in_the_task_log(run_dag, capfd)
     out = capfd.readouterr().out
     where = f"kart task {task.kart_label()} (unique id {task.make_unique_id()}, Airflow task Exploding)"
     assert f"{where} failed: KeyError: \"missing column 'y'\"" in out
+
+
+SEEDED_TASKS = """
+import luigi
+import kart_core
+
+
+class Pick(kart_core.TaskOnKart):
+    level = luigi.ChoiceParameter(choices=["a", "b", "c", "d", "e"], default="a")
+    names = [x for x in {"n", "o", "p", "q"}]
+
+    def run(self):
+        self.dump(self.names)
+"""
+# The dag-processor parses the DAG file and prints the record it registers; a worker (another interpreter,
+# another hash seed, other modules imported first) checks its own fingerprint of the class against it.
+DAG_PROCESSOR = """
+import json, sys
+import seeded_tasks
+from kart_airflow import to_dag
+from kart_airflow.skew import record_uri
+dag = to_dag(seeded_tasks.Pick(workspace_directory=sys.argv[1]), dag_id="seeded")
+(record,) = [inlet for inlet in dag.get_task("Pick").inlets if inlet.uri == record_uri("seeded")]
+print(json.dumps(record.extra))
+"""
+WORKER = """
+import json, sys
+import luigi
+made = [luigi.Parameter() for _ in range(3)]
+import kart_core, seeded_tasks
+from kart_airflow.skew import compare_with_record, record_uri
+task = seeded_tasks.Pick(workspace_directory=sys.argv[1])
+code = kart_core.code_fingerprint(seeded_tasks.Pick)
+compare_with_record(task, "Pick", code, record_uri("seeded"), json.loads(sys.argv[2]))
+print("no skew", code)
+"""
+
+
+@pytest.mark.slow  # three interpreters importing Airflow
+def test_a_worker_with_another_hash_seed_agrees_with_the_dag_processor(tmp_path: Path) -> None:
+    # A class attribute made by iterating a set, and luigi's ChoiceParameter (its description lists the
+    # choices in set order), used to fingerprint differently in each process: false code skew on every run.
+    (tmp_path / "seeded_tasks.py").write_text(SEEDED_TASKS)
+    path = os.pathsep.join([str(tmp_path), *sys.path])
+
+    def python(seed: str, code: str, *args: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": path}
+        return subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=300)
+
+    workspace = str(tmp_path / "ws")
+    parsed = python("0", DAG_PROCESSOR, workspace)
+    assert parsed.returncode == 0, parsed.stderr[-3000:]
+    record = parsed.stdout.strip().splitlines()[-1]
+    worker = python("1", WORKER, workspace, record)
+    assert worker.returncode == 0, worker.stderr[-3000:]
+    assert worker.stdout.strip().splitlines()[-1].split()[-1] in json.loads(record)["kart_tasks"]
+    (tmp_path / "seeded_tasks.py").write_text(SEEDED_TASKS.replace('"p", "q"}', '"p", "r"}'))  # real skew
+    worker = python("1", WORKER, workspace, record)
+    assert worker.returncode != 0 and "StaleTaskError: Pick[" in worker.stderr
