@@ -318,8 +318,9 @@ _scope: contextvars.ContextVar[Lineage | None] = contextvars.ContextVar("kart_li
 def walk_scope() -> Iterator[Lineage]:
     """Share one ``Lineage`` (its manifests and verdicts) between the stale checks made inside the block.
 
-    For a build's walk only: what it read stays as read, so a commit made inside the block (a task's
-    run) would not be seen; the executor runs tasks after the block, and their checks read afresh.
+    For a build's walk, or an inspection view over a graph (``kart tree``, ``kart why``), that commits
+    nothing inside the block: what it read stays as read, so a commit made inside it (a task's run)
+    would not be seen; the executor runs tasks after the block, and their checks read afresh.
     """
     checked = Lineage()
     token = _scope.set(checked)

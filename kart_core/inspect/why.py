@@ -66,7 +66,8 @@ class _Context:
 def explain(task: LuigiTask, max_depth: int = 6) -> list[str]:
     """Lines saying whether ``task`` will run and why: the parameter or upstream that differs from the cache."""
     context = _Context()
-    _explain(task, 0, None, context, max_depth)
+    with lineage.walk_scope():  # each manifest of the lineage read once for every task explained
+        _explain(task, 0, None, context, max_depth)
     return context.lines
 
 
@@ -79,10 +80,11 @@ def explain_each(tasks: Sequence[LuigiTask], max_depth: int = 0) -> list[list[st
     """
     context = _Context()
     reasons = []
-    for task in tasks:
-        context.lines, context.explained = [], set()
-        _explain(task, 0, None, context, max_depth)
-        reasons.append(context.lines)
+    with lineage.walk_scope():  # each manifest of the lineages read once for all of them
+        for task in tasks:
+            context.lines, context.explained = [], set()
+            _explain(task, 0, None, context, max_depth)
+            reasons.append(context.lines)
     return reasons
 
 

@@ -26,7 +26,7 @@ import kart_core
 from kart_core import lineage
 from kart_core.inspect.verify import verify_workspace
 from kart_core.inspect.why import explain
-from kart_core.manifest import read_if_inputs, read_unverified
+from kart_core.manifest import Manifest, read_if_inputs, read_unverified
 from kart_core.orchestrate import orchestrate
 from kart_core.storage import storage_for
 from kart_core.tree.task_info import make_task_info_as_tree_str
@@ -476,3 +476,29 @@ def test_read_if_inputs_finds_the_inputs_read_unverified_finds(tmp_path: Path, d
     full, quick = read_unverified(storage, str(path)), read_if_inputs(storage, str(path))
     assert (quick.inputs if quick else ()) == (full.inputs if full else ())
     assert quick is None or quick == full
+
+
+def test_tree_and_why_read_each_manifest_of_a_lineage_a_bounded_number_of_times(
+    workspace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cached chain of 40 loads: each task's STALE check in ``kart tree`` follows the records up; one
+    lineage shared over the view reads each manifest a few times, not once per task below it (820)."""
+    ws = workspace
+    task: Any = LnUp(workspace_directory=ws)
+    for _ in range(40):
+        task = LnDown(up=task, workspace_directory=ws)
+    assert _build(task) == 60
+    parsed: list[bytes] = []
+    original = Manifest.from_bytes.__func__  # type: ignore[attr-defined]
+
+    def counted(cls: type[Manifest], data: bytes) -> Manifest:
+        parsed.append(data)
+        return original(cls, data)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(Manifest, "from_bytes", classmethod(counted))
+    tree = make_task_info_as_tree_str(task)
+    assert tree.count("(COMPLETE)") == 41 and "STALE" not in tree
+    assert len(parsed) <= 3 * 41
+    parsed.clear()
+    assert "It will not run." in " ".join(explain(task))
+    assert len(parsed) <= 3 * 41
