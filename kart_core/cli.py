@@ -479,17 +479,37 @@ def _built_as_main_notes(nodes: list[Any], text: str) -> list[str]:
     "--format", "output_format", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
 )
 def runs_command(workspace: str | None, task_class: str | None, params: tuple[str, ...], output_format: str) -> None:
-    """List every cached run in a workspace: class, unique id, parameters, time, finish time, output size."""
+    """List every cached run in a workspace: class, unique id, parameters, time, finish time, output size.
+
+    ``--class module.Class`` that matches no run and cannot be imported is an error (exit 1): a misspelt
+    name must not read as "no runs". Runs of a class deleted from the code still list.
+    """
     with _workspace_errors():
         rows = run_rows(workspace, task_class=task_class, params=_parse_pairs(params))
         if not rows:  # a mistyped path must not read as a workspace without runs
             require_workspace(default_workspace(workspace), "no run is there to list")
+    if not rows and task_class is not None and "." in task_class:
+        _check_runs_class(task_class)
     if output_format == "csv":
         click.echo(_records_csv(rows), nl=False)
     elif output_format == "json":
         click.echo(json.dumps(rows, indent=1, default=str))  # datetimes as "2026-11-30 07:18:05.123456"
     else:
         click.echo(format_table(rows))
+
+
+def _check_runs_class(task_class: str) -> None:
+    """Raise the command's error when ``task_class`` (``module.Class``, no run found) names no importable task class."""
+    from kart_core.inspect.cmdline import resolve_task_class
+
+    try:
+        resolve_task_class(task_class)
+    except TaskSpecError as exc:
+        bare = task_class.rpartition(".")[2]
+        raise _CommandError(
+            f"no runs of --class {task_class} found, and it is no task class kart can import: {exc} "
+            f"(--class {bare} lists the runs of any class of that name without importing it)"
+        ) from None
 
 
 def _records_csv(rows: list[dict[str, Any]]) -> str:
@@ -560,6 +580,7 @@ def _verify_json(report: VerifyReport, deleted: list[str]) -> dict[str, Any]:
         "outputs": report.outputs,
         "unrecorded": report.unrecorded,
         "hashes": report.hashes,
+        "runlogs": report.runlogs,
         "problems": problems,
         "notices": [dataclasses.asdict(notice) | {"deleted": notice.path in deleted} for notice in report.notices],
     }
@@ -567,19 +588,27 @@ def _verify_json(report: VerifyReport, deleted: list[str]) -> dict[str, Any]:
 
 def _print_verify(report: VerifyReport, deleted: list[str], delete: bool) -> None:
     for problem in report.problems:
-        mark = " (deleted)" if problem.path in deleted else ""
+        mark = ""
+        if problem.path in deleted:  # a killed direct writer's marker goes once its writes are undone
+            mark = " (undone: the old outputs are back)" if problem.direct_write else " (deleted)"
         click.echo(f"{problem.kind:>9}  {problem.task}  {_printable(problem.path)}: {problem.detail}{mark}")
     missing = sum(problem.kind == "missing" for problem in report.problems)
     checked = "size and content hash" if report.hashes else "presence and size (--quick)"
     # With signing on, outputs no signed manifest lists were checked too (a load refuses them).
     unrecorded = f", and {report.unrecorded} output(s) no signed manifest lists" if report.unrecorded else ""
+    runlogs = f", {report.runlogs} run log(s)" if report.runlogs else ""
     click.echo(
-        f"Checked {report.outputs} output(s) of {report.manifests} task(s){unrecorded} in {report.workspace} "
+        f"Checked {report.outputs} output(s) of {report.manifests} task(s){unrecorded}{runlogs} in {report.workspace} "
         f"({checked}): {len(report.problems) - missing} problem(s), {missing} missing."
     )
     removable = [problem for problem in report.problems if problem.removable]
     if removable and not delete:
-        click.echo("Pass --delete to delete the damaged outputs; the next build runs their tasks again.")
+        undone = any(problem.direct_write for problem in removable)
+        click.echo(
+            "Pass --delete to delete the damaged outputs"
+            + (" (a killed run that wrote by path is undone instead: its old outputs go back)" if undone else "")
+            + "; the next build runs their tasks again."
+        )
     if report.notices:
         _print_unvouched(report, deleted)
 

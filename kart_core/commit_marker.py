@@ -73,6 +73,7 @@ __all__ = [
     "put",
     "put_direct",
     "undo_direct",
+    "writer_alive",
     "read_consistently",
     "read_marker",
     "settled",
@@ -283,11 +284,11 @@ def _resolve_direct(storage: Storage, record: OutputRecord, marker: Marker) -> M
     manifest's lock (old outputs moved back, partial files removed) and the marker removed; the marker
     is returned either way, so the ``complete()`` that found it says False (it checked the files before).
     """
-    if _writer_alive(marker):
+    if writer_alive(marker):
         return marker
     with hold_lock(record.lock_params()):
         current = _read_marker(storage, record)
-        if current is None or current.kind != DIRECT or _writer_alive(current):
+        if current is None or current.kind != DIRECT or writer_alive(current):
             return marker
         undo_direct(
             current.moves,
@@ -298,8 +299,11 @@ def _resolve_direct(storage: Storage, record: OutputRecord, marker: Marker) -> M
     return marker
 
 
-def _writer_alive(marker: Marker) -> bool:
-    """Whether the direct writer of ``marker`` may still run: always for another host (nothing to ask)."""
+def writer_alive(marker: Marker) -> bool:
+    """Whether the direct writer of ``marker`` may still run: always for another host (nothing to ask).
+
+    Also what ``kart verify`` asks before it reports, or undoes, a direct writer's files as left by a kill.
+    """
     if marker.host != socket.gethostname() or marker.pid == os.getpid():
         return True
     try:

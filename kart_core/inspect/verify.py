@@ -21,37 +21,62 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
-from collections.abc import Iterable
-from typing import Literal
+import os
+import posixpath
+from collections.abc import Callable, Iterable
+from typing import Any, Literal
 
 from kart_core import target_config
-from kart_core.commit_marker import marker_beside, read_marker
+from kart_core.commit_marker import (
+    DIRECT,
+    MARKER_SUFFIX,
+    Marker,
+    marker_beside,
+    read_marker,
+    undo_direct,
+    writer_alive,
+)
 from kart_core.damage import local_mtime_ns, rewritten_note, unvouched_reason
 from kart_core.errors import DamagedOutputError, IntegrityError
 from kart_core.integrity import DEFAULT_ALGORITHM, available, digest_stream
 from kart_core.lineage import Lineage
-from kart_core.lock import canonical_lock_key
+from kart_core.lock import canonical_lock_key, hold_lock
 from kart_core.manifest import Entry, OutputRecord, manifest_task, read_manifest, read_unverified
-from kart_core.runlog_reader import load_log_value
-from kart_core.signing import HEADER_SIZE, SIGNATURE_SUFFIX, Signer, read_seal, signature_path, signer_from_config
+from kart_core.runlog_reader import load_log_value, one_line
+from kart_core.safe_pickle import loads_plain_data
+from kart_core.signing import (
+    HEADER_SIZE,
+    SIGNATURE_SUFFIX,
+    Signer,
+    is_sealed,
+    read_seal,
+    signature_path,
+    signer_from_config,
+)
 from kart_core.storage import Storage, storage_for
 from kart_core.storage.base import FileEntry
 from kart_core.workspace import (
     LOG_DIRECTORY,
     MANIFEST,
+    PROCESSING_TIME,
+    RANDOM_SEED,
     TASK_LOG,
+    TASK_PARAMS,
+    LogKind,
     join_url,
     list_files,
     log_relative_path,
     named_run,
     parse_log_name,
+    parse_log_relative,
+    relative_key,
     require_workspace,
     run_logs,
 )
 
 __all__ = ["Problem", "ProblemKind", "VerifyReport", "remove_damaged", "verify_workspace"]
 
-ProblemKind = Literal["missing", "size", "hash", "signature", "manifest", "commit", "stale", "unrecorded"]
+ProblemKind = Literal["missing", "size", "hash", "signature", "manifest", "commit", "stale", "unrecorded", "runlog"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,12 +88,18 @@ class Problem:
             "signature" (signing is on and the output's signature is wrong or absent),
             "manifest" (the manifest itself cannot be read or, with signing on, is not signed by the key),
             "commit" (a commit replacing the task's outputs was interrupted between its renames, or is
-            still running: the manifest is marked pending, ``kart_core.commit_marker``),
+            still running: the manifest is marked pending, ``kart_core.commit_marker``; or a run writing
+            its outputs straight to their paths was killed, or is still running: its ``direct`` marker
+            is there, ``kart_core.direct_write``, and ``direct_write`` is True),
             "stale" (the task was built from an upstream output committed again since with other content,
             or from an upstream stale itself, ``kart_core.lineage``; not deleted: a build reruns it),
             "unrecorded" (signing is on and no signed manifest lists this output, which a load then
-            refuses: written by gokart or before signing was turned on, or its manifest was removed).
-        path: the output's full path (the manifest's for kinds "manifest", "commit" and "stale").
+            refuses: written by gokart or before signing was turned on, or its manifest was removed),
+            "runlog" (a run log under ``log/`` that a load refuses: with signing on, not signed or its
+            signature does not hold; without signing, a ``.pkl`` log that is not whole plain data, so
+            truncated, or naming code; never unpickled beyond plain data).
+        path: the output's full path (the manifest's for kinds "manifest", "commit" and "stale"; the
+            marker's for a direct writer's "commit"; the run log's for "runlog").
         task: the owning task's label ``Class[8-hex id]`` (the manifest's file name when unreadable).
         detail: one line saying what differs.
     """
@@ -81,7 +112,13 @@ class Problem:
     @property
     def removable(self) -> bool:
         """Whether ``remove_damaged`` deletes ``path`` (a present but wrong output or manifest)."""
-        return self.kind in ("size", "hash", "signature", "manifest", "commit", "unrecorded")
+        return self.kind in ("size", "hash", "signature", "manifest", "commit", "unrecorded", "runlog")
+
+    @property
+    def direct_write(self) -> bool:
+        """Whether this is a run writing outputs straight to their paths, killed or running (kind "commit"):
+        ``remove_damaged`` undoes its writes (the old outputs moved aside go back), it deletes no kept output."""
+        return self.kind == "commit" and self.path.endswith(MARKER_SUFFIX)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +134,8 @@ class VerifyReport:
         unrecorded: with signing on, how many outputs no signed manifest lists were checked (0 without signing).
         notices: without signing, the outputs no manifest lists (kind "unrecorded"; they load unchecked),
             sorted by path; not problems: ``ok`` ignores them, ``strict_ok`` does not.
+        runlogs: how many run logs were checked (each one with signing on; without signing the ``.pkl``
+            ones, unless ``hashes`` is False).
     """
 
     workspace: str
@@ -106,6 +145,7 @@ class VerifyReport:
     problems: tuple[Problem, ...]
     unrecorded: int = 0
     notices: tuple[Problem, ...] = ()
+    runlogs: int = 0
 
     @property
     def ok(self) -> bool:
@@ -122,10 +162,15 @@ class VerifyReport:
 def verify_workspace(workspace: str, *, hashes: bool = True, signer: Signer | None = None) -> VerifyReport:
     """Check every output named by an integrity record under ``workspace`` (local path or fsspec URL).
 
+    Run logs (``log/{kind}/``) have no integrity record; each one a load would refuse is a problem of kind
+    "runlog" (``_run_log_fault``). A run writing its outputs straight to their paths that was killed (or
+    still runs) is a problem of kind "commit" at its marker, and the outputs it names are not checked
+    against the manifest (they may be partial, and the old ones moved aside: ``kart_core.direct_write``).
+
     Args:
         workspace: the workspace root (gokart's ``workspace_directory``).
         hashes: compare content hashes (reads every output); False checks presence and size only
-            (one listing, no output read).
+            (one listing, no output read; without signing, run logs are not read either).
         signer: the signer to check signatures with; default: the configured key (None: signing off).
 
     Returns:
@@ -145,10 +190,12 @@ def verify_workspace(workspace: str, *, hashes: bool = True, signer: Signer | No
         name for name in files if name.startswith(manifest_prefix) and name.endswith(MANIFEST.extension)
     )
     storage = storage_for(manifest_folder)
-    problems: list[Problem] = []
+    problems, in_flux = _direct_writes(workspace, files, storage)
     outputs = 0
     lineage = Lineage()
-    listed: set[str] = set()  # outputs a manifest lists: checked against it, or removed with a refused one
+    # Outputs a manifest lists (checked against it, or removed with a refused one), and those a direct
+    # writer's marker names (reported with it: partial, or an old output moved aside, while it runs).
+    listed: set[str] = set(in_flux)
     for name in manifest_names:
         path = join_url(workspace, name)
         try:
@@ -173,6 +220,8 @@ def verify_workspace(workspace: str, *, hashes: bool = True, signer: Signer | No
             outputs += 1
             found = files.get(key)
             output = join_url(workspace, key)
+            if key in in_flux:  # being written in place, or left so by a kill: its marker's problem says so
+                continue
             if found is None:
                 problems.append(
                     Problem("missing", output, manifest.task, "named by its manifest, not in the workspace")
@@ -189,6 +238,8 @@ def verify_workspace(workspace: str, *, hashes: bool = True, signer: Signer | No
                 if problem is not None:
                     problems.append(problem)
     problems += _stale(workspace, manifest_names, lineage)
+    runlogs, faults = _run_log_problems(files.values(), signer, hashes)
+    problems += faults
     unlisted = [entry for entry in _layout_outputs(files.values()) if entry.relative not in listed]
     notices: list[Problem] = []
     if signer is not None:
@@ -205,7 +256,232 @@ def verify_workspace(workspace: str, *, hashes: bool = True, signer: Signer | No
         ordered,
         len(unlisted) if signer is not None else 0,
         tuple(sorted(notices, key=_order)),
+        runlogs,
     )
+
+
+# --- runs that wrote their outputs straight to their paths (kart_core.direct_write) ---------------
+
+
+def _direct_writes(workspace: str, files: dict[str, FileEntry], storage: Storage) -> tuple[list[Problem], set[str]]:
+    """A "commit" problem per ``direct`` marker (a run writing outputs by path, killed or running), and the
+    workspace-relative outputs those markers name (not checked against their manifest meanwhile)."""
+    problems: list[Problem] = []
+    in_flux: set[str] = set()
+    prefix = f"{LOG_DIRECTORY}/{MANIFEST.name}/"
+    for name in sorted(files):
+        if not (name.startswith(prefix) and name.endswith(MARKER_SUFFIX)):
+            continue
+        path = join_url(workspace, name)
+        marker = read_marker(storage, path)
+        if marker is None or marker.kind != DIRECT:
+            continue  # a replacing commit's marker: its pending manifest is what tells (below)
+        moves = _resolved_moves(workspace, name, marker, files.__contains__)
+        in_flux.update(key for key, _ in moves if key is not None)
+        label = manifest_task(name.removesuffix(MARKER_SUFFIX) + MANIFEST.extension)
+        problems.append(Problem("commit", path, label, _direct_detail(workspace, marker, moves)))
+    return problems, in_flux
+
+
+def _resolved_moves(
+    workspace: str, marker_name: str, marker: Marker, present: Callable[[str], bool]
+) -> list[tuple[str | None, str | None]]:
+    """The marker's ``(output, old output moved aside)`` pairs as workspace-relative paths (None: not found).
+
+    The marker holds the paths as the writer saw them (``./resources/w/out_….txt``, relative to its working
+    directory): each is found by its longest tail that is a key of the task's manifest or a file for which
+    ``present`` is True; the old output was moved aside beside it (``.{name}.{random}.kart-tmp``).
+    """
+    manifest_path = join_url(workspace, marker_name.removesuffix(MARKER_SUFFIX) + MANIFEST.extension)
+    manifest = read_unverified(storage_for(manifest_path), manifest_path)
+    keys = set(manifest.outputs) if manifest is not None else set()
+    resolved: list[tuple[str | None, str | None]] = []
+    for written, backup in marker.moves:
+        key = _workspace_key(written, lambda relative: relative in keys or present(relative))
+        aside = None
+        if key is not None and backup is not None:
+            aside = posixpath.join(posixpath.dirname(key), backup.replace("\\", "/").rsplit("/", 1)[-1])
+        resolved.append((key, aside))
+    return resolved
+
+
+def _workspace_key(recorded: str, known: Callable[[str], bool]) -> str | None:
+    """The longest tail of ``recorded`` (a path as a writer saw it) that is ``known`` as a workspace-relative path."""
+    parts = relative_key(recorded.split("://", 1)[-1]).split("/")
+    for start in range(len(parts)):
+        candidate = "/".join(parts[start:])
+        if known(candidate):
+            return candidate
+    return None
+
+
+def _direct_detail(workspace: str, marker: Marker, moves: list[tuple[str | None, str | None]]) -> str:
+    """What a ``direct`` marker means for the task's outputs, and what puts them right."""
+    who = f"process {marker.pid} on {marker.host}"
+    written = ", ".join(key for key, _ in moves if key is not None) or "its outputs"
+    aside = [
+        join_url(workspace, backup)
+        for _, backup in moves
+        if backup is not None and storage_for(join_url(workspace, backup)).exists(join_url(workspace, backup))
+    ]
+    kept = f"; the old output(s) are kept, moved aside to {', '.join(aside)}" if aside else ""
+    if writer_alive(marker):
+        return (
+            f"a run writing its outputs straight to their paths ({who}) is still running, or was killed on another "
+            f"host: {written} may be partial{kept}. The task counts as incomplete until a run of it commits; if that "
+            "process is gone, build the task again (rerun=True)"
+        )
+    restored = (
+        "the next complete(), load or build of the task on this host puts them back, or `kart verify --delete` now"
+        if aside
+        else "the next complete() or build of the task on this host removes them and runs the task again, or "
+        "`kart verify --delete` now"
+    )
+    return f"a run that wrote its outputs straight to their paths ({who}) was killed: {written} may be partial{kept}; {restored}"
+
+
+def _undo_direct_write(workspace: str, problem: Problem) -> list[str]:
+    """Undo a killed direct writer's files (as ``complete()`` does), under the task's commit lock.
+
+    Returns the marker and the removed files no old output replaced; [] when the writer may still run.
+    """
+    storage = storage_for(problem.path)
+    marker = read_marker(storage, problem.path)
+    if marker is None or marker.kind != DIRECT or writer_alive(marker):
+        return []
+    relative = problem.path[len(workspace.rstrip("/")) :].lstrip("/").replace(os.sep, "/")
+    manifest_name = relative.removesuffix(MARKER_SUFFIX) + MANIFEST.extension
+    parsed = parse_log_name(manifest_name.rsplit("/", 1)[-1])
+    record = OutputRecord(workspace, manifest_name, "", problem.task, parsed[1] if parsed else "")
+    with hold_lock(record.lock_params()):
+        marker = read_marker(storage, problem.path)
+        if marker is None or marker.kind != DIRECT or writer_alive(marker):
+            return []
+        moves = [
+            (join_url(workspace, key), None if backup is None else join_url(workspace, backup))
+            for key, backup in _resolved_moves(workspace, relative, marker, lambda key: _exists(workspace, key))
+            if key is not None
+        ]
+        removed = [
+            path
+            for path, backup in moves
+            if storage_for(path).exists(path) and (backup is None or not storage_for(backup).exists(backup))
+        ]
+        why = f"`kart verify --delete` undid the run that wrote its outputs straight to their paths (process {marker.pid} on {marker.host}, killed)"
+        undo_direct(moves, problem.task, why)
+        storage.remove(problem.path)
+    return [problem.path, *removed]
+
+
+def _exists(workspace: str, relative: str) -> bool:
+    path = join_url(workspace, relative)
+    return storage_for(path).exists(path)
+
+
+# --- run logs -------------------------------------------------------------------------------------
+
+# What kart writes in each pickled run log (``kart_core.runlog``): anything else is not its log.
+_LOG_TYPES: dict[LogKind, type | tuple[type, ...]] = {
+    TASK_PARAMS: dict,
+    RANDOM_SEED: dict,
+    PROCESSING_TIME: (int, float),
+    TASK_LOG: dict,
+}
+
+# How a task's code reads each run log (``TaskOnKart``); "" for a log only views read.
+_GETTERS = {
+    TASK_LOG: "task.get_task_log()",
+    TASK_PARAMS: "task.get_task_params()",
+    PROCESSING_TIME: "task.get_processing_time()",
+}
+
+
+def _run_log_fix(kind: LogKind) -> str:
+    """What puts a refused run log right: a rerun writes it anew; deleting it leaves the outputs."""
+    after = " and `kart runs` shows the run as unfinished" if kind == TASK_LOG else ""
+    return (
+        "Fix: build the task again with rerun=True (it writes its run logs anew); `kart verify --delete` removes "
+        f"this log only (the task's outputs stay{after})"
+    )
+
+
+def _run_log_problems(files: Iterable[FileEntry], signer: Signer | None, hashes: bool) -> tuple[int, list[Problem]]:
+    """How many run logs were checked, and a "runlog" problem per one a load refuses (``_run_log_fault``).
+
+    With signing on every run log is read (its MAC); without, the ``.pkl`` ones unless ``hashes`` is
+    False (a text log has nothing to check: kart records no size or hash of run logs).
+    """
+    checked = 0
+    problems = []
+    for entry in files:
+        parsed = parse_log_relative(entry.relative)
+        if parsed is None or parsed[0] == MANIFEST:
+            continue
+        kind, class_name, unique_id = parsed
+        if signer is None and (not hashes or kind not in _LOG_TYPES):
+            continue
+        checked += 1
+        detail = _run_log_fault(entry, kind, signer)
+        if detail is not None:
+            problems.append(Problem("runlog", entry.path, f"{class_name}[{unique_id[:8]}]", detail))
+    return checked, problems
+
+
+def _run_log_fault(entry: FileEntry, kind: LogKind, signer: Signer | None) -> str | None:
+    """Why a load of the run log ``entry`` fails, with the fix; None when it loads. Never runs code from it.
+
+    With signing on: its MAC, as the loader checks it (the log's full path, the content; no unpickling).
+    Without: a ``.pkl`` log is unpickled as plain data only (``kart_core.safe_pickle``), as ``kart runs``
+    reads it: truncated, not a pickle, naming code, or of another type than kart writes there is a fault.
+    """
+    try:
+        with storage_for(entry.path).open_read(entry.path) as file:
+            data = file.read()
+    except FileNotFoundError:  # removed since the listing
+        return None
+    what = f"the {kind.name} run log"
+    reading = _GETTERS.get(kind, "kart")
+    if signer is not None:
+        if not is_sealed(data):
+            why = "is not signed (written by gokart or before signing was turned on, or replaced since)"
+        elif signer.verify(data, canonical_lock_key(entry.path)) is None:
+            why = (
+                "has a signature that does not hold for its content and path (changed after kart wrote it, another "
+                "log copied over it, signed with another key, or the workspace was moved: run logs are signed with "
+                "their full path)"
+            )
+        else:
+            return None
+        refused = "`kart runs` shows the run as refused and " if kind == TASK_LOG else ""
+        return f"{what} {why}: signing refuses it ({refused}{reading} raises IntegrityError). {_run_log_fix(kind)}"
+    value = _plain_value(data)
+    if isinstance(value, BaseException):
+        named = _named_global(value)
+        if named is not None:
+            return (
+                f"{what} is not plain data: it names {named}, which loading it in full ({reading}, signing off) "
+                f"would call; kart's views read only plain data from a log they cannot verify. {_run_log_fix(kind)}"
+            )
+        return f"{what} is damaged: it cannot be read ({one_line(value)}). {_run_log_fix(kind)}"
+    if not isinstance(value, _LOG_TYPES[kind]):
+        return f"{what} holds a {type(value).__name__}, not what kart writes there. {_run_log_fix(kind)}"
+    return None
+
+
+def _named_global(error: BaseException) -> str | None:
+    """``module.name`` that a refused pickle named (``kart_core.safe_pickle``'s message), else None."""
+    text = str(error)
+    if not text.startswith("it names "):
+        return None
+    return text.removeprefix("it names ").split(",", 1)[0].split(" ", 1)[0]
+
+
+def _plain_value(data: bytes) -> Any:
+    """The plain data pickled in a run log (after a signature header of when signing was on), or the error."""
+    try:
+        return loads_plain_data(data[HEADER_SIZE:] if is_sealed(data) else data)
+    except Exception as exc:  # noqa: BLE001 - any parse failure is the finding
+        return exc
 
 
 def _unvouched(workspace: str, outputs: list[FileEntry], files: dict[str, FileEntry]) -> list[Problem]:
@@ -253,7 +529,12 @@ def _stale(workspace: str, manifest_names: list[str], lineage: Lineage) -> list[
 def remove_damaged(report: VerifyReport, *, unrecorded: bool = False) -> list[str]:
     """Delete what ``report`` found present but wrong, so the next build runs the owning tasks again.
 
-    A damaged output (size, hash, signature) is deleted. An interrupted commit's manifest is deleted
+    A run that wrote its outputs straight to their paths and was killed (kind "commit" at its ``direct``
+    marker; its process is gone from this host) is undone as the task's next ``complete()`` undoes it:
+    each old output it moved aside goes back to its path, the files it wrote there are removed, then
+    its marker (the paths returned are the marker and the removed files that no old output replaced);
+    one of a live process, or of another host, is left alone. A run log a load refuses (kind "runlog")
+    is deleted; the task's outputs stay. A damaged output (size, hash, signature) is deleted. An interrupted commit's manifest is deleted
     with every output it lists and its marker (the outputs may be from two runs). An unreadable manifest is deleted together
     with its task's outputs, found through the task's ``task_log`` run log (read as plain data,
     ``kart_core.safe_pickle``), which lists them: without them the task would stay complete, its
@@ -268,6 +549,9 @@ def remove_damaged(report: VerifyReport, *, unrecorded: bool = False) -> list[st
     deleted: list[str] = []
     files: list[FileEntry] | None = None
     for problem in report.problems + (report.notices if unrecorded else ()):
+        if problem.direct_write:
+            deleted += _undo_direct_write(report.workspace, problem)
+            continue
         if problem.kind == "manifest":
             files = files if files is not None else list_files(report.workspace)
             for path in _outputs_logged_for(report.workspace, problem.path, files):
