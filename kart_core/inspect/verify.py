@@ -163,7 +163,9 @@ def verify_workspace(workspace: str, *, hashes: bool = True, signer: Signer | No
     """Check every output named by an integrity record under ``workspace`` (local path or fsspec URL).
 
     Run logs (``log/{kind}/``) have no integrity record; each one a load would refuse is a problem of kind
-    "runlog" (``_run_log_fault``). A run writing its outputs straight to their paths that was killed (or
+    "runlog" (``_run_log_fault``), unless its task has a "manifest" or "unrecorded" problem (``remove_damaged``
+    removes its manifest or outputs, and its next run writes the logs anew: turning signing on for a
+    workspace gives one line per task, not six). A run writing its outputs straight to their paths that was killed (or
     still runs) is a problem of kind "commit" at its marker, and the outputs it names are not checked
     against the manifest (they may be partial, and the old ones moved aside: ``kart_core.direct_write``).
 
@@ -238,8 +240,6 @@ def verify_workspace(workspace: str, *, hashes: bool = True, signer: Signer | No
                 if problem is not None:
                     problems.append(problem)
     problems += _stale(workspace, manifest_names, lineage)
-    runlogs, faults = _run_log_problems(files.values(), signer, hashes)
-    problems += faults
     unlisted = [entry for entry in _layout_outputs(files.values()) if entry.relative not in listed]
     notices: list[Problem] = []
     if signer is not None:
@@ -247,6 +247,10 @@ def verify_workspace(workspace: str, *, hashes: bool = True, signer: Signer | No
         problems += _unrecorded(unlisted, _class_names(files.values()), signer, commits)
     else:
         notices = _unvouched(workspace, unlisted, files)
+    runlogs, faults = _run_log_problems(files.values(), signer, hashes)
+    # A task whose manifest or outputs --delete removes runs again, and that run writes its logs anew.
+    rerun = {problem.task for problem in problems if problem.kind in ("manifest", "unrecorded")}
+    problems += [fault for fault in faults if fault.task not in rerun]
     ordered = tuple(sorted(problems, key=_order))
     return VerifyReport(
         workspace,
