@@ -22,7 +22,7 @@ from luigi.cmdline_parser import CmdlineParser
 from luigi.task_register import Register
 
 from kart_core.dotted import import_object
-from kart_core.errors import KartError, TaskSpecError
+from kart_core.errors import KartError, TaskSpecError, WorkspaceNotFoundError
 from kart_core.parameter import TaskInstanceParameter
 from kart_core.storage.base import protocol_of, storage_for
 from kart_core.task import TaskOnKart
@@ -43,13 +43,22 @@ def check_writable_workspace(workspace: str, whose: str = "") -> None:
     Raises:
         KartError: no storage for the URL's scheme (or its extra is missing), or the local folder
             cannot be created or written.
+        WorkspaceNotFoundError: (a KartError) the URL's S3 or GCS bucket does not exist.
         Exception: the storage library's own error when the object store cannot be asked (missing
             credentials, an unreachable endpoint).
     """
     storage = storage_for(workspace)  # raises KartError naming the scheme and what to install
     named = f"{workspace!r} ({whose})" if whose else repr(workspace)
     if protocol_of(workspace):
-        storage.exists(workspace)  # one request: missing credentials or an unreachable store show here
+        from kart_core.storage.remote import FsspecStorage  # here: a local workspace never imports fsspec
+
+        if not isinstance(storage, FsspecStorage):
+            storage.exists(workspace)  # one request: missing credentials or an unreachable store show here
+        elif missing := storage.missing_bucket(workspace):  # the same request, for the bucket
+            raise WorkspaceNotFoundError(
+                f"The bucket {missing!r} of the workspace {named} does not exist, and kart does not create buckets. "
+                f"Create it, or fix the bucket name. {_WHERE}"
+            )
         return
     try:
         os.makedirs(workspace, exist_ok=True)

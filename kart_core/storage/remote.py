@@ -283,6 +283,14 @@ class FsspecStorage:
     def wait_claim(self, path: str) -> None:
         """No claims on object storage (first commits take the commit lock): returns at once."""
 
+    def missing_bucket(self, path: str) -> str | None:
+        """The bucket of ``path`` when it does not exist (S3, GCS: one request); None when it does, or the
+        file system has no buckets (``memory://``). Lets a build find a mistyped bucket before it runs."""
+        if self._protocol not in _BUCKET_PROTOCOLS:
+            return None
+        bucket, _ = self._bucket_key(path)
+        return None if self._fs.exists(bucket) else bucket
+
     def upload(self, local: str, path: str) -> None:
         """Put the local file ``local`` at ``path`` in one request.
 

@@ -233,3 +233,12 @@ def test_run_does_not_ask_a_complete_upstream_s_workspace_to_be_writable(
     args = ["run", f"{M}.WsDownOwn", "-w", str(tmp_path / "ws"), "--up-workspace", str(shared)]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
+
+
+def test_run_into_a_missing_bucket_exits_1_before_anything_runs(s3_bucket: str, tmp_path: Path) -> None:
+    missing = f"s3://{s3_bucket}-nosuch/ws"
+    one_line_error(["run", f"{M}.WsDown", "-w", missing], 1, "kart run:", f"The bucket '{s3_bucket}-nosuch'", missing)
+    args = ["run", f"{M}.WsDownOwn", "-w", str(tmp_path / "ws"), "--up-workspace", missing]
+    one_line_error(args, 1, "kart run:", f"'{s3_bucket}-nosuch'", "the workspace of WsUp[")
+    assert not list((tmp_path / "ws").rglob("*.pkl"))
+    assert CliRunner().invoke(cli, ["run", f"{M}.WsUp", "-w", f"s3://{s3_bucket}/fresh"]).exit_code == 0
