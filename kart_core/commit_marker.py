@@ -36,9 +36,14 @@ dead from here; it counts as live for ``FOREIGN_MARKER_SECONDS`` after its marke
 The same file also marks a run that writes its outputs straight to their paths (kind ``direct``,
 ``kart_core.direct_write``): put when the task's code first asks for an output's path, it names the
 paths and where the old outputs were moved aside, and it stays until the run has committed or undone
-its writes. ``settled`` is False while it is there: the writer is running, or it was killed and its
-files may be partial. A marker of a writer known to be dead (this host, its process gone) is resolved
-at once: the old outputs moved back, the other files at those paths removed (logged), the marker removed.
+its writes. It names its writer by host, process id and process start (so a reused process id is
+not taken for the writer), and the writer rewrites it every third of ``DIRECT_LEASE_SECONDS`` while
+it runs. ``settled`` is False while it is there: the writer is running, or it was killed and its
+files may be partial. A marker of a writer known to be dead (this host, its process gone or another
+process under its id) is resolved at once: the old outputs moved back, the other files at those
+paths removed (logged), the marker removed. A marker of another host is resolved only by a run of the
+task that holds the task's lock (``kart_core.direct_write``), once it has not been rewritten for
+``DIRECT_LEASE_SECONDS`` (``stale``).
 """
 
 from __future__ import annotations
@@ -63,6 +68,7 @@ from kart_core.workspace import MANIFEST
 
 __all__ = [
     "DIRECT",
+    "DIRECT_LEASE_SECONDS",
     "FOREIGN_MARKER_SECONDS",
     "MARKER_SUFFIX",
     "Marker",
@@ -76,7 +82,10 @@ __all__ = [
     "writer_alive",
     "read_consistently",
     "read_marker",
+    "process_start",
     "settled",
+    "stale",
+    "undo_marked",
 ]
 
 logger = logging.getLogger(__name__)
@@ -88,6 +97,10 @@ DIRECT = "direct"
 # How long a marker of another host (no redis lock to ask) counts as a live commit: longer than any
 # commit's renames or copies are expected to take.
 FOREIGN_MARKER_SECONDS = 300.0
+# A direct writer rewrites its marker every third of this while it runs; a marker of another host that
+# has not been rewritten for this long (by that host's clock) is left by a writer that is gone, and a
+# run holding the task's lock takes it over (kart_core.direct_write).
+DIRECT_LEASE_SECONDS = 300.0
 _POLL_SECONDS = 0.05
 
 
@@ -103,6 +116,8 @@ class Marker:
         kind: "commit", or ``DIRECT`` for a run writing outputs straight to their paths.
         moves: (direct only) each output path the run's code asked for, with where its old output was
             moved aside (None: nothing was).
+        started: (direct only) when the writer's process started (``process_start``: clock ticks after
+            boot); None when unknown. A live process under ``pid`` that started at another time is not the writer.
     """
 
     commit: str
@@ -111,6 +126,7 @@ class Marker:
     written: float
     kind: str = "commit"
     moves: tuple[tuple[str, str | None], ...] = ()
+    started: int | None = None
 
     def to_bytes(self) -> bytes:
         """The JSON form."""
@@ -122,6 +138,8 @@ class Marker:
         }
         if self.kind != "commit":
             document.update(kind=self.kind, moves=[list(move) for move in self.moves])
+        if self.started is not None:
+            document["started"] = self.started
         return json.dumps(document, sort_keys=True).encode("utf-8")
 
     @classmethod
@@ -132,6 +150,7 @@ class Marker:
             moves = tuple(
                 (str(path), None if backup is None else str(backup)) for path, backup in document.get("moves", ())
             )
+            started = document.get("started")
             return cls(
                 str(document["commit"]),
                 str(document["host"]),
@@ -139,6 +158,7 @@ class Marker:
                 float(document["written"]),
                 str(document.get("kind", "commit")),
                 moves,
+                None if started is None else int(started),
             )
         except (ValueError, KeyError, TypeError):
             return None
@@ -181,9 +201,43 @@ def put_direct(storage: Storage, record: OutputRecord, commit: str, moves: tuple
     Written before any of those paths is handed to the task's code, and again when another one is;
     removed by ``clear`` once the run has committed or undone its writes (``kart_core.direct_write``).
     """
-    marker = Marker(commit, socket.gethostname(), os.getpid(), time.time(), DIRECT, moves)
+    marker = Marker(commit, socket.gethostname(), os.getpid(), time.time(), DIRECT, moves, process_start(os.getpid()))
     with storage.atomic_write(marker_path(record)) as file:
         file.write(marker.to_bytes())
+
+
+def process_start(pid: int) -> int | None:
+    """When process ``pid`` started, in clock ticks after boot (``/proc/<pid>/stat``); None when unknown
+    (no such process, or no ``/proc``: the process id alone then names the writer)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            stat = file.read()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: count the fields after its last ")".
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    try:
+        return int(fields[19])  # field 22, starttime
+    except (IndexError, ValueError):
+        return None
+
+
+def stale(marker: Marker, now: float | None = None) -> bool:
+    """Whether a direct marker of another host was last rewritten ``DIRECT_LEASE_SECONDS`` ago or more
+    (its writer is gone, or hung: a live writer rewrites it every third of that)."""
+    return (time.time() if now is None else now) - marker.written >= DIRECT_LEASE_SECONDS
+
+
+def undo_marked(storage: Storage, record: OutputRecord, marker: Marker, who: str, why: str) -> bool:
+    """Under ``record``'s manifest lock, undo the writes of the direct marker ``marker`` and remove it,
+    if it is still there unchanged (no writer rewrote it meanwhile). Returns whether it was."""
+    with hold_lock(record.lock_params()):
+        current = _read_marker(storage, record)
+        if current != marker:
+            return False
+        undo_direct(current.moves, who, why)
+        clear(storage, record)
+    return True
 
 
 def undo_direct(moves: tuple[tuple[str, str | None], ...] | list[tuple[str, str | None]], who: str, why: str) -> None:
@@ -300,7 +354,8 @@ def _resolve_direct(storage: Storage, record: OutputRecord, marker: Marker) -> M
 
 
 def writer_alive(marker: Marker) -> bool:
-    """Whether the direct writer of ``marker`` may still run: always for another host (nothing to ask).
+    """Whether the direct writer of ``marker`` may still run: always for another host (nothing to ask here;
+    a run holding the task's lock takes over a ``stale`` one, ``kart_core.direct_write``).
 
     Also what ``kart verify`` asks before it reports, or undoes, a direct writer's files as left by a kill.
     """
@@ -310,9 +365,11 @@ def writer_alive(marker: Marker) -> bool:
         os.kill(marker.pid, 0)
     except ProcessLookupError:
         return False
-    except OSError:  # another user's process: alive
-        return True
-    return True
+    except OSError:  # another user's process: alive (its start is checked below)
+        pass
+    # The process id may have been reused since the writer died: its start time tells.
+    started = process_start(marker.pid)
+    return marker.started is None or started is None or started == marker.started
 
 
 # --- loads -------------------------------------------------------------------------------------

@@ -30,17 +30,35 @@ import contextlib
 import dataclasses
 import logging
 import os
-from collections.abc import Iterable, Iterator
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from kart_core import commit_marker, target_config
+from kart_core import commit_marker, target_config, transaction
+from kart_core.errors import TaskLockException
 from kart_core.integrity import DEFAULT_ALGORITHM, digest_stream
 from kart_core.manifest import Entry, OutputRecord
+from kart_core.signing import HEADER_SIZE, Signer
 from kart_core.storage import storage_for
 from kart_core.storage.base import temporary_name
 from kart_core.transaction import Staged, Transaction
 
-__all__ = ["DirectWrites", "version"]
+__all__ = ["DirectWrites", "RunLock", "Superseded", "version"]
+
+# The task's run lock (``kart_core.runner``): held for the body, waiting up to the given seconds (None:
+# as long as it takes); TaskLockException when another process still holds it then. When the caller
+# already holds it (``should_lock_run``, redis) the body runs at once.
+RunLock = Callable[[float | None], contextlib.AbstractContextManager[None]]
+# How often a run that waits for another host's direct writer looks at its marker again (seconds).
+_FOREIGN_POLL_SECONDS = 0.5
+
+
+class Superseded(Exception):  # noqa: N818 - a signal to the runner, not an error of the task
+    """Raised by ``TargetOnKart.path()`` in a run whose task another process committed while the run
+    waited for the task's lock: the run stops, and the runner keeps the other process's outputs."""
+
 
 logger = logging.getLogger(__name__)
 
@@ -90,22 +108,40 @@ class _Handed:
 class DirectWrites:
     """The outputs of one run whose paths the task's code asked for (``running.direct`` during that run).
 
+    The first path request takes the task's run lock (``lock``), unless the run holds it already, and
+    keeps it until the run has committed or undone its writes: two processes writing one task's outputs
+    by path take turns. One that waited and finds that the other committed the task meanwhile stops
+    (``Superseded``; ``stopped`` says why): its run keeps the other's outputs.
+
     Args:
         running: the run's transaction (its commit id names the run in the marker).
         label: how messages name the task (``Class[8-hex id]``).
         outputs: the task's flattened outputs.
         replace: a rerun (or a repair): its old outputs are moved aside when their paths are asked for.
+        lock: the task's run lock; None: none is taken.
     """
 
-    def __init__(self, running: Transaction, label: str, outputs: Iterable[Any], replace: bool) -> None:
+    def __init__(
+        self, running: Transaction, label: str, outputs: Iterable[Any], replace: bool, lock: RunLock | None = None
+    ) -> None:
         self._running = running
         self._label = label
         self._outputs = {target.path(): target for target in outputs}
         self._replace = replace
         self._records = target_config.current().record
+        self._lock = lock
+        self._held = contextlib.ExitStack()
+        self._locked = False
+        self.stopped: str | None = None
         self.watching = False
         self.handed: dict[str, _Handed] = {}
         self._marked: dict[str, OutputRecord] = {}
+        self._settled: set[str] = set()
+        # Marker writes of the path requests and of the heartbeat thread (which keeps the marker fresh,
+        # so that another host does not take it for a dead writer's, ``commit_marker.stale``).
+        self._marker_lock = threading.Lock()
+        self._beating: threading.Event | None = None
+        self._beat: threading.Thread | None = None
 
     @contextlib.contextmanager
     def watch(self) -> Iterator[None]:
@@ -117,12 +153,26 @@ class DirectWrites:
             self.watching = False
 
     def hand_out(self, target: Any, path: str) -> None:
-        """Called by ``TargetOnKart.path()``: mark ``path`` as written directly before the task's code gets it."""
+        """Called by ``TargetOnKart.path()``: mark ``path`` as written directly before the task's code gets it.
+
+        Raises:
+            Superseded: another process committed the task while this run waited for its lock (or for
+                another host's writer): the run stops, the runner keeps that commit.
+        """
         if not self.watching or path in self.handed or path not in self._outputs:
             return
+        if self.stopped is not None:
+            raise Superseded(self.stopped)  # the task's code asked again after catching the first
+        if not self._locked:
+            self._take_lock()
         record = self._record(target)
-        if record is not None and record.manifest not in self._marked:
+        if record is not None and record.manifest not in self._settled:
             self._settle_leftovers(record)
+            self._settled.add(record.manifest)
+            if self._committed_meanwhile(record):
+                self._stop()
+        elif record is None and not self._marked and not self.handed and self._all_written():
+            self._stop()
         before = version(target)
         # Locally the old output is moved aside (a rename), so a failed rerun puts it back; on object
         # storage a move is a copy of the whole object, so a failed rerun there only removes the new file.
@@ -135,30 +185,153 @@ class DirectWrites:
                 for each, handed in self.handed.items()
                 if (self._record(handed.target) or record).manifest == record.manifest
             )
-            commit_marker.put_direct(storage_for(record.manifest), record, self._running.commit_id, moves)
+            with self._marker_lock:
+                commit_marker.put_direct(storage_for(record.manifest), record, self._running.commit_id, moves)
+            self._start_heartbeat()
         if backup is not None:
             os.replace(path, backup)
+
+    def _take_lock(self) -> None:
+        """Take the task's run lock for the rest of the run (waiting, with a message, while another process holds it)."""
+        self._locked = True
+        if self._lock is None:
+            return
+        try:
+            self._held.enter_context(self._lock(0))
+        except TaskLockException:
+            logger.info(
+                "%s: another process holds this task's lock (it runs the task too); this run asked for an output's "
+                "path, so it waits until that run has committed or failed",
+                self._label,
+            )
+            self._held.enter_context(self._lock(None))
+
+    def _committed_meanwhile(self, record: OutputRecord) -> bool:
+        """Whether a commit of ``record``'s manifest landed since this run began (``Transaction.remember_base``)."""
+        bases = self._running.bases
+        if record.manifest not in bases:
+            return False
+        return (
+            transaction.read_base(storage_for(record.manifest), record, self._running.signer) != bases[record.manifest]
+        )
+
+    def _all_written(self) -> bool:
+        """Without integrity records: whether every output of a first run is there (another process committed it)."""
+        return not self._replace and all(target.exists() for target in self._outputs.values())
+
+    def _stop(self) -> None:
+        self.stopped = (
+            f"{self._label}: another process committed this task while this run waited to write its outputs by path; "
+            "its outputs are kept and this run stops"
+        )
+        self.release()
+        raise Superseded(self.stopped)
+
+    def release(self) -> None:
+        """Stop the marker's heartbeat and give up the run lock (idempotent; after the commit or the undo)."""
+        self._stop_heartbeat()
+        self._held.close()
+
+    def _start_heartbeat(self) -> None:
+        if self._beat is not None:
+            return
+        self._beating = threading.Event()
+        self._beat = threading.Thread(target=self._refresh_markers, args=(self._beating,), daemon=True)
+        self._beat.start()
+
+    def _stop_heartbeat(self) -> None:
+        if self._beat is None or self._beating is None:
+            return
+        self._beating.set()
+        self._beat.join()
+        self._beat = self._beating = None
+
+    def _refresh_markers(self, stop: threading.Event) -> None:
+        """Rewrite this run's markers every third of the lease, until ``stop`` (the marker's time is its heartbeat)."""
+        while not stop.wait(commit_marker.DIRECT_LEASE_SECONDS / 3):
+            with self._marker_lock:
+                if stop.is_set():
+                    return
+                for record in list(self._marked.values()):
+                    moves = tuple(
+                        (path, handed.backup)
+                        for path, handed in self.handed.items()
+                        if (self._record(handed.target) or record).manifest == record.manifest
+                    )
+                    try:
+                        commit_marker.put_direct(storage_for(record.manifest), record, self._running.commit_id, moves)
+                    except Exception:  # noqa: BLE001 - tried again at the next beat; a reader then waits longer
+                        logger.warning("%s: could not refresh its marker", self._label, exc_info=True)
 
     def _record(self, target: Any) -> OutputRecord | None:
         record = getattr(target, "record", None) if self._records else None
         return record if isinstance(record, OutputRecord) else None
 
     def _settle_leftovers(self, record: OutputRecord) -> None:
-        """Before the first marker of this run: undo a killed direct writer's files; warn of a live one."""
+        """Before the first marker of this run (holding the task's lock): undo a killed direct writer's files.
+
+        A marker of this host whose writer is gone is undone (``commit_marker.settled``). One of another
+        host is waited for while its writer keeps it fresh, and taken over (its writes undone, logged)
+        once it is ``commit_marker.stale``. A live writer of this host that does not hold the task's lock
+        (a kart before 2026-12-01) is warned about.
+        """
         storage = storage_for(record.manifest)
         path = commit_marker.marker_path(record)
-        if commit_marker.read_marker(storage, path) is None:
+        marker = commit_marker.read_marker(storage, path)
+        if marker is None:
+            return
+        if marker.kind == commit_marker.DIRECT and marker.host not in ("", socket.gethostname()):
+            self._await_foreign(storage, record)
             return
         commit_marker.settled(record)  # waits for a commit in progress; undoes a killed writer's files
         live = commit_marker.read_marker(storage, path)
-        if live is not None and live.kind == commit_marker.DIRECT:
+        if live is not None and live.kind == commit_marker.DIRECT and live.pid != os.getpid():
             logger.warning(
-                "%s: process %d on %s is writing this task's outputs straight to their paths too; the two runs "
-                "overwrite each other's files. Set should_lock_run=True (or redis_host) so that they take turns.",
+                "%s: process %d on %s is writing this task's outputs straight to their paths without the task's "
+                "lock (an older kart?); the two runs overwrite each other's files.",
                 self._label,
                 live.pid,
                 live.host,
             )
+
+    def _await_foreign(self, storage: Any, record: OutputRecord) -> None:
+        """Wait while another host's direct writer keeps its marker fresh; take the marker over once it is stale.
+
+        The task's file lock does not reach other hosts: the marker, rewritten by its live writer every
+        third of ``commit_marker.DIRECT_LEASE_SECONDS``, is what tells that one is still writing.
+        """
+        path = commit_marker.marker_path(record)
+        told = False
+        while True:
+            marker = commit_marker.read_marker(storage, path)
+            if marker is None or marker.kind != commit_marker.DIRECT or marker.host in ("", socket.gethostname()):
+                if marker is not None:
+                    commit_marker.settled(record)
+                return
+            age = time.time() - marker.written
+            if commit_marker.stale(marker):
+                why = (
+                    f"its run that wrote the outputs straight to their paths (process {marker.pid} on {marker.host}) "
+                    f"has not refreshed its marker for {age:.0f} s (lease {commit_marker.DIRECT_LEASE_SECONDS:.0f} s), "
+                    "so it is taken for dead and this run takes over"
+                )
+                if commit_marker.undo_marked(storage, record, marker, self._label, why):
+                    logger.warning("%s: %s", self._label, why)
+                    return
+                continue  # rewritten meanwhile: look again
+            if not told:
+                told = True
+                logger.warning(
+                    "%s: process %d on %s is writing this task's outputs straight to their paths (its marker was "
+                    "refreshed %.0f s ago); this run waits until it commits or fails, or its marker is older than "
+                    "%.0f s. Set redis_host so that runs on different machines take turns through one lock.",
+                    self._label,
+                    marker.pid,
+                    marker.host,
+                    age,
+                    commit_marker.DIRECT_LEASE_SECONDS,
+                )
+            time.sleep(min(_FOREIGN_POLL_SECONDS, max(0.0, commit_marker.DIRECT_LEASE_SECONDS - age)) or 0.01)
 
     def record_in_place(self, targets: Iterable[Any]) -> None:
         """Stage the integrity record entry of each output the run wrote straight to its path (hashed now)."""
@@ -169,6 +342,11 @@ class DirectWrites:
                 continue
             path = target.path()
             storage = storage_for(path)
+            if signer is not None:
+                staged = self._sealed(record, path, storage, signer)
+                if staged is not None:
+                    self._running.add(staged)
+                continue
             try:
                 with storage.open_read(path) as file:
                     size, digest = digest_stream(file)
@@ -181,14 +359,39 @@ class DirectWrites:
                 sealed=False,
                 owner=record.owner or None,
             )
-            if signer is not None:
-                logger.warning(
-                    "%s wrote %r straight to its path: it is not signed, so loads refuse it while signing is on. "
-                    "Use self.dump(...) for signed outputs.",
-                    self._label,
-                    path,
-                )
             self._running.add(Staged(path, path, storage, record, entry, in_place=True))
+
+    def _sealed(self, record: OutputRecord, path: str, storage: Any, signer: Signer) -> Staged | None:
+        """A signed copy of the file the run wrote at ``path``, staged: the commit puts it over that file.
+
+        The copy is the file after a signature header, as a dump writes it (``kart_core.signing``; one pass
+        hashes the content and feeds the MAC), so it loads under signing. None for a folder (not signed:
+        loads that read it as one file refuse it).
+        """
+        spool = storage.spool(path)
+        try:
+            with storage.open_read(path) as file:
+                spool.file.write(bytes(HEADER_SIZE))
+                mac = signer.begin(record.key, self._running.commit_id)
+                size, digest = digest_stream(file, DEFAULT_ALGORITHM, mac, spool.file)
+            spool.file.seek(0)
+            spool.file.write(Signer.header(self._running.commit_id, mac))
+            spool.file.flush()
+            location = spool.stage()
+        except IsADirectoryError:
+            spool.discard()
+            return None
+        except BaseException:
+            spool.discard()
+            raise
+        entry = Entry(
+            size=HEADER_SIZE + size,
+            digest=f"{DEFAULT_ALGORITHM}:{digest}",
+            commit=self._running.commit_id,
+            sealed=True,
+            owner=record.owner or None,
+        )
+        return Staged(path, location, storage, record, entry)
 
     def undo(self, why: str, changed: Iterable[str] = ()) -> None:
         """After a failed run: remove what it wrote at its outputs' paths, put the old outputs back, drop the markers.
@@ -206,12 +409,15 @@ class DirectWrites:
             if handed.backup is not None or rewritten or _version_at(handed.target) != handed.before:
                 moves.append((path, handed.backup))
         moves.extend((path, None) for path in changed if path not in self.handed)
+        self._stop_heartbeat()
         try:
             commit_marker.undo_direct(moves, self._label, why)
         except Exception:  # noqa: BLE001 - the run's own error is what the caller raises; the marker stays
             logger.exception("%s: %s, and undoing what it wrote at its outputs' paths failed", self._label, why)
+            self.release()
             return  # the marker keeps the task incomplete; a later check on this host undoes it again
         self._clear_markers()
+        self.release()
 
     def finish(self) -> None:
         """After the commit: delete the old outputs moved aside and remove the markers.
@@ -225,10 +431,12 @@ class DirectWrites:
             ]
             self.undo("another process committed this task first, over the files this run wrote in place", written)
             return
+        self._stop_heartbeat()
         for path, handed in self.handed.items():
             if handed.backup is not None:
                 storage_for(path).remove(handed.backup)
         self._clear_markers()
+        self.release()
 
     def _clear_markers(self) -> None:
         for record in self._marked.values():

@@ -13,6 +13,7 @@ at their commit, so a failure keeps them.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import enum
 import functools
@@ -199,7 +200,7 @@ def run_body(task: KartTask) -> object:
     with transaction.begin(task, task.kart_label(), target_config.current().signer) as running:
         # replace=True: an output already there is moved aside while the trial writes by path, then put back.
         direct = running.direct = direct_write.DirectWrites(
-            running, task.kart_label(), flatten(task.kart_outputs()), True
+            running, task.kart_label(), flatten(task.kart_outputs()), True, _run_lock(task)
         )
         try:
             with direct.watch():
@@ -418,13 +419,19 @@ def _run_committing(
                 return False
             started = before_run()
             direct = running.direct = direct_write.DirectWrites(
-                running, task.kart_label(), flatten(task.kart_outputs()), replace
+                running, task.kart_label(), flatten(task.kart_outputs()), replace, _run_lock(task)
             )
             try:
                 written_directly = _run_user_code(task, running, direct, before if replace else None)
             except BaseException:
-                direct.undo("its run failed", _changed(task, before) if replace else ())
+                if direct.stopped is not None:  # also when the task's code turned Superseded into another error
+                    direct.undo("another process committed it first")
+                    return _stop_superseded(task, running, direct.stopped)
+                direct.undo("its run failed", _changed(task, before, running) if replace else ())
                 raise
+            if direct.stopped is not None:  # the task's code caught Superseded and went on
+                direct.undo("another process committed it first")
+                return _stop_superseded(task, running, direct.stopped)
             if record_in_manifest(task):
                 # Whether this run's record goes into the manifest (luigi hands back the same instance):
                 # None: no, kart_commit_task_run stages its run log files; True: the commit writes it
@@ -439,7 +446,7 @@ def _run_committing(
                 before_commit()
                 running.commit()
             except BaseException:
-                direct.undo("its commit failed", _changed(task, before) if replace else ())
+                direct.undo("its commit failed", _changed(task, before, running) if replace else ())
                 raise
             direct.finish()
             if running.run_record is not None:
@@ -479,6 +486,19 @@ def _keep_other_commit(task: KartTask, running: transaction.Transaction) -> None
     )
 
 
+def _stop_superseded(task: KartTask, running: transaction.Transaction, why: str) -> bool:
+    """End ``running`` after its run stopped at a path request (``direct_write.Superseded``): another
+    process committed the task while it waited for the task's lock. Its staging is discarded and the
+    other's outputs and run logs stay; returns False (``run()`` did not finish: the task counts as cached)."""
+    running.discard()
+    running.superseded = True
+    running.committed = True
+    if record_in_manifest(task):
+        mark_recorded(task, True)  # the manifest holds the other run's record: no run log files
+    logger.info("%s", why)
+    return False
+
+
 def _run_user_code(
     task: KartTask,
     running: transaction.Transaction,
@@ -505,9 +525,19 @@ def _run_user_code(
     return written_directly
 
 
-def _changed(task: KartTask, before: dict[str, object]) -> list[str]:
-    """The outputs of a replacing run that changed at their paths (written there, past the transaction)."""
-    return [target.path() for target in flatten(task.kart_outputs()) if _version(target) != before.get(target.path())]
+def _changed(task: KartTask, before: dict[str, object], running: transaction.Transaction) -> list[str]:
+    """The outputs of a replacing run that changed at their paths (written there, past the transaction).
+
+    None when another process committed the task since this run began: the changes are its commit's.
+    """
+    outputs = flatten(task.kart_outputs())
+    for target in outputs:
+        record = getattr(target, "record", None)
+        if record is not None and record.manifest in running.bases:
+            now = transaction.read_base(storage_for(record.manifest), record, running.signer)
+            if now != running.bases[record.manifest]:
+                return []
+    return [target.path() for target in outputs if _version(target) != before.get(target.path())]
 
 
 def _output_versions(task: KartTask) -> dict[str, object]:
@@ -575,11 +605,26 @@ def _uses_lock(task: KartTask) -> bool:
     return bool(task.should_lock_run or (task.redis_host is not None and task.redis_port is not None))
 
 
+# The canonical keys of the task locks this context holds: a path request in run() (direct_write)
+# takes the task's lock only when run_one does not hold it already (a file lock is not re-entrant).
+_held_locks: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar("kart_held_locks", default=frozenset())
+
+
 @contextlib.contextmanager
-def _task_lock(task: KartTask) -> Iterator[None]:
-    """The task's lock, keyed by its first output's path (its class and id when it has none)."""
+def _task_lock(task: KartTask, wait_seconds: float | None = None) -> Iterator[None]:
+    """The task's lock, keyed by its first output's path (its class and id when it has none).
+
+    Waits up to ``wait_seconds`` (None: as long as it takes); re-entrant within one context.
+
+    Raises:
+        TaskLockException: another process still holds it after ``wait_seconds``.
+    """
     outputs = flatten(task.kart_outputs())
-    key = outputs[0].path() if outputs else f"{type(task).__module__}.{type(task).__name__}_{task.make_unique_id()}"
+    # The stored path, not path(): asking for it inside run() would count as writing it (direct_write).
+    first = getattr(outputs[0], "_path", None) if outputs else None
+    if outputs and not isinstance(first, str):
+        first = outputs[0].path()
+    key = first if first is not None else f"{type(task).__module__}.{type(task).__name__}_{task.make_unique_id()}"
     params = LockParams(
         key=key,
         redis_host=task.redis_host,
@@ -587,8 +632,21 @@ def _task_lock(task: KartTask) -> Iterator[None]:
         redis_timeout=task.redis_timeout,
         owner=task.kart_label(),
     )
-    with hold_lock(params):
+    held = _held_locks.get()
+    if params.key in held:
         yield
+        return
+    with hold_lock(params, wait_seconds):
+        token = _held_locks.set(held | {params.key})
+        try:
+            yield
+        finally:
+            _held_locks.reset(token)
+
+
+def _run_lock(task: KartTask) -> direct_write.RunLock:
+    """The task's lock for a run that asks for its outputs' paths (``direct_write.DirectWrites``)."""
+    return functools.partial(_task_lock, task)
 
 
 def random_seed_of(task: KartTask) -> int:
