@@ -373,7 +373,7 @@ class DirectWrites:
             with storage.open_read(path) as file:
                 spool.file.write(bytes(HEADER_SIZE))
                 mac = signer.begin(record.key, self._running.commit_id)
-                size, digest = digest_stream(file, DEFAULT_ALGORITHM, mac, spool.file)
+                size, digest = digest_stream(file, DEFAULT_ALGORITHM, mac, _Sink(spool.file))
             spool.file.seek(0)
             spool.file.write(Signer.header(self._running.commit_id, mac))
             spool.file.flush()
@@ -442,6 +442,16 @@ class DirectWrites:
         for record in self._marked.values():
             commit_marker.clear(storage_for(record.manifest), record)
         self._marked.clear()
+
+
+class _Sink:
+    """Hands the chunks ``digest_stream`` reads (it calls ``update``) on to a file."""
+
+    def __init__(self, file: Any) -> None:
+        self._file = file
+
+    def update(self, data: bytes) -> None:
+        self._file.write(data)
 
 
 def _version_at(target: Any) -> object:

@@ -1,0 +1,217 @@
+"""Markers of killed direct writers on another host or under a reused process id, and signed direct writes.
+
+A run that writes its outputs straight to their paths leaves a ``direct`` marker when it is killed
+(``kart_core.direct_write``). On its own host a later check undoes its writes at once; a marker of
+another host (faked here by rewriting the marker's host name) is taken over by a run that holds the
+task's lock once its writer stopped refreshing it, and waited for while it is fresh. With signing on,
+a file written by path is signed at the commit, so it loads; a change after the commit is refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import luigi
+import pandas as pd
+import pytest
+
+import kart_core
+from kart_core import commit_marker
+from kart_core.commit_marker import Marker, marker_path, read_marker
+from kart_core.errors import IntegrityError
+from kart_core.inspect.verify import verify_workspace
+from kart_core.signing import HEADER_SIZE, MAGIC
+from kart_core.storage import storage_for
+
+REPO = str(Path(__file__).resolve().parents[2])
+
+_WRITER = textwrap.dedent(
+    """
+    import os, signal, sys
+    sys.path.insert(0, sys.argv[2])
+    import luigi, kart_core
+
+    class DwTaken(kart_core.TaskOnKart):
+        text = luigi.Parameter(default="whole", significant=False)
+        mode = luigi.Parameter(default="run", significant=False)
+
+        def output(self):
+            return self.make_target("dw/taken.txt")
+
+        def run(self):
+            path = self.output().path()
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w") as file:
+                file.write(self.text[:2])
+                file.flush()
+                if self.mode == "kill":
+                    os.kill(os.getpid(), signal.SIGKILL)
+                if self.mode == "fail":
+                    raise RuntimeError("fails half way")
+                file.write(self.text[2:])
+
+    mode, text, rerun = sys.argv[3], sys.argv[4], sys.argv[5] == "rerun"
+    task = DwTaken(text=text, mode=mode, rerun=rerun, workspace_directory=sys.argv[1])
+    if mode == "check":
+        done = task.complete()
+        print(done, task.output().load() if done else None)
+    elif mode == "marker":
+        print(task.output().record.manifest)
+    else:
+        try:
+            print(kart_core.build(task, log_level=30))
+        except Exception as error:
+            print("failed", type(error).__name__)
+    """
+)
+
+
+def _writer(
+    tmp_path: Path, workspace: str, mode: str, text: str = "whole", rerun: str = ""
+) -> subprocess.CompletedProcess[str]:
+    script = tmp_path / "writer.py"
+    script.write_text(_WRITER)
+    return subprocess.run(
+        [sys.executable, str(script), workspace, REPO, mode, text, rerun],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+
+
+def _marker_file(tmp_path: Path, workspace: str) -> str:
+    manifest = _writer(tmp_path, workspace, "marker").stdout.strip()
+    return commit_marker.marker_beside(manifest)
+
+
+def _rewrite_marker(path: str, **changes: Any) -> Marker:
+    marker = read_marker(storage_for(path), path)
+    assert marker is not None and marker.kind == commit_marker.DIRECT
+    changed = dataclasses.replace(marker, **changes)
+    Path(path).write_bytes(changed.to_bytes())
+    return changed
+
+
+def _hidden(workspace: str) -> list[str]:
+    return [name for name in os.listdir(Path(workspace, "dw")) if name.startswith(".")]
+
+
+def _killed_rerun(tmp_path: Path, workspace: str) -> str:
+    """'first' committed, then a rerun writing 'second' killed half way (the old output moved aside)."""
+    assert _writer(tmp_path, workspace, "run", "first").stdout.split() == ["['first']"]
+    assert _writer(tmp_path, workspace, "kill", "second", "rerun").returncode == -signal.SIGKILL
+    marker = _marker_file(tmp_path, workspace)
+    assert os.path.exists(marker) and len(_hidden(workspace)) == 1  # the old output, moved aside
+    return marker
+
+
+def test_a_marker_under_a_reused_process_id_is_undone(tmp_path: Path, workspace: str) -> None:
+    """The writer's process id now names another live process (started at another time): the writer is gone."""
+    marker = _killed_rerun(tmp_path, workspace)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        _rewrite_marker(marker, pid=other.pid, started=1)
+        assert _writer(tmp_path, workspace, "check").stdout.split() == ["False", "None"]  # this check undoes it
+        assert _writer(tmp_path, workspace, "check").stdout.split() == ["True", "['first']"]
+    finally:
+        other.kill()
+        other.wait()
+    assert not os.path.exists(marker) and _hidden(workspace) == []
+
+
+def test_a_stale_marker_of_another_host_is_taken_over_by_a_rerun(tmp_path: Path, workspace: str) -> None:
+    marker = _killed_rerun(tmp_path, workspace)
+    _rewrite_marker(marker, host="elsewhere.example", written=time.time() - 10 * commit_marker.DIRECT_LEASE_SECONDS)
+    # A reader here cannot tell whether the writer there still runs: the task is not complete.
+    assert _writer(tmp_path, workspace, "check").stdout.split() == ["False", "None"]
+    assert os.path.exists(marker)
+    taken = _writer(tmp_path, workspace, "run", "third", "rerun")
+    assert taken.stdout.split() == ["['third']"]
+    assert "elsewhere.example" in taken.stderr and "takes over" in taken.stderr
+    assert _hidden(workspace) == []  # the old output moved aside there was put back, then replaced
+    assert not os.path.exists(marker)
+    assert verify_workspace(workspace).ok
+
+
+def test_a_failed_takeover_puts_the_old_output_back(tmp_path: Path, workspace: str) -> None:
+    marker = _killed_rerun(tmp_path, workspace)
+    _rewrite_marker(marker, host="elsewhere.example", written=time.time() - 10 * commit_marker.DIRECT_LEASE_SECONDS)
+    assert _writer(tmp_path, workspace, "fail", "third", "rerun").stdout.split() == ["failed", "GokartBuildError"]
+    assert _writer(tmp_path, workspace, "check").stdout.split() == ["True", "['first']"]
+    assert _hidden(workspace) == [] and not os.path.exists(marker)
+
+
+class DwForeign(kart_core.TaskOnKart[Any]):
+    text = luigi.Parameter(default="mine", significant=False)
+
+    def output(self) -> Any:
+        return self.make_target("dw/foreign.txt")
+
+    def run(self) -> None:
+        path = self.output().path()
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        Path(path).write_text(str(self.text))
+
+
+def test_a_fresh_marker_of_another_host_is_waited_for(
+    workspace: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A writer on another host that refreshes its marker may still write: the run waits until the lease runs out."""
+    assert kart_core.build(DwForeign(text="first", workspace_directory=workspace)) == ["first"]
+    record = DwForeign(workspace_directory=workspace).output().record
+    path = marker_path(record)
+    foreign = Marker("0" * 32, "elsewhere.example", 4242, time.time(), commit_marker.DIRECT, ())
+    Path(path).write_bytes(foreign.to_bytes())
+    monkeypatch.setattr(commit_marker, "DIRECT_LEASE_SECONDS", 1.0)
+    with caplog.at_level(logging.INFO):
+        assert kart_core.build(DwForeign(text="second", rerun=True, workspace_directory=workspace)) == ["second"]
+    messages = [record.getMessage() for record in caplog.records]
+    waited = [m for m in messages if "elsewhere.example is writing" in m and "waits" in m]
+    taken = [m for m in messages if "elsewhere.example" in m and "takes over" in m]
+    assert len(waited) == 1 and len(taken) == 1
+    assert messages.index(waited[0]) < messages.index(taken[0])
+    assert not os.path.exists(path)
+
+
+class DwSigned(kart_core.TaskOnKart[Any]):
+    rows = luigi.IntParameter(default=3, significant=False)
+
+    def output(self) -> Any:
+        return self.make_target("dw/signed.csv")
+
+    def run(self) -> None:
+        path = self.output().path()
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        pd.DataFrame({"x": list(range(1, self.rows + 1))}).to_csv(path, index=False)
+
+
+def test_with_signing_on_a_direct_write_is_signed_at_the_commit(
+    workspace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KART_SIGNING_KEY", "a test key of some length")
+    assert kart_core.build(DwSigned(workspace_directory=workspace)).x.sum() == 6
+    task = DwSigned(workspace_directory=workspace)
+    data = Path(task.output().path()).read_bytes()
+    assert data.startswith(MAGIC) and data[HEADER_SIZE:].decode().splitlines() == ["x", "1", "2", "3"]
+    assert task.complete() and task.output().load().x.sum() == 6
+    assert verify_workspace(workspace).ok
+    # A rerun that writes by path is signed as well (the old output moved aside, then replaced).
+    assert kart_core.build(DwSigned(rows=4, rerun=True, workspace_directory=workspace)).x.sum() == 10
+    assert DwSigned(workspace_directory=workspace).output().load().x.sum() == 10
+    # Changed after the commit (same size): refused.
+    tampered = bytearray(Path(task.output().path()).read_bytes())
+    tampered[-2:-1] = b"5"
+    Path(task.output().path()).write_bytes(bytes(tampered))
+    with pytest.raises(IntegrityError, match="signature does not match"):
+        DwSigned(workspace_directory=workspace).output().load()
+    assert not verify_workspace(workspace).ok
