@@ -5,22 +5,31 @@ path at once, past the transaction (``kart_core.transaction``). So that it count
 when its run committed, as a dump does:
 
 - The first time the running task's own ``run()`` asks for the path of one of its outputs
-  (``TargetOnKart.path``), ``DirectWrites.hand_out`` resolves what a killed writer left there, notes
-  what the path holds, writes a ``direct`` marker beside the task's manifest (``kart_core.commit_marker``:
-  ``complete()`` is False while it is there) and, in a rerun on local disk, moves the old output aside
-  (one rename), so a failure can put it back.
+  (``TargetOnKart.path``), ``DirectWrites.hand_out`` takes the task's run lock (the one
+  ``should_lock_run`` takes) unless the run holds it already, and keeps it until the run has committed
+  or undone its writes: two processes writing one task's outputs by path take turns. One that waited
+  and finds the task committed by the other since it began stops (``Superseded``): the runner keeps
+  that commit. Then it resolves what a killed writer left there, notes what the path holds, writes a
+  ``direct`` marker beside the task's manifest (``kart_core.commit_marker``: ``complete()`` is False
+  while it is there; rewritten every third of ``commit_marker.DIRECT_LEASE_SECONDS`` while the run
+  lasts) and, in a rerun on local disk, moves the old output aside (one rename), so a failure can put
+  it back.
 - After ``run()`` returns, each output written in place gets its integrity record entry (size and
-  content hash) at the commit, like a dump; a later change is found as damage.
+  content hash) at the commit, like a dump; a later change is found as damage. With signing on, a
+  signed copy (header, then the file's bytes) is staged and the commit puts it over the file.
 - A run that raises (or fails its outputs check): each output it asked the path of that appeared or
   changed is removed, an old output moved aside is put back (each logged with the task and the file),
-  then the marker goes. A rerun's outputs that changed without their path being asked for are removed too.
-- A kill: the marker stays. The next ``complete()`` on this host finds its process gone and undoes the
-  writes; another host's marker counts as a run in progress (incomplete until a run of the task commits).
+  then the marker goes. A rerun's outputs that changed without their path being asked for are removed
+  too (not when another process committed the task meanwhile: the changes are that commit's).
+- A kill: the marker stays. The next ``complete()`` on this host finds its process gone (or its id
+  taken by a process that started later) and undoes the writes. Another host's marker counts as a run
+  in progress for ``complete()``; a run of the task here (holding its lock) waits while that marker is
+  refreshed and takes it over (undoes its writes, logged) once it is ``commit_marker.stale``.
 - After the commit: the old outputs moved aside are deleted and the marker is removed.
 
-A task that only dumps never asks for a path: no file, marker or check is added for it. Two processes
-writing one task's outputs by path at once overwrite each other's files; ``should_lock_run`` (or redis)
-makes them take turns. Readers of a task whose rerun writes by path may find its output moved aside or
+A task that only dumps never asks for a path: no file, marker, lock or check is added for it. The file
+lock reaches one machine: two machines writing one task by path take turns only through redis
+(``redis_host``). Readers of a task whose rerun writes by path may find its output moved aside or
 half written until the rerun commits (a dump keeps the old output readable until then).
 """
 
@@ -177,19 +186,25 @@ class DirectWrites:
         # Locally the old output is moved aside (a rename), so a failed rerun puts it back; on object
         # storage a move is a copy of the whole object, so a failed rerun there only removes the new file.
         backup = temporary_name(path) if self._replace and before is not None and "://" not in path else None
-        self.handed[path] = _Handed(target, before, backup)
+        with self._marker_lock:  # the heartbeat reads ``handed`` and ``_marked``
+            self.handed[path] = _Handed(target, before, backup)
+            if record is not None:
+                self._marked[record.manifest] = record
+                commit_marker.put_direct(
+                    storage_for(record.manifest), record, self._running.commit_id, self._moves(record)
+                )
         if record is not None:
-            self._marked[record.manifest] = record
-            moves = tuple(
-                (each, handed.backup)
-                for each, handed in self.handed.items()
-                if (self._record(handed.target) or record).manifest == record.manifest
-            )
-            with self._marker_lock:
-                commit_marker.put_direct(storage_for(record.manifest), record, self._running.commit_id, moves)
             self._start_heartbeat()
         if backup is not None:
             os.replace(path, backup)
+
+    def _moves(self, record: OutputRecord) -> tuple[tuple[str, str | None], ...]:
+        """What ``record``'s marker names: each path of its manifest handed out, with where its old output went."""
+        return tuple(
+            (each, handed.backup)
+            for each, handed in self.handed.items()
+            if (self._record(handed.target) or record).manifest == record.manifest
+        )
 
     def _take_lock(self) -> None:
         """Take the task's run lock for the rest of the run (waiting, with a message, while another process holds it)."""
@@ -253,13 +268,10 @@ class DirectWrites:
                 if stop.is_set():
                     return
                 for record in list(self._marked.values()):
-                    moves = tuple(
-                        (path, handed.backup)
-                        for path, handed in self.handed.items()
-                        if (self._record(handed.target) or record).manifest == record.manifest
-                    )
                     try:
-                        commit_marker.put_direct(storage_for(record.manifest), record, self._running.commit_id, moves)
+                        commit_marker.put_direct(
+                            storage_for(record.manifest), record, self._running.commit_id, self._moves(record)
+                        )
                     except Exception:  # noqa: BLE001 - tried again at the next beat; a reader then waits longer
                         logger.warning("%s: could not refresh its marker", self._label, exc_info=True)
 
@@ -334,7 +346,11 @@ class DirectWrites:
             time.sleep(min(_FOREIGN_POLL_SECONDS, max(0.0, commit_marker.DIRECT_LEASE_SECONDS - age)) or 0.01)
 
     def record_in_place(self, targets: Iterable[Any]) -> None:
-        """Stage the integrity record entry of each output the run wrote straight to its path (hashed now)."""
+        """Stage the integrity record entry of each output the run wrote straight to its path (hashed now).
+
+        The run is over: its markers are no longer refreshed (a commit's own marker may replace them now).
+        """
+        self._stop_heartbeat()
         signer = target_config.current().signer
         for target in targets:
             record = self._record(target)

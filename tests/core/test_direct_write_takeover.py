@@ -215,3 +215,34 @@ def test_with_signing_on_a_direct_write_is_signed_at_the_commit(
     with pytest.raises(IntegrityError, match="signature does not match"):
         DwSigned(workspace_directory=workspace).output().load()
     assert not verify_workspace(workspace).ok
+
+
+class DwSlow(kart_core.TaskOnKart[Any]):
+    """Writes by path, then waits (up to 30 s) until its own marker has been rewritten."""
+
+    def output(self) -> Any:
+        return self.make_target("dw/slow.txt")
+
+    def run(self) -> None:
+        path = self.output().path()
+        marker = marker_path(self.output().record)
+        first = read_marker(storage_for(marker), marker)
+        assert first is not None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            now = read_marker(storage_for(marker), marker)
+            if now is not None and now.written > first.written:
+                break
+            time.sleep(0.02)
+        else:
+            raise AssertionError("the marker was not refreshed while the run lasted")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        Path(path).write_text("slow")
+
+
+def test_a_running_writer_refreshes_its_marker(workspace: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """So that another host does not take a long run for a dead one (commit_marker.stale)."""
+    monkeypatch.setattr(commit_marker, "DIRECT_LEASE_SECONDS", 0.3)
+    task = DwSlow(workspace_directory=workspace)
+    assert kart_core.build(task) == ["slow"]
+    assert not os.path.exists(marker_path(task.output().record))
