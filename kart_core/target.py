@@ -243,6 +243,7 @@ class TargetOnKart(luigi.Target):
                     self._check_size(len(data), entry, rewritten)
                     adopted = None
                     if rewritten and not settings.verify:
+                        self._check_not_being_written(entry)
                         adopted = self._new_version(data, entry)
                     else:
                         self._check_hash(data, entry, rewritten)
@@ -285,6 +286,35 @@ class TargetOnKart(luigi.Target):
         if found == expected:
             return None
         return dataclasses.replace(entry, digest=f"{algorithm}:{found}", commit=new_commit_id(), sealed=False)
+
+    def _check_not_being_written(self, entry: Entry) -> None:
+        """Before a rewritten file is taken for a new version: raise when a run of the task is writing its
+        outputs straight to their paths (a ``direct`` marker, ``kart_core.direct_write``), so its half-written
+        file is not recorded as the task's output.
+
+        Raises:
+            DamagedOutputError: (kind "commit") such a run has not committed (or was killed): a build
+                waits for it under the task's lock (``kart_core.repair``) and loads what it commits.
+        """
+        record = self.record
+        if record is None:
+            return
+        marker = commit_marker.read_marker(storage_for(record.manifest), commit_marker.marker_path(record))
+        if marker is None or marker.kind != commit_marker.DIRECT:
+            return
+        detail = (
+            f"a run of {record.task} (process {marker.pid} on {marker.host}) is writing its outputs straight to "
+            "their paths and has not committed (or was killed)"
+        )
+        raise DamagedOutputError(
+            f"The output of {record.task} (unique id {record.unique_id}) at {self._path!r} is being rewritten: "
+            f"{detail}. A build waits for that run (it holds the task's lock) and loads what it commits; or load "
+            "again when it has finished.",
+            path=self._path,
+            kind="commit",
+            commit=entry.commit,
+            detail=detail,
+        )
 
     def _record_new_version(self, entry: Entry, adopted: Entry, rewritten: str) -> bool:
         """Write ``adopted`` (``_new_version``) into the task's manifest, replacing ``entry``, and say so.

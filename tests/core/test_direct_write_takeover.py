@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -27,7 +28,7 @@ import pytest
 import kart_core
 from kart_core import commit_marker
 from kart_core.commit_marker import Marker, marker_path, read_marker
-from kart_core.errors import IntegrityError
+from kart_core.errors import DamagedOutputError, IntegrityError
 from kart_core.inspect.verify import verify_workspace
 from kart_core.signing import HEADER_SIZE, MAGIC
 from kart_core.storage import storage_for
@@ -246,3 +247,20 @@ def test_a_running_writer_refreshes_its_marker(workspace: str, monkeypatch: pyte
     task = DwSlow(workspace_directory=workspace)
     assert kart_core.build(task) == ["slow"]
     assert not os.path.exists(marker_path(task.output().record))
+
+
+def test_a_load_does_not_adopt_a_file_a_run_is_writing_by_path(workspace: str) -> None:
+    """A same-size file newer than the commit is taken for a new version, unless a run is writing it by path."""
+    assert kart_core.build(DwForeign(text="first", workspace_directory=workspace)) == ["first"]
+    task = DwForeign(workspace_directory=workspace)
+    path = marker_path(task.output().record)
+    writing = Marker("0" * 32, socket.gethostname(), os.getpid(), time.time(), commit_marker.DIRECT, ())
+    Path(path).write_bytes(writing.to_bytes())
+    time.sleep(0.01)  # a later modification time than the manifest's
+    assert Path(task.output().path()).read_text() == "first"
+    Path(task.output().path()).write_text("secon")  # same size: half of a longer output, say
+    with pytest.raises(DamagedOutputError, match="is being rewritten") as raised:
+        task.output().load()
+    assert raised.value.kind == "commit"
+    os.remove(path)
+    assert task.output().load() == ["secon"]  # no run writing it: a new version written outside kart
