@@ -48,6 +48,7 @@ from typing import Any
 from kart_core import commit_marker, target_config, transaction
 from kart_core.errors import TaskLockException
 from kart_core.integrity import DEFAULT_ALGORITHM, digest_stream
+from kart_core.lock import canonical_lock_key
 from kart_core.manifest import Entry, OutputRecord
 from kart_core.signing import HEADER_SIZE, Signer
 from kart_core.storage import storage_for
@@ -348,21 +349,24 @@ class DirectWrites:
     def record_in_place(self, targets: Iterable[Any]) -> None:
         """Stage the integrity record entry of each output the run wrote straight to its path (hashed now).
 
-        The run is over: its markers are no longer refreshed (a commit's own marker may replace them now).
+        With signing on, each is signed too (``_sealed``), also with integrity records off (then without a
+        commit id, as a dump is). The run is over: its markers are no longer refreshed (a commit's own
+        marker may replace them now).
         """
         self._stop_heartbeat()
         signer = target_config.current().signer
         for target in targets:
             record = self._record(target)
-            if record is None:
+            if record is None and signer is None:
                 continue
             path = target.path()
             storage = storage_for(path)
             if signer is not None:
-                staged = self._sealed(record, path, storage, signer)
+                staged = self._sealed(target, record, path, storage, signer)
                 if staged is not None:
                     self._running.add(staged)
                 continue
+            assert record is not None  # narrowed above
             try:
                 with storage.open_read(path) as file:
                     size, digest = digest_stream(file)
@@ -377,21 +381,27 @@ class DirectWrites:
             )
             self._running.add(Staged(path, path, storage, record, entry, in_place=True))
 
-    def _sealed(self, record: OutputRecord, path: str, storage: Any, signer: Signer) -> Staged | None:
+    def _sealed(
+        self, target: Any, record: OutputRecord | None, path: str, storage: Any, signer: Signer
+    ) -> Staged | None:
         """A signed copy of the file the run wrote at ``path``, staged: the commit puts it over that file.
 
         The copy is the file after a signature header, as a dump writes it (``kart_core.signing``; one pass
-        hashes the content and feeds the MAC), so it loads under signing. None for a folder (not signed:
-        loads that read it as one file refuse it).
+        hashes the content and feeds the MAC; the MAC binds what a load checks: the output's
+        workspace-relative path, else its full path, and the commit id when ``record`` keeps one), so it
+        loads under signing. None for a folder (not signed: loads that read it as one file refuse it).
         """
+        known = getattr(target, "record", None)
+        name = known.key if isinstance(known, OutputRecord) else canonical_lock_key(path)
+        commit = self._running.commit_id if record is not None else None
         spool = storage.spool(path)
         try:
             with storage.open_read(path) as file:
                 spool.file.write(bytes(HEADER_SIZE))
-                mac = signer.begin(record.key, self._running.commit_id)
+                mac = signer.begin(name, commit)
                 size, digest = digest_stream(file, DEFAULT_ALGORITHM, mac, _Sink(spool.file))
             spool.file.seek(0)
-            spool.file.write(Signer.header(self._running.commit_id, mac))
+            spool.file.write(Signer.header(commit, mac))
             spool.file.flush()
             location = spool.stage()
         except IsADirectoryError:
@@ -403,9 +413,9 @@ class DirectWrites:
         entry = Entry(
             size=HEADER_SIZE + size,
             digest=f"{DEFAULT_ALGORITHM}:{digest}",
-            commit=self._running.commit_id,
+            commit=commit,
             sealed=True,
-            owner=record.owner or None,
+            owner=(record.owner or None) if record is not None else None,
         )
         return Staged(path, location, storage, record, entry)
 

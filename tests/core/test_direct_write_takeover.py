@@ -264,3 +264,19 @@ def test_a_load_does_not_adopt_a_file_a_run_is_writing_by_path(workspace: str) -
     assert raised.value.kind == "commit"
     os.remove(path)
     assert task.output().load() == ["secon"]  # no run writing it: a new version written outside kart
+
+
+def test_with_signing_on_and_records_off_a_direct_write_is_signed_too(
+    workspace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KART_SIGNING_KEY", "a test key of some length")
+    monkeypatch.setenv("KART_INTEGRITY_RECORD", "0")
+    assert kart_core.build(DwSigned(workspace_directory=workspace)).x.sum() == 6
+    task = DwSigned(workspace_directory=workspace)
+    assert Path(task.output().path()).read_bytes().startswith(MAGIC)
+    assert task.output().load().x.sum() == 6
+    tampered = bytearray(Path(task.output().path()).read_bytes())
+    tampered[-2:-1] = b"5"
+    Path(task.output().path()).write_bytes(bytes(tampered))
+    with pytest.raises(IntegrityError, match="signature does not match"):
+        DwSigned(workspace_directory=workspace).output().load()
