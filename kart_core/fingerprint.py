@@ -316,12 +316,17 @@ class CodeFingerprint:
             be pickled, e.g. ``pkg.helpers.CONN: a sqlite3.Connection that cannot be pickled``); such a
             value counts by its type only, so a cache keyed by this digest could serve stale results
             (the Kedro runner runs the node uncached). Empty for an explicit code version.
+        root: md5 hex of the node callable itself as ``digest`` counts it: its own code and what is
+            bound to it (a bound method's instance, a callable object's attributes, a
+            ``functools.partial``'s arguments), which no entry of ``items`` names; "" for an explicit
+            code version. What changed, when ``digest`` changed and no item did.
     """
 
     digest: str
     items: Mapping[str, str]
     packages: tuple[str, ...]
     undigestable: tuple[str, ...] = ()
+    root: str = ""
 
 
 class ModuleClassifier:
@@ -481,6 +486,7 @@ class CodeFingerprinter:
             ordered,
             tuple(sorted(packages)),
             tuple(sorted(undigestable)),
+            root.local,
         )
 
     def _closure(self, root: _Item) -> tuple[dict[str, str], set[str], set[str]]:

@@ -57,8 +57,39 @@ def output_digests(task: Any) -> dict[str, str]:
     """
     outputs = leaves(task.kart_outputs() if hasattr(task, "kart_outputs") else task.output())
     signer = target_config.current().signer
+    named = _from_one_manifest(outputs, signer)
+    if named is not None:
+        return named
     label = task.kart_label() if hasattr(task, "kart_label") else str(task)
     return commit_marker.read_consistently(lambda: _digests(outputs, signer), f"the output digests of {label}")
+
+
+def _from_one_manifest(outputs: list[Any], signer: Signer | None) -> dict[str, str] | None:
+    """The digests when one manifest names every output and is read settled; else None (the general path).
+
+    One settled read of one manifest is one commit's names (a manifest is replaced whole), so the
+    second read ``read_consistently`` makes to see whether a commit moved while output bytes were
+    read is not needed: no output is read. Half the cost of a cached Kedro node's upstream check.
+    """
+    records = [record for target in outputs if isinstance(record := getattr(target, "record", None), OutputRecord)]
+    if not records or len(records) != len(outputs):
+        return None
+    first = records[0]
+    if any(record.manifest != first.manifest for record in records):
+        return None
+    try:
+        manifest = read_manifest(storage_for(first.manifest), first.manifest, first.manifest_name, signer)
+    except DamagedOutputError:
+        return None
+    if manifest is None or manifest.pending:
+        return None
+    found = {}
+    for target, record in zip(outputs, records, strict=True):
+        entry = manifest.outputs.get(record.key)
+        if entry is None:
+            return None
+        found[str(target.path() if callable(target.path) else target.path)] = entry.digest
+    return found
 
 
 def _digests(outputs: list[Any], signer: Signer | None) -> dict[str, str]:

@@ -1,9 +1,13 @@
 """KedroNodeRun: one cached run of a Kedro node, as a kart task (gokart paths, run logs, run_one).
 
 Its unique id is kart's: md5 of the node's name, code digest, parameter digest, external-input
-digest, input/output names and the unique ids of the node runs that produced its inputs (plain
+digest, input/output names and the content hashes of the inputs cached node runs produced (plain
 strings, so luigi's instance cache and task_id see them too). So a change anywhere reruns exactly
-that node and its dependants, as a kart graph would.
+that node and the dependants whose inputs it changed, as a kart graph would: a node run that runs
+again (its cache deleted or damaged, its output written outside kart) and returns other content
+reruns its readers, the same content keeps them cached. Before 2026-12-01 the key held the
+producing node runs' unique ids instead, which the same node run keeps whatever it returns: a
+reader stayed cached over its upstream's new content (AT4).
 """
 
 from __future__ import annotations
@@ -47,7 +51,9 @@ class KedroNodeRun(kart_core.TaskOnKart[Any]):
     # (kart_core.runlog). gokart never reads node runs; kart runs, why and the report read either form.
     kart_compact_run_logs = True
     kart_run_record_in_manifest = True
-    upstream = luigi.ListParameter(default=(), description="Unique ids of the node runs that produced the inputs.")
+    upstream = luigi.ListParameter(
+        default=(), description="Content hashes of the inputs cached node runs produced, as committed."
+    )
 
     def to_str_params(self, only_significant: bool = False, only_public: bool = False) -> dict[str, str]:
         """kart's string form of the parameters; the significant ones serialized once per task object.
@@ -63,7 +69,7 @@ class KedroNodeRun(kart_core.TaskOnKart[Any]):
         return dict(cached)
 
     def requires(self) -> list[Any]:
-        """None: a node run's upstream runs count by their unique ids (``upstream``), not as tasks to build.
+        """None: a node run's upstream runs count by what they returned (``upstream``), not as tasks to build.
 
         What TaskOnKart's default returns for a class without task parameters, without looking for them.
         """

@@ -16,7 +16,7 @@
   (Kart before 2026-11-30 kept one marker file per content, ``.kart/written/{dataset}/{md5}.pkl``;
   those are still honoured.)
 - ``kedro/{project}/.kart/last_runs.pkl``: per node, the parts of the key of its last run (code
-  items, parameter and input digests, upstream ids), to say why a node reruns; read and written
+  items, parameter and input digests, upstream contents), to say why a node reruns; read and written
   once per run.
 - ``kedro/{project}/.kart/input_digests.pkl``: per raw input (a local file dataset no node of the
   run produces), the content digest of its loaded data with the file stamp (``FileStamp``) and
@@ -59,7 +59,8 @@ class RunParts:
         code: the code fingerprint's items (``module.qualname`` → digest) and packages.
         parameters: digest per ``params:`` input.
         inputs: digest per input that no cached node of the run produced.
-        upstream: unique id of the node run that produced each other input, by dataset name.
+        upstream: content hash of each other input (what a cached node run of the run returned, as its
+            manifest records it), by dataset name; the producer's unique id before 2026-12-01.
     """
 
     unique_id: str

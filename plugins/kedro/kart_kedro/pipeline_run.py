@@ -25,6 +25,7 @@ reruns (with a warning naming it and the file) when it still can; otherwise the 
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import pickle
@@ -148,6 +149,7 @@ class PipelineRun:
         self.runtime_datasets = RuntimeDatasets(catalog)  # each runtime-pattern type resolved once per run
         self.pending: dict[str, tuple[str, Any]] = {}  # cached outputs loaded only if needed: (node, target)
         self.configs: dict[str, str] = {}  # catalog definitions of persistent upstream inputs, once per run
+        self.contents: dict[str, dict[str, str]] = {}  # per cached node: its outputs' content hashes (committed)
         self.statuses: dict[str, str] = {}
         self.reasons: dict[str, str] = {}
         self.parts: dict[str, RunParts] = {}
@@ -203,8 +205,11 @@ class PipelineRun:
                 if stale is None:
                     return None
             _clear_outputs(task)
-        self.reasons[node.name] = stale or rerun_reason(self.records.last_run(node.name), self.parts[node.name])
+        changes = self.changes
         self.restore_inputs(node)
+        if self.changes != changes:  # an input was rebuilt with other content (a damaged cache): so is the key
+            return self.prepare(node)
+        self.reasons[node.name] = stale or rerun_reason(self.records.last_run(node.name), self.parts[node.name])
         self.prepared_at[node.name] = self.changes
         return self.work(node, task, checked=self.inline)
 
@@ -235,8 +240,8 @@ class PipelineRun:
         for name in node.inputs:
             if _is_parameter(name):
                 parameters[name] = self.parameter_digest(node, name)
-            elif self.producer.get(name) is not None and self.producer[name].name in self.tasks:
-                upstream[name] = self.tasks[self.producer[name].name].make_unique_id()
+            elif self._from_cached_node(name):
+                upstream[name] = self.upstream_content(name)
                 if self._persistent(name):  # read back through its catalog entry: load args count
                     inputs[name] = self.input_config(name)
             else:
@@ -258,9 +263,37 @@ class PipelineRun:
         code_parts = self.code_parts.get(id(code))
         if code_parts is None:
             packages = dict(package.split("==", 1) for package in code.packages if "==" in package)
-            code_parts = self.code_parts[id(code)] = {**code.items, **packages}
+            code_parts = self.code_parts[id(code)] = {**code.items, **packages, **_bound_state(node.func, code)}
         self.parts[node.name] = RunParts(task.make_unique_id(), code_parts, parameters, inputs, upstream)
         return task
+
+    def _from_cached_node(self, name: str) -> bool:
+        """Whether input ``name`` is what a cached node of this run returned, as the node will load it.
+
+        Not when its dataset pins a load version (``kedro run --load-versions name:v``): the node
+        loads that version, which counts by its content like any other input.
+        """
+        producer = self.producer.get(name)
+        if producer is None or producer.name not in self.tasks:
+            return False
+        return not (self._persistent(name) and _pinned_load_version(self.catalog.get(name)))
+
+    def upstream_content(self, name: str) -> str:
+        """The content hash of output ``name`` of the cached node run that produced it (committed, so known).
+
+        Read from the node run's integrity manifest (``kart_core.output_digests``: one small read per
+        producing node run and run). A downstream node is keyed by it, not by the producer's unique id:
+        the same node run rerun (its cache deleted or damaged, its output written outside kart) may
+        return other content, and then its readers must run again; the same content keeps them cached.
+        """
+        producer = self.producer[name].name
+        contents = self.contents.get(producer)
+        if contents is None:
+            task = self.tasks[producer]
+            found = kart_core.output_digests(task)
+            contents = {output: found.get(str(target.path()), "") for output, target in task.kart_outputs().items()}
+            self.contents[producer] = contents
+        return contents.get(name, "")
 
     def digest_of(self, digests: dict[str, str]) -> str:
         """``content_digest`` of a node's digests by dataset name, once per run for each distinct mapping
@@ -424,21 +457,24 @@ class PipelineRun:
         _warn_rerun(node.name, damaged)
         self.run_again(node, task, f"its cached output {damaged.output!r} was damaged")
 
-    def run_again(self, node: Any, task: KedroNodeRun, reason: str) -> None:
+    def run_again(self, node: Any, task: KedroNodeRun, reason: str, before: list[str] | None = None) -> None:
         """Run ``node`` here and now though it was served (or ran) already; when its outputs then hold
-        other content than before, the nodes built from the old content run again too (``outputs_changed``)."""
+        other content than before (``before``: their content hashes then; default: ``task``'s now), the
+        nodes built from the old content run again too (``outputs_changed``)."""
         for name in node.outputs:
             self.pending.pop(name, None)
-        before = kart_core.output_digests(task)
+        if before is None:
+            before = list(kart_core.output_digests(task).values())
         _clear_outputs(task)
         self.reasons[node.name] = reason
         self.restore_inputs(node)
+        self.contents.pop(node.name, None)  # what it returns this time is read from its new commit
         result = self.work(node, task)()
         self.statuses[node.name] = result.status
         self.records.mark_written(result.states)
         self.ran_parts[node.name] = self.parts[node.name]
         logger.info("kart: node %r %s (%s)", node.name, result.status, self.reasons[node.name], extra=PLAIN)
-        if kart_core.output_digests(task) != before:
+        if list(kart_core.output_digests(task).values()) != before:
             self.outputs_changed(node)
 
     def outputs_changed(self, node: Any) -> None:
@@ -460,10 +496,10 @@ class PipelineRun:
 
     def stale_reader(self, node: Any, inputs: set[str]) -> None:
         """Run again ``node``, done already from the old content of ``inputs`` (rebuilt since with other content)."""
-        task = self.tasks.get(node.name)
+        old = self.tasks.get(node.name)
         listed = ", ".join(map(repr, sorted(inputs)))
         gone = [name for name in node.inputs if not self._available(name)]
-        if task is None or gone:
+        if old is None or gone:
             raise kart_core.errors.AdapterError(
                 f"KartRunner: node {node.name!r} was done from the content of {listed} that this run then rebuilt "
                 f"with other content (a damaged cache of a node that is not deterministic), and it cannot run "
@@ -476,7 +512,13 @@ class PipelineRun:
             listed,
             extra=PLAIN,
         )
-        self.run_again(node, task, f"its input {sorted(inputs)[0]!r} was rebuilt in this run with other content")
+        before = list(kart_core.output_digests(old).values())
+        task = self.tasks[node.name] = self.task_for(
+            node
+        )  # keyed by the rebuilt content: the old key's entry stays right
+        self.run_again(
+            node, task, f"its input {sorted(inputs)[0]!r} was rebuilt in this run with other content", before
+        )
 
     def _available(self, name: str) -> bool:
         """Whether the catalog (or the kart cache, for a served output) still holds ``name``'s data."""
@@ -580,6 +622,30 @@ def _tagged_version(node: Any) -> str | None:
 
 def _is_parameter(name: str) -> bool:
     return name == "parameters" or name.startswith("params:")
+
+
+def _pinned_load_version(dataset: Any) -> bool:
+    """Whether a versioned Kedro dataset loads a pinned version (``--load-versions``), not its latest save."""
+    version = getattr(dataset, "_version", None)
+    return getattr(version, "load", None) is not None
+
+
+def _bound_state(func: Any, code: kart_core.CodeFingerprint) -> dict[str, str]:
+    """``{label: digest}`` of what is bound to a node callable (its ``RunParts.code`` entry), so that a rerun
+    because it changed says so; empty for a plain function (its code is an item of ``code``)."""
+    if not code.root:
+        return {}
+    if isinstance(func, functools.partial):
+        return {f"the arguments of functools.partial({_qualified(func.func)})": code.root}
+    if inspect.ismethod(func):
+        return {f"the state of the instance bound to {_qualified(func)}": code.root}
+    if not inspect.isfunction(func) and not inspect.isbuiltin(func) and not isinstance(func, type):
+        return {f"the state of the callable {_qualified(type(func))} instance": code.root}
+    return {}
+
+
+def _qualified(obj: Any) -> str:
+    return f"{getattr(obj, '__module__', None)}.{getattr(obj, '__qualname__', type(obj).__qualname__)}"
 
 
 def _kart_digest(task: Any) -> str:

@@ -16,7 +16,8 @@ def rerun_reason(previous: RunParts | None, current: RunParts) -> str:
     """Why the node with key parts ``current`` runs, compared with its last run ``previous``.
 
     Returns:
-        e.g. ``"first run"``, ``"code changed: pkg.helpers.unit"``,
+        e.g. ``"first run"``, ``"code changed: pkg.helpers.unit"``, ``"code changed: the state of the
+        instance bound to pkg.model.Model.predict"``,
         ``"parameters changed: params:factor"``, ``"input changed: raw"``,
         ``"upstream changed: clean_values"``, ``"its cache was cleared"``.
     """
@@ -25,7 +26,7 @@ def rerun_reason(previous: RunParts | None, current: RunParts) -> str:
     if previous.unique_id == current.unique_id:
         return "its cache was cleared"
     reasons = [
-        _changed("code changed", previous.code, current.code),
+        _changed("code changed", previous.code, current.code, _BOUND_STATE),
         _changed("parameters changed", previous.parameters, current.parameters),
         _changed("input changed", previous.inputs, current.inputs),
         _changed("upstream changed", previous.upstream, current.upstream),
@@ -34,8 +35,17 @@ def rerun_reason(previous: RunParts | None, current: RunParts) -> str:
     return "; ".join(found) if found else "node definition changed (inputs, outputs or name)"
 
 
-def _changed(label: str, before: Mapping[str, str], after: Mapping[str, str]) -> str:
-    names = sorted(name for name in set(before) | set(after) if before.get(name) != after.get(name))
+# Code parts naming what is bound to a node callable (pipeline_run._bound_state); kart before 2026-12-01
+# did not record them, so one absent from the last run is no change.
+_BOUND_STATE = ("the state of ", "the arguments of ")
+
+
+def _changed(label: str, before: Mapping[str, str], after: Mapping[str, str], new_kinds: tuple[str, ...] = ()) -> str:
+    names = sorted(
+        name
+        for name in set(before) | set(after)
+        if before.get(name) != after.get(name) and not (name not in before and name.startswith(new_kinds))
+    )
     if not names:
         return ""
     return f"{label}: {_names(names)}"
