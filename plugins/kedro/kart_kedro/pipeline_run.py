@@ -2,13 +2,16 @@
 
 Decisions are made in the runner's process, in dependency order, as soon as a node's upstream
 nodes are done: the node's KedroNodeRun key is computed (code fingerprint, parameters, input
-digests, upstream ids); a complete run whose persistent outputs still hold what kart wrote is
+digests, the content hashes of the inputs upstream cached nodes returned); a complete run whose persistent outputs still hold what kart wrote is
 served (outputs written back only where missing or replaced); anything else becomes a NodeWork.
 
 An input that is a kart task's output (a TaskOnKartDataset entry, a to_pipeline node's edge) counts
 by its content (the hashes its manifest records), not only its task's unique id: the same id
-rebuilt with other content reruns the nodes reading it. A persistent input produced by a cached
-node counts by its catalog definition too (its load args shape what the node sees).
+rebuilt with other content reruns the nodes reading it. So does an input a cached node of the run
+returned (``upstream_content``): a node that ran again under the same key with other content
+reruns its readers. A persistent input produced by a cached node counts by its catalog definition
+too (its load args shape what the node sees); one whose load version is pinned (``--load-versions``)
+counts by that version's content, as a raw input.
 
 Any other input counts by its content (``input_digest.data_digest``: partition loaders are called).
 A local file's digest is recorded with its file stamp (node_records: ``input_digests.pkl``), so a
