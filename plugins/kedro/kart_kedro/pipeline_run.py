@@ -293,9 +293,10 @@ class PipelineRun:
         contents = self.contents.get(producer)
         if contents is None:
             task = self.tasks[producer]
-            found = kart_core.output_digests(task)
-            contents = {output: found.get(str(target.path()), "") for output, target in task.kart_outputs().items()}
-            self.contents[producer] = contents
+            # In output() order (KedroNodeRun.output: one target per output name, in ``outputs`` order).
+            contents = self.contents[producer] = dict(
+                zip(task.outputs, kart_core.output_digests(task).values(), strict=True)
+            )
         return contents.get(name, "")
 
     def digest_of(self, digests: dict[str, str]) -> str:
