@@ -27,6 +27,7 @@ __all__ = [
     "describe_damage",
     "file_size",
     "local_mtime_ns",
+    "maybe_rewritten",
     "rewritten_digest",
     "rewritten_note",
     "size_mismatches",
@@ -145,6 +146,17 @@ def rewritten_note(output_mtime_ns: int | None, manifest: str) -> str | None:
     if committed is None or output_mtime_ns <= committed:
         return None
     return f"it was modified at {_clock(output_mtime_ns)}, after kart recorded its commit at {_clock(committed)}"
+
+
+def maybe_rewritten(path: str, manifest: str) -> bool:
+    """False when ``rewritten_digest(path, manifest, ...)`` is None for sure, told by two stats: both local
+    and the output not newer than its manifest, or either missing. True otherwise (ask it)."""
+    if "://" in path or "://" in manifest:
+        return True  # file:// URLs, or object storage (where rewritten_digest says None itself)
+    try:
+        return os.stat(path).st_mtime_ns > os.stat(manifest).st_mtime_ns
+    except OSError:
+        return False
 
 
 def rewritten_digest(path: str, manifest: str, entry: Entry) -> str | None:

@@ -28,7 +28,7 @@ import dataclasses
 import os
 from collections.abc import Iterable, Iterator
 
-from kart_core.damage import local_mtime_ns, rewritten_digest, rewritten_note
+from kart_core.damage import local_mtime_ns, maybe_rewritten, rewritten_digest, rewritten_note
 from kart_core.manifest import Entry, Input, Manifest, OutputRecord, read_if_inputs, read_unverified
 from kart_core.storage import storage_for
 from kart_core.workspace import MANIFEST, join_url, log_workspace
@@ -109,29 +109,32 @@ def stale_inputs(
     return stale
 
 
-def _replaced(item: Input, path: str, upstream: Manifest | None) -> StaleInput | None:
-    """``item`` as a ``StaleInput`` when ``upstream`` (its manifest, read at ``path``) replaced the entry it
-    recorded with other content, or the file of that entry was rewritten outside kart since
-    (``_rewritten_since``); None when it did not or nothing can be told (missing, pending, entry gone)."""
+def _replaced(item: Input, path: str, upstream: Manifest | None, workspace: str | None = None) -> StaleInput | None:
+    """``item`` as a ``StaleInput`` when ``upstream`` (its manifest, read at ``path``; ``workspace``: the
+    upstream's, when the caller knows it) replaced the entry it recorded with other content, or the file
+    of that entry was rewritten outside kart since (``_rewritten_since``); None when it did not or
+    nothing can be told (missing, pending, entry gone)."""
     if upstream is None or upstream.pending:
         return None
     entry = upstream.outputs.get(item.key)
     if entry is not None and entry.commit == item.commit:
-        return _rewritten_since(item, path, entry)
+        return _rewritten_since(item, path, entry, workspace)
     if entry is None or entry.digest == item.digest:
         return None
     return StaleInput(item, path, entry.commit)
 
 
-def _rewritten_since(item: Input, path: str, entry: Entry) -> StaleInput | None:
+def _rewritten_since(item: Input, path: str, entry: Entry, workspace: str | None = None) -> StaleInput | None:
     """``item`` as a ``StaleInput`` when the upstream output its record still names was rewritten outside
     kart after that commit with other content of the same size (local storage: two stats, and a hash
     only when the file is newer than its manifest; ``kart_core.damage.rewritten_digest``). The next load
     of that output records it as a new version (``kart_core.target``)."""
-    workspace = log_workspace(path, MANIFEST)
+    workspace = workspace if workspace is not None else log_workspace(path, MANIFEST)
     if workspace is None:
         return None
     output = join_url(workspace, item.key)
+    if not maybe_rewritten(output, path):
+        return None  # the common case, told by two stats
     digest = rewritten_digest(output, path, entry)
     if digest is None or digest == item.digest:
         return None
@@ -222,29 +225,28 @@ class Lineage:
         """
         if path in self._verdicts:
             return self._verdicts[path]
-        upstreams: dict[str, list[tuple[Input, str]]] = {}
+        upstreams: dict[str, list[tuple[Input, str, str | None]]] = {}
+        verdicts, inputs = self._verdicts, self._inputs
         stack: list[tuple[str, str, bool]] = [(path, workspace, False)]
         while stack:
             current, current_workspace, explored = stack.pop()
             if explored:
-                self._verdicts[current] = self._settle(upstreams.pop(current))
+                verdicts[current] = self._settle(upstreams.pop(current))
                 continue
-            if current in self._verdicts:
+            if current in verdicts:
                 continue
-            self._verdicts[current] = _FRESH  # guards a cycle while it is explored
+            verdicts[current] = _FRESH  # guards a cycle while it is explored
             manifest = self.manifest(current)
             if manifest is None or not manifest.inputs or manifest.pending:
                 continue
-            upstreams[current] = [(item, resolve(item.manifest, current_workspace)) for item in manifest.inputs]
-            self._inputs.update(upstream for _, upstream in upstreams[current])
+            # Each recorded input resolved once, with its manifest's workspace (None: outside any workspace).
+            found = upstreams[current] = [_located(item, current_workspace) for item in manifest.inputs]
             stack.append((current, current_workspace, True))
-            for item, upstream in upstreams[current]:
-                upstream_workspace = (
-                    current_workspace if upstream != item.manifest else log_workspace(upstream, MANIFEST)
-                )
-                if upstream_workspace is not None and upstream not in self._verdicts:
+            for _, upstream, upstream_workspace in found:
+                inputs.add(upstream)
+                if upstream_workspace is not None and upstream not in verdicts:
                     stack.append((upstream, upstream_workspace, False))
-        return self._verdicts[path]
+        return verdicts[path]
 
     @property
     def records_inputs(self) -> bool:
@@ -267,20 +269,22 @@ class Lineage:
             if isinstance(record, OutputRecord) and record.manifest not in self._inputs:
                 self.manifests.pop(record.manifest, None)
 
-    def _settle(self, upstreams: list[tuple[Input, str]]) -> Verdict:
+    def _settle(self, upstreams: list[tuple[Input, str, str | None]]) -> Verdict:
         """The verdict of a manifest whose recorded inputs are ``upstreams`` (each with its full manifest
-        path), once their own verdicts are known (an upstream without one, outside any workspace, is fresh)."""
+        path and workspace), once their own verdicts are known (an upstream without one, outside any
+        workspace, is fresh)."""
         direct = []
         behind: list[str] = []
-        for item, upstream in upstreams:
-            replaced = _replaced(item, upstream, self.manifest(upstream))
+        for item, upstream, upstream_workspace in upstreams:
+            replaced = _replaced(item, upstream, self.manifest(upstream), upstream_workspace)
             if replaced is not None:
                 direct.append(replaced)
             verdict = self._verdicts.get(upstream, _FRESH)
-            label = item.task or upstream
-            if verdict.stale and label not in behind:
-                behind.append(label)
-        return Verdict(direct, behind)
+            if verdict is not _FRESH and verdict.stale:
+                label = item.task or upstream
+                if label not in behind:
+                    behind.append(label)
+        return Verdict(direct, behind) if direct or behind else _FRESH
 
     def describe(self, label: str, verdict: Verdict) -> str:
         """The message for a stale verdict (``describe`` for the direct part, then the stale upstreams)."""
@@ -292,6 +296,13 @@ class Lineage:
             f"with other content, or it is built on such a task): {label} is built on stale content. A build of "
             f"{label} first brings {upstreams} up to date, then runs {label} again if what it loaded changed."
         )
+
+
+def _located(item: Input, workspace: str) -> tuple[Input, str, str | None]:
+    """``item`` with its manifest's full path and that manifest's workspace (a relative reference shares
+    ``workspace``; another is told from the path; None outside any workspace)."""
+    upstream = resolve(item.manifest, workspace)
+    return item, upstream, workspace if upstream != item.manifest else log_workspace(upstream, MANIFEST)
 
 
 def stale_verdict(targets: Iterable[object], checked: Lineage | None = None) -> Verdict | None:
