@@ -280,3 +280,35 @@ def test_with_signing_on_and_records_off_a_direct_write_is_signed_too(
     Path(task.output().path()).write_bytes(bytes(tampered))
     with pytest.raises(IntegrityError, match="signature does not match"):
         DwSigned(workspace_directory=workspace).output().load()
+
+
+class DwNested(kart_core.TaskOnKart[Any]):
+    """Builds itself (committing) inside its run() before asking for its path: that commit lands while it runs."""
+
+    inner = luigi.BoolParameter(default=False, significant=False)
+    swallow = luigi.BoolParameter(default=False, significant=False)
+
+    def output(self) -> Any:
+        return self.make_target("dw/nested.txt")
+
+    def run(self) -> None:
+        if not self.inner:
+            kart_core.build(DwNested(inner=True, workspace_directory=self.workspace_directory), log_level=40)
+        try:
+            path = self.output().path()
+        except Exception:
+            if not self.swallow:
+                raise
+            path = os.path.join(str(self.workspace_directory), "elsewhere.txt")  # the task's code carries on
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        Path(path).write_text("inner" if self.inner else "outer")
+
+
+@pytest.mark.parametrize("swallow", [False, True])
+def test_a_run_that_finds_another_commit_at_its_path_request_stops_and_keeps_it(workspace: str, swallow: bool) -> None:
+    """Also when the task's code catches the signal (a broad ``except Exception``) and goes on."""
+    assert kart_core.build(DwNested(swallow=swallow, workspace_directory=workspace)) == ["inner"]
+    task = DwNested(workspace_directory=workspace)
+    assert task.complete() and task.output().load() == ["inner"]
+    assert not os.path.exists(marker_path(task.output().record)) and _hidden(workspace) == []
+    assert verify_workspace(workspace).ok
