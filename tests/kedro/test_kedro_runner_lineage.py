@@ -312,11 +312,13 @@ def test_a_pinned_load_version_is_what_the_reader_is_built_from(
     assert _read(tmp_path / "final.json") == {"seen": 5}
     runner, ran = run(5, v1)  # kedro run --params k=5 --load-versions gen_out:<v1>
     assert "seen" in ran and runner.last_run["use"] == "ran"
+    assert runner.last_reasons["use"] == "input changed: gen_out"  # named once, though it moved out of upstream
     assert _read(tmp_path / "final.json") == {"seen": 1}  # the old code served {"seen": 5} as "cached"
     runner, ran = run(5, v1)
     assert runner.last_run["use"] == "cached" and _read(tmp_path / "final.json") == {"seen": 1}
-    runner, ran = run(5)  # unpinned again: the latest version
+    runner, ran = run(5)  # unpinned again: the latest version (the reader's run on it is cached)
     assert _read(tmp_path / "final.json") == {"seen": 5}
+    assert runner.last_run["use"] == "cached"
 
 
 # --- why a node whose callable's bound state changed reruns ----------------------------------------

@@ -25,11 +25,18 @@ def rerun_reason(previous: RunParts | None, current: RunParts) -> str:
         return "first run"
     if previous.unique_id == current.unique_id:
         return "its cache was cleared"
+    # An input that is now counted by its own content and was an upstream output before, or the other
+    # way round (a --load-versions pin set or dropped), is named once, as an input.
+    moved = (set(previous.upstream) ^ set(current.upstream)) & (set(previous.inputs) | set(current.inputs))
     reasons = [
         _changed("code changed", previous.code, current.code, _BOUND_STATE),
         _changed("parameters changed", previous.parameters, current.parameters),
         _changed("input changed", previous.inputs, current.inputs),
-        _changed("upstream changed", previous.upstream, current.upstream),
+        _changed(
+            "upstream changed",
+            {name: value for name, value in previous.upstream.items() if name not in moved},
+            {name: value for name, value in current.upstream.items() if name not in moved},
+        ),
     ]
     found = [reason for reason in reasons if reason]
     return "; ".join(found) if found else "node definition changed (inputs, outputs or name)"
