@@ -201,9 +201,17 @@ def put_direct(storage: Storage, record: OutputRecord, commit: str, moves: tuple
     Written before any of those paths is handed to the task's code, and again when another one is;
     removed by ``clear`` once the run has committed or undone its writes (``kart_core.direct_write``).
     """
+    # Local paths as absolute: the writer's paths may be relative to its working directory
+    # (``./resources/…``), and the process that undoes a killed writer's files may run elsewhere.
+    moves = tuple((_absolute(path), None if backup is None else _absolute(backup)) for path, backup in moves)
     marker = Marker(commit, socket.gethostname(), os.getpid(), time.time(), DIRECT, moves, process_start(os.getpid()))
     with storage.atomic_write(marker_path(record)) as file:
         file.write(marker.to_bytes())
+
+
+def _absolute(path: str) -> str:
+    """A local path made absolute (against this process's working directory); a URL as it is."""
+    return path if "://" in path else os.path.abspath(path)
 
 
 def process_start(pid: int) -> int | None:

@@ -223,7 +223,7 @@ _KILLED = textwrap.dedent(
 
 
 def _killed(
-    tmp_path: Path, workspace: str, mode: str, text: str = "whole", rerun: str = ""
+    tmp_path: Path, workspace: str, mode: str, text: str = "whole", rerun: str = "", cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
     script = tmp_path / "killed.py"
     script.write_text(_KILLED)
@@ -232,7 +232,7 @@ def _killed(
         capture_output=True,
         text=True,
         timeout=120,
-        cwd=tmp_path,
+        cwd=cwd or tmp_path,
     )
 
 
@@ -242,6 +242,19 @@ def test_a_kill_mid_write_does_not_count_as_complete(tmp_path: Path, workspace: 
     assert _killed(tmp_path, workspace, "check").stdout.split() == ["False", "None"]
     assert _killed(tmp_path, workspace, "run").stdout.split() == ["['whole']"]
     assert _killed(tmp_path, workspace, "check").stdout.split() == ["True", "['whole']"]
+
+
+def test_a_kill_mid_rerun_with_a_relative_workspace_is_undone_from_another_directory(tmp_path: Path) -> None:
+    # The marker held the paths as the writer saw them (./ws/dw/…): a check from another working directory
+    # found none of them, removed the marker and left the partial file, which then counted as complete.
+    writer, checker = tmp_path / "writer", tmp_path / "elsewhere"
+    writer.mkdir()
+    checker.mkdir()
+    assert _killed(tmp_path, "./ws", "run", "first", cwd=writer).stdout.split() == ["['first']"]
+    assert _killed(tmp_path, "./ws", "kill", "second", "rerun", cwd=writer).returncode == -signal.SIGKILL
+    assert _killed(tmp_path, "../writer/ws", "check", cwd=checker).stdout.split() == ["False", "None"]
+    assert _killed(tmp_path, str(writer / "ws"), "check", cwd=checker).stdout.split() == ["True", "['first']"]
+    assert not list((writer / "ws" / "dw").glob("*.kart-tmp"))
 
 
 def test_a_kill_mid_rerun_puts_the_old_output_back(tmp_path: Path, workspace: str) -> None:
