@@ -246,7 +246,8 @@ class UnsupportedFeatureError(KartError, NotImplementedError):
 
 
 class LockSettingError(KartError, AssertionError):
-    """Task lock parameters that cannot work (``redis_timeout`` not above ``lock_extend_seconds``); gokart asserted."""
+    """Task lock parameters that cannot work (``redis_timeout`` not above ``lock_extend_seconds``; gokart asserted),
+    or a relative ``KART_LOCK_DIR``."""
 
 
 class InMemoryKeyError(KartError, KeyError, AssertionError):
@@ -352,7 +353,8 @@ class UnsendableTaskError(KartError):
 
 
 class LockUnavailableError(KartError, ConnectionError):
-    """A task's lock service (redis at ``redis_host``/``redis_port``) cannot be reached.
+    """A task's lock service (redis at ``redis_host``/``redis_port``) cannot be reached, or a file lock's
+    folder cannot be used (a file in its place, no permission: ``kart_core.lock``).
 
     A ``ConnectionError`` as the redis client's own error is, so ``except ConnectionError`` keeps working.
     """

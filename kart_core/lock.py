@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from kart_core.errors import LockUnavailableError, TaskLockException
+from kart_core.errors import LockSettingError, LockUnavailableError, TaskLockException
 
 
 def canonical_lock_key(location: str) -> str:
@@ -82,9 +82,19 @@ def machine_lock_root() -> str:
     one folder every process of a POSIX machine shares; set KART_LOCK_DIR where it is not (systemd's
     PrivateTmp) or where locks must be shared more widely. Without ``/tmp`` (not POSIX): the system
     temporary folder.
+
+    Raises:
+        LockSettingError: KART_LOCK_DIR is a relative path.
     """
-    configured = os.environ.get(LOCK_DIRECTORY_VARIABLE)
+    configured = os.path.expanduser(os.environ.get(LOCK_DIRECTORY_VARIABLE, ""))
     if configured:
+        if not os.path.isabs(configured):
+            # Relative to each process's working directory, it would give processes started in different
+            # folders different locks for one output: the exclusion the variable exists for would be lost.
+            raise LockSettingError(
+                f"{LOCK_DIRECTORY_VARIABLE}={configured!r} is a relative path: processes started in different "
+                f"folders would take different locks. Set it to an absolute path (e.g. /var/lock/kart)."
+            )
         return configured
     return "/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir()  # noqa: S108 - shared on purpose
 
@@ -106,7 +116,7 @@ def hold_lock(params: LockParams, wait_seconds: float | None = None) -> Iterator
     Raises:
         TaskLockException: the lock is still held elsewhere after ``wait_seconds``, or redis is not installed.
         LockUnavailableError: (a ConnectionError) the redis server at ``redis_host``/``redis_port`` cannot
-            be reached; names the task, the host and port and what to do.
+            be reached, or the file lock's folder cannot be used; names it and what to do.
     """
     holder = _redis_lock if params.uses_redis else _file_lock
     with holder(params, wait_seconds):
@@ -118,9 +128,18 @@ def _file_lock(params: LockParams, wait_seconds: float | None) -> Iterator[None]
     import fcntl
 
     directory = str(params.lock_directory)
-    _make_shared_directory(directory)
-    name = hashlib.md5(params.key.encode()).hexdigest() + ".lock"
-    with open(os.path.join(directory, name), "a+b") as handle:
+    shared = _make_shared_directory(directory)
+    path = os.path.join(directory, hashlib.md5(params.key.encode()).hexdigest() + ".lock")
+    try:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise _unusable_folder(directory, exc) from exc
+    with open(descriptor, "a+b") as handle:
+        if shared:
+            # Every user of the machine locks through this file: not the creator's umask (0644 let only its
+            # first user open it again). chmod is the owner's only; a file of another user is left as it is.
+            with contextlib.suppress(OSError):
+                os.fchmod(descriptor, 0o666)
         if not _wait_until(lambda: _try_flock(handle.fileno()), wait_seconds):
             raise TaskLockException(f"Another process holds the lock of {params.key}")
         try:
@@ -129,14 +148,33 @@ def _file_lock(params: LockParams, wait_seconds: float | None) -> Iterator[None]
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-def _make_shared_directory(directory: str) -> None:
-    if os.path.isdir(directory):
-        return
-    os.makedirs(directory, exist_ok=True)
-    if directory in (canonical_lock_key(machine_lock_directory()), canonical_lock_key(commit_lock_directory())):
-        # Shared by every user of the machine, like /tmp itself (sticky: nobody removes another's lock file).
-        with contextlib.suppress(OSError):
-            os.chmod(directory, 0o1777)
+def _make_shared_directory(directory: str) -> bool:
+    """Make ``directory`` if missing; whether it is one of the machine's shared lock folders.
+
+    The machine's folders are made (or, when this user owns them, set) like ``/tmp``: writable by every
+    user and sticky, so no user removes another's lock file; one made 0755 by an earlier kart is fixed.
+
+    Raises:
+        LockUnavailableError: the folder cannot be made or used (a file in its place, no permission).
+    """
+    shared = directory in (canonical_lock_key(machine_lock_directory()), canonical_lock_key(commit_lock_directory()))
+    try:
+        if not os.path.isdir(directory):
+            os.makedirs(directory, exist_ok=True)
+        if shared and (os.stat(directory).st_mode & 0o1777) != 0o1777:
+            with contextlib.suppress(PermissionError):  # another user's folder: only its owner may chmod it
+                os.chmod(directory, 0o1777)
+    except OSError as exc:
+        raise _unusable_folder(directory, exc) from exc
+    return shared
+
+
+def _unusable_folder(directory: str, exc: OSError) -> LockUnavailableError:
+    return LockUnavailableError(
+        f"Cannot take a file lock in {directory!r} ({type(exc).__name__}: {exc.strerror or exc}). Make that folder "
+        f"writable by every user that runs kart here (chmod 1777, as /tmp), or set {LOCK_DIRECTORY_VARIABLE} to an "
+        "absolute path of a folder they all can write."
+    )
 
 
 def _try_flock(fileno: int) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -295,3 +296,78 @@ def test_an_unreachable_redis_is_a_named_error(tmp_path: Path) -> None:
         kart_core.build(task)
     assert isinstance(failed.value.__cause__, LockUnavailableError)
     assert f"redis lock of {task.kart_label()}" in str(failed.value)
+
+
+# --- the machine's lock folders are shared by every user ---------------------------------------
+
+
+def test_a_shared_lock_folder_and_its_lock_files_are_writable_by_every_user(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import stat
+
+    from kart_core.lock import commit_lock_directory, machine_lock_directory
+
+    monkeypatch.setenv("KART_LOCK_DIR", str(tmp_path))
+    os.makedirs(commit_lock_directory(), mode=0o755)  # as an earlier kart left /tmp/kart-commit-locks
+    os.chmod(commit_lock_directory(), 0o755)
+    old_umask = os.umask(0o022)
+    try:
+        for directory in (machine_lock_directory(), commit_lock_directory()):
+            with hold_lock(LockParams(key=f"{tmp_path}/ws/a.pkl", lock_directory=directory)):
+                pass
+            assert stat.S_IMODE(os.stat(directory).st_mode) == 0o1777
+            (lock_file,) = os.listdir(directory)
+            assert stat.S_IMODE(os.stat(os.path.join(directory, lock_file)).st_mode) == 0o666
+    finally:
+        os.umask(old_umask)
+
+
+_AS_ANOTHER_USER = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from kart_core.lock import LockParams, hold_lock
+with hold_lock(LockParams(key=sys.argv[2]), wait_seconds=5):
+    print("locked")
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv")
+def test_another_user_takes_a_lock_first_made_by_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Lock files were made 0644 by their first user: the second user's open() failed with EACCES.
+    os.chmod(tmp_path, 0o755)
+    monkeypatch.setenv("KART_LOCK_DIR", str(tmp_path / "locks"))
+    key = f"{tmp_path}/ws/shared.pkl"
+    with hold_lock(LockParams(key=key)):
+        pass
+    script = tmp_path / "other.py"
+    script.write_text(_AS_ANOTHER_USER)
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    # read-only access to the interpreter and the code wherever they live, no write bypass
+    nobody += ["--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search"]
+    done = subprocess.run(
+        [*nobody, sys.executable, str(script), str(Path(__file__).parents[2]), key],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "KART_LOCK_DIR": str(tmp_path / "locks"), "HOME": str(tmp_path)},
+    )
+    assert done.stdout.strip() == "locked", done.stderr[-2000:]
+
+
+def test_a_relative_kart_lock_dir_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kart_core.errors import LockSettingError
+
+    monkeypatch.setenv("KART_LOCK_DIR", "locks")
+    with pytest.raises(LockSettingError, match="KART_LOCK_DIR='locks' is a relative path"):
+        LockParams(key="ws/a.pkl")
+
+
+def test_a_file_where_the_lock_folder_must_be_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kart_core.errors import LockUnavailableError
+
+    (tmp_path / "kart-locks").write_text("not a folder")
+    monkeypatch.setenv("KART_LOCK_DIR", str(tmp_path))
+    with pytest.raises(LockUnavailableError, match="KART_LOCK_DIR") as caught, hold_lock(LockParams(key="ws/a.pkl")):
+        pass
+    assert str(tmp_path / "kart-locks") in str(caught.value)
