@@ -123,7 +123,7 @@ def load_data_frame(
         # A set's iteration order follows PYTHONHASHSEED, so list(required_columns) would give each process
         # its own column order, and the bytes a downstream task dumps (and its lineage) would differ per run.
         if isinstance(required_columns, (set, frozenset)):
-            frame = frame[[column for column in frame.columns if column in required_columns]]
+            frame = frame.loc[:, frame.columns.isin(list(required_columns))]  # each column once, duplicates kept
         else:
             frame = frame[list(required_columns)]
     return frame

@@ -378,6 +378,24 @@ def test_load_data_frame_drop_columns_keeps_the_frames_column_order(workspace: s
     assert list(from_list.columns) == list(reversed(names))
 
 
+def test_load_data_frame_drop_columns_keeps_a_repeated_column_once_per_copy(workspace: str) -> None:
+    import pandas as pd
+
+    class TkRepeated(kart_core.TaskOnKart[pd.DataFrame]):
+        def run(self) -> None:
+            self.dump(pd.DataFrame([[1, 2, 3]], columns=["a", "a", "b"]))
+
+    class TkOnlyA(kart_core.TaskOnKart[pd.DataFrame]):
+        def requires(self):
+            return TkRepeated(workspace_directory=workspace)
+
+        def run(self) -> None:
+            self.dump(self.load_data_frame(required_columns={"a"}, drop_columns=True))
+
+    only_a = kart_core.build(TkOnlyA(workspace_directory=workspace), reset_register=False)
+    assert list(only_a.columns) == ["a", "a"] and only_a.iloc[0].tolist() == [1, 2]
+
+
 class TkIterableUpstream(kart_core.TaskOnKart[int]):
     """A task that iterates like a list of its parts: luigi's flatten walks into it."""
 
