@@ -8,6 +8,8 @@ and the same class imported as ``g.B`` (by ``kart tree g.B``, ``kart why g.B``) 
 
 from __future__ import annotations
 
+import re
+
 from kart_core.contract import KartTask
 from kart_core.storage.base import storage_for
 from kart_core.workspace import join_url
@@ -48,8 +50,9 @@ def runs_as_main(workspace: str, class_name: str) -> list[str]:
     One listing (nothing when the folder is missing): runs with any parameters, built as ``__main__``.
     """
     folder = join_url(workspace, MAIN_FOLDER)
-    prefix = f"{class_name}_"
-    return sorted(name for name in storage_for(folder).list_dir(folder) if name.startswith(prefix))
+    # ``Class_`` alone also matched ``Class_v2_<id>.pkl``, another class's output.
+    own = re.compile(re.escape(class_name) + r"_[0-9a-f]{32}(\.|$)")
+    return sorted(name for name in storage_for(folder).list_dir(folder) if own.match(name))
 
 
 def advice(task: KartTask) -> str:

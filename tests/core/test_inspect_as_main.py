@@ -102,3 +102,8 @@ def test_main_counterpart_only_for_outputs_in_the_module_folder(workspace: str) 
     assert outputs_as_main(down, [path]) == [main_counterpart(down, path)]
     assert runs_as_main(workspace, "AsMainDown") == [Path(path).name]
     assert runs_as_main(workspace, "AsMainDow") == []
+    # Another class whose name starts with this one's and an underscore: not this class's run.
+    other = Path(workspace) / "__main__" / f"AsMainDown_v2_{'0' * 32}.pkl"
+    other.write_bytes(b"other class")
+    assert runs_as_main(workspace, "AsMainDown") == [Path(path).name]
+    assert runs_as_main(workspace, "AsMainDown_v2") == [other.name]
