@@ -8,6 +8,7 @@ they do for ``luigi`` and ``gokart.run``.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import os
@@ -96,7 +97,17 @@ def task_from_command_line(dotted: str, args: Sequence[str] = ()) -> Iterator[An
     """Yield the task ``dotted`` with luigi-style ``args``; the parsed values stay visible to ``requires()``."""
     cls = resolve_task_class(dotted)
     family = cls.get_task_family()  # type: ignore[attr-defined]
-    args = _checked_args(cls, family, args, dotted)
+    try:
+        args = _checked_args(cls, family, args, dotted)
+    except argparse.ArgumentError as exc:
+        # luigi adds the root task's parameters as --name beside its own options: a parameter named like one
+        # of them (``workers``, ``worker_id``) cannot be added, for any value (luigi's own command line fails too).
+        flag = exc.argument_name or "a parameter"
+        raise TaskSpecError(
+            f"{dotted}: its parameter {flag} has the name of one of luigi's own options, so luigi's command line "
+            f"parser cannot take this task at all (luigi's own cannot either). Rename the parameter, or build the "
+            f"task from Python: kart_core.build({dotted.rpartition('.')[2]}(...))."
+        ) from None
     complaint = io.StringIO()
     try:
         # argparse prints its usage and complaint to stderr, then exits: keep the complaint for one clear line.

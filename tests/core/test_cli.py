@@ -48,6 +48,15 @@ class CliShortNames(gokart.TaskOnKart[str]):
         self.dump(f"{self.w} {self.worker} {self.local}")
 
 
+class CliNamedLikeLuigi(gokart.TaskOnKart[str]):
+    """A parameter with the exact name of one of luigi's options: luigi's parser cannot be built for it."""
+
+    worker_id = luigi.Parameter(default="-")
+
+    def run(self) -> None:
+        self.dump(self.worker_id)
+
+
 class CliReport(gokart.TaskOnKart[int]):
     n = luigi.IntParameter(default=3)
     fail = luigi.BoolParameter(default=False)
@@ -177,6 +186,14 @@ def test_parameters_named_like_the_start_of_luigis_options_are_set() -> None:
     assert result.exit_code == 0, result.stderr
     assert gokart.build(CliShortNames(w="a", worker="b", local=True), reset_register=False) == "a b True"
     assert "1 cached" in result.stderr or "1 ran" in result.stderr
+
+
+@pytest.mark.parametrize("args", [[], ["--worker-id", "x"]])
+def test_a_parameter_named_exactly_like_a_luigi_option_is_one_line(args: list[str]) -> None:
+    # argparse's "conflicting option string: --worker-id" came as a 50-line traceback
+    assert_one_line_error(
+        invoke("run", f"{M}.CliNamedLikeLuigi", *args), 4, "its parameter --worker-id has the name of one of luigi's"
+    )
 
 
 def test_name_equals_value_sets_the_parameter() -> None:
