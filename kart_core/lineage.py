@@ -112,12 +112,15 @@ def stale_inputs(
 def _replaced(item: Input, path: str, upstream: Manifest | None, workspace: str | None = None) -> StaleInput | None:
     """``item`` as a ``StaleInput`` when ``upstream`` (its manifest, read at ``path``; ``workspace``: the
     upstream's, when the caller knows it) replaced the entry it recorded with other content, or the file
-    of that entry was rewritten outside kart since (``_rewritten_since``); None when it did not or
+    of that entry was rewritten outside kart since (``_rewritten_since``), or no longer holds what a load
+    that could not record its new version read (``_unrecorded_since``); None when it did not or
     nothing can be told (missing, pending, entry gone)."""
     if upstream is None or upstream.pending:
         return None
     entry = upstream.outputs.get(item.key)
     if entry is not None and entry.commit == item.commit:
+        if item.digest != entry.digest:
+            return _unrecorded_since(item, path, entry, workspace)
         return _rewritten_since(item, path, entry, workspace)
     if entry is None or entry.digest == item.digest:
         return None
@@ -139,6 +142,25 @@ def _rewritten_since(item: Input, path: str, entry: Entry, workspace: str | None
     if digest is None or digest == item.digest:
         return None
     return StaleInput(item, path, None, rewritten_note(local_mtime_ns(output), path) or "modified after its commit")
+
+
+def _unrecorded_since(item: Input, path: str, entry: Entry, workspace: str | None = None) -> StaleInput | None:
+    """``item`` as a ``StaleInput`` unless the upstream output still holds what its load read: the record
+    of a load of a same-size rewrite outside kart that the loader could not record as a new version (a
+    workspace it cannot write, ``kart_core.target``), so ``item`` names the commit ``entry`` still holds
+    with the content hash of the bytes loaded. Fresh while the file, newer than its manifest, hashes to
+    that (a read of the file at each check, as long as no load with write access records the version);
+    stale when it holds other content, its committed content again, or cannot be read."""
+    workspace = workspace if workspace is not None else log_workspace(path, MANIFEST)
+    if workspace is None:
+        return None
+    output = join_url(workspace, item.key)
+    # None: not newer than its manifest, the committed content, another size or unreadable; none is what loaded.
+    current = rewritten_digest(output, path, entry) if maybe_rewritten(output, path) else None
+    if current == item.digest:
+        return None
+    note = rewritten_note(local_mtime_ns(output), path) or "it no longer holds what was loaded"
+    return StaleInput(item, path, None, f"{note}; the content loaded was never recorded as a version")
 
 
 def stale_outputs(targets: Iterable[object]) -> list[StaleInput]:

@@ -251,9 +251,15 @@ class TargetOnKart(luigi.Target):
                         self._note_load(staged, entry)
                     yield io.BytesIO(data[HEADER_SIZE:] if entry.sealed else data)
                     # Whole per its format (it parsed): recorded, it is what the running task was built
-                    # from; not recorded (read-only workspace, a commit meanwhile), nothing vouches for it.
-                    if adopted is not None and rewritten and self._record_new_version(entry, adopted, rewritten):
-                        self._note_load(staged, adopted)
+                    # from. Not recorded (read-only workspace, a commit meanwhile): nothing vouches for it,
+                    # and the running task records what it loaded, the commit it compared against with the
+                    # content hash of the bytes it read, so a later commit of other content (or another
+                    # rewrite) makes it stale and one of the same content does not (kart_core.lineage).
+                    if adopted is not None and rewritten:
+                        recorded = self._record_new_version(entry, adopted, rewritten)
+                        self._note_load(
+                            staged, adopted if recorded else dataclasses.replace(adopted, commit=entry.commit)
+                        )
                     return
             self._note_load(staged, entry)
             head = raw.read(len(MAGIC))
@@ -361,9 +367,10 @@ class TargetOnKart(luigi.Target):
         warned.add(f"unrecorded:{self._path}")
         logger.warning(
             "%s: the output at %r was rewritten outside kart (%s) with other content of the same size; it loads "
-            "unchecked, as gokart would load it, since kart cannot record it as a new version in %r: %s. Tasks "
-            "that load it record nothing about it. A load with write access to the workspace records it; `kart "
-            "verify` lists it; if it was not meant to change, rebuild %s with rerun=True.",
+            "unchecked, as gokart would load it, since kart cannot record it as a new version in %r: %s. A task "
+            "that loads it records the content it loaded, so it is stale once the output holds other content. A "
+            "load with write access to the workspace records it; `kart verify` lists it; if it was not meant to "
+            "change, rebuild %s with rerun=True.",
             record.task,
             self._path,
             rewritten,

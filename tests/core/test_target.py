@@ -18,6 +18,7 @@ import luigi
 import numpy as np
 import pandas as pd
 import pytest
+from luigi.task import flatten
 
 import kart_core
 from kart_core.errors import (
@@ -29,6 +30,8 @@ from kart_core.errors import (
     UnknownFormatError,
     WorkspacePathError,
 )
+from kart_core.integrity import digest_bytes
+from kart_core.lineage import stale_outputs
 from kart_core.storage.local import LocalStorage
 from kart_core.target import LargeDataFrameProcessor, make_model_target, make_target
 
@@ -458,8 +461,10 @@ class ReadOnlyStorage(LocalStorage):
 
 
 class RoUp(kart_core.TaskOnKart[str]):
+    content = luigi.Parameter(default="value-v1", significant=False)  # what a rerun writes
+
     def run(self) -> None:
-        self.dump("value-v1")
+        self.dump(self.content)
 
 
 class RoDown(kart_core.TaskOnKart[str]):
@@ -501,20 +506,38 @@ def test_a_rewrite_in_a_read_only_workspace_loads_unchecked_with_a_warning(
     assert len([r for r in caplog.records if "cannot record it" in r.getMessage()]) == 2
 
 
-def test_a_downstream_built_on_an_unrecordable_rewrite_records_no_input_and_stays_built(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _rewritten_outside_kart(tmp_path / "shared")
+def _down_built_without_write_access(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[RoUp, RoDown]:
+    """RoDown built in its own writable workspace from RoUp's same-size rewrite in a workspace it cannot
+    write (the seam undone after it, so later steps write as the upstream's owner does)."""
+    up = _rewritten_outside_kart(tmp_path / "shared")
     down = RoDown(workspace_directory=str(tmp_path / "own"), up_workspace=str(tmp_path / "shared"))
     real = kart_core.target.storage_for
 
     def read_only_shared(path: str) -> Any:  # the downstream's own workspace stays writable
         return ReadOnlyStorage() if str(tmp_path / "shared") in path else real(path)
 
-    monkeypatch.setattr("kart_core.target.storage_for", read_only_shared)
-    assert kart_core.build(down, reset_register=False) == "value-v2+B"  # no DamagedOutputError, no repair
-    recorded = json.loads((tmp_path / "own" / "log" / "manifest" / f"RoDown_{down.make_unique_id()}.json").read_text())
-    assert not recorded.get("inputs")  # built from a file nothing vouches for: no commit claimed
+    with monkeypatch.context() as patch:
+        patch.setattr("kart_core.target.storage_for", read_only_shared)
+        assert kart_core.build(down, reset_register=False) == "value-v2+B"  # no DamagedOutputError, no repair
+    return up, down
+
+
+def _recorded_inputs(workspace: Path, task: kart_core.TaskOnKart[Any]) -> list[dict[str, Any]]:
+    manifest = workspace / "log" / "manifest" / f"{type(task).__name__}_{task.make_unique_id()}.json"
+    return list(json.loads(manifest.read_text()).get("inputs", []))
+
+
+def test_a_downstream_built_on_an_unrecordable_rewrite_records_what_it_loaded_and_stays_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    up, down = _down_built_without_write_access(tmp_path, monkeypatch)
+    entry = json.loads((tmp_path / "shared" / "log" / "manifest" / f"RoUp_{up.make_unique_id()}.json").read_text())
+    (committed,) = entry["outputs"].values()
+    (loaded,) = _recorded_inputs(tmp_path / "own", down)
+    # The commit it compared against, with the content hash of the bytes it read (not the committed ones).
+    assert loaded["commit"] == committed["commit"] and loaded["digest"] != committed["digest"]
+    algorithm, _, found = loaded["digest"].partition(":")
+    assert found == digest_bytes(Path(up.output().path()).read_bytes(), algorithm)
     built = Path(down.output().path()).stat().st_mtime_ns
     # Not stale in the next build (an unrecorded commit id claimed as its input made it rerun at each build).
     assert kart_core.build(down, reset_register=False) == "value-v2+B"
@@ -534,3 +557,49 @@ def test_verify_and_tree_on_a_read_only_workspace_with_a_rewrite(
     assert verify.exit_code == 3 and "content hash" in verify.output, verify.output
     tree = CliRunner().invoke(cli, ["tree", f"{__name__}.RoUp", "-w", str(tmp_path / "shared")])
     assert tree.exit_code == 0 and "(COMPLETE) RoUp[" in tree.output, tree.output
+
+
+def test_a_downstream_built_on_an_unrecordable_rewrite_reruns_when_the_upstream_is_committed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # AT5: it recorded nothing about the input, and was served as built from the rewrite forever.
+    from click.testing import CliRunner
+
+    from kart_core.cli import cli
+
+    up, down = _down_built_without_write_access(tmp_path, monkeypatch)
+    kart_core.build(RoUp(workspace_directory=up.workspace_directory, rerun=True), reset_register=False)
+    verify = CliRunner().invoke(cli, ["verify", "-w", str(tmp_path / "own")])
+    assert verify.exit_code != 0 and "stale" in verify.output, verify.output
+    assert kart_core.build(down, reset_register=False) == "value-v1+B"
+
+
+def test_a_downstream_built_on_an_unrecordable_rewrite_stays_built_when_the_same_content_is_committed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    up, down = _down_built_without_write_access(tmp_path, monkeypatch)
+    built = Path(down.output().path()).stat().st_mtime_ns
+    # A rerun that writes what was loaded: another commit, the same content.
+    rerun = RoUp(workspace_directory=up.workspace_directory, content="value-v2", rerun=True)
+    assert kart_core.build(rerun, reset_register=False) == "value-v2"
+    assert kart_core.build(down, reset_register=False) == "value-v2+B"
+    assert Path(down.output().path()).stat().st_mtime_ns == built
+
+
+def test_a_downstream_built_on_an_unrecordable_rewrite_follows_the_file_until_a_version_is_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    up, down = _down_built_without_write_access(tmp_path, monkeypatch)
+    built = Path(down.output().path()).stat().st_mtime_ns
+    assert up.output().load() == "value-v2"  # with write access: recorded as a new version of that content
+    assert kart_core.build(down, reset_register=False) == "value-v2+B"
+    assert Path(down.output().path()).stat().st_mtime_ns == built
+    up, down = _down_built_without_write_access(tmp_path / "again", monkeypatch)
+    path = Path(up.output().path())  # rewritten outside kart once more, the manifest still unwritable
+    later = path.stat().st_mtime_ns
+    path.write_bytes(path.read_bytes().replace(b"value-v2", b"value-v3"))
+    os.utime(path, ns=(later, later))
+    assert stale_outputs(flatten(down.output()))
+    path.write_bytes(path.read_bytes().replace(b"value-v3", b"value-v1"))  # the committed content back
+    os.utime(path, ns=(later, later))
+    assert stale_outputs(flatten(down.output()))
