@@ -31,7 +31,7 @@ from collections.abc import Iterable, Iterator
 from kart_core.damage import local_mtime_ns, maybe_rewritten, rewritten_digest, rewritten_note
 from kart_core.manifest import Entry, Input, Manifest, OutputRecord, read_if_inputs, read_unverified
 from kart_core.storage import storage_for
-from kart_core.workspace import MANIFEST, join_url, log_workspace
+from kart_core.workspace import LOG_DIRECTORY, MANIFEST, join_url, log_workspace
 
 __all__ = [
     "Lineage",
@@ -77,10 +77,33 @@ class StaleInput:
 
 
 def resolve(reference: str, workspace: str) -> str:
-    """An ``Input.manifest`` as a full path: a workspace-relative one joined to ``workspace``."""
+    """An ``Input.manifest`` as a full path: a workspace-relative one (``log/manifest/{file}``) joined to
+    ``workspace``.
+
+    Another relative path is a manifest in another workspace given by a relative path (kart before
+    session 9 recorded it as the writer spelled it): taken from the working directory, as that writer did.
+    """
     if "://" in reference or os.path.isabs(reference):
         return reference
+    if not _workspace_relative(reference):
+        return os.path.abspath(reference)
     return join_url(workspace, reference)
+
+
+def _workspace_relative(reference: str) -> bool:
+    """Whether ``reference`` is a manifest's workspace-relative name (``log/manifest/{file}``)."""
+    head, _, name = reference.replace(os.sep, "/").rpartition("/")
+    return head == f"{LOG_DIRECTORY}/{MANIFEST.name}" and bool(name)
+
+
+def canonical(path: str) -> str:
+    """One spelling of a manifest's full path, to compare paths spelled otherwise: a local path (or a
+    ``file://`` URL) absolute with symlinks resolved, no ``./``, ``..`` or trailing slash; another URL as given."""
+    if path.startswith("file://"):
+        path = path[len("file://") :]
+    elif "://" in path:
+        return path
+    return os.path.realpath(path)
 
 
 def stale_inputs(
@@ -228,6 +251,7 @@ class Lineage:
         self.manifests: dict[str, Manifest | None] = {}  # by full path, None: missing or unreadable
         self._verdicts: dict[str, Verdict] = {}
         self._inputs: set[str] = set()  # full paths some checked manifest recorded as an input
+        self._canonical: tuple[int, frozenset[str]] = (0, frozenset())  # _inputs' canonical forms, and of how many
 
     def known(self, path: str, manifest: Manifest) -> None:
         """Take ``manifest``, already read at ``path``, instead of reading it again."""
@@ -276,8 +300,18 @@ class Lineage:
         return bool(self._inputs)
 
     def records_any(self, manifests: Iterable[str]) -> bool:
-        """Whether a manifest checked so far recorded one of ``manifests`` (full paths) as an input."""
-        return not self._inputs.isdisjoint(manifests)
+        """Whether a manifest checked so far recorded one of ``manifests`` (full paths) as an input.
+
+        Compared in ``canonical`` form: a workspace spelled relative by one task and absolute (or with
+        ``./``, a trailing slash, a symlink, ``file://``) by another is one folder. The recorded paths are
+        made canonical here, not while checking (a walk of 100,000 tasks would pay a ``realpath`` each),
+        once per growth of the set.
+        """
+        counted, known = self._canonical
+        if counted != len(self._inputs):
+            known = frozenset(map(canonical, self._inputs))
+            self._canonical = (len(self._inputs), known)
+        return not known.isdisjoint(map(canonical, manifests))
 
     def release(self, targets: Iterable[object]) -> None:
         """Forget the manifests of a task whose flattened ``output()`` is ``targets``, once checked (their
@@ -324,7 +358,7 @@ def _located(item: Input, workspace: str) -> tuple[Input, str, str | None]:
     """``item`` with its manifest's full path and that manifest's workspace (a relative reference shares
     ``workspace``; another is told from the path; None outside any workspace)."""
     upstream = resolve(item.manifest, workspace)
-    return item, upstream, workspace if upstream != item.manifest else log_workspace(upstream, MANIFEST)
+    return item, upstream, workspace if _workspace_relative(item.manifest) else log_workspace(upstream, MANIFEST)
 
 
 def stale_verdict(targets: Iterable[object], checked: Lineage | None = None) -> Verdict | None:

@@ -19,7 +19,7 @@ import contextlib
 import functools
 import gc
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import pluggy
 from luigi.task import flatten
@@ -109,7 +109,7 @@ def orchestrate(
                 progress=display,
                 lock=lock,
             )
-            build = _Rounds(roots, checker, run, manager, display, load_roots)
+            build = _Rounds(roots, checker, run, manager, display, load_roots, keep_going)
             result, walked, load_error = build.run(walked)
             # Stale: found so by a walk, or run because an upstream was (and its rerun changed what it loaded).
             ran = set(result.ran)
@@ -140,8 +140,11 @@ class _Rounds:
     checked task recorded as an input (``Lineage.records_any``); when a root is stale, the next round
     walks the roots again: the stale task runs, and each task built on it runs again only if what it
     loaded changed (``run_one``'s own check). ``rerun=True`` is not re-armed for a task walked before in
-    this build (it reruns once per build). The rounds end when nothing stale is left, nothing more was
-    committed, a task failed, or after ``_MAX_ROUNDS``.
+    this build (it reruns once per build), and a task that ran in this build is taken as complete unless
+    its own lineage is stale (a ``complete()`` that is always False: it fetches once per build). After a
+    failure, the next round walks only the roots that do not depend on it (``keep_going``; without it the
+    build stops). The rounds end when nothing stale is left among the roots walked, nothing more was
+    committed, or after ``_MAX_ROUNDS``; the roots still stale then are named (``_warn_stale_roots``).
     """
 
     def __init__(
@@ -152,9 +155,10 @@ class _Rounds:
         manager: pluggy.PluginManager,
         display: Progress,
         load_roots: bool,
+        keep_going: bool = False,
     ) -> None:
         self.roots, self.checker, self.execute = roots, checker, run
-        self.manager, self.display, self.load_roots = manager, display, load_roots
+        self.manager, self.display, self.load_roots, self.keep_going = manager, display, load_roots, keep_going
         # The roots' verdicts when the last check found any root stale (None: the walk's lineage holds them).
         self.verdicts: list[tuple[KartTask, lineage.Verdict]] | None = None
 
@@ -162,10 +166,16 @@ class _Rounds:
         """Run ``graph``, then the rounds it takes; the merged result, the last graph walked and what
         loading a root raised (``load_roots``)."""
         result = self.execute(graph)
+        roots = list(self.roots)  # those the next round walks: none that depends on a failure
         for _ in range(_MAX_ROUNDS):
-            if result.failed or result.interrupted is not None:
+            if result.interrupted is not None:
                 return result, graph, None
-            if not self._stale(graph, result.ran + result.repaired):
+            if result.failed:
+                roots = _clear_of(roots, graph, result.failed) if self.keep_going else []
+                stale = self._stale(graph, result.ran + result.repaired)  # the verdicts the warning names
+                if not roots or not any(node_key(root) in stale for root in roots):
+                    return result, graph, None
+            elif not self._stale(graph, result.ran + result.repaired):
                 if not self.load_roots:
                     return result, graph, None
                 rebuilt = len(result.repaired)
@@ -173,7 +183,7 @@ class _Rounds:
                 if load_error is not None or not self._stale(graph, result.repaired[rebuilt:]):
                     return result, graph, load_error
             committed = (len(result.ran), len(result.repaired))
-            walked = self._walk_again(graph)
+            walked = self._walk_again(graph, roots, result.ran)
             if isinstance(walked, BuildResult):
                 _merge(result, walked)
                 return result, graph, None
@@ -182,30 +192,30 @@ class _Rounds:
             self.display.recount(len(result.ran), len(result.cached), len(result.failed), len(result.repaired))
             if (len(result.ran), len(result.repaired)) == committed:  # nothing more committed: what is stale stays
                 break
-        if not result.failed and result.interrupted is None:
+        if result.interrupted is None:
             self._stale(graph, result.ran + result.repaired)  # the verdicts the warning names
         load_error = _load_roots(self.roots, result, self.manager, self.display) if self.load_roots else None
         return result, graph, load_error
 
-    def _stale(self, graph: TaskGraph, committed: Sequence[str]) -> bool:
-        """Whether a root is stale after ``committed`` (keys that ran or were repaired) committed.
+    def _stale(self, graph: TaskGraph, committed: Sequence[str]) -> set[str]:
+        """The keys of the roots stale after ``committed`` (keys that ran or were repaired) committed (empty: none).
 
         No read unless one of them is a task whose manifest a task checked by the walk recorded as an
         input (a commit of a task nobody had loaded replaces nothing anyone was built from); then the
         roots' lineage is read afresh, once.
         """
         if not committed:
-            return False
+            return set()
         tasks = [graph.nodes.get(key) for key in committed]
         # A task repaired further up (outside the graph): which manifest it rewrote is not known here. A
         # plain luigi task records nothing and is recorded by nobody.
         if all(task is not None for task in tasks):
             recorded = self.checker.lineage
             if not recorded.records_inputs:
-                return False  # the walk met no recorded input at all (a first build): nothing to compare
+                return set()  # the walk met no recorded input at all (a first build): nothing to compare
             manifests = (log_task_path(task, MANIFEST) for task in tasks if task is not None and is_kart_task(task))
-            if not recorded.records_any(manifests):
-                return False
+            if not recorded.records_any(manifests):  # compared canonically (a workspace spelled otherwise)
+                return set()
         checked = lineage.Lineage()
         self.verdicts = [
             (root, verdict)
@@ -213,18 +223,45 @@ class _Rounds:
             if is_kart_task(root)
             and (verdict := lineage.stale_verdict(flatten(root.kart_outputs()), checked)) is not None
         ]
-        return bool(self.verdicts)
+        return {node_key(root) for root, _ in self.verdicts}
 
-    def _walk_again(self, graph: TaskGraph) -> TaskGraph | BuildResult:
-        """Walk the roots again, without re-arming ``rerun`` on the tasks walked before."""
+    def _walk_again(self, graph: TaskGraph, roots: Sequence[LuigiTask], ran: Sequence[str]) -> TaskGraph | BuildResult:
+        """Walk ``roots`` again, without re-arming ``rerun`` on the tasks walked before; the tasks in ``ran``
+        (they ran in this build) count as complete unless their lineage is stale."""
         self.checker.walked.update(graph.nodes)
+        self.checker.ran.update(ran)
         self.verdicts = None
-        return _walk(self.roots, forget_upstreams=False, checker=self.checker)
+        return _walk(roots, forget_upstreams=False, checker=self.checker)
+
+
+def _clear_of(roots: Sequence[LuigiTask], graph: TaskGraph, failed: Iterable[str]) -> list[LuigiTask]:
+    """The ``roots`` none of whose upstreams in ``graph`` (nor themselves) is among ``failed`` (keys)."""
+    tainted: dict[str, bool] = {}
+    bad = set(failed)
+    for start in map(_key_or_none, roots):
+        if start is None or start in tainted:
+            continue
+        stack: list[tuple[str, bool]] = [(start, False)]
+        while stack:  # depth first without recursion (a chain of 100,000 tasks)
+            key, explored = stack.pop()
+            upstreams = graph.upstream.get(key, ())
+            if explored:
+                tainted[key] = key in bad or any(tainted.get(upstream, False) for upstream in upstreams)
+            elif key not in tainted:
+                tainted[key] = key in bad  # guards a revisit while explored
+                stack.append((key, True))
+                stack.extend((upstream, False) for upstream in upstreams if upstream not in tainted)
+    return [root for root in roots if not tainted.get(_key_or_none(root) or "", True)]
 
 
 def _merge(result: BuildResult, part: BuildResult) -> None:
-    """Fold a later round's ``part`` into ``result``: a task counts once, as ran when it ran in any round."""
+    """Fold a later round's ``part`` into ``result``: a task counts once, as failed when it failed in any
+    round (not also as cached or ran), else as ran when it ran in any round."""
     result.nodes.update(part.nodes)
+    for key in part.failed:
+        for counts in (result.ran, result.cached, result.repaired):
+            if key in counts:
+                counts.remove(key)
     done = set(result.ran)
     cached = set(result.cached)
     again = [key for key in part.ran if key not in done]
@@ -233,7 +270,7 @@ def _merge(result: BuildResult, part: BuildResult) -> None:
         result.cached = [key for key in result.cached if key not in ran_now]
     result.ran.extend(again)
     counted = done | cached | set(result.repaired)
-    result.cached.extend(key for key in part.cached if key not in counted)
+    result.cached.extend(key for key in part.cached if key not in counted and key not in result.failed)
     for key in part.repaired:
         result.add_repaired(key)
     result.failed.update(part.failed)
@@ -299,6 +336,8 @@ def _warn_stale_roots(
             and (verdict := lineage.stale_verdict(flatten(root.kart_outputs()), walked)) is not None
         ]
     for root, verdict in verdicts:
+        if node_key(root) in result.failed:
+            continue  # counted as failed: nothing of it is handed back
         logger.warning("%s", walked.describe(root.kart_label(), verdict))
         result.stale_roots.append(node_key(root))
 
@@ -390,13 +429,21 @@ class _Checker:
         self.behind: list[str] = []
         self.lineage = lineage.Lineage()  # the walk's (set by _walk), kept for the warning after the build
         self.walked: set[str] = set()  # keys walked by an earlier round of this build: rerun not re-armed
+        self.ran: set[str] = set()  # keys that ran in an earlier round: complete unless their lineage is stale
 
     def __call__(self, task: LuigiTask) -> bool:
         self.current = task
         if not is_kart_task(task):
             incomplete = not task.complete()
         else:
-            if not self.walked or node_key(task) not in self.walked:
+            key = node_key(task) if self.walked else ""
+            if key in self.ran:
+                # It ran in this build: again only if a commit of the build replaced what it loaded (its
+                # complete() may be always False, a task that fetches anew: once per build).
+                incomplete = self._behind(task)
+                self.current = None
+                return incomplete
+            if not self.walked or key not in self.walked:
                 task.kart_reset_rerun()
             else:
                 task.kart_stale = []

@@ -85,7 +85,8 @@ class BuildResult:
             ``ran`` too when their run succeeded), or built on a stale upstream that this build reran
             with other content (in ``ran``).
         stale_roots: keys of the roots left built on stale content further up (``kart_core.lineage``; a
-            warning names each): that upstream is not among what they require, so the build did not reach it.
+            warning names each; never a failed one): that upstream is not among what they require, so the
+            build did not reach it, or the build stopped at a failure first.
     """
 
     ran: list[str] = dataclasses.field(default_factory=list)
@@ -109,10 +110,14 @@ class BuildResult:
 
     def summary(self) -> str:
         """One line: counts of ran (and how many of them were stale, when any) / repaired (when any) /
-        cached / failed / not run, and the time."""
+        cached (and how many cached roots are in ``stale_roots``, when any) / failed / not run, and the time."""
         repaired = f"{len(self.repaired)} repaired, " if self.repaired else ""
-        stale = f" ({len(self.stale)} stale)" if self.stale else ""
-        behind = f" ({len(self.stale_roots)} built on stale upstreams)" if self.stale_roots else ""
+        # Each annotation counts only tasks of the count it stands beside (a stale task may have failed).
+        ran, cached = set(self.ran), set(self.cached)
+        stale_ran = sum(1 for key in self.stale if key in ran)
+        behind_cached = sum(1 for key in self.stale_roots if key in cached)
+        stale = f" ({stale_ran} stale)" if stale_ran else ""
+        behind = f" ({behind_cached} built on stale upstreams)" if behind_cached else ""
         return (
             f"kart build: {len(self.ran)} ran{stale}, {repaired}{len(self.cached)} cached{behind}, "
             f"{len(self.failed)} failed, "

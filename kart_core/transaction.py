@@ -39,6 +39,7 @@ import contextlib
 import contextvars
 import dataclasses
 import logging
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -128,12 +129,13 @@ class Transaction:
 
     def inputs_for(self, record: OutputRecord) -> tuple[Input, ...]:
         """The loads to record in ``record``'s manifest: every committed output the run loaded from
-        another manifest, its reference workspace-relative when it shares ``record``'s workspace."""
+        another manifest, its reference workspace-relative when it shares ``record``'s workspace, else
+        its full path (a local one absolute: a relative one would be read from the workspace's folder)."""
         found = []
         for (manifest, key), (source, entry) in sorted(self.loaded.items()):
             if manifest == record.manifest:
                 continue  # the task's own earlier output: not an upstream
-            where = source.manifest_name if source.workspace == record.workspace else manifest
+            where = source.manifest_name if source.workspace == record.workspace else _full(manifest)
             found.append(Input(task=source.task, manifest=where, key=key, commit=entry.commit, digest=entry.digest))
         return tuple(found)
 
@@ -409,3 +411,8 @@ def _remove_quietly(storage: Storage, location: str) -> None:
     # A staged file that cannot be deleted is an orphaned temporary file: kart gc sweeps those.
     with contextlib.suppress(Exception):
         storage.remove(location)
+
+
+def _full(path: str) -> str:
+    """``path`` (a manifest's local path or URL) with a relative local path made absolute."""
+    return path if "://" in path or os.path.isabs(path) else os.path.abspath(path)

@@ -11,7 +11,7 @@ upstream runs again only if what it loaded changed).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import luigi
 import pytest
@@ -181,3 +181,155 @@ def test_a_rerun_task_runs_once_per_build(workspace: str, tmp_path: Path) -> Non
     down = DbDown(up=DbCounted(journal=journal, workspace_directory=ws), workspace_directory=ws)
     assert _build([down, rerun]) == [21, 20]
     assert Path(journal).read_text().count("run") == 2
+
+
+class DbPicky(kart_core.TaskOnKart[Any]):
+    """Fails on an upstream value above 15."""
+
+    up = kart_core.TaskInstanceParameter()
+
+    def run(self) -> None:
+        value = self.load("up")
+        if value > 15:
+            raise ValueError(f"too big: {value}")
+        self.dump(value + 1)
+
+
+class DbFail(kart_core.TaskOnKart[Any]):
+    def run(self) -> None:
+        raise RuntimeError("boom")
+
+
+class DbFetch(kart_core.TaskOnKart[Any]):
+    """Always fetches anew (``complete()`` is False: a gokart pattern for 'latest data'); counts its runs."""
+
+    journal = luigi.Parameter(significant=False)
+
+    def complete(self) -> bool:
+        return False
+
+    def run(self) -> None:
+        with open(self.journal, "a") as handle:
+            handle.write("fetch\n")
+        with open(self.journal) as handle:
+            self.dump(len(handle.read().splitlines()))
+
+
+@pytest.mark.parametrize("spelling", ["relative", "dot", "trailing", "symlink", "file_url", "absolute"])
+def test_an_upstream_workspace_spelled_otherwise_than_the_downstream_s(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spelling: str
+) -> None:
+    """Down(Counted) cached, Counted's workspace spelled otherwise than Down's (the same folder); Counted
+    (rerun=True) in the same build writes 20: Down is built again (21). The check after a round compared
+    the committed manifest's path with the recorded inputs as plain strings, and a relative path from
+    another workspace was recorded as spelled (then joined to the downstream's workspace when read)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ws").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path)
+    ws = str(tmp_path / "ws")
+    up_ws = {
+        "relative": "ws",
+        "dot": "./ws/",
+        "trailing": ws + "/",
+        "symlink": str(tmp_path / "link" / "ws"),
+        "file_url": "file://" + ws,
+        "absolute": ws,
+    }[spelling]
+    journal = str(tmp_path / "journal.txt")
+
+    def counted(**kwargs: Any) -> DbCounted:
+        return DbCounted(journal=journal, workspace_directory=up_ws, **kwargs)
+
+    assert _build(DbDown(up=counted(), workspace_directory=ws)) == 11
+    result = orchestrate([DbDown(up=counted(), workspace_directory=ws), counted(rerun=True)], load_roots=True)
+    assert result.values == [21, 20] and not result.stale_roots
+    assert Path(journal).read_text().count("run") == 2
+    assert "2 ran (1 stale), 0 cached" in result.summary()
+
+
+def test_lineage_compares_manifest_paths_canonically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``Lineage.records_any`` finds a recorded input however the other side spells its path."""
+    from kart_core import lineage
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "link").symlink_to(tmp_path)
+    checked = lineage.Lineage()
+    checked._inputs.add(str(tmp_path / "ws" / "log" / "manifest" / "A_1.json"))
+    for spelling in (
+        "ws/log/manifest/A_1.json",
+        "./ws/log/manifest/A_1.json",
+        str(tmp_path / "link" / "ws" / "log" / "manifest" / "A_1.json"),
+        f"file://{tmp_path}/ws/log/manifest/A_1.json",
+        str(tmp_path / "ws" / "." / "log" / "manifest" / "A_1.json"),
+    ):
+        assert checked.records_any([spelling]), spelling
+    assert not checked.records_any(["ws/log/manifest/B_1.json"])
+    # A reference from an old manifest to another workspace given relative: from the working directory.
+    assert lineage.resolve("other/log/manifest/A_1.json", "/ws") == str(tmp_path / "other/log/manifest/A_1.json")
+    assert lineage.resolve("log/manifest/A_1.json", "/ws") == "/ws/log/manifest/A_1.json"
+
+
+@pytest.mark.parametrize(("workers", "executor"), [(1, "thread"), (2, "process")])
+def test_keep_going_builds_again_what_an_unrelated_failure_left_stale(
+    workspace: str, tmp_path: Path, workers: int, executor: Literal["thread", "process"]
+) -> None:
+    """Down(Counted) cached; roots Down, Counted(rerun=True) and an unrelated failing task, keep_going: the
+    failure does not end the rounds for the rest: Down is built again from the new Counted (21)."""
+    ws = workspace
+    journal = str(tmp_path / "journal.txt")
+    assert _build(DbDown(up=DbCounted(journal=journal, workspace_directory=ws), workspace_directory=ws)) == 11
+    down = DbDown(up=DbCounted(journal=journal, workspace_directory=ws), workspace_directory=ws)
+    rerun = DbCounted(journal=journal, rerun=True, workspace_directory=ws)
+    result = orchestrate(
+        [down, rerun, DbFail(workspace_directory=ws)], workers=workers, executor=executor, keep_going=True
+    )
+    assert list(result.failed) == [result.roots[2]] and not result.stale_roots
+    assert result.roots[0] in result.ran and result.roots[0] not in result.cached
+    assert down.output().load() == 21
+    assert "2 ran (1 stale), 0 cached, 1 failed" in result.summary()
+
+
+def test_a_failure_names_the_roots_it_leaves_stale(workspace: str, tmp_path: Path) -> None:
+    """Down(Counted) cached; roots Down, Counted(rerun=True) and Picky(Counted), failing on the new Counted; without keep_going the
+    build stops at the failure: nothing is loaded, and a root left built on the replaced Counted is named."""
+    ws = workspace
+    journal = str(tmp_path / "journal.txt")
+    assert _build(DbDown(up=DbCounted(journal=journal, workspace_directory=ws), workspace_directory=ws)) == 11
+    down = DbDown(up=DbCounted(journal=journal, workspace_directory=ws), workspace_directory=ws)
+    rerun = DbCounted(journal=journal, rerun=True, workspace_directory=ws)
+    fail = DbPicky(up=DbCounted(journal=journal, workspace_directory=ws), workspace_directory=ws)
+    result = orchestrate([down, rerun, fail], load_roots=True)
+    assert result.values is None and list(result.failed) == [result.roots[2]]
+    assert result.roots[0] in result.cached and result.stale_roots == [result.roots[0]]
+    assert "1 ran, 1 cached (1 built on stale upstreams), 1 failed" in result.summary()
+
+
+@pytest.mark.parametrize(("workers", "executor"), [(1, "thread"), (2, "process")])
+def test_a_task_found_complete_that_fails_in_a_later_round_counts_once(
+    workspace: str, tmp_path: Path, workers: int, executor: Literal["thread", "process"]
+) -> None:
+    """Picky(Counted) cached (11); Counted(rerun=True) writes 20, and Picky, run again, fails on it: Picky
+    counts as failed only (not cached too), and no annotation stands beside a count it is not in."""
+    ws = workspace
+    journal = str(tmp_path / "journal.txt")
+    assert _build(DbPicky(up=DbCounted(journal=journal, workspace_directory=ws), workspace_directory=ws)) == 11
+    picky = DbPicky(up=DbCounted(journal=journal, workspace_directory=ws), workspace_directory=ws)
+    rerun = DbCounted(journal=journal, rerun=True, workspace_directory=ws)
+    result = orchestrate([picky, rerun], workers=workers, executor=executor)
+    assert list(result.failed) == [result.roots[0]] and result.ran == [result.roots[1]]
+    assert not result.cached and not result.stale_roots
+    assert result.summary().startswith("kart build: 1 ran, 0 cached, 1 failed, 0 not run")
+
+
+def test_a_task_always_incomplete_runs_once_per_build(workspace: str, tmp_path: Path) -> None:
+    """Use(Fetch) built before, Fetch's ``complete()`` always False: one build of Use and Fetch runs Fetch
+    once (its commit makes Use stale, and the next round does not run Fetch again), then Use."""
+    ws = workspace
+    journal = str(tmp_path / "journal.txt")
+    assert _build(DbDown(up=DbFetch(journal=journal, workspace_directory=ws), workspace_directory=ws)) == 2
+    fetch = DbFetch(journal=journal, workspace_directory=ws)
+    down = DbDown(up=DbFetch(journal=journal, workspace_directory=ws), workspace_directory=ws)
+    result = orchestrate([down, fetch], load_roots=True)
+    assert Path(journal).read_text().count("fetch") == 2  # the first build's, then this build's: once
+    assert result.values == [3, 2] and sorted(result.ran) == sorted(result.roots)
+    assert result.summary().startswith("kart build: 2 ran (1 stale), 0 cached")
