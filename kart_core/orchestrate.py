@@ -255,10 +255,13 @@ def _clear_of(roots: Sequence[LuigiTask], graph: TaskGraph, failed: Iterable[str
 
 
 def _merge(result: BuildResult, part: BuildResult) -> None:
-    """Fold a later round's ``part`` into ``result``: a task counts once, as failed when it failed in any
-    round (not also as cached or ran), else as ran when it ran in any round."""
+    """Fold a later round's ``part`` into ``result``: a task counts once, as failed when it failed in a
+    round, as not run when a later round's failure stopped it (not also as cached or ran), else as ran
+    when it ran in any round."""
     result.nodes.update(part.nodes)
-    for key in part.failed:
+    # Failed, or not run (an upstream failed in a later round): what it left on disk is not up to date.
+    stopped = set(part.failed).union(part.not_run)
+    for key in stopped:
         for counts in (result.ran, result.cached, result.repaired):
             if key in counts:
                 counts.remove(key)
@@ -270,7 +273,7 @@ def _merge(result: BuildResult, part: BuildResult) -> None:
         result.cached = [key for key in result.cached if key not in ran_now]
     result.ran.extend(again)
     counted = done | cached | set(result.repaired)
-    result.cached.extend(key for key in part.cached if key not in counted and key not in result.failed)
+    result.cached.extend(key for key in part.cached if key not in counted and key not in stopped)
     for key in part.repaired:
         result.add_repaired(key)
     result.failed.update(part.failed)
@@ -336,8 +339,8 @@ def _warn_stale_roots(
             and (verdict := lineage.stale_verdict(flatten(root.kart_outputs()), walked)) is not None
         ]
     for root, verdict in verdicts:
-        if node_key(root) in result.failed:
-            continue  # counted as failed: nothing of it is handed back
+        if node_key(root) in result.failed or node_key(root) in result.not_run:
+            continue  # failed or stopped by a failure: nothing of it is handed back
         logger.warning("%s", walked.describe(root.kart_label(), verdict))
         result.stale_roots.append(node_key(root))
 

@@ -333,3 +333,21 @@ def test_a_task_always_incomplete_runs_once_per_build(workspace: str, tmp_path: 
     assert Path(journal).read_text().count("fetch") == 2  # the first build's, then this build's: once
     assert result.values == [3, 2] and sorted(result.ran) == sorted(result.roots)
     assert result.summary().startswith("kart build: 2 ran (1 stale), 0 cached")
+
+
+def test_keep_going_does_not_name_a_root_stopped_by_the_failure(workspace: str, tmp_path: Path) -> None:
+    """Down(Picky(Counted)) built; Counted(rerun=True) writes 20 and Picky fails on it (keep_going): Down
+    is not run (its upstream failed), so it is not named as handed back stale either."""
+    ws = workspace
+    journal = str(tmp_path / "journal.txt")
+
+    def down() -> DbDown:
+        return DbDown(
+            up=DbPicky(up=DbCounted(journal=journal, workspace_directory=ws), workspace_directory=ws),
+            workspace_directory=ws,
+        )
+
+    assert _build(down()) == 12
+    result = orchestrate([down(), DbCounted(journal=journal, rerun=True, workspace_directory=ws)], keep_going=True)
+    assert len(result.failed) == 1 and not result.stale_roots and not result.cached
+    assert result.roots[0] in result.not_run
