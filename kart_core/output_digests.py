@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kart_core import commit_marker, target_config
+from kart_core import commit_marker, lineage, target_config
 from kart_core.errors import DamagedOutputError
 from kart_core.integrity import digest_stream
 from kart_core.manifest import Manifest, OutputRecord, read_manifest
@@ -28,7 +28,7 @@ from kart_core.signing import Signer
 from kart_core.storage import storage_for
 from kart_core.structure import leaves
 
-__all__ = ["output_digests"]
+__all__ = ["output_digests", "output_digests_if_complete"]
 
 
 def output_digests(task: Any) -> dict[str, str]:
@@ -62,6 +62,53 @@ def output_digests(task: Any) -> dict[str, str]:
         return named
     label = task.kart_label() if hasattr(task, "kart_label") else str(task)
     return commit_marker.read_consistently(lambda: _digests(outputs, signer), f"the output digests of {label}")
+
+
+def output_digests_if_complete(task: Any) -> dict[str, str] | None:
+    """``output_digests(task)`` when ``task.complete()``, else None: for a cache keyed by a complete task's content.
+
+    One read of the task's manifest instead of two when signing is off: ``complete()`` reads it for its
+    staleness check (``kart_core.lineage``), here inside a ``lineage.walk_scope`` that keeps it parsed, and its
+    digests are taken from that read when it names every output and is not pending (``complete()`` waited
+    for any commit in progress before reading it, as ``output_digests`` waits). Otherwise (signing on: the
+    manifest must be verified; outputs without a record; another manifest) ``output_digests`` reads again.
+
+    Args:
+        task: a kart task (its ``complete()`` and ``kart_outputs()``).
+
+    Returns:
+        As ``output_digests``; None when the task is not complete.
+
+    Raises:
+        As ``task.complete()`` and ``output_digests``.
+    """
+    with lineage.walk_scope() as scope:  # nothing is committed inside: complete() only reads
+        if not task.complete():
+            return None
+    if target_config.current().signer is None:
+        outputs = leaves(task.kart_outputs())
+        named = _from_parsed(outputs, scope.manifests)
+        if named is not None:
+            return named
+    return output_digests(task)
+
+
+def _from_parsed(outputs: list[Any], manifests: dict[str, Manifest | None]) -> dict[str, str] | None:
+    """The digests from one manifest already read (``manifests``, by full path) naming every output; else None."""
+    records = [record for target in outputs if isinstance(record := getattr(target, "record", None), OutputRecord)]
+    if not records or len(records) != len(outputs):
+        return None
+    path = records[0].manifest
+    manifest = manifests.get(path)
+    if manifest is None or manifest.pending or any(record.manifest != path for record in records[1:]):
+        return None
+    found = {}
+    for target, record in zip(outputs, records, strict=True):
+        entry = manifest.outputs.get(record.key)
+        if entry is None:
+            return None
+        found[str(target.path() if callable(target.path) else target.path)] = entry.digest
+    return found
 
 
 def _from_one_manifest(outputs: list[Any], signer: Signer | None) -> dict[str, str] | None:

@@ -128,3 +128,40 @@ def test_with_signing_on_the_key_of_the_enclosing_build_is_used(
         assert all(value.startswith(f"{DEFAULT_ALGORITHM}:") for value in kart_core.output_digests(task).values())
     with pytest.raises(IntegrityError):
         kart_core.output_digests(task)
+
+
+def test_if_complete_names_the_content_from_the_read_that_found_it_complete(
+    workspace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """None while incomplete; then output_digests' names, taken from complete()'s read (no second read)."""
+    import importlib
+
+    module = importlib.import_module("kart_core.output_digests")  # the module (the package's name is the function)
+    task = Pair(workspace_directory=workspace)
+    assert kart_core.output_digests_if_complete(task) is None
+    kart_core.build(task, reset_register=False, return_value=False)
+    expected = kart_core.output_digests(task)
+    with monkeypatch.context() as patched:
+        patched.setattr(module, "output_digests", lambda task: pytest.fail("read the manifest again"))
+        assert kart_core.output_digests_if_complete(task) == expected
+    for target in task.output().values():  # the same unique id, rebuilt with other content: the new names
+        Path(target.path()).unlink()
+    assert kart_core.output_digests_if_complete(task) is None
+    monkeypatch.setattr(Pair, "value", 2)
+    kart_core.build(task, reset_register=False, return_value=False)
+    second = kart_core.output_digests_if_complete(task)
+    assert second == kart_core.output_digests(task)
+    assert second is not None and all(second[path] != expected[path] for path in expected)
+
+
+def test_if_complete_with_signing_on_verifies_the_manifest(workspace: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """complete()'s read is not verified: with signing on the digests are read (and refused) as output_digests does."""
+    monkeypatch.setenv("KART_SIGNING_KEY", "a test key of some length")
+    task = Pair(workspace_directory=workspace)
+    kart_core.build(task, reset_register=False, return_value=False)
+    signed = kart_core.output_digests(task)
+    assert kart_core.output_digests_if_complete(task) == signed
+    manifest = log_task_path(task, MANIFEST)
+    _rewrite(manifest, lambda data: data.replace(signed[str(task.output()["b"].path())].encode()[-8:], b"0" * 8))
+    with pytest.raises(IntegrityError, match="Refusing to trust the manifest"):
+        kart_core.output_digests_if_complete(task)

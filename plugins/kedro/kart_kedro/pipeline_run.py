@@ -199,13 +199,17 @@ class PipelineRun:
             return self.work(node, None)
         self.tasks[node.name] = task
         stale = None
-        if task.complete():
+        digests = kart_core.output_digests_if_complete(task)  # one manifest read for both
+        if digests is not None:
             stale = self.rebuilt_input(node)
             if stale is not None:
-                self.committed[node.name] = kart_core.output_digests(task)
+                self.committed[node.name] = digests
             else:
                 stale = self.serve_if_fresh(node, task)
                 if stale is None:
+                    # Served: what its readers are keyed by (upstream_content), from the read that found it complete.
+                    # Set only now: a node that runs again is named from its new commit.
+                    self.contents[node.name] = dict(zip(task.outputs, digests.values(), strict=True))
                     return None
             _clear_outputs(task)
         changes = self.changes
