@@ -95,20 +95,8 @@ def output_digests_if_complete(task: Any) -> dict[str, str] | None:
 
 def _from_parsed(outputs: list[Any], manifests: dict[str, Manifest | None]) -> dict[str, str] | None:
     """The digests from one manifest already read (``manifests``, by full path) naming every output; else None."""
-    records = [record for target in outputs if isinstance(record := getattr(target, "record", None), OutputRecord)]
-    if not records or len(records) != len(outputs):
-        return None
-    path = records[0].manifest
-    manifest = manifests.get(path)
-    if manifest is None or manifest.pending or any(record.manifest != path for record in records[1:]):
-        return None
-    found = {}
-    for target, record in zip(outputs, records, strict=True):
-        entry = manifest.outputs.get(record.key)
-        if entry is None:
-            return None
-        found[str(target.path() if callable(target.path) else target.path)] = entry.digest
-    return found
+    records = _records_in_one_manifest(outputs)
+    return None if records is None else _named(outputs, records, manifests.get(records[0].manifest))
 
 
 def _from_one_manifest(outputs: list[Any], signer: Signer | None) -> dict[str, str] | None:
@@ -118,16 +106,29 @@ def _from_one_manifest(outputs: list[Any], signer: Signer | None) -> dict[str, s
     second read ``read_consistently`` makes to see whether a commit moved while output bytes were
     read is not needed: no output is read. Half the cost of a cached Kedro node's upstream check.
     """
-    records = [record for target in outputs if isinstance(record := getattr(target, "record", None), OutputRecord)]
-    if not records or len(records) != len(outputs):
+    records = _records_in_one_manifest(outputs)
+    if records is None:
         return None
     first = records[0]
-    if any(record.manifest != first.manifest for record in records):
-        return None
     try:
         manifest = read_manifest(storage_for(first.manifest), first.manifest, first.manifest_name, signer)
     except DamagedOutputError:
         return None
+    return _named(outputs, records, manifest)
+
+
+def _records_in_one_manifest(outputs: list[Any]) -> list[OutputRecord] | None:
+    """Each output's integrity record when every output has one and all are in one manifest; else None."""
+    records = [record for target in outputs if isinstance(record := getattr(target, "record", None), OutputRecord)]
+    if not records or len(records) != len(outputs):
+        return None
+    if any(record.manifest != records[0].manifest for record in records[1:]):
+        return None
+    return records
+
+
+def _named(outputs: list[Any], records: list[OutputRecord], manifest: Manifest | None) -> dict[str, str] | None:
+    """``{output path: digest}`` from ``manifest`` (settled, naming every record); else None."""
     if manifest is None or manifest.pending:
         return None
     found = {}
