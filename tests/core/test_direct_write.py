@@ -12,14 +12,13 @@ import os
 import pickle
 import signal
 import subprocess
-import sys
-import textwrap
 from pathlib import Path
 from typing import Any, Literal
 
 import luigi
 import pandas as pd
 import pytest
+from by_path_writer import run_writer
 
 import kart_core
 from kart_core.commit_marker import marker_path
@@ -28,8 +27,6 @@ from kart_core.inspect.verify import verify_workspace
 from kart_core.manifest import read_unverified
 from kart_core.storage import storage_for
 from kart_core.workspace import MANIFEST, log_task_path
-
-REPO = str(Path(__file__).resolve().parents[2])
 
 
 class DwCsv(kart_core.TaskOnKart[Any]):
@@ -190,50 +187,10 @@ def test_a_task_that_only_dumps_writes_no_marker(workspace: str, monkeypatch: py
     assert calls == []
 
 
-_KILLED = textwrap.dedent(
-    """
-    import os, signal, sys
-    sys.path.insert(0, sys.argv[2])
-    import luigi, kart_core
-
-    class DwKilled(kart_core.TaskOnKart):
-        text = luigi.Parameter(default="whole", significant=False)
-
-        def output(self):
-            return self.make_target("dw/killed.txt")
-
-        def run(self):
-            path = self.output().path()
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "w") as file:
-                file.write(self.text[:2])
-                file.flush()
-                if sys.argv[3] == "kill":
-                    os.kill(os.getpid(), signal.SIGKILL)
-                file.write(self.text[2:])
-
-    task = DwKilled(text=sys.argv[4], rerun=sys.argv[5] == "rerun", workspace_directory=sys.argv[1])
-    if sys.argv[3] == "check":
-        done = task.complete()
-        print(done, task.output().load() if done else None)
-    else:
-        print(kart_core.build(task, log_level=40))
-    """
-)
-
-
 def _killed(
     tmp_path: Path, workspace: str, mode: str, text: str = "whole", rerun: str = "", cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    script = tmp_path / "killed.py"
-    script.write_text(_KILLED)
-    return subprocess.run(
-        [sys.executable, str(script), workspace, REPO, mode, text, rerun],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd or tmp_path,
-    )
+    return run_writer(tmp_path, workspace, mode, text, rerun, cwd)
 
 
 def test_a_kill_mid_write_does_not_count_as_complete(tmp_path: Path, workspace: str) -> None:

@@ -16,7 +16,6 @@ import signal
 import socket
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 import luigi
 import pandas as pd
 import pytest
+from by_path_writer import run_writer
 
 import kart_core
 from kart_core import commit_marker
@@ -33,61 +33,11 @@ from kart_core.inspect.verify import verify_workspace
 from kart_core.signing import HEADER_SIZE, MAGIC
 from kart_core.storage import storage_for
 
-REPO = str(Path(__file__).resolve().parents[2])
-
-_WRITER = textwrap.dedent(
-    """
-    import os, signal, sys
-    sys.path.insert(0, sys.argv[2])
-    import luigi, kart_core
-
-    class DwTaken(kart_core.TaskOnKart):
-        text = luigi.Parameter(default="whole", significant=False)
-        mode = luigi.Parameter(default="run", significant=False)
-
-        def output(self):
-            return self.make_target("dw/taken.txt")
-
-        def run(self):
-            path = self.output().path()
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "w") as file:
-                file.write(self.text[:2])
-                file.flush()
-                if self.mode == "kill":
-                    os.kill(os.getpid(), signal.SIGKILL)
-                if self.mode == "fail":
-                    raise RuntimeError("fails half way")
-                file.write(self.text[2:])
-
-    mode, text, rerun = sys.argv[3], sys.argv[4], sys.argv[5] == "rerun"
-    task = DwTaken(text=text, mode=mode, rerun=rerun, workspace_directory=sys.argv[1])
-    if mode == "check":
-        done = task.complete()
-        print(done, task.output().load() if done else None)
-    elif mode == "marker":
-        print(task.output().record.manifest)
-    else:
-        try:
-            print(kart_core.build(task, log_level=30))
-        except Exception as error:
-            print("failed", type(error).__name__)
-    """
-)
-
 
 def _writer(
     tmp_path: Path, workspace: str, mode: str, text: str = "whole", rerun: str = ""
 ) -> subprocess.CompletedProcess[str]:
-    script = tmp_path / "writer.py"
-    script.write_text(_WRITER)
-    return subprocess.run(
-        [sys.executable, str(script), workspace, REPO, mode, text, rerun],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-    )
+    return run_writer(tmp_path, workspace, mode, text, rerun)
 
 
 def _marker_file(tmp_path: Path, workspace: str) -> str:

@@ -9,14 +9,13 @@ import pickle
 import signal
 import socket
 import subprocess
-import sys
-import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import luigi
 import pytest
+from by_path_writer import run_writer
 from click.testing import CliRunner
 
 import kart_core as gokart
@@ -28,8 +27,6 @@ from kart_core.signing import ENVIRONMENT_VARIABLE as SIGNING_KEY
 from kart_core.storage import storage_for
 from kart_core.target import TargetOnKart
 from kart_core.workspace import MANIFEST, PROCESSING_TIME, TASK_LOG, TASK_PARAMS, LogKind, log_task_path
-
-REPO = str(Path(__file__).resolve().parents[2])
 
 
 class _Planted:
@@ -185,48 +182,10 @@ def test_a_damaged_run_log_of_a_task_whose_manifest_is_refused_is_not_reported_a
 
 # --- a killed run that wrote its outputs straight to their paths ---------------------------------
 
-_WRITER = textwrap.dedent(
-    """
-    import os, signal, sys
-    sys.path.insert(0, sys.argv[2])
-    import luigi, kart_core
-
-    class ByPath(kart_core.TaskOnKart):
-        text = luigi.Parameter(default="whole", significant=False)
-
-        def output(self):
-            return self.make_target("dw/out.txt")
-
-        def run(self):
-            path = self.output().path()
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "w") as file:
-                file.write(self.text[:2])
-                file.flush()
-                if sys.argv[3] == "kill":
-                    os.kill(os.getpid(), signal.SIGKILL)
-                file.write(self.text[2:])
-
-    task = ByPath(text=sys.argv[4], rerun=sys.argv[5] == "rerun", workspace_directory=sys.argv[1])
-    if sys.argv[3] == "check":
-        print(task.complete())
-    else:
-        print(kart_core.build(task, log_level=40))
-    """
-)
-
 
 def _writer(tmp_path: Path, mode: str, text: str = "whole", rerun: str = "") -> subprocess.CompletedProcess[str]:
     """Run the writer in ``tmp_path`` on the workspace ``./ws/`` (relative, as the marker then records it)."""
-    script = tmp_path / "by_path.py"
-    script.write_text(_WRITER)
-    return subprocess.run(
-        [sys.executable, str(script), "./ws/", REPO, mode, text, rerun],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-    )
+    return run_writer(tmp_path, "./ws/", mode, text, rerun)
 
 
 def _output(tmp_path: Path) -> Path:
@@ -257,7 +216,7 @@ def test_a_killed_rerun_writing_by_path_is_an_interrupted_commit_and_delete_puts
     assert _output(tmp_path).read_text() == "first"
     assert not list((tmp_path / "ws" / "dw").glob(".*kart-tmp"))
     assert verify_workspace(workspace).ok and verify_workspace(workspace).problems == ()
-    assert _writer(tmp_path, "check").stdout.split() == ["True"]
+    assert _writer(tmp_path, "check").stdout.split() == ["True", "['first']"]
 
 
 def test_a_killed_first_run_writing_by_path_is_reported_and_delete_removes_its_partial_file(tmp_path: Path) -> None:
