@@ -38,6 +38,7 @@ __all__ = [
     "StaleInput",
     "Verdict",
     "describe",
+    "legacy_reference",
     "resolve",
     "stale_inputs",
     "stale_outputs",
@@ -78,16 +79,43 @@ class StaleInput:
 
 def resolve(reference: str, workspace: str) -> str:
     """An ``Input.manifest`` as a full path: a workspace-relative one (``log/manifest/{file}``) joined to
-    ``workspace``.
+    ``workspace``; a full path or URL as recorded.
 
-    Another relative path is a manifest in another workspace given by a relative path (kart before
-    session 9 recorded it as the writer spelled it): taken from the working directory, as that writer did.
+    Another relative path is a manifest in another workspace given by a relative path: kart before
+    session 9 recorded it as the writer spelled it, relative to the writer's working directory, which the
+    manifest does not say. It is read from a base the manifest's own place gives, never from the checker's
+    working directory (a check from another folder, an Airflow worker, ``kart why`` elsewhere would read
+    another file or none): ``legacy_reference``.
     """
     if "://" in reference or os.path.isabs(reference):
         return reference
     if not _workspace_relative(reference):
-        return os.path.abspath(reference)
+        return legacy_reference(reference, workspace)
     return join_url(workspace, reference)
+
+
+def legacy_reference(reference: str, workspace: str) -> str:
+    """The full path of ``reference``, a manifest path relative to the (unknown) working directory of
+    the writer of a manifest in ``workspace``: the first that exists of ``reference`` joined to the
+    workspace's folder and then to each of its parents, nearest first (a writer's workspace given
+    relative to its working directory, as gokart's default ``./resources/``, lies inside it); when none
+    exists, joined to the workspace's parent. The file name carries the upstream's class and unique id,
+    so a file found this way is that task's manifest. A workspace on object storage: joined to its
+    parent (a local path from another machine cannot be told; a missing manifest is never stale).
+    """
+    local = workspace[len("file://") :] if workspace.startswith("file://") else workspace
+    if "://" in local:
+        return join_url(local.rstrip("/").rpartition("/")[0] or local, reference)
+    folder = os.path.abspath(local)
+    base = folder
+    while True:
+        candidate = os.path.normpath(os.path.join(base, reference))
+        if os.path.isfile(candidate):
+            return candidate
+        parent = os.path.dirname(base)
+        if parent == base:
+            return os.path.normpath(os.path.join(os.path.dirname(folder), reference))
+        base = parent
 
 
 def _workspace_relative(reference: str) -> bool:

@@ -502,3 +502,66 @@ def test_tree_and_why_read_each_manifest_of_a_lineage_a_bounded_number_of_times(
     parsed.clear()
     assert "It will not run." in " ".join(explain(task))
     assert len(parsed) <= 3 * 41
+
+
+def _spell_as_before_session_9(down: LnDown, spelled: str) -> None:
+    """Rewrite ``down``'s manifest as kart before session 9 wrote it: its upstream's manifest, in another
+    workspace, as the writer spelled it (relative to the writer's working directory)."""
+    path = log_task_path(down, MANIFEST)
+    document = json.loads(Path(path).read_bytes())
+    (recorded,) = document["inputs"]
+    assert Path(recorded["manifest"]).is_absolute()  # what kart writes now
+    recorded["manifest"] = spelled
+    Path(path).write_bytes(json.dumps(document, sort_keys=True, separators=(",", ":")).encode())
+
+
+@pytest.mark.parametrize(("workers", "executor"), [(1, "thread"), (2, "thread"), (2, "process")])
+def test_an_old_relative_reference_to_another_workspace_does_not_depend_on_the_checker_s_cwd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int, executor: Any
+) -> None:
+    """Down(Up) built in ``project`` with both workspaces given relative (``down_ws``, ``up_ws``), its manifest
+    naming Up's as ``up_ws/log/manifest/..`` (older kart); Up rerun with other content (30). Checked from
+    another folder, Down is stale and is built again (31): the reference was read from the checker's working
+    directory (no such file there: never stale), now from the manifest's workspace's folder."""
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.chdir(project)
+    down = LnDown(up=LnUp(workspace_directory="up_ws"), workspace_directory="down_ws")
+    assert kart_core.build(down, reset_register=False) == 21
+    _spell_as_before_session_9(down, log_task_path(LnUp(workspace_directory="up_ws"), MANIFEST))
+    up_ws, down_ws = str(project / "up_ws"), str(project / "down_ws")
+    assert kart_core.build(LnUp(value=3, rerun=True, workspace_directory=up_ws), reset_register=False) == 30
+    monkeypatch.chdir(elsewhere)
+    report = verify_workspace(down_ws)
+    assert [problem.kind for problem in report.problems] == ["stale"]
+    assert "LnUp[" in report.problems[0].detail and "committed again since" in report.problems[0].detail
+    again = LnDown(up=LnUp(workspace_directory=up_ws), workspace_directory=down_ws)
+    assert kart_core.build(again, reset_register=False, workers=workers, executor=executor) == 31
+    assert verify_workspace(down_ws).ok
+
+
+def test_an_old_relative_reference_resolves_from_the_manifest_s_workspace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``lineage.resolve`` of a relative reference to another workspace: the first that exists of the
+    workspace's folder and its parents, nearest first, else the workspace's parent; never the cwd."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cwd" / "up" / "log" / "manifest").mkdir(parents=True)
+    (tmp_path / "cwd" / "up" / "log" / "manifest" / "A_1.json").write_text("{}")  # a decoy in the cwd
+    monkeypatch.chdir(tmp_path / "cwd")
+    reference = "up/log/manifest/A_1.json"
+    project = tmp_path / "a" / "project"
+    (project / "ws").mkdir(parents=True)
+    # Nothing there: joined to the workspace's parent (gokart's `./resources/` in the writer's cwd).
+    assert lineage.resolve(reference, str(project / "ws")) == str(project / reference)
+    (tmp_path / "a" / "up" / "log" / "manifest").mkdir(parents=True)
+    (tmp_path / "a" / "up" / "log" / "manifest" / "A_1.json").write_text("{}")
+    assert lineage.resolve(reference, str(project / "ws")) == str(tmp_path / "a" / reference)
+    assert lineage.resolve(reference, f"file://{project}/ws/") == str(tmp_path / "a" / reference)
+    (project / "ws" / "up" / "log" / "manifest").mkdir(parents=True)  # a workspace given as `.` by its writer
+    (project / "ws" / "up" / "log" / "manifest" / "A_1.json").write_text("{}")
+    assert lineage.resolve(reference, str(project / "ws")) == str(project / "ws" / reference)
+    assert lineage.resolve("../" + reference, str(project / "ws")) == str(tmp_path / "a" / reference)
+    assert lineage.resolve(reference, "s3://bucket/runs/ws") == "s3://bucket/runs/" + reference
+    assert lineage.resolve("log/manifest/A_1.json", "/ws") == "/ws/log/manifest/A_1.json"

@@ -264,8 +264,8 @@ def test_lineage_compares_manifest_paths_canonically(tmp_path: Path, monkeypatch
     ):
         assert checked.records_any([spelling]), spelling
     assert not checked.records_any(["ws/log/manifest/B_1.json"])
-    # A reference from an old manifest to another workspace given relative: from the working directory.
-    assert lineage.resolve("other/log/manifest/A_1.json", "/ws") == str(tmp_path / "other/log/manifest/A_1.json")
+    # A reference from an old manifest to another workspace given relative: from the workspace's folder, not the cwd.
+    assert lineage.resolve("other/log/manifest/A_1.json", "/ws") == "/other/log/manifest/A_1.json"
     assert lineage.resolve("log/manifest/A_1.json", "/ws") == "/ws/log/manifest/A_1.json"
 
 
