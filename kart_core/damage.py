@@ -15,6 +15,7 @@ import os
 from collections.abc import Iterable
 
 from kart_core.manifest import Entry, Manifest, OutputRecord, read_unverified
+from kart_core.signing import HEADER_SIZE
 from kart_core.storage import storage_for
 from kart_core.storage.base import protocol_of
 from kart_core.workspace import MODULE_VERSIONS, TASK_LOG, join_url, log_relative_path, parse_log_name
@@ -163,6 +164,10 @@ def rewritten_digest(path: str, manifest: str, entry: Entry) -> str | None:
     """The content hash ``{algorithm}:{hex}`` of the local output at ``path`` when it was written after
     ``manifest`` recorded ``entry`` (see above) with the same size and other content: a new version
     written outside kart. None otherwise; a stat of each file when both times agree, a read only then.
+
+    The hash is what the manifest's is (``Entry.digest``): of the content after the signature header
+    when ``entry`` is sealed (the header's MAC binds the commit: a copy of the same content is no new
+    version), of the whole file otherwise; the same bytes a load deserializes.
     """
     from kart_core.integrity import available, digest_stream
 
@@ -174,6 +179,8 @@ def rewritten_digest(path: str, manifest: str, entry: Entry) -> str | None:
         return None
     try:
         with open(path.removeprefix("file://"), "rb") as file:
+            if entry.sealed:
+                file.seek(HEADER_SIZE)
             _, found = digest_stream(file, algorithm)
     except OSError:
         return None

@@ -387,12 +387,13 @@ class DirectWrites:
         """A signed copy of the file the run wrote at ``path``, staged: the commit puts it over that file.
 
         The copy is the file after a signature header, as a dump writes it (``kart_core.signing``; one pass
-        hashes the content and feeds the MAC; the MAC binds what a load checks: the output's
-        workspace-relative path, else its full path, and the commit id when ``record`` keeps one), so it
-        loads under signing. None for a folder (not signed: loads that read it as one file refuse it).
+        hashes the content and feeds the MAC; the MAC binds what a load checks: the target's
+        ``signing_name``, its workspace-relative path unless it is a bare target, and the commit id when
+        ``record`` keeps one), so it loads under signing. None for a folder (not signed: loads that read
+        it as one file refuse it).
         """
-        known = getattr(target, "record", None)
-        name = known.key if isinstance(known, OutputRecord) else canonical_lock_key(path)
+        known = getattr(target, "signing_name", None)
+        name = known if isinstance(known, str) else canonical_lock_key(path)
         commit = self._running.commit_id if record is not None else None
         spool = storage.spool(path)
         try:

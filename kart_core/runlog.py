@@ -47,6 +47,7 @@ from kart_core.workspace import (
     TASK_PARAMS,
     LogKind,
     log_path,
+    log_relative_path,
     log_task_path,
 )
 
@@ -166,7 +167,6 @@ def recorded_run(workspace: str, class_name: str, unique_id: str, signer: Any = 
     """
     from kart_core.errors import DamagedOutputError, IntegrityError
     from kart_core.storage import storage_for
-    from kart_core.workspace import log_relative_path
 
     name = log_relative_path(MANIFEST, class_name, unique_id)
     path = log_path(workspace, MANIFEST, class_name, unique_id)
@@ -216,7 +216,7 @@ def stored_params(workspace: str, class_name: str, unique_id: str) -> dict[str, 
         pickle.UnpicklingError: the file holds more than plain data.
     """
     path = log_path(workspace, TASK_PARAMS, class_name, unique_id)
-    target = make_target(path)
+    target = make_target(path, name=log_relative_path(TASK_PARAMS, class_name, unique_id))
     target.what = "task_params run log"
     if not target.exists():
         from kart_core import target_config

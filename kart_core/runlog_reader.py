@@ -20,7 +20,7 @@ from kart_core.signing import ENVIRONMENT_VARIABLE as SIGNING_KEY_VARIABLE
 from kart_core.signing import HEADER_SIZE, is_sealed
 from kart_core.storage import storage_for
 from kart_core.storage.base import protocol_of
-from kart_core.workspace import LogKind, luigi_config_may_set
+from kart_core.workspace import LogKind, log_name, luigi_config_may_set
 
 __all__ = ["compact_value", "load_log_value", "one_line", "plain_pickle_allowed", "read_log_safely"]
 
@@ -90,7 +90,7 @@ def load_log_value(path: str, plain_pickle: bool | None = None) -> Any:
             return loads_plain_data(data[HEADER_SIZE:] if is_sealed(data) else data)
     from kart_core.target import make_target  # luigi and the file processors: only for text logs and signed ones
 
-    target = make_target(path)
+    target = make_target(path, name=log_name(path))  # signed under its workspace-relative name
     target.what = "run log"  # a refusal or a parse error names it so, not "the output"
     return target.load()
 

@@ -6,8 +6,12 @@ file kart writes starts with a fixed-size header (``HEADER_SIZE`` bytes)::
 
     b"KARTSIG2" | commit id (16 bytes; zeros: written outside a task run) | HMAC-SHA256 (32) | 8 zero bytes
 
-The MAC covers a domain tag, the output's *name* (its workspace-relative path when a task made it,
-else its full path), the commit id and the content. So:
+The MAC covers a domain tag, the file's *name*, the commit id and the content. The name is the
+file's workspace-relative path for everything a task writes: outputs, run logs
+(``log/{kind}/{Class}_{unique_id}{ext}``) and manifests; only a bare ``make_target(path)``, which knows
+no workspace, binds its full path (symlinks resolved). So a signed workspace that is moved, copied,
+mounted at another path or read through another spelling verifies in full, while a file copied to
+another name inside it does not. So:
 
 - the header travels with the data: data and signature land in one rename / one put, and two
   concurrent writers can never leave one's data with the other's signature;
@@ -18,6 +22,13 @@ else its full path), the commit id and the content. So:
 
 Without a key nothing is added: files stay byte-identical to gokart's. Files signed by kart before
 this format (a ``{output}.sig`` file beside the output) are refused; rebuild them.
+
+Run logs (and outputs of tasks that keep no integrity record) signed by an older kart bound their
+full path instead. They still verify where they were written (the full path of their current
+location is tried when the workspace-relative name fails), never at another location: a moved or
+copied workspace refuses them with ``MOVED_ADVICE`` (rebuild the task with ``rerun=True``, or
+``kart verify --delete``). The file does not hold the path it was signed under, so a signature made
+at another location cannot be checked at all; no guess at it is ever accepted.
 
 Key rotation: the new key signs; old keys listed in ``KART_SIGNING_OLD_KEYS`` (or ``[TaskOnKart]
 signing_old_keys``; comma-separated) still verify what they signed, so a workspace stays readable
@@ -40,6 +51,7 @@ __all__ = [
     "HEADER_SIZE",
     "OLD_KEYS_VARIABLE",
     "MAGIC",
+    "MOVED_ADVICE",
     "SIGNATURE_SUFFIX",
     "Seal",
     "Signer",
@@ -55,6 +67,13 @@ MAGIC = b"KARTSIG2"
 HEADER_SIZE = 64
 _NO_COMMIT = bytes(16)
 _DOMAIN = b"kart-output-v2\x00"
+# Said when a run log (or a record-less output) does not verify: an older kart signed those with their full path.
+MOVED_ADVICE = (
+    "If its workspace was moved, copied or mounted at another path since: an older kart signed run logs (and "
+    "outputs of tasks that keep no integrity record) with their full path, which holds only where they were "
+    "written; build the task again with rerun=True (kart signs them anew with their workspace-relative name), "
+    "or `kart verify --delete` removes them."
+)
 # Sidecar signatures of kart's earlier format; only removed now (never written, never trusted).
 SIGNATURE_SUFFIX = ".sig"
 

@@ -47,7 +47,7 @@ from kart_core.file_processor.pickle_format import PickleFileProcessor
 from kart_core.integrity import DEFAULT_ALGORITHM, available, digest_bytes, digest_stream
 from kart_core.lock import canonical_lock_key as canonical_location
 from kart_core.manifest import SIGNING_ADVICE, Entry, OutputRecord, new_commit_id, read_manifest
-from kart_core.signing import HEADER_SIZE, MAGIC, Signer, is_sealed, signature_path
+from kart_core.signing import HEADER_SIZE, MAGIC, MOVED_ADVICE, Signer, is_sealed, signature_path
 from kart_core.storage import Storage, storage_for
 from kart_core.storage.base import Spool
 from kart_core.transaction import Staged
@@ -81,6 +81,8 @@ class TargetOnKart(luigi.Target):
     ``signer`` None means "as configured": the signing key is read when the target loads or dumps
     (once per build, see ``kart_core.target_config``), not when it is made. ``record`` says where
     the output's integrity record lives (targets a task makes have one; bare targets do not).
+    ``name`` is the workspace-relative path a signature binds when there is no record (a run log,
+    ``log/{kind}/{file}``, or an output of a task that keeps no record); see ``signing_name``.
     """
 
     what = "output"  # what messages call the file; a run log's target says e.g. "task_log run log"
@@ -92,12 +94,14 @@ class TargetOnKart(luigi.Target):
         owner: str | None = None,
         signer: Signer | None = None,
         record: OutputRecord | None = None,
+        name: str | None = None,
     ) -> None:
         self._path = path
         self._storage = storage if storage is not None else storage_for(path)
         self.owner = owner
         self._signer = signer
         self.record = record
+        self._name = name
 
     @property
     def signer(self) -> Signer | None:
@@ -185,7 +189,7 @@ class TargetOnKart(luigi.Target):
                 # Without an integrity record no manifest will hold the commit: seal without one, as a
                 # bare target's, so the load checks the MAC only (it refused every such output before).
                 seal_commit = commit if record is not None else None
-                mac = signer.begin(self._signing_name(), seal_commit)
+                mac = signer.begin(self.signing_name, seal_commit)
                 size, digest = _seal(spool.file, sealed.file, mac, seal_commit, length)
                 spool.discard()
                 final = sealed
@@ -534,7 +538,11 @@ class TargetOnKart(luigi.Target):
         return DamagedOutputError(message, path=self._path, kind=kind, commit=entry.commit, detail=detail)
 
     def _check_signature(self, data: bytes, signer: Signer, entry: Entry | None, staged: bool) -> None:
-        seal = signer.verify(data, self._signing_name())
+        seal = signer.verify(data, self.signing_name)
+        if seal is None and self.record is None and self._name is not None:
+            # Signed by kart before run logs (and record-less outputs) bound their workspace-relative
+            # name: the full path was bound, which holds where the file was written only.
+            seal = signer.verify(data, canonical_location(self._path))
         if seal is None:
             raise IntegrityError(self._refusal(data))
         if staged or seal.commit is None or self.record is None:
@@ -561,15 +569,24 @@ class TargetOnKart(luigi.Target):
                 f"Refusing to load {where}: signing is on (KART_SIGNING_KEY / [TaskOnKart] signing_key) and {why}. "
                 f"{SIGNING_ADVICE}"
             )
+        moved = f" {MOVED_ADVICE}" if self.record is None and self._name is not None else ""
         return (
             f"Refusing to load {where}: its signature does not match (the file was changed after kart wrote it, "
-            f"another output was copied over it, or it was signed with another key). {SIGNING_ADVICE}"
+            f"another output was copied over it, or it was signed with another key). {SIGNING_ADVICE}{moved}"
         )
 
-    def _signing_name(self) -> str:
-        """What the signature binds besides the content: the workspace-relative path when known."""
+    @property
+    def signing_name(self) -> str:
+        """What a signature binds besides the content: a name that holds wherever the workspace lives.
+
+        The output's workspace-relative path (its record's key, else the ``name`` it was made with: a run
+        log's ``log/{kind}/{file}``); the full path (symlinks resolved, ``kart_core.lock.canonical_lock_key``)
+        only for a bare target, which knows no workspace.
+        """
         if self.record is not None:
             return self.record.key
+        if self._name is not None:
+            return self._name
         return canonical_location(self._path)
 
     def __repr__(self) -> str:
@@ -624,8 +641,9 @@ class SingleFileTarget(TargetOnKart):
         owner: str | None = None,
         signer: Signer | None = None,
         record: OutputRecord | None = None,
+        name: str | None = None,
     ) -> None:
-        super().__init__(path, storage, owner, signer, record)
+        super().__init__(path, storage, owner, signer, record, name)
         self.processor = processor
 
     def load(self) -> Any:
@@ -700,8 +718,9 @@ class ModelTarget(TargetOnKart):
         owner: str | None = None,
         signer: Signer | None = None,
         record: OutputRecord | None = None,
+        name: str | None = None,
     ) -> None:
-        super().__init__(path, storage, owner, signer, record)
+        super().__init__(path, storage, owner, signer, record, name)
         self._temporary_directory = temporary_directory
         self._save_function = save_function
         self._load_function = load_function
@@ -803,12 +822,15 @@ def make_target(
     dataframe_type: DataFrameType = "pandas",
     signer: Signer | None = None,
     record: OutputRecord | None = None,
+    name: str | None = None,
 ) -> SingleFileTarget:
     """Return the target for ``file_path`` (with ``_{unique_id}`` added), its format chosen by extension.
 
     gokart 1.12.2's signature. ``task_lock_params`` is accepted and ignored: kart locks a whole
     task run (``run_one``), never a single dump. ``signer`` defaults to the configured signing key
-    (``KART_SIGNING_KEY``), read when the target is used.
+    (``KART_SIGNING_KEY``), read when the target is used. ``name``: the workspace-relative path
+    (with the unique id) a signature binds when ``record`` is None (``TargetOnKart.signing_name``;
+    None: the full path).
 
     Raises:
         UnknownFormatError: no FileProcessor serves the extension and none was given.
@@ -818,7 +840,7 @@ def make_target(
         processor = make_file_processor(
             path, store_index_in_feather=store_index_in_feather, dataframe_type=dataframe_type, task_label=owner
         )
-    return SingleFileTarget(path, processor, owner=owner, signer=signer, record=record)
+    return SingleFileTarget(path, processor, owner=owner, signer=signer, record=record, name=name)
 
 
 def make_model_target(
@@ -832,11 +854,15 @@ def make_model_target(
     *,
     signer: Signer | None = None,
     record: OutputRecord | None = None,
+    name: str | None = None,
 ) -> ModelTarget:
     """Return a zip target for models saved by ``save_function`` and read by ``load_function``.
 
-    gokart 1.12.2's signature; ``task_lock_params`` is accepted and ignored, as in ``make_target``.
+    gokart 1.12.2's signature; ``task_lock_params`` is accepted and ignored and ``name`` means what it
+    means in ``make_target``.
     """
     path = with_unique_id(file_path, unique_id)
     scratch_root = os.path.join(temporary_directory, hashlib.md5(path.encode()).hexdigest())
-    return ModelTarget(path, scratch_root, save_function, load_function, owner=owner, signer=signer, record=record)
+    return ModelTarget(
+        path, scratch_root, save_function, load_function, owner=owner, signer=signer, record=record, name=name
+    )

@@ -67,13 +67,15 @@ def make_target(
             task_label=label,
         )
     unique_id = task.make_unique_id() if use_unique_id else None
+    found = _record(task, relative, unique_id, label) if record else None
     return _target(
         file_path,
         unique_id=unique_id,
         processor=processor,
         store_index_in_feather=task.store_index_in_feather,
         owner=label,
-        record=_record(task, relative, unique_id, label) if record else None,
+        record=found,
+        name=_signing_name(relative, unique_id) if found is None else None,
     )
 
 
@@ -84,13 +86,15 @@ def make_large_data_frame_target(
     relative = (
         relative_file_path if relative_file_path is not None else workspace.default_output_path(type(task), ".zip")
     )
+    unique_id = task.make_unique_id() if use_unique_id else None
     return _model_target(
         _in_workspace(task, relative),
         temporary_directory=task.local_temporary_directory,
         save_function=LargeDataFrameProcessor(max_byte=max_byte).save,
         load_function=LargeDataFrameProcessor.load,
-        unique_id=task.make_unique_id() if use_unique_id else None,
+        unique_id=unique_id,
         owner=task.kart_label(),
+        name=_signing_name(relative, unique_id),
     )
 
 
@@ -112,6 +116,7 @@ def make_model_target(
         )
     unique_id = task.make_unique_id() if use_unique_id else None
     label = task.kart_label()
+    found = _record(task, relative_file_path, unique_id, label)
     return _model_target(
         _in_workspace(task, relative_file_path),
         temporary_directory=task.local_temporary_directory,
@@ -119,18 +124,25 @@ def make_model_target(
         load_function=load_function,
         unique_id=unique_id,
         owner=label,
-        record=_record(task, relative_file_path, unique_id, label),
+        record=found,
+        name=_signing_name(relative_file_path, unique_id) if found is None else None,
     )
 
 
 def log_target(task: TargetOwner, kind: workspace.LogKind) -> TargetOnKart:
     """The run log of ``kind`` of ``task`` (``workspace.log_relative_path``), with the task's unique id.
 
-    Run logs are not outputs: they have no integrity record (they are still signed when signing is on).
+    Run logs are not outputs: they have no integrity record. With signing on they are signed under
+    their workspace-relative path, as outputs are (``TargetOnKart.signing_name``).
     """
     target = make_target(task, workspace.log_relative_path(kind, type(task).__name__), record=False)
     target.what = f"{kind.name} run log"  # messages name it so: a refused or unreadable log is no output
     return target
+
+
+def _signing_name(relative: str, unique_id: str | None) -> str:
+    """The workspace-relative path a record-less target's signature binds: its record's key would be the same."""
+    return workspace.relative_key(workspace.with_unique_id(relative, unique_id))
 
 
 def _record(task: KartTask, relative: str, unique_id: str | None, label: str) -> OutputRecord | None:

@@ -55,6 +55,7 @@ __all__ = [
     "join_url",
     "list_files",
     "log_kind",
+    "log_name",
     "log_path",
     "log_relative_path",
     "log_task_path",
@@ -251,6 +252,16 @@ def log_relative_path(kind: LogKind, class_name: str, unique_id: str | None = No
 def log_path(workspace: str, kind: LogKind, class_name: str, unique_id: str) -> str:
     """``{workspace}/log/{kind}/{Class}_{unique_id}{ext}``, joined as the task joins its outputs."""
     return os.path.join(workspace, log_relative_path(kind, class_name, unique_id))
+
+
+def log_name(path: str) -> str | None:
+    """The workspace-relative name ``log/{kind}/{Class}_{unique_id}{ext}`` of a run log's full path (local
+    or URL), from its last three parts; None when they do not name a run log (``parse_log_relative``).
+
+    What a run log's signature binds (``kart_core.signing``): it holds wherever the workspace lives.
+    """
+    relative = "/".join(path.replace(os.sep, "/").rsplit("/", 3)[-3:])
+    return relative if parse_log_relative(relative) is not None else None
 
 
 def log_workspace(path: str, kind: LogKind) -> str | None:

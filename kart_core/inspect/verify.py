@@ -434,7 +434,8 @@ def _run_log_problems(files: Iterable[FileEntry], signer: Signer | None, hashes:
 def _run_log_fault(entry: FileEntry, kind: LogKind, signer: Signer | None) -> str | None:
     """Why a load of the run log ``entry`` fails, with the fix; None when it loads. Never runs code from it.
 
-    With signing on: its MAC, as the loader checks it (the log's full path, the content; no unpickling).
+    With signing on: its MAC, as the loader checks it (the log's workspace-relative name, the content; no
+    unpickling).
     Without: a ``.pkl`` log is unpickled as plain data only (``kart_core.safe_pickle``), as ``kart runs``
     reads it: truncated, not a pickle, naming code, or of another type than kart writes there is a fault.
     """
@@ -448,11 +449,12 @@ def _run_log_fault(entry: FileEntry, kind: LogKind, signer: Signer | None) -> st
     if signer is not None:
         if not is_sealed(data):
             why = "is not signed (written by gokart or before signing was turned on, or replaced since)"
-        elif signer.verify(data, canonical_lock_key(entry.path)) is None:
+        # Its workspace-relative name; an older kart's full path holds only where it was written (kart_core.signing).
+        elif all(signer.verify(data, name) is None for name in (entry.relative, canonical_lock_key(entry.path))):
             why = (
-                "has a signature that does not hold for its content and path (changed after kart wrote it, another "
-                "log copied over it, signed with another key, or the workspace was moved: run logs are signed with "
-                "their full path)"
+                "has a signature that does not hold for its content and name (changed after kart wrote it, another "
+                "log copied over it, signed with another key, or signed by an older kart with its full path and the "
+                "workspace moved or copied since)"
             )
         else:
             return None

@@ -17,8 +17,13 @@ from click.testing import CliRunner
 
 import kart_core as gokart
 from kart_core.cli import DAMAGE_FOUND, cli
+from kart_core.damage import rewritten_digest
 from kart_core.errors import DamagedOutputError
 from kart_core.inspect.verify import remove_damaged, verify_workspace
+from kart_core.integrity import DEFAULT_ALGORITHM, digest_bytes
+from kart_core.manifest import read_unverified
+from kart_core.signing import HEADER_SIZE
+from kart_core.storage import storage_for
 from kart_core.target import TargetOnKart
 
 
@@ -313,3 +318,33 @@ def test_a_new_version_is_not_recorded_over_a_run_committed_since(workspace: str
     assert gokart.build(up, reset_register=False) == "value-v9" and verify_workspace(workspace).ok
     assert record_direct_dump(storage, record, dataclasses.replace(now, commit="e" * 16), None, replacing=now.commit)
     assert read_unverified(storage, record.manifest).outputs[record.key].commit == "e" * 16
+
+
+@pytest.mark.parametrize("signing", [False, True])
+def test_rewritten_digest_hashes_what_the_manifest_hashes(
+    workspace: str, signing: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Failed before with signing on: the signature header was hashed too, so a touched output with its
+    committed content read as other content (its downstream stale) and a rewrite's digest matched nothing."""
+    if signing:
+        monkeypatch.setenv("KART_SIGNING_KEY", "a secret")
+    else:
+        monkeypatch.delenv("KART_SIGNING_KEY", raising=False)
+    down = Suffixed(workspace_directory=workspace)
+    gokart.build(down, reset_register=False)
+    up = down.requires()
+    path, manifest = up.output().path(), _manifest(up)
+    entry = read_unverified(storage_for(str(manifest)), str(manifest)).outputs[up.output().record.key]
+    assert entry.sealed is signing
+    committed = Path(path).read_bytes()
+    down_record = _manifest(down).read_bytes()
+
+    _rewrite(path, committed, manifest)  # touched (or copied back): its committed content, newer than its manifest
+    assert rewritten_digest(path, str(manifest), entry) is None
+    assert verify_workspace(workspace).ok  # not stale
+    assert gokart.build(down, reset_register=False) == "value-v1+B"
+    assert _manifest(down).read_bytes() == down_record  # served from cache, not run again
+
+    other = pickle.dumps("value-v9")  # the same size, other content; a sealed file keeps a header before it
+    _rewrite(path, committed[:HEADER_SIZE] + other if signing else other, manifest)
+    assert rewritten_digest(path, str(manifest), entry) == f"{DEFAULT_ALGORITHM}:{digest_bytes(other)}"

@@ -120,7 +120,7 @@ def test_with_signing_a_run_log_copied_from_another_task_is_reported(
 
     (problem,) = verify_workspace(workspace).problems
     assert (problem.kind, problem.path, problem.task) == ("runlog", log_task_path(two, TASK_LOG), _label(two))
-    assert "signature that does not hold for its content and path" in problem.detail
+    assert "signature that does not hold for its content and name" in problem.detail
 
 
 def test_without_signing_damaged_and_planted_run_logs_are_reported_never_run(
