@@ -14,6 +14,7 @@ from kart_core.dotted import import_object
 from kart_core.errors import PluginError
 from kart_core.hooks import specs
 from kart_core.hooks.markers import PROJECT_NAME
+from kart_core.hooks.registration import PluginManager
 
 # Third-party packages announce plugins (a module or an object with hookimpls) under this group.
 ENTRY_POINT_GROUP = "kart"
@@ -37,7 +38,7 @@ def create_hook_manager(
         PluginError: a plugin implements a hook kart does not define (e.g. a misspelt name, which
             would otherwise register silently and never fire), or with arguments the spec lacks.
     """
-    manager = pluggy.PluginManager(PROJECT_NAME)
+    manager = PluginManager(PROJECT_NAME)  # pluggy's, registering the same hooks faster
     manager.add_hookspecs(specs.TaskRunSpecs)
     manager.add_hookspecs(specs.FileProcessorSpecs)
     for plugin in plugins:
