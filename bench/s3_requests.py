@@ -1,4 +1,4 @@
-"""Requests per task on S3: kart_core.build() of a chain and of a fan-in, and KartRunner on bench/kedro_runner.py's pipeline.
+"""Requests per task on S3 or GCS: kart_core.build() of a chain and of a fan-in, and KartRunner on bench/kedro_runner.py's pipeline.
 
 Each phase (first run, then fully cached run) runs in a fresh workspace prefix; every request kart's
 s3fs client sends is counted by a botocore ``before-send`` hook (retries included) and sorted by
@@ -10,6 +10,11 @@ Needs an S3-compatible server and a bucket, e.g. moto on 127.0.0.1:
     moto_server -H 127.0.0.1 -p 5123 &   # then create the bucket "bench"
     AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x KART_S3_ENDPOINT_URL=http://127.0.0.1:5123 \\
         .venv/bin/python bench/s3_requests.py --tasks 50 --root s3://bench/requests
+
+With a ``gs://`` root the requests of kart's gcsfs client are counted instead (against a GCS emulator:
+``STORAGE_EMULATOR_HOST=http://127.0.0.1:<port>``; ``--gcs-emulator`` starts gcp-storage-emulator
+on a free port with a fresh bucket, as the tests do): "GET meta" is an object's metadata (existence),
+"MOVE" GCS's ``objects.move``.
 """
 
 from __future__ import annotations
@@ -77,6 +82,28 @@ class Counter:
         kind = "LIST" if "list-type" in query else request.method
         self.kinds["GET object" if kind == "GET" else kind] += 1
 
+    def wrap_gcs(self, fs: Any) -> None:
+        """Count the requests of the gcsfs file system ``fs`` (its ``_request``, retries included)."""
+        send = fs._request
+
+        async def counted(method: str, path: str, *args: Any, **kwargs: Any) -> Any:
+            if "/upload/" in path:
+                kind = "PUT"
+            elif "/moveTo/" in path:
+                kind = "MOVE"
+            elif "/download/" in path or "alt=media" in path:
+                kind = "GET object"
+            elif method == "GET" and path.endswith("/o"):
+                kind = "LIST"
+            elif method == "GET":
+                kind = "GET meta"
+            else:
+                kind = method
+            self.kinds[kind] += 1
+            return await send(method, path, *args, **kwargs)
+
+        fs._request = counted
+
     def take(self) -> collections.Counter[str]:
         taken, self.kinds = self.kinds, collections.Counter()
         return taken
@@ -105,12 +132,31 @@ def main() -> None:
         "--root", default="s3://bench/requests", help="URL under which each workspace is a fresh prefix"
     )
     parser.add_argument("--skip-kedro", action="store_true")
+    parser.add_argument(
+        "--gcs-emulator", action="store_true", help="start gcp-storage-emulator; --root is then ignored"
+    )
     args = parser.parse_args()
+    if args.gcs_emulator:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        from tests.services import gcs_emulator, make_gcs_bucket
+
+        with tempfile.TemporaryDirectory(prefix="bench-gcs-") as logs, gcs_emulator(logs) as server:
+            os.environ["STORAGE_EMULATOR_HOST"] = server.url
+            args.root = f"gs://{make_gcs_bucket(server)}/requests"
+            _run(args)
+        return
+    _run(args)
+
+
+def _run(args: argparse.Namespace) -> None:
     storage = storage_for(args.root)
-    # The same s3fs instance kart uses (FsspecStorage.file_system; its private _fs on older trees).
+    # The same s3fs / gcsfs instance kart uses (FsspecStorage.file_system; its private _fs on older trees).
     fs = getattr(storage, "file_system", None) or storage._fs  # type: ignore[attr-defined]
     counter = Counter()
-    fs.s3.meta.events.register("before-send.s3", counter.record)
+    if args.root.startswith(("gs://", "gcs://")):
+        counter.wrap_gcs(fs)
+    else:
+        fs.s3.meta.events.register("before-send.s3", counter.record)
     stamp = f"{int(time.time())}-{os.getpid()}"
     n = args.tasks
     scenarios: list[tuple[str, Any]] = [

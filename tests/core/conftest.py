@@ -65,12 +65,10 @@ def gcs_env(gcs_server: Service, monkeypatch: pytest.MonkeyPatch) -> Iterator[Se
     - ``token="anon"`` by fsspec's config: without it gcsfs looks for credentials, and its last
       resort asks the GCE metadata server (not on this machine); the GCE variables point any such
       request at a closed port on 127.0.0.1 all the same.
-    - gcsfs's plain ``GCSFileSystem`` for ``gs://``: the default ``ExtendedGcsFileSystem`` first asks
-      the storage-control gRPC API for the bucket's layout, which the emulator does not serve (each
-      call waits for its 60 s retry budget, then falls back to the same JSON API).
+
+    kart itself picks gcsfs's plain ``GCSFileSystem`` for an emulator (``kart_core.storage.remote``).
     """
     import fsspec.config
-    from fsspec.registry import _registry  # the mutable registry (fsspec.registry is its read-only view)
     from gcsfs.core import GCSFileSystem
 
     from kart_core.storage import base
@@ -80,8 +78,6 @@ def gcs_env(gcs_server: Service, monkeypatch: pytest.MonkeyPatch) -> Iterator[Se
     monkeypatch.setenv("GCE_METADATA_IP", "127.0.0.1:9")
     monkeypatch.setenv("NO_GCE_CHECK", "True")
     monkeypatch.setitem(fsspec.config.conf, "gs", {"token": "anon", "project": GCS_PROJECT})
-    for protocol in ("gs", "gcs"):
-        monkeypatch.setitem(_registry, protocol, GCSFileSystem)
     GCSFileSystem.clear_instance_cache()
     base._remote_storage.cache_clear()
     yield gcs_server

@@ -131,3 +131,39 @@ def test_a_staged_object_is_not_a_complete_output(gcs_bucket: str) -> None:
     result = CliRunner().invoke(cli, ["runs", "-w", workspace, "--format", "json"])
     assert result.exit_code == 0 and json.loads(result.stdout) == []
     assert kart_core.run_one(load) == kart_core.RunStatus.RAN and len(load.output().load()) == 3
+
+
+def test_an_emulator_gets_the_json_api_file_system_and_no_bucket_layout_warnings(
+    gcs_bucket: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """gcsfs's default class asks a gRPC API no emulator serves before each operation, and warns each time."""
+    from gcsfs.core import GCSFileSystem
+
+    workspace = f"gs://{gcs_bucket}/ws"
+    assert type(storage_for(workspace).file_system) is GCSFileSystem
+    with caplog.at_level("WARNING"):
+        assert _built_and_cached(workspace)["rows"] == 50
+    assert not [record.getMessage() for record in caplog.records if record.name.startswith("gcsfs")]
+
+
+def test_existence_is_asked_of_the_store_not_of_a_listing_made_before(gcs_bucket: str) -> None:
+    """Another process's delete or write after a listing is seen: gcsfs's listing cache is not consulted."""
+    from gcsfs.core import GCSFileSystem
+
+    workspace = f"gs://{gcs_bucket}/fresh"
+    storage = storage_for(workspace)
+    kept, added = f"{workspace}/a/kept.bin", f"{workspace}/a/added.bin"
+    with storage.atomic_write(kept) as file:
+        file.write(b"x")
+    assert list(storage.list_dir(f"{workspace}/a")) == ["kept.bin"]  # fills gcsfs's listing cache
+    other = GCSFileSystem(skip_instance_cache=True, token="anon")  # another process's client
+    other.rm_file(kept.removeprefix("gs://"))
+    other.pipe_file(added.removeprefix("gs://"), b"y")
+    assert not storage.exists(kept)
+    assert storage.exists(added)
+    grown = f"{workspace}/a/grown.bin"
+    with storage.atomic_write(grown) as file:
+        file.write(b"short")
+    assert "grown.bin" in set(storage.list_dir(f"{workspace}/a"))
+    other.pipe_file(grown.removeprefix("gs://"), b"a longer version")  # replaced after the listing
+    assert storage.read_bytes(grown) == b"a longer version"
