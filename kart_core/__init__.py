@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from kart_core.digest import digest as content_digest
     from kart_core.display import params_text, task_params_text, task_text, value_text
     from kart_core.dotted import import_object
-    from kart_core.errors import GokartBuildError, StaleTaskError
+    from kart_core.errors import GokartBuildError, RoundLimitError, StaleTaskError
     from kart_core.fingerprint import (
         CodeFingerprint,
         CodeFingerprinter,
@@ -83,6 +83,7 @@ _EXPORTS = {
     "RunReport": "kart_core.runner",
     "RunStatus": "kart_core.runner",
     "SerializableParameter": "kart_core.parameter",
+    "RoundLimitError": "kart_core.errors",
     "StaleTaskError": "kart_core.errors",
     "TaskInstanceParameter": "kart_core.parameter",
     "PlacedGraph": "kart_core.places",

@@ -41,6 +41,7 @@ __all__ = [
     "ConcurrentCommitError",
     "SigningKeyError",
     "StaleTaskError",
+    "RoundLimitError",
     "PluginError",
     "CleanupError",
     "TaskSpecError",
@@ -215,6 +216,15 @@ class SigningKeyError(KartError, ValueError):
 
 class StaleTaskError(KartError):
     """A task rebuilt from its import path and parameters has another unique id than expected."""
+
+
+class RoundLimitError(KartError):
+    """A build stopped at its round cap with a root still built on content its own commits replaced.
+
+    Each round of ``kart_core.build`` committed other content for something another task had loaded, so
+    the lineage never settled (tasks that load each other's outputs, or one whose output changes at every
+    run). Each such root fails with it; the message names the cap, the roots and the tasks of the last round.
+    """
 
 
 class PluginError(KartError):

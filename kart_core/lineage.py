@@ -238,6 +238,8 @@ def stale_outputs(targets: Iterable[object]) -> list[StaleInput]:
         manifest = found[record.manifest]
         if manifest is not None and manifest.inputs and not manifest.pending:
             stale.extend(stale_inputs(manifest, record.workspace, found))
+            if scoped is not None:  # a walk's check after its round asks what any task it judged had loaded
+                scoped.note_inputs(manifest, record.workspace)
     return stale
 
 
@@ -279,11 +281,19 @@ class Lineage:
         self.manifests: dict[str, Manifest | None] = {}  # by full path, None: missing or unreadable
         self._verdicts: dict[str, Verdict] = {}
         self._inputs: set[str] = set()  # full paths some checked manifest recorded as an input
-        self._canonical: tuple[int, frozenset[str]] = (0, frozenset())  # _inputs' canonical forms, and of how many
+        self._canonical: dict[str, str] = {}  # _inputs' canonical forms (records_any), by full path
+        self._known: frozenset[str] = frozenset()  # the values of _canonical
+        self._names: frozenset[str] = frozenset()  # the file names of _canonical's keys (``recorded``)
+        self._upstreams: dict[str, tuple[str, ...]] = {}  # each checked manifest's recorded inputs, full paths
 
     def known(self, path: str, manifest: Manifest) -> None:
         """Take ``manifest``, already read at ``path``, instead of reading it again."""
         self.manifests.setdefault(path, manifest)
+
+    def note_inputs(self, manifest: Manifest, workspace: str) -> None:
+        """Count the inputs ``manifest`` (of a task in ``workspace``) records as recorded (``records_any``,
+        ``recorded``), though its lineage was not checked (an incomplete task's ``complete()`` read it)."""
+        self._inputs.update(resolve(item.manifest, workspace) for item in manifest.inputs)
 
     def manifest(self, path: str) -> Manifest | None:
         """The manifest at ``path`` (unverified JSON), or None."""
@@ -315,6 +325,7 @@ class Lineage:
                 continue
             # Each recorded input resolved once, with its manifest's workspace (None: outside any workspace).
             found = upstreams[current] = [_located(item, current_workspace) for item in manifest.inputs]
+            self._upstreams[current] = tuple(upstream for _, upstream, _ in found)
             stack.append((current, current_workspace, True))
             for _, upstream, upstream_workspace in found:
                 inputs.add(upstream)
@@ -335,11 +346,55 @@ class Lineage:
         made canonical here, not while checking (a walk of 100,000 tasks would pay a ``realpath`` each),
         once per growth of the set.
         """
-        counted, known = self._canonical
-        if counted != len(self._inputs):
-            known = frozenset(map(canonical, self._inputs))
-            self._canonical = (len(self._inputs), known)
-        return not known.isdisjoint(map(canonical, manifests))
+        return not self._canonical_inputs().isdisjoint(map(canonical, manifests))
+
+    def _canonical_inputs(self) -> frozenset[str]:
+        """The canonical forms of the recorded inputs (each path made canonical once, when first asked for)."""
+        if len(self._canonical) != len(self._inputs):
+            for path in self._inputs.difference(self._canonical):
+                self._canonical[path] = canonical(path)
+            self._known = frozenset(self._canonical.values())
+        return self._known
+
+    def recorded(self, manifests: Iterable[str]) -> set[str]:
+        """Those of ``manifests`` (full paths) that a manifest checked so far recorded as an input, compared
+        in ``canonical`` form (as ``records_any``). Only a path whose file name some recorded input has is
+        made canonical (a file name is the same however its folder is spelled): a build that runs 100,000
+        tasks pays no ``realpath`` for those nobody recorded."""
+        known = self._canonical_inputs()
+        if not known:
+            return set()
+        names = self._names
+        if len(names) != len(self._canonical):
+            names = self._names = frozenset(path.replace(os.sep, "/").rpartition("/")[2] for path in self._canonical)
+        return {
+            path
+            for path in manifests
+            if path.replace(os.sep, "/").rpartition("/")[2] in names and canonical(path) in known
+        }
+
+    def built_on(self, manifests: Iterable[str]) -> set[str]:
+        """The checked manifests (full paths, as checked) whose lineage records one of ``manifests`` (full
+        paths, compared in ``canonical`` form), directly or through other checked manifests.
+
+        For a build about to run the tasks of ``manifests``: a task found complete whose manifest is
+        returned may be stale once they commit. Linear in the recorded inputs; no read.
+        """
+        wanted = set(map(canonical, manifests))
+        if self._canonical_inputs().isdisjoint(wanted):
+            return set()
+        readers: dict[str, list[str]] = {}
+        for reader, upstreams in self._upstreams.items():
+            for upstream in upstreams:
+                readers.setdefault(upstream, []).append(reader)
+        stack = [path for path, form in self._canonical.items() if form in wanted]
+        found: set[str] = set()
+        while stack:
+            for reader in readers.get(stack.pop(), ()):
+                if reader not in found:
+                    found.add(reader)
+                    stack.append(reader)
+        return found
 
     def release(self, targets: Iterable[object]) -> None:
         """Forget the manifests of a task whose flattened ``output()`` is ``targets``, once checked (their

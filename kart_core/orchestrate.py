@@ -16,6 +16,7 @@ nothing runs then. A ``KeyboardInterrupt`` is reported like a failure, then re-r
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import gc
 import logging
@@ -26,10 +27,11 @@ from luigi.task import flatten
 
 from kart_core import lineage, target_config
 from kart_core.contract import KartTask, LuigiTask, is_kart_task
-from kart_core.errors import IntegrityError
+from kart_core.errors import IntegrityError, RoundLimitError
 from kart_core.executor import Executor, execute
 from kart_core.graph import TaskGraph, node_key, requirements_of, walk
 from kart_core.loading import check_signed, load_output
+from kart_core.manifest import OutputRecord
 from kart_core.outcome import BuildResult
 from kart_core.param_plan import config_frozen
 from kart_core.progress import Progress
@@ -126,7 +128,9 @@ def orchestrate(
     return result
 
 
-_MAX_ROUNDS = 20  # walks of one build; past it the roots still built on replaced content are named (a warning)
+_MAX_ROUNDS = (
+    20  # walks of one build after the first; past it a root still built on replaced content fails (RoundLimitError)
+)
 
 
 class _Rounds:
@@ -143,8 +147,11 @@ class _Rounds:
     this build (it reruns once per build), and a task that ran in this build is taken as complete unless
     its own lineage is stale (a ``complete()`` that is always False: it fetches once per build). After a
     failure, the next round walks only the roots that do not depend on it (``keep_going``; without it the
-    build stops). The rounds end when nothing stale is left among the roots walked, nothing more was
-    committed, or after ``_MAX_ROUNDS``; the roots still stale then are named (``_warn_stale_roots``).
+    build stops). A round holds back the tasks that would load a task found complete whose lineage holds
+    a task the round runs (``_hold_back``): the next round runs them once, after their upstreams were
+    judged again. The rounds end when nothing stale is left among the roots walked or a round committed
+    nothing (the roots still stale are then named, ``_warn_stale_roots``), or after ``_MAX_ROUNDS`` more
+    rounds that each committed: a root still stale then fails with a ``RoundLimitError`` (``_give_up``).
     """
 
     def __init__(
@@ -161,41 +168,82 @@ class _Rounds:
         self.manager, self.display, self.load_roots, self.keep_going = manager, display, load_roots, keep_going
         # The roots' verdicts when the last check found any root stale (None: the walk's lineage holds them).
         self.verdicts: list[tuple[KartTask, lineage.Verdict]] | None = None
+        self.held: set[str] = set()  # keys the last round held back for the next (``_hold_back``)
 
     def run(self, graph: TaskGraph) -> tuple[BuildResult, TaskGraph, Exception | None]:
         """Run ``graph``, then the rounds it takes; the merged result, the last graph walked and what
-        loading a root raised (``load_roots``)."""
-        result = self.execute(graph)
+        loading a root raised (``load_roots``). A task held back and never run counts as not run."""
+        result = self._round(graph)
+        outcome = self._rounds(result, graph)
+        done = set(result.ran).union(result.cached, result.failed, result.not_run)
+        result.not_run.extend(key for key in graph.order if key in self.held and key not in done)
+        return outcome
+
+    def _round(self, graph: TaskGraph) -> BuildResult:
+        """Run ``graph``'s incomplete tasks but those ``_hold_back`` keeps for the next round."""
+        self.held = _hold_back(graph, self.checker.lineage)
+        if not self.held:
+            return self.execute(graph)
+        kept = [key for key in graph.order if key not in self.held]
+        return self.execute(dataclasses.replace(graph, order=kept, expanded=graph.expanded - self.held))
+
+    def _rounds(self, result: BuildResult, graph: TaskGraph) -> tuple[BuildResult, TaskGraph, Exception | None]:
         roots = list(self.roots)  # those the next round walks: none that depends on a failure
+        last: list[str] = list(result.ran)  # what the latest round ran
         for _ in range(_MAX_ROUNDS):
             if result.interrupted is not None:
                 return result, graph, None
+            held = bool(self.held)  # then the next round runs them, whatever the check of the roots finds
             if result.failed:
                 roots = _clear_of(roots, graph, result.failed) if self.keep_going else []
                 stale = self._stale(graph, result.ran + result.repaired)  # the verdicts the warning names
-                if not roots or not any(node_key(root) in stale for root in roots):
+                if not roots or not (held or any(node_key(root) in stale for root in roots)):
                     return result, graph, None
-            elif not self._stale(graph, result.ran + result.repaired):
+            elif not held and not self._stale(graph, result.ran + result.repaired):
                 if not self.load_roots:
                     return result, graph, None
                 rebuilt = len(result.repaired)
                 load_error = _load_roots(self.roots, result, self.manager, self.display)
                 if load_error is not None or not self._stale(graph, result.repaired[rebuilt:]):
                     return result, graph, load_error
-            committed = (len(result.ran), len(result.repaired))
             walked = self._walk_again(graph, roots, result.ran)
             if isinstance(walked, BuildResult):
                 _merge(result, walked)
                 return result, graph, None
             graph = walked
-            _merge(result, self.execute(graph))
+            part = self._round(graph)
+            last = list(part.ran)
+            _merge(result, part)
             self.display.recount(len(result.ran), len(result.cached), len(result.failed), len(result.repaired))
-            if (len(result.ran), len(result.repaired)) == committed:  # nothing more committed: what is stale stays
+            # Nothing committed in the round (a task that ran again counts: it committed again): what is stale stays.
+            if not part.ran and not part.repaired and not held:
                 break
+        else:
+            if result.interrupted is None and not result.failed and self._stale(graph, result.ran + result.repaired):
+                self._give_up(result, last)
+                return result, graph, None
         if result.interrupted is None:
             self._stale(graph, result.ran + result.repaired)  # the verdicts the warning names
         load_error = _load_roots(self.roots, result, self.manager, self.display) if self.load_roots else None
         return result, graph, load_error
+
+    def _give_up(self, result: BuildResult, last: Sequence[str]) -> None:
+        """Fail each root the last check found stale (``self.verdicts``) with a ``RoundLimitError``: the cap
+        was reached and every round still committed other content for what another task had loaded."""
+        ran = ", ".join(_label(result.nodes, key) for key in last) or "nothing"
+        for root, verdict in self.verdicts or []:
+            key = node_key(root)
+            upstreams = [item.input.task or item.manifest for item in verdict.direct] + verdict.behind
+            error = RoundLimitError(
+                f"kart build stopped after {_MAX_ROUNDS + 1} rounds with {root.kart_label()} still built on content "
+                f"this build replaced (what it loaded of {', '.join(dict.fromkeys(upstreams))} was committed again, "
+                f"with other content): every round committed other content for an output another task had loaded "
+                f"(the last round ran {ran}), so the lineage never settles. Tasks that load each other's outputs "
+                "(through a target, not requires()), or whose output changes at every run, do this: make one of "
+                "them require the other, or load a fixed input."
+            )
+            _failed(result, key, error)
+            logger.error("%s", error)
 
     def _stale(self, graph: TaskGraph, committed: Sequence[str]) -> set[str]:
         """The keys of the roots stale after ``committed`` (keys that ran or were repaired) committed (empty: none).
@@ -232,6 +280,70 @@ class _Rounds:
         self.checker.ran.update(ran)
         self.verdicts = None
         return _walk(roots, forget_upstreams=False, checker=self.checker)
+
+
+def _hold_back(graph: TaskGraph, walked: lineage.Lineage) -> set[str]:
+    """The incomplete tasks of ``graph`` that wait for the next round: those that would load, directly or
+    through tasks that run before them, a task the walk found complete whose recorded lineage holds a
+    task this round runs (``walked``: the walk's lineage, ``Lineage.built_on``).
+
+    That complete task may be stale once the round's task commits (its ``rerun=True``, or a run with other
+    content), and what the round would build on it would be built again in the next round: a task run
+    twice, the first time from inputs about to be replaced. Held back, it runs once, after the next walk
+    judged its upstreams again. The tasks this round runs that a lineage records, and what they need, are
+    never held (so each round makes progress). No work without recorded inputs or without tasks to run.
+    """
+    if not walked.records_inputs or not graph.expanded:
+        return set()
+    manifests = {key: [record.manifest for record in _records(graph.nodes[key])] for key in graph.expanded}
+    recorded = walked.recorded(path for paths in manifests.values() for path in paths)
+    at_risk = walked.built_on(recorded) if recorded else set()
+    if not at_risk:
+        return set()
+    shaky = {
+        key
+        for key, task in graph.nodes.items()
+        if key not in graph.expanded and any(record.manifest in at_risk for record in _records(task))
+    }
+    held: set[str] = set()
+    for key in graph.order:  # upstreams first
+        if key in graph.expanded and any(dep in shaky or dep in held for dep in graph.upstream[key]):
+            held.add(key)
+    # What the recorded tasks need runs now, even under a shaky task (a lineage that contradicts the graph).
+    held -= _with_upstreams(graph, [key for key, paths in manifests.items() if recorded.intersection(paths)])
+    if held:
+        logger.info(
+            "kart: %s wait for the next round: they would load a task built on one this round runs, stale once "
+            "it commits other content",
+            ", ".join(sorted(_label(graph.nodes, key) for key in held)),
+        )
+    return held
+
+
+def _label(nodes: dict[str, LuigiTask], key: str) -> str:
+    """``Class[8-hex id]`` for a kart task among ``nodes`` (by key), else its key."""
+    task = nodes.get(key)
+    return task.kart_label() if task is not None and is_kart_task(task) else key
+
+
+def _records(task: LuigiTask) -> list[OutputRecord]:
+    """The integrity records of a kart ``task``'s outputs (none for outputs without one, or a plain luigi task)."""
+    if not is_kart_task(task):
+        return []
+    targets = flatten(task.kart_outputs())
+    return [record for target in targets if isinstance(record := getattr(target, "record", None), OutputRecord)]
+
+
+def _with_upstreams(graph: TaskGraph, keys: Iterable[str]) -> set[str]:
+    """``keys`` and every upstream of theirs in ``graph``."""
+    found: set[str] = set()
+    stack = list(keys)
+    while stack:
+        key = stack.pop()
+        if key not in found:
+            found.add(key)
+            stack.extend(graph.upstream.get(key, ()))
+    return found
 
 
 def _clear_of(roots: Sequence[LuigiTask], graph: TaskGraph, failed: Iterable[str]) -> list[LuigiTask]:

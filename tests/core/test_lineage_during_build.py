@@ -351,3 +351,134 @@ def test_keep_going_does_not_name_a_root_stopped_by_the_failure(workspace: str, 
     result = orchestrate([down(), DbCounted(journal=journal, rerun=True, workspace_directory=ws)], keep_going=True)
     assert len(result.failed) == 1 and not result.stale_roots and not result.cached
     assert result.roots[0] in result.not_run
+
+
+class DbTally(kart_core.TaskOnKart[Any]):
+    """``load("up") + 1``; each run appends its name and what it loaded to ``journal``."""
+
+    up = kart_core.TaskInstanceParameter()
+    journal = luigi.Parameter(significant=False)
+    name = luigi.Parameter(default="tally", significant=False)
+
+    def run(self) -> None:
+        value = self.load("up")
+        with open(self.journal, "a") as handle:
+            handle.write(f"{self.name} {value}\n")
+        self.dump(value + 1)
+
+
+def _runs(journal: str, name: str) -> list[str]:
+    return [line.split()[1] for line in Path(journal).read_text().splitlines() if line.split()[0] == name]
+
+
+@pytest.mark.parametrize(("workers", "executor"), POOLS)
+@pytest.mark.parametrize("chain_first", [True, False])
+def test_a_task_over_a_complete_upstream_whose_upstream_reruns_later_runs_once(
+    workspace: str, tmp_path: Path, workers: int, executor: str, chain_first: bool
+) -> None:
+    """Mid(Up) and Judged(Up) cached (40, 21); roots Tally(Mid(Up)) (never built), Down(Up(rerun=True)) and
+    Judged(Up). The walk finds Mid and Judged complete, but Up's rerun in the same round writes 30: Mid and
+    Judged are stale. Tally must run once, from the new Mid (60), not first from the old one (40) and again
+    in the next round; Judged runs once, in the next round, from the new Up (30)."""
+    ws = workspace
+    journal = str(tmp_path / "journal.txt")
+
+    def judged() -> DbTally:
+        return DbTally(up=DbUp(workspace_directory=ws), journal=journal, name="judged", workspace_directory=ws)
+
+    assert _build([DbMid(up=DbUp(workspace_directory=ws), workspace_directory=ws), judged()]) == [40, 21]
+    mid = DbMid(up=DbUp(workspace_directory=ws), workspace_directory=ws)
+    chain = DbTally(up=mid, journal=journal, workspace_directory=ws)
+    side = DbDown(up=DbUp(value=3, rerun=True, workspace_directory=ws), workspace_directory=ws)
+    roots = [chain, side, judged()] if chain_first else [side, chain, judged()]
+    result = orchestrate(roots, workers=workers, executor=executor, load_roots=True)
+    assert result.values == ([61, 31, 31] if chain_first else [31, 61, 31]) and not result.failed
+    assert _runs(journal, "tally") == ["60"]
+    assert _runs(journal, "judged") == ["20", "30"]  # the first build's run, then this build's
+    assert len(result.ran) == 5 and len(set(result.ran)) == 5  # Up, Down, Mid, Tally, Judged: each once
+    assert "5 ran (2 stale), 0 cached" in result.summary()
+    assert verify_workspace(ws).ok
+
+
+def test_a_task_held_for_the_next_round_counts_as_not_run_when_the_build_stops(workspace: str, tmp_path: Path) -> None:
+    """Mid(Up) cached; roots Down(Up(rerun=True)), Tally(Mid(Up)) and a failing task, without keep_going: Tally
+    waits for the round after Up's rerun, the failure stops the build first, so Tally never ran (not from
+    the Mid Up's rerun makes stale either) and counts as not run."""
+    ws = workspace
+    journal = str(tmp_path / "journal.txt")
+    assert _build(DbMid(up=DbUp(workspace_directory=ws), workspace_directory=ws)) == 40
+    chain = DbTally(
+        up=DbMid(up=DbUp(workspace_directory=ws), workspace_directory=ws), journal=journal, workspace_directory=ws
+    )
+    side = DbDown(up=DbUp(value=3, rerun=True, workspace_directory=ws), workspace_directory=ws)
+    result = orchestrate([side, chain, DbFail(workspace_directory=ws)])
+    assert not Path(journal).exists()
+    assert list(result.failed) == [result.roots[2]] and result.roots[1] in result.not_run
+    assert result.roots[1] not in result.ran + result.cached
+
+
+class DbPing(kart_core.TaskOnKart[Any]):
+    """Dumps 1 + what ``DbPong`` holds (0 when it has nothing), read through its target (not required)."""
+
+    journal = luigi.Parameter(significant=False)
+
+    def run(self) -> None:
+        _bounce(self, DbPong(journal=self.journal, workspace_directory=self.workspace_directory), "ping")
+
+
+class DbPong(kart_core.TaskOnKart[Any]):
+    """Dumps 1 + what ``DbPing`` holds: with DbPing, a cycle of loads that never settles."""
+
+    journal = luigi.Parameter(significant=False)
+
+    def run(self) -> None:
+        _bounce(self, DbPing(journal=self.journal, workspace_directory=self.workspace_directory), "pong")
+
+
+def _bounce(task: kart_core.TaskOnKart[Any], other: kart_core.TaskOnKart[Any], name: str) -> None:
+    target = other.output()
+    value = target.load() + 1 if target.exists() else 1
+    with open(str(task.journal), "a") as handle:
+        handle.write(f"{name} {value}\n")
+    task.dump(value)
+
+
+@pytest.mark.parametrize(("workers", "executor"), POOLS)
+def test_a_lineage_that_never_settles_stops_at_the_round_cap_with_a_named_error(
+    workspace: str, tmp_path: Path, workers: int, executor: str
+) -> None:
+    """Ping and Pong each load the other's output: after Ping reruns, every round's commit replaces what
+    the other loaded, so each round runs one of them again. The build stops after the cap (20 rounds
+    after the first) and fails the roots left stale with a ``RoundLimitError`` naming both tasks (it ended
+    after 3 rounds: a task that ran again was not counted as a commit, and the roots left stale only had the
+    generic warning). A second such build finds both incomplete (the walk checks no lineage of a complete
+    task): it goes to the cap too (it ended after one round, a root stale without a word: the check after a
+    round counted only inputs recorded in lineages the walk checked, not those ``complete()`` read)."""
+    from kart_core.errors import RoundLimitError
+    from kart_core.orchestrate import _MAX_ROUNDS
+
+    ws = workspace
+    journal = str(tmp_path / "journal.txt")
+
+    def ping(**kwargs: Any) -> DbPing:
+        return DbPing(journal=journal, workspace_directory=ws, **kwargs)
+
+    pong = DbPong(journal=journal, workspace_directory=ws)
+    assert _build([ping(), pong]) == [1, 2]
+    before = len(Path(journal).read_text().splitlines())
+    result = orchestrate([ping(rerun=True), pong], workers=workers, executor=executor, load_roots=True)
+    runs = Path(journal).read_text().splitlines()[before:]
+    # At least one run per round, the first and then each up to the cap (two at once when both were
+    # stale in one round: a pool may run both); serially exactly one per round, each from the other's last.
+    assert _MAX_ROUNDS + 1 <= len(runs) <= 2 * (_MAX_ROUNDS + 1)
+    if workers == 1:
+        assert [line.split()[1] for line in runs] == [str(value) for value in range(3, 3 + _MAX_ROUNDS + 1)]
+    assert sorted(result.failed) == sorted(result.roots)  # each is built on what the other replaced
+    for error in result.failed.values():
+        assert isinstance(error, RoundLimitError)
+        assert f"stopped after {_MAX_ROUNDS + 1} rounds" in str(error)
+        assert "DbPing[" in str(error) and "DbPong[" in str(error)
+    assert result.values is None and not result.stale_roots
+    with pytest.raises(kart_core.GokartBuildError, match=r"RoundLimitError: kart build stopped after") as caught:
+        _build([ping(rerun=True), pong], workers=workers, executor=executor)
+    assert isinstance(caught.value.__cause__, RoundLimitError)
