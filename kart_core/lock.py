@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import hashlib
 import os
 import posixpath
+import stat
 import tempfile
 import threading
 import time
@@ -130,22 +132,53 @@ def _file_lock(params: LockParams, wait_seconds: float | None) -> Iterator[None]
     directory = str(params.lock_directory)
     shared = _make_shared_directory(directory)
     path = os.path.join(directory, hashlib.md5(params.key.encode()).hexdigest() + ".lock")
-    try:
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    except OSError as exc:
-        raise _unusable_folder(directory, exc) from exc
+    descriptor = _open_lock_file(directory, path)
     with open(descriptor, "a+b") as handle:
         if shared:
             # Every user of the machine locks through this file: not the creator's umask (0644 let only its
-            # first user open it again). chmod is the owner's only; a file of another user is left as it is.
-            with contextlib.suppress(OSError):
-                os.fchmod(descriptor, 0o666)
+            # first user open it again). Only a file this user owns, with no other name (a hard link planted
+            # by another user would make the chmod reach the linked file), is made readable by all.
+            status = os.fstat(descriptor)
+            if status.st_uid == os.geteuid() and status.st_nlink == 1:
+                with contextlib.suppress(OSError):
+                    os.fchmod(descriptor, 0o666)
         if not _wait_until(lambda: _try_flock(handle.fileno()), wait_seconds):
             raise TaskLockException(f"Another process holds the lock of {params.key}")
         try:
             yield
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _open_lock_file(directory: str, path: str) -> int:
+    """Open (creating it) the lock file ``path`` for locking; its descriptor.
+
+    The machine's lock folders are writable by every user, so another user can put anything at a lock
+    file's predictable name: the file is opened without following a symbolic link (which would let the
+    chmod above, or the open itself, reach the link's target, e.g. a key file) and must be a plain file.
+
+    Raises:
+        LockUnavailableError: the folder is unusable, or ``path`` is a symbolic link or not a plain file
+            (names it: remove it, or set ``KART_LOCK_DIR`` to a folder only trusted users can write).
+    """
+    try:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o666)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _not_a_lock_file(path, "a symbolic link") from exc
+        raise _unusable_folder(directory, exc) from exc
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise _not_a_lock_file(path, "not a plain file")
+    return descriptor
+
+
+def _not_a_lock_file(path: str, what: str) -> LockUnavailableError:
+    return LockUnavailableError(
+        f"The lock file {path!r} is {what}, so kart does not use it: another user of this machine may have put it "
+        f"there. Remove it, or set {LOCK_DIRECTORY_VARIABLE} to an absolute path of a folder that only the users "
+        "who run kart can write."
+    )
 
 
 def _make_shared_directory(directory: str) -> bool:
@@ -157,12 +190,19 @@ def _make_shared_directory(directory: str) -> bool:
     Raises:
         LockUnavailableError: the folder cannot be made or used (a file in its place, no permission).
     """
-    shared = directory in (canonical_lock_key(machine_lock_directory()), canonical_lock_key(commit_lock_directory()))
+    names = [
+        name for name in (machine_lock_directory(), commit_lock_directory()) if canonical_lock_key(name) == directory
+    ]
+    shared = bool(names)
     try:
         if not os.path.isdir(directory):
             os.makedirs(directory, exist_ok=True)
-        if shared and (os.stat(directory).st_mode & 0o1777) != 0o1777:
-            with contextlib.suppress(PermissionError):  # another user's folder: only its owner may chmod it
+        status = os.lstat(directory)
+        # Never through a symbolic link put in the folder's place (the chmod would open up its target: the
+        # folder arrives here with links resolved), and another user's folder is only its owner's to chmod.
+        linked = any(os.path.islink(name) for name in names)
+        if shared and not linked and stat.S_ISDIR(status.st_mode) and status.st_uid == os.geteuid():
+            if (status.st_mode & 0o1777) != 0o1777:
                 os.chmod(directory, 0o1777)
     except OSError as exc:
         raise _unusable_folder(directory, exc) from exc

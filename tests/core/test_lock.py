@@ -371,3 +371,86 @@ def test_a_file_where_the_lock_folder_must_be_is_named(tmp_path: Path, monkeypat
     with pytest.raises(LockUnavailableError, match="KART_LOCK_DIR") as caught, hold_lock(LockParams(key="ws/a.pkl")):
         pass
     assert str(tmp_path / "kart-locks") in str(caught.value)
+
+
+# --- what another user puts at a lock file's name in a shared folder ----------------------------
+
+
+def _planted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
+    """A shared lock folder under KART_LOCK_DIR and the lock file name of ``{tmp_path}/ws/a.pkl`` in it."""
+    import hashlib
+
+    from kart_core.lock import machine_lock_directory
+
+    monkeypatch.setenv("KART_LOCK_DIR", str(tmp_path))
+    directory = machine_lock_directory()
+    os.makedirs(directory)
+    key = f"{tmp_path}/ws/a.pkl"
+    return key, os.path.join(directory, hashlib.md5(canonical_lock_key(key).encode()).hexdigest() + ".lock")
+
+
+def test_a_symbolic_link_at_a_lock_files_name_is_refused_and_its_target_untouched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import stat
+
+    from kart_core.errors import LockUnavailableError
+
+    key, lock_file = _planted(tmp_path, monkeypatch)
+    secret = tmp_path / "id_rsa"
+    secret.write_text("key")
+    secret.chmod(0o600)
+    os.symlink(secret, lock_file)  # another user's link to a file of the one who runs kart
+    with pytest.raises(LockUnavailableError, match="is a symbolic link") as caught, hold_lock(LockParams(key=key)):
+        pass
+    assert lock_file in str(caught.value) and "KART_LOCK_DIR" in str(caught.value)
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    dangling = tmp_path / "made-by-kart"
+    os.unlink(lock_file)
+    os.symlink(dangling, lock_file)  # nor does the open create the link's target
+    with pytest.raises(LockUnavailableError, match="is a symbolic link"), hold_lock(LockParams(key=key)):
+        pass
+    assert not dangling.exists()
+
+
+def test_a_fifo_at_a_lock_files_name_is_refused_without_blocking(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kart_core.errors import LockUnavailableError
+
+    key, lock_file = _planted(tmp_path, monkeypatch)
+    os.mkfifo(lock_file)
+    with pytest.raises(LockUnavailableError, match="not a plain file"), hold_lock(LockParams(key=key)):
+        pass
+
+
+def test_a_hard_link_at_a_lock_files_name_is_used_but_never_chmodded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import stat
+
+    key, lock_file = _planted(tmp_path, monkeypatch)
+    other = tmp_path / "linked"
+    other.write_text("")
+    other.chmod(0o600)
+    os.link(other, lock_file)
+    with hold_lock(LockParams(key=key)):
+        pass
+    assert stat.S_IMODE(other.stat().st_mode) == 0o600
+
+
+def test_a_symbolic_link_in_place_of_a_shared_lock_folder_is_not_chmodded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import stat
+
+    from kart_core.lock import machine_lock_directory
+
+    monkeypatch.setenv("KART_LOCK_DIR", str(tmp_path))
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    private.chmod(0o700)
+    os.symlink(private, machine_lock_directory())
+    with hold_lock(LockParams(key=f"{tmp_path}/ws/a.pkl")):
+        pass
+    assert stat.S_IMODE(private.stat().st_mode) == 0o700
