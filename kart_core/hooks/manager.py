@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import configparser
 import functools
-import os
 import sys
 from collections.abc import Iterable
 
@@ -12,7 +10,7 @@ import pluggy
 
 from kart_core.dotted import import_object
 from kart_core.errors import PluginError
-from kart_core.hooks import specs
+from kart_core.hooks import discovery, specs
 from kart_core.hooks.markers import PROJECT_NAME
 from kart_core.hooks.registration import PluginManager
 
@@ -94,45 +92,13 @@ def entry_point_plugins() -> tuple[tuple[str, object], ...]:
 
 @functools.cache
 def declared_entry_points() -> tuple[tuple[str, str], ...]:
-    """``(name, "module:attribute")`` of each plugin declared under the ``kart`` group, read once per process."""
-    return tuple(_declared_entry_points(ENTRY_POINT_GROUP))
+    """``(name, "module:attribute")`` of each plugin declared under the ``kart`` group, read once per process.
+
+    From the metadata folders on sys.path, or what an earlier process found there while they are
+    unchanged (``kart_core.hooks.discovery``).
+    """
+    return tuple(discovery.declared_entry_points(ENTRY_POINT_GROUP, sys.path))
 
 
 def _imported(declared: tuple[tuple[str, str], ...]) -> tuple[tuple[str, object], ...]:
     return tuple((name, import_object(target)) for name, target in declared)
-
-
-def _declared_entry_points(group: str) -> list[tuple[str, str]]:
-    """``(name, "module:attribute")`` of ``group`` from the entry_points.txt of each installed distribution.
-
-    Read straight from the ``*.dist-info`` / ``*.egg-info`` folders on sys.path: a quarter of the
-    cost of importlib.metadata.entry_points() (8 ms with Airflow installed), which every new
-    process (a worker, a CLI call) pays before its first task.
-    """
-    declared: dict[str, str] = {}
-    for directory in sys.path:
-        for folder in _metadata_folders(directory or "."):
-            for name, target in _group_of(os.path.join(directory or ".", folder, "entry_points.txt"), group):
-                declared.setdefault(name, target)
-    return sorted(declared.items())
-
-
-def _metadata_folders(directory: str) -> list[str]:
-    try:
-        return sorted(n for n in os.listdir(directory) if n.endswith((".dist-info", ".egg-info")))
-    except OSError:
-        return []
-
-
-def _group_of(path: str, group: str) -> list[tuple[str, str]]:
-    try:
-        with open(path, encoding="utf-8") as file:
-            text = file.read()
-    except OSError:
-        return []
-    if f"[{group}]" not in text:
-        return []
-    parser = configparser.ConfigParser(delimiters=("=",), interpolation=None)
-    parser.optionxform = str  # type: ignore[assignment,method-assign]
-    parser.read_string(text)
-    return [(name, value.strip()) for name, value in parser.items(group)]
