@@ -35,8 +35,11 @@ dead from here; it counts as live for ``FOREIGN_MARKER_SECONDS`` after its marke
 
 The same file also marks a run that writes its outputs straight to their paths (kind ``direct``,
 ``kart_core.direct_write``): put when the task's code first asks for an output's path, it names the
-paths and where the old outputs were moved aside, and it stays until the run has committed or undone
-its writes. It names its writer by host, process id and process start (so a reused process id is
+paths and where the old outputs were moved aside (relative to the task's workspace), and it stays
+until the run has committed or undone its writes. Undoing it touches paths inside the workspace of
+the reader only (``confined_moves``): a copy of the workspace undoes its own files, and a marker naming
+a path elsewhere (put there by hand, or an older kart's absolute path after a move) never moves or
+deletes it. It names its writer by host, process id and process start (so a reused process id is
 not taken for the writer), and the writer rewrites it every third of ``DIRECT_LEASE_SECONDS`` while
 it runs. ``settled`` is False while it is there: the writer is running, or it was killed and its
 files may be partial. A marker of a writer known to be dead (this host, its process gone or another
@@ -61,10 +64,11 @@ from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 from kart_core.errors import ConcurrentCommitError, DamagedOutputError, IntegrityError, TaskLockException
-from kart_core.lock import hold_lock
+from kart_core.lock import canonical_lock_key, hold_lock
 from kart_core.manifest import Manifest, OutputRecord, read_unverified
 from kart_core.storage import Storage, storage_for
-from kart_core.workspace import MANIFEST
+from kart_core.storage.base import protocol_of
+from kart_core.workspace import MANIFEST, join_url
 
 __all__ = [
     "DIRECT",
@@ -73,6 +77,7 @@ __all__ = [
     "MARKER_SUFFIX",
     "Marker",
     "clear",
+    "confined_moves",
     "marker_beside",
     "marker_path",
     "note_manifest",
@@ -86,6 +91,7 @@ __all__ = [
     "settled",
     "stale",
     "undo_marked",
+    "within_workspace",
 ]
 
 logger = logging.getLogger(__name__)
@@ -201,17 +207,90 @@ def put_direct(storage: Storage, record: OutputRecord, commit: str, moves: tuple
     Written before any of those paths is handed to the task's code, and again when another one is;
     removed by ``clear`` once the run has committed or undone its writes (``kart_core.direct_write``).
     """
-    # Local paths as absolute: the writer's paths may be relative to its working directory
-    # (``./resources/…``), and the process that undoes a killed writer's files may run elsewhere.
-    moves = tuple((_absolute(path), None if backup is None else _absolute(backup)) for path, backup in moves)
+    # Paths in the task's workspace as workspace-relative: the process that undoes a killed writer's files
+    # may run in another working directory, or on a copy of the workspace (which must undo its own files,
+    # never the original's). Others (a bare target's path) as absolute paths or URLs.
+    moves = tuple(
+        (_recorded(record.workspace, path), None if backup is None else _recorded(record.workspace, backup))
+        for path, backup in moves
+    )
     marker = Marker(commit, socket.gethostname(), os.getpid(), time.time(), DIRECT, moves, process_start(os.getpid()))
     with storage.atomic_write(marker_path(record)) as file:
         file.write(marker.to_bytes())
 
 
-def _absolute(path: str) -> str:
-    """A local path made absolute (against this process's working directory); a URL as it is."""
+def _recorded(workspace: str, path: str) -> str:
+    """``path`` as a direct marker records it: workspace-relative inside ``workspace``; else a local path
+    made absolute (against this process's working directory), a URL as it is."""
+    inside = within_workspace(workspace, path)
+    if inside is not None:
+        return inside
     return path if "://" in path else os.path.abspath(path)
+
+
+def within_workspace(workspace: str, path: str) -> str | None:
+    """The ``/``-separated path of ``path`` relative to ``workspace`` when it lies inside it, else None.
+
+    Local paths (or ``file://``) are compared absolute, their folders' symlinks resolved (the file itself
+    is not followed); URLs by scheme and normalised path (``kart_core.lock.canonical_lock_key``).
+    """
+    root, full = canonical_lock_key(workspace), _canonical_file(path)
+    if "://" in root or "://" in full:
+        prefix = root.rstrip("/") + "/"
+        return full[len(prefix) :] if full.startswith(prefix) and len(full) > len(prefix) else None
+    relative = os.path.relpath(full, root)
+    if relative in (os.curdir, os.pardir) or relative.startswith(os.pardir + os.sep):
+        return None
+    return relative.replace(os.sep, "/")
+
+
+def _canonical_file(path: str) -> str:
+    if protocol_of(path):
+        return canonical_lock_key(path)
+    local = os.path.abspath(path.removeprefix("file://"))
+    return os.path.join(canonical_lock_key(os.path.dirname(local)), os.path.basename(local))
+
+
+def confined_moves(
+    workspace: str, moves: tuple[tuple[str, str | None], ...]
+) -> tuple[list[tuple[str, str | None]], list[str]]:
+    """A direct marker's ``moves`` as the paths to undo, each inside ``workspace``, and the recorded paths left alone.
+
+    A workspace-relative path is joined to ``workspace`` (the reader's spelling of it); an absolute one (a
+    marker of an older kart) is kept when it lies inside ``workspace``. One outside it (a marker copied
+    with its workspace from another location, or planted) is never touched: undoing it would move or
+    delete files of another workspace, or any file the marker names.
+    """
+    kept: list[tuple[str, str | None]] = []
+    outside: list[str] = []
+    for path, backup in moves:
+        full = _placed(workspace, path)
+        aside = None if backup is None else _placed(workspace, backup)
+        if full is None or (backup is not None and aside is None):
+            outside.append(path)
+        else:
+            kept.append((full, aside))
+    return kept, outside
+
+
+def _placed(workspace: str, recorded: str) -> str | None:
+    full = recorded if "://" in recorded or os.path.isabs(recorded) else join_url(workspace, recorded)
+    return full if within_workspace(workspace, full) is not None else None
+
+
+def _undo_confined(workspace: str, marker: Marker, who: str, why: str) -> None:
+    """``undo_direct`` of ``marker``'s moves inside ``workspace``; a warning for each path outside it."""
+    moves, outside = confined_moves(workspace, marker.moves)
+    for path in outside:
+        logger.warning(
+            "%s: the marker of a run that wrote its outputs straight to their paths names %r, outside the "
+            "workspace %r (the marker was copied with the workspace from elsewhere, or put there by hand): "
+            "left alone",
+            who,
+            path,
+            workspace,
+        )
+    undo_direct(moves, who, why)
 
 
 def process_start(pid: int) -> int | None:
@@ -243,7 +322,7 @@ def undo_marked(storage: Storage, record: OutputRecord, marker: Marker, who: str
         current = _read_marker(storage, record)
         if current != marker:
             return False
-        undo_direct(current.moves, who, why)
+        _undo_confined(record.workspace, current, who, why)
         clear(storage, record)
     return True
 
@@ -352,8 +431,9 @@ def _resolve_direct(storage: Storage, record: OutputRecord, marker: Marker) -> M
         current = _read_marker(storage, record)
         if current is None or current.kind != DIRECT or writer_alive(current):
             return marker
-        undo_direct(
-            current.moves,
+        _undo_confined(
+            record.workspace,
+            current,
             record.task,
             f"the run that wrote its outputs straight to their paths (process {current.pid} on {current.host}) was killed",
         )

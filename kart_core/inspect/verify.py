@@ -292,9 +292,10 @@ def _resolved_moves(
 ) -> list[tuple[str | None, str | None]]:
     """The marker's ``(output, old output moved aside)`` pairs as workspace-relative paths (None: not found).
 
-    The marker holds the paths as the writer saw them (``./resources/w/out_….txt``, relative to its working
-    directory): each is found by its longest tail that is a key of the task's manifest or a file for which
-    ``present`` is True; the old output was moved aside beside it (``.{name}.{random}.kart-tmp``).
+    The marker holds the paths relative to the workspace (an older kart's: absolute, as its writer saw them,
+    maybe of the workspace's location before a move): each is found by its longest tail that is a key of the
+    task's manifest or a file for which ``present`` is True; the old output was moved aside beside it
+    (``.{name}.{random}.kart-tmp``).
     """
     manifest_path = join_url(workspace, marker_name.removesuffix(MARKER_SUFFIX) + MANIFEST.extension)
     manifest = read_unverified(storage_for(manifest_path), manifest_path)
@@ -314,6 +315,8 @@ def _workspace_key(recorded: str, known: Callable[[str], bool]) -> str | None:
     parts = relative_key(recorded.split("://", 1)[-1]).split("/")
     for start in range(len(parts)):
         candidate = "/".join(parts[start:])
+        if parts[start] == "..":  # climbs out of the workspace (a marker put there by hand): never undone
+            continue
         if known(candidate):
             return candidate
     return None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -29,7 +30,7 @@ import kart_core
 from kart_core import commit_marker
 from kart_core.commit_marker import Marker, marker_path, read_marker
 from kart_core.errors import DamagedOutputError, IntegrityError
-from kart_core.inspect.verify import verify_workspace
+from kart_core.inspect.verify import remove_damaged, verify_workspace
 from kart_core.signing import HEADER_SIZE, MAGIC
 from kart_core.storage import storage_for
 
@@ -262,3 +263,63 @@ def test_a_run_that_finds_another_commit_at_its_path_request_stops_and_keeps_it(
     assert task.complete() and task.output().load() == ["inner"]
     assert not os.path.exists(marker_path(task.output().record)) and _hidden(workspace) == []
     assert verify_workspace(workspace).ok
+
+
+def _output_text(workspace: str) -> str:
+    (found,) = Path(workspace, "dw").glob("out_*.txt")
+    return found.read_text()
+
+
+@pytest.mark.parametrize("how", ["copy", "takeover"])
+def test_a_copied_workspace_undoes_its_own_killed_writer_never_the_originals(
+    tmp_path: Path, workspace: str, how: str
+) -> None:
+    """Failed before: the marker named absolute paths, so the copy's check (or a rerun's takeover) put the
+    original workspace's old output back and left the copy's partial file in place."""
+    _killed_rerun(tmp_path, workspace)
+    copy = str(tmp_path / "elsewhere" / "copy")
+    shutil.copytree(workspace, copy)
+    if how == "takeover":
+        _rewrite_marker(_marker_file(tmp_path, copy), host="gone.example", written=0.0)
+        assert _writer(tmp_path, copy, "run", "third", "rerun").stdout.split() == ["['third']"]
+    else:
+        assert _writer(tmp_path, copy, "check").stdout.split() == ["False", "None"]  # this check undoes it
+        assert _writer(tmp_path, copy, "check").stdout.split() == ["True", "['first']"]
+    assert _hidden(copy) == [] and verify_workspace(copy).ok
+    assert _output_text(workspace) == "se" and len(_hidden(workspace)) == 1  # the original: untouched
+    assert os.path.exists(_marker_file(tmp_path, workspace))
+
+
+@pytest.mark.parametrize("resolver", ["complete", "verify --delete"])
+def test_a_marker_naming_a_path_outside_the_workspace_never_touches_it(
+    tmp_path: Path, workspace: str, resolver: str
+) -> None:
+    """Failed before: a direct marker put into a (shared) workspace by hand, naming a folder elsewhere and a
+    dead process of this host, made the next complete() (or `kart verify --delete`) delete that folder."""
+    assert _writer(tmp_path, workspace, "run", "first").stdout.split() == ["['first']"]
+    victim = tmp_path / "precious"
+    victim.mkdir()
+    (victim / "data.txt").write_text("keep me")
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    planted = Marker(
+        "0" * 32,
+        socket.gethostname(),
+        int(gone.stdout),
+        time.time(),
+        commit_marker.DIRECT,
+        ((str(victim), None), ("../precious", None)),  # absolute, and relative climbing out of the workspace
+    )
+    marker = _marker_file(tmp_path, workspace)
+    Path(marker).write_bytes(planted.to_bytes())
+
+    if resolver == "complete":
+        checked = _writer(tmp_path, workspace, "check")
+        assert checked.stdout.split() == ["False", "None"]  # the marker is resolved
+        assert checked.stderr.count("outside the workspace") == 2 and "left alone" in checked.stderr
+    else:
+        (problem,) = verify_workspace(workspace).problems
+        assert problem.kind == "commit" and problem.direct_write
+        assert remove_damaged(verify_workspace(workspace)) == [marker]
+    assert (victim / "data.txt").read_text() == "keep me"
+    assert not os.path.exists(marker)
+    assert _writer(tmp_path, workspace, "check").stdout.split() == ["True", "['first']"]
