@@ -35,6 +35,7 @@ __all__ = [
     "WorkspacePathError",
     "WorkspaceNotFoundError",
     "ConfigFormatError",
+    "SettingValueError",
     "IntegrityError",
     "DamagedOutputError",
     "ForeignOutputError",
@@ -166,6 +167,11 @@ class WorkspaceNotFoundError(KartError, FileNotFoundError):
 
 class ConfigFormatError(KartError, ValueError):
     """A luigi config file luigi would not read as written (a ``.toml`` file while luigi's parser is cfg)."""
+
+
+class SettingValueError(KartError, ValueError):
+    """A kart setting (an environment variable or a ``[TaskOnKart]`` option) holds a value kart cannot read,
+    e.g. ``integrity_record = Ture``: a typo must not switch a safeguard off."""
 
 
 class IntegrityError(LoadError):

@@ -15,6 +15,7 @@ import dataclasses
 import os
 from collections.abc import Iterator
 
+from kart_core.errors import SettingValueError
 from kart_core.signing import Signer, signer_from_config
 
 __all__ = [
@@ -64,6 +65,7 @@ VERIFY_ENVIRONMENT_VARIABLE = "KART_VERIFY_OUTPUTS"
 RECORD_ENVIRONMENT_VARIABLE = "KART_INTEGRITY_RECORD"
 REPAIR_ENVIRONMENT_VARIABLE = "KART_REPAIR_DAMAGED"
 _TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
 
 
 def read() -> TargetConfig:
@@ -77,12 +79,30 @@ def read() -> TargetConfig:
 
 
 def _flag(variable: str, option: str, default: bool) -> bool:
+    """The on/off setting ``variable`` (environment) or ``[TaskOnKart] option``; ``default`` when unset or empty.
+
+    Raises:
+        SettingValueError: a value that is neither on (1, true, yes, on) nor off (0, false, no, off), in any
+            case: ``integrity_record = Ture`` read as off silently dropped every integrity record. luigi's
+            ``BoolParameter`` refuses such values too.
+    """
     value = os.environ.get(variable)
+    where = f"the environment variable {variable}"
     if value is None:
         import luigi.configuration
 
         value = luigi.configuration.get_config().get("TaskOnKart", option, None)
-    return str(value).strip().lower() in _TRUE if value is not None else default
+        where = f"[TaskOnKart] {option} in the luigi configuration"
+    if value is None or not str(value).strip():
+        return default
+    spelled = str(value).strip().lower()
+    if spelled in _TRUE or spelled in _FALSE:
+        return spelled in _TRUE
+    raise SettingValueError(
+        f"{where} is {value!r}, which kart reads as neither on nor off. Write one of "
+        f"{', '.join(sorted(_TRUE))} (on) or {', '.join(sorted(_FALSE))} (off), or remove it for the default "
+        f"({'on' if default else 'off'})."
+    )
 
 
 def current() -> TargetConfig:

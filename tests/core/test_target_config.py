@@ -65,3 +65,64 @@ def test_verify_loads_checks_hashes_in_its_body_only(monkeypatch: pytest.MonkeyP
         with pytest.raises(DamagedOutputError, match="content hash .* was committed, found"):
             target.load()
     assert target_config.current().verify is False  # the scope ends with the body
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("KART_INTEGRITY_RECORD", "OFF", False),
+        ("KART_INTEGRITY_RECORD", " no ", False),
+        ("KART_INTEGRITY_RECORD", "", True),  # empty: the default
+        ("KART_VERIFY_OUTPUTS", "Yes", True),
+        ("KART_REPAIR_DAMAGED", "0", False),
+    ],
+)
+def test_on_off_settings_take_the_usual_spellings(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, expected: bool
+) -> None:
+    monkeypatch.setenv(variable, value)
+    field = {"KART_INTEGRITY_RECORD": "record", "KART_VERIFY_OUTPUTS": "verify", "KART_REPAIR_DAMAGED": "repair"}
+    assert getattr(target_config.read(), field[variable]) is expected
+
+
+@pytest.mark.parametrize("variable", ["KART_INTEGRITY_RECORD", "KART_VERIFY_OUTPUTS", "KART_REPAIR_DAMAGED"])
+def test_a_misspelt_on_off_setting_is_an_error_not_off(monkeypatch: pytest.MonkeyPatch, variable: str) -> None:
+    from kart_core.errors import SettingValueError
+
+    monkeypatch.setenv(variable, "Ture")
+    with pytest.raises(SettingValueError, match=rf"{variable} is 'Ture'.*neither on nor off.*true"):
+        target_config.read()
+
+
+def test_a_build_with_a_misspelt_integrity_record_option_stops_before_running(tmp_path) -> None:
+    """In the luigi config file too (a fresh process: luigi's config is the process's)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    (tmp_path / "luigi.cfg").write_text("[TaskOnKart]\nintegrity_record = Ture\n")
+    script = textwrap.dedent(
+        """
+        import kart_core
+
+        class T(kart_core.TaskOnKart):
+            def run(self):
+                open("ran", "w").close()
+                self.dump(1)
+
+        try:
+            kart_core.build(T(), reset_register=False)
+        except kart_core.errors.SettingValueError as error:
+            print("refused:", error)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "LUIGI_CONFIG_PATH": str(tmp_path / "luigi.cfg")},
+    )
+    assert "refused: [TaskOnKart] integrity_record in the luigi configuration is 'Ture'" in done.stdout, done.stderr
+    assert not (tmp_path / "ran").exists() and not (tmp_path / "resources").exists()
