@@ -12,6 +12,8 @@ gokart still catches it. docs/migration.md lists each error with the builtins it
 
 from __future__ import annotations
 
+import errno
+
 __all__ = [
     "KartError",
     "GokartBuildError",
@@ -22,6 +24,7 @@ __all__ = [
     "LoadError",
     "MissingOutputError",
     "DumpError",
+    "NoSpaceError",
     "UnsupportedObjectError",
     "UnknownFormatError",
     "TaskDefinitionError",
@@ -103,6 +106,24 @@ class MissingOutputError(LoadError, FileNotFoundError):
 
 class DumpError(KartError):
     """An object could not be written to an output."""
+
+
+class NoSpaceError(DumpError, OSError):
+    """A write ran out of room: the disk is full (``ENOSPC``) or the user's quota is used up (``EDQUOT``).
+
+    Names the task and the file, and says to free space and build again; what the failed write
+    created (a temporary file, a claimed manifest) is removed first. Also an ``OSError``, the
+    builtin that a full disk raises in gokart.
+    """
+
+    @staticmethod
+    def caused_by(exc: BaseException) -> bool:
+        """Whether ``exc`` is an OSError of a full disk or a used-up quota."""
+        return isinstance(exc, OSError) and exc.errno in _NO_SPACE_ERRNOS
+
+
+# EDQUOT is missing on some platforms (Windows).
+_NO_SPACE_ERRNOS = frozenset(code for code in (errno.ENOSPC, getattr(errno, "EDQUOT", None)) if code is not None)
 
 
 class UnsupportedObjectError(DumpError, TypeError, AssertionError):

@@ -39,6 +39,7 @@ from kart_core.errors import (
     IntegrityError,
     LoadError,
     MissingOutputError,
+    NoSpaceError,
     UnsupportedObjectError,
     WorkspaceNotFoundError,
 )
@@ -203,6 +204,14 @@ class TargetOnKart(luigi.Target):
                 final.publish()
                 if record is not None:
                     transaction.record_direct_dump(storage_for(record.manifest), record, entry, signer)
+        except OSError as exc:
+            if not NoSpaceError.caused_by(exc):
+                raise
+            # A full disk is the workspace's, not the format's: say so, and that the spool goes (finally).
+            raise NoSpaceError(
+                f"No space left to write {self._describe_owner()} to {self._path!r} ({exc}). Nothing was written: "
+                "the temporary file is removed. Free space on that disk (or raise the quota), then build again."
+            ) from exc
         finally:
             spool.discard()
             if sealed is not None:
@@ -685,8 +694,8 @@ class SingleFileTarget(TargetOnKart):
             with self._writing() as raw:
                 with open_for_processor(self.processor, raw, "w") as file:
                     self.processor.dump(obj, file)
-        except WorkspaceNotFoundError:
-            raise  # names the bucket and what to do; the dump's own wording would say "folder"
+        except (WorkspaceNotFoundError, NoSpaceError):
+            raise  # names the bucket (the full disk) and what to do; the dump's own wording would say "folder"
         except Exception as exc:
             # Processors refuse an object they cannot hold with TypeError or AssertionError (gokart's).
             error = UnsupportedObjectError if isinstance(exc, TypeError | AssertionError) else DumpError

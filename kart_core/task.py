@@ -7,6 +7,7 @@ to ``param_plan``, and running to ``runner.run_one`` (the one way a task runs, u
 
 from __future__ import annotations
 
+import datetime
 import functools
 import logging
 import random
@@ -23,6 +24,7 @@ from kart_core.file_processor import FileProcessor
 from kart_core.hashing import short_id
 from kart_core.param_plan import config_frozen, last_resolution
 from kart_core.rerun import Baseline, arm_rerun
+from kart_core.storage import storage_for
 from kart_core.target import TargetOnKart
 from kart_core.task_memo import UNSET, TaskMemo, memo_of
 from kart_core.task_parameters import TaskParameters
@@ -303,7 +305,7 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T]):
         inputs = flatten(self.input())
         if not all(task.complete() for task in self.kart_requires()) or not all(i.exists() for i in inputs):
             return False
-        return not self.modification_time_check or _inputs_older_than_outputs(inputs, outputs)
+        return not self.modification_time_check or _inputs_older_than_outputs(self, inputs, outputs)
 
     def clone(self, cls: type[TaskOnKart[Any]] | None = None, **kwargs: Any) -> Any:
         """A task of ``cls`` (default: this class) with this task's parameters, overridden by ``kwargs``."""
@@ -475,11 +477,49 @@ def _commits_settled(outputs: list[Any]) -> bool:
     return True
 
 
-def _inputs_older_than_outputs(inputs: list[Any], outputs: list[Any]) -> bool:
-    shared = {t.path() for t in inputs} & {t.path() for t in outputs}
-    inputs = [t for t in inputs if t.path() not in shared]
-    outputs = [t for t in outputs if t.path() not in shared]
+def _inputs_older_than_outputs(task: TaskOnKart[Any], inputs: list[Any], outputs: list[Any]) -> bool:
+    """gokart's ``modification_time_check``: the newest input is not newer than the oldest output.
+
+    Inputs may be plain luigi targets (``luigi.LocalTarget`` of a ``luigi.ExternalTask``): their ``path``
+    is an attribute, and their time is read from the file (gokart calls ``path()`` and fails there).
+    """
+    shared = {_path_of(task, t) for t in inputs} & {_path_of(task, t) for t in outputs}
+    inputs = [t for t in inputs if _path_of(task, t) not in shared]
+    outputs = [t for t in outputs if _path_of(task, t) not in shared]
     if not inputs or not outputs:
         return True
     # "<=": a task may use an input target as one of its outputs.
-    return max(t.last_modification_time() for t in inputs) <= min(t.last_modification_time() for t in outputs)
+    return max(_modified(task, t) for t in inputs) <= min(_modified(task, t) for t in outputs)
+
+
+def _path_of(task: TaskOnKart[Any], target: Any) -> str:
+    """A kart target's ``path()`` or a luigi file target's ``path`` attribute.
+
+    Raises:
+        TaskDefinitionError: the target has no path (it cannot be dated), naming the task and the target.
+    """
+    path = getattr(target, "path", None)
+    if callable(path):
+        path = path()
+    if not isinstance(path, str):
+        raise TaskDefinitionError(
+            f"{task.kart_label()} sets modification_time_check = True, but the target {target!r} among its "
+            "inputs and outputs has no file path, so its modification time cannot be read. Give it a file "
+            "target (luigi.LocalTarget, or a kart task's output), or set modification_time_check = False."
+        )
+    return path
+
+
+def _modified(task: TaskOnKart[Any], target: Any) -> datetime.datetime:
+    """When ``target`` was last written (local naive time, as ``Storage.modification_time`` says)."""
+    if isinstance(target, TargetOnKart):
+        return target.last_modification_time()
+    path = _path_of(task, target)
+    try:
+        return storage_for(path).modification_time(path)
+    except FileNotFoundError:  # an in-memory target (luigi's MockTarget) names a path no storage holds
+        raise TaskDefinitionError(
+            f"{task.kart_label()} sets modification_time_check = True, but the target {target!r} among its "
+            f"inputs and outputs has no file at {path!r}, so its modification time cannot be read. Give it a file "
+            "target (luigi.LocalTarget, or a kart task's output), or set modification_time_check = False."
+        ) from None

@@ -44,6 +44,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from kart_core import commit_marker
+from kart_core.errors import NoSpaceError
 from kart_core.lock import hold_lock
 from kart_core.manifest import (
     Entry,
@@ -195,7 +196,8 @@ class Transaction:
                 # The marker first: from here until it is removed, readers wait for this commit or (if it
                 # is killed) see that the task's outputs may be from two runs (kart_core.commit_marker).
                 storage = storage_for(record.manifest)
-                commit_marker.put(storage, record, self.commit_id)
+                with self._room(commit_marker.marker_path(record)):
+                    commit_marker.put(storage, record, self.commit_id)
                 items = by_manifest[record.manifest]
                 outputs = dict(current.outputs) if current is not None else {}
                 outputs.update(_entries(items))
@@ -210,8 +212,14 @@ class Transaction:
                     inputs=self.inputs_for(record),
                 )
                 data, run = self._encoded(manifest, record.manifest_name)
-                with storage.atomic_write(record.manifest) as file:
-                    file.write(data)
+                try:
+                    with self._room(record.manifest), storage.atomic_write(record.manifest) as file:
+                        file.write(data)
+                except NoSpaceError:
+                    # Nothing of this task moved yet and its old manifest is whole: no marker to leave.
+                    with contextlib.suppress(Exception):
+                        commit_marker.clear(storage, record)
+                    raise
                 finals.append(dataclasses.replace(manifest, run=run, pending=False))
             for items in by_manifest.values():
                 for staged in items:
@@ -224,7 +232,8 @@ class Transaction:
             for (record, _), final in zip(replacing, finals, strict=True):
                 storage = storage_for(record.manifest)
                 data, run = self._encoded(final, record.manifest_name)
-                with storage.atomic_write(record.manifest) as file:
+                # A full disk here leaves the pending manifest and the marker: the task runs again.
+                with self._room(record.manifest), storage.atomic_write(record.manifest) as file:
                     file.write(data)
                 commit_marker.clear(storage, record)
                 self.run_recorded = self.run_recorded or (run is not None and self._run_for(record) is not None)
@@ -256,7 +265,9 @@ class Transaction:
                 inputs=self.inputs_for(record),
             )
             data, run = self._encoded(fresh, record.manifest_name)
-            if held.enter_context(storage.claim_new(record.manifest, data)):
+            with self._room(record.manifest):  # a claim that fails removes its partial file (claim_new)
+                claimed = held.enter_context(storage.claim_new(record.manifest, data))
+            if claimed:
                 self.run_recorded = self.run_recorded or run is not None
                 return _CREATED, None
         held.enter_context(_manifest_lock(record))
@@ -271,6 +282,24 @@ class Transaction:
             )
             return _SUPERSEDED, current
         return _REPLACING, current
+
+    @contextlib.contextmanager
+    def _room(self, path: str) -> Iterator[None]:
+        """Turn a full disk (or quota) while the commit writes ``path`` into a ``NoSpaceError`` naming both.
+
+        The run's staged files are then deleted (``begin`` discards an uncommitted run), and the
+        task counts as not built: its manifest is absent, the old one, or marked pending.
+        """
+        try:
+            yield
+        except OSError as exc:
+            if not NoSpaceError.caused_by(exc):
+                raise
+            raise NoSpaceError(
+                f"No space left to commit {self.label}: writing {path!r} failed ({exc}). The run's outputs were "
+                "not committed and its temporary files are removed. Free space on that disk (or raise the "
+                "quota), then build again."
+            ) from exc
 
     def _run_for(self, record: OutputRecord) -> dict[str, Any] | None:
         """The run record this commit writes into ``record``'s manifest (None: not that task's, or none)."""

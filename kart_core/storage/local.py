@@ -86,10 +86,17 @@ class LocalStorage:
             return
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX)
-            # Plain writes on the descriptor: a file object would fstat, isatty and seek it first.
-            view = memoryview(data)
-            while view:
-                view = view[os.write(descriptor, view) :]
+            try:
+                # Plain writes on the descriptor: a file object would fstat, isatty and seek it first.
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(descriptor, view) :]
+            except BaseException:
+                # The file is this call's own (O_EXCL): a partial one (a full disk) must not stay as the
+                # manifest. Removed while the claim is held, so a waiter then finds nothing or a whole file.
+                with contextlib.suppress(OSError):
+                    os.unlink(final)
+                raise
             yield True
         finally:
             os.close(descriptor)  # drops the claim
@@ -185,10 +192,15 @@ class LocalSpool:
         """Close and delete the temporary file (nothing after publish or stage)."""
         if self._done:
             return
-        self.file.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.location)
         self._done = True
+        try:
+            # After a failed write (a full disk) the buffer still holds bytes: closing flushes them and
+            # fails again; the file goes all the same.
+            with contextlib.suppress(OSError):
+                self.file.close()
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.location)
 
 
 def _is_real_directory(item: os.DirEntry[str]) -> bool:

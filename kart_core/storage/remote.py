@@ -130,8 +130,11 @@ class RemoteSpool:
     def discard(self) -> None:
         """Delete the local file (nothing after publish or stage)."""
         if not self._done:
-            self.file.close()
-            self._finish()
+            try:
+                with contextlib.suppress(OSError):  # a failed write's buffer fails again on close (full disk)
+                    self.file.close()
+            finally:
+                self._finish()
 
     def _finish(self) -> None:
         with contextlib.suppress(FileNotFoundError):

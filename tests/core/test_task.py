@@ -9,6 +9,7 @@ from pathlib import Path
 
 import luigi
 import luigi.configuration
+import luigi.mock
 import pytest
 from luigi.parameter import MissingParameterException
 
@@ -174,6 +175,66 @@ def test_modification_time_check_sees_newer_inputs(workspace: str) -> None:
     later = time.time() + 100
     os.utime(source.output().path(), (later, later))
     assert not TkDouble(source=source, workspace_directory=workspace, modification_time_check=True).complete()
+
+
+class TkRawFile(luigi.ExternalTask):
+    """A plain luigi upstream: its output's ``path`` is an attribute, not a method."""
+
+    path = luigi.Parameter()
+
+    def output(self) -> luigi.LocalTarget:
+        return luigi.LocalTarget(self.path)
+
+
+class TkReadsRaw(kart_core.TaskOnKart[str]):
+    path = luigi.Parameter()
+    modification_time_check = True
+
+    def requires(self) -> TkRawFile:
+        return TkRawFile(path=self.path)
+
+    def run(self) -> None:
+        with self.input().open() as file:
+            self.dump(file.read())
+
+
+def test_modification_time_check_dates_a_plain_luigi_upstream(workspace: str, tmp_path: Path) -> None:
+    raw = tmp_path / "raw.txt"
+    raw.write_text("one")
+    assert kart_core.build(TkReadsRaw(path=str(raw), workspace_directory=workspace)) == "one"
+    # The second build checks the times (the first had no output): cached while raw.txt is older.
+    assert TkReadsRaw(path=str(raw), workspace_directory=workspace).complete()
+    raw.write_text("two")
+    later = time.time() + 100
+    os.utime(raw, (later, later))
+    assert not TkReadsRaw(path=str(raw), workspace_directory=workspace).complete()
+    assert kart_core.build(TkReadsRaw(path=str(raw), workspace_directory=workspace)) == "two"
+
+
+class TkMockRaw(luigi.ExternalTask):
+    def output(self) -> luigi.mock.MockTarget:
+        return luigi.mock.MockTarget("tk-mock-raw")
+
+
+class TkReadsMock(kart_core.TaskOnKart[int]):
+    modification_time_check = True
+
+    def requires(self) -> TkMockRaw:
+        return TkMockRaw()
+
+    def run(self) -> None:
+        self.dump(1)
+
+
+def test_modification_time_check_names_an_input_it_cannot_date(workspace: str) -> None:
+    with luigi.mock.MockTarget("tk-mock-raw").open("w") as file:
+        file.write("x")
+    task = TkReadsMock(workspace_directory=workspace)
+    kart_core.build(task)
+    with pytest.raises(
+        TaskDefinitionError, match=r"TkReadsMock\[\w{8}\] sets modification_time_check = True.*MockTarget"
+    ):
+        task.complete()
 
 
 def test_task_on_kart_config_section_is_honoured(tmp_path: Path) -> None:
