@@ -28,6 +28,7 @@ __all__ = [
     "UnsupportedObjectError",
     "UnknownFormatError",
     "TaskDefinitionError",
+    "SourceUnavailableError",
     "UnrequiredTaskError",
     "InputKeyError",
     "OutputKeyError",
@@ -141,6 +142,11 @@ class UnknownFormatError(KartError, ValueError, AssertionError):
 
 class TaskDefinitionError(KartError, TypeError):
     """A task class is written in a way kart cannot run (e.g. requires() returns a non-task)."""
+
+
+class SourceUnavailableError(TaskDefinitionError, OSError):
+    """``serialized_task_definition_check`` needs the source of a task's own method and Python cannot read it
+    (defined by ``exec``, ``python -``, ``python -c``, or shipped as ``.pyc`` only); an ``OSError`` as gokart's."""
 
 
 class UnrequiredTaskError(KartError, ValueError, AssertionError):

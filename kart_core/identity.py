@@ -17,7 +17,7 @@ import luigi
 from luigi.parameter import ParameterVisibility
 
 from kart_core.contract import KartTask, LuigiTask, is_kart_task
-from kart_core.errors import TaskDefinitionError
+from kart_core.errors import SourceUnavailableError, TaskDefinitionError
 from kart_core.hashing import unique_id_from_parts
 from kart_core.parameter import ListTaskInstanceParameter, TaskInstanceParameter
 
@@ -110,23 +110,46 @@ def unique_id_with_upstream(task: KartTask, parts: list[Any], str_params: dict[s
 
 
 def own_code(cls: type, base: type) -> str:
-    """The sorted source of the methods ``cls`` has beyond those of ``base`` (gokart's get_own_code)."""
-    return "".join(sorted(method_sources(cls) - method_sources(base)))
+    """The sorted source of the methods ``cls`` has beyond those of ``base`` (gokart's get_own_code).
+
+    Raises:
+        SourceUnavailableError: (an ``OSError``, as gokart's ``inspect.getsource`` raises) a method of
+            ``cls`` that ``base`` lacks has no readable source; leaving it out would keep the id when that
+            method changes.
+    """
+    return "".join(sorted(method_sources(cls, beyond=base) - method_sources(base)))
 
 
-def method_sources(cls: type) -> set[str]:
-    """The source texts of ``cls``'s functions and methods (a wrapped method counts as what it wraps)."""
+def method_sources(cls: type, beyond: type | None = None) -> set[str]:
+    """The source texts of ``cls``'s functions and methods (a wrapped method counts as what it wraps).
+
+    A method whose source cannot be read (defined by ``exec``, in ``python -`` or ``-c``, shipped as
+    ``.pyc`` only) is left out, unless ``beyond`` is given and lacks that very method: then it is part of
+    a task's own code (``serialized_task_definition_check``) and ``SourceUnavailableError`` is raised.
+    """
 
     def has_source(obj: Any) -> bool:
         return inspect.ismethod(obj) or inspect.isfunction(obj)
 
     sources = set()
-    for _, member in inspect.getmembers(cls, has_source):
+    for name, member in inspect.getmembers(cls, has_source):
         try:
             sources.add(inspect.getsource(inspect.unwrap(member)))
-        except (OSError, TypeError):
-            continue
+        except (OSError, TypeError) as exc:
+            if beyond is not None and not _inherited(member, beyond, name):
+                raise SourceUnavailableError(
+                    f"{cls.__name__}.{name}: serialized_task_definition_check puts the source of the task's own "
+                    f"methods into its unique id, and Python cannot read the source of this one ({exc}: the class "
+                    "was defined in code run through exec, `python -` or `python -c`, or shipped without its .py "
+                    "files). Define the task in a module file, or set serialized_task_definition_check = False."
+                ) from exc
     return sources
+
+
+def _inherited(member: Any, base: type, name: str) -> bool:
+    """Whether ``member`` (of a subclass) is ``base``'s own attribute ``name``, not a new definition."""
+    theirs = getattr(base, name, None)
+    return theirs is not None and getattr(theirs, "__func__", theirs) is getattr(member, "__func__", member)
 
 
 def describe(task: KartTask, only_public: bool) -> str:

@@ -65,3 +65,53 @@ def test_own_code_is_the_source_beyond_the_base() -> None:
 
     code = own_code(IdCoded, kart_core.TaskOnKart)
     assert "self.dump(3)" in code and "def make_unique_id" not in code
+
+
+_DEFINED_BY_EXEC = """
+import kart_core
+
+class {name}(kart_core.TaskOnKart):
+    serialized_task_definition_check = {check}
+
+    def run(self):
+        self.dump({value})
+"""
+
+
+def _defined_by_exec(name: str, value: int, check: bool = True) -> type:
+    namespace: dict[str, object] = {"__name__": "exec_defined"}
+    exec(_DEFINED_BY_EXEC.format(name=name, value=value, check=check), namespace)  # noqa: S102 - no source file
+    return namespace[name]  # type: ignore[return-value]
+
+
+def test_a_task_whose_own_code_has_no_source_is_refused_not_given_an_id_without_it(workspace: str) -> None:
+    """gokart raises OSError there; leaving the method out kept the id when run() changed (a stale result)."""
+    from kart_core.errors import SourceUnavailableError
+
+    task = _defined_by_exec("IdExecDefined", 1)(workspace_directory=workspace)
+    with pytest.raises(SourceUnavailableError, match=r"IdExecDefined\.run: serialized_task_definition_check") as caught:
+        task.make_unique_id()
+    assert isinstance(caught.value, OSError) and isinstance(caught.value, TaskDefinitionError)
+    with pytest.raises(kart_core.GokartBuildError, match="SourceUnavailableError"):
+        kart_core.build(task, reset_register=False)
+
+
+def test_without_the_definition_check_a_task_without_source_still_runs(workspace: str) -> None:
+    task = _defined_by_exec("IdExecPlain", 5, check=False)(workspace_directory=workspace)
+    assert kart_core.build(task, reset_register=False) == 5
+
+
+def test_a_method_without_source_inherited_from_a_project_base_counts_too(workspace: str) -> None:
+    """gokart's own code is every method beyond TaskOnKart's, a project base class's included."""
+    from kart_core.errors import SourceUnavailableError
+
+    base = _defined_by_exec("IdExecBase", 2, check=False)
+
+    class IdFileChild(base):  # type: ignore[misc, valid-type]
+        serialized_task_definition_check = True
+
+        def requires(self):  # noqa: D102
+            return []
+
+    with pytest.raises(SourceUnavailableError, match=r"IdFileChild\.run"):
+        IdFileChild(workspace_directory=workspace).make_unique_id()
