@@ -508,7 +508,7 @@ def _run_user_code(
     """Call ``run()`` with its path requests watched; check its outputs; stage the records of those written in place.
 
     Returns:
-        The recorded outputs written straight to their paths (``_check_outputs_written``).
+        The outputs written straight to their paths that get a record or a signature (``_check_outputs_written``).
 
     Raises:
         TaskDefinitionError: run() yields, or did not write its outputs.
@@ -556,7 +556,8 @@ def _check_outputs_written(
     before: dict[str, object] | None,
     handed: Collection[str] = (),
 ) -> list[object]:
-    """Raise unless the run wrote every output; return the recorded ones it wrote past the transaction.
+    """Raise unless the run wrote every output; return those it wrote past the transaction that get a
+    record or a signature at the commit (``_kept_in_place``).
 
     ``before`` (a replacing run): the outputs' versions before the run; an output counts as written
     when the run staged it, or when it changed (written straight to its path, e.g. by
@@ -577,13 +578,13 @@ def _check_outputs_written(
         if before is None:
             if not target.exists():
                 missing.append(path)
-            elif getattr(target, "record", None) is not None:
+            elif _kept_in_place(target):
                 direct.append(target)
             continue
         now = _version(target)
         if now is None or (now == before.get(path) and path not in handed):
             missing.append(path)
-        elif getattr(target, "record", None) is not None:
+        elif _kept_in_place(target):
             direct.append(target)
     if missing:
         kept = " Its previous outputs are kept." if before is not None else ""
@@ -594,11 +595,21 @@ def _check_outputs_written(
     return direct
 
 
+def _kept_in_place(target: object) -> bool:
+    """Whether an output written straight to its path gets a record, or a signature, at the commit
+    (``direct_write.DirectWrites.record_in_place``): one with an integrity record; with signing on, any
+    kart target (an output of a task that keeps no record is signed under its name, as its dump would be)."""
+    if getattr(target, "record", None) is not None:
+        return True
+    return hasattr(target, "signing_name") and target_config.current().signer is not None
+
+
 def _forget_stale_records(targets: list[object], signer: Signer | None) -> None:
     """Drop the integrity records of outputs a replacing run wrote straight to their paths (now stale)."""
     for target in targets:
-        record = target.record  # type: ignore[attr-defined]
-        transaction.forget(storage_for(record.manifest), record, signer)
+        record = getattr(target, "record", None)
+        if record is not None:  # a record-less output (signed in place) has none to drop
+            transaction.forget(storage_for(record.manifest), record, signer)
 
 
 def _uses_lock(task: KartTask) -> bool:

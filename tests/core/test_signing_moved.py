@@ -186,3 +186,45 @@ def test_a_run_log_an_older_kart_signed_with_its_full_path_loads_in_place_and_is
         shutil.rmtree(workspace)  # gone from where it was written: still refused
         with pytest.raises(IntegrityError):
             load_log_value(copied)
+
+
+class MovedByPath(gokart.TaskOnKart[str]):
+    """Writes its output straight to its path and keeps no record: the commit signs it under its name alone."""
+
+    should_dump_supplementary_log_files = False
+
+    def output(self) -> gokart.TargetOnKart:
+        return self.make_target("by_path/text.txt")
+
+    def run(self) -> None:
+        path = self.output().path()
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as file:
+            file.write("written by path")
+
+
+class MovedLargeFrame(gokart.TaskOnKart[Any]):
+    """A large-DataFrame zip (no integrity record)."""
+
+    def output(self) -> gokart.TargetOnKart:
+        return self.make_large_data_frame_target("large/frame.zip")
+
+    def run(self) -> None:
+        import pandas as pd
+
+        self.dump(pd.DataFrame({"a": [1, 2, 3]}))
+
+
+@pytest.mark.parametrize("task_class", [MovedByPath, MovedLargeFrame])
+def test_record_less_outputs_of_a_moved_workspace_load(
+    task_class: type[gokart.TaskOnKart[Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Failed before: a direct write without a record, and a large-DataFrame zip, were signed with their full path."""
+    monkeypatch.setenv(SIGNING_KEY, "a secret")
+    gokart.build(task_class(workspace_directory=str(tmp_path / "a")), reset_register=False, return_value=False)
+    os.rename(tmp_path / "a", tmp_path / "b")
+    loaded = task_class(workspace_directory=str(tmp_path / "b")).output().load()
+    if task_class is MovedByPath:
+        assert loaded == ["written by path"]
+    else:
+        assert loaded["a"].tolist() == [1, 2, 3]
