@@ -14,7 +14,7 @@ from luigi.task import flatten
 
 from kart_core.contract import LuigiTask, is_kart_task
 
-__all__ = ["TaskGraph", "node_key", "requirements_of", "requires_structure", "walk"]
+__all__ = ["TaskGraph", "node_key", "requirements_of", "requires_structure", "rerun_copy", "walk"]
 
 
 def node_key(task: LuigiTask) -> str:
@@ -66,6 +66,11 @@ def walk(roots: Iterable[LuigiTask], expand: Callable[[LuigiTask], bool] | None 
     Each node's key is computed once per edge that reaches it and the node keeps the first of those
     strings (for its ``nodes`` entry, its place in ``order`` and its dependants' ``upstream`` lists
     where they reach it first): in a 100,000-task graph, one key string per task instead of three.
+
+    A task reached twice (two paths, two objects with one unique id: they differ in insignificant
+    parameters only) is one node, the first object met, unless a later copy has ``rerun=True`` and the
+    first has not (``rerun_copy``): that copy takes the node's place and is judged (``expand``) again, so a
+    ``rerun=True`` given on one path is never dropped for a copy met earlier (luigi keeps the first).
     """
     nodes: dict[str, LuigiTask] = {}
     upstream: dict[str, list[str]] = {}
@@ -76,25 +81,58 @@ def walk(roots: Iterable[LuigiTask], expand: Callable[[LuigiTask], bool] | None 
     stack: list[tuple[LuigiTask, str, bool]] = [
         (root, key, False) for root, key in zip(reversed(roots), reversed(root_keys), strict=True)
     ]
+    replaced = False  # a node's object was replaced by a rerun copy: the order is made again at the end
     while stack:
         task, key, children_done = stack.pop()
         if children_done:
             order.append(key)
             continue
         if key in nodes:
-            continue
-        nodes[key] = task
-        deps: list[LuigiTask] = []
-        if expand is None or expand(task):
-            deps = requirements_of(task)
-            expanded.add(key)
+            if not rerun_copy(task, nodes[key]):
+                continue
+            nodes[key], replaced = task, True
+            if not (expand is None or expand(task)) or key in expanded:
+                continue  # complete anyway, or already expanded (the same upstreams: one unique id)
+        else:
+            nodes[key] = task
+            stack.append((task, key, True))
+            if expand is not None and not expand(task):
+                upstream[key] = []
+                continue
+        deps = requirements_of(task)
+        expanded.add(key)
         dep_keys = [node_key(dep) for dep in deps]
         upstream[key] = dep_keys
-        stack.append((task, key, True))
         # Reversed, so upstreams are visited in requires() order.
         stack.extend(
             (dep, dep_key, False)
             for dep, dep_key in zip(reversed(deps), reversed(dep_keys), strict=True)
-            if dep_key not in nodes
+            if dep_key not in nodes or rerun_copy(dep, nodes[dep_key])
         )
+    if replaced:
+        order = _post_order(root_keys, upstream)
     return TaskGraph(nodes=nodes, upstream=upstream, order=order, roots=root_keys, expanded=expanded)
+
+
+def rerun_copy(task: LuigiTask, kept: LuigiTask) -> bool:
+    """Whether ``task``, another object with ``kept``'s key, replaces it in a graph: it has ``rerun=True``
+    and ``kept`` has not (shared by ``walk`` and ``kart_core.places.place_graph``)."""
+    return task is not kept and bool(getattr(task, "rerun", False)) and not bool(getattr(kept, "rerun", False))
+
+
+def _post_order(root_keys: list[str], upstream: dict[str, list[str]]) -> list[str]:
+    """Upstreams first, in ``requires()`` order from the roots, as ``walk`` orders (without recursion)."""
+    order: list[str] = []
+    seen: set[str] = set()
+    stack: list[tuple[str, bool]] = [(key, False) for key in reversed(root_keys)]
+    while stack:
+        key, children_done = stack.pop()
+        if children_done:
+            order.append(key)
+            continue
+        if key in seen:
+            continue
+        seen.add(key)
+        stack.append((key, True))
+        stack.extend((dep, False) for dep in reversed(upstream.get(key, ())) if dep not in seen)
+    return order

@@ -48,7 +48,7 @@ from typing import Any, NamedTuple
 import luigi
 
 from kart_core.errors import RequiresError
-from kart_core.graph import node_key, requires_structure
+from kart_core.graph import node_key, requires_structure, rerun_copy
 
 __all__ = [
     "PlacedGraph",
@@ -148,7 +148,9 @@ def place_graph(roots: Sequence[Any]) -> PlacedGraph:
     """Walk the graph under ``roots`` breadth first and give every node its place.
 
     Roots are named by class; later roots of an already used class name get ``_2``, ``_3``, ...
-    (so adding a root keeps the places of the earlier ones).
+    (so adding a root keeps the places of the earlier ones). A task reached twice is one node at the
+    place of the first path; its object is the first copy, or a later one with ``rerun=True`` when the
+    first has not (``kart_core.graph.rerun_copy``), so an adapter built on it keeps that rerun.
     """
     nodes: dict[str, Any] = {}
     upstream: dict[str, list[str]] = {}
@@ -160,6 +162,8 @@ def place_graph(roots: Sequence[Any]) -> PlacedGraph:
         if key not in nodes:
             nodes[key], trails[key] = root, Trail(label)
             queue.append(key)
+        elif rerun_copy(root, nodes[key]):
+            nodes[key] = root  # the place stays the first copy's
     while queue:
         key = queue.popleft()
         order.append(key)
@@ -171,6 +175,8 @@ def place_graph(roots: Sequence[Any]) -> PlacedGraph:
             if dep_key not in nodes:
                 nodes[dep_key], trails[dep_key] = dep, trail.step(label, position, width)
                 queue.append(dep_key)
+            elif rerun_copy(dep, nodes[dep_key]):
+                nodes[dep_key] = dep  # rerun=True on a later path is kept; the place stays the first path's
         upstream[key] = list(dict.fromkeys(deps))
     places = _unique({key: place_name(type(nodes[key]).__name__, trails[key]) for key in order})
     paths = {key: trails[key].path for key in order}

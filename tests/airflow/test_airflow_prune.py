@@ -128,3 +128,50 @@ def test_task_start_for_one_task_of_two_thousand_follows_its_place(parsing_for) 
     assert Counted.calls[0] == 40
     rebuilt = kart_core.import_object(task.kart_class).from_str_params(task.kart_params)
     assert (rebuilt.layer, rebuilt.index) == (0, 49)
+
+
+class PrUp(kart_core.TaskOnKart[int]):
+    value = luigi.IntParameter(default=2, significant=False)
+
+    def run(self) -> None:
+        self.dump(10 * self.value)
+
+
+class PrNext(kart_core.TaskOnKart[int]):
+    up = kart_core.TaskInstanceParameter()
+
+    def run(self) -> None:
+        self.dump(self.load("up") + 1)
+
+
+class PrDouble(kart_core.TaskOnKart[int]):
+    up = kart_core.TaskInstanceParameter()
+
+    def run(self) -> None:
+        self.dump(self.load("up") * 2)
+
+
+def test_a_worker_parse_runs_the_rerun_copy_the_dag_was_parsed_with(parsing_for) -> None:
+    """[Next(Up), Double(Up(value=3, rerun=True))]: the DAG's Up task is the rerun copy, at Next's path. A
+    worker's parse follows that path and meets the copy without rerun; the DAG's record Asset lists the
+    settings of the rerun copy (``kart_rerun``), which the operator's execute() takes: it rebuilds Up
+    with rerun=True and value=3."""
+    from kart_airflow.rebuild import rebuild_task
+    from kart_airflow.skew import recorded_settings
+
+    def roots() -> list[Any]:
+        return [PrNext(up=PrUp()), PrDouble(up=PrUp(value=3, rerun=True))]
+
+    full = to_dag(roots(), dag_id="rerun_copy")
+    (extra,) = [
+        asset.extra for task in full.tasks for asset in task.inlets if "kart_tasks" in getattr(asset, "extra", {})
+    ]
+    up_id = next(task.task_id for task in full.tasks if task.task_id.startswith("PrUp"))
+    parsing_for("rerun_copy", up_id)
+    worker = to_dag(roots(), dag_id="rerun_copy")
+    (operator,) = worker.tasks
+    assert operator.kart_settings["rerun"] == "False"  # the copy on the first path
+    settings = {**operator.kart_settings, **recorded_settings(operator.task_id, extra)}
+    task = rebuild_task(operator.kart_class, operator.kart_params, settings, operator.kart_unique_id)
+    assert task.rerun and task.value == 3
+    assert recorded_settings("PrNext", extra) == {}  # only a task placed with rerun=True is recorded

@@ -188,3 +188,19 @@ def test_an_upstream_rerun_inside_the_dag_run_reruns_a_cached_task_that_loaded_i
 def _by_key(graph: Any, found: dict[str, str]) -> dict[str, str]:
     """``statuses`` by node key (``place_graph``'s places are the Airflow task ids)."""
     return {key: found[place] for key, place in graph.places.items()}
+
+
+def test_rerun_on_the_second_copy_of_a_task_reached_twice_is_kept(run_dag) -> None:
+    """Up built (20); a DAG of [Next(Up), Double(Up(value=3, rerun=True))] reaches Up first through Next,
+    without rerun. Its one Airflow task is built from the rerun copy, so Up reruns (30), then Next (31)
+    and Double (60). The DAG kept the first copy: Up cached, 21 and 40."""
+    assert kart_core.build(StaleUp(), reset_register=False) == 20
+    roots = [StaleNext(up=StaleUp()), StaleDouble(up=StaleUp(value=3, rerun=True))]
+    dag = to_dag(roots, dag_id="rerun_second_copy")
+    up = dag.get_task(task_id_for(StaleUp(), roots[0]))
+    assert up.kart_settings["rerun"] == "True" and up.kart_settings["value"] == "3"
+    run = run_dag(dag)
+    assert run.state == "success"
+    assert statuses(run)[up.task_id] == "ran"
+    assert kart_core.load_output(StaleUp()) == 30
+    assert [kart_core.load_output(root) for root in roots] == [31, 60]

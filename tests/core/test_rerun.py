@@ -212,3 +212,42 @@ def test_kart_run_rerun_that_fails_keeps_the_output(tmp_path: Path, monkeypatch:
     assert output.read_bytes() == before
     assert CliRunner().invoke(cli, [*base, "--rerun", "--value", "5"]).exit_code == 0
     assert output.read_bytes() != before
+
+
+class RrPlus(kart_core.TaskOnKart[Any]):
+    upstream = kart_core.TaskInstanceParameter()
+
+    def run(self) -> None:
+        self.dump(self.load("upstream") + 1)
+
+
+class RrPair(kart_core.TaskOnKart[Any]):
+    """Requires ``first`` and ``second``: a task under both is reached by two paths."""
+
+    first = kart_core.TaskInstanceParameter()
+    second = kart_core.TaskInstanceParameter()
+
+    def run(self) -> None:
+        self.dump([self.load("first"), self.load("second")])
+
+
+@pytest.mark.parametrize(("workers", "executor"), SETUPS)
+@pytest.mark.parametrize("shape", ["two roots", "one root"])
+def test_rerun_on_the_second_copy_of_a_task_reached_twice_is_kept(
+    workspace: str, workers: int, executor: str, shape: str
+) -> None:
+    """Value built (1); Plus(Value) and Down(Value(value=7, rerun=True)), never built, reach Value by two
+    paths, the copy without rerun first. The walk kept the first copy it met: Value found complete, the
+    rerun dropped, and the build handed back 2 and 100. The rerun copy takes the node: Value is 7."""
+    ws = workspace
+    assert kart_core.build(RrValue(workspace_directory=ws), reset_register=False) == 1
+    plain = RrPlus(upstream=RrValue(workspace_directory=ws), workspace_directory=ws)
+    rerun = RrDown(upstream=RrValue(value=7, rerun=True, workspace_directory=ws), workspace_directory=ws)
+    if shape == "two roots":
+        built = kart_core.build([plain, rerun], reset_register=False, workers=workers, executor=executor)
+    else:
+        pair = RrPair(first=plain, second=rerun, workspace_directory=ws)
+        built = kart_core.build(pair, reset_register=False, workers=workers, executor=executor)
+    assert built == [8, 700]
+    assert kart_core.load_output(RrValue(workspace_directory=ws)) == 7
+    assert verify_workspace(ws).ok

@@ -13,7 +13,13 @@ import kart_core
 from kart_airflow.naming import display_name_for, import_path_of
 from kart_airflow.outputs import output_paths, output_uris, xcom_path
 from kart_airflow.rebuild import rebuild_task
-from kart_airflow.skew import asset_extra, compare_with_record, compare_with_upstream, upstream_task_ids
+from kart_airflow.skew import (
+    asset_extra,
+    compare_with_record,
+    compare_with_upstream,
+    recorded_settings,
+    upstream_task_ids,
+)
 
 __all__ = ["KartTaskOperator", "MissingKartTaskOperator", "recorded_asset_extra"]
 
@@ -130,13 +136,16 @@ class KartTaskOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         """Check the task against the parsed DAG, run it unless cached; return ``{"status", "path", "unique_id", "repaired"}``."""
         try:
-            task = rebuild_task(self.kart_class, self.kart_params, self.kart_settings, self.kart_unique_id)
+            extra = self._record()
+            # The parse's rerun=True copy of a task reached by two paths, which a one-task parse may not meet.
+            settings = {**self.kart_settings, **recorded_settings(self.task_id, extra)}
+            task = rebuild_task(self.kart_class, self.kart_params, settings, self.kart_unique_id)
             self.log.info("rebuilt %s from %s in process %d", task.kart_label(), self.kart_class, os.getpid())
             # The fingerprint this process computed when it parsed the DAG file, unless the class was
             # re-imported since (a new class object may hold other code).
             same_class = type(task) is type(self.kart.task)
             recorded = self._check_against_parse(
-                task, self.kart.code if same_class else kart_core.code_fingerprint(type(task))
+                task, self.kart.code if same_class else kart_core.code_fingerprint(type(task)), extra
             )
             self._check_upstream_run(task, context, recorded)
         except kart_core.StaleTaskError as exc:
@@ -195,18 +204,20 @@ class KartTaskOperator(BaseOperator):
             output_uris=output_uris(task),
         )
 
-    def _check_against_parse(self, task: Any, code: str) -> Mapping[str, Any] | None:
-        """This task id's entry in the DAG's record Asset (what the dag-processor parsed) against ``task``.
+    def _record(self) -> Mapping[str, Any] | None | object:
+        """The DAG's record Asset's extra (``recorded_asset_extra``): ``_UNAVAILABLE`` without a record or outside a run."""
+        return recorded_asset_extra(self.kart.record) if self.kart.record is not None else _UNAVAILABLE
+
+    def _check_against_parse(self, task: Any, code: str, recorded: Any) -> Mapping[str, Any] | None:
+        """This task id's entry in the DAG's record Asset (what the dag-processor parsed, ``recorded``: its
+        extra, read by ``_record``) against ``task``.
 
         Returns the record's extra once checked (the upstream check reads it too), else None.
         """
-        if self.kart.record is None:
+        if self.kart.record is None or recorded is _UNAVAILABLE:
             return None
-        recorded = recorded_asset_extra(self.kart.record)
-        if recorded is _UNAVAILABLE:
-            return None
-        compare_with_record(task, self.task_id, code, self.kart.record, recorded)  # type: ignore[arg-type]
-        return recorded  # type: ignore[return-value]
+        compare_with_record(task, self.task_id, code, self.kart.record, recorded)
+        return recorded  # type: ignore[no-any-return]
 
     def _check_upstream_run(self, task: Any, context: Any, recorded: Mapping[str, Any] | None = None) -> None:
         """What each upstream task pushed to XCom in this run against the task ``task`` requires now.

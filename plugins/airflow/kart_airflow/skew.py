@@ -33,6 +33,7 @@ __all__ = [
     "asset_extra",
     "record_uri",
     "record_extra",
+    "recorded_settings",
     "task_key",
     "compare_with_record",
     "compare_with_upstream",
@@ -131,9 +132,39 @@ def record_extra(entries: Iterable[tuple[str, Any, str]]) -> dict[str, Any]:
     code fingerprint (tasks of one class share the key): about 28 bytes per task.
     """
     by_code: dict[str, list[str]] = {}
+    reruns: dict[str, dict[str, str]] = {}
     for task_id, task, code in entries:
         by_code.setdefault(code, []).append(f"{task_key(task_id)}={task.make_unique_id()[:_ID_CHARS]}")
-    return {"kart_tasks": {code: " ".join(ids) for code, ids in by_code.items()}}
+        if getattr(task, "rerun", False):
+            reruns[task_key(task_id)] = _settings(task)
+    extra: dict[str, Any] = {"kart_tasks": {code: " ".join(ids) for code, ids in by_code.items()}}
+    if reruns:
+        extra["kart_rerun"] = reruns
+    return extra
+
+
+def _settings(task: Any) -> dict[str, str]:
+    """The insignificant parameters of ``task`` as strings (what the operator passes as ``kart_settings``)."""
+    significant = task.to_str_params(only_significant=True)
+    return {key: value for key, value in task.to_str_params().items() if key not in significant}
+
+
+def recorded_settings(task_id: str, recorded: object) -> dict[str, str]:
+    """The settings (insignificant parameters as strings) the parse recorded for Airflow task ``task_id``
+    when the task it placed there has ``rerun=True`` (``record_extra``: ``kart_rerun``), else ``{}``.
+
+    A task reached by two paths is one Airflow task at the first path's place; the parse keeps the copy
+    with ``rerun=True`` (``kart_core.place_graph``), but a worker's one-task parse follows the first path
+    and finds the other copy. These settings make it run the copy the DAG was parsed with.
+
+    Args:
+        task_id: the Airflow task id (with its task group prefix, if any).
+        recorded: the record Asset's extra (``recorded_asset_extra``); anything else (no record, not
+            available outside a task run) gives ``{}``.
+    """
+    reruns = recorded.get("kart_rerun") if isinstance(recorded, Mapping) else None
+    found = reruns.get(task_key(task_id)) if isinstance(reruns, Mapping) else None
+    return {str(key): str(value) for key, value in found.items()} if isinstance(found, Mapping) else {}
 
 
 def compare_with_record(task: Any, task_id: str, code: str, uri: str, recorded: Mapping[str, Any] | None) -> None:
