@@ -17,6 +17,7 @@ import pytest
 
 import kart_core as gokart
 from kart_core.errors import IntegrityError
+from kart_core.inspect.runlogs import read_runs
 from kart_core.inspect.verify import verify_workspace
 from kart_core.runlog import stored_params
 from kart_core.runlog_reader import load_log_value, read_log_safely
@@ -135,6 +136,8 @@ def test_a_copied_signed_workspace_loads_and_verifies_in_full(
         assert read_log_safely(log_task_path(down, kind), None) is not None, kind
     report = verify_workspace(moved)
     assert report.ok and not report.problems and report.runlogs == 10 and report.unrecorded == 1
+    runs = read_runs(moved)  # `kart runs`
+    assert sorted((run.class_name, run.status) for run in runs) == [("MovedDown", "complete"), ("MovedUp", "complete")]
 
     # Another name inside the workspace: still refused.
     _write(log_task_path(down, TASK_PARAMS), _read(log_task_path(up, TASK_PARAMS)))
