@@ -37,6 +37,7 @@ from kart_core.param_plan import config_frozen
 from kart_core.progress import Progress
 from kart_core.runner import default_hook_manager
 from kart_core.storage import listing_scope
+from kart_core.task_parameters import check_task_on_kart_section
 from kart_core.worker import check_worker_section
 from kart_core.workspace import MANIFEST, log_task_path
 
@@ -93,6 +94,7 @@ def orchestrate(
     # target settings (the signing key) likewise, unless the caller already froze them.
     with config_frozen() as config_changed, target_config.frozen():
         check_worker_section()  # [gokart_worker] keys kart's executor cannot honour are named, not dropped
+        check_task_on_kart_section()  # and a misspelt [TaskOnKart] setting (signing_kye) is named, not ignored
         checker = _Checker()
         walked = _walk(roots, forget_upstreams=config_changed, checker=checker)
         load_error: Exception | None = None

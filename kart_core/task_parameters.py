@@ -27,9 +27,13 @@ from kart_core.param_plan import (
 )
 from kart_core.parameter import ExplicitBoolParameter
 
-__all__ = ["CONFIG_SECTION", "TaskParameters"]
+__all__ = ["CONFIG_SECTION", "KART_SETTINGS", "TaskParameters", "check_task_on_kart_section"]
 
 CONFIG_SECTION = "TaskOnKart"
+# kart's own options in [TaskOnKart] that are no task parameter (kart_core.signing, kart_core.target_config).
+KART_SETTINGS = frozenset(
+    {"signing_key", "signing_old_keys", "verify_outputs", "integrity_record", "repair_damaged_outputs"}
+)
 
 # The mixin is only ever combined with luigi.Task; type-check it as one so super() calls are known.
 if TYPE_CHECKING:
@@ -205,3 +209,62 @@ def _parameter_plan(cls: type[TaskParameters]) -> ParameterPlan:
     return parameter_plan(
         cls, CONFIG_SECTION, _section_parameter_names(cls), str(TaskParameters.workspace_directory._default)
     )
+
+
+def check_task_on_kart_section(parser: Any = None) -> list[str]:
+    """Warn (``IgnoredSettingWarning``) for each ``[TaskOnKart]`` key that looks like a misspelt kart setting.
+
+    Called by every kart build. ``[TaskOnKart]`` may also set a parameter that any task class declares
+    (gokart's config injection), so a key counts as misspelt only when it is none of those, nor one of
+    TaskOnKart's parameters or kart's own settings (``KART_SETTINGS``), and is close to one of the latter
+    two (``difflib``: ``signing_kye`` for ``signing_key``): such a key is read by nothing, and for the
+    signing key that means a build without signing and without a word.
+
+    Args:
+        parser: luigi's config parser (default: ``luigi.configuration.get_config()``).
+
+    Returns:
+        The suspicious keys, in the order the section lists them.
+    """
+    import difflib
+    import warnings
+
+    import luigi.configuration
+
+    from kart_core.errors import IgnoredSettingWarning
+
+    config = parser if parser is not None else luigi.configuration.get_config()
+    if not config.has_section(CONFIG_SECTION):
+        return []
+    known = sorted(_own_parameter_names() | KART_SETTINGS)
+    declared: frozenset[str] | None = None
+    suspicious = []
+    for key in config.options(CONFIG_SECTION):
+        if key in known:
+            continue
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
+        if not close:
+            continue
+        if declared is None:
+            declared = _declared_by_task_classes()
+        if key in declared:
+            continue
+        suspicious.append(key)
+        warnings.warn(
+            f"[{CONFIG_SECTION}] {key} is read by nothing: no kart setting or task parameter has that name. "
+            f"Did you mean {close[0]}?",
+            IgnoredSettingWarning,
+            stacklevel=2,
+        )
+    return suspicious
+
+
+def _declared_by_task_classes() -> frozenset[str]:
+    """The parameter names every task class luigi knows declares in its own body (``[TaskOnKart]`` sets those)."""
+    from luigi.task_register import Register
+
+    names: set[str] = set()
+    for cls in list(Register._reg):
+        if isinstance(cls, type) and issubclass(cls, TaskParameters):
+            names.update(_section_parameter_names(cls))
+    return frozenset(names)

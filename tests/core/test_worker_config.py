@@ -10,9 +10,11 @@ import datetime
 import warnings
 from pathlib import Path
 
+import luigi
 import pytest
 from gokart_twin import run_both, run_script
 
+import kart_core
 from kart_core.errors import IgnoredSettingWarning
 from kart_core.worker import SECTION, Worker, check_worker_section, gokart_worker, luigi_worker_settings
 
@@ -145,3 +147,48 @@ def test_kart_build_names_each_ignored_key(tmp_path: Path) -> None:
         "[gokart_worker] timeout = 5",
         "[gokart_worker] wait_interval = 0.25",
     ]
+
+
+# --- [TaskOnKart]: a misspelt kart setting is named -----------------------------------------------
+
+
+class WcDeclaresLimit(kart_core.TaskOnKart):
+    """A task class declaring a parameter close to a kart setting's name, which [TaskOnKart] may set."""
+
+    signing_keys = luigi.Parameter(default="")
+
+    def run(self) -> None:  # noqa: D102
+        self.dump(1)
+
+
+def test_a_misspelt_task_on_kart_setting_is_named_in_a_warning() -> None:
+    from kart_core.task_parameters import check_task_on_kart_section
+
+    parser = _parser(
+        "[TaskOnKart]\nsigning_kye = s3cret\nworkspace_directroy = /data\nverify_outputs = true\n"
+        "signing_keys = declared by a task\nmy_threshold = 3\n"
+    )
+    with pytest.warns(IgnoredSettingWarning) as caught:
+        assert check_task_on_kart_section(parser) == ["signing_kye", "workspace_directroy"]
+    messages = [str(w.message) for w in caught]
+    assert messages == [
+        "[TaskOnKart] signing_kye is read by nothing: no kart setting or task parameter has that name. "
+        "Did you mean signing_key?",
+        "[TaskOnKart] workspace_directroy is read by nothing: no kart setting or task parameter has that name. "
+        "Did you mean workspace_directory?",
+    ]
+
+
+def test_a_build_names_a_misspelt_signing_key(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import luigi.configuration
+
+    monkeypatch.delenv("KART_SIGNING_KEY", raising=False)
+    config = tmp_path / "typo.cfg"
+    config.write_text("[TaskOnKart]\nsigning_kye = s3cret\n")
+    parser = luigi.configuration.get_config()
+    luigi.configuration.add_config_path(str(config))
+    try:
+        with pytest.warns(IgnoredSettingWarning, match="signing_kye is read by nothing.*signing_key"):
+            kart_core.build(WcDeclaresLimit(workspace_directory=str(tmp_path / "ws")), reset_register=False)
+    finally:
+        parser.remove_option("TaskOnKart", "signing_kye")
