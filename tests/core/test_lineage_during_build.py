@@ -418,7 +418,7 @@ def test_a_task_held_for_the_next_round_counts_as_not_run_when_the_build_stops(w
 
 
 class DbPing(kart_core.TaskOnKart[Any]):
-    """Dumps 1 + what ``DbPong`` holds (0 when it has nothing), read through its target (not required)."""
+    """Loads what ``DbPong`` holds, through its target (not required), and dumps the number of runs so far."""
 
     journal = luigi.Parameter(significant=False)
 
@@ -427,7 +427,9 @@ class DbPing(kart_core.TaskOnKart[Any]):
 
 
 class DbPong(kart_core.TaskOnKart[Any]):
-    """Dumps 1 + what ``DbPing`` holds: with DbPing, a cycle of loads that never settles."""
+    """Loads what ``DbPing`` holds and dumps the number of runs so far: with DbPing, a cycle of loads that
+    never settles (each run commits content no run committed before, so a load of the other's older
+    version is always stale)."""
 
     journal = luigi.Parameter(significant=False)
 
@@ -437,10 +439,11 @@ class DbPong(kart_core.TaskOnKart[Any]):
 
 def _bounce(task: kart_core.TaskOnKart[Any], other: kart_core.TaskOnKart[Any], name: str) -> None:
     target = other.output()
-    value = target.load() + 1 if target.exists() else 1
+    loaded = target.load() if target.exists() else 0
     with open(str(task.journal), "a") as handle:
-        handle.write(f"{name} {value}\n")
-    task.dump(value)
+        handle.write(f"{name} {loaded}\n")
+    with open(str(task.journal)) as handle:
+        task.dump(len(handle.read().splitlines()))
 
 
 @pytest.mark.parametrize(("workers", "executor"), POOLS)
@@ -464,7 +467,7 @@ def test_a_lineage_that_never_settles_stops_at_the_round_cap_with_a_named_error(
         return DbPing(journal=journal, workspace_directory=ws, **kwargs)
 
     pong = DbPong(journal=journal, workspace_directory=ws)
-    assert _build([ping(), pong]) == [1, 2]
+    assert _build([ping(), pong]) == [1, 2]  # Ping found no Pong; Pong loaded Ping's 1
     before = len(Path(journal).read_text().splitlines())
     result = orchestrate([ping(rerun=True), pong], workers=workers, executor=executor, load_roots=True)
     runs = Path(journal).read_text().splitlines()[before:]
@@ -472,7 +475,8 @@ def test_a_lineage_that_never_settles_stops_at_the_round_cap_with_a_named_error(
     # stale in one round: a pool may run both); serially exactly one per round, each from the other's last.
     assert _MAX_ROUNDS + 1 <= len(runs) <= 2 * (_MAX_ROUNDS + 1)
     if workers == 1:
-        assert [line.split()[1] for line in runs] == [str(value) for value in range(3, 3 + _MAX_ROUNDS + 1)]
+        expected = [f"{'pong' if n % 2 else 'ping'} {before + n}" for n in range(_MAX_ROUNDS + 1)]
+        assert runs == expected
     assert sorted(result.failed) == sorted(result.roots)  # each is built on what the other replaced
     for error in result.failed.values():
         assert isinstance(error, RoundLimitError)
