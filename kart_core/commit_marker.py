@@ -74,6 +74,7 @@ __all__ = [
     "DIRECT",
     "DIRECT_LEASE_SECONDS",
     "FOREIGN_MARKER_SECONDS",
+    "LEASE_VARIABLE",
     "MARKER_SUFFIX",
     "Marker",
     "clear",
@@ -83,6 +84,8 @@ __all__ = [
     "note_manifest",
     "put",
     "put_direct",
+    "lease_seconds",
+    "refresh",
     "undo_direct",
     "writer_alive",
     "read_consistently",
@@ -107,6 +110,9 @@ FOREIGN_MARKER_SECONDS = 300.0
 # has not been rewritten for this long (by that host's clock) is left by a writer that is gone, and a
 # run holding the task's lock takes it over (kart_core.direct_write).
 DIRECT_LEASE_SECONDS = 300.0
+# The environment variable that sets the lease instead (seconds, > 0): for machines whose commits of
+# large outputs take long, or tests that cannot wait five minutes for a takeover.
+LEASE_VARIABLE = "KART_DIRECT_LEASE_SECONDS"
 _POLL_SECONDS = 0.05
 
 
@@ -309,10 +315,59 @@ def process_start(pid: int) -> int | None:
         return None
 
 
+def lease_seconds() -> float:
+    """How long a direct marker of another host counts as its writer's after it was last rewritten (seconds).
+
+    ``$KART_DIRECT_LEASE_SECONDS`` when set, else ``DIRECT_LEASE_SECONDS`` (300). Read at each use, so a
+    process that sets it later is heard. Every host that writes one task by path should use the same lease:
+    a writer rewrites its marker every third of its own lease, a run elsewhere takes it over after its.
+
+    Raises:
+        ValueError: the variable is not a positive number (named in the message).
+    """
+    text = os.environ.get(LEASE_VARIABLE, "").strip()
+    if not text:
+        return DIRECT_LEASE_SECONDS
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise ValueError(
+            f"{LEASE_VARIABLE}={text!r}: the lease of a direct writer's marker must be a positive number of seconds"
+        )
+    return value
+
+
 def stale(marker: Marker, now: float | None = None) -> bool:
-    """Whether a direct marker of another host was last rewritten ``DIRECT_LEASE_SECONDS`` ago or more
+    """Whether a direct marker of another host was last rewritten ``lease_seconds()`` ago or more
     (its writer is gone, or hung: a live writer rewrites it every third of that)."""
-    return (time.time() if now is None else now) - marker.written >= DIRECT_LEASE_SECONDS
+    return (time.time() if now is None else now) - marker.written >= lease_seconds()
+
+
+def refresh(storage: Storage, record: OutputRecord, commit: str, moves: tuple[tuple[str, str | None], ...]) -> bool:
+    """Rewrite this process's marker of ``commit`` beside ``record``'s manifest with the time now, keeping its kind.
+
+    The heartbeat of a direct writer (``kart_core.direct_write``) until its commit has finished: before the
+    commit the marker is its ``direct`` one (rewritten with ``moves``); during a replacing commit it is the
+    commit's own (``put``), whose time tells another host that the commit is alive
+    (``FOREIGN_MARKER_SECONDS``). A marker that is gone (the commit removed it) or is not this process's
+    (another host took it over) is left as it is. The caller serialises this with the commit's ``put`` and
+    ``clear`` (``Transaction.marker_guard``). Returns whether it was rewritten.
+    """
+    current = _read_marker(storage, record)
+    if (
+        current is None
+        or current.commit != commit
+        or current.pid != os.getpid()
+        or current.host != socket.gethostname()
+    ):
+        return False
+    if current.kind == DIRECT:
+        put_direct(storage, record, commit, moves)
+    else:
+        put(storage, record, commit)
+    return True
 
 
 def undo_marked(storage: Storage, record: OutputRecord, marker: Marker, who: str, why: str) -> bool:

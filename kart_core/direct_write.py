@@ -11,8 +11,8 @@ when its run committed, as a dump does:
   and finds the task committed by the other since it began stops (``Superseded``): the runner keeps
   that commit. Then it resolves what a killed writer left there, notes what the path holds, writes a
   ``direct`` marker beside the task's manifest (``kart_core.commit_marker``: ``complete()`` is False
-  while it is there; rewritten every third of ``commit_marker.DIRECT_LEASE_SECONDS`` while the run
-  lasts) and, in a rerun on local disk, moves the old output aside (one rename), so a failure can put
+  while it is there; rewritten every third of ``commit_marker.lease_seconds()`` until the run has
+  committed or undone its writes, the commit included) and, in a rerun on local disk, moves the old output aside (one rename), so a failure can put
   it back.
 - After ``run()`` returns, each output written in place gets its integrity record entry (size and
   content hash) at the commit, like a dump; a later change is found as damage. With signing on, a
@@ -147,9 +147,9 @@ class DirectWrites:
         self.handed: dict[str, _Handed] = {}
         self._marked: dict[str, OutputRecord] = {}
         self._settled: set[str] = set()
-        # Marker writes of the path requests and of the heartbeat thread (which keeps the marker fresh,
-        # so that another host does not take it for a dead writer's, ``commit_marker.stale``).
-        self._marker_lock = threading.Lock()
+        # Marker writes of the path requests, of the heartbeat thread (which keeps the marker fresh, so
+        # that another host does not take it for a dead writer's, ``commit_marker.stale``) and of the commit.
+        self._marker_lock = running.marker_guard
         self._beating: threading.Event | None = None
         self._beat: threading.Thread | None = None
 
@@ -252,7 +252,9 @@ class DirectWrites:
         if self._beat is not None:
             return
         self._beating = threading.Event()
-        self._beat = threading.Thread(target=self._refresh_markers, args=(self._beating,), daemon=True)
+        self._beat = threading.Thread(
+            target=self._refresh_markers, args=(self._beating,), name=f"kart-heartbeat {self._label}", daemon=True
+        )
         self._beat.start()
 
     def _stop_heartbeat(self) -> None:
@@ -263,14 +265,20 @@ class DirectWrites:
         self._beat = self._beating = None
 
     def _refresh_markers(self, stop: threading.Event) -> None:
-        """Rewrite this run's markers every third of the lease, until ``stop`` (the marker's time is its heartbeat)."""
-        while not stop.wait(commit_marker.DIRECT_LEASE_SECONDS / 3):
+        """Rewrite this run's markers every third of the lease, until ``stop`` (the marker's time is its heartbeat).
+
+        It beats until ``finish`` or ``undo``: hashing, signing and committing large outputs may take longer
+        than the lease, and a marker left to age then would be taken over by a run on another host as if
+        this writer were dead. During a replacing commit the marker is the commit's (``commit_marker.refresh``
+        keeps its kind); once the commit removed it, nothing is rewritten.
+        """
+        while not stop.wait(commit_marker.lease_seconds() / 3):
             with self._marker_lock:
                 if stop.is_set():
                     return
                 for record in list(self._marked.values()):
                     try:
-                        commit_marker.put_direct(
+                        commit_marker.refresh(
                             storage_for(record.manifest), record, self._running.commit_id, self._moves(record)
                         )
                     except Exception:  # noqa: BLE001 - tried again at the next beat; a reader then waits longer
@@ -311,9 +319,11 @@ class DirectWrites:
         """Wait while another host's direct writer keeps its marker fresh; take the marker over once it is stale.
 
         The task's file lock does not reach other hosts: the marker, rewritten by its live writer every
-        third of ``commit_marker.DIRECT_LEASE_SECONDS``, is what tells that one is still writing.
+        third of ``commit_marker.lease_seconds()`` until its commit has finished, is what tells that one is
+        still writing.
         """
         path = commit_marker.marker_path(record)
+        lease = commit_marker.lease_seconds()
         told = False
         while True:
             marker = commit_marker.read_marker(storage, path)
@@ -325,7 +335,7 @@ class DirectWrites:
             if commit_marker.stale(marker):
                 why = (
                     f"its run that wrote the outputs straight to their paths (process {marker.pid} on {marker.host}) "
-                    f"has not refreshed its marker for {age:.0f} s (lease {commit_marker.DIRECT_LEASE_SECONDS:.0f} s), "
+                    f"has not refreshed its marker for {age:.0f} s (lease {lease:g} s), "
                     "so it is taken for dead and this run takes over"
                 )
                 if commit_marker.undo_marked(storage, record, marker, self._label, why):
@@ -342,18 +352,17 @@ class DirectWrites:
                     marker.pid,
                     marker.host,
                     age,
-                    commit_marker.DIRECT_LEASE_SECONDS,
+                    lease,
                 )
-            time.sleep(min(_FOREIGN_POLL_SECONDS, max(0.0, commit_marker.DIRECT_LEASE_SECONDS - age)) or 0.01)
+            time.sleep(min(_FOREIGN_POLL_SECONDS, max(0.0, lease - age)) or 0.01)
 
     def record_in_place(self, targets: Iterable[Any]) -> None:
         """Stage the integrity record entry of each output the run wrote straight to its path (hashed now).
 
         With signing on, each is signed too (``_sealed``), also with integrity records off (then without a
-        commit id, as a dump is). The run is over: its markers are no longer refreshed (a commit's own
-        marker may replace them now).
+        commit id, as a dump is). The markers are still refreshed meanwhile, and through the commit, until
+        ``finish`` or ``undo``.
         """
-        self._stop_heartbeat()
         signer = target_config.current().signer
         for target in targets:
             record = self._record(target)

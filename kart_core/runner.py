@@ -421,34 +421,30 @@ def _run_committing(
             direct = running.direct = direct_write.DirectWrites(
                 running, task.kart_label(), flatten(task.kart_outputs()), replace, _run_lock(task)
             )
+            # The heartbeat of its markers beats and the task's lock is held until the commit or the undo
+            # has finished; released on every way out (an error in the undo itself, a KeyboardInterrupt).
             try:
-                written_directly = _run_user_code(task, running, direct, before if replace else None)
-            except BaseException:
-                if direct.stopped is not None:  # also when the task's code turned Superseded into another error
+                try:
+                    written_directly = _run_user_code(task, running, direct, before if replace else None)
+                except BaseException:
+                    if direct.stopped is not None:  # also when the task's code turned Superseded into another error
+                        direct.undo("another process committed it first")
+                        return _stop_superseded(task, running, direct.stopped)
+                    direct.undo("its run failed", _changed(task, before, running) if replace else ())
+                    raise
+                if direct.stopped is not None:  # the task's code caught Superseded and went on
                     direct.undo("another process committed it first")
                     return _stop_superseded(task, running, direct.stopped)
-                direct.undo("its run failed", _changed(task, before, running) if replace else ())
-                raise
-            if direct.stopped is not None:  # the task's code caught Superseded and went on
-                direct.undo("another process committed it first")
-                return _stop_superseded(task, running, direct.stopped)
-            if record_in_manifest(task):
-                # Whether this run's record goes into the manifest (luigi hands back the same instance):
-                # None: no, kart_commit_task_run stages its run log files; True: the commit writes it
-                # (no files staged); False after the commit: JSON could not hold it, files after the run.
-                mark_recorded(task, None)
-                if settings.record:  # no manifest without the integrity record: the run logs go to files
-                    running.run_record = run_record(task, time.perf_counter() - started)
-                    if running.run_record is not None:
-                        running.run_record_id = task.make_unique_id()
-                        mark_recorded(task, True)
-            try:
-                before_commit()
-                running.commit()
-            except BaseException:
-                direct.undo("its commit failed", _changed(task, before, running) if replace else ())
-                raise
-            direct.finish()
+                try:
+                    _stage_run_record(task, running, settings.record, started)
+                    before_commit()
+                    running.commit()
+                except BaseException:
+                    direct.undo("its commit failed", _changed(task, before, running) if replace else ())
+                    raise
+                direct.finish()
+            finally:
+                direct.release()
             if running.run_record is not None:
                 mark_recorded(task, running.run_recorded)
         if running.superseded:
@@ -465,6 +461,24 @@ def _run_committing(
         if damage is not None and can_repair(damage.upstream):
             raise _NeedsRepair(damage) from exc
         raise
+
+
+def _stage_run_record(task: KartTask, running: transaction.Transaction, record: bool, started: float) -> None:
+    """Put the run record of a ``kart_run_record_in_manifest`` task on ``running``, for its commit to write.
+
+    Whether this run's record goes into the manifest (luigi hands back the same instance): None: no,
+    kart_commit_task_run stages its run log files; True: the commit writes it (no files staged); False
+    after the commit: JSON could not hold it, files after the run. Without the integrity record
+    (``record`` off) there is no manifest: the run logs go to files.
+    """
+    if not record_in_manifest(task):
+        return
+    mark_recorded(task, None)
+    if record:
+        running.run_record = run_record(task, time.perf_counter() - started)
+        if running.run_record is not None:
+            running.run_record_id = task.make_unique_id()
+            mark_recorded(task, True)
 
 
 def _keep_other_commit(task: KartTask, running: transaction.Transaction) -> None:

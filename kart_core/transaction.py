@@ -40,6 +40,7 @@ import contextvars
 import dataclasses
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -116,6 +117,9 @@ class Transaction:
     run_recorded: bool = False
     # The outputs whose paths the task's code asked for (kart_core.direct_write.DirectWrites), if any.
     direct: Any = None
+    # Held while a marker beside a manifest is written or removed: the commit's own and a direct writer's
+    # heartbeat (which rewrites the commit's marker while the commit runs, never after it removed it).
+    marker_guard: threading.Lock = dataclasses.field(default_factory=threading.Lock)
     # What the run loaded from committed outputs: (manifest path, key) -> (its record, the entry read).
     loaded: dict[tuple[str, str], tuple[OutputRecord, Entry]] = dataclasses.field(default_factory=dict)
 
@@ -196,7 +200,7 @@ class Transaction:
                 # The marker first: from here until it is removed, readers wait for this commit or (if it
                 # is killed) see that the task's outputs may be from two runs (kart_core.commit_marker).
                 storage = storage_for(record.manifest)
-                with self._room(commit_marker.marker_path(record)):
+                with self._room(commit_marker.marker_path(record)), self.marker_guard:
                     commit_marker.put(storage, record, self.commit_id)
                 items = by_manifest[record.manifest]
                 outputs = dict(current.outputs) if current is not None else {}
@@ -217,7 +221,7 @@ class Transaction:
                         file.write(data)
                 except NoSpaceError:
                     # Nothing of this task moved yet and its old manifest is whole: no marker to leave.
-                    with contextlib.suppress(Exception):
+                    with contextlib.suppress(Exception), self.marker_guard:
                         commit_marker.clear(storage, record)
                     raise
                 finals.append(dataclasses.replace(manifest, run=run, pending=False))
@@ -235,7 +239,8 @@ class Transaction:
                 # A full disk here leaves the pending manifest and the marker: the task runs again.
                 with self._room(record.manifest), storage.atomic_write(record.manifest) as file:
                     file.write(data)
-                commit_marker.clear(storage, record)
+                with self.marker_guard:
+                    commit_marker.clear(storage, record)
                 self.run_recorded = self.run_recorded or (run is not None and self._run_for(record) is not None)
         self.staged.clear()
         self.committed = True
