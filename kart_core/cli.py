@@ -30,7 +30,14 @@ from typing import TYPE_CHECKING, Any, cast
 
 import click
 
-from kart_core.errors import KartError, TaskSpecError
+from kart_core.errors import (
+    KartError,
+    ParameterTypeError,
+    TaskDefinitionError,
+    TaskParameterTooLargeError,
+    TaskSpecError,
+    WorkspacePathError,
+)
 from kart_core.inspect.runs import COLUMNS, format_size, format_table, run_rows
 from kart_core.outcome import GOKART_RETCODES, exit_code, task_label
 from kart_core.runlog_reader import one_line
@@ -322,11 +329,20 @@ def _check_workspaces(tasks: list[LuigiTask], checked: str) -> None:
             cmdline.check_writable_workspace(path, whose=f"the workspace of {task_label(user)}")
 
 
+# Errors kart raises about a task's definition (a requires() cycle, an output path outside the workspace, a
+# task parameter of the wrong type): the message names the task and the fix, and is printed alone.
+_DEFINITION_ERRORS = (TaskDefinitionError, WorkspacePathError, ParameterTypeError, TaskParameterTooLargeError)
+
+
 def _report_failures(result: BuildResult) -> None:
     for key, error in result.failed.items():
         when = " while walking the graph (complete(), output() or requires() raised)"
         click.echo(f"\nFAILED {result.describe(key)}{when if key in result.scheduling_failed else ''}:", err=True)
-        traceback.print_exception(type(error), error, error.__traceback__, file=sys.stderr)
+        if isinstance(error, _DEFINITION_ERRORS):
+            # kart's own complete message about how the task is written; its traceback runs through kart.
+            click.echo(f"{type(error).__name__}: {error}", err=True)
+        else:
+            traceback.print_exception(type(error), error, error.__traceback__, file=sys.stderr)
     if result.failed:
         names = ", ".join(result.label(key) for key in result.failed)
         click.echo(f"kart run: {len(result.failed)} task(s) failed: {names}", err=True)

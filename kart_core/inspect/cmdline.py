@@ -14,6 +14,7 @@ import io
 import os
 import re
 import sys
+import traceback
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -87,9 +88,29 @@ def resolve_task_class(dotted: str) -> type:
         # import_object's message may already start with the name: say it once.
         reason = str(exc).removeprefix(f"{dotted!r}: ")
         raise TaskSpecError(f"{dotted!r}: {reason}. Check the name and PYTHONPATH.") from exc
+    except Exception as exc:  # the module's own code: a SyntaxError, or its body raised while imported
+        raise TaskSpecError(f"{dotted!r}: {_import_failure(exc, module_name)}") from exc
     if not (isinstance(cls, type) and issubclass(cls, luigi.Task)):
         raise TaskSpecError(f"{dotted!r}: module {module_name!r} has no task class {class_name!r}.")
     return cls
+
+
+def _import_failure(exc: Exception, module_name: str) -> str:
+    """What went wrong importing the user's module, with the file and line, and how to see the rest.
+
+    A SyntaxError names the file and line it is about; any other exception, the innermost frame it was
+    raised in (the module's body, or a library it called).
+    """
+    if isinstance(exc, SyntaxError) and exc.filename:
+        where, what = f"{exc.filename}, line {exc.lineno}", f"{type(exc).__name__}: {exc.msg}"
+    else:
+        frames = traceback.extract_tb(exc.__traceback__)
+        where = f"{frames[-1].filename}, line {frames[-1].lineno}" if frames else "?"
+        what = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+    return (
+        f"importing {module_name!r} failed: {what} ({where}). Fix the module; "
+        f"`python -c 'import {module_name}'` shows the whole traceback."
+    )
 
 
 @contextlib.contextmanager

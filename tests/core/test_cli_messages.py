@@ -42,3 +42,75 @@ def test_a_refused_run_log_is_called_a_run_log(tmp_path: Path, monkeypatch: pyte
     result = CliRunner().invoke(cli, ["runs", "-w", str(tmp_path / "ws")])
     assert result.exit_code == 0
     assert "Refusing to load the run log from" in result.stderr and "the output" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("source", "what", "line"),
+    [
+        ("import kart_core\n\n\nclass X(kart_core.TaskOnKart):\n    def run(self)\n", "SyntaxError: expected ':'", 5),
+        ("import kart_core\nraise RuntimeError('no data\\nfolder')\n", "RuntimeError: no data folder", 2),
+    ],
+)
+@pytest.mark.parametrize("command", ["run", "tree", "why"])
+def test_a_module_that_cannot_be_imported_is_named_with_its_file_and_line(
+    tmp_path: Path, command: str, source: str, what: str, line: int
+) -> None:
+    # Named per case: a module whose import failed is not kept in sys.modules, but a passing one would be.
+    module = f"kart_msg_broken_{command}_{line}"
+    (tmp_path / f"{module}.py").write_text(source)
+    result = CliRunner().invoke(cli, [command, f"{module}.X", "-w", str(tmp_path / "ws")])
+    assert result.exit_code == 4, result.output
+    assert "Traceback" not in result.stderr
+    assert (
+        f"kart {command}: '{module}.X': importing '{module}' failed: {what} ({tmp_path / module}.py, line {line}). "
+        f"Fix the module; `python -c 'import {module}'` shows the whole traceback." in result.stderr
+    )
+
+
+class MsgCycle(gokart.TaskOnKart[int]):
+    def requires(self) -> gokart.TaskOnKart[int]:
+        return MsgCycleBack()
+
+    def run(self) -> None:
+        self.dump(1)
+
+
+class MsgCycleBack(gokart.TaskOnKart[int]):
+    def requires(self) -> gokart.TaskOnKart[int]:
+        return MsgCycle()
+
+    def run(self) -> None:
+        self.dump(1)
+
+
+class MsgEscapes(gokart.TaskOnKart[int]):
+    def output(self) -> gokart.TaskOnKart[int]:
+        return self.make_target("../../escaped.pkl")
+
+    def run(self) -> None:
+        self.dump(1)
+
+
+class MsgRaises(gokart.TaskOnKart[int]):
+    def requires(self) -> gokart.TaskOnKart[int]:
+        raise ValueError("the user's own requires() failed")
+
+
+@pytest.mark.parametrize(
+    ("task", "message"),
+    [
+        ("MsgCycle", "TaskDefinitionError: MsgCycle depends on itself through requires(); remove the cycle."),
+        ("MsgEscapes", "WorkspacePathError: MsgEscapes: output path '../../escaped.pkl' leaves the workspace"),
+    ],
+)
+def test_a_definition_error_of_kart_is_its_message_without_a_traceback(tmp_path: Path, task: str, message: str) -> None:
+    result = CliRunner().invoke(cli, ["run", f"{M}.{task}", "-w", str(tmp_path / "ws"), "--no-progress"])
+    assert result.exit_code == 50, result.output
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_users_own_code_raising_keeps_its_traceback(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["run", f"{M}.MsgRaises", "-w", str(tmp_path / "ws"), "--no-progress"])
+    assert result.exit_code == 50, result.output
+    assert "Traceback" in result.stderr and "ValueError: the user's own requires() failed" in result.stderr
