@@ -92,7 +92,11 @@ class NodeRecords:
         self._new_input_digests: dict[str, tuple[str, str, int, int, str]] = {}  # saved by save_input_digests()
 
     def _target(self, relative: str) -> Any:
-        return self._base.make_target(relative, use_unique_id=False)
+        target = self._base.make_target(relative, use_unique_id=False)
+        # Messages (a refused signature, a damaged file) name the runner's record, not the stand-in task.
+        target.what = "KartRunner record file"
+        target.owner = f"Kedro project {self.project!r}"
+        return target
 
     # --- output states of one node run ----------------------------------------------------------
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import stat as stat_module
 from typing import Any
 
 import luigi
@@ -70,6 +71,7 @@ def file_checksum(path: str) -> str:
 
     Raises:
         FileNotFoundError: no such file, with the path and the working directory it was looked up from.
+        IsADirectoryError: ``path`` is a folder (RawFile stands for one file).
     """
     if "://" in path:
         import fsspec
@@ -83,6 +85,11 @@ def file_checksum(path: str) -> str:
             f"RawFile: no file {path!r} (looked up from {os.getcwd()!r}); a relative path is taken from the "
             "directory the run starts in."
         ) from None
+    if stat_module.S_ISDIR(stat.st_mode):
+        raise IsADirectoryError(
+            f"RawFile: {path!r} is a folder (looked up from {os.getcwd()!r}); RawFile takes one file. Name a file "
+            "in it, or make one RawFile per file."
+        )
     return _local_checksum(os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
 
 
