@@ -198,7 +198,8 @@ class ConfigFormatError(KartError, ValueError):
 
 class SettingValueError(KartError, ValueError):
     """A kart setting (an environment variable or a ``[TaskOnKart]`` option) holds a value kart cannot read,
-    e.g. ``integrity_record = Ture``: a typo must not switch a safeguard off."""
+    e.g. ``integrity_record = Ture``: a typo must not switch a safeguard off. Also a task parameter's value
+    in luigi's config that the parameter cannot parse (``kart_core.param_plan``)."""
 
 
 class IntegrityError(LoadError):

@@ -33,7 +33,7 @@ import luigi.configuration
 from luigi import task_register
 from luigi.configuration import LuigiConfigParser
 
-__all__ = ["fingerprint", "refresh", "swap_build_fingerprint"]
+__all__ = ["files_setting", "fingerprint", "refresh", "swap_build_fingerprint"]
 
 Sections = dict[str, dict[str, Any]]
 
@@ -101,6 +101,27 @@ def swap_build_fingerprint(fingerprint: tuple[Any, ...]) -> bool:
     previous = state.get("_kart_build_fingerprint")
     state["_kart_build_fingerprint"] = fingerprint
     return previous != fingerprint
+
+
+def files_setting(section: str, key: str) -> list[str]:
+    """The config files luigi reads that set ``key`` under ``[section]``, in reading order (the last one wins).
+
+    Read afresh, one file at a time, by a parser of luigi's kind (cfg or toml); a file that cannot be
+    read is skipped. Empty when the value was set by the program (``config.set``) or by no file.
+    """
+    config = luigi.configuration.get_config()
+    found = []
+    for path in type(config)._config_paths:
+        if not os.path.isfile(path):
+            continue
+        fresh = type(config)()
+        try:
+            fresh.read([path])
+        except Exception:  # a file luigi itself would fail on is not the one to name
+            continue
+        if key in _sections_of(fresh).get(section, {}):
+            found.append(path)
+    return found
 
 
 def _file_stamps(paths: list[str]) -> tuple[Any, ...]:

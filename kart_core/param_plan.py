@@ -28,6 +28,7 @@ from luigi.parameter import (
 from luigi.task import UnconsumedParameterWarning
 
 from kart_core import luigi_config
+from kart_core.errors import SettingValueError
 from kart_core.workspace import WORKSPACE_ENVIRONMENT_VARIABLE, default_workspace, environment_workspace
 
 __all__ = [
@@ -104,9 +105,14 @@ def section_values(cls: type[luigi.Task], section: str, own_names: frozenset[str
         if not config.has_section(section):
             return {}
         params = dict(cls.get_params())
-        return {
-            key: params[key].parse(value) for key, value in config.items(section) if key in params and key in own_names
-        }
+        values = {}
+        for key, value in config.items(section):
+            if key in params and key in own_names:
+                try:
+                    values[key] = params[key].parse(value)
+                except Exception as exc:  # each parameter type raises its own error for a malformed value
+                    raise _config_value_error(cls, section, key, params[key], exc) from exc
+        return values
 
     return cached_per_config(cls, "_kart_section_values", compute)
 
@@ -143,19 +149,43 @@ def parameter_plan(
             names=[name for name, _ in params],
             positional=[name for name, p in params if p.positional],
             by_name=dict(params),
-            defaults=_with_workspace_from_environment(
-                workspace_default,
-                {
-                    name: list_to_tuple(p.task_value(family, name))
-                    for name, p in params
-                    if p.has_task_value(family, name)
-                },
-            ),
+            defaults=_with_workspace_from_environment(workspace_default, _resolved_defaults(cls, family, params)),
             section_values=section_values(cls, section, own_names),
         )
         return {"plan": plan}
 
     return cast(ParameterPlan, cached_per_config(cls, "_kart_plan", compute)["plan"])
+
+
+def _resolved_defaults(cls: type, family: str, params: list[tuple[str, luigi.Parameter]]) -> dict[str, Any]:
+    """luigi's value of each parameter that has one (command line, ``[family]`` in the config, default).
+
+    Raises:
+        SettingValueError: a config value does not parse (luigi's own error names neither it nor its file).
+    """
+    defaults = {}
+    for name, p in params:
+        try:
+            if p.has_task_value(family, name):
+                defaults[name] = list_to_tuple(p.task_value(family, name))
+        except Exception as exc:  # each parameter type raises its own error for a malformed value
+            raise _config_value_error(cls, family, name, p, exc) from exc
+    return defaults
+
+
+def _config_value_error(cls: type, section: str, name: str, param: luigi.Parameter, exc: Exception) -> Exception:
+    """A ``SettingValueError`` naming the task class, the parameter, the config line and its file;
+    ``exc`` itself when no config value of ``[section] name`` is there to blame (a command-line value)."""
+    raw = luigi.configuration.get_config().get(section, name, None)
+    if raw is None:
+        return exc
+    files = luigi_config.files_setting(section, name)
+    where = f"in {', '.join(repr(path) for path in files)}" if files else "set by the program"
+    return SettingValueError(
+        f"[{section}] {name} = {raw!r} in luigi's config ({where}) is not a valid {type(param).__name__} value "
+        f"for the parameter {name!r} of {cls.__name__} ({type(exc).__name__}: {exc}). Fix the value in the config, "
+        f"or pass {name}=... when creating the task."
+    )
 
 
 _SELECTION_KEYS = {

@@ -70,3 +70,39 @@ def test_resolve_names_the_class_of_an_unknown_or_missing_parameter() -> None:
         _Checked(name="a", colour="red")
     with pytest.raises(MissingParameterException, match=r"_Checked: requires the 'name' parameter"):
         _Checked()
+
+
+class PpExample(kart_core.TaskOnKart[int]):
+    x = luigi.IntParameter(default=1)
+
+
+class PpSeeded(kart_core.TaskOnKart[int]):
+    fix_random_seed_value = luigi.IntParameter(default=None)  # [TaskOnKart] keys reach it (gokart's rule)
+
+
+@pytest.mark.parametrize(
+    ("task_class", "section", "name"),
+    [(PpExample, "PpExample", "x"), (PpSeeded, "TaskOnKart", "fix_random_seed_value")],
+)
+def test_a_config_value_that_does_not_parse_names_its_section_parameter_and_file(
+    tmp_path: Path, task_class: type[kart_core.TaskOnKart[int]], section: str, name: str
+) -> None:
+    config = tmp_path / "bad.cfg"
+    config.write_text(f"[{section}]\n{name}=abc\n")
+    luigi.configuration.add_config_path(str(config))
+    with pytest.raises(kart_core.errors.SettingValueError) as refused:
+        task_class()
+    assert isinstance(refused.value, ValueError)  # what luigi raised: `except ValueError` still catches it
+    assert str(refused.value) == (
+        f"[{section}] {name} = 'abc' in luigi's config (in {str(config)!r}) is not a valid IntParameter value for "
+        f"the parameter {name!r} of {task_class.__name__} (ValueError: invalid literal for int() with base 10: "
+        f"'abc'). Fix the value in the config, or pass {name}=... when creating the task."
+    )
+
+
+def test_a_config_value_set_by_the_program_is_named_so() -> None:
+    luigi.configuration.get_config().set("PpExample", "x", "abc")
+    with pytest.raises(
+        kart_core.errors.SettingValueError, match=r"\[PpExample\] x = 'abc' in luigi's config \(set by the program\)"
+    ):
+        PpExample()
