@@ -36,6 +36,7 @@ from kart_core.errors import (
     TaskDefinitionError,
     TaskParameterTooLargeError,
     TaskSpecError,
+    UnknownSchemeError,
     WorkspacePathError,
 )
 from kart_core.inspect.runs import COLUMNS, format_size, format_table, run_rows
@@ -279,7 +280,7 @@ def run_command(
     cmdline.set_workspace(workspace)
     try:
         with cmdline.task_from_command_line(task_name, task_args) as task:
-            with _workspace_errors():  # an unusable workspace: one line and exit 1, not a task failure
+            with _workspace_errors(), _naming_user(task):  # an unusable workspace: one line and exit 1
                 cmdline.check_writable_workspace(task.workspace_directory)
             code = _build(task, workers, executor, keep_going, progress, checked=str(task.workspace_directory))
     except TaskSpecError as exc:
@@ -308,8 +309,43 @@ def _build(task: LuigiTask, workers: int, executor: str, keep_going: bool, progr
         click.echo(f"kart run: building {task_label(task)} raised outside any task:", err=True)
         traceback.print_exc()
         return GOKART_CODES.unhandled_exception
+    if _report_unknown_schemes(result):
+        return COMMAND_FAILED
     _report_failures(result)
     return exit_code(result, GOKART_CODES)
+
+
+def _report_unknown_schemes(result: BuildResult) -> bool:
+    """Whether every failure is a workspace URL no storage serves (``foo://x``), each then said in one line.
+
+    The graph walk meets such an upstream's workspace first (its ``complete()``), before the workspaces of the
+    tasks to run are checked: it is the workspace's error, exit 1 as for the root's, not a task's traceback
+    and the scheduling error's 50.
+    """
+    unknown = {key: error for key, error in result.failed.items() if isinstance(error, UnknownSchemeError)}
+    if not unknown or len(unknown) != len(result.failed):
+        return False
+    for key, error in unknown.items():
+        # The walk asked for an output's path under the workspace: name the workspace, as the root's check does.
+        workspace = str(getattr(result.nodes.get(key), "workspace_directory", "") or "")
+        url = workspace if workspace and error.url.startswith(workspace) else error.url
+        click.echo(
+            f"kart run: {UnknownSchemeError(url, error.scheme, f'the workspace of {result.label(key)}')}", err=True
+        )
+    if result.not_run:
+        click.echo(f"Not run because of it: {', '.join(result.label(k) for k in result.not_run)}", err=True)
+    return True
+
+
+@contextlib.contextmanager
+def _naming_user(task: Any) -> Iterator[None]:
+    """A workspace URL of an unknown scheme named with the task that uses it (``the workspace of A[c72fa9f0]``)."""
+    try:
+        yield
+    except UnknownSchemeError as exc:
+        if exc.whose:
+            raise
+        raise exc.of(f"the workspace of {task_label(task)}") from None
 
 
 def _check_workspaces(tasks: list[LuigiTask], checked: str) -> None:
@@ -326,7 +362,8 @@ def _check_workspaces(tasks: list[LuigiTask], checked: str) -> None:
     users.pop(checked, None)
     with _workspace_errors():
         for path, user in users.items():
-            cmdline.check_writable_workspace(path, whose=f"the workspace of {task_label(user)}")
+            with _naming_user(user):
+                cmdline.check_writable_workspace(path, whose=f"the workspace of {task_label(user)}")
 
 
 # Errors kart raises about a task's definition (a requires() cycle, an output path outside the workspace, a
@@ -442,7 +479,8 @@ def _require_workspaces(task: Any) -> list[Any]:
         users.setdefault(str(node.workspace_directory), node)
     for path, user in users.items():
         whose = "" if user is task else f"the workspace of {task_label(user)}"
-        require_workspace(path, "nothing was ever built there (`kart run` creates it)", whose)
+        with _naming_user(user):
+            require_workspace(path, "nothing was ever built there (`kart run` creates it)", whose)
     return nodes
 
 

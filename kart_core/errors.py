@@ -58,6 +58,7 @@ __all__ = [
     "InMemoryKeyError",
     "MissingExtraError",
     "StorageConfigError",
+    "UnknownSchemeError",
     "UndigestableError",
     "FingerprintError",
     "WorkerDiedError",
@@ -308,6 +309,29 @@ class MissingExtraError(KartError, ImportError):
 
 class StorageConfigError(KartError, ValueError):
     """A storage setting cannot be used (e.g. ``[GCSConfig]``'s credential variable holds neither a file path nor JSON)."""
+
+
+class UnknownSchemeError(KartError, ValueError):
+    """A path or URL (``workspace_directory``, an output path) whose scheme no storage serves: ``foo://x``.
+
+    The message names the URL, the scheme and the schemes kart serves (``SUPPORTED``); ``whose`` adds who
+    uses it (``the workspace of Train[3f2ac1e0]``). A ``ValueError``, as fsspec's "Protocol not known" is.
+
+    Attributes:
+        url: the path or URL as given.
+        scheme: its scheme, e.g. ``"foo"``.
+    """
+
+    SUPPORTED = "local file paths (or file://), s3://, gs://, memory:// (and protocols of installed fsspec plugins)"
+
+    def __init__(self, url: str, scheme: str, whose: str = "") -> None:
+        self.url, self.scheme, self.whose = url, scheme, whose
+        named = f"{whose} {url!r}" if whose else repr(url)
+        super().__init__(f"No storage for {named}: the scheme '{scheme}://' is unknown. Supported: {self.SUPPORTED}.")
+
+    def of(self, whose: str) -> UnknownSchemeError:
+        """The same error naming who uses the URL (``whose``, e.g. ``the workspace of Train[3f2ac1e0]``)."""
+        return UnknownSchemeError(self.url, self.scheme, whose)
 
 
 class UndigestableError(KartError, TypeError):

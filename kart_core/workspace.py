@@ -69,6 +69,7 @@ __all__ = [
     "with_unique_id",
     "workspace_path",
     "luigi_config_may_set",
+    "missing_part",
     "require_workspace",
     "workspace_exists",
 ]
@@ -132,30 +133,47 @@ def default_workspace(explicit: str | None = None) -> str:
 
 
 def workspace_exists(workspace: str) -> bool:
-    """Whether a workspace is at ``workspace``: a local folder (empty or not), or on object storage an
-    object (or a folder marker) under the URL.
+    """Whether a workspace is at ``workspace``: a local folder (empty or not), or on object storage a
+    prefix in a bucket that exists (empty or not).
 
-    Object stores have no folders: an empty prefix and a mistyped one are the same thing (no
-    object), so only a workspace something was written into exists there. One request remotely.
+    Object stores have no folders: a prefix nothing was written under yet is an empty workspace, as an
+    empty local folder is (``kart run`` writes into it without creating anything first), while a missing
+    bucket is no workspace (kart never creates buckets). One request remotely when objects are under the
+    prefix, two when none are (the bucket is asked then).
 
     Raises:
-        KartError: no storage for the URL's scheme (or its extra is missing).
+        UnknownSchemeError: no storage for the URL's scheme; MissingExtraError: its extra is missing.
+        Exception: the storage library's error when the store cannot be asked (credentials, endpoint).
+    """
+    return missing_part(workspace) is None
+
+
+def missing_part(workspace: str) -> str | None:
+    """What is missing of the workspace at ``workspace``, for a message: ``"the bucket 'b'"``, ``"the folder"``;
+    None when it exists (``workspace_exists``).
+
+    Raises:
+        UnknownSchemeError: no storage for the URL's scheme; MissingExtraError: its extra is missing.
         Exception: the storage library's error when the store cannot be asked (credentials, endpoint).
     """
     if not protocol_of(workspace):
         _, sep, rest = workspace.partition("://")
-        return os.path.isdir(rest if sep else workspace)
+        return None if os.path.isdir(rest if sep else workspace) else "the folder"
     storage = storage_for(workspace)
     from kart_core.storage.remote import FsspecStorage  # here: a local workspace never imports fsspec
 
-    if isinstance(storage, FsspecStorage):
-        return storage.exists_or_prefix(workspace.rstrip("/"))
-    return storage.exists(workspace)
+    if not isinstance(storage, FsspecStorage):
+        return None if storage.exists(workspace) else "the prefix"
+    if storage.exists_or_prefix(workspace.rstrip("/")):
+        return None
+    bucket = storage.missing_bucket(workspace)  # None: it exists, or the store has no buckets (memory://)
+    return None if bucket is None else f"the bucket {bucket!r}"
 
 
 def require_workspace(workspace: str, consequence: str, whose: str = "") -> None:
-    """Raise when nothing is at ``workspace`` (``workspace_exists``): a mistyped path must not read as an
-    empty workspace.
+    """Raise when nothing is at ``workspace`` (``missing_part``): a mistyped path or bucket must not read as
+    an empty workspace. An empty local folder, or a prefix of an existing bucket with nothing under it, is
+    an empty workspace (no error).
 
     Args:
         workspace: the workspace path or URL.
@@ -166,10 +184,12 @@ def require_workspace(workspace: str, consequence: str, whose: str = "") -> None
         WorkspaceNotFoundError: no local folder at ``workspace``, or no object under its URL.
         KartError: no storage for the URL's scheme (or its extra is missing).
     """
-    if not workspace_exists(workspace):
+    missing = missing_part(workspace)
+    if missing is not None:
+        what = "" if missing == "the folder" else f" ({missing} does not exist)"
         raise WorkspaceNotFoundError(
-            f"No workspace at {workspace!r}{f' ({whose})' if whose else ''}: {consequence}. Check the path given "
-            "with -w, KART_WORKSPACE or [TaskOnKart] workspace_directory."
+            f"No workspace at {workspace!r}{f' ({whose})' if whose else ''}{what}: {consequence}. Check the path "
+            "given with -w, KART_WORKSPACE or [TaskOnKart] workspace_directory."
         )
 
 

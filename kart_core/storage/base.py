@@ -12,6 +12,8 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import IO, Protocol, runtime_checkable
 
+from kart_core.errors import UnknownSchemeError
+
 __all__ = [
     "TEMPORARY_SUFFIX",
     "FileEntry",
@@ -170,14 +172,23 @@ def protocol_of(path: str) -> str:
 
 
 def storage_for(path: str) -> Storage:
-    """Return the storage backend that holds ``path``: local disk or an fsspec file system."""
+    """Return the storage backend that holds ``path``: local disk or an fsspec file system.
+
+    Raises:
+        UnknownSchemeError: no storage serves the scheme of ``path`` (``foo://x``); names the URL and the
+            supported schemes.
+        MissingExtraError: the scheme's package is not installed (s3fs, gcsfs).
+    """
     protocol = protocol_of(path)
     if protocol == "":
         return _local_storage()
     from kart_core.storage.remote import storage_options
 
     # Options (endpoint, credentials) are read on each call so a changed config takes effect.
-    return _remote_storage(protocol, options_key(storage_options(protocol)))
+    try:
+        return _remote_storage(protocol, options_key(storage_options(protocol)))
+    except UnknownSchemeError as exc:
+        raise UnknownSchemeError(path, exc.scheme) from None  # the URL itself, not just its scheme
 
 
 def options_key(options: dict[str, object]) -> tuple[tuple[str, object], ...]:

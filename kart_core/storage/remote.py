@@ -19,7 +19,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import IO, Any
 
-from kart_core.errors import KartError, MissingExtraError, WorkspaceNotFoundError
+from kart_core.errors import MissingExtraError, UnknownSchemeError, WorkspaceNotFoundError
 from kart_core.gcs_config import gcsfs_options, missing_gcs_support
 from kart_core.s3_config import missing_s3_support, s3fs_options
 from kart_core.storage.base import FileEntry, is_temporary, spooled_write, temporary_name
@@ -192,7 +192,7 @@ class FsspecStorage:
                 f"Storage for '{protocol}://' paths needs an extra package: pip install 'kart-suite[all]'. ({exc})"
             ) from exc
         except ValueError as exc:  # fsspec: "Protocol not known"
-            raise KartError(f"No storage for '{protocol}://' paths: {exc}. Use a local path or an fsspec URL.") from exc
+            raise UnknownSchemeError(f"{protocol}://", protocol) from exc
         return cls(fs, protocol)
 
     def exists(self, path: str) -> bool:

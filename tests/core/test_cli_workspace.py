@@ -51,7 +51,7 @@ def _unusable(tmp_path: Path) -> dict[str, tuple[str, str]]:
         "under a missing root": ("/proc/nonexistent-kart/x", "No such file or directory"),
         "a file": (str(a_file), "File exists"),
         "under a file": (str(a_file / "ws"), "Not a directory"),
-        "unknown scheme": ("nosuchscheme://bucket/x", "No storage for 'nosuchscheme://'"),
+        "unknown scheme": ("nosuchscheme://bucket/x", "the scheme 'nosuchscheme://' is unknown"),
     }
 
 
@@ -182,13 +182,32 @@ class WsDownOwn(gokart.TaskOnKart[int]):
 
 
 @pytest.mark.parametrize("command", list(_INSPECTING))
-@pytest.mark.parametrize("case", ["missing bucket", "missing prefix"])
-def test_inspecting_a_missing_s3_workspace_exits_1(
-    tmp_path: Path, command: str, case: str, request: pytest.FixtureRequest
-) -> None:
-    bucket = request.getfixturevalue("s3_bucket")
-    workspace = f"s3://{bucket}-nosuch/resources" if case == "missing bucket" else f"s3://{bucket}/resorces"
-    one_line_error([*_inspecting(command, tmp_path), "-w", workspace], 1, f"kart {command}:", workspace)
+def test_inspecting_an_s3_workspace_in_a_missing_bucket_exits_1(tmp_path: Path, command: str, s3_bucket: str) -> None:
+    workspace = f"s3://{s3_bucket}-nosuch/resources"
+    fragments = (f"kart {command}:", workspace, f"the bucket '{s3_bucket}-nosuch' does not exist")
+    one_line_error([*_inspecting(command, tmp_path), "-w", workspace], 1, *fragments)
+
+
+# What each inspecting command says about a workspace nothing was built in (an empty local folder too).
+_EMPTY = {
+    "tree": "(PENDING) WsDown[",
+    "why": "WsDown[",
+    "report": "Wrote ",
+    "runs": "No runs found.",
+    "gc": "Would delete 0 file(s)",
+    "verify": "Checked 0 output(s) of 0 task(s)",
+}
+
+
+@pytest.mark.parametrize("command", list(_INSPECTING))
+def test_a_prefix_nothing_was_written_under_is_an_empty_workspace(tmp_path: Path, command: str, s3_bucket: str) -> None:
+    """As an empty local folder (the same output there): exit 0 and the command's "nothing here" output
+    (exit 1 "No workspace" before)."""
+    workspace = f"s3://{s3_bucket}/never-written"
+    result = CliRunner().invoke(cli, [*_inspecting(command, tmp_path), "-w", workspace])
+    assert result.exit_code == 0, result.output
+    assert _EMPTY[command] in result.output, result.output
+    assert "No workspace" not in result.output and "Traceback" not in result.output
 
 
 def test_inspecting_a_built_s3_workspace_is_fine(s3_bucket: str, tmp_path: Path) -> None:
@@ -242,3 +261,41 @@ def test_run_into_a_missing_bucket_exits_1_before_anything_runs(s3_bucket: str, 
     one_line_error(args, 1, "kart run:", f"'{s3_bucket}-nosuch'", "the workspace of WsUp[")
     assert not list((tmp_path / "ws").rglob("*.pkl"))
     assert CliRunner().invoke(cli, ["run", f"{M}.WsUp", "-w", f"s3://{s3_bucket}/fresh"]).exit_code == 0
+
+
+# --- a workspace URL whose scheme no storage serves -------------------------------------------------------
+
+_SUPPORTED = "Supported: local file paths (or file://), s3://, gs://, memory://"
+
+
+@pytest.mark.parametrize("command", ["run", "tree", "why"])
+def test_an_upstream_with_an_unknown_scheme_is_one_line_naming_it(tmp_path: Path, command: str) -> None:
+    (tmp_path / "ws").mkdir()
+    args = [command, f"{M}.WsDownOwn", "-w", str(tmp_path / "ws"), "--up-workspace", "foo://x"]
+    # kart run: the graph walk met it in the upstream's complete(): a traceback and exit 50 before.
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith(f"kart {command}:")]
+    for fragment in ("the workspace of WsUp[", "'foo://x'", "'foo://'", _SUPPORTED):
+        assert fragment in line, line
+    assert "Up_" not in line  # the workspace is named, not the output path the walk asked for
+    assert not list((tmp_path / "ws").rglob("*.pkl"))
+
+
+@pytest.mark.parametrize("command", ["run", "tree", "runs", "verify"])
+def test_a_root_workspace_with_an_unknown_scheme_is_one_line_naming_it(tmp_path: Path, command: str) -> None:
+    args = [command, f"{M}.WsDown"] if command in ("run", "tree") else [command]
+    named = ("the workspace of WsDown[",) if command in ("run", "tree") else ()
+    one_line_error([*args, "-w", "foo://x"], 1, f"kart {command}:", *named, "'foo://x'", _SUPPORTED)
+
+
+def test_build_names_the_task_and_the_url_of_an_unknown_scheme(tmp_path: Path) -> None:
+    from kart_core.errors import GokartBuildError, UnknownSchemeError
+
+    task = WsDownOwn(up_workspace="foo://x", workspace_directory=str(tmp_path / "ws"))
+    with pytest.raises(GokartBuildError, match=r"WsUp\[\w+\].*No storage for 'foo://x/.*'foo://' is unknown") as caught:
+        gokart.build(task)
+    assert any(
+        isinstance(error, UnknownSchemeError) for errors in caught.value.raised_exceptions.values() for error in errors
+    )
