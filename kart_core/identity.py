@@ -42,31 +42,33 @@ def compute_unique_id(root: KartTask) -> str:
         TaskDefinitionError: a task depends on itself through ``requires()``.
     """
     ids: dict[int, str] = {}
-    stack: list[tuple[KartTask, bool]] = [(root, False)]
+    # (task, None) waits to be expanded; (task, its upstream tasks) waits for their ids.
+    stack: list[tuple[KartTask, list[LuigiTask] | None]] = [(root, None)]
     on_path: set[int] = set()
     while stack:
-        task, expanded = stack.pop()
-        if id(task) in ids:
+        task, upstream = stack.pop()
+        key = id(task)
+        if key in ids:
             continue
         if task.task_unique_id is not None:
-            ids[id(task)] = task.task_unique_id
+            ids[key] = task.task_unique_id
             continue
-        upstream = task.kart_requires()
-        if not expanded:
-            if id(task) in on_path:
+        if upstream is None:
+            if key in on_path:
                 raise TaskDefinitionError(
                     f"{type(task).__name__} depends on itself through requires(); remove the cycle."
                 )
-            on_path.add(id(task))
-            stack.append((task, True))
-            stack.extend((dep, False) for dep in upstream if is_kart_task(dep) and id(dep) not in ids)
+            on_path.add(key)
+            upstream = task.kart_requires()  # asked once per task here (requires() is called once)
+            stack.append((task, upstream))
+            stack.extend((dep, None) for dep in upstream if is_kart_task(dep) and id(dep) not in ids)
             continue
-        on_path.discard(id(task))
+        on_path.discard(key)
         _, parts = upstream_parts(upstream, ids)
         unique_id = unique_id_with_upstream(task, parts)
         if task.cache_unique_id:
             task.task_unique_id = unique_id
-        ids[id(task)] = unique_id
+        ids[key] = unique_id
     return ids[id(root)]
 
 

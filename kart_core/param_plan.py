@@ -38,6 +38,7 @@ __all__ = [
     "checked_params",
     "param_checks",
     "config_frozen",
+    "current_plan",
     "last_resolution",
     "list_to_tuple",
     "parameter_plan",
@@ -94,6 +95,10 @@ def cached_per_config(cls: type, name: str, compute: Callable[[], dict[str, Any]
     if cached is None or cached[0] != fingerprint:
         cached = (fingerprint, compute())
         type.__setattr__(cls, name, cached)
+    elif cached[0] is not fingerprint:
+        # The same config under another tuple (e.g. computed before the build froze it): keep the
+        # answer under this one, so ``current_plan`` recognises it by identity for the rest of the freeze.
+        type.__setattr__(cls, name, (fingerprint, cached[1]))
     return cast(dict[str, Any], cached[1])
 
 
@@ -186,6 +191,19 @@ def _config_value_error(cls: type, section: str, name: str, param: luigi.Paramet
         f"for the parameter {name!r} of {cls.__name__} ({type(exc).__name__}: {exc}). Fix the value in the config, "
         f"or pass {name}=... when creating the task."
     )
+
+
+def current_plan(cls: type) -> ParameterPlan | None:
+    """The plan ``parameter_plan`` keeps for ``cls`` under the frozen config, or None (not frozen, none kept).
+
+    Inside ``config_frozen`` the fingerprint is one tuple for the whole body, so the kept plan is
+    recognised by identity: a dictionary read per new task, where ``parameter_plan`` costs four calls.
+    """
+    cached = cls.__dict__.get("_kart_plan")
+    frozen = _frozen_fingerprint.get()
+    if cached is None or frozen is None or cached[0] is not frozen:
+        return None
+    return cast(ParameterPlan, cached[1]["plan"])
 
 
 _SELECTION_KEYS = {

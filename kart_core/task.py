@@ -107,7 +107,9 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T]):
         try:
             values = self.get_param_values(self.get_params(), args, kwargs)
             cls = type(self)
-            plain = _stores_plainly(cls)
+            plain = cls.__dict__.get("_kart_stores_plainly")  # _stores_plainly's answer, kept on the class
+            if plain is None:
+                plain = _stores_plainly(cls)
             if plain:
                 self.__dict__.update(values)  # what each Parameter.__set__ does, without 20 Python calls
             else:
@@ -208,7 +210,13 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T]):
         memo = memo_of(self)
         cached = memo.requires
         if cached is None:
-            flat = _flat_tasks(self.kart_requires_structure())
+            caching = self.cache_unique_id
+            structure = memo.requires_structure if caching else UNSET  # kart_requires_structure(), inlined
+            if structure is UNSET:
+                structure = self.requires()
+                if caching:
+                    memo.requires_structure = structure
+            flat = _flat_tasks(structure)
             for item in flat:
                 # The type's MRO first: isinstance() on luigi's ABC metaclass is a Python-level call.
                 if luigi.Task not in type(item).__mro__ and not isinstance(item, luigi.Task):
@@ -217,7 +225,7 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T]):
                         "it must return tasks (or a list/dict of tasks)."
                     )
             cached = tuple(flat)  # the empty tuple is one shared object: most tasks of a wide graph are leaves
-            if self.cache_unique_id:
+            if caching:
                 memo.requires = cached
         return list(cached)
 

@@ -18,6 +18,7 @@ from kart_core.errors import TaskParameterTooLargeError
 from kart_core.param_plan import (
     ParameterPlan,
     checked_params,
+    current_plan,
     last_resolution,
     param_checks,
     parameter_plan,
@@ -122,7 +123,8 @@ class TaskParameters(_Base):
         repeated = last_resolution.repeat_of(cls, args, kwargs) if last_resolution.initializing else None
         if repeated is not None:
             return repeated
-        if params != cls.get_params():
+        # luigi passes get_params()'s answer: compare with the class's list without copying it again.
+        if params != (cls.__dict__.get("_kart_params") or cls.get_params()):
             kwargs = dict(kwargs)
             cls._add_configuration(kwargs, CONFIG_SECTION)
             return cast(list[tuple[str, Any]], super().get_param_values(params, args, kwargs))
@@ -205,10 +207,15 @@ def _section_parameter_names(cls: type) -> frozenset[str]:
     return cast(frozenset[str], cached)
 
 
+# luigi's default for workspace_directory, which kart's default workspace replaces (param_plan).
+_BUILT_IN_WORKSPACE = str(TaskParameters.workspace_directory._default)
+
+
 def _parameter_plan(cls: type[TaskParameters]) -> ParameterPlan:
-    return parameter_plan(
-        cls, CONFIG_SECTION, _section_parameter_names(cls), str(TaskParameters.workspace_directory._default)
-    )
+    plan = current_plan(cls)  # the common case inside a build: the plan kept for this config
+    if plan is None:
+        plan = parameter_plan(cls, CONFIG_SECTION, _section_parameter_names(cls), _BUILT_IN_WORKSPACE)
+    return plan
 
 
 def check_task_on_kart_section(parser: Any = None) -> list[str]:

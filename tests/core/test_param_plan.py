@@ -106,3 +106,29 @@ def test_a_config_value_set_by_the_program_is_named_so() -> None:
         kart_core.errors.SettingValueError, match=r"\[PpExample\] x = 'abc' in luigi's config \(set by the program\)"
     ):
         PpExample()
+
+
+class _Planned(kart_core.TaskOnKart):
+    size = luigi.IntParameter(default=1)
+
+
+def test_a_plan_made_before_a_build_froze_the_config_is_recognised_inside_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A build's root is usually made before the build freezes the config; its class's plan must still be
+    found at once (``current_plan``) for the tasks the walk makes, and only for the config it was made under."""
+    from kart_core.param_plan import current_plan
+
+    monkeypatch.setenv("KART_WORKSPACE", str(tmp_path / "first"))
+    assert _Planned(size=2).workspace_directory == str(tmp_path / "first")
+    assert current_plan(_Planned) is None  # not frozen: parameter_plan checks the config
+    with kart_core.config_frozen():
+        assert current_plan(_Planned) is None  # not yet looked at under this freeze
+        _Planned(size=3)
+        plan = current_plan(_Planned)
+        assert plan is not None and plan.defaults["workspace_directory"] == str(tmp_path / "first")
+    monkeypatch.setenv("KART_WORKSPACE", str(tmp_path / "second"))
+    with kart_core.config_frozen():
+        assert current_plan(_Planned) is None  # another config: the kept plan is not taken
+        assert _Planned(size=4).workspace_directory == str(tmp_path / "second")
+        assert current_plan(_Planned).defaults["workspace_directory"] == str(tmp_path / "second")  # type: ignore[union-attr]
