@@ -17,7 +17,8 @@ the transitive one (a task built from a stale upstream is stale too), reading ea
 lineage once. A build's walk opens a ``walk_scope``: while it is open, ``stale_outputs`` (what
 ``complete()`` calls) and ``stale_verdict`` share one ``Lineage``, so each manifest is read once per
 walk, whichever task's check reaches it first. Manifests are read without their signature checked:
-a claim of staleness leads to a rebuild, never to trusting an output.
+a claim of staleness leads to a rebuild, never to trusting an output; and without their run record
+(``Manifest.from_bytes(..., run=False)``: ``run`` is None in the manifests a ``Lineage`` keeps).
 """
 
 from __future__ import annotations
@@ -153,7 +154,7 @@ def stale_inputs(
     for item in manifest.inputs:
         path = resolve(item.manifest, workspace)
         if path not in found:
-            found[path] = read_unverified(storage_for(path), path)
+            found[path] = read_unverified(storage_for(path), path, run=False)
         replaced = _replaced(item, path, found[path])
         if replaced is not None:
             stale.append(replaced)
@@ -233,8 +234,11 @@ def stale_outputs(targets: Iterable[object]) -> list[StaleInput]:
         if record.manifest not in found:
             # A walk keeps the manifest, parsed whole, for the lineage checks that follow; alone (run_one, a
             # KartRunner node) one that records no inputs is not parsed, and None then means just that.
-            read = read_unverified if scoped is not None else read_if_inputs
-            found[record.manifest] = read(storage_for(record.manifest), record.manifest)
+            storage = storage_for(record.manifest)
+            if scoped is not None:
+                found[record.manifest] = read_unverified(storage, record.manifest, run=False)
+            else:
+                found[record.manifest] = read_if_inputs(storage, record.manifest)
         manifest = found[record.manifest]
         if manifest is not None and manifest.inputs and not manifest.pending:
             stale.extend(stale_inputs(manifest, record.workspace, found))
@@ -298,7 +302,7 @@ class Lineage:
     def manifest(self, path: str) -> Manifest | None:
         """The manifest at ``path`` (unverified JSON), or None."""
         if path not in self.manifests:
-            self.manifests[path] = read_unverified(storage_for(path), path)
+            self.manifests[path] = read_unverified(storage_for(path), path, run=False)
         return self.manifests[path]
 
     def check(self, path: str, workspace: str) -> Verdict:

@@ -22,7 +22,11 @@ changing those paths; an entry without one (kart before 2026-11-30) names no cla
 A class that keeps its run record in the manifest (``kart_core.runlog``: ``kart_run_record_in_manifest``,
 kart's own classes that gokart never reads) adds ``"run": {"task_params": {...}, "task_log": {...}}``:
 what its ``task_params`` and ``task_log`` run logs would hold, written in the same atomic write as the
-integrity record, so its run costs one record file instead of three.
+integrity record, so its run costs one record file instead of three. It is written as the last key (every
+other key sorted before it; kart before 2026-12-01 sorted it among them), so a reader that needs only the
+integrity record (a completeness, lineage or content check: ``Manifest.from_bytes(..., run=False)``) parses
+the part before it: the run record is most of the bytes (``task_log.module_versions`` alone ~1 kB) and parsing
+it cost a cached Kedro node more than parsing the rest. Both orders are read.
 
 A run that loaded outputs of other tasks through kart (``self.load``, a target's ``load``) adds
 ``"inputs": [{"task": "Up[1234abcd]", "manifest": "log/manifest/Up_<id>.json", "key": "...", "commit": "<32 hex>",
@@ -223,23 +227,33 @@ class Manifest:
         """
         outputs = {key: entry.to_json() for key, entry in self.outputs.items()}
         document: dict[str, Any] = {"format": FORMAT, "task": self.task, "commit": self.commit, "outputs": outputs}
-        if self.run is not None:
-            document["run"] = self.run
         if self.pending:
             document["pending"] = True
         if self.inputs:
             document["inputs"] = [item.to_json() for item in self.inputs]
         # Compact and without indent: json's C encoder (an indented dump runs in pure Python).
-        return json.dumps(document, sort_keys=True, separators=(",", ":")).encode("utf-8")
+        text = json.dumps(document, sort_keys=True, separators=(",", ":"))
+        if self.run is not None:  # the last key, after "}" is taken off: readers may stop before it (run=False)
+            text = f"{text[:-1]}{_RUN_KEY.decode()}{json.dumps(self.run, sort_keys=True, separators=(',', ':'))}}}"
+        return text.encode("utf-8")
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> Manifest:
+    def from_bytes(cls, data: bytes, *, run: bool = True) -> Manifest:
         """Parse the JSON form.
+
+        Args:
+            data: the JSON bytes (after any signature header).
+            run: parse the run record too. False: only the integrity record is needed (outputs, commit,
+                pending, inputs): when the run record is the document's last key (as ``to_bytes`` writes it)
+                the bytes before it are parsed and ``run`` is None; otherwise the whole document is parsed.
+                Never for a manifest that is written back (its run record would be lost).
 
         Raises:
             ValueError: not a kart manifest (json.JSONDecodeError is a ValueError too).
         """
-        document: Any = json.loads(data.decode("utf-8"))
+        document: Any = None if run else _without_run(data)
+        if document is None:
+            document = json.loads(data.decode("utf-8"))
         if not isinstance(document, dict) or document.get("format") != FORMAT:
             raise ValueError(f"not a {FORMAT} document")
         outputs = {
@@ -252,21 +266,49 @@ class Manifest:
             )
             for key, value in dict(document["outputs"]).items()
         }
-        run = document.get("run")
+        record = document.get("run")
         raw_inputs = document.get("inputs")
         inputs = tuple(Input.from_json(item) for item in raw_inputs) if isinstance(raw_inputs, list) else ()
         return cls(
             task=str(document.get("task", "")),
             commit=str(document["commit"]),
             outputs=outputs,
-            run=run if isinstance(run, dict) else None,
+            run=record if isinstance(record, dict) else None,
             pending=bool(document.get("pending", False)),
             inputs=inputs,
         )
 
 
-def read_manifest(storage: Storage, path: str, name: str, signer: Signer | None) -> Manifest | None:
-    """The manifest at ``path``, or None when there is none.
+_RUN_KEY = b',"run":'
+
+
+def _without_run(data: bytes) -> dict[str, Any] | None:
+    """The manifest document without its run record when that is its last key (``to_bytes``); else None.
+
+    ``,"run":`` can only be a key there (inside a JSON string a quote is escaped), and the first one
+    is the top-level key: the objects before it (entries, inputs) have no such key, and a cut inside a
+    nested object leaves brackets open, which fails to parse. The document of an older kart (keys
+    sorted: ``"task"`` after ``"run"``) has no ``task`` before it: None, so it is parsed whole. So is one
+    that does not end as an object value does (``}}``: cut short, or another key last) or lacks
+    ``outputs`` or ``commit`` before it. Exact for what kart writes, in either order; a document written
+    otherwise, with ``inputs`` or ``pending`` after its run record and an object last, is read without them.
+    """
+    cut = data.find(_RUN_KEY)
+    if cut < 0 or not data.endswith(b"}}"):
+        return None
+    try:
+        head = json.loads(data[:cut].decode("utf-8") + "}")
+    except ValueError:  # a cut inside a nested object, or not JSON at all
+        return None
+    if isinstance(head, dict) and "task" in head and "outputs" in head and "commit" in head:
+        return head
+    return None
+
+
+def read_manifest(
+    storage: Storage, path: str, name: str, signer: Signer | None, *, run: bool = True
+) -> Manifest | None:
+    """The manifest at ``path``, or None when there is none (``run``: as ``Manifest.from_bytes``).
 
     Raises:
         IntegrityError: signing is on and the manifest is unsigned or its signature is wrong.
@@ -286,7 +328,7 @@ def read_manifest(storage: Storage, path: str, name: str, signer: Signer | None)
     elif is_sealed(data):
         data = data[HEADER_SIZE:]
     try:
-        return Manifest.from_bytes(data)
+        return Manifest.from_bytes(data, run=run)
     except (ValueError, KeyError, TypeError) as exc:
         detail = f"{type(exc).__name__}: {exc}"
         raise DamagedOutputError(
@@ -332,21 +374,23 @@ def refusal_reason(data: bytes, path: str) -> str:
     return f"{why} (written before signing was turned on, signed with another key, or changed after kart wrote it)"
 
 
-def read_unverified(storage: Storage, path: str) -> Manifest | None:
+def read_unverified(storage: Storage, path: str, *, run: bool = True) -> Manifest | None:
     """The manifest at ``path`` as evidence for inspection views, its signature not checked (JSON only:
-    nothing is unpickled); None when it is missing or not a readable manifest.
+    nothing is unpickled); None when it is missing or not a readable manifest. ``run``: as
+    ``Manifest.from_bytes``.
 
     For what a view shows or which files it attributes to a run; never for deciding that an output
     can be trusted (``read_manifest`` with the signer does that).
     """
     try:
-        return Manifest.from_bytes(_unsealed(storage.read_bytes(path)))
+        return Manifest.from_bytes(_unsealed(storage.read_bytes(path)), run=run)
     except (OSError, ValueError, KeyError, TypeError):  # gone meanwhile, or not a manifest
         return None
 
 
 def read_if_inputs(storage: Storage, path: str) -> Manifest | None:
-    """``read_unverified``, but None without parsing when the bytes cannot hold a manifest with ``inputs``.
+    """``read_unverified(..., run=False)``, but None without parsing when the bytes cannot hold a manifest
+    with ``inputs``.
 
     A task's completeness check asks its manifest for recorded inputs (``kart_core.lineage``); most
     manifests record none (nothing loaded through kart), and parsing one costs as much as reading it.
@@ -359,7 +403,7 @@ def read_if_inputs(storage: Storage, path: str) -> Manifest | None:
         data = _unsealed(storage.read_bytes(path))
         if b"\\u" not in data and _INPUTS_ARRAY.search(data) is None:
             return None
-        return Manifest.from_bytes(data)
+        return Manifest.from_bytes(data, run=False)
     except (OSError, ValueError, KeyError, TypeError):  # gone meanwhile, or not a manifest
         return None
 

@@ -4,8 +4,9 @@ An adapter that caches work derived from a kart task's output (kart_kedro's Kart
 Kedro node by its inputs) must key it by the output's content, not only by the task's unique id:
 the same unique id can be rebuilt with other content (its outputs deleted and built again after an
 edit of code the id does not cover). The content hash is already in the task's integrity record
-(``kart_core.manifest``), so naming the content costs one small JSON read per task; only an output
-without a record (written by gokart, or with ``integrity_record`` off) is read and hashed.
+(``kart_core.manifest``), so naming the content costs one small JSON read per task (its run record is not
+parsed); only an output without a record (written by gokart, or with ``integrity_record`` off) is read and
+hashed.
 
 With signing on (``kart_core.signing``) the manifest is trusted only with the right signature, as a
 load trusts it: a name read from a forged record would let a cache keyed by it hand back stale work.
@@ -111,7 +112,7 @@ def _from_one_manifest(outputs: list[Any], signer: Signer | None) -> dict[str, s
         return None
     first = records[0]
     try:
-        manifest = read_manifest(storage_for(first.manifest), first.manifest, first.manifest_name, signer)
+        manifest = read_manifest(storage_for(first.manifest), first.manifest, first.manifest_name, signer, run=False)
     except DamagedOutputError:
         return None
     return _named(outputs, records, manifest)
@@ -166,7 +167,7 @@ def _read(record: OutputRecord, signer: Signer | None) -> Manifest | None:
     storage = storage_for(record.manifest)
     for _ in range(_COMMIT_WAITS):
         try:
-            manifest = read_manifest(storage, record.manifest, record.manifest_name, signer)
+            manifest = read_manifest(storage, record.manifest, record.manifest_name, signer, run=False)
         except DamagedOutputError:  # unreadable: hashed from the bytes, and the load names the damage
             return None
         # False: it was pending and that commit has finished (waited for): read what it wrote.

@@ -1,0 +1,75 @@
+"""kart_core.manifest: the run record is the manifest's last key, and a check that needs only the integrity
+record (completeness, lineage, content names) parses the bytes before it (``Manifest.from_bytes(run=False)``).
+
+Manifests written before 2026-12-01 (every key sorted, ``run`` before ``task``) read the same as before.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import luigi
+import pytest
+
+import kart_core
+from kart_core.manifest import Manifest, read_unverified
+from kart_core.storage import storage_for
+from kart_core.workspace import MANIFEST, log_task_path
+
+
+class MrRecorded(kart_core.TaskOnKart[list]):
+    """Keeps its run record in its manifest, as a Kedro node run does."""
+
+    n = luigi.IntParameter()
+    kart_run_record_in_manifest = True
+
+    def run(self) -> None:
+        self.dump([self.n])
+
+
+def _built(workspace: str) -> tuple[str, bytes]:
+    task = MrRecorded(n=3, workspace_directory=workspace)
+    kart_core.build(task, reset_register=False)
+    path = log_task_path(task, MANIFEST)
+    return path, Path(path).read_bytes()
+
+
+def test_the_run_record_is_written_last_and_a_check_reads_the_manifest_without_it(workspace: str) -> None:
+    path, data = _built(workspace)
+    whole = Manifest.from_bytes(data)
+    assert whole.run is not None and "luigi==" in whole.run["task_log"]["module_versions"]
+    keys = list(json.loads(data))
+    assert keys[-1] == "run" and keys[:-1] == sorted(keys[:-1])
+    quick = read_unverified(storage_for(path), path, run=False)
+    assert quick == dataclasses.replace(whole, run=None)
+    assert read_unverified(storage_for(path), path) == whole
+
+
+def test_a_manifest_written_before_with_sorted_keys_reads_whole_either_way(workspace: str) -> None:
+    path, data = _built(workspace)
+    sorted_bytes = json.dumps(json.loads(data), sort_keys=True, separators=(",", ":")).encode()  # kart before
+    assert sorted_bytes.index(b'"run"') < sorted_bytes.index(b'"task"')
+    Path(path).write_bytes(sorted_bytes)
+    whole = Manifest.from_bytes(data)
+    assert read_unverified(storage_for(path), path, run=False) == whole
+    assert Manifest.from_bytes(sorted_bytes, run=False) == whole
+
+
+@pytest.mark.parametrize("writer", ["now", "before"])
+def test_a_manifest_cut_short_never_reads_as_another_integrity_record(workspace: str, writer: str) -> None:
+    """Every prefix of the bytes either fails to parse or, without its run record, names what the whole does."""
+    _, data = _built(workspace)
+    if writer == "before":
+        data = json.dumps(json.loads(data), sort_keys=True, separators=(",", ":")).encode()
+    expected = dataclasses.replace(Manifest.from_bytes(data), run=None)
+    read = []
+    for end in range(len(data) + 1):
+        try:
+            quick = Manifest.from_bytes(data[:end], run=False)
+        except (ValueError, KeyError, TypeError):
+            continue
+        assert dataclasses.replace(quick, run=None) == expected
+        read.append(end)
+    assert read[-1] == len(data)  # the whole manifest reads
