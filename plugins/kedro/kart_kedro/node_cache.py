@@ -35,6 +35,22 @@ def safe_name(name: str) -> str:
     return _UNSAFE.sub("_", name)[:120] or "_"
 
 
+class _Strings(luigi.ListParameter):  # type: ignore[type-arg]
+    """A ListParameter whose values are lists of plain strings (dataset names, content hashes).
+
+    ``normalize`` of a list or tuple of ``str`` is its tuple: what luigi 3.8.1's ``recursively_freeze``
+    returns for it, without an ``isinstance(item, Mapping)`` ABC check per item (a cached Kedro node is
+    keyed three such lists; freezing them was a third of creating its node run). Anything else (and a
+    ``schema``) goes through ListParameter's own ``normalize``; parse and serialize are ListParameter's.
+    """
+
+    def normalize(self, x: Any) -> Any:
+        """``tuple(x)`` for a list or tuple of ``str``; else ``ListParameter.normalize``."""
+        if self.schema is None and type(x) in (list, tuple) and all(type(item) is str for item in x):
+            return tuple(x)
+        return super().normalize(x)
+
+
 class KedroNodeRun(kart_core.TaskOnKart[Any]):
     """The cached outputs of one Kedro node for one combination of code, parameters and inputs."""
 
@@ -43,17 +59,15 @@ class KedroNodeRun(kart_core.TaskOnKart[Any]):
     code = luigi.Parameter(description="Code fingerprint of the node function and the project code it uses.")
     parameters = luigi.Parameter(description="Digest of the node's params: inputs.")
     data = luigi.Parameter(description="Digest of the inputs that no cached node of this run produced.")
-    inputs = luigi.ListParameter(default=(), description="The node's input dataset names.")
-    outputs = luigi.ListParameter(default=(), description="The node's output dataset names.")
+    inputs = _Strings(default=(), description="The node's input dataset names.")
+    outputs = _Strings(default=(), description="The node's output dataset names.")
     kedro_execute: Callable[[], dict[str, Any]] | None = None  # set by KartRunner around run_one
     # No run log files: parameters, seed, module versions, run time and output states go into the run
     # record of the integrity manifest, written in the same atomic write when the outputs are committed
     # (kart_core.runlog). gokart never reads node runs; kart runs, why and the report read either form.
     kart_compact_run_logs = True
     kart_run_record_in_manifest = True
-    upstream = luigi.ListParameter(
-        default=(), description="Content hashes of the inputs cached node runs produced, as committed."
-    )
+    upstream = _Strings(default=(), description="Content hashes of the inputs cached node runs produced, as committed.")
 
     def to_str_params(self, only_significant: bool = False, only_public: bool = False) -> dict[str, str]:
         """kart's string form of the parameters; the significant ones serialized once per task object.
