@@ -174,9 +174,10 @@ class PipelineRun:
         # One fingerprint per function and version: nodes sharing a function (a modular pipeline used
         # under several namespaces) share it. The nodes keep their functions alive for the run.
         shared: dict[tuple[int, str | None], kart_core.CodeFingerprint] = {}
-        self.codes: dict[str, kart_core.CodeFingerprint] = {}
+        self.codes: dict[str, kart_core.CodeFingerprint] = {}  # by node name: the cacheable nodes (prepare)
+        generators: dict[int, bool] = {}  # by id() of a node function: inspect's check once per function
         for node in pipeline.nodes:
-            if cacheable(node):
+            if cacheable(node, generators):
                 version = _tagged_version(node)
                 key = (id(node.func), version)
                 if key not in shared:
@@ -188,7 +189,7 @@ class PipelineRun:
 
     def prepare(self, node: Any) -> NodeWork | None:
         """Serve ``node`` from the cache (returns None) or return the work that runs it."""
-        if not cacheable(node):
+        if node.name not in self.codes:  # not cacheable (decided once, with its fingerprint)
             self.restore_inputs(node)
             return self.work(node, None)
         try:
@@ -413,7 +414,8 @@ class PipelineRun:
             self.create_dataset(name)
             self.catalog.save(name, value)
         self.statuses[node.name] = kart_core.RunStatus.CACHED.value
-        logger.info("kart: node %r cached (%s)", node.name, task.kart_label(), extra=PLAIN)
+        if logger.isEnabledFor(logging.INFO):  # the label is formatted only for a line that is shown
+            logger.info("kart: node %r cached (%s)", node.name, task.kart_label(), extra=PLAIN)
 
     @staticmethod
     def load_cached(node_name: str, name: str, target: Any) -> Any:
@@ -615,12 +617,22 @@ class PipelineRun:
         return known
 
 
-def cacheable(node: Any) -> bool:
+def cacheable(node: Any, generators: dict[int, bool] | None = None) -> bool:
     """Whether KartRunner caches ``node``: not a to_pipeline kart node (kart caches those itself), not a
-    generator (its outputs stream), not tagged ``kart_no_cache``."""
-    if isinstance(node.func, KartTaskNode) or inspect.isgeneratorfunction(node.func):
+    generator (its outputs stream), not tagged ``kart_no_cache``.
+
+    ``generators``: whether a function is a generator function, by ``id()`` of functions kept alive by
+    the caller (the pipeline's nodes): filled in, so nodes sharing a function ask ``inspect`` once.
+    """
+    func = node.func
+    if NO_CACHE_TAG in node.tags or isinstance(func, KartTaskNode):
         return False
-    return NO_CACHE_TAG not in node.tags
+    if generators is None:
+        return not inspect.isgeneratorfunction(func)
+    generator = generators.get(id(func))
+    if generator is None:
+        generator = generators[id(func)] = inspect.isgeneratorfunction(func)
+    return not generator
 
 
 def _tagged_version(node: Any) -> str | None:
