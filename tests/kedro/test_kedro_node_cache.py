@@ -1,0 +1,45 @@
+"""kart_kedro.node_cache: a KedroNodeRun's list parameters freeze as luigi's ListParameter does.
+
+Its string lists (inputs, outputs, upstream) skip luigi's generic freezing (node_cache._Strings); its
+unique id, its parameters' string form and luigi's instance cache must stay what they were, or every
+cached node run would run again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import luigi
+from kart_kedro.node_cache import KedroNodeRun
+
+FIELDS: dict[str, Any] = {
+    "project": "p",
+    "node_name": "n1",
+    "code": "c" * 32,
+    "parameters": "d" * 32,
+    "data": "e" * 32,
+    "inputs": ["a", "params:x", "\u00fc"],
+    "outputs": ["b"],
+    "upstream": ["xxh3_128:" + "f" * 32],
+    "workspace_directory": "/nowhere",
+}
+
+
+def test_a_node_run_keeps_its_unique_id_and_string_parameters() -> None:
+    task = KedroNodeRun(**FIELDS)
+    assert task.make_unique_id() == "9dac58c4302d5ce8173810df07d2aab9"  # computed by kart before 2026-12-01
+    strings = task.to_str_params(only_significant=True)
+    reference = luigi.ListParameter()
+    for name in ("inputs", "outputs", "upstream"):
+        assert strings[name] == reference.serialize(reference.normalize(FIELDS[name]))
+    assert strings["inputs"] == '["a", "params:x", "\\u00fc"]'
+    assert task.inputs == ("a", "params:x", "\u00fc")
+    assert KedroNodeRun(**{**FIELDS, "inputs": tuple(FIELDS["inputs"])}) is task  # luigi's instance cache
+
+
+def test_values_other_than_string_lists_go_through_luigi() -> None:
+    parameter = KedroNodeRun.inputs
+    reference = luigi.ListParameter()
+    for value in ([1, [2, "x"]], [{"k": ["v"]}], ("a", 1)):
+        assert parameter.normalize(value) == reference.normalize(value)
+        assert parameter.serialize(parameter.normalize(value)) == reference.serialize(reference.normalize(value))
