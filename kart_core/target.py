@@ -203,7 +203,7 @@ class TargetOnKart(luigi.Target):
             else:
                 final.publish()
                 if record is not None:
-                    transaction.record_direct_dump(storage_for(record.manifest), record, entry, signer)
+                    self._record_direct_dump(record, entry, signer)
         except OSError as exc:
             if not NoSpaceError.caused_by(exc):
                 raise
@@ -216,6 +216,25 @@ class TargetOnKart(luigi.Target):
             spool.discard()
             if sealed is not None:
                 sealed.discard()
+
+    def _record_direct_dump(self, record: OutputRecord, entry: Entry, signer: Signer | None) -> None:
+        """Record a dump made outside any run (already in place) in its manifest.
+
+        Raises:
+            NoSpaceError: the manifest did not fit; the output just put in place is removed (its manifest
+                would not describe it, so it would load as damaged).
+        """
+        try:
+            transaction.record_direct_dump(storage_for(record.manifest), record, entry, signer)
+        except OSError as exc:
+            if not NoSpaceError.caused_by(exc):
+                raise
+            self._storage.remove(self._path)
+            raise NoSpaceError(
+                f"No space left to record {self._describe_owner()} in its manifest {record.manifest!r} ({exc}). "
+                f"The output just written to {self._path!r} is removed: its manifest does not describe it. Free "
+                "space on that disk (or raise the quota), then build again."
+            ) from exc
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[IO[bytes]]:

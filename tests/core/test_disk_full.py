@@ -138,3 +138,24 @@ def test_a_spool_whose_flush_failed_is_discarded(small_disk: Path) -> None:
         spool.file.flush()
     spool.discard()  # closing flushes the buffer again, which fails again
     assert sorted(os.listdir(small_disk)) == ["filler"]
+
+
+def test_a_dump_outside_a_run_whose_manifest_does_not_fit_is_removed(small_disk: Path) -> None:
+    task = FillsDisk(workspace_directory=str(small_disk / "ws"))
+    task.make_target("warm.pkl", use_unique_id=False).dump(b"w")  # the folders; a page of the manifest each
+    fill(str(small_disk))
+    with open(small_disk / "filler", "r+b") as filler:  # room for the 5 kB output (two pages), none for its manifest
+        filler.truncate(os.path.getsize(small_disk / "filler") - 8192)
+    target = task.output()
+
+    with pytest.raises(NoSpaceError) as raised:
+        target.dump(b"x" * 5000)
+
+    assert re.search(
+        r"No space left to record the output of FillsDisk\[\w{8}\] in its manifest '[^']*/log/manifest/FillsDisk_\w{32}"
+        r"\.json' \(\[Errno 28\] No space left on device\)\. The output just written to '[^']*/FillsDisk_\w{32}\.pkl' "
+        r"is removed: its manifest does not describe it\.",
+        str(raised.value),
+    ), str(raised.value)
+    assert not os.path.exists(target.path())
+    assert debris(small_disk / "ws") == []
