@@ -212,6 +212,8 @@ def _task_code_errors(task: Any) -> Iterator[None]:
     walks the graph: one headline naming the task, the task's traceback, and ``kart run``'s code 50."""
     try:
         yield
+    except _DEFINITION_ERRORS as exc:  # kart found the task written wrong: kart run's code, its message alone
+        _fail(_current_command_path(), str(exc), GOKART_CODES.scheduling_error)
     except (KartError, OSError, click.ClickException, configparser.Error):
         raise
     except Exception as exc:

@@ -23,6 +23,7 @@ import luigi.configuration
 from luigi.cmdline_parser import CmdlineParser
 from luigi.task_register import Register
 
+from kart_core import luigi_config
 from kart_core.dotted import import_object
 from kart_core.errors import KartError, TaskSpecError, WorkspaceNotFoundError
 from kart_core.parameter import TaskInstanceParameter
@@ -236,8 +237,10 @@ def _config_culprit(cls: Any, given: dict[str, Any]) -> str:
             param._get_value_from_config(family, name)  # luigi's own read: [Class] name (then its other sections)
         except Exception as exc:
             raw = luigi.configuration.get_config().get(family, name, None)
+            files = luigi_config.files_setting(family, name)
+            where = f" (in {', '.join(repr(path) for path in files)})" if files else ""
             return (
-                f"[{family}] {name} = {raw!r} in luigi's config is not a valid {type(param).__name__} value "
+                f"[{family}] {name} = {raw!r} in luigi's config{where} is not a valid {type(param).__name__} value "
                 f"({type(exc).__name__}: {exc}). Fix the config file, or pass --{name} on the command line."
             )
     return ""

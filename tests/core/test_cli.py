@@ -790,7 +790,9 @@ def test_a_bad_config_value_names_the_section_the_parameter_and_the_fix(tmp_path
     config.write_text("[CliLoad]\nn = notint\n")
     result = CliRunner().invoke(cli, ["--config", str(config), "run", f"{M}.CliLoad"])
     assert result.exit_code == 4
-    assert "[CliLoad] n = 'notint' in luigi's config is not a valid IntParameter value" in result.output
+    assert f"[CliLoad] n = 'notint' in luigi's config (in {str(config)!r}) is not a valid IntParameter value" in (
+        result.output
+    )
     assert "pass --n on the command line" in result.output and "Traceback" not in result.output
 
 

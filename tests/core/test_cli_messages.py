@@ -114,3 +114,10 @@ def test_the_users_own_code_raising_keeps_its_traceback(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["run", f"{M}.MsgRaises", "-w", str(tmp_path / "ws"), "--no-progress"])
     assert result.exit_code == 50, result.output
     assert "Traceback" in result.stderr and "ValueError: the user's own requires() failed" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["tree", "why"])
+def test_a_definition_error_in_tree_and_why_is_one_line_with_run_s_code(tmp_path: Path, command: str) -> None:
+    result = CliRunner().invoke(cli, [command, f"{M}.MsgCycle", "-w", str(tmp_path)])
+    assert result.exit_code == 50, result.output
+    assert result.stderr == f"kart {command}: MsgCycle depends on itself through requires(); remove the cycle.\n"
