@@ -152,6 +152,9 @@ class DirectWrites:
         self._marker_lock = running.marker_guard
         self._beating: threading.Event | None = None
         self._beat: threading.Thread | None = None
+        # Path requests from several threads of the run (kart_core.transaction.join) take turns: one takes
+        # the lock and writes the marker, the others find the path handed out.
+        self._handing = threading.RLock()
 
     @contextlib.contextmanager
     def watch(self) -> Iterator[None]:
@@ -168,9 +171,17 @@ class DirectWrites:
         Raises:
             Superseded: another process committed the task while this run waited for its lock (or for
                 another host's writer): the run stops, the runner keeps that commit.
+            RunWriteError: asked from a child process of the run's (a forked copy of it): what the child
+                writes there would escape the run.
         """
-        if not self.watching or path in self.handed or path not in self._outputs:
+        if not self.watching or path not in self._outputs:
             return
+        transaction.check_process(self._running, f"the path of its output {path!r}")
+        with self._handing:
+            if path not in self.handed:
+                self._hand_out(target, path)
+
+    def _hand_out(self, target: Any, path: str) -> None:
         if self.stopped is not None:
             raise Superseded(self.stopped)  # the task's code asked again after catching the first
         if not self._locked:

@@ -29,6 +29,7 @@ __all__ = [
     "UnknownFormatError",
     "TaskDefinitionError",
     "SourceUnavailableError",
+    "RunWriteError",
     "UnrequiredTaskError",
     "InputKeyError",
     "OutputKeyError",
@@ -148,6 +149,11 @@ class TaskDefinitionError(KartError, TypeError):
 class SourceUnavailableError(TaskDefinitionError, OSError):
     """``serialized_task_definition_check`` needs the source of a task's own method and Python cannot read it
     (defined by ``exec``, ``python -``, ``python -c``, or shipped as ``.pyc`` only); an ``OSError`` as gokart's."""
+
+
+class RunWriteError(TaskDefinitionError):
+    """A write of a task's output that cannot join the task's run in progress: made from a child process of
+    the process running it, after ``run()`` returned, or while two runs of the same task object are open."""
 
 
 class UnrequiredTaskError(KartError, ValueError, AssertionError):

@@ -38,6 +38,7 @@ from kart_core.repair import Damage, damaged_output, damaged_upstream, still_dam
 from kart_core.runlog import RunLogPlugin, mark_recorded, record_in_manifest, run_record
 from kart_core.signing import Signer
 from kart_core.storage import storage_for
+from kart_core.task_memo import memo_of
 
 __all__ = [
     "RunReport",
@@ -197,13 +198,15 @@ def run_body(task: KartTask) -> object:
     For callers that run a task's code outside a build, e.g. the empty-DataFrame check: whatever it
     dumps is discarded, and so is what it writes straight to its outputs' paths (``kart_core.direct_write``).
     """
-    with transaction.begin(task, task.kart_label(), target_config.current().signer) as running:
+    with transaction.begin(
+        task, task.kart_label(), target_config.current().signer, slot=memo_of(task).run_slot()
+    ) as running:
         # replace=True: an output already there is moved aside while the trial writes by path, then put back.
         direct = running.direct = direct_write.DirectWrites(
             running, task.kart_label(), flatten(task.kart_outputs()), True, _run_lock(task)
         )
         try:
-            with direct.watch():
+            with direct.watch(), running.opened():
                 return task.run()
         finally:
             direct.undo("its trial run is never committed")
@@ -404,7 +407,7 @@ def _run_committing(
     settings = target_config.current()
     try:
         before = _output_versions(task) if replace else {}
-        with transaction.begin(task, task.kart_label(), settings.signer, bases) as running:
+        with transaction.begin(task, task.kart_label(), settings.signer, bases, memo_of(task).run_slot()) as running:
             # Note the task's manifest as it is before the run: a commit by another writer meanwhile wins.
             found = False
             for target in flatten(task.kart_outputs()) if settings.record else []:
@@ -528,7 +531,8 @@ def _run_user_code(
         TaskDefinitionError: run() yields, or did not write its outputs.
         BaseException: what run() raised.
     """
-    with direct.watch():
+    # opened: a dump or path request from a thread that run() starts joins this run (kart_core.transaction.join).
+    with direct.watch(), running.opened():
         result = task.run()
     if isinstance(result, types.GeneratorType):
         raise TaskDefinitionError(
@@ -644,19 +648,7 @@ def _task_lock(task: KartTask, wait_seconds: float | None = None) -> Iterator[No
     Raises:
         TaskLockException: another process still holds it after ``wait_seconds``.
     """
-    outputs = flatten(task.kart_outputs())
-    # The stored path, not path(): asking for it inside run() would count as writing it (direct_write).
-    first = getattr(outputs[0], "_path", None) if outputs else None
-    if outputs and not isinstance(first, str):
-        first = outputs[0].path()
-    key = first if first is not None else f"{type(task).__module__}.{type(task).__name__}_{task.make_unique_id()}"
-    params = LockParams(
-        key=key,
-        redis_host=task.redis_host,
-        redis_port=task.redis_port,
-        redis_timeout=task.redis_timeout,
-        owner=task.kart_label(),
-    )
+    params = _lock_params(task)
     held = _held_locks.get()
     if params.key in held:
         yield
@@ -669,9 +661,43 @@ def _task_lock(task: KartTask, wait_seconds: float | None = None) -> Iterator[No
             _held_locks.reset(token)
 
 
+def _lock_params(task: KartTask) -> LockParams:
+    """The task's lock: keyed by its first output's path (its class and id when it has none)."""
+    outputs = flatten(task.kart_outputs())
+    # The stored path, not path(): asking for it inside run() would count as writing it (direct_write).
+    first = getattr(outputs[0], "_path", None) if outputs else None
+    if outputs and not isinstance(first, str):
+        first = outputs[0].path()
+    key = first if first is not None else f"{type(task).__module__}.{type(task).__name__}_{task.make_unique_id()}"
+    return LockParams(
+        key=key,
+        redis_host=task.redis_host,
+        redis_port=task.redis_port,
+        redis_timeout=task.redis_timeout,
+        owner=task.kart_label(),
+    )
+
+
 def _run_lock(task: KartTask) -> direct_write.RunLock:
-    """The task's lock for a run that asks for its outputs' paths (``direct_write.DirectWrites``)."""
-    return functools.partial(_task_lock, task)
+    """The task's lock for a run that asks for its outputs' paths (``direct_write.DirectWrites``).
+
+    Whether the run holds it already is read now, in the run's context: a path request from a thread
+    that run() started has none of its own, and would wait forever for the lock the run holds.
+    """
+    held = _held_locks.get()
+
+    @contextlib.contextmanager
+    def lock(wait_seconds: float | None) -> Iterator[None]:
+        # No context variable is set here: the run releases the lock in its own context, which may not
+        # be the one of the thread that asked for the path (a token cannot be reset across contexts).
+        params = _lock_params(task)
+        if params.key in held:
+            yield
+            return
+        with hold_lock(params, wait_seconds):
+            yield
+
+    return lock
 
 
 def random_seed_of(task: KartTask) -> int:

@@ -51,6 +51,7 @@ from kart_core.manifest import SIGNING_ADVICE, Entry, OutputRecord, new_commit_i
 from kart_core.signing import HEADER_SIZE, MAGIC, MOVED_ADVICE, Signer, is_sealed, signature_path
 from kart_core.storage import Storage, storage_for
 from kart_core.storage.base import Spool
+from kart_core.task_memo import RunSlot, TaskMemo
 from kart_core.transaction import Staged
 from kart_core.workspace import with_unique_id
 
@@ -84,6 +85,9 @@ class TargetOnKart(luigi.Target):
     the output's integrity record lives (targets a task makes have one; bare targets do not).
     ``name`` is the workspace-relative path a signature binds when there is no record (a run log,
     ``log/{kind}/{file}``, or an output of a task that keeps no record); see ``signing_name``.
+    ``task_memo`` is the memo of the task whose output this is (set by ``kart_core.task_targets``): its
+    ``RunSlot`` lets a dump or path request from a thread that the task's ``run()`` started join the run
+    (``kart_core.transaction.join``).
     """
 
     what = "output"  # what messages call the file; a run log's target says e.g. "task_log run log"
@@ -103,6 +107,11 @@ class TargetOnKart(luigi.Target):
         self._signer = signer
         self.record = record
         self._name = name
+        self.task_memo: TaskMemo | None = None
+
+    def _run_slot(self) -> RunSlot | None:
+        memo = self.task_memo
+        return memo.run if memo is not None else None
 
     @property
     def signer(self) -> Signer | None:
@@ -111,7 +120,7 @@ class TargetOnKart(luigi.Target):
 
     def exists(self) -> bool:
         """Whether the output is there (whole: writes are atomic), or staged by the running task."""
-        running = transaction.current()
+        running = transaction.join(self._run_slot())
         if running is not None and running.lookup(self._path) is not None:
             return True
         return self._storage.exists(self._path)
@@ -121,15 +130,23 @@ class TargetOnKart(luigi.Target):
 
         Asked by a task's own ``run()`` for one of its outputs, it marks the run as writing that path
         directly (``kart_core.direct_write``): a failure or a kill then undoes what was written there.
+        So does a request from any thread of the process while that ``run()`` executes.
+
+        Raises:
+            RunWriteError: asked by a child process of the process running the task (what it writes there
+                would escape the run).
         """
-        running = transaction.current()
+        slot = self._run_slot()
+        running = transaction.join(slot)
         if running is not None and running.direct is not None:
             running.direct.hand_out(self, self._path)
+        elif running is None and slot is not None:
+            transaction.refuse_child(slot, f"the path of its output {self._path!r}")
         return self._path
 
     def remove(self) -> None:
         """Delete the output, its integrity record entry and any signature file of kart's earlier format."""
-        running = transaction.current()
+        running = transaction.join(self._run_slot())
         if running is not None:
             running.drop(self._path)
         self._storage.remove(self._path)
@@ -165,9 +182,14 @@ class TargetOnKart(luigi.Target):
 
         Inside a task's run the written file is staged and committed by ``run_one``; elsewhere it is
         put in place at once. Either way it is whole or absent, hashed for the integrity record, and
-        sealed when signing is on.
+        sealed when signing is on. A dump from a thread that the task's ``run()`` started is staged in
+        that run too (``kart_core.transaction.join``).
+
+        Raises:
+            RunWriteError: the dump cannot join the task's run (a child process of it, a thread still
+                dumping after ``run()`` returned); nothing is written.
         """
-        running = transaction.current()
+        running = transaction.join(self._run_slot(), writing=True, what=f"its output {self._path!r}")
         settings = target_config.current()
         signer = self._signer if self._signer is not None else settings.signer
         record = self.record if settings.record else None
@@ -244,7 +266,7 @@ class TargetOnKart(luigi.Target):
         (``[TaskOnKart] verify_outputs`` / ``KART_VERIFY_OUTPUTS``); the signature when signing is on.
         Checked content is read once and handed on from memory, so what was checked is what loads.
         """
-        running = transaction.current()
+        running = transaction.join(self._run_slot())
         staged = running.lookup(self._path) if running is not None else None
         settings = target_config.current()
         signer = self._signer if self._signer is not None else settings.signer
@@ -478,7 +500,7 @@ class TargetOnKart(luigi.Target):
         the format itself cannot read it). None too when there is no record to compare with, the file
         is one staged by the running task, or the record cannot be read (the load's own error stands).
         """
-        running = transaction.current()
+        running = transaction.join(self._run_slot())
         if running is not None and running.lookup(self._path) is not None:
             return None
         settings = target_config.current()

@@ -3,6 +3,10 @@
 ``TaskOnKart.load``, ``load_generator``, ``load_data_frame`` and ``dump`` delegate here, with
 gokart 1.12.2's argument forms: None (all inputs / the one output), a ``requires()`` or
 ``output()`` key, a target, an upstream task, or a list of those.
+
+Called from a thread that the task's ``run()`` started (which does not inherit the run's context),
+each joins the run in progress (``kart_core.transaction.joined``): a dump is staged in it, a load is
+recorded as its input and finds the run's staged outputs.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from typing import Any
 import luigi
 from luigi.task import flatten
 
-from kart_core import commit_marker
+from kart_core import commit_marker, transaction
 from kart_core.contract import KartTask, is_kart_task
 from kart_core.errors import (
     EmptyDumpError,
@@ -27,6 +31,7 @@ from kart_core.errors import (
 from kart_core.pandas_type_config import check_pandas_types
 from kart_core.structure import map_structure
 from kart_core.target import TargetOnKart
+from kart_core.task_memo import memo_of
 
 __all__ = [
     "dump",
@@ -79,16 +84,19 @@ def load(task: KartTask, target: Any = None) -> Any:
             while they were read, in two attempts (``kart_core.commit_marker``).
     """
     targets = input_targets(task, target)
-    return commit_marker.read_consistently(
-        lambda: map_structure(lambda t: t.load(), targets), f"the inputs of {task.kart_label()}"
-    )
+    with transaction.joined(memo_of(task).run):
+        return commit_marker.read_consistently(
+            lambda: map_structure(lambda t: t.load(), targets), f"the inputs of {task.kart_label()}"
+        )
 
 
 def load_generator(task: KartTask, target: Any = None) -> Generator[Any, None, None]:
     """Like ``load``, yielding the loaded inputs one at a time."""
     with commit_marker.consistent_reads(f"the inputs of {task.kart_label()}"):
         for item in flatten(input_targets(task, target)):
-            yield item.load()
+            with transaction.joined(memo_of(task).run):  # per item: the caller's context changes between yields
+                loaded = item.load()
+            yield loaded
 
 
 def load_data_frame(
@@ -143,6 +151,8 @@ def dump(
         EmptyDumpError: (an AssertionError) ``obj`` is an empty DataFrame and ``fail_on_empty_dump`` is set.
         OutputKeyError: (a KeyError and AssertionError) ``target`` names no output.
         DumpError: writing failed.
+        RunWriteError: (a TaskDefinitionError) called from a child process of the one running the task,
+            or from a thread after the task's ``run()`` returned (``kart_core.transaction.join``).
     """
     check_pandas_types(obj, getattr(task, "task_namespace", None))
     if fail_on_empty_dump and _is_empty_frame(obj):
@@ -150,7 +160,9 @@ def dump(
             f"{task.kart_label()} dumped an empty DataFrame while fail_on_empty_dump is set. "
             "Check the task's inputs, or set fail_on_empty_dump=False if empty is fine."
         )
-    output_target(task, target).dump(obj, custom_labels=custom_labels)
+    chosen = output_target(task, target)
+    with transaction.joined(memo_of(task).run, writing=True, what=f"dump(obj, {target!r})"):
+        chosen.dump(obj, custom_labels=custom_labels)
 
 
 def input_targets(task: KartTask, target: Any) -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-__all__ = ["UNSET", "TaskMemo", "memo_of"]
+__all__ = ["UNSET", "RunSlot", "TaskMemo", "memo_of"]
 
 
 class _Unset:
@@ -36,25 +36,70 @@ class TaskMemo:
         outputs: what ``output()`` returned (``UNSET`` until asked; dropped by ``release``).
         task_reference: the task serialized as a TaskInstanceParameter value (gokart's format), or
             None. Kept by ``release``: a chain of task parameters serializes each link through it.
+        run: where the task's runs in progress are found (``RunSlot``; None until the first run or
+            output target needs it). Kept by ``release``; a pickle carries only which process runs it.
     """
 
-    __slots__ = ("requires_structure", "requires", "outputs", "task_reference")
+    __slots__ = ("requires_structure", "requires", "outputs", "task_reference", "run")
 
     def __init__(self) -> None:
         self.requires_structure: Any = UNSET
         self.requires: tuple[Any, ...] | None = None
         self.outputs: Any = UNSET
         self.task_reference: str | None = None
+        self.run: RunSlot | None = None
+
+    def run_slot(self) -> RunSlot:
+        """The task's ``RunSlot``, created when first asked."""
+        slot = self.run
+        if slot is None:
+            slot = self.run = RunSlot()
+        return slot
 
     def release(self) -> None:
         """Forget what is cheap to compute again and large to keep: the outputs (their targets)."""
         self.outputs = UNSET
 
-    def __reduce__(self) -> tuple[type[TaskMemo], tuple[()]]:
+    def __reduce__(self) -> tuple[type[TaskMemo], tuple[()], RunSlot | None]:
         # A copy or a pickle of a task starts with an empty memo: the memo holds the upstream tasks
         # and targets, so pickling it would carry every upstream along (a chain's last link would
-        # pickle the whole chain).
-        return (TaskMemo, ())
+        # pickle the whole chain). The run slot goes along (it pickles small, see RunSlot).
+        return (TaskMemo, (), self.run)
+
+    def __setstate__(self, run: RunSlot | None) -> None:
+        self.run = run
+
+
+class RunSlot:
+    """The runs of one task object in progress in this process, reachable from every thread of it.
+
+    ``kart_core.transaction`` resolves a dump (or path request) of the task's output made from a thread
+    that ``run()`` started, which does not inherit the run's context, through the slot its targets
+    hold (``TargetOnKart.task_memo``); a module-level registry would outlive its runs.
+
+    Attributes:
+        runs: the transactions (``kart_core.transaction.Transaction``) of the task's runs in progress.
+        elsewhere: (process id, task label) of the run in progress when this slot was pickled (e.g. the
+            task sent to a spawned child process by its own ``run()``); None otherwise.
+    """
+
+    __slots__ = ("runs", "elsewhere")
+
+    def __init__(self, elsewhere: tuple[int, str] | None = None) -> None:
+        self.runs: list[Any] = []
+        self.elsewhere = elsewhere
+
+    def __reduce__(self) -> tuple[type[RunSlot], tuple[tuple[int, str] | None]]:
+        runs = list(self.runs)
+        if not runs:
+            return (RunSlot, (self.elsewhere,))
+        return (RunSlot, ((runs[0].pid, runs[0].label),))
+
+    def __copy__(self) -> RunSlot:
+        return self  # a copy of the task in this process is the same task: its runs are the same
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> RunSlot:
+        return self
 
 
 def memo_of(task: Any) -> TaskMemo:

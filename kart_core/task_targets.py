@@ -21,6 +21,7 @@ from kart_core.manifest import OutputRecord
 from kart_core.target import LargeDataFrameProcessor, TargetOnKart
 from kart_core.target import make_model_target as _model_target
 from kart_core.target import make_target as _target
+from kart_core.task_memo import memo_of
 
 __all__ = [
     "TargetOwner",
@@ -68,7 +69,7 @@ def make_target(
         )
     unique_id = task.make_unique_id() if use_unique_id else None
     found = _record(task, relative, unique_id, label) if record else None
-    return _target(
+    target = _target(
         file_path,
         unique_id=unique_id,
         processor=processor,
@@ -77,6 +78,9 @@ def make_target(
         record=found,
         name=_signing_name(relative, unique_id) if found is None else None,
     )
+    if record:  # an output (not a run log): a dump or path request from a thread of its run joins that run
+        target.task_memo = memo_of(task)
+    return target
 
 
 def make_large_data_frame_target(
@@ -87,7 +91,7 @@ def make_large_data_frame_target(
         relative_file_path if relative_file_path is not None else workspace.default_output_path(type(task), ".zip")
     )
     unique_id = task.make_unique_id() if use_unique_id else None
-    return _model_target(
+    target = _model_target(
         _in_workspace(task, relative),
         temporary_directory=task.local_temporary_directory,
         save_function=LargeDataFrameProcessor(max_byte=max_byte).save,
@@ -96,6 +100,8 @@ def make_large_data_frame_target(
         owner=task.kart_label(),
         name=_signing_name(relative, unique_id),
     )
+    target.task_memo = memo_of(task)
+    return target
 
 
 def make_model_target(
@@ -117,7 +123,7 @@ def make_model_target(
     unique_id = task.make_unique_id() if use_unique_id else None
     label = task.kart_label()
     found = _record(task, relative_file_path, unique_id, label)
-    return _model_target(
+    target = _model_target(
         _in_workspace(task, relative_file_path),
         temporary_directory=task.local_temporary_directory,
         save_function=save_function,
@@ -127,6 +133,8 @@ def make_model_target(
         record=found,
         name=_signing_name(relative_file_path, unique_id) if found is None else None,
     )
+    target.task_memo = memo_of(task)
+    return target
 
 
 def log_target(task: TargetOwner, kind: workspace.LogKind) -> TargetOnKart:

@@ -10,7 +10,13 @@ exception, ``sys.exit``, a kill) leaves no output at a final path.
 
 The transaction lives in a ``contextvars.ContextVar``: each thread worker and each process
 worker has its own, and a build started inside a ``run()`` (``detached()``) stages nothing into
-the outer run. TaskOnKart's routed ``run`` also asks ``runs(task)`` to tell luigi's call (route it
+the outer run. A thread that ``run()`` starts (a ``ThreadPoolExecutor``, joblib threads) does not
+inherit that context, so while ``run()`` executes the run is also held by the task's ``RunSlot``
+(``kart_core.task_memo``), which its output targets reach: ``join`` finds it there, and a dump or
+path request of the task's output from any thread of the process belongs to the run, as gokart's
+plain writes would have been the run's. A write from a child process of the run (fork or spawn)
+cannot join it (its staged file would never be committed): ``RunWriteError`` says to return the
+values to the parent and dump them there. TaskOnKart's routed ``run`` also asks ``runs(task)`` to tell luigi's call (route it
 through ``run_one``) from ``run_one``'s own call or a ``super().run()`` inside it (the user's code).
 
 Concurrent writers of one task (without ``should_lock_run``) are settled at commit, under a lock
@@ -45,7 +51,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from kart_core import commit_marker
-from kart_core.errors import NoSpaceError
+from kart_core.errors import NoSpaceError, RunWriteError
 from kart_core.lock import hold_lock
 from kart_core.manifest import (
     Entry,
@@ -59,16 +65,21 @@ from kart_core.manifest import (
 )
 from kart_core.signing import Signer
 from kart_core.storage import Storage, storage_for
+from kart_core.task_memo import RunSlot
 
 __all__ = [
     "Staged",
     "Transaction",
     "begin",
+    "check_process",
     "current",
     "detached",
     "forget",
+    "join",
+    "joined",
     "read_base",
     "record_direct_dump",
+    "refuse_child",
     "runs",
 ]
 
@@ -100,12 +111,16 @@ class Transaction:
         label: how messages name the task (``Class[8-hex id]``).
         signer: seals the manifests written at commit (None: signing off).
         commit_id: written into every manifest entry (and signature header) of this run.
+        pid: the process that runs it (a forked child sees a copy: its writes cannot join it).
+        open: ``run()`` is executing: writes from other threads of the process join the run (``join``).
     """
 
     task: object
     label: str
     signer: Signer | None = None
     commit_id: str = dataclasses.field(default_factory=new_commit_id)
+    pid: int = dataclasses.field(default_factory=os.getpid)
+    open: bool = False
     staged: dict[str, Staged] = dataclasses.field(default_factory=dict)
     bases: dict[str, str | None] = dataclasses.field(default_factory=dict)
     committed: bool = False
@@ -153,6 +168,15 @@ class Transaction:
         if record.manifest not in self.bases:
             self.bases[record.manifest] = read_base(storage, record, self.signer)
         return self.bases[record.manifest]
+
+    @contextlib.contextmanager
+    def opened(self) -> Iterator[None]:
+        """While the body (the task's ``run()``) executes, writes of the task's outputs from any thread join this run."""
+        self.open = True
+        try:
+            yield
+        finally:
+            self.open = False
 
     def add(self, staged: Staged) -> None:
         """Take ``staged`` into the run (a second dump to the same path replaces the first)."""
@@ -380,24 +404,44 @@ def forget(storage: Storage, record: OutputRecord, signer: Signer | None) -> Non
         write_manifest(storage, record.manifest, record.manifest_name, changed, signer)
 
 
-_current: contextvars.ContextVar[Transaction | None] = contextvars.ContextVar("kart_transaction", default=None)
+class _Outside:
+    """The type of ``_OUTSIDE``: a context kart put outside any run (``detached``), unlike one it never set
+    (a thread that ``run()`` started), whose reads of a running task's outputs join that run."""
+
+    __slots__ = ()
+
+
+_OUTSIDE = _Outside()
+_current: contextvars.ContextVar[Transaction | _Outside | None] = contextvars.ContextVar(
+    "kart_transaction", default=None
+)
 
 
 @contextlib.contextmanager
 def begin(
-    task: object, label: str, signer: Signer | None = None, bases: dict[str, str | None] | None = None
+    task: object,
+    label: str,
+    signer: Signer | None = None,
+    bases: dict[str, str | None] | None = None,
+    slot: RunSlot | None = None,
 ) -> Iterator[Transaction]:
     """Run the body as ``task``'s transaction; staged files not committed by the end are deleted.
 
     ``bases``: manifest path → commit id (``read_base``) read by the caller before it decided to run;
     a commit of those manifests since then supersedes this run's (see the module docstring).
+    ``slot``: the task's ``RunSlot``: it holds the run until the end, so writes of the task's outputs
+    from other threads join it while it is ``open`` and are refused after (``join``).
     """
     transaction = Transaction(task=task, label=label, signer=signer, bases=dict(bases or {}))
     token = _current.set(transaction)
+    if slot is not None:
+        slot.runs.append(transaction)
     try:
         yield transaction
     finally:
         _current.reset(token)
+        if slot is not None:
+            slot.runs.remove(transaction)
         if not transaction.committed:
             transaction.discard()
 
@@ -405,7 +449,7 @@ def begin(
 @contextlib.contextmanager
 def detached() -> Iterator[None]:
     """Run the body outside any transaction (a build inside a task's run() commits on its own)."""
-    token = _current.set(None)
+    token = _current.set(_OUTSIDE)
     try:
         yield
     finally:
@@ -414,13 +458,115 @@ def detached() -> Iterator[None]:
 
 def current() -> Transaction | None:
     """The innermost transaction of this thread or task context, if any."""
-    return _current.get()
+    found = _current.get()
+    return found if isinstance(found, Transaction) else None
 
 
 def runs(task: object) -> bool:
     """Whether the innermost transaction is ``task``'s own (its ``run()`` body is executing)."""
-    transaction = _current.get()
+    transaction = current()
     return transaction is not None and transaction.task is task
+
+
+def join(slot: RunSlot | None, writing: bool = False, what: str = "") -> Transaction | None:
+    """The run a read or write of a task's output belongs to: this context's transaction, else the task's run
+    whose ``run()`` is executing in this process (found through ``slot``, from whatever thread asks).
+
+    A context that kart put outside any run (``detached``: its own complete() checks) reads committed
+    outputs only. A read never raises: None when no run of the task is open in this process.
+
+    Args:
+        slot: the output's task's ``RunSlot`` (None: a target no task made, or a run log).
+        writing: a dump, which must not be lost: the errors below are raised instead of writing the
+            output outside the run (a manifest of its own would make the run's commit count as beaten).
+        what: the written output, for the error messages.
+
+    Raises:
+        RunWriteError: (writing) from a child process of the process running the task (its staged
+            file would never be committed), after its ``run()`` returned (a thread still running), or
+            while two runs of the same task object are open in this process (which one is unknown).
+    """
+    found = _current.get()
+    if isinstance(found, Transaction):
+        if writing:
+            check_process(found, what)
+        return found
+    if slot is None or (found is _OUTSIDE and not writing):
+        return None
+    if writing:
+        refuse_child(slot, what)
+    open_runs = list(slot.runs)  # a copy: another thread's run may end meanwhile
+    if not open_runs:
+        return None
+    running = open_runs[0]
+    if len(open_runs) == 1 and running.open and running.pid == os.getpid():
+        return running
+    if not writing:
+        return None
+    if len(open_runs) > 1:
+        raise RunWriteError(
+            f"{running.label}: {what} was written from a thread outside the task's run while {len(open_runs)} runs "
+            "of this task object are in progress in this process, so kart cannot tell which run it belongs to. "
+            "Dump from the thread that runs run(), or return the value to it."
+        )
+    raise RunWriteError(
+        f"{running.label}: {what} was written from another thread after the task's run() returned (its outputs "
+        "are being committed). Wait for the threads that run() starts (e.g. `with ThreadPoolExecutor() as pool:`) "
+        "before run() returns."
+    )
+
+
+@contextlib.contextmanager
+def joined(slot: RunSlot | None, writing: bool = False, what: str = "") -> Iterator[Transaction | None]:
+    """Run the body in the run that ``join`` finds for ``slot`` (a task's own ``load``/``dump`` from a thread
+    that its ``run()`` started: its loads are recorded as the run's inputs, its dumps are staged in it).
+
+    Raises:
+        RunWriteError: as ``join``, when ``writing``.
+    """
+    if isinstance(_current.get(), Transaction):
+        yield join(slot, writing, what)
+        return
+    running = join(slot, writing, what)
+    if running is None:
+        yield None
+        return
+    token = _current.set(running)
+    try:
+        yield running
+    finally:
+        _current.reset(token)
+
+
+def refuse_child(slot: RunSlot, what: str) -> None:
+    """Raise when this process is a child of the one whose run of the task ``slot`` belongs to is in progress.
+
+    Raises:
+        RunWriteError: ``slot`` came from such a run (a forked copy, or a pickle sent to a spawned child).
+    """
+    if slot.elsewhere is not None and slot.elsewhere[0] != os.getpid():
+        raise _child_error(slot.elsewhere[1], slot.elsewhere[0], what)
+    for running in list(slot.runs):
+        check_process(running, what)
+
+
+def check_process(running: Transaction, what: str) -> None:
+    """Raise unless this process runs ``running`` (a forked child holds a copy of its parent's runs).
+
+    Raises:
+        RunWriteError: this is a child process of the one running it; ``what`` was written.
+    """
+    if running.pid != os.getpid():
+        raise _child_error(running.label, running.pid, what)
+
+
+def _child_error(label: str, pid: int, what: str) -> RunWriteError:
+    return RunWriteError(
+        f"{label}: {what} was written from process {os.getpid()}, a child of process {pid}, which runs the task's "
+        "run(): a child process's writes cannot join that run (only the running process commits the task's "
+        "outputs). Return the values to the parent process (e.g. as the results of a multiprocessing Pool or "
+        "ProcessPoolExecutor) and dump them there."
+    )
 
 
 def _manifest_lock(record: OutputRecord) -> contextlib.AbstractContextManager[None]:
