@@ -248,8 +248,9 @@ class FsspecStorage:
         Raises:
             FileNotFoundError: no object is at ``path`` (on S3 and GCS after one GET: no HEAD, no LIST).
 
-        On S3 and GCS a small object is read in one ranged GET, never sized from gcsfs's listing
-        cache (a listing made before another process replaced the object would cut the read short).
+        On S3 and GCS a small object is read in one ranged GET; on GCS a larger one is sized afresh, never
+        from gcsfs's listing cache (a listing made before another process replaced the object would cut
+        the read short).
         """
         if self._s3 or self._gcs:
             try:
@@ -263,6 +264,10 @@ class FsspecStorage:
                 # bytes are one version of it).
                 yield WholeObject(head)
                 return
+        if self._gcs:
+            # A larger object is read on in ranges up to the size gcsfs takes from its listing cache, which a
+            # listing made before another process replaced the object leaves at the old size (a cut read).
+            self._fs.invalidate_cache(path)
         with self._fs.open(path, "rb") as file:
             yield file
 

@@ -20,6 +20,7 @@ import kart_core
 from kart_core.cli import cli
 from kart_core.errors import DamagedOutputError
 from kart_core.storage import storage_for
+from kart_core.storage.remote import FIRST_READ_BYTES
 
 pytestmark = pytest.mark.slow  # each test starts (once per session) and talks to the emulator process
 
@@ -167,3 +168,9 @@ def test_existence_is_asked_of_the_store_not_of_a_listing_made_before(gcs_bucket
     assert "grown.bin" in set(storage.list_dir(f"{workspace}/a"))
     other.pipe_file(grown.removeprefix("gs://"), b"a longer version")  # replaced after the listing
     assert storage.read_bytes(grown) == b"a longer version"
+    large = f"{workspace}/a/large.bin"  # beyond the first ranged read (FIRST_READ_BYTES): read on in ranges
+    with storage.atomic_write(large) as file:
+        file.write(b"a" * (FIRST_READ_BYTES + 10))
+    assert "large.bin" in set(storage.list_dir(f"{workspace}/a"))
+    other.pipe_file(large.removeprefix("gs://"), b"b" * (FIRST_READ_BYTES + 1000))
+    assert storage.read_bytes(large) == b"b" * (FIRST_READ_BYTES + 1000)
