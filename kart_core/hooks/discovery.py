@@ -4,9 +4,15 @@ The declarations are in ``entry_points.txt`` of each ``*.dist-info`` / ``*.egg-i
 ``sys.path``. Reading them (a listing per folder of sys.path, then one open per distribution: 258
 with Airflow and Kedro installed) cost 3–5 ms of CPU in every new process, a tenth of the cached
 check of a 1,000-task chain. So what one process found is kept in a small JSON file (``cache_path``)
-per folder of sys.path, with the folder's modification time. A later process stats each folder and
-reads the file again only for a folder whose time changed: installing or removing a distribution
-(pip, uv, ``pip install -e``) creates or deletes a metadata folder there, which changes its time.
+per folder of sys.path, with the folder's modification and status-change times and inode. A later
+process stats each folder and reads the metadata again only for a folder whose stamp changed:
+installing or removing a distribution (pip, uv, ``pip install -e``) creates or deletes a metadata
+folder there, which changes its times; a deployment that sets the times back (``tar``, ``rsync -a``,
+reproducible builds) still changes the status-change time, which no user can set.
+
+The file is trusted only when this user owns it and no one else may write it (a cache folder shared
+with others, or made by another user, is read past: the file names the modules kart imports as
+plugins), and only records of the expected shape are taken from it; anything else is read afresh.
 
 What is never taken from the file: a folder modified less than ``_SETTLE_SECONDS`` before it was
 read (a change in the same clock tick would not change the time again; git's "racy" rule), and
@@ -34,10 +40,11 @@ from typing import Any
 __all__ = ["cache_path", "declared_entry_points"]
 
 _SETTLE_SECONDS = 5  # more than the coarsest file-time granularity in use (FAT: 2 s)
-_VERSION = 1  # of the file's layout
+_VERSION = 2  # of the file's layout (2: the stamp is [mtime_ns, ctime_ns, inode])
 _MAX_FOLDERS = 64  # folders kept in the file: those of this sys.path first
 
-# One folder's record in the file: [modification time in ns, [[metadata folder, entries or None], ...]],
+# One folder's record in the file: [stamp, [[metadata folder, entries or None], ...]], the stamp being
+# [modification time in ns, status-change time in ns, inode],
 # None standing for an egg-info folder (read every time); folders declaring nothing are left out.
 _Record = list[Any]
 
@@ -84,11 +91,12 @@ def _record_of(folder: str, known: _Record | None, group: str, now: int) -> _Rec
         return None
     if not stat.S_ISDIR(status.st_mode):
         return None  # a zip file on sys.path: no metadata folders are listed in one
-    if known is not None and known[0] == status.st_mtime_ns:
+    stamp = [status.st_mtime_ns, status.st_ctime_ns, status.st_ino]
+    if known is not None and known[0] == stamp:
         return known
     names = _metadata_folders(folder)
     settled = now - status.st_mtime_ns >= _SETTLE_SECONDS * 1_000_000_000
-    return [status.st_mtime_ns if settled and names else None, _scan(folder, names, group)]
+    return [stamp if settled and names else None, _scan(folder, names, group)]
 
 
 def _metadata_folders(folder: str) -> list[str]:
@@ -139,14 +147,47 @@ def _group_of(path: str, group: str) -> list[tuple[str, str]]:
 def _read(cache: str) -> dict[str, _Record]:
     """The folders' records in the file; none when it is missing, unreadable or of another layout."""
     try:
-        with open(cache, encoding="utf-8") as file:
+        descriptor = os.open(cache, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return {}
+    try:
+        status = os.fstat(descriptor)
+        if status.st_uid != os.geteuid() or status.st_mode & 0o022 or not stat.S_ISREG(status.st_mode):
+            return {}  # another user's file, or one others may write: it would choose what kart imports
+        with os.fdopen(descriptor, encoding="utf-8", closefd=False) as file:
             content = json.load(file)
     except (OSError, ValueError):
         return {}
+    finally:
+        os.close(descriptor)
     if not isinstance(content, dict) or content.get("version") != _VERSION:
         return {}
     folders = content.get("folders")
-    return folders if isinstance(folders, dict) else {}
+    if not isinstance(folders, dict):
+        return {}
+    return {folder: record for folder, record in folders.items() if isinstance(folder, str) and _well_formed(record)}
+
+
+def _well_formed(record: Any) -> bool:
+    """Whether ``record`` has a folder record's shape (see ``_Record``); a malformed one is read afresh."""
+    if not (isinstance(record, list) and len(record) == 2 and isinstance(record[1], list)):
+        return False
+    stamp, scanned = record
+    if not (isinstance(stamp, list) and len(stamp) == 3 and all(isinstance(part, int) for part in stamp)):
+        return False
+    for item in scanned:
+        if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)):
+            return False
+        entries = item[1]
+        if entries is not None and not (
+            isinstance(entries, list)
+            and all(
+                isinstance(entry, list) and len(entry) == 2 and all(isinstance(part, str) for part in entry)
+                for entry in entries
+            )
+        ):
+            return False
+    return True
 
 
 def _write(cache: str, found: dict[str, _Record], known: dict[str, _Record]) -> None:

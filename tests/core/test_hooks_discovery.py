@@ -40,7 +40,13 @@ def test_an_unchanged_folder_is_not_read_again_and_an_install_is_seen(cache_home
     _settle(site)
     assert declared_entry_points("kart", [str(site)]) == [("first", "first_plugin:plugin")]
     recorded = json.loads(Path(cache_path("kart")).read_text())["folders"]
-    assert recorded == {str(site): [OLD, [["first-1.0.dist-info", [["first", "first_plugin:plugin"]]]]]}
+    status = os.stat(site)
+    assert recorded == {
+        str(site): [
+            [OLD, status.st_ctime_ns, status.st_ino],
+            [["first-1.0.dist-info", [["first", "first_plugin:plugin"]]]],
+        ]
+    }
 
     # A hand edit inside an installed dist-info does not change the folder's time: the record stands.
     (installed / "entry_points.txt").write_text("[kart]\nfirst = edited:plugin\n")
@@ -117,3 +123,71 @@ def test_without_a_writable_cache_folder_the_metadata_is_read_each_time(
     assert declared_entry_points("kart", [str(site)]) == [("one", "one:plugin")]
     _install(site, "two", "two = two:plugin")
     assert declared_entry_points("kart", [str(site)]) == [("one", "one:plugin"), ("two", "two:plugin")]
+
+
+def test_an_install_whose_folder_time_is_set_back_is_seen(cache_home: Path, tmp_path: Path) -> None:
+    """tar, rsync -a and reproducible builds set a folder's time back; its status-change time moves all the same."""
+    site = tmp_path / "site"
+    _install(site, "first", "first = first_plugin:plugin")
+    _settle(site)
+    assert declared_entry_points("kart", [str(site)]) == [("first", "first_plugin:plugin")]
+    _install(site, "second", "second = second_plugin:plugin")
+    _settle(site)  # the same modification time as when it was recorded
+    assert declared_entry_points("kart", [str(site)]) == [
+        ("first", "first_plugin:plugin"),
+        ("second", "second_plugin:plugin"),
+    ]
+
+
+def _forge(site: Path) -> None:
+    """Rewrite the cache file so that ``site`` declares a plugin module of the forger's choosing."""
+    cache = Path(cache_path("kart"))
+    content = json.loads(cache.read_text())
+    record = content["folders"][str(site)]
+    record[1] = [["first-1.0.dist-info", [["first", "planted:plugin"]]]]
+    cache.write_text(json.dumps(content))
+
+
+@pytest.mark.parametrize("mode", [0o666, 0o620])
+def test_a_cache_file_others_may_write_is_not_trusted(cache_home: Path, tmp_path: Path, mode: int) -> None:
+    site = tmp_path / "site"
+    _install(site, "first", "first = first_plugin:plugin")
+    _settle(site)
+    declared_entry_points("kart", [str(site)])
+    _forge(site)
+    os.chmod(cache_path("kart"), mode)
+    assert declared_entry_points("kart", [str(site)]) == [("first", "first_plugin:plugin")]
+    os.chmod(cache_path("kart"), 0o600)
+    _forge(site)  # this user's own file, private: trusted (what the cache is for)
+    assert declared_entry_points("kart", [str(site)]) == [("first", "planted:plugin")]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the file to another user")
+def test_a_cache_file_of_another_user_is_not_trusted(cache_home: Path, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    _install(site, "first", "first = first_plugin:plugin")
+    _settle(site)
+    declared_entry_points("kart", [str(site)])
+    _forge(site)
+    os.chmod(cache_path("kart"), 0o644)
+    os.chown(cache_path("kart"), 65534, 65534)
+    assert declared_entry_points("kart", [str(site)]) == [("first", "first_plugin:plugin")]
+
+
+@pytest.mark.parametrize(
+    "record",
+    [[[1, 2, 3], [["first-1.0.dist-info", [["first"]]]]], [[1, 2, 3], "x"], ["stamp", []], [[1, 2, 3], [[7, None]]]],
+)
+def test_a_malformed_record_is_read_afresh(cache_home: Path, tmp_path: Path, record: list) -> None:
+    site = tmp_path / "site"
+    _install(site, "first", "first = first_plugin:plugin")
+    _settle(site)
+    declared_entry_points("kart", [str(site)])
+    cache = Path(cache_path("kart"))
+    content = json.loads(cache.read_text())
+    status = os.stat(site)
+    if isinstance(record[0], list):
+        record[0] = [OLD, status.st_ctime_ns, status.st_ino]  # the current stamp: only the shape is wrong
+    content["folders"][str(site)] = record
+    cache.write_text(json.dumps(content))
+    assert declared_entry_points("kart", [str(site)]) == [("first", "first_plugin:plugin")]
