@@ -241,11 +241,11 @@ def check_task_on_kart_section(parser: Any = None) -> list[str]:
     from kart_core.errors import IgnoredSettingWarning
 
     config = parser if parser is not None else luigi.configuration.get_config()
+    suspicious = _misspelt_sections(config)
     if not config.has_section(CONFIG_SECTION):
-        return []
+        return suspicious
     known = sorted(_own_parameter_names() | KART_SETTINGS)
     declared: frozenset[str] | None = None
-    suspicious = []
     for key in config.options(CONFIG_SECTION):
         if key in known:
             continue
@@ -264,6 +264,34 @@ def check_task_on_kart_section(parser: Any = None) -> list[str]:
             stacklevel=2,
         )
     return suspicious
+
+
+def _misspelt_sections(config: Any) -> list[str]:
+    """Sections spelt like ``[TaskOnKart]`` but not exactly (``[taskonkart]``, ``[TaskOnKArt]``, ``[Task_On_Kart]``):
+    luigi's section names are case-sensitive, so nothing reads them. A task family of that name is a real section.
+    Each is named in an ``IgnoredSettingWarning``; returned as ``[name]``."""
+    import warnings
+
+    from luigi.task_register import Register
+
+    from kart_core.errors import IgnoredSettingWarning
+
+    wanted = CONFIG_SECTION.lower()
+    found = []
+    for section in config.sections():
+        folded = section.lower().replace("_", "").replace("-", "").replace(" ", "")
+        if section == CONFIG_SECTION or folded != wanted:
+            continue
+        if any(getattr(cls, "get_task_family", lambda: None)() == section for cls in list(Register._reg)):
+            continue
+        found.append(f"[{section}]")
+        warnings.warn(
+            f"[{section}] is read by nothing: kart and gokart read [{CONFIG_SECTION}] (section names are "
+            "case-sensitive). Rename the section.",
+            IgnoredSettingWarning,
+            stacklevel=3,
+        )
+    return found
 
 
 def _declared_by_task_classes() -> frozenset[str]:

@@ -192,3 +192,15 @@ def test_a_build_names_a_misspelt_signing_key(tmp_path, monkeypatch: pytest.Monk
             kart_core.build(WcDeclaresLimit(workspace_directory=str(tmp_path / "ws")), reset_register=False)
     finally:
         parser.remove_option("TaskOnKart", "signing_kye")
+
+
+def test_a_misspelt_task_on_kart_section_is_named_in_a_warning() -> None:
+    from kart_core.task_parameters import check_task_on_kart_section
+
+    parser = _parser("[taskonkart]\nsigning_key = s3cret\n\n[Task_On_Kart]\nx = 1\n\n[TaskOnKartish]\ny = 2\n")
+    with pytest.warns(IgnoredSettingWarning) as caught:
+        assert check_task_on_kart_section(parser) == ["[taskonkart]", "[Task_On_Kart]"]
+    assert str(caught[0].message) == (
+        "[taskonkart] is read by nothing: kart and gokart read [TaskOnKart] (section names are case-sensitive). "
+        "Rename the section."
+    )
