@@ -30,7 +30,9 @@ when its run committed, as a dump does:
 A task that only dumps never asks for a path: no file, marker, lock or check is added for it. The file
 lock reaches one machine: two machines writing one task by path take turns only through redis
 (``redis_host``). Readers of a task whose rerun writes by path may find its output moved aside or
-half written until the rerun commits (a dump keeps the old output readable until then).
+half written until the rerun commits (a dump keeps the old output readable until then). On object
+storage, where the old output is overwritten in place, a load that finds the marker serves what it read only
+when its content hash is the committed one (``TargetOnKart._check_committed_bytes``).
 """
 
 from __future__ import annotations

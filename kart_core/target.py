@@ -265,6 +265,8 @@ class TargetOnKart(luigi.Target):
         The size is checked against the integrity record always; the content hash when verify is on
         (``[TaskOnKart] verify_outputs`` / ``KART_VERIFY_OUTPUTS``); the signature when signing is on.
         Checked content is read once and handed on from memory, so what was checked is what loads.
+        On object storage (no modification time to compare) the task's marker is asked for too: while a
+        run of the task writes its outputs by path or commits, the bytes read must hash to the commit.
         """
         running = transaction.join(self._run_slot())
         staged = running.lookup(self._path) if running is not None else None
@@ -275,6 +277,7 @@ class TargetOnKart(luigi.Target):
             self._check_owner(entry)
         elif staged is None and signer is None and settings.record and self.record is not None:
             self._warn_unvouched(self.record, settings.warned)
+        recheck = False
         with self._storage.open_read(staged.location if staged is not None else self._path) as raw:
             if signer is not None:
                 self._note_load(staged, entry)
@@ -292,13 +295,18 @@ class TargetOnKart(luigi.Target):
                 # Written after kart recorded its commit (another writer: gokart's rerun, an edit)?
                 rewritten = rewritten_note(mtime, self.record.manifest) if staged is None and self.record else None
                 self._check_size(size, entry, rewritten)
-                if settings.verify or rewritten:
+                # Object storage has no modification time to compare: a marker tells a rewrite in progress.
+                remote = staged is None and mtime is None and not settings.verify and not rewritten
+                in_progress = self._marker() if remote else None
+                if settings.verify or rewritten or in_progress is not None:
                     data = raw.read()
                     self._check_size(len(data), entry, rewritten)
                     adopted = None
                     if rewritten and not settings.verify:
                         self._check_not_being_written(entry)
                         adopted = self._new_version(data, entry)
+                    elif in_progress is not None:
+                        self._check_committed_bytes(data, entry, in_progress)
                     else:
                         self._check_hash(data, entry, rewritten)
                     if adopted is None:
@@ -315,13 +323,65 @@ class TargetOnKart(luigi.Target):
                             staged, adopted if recorded else dataclasses.replace(adopted, commit=entry.commit)
                         )
                     return
+                # A large object is read in parts while it loads (a small one was read whole at the open, before
+                # the marker was asked): a run that began writing it by path meanwhile put its marker first.
+                recheck = remote and not isinstance(raw, io.BytesIO)
             self._note_load(staged, entry)
             head = raw.read(len(MAGIC))
             if is_sealed(head):  # signed while signing was on; signing is off now
                 yield io.BytesIO((head + raw.read())[HEADER_SIZE:])
-                return
-            raw.seek(0)
-            yield raw
+            else:
+                raw.seek(0)
+                yield raw
+            if recheck and entry is not None and (marker := self._marker()) is not None:
+                raise self._being_rewritten(entry, marker)  # its parts may come from two versions
+
+    def _marker(self) -> commit_marker.Marker | None:
+        """The commit-in-progress or direct-write marker beside the task's manifest (one request), if any."""
+        record = self.record
+        if record is None:
+            return None
+        return commit_marker.read_marker(storage_for(record.manifest), commit_marker.marker_path(record))
+
+    def _check_committed_bytes(self, data: bytes, entry: Entry, marker: commit_marker.Marker) -> None:
+        """While a run of the task writes its outputs or commits (``marker``): serve ``data`` only when it is
+        the committed content (its hash matches ``entry``), not a rewrite of the same size that has not committed.
+
+        On object storage a load cannot tell a rewrite by its time (one-second steps, no local mtime), and a
+        same-size rewrite passes the size check: the hash is checked whenever the marker is there, so the
+        read of the whole output happens only then.
+
+        Raises:
+            DamagedOutputError: (kind "commit") the bytes differ from the commit: a build waits for that run
+                under the task's lock (``kart_core.repair``) and loads what it commits.
+        """
+        algorithm, _, expected = entry.digest.partition(":")
+        if not available(algorithm):
+            return  # recorded by a process with another hash library: the size check held
+        if digest_bytes(memoryview(data)[HEADER_SIZE:] if entry.sealed else data, algorithm) == expected:
+            return
+        raise self._being_rewritten(entry, marker)
+
+    def _being_rewritten(self, entry: Entry, marker: commit_marker.Marker) -> DamagedOutputError:
+        """The error of a load that met a run of its task writing or committing its outputs (``marker``)."""
+        record = self.record
+        assert record is not None  # a marker is read only beside a record's manifest
+        how = (
+            "is writing its outputs straight to their paths" if marker.kind == commit_marker.DIRECT else "is committing"
+        )
+        detail = (
+            f"a run of {record.task} (process {marker.pid} on {marker.host}) {how} and has not finished (or was "
+            "killed); the bytes there are not the committed ones"
+        )
+        return DamagedOutputError(
+            f"The output of {record.task} (unique id {record.unique_id}) at {self._path!r} is being rewritten: "
+            f"{detail}. A build waits for that run (it holds the task's lock) and loads what it commits; or load "
+            "again when it has finished.",
+            path=self._path,
+            kind="commit",
+            commit=entry.commit,
+            detail=detail,
+        )
 
     def _note_load(self, staged: Staged | None, entry: Entry | None) -> None:
         """Tell the running task which committed entry it loaded (``kart_core.lineage``: what it was built from)."""

@@ -1,0 +1,89 @@
+"""On object storage a reader never gets a by-path rerun's uncommitted bytes, also when their size is the old one.
+
+A rerun that writes its output straight to its path on S3 or GCS overwrites the committed object at once
+(moving it aside would copy it). A load checks the size always and the hash only with verify on, and object
+storage has no modification time to compare (``kart_core.damage.rewritten_note``), so a same-size rewrite
+loaded as the committed output. The rerun's marker (``kart_core.commit_marker``) is there from before the
+first byte until its commit has finished: a load that finds it checks the content hash of what it read and
+refuses other bytes (``DamagedOutputError``, kind "commit"); without a marker it reads no more than before.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import luigi
+import pytest
+
+import kart_core
+from kart_core.commit_marker import marker_path
+from kart_core.errors import DamagedOutputError
+from kart_core.storage import storage_for
+
+
+class DwRewrite(kart_core.TaskOnKart[Any]):
+    """Writes ``text`` (times ``repeat``) by path; with ``hold`` it then waits for ``_GATE`` before returning."""
+
+    text = luigi.Parameter(default="aaaa", significant=False)
+    repeat = luigi.IntParameter(default=1, significant=False)
+    hold = luigi.BoolParameter(default=False, significant=False)
+
+    def output(self) -> Any:
+        return self.make_target("dw/rewrite.txt")
+
+    def run(self) -> None:
+        path = self.output().path()
+        with storage_for(path).file_system.open(path, "w") as file:  # type: ignore[attr-defined]
+            file.write(str(self.text) * int(self.repeat))
+        if self.hold:
+            _WRITTEN.set()
+            assert _GATE.wait(60)
+
+
+_WRITTEN = threading.Event()
+_GATE = threading.Event()
+
+
+def _workspace(storage: str, request: pytest.FixtureRequest) -> str:
+    bucket = request.getfixturevalue("s3_bucket" if storage == "s3" else "gcs_bucket")
+    return f"{storage}://{bucket}/ws"
+
+
+def _rerun_in_progress(workspace: str, text: str, repeat: int) -> threading.Thread:
+    """Start a rerun (in a thread, as a thread worker runs it) that has written ``text`` and not committed yet."""
+    _WRITTEN.clear()
+    _GATE.clear()
+    rerun = DwRewrite(text=text, repeat=repeat, hold=True, rerun=True, workspace_directory=workspace)
+    thread = threading.Thread(target=kart_core.build, args=(rerun,))
+    thread.start()
+    assert _WRITTEN.wait(60)
+    return thread
+
+
+@pytest.mark.parametrize("storage", ["s3", "gs"])
+@pytest.mark.parametrize("repeat", [1, 2**20 + 7], ids=["small", "over 4 MiB"])  # read whole at the open, or in parts
+def test_a_same_size_uncommitted_rewrite_is_not_served(
+    storage: str, repeat: int, request: pytest.FixtureRequest
+) -> None:
+    workspace = _workspace(storage, request)
+    assert len(kart_core.build(DwRewrite(repeat=repeat, workspace_directory=workspace))[0]) == 4 * repeat
+    # A rerun that wrote the same bytes: what the reader gets is the commit, so it loads.
+    thread = _rerun_in_progress(workspace, "aaaa", repeat)
+    try:
+        assert DwRewrite(workspace_directory=workspace).output().load()[0].startswith("aaaa")
+    finally:
+        _GATE.set()
+        thread.join(60)
+    thread = _rerun_in_progress(workspace, "bbbb", repeat)
+    try:
+        reader = DwRewrite(workspace_directory=workspace)
+        assert storage_for(workspace).exists(marker_path(reader.output().record))
+        with pytest.raises(DamagedOutputError, match=r"is being rewritten: a run of DwRewrite\[\w+\]") as caught:
+            reader.output().load()  # served 'bbbb…' before: same size, and no hash check
+        assert caught.value.kind == "commit"
+        assert not reader.complete()
+    finally:
+        _GATE.set()
+        thread.join(60)
+    assert DwRewrite(workspace_directory=workspace).output().load()[0].startswith("bbbb")
