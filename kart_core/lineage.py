@@ -12,6 +12,12 @@ entry that went, a manifest without ``inputs`` (written by gokart or older kart,
 loaded nothing through kart) and a recommit with equal content are never stale. Loads kart does
 not see (a file opened by its path, a load in a thread the run started) are not recorded.
 
+An input from another workspace is recorded by its manifest's full path (or URL), which ends in the
+manifest's workspace-relative name. A check that has the upstream tasks at hand (``complete()``: the
+task's ``requires()``; a walk, ``kart why``/``tree``: the graph under the task) reads it where the
+upstream task's workspace is now (``current_manifests``, ``resolve``), so a workspace moved or copied
+since still propagates its reruns; the recorded path is read when no current upstream has that name.
+
 ``stale_inputs`` is the direct check (one small JSON read per upstream manifest); ``Lineage`` adds
 the transitive one (a task built from a stale upstream is stale too), reading each manifest of the
 lineage once. A build's walk opens a ``walk_scope``: while it is open, ``stale_outputs`` (what
@@ -27,7 +33,9 @@ import contextlib
 import contextvars
 import dataclasses
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+
+from luigi.task import flatten
 
 from kart_core.damage import local_mtime_ns, maybe_rewritten, rewritten_digest, rewritten_note
 from kart_core.manifest import Entry, Input, Manifest, OutputRecord, read_if_inputs, read_unverified
@@ -39,6 +47,7 @@ __all__ = [
     "StaleInput",
     "Verdict",
     "describe",
+    "current_manifests",
     "legacy_reference",
     "resolve",
     "stale_inputs",
@@ -78,9 +87,13 @@ class StaleInput:
         )
 
 
-def resolve(reference: str, workspace: str) -> str:
+def resolve(reference: str, workspace: str, current: Mapping[str, str] | None = None) -> str:
     """An ``Input.manifest`` as a full path: a workspace-relative one (``log/manifest/{file}``) joined to
-    ``workspace``; a full path or URL as recorded.
+    ``workspace``; a full path or URL (an input from another workspace) as recorded, unless ``current``
+    (the manifests of the upstream tasks the checker has at hand, ``current_manifests``) holds its
+    workspace-relative name (``log/manifest/{Class}_{id}.json``): then that task's manifest where its
+    workspace is now. The upstream's workspace may have moved or been copied since the record was
+    written (``mv ws1 ws1b``, a new checkout): the old path then holds no manifest, or the old copy's.
 
     Another relative path is a manifest in another workspace given by a relative path: kart before
     session 9 recorded it as the writer spelled it, relative to the writer's working directory, which the
@@ -89,6 +102,8 @@ def resolve(reference: str, workspace: str) -> str:
     another file or none): ``legacy_reference``.
     """
     if "://" in reference or os.path.isabs(reference):
+        if current:
+            return current.get(_manifest_key(reference), reference)
         return reference
     if not _workspace_relative(reference):
         return legacy_reference(reference, workspace)
@@ -119,6 +134,49 @@ def legacy_reference(reference: str, workspace: str) -> str:
         base = parent
 
 
+def _manifest_key(path: str) -> str:
+    """The workspace-relative name (``log/manifest/{file}``) of the manifest at full path ``path``
+    (a name no ``current_manifests`` key has when ``path`` is not in a manifest folder)."""
+    head, _, name = path.replace(os.sep, "/").rpartition("/")
+    if not head.endswith(f"/{LOG_DIRECTORY}/{MANIFEST.name}"):
+        return ""
+    return f"{LOG_DIRECTORY}/{MANIFEST.name}/{name}"
+
+
+def current_manifests(
+    tasks: Iterable[object], found: dict[str, str] | None = None, *, transitive: bool = True
+) -> dict[str, str]:
+    """The manifests of ``tasks`` (kart tasks, others skipped) and (``transitive``) of every kart task they
+    require, as they are now: workspace-relative name (``log/manifest/{Class}_{id}.json``) -> full
+    path, in each task's current ``workspace_directory``. ``found`` is filled in (shared across calls);
+    a task whose name is already there is not walked again. No read: the paths come from the tasks'
+    output records. For ``resolve``: a recorded input from another workspace is read where its task's
+    workspace is now. The unique id in the name does not hold ``workspace_directory`` (not significant,
+    as in gokart), so a task whose workspace moved keeps its name.
+    """
+    found = {} if found is None else found
+    stack = list(tasks)
+    while stack:
+        task = stack.pop()
+        outputs = getattr(task, "kart_outputs", None)
+        if outputs is None:
+            continue
+        new = False
+        for target in flatten(outputs()):
+            record = getattr(target, "record", None)
+            if isinstance(record, OutputRecord) and record.manifest_name not in found:
+                found[record.manifest_name] = record.manifest
+                new = True
+        if new and transitive:
+            stack.extend(task.kart_requires())  # type: ignore[attr-defined]
+    return found
+
+
+def _cross_workspace(manifest: Manifest) -> bool:
+    """Whether ``manifest`` records an input from another workspace (a full path or URL)."""
+    return any(not _workspace_relative(item.manifest) for item in manifest.inputs)
+
+
 def _workspace_relative(reference: str) -> bool:
     """Whether ``reference`` is a manifest's workspace-relative name (``log/manifest/{file}``)."""
     head, _, name = reference.replace(os.sep, "/").rpartition("/")
@@ -136,7 +194,10 @@ def canonical(path: str) -> str:
 
 
 def stale_inputs(
-    manifest: Manifest, workspace: str, found: dict[str, Manifest | None] | None = None
+    manifest: Manifest,
+    workspace: str,
+    found: dict[str, Manifest | None] | None = None,
+    current: Mapping[str, str] | None = None,
 ) -> list[StaleInput]:
     """The inputs of ``manifest`` (a task's manifest in ``workspace``) whose upstream entry was replaced.
 
@@ -144,6 +205,8 @@ def stale_inputs(
         manifest: the downstream task's manifest.
         workspace: its workspace directory (what relative ``Input.manifest`` paths are joined to).
         found: upstream manifests already read, by full path (filled in; shared across calls).
+        current: the upstream tasks' manifests as they are now (``current_manifests``): an input from
+            another workspace is read there (``resolve``).
 
     Returns:
         One ``StaleInput`` per replaced input, in recorded order; empty when nothing is known to be
@@ -152,7 +215,7 @@ def stale_inputs(
     found = {} if found is None else found
     stale = []
     for item in manifest.inputs:
-        path = resolve(item.manifest, workspace)
+        path = resolve(item.manifest, workspace, current)
         if path not in found:
             found[path] = read_unverified(storage_for(path), path, run=False)
         replaced = _replaced(item, path, found[path])
@@ -215,8 +278,14 @@ def _unrecorded_since(item: Input, path: str, entry: Entry, workspace: str | Non
     return StaleInput(item, path, None, f"{note}; the content loaded was never recorded as a version")
 
 
-def stale_outputs(targets: Iterable[object]) -> list[StaleInput]:
+def stale_outputs(
+    targets: Iterable[object], upstreams: Callable[[], Iterable[object]] | None = None
+) -> list[StaleInput]:
     """The direct check for a task whose flattened ``output()`` is ``targets``: its manifests' replaced inputs.
+
+    ``upstreams`` gives the task's required tasks (its ``requires()``, flattened): asked only when a
+    manifest records an input from another workspace, which is then read where its task's workspace is
+    now (``current_manifests``, ``resolve``), not only where it was when the record was written.
 
     One read per manifest of the task (one; outside a ``walk_scope`` parsed only when it may record
     inputs, ``manifest.read_if_inputs``) and one JSON read per upstream manifest it recorded, none for
@@ -241,7 +310,10 @@ def stale_outputs(targets: Iterable[object]) -> list[StaleInput]:
                 found[record.manifest] = read_if_inputs(storage, record.manifest)
         manifest = found[record.manifest]
         if manifest is not None and manifest.inputs and not manifest.pending:
-            stale.extend(stale_inputs(manifest, record.workspace, found))
+            current: Mapping[str, str] | None = None
+            if upstreams is not None and _cross_workspace(manifest):  # same-workspace inputs: requires() not asked
+                current = current_manifests(upstreams(), transitive=False)  # the direct check reads direct inputs
+            stale.extend(stale_inputs(manifest, record.workspace, found, current))
             if scoped is not None:  # a walk's check after its round asks what any task it judged had loaded
                 scoped.note_inputs(manifest, record.workspace)
     return stale
@@ -289,6 +361,9 @@ class Lineage:
         self._known: frozenset[str] = frozenset()  # the values of _canonical
         self._names: frozenset[str] = frozenset()  # the file names of _canonical's keys (``recorded``)
         self._upstreams: dict[str, tuple[str, ...]] = {}  # each checked manifest's recorded inputs, full paths
+        # The graph's tasks' manifests as they are now (``current_manifests``): inputs from another workspace
+        # are read there. Filled only when a checked manifest records one (``check``'s ``upstreams``).
+        self.current: dict[str, str] = {}
 
     def known(self, path: str, manifest: Manifest) -> None:
         """Take ``manifest``, already read at ``path``, instead of reading it again."""
@@ -297,7 +372,7 @@ class Lineage:
     def note_inputs(self, manifest: Manifest, workspace: str) -> None:
         """Count the inputs ``manifest`` (of a task in ``workspace``) records as recorded (``records_any``,
         ``recorded``), though its lineage was not checked (an incomplete task's ``complete()`` read it)."""
-        self._inputs.update(resolve(item.manifest, workspace) for item in manifest.inputs)
+        self._inputs.update(resolve(item.manifest, workspace, self.current) for item in manifest.inputs)
 
     def manifest(self, path: str) -> Manifest | None:
         """The manifest at ``path`` (unverified JSON), or None."""
@@ -305,21 +380,23 @@ class Lineage:
             self.manifests[path] = read_unverified(storage_for(path), path, run=False)
         return self.manifests[path]
 
-    def check(self, path: str, workspace: str) -> Verdict:
+    def check(self, path: str, workspace: str, upstreams: Callable[[], Iterable[object]] | None = None) -> Verdict:
         """The verdict for the manifest at ``path`` in ``workspace`` (a cycle of records counts as fresh).
 
         Depth first without recursion (a lineage may be a chain of 100,000 tasks); each recorded
-        input resolved once and each manifest read once.
+        input resolved once and each manifest read once. ``upstreams`` gives the task's required tasks:
+        asked once, when a manifest of the lineage records an input from another workspace, so it is
+        read where its task's workspace is now (``current_manifests``).
         """
         if path in self._verdicts:
             return self._verdicts[path]
-        upstreams: dict[str, list[tuple[Input, str, str | None]]] = {}
+        located: dict[str, list[tuple[Input, str, str | None]]] = {}
         verdicts, inputs = self._verdicts, self._inputs
         stack: list[tuple[str, str, bool]] = [(path, workspace, False)]
         while stack:
             current, current_workspace, explored = stack.pop()
             if explored:
-                verdicts[current] = self._settle(upstreams.pop(current))
+                verdicts[current] = self._settle(located.pop(current))
                 continue
             if current in verdicts:
                 continue
@@ -327,8 +404,11 @@ class Lineage:
             manifest = self.manifest(current)
             if manifest is None or not manifest.inputs or manifest.pending:
                 continue
+            if upstreams is not None and _cross_workspace(manifest):
+                current_manifests(upstreams(), self.current)
+                upstreams = None  # the whole graph under the task is in self.current now
             # Each recorded input resolved once, with its manifest's workspace (None: outside any workspace).
-            found = upstreams[current] = [_located(item, current_workspace) for item in manifest.inputs]
+            found = located[current] = [_located(item, current_workspace, self.current) for item in manifest.inputs]
             self._upstreams[current] = tuple(upstream for _, upstream, _ in found)
             stack.append((current, current_workspace, True))
             for _, upstream, upstream_workspace in found:
@@ -441,17 +521,21 @@ class Lineage:
         )
 
 
-def _located(item: Input, workspace: str) -> tuple[Input, str, str | None]:
-    """``item`` with its manifest's full path and that manifest's workspace (a relative reference shares
-    ``workspace``; another is told from the path; None outside any workspace)."""
-    upstream = resolve(item.manifest, workspace)
+def _located(item: Input, workspace: str, current: Mapping[str, str] | None = None) -> tuple[Input, str, str | None]:
+    """``item`` with its manifest's full path (``resolve``, with ``current``) and that manifest's workspace
+    (a relative reference shares ``workspace``; another is told from the path; None outside any workspace)."""
+    upstream = resolve(item.manifest, workspace, current)
     return item, upstream, workspace if _workspace_relative(item.manifest) else log_workspace(upstream, MANIFEST)
 
 
-def stale_verdict(targets: Iterable[object], checked: Lineage | None = None) -> Verdict | None:
+def stale_verdict(
+    targets: Iterable[object],
+    checked: Lineage | None = None,
+    upstreams: Callable[[], Iterable[object]] | None = None,
+) -> Verdict | None:
     """The first stale ``Verdict`` (transitive) among the manifests of a task whose flattened ``output()``
     is ``targets``; None when none is stale. ``checked`` shares reads across tasks (default: the open
-    ``walk_scope``'s, else a new one)."""
+    ``walk_scope``'s, else a new one). ``upstreams``: the task's required tasks (``Lineage.check``)."""
     checked = checked if checked is not None else (_scope.get() or Lineage())
     seen: set[str] = set()
     for target in targets:
@@ -459,7 +543,7 @@ def stale_verdict(targets: Iterable[object], checked: Lineage | None = None) -> 
         if not isinstance(record, OutputRecord) or record.manifest in seen:
             continue
         seen.add(record.manifest)
-        verdict = checked.check(record.manifest, record.workspace)
+        verdict = checked.check(record.manifest, record.workspace, upstreams)
         if verdict.stale:
             return verdict
     return None

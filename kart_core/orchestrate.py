@@ -271,7 +271,8 @@ class _Rounds:
             (root, verdict)
             for root in self.roots
             if is_kart_task(root)
-            and (verdict := lineage.stale_verdict(flatten(root.kart_outputs()), checked)) is not None
+            and (verdict := lineage.stale_verdict(flatten(root.kart_outputs()), checked, root.kart_requires))
+            is not None
         ]
         return {node_key(root) for root, _ in self.verdicts}
 
@@ -450,7 +451,7 @@ def _warn_stale_roots(
             for root in roots
             if is_kart_task(root)
             and node_key(root) in cached
-            and (verdict := lineage.stale_verdict(flatten(root.kart_outputs()), walked)) is not None
+            and (verdict := lineage.stale_verdict(flatten(root.kart_outputs()), walked, root.kart_requires)) is not None
         ]
     for root, verdict in verdicts:
         if node_key(root) in result.failed or node_key(root) in result.not_run:
@@ -575,7 +576,7 @@ class _Checker:
     def _behind(self, task: KartTask) -> bool:
         """Whether the complete ``task`` is built on a stale upstream (then noted, and expanded)."""
         outputs = flatten(task.kart_outputs())
-        verdict = lineage.stale_verdict(outputs, self.lineage)
+        verdict = lineage.stale_verdict(outputs, self.lineage, task.kart_requires)
         self.lineage.release(outputs)
         if verdict is None:
             return False

@@ -301,7 +301,7 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T]):
             self._rerun_state = False
         done = all(target.exists() for target in outputs) and _commits_settled(outputs)
         if done and self._rerun_state is False:
-            stale = lineage.stale_outputs(outputs)
+            stale = lineage.stale_outputs(outputs, self.kart_requires)
             if stale:
                 # Like a rerun: the old outputs stay until the new run's commit replaces them.
                 self.kart_stale = stale

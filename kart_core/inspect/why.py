@@ -116,7 +116,7 @@ def _explain(task: LuigiTask, depth: int, against: RunRecord | None, context: _C
         if damaged:
             context.say(depth, describe_damage(label, damaged))
             return
-        verdict = lineage.stale_verdict(targets)
+        verdict = lineage.stale_verdict(targets, None, task.kart_requires)
         if verdict is not None and verdict.direct:
             context.say(depth, f"{lineage.describe(label, verdict.direct)} It will run.")
             return
@@ -157,7 +157,9 @@ def _explain_upstreams(task: KartTask, depth: int, context: _Context, max_depth:
                     "([TaskOnKart] repair_damaged_outputs = false): then the build fails naming the file.",
                 )
                 continue
-            if lineage.stale_verdict(flatten(upstream.output())) is not None:  # built on stale content further up
+            if (
+                lineage.stale_verdict(flatten(upstream.output()), None, upstream.kart_requires) is not None
+            ):  # built on stale content further up
                 _explain(upstream, depth + 1, None, context, max_depth)
 
 

@@ -154,7 +154,7 @@ def _status(task: LuigiTask, complete: bool) -> str:
         return "REFUSED"
     if size_mismatches(targets):
         return "DAMAGED"
-    return "STALE" if lineage.stale_verdict(targets) is not None else "COMPLETE"
+    return "STALE" if lineage.stale_verdict(targets, None, task.kart_requires) is not None else "COMPLETE"
 
 
 def _task_log(task: KartTask) -> dict[str, Any]:

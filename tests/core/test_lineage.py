@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -565,3 +566,87 @@ def test_an_old_relative_reference_resolves_from_the_manifest_s_workspace(
     assert lineage.resolve("../" + reference, str(project / "ws")) == str(tmp_path / "a" / reference)
     assert lineage.resolve(reference, "s3://bucket/runs/ws") == "s3://bucket/runs/" + reference
     assert lineage.resolve("log/manifest/A_1.json", "/ws") == "/ws/log/manifest/A_1.json"
+
+
+def _moved_graph(up_ws: str, down_ws: str) -> LnDown:
+    """Down(Mid(Up)): Up in ``up_ws``, Mid and Down in ``down_ws`` (Mid records Up's manifest by full path).
+
+    Made afresh, as a new process would: luigi's instance cache keys a task by its parameters' ids, and
+    ``workspace_directory`` is not in an id (gokart's), so it would hand back the Mid made over the old Up.
+    """
+    luigi.task_register.Register.clear_instance_cache()
+    return LnDown(
+        up=LnMid(up=LnUp(workspace_directory=up_ws), workspace_directory=down_ws), workspace_directory=down_ws
+    )
+
+
+@pytest.mark.parametrize(("workers", "executor"), [(1, "thread"), (2, "thread"), (2, "process")])
+def test_an_upstream_workspace_moved_then_rerun_makes_the_other_workspace_s_tasks_stale(
+    tmp_path: Path, workers: int, executor: Any
+) -> None:
+    """Attacker F11: Down(Mid(Up)), Up in ws1, Mid and Down in ws2 (41). ws1 moved to ws1b, Up rerun there
+    with other content (30): Mid recorded Up's manifest at ws1's full path, where nothing is now, so it
+    counted as fresh and 41 was handed back. Now the recorded input is read where Up's workspace is now
+    (Up's workspace-relative manifest name in its current workspace): Mid and Down run again (61)."""
+    ws1, ws1b, ws2 = tmp_path / "ws1", tmp_path / "ws1b", str(tmp_path / "ws2")
+    assert _build(_moved_graph(str(ws1), ws2)) == 41
+    ws1.rename(ws1b)
+    assert _build(LnUp(value=3, rerun=True, workspace_directory=str(ws1b))) == 30
+    assert _build(_moved_graph(str(ws1b), ws2), workers=workers, executor=executor) == 61
+    assert _build(_moved_graph(str(ws1b), ws2), workers=workers, executor=executor) == 61
+
+
+def test_a_copied_upstream_workspace_rerun_makes_the_other_workspace_s_task_stale(tmp_path: Path) -> None:
+    """ws1 copied to ws1b (``cp -a``) and Up rerun in the copy (30): Down's record named the old copy's
+    manifest, unchanged, so Down (21) counted as fresh; now Up's manifest in ws1b is read: Down runs (31).
+    ``kart why`` and ``kart tree`` (the graph at hand) name it stale first."""
+    ws1, ws1b, ws2 = tmp_path / "ws1", tmp_path / "ws1b", str(tmp_path / "ws2")
+    assert _build(LnDown(up=LnUp(workspace_directory=str(ws1)), workspace_directory=ws2)) == 21
+    luigi.task_register.Register.clear_instance_cache()  # a new process: see _moved_graph
+    shutil.copytree(ws1, ws1b)
+    assert _build(LnUp(value=3, rerun=True, workspace_directory=str(ws1b))) == 30
+    down = LnDown(up=LnUp(workspace_directory=str(ws1b)), workspace_directory=ws2)
+    assert "committed again since" in " ".join(explain(down))
+    assert "STALE" in make_task_info_as_tree_str(down)
+    assert _build(LnDown(up=LnUp(workspace_directory=str(ws1b)), workspace_directory=ws2)) == 31
+
+
+def test_both_workspaces_moved_together_then_rerun_makes_the_downstream_stale(tmp_path: Path) -> None:
+    """ws1 and ws2 moved together under another folder (a new checkout), Up rerun there (30): Down's record
+    named Up's manifest in the old folder, gone; now it is read in Up's current workspace: Down runs (31)."""
+    old, new = tmp_path / "old", tmp_path / "new"
+    assert _build(LnDown(up=LnUp(workspace_directory=str(old / "ws1")), workspace_directory=str(old / "ws2"))) == 21
+    luigi.task_register.Register.clear_instance_cache()  # a new process: see _moved_graph
+    old.rename(new)
+    assert _build(LnUp(value=3, rerun=True, workspace_directory=str(new / "ws1"))) == 30
+    assert _build(LnDown(up=LnUp(workspace_directory=str(new / "ws1")), workspace_directory=str(new / "ws2"))) == 31
+
+
+def test_an_upstream_workspace_on_s3_copied_then_rerun_makes_the_downstream_stale(
+    tmp_path: Path, s3_bucket: str
+) -> None:
+    """Up on S3 (s3://bucket/ws1), Down on local disk (21); ws1's objects copied to s3://bucket/ws1b and Up
+    rerun there (30): Down's record named the old prefix's manifest, unchanged; now ws1b's is read (31)."""
+    import fsspec
+
+    from kart_core.storage.remote import s3_options
+
+    ws1, ws1b, ws2 = f"s3://{s3_bucket}/ws1", f"s3://{s3_bucket}/ws1b", str(tmp_path / "ws2")
+    assert _build(LnDown(up=LnUp(workspace_directory=ws1), workspace_directory=ws2)) == 21
+    luigi.task_register.Register.clear_instance_cache()  # a new process: see _moved_graph
+    fs = fsspec.filesystem("s3", **s3_options())
+    for path in fs.find(ws1):
+        fs.copy(path, ws1b + path[len(ws1) - len("s3://") :])
+    assert _build(LnUp(value=3, rerun=True, workspace_directory=ws1b)) == 30
+    assert _build(LnDown(up=LnUp(workspace_directory=ws1b), workspace_directory=ws2)) == 31
+
+
+def test_resolve_reads_a_full_path_where_its_task_s_workspace_is_now(tmp_path: Path) -> None:
+    """``lineage.resolve`` with the current upstream manifests: a full path or URL whose workspace-relative
+    name a current upstream has is that upstream's manifest; another as recorded."""
+    current = {"log/manifest/A_1.json": "/new/ws1/log/manifest/A_1.json"}
+    assert lineage.resolve("/old/ws1/log/manifest/A_1.json", "/ws2", current) == "/new/ws1/log/manifest/A_1.json"
+    assert lineage.resolve("s3://b/ws1/log/manifest/A_1.json", "/ws2", current) == "/new/ws1/log/manifest/A_1.json"
+    assert lineage.resolve("/old/ws1/log/manifest/B_2.json", "/ws2", current) == "/old/ws1/log/manifest/B_2.json"
+    assert lineage.resolve("/old/ws1/elsewhere/A_1.json", "/ws2", current) == "/old/ws1/elsewhere/A_1.json"
+    assert lineage.resolve("log/manifest/A_1.json", "/ws2", current) == "/ws2/log/manifest/A_1.json"
