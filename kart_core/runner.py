@@ -608,7 +608,8 @@ def _check_outputs_written(
         kept = " Its previous outputs are kept." if before is not None else ""
         raise TaskDefinitionError(
             f"{task.kart_label()}.run() finished without writing its output(s): {missing}. Call self.dump(...) "
-            f"in run().{kept}"
+            f"in run().{kept} A dump from a child process of run() (multiprocessing) does not count: it raises "
+            "RunWriteError there; return the values to this process and dump them here."
         )
     return direct
 

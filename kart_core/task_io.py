@@ -161,7 +161,7 @@ def dump(
             "Check the task's inputs, or set fail_on_empty_dump=False if empty is fine."
         )
     chosen = output_target(task, target)
-    with transaction.joined(memo_of(task).run, writing=True, what=f"dump(obj, {target!r})"):
+    with transaction.joined(memo_of(task).run, writing=True, what=_dumped(target)):
         chosen.dump(obj, custom_labels=custom_labels)
 
 
@@ -223,6 +223,15 @@ def output_target(task: KartTask, target: Any) -> TargetOnKart:
     if not isinstance(found, TargetOnKart):
         raise TaskDefinitionError(f"{task.kart_label()}.dump(obj, {target!r}): output()[{target!r}] is not a target.")
     return found
+
+
+def _dumped(target: Any) -> str:
+    """How a refused dump's message names what was dumped (``kart_core.transaction.join``)."""
+    if target is None:
+        return "its output (self.dump)"
+    if isinstance(target, str):
+        return f"its output {target!r} (self.dump)"
+    return f"its output {getattr(target, '_path', target)!r} (self.dump)"
 
 
 def _is_empty_frame(obj: Any) -> bool:

@@ -115,6 +115,15 @@ class ThrChild(kart_core.TaskOnKart[Any]):
             pool.submit(self.dump, 7).result()
 
 
+class ThrForked(kart_core.TaskOnKart[Any]):
+    """Dumps its output from a bare forked child (multiprocessing.Process): the child's error stays there."""
+
+    def run(self) -> None:
+        child = multiprocessing.get_context("fork").Process(target=self.dump, args=(7,))
+        child.start()
+        child.join()
+
+
 def _outputs_of(workspace: str) -> set[str]:
     """Every file under the workspace but its run logs, relative (temporary files included)."""
     found = set()
@@ -209,6 +218,18 @@ def test_a_dump_from_a_child_process_is_refused_clearly(workspace: str, start: s
     assert "Return the values to the parent process" in message
     assert _outputs_of(workspace) == set()  # was (fork): a staged temporary file left behind
     assert not task.complete()
+
+
+def test_the_parent_says_a_child_dump_does_not_count(workspace: str, capfd: pytest.CaptureFixture[str]) -> None:
+    task = ThrForked(workspace_directory=workspace)
+    with pytest.raises(
+        GokartBuildError, match=r"A dump from a child process of run\(\) \(multiprocessing\) does not count"
+    ):
+        kart_core.build(task)
+    assert (
+        f"RunWriteError: {task.kart_label()}: its output (self.dump) was written from process" in capfd.readouterr().err
+    )
+    assert _outputs_of(workspace) == set()  # was: a staged .kart-tmp file left by the child
 
 
 def test_join_refuses_a_write_after_run_returned(workspace: str) -> None:
