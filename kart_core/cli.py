@@ -603,20 +603,35 @@ def _parse_pairs(pairs: Sequence[str]) -> dict[str, str]:
     is_flag=True,
     help="With signing off: delete the outputs no integrity record vouches for (gokart's too), so their tasks run again.",
 )
+@click.option(
+    "--upstream-workspace",
+    "upstreams",
+    multiple=True,
+    help="Where upstream tasks of another workspace are now (repeatable): a moved or copied workspace "
+    "whose tasks this one loaded; their records are read there for the stale check.",
+)
 @click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def verify_command(
-    workspace: str | None, quick: bool, delete: bool, strict: bool, delete_unrecorded: bool, output_format: str
+    workspace: str | None,
+    quick: bool,
+    delete: bool,
+    strict: bool,
+    delete_unrecorded: bool,
+    upstreams: tuple[str, ...],
+    output_format: str,
 ) -> None:
     """Check every output named by an integrity record: present, committed size, content hash, signature.
 
     Exits 0 when every output present matches (missing outputs are listed, not failed), 3 when an output
     or a manifest differs (also after --delete removed the damaged outputs). Outputs no record vouches
     for (written by gokart, by hand, or whose record was removed) are listed apart and fail only with --strict.
+    A task that loaded a task of another workspace is checked against that task's record at the place it
+    was recorded, or in an --upstream-workspace holding it (that workspace moved or copied since).
     """
     from kart_core.inspect.verify import remove_damaged, verify_workspace
 
     with _workspace_errors():
-        report = verify_workspace(default_workspace(workspace), hashes=not quick)
+        report = verify_workspace(default_workspace(workspace), hashes=not quick, upstreams=upstreams)
         deleted = remove_damaged(report, unrecorded=delete_unrecorded) if delete or delete_unrecorded else []
         if delete_unrecorded and not delete:  # only the notices were asked for
             deleted = [path for path in deleted if any(notice.path == path for notice in report.notices)]

@@ -159,7 +159,9 @@ class VerifyReport:
         return self.ok and not self.notices
 
 
-def verify_workspace(workspace: str, *, hashes: bool = True, signer: Signer | None = None) -> VerifyReport:
+def verify_workspace(
+    workspace: str, *, hashes: bool = True, signer: Signer | None = None, upstreams: Iterable[str] = ()
+) -> VerifyReport:
     """Check every output named by an integrity record under ``workspace`` (local path or fsspec URL).
 
     Run logs (``log/{kind}/``) have no integrity record; each one a load would refuse is a problem of kind
@@ -174,6 +176,10 @@ def verify_workspace(workspace: str, *, hashes: bool = True, signer: Signer | No
         hashes: compare content hashes (reads every output); False checks presence and size only
             (one listing, no output read; without signing, run logs are not read either).
         signer: the signer to check signatures with; default: the configured key (None: signing off).
+        upstreams: workspaces (local paths or URLs) where upstream tasks in other workspaces are now: a
+            recorded input from another workspace whose manifest's workspace-relative name one of them
+            holds (listed once each) is read there, not at its recorded full path (a workspace moved or
+            copied since, ``kart_core.lineage.resolve``); the first listed wins.
 
     Returns:
         A ``VerifyReport``; nothing is changed.
@@ -195,6 +201,8 @@ def verify_workspace(workspace: str, *, hashes: bool = True, signer: Signer | No
     problems, in_flux = _direct_writes(workspace, files, storage)
     outputs = 0
     lineage = Lineage()
+    for upstream in upstreams:
+        _note_current(lineage, upstream)
     # Outputs a manifest lists (checked against it, or removed with a refused one), and those a direct
     # writer's marker names (reported with it: partial, or an old output moved aside, while it runs).
     listed: set[str] = set(in_flux)
@@ -519,6 +527,21 @@ def _rewritten(output: str, manifest: str) -> str:
     newer than its manifest (``kart_core.damage.rewritten_note``: another writer, or an edit), else ""."""
     note = rewritten_note(local_mtime_ns(output), manifest)
     return f"; {note} (another writer, such as gokart rerunning the task, or an edit)" if note else ""
+
+
+def _note_current(lineage: Lineage, workspace: str) -> None:
+    """Take the manifests listed under ``workspace`` as the current place of their tasks (``Lineage.current``).
+
+    Raises:
+        WorkspaceNotFoundError: nothing is at ``workspace`` (a mistyped upstream must not read as none moved).
+    """
+    prefix = f"{LOG_DIRECTORY}/{MANIFEST.name}/"
+    names = [entry.relative for entry in list_files(workspace)]
+    if not names:
+        require_workspace(workspace, "no upstream manifest can be read there")
+    for name in names:
+        if name.startswith(prefix) and name.endswith(MANIFEST.extension):
+            lineage.current.setdefault(name, join_url(workspace, name))
 
 
 def _stale(workspace: str, manifest_names: list[str], lineage: Lineage) -> list[Problem]:

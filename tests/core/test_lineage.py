@@ -596,6 +596,29 @@ def test_an_upstream_workspace_moved_then_rerun_makes_the_other_workspace_s_task
     assert _build(_moved_graph(str(ws1b), ws2), workers=workers, executor=executor) == 61
 
 
+def test_kart_verify_reads_a_moved_upstream_workspace_it_is_given(tmp_path: Path) -> None:
+    """``kart verify -w ws2`` has no task graph: after ws1 moved to ws1b and Up was rerun there, it reads
+    the recorded path (nothing there) and finds nothing; given ``--upstream-workspace ws1b`` it reads Up's
+    manifest there and names Mid stale (exit 3), and Down built on it."""
+    from click.testing import CliRunner
+
+    from kart_core.cli import cli
+
+    ws1, ws1b, ws2 = tmp_path / "ws1", tmp_path / "ws1b", str(tmp_path / "ws2")
+    assert _build(_moved_graph(str(ws1), ws2)) == 41
+    ws1.rename(ws1b)
+    assert _build(LnUp(value=3, rerun=True, workspace_directory=str(ws1b))) == 30
+    assert verify_workspace(ws2).ok  # no graph, no place given: the old path holds nothing
+    report = verify_workspace(ws2, upstreams=[str(ws1b)])
+    assert sorted(problem.task.split("[")[0] for problem in report.problems) == ["LnDown", "LnMid"]
+    assert all(problem.kind == "stale" for problem in report.problems)
+    result = CliRunner().invoke(cli, ["verify", "-w", ws2, "--upstream-workspace", str(ws1b)], catch_exceptions=False)
+    assert result.exit_code == 3
+    assert "committed again since" in result.output
+    missing = CliRunner().invoke(cli, ["verify", "-w", ws2, "--upstream-workspace", str(tmp_path / "nope")])
+    assert missing.exit_code != 0 and "nope" in missing.output
+
+
 def test_a_copied_upstream_workspace_rerun_makes_the_other_workspace_s_task_stale(tmp_path: Path) -> None:
     """ws1 copied to ws1b (``cp -a``) and Up rerun in the copy (30): Down's record named the old copy's
     manifest, unchanged, so Down (21) counted as fresh; now Up's manifest in ws1b is read: Down runs (31).
