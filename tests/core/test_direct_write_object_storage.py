@@ -11,6 +11,8 @@ refuses other bytes (``DamagedOutputError``, kind "commit"); without a marker it
 from __future__ import annotations
 
 import threading
+import time
+from pathlib import Path
 from typing import Any
 
 import luigi
@@ -87,3 +89,25 @@ def test_a_same_size_uncommitted_rewrite_is_not_served(
         _GATE.set()
         thread.join(60)
     assert DwRewrite(workspace_directory=workspace).output().load()[0].startswith("bbbb")
+
+
+def test_a_rerun_in_another_process_is_not_served_either(tmp_path: Path, s3_bucket: str) -> None:
+    """The rerun in another process (held in its commit hook, after run() wrote 'bbbb'); the reader in a third."""
+    from test_direct_write_heartbeat import _finished, _writer
+
+    workspace = f"s3://{s3_bucket}/ws"
+    assert _finished(_writer(tmp_path, workspace, "first", "aaaa"))[0] == "['aaaa']"
+    rerun = _writer(tmp_path, workspace, "slow", "bbbb")
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "committing").exists():
+            assert rerun.poll() is None and time.monotonic() < deadline, rerun.communicate()
+            time.sleep(0.02)
+        reader = _writer(tmp_path, workspace, "check", "")
+        stdout, stderr = reader.communicate(timeout=120)
+        assert reader.returncode != 0 and "['bbbb']" not in stdout  # printed ['bbbb'] before
+        assert "DamagedOutputError" in stderr and "is being rewritten" in stderr, stderr
+    finally:
+        (tmp_path / "committing.done").touch()
+    assert _finished(rerun)[0] == "['bbbb']"
+    assert _finished(_writer(tmp_path, workspace, "check", ""))[0] == "['bbbb']"
