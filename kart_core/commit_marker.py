@@ -31,15 +31,14 @@ outputs exist, and they appear after the manifest is created.
 
 Liveness is the lock: a file lock on one machine, redis when the task sets ``redis_host`` (the
 same lock that serialises commits). A commit of another host without redis cannot be told live or
-dead from here; it counts as live for ``FOREIGN_MARKER_SECONDS`` after its marker was written.
+dead from here; it counts as live for ``FOREIGN_MARKER_SECONDS`` after its marker was written, and
+never longer than that after this process first saw it (``age``: a time in the future, from a clock
+running ahead or a forged marker, does not make a build wait for ever); the wait is logged once.
 
 The same file also marks a run that writes its outputs straight to their paths (kind ``direct``,
 ``kart_core.direct_write``): put when the task's code first asks for an output's path, it names the
 paths and where the old outputs were moved aside (relative to the task's workspace), and it stays
-until the run has committed or undone its writes. Undoing it touches paths inside the workspace of
-the reader only (``confined_moves``): a copy of the workspace undoes its own files, and a marker naming
-a path elsewhere (put there by hand, or an older kart's absolute path after a move) never moves or
-deletes it. It names its writer by host, process id and process start (so a reused process id is
+until the run has committed or undone its writes. It names its writer by host, process id and process start (so a reused process id is
 not taken for the writer), and the writer rewrites it every third of ``DIRECT_LEASE_SECONDS`` while
 it runs. ``settled`` is False while it is there: the writer is running, or it was killed and its
 files may be partial. A marker of a writer known to be dead (this host, its process gone or another
@@ -47,6 +46,15 @@ process under its id) is resolved at once: the old outputs moved back, the other
 paths removed (logged), the marker removed. A marker of another host is resolved only by a run of the
 task that holds the task's lock (``kart_core.direct_write``), once it has not been rewritten for
 ``DIRECT_LEASE_SECONDS`` (``stale``).
+
+A marker is workspace metadata: anyone who can write the workspace can write one. So what it names is
+resolved against the workspace being checked (a copy or a moved workspace undoes its own files, never
+the original's) and must be the task's own outputs, and the places its old outputs were moved aside
+kart's aside-names beside them (``confined_moves``; an older kart's absolute paths count only when they
+lie there). With signing on (``KART_SIGNING_KEY``) markers are signed under their workspace-relative
+name, and an unsigned or wrongly signed one is refused. A refused marker is damaged metadata: nothing it
+names is moved or deleted, the task counts as incomplete, with a warning naming the marker, and the
+task's next run replaces it.
 """
 
 from __future__ import annotations
@@ -57,17 +65,20 @@ import dataclasses
 import json
 import logging
 import os
+import posixpath
+import re
 import shutil
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import TypeVar
 
 from kart_core.errors import ConcurrentCommitError, DamagedOutputError, IntegrityError, TaskLockException
-from kart_core.lock import canonical_lock_key, hold_lock
+from kart_core.lock import hold_lock
 from kart_core.manifest import Manifest, OutputRecord, read_unverified
+from kart_core.signing import HEADER_SIZE, Signer, is_sealed, signer_from_config
 from kart_core.storage import Storage, storage_for
-from kart_core.storage.base import protocol_of
+from kart_core.storage.base import TEMPORARY_SUFFIX, protocol_of
 from kart_core.workspace import MANIFEST, join_url
 
 __all__ = [
@@ -77,6 +88,7 @@ __all__ = [
     "LEASE_VARIABLE",
     "MARKER_SUFFIX",
     "Marker",
+    "age",
     "clear",
     "confined_moves",
     "marker_beside",
@@ -94,7 +106,6 @@ __all__ = [
     "settled",
     "stale",
     "undo_marked",
-    "within_workspace",
 ]
 
 logger = logging.getLogger(__name__)
@@ -130,6 +141,8 @@ class Marker:
             moved aside (None: nothing was).
         started: (direct only) when the writer's process started (``process_start``: clock ticks after
             boot); None when unknown. A live process under ``pid`` that started at another time is not the writer.
+        refused: why the marker is not trusted (signing is on and it is unsigned or its signature is wrong);
+            "" when it is. A refused marker is never acted upon: its task only counts as incomplete.
     """
 
     commit: str
@@ -139,6 +152,7 @@ class Marker:
     kind: str = "commit"
     moves: tuple[tuple[str, str | None], ...] = ()
     started: int | None = None
+    refused: str = dataclasses.field(default="", compare=False)
 
     def to_bytes(self) -> bytes:
         """The JSON form."""
@@ -186,117 +200,174 @@ def marker_beside(manifest: str) -> str:
     return manifest.removesuffix(MANIFEST.extension) + MARKER_SUFFIX
 
 
-def read_marker(storage: Storage, path: str) -> Marker | None:
+def read_marker(storage: Storage, path: str, name: str = "", signer: Signer | None = None) -> Marker | None:
     """The marker at ``path``; None when there is none. An unreadable one reads as a marker of no commit
-    (a committer killed while writing it, which never wrote its manifest)."""
+    (a committer killed while writing it, which never wrote its manifest).
+
+    With ``signer`` (signing on), a marker that is not signed for ``name`` (its workspace-relative path,
+    ``marker_beside(record.manifest_name)``) under the key comes back with ``refused`` set.
+    """
     try:
         with storage.open_read(path) as file:
             data = file.read()
     except FileNotFoundError:
         return None
-    return Marker.from_bytes(data) or Marker("", "", 0, 0.0)
+    refused = ""
+    if signer is not None and signer.verify(data, name) is None:
+        refused = "signing is on and it is unsigned or its signature is wrong (not written by a kart holding the key)"
+    if is_sealed(data):
+        data = data[HEADER_SIZE:]
+    marker = Marker.from_bytes(data) or Marker("", "", 0, 0.0)
+    return dataclasses.replace(marker, refused=refused) if refused else marker
 
 
-def put(storage: Storage, record: OutputRecord, commit: str) -> None:
+def put(storage: Storage, record: OutputRecord, commit: str, signer: Signer | None = None) -> None:
     """Write the marker of ``commit`` (atomically) before the first output of a replacing commit moves.
 
-    The caller holds ``record``'s commit lock until ``clear``.
+    The caller holds ``record``'s commit lock until ``clear``. With ``signer`` the marker is signed.
     """
-    marker = Marker(commit, socket.gethostname(), os.getpid(), time.time())
-    with storage.atomic_write(marker_path(record)) as file:
-        file.write(marker.to_bytes())
+    _write(storage, record, Marker(commit, socket.gethostname(), os.getpid(), time.time()), signer)
 
 
-def put_direct(storage: Storage, record: OutputRecord, commit: str, moves: tuple[tuple[str, str | None], ...]) -> None:
+def put_direct(
+    storage: Storage,
+    record: OutputRecord,
+    commit: str,
+    moves: tuple[tuple[str, str | None], ...],
+    signer: Signer | None = None,
+) -> None:
     """Write (atomically) the marker of a run of ``commit`` that writes the outputs ``moves`` names straight to their paths.
 
     Written before any of those paths is handed to the task's code, and again when another one is;
     removed by ``clear`` once the run has committed or undone its writes (``kart_core.direct_write``).
+    Each path (and where its old output was moved aside) is kept relative to ``record``'s workspace, as a
+    manifest keeps its outputs, so a copied or moved workspace names its own files (``confined_moves``).
+    With ``signer`` the marker is signed.
     """
-    # Paths in the task's workspace as workspace-relative: the process that undoes a killed writer's files
-    # may run in another working directory, or on a copy of the workspace (which must undo its own files,
-    # never the original's). Others (a bare target's path) as absolute paths or URLs.
-    moves = tuple(
-        (_recorded(record.workspace, path), None if backup is None else _recorded(record.workspace, backup))
-        for path, backup in moves
+    keys = tuple(
+        (_relative(record.workspace, path), None if aside is None else _relative(record.workspace, aside))
+        for path, aside in moves
     )
-    marker = Marker(commit, socket.gethostname(), os.getpid(), time.time(), DIRECT, moves, process_start(os.getpid()))
+    marker = Marker(commit, socket.gethostname(), os.getpid(), time.time(), DIRECT, keys, process_start(os.getpid()))
+    _write(storage, record, marker, signer)
+
+
+def _write(storage: Storage, record: OutputRecord, marker: Marker, signer: Signer | None) -> None:
+    data = marker.to_bytes()
+    if signer is not None:
+        mac = signer.begin(marker_beside(record.manifest_name), None)
+        mac.update(data)
+        data = Signer.header(None, mac) + data
     with storage.atomic_write(marker_path(record)) as file:
-        file.write(marker.to_bytes())
+        file.write(data)
 
 
-def _recorded(workspace: str, path: str) -> str:
-    """``path`` as a direct marker records it: workspace-relative inside ``workspace``; else a local path
-    made absolute (against this process's working directory), a URL as it is."""
-    inside = within_workspace(workspace, path)
-    if inside is not None:
-        return inside
+def _relative(workspace: str, path: str) -> str:
+    """``path`` (as the writer sees it) relative to ``workspace``; absolute when it lies outside (then refused on reading)."""
+    key = workspace_key(workspace, path, written_here=True)
+    if key is not None:
+        return key
     return path if "://" in path else os.path.abspath(path)
 
 
-def within_workspace(workspace: str, path: str) -> str | None:
-    """The ``/``-separated path of ``path`` relative to ``workspace`` when it lies inside it, else None.
+def workspace_key(workspace: str, recorded: str, written_here: bool = False) -> str | None:
+    """``recorded`` (a path read from a marker) as a normalised path relative to ``workspace``; None when it is
+    outside the workspace.
 
-    Local paths (or ``file://``) are compared absolute, their folders' symlinks resolved (the file itself
-    is not followed); URLs by scheme and normalised path (``kart_core.lock.canonical_lock_key``).
+    A relative ``recorded`` is relative to the workspace (markers of kart from 2026-12-01). An absolute path or
+    URL (markers of older kart, which kept the writer's absolute paths) counts only when it lies inside
+    ``workspace`` as this process sees it. ``written_here``: ``recorded`` is a path of this process (a relative
+    one is then relative to its working directory, as a target's path may be: ``./resources/…``).
     """
-    root, full = canonical_lock_key(workspace), _canonical_file(path)
-    if "://" in root or "://" in full:
-        prefix = root.rstrip("/") + "/"
-        return full[len(prefix) :] if full.startswith(prefix) and len(full) > len(prefix) else None
-    relative = os.path.relpath(full, root)
-    if relative in (os.curdir, os.pardir) or relative.startswith(os.pardir + os.sep):
+    if protocol_of(recorded):
+        root = workspace.rstrip("/") + "/"
+        if not recorded.startswith(root):
+            return None
+        relative = recorded[len(root) :]
+    elif os.path.isabs(recorded) or written_here:
+        if protocol_of(workspace):
+            return None
+        relative = os.path.relpath(os.path.abspath(recorded), os.path.abspath(workspace))
+    else:
+        relative = recorded
+    normalized = posixpath.normpath(relative.replace(os.sep, "/"))
+    if normalized in (".", "..") or normalized.startswith("../") or posixpath.isabs(normalized):
         return None
-    return relative.replace(os.sep, "/")
+    return normalized
 
 
-def _canonical_file(path: str) -> str:
-    if protocol_of(path):
-        return canonical_lock_key(path)
-    local = os.path.abspath(path.removeprefix("file://"))
-    return os.path.join(canonical_lock_key(os.path.dirname(local)), os.path.basename(local))
+# kart's name for an old output moved aside beside its path (``kart_core.storage.base.temporary_name``).
+_ASIDE = re.compile(rf"^\.(?P<name>.+)\.[0-9a-f]{{12}}{re.escape(TEMPORARY_SUFFIX)}$")
 
 
 def confined_moves(
-    workspace: str, moves: tuple[tuple[str, str | None], ...]
-) -> tuple[list[tuple[str, str | None]], list[str]]:
-    """A direct marker's ``moves`` as the paths to undo, each inside ``workspace``, and the recorded paths left alone.
+    workspace: str, marker: Marker, own: Collection[str]
+) -> tuple[tuple[tuple[str, str | None], ...], str]:
+    """The direct marker's ``(output, old output moved aside)`` pairs as workspace-relative keys, and "" when
+    every one is the task's own: or () and why the marker is refused.
 
-    A workspace-relative path is joined to ``workspace`` (the reader's spelling of it); an absolute one (a
-    marker of an older kart) is kept when it lies inside ``workspace``. One outside it (a marker copied
-    with its workspace from another location, or planted) is never touched: undoing it would move or
-    delete files of another workspace, or any file the marker names.
+    Args:
+        workspace: the workspace being checked (the one the marker lies in; a copy's own, not the writer's).
+        marker: a ``DIRECT`` marker read from that workspace.
+        own: the task's output keys (workspace-relative, as in its manifest).
+
+    A path counts when it normalises inside ``workspace`` (``workspace_key``) to one of ``own``; the place an
+    old output was moved aside, when it is kart's aside-name beside that output (``.{name}.{12 hex}.kart-tmp``).
+    A marker naming anything else is damaged or forged metadata: none of its paths may be touched.
     """
-    kept: list[tuple[str, str | None]] = []
-    outside: list[str] = []
-    for path, backup in moves:
-        full = _placed(workspace, path)
-        aside = None if backup is None else _placed(workspace, backup)
-        if full is None or (backup is not None and aside is None):
-            outside.append(path)
-        else:
-            kept.append((full, aside))
-    return kept, outside
+    moves: list[tuple[str, str | None]] = []
+    for written, backup in marker.moves:
+        key = workspace_key(workspace, written)
+        if key is None or key not in own:
+            return (), f"it names {written!r}, which is not an output of the task in the workspace {workspace!r}"
+        aside = None if backup is None else workspace_key(workspace, backup)
+        if backup is not None and (aside is None or not _is_aside(aside, key)):
+            return (
+                (),
+                f"it names {backup!r} as the old output of {key!r} moved aside, which is not kart's name beside it",
+            )
+        moves.append((key, aside))
+    return tuple(moves), ""
 
 
-def _placed(workspace: str, recorded: str) -> str | None:
-    full = recorded if "://" in recorded or os.path.isabs(recorded) else join_url(workspace, recorded)
-    return full if within_workspace(workspace, full) is not None else None
+def _is_aside(aside: str, key: str) -> bool:
+    directory, _, name = aside.rpartition("/")
+    match = _ASIDE.match(name)
+    return match is not None and directory == key.rpartition("/")[0] and match["name"] == key.rpartition("/")[2]
 
 
-def _undo_confined(workspace: str, marker: Marker, who: str, why: str) -> None:
-    """``undo_direct`` of ``marker``'s moves inside ``workspace``; a warning for each path outside it."""
-    moves, outside = confined_moves(workspace, marker.moves)
-    for path in outside:
-        logger.warning(
-            "%s: the marker of a run that wrote its outputs straight to their paths names %r, outside the "
-            "workspace %r (the marker was copied with the workspace from elsewhere, or put there by hand): "
-            "left alone",
-            who,
-            path,
-            workspace,
-        )
-    undo_direct(moves, who, why)
+# When this process first saw each marker (by path and content): a marker's own time may lie in the
+# future (another host's clock, or forged), so how long it has stood is counted from here at most.
+_first_seen: dict[tuple[str, Marker], float] = {}
+_told: set[tuple[str, Marker]] = set()
+
+
+def age(path: str, marker: Marker, now: float | None = None) -> float:
+    """Seconds the marker ``marker`` at ``path`` has stood unchanged, as far as this process can vouch: since its
+    own ``written`` time, but never less than since this process first saw it (a time in the future counts as then).
+    """
+    now = time.time() if now is None else now
+    seen = _first_seen.setdefault((path, marker), now)
+    return now - min(marker.written, seen)
+
+
+def _once(path: str, marker: Marker, message: str, *args: object) -> None:
+    """Log ``message`` (a warning) once per marker and process: ``complete()`` is asked many times."""
+    if (path, marker) not in _told:
+        _told.add((path, marker))
+        logger.warning(message, *args)
+
+
+def _refuse(record: OutputRecord, path: str, marker: Marker, why: str) -> None:
+    _once(
+        path,
+        marker,
+        "%s: ignoring the marker %r as damaged metadata: %s. Nothing it names is touched; the task counts as "
+        "incomplete and runs again (its commit replaces the marker).",
+        record.task,
+        path,
+        why,
+    )
 
 
 def process_start(pid: int) -> int | None:
@@ -339,13 +410,22 @@ def lease_seconds() -> float:
     return value
 
 
-def stale(marker: Marker, now: float | None = None) -> bool:
+def stale(marker: Marker, now: float | None = None, path: str | None = None) -> bool:
     """Whether a direct marker of another host was last rewritten ``lease_seconds()`` ago or more
-    (its writer is gone, or hung: a live writer rewrites it every third of that)."""
+    (its writer is gone, or hung: a live writer rewrites it every third of that). With ``path`` (where it was
+    read) its age is ``age``: a time in the future counts from when this process first saw it."""
+    if path is not None:
+        return age(path, marker, now) >= lease_seconds()
     return (time.time() if now is None else now) - marker.written >= lease_seconds()
 
 
-def refresh(storage: Storage, record: OutputRecord, commit: str, moves: tuple[tuple[str, str | None], ...]) -> bool:
+def refresh(
+    storage: Storage,
+    record: OutputRecord,
+    commit: str,
+    moves: tuple[tuple[str, str | None], ...],
+    signer: Signer | None = None,
+) -> bool:
     """Rewrite this process's marker of ``commit`` beside ``record``'s manifest with the time now, keeping its kind.
 
     The heartbeat of a direct writer (``kart_core.direct_write``) until its commit has finished: before the
@@ -353,9 +433,9 @@ def refresh(storage: Storage, record: OutputRecord, commit: str, moves: tuple[tu
     commit's own (``put``), whose time tells another host that the commit is alive
     (``FOREIGN_MARKER_SECONDS``). A marker that is gone (the commit removed it) or is not this process's
     (another host took it over) is left as it is. The caller serialises this with the commit's ``put`` and
-    ``clear`` (``Transaction.marker_guard``). Returns whether it was rewritten.
+    ``clear`` (``Transaction.marker_guard``). With ``signer`` the marker is signed. Returns whether it was rewritten.
     """
-    current = _read_marker(storage, record)
+    current = _read_marker(storage, record, signer)
     if (
         current is None
         or current.commit != commit
@@ -364,22 +444,44 @@ def refresh(storage: Storage, record: OutputRecord, commit: str, moves: tuple[tu
     ):
         return False
     if current.kind == DIRECT:
-        put_direct(storage, record, commit, moves)
+        put_direct(storage, record, commit, moves, signer)
     else:
-        put(storage, record, commit)
+        put(storage, record, commit, signer)
     return True
 
 
-def undo_marked(storage: Storage, record: OutputRecord, marker: Marker, who: str, why: str) -> bool:
+def undo_marked(
+    storage: Storage,
+    record: OutputRecord,
+    marker: Marker,
+    who: str,
+    why: str,
+    own: Collection[str] = (),
+    signer: Signer | None = None,
+) -> bool:
     """Under ``record``'s manifest lock, undo the writes of the direct marker ``marker`` and remove it,
-    if it is still there unchanged (no writer rewrote it meanwhile). Returns whether it was."""
+    if it is still there unchanged (no writer rewrote it meanwhile). Returns whether it was.
+
+    Only paths ``confined_moves`` allows (``own``: the task's output keys) are touched; a marker naming
+    others, or refused by ``signer``, is removed with a warning and nothing it names is touched (the caller
+    is the task's run, which writes the outputs again).
+    """
     with hold_lock(record.lock_params()):
-        current = _read_marker(storage, record)
-        if current != marker:
+        current = _read_marker(storage, record, signer)
+        if current != marker or current is None:
             return False
-        _undo_confined(record.workspace, current, who, why)
+        moves, refused = confined_moves(record.workspace, current, own or {record.key})
+        refused = current.refused or refused
+        if refused:
+            _refuse(record, marker_path(record), current, refused)
+        else:
+            undo_direct(_joined(record.workspace, moves), who, why)
         clear(storage, record)
     return True
+
+
+def _joined(workspace: str, moves: tuple[tuple[str, str | None], ...]) -> list[tuple[str, str | None]]:
+    return [(join_url(workspace, key), None if aside is None else join_url(workspace, aside)) for key, aside in moves]
 
 
 def undo_direct(moves: tuple[tuple[str, str | None], ...] | list[tuple[str, str | None]], who: str, why: str) -> None:
@@ -414,48 +516,68 @@ def clear(storage: Storage, record: OutputRecord) -> None:
     storage.remove(marker_path(record))
 
 
-def settled(record: OutputRecord) -> bool:
+def settled(
+    record: OutputRecord,
+    own: Callable[[], Collection[str]] | None = None,
+    signer: Callable[[], Signer | None] = signer_from_config,
+) -> bool:
     """Whether no commit of ``record``'s task is half done: for ``complete()``.
 
     One existence check when there is no marker. A live commit is waited for (then True); a marker
     left by a killed commit that wrote its manifest makes it False (the task must run again; its commit
-    removes the marker); a marker of a commit that never wrote its manifest is removed (True).
+    removes the marker); a marker of a commit that never wrote its manifest is removed (True). A marker
+    of another host (no redis) is waited for up to ``FOREIGN_MARKER_SECONDS`` (``age``), logged once.
+    A marker refused as damaged metadata (signing on and not signed; a direct marker naming a path that is
+    not one of ``own``) is acted upon in no way: False, with a warning naming it.
+
+    Args:
+        record: one output's record (the marker lies beside its manifest).
+        own: the task's output keys of that manifest (asked only when a direct marker is found);
+            None: ``record.key`` alone.
+        signer: the signer that markers must be signed by (asked only when a marker is found; None: signing off).
     """
     storage = storage_for(record.manifest)
     if not storage.exists(marker_path(record)):
         return True
-    return _resolve(storage, record) is None
+    return _resolve(storage, record, own or (lambda: {record.key}), signer()) is None
 
 
-def _read_marker(storage: Storage, record: OutputRecord) -> Marker | None:
-    return read_marker(storage, marker_path(record))
+def _read_marker(storage: Storage, record: OutputRecord, signer: Signer | None = None) -> Marker | None:
+    return read_marker(storage, marker_path(record), marker_beside(record.manifest_name), signer)
 
 
-def _resolve(storage: Storage, record: OutputRecord) -> Marker | None:
+def _resolve(
+    storage: Storage, record: OutputRecord, own: Callable[[], Collection[str]], signer: Signer | None
+) -> Marker | None:
     """Wait for a live commit; return the marker a killed commit left when it spoils the outputs, else None.
 
     Under the commit lock: a marker still there names a commit whose committer is gone. If the manifest
     holds that commit marked pending, some outputs may be new and some old: the marker is kept and
     returned. Otherwise the commit died before writing its manifest (no output moved) or after its
-    final manifest (all moved), and the marker is removed.
+    final manifest (all moved), and the marker is removed. A refused marker is returned as it is.
     """
     params = record.lock_params()
+    path = marker_path(record)
     while True:
-        marker = _read_marker(storage, record)
+        marker = _read_marker(storage, record, signer)
         if marker is None:
             return None
+        if marker.refused:
+            _refuse(record, path, marker, marker.refused)
+            return marker
         if marker.kind == DIRECT:
-            return _resolve_direct(storage, record, marker)
-        if not params.uses_redis and marker.host not in ("", socket.gethostname()):
-            # Another host's commit, and no shared lock to ask: live until FOREIGN_MARKER_SECONDS.
-            if time.time() - marker.written < FOREIGN_MARKER_SECONDS:
-                time.sleep(_POLL_SECONDS)
-                continue
+            return _resolve_direct(storage, record, marker, own(), signer)
+        if not params.uses_redis and _foreign_live(path, marker, record):
+            time.sleep(_POLL_SECONDS)
+            continue
         try:
             with hold_lock(params, wait_seconds=0):
-                marker = _read_marker(storage, record)
+                marker = _read_marker(storage, record, signer)
                 if marker is None:
                     return None
+                if marker.refused:
+                    _refuse(record, path, marker, marker.refused)
+                    return marker
                 manifest = read_unverified(storage, record.manifest)
                 if manifest is None or (manifest.pending and manifest.commit == marker.commit):
                     # A manifest removed by hand beside a marker: the outputs cannot be vouched for either.
@@ -473,22 +595,53 @@ def _resolve(storage: Storage, record: OutputRecord) -> Marker | None:
                 pass
 
 
-def _resolve_direct(storage: Storage, record: OutputRecord, marker: Marker) -> Marker:
+def _foreign_live(path: str, marker: Marker, record: OutputRecord) -> bool:
+    """Whether ``marker`` is another host's commit that counts as live (no shared lock to ask): for
+    ``FOREIGN_MARKER_SECONDS`` of ``age`` (a time in the future counts from when this process first saw it)."""
+    if marker.host in ("", socket.gethostname()) or age(path, marker) >= FOREIGN_MARKER_SECONDS:
+        return False
+    _once(
+        path,
+        marker,
+        "%s: waiting for the commit of process %d on %s (its marker %r); without a shared lock (redis_host) it "
+        "counts as running for up to %.0f s",
+        record.task,
+        marker.pid,
+        marker.host,
+        path,
+        FOREIGN_MARKER_SECONDS,
+    )
+    return True
+
+
+def _resolve_direct(
+    storage: Storage, record: OutputRecord, marker: Marker, own: Collection[str], signer: Signer | None
+) -> Marker:
     """A run writing the outputs straight to their paths is running, or was killed: the outputs do not count.
 
     When its writer is known to be dead (this host, process gone), its writes are undone under the
     manifest's lock (old outputs moved back, partial files removed) and the marker removed; the marker
     is returned either way, so the ``complete()`` that found it says False (it checked the files before).
+    Its paths are resolved against ``record``'s workspace (``confined_moves``): a marker naming any path
+    that is not one of ``own`` is refused, and nothing is touched.
     """
+    path = marker_path(record)
+    moves, refused = confined_moves(record.workspace, marker, own)
+    if refused:
+        _refuse(record, path, marker, refused)
+        return marker
     if writer_alive(marker):
         return marker
     with hold_lock(record.lock_params()):
-        current = _read_marker(storage, record)
-        if current is None or current.kind != DIRECT or writer_alive(current):
+        current = _read_marker(storage, record, signer)
+        if current is None or current.refused or current.kind != DIRECT or writer_alive(current):
             return marker
-        _undo_confined(
-            record.workspace,
-            current,
+        moves, refused = confined_moves(record.workspace, current, own)
+        if refused:
+            _refuse(record, path, current, refused)
+            return marker
+        undo_direct(
+            _joined(record.workspace, moves),
             record.task,
             f"the run that wrote its outputs straight to their paths (process {current.pid} on {current.host}) was killed",
         )
@@ -589,12 +742,13 @@ def _killed(storage: Storage, record: OutputRecord, commit: str) -> bool:
                 manifest = read_unverified(storage, record.manifest)
                 if manifest is None or not manifest.pending or manifest.commit != commit:
                     return False  # finished, or replaced since
-                marker = read_marker(storage, marker_path(record))
+                path = marker_path(record)
+                marker = read_marker(storage, path, marker_beside(record.manifest_name), signer_from_config())
                 foreign = (
                     marker is not None
+                    and not marker.refused
                     and not params.uses_redis
-                    and marker.host not in ("", socket.gethostname())
-                    and time.time() - marker.written < FOREIGN_MARKER_SECONDS
+                    and _foreign_live(path, marker, record)
                 )
                 if not foreign:
                     return True

@@ -140,7 +140,9 @@ class DirectWrites:
         self._label = label
         self._outputs = {target.path(): target for target in outputs}
         self._replace = replace
-        self._records = target_config.current().record
+        config = target_config.current()
+        self._records = config.record
+        self._signer = config.signer  # markers are signed with it, and refused unless signed by it
         self._lock = lock
         self._held = contextlib.ExitStack()
         self._locked = False
@@ -205,7 +207,7 @@ class DirectWrites:
             if record is not None:
                 self._marked[record.manifest] = record
                 commit_marker.put_direct(
-                    storage_for(record.manifest), record, self._running.commit_id, self._moves(record)
+                    storage_for(record.manifest), record, self._running.commit_id, self._moves(record), self._signer
                 )
         if record is not None:
             self._start_heartbeat()
@@ -292,10 +294,22 @@ class DirectWrites:
                 for record in list(self._marked.values()):
                     try:
                         commit_marker.refresh(
-                            storage_for(record.manifest), record, self._running.commit_id, self._moves(record)
+                            storage_for(record.manifest),
+                            record,
+                            self._running.commit_id,
+                            self._moves(record),
+                            self._signer,
                         )
                     except Exception:  # noqa: BLE001 - tried again at the next beat; a reader then waits longer
                         logger.warning("%s: could not refresh its marker", self._label, exc_info=True)
+
+    def _own(self, record: OutputRecord) -> set[str]:
+        """The keys of the task's outputs recorded in ``record``'s manifest: all a marker beside it may name."""
+        return {
+            each.key
+            for each in map(self._record, self._outputs.values())
+            if each is not None and each.manifest == record.manifest
+        }
 
     def _record(self, target: Any) -> OutputRecord | None:
         record = getattr(target, "record", None) if self._records else None
@@ -311,15 +325,17 @@ class DirectWrites:
         """
         storage = storage_for(record.manifest)
         path = commit_marker.marker_path(record)
-        marker = commit_marker.read_marker(storage, path)
+        marker = self._read(storage, record)
         if marker is None:
             return
-        if marker.kind == commit_marker.DIRECT and marker.host not in ("", socket.gethostname()):
+        if marker.refused or (marker.kind == commit_marker.DIRECT and marker.host not in ("", socket.gethostname())):
             self._await_foreign(storage, record)
             return
-        commit_marker.settled(record)  # waits for a commit in progress; undoes a killed writer's files
+        # Waits for a commit in progress; undoes a killed writer's files (those that are this task's outputs).
+        commit_marker.settled(record, lambda: self._own(record), lambda: self._signer)
         live = commit_marker.read_marker(storage, path)
-        if live is not None and live.kind == commit_marker.DIRECT and live.pid != os.getpid():
+        alive = live is not None and live.kind == commit_marker.DIRECT and commit_marker.writer_alive(live)
+        if live is not None and alive and live.pid != os.getpid():
             logger.warning(
                 "%s: process %d on %s is writing this task's outputs straight to their paths without the task's "
                 "lock (an older kart?); the two runs overwrite each other's files.",
@@ -339,19 +355,24 @@ class DirectWrites:
         lease = commit_marker.lease_seconds()
         told = False
         while True:
-            marker = commit_marker.read_marker(storage, path)
+            marker = self._read(storage, record)
+            if marker is not None and marker.refused:  # not a writer's: replaced by this run's marker
+                commit_marker.undo_marked(storage, record, marker, self._label, "", self._own(record), self._signer)
+                return
             if marker is None or marker.kind != commit_marker.DIRECT or marker.host in ("", socket.gethostname()):
                 if marker is not None:
-                    commit_marker.settled(record)
+                    commit_marker.settled(record, lambda: self._own(record), lambda: self._signer)
                 return
-            age = time.time() - marker.written
-            if commit_marker.stale(marker):
+            age = commit_marker.age(path, marker)
+            if commit_marker.stale(marker, path=path):
                 why = (
                     f"its run that wrote the outputs straight to their paths (process {marker.pid} on {marker.host}) "
                     f"has not refreshed its marker for {age:.0f} s (lease {lease:g} s), "
                     "so it is taken for dead and this run takes over"
                 )
-                if commit_marker.undo_marked(storage, record, marker, self._label, why):
+                if commit_marker.undo_marked(
+                    storage, record, marker, self._label, why, self._own(record), self._signer
+                ):
                     logger.warning("%s: %s", self._label, why)
                     return
                 continue  # rewritten meanwhile: look again
@@ -368,6 +389,11 @@ class DirectWrites:
                     lease,
                 )
             time.sleep(min(_FOREIGN_POLL_SECONDS, max(0.0, lease - age)) or 0.01)
+
+    def _read(self, storage: Any, record: OutputRecord) -> commit_marker.Marker | None:
+        return commit_marker.read_marker(
+            storage, commit_marker.marker_path(record), commit_marker.marker_beside(record.manifest_name), self._signer
+        )
 
     def record_in_place(self, targets: Iterable[Any]) -> None:
         """Stage the integrity record entry of each output the run wrote straight to its path (hashed now).

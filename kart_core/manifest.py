@@ -266,6 +266,8 @@ class Manifest:
             )
             for key, value in dict(document["outputs"]).items()
         }
+        for key in outputs:
+            _check_key(key)
         record = document.get("run")
         raw_inputs = document.get("inputs")
         inputs = tuple(Input.from_json(item) for item in raw_inputs) if isinstance(raw_inputs, list) else ()
@@ -277,6 +279,14 @@ class Manifest:
             pending=bool(document.get("pending", False)),
             inputs=inputs,
         )
+
+
+def _check_key(key: str) -> None:
+    """Raise ValueError unless ``key`` is a normalised workspace-relative path (as kart writes every key): a key
+    that is absolute or climbs out with ``..`` would name a file outside the workspace, and nothing may follow it."""
+    # Cheap enough for every manifest read: ".." is looked for as a part only when the text holds it.
+    if key.startswith("/") or "://" in key or (".." in key and ".." in key.split("/")):
+        raise ValueError(f"output key {key!r} is not a path inside the workspace")
 
 
 _RUN_KEY = b',"run":'

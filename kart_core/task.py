@@ -17,7 +17,18 @@ from typing import Any, Generic, TypeVar, cast, overload
 import luigi
 from luigi.task import flatten, task_id_str
 
-from kart_core import commit_marker, identity, lineage, runlog, runner, task_io, task_targets, transaction, workspace
+from kart_core import (
+    commit_marker,
+    identity,
+    lineage,
+    runlog,
+    runner,
+    target_config,
+    task_io,
+    task_targets,
+    transaction,
+    workspace,
+)
 from kart_core.contract import KartTarget, LuigiTask
 from kart_core.errors import ParameterTypeError, RequiresError, TaskDefinitionError
 from kart_core.file_processor import FileProcessor
@@ -480,9 +491,23 @@ def _commits_settled(outputs: list[Any]) -> bool:
         record = getattr(target, "record", None)
         if record is not None and record.manifest != seen:
             seen = record.manifest
-            if not commit_marker.settled(record):
+            if not commit_marker.settled(record, functools.partial(_own_keys, outputs, seen), _signer):
                 return False
     return True
+
+
+def _own_keys(outputs: list[Any], manifest: str) -> set[str]:
+    """The keys of the outputs recorded in the manifest at ``manifest``: all its marker may name (``commit_marker.settled``)."""
+    return {
+        record.key
+        for record in (getattr(target, "record", None) for target in outputs)
+        if record is not None and record.manifest == manifest
+    }
+
+
+def _signer() -> Any:
+    """The signer markers must be signed by (None: signing off); asked only when a marker is found."""
+    return target_config.current().signer
 
 
 def _inputs_older_than_outputs(task: TaskOnKart[Any], inputs: list[Any], outputs: list[Any]) -> bool:

@@ -225,7 +225,7 @@ class Transaction:
                 # is killed) see that the task's outputs may be from two runs (kart_core.commit_marker).
                 storage = storage_for(record.manifest)
                 with self._room(commit_marker.marker_path(record)), self.marker_guard:
-                    commit_marker.put(storage, record, self.commit_id)
+                    commit_marker.put(storage, record, self.commit_id, self.signer)
                 items = by_manifest[record.manifest]
                 outputs = dict(current.outputs) if current is not None else {}
                 outputs.update(_entries(items))

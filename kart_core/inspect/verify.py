@@ -22,8 +22,7 @@ from __future__ import annotations
 import dataclasses
 import hmac
 import os
-import posixpath
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from kart_core import target_config
@@ -31,9 +30,11 @@ from kart_core.commit_marker import (
     DIRECT,
     MARKER_SUFFIX,
     Marker,
+    confined_moves,
     marker_beside,
     read_marker,
     undo_direct,
+    workspace_key,
     writer_alive,
 )
 from kart_core.damage import local_mtime_ns, rewritten_note, unvouched_reason
@@ -69,7 +70,6 @@ from kart_core.workspace import (
     named_run,
     parse_log_name,
     parse_log_relative,
-    relative_key,
     require_workspace,
     run_logs,
 )
@@ -198,7 +198,7 @@ def verify_workspace(
         name for name in files if name.startswith(manifest_prefix) and name.endswith(MANIFEST.extension)
     )
     storage = storage_for(manifest_folder)
-    problems, in_flux = _direct_writes(workspace, files, storage)
+    problems, in_flux = _direct_writes(workspace, files, storage, signer)
     outputs = 0
     lineage = Lineage()
     for upstream in upstreams:
@@ -275,7 +275,9 @@ def verify_workspace(
 # --- runs that wrote their outputs straight to their paths (kart_core.direct_write) ---------------
 
 
-def _direct_writes(workspace: str, files: dict[str, FileEntry], storage: Storage) -> tuple[list[Problem], set[str]]:
+def _direct_writes(
+    workspace: str, files: dict[str, FileEntry], storage: Storage, signer: Signer | None
+) -> tuple[list[Problem], set[str]]:
     """A "commit" problem per ``direct`` marker (a run writing outputs by path, killed or running), and the
     workspace-relative outputs those markers name (not checked against their manifest meanwhile)."""
     problems: list[Problem] = []
@@ -285,55 +287,58 @@ def _direct_writes(workspace: str, files: dict[str, FileEntry], storage: Storage
         if not (name.startswith(prefix) and name.endswith(MARKER_SUFFIX)):
             continue
         path = join_url(workspace, name)
-        marker = read_marker(storage, path)
-        if marker is None or marker.kind != DIRECT:
-            continue  # a replacing commit's marker: its pending manifest is what tells (below)
-        moves = _resolved_moves(workspace, name, marker, files.__contains__)
-        in_flux.update(key for key, _ in moves if key is not None)
+        marker = read_marker(storage, path, name, signer)
         label = manifest_task(name.removesuffix(MARKER_SUFFIX) + MANIFEST.extension)
+        refused = marker.refused if marker is not None else ""
+        if marker is None or (marker.kind != DIRECT and not refused):
+            continue  # a replacing commit's marker: its pending manifest is what tells (below)
+        moves: tuple[tuple[str, str | None], ...] = ()
+        if not refused:
+            moves, refused = _resolved_moves(workspace, name, marker, files)
+        if refused:
+            problems.append(Problem("commit", path, label, _refused_detail(refused)))
+            continue
+        in_flux.update(key for key, _ in moves)
         problems.append(Problem("commit", path, label, _direct_detail(workspace, marker, moves)))
     return problems, in_flux
 
 
-def _resolved_moves(
-    workspace: str, marker_name: str, marker: Marker, present: Callable[[str], bool]
-) -> list[tuple[str | None, str | None]]:
-    """The marker's ``(output, old output moved aside)`` pairs as workspace-relative paths (None: not found).
+def _refused_detail(why: str) -> str:
+    return (
+        f"the marker is refused as damaged or forged metadata: {why}. Nothing it names is touched (nor by "
+        "`kart verify --delete`); the task counts as incomplete until a run of it commits (build it again, "
+        "rerun=True), which replaces the marker"
+    )
 
-    The marker holds the paths relative to the workspace (an older kart's: absolute, as its writer saw them,
-    maybe of the workspace's location before a move): each is found by its longest tail that is a key of the
-    task's manifest or a file for which ``present`` is True; the old output was moved aside beside it
-    (``.{name}.{random}.kart-tmp``).
+
+def _resolved_moves(
+    workspace: str, marker_name: str, marker: Marker, files: dict[str, FileEntry]
+) -> tuple[tuple[tuple[str, str | None], ...], str]:
+    """The marker's ``(output, old output moved aside)`` pairs as workspace-relative keys, or () and why the
+    marker is refused (``commit_marker.confined_moves``).
+
+    The task's own outputs, for this view: the keys of its manifest (read unverified) and the files outside
+    ``log/`` named with its unique id (a first run's outputs, which no manifest lists yet).
     """
     manifest_path = join_url(workspace, marker_name.removesuffix(MARKER_SUFFIX) + MANIFEST.extension)
     manifest = read_unverified(storage_for(manifest_path), manifest_path)
-    keys = set(manifest.outputs) if manifest is not None else set()
-    resolved: list[tuple[str | None, str | None]] = []
-    for written, backup in marker.moves:
-        key = _workspace_key(written, lambda relative: relative in keys or present(relative))
-        aside = None
-        if key is not None and backup is not None:
-            aside = posixpath.join(posixpath.dirname(key), backup.replace("\\", "/").rsplit("/", 1)[-1])
-        resolved.append((key, aside))
-    return resolved
+    own = set(manifest.outputs) if manifest is not None else set()
+    parsed = parse_log_name(marker_name.rsplit("/", 1)[-1].removesuffix(MARKER_SUFFIX) + MANIFEST.extension)
+    if parsed is not None:
+        suffix = f"_{parsed[1]}"
+        own.update(
+            relative
+            for relative in files
+            if not relative.startswith(f"{LOG_DIRECTORY}/")
+            and relative.rsplit("/", 1)[-1].split(".", 1)[0].endswith(suffix)
+        )
+    return confined_moves(workspace, marker, own)
 
 
-def _workspace_key(recorded: str, known: Callable[[str], bool]) -> str | None:
-    """The longest tail of ``recorded`` (a path as a writer saw it) that is ``known`` as a workspace-relative path."""
-    parts = relative_key(recorded.split("://", 1)[-1]).split("/")
-    for start in range(len(parts)):
-        candidate = "/".join(parts[start:])
-        if parts[start] == "..":  # climbs out of the workspace (a marker put there by hand): never undone
-            continue
-        if known(candidate):
-            return candidate
-    return None
-
-
-def _direct_detail(workspace: str, marker: Marker, moves: list[tuple[str | None, str | None]]) -> str:
+def _direct_detail(workspace: str, marker: Marker, moves: tuple[tuple[str, str | None], ...]) -> str:
     """What a ``direct`` marker means for the task's outputs, and what puts them right."""
     who = f"process {marker.pid} on {marker.host}"
-    written = ", ".join(key for key, _ in moves if key is not None) or "its outputs"
+    written = ", ".join(key for key, _ in moves) or "its outputs"
     aside = [
         join_url(workspace, backup)
         for _, backup in moves
@@ -355,27 +360,30 @@ def _direct_detail(workspace: str, marker: Marker, moves: list[tuple[str | None,
     return f"a run that wrote its outputs straight to their paths ({who}) was killed: {written} may be partial{kept}; {restored}"
 
 
-def _undo_direct_write(workspace: str, problem: Problem) -> list[str]:
+def _undo_direct_write(workspace: str, problem: Problem, signer: Signer | None) -> list[str]:
     """Undo a killed direct writer's files (as ``complete()`` does), under the task's commit lock.
 
     Returns the marker and the removed files no old output replaced; [] when the writer may still run.
     """
     storage = storage_for(problem.path)
-    marker = read_marker(storage, problem.path)
-    if marker is None or marker.kind != DIRECT or writer_alive(marker):
-        return []
     relative = problem.path[len(workspace.rstrip("/")) :].lstrip("/").replace(os.sep, "/")
+    marker = read_marker(storage, problem.path, relative, signer)
+    if marker is None or marker.refused or marker.kind != DIRECT or writer_alive(marker):
+        return []
     manifest_name = relative.removesuffix(MARKER_SUFFIX) + MANIFEST.extension
     parsed = parse_log_name(manifest_name.rsplit("/", 1)[-1])
     record = OutputRecord(workspace, manifest_name, "", problem.task, parsed[1] if parsed else "")
     with hold_lock(record.lock_params()):
-        marker = read_marker(storage, problem.path)
-        if marker is None or marker.kind != DIRECT or writer_alive(marker):
+        marker = read_marker(storage, problem.path, relative, signer)
+        if marker is None or marker.refused or marker.kind != DIRECT or writer_alive(marker):
             return []
+        keys, refused = _resolved_moves(
+            workspace, relative, marker, {entry.relative: entry for entry in list_files(workspace)}
+        )
+        if refused:
+            return []  # damaged or forged: nothing it names is touched
         moves = [
-            (join_url(workspace, key), None if backup is None else join_url(workspace, backup))
-            for key, backup in _resolved_moves(workspace, relative, marker, lambda key: _exists(workspace, key))
-            if key is not None
+            (join_url(workspace, key), None if backup is None else join_url(workspace, backup)) for key, backup in keys
         ]
         removed = [
             path
@@ -386,11 +394,6 @@ def _undo_direct_write(workspace: str, problem: Problem) -> list[str]:
         undo_direct(moves, problem.task, why)
         storage.remove(problem.path)
     return [problem.path, *removed]
-
-
-def _exists(workspace: str, relative: str) -> bool:
-    path = join_url(workspace, relative)
-    return storage_for(path).exists(path)
 
 
 # --- run logs -------------------------------------------------------------------------------------
@@ -558,7 +561,7 @@ def _stale(workspace: str, manifest_names: list[str], lineage: Lineage) -> list[
     return found
 
 
-def remove_damaged(report: VerifyReport, *, unrecorded: bool = False) -> list[str]:
+def remove_damaged(report: VerifyReport, *, unrecorded: bool = False, signer: Signer | None = None) -> list[str]:
     """Delete what ``report`` found present but wrong, so the next build runs the owning tasks again.
 
     A run that wrote its outputs straight to their paths and was killed (kind "commit" at its ``direct``
@@ -576,13 +579,16 @@ def remove_damaged(report: VerifyReport, *, unrecorded: bool = False) -> list[st
     earlier format beside it. Missing outputs are left alone (a build reruns their task when needed).
     Outputs without a record when signing is off (``report.notices``) are deleted only with
     ``unrecorded`` (gokart's among them: a gokart workspace shared with kart holds only such outputs).
-    Returns the deleted paths, each once.
+    A marker refused as damaged or forged metadata (signing on and not signed by ``signer``, default the
+    configured key; or naming a path that is not one of its task's outputs in this workspace) is left alone,
+    and so is every path it names. Returns the deleted paths, each once.
     """
+    signer = signer if signer is not None else signer_from_config()
     deleted: list[str] = []
     files: list[FileEntry] | None = None
     for problem in report.problems + (report.notices if unrecorded else ()):
         if problem.direct_write:
-            deleted += _undo_direct_write(report.workspace, problem)
+            deleted += _undo_direct_write(report.workspace, problem, signer)
             continue
         if problem.kind == "manifest":
             files = files if files is not None else list_files(report.workspace)
@@ -593,6 +599,8 @@ def remove_damaged(report: VerifyReport, *, unrecorded: bool = False) -> list[st
             storage = storage_for(problem.path)
             manifest = read_unverified(storage, problem.path)
             for key in sorted(manifest.outputs) if manifest is not None else []:
+                if workspace_key(report.workspace, key) != key:
+                    continue  # not a workspace-relative key (read_manifest refuses such a manifest): never followed
                 output = join_url(report.workspace, key)
                 storage_for(output).remove(output)
                 deleted.append(output)

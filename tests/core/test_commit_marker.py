@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 import kart_core
-from kart_core.commit_marker import MARKER_SUFFIX, Marker, settled
+from kart_core.commit_marker import MARKER_SUFFIX, Marker, read_marker, settled
 from kart_core.errors import DamagedOutputError
 from kart_core.inspect.verify import remove_damaged, verify_workspace
 from kart_core.storage import storage_for
@@ -236,8 +236,7 @@ def test_a_rerun_killed_between_its_renames_is_never_complete(
     assert writer.wait(timeout=120) == -signal.SIGKILL
     again = getattr(tasks, task_name)(workspace_directory=any_workspace)
     storage = storage_for(any_workspace)
-    with storage.open_read(_marker(again)) as file:
-        marker = Marker.from_bytes(file.read())
+    marker = read_marker(storage, _marker(again))  # signed with signing on: not refused
     assert marker is not None and marker.pid == writer.pid
     with pytest.raises(DamagedOutputError, match="may be from two runs") as raised:
         kart_core.load_output(again)  # a direct load, as a downstream that checked complete() just before

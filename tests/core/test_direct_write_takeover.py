@@ -314,12 +314,15 @@ def test_a_marker_naming_a_path_outside_the_workspace_never_touches_it(
 
     if resolver == "complete":
         checked = _writer(tmp_path, workspace, "check")
-        assert checked.stdout.split() == ["False", "None"]  # the marker is resolved
-        assert checked.stderr.count("outside the workspace") == 2 and "left alone" in checked.stderr
+        assert checked.stdout.split() == ["False", "None"]  # refused: damaged metadata, the task runs again
+        assert "ignoring the marker" in checked.stderr and marker in checked.stderr
+        assert "not an output of the task" in checked.stderr
     else:
         (problem,) = verify_workspace(workspace).problems
-        assert problem.kind == "commit" and problem.direct_write
-        assert remove_damaged(verify_workspace(workspace)) == [marker]
+        assert problem.kind == "commit" and problem.direct_write and "refused" in problem.detail
+        assert remove_damaged(verify_workspace(workspace)) == []  # nothing it names is touched
     assert (victim / "data.txt").read_text() == "keep me"
-    assert not os.path.exists(marker)
-    assert _writer(tmp_path, workspace, "check").stdout.split() == ["True", "['first']"]
+    assert os.path.exists(marker)  # until a run of the task commits
+    assert _writer(tmp_path, workspace, "run", "second", "rerun").stdout.split() == ["['second']"]
+    assert not os.path.exists(marker) and (victim / "data.txt").read_text() == "keep me"
+    assert _writer(tmp_path, workspace, "check").stdout.split() == ["True", "['second']"]
