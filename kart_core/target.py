@@ -416,25 +416,9 @@ class TargetOnKart(luigi.Target):
             DamagedOutputError: (kind "commit") such a run has not committed (or was killed): a build
                 waits for it under the task's lock (``kart_core.repair``) and loads what it commits.
         """
-        record = self.record
-        if record is None:
-            return
-        marker = commit_marker.read_marker(storage_for(record.manifest), commit_marker.marker_path(record))
-        if marker is None or marker.kind != commit_marker.DIRECT:
-            return
-        detail = (
-            f"a run of {record.task} (process {marker.pid} on {marker.host}) is writing its outputs straight to "
-            "their paths and has not committed (or was killed)"
-        )
-        raise DamagedOutputError(
-            f"The output of {record.task} (unique id {record.unique_id}) at {self._path!r} is being rewritten: "
-            f"{detail}. A build waits for that run (it holds the task's lock) and loads what it commits; or load "
-            "again when it has finished.",
-            path=self._path,
-            kind="commit",
-            commit=entry.commit,
-            detail=detail,
-        )
+        marker = self._marker()
+        if marker is not None and marker.kind == commit_marker.DIRECT:
+            raise self._being_rewritten(entry, marker)
 
     def _record_new_version(self, entry: Entry, adopted: Entry, rewritten: str) -> bool:
         """Write ``adopted`` (``_new_version``) into the task's manifest, replacing ``entry``, and say so.
