@@ -88,6 +88,7 @@ __all__ = [
     "LEASE_VARIABLE",
     "MARKER_SUFFIX",
     "Marker",
+    "Sightings",
     "age",
     "clear",
     "confined_moves",
@@ -336,30 +337,43 @@ def _is_aside(aside: str, key: str) -> bool:
     return match is not None and directory == key.rpartition("/")[0] and match["name"] == key.rpartition("/")[2]
 
 
-# When this process first saw each marker (by path and content): a marker's own time may lie in the
-# future (another host's clock, or forged), so how long it has stood is counted from here at most.
-_first_seen: dict[tuple[str, Marker], float] = {}
-_told: set[tuple[str, Marker]] = set()
+class Sightings:
+    """What one wait has seen of markers: when it first saw each (by path and content), and which it told about.
 
-
-def age(path: str, marker: Marker, now: float | None = None) -> float:
-    """Seconds the marker ``marker`` at ``path`` has stood unchanged, as far as this process can vouch: since its
-    own ``written`` time, but never less than since this process first saw it (a time in the future counts as then).
+    A marker's own time may lie in the future (another host's clock, or forged), so how long it has stood is
+    counted from the first sighting at most. Each waiting loop holds its own (``_resolve``, a load waiting
+    for a commit, ``kart_core.direct_write``'s takeover), so nothing outlives the wait.
     """
+
+    def __init__(self) -> None:
+        self._first: dict[tuple[str, Marker], float] = {}
+        self._told: set[tuple[str, Marker]] = set()
+
+    def age(self, path: str, marker: Marker, now: float | None = None) -> float:
+        """Seconds ``marker`` at ``path`` has stood unchanged, as far as this wait can vouch: since its own
+        ``written`` time, but never less than since this wait first saw it (a time in the future counts as then)."""
+        now = time.time() if now is None else now
+        seen = self._first.setdefault((path, marker), now)
+        return now - min(marker.written, seen)
+
+    def once(self, path: str, marker: Marker, message: str, *args: object) -> None:
+        """Log ``message`` (a warning) once per marker in this wait."""
+        if (path, marker) not in self._told:
+            self._told.add((path, marker))
+            logger.warning(message, *args)
+
+
+def age(path: str, marker: Marker, now: float | None = None, seen: Sightings | None = None) -> float:
+    """Seconds the marker ``marker`` at ``path`` has stood (``Sightings.age`` of ``seen``; without one, a time
+    in the future counts as now)."""
+    if seen is not None:
+        return seen.age(path, marker, now)
     now = time.time() if now is None else now
-    seen = _first_seen.setdefault((path, marker), now)
-    return now - min(marker.written, seen)
+    return now - min(marker.written, now)
 
 
-def _once(path: str, marker: Marker, message: str, *args: object) -> None:
-    """Log ``message`` (a warning) once per marker and process: ``complete()`` is asked many times."""
-    if (path, marker) not in _told:
-        _told.add((path, marker))
-        logger.warning(message, *args)
-
-
-def _refuse(record: OutputRecord, path: str, marker: Marker, why: str) -> None:
-    _once(
+def _refuse(record: OutputRecord, path: str, marker: Marker, why: str, seen: Sightings | None = None) -> None:
+    (seen.once if seen is not None else _warn)(
         path,
         marker,
         "%s: ignoring the marker %r as damaged metadata: %s. Nothing it names is touched; the task counts as "
@@ -368,6 +382,10 @@ def _refuse(record: OutputRecord, path: str, marker: Marker, why: str) -> None:
         path,
         why,
     )
+
+
+def _warn(path: str, marker: Marker, message: str, *args: object) -> None:
+    logger.warning(message, *args)
 
 
 def process_start(pid: int) -> int | None:
@@ -410,13 +428,11 @@ def lease_seconds() -> float:
     return value
 
 
-def stale(marker: Marker, now: float | None = None, path: str | None = None) -> bool:
+def stale(marker: Marker, now: float | None = None, path: str = "", seen: Sightings | None = None) -> bool:
     """Whether a direct marker of another host was last rewritten ``lease_seconds()`` ago or more
-    (its writer is gone, or hung: a live writer rewrites it every third of that). With ``path`` (where it was
-    read) its age is ``age``: a time in the future counts from when this process first saw it."""
-    if path is not None:
-        return age(path, marker, now) >= lease_seconds()
-    return (time.time() if now is None else now) - marker.written >= lease_seconds()
+    (its writer is gone, or hung: a live writer rewrites it every third of that). With ``seen`` (the waiting
+    loop's ``Sightings``) and ``path`` (where it was read), a time in the future counts from its first sighting."""
+    return age(path, marker, now, seen) >= lease_seconds()
 
 
 def refresh(
@@ -558,6 +574,7 @@ def _resolve(
     """
     params = record.lock_params()
     path = marker_path(record)
+    seen = Sightings()
     while True:
         marker = _read_marker(storage, record, signer)
         if marker is None:
@@ -567,7 +584,7 @@ def _resolve(
             return marker
         if marker.kind == DIRECT:
             return _resolve_direct(storage, record, marker, own(), signer)
-        if not params.uses_redis and _foreign_live(path, marker, record):
+        if not params.uses_redis and _foreign_live(path, marker, record, seen):
             time.sleep(_POLL_SECONDS)
             continue
         try:
@@ -595,12 +612,12 @@ def _resolve(
                 pass
 
 
-def _foreign_live(path: str, marker: Marker, record: OutputRecord) -> bool:
+def _foreign_live(path: str, marker: Marker, record: OutputRecord, seen: Sightings) -> bool:
     """Whether ``marker`` is another host's commit that counts as live (no shared lock to ask): for
-    ``FOREIGN_MARKER_SECONDS`` of ``age`` (a time in the future counts from when this process first saw it)."""
-    if marker.host in ("", socket.gethostname()) or age(path, marker) >= FOREIGN_MARKER_SECONDS:
+    ``FOREIGN_MARKER_SECONDS`` of ``seen.age`` (a time in the future counts from when this wait first saw it)."""
+    if marker.host in ("", socket.gethostname()) or seen.age(path, marker) >= FOREIGN_MARKER_SECONDS:
         return False
-    _once(
+    seen.once(
         path,
         marker,
         "%s: waiting for the commit of process %d on %s (its marker %r); without a shared lock (redis_host) it "
@@ -736,6 +753,7 @@ def note_manifest(record: OutputRecord, manifest: Manifest) -> bool:
 def _killed(storage: Storage, record: OutputRecord, commit: str) -> bool:
     """Whether the pending commit ``commit`` of ``record``'s manifest was killed; a live one is waited for (False)."""
     params = record.lock_params()
+    seen = Sightings()
     while True:
         try:
             with hold_lock(params, wait_seconds=0):
@@ -748,7 +766,7 @@ def _killed(storage: Storage, record: OutputRecord, commit: str) -> bool:
                     marker is not None
                     and not marker.refused
                     and not params.uses_redis
-                    and _foreign_live(path, marker, record)
+                    and _foreign_live(path, marker, record, seen)
                 )
                 if not foreign:
                     return True

@@ -354,6 +354,7 @@ class DirectWrites:
         path = commit_marker.marker_path(record)
         lease = commit_marker.lease_seconds()
         told = False
+        seen = commit_marker.Sightings()
         while True:
             marker = self._read(storage, record)
             if marker is not None and marker.refused:  # not a writer's: replaced by this run's marker
@@ -363,8 +364,8 @@ class DirectWrites:
                 if marker is not None:
                     commit_marker.settled(record, lambda: self._own(record), lambda: self._signer)
                 return
-            age = commit_marker.age(path, marker)
-            if commit_marker.stale(marker, path=path):
+            age = seen.age(path, marker)
+            if commit_marker.stale(marker, path=path, seen=seen):
                 why = (
                     f"its run that wrote the outputs straight to their paths (process {marker.pid} on {marker.host}) "
                     f"has not refreshed its marker for {age:.0f} s (lease {lease:g} s), "
