@@ -119,3 +119,21 @@ def _no_foreign_root_log_handlers() -> Iterator[None]:
     finally:
         for handler in foreign:
             root.addHandler(handler)
+
+
+@pytest.fixture(params=["local", "s3"])
+def any_workspace(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A workspace on local disk and one on the S3-compatible server (test files may define their own)."""
+    if request.param == "local":
+        return str(tmp_path / "ws")
+    return f"s3://{request.getfixturevalue('s3_bucket')}/ws"
+
+
+@pytest.fixture(params=["unsigned", "signed"])
+def signing(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Signing off, and on (KART_SIGNING_KEY, inherited by worker and writer processes)."""
+    if request.param == "signed":
+        monkeypatch.setenv("KART_SIGNING_KEY", "a test key of some length")
+        return True
+    monkeypatch.delenv("KART_SIGNING_KEY", raising=False)
+    return False

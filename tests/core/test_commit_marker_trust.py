@@ -55,24 +55,6 @@ TASKS = textwrap.dedent(
 )
 
 
-@pytest.fixture(params=["local", "s3"])
-def any_workspace(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A workspace on local disk and one on the S3-compatible server."""
-    if request.param == "local":
-        return str(tmp_path / "ws")
-    return f"s3://{request.getfixturevalue('s3_bucket')}/ws"
-
-
-@pytest.fixture(params=["unsigned", "signed"])
-def signing(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
-    """Signing off, and on (KART_SIGNING_KEY, inherited by worker processes)."""
-    if request.param == "signed":
-        monkeypatch.setenv("KART_SIGNING_KEY", "a test key of some length")
-        return True
-    monkeypatch.delenv("KART_SIGNING_KEY", raising=False)
-    return False
-
-
 @pytest.fixture
 def tasks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     """The task module, importable here, in worker processes and by ``kart tree``."""
