@@ -48,7 +48,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from kart_core import commit_marker, target_config, transaction
-from kart_core.errors import TaskLockException
+from kart_core.errors import NoSpaceError, TaskLockException
 from kart_core.integrity import DEFAULT_ALGORITHM, digest_stream
 from kart_core.lock import canonical_lock_key
 from kart_core.manifest import Entry, OutputRecord
@@ -206,13 +206,29 @@ class DirectWrites:
             self.handed[path] = _Handed(target, before, backup)
             if record is not None:
                 self._marked[record.manifest] = record
-                commit_marker.put_direct(
-                    storage_for(record.manifest), record, self._running.commit_id, self._moves(record), self._signer
-                )
+                with self._room(f"mark {self._label} as writing its output {path!r} by path", record):
+                    commit_marker.put_direct(
+                        storage_for(record.manifest), record, self._running.commit_id, self._moves(record), self._signer
+                    )
         if record is not None:
             self._start_heartbeat()
         if backup is not None:
             os.replace(path, backup)
+
+    @contextlib.contextmanager
+    def _room(self, what: str, record: OutputRecord) -> Iterator[None]:
+        """Turn a full disk (or quota) while the marker of ``record`` is written into a ``NoSpaceError``
+        naming ``what`` and the marker: the atomic write left nothing, and the failed run's undo removes
+        what else it wrote at its outputs' paths (none yet: the path is handed out only after the marker)."""
+        try:
+            yield
+        except OSError as exc:
+            if not NoSpaceError.caused_by(exc):
+                raise
+            raise NoSpaceError(
+                f"No space left to {what}: writing {commit_marker.marker_path(record)!r} failed ({exc}). Nothing "
+                "was written at its outputs' paths. Free space on that disk (or raise the quota), then build again."
+            ) from exc
 
     def _moves(self, record: OutputRecord) -> tuple[tuple[str, str | None], ...]:
         """What ``record``'s marker names: each path of its manifest handed out, with where its old output went."""
@@ -457,6 +473,16 @@ class DirectWrites:
         except IsADirectoryError:
             spool.discard()
             return None
+        except OSError as exc:
+            spool.discard()
+            if not NoSpaceError.caused_by(exc):
+                raise
+            # The run fails: its undo removes the file it wrote at ``path`` (and puts an old output back).
+            raise NoSpaceError(
+                f"No space left to sign the output of {self._label} that its run wrote to {path!r}: its signed copy "
+                f"did not fit ({exc}). Nothing was committed: the signed copy and the file the run wrote there are "
+                "removed. Free space on that disk (or raise the quota), then build again."
+            ) from exc
         except BaseException:
             spool.discard()
             raise

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
+import pickle
 import re
 import shutil
 import subprocess
@@ -159,3 +160,56 @@ def test_a_dump_outside_a_run_whose_manifest_does_not_fit_is_removed(small_disk:
     ), str(raised.value)
     assert not os.path.exists(target.path())
     assert debris(small_disk / "ws") == []
+
+
+class WritesByPath(kart_core.TaskOnKart[bytes]):
+    """Pickles 12 kB straight to its output's path; fills the disk before asking for the path
+    (``when='before-path'``: the direct-write marker does not fit) or after writing (``'after-write'``:
+    with signing on, the signed copy the commit makes does not fit)."""
+
+    when = luigi.Parameter(default="", significant=False)
+
+    def run(self) -> None:
+        filler_folder = os.path.dirname(self.workspace_directory.rstrip("/"))
+        # The output's folder, before the disk fills (a by-path writer makes its folders itself).
+        os.makedirs(os.path.join(self.workspace_directory, *type(self).__module__.split(".")), exist_ok=True)
+        if self.when == "before-path":
+            fill(filler_folder)
+        with open(self.output().path(), "wb") as file:
+            pickle.dump(b"y" * 12000, file)
+        if self.when == "after-write":
+            fill(filler_folder)
+
+
+@pytest.mark.parametrize(
+    ("when", "file"),
+    [
+        (
+            "before-path",
+            r"mark WritesByPath\[\w{8}\] as writing its output '[^']*/WritesByPath_\w{32}\.pkl' by path: writing "
+            r"'[^']*/log/manifest/WritesByPath_\w{32}\.committing' failed",
+        ),
+        (
+            "after-write",
+            r"sign the output of WritesByPath\[\w{8}\] that its run wrote to '[^']*/WritesByPath_\w{32}\.pkl'",
+        ),
+    ],
+)
+def test_a_full_disk_while_writing_by_path_signed_is_named_and_leaves_nothing(
+    small_disk: Path, monkeypatch: pytest.MonkeyPatch, when: str, file: str
+) -> None:
+    monkeypatch.setenv("KART_SIGNING_KEY", "a test key of some length")
+    workspace = small_disk / "ws"
+    task = WritesByPath(workspace_directory=str(workspace), when=when)
+
+    error = failure(task)
+
+    assert isinstance(error, NoSpaceError) and isinstance(error, OSError)
+    assert re.search(f"No space left to {file}", str(error)), str(error)
+    assert "[Errno 28] No space left on device" in str(error)
+    assert "Free space on that disk (or raise the quota), then build again." in str(error)
+    assert debris(workspace) == []
+    assert not os.path.exists(task.output().path())
+    assert not task.complete()
+    os.remove(small_disk / "filler")
+    assert kart_core.build(WritesByPath(workspace_directory=str(workspace))) == b"y" * 12000
