@@ -241,7 +241,7 @@ def check_task_on_kart_section(parser: Any = None) -> list[str]:
     from kart_core.errors import IgnoredSettingWarning
 
     config = parser if parser is not None else luigi.configuration.get_config()
-    suspicious = _misspelt_sections(config)
+    suspicious = _misspelt_sections(config) + _misplaced_settings(config)
     if not config.has_section(CONFIG_SECTION):
         return suspicious
     known = sorted(_own_parameter_names() | KART_SETTINGS)
@@ -249,7 +249,7 @@ def check_task_on_kart_section(parser: Any = None) -> list[str]:
     for key in config.options(CONFIG_SECTION):
         if key in known:
             continue
-        close = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.8) or _signing_guess(key)
         if not close:
             continue
         if declared is None:
@@ -259,11 +259,75 @@ def check_task_on_kart_section(parser: Any = None) -> list[str]:
         suspicious.append(key)
         warnings.warn(
             f"[{CONFIG_SECTION}] {key} is read by nothing: no kart setting or task parameter has that name. "
-            f"Did you mean {close[0]}?",
+            f"Did you mean {close[0]}?{_where(config)}",
             IgnoredSettingWarning,
             stacklevel=2,
         )
     return suspicious
+
+
+def _signing_guess(key: str) -> list[str]:
+    """The signing setting a key nothing reads most likely meant, by its words (``signature_key``,
+    ``hmac_secret``, ``old_signing_keys``), when it is too far from every name for ``difflib``: a missed
+    signing key is a build that loads whatever pickle the cache holds."""
+    import re
+
+    words = key.lower()
+    if not re.search(r"(?:^|[_\-. ])(?:sign|secret|hmac)", words):  # a word starting so (not "design_...")
+        return []
+    return ["signing_old_keys" if "old" in words else "signing_key"]
+
+
+def _misplaced_settings(config: Any) -> list[str]:
+    """kart's own settings (``KART_SETTINGS``: ``signing_key`` ...) put in another section than ``[TaskOnKart]``
+    (``[kart]``, ``[core]``, a task's section), where nothing reads them, unless a task class of that section
+    declares a parameter of that name. A section spelt like ``[TaskOnKart]`` is named whole by
+    ``_misspelt_sections``. Each is named in an ``IgnoredSettingWarning``; returned as ``[section] key``."""
+    import warnings
+
+    from kart_core.errors import IgnoredSettingWarning
+
+    defaults = set(config.defaults()) if hasattr(config, "defaults") else set()  # [DEFAULT] reaches [TaskOnKart] too
+    found = []
+    for section in config.sections():
+        if _folded(section) == _folded(CONFIG_SECTION):
+            continue
+        misplaced = [key for key in config.options(section) if key in KART_SETTINGS and key not in defaults]
+        declared = _declared_by_family(section) if misplaced else frozenset()
+        for key in misplaced:
+            if key in declared:
+                continue
+            found.append(f"[{section}] {key}")
+            warnings.warn(
+                f"[{section}] {key} is read by nothing: kart reads {key} from [{CONFIG_SECTION}] only (or its "
+                f"environment variable). Move it to [{CONFIG_SECTION}].{_where(config)}",
+                IgnoredSettingWarning,
+                stacklevel=3,
+            )
+    return found
+
+
+def _folded(section: str) -> str:
+    return section.lower().replace("_", "").replace("-", "").replace(" ", "")
+
+
+def _declared_by_family(section: str) -> frozenset[str]:
+    """The parameters the task classes of family ``section`` declare (luigi sets those from ``[section]``)."""
+    from luigi.task_register import Register
+
+    names: set[str] = set()
+    for cls in list(Register._reg):
+        if getattr(cls, "get_task_family", lambda: None)() == section:
+            names.update(name for name, _ in cls.get_params())
+    return frozenset(names)
+
+
+def _where(config: Any) -> str:
+    """`` (luigi configuration: a.cfg, b.cfg)``: the files luigi read (the warning's source), when known."""
+    import os
+
+    paths = [path for path in getattr(config, "_config_paths", ()) if os.path.isfile(path)]
+    return f" (luigi configuration: {', '.join(dict.fromkeys(paths))})" if paths else ""
 
 
 def _misspelt_sections(config: Any) -> list[str]:
@@ -276,18 +340,17 @@ def _misspelt_sections(config: Any) -> list[str]:
 
     from kart_core.errors import IgnoredSettingWarning
 
-    wanted = CONFIG_SECTION.lower()
+    wanted = _folded(CONFIG_SECTION)
     found = []
     for section in config.sections():
-        folded = section.lower().replace("_", "").replace("-", "").replace(" ", "")
-        if section == CONFIG_SECTION or folded != wanted:
+        if section == CONFIG_SECTION or _folded(section) != wanted:
             continue
         if any(getattr(cls, "get_task_family", lambda: None)() == section for cls in list(Register._reg)):
             continue
         found.append(f"[{section}]")
         warnings.warn(
             f"[{section}] is read by nothing: kart and gokart read [{CONFIG_SECTION}] (section names are "
-            "case-sensitive). Rename the section.",
+            f"case-sensitive). Rename the section.{_where(config)}",
             IgnoredSettingWarning,
             stacklevel=3,
         )

@@ -204,3 +204,59 @@ def test_a_misspelt_task_on_kart_section_is_named_in_a_warning() -> None:
         "[taskonkart] is read by nothing: kart and gokart read [TaskOnKart] (section names are case-sensitive). "
         "Rename the section."
     )
+
+
+class WcSigned(kart_core.TaskOnKart):
+    """A task family whose own section may hold a parameter named like a kart setting."""
+
+    signing_key = luigi.Parameter(default="")
+
+    def run(self) -> None:  # noqa: D102
+        self.dump(1)
+
+
+def test_a_signing_setting_too_far_for_difflib_or_in_another_section_is_named() -> None:
+    from kart_core.task_parameters import check_task_on_kart_section
+
+    parser = _parser(
+        "[TaskOnKart]\nsignature_key = s3cret\nold_signature_secrets = a, b\ndesign_version = 2\n\n"
+        "[kart]\nsigning_key = s3cret\nverify_outputs = true\n\n[WcSigned]\nsigning_key = a parameter of the task\n"
+    )
+    with pytest.warns(IgnoredSettingWarning) as caught:
+        assert check_task_on_kart_section(parser) == [
+            "[kart] signing_key",
+            "[kart] verify_outputs",
+            "signature_key",
+            "old_signature_secrets",
+        ]
+    assert [str(w.message) for w in caught] == [
+        "[kart] signing_key is read by nothing: kart reads signing_key from [TaskOnKart] only (or its environment "
+        "variable). Move it to [TaskOnKart].",
+        "[kart] verify_outputs is read by nothing: kart reads verify_outputs from [TaskOnKart] only (or its "
+        "environment variable). Move it to [TaskOnKart].",
+        "[TaskOnKart] signature_key is read by nothing: no kart setting or task parameter has that name. "
+        "Did you mean signing_key?",
+        "[TaskOnKart] old_signature_secrets is read by nothing: no kart setting or task parameter has that name. "
+        "Did you mean signing_old_keys?",
+    ]
+
+
+def test_a_build_names_a_signing_key_in_another_section_and_its_file(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import luigi.configuration
+
+    monkeypatch.delenv("KART_SIGNING_KEY", raising=False)
+    config = tmp_path / "misplaced.cfg"
+    config.write_text("[kart]\nsigning_key = s3cret\n")
+    parser = luigi.configuration.get_config()
+    luigi.configuration.add_config_path(str(config))
+    try:
+        with pytest.warns(IgnoredSettingWarning) as caught:
+            kart_core.build(WcDeclaresLimit(workspace_directory=str(tmp_path / "ws")), reset_register=False)
+    finally:
+        parser.remove_section("kart")
+        type(parser)._config_paths.remove(str(config))
+    messages = [str(w.message) for w in caught if "[kart]" in str(w.message)]
+    assert messages == [
+        "[kart] signing_key is read by nothing: kart reads signing_key from [TaskOnKart] only (or its environment "
+        f"variable). Move it to [TaskOnKart]. (luigi configuration: {config})"
+    ]
