@@ -588,6 +588,8 @@ class _Visit:
             return digest(["method", self.token(obj.__func__), self.value(obj.__self__)])
         if isinstance(obj, staticmethod | classmethod):
             return self.token(obj.__func__)
+        if isinstance(obj, functools.singledispatchmethod):  # its overloads live in its dispatcher's registry
+            return digest(["singledispatchmethod", self.token(obj.dispatcher)])
         if isinstance(obj, property):
             return digest(["property", *(self.token(f) for f in (obj.fget, obj.fset, obj.fdel))])
         if isinstance(obj, types.FunctionType):
@@ -688,7 +690,19 @@ class _Visit:
             self.content(func.__defaults__),
             self.content(func.__kwdefaults__),
             self.token(func.__wrapped__) if hasattr(func, "__wrapped__") else None,
+            *self._dispatch_registry(func),
         ]
+
+    def _dispatch_registry(self, func: Any) -> list[Any]:
+        """The implementations a ``functools.singledispatch`` function chooses from, by the type each is
+        registered for: ``[]`` for any other function. Only ``registry`` reaches them (the wrapper's code calls
+        ``dispatch``, a functools closure), so an edit of one ``@f.register`` overload would go unseen."""
+        registry = getattr(func, "registry", None)
+        if not (isinstance(registry, Mapping) and callable(getattr(func, "dispatch", None))):
+            return []
+        # repr orders two classes of the same name apart and is stable across processes (no ids in it)
+        entries = sorted(((repr(kind), kind, impl) for kind, impl in registry.items()), key=lambda entry: entry[0])
+        return [["dispatch", [[self.token(kind), self.token(impl)] for _, kind, impl in entries]]]
 
     def _imported_modules(
         self, scan: _ImportScan, code: types.CodeType, package: str | None, names: list[str]

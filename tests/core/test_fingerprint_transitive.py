@@ -278,3 +278,64 @@ def test_recursion_and_cycles_terminate(project: Path) -> None:
     assert fingerprinter.fingerprint(cycle.ping).digest == CodeFingerprinter().fingerprint(cycle.ping).digest
     assert "fpdemo.cycle.LOOP" in fingerprinter.fingerprint(cycle.loop).items
     assert "fpdemo.nodes.recursive" in fingerprinter.fingerprint(_nodes().recursive).items
+
+
+DISPATCH = """
+import functools
+
+
+@functools.singledispatch
+def fmt(value):
+    return value
+
+
+@fmt.register(float)
+def _fmt_float(value):
+    return value * 1
+
+
+class Scaler:
+    @functools.singledispatchmethod
+    def scale(self, value):
+        return value
+
+    @scale.register(int)
+    def _scale_int(self, value):
+        return value * 2
+"""
+
+DISPATCH_NODES = """
+from fpdemo.dispatch import Scaler, fmt
+
+
+def formats(x):
+    return fmt(x)
+
+
+def scales(x):
+    return Scaler().scale(x)
+
+
+def plain(x):
+    return x
+"""
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "changed"),
+    [
+        ("return value * 1\n", "return value * 1000\n", {"formats"}),  # a registered overload
+        ("@fmt.register(float)", "@fmt.register(int)", {"formats"}),  # the type it is registered for
+        ("return value * 2\n", "return value * 3\n", {"scales"}),  # a singledispatchmethod overload
+        ("    return value\n\n\n@fmt", "    return str(value)\n\n\n@fmt", {"formats"}),  # the generic base
+    ],
+)
+def test_singledispatch_overloads_count(project: Path, old: str, new: str, changed: set[str]) -> None:
+    # attacker at3 A2: an edited @fmt.register overload left a Kedro node cached with the old result
+    (project / "dispatch.py").write_text(DISPATCH)
+    (project / "nodes.py").write_text(DISPATCH_NODES)
+    names = ("formats", "scales", "plain")
+    before = _digests(*names)
+    assert _digests(*names) == before  # stable between fresh imports
+    _edit(project / "dispatch.py", old, new)
+    assert _changed(before, _digests(*names)) == changed
