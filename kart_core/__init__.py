@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from kart_core.hashing import short_id
     from kart_core.info import make_tree_info, tree_info
     from kart_core.loading import load_output
-    from kart_core.output_digests import output_digests, output_digests_if_complete
+    from kart_core.output_digests import committed_digests, output_digests, output_digests_if_complete
     from kart_core.pandas_type_config import PandasTypeConfig
     from kart_core.param_plan import config_frozen
     from kart_core.parameter import (
@@ -105,6 +105,7 @@ _EXPORTS = {
     "make_task_info_as_tree_str": "kart_core.tree.task_info",
     "make_tree_info": "kart_core.info",
     "node_key": "kart_core.graph",
+    "committed_digests": "kart_core.output_digests",
     "output_digests": "kart_core.output_digests",
     "output_digests_if_complete": "kart_core.output_digests",
     "params_text": "kart_core.display",

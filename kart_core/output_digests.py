@@ -28,8 +28,9 @@ from kart_core.manifest import Manifest, OutputRecord, read_manifest
 from kart_core.signing import Signer
 from kart_core.storage import storage_for
 from kart_core.structure import leaves
+from kart_core.task_memo import memo_of
 
-__all__ = ["output_digests", "output_digests_if_complete"]
+__all__ = ["committed_digests", "output_digests", "output_digests_if_complete"]
 
 
 def output_digests(task: Any) -> dict[str, str]:
@@ -92,6 +93,34 @@ def output_digests_if_complete(task: Any) -> dict[str, str] | None:
         if named is not None:
             return named
     return output_digests(task)
+
+
+def committed_digests(task: Any) -> dict[str, str] | None:
+    """What ``output_digests(task)`` named right after this process's run of ``task`` committed, without a read.
+
+    For an adapter that keys later work by what a task it just ran returned (kart_kedro's KartRunner
+    keys a node by its upstream nodes' outputs): the hashes the commit itself recorded in the manifest,
+    kept on the task object by ``run_one`` (``TaskMemo.committed``).
+
+    Args:
+        task: a kart task object that ``run_one`` ran in this process.
+
+    Returns:
+        output path -> ``{algorithm}:{hex}`` for each output (flattened ``kart_outputs()``, in order), when
+        the latest run of this task object in this process committed every one of them itself; None
+        otherwise (no run here yet, the run failed, or another process's commit was kept): read them
+        with ``output_digests``. A later commit by another process is not seen: ask right after the run.
+    """
+    committed = memo_of(task).committed
+    if committed is None:
+        return None
+    found = {}
+    for target in leaves(task.kart_outputs()):
+        digest = committed.get(str(target.path()))
+        if digest is None:  # an output this run did not write (kept from an earlier commit)
+            return None
+        found[str(target.path())] = digest
+    return found
 
 
 def _from_parsed(outputs: list[Any], manifests: dict[str, Manifest | None]) -> dict[str, str] | None:

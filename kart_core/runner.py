@@ -405,9 +405,11 @@ def _run_committing(
         BaseException: what the run raised otherwise.
     """
     settings = target_config.current()
+    memo = memo_of(task)
+    memo.committed = None  # set again only when this run commits its own outputs
     try:
         before = _output_versions(task) if replace else {}
-        with transaction.begin(task, task.kart_label(), settings.signer, bases, memo_of(task).run_slot()) as running:
+        with transaction.begin(task, task.kart_label(), settings.signer, bases, memo.run_slot()) as running:
             # Note the task's manifest as it is before the run: a commit by another writer meanwhile wins.
             found = False
             for target in flatten(task.kart_outputs()) if settings.record else []:
@@ -450,6 +452,8 @@ def _run_committing(
                 direct.release()
             if running.run_record is not None:
                 mark_recorded(task, running.run_recorded)
+        if not running.superseded:
+            memo.committed = running.digests
         if running.superseded:
             logger.info(
                 "%s: another process committed this task first; its outputs and run logs are kept, this run's "

@@ -38,9 +38,12 @@ class TaskMemo:
             None. Kept by ``release``: a chain of task parameters serializes each link through it.
         run: where the task's runs in progress are found (``RunSlot``; None until the first run or
             output target needs it). Kept by ``release``; a pickle carries only which process runs it.
+        committed: output path -> content hash of each output the latest run of this object in this
+            process committed itself (``kart_core.output_digests.committed_digests``); None before a run
+            and when that run kept another process's commit or failed. Kept by ``release``.
     """
 
-    __slots__ = ("requires_structure", "requires", "outputs", "task_reference", "run")
+    __slots__ = ("requires_structure", "requires", "outputs", "task_reference", "run", "committed")
 
     def __init__(self) -> None:
         self.requires_structure: Any = UNSET
@@ -48,6 +51,7 @@ class TaskMemo:
         self.outputs: Any = UNSET
         self.task_reference: str | None = None
         self.run: RunSlot | None = None
+        self.committed: dict[str, str] | None = None
 
     def run_slot(self) -> RunSlot:
         """The task's ``RunSlot``, created when first asked."""

@@ -137,6 +137,8 @@ class Transaction:
     marker_guard: threading.Lock = dataclasses.field(default_factory=threading.Lock)
     # What the run loaded from committed outputs: (manifest path, key) -> (its record, the entry read).
     loaded: dict[tuple[str, str], tuple[OutputRecord, Entry]] = dataclasses.field(default_factory=dict)
+    # After a commit of this run's own outputs: final path -> the content hash its manifest entry records.
+    digests: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def note_load(self, record: OutputRecord, entry: Entry) -> None:
         """Remember that the run loaded the committed output ``record`` as ``entry`` describes it.
@@ -266,6 +268,9 @@ class Transaction:
                 with self.marker_guard:
                     commit_marker.clear(storage, record)
                 self.run_recorded = self.run_recorded or (run is not None and self._run_for(record) is not None)
+        self.digests = {
+            staged.path: staged.entry.digest for staged in self.staged.values() if staged.record is not None
+        }
         self.staged.clear()
         self.committed = True
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -165,3 +167,49 @@ def test_if_complete_with_signing_on_verifies_the_manifest(workspace: str, monke
     _rewrite(manifest, lambda data: data.replace(signed[str(task.output()["b"].path())].encode()[-8:], b"0" * 8))
     with pytest.raises(IntegrityError, match="Refusing to trust the manifest"):
         kart_core.output_digests_if_complete(task)
+
+
+def test_committed_digests_name_what_this_process_s_own_commit_recorded(
+    workspace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """None before a run; after run_one committed, output_digests' names without a read; None after a failed run."""
+    task = Pair(workspace_directory=workspace)
+    assert kart_core.committed_digests(task) is None
+    kart_core.build(task, reset_register=False, return_value=False)
+    expected = kart_core.output_digests(task)
+    assert kart_core.committed_digests(task) == expected
+    assert list(expected) == [str(target.path()) for target in task.output().values()]
+
+    def fails(self: Pair) -> None:
+        self.dump(5, "a")
+        raise RuntimeError("the run fails")
+
+    for target in task.output().values():  # incomplete again: the next build runs it
+        Path(target.path()).unlink()
+    monkeypatch.setattr(Pair, "run", fails)
+    with pytest.raises(kart_core.errors.GokartBuildError):
+        kart_core.build(task, reset_register=False, return_value=False)
+    assert kart_core.committed_digests(task) is None  # not the earlier run's names
+
+
+class PairRacedByAnotherProcess(Pair):
+    """While its run executes, another process builds the same task and commits first."""
+
+    def run(self) -> None:
+        super().run()
+        code = (
+            "import sys; sys.path[:0] = sys.argv[1:2]; import kart_core; "
+            "from test_output_digests import PairRacedByAnotherProcess as T; T.run = T.__bases__[0].run; T.value = 7; "
+            "kart_core.build(T(workspace_directory=sys.argv[2]), reset_register=False, return_value=False)"
+        )
+        tests = str(Path(__file__).parent)
+        subprocess.run([sys.executable, "-c", code, tests, str(self.workspace_directory)], check=True, timeout=120)
+
+
+def test_committed_digests_are_none_when_another_process_s_commit_was_kept(workspace: str) -> None:
+    """The run's commit finds the other process's manifest: its outputs are kept, and this run names nothing."""
+    task = PairRacedByAnotherProcess(workspace_directory=workspace)
+    kart_core.build(task, reset_register=False, return_value=False)
+    assert task.output()["a"].load() == 7  # the other process's run (this one dumped 1)
+    assert kart_core.committed_digests(task) is None
+    assert all(value.startswith(f"{DEFAULT_ALGORITHM}:") for value in kart_core.output_digests(task).values())

@@ -431,3 +431,34 @@ def test_an_edit_in_a_helper_module_a_task_calls_makes_the_node_that_uses_the_ta
     finally:
         for name in [n for n in sys.modules if n.startswith("kedrohelpers")]:
             del sys.modules[name]
+
+
+def _notes(values: list[int]) -> None:
+    _record("notes")
+
+
+def test_a_node_without_outputs_is_cached_on_the_second_run(tmp_path: Path, workspace: str, journal: str) -> None:
+    """Its one placeholder output is named like the others (before: the second run failed, ValueError from zip)."""
+    pipeline = Pipeline([*_pipeline().nodes, node(_notes, "scaled", None, name="notes")])
+    for expected in (["clean", "count", "notes", "scale", "total"], []):
+        Path(journal).write_text("")
+        runner = KartRunner(workspace_directory=workspace)
+        runner.run(pipeline, _catalog(tmp_path))
+        assert sorted(Path(journal).read_text().split()) == expected
+    assert runner.last_run["notes"] == "cached"
+
+
+def test_a_first_run_keys_readers_by_what_their_upstream_just_committed_without_reading_it(
+    tmp_path: Path, workspace: str, runner_class: type, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The content hashes come from the upstream node's own commit (kart_core.committed_digests), not a read of
+    its manifest; they are the ones the manifest holds, so the second run (keyed from the manifests) is cached."""
+    with monkeypatch.context() as patched:
+        patched.setattr(kart_core, "output_digests", lambda task: pytest.fail("read an upstream's manifest again"))
+        ran, _ = _run(tmp_path, workspace, runner_class)
+    assert ran == ["clean", "count", "scale", "total"]
+    runner = _runner(runner_class, workspace)
+    ran, catalog = _run(tmp_path, workspace, runner_class, runner)
+    assert ran == []
+    assert set(runner.last_run.values()) == {"cached"}
+    assert catalog.load("total") == 34

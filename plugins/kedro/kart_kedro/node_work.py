@@ -29,10 +29,13 @@ class NodeResult:
         status: ``ran``, ``cached`` (another worker completed the same node run first) or
             ``ran uncached``; for a to_pipeline kart node, what run_one did (``ran``/``cached``).
         states: the state of each persistent output right after the node wrote it.
+        contents: when the node ran and committed its outputs itself, the content hash of each output
+            by dataset name (``kart_core.committed_digests``, no manifest read); None otherwise.
     """
 
     status: str
     states: dict[str, OutputState]
+    contents: dict[str, str] | None = None
 
 
 class _CapturingTask(Task):
@@ -97,7 +100,7 @@ class NodeWork:
             return NodeResult(status.value, {})
         recorded = task.task_log.get(OUTPUT_STATES) or {}
         states = {name: OutputState(*values) for name, values in recorded.items()}
-        return NodeResult(status.value, states)
+        return NodeResult(status.value, states, _contents(task))
 
     def _execute_and_record(self) -> dict[str, Any]:
         """Run the node; note the state of each persistent output it saved in the run's task log.
@@ -122,3 +125,11 @@ class NodeWork:
         )
         task.execute()
         return task.outputs or {}
+
+
+def _contents(task: KedroNodeRun) -> dict[str, str] | None:
+    """The content hash of each output of the node run just committed, by dataset name; None when not its own commit."""
+    committed = kart_core.committed_digests(task)
+    if committed is None:
+        return None
+    return {name: committed[str(target.path())] for name, target in task.kart_outputs().items()}

@@ -210,7 +210,7 @@ class PipelineRun:
                 if stale is None:
                     # Served: what its readers are keyed by (upstream_content), from the read that found it complete.
                     # Set only now: a node that runs again is named from its new commit.
-                    self.contents[node.name] = dict(zip(task.outputs, digests.values(), strict=True))
+                    self.contents[node.name] = _by_name(task, digests)
                     return None
             _clear_outputs(task)
         changes = self.changes
@@ -299,9 +299,7 @@ class PipelineRun:
         if contents is None:
             task = self.tasks[producer]
             # In output() order (KedroNodeRun.output: one target per output name, in ``outputs`` order).
-            contents = self.contents[producer] = dict(
-                zip(task.outputs, kart_core.output_digests(task).values(), strict=True)
-            )
+            contents = self.contents[producer] = _by_name(task, kart_core.output_digests(task))
         return contents.get(name, "")
 
     def digest_of(self, digests: dict[str, str]) -> str:
@@ -582,6 +580,8 @@ class PipelineRun:
                 if task is not None:
                     self.records.mark_written(result.states)  # the states themselves are in the run's task log
                     self.ran_parts[node.name] = self.parts[node.name]
+                    if result.contents is not None:  # what its readers are keyed by, from its own commit
+                        self.contents[node.name] = result.contents
                 reason = self.reasons.get(node.name)
                 logger.info(
                     "kart: node %r %s%s", node.name, result.status, f" ({reason})" if reason else "", extra=PLAIN
@@ -675,6 +675,12 @@ def _kart_digest(task: Any) -> str:
     cover hold other content under the same id.
     """
     return kart_core.content_digest(["kart", kart_core.node_key(task), list(kart_core.output_digests(task).values())])
+
+
+def _by_name(task: KedroNodeRun, digests: dict[str, str]) -> dict[str, str]:
+    """``output_digests(task)`` (output path -> content hash) by dataset name; a node without outputs has
+    one placeholder output (``KedroNodeRun.output``), named as it is there."""
+    return {name: digests[str(target.path())] for name, target in task.kart_outputs().items()}
 
 
 def _clear_outputs(task: KedroNodeRun) -> None:
