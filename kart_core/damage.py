@@ -214,9 +214,15 @@ def unvouched_reason(record: OutputRecord, sizes: dict[str, int] | None = None) 
             f"(gokart writes one too), so it was put there by hand or by another tool{shared}"
         )
     if versions:  # gokart writes this log empty; kart lists the modules
+        # kart before 2026-12-01 kept no record of a large-DataFrame zip (kart_core.task_targets).
+        older = (
+            ", or this zip was written by a kart that recorded no large-DataFrame zip"
+            if record.key.endswith(".zip")
+            else ""
+        )
         return "kart", (
             f"kart ran {record.task} (its run logs are kart's) but its integrity record {record.manifest_name!r} "
-            f"is gone: it was removed since, so nothing vouches for this file{shared}"
+            f"is gone: it was removed since{older}, so nothing vouches for this file{shared}"
         )
     return (
         "gokart",

@@ -28,6 +28,10 @@ integrity record (a completeness, lineage or content check: ``Manifest.from_byte
 the part before it: the run record is most of the bytes (``task_log.module_versions`` alone ~1 kB) and parsing
 it cost a cached Kedro node more than parsing the rest. Both orders are read.
 
+With signing on, a commit that moves the run's ``task_log`` and ``processing_time`` run logs into place adds
+``"logs": "<32 hex>"``, the run's commit id, which those logs are sealed with (``kart_core.log_binding``): an
+older run's log copied back is refused. Every later write of the manifest keeps it; older kart ignores it.
+
 A run that loaded outputs of other tasks through kart (``self.load``, a target's ``load``) adds
 ``"inputs": [{"task": "Up[1234abcd]", "manifest": "log/manifest/Up_<id>.json", "key": "...", "commit": "<32 hex>",
 "digest": "xxh3_128:<hex>"}, ...]``: which committed output (and which content) each load read, so
@@ -217,6 +221,7 @@ class Manifest:
     run: dict[str, Any] | None = None  # the run record of a kart_run_record_in_manifest class (JSON data)
     pending: bool = False
     inputs: tuple[Input, ...] = ()  # what the run loaded from other tasks (kart_core.lineage)
+    logs: str | None = None  # the commit id of the run whose signed task_log/processing_time are current
 
     def to_bytes(self) -> bytes:
         """The JSON form (keys sorted, so equal manifests are equal bytes).
@@ -231,6 +236,8 @@ class Manifest:
             document["pending"] = True
         if self.inputs:
             document["inputs"] = [item.to_json() for item in self.inputs]
+        if self.logs is not None:
+            document["logs"] = self.logs
         # Compact and without indent: json's C encoder (an indented dump runs in pure Python).
         text = json.dumps(document, sort_keys=True, separators=(",", ":"))
         if self.run is not None:  # the last key, after "}" is taken off: readers may stop before it (run=False)
@@ -278,6 +285,7 @@ class Manifest:
             run=record if isinstance(record, dict) else None,
             pending=bool(document.get("pending", False)),
             inputs=inputs,
+            logs=None if document.get("logs") is None else str(document["logs"]),
         )
 
 

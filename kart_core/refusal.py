@@ -129,6 +129,11 @@ def _output_reason(path: str, entry: Entry | None, commits: bool) -> str | None:
         return "not signed (written by gokart, or before signing was turned on)"
     if commits and seal.commit is not None and (entry is None or entry.commit != seal.commit):
         return f"signed as commit {seal.commit}, which no signed manifest records (the manifest was removed?)"
+    if commits and seal.commit is None and entry is not None and entry.commit is not None:
+        # Written while its task kept no record; the manifest records another version (kart_core.target).
+        return (
+            f"signed without a commit, but its manifest records commit {entry.commit} (an older version copied back?)"
+        )
     return None
 
 

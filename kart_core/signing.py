@@ -17,7 +17,13 @@ another name inside it does not. So:
   concurrent writers can never leave one's data with the other's signature;
 - another output's signed file copied over this one fails (another name);
 - an older version of this output copied back fails when its commit id is not the one the task's
-  manifest (``kart_core.manifest``) recorded at commit;
+  manifest (``kart_core.manifest``) recorded at commit (one sealed without a commit fails too once the
+  manifest records one); an older run's ``task_log`` / ``processing_time`` fails when its commit id is
+  not the run the manifest names (``kart_core.log_binding``);
+- not detected: an older version of a file no manifest vouches for (outputs of a task that keeps no
+  record, run logs written before ``run()``; sealed without a commit): only name and content are bound,
+  so any version signed under that name verifies, also one copied from another workspace with the same
+  key; nor a task's files restored together with their older manifest;
 - the loader reads the file once, verifies those bytes and deserializes the same bytes.
 
 Without a key nothing is added: files stay byte-identical to gokart's. Files signed by kart before

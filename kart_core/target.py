@@ -23,7 +23,7 @@ from typing import IO, Any
 
 import luigi
 
-from kart_core import commit_marker, target_config, transaction
+from kart_core import commit_marker, log_binding, target_config, transaction
 from kart_core.conflict_prevention_lock import (  # gokart.target's names; kart locks whole runs (run_one)
     TaskLockParams,
     make_task_lock_params,
@@ -210,8 +210,9 @@ class TargetOnKart(luigi.Target):
             else:
                 sealed = self._storage.spool(self._path)
                 # Without an integrity record no manifest will hold the commit: seal without one, as a
-                # bare target's, so the load checks the MAC only (it refused every such output before).
-                seal_commit = commit if record is not None else None
+                # bare target's, so the load checks the MAC only (it refused every such output before);
+                # a run log the run commits is sealed as the run, which the manifest then names.
+                seal_commit = commit if record is not None else self._log_commit(running, settings.record)
                 mac = signer.begin(self.signing_name, seal_commit)
                 size, digest = _seal(spool.file, sealed.file, mac, seal_commit, length)
                 spool.discard()
@@ -238,6 +239,19 @@ class TargetOnKart(luigi.Target):
             spool.discard()
             if sealed is not None:
                 sealed.discard()
+
+    def _log_commit(self, running: transaction.Transaction | None, records: bool) -> str | None:
+        """The commit a signed run log staged by ``running`` is sealed as (``kart_core.log_binding``): the
+        run's, when it is a log the run commits with its outputs and the commit writes the task's manifest
+        (which then names the run, ``Manifest.logs``); else None (the MAC alone is checked)."""
+        if running is None or not records:
+            return None
+        bound = log_binding.manifest_of(self._path, self._name)
+        record = running.record_named(bound[1]) if bound is not None else None
+        if record is None:
+            return None
+        running.logged.add(record.manifest)
+        return running.commit_id
 
     def _record_direct_dump(self, record: OutputRecord, entry: Entry, signer: Signer | None) -> None:
         """Record a dump made outside any run (already in place) in its manifest.
@@ -639,12 +653,22 @@ class TargetOnKart(luigi.Target):
             seal = signer.verify(data, canonical_location(self._path))
         if seal is None:
             raise IntegrityError(self._refusal(data))
-        if staged or seal.commit is None or self.record is None:
-            return
+        if self.record is None and not staged:
+            fault = log_binding.commit_fault(self._path, self._name, seal.commit, signer)
+            if fault is not None:
+                raise IntegrityError(
+                    f"Refusing to load {self._describe_owner()} from {self._path!r}: {fault}. Fix: build the task "
+                    "again with rerun=True (it writes its run logs anew), or `kart verify --delete` removes the log."
+                )
+        if staged or self.record is None or (seal.commit is None and entry is None):
+            return  # sealed without a commit and no record of one: written while integrity records were off
+        # A file sealed without a commit where the manifest records one is not that commit's either: an older
+        # version written while the task kept no record (or records were off), copied back.
         if entry is None or entry.commit != seal.commit:
             committed = "no commit (its manifest has no entry)" if entry is None else f"commit {entry.commit}"
+            signed = f"as commit {seal.commit}" if seal.commit is not None else "without a commit"
             raise IntegrityError(
-                f"Refusing to load {self._describe_owner()} from {self._path!r}: it is signed as commit {seal.commit}, "
+                f"Refusing to load {self._describe_owner()} from {self._path!r}: it is signed {signed}, "
                 f"but the task's manifest {self.record.manifest!r} records {committed} (an older version copied back, "
                 "or the manifest was removed). Fix: `kart verify --delete` (the next build runs the task again), or build "
                 "the task again with rerun=True."

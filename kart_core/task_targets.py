@@ -86,19 +86,25 @@ def make_target(
 def make_large_data_frame_target(
     task: KartTask, relative_file_path: str | None = None, use_unique_id: bool = True, max_byte: int = int(2**26)
 ) -> TargetOnKart:
-    """A zip of pickled chunks of about ``max_byte`` bytes (default path ``{module path}/{Class}.zip``)."""
+    """A zip of pickled chunks of about ``max_byte`` bytes (default path ``{module path}/{Class}.zip``), recorded
+    in the task's manifest as any output (none with ``should_dump_supplementary_log_files=False``)."""
     relative = (
         relative_file_path if relative_file_path is not None else workspace.default_output_path(type(task), ".zip")
     )
     unique_id = task.make_unique_id() if use_unique_id else None
+    label = task.kart_label()
+    # An integrity record as a model zip's: a signed zip binds the commit its manifest records, so an
+    # older version copied back is refused (without one it verified: the MAC bound only name and content).
+    found = _record(task, relative, unique_id, label)
     target = _model_target(
         _in_workspace(task, relative),
         temporary_directory=task.local_temporary_directory,
         save_function=LargeDataFrameProcessor(max_byte=max_byte).save,
         load_function=LargeDataFrameProcessor.load,
         unique_id=unique_id,
-        owner=task.kart_label(),
-        name=_signing_name(relative, unique_id),
+        owner=label,
+        record=found,
+        name=_signing_name(relative, unique_id) if found is None else None,
     )
     target.task_memo = memo_of(task)
     return target

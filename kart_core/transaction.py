@@ -135,6 +135,9 @@ class Transaction:
     # Held while a marker beside a manifest is written or removed: the commit's own and a direct writer's
     # heartbeat (which rewrites the commit's marker while the commit runs, never after it removed it).
     marker_guard: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    # The manifests (full paths) whose task's committed run logs this run staged sealed as its commit: the
+    # commit names the run there as the one whose logs are current (``Manifest.logs``, kart_core.log_binding).
+    logged: set[str] = dataclasses.field(default_factory=set)
     # What the run loaded from committed outputs: (manifest path, key) -> (its record, the entry read).
     loaded: dict[tuple[str, str], tuple[OutputRecord, Entry]] = dataclasses.field(default_factory=dict)
     # After a commit of this run's own outputs: final path -> the content hash its manifest entry records.
@@ -186,6 +189,14 @@ class Transaction:
         if previous is not None:
             _remove_quietly(previous.storage, previous.location)
         self.staged[staged.path] = staged
+
+    def record_named(self, manifest_name: str) -> OutputRecord | None:
+        """The record of a staged output whose manifest has the workspace-relative name ``manifest_name``
+        (so this run's commit writes that manifest), else None."""
+        for staged in self.staged.values():
+            if staged.record is not None and staged.record.manifest_name == manifest_name:
+                return staged.record
+        return None
 
     def lookup(self, path: str) -> Staged | None:
         """The staged file for ``path``, if this run dumped it."""
@@ -240,6 +251,7 @@ class Transaction:
                     run=run,
                     pending=True,
                     inputs=self.inputs_for(record),
+                    logs=self._logs_for(record, current),
                 )
                 data, run = self._encoded(manifest, record.manifest_name)
                 try:
@@ -297,6 +309,7 @@ class Transaction:
                 outputs=_entries(items),
                 run=self._run_for(record),
                 inputs=self.inputs_for(record),
+                logs=self._logs_for(record, None),
             )
             data, run = self._encoded(fresh, record.manifest_name)
             with self._room(record.manifest):  # a claim that fails removes its partial file (claim_new)
@@ -334,6 +347,13 @@ class Transaction:
                 "not committed and its temporary files are removed. Free space on that disk (or raise the "
                 "quota), then build again."
             ) from exc
+
+    def _logs_for(self, record: OutputRecord, current: Manifest | None) -> str | None:
+        """Which run's committed run logs ``record``'s manifest names: this run's when it staged them sealed
+        (``logged``), else the ones the manifest named (they stay in place)."""
+        if record.manifest in self.logged:
+            return self.commit_id
+        return current.logs if current is not None else None
 
     def _run_for(self, record: OutputRecord) -> dict[str, Any] | None:
         """The run record this commit writes into ``record``'s manifest (None: not that task's, or none)."""
@@ -389,8 +409,9 @@ def record_direct_dump(
         outputs = dict(current.outputs) if current is not None else {}
         outputs[record.key] = entry
         run = current.run if current is not None else None
+        logs = current.logs if current is not None else None  # the run logs in place stay current
         # No inputs: the dumped object did not come from what the last run loaded (nothing claimed).
-        manifest = Manifest(task=record.task, commit=new_commit_id(), outputs=outputs, run=run)
+        manifest = Manifest(task=record.task, commit=new_commit_id(), outputs=outputs, run=run, logs=logs)
         write_manifest(storage, record.manifest, record.manifest_name, manifest, signer)
         return True
 

@@ -25,7 +25,7 @@ import os
 from collections.abc import Iterable
 from typing import Any, Literal
 
-from kart_core import target_config
+from kart_core import log_binding, target_config
 from kart_core.commit_marker import (
     DIRECT,
     MARKER_SUFFIX,
@@ -48,6 +48,7 @@ from kart_core.safe_pickle import loads_plain_data
 from kart_core.signing import (
     HEADER_SIZE,
     SIGNATURE_SUFFIX,
+    Seal,
     Signer,
     is_sealed,
     read_seal,
@@ -464,12 +465,14 @@ def _run_log_fault(entry: FileEntry, kind: LogKind, signer: Signer | None) -> st
         if not is_sealed(data):
             why = "is not signed (written by gokart or before signing was turned on, or replaced since)"
         # Its workspace-relative name; an older kart's full path holds only where it was written (kart_core.signing).
-        elif all(signer.verify(data, name) is None for name in (entry.relative, canonical_lock_key(entry.path))):
+        elif (seal := _log_seal(data, entry, signer)) is None:
             why = (
                 "has a signature that does not hold for its content and name (changed after kart wrote it, another "
                 "log copied over it, signed with another key, or signed by an older kart with its full path and the "
                 "workspace moved or copied since)"
             )
+        elif (fault := _log_commit_fault(entry, seal.commit, signer)) is not None:
+            why = f"is not the one its task's manifest names: {fault}"
         else:
             return None
         refused = "`kart runs` shows the run as refused and " if kind == TASK_LOG else ""
@@ -486,6 +489,24 @@ def _run_log_fault(entry: FileEntry, kind: LogKind, signer: Signer | None) -> st
     if not isinstance(value, _LOG_TYPES[kind]):
         return f"{what} holds a {type(value).__name__}, not what kart writes there. {_run_log_fix(kind)}"
     return None
+
+
+def _log_seal(data: bytes, entry: FileEntry, signer: Signer) -> Seal | None:
+    """The seal of a run log when its MAC holds for its workspace-relative name (or an older kart's full path)."""
+    for name in (entry.relative, canonical_lock_key(entry.path)):
+        seal = signer.verify(data, name)
+        if seal is not None:
+            return seal
+    return None
+
+
+def _log_commit_fault(entry: FileEntry, commit: str | None, signer: Signer) -> str | None:
+    """``log_binding.commit_fault`` as a load checks it; None when the manifest cannot be read (removed since
+    the listing, or its own problem, which verify reports)."""
+    try:
+        return log_binding.commit_fault(entry.path, entry.relative, commit, signer)
+    except OSError:
+        return None
 
 
 def _named_global(error: BaseException) -> str | None:

@@ -172,14 +172,16 @@ def test_a_run_log_an_older_kart_signed_with_its_full_path_loads_in_place_and_is
     workspace = join_url(place, "old")
     up = MovedUp(x=4, workspace_directory=workspace)
     gokart.build(up, reset_register=False)
-    log = log_task_path(up, TASK_LOG)
+    # task_params: written before run(), bound to no run (an older kart's task_log is also accepted only while
+    # the manifest, an older kart's too, names no run's logs: kart_core.log_binding).
+    log = log_task_path(up, TASK_PARAMS)
     _sign_as_an_older_kart(log, {"note": "old scheme"})
     assert load_log_value(log) == {"note": "old scheme"}  # where it was written: its full path holds
     assert verify_workspace(workspace).ok
 
     moved = join_url(place, "new")
     _copy_workspace(workspace, moved)
-    copied = log_task_path(MovedUp(x=4, workspace_directory=moved), TASK_LOG)
+    copied = log_task_path(MovedUp(x=4, workspace_directory=moved), TASK_PARAMS)
     with pytest.raises(IntegrityError) as info:
         load_log_value(copied)
     assert MOVED_ADVICE in " ".join(str(info.value).split())
@@ -207,7 +209,7 @@ class MovedByPath(gokart.TaskOnKart[str]):
 
 
 class MovedLargeFrame(gokart.TaskOnKart[Any]):
-    """A large-DataFrame zip (no integrity record)."""
+    """A large-DataFrame zip (with an integrity record since 2026-12-01; record-less before)."""
 
     def output(self) -> gokart.TargetOnKart:
         return self.make_large_data_frame_target("large/frame.zip")
