@@ -61,9 +61,9 @@ from airflow.serialization.serialized_objects import DagSerialization
 import kart_airflow, airflow_tasks  # what a DAG file imports (kart's one-time costs count as parse)
 from airflow_tasks import WIDTH, below
 
-def uri(layer, i):  # as long as kart's output URI for BenchNode(layer, i)
+def uri(layer, i):  # as long as kart's Asset URI for BenchNode(layer, i) (kart_airflow.outputs.asset_uri)
     digest = hashlib.md5(f"{layer}_{i}".encode()).hexdigest()
-    return "file://" + os.path.abspath(f"resources/airflow_tasks/BenchNode_{digest}.pkl")
+    return f"x-kart://workspace/airflow_tasks/BenchNode_{digest}.pkl"
 
 def plain(n, assets):
     with DAG(dag_id="plain", schedule=None) as dag:

@@ -156,7 +156,7 @@ def test_outputs_are_assets_with_the_output_uri(tmp_path: Path) -> None:
     evaluate = Evaluate(model="mean")
     dag = to_dag(evaluate, dag_id="assets")
     (outlet,) = dag.get_task(task_id_for(evaluate)).outlets
-    assert outlet.uri == (tmp_path / evaluate.output().path()).resolve().as_uri()
+    assert outlet.uri == f"x-kart://workspace/mlpipeline/tasks/Evaluate_{evaluate.make_unique_id()}.pkl"
     remote = Evaluate(model="mean", workspace_directory="s3://bucket/ws")
     (outlet,) = to_dag(remote, dag_id="remote").get_task(task_id_for(remote)).outlets
     assert outlet.uri == remote.output().path() and outlet.uri.startswith("s3://bucket/ws/")

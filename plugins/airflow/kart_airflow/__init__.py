@@ -8,6 +8,7 @@ from kart_airflow.dag import KartTaskGroup, to_dag
 from kart_airflow.graph import AssetChoice, add_kart_tasks
 from kart_airflow.naming import display_name_for, task_id_for, task_ids
 from kart_airflow.operator import KartTaskOperator, MissingKartTaskOperator
+from kart_airflow.outputs import asset_uris
 
 __all__ = [
     "AssetChoice",
@@ -15,6 +16,7 @@ __all__ = [
     "KartTaskOperator",
     "MissingKartTaskOperator",
     "add_kart_tasks",
+    "asset_uris",
     "display_name_for",
     "task_id_for",
     "task_ids",

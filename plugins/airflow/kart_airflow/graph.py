@@ -18,7 +18,7 @@ from airflow.sdk import DAG, Asset, TaskGroup, get_parsing_context
 
 import kart_core
 from kart_airflow.operator import KartTaskOperator, MissingKartTaskOperator
-from kart_airflow.outputs import output_uris
+from kart_airflow.outputs import asset_uris
 from kart_airflow.skew import check_importable, missing_task_message, record_extra, record_uri
 
 __all__ = ["add_kart_tasks", "AssetChoice", "ClassArgs", "wanted_task_id"]
@@ -204,10 +204,10 @@ def _among(task: Any, roots: Sequence[Any]) -> bool:
 
 
 class _Uris(dict):  # type: ignore[type-arg]
-    """Output URIs by task, each computed once (a task's output() is asked once per dependant otherwise)."""
+    """Asset URIs of the outputs by task, each computed once (a task's output() is asked once per dependant otherwise)."""
 
     def __missing__(self, task: Any) -> list[str]:
-        self[task] = output_uris(task)
+        self[task] = asset_uris(task)
         return self[task]
 
 

@@ -11,7 +11,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 import kart_core
 from kart_airflow.naming import display_name_for, import_path_of
-from kart_airflow.outputs import output_paths, output_uris, xcom_path
+from kart_airflow.outputs import asset_uris, output_paths, output_uris, xcom_path
 from kart_airflow.rebuild import rebuild_task
 from kart_airflow.skew import (
     asset_extra,
@@ -69,7 +69,8 @@ class KartTaskOperator(BaseOperator):
             task_id: its Airflow task id (``naming.task_ids``).
             code: ``kart_core.code_fingerprint`` of its class (computed here when None).
             upstream: the tasks it requires; their outputs that are Assets become the operator's inlets.
-            uris: output URIs by task, when the caller has them (``output()`` is not free).
+            uris: Asset URIs of the outputs by task (``outputs.asset_uris``), when the caller has them
+                (``output()`` is not free).
             declared: which tasks' outputs are Airflow Assets (default: every task's).
             record: the URI of the DAG's kart record Asset (``skew.record_uri``), where the worker
                 looks up what the dag-processor parsed for this task id (None: no check).
@@ -84,7 +85,7 @@ class KartTaskOperator(BaseOperator):
         declared = declared or _every_task
         own = declared(task)
         if own or any(declared(dep) for dep in upstream):
-            uris = uris if uris is not None else {t: output_uris(t) for t in [task, *upstream]}
+            uris = uris if uris is not None else {t: asset_uris(t) for t in [task, *upstream]}
         kwargs.setdefault("task_display_name", display_name_for(task))
         if own:
             extra = asset_extra(task, code)

@@ -1,4 +1,16 @@
-"""A kart task's outputs as paths and URIs (what Airflow Assets and XCom carry). Pure: no Airflow import."""
+"""A kart task's outputs as paths and URIs (what Airflow Assets, XCom and lineage carry). Pure: no Airflow import.
+
+Two kinds of URI, for two questions:
+
+- ``output_uri``/``output_uris``: where the bytes are — an object-storage URL as is, a local path as its
+  absolute ``file://`` URI. XCom and OpenLineage datasets name outputs so (OpenLineage names datasets by
+  their physical location).
+- ``asset_uri``/``asset_uris``: which output it is — the identity of an Airflow Asset, the same from every
+  checkout, working directory and machine. An output inside a local workspace is named by its
+  workspace-relative path under the ``x-kart`` scheme (``x-kart://workspace/mlpipeline/tasks/Train_<id>.pkl``;
+  Airflow leaves ``x-`` schemes as written, AIP-60); an object-storage output by its URL; only an output
+  outside any workspace (a bare ``make_target`` by path) by its absolute ``file://`` URI.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +21,10 @@ from typing import Any
 
 from luigi.task import flatten
 
-__all__ = ["output_paths", "output_uri", "output_uris", "xcom_path"]
+__all__ = ["ASSET_SCHEME", "asset_uri", "asset_uris", "output_paths", "output_uri", "output_uris", "xcom_path"]
+
+ASSET_SCHEME = "x-kart"
+_WORKSPACE_PREFIX = f"{ASSET_SCHEME}://workspace/"
 
 
 def output_paths(task: Any) -> list[str]:
@@ -31,8 +46,39 @@ def output_uri(path: str) -> str:
 
 
 def output_uris(task: Any) -> list[str]:
-    """The URIs of every output of the task (what its outlet Assets are)."""
+    """The location URIs of every output of the task (``output_uri``), in ``output()`` order."""
     return [output_uri(path) for path in output_paths(task)]
+
+
+def asset_uri(target: Any) -> str:
+    """The Airflow Asset URI of one output target: the same wherever the checkout and workspace lie.
+
+    Args:
+        target: a kart output target (``TaskOnKart.output()`` item).
+
+    Returns:
+        ``x-kart://workspace/{workspace-relative path}`` (percent-encoded, ``/`` kept) for an output in a
+        local workspace; the URL for object storage (``s3://…``, ``gs://…``, ``memory://…``); the absolute
+        ``file://`` URI (``output_uri``) for a local output that belongs to no workspace.
+    """
+    path = str(target.path())
+    if "://" in path and not path.startswith("file://"):
+        return path  # one place for every checkout and machine already
+    # The workspace-relative name kart's integrity records and signatures use (a full path for a
+    # target made by path, outside any workspace).
+    name = getattr(target, "signing_name", None)
+    if isinstance(name, str) and name and "://" not in name and not os.path.isabs(name):
+        return _WORKSPACE_PREFIX + urllib.parse.quote(name)
+    return output_uri(path.removeprefix("file://"))
+
+
+def asset_uris(task: Any) -> list[str]:
+    """The Airflow Asset URIs of every output of the task (``asset_uri``), in ``output()`` order.
+
+    What ``to_dag`` declares as the task's outlets and its dependants' inlets; a DAG in another file
+    scheduled on a kart output can name it with ``[Asset.ref(uri=uri) for uri in asset_uris(task)]``.
+    """
+    return [asset_uri(target) for target in flatten(task.output())]
 
 
 def xcom_path(paths: list[str]) -> str | list[str]:

@@ -1,0 +1,140 @@
+"""An output's Airflow Asset is the same from every checkout, working directory and machine.
+
+Data-aware scheduling matches Assets by URI: a URI holding the absolute local path split one output
+into as many Assets as there were checkouts (and made a worker started in another directory emit
+events on Assets no DAG declared).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kart_airflow import asset_uris, task_id_for, to_dag
+from kart_airflow.outputs import output_uris
+from mlpipeline import Evaluate
+
+import kart_core
+from kart_core.target import make_target
+
+_TASKS = '''
+"""Two tasks of a pipeline package, as a checkout holds it."""
+import kart_core
+import luigi
+
+
+class Load(kart_core.TaskOnKart[int]):
+    day = luigi.Parameter()
+
+    def run(self) -> None:
+        self.dump(len(self.day))
+
+
+class Total(kart_core.TaskOnKart[int]):
+    source = kart_core.TaskInstanceParameter()
+
+    def run(self) -> None:
+        self.dump(self.load(self.source) + 1)
+'''
+
+# The DAG file keeps its cache beside the checkout (a common layout): the workspace's absolute path
+# differs in each checkout.
+_DAG = '''
+"""airflow dag file of the checkout."""
+import datetime
+from pathlib import Path
+from typing import Any
+
+from kart_airflow import to_dag
+from ckpipe.tasks import Load, Total
+
+WORKSPACE = str(Path(__file__).resolve().parents[1] / "resources")
+dag = to_dag(
+    [Total(source=Load(day="2024-01-01"), workspace_directory=WORKSPACE),
+     Total(source=Load(day="2024-01-02"), workspace_directory=WORKSPACE)],
+    dag_id="checkout",
+    schedule=None,
+    start_date=datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc),
+)
+'''
+
+# Parses the checkout's DAG file as the dag-processor would (a fresh process, the checkout on sys.path,
+# started in the checkout) and prints each task's outlet and inlet URIs.
+_PARSE = """
+import json, runpy, sys
+sys.path.insert(0, ".")
+dag = runpy.run_path("dags/checkout_dag.py")["dag"]
+print(json.dumps({t.task_id: [[a.uri for a in t.outlets], sorted(a.uri for a in t.inlets)] for t in dag.tasks}))
+"""
+
+
+def _checkout(root: Path) -> Path:
+    (root / "ckpipe").mkdir(parents=True)
+    (root / "ckpipe" / "__init__.py").write_text("")
+    (root / "ckpipe" / "tasks.py").write_text(textwrap.dedent(_TASKS))
+    (root / "dags").mkdir()
+    (root / "dags" / "checkout_dag.py").write_text(textwrap.dedent(_DAG))
+    return root
+
+
+def _parse(checkout: Path) -> dict[str, list[list[str]]]:
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    env.pop("KART_WORKSPACE", None)
+    done = subprocess.run(
+        [sys.executable, "-c", _PARSE], cwd=checkout, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_two_checkouts_declare_the_same_assets_and_different_tasks_different_ones(tmp_path: Path) -> None:
+    first = _checkout(tmp_path / "alice" / "repo")
+    second = Path(shutil.copytree(first, tmp_path / "ci" / "builds" / "7" / "repo"))
+    parsed, again = _parse(first), _parse(second)
+    assert parsed == again
+    outlets = {task_id: uris for task_id, (uris, _) in parsed.items()}
+    assert set(outlets) == {"Total", "Total_2", "Load__Total.source", "Load__Total_2.source"}
+    every = [uri for uris in outlets.values() for uri in uris]
+    assert len(every) == len(set(every)) == 4  # one Asset per output; two tasks never share one
+    assert all(uri.startswith("x-kart://workspace/ckpipe/tasks/") for uri in every)
+    assert not any(str(tmp_path) in uri for uri in every)
+    # Lineage inside the DAG still joins: each Total reads the Asset its Load declares.
+    assert outlets["Load__Total.source"] == [uri for uri in parsed["Total"][1] if not uri.startswith("x-kart-record")]
+
+
+def test_the_asset_is_the_workspace_relative_path_whatever_the_directory_a_url_or_outside_path_as_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    evaluate = Evaluate(model="mean")
+    expected = [f"x-kart://workspace/mlpipeline/tasks/Evaluate_{evaluate.make_unique_id()}.pkl"]
+    dag = to_dag(evaluate, dag_id="here")
+    assert [outlet.uri for outlet in dag.get_task(task_id_for(evaluate)).outlets] == expected
+    for directory in (tmp_path / "elsewhere", tmp_path / "other user" / "home"):
+        directory.mkdir(parents=True)
+        monkeypatch.chdir(directory)  # the default workspace ./resources/ is now another folder
+        moved = to_dag(Evaluate(model="mean"), dag_id="there")
+        assert [outlet.uri for outlet in moved.get_task(task_id_for(evaluate)).outlets] == expected
+        assert asset_uris(Evaluate(model="mean")) == expected
+        # XCom and OpenLineage still name where the bytes are.
+        assert output_uris(Evaluate(model="mean")) == [(directory / evaluate.output().path()).as_uri()]
+    # An absolute workspace elsewhere names the same output too; another task, another Asset.
+    assert asset_uris(Evaluate(model="mean", workspace_directory=str(tmp_path / "ws"))) == expected
+    assert asset_uris(Evaluate(model="ridge")) != expected
+    # Object storage keeps its URL (one place from everywhere); a path outside any workspace stays absolute.
+    remote = Evaluate(model="mean", workspace_directory="s3://bucket/ws")
+    assert asset_uris(remote) == [remote.output().path()]
+    assert asset_uris(remote)[0].startswith("s3://bucket/ws/mlpipeline/tasks/Evaluate_")
+
+    class Exported(kart_core.TaskOnKart[str]):
+        def output(self) -> Any:
+            return make_target(str(tmp_path / "exports" / "report 1.csv"))
+
+    assert asset_uris(Exported()) == [(tmp_path / "exports" / "report 1.csv").as_uri()]
