@@ -7,6 +7,7 @@ events on Assets no DAG declared).
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import shutil
@@ -16,7 +17,9 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import luigi
 import pytest
+from af_helpers import statuses
 from kart_airflow import asset_uris, task_id_for, to_dag
 from kart_airflow.outputs import output_uris
 from mlpipeline import Evaluate
@@ -138,3 +141,35 @@ def test_the_asset_is_the_workspace_relative_path_whatever_the_directory_a_url_o
             return make_target(str(tmp_path / "exports" / "report 1.csv"))
 
     assert asset_uris(Exported()) == [(tmp_path / "exports" / "report 1.csv").as_uri()]
+
+
+class Note(kart_core.TaskOnKart[str]):
+    text = luigi.Parameter()
+
+    def run(self) -> None:
+        self.dump(self.text)
+
+
+def test_a_dag_parsed_in_another_directory_and_scheduled_on_asset_uris_is_queued_by_the_producer(
+    run_dag: Any, register_dag: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow.models.asset import AssetDagRunQueue
+    from airflow.models.dag import DagModel
+    from airflow.providers.standard.operators.empty import EmptyOperator
+    from airflow.sdk import DAG, Asset
+    from airflow.utils.session import create_session
+
+    (tmp_path / "reports-repo").mkdir()
+    monkeypatch.chdir(tmp_path / "reports-repo")  # the consumer's DAG file is parsed from another folder
+    schedule = [Asset.ref(uri=uri) for uri in asset_uris(Note(text="for the report"))]
+    with DAG("report_on_note", schedule=schedule, start_date=datetime.datetime(2024, 1, 1)) as consumer:
+        EmptyOperator(task_id="report")
+    register_dag(consumer)
+    with create_session() as session:  # new DAGs start paused; a paused DAG is never queued
+        session.query(DagModel).filter(DagModel.dag_id == "report_on_note").update({"is_paused": False})
+    monkeypatch.chdir(tmp_path)
+    note = Note(text="for the report")
+    assert statuses(run_dag(to_dag(note, dag_id="note_producer"))) == {"Note": "ran"}
+    with create_session() as session:
+        queued = session.query(AssetDagRunQueue).filter(AssetDagRunQueue.target_dag_id == "report_on_note").all()
+    assert len(queued) == 1
