@@ -5,11 +5,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
-from kart_kedro.output_state import MISSING, current_state, is_persistent
+from kart_kedro.output_state import MISSING, current_state, file_stamp, is_persistent
 from kedro.io import AbstractDataset, MemoryDataset
 from kedro.io.core import AbstractVersionedDataset, Version
 
@@ -109,6 +110,23 @@ def test_a_state_recorded_without_ctime_is_read_again_and_found_equal(tmp_path: 
     assert old_record.ctime_ns == -1
     again = current_state(dataset, old_record)
     assert again.md5 == current.md5 and again.ctime_ns == current.ctime_ns > 0
+
+
+def test_a_file_stamp_inside_the_project_holds_no_absolute_path_one_outside_does(tmp_path: Path) -> None:
+    (tmp_path / "a" / "project" / "data").mkdir(parents=True)
+    (tmp_path / "a" / "project" / "data" / "raw.csv").write_text("x\n1\n")
+    (tmp_path / "a" / "shared.csv").write_text("x\n2\n")
+    inside = file_stamp(TextFile(str(tmp_path / "a" / "project" / "data" / "raw.csv")), tmp_path / "a" / "project")
+    outside = file_stamp(TextFile(str(tmp_path / "a" / "shared.csv")), tmp_path / "a" / "project")
+    os.rename(tmp_path / "a", tmp_path / "b")  # the project and its neighbour moved: same inodes and times
+    moved = TextFile(str(tmp_path / "b" / "project" / "data" / "raw.csv"))
+    assert file_stamp(moved, tmp_path / "b" / "project") == inside
+    assert file_stamp(moved) != inside  # without a root: stamped by its absolute path
+    assert file_stamp(TextFile(str(tmp_path / "b" / "shared.csv")), tmp_path / "b" / "project") != outside
+    # Another file at the same relative name (a copy elsewhere, same bytes and mtime): another inode and ctime.
+    shutil.copytree(tmp_path / "b" / "project", tmp_path / "c" / "project")
+    copy = TextFile(str(tmp_path / "c" / "project" / "data" / "raw.csv"))
+    assert file_stamp(copy, tmp_path / "c" / "project") != inside
 
 
 def test_a_folder_by_all_its_files(tmp_path: Path) -> None:

@@ -173,8 +173,9 @@ class FileStamp:
     """What the file system says of a local file dataset's files, without reading them.
 
     Attributes:
-        key: md5 hex of the path and, per file, its relative name, inode, size, modification and
-            status-change times in nanoseconds (any write, rename, replace or ``utime`` changes it).
+        key: md5 hex of the path (relative to the project root when inside it, see ``file_stamp``) and,
+            per file, its relative name, inode, size, modification and status-change times in
+            nanoseconds (any write, rename, replace or ``utime`` changes it).
         newest_ns: the newest modification or status-change time among the files, in nanoseconds
             since the epoch (what a "racy" check compares with the time a digest was recorded).
     """
@@ -183,8 +184,19 @@ class FileStamp:
     newest_ns: int
 
 
-def file_stamp(dataset: Any) -> FileStamp | None:
+def file_stamp(dataset: Any, root: str | os.PathLike[str] | None = None) -> FileStamp | None:
     """The stamp of a local file (or folder) dataset as it is now; None for any other dataset or a missing file.
+
+    Args:
+        dataset: a Kedro dataset.
+        root: the Kedro project root. A path inside it is stamped relative to it, so a project moved
+            or renamed as a whole (``mv``, the same folder mounted elsewhere, another user's path to
+            it) keeps its stamps; a path outside it (or every path, with no root) by its absolute path.
+
+    Dropping the project's place costs no trust: the stamp still holds each file's inode and its
+    status-change time, which the kernel sets to "now" on every write, rename or ``utime`` and which
+    no call sets back; another file with the same relative name elsewhere (a clone, a copy, another
+    checkout) differs in them, so its content is read, never assumed.
 
     Versioned datasets are stamped at the version a load would read. Object storage gives no
     status-change time and, on S3, modification times in whole seconds: None there.
@@ -204,7 +216,18 @@ def file_stamp(dataset: Any) -> FileStamp | None:
         return None
     parts = [(relative, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns) for relative, _, stat in files]
     newest = max(max(stat.st_mtime_ns, stat.st_ctime_ns) for _, _, stat in files)
-    return FileStamp(hashlib.md5(repr((os.path.abspath(path), parts)).encode()).hexdigest(), newest)
+    return FileStamp(hashlib.md5(repr((_stamped_path(path, root), parts)).encode()).hexdigest(), newest)
+
+
+def _stamped_path(path: str, root: str | os.PathLike[str] | None) -> str:
+    """``path`` relative to ``root`` (POSIX separators) when inside it, else absolute."""
+    absolute = os.path.abspath(path)
+    if root is None:
+        return absolute
+    base = os.path.abspath(root)
+    if os.path.commonpath([absolute, base]) != base:
+        return absolute
+    return PurePath(os.path.relpath(absolute, base)).as_posix()
 
 
 def _path_attributes(dataset: Any) -> Iterator[Any]:

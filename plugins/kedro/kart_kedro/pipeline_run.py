@@ -37,6 +37,7 @@ from collections import Counter
 from typing import Any
 
 import kart_core
+from kart_kedro._config import project_root as find_project_root
 from kart_kedro.dataset import TaskOnKartDataset
 from kart_kedro.input_digest import data_digest
 from kart_kedro.node_cache import KedroNodeRun
@@ -337,7 +338,7 @@ class PipelineRun:
     def _raw_input_digest(self, node: Any, name: str, dataset: Any) -> str:
         """The digest of an input loaded from the catalog; a local file's is recorded with its stamp
         and reused without loading it while the file and its catalog definition stay the same."""
-        stamp = file_stamp(dataset) if dataset is not None else None
+        stamp = file_stamp(dataset, self.project_root) if dataset is not None else None
         if stamp is None:
             return self._digest_value(node, name, self.catalog.load(name))
         config = dataset_config(dataset, reading=True)
@@ -345,9 +346,15 @@ class PipelineRun:
         if known is not None:
             return known
         digest = self._digest_value(node, name, self.catalog.load(name))
-        if file_stamp(dataset) == stamp:  # not changed while it was read: the digest is of these files
+        if file_stamp(dataset, self.project_root) == stamp:  # not changed while read: the digest is of these files
             self.records.note_input_digest(name, config, stamp, digest)
         return digest
+
+    @functools.cached_property
+    def project_root(self) -> str | None:
+        """The Kedro project's root, which raw input files are stamped relative to (found once per run)."""
+        root = find_project_root()
+        return str(root) if root is not None else None
 
     def input_config(self, name: str) -> str:
         """``catalog:{md5}`` naming how the persistent dataset ``name`` is read (once per run)."""
