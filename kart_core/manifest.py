@@ -49,12 +49,14 @@ import json
 import os
 import re
 import secrets
+import stat
 from typing import Any
 
 from kart_core.errors import DamagedOutputError, IntegrityError
 from kart_core.lock import LockParams, commit_lock_directory
 from kart_core.signing import HEADER_SIZE, Signer, is_sealed
 from kart_core.storage import Storage
+from kart_core.storage.base import protocol_of
 
 __all__ = [
     "FORMAT",
@@ -336,6 +338,14 @@ def read_manifest(
         data = storage.read_bytes(path)
     except FileNotFoundError:
         return None
+    except IsADirectoryError as exc:  # a local folder in its place: damaged metadata, not a storage fault
+        raise DamagedOutputError(
+            f"The manifest {path!r} is a folder, not a file. Fix: `kart verify --delete` (removes it when it is "
+            "empty, with the outputs it stood for; the next build runs the task again), or remove the folder.",
+            path=path,
+            kind="manifest",
+            detail="its manifest is a folder, not a file",
+        ) from exc
     if signer is not None:
         if signer.verify(data, name) is None:
             raise IntegrityError(
@@ -442,6 +452,25 @@ def manifest_bytes(manifest: Manifest, name: str, signer: Signer | None) -> byte
     mac = signer.begin(name, manifest.commit)
     mac.update(body)
     return Signer.header(manifest.commit, mac) + body
+
+
+def clear_folder(path: str) -> bool:
+    """Remove an empty local folder that stands where the manifest ``path`` belongs (so a commit or
+    ``kart verify --delete`` can put or remove the file); True when one was removed.
+
+    A folder with something in it, a symlink, a file or a remote path is left as it is (False): what is
+    in a folder there is not kart's to delete.
+    """
+    if protocol_of(path) != "":
+        return False
+    local = path[len("file://") :] if path.startswith("file://") else path
+    try:
+        if not stat.S_ISDIR(os.lstat(local).st_mode):
+            return False
+        os.rmdir(local)
+    except OSError:  # not empty, or gone meanwhile
+        return False
+    return True
 
 
 def write_manifest(storage: Storage, path: str, name: str, manifest: Manifest, signer: Signer | None) -> None:

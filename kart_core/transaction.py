@@ -58,6 +58,7 @@ from kart_core.manifest import (
     Input,
     Manifest,
     OutputRecord,
+    clear_folder,
     manifest_bytes,
     new_commit_id,
     read_quietly,
@@ -319,6 +320,7 @@ class Transaction:
                 return _CREATED, None
         held.enter_context(_manifest_lock(record))
         storage.wait_claim(record.manifest)  # a first commit still moving its outputs into place
+        clear_folder(record.manifest)  # an empty folder in the manifest's place (damaged): this commit writes the file
         current = read_quietly(storage, record.manifest, record.manifest_name, self.signer)
         found = current.commit if current is not None else None
         if record.manifest in self.bases and found != self.bases[record.manifest]:

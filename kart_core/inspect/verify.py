@@ -42,7 +42,7 @@ from kart_core.errors import DamagedOutputError, IntegrityError
 from kart_core.integrity import DEFAULT_ALGORITHM, available, digest_stream
 from kart_core.lineage import Lineage
 from kart_core.lock import canonical_lock_key, hold_lock
-from kart_core.manifest import Entry, OutputRecord, manifest_task, read_manifest, read_unverified
+from kart_core.manifest import Entry, OutputRecord, clear_folder, manifest_task, read_manifest, read_unverified
 from kart_core.runlog_reader import load_log_value, one_line
 from kart_core.safe_pickle import loads_plain_data
 from kart_core.signing import (
@@ -56,7 +56,7 @@ from kart_core.signing import (
     signer_from_config,
 )
 from kart_core.storage import Storage, storage_for
-from kart_core.storage.base import FileEntry
+from kart_core.storage.base import FileEntry, protocol_of
 from kart_core.workspace import (
     LOG_DIRECTORY,
     MANIFEST,
@@ -207,6 +207,11 @@ def verify_workspace(
     # Outputs a manifest lists (checked against it, or removed with a refused one), and those a direct
     # writer's marker names (reported with it: partial, or an old output moved aside, while it runs).
     listed: set[str] = set(in_flux)
+    for name in _folder_manifests(manifest_folder, manifest_prefix):
+        path = join_url(workspace, name)
+        problems.append(Problem("manifest", path, manifest_task(name), "its manifest is a folder, not a file"))
+        owned = set(_outputs_logged_for(workspace, path, list(files.values())))
+        listed.update(entry.relative for entry in files.values() if entry.path in owned)  # reported with it
     for name in manifest_names:
         path = join_url(workspace, name)
         try:
@@ -629,10 +634,28 @@ def remove_damaged(report: VerifyReport, *, unrecorded: bool = False, signer: Si
             deleted.append(marker_beside(problem.path))
         if problem.kind == "unrecorded":
             storage_for(problem.path).remove(signature_path(problem.path))
-        if problem.removable:
-            storage_for(problem.path).remove(problem.path)
+        if problem.kind == "manifest" and clear_folder(problem.path):
+            deleted.append(problem.path)
+        elif problem.removable:
+            try:
+                storage_for(problem.path).remove(problem.path)
+            except IsADirectoryError:  # a folder with something in it where a manifest belongs: not kart's to delete
+                continue
             deleted.append(problem.path)
     return list(dict.fromkeys(deleted))
+
+
+def _folder_manifests(folder: str, prefix: str) -> list[str]:
+    """Workspace-relative names of the local folders named like manifests in the manifest folder
+    ``folder`` (a listing of files never shows them, and every load of their task fails)."""
+    if protocol_of(folder) != "":
+        return []
+    try:
+        with os.scandir(folder[len("file://") :] if folder.startswith("file://") else folder) as entries:
+            found = [e.name for e in entries if e.name.endswith(MANIFEST.extension) and e.is_dir(follow_symlinks=False)]
+    except OSError:  # no manifest folder
+        return []
+    return [prefix + name for name in sorted(found)]
 
 
 def _own_listing(storage: Storage, manifest: str) -> list[str]:

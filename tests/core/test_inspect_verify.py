@@ -114,6 +114,43 @@ def test_an_unreadable_manifest_goes_with_its_task_s_outputs_so_the_task_reruns(
     assert verify_workspace(workspace).ok and manifest.exists()
 
 
+def _folder_in_place_of_the_frame_manifest(workspace: str, task: VerifyTotal) -> Path:
+    manifest = Path(workspace, "log", "manifest", f"VerifyFrame_{task.requires().make_unique_id()}.json")
+    manifest.unlink()
+    manifest.mkdir()
+    return manifest
+
+
+def test_a_manifest_that_is_a_folder_is_damaged_metadata_and_a_build_repairs_it(workspace: str) -> None:
+    # attacker at3 A5: verify said clean, --delete did nothing, every load named the healthy csv
+    task = _built(workspace, 5)
+    manifest = _folder_in_place_of_the_frame_manifest(workspace, task)
+    report = verify_workspace(workspace)
+    assert [(problem.kind, problem.path) for problem in report.problems] == [("manifest", str(manifest))]
+    assert not report.ok and report.notices == ()  # its outputs are reported with it, not as unrecorded
+    with pytest.raises(gokart.errors.DamagedOutputError, match="is a folder, not a file"):
+        task.requires().output().load()
+    assert gokart.build(VerifyTotal(n=5, rerun=True, workspace_directory=workspace), reset_register=False) == 10
+    assert manifest.is_file() and verify_workspace(workspace).ok  # the repair's commit wrote the file
+
+
+def test_verify_delete_removes_an_empty_manifest_folder_but_not_one_holding_files(workspace: str) -> None:
+    task = _built(workspace, 5)
+    manifest = _folder_in_place_of_the_frame_manifest(workspace, task)
+    assert sorted(remove_damaged(verify_workspace(workspace))) == sorted([_frame_path(task), str(manifest)])
+    assert not manifest.exists() and not Path(_frame_path(task)).exists()
+    rerun = VerifyTotal(n=5, rerun=True, workspace_directory=workspace)
+    assert gokart.build(rerun, reset_register=False) == 10 and verify_workspace(workspace).ok
+    manifest = _folder_in_place_of_the_frame_manifest(workspace, task)
+    (manifest / "notes.txt").write_text("someone's")
+    report = verify_workspace(workspace)
+    assert [problem.kind for problem in report.problems] == ["manifest"]
+    remove_damaged(report)
+    assert (manifest / "notes.txt").read_text() == "someone's"  # not kart's to delete
+    with pytest.raises(gokart.errors.DamagedOutputError, match="is a folder, not a file"):
+        task.requires().output().load()
+
+
 class VerifyRecorded(gokart.TaskOnKart[int]):
     """Keeps its run record in its manifest (kart_kedro's node runs do): no task_log file lists its outputs."""
 
