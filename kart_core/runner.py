@@ -689,20 +689,21 @@ def _run_lock(task: KartTask) -> direct_write.RunLock:
     Whether the run holds it already is read now, in the run's context: a path request from a thread
     that run() started has none of its own, and would wait forever for the lock the run holds.
     """
-    held = _held_locks.get()
+    # A partial of one module-level context manager: decorating a new function per run cost more than the rest.
+    return functools.partial(_hold_run_lock, task, _held_locks.get())
 
-    @contextlib.contextmanager
-    def lock(wait_seconds: float | None) -> Iterator[None]:
-        # No context variable is set here: the run releases the lock in its own context, which may not
-        # be the one of the thread that asked for the path (a token cannot be reset across contexts).
-        params = _lock_params(task)
-        if params.key in held:
-            yield
-            return
-        with hold_lock(params, wait_seconds):
-            yield
 
-    return lock
+@contextlib.contextmanager
+def _hold_run_lock(task: KartTask, held: frozenset[str], wait_seconds: float | None) -> Iterator[None]:
+    """``_run_lock``'s lock: the task's lock unless ``held`` (the run's held locks) has it already."""
+    # No context variable is set here: the run releases the lock in its own context, which may not
+    # be the one of the thread that asked for the path (a token cannot be reset across contexts).
+    params = _lock_params(task)
+    if params.key in held:
+        yield
+        return
+    with hold_lock(params, wait_seconds):
+        yield
 
 
 def random_seed_of(task: KartTask) -> int:

@@ -81,12 +81,23 @@ def _main_defines_code() -> bool:
     """Whether the running ``__main__`` module defines a class or function of its own.
 
     When it defines none (pytest, a worker, a script that only imports), nothing can be pickled
-    by a reference to ``__main__``, and the plain pickler runs without a per-object hook.
+    by a reference to ``__main__``, and the plain pickler runs without a per-object hook. Once a
+    ``__main__`` module is found defining code, that answer is kept for it (its namespace is not
+    scanned on every dump): a wrong "yes" would only cost the guard's hook, never a bad pickle.
     """
     main = sys.modules.get(_MAIN)
     if main is None:
         return False
-    return any(
+    if _main_with_code[0] is main:
+        return True
+    found = any(
         isinstance(value, type | types.FunctionType) and getattr(value, "__module__", None) == _MAIN
         for value in list(vars(main).values())
     )
+    if found:
+        _main_with_code[0] = main
+    return found
+
+
+# The ``__main__`` module last found defining code (one slot, replaced when ``__main__`` is another module).
+_main_with_code: list[Any] = [None]

@@ -191,6 +191,39 @@ def test_pickle_falls_back_to_dill_for_closures() -> None:
     assert PickleFileProcessor().load(buffer)(2) == 8
 
 
+def _main_module(code: str) -> Any:
+    import types
+
+    module = types.ModuleType("__main__")
+    exec(compile(code, "<main>", "exec"), module.__dict__)
+    return module
+
+
+def _dumped_function_loads_under_another_main(name: str, monkeypatch: pytest.MonkeyPatch) -> int:
+    buffer = io.BytesIO()
+    PickleFileProcessor().dump(sys.modules["__main__"].__dict__[name], buffer)
+    buffer.seek(0)
+    with monkeypatch.context() as other:
+        other.setitem(sys.modules, "__main__", _main_module(""))  # another script: by reference it would not load
+        return cast(int, PickleFileProcessor().load(buffer)(2))
+
+
+def test_a_function_a_main_module_defines_is_pickled_by_value_whenever_it_appears(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A ``__main__`` found defining code is remembered; one found defining none is asked again at the next dump."""
+    first = _main_module("def triple(x):\n    return 3 * x\n")
+    monkeypatch.setitem(sys.modules, "__main__", first)
+    assert _dumped_function_loads_under_another_main("triple", monkeypatch) == 6
+    assert _dumped_function_loads_under_another_main("triple", monkeypatch) == 6
+    second = _main_module("value = 1\n")  # another __main__ (a new interpreter state), defining no code yet
+    monkeypatch.setitem(sys.modules, "__main__", second)
+    buffer = io.BytesIO()
+    PickleFileProcessor().dump([1, 2], buffer)
+    exec(compile("def double(x):\n    return 2 * x\n", "<main>", "exec"), second.__dict__)  # defined afterwards
+    assert _dumped_function_loads_under_another_main("double", monkeypatch) == 4
+
+
 def test_feather_without_index_storage_keeps_plain_columns(tmp_path: Path) -> None:
     path = str(tmp_path / "plain.feather")
     target = make_target(path, store_index_in_feather=False)
