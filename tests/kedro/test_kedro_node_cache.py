@@ -43,3 +43,11 @@ def test_values_other_than_string_lists_go_through_luigi() -> None:
     for value in ([1, [2, "x"]], [{"k": ["v"]}], ("a", 1)):
         assert parameter.normalize(value) == reference.normalize(value)
         assert parameter.serialize(parameter.normalize(value)) == reference.serialize(reference.normalize(value))
+
+
+def test_string_lists_serialize_as_luigi_s_list_parameter_does() -> None:
+    """The fast path (json's default encoder) writes luigi's text for any tuple of strings, escapes included."""
+    parameter = KedroNodeRun.inputs
+    reference = luigi.ListParameter()
+    for value in ((), ("",), ('q"uote', "back\\slash", "tab\tnew\nline", "\u00fc\u2603\U0001f600", "params:a b")):
+        assert parameter.serialize(parameter.normalize(value)) == reference.serialize(reference.normalize(value))

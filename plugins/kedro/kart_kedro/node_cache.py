@@ -13,6 +13,7 @@ reader stayed cached over its upstream's new content (AT4).
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from collections.abc import Callable
 from datetime import datetime
@@ -49,6 +50,14 @@ class _Strings(luigi.ListParameter):  # type: ignore[type-arg]
         if self.schema is None and type(x) in (list, tuple) and all(type(item) is str for item in x):
             return tuple(x)
         return super().normalize(x)
+
+    def serialize(self, x: Any) -> str:
+        """``json.dumps`` of a tuple of ``str`` with json's default encoder: the same text as luigi 3.8.1's
+        ``ListParameter.serialize`` (whose encoder class differs only for ``FrozenOrderedDict`` values), without
+        creating an encoder per call (a node run's unique id serializes three such lists); else luigi's."""
+        if type(x) is tuple and all(type(item) is str for item in x):
+            return json.dumps(x)
+        return str(super().serialize(x))
 
 
 class KedroNodeRun(kart_core.TaskOnKart[Any]):
