@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from kart_core.contract import KartTask
-from kart_core.errors import WorkspaceNotFoundError, WorkspacePathError
+from kart_core.errors import SettingValueError, WorkspaceNotFoundError, WorkspacePathError
 from kart_core.storage.base import TEMPORARY_SUFFIX, FileEntry, is_temporary, protocol_of, storage_for
 
 __all__ = [
@@ -227,8 +227,27 @@ def luigi_config_may_set(*options: str) -> bool:
 
 
 def environment_workspace() -> str | None:
-    """The workspace named by ``KART_WORKSPACE``, or None when it is unset or empty."""
-    return os.environ.get(WORKSPACE_ENVIRONMENT_VARIABLE) or None
+    """The workspace named by ``KART_WORKSPACE``, or None when it is unset or empty.
+
+    A leading ``~`` or ``~user`` is expanded (``os.path.expanduser``): environments set without a shell
+    (systemd ``Environment=``, Docker ``ENV``, Kubernetes and Airflow env lists, ``.env`` files) keep it
+    literal, which would put the cache in a folder named ``~`` under each working directory.
+    (``[TaskOnKart] workspace_directory`` stays literal, as gokart reads it.)
+
+    Raises:
+        SettingValueError: the value is only whitespace.
+    """
+    value = os.environ.get(WORKSPACE_ENVIRONMENT_VARIABLE)
+    if not value:
+        return None
+    if value.startswith("~"):
+        return os.path.expanduser(value)
+    if value[0].isspace() and not value.strip():
+        raise SettingValueError(
+            f"{WORKSPACE_ENVIRONMENT_VARIABLE}={value!r} is only whitespace: set it to the workspace folder or "
+            "bucket URL (e.g. ./resources or s3://bucket/prefix), or unset it for the default ./resources/."
+        )
+    return value
 
 
 # --- paths of one task ------------------------------------------------------------------------

@@ -108,6 +108,22 @@ def test_default_workspace_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
     assert ws.default_workspace("/explicit") == "/explicit"
 
 
+def test_kart_workspace_expands_a_leading_tilde_and_refuses_blank(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # attacker at3 A9: `~/kx` from a systemd/Docker env list made a folder named "~" in the working directory
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KART_WORKSPACE", "~/kx")
+    assert ws.default_workspace() == str(tmp_path / "home" / "kx")
+    assert WsTask().workspace_directory == str(tmp_path / "home" / "kx")
+    assert gokart.build(WsTask(), reset_register=False) is not None
+    assert (tmp_path / "home" / "kx").is_dir() and not (tmp_path / "~").exists()
+    monkeypatch.setenv("KART_WORKSPACE", " \t")
+    with pytest.raises(gokart.errors.SettingValueError, match=r"^KART_WORKSPACE=.* is only whitespace"):
+        ws.default_workspace()
+
+
 def test_task_default_follows_the_same_order(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KART_WORKSPACE", "/from/env")
     assert WsTask().workspace_directory == ws.default_workspace() == "/from/env"
