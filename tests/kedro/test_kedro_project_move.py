@@ -6,13 +6,18 @@ kart workspace is inside the project (``data/kart``).
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from kart_kedro import KartRunner
+from kedro.io import AbstractDataset, DataCatalog, MemoryDataset
+from kedro.pipeline import Pipeline, node
 from kedro_project import POSITIVE_VALUES_SUM, copy_ran_project, report, run_kedro, statuses
 
 pytestmark = pytest.mark.slow
@@ -81,3 +86,89 @@ def test_a_moved_project_is_cached_without_rereading_its_raw_inputs_and_an_edit_
     assert ran["clean"] == "ran" and ran["summarize"] == "ran"
     assert report(moved, "summary")["total"] == 2.0 * (POSITIVE_VALUES_SUM + 2)
     assert raw_digest_record(moved)[4] != recorded[4]
+
+
+class JsonFile(AbstractDataset[Any, Any]):
+    """A JSON file whose definition names its path, as Kedro's file datasets do."""
+
+    def __init__(self, filepath: str, indent: int = 0) -> None:
+        self.filepath, self.indent = Path(filepath), indent
+
+    def load(self) -> Any:
+        return json.loads(self.filepath.read_text())
+
+    def save(self, data: Any) -> None:
+        self.filepath.parent.mkdir(parents=True, exist_ok=True)
+        self.filepath.write_text(json.dumps(data, indent=self.indent or None))
+
+    def _exists(self) -> bool:
+        return self.filepath.exists()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self.filepath), "save_args": {"indent": self.indent}}
+
+
+CALLS: list[str] = []
+
+
+def doubled(raw: list[int]) -> list[int]:
+    CALLS.append("doubled")
+    return [2 * value for value in raw]
+
+
+def summed(values: list[int]) -> int:
+    CALLS.append("summed")
+    return sum(values)
+
+
+class Wrapped(AbstractDataset[Any, Any]):
+    """A dataset configured with a nested dataset definition, which its ``_describe()`` echoes (as wrappers
+    built from a catalog entry do): ``{type: Wrapped, dataset: {filepath: data/x.json, indent: 2}}``, whose
+    nested ``filepath`` Kedro makes absolute."""
+
+    def __init__(self, dataset: dict[str, Any]) -> None:
+        self.config = dict(dataset)
+        self.inner = JsonFile(**self.config)
+
+    def load(self) -> Any:
+        return self.inner.load()
+
+    def save(self, data: Any) -> None:
+        self.inner.save(data)
+
+    def _exists(self) -> bool:
+        return self.inner.exists()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"dataset": self.config}
+
+
+def test_a_moved_project_with_a_nested_dataset_definition_between_its_nodes_stays_cached(tmp_path: Path) -> None:
+    # A definition that named the project's place (a nested filepath) made the node reading it rerun
+    # after every move or clone: a persistent input's catalog definition is part of its reader's key.
+    pipeline = Pipeline([node(doubled, "raw", "scaled", name="double"), node(summed, "scaled", "total", name="sum")])
+
+    def run(project: Path, indent: int = 2) -> list[str]:
+        scaled = {"filepath": str(project / "data" / "scaled.json"), "indent": indent}
+        catalog = DataCatalog(
+            {
+                "raw": MemoryDataset([1, 2, 3]),
+                "scaled": Wrapped(dataset=scaled),
+                "total": JsonFile(str(project / "data" / "total.json")),
+            }
+        )
+        CALLS.clear()
+        KartRunner(workspace_directory=str(tmp_path / "shared-cache")).run(pipeline, catalog)
+        assert json.loads((project / "data" / "total.json").read_text()) == 12
+        return sorted(CALLS)
+
+    first = tmp_path / "alice" / "project"
+    assert run(first) == ["doubled", "summed"]
+    assert run(first) == []
+    (tmp_path / "ci").mkdir()
+    moved = Path(shutil.move(first, tmp_path / "ci" / "project"))
+    assert run(moved) == []
+    clone = Path(shutil.copytree(moved, tmp_path / "bob" / "project"))
+    assert run(clone) == []
+    # What the nested definition says besides the path still counts: another indent is another file.
+    assert run(clone, indent=4) == ["summed"]

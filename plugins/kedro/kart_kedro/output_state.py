@@ -31,7 +31,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import PurePath
 from typing import Any
 
@@ -86,18 +86,28 @@ def dataset_config(dataset: Any, *, reading: bool = False) -> str:
         reading: also count ``load_args`` (what a node reading the dataset sees); without it, only
             what shapes the bytes the dataset writes (type, save args, format options).
 
-    Paths and versions never count (see ``_NOT_WRITING``). A dataset whose ``_describe()`` raises is
-    named by its type alone.
+    Paths and versions never count (see ``_NOT_WRITING``), at any depth of nested mappings: a
+    dataset built from a nested definition (a wrapper's ``dataset: {type: ..., filepath: ...}``)
+    often describes it as given, and Kedro makes such nested paths absolute too, so they would name
+    the project's place, not its definition. A dataset whose ``_describe()`` raises is named by its
+    type alone.
     """
     try:
         described = dict(dataset._describe())
     except Exception:  # a third-party _describe that fails: the type still counts
         described = {}
     ignored = _NOT_WRITING - {"load_args"} if reading else _NOT_WRITING
-    kept = {str(key): value for key, value in described.items() if str(key) not in ignored}
+    kept = {str(key): _without(value, ignored) for key, value in described.items() if str(key) not in ignored}
     kind = type(dataset)
     text = json.dumps([f"{kind.__module__}.{kind.__qualname__}", kept], sort_keys=True, default=repr)
     return hashlib.md5(_ADDRESS.sub("", text).encode()).hexdigest()
+
+
+def _without(value: Any, ignored: frozenset[str]) -> Any:
+    """``value`` with the ``ignored`` keys of every nested mapping left out (other values as they are)."""
+    if not isinstance(value, Mapping):
+        return value
+    return {key: _without(item, ignored) for key, item in value.items() if str(key) not in ignored}
 
 
 def is_persistent(dataset: Any) -> bool:
