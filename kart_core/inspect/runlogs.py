@@ -20,10 +20,11 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from kart_core import log_binding
 from kart_core.manifest import read_unverified
 from kart_core.refusal import is_unsigned, refusals
 from kart_core.runlog_reader import compact_value, one_line, plain_pickle_allowed, read_log_safely
-from kart_core.signing import Signer, signer_from_config
+from kart_core.signing import HEADER_SIZE, Signer, read_seal, signer_from_config
 from kart_core.storage import storage_for
 from kart_core.storage.base import protocol_of
 from kart_core.workspace import (
@@ -150,11 +151,12 @@ def _refused(
     signer: Signer | None,
 ) -> RunRecord:
     """``record`` with status "refused" when signing is on and a load refuses its manifest or an output, or
-    its task log is unsigned (so it read as "damaged log": gokart's, or written before signing)."""
+    its task log (so it read as "damaged log"): unsigned (gokart's, or written before signing), or an older
+    run's copied back."""
     if signer is None:
         return record
     if record.status == "damaged log":
-        if TASK_LOG in logs and is_unsigned(logs[TASK_LOG].path):
+        if TASK_LOG in logs and (is_unsigned(logs[TASK_LOG].path) or _rolled_back(logs[TASK_LOG], signer)):
             record.status = "refused"
         return record
     if record.status not in ("complete", "damaged output"):
@@ -166,6 +168,19 @@ def _refused(
     if refusals(manifest.path if manifest is not None else None, name, outputs, signer):
         record.status = "refused"
     return record
+
+
+def _rolled_back(entry: FileEntry, signer: Signer) -> bool:
+    """Whether the signed task log ``entry`` is not the run its manifest names (``kart_core.log_binding``: an
+    older run's copied back), from its header alone: its MAC is ``kart verify``'s to check."""
+    try:
+        with storage_for(entry.path).open_read(entry.path) as file:
+            seal = read_seal(file.read(HEADER_SIZE))
+        return (
+            seal is not None and log_binding.commit_fault(entry.path, entry.relative, seal.commit, signer) is not None
+        )
+    except OSError:
+        return False
 
 
 def _record(

@@ -19,6 +19,7 @@ import pytest
 
 import kart_core
 from kart_core.errors import IntegrityError
+from kart_core.inspect.runlogs import read_runs
 from kart_core.inspect.verify import verify_workspace
 from kart_core.runlog import read_log
 from kart_core.signing import signer_from_config
@@ -79,6 +80,10 @@ def _roll_back(make: Callable[..., kart_core.TaskOnKart[Any]], path_of: Callable
     return make(v=2)
 
 
+def _run_statuses(workspace: str) -> list[str]:
+    return [record.status for record in read_runs(workspace)]
+
+
 def _problems(workspace: str) -> list[tuple[str, str]]:
     report = verify_workspace(workspace, signer=signer_from_config())
     return [(problem.kind, problem.path) for problem in report.problems]
@@ -95,6 +100,7 @@ def test_an_older_task_log_copied_back_is_refused(any_workspace: str, fmt: str) 
     task.output().dump(pd.DataFrame({"v": [3]}) if fmt == "csv" else 3)  # outside a run: a new manifest commit
     assert read_log(first, TASK_LOG, None)["v"] == 2  # the current run's log still loads
     assert _problems(any_workspace) == []
+    assert _run_statuses(any_workspace) == ["complete"]
 
     _put(log, old)
 
@@ -105,6 +111,7 @@ def test_an_older_task_log_copied_back_is_refused(any_workspace: str, fmt: str) 
     ):
         read_log(first, TASK_LOG, None)
     assert _problems(any_workspace) == [("runlog", log)]
+    assert _run_statuses(any_workspace) == ["refused"]  # `kart runs`: what a load does with it
 
 
 def test_an_older_large_data_frame_zip_copied_back_is_refused(any_workspace: str) -> None:
