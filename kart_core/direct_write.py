@@ -218,16 +218,17 @@ class DirectWrites:
     @contextlib.contextmanager
     def _room(self, what: str, record: OutputRecord) -> Iterator[None]:
         """Turn a full disk (or quota) while the marker of ``record`` is written into a ``NoSpaceError``
-        naming ``what`` and the marker: the atomic write left nothing, and the failed run's undo removes
-        what else it wrote at its outputs' paths (none yet: the path is handed out only after the marker)."""
+        naming ``what`` and the marker: the atomic write left nothing, the path is handed out only after the
+        marker, and the failed run's undo removes what it wrote at paths handed out before."""
         try:
             yield
         except OSError as exc:
             if not NoSpaceError.caused_by(exc):
                 raise
             raise NoSpaceError(
-                f"No space left to {what}: writing {commit_marker.marker_path(record)!r} failed ({exc}). Nothing "
-                "was written at its outputs' paths. Free space on that disk (or raise the quota), then build again."
+                f"No space left to {what}: writing {commit_marker.marker_path(record)!r} failed ({exc}). The run "
+                "fails: the path was not handed out, and what it wrote at its other outputs' paths is removed. Free "
+                "space on that disk (or raise the quota), then build again."
             ) from exc
 
     def _moves(self, record: OutputRecord) -> tuple[tuple[str, str | None], ...]:
