@@ -241,12 +241,18 @@ def check_task_on_kart_section(parser: Any = None) -> list[str]:
     from kart_core.errors import IgnoredSettingWarning
 
     config = parser if parser is not None else luigi.configuration.get_config()
-    suspicious = _misspelt_sections(config) + _misplaced_settings(config)
-    if not config.has_section(CONFIG_SECTION):
+    layout = _layout(config)
+    suspicious = _misspelt_sections(config, layout) + _misplaced_settings(config, layout)
+    if CONFIG_SECTION not in layout:
         return suspicious
     known = sorted(_own_parameter_names() | KART_SETTINGS)
     declared: frozenset[str] | None = None
-    for key in config.options(CONFIG_SECTION):
+    for key in layout[CONFIG_SECTION]:
+        if _is_toml(config):  # nothing but kart's own settings is read from the section: say why for each other key
+            if key not in _READ_UNDER_TOML:
+                suspicious.append(key)
+                _warn_ignored_under_toml(config, key, known)
+            continue
         if key in known:
             continue
         close = difflib.get_close_matches(key, known, n=1, cutoff=0.8) or _signing_guess(key)
@@ -278,7 +284,48 @@ def _signing_guess(key: str) -> list[str]:
     return ["signing_old_keys" if "old" in words else "signing_key"]
 
 
-def _misplaced_settings(config: Any) -> list[str]:
+# What kart reads from [TaskOnKart] under luigi's TOML parser (luigi's ``get``, which sees its data): its own
+# settings and the default workspace (``kart_core.workspace.default_workspace``). Task parameters are set from the
+# section by gokart's injection, which looks the section up with ConfigParser calls that see nothing there.
+_READ_UNDER_TOML = KART_SETTINGS | {"workspace_directory"}
+
+
+def _warn_ignored_under_toml(config: Any, key: str, known: list[str]) -> None:
+    import difflib
+    import warnings
+
+    from kart_core.errors import IgnoredSettingWarning
+
+    close = difflib.get_close_matches(key, sorted(_READ_UNDER_TOML), n=1, cutoff=0.8) or _signing_guess(key)
+    if close and key not in known:
+        why = f"no kart setting has that name. Did you mean {close[0]}?"
+    else:
+        why = (
+            f"under a TOML luigi config (LUIGI_CONFIG_PARSER=toml) gokart sets no task parameter from "
+            f"[{CONFIG_SECTION}] (luigi's TOML parser hides the section from it), and kart keeps gokart's unique ids. "
+            f"Set it in each task's own section ([MyTask] {key} = ...), or use a .cfg luigi config."
+        )
+    warnings.warn(
+        f"[{CONFIG_SECTION}] {key} is read by nothing: {why}{_where(config)}", IgnoredSettingWarning, stacklevel=3
+    )
+
+
+def _is_toml(config: Any) -> bool:
+    """Whether ``config`` is luigi's TOML parser (``LUIGI_CONFIG_PARSER=toml``)."""
+    return type(config).__name__ == "LuigiTomlParser"
+
+
+def _layout(config: Any) -> dict[str, list[str]]:
+    """Option names by section of luigi's config. luigi's TOML parser keeps its values in ``data``, where
+    ConfigParser's own ``sections()`` / ``options()`` see nothing; a cfg section's options include
+    ``[DEFAULT]``'s, as luigi reads them."""
+    if _is_toml(config):
+        data = getattr(config, "data", None) or {}
+        return {str(name): [str(key) for key in values] for name, values in data.items() if isinstance(values, dict)}
+    return {section: list(config.options(section)) for section in config.sections()}
+
+
+def _misplaced_settings(config: Any, layout: dict[str, list[str]]) -> list[str]:
     """kart's own settings (``KART_SETTINGS``: ``signing_key`` ...) put in another section than ``[TaskOnKart]``
     (``[kart]``, ``[core]``, a task's section), where nothing reads them, unless a task class of that section
     declares a parameter of that name. A section spelt like ``[TaskOnKart]`` is named whole by
@@ -289,10 +336,10 @@ def _misplaced_settings(config: Any) -> list[str]:
 
     defaults = set(config.defaults()) if hasattr(config, "defaults") else set()  # [DEFAULT] reaches [TaskOnKart] too
     found = []
-    for section in config.sections():
+    for section, keys in layout.items():
         if _folded(section) == _folded(CONFIG_SECTION):
             continue
-        misplaced = [key for key in config.options(section) if key in KART_SETTINGS and key not in defaults]
+        misplaced = [key for key in keys if key in KART_SETTINGS and key not in defaults]
         declared = _declared_by_family(section) if misplaced else frozenset()
         for key in misplaced:
             if key in declared:
@@ -330,7 +377,7 @@ def _where(config: Any) -> str:
     return f" (luigi configuration: {', '.join(dict.fromkeys(paths))})" if paths else ""
 
 
-def _misspelt_sections(config: Any) -> list[str]:
+def _misspelt_sections(config: Any, layout: dict[str, list[str]]) -> list[str]:
     """Sections spelt like ``[TaskOnKart]`` but not exactly (``[taskonkart]``, ``[TaskOnKArt]``, ``[Task_On_Kart]``):
     luigi's section names are case-sensitive, so nothing reads them. A task family of that name is a real section.
     Each is named in an ``IgnoredSettingWarning``; returned as ``[name]``."""
@@ -342,7 +389,7 @@ def _misspelt_sections(config: Any) -> list[str]:
 
     wanted = _folded(CONFIG_SECTION)
     found = []
-    for section in config.sections():
+    for section in layout:
         if section == CONFIG_SECTION or _folded(section) != wanted:
             continue
         if any(getattr(cls, "get_task_family", lambda: None)() == section for cls in list(Register._reg)):

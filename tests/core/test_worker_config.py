@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import configparser
 import datetime
+import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 import luigi
 import pytest
@@ -260,3 +262,57 @@ def test_a_build_names_a_signing_key_in_another_section_and_its_file(tmp_path, m
         "[kart] signing_key is read by nothing: kart reads signing_key from [TaskOnKart] only (or its environment "
         f"variable). Move it to [TaskOnKart]. (luigi configuration: {config})"
     ]
+
+
+def _toml_parser(path: Path, text: str) -> Any:
+    from luigi.configuration.toml_parser import LuigiTomlParser
+
+    path.write_text(text)
+    parser = LuigiTomlParser()
+    parser.read([str(path)])
+    return parser
+
+
+def test_under_a_toml_config_every_task_on_kart_key_kart_does_not_read_is_named(tmp_path: Path) -> None:
+    # attacker at3 A1: under luigi's TOML parser ConfigParser's sections() is empty, so no check saw anything;
+    # gokart injects no parameter from [TaskOnKart] there (kart keeps its ids), while kart reads its own settings
+    from kart_core.task_parameters import check_task_on_kart_section
+
+    parser = _toml_parser(
+        tmp_path / "luigi.toml",
+        '[TaskOnKart]\nworkspace_directory = "./ws"\nsigning_key = "k"\nlimit = 0.5\nsigning_kye = "x"\n\n'
+        "[taskonkart]\nx = 1\n\n[kart]\nverify_outputs = true\n",
+    )
+    with pytest.warns(IgnoredSettingWarning) as caught:
+        assert check_task_on_kart_section(parser) == ["[taskonkart]", "[kart] verify_outputs", "limit", "signing_kye"]
+    messages = [str(w.message) for w in caught]
+    assert messages[2].startswith(
+        "[TaskOnKart] limit is read by nothing: under a TOML luigi config (LUIGI_CONFIG_PARSER=toml) gokart sets no "
+        "task parameter from [TaskOnKart]"
+    )
+    assert "([MyTask] limit = ...)" in messages[2]
+    assert messages[3].startswith(
+        "[TaskOnKart] signing_kye is read by nothing: no kart setting has that name. Did you mean signing_key?"
+    )
+
+
+@pytest.mark.slow
+def test_a_build_under_a_toml_config_names_an_ignored_parameter_and_keeps_gokart_s_id(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "luigi.toml").write_text('[TaskOnKart]\nworkspace_directory = "./ws"\nlimit = 7\n')
+    (tmp_path / "wc_toml.py").write_text(
+        "import luigi, kart_core\n"
+        "class WcToml(kart_core.TaskOnKart):\n"
+        "    limit = luigi.IntParameter(default=3)\n"
+        "    def run(self):\n"
+        "        self.dump(self.limit)\n"
+    )
+    script = "import wc_toml, kart_core as g; t = wc_toml.WcToml(); print(g.build(t), t.workspace_directory)"
+    environment = {**os.environ, "LUIGI_CONFIG_PARSER": "toml", "LUIGI_CONFIG_PATH": "luigi.toml"}
+    environment["PYTHONPATH"] = os.pathsep.join([str(tmp_path), environment.get("PYTHONPATH", "")])
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=environment, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-2:] == ["3", "./ws"]  # gokart's value and id (limit not injected); kart's workspace
+    assert "IgnoredSettingWarning: [TaskOnKart] limit is read by nothing: under a TOML luigi config" in done.stderr
