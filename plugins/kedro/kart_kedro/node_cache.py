@@ -124,8 +124,12 @@ class KedroNodeRun(kart_core.TaskOnKart[Any]):
         run once more and are then cached here.
         """
         folder, node = self.cache_folder(), safe_name(self.node_name)
-        names = list(self.outputs) or [_NO_OUTPUT]
+        names = self.output_names()
         return {name: self.make_target(f"{folder}/{node}__{safe_name(name)}.pkl") for name in names}
+
+    def output_names(self) -> tuple[str, ...]:
+        """The keys of ``output()``, in its order: the output dataset names, or one placeholder for a node without outputs."""
+        return tuple(self.outputs) or (_NO_OUTPUT,)
 
     def run(self) -> None:
         """Run the Kedro node through the runner that created this task and cache what it returned."""

@@ -132,4 +132,4 @@ def _contents(task: KedroNodeRun) -> dict[str, str] | None:
     committed = kart_core.committed_digests(task)
     if committed is None:
         return None
-    return {name: committed[str(target.path())] for name, target in task.kart_outputs().items()}
+    return dict(zip(task.output_names(), committed.values(), strict=True))  # both in output() order

@@ -685,9 +685,9 @@ def _kart_digest(task: Any) -> str:
 
 
 def _by_name(task: KedroNodeRun, digests: dict[str, str]) -> dict[str, str]:
-    """``output_digests(task)`` (output path -> content hash) by dataset name; a node without outputs has
-    one placeholder output (``KedroNodeRun.output``), named as it is there."""
-    return {name: digests[str(target.path())] for name, target in task.kart_outputs().items()}
+    """``output_digests(task)`` (output path -> content hash, in ``output()`` order) by dataset name; a node
+    without outputs has one placeholder output (``KedroNodeRun.output_names``)."""
+    return dict(zip(task.output_names(), digests.values(), strict=True))
 
 
 def _clear_outputs(task: KedroNodeRun) -> None:
