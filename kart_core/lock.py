@@ -1,4 +1,5 @@
-"""Locks that make a task's work happen once across processes: a file lock, or redis when configured.
+"""Locks that make a task's work happen once: across processes a file lock, or redis when configured;
+within one process, turns (``hold_turn``) between its threads.
 
 A lock is keyed by the canonical location of the task's first output (absolute, normalised, symlinks
 resolved; for URLs the scheme lower-cased and ``.``/``..``/``//`` collapsed), so two processes that
@@ -293,6 +294,72 @@ def _keep_alive(lock: Any, timeout: float, stop: threading.Event) -> None:
     while not stop.wait(max(0.2, timeout / 3)):
         with contextlib.suppress(Exception):
             lock.reacquire()
+
+
+class _Turns:
+    """Which keys threads of this process hold or wait for (``hold_turn``): one lock per key while in use.
+
+    An entry lives only while a thread holds or waits for its key (counted), so the table never grows
+    with the keys a long process has seen. A forked child starts with an empty table (``_after_fork``):
+    the threads holding the parent's turns do not exist in it.
+    """
+
+    def __init__(self) -> None:
+        self.guard = threading.Lock()
+        self.entries: dict[str, tuple[threading.Lock, list[int]]] = {}
+
+    def enter(self, key: str) -> threading.Lock:
+        """The lock of ``key``, counted as in use until ``leave``."""
+        with self.guard:
+            entry = self.entries.get(key)
+            if entry is None:
+                entry = self.entries[key] = (threading.Lock(), [0])
+            entry[1][0] += 1
+            return entry[0]
+
+    def leave(self, key: str) -> None:
+        """Count one user of ``key`` less; forget the key when none is left."""
+        with self.guard:
+            entry = self.entries[key]
+            entry[1][0] -= 1
+            if not entry[1][0]:
+                del self.entries[key]
+
+
+_turns = _Turns()
+
+
+def _after_fork() -> None:
+    global _turns
+    _turns = _Turns()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
+@contextlib.contextmanager
+def hold_turn(key: str, wait_seconds: float | None = None) -> Iterator[bool]:
+    """Hold this process's turn of ``key`` (a ``canonical_lock_key``) for the body: threads of one process
+    that run one task take turns, as processes do through its file or redis lock (``hold_lock``).
+
+    Not re-entrant (the caller keeps track of what its context holds). Yields whether it had to wait for
+    another thread (which may have done the work meanwhile: look again).
+
+    Raises:
+        TaskLockException: another thread of this process still holds it after ``wait_seconds``.
+    """
+    turns = _turns
+    lock = turns.enter(key)
+    try:
+        waited = not lock.acquire(blocking=False)
+        if waited and not lock.acquire(timeout=-1 if wait_seconds is None else wait_seconds):
+            raise TaskLockException(f"Another thread of this process holds the turn of {key}")
+        try:
+            yield waited
+        finally:
+            lock.release()
+    finally:
+        turns.leave(key)
 
 
 def _wait_until(try_once: Callable[[], bool], wait_seconds: float | None, pause: float = 0.01) -> bool:

@@ -33,7 +33,7 @@ from kart_core.errors import TaskDefinitionError
 from kart_core.file_processor import builtin as builtin_formats
 from kart_core.graph import node_key, requirements_of, walk
 from kart_core.hooks.manager import create_hook_manager
-from kart_core.lock import LockParams, hold_lock
+from kart_core.lock import LockParams, canonical_lock_key, hold_lock, hold_turn
 from kart_core.repair import Damage, damaged_output, damaged_upstream, still_damaged
 from kart_core.runlog import RunLogPlugin, mark_recorded, record_in_manifest, run_record
 from kart_core.signing import Signer
@@ -134,9 +134,11 @@ def run_one_reporting(
             return RunReport(RunStatus.CACHED)
         locked = _uses_lock(task) if lock is None else lock
         repaired: list[str] = []
-        with _task_lock(task) if locked else contextlib.nullcontext():
-            # Another process may have built it while we waited for the lock.
-            if task.complete_check_at_run and locked and task.complete():
+        # Threads of this process take turns always (a run's dumps from its threads join it through the task
+        # object, so two runs of one task at once would mix them); processes only when locking is configured.
+        with _task_turn(task) as waited, _task_lock(task) if locked else contextlib.nullcontext():
+            # Another process may have built it while we waited for the lock, or another thread for the turn.
+            if task.complete_check_at_run and (locked or waited) and task.complete():
                 return RunReport(RunStatus.CACHED)
             ran = _run_repairing(task, manager, task.kart_replacing(), repaired)
     return RunReport(RunStatus.RAN if ran else RunStatus.CACHED, tuple(repaired))
@@ -642,13 +644,39 @@ def _uses_lock(task: KartTask) -> bool:
 # The canonical keys of the task locks this context holds: a path request in run() (direct_write)
 # takes the task's lock only when run_one does not hold it already (a file lock is not re-entrant).
 _held_locks: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar("kart_held_locks", default=frozenset())
+# The canonical keys of the tasks whose turn among this process's threads (lock.hold_turn) this context holds.
+_held_turns: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar("kart_held_turns", default=frozenset())
+
+
+@contextlib.contextmanager
+def _task_turn(task: KartTask, key: str | None = None) -> Iterator[bool]:
+    """This process's turn to run ``task``, keyed as its lock (``_lock_key``); re-entrant within one context.
+
+    Two threads of one process running one task (two ``build()`` calls from a thread pool, a web
+    service's requests) would otherwise both be in its ``run()``, and a dump from a thread that one of
+    them started could not tell which run it belongs to. The threads that ``run()`` starts never take
+    it (their path requests take the task's lock only, ``_run_lock``). Yields whether this thread
+    waited for another one (which may have built the task meanwhile).
+    """
+    key = key if key is not None else canonical_lock_key(_lock_key(task))
+    held = _held_turns.get()
+    if key in held:
+        yield False
+        return
+    with hold_turn(key) as waited:
+        token = _held_turns.set(held | {key})
+        try:
+            yield waited
+        finally:
+            _held_turns.reset(token)
 
 
 @contextlib.contextmanager
 def _task_lock(task: KartTask, wait_seconds: float | None = None) -> Iterator[None]:
-    """The task's lock, keyed by its first output's path (its class and id when it has none).
+    """The task's lock, keyed by its first output's path (its class and id when it has none), after this
+    process's turn of it (``_task_turn``: other threads of the process wait too).
 
-    Waits up to ``wait_seconds`` (None: as long as it takes); re-entrant within one context.
+    Waits up to ``wait_seconds`` (None: as long as it takes) for the lock; re-entrant within one context.
 
     Raises:
         TaskLockException: another process still holds it after ``wait_seconds``.
@@ -658,7 +686,7 @@ def _task_lock(task: KartTask, wait_seconds: float | None = None) -> Iterator[No
     if params.key in held:
         yield
         return
-    with hold_lock(params, wait_seconds):
+    with _task_turn(task, params.key), hold_lock(params, wait_seconds):
         token = _held_locks.set(held | {params.key})
         try:
             yield
@@ -666,16 +694,20 @@ def _task_lock(task: KartTask, wait_seconds: float | None = None) -> Iterator[No
             _held_locks.reset(token)
 
 
-def _lock_params(task: KartTask) -> LockParams:
-    """The task's lock: keyed by its first output's path (its class and id when it has none)."""
+def _lock_key(task: KartTask) -> str:
+    """What the task's lock is keyed by: its first output's path (its class and id when it has none)."""
     outputs = flatten(task.kart_outputs())
     # The stored path, not path(): asking for it inside run() would count as writing it (direct_write).
     first = getattr(outputs[0], "_path", None) if outputs else None
     if outputs and not isinstance(first, str):
         first = outputs[0].path()
-    key = first if first is not None else f"{type(task).__module__}.{type(task).__name__}_{task.make_unique_id()}"
+    return first if first is not None else f"{type(task).__module__}.{type(task).__name__}_{task.make_unique_id()}"
+
+
+def _lock_params(task: KartTask) -> LockParams:
+    """The task's lock: keyed by its first output's path (its class and id when it has none)."""
     return LockParams(
-        key=key,
+        key=_lock_key(task),
         redis_host=task.redis_host,
         redis_port=task.redis_port,
         redis_timeout=task.redis_timeout,
