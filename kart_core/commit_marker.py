@@ -31,8 +31,10 @@ outputs exist, and they appear after the manifest is created.
 
 Liveness is the lock: a file lock on one machine, redis when the task sets ``redis_host`` (the
 same lock that serialises commits). A commit of another host without redis cannot be told live or
-dead from here; it counts as live for ``FOREIGN_MARKER_SECONDS`` after its marker was written, and
-never longer than that after this process first saw it (``age``: a time in the future, from a clock
+dead from here; it counts as live for ``foreign_seconds()`` (``FOREIGN_MARKER_SECONDS``, or the lease
+when ``KART_DIRECT_LEASE_SECONDS`` is set) after its marker was last written (its committer rewrites it every
+third of the lease until its last output moved: ``Transaction.commit``), and never longer than that after this
+process first saw it (``age``: a time in the future, from a clock
 running ahead or a forged marker, does not make a build wait for ever); the wait is logged once.
 
 The same file also marks a run that writes its outputs straight to their paths (kind ``direct``,
@@ -54,7 +56,8 @@ kart's aside-names beside them (``confined_moves``; an older kart's absolute pat
 lie there). With signing on (``KART_SIGNING_KEY``) markers are signed under their workspace-relative
 name, and an unsigned or wrongly signed one is refused. A refused marker is damaged metadata: nothing it
 names is moved or deleted, the task counts as incomplete, with a warning naming the marker, and the
-task's next run replaces it.
+task's next run replaces it: a replacing commit puts its own marker over it, a first commit (which puts none)
+removes it once its outputs are in place (``clear_refused``).
 """
 
 from __future__ import annotations
@@ -91,7 +94,9 @@ __all__ = [
     "Sightings",
     "age",
     "clear",
+    "clear_refused",
     "confined_moves",
+    "foreign_seconds",
     "marker_beside",
     "marker_path",
     "note_manifest",
@@ -115,8 +120,10 @@ _T = TypeVar("_T")
 MARKER_SUFFIX = ".committing"
 # The kind of a marker left by a run that writes outputs straight to their paths (kart_core.direct_write).
 DIRECT = "direct"
-# How long a marker of another host (no redis lock to ask) counts as a live commit: longer than any
-# commit's renames or copies are expected to take.
+# How long a marker of another host (no redis lock to ask) counts as a live commit after it was last
+# rewritten (``foreign_seconds``: the lease instead when KART_DIRECT_LEASE_SECONDS is set). A committer
+# rewrites its marker every third of the lease until its last output moved (``Transaction.commit``), so a
+# commit longer than this is not taken for a killed one.
 FOREIGN_MARKER_SECONDS = 300.0
 # A direct writer rewrites its marker every third of this while it runs; a marker of another host that
 # has not been rewritten for this long (by that host's clock) is left by a writer that is gone, and a
@@ -428,6 +435,18 @@ def lease_seconds() -> float:
     return value
 
 
+def foreign_seconds() -> float:
+    """How long a commit marker of another host counts as live after it was last rewritten (seconds).
+
+    ``lease_seconds()`` when ``$KART_DIRECT_LEASE_SECONDS`` is set (every host writing one workspace should set
+    the same: a committer rewrites its marker every third of its own lease), else ``FOREIGN_MARKER_SECONDS``.
+
+    Raises:
+        ValueError: the variable is set but not a positive number.
+    """
+    return lease_seconds() if os.environ.get(LEASE_VARIABLE, "").strip() else FOREIGN_MARKER_SECONDS
+
+
 def stale(marker: Marker, now: float | None = None, path: str = "", seen: Sightings | None = None) -> bool:
     """Whether a direct marker of another host was last rewritten ``lease_seconds()`` ago or more
     (its writer is gone, or hung: a live writer rewrites it every third of that). With ``seen`` (the waiting
@@ -441,6 +460,7 @@ def refresh(
     commit: str,
     moves: tuple[tuple[str, str | None], ...],
     signer: Signer | None = None,
+    kind: str | None = None,
 ) -> bool:
     """Rewrite this process's marker of ``commit`` beside ``record``'s manifest with the time now, keeping its kind.
 
@@ -449,11 +469,14 @@ def refresh(
     commit's own (``put``), whose time tells another host that the commit is alive
     (``FOREIGN_MARKER_SECONDS``). A marker that is gone (the commit removed it) or is not this process's
     (another host took it over) is left as it is. The caller serialises this with the commit's ``put`` and
-    ``clear`` (``Transaction.marker_guard``). With ``signer`` the marker is signed. Returns whether it was rewritten.
+    ``clear`` (``Transaction.marker_guard``). With ``signer`` the marker is signed. ``kind``: rewrite only a marker
+    of that kind (the commit's own heartbeat, ``Transaction.commit``, passes "commit": it knows no ``moves``).
+    Returns whether it was rewritten.
     """
     current = _read_marker(storage, record, signer)
     if (
         current is None
+        or (kind is not None and current.kind != kind)
         or current.commit != commit
         or current.pid != os.getpid()
         or current.host != socket.gethostname()
@@ -530,6 +553,38 @@ def _remove_output(storage: Storage, path: str) -> None:
 def clear(storage: Storage, record: OutputRecord) -> None:
     """Remove the marker after the last output moved (still under the commit lock)."""
     storage.remove(marker_path(record))
+
+
+def clear_refused(storage: Storage, record: OutputRecord, own: Collection[str], signer: Signer | None) -> bool:
+    """After a first commit created ``record``'s manifest, remove a marker beside it refused as damaged metadata.
+
+    Such a commit puts no marker of its own (no outputs were there to replace), so without this a refused marker
+    (unsigned or wrongly signed with signing on; a direct marker naming a path that is not one of ``own``, the
+    task's output keys in that manifest) would outlive the task's successful run and make it incomplete again.
+    Nothing the marker names is touched: only the marker file goes, under the manifest's lock, with a warning
+    naming it. A marker that is not refused (a live writer's, or one ``settled`` resolves) stays. Called after
+    the commit's claim on the manifest is released (a writer holding the lock may be waiting for that claim).
+    Returns whether a marker was removed.
+    """
+    path = marker_path(record)
+    if not storage.exists(path):
+        return False
+    with hold_lock(record.lock_params()):
+        marker = _read_marker(storage, record, signer)
+        if marker is None:
+            return False
+        why = marker.refused or (confined_moves(record.workspace, marker, own)[1] if marker.kind == DIRECT else "")
+        if not why:
+            return False
+        clear(storage, record)
+    logger.warning(
+        "%s: removed the marker %r, refused as damaged metadata (%s): this run's commit replaces it. Nothing it "
+        "names was touched.",
+        record.task,
+        path,
+        why,
+    )
+    return True
 
 
 def settled(
@@ -614,19 +669,21 @@ def _resolve(
 
 def _foreign_live(path: str, marker: Marker, record: OutputRecord, seen: Sightings) -> bool:
     """Whether ``marker`` is another host's commit that counts as live (no shared lock to ask): for
-    ``FOREIGN_MARKER_SECONDS`` of ``seen.age`` (a time in the future counts from when this wait first saw it)."""
-    if marker.host in ("", socket.gethostname()) or seen.age(path, marker) >= FOREIGN_MARKER_SECONDS:
+    ``foreign_seconds()`` of ``seen.age`` (a time in the future counts from when this wait first saw it; a
+    live committer rewrites its marker, which starts the count again)."""
+    limit = foreign_seconds()
+    if marker.host in ("", socket.gethostname()) or seen.age(path, marker) >= limit:
         return False
     seen.once(
         path,
-        marker,
+        dataclasses.replace(marker, written=0.0),  # told once per commit, however often its committer rewrites it
         "%s: waiting for the commit of process %d on %s (its marker %r); without a shared lock (redis_host) it "
-        "counts as running for up to %.0f s",
+        "counts as running while its marker is rewritten, until %g s after it last was",
         record.task,
         marker.pid,
         marker.host,
         path,
-        FOREIGN_MARKER_SECONDS,
+        limit,
     )
     return True
 

@@ -119,8 +119,8 @@ class TargetOnKart(luigi.Target):
         return self._signer if self._signer is not None else target_config.current().signer
 
     def exists(self) -> bool:
-        """Whether the output is there (whole: writes are atomic), or staged by the running task."""
-        running = transaction.join(self._run_slot())
+        """Whether the output is there (whole: writes are atomic), or staged by the running task (asked from its run)."""
+        running = transaction.join(self._run_slot(), reading=True)
         if running is not None and running.lookup(self._path) is not None:
             return True
         return self._storage.exists(self._path)
@@ -282,7 +282,7 @@ class TargetOnKart(luigi.Target):
         On object storage (no modification time to compare) the task's marker is asked for too: while a
         run of the task writes its outputs by path or commits, the bytes read must hash to the commit.
         """
-        running = transaction.join(self._run_slot())
+        running = transaction.join(self._run_slot(), reading=True)
         staged = running.lookup(self._path) if running is not None else None
         settings = target_config.current()
         signer = self._signer if self._signer is not None else settings.signer
@@ -558,7 +558,7 @@ class TargetOnKart(luigi.Target):
         the format itself cannot read it). None too when there is no record to compare with, the file
         is one staged by the running task, or the record cannot be read (the load's own error stands).
         """
-        running = transaction.join(self._run_slot())
+        running = transaction.join(self._run_slot(), reading=True)
         if running is not None and running.lookup(self._path) is not None:
             return None
         settings = target_config.current()

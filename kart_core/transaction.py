@@ -36,7 +36,11 @@ A commit that replaces existing outputs moves them one by one, so it holds the m
 a commit-in-progress marker (``kart_core.commit_marker``), writes the manifest marked pending, moves
 the outputs and run logs, writes the manifest again without the mark and removes the marker:
 readers wait for it, and a commit killed in between leaves the marker and the pending manifest,
-which make the task incomplete (it runs again) instead of a mix of two runs.
+which make the task incomplete (it runs again) instead of a mix of two runs. Until the marker is removed a
+heartbeat thread rewrites it every third of the lease (``commit_marker.lease_seconds``): another host, which
+cannot ask the lock, counts a marker as a live commit only that long after its last rewrite. A first commit
+removes a marker refused as damaged metadata that it finds beside the manifest it created
+(``commit_marker.clear_refused``), as a replacing commit replaces it with its own.
 """
 
 from __future__ import annotations
@@ -114,6 +118,8 @@ class Transaction:
         commit_id: written into every manifest entry (and signature header) of this run.
         pid: the process that runs it (a forked child sees a copy: its writes cannot join it).
         open: ``run()`` is executing: writes from other threads of the process join the run (``join``).
+        outsiders: the threads of the process that were alive when ``run()`` began: they were not started by it,
+            so their reads see committed outputs only (``join``; their writes still join the run).
     """
 
     task: object
@@ -122,6 +128,7 @@ class Transaction:
     commit_id: str = dataclasses.field(default_factory=new_commit_id)
     pid: int = dataclasses.field(default_factory=os.getpid)
     open: bool = False
+    outsiders: frozenset[threading.Thread] = frozenset()
     staged: dict[str, Staged] = dataclasses.field(default_factory=dict)
     bases: dict[str, str | None] = dataclasses.field(default_factory=dict)
     committed: bool = False
@@ -177,12 +184,17 @@ class Transaction:
 
     @contextlib.contextmanager
     def opened(self) -> Iterator[None]:
-        """While the body (the task's ``run()``) executes, writes of the task's outputs from any thread join this run."""
+        """While the body (the task's ``run()``) executes, writes of the task's outputs from any thread join this run,
+        and reads from threads started meanwhile (those ``run()`` starts) see its staged outputs."""
+        # A thread already running now (a monitor polling complete(), a server's request thread) cannot be one
+        # that run() starts: it must see the committed state, as it would from another process.
+        self.outsiders = frozenset(threading.enumerate())
         self.open = True
         try:
             yield
         finally:
             self.open = False
+            self.outsiders = frozenset()
 
     def add(self, staged: Staged) -> None:
         """Take ``staged`` into the run (a second dump to the same path replaces the first)."""
@@ -219,6 +231,7 @@ class Transaction:
         for staged in self.staged.values():
             if staged.record is not None:
                 by_manifest.setdefault(staged.record.manifest, []).append(staged)
+        created: list[list[Staged]] = []
         with contextlib.ExitStack() as held:
             replacing: list[tuple[OutputRecord, Manifest | None]] = []
             finals: list[Manifest] = []
@@ -234,6 +247,9 @@ class Transaction:
                     return
                 if outcome is _REPLACING:
                     replacing.append((_record_of(items), current))
+                else:
+                    created.append(items)
+            beat = held.enter_context(self._heartbeat([record for record, _ in replacing]))
             for record, current in replacing:
                 # The marker first: from here until it is removed, readers wait for this commit or (if it
                 # is killed) see that the task's outputs may be from two runs (kart_core.commit_marker).
@@ -281,11 +297,52 @@ class Transaction:
                 with self.marker_guard:
                     commit_marker.clear(storage, record)
                 self.run_recorded = self.run_recorded or (run is not None and self._run_for(record) is not None)
+            beat.close()
+        for items in created:  # the claims are released: a refused marker left beside a new manifest goes
+            record = _record_of(items)
+            commit_marker.clear_refused(storage_for(record.manifest), record, set(_entries(items)), self.signer)
         self.digests = {
             staged.path: staged.entry.digest for staged in self.staged.values() if staged.record is not None
         }
         self.staged.clear()
         self.committed = True
+
+    @contextlib.contextmanager
+    def _heartbeat(self, records: list[OutputRecord]) -> Iterator[contextlib.ExitStack]:
+        """Rewrite the markers of ``records`` (this commit's, once put) every third of the lease while the body runs.
+
+        A marker's time is how another host without a shared lock tells a live commit from a killed one
+        (``commit_marker.foreign_seconds``): copying large outputs on object storage may take longer than that.
+        Yields a stack whose ``close()`` stops the beat early (after the last marker is removed); it stops at the
+        end of the body at the latest. Nothing is started when no marker is to be put.
+
+        Raises:
+            ValueError: ``KART_DIRECT_LEASE_SECONDS`` is not a positive number (before any marker is put).
+        """
+        with contextlib.ExitStack() as stack:
+            if records:
+                interval = commit_marker.lease_seconds() / 3
+                stop = threading.Event()
+                beat = threading.Thread(
+                    target=self._beat, args=(stop, records, interval), name=f"kart-heartbeat {self.label}", daemon=True
+                )
+                beat.start()
+                stack.callback(beat.join)
+                stack.callback(stop.set)
+            yield stack
+
+    def _beat(self, stop: threading.Event, records: list[OutputRecord], interval: float) -> None:
+        while not stop.wait(interval):
+            with self.marker_guard:  # the commit's put and clear take turns with it
+                if stop.is_set():
+                    return
+                for record in records:
+                    try:
+                        commit_marker.refresh(
+                            storage_for(record.manifest), record, self.commit_id, (), self.signer, kind="commit"
+                        )
+                    except Exception:  # noqa: BLE001 - tried again at the next beat; a reader then waits less long
+                        logger.warning("%s: could not refresh its commit marker", self.label, exc_info=True)
 
     def _settle(self, items: list[Staged], held: contextlib.ExitStack) -> tuple[object, Manifest | None]:
         """Decide how ``items`` (one manifest's outputs) are committed: created, replacing, or superseded.
@@ -496,12 +553,15 @@ def runs(task: object) -> bool:
     return transaction is not None and transaction.task is task
 
 
-def join(slot: RunSlot | None, writing: bool = False, what: str = "") -> Transaction | None:
+def join(slot: RunSlot | None, writing: bool = False, what: str = "", reading: bool = False) -> Transaction | None:
     """The run a read or write of a task's output belongs to: this context's transaction, else the task's run
     whose ``run()`` is executing in this process (found through ``slot``, from whatever thread asks).
 
     A context that kart put outside any run (``detached``: its own complete() checks) reads committed
     outputs only. A read never raises: None when no run of the task is open in this process.
+    ``reading``: the caller only looks at the output (``exists()``, a load): from a thread that was alive when
+    the run's ``run()`` began (``Transaction.outsiders``: not one that ``run()`` started) it gets None, so it
+    sees the committed state; a write or path request from such a thread (a pool made before) still joins.
 
     Args:
         slot: the output's task's ``RunSlot`` (None: a target no task made, or a run log).
@@ -528,6 +588,8 @@ def join(slot: RunSlot | None, writing: bool = False, what: str = "") -> Transac
         return None
     running = open_runs[0]
     if len(open_runs) == 1 and running.open and running.pid == os.getpid():
+        if reading and threading.current_thread() in running.outsiders:
+            return None
         return running
     if not writing:
         return None

@@ -348,3 +348,48 @@ def test_a_foreign_marker_from_the_future_is_waited_for_a_bounded_time_with_one_
         assert result == [True] and time.monotonic() - started >= 0.5
         assert "otherhost" in messages[0] and "4242" in messages[0] and "Hello[" in messages[0]
         assert read_marker(storage_for(marker), marker) is None
+
+
+# --- a refused marker beside a task with no manifest ------------------------------------------------
+
+
+def _unsigned_commit_marker() -> bytes:
+    """A commit marker of a dead process of this host, unsigned (refused with signing on)."""
+    return json.dumps({"commit": "x", "host": socket.gethostname(), "pid": _dead_pid(), "written": 0.0}).encode()
+
+
+@pytest.mark.parametrize("planted", ["forged-paths", "unsigned-commit"])
+@pytest.mark.parametrize("outputs", ["none", "gokart"])
+@pytest.mark.parametrize("executor", ["thread", "process"])
+def test_a_refused_marker_beside_a_task_with_no_manifest_is_replaced_by_its_first_run(
+    tasks: Any,
+    any_workspace: str,
+    tmp_path: Path,
+    planted: str,
+    outputs: str,
+    executor: Literal["thread", "process"],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The first commit of a dump-only task (it creates the manifest, so it puts no marker of its own) removes a
+    marker refused as damaged metadata, touching nothing it names: the second build is cached. ``gokart``: the
+    output is already there, written without a manifest (as gokart writes it)."""
+    if planted == "unsigned-commit":
+        monkeypatch.setenv("KART_SIGNING_KEY", "a test key of some length")
+    moves, victim, planted_path, evil = _forge(any_workspace, tmp_path)
+    hello = tasks.Hello(workspace_directory=any_workspace)
+    if outputs == "gokart":
+        _put(hello.output().path(), b"\x80\x04\x95\x11\x00\x00\x00\x00\x00\x00\x00\x8c\rHello, world!\x94.")
+    marker = _marker(hello)
+    _put(marker, _forged_marker(moves) if planted == "forged-paths" else _unsigned_commit_marker())
+    with caplog.at_level(logging.WARNING, logger="kart_core"):
+        assert kart_core.build(tasks.Hello(workspace_directory=any_workspace), executor=executor) == "Hello, world!"
+    assert _read(marker) is None  # its commit replaced the refused marker
+    if "://" not in any_workspace:  # it created the manifest (object storage: a first commit puts its own marker)
+        (told,) = [r.getMessage() for r in caplog.records if "removed the marker" in r.getMessage()]
+        assert marker in told and "Nothing it names was touched" in told
+    first = _manifest_commit(hello)
+    assert tasks.Hello(workspace_directory=any_workspace).complete()
+    assert kart_core.build(tasks.Hello(workspace_directory=any_workspace), executor=executor) == "Hello, world!"
+    assert _manifest_commit(hello) == first  # the second build was cached
+    assert _read(victim) == b"precious" and _read(planted_path) is None and _read(evil) == b"evil"

@@ -272,3 +272,45 @@ def test_thread_dumps_as_gokart(tmp_path: Path) -> None:
     assert results["kart"] == results["gokart"]
     assert results["kart"]["value"] == {"a": "from-thread", "b": "main"}
     assert json.dumps(results["kart"]["files"]).count(".pkl") == 2
+
+
+# --- threads kart did not start, and that run() did not start, see only committed outputs -------------------
+
+_PAUSED = threading.Event()
+_GO = threading.Event()
+
+
+class ThrPaused(kart_core.TaskOnKart[Any]):
+    """Dumps its output, then waits (up to 60 s) until the test lets it return."""
+
+    def run(self) -> None:
+        self.dump("done")
+        _PAUSED.set()
+        _GO.wait(60)
+
+
+@pytest.mark.parametrize("executor", ["inline", "thread"])
+@pytest.mark.parametrize("same_object", [True, False])
+def test_a_thread_started_outside_kart_sees_the_committed_state_during_a_run(
+    workspace: str, executor: str, same_object: bool
+) -> None:
+    """A monitoring thread started before the build polls complete() and exists() of the task while its run()
+    has dumped but not returned: the output is only staged, so both are False; after the commit, True."""
+    _PAUSED.clear()
+    _GO.clear()
+    task = ThrPaused(workspace_directory=workspace)
+    seen: list[tuple[bool, bool]] = []
+
+    def poll() -> None:
+        assert _PAUSED.wait(60)
+        polled = task if same_object else ThrPaused(workspace_directory=workspace)
+        seen.append((polled.complete(), polled.output().exists()))
+        _GO.set()
+
+    monitor = threading.Thread(target=poll)
+    monitor.start()
+    workers = 2 if executor == "thread" else 1
+    assert kart_core.build(task, workers=workers, executor="thread") == "done"
+    monitor.join(60)
+    assert seen == [(False, False)]
+    assert ThrPaused(workspace_directory=workspace).complete()
