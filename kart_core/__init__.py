@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from kart_core.output_digests import committed_digests, output_digests, output_digests_if_complete
     from kart_core.pandas_type_config import PandasTypeConfig
     from kart_core.param_plan import config_frozen
+    from kart_core.param_roundtrip import LossyParameter, lossy_parameters
     from kart_core.parameter import (
         ExplicitBoolParameter,
         ListTaskInstanceParameter,
@@ -78,6 +79,7 @@ _EXPORTS = {
     "ExplicitBoolParameter": "kart_core.parameter",
     "GokartBuildError": "kart_core.errors",
     "ListTaskInstanceParameter": "kart_core.parameter",
+    "LossyParameter": "kart_core.param_roundtrip",
     "ModuleClassifier": "kart_core.fingerprint",
     "PandasTypeConfig": "kart_core.pandas_type_config",
     "RunReport": "kart_core.runner",
@@ -102,6 +104,7 @@ _EXPORTS = {
     "find_place": "kart_core.places",
     "import_object": "kart_core.dotted",
     "load_output": "kart_core.loading",
+    "lossy_parameters": "kart_core.param_roundtrip",
     "make_task_info_as_tree_str": "kart_core.tree.task_info",
     "make_tree_info": "kart_core.info",
     "node_key": "kart_core.graph",

@@ -154,9 +154,9 @@ class PrDouble(kart_core.TaskOnKart[int]):
 def test_a_worker_parse_runs_the_rerun_copy_the_dag_was_parsed_with(parsing_for) -> None:
     """[Next(Up), Double(Up(value=3, rerun=True))]: the DAG's Up task is the rerun copy, at Next's path. A
     worker's parse follows that path and meets the copy without rerun; the DAG's record Asset lists the
-    settings of the rerun copy (``kart_rerun``), which the operator's execute() takes: it rebuilds Up
+    settings of the rerun copy (``kart_rerun``), which the operator's execute() applies to its task: it runs Up
     with rerun=True and value=3."""
-    from kart_airflow.rebuild import rebuild_task
+    from kart_airflow.rebuild import task_for_worker
     from kart_airflow.skew import recorded_settings
 
     def roots() -> list[Any]:
@@ -171,7 +171,6 @@ def test_a_worker_parse_runs_the_rerun_copy_the_dag_was_parsed_with(parsing_for)
     worker = to_dag(roots(), dag_id="rerun_copy")
     (operator,) = worker.tasks
     assert operator.kart_settings["rerun"] == "False"  # the copy on the first path
-    settings = {**operator.kart_settings, **recorded_settings(operator.task_id, extra)}
-    task = rebuild_task(operator.kart_class, operator.kart_params, settings, operator.kart_unique_id)
-    assert task.rerun and task.value == 3
+    task = task_for_worker(operator.kart.task, recorded_settings(operator.task_id, extra), operator.kart_unique_id)
+    assert task.rerun and task.value == 3 and not operator.kart.task.rerun
     assert recorded_settings("PrNext", extra) == {}  # only a task placed with rerun=True is recorded

@@ -154,7 +154,9 @@ def test_local_executor_runs_the_example_dag_in_worker_processes(
         assert text.count("ran: ") == 1 and "cached: " not in text, text[-2000:]
         assert "Filling up the DagBag from" in text and "train.py" in text  # the worker re-parsed the DAG file
         assert f"kart_airflow: built only {ids[key]} for this worker in" in text  # ... for its one task
-        worker_pids.update(re.findall(rf"rebuilt {re.escape(task.kart_label())} from \S+ in process (\d+)", text))
+        worker_pids.update(
+            re.findall(rf"running {re.escape(task.kart_label())} \(\S+, as parsed in this process (\d+)\)", text)
+        )
     assert len(worker_pids) == len(graph.nodes)  # one worker process per task
     # Each worker compared its upstream tasks' XCom unique ids in this run (through Airflow's API); Train's
     # MakeFeatures is reached from the root by a shorter path, so that worker's guessed id had no XCom and

@@ -19,6 +19,7 @@ from airflow.sdk import DAG, Asset, TaskGroup, get_parsing_context
 import kart_core
 from kart_airflow.operator import KartTaskOperator, MissingKartTaskOperator
 from kart_airflow.outputs import asset_uris
+from kart_airflow.rebuild import refuse_lossy_parameters
 from kart_airflow.skew import check_importable, missing_task_message, record_extra, record_uri
 
 __all__ = ["add_kart_tasks", "AssetChoice", "ClassArgs", "wanted_task_id"]
@@ -103,6 +104,7 @@ def _add_kart_tasks(
     graph = kart_core.place_graph(roots)
     codes = _check_classes(graph.nodes.values())
     _refuse_templates(graph.nodes.values())
+    refuse_lossy_parameters(graph.nodes.values())
     uris = _Uris()
     # The graph holds one object per task, so the roots are known by identity.
     root_objects = {id(graph.nodes[kart_core.node_key(root)]) for root in roots}

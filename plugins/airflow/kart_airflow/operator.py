@@ -12,7 +12,7 @@ from airflow.sdk.exceptions import AirflowFailException
 import kart_core
 from kart_airflow.naming import display_name_for, import_path_of
 from kart_airflow.outputs import asset_uris, output_paths, output_uris, xcom_path
-from kart_airflow.rebuild import rebuild_task
+from kart_airflow.rebuild import current_code, task_for_worker
 from kart_airflow.skew import (
     asset_extra,
     compare_with_record,
@@ -25,10 +25,10 @@ __all__ = ["KartTaskOperator", "MissingKartTaskOperator", "recorded_asset_extra"
 
 
 class KartTaskOperator(BaseOperator):
-    """Rebuilds a kart task from its import path and parameters, checks it is the planned task, and runs it.
+    """Runs the kart task the DAG file's parse made for it, once checked to be the planned task.
 
     Made by ``from_task`` (``to_dag`` and ``KartTaskGroup`` call it). Before running, the worker
-    compares the task it rebuilt with what the dag-processor recorded for this task id (the DAG's
+    compares the task it runs with what the dag-processor recorded for this task id (the DAG's
     kart record Asset), and the unique ids its upstream tasks pushed to XCom in this run with the
     tasks it requires now (``kart_airflow.skew``); it fails at once, without retries, on a
     difference (``kart_core.StaleTaskError``). A task whose outputs exist ends as success and logs
@@ -139,15 +139,13 @@ class KartTaskOperator(BaseOperator):
         try:
             extra = self._record()
             # The parse's rerun=True copy of a task reached by two paths, which a one-task parse may not meet.
-            settings = {**self.kart_settings, **recorded_settings(self.task_id, extra)}
-            task = rebuild_task(self.kart_class, self.kart_params, settings, self.kart_unique_id)
-            self.log.info("rebuilt %s from %s in process %d", task.kart_label(), self.kart_class, os.getpid())
-            # The fingerprint this process computed when it parsed the DAG file, unless the class was
-            # re-imported since (a new class object may hold other code).
-            same_class = type(task) is type(self.kart.task)
-            recorded = self._check_against_parse(
-                task, self.kart.code if same_class else kart_core.code_fingerprint(type(task)), extra
+            # The task object this process's parse of the DAG file made, with its Python values: the
+            # same task build() runs (re-parsing its string parameters could hand run() other values).
+            task = task_for_worker(self.kart.task, recorded_settings(self.task_id, extra), self.kart_unique_id)
+            self.log.info(
+                "running %s (%s, as parsed in this process %d)", task.kart_label(), self.kart_class, os.getpid()
             )
+            recorded = self._check_against_parse(task, current_code(task, self.kart_class, self.kart.code), extra)
             self._check_upstream_run(task, context, recorded)
         except kart_core.StaleTaskError as exc:
             # A retry would run the same code again: fail now, with kart's message.

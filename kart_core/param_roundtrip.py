@@ -1,0 +1,157 @@
+"""Which significant parameter values a task would get back changed from their own string form.
+
+gokart's unique id covers each significant parameter as ``param.serialize(value)``. Everything that
+makes a task from strings — luigi's command line, ``[Class]`` config sections, ``from_str_params``,
+``TaskOnKart.restore``, a Kedro catalog entry — hands ``run()`` the value ``param.parse(serialize(value))``.
+When that differs from the value itself (an int given to an untyped ``luigi.Parameter()`` runs as
+``'5'``; luigi only warns), one unique id stands for two tasks that write different outputs, and
+whichever scheduler builds first decides what every later reader loads.
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+import math
+import numbers
+import pathlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import luigi
+from luigi.parameter import ParameterVisibility
+
+from kart_core.parameter import ListTaskInstanceParameter, TaskInstanceParameter
+
+__all__ = ["LossyParameter", "lossy_parameters"]
+
+# The typed luigi parameter whose parse() gives a value of this type back; subclasses before their bases.
+_TYPED: tuple[tuple[type | tuple[type, ...], str], ...] = (
+    (bool, "luigi.BoolParameter"),
+    (int, "luigi.IntParameter"),
+    (float, "luigi.FloatParameter"),
+    (datetime.datetime, "luigi.DateSecondParameter"),
+    (datetime.date, "luigi.DateParameter"),
+    (datetime.timedelta, "luigi.TimeDeltaParameter"),
+    (enum.Enum, "luigi.EnumParameter(enum=...)"),
+    (pathlib.PurePath, "luigi.PathParameter"),
+    ((list, tuple), "luigi.ListParameter"),
+    (Mapping, "luigi.DictParameter"),
+    (type(None), "luigi.OptionalParameter (or leave the value out)"),
+)
+
+
+@dataclass(frozen=True)
+class LossyParameter:
+    """A significant parameter whose value does not survive ``parse(serialize(value))``.
+
+    Attributes:
+        name: the parameter's name.
+        declared: its class, e.g. ``luigi.parameter.Parameter``.
+        value: the value the task holds (what ``build()`` runs with).
+        serialized: ``serialize(value)``: what the unique id covers.
+        parsed: ``normalize(parse(serialized))``: what a task made from strings runs with (or the exception
+            parse raised).
+        suggestion: the typed parameter to declare instead (e.g. ``luigi.IntParameter``), or None when none
+            fits or the parameter is of that type already (then the value itself does not survive: a
+            ``TimeDeltaParameter`` drops fractions of a second).
+    """
+
+    name: str
+    declared: type
+    value: Any
+    serialized: str
+    parsed: Any
+    suggestion: str | None
+
+
+def lossy_parameters(task: Any) -> list[LossyParameter]:
+    """The significant parameters of ``task`` whose value is not ``param.parse(param.serialize(value))``.
+
+    Values equal to the parameter's default are skipped (a task made from strings without that
+    parameter gets the same default), and so are task parameters (each is a task of its own, whose
+    parameters are checked on that task). Floats compare NaN equal to NaN and ``1 == 1.0``;
+    mappings and sequences compare item by item; a value whose type has no ``__eq__`` of its own is
+    compared by its string form (``serialize(parsed) == serialized``).
+
+    Args:
+        task: a luigi task (a TaskOnKart).
+
+    Returns:
+        One entry per such parameter, in the task's parameter order.
+    """
+    found = []
+    for name, param in task.get_params():
+        if not param.significant or param.visibility == ParameterVisibility.PRIVATE:
+            continue
+        if isinstance(param, (TaskInstanceParameter, ListTaskInstanceParameter, luigi.TaskParameter)):
+            continue
+        value = task.param_kwargs[name]
+        if _is_default(param, value):
+            continue
+        entry = _checked(name, param, value)
+        if entry is not None:
+            found.append(entry)
+    return found
+
+
+def _checked(name: str, param: luigi.Parameter, value: Any) -> LossyParameter | None:
+    serialized = param.serialize(value)
+    try:
+        parsed = param.normalize(param.parse(serialized))  # as luigi's Task.__init__ normalizes it
+    except Exception as exc:  # a string parse() cannot read back: any task made from strings fails
+        return LossyParameter(name, type(param), value, serialized, exc, _suggestion(param, value))
+    if _same(value, parsed, lambda other: param.serialize(other) == serialized):
+        return None
+    return LossyParameter(name, type(param), value, serialized, parsed, _suggestion(param, value))
+
+
+def _is_default(param: luigi.Parameter, value: Any) -> bool:
+    default = getattr(param, "_default", luigi.parameter._no_value)
+    if default is luigi.parameter._no_value:
+        return False
+    try:
+        return value is default or bool(value == param.normalize(default))
+    except Exception:  # a value whose comparison raises (an array): not known to be the default
+        return False
+
+
+def _same(value: Any, parsed: Any, same_string: Any) -> bool:
+    """``value`` and ``parsed`` hold the same data (``same_string(parsed)`` decides for types without ``__eq__``)."""
+    if isinstance(value, float) and isinstance(parsed, float) and math.isnan(value) and math.isnan(parsed):
+        return True
+    if isinstance(value, Mapping) and isinstance(parsed, Mapping):
+        return value.keys() == parsed.keys() and all(_same(value[k], parsed[k], _never) for k in value)
+    if isinstance(value, (list, tuple)) and isinstance(parsed, (list, tuple)):
+        return len(value) == len(parsed) and all(_same(a, b, _never) for a, b in zip(value, parsed, strict=True))
+    if type(value) is not type(parsed) and not (_is_number(value) and _is_number(parsed)):
+        return False
+    try:
+        if bool(value == parsed):
+            return True
+    except Exception:  # numpy arrays and the like compare element-wise
+        return bool(same_string(parsed))
+    # Without an __eq__ of its own a type compares by identity, which says nothing about its data.
+    return type(value).__eq__ is object.__eq__ and bool(same_string(parsed))
+
+
+def _never(parsed: Any) -> bool:
+    return False
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _suggestion(param: luigi.Parameter, value: Any) -> str | None:
+    """The typed parameter for ``value``; None when none fits or ``param`` is one already (the value is the problem)."""
+    for types, name in _TYPED:
+        if isinstance(value, types):
+            return None if isinstance(param, _luigi_class(name)) else name
+    return None
+
+
+def _luigi_class(name: str) -> type:
+    found = getattr(luigi, name.split(" ")[0].split("(")[0].removeprefix("luigi."), None)
+    return found if isinstance(found, type) else type(None)
