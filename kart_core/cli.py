@@ -664,14 +664,21 @@ def _print_verify(report: VerifyReport, deleted: list[str], delete: bool) -> Non
             mark = " (undone: the old outputs are back)" if problem.direct_write else " (deleted)"
         click.echo(f"{problem.kind:>9}  {problem.task}  {_printable(problem.path)}: {problem.detail}{mark}")
     missing = sum(problem.kind == "missing" for problem in report.problems)
+    unknown = sum(problem.kind == "upstream" for problem in report.problems)
     checked = "size and content hash" if report.hashes else "presence and size (--quick)"
     # With signing on, outputs no signed manifest lists were checked too (a load refuses them).
     unrecorded = f", and {report.unrecorded} output(s) no signed manifest lists" if report.unrecorded else ""
     runlogs = f", {report.runlogs} run log(s)" if report.runlogs else ""
     click.echo(
         f"Checked {report.outputs} output(s) of {report.manifests} task(s){unrecorded}{runlogs} in {report.workspace} "
-        f"({checked}): {len(report.problems) - missing} problem(s), {missing} missing."
+        f"({checked}): {len(report.problems) - missing - unknown} problem(s), {missing} missing"
+        + (f", {unknown} upstream record(s) not found (stale or not: unknown)." if unknown else ".")
     )
+    if unknown:
+        click.echo(
+            "Pass --upstream-workspace <folder or URL> (repeatable) naming where each upstream workspace is now; "
+            "--strict fails on records not found."
+        )
     removable = [problem for problem in report.problems if problem.removable]
     if removable and not delete:
         undone = any(problem.direct_write for problem in removable)

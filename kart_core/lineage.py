@@ -417,6 +417,28 @@ class Lineage:
                     stack.append((upstream, upstream_workspace, False))
         return verdicts[path]
 
+    def unknown_upstreams(self, path: str, workspace: str) -> list[tuple[Input, str]]:
+        """The inputs from another workspace that the manifest at ``path`` (a task's in ``workspace``) records and
+        whose manifest cannot be read where they resolve (``resolve`` with ``current``): each with that path.
+
+        Whether the task is stale on such an input cannot be told: ``check`` counts it as fresh, which a build
+        may (its graph names where each upstream task's workspace is now, ``current_manifests``), but a check
+        without the graph (``kart verify``) reports it as unknown: the upstream workspace was moved, copied
+        or deleted since, and only the caller can say where it is now. Inputs of ``workspace`` itself are not
+        listed (a manifest removed there is a task to run again, not a place to name).
+        """
+        manifest = self.manifest(path)
+        if manifest is None or manifest.pending:
+            return []
+        unknown = []
+        for item in manifest.inputs:
+            if _workspace_relative(item.manifest):
+                continue
+            upstream = resolve(item.manifest, workspace, self.current)
+            if self.manifest(upstream) is None:
+                unknown.append((item, upstream))
+        return unknown
+
     @property
     def records_inputs(self) -> bool:
         """Whether a manifest checked so far recorded any input."""

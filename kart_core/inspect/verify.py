@@ -77,7 +77,9 @@ from kart_core.workspace import (
 
 __all__ = ["Problem", "ProblemKind", "VerifyReport", "remove_damaged", "verify_workspace"]
 
-ProblemKind = Literal["missing", "size", "hash", "signature", "manifest", "commit", "stale", "unrecorded", "runlog"]
+ProblemKind = Literal[
+    "missing", "size", "hash", "signature", "manifest", "commit", "stale", "upstream", "unrecorded", "runlog"
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +96,9 @@ class Problem:
             is there, ``kart_core.direct_write``, and ``direct_write`` is True),
             "stale" (the task was built from an upstream output committed again since with other content,
             or from an upstream stale itself, ``kart_core.lineage``; not deleted: a build reruns it),
+            "upstream" (the task loaded a task of another workspace whose record is not where it was recorded
+            nor in an ``upstreams`` workspace: whether it is stale is unknown; ``path`` is the record's path
+            looked at; not deleted, and ``ok`` ignores it: give the upstream workspace's place now),
             "unrecorded" (signing is on and no signed manifest lists this output, which a load then
             refuses: written by gokart or before signing was turned on, or its manifest was removed),
             "runlog" (a run log under ``log/`` that a load refuses: with signing on, not signed or its
@@ -152,12 +157,13 @@ class VerifyReport:
     def ok(self) -> bool:
         """True when no output or manifest is wrong; missing outputs do not count (a build reruns their
         task when needed, and deleting an output is how a gokart user forces a rerun)."""
-        return all(problem.kind == "missing" for problem in self.problems)
+        return all(problem.kind in ("missing", "upstream") for problem in self.problems)
 
     @property
     def strict_ok(self) -> bool:
-        """``ok``, and no output without an integrity record either (``kart verify --strict``)."""
-        return self.ok and not self.notices
+        """``ok``, and no output without an integrity record either, nor an upstream record of another workspace
+        that could not be found (kind "upstream": freshness unknown) (``kart verify --strict``)."""
+        return self.ok and not self.notices and not any(problem.kind == "upstream" for problem in self.problems)
 
 
 def verify_workspace(
@@ -574,7 +580,8 @@ def _note_current(lineage: Lineage, workspace: str) -> None:
 
 
 def _stale(workspace: str, manifest_names: list[str], lineage: Lineage) -> list[Problem]:
-    """A "stale" problem per manifest whose task was built on replaced or stale content (``kart_core.lineage``)."""
+    """A "stale" problem per manifest whose task was built on replaced or stale content (``kart_core.lineage``),
+    and an "upstream" one per input of another workspace whose record cannot be found (stale or not: unknown)."""
     found = []
     for name in manifest_names:
         path = join_url(workspace, name)
@@ -584,7 +591,18 @@ def _stale(workspace: str, manifest_names: list[str], lineage: Lineage) -> list[
         verdict = lineage.check(path, workspace)
         if verdict.stale:
             found.append(Problem("stale", path, manifest.task, lineage.describe(manifest.task, verdict)))
+        for item, upstream in lineage.unknown_upstreams(path, workspace):
+            found.append(Problem("upstream", upstream, manifest.task, _unknown_upstream(item.task, upstream)))
     return found
+
+
+def _unknown_upstream(task: str, upstream: str) -> str:
+    who = task or "an upstream task"
+    return (
+        f"built from {who} of another workspace, whose record is not at {upstream!r} (that workspace was moved, "
+        "copied or deleted since): whether this task is stale is unknown. Pass --upstream-workspace <where that "
+        "workspace is now> to check it there (a build, which has the task graph, finds it itself)"
+    )
 
 
 def remove_damaged(report: VerifyReport, *, unrecorded: bool = False, signer: Signer | None = None) -> list[str]:

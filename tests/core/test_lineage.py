@@ -608,7 +608,7 @@ def test_kart_verify_reads_a_moved_upstream_workspace_it_is_given(tmp_path: Path
     assert _build(_moved_graph(str(ws1), ws2)) == 41
     ws1.rename(ws1b)
     assert _build(LnUp(value=3, rerun=True, workspace_directory=str(ws1b))) == 30
-    assert verify_workspace(ws2).ok  # no graph, no place given: the old path holds nothing
+    assert verify_workspace(ws2).ok  # no graph, no place given: the old path holds nothing (unknown, not a failure)
     report = verify_workspace(ws2, upstreams=[str(ws1b)])
     assert sorted(problem.task.split("[")[0] for problem in report.problems) == ["LnDown", "LnMid"]
     assert all(problem.kind == "stale" for problem in report.problems)
@@ -673,3 +673,36 @@ def test_resolve_reads_a_full_path_where_its_task_s_workspace_is_now(tmp_path: P
     assert lineage.resolve("/old/ws1/log/manifest/B_2.json", "/ws2", current) == "/old/ws1/log/manifest/B_2.json"
     assert lineage.resolve("/old/ws1/elsewhere/A_1.json", "/ws2", current) == "/old/ws1/elsewhere/A_1.json"
     assert lineage.resolve("log/manifest/A_1.json", "/ws2", current) == "/ws2/log/manifest/A_1.json"
+
+
+@pytest.mark.parametrize("how", ["moved", "deleted"])
+def test_kart_verify_without_the_upstream_workspace_reports_a_missing_upstream_record_as_unknown(
+    tmp_path: Path, how: str
+) -> None:
+    """Without a task graph and without ``--upstream-workspace``, an input from another workspace whose record
+    is gone from where it was recorded cannot be told fresh or stale: verify names it (kind "upstream"), the
+    recorded path and the flag to pass, instead of counting the task as fresh. It fails only ``--strict``; the
+    inputs of this workspace (Down on Mid) and an upstream record still in place report nothing."""
+    from click.testing import CliRunner
+
+    from kart_core.cli import cli
+
+    ws1, ws2 = tmp_path / "ws1", str(tmp_path / "ws2")
+    assert _build(_moved_graph(str(ws1), ws2)) == 41
+    assert verify_workspace(ws2).problems == ()  # in place: nothing to say
+    if how == "moved":
+        ws1.rename(tmp_path / "ws1b")
+    else:
+        shutil.rmtree(ws1)
+    report = verify_workspace(ws2)
+    assert [(problem.kind, problem.task.split("[")[0]) for problem in report.problems] == [("upstream", "LnMid")]
+    (problem,) = report.problems
+    assert problem.path.startswith(str(ws1)) and "LnUp[" in problem.detail
+    assert "--upstream-workspace" in problem.detail and "unknown" in problem.detail
+    assert report.ok and not report.strict_ok
+    result = CliRunner().invoke(cli, ["verify", "-w", ws2], catch_exceptions=False)
+    assert result.exit_code == 0
+    assert "--upstream-workspace" in result.output and "1 upstream record(s) not found" in result.output
+    assert CliRunner().invoke(cli, ["verify", "-w", ws2, "--strict"]).exit_code == 3
+    if how == "moved":  # given where it is now: read there, nothing unknown
+        assert verify_workspace(ws2, upstreams=[str(tmp_path / "ws1b")]).problems == ()
