@@ -14,7 +14,9 @@ the outer run. A thread that ``run()`` starts (a ``ThreadPoolExecutor``, joblib 
 inherit that context, so while ``run()`` executes the run is also held by the task's ``RunSlot``
 (``kart_core.task_memo``), which its output targets reach: ``join`` finds it there, and a dump or
 path request of the task's output from any thread of the process belongs to the run, as gokart's
-plain writes would have been the run's. A write from a child process of the run (fork or spawn)
+plain writes would have been the run's. A read (``exists()``, a load) from a thread that was already
+running when ``run()`` began (``Transaction.outsiders``: a monitor polling ``complete()``, not a thread
+``run()`` started) sees the committed outputs only, as another process would. A write from a child process of the run (fork or spawn)
 cannot join it (its staged file would never be committed): ``RunWriteError`` says to return the
 values to the parent and dump them there. TaskOnKart's routed ``run`` also asks ``runs(task)`` to tell luigi's call (route it
 through ``run_one``) from ``run_one``'s own call or a ``super().run()`` inside it (the user's code).
