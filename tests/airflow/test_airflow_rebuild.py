@@ -1,4 +1,4 @@
-"""The task a worker runs: rebuilt from strings (rebuild_task), or the DAG file's own task (task_for_worker)."""
+"""The task a worker runs: the DAG file's own task object (task_for_worker), its code (current_code)."""
 
 from __future__ import annotations
 
@@ -14,45 +14,36 @@ from typing import Any
 
 import luigi
 import pytest
-from kart_airflow.naming import import_path_of
-from kart_airflow.rebuild import rebuild_task, resolve_class
+from kart_airflow.rebuild import current_code, resolve_class, task_for_worker
 from mlpipeline import Evaluate, LoadData, MakeFeatures, Train
 
 import kart_core
 
 
-def test_task_instance_parameters_round_trip() -> None:
+def test_the_worker_runs_the_parsed_task_itself() -> None:
     train = Train(features=MakeFeatures(data=LoadData(n_rows=50, seed=3)), model="ridge", alpha=0.1)
-    params = train.to_str_params(only_significant=True)
-    rebuilt = rebuild_task(import_path_of(train), params, {}, train.make_unique_id())
-    assert type(rebuilt) is Train and rebuilt.make_unique_id() == train.make_unique_id()
-    assert rebuilt.features.data.n_rows == 50
+    assert task_for_worker(train, {}, train.make_unique_id()) is train
+    # Settings that are the task's own already change nothing.
+    assert task_for_worker(train, {"rerun": "False"}, train.make_unique_id()) is train
 
 
-def test_explicit_settings_such_as_the_workspace_are_kept(tmp_path: Path) -> None:
-    task = Evaluate(model="mean", workspace_directory=str(tmp_path / "elsewhere"))
-    rebuilt = rebuild_task(
-        import_path_of(task),
-        task.to_str_params(only_significant=True),
-        {"workspace_directory": str(tmp_path / "elsewhere")},
-        task.make_unique_id(),
-    )
-    assert rebuilt.output().path().startswith(str(tmp_path / "elsewhere"))
+def test_recorded_settings_are_parsed_by_their_parameter_and_keep_the_python_values(tmp_path: Path) -> None:
+    task = Evaluate(model="mean", alpha=1, workspace_directory=str(tmp_path / "elsewhere"))
+    run = task_for_worker(task, {"rerun": "True"}, task.make_unique_id())
+    assert run.rerun is True and run.make_unique_id() == task.make_unique_id()
+    assert run.alpha == 1 and type(run.alpha) is int  # not 1.0 from the string '1'
+    assert run.output().path().startswith(str(tmp_path / "elsewhere"))
 
 
-def test_changed_parameters_are_refused_with_a_clear_error() -> None:
+def test_a_task_whose_unique_id_is_not_the_expected_one_is_refused() -> None:
     task = Evaluate(model="ridge")
-    params = {**task.to_str_params(only_significant=True), "alpha": "3.0"}
-    with pytest.raises(
-        kart_core.StaleTaskError,
-        # the stored parameters and the rebuilt task, readable (kart_core.display)
-        match=rf"Evaluate\[{task.make_unique_id()[:8]}\].*\(model=ridge, alpha=3\.0, .*\), the task now is "
-        rf"Evaluate\[.{{8}}\]\(model=ridge, alpha=3\.0, n_rows=400, seed=0\).*changed since the DAG was parsed",
-    ):
-        rebuild_task(import_path_of(task), params, {}, task.make_unique_id())
+    with pytest.raises(kart_core.StaleTaskError, match=r"Evaluate\[0123abcd\]: with the settings the DAG recorded"):
+        task_for_worker(task, {}, "0123abcd" * 4)
 
 
-def test_changed_task_code_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_class_reimported_with_other_code_is_fingerprinted_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     module = tmp_path / "kart_changing_tasks.py"
     source = """
         import luigi
@@ -63,14 +54,16 @@ def test_changed_task_code_is_refused(tmp_path: Path, monkeypatch: pytest.Monkey
     """
     module.write_text(textwrap.dedent(source))
     monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
     changing = importlib.import_module("kart_changing_tasks")
     task = changing.Changing()
-    expected = task.make_unique_id()
-    module.write_text(textwrap.dedent(source) + "    scale = luigi.IntParameter(default=2)\n")
-    importlib.reload(changing)
+    parsed = kart_core.code_fingerprint(changing.Changing)
     try:
-        with pytest.raises(kart_core.StaleTaskError, match=r"Changing\[.{8}\].*task code or parameters changed"):
-            rebuild_task("kart_changing_tasks.Changing", task.to_str_params(only_significant=True), {}, expected)
+        assert current_code(task, "kart_changing_tasks.Changing", parsed) == parsed
+        module.write_text(textwrap.dedent(source) + "    scale = luigi.IntParameter(default=2)\n")
+        importlib.reload(changing)
+        now = current_code(task, "kart_changing_tasks.Changing", parsed)
+        assert now == kart_core.code_fingerprint(changing.Changing) != parsed
     finally:
         sys.modules.pop("kart_changing_tasks", None)
 

@@ -2,7 +2,7 @@
 
 A worker runs the task object its own parse of the DAG file made (``task_for_worker``), with the
 Python values the DAG file wrote: the same task ``kart_core.build`` runs for that line. Rebuilding
-it from its string parameters (``rebuild_task``, what earlier versions did) hands ``run()``
+it from its string parameters (``from_str_params``, what versions before 2026-12-01 did) hands ``run()``
 ``parse(serialize(value))`` under the same unique id: an int given to an untyped
 ``luigi.Parameter()`` ran as ``'5'``, and Airflow cached another output than ``build()`` under
 that id. ``refuse_lossy_parameters`` refuses such values when the DAG is parsed, since every other
@@ -19,7 +19,7 @@ from typing import Any
 
 import kart_core
 
-__all__ = ["resolve_class", "rebuild_task", "task_for_worker", "current_code", "refuse_lossy_parameters"]
+__all__ = ["resolve_class", "task_for_worker", "current_code", "refuse_lossy_parameters"]
 
 
 def resolve_class(import_path: str) -> type:
@@ -34,35 +34,6 @@ def resolve_class(import_path: str) -> type:
         f"Cannot import the kart task class {import_path!r}: the module or class was renamed or removed since "
         "the DAG was parsed, or the package is not installed where this Airflow task runs."
     )
-
-
-def rebuild_task(
-    import_path: str, params: Mapping[str, str], settings: Mapping[str, str], expected_unique_id: str
-) -> Any:
-    """The task ``import_path(**params, **settings)``, checked to have ``expected_unique_id``.
-
-    Args:
-        import_path: where the task class lives (``naming.import_path_of``).
-        params: its significant parameters as strings (``to_str_params(only_significant=True)``).
-        settings: insignificant parameters given explicitly at parse time (e.g. workspace_directory).
-        expected_unique_id: the unique id the task had when the DAG was parsed.
-
-    Raises:
-        StaleTaskError: the class is gone, or the rebuilt task has another unique id.
-    """
-    task_class = resolve_class(import_path)
-    task = task_class.from_str_params({**settings, **params})  # type: ignore[attr-defined]
-    unique_id = task.make_unique_id()
-    if unique_id != expected_unique_id:
-        name = f"{task_class.__name__}[{kart_core.short_id(expected_unique_id)}]"
-        raise kart_core.StaleTaskError(
-            f"{name}: rebuilt from {import_path} with the parameters stored when the DAG was parsed "
-            f"({kart_core.params_text(params)}), the task now is {kart_core.task_text(task)} with unique id "
-            f"{unique_id} instead of {expected_unique_id}. The task code or parameters changed since "
-            "the DAG was parsed: let Airflow re-parse the DAG file (the dag-processor does so on its own) and "
-            "trigger a new run."
-        )
-    return task
 
 
 def task_for_worker(parsed: Any, settings: Mapping[str, str], expected_unique_id: str) -> Any:
