@@ -174,3 +174,6 @@ def test_a_worker_parse_runs_the_rerun_copy_the_dag_was_parsed_with(parsing_for)
     task = task_for_worker(operator.kart.task, recorded_settings(operator.task_id, extra), operator.kart_unique_id)
     assert task.rerun and task.value == 3 and not operator.kart.task.rerun
     assert recorded_settings("PrNext", extra) == {}  # only a task placed with rerun=True is recorded
+    # Only where the copies differ: the others (workspace_directory, redis_host, ... from the dag-processor's
+    # luigi config) are the worker's own.
+    assert recorded_settings(up_id, extra) == {"rerun": "True", "value": "3"}

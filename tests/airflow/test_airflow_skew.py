@@ -369,3 +369,20 @@ def test_a_worker_with_another_hash_seed_agrees_with_the_dag_processor(tmp_path:
     (tmp_path / "seeded_tasks.py").write_text(SEEDED_TASKS.replace('"p", "q"}', '"p", "r"}'))  # real skew
     worker = python("1", WORKER, workspace, record)
     assert worker.returncode != 0 and "StaleTaskError: Pick[" in worker.stderr
+
+
+def test_default_args_cannot_turn_off_the_xcom_the_upstream_check_reads(run_dag, register_dag, capfd) -> None:
+    # With do_xcom_push=False from the DAG's default_args no task pushed its unique id, so the task below
+    # compared nothing and found the edited file's output cached: a green run with a stale final output.
+    off = {"default_args": {"do_xcom_push": False}}
+    run = run_dag(to_dag(Evaluate(model="ridge", n_rows=23), dag_id="midrun_no_xcom", **off))
+    edited = Evaluate(model="ridge", n_rows=11)
+    kart_core.build(edited)
+    changed = to_dag(edited, dag_id="midrun_no_xcom", **off)
+    register_dag(changed)
+    assert _rerun(run, changed.get_task("Evaluate")) == "failed"
+    assert changed.get_task("Evaluate").do_xcom_push is True
+    out = capfd.readouterr().out
+    assert f"StaleTaskError: {edited.kart_label()}: it requires " in out and "Clear the whole run" in out
+    with pytest.raises(ValueError, match=r"do_xcom_push=False would turn off the check"):
+        to_dag(Evaluate(), dag_id="no_xcom", class_operator_args={Train: {"do_xcom_push": False}})

@@ -128,7 +128,8 @@ def _add_kart_tasks(
     # declared as an inlet of the first task so that the dag-processor registers it with its extra.
     entries = [(operators[key].task_id, graph.nodes[key], codes[type(graph.nodes[key])]) for key in graph.order]
     if entries:
-        operators[graph.order[0]].inlets.append(Asset(str(common["record"]), extra=record_extra(entries)))
+        extra = record_extra(entries, met=lambda task_id: _met_by_worker(roots, task_id[len(prefix) :]))
+        operators[graph.order[0]].inlets.append(Asset(str(common["record"]), extra=extra))
     return operators
 
 
@@ -198,6 +199,12 @@ def _add_one(
         **arguments.for_task(task),
     )
     return {kart_core.node_key(task): operator}
+
+
+def _met_by_worker(roots: list[Any], place: str) -> Any:
+    """The task object a worker's one-task parse meets at ``place`` (``_add_one``), or None when it walks the graph."""
+    path = kart_core.find_path(roots, place)
+    return path[0] if path is not None else None
 
 
 def _among(task: Any, roots: Sequence[Any]) -> bool:
@@ -293,6 +300,12 @@ class _ArgumentsByClass:
         if "task_id" in common or any("task_id" in args for args in by_class.values()):
             raise ValueError(
                 "kart_airflow names the Airflow tasks itself (by their place in the graph); do not pass task_id."
+            )
+        if any(args.get("do_xcom_push", True) is not True for args in [common, *by_class.values()]):
+            raise ValueError(
+                "kart_airflow: do_xcom_push=False would turn off the check that a task's upstream tasks ran, in this "
+                "run, the tasks it requires (each pushes its unique id to XCom; docs/airflow.md, 'A DAG file edited "
+                "during a run'). Leave do_xcom_push out of operator_args and class_operator_args."
             )
         self.common = dict(common)
         self.by_class = by_class

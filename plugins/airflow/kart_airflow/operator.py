@@ -87,6 +87,9 @@ class KartTaskOperator(BaseOperator):
         if own or any(declared(dep) for dep in upstream):
             uris = uris if uris is not None else {t: asset_uris(t) for t in [task, *upstream]}
         kwargs.setdefault("task_display_name", display_name_for(task))
+        # Given here, so a DAG's default_args cannot turn it off: downstream workers compare the unique id
+        # each task pushes (skew.compare_with_upstream); without it they would load whatever they found.
+        kwargs["do_xcom_push"] = True
         if own:
             extra = asset_extra(task, code)
             kwargs.setdefault("outlets", [Asset(uri, extra=extra) for uri in uris[task]])  # type: ignore[index]
@@ -231,6 +234,7 @@ class KartTaskOperator(BaseOperator):
         if ti is None or not hasattr(ti, "xcom_pull"):
             return  # execute() called outside a task run: no run to compare with
         exact: Mapping[str, str] | None = None
+        compared: list[str] = []
         for dependency in task.kart_requires():
             key = kart_core.node_key(dependency)
             upstream_id = self.kart.upstream_ids.get(key)
@@ -242,6 +246,10 @@ class KartTaskOperator(BaseOperator):
                 pushed = ti.xcom_pull(task_ids=upstream_id) if upstream_id is not None else None
             if upstream_id is not None:
                 compare_with_upstream(task, dependency, upstream_id, pushed, str(ti.run_id))
+                compared.append(f"{upstream_id}={_pushed_id(pushed)}")
+        if compared:
+            # Which upstream task instances vouched for the inputs (an operator reading this log can follow them).
+            self.log.info("kart_airflow: upstream unique ids in this run's XCom: %s", ", ".join(compared))
 
     def _exact_upstream_ids(self, task: Any, ti: Any, recorded: Mapping[str, Any] | None) -> Mapping[str, str]:
         """The task ids of ``task``'s requirements in the DAG: from the record and the run's task ids, else by a walk."""
@@ -262,6 +270,13 @@ class KartTaskOperator(BaseOperator):
 
 def _every_task(task: Any) -> bool:
     return True
+
+
+def _pushed_id(pushed: Any) -> str:
+    """The short unique id an upstream task pushed to XCom, or ``none`` (it pushed nothing: not compared)."""
+    if isinstance(pushed, Mapping) and "unique_id" in pushed:
+        return kart_core.short_id(str(pushed["unique_id"]))
+    return "none"
 
 
 def _finished_task_ids(ti: Any) -> list[str] | None:

@@ -23,7 +23,7 @@ with the tasks it requires now.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import kart_core
@@ -121,32 +121,53 @@ def task_key(task_id: str) -> str:
     return hashlib.sha1(task_id.encode()).hexdigest()[:_KEY_CHARS]
 
 
-def record_extra(entries: Iterable[tuple[str, Any, str]]) -> dict[str, Any]:
+def record_extra(
+    entries: Iterable[tuple[str, Any, str]], met: Callable[[str], Any | None] | None = None
+) -> dict[str, Any]:
     """The record Asset's extra: ``{"kart_tasks": {code fingerprint: "key=uid16 key=uid16 ..."}}``.
 
     Args:
         entries: ``(airflow task id, kart task, code fingerprint of its class)`` for every kart
             task of the DAG (or group).
+        met: the task object a worker's one-task parse meets at an Airflow task id (``to_dag`` follows
+            the place from the roots, ``kart_core.find_path``, as the worker does), or None where it
+            meets none. Default: a copy of the task's class from its significant parameters only.
 
     Each task is recorded as ``task_key(task id)=`` its unique id (first 16 hex) under its class's
-    code fingerprint (tasks of one class share the key): about 28 bytes per task.
+    code fingerprint (tasks of one class share the key): about 28 bytes per task. A task placed with
+    ``rerun=True`` whose worker meets another copy (a task reached by two paths) is also recorded
+    under ``kart_rerun``: the settings (insignificant parameters, as strings) in which the two copies
+    differ, ``rerun`` among them. Only those: the others, e.g. a ``workspace_directory`` or
+    ``redis_host`` this process read from its luigi config, are the worker's own, from its config.
     """
     by_code: dict[str, list[str]] = {}
     reruns: dict[str, dict[str, str]] = {}
     for task_id, task, code in entries:
         by_code.setdefault(code, []).append(f"{task_key(task_id)}={task.make_unique_id()[:_ID_CHARS]}")
         if getattr(task, "rerun", False):
-            reruns[task_key(task_id)] = _settings(task)
+            other = met(task_id) if met is not None else _plain_copy(task)
+            differ = _differing_settings(task, other) if other is not None and other is not task else {}
+            if differ:
+                reruns[task_key(task_id)] = differ
     extra: dict[str, Any] = {"kart_tasks": {code: " ".join(ids) for code, ids in by_code.items()}}
     if reruns:
         extra["kart_rerun"] = reruns
     return extra
 
 
-def _settings(task: Any) -> dict[str, str]:
-    """The insignificant parameters of ``task`` as strings (what the operator passes as ``kart_settings``)."""
+def _plain_copy(task: Any) -> Any:
+    """``task``'s class made from its significant parameters only (its other ones from defaults and config)."""
+    return type(task).from_str_params(task.to_str_params(only_significant=True))
+
+
+def _differing_settings(task: Any, other: Any) -> dict[str, str]:
+    """The insignificant parameters of ``task`` as strings (what the operator passes as ``kart_settings``)
+    whose value differs in ``other``."""
     significant = task.to_str_params(only_significant=True)
-    return {key: value for key, value in task.to_str_params().items() if key not in significant}
+    theirs = other.to_str_params()
+    return {
+        key: value for key, value in task.to_str_params().items() if key not in significant and theirs.get(key) != value
+    }
 
 
 def recorded_settings(task_id: str, recorded: object) -> dict[str, str]:
@@ -155,7 +176,8 @@ def recorded_settings(task_id: str, recorded: object) -> dict[str, str]:
 
     A task reached by two paths is one Airflow task at the first path's place; the parse keeps the copy
     with ``rerun=True`` (``kart_core.place_graph``), but a worker's one-task parse follows the first path
-    and finds the other copy. These settings make it run the copy the DAG was parsed with.
+    and finds the other copy. These settings (where the two copies differ, ``record_extra``) make it run
+    the copy the DAG was parsed with; its other settings stay its own (its luigi config's).
 
     Args:
         task_id: the Airflow task id (with its task group prefix, if any).
