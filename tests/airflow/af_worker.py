@@ -65,6 +65,7 @@ def main(dag_id: str, run_id: str, dag_rel_path: str, only: list[str]) -> dict[s
                 start_date=now,
                 session=session,
             )
+        assert run.state == DagRunState.RUNNING, f"run {run_id} of {dag_id} has ended ({run.state}): use a new run id"
         run.dag = dag
         session.commit()
         client = InProcessTestSupervisor._api_client(dag)  # the in-process execution API on this DB

@@ -250,15 +250,15 @@ from {module} import Top
 
 dag = to_dag(
     Top(n=N),
-    dag_id="afw_xcom",
+    dag_id="DAG_ID",
     start_date=datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc),
     schedule=None,
 )
 """
 
 
-def _top_dag(n: int) -> str:
-    return TOP_DAG.replace("n=N", f"n={n}")
+def _top_dag(n: int, dag_id: str) -> str:
+    return TOP_DAG.replace("n=N", f"n={n}").replace("DAG_ID", dag_id)
 
 
 def test_workers_compare_the_upstream_ids_in_xcom_at_their_guessed_ids_or_through_the_record(
@@ -269,7 +269,7 @@ def test_workers_compare_the_upstream_ids_in_xcom_at_their_guessed_ids_or_throug
     which is no task (Src is reached by the shorter path), and finds Src__Top.src through the DAG's record."""
     tasks = _package(site, monkeypatch)
     src, mid, top = tasks.Src(n=4), tasks.Mid(src=tasks.Src(n=4)), tasks.Top(n=4)
-    site.write_dag(_top_dag(4))
+    site.write_dag(_top_dag(4, "afw_xcom"))
     assert site.run("afw_xcom", "r1") == {"Src__Top.src": "success", "Mid__Top.mid": "success", "Top": "success"}
     assert site.ran() == ["Src=[0, 1, 2, 3]", "Mid=6", "Top=604"]
     assert site.output("Top", top.make_unique_id()) == 604
@@ -290,16 +290,16 @@ def test_a_dag_file_or_task_code_edited_after_the_parse_fails_the_worker_instead
     dag-processor sees it: run r2's Top would find its old output cached."""
     tasks = _package(site, monkeypatch)
     site.build("tasks.Top(n=5)")
-    site.write_dag(_top_dag(4))
-    assert site.run("afw_xcom", "r1", "Src__Top.src") == {
+    site.write_dag(_top_dag(4, "afw_edited"))
+    assert site.run("afw_edited", "r1", "Src__Top.src") == {
         "Src__Top.src": "success",
         "Mid__Top.mid": "None",
         "Top": "None",
     }
     assert site.ran() == ["Src=[0, 1, 2, 3]"]
 
-    site.write_dag(_top_dag(5))
-    states = site.run("afw_xcom", "r1")
+    site.write_dag(_top_dag(5, "afw_edited"))
+    states = site.run("afw_edited", "r1")
     assert states == {"Src__Top.src": "success", "Mid__Top.mid": "failed", "Top": "upstream_failed"}
     assert site.ran() == []
     ran, wanted = tasks.Src(n=4).make_unique_id(), tasks.Src(n=5).make_unique_id()
@@ -314,7 +314,7 @@ def test_a_dag_file_or_task_code_edited_after_the_parse_fails_the_worker_instead
     # Top's code changes on the workers; the dag-processor has not re-parsed (its record holds the old fingerprint).
     module = site.code / f"{site.module}.py"
     module.write_text(module.read_text().replace('100 * self.load("mid")', '1000 * self.load("mid")'))
-    states = site.run("afw_xcom", "r2", parse=False)
+    states = site.run("afw_edited", "r2", parse=False)
     assert states == {"Src__Top.src": "success", "Mid__Top.mid": "success", "Top": "failed"}
     assert site.ran() == []  # Src and Mid cached (their code did not change); Top refused
     top_log = task_log("r2", "Top")
