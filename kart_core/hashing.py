@@ -12,10 +12,16 @@ compares whole pipelines with gokart.
 from __future__ import annotations
 
 import bz2
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+try:
+    # CPython's own md5: the same digest, and for an id's ~100 bytes about a third cheaper than
+    # hashlib's OpenSSL one, which sets up a new context per call. Some builds leave it out.
+    from _md5 import md5
+except ImportError:  # pragma: no cover - a Python built without its own hashes
+    from hashlib import md5
 
 __all__ = ["unique_id_from_parts", "serialize_task_reference", "decode_task_reference", "short_id"]
 
@@ -36,11 +42,11 @@ def unique_id_from_parts(
         own_code: the task's own source, only with ``serialized_task_definition_check``.
     """
     parts: list[Any] = list(upstream)
-    parts.append(dict(str_params))
+    parts.append(str_params if type(str_params) is dict else dict(str_params))  # str() of a dict, as gokart
     parts.append(class_name)
     if own_code is not None:
         parts.append(own_code)
-    return hashlib.md5(str(parts).encode()).hexdigest()
+    return md5(str(parts).encode()).hexdigest()
 
 
 def serialize_task_reference(task_family: str, str_params: Mapping[str, str]) -> str:

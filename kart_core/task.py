@@ -38,7 +38,7 @@ from kart_core.rerun import Baseline, arm_rerun
 from kart_core.storage import storage_for
 from kart_core.target import TargetOnKart
 from kart_core.task_memo import UNSET, TaskMemo, memo_of
-from kart_core.task_parameters import TaskParameters
+from kart_core.task_parameters import KartRegister, TaskParameters
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def _routed(user_run: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return run
 
 
-class TaskOnKart(TaskParameters, luigi.Task, Generic[T]):
+class TaskOnKart(TaskParameters, luigi.Task, Generic[T], metaclass=KartRegister):
     """A luigi.Task with gokart's cached outputs, run logs and parameters.
 
     Key methods: ``make_target`` (an output path with the unique id), ``dump`` and ``load``.

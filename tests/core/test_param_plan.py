@@ -132,3 +132,36 @@ def test_a_plan_made_before_a_build_froze_the_config_is_recognised_inside_it(
         assert current_plan(_Planned) is None  # another config: the kept plan is not taken
         assert _Planned(size=4).workspace_directory == str(tmp_path / "second")
         assert current_plan(_Planned).defaults["workspace_directory"] == str(tmp_path / "second")  # type: ignore[union-attr]
+
+
+class _Mixed(kart_core.TaskOnKart):
+    """Required, defaulted and list parameters, and a value given positionally (the first positional parameter is
+    TaskOnKart's workspace_directory, as in gokart): every way resolve() fills a value."""
+
+    first = luigi.IntParameter()
+    second = luigi.Parameter(default="b")
+    items = luigi.ListParameter(default=[1, 2])
+    last = luigi.IntParameter()
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [
+        ((), {"first": 1, "last": 4}),
+        ((), {"first": 1, "last": 4, "items": [3]}),
+        (("./elsewhere/",), {"second": "x", "first": 1, "last": 4}),
+    ],
+)
+def test_resolve_gives_luigis_own_answer_in_parameter_order(
+    args: tuple[object, ...], kwargs: dict[str, object]
+) -> None:
+    params = _Mixed.get_params()
+    ours = _Mixed.get_param_values(params, args, kwargs)
+    # luigi.Task's own resolution (kart's [TaskOnKart] section is empty here, so it adds nothing).
+    theirs = luigi.Task.get_param_values.__func__(_Mixed, params, args, kwargs)  # type: ignore[attr-defined]
+    assert ours == theirs
+    assert [name for name, _ in ours] == [name for name, _ in params]
+    task = _Mixed(*args, **kwargs)
+    assert (task.first, task.last) == (1, 4)
+    assert task.items == tuple(kwargs.get("items", [1, 2]))  # type: ignore[arg-type]
+    assert task.workspace_directory == (args[0] if args else theirs[0][1])
