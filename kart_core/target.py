@@ -134,14 +134,16 @@ class TargetOnKart(luigi.Target):
 
         Raises:
             RunWriteError: asked by a child process of the process running the task (what it writes there
-                would escape the run).
+                would escape the run), or, while a run of the task is in progress, by a thread that an earlier
+                run's ``run()`` started and that outlived it (``kart_core.transaction.join``).
         """
         slot = self._run_slot()
-        running = transaction.join(slot)
+        what = f"the path of its output {self._path!r}" if slot is not None else ""
+        running = transaction.join(slot, what=what, asking_path=True)
         if running is not None and running.direct is not None:
             running.direct.hand_out(self, self._path)
         elif running is None and slot is not None:
-            transaction.refuse_child(slot, f"the path of its output {self._path!r}")
+            transaction.refuse_child(slot, what)
         return self._path
 
     def remove(self) -> None:

@@ -7,6 +7,9 @@ this object. ``UNSET`` marks a slot not computed yet (None is a value ``requires
 
 from __future__ import annotations
 
+import threading
+import weakref
+from collections.abc import Iterable
 from typing import Any, Final
 
 __all__ = ["UNSET", "RunSlot", "TaskMemo", "memo_of"]
@@ -85,13 +88,29 @@ class RunSlot:
         runs: the transactions (``kart_core.transaction.Transaction``) of the task's runs in progress.
         elsewhere: (process id, task label) of the run in progress when this slot was pickled (e.g. the
             task sent to a spawned child process by its own ``run()``); None otherwise.
+        strays: the threads started while a run's ``run()`` executed that were still alive when it returned,
+            each with that run's label (``outlived``; None until there is one). Weakly held: a finished
+            thread's entry goes with its object. Their writes of the task's output belong to no run.
     """
 
-    __slots__ = ("runs", "elsewhere")
+    __slots__ = ("runs", "elsewhere", "strays")
 
     def __init__(self, elsewhere: tuple[int, str] | None = None) -> None:
         self.runs: list[Any] = []
         self.elsewhere = elsewhere
+        self.strays: weakref.WeakKeyDictionary[threading.Thread, str] | None = None
+
+    def outlived(self, threads: Iterable[threading.Thread], label: str) -> None:
+        """Note ``threads`` (started by the run named ``label``) as still running after its ``run()`` returned."""
+        for thread in threads:
+            if self.strays is None:
+                self.strays = weakref.WeakKeyDictionary()
+            self.strays[thread] = label
+
+    def stray_run(self, thread: threading.Thread) -> str | None:
+        """The label of the ended run that started ``thread`` (None: ``thread`` did not outlive a run of the task)."""
+        strays = self.strays
+        return strays.get(thread) if strays is not None else None
 
     def __reduce__(self) -> tuple[type[RunSlot], tuple[tuple[int, str] | None]]:
         runs = list(self.runs)

@@ -14,7 +14,8 @@ the outer run. A thread that ``run()`` starts (a ``ThreadPoolExecutor``, joblib 
 inherit that context, so while ``run()`` executes the run is also held by the task's ``RunSlot``
 (``kart_core.task_memo``), which its output targets reach: ``join`` finds it there, and a dump or
 path request of the task's output from any thread of the process belongs to the run, as gokart's
-plain writes would have been the run's. A read (``exists()``, a load) from a thread that was already
+plain writes would have been the run's; one from a thread that an ended run started and that outlived
+it belongs to no run and is refused (``RunSlot.strays``). A read (``exists()``, a load) from a thread that was already
 running when ``run()`` began (``Transaction.outsiders``: a monitor polling ``complete()``, not a thread
 ``run()`` started) sees the committed outputs only, as another process would. A write from a child process of the run (fork or spawn)
 cannot join it (its staged file would never be committed): ``RunWriteError`` says to return the
@@ -122,6 +123,8 @@ class Transaction:
         open: ``run()`` is executing: writes from other threads of the process join the run (``join``).
         outsiders: the threads of the process that were alive when ``run()`` began: they were not started by it,
             so their reads see committed outputs only (``join``; their writes still join the run).
+        slot: the task's ``RunSlot`` (None: a run no thread can join): when ``run()`` returns, the threads it
+            started that still run are noted there (``RunSlot.outlived``), and their writes join no run.
     """
 
     task: object
@@ -131,6 +134,7 @@ class Transaction:
     pid: int = dataclasses.field(default_factory=os.getpid)
     open: bool = False
     outsiders: frozenset[threading.Thread] = frozenset()
+    slot: RunSlot | None = None
     staged: dict[str, Staged] = dataclasses.field(default_factory=dict)
     bases: dict[str, str | None] = dataclasses.field(default_factory=dict)
     committed: bool = False
@@ -187,7 +191,12 @@ class Transaction:
     @contextlib.contextmanager
     def opened(self) -> Iterator[None]:
         """While the body (the task's ``run()``) executes, writes of the task's outputs from any thread join this run,
-        and reads from threads started meanwhile (those ``run()`` starts) see its staged outputs."""
+        and reads from threads started meanwhile (those ``run()`` starts) see its staged outputs.
+
+        When the body ends (returns or raises), the threads started meanwhile that still run are noted in the
+        task's ``RunSlot``: what they write of the task's output later is refused (``join``), neither published
+        nor put into a later run of the task (a retry in the same process).
+        """
         # A thread already running now (a monitor polling complete(), a server's request thread) cannot be one
         # that run() starts: it must see the committed state, as it would from another process.
         self.outsiders = frozenset(threading.enumerate())
@@ -196,6 +205,9 @@ class Transaction:
             yield
         finally:
             self.open = False
+            if self.slot is not None:
+                outsiders = self.outsiders
+                self.slot.outlived((thread for thread in threading.enumerate() if thread not in outsiders), self.label)
             self.outsiders = frozenset()
 
     def add(self, staged: Staged) -> None:
@@ -519,7 +531,7 @@ def begin(
     ``slot``: the task's ``RunSlot``: it holds the run until the end, so writes of the task's outputs
     from other threads join it while it is ``open`` and are refused after (``join``).
     """
-    transaction = Transaction(task=task, label=label, signer=signer, bases=dict(bases or {}))
+    transaction = Transaction(task=task, label=label, signer=signer, bases=dict(bases or {}), slot=slot)
     token = _current.set(transaction)
     if slot is not None:
         slot.runs.append(transaction)
@@ -555,7 +567,9 @@ def runs(task: object) -> bool:
     return transaction is not None and transaction.task is task
 
 
-def join(slot: RunSlot | None, writing: bool = False, what: str = "", reading: bool = False) -> Transaction | None:
+def join(
+    slot: RunSlot | None, writing: bool = False, what: str = "", reading: bool = False, asking_path: bool = False
+) -> Transaction | None:
     """The run a read or write of a task's output belongs to: this context's transaction, else the task's run
     whose ``run()`` is executing in this process (found through ``slot``, from whatever thread asks).
 
@@ -564,17 +578,24 @@ def join(slot: RunSlot | None, writing: bool = False, what: str = "", reading: b
     ``reading``: the caller only looks at the output (``exists()``, a load): from a thread that was alive when
     the run's ``run()`` began (``Transaction.outsiders``: not one that ``run()`` started) it gets None, so it
     sees the committed state; a write or path request from such a thread (a pool made before) still joins.
+    A thread that an ended run's ``run()`` started and that outlived it (``RunSlot.stray_run``: an un-awaited
+    future, an executor shut down with ``wait=False``) joins no run: its write is refused, not published as a
+    dump outside any run nor staged into a later run of the task (a retry in the same process).
 
     Args:
         slot: the output's task's ``RunSlot`` (None: a target no task made, or a run log).
         writing: a dump, which must not be lost: the errors below are raised instead of writing the
             output outside the run (a manifest of its own would make the run's commit count as beaten).
         what: the written output, for the error messages.
+        reading: see above.
+        asking_path: a path request (``TargetOnKart.path``): refused from such an outliving thread while another
+            run of the task is in progress (it would write into that run), else answered outside any run.
 
     Raises:
         RunWriteError: (writing) from a child process of the process running the task (its staged
-            file would never be committed), after its ``run()`` returned (a thread still running), or
-            while two runs of the same task object are open in this process (which one is unknown).
+            file would never be committed), after its ``run()`` returned (a thread still running, or one
+            that outlived an ended run: ``asking_path`` too while a run is in progress), or while two runs
+            of the same task object are open in this process (which one is unknown).
     """
     found = _current.get()
     if isinstance(found, Transaction):
@@ -585,6 +606,8 @@ def join(slot: RunSlot | None, writing: bool = False, what: str = "", reading: b
         return None
     if writing:
         refuse_child(slot, what)
+    if slot.strays is not None and _refuse_stray(slot, writing, asking_path, what):
+        return None
     open_runs = list(slot.runs)  # a copy: another thread's run may end meanwhile
     if not open_runs:
         return None
@@ -606,6 +629,33 @@ def join(slot: RunSlot | None, writing: bool = False, what: str = "", reading: b
         "are being committed). Wait for the threads that run() starts (e.g. `with ThreadPoolExecutor() as pool:`) "
         "before run() returns."
     )
+
+
+def _refuse_stray(slot: RunSlot, writing: bool, asking_path: bool, what: str) -> bool:
+    """Whether this thread outlived an ended run of the task (then it joins no run); raise when it writes.
+
+    Raises:
+        RunWriteError: it writes the task's output, or asks for its path while a run of the task is in progress.
+    """
+    label = slot.stray_run(threading.current_thread())
+    if label is None:
+        return False
+    if writing:
+        raise RunWriteError(
+            f"{label}: {what} was written from a thread that the task's run() started and that was still running "
+            "after run() had returned (an un-awaited future, an executor shut down with wait=False). That run is "
+            "over (committed, or failed and undone), so the write belongs to no run: nothing was written, and it "
+            "is not put into a later run of the task. Wait for the threads that run() starts before it returns "
+            "(e.g. `with ThreadPoolExecutor() as pool:`, `thread.join()`)."
+        )
+    if asking_path and slot.runs:
+        raise RunWriteError(
+            f"{label}: {what} was asked from a thread that an earlier run() of the task started and that outlived "
+            "it, while another run of the task is in progress: what it writes there would be taken for that run's "
+            "output. Nothing was handed out. Wait for the threads that run() starts before it returns "
+            "(e.g. `with ThreadPoolExecutor() as pool:`, `thread.join()`)."
+        )
+    return True
 
 
 @contextlib.contextmanager
