@@ -556,14 +556,17 @@ def clear(storage: Storage, record: OutputRecord) -> None:
 
 
 def clear_refused(storage: Storage, record: OutputRecord, own: Collection[str], signer: Signer | None) -> bool:
-    """After a first commit created ``record``'s manifest, remove a marker beside it refused as damaged metadata.
+    """After a first commit created ``record``'s manifest, remove a marker beside it that no live run holds.
 
-    Such a commit puts no marker of its own (no outputs were there to replace), so without this a refused marker
+    Such a commit puts no marker of its own (no outputs were there to replace), so without this the marker
+    would outlive the task's successful run and make it incomplete again: a marker refused as damaged metadata
     (unsigned or wrongly signed with signing on; a direct marker naming a path that is not one of ``own``, the
-    task's output keys in that manifest) would outlive the task's successful run and make it incomplete again.
-    Nothing the marker names is touched: only the marker file goes, under the manifest's lock, with a warning
-    naming it. A marker that is not refused (a live writer's, or one ``settled`` resolves) stays. Called after
-    the commit's claim on the manifest is released (a writer holding the lock may be waiting for that claim).
+    task's output keys in that manifest), or the direct marker of a killed run of this host that wrote the
+    outputs by path (``writer_alive``), whose undo would now remove the outputs this commit put in place.
+    Nothing the marker names is touched (an old output such a run moved aside stays, a ``.kart-tmp`` file
+    ``kart gc`` sweeps): only the marker file goes, under the manifest's lock, with a warning naming it. Any
+    other marker (a live writer's; a commit's, which ``settled`` resolves) stays. Called after the commit's
+    claim on the manifest is released (a writer holding the lock may be waiting for that claim).
     Returns whether a marker was removed.
     """
     path = marker_path(record)
@@ -574,12 +577,15 @@ def clear_refused(storage: Storage, record: OutputRecord, own: Collection[str], 
         if marker is None:
             return False
         why = marker.refused or (confined_moves(record.workspace, marker, own)[1] if marker.kind == DIRECT else "")
-        if not why:
+        if why:
+            why = f"refused as damaged metadata: {why}"
+        elif marker.kind == DIRECT and not writer_alive(marker):
+            why = f"left by a killed run of process {marker.pid} on {marker.host} that wrote the outputs by path"
+        else:
             return False
         clear(storage, record)
     logger.warning(
-        "%s: removed the marker %r, refused as damaged metadata (%s): this run's commit replaces it. Nothing it "
-        "names was touched.",
+        "%s: removed the marker %r (%s): this run's commit replaces it. Nothing it names was touched.",
         record.task,
         path,
         why,

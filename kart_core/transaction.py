@@ -42,8 +42,8 @@ readers wait for it, and a commit killed in between leaves the marker and the pe
 which make the task incomplete (it runs again) instead of a mix of two runs. Until the marker is removed a
 heartbeat thread rewrites it every third of the lease (``commit_marker.lease_seconds``): another host, which
 cannot ask the lock, counts a marker as a live commit only that long after its last rewrite. A first commit
-removes a marker refused as damaged metadata that it finds beside the manifest it created
-(``commit_marker.clear_refused``), as a replacing commit replaces it with its own.
+removes a marker refused as damaged metadata, or a killed by-path writer's, that it finds beside the manifest
+it created (``commit_marker.clear_refused``), as a replacing commit replaces it with its own.
 """
 
 from __future__ import annotations

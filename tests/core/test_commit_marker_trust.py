@@ -358,7 +358,7 @@ def _unsigned_commit_marker() -> bytes:
     return json.dumps({"commit": "x", "host": socket.gethostname(), "pid": _dead_pid(), "written": 0.0}).encode()
 
 
-@pytest.mark.parametrize("planted", ["forged-paths", "unsigned-commit"])
+@pytest.mark.parametrize("planted", ["forged-paths", "unsigned-commit", "killed-writer"])
 @pytest.mark.parametrize("outputs", ["none", "gokart"])
 @pytest.mark.parametrize("executor", ["thread", "process"])
 def test_a_refused_marker_beside_a_task_with_no_manifest_is_replaced_by_its_first_run(
@@ -372,8 +372,9 @@ def test_a_refused_marker_beside_a_task_with_no_manifest_is_replaced_by_its_firs
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The first commit of a dump-only task (it creates the manifest, so it puts no marker of its own) removes a
-    marker refused as damaged metadata, touching nothing it names: the second build is cached. ``gokart``: the
-    output is already there, written without a manifest (as gokart writes it)."""
+    marker refused as damaged metadata, or a killed by-path writer's (whose undo would remove the committed
+    output), touching nothing it names: the second build is cached. ``gokart``: the output is already there,
+    written without a manifest (as gokart writes it)."""
     if planted == "unsigned-commit":
         monkeypatch.setenv("KART_SIGNING_KEY", "a test key of some length")
     moves, victim, planted_path, evil = _forge(any_workspace, tmp_path)
@@ -381,11 +382,18 @@ def test_a_refused_marker_beside_a_task_with_no_manifest_is_replaced_by_its_firs
     if outputs == "gokart":
         _put(hello.output().path(), b"\x80\x04\x95\x11\x00\x00\x00\x00\x00\x00\x00\x8c\rHello, world!\x94.")
     marker = _marker(hello)
-    _put(marker, _forged_marker(moves) if planted == "forged-paths" else _unsigned_commit_marker())
+    if planted == "killed-writer":  # a run that wrote the output by path, killed (a dead process of this host)
+        key = hello.output().path()[len(any_workspace) + 1 :]
+        _put(marker, _forged_marker([[key, None]]))
+    else:
+        _put(marker, _forged_marker(moves) if planted == "forged-paths" else _unsigned_commit_marker())
     with caplog.at_level(logging.WARNING, logger="kart_core"):
         assert kart_core.build(tasks.Hello(workspace_directory=any_workspace), executor=executor) == "Hello, world!"
     assert _read(marker) is None  # its commit replaced the refused marker
-    if "://" not in any_workspace:  # it created the manifest (object storage: a first commit puts its own marker)
+    if planted == "killed-writer" and outputs == "gokart":
+        # The build's first check found the output there and undid the killed writer's file (and the marker).
+        assert any("was killed" in r.getMessage() for r in caplog.records)
+    elif "://" not in any_workspace:  # it created the manifest (object storage: a first commit puts its own marker)
         (told,) = [r.getMessage() for r in caplog.records if "removed the marker" in r.getMessage()]
         assert marker in told and "Nothing it names was touched" in told
     first = _manifest_commit(hello)
