@@ -646,7 +646,9 @@ def _refuse_stray(slot: RunSlot, writing: bool, asking_path: bool, what: str) ->
             "after run() had returned (an un-awaited future, an executor shut down with wait=False). That run is "
             "over (committed, or failed and undone), so the write belongs to no run: nothing was written, and it "
             "is not put into a later run of the task. Wait for the threads that run() starts before it returns "
-            "(e.g. `with ThreadPoolExecutor() as pool:`, `thread.join()`)."
+            "(e.g. `with ThreadPoolExecutor() as pool:`, `thread.join()`). A worker of a pool kept for the process "
+            "that an earlier run of this task started (on its first submit) counts as such a thread too: create the "
+            "pool inside run(), or return the values to run()'s own thread and dump them there."
         )
     if asking_path and slot.runs:
         raise RunWriteError(

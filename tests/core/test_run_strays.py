@@ -196,3 +196,34 @@ def test_a_dump_outside_any_run_still_writes_directly(workspace: str) -> None:
     writer.start()
     writer.join(_WAIT)
     assert task.output().load() == "by a thread the script started"
+
+
+_KEPT_POOL: list[concurrent.futures.ThreadPoolExecutor] = []
+
+
+class StrayKeptPool(kart_core.TaskOnKart[Any]):
+    """Dumps from a worker of a pool kept for the process (made before any run; it starts its thread on the
+    first submit, i.e. during this task's first attempt, which then fails)."""
+
+    def run(self) -> None:
+        _STATE.attempts += 1
+        _KEPT_POOL[0].submit(self.dump, f"attempt {_STATE.attempts}").result(_WAIT)
+        if _STATE.attempts == 1:
+            raise RuntimeError("attempt 1 fails after its dump")
+
+
+def test_a_kept_pool_started_by_an_earlier_run_is_refused_with_advice(workspace: str) -> None:
+    """The known price: a retry of the task (same object) dumping from that pool's thread is refused, loudly,
+    with the fix; nothing is committed."""
+    _KEPT_POOL.append(concurrent.futures.ThreadPoolExecutor(1))
+    task = StrayKeptPool(workspace_directory=workspace)
+    try:
+        for _ in range(2):
+            with pytest.raises(GokartBuildError) as failed:
+                kart_core.build(task)
+        (error,) = [e for errors in failed.value.raised_exceptions.values() for e in errors]
+        assert isinstance(error, RunWriteError)
+        assert "create the pool inside run(), or return the values to run()'s own thread" in str(error)
+        assert not task.complete()
+    finally:
+        _KEPT_POOL.pop().shutdown()
