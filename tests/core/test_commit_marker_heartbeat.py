@@ -5,7 +5,7 @@ host without a shared lock (no ``redis_host``) cannot ask the committer's file l
 live commit for ``commit_marker.foreign_seconds()`` after it was last written (the lease,
 ``KART_DIRECT_LEASE_SECONDS``, when set) and then takes the task for a killed commit's and runs it again. The
 marker used to be written once, so a commit longer than that (copying many or large outputs on object storage)
-was run again elsewhere while it still moved its outputs. Here the lease is 2 s and a rerun of a task with many
+was run again elsewhere while it still moved its outputs. Here the lease is 1.5 s and a rerun of a task with many
 outputs commits on the moto S3 server (each output one server-side copy) for longer than that, while a second
 process "on another host" (its host name faked, its own lock folder: one machine's file locks do not reach
 another) checks the task.
@@ -29,8 +29,8 @@ from kart_core.commit_marker import Marker, read_marker
 from kart_core.storage import storage_for
 
 REPO = str(Path(__file__).resolve().parents[2])
-LEASE = 2.0
-OUTPUTS = 200
+LEASE = 1.5
+OUTPUTS = 300
 
 SCRIPT = textwrap.dedent(
     """
