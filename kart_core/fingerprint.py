@@ -452,6 +452,8 @@ class CodeFingerprinter:
         self._alive: list[Any] = []  # keeps visited objects alive so their id() stays theirs
         self.absent: set[str] = set()  # submodule names found not to exist (or not to import)
         self._sources: dict[str, ModuleSource | None] = {}  # module name -> its top level, parsed once
+        # a singledispatch registry's key -> (the registry, how many implementations it held when read)
+        self.registries: dict[str, tuple[Mapping[Any, Any], int]] = {}
 
     def fingerprint(self, func: Any, version: str | None = None) -> CodeFingerprint:
         """The fingerprint of a node function (any callable), or of an explicit ``version``.
@@ -470,6 +472,9 @@ class CodeFingerprinter:
         root = _Item(local="", refs=set(), packages=set(), name=f"{getattr(func, '__module__', None)}.{name}")
         visit = _Visit(self)
         try:
+            for key, (registry, size) in list(self.registries.items()):
+                if len(registry) != size:  # grew since it was read (a module imported since registered more)
+                    visit.queue_registry(key, registry, again=True)
             with visit.walking(root):
                 root.local = digest(visit.content(func, code=True))
             visit.drain()
@@ -558,6 +563,9 @@ class _Visit:
         self.scope = _Scope()
         self._by_type_classes: dict[type, bool] = {}
         self.pending: list[tuple[_Item, Callable[[], Any]]] = []  # pieces queued past _MAX_CODE_DEPTH
+        # singledispatch registries, read once everything else is walked: the walk imports the modules the code
+        # imports (a literal import_module too), and such a module may register an overload
+        self.registries: list[tuple[_Item, Callable[[], Any]]] = []
         self.stored: list[str] = []  # keys this traversal stored: dropped if it fails
         self.failed_in: str | None = None  # the innermost piece being normalised when the traversal failed
 
@@ -629,14 +637,18 @@ class _Visit:
 
     def drain(self) -> None:
         """Normalise the queued pieces (each may queue more, past the depth again); last queued first."""
-        while self.pending:
-            self._walk(*self.pending.pop())
+        while self.pending or self.registries:
+            while self.pending:
+                self._walk(*self.pending.pop())
+            if self.registries:
+                self._walk(*self.registries.pop(0))
 
     def forget(self) -> None:
         """Drop what this traversal stored: after a failure, some of it is not normalised."""
         for key in self.stored:
             self.owner.drop(key)
         self.pending.clear()
+        self.registries.clear()
 
     def _reference(self, key: str) -> str:
         if self.stack:
@@ -696,13 +708,37 @@ class _Visit:
     def _dispatch_registry(self, func: Any) -> list[Any]:
         """The implementations a ``functools.singledispatch`` function chooses from, by the type each is
         registered for: ``[]`` for any other function. Only ``registry`` reaches them (the wrapper's code calls
-        ``dispatch``, a functools closure), so an edit of one ``@f.register`` overload would go unseen."""
+        ``dispatch``, a functools closure), so an edit of one ``@f.register`` overload would go unseen.
+
+        The registry is a piece of its own, read at the end of the traversal (``drain``), after the walk has
+        imported what the code imports. A registry that grew since it was read (a module imported later in the
+        process registered more) is read again at the next fingerprint (``CodeFingerprinter.fingerprint``).
+        """
         registry = getattr(func, "registry", None)
         if not (isinstance(registry, Mapping) and callable(getattr(func, "dispatch", None))):
             return []
+        key = f"own:{func.__module__}.{func.__qualname__}.registry"
+        if not self.owner.has(key):
+            self.queue_registry(key, registry)
+        return [["dispatch", self._reference(key)]]
+
+    def queue_registry(self, key: str, registry: Mapping[Any, Any], *, again: bool = False) -> None:
+        """Store a singledispatch registry under ``key`` and read it once the rest is walked (``drain``).
+
+        ``again``: it was read before and grew; code stored earlier references its key, so a failed traversal
+        must not drop it (its recorded size, unchanged, makes the next fingerprint read it again).
+        """
+        item = _Item(local="", refs=set(), packages=set(), name=key[len("own:") :])
+        self.owner.store(key, item)
+        if not again:
+            self.stored.append(key)
+        self.registries.append((item, lambda: self._registry_parts(key, registry)))
+
+    def _registry_parts(self, key: str, registry: Mapping[Any, Any]) -> list[Any]:
+        self.owner.registries[key] = (registry, len(registry))
         # repr orders two classes of the same name apart and is stable across processes (no ids in it)
-        entries = sorted(((repr(kind), kind, impl) for kind, impl in registry.items()), key=lambda entry: entry[0])
-        return [["dispatch", [[self.token(kind), self.token(impl)] for _, kind, impl in entries]]]
+        entries = sorted(((repr(kind), kind, impl) for kind, impl in list(registry.items())), key=lambda e: e[0])
+        return [[self.token(kind), self.token(impl)] for _, kind, impl in entries]
 
     def _imported_modules(
         self, scan: _ImportScan, code: types.CodeType, package: str | None, names: list[str]

@@ -339,3 +339,63 @@ def test_singledispatch_overloads_count(project: Path, old: str, new: str, chang
     assert _digests(*names) == before  # stable between fresh imports
     _edit(project / "dispatch.py", old, new)
     assert _changed(before, _digests(*names)) == changed
+
+
+LAZY = """
+from fpdemo.dispatch import fmt
+
+
+@fmt.register(str)
+def _fmt_str(value):
+    return value + "-v1"
+"""
+
+PLUGIN = """
+import importlib
+
+
+def load_plugins():
+    importlib.import_module("fpdemo.lazy")
+"""
+
+LAZY_NODES = """
+from fpdemo import plugin
+from fpdemo.dispatch import fmt
+
+
+def lazily(x):
+    plugin.load_plugins()
+    return fmt(x)
+"""
+
+
+def test_an_overload_registered_by_a_module_the_code_imports_counts_whatever_was_imported_first(
+    project: Path,
+) -> None:
+    # attacker at4 B3: the registry was read before the walk imported the module that registers an overload
+    (project / "dispatch.py").write_text(DISPATCH)
+    (project / "lazy.py").write_text(LAZY)
+    (project / "plugin.py").write_text(PLUGIN)
+    (project / "nodes.py").write_text(LAZY_NODES)
+
+    def digest(preimport: bool) -> str:
+        nodes = _nodes()
+        if preimport:
+            importlib.import_module("fpdemo.lazy")
+        return CodeFingerprinter().fingerprint(nodes.lazily).digest
+
+    lazy, pre = digest(False), digest(True)
+    assert lazy == pre
+    _edit(project / "lazy.py", '"-v1"', '"-v2"')
+    assert digest(False) == digest(True) != lazy
+
+
+def test_a_registry_that_grew_later_in_the_process_is_read_again(project: Path) -> None:
+    (project / "dispatch.py").write_text(DISPATCH)
+    (project / "nodes.py").write_text(DISPATCH_NODES)
+    nodes = _nodes()
+    fingerprinter = CodeFingerprinter()
+    before = fingerprinter.fingerprint(nodes.formats).digest
+    dispatch = importlib.import_module("fpdemo.dispatch")
+    dispatch.fmt.register(bytes, lambda value: value * 2)
+    assert fingerprinter.fingerprint(nodes.formats).digest != before
