@@ -462,3 +462,35 @@ def test_a_first_run_keys_readers_by_what_their_upstream_just_committed_without_
     assert ran == []
     assert set(runner.last_run.values()) == {"cached"}
     assert catalog.load("total") == 34
+
+
+def _two(value: int) -> tuple[int, int]:
+    return value + 1, value + 100
+
+
+def _pair(first: int, second: int) -> list[int]:
+    return [first, second]
+
+
+def _pair_reversed(first: int, second: int) -> list[int]:
+    return [second, first]
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [("x y", "x_y"), ("a:b", "a+b"), ("n" * 125 + "_a", "n" * 125 + "_b")],
+    ids=["space-underscore", "colon-plus", "long"],
+)
+def test_two_outputs_whose_safe_names_collide_are_cached_apart(workspace: str, first: str, second: str) -> None:
+    # attacker at4 B7: both outputs went to one file (the second dump replaced the first), and since the
+    # runner zips output names with committed digests, every run failed with a bare zip ValueError
+    def run(reader: Any) -> Any:
+        pipeline = Pipeline([node(_two, "raw", [first, second], name="two"), node(reader, [first, second], "out")])
+        catalog = DataCatalog({"raw": MemoryDataset(1), "out": MemoryDataset()})
+        return KartRunner(workspace_directory=workspace).run(pipeline, catalog)["out"].load()
+
+    assert run(_pair) == [2, 101]
+    files = sorted(path.name for path in Path(workspace, "kedro").rglob("two__*.pkl"))
+    assert len(files) == 2 and all(len(name.encode()) <= 255 for name in files)
+    assert run(_pair) == [2, 101]  # cached
+    assert run(_pair_reversed) == [101, 2]  # a new reader of `two`'s cached outputs: each under its own name

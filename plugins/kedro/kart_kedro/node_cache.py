@@ -13,6 +13,7 @@ reader stayed cached over its upstream's new content (AT4).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import re
 from collections.abc import Callable
@@ -34,6 +35,18 @@ _NO_OUTPUT = "__node_done__"
 def safe_name(name: str) -> str:
     """A file-system-safe form of a node or dataset name."""
     return _UNSAFE.sub("_", name)[:120] or "_"
+
+
+def _file_part(name: str) -> str:
+    """``name`` as part of a node run's output file name, distinct for distinct names: kept as it is when it
+    is safe and at most 100 characters, else its safe form cut to 100 characters plus ``-`` and 8 hex digits
+    of its md5. ``safe_name`` maps ``x y`` and ``x_y`` (or two long names equal in their first 120 characters)
+    to one name, and two outputs of one node then shared one file: the second dump replaced the first.
+    Two parts of 100 + 9 characters keep ``{node}__{dataset}_{uid}.pkl`` under the usual 255-byte limit."""
+    safe = _UNSAFE.sub("_", name)
+    if safe == name and 0 < len(name) <= 100:
+        return name
+    return f"{safe[:100]}-{hashlib.md5(name.encode()).hexdigest()[:8]}"
 
 
 class _Strings(luigi.ListParameter):  # type: ignore[type-arg]
@@ -123,9 +136,9 @@ class KedroNodeRun(kart_core.TaskOnKart[Any]):
         slowest file-system call of the run on ext4 (docs/benchmarks.md, session 7). Runs cached there
         run once more and are then cached here.
         """
-        folder, node = self.cache_folder(), safe_name(self.node_name)
+        folder, node = self.cache_folder(), _file_part(self.node_name)
         names = self.output_names()
-        return {name: self.make_target(f"{folder}/{node}__{safe_name(name)}.pkl") for name in names}
+        return {name: self.make_target(f"{folder}/{node}__{_file_part(name)}.pkl") for name in names}
 
     def output_names(self) -> tuple[str, ...]:
         """The keys of ``output()``, in its order: the output dataset names, or one placeholder for a node without outputs."""
