@@ -339,13 +339,7 @@ def read_manifest(
     except FileNotFoundError:
         return None
     except IsADirectoryError as exc:  # a local folder in its place: damaged metadata, not a storage fault
-        raise DamagedOutputError(
-            f"The manifest {path!r} is a folder, not a file. Fix: `kart verify --delete` (removes it when it is "
-            "empty, with the outputs it stood for; the next build runs the task again), or remove the folder.",
-            path=path,
-            kind="manifest",
-            detail="its manifest is a folder, not a file",
-        ) from exc
+        raise folder_error(path) from exc
     if signer is not None:
         if signer.verify(data, name) is None:
             raise IntegrityError(
@@ -454,6 +448,18 @@ def manifest_bytes(manifest: Manifest, name: str, signer: Signer | None) -> byte
     return Signer.header(manifest.commit, mac) + body
 
 
+def folder_error(path: str) -> DamagedOutputError:
+    """The error for a local folder standing where the manifest ``path`` belongs (kind "manifest")."""
+    return DamagedOutputError(
+        f"The manifest {path!r} is a folder, not a file. Fix: `kart verify --delete` (removes it when it is "
+        "empty, with the outputs it stood for; the next build runs the task again), or remove the folder "
+        "and what is in it yourself.",
+        path=path,
+        kind="manifest",
+        detail="its manifest is a folder, not a file",
+    )
+
+
 def clear_folder(path: str) -> bool:
     """Remove an empty local folder that stands where the manifest ``path`` belongs (so a commit or
     ``kart verify --delete`` can put or remove the file); True when one was removed.
@@ -471,6 +477,17 @@ def clear_folder(path: str) -> bool:
     except OSError:  # not empty, or gone meanwhile
         return False
     return True
+
+
+def refuse_folder(path: str) -> None:
+    """Remove an empty local folder at the manifest ``path`` (``clear_folder``); raise when one with files stays.
+
+    Raises:
+        DamagedOutputError: a folder with something in it is there (``folder_error``): a commit would fail at
+            its last rename, after moving the outputs.
+    """
+    if not clear_folder(path) and protocol_of(path) == "" and os.path.isdir(path.removeprefix("file://")):
+        raise folder_error(path)
 
 
 def write_manifest(storage: Storage, path: str, name: str, manifest: Manifest, signer: Signer | None) -> None:

@@ -65,10 +65,10 @@ from kart_core.manifest import (
     Input,
     Manifest,
     OutputRecord,
-    clear_folder,
     manifest_bytes,
     new_commit_id,
     read_quietly,
+    refuse_folder,
     write_manifest,
 )
 from kart_core.signing import Signer
@@ -391,7 +391,7 @@ class Transaction:
                 return _CREATED, None
         held.enter_context(_manifest_lock(record))
         storage.wait_claim(record.manifest)  # a first commit still moving its outputs into place
-        clear_folder(record.manifest)  # an empty folder in the manifest's place (damaged): this commit writes the file
+        refuse_folder(record.manifest)  # a folder in the manifest's place (damaged): removed when empty, else refused
         current = read_quietly(storage, record.manifest, record.manifest_name, self.signer)
         found = current.commit if current is not None else None
         if record.manifest in self.bases and found != self.bases[record.manifest]:

@@ -235,18 +235,25 @@ def environment_workspace() -> str | None:
     (``[TaskOnKart] workspace_directory`` stays literal, as gokart reads it.)
 
     Raises:
-        SettingValueError: the value is only whitespace.
+        SettingValueError: the value starts or ends with whitespace, or ``~name`` names no user.
     """
     value = os.environ.get(WORKSPACE_ENVIRONMENT_VARIABLE)
     if not value:
         return None
-    if value.startswith("~"):
-        return os.path.expanduser(value)
-    if value[0].isspace() and not value.strip():
+    if value[0].isspace() or value[-1].isspace():  # a quoting slip in an env file, not a folder name
+        what = "is only whitespace" if not value.strip() else "starts or ends with whitespace"
         raise SettingValueError(
-            f"{WORKSPACE_ENVIRONMENT_VARIABLE}={value!r} is only whitespace: set it to the workspace folder or "
-            "bucket URL (e.g. ./resources or s3://bucket/prefix), or unset it for the default ./resources/."
+            f"{WORKSPACE_ENVIRONMENT_VARIABLE}={value!r} {what}: set it to the workspace folder or bucket URL "
+            "without spaces around it (e.g. ./resources or s3://bucket/prefix), or unset it for the default ./resources/."
         )
+    if value.startswith("~"):
+        expanded = os.path.expanduser(value)
+        if expanded.startswith("~"):  # ~name of no user: a folder named so in each working directory
+            raise SettingValueError(
+                f"{WORKSPACE_ENVIRONMENT_VARIABLE}={value!r} names a home folder of no user here: give the path "
+                "without ~ or with an existing user's."
+            )
+        return expanded
     return value
 
 

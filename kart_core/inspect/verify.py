@@ -215,7 +215,14 @@ def verify_workspace(
     listed: set[str] = set(in_flux)
     for name in _folder_manifests(manifest_folder, manifest_prefix):
         path = join_url(workspace, name)
-        problems.append(Problem("manifest", path, manifest_task(name), "its manifest is a folder, not a file"))
+        problems.append(
+            Problem(
+                "manifest",
+                path,
+                manifest_task(name),
+                "its manifest is a folder, not a file (--delete removes it only when empty)",
+            )
+        )
         owned = set(_outputs_logged_for(workspace, path, list(files.values())))
         listed.update(entry.relative for entry in files.values() if entry.path in owned)  # reported with it
     for name in manifest_names:

@@ -149,6 +149,12 @@ def test_verify_delete_removes_an_empty_manifest_folder_but_not_one_holding_file
     assert (manifest / "notes.txt").read_text() == "someone's"  # not kart's to delete
     with pytest.raises(gokart.errors.DamagedOutputError, match="is a folder, not a file"):
         task.requires().output().load()
+    # attacker at4 B4: a rerun failed at the commit's last rename with a bare IsADirectoryError, leaving a marker
+    with pytest.raises(gokart.errors.GokartBuildError, match="is a folder, not a file"):
+        gokart.build(VerifyFrame(n=5, rerun=True, workspace_directory=workspace), reset_register=False)
+    assert sorted(path.name for path in manifest.parent.iterdir() if path.name.startswith("VerifyFrame_")) == [
+        manifest.name
+    ]
 
 
 class VerifyRecorded(gokart.TaskOnKart[int]):

@@ -122,6 +122,14 @@ def test_kart_workspace_expands_a_leading_tilde_and_refuses_blank(
     monkeypatch.setenv("KART_WORKSPACE", " \t")
     with pytest.raises(gokart.errors.SettingValueError, match=r"^KART_WORKSPACE=.* is only whitespace"):
         ws.default_workspace()
+    # attacker at4 B2: spaces around a path and ~ of no user were still folders named so
+    for value in ("./ws ", " ./ws"):
+        monkeypatch.setenv("KART_WORKSPACE", value)
+        with pytest.raises(gokart.errors.SettingValueError, match=r"starts or ends with whitespace"):
+            ws.default_workspace()
+    monkeypatch.setenv("KART_WORKSPACE", "~nosuchuser-kart/ws")
+    with pytest.raises(gokart.errors.SettingValueError, match=r"names a home folder of no user"):
+        ws.default_workspace()
 
 
 def test_task_default_follows_the_same_order(monkeypatch: pytest.MonkeyPatch) -> None:
