@@ -220,16 +220,14 @@ class DirectWrites:
         """Turn a full disk (or quota) while the marker of ``record`` is written into a ``NoSpaceError``
         naming ``what`` and the marker: the atomic write left nothing, the path is handed out only after the
         marker, and the failed run's undo removes what it wrote at paths handed out before."""
-        try:
+        with NoSpaceError.raised_as(
+            lambda exc: (
+                f"No space left to {what}: writing {commit_marker.marker_path(record)!r} failed ({exc}). "
+                "The run fails: the path was not handed out, and what it wrote at its other outputs' paths is removed. "
+                "Free space on that disk (or raise the quota), then build again."
+            )
+        ):
             yield
-        except OSError as exc:
-            if not NoSpaceError.caused_by(exc):
-                raise
-            raise NoSpaceError(
-                f"No space left to {what}: writing {commit_marker.marker_path(record)!r} failed ({exc}). The run "
-                "fails: the path was not handed out, and what it wrote at its other outputs' paths is removed. Free "
-                "space on that disk (or raise the quota), then build again."
-            ) from exc
 
     def _moves(self, record: OutputRecord) -> tuple[tuple[str, str | None], ...]:
         """What ``record``'s marker names: each path of its manifest handed out, with where its old output went."""

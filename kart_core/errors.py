@@ -12,7 +12,9 @@ gokart still catches it. docs/migration.md lists each error with the builtins it
 
 from __future__ import annotations
 
+import contextlib
 import errno
+from collections.abc import Callable, Iterator
 
 __all__ = [
     "KartError",
@@ -123,6 +125,22 @@ class NoSpaceError(DumpError, OSError):
     def caused_by(exc: BaseException) -> bool:
         """Whether ``exc`` is an OSError of a full disk or a used-up quota."""
         return isinstance(exc, OSError) and exc.errno in _NO_SPACE_ERRNOS
+
+    @staticmethod
+    @contextlib.contextmanager
+    def raised_as(message: Callable[[OSError], str]) -> Iterator[None]:
+        """Within the body, a full disk or used-up quota raises ``NoSpaceError(message(exc))`` from it;
+        other errors pass unchanged.
+
+        Raises:
+            NoSpaceError: the body raised an OSError of a full disk or quota (``caused_by``).
+        """
+        try:
+            yield
+        except OSError as exc:
+            if not NoSpaceError.caused_by(exc):
+                raise
+            raise NoSpaceError(message(exc)) from exc
 
 
 # EDQUOT is missing on some platforms (Windows).

@@ -410,16 +410,14 @@ class Transaction:
         The run's staged files are then deleted (``begin`` discards an uncommitted run), and the
         task counts as not built: its manifest is absent, the old one, or marked pending.
         """
-        try:
+        with NoSpaceError.raised_as(
+            lambda exc: (
+                f"No space left to commit {self.label}: writing {path!r} failed ({exc}). The run's outputs "
+                "were not committed and its temporary files are removed. Free space on that disk (or raise the quota), "
+                "then build again."
+            )
+        ):
             yield
-        except OSError as exc:
-            if not NoSpaceError.caused_by(exc):
-                raise
-            raise NoSpaceError(
-                f"No space left to commit {self.label}: writing {path!r} failed ({exc}). The run's outputs were "
-                "not committed and its temporary files are removed. Free space on that disk (or raise the "
-                "quota), then build again."
-            ) from exc
 
     def _logs_for(self, record: OutputRecord, current: Manifest | None) -> str | None:
         """Which run's committed run logs ``record``'s manifest names: this run's when it staged them sealed
