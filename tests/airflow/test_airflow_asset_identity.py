@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -173,3 +174,88 @@ def test_a_dag_parsed_in_another_directory_and_scheduled_on_asset_uris_is_queued
     with create_session() as session:
         queued = session.query(AssetDagRunQueue).filter(AssetDagRunQueue.target_dag_id == "report_on_note").all()
     assert len(queued) == 1
+
+
+class SharedExport(kart_core.TaskOnKart[str]):
+    """gokart's fixed-path export: no class name, no unique id in the path."""
+
+    def run(self) -> None:
+        self.dump("export")
+
+    def output(self) -> Any:
+        return self.make_target("exports/report.pkl", use_unique_id=False)
+
+
+def test_two_namespaces_name_the_same_task_two_assets_and_only_the_named_one_queues_the_consumer(
+    run_dag: Any, register_dag: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Prod and staging workspaces of one deployment build the same task: one's run never queues the other's consumer."""
+    from airflow.models.asset import AssetDagRunQueue
+    from airflow.models.dag import DagModel
+    from airflow.providers.standard.operators.empty import EmptyOperator
+    from airflow.sdk import DAG, Asset
+    from airflow.utils.session import create_session
+
+    monkeypatch.chdir(tmp_path)
+    note = Note(text="namespaced")
+    (default,) = asset_uris(note)  # the default namespace: the URIs of every DAG that sets none, unchanged
+    assert default.startswith("x-kart://workspace/") and default.endswith(f"/Note_{note.make_unique_id()}.pkl")
+    path = default.removeprefix("x-kart://workspace/")
+    prod, staging = asset_uris(note, namespace="prod"), asset_uris(note, namespace="staging")
+    assert (prod, staging) == ([f"x-kart://prod/{path}"], [f"x-kart://staging/{path}"])
+    # A fixed-path export of any task: one Asset per namespace, not one for every workspace.
+    assert asset_uris(SharedExport(), namespace="team-a.v2") == ["x-kart://team-a.v2/exports/report.pkl"]
+    # Object storage and paths outside any workspace name one place already: no namespace.
+    remote = Note(text="namespaced", workspace_directory="s3://bucket/ws")
+    assert asset_uris(remote, namespace="prod") == [remote.output().path()]
+
+    schedule = [Asset.ref(uri=uri) for uri in staging]
+    with DAG("staging_report", schedule=schedule, start_date=datetime.datetime(2024, 1, 1)) as consumer:
+        EmptyOperator(task_id="report")
+    register_dag(consumer)
+    with create_session() as session:  # new DAGs start paused; a paused DAG is never queued
+        session.query(DagModel).filter(DagModel.dag_id == "staging_report").update({"is_paused": False})
+
+    def queued() -> int:
+        with create_session() as session:
+            return session.query(AssetDagRunQueue).filter(AssetDagRunQueue.target_dag_id == "staging_report").count()
+
+    prod_dag = to_dag(
+        Note(text="namespaced", workspace_directory=str(tmp_path / "prod")), dag_id="note_prod", asset_namespace="prod"
+    )
+    assert [a.uri for a in prod_dag.get_task("Note").outlets] == prod
+    assert statuses(run_dag(prod_dag)) == {"Note": "ran"}
+    assert queued() == 0  # on one Asset (the old URIs) prod's run queued staging's consumer
+    staging_dag = to_dag(
+        Note(text="namespaced", workspace_directory=str(tmp_path / "staging")),
+        dag_id="note_staging",
+        asset_namespace="staging",
+    )
+    assert statuses(run_dag(staging_dag)) == {"Note": "ran"}
+    assert queued() == 1
+
+
+@pytest.mark.parametrize("namespace", ["", "Prod", "prod/eu", "team a", "-prod", "ü", "x" * 64, None])
+def test_a_namespace_that_cannot_be_a_uri_authority_is_a_named_error(namespace: Any) -> None:
+    expected = f"Asset namespace {namespace!r} cannot name Assets"
+    with pytest.raises(kart_core.errors.SettingValueError, match=re.escape(expected)):
+        asset_uris(Note(text="x"), namespace=namespace)
+    with pytest.raises(kart_core.errors.SettingValueError, match=re.escape(expected)):
+        to_dag(Note(text="x"), dag_id="bad_namespace", asset_namespace=namespace)
+
+
+def test_a_workers_one_task_parse_declares_the_namespaced_outlets_and_inlets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker's parse builds its task alone (no shared URI cache): its Assets must be those the dag-processor declared."""
+    total = Evaluate(model="mean")
+    full = to_dag(total, dag_id="ns_worker", asset_namespace="staging")
+    task_id = next(t.task_id for t in full.tasks if t.upstream_task_ids and t.downstream_task_ids)
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "ns_worker")
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_TASK_ID", task_id)
+    pruned = to_dag(Evaluate(model="mean"), dag_id="ns_worker", asset_namespace="staging")
+    assert pruned.task_ids == [task_id]
+    mine, theirs = pruned.get_task(task_id), full.get_task(task_id)
+    assert [a.uri for a in mine.outlets] == [a.uri for a in theirs.outlets] != []
+    assert all(a.uri.startswith("x-kart://staging/") for a in mine.outlets)
+    inlets = [a.uri for a in mine.inlets if not a.uri.startswith("x-kart-record")]
+    assert inlets == [a.uri for a in theirs.inlets if not a.uri.startswith("x-kart-record")] != []
+    assert all(uri.startswith("x-kart://staging/") for uri in inlets)

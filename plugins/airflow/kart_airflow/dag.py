@@ -9,6 +9,7 @@ from typing import Any
 from airflow.sdk import DAG, TaskGroup
 
 from kart_airflow.graph import AssetChoice, ClassArgs, add_kart_tasks
+from kart_airflow.outputs import DEFAULT_ASSET_NAMESPACE
 
 __all__ = ["to_dag", "KartTaskGroup"]
 
@@ -21,6 +22,7 @@ def to_dag(
     class_operator_args: ClassArgs | None = None,
     emit_cached_asset_events: bool = True,
     assets: AssetChoice = "all",
+    asset_namespace: str = DEFAULT_ASSET_NAMESPACE,
     **dag_kwargs: Any,
 ) -> DAG:
     """A DAG with one Airflow task per kart task under ``task_or_tasks``.
@@ -38,6 +40,12 @@ def to_dag(
             what other DAGs schedule on) or ``"none"``. Fewer Assets make a much smaller serialized
             DAG and a faster parse; the Assets view then shows less lineage (OpenLineage events
             still name every task's inputs and outputs). See docs/airflow.md, "Assets".
+        asset_namespace: the namespace of the Asset URIs of outputs in a local workspace,
+            ``x-kart://<namespace>/<workspace-relative path>`` (default ``"workspace"``). Give each
+            workspace one Airflow deployment schedules (prod and staging, two teams) its own, e.g.
+            ``"prod"``, so one's runs never queue DAGs scheduled on the other's outputs; a consumer
+            DAG names the outputs with ``asset_uris(task, namespace=...)``. 1 to 63 lowercase letters,
+            digits, ``.``, ``-``, ``_`` (``SettingValueError`` otherwise). See docs/airflow.md, "Asset URIs".
         dag_kwargs: DAG arguments (schedule, start_date, tags, default_args, ...).
 
     When a worker parses the file to run one task (Airflow's parsing context), the DAG holds
@@ -53,6 +61,7 @@ def to_dag(
             class_operator_args=class_operator_args,
             emit_cached_asset_events=emit_cached_asset_events,
             assets=assets,
+            asset_namespace=asset_namespace,
         )
     dag.fileloc = dag_file
     return dag
@@ -62,7 +71,7 @@ class KartTaskGroup(TaskGroup):
     """A kart graph inside an existing DAG, as one TaskGroup: ``start >> KartTaskGroup(task, "train") >> end``.
 
     Takes ``to_dag``'s arguments (operator_args, class_operator_args, emit_cached_asset_events,
-    assets) and TaskGroup's (``group_kwargs``).
+    assets, asset_namespace) and TaskGroup's (``group_kwargs``).
     """
 
     def __init__(
@@ -74,6 +83,7 @@ class KartTaskGroup(TaskGroup):
         class_operator_args: ClassArgs | None = None,
         emit_cached_asset_events: bool = True,
         assets: AssetChoice = "all",
+        asset_namespace: str = DEFAULT_ASSET_NAMESPACE,
         **group_kwargs: Any,
     ) -> None:
         super().__init__(group_id=group_id, **group_kwargs)
@@ -85,4 +95,5 @@ class KartTaskGroup(TaskGroup):
             class_operator_args=class_operator_args,
             emit_cached_asset_events=emit_cached_asset_events,
             assets=assets,
+            asset_namespace=asset_namespace,
         )

@@ -18,7 +18,7 @@ from airflow.sdk import DAG, Asset, TaskGroup, get_parsing_context
 
 import kart_core
 from kart_airflow.operator import KartTaskOperator, MissingKartTaskOperator
-from kart_airflow.outputs import asset_uris
+from kart_airflow.outputs import DEFAULT_ASSET_NAMESPACE, asset_uris, check_asset_namespace
 from kart_airflow.rebuild import refuse_lossy_parameters
 from kart_airflow.skew import check_importable, missing_task_message, record_extra, record_uri
 
@@ -42,6 +42,7 @@ def add_kart_tasks(
     *,
     emit_cached_asset_events: bool = True,
     assets: AssetChoice = "all",
+    asset_namespace: str = DEFAULT_ASSET_NAMESPACE,
 ) -> dict[str, Any]:
     """Add one operator per kart task under ``task_or_tasks`` and the graph's edges; return them by node key.
 
@@ -56,18 +57,31 @@ def add_kart_tasks(
             them): ``"all"``, ``"final"`` (those of ``task_or_tasks`` only) or ``"none"``. Whatever
             the choice, every task is recorded (task id, unique id, code fingerprint) on one Asset
             of the DAG, ``skew.record_uri``, an inlet of the first task, which workers check.
+        asset_namespace: the namespace of the Asset URIs of outputs in a local workspace,
+            ``x-kart://<namespace>/<workspace-relative path>`` (``outputs.asset_uris``); give each
+            workspace that one Airflow deployment schedules a namespace of its own (docs/airflow.md,
+            "Asset URIs").
 
     Raises:
         TaskDefinitionError: a task class cannot be imported by a stable name on a worker.
         TypeError: a task in the graph is not a TaskOnKart.
         ValueError: ``assets`` is not one of the three choices.
+        SettingValueError: ``asset_namespace`` is not a valid namespace (``outputs.check_asset_namespace``).
     """
     if assets not in get_args(AssetChoice):
         raise ValueError(f"kart_airflow: assets={assets!r}; choose one of {', '.join(get_args(AssetChoice))}.")
+    check_asset_namespace(asset_namespace)
     # One look at luigi's config for the whole walk (as kart_core.build does), not one per new task.
     with kart_core.config_frozen(record_build=False):
         return _add_kart_tasks(
-            task_or_tasks, dag, task_group, operator_args, class_operator_args, emit_cached_asset_events, assets
+            task_or_tasks,
+            dag,
+            task_group,
+            operator_args,
+            class_operator_args,
+            emit_cached_asset_events,
+            assets,
+            asset_namespace,
         )
 
 
@@ -79,6 +93,7 @@ def _add_kart_tasks(
     class_operator_args: ClassArgs | None,
     emit_cached_asset_events: bool,
     assets: AssetChoice,
+    asset_namespace: str,
 ) -> dict[str, Any]:
     roots = _as_list(task_or_tasks)
     arguments = _ArgumentsByClass(operator_args or {}, class_operator_args or {})
@@ -88,6 +103,7 @@ def _add_kart_tasks(
     wanted = wanted_task_id(getattr(the_dag, "dag_id", None))
     common = {
         "emit_cached_asset_events": emit_cached_asset_events,
+        "asset_namespace": asset_namespace,
         "record": record_uri(str(getattr(the_dag, "dag_id", "")), prefix.rstrip(".")),
         **placement,
     }
@@ -105,7 +121,7 @@ def _add_kart_tasks(
     codes = _check_classes(graph.nodes.values())
     _refuse_templates(graph.nodes.values())
     refuse_lossy_parameters(graph.nodes.values())
-    uris = _Uris()
+    uris = _Uris(asset_namespace)
     # The graph holds one object per task, so the roots are known by identity.
     root_objects = {id(graph.nodes[kart_core.node_key(root)]) for root in roots}
     declared = _declared_by(assets, lambda task: id(task) in root_objects)
@@ -215,8 +231,12 @@ def _among(task: Any, roots: Sequence[Any]) -> bool:
 class _Uris(dict):  # type: ignore[type-arg]
     """Asset URIs of the outputs by task, each computed once (a task's output() is asked once per dependant otherwise)."""
 
+    def __init__(self, namespace: str) -> None:
+        super().__init__()
+        self.namespace = namespace
+
     def __missing__(self, task: Any) -> list[str]:
-        self[task] = asset_uris(task)
+        self[task] = asset_uris(task, self.namespace)
         return self[task]
 
 

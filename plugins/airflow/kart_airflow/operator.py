@@ -11,7 +11,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 import kart_core
 from kart_airflow.naming import display_name_for, import_path_of
-from kart_airflow.outputs import asset_uris, output_paths, output_uris, xcom_path
+from kart_airflow.outputs import DEFAULT_ASSET_NAMESPACE, asset_uris, output_paths, output_uris, xcom_path
 from kart_airflow.rebuild import current_code, task_for_worker
 from kart_airflow.skew import (
     asset_extra,
@@ -60,6 +60,7 @@ class KartTaskOperator(BaseOperator):
         emit_cached_asset_events: bool = True,
         upstream_ids: Mapping[str, str] | None = None,
         upstream_lookup: Callable[[], Mapping[str, str]] | None = None,
+        asset_namespace: str = DEFAULT_ASSET_NAMESPACE,
         **kwargs: Any,
     ) -> KartTaskOperator:
         """An operator for ``task``.
@@ -79,13 +80,15 @@ class KartTaskOperator(BaseOperator):
                 the worker compares their XCom unique ids in the run with the tasks it requires now.
             upstream_lookup: when ``upstream_ids`` are guesses (a worker's one-task parse, see
                 ``kart_core.requirement_places``), computes the exact ids for those without XCom.
+            asset_namespace: the Asset namespace of outputs in a local workspace, when ``uris`` is
+                None (``outputs.asset_uris``; ``x-kart://<namespace>/…``).
             kwargs: BaseOperator arguments (retries, pool, queue, ...).
         """
         code = code if code is not None else kart_core.code_fingerprint(type(task))
         declared = declared or _every_task
         own = declared(task)
         if own or any(declared(dep) for dep in upstream):
-            uris = uris if uris is not None else {t: asset_uris(t) for t in [task, *upstream]}
+            uris = uris if uris is not None else {t: asset_uris(t, asset_namespace) for t in [task, *upstream]}
         kwargs.setdefault("task_display_name", display_name_for(task))
         # Given here, so a DAG's default_args cannot turn it off: downstream workers compare the unique id
         # each task pushes (skew.compare_with_upstream); without it they would load whatever they found.
