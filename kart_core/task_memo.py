@@ -8,11 +8,9 @@ this object. ``UNSET`` marks a slot not computed yet (None is a value ``requires
 from __future__ import annotations
 
 import threading
-import weakref
-from collections.abc import Iterable
 from typing import Any, Final
 
-__all__ = ["UNSET", "RunSlot", "TaskMemo", "memo_of"]
+__all__ = ["UNSET", "RunSlot", "TaskMemo", "memo_of", "shared_threads"]
 
 
 class _Unset:
@@ -88,29 +86,46 @@ class RunSlot:
         runs: the transactions (``kart_core.transaction.Transaction``) of the task's runs in progress.
         elsewhere: (process id, task label) of the run in progress when this slot was pickled (e.g. the
             task sent to a spawned child process by its own ``run()``); None otherwise.
-        strays: the threads started while a run's ``run()`` executed that were still alive when it returned,
-            each with that run's label (``outlived``; None until there is one). Weakly held: a finished
-            thread's entry goes with its object. Their writes of the task's output belong to no run.
+        strays: what the task's latest ended run left behind (``outlived``; None before one ended): its label, the
+            threads alive when its ``run()`` returned, those alive when it began, and its own thread. Every thread
+            alive at the end other than its own and the main thread is a stray: one ``run()`` started, or one
+            already running when it began (an outsider: a worker of a pool made before the run, which may be
+            running a job ``run()`` gave up on). Their writes of the task's output belong to no run. A stray of
+            an earlier run still alive is alive at the latest run's end too, so the latest run's sets suffice.
+            The sets are shared between runs while the process's threads stay the same (``shared_threads``).
+        failed: the label of the task's last ended run in this process when it committed nothing (failed or
+            interrupted), else None: a stray's path request is refused then (what it writes there would make
+            the failed task look complete).
     """
 
-    __slots__ = ("runs", "elsewhere", "strays")
+    __slots__ = ("runs", "elsewhere", "strays", "failed")
 
     def __init__(self, elsewhere: tuple[int, str] | None = None) -> None:
         self.runs: list[Any] = []
         self.elsewhere = elsewhere
-        self.strays: weakref.WeakKeyDictionary[threading.Thread, str] | None = None
+        self.strays: tuple[str, frozenset[threading.Thread], frozenset[threading.Thread], threading.Thread] | None = (
+            None
+        )
+        self.failed: str | None = None
 
-    def outlived(self, threads: Iterable[threading.Thread], label: str) -> None:
-        """Note ``threads`` (started by the run named ``label``) as still running after its ``run()`` returned."""
-        for thread in threads:
-            if self.strays is None:
-                self.strays = weakref.WeakKeyDictionary()
-            self.strays[thread] = label
+    def outlived(
+        self,
+        label: str,
+        alive: frozenset[threading.Thread],
+        outsiders: frozenset[threading.Thread],
+        own: threading.Thread,
+    ) -> None:
+        """Note what the run named ``label`` left behind: the threads ``alive`` when its ``run()`` returned, the
+        ``outsiders`` alive when it began, and ``own``, the thread that ran it (see ``strays``)."""
+        self.strays = (label, alive, outsiders, own)
 
-    def stray_run(self, thread: threading.Thread) -> str | None:
-        """The label of the ended run that started ``thread`` (None: ``thread`` did not outlive a run of the task)."""
+    def stray_run(self, thread: threading.Thread) -> tuple[str, bool] | None:
+        """The label of the latest ended run that ``thread`` outlived as a stray and whether it was already running
+        when that run began (None: ``thread`` is not a stray of the task's runs)."""
         strays = self.strays
-        return strays.get(thread) if strays is not None else None
+        if strays is None or thread not in strays[1] or thread is strays[3] or thread is threading.main_thread():
+            return None
+        return strays[0], thread in strays[2]
 
     def __reduce__(self) -> tuple[type[RunSlot], tuple[tuple[int, str] | None]]:
         runs = list(self.runs)
@@ -123,6 +138,23 @@ class RunSlot:
 
     def __deepcopy__(self, memo: dict[int, Any]) -> RunSlot:
         return self
+
+
+_shared: list[frozenset[threading.Thread]] = [frozenset()]
+
+
+def shared_threads() -> frozenset[threading.Thread]:
+    """The threads of the process now, as the frozenset handed out last time when they are the same threads.
+
+    Runs keep these sets (``RunSlot.strays``): while the process's threads do not change, every run shares one
+    set instead of holding its own copy. A race between two threads only loses that sharing.
+    """
+    now = frozenset(threading.enumerate())
+    last = _shared[0]
+    if now == last:
+        return last
+    _shared[0] = now
+    return now
 
 
 def memo_of(task: Any) -> TaskMemo:

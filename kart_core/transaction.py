@@ -14,8 +14,10 @@ the outer run. A thread that ``run()`` starts (a ``ThreadPoolExecutor``, joblib 
 inherit that context, so while ``run()`` executes the run is also held by the task's ``RunSlot``
 (``kart_core.task_memo``), which its output targets reach: ``join`` finds it there, and a dump or
 path request of the task's output from any thread of the process belongs to the run, as gokart's
-plain writes would have been the run's; one from a thread that an ended run started and that outlived
-it belongs to no run and is refused (``RunSlot.strays``). A read (``exists()``, a load) from a thread that was already
+plain writes would have been the run's; one from a thread that was alive when an ended run's ``run()``
+returned (one it started, or a pool's worker that was already running: either may be running work
+``run()`` handed it; not the run's own thread nor the main thread) belongs to no run and is refused
+(``RunSlot.strays``), also when a later run of the task is open (a retry in the same process). A read (``exists()``, a load) from a thread that was already
 running when ``run()`` began (``Transaction.outsiders``: a monitor polling ``complete()``, not a thread
 ``run()`` started) sees the committed outputs only, as another process would. A write from a child process of the run (fork or spawn)
 cannot join it (its staged file would never be committed): ``RunWriteError`` says to return the
@@ -73,7 +75,7 @@ from kart_core.manifest import (
 )
 from kart_core.signing import Signer
 from kart_core.storage import Storage, storage_for
-from kart_core.task_memo import RunSlot
+from kart_core.task_memo import RunSlot, shared_threads
 
 __all__ = [
     "Staged",
@@ -122,9 +124,9 @@ class Transaction:
         pid: the process that runs it (a forked child sees a copy: its writes cannot join it).
         open: ``run()`` is executing: writes from other threads of the process join the run (``join``).
         outsiders: the threads of the process that were alive when ``run()`` began: they were not started by it,
-            so their reads see committed outputs only (``join``; their writes still join the run).
-        slot: the task's ``RunSlot`` (None: a run no thread can join): when ``run()`` returns, the threads it
-            started that still run are noted there (``RunSlot.outlived``), and their writes join no run.
+            so their reads see committed outputs only (``join``; their writes join the run while it is open).
+        slot: the task's ``RunSlot`` (None: a run no thread can join): when ``run()`` returns, the other threads
+            that still run are noted there (``RunSlot.outlived``), and their later writes join no run.
     """
 
     task: object
@@ -193,21 +195,23 @@ class Transaction:
         """While the body (the task's ``run()``) executes, writes of the task's outputs from any thread join this run,
         and reads from threads started meanwhile (those ``run()`` starts) see its staged outputs.
 
-        When the body ends (returns or raises), the threads started meanwhile that still run are noted in the
-        task's ``RunSlot``: what they write of the task's output later is refused (``join``), neither published
-        nor put into a later run of the task (a retry in the same process).
+        When the body ends (returns or raises), every other thread that still runs is noted in the task's
+        ``RunSlot``: those started meanwhile, and those already running when it began (a worker of a pool made
+        before the run, which may be running a job ``run()`` submitted and gave up on). What they write of the
+        task's output later is refused (``join``), neither published nor put into a later run of the task (a
+        retry in the same process). The main thread is not noted: when it is not the run's own, it is the one
+        that called ``build()`` and waited in it (a script's dump after a threaded build writes as before).
         """
         # A thread already running now (a monitor polling complete(), a server's request thread) cannot be one
         # that run() starts: it must see the committed state, as it would from another process.
-        self.outsiders = frozenset(threading.enumerate())
+        self.outsiders = shared_threads()
         self.open = True
         try:
             yield
         finally:
             self.open = False
             if self.slot is not None:
-                outsiders = self.outsiders
-                self.slot.outlived((thread for thread in threading.enumerate() if thread not in outsiders), self.label)
+                self.slot.outlived(self.label, shared_threads(), self.outsiders, threading.current_thread())
             self.outsiders = frozenset()
 
     def add(self, staged: Staged) -> None:
@@ -539,6 +543,8 @@ def begin(
         _current.reset(token)
         if slot is not None:
             slot.runs.remove(transaction)
+            # A stray's path request after a failed run is refused (RunSlot.failed); a commit lifts that.
+            slot.failed = None if transaction.committed else label
         if not transaction.committed:
             transaction.discard()
 
@@ -575,10 +581,12 @@ def join(
     outputs only. A read never raises: None when no run of the task is open in this process.
     ``reading``: the caller only looks at the output (``exists()``, a load): from a thread that was alive when
     the run's ``run()`` began (``Transaction.outsiders``: not one that ``run()`` started) it gets None, so it
-    sees the committed state; a write or path request from such a thread (a pool made before) still joins.
-    A thread that an ended run's ``run()`` started and that outlived it (``RunSlot.stray_run``: an un-awaited
-    future, an executor shut down with ``wait=False``) joins no run: its write is refused, not published as a
-    dump outside any run nor staged into a later run of the task (a retry in the same process).
+    sees the committed state; a write or path request from such a thread (a pool made before) joins while the
+    run is open. A thread that was alive when an ended run's ``run()`` returned, other than its own and the main
+    thread (``RunSlot.stray_run``: one ``run()`` started, an un-awaited future, an executor shut down with
+    ``wait=False``; or a worker of a pool made before the run that may still run a job ``run()`` submitted) joins
+    no run: its write is refused, not published as a dump outside any run nor staged into a later run of the
+    task (a retry in the same process).
 
     Args:
         slot: the output's task's ``RunSlot`` (None: a target no task made, or a run log).
@@ -587,12 +595,14 @@ def join(
         what: the written output, for the error messages.
         reading: see above.
         asking_path: a path request (``TargetOnKart.path``): refused from such an outliving thread while another
-            run of the task is in progress (it would write into that run), else answered outside any run.
+            run of the task is in progress (it would write into that run) or when the task's last run in this
+            process failed (what it writes there would make the task complete), else answered outside any run.
 
     Raises:
         RunWriteError: (writing) from a child process of the process running the task (its staged
             file would never be committed), after its ``run()`` returned (a thread still running, or one
-            that outlived an ended run: ``asking_path`` too while a run is in progress), or while two runs
+            that outlived an ended run: ``asking_path`` too while a run is in progress or after a failed
+            one), or while two runs
             of the same task object are open in this process (which one is unknown).
     """
     found = _current.get()
@@ -633,28 +643,44 @@ def _refuse_stray(slot: RunSlot, writing: bool, asking_path: bool, what: str) ->
     """Whether this thread outlived an ended run of the task (then it joins no run); raise when it writes.
 
     Raises:
-        RunWriteError: it writes the task's output, or asks for its path while a run of the task is in progress.
+        RunWriteError: it writes the task's output, or asks for its path while a run of the task is in progress
+            or after the task's last run in this process failed.
     """
-    label = slot.stray_run(threading.current_thread())
-    if label is None:
+    found = slot.stray_run(threading.current_thread())
+    if found is None:
         return False
-    if writing:
-        raise RunWriteError(
-            f"{label}: {what} was written from a thread that the task's run() started and that was still running "
-            "after run() had returned (an un-awaited future, an executor shut down with wait=False). That run is "
-            "over (committed, or failed and undone), so the write belongs to no run: nothing was written, and it "
-            "is not put into a later run of the task. Wait for the threads that run() starts before it returns "
-            "(e.g. `with ThreadPoolExecutor() as pool:`, `thread.join()`). A worker of a pool kept for the process "
-            "that an earlier run of this task started (on its first submit) counts as such a thread too: create the "
+    label, outsider = found
+    if outsider:
+        who = (
+            "a thread that was already running when the task's run() began (a worker of a pool made before the "
+            "run, e.g. a module-level ThreadPoolExecutor) and was still running when run() returned"
+        )
+        fix = (
+            "Create the pool inside run() (`with ThreadPoolExecutor() as pool:`), or return the values to "
+            "run()'s own thread and dump them there."
+        )
+    else:
+        who = (
+            "a thread that the task's run() started and that was still running after run() had returned (an "
+            "un-awaited future, an executor shut down with wait=False)"
+        )
+        fix = (
+            "Wait for the threads that run() starts before it returns (e.g. `with ThreadPoolExecutor() as pool:`, "
+            "`thread.join()`). A worker of a pool kept for the process counts as such a thread too: create the "
             "pool inside run(), or return the values to run()'s own thread and dump them there."
         )
-    if asking_path and slot.runs:
+    if writing:
         raise RunWriteError(
-            f"{label}: {what} was asked from a thread that an earlier run() of the task started and that outlived "
-            "it, while another run of the task is in progress: what it writes there would be taken for that run's "
-            "output. Nothing was handed out. Wait for the threads that run() starts before it returns "
-            "(e.g. `with ThreadPoolExecutor() as pool:`, `thread.join()`)."
+            f"{label}: {what} was written from {who}. That run is over (committed, or failed and undone), so the "
+            f"write belongs to no run: nothing was written, and it is not put into a later run of the task. {fix}"
         )
+    if asking_path and (slot.runs or slot.failed is not None):
+        when = (
+            "while another run of the task is in progress: what it writes there would be taken for that run's output"
+            if slot.runs
+            else "after the task's run failed: what it writes there would make the failed task look complete"
+        )
+        raise RunWriteError(f"{label}: {what} was asked from {who}, {when}. Nothing was handed out. {fix}")
     return True
 
 

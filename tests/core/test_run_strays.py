@@ -227,3 +227,67 @@ def test_a_kept_pool_started_by_an_earlier_run_is_refused_with_advice(workspace:
         assert not task.complete()
     finally:
         _KEPT_POOL.pop().shutdown()
+
+
+# A pool made before any run, its worker already running (the usual module-level pool of a service that calls
+# build()): run() hands it work and gives up on it. Attacker at4 B5: that worker was an outsider of the run, so
+# its late write was published after a failed run (the task complete with the failed run's value), or staged
+# into a retry's run (the retry returned the failed attempt's value).
+_PREMADE_POOL = concurrent.futures.ThreadPoolExecutor(1)
+_PREMADE_POOL.submit(lambda: None).result(_WAIT)
+
+
+class StrayPremade(kart_core.TaskOnKart[Any]):
+    """Attempt 1 submits a late write (dump, or by path) to ``_PREMADE_POOL`` and fails; attempt 2 (a retry in this
+    process) writes its own value and lets the late write happen while it runs."""
+
+    how = luigi.ChoiceParameter(choices=["dump", "path"], default="dump")
+
+    def output(self) -> Any:
+        return self.make_target("premade/d.txt") if self.how == "path" else self.make_target("premade/d.pkl")
+
+    def write(self, text: str) -> None:
+        if self.how == "path":
+            _write_by_path(self.output(), text)
+        else:
+            self.dump(text)
+
+    def run(self) -> None:
+        _STATE.attempts += 1
+        if _STATE.attempts == 1:
+            _PREMADE_POOL.submit(_late, lambda: self.write("FROM-FAILED-RUN"))
+            raise RuntimeError("attempt 1 fails")
+        self.write(f"from attempt {_STATE.attempts}")
+        _STATE.go.set()
+        assert _STATE.done.wait(_WAIT)
+
+
+def _premade_error(task: Any) -> RunWriteError:
+    (error,) = _STATE.late_errors
+    assert isinstance(error, RunWriteError), error
+    message = str(error)
+    assert message.startswith(task.kart_label())
+    assert "already running when the task's run() began" in message
+    assert "Create the pool inside run() (`with ThreadPoolExecutor() as pool:`)" in message
+    return error
+
+
+@pytest.mark.parametrize("how", ["dump", "path"])
+def test_a_premade_pools_late_write_after_a_failed_run_is_refused(workspace: str, how: str) -> None:
+    task = StrayPremade(how=how, workspace_directory=workspace)
+    with pytest.raises(GokartBuildError):
+        kart_core.build(task)
+    _STATE.go.set()
+    assert _STATE.done.wait(_WAIT)
+    _premade_error(task)
+    assert not os.path.exists(task.output().path())  # was: 'FROM-FAILED-RUN' there, the failed task complete
+    assert not task.complete()
+
+
+@pytest.mark.parametrize("how", ["dump", "path"])
+def test_a_retry_does_not_take_a_premade_pools_late_write(workspace: str, how: str) -> None:
+    task = StrayPremade(how=how, workspace_directory=workspace)
+    value = _build_with_retry(task)
+    assert value == (["from attempt 2"] if how == "path" else "from attempt 2")  # was: 'FROM-FAILED-RUN'
+    assert _load_committed(task) == value
+    _premade_error(task)
