@@ -291,3 +291,23 @@ def test_a_retry_does_not_take_a_premade_pools_late_write(workspace: str, how: s
     assert value == (["from attempt 2"] if how == "path" else "from attempt 2")  # was: 'FROM-FAILED-RUN'
     assert _load_committed(task) == value
     _premade_error(task)
+
+
+class StrayThreadedFail(kart_core.TaskOnKart[Any]):
+    """Fails; built by a thread worker, so the main thread that called build() was alive throughout its run."""
+
+    def run(self) -> None:
+        raise RuntimeError("fails")
+
+
+def test_the_thread_that_waited_in_build_still_dumps_directly(workspace: str) -> None:
+    """The main thread (the one that called build() while the run was in a worker thread) is not a stray: a
+    script's dump after a failed threaded build writes at once, as in gokart."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("the test must run in the main thread")
+    task = StrayThreadedFail(workspace_directory=workspace)
+    with pytest.raises(GokartBuildError):
+        kart_core.build(task, workers=2, executor="thread")
+    task.dump("by the script")
+    assert task.output().load() == "by the script" and task.complete()
+    assert task.output().path().startswith(workspace)
