@@ -134,8 +134,9 @@ class TargetOnKart(luigi.Target):
 
         Raises:
             RunWriteError: asked by a child process of the process running the task (what it writes there
-                would escape the run), or, while a run of the task is in progress, by a thread that an earlier
-                run's ``run()`` started and that outlived it (``kart_core.transaction.join``).
+                would escape the run), or, while a run of the task is in progress or after its last run in this
+                process failed, by a thread that outlived an earlier run (one its ``run()`` started, or a pool's
+                worker already running when it began: ``kart_core.transaction.join``).
         """
         slot = self._run_slot()
         what = f"the path of its output {self._path!r}" if slot is not None else ""
