@@ -152,7 +152,7 @@ def _refused(
 ) -> RunRecord:
     """``record`` with status "refused" when signing is on and a load refuses its manifest or an output, or
     its task log (so it read as "damaged log"): unsigned (gokart's, or written before signing), or an older
-    run's copied back."""
+    run's copied back; or its processing_time log is an older run's copied back."""
     if signer is None:
         return record
     if record.status == "damaged log":
@@ -160,6 +160,10 @@ def _refused(
             record.status = "refused"
         return record
     if record.status not in ("complete", "damaged output"):
+        return record
+    # A processing_time log only fills the TIME column: its rollback (refused by a load) leaves the status complete.
+    if PROCESSING_TIME in logs and _rolled_back(logs[PROCESSING_TIME], signer):
+        record.status = "refused"
         return record
     manifest = logs.get(MANIFEST)
     located = [_locate(path, by_relative) for path in record.outputs]

@@ -25,7 +25,7 @@ from kart_core.runlog import read_log
 from kart_core.signing import signer_from_config
 from kart_core.storage import storage_for
 from kart_core.task_targets import log_target
-from kart_core.workspace import TASK_LOG
+from kart_core.workspace import PROCESSING_TIME, TASK_LOG
 
 
 @pytest.fixture(autouse=True)
@@ -112,6 +112,19 @@ def test_an_older_task_log_copied_back_is_refused(any_workspace: str, fmt: str) 
         read_log(first, TASK_LOG, None)
     assert _problems(any_workspace) == [("runlog", log)]
     assert _run_statuses(any_workspace) == ["refused"]  # `kart runs`: what a load does with it
+
+
+def test_kart_runs_shows_a_run_whose_processing_time_log_is_an_older_copy_as_refused(any_workspace: str) -> None:
+    # attacker at4 B6: it showed as complete, with a "skipping unreadable run log" warning
+    first = Versioned(workspace_directory=any_workspace)
+    kart_core.build(first, reset_register=False, return_value=False)
+    log = log_target(first, PROCESSING_TIME).path()
+    old = _read(log)
+    kart_core.build(Versioned(v=2, rerun=True, workspace_directory=any_workspace), reset_register=False)
+    assert _run_statuses(any_workspace) == ["complete"]
+    _put(log, old)
+    assert _problems(any_workspace) == [("runlog", log)]
+    assert _run_statuses(any_workspace) == ["refused"]
 
 
 def test_an_older_large_data_frame_zip_copied_back_is_refused(any_workspace: str) -> None:
