@@ -63,21 +63,28 @@ def _write_by_path(target: Any, text: str) -> None:
         file.write(text)
 
 
-class StrayRetry(kart_core.TaskOnKart[Any]):
-    """Attempt 1 leaves a thread behind that writes (dump, or by path) and fails; attempt 2 succeeds, and lets
-    that thread write while it runs. ``pool``: attempt 1's thread is a ThreadPoolExecutor's, given up on."""
+class _DumpOrPath(kart_core.TaskOnKart[Any]):
+    """Writes its output by ``dump`` or by path (``how``), at ``folder/out.pkl`` or ``folder/out.txt``."""
 
+    folder = "stray"
     how = luigi.ChoiceParameter(choices=["dump", "path"], default="dump")
-    pool = luigi.BoolParameter(default=False)
 
     def output(self) -> Any:
-        return self.make_target("stray/retry.txt") if self.how == "path" else self.make_target("stray/retry.pkl")
+        return self.make_target(f"{self.folder}/out.{'txt' if self.how == 'path' else 'pkl'}")
 
     def write(self, text: str) -> None:
         if self.how == "path":
             _write_by_path(self.output(), text)
         else:
             self.dump(text)
+
+
+class StrayRetry(_DumpOrPath):
+    """Attempt 1 leaves a thread behind that writes (dump, or by path) and fails; attempt 2 succeeds, and lets
+    that thread write while it runs. ``pool``: attempt 1's thread is a ThreadPoolExecutor's, given up on."""
+
+    folder = "stray"
+    pool = luigi.BoolParameter(default=False)
 
     def run(self) -> None:
         _STATE.attempts += 1
@@ -237,20 +244,11 @@ _PREMADE_POOL = concurrent.futures.ThreadPoolExecutor(1)
 _PREMADE_POOL.submit(lambda: None).result(_WAIT)
 
 
-class StrayPremade(kart_core.TaskOnKart[Any]):
+class StrayPremade(_DumpOrPath):
     """Attempt 1 submits a late write (dump, or by path) to ``_PREMADE_POOL`` and fails; attempt 2 (a retry in this
     process) writes its own value and lets the late write happen while it runs."""
 
-    how = luigi.ChoiceParameter(choices=["dump", "path"], default="dump")
-
-    def output(self) -> Any:
-        return self.make_target("premade/d.txt") if self.how == "path" else self.make_target("premade/d.pkl")
-
-    def write(self, text: str) -> None:
-        if self.how == "path":
-            _write_by_path(self.output(), text)
-        else:
-            self.dump(text)
+    folder = "premade"
 
     def run(self) -> None:
         _STATE.attempts += 1
