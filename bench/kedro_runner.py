@@ -21,7 +21,8 @@ the machine; both runners run in this one process) and in wall time.
 The first table keeps the columns earlier sessions compared: milliseconds per node, best of the
 rounds, the ratio to SequentialRunner in wall and CPU time, and the kernel's share of the CPU time
 (system time: file creations, renames and locks are counted there; on a journal-less ext4 creating a
-file costs what the machine deleted in the last minutes, docs/benchmarks.md).
+file costs what the machine deleted in the last minutes, docs/benchmarks.md): so the rounds' folders are
+deleted at the end, not between rounds (``--delete-each-round``: as before session 12).
 
     .venv/bin/python bench/kedro_runner.py                    # 200 nodes, 15 paired rounds
     .venv/bin/python bench/kedro_runner.py --budget 120       # as many rounds as 2 minutes hold (>= 15)
@@ -42,6 +43,7 @@ import logging
 import os
 import platform
 import resource
+import shutil
 import statistics
 import tempfile
 import time
@@ -126,26 +128,26 @@ def timed(runner: Any, pipeline: Pipeline, nodes: int, data: Path) -> Timing:
 PHASES = ("sequential", "kart_first", "kart_cached")
 
 
-def one_round(nodes: int, width: int, workspace_root: str | None = None, kart_first: bool = False) -> dict[str, Timing]:
-    """SequentialRunner, KartRunner first and KartRunner cached, back to back, each in a fresh folder as needed.
+def one_round(
+    nodes: int, width: int, root: Path, workspace_root: str | None = None, kart_first: bool = False
+) -> dict[str, Timing]:
+    """SequentialRunner, KartRunner first and KartRunner cached, back to back, in fresh folders under ``root``.
 
     ``workspace_root``: a URL (``s3://bucket/prefix``) under which kart's workspace is a fresh prefix;
     default: a folder beside the data. ``kart_first``: run KartRunner's two runs before SequentialRunner
     (rounds alternate, so a drift of the machine within a round favours neither runner).
     """
     pipeline = make_pipeline(nodes, width)
-    with tempfile.TemporaryDirectory(prefix="bench-kedro-") as folder:
-        root = Path(folder)
-        (root / "plain").mkdir()
-        (root / "kart").mkdir()
-        workspace = f"{workspace_root}/{root.name}" if workspace_root else str(root / "ws")
-        timings: dict[str, Timing] = {}
-        if not kart_first:
-            timings["sequential"] = timed(SequentialRunner(), pipeline, nodes, root / "plain")
-        timings["kart_first"] = timed(KartRunner(workspace_directory=workspace), pipeline, nodes, root / "kart")
-        timings["kart_cached"] = timed(KartRunner(workspace_directory=workspace), pipeline, nodes, root / "kart")
-        if kart_first:
-            timings["sequential"] = timed(SequentialRunner(), pipeline, nodes, root / "plain")
+    (root / "plain").mkdir(parents=True)
+    (root / "kart").mkdir()
+    workspace = f"{workspace_root}/{root.parent.name}-{root.name}" if workspace_root else str(root / "ws")
+    timings: dict[str, Timing] = {}
+    if not kart_first:
+        timings["sequential"] = timed(SequentialRunner(), pipeline, nodes, root / "plain")
+    timings["kart_first"] = timed(KartRunner(workspace_directory=workspace), pipeline, nodes, root / "kart")
+    timings["kart_cached"] = timed(KartRunner(workspace_directory=workspace), pipeline, nodes, root / "kart")
+    if kart_first:
+        timings["sequential"] = timed(SequentialRunner(), pipeline, nodes, root / "plain")
     return timings
 
 
@@ -160,12 +162,23 @@ def spread(values: list[float]) -> tuple[float, float, float, float, float]:
 GOALS = {"kart_first": 1.2, "kart_cached": 0.2}  # issue 15: KartRunner / SequentialRunner
 
 
-def run_rounds(args: argparse.Namespace) -> list[dict[str, Timing]]:
-    """``--repeat`` rounds, or more while ``--budget`` seconds last; alternating the order within a round."""
+def run_rounds(args: argparse.Namespace, folder: Path) -> list[dict[str, Timing]]:
+    """``--repeat`` rounds, or more while ``--budget`` seconds last; alternating the order within a round.
+
+    Each round's folders are deleted right after it with ``--delete-each-round``, else all at the end
+    (``main``): on an ext4 mounted with ``discard`` (this VM's /tmp) creating a file just after many
+    deletions costs up to 30 times more (28 us against 1,000 us measured), so deleting a round's ~1,000
+    files before the next round charged the next round's file creations, mostly KartRunner's, for the
+    bench's own clean-up.
+    """
     rounds: list[dict[str, Timing]] = []
     started = time.perf_counter()
     while len(rounds) < args.repeat or (args.budget and time.perf_counter() - started < args.budget):
-        rounds.append(one_round(args.nodes, args.width, args.workspace_root, kart_first=len(rounds) % 2 == 1))
+        root = folder / f"round{len(rounds)}"
+        kart_first = len(rounds) % 2 == 1
+        rounds.append(one_round(args.nodes, args.width, root, args.workspace_root, kart_first=kart_first))
+        if args.delete_each_round:
+            shutil.rmtree(root)
     return rounds
 
 
@@ -176,12 +189,17 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=15, help="rounds (at least)")
     parser.add_argument("--budget", type=float, default=0.0, help="seconds: keep adding rounds until spent")
     parser.add_argument("--workspace-root", default=None, help="URL under which kart's workspaces go (s3://...)")
+    parser.add_argument(
+        "--delete-each-round", action="store_true", help="delete a round's folders right after it (before 12/2026)"
+    )
     args = parser.parse_args()
     for name in ("kedro", "kart_kedro"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    one_round(min(args.nodes, 20), args.width, args.workspace_root)  # warm-up: imports, first-use caches
-    load_before = os.getloadavg()
-    rounds = run_rounds(args)
+    with tempfile.TemporaryDirectory(prefix="bench-kedro-") as folder:
+        # warm-up: imports, first-use caches
+        one_round(min(args.nodes, 20), args.width, Path(folder) / "warm-up", args.workspace_root)
+        load_before = os.getloadavg()
+        rounds = run_rounds(args, Path(folder))
     wall = {key: min(r[key].wall for r in rounds) for key in PHASES}
     best_cpu = {key: min((r[key] for r in rounds), key=lambda timing: timing.cpu) for key in PHASES}
     cpu = {key: timing.cpu for key, timing in best_cpu.items()}
