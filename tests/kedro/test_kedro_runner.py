@@ -197,7 +197,7 @@ def test_a_node_run_keeps_its_output_states_in_its_task_log_and_kart_s_contents_
     task_log = _total_run(workspace).task.get_task_log()
     config = dataset_config(JsonFile(str(tmp_path / "total.json")))  # the catalog definition that wrote it
     assert task_log[OUTPUT_STATES] == {
-        "total": (_file_md5(data), len(data), stat.st_mtime_ns, config, stat.st_ctime_ns)
+        "total": (_file_md5(data), len(data), stat.st_mtime_ns, config, stat.st_ctime_ns, "")
     }
     records = Path(workspace, "kedro", "_")
     assert sorted(p.name for p in (records / ".kart").iterdir()) == ["last_runs.pkl", "written.pkl"]

@@ -14,7 +14,8 @@ before a cached node is served, the outputs' current states are compared with th
 A dataset with a file path (``_filepath``/``filepath``/``path``, versioned or not, local or fsspec)
 is read as bytes — and only when its size or modification time (locally also its status-change time,
 ``st_ctime_ns``, which no ``utime`` call can set back: an edit that restores size and mtime, a copy
-with ``cp -p``/``rsync -a``, is read) differ from the record; any other
+with ``cp -p``/``rsync -a``, is read; on object storage also the store's content tokens, ``ETag``:
+S3 keeps modification times in whole seconds) differ from the record; any other
 dataset is loaded and its data digested (partition loaders called); data that cannot be digested
 (a LazyFrame) counts as missing, so the cached result is written back.
 
@@ -30,6 +31,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import posixpath
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import PurePath
@@ -56,6 +58,10 @@ class OutputState:
             by kart before 2026-11-30, or missing).
         ctime_ns: local files: the newest status-change time in nanoseconds; -1 for object storage,
             loaded data and states recorded before 2026-12-01 (those are read once more).
+        etag: object storage: the store's content tokens of the files (S3 ``ETag``, GCS ``md5Hash`` or
+            ``generation``), which a rewrite changes even within the same second and at the same size
+            (S3 modification times are whole seconds); "" where the store gives none, for local files and
+            for states recorded before 2026-12-01 17:00 UTC (those are read once more).
     """
 
     md5: str
@@ -63,6 +69,7 @@ class OutputState:
     mtime_ns: int = -1
     config: str = ""
     ctime_ns: int = -1
+    etag: str = ""
 
     @property
     def missing(self) -> bool:
@@ -81,6 +88,14 @@ _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")  # reprs of objects without their o
 def dataset_config(dataset: Any, *, reading: bool = False) -> str:
     """md5 hex naming a catalog definition: the dataset's type and its ``_describe()`` items.
 
+    For kedro-datasets' ``PartitionedDataset`` and ``IncrementalDataset``, whose ``_describe()`` (9.6.0)
+    names only the path and the partition dataset, the options it leaves out count too
+    (``_partitioned_options``): ``filename_suffix``, ``overwrite`` and ``filepath_arg`` (which files are
+    written and read), and, as ``load_args``, the ``find()`` arguments and an IncrementalDataset's
+    checkpoint (its type, its place inside the folder, ``force_checkpoint``, ``comparison_func``), which
+    decide what a load returns. kart before 2026-12-01 17:00 UTC left them out: a changed
+    ``filename_suffix`` kept a raw input's recorded digest and its readers cached over other partitions.
+
     Args:
         dataset: a Kedro dataset.
         reading: also count ``load_args`` (what a node reading the dataset sees); without it, only
@@ -96,11 +111,51 @@ def dataset_config(dataset: Any, *, reading: bool = False) -> str:
         described = dict(dataset._describe())
     except Exception:  # a third-party _describe that fails: the type still counts
         described = {}
+    if _is_partitioned(dataset):
+        described.update(_partitioned_options(dataset))
     ignored = _NOT_WRITING - {"load_args"} if reading else _NOT_WRITING
     kept = {str(key): _without(value, ignored) for key, value in described.items() if str(key) not in ignored}
     kind = type(dataset)
     text = json.dumps([f"{kind.__module__}.{kind.__qualname__}", kept], sort_keys=True, default=repr)
     return hashlib.md5(_ADDRESS.sub("", text).encode()).hexdigest()
+
+
+def _is_partitioned(dataset: Any) -> bool:
+    """Whether ``dataset`` is a kedro-datasets ``PartitionedDataset`` (``IncrementalDataset`` is one), by its classes'
+    names: kart does not import kedro-datasets, which a project may not have installed."""
+    return any(
+        cls.__name__ == "PartitionedDataset" and cls.__module__.startswith("kedro_datasets.")
+        for cls in type(dataset).__mro__
+    )
+
+
+def _partitioned_options(dataset: Any) -> dict[str, Any]:
+    """The options of a (kedro-datasets 9.x) PartitionedDataset or IncrementalDataset that its ``_describe()`` omits.
+
+    ``load_args`` holds what decides which partitions a load returns and is not written: the ``find()``
+    arguments and, for an IncrementalDataset, its checkpoint (the checkpoint's path relative to the
+    folder, so the project's place does not count).
+    """
+    filepath_arg = str(getattr(dataset, "_filepath_arg", "filepath"))
+    reading: dict[str, Any] = {"find": getattr(dataset, "_load_args", None)}
+    checkpoint = getattr(dataset, "_checkpoint_config", None)
+    if isinstance(checkpoint, Mapping):
+        kept = {str(key): value for key, value in checkpoint.items() if key not in (filepath_arg, "credentials")}
+        place = checkpoint.get(filepath_arg)
+        base = str(getattr(dataset, "_normalized_path", getattr(dataset, "_path", "")))
+        kept["place"] = posixpath.relpath(str(place), base) if place is not None and base else None
+        comparison = getattr(dataset, "_comparison_func", None)
+        reading["checkpoint"] = kept
+        reading["force_checkpoint"] = getattr(dataset, "_force_checkpoint", None)
+        reading["comparison_func"] = (
+            f"{getattr(comparison, '__module__', '')}.{getattr(comparison, '__qualname__', '')}"
+        )
+    return {
+        "filename_suffix": getattr(dataset, "_filename_suffix", ""),
+        "overwrite": getattr(dataset, "_overwrite", None),
+        "filepath_arg": filepath_arg,
+        "load_args": reading,
+    }
 
 
 def _without(value: Any, ignored: frozenset[str]) -> Any:
@@ -159,6 +214,8 @@ def _location(dataset: Any) -> tuple[Any, str] | None:
     Raises:
         _NoVersionYet: for a versioned dataset that has no version yet.
     """
+    if _is_partitioned(dataset):
+        return _partitioned_location(dataset)
     if hasattr(dataset, "_get_load_path") and getattr(dataset, "_version", None):
         try:
             path: Any = dataset._get_load_path()  # the version a load would read (the latest)
@@ -176,6 +233,19 @@ def _location(dataset: Any) -> tuple[Any, str] | None:
     from kedro.io.core import get_filepath_str
 
     return (filesystem, get_filepath_str(PurePath(str(path)), protocol))
+
+
+def _partitioned_location(dataset: Any) -> tuple[Any, str]:
+    """(fsspec filesystem or None for local, folder) of a PartitionedDataset: its ``path`` keeps the protocol
+    (``s3://bucket/parts``), and its file system is ``_filesystem``, not ``_fs``. kart before 2026-12-01
+    17:00 UTC took an ``s3://`` folder for a local path that never exists: a cached node's partitions on
+    object storage counted as missing, so every cached run wrote them all again, over any written outside kart.
+    """
+    path = str(dataset._path)
+    if getattr(dataset, "_protocol", "file") in (None, "file", "local"):
+        return (None, path[len("file://") :] if path.startswith("file://") else path)
+    filesystem = dataset._filesystem
+    return (filesystem, filesystem._strip_protocol(str(getattr(dataset, "_normalized_path", path))))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -281,12 +351,17 @@ def _local_files(path: str) -> Iterator[tuple[str, str, os.stat_result]]:
 
 
 def _fsspec_state(filesystem: Any, path: str, recorded: OutputState | None) -> OutputState:
+    # s3fs and gcsfs keep listings: a write by another client since (a hand edit) must be seen.
+    filesystem.invalidate_cache(path)
     if not filesystem.exists(path):
         return MISSING
     files = sorted(filesystem.find(path, detail=True).items()) or [(path, filesystem.info(path))]
     size = sum(int(info.get("size") or 0) for _, info in files)
     mtime = max(_mtime_ns(info) for _, info in files)
-    if recorded is not None and mtime >= 0 and (recorded.size, recorded.mtime_ns) == (size, mtime):
+    etag = _etags(files)
+    # S3 modification times are whole seconds: a rewrite of the same size within the second keeps both,
+    # so where the store gives content tokens they must match too.
+    if recorded is not None and mtime >= 0 and (recorded.size, recorded.mtime_ns, recorded.etag) == (size, mtime, etag):
         return recorded
     hasher = hashlib.md5()
     for name, _ in files:
@@ -294,7 +369,16 @@ def _fsspec_state(filesystem: Any, path: str, recorded: OutputState | None) -> O
         with filesystem.open(name, "rb") as handle:
             for chunk in iter(lambda: handle.read(_CHUNK), b""):
                 hasher.update(chunk)
-    return OutputState(hasher.hexdigest(), size, mtime)
+    return OutputState(hasher.hexdigest(), size, mtime, etag=etag)
+
+
+_TOKEN_KEYS = ("ETag", "etag", "md5Hash", "generation")  # s3fs, adlfs, gcsfs: set anew by every write
+
+
+def _etags(files: list[tuple[str, dict[str, Any]]]) -> str:
+    """The stores' content tokens of ``files`` (name, info), one per file in order; "" when the store gives none."""
+    tokens = [next((str(info[key]) for key in _TOKEN_KEYS if info.get(key)), "") for _, info in files]
+    return "|".join(tokens) if any(tokens) else ""
 
 
 def _mtime_ns(info: dict[str, Any]) -> int:
