@@ -406,6 +406,9 @@ class PipelineRun:
         """Write the cached persistent outputs in ``replace`` now; memory outputs are loaded only if needed.
 
         Persistent outputs not in ``replace`` already hold the cached content: they are not written.
+        The datasets the node ``confirms`` are confirmed, as Kedro's Task does after a node ran: an
+        IncrementalDataset's checkpoint moves past the partitions the cached result was built from
+        (kart before 2026-12-01 17:30 UTC left it, so every later run read them again).
 
         Raises:
             _DamagedCache: an output in ``replace`` cannot be loaded back (nothing was written then).
@@ -418,6 +421,8 @@ class PipelineRun:
         for name, value in values.items():
             self.create_dataset(name)
             self.catalog.save(name, value)
+        for name in node.confirms:
+            self.catalog.confirm(name)
         self.statuses[node.name] = kart_core.RunStatus.CACHED.value
         if logger.isEnabledFor(logging.INFO):  # the label is formatted only for a line that is shown
             logger.info("kart: node %r cached (%s)", node.name, task.kart_label(), extra=PLAIN)
