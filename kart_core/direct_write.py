@@ -50,7 +50,7 @@ from typing import Any
 from kart_core import commit_marker, target_config, transaction
 from kart_core.errors import NoSpaceError, TaskLockException
 from kart_core.integrity import DEFAULT_ALGORITHM, digest_stream
-from kart_core.lock import canonical_lock_key
+from kart_core.lock import canonical_location
 from kart_core.manifest import Entry, OutputRecord
 from kart_core.signing import HEADER_SIZE, Signer
 from kart_core.storage import storage_for
@@ -457,7 +457,7 @@ class DirectWrites:
         it as one file refuse it).
         """
         known = getattr(target, "signing_name", None)
-        name = known if isinstance(known, str) else canonical_lock_key(path)
+        name = known if isinstance(known, str) else canonical_location(path)
         commit = self._running.commit_id if record is not None else None
         spool = storage.spool(path)
         try:

@@ -24,11 +24,12 @@ from typing import Any
 from kart_core.errors import LockSettingError, LockUnavailableError, TaskLockException
 
 
-def canonical_lock_key(location: str) -> str:
-    """The canonical form of an output location, so every spelling of one file gives one lock key.
+def canonical_location(location: str) -> str:
+    """The canonical form of an output location, resolved afresh: every spelling of one file gives one string.
 
     Local paths (with or without ``file://``) become absolute and normalised with symlinks resolved;
     URLs keep their scheme (lower-cased) and bucket and get ``.``, ``..`` and repeated ``/`` collapsed.
+    What a bare target's signature binds (``TargetOnKart.signing_name``): exact whenever it is asked.
     """
     scheme, separator, rest = location.partition("://")
     if separator and scheme.lower() not in ("file", "local"):
@@ -36,6 +37,47 @@ def canonical_lock_key(location: str) -> str:
         return f"{scheme.lower()}://{normalised}"
     local = rest if separator else location
     return os.path.realpath(os.path.abspath(os.path.expanduser(local)))
+
+
+def canonical_lock_key(location: str) -> str:
+    """``canonical_location(location)``, with the resolution of its folder remembered: the key of a task's lock
+    and of its turn among this process's threads.
+
+    Every task run asks for one, and ``os.path.realpath`` stats each part of the path in Python (~45 us,
+    most of the key's cost). Here the folder's resolved form is remembered with the identity (device,
+    inode) of the folder its spelling reaches, and used while a ``stat`` of that spelling finds the same
+    folder; the file itself is checked with one ``lstat`` (a symlink there is resolved afresh). A folder
+    swapped or a symlink on the path pointed elsewhere is resolved again. Only a folder that was moved
+    while this process ran and had a symlink to its new place put at its old one (the same folder
+    reached) keeps its old resolved name here: this process's lock is then another one than a fresh
+    process's, so both may run the task; their commits settle that (``kart_core.transaction``).
+    """
+    scheme, separator, rest = location.partition("://")
+    if separator and scheme.lower() not in ("file", "local"):
+        return canonical_location(location)
+    absolute = os.path.abspath(os.path.expanduser(rest if separator else location))
+    folder, name = os.path.split(absolute)
+    try:
+        if not name or stat.S_ISLNK(os.lstat(absolute).st_mode):
+            return os.path.realpath(absolute)
+    except OSError:  # missing (not yet written): realpath keeps the name as it is
+        pass
+    try:
+        found = os.stat(folder)
+    except OSError:  # the folder is missing too: nothing to remember
+        return os.path.realpath(absolute)
+    known = _resolved_folders.get(folder)
+    if known is None or known[1] != found.st_dev or known[2] != found.st_ino:
+        known = (os.path.realpath(folder), found.st_dev, found.st_ino)
+        if len(_resolved_folders) >= _RESOLVED_FOLDERS_MAX:
+            _resolved_folders.clear()
+        _resolved_folders[folder] = known
+    return os.path.join(known[0], name)
+
+
+# Absolute folder as spelt -> (its realpath, st_dev, st_ino of the folder it reached then): canonical_lock_key.
+_resolved_folders: dict[str, tuple[str, int, int]] = {}
+_RESOLVED_FOLDERS_MAX = 4096
 
 
 @dataclasses.dataclass(frozen=True)

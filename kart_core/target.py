@@ -46,7 +46,7 @@ from kart_core.errors import (
 from kart_core.file_processor import DataFrameType, FileProcessor, make_file_processor, open_for_processor
 from kart_core.file_processor.pickle_format import PickleFileProcessor
 from kart_core.integrity import DEFAULT_ALGORITHM, available, digest_bytes, digest_stream
-from kart_core.lock import canonical_lock_key as canonical_location
+from kart_core.lock import canonical_location
 from kart_core.manifest import SIGNING_ADVICE, Entry, OutputRecord, new_commit_id, read_manifest
 from kart_core.signing import HEADER_SIZE, MAGIC, MOVED_ADVICE, Signer, is_sealed, signature_path
 from kart_core.storage import Storage, storage_for
@@ -701,7 +701,7 @@ class TargetOnKart(luigi.Target):
         """What a signature binds besides the content: a name that holds wherever the workspace lives.
 
         The output's workspace-relative path (its record's key, else the ``name`` it was made with: a run
-        log's ``log/{kind}/{file}``); the full path (symlinks resolved, ``kart_core.lock.canonical_lock_key``)
+        log's ``log/{kind}/{file}``); the full path (symlinks resolved, ``kart_core.lock.canonical_location``)
         only for a bare target, which knows no workspace.
         """
         if self.record is not None:

@@ -41,7 +41,7 @@ from kart_core.damage import local_mtime_ns, rewritten_note, unvouched_reason
 from kart_core.errors import DamagedOutputError, IntegrityError
 from kart_core.integrity import DEFAULT_ALGORITHM, available, digest_stream
 from kart_core.lineage import Lineage
-from kart_core.lock import canonical_lock_key, hold_lock
+from kart_core.lock import canonical_location, hold_lock
 from kart_core.manifest import Entry, OutputRecord, clear_folder, manifest_task, read_manifest, read_unverified
 from kart_core.runlog_reader import load_log_value, one_line
 from kart_core.safe_pickle import loads_plain_data
@@ -511,7 +511,7 @@ def _run_log_fault(entry: FileEntry, kind: LogKind, signer: Signer | None) -> st
 
 def _log_seal(data: bytes, entry: FileEntry, signer: Signer) -> Seal | None:
     """The seal of a run log when its MAC holds for its workspace-relative name (or an older kart's full path)."""
-    for name in (entry.relative, canonical_lock_key(entry.path)):
+    for name in (entry.relative, canonical_location(entry.path)):
         seal = signer.verify(data, name)
         if seal is not None:
             return seal
@@ -745,7 +745,7 @@ def _refusal(entry: FileEntry, signer: Signer, commits: bool) -> str | None:
             data = head + file.read()
     except FileNotFoundError:  # removed since the listing
         return None
-    if any(signer.verify(data, name) is not None for name in (entry.relative, canonical_lock_key(entry.path))):
+    if any(signer.verify(data, name) is not None for name in (entry.relative, canonical_location(entry.path))):
         return None
     return "its signature does not match its content and path, and no signed manifest records it"
 

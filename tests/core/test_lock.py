@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from kart_core.errors import TaskLockException
-from kart_core.lock import LockParams, canonical_lock_key, hold_lock
+from kart_core.lock import LockParams, canonical_location, canonical_lock_key, hold_lock
 
 
 def _params(service: Any | None, key: str, tmp_path: Path) -> LockParams:
@@ -185,6 +185,24 @@ def test_a_symlinked_workspace_shares_the_lock_of_its_target(tmp_path: Path) -> 
     one = LockParams(key=str(tmp_path / "real" / "A_1.pkl"), lock_directory=str(tmp_path / "locks"))
     other = LockParams(key=str(tmp_path / "link" / "A_1.pkl"), lock_directory=str(tmp_path / "locks"))
     assert one.key == other.key
+
+
+def test_the_lock_key_follows_a_symlink_pointed_elsewhere_and_a_symlinked_output(tmp_path: Path) -> None:
+    """canonical_lock_key remembers each folder's resolution: it must not outlive the folder it was read from."""
+    for name in ("one", "two"):
+        (tmp_path / name).mkdir()
+    link = tmp_path / "ws"
+    link.symlink_to(tmp_path / "one")
+    output = str(link / "A_1.pkl")
+    real = os.path.realpath(tmp_path)
+    assert canonical_lock_key(output) == canonical_location(output) == f"{real}/one/A_1.pkl"  # missing file
+    link.unlink()
+    link.symlink_to(tmp_path / "two")
+    assert canonical_lock_key(output) == f"{real}/two/A_1.pkl"  # the new folder, not the remembered one
+    (tmp_path / "two" / "elsewhere.pkl").write_bytes(b"x")
+    (tmp_path / "two" / "A_1.pkl").symlink_to(tmp_path / "two" / "elsewhere.pkl")
+    assert canonical_lock_key(output) == f"{real}/two/elsewhere.pkl"  # an output that is a symlink: its target
+    assert canonical_lock_key(str(tmp_path / "gone" / "A_1.pkl")) == f"{real}/gone/A_1.pkl"  # no folder yet
 
 
 @pytest.mark.parametrize(
