@@ -62,7 +62,6 @@ removes it once its outputs are in place (``clear_refused``).
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import dataclasses
 import json
@@ -73,7 +72,7 @@ import re
 import shutil
 import socket
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection
 from typing import TypeVar
 
 from kart_core.errors import ConcurrentCommitError, DamagedOutputError, IntegrityError, TaskLockException
@@ -840,7 +839,7 @@ def _killed(storage: Storage, record: OutputRecord, commit: str) -> bool:
         time.sleep(_POLL_SECONDS)  # another host's commit, no shared lock to ask: poll
 
 
-def read_consistently(load: Callable[[], _T], what: str) -> _T:
+def read_consistently(load: Callable[[], _T], what: str, earlier: dict[str, str] | None = None) -> _T:
     """Run ``load`` (loads of committed outputs) so that each task's outputs come from one commit.
 
     Inside another ``read_consistently`` the outer one checks. A load that fails on a size, hash or
@@ -849,9 +848,12 @@ def read_consistently(load: Callable[[], _T], what: str) -> _T:
     Args:
         load: reads the outputs (``TargetOnKart.load`` of each).
         what: names what is loaded in the error (``the inputs of Class[8-hex id]``).
+        earlier: manifest path -> commit id of the earlier loads of one ``load_generator``, whose values
+            were yielded and cannot be loaded again; this load's commits are added to it.
 
     Raises:
-        ConcurrentCommitError: commits kept replacing the outputs during two attempts.
+        ConcurrentCommitError: commits kept replacing the outputs during two attempts; or (``earlier``) an
+            output of a task whose other output an earlier load read was loaded from a later commit.
         Exception: what ``load`` raised otherwise.
     """
     if _reads.get() is not None:
@@ -871,9 +873,28 @@ def read_consistently(load: Callable[[], _T], what: str) -> _T:
         finally:
             _reads.reset(token)
         if not reads.changed():
+            if earlier is not None:
+                _add_commits(earlier, reads.commits, what)
             return value
         logger.info("Loading %s again: a task's outputs were replaced by a commit while they were read", what)
     raise ConcurrentCommitError(_concurrent_message(what))
+
+
+def _add_commits(earlier: dict[str, str], commits: dict[str, str], what: str) -> None:
+    """Add ``commits`` to ``earlier``; a manifest already there under another commit is an error (see below).
+
+    Raises:
+        ConcurrentCommitError: one task's outputs were loaded from two commits by one ``load_generator``.
+    """
+    for path, commit in commits.items():
+        if earlier.setdefault(path, commit) != commit:
+            raise ConcurrentCommitError(
+                f"Could not load {what} from one commit: load_generator() had yielded an output of a task from "
+                f"commit {earlier[path]}, and another process's commit ({commit}, a rerun or a repair) replaced "
+                f"that task's outputs before the next one was loaded (manifest {path!r}); what was yielded cannot "
+                "be loaded again. Build again when that commit has finished, or load that task's outputs with "
+                "load(), which loads them again."
+            )
 
 
 def _concurrent_message(what: str) -> str:
@@ -881,23 +902,3 @@ def _concurrent_message(what: str) -> str:
         f"Could not load {what} from one commit: each of two attempts saw a task's outputs being replaced by "
         "another process's commit (a rerun or a repair running at the same time). Load again when it has finished."
     )
-
-
-@contextlib.contextmanager
-def consistent_reads(what: str) -> Iterator[None]:
-    """Check the loads of the body as ``read_consistently`` does, without a retry (for a generator's loads).
-
-    Raises:
-        ConcurrentCommitError: a task's outputs were replaced while the body read them.
-    """
-    if _reads.get() is not None:
-        yield
-        return
-    reads = _Reads()
-    token = _reads.set(reads)
-    try:
-        yield
-    finally:
-        _reads.reset(token)
-    if reads.changed():
-        raise ConcurrentCommitError(_concurrent_message(what))

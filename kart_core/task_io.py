@@ -91,12 +91,24 @@ def load(task: KartTask, target: Any = None) -> Any:
 
 
 def load_generator(task: KartTask, target: Any = None) -> Generator[Any, None, None]:
-    """Like ``load``, yielding the loaded inputs one at a time."""
-    with commit_marker.consistent_reads(f"the inputs of {task.kart_label()}"):
-        for item in flatten(input_targets(task, target)):
-            with transaction.joined(memo_of(task).run):  # per item: the caller's context changes between yields
-                loaded = item.load()
-            yield loaded
+    """Like ``load``, yielding the loaded inputs one at a time (gokart 1.12.2: one per flattened target).
+
+    Each load is checked and made again as ``load``'s are (``commit_marker.read_consistently``), so a
+    rerun of an upstream committed while the caller works on an earlier item does not fail the run
+    (gokart yields what it reads, too). Nothing stays set in the caller's context between items.
+
+    Raises:
+        ConcurrentCommitError: (a LoadError) commits kept replacing an input while it was read; or one
+            task's outputs would be yielded from two commits (another process replaced them between two
+            items: the earlier one cannot be loaded again).
+        Exception: what ``load`` raises.
+    """
+    what = f"the inputs of {task.kart_label()}"
+    earlier: dict[str, str] = {}  # manifest -> commit of what was yielded
+    for item in flatten(input_targets(task, target)):
+        with transaction.joined(memo_of(task).run):  # per item: the caller's context changes between yields
+            loaded = commit_marker.read_consistently(item.load, what, earlier)
+        yield loaded
 
 
 def load_data_frame(
