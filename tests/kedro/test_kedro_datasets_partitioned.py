@@ -201,3 +201,45 @@ def test_a_changed_overwrite_option_rewrites_the_cached_partitions(
     # overwrite=True: a plain kedro run leaves only g3.csv; kart before served the node and left all three
     assert _run(_runner(runner_class, workspace), pipeline, entries(["g3"], True)) == []  # written back, not run
     assert sorted(os.listdir(tmp_path / "parts")) == ["g3.csv"]
+
+
+# --- partitioned outputs read by a cached node -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("runner_class", [KartRunner, KartParallelRunner], ids=lambda cls: cls.__name__)
+def test_a_reader_of_a_partition_folder_sees_the_partitions_other_runs_left_in_it(
+    tmp_path: Path, journal: str, runner_class: type
+) -> None:
+    from kedro.io import MemoryDataset
+
+    frame = pd.DataFrame({"g": ["g1", "g2", "g3"], "v": [1, 2, 3]})
+    pipeline = Pipeline(
+        [
+            node(split, ["frame", "params:groups"], "parts", name="split"),
+            node(sum_partitions, "parts", "sums", name="sums"),
+        ]
+    )
+
+    def run(runner: Any, groups: list[str]) -> tuple[list[str], dict[str, int]]:
+        folder = tmp_path / type(runner).__name__
+        entries = {
+            "frame": MemoryDataset(frame),
+            "params:groups": MemoryDataset(groups),
+            "parts": PartitionedDataset(  # overwrite=False: a save leaves the partitions it does not write
+                path=str(folder / "parts"),
+                dataset={"type": "pandas.CSVDataset", "save_args": {"index": False}},
+                filename_suffix=".csv",
+            ),
+            "sums": JSONDataset(filepath=str(folder / "sums.json")),
+        }
+        ran = _run(runner, pipeline, entries)
+        return ran, json.loads((folder / "sums.json").read_text())
+
+    workspace = str(tmp_path / "ws")
+    for groups in (["g1", "g2"], ["g3"], ["g1", "g2"]):
+        expected = run(SequentialRunner(), groups)[1]
+        ran, sums = run(_runner(runner_class, workspace), groups)
+        assert sums == expected
+    assert expected == {"g1": 1, "g2": 2, "g3": 3}  # the folder keeps g3 from the second run
+    # split is served (its partitions written back), sums runs: kart before served the first run's {g1, g2}
+    assert ran == ["sum_partitions"]

@@ -40,7 +40,16 @@ from typing import Any
 import kart_core
 from kart_kedro.input_digest import data_digest
 
-__all__ = ["MISSING", "FileStamp", "OutputState", "current_state", "dataset_config", "file_stamp", "is_persistent"]
+__all__ = [
+    "MISSING",
+    "FileStamp",
+    "OutputState",
+    "current_state",
+    "dataset_config",
+    "file_stamp",
+    "is_persistent",
+    "loads_more_than_saved",
+]
 
 _CHUNK = 1 << 20
 
@@ -168,6 +177,21 @@ def _without(value: Any, ignored: frozenset[str]) -> Any:
 def is_persistent(dataset: Any) -> bool:
     """Whether a catalog entry keeps its data beyond the run (not a MemoryDataset and the like)."""
     return dataset is not None and not getattr(dataset, "_EPHEMERAL", False)
+
+
+def loads_more_than_saved(dataset: Any) -> bool:
+    """Whether a load of ``dataset`` may return other data than its last save wrote, so that a node reading it
+    must be keyed by what it holds (its state's md5), not only by what the producing node returned.
+
+    - a kedro-datasets ``PartitionedDataset`` (or ``IncrementalDataset``) without ``overwrite``: a save adds
+      and replaces partitions, a load lists every partition in the folder, those of other runs and
+      of other writers too;
+    - a versioned dataset: a load reads the newest version, which may be one kart did not save
+      (a version saved outside kart with a later timestamp).
+    """
+    if _is_partitioned(dataset):
+        return not getattr(dataset, "_overwrite", False)
+    return bool(hasattr(dataset, "_get_load_path") and getattr(dataset, "_version", None))
 
 
 def current_state(dataset: Any, recorded: OutputState | None = None) -> OutputState:

@@ -34,6 +34,7 @@ import logging
 import pickle
 import re
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 import kart_core
@@ -43,7 +44,14 @@ from kart_kedro.input_digest import data_digest
 from kart_kedro.node_cache import KedroNodeRun
 from kart_kedro.node_records import NodeRecords, RunParts
 from kart_kedro.node_work import NodeResult, NodeWork
-from kart_kedro.output_state import current_state, dataset_config, file_stamp, is_persistent
+from kart_kedro.output_state import (
+    OutputState,
+    current_state,
+    dataset_config,
+    file_stamp,
+    is_persistent,
+    loads_more_than_saved,
+)
 from kart_kedro.pipeline import KartTaskNode
 from kart_kedro.receipt_dataset import TaskReceiptDataset
 from kart_kedro.runtime_dataset import RuntimeDatasets
@@ -153,6 +161,10 @@ class PipelineRun:
         self.runtime_datasets = RuntimeDatasets(catalog)  # each runtime-pattern type resolved once per run
         self.pending: dict[str, tuple[str, Any]] = {}  # cached outputs loaded only if needed: (node, target)
         self.configs: dict[str, str] = {}  # catalog definitions of persistent upstream inputs, once per run
+        # What each persistent output holds (its state's md5) once its producer was served or ran, for the
+        # datasets whose loads may return more than the producer saved (``loads_more_than_saved``).
+        self.stored: dict[str, str] = {}
+        self.merging: dict[str, bool] = {}  # loads_more_than_saved, asked once per dataset and run
         self.contents: dict[str, dict[str, str]] = {}  # per cached node: its outputs' content hashes (committed)
         self.statuses: dict[str, str] = {}
         self.reasons: dict[str, str] = {}
@@ -252,7 +264,7 @@ class PipelineRun:
             elif self._from_cached_node(name):
                 upstream[name] = self.upstream_content(name)
                 if self._persistent(name):  # read back through its catalog entry: load args count
-                    inputs[name] = self.input_config(name)
+                    inputs[name] = self.input_config(name) + self.stored.get(name, "")
             else:
                 inputs[name] = self.input_digest(node, name)
         code = self.codes[node.name]
@@ -362,6 +374,19 @@ class PipelineRun:
             self.configs[name] = "catalog:" + dataset_config(self.catalog.get(name), reading=True)
         return self.configs[name]
 
+    def note_stored(self, states: Mapping[str, OutputState]) -> None:
+        """Remember what the persistent outputs in ``states`` hold now (``self.stored``), for those whose loads may
+        return more than their producer saved: a folder of partitions without ``overwrite`` keeps the partitions of
+        other runs, a versioned dataset's newest version may not be kart's. Their readers are keyed by it (kart
+        before 2026-12-01 18:00 UTC keyed them by the producer's result only, and served a reader's cache built
+        on other partitions than the folder held)."""
+        for name, state in states.items():
+            merging = self.merging.get(name)
+            if merging is None:
+                merging = self.merging[name] = loads_more_than_saved(self.catalog.get(name))
+            if merging and not state.missing:
+                self.stored[name] = ":stored:" + state.md5
+
     @staticmethod
     def _digest_value(node: Any, name: str, value: Any) -> str:
         """The digest of input ``name``'s loaded ``value`` (partition loaders are called: ``data_digest``).
@@ -398,6 +423,7 @@ class PipelineRun:
             return f"its cached output {damaged.output!r} was damaged"
         if replace:
             states.update({name: current_state(self.catalog.get(name)) for name in replace})
+        self.note_stored(states)
         if states != recorded:
             self.records.save_states(task, states)
         return None
@@ -492,6 +518,7 @@ class PipelineRun:
         result = self.work(node, task)()
         self.statuses[node.name] = result.status
         self.records.mark_written(result.states)
+        self.note_stored(result.states)
         self.ran_parts[node.name] = self.parts[node.name]
         logger.info("kart: node %r %s (%s)", node.name, result.status, self.reasons[node.name], extra=PLAIN)
         if list(kart_core.output_digests(task).values()) != before:
@@ -591,6 +618,7 @@ class PipelineRun:
                 self.statuses[node.name] = result.status
                 if task is not None:
                     self.records.mark_written(result.states)  # the states themselves are in the run's task log
+                    self.note_stored(result.states)
                     self.ran_parts[node.name] = self.parts[node.name]
                     if result.contents is not None:  # what its readers are keyed by, from its own commit
                         self.contents[node.name] = result.contents
