@@ -238,8 +238,10 @@ def test_a_reader_of_a_partition_folder_sees_the_partitions_other_runs_left_in_i
     workspace = str(tmp_path / "ws")
     for groups in (["g1", "g2"], ["g3"], ["g1", "g2"]):
         expected = run(SequentialRunner(), groups)[1]
-        ran, sums = run(_runner(runner_class, workspace), groups)
+        runner = _runner(runner_class, workspace)
+        ran, sums = run(runner, groups)
         assert sums == expected
     assert expected == {"g1": 1, "g2": 2, "g3": 3}  # the folder keeps g3 from the second run
     # split is served (its partitions written back), sums runs: kart before served the first run's {g1, g2}
     assert ran == ["sum_partitions"]
+    assert runner.last_reasons == {"sums": "upstream changed: parts"}

@@ -262,9 +262,10 @@ class PipelineRun:
             if _is_parameter(name):
                 parameters[name] = self.parameter_digest(node, name)
             elif self._from_cached_node(name):
-                upstream[name] = self.upstream_content(name)
+                # what it returned, and for a dataset whose loads may return more, what it holds (note_stored)
+                upstream[name] = self.upstream_content(name) + self.stored.get(name, "")
                 if self._persistent(name):  # read back through its catalog entry: load args count
-                    inputs[name] = self.input_config(name) + self.stored.get(name, "")
+                    inputs[name] = self.input_config(name)
             else:
                 inputs[name] = self.input_digest(node, name)
         code = self.codes[node.name]
