@@ -14,7 +14,9 @@ What counts is everything that can change what code reading the value computes:
 - anything else by its pickle (a polars DataFrame's pickle holds its schema and data).
 
 Values whose pickle holds no data, only a recipe or a reference to it (a polars LazyFrame, a
-pyarrow Dataset, a dask collection, a generator or other iterator, an open file, any callable),
+pyarrow Dataset, a dask collection, a generator or other iterator, an open file, code: a function,
+method, class or partial; an instance of a class with ``__call__``, such as a fitted model, counts
+by its pickle),
 and values that cannot be pickled raise ``UndigestableError``: a cache keyed by them would serve
 stale results.
 """
@@ -22,10 +24,14 @@ stale results.
 from __future__ import annotations
 
 import collections.abc
+import contextlib
+import contextvars
 import datetime
 import decimal
 import fractions
+import functools
 import hashlib
+import inspect
 import io
 import pickle
 import types
@@ -49,16 +55,57 @@ _STREAMS = (types.GeneratorType, types.AsyncGeneratorType, types.CoroutineType)
 _LAZY_TABLES = {("polars", "LazyFrame"): "a polars LazyFrame", ("pyarrow", "FileSystemDataset"): "a pyarrow Dataset"}
 
 
-def digest(value: Any) -> str:
+def digest(value: Any, code: set[Any] | None = None) -> str:
     """The md5 hex digest of ``value``'s content (32 hex characters).
+
+    Args:
+        value: the data.
+        code: when given, each class and function that the pickle of a part of ``value`` names (a
+            fitted model's class, and any class or function its attributes hold) is added to it. The
+            digest holds their names, not their code: a caller whose cache must see an edit of that
+            code (the Kedro runner, for project code) fingerprints them itself. The digest is the same.
 
     Raises:
         UndigestableError: ``value`` holds, anywhere inside, something whose content cannot be
             digested (see the module docstring); ``path`` says where.
     """
     hasher = hashlib.md5()
-    _feed(hasher, value)
+    token = _pickled_code.set(code) if code is not None else None
+    try:
+        _feed(hasher, value)
+    finally:
+        if token is not None:
+            _pickled_code.reset(token)
     return hasher.hexdigest()
+
+
+# The set ``digest(value, code)`` fills, for the pickles made inside that call (a set's items are digested apart).
+_pickled_code: contextvars.ContextVar[set[Any] | None] = contextvars.ContextVar("kart_pickled_code", default=None)
+
+
+class _NamingPickler(pickle.Pickler):
+    """A pickler that notes every class and function a pickle names (the bytes are pickle.dumps's)."""
+
+    def __init__(self, file: io.BytesIO, code: set[Any]) -> None:
+        super().__init__(file, protocol=4)
+        self.code = code
+
+    def reducer_override(self, obj: Any) -> Any:
+        """Note ``obj``'s class (``obj`` itself when it is a class or function); pickle it as usual."""
+        named = obj if isinstance(obj, type) or inspect.isroutine(obj) else type(obj)
+        with contextlib.suppress(TypeError):  # unhashable: not a class or function anyway
+            self.code.add(named)
+        return NotImplemented
+
+
+def _pickled(value: Any) -> bytes:
+    """``pickle.dumps(value, protocol=4)``, noting the code it names when ``digest`` was asked to."""
+    code = _pickled_code.get()
+    if code is None:
+        return pickle.dumps(value, protocol=4)
+    file = io.BytesIO()
+    _NamingPickler(file, code).dump(value)
+    return file.getvalue()
 
 
 def _feed(hasher: Any, value: Any) -> None:
@@ -99,7 +146,7 @@ def _feed_object(hasher: Any, value: Any) -> None:
     if kind is not None:
         raise UndigestableError(kind)
     try:
-        hasher.update(pickle.dumps(value, protocol=4))
+        hasher.update(_pickled(value))
     except (TypeError, AttributeError, ValueError, pickle.PicklingError) as exc:  # what pickling such objects raises
         raise UndigestableError(
             f"a {type(value).__name__} that cannot be pickled ({type(exc).__name__}: {exc})"
@@ -119,9 +166,23 @@ def _undigestable_kind(value: Any, module: str) -> str | None:
         return f"an open file ({type(value).__name__})"
     if isinstance(value, collections.abc.Iterator):
         return f"an iterator ({type(value).__name__})"
-    if callable(value):  # a function, a loader object: pickled by reference or by its settings, never by data
+    if _is_code(value):
         return f"a callable ({getattr(value, '__qualname__', type(value).__qualname__)})"
     return None
+
+
+def _is_code(value: Any) -> bool:
+    """Whether ``value`` is code pickled by reference: a function, a method (a partition's bound loader),
+    a class, a ``functools.partial`` of one. Its pickle names the code and not what calling it reads.
+
+    An instance of a class defining ``__call__`` (a fitted model: a torch module, a user's scorer)
+    is not: its pickle holds its state, as any other object's does, so it counts by that pickle.
+    """
+    return (
+        isinstance(value, type | functools.partial | functools.partialmethod)
+        or inspect.isroutine(value)
+        or (callable(value) and type(value).__module__ in ("builtins", "functools", "operator"))
+    )
 
 
 def _feed_pandas(hasher: Any, value: Any) -> bool:

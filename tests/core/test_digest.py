@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -226,3 +228,26 @@ def test_object_values_whose_text_may_lose_data_are_digested_by_their_pickle() -
     big, changed = np.zeros(2000), np.zeros(2000)
     changed[1000] = 1.0  # str() shows "[0. 0. 0. ... 0. 0. 0.]" for both
     assert digest(pd.DataFrame({"x": _object([big, 1])})) != digest(pd.DataFrame({"x": _object([changed, 1])}))
+
+
+class _Scorer:
+    """A fitted model that is called on data (as a torch module is)."""
+
+    def __init__(self, weight: float) -> None:
+        self.weight = weight
+
+    def __call__(self, value: float) -> float:
+        return value * self.weight
+
+
+def test_a_callable_object_counts_by_its_state_and_names_its_class() -> None:
+    """Before: "a callable (_Scorer)" was undigestable, as functions are (they still are: pickled by name)."""
+    assert digest(_Scorer(2.0)) == digest(_Scorer(2.0)) != digest(_Scorer(3.0))
+    code: set[Any] = set()
+    assert digest({"model": _Scorer(2.0), "n": [1]}, code) == digest({"model": _Scorer(2.0), "n": [1]})
+    assert code == {_Scorer}
+    cases = {"_Scorer": _Scorer, "_Scorer.__call__": _Scorer(2.0).__call__, "partial": functools.partial(_Scorer, 2)}
+    for name, value in cases.items():
+        with pytest.raises(UndigestableError) as raised:
+            digest(value)
+        assert raised.value.kind == f"a callable ({name})"

@@ -23,11 +23,12 @@ import kart_core
 __all__ = ["data_digest"]
 
 
-def data_digest(value: Any) -> str:
+def data_digest(value: Any, code: set[Any] | None = None) -> str:
     """md5 hex of ``value``'s content; a mapping of partition loaders by what each loader returns.
 
     Args:
         value: what a Kedro dataset's ``load()`` returned.
+        code: filled with the classes and functions the pickled parts name (``kart_core.content_digest``).
 
     Raises:
         kart_core.errors.UndigestableError: ``value`` (or a partition a loader returned) holds data
@@ -35,11 +36,11 @@ def data_digest(value: Any) -> str:
         whatever a partition loader raises.
     """
     if not _is_partitions(value):
-        return kart_core.content_digest(value)
+        return kart_core.content_digest(value, code)
     parts = []
     for key in sorted(value, key=str):
         try:
-            parts.append([key, kart_core.content_digest(value[key]())])
+            parts.append([key, kart_core.content_digest(value[key](), code)])
         except kart_core.errors.UndigestableError as exc:
             exc.path.insert(0, f"[{key!r}]()")
             raise

@@ -102,6 +102,12 @@ class _UncacheableCode(_Uncacheable):
         )
 
 
+def _module(code: Any) -> str:
+    """The module a class or function was defined in ("" when it names none)."""
+    module = getattr(code, "__module__", None)
+    return module if isinstance(module, str) else ""
+
+
 def _damage_detail(cause: BaseException) -> str:
     """What is wrong with the file, without kart_core's advice (rerun=True, kart verify): the runner acts itself."""
     text = str(cause)
@@ -183,7 +189,9 @@ class PipelineRun:
         self.kept = (
             inputs if inputs is not None else pipeline.inputs()
         ) | self.outputs  # never released: the caller's data
-        fingerprinter = kart_core.CodeFingerprinter(kart_core.ModuleClassifier([project, *code_packages]))
+        fingerprinter = self.fingerprinter = kart_core.CodeFingerprinter(
+            kart_core.ModuleClassifier([project, *code_packages])
+        )
         # One fingerprint per function and version: nodes sharing a function (a modular pipeline used
         # under several namespaces) share it. The nodes keep their functions alive for the run.
         shared: dict[tuple[int, str | None], kart_core.CodeFingerprint] = {}
@@ -358,8 +366,10 @@ class PipelineRun:
         known = self.records.known_input_digest(name, config, stamp)
         if known is not None:
             return known
-        digest = self._digest_value(node, name, self.catalog.load(name))
-        if file_stamp(dataset, self.project_root) == stamp:  # not changed while read: the digest is of these files
+        code: set[Any] = set()
+        digest = self._digest_value(node, name, self.catalog.load(name), code)
+        # Not recorded when it holds project code: an edit of that code, with the files unchanged, changes it.
+        if not code and file_stamp(dataset, self.project_root) == stamp:  # the digest is of these files
             self.records.note_input_digest(name, config, stamp, digest)
         return digest
 
@@ -388,17 +398,29 @@ class PipelineRun:
             if merging and not state.missing:
                 self.stored[name] = ":stored:" + state.md5
 
-    @staticmethod
-    def _digest_value(node: Any, name: str, value: Any) -> str:
-        """The digest of input ``name``'s loaded ``value`` (partition loaders are called: ``data_digest``).
+    def _digest_value(self, node: Any, name: str, value: Any, code: set[Any] | None = None) -> str:
+        """The digest of input ``name``'s loaded ``value`` (partition loaders are called: ``data_digest``)
+        and of the project code its pickled parts name (a fitted model's class: what calling it runs).
+
+        Args:
+            code: filled with that project code (classes and functions), when given.
 
         Raises:
-            _Uncacheable: its content cannot be digested (a LazyFrame, a generator, a callable, ...).
+            _Uncacheable: its content cannot be digested (a LazyFrame, a generator, a function, ...).
         """
+        named: set[Any] = set()
         try:
-            return data_digest(value)
+            digest = data_digest(value, named)
         except kart_core.errors.UndigestableError as exc:
             raise _Uncacheable(node.name, name, exc) from exc
+        classifier = self.fingerprinter.classifier
+        project = [item for item in named if _module(item) and classifier.version_of(_module(item)) is None]
+        if not project:
+            return digest  # as before kart counted project code: third-party classes count by the data alone
+        if code is not None:
+            code.update(project)
+        fingerprints = sorted(self.fingerprinter.fingerprint(item).digest for item in project)
+        return kart_core.content_digest([digest, "project code", fingerprints])
 
     # --- serving from the cache ---------------------------------------------------------------
 
