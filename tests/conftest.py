@@ -138,7 +138,7 @@ def workspace(tmp_path: Path) -> str:
 # fill the cores beside them. Refresh from `make test PYTEST_ARGS="--durations=60"` when it shifts.
 # tests/test_project.py has no slow test but its mypy run is ~50 s of CPU: collected last, it ran alone at the end.
 LONGEST_FILES = (
-    "tests/airflow/test_airflow_worker.py",  # ~210 s in session 11's CI: three tests, each forking worker processes
+    "tests/airflow/test_airflow_worker.py",  # ~210 s in session 11's CI; one long-lived worker since (~40 s of CPU)
     "tests/airflow/test_airflow_celery.py",
     "tests/core/test_commit_marker_heartbeat.py",  # ~105 s: a 300-output commit on moto outlasting a 1.5 s lease
     "tests/kedro/test_kedro_project_cache.py",

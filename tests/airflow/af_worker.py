@@ -1,22 +1,26 @@
 """Run a DAG's task instances as Airflow workers do, one process per task instance, without a scheduler.
 
-``python af_worker.py [--parse <dag file>] <dag_id> <run_id> <dag file relative to the dags folder> [task ids...]`` is a
-LocalExecutor worker: a long-lived process that imports Airflow only (never the DAG file or kart) and,
-for each task instance ready in the run, calls Airflow's ``supervise_task``, which forks the task
-process; that process re-parses the DAG file for its one task (Airflow's parsing context) and runs it.
+``python af_worker.py`` is a LocalExecutor worker: a long-lived process that imports Airflow only (never
+a DAG file or kart) and serves requests read from stdin, one JSON object a line. A run request creates
+the run when missing and, for each task instance ready in it, calls Airflow's ``supervise_task``, which
+forks the task process; that process re-parses the DAG file for its one task (Airflow's parsing context)
+and runs it. A run request may first ask for a parse: what the dag-processor does, in a process forked for
+it. A build request runs ``kart_core.build`` in a forked process (to make outputs exist before a run).
 What differs from production is only the transport to the task execution API: Airflow's in-process
 API (what ``dag.test()`` uses) on the same metadata DB instead of an api-server over HTTP, so the
 record Asset, XCom and the run's task breadcrumbs are read through the real API routes.
 
-The run is created when missing (what a trigger does); task instances run in Airflow's order, as
-``dag.test()`` decides readiness; with task ids given, only those run and the others are left as they
-are (a later call runs the rest, e.g. after the test edited the DAG file). Each task's log is the JSON
-log Airflow's supervisor writes, in ``<base_log_folder>/afw/<run_id>/<task_id>.log``. The last line of
-stdout is JSON: each task id's state, and whether kart was imported in this (the worker's) process.
+Task instances run in Airflow's order, as ``dag.test()`` decides readiness; with task ids given, only
+those run and the others are left as they are (a later request runs the rest, e.g. after the test edited
+the DAG file). Each task's log is the JSON log Airflow's supervisor writes, in
+``<base_log_folder>/afw/<run_id>/<task_id>.log``. Each answer is one stdout line after ``ANSWER``: each
+task id's state, and whether kart was imported in this (the worker's) process.
 
-The tests' side (``run_workers``, ``task_log``) is at the bottom; it runs the script in a fresh
-interpreter so that nothing of the test process (imported task modules, luigi's instance cache) leaks
-into the task processes.
+One worker serves every test of a module (``Worker``, at the bottom): Airflow's import and its in-process
+execution API (~15 s of CPU each time: most of a run's cost) are paid once, as a real worker pays them
+once for the many task instances it runs. Nothing of the test process (imported task modules, luigi's
+instance cache) leaks into the task processes, and nothing of one task process into the next: each is
+forked from the worker, which never imports kart (every answer checks it).
 """
 
 from __future__ import annotations
@@ -25,10 +29,12 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 RUN_LOGS = "afw"
+ANSWER = "AFW-ANSWER "
 _PARSE_ENV = "AFW_PARSE_"
 
 
@@ -135,41 +141,154 @@ def parse(dag_file: str) -> list[str]:
     return list(answer["dags"])
 
 
+def build(roots: str) -> None:
+    """``kart_core.build(<roots>)`` in a process of its own (forked, so it imports kart and the task package
+    afresh): ``roots`` is an expression over the task package, imported as ``tasks`` (``AFW_MODULE``)."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            import importlib
+
+            import kart_core
+
+            tasks = importlib.import_module(os.environ["AFW_MODULE"])
+            kart_core.build(eval(roots, {"tasks": tasks}))
+            code = 0
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert status == 0, f"building {roots} failed (status {status}, its traceback is in the worker's stderr)"
+
+
+def _warm() -> None:
+    """Import what ``main`` and ``parse`` use once, in the long-lived worker, as a LocalExecutor has it
+    imported before it forks: each parse and task process then starts from it (never from kart's import)."""
+    import airflow.dag_processing.dagbag  # noqa: F401
+    import airflow.models.dagbag  # noqa: F401
+    import airflow.sdk.execution_time.supervisor  # noqa: F401
+
+
+def serve() -> None:
+    """The long-lived worker: one request per stdin line (JSON), one answer per request on stdout, after
+    ``ANSWER``. A request's ``env`` applies to the processes it forks (PYTHONPATH's entries go on sys.path:
+    forked processes inherit it, not the variable) and is undone after it."""
+    _warm()
+    for line in sys.stdin:
+        request = json.loads(line)
+        saved_environ, saved_path = dict(os.environ), list(sys.path)
+        os.environ.update(request["env"])
+        sys.path[:0] = [entry for entry in request["env"].get("PYTHONPATH", "").split(os.pathsep) if entry]
+        try:
+            if request.get("build"):
+                build(request["build"])
+                answer: dict[str, Any] = {"built": True}
+            else:
+                if request.get("parse"):
+                    parse(request["parse"])
+                states = main(request["dag_id"], request["run_id"], request["dag_rel_path"], request["only"])
+                answer = {"states": states}
+        except BaseException:
+            import traceback
+
+            answer = {"error": traceback.format_exc()}
+        finally:
+            os.environ.clear()
+            os.environ.update(saved_environ)
+            sys.path[:] = saved_path
+        answer["kart_in_worker"] = "kart_core" in sys.modules
+        print(ANSWER + json.dumps(answer), flush=True)
+    # stdin closed: the tests are done. Exit without Python's shutdown, which waits ~10 s on Airflow's threads.
+    sys.stderr.flush()
+    os._exit(0)
+
+
 if __name__ == "__main__":
-    arguments = sys.argv[1:]
-    if arguments[0] == "--parse":
-        parse(arguments[1])
-        arguments = arguments[2:]
-    states = main(arguments[0], arguments[1], arguments[2], arguments[3:])
-    print(json.dumps({"states": states, "kart_in_worker": "kart_core" in sys.modules}))
+    serve()
 
 
 # The tests' side.
 
 
-def run_workers(
-    dag_id: str,
-    run_id: str,
-    dag_rel_path: str,
-    *only: str,
-    parse_first: str | None = None,
-    env: dict[str, str] | None = None,
-) -> dict[str, str]:
-    """Run ``main`` in a fresh interpreter (the worker), after ``parse`` of the DAG file ``parse_first`` if
-    given (one interpreter for both: Airflow's import is most of each one's cost); return each task id's
-    state after it."""
-    command = [sys.executable, __file__, *(["--parse", parse_first] if parse_first else []), dag_id, run_id]
-    done = subprocess.run(
-        [*command, dag_rel_path, *only],
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result["kart_in_worker"] is False  # each task process parsed the DAG file and imported kart itself
-    return dict(result["states"])
+class Worker:
+    """A long-lived worker process (``serve``) for the tests: ``run`` and ``build`` send it requests; each
+    answer is checked (no error, kart never imported in the worker itself). Its stderr goes to a file
+    (``stderr``), quoted in the assertion messages."""
+
+    def __init__(self, stderr: Path) -> None:
+        self.stderr = stderr
+        with stderr.open("w") as errors:
+            self.process = subprocess.Popen(
+                [sys.executable, __file__],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=errors,
+                text=True,
+                # The task modules are edited between runs: each forked process reads them from source.
+                env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+            )
+
+    def _ask(self, request: dict[str, Any], timeout: float = 300) -> dict[str, Any]:
+        import selectors
+
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        deadline, seen = time.monotonic() + timeout, []
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.process.stdout, selectors.EVENT_READ)
+            while True:
+                left = deadline - time.monotonic()
+                assert left > 0 and selector.select(left), f"no answer in {timeout} s: {self._errors()}"
+                line = self.process.stdout.readline()
+                assert line, f"the worker ended ({self.process.poll()}): {''.join(seen)[-3000:]}{self._errors()}"
+                if line.startswith(ANSWER):
+                    break
+                seen.append(line)
+        answer: dict[str, Any] = json.loads(line.removeprefix(ANSWER))
+        assert "error" not in answer, answer["error"] + "".join(seen)[-3000:] + self._errors()
+        assert answer.pop("kart_in_worker") is False  # each forked process imported kart itself
+        return answer
+
+    def _errors(self) -> str:
+        return "\nworker's stderr:\n" + self.stderr.read_text()[-3000:]
+
+    def run(
+        self,
+        dag_id: str,
+        run_id: str,
+        dag_rel_path: str,
+        *only: str,
+        parse_first: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> dict[str, str]:
+        """``parse`` the DAG file ``parse_first`` if given, then ``main``; each task id's state after it."""
+        request = {
+            "dag_id": dag_id,
+            "run_id": run_id,
+            "dag_rel_path": dag_rel_path,
+            "only": list(only),
+            "parse": parse_first,
+            "env": env or {},
+        }
+        return dict(self._ask(request)["states"])
+
+    def build(self, roots: str, module: str, env: dict[str, str] | None = None) -> None:
+        """``build`` ``roots`` (an expression over the task package ``module``, imported as ``tasks``)."""
+        self._ask({"build": roots, "env": {**(env or {}), "AFW_MODULE": module}})
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 def task_log(run_id: str, task_id: str) -> str:

@@ -12,8 +12,6 @@ from __future__ import annotations
 import os
 import pickle
 import shutil
-import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from af_worker import run_workers, task_log
+from af_worker import Worker, task_log
 from conftest import DAGS_FOLDER
 
 import kart_core
@@ -109,6 +107,7 @@ class Site:
     workspace: Path
     runs: Path
     env: dict[str, str]
+    worker: Worker
 
     def write_dag(self, body: str) -> None:
         """Write the DAG file (``{module}`` in ``body`` is the task package)."""
@@ -118,7 +117,7 @@ class Site:
     def run(self, dag_id: str, run_id: str, *only: str, parse: bool = True) -> dict[str, str]:
         """The dag-processor parses the DAG file (unless ``parse`` is False), then workers run the run's ready
         task instances (``only`` those), each in its own process; each task id's state after it."""
-        return run_workers(
+        return self.worker.run(
             dag_id,
             run_id,
             str(self.dag_file.relative_to(DAGS_FOLDER)),
@@ -128,13 +127,9 @@ class Site:
         )
 
     def build(self, roots: str) -> None:
-        """``kart_core.build(<roots>)`` in a fresh interpreter with the workers' config (``roots``: an
-        expression over the task package, imported as ``tasks``); what it ran is forgotten (``ran``)."""
-        code = f"import kart_core, {self.module} as tasks; kart_core.build({roots})"
-        done = subprocess.run(
-            [sys.executable, "-c", code], env={**os.environ, **self.env}, capture_output=True, text=True, timeout=300
-        )
-        assert done.returncode == 0, done.stderr[-3000:]
+        """``kart_core.build(<roots>)`` in a process forked from the worker, with the workers' config
+        (``roots``: an expression over the task package, imported as ``tasks``); what it ran is forgotten."""
+        self.worker.build(roots, self.module, self.env)
         self.ran()
 
     def ran(self) -> list[str]:
@@ -151,8 +146,18 @@ class Site:
         return self.workspace / self.module / f"{class_name}_{unique_id}.pkl"
 
 
+@pytest.fixture(scope="module")
+def worker(airflow_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+    """One long-lived worker process for the module's tests (each test's environment goes with its requests)."""
+    worker = Worker(tmp_path_factory.mktemp("afw") / "worker-stderr.txt")
+    try:
+        yield worker
+    finally:
+        worker.close()
+
+
 @pytest.fixture
-def site(airflow_db: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Site]:
+def site(worker: Worker, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Site]:
     """A task package and a DAG file, unique to the test; the DAG file is removed afterwards (the other tests
     of this process parse the dags folder)."""
     module = f"afw_{request.node.name.removeprefix('test_')[:40]}"
@@ -168,11 +173,10 @@ def site(airflow_db: str, tmp_path: Path, request: pytest.FixtureRequest) -> Ite
     env = {
         "LUIGI_CONFIG_PATH": str(config),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(code), os.environ.get("PYTHONPATH")])),
-        "PYTHONDONTWRITEBYTECODE": "1",  # an edited task module is re-read, never its old bytecode
         "AFW_RUNS": str(tmp_path / "runs.txt"),
     }
     try:
-        yield Site(module, code, folder / "dag.py", workspace, tmp_path / "runs.txt", env)
+        yield Site(module, code, folder / "dag.py", workspace, tmp_path / "runs.txt", env, worker)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
