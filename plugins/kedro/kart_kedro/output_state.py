@@ -88,9 +88,15 @@ class OutputState:
 
 MISSING = OutputState("")
 
+# How a dataset is read: counts for its readers (``reading``), not for the bytes it writes.
+_READING = frozenset({"load_args", "fs_open_args_load"})
 # _describe() items that do not shape the written bytes: where it is (the state is read there
 # anyway; a checkout elsewhere must not count as a change), which version, and how it is read.
-_NOT_WRITING = frozenset({"filepath", "path", "filename", "version", "load_args"})
+_NOT_WRITING = frozenset({"filepath", "path", "filename", "version"}) | _READING
+# Attributes of kedro-datasets' file datasets (28 in 9.6.0: text, json, yaml, pillow, ...) that their
+# _describe() leaves out: ``fs_args: {open_args_load: {encoding: ...}}`` decides the text a load
+# returns, ``open_args_save`` the bytes a save writes.
+_OPEN_ARGS = {"_fs_open_args_load": "fs_open_args_load", "_fs_open_args_save": "fs_open_args_save"}
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")  # reprs of objects without their own: not stable across runs
 
 
@@ -104,11 +110,13 @@ def dataset_config(dataset: Any, *, reading: bool = False) -> str:
     checkpoint (its type, its place inside the folder, ``force_checkpoint``, ``comparison_func``), which
     decide what a load returns. kart before 2026-12-01 17:00 UTC left them out: a changed
     ``filename_suffix`` kept a raw input's recorded digest and its readers cached over other partitions.
+    Likewise a file dataset's ``fs_args`` ``open_args_load`` (for readers) and ``open_args_save``
+    (``_OPEN_ARGS``): a changed ``encoding`` is other data.
 
     Args:
         dataset: a Kedro dataset.
-        reading: also count ``load_args`` (what a node reading the dataset sees); without it, only
-            what shapes the bytes the dataset writes (type, save args, format options).
+        reading: also count ``load_args`` and ``open_args_load`` (what a node reading the dataset sees);
+            without it, only what shapes the bytes the dataset writes (type, save args, format options).
 
     Paths and versions never count (see ``_NOT_WRITING``), at any depth of nested mappings: a
     dataset built from a nested definition (a wrapper's ``dataset: {type: ..., filepath: ...}``)
@@ -122,7 +130,11 @@ def dataset_config(dataset: Any, *, reading: bool = False) -> str:
         described = {}
     if _is_partitioned(dataset):
         described.update(_partitioned_options(dataset))
-    ignored = _NOT_WRITING - {"load_args"} if reading else _NOT_WRITING
+    for attribute, key in _OPEN_ARGS.items():
+        value = getattr(dataset, attribute, None)
+        if value is not None and key not in described:
+            described[key] = value
+    ignored = _NOT_WRITING - _READING if reading else _NOT_WRITING
     kept = {str(key): _without(value, ignored) for key, value in described.items() if str(key) not in ignored}
     kind = type(dataset)
     text = json.dumps([f"{kind.__module__}.{kind.__qualname__}", kept], sort_keys=True, default=repr)

@@ -1,0 +1,112 @@
+"""The kart runners on kedro-datasets file datasets whose ``fs_args`` open the file: ``open_args_load`` and
+``open_args_save`` (an ``encoding``) shape the data, though their ``_describe()`` leaves them out."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kart_kedro import KartParallelRunner, KartRunner, KartThreadRunner
+from kart_kedro.node_records import NodeRecords
+from kart_kedro.output_state import dataset_config
+from kedro.io import DataCatalog, MemoryDataset, SharedMemoryDataCatalog
+from kedro.pipeline import Pipeline, node
+from kedro.runner import SequentialRunner
+from kedro_datasets.json import JSONDataset
+from kedro_datasets.text import TextDataset
+
+
+def _record(name: str) -> None:
+    with open(os.environ["KART_KEDRO_TEST_JOURNAL"], "a") as handle:
+        handle.write(f"{name}\n")
+
+
+def _ran() -> list[str]:
+    path = Path(os.environ["KART_KEDRO_TEST_JOURNAL"])
+    names = path.read_text().split() if path.exists() else []
+    path.write_text("")
+    return names
+
+
+def shout(text: str) -> str:
+    _record("shout")
+    return text.upper()
+
+
+def _runner(runner_class: type, workspace: str) -> Any:
+    if runner_class is SequentialRunner:
+        return SequentialRunner()
+    if runner_class is KartRunner:
+        return KartRunner(workspace_directory=workspace)
+    return runner_class(max_workers=2, workspace_directory=workspace)
+
+
+def _open_args(load: str | None = None, save: str | None = None) -> dict[str, Any]:
+    args: dict[str, Any] = {}
+    if load:
+        args["open_args_load"] = {"encoding": load}
+    if save:
+        args["open_args_save"] = {"encoding": save}
+    return {"fs_args": args}
+
+
+def test_open_args_count_for_readers_and_writers_not_the_place(tmp_path: Path) -> None:
+    def config(root: Path, reading: bool, **fs: Any) -> str:
+        return dataset_config(JSONDataset(filepath=str(root / "x.json"), **_open_args(**fs)), reading=reading)
+
+    assert config(tmp_path / "a", True) == config(tmp_path / "b", True)
+    assert config(tmp_path, True, load="latin-1") != config(tmp_path, True)
+    assert config(tmp_path, False, load="latin-1") == config(tmp_path, False)  # a load's encoding writes nothing
+    assert config(tmp_path, False, save="utf-16") != config(tmp_path, False)
+
+
+@pytest.mark.parametrize("runner_class", [KartRunner, KartThreadRunner], ids=lambda cls: cls.__name__)
+def test_a_changed_load_encoding_of_a_raw_text_reruns_its_reader(
+    tmp_path: Path, journal: str, monkeypatch: pytest.MonkeyPatch, runner_class: type
+) -> None:
+    monkeypatch.setattr(NodeRecords, "RACY_NS", 0)  # the digest recorded by one run is used by the next
+    (tmp_path / "raw.txt").write_bytes("café".encode())
+    pipeline = Pipeline([node(shout, "raw", "loud", name="shout")])
+
+    def run(runner: Any, encoding: str) -> str:
+        catalog = DataCatalog(
+            {
+                "raw": TextDataset(filepath=str(tmp_path / "raw.txt"), **_open_args(load=encoding)),
+                "loud": TextDataset(filepath=str(tmp_path / "loud.txt")),
+            }
+        )
+        runner.run(pipeline, catalog)
+        return (tmp_path / "loud.txt").read_text()
+
+    workspace = str(tmp_path / "ws")
+    assert run(_runner(runner_class, workspace), "utf-8") == "CAFÉ"
+    assert run(_runner(runner_class, workspace), "utf-8") == "CAFÉ"
+    assert _ran() == ["shout"]
+    runner = _runner(runner_class, workspace)
+    assert run(runner, "latin-1") == run(SequentialRunner(), "latin-1") == "CAFÃ©"  # kart before: CAFÉ, cached
+    assert runner.last_reasons == {"shout": "input changed: raw"}
+
+
+@pytest.mark.parametrize("runner_class", [KartRunner, KartParallelRunner], ids=lambda cls: cls.__name__)
+def test_a_changed_save_encoding_rewrites_a_cached_output_as_a_plain_run_would(
+    tmp_path: Path, journal: str, runner_class: type
+) -> None:
+    pipeline = Pipeline([node(shout, "text", "loud", name="shout")])
+
+    def run(runner: Any, folder: str, encoding: str) -> bytes:
+        catalog_class = SharedMemoryDataCatalog if isinstance(runner, KartParallelRunner) else DataCatalog
+        target = tmp_path / folder / "loud.txt"
+        target.parent.mkdir(exist_ok=True)
+        output = TextDataset(filepath=str(target), **_open_args(save=encoding))
+        runner.run(pipeline, catalog_class({"text": MemoryDataset("café"), "loud": output}))
+        return target.read_bytes()
+
+    workspace = str(tmp_path / "ws")
+    assert run(_runner(runner_class, workspace), "kart", "utf-8") == "CAFÉ".encode()
+    expected = run(SequentialRunner(), "sequential", "utf-16")
+    assert expected == "CAFÉ".encode("utf-16")
+    _ran()
+    assert run(_runner(runner_class, workspace), "kart", "utf-16") == expected  # kart before: left the utf-8 file
+    assert _ran() == []  # written back from the cache, not run
