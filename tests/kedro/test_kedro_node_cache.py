@@ -51,3 +51,35 @@ def test_string_lists_serialize_as_luigi_s_list_parameter_does() -> None:
     reference = luigi.ListParameter()
     for value in ((), ("",), ('q"uote', "back\\slash", "tab\tnew\nline", "\u00fc\u2603\U0001f600", "params:a b")):
         assert parameter.serialize(parameter.normalize(value)) == reference.serialize(reference.normalize(value))
+
+
+def _computed_by_kart(task: KedroNodeRun) -> tuple[str, dict[str, str]]:
+    """The unique id and significant strings kart_core computes for ``task`` (its caches dropped first)."""
+    task.task_unique_id = None
+    task.__dict__.pop("_kart_significant_str_params", None)
+    return task.make_unique_id(), task.to_str_params(only_significant=True)
+
+
+def test_keyed_node_runs_take_kart_s_unique_id_and_strings() -> None:
+    """KedroNodeRun.keyed computes the id itself (without luigi's walk): the same id and strings as kart's."""
+    variants: list[dict[str, Any]] = [
+        FIELDS,
+        {**FIELDS, "node_name": "keyed-1", "inputs": [], "outputs": [], "upstream": []},
+        {**FIELDS, "node_name": "keyed-2", "inputs": ('q"uote', "back\\slash", "tab\tnl\n", "\U0001f600")},
+        {key: value for key, value in FIELDS.items() if key not in ("project", "upstream")} | {"node_name": "keyed-3"},
+    ]
+    for fields in variants:
+        task = KedroNodeRun.keyed(**fields)
+        if fields is not FIELDS:  # a new instance: keyed set its id (kart's constructor leaves it for make_unique_id)
+            assert task.task_unique_id is not None
+        unique_id, strings = task.make_unique_id(), task.to_str_params(only_significant=True)
+        assert (unique_id, strings) == _computed_by_kart(task)
+    assert KedroNodeRun.keyed(**FIELDS).make_unique_id() == "9dac58c4302d5ce8173810df07d2aab9"
+
+
+def test_keyed_leaves_other_values_to_kart() -> None:
+    """A value that is not a string list goes through luigi's serialization (and the id kart computes)."""
+    task = KedroNodeRun.keyed(**{**FIELDS, "node_name": "keyed-odd", "inputs": [1, ["x"]]})
+    strings = task.to_str_params(only_significant=True)
+    assert strings["inputs"] == '[1, ["x"]]'
+    assert (task.make_unique_id(), strings) == _computed_by_kart(task)

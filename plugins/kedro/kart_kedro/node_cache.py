@@ -13,6 +13,7 @@ reader stayed cached over its upstream's new content (AT4).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import re
@@ -91,6 +92,29 @@ class KedroNodeRun(kart_core.TaskOnKart[Any]):
     kart_run_record_in_manifest = True
     upstream = _Strings(default=(), description="Content hashes of the inputs cached node runs produced, as committed.")
 
+    @classmethod
+    def keyed(cls, **fields: Any) -> KedroNodeRun:
+        """``KedroNodeRun(**fields)`` with its unique id and significant string parameters computed directly.
+
+        The same id and strings as ``make_unique_id()`` and ``to_str_params(only_significant=True)`` compute
+        (gokart's recipe: md5 of ``str([{name: serialized value, ...}, "KedroNodeRun"])``, no upstream tasks),
+        without luigi's walk over the parameters: a fifth of creating a node run (16 of 60 us measured).
+        Only when every significant value is a ``str`` (a tuple of ``str`` for the string lists) and the id
+        is the plain recipe (``cache_unique_id`` on, ``serialized_task_definition_check`` off);
+        otherwise, and for an instance luigi's instance cache hands back, kart computes them as usual.
+
+        Raises:
+            As ``KedroNodeRun(**fields)``.
+        """
+        task = cls(**fields)
+        if task.task_unique_id is not None or not task.cache_unique_id or task.serialized_task_definition_check:
+            return task
+        strings = _significant_strings(task)
+        if strings is not None:
+            task.__dict__["_kart_significant_str_params"] = strings
+            task.task_unique_id = hashlib.md5(str([strings, cls.__name__]).encode()).hexdigest()
+        return task
+
     def to_str_params(self, only_significant: bool = False, only_public: bool = False) -> dict[str, str]:
         """kart's string form of the parameters; the significant ones serialized once per task object.
 
@@ -138,7 +162,10 @@ class KedroNodeRun(kart_core.TaskOnKart[Any]):
         """
         folder, node = self.cache_folder(), _file_part(self.node_name)
         names = self.output_names()
-        return {name: self.make_target(f"{folder}/{node}__{_file_part(name)}.pkl") for name in names}
+        processor = _pickle_processor()  # every output is a .pkl: the registry is asked once per process
+        return {
+            name: self.make_target(f"{folder}/{node}__{_file_part(name)}.pkl", processor=processor) for name in names
+        }
 
     def output_names(self) -> tuple[str, ...]:
         """The keys of ``output()``, in its order: the output dataset names, or one placeholder for a node without outputs."""
@@ -167,6 +194,36 @@ class KedroNodeRun(kart_core.TaskOnKart[Any]):
                 f"{self.kart_label()}: output {name!r} of Kedro node {self.node_name!r} cannot be cached "
                 f"({type(exc).__name__}: {exc}). Tag the node 'kart_no_cache' to run it every time."
             ) from exc
+
+
+def _significant_strings(task: KedroNodeRun) -> dict[str, str] | None:
+    """``task.to_str_params(only_significant=True)`` from its values, without luigi's walk; None when a value is
+    not of the plain form: a ``str`` for a ``luigi.Parameter``, a tuple of ``str`` for a ``_Strings``."""
+    strings = {}
+    for name, parameter in _significant_parameters(type(task)):
+        value = getattr(task, name)
+        if type(parameter) is _Strings and type(value) is tuple and all(type(item) is str for item in value):
+            strings[name] = json.dumps(value)  # _Strings.serialize of a tuple of str
+        elif type(parameter) is luigi.Parameter and type(value) is str:
+            strings[name] = value  # luigi.Parameter.serialize: str(value)
+        else:
+            return None
+    return strings
+
+
+def _significant_parameters(cls: type[KedroNodeRun]) -> list[tuple[str, luigi.Parameter]]:
+    """The significant (name, Parameter) pairs of ``cls``, in luigi's parameter order (found once per class)."""
+    found = cls.__dict__.get("_kart_kedro_significant")
+    if found is None:
+        found = [(name, parameter) for name, parameter in cls.get_params() if parameter.significant]
+        type.__setattr__(cls, "_kart_kedro_significant", found)
+    return found  # type: ignore[no-any-return]
+
+
+@functools.cache
+def _pickle_processor() -> Any:
+    """The file processor of ``.pkl`` (kart's registry, plugins included), asked once per process."""
+    return kart_core.file_processor.make_file_processor("output.pkl")
 
 
 @dataclasses.dataclass

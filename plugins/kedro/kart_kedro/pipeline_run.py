@@ -53,6 +53,7 @@ from kart_kedro.output_state import (
     loads_more_than_saved,
 )
 from kart_kedro.pipeline import KartTaskNode
+from kart_kedro.pipeline_io import pipeline_io
 from kart_kedro.receipt_dataset import TaskReceiptDataset
 from kart_kedro.runtime_dataset import RuntimeDatasets
 from kart_kedro.summary import rerun_reason
@@ -185,10 +186,10 @@ class PipelineRun:
         self.changes = 0
         self.prepared_at: dict[str, int] = {}  # node name: self.changes when its inputs were put in the catalog
         self.committed: dict[str, dict[str, str]] = {}  # node name: its outputs' digests before it runs again
-        self.outputs = set(outputs) if outputs is not None else pipeline.outputs()
-        self.kept = (
-            inputs if inputs is not None else pipeline.inputs()
-        ) | self.outputs  # never released: the caller's data
+        if inputs is None or outputs is None:
+            _, inputs, outputs = pipeline_io(pipeline)
+        self.outputs = set(outputs)
+        self.kept = inputs | self.outputs  # never released: the caller's data
         fingerprinter = self.fingerprinter = kart_core.CodeFingerprinter(
             kart_core.ModuleClassifier([project, *code_packages])
         )
@@ -210,7 +211,8 @@ class PipelineRun:
 
     def prepare(self, node: Any) -> NodeWork | None:
         """Serve ``node`` from the cache (returns None) or return the work that runs it."""
-        if node.name not in self.codes:  # not cacheable (decided once, with its fingerprint)
+        node_name = node.name  # Kedro's Node.name is computed on each read
+        if node_name not in self.codes:  # not cacheable (decided once, with its fingerprint)
             self.restore_inputs(node)
             return self.work(node, None)
         try:
@@ -219,27 +221,27 @@ class PipelineRun:
             logger.warning("%s", uncacheable, extra=PLAIN)
             self.restore_inputs(node)
             return self.work(node, None)
-        self.tasks[node.name] = task
+        self.tasks[node_name] = task
         stale = None
         digests = kart_core.output_digests_if_complete(task)  # one manifest read for both
         if digests is not None:
             stale = self.rebuilt_input(node)
             if stale is not None:
-                self.committed[node.name] = digests
+                self.committed[node_name] = digests
             else:
                 stale = self.serve_if_fresh(node, task)
                 if stale is None:
                     # Served: what its readers are keyed by (upstream_content), from the read that found it complete.
                     # Set only now: a node that runs again is named from its new commit.
-                    self.contents[node.name] = _by_name(task, digests)
+                    self.contents[node_name] = _by_name(task, digests)
                     return None
             _clear_outputs(task)
         changes = self.changes
         self.restore_inputs(node)
         if self.changes != changes:  # an input was rebuilt with other content (a damaged cache): so is the key
             return self.prepare(node)
-        self.reasons[node.name] = stale or rerun_reason(self.records.last_run(node.name), self.parts[node.name])
-        self.prepared_at[node.name] = self.changes
+        self.reasons[node_name] = stale or rerun_reason(self.records.last_run(node_name), self.parts[node_name])
+        self.prepared_at[node_name] = self.changes
         return self.work(node, task, checked=self.inline)
 
     def rebuilt_input(self, node: Any) -> str | None:
@@ -252,9 +254,10 @@ class PipelineRun:
 
     def work(self, node: Any, task: KedroNodeRun | None, checked: bool = False) -> NodeWork:
         """The NodeWork that runs ``node`` (its persistent outputs' states are recorded); ``checked``: see NodeWork."""
-        for name in node.outputs:
+        outputs = node.outputs  # Kedro's Node.outputs builds a new list on each read
+        for name in outputs:
             self.create_dataset(name)
-        persistent = tuple(name for name in node.outputs if self._persistent(name)) if task else ()
+        persistent = tuple(name for name in outputs if self._persistent(name)) if task else ()
         return NodeWork(node, self.catalog, task, persistent, self.is_async, self.hook_manager, self.run_id, checked)
 
     def task_for(self, node: Any) -> KedroNodeRun:
@@ -263,8 +266,10 @@ class PipelineRun:
         Raises:
             _Uncacheable: the node's code reaches, or an input holds, a value kart cannot digest.
         """
-        if self.codes[node.name].undigestable:
-            raise _UncacheableCode(node.name, self.codes[node.name].undigestable)
+        node_name = node.name  # Kedro's Node.name is computed on each read
+        code = self.codes[node_name]
+        if code.undigestable:
+            raise _UncacheableCode(node_name, code.undigestable)
         parameters, inputs, upstream = {}, {}, {}
         for name in node.inputs:
             if _is_parameter(name):
@@ -276,10 +281,9 @@ class PipelineRun:
                     inputs[name] = self.input_config(name)
             else:
                 inputs[name] = self.input_digest(node, name)
-        code = self.codes[node.name]
         fields: dict[str, Any] = {
             "project": self.project,
-            "node_name": node.name,
+            "node_name": node_name,
             "code": code.digest,
             "parameters": self.digest_of(parameters),
             "data": self.digest_of(inputs),
@@ -289,12 +293,12 @@ class PipelineRun:
         }
         if self.workspace_directory is not None:
             fields["workspace_directory"] = self.workspace_directory
-        task = KedroNodeRun(**fields)
+        task = KedroNodeRun.keyed(**fields)
         code_parts = self.code_parts.get(id(code))
         if code_parts is None:
             packages = dict(package.split("==", 1) for package in code.packages if "==" in package)
             code_parts = self.code_parts[id(code)] = {**code.items, **packages, **_bound_state(node.func, code)}
-        self.parts[node.name] = RunParts(task.make_unique_id(), code_parts, parameters, inputs, upstream)
+        self.parts[node_name] = RunParts(task.make_unique_id(), code_parts, parameters, inputs, upstream)
         return task
 
     def _from_cached_node(self, name: str) -> bool:
@@ -630,24 +634,25 @@ class PipelineRun:
         A node that ran from an input rebuilt while it ran (``outputs_changed``) runs again; one that ran
         because an input was rebuilt marks its own outputs changed when their content changed.
         """
-        prepared = self.prepared_at.pop(node.name, None)
+        node_name = node.name
+        prepared = self.prepared_at.pop(node_name, None)
         if result is not None:
-            task = self.tasks.get(node.name)
+            task = self.tasks.get(node_name)
             if task is not None and result.status == kart_core.RunStatus.CACHED.value:  # another process ran it
                 stale = self.serve_if_fresh(node, task)
                 if stale:
-                    logger.warning("kart: node %r was cached by another process but %s", node.name, stale, extra=PLAIN)
+                    logger.warning("kart: node %r was cached by another process but %s", node_name, stale, extra=PLAIN)
             else:
-                self.statuses[node.name] = result.status
+                self.statuses[node_name] = result.status
                 if task is not None:
                     self.records.mark_written(result.states)  # the states themselves are in the run's task log
                     self.note_stored(result.states)
-                    self.ran_parts[node.name] = self.parts[node.name]
+                    self.ran_parts[node_name] = self.parts[node_name]
                     if result.contents is not None:  # what its readers are keyed by, from its own commit
-                        self.contents[node.name] = result.contents
-                reason = self.reasons.get(node.name)
+                        self.contents[node_name] = result.contents
+                reason = self.reasons.get(node_name)
                 logger.info(
-                    "kart: node %r %s%s", node.name, result.status, f" ({reason})" if reason else "", extra=PLAIN
+                    "kart: node %r %s%s", node_name, result.status, f" ({reason})" if reason else "", extra=PLAIN
                 )
             self.after_rebuilds(node, prepared)
         self.release(node)
