@@ -85,10 +85,24 @@ def _mypy_caches(tmp_path_factory: pytest.TempPathFactory) -> None:
         _CACHES[plugin] = tmp_path_factory.mktemp("mypy-cache")
 
 
+# mypy analyses only what the plugins read (luigi, kart_core, gokart; stubs such as typeshed's are always
+# read): the other packages kart_core and luigi import (polars, redis, sqlalchemy, pydantic, ...) count as
+# Any. Following them was ~2/3 of each cold run's CPU (25 -> 9 s for the annotated source, same lines).
+_FOLLOW = """follow_imports = "skip"
+
+[[tool.mypy.overrides]]
+module = ["luigi", "luigi.*", "kart_core", "kart_core.*", "gokart", "gokart.*"]
+follow_imports = "normal"
+
+"""
+
+
 def _mypy(tmp_path: Path, plugin: str, source: str, options: str = "") -> list[str]:
     """Error and note lines of mypy on ``source`` with ``plugin``, as ``line: message  [code]``."""
     tmp_path.mkdir(parents=True, exist_ok=True)
-    (tmp_path / "pyproject.toml").write_text(f'[tool.mypy]\nplugins = ["{plugin}"]\n{textwrap.dedent(options)}')
+    (tmp_path / "pyproject.toml").write_text(
+        f'[tool.mypy]\nplugins = ["{plugin}"]\n{_FOLLOW}{textwrap.dedent(options)}'
+    )
     (tmp_path / "tasks.py").write_text(textwrap.dedent(source))
     env = {key: value for key, value in os.environ.items() if key != "MYPY_CACHE_DIR"}
     # `pip install -e` (make test) installs kart through an import hook, which mypy does not follow:
