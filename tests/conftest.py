@@ -137,14 +137,20 @@ def workspace(tmp_path: Path) -> str:
 # these few-test, many-minute files running alone at the end). Starting them first lets the short files
 # fill the cores beside them. Refresh from `make test PYTEST_ARGS="--durations=60"` when it shifts.
 # tests/test_project.py has no slow test but its mypy run is ~50 s of CPU: collected last, it ran alone at the end.
+# xdist hands a worker its next file once 2 or fewer of its tests are pending (so celery's one test has the
+# next file queued behind it from the start): what counts is that the long files are all handed out early.
+# Session 11's CI (-n 3, 877.8 s), per file: kedro_project_cache ~170 s, celery ~105 s (43 s of it the
+# cluster's start), heartbeat ~105 s (a 300-output commit on moto outlasting a 1.5 s lease), standalone
+# ~95 s, test_project ~85 s (mypy 75 s); test_airflow_worker was ~210 s and test_mypy_plugin ~110 s, both
+# cut to about a third of their CPU since (one long-lived af_worker; mypy follows only what its plugins read).
 LONGEST_FILES = (
-    "tests/airflow/test_airflow_worker.py",  # ~210 s in session 11's CI; one long-lived worker since (~40 s of CPU)
-    "tests/airflow/test_airflow_celery.py",
-    "tests/core/test_commit_marker_heartbeat.py",  # ~105 s: a 300-output commit on moto outlasting a 1.5 s lease
     "tests/kedro/test_kedro_project_cache.py",
+    "tests/airflow/test_airflow_celery.py",
+    "tests/airflow/test_airflow_worker.py",
+    "tests/core/test_commit_marker_heartbeat.py",
     "tests/airflow/test_airflow_standalone.py",
-    "tests/kedro/test_kedro_project.py",
     "tests/test_project.py",
+    "tests/kedro/test_kedro_project.py",
     "tests/core/test_mypy_plugin.py",
 )
 
