@@ -110,3 +110,36 @@ def test_a_changed_save_encoding_rewrites_a_cached_output_as_a_plain_run_would(
     _ran()
     assert run(_runner(runner_class, workspace), "kart", "utf-16") == expected  # kart before: left the utf-8 file
     assert _ran() == []  # written back from the cache, not run
+
+
+def line(text: str) -> str:
+    _record("line")
+    return f"{text}\n"
+
+
+@pytest.mark.parametrize("runner_class", [KartRunner, KartThreadRunner, KartParallelRunner], ids=lambda c: c.__name__)
+def test_a_node_whose_output_appends_runs_every_time_with_a_warning(
+    tmp_path: Path, journal: str, runner_class: type, caplog: pytest.LogCaptureFixture
+) -> None:
+    pipeline = Pipeline([node(line, "text", "log", name="append_line")])
+
+    def run(runner: Any, folder: str) -> str:
+        catalog_class = SharedMemoryDataCatalog if isinstance(runner, KartParallelRunner) else DataCatalog
+        target = tmp_path / folder / "log.txt"
+        target.parent.mkdir(exist_ok=True)
+        output = TextDataset(filepath=str(target), fs_args={"open_args_save": {"mode": "a"}})
+        runner.run(pipeline, catalog_class({"text": MemoryDataset("hello"), "log": output}))
+        return target.read_text()
+
+    for _ in range(3):
+        expected = run(SequentialRunner(), "sequential")
+        runner = _runner(runner_class, str(tmp_path / "ws"))
+        assert run(runner, "kart") == expected  # kart before: served from the cache, one line only
+        assert runner.last_run == {"append_line": "ran uncached"}
+    assert expected == "hello\n" * 3
+    assert _ran() == ["line"] * 6
+    assert (
+        "kart: node 'append_line' runs without the cache: its output 'log' appends to its file on every save "
+        "(fs_args open_args_save mode 'a'), which a node served from the cache would not do; tag the node "
+        "'kart_no_cache' to run it uncached without this warning"
+    ) in caplog.messages

@@ -14,9 +14,9 @@ from typing import Any
 import boto3
 import pandas as pd
 import pytest
-from kart_kedro import KartRunner, KartThreadRunner
+from kart_kedro import KartParallelRunner, KartRunner, KartThreadRunner
 from kart_kedro.output_state import current_state
-from kedro.io import DataCatalog, MemoryDataset
+from kedro.io import DataCatalog, MemoryDataset, SharedMemoryDataCatalog
 from kedro.pipeline import Pipeline, node
 from kedro_datasets.pandas import CSVDataset
 from kedro_datasets.partitions import PartitionedDataset
@@ -61,8 +61,8 @@ def _runner(runner_class: type, workspace: str) -> Any:
 
 @pytest.mark.parametrize(
     ("runner_class", "workspace_on_s3"),
-    [(KartRunner, False), (KartThreadRunner, False), (KartRunner, True)],
-    ids=["KartRunner", "KartThreadRunner", "KartRunner-s3-workspace"],
+    [(KartRunner, False), (KartThreadRunner, False), (KartParallelRunner, False), (KartRunner, True)],
+    ids=["KartRunner", "KartThreadRunner", "KartParallelRunner", "KartRunner-s3-workspace"],
 )
 def test_cached_partitions_on_s3_are_not_written_again_and_an_outside_edit_reruns_the_node(
     tmp_path: Path, journal: str, s3_bucket: str, runner_class: type, workspace_on_s3: bool
@@ -71,13 +71,14 @@ def test_cached_partitions_on_s3_are_not_written_again_and_an_outside_edit_rerun
     pipeline = Pipeline([node(split, "frame", "parts", name="split")])
 
     def catalog() -> DataCatalog:
+        catalog_class = SharedMemoryDataCatalog if runner_class is KartParallelRunner else DataCatalog
         parts = PartitionedDataset(
             path=f"s3://{s3_bucket}/parts",
             dataset={"type": "pandas.CSVDataset", "save_args": {"index": False}},
             filename_suffix=".csv",
             credentials=_credentials(),
         )
-        return DataCatalog({"frame": MemoryDataset(frame), "parts": parts})
+        return catalog_class({"frame": MemoryDataset(frame), "parts": parts})
 
     workspace = f"s3://{s3_bucket}/kart" if workspace_on_s3 else str(tmp_path / "ws")
     _runner(runner_class, workspace).run(pipeline, catalog())

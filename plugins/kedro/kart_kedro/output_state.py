@@ -43,6 +43,7 @@ from kart_kedro.input_digest import data_digest
 __all__ = [
     "MISSING",
     "FileStamp",
+    "appending_save",
     "OutputState",
     "current_state",
     "dataset_config",
@@ -189,6 +190,21 @@ def _without(value: Any, ignored: frozenset[str]) -> Any:
 def is_persistent(dataset: Any) -> bool:
     """Whether a catalog entry keeps its data beyond the run (not a MemoryDataset and the like)."""
     return dataset is not None and not getattr(dataset, "_EPHEMERAL", False)
+
+
+def appending_save(dataset: Any) -> str | None:
+    """How ``dataset`` adds to its file on every save instead of replacing it, or None.
+
+    A file dataset (kedro-datasets' text, json, yaml, ...) opened with ``fs_args: {open_args_save: {mode: a}}``
+    appends what each save writes: a node served from the cache would not append, so a cached run would leave
+    the file unlike a plain ``kedro run``. (pandas' CSVDataset writes through a buffer and replaces its file
+    whatever its ``save_args`` ``mode``: not appending.)
+    """
+    open_args = getattr(dataset, "_fs_open_args_save", None)
+    mode = open_args.get("mode") if isinstance(open_args, Mapping) else None
+    if isinstance(mode, str) and mode.startswith("a"):
+        return f"fs_args open_args_save mode {mode!r}"
+    return None
 
 
 def loads_more_than_saved(dataset: Any) -> bool:

@@ -46,6 +46,7 @@ from kart_kedro.node_records import NodeRecords, RunParts
 from kart_kedro.node_work import NodeResult, NodeWork
 from kart_kedro.output_state import (
     OutputState,
+    appending_save,
     current_state,
     dataset_config,
     file_stamp,
@@ -100,6 +101,19 @@ class _UncacheableCode(_Uncacheable):
             f"kart: node {node_name!r} runs without the cache: its code reaches {'; '.join(undigestable)}, whose "
             f"content kart cannot digest; tag the node '{NO_CACHE_TAG}' to run it uncached without this warning, "
             f"or '{CODE_VERSION_TAG}1' to cache it by a version you bump when that value changes",
+        )
+
+
+class _AppendingOutput(_Uncacheable):
+    """A node output whose dataset appends on every save (``appending_save``): a node served from the cache
+    would not append, so the node runs without the cache (one warning line), as a plain ``kedro run`` runs it."""
+
+    def __init__(self, node_name: str, name: str, how: str) -> None:
+        Exception.__init__(
+            self,
+            f"kart: node {node_name!r} runs without the cache: its output {name!r} appends to its file on every save "
+            f"({how}), which a node served from the cache would not do; tag the node '{NO_CACHE_TAG}' to run it "
+            "uncached without this warning",
         )
 
 
@@ -172,6 +186,7 @@ class PipelineRun:
         # datasets whose loads may return more than the producer saved (``loads_more_than_saved``).
         self.stored: dict[str, str] = {}
         self.merging: dict[str, bool] = {}  # loads_more_than_saved, asked once per dataset and run
+        self.appending: dict[str, str | None] = {}  # appending_save of each output, asked once per dataset and run
         self.contents: dict[str, dict[str, str]] = {}  # per cached node: its outputs' content hashes (committed)
         self.statuses: dict[str, str] = {}
         self.reasons: dict[str, str] = {}
@@ -264,12 +279,19 @@ class PipelineRun:
         """The KedroNodeRun naming this node's code, parameters and inputs (its key parts kept in self.parts).
 
         Raises:
-            _Uncacheable: the node's code reaches, or an input holds, a value kart cannot digest.
+            _Uncacheable: the node's code reaches, or an input holds, a value kart cannot digest, or an
+                output appends on every save.
         """
         node_name = node.name  # Kedro's Node.name is computed on each read
         code = self.codes[node_name]
         if code.undigestable:
             raise _UncacheableCode(node_name, code.undigestable)
+        for name in node.outputs:
+            how = self.appending.get(name, "")
+            if how == "":
+                how = self.appending[name] = appending_save(self.catalog.get(name)) if self._persistent(name) else None
+            if how is not None:
+                raise _AppendingOutput(node_name, name, how)
         parameters, inputs, upstream = {}, {}, {}
         for name in node.inputs:
             if _is_parameter(name):
