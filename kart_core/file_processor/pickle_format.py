@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 from kart_core.file_processor.base import FileProcessor
 
 _MAIN = "__main__"
+_CODE = (type, types.FunctionType)
 
 
 class PickleFileProcessor(FileProcessor[Any]):
@@ -23,6 +24,10 @@ class PickleFileProcessor(FileProcessor[Any]):
 
     extensions: ClassVar[tuple[str, ...]] = (".pkl",)
     binary: ClassVar[bool | None] = True
+    # id() of the ``__main__`` module this processor found defining code (``_main_defines_code``): 0 here, set on
+    # the instance once found. An id, not the module: a processor may be pickled with its target (to a worker
+    # process), and a module cannot be.
+    _main_with_code: int = 0
 
     def load(self, file: Any) -> Any:
         """Read a pickle written by kart, gokart (dill) or pandas' to_pickle."""
@@ -50,7 +55,8 @@ class PickleFileProcessor(FileProcessor[Any]):
         start = file.tell()
         try:
             # Protocol 5 writes large buffers straight through; dill and gokart load it.
-            pickler = _MainGuardPickler(file, protocol=5) if _main_defines_code() else pickle.Pickler(file, protocol=5)
+            guarded = self._main_defines_code()
+            pickler = _MainGuardPickler(file, protocol=5) if guarded else pickle.Pickler(file, protocol=5)
             pickler.dump(obj)
         except (pickle.PicklingError, AttributeError, TypeError, _DefinedInMain):
             import dill
@@ -58,6 +64,30 @@ class PickleFileProcessor(FileProcessor[Any]):
             file.seek(start)
             file.truncate()
             dill.dump(obj, file, protocol=5)
+
+    def _main_defines_code(self) -> bool:
+        """Whether the running ``__main__`` module defines a class or function of its own.
+
+        When it defines none (pytest, a worker, a script that only imports), nothing can be pickled
+        by a reference to ``__main__``, and the plain pickler runs without a per-object hook. Once a
+        ``__main__`` module is found defining code, this processor keeps that answer for it (its
+        namespace is not scanned again at this processor's later dumps): a wrong "yes" would only cost
+        the guard's hook, never a bad pickle (so an id that a later ``__main__`` reuses is harmless). A
+        module found defining none is asked again at each dump.
+        """
+        main = sys.modules.get(_MAIN)
+        if main is None:
+            return False
+        if self._main_with_code == id(main):
+            return True
+        # Stops at the first class or function ``__main__`` defines (after its imports). A plain loop over a copy
+        # (another thread may define names meanwhile) with a tuple for isinstance: a third of the time of any()
+        # over a generator testing ``type | FunctionType`` (a new union per name), as a processor is made per target.
+        for value in vars(main).copy().values():
+            if isinstance(value, _CODE) and getattr(value, "__module__", None) == _MAIN:
+                self._main_with_code = id(main)
+                return True
+        return False
 
 
 class _DefinedInMain(Exception):
@@ -72,32 +102,6 @@ class _MainGuardPickler(pickle.Pickler):
     """
 
     def reducer_override(self, obj: Any) -> Any:
-        if isinstance(obj, type | types.FunctionType) and getattr(obj, "__module__", None) == _MAIN:
+        if isinstance(obj, _CODE) and getattr(obj, "__module__", None) == _MAIN:
             raise _DefinedInMain
         return NotImplemented
-
-
-def _main_defines_code() -> bool:
-    """Whether the running ``__main__`` module defines a class or function of its own.
-
-    When it defines none (pytest, a worker, a script that only imports), nothing can be pickled
-    by a reference to ``__main__``, and the plain pickler runs without a per-object hook. Once a
-    ``__main__`` module is found defining code, that answer is kept for it (its namespace is not
-    scanned on every dump): a wrong "yes" would only cost the guard's hook, never a bad pickle.
-    """
-    main = sys.modules.get(_MAIN)
-    if main is None:
-        return False
-    if _main_with_code[0] is main:
-        return True
-    found = any(
-        isinstance(value, type | types.FunctionType) and getattr(value, "__module__", None) == _MAIN
-        for value in list(vars(main).values())
-    )
-    if found:
-        _main_with_code[0] = main
-    return found
-
-
-# The ``__main__`` module last found defining code (one slot, replaced when ``__main__`` is another module).
-_main_with_code: list[Any] = [None]
