@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import errno
 from collections.abc import Callable, Iterator
+from typing import Any
 
 __all__ = [
     "KartError",
@@ -32,6 +33,7 @@ __all__ = [
     "TaskDefinitionError",
     "SourceUnavailableError",
     "RunWriteError",
+    "TurnDeadlockError",
     "UnrequiredTaskError",
     "InputKeyError",
     "OutputKeyError",
@@ -80,6 +82,12 @@ class GokartBuildError(KartError):
     def __init__(self, message: str, raised_exceptions: dict[str, list[Exception]]) -> None:
         super().__init__(message)
         self.raised_exceptions = raised_exceptions
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled with both arguments: the default passes the message only, so unpickling raised TypeError, and a
+        # multiprocessing Pool whose job raised this (a build in a worker process) lost its result thread and
+        # never answered .get() without a timeout.
+        return (type(self), (str(self.args[0]) if self.args else "", self.raised_exceptions), self.__dict__)
 
 
 class TaskLockException(KartError):
@@ -172,6 +180,15 @@ class SourceUnavailableError(TaskDefinitionError, OSError):
 class RunWriteError(TaskDefinitionError):
     """A write of a task's output that cannot join the task's run in progress: made from a child process of
     the process running it, after ``run()`` returned, or while two runs of the same task object are open."""
+
+
+class TurnDeadlockError(TaskDefinitionError):
+    """A thread asked for a task's turn (to build or run it) while the thread holding that turn (the task's run)
+    waits for it to finish (``Thread.join``, ``Future.result``, ...): each would wait for the other forever.
+
+    Typically a task's ``run()`` starts a thread that builds the same task (or a task that needs it) and joins it.
+    A ``TaskDefinitionError``: the task's code builds the task inside its own run.
+    """
 
 
 class UnrequiredTaskError(KartError, ValueError, AssertionError):
@@ -352,6 +369,10 @@ class UnknownSchemeError(KartError, ValueError):
         self.url, self.scheme, self.whose = url, scheme, whose
         named = f"{whose} {url!r}" if whose else repr(url)
         super().__init__(f"No storage for {named}: the scheme '{scheme}://' is unknown. Supported: {self.SUPPORTED}.")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled with its arguments, not the message (which ``__init__`` does not take): see GokartBuildError.
+        return (type(self), (self.url, self.scheme, self.whose), self.__dict__)
 
     def of(self, whose: str) -> UnknownSchemeError:
         """The same error naming who uses the URL (``whose``, e.g. ``the workspace of Train[3f2ac1e0]``)."""

@@ -4,6 +4,18 @@ within one process, turns (``hold_turn``) between its threads.
 A lock is keyed by the canonical location of the task's first output (absolute, normalised, symlinks
 resolved; for URLs the scheme lower-cased and ``.``/``..``/``//`` collapsed), so two processes that
 spell one workspace differently (``./resources/`` and its absolute path) share one lock.
+
+Why the turn table (``_turns``) is the module's, not an object a caller holds: the guarantee is that two
+threads building one task run it once, and "one task" means one output location, whoever asks. The
+threads that must exclude each other share nothing else: each may hold its own task object (luigi's
+instance cache cleared in between, a notebook cell defining the class again, the workspace spelled
+``./resources`` in one and absolute in the other), its own ``build()`` call, hook manager or Kedro
+dataset, and the workspace is a string, not an object that could carry a lock manager (one found
+through a map from workspaces to managers would be the same process-wide table elsewhere). A table on
+the task object (its ``RunSlot``) or on a ``build()`` call would let two of them run one task at once.
+The file lock does exclude threads too (an ``flock`` per open file), but costs a file per run (0.4-0.6
+ms here) and needs a writable lock folder, so it stays opt-in (``should_lock_run``) while turns are
+always taken. The table is a process's: it holds only keys in use, and a forked child starts empty.
 """
 
 from __future__ import annotations
@@ -21,7 +33,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from kart_core.errors import LockSettingError, LockUnavailableError, TaskLockException
+from kart_core.errors import LockSettingError, LockUnavailableError, TaskLockException, TurnDeadlockError
 
 
 def canonical_location(location: str) -> str:
@@ -338,8 +350,19 @@ def _keep_alive(lock: Any, timeout: float, stop: threading.Event) -> None:
             lock.reacquire()
 
 
+class _Turn:
+    """One key's turn: its lock, how many threads hold or wait for it, and the holder's thread ident (0: none)."""
+
+    __slots__ = ("lock", "users", "holder")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.users = 0
+        self.holder = 0
+
+
 class _Turns:
-    """Which keys threads of this process hold or wait for (``hold_turn``): one lock per key while in use.
+    """Which keys threads of this process hold or wait for (``hold_turn``): one ``_Turn`` per key while in use.
 
     An entry lives only while a thread holds or waits for its key (counted), so the table never grows
     with the keys a long process has seen. A forked child starts with an empty table (``_after_fork``):
@@ -348,23 +371,23 @@ class _Turns:
 
     def __init__(self) -> None:
         self.guard = threading.Lock()
-        self.entries: dict[str, tuple[threading.Lock, list[int]]] = {}
+        self.entries: dict[str, _Turn] = {}
 
-    def enter(self, key: str) -> threading.Lock:
-        """The lock of ``key``, counted as in use until ``leave``."""
+    def enter(self, key: str) -> _Turn:
+        """The turn of ``key``, counted as in use until ``leave``."""
         with self.guard:
-            entry = self.entries.get(key)
-            if entry is None:
-                entry = self.entries[key] = (threading.Lock(), [0])
-            entry[1][0] += 1
-            return entry[0]
+            turn = self.entries.get(key)
+            if turn is None:
+                turn = self.entries[key] = _Turn()
+            turn.users += 1
+            return turn
 
     def leave(self, key: str) -> None:
         """Count one user of ``key`` less; forget the key when none is left."""
         with self.guard:
-            entry = self.entries[key]
-            entry[1][0] -= 1
-            if not entry[1][0]:
+            turn = self.entries[key]
+            turn.users -= 1
+            if not turn.users:
                 del self.entries[key]
 
 
@@ -380,28 +403,74 @@ os.register_at_fork(after_in_child=_after_fork)
 
 
 @contextlib.contextmanager
-def hold_turn(key: str, wait_seconds: float | None = None) -> Iterator[bool]:
+def hold_turn(key: str, wait_seconds: float | None = None, owner: Callable[[], str] | None = None) -> Iterator[bool]:
     """Hold this process's turn of ``key`` (a ``canonical_lock_key``) for the body: threads of one process
     that run one task take turns, as processes do through its file or redis lock (``hold_lock``).
 
     Not re-entrant (the caller keeps track of what its context holds). Yields whether it had to wait for
-    another thread (which may have done the work meanwhile: look again).
+    another thread (which may have done the work meanwhile: look again). While it waits without a deadline, it
+    checks that the holder is not itself waiting for this thread (``kart_core.thread_waits``): a task's ``run()``
+    that joins a thread which asks for the same turn would wait forever, so that fails at once (a wait with
+    ``wait_seconds`` ends anyway). ``owner``: gives the label of the task the turn is for (``Class[8-hex id]``),
+    called only for an error message.
 
     Raises:
         TaskLockException: another thread of this process still holds it after ``wait_seconds``.
+        TurnDeadlockError: (no ``wait_seconds``) the thread holding it waits (``Thread.join``, ``Future.result``,
+            ...) for this one.
     """
     turns = _turns
-    lock = turns.enter(key)
+    turn = turns.enter(key)
     try:
-        waited = not lock.acquire(blocking=False)
-        if waited and not lock.acquire(timeout=-1 if wait_seconds is None else wait_seconds):
-            raise TaskLockException(f"Another thread of this process holds the turn of {key}")
+        waited = not turn.lock.acquire(blocking=False)
+        if waited and wait_seconds is not None:
+            if not turn.lock.acquire(timeout=wait_seconds):
+                raise TaskLockException(f"Another thread of this process holds the turn of {key}")
+        elif waited:
+            _wait_for_turn(turn, key, owner)
+        turn.holder = threading.get_ident()
         try:
             yield waited
         finally:
-            lock.release()
+            turn.holder = 0
+            turn.lock.release()
     finally:
         turns.leave(key)
+
+
+def _wait_for_turn(turn: _Turn, key: str, owner: Callable[[], str] | None) -> None:
+    """Acquire ``turn.lock``, looking between short waits whether its holder waits for this thread.
+
+    Raises:
+        TurnDeadlockError: its holder waits for this thread (or is this thread).
+    """
+    from kart_core.thread_waits import waits_for  # only a contended wait needs it (and concurrent.futures)
+
+    pause, me = 0.005, threading.get_ident()
+    while not turn.lock.acquire(timeout=pause):
+        holder = turn.holder
+        how = "it holds the turn itself" if holder == me else waits_for(holder, me) if holder else None
+        if how is not None:
+            raise _deadlock(key, holder, how, owner)
+        pause = min(pause * 2, 0.25)  # a long legitimate wait looks a few times a second
+
+
+def _deadlock(key: str, holder: int, how: str, owner: Callable[[], str] | None) -> TurnDeadlockError:
+    me, them = _thread_name(threading.get_ident()), _thread_name(holder)
+    what = owner() if owner is not None else key
+    return TurnDeadlockError(
+        f"{what}: thread {me!r} was asked to build or run it while thread {them!r}, which runs it in this process "
+        f"(holding its turn, {key}), waits for {me!r} to finish ({how}): each would wait for the other forever, so "
+        "nothing was run. A task cannot be built inside its own run(), e.g. from a thread that run() starts and "
+        "joins: build it (or the task that needs it) before or after, outside its run, or compute the value in run()."
+    )
+
+
+def _thread_name(ident: int) -> str:
+    for thread in threading.enumerate():
+        if thread.ident == ident:
+            return thread.name
+    return f"thread {ident}"
 
 
 def _wait_until(try_once: Callable[[], bool], wait_seconds: float | None, pause: float = 0.01) -> bool:

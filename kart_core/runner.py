@@ -663,7 +663,7 @@ def _task_turn(task: KartTask, key: str | None = None) -> Iterator[bool]:
     if key in held:
         yield False
         return
-    with hold_turn(key) as waited:
+    with hold_turn(key, owner=task.kart_label) as waited:
         token = _held_turns.set(held | {key})
         try:
             yield waited

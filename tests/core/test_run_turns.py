@@ -139,3 +139,17 @@ def test_hold_turn_excludes_threads_and_forgets_its_keys(tmp_path: Any) -> None:
 def _in_other_thread(function: Any) -> Any:
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         return pool.submit(function).result(10)
+
+
+def test_two_task_objects_of_one_output_spelled_two_ways_run_once(workspace: str) -> None:
+    """Why the turn table is the process's (kart_core.lock's docstring): threads holding different task objects
+    of one output (the workspace relative in one, absolute in the other; no shared instance) still take turns."""
+    relative = os.path.relpath(workspace)  # the tests run in their temporary folder
+    first = TurnPair(workspace_directory=relative)
+    luigi.task_register.Register.clear_instance_cache()
+    second = TurnPair(workspace_directory=workspace)
+    assert first is not second and first.make_unique_id() == second.make_unique_id()
+    results = _builds_at_once({"X": lambda: kart_core.build(first), "Y": lambda: kart_core.build(second)})
+    assert len(_RUNS) == 1
+    (ran,) = _RUNS
+    assert results == {"X": {"a": ran, "b": ran}, "Y": {"a": ran, "b": ran}}
