@@ -127,6 +127,9 @@ class Transaction:
             so their reads see committed outputs only (``join``; their writes join the run while it is open).
         slot: the task's ``RunSlot`` (None: a run no thread can join): when ``run()`` returns, the other threads
             that still run are noted there (``RunSlot.outlived``), and their later writes join no run.
+        ended: the run is over (committed, failed or interrupted). Only a copy of the run's context can still
+            name it (an asyncio callback that ``run()`` scheduled, ``contextvars.copy_context()``): a write from
+            there is refused (``join``), and reads there see the committed state.
     """
 
     task: object
@@ -137,6 +140,7 @@ class Transaction:
     open: bool = False
     outsiders: frozenset[threading.Thread] = frozenset()
     slot: RunSlot | None = None
+    ended: bool = False
     staged: dict[str, Staged] = dataclasses.field(default_factory=dict)
     bases: dict[str, str | None] = dataclasses.field(default_factory=dict)
     committed: bool = False
@@ -540,6 +544,7 @@ def begin(
     try:
         yield transaction
     finally:
+        transaction.ended = True
         _current.reset(token)
         if slot is not None:
             slot.runs.remove(transaction)
@@ -560,9 +565,10 @@ def detached() -> Iterator[None]:
 
 
 def current() -> Transaction | None:
-    """The innermost transaction of this thread or task context, if any."""
+    """The innermost transaction of this thread or task context, if any (an ended run's, which only a copy of
+    its context can name, counts as none: see ``Transaction.ended``)."""
     found = _current.get()
-    return found if isinstance(found, Transaction) else None
+    return found if isinstance(found, Transaction) and not found.ended else None
 
 
 def runs(task: object) -> bool:
@@ -602,11 +608,15 @@ def join(
         RunWriteError: (writing) from a child process of the process running the task (its staged
             file would never be committed), after its ``run()`` returned (a thread still running, or one
             that outlived an ended run: ``asking_path`` too while a run is in progress or after a failed
-            one), or while two runs
+            one; code that the run scheduled in a copy of its context, e.g. an asyncio callback, that runs
+            after the run ended), or while two runs
             of the same task object are open in this process (which one is unknown).
     """
     found = _current.get()
     if isinstance(found, Transaction):
+        if found.ended:
+            _refuse_ended(found, writing, asking_path and _busy(slot), what)
+            return None
         if writing:
             check_process(found, what)
         return found
@@ -636,6 +646,33 @@ def join(
         f"{running.label}: {what} was written from another thread after the task's run() returned (its outputs "
         "are being committed). Wait for the threads that run() starts (e.g. `with ThreadPoolExecutor() as pool:`) "
         "before run() returns."
+    )
+
+
+def _busy(slot: RunSlot | None) -> bool:
+    """Whether a run of ``slot``'s task is in progress in this process, or its last one failed (a path handed out
+    then would be written into that run, or make the failed task look complete)."""
+    return slot is not None and (bool(slot.runs) or slot.failed is not None)
+
+
+def _refuse_ended(found: Transaction, writing: bool, asking_path: bool, what: str) -> None:
+    """Raise for a write, or a path request while another run is in progress or after a failed one (``_busy``),
+    from a context that still names the ended run ``found`` (as for a thread that outlived the run); its reads
+    see the committed state.
+
+    Raises:
+        RunWriteError: ``writing`` or ``asking_path``, from code that the run handed a copy of its context and
+            that ran after the run was over (an asyncio callback or task scheduled by ``run()``); a dump would be
+            lost in the ended run.
+    """
+    if not (writing or asking_path):
+        return
+    raise RunWriteError(
+        f"{found.label}: {what} was {'written' if writing else 'asked for'} after the task's run was over "
+        "(committed, or failed and undone), by code that run() left to run later in its context: an asyncio callback "
+        "or task it scheduled (loop.call_soon, call_soon_threadsafe, call_later, create_task) or a "
+        "contextvars.copy_context() it handed on. Nothing was written or handed out: the run's outputs are the ones it "
+        "committed. Finish that work inside run() (wait for it there) and dump its result before run() returns."
     )
 
 
