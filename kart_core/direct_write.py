@@ -54,7 +54,7 @@ from kart_core.lock import canonical_location
 from kart_core.manifest import Entry, OutputRecord
 from kart_core.signing import HEADER_SIZE, Signer
 from kart_core.storage import storage_for
-from kart_core.storage.base import temporary_name
+from kart_core.storage.base import no_space_note, temporary_name
 from kart_core.transaction import Staged, Transaction
 
 __all__ = ["DirectWrites", "RunLock", "Superseded", "version"]
@@ -222,7 +222,8 @@ class DirectWrites:
         marker, and the failed run's undo removes what it wrote at paths handed out before."""
         with NoSpaceError.raised_as(
             lambda exc: (
-                f"No space left to {what}: writing {commit_marker.marker_path(record)!r} failed ({exc}). "
+                f"No space left to {what}: writing {commit_marker.marker_path(record)!r} failed ({exc}"
+                f"{no_space_note(record.manifest)}). "
                 "The run fails: the path was not handed out, and what it wrote at its other outputs' paths is removed. "
                 "Free space on that disk (or raise the quota), then build again."
             )
@@ -479,8 +480,8 @@ class DirectWrites:
             # The run fails: its undo removes the file it wrote at ``path`` (and puts an old output back).
             raise NoSpaceError(
                 f"No space left to sign the output of {self._label} that its run wrote to {path!r}: its signed copy "
-                f"did not fit ({exc}). Nothing was committed: the signed copy and the file the run wrote there are "
-                "removed. Free space on that disk (or raise the quota), then build again."
+                f"did not fit ({exc}{no_space_note(path)}). Nothing was committed: the signed copy and the file the "
+                "run wrote there are removed. Free space on that disk (or raise the quota), then build again."
             ) from exc
         except BaseException:
             spool.discard()

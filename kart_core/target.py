@@ -50,7 +50,7 @@ from kart_core.lock import canonical_location
 from kart_core.manifest import SIGNING_ADVICE, Entry, OutputRecord, new_commit_id, read_manifest
 from kart_core.signing import HEADER_SIZE, MAGIC, MOVED_ADVICE, Signer, is_sealed, signature_path
 from kart_core.storage import Storage, storage_for
-from kart_core.storage.base import Spool
+from kart_core.storage.base import Spool, no_space_note
 from kart_core.task_memo import RunSlot, TaskMemo
 from kart_core.transaction import Staged
 from kart_core.workspace import with_unique_id
@@ -235,7 +235,8 @@ class TargetOnKart(luigi.Target):
                 raise
             # A full disk is the workspace's, not the format's: say so, and that the spool goes (finally).
             raise NoSpaceError(
-                f"No space left to write {self._describe_owner()} to {self._path!r} ({exc}). Nothing was written: "
+                f"No space left to write {self._describe_owner()} to {self._path!r} ({exc}"
+                f"{no_space_note(self._path)}). Nothing was written: "
                 "the temporary file is removed. Free space on that disk (or raise the quota), then build again."
             ) from exc
         finally:
@@ -270,7 +271,8 @@ class TargetOnKart(luigi.Target):
                 raise
             self._storage.remove(self._path)
             raise NoSpaceError(
-                f"No space left to record {self._describe_owner()} in its manifest {record.manifest!r} ({exc}). "
+                f"No space left to record {self._describe_owner()} in its manifest {record.manifest!r} "
+                f"({exc}{no_space_note(record.manifest)}). "
                 f"The output just written to {self._path!r} is removed: its manifest does not describe it. Free "
                 "space on that disk (or raise the quota), then build again."
             ) from exc

@@ -75,6 +75,7 @@ from kart_core.manifest import (
 )
 from kart_core.signing import Signer
 from kart_core.storage import Storage, storage_for
+from kart_core.storage.base import no_space_note
 from kart_core.task_memo import RunSlot, shared_threads
 
 __all__ = [
@@ -420,7 +421,8 @@ class Transaction:
         """
         with NoSpaceError.raised_as(
             lambda exc: (
-                f"No space left to commit {self.label}: writing {path!r} failed ({exc}). The run's outputs "
+                f"No space left to commit {self.label}: writing {path!r} failed ({exc}{no_space_note(path)}). "
+                "The run's outputs "
                 "were not committed and its temporary files are removed. Free space on that disk (or raise the quota), "
                 "then build again."
             )

@@ -7,6 +7,7 @@ import dataclasses
 import functools
 import json
 import secrets
+import tempfile
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -169,6 +170,21 @@ def protocol_of(path: str) -> str:
     if not sep or scheme in ("", "file", "local"):
         return ""
     return scheme
+
+
+def no_space_note(path: str) -> str:
+    """What a ``NoSpaceError`` about a write to ``path`` adds after the OS error: "" on local disk.
+
+    A write to object storage goes through a local spool file in the system temporary folder
+    (``tempfile.gettempdir()``: ``TMPDIR``; ``RemoteSpool``), and an object store raises no ``ENOSPC``:
+    a full disk there is that local folder's, which the note names, with what to do.
+    """
+    if protocol_of(path) == "":
+        return ""
+    return (
+        f": kart buffers each upload in the local folder {tempfile.gettempdir()!r}, whose disk is full, not the "
+        "object store (free space there, or set TMPDIR to a folder with room)"
+    )
 
 
 def storage_for(path: str) -> Storage:
