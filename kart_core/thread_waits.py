@@ -4,16 +4,18 @@
 gets its turn at once): when the thread holding the turn waits, directly or through other threads, for
 the very thread that wants the turn, the two would wait for each other forever (a task's ``run()`` that
 joins a thread which builds the same task). The waits recognised are the standard library's ways to wait
-for a thread or for a future a ``ThreadPoolExecutor`` runs: ``Thread.join``, ``Future.result`` /
-``Future.exception``, ``concurrent.futures.wait`` / ``as_completed``, ``Executor.map``'s results and an
-executor's ``shutdown(wait=True)`` (a ``with`` block's end). A wait on an ``Event``, a ``Queue``, a
-``Condition`` or a ``multiprocessing.pool.ThreadPool`` result names no thread: it is not recognised.
+for a thread or for a job a thread pool runs: ``Thread.join``, ``Future.result`` / ``Future.exception``,
+``concurrent.futures.wait`` / ``as_completed``, ``Executor.map``'s results, an executor's
+``shutdown(wait=True)`` (a ``with`` block's end), and a ``multiprocessing.pool.ThreadPool``'s ``get()``,
+``wait()``, ``map()`` and ``imap()`` results. A wait on an ``Event``, a ``Queue``, a ``Condition`` or a
+sleep-and-poll loop names no thread: it is not recognised.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import concurrent.futures.thread
+import multiprocessing.pool
 import sys
 import threading
 import types
@@ -24,7 +26,8 @@ __all__ = ["waits_for"]
 _THREADING = threading.__file__
 _FUTURES_BASE = sys.modules["concurrent.futures._base"].__file__
 _FUTURES_THREAD = concurrent.futures.thread.__file__
-_WAIT_FILES = frozenset({_THREADING, _FUTURES_BASE, _FUTURES_THREAD})
+_POOL = multiprocessing.pool.__file__
+_WAIT_FILES = frozenset({_THREADING, _FUTURES_BASE, _FUTURES_THREAD, _POOL})
 
 
 def waits_for(holder: int, waiter: int) -> str | None:
@@ -50,31 +53,41 @@ def waits_for(holder: int, waiter: int) -> str | None:
     return None
 
 
-def _future_runners(frames: dict[int, types.FrameType]) -> dict[int, int]:
-    """id() of each future a ``ThreadPoolExecutor`` worker is running now -> that worker's thread ident."""
-    runners = {}
+def _future_runners(frames: dict[int, types.FrameType]) -> dict[object, int]:
+    """What each pool worker thread is running now -> its thread ident: id() of a ``ThreadPoolExecutor``'s future,
+    and ``("job", n)`` for job ``n`` of a ``multiprocessing.pool`` (its results know their ``_job``)."""
+    runners: dict[object, int] = {}
     for ident, frame in frames.items():
         for found in _stack(frame):
-            if found.f_code.co_filename == _FUTURES_THREAD and found.f_code.co_name == "run":
+            code = found.f_code
+            if code.co_filename == _FUTURES_THREAD and code.co_name == "run":
                 item = found.f_locals.get("self")
                 if isinstance(item, concurrent.futures.thread._WorkItem):
                     runners[id(item.future)] = ident
+            elif code.co_filename == _POOL and code.co_name == "worker":
+                job = found.f_locals.get("job")
+                if isinstance(job, int):
+                    runners[("job", job)] = ident
     return runners
 
 
-def _awaited(frame: types.FrameType | None, runners: dict[int, int]) -> Iterator[tuple[int, str]]:
+def _awaited(frame: types.FrameType | None, runners: dict[object, int]) -> Iterator[tuple[int, str]]:
     """The threads the innermost standard-library waiting frames of a stack wait for, with how."""
     while frame is not None and frame.f_code.co_filename in _WAIT_FILES:
-        name, local = frame.f_code.co_name, frame.f_locals
-        if frame.f_code.co_filename == _THREADING and name in ("join", "_wait_for_tstate_lock"):
+        name, where, local = frame.f_code.co_name, frame.f_code.co_filename, frame.f_locals
+        if where == _THREADING and name in ("join", "_wait_for_tstate_lock"):
             thread = local.get("self")
             if isinstance(thread, threading.Thread) and thread.ident is not None:
                 yield thread.ident, "Thread.join"
-        elif frame.f_code.co_filename == _FUTURES_BASE:
+        elif where == _FUTURES_BASE:
             futures = [local.get("self")] if name in ("result", "exception") else list(local.get("fs") or ())
             for future in futures:
                 if isinstance(future, concurrent.futures.Future) and id(future) in runners:
                     yield runners[id(future)], f"Future.{name}" if name in ("result", "exception") else name
+        elif where == _POOL and name in ("get", "wait", "next"):
+            job = ("job", getattr(local.get("self"), "_job", None))
+            if job in runners:
+                yield runners[job], f"{type(local.get('self')).__name__}.{name}"
         frame = frame.f_back
 
 

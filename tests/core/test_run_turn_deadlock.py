@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
+import multiprocessing.pool
 import pickle
 import re
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import luigi
 import pytest
@@ -48,6 +49,13 @@ def _in_pool(call: Callable[[], str]) -> str:
         return pool.submit(call).result(20)
 
 
+def _in_thread_pool(call: Callable[[], str]) -> str:
+    """multiprocessing's ThreadPool (joblib's threading backend is built on it)."""
+    with multiprocessing.pool.ThreadPool(1) as pool:
+        pool._pool[0].name = "inner"  # type: ignore[attr-defined]  # its one worker thread, named for the message
+        return cast(str, pool.apply_async(call).get(20))
+
+
 class SelfBuilder(kart_core.TaskOnKart[str]):
     """run() hands a build of this very task (``target='self'``) or of a task needing it to a thread and waits."""
 
@@ -60,7 +68,7 @@ class SelfBuilder(kart_core.TaskOnKart[str]):
             build: Callable[[], Any] = lambda: kart_core.build(same)  # noqa: E731
         else:  # a task needing this one, built on two threads of its own: the wait goes through them
             build = lambda: kart_core.build(NeedsSelf(upstream=same), workers=2, executor="thread")  # noqa: E731
-        wait = {"thread": _in_thread, "pool": _in_pool}[self.helper]
+        wait = {"thread": _in_thread, "pool": _in_pool, "threadpool": _in_thread_pool}[self.helper]
         self.dump(wait(lambda: _outcome(build)))
 
 
@@ -81,7 +89,9 @@ def _finishes(build: Callable[[], Any], seconds: float = 60) -> Any:
     return found[0]
 
 
-@pytest.mark.parametrize(("helper", "how"), [("thread", "Thread.join"), ("pool", "Future.result")])
+@pytest.mark.parametrize(
+    ("helper", "how"), [("thread", "Thread.join"), ("pool", "Future.result"), ("threadpool", "ApplyResult.wait")]
+)
 def test_a_thread_that_run_joins_building_the_same_task_is_refused(workspace: str, helper: str, how: str) -> None:
     task = SelfBuilder(helper=helper, workspace_directory=workspace)
     got = _finishes(lambda: kart_core.build(task))  # was: waited forever (the run joins the thread)
