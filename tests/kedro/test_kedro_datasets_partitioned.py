@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -245,3 +246,48 @@ def test_a_reader_of_a_partition_folder_sees_the_partitions_other_runs_left_in_i
     # split is served (its partitions written back), sums runs: kart before served the first run's {g1, g2}
     assert ran == ["sum_partitions"]
     assert runner.last_reasons == {"sums": "upstream changed: parts"}
+
+
+def tolerant_sums(parts: dict[str, Any]) -> dict[str, Any]:
+    """Each partition's sum of ``v``; a partition that fails to load is reported, not fatal."""
+    _record("tolerant_sums")
+    sums: dict[str, Any] = {}
+    for key in sorted(parts):
+        try:
+            sums[key] = int(parts[key]()["v"].sum())
+        except Exception as exc:  # a node that skips unreadable partitions, as many do
+            sums[key] = f"skipped: {type(exc).__name__}"
+    return sums
+
+
+@pytest.mark.parametrize("runner_class", [KartRunner, KartParallelRunner], ids=lambda cls: cls.__name__)
+def test_a_partition_that_fails_to_load_runs_its_reader_uncached_as_sequential_runs_it(
+    tmp_path: Path, journal: str, runner_class: type, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "parts").mkdir()
+    (tmp_path / "parts" / "a.parquet").write_bytes(b"not parquet")  # a corrupt partition
+    pd.DataFrame({"v": [1, 2]}).to_parquet(tmp_path / "parts" / "b.parquet")
+    pipeline = Pipeline([node(tolerant_sums, "parts", "sums", name="sums")])
+
+    def run(runner: Any) -> Any:
+        entries = {
+            "parts": PartitionedDataset(path=str(tmp_path / "parts"), dataset="pandas.ParquetDataset"),
+            "sums": JSONDataset(filepath=str(tmp_path / "sums.json")),
+        }
+        _run(runner, pipeline, entries)
+        return json.loads((tmp_path / "sums.json").read_text())
+
+    expected = run(SequentialRunner())
+    assert expected == {"a.parquet": "skipped: DatasetError", "b.parquet": 3}
+    for _ in range(2):
+        runner = _runner(runner_class, str(tmp_path / "ws"))
+        assert run(runner) == expected  # kart before: the loader's DatasetError stopped the run
+        assert runner.last_run == {"sums": "ran uncached"}
+    warnings = [message for message in caplog.messages if "runs without the cache" in message]
+    assert re.fullmatch(
+        r"kart: node 'sums' runs without the cache: its input 'parts' holds a partition that fails to load "
+        r"\(DatasetError: Could not open Parquet input source '.*/parts/a\.parquet': Parquet magic bytes not found.*\) "
+        r"\(\['a\.parquet'\]\(\)\), whose content kart cannot digest; tag the node 'kart_no_cache' to run it "
+        r"uncached without this warning",
+        warnings[0],
+    )

@@ -9,7 +9,8 @@ where a partition file changed (pipeline_run reuses a local folder's digest whil
 stay the same).
 
 Anything whose content cannot be digested (a LazyFrame, a generator, another callable, an open
-file: ``kart_core.errors.UndigestableError``) is left to the caller, which runs the node uncached.
+file: ``kart_core.errors.UndigestableError``), and a partition whose loader raises (a corrupt file the
+node may skip), is left to the caller, which runs the node uncached.
 """
 
 from __future__ import annotations
@@ -32,19 +33,38 @@ def data_digest(value: Any, code: set[Any] | None = None) -> str:
 
     Raises:
         kart_core.errors.UndigestableError: ``value`` (or a partition a loader returned) holds data
-            kart cannot digest; ``path`` names the partition (``['a.csv']()``) and the place in it.
-        whatever a partition loader raises.
+            kart cannot digest, or a partition loader raised; ``path`` names the partition (``['a.csv']()``)
+            and the place in it.
     """
     if not _is_partitions(value):
         return kart_core.content_digest(value, code)
     parts = []
     for key in sorted(value, key=str):
         try:
-            parts.append([key, kart_core.content_digest(value[key](), code)])
+            parts.append([key, kart_core.content_digest(_load_partition(value[key], key), code)])
         except kart_core.errors.UndigestableError as exc:
             exc.path.insert(0, f"[{key!r}]()")
             raise
     return kart_core.content_digest(["kedro partitions", parts])
+
+
+def _load_partition(loader: Any, key: Any) -> Any:
+    """What a partition loader returns.
+
+    Raises:
+        kart_core.errors.UndigestableError: the loader raised (a corrupt or unreadable file). A node may skip
+            such a partition itself (``try: parts[k]() except ...``), as it does under SequentialRunner; kart
+            cannot tell its content, so the node runs uncached (kart before 2026-12-01 18:00 UTC let the
+            loader's error stop the run before the node).
+    """
+    try:
+        return loader()
+    except Exception as exc:
+        lines = [line for line in str(exc).splitlines() if line.strip()]
+        cause = (lines[-1] if lines else "")[:200]
+        raise kart_core.errors.UndigestableError(
+            f"a partition that fails to load ({type(exc).__name__}: {cause})"
+        ) from exc
 
 
 def _is_partitions(value: Any) -> bool:
