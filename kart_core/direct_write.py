@@ -156,6 +156,7 @@ class DirectWrites:
         self._marker_lock = running.marker_guard
         self._beating: threading.Event | None = None
         self._beat: threading.Thread | None = None
+        self._beat_failure: NoSpaceError | None = None  # a beat that found no room: the run fails (``record_in_place``)
         # Path requests from several threads of the run (kart_core.transaction.join) take turns: one takes
         # the lock and writes the marker, the others find the path handed out.
         self._handing = threading.RLock()
@@ -316,8 +317,35 @@ class DirectWrites:
                             self._moves(record),
                             self._signer,
                         )
-                    except Exception:  # noqa: BLE001 - tried again at the next beat; a reader then waits longer
+                    except Exception as exc:  # noqa: BLE001 - tried again at the next beat; a reader then waits longer
+                        if NoSpaceError.caused_by(exc):  # said once; the run fails (check_heartbeat)
+                            if self._beat_failure is None:
+                                self._beat_failure = self._no_room_to_beat(record, exc)
+                                logger.warning("%s", self._beat_failure)
+                            continue
                         logger.warning("%s: could not refresh its marker", self._label, exc_info=True)
+
+    def _no_room_to_beat(self, record: OutputRecord, exc: BaseException) -> NoSpaceError:
+        """The error a run fails with when its heartbeat found no room to rewrite ``record``'s marker."""
+        error = NoSpaceError(
+            f"No space left to refresh the marker of {self._label}, which shows that its run is still writing its "
+            f"outputs by path: writing {commit_marker.marker_path(record)!r} failed ({exc}"
+            f"{no_space_note(record.manifest)}). A marker "
+            "left to age is taken for a dead writer's by a run on another host, which then takes the outputs over. "
+            "The run fails: what it wrote at its outputs' paths is removed. Free space on that disk (or raise the "
+            "quota), then build again."
+        )
+        error.__cause__ = exc
+        return error
+
+    def check_heartbeat(self) -> None:
+        """Raise the ``NoSpaceError`` of a heartbeat that found no room to rewrite a marker (since the first path).
+
+        Raises:
+            NoSpaceError: a beat failed for a full disk or quota; names the task and the marker.
+        """
+        if self._beat_failure is not None:
+            raise self._beat_failure
 
     def _own(self, record: OutputRecord) -> set[str]:
         """The keys of the task's outputs recorded in ``record``'s manifest: all a marker beside it may name."""
@@ -418,7 +446,16 @@ class DirectWrites:
         With signing on, each is signed too (``_sealed``), also with integrity records off (then without a
         commit id, as a dump is). The markers are still refreshed meanwhile, and through the commit, until
         ``finish`` or ``undo``.
+
+        Raises:
+            NoSpaceError: the heartbeat found no room to rewrite a marker since the first path was handed
+                out (``check_heartbeat``; checked before and after the hashing): the run fails and is undone.
         """
+        self.check_heartbeat()
+        self._record_in_place(targets)
+        self.check_heartbeat()
+
+    def _record_in_place(self, targets: Iterable[Any]) -> None:
         signer = target_config.current().signer
         for target in targets:
             record = self._record(target)
