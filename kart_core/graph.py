@@ -10,9 +10,8 @@ import dataclasses
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from luigi.task import flatten
-
 from kart_core.contract import LuigiTask, is_kart_task
+from kart_core.structure import flatten
 
 __all__ = ["TaskGraph", "node_key", "requirements_of", "requires_structure", "rerun_copy", "walk"]
 

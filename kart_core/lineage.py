@@ -35,11 +35,10 @@ import dataclasses
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
-from luigi.task import flatten
-
 from kart_core.damage import local_mtime_ns, maybe_rewritten, rewritten_digest, rewritten_note
 from kart_core.manifest import Entry, Input, Manifest, OutputRecord, read_if_inputs, read_unverified
 from kart_core.storage import storage_for
+from kart_core.structure import flatten
 from kart_core.workspace import LOG_DIRECTORY, MANIFEST, join_url, log_workspace
 
 __all__ = [

@@ -241,9 +241,9 @@ class Manifest:
         if self.logs is not None:
             document["logs"] = self.logs
         # Compact and without indent: json's C encoder (an indented dump runs in pure Python).
-        text = json.dumps(document, sort_keys=True, separators=(",", ":"))
+        text = _ENCODER.encode(document)
         if self.run is not None:  # the last key, after "}" is taken off: readers may stop before it (run=False)
-            text = f"{text[:-1]}{_RUN_KEY.decode()}{json.dumps(self.run, sort_keys=True, separators=(',', ':'))}}}"
+            text = f'{text[:-1]},"run":{_ENCODER.encode(self.run)}}}'
         return text.encode("utf-8")
 
     @classmethod
@@ -300,6 +300,9 @@ def _check_key(key: str) -> None:
 
 
 _RUN_KEY = b',"run":'
+# What ``json.dumps(..., sort_keys=True, separators=(",", ":"))`` builds per call: one encoder (it keeps no state
+# between calls) instead of two new ones per manifest written.
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
 
 
 def _without_run(data: bytes) -> dict[str, Any] | None:

@@ -23,7 +23,6 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import pluggy
-from luigi.task import flatten
 
 from kart_core import lineage, target_config
 from kart_core.contract import KartTask, LuigiTask, is_kart_task
@@ -37,6 +36,7 @@ from kart_core.param_plan import config_frozen
 from kart_core.progress import Progress
 from kart_core.runner import default_hook_manager
 from kart_core.storage import listing_scope
+from kart_core.structure import flatten
 from kart_core.task_parameters import check_task_on_kart_section
 from kart_core.worker import check_worker_section
 from kart_core.workspace import MANIFEST, log_task_path

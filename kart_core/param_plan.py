@@ -99,7 +99,7 @@ def cached_per_config(cls: type, name: str, compute: Callable[[], dict[str, Any]
         # The same config under another tuple (e.g. computed before the build froze it): keep the
         # answer under this one, so ``current_plan`` recognises it by identity for the rest of the freeze.
         type.__setattr__(cls, name, (fingerprint, cached[1]))
-    return cast(dict[str, Any], cached[1])
+    return cast("dict[str, Any]", cached[1])  # a string: no generic alias built per call
 
 
 def section_values(cls: type[luigi.Task], section: str, own_names: frozenset[str]) -> dict[str, Any]:

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from luigi.task import flatten
-
 from kart_core.contract import KartTask, is_kart_task
 from kart_core.damage import file_size
 from kart_core.errors import DamagedOutputError
 from kart_core.manifest import OutputRecord, read_manifest
 from kart_core.signing import Signer
 from kart_core.storage import storage_for
+from kart_core.structure import flatten
 
 __all__ = ["Damage", "damaged_output", "damaged_upstream", "still_damaged"]
 

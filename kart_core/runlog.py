@@ -29,14 +29,13 @@ import os
 import sys
 from typing import Any, TypeVar
 
-from luigi.task import flatten
-
 from kart_core import transaction
 from kart_core.contract import KartTask
 from kart_core.hooks.markers import hookimpl
 from kart_core.manifest import read_manifest
 from kart_core.runlog_reader import compact_value, load_log_value, one_line, read_log_safely
 from kart_core.storage import storage_for
+from kart_core.structure import flatten
 from kart_core.target import make_target
 from kart_core.workspace import (
     MANIFEST,

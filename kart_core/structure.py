@@ -7,9 +7,11 @@ dict values, list and tuple items, anything else is a leaf.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
-__all__ = ["leaves", "map_structure"]
+from luigi.task import flatten as _luigi_flatten
+
+__all__ = ["flatten", "is_leaf_type", "leaves", "map_structure"]
 
 
 def map_structure(func: Callable[[Any], Any], items: Any) -> Any:
@@ -28,3 +30,41 @@ def leaves(items: Any) -> list[Any]:
     if isinstance(items, list | tuple):
         return [leaf for value in items for leaf in leaves(value)]
     return [items]
+
+
+def flatten(structure: Any) -> list[Any]:
+    """``luigi.task.flatten(structure)``: the same list, in the same order, for any structure.
+
+    luigi learns that a leaf (a target, a task) is not iterable by catching the TypeError of ``iter()``,
+    whose message is formatted each time: a task run flattens its outputs about ten times (the outputs
+    check, the commit, the run logs), a cached check flattens each task's requirements. Plain dicts,
+    lists and tuples are walked here, and a leaf is returned at once when its class cannot be iterated
+    (``is_leaf_type``); anything else (None, strings, dict subclasses, generators, iterable classes) is
+    luigi's own ``flatten``.
+    """
+    kind = type(structure)
+    if kind is dict:
+        return [leaf for value in structure.values() for leaf in flatten(value)]
+    if kind is list or kind is tuple:
+        return [leaf for value in structure for leaf in flatten(value)]
+    if structure is not None and is_leaf_type(kind):
+        return [structure]
+    return cast("list[Any]", _luigi_flatten(structure))
+
+
+def is_leaf_type(kind: type) -> bool:
+    """Whether ``iter()`` refuses every instance of ``kind``: neither ``__iter__`` nor ``__getitem__`` (the
+    sequence protocol) is defined for it (``__iter__ = None`` counts as undefined). Kept per class: asking a
+    class for an attribute it lacks formats an AttributeError each time."""
+    known = _LEAF_TYPES.get(kind)
+    if known is None:
+        known = getattr(kind, "__iter__", None) is None and not hasattr(kind, "__getitem__")
+        if len(_LEAF_TYPES) >= _LEAF_TYPES_MAX:  # classes made in a loop: the cache must not keep them all
+            _LEAF_TYPES.clear()
+        _LEAF_TYPES[kind] = known
+    return known
+
+
+# Class -> whether its instances cannot be iterated (is_leaf_type); a few classes per process (targets, tasks).
+_LEAF_TYPES: dict[type, bool] = {}
+_LEAF_TYPES_MAX = 1024

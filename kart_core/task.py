@@ -15,7 +15,7 @@ from collections.abc import Callable, Generator
 from typing import Any, Generic, TypeVar, cast, overload
 
 import luigi
-from luigi.task import flatten, task_id_str
+from luigi.task import task_id_str
 
 from kart_core import (
     commit_marker,
@@ -36,6 +36,7 @@ from kart_core.hashing import short_id
 from kart_core.param_plan import config_frozen, last_resolution
 from kart_core.rerun import Baseline, arm_rerun
 from kart_core.storage import storage_for
+from kart_core.structure import flatten
 from kart_core.target import TargetOnKart
 from kart_core.task_memo import UNSET, TaskMemo, memo_of
 from kart_core.task_parameters import KartRegister, TaskParameters
@@ -459,13 +460,11 @@ def _flat_tasks(structure: Any) -> list[Any]:
     """luigi's ``flatten`` of what ``requires()`` returned, with one task (a chain link's case) handled at once.
 
     luigi's ``flatten`` learns that a task is not iterable by catching ``iter()``'s TypeError: the
-    dearest step of a chain's cached check. A task class that defines ``__iter__`` goes through
-    ``flatten`` as before.
+    dearest step of a chain's cached check. ``kart_core.structure.flatten`` knows per class that it is
+    not (asking the class each time for the ``__iter__`` it lacks, as this did, formatted an
+    AttributeError); a task class that defines ``__iter__`` goes through luigi's ``flatten`` as before.
     """
-    kind = type(structure)
-    if luigi.Task in kind.__mro__ and not hasattr(kind, "__iter__"):
-        return [structure]
-    return cast(list[Any], flatten(structure))
+    return flatten(structure)
 
 
 def _stores_plainly(cls: type) -> bool:

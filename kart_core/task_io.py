@@ -15,7 +15,6 @@ from collections.abc import Generator, Iterable
 from typing import Any
 
 import luigi
-from luigi.task import flatten
 
 from kart_core import commit_marker, transaction
 from kart_core.contract import KartTask, is_kart_task
@@ -29,7 +28,7 @@ from kart_core.errors import (
     UnrequiredTaskError,
 )
 from kart_core.pandas_type_config import check_pandas_types
-from kart_core.structure import map_structure
+from kart_core.structure import flatten, map_structure
 from kart_core.target import TargetOnKart
 from kart_core.task_memo import memo_of
 
