@@ -49,7 +49,6 @@ __all__ = [
     "dataset_config",
     "file_stamp",
     "is_persistent",
-    "loads_more_than_saved",
 ]
 
 _CHUNK = 1 << 20
@@ -205,21 +204,6 @@ def appending_save(dataset: Any) -> str | None:
     if isinstance(mode, str) and mode.startswith("a"):
         return f"fs_args open_args_save mode {mode!r}"
     return None
-
-
-def loads_more_than_saved(dataset: Any) -> bool:
-    """Whether a load of ``dataset`` may return other data than its last save wrote, so that a node reading it
-    must be keyed by what it holds (its state's md5), not only by what the producing node returned.
-
-    - a kedro-datasets ``PartitionedDataset`` (or ``IncrementalDataset``) without ``overwrite``: a save adds
-      and replaces partitions, a load lists every partition in the folder, those of other runs and
-      of other writers too;
-    - a versioned dataset: a load reads the newest version, which may be one kart did not save
-      (a version saved outside kart with a later timestamp).
-    """
-    if _is_partitioned(dataset):
-        return not getattr(dataset, "_overwrite", False)
-    return bool(hasattr(dataset, "_get_load_path") and getattr(dataset, "_version", None))
 
 
 def current_state(dataset: Any, recorded: OutputState | None = None) -> OutputState:

@@ -2,16 +2,18 @@
 
 Decisions are made in the runner's process, in dependency order, as soon as a node's upstream
 nodes are done: the node's KedroNodeRun key is computed (code fingerprint, parameters, input
-digests, the content hashes of the inputs upstream cached nodes returned); a complete run whose persistent outputs still hold what kart wrote is
+digests, the content hashes of the inputs upstream cached nodes returned or hold); a complete run whose persistent outputs still hold what kart wrote is
 served (outputs written back only where missing or replaced); anything else becomes a NodeWork.
 
 An input that is a kart task's output (a TaskOnKartDataset entry, a to_pipeline node's edge) counts
 by its content (the hashes its manifest records), not only its task's unique id: the same id
 rebuilt with other content reruns the nodes reading it. So does an input a cached node of the run
 returned (``upstream_content``): a node that ran again under the same key with other content
-reruns its readers. A persistent input produced by a cached node counts by its catalog definition
-too (its load args shape what the node sees); one whose load version is pinned (``--load-versions``)
-counts by that version's content, as a raw input.
+reruns its readers. A persistent input produced by a cached node also counts by what its dataset
+holds once that node was served or ran (``stored_content``: a load need not give back the last
+save, as a PartitionedDataset that adds partitions or an append-mode table shows) and by its
+catalog definition (its load args shape what the node sees); one whose load version is pinned
+(``--load-versions``) counts by that version's content, as a raw input.
 
 Any other input counts by its content (``input_digest.data_digest``: partition loaders are called).
 A local file's digest is recorded with its file stamp (node_records: ``input_digests.pkl``), so a
@@ -51,7 +53,6 @@ from kart_kedro.output_state import (
     dataset_config,
     file_stamp,
     is_persistent,
-    loads_more_than_saved,
 )
 from kart_kedro.pipeline import KartTaskNode
 from kart_kedro.pipeline_io import pipeline_io
@@ -182,10 +183,9 @@ class PipelineRun:
         self.runtime_datasets = RuntimeDatasets(catalog)  # each runtime-pattern type resolved once per run
         self.pending: dict[str, tuple[str, Any]] = {}  # cached outputs loaded only if needed: (node, target)
         self.configs: dict[str, str] = {}  # catalog definitions of persistent upstream inputs, once per run
-        # What each persistent output holds (its state's md5) once its producer was served or ran, for the
-        # datasets whose loads may return more than the producer saved (``loads_more_than_saved``).
+        # What each persistent output holds (its state's md5) once its producer was served or ran: what its
+        # readers are keyed by besides what the producer returned (stored_content).
         self.stored: dict[str, str] = {}
-        self.merging: dict[str, bool] = {}  # loads_more_than_saved, asked once per dataset and run
         self.appending: dict[str, str | None] = {}  # appending_save of each output, asked once per dataset and run
         self.contents: dict[str, dict[str, str]] = {}  # per cached node: its outputs' content hashes (committed)
         self.statuses: dict[str, str] = {}
@@ -297,9 +297,9 @@ class PipelineRun:
             if _is_parameter(name):
                 parameters[name] = self.parameter_digest(node, name)
             elif self._from_cached_node(name):
-                # what it returned, and for a dataset whose loads may return more, what it holds (note_stored)
-                upstream[name] = self.upstream_content(name) + self.stored.get(name, "")
-                if self._persistent(name):  # read back through its catalog entry: load args count
+                upstream[name] = self.upstream_content(name)
+                if self._persistent(name):  # read back through its catalog entry: what it holds and load args count
+                    upstream[name] += self.stored_content(name)
                     inputs[name] = self.input_config(name)
             else:
                 inputs[name] = self.input_digest(node, name)
@@ -412,17 +412,30 @@ class PipelineRun:
         return self.configs[name]
 
     def note_stored(self, states: Mapping[str, OutputState]) -> None:
-        """Remember what the persistent outputs in ``states`` hold now (``self.stored``), for those whose loads may
-        return more than their producer saved: a folder of partitions without ``overwrite`` keeps the partitions of
-        other runs, a versioned dataset's newest version may not be kart's. Their readers are keyed by it (kart
-        before 2026-12-01 18:00 UTC keyed them by the producer's result only, and served a reader's cache built
-        on other partitions than the folder held)."""
+        """Remember what the persistent outputs in ``states`` hold now (``stored_content``)."""
         for name, state in states.items():
-            merging = self.merging.get(name)
-            if merging is None:
-                merging = self.merging[name] = loads_more_than_saved(self.catalog.get(name))
-            if merging and not state.missing:
-                self.stored[name] = ":stored:" + state.md5
+            self.stored[name] = "" if state.missing else ":stored:" + state.md5
+
+    def stored_content(self, name: str) -> str:
+        """``:stored:{md5}`` of what the persistent output ``name`` of a cached node of this run holds, as its
+        readers will load it; "" when kart cannot tell (the dataset is missing after its save, or its data cannot
+        be digested): then its readers are keyed by what the producer returned alone.
+
+        What the producer returned is not enough: a load need not give back the last save. A
+        ``PartitionedDataset`` without ``overwrite`` (kedro_datasets.partitions) adds the saved partitions to
+        those in its folder, a ``pandas.SQLTableDataset`` with ``if_exists: append`` adds rows, a custom dataset
+        may append lines or merge, a versioned dataset's newest version may not be kart's; the readers see all
+        of it, what other runs saved too. kart before 2026-12-01 18:10 UTC keyed them by the producer's result
+        only (the known partition and versioned datasets from 17:15) and served a reader's cache built on less.
+        The state (``output_state.current_state``: md5 of the files' bytes with their relative names, or of the
+        loaded data for a dataset without a path) is the one serving or running the producer took anyway
+        (``note_stored``): no extra read.
+        """
+        stored = self.stored.get(name)
+        if stored is None:  # not noted by this run's serve or run of the producer (not expected): read it now
+            self.note_stored({name: current_state(self.catalog.get(name))})
+            stored = self.stored[name]
+        return stored
 
     def _digest_value(self, node: Any, name: str, value: Any, code: set[Any] | None = None) -> str:
         """The digest of input ``name``'s loaded ``value`` (partition loaders are called: ``data_digest``)
