@@ -202,6 +202,22 @@ def marker_path(record: OutputRecord) -> str:
     return marker_beside(record.manifest)
 
 
+# Beside an output that has no integrity record (outside its task's workspace: a bare make_target of an
+# absolute path) while a run writes it by path (kart_core.direct_write): the task is incomplete while it is there.
+WRITING_SUFFIX = ".kart-writing"
+
+
+def writing_marker(path: str) -> str:
+    """The marker of a by-path write of the record-less output at ``path``: ``{dir}/.{name}.kart-writing``.
+
+    Written before ``run()`` gets the path, removed once the run committed or its undo removed what it
+    wrote; a killed writer leaves it, so ``complete()`` finds the task incomplete and the next run
+    writes the output again (there is no manifest beside such an output to hold a ``.committing`` marker).
+    """
+    directory, separator, name = path.rpartition("/")
+    return f"{directory}{separator}.{name}{WRITING_SUFFIX}"
+
+
 def marker_beside(manifest: str) -> str:
     """The marker path of the manifest at ``manifest`` (a path or URL, or a workspace-relative name)."""
     return manifest.removesuffix(MANIFEST.extension) + MARKER_SUFFIX

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import os
 import socket
@@ -150,6 +151,7 @@ class DirectWrites:
         self.watching = False
         self.handed: dict[str, _Handed] = {}
         self._marked: dict[str, OutputRecord] = {}
+        self._writing: list[str] = []  # markers beside the record-less outputs handed out (writing_marker)
         self._settled: set[str] = set()
         # Marker writes of the path requests, of the heartbeat thread (which keeps the marker fresh, so
         # that another host does not take it for a dead writer's, ``commit_marker.stale``) and of the commit.
@@ -211,6 +213,8 @@ class DirectWrites:
                     commit_marker.put_direct(
                         storage_for(record.manifest), record, self._running.commit_id, self._moves(record), self._signer
                     )
+            elif getattr(target, "record", None) is None:  # outside the workspace: no manifest to put a marker beside
+                self._mark_writing(path)
         if record is not None:
             self._start_heartbeat()
         if backup is not None:
@@ -264,8 +268,19 @@ class DirectWrites:
         )
 
     def _all_written(self) -> bool:
-        """Without integrity records: whether every output of a first run is there (another process committed it)."""
-        return not self._replace and all(target.exists() for target in self._outputs.values())
+        """Without integrity records: whether every output of a first run is there (another process committed it;
+        not a killed writer's file, which left its marker beside it: ``commit_marker.writing_marker``)."""
+        return not self._replace and all(
+            target.exists() and not self._left_writing(path, target) for path, target in self._outputs.items()
+        )
+
+    @staticmethod
+    def _left_writing(path: str, target: Any) -> bool:
+        """Whether a record-less output has a by-path writer's marker beside it (this run has not written it yet)."""
+        if getattr(target, "record", None) is not None:
+            return False
+        marker = commit_marker.writing_marker(path)
+        return storage_for(marker).exists(marker)
 
     def _stop(self) -> None:
         self.stopped = (
@@ -575,12 +590,48 @@ class DirectWrites:
             if handed.backup is not None:
                 storage_for(path).remove(handed.backup)
         self._clear_markers()
+        self._clear_left_writing_markers()
         self.release()
+
+    def _clear_left_writing_markers(self) -> None:
+        """Remove a killed writer's marker beside a record-less output this run committed without its path (a dump)."""
+        for path, target in self._outputs.items():
+            if path not in self.handed and getattr(target, "record", None) is None:
+                marker = commit_marker.writing_marker(path)
+                storage = storage_for(marker)
+                if storage.exists(marker):
+                    storage.remove(marker)
+                    logger.info("%s: removed %r, left by a killed run that wrote %r by path", self._label, marker, path)
+
+    def _mark_writing(self, path: str) -> None:
+        """Put the marker beside the record-less output at ``path`` before its path is handed out.
+
+        ``complete()`` counts the task incomplete while it is there (``commit_marker.writing_marker``): a
+        killed writer's partial file there is written again by the next run, whose commit removes the marker.
+
+        Raises:
+            NoSpaceError: the marker did not fit; the path is not handed out and the run fails.
+        """
+        marker = commit_marker.writing_marker(path)
+        text = json.dumps({"task": self._label, "host": socket.gethostname(), "pid": os.getpid(), "time": time.time()})
+        with NoSpaceError.raised_as(
+            lambda exc: (
+                f"No space left to mark {self._label} as writing its output {path!r} by path: writing {marker!r} "
+                f"failed ({exc}{no_space_note(marker)}). The run fails: the path was not handed out. Free space on "
+                "that disk (or raise the quota), then build again."
+            )
+        ):
+            with storage_for(marker).atomic_write(marker) as file:
+                file.write(text.encode())
+        self._writing.append(marker)
 
     def _clear_markers(self) -> None:
         for record in self._marked.values():
             commit_marker.clear(storage_for(record.manifest), record)
         self._marked.clear()
+        for marker in self._writing:
+            storage_for(marker).remove(marker)
+        self._writing.clear()
 
 
 class _Sink:

@@ -484,14 +484,31 @@ def _stores_plainly(cls: type) -> bool:
 
 
 def _commits_settled(outputs: list[Any]) -> bool:
-    """Whether no commit of the outputs' task is half done (one existence check of its marker per manifest)."""
+    """Whether no commit of the outputs' task is half done (one existence check of its marker per manifest), and
+    no output without a record is marked as being written by path (``commit_marker.writing_marker``)."""
     seen: str | None = None
     for target in outputs:
         record = getattr(target, "record", None)
+        if record is None and _being_written(target):
+            return False
         if record is not None and record.manifest != seen:
             seen = record.manifest
             if not commit_marker.settled(record, functools.partial(_own_keys, outputs, seen), _signer):
                 return False
+    return True
+
+
+def _being_written(target: Any) -> bool:
+    """Whether a kart target without a record has a by-path writer's marker beside it (live, or killed)."""
+    path = getattr(target, "_path", None)  # not path(): asked inside the task's run() it would hand the path out
+    if not isinstance(path, str) or not isinstance(target, TargetOnKart):
+        return False
+    marker = commit_marker.writing_marker(path)
+    if not storage_for(path).exists(marker):
+        return False
+    logger.info(
+        "%r is being written by path, or its writer was killed (marker %r): its task is incomplete", path, marker
+    )
     return True
 
 
