@@ -205,6 +205,20 @@ def test_the_lock_key_follows_a_symlink_pointed_elsewhere_and_a_symlinked_output
     assert canonical_lock_key(str(tmp_path / "gone" / "A_1.pkl")) == f"{real}/gone/A_1.pkl"  # no folder yet
 
 
+def test_the_lock_key_of_a_workspace_moved_with_a_symlink_left_at_its_old_place_is_the_new_place(
+    tmp_path: Path,
+) -> None:
+    """A release switch (``mv ws ws-new; ln -s ws-new ws``) keeps the folder (same device and inode) but not its
+    name: a key read before the move must not be reused, or this process locks another name than a fresh one."""
+    (tmp_path / "ws" / "__main__").mkdir(parents=True)
+    real = os.path.realpath(tmp_path)
+    output = str(tmp_path / "ws" / "__main__" / "A_1.pkl")
+    assert canonical_lock_key(output) == f"{real}/ws/__main__/A_1.pkl"
+    (tmp_path / "ws").rename(tmp_path / "ws-new")
+    (tmp_path / "ws").symlink_to(tmp_path / "ws-new")
+    assert canonical_lock_key(output) == canonical_location(output) == f"{real}/ws-new/__main__/A_1.pkl"
+
+
 @pytest.mark.parametrize(
     ("spelling", "canonical"),
     [
