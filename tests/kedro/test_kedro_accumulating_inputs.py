@@ -5,13 +5,15 @@ A load need not give back the last save: kedro_datasets' ``PartitionedDataset`` 
 default) adds the saved partitions to those already in its folder, a ``pandas.SQLTableDataset`` with
 ``if_exists: append`` adds rows, a custom dataset may append lines. In the "one partition per run, a report
 over all of them" pipeline, re-running an earlier day served the report of that day's first run (only the
-days that existed then) while the folder held more. Each test runs the same days through a kart runner and
+days that existed then) while the folder held more. A table saved with ``if_exists: append`` now makes its
+node run uncached (every run appends, as Kedro's does). Each test runs the same days through a kart runner and
 through Kedro's own SequentialRunner on a second copy of the data, and asserts the same report.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -204,12 +206,10 @@ def test_a_report_over_partitions_covers_the_days_other_runs_added(
     )
 
 
-@pytest.mark.parametrize("kind", ["appended lines", "sql append"])
 @pytest.mark.parametrize("runner_class", RUNNERS, ids=lambda c: c.__name__)
-def test_a_report_over_an_appending_dataset_sees_every_row(
-    tmp_path: Path, journal: str, runner_class: type, kind: str
-) -> None:
-    days = Days(tmp_path, runner_class, kind)
+def test_a_report_over_an_appending_dataset_sees_every_row(tmp_path: Path, journal: str, runner_class: type) -> None:
+    """A custom dataset kart cannot tell appends: its producer is cached, its reader keyed by what it holds."""
+    days = Days(tmp_path, runner_class, "appended lines")
     assert days.run("2026-11-01")[0] == ["2026-11-01"]
     assert days.run("2026-11-02")[0] == ["2026-11-01", "2026-11-02"]
     # Day 1 again: ingest is cached, and serving it appends its row once more (as plain Kedro's run does);
@@ -217,3 +217,26 @@ def test_a_report_over_an_appending_dataset_sees_every_row(
     report, statuses, ran = days.run("2026-11-01")
     assert sorted(report) == ["2026-11-01", "2026-11-01", "2026-11-02"]
     assert (statuses, ran) == ({"ingest": "cached", "report": "ran"}, ["report"])
+
+
+@pytest.mark.parametrize("runner_class", RUNNERS, ids=lambda c: c.__name__)
+def test_a_table_saved_with_if_exists_append_gets_the_rows_of_every_run(
+    tmp_path: Path, journal: str, runner_class: type, caplog: pytest.LogCaptureFixture
+) -> None:
+    """pandas.SQLTableDataset with ``if_exists: append`` (sqlite): every run appends, as a plain ``kedro run``
+    does, so its node runs uncached with one warning line (the old code served it: the same day twice left one
+    row and a report of one day, against Kedro's two rows)."""
+    days = Days(tmp_path, runner_class, "sql append")
+    for day, report in [
+        ("2026-11-01", ["2026-11-01"]),
+        ("2026-11-01", ["2026-11-01", "2026-11-01"]),
+        ("2026-11-02", ["2026-11-01", "2026-11-01", "2026-11-02"]),
+    ]:
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="kart_kedro"):
+            assert days.run(day) == (report, {"ingest": "ran uncached", "report": "ran"}, ["ingest", "report"])
+        assert (
+            "kart: node 'ingest' runs without the cache: its output 'daily' appends rows to its table on every save "
+            "(save_args if_exists 'append'), which a node served from the cache would not do; tag the node "
+            "'kart_no_cache' to run it uncached without this warning"
+        ) in caplog.messages

@@ -192,17 +192,25 @@ def is_persistent(dataset: Any) -> bool:
 
 
 def appending_save(dataset: Any) -> str | None:
-    """How ``dataset`` adds to its file on every save instead of replacing it, or None.
+    """How ``dataset`` adds to what it holds on every save instead of replacing it (the words of a warning:
+    ``appends to its file on every save (fs_args open_args_save mode 'a')``), or None.
 
-    A file dataset (kedro-datasets' text, json, yaml, ...) opened with ``fs_args: {open_args_save: {mode: a}}``
-    appends what each save writes: a node served from the cache would not append, so a cached run would leave
-    the file unlike a plain ``kedro run``. (pandas' CSVDataset writes through a buffer and replaces its file
-    whatever its ``save_args`` ``mode``: not appending.)
+    - a file dataset (kedro-datasets' text, json, yaml, ...) opened with ``fs_args: {open_args_save: {mode: a}}``
+      appends what each save writes (pandas' CSVDataset writes through a buffer and replaces its file
+      whatever its ``save_args`` ``mode``: not appending);
+    - a table dataset saved with pandas' ``save_args: {if_exists: append}`` (kedro-datasets'
+      ``pandas.SQLTableDataset``, ``pandas.GBQTableDataset``) adds the saved rows to the table.
+
+    A node served from the cache would not append, so a cached run would leave the data unlike a plain
+    ``kedro run`` (run the same day twice: Kedro's table holds its rows twice).
     """
     open_args = getattr(dataset, "_fs_open_args_save", None)
     mode = open_args.get("mode") if isinstance(open_args, Mapping) else None
     if isinstance(mode, str) and mode.startswith("a"):
-        return f"fs_args open_args_save mode {mode!r}"
+        return f"appends to its file on every save (fs_args open_args_save mode {mode!r})"
+    save_args = getattr(dataset, "_save_args", None)
+    if isinstance(save_args, Mapping) and save_args.get("if_exists") == "append":
+        return "appends rows to its table on every save (save_args if_exists 'append')"
     return None
 
 

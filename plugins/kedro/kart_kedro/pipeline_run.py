@@ -11,7 +11,7 @@ rebuilt with other content reruns the nodes reading it. So does an input a cache
 returned (``upstream_content``): a node that ran again under the same key with other content
 reruns its readers. A persistent input produced by a cached node also counts by what its dataset
 holds once that node was served or ran (``stored_content``: a load need not give back the last
-save, as a PartitionedDataset that adds partitions or an append-mode table shows) and by its
+save, as a PartitionedDataset that adds partitions or a custom dataset that appends shows) and by its
 catalog definition (its load args shape what the node sees); one whose load version is pinned
 (``--load-versions``) counts by that version's content, as a raw input.
 
@@ -112,8 +112,8 @@ class _AppendingOutput(_Uncacheable):
     def __init__(self, node_name: str, name: str, how: str) -> None:
         Exception.__init__(
             self,
-            f"kart: node {node_name!r} runs without the cache: its output {name!r} appends to its file on every save "
-            f"({how}), which a node served from the cache would not do; tag the node '{NO_CACHE_TAG}' to run it "
+            f"kart: node {node_name!r} runs without the cache: its output {name!r} {how}, which a node served from "
+            f"the cache would not do; tag the node '{NO_CACHE_TAG}' to run it "
             "uncached without this warning",
         )
 
@@ -423,8 +423,8 @@ class PipelineRun:
 
         What the producer returned is not enough: a load need not give back the last save. A
         ``PartitionedDataset`` without ``overwrite`` (kedro_datasets.partitions) adds the saved partitions to
-        those in its folder, a ``pandas.SQLTableDataset`` with ``if_exists: append`` adds rows, a custom dataset
-        may append lines or merge, a versioned dataset's newest version may not be kart's; the readers see all
+        those in its folder, a custom dataset may append rows or lines or merge (one kart can tell appends runs
+        uncached: ``appending_save``), a versioned dataset's newest version may not be kart's; the readers see all
         of it, what other runs saved too. kart before 2026-12-01 18:10 UTC keyed them by the producer's result
         only (the known partition and versioned datasets from 17:15) and served a reader's cache built on less.
         The state (``output_state.current_state``: md5 of the files' bytes with their relative names, or of the
