@@ -20,11 +20,14 @@ from typing import Any
 
 import pytest
 from af_worker import Worker, task_log
-from conftest import DAGS_FOLDER
 
 import kart_core
 
 pytestmark = pytest.mark.slow  # every test starts Airflow worker processes
+
+# set by tests/airflow/conftest.py; not imported from it: a bare `conftest` is whichever conftest pytest loaded
+# last (tests/kedro's when both folders' files are collected in one run)
+DAGS_FOLDER = os.environ["AIRFLOW__CORE__DAGS_FOLDER"]
 
 TASKS = """
 import os
