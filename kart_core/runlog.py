@@ -95,12 +95,13 @@ class RunLogPlugin:
 
         Staged in the task's transaction: committed with the outputs by the run whose outputs are kept.
         """
+        if record_in_manifest(task) and getattr(task, _RECORDED, None) is not None:
+            # run_one's commit writes the record into the manifest; run_record put the output paths in its task log.
+            return
         task.task_log["file_path"] = [target.path() for target in flatten(task.kart_outputs())]
         if not task.should_dump_supplementary_log_files:
             return
         if record_in_manifest(task):
-            if getattr(task, _RECORDED, None) is not None:  # run_one's commit writes the record into the manifest
-                return
             _dump(task, TASK_PARAMS, task.to_str_params(only_significant=True))  # skipped before the run
         if compact_run_logs(task):
             task.task_log[PROCESSING_TIME.name] = processing_time

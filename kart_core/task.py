@@ -12,7 +12,7 @@ import functools
 import logging
 import random
 from collections.abc import Callable, Generator
-from typing import Any, Generic, TypeVar, cast, overload
+from typing import Any, ClassVar, Generic, TypeVar, cast, overload
 
 import luigi
 from luigi.task import task_id_str
@@ -82,6 +82,11 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T], metaclass=KartRegister)
 
     Key methods: ``make_target`` (an output path with the unique id), ``dump`` and ``load``.
     """
+
+    # kart_core.runlog's switches (see there), off as gokart writes its run logs. Declared here so that a
+    # run's asks (about five) find a value: a class without the attribute formats an AttributeError each time.
+    kart_compact_run_logs: ClassVar[bool] = False
+    kart_run_record_in_manifest: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

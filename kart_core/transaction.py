@@ -272,7 +272,8 @@ class Transaction:
                     replacing.append((_record_of(items), current))
                 else:
                     created.append(items)
-            beat = held.enter_context(self._heartbeat([record for record, _ in replacing]))
+            # A first build (nothing replaced) puts no marker: no heartbeat to set up (most commits).
+            beat = held.enter_context(self._heartbeat([record for record, _ in replacing])) if replacing else None
             for record, current in replacing:
                 # The marker first: from here until it is removed, readers wait for this commit or (if it
                 # is killed) see that the task's outputs may be from two runs (kart_core.commit_marker).
@@ -320,7 +321,8 @@ class Transaction:
                 with self.marker_guard:
                     commit_marker.clear(storage, record)
                 self.run_recorded = self.run_recorded or (run is not None and self._run_for(record) is not None)
-            beat.close()
+            if beat is not None:
+                beat.close()
         for items in created:  # the claims are released: a refused marker left beside a new manifest goes
             record = _record_of(items)
             commit_marker.clear_refused(storage_for(record.manifest), record, set(_entries(items)), self.signer)
