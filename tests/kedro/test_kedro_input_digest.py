@@ -51,7 +51,9 @@ class CsvFolder(AbstractDataset[dict[str, Any], dict[str, Any]]):
         return {file.stem: CsvFile(str(file)).load for file in files}
 
     def save(self, data: dict[str, Any]) -> None:
-        raise NotImplementedError
+        # Writes where it reads: a read-only dataset's path is not trusted to be its data (path_holds_data).
+        for key, frame in data.items():
+            frame.to_csv(Path(self._path) / f"{key}.csv", index=False)
 
     def _describe(self) -> dict[str, Any]:
         return {"path": self._path}
@@ -249,7 +251,8 @@ class CountedCsv(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         return pd.read_csv(self._filepath, **self._load_args)
 
     def save(self, data: pd.DataFrame) -> None:
-        raise NotImplementedError
+        # Writes where it reads: a read-only dataset's path is not trusted to be its data (path_holds_data).
+        data.to_csv(self._filepath, index=False)
 
     def _exists(self) -> bool:
         return Path(self._filepath).exists()

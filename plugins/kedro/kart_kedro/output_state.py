@@ -12,6 +12,7 @@ before a cached node is served, the outputs' current states are compared with th
 - anything else was written outside kart (a plain ``kedro run``, a hand edit): the node reruns.
 
 A dataset with a file path (``_filepath``/``filepath``/``path``, versioned or not, local or fsspec)
+that holds its data (``path_holds_data``: not a query dataset's SQL file, not a read-only dataset's path)
 is read as bytes — and only when its size or modification time (locally also its status-change time,
 ``st_ctime_ns``, which no ``utime`` call can set back: an edit that restores size and mtime, a copy
 with ``cp -p``/``rsync -a``, is read; on object storage also the store's content tokens, ``ETag``:
@@ -28,7 +29,10 @@ back through the new definition, as a plain ``kedro run`` would rewrite the file
 from __future__ import annotations
 
 import dataclasses
+import dis
+import functools
 import hashlib
+import inspect
 import json
 import os
 import posixpath
@@ -49,6 +53,7 @@ __all__ = [
     "dataset_config",
     "file_stamp",
     "is_persistent",
+    "path_holds_data",
 ]
 
 _CHUNK = 1 << 20
@@ -260,6 +265,8 @@ def _location(dataset: Any) -> tuple[Any, str] | None:
     """
     if _is_partitioned(dataset):
         return _partitioned_location(dataset)
+    if not path_holds_data(type(dataset)):
+        return None
     if hasattr(dataset, "_get_load_path") and getattr(dataset, "_version", None):
         try:
             path: Any = dataset._get_load_path()  # the version a load would read (the latest)
@@ -277,6 +284,34 @@ def _location(dataset: Any) -> tuple[Any, str] | None:
     from kedro.io.core import get_filepath_str
 
     return (filesystem, get_filepath_str(PurePath(str(path)), protocol))
+
+
+def path_holds_data(kind: type) -> bool:
+    """Whether a dataset class's file path (``_filepath``/``filepath``/``path``) is where its data lives.
+
+    Not for a query dataset (a class named ``*QueryDataset``: kedro-datasets' ``pandas.SQLQueryDataset``,
+    ``pandas.GBQQueryDataset``, ``spark.GBQQueryDataset``), whose ``filepath`` holds the query's text while
+    the rows live in a database, nor for any read-only dataset, whose ``save`` (or legacy ``_save``) can only
+    raise (``DatasetError("'save' is not supported ...")``, ``NotImplementedError``: its bytecode has no
+    return): kart cannot tell what such a path stands for. Those are loaded and digested on every run, as
+    datasets without a path are. kart before 2026-12-01 18:30 UTC stamped a SQLQueryDataset's query file,
+    so rows added to the database left its readers cached (attacker at6 D5).
+
+    Args:
+        kind: the dataset's class (the answer is kept per class).
+    """
+    return _path_holds_data(kind)
+
+
+@functools.lru_cache(maxsize=256)
+def _path_holds_data(kind: Any) -> bool:
+    if any(cls.__name__.endswith("QueryDataset") for cls in kind.__mro__):
+        return False
+    save = getattr(kind, "_save", None) or getattr(kind, "save", None)
+    code = getattr(inspect.unwrap(save), "__code__", None) if callable(save) else None
+    if code is None:
+        return True
+    return any(instruction.opname.startswith("RETURN") for instruction in dis.get_instructions(code))
 
 
 def _partitioned_location(dataset: Any) -> tuple[Any, str]:
