@@ -6,7 +6,12 @@ import importlib
 import sys
 from typing import Any
 
-__all__ = ["import_object"]
+__all__ = ["MAIN_MODULE", "import_object", "module_name"]
+
+MAIN_MODULE = "__main__"
+# multiprocessing's "spawn" start method (the default on macOS and Windows) runs the parent's script again in the
+# child under this name (multiprocessing.spawn._fixup_main_from_path), so its classes say __mp_main__ there.
+_SPAWNED_MAIN = "__mp_main__"
 
 
 def import_object(path: str) -> Any:
@@ -35,6 +40,21 @@ def import_object(path: str) -> Any:
             continue
         return _attribute(module, ".".join(parts[split:]), path)
     raise ImportError(f"cannot import module {parts[0]!r}")
+
+
+def module_name(obj: object) -> str:
+    """The module ``obj`` (a class or function) belongs to, as the parent process names it: its ``__module__``,
+    except that the running script is ``__main__`` in every process.
+
+    A child process that multiprocessing starts with "spawn" (macOS' and Windows' default, kart's process
+    workers there, a ``ProcessPoolExecutor`` or ``Process`` that a ``run()`` starts) runs the script again as
+    ``__mp_main__``, so a class the script defines has ``__module__ == "__mp_main__"`` there. gokart 1.12.2 joins
+    ``__module__`` into the output path, so its spawned children write ``__mp_main__/{Class}_{id}.pkl`` while
+    the parent looks for ``__main__/``; kart names the module as the parent does, so one task has one output
+    path, lock key and manifest entry in every process. ``""`` when ``obj`` has no ``__module__``.
+    """
+    module = getattr(obj, "__module__", None) or ""
+    return MAIN_MODULE if module == _SPAWNED_MAIN else module
 
 
 def _from_loaded_modules(parts: list[str]) -> tuple[Any] | None:

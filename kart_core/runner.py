@@ -27,7 +27,7 @@ import pluggy
 
 from kart_core import direct_write, target_config, transaction
 from kart_core.contract import KartTask, LuigiTask, is_kart_task
-from kart_core.dotted import import_object
+from kart_core.dotted import import_object, module_name
 from kart_core.errors import TaskDefinitionError
 from kart_core.file_processor import builtin as builtin_formats
 from kart_core.graph import node_key, requirements_of, walk
@@ -701,7 +701,7 @@ def _lock_key(task: KartTask) -> str:
     first = getattr(outputs[0], "_path", None) if outputs else None
     if outputs and not isinstance(first, str):
         first = outputs[0].path()
-    return first if first is not None else f"{type(task).__module__}.{type(task).__name__}_{task.make_unique_id()}"
+    return first if first is not None else f"{module_name(type(task))}.{type(task).__name__}_{task.make_unique_id()}"
 
 
 def _lock_params(task: KartTask) -> LockParams:

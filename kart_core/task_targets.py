@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from kart_core import workspace
 from kart_core.contract import KartTask
+from kart_core.dotted import MAIN_MODULE, module_name
 from kart_core.errors import WorkspacePathError
 from kart_core.file_processor import DataFrameType, FileProcessor, make_file_processor
 from kart_core.manifest import OutputRecord
@@ -190,8 +191,8 @@ def owner_name(task_class: type) -> str:
     cached = task_class.__dict__.get("_kart_owner_name")
     if cached is not None:
         return cached  # type: ignore[no-any-return]
-    module = task_class.__module__
-    if module in ("__main__", "__mp_main__"):
+    module = module_name(task_class)  # a spawned child's __mp_main__ is the parent's __main__
+    if module == MAIN_MODULE:
         module = main_module_name() or module
     name = f"{module}.{task_class.__qualname__}"
     type.__setattr__(task_class, "_kart_owner_name", name)

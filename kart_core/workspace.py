@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from kart_core.contract import KartTask
+from kart_core.dotted import module_name
 from kart_core.errors import SettingValueError, WorkspaceNotFoundError, WorkspacePathError
 from kart_core.storage.base import TEMPORARY_SUFFIX, FileEntry, is_temporary, protocol_of, storage_for
 
@@ -261,8 +262,11 @@ def environment_workspace() -> str | None:
 
 
 def default_output_path(cls: type, extension: str) -> str:
-    """gokart's default output path relative to the workspace: ``{module/path}/{Class}{extension}``."""
-    return posixpath.join(cls.__module__.replace(".", "/"), f"{cls.__name__}{extension}")
+    """gokart's default output path relative to the workspace: ``{module/path}/{Class}{extension}``.
+
+    A class of the running script is in ``__main__/`` in a spawned child process too (``dotted.module_name``).
+    """
+    return posixpath.join(module_name(cls).replace(".", "/"), f"{cls.__name__}{extension}")
 
 
 def workspace_path(workspace: str, relative: str, owner: str = "") -> str:
