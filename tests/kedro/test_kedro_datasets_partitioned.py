@@ -17,7 +17,7 @@ import pytest
 from kart_kedro import KartParallelRunner, KartRunner, KartThreadRunner
 from kart_kedro.node_records import NodeRecords
 from kart_kedro.output_state import dataset_config
-from kedro.io import DataCatalog, SharedMemoryDataCatalog
+from kedro.io import DataCatalog, MemoryDataset, SharedMemoryDataCatalog
 from kedro.pipeline import Pipeline, node
 from kedro.runner import SequentialRunner
 from kedro_datasets.json import JSONDataset
@@ -291,3 +291,45 @@ def test_a_partition_that_fails_to_load_runs_its_reader_uncached_as_sequential_r
         r"uncached without this warning",
         warnings[0],
     )
+
+
+def ingest(day: str, events: str) -> dict[str, str]:
+    """One partition per day: "" on a day without events (an empty partition file)."""
+    _record("ingest")
+    return {day: events}
+
+
+def report(parts: dict[str, Any]) -> list[str]:
+    """The days a report over all partitions covers."""
+    _record("report")
+    return sorted(parts)
+
+
+@pytest.mark.parametrize("runner_class", [KartRunner, KartParallelRunner], ids=lambda cls: cls.__name__)
+def test_a_deleted_empty_partition_reruns_the_reader_as_sequential_runner_sees_it(
+    tmp_path: Path, journal: str, runner_class: type
+) -> None:
+    pipeline = Pipeline([node(ingest, ["day", "events"], "daily", name="ingest"), node(report, "daily", "report")])
+
+    def entries(day: str, events: str) -> dict[str, Any]:
+        return {
+            "daily": PartitionedDataset(
+                path=str(tmp_path / "daily"), dataset="text.TextDataset", filename_suffix=".txt"
+            ),
+            "report": JSONDataset(filepath=str(tmp_path / "report.json")),
+            "day": MemoryDataset(day),
+            "events": MemoryDataset(events),
+        }
+
+    workspace = str(tmp_path / "ws")
+    assert _run(_runner(runner_class, workspace), pipeline, entries("2026-11-01", "")) == ["ingest", "report"]
+    assert _run(_runner(runner_class, workspace), pipeline, entries("2026-11-02", "a,b")) == ["ingest", "report"]
+    assert json.loads((tmp_path / "report.json").read_text()) == ["2026-11-01", "2026-11-02"]
+    # The empty partition is not the newest file: the folder's total size and newest times stay the same.
+    (tmp_path / "daily" / "2026-11-01.txt").unlink()
+    ran = _run(_runner(runner_class, workspace), pipeline, entries("2026-11-02", "a,b"))
+    assert "report" in ran  # kart before: both cached, the report still covering 2026-11-01
+    assert json.loads((tmp_path / "report.json").read_text()) == ["2026-11-02"]
+    _run(SequentialRunner(), pipeline, entries("2026-11-02", "a,b"))
+    assert json.loads((tmp_path / "report.json").read_text()) == ["2026-11-02"]
+    assert sorted(os.listdir(tmp_path / "daily")) == ["2026-11-02.txt"]

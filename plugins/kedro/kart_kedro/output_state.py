@@ -37,7 +37,7 @@ import json
 import os
 import posixpath
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import PurePath
 from typing import Any
 
@@ -76,6 +76,10 @@ class OutputState:
             ``generation``), which a rewrite changes even within the same second and at the same size
             (S3 modification times are whole seconds); "" where the store gives none, for local files and
             for states recorded before 2026-12-01 17:00 UTC (those are read once more).
+        listing: md5 hex of the files' relative names (a folder's listing; one name "" for a file): a
+            partition deleted or renamed changes it even when sizes and times do not (an empty
+            partition that was not the newest file); "" for loaded data and for states recorded before
+            2026-12-01 18:45 UTC (those are read once more).
     """
 
     md5: str
@@ -84,6 +88,7 @@ class OutputState:
     config: str = ""
     ctime_ns: int = -1
     etag: str = ""
+    listing: str = ""
 
     @property
     def missing(self) -> bool:
@@ -407,7 +412,10 @@ def _local_state(path: str, recorded: OutputState | None) -> OutputState:
     mtime = max(stat.st_mtime_ns for _, _, stat in files)
     # ctime too: restoring a hand edit's mtime (os.utime with nanoseconds, touch -r) sets ctime to now.
     ctime = max(stat.st_ctime_ns for _, _, stat in files)
-    if recorded is not None and (recorded.size, recorded.mtime_ns, recorded.ctime_ns) == (size, mtime, ctime):
+    # The names too: deleting an empty file that is not the newest one leaves size and times as they were.
+    listing = _listing(relative for relative, _, _ in files)
+    current = (size, mtime, ctime, listing)
+    if recorded is not None and (recorded.size, recorded.mtime_ns, recorded.ctime_ns, recorded.listing) == current:
         return recorded
     hasher = hashlib.md5()
     for relative, full, _ in files:
@@ -415,7 +423,7 @@ def _local_state(path: str, recorded: OutputState | None) -> OutputState:
         with open(full, "rb") as handle:
             for chunk in iter(lambda: handle.read(_CHUNK), b""):
                 hasher.update(chunk)
-    return OutputState(hasher.hexdigest(), size, mtime, ctime_ns=ctime)
+    return OutputState(hasher.hexdigest(), size, mtime, ctime_ns=ctime, listing=listing)
 
 
 def _local_files(path: str) -> Iterator[tuple[str, str, os.stat_result]]:
@@ -438,9 +446,15 @@ def _fsspec_state(filesystem: Any, path: str, recorded: OutputState | None) -> O
     size = sum(int(info.get("size") or 0) for _, info in files)
     mtime = max(_mtime_ns(info) for _, info in files)
     etag = _etags(files)
+    listing = _listing(os.path.relpath(name, path) for name, _ in files)
     # S3 modification times are whole seconds: a rewrite of the same size within the second keeps both,
-    # so where the store gives content tokens they must match too.
-    if recorded is not None and mtime >= 0 and (recorded.size, recorded.mtime_ns, recorded.etag) == (size, mtime, etag):
+    # so where the store gives content tokens they must match too; the names, for an empty file deleted.
+    current = (size, mtime, etag, listing)
+    if (
+        recorded is not None
+        and mtime >= 0
+        and (recorded.size, recorded.mtime_ns, recorded.etag, recorded.listing) == current
+    ):
         return recorded
     hasher = hashlib.md5()
     for name, _ in files:
@@ -448,7 +462,12 @@ def _fsspec_state(filesystem: Any, path: str, recorded: OutputState | None) -> O
         with filesystem.open(name, "rb") as handle:
             for chunk in iter(lambda: handle.read(_CHUNK), b""):
                 hasher.update(chunk)
-    return OutputState(hasher.hexdigest(), size, mtime, etag=etag)
+    return OutputState(hasher.hexdigest(), size, mtime, etag=etag, listing=listing)
+
+
+def _listing(names: Iterable[str]) -> str:
+    """md5 hex of the relative file names, in the order given (sorted by the callers)."""
+    return hashlib.md5("\0".join(names).encode()).hexdigest()
 
 
 _TOKEN_KEYS = ("ETag", "etag", "md5Hash", "generation")  # s3fs, adlfs, gcsfs: set anew by every write
