@@ -25,6 +25,9 @@
   files' newest time was more than ``RACY_NS`` before the digest was recorded (git's "racy" rule:
   a write in the same timestamp tick as the read could leave the stamp unchanged). Read and
   written once per run.
+- ``kedro/{project}/.kart/code_names.pkl``: per output dataset of a cached node, its last content hash
+  with the classes and functions its pickle names (``pickled_code``), so a run whose producer is served
+  keys that output's readers by their code without reading the pickle. Read and written once per run.
 
 All are written with kart's atomic targets, so a local folder and ``s3://`` work alike. None is
 part of a node run's outputs: losing one (a run killed before it wrote them) costs at most one
@@ -90,6 +93,8 @@ class NodeRecords:
         self._new_written: dict[str, set[str]] = {}  # what this run wrote, saved with save_written()
         self._input_digests: dict[str, tuple[str, str, int, int, str]] | None = None  # the file, read once
         self._new_input_digests: dict[str, tuple[str, str, int, int, str]] = {}  # saved by save_input_digests()
+        self._code_names: dict[str, tuple[str, tuple[str, ...]]] | None = None  # the file, read once
+        self._new_code_names: dict[str, tuple[str, tuple[str, ...]]] = {}  # saved by save_code_names()
 
     def _target(self, relative: str) -> Any:
         target = self._base.make_target(relative, use_unique_id=False)
@@ -209,6 +214,45 @@ class NodeRecords:
 
     def _input_digests_target(self) -> Any:
         return self._target(f"kedro/{self.project}/.kart/input_digests.pkl")
+
+    # --- the code each output's pickle names ------------------------------------------------------
+
+    def known_code_names(self, dataset: str, content: str) -> tuple[str, ...] | None:
+        """The ``module:qualname`` names recorded for output ``dataset`` holding ``content`` (its content
+        hash as committed), or None when none were recorded for that content."""
+        entry = self._new_code_names.get(dataset) or self._load_code_names().get(dataset)
+        return entry[1] if entry is not None and entry[0] == content else None
+
+    def note_code_names(self, dataset: str, content: str, names: tuple[str, ...]) -> None:
+        """Remember the names output ``dataset`` holding ``content`` names (saved by ``save_code_names``)."""
+        if self.known_code_names(dataset, content) != names:
+            self._new_code_names[dataset] = (content, names)
+
+    def save_code_names(self) -> None:
+        """Merge this run's names into ``.kart/code_names.pkl`` (one read and one write per run that noted any)."""
+        if not self._new_code_names:
+            return
+        self._code_names = None  # another run may have added its own meanwhile
+        stored = {**self._load_code_names(), **self._new_code_names}
+        self._code_names_target().dump(stored)
+        self._new_code_names = {}
+
+    def _load_code_names(self) -> dict[str, tuple[str, tuple[str, ...]]]:
+        if self._code_names is None:
+            target = self._code_names_target()
+            try:
+                stored = dict(target.load()) if target.exists() else {}
+            except (TypeError, ValueError, EOFError, pickle.UnpicklingError):  # another version's file: start anew
+                stored = {}
+            self._code_names = {
+                str(name): (str(entry[0]), tuple(map(str, entry[1])))
+                for name, entry in stored.items()
+                if isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[1], tuple)
+            }
+        return self._code_names
+
+    def _code_names_target(self) -> Any:
+        return self._target(f"kedro/{self.project}/.kart/code_names.pkl")
 
     # --- the last run of each node ---------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from kart_kedro._receipt import KartReceipt
 from kart_kedro.node_cache import KedroNodeRun
 from kart_kedro.node_records import OUTPUT_STATES
 from kart_kedro.output_state import OutputState, current_state
+from kart_kedro.pickled_code import plain_data
 
 __all__ = ["NodeResult", "NodeWork"]
 
@@ -31,11 +32,14 @@ class NodeResult:
         states: the state of each persistent output right after the node wrote it.
         contents: when the node ran and committed its outputs itself, the content hash of each output
             by dataset name (``kart_core.committed_digests``, no manifest read); None otherwise.
+        plain: the outputs (dataset names) whose values were plain data (``pickled_code.plain_data``): their
+            pickles name no project code, so the runner need not read them to key their readers.
     """
 
     status: str
     states: dict[str, OutputState]
     contents: dict[str, str] | None = None
+    plain: tuple[str, ...] = ()
 
 
 class _CapturingTask(Task):
@@ -82,6 +86,7 @@ class NodeWork:
     hook_manager: Any
     run_id: str | None
     checked: bool = False
+    plain: tuple[str, ...] = ()  # set by the run: NodeResult.plain
 
     def __call__(self) -> NodeResult:
         """Run the node (and cache its outputs); return what happened."""
@@ -100,7 +105,7 @@ class NodeWork:
             return NodeResult(status.value, {})
         recorded = task.task_log.get(OUTPUT_STATES) or {}
         states = {name: OutputState(*values) for name, values in recorded.items()}
-        return NodeResult(status.value, states, _contents(task))
+        return NodeResult(status.value, states, _contents(task), self.plain)
 
     def _execute_and_record(self) -> dict[str, Any]:
         """Run the node; note the state of each persistent output it saved in the run's task log.
@@ -109,6 +114,7 @@ class NodeWork:
         are recorded exactly when the node run is (docs in node_records.py).
         """
         outputs = self._execute()
+        self.plain = tuple(name for name, value in outputs.items() if plain_data(value))
         if self.task is not None and self.persistent:
             states = {name: current_state(self.catalog.get(name)) for name in self.persistent}
             self.task.task_log[OUTPUT_STATES] = {name: dataclasses.astuple(state) for name, state in states.items()}

@@ -35,6 +35,7 @@ import inspect
 import logging
 import pickle
 import re
+import sys
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
@@ -54,6 +55,7 @@ from kart_kedro.output_state import (
     file_stamp,
     is_persistent,
 )
+from kart_kedro.pickled_code import pickled_names, resolve_name
 from kart_kedro.pipeline import KartTaskNode
 from kart_kedro.pipeline_io import pipeline_io
 from kart_kedro.receipt_dataset import TaskReceiptDataset
@@ -221,6 +223,9 @@ class PipelineRun:
                     shared[key] = fingerprinter.fingerprint(node.func, version)
                 self.codes[node.name] = shared[key]
         self.code_parts: dict[int, dict[str, str]] = {}  # RunParts.code by id() of a fingerprint in self.codes
+        # What each upstream content's pickle names (upstream_code), and each such name's code digest.
+        self.code_names: dict[tuple[str, str], tuple[str, ...]] = {}
+        self.code_digests: dict[str, str | None] = {}
 
     # --- deciding -----------------------------------------------------------------------------
 
@@ -293,6 +298,8 @@ class PipelineRun:
             if how is not None:
                 raise _AppendingOutput(node_name, name, how)
         parameters, inputs, upstream = {}, {}, {}
+        held: dict[str, str] = {}  # project code the upstream values name: "{name} (held by 'input')" -> digest
+        keyed_upstream = []
         for name in node.inputs:
             if _is_parameter(name):
                 parameters[name] = self.parameter_digest(node, name)
@@ -301,6 +308,12 @@ class PipelineRun:
                 if self._persistent(name):  # read back through its catalog entry: what it holds and load args count
                     upstream[name] += self.stored_content(name)
                     inputs[name] = self.input_config(name)
+                code_held = self.upstream_code(name)
+                if code_held:  # only then: the keys of readers of plain data stay as they were
+                    held.update({f"{item} (held by {name!r})": value for item, value in code_held.items()})
+                    keyed_upstream.append(upstream[name] + ":code:" + kart_core.content_digest(code_held))
+                else:
+                    keyed_upstream.append(upstream[name])
             else:
                 inputs[name] = self.input_digest(node, name)
         fields: dict[str, Any] = {
@@ -311,7 +324,7 @@ class PipelineRun:
             "data": self.digest_of(inputs),
             "inputs": list(node.inputs),
             "outputs": list(node.outputs),
-            "upstream": list(upstream.values()),
+            "upstream": keyed_upstream,
         }
         if self.workspace_directory is not None:
             fields["workspace_directory"] = self.workspace_directory
@@ -320,6 +333,8 @@ class PipelineRun:
         if code_parts is None:
             packages = dict(package.split("==", 1) for package in code.packages if "==" in package)
             code_parts = self.code_parts[id(code)] = {**code.items, **packages, **_bound_state(node.func, code)}
+        if held:
+            code_parts = {**code_parts, **held}
         self.parts[node_name] = RunParts(task.make_unique_id(), code_parts, parameters, inputs, upstream)
         return task
 
@@ -349,6 +364,55 @@ class PipelineRun:
             # In output() order (KedroNodeRun.output: one target per output name, in ``outputs`` order).
             contents = self.contents[producer] = _by_name(task, kart_core.output_digests(task))
         return contents.get(name, "")
+
+    def upstream_code(self, name: str) -> dict[str, str]:
+        """``{module:qualname: code digest}`` of the project classes and functions that output ``name`` of a
+        cached node of this run names in its pickle (``pickled_code``); empty for plain data.
+
+        A reader calls such code without naming it (``model.predict(x)``), and the value's bytes do not
+        change when it is edited: the reader is keyed by it (attacker at6 D4). The names of a content are
+        known from the run that committed it (plain data), from the records (``code_names.pkl``), or read
+        from the committed pickle's opcodes (nothing is unpickled) and recorded.
+        """
+        content = self.upstream_content(name)
+        names = self.code_names.get((name, content))
+        if names is None:
+            names = self.records.known_code_names(name, content)
+            if names is None:
+                names = self.scan_output(name)
+                self.records.note_code_names(name, content, names)
+            self.code_names[(name, content)] = names
+        return {item: digest for item in names if (digest := self.code_digest(item)) is not None}
+
+    def scan_output(self, name: str) -> tuple[str, ...]:
+        """The names the committed pickle of output ``name`` (its producer's cached node run) holds."""
+        target = self.tasks[self.producer[name].name].kart_outputs()[name]
+        path = str(target.path())
+        try:
+            with _open_binary(path) as file:
+                return pickled_names(file)
+        except (OSError, ValueError, EOFError) as exc:  # not a pickle kart can read: named by loading it
+            logger.debug("kart: the pickle %s is read by loading it (%s)", path, exc)
+            code: set[Any] = set()
+            kart_core.content_digest(self.load_cached(self.producer[name].name, name, target), code)
+            return tuple(sorted(f"{_module(item)}:{getattr(item, '__qualname__', '')}" for item in code))
+
+    def code_digest(self, name: str) -> str | None:
+        """The code fingerprint of the class or function ``module:qualname`` when it is project code (the
+        node fingerprint's notion: no installed distribution, or an editable one), else None; once per run.
+        A project name that no longer resolves counts as ``"unresolved"``."""
+        if name not in self.code_digests:
+            module = name.partition(":")[0]
+            if module.partition(".")[0] not in sys.modules:  # the classifier tells a module's origin once imported
+                resolve_name(name)
+            if self.fingerprinter.classifier.version_of(module) is not None:
+                self.code_digests[name] = None
+            else:
+                found = resolve_name(name)
+                self.code_digests[name] = (
+                    "unresolved" if found is None else self.fingerprinter.fingerprint(found).digest
+                )
+        return self.code_digests[name]
 
     def digest_of(self, digests: dict[str, str]) -> str:
         """``content_digest`` of a node's digests by dataset name, once per run for each distinct mapping
@@ -655,6 +719,7 @@ class PipelineRun:
         self.records.save_last_runs(self.ran_parts)
         self.records.save_written()
         self.records.save_input_digests()
+        self.records.save_code_names()
 
     def restore_pipeline_outputs(self) -> None:
         """Hand the caller every pipeline output, cached or not."""
@@ -685,6 +750,10 @@ class PipelineRun:
                     self.ran_parts[node_name] = self.parts[node_name]
                     if result.contents is not None:  # what its readers are keyed by, from its own commit
                         self.contents[node_name] = result.contents
+                        for name in result.plain:  # plain data names no project code: its pickle is not read
+                            content = result.contents.get(name, "")
+                            self.code_names[(name, content)] = ()
+                            self.records.note_code_names(name, content, ())
                 reason = self.reasons.get(node_name)
                 logger.info(
                     "kart: node %r %s%s", node_name, result.status, f" ({reason})" if reason else "", extra=PLAIN
@@ -803,3 +872,12 @@ def _warn_rerun(node_name: str, damaged: _DamagedCache) -> None:
         damaged,
         extra=PLAIN,
     )
+
+
+def _open_binary(path: str) -> Any:
+    """``path`` (a local path or an fsspec URL: a kart workspace) opened for reading bytes."""
+    if "://" in path:
+        import fsspec
+
+        return fsspec.open(path, "rb").open()
+    return open(path, "rb")  # noqa: SIM115 (returned to the caller's with)
