@@ -200,7 +200,7 @@ def test_a_node_run_keeps_its_output_states_in_its_task_log_and_kart_s_contents_
         "total": (_file_md5(data), len(data), stat.st_mtime_ns, config, stat.st_ctime_ns, "")
     }
     records = Path(workspace, "kedro", "_")
-    assert sorted(p.name for p in (records / ".kart").iterdir()) == ["last_runs.pkl", "written.pkl"]
+    assert sorted(p.name for p in (records / ".kart").iterdir()) == ["code_names.pkl", "last_runs.pkl", "written.pkl"]
     assert list(records.rglob("states_*.pkl")) == []  # no file per node run besides its output and run logs
     assert pickle.loads((records / ".kart" / "written.pkl").read_bytes()) == {"total": [_file_md5(data)]}
 

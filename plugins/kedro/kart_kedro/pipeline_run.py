@@ -380,22 +380,29 @@ class PipelineRun:
             names = self.records.known_code_names(name, content)
             if names is None:
                 names = self.scan_output(name)
+                if names is None:  # damaged: its key names that (a miss); its rerun is the caller's (restore)
+                    return {"unreadable": content}
                 self.records.note_code_names(name, content, names)
             self.code_names[(name, content)] = names
         return {item: digest for item in names if (digest := self.code_digest(item)) is not None}
 
-    def scan_output(self, name: str) -> tuple[str, ...]:
-        """The names the committed pickle of output ``name`` (its producer's cached node run) holds."""
-        target = self.tasks[self.producer[name].name].kart_outputs()[name]
+    def scan_output(self, name: str) -> tuple[str, ...] | None:
+        """The names the committed pickle of output ``name`` (its producer's cached node run) holds; None
+        when it cannot be read (damaged)."""
+        producer = self.producer[name].name
+        target = self.tasks[producer].kart_outputs()[name]
         path = str(target.path())
         try:
             with _open_binary(path) as file:
                 return pickled_names(file)
         except (OSError, ValueError, EOFError) as exc:  # not a pickle kart can read: named by loading it
             logger.debug("kart: the pickle %s is read by loading it (%s)", path, exc)
-            code: set[Any] = set()
-            kart_core.content_digest(self.load_cached(self.producer[name].name, name, target), code)
-            return tuple(sorted(f"{_module(item)}:{getattr(item, '__qualname__', '')}" for item in code))
+        code: set[Any] = set()
+        try:
+            kart_core.content_digest(self.load_cached(producer, name, target), code)
+        except (_DamagedCache, kart_core.errors.UndigestableError):
+            return None
+        return tuple(sorted(f"{_module(item)}:{getattr(item, '__qualname__', '')}" for item in code))
 
     def code_digest(self, name: str) -> str | None:
         """The code fingerprint of the class or function ``module:qualname`` when it is project code (the
