@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 from kart_kedro import KartParallelRunner, KartRunner, KartThreadRunner
 from kart_kedro.node_records import NodeRecords
-from kart_kedro.output_state import dataset_config
+from kart_kedro.output_state import appending_save, dataset_config
 from kedro.io import DataCatalog, MemoryDataset, SharedMemoryDataCatalog
 from kedro.pipeline import Pipeline, node
 from kedro.runner import SequentialRunner
 from kedro_datasets.json import JSONDataset
+from kedro_datasets.partitions import PartitionedDataset
 from kedro_datasets.text import TextDataset
 
 
@@ -143,3 +144,42 @@ def test_a_node_whose_output_appends_runs_every_time_with_a_warning(
         "(fs_args open_args_save mode 'a'), which a node served from the cache would not do; tag the node "
         "'kart_no_cache' to run it uncached without this warning"
     ) in caplog.messages
+
+
+def day_line(day: str, text: str) -> dict[str, str]:
+    """One line for the day's partition."""
+    _record("day_line")
+    return {day: f"{text}\n"}
+
+
+@pytest.mark.parametrize("runner_class", [KartRunner, KartParallelRunner], ids=lambda c: c.__name__)
+def test_a_node_whose_partition_dataset_appends_runs_every_time_with_a_warning(
+    tmp_path: Path, journal: str, runner_class: type, caplog: pytest.LogCaptureFixture
+) -> None:
+    pipeline = Pipeline([node(day_line, ["day", "text"], "log", name="log_line")])
+    appending = {"type": "text.TextDataset", "fs_args": {"open_args_save": {"mode": "a"}}}
+
+    def run(runner: Any, folder: str) -> str:
+        catalog_class = SharedMemoryDataCatalog if isinstance(runner, KartParallelRunner) else DataCatalog
+        output = PartitionedDataset(path=str(tmp_path / folder), dataset=appending, filename_suffix=".txt")
+        entries = {"day": MemoryDataset("2026-11-01"), "text": MemoryDataset("job started"), "log": output}
+        runner.run(pipeline, catalog_class(entries))
+        return (tmp_path / folder / "2026-11-01.txt").read_text()
+
+    for _ in range(2):
+        expected = run(SequentialRunner(), "sequential")
+        runner = _runner(runner_class, str(tmp_path / "ws"))
+        assert run(runner, "kart") == expected  # kart before: served from the cache, one line only
+        assert runner.last_run == {"log_line": "ran uncached"}
+    assert expected == "job started\n" * 2
+    assert _ran() == ["day_line"] * 4
+    assert (
+        "kart: node 'log_line' runs without the cache: its output 'log' saves partitions with a dataset that "
+        "appends to its file on every save (fs_args open_args_save mode 'a'), which a node served from the cache "
+        "would not do; tag the node 'kart_no_cache' to run it uncached without this warning"
+    ) in caplog.messages
+
+
+def test_a_partitioned_output_of_a_plain_partition_dataset_does_not_append() -> None:
+    assert appending_save(PartitionedDataset(path="/nonexistent/parts", dataset="text.TextDataset")) is None
+    assert appending_save(PartitionedDataset(path="/nonexistent/parts", dataset="pandas.CSVDataset")) is None

@@ -37,6 +37,7 @@ import json
 import os
 import posixpath
 import re
+import types
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import PurePath
 from typing import Any
@@ -213,7 +214,15 @@ def appending_save(dataset: Any) -> str | None:
 
     A node served from the cache would not append, so a cached run would leave the data unlike a plain
     ``kedro run`` (run the same day twice: Kedro's table holds its rows twice).
+
+    A kedro-datasets ``PartitionedDataset`` (or ``IncrementalDataset``) appends to each partition file it
+    saves when its partition dataset does (``dataset: {type: text.TextDataset, fs_args: {open_args_save:
+    {mode: a}}}``): kart before 2026-12-01 18:45 UTC looked only at the folder dataset and served such a
+    node, so the partition got no new line (attacker at6 D2).
     """
+    if _is_partitioned(dataset):
+        how = appending_save(_partition_dataset(dataset))
+        return f"saves partitions with a dataset that {how}" if how else None
     open_args = getattr(dataset, "_fs_open_args_save", None)
     mode = open_args.get("mode") if isinstance(open_args, Mapping) else None
     if isinstance(mode, str) and mode.startswith("a"):
@@ -222,6 +231,20 @@ def appending_save(dataset: Any) -> str | None:
     if isinstance(save_args, Mapping) and save_args.get("if_exists") == "append":
         return "appends rows to its table on every save (save_args if_exists 'append')"
     return None
+
+
+def _partition_dataset(dataset: Any) -> Any:
+    """The dataset a PartitionedDataset saves one partition with (at a placeholder path in its folder), built
+    as its ``save`` builds it; when that fails, a namespace holding the configured ``fs_args`` ``open_args_save``
+    and ``save_args``."""
+    config = dict(getattr(dataset, "_dataset_config", None) or {})
+    try:
+        config[str(getattr(dataset, "_filepath_arg", "filepath"))] = posixpath.join(str(dataset._path), "partition")
+        return dataset._dataset_type(**config)
+    except Exception:  # a partition dataset that needs more than its config to be built: its declared options
+        fs_args = config.get("fs_args")
+        open_args = fs_args.get("open_args_save") if isinstance(fs_args, Mapping) else None
+        return types.SimpleNamespace(_fs_open_args_save=open_args, _save_args=config.get("save_args"))
 
 
 def current_state(dataset: Any, recorded: OutputState | None = None) -> OutputState:
