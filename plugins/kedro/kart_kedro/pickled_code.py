@@ -6,7 +6,7 @@ fingerprint does not hold it. Nor do the model's bytes: a pickle names a class b
 name, not by its code, so ``train`` run again after an edit of ``Regressor.predict`` returns the same bytes.
 KartRunner therefore keys a reader of a cached node's output also by the code fingerprint of each project
 class or function that output's pickle names (pipeline_run ``upstream_code``): kart before 2026-12-01
-18:50 UTC served ``predict`` from the cache with the old ``predict``'s results (attacker at6 D4).
+18:25 UTC served ``predict`` from the cache with the old ``predict``'s results (attacker at6 D4).
 
 The names are read from the committed pickle's opcodes (``pickletools.genops``: ``GLOBAL``, ``INST``,
 ``STACK_GLOBAL`` with its two strings, memoised ones too), without unpickling anything. Values that are
