@@ -53,6 +53,12 @@ NODES = textwrap.dedent(
 
     def predict(model, values):
         return model(values) if callable(model) else model.predict(values)
+
+    import kart_core
+
+    class TrainTask(kart_core.TaskOnKart):
+        def run(self):
+            self.dump(Regressor(2))
     """
 )
 
@@ -71,6 +77,10 @@ SCRIPT = textwrap.dedent(
     pipeline = Pipeline([node(train, "params:values", "model", name="train"),
                          node(proj_nodes.predict, ["model", "params:values"], "predictions", name="predict")])
     entries = {"params:values": MemoryDataset([1, 2]), "predictions": MemoryDataset()}
+    if shape == "kart":  # the model is a kart task's output, read through the catalog
+        from kart_kedro import TaskOnKartDataset
+        entries["model"] = TaskOnKartDataset(task="proj_nodes.TrainTask", workspace_directory=root + "/ws")
+        pipeline = Pipeline([node(proj_nodes.predict, ["model", "params:values"], "predictions", name="predict")])
     if shape == "pickle":
         entries["model"] = PickleDataset(filepath=root + "/data/model.pkl")
     runner = KartRunner(workspace_directory=root + "/ws")
@@ -140,3 +150,14 @@ def test_an_edit_of_an_unrelated_class_or_a_comment_keeps_the_reader_cached(proj
     statuses, predictions = _run(project, "memory")
     assert statuses["predict"] == "cached" and predictions == [2, 4]
     assert _run(project, "memory") == ({"train": "cached", "predict": "cached"}, [2, 4])
+
+
+def test_an_edit_of_the_class_of_a_kart_task_s_model_reruns_its_reader(project: Path) -> None:
+    """A TaskOnKartDataset holding a model: the task stays built (its id holds no code, as gokart's), the node
+    reading it reruns with the new code, as a plain ``kedro run`` loading the same model computes."""
+    assert _run(project, "kart") == ({"predict": "ran"}, [2, 4])
+    assert _run(project, "kart") == ({"predict": "cached"}, [2, 4])
+    old = "def predict(self, values):\n        return [value * self.weight + 0"
+    _edit(project, old, old.replace("+ 0", "+ 100"))
+    assert _run(project, "kart") == ({"predict": "ran"}, [102, 104])  # kart before: cached, [2, 4]
+    assert _run(project, "kart") == ({"predict": "cached"}, [102, 104])

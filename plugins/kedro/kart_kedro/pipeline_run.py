@@ -386,6 +386,27 @@ class PipelineRun:
             self.code_names[(name, content)] = names
         return {item: digest for item in names if (digest := self.code_digest(item)) is not None}
 
+    def kart_task_digest(self, task: Any) -> str:
+        """A kart task's output as a node input (``_kart_digest``), and the code of the project classes and
+        functions its ``.pkl`` outputs name (a model the task fitted: ``upstream_code``'s reason), recorded
+        per output path and content like ``upstream_code``'s."""
+        digests = kart_core.output_digests(task)
+        held = {}
+        for path, content in digests.items():
+            if not path.endswith(".pkl") or not content:
+                continue
+            names = self.records.known_code_names(path, content)
+            if names is None:
+                try:
+                    with _open_binary(path) as file:
+                        names = pickled_names(file)
+                except (OSError, ValueError, EOFError):  # damaged: its load will say so
+                    continue
+                self.records.note_code_names(path, content, names)
+            held.update({item: digest for item in names if (digest := self.code_digest(item)) is not None})
+        base = kart_core.content_digest(["kart", kart_core.node_key(task), list(digests.values())])
+        return base if not held else kart_core.content_digest([base, "project code", held])
+
     def scan_output(self, name: str) -> tuple[str, ...] | None:
         """The names the committed pickle of output ``name`` (its producer's cached node run) holds; None
         when it cannot be read (damaged)."""
@@ -442,10 +463,10 @@ class PipelineRun:
             producer = self.producer.get(name)
             dataset = self.catalog.get(name) if name in self.catalog else None
             if producer is not None and isinstance(producer.func, KartTaskNode):  # a kart task: its id and content
-                self.digests[name] = _kart_digest(producer.func.task)
+                self.digests[name] = self.kart_task_digest(producer.func.task)
             elif isinstance(dataset, TaskOnKartDataset):
                 dataset.ensure_built()  # its content is what the node will load
-                self.digests[name] = _kart_digest(dataset.task)
+                self.digests[name] = self.kart_task_digest(dataset.task)
             elif isinstance(dataset, TaskReceiptDataset):
                 self.digests[name] = _kart_digest(dataset.task)
             else:
