@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 import pytest
 from kart_kedro import KartRunner, KartThreadRunner
-from kedro.io import DataCatalog, Version
+from kedro.io import DataCatalog, MemoryDataset, Version
 from kedro.pipeline import Pipeline, node
 from kedro.runner import SequentialRunner
 from kedro_datasets.json import JSONDataset
@@ -21,6 +21,14 @@ from kedro_datasets.pickle import PickleDataset
 def _record(name: str) -> None:
     with open(os.environ["KART_KEDRO_TEST_JOURNAL"], "a") as handle:
         handle.write(f"{name}\n")
+
+
+def _ran() -> list[str]:
+    """The node functions called since the last call (and empty the journal)."""
+    path = Path(os.environ["KART_KEDRO_TEST_JOURNAL"])
+    names = path.read_text().split() if path.exists() else []
+    path.write_text("")
+    return names
 
 
 def double(frame: pd.DataFrame) -> pd.DataFrame:
@@ -80,3 +88,61 @@ def test_a_newer_version_saved_outside_kart_is_what_the_reader_gets(
             results[name] = _run(make(), root, dataset)
     assert results["sequential"] == {"sum": 1000}
     assert results["kart"] == results["sequential"]  # kart before: total stayed cached with {"sum": 12}
+
+
+def train(values: list[int]) -> dict[str, int]:
+    _record("train")
+    return {"weight": sum(values)}
+
+
+def score(model: dict[str, int], values: list[int]) -> list[int]:
+    _record("score")
+    return [value * model["weight"] for value in values]
+
+
+@pytest.mark.parametrize("runner_class", [KartRunner, KartThreadRunner], ids=lambda cls: cls.__name__)
+def test_a_pinned_load_version_leaves_the_producer_cached_and_writes_no_version(
+    tmp_path: Path, journal: str, runner_class: type
+) -> None:
+    older = "2026-01-01T00.00.00.000Z"  # a version saved by a plain kedro run with other values
+    pipeline = Pipeline(
+        [node(train, "values", "model", name="train"), node(score, ["model", "values"], "scores", name="score")]
+    )
+
+    def run(runner: Any, root: Path, pin: str | None) -> list[int]:
+        catalog = DataCatalog(
+            {
+                "model": PickleDataset(filepath=str(root / "model.pkl"), version=Version(pin, None)),
+                "values": MemoryDataset([1, 2]),
+                "scores": JSONDataset(filepath=str(root / "scores.json")),
+            }
+        )
+        runner.run(pipeline, catalog)
+        return json.loads((root / "scores.json").read_text())
+
+    def kart() -> Any:
+        if runner_class is KartRunner:
+            return KartRunner(workspace_directory=str(tmp_path / "ws"))
+        return runner_class(max_workers=2, workspace_directory=str(tmp_path / "ws"))
+
+    def versions(root: Path) -> list[str]:
+        return sorted(path.name for path in (root / "model.pkl").iterdir())
+
+    for side in ("sequential", "kart"):
+        PickleDataset(filepath=str(tmp_path / side / "model.pkl"), version=Version(None, older)).save({"weight": 10})
+    assert run(SequentialRunner(), tmp_path / "sequential", older) == [10, 20]  # the pinned version's weight
+    _ran()
+
+    root = tmp_path / "kart"
+    assert run(kart(), root, None) == [3, 6]
+    assert _ran() == ["train", "score"]
+    saved = versions(root)
+    assert len(saved) == 2
+    runner = kart()
+    assert run(runner, root, older) == [10, 20]
+    assert runner.last_run == {"train": "cached", "score": "ran"}  # kart before: train reran, "written outside kart"
+    assert versions(root) == saved  # no version from a cached node
+    runner = kart()
+    assert run(runner, root, None) == [3, 6]  # unpinned again: the newest version, kart's
+    assert runner.last_run == {"train": "cached", "score": "cached"}
+    assert versions(root) == saved  # kart before: a fourth version, written by the cached train

@@ -263,7 +263,7 @@ def current_state(dataset: Any, recorded: OutputState | None = None) -> OutputSt
 
 def _content_state(dataset: Any, recorded: OutputState | None) -> OutputState:
     try:
-        location = _location(dataset)
+        location = _location(dataset, newest=True)
     except _NoVersionYet:
         return MISSING
     if location is None:
@@ -285,8 +285,14 @@ class _NoVersionYet(Exception):
     """A versioned dataset with no saved version."""
 
 
-def _location(dataset: Any) -> tuple[Any, str] | None:
+def _location(dataset: Any, *, newest: bool = False) -> tuple[Any, str] | None:
     """(fsspec filesystem or None for local, path) of a file-based dataset, or None.
+
+    Args:
+        dataset: a Kedro dataset.
+        newest: for a versioned dataset, the newest saved version even when a load version is pinned
+            (``kedro run --load-versions model:V``): an output's state is what its producer saved last,
+            not the version its readers load. Without it (raw inputs), the version a load reads.
 
     Raises:
         _NoVersionYet: for a versioned dataset that has no version yet.
@@ -297,7 +303,9 @@ def _location(dataset: Any) -> tuple[Any, str] | None:
         return None
     if hasattr(dataset, "_get_load_path") and getattr(dataset, "_version", None):
         try:
-            path: Any = dataset._get_load_path()  # the version a load would read (the latest)
+            path: Any = _newest_path(dataset) if newest else None
+            if path is None:
+                path = dataset._get_load_path()  # the version a load reads: the pinned one, else the latest
         except Exception as exc:  # kedro's VersionNotFoundError (a DatasetError)
             raise _NoVersionYet(str(exc)) from exc
     else:
@@ -312,6 +320,22 @@ def _location(dataset: Any) -> tuple[Any, str] | None:
     from kedro.io.core import get_filepath_str
 
     return (filesystem, get_filepath_str(PurePath(str(path)), protocol))
+
+
+def _newest_path(dataset: Any) -> Any:
+    """The path of a versioned dataset's newest saved version when a load version is pinned, else None (the
+    load path is that version then). kart before 2026-12-01 18:45 UTC compared a cached producer's record with
+    the pinned version, an older one: the node reran ("holds data written outside kart") and, unpinned
+    again, wrote another version from the cache (attacker at6 D6).
+
+    Raises:
+        kedro's VersionNotFoundError: no version saved yet.
+    """
+    if getattr(getattr(dataset, "_version", None), "load", None) is None:
+        return None
+    if not (hasattr(dataset, "_fetch_latest_load_version") and hasattr(dataset, "_get_versioned_path")):
+        return None
+    return dataset._get_versioned_path(dataset._fetch_latest_load_version())
 
 
 def path_holds_data(kind: type) -> bool:
