@@ -167,28 +167,29 @@ def cluster_env(home: Path, dags_folder: Path, executor: str, extra: dict[str, s
     }
 
 
-def migrated_db_template(shared: Path) -> Path:
-    """An empty metadata DB migrated by ``airflow db migrate`` once for the whole test session.
+def migrated_db_template(shared: Path, make: Callable[[Path], None]) -> Path:
+    """An empty metadata DB made once for the whole test session by ``make(path)``.
 
-    ``shared`` is a folder every pytest-xdist worker sees; the first worker to ask migrates under a file
-    lock, the others wait and reuse it. A migration is an Airflow process of ~9 s of CPU; each cluster
-    copies this file instead of running its own.
+    ``shared`` is a folder every pytest-xdist worker sees; the first worker to ask makes it under a file
+    lock, the others wait and reuse it. Every test process's ``airflow_db`` and every cluster copies this
+    file instead of creating its own (a ``resetdb`` is ~3 s of CPU, an ``airflow db migrate`` process ~9 s).
     """
     template = shared / "airflow-migrated" / "airflow.db"
     template.parent.mkdir(parents=True, exist_ok=True)
     with open(shared / "airflow-migrated.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not template.exists():
-            home = template.parent / "home"
-            home.mkdir(exist_ok=True)
-            env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
-            done = subprocess.run(
-                [str(BIN / "airflow"), "db", "migrate"], env=env, capture_output=True, text=True, timeout=600
-            )
-            assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-            shutil.copyfile(home / "airflow.db", template.with_suffix(".tmp"))
+            make(template.with_suffix(".tmp"))
             os.replace(template.with_suffix(".tmp"), template)
     return template
+
+
+def copy_db(source: Path, target: Path) -> None:
+    """Copy the SQLite DB ``source`` onto ``target`` with SQLite's backup API: safe while ``target`` is open
+    (the test process's Airflow engine may hold pooled connections to it), unlike rewriting the file."""
+    with contextlib.closing(sqlite3.connect(f"file:{source}?mode=ro", uri=True)) as src:
+        with contextlib.closing(sqlite3.connect(target)) as dst:
+            src.backup(dst)
 
 
 def start_cluster(cluster: Cluster, db_template: Path) -> None:
