@@ -7,7 +7,6 @@ cache must leave the checkpoint where a run would, or every later run reads the 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -19,23 +18,12 @@ from kedro.pipeline import Pipeline, node
 from kedro.runner import SequentialRunner
 from kedro_datasets.json import JSONDataset
 from kedro_datasets.partitions import IncrementalDataset
-
-
-def _record(name: str) -> None:
-    with open(os.environ["KART_KEDRO_TEST_JOURNAL"], "a") as handle:
-        handle.write(f"{name}\n")
-
-
-def _ran() -> list[str]:
-    path = Path(os.environ["KART_KEDRO_TEST_JOURNAL"])
-    names = path.read_text().split() if path.exists() else []
-    path.write_text("")
-    return names
+from node_journal import ran, record
 
 
 def process(parts: dict[str, pd.DataFrame]) -> dict[str, Any]:
     """The new partitions' ids and sum of ``v``."""
-    _record("process")
+    record("process")
     return {"keys": sorted(parts), "sum": int(sum(int(part["v"].sum()) for part in parts.values()))}
 
 
@@ -80,8 +68,8 @@ def test_a_cached_node_confirms_its_incremental_input_as_a_run_would(
     expected = _history(tmp_path / "sequential", SequentialRunner)
     both, nothing = {"keys": ["p1", "p2"], "sum": 3}, {"keys": [], "sum": 0}
     assert expected == [(both, "p2"), (both, "p2"), (nothing, "p2"), (nothing, "p2")]
-    _ran()
+    ran()
     # kart before: step 1 was served without confirming, so the checkpoint stayed deleted and every
     # later run was served p1 and p2 again.
     assert _history(tmp_path / "kart", runner_class) == expected
-    assert _ran() == ["process", "process"]  # step 1 served from step 0's cache, step 3 from step 2's
+    assert ran() == ["process", "process"]  # step 1 served from step 0's cache, step 3 from step 2's

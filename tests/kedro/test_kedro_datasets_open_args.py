@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -17,22 +16,11 @@ from kedro.runner import SequentialRunner
 from kedro_datasets.json import JSONDataset
 from kedro_datasets.partitions import PartitionedDataset
 from kedro_datasets.text import TextDataset
-
-
-def _record(name: str) -> None:
-    with open(os.environ["KART_KEDRO_TEST_JOURNAL"], "a") as handle:
-        handle.write(f"{name}\n")
-
-
-def _ran() -> list[str]:
-    path = Path(os.environ["KART_KEDRO_TEST_JOURNAL"])
-    names = path.read_text().split() if path.exists() else []
-    path.write_text("")
-    return names
+from node_journal import ran, record
 
 
 def shout(text: str) -> str:
-    _record("shout")
+    record("shout")
     return text.upper()
 
 
@@ -84,7 +72,7 @@ def test_a_changed_load_encoding_of_a_raw_text_reruns_its_reader(
     workspace = str(tmp_path / "ws")
     assert run(_runner(runner_class, workspace), "utf-8") == "CAFÉ"
     assert run(_runner(runner_class, workspace), "utf-8") == "CAFÉ"
-    assert _ran() == ["shout"]
+    assert ran() == ["shout"]
     runner = _runner(runner_class, workspace)
     assert run(runner, "latin-1") == run(SequentialRunner(), "latin-1") == "CAFÃ©"  # kart before: CAFÉ, cached
     assert runner.last_reasons == {"shout": "input changed: raw"}
@@ -108,13 +96,13 @@ def test_a_changed_save_encoding_rewrites_a_cached_output_as_a_plain_run_would(
     assert run(_runner(runner_class, workspace), "kart", "utf-8") == "CAFÉ".encode()
     expected = run(SequentialRunner(), "sequential", "utf-16")
     assert expected == "CAFÉ".encode("utf-16")
-    _ran()
+    ran()
     assert run(_runner(runner_class, workspace), "kart", "utf-16") == expected  # kart before: left the utf-8 file
-    assert _ran() == []  # written back from the cache, not run
+    assert ran() == []  # written back from the cache, not run
 
 
 def line(text: str) -> str:
-    _record("line")
+    record("line")
     return f"{text}\n"
 
 
@@ -138,7 +126,7 @@ def test_a_node_whose_output_appends_runs_every_time_with_a_warning(
         assert run(runner, "kart") == expected  # kart before: served from the cache, one line only
         assert runner.last_run == {"append_line": "ran uncached"}
     assert expected == "hello\n" * 3
-    assert _ran() == ["line"] * 6
+    assert ran() == ["line"] * 6
     assert (
         "kart: node 'append_line' runs without the cache: its output 'log' appends to its file on every save "
         "(fs_args open_args_save mode 'a'), which a node served from the cache would not do; tag the node "
@@ -148,7 +136,7 @@ def test_a_node_whose_output_appends_runs_every_time_with_a_warning(
 
 def day_line(day: str, text: str) -> dict[str, str]:
     """One line for the day's partition."""
-    _record("day_line")
+    record("day_line")
     return {day: f"{text}\n"}
 
 
@@ -172,7 +160,7 @@ def test_a_node_whose_partition_dataset_appends_runs_every_time_with_a_warning(
         assert run(runner, "kart") == expected  # kart before: served from the cache, one line only
         assert runner.last_run == {"log_line": "ran uncached"}
     assert expected == "job started\n" * 2
-    assert _ran() == ["day_line"] * 4
+    assert ran() == ["day_line"] * 4
     assert (
         "kart: node 'log_line' runs without the cache: its output 'log' saves partitions with a dataset that "
         "appends to its file on every save (fs_args open_args_save mode 'a'), which a node served from the cache "

@@ -22,30 +22,18 @@ from kedro.pipeline import Pipeline, node
 from kedro.runner import SequentialRunner
 from kedro_datasets.json import JSONDataset
 from kedro_datasets.partitions import IncrementalDataset, PartitionedDataset
-
-
-def _record(name: str) -> None:
-    with open(os.environ["KART_KEDRO_TEST_JOURNAL"], "a") as handle:
-        handle.write(f"{name}\n")
-
-
-def _ran() -> list[str]:
-    """The node functions called since the last call (and empty the journal)."""
-    path = Path(os.environ["KART_KEDRO_TEST_JOURNAL"])
-    names = path.read_text().split() if path.exists() else []
-    path.write_text("")
-    return names
+from node_journal import ran, record
 
 
 def sum_partitions(parts: dict[str, Any]) -> dict[str, int]:
     """Each partition's sum of ``v``, by partition id (a PartitionedDataset input: loaders)."""
-    _record("sum_partitions")
+    record("sum_partitions")
     return {key: int(parts[key]()["v"].sum()) for key in sorted(parts)}
 
 
 def sum_loaded(parts: dict[str, pd.DataFrame]) -> dict[str, int]:
     """The same for an IncrementalDataset input (loaded frames)."""
-    _record("sum_loaded")
+    record("sum_loaded")
     return {key: int(parts[key]["v"].sum()) for key in sorted(parts)}
 
 
@@ -60,7 +48,7 @@ def _runner(runner_class: type, workspace: str) -> Any:
 def _run(runner: Any, pipeline: Pipeline, entries: dict[str, Any]) -> list[str]:
     catalog_class = SharedMemoryDataCatalog if isinstance(runner, KartParallelRunner) else DataCatalog
     runner.run(pipeline, catalog_class(entries))
-    return _ran()
+    return ran()
 
 
 def _write(path: Path, values: list[int]) -> None:
@@ -169,7 +157,7 @@ def test_a_forced_checkpoint_reruns_the_reader_of_an_incremental_dataset(
 
 def split(frame: pd.DataFrame, groups: list[str]) -> dict[str, pd.DataFrame]:
     """One partition per group named in ``groups``."""
-    _record("split")
+    record("split")
     return {group: frame[frame.g == group][["v"]] for group in groups}
 
 
@@ -250,7 +238,7 @@ def test_a_reader_of_a_partition_folder_sees_the_partitions_other_runs_left_in_i
 
 def tolerant_sums(parts: dict[str, Any]) -> dict[str, Any]:
     """Each partition's sum of ``v``; a partition that fails to load is reported, not fatal."""
-    _record("tolerant_sums")
+    record("tolerant_sums")
     sums: dict[str, Any] = {}
     for key in sorted(parts):
         try:
@@ -295,13 +283,13 @@ def test_a_partition_that_fails_to_load_runs_its_reader_uncached_as_sequential_r
 
 def ingest(day: str, events: str) -> dict[str, str]:
     """One partition per day: "" on a day without events (an empty partition file)."""
-    _record("ingest")
+    record("ingest")
     return {day: events}
 
 
 def report(parts: dict[str, Any]) -> list[str]:
     """The days a report over all partitions covers."""
-    _record("report")
+    record("report")
     return sorted(parts)
 
 

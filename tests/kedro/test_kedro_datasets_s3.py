@@ -20,23 +20,12 @@ from kedro.io import DataCatalog, MemoryDataset, SharedMemoryDataCatalog
 from kedro.pipeline import Pipeline, node
 from kedro_datasets.pandas import CSVDataset
 from kedro_datasets.partitions import PartitionedDataset
-
-
-def _record(name: str) -> None:
-    with open(os.environ["KART_KEDRO_TEST_JOURNAL"], "a") as handle:
-        handle.write(f"{name}\n")
-
-
-def _ran() -> list[str]:
-    path = Path(os.environ["KART_KEDRO_TEST_JOURNAL"])
-    names = path.read_text().split() if path.exists() else []
-    path.write_text("")
-    return names
+from node_journal import ran, record
 
 
 def split(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """One partition per group."""
-    _record("split")
+    record("split")
     return {str(group): part[["v"]] for group, part in frame.groupby("g")}
 
 
@@ -82,19 +71,19 @@ def test_cached_partitions_on_s3_are_not_written_again_and_an_outside_edit_rerun
 
     workspace = f"s3://{s3_bucket}/kart" if workspace_on_s3 else str(tmp_path / "ws")
     _runner(runner_class, workspace).run(pipeline, catalog())
-    assert _ran() == ["split"]
+    assert ran() == ["split"]
     written = _stamps(s3_bucket, "parts/")
     assert sorted(written) == ["parts/a.csv", "parts/b.csv"]
     time.sleep(1.1)  # S3 times are whole seconds: a write now would show
     runner = _runner(runner_class, workspace)
     runner.run(pipeline, catalog())
-    assert _ran() == [] and runner.last_run == {"split": "cached"}
+    assert ran() == [] and runner.last_run == {"split": "cached"}
     assert _stamps(s3_bucket, "parts/") == written  # kart before wrote every partition again on every cached run
 
     _client().put_object(Bucket=s3_bucket, Key="parts/b.csv", Body=b"v\n30\n")  # someone else's newer data
     runner = _runner(runner_class, workspace)
     runner.run(pipeline, catalog())
-    assert _ran() == ["split"]  # kart before: cached, and b.csv silently replaced by the cached partition
+    assert ran() == ["split"]  # kart before: cached, and b.csv silently replaced by the cached partition
     assert runner.last_reasons == {"split": "output 'parts' holds data written outside kart"}
 
 

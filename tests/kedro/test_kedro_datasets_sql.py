@@ -7,7 +7,6 @@ and hand the reader what Kedro's SequentialRunner hands it.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -21,24 +20,12 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.pipeline import Pipeline, node
 from kedro.runner import SequentialRunner
 from kedro_datasets.pandas import CSVDataset, SQLQueryDataset
-
-
-def _record(name: str) -> None:
-    with open(os.environ["KART_KEDRO_TEST_JOURNAL"], "a") as handle:
-        handle.write(f"{name}\n")
-
-
-def _ran() -> list[str]:
-    """The journal entries since the last call (and empty the journal)."""
-    path = Path(os.environ["KART_KEDRO_TEST_JOURNAL"])
-    names = path.read_text().split() if path.exists() else []
-    path.write_text("")
-    return names
+from node_journal import ran, record
 
 
 def names(orders: pd.DataFrame) -> list[str]:
     """The ordered names (a reader of the query's rows)."""
-    _record("names")
+    record("names")
     return list(orders["name"])
 
 
@@ -46,7 +33,7 @@ class CountedCsv(CSVDataset):
     """pandas.CSVDataset that notes each load in the journal."""
 
     def load(self) -> pd.DataFrame:
-        _record("load")
+        record("load")
         return super().load()
 
 
@@ -102,14 +89,14 @@ def test_new_rows_behind_a_query_rerun_its_reader_as_sequential_runner_sees_them
 
     workspace = str(tmp_path / "ws")
     assert _names(_runner(runner_class, workspace), orders()) == ["apple"]
-    assert _ran() == ["names"]
+    assert ran() == ["names"]
     assert _names(_runner(runner_class, workspace), orders()) == ["apple"]
-    assert _ran() == []  # the same rows: cached
+    assert ran() == []  # the same rows: cached
 
     _add(db, "banana")
     runner = _runner(runner_class, workspace)
     assert _names(runner, orders()) == ["apple", "banana"]  # kart before (filepath form): cached, ['apple']
-    assert _ran() == ["names"]
+    assert ran() == ["names"]
     assert runner.last_reasons == {"names": "input changed: orders"}
     assert _names(SequentialRunner(), orders()) == ["apple", "banana"]
 
@@ -122,6 +109,6 @@ def test_a_csv_input_stays_stamped_no_load_on_a_cached_run(
     pd.DataFrame({"name": ["apple", "banana"]}).to_csv(path, index=False)
     workspace = str(tmp_path / "ws")
     assert _names(KartRunner(workspace_directory=workspace), CountedCsv(filepath=str(path))) == ["apple", "banana"]
-    assert _ran() == ["load", "load", "names"]  # kart's digest, then the node's own load
+    assert ran() == ["load", "load", "names"]  # kart's digest, then the node's own load
     assert _names(KartRunner(workspace_directory=workspace), CountedCsv(filepath=str(path))) == ["apple", "banana"]
-    assert _ran() == []  # neither loaded nor run: the file's stamp names the recorded digest
+    assert ran() == []  # neither loaded nor run: the file's stamp names the recorded digest

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -16,28 +15,16 @@ from kedro.runner import SequentialRunner
 from kedro_datasets.json import JSONDataset
 from kedro_datasets.pandas import ParquetDataset
 from kedro_datasets.pickle import PickleDataset
-
-
-def _record(name: str) -> None:
-    with open(os.environ["KART_KEDRO_TEST_JOURNAL"], "a") as handle:
-        handle.write(f"{name}\n")
-
-
-def _ran() -> list[str]:
-    """The node functions called since the last call (and empty the journal)."""
-    path = Path(os.environ["KART_KEDRO_TEST_JOURNAL"])
-    names = path.read_text().split() if path.exists() else []
-    path.write_text("")
-    return names
+from node_journal import ran, record
 
 
 def double(frame: pd.DataFrame) -> pd.DataFrame:
-    _record("double")
+    record("double")
     return frame.assign(v=frame["v"] * 2)
 
 
 def total(frame: pd.DataFrame) -> dict[str, int]:
-    _record("total")
+    record("total")
     return {"sum": int(frame["v"].sum())}
 
 
@@ -91,12 +78,12 @@ def test_a_newer_version_saved_outside_kart_is_what_the_reader_gets(
 
 
 def train(values: list[int]) -> dict[str, int]:
-    _record("train")
+    record("train")
     return {"weight": sum(values)}
 
 
 def score(model: dict[str, int], values: list[int]) -> list[int]:
-    _record("score")
+    record("score")
     return [value * model["weight"] for value in values]
 
 
@@ -131,11 +118,11 @@ def test_a_pinned_load_version_leaves_the_producer_cached_and_writes_no_version(
     for side in ("sequential", "kart"):
         PickleDataset(filepath=str(tmp_path / side / "model.pkl"), version=Version(None, older)).save({"weight": 10})
     assert run(SequentialRunner(), tmp_path / "sequential", older) == [10, 20]  # the pinned version's weight
-    _ran()
+    ran()
 
     root = tmp_path / "kart"
     assert run(kart(), root, None) == [3, 6]
-    assert _ran() == ["train", "score"]
+    assert ran() == ["train", "score"]
     saved = versions(root)
     assert len(saved) == 2
     runner = kart()
