@@ -25,11 +25,7 @@ from kedro.io import AbstractDataset, DataCatalog, MemoryDataset, SharedMemoryDa
 from kedro.pipeline import Pipeline, node
 from kedro.runner import SequentialRunner
 from kedro_datasets.partitions import PartitionedDataset
-
-
-def _record(name: str) -> None:
-    with open(os.environ["KART_KEDRO_TEST_JOURNAL"], "a") as handle:
-        handle.write(f"{name}\n")
+from node_journal import record
 
 
 class JsonFile(AbstractDataset[Any, Any]):
@@ -75,32 +71,32 @@ class AppendLines(AbstractDataset[str, list[str]]):
 
 
 def ingest_partition(day: str) -> dict[str, pd.DataFrame]:
-    _record("ingest")
+    record("ingest")
     return {day: pd.DataFrame({"day": [day], "sales": [int(day[-2:]) * 10]})}
 
 
 def report_partitions(parts: dict[str, Any]) -> list[str]:
-    _record("report")
+    record("report")
     return sorted(str(load()["day"].iloc[0]) for load in parts.values())
 
 
 def ingest_frame(day: str) -> pd.DataFrame:
-    _record("ingest")
+    record("ingest")
     return pd.DataFrame({"day": [day], "sales": [int(day[-2:]) * 10]})
 
 
 def report_table(table: pd.DataFrame) -> list[str]:
-    _record("report")
+    record("report")
     return sorted(table["day"])
 
 
 def ingest_line(day: str) -> str:
-    _record("ingest")
+    record("ingest")
     return day
 
 
 def report_lines(lines: list[str]) -> list[str]:
-    _record("report")
+    record("report")
     return lines
 
 

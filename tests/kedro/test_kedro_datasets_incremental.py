@@ -19,20 +19,13 @@ from kedro.runner import SequentialRunner
 from kedro_datasets.json import JSONDataset
 from kedro_datasets.partitions import IncrementalDataset
 from node_journal import ran, record
+from runner_choice import make_runner
 
 
 def process(parts: dict[str, pd.DataFrame]) -> dict[str, Any]:
     """The new partitions' ids and sum of ``v``."""
     record("process")
     return {"keys": sorted(parts), "sum": int(sum(int(part["v"].sum()) for part in parts.values()))}
-
-
-def _runner(runner_class: type, workspace: str) -> Any:
-    if runner_class is SequentialRunner:
-        return SequentialRunner()
-    if runner_class is KartRunner:
-        return KartRunner(workspace_directory=workspace)
-    return runner_class(max_workers=2, workspace_directory=workspace)
 
 
 def _history(root: Path, runner_class: type) -> list[tuple[Any, str | None]]:
@@ -53,7 +46,7 @@ def _history(root: Path, runner_class: type) -> list[tuple[Any, str | None]]:
                 "out": JSONDataset(filepath=str(root / "out.json")),
             }
         )
-        _runner(runner_class, str(root / "ws")).run(pipeline, catalog)
+        make_runner(runner_class, str(root / "ws")).run(pipeline, catalog)
         checkpoint = folder / "CHECKPOINT"
         history.append(
             (json.loads((root / "out.json").read_text()), checkpoint.read_text() if checkpoint.exists() else None)

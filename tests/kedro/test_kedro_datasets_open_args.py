@@ -17,19 +17,12 @@ from kedro_datasets.json import JSONDataset
 from kedro_datasets.partitions import PartitionedDataset
 from kedro_datasets.text import TextDataset
 from node_journal import ran, record
+from runner_choice import make_runner
 
 
 def shout(text: str) -> str:
     record("shout")
     return text.upper()
-
-
-def _runner(runner_class: type, workspace: str) -> Any:
-    if runner_class is SequentialRunner:
-        return SequentialRunner()
-    if runner_class is KartRunner:
-        return KartRunner(workspace_directory=workspace)
-    return runner_class(max_workers=2, workspace_directory=workspace)
 
 
 def _open_args(load: str | None = None, save: str | None = None) -> dict[str, Any]:
@@ -70,10 +63,10 @@ def test_a_changed_load_encoding_of_a_raw_text_reruns_its_reader(
         return (tmp_path / "loud.txt").read_text()
 
     workspace = str(tmp_path / "ws")
-    assert run(_runner(runner_class, workspace), "utf-8") == "CAFÉ"
-    assert run(_runner(runner_class, workspace), "utf-8") == "CAFÉ"
+    assert run(make_runner(runner_class, workspace), "utf-8") == "CAFÉ"
+    assert run(make_runner(runner_class, workspace), "utf-8") == "CAFÉ"
     assert ran() == ["shout"]
-    runner = _runner(runner_class, workspace)
+    runner = make_runner(runner_class, workspace)
     assert run(runner, "latin-1") == run(SequentialRunner(), "latin-1") == "CAFÃ©"  # kart before: CAFÉ, cached
     assert runner.last_reasons == {"shout": "input changed: raw"}
 
@@ -93,11 +86,11 @@ def test_a_changed_save_encoding_rewrites_a_cached_output_as_a_plain_run_would(
         return target.read_bytes()
 
     workspace = str(tmp_path / "ws")
-    assert run(_runner(runner_class, workspace), "kart", "utf-8") == "CAFÉ".encode()
+    assert run(make_runner(runner_class, workspace), "kart", "utf-8") == "CAFÉ".encode()
     expected = run(SequentialRunner(), "sequential", "utf-16")
     assert expected == "CAFÉ".encode("utf-16")
     ran()
-    assert run(_runner(runner_class, workspace), "kart", "utf-16") == expected  # kart before: left the utf-8 file
+    assert run(make_runner(runner_class, workspace), "kart", "utf-16") == expected  # kart before: left the utf-8 file
     assert ran() == []  # written back from the cache, not run
 
 
@@ -122,7 +115,7 @@ def test_a_node_whose_output_appends_runs_every_time_with_a_warning(
 
     for _ in range(3):
         expected = run(SequentialRunner(), "sequential")
-        runner = _runner(runner_class, str(tmp_path / "ws"))
+        runner = make_runner(runner_class, str(tmp_path / "ws"))
         assert run(runner, "kart") == expected  # kart before: served from the cache, one line only
         assert runner.last_run == {"append_line": "ran uncached"}
     assert expected == "hello\n" * 3
@@ -156,7 +149,7 @@ def test_a_node_whose_partition_dataset_appends_runs_every_time_with_a_warning(
 
     for _ in range(2):
         expected = run(SequentialRunner(), "sequential")
-        runner = _runner(runner_class, str(tmp_path / "ws"))
+        runner = make_runner(runner_class, str(tmp_path / "ws"))
         assert run(runner, "kart") == expected  # kart before: served from the cache, one line only
         assert runner.last_run == {"log_line": "ran uncached"}
     assert expected == "job started\n" * 2

@@ -23,6 +23,7 @@ from kedro.runner import SequentialRunner
 from kedro_datasets.json import JSONDataset
 from kedro_datasets.partitions import IncrementalDataset, PartitionedDataset
 from node_journal import ran, record
+from runner_choice import make_runner
 
 
 def sum_partitions(parts: dict[str, Any]) -> dict[str, int]:
@@ -35,14 +36,6 @@ def sum_loaded(parts: dict[str, pd.DataFrame]) -> dict[str, int]:
     """The same for an IncrementalDataset input (loaded frames)."""
     record("sum_loaded")
     return {key: int(parts[key]["v"].sum()) for key in sorted(parts)}
-
-
-def _runner(runner_class: type, workspace: str) -> Any:
-    if runner_class is SequentialRunner:
-        return SequentialRunner()
-    if runner_class is KartRunner:
-        return KartRunner(workspace_directory=workspace)
-    return runner_class(max_workers=2, workspace_directory=workspace)
 
 
 def _run(runner: Any, pipeline: Pipeline, entries: dict[str, Any]) -> list[str]:
@@ -117,11 +110,11 @@ def test_a_changed_filename_suffix_reruns_the_reader_of_raw_partitions(
         }
 
     workspace = str(tmp_path / "ws")
-    assert _run(_runner(runner_class, workspace), pipeline, entries(".csv")) == ["sum_partitions"]
+    assert _run(make_runner(runner_class, workspace), pipeline, entries(".csv")) == ["sum_partitions"]
     assert json.loads((tmp_path / "sums.json").read_text()) == {"a": 3, "b": 3}
-    assert _run(_runner(runner_class, workspace), pipeline, entries(".csv")) == []  # digest from the record
+    assert _run(make_runner(runner_class, workspace), pipeline, entries(".csv")) == []  # digest from the record
 
-    runner = _runner(runner_class, workspace)
+    runner = make_runner(runner_class, workspace)
     assert _run(runner, pipeline, entries("")) == ["sum_partitions"]  # kart before: cached, {a: 3, b: 3}
     assert runner.last_reasons == {"sums": "input changed: parts"}
     expected = {"a.csv": 3, "b.csv": 3, "notes.txt": 100}
@@ -146,9 +139,9 @@ def test_a_forced_checkpoint_reruns_the_reader_of_an_incremental_dataset(
         }
 
     workspace = str(tmp_path / "ws")
-    assert _run(_runner(KartRunner, workspace), pipeline, entries(None)) == ["sum_loaded"]
-    assert _run(_runner(KartRunner, workspace), pipeline, entries(None)) == []
-    assert _run(_runner(KartRunner, workspace), pipeline, entries({"force_checkpoint": "p1"})) == ["sum_loaded"]
+    assert _run(make_runner(KartRunner, workspace), pipeline, entries(None)) == ["sum_loaded"]
+    assert _run(make_runner(KartRunner, workspace), pipeline, entries(None)) == []
+    assert _run(make_runner(KartRunner, workspace), pipeline, entries({"force_checkpoint": "p1"})) == ["sum_loaded"]
     assert json.loads((tmp_path / "sums.json").read_text()) == {"p2": 2, "p3": 3}  # kart before: cached, p1 too
 
 
@@ -183,12 +176,12 @@ def test_a_changed_overwrite_option_rewrites_the_cached_partitions(
         }
 
     workspace = str(tmp_path / "ws")
-    assert _run(_runner(runner_class, workspace), pipeline, entries(["g1", "g2"], False)) == ["split"]
-    assert _run(_runner(runner_class, workspace), pipeline, entries(["g3"], False)) == ["split"]
+    assert _run(make_runner(runner_class, workspace), pipeline, entries(["g1", "g2"], False)) == ["split"]
+    assert _run(make_runner(runner_class, workspace), pipeline, entries(["g3"], False)) == ["split"]
     assert sorted(os.listdir(tmp_path / "parts")) == ["g1.csv", "g2.csv", "g3.csv"]  # overwrite=False keeps g1, g2
 
     # overwrite=True: a plain kedro run leaves only g3.csv; kart before served the node and left all three
-    assert _run(_runner(runner_class, workspace), pipeline, entries(["g3"], True)) == []  # written back, not run
+    assert _run(make_runner(runner_class, workspace), pipeline, entries(["g3"], True)) == []  # written back, not run
     assert sorted(os.listdir(tmp_path / "parts")) == ["g3.csv"]
 
 
@@ -227,7 +220,7 @@ def test_a_reader_of_a_partition_folder_sees_the_partitions_other_runs_left_in_i
     workspace = str(tmp_path / "ws")
     for groups in (["g1", "g2"], ["g3"], ["g1", "g2"]):
         expected = run(SequentialRunner(), groups)[1]
-        runner = _runner(runner_class, workspace)
+        runner = make_runner(runner_class, workspace)
         ran, sums = run(runner, groups)
         assert sums == expected
     assert expected == {"g1": 1, "g2": 2, "g3": 3}  # the folder keeps g3 from the second run
@@ -268,7 +261,7 @@ def test_a_partition_that_fails_to_load_runs_its_reader_uncached_as_sequential_r
     expected = run(SequentialRunner())
     assert expected == {"a.parquet": "skipped: DatasetError", "b.parquet": 3}
     for _ in range(2):
-        runner = _runner(runner_class, str(tmp_path / "ws"))
+        runner = make_runner(runner_class, str(tmp_path / "ws"))
         assert run(runner) == expected  # kart before: the loader's DatasetError stopped the run
         assert runner.last_run == {"sums": "ran uncached"}
     warnings = [message for message in caplog.messages if "runs without the cache" in message]
@@ -310,12 +303,12 @@ def test_a_deleted_empty_partition_reruns_the_reader_as_sequential_runner_sees_i
         }
 
     workspace = str(tmp_path / "ws")
-    assert _run(_runner(runner_class, workspace), pipeline, entries("2026-11-01", "")) == ["ingest", "report"]
-    assert _run(_runner(runner_class, workspace), pipeline, entries("2026-11-02", "a,b")) == ["ingest", "report"]
+    assert _run(make_runner(runner_class, workspace), pipeline, entries("2026-11-01", "")) == ["ingest", "report"]
+    assert _run(make_runner(runner_class, workspace), pipeline, entries("2026-11-02", "a,b")) == ["ingest", "report"]
     assert json.loads((tmp_path / "report.json").read_text()) == ["2026-11-01", "2026-11-02"]
     # The empty partition is not the newest file: the folder's total size and newest times stay the same.
     (tmp_path / "daily" / "2026-11-01.txt").unlink()
-    ran = _run(_runner(runner_class, workspace), pipeline, entries("2026-11-02", "a,b"))
+    ran = _run(make_runner(runner_class, workspace), pipeline, entries("2026-11-02", "a,b"))
     assert "report" in ran  # kart before: both cached, the report still covering 2026-11-01
     assert json.loads((tmp_path / "report.json").read_text()) == ["2026-11-02"]
     _run(SequentialRunner(), pipeline, entries("2026-11-02", "a,b"))
