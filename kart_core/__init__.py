@@ -44,7 +44,7 @@ if TYPE_CHECKING:
         code_version,
     )
     from kart_core.graph import TaskGraph, node_key, walk
-    from kart_core.hashing import short_id
+    from kart_core.hashing import short_id, unique_id_from_parts
     from kart_core.info import make_tree_info, tree_info
     from kart_core.loading import load_output
     from kart_core.output_digests import committed_digests, output_digests, output_digests_if_complete
@@ -123,6 +123,7 @@ _EXPORTS = {
     "target_config_frozen": "kart_core.target_config:frozen",
     "task_params_text": "kart_core.display",
     "task_text": "kart_core.display",
+    "unique_id_from_parts": "kart_core.hashing",
     "test_run": "kart_core.testing",
     "tree_info": "kart_core.info",
     "value_text": "kart_core.display",
