@@ -6,7 +6,7 @@ import importlib
 import sys
 from typing import Any
 
-__all__ = ["MAIN_MODULE", "import_object", "module_name"]
+__all__ = ["MAIN_MODULE", "import_object", "module_name", "parent_module_name"]
 
 MAIN_MODULE = "__main__"
 # multiprocessing's "spawn" start method (the default on macOS and Windows) runs the parent's script again in the
@@ -53,8 +53,13 @@ def module_name(obj: object) -> str:
     the parent looks for ``__main__/``; kart names the module as the parent does, so one task has one output
     path, lock key and manifest entry in every process. ``""`` when ``obj`` has no ``__module__``.
     """
-    module = getattr(obj, "__module__", None) or ""
-    return MAIN_MODULE if module == _SPAWNED_MAIN else module
+    return parent_module_name(getattr(obj, "__module__", None) or "")
+
+
+def parent_module_name(name: str) -> str:
+    """A module's name as the parent process has it: ``__main__`` for a spawned child's ``__mp_main__``
+    (``module_name``, for a name read off a module object or a ``__module__`` string); others unchanged."""
+    return MAIN_MODULE if name == _SPAWNED_MAIN else name
 
 
 def _from_loaded_modules(parts: list[str]) -> tuple[Any] | None:

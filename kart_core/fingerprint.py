@@ -105,6 +105,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from kart_core.digest import digest
+from kart_core.dotted import module_name as _module_of  # as the parent names it: one fingerprint in spawned children
+from kart_core.dotted import parent_module_name
 from kart_core.errors import FingerprintError, UndigestableError
 from kart_core.provenance import (
     UNKNOWN,
@@ -469,7 +471,7 @@ class CodeFingerprinter:
         if explicit is not None:
             return CodeFingerprint(digest(["code_version", explicit]), {"code_version": explicit}, ())
         name = getattr(func, "__qualname__", None) or type(func).__qualname__
-        root = _Item(local="", refs=set(), packages=set(), name=f"{getattr(func, '__module__', None)}.{name}")
+        root = _Item(local="", refs=set(), packages=set(), name=f"{_module_of(func) or None}.{name}")
         visit = _Visit(self)
         try:
             for key, (registry, size) in list(self.registries.items()):
@@ -607,7 +609,7 @@ class _Visit:
         if callable(obj) and hasattr(obj, "__wrapped__") and not isinstance(obj, type):
             return digest(["wrapped", self.token(type(obj)), self.token(obj.__wrapped__)])
         if isinstance(obj, types.BuiltinFunctionType | types.MethodDescriptorType | types.WrapperDescriptorType):
-            module = getattr(obj, "__module__", None) or "builtins"
+            module = _module_of(obj) or "builtins"
             return self._external(module, getattr(obj, "__qualname__", repr(obj))) or f"builtin:{obj!r}"
         return self.value(obj)
 
@@ -658,7 +660,7 @@ class _Visit:
     # --- project code -------------------------------------------------------------------------
 
     def _function(self, func: types.FunctionType) -> str:
-        module = func.__module__ or "__main__"
+        module = _module_of(func) or "__main__"
         name = f"{module}.{func.__qualname__}"
         external = self._external(module, func.__qualname__)
         if external is not None:
@@ -676,7 +678,7 @@ class _Visit:
         names = sorted(_all_names(code))
         globals_ = func.__globals__
         references = []
-        module = func.__module__ or "__main__"
+        module = _module_of(func) or "__main__"
         # getattr(helpers, name) can reach any attribute of a module it references: count them all.
         dynamic = not _DYNAMIC_ATTRIBUTES.isdisjoint(names)
         scan = _scan_imports(code, globals_.get("__package__"))
@@ -717,7 +719,7 @@ class _Visit:
         registry = getattr(func, "registry", None)
         if not (isinstance(registry, Mapping) and callable(getattr(func, "dispatch", None))):
             return []
-        key = f"own:{func.__module__}.{func.__qualname__}.registry"
+        key = f"own:{_module_of(func)}.{func.__qualname__}.registry"
         if not self.owner.has(key):
             self.queue_registry(key, registry)
         return [["dispatch", self._reference(key)]]
@@ -845,7 +847,7 @@ class _Visit:
         project module the attributes the code uses from it (all of them when ``everything``)."""
         if isinstance(obj, types.ModuleType) and self.owner.classifier.version_of(obj.__name__) is None:
             used = sorted(vars(obj)) if everything else names
-            return [f"module:{obj.__name__}", self._module_attributes(obj, used, set())]
+            return [f"module:{parent_module_name(obj.__name__)}", self._module_attributes(obj, used, set())]
         if _is_code(obj):
             return self.token(obj)
         key = f"own:{module}.{name}"  # one binding per module and name (ids of small values are shared)
@@ -906,13 +908,13 @@ class _Visit:
             value = namespace[name]
             if isinstance(value, types.ModuleType) and self.owner.classifier.version_of(value.__name__) is None:
                 nested = [] if value.__name__ in seen else self._module_attributes(value, names, seen)
-                found.append([name, f"module:{value.__name__}", nested])
+                found.append([name, f"module:{parent_module_name(value.__name__)}", nested])
             else:
-                found.append([name, self._global(module.__name__, name, value, names)])
+                found.append([name, self._global(parent_module_name(module.__name__), name, value, names)])
         return found
 
     def _class(self, cls: type) -> str:
-        module = getattr(cls, "__module__", None) or "builtins"
+        module = _module_of(cls) or "builtins"
         name = f"{module}.{cls.__qualname__}"
         external = self._external(module, cls.__qualname__)
         if external is not None:
@@ -1141,8 +1143,8 @@ class _Visit:
         cls = type(value)
         if self.stack:
             item = self.stack[-1]
-            item.undigestable.add(f"{item.name or '?'}: a {cls.__module__}.{cls.__qualname__} that {why}")
-        return ["undigestable", f"{cls.__module__}.{cls.__qualname__}"]
+            item.undigestable.add(f"{item.name or '?'}: a {_module_of(cls)}.{cls.__qualname__} that {why}")
+        return ["undigestable", f"{_module_of(cls)}.{cls.__qualname__}"]
 
 
 def _attributes(value: Any) -> list[tuple[str, Any]]:
@@ -1173,9 +1175,9 @@ def _walk_order(item: Any) -> tuple[str, tuple[int | None, ...]]:
         code = item.__code__
         positions = code.co_positions() if hasattr(code, "co_positions") else ()  # 3.11+
         first = [position for position in positions if position[2]][:1]  # lambdas on one line: by column
-        return (f"{item.__module__}.{item.__qualname__}", (code.co_firstlineno, *(first[0] if first else ())))
+        return (f"{_module_of(item)}.{item.__qualname__}", (code.co_firstlineno, *(first[0] if first else ())))
     if isinstance(item, type):
-        return (f"{item.__module__}.{item.__qualname__}", ())
+        return (f"{_module_of(item)}.{item.__qualname__}", ())
     return ("\U0010ffff", ())
 
 
@@ -1419,5 +1421,5 @@ def code_fingerprint(task_class: type, classifier: ModuleClassifier | None = Non
     if not isinstance(task_class, type):
         raise TypeError(f"code_fingerprint takes a class, got {type(task_class).__name__} {task_class!r}.")
     if classifier is None:
-        classifier = ModuleClassifier([task_class.__module__])
+        classifier = ModuleClassifier([_module_of(task_class)])
     return CodeFingerprinter(classifier).fingerprint(task_class).digest[:16]

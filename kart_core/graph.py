@@ -11,15 +11,20 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from kart_core.contract import LuigiTask, is_kart_task
+from kart_core.dotted import module_name
 from kart_core.structure import flatten
 
 __all__ = ["TaskGraph", "node_key", "requirements_of", "requires_structure", "rerun_copy", "walk"]
 
 
 def node_key(task: LuigiTask) -> str:
-    """A key unique per task: module, class and unique id (luigi's task_id for plain luigi tasks)."""
+    """A key unique per task: module, class and unique id (luigi's task_id for plain luigi tasks).
+
+    The module is named as the parent process names it (``kart_core.dotted.module_name``): a script's class
+    has one key in the script and in a child that multiprocessing's "spawn" started (``__mp_main__`` there).
+    """
     if is_kart_task(task):
-        return f"{type(task).__module__}.{type(task).__qualname__}_{task.make_unique_id()}"
+        return f"{module_name(type(task))}.{type(task).__qualname__}_{task.make_unique_id()}"
     return str(task.task_id)
 
 

@@ -196,3 +196,46 @@ def test_module_name_reads_a_spawned_child_s_script_module_as_main() -> None:
     assert module_name(type("Script", (), {"__module__": "__main__"})) == "__main__"
     assert module_name(kart_core.TaskOnKart) == "kart_core.task"
     assert module_name(object()) == ""  # an instance without __module__ of its own: builtins' object has none
+
+
+_IDENTITY_IN_PARENT_AND_CHILD = """
+import concurrent.futures, json, multiprocessing, sys
+import luigi
+import kart_core as kart
+from kart_core.fingerprint import code_fingerprint
+
+SCALE = 3
+
+def scaled(value):
+    return value * SCALE
+
+class Helper:
+    def twice(self, value):
+        return 2 * scaled(value)
+
+class Fingerprinted(kart.TaskOnKart):
+    n = luigi.IntParameter()
+    def run(self):
+        self.dump(Helper().twice(self.n))
+
+def identity(n):
+    task = Fingerprinted(n=n, workspace_directory=sys.argv[1])
+    return [type(task).__module__, kart.node_key(task), code_fingerprint(type(task))]
+
+if __name__ == "__main__":
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        child = pool.submit(identity, 4).result()
+    print("RESULT", json.dumps({"parent": identity(4), "child": child}))
+"""
+
+
+def test_a_script_class_in_a_spawned_child_has_the_parent_s_node_key_and_code_fingerprint(tmp_path: Path) -> None:
+    """The node key (build results, repairs) and the code fingerprint (Airflow's skew check, KartRunner's cache)
+    of a script class are the parent's in a spawned child: they used the raw ``__mp_main__`` there."""
+    found = json.loads(_result(_run_script(tmp_path, _IDENTITY_IN_PARENT_AND_CHILD)))
+    parent, child = found["parent"], found["child"]
+    assert [parent[0], child[0]] == ["__main__", "__mp_main__"]  # the child really ran the script as __mp_main__
+    assert parent[1].startswith("__main__.Fingerprinted_")
+    assert child[1] == parent[1]
+    assert child[2] == parent[2]
+    assert len(parent[2]) == 16
