@@ -218,7 +218,8 @@ class MissingColumnsError(KartError, ValueError):
 
 
 class ParameterTypeError(KartError, TypeError):
-    """A TaskInstanceParameter received a value of the wrong type."""
+    """A TaskInstanceParameter received a value of the wrong type, or a value has no string form
+    for the unique id (a numpy scalar in a ``ListParameter``)."""
 
 
 class TaskParameterTooLargeError(KartError, ValueError):

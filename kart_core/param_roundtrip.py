@@ -22,7 +22,7 @@ from typing import Any
 import luigi
 from luigi.parameter import ParameterVisibility
 
-from kart_core.parameter import ListTaskInstanceParameter, TaskInstanceParameter
+from kart_core.parameter import ListTaskInstanceParameter, TaskInstanceParameter, serialize_value
 
 __all__ = ["LossyParameter", "lossy_parameters"]
 
@@ -71,7 +71,8 @@ def lossy_parameters(task: Any) -> list[LossyParameter]:
 
     Values equal to the parameter's default are skipped (a task made from strings without that
     parameter gets the same default), and so are task parameters (each is a task of its own, whose
-    parameters are checked on that task). Floats compare NaN equal to NaN and ``1 == 1.0``;
+    parameters are checked on that task). Floats compare NaN equal to NaN and ``1 == 1.0``; a numpy
+    number compares by the exact value it holds (``np.float32(0.1)`` is not ``0.1``);
     mappings and sequences compare item by item; a value whose type has no ``__eq__`` of its own is
     compared by its string form (``serialize(parsed) == serialized``).
 
@@ -80,6 +81,10 @@ def lossy_parameters(task: Any) -> list[LossyParameter]:
 
     Returns:
         One entry per such parameter, in the task's parameter order.
+
+    Raises:
+        ParameterTypeError: a value has no string form at all (a numpy scalar inside a ``ListParameter``),
+            naming the class and the parameter.
     """
     found = []
     for name, param in task.get_params():
@@ -90,14 +95,14 @@ def lossy_parameters(task: Any) -> list[LossyParameter]:
         value = task.param_kwargs[name]
         if _is_default(param, value):
             continue
-        entry = _checked(name, param, value)
+        entry = _checked(type(task).__name__, name, param, value)
         if entry is not None:
             found.append(entry)
     return found
 
 
-def _checked(name: str, param: luigi.Parameter, value: Any) -> LossyParameter | None:
-    serialized = param.serialize(value)
+def _checked(owner: str, name: str, param: luigi.Parameter, value: Any) -> LossyParameter | None:
+    serialized = serialize_value(owner, name, param, value)
     try:
         parsed = param.normalize(param.parse(serialized))  # as luigi's Task.__init__ normalizes it
     except Exception as exc:  # a string parse() cannot read back: any task made from strings fails
@@ -119,6 +124,7 @@ def _is_default(param: luigi.Parameter, value: Any) -> bool:
 
 def _same(value: Any, parsed: Any, same_string: Any) -> bool:
     """``value`` and ``parsed`` hold the same data (``same_string(parsed)`` decides for types without ``__eq__``)."""
+    value, parsed = _exact_number(value), _exact_number(parsed)
     if isinstance(value, float) and isinstance(parsed, float) and math.isnan(value) and math.isnan(parsed):
         return True
     if isinstance(value, Mapping) and isinstance(parsed, Mapping):
@@ -134,6 +140,18 @@ def _same(value: Any, parsed: Any, same_string: Any) -> bool:
         return bool(same_string(parsed))
     # Without an __eq__ of its own a type compares by identity, which says nothing about its data.
     return type(value).__eq__ is object.__eq__ and bool(same_string(parsed))
+
+
+def _exact_number(value: Any) -> Any:
+    """A numpy number as the Python number it holds exactly; anything else as it is.
+
+    numpy compares its scalars with a Python float at the scalar's own precision (NEP 50):
+    ``np.float32(0.1) == 0.1`` is True, yet ``run()`` computes with 0.10000000149011612 while the
+    unique id covers ``'0.1'``.
+    """
+    if isinstance(value, numbers.Number) and type(value).__module__ == "numpy":
+        return value.item()  # type: ignore[attr-defined]
+    return value
 
 
 def _never(parsed: Any) -> bool:

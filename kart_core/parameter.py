@@ -23,6 +23,7 @@ __all__ = [
     "ExplicitBoolParameter",
     "SerializableParameter",
     "ZonedDateSecondParameter",
+    "serialize_value",
 ]
 
 TaskT = TypeVar("TaskT")
@@ -34,6 +35,31 @@ TaskT = TypeVar("TaskT")
 # chain builds in seconds; beyond it kart stops with TaskParameterTooLargeError instead of running
 # for minutes to hours (gokart fails first, from recursion).
 MAX_TASK_PARAMETER_BYTES = 256 * 1024
+
+
+def serialize_value(owner: str, name: str, param: luigi.Parameter, value: Any) -> str:
+    """``param.serialize(value)``: the string form the unique id covers (luigi's ``to_str_params``).
+
+    Args:
+        owner: the task class's name, for the message.
+        name: the parameter's name.
+
+    Raises:
+        ParameterTypeError: the value has no string form, e.g. a numpy scalar or a set inside a
+            ``ListParameter`` / ``DictParameter`` (JSON cannot write them). A TypeError, as luigi's
+            own (gokart raises it from the task's constructor), naming the class, the parameter, the
+            value and what to pass instead.
+    """
+    try:
+        return param.serialize(value)
+    except TypeError as exc:
+        if isinstance(exc, ParameterTypeError):
+            raise
+        raise ParameterTypeError(
+            f"{owner}.{name}: the value {value!r} has no string form for the unique id ({exc}). Pass plain Python "
+            "values: ints, floats, strings, lists and dicts of them (numpy: value.tolist() or .item(); a set: a "
+            "sorted list)."
+        ) from exc
 
 
 def _accepts(expected: type | None, value: Any) -> bool:

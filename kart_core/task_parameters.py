@@ -28,7 +28,7 @@ from kart_core.param_plan import (
     section_values,
     str_param_selection,
 )
-from kart_core.parameter import ExplicitBoolParameter
+from kart_core.parameter import ExplicitBoolParameter, serialize_value
 
 __all__ = ["CONFIG_SECTION", "KART_SETTINGS", "KartRegister", "TaskParameters", "check_task_on_kart_section"]
 
@@ -194,7 +194,7 @@ class TaskParameters(_Base):
         # Only the selected parameters are read (a chain link's id reads one of its 21, not all).
         for name, param in str_param_selection(type(self), only_significant, only_public):
             try:
-                strings[name] = param.serialize(getattr(self, name))
+                strings[name] = serialize_value(type(self).__name__, name, param, getattr(self, name))
             except TaskParameterTooLargeError as exc:
                 # This task's own id cannot be computed (it would include the value): name the class.
                 raise TaskParameterTooLargeError(f"{type(self).__name__}.{name}: {exc}") from None

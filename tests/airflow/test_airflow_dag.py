@@ -190,6 +190,30 @@ def test_a_template_in_a_parameter_is_refused_at_parse_naming_the_task_and_param
         to_dag([Greeting(template="plain"), Greeting(template="{{ ds }}")], dag_id="jinja")
 
 
+class Configured(kart_core.TaskOnKart[str]):
+    cfg = luigi.DictParameter(default={})
+    days = luigi.ListParameter(default=[])
+
+    def run(self) -> None:
+        self.dump("done")
+
+
+@pytest.mark.parametrize(
+    ("values", "where"),
+    [
+        ({"cfg": {"day": "{{ ds }}"}}, "cfg['day']"),
+        ({"cfg": {"{{ ds }}": 1}}, "cfg key '{{ ds }}'"),
+        ({"days": [["2024-01-01", "{{ ds }}"]]}, "days[0][1]"),
+        ({"days": [{"d": "{% if true %}x{% endif %}"}]}, "days[0]['d']"),
+    ],
+)
+def test_a_template_nested_in_a_dict_or_list_parameter_is_refused_naming_where(values: dict, where: str) -> None:
+    # Only a str or a top-level list item was checked: a run config dict went through and every
+    # daily run after the first was served day 1's output (attacker at7 E4).
+    with pytest.raises(kart_core.errors.TaskDefinitionError, match=rf"holds at {re.escape(where)} an Airflow template"):
+        to_dag(Configured(**values), dag_id="jinja_nested")
+
+
 def test_cached_runs_emit_labelled_asset_events(run_dag) -> None:
     from airflow.models.asset import AssetEvent
     from airflow.utils.session import create_session

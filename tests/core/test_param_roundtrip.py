@@ -46,6 +46,10 @@ def _many(**values: object) -> Many:
         ({"text": pathlib.Path("/data/x")}, "/data/x", "luigi.PathParameter"),
         # The parameter is of the right type, but its string form drops the fraction of a second.
         ({"span": datetime.timedelta(seconds=1.5)}, datetime.timedelta(seconds=1), None),
+        # numpy compares float32(0.1) == 0.1 at float32 precision, but run() computes with 0.10000000149011612
+        # while the id covers '0.1' (attacker at7 E1).
+        ({"ratio": np.float32(0.1)}, 0.1, None),
+        ({"ratio": np.float16(0.1)}, 0.1, None),
     ],
 )
 def test_a_value_its_parameter_gives_back_changed_is_named(values: dict, parsed: object, suggestion: str) -> None:
@@ -72,3 +76,22 @@ def test_a_value_its_parameter_gives_back_changed_is_named(values: dict, parsed:
 )
 def test_values_that_survive_their_string_form_are_not_named(values: dict) -> None:
     assert kart_core.lossy_parameters(_many(**values)) == []
+
+
+@pytest.mark.parametrize(
+    ("values", "shown"),
+    [
+        ({"items": [np.int64(2)]}, r"\(np.int64\(2\),\)"),
+        ({"mapping": {"a": {1, 2}}}, r"'a': \{1, 2\}"),
+    ],
+)
+def test_a_value_without_a_string_form_names_the_class_parameter_and_fix(values: dict, shown: str) -> None:
+    # A bare "TypeError: Object of type int64 is not JSON serializable" named nothing (attacker at7 E2);
+    # it stays a TypeError, as luigi's is.
+    ((name, _),) = values.items()
+    match = rf"Many\.{name}: the value .*{shown}.* has no string form .*not JSON serializable.*\.tolist\(\)"
+    with pytest.raises(kart_core.errors.ParameterTypeError, match=match) as raised:
+        kart_core.lossy_parameters(_many(**values))
+    assert isinstance(raised.value, TypeError)
+    with pytest.raises(kart_core.errors.ParameterTypeError, match=match):
+        _many(**values).make_unique_id()

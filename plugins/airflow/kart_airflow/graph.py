@@ -279,15 +279,36 @@ def _refuse_templates(tasks: Any) -> None:
     """
     for task in tasks:
         for name, value in task.param_kwargs.items():
-            values = value if isinstance(value, (list, tuple)) else (value,)
-            if any(isinstance(item, str) and "{{" in item and "}}" in item for item in values):
+            where = _template_in(value, name)
+            if where is not None:
                 raise kart_core.errors.TaskDefinitionError(
-                    f"{task.kart_label()}: parameter {name}={value!r} is an Airflow template, but kart_airflow does "
-                    "not render templates: the unique id and output path are computed from the text as written "
-                    "when the DAG file is parsed, so every run after the first would find the same output cached. "
-                    "Pass a real value computed in the DAG file, or one root per date "
+                    f"{task.kart_label()}: parameter {name}={value!r} "
+                    f"{'is' if where == name else f'holds at {where}'} an Airflow template, but kart_airflow does not render templates: the unique id and output path are computed "
+                    "from the text as written when the DAG file is parsed, so every run after the first would find "
+                    "the same output cached. Pass a real value computed in the DAG file, or one root per date "
                     "(to_dag([Daily(day=d) for d in days], ...)); see docs/airflow.md, 'Dates and partitions'."
                 )
+
+
+def _template_in(value: Any, where: str) -> str | None:
+    """Where in ``value`` a Jinja template (``{{ ... }}`` or ``{% ... %}``) sits, e.g. ``cfg['day'][0]``; None if nowhere.
+
+    Walks mappings (keys and values) and sequences at any depth, as luigi's frozen
+    ``DictParameter`` / ``ListParameter`` values nest.
+    """
+    if isinstance(value, str):
+        return where if ("{{" in value and "}}" in value) or ("{%" in value and "%}" in value) else None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            found = _template_in(key, f"{where} key {key!r}") or _template_in(item, f"{where}[{key!r}]")
+            if found is not None:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for position, item in enumerate(value):
+            found = _template_in(item, f"{where}[{position}]")
+            if found is not None:
+                return found
+    return None
 
 
 def _current_dag() -> Any:
