@@ -44,6 +44,7 @@ from typing import Any
 
 import kart_core
 from kart_kedro.input_digest import data_digest
+from kart_kedro.object_stamp import object_stamp_parts
 
 __all__ = [
     "MISSING",
@@ -409,15 +410,23 @@ def file_stamp(dataset: Any, root: str | os.PathLike[str] | None = None) -> File
     no call sets back; another file with the same relative name elsewhere (a clone, a copy, another
     checkout) differs in them, so its content is read, never assumed.
 
-    Versioned datasets are stamped at the version a load would read. Object storage gives no
-    status-change time and, on S3, modification times in whole seconds: None there.
+    Versioned datasets are stamped at the version a load would read.
+
+    On object storage (``s3://``, ``gs://``) the stamp is what the store's metadata says of each object
+    (``object_stamp``: S3 ``ETag`` and ``VersionId``, GCS ``generation``, ``md5Hash`` and ``crc32c``, with
+    sizes and modification times), from one listing per folder or one request per file, so a cached run
+    downloads no raw input. None where that metadata cannot identify the content (another file system, an
+    object without a token): the caller reads the data. kart before 2026-12-01 20:30 UTC stamped no object
+    storage: every run downloaded every raw input on it to digest it.
     """
     try:
         location = _location(dataset)
     except _NoVersionYet:
         return None
-    if location is None or location[0] is not None:
+    if location is None:
         return None
+    if location[0] is not None:
+        return _object_stamp(location[0], location[1], folder=_is_partitioned(dataset))
     path = location[1]
     try:
         files = sorted(_local_files(path))
@@ -428,6 +437,20 @@ def file_stamp(dataset: Any, root: str | os.PathLike[str] | None = None) -> File
     parts = [(relative, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns) for relative, _, stat in files]
     newest = max(max(stat.st_mtime_ns, stat.st_ctime_ns) for _, _, stat in files)
     return FileStamp(hashlib.md5(repr((_stamped_path(path, root), parts)).encode()).hexdigest(), newest)
+
+
+def _object_stamp(filesystem: Any, path: str, *, folder: bool) -> FileStamp | None:
+    """The stamp of objects at ``path`` on ``filesystem``: its URL and, per object, the store's metadata.
+
+    The racy rule still applies (``NodeRecords.RACY_NS`` against the newest modification time): an object
+    rewritten back to earlier bytes during a read (S3 gives such a rewrite the same ETag) is read again next run.
+    """
+    found = object_stamp_parts(filesystem, path, folder=folder)
+    if found is None:
+        return None
+    parts, newest = found
+    protocol = filesystem.protocol if isinstance(filesystem.protocol, str) else filesystem.protocol[0]
+    return FileStamp(hashlib.md5(repr((f"{protocol}://{path}", parts)).encode()).hexdigest(), newest)
 
 
 def _stamped_path(path: str, root: str | os.PathLike[str] | None) -> str:
