@@ -28,6 +28,7 @@ from kart_core.inspect.layout import NODE_HEIGHT, NODE_WIDTH, Layout, layered_la
 from kart_core.inspect.report_assets import CSS, JS
 from kart_core.inspect.report_data import ReportData, TaskSummary, collect
 from kart_core.inspect.runs import format_size
+from kart_core.storage.local import LocalStorage
 
 __all__ = ["render_report", "write_report"]
 
@@ -62,9 +63,15 @@ def render_report(roots: Sequence[LuigiTask], title: str | None = None) -> str:
 
 
 def write_report(roots: Sequence[LuigiTask], path: str, title: str | None = None) -> str:
-    """Write the report page to the local file ``path`` (UTF-8); return the path. Raises OSError when it cannot."""
-    page = render_report(roots, title)
-    with open(path, "w", encoding="utf-8") as file:
+    """Write the report page to the local file ``path`` (UTF-8); return the path. Raises OSError when it cannot.
+
+    The page goes to a temporary file beside ``path`` that replaces it only once written, so a failed
+    report leaves the previous one (a published page) as it was. Text that is not valid Unicode (a
+    parameter from a non-UTF-8 command line, held as lone surrogates such as ``'caf\\udce9'``) is
+    written as its backslash escape, as ``kart runs --format csv`` shows it.
+    """
+    page = render_report(roots, title).encode("utf-8", errors="backslashreplace")
+    with LocalStorage().atomic_write(path) as file:
         file.write(page)
     return path
 

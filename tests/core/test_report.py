@@ -146,6 +146,20 @@ def test_write_report_writes_the_file(workspace: str, tmp_path: Path) -> None:
     assert Path(path).read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
 
 
+def test_a_parameter_that_is_not_unicode_is_escaped_in_the_report(workspace: str, tmp_path: Path) -> None:
+    # A value from a non-UTF-8 argv (b"caf\\xe9" -> 'caf\\udce9') made every report of the workspace crash
+    # with UnicodeEncodeError after truncating the previous report to 0 bytes (attacker at7 E3).
+    out = tmp_path / "site" / "r.html"
+    out.parent.mkdir()
+    write_report([RpLoad(workspace_directory=workspace)], str(out))
+    before = out.read_bytes()
+    gokart.build(RpLoad(note="caf\udce9", workspace_directory=workspace), reset_register=False)
+    write_report([RpLoad(note="caf\udce9", workspace_directory=workspace)], str(out))
+    assert "caf\\udce9" in out.read_text(encoding="utf-8")
+    assert out.read_bytes() != before
+    assert sorted(p.name for p in out.parent.iterdir()) == ["r.html"]  # no temporary file left beside it
+
+
 def test_layout_places_upstreams_left_and_separates_rows() -> None:
     upstream = {"a": [], "b": [], "c": ["a", "b"], "d": ["c", "a"]}
     layout = layered_layout(["a", "b", "c", "d"], upstream)
