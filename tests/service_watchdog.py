@@ -47,12 +47,15 @@ def _processes() -> dict[int, tuple[int, int, int]]:
     return table
 
 
-def _tree(group: int, known: dict[int, int]) -> dict[int, int]:
+def tree(group: int | None, known: dict[int, int]) -> dict[int, int]:
     """``known`` (pid -> start time) still alive, plus group ``group``'s processes and every descendant of
-    all of them (a process may leave the group, e.g. with setsid, or outlive its parent): pid -> start time."""
+    all of them: pid -> start time. Descendants count wherever they are: Airflow's task supervisor puts each
+    task runner in a process group of its own (``setpgid``), BashOperator's command gets a session of its
+    own, and a process whose parent ended is re-parented, out of reach of its old tree (hence ``known``)."""
     table = _processes()
     found = {pid: start for pid, start in known.items() if table.get(pid, (0, 0, -1))[2] == start}
-    found.update({pid: start for pid, (_, pgid, start) in table.items() if pgid == group})
+    if group is not None:
+        found.update({pid: start for pid, (_, pgid, start) in table.items() if pgid == group})
     children: dict[int, list[int]] = {}
     for pid, (ppid, _, _) in table.items():
         children.setdefault(ppid, []).append(pid)
@@ -65,7 +68,8 @@ def _tree(group: int, known: dict[int, int]) -> dict[int, int]:
     return found
 
 
-def _signal_all(victims: dict[int, int], number: int) -> None:
+def signal_all(victims: dict[int, int], number: int) -> None:
+    """Send signal ``number`` to every process of ``victims`` (pid -> start time) that still exists."""
     for pid in victims:
         try:
             os.kill(pid, number)
@@ -75,13 +79,13 @@ def _signal_all(victims: dict[int, int], number: int) -> None:
 
 def end_tree(group: int, grace: float = GRACE) -> None:
     """SIGTERM group ``group`` and its descendants, then SIGKILL whatever of them is left after ``grace`` s."""
-    victims = _tree(group, {})
-    _signal_all(victims, signal.SIGTERM)
+    victims = tree(group, {})
+    signal_all(victims, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while victims and time.monotonic() < deadline:
         time.sleep(0.05)
-        victims = _tree(group, victims)
-    _signal_all(victims, signal.SIGKILL)
+        victims = tree(group, victims)
+    signal_all(victims, signal.SIGKILL)
 
 
 def _group_alive(group: int) -> bool:

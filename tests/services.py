@@ -24,7 +24,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-WATCHDOG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "service_watchdog.py")
+import service_watchdog
+
+WATCHDOG = service_watchdog.__file__
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,9 @@ def unwatch(watchdog: subprocess.Popen[bytes]) -> None:
 
 def stop_group(leader: subprocess.Popen[Any], watchdog: subprocess.Popen[bytes] | None, grace: float = 10) -> None:
     """Stop the process group ``leader`` leads gracefully: SIGTERM to the group, SIGKILL after ``grace`` seconds
-    if the leader is still running, then SIGKILL to whatever the leader left in its group; end ``watchdog``."""
+    if the leader is still running; then SIGKILL to whatever is left of the group and of the processes that
+    descended from it (Airflow's task runners lead groups of their own); end ``watchdog``."""
+    family = service_watchdog.tree(leader.pid, {})
     for number, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
         try:
             os.killpg(leader.pid, number)
@@ -123,6 +127,7 @@ def stop_group(leader: subprocess.Popen[Any], watchdog: subprocess.Popen[bytes] 
             continue
     with contextlib.suppress(ProcessLookupError):
         os.killpg(leader.pid, signal.SIGKILL)  # children the group leader left behind
+    service_watchdog.signal_all(service_watchdog.tree(None, family), signal.SIGKILL)
     leader.wait()
     if watchdog is not None:
         unwatch(watchdog)

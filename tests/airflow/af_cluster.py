@@ -1,5 +1,6 @@
 """Airflow as in production, on one machine and 127.0.0.1 only: api-server, scheduler, dag-processor
-and (for the CeleryExecutor) celery workers, each its own process group.
+and (for the CeleryExecutor) celery workers, each its own process group, each watched so that it ends with
+the test process that started it, however that process ends (``services.watch``).
 
 `airflow standalone` would be shorter, but it also serves task logs on all interfaces (port 8793)
 with no switch for loopback; here every part is started on its own, with log serving off.
@@ -12,7 +13,6 @@ import fcntl
 import json
 import os
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from services import free_port
+from services import free_port, stop_group, watch
 
 BIN = Path(sys.executable).parent
 
@@ -36,9 +36,11 @@ class Cluster:
     env: dict[str, str]
     logs: Path
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    watchdogs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> None:
-        """Start ``airflow <args>`` as ``name`` (its output in ``logs/<name>.log``)."""
+        """Start ``airflow <args>`` as ``name`` (its output in ``logs/<name>.log``), in its own process group
+        that a watchdog ends (with the processes it forks) if this test process dies without ``stop``."""
         with open(self.logs / f"{name}.log", "wb") as log:
             self.processes[name] = subprocess.Popen(
                 [str(BIN / "airflow"), *args],
@@ -48,24 +50,11 @@ class Cluster:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        self.watchdogs[name] = watch(self.processes[name])
 
     def stop(self, name: str, grace: float = 30) -> None:
         """Stop the process group ``name`` started: TERM, then KILL after ``grace`` seconds."""
-        process = self.processes.pop(name)
-        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10)):
-            try:
-                os.killpg(process.pid, sig)
-            except ProcessLookupError:
-                return
-            try:
-                process.wait(timeout=wait)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        try:
-            os.killpg(process.pid, signal.SIGKILL)  # children the group leader left behind
-        except ProcessLookupError:
-            pass
+        stop_group(self.processes.pop(name), self.watchdogs.pop(name), grace)
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         """Run one ``airflow`` command against the cluster's metadata DB."""
