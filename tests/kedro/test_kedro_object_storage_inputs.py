@@ -381,3 +381,23 @@ def test_a_partition_deleted_from_an_s3_output_folder_reruns_its_reader(
     store.delete("daily/2026-11-01.txt")  # the empty partition: the folder's size and newest time stay
     assert "report" in run("2026-11-02", "a,b")
     assert json.loads((tmp_path / "report.json").read_text()) == ["2026-11-02"]
+
+
+# --- RawFile on object storage -----------------------------------------------------------------------------
+
+
+def test_a_raw_file_on_object_storage_is_read_at_most_once_per_content(
+    store: Store, requests_seen: Requests, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fsspec.config
+    from kart_kedro import RawFile
+
+    if store.credentials:  # RawFile opens its URL with fsspec's defaults: the endpoint by fsspec's config
+        monkeypatch.setitem(fsspec.config.conf, "s3", store.credentials)
+    store.put("raw.csv", _csv([1, 2]))
+    url = f"{store.url}/raw.csv"
+    assert RawFile(path=url).checksum == RawFile(path=url).checksum == hashlib.md5(_csv([1, 2])).hexdigest()
+    # GCS keeps each object's md5 (md5Hash): nothing read. S3's ETag is not always one: read once, not per task.
+    assert requests_seen.downloaded == ({"raw.csv": 6} if store.url.startswith("s3") else {})
+    store.put("raw.csv", _csv([1, 3]))  # the same size, by another client
+    assert RawFile(path=url).checksum == hashlib.md5(_csv([1, 3])).hexdigest()

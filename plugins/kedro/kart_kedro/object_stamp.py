@@ -29,7 +29,7 @@ import posixpath
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["modified_ns", "object_files", "object_stamp_parts"]
+__all__ = ["content_token", "modified_ns", "object_files", "object_stamp_parts"]
 
 _S3 = frozenset({"s3", "s3a"})
 _GCS = frozenset({"gs", "gcs"})
@@ -75,6 +75,13 @@ def object_files(filesystem: Any, path: str, *, folder: bool) -> list[tuple[str,
             return [("", info)]
     found = filesystem.find(path, detail=True)
     return sorted((posixpath.relpath(name, path), info) for name, info in found.items())
+
+
+def content_token(filesystem: Any, info: dict[str, Any]) -> str:
+    """The store's content token of one object (its metadata ``info`` from ``filesystem``), "" where there is none
+    kart relies on (see the module docstring)."""
+    token = _token_reader(filesystem)
+    return token(info) if token is not None else ""
 
 
 def _token_reader(filesystem: Any) -> Callable[[dict[str, Any]], str] | None:

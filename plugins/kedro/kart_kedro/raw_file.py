@@ -17,10 +17,14 @@ or in a catalog entry ``source: {task: kart_kedro.RawFile, params: {path: data/0
 parameter, so its unique id — and that of every task downstream — changes exactly when the file's
 content changes; changing it back finds the earlier results cached. Its ``run()`` re-checks the
 checksum, so a file changed between building the graph and running it fails loudly.
+
+On object storage the checksum comes from the store's metadata where it holds the md5 (GCS
+``md5Hash``); on S3 the object is read once per process and content token (``ETag``, ``VersionId``).
 """
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
 import os
@@ -30,6 +34,7 @@ from typing import Any
 import luigi
 
 import kart_core
+from kart_kedro.object_stamp import content_token
 
 __all__ = ["RawFile", "file_checksum"]
 
@@ -74,10 +79,7 @@ def file_checksum(path: str) -> str:
         IsADirectoryError: ``path`` is a folder (RawFile stands for one file).
     """
     if "://" in path:
-        import fsspec
-
-        with fsspec.open(path, "rb") as handle:
-            return _md5(handle)
+        return _remote_checksum(path)
     try:
         stat = os.stat(path)
     except FileNotFoundError:
@@ -98,6 +100,51 @@ def _local_checksum(path: str, size: int, mtime_ns: int) -> str:
     # luigi resolves a new task's parameters twice: the file is read once per content (size, mtime).
     with open(path, "rb") as handle:
         return _md5(handle)
+
+
+def _remote_checksum(url: str) -> str:
+    """md5 hex of the object at ``url``, from its metadata where the store keeps the md5 (GCS ``md5Hash``), else
+    read once per content token in this process (S3's ETag is the md5 only for some uploads: not used as one).
+
+    Raises:
+        FileNotFoundError: no such object.
+        IsADirectoryError: ``url`` is a folder.
+    """
+    import fsspec.core
+
+    filesystem, path = fsspec.core.url_to_fs(url)
+    filesystem.invalidate_cache(path)  # another client may have written since this process last looked
+    try:
+        info = filesystem.info(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"RawFile: no object {url!r}.") from None
+    if info.get("type") == "directory":
+        raise IsADirectoryError(
+            f"RawFile: {url!r} is a folder; RawFile takes one file. Name a file in it, or make one RawFile per file."
+        )
+    stored = info.get("md5Hash") if content_token(filesystem, info).startswith("gs:") else None
+    if stored:  # GCS: the md5 of the object's bytes, computed by the store on upload
+        return base64.b64decode(str(stored)).hex()
+    token = content_token(filesystem, info)
+    if not token:
+        with filesystem.open(path, "rb") as handle:
+            return _md5(handle)
+    key = (url, token, int(info.get("size") or 0))
+    if key not in _TOKEN_CHECKSUMS:
+        with filesystem.open(path, "rb") as handle:
+            digest = _md5(handle)
+        filesystem.invalidate_cache(path)
+        if content_token(filesystem, filesystem.info(path)) != token:
+            return digest  # uploaded again during the read: these bytes may not be the token's
+        if len(_TOKEN_CHECKSUMS) >= 256:
+            del _TOKEN_CHECKSUMS[next(iter(_TOKEN_CHECKSUMS))]
+        _TOKEN_CHECKSUMS[key] = digest
+    return _TOKEN_CHECKSUMS[key]
+
+
+# (url, content token, size) -> md5 hex: luigi resolves a new task's parameters twice, and a graph may name
+# one object in many tasks; each content is read once per process.
+_TOKEN_CHECKSUMS: dict[tuple[str, str, int], str] = {}
 
 
 def _md5(handle: Any) -> str:
