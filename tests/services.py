@@ -144,7 +144,13 @@ def _running(command_for: Callable[[int], list[str]], log_path: str, timeout: fl
     for attempt in range(_START_ATTEMPTS):
         port = free_port()
         with open(log_path, "ab") as log:
-            process = subprocess.Popen(command_for(port), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            process = subprocess.Popen(
+                command_for(port),
+                cwd=os.path.dirname(log_path),  # whatever a server writes lands beside its log, not in the test's cwd
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         watchdog = watch(process)
         try:
             _wait_for_port(process, port, timeout)
@@ -267,6 +273,20 @@ def redis_server(log_dir: str) -> Iterator[Service]:
         ]
 
     with _running(command, os.path.join(log_dir, "redis.log")) as service:
+        yield service
+
+
+@contextlib.contextmanager
+def luigi_scheduler(state_dir: str) -> Iterator[Service]:
+    """Run luigi's central scheduler (``luigid``, from luigi beside this Python) on a free port, its state
+    pickle and log in ``state_dir``."""
+    binary = os.path.join(os.path.dirname(sys.executable), "luigid")
+
+    def command(port: int) -> list[str]:
+        state = os.path.join(state_dir, "luigid-state.pickle")
+        return [binary, "--address", "127.0.0.1", "--port", str(port), "--state-path", state]
+
+    with _running(command, os.path.join(state_dir, "luigid.log")) as service:
         yield service
 
 

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from services import luigi_scheduler
 
 TASKS = textwrap.dedent(
     """
@@ -37,48 +35,12 @@ TASKS = textwrap.dedent(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_for_port(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise TimeoutError(f"luigid did not listen on 127.0.0.1:{port}")
-
-
 @pytest.fixture
 def luigid(tmp_path: Path) -> Iterator[int]:
-    """A real luigi central scheduler on a free loopback port, stopped afterwards."""
-    port = _free_port()
-    bin_dir = os.path.dirname(sys.executable)
-    process = subprocess.Popen(
-        [
-            os.path.join(bin_dir, "luigid"),
-            "--address",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--state-path",
-            str(tmp_path / "state.pickle"),
-        ],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        _wait_for_port(port)
-        yield port
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(10)
+    """A real luigi central scheduler on a free loopback port (``services.luigi_scheduler``), stopped afterwards."""
+    (tmp_path / "luigid").mkdir()
+    with luigi_scheduler(str(tmp_path / "luigid")) as service:
+        yield service.port
 
 
 def _relative_files(root: Path) -> set[str]:
