@@ -401,3 +401,19 @@ def test_a_raw_file_on_object_storage_is_read_at_most_once_per_content(
     assert requests_seen.downloaded == ({"raw.csv": 6} if store.url.startswith("s3") else {})
     store.put("raw.csv", _csv([1, 3]))  # the same size, by another client
     assert RawFile(path=url).checksum == hashlib.md5(_csv([1, 3])).hexdigest()
+
+
+def test_checking_an_unchanged_s3_output_takes_one_request(s3_bucket: str, requests_seen: Requests) -> None:
+    store = _s3_store(s3_bucket)
+    single = CSVDataset(filepath=f"{store.url}/combined.csv", credentials=store.credentials)
+    folder = PartitionedDataset(
+        path=f"{store.url}/parts", dataset="pandas.CSVDataset", filename_suffix=".csv", credentials=store.credentials
+    )
+    single.save(pd.DataFrame({"v": [1]}))
+    folder.save({"a": pd.DataFrame({"v": [1]}), "b": pd.DataFrame({"v": [2]})})
+    recorded = {"single": current_state(single), "folder": current_state(folder)}
+    requests_seen.clear()
+    assert current_state(single, recorded["single"]) == recorded["single"]
+    assert current_state(folder, recorded["folder"]) == recorded["folder"]
+    # kart before: exists (a HEAD), then find (a listing, and for a file a second HEAD) per output
+    assert requests_seen.calls == [("head_object", "combined.csv"), ("list_objects_v2", "parts/")]

@@ -44,7 +44,7 @@ from typing import Any
 
 import kart_core
 from kart_kedro.input_digest import data_digest
-from kart_kedro.object_stamp import object_stamp_parts
+from kart_kedro.object_stamp import modified_ns, object_files, object_stamp_parts
 
 __all__ = [
     "MISSING",
@@ -279,7 +279,7 @@ def _content_state(dataset: Any, recorded: OutputState | None) -> OutputState:
     filesystem, path = location
     if filesystem is None:
         return _local_state(path, recorded)
-    return _fsspec_state(filesystem, path, recorded)
+    return _fsspec_state(filesystem, path, recorded, folder=_is_partitioned(dataset))
 
 
 class _NoVersionYet(Exception):
@@ -507,16 +507,17 @@ def _local_files(path: str) -> Iterator[tuple[str, str, os.stat_result]]:
             yield (os.path.relpath(full, path), full, os.stat(full))
 
 
-def _fsspec_state(filesystem: Any, path: str, recorded: OutputState | None) -> OutputState:
-    # s3fs and gcsfs keep listings: a write by another client since (a hand edit) must be seen.
-    filesystem.invalidate_cache(path)
-    if not filesystem.exists(path):
+def _fsspec_state(filesystem: Any, path: str, recorded: OutputState | None, *, folder: bool) -> OutputState:
+    # object_files drops the file system's listing cache (s3fs and gcsfs keep listings: a write by another client
+    # since, a hand edit, must be seen) and asks once: one metadata request for a file, one listing for a folder
+    # (kart before 2026-12-01 20:45 UTC asked exists, then find, which for a file lists and then asks again).
+    files = [(relative or ".", info) for relative, info in object_files(filesystem, path, folder=folder)]
+    if not files:
         return MISSING
-    files = sorted(filesystem.find(path, detail=True).items()) or [(path, filesystem.info(path))]
     size = sum(int(info.get("size") or 0) for _, info in files)
-    mtime = max(_mtime_ns(info) for _, info in files)
+    mtime = max(modified_ns(info) for _, info in files)
     etag = _etags(files)
-    listing = _listing(os.path.relpath(name, path) for name, _ in files)
+    listing = _listing(relative for relative, _ in files)
     # S3 modification times are whole seconds: a rewrite of the same size within the second keeps both,
     # so where the store gives content tokens they must match too; the names, for an empty file deleted.
     current = (size, mtime, etag, listing)
@@ -527,9 +528,9 @@ def _fsspec_state(filesystem: Any, path: str, recorded: OutputState | None) -> O
     ):
         return recorded
     hasher = hashlib.md5()
-    for name, _ in files:
-        hasher.update(os.path.relpath(name, path).encode() + b"\0")
-        with filesystem.open(name, "rb") as handle:
+    for relative, _ in files:
+        hasher.update(relative.encode() + b"\0")
+        with filesystem.open(posixpath.join(path, relative) if relative != "." else path, "rb") as handle:
             for chunk in iter(lambda: handle.read(_CHUNK), b""):
                 hasher.update(chunk)
     return OutputState(hasher.hexdigest(), size, mtime, etag=etag, listing=listing)
@@ -547,15 +548,3 @@ def _etags(files: list[tuple[str, dict[str, Any]]]) -> str:
     """The stores' content tokens of ``files`` (name, info), one per file in order; "" when the store gives none."""
     tokens = [next((str(info[key]) for key in _TOKEN_KEYS if info.get(key)), "") for _, info in files]
     return "|".join(tokens) if any(tokens) else ""
-
-
-def _mtime_ns(info: dict[str, Any]) -> int:
-    value = info.get("mtime", info.get("LastModified", info.get("updated")))
-    if value is None:
-        return -1
-    if hasattr(value, "timestamp"):
-        return int(value.timestamp() * 1e9)
-    try:
-        return int(float(value) * 1e9)
-    except (TypeError, ValueError):
-        return -1
