@@ -23,7 +23,7 @@ _CHUNK = 1 << 20
 class Hasher(Protocol):
     """An incremental hash (hashlib's and xxhash's objects both fit)."""
 
-    def update(self, data: bytes, /) -> None:
+    def update(self, data: bytes | memoryview, /) -> None:
         """Add ``data``."""
         ...
 

@@ -199,18 +199,24 @@ class TargetOnKart(luigi.Target):
         commit = running.commit_id if running is not None else (new_commit_id() if record else None)
         if running is not None and record is not None:
             running.remember_base(storage_for(record.manifest), record)
-        spool = self._storage.spool(self._path)
+        # Only a recorded output needs the hash; a signed one is read back anyway (to seal it).
+        spool = self._storage.spool(self._path, hashed=record is not None and signer is None)
         sealed: Spool | None = None
         try:
             yield spool.file
             spool.file.flush()
-            length = spool.file.seek(0, os.SEEK_END)  # the file's size, wherever the writer left its position
-            spool.file.seek(0)
-            if signer is None:
-                # Read back from the page cache; only a recorded output needs the hash.
-                size, digest = digest_stream(spool.file, length=length) if record is not None else (0, "")
+            known = spool.written()
+            if known is not None:
+                size, digest = known
+                final = spool
+            elif signer is None:
+                # Read back from the page cache (a format that seeks back to patch a header, a storage
+                # that does not hash while writing).
+                size, digest = _read_back(spool.file) if record is not None else (0, "")
                 final = spool
             else:
+                length = spool.file.seek(0, os.SEEK_END)  # the file's size, wherever the writer left its position
+                spool.file.seek(0)
                 sealed = self._storage.spool(self._path)
                 # Without an integrity record no manifest will hold the commit: seal without one, as a
                 # bare target's, so the load checks the MAC only (it refused every such output before);
@@ -714,6 +720,13 @@ class TargetOnKart(luigi.Target):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._path!r})"
+
+
+def _read_back(file: IO[bytes]) -> tuple[int, str]:
+    """``(size, hex digest)`` of the whole of ``file``, read from its start (``kart_core.integrity.digest_stream``)."""
+    length = file.seek(0, os.SEEK_END)  # the file's size, wherever the writer left its position
+    file.seek(0)
+    return digest_stream(file, length=length)
 
 
 def _seal(source: IO[bytes], sealed: IO[bytes], mac: Any, commit: str | None, length: int) -> tuple[int, str]:

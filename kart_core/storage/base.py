@@ -66,6 +66,13 @@ class Spool(Protocol):
         """Drop the bytes (safe to call after publish or stage: then it does nothing)."""
         ...
 
+    def written(self) -> tuple[int, str] | None:
+        """``(size, hex digest)`` of the bytes written, hashed while they were written (``kart_core.integrity``'s
+        default algorithm), for a spool made with ``hashed``; None when the caller must read the file back
+        to hash it (not asked, not supported by the backend, or written out of order). Flushes ``file`` first.
+        """
+        ...
+
 
 @contextlib.contextmanager
 def spooled_write(spool: Spool) -> Iterator[IO[bytes]]:
@@ -121,8 +128,9 @@ class Storage(Protocol):
         """Yield a readable and writable binary file; on a clean exit it appears at ``path`` whole, else not at all."""
         ...
 
-    def spool(self, path: str) -> Spool:
-        """Start writing the file for ``path`` (see ``Spool``)."""
+    def spool(self, path: str, hashed: bool = False) -> Spool:
+        """Start writing the file for ``path`` (see ``Spool``); ``hashed``: hash the bytes as they are
+        written, when the backend can (``Spool.written``)."""
         ...
 
     def commit(self, staged: str, path: str) -> None:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
 import stat
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import IO
+from typing import IO, Any
 
+from kart_core.integrity import Hasher, new_hasher
 from kart_core.storage.base import FileEntry, is_temporary, spooled_write, temporary_name
 
 _READ_CHUNK = 1 << 16  # a manifest or a marker is read in one call, then one more to see the end
@@ -55,9 +57,10 @@ class LocalStorage:
         """Write to a hidden temporary file beside ``path`` and rename it into place on success."""
         return spooled_write(self.spool(path))
 
-    def spool(self, path: str) -> LocalSpool:
-        """A hidden temporary file beside ``path`` (same directory: the final rename stays atomic)."""
-        return LocalSpool(_local(path))
+    def spool(self, path: str, hashed: bool = False) -> LocalSpool:
+        """A hidden temporary file beside ``path`` (same directory: the final rename stays atomic); with
+        ``hashed``, one that hashes what is written to it (``LocalSpool.written``)."""
+        return LocalSpool(_local(path), hashed)
 
     def commit(self, staged: str, path: str) -> None:
         """Rename the staged file over ``path`` (atomic on one file system)."""
@@ -157,9 +160,15 @@ class LocalStorage:
 
 
 class LocalSpool:
-    """A ``.{name}.{random hex}.kart-tmp`` file beside the final path, opened "w+b" (it is read back to hash it)."""
+    """A ``.{name}.{random hex}.kart-tmp`` file beside the final path, open for reading and writing.
 
-    def __init__(self, final: str) -> None:
+    ``file`` is buffered (``io.BufferedRandom``) over ``_SpoolFile``, which writes and reads at a
+    position it keeps itself (``pwrite``/``preadv``: no ``lseek`` per ``tell`` or ``seek``). With
+    ``hashed`` it hashes the bytes as they are written, so ``written`` can give the integrity
+    record's size and digest without reading the file back.
+    """
+
+    def __init__(self, final: str, hashed: bool = False) -> None:
         # Opened exclusively with mode 0666, which os.open lessens by the umask: the mode a plain open()
         # gives (gokart's files), so another user of a shared workspace can read the output. The
         # directory is made only when missing: makedirs and mkstemp's name generator on every write
@@ -172,9 +181,18 @@ class LocalSpool:
             os.makedirs(os.path.dirname(final) or ".", exist_ok=True)
             fd = os.open(self.location, flags, 0o666)
         self.final = final
-        # An explicit buffer size: with the default, opening asks the kernel whether the file is a terminal.
-        self.file: IO[bytes] = os.fdopen(fd, "w+b", buffering=io.DEFAULT_BUFFER_SIZE)
+        self._raw = _SpoolFile(fd, new_hasher() if hashed else None)
+        self.file: IO[bytes] = io.BufferedRandom(self._raw, io.DEFAULT_BUFFER_SIZE)
         self._done = False
+
+    def written(self) -> tuple[int, str] | None:
+        """``(size in bytes, hex digest)`` of the file (``kart_core.integrity``'s default algorithm), hashed
+        as it was written; None when it was not asked to hash (``hashed``) or the writer did what hashing
+        in order cannot follow (wrote over or past bytes already written, truncated the file, took its
+        descriptor): then the caller reads the file back. Flushes ``file`` first.
+        """
+        self.file.flush()
+        return self._raw.written()
 
     def publish(self) -> None:
         """Rename into place."""
@@ -201,6 +219,140 @@ class LocalSpool:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.location)
+
+
+class _SpoolFile(io.RawIOBase):
+    """The unbuffered file under a spool: ``os.pwrite``/``os.preadv`` at a position kept here.
+
+    ``io.FileIO`` would ask the kernel for its position (``lseek``) when the buffer above it is made,
+    on ``seekable()``, on each ``tell()``/``seek()`` and after each flush; a small dump made 10 of its
+    31 system calls so (strace, KartRunner first run). Here they are arithmetic. The file's size is
+    kept too (only this object writes to the descriptor until ``fileno()`` hands it out).
+
+    ``hasher``: fed each write that continues the bytes hashed so far, so ``written`` knows the digest
+    of a file written front to back (every dump but those of formats that seek back to patch a header:
+    a zip, an ``.npz``). Once ``fileno()`` is asked, the descriptor's own offset is the position again
+    (code writing through it expects that of a file object) and hashing stops.
+    """
+
+    def __init__(self, fd: int, hasher: Hasher | None) -> None:
+        super().__init__()
+        self._fd = fd
+        self._position = 0
+        self._size = 0
+        self._hasher = hasher
+        self._hashed = 0  # the first bytes of the file, all fed to the hasher in order
+        self._kernel: io.FileIO | None = None  # the descriptor's own file object, once fileno() was asked
+
+    @property
+    def mode(self) -> str:
+        """As ``io.FileIO`` says of a file opened for reading and writing."""
+        return "rb+"
+
+    @property
+    def name(self) -> int:
+        """The descriptor, as ``io.FileIO`` names a file opened from one (``os.fdopen``)."""
+        return self._fd
+
+    def readable(self) -> bool:
+        """True."""
+        return True
+
+    def writable(self) -> bool:
+        """True."""
+        return True
+
+    def seekable(self) -> bool:
+        """True."""
+        return True
+
+    def fileno(self) -> int:
+        """The descriptor; from now on its offset is the file's position, and the bytes are read back to hash them."""
+        self._checkClosed()
+        if self._kernel is None:
+            self._hasher = None
+            self._kernel = io.FileIO(self._fd, "r+", closefd=False)
+            self._kernel.seek(self._position)
+        return self._fd
+
+    def write(self, data: Any) -> int:
+        """Write ``data`` (any bytes-like object) at the position; return how many bytes were written."""
+        self._checkClosed()
+        if self._kernel is not None:
+            return self._kernel.write(data)  # type: ignore[no-any-return]
+        view = data if isinstance(data, bytes) else memoryview(data).cast("B")
+        count = os.pwrite(self._fd, view, self._position)
+        if self._hasher is not None:
+            if self._position == self._hashed:
+                self._hasher.update(view if count == len(view) else view[:count])
+                self._hashed += count
+            else:  # over or past the bytes hashed so far: the caller reads the file back
+                self._hasher = None
+        self._position += count
+        self._size = max(self._size, self._position)
+        return count
+
+    def readinto(self, buffer: Any) -> int:
+        """Read into ``buffer`` from the position; return how many bytes were read (0 at the end)."""
+        self._checkClosed()
+        if self._kernel is not None:
+            return self._kernel.readinto(buffer)  # type: ignore[no-any-return]
+        count = os.preadv(self._fd, [buffer], self._position)
+        self._position += count
+        return count
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        """Move the position (``whence`` as ``os.lseek``'s); return it.
+
+        Raises:
+            OSError: EINVAL for a position before the start, as ``lseek`` does.
+            ValueError: an unknown ``whence``.
+        """
+        self._checkClosed()
+        if self._kernel is not None:
+            return self._kernel.seek(offset, whence)
+        if whence == os.SEEK_SET:
+            position = offset
+        elif whence == os.SEEK_CUR:
+            position = self._position + offset
+        elif whence == os.SEEK_END:
+            position = self._size + offset
+        else:
+            raise ValueError(f"invalid whence ({whence}, should be 0, 1 or 2)")
+        if position < 0:
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        self._position = position
+        return position
+
+    def tell(self) -> int:
+        """The position."""
+        return self.seek(0, os.SEEK_CUR)
+
+    def truncate(self, size: int | None = None) -> int:
+        """Cut (or extend with zeros) the file to ``size`` bytes (default: the position); return ``size``."""
+        self._checkClosed()
+        if self._kernel is not None:
+            return self._kernel.truncate(size)
+        size = self._position if size is None else size
+        os.ftruncate(self._fd, size)
+        if size != self._hashed:
+            self._hasher = None
+        self._size = size
+        return size
+
+    def written(self) -> tuple[int, str] | None:
+        """``(size, hex digest)`` when every byte of the file was hashed in order; else None."""
+        if self._hasher is None or self._hashed != self._size:
+            return None
+        return self._size, self._hasher.hexdigest()
+
+    def close(self) -> None:
+        """Close the descriptor (once)."""
+        if not self.closed:
+            try:
+                super().close()
+            finally:
+                os.close(self._fd)
 
 
 def _is_real_directory(item: os.DirEntry[str]) -> bool:

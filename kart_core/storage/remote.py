@@ -136,6 +136,10 @@ class RemoteSpool:
             finally:
                 self._finish()
 
+    def written(self) -> None:
+        """None: the caller reads the file back to hash it (see ``Spool.written``)."""
+        return None
+
     def _finish(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.location)
@@ -275,8 +279,9 @@ class FsspecStorage:
         """Spool to a local temporary file, then upload it as one object (a put is all or nothing)."""
         return spooled_write(self.spool(path))
 
-    def spool(self, path: str) -> RemoteSpool:
-        """A local temporary file, uploaded by ``publish`` (to ``path``) or ``stage`` (beside it)."""
+    def spool(self, path: str, hashed: bool = False) -> RemoteSpool:
+        """A local temporary file, uploaded by ``publish`` (to ``path``) or ``stage`` (beside it); it does
+        not hash while written (``hashed`` is ignored: the upload's cost dwarfs reading it back)."""
         return RemoteSpool(self, path)
 
     def commit(self, staged: str, path: str) -> None:
