@@ -220,6 +220,8 @@ class Worker:
     (``stderr``), quoted in the assertion messages."""
 
     def __init__(self, stderr: Path) -> None:
+        from services import watch  # here: the worker's process (this file run as a script) has no tests/ on its path
+
         self.stderr = stderr
         with stderr.open("w") as errors:
             self.process = subprocess.Popen(
@@ -230,7 +232,11 @@ class Worker:
                 text=True,
                 # The task modules are edited between runs: each forked process reads them from source.
                 env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+                start_new_session=True,
             )
+        # The end of stdin stops the worker only between requests: a test process killed during one would
+        # leave it (and the task it forked) running to the request's end.
+        self.watchdog = watch(self.process)
 
     def _ask(self, request: dict[str, Any], timeout: float = 300) -> dict[str, Any]:
         import selectors
@@ -282,13 +288,17 @@ class Worker:
         self._ask({"build": roots, "env": {**(env or {}), "AFW_MODULE": module}})
 
     def close(self) -> None:
+        """End the worker: the end of its stdin after the current request; its process group after 30 s."""
+        from services import stop_group, unwatch
+
         assert self.process.stdin is not None
         self.process.stdin.close()
         try:
             self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+            stop_group(self.process, self.watchdog, grace=5)
+        else:
+            unwatch(self.watchdog)
 
 
 def task_log(run_id: str, task_id: str) -> str:

@@ -67,3 +67,55 @@ def test_a_killed_test_process_takes_its_airflow_cluster_with_it(tmp_path: Path,
         assert killed_pytest.kill_and_wait(child, held, within=10) == ([], [])
     finally:
         killed_pytest.clean_up(child, held["processes"])
+
+
+# The child pytest's test: the long-lived af_worker (test_airflow_worker's fixture) building a kart task that
+# sleeps, in the process it forks for the build; the report once that task runs.
+WORKER_TEST = '''
+import threading
+
+from af_cluster import wait_for
+from af_worker import Worker
+from killed_pytest import write_report
+
+TASKS = """
+import time
+from pathlib import Path
+
+import kart_core
+
+
+class Sleep(kart_core.TaskOnKart):
+    def run(self):
+        Path("STARTED").touch()
+        time.sleep(600)
+        self.dump(1)
+"""
+
+
+def test_hold(tmp_path):
+    code, started = tmp_path / "code", tmp_path / "started"
+    code.mkdir()
+    (code / "sleeptasks.py").write_text(TASKS.replace("STARTED", str(started)))
+
+    def report():
+        wait_for(started.exists, 300, "the build to start", every=0.2)
+        write_report({})
+
+    threading.Thread(target=report, daemon=True).start()
+    worker = Worker(tmp_path / "worker-stderr.txt")
+    worker.build(f"tasks.Sleep(workspace_directory={str(tmp_path / 'ws')!r})", "sleeptasks", env={"PYTHONPATH": str(code)})
+'''
+
+
+@pytest.mark.slow
+def test_a_killed_test_process_takes_its_af_worker_and_the_task_it_runs_with_it(tmp_path: Path) -> None:
+    child = killed_pytest.start(tmp_path, WORKER_TEST, [str(Path(__file__).parent)])
+    held: dict[str, Any] = {"processes": {}}
+    try:
+        held = killed_pytest.report(tmp_path, child, timeout=300)
+        running = killed_pytest.alive(held["processes"])
+        assert len([line for line in running if "af_worker.py" in line]) == 2, running  # the worker, its build
+        assert killed_pytest.kill_and_wait(child, held, within=10) == ([], [])
+    finally:
+        killed_pytest.clean_up(child, held["processes"])
