@@ -152,6 +152,34 @@ def test_operator_arguments_for_all_tasks_and_per_class() -> None:
         to_dag(roots, dag_id="args", operator_args={"task_id": "x"})
 
 
+@pytest.mark.parametrize(
+    ("key", "suggested"),
+    [("Trian", "'Train'"), ("mlpipeline.task.Train", "'mlpipeline.tasks.Train'"), ("mlpipeline.tasks.Trainer", "")],
+)
+def test_a_class_operator_args_key_naming_no_task_class_is_refused(key: str, suggested: str) -> None:
+    # A misspelt or moved class name left the class's pool and retries silently unapplied (attacker at7 E5).
+    with pytest.raises(
+        kart_core.errors.SettingValueError, match=rf"key '{re.escape(key)}' names no task class.*"
+    ) as raised:
+        to_dag(Evaluate(model="ridge"), dag_id="args", class_operator_args={key: {"pool": "gpu"}})
+    assert suggested in str(raised.value) and "The graph's classes:" in str(raised.value)
+
+
+def test_a_class_operator_args_key_for_a_class_of_another_dag_is_accepted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One dict shared by several DAG files: a class known to the process but not in this graph, or an
+    # import path into a module this DAG file does not import, is not a typo.
+    (tmp_path / "other_dag_tasks.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    dag = to_dag(
+        LoadData(),
+        dag_id="args",
+        class_operator_args={"FastTrain": {"retries": 0}, Train: {"pool": "gpu"}, "other_dag_tasks.Report": {}},
+    )
+    assert [task.pool for task in dag.tasks] == ["default_pool"]
+
+
 def test_outputs_are_assets_with_the_output_uri(tmp_path: Path) -> None:
     evaluate = Evaluate(model="mean")
     dag = to_dag(evaluate, dag_id="assets")

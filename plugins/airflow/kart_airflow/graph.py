@@ -9,11 +9,15 @@ without walking the graph.
 
 from __future__ import annotations
 
+import difflib
+import importlib.util
 import logging
+import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, get_args
 
+import luigi
 from airflow.sdk import DAG, Asset, TaskGroup, get_parsing_context
 
 import kart_core
@@ -66,7 +70,8 @@ def add_kart_tasks(
         TaskDefinitionError: a task class cannot be imported by a stable name on a worker.
         TypeError: a task in the graph is not a TaskOnKart.
         ValueError: ``assets`` is not one of the three choices.
-        SettingValueError: ``asset_namespace`` is not a valid namespace (``outputs.check_asset_namespace``).
+        SettingValueError: ``asset_namespace`` is not a valid namespace (``outputs.check_asset_namespace``), or a
+            ``class_operator_args`` key names no task class (on the full parse).
     """
     if assets not in get_args(AssetChoice):
         raise ValueError(f"kart_airflow: assets={assets!r}; choose one of {', '.join(get_args(AssetChoice))}.")
@@ -119,6 +124,7 @@ def _add_kart_tasks(
         return added
     graph = kart_core.place_graph(roots)
     codes = _check_classes(graph.nodes.values())
+    arguments.check_keys({type(task) for task in graph.nodes.values()})
     _refuse_templates(graph.nodes.values())
     refuse_lossy_parameters(graph.nodes.values())
     uris = _Uris(asset_namespace)
@@ -311,6 +317,24 @@ def _template_in(value: Any, where: str) -> str | None:
     return None
 
 
+def _names_a_task_class(key: str) -> bool:
+    """Whether ``key`` is the bare name or import path of a luigi task class this process knows, or an
+    import path into a module that exists but is not imported here."""
+    pending = [luigi.Task]
+    while pending:
+        cls = pending.pop()
+        if key in (cls.__name__, f"{cls.__module__}.{cls.__qualname__}"):
+            return True
+        pending.extend(cls.__subclasses__())
+    module, _, _ = key.rpartition(".")
+    if not module or module in sys.modules:
+        return False
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def _current_dag() -> Any:
     """The DAG of the enclosing ``with DAG(...)`` block, if any."""
     try:
@@ -351,6 +375,35 @@ class _ArgumentsByClass:
         self.common = dict(common)
         self.by_class = by_class
         self.cache: dict[type, dict[str, Any]] = {}
+
+    def check_keys(self, classes: Iterable[type]) -> None:
+        """Refuse a ``class_operator_args`` key that names no task class: a misspelt or moved name.
+
+        A key matching no class of this graph (``classes``) is fine when it names another task class
+        this process knows (one ``class_operator_args`` shared by several DAGs) or an import path
+        whose module is not imported here; anything else would leave that class's pool, queue or
+        retries silently unapplied, while a misspelt argument name is refused by Airflow.
+
+        Raises:
+            SettingValueError: naming the key and the graph's closest class names.
+        """
+        here: set[Any] = set()
+        for cls in classes:
+            for klass in cls.__mro__:
+                here |= {klass, klass.__name__, f"{klass.__module__}.{klass.__qualname__}"}
+        for key in self.by_class:
+            if key in here or isinstance(key, type) or (isinstance(key, str) and _names_a_task_class(key)):
+                continue
+            names = sorted(
+                {name for name in here if isinstance(name, str) and not name.startswith(("luigi.", "kart_core."))}
+            )
+            close = difflib.get_close_matches(str(key), names, n=3, cutoff=0.5)
+            raise kart_core.errors.SettingValueError(
+                f"kart_airflow: class_operator_args key {key!r} names no task class (a misspelt name, or a class "
+                f"moved or renamed?), so its arguments would never apply. "
+                + (f"Did you mean {', '.join(map(repr, close))}? " if close else "")
+                + f"The graph's classes: {', '.join(names) or 'none'}."
+            )
 
     def for_task(self, task: Any) -> dict[str, Any]:
         """The merged arguments for ``task``'s class."""
