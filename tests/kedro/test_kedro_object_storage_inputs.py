@@ -417,3 +417,38 @@ def test_checking_an_unchanged_s3_output_takes_one_request(s3_bucket: str, reque
     assert current_state(folder, recorded["folder"]) == recorded["folder"]
     # kart before: exists (a HEAD), then find (a listing, and for a file a second HEAD) per output
     assert requests_seen.calls == [("head_object", "combined.csv"), ("list_objects_v2", "parts/")]
+
+
+def weigh(model: dict[str, int]) -> int:
+    """A node reading a versioned model."""
+    record("weigh")
+    return model["weight"]
+
+
+def test_a_new_version_of_a_versioned_s3_input_reruns_its_reader(
+    s3_bucket: str, tmp_path: Path, journal: str, requests_seen: Requests
+) -> None:
+    from kedro.io import MemoryDataset
+    from kedro.io.core import Version
+
+    store = _s3_store(s3_bucket)
+
+    def model() -> PickleDataset:
+        return PickleDataset(
+            filepath=f"{store.url}/model.pkl", credentials=store.credentials, version=Version(None, None)
+        )
+
+    def run() -> tuple[list[str], int]:
+        catalog = DataCatalog({"model": model(), "weight": MemoryDataset()})
+        outputs = KartRunner(workspace_directory=str(tmp_path / "ws")).run(
+            Pipeline([node(weigh, "model", "weight", name="weigh")]), catalog
+        )
+        return ran(), outputs["weight"].load()
+
+    model().save({"weight": 1})
+    assert run() == (["weigh"], 1)
+    requests_seen.clear()
+    assert run() == ([], 1)
+    assert requests_seen.downloaded == {}
+    model().save({"weight": 2})  # a new version, as another process would save it
+    assert run() == (["weigh"], 2)
