@@ -382,14 +382,17 @@ def _partitioned_location(dataset: Any) -> tuple[Any, str]:
 
 @dataclasses.dataclass(frozen=True)
 class FileStamp:
-    """What the file system says of a local file dataset's files, without reading them.
+    """What the file system says of a file dataset's files, without reading them.
 
     Attributes:
         key: md5 hex of the path (relative to the project root when inside it, see ``file_stamp``) and,
             per file, its relative name, inode, size, modification and status-change times in
-            nanoseconds (any write, rename, replace or ``utime`` changes it).
+            nanoseconds (any write, rename, replace or ``utime`` changes it); on object storage of the URL
+            and, per object, its relative name, size, modification time and content token
+            (``object_stamp``: S3 ``ETag``/``VersionId``, GCS ``generation``/``md5Hash``/``crc32c``).
         newest_ns: the newest modification or status-change time among the files, in nanoseconds
-            since the epoch (what a "racy" check compares with the time a digest was recorded).
+            since the epoch (what a "racy" check compares with the time a digest was recorded); on object
+            storage the newest modification time the store reports (its clock).
     """
 
     key: str
