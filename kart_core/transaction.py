@@ -97,6 +97,27 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
+class _Process:
+    """This process's id, read once and again in a forked child (``os.register_at_fork``).
+
+    Every dump and path request compares the run's process with this one (a forked child's writes
+    cannot join its parent's run); ``os.getpid()`` is a system call each time (glibc keeps no copy).
+    """
+
+    pid = os.getpid()
+
+    @classmethod
+    def refresh(cls) -> None:
+        cls.pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_Process.refresh)
+
+
+def _this_process() -> int:
+    return _Process.pid
+
+
 @dataclasses.dataclass(frozen=True)
 class Staged:
     """One staged file: its final path, where it is now, and its integrity record.
@@ -137,7 +158,7 @@ class Transaction:
     label: str
     signer: Signer | None = None
     commit_id: str = dataclasses.field(default_factory=new_commit_id)
-    pid: int = dataclasses.field(default_factory=os.getpid)
+    pid: int = dataclasses.field(default_factory=_this_process)
     open: bool = False
     outsiders: frozenset[threading.Thread] = frozenset()
     slot: RunSlot | None = None
@@ -634,7 +655,7 @@ def join(
     if not open_runs:
         return None
     running = open_runs[0]
-    if len(open_runs) == 1 and running.open and running.pid == os.getpid():
+    if len(open_runs) == 1 and running.open and running.pid == _Process.pid:
         if reading and threading.current_thread() in running.outsiders:
             return None
         return running
@@ -753,7 +774,7 @@ def refuse_child(slot: RunSlot, what: str) -> None:
     Raises:
         RunWriteError: ``slot`` came from such a run (a forked copy, or a pickle sent to a spawned child).
     """
-    if slot.elsewhere is not None and slot.elsewhere[0] != os.getpid():
+    if slot.elsewhere is not None and slot.elsewhere[0] != _Process.pid:
         raise _child_error(slot.elsewhere[1], slot.elsewhere[0], what)
     for running in list(slot.runs):
         check_process(running, what)
@@ -765,7 +786,7 @@ def check_process(running: Transaction, what: str) -> None:
     Raises:
         RunWriteError: this is a child process of the one running it; ``what`` was written.
     """
-    if running.pid != os.getpid():
+    if running.pid != _Process.pid:
         raise _child_error(running.label, running.pid, what)
 
 
