@@ -133,6 +133,8 @@ class _Forks:
         if cls.process is None or cls.process.poll() is not None:
             import atexit
 
+            from services import watch  # here: the server (this file run as a script) has no tests/ on its path
+
             base = {key: value for key, value in env.items() if key in ("PATH", "HOME", "COLUMNS", "DO_NOT_TRACK")}
             # Its own stderr (never a terminal: Kedro's rich logging, set up at import, decides colours by it).
             errors = tempfile.NamedTemporaryFile(prefix="kedro-fork-server-", suffix=".log", delete=False)
@@ -143,8 +145,13 @@ class _Forks:
                 stderr=errors,
                 text=True,
                 env={**base, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": os.environ.get("PYTHONPATH", "")},
+                start_new_session=True,  # a group of its own, which the watchdog ends with its forks
             )
+            # It ended with its stdin only between runs: a test process killed during a `kedro run` left the
+            # server and the forked run going. The watchdog ends both when this process dies, however it dies.
+            watchdog = watch(cls.process)
             errors.close()
+            atexit.register(watchdog.kill)
             atexit.register(cls.process.kill)
             atexit.register(os.unlink, errors.name)
         assert cls.process.stdin is not None and cls.process.stdout is not None
