@@ -452,3 +452,19 @@ def test_a_new_version_of_a_versioned_s3_input_reruns_its_reader(
     assert requests_seen.downloaded == {}
     model().save({"weight": 2})  # a new version, as another process would save it
     assert run() == (["weigh"], 2)
+
+
+def test_a_deleted_input_object_fails_the_run_as_kedro_does_not_served_from_the_cache(
+    store: Store, tmp_path: Path, journal: str
+) -> None:
+    from kedro.io.core import DatasetError
+
+    _seed(store)
+    assert _run(store, tmp_path)["ran"] == ["total"]
+    store.delete("frame.csv")
+    with pytest.raises(
+        DatasetError,
+        match=r"^frame: Failed while loading data from dataset kedro_datasets\.pandas\.csv_dataset\.CSVDataset",
+    ):
+        _run(store, tmp_path)
+    assert ran() == []
