@@ -16,7 +16,7 @@ from kart_kedro import CODE_VERSION_TAG, NO_CACHE_TAG, KartParallelRunner, KartR
 from kart_kedro.node_cache import KedroNodeRun, cached_runs
 from kart_kedro.node_records import OUTPUT_STATES
 from kart_kedro.output_state import dataset_config
-from kedro.io import AbstractDataset, DataCatalog, MemoryDataset, SharedMemoryDataCatalog
+from kedro.io import AbstractDataset, DataCatalog, DatasetError, MemoryDataset, SharedMemoryDataCatalog
 from kedro.pipeline import Pipeline, node
 from kedro.runner import SequentialRunner
 
@@ -237,6 +237,20 @@ def test_output_states_and_written_markers_of_an_older_kart_are_still_honoured(
     ran, _ = _run(tmp_path, workspace)  # back to factor 2: 51 was kart's, so the cached 34 replaces it
     assert ran == []
     assert json.loads((tmp_path / "total.json").read_text()) == 34
+
+
+def test_memory_datasets_created_in_the_run_are_released_after_their_last_reader(
+    tmp_path: Path, workspace: str, journal: str
+) -> None:
+    """PipelineRun tells which datasets the catalog holds without Kedro's pattern matching: those declared when
+    the run started and those it created; a created one is still released once every reader is done."""
+    _, catalog = _run(tmp_path, workspace)
+    assert catalog.load("count") == 3  # a pipeline output: kept
+    for name in ("clean_values", "scaled"):  # created from the runtime pattern, read by nodes that ran: released
+        with pytest.raises(DatasetError, match="has not been saved yet"):
+            catalog.load(name)
+    _, catalog = _run(tmp_path, workspace)  # all cached: never created, nothing to release
+    assert "scaled" not in catalog and catalog.load("count") == 3
 
 
 def test_a_node_whose_records_were_lost_reruns_instead_of_serving_over_its_output(

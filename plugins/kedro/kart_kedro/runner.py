@@ -109,23 +109,25 @@ class _CachingRunner:
         missing = inputs - declared
         if missing:
             raise ValueError(f"Pipeline input(s) {missing} not found in the {type(catalog).__name__}")
-        self._pipeline_io = (pipeline, inputs, outputs)
+        self._pipeline_io = (pipeline, inputs, outputs, declared)
         try:
             self._run(pipeline, catalog, hook_manager or _NullPluginManager(), run_id)  # type: ignore[attr-defined]
         finally:
             self._pipeline_io = None
         return {name: catalog[name] for name in outputs}
 
-    _pipeline_io: tuple[Pipeline, set[str], set[str]] | None = None  # (pipeline, inputs, outputs) of the run under way
+    # (pipeline, inputs, outputs, the datasets the catalog held or matched when the run started) of the run under way
+    _pipeline_io: tuple[Pipeline, set[str], set[str], set[str]] | None = None
 
     def _kart_run(self, pipeline: Pipeline, catalog: Any, hook_manager: Any, run_id: str | None, pool: Any) -> None:
         known = self._pipeline_io
-        inputs, outputs = known[1:] if known is not None and known[0] is pipeline else (None, None)
+        inputs, outputs, declared = known[1:] if known is not None and known[0] is pipeline else (None, None, None)
         run = PipelineRun(
             pipeline,
             catalog,
             inputs=inputs,
             outputs=outputs,
+            declared=declared,
             workspace_directory=self.workspace_directory,
             project=_package_name(),
             code_packages=self.code_packages,
