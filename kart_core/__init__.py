@@ -47,7 +47,13 @@ if TYPE_CHECKING:
     from kart_core.hashing import short_id, unique_id_from_parts
     from kart_core.info import make_tree_info, tree_info
     from kart_core.loading import load_output
-    from kart_core.output_digests import committed_digests, output_digests, output_digests_if_complete
+    from kart_core.output_digests import (
+        CompleteOutputs,
+        committed_digests,
+        output_digests,
+        output_digests_if_complete,
+        outputs_if_complete,
+    )
     from kart_core.pandas_type_config import PandasTypeConfig
     from kart_core.param_plan import config_frozen
     from kart_core.param_roundtrip import LossyParameter, lossy_parameters
@@ -111,6 +117,8 @@ _EXPORTS = {
     "committed_digests": "kart_core.output_digests",
     "output_digests": "kart_core.output_digests",
     "output_digests_if_complete": "kart_core.output_digests",
+    "outputs_if_complete": "kart_core.output_digests",
+    "CompleteOutputs": "kart_core.output_digests",
     "params_text": "kart_core.display",
     "place_graph": "kart_core.places",
     "read_run_log": "kart_core.runlog:read_log",

@@ -24,7 +24,8 @@ lineage once. A build's walk opens a ``walk_scope``: while it is open, ``stale_o
 ``complete()`` calls) and ``stale_verdict`` share one ``Lineage``, so each manifest is read once per
 walk, whichever task's check reaches it first. Manifests are read without their signature checked:
 a claim of staleness leads to a rebuild, never to trusting an output; and without their run record
-(``Manifest.from_bytes(..., run=False)``: ``run`` is None in the manifests a ``Lineage`` keeps).
+(``Manifest.from_bytes(..., run=False)``: ``run`` is None in the manifests a ``Lineage`` keeps), unless
+``Lineage.read_runs`` asks for it for the checked tasks' own manifests (``output_digests.outputs_if_complete``).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import contextlib
 import contextvars
 import dataclasses
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from kart_core.damage import local_mtime_ns, maybe_rewritten, rewritten_digest, rewritten_note
 from kart_core.manifest import Entry, Input, Manifest, OutputRecord, read_if_inputs, read_unverified
@@ -296,18 +297,22 @@ def stale_outputs(
     found: dict[str, Manifest | None] = scoped.manifests if scoped is not None else {}
     for target in targets:
         record = getattr(target, "record", None)
-        if not isinstance(record, OutputRecord) or record.manifest in seen:
+        if not isinstance(record, OutputRecord):
             continue
-        seen.add(record.manifest)
-        if record.manifest not in found:
+        path = record.manifest  # joined on each read (OutputRecord.manifest): once per output here
+        if path in seen:
+            continue
+        seen.add(path)
+        if path in found:
+            manifest = found[path]
+        else:
             # A walk keeps the manifest, parsed whole, for the lineage checks that follow; alone (run_one, a
             # KartRunner node) one that records no inputs is not parsed, and None then means just that.
-            storage = storage_for(record.manifest)
+            storage = storage_for(path)
             if scoped is not None:
-                found[record.manifest] = read_unverified(storage, record.manifest, run=False)
+                manifest = found[path] = read_unverified(storage, path, run=scoped.read_runs)
             else:
-                found[record.manifest] = read_if_inputs(storage, record.manifest)
-        manifest = found[record.manifest]
+                manifest = found[path] = read_if_inputs(storage, path)
         if manifest is not None and manifest.inputs and not manifest.pending:
             current: Mapping[str, str] | None = None
             if upstreams is not None and _cross_workspace(manifest):  # same-workspace inputs: requires() not asked
@@ -354,6 +359,9 @@ class Lineage:
 
     def __init__(self) -> None:
         self.manifests: dict[str, Manifest | None] = {}  # by full path, None: missing or unreadable
+        # Whether ``stale_outputs`` (a checked task's own manifests) reads with the run record: for a caller that
+        # needs it from the same read (``output_digests.outputs_if_complete``); upstream manifests never are.
+        self.read_runs = False
         self._verdicts: dict[str, Verdict] = {}
         self._inputs: set[str] = set()  # full paths some checked manifest recorded as an input
         self._canonical: dict[str, str] = {}  # _inputs' canonical forms (records_any), by full path
@@ -573,20 +581,30 @@ def stale_verdict(
 _scope: contextvars.ContextVar[Lineage | None] = contextvars.ContextVar("kart_lineage_scope", default=None)
 
 
-@contextlib.contextmanager
-def walk_scope() -> Iterator[Lineage]:
+def walk_scope() -> contextlib.AbstractContextManager[Lineage]:
     """Share one ``Lineage`` (its manifests and verdicts) between the stale checks made inside the block.
 
     For a build's walk, or an inspection view over a graph (``kart tree``, ``kart why``), that commits
     nothing inside the block: what it read stays as read, so a commit made inside it (a task's run)
     would not be seen; the executor runs tasks after the block, and their checks read afresh.
+    ``with walk_scope() as checked:`` binds the ``Lineage``.
     """
-    checked = Lineage()
-    token = _scope.set(checked)
-    try:
-        yield checked
-    finally:
-        _scope.reset(token)
+    return _WalkScope()
+
+
+class _WalkScope:
+    """``walk_scope``'s context manager: a class, not a generator (``output_digests_if_complete`` opens one
+    per cached KartRunner node: a generator-based one cost twice as much to enter and leave)."""
+
+    __slots__ = ("_token",)
+
+    def __enter__(self) -> Lineage:
+        checked = Lineage()
+        self._token = _scope.set(checked)
+        return checked
+
+    def __exit__(self, *exc_info: object) -> None:
+        _scope.reset(self._token)
 
 
 def _short(commit: str | None) -> str:

@@ -19,7 +19,7 @@ be read once more: the names are never those of a half-moved commit, nor a mix o
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from kart_core import commit_marker, lineage, target_config
 from kart_core.errors import DamagedOutputError
@@ -30,7 +30,13 @@ from kart_core.storage import storage_for
 from kart_core.structure import leaves
 from kart_core.task_memo import memo_of
 
-__all__ = ["committed_digests", "output_digests", "output_digests_if_complete"]
+__all__ = [
+    "CompleteOutputs",
+    "committed_digests",
+    "output_digests",
+    "output_digests_if_complete",
+    "outputs_if_complete",
+]
 
 
 def output_digests(task: Any) -> dict[str, str]:
@@ -84,15 +90,61 @@ def output_digests_if_complete(task: Any) -> dict[str, str] | None:
     Raises:
         As ``task.complete()`` and ``output_digests``.
     """
+    found = _if_complete(task, run=False)
+    return None if found is None else found.digests
+
+
+class CompleteOutputs(NamedTuple):
+    """What ``outputs_if_complete`` names of a complete task.
+
+    Attributes:
+        digests: as ``output_digests(task)``: output path -> content hash.
+        run: the run record of the manifest those digests were read from (a ``kart_run_record_in_manifest``
+            class's ``{"task_params": {...}, "task_log": {...}}``, ``kart_core.runlog``), read unverified with
+            them when signing is off; None when none was read with them (the manifest holds none, signing is
+            on, or the outputs are not all named by one manifest): then ``read_run_log`` reads it as before.
+    """
+
+    digests: dict[str, str]
+    run: dict[str, Any] | None
+
+
+def outputs_if_complete(task: Any) -> CompleteOutputs | None:
+    """``output_digests_if_complete(task)`` with the run record of the same read of the task's manifest.
+
+    For a caller that needs both (KartRunner's check of a cached node with persistent outputs reads the
+    output states its run recorded): one read of the manifest instead of two, the whole manifest parsed
+    (``Manifest.from_bytes(..., run=True)``) where ``output_digests_if_complete`` parses the part before
+    its run record. The run record is trusted as ``read_run_log`` trusts it with signing off (the JSON
+    read unverified); with signing on ``run`` is None and ``read_run_log`` reads it verified.
+
+    Args:
+        task: a kart task (its ``complete()`` and ``kart_outputs()``).
+
+    Returns:
+        None when the task is not complete; else its digests (as ``output_digests``) and run record.
+
+    Raises:
+        As ``output_digests_if_complete``.
+    """
+    return _if_complete(task, run=True)
+
+
+def _if_complete(task: Any, run: bool) -> CompleteOutputs | None:
+    """``outputs_if_complete``; ``run``: read the run record too (else ``CompleteOutputs.run`` is None)."""
     with lineage.walk_scope() as scope:  # nothing is committed inside: complete() only reads
+        scope.read_runs = run
         if not task.complete():
             return None
     if target_config.current().signer is None:
         outputs = leaves(task.kart_outputs())
-        named = _from_parsed(outputs, scope.manifests)
-        if named is not None:
-            return named
-    return output_digests(task)
+        records = _records_in_one_manifest(outputs)
+        if records is not None:
+            manifest = scope.manifests.get(records[0].manifest)
+            named = _named(outputs, records, manifest)
+            if named is not None and manifest is not None:
+                return CompleteOutputs(named, manifest.run)
+    return CompleteOutputs(output_digests(task), None)
 
 
 def committed_digests(task: Any) -> dict[str, str] | None:
@@ -121,12 +173,6 @@ def committed_digests(task: Any) -> dict[str, str] | None:
             return None
         found[str(target.path())] = digest
     return found
-
-
-def _from_parsed(outputs: list[Any], manifests: dict[str, Manifest | None]) -> dict[str, str] | None:
-    """The digests from one manifest already read (``manifests``, by full path) naming every output; else None."""
-    records = _records_in_one_manifest(outputs)
-    return None if records is None else _named(outputs, records, manifests.get(records[0].manifest))
 
 
 def _from_one_manifest(outputs: list[Any], signer: Signer | None) -> dict[str, str] | None:

@@ -169,6 +169,44 @@ def test_if_complete_with_signing_on_verifies_the_manifest(workspace: str, monke
         kart_core.output_digests_if_complete(task)
 
 
+class Recorded(Pair):
+    """Keeps its run record in its manifest, as a Kedro node run does."""
+
+    kart_run_record_in_manifest = True
+
+
+def test_outputs_if_complete_hands_the_run_record_of_the_read_that_named_the_digests(workspace: str) -> None:
+    """KartRunner reads a cached node's output states from the run record of the manifest its check read."""
+    task = Recorded(workspace_directory=workspace)
+    assert kart_core.outputs_if_complete(task) is None  # not built: not complete
+    kart_core.build(task, reset_register=False, return_value=False)
+    found = kart_core.outputs_if_complete(task)
+    assert found is not None
+    assert found.digests == kart_core.output_digests(task) == kart_core.output_digests_if_complete(task)
+    assert found.run is not None
+    assert found.run["task_log"] == kart_core.read_run_log(task, kart_core.workspace.TASK_LOG, None)
+    assert found.run["task_params"] == task.to_str_params(only_significant=True)
+    # The record of this read, not of another: a rewritten run record is what it hands back.
+    manifest = log_task_path(task, MANIFEST)
+    _rewrite(manifest, lambda data: data.replace(b'"task_log":{', b'"task_log":{"mark":"rewritten",'))
+    found = kart_core.outputs_if_complete(task)
+    assert found is not None and found.run is not None and found.run["task_log"]["mark"] == "rewritten"
+    plain = Pair(workspace_directory=workspace)  # no run record in its manifest
+    kart_core.build(plain, reset_register=False, return_value=False)
+    assert kart_core.outputs_if_complete(plain) == (kart_core.output_digests(plain), None)
+
+
+def test_outputs_if_complete_with_signing_on_reads_no_run_record_unverified(
+    workspace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With signing on the digests are read verified (output_digests) and ``run`` is None: read_run_log verifies it."""
+    monkeypatch.setenv("KART_SIGNING_KEY", "a test key of some length")
+    task = Recorded(workspace_directory=workspace)
+    kart_core.build(task, reset_register=False, return_value=False)
+    found = kart_core.outputs_if_complete(task)
+    assert found == kart_core.CompleteOutputs(kart_core.output_digests(task), None)
+
+
 def test_committed_digests_name_what_this_process_s_own_commit_recorded(
     workspace: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -239,6 +239,32 @@ def test_output_states_and_written_markers_of_an_older_kart_are_still_honoured(
     assert json.loads((tmp_path / "total.json").read_text()) == 34
 
 
+def test_a_task_log_file_of_an_older_kart_wins_over_the_run_record_read_with_the_check(
+    tmp_path: Path, workspace: str, journal: str
+) -> None:
+    """A served node's output states come from the run record its completeness check read, unless a task log
+    file of kart before 2026-11-30 is there (read_run_log's order): that one still holds them."""
+    _run(tmp_path, workspace)
+    task = _total_run(workspace).task
+    states = task.get_task_log()[OUTPUT_STATES]
+    manifest = Path(task.kart_log_target("manifest", ".json").path())
+    document = json.loads(manifest.read_text())
+    del document["run"]["task_log"][OUTPUT_STATES]  # the run record names no state: only the file does
+    manifest.write_text(json.dumps(document))
+    task_log = Path(kart_core.workspace.log_task_path(task, kart_core.workspace.TASK_LOG))
+    task_log.parent.mkdir(parents=True, exist_ok=True)
+    task_log.write_bytes(pickle.dumps({OUTPUT_STATES: states}))
+    written = (tmp_path / "total.json").stat().st_mtime_ns
+    ran, _ = _run(tmp_path, workspace)
+    assert ran == []
+    # Its state was known (the file's): served as it is. Without it the output counts as unknown and is
+    # written again from the cache (kart's own content, written.pkl), with a new modification time.
+    assert (tmp_path / "total.json").stat().st_mtime_ns == written
+    task_log.unlink()
+    ran, _ = _run(tmp_path, workspace)
+    assert ran == [] and (tmp_path / "total.json").stat().st_mtime_ns != written
+
+
 def test_memory_datasets_created_in_the_run_are_released_after_their_last_reader(
     tmp_path: Path, workspace: str, journal: str
 ) -> None:

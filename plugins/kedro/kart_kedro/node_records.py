@@ -105,14 +105,22 @@ class NodeRecords:
 
     # --- output states of one node run ----------------------------------------------------------
 
-    def states(self, task: KedroNodeRun) -> dict[str, OutputState] | None:
+    def states(self, task: KedroNodeRun, run: Mapping[str, Any] | None = None) -> dict[str, OutputState] | None:
         """The recorded output states of a node run, or None if none were recorded.
 
         A states file (a later check's update, or kart's earlier layout) wins over the run's task log.
+
+        Args:
+            task: the node run.
+            run: the run record of its manifest when the caller read it already (``kart_core.outputs_if_complete``,
+                with the check that found the run complete): its task log is not read again. None: read it
+                (``read_run_log``: a task log file of kart before 2026-11-30, else the manifest's run record).
         """
         path = task.states_path()  # most runs have no such file: one existence check, no target made
         if kart_core.workspace.file_exists(path):
             return {name: OutputState(*values) for name, values in task.states_target().load().items()}
+        if run is not None and not kart_core.workspace.file_exists(kart_core.workspace.log_task_path(task, TASK_LOG)):
+            return states_from_log(run.get(TASK_LOG.name))  # what read_run_log finds without a task log file
         try:  # the run's task log file, or the run record in its manifest (kart_run_record_in_manifest)
             return states_from_log(kart_core.read_run_log(task, TASK_LOG, None))
         except (TypeError, ValueError, EOFError, pickle.UnpicklingError, kart_core.errors.LoadError):

@@ -179,6 +179,7 @@ class PipelineRun:
         self.inline = inline
         self.records = NodeRecords(workspace_directory, project)
         self.producer = {name: node for node in pipeline.nodes for name in node.outputs}
+        self.producer_name = {name: node.name for name, node in self.producer.items()}  # Node.name: computed per read
         self.tasks: dict[str, KedroNodeRun] = {}
         self.digests: dict[str, str] = {}
         self.parameter_digests: dict[str, str] = {}  # a parameter is loaded and digested once per run
@@ -247,13 +248,18 @@ class PipelineRun:
             return self.work(node, None)
         self.tasks[node_name] = task
         stale = None
-        digests = kart_core.output_digests_if_complete(task)  # one manifest read for both
+        run: dict[str, Any] | None = None
+        if any(self._persistent(name) for name in node.outputs):  # their states are in the run record
+            found = kart_core.outputs_if_complete(task)  # one manifest read for the three
+            digests, run = (None, None) if found is None else found
+        else:
+            digests = kart_core.output_digests_if_complete(task)  # one manifest read for both
         if digests is not None:
             stale = self.rebuilt_input(node)
             if stale is not None:
                 self.committed[node_name] = digests
             else:
-                stale = self.serve_if_fresh(node, task)
+                stale = self.serve_if_fresh(node, task, run)
                 if stale is None:
                     # Served: what its readers are keyed by (upstream_content), from the read that found it complete.
                     # Set only now: a node that runs again is named from its new commit.
@@ -271,6 +277,8 @@ class PipelineRun:
     def rebuilt_input(self, node: Any) -> str | None:
         """Why ``node``'s cache is stale though its key is unchanged: an input rebuilt in this run with other
         content (its producer's key does not change with its content); None when none was."""
+        if not self.changed:  # nothing was rebuilt in this run (the common case): Node.inputs builds a list
+            return None
         for name in node.inputs:
             if name in self.changed:
                 return f"its input {name!r} was rebuilt in this run with other content"
@@ -295,7 +303,8 @@ class PipelineRun:
         code = self.codes[node_name]
         if code.undigestable:
             raise _UncacheableCode(node_name, code.undigestable)
-        for name in node.outputs:
+        node_inputs, node_outputs = node.inputs, node.outputs  # Kedro builds each list anew on every read
+        for name in node_outputs:
             how = self.appending.get(name, "")
             if how == "":
                 how = self.appending[name] = appending_save(self.catalog.get(name)) if self._persistent(name) else None
@@ -304,7 +313,7 @@ class PipelineRun:
         parameters, inputs, upstream = {}, {}, {}
         held: dict[str, str] = {}  # project code the upstream values name: "{name} (held by 'input')" -> digest
         keyed_upstream = []
-        for name in node.inputs:
+        for name in node_inputs:
             if _is_parameter(name):
                 parameters[name] = self.parameter_digest(node, name)
             elif self._from_cached_node(name):
@@ -326,8 +335,8 @@ class PipelineRun:
             "code": code.digest,
             "parameters": self.digest_of(parameters),
             "data": self.digest_of(inputs),
-            "inputs": list(node.inputs),
-            "outputs": list(node.outputs),
+            "inputs": node_inputs,
+            "outputs": node_outputs,
             "upstream": keyed_upstream,
         }
         if self.workspace_directory is not None:
@@ -348,8 +357,8 @@ class PipelineRun:
         Not when its dataset pins a load version (``kedro run --load-versions name:v``): the node
         loads that version, which counts by its content like any other input.
         """
-        producer = self.producer.get(name)
-        if producer is None or producer.name not in self.tasks:
+        producer = self.producer_name.get(name)
+        if producer is None or producer not in self.tasks:
             return False
         return not (self._persistent(name) and _pinned_load_version(self.catalog.get(name)))
 
@@ -361,7 +370,7 @@ class PipelineRun:
         the same node run rerun (its cache deleted or damaged, its output written outside kart) may
         return other content, and then its readers must run again; the same content keeps them cached.
         """
-        producer = self.producer[name].name
+        producer = self.producer_name[name]
         contents = self.contents.get(producer)
         if contents is None:
             task = self.tasks[producer]
@@ -559,10 +568,13 @@ class PipelineRun:
 
     # --- serving from the cache ---------------------------------------------------------------
 
-    def serve_if_fresh(self, node: Any, task: KedroNodeRun) -> str | None:
-        """Serve a complete node run unless an output holds data kart did not write; return that reason."""
+    def serve_if_fresh(self, node: Any, task: KedroNodeRun, run: Mapping[str, Any] | None = None) -> str | None:
+        """Serve a complete node run unless an output holds data kart did not write; return that reason.
+
+        ``run``: the run record read with the check that found it complete (``NodeRecords.states``), if any.
+        """
         persistent = [name for name in node.outputs if self._persistent(name)]
-        recorded = (self.records.states(task) or {}) if persistent else {}
+        recorded = (self.records.states(task, run) or {}) if persistent else {}
         states = dict(recorded)
         replace = []
         for name in persistent:
@@ -598,18 +610,19 @@ class PipelineRun:
             _DamagedCache: an output in ``replace`` cannot be loaded back (nothing was written then).
         """
         targets = task.kart_outputs()
-        values = {name: self.load_cached(node.name, name, targets[name]) for name in replace}
+        node_name = node.name  # Kedro's Node.name is computed on each read
+        values = {name: self.load_cached(node_name, name, targets[name]) for name in replace}
         for name, target in targets.items():
             if name in task.outputs and name not in replace and not self._persistent(name):
-                self.pending[name] = (node.name, target)
+                self.pending[name] = (node_name, target)
         for name, value in values.items():
             self.create_dataset(name)
             self.catalog.save(name, value)
         for name in node.confirms:
             self.catalog.confirm(name)
-        self.statuses[node.name] = kart_core.RunStatus.CACHED.value
+        self.statuses[node_name] = kart_core.RunStatus.CACHED.value
         if logger.isEnabledFor(logging.INFO):  # the label is formatted only for a line that is shown
-            logger.info("kart: node %r cached (%s)", node.name, task.kart_label(), extra=PLAIN)
+            logger.info("kart: node %r cached (%s)", node_name, task.kart_label(), extra=PLAIN)
 
     @staticmethod
     def load_cached(node_name: str, name: str, target: Any) -> Any:
