@@ -63,6 +63,7 @@ if TYPE_CHECKING:
         SerializableParameter,
         TaskInstanceParameter,
         ZonedDateSecondParameter,
+        serialize_value,
     )
     from kart_core.places import PlacedGraph, find_path, find_place, place_graph, requirement_places
     from kart_core.run import run
@@ -112,6 +113,7 @@ _EXPORTS = {
     "load_output": "kart_core.loading",
     "lossy_parameters": "kart_core.param_roundtrip",
     "make_task_info_as_tree_str": "kart_core.tree.task_info",
+    "serialize_value": "kart_core.parameter",
     "make_tree_info": "kart_core.info",
     "node_key": "kart_core.graph",
     "committed_digests": "kart_core.output_digests",

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
+import stat
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -63,15 +65,35 @@ def render_report(roots: Sequence[LuigiTask], title: str | None = None) -> str:
 
 
 def write_report(roots: Sequence[LuigiTask], path: str, title: str | None = None) -> str:
-    """Write the report page to the local file ``path`` (UTF-8); return the path. Raises OSError when it cannot.
+    """Write the report page to the local file ``path`` (UTF-8); return the path.
 
-    The page goes to a temporary file beside ``path`` that replaces it only once written, so a failed
-    report leaves the previous one (a published page) as it was. Text that is not valid Unicode (a
-    parameter from a non-UTF-8 command line, held as lone surrogates such as ``'caf\\udce9'``) is
-    written as its backslash escape, as ``kart runs --format csv`` shows it.
+    A regular file (or a new one) is replaced only once the page is written whole: the page goes
+    to a temporary file beside it, so a failed report leaves the previous one (a published page) as
+    it was. A symlink is followed (its target gets the page; the link stays), and a path that is not
+    a regular file (``/dev/stdout``, a named pipe) is written straight through. Text that is not
+    valid Unicode (a parameter from a non-UTF-8 command line, held as lone surrogates such as
+    ``'caf\\udce9'``) is written as its backslash escape, as ``kart runs --format csv`` shows it.
+
+    Raises:
+        FileNotFoundError: the folder to write into does not exist (it is not created).
+        OSError: the file cannot be written.
     """
     page = render_report(roots, title).encode("utf-8", errors="backslashreplace")
-    with LocalStorage().atomic_write(path) as file:
+    try:
+        is_regular = stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        is_regular = True  # a new file (or a dangling link's target)
+    if not is_regular:
+        with open(path, "wb") as stream:
+            stream.write(page)
+        return path
+    target = os.path.realpath(path)
+    folder = os.path.dirname(target)
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(
+            f"no folder {folder!r} to write the report {path!r} into: create it or pass another path"
+        )
+    with LocalStorage().atomic_write(target) as file:
         file.write(page)
     return path
 

@@ -242,6 +242,28 @@ def test_a_template_nested_in_a_dict_or_list_parameter_is_refused_naming_where(v
         to_dag(Configured(**values), dag_id="jinja_nested")
 
 
+class Dated(kart_core.TaskOnKart[str]):
+    source = luigi.PathParameter()
+
+    def run(self) -> None:
+        self.dump(str(self.source))
+
+
+def test_a_template_in_a_value_of_another_type_is_refused_by_its_string_form() -> None:
+    # A Path is neither a str nor a container: the walk missed it, the unique id covered the literal text (at8 H2).
+    with pytest.raises(kart_core.errors.TaskDefinitionError, match=r"parameter source=.*is an Airflow template"):
+        to_dag(Dated(source=Path("/data/{{ ds }}/in.csv")), dag_id="jinja_path")
+
+
+def test_literal_templates_lets_a_task_keep_its_own_template() -> None:
+    # A prompt or SQL template the task renders itself is not an Airflow template: hashed as written.
+    prompt = Configured(cfg={"prompt": "Answer: {{ question }}"})
+    dag = to_dag(prompt, dag_id="prompt", literal_templates=True)
+    assert [task.kart_unique_id for task in dag.tasks] == [prompt.make_unique_id()]
+    with pytest.raises(kart_core.errors.TaskDefinitionError, match=r"pass literal_templates=True"):
+        to_dag(prompt, dag_id="prompt")
+
+
 def test_cached_runs_emit_labelled_asset_events(run_dag) -> None:
     from airflow.models.asset import AssetEvent
     from airflow.utils.session import create_session

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import stat
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -158,6 +161,27 @@ def test_a_parameter_that_is_not_unicode_is_escaped_in_the_report(workspace: str
     assert "caf\\udce9" in out.read_text(encoding="utf-8")
     assert out.read_bytes() != before
     assert sorted(p.name for p in out.parent.iterdir()) == ["r.html"]  # no temporary file left beside it
+
+
+def test_a_report_through_a_symlink_or_to_a_stream_writes_through_it(workspace: str, tmp_path: Path) -> None:
+    # The temporary-file-and-rename of the E3 fix replaced a symlinked (published) page's link with a regular
+    # file and renamed a file over /dev/stdout's entry (attacker at8 H3).
+    published = tmp_path / "www" / "report.html"
+    published.parent.mkdir()
+    published.write_text("old")
+    link = tmp_path / "report.html"
+    link.symlink_to(published)
+    write_report([RpLoad(workspace_directory=workspace)], str(link))
+    assert link.is_symlink() and published.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE)
+    write_report([RpLoad(workspace_directory=workspace)], str(fifo))
+    assert reader.communicate(timeout=30)[0].startswith(b"<!DOCTYPE html>")
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    with pytest.raises(FileNotFoundError, match="no folder .*typo"):
+        write_report([RpLoad(workspace_directory=workspace)], str(tmp_path / "typo" / "r.html"))
+    assert not (tmp_path / "typo").exists()
 
 
 def test_layout_places_upstreams_left_and_separates_rows() -> None:

@@ -23,6 +23,7 @@ def to_dag(
     emit_cached_asset_events: bool = True,
     assets: AssetChoice = "all",
     asset_namespace: str = DEFAULT_ASSET_NAMESPACE,
+    literal_templates: bool = False,
     **dag_kwargs: Any,
 ) -> DAG:
     """A DAG with one Airflow task per kart task under ``task_or_tasks``.
@@ -46,6 +47,10 @@ def to_dag(
             ``"prod"``, so one's runs never queue DAGs scheduled on the other's outputs; a consumer
             DAG names the outputs with ``asset_uris(task, namespace=...)``. 1 to 63 lowercase letters,
             digits, ``.``, ``-``, ``_`` (``SettingValueError`` otherwise). See docs/airflow.md, "Asset URIs".
+        literal_templates: True: parameter text holding ``{{ ... }}`` or ``{% ... %}`` is the tasks' own
+            template (a prompt, a SQL template they render themselves), hashed as written; by default
+            it is refused as an Airflow template that kart would never render (docs/airflow.md, "Dates
+            and partitions").
         dag_kwargs: DAG arguments (schedule, start_date, tags, default_args, ...).
 
     When a worker parses the file to run one task (Airflow's parsing context), the DAG holds
@@ -62,6 +67,7 @@ def to_dag(
             emit_cached_asset_events=emit_cached_asset_events,
             assets=assets,
             asset_namespace=asset_namespace,
+            literal_templates=literal_templates,
         )
     dag.fileloc = dag_file
     return dag
@@ -71,7 +77,7 @@ class KartTaskGroup(TaskGroup):
     """A kart graph inside an existing DAG, as one TaskGroup: ``start >> KartTaskGroup(task, "train") >> end``.
 
     Takes ``to_dag``'s arguments (operator_args, class_operator_args, emit_cached_asset_events,
-    assets, asset_namespace) and TaskGroup's (``group_kwargs``).
+    assets, asset_namespace, literal_templates) and TaskGroup's (``group_kwargs``).
     """
 
     def __init__(
@@ -84,6 +90,7 @@ class KartTaskGroup(TaskGroup):
         emit_cached_asset_events: bool = True,
         assets: AssetChoice = "all",
         asset_namespace: str = DEFAULT_ASSET_NAMESPACE,
+        literal_templates: bool = False,
         **group_kwargs: Any,
     ) -> None:
         super().__init__(group_id=group_id, **group_kwargs)
@@ -96,4 +103,5 @@ class KartTaskGroup(TaskGroup):
             emit_cached_asset_events=emit_cached_asset_events,
             assets=assets,
             asset_namespace=asset_namespace,
+            literal_templates=literal_templates,
         )

@@ -47,6 +47,7 @@ def add_kart_tasks(
     emit_cached_asset_events: bool = True,
     assets: AssetChoice = "all",
     asset_namespace: str = DEFAULT_ASSET_NAMESPACE,
+    literal_templates: bool = False,
 ) -> dict[str, Any]:
     """Add one operator per kart task under ``task_or_tasks`` and the graph's edges; return them by node key.
 
@@ -65,6 +66,8 @@ def add_kart_tasks(
             ``x-kart://<namespace>/<workspace-relative path>`` (``outputs.asset_uris``); give each
             workspace that one Airflow deployment schedules a namespace of its own (docs/airflow.md,
             "Asset URIs").
+        literal_templates: True: parameter text holding ``{{ ... }}`` / ``{% ... %}`` is the tasks' own
+            template, hashed as written; by default such a value is refused (``_refuse_templates``).
 
     Raises:
         TaskDefinitionError: a task class cannot be imported by a stable name on a worker.
@@ -87,6 +90,7 @@ def add_kart_tasks(
             emit_cached_asset_events,
             assets,
             asset_namespace,
+            literal_templates,
         )
 
 
@@ -99,6 +103,7 @@ def _add_kart_tasks(
     emit_cached_asset_events: bool,
     assets: AssetChoice,
     asset_namespace: str,
+    literal_templates: bool,
 ) -> dict[str, Any]:
     roots = _as_list(task_or_tasks)
     arguments = _ArgumentsByClass(operator_args or {}, class_operator_args or {})
@@ -125,7 +130,8 @@ def _add_kart_tasks(
     graph = kart_core.place_graph(roots)
     codes = _check_classes(graph.nodes.values())
     arguments.check_keys({type(task) for task in graph.nodes.values()})
-    _refuse_templates(graph.nodes.values())
+    if not literal_templates:
+        _refuse_templates(graph.nodes.values())
     refuse_lossy_parameters(graph.nodes.values())
     uris = _Uris(asset_namespace)
     # The graph holds one object per task, so the roots are known by identity.
@@ -284,16 +290,39 @@ def _refuse_templates(tasks: Any) -> None:
         TaskDefinitionError: naming the task, the parameter and what to do instead.
     """
     for task in tasks:
+        params = dict(task.get_params())
         for name, value in task.param_kwargs.items():
+            # The walk names where a template sits in a str, dict or list; the string form (what the unique id
+            # covers) also catches values of other types that write one: a Path, a SerializableParameter's.
             where = _template_in(value, name)
+            if where is None and _is_template(_string_form(task, name, params[name], value)):
+                where = name
             if where is not None:
                 raise kart_core.errors.TaskDefinitionError(
                     f"{task.kart_label()}: parameter {name}={value!r} "
-                    f"{'is' if where == name else f'holds at {where}'} an Airflow template, but kart_airflow does not render templates: the unique id and output path are computed "
-                    "from the text as written when the DAG file is parsed, so every run after the first would find "
-                    "the same output cached. Pass a real value computed in the DAG file, or one root per date "
-                    "(to_dag([Daily(day=d) for d in days], ...)); see docs/airflow.md, 'Dates and partitions'."
+                    f"{'is' if where == name else f'holds at {where}'} an Airflow template, but kart_airflow does "
+                    "not render templates: the unique id and output path are computed from the text as written "
+                    "when the DAG file is parsed, so every run after the first would find the same output cached. "
+                    "Pass a real value computed in the DAG file, or one root per date "
+                    "(to_dag([Daily(day=d) for d in days], ...)); if the text is the task's own template (a prompt, "
+                    "a SQL template it renders itself), pass literal_templates=True. See docs/airflow.md, "
+                    "'Dates and partitions'."
                 )
+
+
+def _string_form(task: Any, name: str, param: Any, value: Any) -> str:
+    """``param.serialize(value)``, or "" for a value without one (``refuse_lossy_parameters`` names those)."""
+    if isinstance(value, str):
+        return value
+    try:
+        return str(kart_core.serialize_value(type(task).__name__, name, param, value))
+    except Exception:  # a parameter whose serialize() raises: not a template's concern
+        return ""
+
+
+def _is_template(text: str) -> bool:
+    """Whether ``text`` holds a Jinja expression or statement, as Airflow would render it."""
+    return ("{{" in text and "}}" in text) or ("{%" in text and "%}" in text)
 
 
 def _template_in(value: Any, where: str) -> str | None:
@@ -303,7 +332,7 @@ def _template_in(value: Any, where: str) -> str | None:
     ``DictParameter`` / ``ListParameter`` values nest.
     """
     if isinstance(value, str):
-        return where if ("{{" in value and "}}" in value) or ("{%" in value and "%}" in value) else None
+        return where if _is_template(value) else None
     if isinstance(value, Mapping):
         for key, item in value.items():
             found = _template_in(key, f"{where} key {key!r}") or _template_in(item, f"{where}[{key!r}]")
