@@ -146,11 +146,12 @@ def workspace(tmp_path: Path) -> str:
 # cluster's start), heartbeat ~105 s (a 300-output commit on moto outlasting a 1.5 s lease), standalone
 # ~95 s, test_project ~85 s (mypy 75 s); test_airflow_worker was ~210 s and test_mypy_plugin ~110 s, both
 # cut to about a third of their CPU since (one long-lived af_worker; mypy follows only what its plugins read).
+# Session 13: heartbeat left the list (its long commit now waits before each copy: ~15 s of CPU, ~10 s of it
+# asleep); test_project's mypy keeps its cache between sessions (~10 s of CPU warm, still ~65 s on a new machine).
 LONGEST_FILES = (
     "tests/kedro/test_kedro_project_cache.py",
     "tests/airflow/test_airflow_celery.py",
     "tests/airflow/test_airflow_worker.py",
-    "tests/core/test_commit_marker_heartbeat.py",
     "tests/airflow/test_airflow_standalone.py",
     "tests/test_project.py",
     "tests/kedro/test_kedro_project.py",
