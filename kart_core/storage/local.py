@@ -251,8 +251,9 @@ class _SpoolFile(io.RawIOBase):
 
     @property
     def name(self) -> int:
-        """The descriptor, as ``io.FileIO`` names a file opened from one (``os.fdopen``)."""
-        return self._fd
+        """The descriptor, as ``io.FileIO`` names a file opened from one (``os.fdopen``); handed out as by
+        ``fileno()`` (code may write through it, ``os.pwrite(file.name, ...)`` or ``/proc/self/fd/<name>``)."""
+        return self.fileno()
 
     def readable(self) -> bool:
         """True."""
@@ -341,8 +342,12 @@ class _SpoolFile(io.RawIOBase):
         return size
 
     def written(self) -> tuple[int, str] | None:
-        """``(size, hex digest)`` when every byte of the file was hashed in order; else None."""
-        if self._hasher is None or self._hashed != self._size:
+        """``(size, hex digest)`` when every byte of the file was hashed in order; else None.
+
+        Also None when the file's size on disk is not the one written here: something wrote through a
+        descriptor it got elsewhere (another open of ``/proc/self/fd/N``, a child process).
+        """
+        if self._hasher is None or self._hashed != self._size or os.fstat(self._fd).st_size != self._size:
             return None
         return self._size, self._hasher.hexdigest()
 
