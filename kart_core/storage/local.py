@@ -15,6 +15,7 @@ from typing import IO, Any
 from kart_core.integrity import Hasher, new_hasher
 from kart_core.storage.base import FileEntry, is_temporary, spooled_write, temporary_name
 
+_PREADV = getattr(os, "preadv", None)  # Linux and the BSDs; elsewhere a spool reads with os.pread
 _READ_CHUNK = 1 << 16  # a manifest or a marker is read in one call, then one more to see the end
 
 
@@ -298,7 +299,12 @@ class _SpoolFile(io.RawIOBase):
         self._checkClosed()
         if self._kernel is not None:
             return self._kernel.readinto(buffer)  # type: ignore[no-any-return]
-        count = os.preadv(self._fd, [buffer], self._position)
+        if _PREADV is not None:
+            count = _PREADV(self._fd, [buffer], self._position)
+        else:  # a platform without preadv (os.pread is POSIX): one copy more
+            data = os.pread(self._fd, len(memoryview(buffer).cast("B")), self._position)
+            count = len(data)
+            memoryview(buffer).cast("B")[:count] = data
         self._position += count
         return count
 

@@ -80,7 +80,10 @@ def test_a_spool_written_out_of_order_has_no_digest_and_the_right_bytes(tmp_path
     spool.discard()
 
 
-def test_positions_follow_a_file_s(tmp_path: Path) -> None:
+@pytest.mark.parametrize("reads", ["preadv", "pread"])
+def test_positions_follow_a_file_s(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reads: str) -> None:
+    if reads == "pread":  # the path of a platform without os.preadv
+        monkeypatch.setattr("kart_core.storage.local._PREADV", None)
     spool = _spool(tmp_path)
     spool.file.write(b"0123456789")
     assert spool.file.seek(-4, os.SEEK_END) == 6
