@@ -90,6 +90,7 @@ __all__ = [
     "LEASE_VARIABLE",
     "MARKER_SUFFIX",
     "Marker",
+    "Pulse",
     "Sightings",
     "age",
     "clear",
@@ -460,6 +461,50 @@ def foreign_seconds() -> float:
         ValueError: the variable is set but not a positive number.
     """
     return lease_seconds() if os.environ.get(LEASE_VARIABLE, "").strip() else FOREIGN_MARKER_SECONDS
+
+
+class Pulse:
+    """How the heartbeats of one run's markers fare (``kart_core.direct_write``'s and ``Transaction.commit``'s).
+
+    A run may commit only while each of its markers is its own and fresh: another host takes a marker that was
+    not rewritten for ``lease_seconds()`` for a dead writer's and takes the task over (undoes this run's files,
+    runs it itself). A beat rewrites it every third of the lease, so one failed beat (a network blip) is
+    survived, but a marker unwritten for two thirds of it (two beats in a row failed: a read-only folder, a
+    credential that expired, a bucket gone) is one beat away from such a takeover; and a marker that another
+    process removed or replaced is no longer this run's. Either way the first such failure is kept (``fail``)
+    and ``check`` raises it, before the commit and before each of its moves: the run fails instead of
+    committing over another writer.
+    """
+
+    def __init__(self) -> None:
+        self._written: dict[str, float] = {}
+        self.failure: Exception | None = None
+        self.committing = False  # the commit puts and removes the markers itself: a marker gone is its own doing
+
+    def wrote(self, path: str) -> None:
+        """This process has just written (or rewritten) its marker at ``path``."""
+        self._written[path] = time.monotonic()
+
+    def overdue(self, path: str) -> bool:
+        """After a failed beat: whether the marker at ``path`` has gone unwritten for two thirds of the lease."""
+        return time.monotonic() - self._written.get(path, time.monotonic()) >= 2 * lease_seconds() / 3
+
+    def fail(self, error: Exception) -> bool:
+        """Keep ``error`` as the run's failure unless one is kept already; returns whether it was kept."""
+        if self.failure is not None:
+            return False
+        self.failure = error
+        logger.warning("%s", error)
+        return True
+
+    def check(self) -> None:
+        """Raise the kept failure, if any.
+
+        Raises:
+            MarkerLostError, NoSpaceError: a marker of this run could not be kept its own and fresh.
+        """
+        if self.failure is not None:
+            raise self.failure
 
 
 def stale(marker: Marker, now: float | None = None, path: str = "", seen: Sightings | None = None) -> bool:

@@ -12,7 +12,8 @@ when its run committed, as a dump does:
   that commit. Then it resolves what a killed writer left there, notes what the path holds, writes a
   ``direct`` marker beside the task's manifest (``kart_core.commit_marker``: ``complete()`` is False
   while it is there; rewritten every third of ``commit_marker.lease_seconds()`` until the run has
-  committed or undone its writes, the commit included) and, in a rerun on local disk, moves the old output aside (one rename), so a failure can put
+  committed or undone its writes, the commit included; a marker left unwritten for two thirds of the lease,
+  or removed or replaced by another process, fails the run with ``MarkerLostError``: ``commit_marker.Pulse``) and, in a rerun on local disk, moves the old output aside (one rename), so a failure can put
   it back.
 - After ``run()`` returns, each output written in place gets its integrity record entry (size and
   content hash) at the commit, like a dump; a later change is found as damage. With signing on, a
@@ -49,7 +50,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from kart_core import commit_marker, target_config, transaction
-from kart_core.errors import NoSpaceError, TaskLockException
+from kart_core.errors import MarkerLostError, NoSpaceError, TaskLockException
 from kart_core.integrity import DEFAULT_ALGORITHM, digest_stream
 from kart_core.lock import canonical_location
 from kart_core.manifest import Entry, OutputRecord
@@ -158,7 +159,9 @@ class DirectWrites:
         self._marker_lock = running.marker_guard
         self._beating: threading.Event | None = None
         self._beat: threading.Thread | None = None
-        self._beat_failure: NoSpaceError | None = None  # a beat that found no room: the run fails (``record_in_place``)
+        # How the beats fare (``commit_marker.Pulse``, the transaction's: its commit checks it too).
+        self._pulse = running.pulse
+        self._taken: set[str] = set()  # manifests whose marker another process replaced: its files are not undone
         # Path requests from several threads of the run (kart_core.transaction.join) take turns: one takes
         # the lock and writes the marker, the others find the path handed out.
         self._handing = threading.RLock()
@@ -213,6 +216,7 @@ class DirectWrites:
                     commit_marker.put_direct(
                         storage_for(record.manifest), record, self._running.commit_id, self._moves(record), self._signer
                     )
+                self._pulse.wrote(commit_marker.marker_path(record))
             elif getattr(target, "record", None) is None:  # outside the workspace: no manifest to put a marker beside
                 self._mark_writing(path)
         if record is not None:
@@ -324,21 +328,58 @@ class DirectWrites:
                 if stop.is_set():
                     return
                 for record in list(self._marked.values()):
-                    try:
-                        commit_marker.refresh(
-                            storage_for(record.manifest),
-                            record,
-                            self._running.commit_id,
-                            self._moves(record),
-                            self._signer,
-                        )
-                    except Exception as exc:  # noqa: BLE001 - tried again at the next beat; a reader then waits longer
-                        if NoSpaceError.caused_by(exc):  # said once; the run fails (check_heartbeat)
-                            if self._beat_failure is None:
-                                self._beat_failure = self._no_room_to_beat(record, exc)
-                                logger.warning("%s", self._beat_failure)
-                            continue
-                        logger.warning("%s: could not refresh its marker", self._label, exc_info=True)
+                    if record.manifest not in self._taken:
+                        self._beat_once(record)
+
+    def _beat_once(self, record: OutputRecord) -> None:
+        """Rewrite ``record``'s marker; keep a failure in the pulse when it cannot stay this run's and fresh.
+
+        A full disk fails the run at once. Another error (a read-only folder, an object store that refuses) is
+        tried again at the next beat, and fails the run once the marker has gone unwritten for two thirds of
+        the lease (``Pulse.overdue``). A marker that another process removed is put back (so the task stays
+        incomplete until this run's undo) and fails the run; one it replaced is its own now: the run fails and
+        leaves that process's marker and the files at those paths alone (``undo``).
+        """
+        storage = storage_for(record.manifest)
+        path = commit_marker.marker_path(record)
+        commit, moves = self._running.commit_id, self._moves(record)
+        try:
+            if commit_marker.refresh(storage, record, commit, moves, self._signer):
+                self._pulse.wrote(path)
+                return
+            if self._pulse.committing:  # the commit removed it (``Transaction.commit``): nothing left to keep fresh
+                return
+            current = self._read(storage, record)
+            if current is None:
+                commit_marker.put_direct(storage, record, commit, moves, self._signer)
+                self._pulse.wrote(path)
+                self._pulse.fail(self._lost(path, "another process removed it"))
+            else:
+                self._taken.add(record.manifest)
+                who = f"process {current.pid} on {current.host or 'an unknown host'}"
+                self._pulse.fail(self._lost(path, f"{who} replaced it with its own (it takes the task over)"))
+        except Exception as exc:  # noqa: BLE001 - kept in the pulse; the run fails at check_heartbeat or its commit
+            if NoSpaceError.caused_by(exc):  # said once; the run fails (check_heartbeat)
+                self._pulse.fail(self._no_room_to_beat(record, exc))
+            elif not self._pulse.overdue(path):
+                logger.warning("%s: could not refresh its marker (tried again at the next beat)", self._label)
+            else:
+                error = self._lost(
+                    path, f"rewriting it failed for two thirds of the lease ({type(exc).__name__}: {exc})"
+                )
+                error.__cause__ = exc
+                self._pulse.fail(error)
+
+    def _lost(self, path: str, why: str) -> MarkerLostError:
+        """The error of a run that could not keep its by-path writer's marker at ``path`` its own (``why``)."""
+        return MarkerLostError(
+            f"{self._label} could not keep the marker that shows its run is still writing its outputs by path: "
+            f"{path!r}: {why}. A run on another host takes such a marker for a dead writer's and writes the task "
+            "itself, so this run fails instead of committing over it: what it wrote at its outputs' paths is "
+            "removed (unless another process took the marker over: then its files are left to it). Check that "
+            "nothing else removes or rewrites files under log/manifest/, that the folder is writable (or the "
+            "object store reachable), then build again."
+        )
 
     def _no_room_to_beat(self, record: OutputRecord, exc: BaseException) -> NoSpaceError:
         """The error a run fails with when its heartbeat found no room to rewrite ``record``'s marker."""
@@ -354,13 +395,21 @@ class DirectWrites:
         return error
 
     def check_heartbeat(self) -> None:
-        """Raise the ``NoSpaceError`` of a heartbeat that found no room to rewrite a marker (since the first path).
+        """Beat once now (each marker read and rewritten), then raise the failure of any beat since the first path.
+
+        Called after the outputs were hashed and as the commit begins (``Transaction.commit``): a marker removed
+        or replaced since the last beat is found here, not a third of the lease later, after the commit.
 
         Raises:
             NoSpaceError: a beat failed for a full disk or quota; names the task and the marker.
+            MarkerLostError: the marker went unwritten for two thirds of the lease, or another process removed
+                or replaced it.
         """
-        if self._beat_failure is not None:
-            raise self._beat_failure
+        with self._marker_lock:
+            for record in list(self._marked.values()):
+                if record.manifest not in self._taken:
+                    self._beat_once(record)
+        self._pulse.check()
 
     def _own(self, record: OutputRecord) -> set[str]:
         """The keys of the task's outputs recorded in ``record``'s manifest: all a marker beside it may name."""
@@ -465,8 +514,9 @@ class DirectWrites:
         Raises:
             NoSpaceError: the heartbeat found no room to rewrite a marker since the first path was handed
                 out (``check_heartbeat``; checked before and after the hashing): the run fails and is undone.
+            MarkerLostError: a marker could not be kept this run's and fresh (``check_heartbeat``).
         """
-        self.check_heartbeat()
+        self._pulse.check()
         self._record_in_place(targets)
         self.check_heartbeat()
 
@@ -556,13 +606,15 @@ class DirectWrites:
         """
         moves: list[tuple[str, str | None]] = []
         for path, handed in self.handed.items():
+            if self._taken_over(path):
+                continue
             # A rerun on object storage that asked for the path may have rewritten the old output with
             # bytes of the same size in the same second under an unchanged tag (a multipart upload
             # tags by parts): it is removed whatever the stamp says, so the task runs again.
             rewritten = self._replace and "://" in path and not path.startswith("file://")
             if handed.backup is not None or rewritten or _version_at(handed.target) != handed.before:
                 moves.append((path, handed.backup))
-        moves.extend((path, None) for path in changed if path not in self.handed)
+        moves.extend((path, None) for path in changed if path not in self.handed and not self._taken_over(path))
         self._stop_heartbeat()
         try:
             commit_marker.undo_direct(moves, self._label, why)
@@ -572,6 +624,11 @@ class DirectWrites:
             return  # the marker keeps the task incomplete; a later check on this host undoes it again
         self._clear_markers()
         self.release()
+
+    def _taken_over(self, path: str) -> bool:
+        """Whether another process replaced the marker of the output at ``path``: the file is its to settle."""
+        record = self._record(self._outputs[path]) if path in self._outputs else None
+        return record is not None and record.manifest in self._taken
 
     def finish(self) -> None:
         """After the commit: delete the old outputs moved aside and remove the markers.
@@ -627,7 +684,8 @@ class DirectWrites:
 
     def _clear_markers(self) -> None:
         for record in self._marked.values():
-            commit_marker.clear(storage_for(record.manifest), record)
+            if record.manifest not in self._taken:
+                commit_marker.clear(storage_for(record.manifest), record)
         self._marked.clear()
         for marker in self._writing:
             storage_for(marker).remove(marker)

@@ -69,6 +69,7 @@ __all__ = [
     "WorkerDiedError",
     "UnsendableTaskError",
     "LockUnavailableError",
+    "MarkerLostError",
 ]
 
 
@@ -464,6 +465,15 @@ class UnsendableTaskError(KartError):
         self.type_name = type_name
         self.original_message = original_message
         self.remote_traceback = remote_traceback
+
+
+class MarkerLostError(KartError):
+    """A run could not keep its marker its own: the heartbeat that rewrites it (a by-path writer's, or a commit's in
+    progress) failed for two beats in a row, or another process removed or replaced it (``kart_core.commit_marker.Pulse``).
+
+    A marker left to age is taken for a dead writer's by a run on another host, which then undoes this run's files
+    and writes the task itself: the run fails instead of committing over it. Names the task, the marker and the cause.
+    """
 
 
 class LockUnavailableError(KartError, ConnectionError):

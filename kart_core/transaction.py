@@ -60,7 +60,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from kart_core import commit_marker
-from kart_core.errors import NoSpaceError, RunWriteError
+from kart_core.errors import MarkerLostError, NoSpaceError, RunWriteError
 from kart_core.lock import hold_lock
 from kart_core.manifest import (
     Entry,
@@ -177,6 +177,8 @@ class Transaction:
     # Held while a marker beside a manifest is written or removed: the commit's own and a direct writer's
     # heartbeat (which rewrites the commit's marker while the commit runs, never after it removed it).
     marker_guard: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    # How the heartbeats of this run's markers fare (by-path writes and the commit): checked before each move.
+    pulse: commit_marker.Pulse = dataclasses.field(default_factory=commit_marker.Pulse)
     # The manifests (full paths) whose task's committed run logs this run staged sealed as its commit: the
     # commit names the run there as the one whose logs are current (``Manifest.logs``, kart_core.log_binding).
     logged: set[str] = dataclasses.field(default_factory=set)
@@ -271,6 +273,11 @@ class Transaction:
         A run whose commit another writer's commit beat (``superseded``) commits nothing: its staged
         outputs and run logs are deleted, and the other run's stay.
         """
+        # A marker of the run's by-path writes that could not be kept its own: nothing moves.
+        if self.direct is not None:
+            self.direct.check_heartbeat()
+        self.pulse.check()
+        self.pulse.committing = True
         by_manifest: dict[str, list[Staged]] = {}
         for staged in self.staged.values():
             if staged.record is not None:
@@ -301,6 +308,7 @@ class Transaction:
                 storage = storage_for(record.manifest)
                 with self._room(commit_marker.marker_path(record)), self.marker_guard:
                     commit_marker.put(storage, record, self.commit_id, self.signer)
+                    self.pulse.wrote(commit_marker.marker_path(record))
                 items = by_manifest[record.manifest]
                 outputs = dict(current.outputs) if current is not None else {}
                 outputs.update(_entries(items))
@@ -328,11 +336,14 @@ class Transaction:
             for items in by_manifest.values():
                 for staged in items:
                     if not staged.in_place:
+                        # A marker left to age may be taken over by another host: stop, the marker stays.
+                        self.pulse.check()
                         staged.storage.commit(staged.location, staged.path)
             # Run logs and other unrecorded files: with the outputs, by the run whose outputs are kept.
             for staged in self.staged.values():
                 if staged.record is None:
                     staged.storage.commit(staged.location, staged.path)
+            self.pulse.check()
             for (record, _), final in zip(replacing, finals, strict=True):
                 storage = storage_for(record.manifest)
                 data, run = self._encoded(final, record.manifest_name)
@@ -383,12 +394,17 @@ class Transaction:
                 if stop.is_set():
                     return
                 for record in records:
+                    path = commit_marker.marker_path(record)
                     try:
-                        commit_marker.refresh(
+                        if commit_marker.refresh(
                             storage_for(record.manifest), record, self.commit_id, (), self.signer, kind="commit"
-                        )
-                    except Exception:  # noqa: BLE001 - tried again at the next beat; a reader then waits less long
-                        logger.warning("%s: could not refresh its commit marker", self.label, exc_info=True)
+                        ):
+                            self.pulse.wrote(path)
+                    except Exception as exc:  # noqa: BLE001 - one missed beat is survived; two fail the commit
+                        if not self.pulse.overdue(path):
+                            logger.warning("%s: could not refresh its commit marker", self.label, exc_info=True)
+                        else:
+                            self.pulse.fail(_lost(self.label, path, exc))
 
     def _settle(self, items: list[Staged], held: contextlib.ExitStack) -> tuple[object, Manifest | None]:
         """Decide how ``items`` (one manifest's outputs) are committed: created, replacing, or superseded.
@@ -815,6 +831,19 @@ def _record_of(items: list[Staged]) -> OutputRecord:
 
 def _entries(items: list[Staged]) -> dict[str, Entry]:
     return {staged.record.key: staged.entry for staged in items if staged.record is not None}
+
+
+def _lost(label: str, path: str, exc: BaseException) -> MarkerLostError:
+    """The error of a commit whose marker at ``path`` its heartbeat could not rewrite for two beats in a row."""
+    error = MarkerLostError(
+        f"{label}: could not refresh the marker of its commit in progress for two thirds of the lease "
+        f"({commit_marker.lease_seconds():g} s): writing {path!r} failed ({type(exc).__name__}: {exc}). A run on "
+        "another host would soon take the commit for a killed one and run the task over it, so the commit stops "
+        "before its next move; the marker and the pending manifest keep the task incomplete, and its next build "
+        "runs it again. Make the marker's folder writable (or the object store reachable), then build again."
+    )
+    error.__cause__ = exc
+    return error
 
 
 def _remove_quietly(storage: Storage, location: str) -> None:
