@@ -1,7 +1,8 @@
 """The demo pipeline as an Airflow DAG: LoadData -> MakeFeatures -> Train -> Evaluate, for two models.
 
-Airflow parses this file (it mentions both "airflow" and "dag"); every worker re-parses it and
-rebuilds its kart task from the stored import path and parameters. Outputs go to kart's
+Airflow parses this file (it mentions both "airflow" and "dag"); every worker re-parses it, up to
+its one task, and runs the kart task that parse made once its unique id and code fingerprint match
+what the dag-processor recorded (docs/airflow.md, "Code skew"). Outputs go to kart's
 workspace (``[TaskOnKart] workspace_directory`` in the luigi config, default ``./resources/``),
 the same cache ``kart_core.build`` uses.
 """
