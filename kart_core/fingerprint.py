@@ -999,7 +999,13 @@ class _Visit:
             over = _MAX_NODES if scope.object_start is None else _MAX_OBJECT_NODES
             raise _TooLarge(f"more than {over:,} objects")
         if isinstance(value, _SCALARS):
+            if type(value) is str and value.startswith("__mp_main__"):
+                value = _parent_logger_name(value)  # ``HERE = __name__`` in a spawned child's script
             return [type(value).__name__, repr(value)]
+        if isinstance(value, logging.Logger):
+            # By its name only: its level and handlers are logging's set-up, not code; and a script's
+            # ``logging.getLogger(__name__)`` is "__mp_main__" in a spawned child, "__main__" in the parent.
+            return ["logger", _parent_logger_name(value.name)]
         if isinstance(value, enum.Enum) and not _plain(value._value_):
             # its repr shows its value's: a set's in hash order, an object's address
             return [type(value).__qualname__, "enum", value._name_, self.value(value._value_)]
@@ -1196,6 +1202,13 @@ def _parameter_state(parameter: Any) -> dict[str, Any]:
             ordered = "Choices: {" + ", ".join(sorted(str(choice) for choice in choices)) + "}"
             state["description"] = description[: -len(as_built)] + ordered
     return state
+
+
+def _parent_logger_name(name: str) -> str:
+    """A dotted name (a logger's, a module's ``__name__``) as the parent process has it: ``__mp_main__``'s
+    first part read as ``__main__`` (``dotted.parent_module_name``)."""
+    head, dot, rest = name.partition(".")
+    return parent_module_name(head) + dot + rest
 
 
 def _is_code(obj: Any) -> bool:

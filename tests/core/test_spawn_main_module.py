@@ -199,14 +199,19 @@ def test_module_name_reads_a_spawned_child_s_script_module_as_main() -> None:
 
 
 _IDENTITY_IN_PARENT_AND_CHILD = """
-import concurrent.futures, json, multiprocessing, sys
+import concurrent.futures, json, logging, multiprocessing, sys
 import luigi
 import kart_core as kart
 from kart_core.fingerprint import code_fingerprint
 
 SCALE = 3
+logger = logging.getLogger(__name__)
+sub_logger = logging.getLogger(__name__ + ".steps")
+HERE = __name__
 
 def scaled(value):
+    logger.info("scaling %s in %s", value, HERE)
+    sub_logger.debug("scaled")
     return value * SCALE
 
 class Helper:
@@ -231,7 +236,8 @@ if __name__ == "__main__":
 
 def test_a_script_class_in_a_spawned_child_has_the_parent_s_node_key_and_code_fingerprint(tmp_path: Path) -> None:
     """The node key (build results, repairs) and the code fingerprint (Airflow's skew check, KartRunner's cache)
-    of a script class are the parent's in a spawned child: they used the raw ``__mp_main__`` there."""
+    of a script class are the parent's in a spawned child: they used the raw ``__mp_main__`` there. Also for
+    code using ``logging.getLogger(__name__)`` and a global holding ``__name__`` (at8 H4)."""
     found = json.loads(_result(_run_script(tmp_path, _IDENTITY_IN_PARENT_AND_CHILD)))
     parent, child = found["parent"], found["child"]
     assert [parent[0], child[0]] == ["__main__", "__mp_main__"]  # the child really ran the script as __mp_main__
