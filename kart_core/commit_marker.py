@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -92,6 +93,10 @@ __all__ = [
     "Marker",
     "Pulse",
     "Sightings",
+    "WRITING_SUFFIX",
+    "Writing",
+    "writing_marker",
+    "writing_pointer",
     "age",
     "clear",
     "clear_refused",
@@ -217,6 +222,63 @@ def writing_marker(path: str) -> str:
     """
     directory, separator, name = path.rpartition("/")
     return f"{directory}{separator}.{name}{WRITING_SUFFIX}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Writing:
+    """What a ``.kart-writing`` marker (``writing_marker``) and its pointer in the workspace (``writing_pointer``) say.
+
+    Attributes:
+        task: the task's label ``Class[8-hex id]``.
+        host: the writer's host name.
+        pid: the writer's process id.
+        time: when the marker was written (seconds since the epoch).
+        path: the output's full path (absolute, or a URL) as the writer saw it.
+        started: when the writer's process started (``process_start``); None when unknown (kart before 2026-12-01).
+    """
+
+    task: str
+    host: str
+    pid: int
+    time: float
+    path: str = ""
+    started: int | None = None
+
+    def to_bytes(self) -> bytes:
+        """The JSON form (written once, by the writer)."""
+        return json.dumps(dataclasses.asdict(self), sort_keys=True).encode("utf-8")
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Writing | None:
+        """Parse the JSON form; None when it is not one (half-written, or not kart's)."""
+        try:
+            document = json.loads(data.decode("utf-8"))
+            started = document.get("started")
+            return cls(
+                str(document["task"]),
+                str(document["host"]),
+                int(document["pid"]),
+                float(document["time"]),
+                str(document.get("path", "")),
+                None if started is None else int(started),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+    def alive(self) -> bool:
+        """Whether its writer may still run (``writer_alive``: always for another host)."""
+        return writer_alive(Marker("", self.host, self.pid, self.time, DIRECT, (), self.started))
+
+
+def writing_pointer(manifest: str, path: str) -> str:
+    """Where a run notes, in its workspace, the output outside it whose ``.kart-writing`` marker it put.
+
+    ``log/manifest/{Class}_{unique_id}.{12 hex of the path}.kart-writing`` beside the task's manifest (``manifest``:
+    its path), holding the marker's own content: ``kart verify`` walks the workspace only, and finds a killed
+    writer's marker outside it through this (``kart_core.inspect.writing``).
+    """
+    tag = hashlib.sha256(path.encode("utf-8")).hexdigest()[:12]
+    return f"{manifest.removesuffix(MANIFEST.extension)}.{tag}{WRITING_SUFFIX}"
 
 
 def marker_beside(manifest: str) -> str:

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
+import functools
 import logging
 import os
 import socket
@@ -58,6 +58,7 @@ from kart_core.signing import HEADER_SIZE, Signer
 from kart_core.storage import storage_for
 from kart_core.storage.base import no_space_note, temporary_name
 from kart_core.transaction import Staged, Transaction
+from kart_core.workspace import MANIFEST, log_task_path
 
 __all__ = ["DirectWrites", "RunLock", "Superseded", "version"]
 
@@ -217,8 +218,8 @@ class DirectWrites:
                         storage_for(record.manifest), record, self._running.commit_id, self._moves(record), self._signer
                     )
                 self._pulse.wrote(commit_marker.marker_path(record))
-            elif getattr(target, "record", None) is None:  # outside the workspace: no manifest to put a marker beside
-                self._mark_writing(path)
+            else:  # outside the workspace, or integrity records off: no manifest to put a marker beside
+                self._mark_writing(path, outside=getattr(target, "record", None) is None)
         if record is not None:
             self._start_heartbeat()
         if backup is not None:
@@ -278,10 +279,9 @@ class DirectWrites:
             target.exists() and not self._left_writing(path, target) for path, target in self._outputs.items()
         )
 
-    @staticmethod
-    def _left_writing(path: str, target: Any) -> bool:
+    def _left_writing(self, path: str, target: Any) -> bool:
         """Whether a record-less output has a by-path writer's marker beside it (this run has not written it yet)."""
-        if getattr(target, "record", None) is not None:
+        if self._record(target) is not None:
             return False
         marker = commit_marker.writing_marker(path)
         return storage_for(marker).exists(marker)
@@ -653,41 +653,58 @@ class DirectWrites:
     def _clear_left_writing_markers(self) -> None:
         """Remove a killed writer's marker beside a record-less output this run committed without its path (a dump)."""
         for path, target in self._outputs.items():
-            if path not in self.handed and getattr(target, "record", None) is None:
+            if path not in self.handed and self._record(target) is None:
                 marker = commit_marker.writing_marker(path)
                 storage = storage_for(marker)
                 if storage.exists(marker):
                     storage.remove(marker)
                     logger.info("%s: removed %r, left by a killed run that wrote %r by path", self._label, marker, path)
+                if getattr(target, "record", None) is None:
+                    pointer = self._pointer(path)
+                    storage_for(pointer).remove(pointer)
 
-    def _mark_writing(self, path: str) -> None:
+    def _mark_writing(self, path: str, outside: bool) -> None:
         """Put the marker beside the record-less output at ``path`` before its path is handed out.
 
         ``complete()`` counts the task incomplete while it is there (``commit_marker.writing_marker``): a
-        killed writer's partial file there is written again by the next run, whose commit removes the marker.
+        killed writer's partial file there is written again by the next run, whose commit removes the marker,
+        and ``kart verify`` reports it (``--delete`` removes it and the file). For an output ``outside`` the
+        task's workspace, which ``kart verify`` does not walk, the same content goes first to a pointer beside
+        the task's manifest (``commit_marker.writing_pointer``), removed after the marker.
 
         Raises:
             NoSpaceError: the marker did not fit; the path is not handed out and the run fails.
         """
         marker = commit_marker.writing_marker(path)
-        text = json.dumps({"task": self._label, "host": socket.gethostname(), "pid": os.getpid(), "time": time.time()})
-        with NoSpaceError.raised_as(
-            lambda exc: (
-                f"No space left to mark {self._label} as writing its output {path!r} by path: writing {marker!r} "
-                f"failed ({exc}{no_space_note(marker)}). The run fails: the path was not handed out. Free space on "
-                "that disk (or raise the quota), then build again."
-            )
-        ):
-            with storage_for(marker).atomic_write(marker) as file:
-                file.write(text.encode())
-        self._writing.append(marker)
+        full = path if "://" in path else os.path.abspath(path)
+        pid = os.getpid()
+        data = commit_marker.Writing(
+            self._label, socket.gethostname(), pid, time.time(), full, commit_marker.process_start(pid)
+        ).to_bytes()
+        for each in [self._pointer(path), marker] if outside else [marker]:
+            with NoSpaceError.raised_as(functools.partial(self._no_room_to_mark, path, each)):
+                with storage_for(each).atomic_write(each) as file:
+                    file.write(data)
+            self._writing.append(each)
+
+    def _no_room_to_mark(self, path: str, marker: str, exc: OSError) -> str:
+        return (
+            f"No space left to mark {self._label} as writing its output {path!r} by path: writing {marker!r} "
+            f"failed ({exc}{no_space_note(marker)}). The run fails: the path was not handed out. Free space on "
+            "that disk (or raise the quota), then build again."
+        )
+
+    def _pointer(self, path: str) -> str:
+        """The pointer, beside the task's manifest, to the marker of its output ``path`` outside the workspace."""
+        task = self._running.task  # typed object in the transaction; run_one gives it the running KartTask
+        return commit_marker.writing_pointer(log_task_path(task, MANIFEST), path)  # type: ignore[arg-type]
 
     def _clear_markers(self) -> None:
         for record in self._marked.values():
             if record.manifest not in self._taken:
                 commit_marker.clear(storage_for(record.manifest), record)
         self._marked.clear()
-        for marker in self._writing:
+        for marker in reversed(self._writing):  # each marker before its pointer
             storage_for(marker).remove(marker)
         self._writing.clear()
 

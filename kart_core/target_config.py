@@ -26,6 +26,7 @@ __all__ = [
     "current",
     "frozen",
     "read",
+    "records",
     "verifying",
 ]
 
@@ -113,6 +114,15 @@ def current() -> TargetConfig:
     """The settings of the enclosing ``frozen()`` scope, else read now."""
     scoped = _scoped.get()
     return scoped if scoped is not None else read()
+
+
+def records() -> bool:
+    """Whether integrity records are kept (``TargetConfig.record``): the enclosing scope's setting, else read now
+    (only that setting: ``complete()`` outside a build asks this, and the signing key need not be read for it)."""
+    scoped = _scoped.get()
+    if scoped is not None:
+        return scoped.record
+    return _flag(RECORD_ENVIRONMENT_VARIABLE, "integrity_record", default=True)
 
 
 @contextlib.contextmanager

@@ -29,6 +29,7 @@ from kart_core import log_binding, target_config
 from kart_core.commit_marker import (
     DIRECT,
     MARKER_SUFFIX,
+    WRITING_SUFFIX,
     Marker,
     confined_moves,
     marker_beside,
@@ -39,6 +40,7 @@ from kart_core.commit_marker import (
 )
 from kart_core.damage import local_mtime_ns, rewritten_note, unvouched_reason
 from kart_core.errors import DamagedOutputError, IntegrityError
+from kart_core.inspect import writing
 from kart_core.integrity import DEFAULT_ALGORITHM, available, digest_stream
 from kart_core.lineage import Lineage
 from kart_core.lock import canonical_location, hold_lock
@@ -124,7 +126,7 @@ class Problem:
     def direct_write(self) -> bool:
         """Whether this is a run writing outputs straight to their paths, killed or running (kind "commit"):
         ``remove_damaged`` undoes its writes (the old outputs moved aside go back), it deletes no kept output."""
-        return self.kind == "commit" and self.path.endswith(MARKER_SUFFIX)
+        return self.kind == "commit" and self.path.endswith((MARKER_SUFFIX, WRITING_SUFFIX))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,6 +208,10 @@ def verify_workspace(
     )
     storage = storage_for(manifest_folder)
     problems, in_flux = _direct_writes(workspace, files, storage, signer)
+    for writer in writing.find(workspace, files):  # by-path writers of outputs without a record (killed, or running)
+        problems.append(Problem("commit", writer.path, writer.task, writer.detail))
+        in_flux.update([writer.relative] if writer.relative else [])
+    in_flux.update(name for name in files if name.endswith(WRITING_SUFFIX))  # the markers: not outputs
     outputs = 0
     lineage = Lineage()
     for upstream in upstreams:
@@ -619,7 +625,9 @@ def remove_damaged(report: VerifyReport, *, unrecorded: bool = False, signer: Si
     marker; its process is gone from this host) is undone as the task's next ``complete()`` undoes it:
     each old output it moved aside goes back to its path, the files it wrote there are removed, then
     its marker (the paths returned are the marker and the removed files that no old output replaced);
-    one of a live process, or of another host, is left alone. A run log a load refuses (kind "runlog")
+    one of a live process, or of another host, is left alone. A killed by-path writer of an output without a
+    record (its ``.kart-writing`` marker, or the pointer to one outside the workspace) loses its file, marker and
+    pointer when the marker is kart's and names a file it may touch (``kart_core.inspect.writing.undo``). A run log a load refuses (kind "runlog")
     is deleted; the task's outputs stay. A damaged output (size, hash, signature) is deleted. An interrupted commit's manifest is deleted
     with every output it lists and its marker (the outputs may be from two runs). An unreadable manifest is deleted together
     with its task's outputs, found through the task's ``task_log`` run log (read as plain data,
@@ -638,6 +646,9 @@ def remove_damaged(report: VerifyReport, *, unrecorded: bool = False, signer: Si
     deleted: list[str] = []
     files: list[FileEntry] | None = None
     for problem in report.problems + (report.notices if unrecorded else ()):
+        if problem.direct_write and problem.path.endswith(WRITING_SUFFIX):
+            deleted += writing.undo(report.workspace, problem.path)
+            continue
         if problem.direct_write:
             deleted += _undo_direct_write(report.workspace, problem, signer)
             continue

@@ -1,0 +1,189 @@
+"""``kart verify`` for by-path writers' ``.kart-writing`` markers (``kart_core.direct_write``).
+
+An output without an integrity record (a bare ``make_target`` outside the workspace, or any output with
+``integrity_record`` off) that ``run()`` writes by path gets ``.{name}.kart-writing`` beside it until the run
+has committed; a killed writer leaves it, and its partial file (``complete()`` counts the task incomplete
+while the marker is there). Inside the workspace the walk finds the marker itself; for an output outside it,
+the run put a pointer beside the task's manifest (``commit_marker.writing_pointer``) with the marker's content.
+
+Markers are metadata anyone who can write their folder can plant (findings at1 F1/F2, at2 G8), so
+``undo`` removes a file only when all of these hold, checked again at the removal: the marker (and, outside
+the workspace, the pointer) is kart's JSON and both say the same; its writer is known dead (this host, its
+process gone or another process under its id); the file is the one the marker names (beside it, not a
+symlink, a regular file: a folder is left for the user); inside the workspace no folder on the way is a
+symlink out of it; outside it, on local disk, the marker and the file have one owner (the writer made both:
+a marker planted in a shared folder such as /tmp does not get another user's file deleted).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import stat
+from collections.abc import Iterable
+
+from kart_core.commit_marker import WRITING_SUFFIX, Writing, writing_marker
+from kart_core.storage import storage_for
+from kart_core.workspace import LOG_DIRECTORY, MANIFEST, join_url
+
+__all__ = ["Found", "find", "undo"]
+
+_POINTERS = f"{LOG_DIRECTORY}/{MANIFEST.name}/"
+_MAX_BYTES = 65536  # a marker is a few hundred bytes: anything larger is not kart's
+
+
+@dataclasses.dataclass(frozen=True)
+class Found:
+    """One killed, running or refused by-path writer's marker.
+
+    Attributes:
+        path: where ``kart verify`` found it, in the workspace: the marker, or the pointer to one outside.
+        output: the file the marker names (full path or URL).
+        marker: the marker's full path (beside ``output``).
+        task: the task's label as the marker says (the pointer's or marker's file name when unreadable).
+        detail: one line: what happened and what to do.
+        removes: what ``kart verify --delete`` removes (a killed writer's file, marker and pointer; a pointer
+            whose marker is gone; nothing for a live writer's or a refused marker).
+        relative: ``output`` relative to the workspace ("" outside it): not checked against a manifest.
+    """
+
+    path: str
+    output: str
+    marker: str
+    task: str
+    detail: str
+    removes: tuple[str, ...]
+    relative: str = ""
+
+
+def find(workspace: str, names: Iterable[str]) -> list[Found]:
+    """The by-path writers' markers in ``workspace`` (``names``: its walk, workspace-relative), and the pointers
+    to those outside it."""
+    found: list[Found] = []
+    for name in sorted(names):
+        if not name.endswith(WRITING_SUFFIX):
+            continue
+        path = join_url(workspace, name)
+        if name.startswith(_POINTERS):
+            pointed = _read(path)
+            output = pointed.path if pointed is not None else ""
+            marker = writing_marker(output) if output else ""
+            found.append(Found(path, output, marker, *_judge(workspace, path, output, marker, pointed)))
+            continue
+        folder, _, base = name.rpartition("/")
+        if not base.startswith("."):
+            continue
+        relative = f"{folder}/{base[1:].removesuffix(WRITING_SUFFIX)}".lstrip("/")
+        output = join_url(workspace, relative)
+        found.append(Found(path, output, path, *_judge(workspace, path, output, path, None), relative=relative))
+    return found
+
+
+def _judge(
+    workspace: str, path: str, output: str, marker: str, pointed: Writing | None
+) -> tuple[str, str, tuple[str, ...]]:
+    """(task label, detail, what ``undo`` removes) for the marker at ``marker`` naming ``output`` (found at ``path``)."""
+    read = _read(marker) if marker else None
+    label = (read or pointed or Writing(os.path.basename(path), "", 0, 0.0)).task
+    if pointed is not None and read is None and not _exists(marker):
+        return (
+            label,
+            (
+                f"a pointer to the marker of {output!r}, which is gone: left by a run killed after it removed the "
+                "marker. `kart verify --delete` removes the pointer (nothing else)"
+            ),
+            (path,),
+        )
+    refused = _refusal(workspace, path, output, marker, pointed, read)
+    if refused:
+        return (
+            label,
+            (
+                f"a by-path writer's marker that kart does not act on: {refused}. Nothing is removed (nor by "
+                "`kart verify --delete`); remove it by hand once you know what it is"
+            ),
+            (),
+        )
+    assert read is not None  # no refusal: the marker was read
+    who = f"process {read.pid} on {read.host}"
+    if read.alive():
+        return (
+            label,
+            (
+                f"a run writing {output!r} by path ({who}) is still running, or was killed on another host: the file may "
+                "be partial, and the task counts as incomplete until a run of it commits; if that process is gone, build "
+                "the task again"
+            ),
+            (),
+        )
+    return (
+        label,
+        (
+            f"a run that wrote {output!r} by path ({who}) was killed: the file may be partial. The task counts as "
+            "incomplete; its next build writes the file again and removes the marker, or `kart verify --delete` "
+            "removes the file and the marker now"
+        ),
+        tuple(dict.fromkeys((output, marker, path))),
+    )
+
+
+def _refusal(workspace: str, path: str, output: str, marker: str, pointed: Writing | None, read: Writing | None) -> str:
+    """Why kart must not act on this marker ("" when it may)."""
+    if pointed is None and path != marker:
+        return f"the pointer {path!r} is not kart's"
+    if read is None:
+        return f"{marker!r} is not a marker of kart's"
+    if pointed is not None and pointed != read:
+        return f"the marker {marker!r} does not say what the pointer {path!r} says"
+    if "://" in output:
+        return ""
+    if os.path.islink(marker) or os.path.islink(output):
+        return f"{output!r} or its marker is a symbolic link"
+    if pointed is None and not _inside(workspace, os.path.dirname(output)):
+        return f"the folder of {output!r} leads out of the workspace through a symbolic link"
+    try:
+        marker_owner, file = os.lstat(marker).st_uid, os.lstat(output)
+    except FileNotFoundError:
+        return ""  # no file: only the marker goes
+    if not stat.S_ISREG(file.st_mode):
+        return f"{output!r} is not a regular file (a folder is left to you)"
+    if pointed is not None and file.st_uid != marker_owner:
+        return f"{output!r} and its marker have different owners (the marker was not written by the file's writer)"
+    return ""
+
+
+def _exists(path: str) -> bool:
+    return os.path.lexists(path) if "://" not in path else storage_for(path).exists(path)
+
+
+def _inside(workspace: str, folder: str) -> bool:
+    root = os.path.realpath(workspace)
+    return os.path.commonpath([root, os.path.realpath(folder)]) == root
+
+
+def _read(path: str) -> Writing | None:
+    """The marker or pointer at ``path``; None when it is missing, too large or not kart's JSON."""
+    if "://" not in path and (os.path.islink(path) or not os.path.isfile(path)):
+        return None
+    try:
+        with storage_for(path).open_read(path) as file:
+            data = file.read(_MAX_BYTES + 1)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
+    return Writing.from_bytes(data) if len(data) <= _MAX_BYTES else None
+
+
+def undo(workspace: str, path: str) -> list[str]:
+    """Remove a killed writer's file and marker (and the pointer) found at ``path``, judging them again first.
+
+    Returns the removed paths; [] when the marker is refused or its writer may still run (nothing removed).
+    """
+    relative = path[len(workspace.rstrip("/")) :].lstrip("/").replace(os.sep, "/")
+    found = next(iter(find(workspace, [relative])), None)
+    removed = []
+    for each in found.removes if found is not None else ():
+        storage = storage_for(each)
+        if storage.exists(each):
+            storage.remove(each)
+            removed.append(each)
+    return list(dict.fromkeys(removed))

@@ -1,0 +1,149 @@
+"""A killed by-path writer of an output without an integrity record: incomplete, reported by ``kart verify``,
+undone by ``kart verify --delete`` (kart_core.inspect.writing), and only kart's own markers' files removed.
+
+Two kinds of output have no manifest to put the ``.committing`` marker beside: a bare ``make_target`` outside
+the workspace (G5), and, with ``integrity_record`` off, every output. Before: with records off a run killed while
+writing an output by path left a partial file that counted as complete (no marker at all), and ``kart verify``
+never looked at ``.kart-writing`` markers (so a killed writer outside the workspace left its partial file and
+marker until the next build). Real kills: a process worker that SIGKILLs itself, or a build process killed;
+local disk and moto's S3.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+from pathlib import Path
+from typing import Any
+
+import luigi
+import pytest
+from test_direct_write_outside import _killed_build, _read, writing_marker
+from test_direct_write_outside import tasks as tasks  # noqa: F401 - a fixture
+
+import kart_core
+from kart_core.inspect.verify import remove_damaged, verify_workspace
+from kart_core.storage import storage_for
+from kart_core.target_config import RECORD_ENVIRONMENT_VARIABLE
+
+
+class Partial(kart_core.TaskOnKart[Any]):
+    """Writes its output by path: half of it, then (``die``) kills its own process, else the rest."""
+
+    die = luigi.BoolParameter(default=False, significant=False)
+
+    def output(self) -> Any:
+        return self.make_target("partial/out.txt")
+
+    def run(self) -> None:
+        path = self.output().path()
+        storage = storage_for(path)
+        if "://" not in path:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        with storage.file_system.open(path, "w") if "://" in path else open(path, "w") as file:  # type: ignore[attr-defined]
+            file.write("half")
+        if self.die:
+            os.kill(os.getpid(), signal.SIGKILL)
+        with storage.file_system.open(path, "w") if "://" in path else open(path, "w") as file:  # type: ignore[attr-defined]
+            file.write("whole")
+
+
+@pytest.fixture(params=["local", "s3"])
+def where(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "local":
+        return str(tmp_path / "ws")
+    return f"s3://{request.getfixturevalue('s3_bucket')}/ws"
+
+
+def _exists(path: str) -> bool:
+    storage = storage_for(path)
+    file_system = getattr(storage, "file_system", None)
+    if file_system is not None:
+        file_system.invalidate_cache()
+    return storage.exists(path)
+
+
+def test_a_killed_process_worker_with_records_off_leaves_its_task_incomplete_and_verify_undoes_it(
+    where: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(RECORD_ENVIRONMENT_VARIABLE, "false")
+    task = Partial(die=True, workspace_directory=where)
+    with pytest.raises(kart_core.GokartBuildError, match="WorkerDiedError"):
+        kart_core.build(task, workers=2, executor="process", log_level=40)
+    path = task.output().path()
+    marker = writing_marker(path)
+    assert _read(path) == b"half"
+    assert not task.complete()  # before: True, the half file served as the output
+    report = verify_workspace(where)
+    [problem] = [p for p in report.problems if p.path == marker]
+    assert problem.kind == "commit" and problem.task == task.kart_label()
+    assert f"a run that wrote {path!r} by path (process " in problem.detail and "was killed" in problem.detail
+    assert "`kart verify --delete` removes the file and the marker now" in problem.detail
+    assert not report.notices  # the partial file is reported with its marker, not as an unrecorded output
+    assert sorted(remove_damaged(report)) == sorted([path, marker])
+    assert not _exists(path) and not _exists(marker)
+    assert verify_workspace(where).problems == ()
+    assert kart_core.build(Partial(workspace_directory=where)) == ["whole"]
+
+
+def test_verify_reports_and_deletes_a_killed_writer_s_file_outside_the_workspace(
+    tasks: Any, tmp_path: Path, where: str
+) -> None:
+    exports = str(tmp_path / "exports") if "://" not in where else where.rsplit("/", 1)[0] + "/exports"
+    workspace = str(tmp_path / "ws")
+    path, marker = f"{exports}/export.csv", writing_marker(f"{exports}/export.csv")
+    _killed_build(tmp_path, "Export", exports, workspace)
+    task = tasks.Export(where=exports, workspace_directory=workspace)
+    report = verify_workspace(workspace)
+    [problem] = report.problems
+    assert problem.kind == "commit" and problem.task == task.kart_label()
+    assert problem.path.startswith(f"{workspace}/log/manifest/Export_{task.make_unique_id()}.")
+    assert problem.path.endswith(".kart-writing")  # the pointer the run left in its workspace
+    assert f"a run that wrote {path!r} by path" in problem.detail and "was killed" in problem.detail
+    assert sorted(remove_damaged(report)) == sorted([path, marker, problem.path])
+    assert not _exists(path) and not _exists(marker) and not _exists(problem.path)
+    assert verify_workspace(workspace).problems == ()
+    kart_core.build(task)
+    assert _read(path) == b"a,b\n1,2\n"
+
+
+def _plant(marker: str, pid: int = 999999, **fields: Any) -> bytes:
+    data = json.dumps({"task": "Export[deadbeef]", "host": socket.gethostname(), "pid": pid, "time": 0.0, **fields})
+    Path(marker).write_text(data)
+    return data.encode()
+
+
+def test_verify_delete_removes_nothing_a_planted_marker_names_outside_the_workspace(tmp_path: Path) -> None:
+    from kart_core.inspect import writing  # new with this test
+
+    workspace, victim = tmp_path / "ws", tmp_path / "victim"
+    (workspace / "log" / "manifest").mkdir(parents=True)
+    victim.mkdir()
+    (victim / "keep.txt").write_text("precious")
+    (victim / "other.txt").write_text("precious")
+    # Through a symlinked folder inside the workspace (G8's way out).
+    (workspace / "evil").symlink_to(victim)
+    _plant(str(victim / ".keep.txt.kart-writing"))
+    # A pointer and a marker of the same content beside another user's file in a shared folder.
+    os.chown(victim / "other.txt", 12345, 12345)
+    data = _plant(str(victim / ".other.txt.kart-writing"), path=str(victim / "other.txt"))
+    (workspace / "log" / "manifest" / "Export_0123.abcdef012345.kart-writing").write_bytes(data)
+    # A marker that is not kart's, and a live writer's (this process) beside files in the workspace.
+    (workspace / "a.txt").write_text("a")
+    (workspace / ".a.txt.kart-writing").write_text("not json")
+    (workspace / "b.txt").write_text("b")
+    _plant(str(workspace / ".b.txt.kart-writing"), pid=os.getpid())
+    report = verify_workspace(str(workspace))
+    details = {p.path.removeprefix(str(workspace) + "/"): p.detail for p in report.problems}
+    # The walk does not enter linked folders; asked for that marker by name, kart refuses it all the same.
+    [through] = writing.find(str(workspace), ["evil/.keep.txt.kart-writing"])
+    assert "leads out of the workspace through a symbolic link" in through.detail and through.removes == ()
+    assert writing.undo(str(workspace), through.path) == []
+    assert "different owners" in details["log/manifest/Export_0123.abcdef012345.kart-writing"]
+    assert "is not a marker of kart's" in details[".a.txt.kart-writing"]
+    assert "is still running" in details[".b.txt.kart-writing"]
+    assert remove_damaged(report) == []
+    assert (victim / "keep.txt").read_text() == (victim / "other.txt").read_text() == "precious"
+    assert (workspace / "a.txt").exists() and (workspace / "b.txt").exists()
