@@ -126,7 +126,13 @@ class Problem:
     def direct_write(self) -> bool:
         """Whether this is a run writing outputs straight to their paths, killed or running (kind "commit"):
         ``remove_damaged`` undoes its writes (the old outputs moved aside go back), it deletes no kept output."""
-        return self.kind == "commit" and self.path.endswith((MARKER_SUFFIX, WRITING_SUFFIX))
+        return self.kind == "commit" and self.path.endswith(MARKER_SUFFIX)
+
+    @property
+    def by_path_writer(self) -> bool:
+        """Whether this is a by-path writer of an output without a record, killed or running (kind "commit", at its
+        ``.kart-writing`` marker or the pointer to one): ``remove_damaged`` removes a killed one's file and marker."""
+        return self.kind == "commit" and self.path.endswith(WRITING_SUFFIX)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -646,7 +652,7 @@ def remove_damaged(report: VerifyReport, *, unrecorded: bool = False, signer: Si
     deleted: list[str] = []
     files: list[FileEntry] | None = None
     for problem in report.problems + (report.notices if unrecorded else ()):
-        if problem.direct_write and problem.path.endswith(WRITING_SUFFIX):
+        if problem.by_path_writer:
             deleted += writing.undo(report.workspace, problem.path)
             continue
         if problem.direct_write:

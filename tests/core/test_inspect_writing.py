@@ -20,10 +20,12 @@ from typing import Any
 
 import luigi
 import pytest
+from click.testing import CliRunner
 from test_direct_write_outside import _killed_build, _read, writing_marker
 from test_direct_write_outside import tasks as tasks  # noqa: F401 - a fixture
 
 import kart_core
+from kart_core.cli import cli
 from kart_core.inspect.verify import remove_damaged, verify_workspace
 from kart_core.storage import storage_for
 from kart_core.target_config import RECORD_ENVIRONMENT_VARIABLE
@@ -96,13 +98,16 @@ def test_verify_reports_and_deletes_a_killed_writer_s_file_outside_the_workspace
     path, marker = f"{exports}/export.csv", writing_marker(f"{exports}/export.csv")
     _killed_build(tmp_path, "Export", exports, workspace)
     task = tasks.Export(where=exports, workspace_directory=workspace)
+    shown = CliRunner().invoke(cli, ["verify", "-w", workspace])
+    assert shown.exit_code == 3 and f"commit  {task.kart_label()}" in shown.output
     report = verify_workspace(workspace)
     [problem] = report.problems
     assert problem.kind == "commit" and problem.task == task.kart_label()
     assert problem.path.startswith(f"{workspace}/log/manifest/Export_{task.make_unique_id()}.")
     assert problem.path.endswith(".kart-writing")  # the pointer the run left in its workspace
     assert f"a run that wrote {path!r} by path" in problem.detail and "was killed" in problem.detail
-    assert sorted(remove_damaged(report)) == sorted([path, marker, problem.path])
+    deleted = CliRunner().invoke(cli, ["verify", "-w", workspace, "--delete"])
+    assert f"{problem.path}: {problem.detail} (deleted)" in deleted.output  # not "(undone: the old outputs are back)"
     assert not _exists(path) and not _exists(marker) and not _exists(problem.path)
     assert verify_workspace(workspace).problems == ()
     kart_core.build(task)
