@@ -265,30 +265,47 @@ class Manifest:
             document = json.loads(data.decode("utf-8"))
         if not isinstance(document, dict) or document.get("format") != FORMAT:
             raise ValueError(f"not a {FORMAT} document")
-        outputs = {
-            str(key): Entry(
-                size=int(value["size"]),
-                digest=str(value["digest"]),
-                commit=None if value.get("commit") is None else str(value["commit"]),
-                sealed=bool(value.get("sealed", False)),
-                owner=None if value.get("owner") is None else str(value["owner"]),
+        outputs = {}
+        for key, value in dict(document["outputs"]).items():
+            commit, owner = value.get("commit"), value.get("owner")
+            outputs[str(key)] = _made(
+                Entry,
+                {
+                    "size": int(value["size"]),
+                    "digest": str(value["digest"]),
+                    "commit": None if commit is None else str(commit),
+                    "sealed": bool(value.get("sealed", False)),
+                    "owner": None if owner is None else str(owner),
+                },
             )
-            for key, value in dict(document["outputs"]).items()
-        }
         for key in outputs:
             _check_key(key)
         record = document.get("run")
         raw_inputs = document.get("inputs")
         inputs = tuple(Input.from_json(item) for item in raw_inputs) if isinstance(raw_inputs, list) else ()
-        return cls(
-            task=str(document.get("task", "")),
-            commit=str(document["commit"]),
-            outputs=outputs,
-            run=record if isinstance(record, dict) else None,
-            pending=bool(document.get("pending", False)),
-            inputs=inputs,
-            logs=None if document.get("logs") is None else str(document["logs"]),
+        logs = document.get("logs")
+        return _made(  # type: ignore[no-any-return]
+            cls,
+            {
+                "task": str(document.get("task", "")),
+                "commit": str(document["commit"]),
+                "outputs": outputs,
+                "run": record if isinstance(record, dict) else None,
+                "pending": bool(document.get("pending", False)),
+                "inputs": inputs,
+                "logs": None if logs is None else str(logs),
+            },
         )
+
+
+def _made(cls: type, fields: dict[str, Any]) -> Any:
+    """``cls(**fields)`` for a frozen dataclass without ``__post_init__`` given every field (``Entry``, ``Manifest``):
+    the same object, its attributes set in one call where the generated ``__init__`` makes one
+    ``object.__setattr__`` per field. A manifest is parsed per cached KartRunner node, and building its two
+    frozen objects cost a fifth of the parse."""
+    made: Any = object.__new__(cls)
+    made.__dict__.update(fields)
+    return made
 
 
 def _check_key(key: str) -> None:
@@ -305,6 +322,9 @@ _RUN_KEY = b',"run":'
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
 
 
+_SCAN = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # what json.loads scans with (its decoder made with the same defaults)
+
+
 def _without_run(data: bytes) -> dict[str, Any] | None:
     """The manifest document without its run record when that is its last key (``to_bytes``); else None.
 
@@ -319,9 +339,12 @@ def _without_run(data: bytes) -> dict[str, Any] | None:
     cut = data.find(_RUN_KEY)
     if cut < 0 or not data.endswith(b"}}"):
         return None
-    try:
-        head = json.loads(data[:cut].decode("utf-8") + "}")
-    except ValueError:  # a cut inside a nested object, or not JSON at all
+    text = data[:cut].decode("utf-8") + "}"
+    try:  # json.loads without its two white-space matches: kart writes none before or after the document
+        head, end = _SCAN(text, 0)
+    except (ValueError, StopIteration):  # a cut inside a nested object, or not JSON at all (or white space first)
+        return None
+    if end != len(text):
         return None
     if isinstance(head, dict) and "task" in head and "outputs" in head and "commit" in head:
         return head

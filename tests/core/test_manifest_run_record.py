@@ -14,7 +14,7 @@ import luigi
 import pytest
 
 import kart_core
-from kart_core.manifest import Manifest, read_unverified
+from kart_core.manifest import Entry, Input, Manifest, read_unverified
 from kart_core.storage import storage_for
 from kart_core.workspace import MANIFEST, log_task_path
 
@@ -73,3 +73,26 @@ def test_a_manifest_cut_short_never_reads_as_another_integrity_record(workspace:
         assert dataclasses.replace(quick, run=None) == expected
         read.append(end)
     assert read[-1] == len(data)  # the whole manifest reads
+
+
+def test_a_parsed_manifest_is_the_one_its_constructors_build_on_either_parse_path() -> None:
+    """from_bytes builds Entry and Manifest without their generated __init__ (one attribute update each): the
+    objects are equal, field for field, to the constructed ones, with every key a manifest can hold."""
+    entry = Entry(size=36, digest="xxh3_128:ab", commit="c" * 32, sealed=True, owner="pkg.module.Class")
+    legacy = Entry(size=2, digest="xxh3_128:cd", commit=None, sealed=False)  # kart before owners were recorded
+    upstream = Input(task="Up[1234abcd]", manifest="log/manifest/Up_x.json", key="up.pkl", commit="d" * 32, digest="e")
+    manifest = Manifest(
+        task="Down[5678abcd]",
+        commit="f" * 32,
+        outputs={"down/a.pkl": entry, "down/b.pkl": legacy},
+        run={"task_params": {"n": "3"}, "task_log": {"module_versions": "a==1"}},
+        pending=True,
+        inputs=(upstream,),
+        logs="0" * 32,
+    )
+    data = manifest.to_bytes()
+    whole, quick = Manifest.from_bytes(data), Manifest.from_bytes(data, run=False)
+    assert whole == manifest and vars(whole) == vars(manifest)
+    assert quick == dataclasses.replace(manifest, run=None) and quick.run is None
+    assert vars(whole.outputs["down/a.pkl"]) == vars(entry) and vars(quick.outputs["down/b.pkl"]) == vars(legacy)
+    assert Manifest.from_bytes(b" " + data, run=False) == manifest  # not as kart writes it: parsed whole
