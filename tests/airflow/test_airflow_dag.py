@@ -163,6 +163,10 @@ def test_a_class_operator_args_key_naming_no_task_class_is_refused(key: str, sug
     ) as raised:
         to_dag(Evaluate(model="ridge"), dag_id="args", class_operator_args={key: {"pool": "gpu"}})
     assert suggested in str(raised.value) and "The graph's classes:" in str(raised.value)
+    listed = str(raised.value).split("The graph's classes: ")[1]
+    assert "mlpipeline.tasks.Evaluate" in listed and not {"object", "TaskOnKart", "Task", "Generic"} & set(
+        listed.rstrip(".").split(", ")
+    )  # the graph's own classes, not their bases (NU)
 
 
 def test_a_class_operator_args_key_for_a_class_of_another_dag_is_accepted(

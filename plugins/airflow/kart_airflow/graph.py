@@ -416,6 +416,7 @@ class _ArgumentsByClass:
         Raises:
             SettingValueError: naming the key and the graph's closest class names.
         """
+        classes = list(classes)
         here: set[Any] = set()
         for cls in classes:
             for klass in cls.__mro__:
@@ -423,9 +424,8 @@ class _ArgumentsByClass:
         for key in self.by_class:
             if key in here or isinstance(key, type) or (isinstance(key, str) and _names_a_task_class(key)):
                 continue
-            names = sorted(
-                {name for name in here if isinstance(name, str) and not name.startswith(("luigi.", "kart_core."))}
-            )
+            # The graph's own classes (not their bases: object, Task, TaskOnKart) by name and import path.
+            names = sorted({name for cls in classes for name in (cls.__name__, f"{cls.__module__}.{cls.__qualname__}")})
             close = difflib.get_close_matches(str(key), names, n=3, cutoff=0.5)
             raise kart_core.errors.SettingValueError(
                 f"kart_airflow: class_operator_args key {key!r} names no task class (a misspelt name, or a class "
