@@ -6,6 +6,7 @@ import datetime
 import inspect
 import json
 import pickle
+from pathlib import Path
 
 import pytest
 from kart_kedro import KartReceipt, TaskOnKartDataset, TaskReceiptDataset
@@ -86,6 +87,19 @@ def test_a_list_of_tasks_is_a_list_of_mappings(workspace: str) -> None:
     assert dataset.load() == [1, 2, 10, 11]
 
 
+def test_a_receipt_from_another_workspace_names_both_places(workspace: str, tmp_path: Path) -> None:
+    # The pipeline's task wrote to ./resources while the entry reads data/kart: the same unique id (the
+    # workspace is not in it), so the receipt matched and the message only said "not complete" (NU).
+    elsewhere = Numbers(size=2, workspace_directory=str(tmp_path / "resources"))
+    kart_core.build(elsewhere, reset_register=False)
+    dataset = TaskOnKartDataset("kedro_test_tasks.Numbers", {"size": 2}, workspace)
+    with pytest.raises(
+        DatasetError, match=r"wrote the task's output to .*resources.* but this catalog entry reads"
+    ) as raised:
+        dataset.save(receipt_for(elsewhere, "ran"))
+    assert workspace in str(raised.value) and "one workspace_directory" in str(raised.value)
+
+
 def test_save_is_refused_with_the_reason(workspace: str) -> None:
     dataset = TaskOnKartDataset("kedro_test_tasks.Numbers", {"size": 2}, workspace)
     with pytest.raises(DatasetError, match=r"Numbers\[[0-9a-f]{8}\]\) is read-only: .*kedro_test_tasks.Numbers"):
@@ -95,7 +109,7 @@ def test_save_is_refused_with_the_reason(workspace: str) -> None:
 def test_save_accepts_only_the_receipt_of_its_own_completed_task(workspace: str) -> None:
     dataset = TaskOnKartDataset("kedro_test_tasks.Numbers", {"size": 2}, workspace)
     receipt = KartReceipt(node_key=kart_core.node_key(dataset.task), label="Numbers", status="ran")
-    with pytest.raises(DatasetError, match=r"Numbers\[[0-9a-f]{8}\]\) got a receipt but the task is not complete"):
+    with pytest.raises(DatasetError, match=r"Numbers\[[0-9a-f]{8}\]\) got a receipt but the task is not complete: "):
         dataset.save(receipt)  # not built yet
     dataset.load()
     dataset.save(receipt)

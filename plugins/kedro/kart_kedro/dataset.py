@@ -132,14 +132,29 @@ class TaskOnKartDataset(AbstractDataset[Any, Any]):
             if data.node_key == kart_core.node_key(self._task):
                 if self._task.complete():
                     return
-                raise DatasetError(
-                    f"TaskOnKartDataset({self._task.kart_label()}) got a receipt but the task is not complete."
-                )
+                raise DatasetError(self._not_here(data))
             raise DatasetError(self._mismatch(data))
         raise DatasetError(
             f"TaskOnKartDataset({self._task.kart_label()}) is read-only: its data is the output of the kart task "
             f"{self._task_path}, written only by the task's run() so that the cache stays keyed by the task's "
             "parameters. Change 'params' (or the task's code) to get other data, or save to another dataset."
+        )
+
+    def _not_here(self, receipt: KartReceipt) -> str:
+        """The pipeline's node built this very task, but this entry does not find its outputs: they went elsewhere
+        (another workspace_directory: the unique id does not cover it)."""
+        expected = [str(target.path()) for target in kart_core.utils.flatten(self._task.output())]
+        written = list(receipt.paths)
+        if written and written != expected:
+            return (
+                f"TaskOnKartDataset({self._task.kart_label()}): the pipeline's node wrote the task's output to "
+                f"{', '.join(written)}, but this catalog entry reads {', '.join(expected)}: they are in two "
+                "workspaces. Give the entry and the pipeline's tasks one workspace_directory (set it once in "
+                "luigi.cfg's [TaskOnKart] section, or pass the same value to both), see docs/kedro.md."
+            )
+        return (
+            f"TaskOnKartDataset({self._task.kart_label()}) got a receipt but the task is not complete: its outputs "
+            f"{', '.join(expected)} are missing (deleted while the pipeline ran?). Run the pipeline again."
         )
 
     def _mismatch(self, receipt: KartReceipt) -> str:
