@@ -16,7 +16,7 @@ import kart_core
 from kart_kedro._receipt import KartReceipt
 from kart_kedro.node_cache import KedroNodeRun
 from kart_kedro.node_records import OUTPUT_STATES
-from kart_kedro.output_state import OutputState, current_state
+from kart_kedro.output_state import FileStamp, OutputState, current_state, file_stamp
 from kart_kedro.pickled_code import plain_data
 
 __all__ = ["NodeResult", "NodeWork"]
@@ -34,18 +34,39 @@ class NodeResult:
             by dataset name (``kart_core.committed_digests``, no manifest read); None otherwise.
         plain: the outputs (dataset names) whose values were plain data (``pickled_code.plain_data``): their
             pickles name no project code, so the runner need not read them to key their readers.
+        changed: the raw inputs (dataset names) whose stamps differed, after the node ran, from the ones their
+            digests in the node's key were taken under (``NodeWork.watched``): the node ran, its outputs were
+            saved, and its result was not cached (status ``ran uncached``).
     """
 
     status: str
     states: dict[str, OutputState]
     contents: dict[str, str] | None = None
     plain: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+
+
+class _InputChanged(Exception):
+    """Raised inside ``run_one`` after the node ran when a watched input changed: nothing is committed."""
+
+    def __init__(self, names: tuple[str, ...], states: dict[str, OutputState]) -> None:
+        super().__init__(f"input(s) {', '.join(map(repr, names))} changed while the node ran")
+        self.names, self.states = names, states
 
 
 class _CapturingTask(Task):
-    """Kedro's Task (hooks, async loads and saves), keeping the outputs the node returned."""
+    """Kedro's Task (hooks, async loads and saves), keeping the outputs the node returned and which ``watched``
+    inputs changed by the time the node function returned (``_changed_inputs``).
+
+    Checked there, before Kedro saves the outputs and confirms datasets: every read of the node (lazy partition
+    loaders too) is done, and an IncrementalDataset's checkpoint, which its confirm writes into the input's
+    folder, is not yet written (it is the node's own doing, not another writer's).
+    """
 
     outputs: dict[str, Any] | None = None
+    watched: dict[str, FileStamp] = {}  # noqa: RUF012 (set per instance by NodeWork._execute; read only here)
+    root: str | None = None
+    changed: tuple[str, ...] = ()
 
     def _call_node_run(  # type: ignore[override]
         self,
@@ -59,6 +80,8 @@ class _CapturingTask(Task):
         # Task calls self._call_node_run (a staticmethod in Kedro 1.x) between loading and saving.
         outputs = Task._call_node_run(node, catalog, inputs, is_async, hook_manager, run_id=run_id)
         self.outputs = outputs
+        if self.watched:
+            self.changed = _changed_inputs(catalog, self.watched, self.root)
         return outputs
 
 
@@ -76,6 +99,13 @@ class NodeWork:
         run_id: the Kedro session id.
         checked: the runner found ``task`` incomplete just before and runs this work at once
             (KartRunner): ``run_one`` does not check again (one completeness check per node).
+        watched: the stamp (``output_state.file_stamp``) each raw input's digest in ``task``'s key was taken
+            under, by dataset name. After the node ran each is stamped again; when one differs, another
+            writer changed it between kart's digest and the node's own load (or while the node read it), so
+            the node may have computed from other content than its key names: its result is not cached
+            (``NodeResult.changed``). One ``stat`` per local file, one metadata request or listing on object
+            storage, and only for nodes that run.
+        root: the Kedro project root the stamps are taken relative to (``file_stamp``).
     """
 
     node: Any
@@ -86,6 +116,8 @@ class NodeWork:
     hook_manager: Any
     run_id: str | None
     checked: bool = False
+    watched: dict[str, FileStamp] = dataclasses.field(default_factory=dict)
+    root: str | None = None
     plain: tuple[str, ...] = ()  # set by the run: NodeResult.plain
 
     def __call__(self) -> NodeResult:
@@ -99,6 +131,8 @@ class NodeWork:
         task.task_log.pop(OUTPUT_STATES, None)  # luigi hands back the same instance: no states of an earlier run
         try:
             status = kart_core.run_one(task, checked=self.checked)
+        except _InputChanged as changed:  # the node ran and saved its outputs; its run was not committed
+            return NodeResult("ran uncached", changed.states, None, self.plain, changed.names)
         finally:
             task.kedro_execute = None  # luigi caches task instances: do not keep this run's catalog alive
         if status is kart_core.RunStatus.CACHED:
@@ -112,15 +146,28 @@ class NodeWork:
 
         The task log is written by kart only after the run's outputs are committed, so the states
         are recorded exactly when the node run is (docs in node_records.py).
+
+        Raises:
+            _InputChanged: a ``watched`` input's stamp changed (the node's outputs were saved to the catalog).
         """
-        outputs = self._execute()
+        task = self._kedro_task()
+        task.execute()
+        outputs = task.outputs or {}
         self.plain = tuple(name for name, value in outputs.items() if plain_data(value))
+        states: dict[str, OutputState] = {}
         if self.task is not None and self.persistent:
             states = {name: current_state(self.catalog.get(name)) for name in self.persistent}
             self.task.task_log[OUTPUT_STATES] = {name: dataclasses.astuple(state) for name, state in states.items()}
+        if task.changed:
+            raise _InputChanged(task.changed, states)
         return outputs
 
     def _execute(self) -> dict[str, Any]:
+        task = self._kedro_task()
+        task.execute()
+        return task.outputs or {}
+
+    def _kedro_task(self) -> _CapturingTask:
         task = _CapturingTask(
             node=self.node,
             catalog=self.catalog,
@@ -129,8 +176,19 @@ class NodeWork:
             run_id=self.run_id,
             parallel=self.hook_manager is None,
         )
-        task.execute()
-        return task.outputs or {}
+        task.watched, task.root = self.watched, self.root
+        return task
+
+
+def _changed_inputs(catalog: Any, watched: dict[str, FileStamp], root: str | None) -> tuple[str, ...]:
+    """The ``watched`` inputs whose stamp (``file_stamp`` relative to ``root``) now differs from the one their
+    digest was taken under, or that are gone."""
+    changed = []
+    for name, before in watched.items():
+        now = file_stamp(catalog.get(name), root)
+        if now is None or now.key != before.key:
+            changed.append(name)
+    return tuple(changed)
 
 
 def _contents(task: KedroNodeRun) -> dict[str, str] | None:

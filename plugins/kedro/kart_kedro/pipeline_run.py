@@ -48,6 +48,7 @@ from kart_kedro.node_cache import KedroNodeRun
 from kart_kedro.node_records import NodeRecords, RunParts
 from kart_kedro.node_work import NodeResult, NodeWork
 from kart_kedro.output_state import (
+    FileStamp,
     OutputState,
     appending_save,
     current_state,
@@ -182,6 +183,9 @@ class PipelineRun:
         self.producer_name = {name: node.name for name, node in self.producer.items()}  # Node.name: computed per read
         self.tasks: dict[str, KedroNodeRun] = {}
         self.digests: dict[str, str] = {}
+        # The stamp each raw input's digest was taken under (file_stamp): a node that ran is stamped again
+        # after it ran, and its result is not cached when one changed meanwhile (NodeWork.watched).
+        self.input_stamps: dict[str, FileStamp] = {}
         self.parameter_digests: dict[str, str] = {}  # a parameter is loaded and digested once per run
         self.key_digests: dict[tuple[tuple[str, str], ...], str] = {}  # digest_of, per distinct mapping
         self.persistence: dict[str, bool] = {}  # whether each dataset is persistent, asked once per run
@@ -290,7 +294,11 @@ class PipelineRun:
         for name in outputs:
             self.create_dataset(name)
         persistent = tuple(name for name in outputs if self._persistent(name)) if task else ()
-        return NodeWork(node, self.catalog, task, persistent, self.is_async, self.hook_manager, self.run_id, checked)
+        watched = {name: self.input_stamps[name] for name in node.inputs if name in self.input_stamps} if task else {}
+        root = self.project_root if watched else None
+        return NodeWork(
+            node, self.catalog, task, persistent, self.is_async, self.hook_manager, self.run_id, checked, watched, root
+        )
 
     def task_for(self, node: Any) -> KedroNodeRun:
         """The KedroNodeRun naming this node's code, parameters and inputs (its key parts kept in self.parts).
@@ -493,6 +501,7 @@ class PipelineRun:
         stamp = file_stamp(dataset, self.project_root) if dataset is not None else None
         if stamp is None:
             return self._digest_value(node, name, self.catalog.load(name))
+        self.input_stamps[name] = stamp  # what each node that runs keyed by this digest is checked against
         config = dataset_config(dataset, reading=True)
         known = self.records.known_input_digest(name, config, stamp)
         if known is not None:
@@ -687,6 +696,9 @@ class PipelineRun:
         self.restore_inputs(node)
         self.contents.pop(node.name, None)  # what it returns this time is read from its new commit
         result = self.work(node, task)()
+        if result.changed:
+            self.unrecorded(node, result)
+            return
         self.statuses[node.name] = result.status
         self.records.mark_written(result.states)
         self.note_stored(result.states)
@@ -781,7 +793,9 @@ class PipelineRun:
         """
         node_name = node.name
         prepared = self.prepared_at.pop(node_name, None)
-        if result is not None:
+        if result is not None and result.changed:
+            self.unrecorded(node, result)
+        elif result is not None:
             task = self.tasks.get(node_name)
             if task is not None and result.status == kart_core.RunStatus.CACHED.value:  # another process ran it
                 stale = self.serve_if_fresh(node, task)
@@ -805,6 +819,33 @@ class PipelineRun:
                 )
             self.after_rebuilds(node, prepared)
         self.release(node)
+
+    def unrecorded(self, node: Any, result: NodeResult) -> None:
+        """``node`` ran, but a raw input changed between the digest in its key and the end of its run
+        (``NodeResult.changed``): its result was not cached. One warning names the node and the inputs.
+
+        Its outputs stand for this run (they are in the catalog). The node leaves ``tasks``, so its readers
+        are keyed by the content of what it returned (``input_digest``), never by its key (which names content
+        it may not have read) nor by a commit it did not make. The next run stamps the input anew, so it reads
+        and digests it and keys the node by the content it then holds.
+        """
+        node_name = node.name
+        listed = ", ".join(map(repr, result.changed))
+        logger.warning(
+            "kart: node %r ran but its result is not cached: its input(s) %s changed while it ran (written by "
+            "another process between kart's digest and the node's read); this run's outputs stand, the next "
+            "run keys the node by the content the input(s) hold then",
+            node_name,
+            listed,
+            extra=PLAIN,
+        )
+        self.tasks.pop(node_name, None)
+        self.committed.pop(node_name, None)
+        self.contents.pop(node_name, None)
+        self.statuses[node_name] = result.status
+        self.reasons[node_name] = f"input(s) {listed} changed while it ran"
+        self.records.mark_written(result.states)  # kart's runner wrote them: a later cached run may replace them
+        self.note_stored(result.states)
 
     def after_rebuilds(self, node: Any, prepared: int | None) -> None:
         """What a run of ``node`` (prepared when ``prepared`` changes had been made) owes to rebuilt inputs."""
