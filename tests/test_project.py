@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
-import tempfile
-from importlib.metadata import version
 from pathlib import Path
 
 import kart_airflow
 import kart_kedro
+from mypy_cache import mypy_cache
 
 import kart_core
 
@@ -43,21 +41,6 @@ def test_ruff_lint_and_format_hold() -> None:
     assert fmt.returncode == 0, fmt.stdout[-3000:]
 
 
-def _mypy_cache() -> Path:
-    """mypy's cache for this checkout and interpreter, kept in the temporary folder between test sessions.
-
-    A fresh cache made mypy analyse kart_core's installed dependencies (Airflow, Kedro, pandas, numpy, polars,
-    luigi, fsspec ...) again in every session: ~65 s of CPU, the suite's longest test. mypy's incremental
-    mode checks again every module whose source, or the interface of a module it imports, changed since the
-    cache was written, and reports what a cold run reports (a cache of another mypy version is not read).
-    Named by the checkout, the interpreter, mypy's version and the user, so worktrees and
-    virtualenvs do not take turns overwriting one cache; mypy writes each entry atomically (a temporary
-    file, then a rename), so two sessions may share one.
-    """
-    key = f"{ROOT}\0{sys.prefix}\0{version('mypy')}\0{os.getuid()}"
-    return Path(tempfile.gettempdir()) / f"kart-test-mypy-{hashlib.md5(key.encode()).hexdigest()[:16]}"
-
-
 def test_mypy_passes_on_kart_core_and_the_adapters() -> None:
     # One mypy process for the three packages: checking the adapters analyses kart_core anyway (they import
     # it), so a separate run for kart_core paid that analysis twice (~27 s of CPU).
@@ -70,7 +53,7 @@ def test_mypy_passes_on_kart_core_and_the_adapters() -> None:
         [
             _tool("mypy"),
             "--cache-dir",
-            str(_mypy_cache()),
+            str(mypy_cache("kart_core and the adapters")),
             "kart_core",
             "plugins/airflow/kart_airflow",
             "plugins/kedro/kart_kedro",

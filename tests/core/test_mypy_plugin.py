@@ -16,6 +16,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from mypy_cache import mypy_cache
 
 import kart_core
 
@@ -73,16 +74,11 @@ Child(redis_port="6379")
 """
 
 
-# One mypy cache per plugin for the whole session: analysing kart_core, luigi and pandas once is
-# most of a run's time (minutes on a loaded machine); later runs reuse it, which also exercises the
-# plugin's metadata being read back from the cache for classes of other modules.
-_CACHES: dict[str, Path] = {}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _mypy_caches(tmp_path_factory: pytest.TempPathFactory) -> None:
-    for plugin in ("kart_core.mypy", "gokart.mypy"):
-        _CACHES[plugin] = tmp_path_factory.mktemp("mypy-cache")
+# One mypy cache per plugin, kept between sessions (tests/mypy_cache.py): analysing kart_core, luigi and
+# gokart is most of a cold run's time (minutes on a loaded machine); later runs reuse it, which also
+# exercises the plugin's metadata being read back from the cache for classes of other modules. The plugin's
+# file is in the cache's key (mypy's plugins snapshot): kart_core/mypy.py imports only mypy.
+_CACHES = {plugin: mypy_cache(f"plugin {plugin}") for plugin in ("kart_core.mypy", "gokart.mypy")}
 
 
 # mypy analyses only what the plugins read (luigi, kart_core, gokart; stubs such as typeshed's are always
