@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 
 def record(name: str) -> None:
@@ -22,3 +23,15 @@ def ran() -> list[str]:
     names = path.read_text().split() if path.exists() else []
     path.write_text("")
     return names
+
+
+def ingest(day: str, events: str) -> dict[str, str]:
+    """A daily-partition node: one partition named ``day`` holding ``events`` ("" on a day without events)."""
+    record("ingest")
+    return {day: events}
+
+
+def report(parts: dict[str, Any]) -> list[str]:
+    """A node reading a whole partition folder: the days it covers."""
+    record("report")
+    return sorted(parts)

@@ -22,7 +22,7 @@ from kedro.pipeline import Pipeline, node
 from kedro.runner import SequentialRunner
 from kedro_datasets.json import JSONDataset
 from kedro_datasets.partitions import IncrementalDataset, PartitionedDataset
-from node_journal import ran, record
+from node_journal import ingest, ran, record, report
 from runner_choice import make_runner
 
 
@@ -272,18 +272,6 @@ def test_a_partition_that_fails_to_load_runs_its_reader_uncached_as_sequential_r
         r"uncached without this warning",
         warnings[0],
     )
-
-
-def ingest(day: str, events: str) -> dict[str, str]:
-    """One partition per day: "" on a day without events (an empty partition file)."""
-    record("ingest")
-    return {day: events}
-
-
-def report(parts: dict[str, Any]) -> list[str]:
-    """The days a report over all partitions covers."""
-    record("report")
-    return sorted(parts)
 
 
 @pytest.mark.parametrize("runner_class", [KartRunner, KartParallelRunner], ids=lambda cls: cls.__name__)

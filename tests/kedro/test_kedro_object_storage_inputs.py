@@ -34,7 +34,7 @@ from kedro.pipeline import Pipeline, node
 from kedro_datasets.pandas import CSVDataset
 from kedro_datasets.partitions import PartitionedDataset
 from kedro_datasets.pickle import PickleDataset
-from node_journal import ran, record
+from node_journal import ingest, ran, record, report
 from object_requests import Requests, count_requests
 from services import GCS_PROJECT, Service, make_gcs_bucket
 
@@ -335,18 +335,6 @@ def test_a_gcs_output_rewritten_at_its_size_within_its_time_is_read_again(
 
 
 # --- D1: a folder's listing on S3 -----------------------------------------------------------------------
-
-
-def ingest(day: str, events: str) -> dict[str, str]:
-    """One partition per day, its events as text (an empty day is an empty partition)."""
-    record("ingest")
-    return {day: events}
-
-
-def report(parts: dict[str, Any]) -> list[str]:
-    """The days in the folder."""
-    record("report")
-    return sorted(parts)
 
 
 def test_a_partition_deleted_from_an_s3_output_folder_reruns_its_reader(
