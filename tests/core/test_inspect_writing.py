@@ -52,11 +52,13 @@ class Partial(kart_core.TaskOnKart[Any]):
             file.write("whole")
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", "s3", "gs"])
 def where(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A folder on local disk, or in a bucket on the S3 server or the GCS emulator."""
     if request.param == "local":
         return str(tmp_path / "ws")
-    return f"s3://{request.getfixturevalue('s3_bucket')}/ws"
+    bucket = request.getfixturevalue("s3_bucket" if request.param == "s3" else "gcs_bucket")
+    return f"{request.param}://{bucket}/ws"
 
 
 def _exists(path: str) -> bool:

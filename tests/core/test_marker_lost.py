@@ -96,13 +96,14 @@ class ByPath(kart_core.TaskOnKart[Any]):
             file.write("by path")
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", "s3", "gs"])
 def where(request: pytest.FixtureRequest, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The workspace: on local disk or in a bucket on the S3 server; the lease short."""
+    """The workspace: on local disk, or in a bucket on the S3 server or the GCS emulator; the lease short."""
     monkeypatch.setenv(commit_marker.LEASE_VARIABLE, str(LEASE))
     if request.param == "local":
         return str(tmp_path / "ws")
-    return f"s3://{request.getfixturevalue('s3_bucket')}/ws"
+    bucket = request.getfixturevalue("s3_bucket" if request.param == "s3" else "gcs_bucket")
+    return f"{request.param}://{bucket}/ws"
 
 
 def _fails(task: ByPath, match: str, **build: Any) -> None:
