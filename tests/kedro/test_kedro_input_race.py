@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from kart_kedro.node_records import NodeRecords
 from kedro.io import DataCatalog, SharedMemoryDataCatalog
 from kedro.pipeline import Pipeline, node
 from kedro_datasets.json import JSONDataset
-from kedro_datasets.pandas import CSVDataset
+from kedro_datasets.pandas import CSVDataset, SQLTableDataset
 from kedro_datasets.partitions import PartitionedDataset
 from node_journal import ran, record
 from runner_choice import make_runner
@@ -38,8 +39,14 @@ def _csv(values: list[int]) -> bytes:
 
 
 def _write(where: str, data: bytes) -> None:
-    """Write ``data`` at ``where`` as another client would: a plain file write, or a boto3 put."""
-    if where.startswith("s3://"):
+    """Write ``data`` at ``where`` as another client would: a plain file write, a boto3 put, or (``sqlite:{file}``)
+    the rows of table ``frame`` replaced through sqlite3."""
+    if where.startswith("sqlite:"):
+        values = [(int(line),) for line in data.decode().split()[1:]]
+        with sqlite3.connect(where[len("sqlite:") :]) as connection:
+            connection.execute("DELETE FROM frame")
+            connection.executemany("INSERT INTO frame (v) VALUES (?)", values)
+    elif where.startswith("s3://"):
         bucket, _, key = where[len("s3://") :].partition("/")
         client = boto3.client("s3", endpoint_url=os.environ["KART_S3_ENDPOINT_URL"])
         client.put_object(Bucket=bucket, Key=key, Body=data)
@@ -173,3 +180,22 @@ def test_an_s3_object_written_between_the_digest_and_the_read_is_not_cached_unde
     credentials = {"client_kwargs": {"endpoint_url": os.environ["KART_S3_ENDPOINT_URL"]}}
     frame = CSVDataset(filepath=target, credentials=credentials)
     _race_then_restore(KartRunner, frame, target, _csv([1, 2]), tmp_path, caplog)
+
+
+@pytest.mark.parametrize("runner_class", [KartRunner, KartParallelRunner])
+def test_a_database_table_changed_between_the_digest_and_the_read_is_not_cached_under_the_old_rows(
+    runner_class: type,
+    tmp_path: Path,
+    journal: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A table has no stamp: what Kedro loaded for the node is digested and compared with the key's digest."""
+    db = tmp_path / "rows.db"
+    with sqlite3.connect(db) as connection:
+        connection.execute("CREATE TABLE frame (v INTEGER)")
+    target = f"sqlite:{db}"
+    _write(target, _csv([1, 2]))
+    monkeypatch.setenv(RACE_TARGET, target)
+    frame = SQLTableDataset(table_name="frame", credentials={"con": f"sqlite:///{db}"})
+    _race_then_restore(runner_class, frame, target, _csv([1, 2]), tmp_path, caplog)

@@ -14,6 +14,7 @@ from kedro.runner import Task
 
 import kart_core
 from kart_kedro._receipt import KartReceipt
+from kart_kedro.input_digest import data_digest
 from kart_kedro.node_cache import KedroNodeRun
 from kart_kedro.node_records import OUTPUT_STATES
 from kart_kedro.output_state import FileStamp, OutputState, current_state, file_stamp
@@ -66,7 +67,26 @@ class _CapturingTask(Task):
     outputs: dict[str, Any] | None = None
     watched: dict[str, FileStamp] = {}  # noqa: RUF012 (set per instance by NodeWork._execute; read only here)
     root: str | None = None
+    expected: dict[str, str] = {}  # noqa: RUF012 (likewise)
     changed: tuple[str, ...] = ()
+    loaded_other: tuple[str, ...] = ()  # ``expected`` inputs whose loaded data had another digest
+
+    def _collect_inputs_from_hook(  # type: ignore[override]
+        self,
+        node: Any,
+        catalog: Any,
+        inputs: dict[str, Any],
+        is_async: bool,
+        hook_manager: Any,
+        run_id: str | None = None,
+    ) -> dict[str, Any]:
+        # Task calls self._collect_inputs_from_hook (a staticmethod in Kedro 1.x) with the loaded inputs, before
+        # the before_node_run hook and the node: what the node computes from, not yet mutated by it.
+        if self.expected:
+            self.loaded_other = tuple(
+                name for name, digest in self.expected.items() if name in inputs and _digest(inputs[name]) != digest
+            )
+        return Task._collect_inputs_from_hook(node, catalog, inputs, is_async, hook_manager, run_id=run_id)
 
     def _call_node_run(  # type: ignore[override]
         self,
@@ -82,6 +102,7 @@ class _CapturingTask(Task):
         self.outputs = outputs
         if self.watched:
             self.changed = _changed_inputs(catalog, self.watched, self.root)
+        self.changed += self.loaded_other
         return outputs
 
 
@@ -106,6 +127,11 @@ class NodeWork:
             (``NodeResult.changed``). One ``stat`` per local file, one metadata request or listing on object
             storage, and only for nodes that run.
         root: the Kedro project root the stamps are taken relative to (``file_stamp``).
+        expected: the data digest (``input_digest.data_digest``) each raw input without a stamp (a database
+            table, ``memory://``, a dataset without a file path) had in the load its key's digest came from, by
+            dataset name. What Kedro loads for the node is digested again before the node runs (and before a
+            ``before_node_run`` hook may replace it): when it differs, the node's result is not cached either.
+            One more digest of those inputs, for nodes that run only.
     """
 
     node: Any
@@ -118,6 +144,7 @@ class NodeWork:
     checked: bool = False
     watched: dict[str, FileStamp] = dataclasses.field(default_factory=dict)
     root: str | None = None
+    expected: dict[str, str] = dataclasses.field(default_factory=dict)
     plain: tuple[str, ...] = ()  # set by the run: NodeResult.plain
 
     def __call__(self) -> NodeResult:
@@ -176,8 +203,16 @@ class NodeWork:
             run_id=self.run_id,
             parallel=self.hook_manager is None,
         )
-        task.watched, task.root = self.watched, self.root
+        task.watched, task.root, task.expected = self.watched, self.root, self.expected
         return task
+
+
+def _digest(value: Any) -> str | None:
+    """``data_digest(value)``; None when it cannot be digested now (then it differs from any digest)."""
+    try:
+        return data_digest(value)
+    except kart_core.errors.UndigestableError:
+        return None
 
 
 def _changed_inputs(catalog: Any, watched: dict[str, FileStamp], root: str | None) -> tuple[str, ...]:

@@ -186,6 +186,9 @@ class PipelineRun:
         # The stamp each raw input's digest was taken under (file_stamp): a node that ran is stamped again
         # after it ran, and its result is not cached when one changed meanwhile (NodeWork.watched).
         self.input_stamps: dict[str, FileStamp] = {}
+        # The data digest (input_digest.data_digest) of each persistent raw input without a stamp, from the load its
+        # key's digest came from: a node that runs digests what Kedro loaded for it and compares (NodeWork.expected).
+        self.input_data: dict[str, str] = {}
         self.parameter_digests: dict[str, str] = {}  # a parameter is loaded and digested once per run
         self.key_digests: dict[tuple[tuple[str, str], ...], str] = {}  # digest_of, per distinct mapping
         self.persistence: dict[str, bool] = {}  # whether each dataset is persistent, asked once per run
@@ -295,9 +298,20 @@ class PipelineRun:
             self.create_dataset(name)
         persistent = tuple(name for name in outputs if self._persistent(name)) if task else ()
         watched = {name: self.input_stamps[name] for name in node.inputs if name in self.input_stamps} if task else {}
+        expected = {name: self.input_data[name] for name in node.inputs if name in self.input_data} if task else {}
         root = self.project_root if watched else None
         return NodeWork(
-            node, self.catalog, task, persistent, self.is_async, self.hook_manager, self.run_id, checked, watched, root
+            node,
+            self.catalog,
+            task,
+            persistent,
+            self.is_async,
+            self.hook_manager,
+            self.run_id,
+            checked,
+            watched,
+            root,
+            expected,
         )
 
     def task_for(self, node: Any) -> KedroNodeRun:
@@ -499,8 +513,9 @@ class PipelineRun:
         """The digest of an input loaded from the catalog; a local file's is recorded with its stamp
         and reused without loading it while the file and its catalog definition stay the same."""
         stamp = file_stamp(dataset, self.project_root) if dataset is not None else None
-        if stamp is None:
-            return self._digest_value(node, name, self.catalog.load(name))
+        if stamp is None:  # a persistent one may be written by another process before the node loads it again
+            data = self.input_data if is_persistent(dataset) else None  # a memory dataset: only by this run's nodes
+            return self._digest_value(node, name, self.catalog.load(name), data=data)
         self.input_stamps[name] = stamp  # what each node that runs keyed by this digest is checked against
         config = dataset_config(dataset, reading=True)
         known = self.records.known_input_digest(name, config, stamp)
@@ -551,12 +566,15 @@ class PipelineRun:
             stored = self.stored[name]
         return stored
 
-    def _digest_value(self, node: Any, name: str, value: Any, code: set[Any] | None = None) -> str:
+    def _digest_value(
+        self, node: Any, name: str, value: Any, code: set[Any] | None = None, data: dict[str, str] | None = None
+    ) -> str:
         """The digest of input ``name``'s loaded ``value`` (partition loaders are called: ``data_digest``)
         and of the project code its pickled parts name (a fitted model's class: what calling it runs).
 
         Args:
             code: filled with that project code (classes and functions), when given.
+            data: when given, ``data[name]`` is set to the digest of the data alone (``data_digest``).
 
         Raises:
             _Uncacheable: its content cannot be digested (a LazyFrame, a generator, a function, ...).
@@ -566,6 +584,8 @@ class PipelineRun:
             digest = data_digest(value, named)
         except kart_core.errors.UndigestableError as exc:
             raise _Uncacheable(node.name, name, exc) from exc
+        if data is not None:
+            data[name] = digest
         classifier = self.fingerprinter.classifier
         project = [item for item in named if _module(item) and classifier.version_of(_module(item)) is None]
         if not project:
