@@ -24,6 +24,7 @@ from collections.abc import Iterable
 
 from kart_core.commit_marker import WRITING_SUFFIX, Writing, writing_marker
 from kart_core.storage import storage_for
+from kart_core.storage.base import protocol_of
 from kart_core.workspace import LOG_DIRECTORY, MANIFEST, join_url
 
 __all__ = ["Found", "find", "undo"]
@@ -135,14 +136,21 @@ def _refusal(workspace: str, path: str, output: str, marker: str, pointed: Writi
         return f"{marker!r} is not a marker of kart's"
     if pointed is not None and pointed != read:
         return f"the marker {marker!r} does not say what the pointer {path!r} says"
-    if "://" in output:
-        return ""
-    if os.path.islink(marker) or os.path.islink(output):
+    local, local_marker = _local(output), _local(marker)
+    if local is None or local_marker is None:
+        return ""  # object storage: no symlinks, owners or folders to check
+    # ``file://`` is local disk (``protocol_of``; kart's own form for ``make_target("file:///...")``): it gets every
+    # check below (at9 J1: skipping them on any "://" let a planted ``file://`` pointer delete another user's file).
+    if os.path.islink(local_marker) or os.path.islink(local):
         return f"{output!r} or its marker is a symbolic link"
-    if pointed is None and not _inside(workspace, os.path.dirname(output)):
+    try:
+        inside = pointed is not None or _inside(_local(workspace) or workspace, os.path.dirname(local))
+    except OSError:  # a link on the way vanished inside realpath (at9 J6): report, don't crash
+        return f"the folder of {output!r} changed while kart checked it"
+    if not inside:
         return f"the folder of {output!r} leads out of the workspace through a symbolic link"
     try:
-        marker_owner, file = os.lstat(marker).st_uid, os.lstat(output)
+        marker_owner, file = os.lstat(local_marker).st_uid, os.lstat(local)
     except FileNotFoundError:
         return ""  # no file: only the marker goes
     if not stat.S_ISREG(file.st_mode):
@@ -152,8 +160,17 @@ def _refusal(workspace: str, path: str, output: str, marker: str, pointed: Writi
     return ""
 
 
+def _local(path: str) -> str | None:
+    """``path`` on local disk without its ``file://`` (or ``local://``) scheme; None for object storage."""
+    if protocol_of(path):
+        return None
+    scheme, separator, rest = path.partition("://")
+    return rest if separator else path
+
+
 def _exists(path: str) -> bool:
-    return os.path.lexists(path) if "://" not in path else storage_for(path).exists(path)
+    local = _local(path)
+    return os.path.lexists(local) if local is not None else storage_for(path).exists(path)
 
 
 def _inside(workspace: str, folder: str) -> bool:
@@ -163,7 +180,8 @@ def _inside(workspace: str, folder: str) -> bool:
 
 def _read(path: str) -> Writing | None:
     """The marker or pointer at ``path``; None when it is missing, too large or not kart's JSON."""
-    if "://" not in path and (os.path.islink(path) or not os.path.isfile(path)):
+    local = _local(path)
+    if local is not None and (os.path.islink(local) or not os.path.isfile(local)):
         return None
     try:
         with storage_for(path).open_read(path) as file:

@@ -154,3 +154,42 @@ def test_verify_delete_removes_nothing_a_planted_marker_names_outside_the_worksp
     assert remove_damaged(report) == []
     assert (victim / "keep.txt").read_text() == (victim / "other.txt").read_text() == "precious"
     assert (workspace / "a.txt").exists() and (workspace / "b.txt").exists()
+
+
+def test_verify_delete_gives_a_file_url_every_local_check(tmp_path: Path) -> None:
+    """at9 J1/J2: ``file://`` is local disk (kart's own form for ``make_target("file:///...")``); any "://" used
+    to skip the owner, symlink, regular-file and inside-the-workspace checks, so a planted ``file://`` pointer
+    deleted another user's file in a shared folder, and a ``file://`` folder crashed ``--delete``."""
+    from kart_core.inspect import writing
+
+    workspace, shared = tmp_path / "ws", tmp_path / "shared"
+    pointers = workspace / "log" / "manifest"
+    pointers.mkdir(parents=True)
+    shared.mkdir()
+    (shared / "precious.txt").write_text("precious")
+    os.chown(shared / "precious.txt", 12345, 12345)  # another user's file: the planted marker is ours
+    data = _plant(str(shared / ".precious.txt.kart-writing"), path=f"file://{shared}/precious.txt")
+    (pointers / "Export_0123.abcdef012345.kart-writing").write_bytes(data)
+    (shared / "folder").mkdir()
+    (shared / "folder" / "inner.txt").write_text("precious")
+    data = _plant(str(shared / ".folder.kart-writing"), path=f"file://{shared}/folder")
+    (pointers / "Export_4567.abcdef012345.kart-writing").write_bytes(data)
+    report = verify_workspace(str(workspace))
+    details = {p.path.removeprefix(str(workspace) + "/"): p.detail for p in report.problems}
+    assert "different owners" in details["log/manifest/Export_0123.abcdef012345.kart-writing"]
+    assert (
+        "is not a regular file (a folder is left to you)"
+        in details["log/manifest/Export_4567.abcdef012345.kart-writing"]
+    )
+    deleted = CliRunner().invoke(cli, ["verify", "-w", str(workspace), "--delete"])
+    assert deleted.exit_code == 3 and "(deleted)" not in deleted.output, deleted.output  # before: IsADirectoryError
+    assert (shared / "precious.txt").read_text() == (shared / "folder" / "inner.txt").read_text() == "precious"
+    # The workspace itself given as a URL: a folder of it linked out is still refused (the walk skips it; by name).
+    (workspace / "evil").symlink_to(shared)
+    (shared / "keep.txt").write_text("precious")
+    _plant(str(shared / ".keep.txt.kart-writing"))
+    url = f"file://{workspace}"
+    [through] = writing.find(url, ["evil/.keep.txt.kart-writing"])
+    assert "leads out of the workspace through a symbolic link" in through.detail and through.removes == ()
+    assert writing.undo(url, f"{url}/evil/.keep.txt.kart-writing") == []
+    assert (shared / "keep.txt").read_text() == "precious"
