@@ -195,13 +195,134 @@ def undo(workspace: str, path: str) -> list[str]:
     """Remove a killed writer's file and marker (and the pointer) found at ``path``, judging them again first.
 
     Returns the removed paths; [] when the marker is refused or its writer may still run (nothing removed).
+    On local disk the judgement is made again at the removal, through a descriptor of the file's folder
+    (``_remove``): a folder swapped for a symlink between the check and the removal (at9 J6) changes
+    nothing. A folder that changes or vanishes meanwhile stops the removal (what was removed is returned).
     """
     relative = path[len(workspace.rstrip("/")) :].lstrip("/").replace(os.sep, "/")
     found = next(iter(find(workspace, [relative])), None)
-    removed = []
-    for each in found.removes if found is not None else ():
-        storage = storage_for(each)
-        if storage.exists(each):
-            storage.remove(each)
-            removed.append(each)
+    removed: list[str] = []
+    if found is None or not found.removes:
+        return removed
+    pointer = found.path if found.path != found.marker else ""
+    try:
+        _remove(workspace, relative, found, pointer, removed)
+    except (OSError, _Refused):
+        pass  # changed while kart removed it: the rest is left (`kart verify` reports what remains)
     return list(dict.fromkeys(removed))
+
+
+class _Refused(Exception):
+    """What ``undo`` is about to remove is no longer what ``find`` judged."""
+
+
+_FOLDER = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)
+_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)  # NONBLOCK: a FIFO never blocks
+
+
+def _remove(workspace: str, relative: str, found: Found, pointer: str, removed: list[str]) -> None:
+    """``undo``'s removals; on local disk every check made again, and every removal done, through a folder
+    descriptor.
+
+    Inside the workspace the file's folder (and the pointer's) is opened from the workspace one part at a time
+    with ``O_NOFOLLOW`` (a symlink on the way is refused, whenever it appears); outside it, the output's folder
+    is opened as the writer named it (a symlink there is the user's). Either way the marker read through that
+    descriptor must be kart's, of a dead writer, and (outside) say what the pointer says; the file must be a
+    regular file (and outside, of the marker's owner); ``os.unlink(name, dir_fd=...)`` then removes exactly
+    what was checked. On object storage (no symlinks, no owners) ``find``'s judgement stands.
+    """
+    root, name = _local(workspace), relative.rpartition("/")[2]
+    pointed = None
+    pointer_folder = -1
+    try:
+        if pointer and root is not None:
+            pointer_folder = _open_folder(root, relative.split("/")[:-1])
+            pointed = _read_at(pointer_folder, name)[0]
+        elif pointer:
+            pointed = _read(pointer)
+        if pointer and pointed is None:
+            raise _Refused(pointer)
+        if found.output in found.removes:
+            local = _local(found.output)
+            if local is None:
+                for each in (found.output, found.marker):
+                    storage = storage_for(each)
+                    if storage.exists(each):
+                        storage.remove(each)
+                        removed.append(each)
+            else:
+                if pointer and not os.path.isabs(local):
+                    raise _Refused(local)
+                folder = (
+                    os.open(os.path.dirname(local), _FOLDER)
+                    if pointer
+                    else _open_folder(root or workspace, found.relative.split("/")[:-1])
+                )
+                try:
+                    _remove_at(folder, os.path.basename(local), found, pointed, removed)
+                finally:
+                    os.close(folder)
+        if pointer and root is not None:
+            if not stat.S_ISREG(os.stat(name, dir_fd=pointer_folder, follow_symlinks=False).st_mode):
+                raise _Refused(pointer)
+            os.unlink(name, dir_fd=pointer_folder)
+            removed.append(pointer)
+        elif pointer:
+            storage_for(pointer).remove(pointer)
+            removed.append(pointer)
+    finally:
+        if pointer_folder >= 0:
+            os.close(pointer_folder)
+
+
+def _remove_at(folder: int, name: str, found: Found, pointed: Writing | None, removed: list[str]) -> None:
+    """Remove the file ``name`` and its marker in the open ``folder`` once judged again through it."""
+    marker = f".{name}{WRITING_SUFFIX}"
+    read, marker_owner = _read_at(folder, marker)
+    if read is None or read.alive() or (pointed is not None and read != pointed):
+        raise _Refused(found.marker)
+    try:
+        file = os.stat(name, dir_fd=folder, follow_symlinks=False)
+    except FileNotFoundError:
+        file = None
+    if file is not None:
+        if not stat.S_ISREG(file.st_mode) or (pointed is not None and file.st_uid != marker_owner):
+            raise _Refused(found.output)
+        os.unlink(name, dir_fd=folder)  # never follows: a symlink put there since is removed itself, a folder fails
+        removed.append(found.output)
+    os.unlink(marker, dir_fd=folder)
+    removed.append(found.marker)
+
+
+def _open_folder(root: str, parts: list[str]) -> int:
+    """A descriptor of the folder ``root/parts...``: ``root`` opened as named, each part with ``O_NOFOLLOW``."""
+    folder = os.open(root, _FOLDER)
+    try:
+        for part in parts:
+            if part in ("", ".", ".."):
+                raise _Refused(part)
+            inner = os.open(part, _FOLDER | os.O_NOFOLLOW, dir_fd=folder)
+            os.close(folder)
+            folder = inner
+    except BaseException:
+        os.close(folder)
+        raise
+    return folder
+
+
+def _read_at(folder: int, name: str) -> tuple[Writing | None, int]:
+    """The marker or pointer ``name`` in the open ``folder`` (not followed if a symlink) and its owner."""
+    descriptor = os.open(name, _FILE, dir_fd=folder)
+    try:
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode):
+            return None, status.st_uid
+        data = b""
+        while len(data) <= _MAX_BYTES:
+            chunk = os.read(descriptor, _MAX_BYTES + 1 - len(data))
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        os.close(descriptor)
+    return (Writing.from_bytes(data) if len(data) <= _MAX_BYTES else None), status.st_uid

@@ -193,3 +193,59 @@ def test_verify_delete_gives_a_file_url_every_local_check(tmp_path: Path) -> Non
     assert "leads out of the workspace through a symbolic link" in through.detail and through.removes == ()
     assert writing.undo(url, f"{url}/evil/.keep.txt.kart-writing") == []
     assert (shared / "keep.txt").read_text() == "precious"
+
+
+def test_verify_delete_removes_through_the_judged_folder_not_a_symlink_put_there_since(tmp_path: Path) -> None:
+    """at9 J6/J6b: ``undo`` judged by path, then removed by path: a folder swapped for a symlink in between got
+    a file outside it deleted. The removal now goes through a folder descriptor opened without following links
+    (inside the workspace) and judges the marker and file again through it. The race made deterministic: the
+    judgement is taken with the real folder, the swap done, then the removal step run on that judgement."""
+    from kart_core.inspect import writing
+
+    workspace, victim, shared = tmp_path / "ws", tmp_path / "victim", tmp_path / "shared"
+    (workspace / "log" / "manifest").mkdir(parents=True)
+    for folder in (workspace / "evil", victim, shared / "d"):
+        folder.mkdir(parents=True)
+    (victim / "keep.txt").write_text("precious")
+    # Inside the workspace: ws/evil is a real folder with a killed writer's marker and file when judged.
+    _plant(str(workspace / "evil" / ".keep.txt.kart-writing"))
+    (workspace / "evil" / "keep.txt").write_text("partial")
+    relative = "evil/.keep.txt.kart-writing"
+    [judged] = writing.find(str(workspace), [relative])
+    assert judged.removes == (str(workspace / "evil" / "keep.txt"), str(workspace / relative))
+    (workspace / "evil").rename(workspace / "evilreal")
+    (workspace / "evil").symlink_to(victim)  # the swap; the victim folder needs no marker
+    removed: list[str] = []
+    with pytest.raises(OSError):  # ELOOP: ws/evil opened with O_NOFOLLOW
+        writing._remove(str(workspace), relative, judged, "", removed)
+    assert removed == [] and (victim / "keep.txt").read_text() == "precious"
+    # The same with a marker planted in the victim folder too (J6's first run): still refused.
+    _plant(str(victim / ".keep.txt.kart-writing"))
+    with pytest.raises(OSError):
+        writing._remove(str(workspace), relative, judged, "", removed)
+    assert removed == [] and (victim / "keep.txt").read_text() == "precious"
+    # Outside the workspace (J6b): a pointer naming shared/d/keep.txt, shared/d the planter's own folder when
+    # judged (its marker, its file: one owner), then a symlink to the victim's folder holding the victim's file.
+    os.chown(victim / "keep.txt", 12345, 12345)
+    data = _plant(str(shared / "d" / ".keep.txt.kart-writing"), path=str(shared / "d" / "keep.txt"))
+    (shared / "d" / "keep.txt").write_text("partial")
+    pointer = "log/manifest/Export_0123.abcdef012345.kart-writing"
+    (workspace / pointer).write_bytes(data)
+    [judged] = writing.find(str(workspace), [pointer])
+    assert judged.removes == (
+        str(shared / "d" / "keep.txt"),
+        str(shared / "d" / ".keep.txt.kart-writing"),
+        str(workspace / pointer),
+    )
+    (shared / "d").rename(shared / "dreal")
+    (shared / "d").symlink_to(victim)
+    (victim / ".keep.txt.kart-writing").write_bytes(data)  # even a copy of the marker there: the owners differ
+    with pytest.raises(writing._Refused):
+        writing._remove(str(workspace), pointer, judged, str(workspace / pointer), removed)
+    assert removed == [] and (victim / "keep.txt").read_text() == "precious"
+    assert (workspace / pointer).exists()
+    # Unswapped, the same removal removes exactly the judged files.
+    (shared / "d").unlink()
+    (shared / "dreal").rename(shared / "d")
+    assert writing.undo(str(workspace), str(workspace / pointer)) == list(judged.removes)
+    assert sorted(os.listdir(shared / "d")) == [] and not (workspace / pointer).exists()
