@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
+import logging
 import os
 from collections.abc import Iterable
 from typing import Any, Literal
@@ -34,13 +35,12 @@ from kart_core.commit_marker import (
     confined_moves,
     marker_beside,
     read_marker,
-    undo_direct,
     workspace_key,
     writer_alive,
 )
 from kart_core.damage import local_mtime_ns, rewritten_note, unvouched_reason
 from kart_core.errors import DamagedOutputError, IntegrityError
-from kart_core.inspect import writing
+from kart_core.inspect import confined, writing
 from kart_core.integrity import DEFAULT_ALGORITHM, available, digest_stream
 from kart_core.lineage import Lineage
 from kart_core.lock import canonical_location, hold_lock
@@ -78,6 +78,8 @@ from kart_core.workspace import (
 )
 
 __all__ = ["Problem", "ProblemKind", "VerifyReport", "remove_damaged", "verify_workspace"]
+
+logger = logging.getLogger(__name__)
 
 ProblemKind = Literal[
     "missing", "size", "hash", "signature", "manifest", "commit", "stale", "upstream", "unrecorded", "runlog"
@@ -326,6 +328,7 @@ def _direct_writes(
         moves: tuple[tuple[str, str | None], ...] = ()
         if not refused:
             moves, refused = _resolved_moves(workspace, name, marker, files)
+            refused = refused or confined.refusal(workspace, [key for key, _ in moves])
         if refused:
             problems.append(Problem("commit", path, label, _refused_detail(refused)))
             continue
@@ -413,16 +416,17 @@ def _undo_direct_write(workspace: str, problem: Problem, signer: Signer | None) 
         )
         if refused:
             return []  # damaged or forged: nothing it names is touched
-        moves = [
-            (join_url(workspace, key), None if backup is None else join_url(workspace, backup)) for key, backup in keys
-        ]
-        removed = [
-            path
-            for path, backup in moves
-            if storage_for(path).exists(path) and (backup is None or not storage_for(backup).exists(backup))
-        ]
         why = f"`kart verify --delete` undid the run that wrote its outputs straight to their paths (process {marker.pid} on {marker.host}, killed)"
-        undo_direct(moves, problem.task, why)
+        try:
+            removed = confined.undo_within(workspace, keys, problem.task, why)
+        except confined.Refused as refusal:
+            logger.warning(
+                "%s: `kart verify --delete` left the marker %r and every path it names alone: %s",
+                problem.task,
+                problem.path,
+                refusal,
+            )
+            return []
         storage.remove(problem.path)
     return [problem.path, *removed]
 
@@ -666,12 +670,22 @@ def remove_damaged(report: VerifyReport, *, unrecorded: bool = False, signer: Si
         if problem.kind == "commit":
             storage = storage_for(problem.path)
             manifest = read_unverified(storage, problem.path)
-            for key in sorted(manifest.outputs) if manifest is not None else []:
-                if workspace_key(report.workspace, key) != key:
-                    continue  # not a workspace-relative key (read_manifest refuses such a manifest): never followed
-                output = join_url(report.workspace, key)
-                storage_for(output).remove(output)
-                deleted.append(output)
+            # Not a workspace-relative key (read_manifest refuses such a manifest): never followed.
+            keys = (
+                [key for key in sorted(manifest.outputs) if workspace_key(report.workspace, key) == key]
+                if manifest
+                else []
+            )
+            try:
+                deleted += confined.remove_within(report.workspace, keys)
+            except confined.Refused as refusal:
+                logger.warning(
+                    "`kart verify --delete` left the interrupted commit's manifest %r, its marker and every "
+                    "output it lists alone: %s",
+                    problem.path,
+                    refusal,
+                )
+                continue
             storage.remove(marker_beside(problem.path))
             deleted.append(marker_beside(problem.path))
         if problem.kind == "unrecorded":

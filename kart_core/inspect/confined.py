@@ -1,0 +1,188 @@
+"""Undo a killed direct writer's files for ``kart verify --delete`` without leaving the workspace.
+
+A ``.committing`` marker and the manifest beside it are workspace metadata: anyone who can write the
+workspace can plant them (unsigned when signing is off), and ``commit_marker.confined_moves`` checks their
+paths only lexically. A folder inside the workspace may be a symlink to anywhere (``ws/evil -> /home/u``),
+so ``evil/id_rsa`` normalises inside the workspace and names a file outside it (attacker at9 J7, the rest of
+at2 G8). Here each output's folder is opened from the workspace's own folder one component at a time with
+``O_NOFOLLOW`` (the kernel refuses a symlink on the way, ``ELOOP``), and every removal or rename is made
+relative to that descriptor (``unlinkat``, ``renameat``, ``shutil.rmtree(dir_fd=…)``, which never follows a
+symlink inside the tree): no path is looked up twice, so swapping a folder for a symlink after the check
+changes nothing. The workspace folder itself is opened as given (the user chose it; it may be a symlink).
+Object storage has no symlinks: there ``commit_marker.undo_direct`` undoes the moves as ``complete()`` does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import shutil
+import stat
+from collections.abc import Iterator, Sequence
+
+from kart_core.commit_marker import undo_direct
+from kart_core.storage import storage_for
+from kart_core.storage.base import protocol_of
+from kart_core.workspace import join_url
+
+__all__ = ["Refused", "refusal", "remove_within", "undo_within"]
+
+logger = logging.getLogger(__name__)
+
+
+class Refused(Exception):
+    """A marker's path leads out of the workspace through a symlink (or a file where a folder belongs)."""
+
+
+def _local(workspace: str) -> str | None:
+    if workspace.startswith("file://"):
+        return workspace[len("file://") :]
+    return None if protocol_of(workspace) else workspace
+
+
+@contextlib.contextmanager
+def _folders(workspace: str, keys: Sequence[str]) -> Iterator[dict[str, int | None]]:
+    """Descriptors of the folders of ``keys`` (workspace-relative, normalised), each opened from the
+    workspace's folder with ``O_NOFOLLOW`` per component; None for a folder that does not exist (nothing
+    there to undo). Raises ``Refused`` naming the first key whose folder is reached through a symlink."""
+    opened: dict[str, int | None] = {}
+    root = os.open(workspace, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for key in keys:
+            folder = key.rpartition("/")[0]
+            if folder in opened:
+                continue
+            current = os.dup(root)
+            walked = ""
+            try:
+                for part in folder.split("/") if folder else ():
+                    walked = f"{walked}/{part}" if walked else part
+                    try:
+                        following = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=current)
+                    except OSError as error:
+                        if error.errno == errno.ENOENT:
+                            os.close(current)
+                            current = -1
+                            break
+                        if error.errno in (errno.ELOOP, errno.ENOTDIR):
+                            raise Refused(
+                                f"its path {key!r} goes through {walked!r}, which is a symlink or not a folder: "
+                                "it may lead out of the workspace"
+                            ) from None
+                        raise
+                    os.close(current)
+                    current = following
+            except BaseException:
+                if current >= 0:
+                    os.close(current)
+                raise
+            opened[folder] = current if current >= 0 else None
+        yield opened
+    finally:
+        os.close(root)
+        for descriptor in opened.values():
+            if descriptor is not None:
+                os.close(descriptor)
+
+
+def refusal(workspace: str, keys: Sequence[str]) -> str:
+    """Why the workspace-relative ``keys`` may not be undone here ("" when each one's folder is reached
+    through no symlink from ``workspace``; always "" for object storage)."""
+    local = _local(workspace)
+    if local is None:
+        return ""
+    try:
+        with _folders(local, keys):
+            return ""
+    except Refused as refused:
+        return str(refused)
+    except FileNotFoundError:  # no workspace folder: nothing in it to undo
+        return ""
+
+
+def _lexists(name: str, folder: int) -> bool:
+    try:
+        os.lstat(name, dir_fd=folder)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _remove(name: str, folder: int) -> None:
+    """Remove ``name`` in ``folder``: a real folder with its tree (``rmtree`` by descriptors, links inside
+    removed, never followed), anything else (a file, a symlink: the link only) unlinked."""
+    if stat.S_ISDIR(os.lstat(name, dir_fd=folder).st_mode):
+        shutil.rmtree(name, ignore_errors=True, dir_fd=folder)  # as commit_marker._remove_output
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name, dir_fd=folder)
+
+
+def undo_within(workspace: str, moves: Sequence[tuple[str, str | None]], who: str, why: str) -> list[str]:
+    """Undo ``moves`` (``(output, old output moved aside)`` as workspace-relative normalised keys, from
+    ``commit_marker.confined_moves``: the aside lies in its output's folder) as ``commit_marker.undo_direct``
+    does, touching nothing outside ``workspace``: each old output moved aside returns to its path, any other
+    file or folder there is removed; each step logged with ``who`` and ``why``.
+
+    Returns the removed paths no old output replaced. Raises ``Refused`` (before anything is touched) when
+    an output's folder is reached through a symlink or a file (see the module docstring).
+    """
+    local = _local(workspace)
+    if local is None:
+        joined = [
+            (join_url(workspace, key), None if aside is None else join_url(workspace, aside)) for key, aside in moves
+        ]
+        removed = [
+            path
+            for path, aside in joined
+            if storage_for(path).exists(path) and (aside is None or not storage_for(aside).exists(aside))
+        ]
+        undo_direct(joined, who, why)
+        return removed
+    removed = []
+    with _folders(local, [key for key, _ in moves]) as folders:
+        for key, aside in moves:
+            folder = folders[key.rpartition("/")[0]]
+            if folder is None:
+                continue
+            name = key.rpartition("/")[2]
+            path = join_url(workspace, key)
+            aside_name = None if aside is None else aside.rpartition("/")[2]
+            if aside_name is not None and _lexists(aside_name, folder):
+                if _lexists(name, folder):
+                    _remove(name, folder)
+                os.replace(aside_name, name, src_dir_fd=folder, dst_dir_fd=folder)
+                logger.warning("%s: %s; its old output %r is back in place", who, why, path)
+            elif _lexists(name, folder):
+                _remove(name, folder)
+                removed.append(path)
+                logger.warning("%s: %s; removed %r, written straight to the output's path", who, why, path)
+    return removed
+
+
+def remove_within(workspace: str, keys: Sequence[str]) -> list[str]:
+    """Remove the files at the workspace-relative normalised ``keys`` (an interrupted commit's outputs, listed
+    by its pending manifest), touching nothing outside ``workspace``; a folder at a key is left alone.
+
+    Returns the paths (joined to ``workspace``) of the keys handled. Raises ``Refused`` (before anything is
+    removed) when a key's folder is reached through a symlink or a file.
+    """
+    local = _local(workspace)
+    if local is None:
+        for key in keys:
+            storage_for(join_url(workspace, key)).remove(join_url(workspace, key))
+        return [join_url(workspace, key) for key in keys]
+    with _folders(local, keys) as folders:
+        for key in keys:
+            folder = folders[key.rpartition("/")[0]]
+            name = key.rpartition("/")[2]
+            if (
+                folder is not None
+                and _lexists(name, folder)
+                and not stat.S_ISDIR(os.lstat(name, dir_fd=folder).st_mode)
+            ):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(name, dir_fd=folder)
+    return [join_url(workspace, key) for key in keys]
