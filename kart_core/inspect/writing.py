@@ -12,7 +12,11 @@ the workspace, the pointer) is kart's JSON and both say the same; its writer is 
 process gone or another process under its id); the file is the one the marker names (beside it, not a
 symlink, a regular file: a folder is left for the user); inside the workspace no folder on the way is a
 symlink out of it; outside it, on local disk, the marker and the file have one owner (the writer made both:
-a marker planted in a shared folder such as /tmp does not get another user's file deleted).
+a marker planted in a shared folder such as /tmp does not get another user's file deleted), and a pointer names
+an absolute path or a URL. A ``file://`` path is local disk and gets every local check. On local disk ``undo``
+makes the checks again through a descriptor of the file's folder (opened without following symlinks from the
+workspace) and removes with ``os.unlink(name, dir_fd=...)``: a folder swapped for a symlink after the check
+changes nothing (findings at9 J1, J2, J6, J8).
 """
 
 from __future__ import annotations
@@ -30,6 +34,10 @@ from kart_core.workspace import LOG_DIRECTORY, MANIFEST, join_url
 __all__ = ["Found", "find", "undo"]
 
 _POINTERS = f"{LOG_DIRECTORY}/{MANIFEST.name}/"
+_REFUSED = (
+    "a by-path writer's marker that kart does not act on: {}. Nothing is removed (nor by `kart verify --delete`); "
+    "remove it by hand once you know what it is"
+)
 _MAX_BYTES = 65536  # a marker is a few hundred bytes: anything larger is not kart's
 
 
@@ -86,6 +94,12 @@ def _judge(
     """(task label, detail, what ``undo`` removes) for the marker at ``marker`` naming ``output`` (found at ``path``)."""
     read = _read(marker) if marker else None
     label = (read or pointed or Writing(os.path.basename(path), "", 0, 0.0)).task
+    relative = _local(output)
+    if pointed is not None and relative is not None and not os.path.isabs(relative):
+        # kart writes an absolute path or a URL (``_mark_writing``): a relative one would name files from the
+        # working folder of whoever runs ``kart verify --delete`` (at9 J8)
+        refused = f"the pointer {path!r} names the relative path {output!r} (kart writes absolute paths or URLs)"
+        return label, _REFUSED.format(refused), ()
     if pointed is not None and read is None and not _exists(marker):
         return (
             label,
@@ -99,10 +113,7 @@ def _judge(
     if refused:
         return (
             label,
-            (
-                f"a by-path writer's marker that kart does not act on: {refused}. Nothing is removed (nor by "
-                "`kart verify --delete`); remove it by hand once you know what it is"
-            ),
+            _REFUSED.format(refused),
             (),
         )
     assert read is not None  # no refusal: the marker was read

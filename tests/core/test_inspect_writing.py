@@ -249,3 +249,21 @@ def test_verify_delete_removes_through_the_judged_folder_not_a_symlink_put_there
     (shared / "dreal").rename(shared / "d")
     assert writing.undo(str(workspace), str(workspace / pointer)) == list(judged.removes)
     assert sorted(os.listdir(shared / "d")) == [] and not (workspace / pointer).exists()
+
+
+def test_verify_delete_refuses_a_pointer_to_a_relative_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """at9 J8: a planted pointer whose path is relative named files from the verifier's working folder."""
+    from kart_core.inspect import writing
+
+    workspace, cwd = tmp_path / "ws", tmp_path / "cwd"
+    (workspace / "log" / "manifest").mkdir(parents=True)
+    cwd.mkdir()
+    (tmp_path / "victim").write_text("precious")
+    data = _plant(str(tmp_path / ".victim.kart-writing"), path="../victim")
+    pointer = workspace / "log" / "manifest" / "B_1.bbbbbbbbbbbb.kart-writing"
+    pointer.write_bytes(data)
+    monkeypatch.chdir(cwd)
+    [found] = writing.find(str(workspace), ["log/manifest/B_1.bbbbbbbbbbbb.kart-writing"])
+    assert "names the relative path '../victim'" in found.detail and found.removes == ()
+    assert writing.undo(str(workspace), str(pointer)) == []
+    assert (tmp_path / "victim").read_text() == "precious" and pointer.exists()
