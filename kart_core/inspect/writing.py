@@ -163,7 +163,9 @@ def _refusal(workspace: str, path: str, output: str, marker: str, pointed: Writi
     try:
         marker_owner, file = os.lstat(local_marker).st_uid, os.lstat(local)
     except FileNotFoundError:
-        return ""  # no file: only the marker goes
+        return ""  # no file: only the marker goes (undo reads the marker again)
+    except OSError:  # a folder on the way became a file, or cannot be searched: report, don't crash
+        return f"the folder of {output!r} changed while kart checked it, or cannot be read"
     if not stat.S_ISREG(file.st_mode):
         return f"{output!r} is not a regular file (a folder is left to you)"
     if pointed is not None and file.st_uid != marker_owner:
@@ -197,7 +199,7 @@ def _read(path: str) -> Writing | None:
     try:
         with storage_for(path).open_read(path) as file:
             data = file.read(_MAX_BYTES + 1)
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+    except OSError:  # gone, a folder, a folder on the way replaced, no permission: not a marker kart acts on
         return None
     return Writing.from_bytes(data) if len(data) <= _MAX_BYTES else None
 
