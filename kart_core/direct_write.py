@@ -651,9 +651,10 @@ class DirectWrites:
         self.release()
 
     def _clear_left_writing_markers(self) -> None:
-        """Remove a killed writer's marker beside a record-less output this run committed without its path (a dump)."""
+        """Remove a killed writer's marker beside an output this run committed without its path (a dump), or
+        committed with an integrity record (the marker's writer ran with records off: at9 J4)."""
         for path, target in self._outputs.items():
-            if path not in self.handed and self._record(target) is None:
+            if path not in self.handed or self._record(target) is not None:
                 marker = commit_marker.writing_marker(path)
                 storage = storage_for(marker)
                 if storage.exists(marker):

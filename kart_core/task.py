@@ -490,15 +490,14 @@ def _stores_plainly(cls: type) -> bool:
 
 def _commits_settled(outputs: list[Any]) -> bool:
     """Whether no commit of the outputs' task is half done (one existence check of its marker per manifest), and
-    no output without a record is marked as being written by path (``commit_marker.writing_marker``; with integrity
-    records off, no output at all: a by-path writer marks each so, one more existence check per output)."""
+    no output is marked as being written by path (``commit_marker.writing_marker``: one more existence check per
+    output; a by-path writer without an integrity record, or one killed while records were off, marks it so)."""
     seen: str | None = None
-    records: bool | None = None  # asked once, only for an output with a record: integrity records may be off
     for target in outputs:
         record = getattr(target, "record", None)
-        if record is not None and records is None:
-            records = target_config.records()
-        if (record is None or not records) and _being_written(target):
+        # Whatever the setting now: a by-path writer killed while integrity records were off left its marker
+        # beside a partial file that has no record, which a run with records on would otherwise take as complete.
+        if _being_written(target):
             return False
         if record is not None and record.manifest != seen:
             seen = record.manifest
