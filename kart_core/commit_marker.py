@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -312,7 +313,7 @@ def put(storage: Storage, record: OutputRecord, commit: str, signer: Signer | No
 
     The caller holds ``record``'s commit lock until ``clear``. With ``signer`` the marker is signed.
     """
-    _write(storage, record, Marker(commit, socket.gethostname(), os.getpid(), time.time()), signer)
+    _write(storage, record, Marker(commit, host_identity(), os.getpid(), time.time()), signer)
 
 
 def put_direct(
@@ -334,7 +335,7 @@ def put_direct(
         (_relative(record.workspace, path), None if aside is None else _relative(record.workspace, aside))
         for path, aside in moves
     )
-    marker = Marker(commit, socket.gethostname(), os.getpid(), time.time(), DIRECT, keys, process_start(os.getpid()))
+    marker = Marker(commit, host_identity(), os.getpid(), time.time(), DIRECT, keys, process_start(os.getpid()))
     _write(storage, record, marker, signer)
 
 
@@ -473,6 +474,33 @@ def _warn(path: str, marker: Marker, message: str, *args: object) -> None:
     logger.warning(message, *args)
 
 
+@functools.cache
+def host_identity() -> str:
+    """The host as a marker names its writer's: the host name, and ``@`` with 12 hex of this boot's id and this
+    process's pid namespace when ``/proc`` tells them (Linux).
+
+    A process id means something only in its own pid namespace on one boot. Containers sharing a host name
+    (Docker's host network, Kubernetes' hostNetwork) or two machines named alike saw each other's live writers
+    as killed: ``kart verify --delete`` and ``complete()`` removed a file while it was written (attacker at9
+    J3). With the namespace in the name, such a writer is another host's: alive until its lease runs out.
+    Remembered per process (a process that moves to another pid namespace keeps the first answer).
+    """
+    parts = []
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as boot:
+            parts.append(boot.read().strip())
+    except OSError:
+        parts.append("")
+    try:
+        parts.append(os.readlink("/proc/self/ns/pid"))
+    except OSError:
+        parts.append("")
+    name = socket.gethostname()
+    if not any(parts):
+        return name
+    return f"{name}@{hashlib.sha256(chr(0).join(parts).encode()).hexdigest()[:12]}"
+
+
 def process_start(pid: int) -> int | None:
     """When process ``pid`` started, in clock ticks after boot (``/proc/<pid>/stat``); None when unknown
     (no such process, or no ``/proc``: the process id alone then names the writer)."""
@@ -601,7 +629,7 @@ def refresh(
         or (kind is not None and current.kind != kind)
         or current.commit != commit
         or current.pid != os.getpid()
-        or current.host != socket.gethostname()
+        or current.host != host_identity()
     ):
         return False
     if current.kind == DIRECT:
@@ -800,7 +828,7 @@ def _foreign_live(path: str, marker: Marker, record: OutputRecord, seen: Sightin
     ``foreign_seconds()`` of ``seen.age`` (a time in the future counts from when this wait first saw it; a
     live committer rewrites its marker, which starts the count again)."""
     limit = foreign_seconds()
-    if marker.host in ("", socket.gethostname()) or seen.age(path, marker) >= limit:
+    if marker.host in ("", host_identity()) or seen.age(path, marker) >= limit:
         return False
     seen.once(
         path,
@@ -857,7 +885,7 @@ def writer_alive(marker: Marker) -> bool:
 
     Also what ``kart verify`` asks before it reports, or undoes, a direct writer's files as left by a kill.
     """
-    if marker.host != socket.gethostname() or marker.pid == os.getpid():
+    if marker.host != host_identity() or marker.pid == os.getpid():
         return True
     try:
         os.kill(marker.pid, 0)

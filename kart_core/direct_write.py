@@ -43,7 +43,6 @@ import dataclasses
 import functools
 import logging
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -436,7 +435,9 @@ class DirectWrites:
         marker = self._read(storage, record)
         if marker is None:
             return
-        if marker.refused or (marker.kind == commit_marker.DIRECT and marker.host not in ("", socket.gethostname())):
+        if marker.refused or (
+            marker.kind == commit_marker.DIRECT and marker.host not in ("", commit_marker.host_identity())
+        ):
             self._await_foreign(storage, record)
             return
         # Waits for a commit in progress; undoes a killed writer's files (those that are this task's outputs).
@@ -468,7 +469,11 @@ class DirectWrites:
             if marker is not None and marker.refused:  # not a writer's: replaced by this run's marker
                 commit_marker.undo_marked(storage, record, marker, self._label, "", self._own(record), self._signer)
                 return
-            if marker is None or marker.kind != commit_marker.DIRECT or marker.host in ("", socket.gethostname()):
+            if (
+                marker is None
+                or marker.kind != commit_marker.DIRECT
+                or marker.host in ("", commit_marker.host_identity())
+            ):
                 if marker is not None:
                     commit_marker.settled(record, lambda: self._own(record), lambda: self._signer)
                 return
@@ -680,7 +685,7 @@ class DirectWrites:
         full = path if "://" in path else os.path.abspath(path)
         pid = os.getpid()
         data = commit_marker.Writing(
-            self._label, socket.gethostname(), pid, time.time(), full, commit_marker.process_start(pid)
+            self._label, commit_marker.host_identity(), pid, time.time(), full, commit_marker.process_start(pid)
         ).to_bytes()
         for each in [self._pointer(path), marker] if outside else [marker]:
             with NoSpaceError.raised_as(functools.partial(self._no_room_to_mark, path, each)):

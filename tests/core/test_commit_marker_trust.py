@@ -16,7 +16,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -32,7 +31,7 @@ from click.testing import CliRunner
 import kart_core
 from kart_core import commit_marker
 from kart_core.cli import cli
-from kart_core.commit_marker import MARKER_SUFFIX, read_marker
+from kart_core.commit_marker import MARKER_SUFFIX, host_identity, read_marker
 from kart_core.signing import HEADER_SIZE, is_sealed
 from kart_core.storage import storage_for
 from kart_core.workspace import MANIFEST, log_task_path
@@ -117,7 +116,7 @@ def _forge(any_workspace: str, tmp_path: Path) -> tuple[list[list[str | None]], 
 def _forged_marker(moves: list[list[str | None]], host: str = "", pid: int = 0, written: float = 0.0) -> bytes:
     document = {
         "commit": "x",
-        "host": host or socket.gethostname(),
+        "host": host or host_identity(),
         "pid": pid or _dead_pid(),
         "written": written,
         "kind": "direct",
@@ -355,7 +354,7 @@ def test_a_foreign_marker_from_the_future_is_waited_for_a_bounded_time_with_one_
 
 def _unsigned_commit_marker() -> bytes:
     """A commit marker of a dead process of this host, unsigned (refused with signing on)."""
-    return json.dumps({"commit": "x", "host": socket.gethostname(), "pid": _dead_pid(), "written": 0.0}).encode()
+    return json.dumps({"commit": "x", "host": host_identity(), "pid": _dead_pid(), "written": 0.0}).encode()
 
 
 @pytest.mark.parametrize("planted", ["forged-paths", "unsigned-commit", "killed-writer"])

@@ -14,7 +14,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ from by_path_writer import run_writer
 
 import kart_core
 from kart_core import commit_marker
-from kart_core.commit_marker import Marker, marker_path, read_marker
+from kart_core.commit_marker import Marker, host_identity, marker_path, read_marker
 from kart_core.errors import DamagedOutputError, IntegrityError
 from kart_core.inspect.verify import remove_damaged, verify_workspace
 from kart_core.signing import HEADER_SIZE, MAGIC
@@ -205,7 +204,7 @@ def test_a_load_does_not_adopt_a_file_a_run_is_writing_by_path(workspace: str) -
     assert kart_core.build(DwForeign(text="first", workspace_directory=workspace)) == ["first"]
     task = DwForeign(workspace_directory=workspace)
     path = marker_path(task.output().record)
-    writing = Marker("0" * 32, socket.gethostname(), os.getpid(), time.time(), commit_marker.DIRECT, ())
+    writing = Marker("0" * 32, host_identity(), os.getpid(), time.time(), commit_marker.DIRECT, ())
     Path(path).write_bytes(writing.to_bytes())
     time.sleep(0.01)  # a later modification time than the manifest's
     assert Path(task.output().path()).read_text() == "first"
@@ -303,7 +302,7 @@ def test_a_marker_naming_a_path_outside_the_workspace_never_touches_it(
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     planted = Marker(
         "0" * 32,
-        socket.gethostname(),
+        host_identity(),
         int(gone.stdout),
         time.time(),
         commit_marker.DIRECT,

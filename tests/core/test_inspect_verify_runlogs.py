@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import pickle
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from click.testing import CliRunner
 
 import kart_core as gokart
 from kart_core.cli import DAMAGE_FOUND, cli
-from kart_core.commit_marker import DIRECT, Marker, marker_beside
+from kart_core.commit_marker import DIRECT, Marker, host_identity, marker_beside
 from kart_core.errors import IntegrityError
 from kart_core.inspect.verify import remove_damaged, verify_workspace
 from kart_core.signing import ENVIRONMENT_VARIABLE as SIGNING_KEY
@@ -239,7 +238,7 @@ def test_a_live_writer_by_path_is_reported_as_running_and_left_alone(workspace: 
     gokart.build(task, reset_register=False)
     output = task.output().path()
     marker = marker_beside(log_task_path(task, MANIFEST))
-    alive = Marker("0" * 32, socket.gethostname(), os.getpid(), time.time(), DIRECT, ((output, None),))
+    alive = Marker("0" * 32, host_identity(), os.getpid(), time.time(), DIRECT, ((output, None),))
     _write(marker, alive.to_bytes())
 
     report = verify_workspace(workspace)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from test_direct_write_outside import tasks as tasks  # noqa: F401 - a fixture
 
 import kart_core
 from kart_core.cli import cli
+from kart_core.commit_marker import host_identity
 from kart_core.inspect.verify import remove_damaged, verify_workspace
 from kart_core.storage import storage_for
 from kart_core.target_config import RECORD_ENVIRONMENT_VARIABLE
@@ -117,7 +117,7 @@ def test_verify_reports_and_deletes_a_killed_writer_s_file_outside_the_workspace
 
 
 def _plant(marker: str, pid: int = 999999, **fields: Any) -> bytes:
-    data = json.dumps({"task": "Export[deadbeef]", "host": socket.gethostname(), "pid": pid, "time": 0.0, **fields})
+    data = json.dumps({"task": "Export[deadbeef]", "host": host_identity(), "pid": pid, "time": 0.0, **fields})
     Path(marker).write_text(data)
     return data.encode()
 

@@ -147,7 +147,9 @@ def test_a_marker_replaced_by_another_writer_fails_the_run_and_leaves_its_files_
     task = ByPath(how="replaced", workspace_directory=where)
     _fails(task, r"MarkerLostError.*process 4242 on elsewhere\.example replaced it with its own")
     marker = commit_marker.read_marker(storage_for(where), commit_marker.marker_path(task.output().record))
-    assert marker is not None and marker.host == "elsewhere.example"  # the other writer's marker is left as it is
+    assert marker is not None and marker.host.startswith(
+        "elsewhere.example"
+    )  # the other writer's marker is left as it is
     assert _exists(task.output().path())  # its file too: the other writer settles it (its commit or its undo)
     assert not task.complete()  # the other writer's marker keeps the task incomplete meanwhile
 

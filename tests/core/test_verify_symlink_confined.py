@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ from click.testing import CliRunner
 
 import kart_core
 from kart_core.cli import cli
+from kart_core.commit_marker import host_identity
 from kart_core.inspect.verify import remove_damaged, verify_workspace
 from kart_core.workspace import MANIFEST, log_task_path
 
@@ -54,7 +54,7 @@ def _plant(workspace: Path, keys: list[str], moves: list[list[str | None]] | Non
             json.dumps(
                 {
                     "commit": "x",
-                    "host": socket.gethostname(),
+                    "host": host_identity(),
                     "pid": _dead_pid(),
                     "written": 0,
                     "kind": "direct",
@@ -121,7 +121,7 @@ def test_a_killed_writers_own_output_in_a_symlinked_folder_is_not_undone_by_veri
         json.dumps(
             {
                 "commit": "x",
-                "host": socket.gethostname(),
+                "host": host_identity(),
                 "pid": _dead_pid(),
                 "written": 0,
                 "kind": "direct",
