@@ -4,10 +4,13 @@ is not judged by a process id of this namespace (attacker at9 J3)."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import time
+
+import pytest
 
 from kart_core.commit_marker import DIRECT, Marker, Writing, host_identity, writer_alive
 
@@ -43,3 +46,36 @@ def test_the_identity_is_the_host_name_with_this_boot_and_pid_namespace() -> Non
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )
     assert child.stdout.strip() == host_identity()
+
+
+_WRITER_IN_ANOTHER_PID_NAMESPACE = """
+import os, socket, time
+try:
+    from kart_core.commit_marker import host_identity
+except ImportError:  # kart before 2026-12-01 22:20 named the host alone
+    host_identity = socket.gethostname
+from kart_core.commit_marker import Writing, process_start
+writing = Writing("Export[deadbeef]", host_identity(), os.getpid(), time.time(), "/data/x.csv", process_start(os.getpid()))
+print(writing.to_bytes().decode(), flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_live_writer_in_a_real_second_pid_namespace_is_alive() -> None:
+    # A container sharing the host name: its pid (1 there) named another process here, whose start time differed,
+    # so the live writer was judged killed (at9 J3).
+    command = ["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c", _WRITER_IN_ANOTHER_PID_NAMESPACE]
+    probe = subprocess.run([*command[:4], "true"], capture_output=True)
+    if shutil.which("unshare") is None or probe.returncode != 0:
+        pytest.skip("no unshare, or no right to make a pid namespace here (needs root)")
+    writer = subprocess.Popen(
+        command, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    )
+    try:
+        assert writer.stdout is not None
+        writing = Writing.from_bytes(writer.stdout.readline().encode())
+        assert writing is not None and writing.pid < 10  # its own namespace's numbering
+        assert writing.alive()
+    finally:
+        writer.kill()
+        writer.wait()
