@@ -19,11 +19,18 @@ from click.testing import CliRunner
 
 import kart_core
 from kart_core.cli import cli
-from kart_core.commit_marker import host_identity
+from kart_core.commit_marker import DIRECT, Marker, host_identity
 from kart_core.inspect.verify import remove_damaged, verify_workspace
 from kart_core.workspace import MANIFEST, log_task_path
 
 MANIFEST_STEM = "log/manifest/Ex_5caec6f2266e7a463fc0b32ca71b5c49"
+
+
+def _direct_marker(moves: list[list[str | None]]) -> bytes:
+    """A killed by-path writer's ``.committing`` marker of this host naming ``moves`` (commit_marker's own JSON form)."""
+    return Marker(
+        "x", host_identity(), _dead_pid(), 0.0, DIRECT, tuple((path, backup) for path, backup in moves)
+    ).to_bytes()
 
 
 def _dead_pid() -> int:
@@ -50,18 +57,7 @@ def _plant(workspace: Path, keys: list[str], moves: list[list[str | None]] | Non
     (workspace / f"{MANIFEST_STEM}.json").write_text(json.dumps(document))
     marker = workspace / f"{MANIFEST_STEM}.committing"
     if moves is not None:
-        marker.write_text(
-            json.dumps(
-                {
-                    "commit": "x",
-                    "host": host_identity(),
-                    "pid": _dead_pid(),
-                    "written": 0,
-                    "kind": "direct",
-                    "moves": moves,
-                }
-            )
-        )
+        marker.write_bytes(_direct_marker(moves))
     return marker
 
 
@@ -117,18 +113,7 @@ def test_a_killed_writers_own_output_in_a_symlinked_folder_is_not_undone_by_veri
     key = f"evil/{output.name}"
     stem = log_task_path(task, MANIFEST).removesuffix(MANIFEST.extension)
     marker = Path(f"{stem}.committing")
-    marker.write_text(
-        json.dumps(
-            {
-                "commit": "x",
-                "host": host_identity(),
-                "pid": _dead_pid(),
-                "written": 0,
-                "kind": "direct",
-                "moves": [[key, None]],
-            }
-        )
-    )
+    marker.write_bytes(_direct_marker([[key, None]]))
     report = verify_workspace(str(workspace))
     (problem,) = [p for p in report.problems if p.path == str(marker)]
     assert f"its path {key!r} goes through 'evil', which is a symlink" in problem.detail
