@@ -36,10 +36,43 @@ class Refused(Exception):
     """A marker's path leads out of the workspace through a symlink (or a file where a folder belongs)."""
 
 
-def _local(workspace: str) -> str | None:
-    if workspace.startswith("file://"):
-        return workspace[len("file://") :]
-    return None if protocol_of(workspace) else workspace
+def local_path(path: str) -> str | None:
+    """``path`` on local disk without its ``file://`` (or ``local://``) scheme; None for object storage."""
+    if protocol_of(path):
+        return None
+    _, separator, rest = path.partition("://")
+    return rest if separator else path
+
+
+_FOLDER = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)
+
+
+def open_folder(root: str, parts: Sequence[str]) -> int:
+    """A descriptor of the folder ``root/parts...``: ``root`` opened as named, each part from the one before with
+    ``O_NOFOLLOW``, so no symlink on the way is followed, whenever it appears. The caller closes it.
+
+    Raises:
+        OSError: a part is missing (``ENOENT``), a symlink (``ELOOP``) or not a folder (``ENOTDIR``); its
+            ``filename`` is the parts walked up to and including that one.
+        ValueError: a part is ``""``, ``"."`` or ``".."``.
+    """
+    folder = os.open(root, _FOLDER)
+    walked = ""
+    try:
+        for part in parts:
+            if part in ("", ".", ".."):
+                raise ValueError(f"{part!r} in a path to confine")
+            walked = f"{walked}/{part}" if walked else part
+            try:
+                inner = os.open(part, _FOLDER | os.O_NOFOLLOW, dir_fd=folder)
+            except OSError as error:
+                raise OSError(error.errno, error.strerror, walked) from None
+            os.close(folder)
+            folder = inner
+    except BaseException:
+        os.close(folder)
+        raise
+    return folder
 
 
 @contextlib.contextmanager
@@ -48,40 +81,29 @@ def _folders(workspace: str, keys: Sequence[str]) -> Iterator[dict[str, int | No
     workspace's folder with ``O_NOFOLLOW`` per component; None for a folder that does not exist (nothing
     there to undo). Raises ``Refused`` naming the first key whose folder is reached through a symlink."""
     opened: dict[str, int | None] = {}
-    root = os.open(workspace, os.O_RDONLY | os.O_DIRECTORY)
     try:
         for key in keys:
             folder = key.rpartition("/")[0]
             if folder in opened:
                 continue
-            current = os.dup(root)
-            walked = ""
             try:
-                for part in folder.split("/") if folder else ():
-                    walked = f"{walked}/{part}" if walked else part
-                    try:
-                        following = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=current)
-                    except OSError as error:
-                        if error.errno == errno.ENOENT:
-                            os.close(current)
-                            current = -1
-                            break
-                        if error.errno in (errno.ELOOP, errno.ENOTDIR):
-                            raise Refused(
-                                f"its path {key!r} goes through {walked!r}, which is a symlink or not a folder: "
-                                "it may lead out of the workspace"
-                            ) from None
-                        raise
-                    os.close(current)
-                    current = following
-            except BaseException:
-                if current >= 0:
-                    os.close(current)
+                opened[folder] = open_folder(workspace, folder.split("/") if folder else ())
+            except ValueError:
+                raise Refused(
+                    f"its path {key!r} has an empty, '.' or '..' part: it may lead out of the workspace"
+                ) from None
+            except OSError as error:
+                if error.errno == errno.ENOENT:
+                    opened[folder] = None
+                    continue
+                if error.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise Refused(
+                        f"its path {key!r} goes through {error.filename!r}, which is a symlink or not a folder: "
+                        "it may lead out of the workspace"
+                    ) from None
                 raise
-            opened[folder] = current if current >= 0 else None
         yield opened
     finally:
-        os.close(root)
         for descriptor in opened.values():
             if descriptor is not None:
                 os.close(descriptor)
@@ -90,7 +112,7 @@ def _folders(workspace: str, keys: Sequence[str]) -> Iterator[dict[str, int | No
 def refusal(workspace: str, keys: Sequence[str]) -> str:
     """Why the workspace-relative ``keys`` may not be undone here ("" when each one's folder is reached
     through no symlink from ``workspace``; always "" for object storage)."""
-    local = _local(workspace)
+    local = local_path(workspace)
     if local is None:
         return ""
     try:
@@ -129,7 +151,7 @@ def undo_within(workspace: str, moves: Sequence[tuple[str, str | None]], who: st
     Returns the removed paths no old output replaced. Raises ``Refused`` (before anything is touched) when
     an output's folder is reached through a symlink or a file (see the module docstring).
     """
-    local = _local(workspace)
+    local = local_path(workspace)
     if local is None:
         joined = [
             (join_url(workspace, key), None if aside is None else join_url(workspace, aside)) for key, aside in moves
@@ -169,7 +191,7 @@ def remove_within(workspace: str, keys: Sequence[str]) -> list[str]:
     Returns the paths (joined to ``workspace``) of the keys handled. Raises ``Refused`` (before anything is
     removed) when a key's folder is reached through a symlink or a file.
     """
-    local = _local(workspace)
+    local = local_path(workspace)
     if local is None:
         for key in keys:
             storage_for(join_url(workspace, key)).remove(join_url(workspace, key))

@@ -27,8 +27,8 @@ import stat
 from collections.abc import Iterable
 
 from kart_core.commit_marker import WRITING_SUFFIX, Writing, writing_marker
+from kart_core.inspect.confined import local_path, open_folder
 from kart_core.storage import storage_for
-from kart_core.storage.base import protocol_of
 from kart_core.workspace import LOG_DIRECTORY, MANIFEST, join_url
 
 __all__ = ["Found", "find", "undo"]
@@ -94,7 +94,7 @@ def _judge(
     """(task label, detail, what ``undo`` removes) for the marker at ``marker`` naming ``output`` (found at ``path``)."""
     read = _read(marker) if marker else None
     label = (read or pointed or Writing(os.path.basename(path), "", 0, 0.0)).task
-    relative = _local(output)
+    relative = local_path(output)
     if pointed is not None and relative is not None and not os.path.isabs(relative):
         # kart writes an absolute path or a URL (``_mark_writing``): a relative one would name files from the
         # working folder of whoever runs ``kart verify --delete`` (at9 J8)
@@ -147,7 +147,7 @@ def _refusal(workspace: str, path: str, output: str, marker: str, pointed: Writi
         return f"{marker!r} is not a marker of kart's"
     if pointed is not None and pointed != read:
         return f"the marker {marker!r} does not say what the pointer {path!r} says"
-    local, local_marker = _local(output), _local(marker)
+    local, local_marker = local_path(output), local_path(marker)
     if local is None or local_marker is None:
         return ""  # object storage: no symlinks, owners or folders to check
     # ``file://`` is local disk (``protocol_of``; kart's own form for ``make_target("file:///...")``): it gets every
@@ -155,7 +155,7 @@ def _refusal(workspace: str, path: str, output: str, marker: str, pointed: Writi
     if os.path.islink(local_marker) or os.path.islink(local):
         return f"{output!r} or its marker is a symbolic link"
     try:
-        inside = pointed is not None or _inside(_local(workspace) or workspace, os.path.dirname(local))
+        inside = pointed is not None or _inside(local_path(workspace) or workspace, os.path.dirname(local))
     except OSError:  # a link on the way vanished inside realpath (at9 J6): report, don't crash
         return f"the folder of {output!r} changed while kart checked it"
     if not inside:
@@ -173,16 +173,8 @@ def _refusal(workspace: str, path: str, output: str, marker: str, pointed: Writi
     return ""
 
 
-def _local(path: str) -> str | None:
-    """``path`` on local disk without its ``file://`` (or ``local://``) scheme; None for object storage."""
-    if protocol_of(path):
-        return None
-    scheme, separator, rest = path.partition("://")
-    return rest if separator else path
-
-
 def _exists(path: str) -> bool:
-    local = _local(path)
+    local = local_path(path)
     return os.path.lexists(local) if local is not None else storage_for(path).exists(path)
 
 
@@ -193,7 +185,7 @@ def _inside(workspace: str, folder: str) -> bool:
 
 def _read(path: str) -> Writing | None:
     """The marker or pointer at ``path``; None when it is missing, too large or not kart's JSON."""
-    local = _local(path)
+    local = local_path(path)
     if local is not None and (os.path.islink(local) or not os.path.isfile(local)):
         return None
     try:
@@ -220,7 +212,7 @@ def undo(workspace: str, path: str) -> list[str]:
     pointer = found.path if found.path != found.marker else ""
     try:
         _remove(workspace, relative, found, pointer, removed)
-    except (OSError, _Refused):
+    except (OSError, ValueError, _Refused):
         pass  # changed while kart removed it: the rest is left (`kart verify` reports what remains)
     return list(dict.fromkeys(removed))
 
@@ -244,19 +236,19 @@ def _remove(workspace: str, relative: str, found: Found, pointer: str, removed: 
     regular file (and outside, of the marker's owner); ``os.unlink(name, dir_fd=...)`` then removes exactly
     what was checked. On object storage (no symlinks, no owners) ``find``'s judgement stands.
     """
-    root, name = _local(workspace), relative.rpartition("/")[2]
+    root, name = local_path(workspace), relative.rpartition("/")[2]
     pointed = None
     pointer_folder = -1
     try:
         if pointer and root is not None:
-            pointer_folder = _open_folder(root, relative.split("/")[:-1])
+            pointer_folder = open_folder(root, relative.split("/")[:-1])
             pointed = _read_at(pointer_folder, name)[0]
         elif pointer:
             pointed = _read(pointer)
         if pointer and pointed is None:
             raise _Refused(pointer)
         if found.output in found.removes:
-            local = _local(found.output)
+            local = local_path(found.output)
             if local is None:
                 for each in (found.output, found.marker):
                     storage = storage_for(each)
@@ -269,7 +261,7 @@ def _remove(workspace: str, relative: str, found: Found, pointer: str, removed: 
                 folder = (
                     os.open(os.path.dirname(local), _FOLDER)
                     if pointer
-                    else _open_folder(root or workspace, found.relative.split("/")[:-1])
+                    else open_folder(root or workspace, found.relative.split("/")[:-1])
                 )
                 try:
                     _remove_at(folder, os.path.basename(local), found, pointed, removed)
@@ -305,22 +297,6 @@ def _remove_at(folder: int, name: str, found: Found, pointed: Writing | None, re
         removed.append(found.output)
     os.unlink(marker, dir_fd=folder)
     removed.append(found.marker)
-
-
-def _open_folder(root: str, parts: list[str]) -> int:
-    """A descriptor of the folder ``root/parts...``: ``root`` opened as named, each part with ``O_NOFOLLOW``."""
-    folder = os.open(root, _FOLDER)
-    try:
-        for part in parts:
-            if part in ("", ".", ".."):
-                raise _Refused(part)
-            inner = os.open(part, _FOLDER | os.O_NOFOLLOW, dir_fd=folder)
-            os.close(folder)
-            folder = inner
-    except BaseException:
-        os.close(folder)
-        raise
-    return folder
 
 
 def _read_at(folder: int, name: str) -> tuple[Writing | None, int]:
