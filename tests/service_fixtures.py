@@ -1,6 +1,7 @@
 """The test servers as pytest fixtures, one definition for every test directory (the root conftest registers
 this module as a plugin): moto's S3 server, the GCS emulator and redis, each for the whole test session
-(one per pytest-xdist worker), and a fresh S3 bucket per test.
+(one per pytest-xdist worker); kart pointed at a server for one test (``s3_env``, ``gcs_env``); a fresh bucket
+per test (``s3_bucket``, ``gcs_bucket``).
 
 Each server dies with the test process that started it, however that process ends (``services.watch``).
 """
@@ -11,12 +12,14 @@ from collections.abc import Iterator
 
 import pytest
 from services import (
+    GCS_PROJECT,
     S3_KEY_ID,
     S3_SECRET,
     Service,
     gcs_emulator,
     gcs_emulator_binary,
     make_bucket,
+    make_gcs_bucket,
     moto_server,
     moto_server_binary,
     redis_server,
@@ -56,6 +59,40 @@ def gcs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         pytest.skip("gcp-storage-emulator is not installed (dev extra: gcp-storage-emulator)")
     with gcs_emulator(str(tmp_path_factory.mktemp("gcs"))) as service:
         yield service
+
+
+@pytest.fixture
+def gcs_env(gcs_server: Service, monkeypatch: pytest.MonkeyPatch) -> Iterator[Service]:
+    """Point gcsfs (so kart's ``gs://`` storage) at the emulator, anonymously, for one test.
+
+    - ``STORAGE_EMULATOR_HOST``: gcsfs sends its JSON-API requests there.
+    - ``token="anon"`` by fsspec's config: without it gcsfs looks for credentials, and its last
+      resort asks the GCE metadata server (not on this machine); the GCE variables point any such
+      request at a closed port on 127.0.0.1 all the same.
+
+    kart itself picks gcsfs's plain ``GCSFileSystem`` for an emulator (``kart_core.storage.remote``).
+    """
+    import fsspec.config
+    from gcsfs.core import GCSFileSystem
+
+    from kart_core.storage import base
+
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_server.url)
+    monkeypatch.setenv("GCE_METADATA_HOST", "127.0.0.1:9")
+    monkeypatch.setenv("GCE_METADATA_IP", "127.0.0.1:9")
+    monkeypatch.setenv("NO_GCE_CHECK", "True")
+    monkeypatch.setitem(fsspec.config.conf, "gs", {"token": "anon", "project": GCS_PROJECT})
+    GCSFileSystem.clear_instance_cache()
+    base._remote_storage.cache_clear()
+    yield gcs_server
+    GCSFileSystem.clear_instance_cache()
+    base._remote_storage.cache_clear()  # no later test keeps a file system bound to this setup
+
+
+@pytest.fixture
+def gcs_bucket(gcs_env: Service) -> str:
+    """A fresh bucket on the GCS emulator (environment already pointing at it)."""
+    return make_gcs_bucket(gcs_env)
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
-"""Fixtures for the core tests: kart pointed at the GCS emulator, a quiet root logger, workspaces on each storage.
+"""Fixtures for the core tests: a quiet root logger, workspaces on each storage, signing on and off.
 
-The servers themselves (s3_server, s3_env, s3_bucket, gcs_server, redis_service) are in tests/service_fixtures.py.
+The servers and kart pointed at them (s3_server, s3_env, s3_bucket, gcs_server, gcs_env, gcs_bucket, redis_service)
+are in tests/service_fixtures.py.
 """
 
 from __future__ import annotations
@@ -10,41 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from services import GCS_PROJECT, Service, make_gcs_bucket
-
-
-@pytest.fixture
-def gcs_env(gcs_server: Service, monkeypatch: pytest.MonkeyPatch) -> Iterator[Service]:
-    """Point gcsfs (so kart's ``gs://`` storage) at the emulator, anonymously, for one test.
-
-    - ``STORAGE_EMULATOR_HOST``: gcsfs sends its JSON-API requests there.
-    - ``token="anon"`` by fsspec's config: without it gcsfs looks for credentials, and its last
-      resort asks the GCE metadata server (not on this machine); the GCE variables point any such
-      request at a closed port on 127.0.0.1 all the same.
-
-    kart itself picks gcsfs's plain ``GCSFileSystem`` for an emulator (``kart_core.storage.remote``).
-    """
-    import fsspec.config
-    from gcsfs.core import GCSFileSystem
-
-    from kart_core.storage import base
-
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_server.url)
-    monkeypatch.setenv("GCE_METADATA_HOST", "127.0.0.1:9")
-    monkeypatch.setenv("GCE_METADATA_IP", "127.0.0.1:9")
-    monkeypatch.setenv("NO_GCE_CHECK", "True")
-    monkeypatch.setitem(fsspec.config.conf, "gs", {"token": "anon", "project": GCS_PROJECT})
-    GCSFileSystem.clear_instance_cache()
-    base._remote_storage.cache_clear()
-    yield gcs_server
-    GCSFileSystem.clear_instance_cache()
-    base._remote_storage.cache_clear()  # no later test keeps a file system bound to this setup
-
-
-@pytest.fixture
-def gcs_bucket(gcs_env: Service) -> str:
-    """A fresh bucket on the GCS emulator (environment already pointing at it)."""
-    return make_gcs_bucket(gcs_env)
 
 
 @pytest.fixture(autouse=True)

@@ -60,8 +60,8 @@ class Store:
 
 
 def _gcs_store(service: Service, monkeypatch: pytest.MonkeyPatch) -> Store:
-    """A fresh bucket on the GCS emulator (``gcs_server``, tests/service_fixtures.py); kedro-datasets' ``gs://`` file
-    systems point at it anonymously.
+    """A fresh bucket on the GCS emulator; ``service`` comes from ``gcs_env`` (tests/service_fixtures.py), which points
+    gcsfs at it anonymously, and kedro-datasets' ``gs://``/``gcs://`` file systems follow.
 
     gcsfs's default class (``ExtendedGcsFileSystem``) asks a gRPC API the emulator does not serve for each
     bucket's layout (60 s time-outs); kart's own storage picks gcsfs's plain class for an emulator, and so
@@ -70,15 +70,10 @@ def _gcs_store(service: Service, monkeypatch: pytest.MonkeyPatch) -> Store:
     import fsspec.config
     import gcsfs.core
 
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", service.url)
-    monkeypatch.setenv("GCE_METADATA_HOST", "127.0.0.1:9")
-    monkeypatch.setenv("GCE_METADATA_IP", "127.0.0.1:9")
-    monkeypatch.setenv("NO_GCE_CHECK", "True")
     registry = importlib.import_module("fsspec.registry")._registry
+    monkeypatch.setitem(fsspec.config.conf, "gcs", {"token": "anon", "project": GCS_PROJECT})
     for protocol in ("gs", "gcs"):
-        monkeypatch.setitem(fsspec.config.conf, protocol, {"token": "anon", "project": GCS_PROJECT})
         monkeypatch.setitem(registry, protocol, gcsfs.core.GCSFileSystem)
-    gcsfs.core.GCSFileSystem.clear_instance_cache()
     bucket = make_gcs_bucket(service)
     objects = f"{service.url}/storage/v1/b/{bucket}/o"
 
@@ -111,7 +106,7 @@ def store(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> St
     """A fresh bucket on moto (``s3://``) or on the GCS emulator (``gs://``)."""
     if request.param == "s3":
         return _s3_store(request.getfixturevalue("s3_bucket"))
-    return _gcs_store(request.getfixturevalue("gcs_server"), monkeypatch)
+    return _gcs_store(request.getfixturevalue("gcs_env"), monkeypatch)
 
 
 @pytest.fixture
@@ -221,9 +216,9 @@ def test_a_partition_added_then_one_deleted_reruns_the_reader(store: Store, tmp_
 
 
 def test_a_gcs_rewrite_of_the_same_bytes_is_read_again_and_finds_the_node_cached(
-    tmp_path: Path, journal: str, gcs_server: Service, monkeypatch: pytest.MonkeyPatch, requests_seen: Requests
+    tmp_path: Path, journal: str, gcs_env: Service, monkeypatch: pytest.MonkeyPatch, requests_seen: Requests
 ) -> None:
-    store = _gcs_store(gcs_server, monkeypatch)
+    store = _gcs_store(gcs_env, monkeypatch)
     _seed(store)
     dataset = CSVDataset(filepath=f"{store.url}/frame.csv")
     before = file_stamp(dataset)
@@ -282,13 +277,13 @@ def test_an_s3_object_replaced_at_its_size_within_its_second_gets_another_stamp(
     assert parts is not None and [part[3] for part in parts[0]] == [f"s3:{md5(_csv([1, 2]))}:"]  # the ETag
 
 
-def test_gcs_stamps_name_the_generation_and_md5hash(gcs_server: Service, monkeypatch: pytest.MonkeyPatch) -> None:
-    store = _gcs_store(gcs_server, monkeypatch)
+def test_gcs_stamps_name_the_generation_and_md5hash(gcs_env: Service, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = _gcs_store(gcs_env, monkeypatch)
     store.put("frame.csv", _csv([1, 2]))
     dataset = CSVDataset(filepath=f"{store.url}/frame.csv")
     bucket = store.url[len("gs://") :]
     parts = object_stamp_parts(dataset._fs, f"{bucket}/frame.csv", folder=False)
-    meta = json.loads(urllib.request.urlopen(f"{gcs_server.url}/storage/v1/b/{bucket}/o/frame.csv").read())
+    meta = json.loads(urllib.request.urlopen(f"{gcs_env.url}/storage/v1/b/{bucket}/o/frame.csv").read())
     assert meta["md5Hash"] == base64.b64encode(hashlib.md5(_csv([1, 2])).digest()).decode()
     assert parts is not None and parts[0][0][3] == f"gs:{meta['generation']}:{meta['md5Hash']}:{meta['crc32c']}"
 
@@ -319,9 +314,9 @@ def test_stores_without_content_tokens_are_read(tmp_path: Path) -> None:
 
 
 def test_a_gcs_output_rewritten_at_its_size_within_its_time_is_read_again(
-    gcs_server: Service, monkeypatch: pytest.MonkeyPatch
+    gcs_env: Service, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = _gcs_store(gcs_server, monkeypatch)
+    store = _gcs_store(gcs_env, monkeypatch)
     dataset = CSVDataset(filepath=f"{store.url}/combined.csv", save_args={"index": False})
     dataset.save(pd.DataFrame({"v": [1, 20]}))
     recorded = current_state(dataset)
