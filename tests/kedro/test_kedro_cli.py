@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from kart_kedro import KartRunner
 from kart_kedro.cli import commands
+from kart_kedro.node_records import NodeRecords
 from kedro.framework.startup import ProjectMetadata
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.pipeline import Pipeline, node
@@ -95,3 +98,51 @@ def test_list_and_clear_on_an_fsspec_workspace(tmp_path: Path, monkeypatch: pyte
     assert "1 cached run(s)" in _invoke(tmp_path, "list", "--workspace", workspace)
     assert "1 run(s) cleared." in _invoke(tmp_path, "clear", "--workspace", workspace)
     assert "No cached Kedro node runs" in _invoke(tmp_path, "list", "--workspace", workspace)
+
+
+def _run_grow(workspace: str, step: int, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
+    """Run demo_pkg's one-node pipeline 'grow' with ``params:step`` = ``step``; its status and the 8-hex id of the
+    node run its ``last_runs`` record names then (the run it built; the one it served too since 2026-12-01)."""
+    monkeypatch.setattr("kedro.framework.project.PACKAGE_NAME", "demo_pkg")
+    runner = KartRunner(workspace_directory=workspace)
+    catalog = DataCatalog({"raw": MemoryDataset([1, 2]), "params:step": MemoryDataset(step)})
+    runner.run(Pipeline([node(_add, ["raw", "params:step"], "grown", name="grow")]), catalog)
+    used = NodeRecords(workspace, "demo_pkg").last_run("grow")
+    assert used is not None
+    return runner.last_run["grow"], used.unique_id[:8]
+
+
+def _listed(tmp_path: Path, workspace: str) -> list[list[str]]:
+    """``kedro kart list`` lines as fields: date, time, node, id, state, 'took', seconds[, 'last', 'used']."""
+    return [line.split() for line in _invoke(tmp_path, "list", "--workspace", workspace).splitlines()[:-1]]
+
+
+def test_keep_latest_keeps_the_run_the_parameters_are_set_back_to(
+    tmp_path: Path, workspace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # step 1 built, step 2 built, step 1 again: served. The run built last is step 2's, but the project
+    # uses step 1's: --keep-latest keeps both (kart before kept only the newest file and cleared step 1's).
+    assert (first := _run_grow(workspace, 1, monkeypatch))[0] == "ran"
+    time.sleep(0.01)
+    assert (second := _run_grow(workspace, 2, monkeypatch))[0] == "ran"
+    assert _run_grow(workspace, 1, monkeypatch)[0] == "cached"
+    assert "0 run(s) cleared." in _invoke(tmp_path, "clear", "--workspace", workspace, "--keep-latest")
+    assert _run_grow(workspace, 1, monkeypatch) == ("cached", first[1])
+    rows = _listed(tmp_path, workspace)
+    assert [row[3] for row in rows] == [first[1], second[1]] and rows[0][7:] == ["last", "used"] and rows[1][7:] == []
+
+
+def test_list_and_keep_latest_order_by_build_time_not_the_manifest_file_time(
+    tmp_path: Path, workspace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = _run_grow(workspace, 1, monkeypatch)[1]
+    time.sleep(0.01)
+    second = _run_grow(workspace, 2, monkeypatch)[1]
+    # The first run's manifest written again later (as a load recording a new version of an output does).
+    (manifest,) = Path(workspace, "log", "manifest").glob(f"KedroNodeRun_{first}*.json")
+    later = time.time() + 3600
+    os.utime(manifest, (later, later))
+    assert [row[3] for row in _listed(tmp_path, workspace)] == [first, second]
+    cleared = _invoke(tmp_path, "clear", "--workspace", workspace, "--keep-latest").splitlines()
+    assert len(cleared) == 2 and cleared[0].split()[4] == first and cleared[1] == "1 run(s) cleared."
+    assert _run_grow(workspace, 2, monkeypatch) == ("cached", second)

@@ -12,6 +12,7 @@ import click
 
 import kart_core
 from kart_kedro.node_cache import CachedRun, cached_runs, clear_run
+from kart_kedro.node_records import NodeRecords
 
 __all__ = ["commands"]
 
@@ -33,13 +34,15 @@ def kart() -> None:
 @click.option("--all-projects", is_flag=True, help="Also list runs cached by other Kedro projects.")
 @click.pass_obj
 def list_command(metadata: Any, workspace: str | None, all_projects: bool) -> None:
-    """List the cached node runs of this project, oldest first."""
+    """List the cached node runs of this project, oldest built first; 'last used' marks the run of each node
+    that the project's last kedro run served or ran."""
     runs = _runs(metadata, workspace, all_projects)
     if not runs:
         click.echo(f"No cached Kedro node runs in {_workspace(workspace)}.")
         return
+    used = _last_used(runs, workspace)
     for run in runs:
-        click.echo(_describe(run))
+        click.echo(_describe(run) + ("  last used" if _key(run) in used else ""))
     click.echo(f"{len(runs)} cached run(s) in {_workspace(workspace)}.")
 
 
@@ -50,7 +53,11 @@ def list_command(metadata: Any, workspace: str | None, all_projects: bool) -> No
 )
 @click.option("--only", is_flag=True, help="With --node: clear only the named nodes, not what is downstream.")
 @click.option("--pipeline", "pipeline_name", default="__default__", help="Pipeline in which to find downstream nodes.")
-@click.option("--keep-latest", is_flag=True, help="Keep the newest run of each node; clear the older ones.")
+@click.option(
+    "--keep-latest",
+    is_flag=True,
+    help="Keep the newest built run of each node and the one the last kedro run used; clear the others.",
+)
 @click.option("--dry-run", is_flag=True, help="Only say what would be deleted.")
 @click.pass_obj
 def clear_command(
@@ -65,13 +72,15 @@ def clear_command(
     """Delete cached node runs (outputs, run logs and records) of this project.
 
     ``--node X`` clears X and everything downstream of it in the pipeline (their cached results
-    were computed from X's), unless ``--only`` is given.
+    were computed from X's), unless ``--only`` is given. ``--keep-latest`` keeps, per node, the run built
+    last (the build time its run record holds, not a file's modification time) and the run the project's
+    last ``kedro run`` served or ran (what the current catalog and parameters resolved to then).
     """
     names = set(nodes) if only or not nodes else _with_downstream(nodes, pipeline_name)
     runs = [run for run in _runs(metadata, workspace, False) if not names or run.task.node_name in names]
     if keep_latest:
-        newest = {run.task.node_name: run.unique_id for run in runs}  # runs are oldest first
-        runs = [run for run in runs if newest[run.task.node_name] != run.unique_id]
+        kept = _kept(runs, workspace)
+        runs = [run for run in runs if _key(run) not in kept]
     for run in runs:
         click.echo(f"{'would clear' if dry_run else 'cleared'} {_describe(run)}")
         if not dry_run:
@@ -98,6 +107,33 @@ def _with_downstream(nodes: tuple[str, ...], pipeline_name: str) -> set[str]:
             hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
             raise click.UsageError(f"pipeline {pipeline_name!r} has no node {name!r}.{hint}")
     return {node.name for node in pipeline.from_nodes(*nodes).nodes}
+
+
+def _key(run: CachedRun) -> tuple[str, str, str]:
+    return run.task.project, run.task.node_name, run.unique_id
+
+
+def _kept(runs: list[CachedRun], workspace: str | None) -> set[tuple[str, str, str]]:
+    """(project, node name, unique id) of the runs ``--keep-latest`` keeps: per node, the newest built and the
+    last used."""
+    newest = {(run.task.project, run.task.node_name): run.unique_id for run in runs}  # runs are oldest built first
+    return {(project, node_name, unique_id) for (project, node_name), unique_id in newest.items()} | _last_used(
+        runs, workspace
+    )
+
+
+def _last_used(runs: list[CachedRun], workspace: str | None) -> set[tuple[str, str, str]]:
+    """(project, node name, unique id) of each node's run that its project's last kedro run served or ran (the
+    ``last_runs`` record, ``NodeRecords.last_run``)."""
+    records: dict[str, NodeRecords] = {}
+    used = set()
+    for project, node_name in {(run.task.project, run.task.node_name) for run in runs}:
+        if project not in records:
+            records[project] = NodeRecords(_workspace(workspace), project)
+        last = records[project].last_run(node_name)
+        if last is not None:
+            used.add((project, node_name, last.unique_id))
+    return used
 
 
 def _workspace(workspace: str | None) -> str:

@@ -16,8 +16,10 @@ import dataclasses
 import functools
 import hashlib
 import json
+import pickle
 import re
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -27,10 +29,13 @@ import kart_core
 
 _layout = kart_core.workspace  # the cache layout: log kinds, log paths, listing
 
-__all__ = ["CachedRun", "KedroNodeRun", "cached_runs", "clear_run"]
+__all__ = ["BUILT_AT", "CachedRun", "KedroNodeRun", "cached_runs", "clear_run"]
 
 _UNSAFE = re.compile(r"[^0-9A-Za-z_.-]+")
 _NO_OUTPUT = "__node_done__"
+# The task log key of when a node run's run() finished (seconds since the epoch, UTC): committed with its outputs
+# in the run record of its manifest, so it says when the run was built however often the manifest is written again.
+BUILT_AT = "kart_built_at"
 
 
 def safe_name(name: str) -> str:
@@ -185,6 +190,7 @@ class KedroNodeRun(kart_core.TaskOnKart[Any]):
             self._cache_output(name, produced[name])
         if not names:
             self._cache_output(_NO_OUTPUT, True)
+        self.task_log[BUILT_AT] = time.time()
 
     def _cache_output(self, name: str, value: Any) -> None:
         try:
@@ -228,7 +234,14 @@ def _pickle_processor() -> Any:
 
 @dataclasses.dataclass
 class CachedRun:
-    """One node run found in a workspace's run logs."""
+    """One node run found in a workspace's run logs.
+
+    Attributes:
+        task: the node run, rebuilt from its recorded parameters.
+        unique_id: its unique id.
+        created: when it was built (``built_time``), local time.
+        complete: whether all its outputs exist.
+    """
 
     task: KedroNodeRun
     unique_id: str
@@ -242,7 +255,7 @@ class CachedRun:
 
 
 def cached_runs(workspace: str, project: str | None = None) -> list[CachedRun]:
-    """Every KedroNodeRun logged in ``workspace`` (of ``project`` when given), oldest first."""
+    """Every KedroNodeRun logged in ``workspace`` (of ``project`` when given), oldest built first."""
     runs = []
     name = KedroNodeRun.__name__
     logged = set(_layout.logged_unique_ids(workspace, name))  # kart before the run record in the manifest
@@ -251,10 +264,36 @@ def cached_runs(workspace: str, project: str | None = None) -> list[CachedRun]:
         task = _restore(workspace, unique_id)
         if task is None or (project is not None and task.project != project):
             continue
-        kind = _layout.TASK_PARAMS if unique_id in logged else _layout.MANIFEST
-        created = task.kart_log_target(kind.name, kind.extension).last_modification_time()
+        created = built_time(task, unique_id in logged)
         runs.append(CachedRun(task=task, unique_id=unique_id, created=created, complete=bool(task.complete())))
-    return sorted(runs, key=lambda run: run.created)
+    return sorted(runs, key=lambda run: (run.created, run.unique_id))
+
+
+def built_time(task: KedroNodeRun, logged: bool) -> datetime:
+    """When ``task``'s run was built: the ``BUILT_AT`` its task log records.
+
+    Not the manifest's modification time: the manifest is written again after the run (a load recording a
+    new version of an output, a dropped entry), so a run built long ago could look newest. A run recorded
+    by kart before 2026-12-01 has no ``BUILT_AT``: its task_params log's time (``logged``: written before the
+    run, never again), else the oldest of its output files' times (committed by the run), else its manifest's.
+    """
+    try:
+        task_log = kart_core.read_run_log(task, _layout.TASK_LOG, None)
+    except (kart_core.errors.LoadError, TypeError, ValueError, EOFError, pickle.UnpicklingError):
+        task_log = None  # unreadable: the times of its files below
+    seconds = task_log.get(BUILT_AT) if isinstance(task_log, dict) else None
+    if isinstance(seconds, int | float) and not isinstance(seconds, bool):
+        return datetime.fromtimestamp(seconds)
+    if logged:
+        return task.kart_log_target(_layout.TASK_PARAMS.name, _layout.TASK_PARAMS.extension).last_modification_time()
+    times = _modification_times(task.output().values())
+    if times:
+        return min(times)
+    return task.kart_log_target(_layout.MANIFEST.name, _layout.MANIFEST.extension).last_modification_time()
+
+
+def _modification_times(targets: Iterable[Any]) -> list[datetime]:
+    return [target.last_modification_time() for target in targets if target.exists()]
 
 
 def clear_run(run: CachedRun) -> list[str]:

@@ -792,11 +792,31 @@ class PipelineRun:
             self.restore(name)
 
     def save_records(self) -> None:
-        """Remember the key parts of the nodes that ran and the contents kart wrote (also after a failure: they did run)."""
-        self.records.save_last_runs(self.ran_parts)
+        """Remember the key parts of the nodes that ran or were served and the contents kart wrote (also after a
+        failure: they did run)."""
+        self.records.save_last_runs({**self.served_parts(), **self.ran_parts})
         self.records.save_written()
         self.records.save_input_digests()
         self.records.save_code_names()
+
+    def served_parts(self) -> dict[str, RunParts]:
+        """The key parts of the nodes this run served from the cache whose recorded last run had another key.
+
+        So ``last_runs`` names the node run each node's last use resolved to, served or ran: ``kedro kart clear
+        --keep-latest`` keeps it though another run of the node was built later (kart before 2026-12-01 recorded
+        only nodes that ran, and cleared a served run whose parameters were set back). Nothing is written when
+        every served node was already recorded with its key (one read of the record file per run).
+        """
+        cached = kart_core.RunStatus.CACHED.value
+        served = {}
+        for node_name, status in self.statuses.items():
+            parts = self.parts.get(node_name)
+            if status != cached or parts is None or node_name in self.ran_parts:
+                continue
+            last = self.records.last_run(node_name)
+            if last is None or last.unique_id != parts.unique_id:
+                served[node_name] = parts
+        return served
 
     def restore_pipeline_outputs(self) -> None:
         """Hand the caller every pipeline output, cached or not."""
