@@ -155,18 +155,41 @@ def _forget() -> None:
         del sys.modules[name]
 
 
+def _in_processes(runs: list[tuple[str, str]], path: list[str]) -> list[str]:
+    """The last line each ``(seed, code)`` of ``runs`` prints in its own fresh interpreter with
+    ``PYTHONHASHSEED=seed``, in order. The interpreters run at the same time (each test's seeds used to run
+    one after the other: the pandas test's two ~15 s walks took twice the wall time beside an idle core)."""
+    started = []
+    try:
+        for seed, code in runs:
+            env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": os.pathsep.join(path)}
+            command = [sys.executable, "-c", code]
+            started.append(
+                subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            )
+        lines = []
+        for process in started:
+            out, err = process.communicate(timeout=300)
+            assert process.returncode == 0, err[-3000:]
+            lines.append(out.strip().splitlines()[-1])
+        return lines
+    finally:
+        for process in started:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
 def _in_process(seed: str, code: str, path: list[str]) -> str:
     """The last line ``code`` prints in a fresh interpreter with ``PYTHONHASHSEED=seed``."""
-    env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": os.pathsep.join(path)}
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout.strip().splitlines()[-1]
+    return _in_processes([(seed, code)], path)[0]
 
 
 def _digests(package: Path, cases: list[str]) -> dict[str, dict[str, str]]:
     """seed -> case -> digest, each seed in its own interpreter."""
     code = FINGERPRINT_ALL.format(cases=cases)
-    return {seed: json.loads(_in_process(seed, code, [str(package.parent), *sys.path])) for seed in SEEDS}
+    lines = _in_processes([(seed, code) for seed in SEEDS], [str(package.parent), *sys.path])
+    return {seed: json.loads(line) for seed, line in zip(SEEDS, lines, strict=True)}
 
 
 def _here(package: Path, helpers: str, case: str) -> str:
@@ -233,7 +256,7 @@ def test_a_value_imported_from_another_module_counts_by_the_statement_that_made_
     (package / "other.py").write_text("from fpseed.helpers import FROM_SET as NAMES\n")
     (package / "nodes.py").write_text("from fpseed.other import NAMES\n\n\ndef n_NAMES():\n    return NAMES\n")
     code = "import fpseed.nodes as n; from kart_core import CodeFingerprinter; print(CodeFingerprinter().fingerprint(n.n_NAMES).digest)"
-    digests = {_in_process(seed, code, [str(package.parent), *sys.path]) for seed in SEEDS}
+    digests = set(_in_processes([(seed, code) for seed in SEEDS], [str(package.parent), *sys.path]))
     assert len(digests) == 1
 
 
@@ -268,9 +291,8 @@ def test_a_task_class_fingerprints_the_same_in_a_dag_processor_and_a_worker(tmp_
         "print(kart_core.code_fingerprint(fpseed_tasks.Pick))\n"
     )
     path = [str(tmp_path), *sys.path]
-    digests = {
-        _in_process(seed, code.replace("sys.argv[-1]", made), path) for seed, made in zip(SEEDS, "0305", strict=True)
-    }
+    runs = [(seed, code.replace("sys.argv[-1]", made)) for seed, made in zip(SEEDS, "0305", strict=True)]
+    digests = set(_in_processes(runs, path))
     assert len(digests) == 1
     edited = LUIGI_TASKS.replace('"d", "e"], default="a"', '"d", "f"], default="a"')
     (tmp_path / "fpseed_tasks.py").write_text(edited)
@@ -298,11 +320,11 @@ print(json.dumps(found))
 """
 
 
-@pytest.mark.slow  # each process walks about 8,900 pieces of pandas: over a minute on a loaded machine
+@pytest.mark.slow  # each process walks about 8,900 pieces of pandas (~14 s of CPU): over a minute on a loaded machine
 def test_pandas_as_project_code_fingerprints_the_same_under_two_hash_seeds() -> None:
     pytest.importorskip("pandas")
     code = FINGERPRINT_PANDAS.format(paths=PANDAS_CLASSES)
-    first, second = (json.loads(_in_process(seed, code, sys.path)) for seed in ("0", "1"))
+    first, second = (json.loads(line) for line in _in_processes([("0", code), ("1", code)], sys.path))
     assert first == second
 
 
