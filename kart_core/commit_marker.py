@@ -31,11 +31,11 @@ outputs exist, and they appear after the manifest is created.
 
 Liveness is the lock: a file lock on one machine, redis when the task sets ``redis_host`` (the
 same lock that serialises commits). A commit of another host without redis cannot be told live or
-dead from here; it counts as live for ``foreign_seconds()`` (``FOREIGN_MARKER_SECONDS``, or the lease
-when ``KART_DIRECT_LEASE_SECONDS`` is set) after its marker was last written (its committer rewrites it every
-third of the lease until its last output moved: ``Transaction.commit``), and never longer than that after this
-process first saw it (``age``: a time in the future, from a clock
-running ahead or a forged marker, does not make a build wait for ever); the wait is logged once.
+dead from here; it counts as live while its marker keeps changing, until it has stood unchanged for
+``foreign_seconds()`` (``FOREIGN_MARKER_SECONDS``, or the lease when ``KART_DIRECT_LEASE_SECONDS`` is set) as
+this process watched it, on this process's own clock (``Sightings``: the marker's own time is the other host's
+clock, which may be behind or ahead by more than that; its committer rewrites it every third of the lease until
+its last output moved: ``Transaction.commit``); the wait is logged once.
 
 The same file also marks a run that writes its outputs straight to their paths (kind ``direct``,
 ``kart_core.direct_write``): put when the task's code first asks for an output's path, it names the
@@ -98,7 +98,6 @@ __all__ = [
     "Writing",
     "writing_marker",
     "writing_pointer",
-    "age",
     "clear",
     "clear_refused",
     "confined_moves",
@@ -131,8 +130,8 @@ DIRECT = "direct"
 # rewrites its marker every third of the lease until its last output moved (``Transaction.commit``), so a
 # commit longer than this is not taken for a killed one.
 FOREIGN_MARKER_SECONDS = 300.0
-# A direct writer rewrites its marker every third of this while it runs; a marker of another host that
-# has not been rewritten for this long (by that host's clock) is left by a writer that is gone, and a
+# A direct writer rewrites its marker every third of this while it runs; a marker of another host that a
+# waiting run has seen unchanged for this long (by the waiting run's clock) is left by a writer that is gone, and a
 # run holding the task's lock takes it over (kart_core.direct_write).
 DIRECT_LEASE_SECONDS = 300.0
 # The environment variable that sets the lease instead (seconds, > 0): for machines whose commits of
@@ -424,38 +423,48 @@ def _is_aside(aside: str, key: str) -> bool:
 
 
 class Sightings:
-    """What one wait has seen of markers: when it first saw each (by path and content), and which it told about.
+    """What one waiting loop has seen of markers: since when (by this process's own clock) each has stood unchanged,
+    and which it told about.
 
-    A marker's own time may lie in the future (another host's clock, or forged), so how long it has stood is
-    counted from the first sighting at most. Each waiting loop holds its own (``_resolve``, a load waiting
-    for a commit, ``kart_core.direct_write``'s takeover), so nothing outlives the wait.
+    A marker's ``written`` time is the writer's wall clock: a host whose clock is behind (or a reader's that is
+    ahead) by more than the lease made every fresh beat of a healthy writer look stale, and it was taken over at
+    once (attacker at9 J5). So how long a marker has stood is never read from the marker: it is how long this
+    observer has seen the very same marker (its whole content, ``written`` included, which its writer changes
+    at each beat) at that path, counted on ``time.monotonic()`` (a step of this host's wall clock does not count
+    either). A beating writer changes its marker every third of the lease, so it is never stale whatever its
+    clock says; a dead one stops changing and is stale one lease after this observer first saw it as it is. The
+    price: a run that first looks at a dead writer's marker of another host waits one lease before it takes it
+    over (before, a marker whose own time was old enough was taken at once). A writer whose wall clock stands
+    still writes the same content twice only if nothing else changed: kart's writers never do (each beat is a
+    new ``time.time()``).
+
+    Each waiting loop holds its own (``_resolve``, a load waiting for a commit, ``kart_core.direct_write``'s
+    takeover): nothing outlives the wait, no registry is shared between loops.
+
+    Args:
+        clock: the observer's clock (seconds, only differences count); ``time.monotonic`` unless a test passes another.
     """
 
-    def __init__(self) -> None:
-        self._first: dict[tuple[str, Marker], float] = {}
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._first: dict[str, tuple[Marker, float]] = {}  # path -> (the marker last seen there, since when)
         self._told: set[tuple[str, Marker]] = set()
 
-    def age(self, path: str, marker: Marker, now: float | None = None) -> float:
-        """Seconds ``marker`` at ``path`` has stood unchanged, as far as this wait can vouch: since its own
-        ``written`` time, but never less than since this wait first saw it (a time in the future counts as then)."""
-        now = time.time() if now is None else now
-        seen = self._first.setdefault((path, marker), now)
-        return now - min(marker.written, seen)
+    def age(self, path: str, marker: Marker) -> float:
+        """Seconds (on this observer's clock) that ``marker`` has stood unchanged at ``path`` as this loop saw it:
+        0.0 the first time it is seen, or when it differs from what this loop saw there last."""
+        now = self._clock()
+        seen = self._first.get(path)
+        if seen is None or seen[0] != marker:
+            self._first[path] = (marker, now)
+            return 0.0
+        return now - seen[1]
 
     def once(self, path: str, marker: Marker, message: str, *args: object) -> None:
         """Log ``message`` (a warning) once per marker in this wait."""
         if (path, marker) not in self._told:
             self._told.add((path, marker))
             logger.warning(message, *args)
-
-
-def age(path: str, marker: Marker, now: float | None = None, seen: Sightings | None = None) -> float:
-    """Seconds the marker ``marker`` at ``path`` has stood (``Sightings.age`` of ``seen``; without one, a time
-    in the future counts as now)."""
-    if seen is not None:
-        return seen.age(path, marker, now)
-    now = time.time() if now is None else now
-    return now - min(marker.written, now)
 
 
 def _refuse(record: OutputRecord, path: str, marker: Marker, why: str, seen: Sightings | None = None) -> None:
@@ -597,11 +606,12 @@ class Pulse:
             raise self.failure
 
 
-def stale(marker: Marker, now: float | None = None, path: str = "", seen: Sightings | None = None) -> bool:
-    """Whether a direct marker of another host was last rewritten ``lease_seconds()`` ago or more
-    (its writer is gone, or hung: a live writer rewrites it every third of that). With ``seen`` (the waiting
-    loop's ``Sightings``) and ``path`` (where it was read), a time in the future counts from its first sighting."""
-    return age(path, marker, now, seen) >= lease_seconds()
+def stale(marker: Marker, path: str, seen: Sightings) -> bool:
+    """Whether the direct marker ``marker`` of another host, read at ``path``, has stood unchanged for
+    ``lease_seconds()`` or more as the waiting loop ``seen`` observed it (``Sightings.age``, this host's clock):
+    its writer is gone, or hung (a live writer rewrites it every third of that). The marker's own time is not
+    trusted: it is the writer's clock."""
+    return seen.age(path, marker) >= lease_seconds()
 
 
 def refresh(
@@ -824,9 +834,9 @@ def _resolve(
 
 
 def _foreign_live(path: str, marker: Marker, record: OutputRecord, seen: Sightings) -> bool:
-    """Whether ``marker`` is another host's commit that counts as live (no shared lock to ask): for
-    ``foreign_seconds()`` of ``seen.age`` (a time in the future counts from when this wait first saw it; a
-    live committer rewrites its marker, which starts the count again)."""
+    """Whether ``marker`` is another host's commit that counts as live (no shared lock to ask): until this wait
+    has seen it unchanged for ``foreign_seconds()`` (``seen.age``, this host's clock; a live committer rewrites
+    its marker, which starts the count again)."""
     limit = foreign_seconds()
     if marker.host in ("", host_identity()) or seen.age(path, marker) >= limit:
         return False
@@ -834,7 +844,7 @@ def _foreign_live(path: str, marker: Marker, record: OutputRecord, seen: Sightin
         path,
         dataclasses.replace(marker, written=0.0),  # told once per commit, however often its committer rewrites it
         "%s: waiting for the commit of process %d on %s (its marker %r); without a shared lock (redis_host) it "
-        "counts as running while its marker is rewritten, until %g s after it last was",
+        "counts as running while its marker keeps changing, until this process has seen it unchanged for %g s",
         record.task,
         marker.pid,
         marker.host,

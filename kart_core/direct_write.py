@@ -454,16 +454,18 @@ class DirectWrites:
             )
 
     def _await_foreign(self, storage: Any, record: OutputRecord) -> None:
-        """Wait while another host's direct writer keeps its marker fresh; take the marker over once it is stale.
+        """Wait while another host's direct writer keeps its marker changing; take the marker over once it is stale.
 
         The task's file lock does not reach other hosts: the marker, rewritten by its live writer every
         third of ``commit_marker.lease_seconds()`` until its commit has finished, is what tells that one is
-        still writing.
+        still writing. Stale means unchanged for the lease since this wait first saw it as it is, on this
+        process's clock (``commit_marker.Sightings``), never the time the marker carries: a writer's clock
+        behind by more than the lease made its fresh beats look stale (attacker at9 J5).
         """
         path = commit_marker.marker_path(record)
         lease = commit_marker.lease_seconds()
         told = False
-        seen = commit_marker.Sightings()
+        seen = commit_marker.Sightings()  # this wait's own clock: the marker's time is the other host's (at9 J5)
         while True:
             marker = self._read(storage, record)
             if marker is not None and marker.refused:  # not a writer's: replaced by this run's marker
@@ -478,10 +480,10 @@ class DirectWrites:
                     commit_marker.settled(record, lambda: self._own(record), lambda: self._signer)
                 return
             age = seen.age(path, marker)
-            if commit_marker.stale(marker, path=path, seen=seen):
+            if commit_marker.stale(marker, path, seen):
                 why = (
                     f"its run that wrote the outputs straight to their paths (process {marker.pid} on {marker.host}) "
-                    f"has not refreshed its marker for {age:.0f} s (lease {lease:g} s), "
+                    f"has left its marker unchanged for {age:.0f} s as this run watched it (lease {lease:g} s), "
                     "so it is taken for dead and this run takes over"
                 )
                 if commit_marker.undo_marked(
@@ -493,13 +495,12 @@ class DirectWrites:
             if not told:
                 told = True
                 logger.warning(
-                    "%s: process %d on %s is writing this task's outputs straight to their paths (its marker was "
-                    "refreshed %.0f s ago); this run waits until it commits or fails, or its marker is older than "
-                    "%.0f s. Set redis_host so that runs on different machines take turns through one lock.",
+                    "%s: process %d on %s is writing this task's outputs straight to their paths; this run waits "
+                    "until it commits or fails, or its marker stops changing for %.0f s (the lease, by this host's "
+                    "clock). Set redis_host so that runs on different machines take turns through one lock.",
                     self._label,
                     marker.pid,
                     marker.host,
-                    age,
                     lease,
                 )
             time.sleep(min(_FOREIGN_POLL_SECONDS, max(0.0, lease - age)) or 0.01)

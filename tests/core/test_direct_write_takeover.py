@@ -80,8 +80,12 @@ def test_a_marker_under_a_reused_process_id_is_undone(tmp_path: Path, workspace:
     assert not os.path.exists(marker) and _hidden(workspace) == []
 
 
-def test_a_stale_marker_of_another_host_is_taken_over_by_a_rerun(tmp_path: Path, workspace: str) -> None:
+def test_a_stale_marker_of_another_host_is_taken_over_by_a_rerun(
+    tmp_path: Path, workspace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     marker = _killed_rerun(tmp_path, workspace)
+    # Stale once the run here has seen it unchanged for the lease (the time it carries does not count).
+    monkeypatch.setenv(commit_marker.LEASE_VARIABLE, "0.5")
     _rewrite_marker(marker, host="elsewhere.example", written=time.time() - 10 * commit_marker.DIRECT_LEASE_SECONDS)
     # A reader here cannot tell whether the writer there still runs: the task is not complete.
     assert _writer(tmp_path, workspace, "check").stdout.split() == ["False", "None"]
@@ -94,8 +98,11 @@ def test_a_stale_marker_of_another_host_is_taken_over_by_a_rerun(tmp_path: Path,
     assert verify_workspace(workspace).ok
 
 
-def test_a_failed_takeover_puts_the_old_output_back(tmp_path: Path, workspace: str) -> None:
+def test_a_failed_takeover_puts_the_old_output_back(
+    tmp_path: Path, workspace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     marker = _killed_rerun(tmp_path, workspace)
+    monkeypatch.setenv(commit_marker.LEASE_VARIABLE, "0.5")
     _rewrite_marker(marker, host="elsewhere.example", written=time.time() - 10 * commit_marker.DIRECT_LEASE_SECONDS)
     assert _writer(tmp_path, workspace, "fail", "third", "rerun").stdout.split() == ["failed", "GokartBuildError"]
     assert _writer(tmp_path, workspace, "check").stdout.split() == ["True", "['first']"]
@@ -271,7 +278,7 @@ def _output_text(workspace: str) -> str:
 
 @pytest.mark.parametrize("how", ["copy", "takeover"])
 def test_a_copied_workspace_undoes_its_own_killed_writer_never_the_originals(
-    tmp_path: Path, workspace: str, how: str
+    tmp_path: Path, workspace: str, how: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Failed before: the marker named absolute paths, so the copy's check (or a rerun's takeover) put the
     original workspace's old output back and left the copy's partial file in place."""
@@ -279,6 +286,7 @@ def test_a_copied_workspace_undoes_its_own_killed_writer_never_the_originals(
     copy = str(tmp_path / "elsewhere" / "copy")
     shutil.copytree(workspace, copy)
     if how == "takeover":
+        monkeypatch.setenv(commit_marker.LEASE_VARIABLE, "0.5")  # taken over after the lease seen unchanged
         _rewrite_marker(_marker_file(tmp_path, copy), host="gone.example", written=0.0)
         assert _writer(tmp_path, copy, "run", "third", "rerun").stdout.split() == ["['third']"]
     else:
