@@ -155,6 +155,58 @@ def _warnings_to_stderr() -> Iterator[None]:
 
 # Options may come anywhere; everything kart does not know (--param value) goes to the task.
 _TASK_COMMAND = {"ignore_unknown_options": True, "allow_extra_args": False}
+
+
+class _TaskCommand(click.Command):
+    """A command taking ``TASK_NAME [TASK_ARGS]``: ``--help`` or ``-h`` after the task's name prints that task's
+    parameters (``cmdline.parameters_help``; luigi's ``luigi Task --help`` lists them too) and exits 0; before
+    it, the command's own help."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """click's parse, after printing the task's parameters when ``--help`` follows its name.
+
+        Raises:
+            click.UsageError: the task named before ``--help`` cannot be imported (exit 4, one line).
+        """
+        name = _task_before_help(self, args)
+        if name is not None:
+            from kart_core.inspect import cmdline
+
+            try:
+                text = cmdline.parameters_help(name)
+            except TaskSpecError as exc:
+                raise click.UsageError(str(exc), ctx) from None
+            click.echo(text)
+            ctx.exit(0)
+        return super().parse_args(ctx, args)
+
+
+def _task_before_help(command: click.Command, args: list[str]) -> str | None:
+    """The task name in ``args`` when ``-h``/``--help`` comes after it, else None (the command's own options
+    that take a value, such as ``-w PATH``, are stepped over with their values)."""
+    valued = {
+        opt
+        for param in command.params
+        if isinstance(param, click.Option) and not param.is_flag and not param.count
+        for opt in param.opts
+    }
+    task: str | None = None
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg == "--":
+            return None
+        if task is None and arg in valued:
+            index += 2
+            continue
+        if task is None and not arg.startswith("-"):
+            task = arg
+        elif task is not None and arg in ("-h", "--help"):
+            return task
+        index += 1
+    return None
+
+
 _task_args = click.argument("task_args", nargs=-1, type=click.UNPROCESSED)
 _workspace = click.option("--workspace", "-w", default=None, help="Workspace for every task (local path or s3://...).")
 
@@ -257,7 +309,7 @@ def _is_storage_error(exc: BaseException) -> bool:
 # --- kart run ------------------------------------------------------------------------------
 
 
-@cli.command("run", context_settings=_TASK_COMMAND)
+@cli.command("run", cls=_TaskCommand, context_settings=_TASK_COMMAND)
 @click.argument("task_name")
 @_task_args
 @_workspace
@@ -392,7 +444,7 @@ def _report_failures(result: BuildResult) -> None:
 # --- kart tree / why / report ----------------------------------------------------------------
 
 
-@cli.command("tree", context_settings=_TASK_COMMAND)
+@cli.command("tree", cls=_TaskCommand, context_settings=_TASK_COMMAND)
 @click.argument("task_name")
 @_task_args
 @_workspace
@@ -433,7 +485,7 @@ def tree_command(
             )
 
 
-@cli.command("why", context_settings=_TASK_COMMAND)
+@cli.command("why", cls=_TaskCommand, context_settings=_TASK_COMMAND)
 @click.argument("task_name")
 @_task_args
 @_workspace
@@ -446,7 +498,7 @@ def why_command(task_name: str, task_args: tuple[str, ...], workspace: str | Non
         click.echo("\n".join(explain(task)))
 
 
-@cli.command("report", context_settings=_TASK_COMMAND)
+@cli.command("report", cls=_TaskCommand, context_settings=_TASK_COMMAND)
 @click.argument("task_name")
 @_task_args
 @_workspace

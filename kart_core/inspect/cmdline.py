@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import io
 import os
 import re
@@ -30,7 +31,14 @@ from kart_core.parameter import TaskInstanceParameter
 from kart_core.storage.base import protocol_of, storage_for
 from kart_core.task import TaskOnKart
 
-__all__ = ["TaskSpecError", "check_writable_workspace", "resolve_task_class", "set_workspace", "task_from_command_line"]
+__all__ = [
+    "TaskSpecError",
+    "check_writable_workspace",
+    "parameters_help",
+    "resolve_task_class",
+    "set_workspace",
+    "task_from_command_line",
+]
 
 _WHERE = "Pass a writable folder or a URL kart can use with -w, KART_WORKSPACE or [TaskOnKart] workspace_directory."
 
@@ -138,6 +146,9 @@ def task_from_command_line(dotted: str, args: Sequence[str] = ()) -> Iterator[An
             parser = parser_context.__enter__()
     except SystemExit:  # argparse exits on unknown or malformed arguments
         reason = complaint.getvalue().strip().splitlines()[-1:] or ["unknown arguments"]
+        unknown = _unrecognized_flag(reason[0])
+        if unknown is not None:
+            raise _no_such_parameter(cls, dotted, unknown) from None
         raise TaskSpecError(
             f"{dotted}: bad parameters {list(args)} ({reason[0].partition('error: ')[2] or reason[0]}). "
             f"Pass them as --name value; {_parameters_of(cls)}."
@@ -177,15 +188,77 @@ def _checked_args(cls: type, family: str, args: Sequence[str], dotted: str) -> l
         if not flag.startswith("--") or flag in options:
             checked.extend([flag, value] if equals and flag in options and not value.startswith("-") else [arg])
             continue
-        own = {f"--{name}" for name, _ in cls.get_params()}  # type: ignore[attr-defined]
-        meant = sorted((option for option in options if option.startswith(flag)), key=lambda o: (o not in own, o))
-        if meant:
-            raise TaskSpecError(
-                f"{dotted}: {flag} is not an option (it abbreviates {', '.join(meant[:3])}); "
-                f"write the full name. {_parameters_of(cls).capitalize()}."
-            )
+        if any(option.startswith(flag) for option in options):
+            raise _no_such_parameter(cls, dotted, flag, abbreviated=True)
         checked.append(arg)
     return checked
+
+
+def _unrecognized_flag(complaint: str) -> str | None:
+    """The first ``--flag`` of argparse's ``unrecognized arguments: --flag value ...`` complaint, else None."""
+    _, found, rest = complaint.partition("unrecognized arguments: ")
+    flags = [word for word in rest.split() if word.startswith("--")] if found else []
+    return flags[0].partition("=")[0] if flags else None
+
+
+def _no_such_parameter(cls: Any, dotted: str, flag: str, abbreviated: bool = False) -> TaskSpecError:
+    """The error for ``flag``, which names no parameter of ``cls``: the task, the flag, the close matches among
+    the task's parameters and how to list them.
+
+    Not luigi's options or its ``--Family-param`` spellings, which argparse lists for an ambiguous prefix
+    (``--w could match --worker-id, --worker-ping-interval, ...``): a user mistyping a parameter wants the
+    parameter. ``abbreviated``: the flag starts an option's name (argparse would have taken it for that
+    option; kart does not abbreviate).
+    """
+    close = _close_parameters(cls, flag)
+    why = " (names are not abbreviated)" if abbreviated else ""
+    hint = f" Did you mean {', '.join(close[:-1])} or {close[-1]}?" if len(close) > 1 else ""
+    hint = hint or (f" Did you mean {close[0]}?" if close else "")
+    return TaskSpecError(
+        f"{dotted} has no parameter {flag}{why}.{hint} `kart run {dotted} --help` lists its parameters."
+    )
+
+
+def _close_parameters(cls: Any, flag: str) -> list[str]:
+    """Up to three of ``cls``'s parameter flags close to ``flag``: those it starts, then difflib's close matches;
+    the task's own parameters before those it inherits from TaskOnKart."""
+    inherited = {name for name, _ in TaskOnKart.get_params()} if issubclass(cls, TaskOnKart) else set()
+    names = sorted((name for name, _ in cls.get_params()), key=lambda name: name in inherited)
+    flags = [f"--{name.replace('_', '-')}" for name in names]
+    started = [option for option in flags if option.startswith(flag)]
+    # Compared without the leading "--", which would make any two short names look alike ("--m" and "--n").
+    bare = {option[2:]: option for option in flags}
+    similar = [bare[name] for name in difflib.get_close_matches(flag.lstrip("-"), list(bare), n=3, cutoff=0.6)]
+    return list(dict.fromkeys(started + similar))[:3]
+
+
+def parameters_help(dotted: str) -> str:
+    """The parameters of task ``dotted`` as ``kart run TASK --help`` prints them (luigi's ``Task --help`` lists
+    them with its own options and every task's ``--Family-param``; this is the task's alone).
+
+    One line per parameter its own classes declare (flag, type, default or "required", description), then the
+    names of those it inherits from TaskOnKart.
+
+    Raises:
+        TaskSpecError: the task cannot be imported (``resolve_task_class``).
+    """
+    cls: Any = resolve_task_class(dotted)
+    inherited = {name for name, _ in TaskOnKart.get_params()} if issubclass(cls, TaskOnKart) else set()
+    own = [(name, param) for name, param in cls.get_params() if name not in inherited]
+    lines = [f"{dotted} parameters (--name value; a BoolParameter is a flag):"]
+    width = max((len(name) for name, _ in own), default=0) + 2
+    for name, param in own:
+        flag = f"--{name.replace('_', '-')}".ljust(width + 2)
+        default = "required" if param._default is luigi.parameter._no_value else f"default {param._default!r}"
+        description = f"  {' '.join(str(param.description).split())}" if param.description else ""
+        lines.append(f"  {flag} {type(param).__name__}, {default}{description}")
+    if not own:
+        lines.append("  (none of its own)")
+    if inherited:
+        names = ", ".join(f"--{name.replace('_', '-')}" for name in sorted(inherited))
+        lines.append(f"Inherited from TaskOnKart: {names}.")
+    lines.append("--Class-name value sets parameter name of every Class task made in requires().")
+    return "\n".join(lines)
 
 
 def _global_flag(cls: Any, family: str, flag: str) -> str:
