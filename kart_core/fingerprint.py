@@ -8,7 +8,8 @@ covers"; docs/faq.md for what it cannot follow):
 - **Project code** is hashed. It is every module of the task class's (or node function's) own
   top-level package, of the Kedro project's package, of ``code_packages`` given to the runner, of
   any editable install (``pip install -e``) and of any module that belongs to no installed
-  distribution (a script, a ``src/`` folder on ``sys.path``). Starting at the class or function,
+  distribution (a script, a ``src/`` folder on ``sys.path``; a namespace package, a folder without
+  ``__init__.py``, whose search locations all lie outside ``site-packages``). Starting at the class or function,
   the digest follows what the code references: global names (functions, classes, module-level
   values), attributes of project modules it uses (``helpers.scale``; a module imported inside the
   function in any form, ``from . import ops`` too; a submodule the code names that nothing imported
@@ -89,6 +90,7 @@ import dis
 import enum
 import fractions
 import functools
+import importlib.machinery
 import importlib.metadata
 import importlib.util
 import inspect
@@ -358,9 +360,12 @@ class ModuleClassifier:
             return _PYTHON
         names = _distributions_named_like(top)  # a direct lookup: most distributions are named as their module
         if not names:
-            location = str(getattr(sys.modules.get(top), "__file__", None) or "")
+            module, spec = _module_and_spec(top)
+            location = str(getattr(module, "__file__", None) or "") if module is not None else _origin(spec)
             if location and not _installed_location(location):
                 return None  # on sys.path but not installed (a src/ folder), or an editable install: project code
+            if not location and _namespace_outside_installs(spec):
+                return None  # a folder without __init__.py (PEP 420) in a src/ folder: project code
             if self._distributions is None:  # the slow path: one scan of all installed distributions
                 self._distributions = importlib.metadata.packages_distributions()
             names = sorted(set(self._distributions.get(top, ())))
@@ -385,6 +390,31 @@ def _distributions_named_like(top: str) -> list[str]:
         if top in provided:
             return [distribution.metadata["Name"] or name]
     return []
+
+
+def _module_and_spec(top: str) -> tuple[types.ModuleType | None, importlib.machinery.ModuleSpec | None]:
+    """The loaded top-level module ``top`` and its spec; when not loaded (a module a function imports in its
+    body), None and where an import would find it; (None, None) when neither knows it."""
+    module = sys.modules.get(top)
+    if module is not None:
+        return module, getattr(module, "__spec__", None)
+    try:
+        return None, importlib.util.find_spec(top)  # a top-level name: imports nothing
+    except (ImportError, ValueError):
+        return None, None
+
+
+def _origin(spec: importlib.machinery.ModuleSpec | None) -> str:
+    """The file a spec loads from; "" for a namespace package, a built-in or no spec."""
+    return str(spec.origin or "") if spec is not None and spec.has_location else ""
+
+
+def _namespace_outside_installs(spec: importlib.machinery.ModuleSpec | None) -> bool:
+    """Whether ``spec`` is a namespace package's (PEP 420: a folder without ``__init__.py``, no ``__file__``)
+    whose every search location lies outside where installers put packages: a ``src/common/`` folder of
+    helpers, not a namespace that installed distributions share (``google``, ``azure``)."""
+    locations = [str(location) for location in (getattr(spec, "submodule_search_locations", None) or ())]
+    return bool(locations) and not any(_installed_location(location) for location in locations)
 
 
 def _installed_location(path: str) -> bool:

@@ -1,0 +1,120 @@
+"""Edits the code fingerprint must see (or must not), found by a staleness review (findings at10).
+
+Each test writes a small project under tmp_path, fingerprints a node function in a fresh import of it,
+edits a file, and fingerprints a fresh import again: a different digest means the Kedro runner reruns the
+node and the Airflow operator sees code skew; an equal one means the cache is served.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+import kart_core
+from kart_core import CodeFingerprinter, ModuleClassifier
+
+PREFIXES = ("fpst", "fpshared", "fpinstalled")
+
+
+@pytest.fixture
+def src(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A ``src`` folder on sys.path (installed by nobody); the modules it held are forgotten afterwards."""
+    root = tmp_path / "src"
+    root.mkdir()
+    monkeypatch.syspath_prepend(str(root))
+    # Edits within one second keep the file's size: a .pyc written at the first import would be reused.
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    yield root
+    _forget()
+
+
+def _forget() -> None:
+    for name in [n for n in sys.modules if n.partition(".")[0] in PREFIXES]:
+        del sys.modules[name]
+    importlib.invalidate_caches()
+
+
+def _fresh(module_name: str) -> ModuleType:
+    """``module_name`` imported afresh, as a new process would."""
+    _forget()
+    return importlib.import_module(module_name)
+
+
+def _digest(module_name: str, function: str = "node", own: tuple[str, ...] = ("fpst",)) -> str:
+    """The runner's fingerprint of ``module_name.function`` in a fresh import (own packages as the runner's)."""
+    module = _fresh(module_name)
+    return CodeFingerprinter(ModuleClassifier(own)).fingerprint(getattr(module, function)).digest
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+
+
+# --- K1: a helper in a namespace package (a folder without __init__.py) is project code ----------------
+
+
+@pytest.mark.parametrize(
+    ("helper", "node_source"),
+    [
+        ("fpshared/scale.py", "from fpshared import scale\n\n\ndef node(x):\n    return scale.scale(x)\n"),
+        ("fpshared/scale.py", "from fpshared.scale import scale\n\n\ndef node(x):\n    return scale(x)\n"),
+        (  # nested: fpshared/deep/ has no __init__.py either
+            "fpshared/deep/scale.py",
+            "def node(x):\n    from fpshared.deep import scale\n\n    return scale.scale(x)\n",
+        ),
+    ],
+)
+def test_an_edit_of_a_helper_in_a_folder_without_init_changes_the_fingerprint(
+    src: Path, helper: str, node_source: str
+) -> None:
+    _write(src / "fpst" / "__init__.py", "")
+    _write(src / "fpst" / "m.py", node_source)
+    scale = _write(src / helper, "def scale(x):\n    return x * 2\n")
+    before = _digest("fpst.m")
+    assert sys.modules["fpshared"].__file__ is None  # a PEP 420 namespace package
+    assert _digest("fpst.m") == before  # the same code, the same digest
+    _edit(scale, "x * 2", "x * 3")
+    assert _fresh("fpst.m").node(5) == 15
+    assert _digest("fpst.m") != before
+
+
+def test_a_namespace_package_outside_installs_is_project_code_one_under_site_packages_is_not(
+    src: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write(src / "fpshared" / "scale.py", "def scale(x):\n    return x * 2\n")
+    installed = tmp_path / "lib" / "site-packages"
+    _write(installed / "fpinstalled" / "part.py", "K = 1\n")
+    monkeypatch.syspath_prepend(str(installed))
+    _forget()
+    importlib.import_module("fpshared.scale")
+    importlib.import_module("fpinstalled.part")
+    classifier = ModuleClassifier()
+    assert classifier.version_of("fpshared.scale") is None
+    assert classifier.version_of("fpinstalled.part") == "fpinstalled==unknown"
+
+
+def test_code_fingerprint_of_a_task_class_follows_a_helper_in_a_folder_without_init(src: Path) -> None:
+    """Airflow's code-skew check: the dag-processor's and the worker's ``code_fingerprint`` must differ."""
+    _write(src / "fpst" / "__init__.py", "")
+    _write(
+        src / "fpst" / "tasks.py",
+        "import kart_core\nfrom fpshared import scale\n\n\nclass T(kart_core.TaskOnKart):\n"
+        "    def run(self):\n        self.dump(scale.scale(3))\n",
+    )
+    scale = _write(src / "fpshared" / "scale.py", "def scale(x):\n    return x * 2\n")
+    before = kart_core.code_fingerprint(_fresh("fpst.tasks").T)
+    _edit(scale, "x * 2", "x * 3")
+    assert kart_core.code_fingerprint(_fresh("fpst.tasks").T) != before
