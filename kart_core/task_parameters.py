@@ -72,6 +72,9 @@ class KartRegister(Register):
         return instance
 
 
+# The key of ``kart_by_values``'s tables inside luigi's instance cache (with the class).
+_BY_VALUES = object()
+
 # The mixin is only ever combined with luigi.Task; type-check it as one so super() calls are known.
 if TYPE_CHECKING:
     _Base = luigi.Task
@@ -148,6 +151,39 @@ class TaskParameters(_Base):
         description="Hold a lock (redis when configured, else a file lock) while running.",
         significant=False,
     )
+
+    @classmethod
+    def kart_by_values(cls, **kwargs: Any) -> Any:
+        """``cls(**kwargs)``, found by the keyword values as given when they are hashable (``str``, tuples of ``str``).
+
+        The object luigi 3.8.1's instance cache hands back for them, without resolving every parameter and
+        hashing luigi's key (the class and its ~29 resolved ``(name, value)`` pairs) for each look-up: a fifth
+        of KartRunner's check of a cached node in a process that ran the node before. The table lives inside
+        luigi's instance cache, so whatever empties that (``Register.clear_instance_cache``, kart's emptying on
+        a config change) empties it; one table per parameter plan (``param_plan``: a config that gives other
+        defaults makes another plan; luigi resolves a task from the plan and the arguments alone). A miss creates
+        the task with ``cls(**kwargs)``, which stores it in luigi's cache too. With luigi's cache disabled, or for
+        a value that cannot be hashed, this is ``cls(**kwargs)``.
+
+        Raises:
+            As ``cls(**kwargs)``.
+        """
+        cache = cls._Register__instance_cache  # type: ignore[attr-defined]
+        if cache is None:
+            return cls(**kwargs)
+        plan = _parameter_plan(cls)  # the config's: inside a build's config_frozen, one dictionary read
+        slot = (_BY_VALUES, cls)  # not a luigi key: luigi's start with the class
+        table = cache.get(slot)
+        if table is None or table[0] is not plan:
+            table = cache[slot] = (plan, {})
+        key = tuple(kwargs.items())  # in the caller's order: another order is another entry for the same task
+        try:
+            instance = table[1].get(key)
+        except TypeError:  # a list or another unhashable value: luigi's own look-up
+            return cls(**kwargs)
+        if instance is None:
+            instance = table[1][key] = cls(**kwargs)
+        return instance
 
     @classmethod
     def get_param_values(cls, params: Any, args: Any, kwargs: Any) -> list[tuple[str, Any]]:

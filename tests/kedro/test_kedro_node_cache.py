@@ -10,7 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 import luigi
+import luigi.task_register
+import pytest
 from kart_kedro.node_cache import KedroNodeRun
+
+import kart_core
 
 FIELDS: dict[str, Any] = {
     "project": "p",
@@ -75,6 +79,34 @@ def test_keyed_node_runs_take_kart_s_unique_id_and_strings() -> None:
         unique_id, strings = task.make_unique_id(), task.to_str_params(only_significant=True)
         assert (unique_id, strings) == _computed_by_kart(task)
     assert KedroNodeRun.keyed(**FIELDS).make_unique_id() == "9dac58c4302d5ce8173810df07d2aab9"
+
+
+def test_keyed_finds_a_node_run_of_this_process_by_its_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inside a run's frozen config, ``keyed`` with tuples hands back luigi's instance for those values (a second
+    KartRunner run in one process finds the first run's node runs) without resolving its ~29 parameters again,
+    with the id a new object computes."""
+    fields = {**FIELDS, "node_name": "keyed-again", "inputs": ("a", "b"), "outputs": ("c",), "upstream": ("u",)}
+    resolved: list[str] = []
+    resolve = KedroNodeRun.get_param_values.__func__  # type: ignore[attr-defined]
+
+    def counted(cls: Any, params: Any, args: Any, kwargs: Any) -> Any:
+        resolved.append(kwargs.get("node_name", ""))
+        return resolve(cls, params, args, kwargs)
+
+    monkeypatch.setattr(KedroNodeRun, "get_param_values", classmethod(counted))
+    with kart_core.config_frozen():
+        first = KedroNodeRun.keyed(**fields)
+        assert resolved == ["keyed-again", "keyed-again"]  # luigi's instance cache key, then __init__
+        assert KedroNodeRun.keyed(**fields) is first
+        assert resolved == ["keyed-again", "keyed-again"]  # found by the values: nothing resolved
+        assert KedroNodeRun(**{**fields, "inputs": ["a", "b"]}) is first  # luigi's look-up: the same object
+        other = KedroNodeRun.keyed(**{**fields, "upstream": ("v",)})
+        assert other is not first and other.upstream == ("v",)
+    luigi.task_register.Register.clear_instance_cache()
+    with kart_core.config_frozen():
+        fresh = KedroNodeRun.keyed(**fields)
+    assert fresh is not first and fresh.make_unique_id() == first.make_unique_id()
+    assert (fresh.make_unique_id(), fresh.to_str_params(only_significant=True)) == _computed_by_kart(fresh)
 
 
 def test_keyed_leaves_other_values_to_kart() -> None:

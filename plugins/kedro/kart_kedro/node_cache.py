@@ -107,11 +107,13 @@ class KedroNodeRun(kart_core.TaskOnKart[Any]):
         Only when every significant value is a ``str`` (a tuple of ``str`` for the string lists) and the id
         is the plain recipe (``cache_unique_id`` on, ``serialized_task_definition_check`` off);
         otherwise, and for an instance luigi's instance cache hands back, kart computes them as usual.
+        The instance is looked up by ``fields`` as given (``TaskOnKart.kart_by_values``): pass the string lists
+        as tuples, or it is luigi's look-up.
 
         Raises:
             As ``KedroNodeRun(**fields)``.
         """
-        task = cls(**fields)
+        task = cls.kart_by_values(**fields)  # luigi's instance for these values, found by them (tuples, not lists)
         if task.task_unique_id is not None or not task.cache_unique_id or task.serialized_task_definition_check:
             return task
         strings = _significant_strings(task)

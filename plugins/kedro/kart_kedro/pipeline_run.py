@@ -357,9 +357,9 @@ class PipelineRun:
             "code": code.digest,
             "parameters": self.digest_of(parameters),
             "data": self.digest_of(inputs),
-            "inputs": node_inputs,
-            "outputs": node_outputs,
-            "upstream": keyed_upstream,
+            "inputs": tuple(node_inputs),  # tuples: KedroNodeRun.keyed finds the task by these values
+            "outputs": tuple(node_outputs),
+            "upstream": tuple(keyed_upstream),
         }
         if self.workspace_directory is not None:
             fields["workspace_directory"] = self.workspace_directory
