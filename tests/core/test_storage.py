@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,34 @@ def test_write_read_exists_remove(root: str) -> None:
     storage.remove(path)
     assert not storage.exists(path)
     storage.remove(path)  # removing a missing file is not an error
+
+
+def test_local_exists_answers_as_os_path_exists_and_raises_nothing_inside(tmp_path: Path) -> None:
+    """A missing path is the common question (complete()'s markers): answered without an exception raised and caught
+    inside (os.path.exists made one per missing path), and every answer is os.path.exists's."""
+    storage = LocalStorage()
+    (tmp_path / "file").write_bytes(b"x")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "dangling").symlink_to(tmp_path / "gone")
+    (tmp_path / "linked").symlink_to(tmp_path / "file")
+    paths = [str(tmp_path / name) for name in ("file", "folder", "dangling", "linked", "missing", "file/under")]
+    paths += [f"file://{tmp_path}/file", str(tmp_path / "nul\0name"), str(tmp_path / ("x" * 5000))]
+    assert [storage.exists(path) for path in paths] == [os.path.exists(path.removeprefix("file://")) for path in paths]
+    assert [storage.exists(path) for path in paths] == [True, True, False, True, False, False, True, False, False]
+    raised: list[str] = []
+
+    def watch(frame: Any, event: str, arg: Any) -> Any:
+        if event == "exception":
+            raised.append(f"{frame.f_code.co_name}: {arg[0].__name__}")
+        return watch
+
+    missing = str(tmp_path / "missing.kart-writing")
+    sys.settrace(watch)
+    try:
+        assert not storage.exists(missing)
+    finally:
+        sys.settrace(None)
+    assert raised == []
 
 
 def test_failed_write_leaves_nothing_and_keeps_the_old_file(root: str) -> None:
