@@ -27,7 +27,15 @@ from kart_core.storage import storage_for
 from kart_core.storage.base import protocol_of
 from kart_core.workspace import join_url
 
-__all__ = ["Refused", "refusal", "remove_within", "undo_within"]
+__all__ = [
+    "Refused",
+    "check_within",
+    "refusal",
+    "remove_empty_folder_within",
+    "remove_files_within",
+    "remove_within",
+    "undo_within",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +132,14 @@ def refusal(workspace: str, keys: Sequence[str]) -> str:
         return ""
 
 
+def check_within(workspace: str, keys: Sequence[str]) -> None:
+    """Raise ``Refused`` (see ``refusal``) when a folder of the workspace-relative ``keys`` is reached through a
+    symlink or a file from ``workspace``: a caller removing several files checks all before it removes any."""
+    why = refusal(workspace, keys)
+    if why:
+        raise Refused(why)
+
+
 def _lexists(name: str, folder: int) -> bool:
     try:
         os.lstat(name, dir_fd=folder)
@@ -191,20 +207,63 @@ def remove_within(workspace: str, keys: Sequence[str]) -> list[str]:
     Returns the paths (joined to ``workspace``) of the keys handled. Raises ``Refused`` (before anything is
     removed) when a key's folder is reached through a symlink or a file.
     """
+    remove_files_within(workspace, keys)
+    return [join_url(workspace, key) for key in keys]
+
+
+def remove_files_within(workspace: str, keys: Sequence[str]) -> list[str]:
+    """Remove the files at the workspace-relative normalised ``keys``, touching nothing outside ``workspace``:
+    on local disk each through a descriptor of its folder opened from the workspace without following a symlink
+    (``unlinkat``), so a folder swapped for a symlink after ``kart verify`` looked changes nothing (at9 J6's
+    race, for damaged outputs and unreadable manifests). A folder at a key is left alone; a missing key skipped.
+
+    Returns the paths (joined to ``workspace``) of the files removed. Raises ``Refused`` (before anything is
+    removed) when a key's folder is reached through a symlink or a file, or a key has a '..' or empty part.
+    """
     local = local_path(workspace)
+    removed = []
     if local is None:
         for key in keys:
-            storage_for(join_url(workspace, key)).remove(join_url(workspace, key))
-        return [join_url(workspace, key) for key in keys]
+            path = join_url(workspace, key)
+            storage = storage_for(path)
+            if storage.exists(path):
+                storage.remove(path)
+                removed.append(path)
+        return removed
     with _folders(local, keys) as folders:
         for key in keys:
             folder = folders[key.rpartition("/")[0]]
             name = key.rpartition("/")[2]
-            if (
-                folder is not None
-                and _lexists(name, folder)
-                and not stat.S_ISDIR(os.lstat(name, dir_fd=folder).st_mode)
-            ):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(name, dir_fd=folder)
-    return [join_url(workspace, key) for key in keys]
+            if folder is None or not name or name in (".", ".."):
+                continue
+            try:
+                if stat.S_ISDIR(os.lstat(name, dir_fd=folder).st_mode):
+                    continue
+                os.unlink(name, dir_fd=folder)  # never follows: a symlink there is removed itself
+            except FileNotFoundError:
+                continue
+            removed.append(join_url(workspace, key))
+    return removed
+
+
+def remove_empty_folder_within(workspace: str, key: str) -> bool:
+    """Remove the empty folder at the workspace-relative ``key`` (one standing where a manifest belongs,
+    ``kart_core.manifest.clear_folder``) through a descriptor of its parent folder opened as in
+    ``remove_files_within``; True when one was removed. A folder with something in it, a symlink, a file or an
+    object-storage key stays (False). Raises ``Refused`` when the parent folder is reached through a symlink.
+    """
+    local = local_path(workspace)
+    if local is None:
+        return False
+    with _folders(local, [key]) as folders:
+        folder = folders[key.rpartition("/")[0]]
+        name = key.rpartition("/")[2]
+        if folder is None or not name:
+            return False
+        try:
+            if not stat.S_ISDIR(os.lstat(name, dir_fd=folder).st_mode):
+                return False
+            os.rmdir(name, dir_fd=folder)
+        except OSError:  # not empty, or gone meanwhile
+            return False
+    return True

@@ -20,6 +20,7 @@ there by hand). They do not fail the check unless the caller asks (``kart verify
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hmac
 import logging
 import os
@@ -44,7 +45,7 @@ from kart_core.inspect import confined, writing
 from kart_core.integrity import DEFAULT_ALGORITHM, available, digest_stream
 from kart_core.lineage import Lineage
 from kart_core.lock import canonical_location, hold_lock
-from kart_core.manifest import Entry, OutputRecord, clear_folder, manifest_task, read_manifest, read_unverified
+from kart_core.manifest import Entry, OutputRecord, manifest_task, read_manifest, read_unverified
 from kart_core.runlog_reader import load_log_value, one_line
 from kart_core.safe_pickle import loads_plain_data
 from kart_core.signing import (
@@ -427,7 +428,7 @@ def _undo_direct_write(workspace: str, problem: Problem, signer: Signer | None) 
                 refusal,
             )
             return []
-        storage.remove(problem.path)
+        confined.remove_files_within(workspace, [relative])  # its folder checked by undo_within's walk too
     return [problem.path, *removed]
 
 
@@ -662,43 +663,62 @@ def remove_damaged(report: VerifyReport, *, unrecorded: bool = False, signer: Si
         if problem.direct_write:
             deleted += _undo_direct_write(report.workspace, problem, signer)
             continue
-        if problem.kind == "manifest":
-            files = files if files is not None else list_files(report.workspace)
-            for path in _outputs_logged_for(report.workspace, problem.path, files):
-                storage_for(path).remove(path)
-                deleted.append(path)
-        if problem.kind == "commit":
-            storage = storage_for(problem.path)
-            manifest = read_unverified(storage, problem.path)
-            # Not a workspace-relative key (read_manifest refuses such a manifest): never followed.
-            keys = (
-                [key for key in sorted(manifest.outputs) if workspace_key(report.workspace, key) == key]
-                if manifest
-                else []
+        if problem.kind == "manifest" and files is None:
+            files = list_files(report.workspace)
+        try:
+            deleted += _remove_problem(report.workspace, problem, files or [])
+        except confined.Refused as refusal:
+            logger.warning(
+                "%s: `kart verify --delete` left %r alone: %s. Look at that folder: if the symbolic link is yours, "
+                "see `kart verify` in docs/reference.md",
+                problem.task,
+                problem.path,
+                refusal,
             )
-            try:
-                deleted += confined.remove_within(report.workspace, keys)
-            except confined.Refused as refusal:
-                logger.warning(
-                    "`kart verify --delete` left the interrupted commit's manifest %r, its marker and every "
-                    "output it lists alone: %s",
-                    problem.path,
-                    refusal,
-                )
-                continue
-            storage.remove(marker_beside(problem.path))
-            deleted.append(marker_beside(problem.path))
-        if problem.kind == "unrecorded":
-            storage_for(problem.path).remove(signature_path(problem.path))
-        if problem.kind == "manifest" and clear_folder(problem.path):
-            deleted.append(problem.path)
-        elif problem.removable:
-            try:
-                storage_for(problem.path).remove(problem.path)
-            except IsADirectoryError:  # a folder with something in it where a manifest belongs: not kart's to delete
-                continue
-            deleted.append(problem.path)
     return list(dict.fromkeys(deleted))
+
+
+def _remove_problem(workspace: str, problem: Problem, files: list[FileEntry]) -> list[str]:
+    """``remove_damaged``'s removals for one problem other than a writer's marker; every one through
+    ``confined`` (a descriptor of the file's folder opened from the workspace without following symlinks), so a
+    folder swapped for a symlink after ``verify_workspace`` looked removes nothing outside the workspace.
+
+    Returns the removed paths. Raises ``confined.Refused`` when a folder on the way is a symlink or a file.
+    """
+    key = _workspace_key(workspace, problem.path)
+    if key is None:  # not a path of this workspace (never kart's to remove here)
+        return []
+    deleted: list[str] = []
+    if problem.kind == "manifest":
+        logged = _outputs_logged_for(workspace, problem.path, files)
+        keys = [each for each in map(functools.partial(_workspace_key, workspace), logged) if each is not None]
+        confined.check_within(workspace, [*keys, key])  # nothing goes unless all of them may
+        deleted += confined.remove_files_within(workspace, keys)
+        if confined.remove_empty_folder_within(workspace, key):
+            return [*deleted, problem.path]
+    if problem.kind == "commit":
+        manifest = read_unverified(storage_for(problem.path), problem.path)
+        # Not a workspace-relative key (read_manifest refuses such a manifest): never followed.
+        keys = [each for each in sorted(manifest.outputs) if workspace_key(workspace, each) == each] if manifest else []
+        marker = _workspace_key(workspace, marker_beside(problem.path))
+        confined.check_within(workspace, [*keys, key, *([marker] if marker else [])])
+        deleted += confined.remove_within(workspace, keys)
+        confined.remove_files_within(workspace, [marker] if marker else [])
+        deleted.append(marker_beside(problem.path))
+    if problem.kind == "unrecorded":
+        signature = _workspace_key(workspace, signature_path(problem.path))
+        deleted += confined.remove_files_within(workspace, [signature] if signature else [])
+    if problem.removable:
+        deleted += confined.remove_files_within(workspace, [key])
+    return deleted
+
+
+def _workspace_key(workspace: str, path: str) -> str | None:
+    """``path`` (joined to ``workspace`` by ``join_url``) relative to it; None when it is not in it."""
+    root = workspace.rstrip("/")
+    if not path.startswith(root + "/") and not path.startswith(root + os.sep):
+        return None
+    return path[len(root) :].lstrip("/").replace(os.sep, "/")
 
 
 def _folder_manifests(folder: str, prefix: str) -> list[str]:
