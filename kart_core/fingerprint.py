@@ -23,6 +23,9 @@ covers"; docs/faq.md for what it cannot follow):
 - **Normalised**: a function counts by its bytecode (instructions, constants, names, argument
   layout), not by its text, so comments, blank lines, formatting, docstrings, line numbers and the
   checkout directory do not count. Module-level values count by content, read when the run starts.
+  A compiled project module (a Cython or C extension built in place) has no bytecode: it counts by
+  the md5 of its file's bytes (read once per file version per process), and its functions and
+  classes by their names and that digest.
 - **Third-party code** (installed, not editable) counts by its distribution's version
   (``pandas==2.2.3``); the standard library and builtins by the Python version, which the
   bytecode depends on anyway. kart itself (``kart_core``, ``kart_airflow``, ``kart_kedro``,
@@ -90,17 +93,20 @@ import dis
 import enum
 import fractions
 import functools
+import hashlib
 import importlib.machinery
 import importlib.metadata
 import importlib.util
 import inspect
 import json
 import logging
+import os
 import pathlib
 import queue
 import re
 import sys
 import threading
+import time
 import types
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -265,6 +271,9 @@ _MAX_NESTING = 150
 # chain of any length fits in Python's stack. Below it the walk is the depth-first one it always was:
 # keys (a second ``mod.<lambda>`` becomes ``mod.<lambda>#2``), hence digests, stay as before.
 _MAX_CODE_DEPTH = 32
+# A compiled project module's file digest by path, with the stamp it was read at (_extension_digest).
+_EXTENSION_DIGESTS: dict[str, tuple[tuple[int, int, int, int], str]] = {}
+_RACY_NS = 2_000_000_000  # a file changed this close to its read may change again within the same times
 _SCALARS = (type(None), bool, int, float, complex, str, bytes, bytearray)
 _EMPTY_MODULE = types.ModuleType("_kart_empty")  # what an import of a module no longer loaded finds
 _CONTAINERS = (list, tuple, set, frozenset, dict, types.MappingProxyType)
@@ -621,7 +630,11 @@ class _Visit:
     def token(self, obj: Any) -> str:
         """The token of ``obj``: a key for code, a version for third-party code, a digest for values."""
         if isinstance(obj, types.ModuleType):
-            return self._external(obj.__name__, obj.__name__) or f"module:{obj.__name__}"
+            external = self._external(obj.__name__, obj.__name__)
+            if external is not None:
+                return external
+            compiled = _extension_digest(obj)
+            return f"module:{obj.__name__}" if compiled is None else digest([f"module:{obj.__name__}", compiled])
         if isinstance(obj, functools.partial):
             return digest(["partial", self.token(obj.func), self.value(obj.args), self.value(obj.keywords)])
         if isinstance(obj, types.MethodType):
@@ -640,7 +653,13 @@ class _Visit:
             return digest(["wrapped", self.token(type(obj)), self.token(obj.__wrapped__)])
         if isinstance(obj, types.BuiltinFunctionType | types.MethodDescriptorType | types.WrapperDescriptorType):
             module = _module_of(obj) or "builtins"
-            return self._external(module, getattr(obj, "__qualname__", repr(obj))) or f"builtin:{obj!r}"
+            external = self._external(module, getattr(obj, "__qualname__", repr(obj)))
+            if external is not None:
+                return external
+            # a function of a compiled project module (Cython, pybind11, build_ext --inplace): by its name and the
+            # module file's bytes, since its code has no bytecode to read
+            compiled = _extension_digest(sys.modules.get(module))
+            return f"builtin:{obj!r}" if compiled is None else digest([f"builtin:{obj!r}", compiled])
         return self.value(obj)
 
     def _external(self, module: str, name: str) -> str | None:
@@ -877,7 +896,9 @@ class _Visit:
         project module the attributes the code uses from it (all of them when ``everything``)."""
         if isinstance(obj, types.ModuleType) and self.owner.classifier.version_of(obj.__name__) is None:
             used = sorted(vars(obj)) if everything else names
-            return [f"module:{parent_module_name(obj.__name__)}", self._module_attributes(obj, used, set())]
+            found = [f"module:{parent_module_name(obj.__name__)}", self._module_attributes(obj, used, set())]
+            compiled = _extension_digest(obj)
+            return found if compiled is None else [*found, compiled]
         if _is_code(obj):
             return self.token(obj)
         key = f"own:{module}.{name}"  # one binding per module and name (ids of small values are shared)
@@ -963,7 +984,10 @@ class _Visit:
             attributes.append([name, derived if derived is not None else self.content(value, code=True)])
         bases = [self.token(base) for base in cls.__bases__]
         metaclass = type(cls)
-        return [cls.__name__, bases, attributes, self.token(metaclass) if metaclass is not type else None]
+        found = [cls.__name__, bases, attributes, self.token(metaclass) if metaclass is not type else None]
+        # a class a compiled project module defines (a Cython cdef class): its methods are C, by the file's bytes
+        compiled = None if cls.__flags__ & _HEAPTYPE else _extension_digest(sys.modules.get(cls.__module__))
+        return found if compiled is None else [*found, compiled]
 
     def _derived_attribute(self, cls: type, name: str, value: Any) -> Any:
         """The ``derived`` token of a class attribute its class body (or a ``Cls.name = ...`` of its module)
@@ -1181,6 +1205,34 @@ class _Visit:
             item = self.stack[-1]
             item.undigestable.add(f"{item.name or '?'}: a {_module_of(cls)}.{cls.__qualname__} that {why}")
         return ["undigestable", f"{_module_of(cls)}.{cls.__qualname__}"]
+
+
+def _extension_digest(module: types.ModuleType | None) -> str | None:
+    """The md5 of a compiled module's file (a ``.so``/``.pyd``); None for any other module.
+
+    Read once per process per file version: memoised by the file's stamp (inode, size, modification and
+    status-change times; a rebuild in place or a restored copy changes the status-change time), as KartRunner
+    stamps raw inputs. A file changed within ``_RACY_NS`` of its read is read again next time (a rebuild in
+    the same clock tick keeps the times)."""
+    if module is None or not is_extension(module):
+        return None
+    path = str(module.__file__)
+    try:
+        status = os.stat(path)
+    except OSError:
+        return "compiled:missing"
+    stamp = (status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
+    known = _EXTENSION_DIGESTS.get(path)
+    if known is not None and known[0] == stamp:
+        return known[1]
+    hasher = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            hasher.update(block)
+    found = f"compiled:{hasher.hexdigest()}"
+    if time.time_ns() - max(status.st_mtime_ns, status.st_ctime_ns) >= _RACY_NS:
+        _EXTENSION_DIGESTS[path] = (stamp, found)
+    return found
 
 
 def _attributes(value: Any) -> list[tuple[str, Any]]:

@@ -8,7 +8,11 @@ node and the Airflow operator sees code skew; an equal one means the cache is se
 from __future__ import annotations
 
 import importlib
+import os
+import shutil
+import subprocess
 import sys
+import sysconfig
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -118,3 +122,66 @@ def test_code_fingerprint_of_a_task_class_follows_a_helper_in_a_folder_without_i
     before = kart_core.code_fingerprint(_fresh("fpst.tasks").T)
     _edit(scale, "x * 2", "x * 3")
     assert kart_core.code_fingerprint(_fresh("fpst.tasks").T) != before
+
+
+# --- K12: a compiled project module counts by its file's bytes -------------------------------------------
+
+FAST_C = """#include <Python.h>
+static PyObject* mul(PyObject* self, PyObject* arg) { return PyLong_FromLong(PyLong_AsLong(arg) * FACTOR); }
+static PyMethodDef METHODS[] = {{"mul", mul, METH_O, "mul"}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef DEF = {PyModuleDef_HEAD_INIT, "fast", NULL, -1, METHODS};
+PyMODINIT_FUNC PyInit_fast(void) { return PyModule_Create(&DEF); }
+"""
+COMPILER = shutil.which("cc") or shutil.which("gcc")
+
+
+def _build_extension(package: Path, factor: int) -> Path:
+    """Compile ``package/fast<EXT_SUFFIX>`` in place (as ``build_ext --inplace`` would): ``fast.mul(x) = x * factor``."""
+    source = package.parent / f"fast{factor}.c"
+    source.write_text(f"#define FACTOR {factor}\n{FAST_C}")
+    target = package / f"fast{sysconfig.get_config_var('EXT_SUFFIX')}"
+    include = sysconfig.get_paths()["include"]
+    subprocess.run([str(COMPILER), "-shared", "-fPIC", f"-I{include}", str(source), "-o", str(target)], check=True)
+    return target
+
+
+def _in_fresh_process(src: Path, module_name: str) -> tuple[str, int]:
+    """The runner's fingerprint of ``module_name.node`` and ``node(5)``, in a new interpreter (an extension
+    module cannot be imported again in one process)."""
+    code = (
+        "import importlib, sys\n"
+        "from kart_core import CodeFingerprinter, ModuleClassifier\n"
+        f"m = importlib.import_module({module_name!r})\n"
+        "print(CodeFingerprinter(ModuleClassifier(['fpst'])).fingerprint(m.node).digest, m.node(5))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), *sys.path])}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    fingerprint, value = done.stdout.split()
+    return fingerprint, int(value)
+
+
+@pytest.mark.skipif(COMPILER is None, reason="needs a C compiler")
+@pytest.mark.parametrize(
+    "node_source",
+    [
+        "from fpst import fast\n\n\ndef node(x):\n    return fast.mul(x)\n",  # the module, then its function
+        "from fpst.fast import mul\n\n\ndef node(x):\n    return mul(x)\n",  # the C function itself
+        "def node(x):\n    from fpst import fast\n\n    return fast.mul(x)\n",  # imported inside the function
+    ],
+)
+def test_a_compiled_project_module_rebuilt_with_other_code_changes_the_fingerprint(
+    tmp_path: Path, node_source: str
+) -> None:
+    package = _write(tmp_path / "src" / "fpst" / "__init__.py", "").parent
+    _write(package / "m.py", node_source)
+    built = _build_extension(package, 2)
+    before, value = _in_fresh_process(tmp_path / "src", "fpst.m")
+    assert value == 10
+    kept = built.read_bytes()
+    built.unlink()
+    built.write_bytes(kept)  # the same bytes, written again (a new inode and times): the same code
+    assert _in_fresh_process(tmp_path / "src", "fpst.m") == (before, 10)
+    _build_extension(package, 3)
+    after, value = _in_fresh_process(tmp_path / "src", "fpst.m")
+    assert value == 15
+    assert after != before
