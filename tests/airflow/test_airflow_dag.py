@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import subprocess
@@ -174,14 +175,47 @@ def test_a_class_operator_args_key_for_a_class_of_another_dag_is_accepted(
 ) -> None:
     # One dict shared by several DAG files: a class known to the process but not in this graph, or an
     # import path into a module this DAG file does not import, is not a typo.
-    (tmp_path / "other_dag_tasks.py").write_text("")
+    (tmp_path / "other_dag_tasks.py").write_text(
+        "import kart_core\n\n\nclass OtherDagReport(kart_core.TaskOnKart):\n    pass\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     dag = to_dag(
         LoadData(),
         dag_id="args",
-        class_operator_args={"FastTrain": {"retries": 0}, Train: {"pool": "gpu"}, "other_dag_tasks.Report": {}},
+        class_operator_args={"FastTrain": {"retries": 0}, Train: {"pool": "gpu"}, "other_dag_tasks.OtherDagReport": {}},
     )
     assert [task.pool for task in dag.tasks] == ["default_pool"]
+
+
+def test_a_misspelt_class_in_a_module_not_imported_yet_is_refused_with_that_modules_classes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The check accepted any name in a module that exists but was not imported yet (attacker at8): its
+    # arguments silently never applied. Now the module is imported and the name looked up.
+    (tmp_path / "report_dag_tasks.py").write_text(
+        "import kart_core\n\n\nclass MonthlyReport(kart_core.TaskOnKart):\n    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "report_dag_tasks", raising=False)
+    with pytest.raises(kart_core.errors.SettingValueError) as raised:
+        to_dag(LoadData(), dag_id="args", class_operator_args={"report_dag_tasks.MonthlyReprot": {"pool": "gpu"}})
+    message = str(raised.value)
+    assert message.startswith("kart_airflow: class_operator_args key 'report_dag_tasks.MonthlyReprot' names no task")
+    assert "Did you mean 'report_dag_tasks.MonthlyReport'?" in message
+
+
+def test_a_class_operator_args_key_whose_module_fails_to_import_is_accepted_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "broken_dag_tasks.py").write_text("raise RuntimeError('needs a GPU driver')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with caplog.at_level(logging.WARNING, logger="kart_airflow.graph"):
+        dag = to_dag(LoadData(), dag_id="args", class_operator_args={"broken_dag_tasks.Report": {"pool": "gpu"}})
+    assert [task.pool for task in dag.tasks] == ["default_pool"]
+    assert (
+        "class_operator_args key 'broken_dag_tasks.Report' could not be checked: importing 'broken_dag_tasks' "
+        "failed (RuntimeError: needs a GPU driver)"
+    ) in caplog.text
 
 
 def test_outputs_are_assets_with_the_output_uri(tmp_path: Path) -> None:

@@ -347,21 +347,59 @@ def _template_in(value: Any, where: str) -> str | None:
 
 
 def _names_a_task_class(key: str) -> bool:
-    """Whether ``key`` is the bare name or import path of a luigi task class this process knows, or an
-    import path into a module that exists but is not imported here."""
+    """Whether ``key`` is the bare name or import path of a luigi task class this process knows, after importing
+    the module an import path names when it exists but is not imported yet (a class of another DAG file).
+
+    A module that exists but raises while imported cannot be checked: that is logged as a warning naming the
+    key, and the key is accepted (it cannot be one of this graph's classes, which were imported).
+    """
+    if _known_task_class(key):
+        return True
+    module, _, _ = key.rpartition(".")
+    if not module or module in sys.modules:
+        return False
+    try:
+        if importlib.util.find_spec(module) is None:
+            return False
+    except (ImportError, ValueError):
+        return False
+    try:
+        importlib.import_module(module)
+    except Exception as exc:  # the module's own code raised: its classes cannot be known here
+        _log.warning(
+            "kart_airflow: class_operator_args key %r could not be checked: importing %r failed (%s: %s); "
+            "if the class name is misspelt, its arguments never apply.",
+            key,
+            module,
+            type(exc).__name__,
+            " ".join(str(exc).split()),
+        )
+        return True
+    return _known_task_class(key)
+
+
+def _known_task_class(key: str) -> bool:
+    """Whether ``key`` is the bare name or import path of a luigi task class imported in this process."""
     pending = [luigi.Task]
     while pending:
         cls = pending.pop()
         if key in (cls.__name__, f"{cls.__module__}.{cls.__qualname__}"):
             return True
         pending.extend(cls.__subclasses__())
-    module, _, _ = key.rpartition(".")
-    if not module or module in sys.modules:
-        return False
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
+    return False
+
+
+def _module_task_classes(key: str) -> list[str]:
+    """The import paths of the task classes defined in the (imported) module that import path ``key`` names."""
+    module_name = key.rpartition(".")[0]
+    module = sys.modules.get(module_name)
+    if module is None:
+        return []
+    return sorted(
+        f"{module_name}.{value.__qualname__}"
+        for value in vars(module).values()
+        if isinstance(value, type) and issubclass(value, luigi.Task) and value.__module__ == module_name
+    )
 
 
 def _current_dag() -> Any:
@@ -409,8 +447,10 @@ class _ArgumentsByClass:
         """Refuse a ``class_operator_args`` key that names no task class: a misspelt or moved name.
 
         A key matching no class of this graph (``classes``) is fine when it names another task class
-        this process knows (one ``class_operator_args`` shared by several DAGs) or an import path
-        whose module is not imported here; anything else would leave that class's pool, queue or
+        this process knows (one ``class_operator_args`` shared by several DAGs), after importing the
+        module of an import path that is not imported yet (kart before 2026-12-01 accepted any class
+        name in such a module, a misspelt one too); a module that raises while imported is a warning
+        that the key could not be checked. Anything else would leave that class's pool, queue or
         retries silently unapplied, while a misspelt argument name is refused by Airflow.
 
         Raises:
@@ -426,7 +466,9 @@ class _ArgumentsByClass:
                 continue
             # The graph's own classes (not their bases: object, Task, TaskOnKart) by name and import path.
             names = sorted({name for cls in classes for name in (cls.__name__, f"{cls.__module__}.{cls.__qualname__}")})
-            close = difflib.get_close_matches(str(key), names, n=3, cutoff=0.5)
+            # An import path into another module: that module's task classes are candidates too.
+            candidates = names + _module_task_classes(str(key))
+            close = difflib.get_close_matches(str(key), candidates, n=3, cutoff=0.5)
             raise kart_core.errors.SettingValueError(
                 f"kart_airflow: class_operator_args key {key!r} names no task class (a misspelt name, or a class "
                 f"moved or renamed?), so its arguments would never apply. "
