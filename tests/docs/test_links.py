@@ -10,7 +10,10 @@ from doc_blocks import REPO
 
 OWN_PAGES = [
     REPO / "README.md",
-    *(REPO / "docs" / name for name in ("index.md", "tutorial.md", "reference.md", "migration.md", "faq.md")),
+    *(
+        REPO / "docs" / name
+        for name in ("index.md", "tutorial.md", "reference.md", "migration.md", "faq.md", "changelog.md")
+    ),
 ]
 # Pages other engineers write; a link to them may precede the page.
 PLANNED = {"airflow.md", "kedro.md", "formats.md", "cli.md", "benchmarks.md"}
@@ -49,5 +52,17 @@ def test_links_resolve(page: Path) -> None:
 
 def test_index_lists_every_page() -> None:
     index = (REPO / "docs" / "index.md").read_text(encoding="utf-8")
-    for name in PLANNED | {"tutorial.md", "reference.md", "migration.md", "faq.md"}:
+    for name in PLANNED | {"tutorial.md", "reference.md", "migration.md", "faq.md", "changelog.md"}:
         assert f"]({name})" in index, name
+
+
+# A history note: what kart did before a date or a session, or which attack found it. Those go to changelog.md.
+_HISTORY = re.compile(
+    r"kart (before|after) (20\d\d|session)|[Bb]efore 20\d\d-\d\d|[Ss]ince session|attacker at\d|\bAT\d\b"
+)
+
+
+@pytest.mark.parametrize("name", ["kedro.md", "faq.md", "airflow.md"])
+def test_guides_describe_current_behaviour_and_leave_history_to_the_changelog(name: str) -> None:
+    notes = [line for line in (REPO / "docs" / name).read_text(encoding="utf-8").splitlines() if _HISTORY.search(line)]
+    assert notes == [], f"{name}: history notes belong in docs/changelog.md"
