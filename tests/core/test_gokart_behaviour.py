@@ -9,12 +9,13 @@ of a script's classes loaded by another script.
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from compat_pipeline.harness import driver_env, run_command
+from compat_pipeline.harness import DriverError, driver_env
 
 import kart_core
 from kart_core import errors
@@ -25,19 +26,45 @@ GENERIC = {"Exception", "BaseException", "object"}
 
 def probe(impl: str, cwd: Path, command: str, *args: str, config: str | None = None) -> Any:
     """Run ``compat_behaviour.probe`` with ``impl`` in ``cwd`` (optionally with a luigi config text)."""
-    cwd.mkdir(parents=True, exist_ok=True)
-    env = driver_env(impl)
-    if config is not None:
-        (cwd / "luigi.cfg").write_text(config)
-        env["LUIGI_CONFIG_PATH"] = str(cwd / "luigi.cfg")
-    out = cwd / f"{command}-{impl}.json"
-    run_command([sys.executable, "-m", "compat_behaviour.probe", impl, command, str(out), *args], cwd, env, timeout=300)
-    return json.loads(out.read_text())
+    return probes([(impl, cwd, command, *args)], config=config)[0]
+
+
+def probes(runs: list[tuple[Any, ...]], config: str | None = None) -> list[Any]:
+    """``probe(impl, cwd, command, *args)`` for each ``(impl, cwd, command, *args)`` of ``runs``, in order.
+
+    Each run has its own process, as in ``probe``; the processes start together (one after the other, the
+    pickle test's six gokart and kart start-ups took ~30 s of wall time for ~12 s of CPU). Raises
+    DriverError (the end of its stderr) for a process that exits non-zero.
+    """
+    started: list[tuple[Path, list[str], subprocess.Popen[str]]] = []
+    try:
+        for impl, cwd, command, *args in runs:
+            cwd.mkdir(parents=True, exist_ok=True)
+            env = driver_env(impl)
+            if config is not None:
+                (cwd / "luigi.cfg").write_text(config)
+                env["LUIGI_CONFIG_PATH"] = str(cwd / "luigi.cfg")
+            out = cwd / f"{command}-{impl}.json"
+            line = [sys.executable, "-m", "compat_behaviour.probe", impl, command, str(out), *args]
+            pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+            started.append((out, line, subprocess.Popen(line, cwd=cwd, env=env, text=True, **pipes)))
+        reports = []
+        for out, line, process in started:
+            _, err = process.communicate(timeout=300)
+            if process.returncode != 0:
+                raise DriverError(f"{' '.join(line)} failed (exit {process.returncode}):\n{err[-6000:]}")
+            reports.append(json.loads(out.read_text()))
+        return reports
+    finally:
+        for _, _, process in started:  # a failed or timed-out run: end the others too
+            if process.poll() is None:
+                process.kill()
+                process.wait()
 
 
 def both(tmp_path_factory: pytest.TempPathFactory, command: str, config: str | None = None) -> dict[str, Any]:
     root = tmp_path_factory.mktemp(command)
-    return {impl: probe(impl, root / impl, command, config=config) for impl in IMPLS}
+    return dict(zip(IMPLS, probes([(impl, root / impl, command) for impl in IMPLS], config=config), strict=True))
 
 
 # --- 1. exception types -------------------------------------------------------------------------
@@ -129,7 +156,7 @@ CONFIGS = {
 def test_task_on_kart_section_as_gokart(tmp_path: Path, name: str) -> None:
     """Same values and unique ids: [TaskOnKart] reaches parameters declared in a class's own body and
     outranks [ClassName] there; an inherited declaration is not reached."""
-    seen = {impl: probe(impl, tmp_path / impl, "config", config=CONFIGS[name]) for impl in IMPLS}
+    seen = dict(zip(IMPLS, probes([(impl, tmp_path / impl, "config") for impl in IMPLS], CONFIGS[name]), strict=True))
     assert seen["kart"] == seen["gokart"]
     assert all("value" in result for result in seen["kart"].values())
 
@@ -149,14 +176,16 @@ def test_task_on_kart_section_changes_the_declaring_class(tmp_path: Path) -> Non
 def test_pickles_of_script_classes_load_in_another_script(tmp_path: Path) -> None:
     """Each library's .pkl of a script's class, instance and function loads from another process, in both."""
     expected = {"value": {"point": ["Point", 8], "function": 6, "class": 10, "plain": [1.5, "a", {"k": [1, 2]}]}}
-    for writer in IMPLS:
-        written = probe(writer, tmp_path / f"write-{writer}", "pickle_write")
-        path = str(tmp_path / f"write-{writer}" / written["path"])
-        for reader in IMPLS:
-            assert probe(reader, tmp_path / f"read-{writer}-{reader}", "pickle_read", path) == expected, (
-                writer,
-                reader,
-            )
+    written = probes([(writer, tmp_path / f"write-{writer}", "pickle_write") for writer in IMPLS])
+    paths = {
+        writer: str(tmp_path / f"write-{writer}" / report["path"])
+        for writer, report in zip(IMPLS, written, strict=True)
+    }
+    pairs = [(writer, reader) for writer in IMPLS for reader in IMPLS]
+    read = probes(
+        [(reader, tmp_path / f"read-{writer}-{reader}", "pickle_read", paths[writer]) for writer, reader in pairs]
+    )
+    assert dict(zip(pairs, read, strict=True)) == dict.fromkeys(pairs, expected)
 
 
 def test_ordinary_objects_keep_the_plain_pickle_format(tmp_path: Path) -> None:
