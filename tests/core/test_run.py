@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -239,6 +240,14 @@ def _cli(impl: str, directory: Path, *args: str) -> int:
     return done.returncode
 
 
+def _both_cli(*args: str, directory: Path) -> tuple[int, int]:
+    """``_cli`` with kart (in ``directory/kart``) and with gokart (``directory/gokart``): each its own process,
+    the two at the same time (one after the other they took twice the wall time beside an idle core)."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        ours, theirs = pool.map(lambda impl: _cli(impl, directory / impl, *args), ("kart", "gokart"))
+    return ours, theirs
+
+
 def _files(root: Path) -> list[str]:
     return [str(path.relative_to(root)) for path in root.rglob("*") if path.is_file()] if root.exists() else []
 
@@ -246,8 +255,7 @@ def _files(root: Path) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.parametrize("task", ["Final", "Broken", "NeedsMissing"])
 def test_same_exit_codes_and_files_as_gokart(tmp_path: Path, task: str) -> None:
-    ours = _cli("kart", tmp_path / "kart", task, "--local-scheduler")
-    theirs = _cli("gokart", tmp_path / "gokart", task, "--local-scheduler")
+    ours, theirs = _both_cli(task, "--local-scheduler", directory=tmp_path)
     assert ours == theirs
     outputs = [sorted(_files(tmp_path / side / "resources")) for side in ("kart", "gokart")]
     # kart adds only its integrity record: one manifest per committed task (one per task_log).
@@ -262,14 +270,13 @@ def test_same_exit_codes_and_files_as_gokart(tmp_path: Path, task: str) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("args", [["NeedsN"], ["NeedsN", "--n", "x"], ["NoSuchTask"]])
 def test_same_exit_code_as_gokart_for_a_task_that_cannot_be_created(tmp_path: Path, args: list[str]) -> None:
-    ours = _cli("kart", tmp_path / "kart", *args, "--local-scheduler")
-    assert ours == _cli("gokart", tmp_path / "gokart", *args, "--local-scheduler") == 1
+    ours, theirs = _both_cli(*args, "--local-scheduler", directory=tmp_path)
+    assert ours == theirs == 1
 
 
 @pytest.mark.slow
 def test_same_tree_file_as_gokart(tmp_path: Path) -> None:
-    for side in ("kart", "gokart"):
-        assert _cli(side, tmp_path / side, "Final", "--local-scheduler") == 0
-        assert _cli(side, tmp_path / side, "Final", "--local-scheduler", "--tree-info-mode", "simple") == 0
+    assert _both_cli("Final", "--local-scheduler", directory=tmp_path) == (0, 0)
+    assert _both_cli("Final", "--local-scheduler", "--tree-info-mode", "simple", directory=tmp_path) == (0, 0)
     trees = [(tmp_path / side / "resources" / "tree.txt").read_text() for side in ("kart", "gokart")]
     assert trees[0] == trees[1] and "(COMPLETE) Final[" in trees[0]
