@@ -251,3 +251,29 @@ def test_committed_digests_are_none_when_another_process_s_commit_was_kept(works
     assert task.output()["a"].load() == 7  # the other process's run (this one dumped 1)
     assert kart_core.committed_digests(task) is None
     assert all(value.startswith(f"{DEFAULT_ALGORITHM}:") for value in kart_core.output_digests(task).values())
+
+
+class _NamesItsOwnOutputs(kart_core.TaskOnKart[str]):
+    """Names its own outputs' digests inside run(), then dumps: it reads, it never writes by path."""
+
+    seen: dict[str, Any] = {}
+
+    def run(self) -> None:
+        type(self).seen["digests"] = kart_core.output_digests(self)
+        type(self).seen["files"] = sorted(path.name for path in Path(self.workspace_directory).rglob("*"))
+        self.dump("new")
+
+
+def test_naming_digests_inside_the_run_hands_no_path_out(workspace: str) -> None:
+    """Naming the outputs (output_digests) asks no target for its path(): asked by the task's own run() that marks
+    the output as written by path (a .committing direct marker, the old output moved aside on a rerun)."""
+    kart_core.build(_NamesItsOwnOutputs(workspace_directory=workspace), reset_register=False, return_value=False)
+    output = str(_NamesItsOwnOutputs(workspace_directory=workspace).output().path())
+    assert _NamesItsOwnOutputs.seen["digests"] == {output: ""}
+    assert not [name for name in _NamesItsOwnOutputs.seen["files"] if "committing" in name or "kart-tmp" in name]
+    committed = kart_core.output_digests(_NamesItsOwnOutputs(workspace_directory=workspace))
+    task = _NamesItsOwnOutputs(workspace_directory=workspace, rerun=True)
+    kart_core.build(task, reset_register=False, return_value=False)
+    assert _NamesItsOwnOutputs.seen["digests"] == committed  # the committed content, as the rerun began
+    assert not [name for name in _NamesItsOwnOutputs.seen["files"] if "committing" in name or "kart-tmp" in name]
+    assert Path(output).name in _NamesItsOwnOutputs.seen["files"]  # the old output stays in place until the commit
