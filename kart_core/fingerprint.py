@@ -22,7 +22,10 @@ covers"; docs/faq.md for what it cannot follow):
   references; one calling ``globals()`` counts every name of its own module.
 - **Normalised**: a function counts by its bytecode (instructions, constants, names, argument
   layout), not by its text, so comments, blank lines, formatting, docstrings, line numbers and the
-  checkout directory do not count. Module-level values count by content, read when the run starts.
+  checkout directory do not count. Module-level values count by content, read when the run starts;
+  a ``str`` or ``PurePath`` that is, or lies under, the code's top-level package folder, the folder
+  holding it, or the project root above a ``src/`` folder counts relative to that folder
+  (``HERE = Path(__file__).resolve().parent`` is the same in every checkout).
   A compiled project module (a Cython or C extension built in place) has no bytecode: it counts by
   the md5 of its file's bytes (read once per file version per process), and its functions and
   classes by their names and that digest.
@@ -472,6 +475,7 @@ class _Item:
     refs: set[str]
     packages: set[str]
     name: str = ""  # module.qualname (module.NAME for a value): names it in ``undigestable``
+    module: str = ""  # the module it belongs to: a path value under its package's folder counts relative to it
     undigestable: set[str] = dataclasses.field(default_factory=set)
 
 
@@ -510,7 +514,9 @@ class CodeFingerprinter:
         if explicit is not None:
             return CodeFingerprint(digest(["code_version", explicit]), {"code_version": explicit}, ())
         name = getattr(func, "__qualname__", None) or type(func).__qualname__
-        root = _Item(local="", refs=set(), packages=set(), name=f"{_module_of(func) or None}.{name}")
+        root = _Item(
+            local="", refs=set(), packages=set(), name=f"{_module_of(func) or None}.{name}", module=_module_of(func)
+        )
         visit = _Visit(self)
         try:
             for key, (registry, size) in list(self.registries.items()):
@@ -603,6 +609,7 @@ class _Visit:
         self.stack: list[_Item] = []
         self.scope = _Scope()
         self._by_type_classes: dict[type, bool] = {}
+        self._anchors: dict[str, list[tuple[str, int]]] = {}  # module -> folders a path value counts relative to
         self.pending: list[tuple[_Item, Callable[[], Any]]] = []  # pieces queued past _MAX_CODE_DEPTH
         # singledispatch registries, read once everything else is walked: the walk imports the modules the code
         # imports (a literal import_module too), and such a module may register an overload
@@ -671,10 +678,10 @@ class _Visit:
             self.stack[-1].packages.add(version)
         return f"ext:{module}.{name}"
 
-    def _normalise(self, key: str, name: str, parts: Callable[[], Any]) -> None:
+    def _normalise(self, key: str, name: str, parts: Callable[[], Any], module: str = "") -> None:
         """Store the piece of code under ``key`` and normalise it (``parts`` gives its content): now, or,
         past ``_MAX_CODE_DEPTH`` pieces inside each other, once the outer ones are done (``drain``)."""
-        item = _Item(local="", refs=set(), packages=set(), name=name)
+        item = _Item(local="", refs=set(), packages=set(), name=name, module=module)
         self.owner.store(key, item)  # stored first: recursion and cycles find it
         self.stored.append(key)
         if len(self.stack) < _MAX_CODE_DEPTH:
@@ -719,7 +726,7 @@ class _Visit:
             return external
         key = self.owner.key_for(func, name)
         if not self.owner.has(key):
-            self._normalise(key, name, lambda: self._function_parts(func))
+            self._normalise(key, name, lambda: self._function_parts(func), module)
         return self._reference(key)
 
     def _function_parts(self, func: types.FunctionType) -> list[Any]:
@@ -903,7 +910,7 @@ class _Visit:
             return self.token(obj)
         key = f"own:{module}.{name}"  # one binding per module and name (ids of small values are shared)
         if not self.owner.has(key):
-            self._normalise(key, key[len("own:") :], lambda: self._module_value(module, name, obj))
+            self._normalise(key, key[len("own:") :], lambda: self._module_value(module, name, obj), module)
         return self._reference(key)
 
     def _module_value(self, module: str, name: str, obj: Any) -> Any:
@@ -972,7 +979,7 @@ class _Visit:
             return external
         key = self.owner.key_for(cls, name)
         if not self.owner.has(key):
-            self._normalise(key, name, lambda: self._class_parts(cls))
+            self._normalise(key, name, lambda: self._class_parts(cls), module)
         return self._reference(key)
 
     def _class_parts(self, cls: type) -> list[Any]:
@@ -1053,8 +1060,13 @@ class _Visit:
             over = _MAX_NODES if scope.object_start is None else _MAX_OBJECT_NODES
             raise _TooLarge(f"more than {over:,} objects")
         if isinstance(value, _SCALARS):
-            if type(value) is str and value.startswith("__mp_main__"):
-                value = _parent_logger_name(value)  # ``HERE = __name__`` in a spawned child's script
+            if type(value) is str:
+                if value.startswith("__mp_main__"):
+                    value = _parent_logger_name(value)  # ``HERE = __name__`` in a spawned child's script
+                elif value.startswith(os.sep):
+                    relative = self._relative_path(value)
+                    if relative is not None:  # ``DATA = os.path.join(os.path.dirname(__file__), "data")``
+                        return ["str", "path under", *relative]
             return [type(value).__name__, repr(value)]
         if isinstance(value, logging.Logger):
             # By its name only: its level and handlers are logging's set-up, not code; and a script's
@@ -1063,6 +1075,10 @@ class _Visit:
         if isinstance(value, enum.Enum) and not _plain(value._value_):
             # its repr shows its value's: a set's in hash order, an object's address
             return [type(value).__qualname__, "enum", value._name_, self.value(value._value_)]
+        if isinstance(value, pathlib.PurePath) and value.is_absolute():
+            relative = self._relative_path(str(value))
+            if relative is not None:  # ``HERE = Path(__file__).resolve().parent``
+                return [type(value).__qualname__, "path under", *relative]
         if isinstance(value, _VALUE_TYPES):
             return [type(value).__qualname__, repr(value)]
         container = isinstance(value, _CONTAINERS)
@@ -1089,6 +1105,26 @@ class _Visit:
             return self._container(value) if container else self._instance(value)
         finally:
             scope.nesting -= 1
+
+    def _relative_path(self, text: str) -> list[Any] | None:
+        """``[levels, relative path]`` when the absolute path ``text`` is, or lies under, the folder of the
+        top-level package of the code being walked (0), the folder holding it (1: a ``sys.path`` entry, the
+        project root of a flat layout) or, when that folder is ``src``, the one above (2: the project root); the
+        deepest that contains it. None for a path elsewhere: it counts as it is.
+
+        A path a module builds from its own ``__file__`` (``HERE = Path(__file__).resolve().parent``) holds the
+        checkout's place, which must not count: a clone or move would rerun every node reaching it, and an
+        Airflow worker seeing the code at another path than its dag-processor would report code skew."""
+        module = self.stack[-1].module if self.stack else ""
+        anchors = self._anchors.get(module)
+        if anchors is None:
+            anchors = self._anchors[module] = _path_anchors(module)
+        for anchor, levels in anchors:
+            if text == anchor:
+                return [levels, "."]
+            if text.startswith(anchor) and text[len(anchor)] == os.sep:
+                return [levels, text[len(anchor) + 1 :]]
+        return None
 
     def _by_type(self, cls: type) -> bool:
         """Whether objects of ``cls`` count by their type (``_BY_TYPE``: generators, resources)."""
@@ -1205,6 +1241,26 @@ class _Visit:
             item = self.stack[-1]
             item.undigestable.add(f"{item.name or '?'}: a {_module_of(cls)}.{cls.__qualname__} that {why}")
         return ["undigestable", f"{_module_of(cls)}.{cls.__qualname__}"]
+
+
+def _path_anchors(module_name: str) -> list[tuple[str, int]]:
+    """The folders a path value of ``module_name`` counts relative to (``_Visit._relative_path``), deepest
+    first, each with its number of levels above the top-level package's folder; symlinks resolved and not."""
+    top = sys.modules.get(module_name.partition(".")[0] if module_name else "__main__")
+    folders = list(getattr(top, "__path__", None) or ())
+    location = getattr(top, "__file__", None)
+    if not folders and location:
+        folders = [os.path.dirname(os.path.abspath(str(location)))]
+    anchors: dict[str, int] = {}
+    for folder in folders:
+        for start in dict.fromkeys([os.path.abspath(str(folder)), os.path.realpath(str(folder))]):
+            chain = [start, os.path.dirname(start)]
+            if os.path.basename(chain[1]) == "src":
+                chain.append(os.path.dirname(chain[1]))
+            for levels, anchor in enumerate(chain):
+                if anchor != os.path.dirname(anchor):  # never the file system's root: it holds every path
+                    anchors.setdefault(anchor, levels)
+    return sorted(anchors.items(), key=lambda pair: (-len(pair[0]), pair[1]))
 
 
 def _extension_digest(module: types.ModuleType | None) -> str | None:

@@ -185,3 +185,67 @@ def test_a_compiled_project_module_rebuilt_with_other_code_changes_the_fingerpri
     after, value = _in_fresh_process(tmp_path / "src", "fpst.m")
     assert value == 15
     assert after != before
+
+
+# --- K10: a path a module builds from its own __file__ counts relative to its package, not the checkout ---
+
+
+def _digest_from(root: Path, module_name: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The fingerprint of ``module_name.node`` imported afresh from the checkout ``root`` (a src folder)."""
+    with monkeypatch.context() as patch:
+        patch.syspath_prepend(str(root))
+        return _digest(module_name)
+
+
+@pytest.mark.parametrize(
+    ("source", "module_name", "relative_edit"),
+    [
+        (  # the package's folder
+            "from pathlib import Path\nHERE = Path(__file__).resolve().parent\n\n\n"
+            "def node(x):\n    return (HERE / 'lookup.csv').exists()\n",
+            "fpst.m",
+            ("'lookup.csv'", "'other.csv'"),
+        ),
+        (  # a str under it
+            "import os\nDATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data')\n\n\n"
+            "def node(x):\n    return DATA\n",
+            "fpst.m",
+            ("'data')", "'other')"),
+        ),
+        (  # the project root above src/, inside a dict; a subpackage's module
+            "from pathlib import Path\nPLACES = {'conf': Path(__file__).parents[3] / 'conf'}\n\n\n"
+            "def node(x):\n    return PLACES['conf']\n",
+            "fpst.sub.m",
+            ("/ 'conf'", "/ 'other'"),
+        ),
+    ],
+)
+def test_a_path_built_from_file_is_the_same_in_a_clone_and_follows_its_relative_part(
+    tmp_path: Path, source: str, module_name: str, relative_edit: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkouts = []
+    for place in ("checkout-a", "ci/build/checkout-b"):
+        src = tmp_path / place / "src"
+        _write(src / "fpst" / "__init__.py", "")
+        _write(src / "fpst" / "sub" / "__init__.py", "")
+        _write(src / (module_name.replace(".", "/") + ".py"), source)
+        checkouts.append(src)
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    try:
+        first = _digest_from(checkouts[0], module_name, monkeypatch)
+        assert _digest_from(checkouts[1], module_name, monkeypatch) == first  # a clone elsewhere: cached
+        module_file = checkouts[1] / (module_name.replace(".", "/") + ".py")
+        _edit(module_file, *relative_edit)  # the part under the package (or root) still counts
+        assert _digest_from(checkouts[1], module_name, monkeypatch) != first
+    finally:
+        _forget()
+
+
+def test_an_absolute_path_outside_the_project_keeps_counting(src: Path, tmp_path: Path) -> None:
+    module = _write(
+        src / "fpst" / "m.py", f"SHARED = {str(tmp_path / 'shared' / 'a')!r}\n\n\ndef node(x):\n    return SHARED\n"
+    )
+    _write(src / "fpst" / "__init__.py", "")
+    before = _digest("fpst.m")
+    _edit(module, "shared/a", "shared/b")
+    assert _digest("fpst.m") != before
