@@ -25,10 +25,11 @@ On object storage the checksum comes from the store's metadata where it holds th
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import os
 import stat as stat_module
+import threading
+import time
 from typing import Any
 
 import luigi
@@ -92,14 +93,41 @@ def file_checksum(path: str) -> str:
             f"RawFile: {path!r} is a folder (looked up from {os.getcwd()!r}); RawFile takes one file. Name a file "
             "in it, or make one RawFile per file."
         )
-    return _local_checksum(os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
+    return _local_checksum(os.path.abspath(path), stat)
 
 
-@functools.lru_cache(maxsize=256)
-def _local_checksum(path: str, size: int, mtime_ns: int) -> str:
-    # luigi resolves a new task's parameters twice: the file is read once per content (size, mtime).
+def _local_checksum(path: str, stat: os.stat_result) -> str:
+    """md5 hex of the local file ``path`` whose status is ``stat``, read once per file version in this process.
+
+    luigi resolves a new task's parameters twice, and a notebook builds again and again: the md5 is memoised by
+    the file's stamp as KartRunner stamps raw inputs (output_state.file_stamp): path, inode, size, modification
+    and status-change times. A rewrite that keeps size and modification time (``cp -p``, ``rsync -t``,
+    ``touch -r``) changes the status-change time, which no call sets back; a replaced file has a new inode. A file
+    changed within ``_RACY_NS`` of its read is not memoised (the racy rule: a second write in the same clock tick
+    keeps the times), so it is read again next time.
+    """
+    key = (path, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+    with _LOCAL_LOCK:
+        known = _LOCAL_CHECKSUMS.get(key)
+    if known is not None:
+        return known
+    read_at = time.time_ns()
     with open(path, "rb") as handle:
-        return _md5(handle)
+        checksum = _md5(handle)
+    if read_at - max(stat.st_mtime_ns, stat.st_ctime_ns) >= _RACY_NS:
+        with _LOCAL_LOCK:
+            if len(_LOCAL_CHECKSUMS) >= _LOCAL_MEMO_SIZE:
+                del _LOCAL_CHECKSUMS[next(iter(_LOCAL_CHECKSUMS))]
+            _LOCAL_CHECKSUMS[key] = checksum
+    return checksum
+
+
+# (absolute path, inode, size, mtime ns, ctime ns) -> md5 hex, the oldest dropped first past _LOCAL_MEMO_SIZE.
+_LOCAL_CHECKSUMS: dict[tuple[str, int, int, int, int], str] = {}
+_LOCAL_MEMO_SIZE = 256
+_LOCAL_LOCK = threading.Lock()
+# A file whose times are this close to its read may be written again within the same times (git's "racy" rule).
+_RACY_NS = 2_000_000_000
 
 
 def _remote_checksum(url: str) -> str:
