@@ -486,15 +486,20 @@ def _notes(values: list[int]) -> None:
     _record("notes")
 
 
-def test_a_node_without_outputs_is_cached_on_the_second_run(tmp_path: Path, workspace: str, journal: str) -> None:
-    """Its one placeholder output is named like the others (before: the second run failed, ValueError from zip)."""
+def test_a_node_without_outputs_runs_again_on_the_second_run(
+    tmp_path: Path, workspace: str, journal: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """It exists for its side effect, which a node served from the cache would not do: it runs every time, with
+    one warning, while the other nodes are cached (before 2026-12-02 it was cached silently; earlier still, the
+    second run failed, ValueError from zip)."""
     pipeline = Pipeline([*_pipeline().nodes, node(_notes, "scaled", None, name="notes")])
-    for expected in (["clean", "count", "notes", "scale", "total"], []):
+    for expected in (["clean", "count", "notes", "scale", "total"], ["notes"]):
         Path(journal).write_text("")
         runner = KartRunner(workspace_directory=workspace)
         runner.run(pipeline, _catalog(tmp_path))
         assert sorted(Path(journal).read_text().split()) == expected
-    assert runner.last_run["notes"] == "cached"
+    assert runner.last_run["notes"] == "ran uncached"
+    assert "kart: node 'notes' runs without the cache: it has no outputs" in caplog.text
 
 
 def test_a_first_run_keys_readers_by_what_their_upstream_just_committed_without_reading_it(

@@ -49,3 +49,38 @@ def test_a_helper_in_a_src_folder_without_init_reruns_its_node_when_edited(ran: 
     assert report(ran, "summary")["total"] == 6.0 * POSITIVE_VALUES_SUM
 
     assert kart(ran)[0] == only()  # and unchanged code stays cached
+
+
+EXPORT = '''
+
+def export(counts):
+    """Writes the counts where someone else picks them up: a node with no outputs."""
+    import json
+    import os
+
+    with open(os.environ["KART_TEST_EXPORT"], "a") as handle:
+        handle.write(json.dumps(counts) + "\\n")
+'''
+
+
+@pytest.mark.parametrize("tags", [(), ("kart_no_cache",)])
+def test_a_node_without_outputs_runs_every_time(
+    ran: Path, tags: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """K11: ``outputs=None`` (an export, an upload) runs on every run, with one warning unless tagged."""
+    exported = ran / "exported.jsonl"
+    monkeypatch.setenv("KART_TEST_EXPORT", str(exported))
+    package = ran / "src" / "kart_kedro_demo"
+    (package / "nodes.py").write_text((package / "nodes.py").read_text() + EXPORT)
+    edit(
+        package / "pipeline_registry.py",
+        'node(nodes.count, "clean_numbers", "counts", name="count"),',
+        'node(nodes.count, "clean_numbers", "counts", name="count"),\n'
+        f'            node(nodes.export, "counts", None, name="export", tags={list(tags)!r}),',
+    )
+    for run in (1, 2):
+        node_statuses, log = kart(ran)
+        assert node_statuses == {**only(), "export": "ran"}
+        warned = "kart: node 'export' runs without the cache: it has no outputs" in log
+        assert warned == (not tags)
+        assert len(exported.read_text().splitlines()) == run  # the side effect happened on every run

@@ -121,6 +121,20 @@ class _AppendingOutput(_Uncacheable):
         )
 
 
+class _NoOutputs(_Uncacheable):
+    """A node with no outputs (``outputs=None``: an export, an upload) exists for its side effect, which a
+    node served from the cache would not repeat: it runs without the cache (one warning line), as a plain
+    ``kedro run`` runs it."""
+
+    def __init__(self, node_name: str) -> None:
+        Exception.__init__(
+            self,
+            f"kart: node {node_name!r} runs without the cache: it has no outputs, so it runs for a side effect, "
+            f"which a node served from the cache would not do; tag the node '{NO_CACHE_TAG}' to run it "
+            "uncached without this warning",
+        )
+
+
 def _module(code: Any) -> str:
     """The module a class or function was defined in ("" when it names none)."""
     module = getattr(code, "__module__", None)
@@ -318,14 +332,16 @@ class PipelineRun:
         """The KedroNodeRun naming this node's code, parameters and inputs (its key parts kept in self.parts).
 
         Raises:
-            _Uncacheable: the node's code reaches, or an input holds, a value kart cannot digest, or an
-                output appends on every save.
+            _Uncacheable: the node's code reaches, or an input holds, a value kart cannot digest, an
+                output appends on every save, or the node has no outputs.
         """
         node_name = node.name  # Kedro's Node.name is computed on each read
         code = self.codes[node_name]
         if code.undigestable:
             raise _UncacheableCode(node_name, code.undigestable)
         node_inputs, node_outputs = node.inputs, node.outputs  # Kedro builds each list anew on every read
+        if not node_outputs:
+            raise _NoOutputs(node_name)
         for name in node_outputs:
             how = self.appending.get(name, "")
             if how == "":
