@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import random
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -30,22 +31,26 @@ from compat_pipeline.harness import (
 PYTHON_RANDOM_FAMILIES = ("PythonRandomDraw_",)
 
 
-def build_fresh(impl: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
-    """Build the whole pipeline with ``impl`` in a new directory."""
-    root = tmp_path_factory.mktemp(f"fresh-{impl}")
-    return root, run_driver(impl, root, "build")
+@pytest.fixture(scope="module")
+def fresh_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, dict[str, Any]]]:
+    """impl -> the pipeline built by it from scratch; the two builds (own processes and directories) run at
+    the same time: the module's first test needs both, and one after the other they took twice the wall time."""
+    roots = {impl: tmp_path_factory.mktemp(f"fresh-{impl}") for impl in ("gokart", "kart")}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        reports = dict(zip(roots, pool.map(lambda impl: run_driver(impl, roots[impl], "build"), roots), strict=True))
+    return {impl: (root, reports[impl]) for impl, root in roots.items()}
 
 
 @pytest.fixture(scope="module")
-def gokart_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+def gokart_run(fresh_runs: dict[str, tuple[Path, dict[str, Any]]]) -> tuple[Path, dict[str, Any]]:
     """The pipeline built by gokart 1.12.2 from scratch."""
-    return build_fresh("gokart", tmp_path_factory)
+    return fresh_runs["gokart"]
 
 
 @pytest.fixture(scope="module")
-def kart_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+def kart_run(fresh_runs: dict[str, tuple[Path, dict[str, Any]]]) -> tuple[Path, dict[str, Any]]:
     """The pipeline built by kart_core from scratch."""
-    return build_fresh("kart", tmp_path_factory)
+    return fresh_runs["kart"]
 
 
 def without_python_random(outputs: dict[str, Any]) -> dict[str, Any]:
@@ -180,10 +185,13 @@ def test_gokart_reads_a_kart_workspace_without_rerunning(kart_run: Any, tmp_path
 
 def test_mistakes_and_failures_raise_what_gokart_raises(tmp_path: Path) -> None:
     """Each mistake raises gokart's exception type (or a subclass); a failing build leaves the same files."""
-    reports = {}
-    for impl in ("gokart", "kart"):
+
+    def errors(impl: str) -> tuple[str, dict[str, Any]]:
         (tmp_path / impl).mkdir()
-        reports[impl] = run_driver(impl, tmp_path / impl, "errors")
+        return impl, run_driver(impl, tmp_path / impl, "errors")
+
+    with ThreadPoolExecutor(max_workers=2) as pool:  # each its own process and directory, at the same time
+        reports = dict(pool.map(errors, ("gokart", "kart")))
     gokart_mistakes, kart_mistakes = reports["gokart"]["mistakes"], reports["kart"]["mistakes"]
     assert set(kart_mistakes) == set(gokart_mistakes) and len(kart_mistakes) == 5
     for case, gokart_mro in gokart_mistakes.items():
