@@ -77,7 +77,14 @@ import time
 from collections.abc import Callable, Collection
 from typing import TypeVar
 
-from kart_core.errors import ConcurrentCommitError, DamagedOutputError, IntegrityError, TaskLockException
+from kart_core import confine
+from kart_core.errors import (
+    ConcurrentCommitError,
+    DamagedOutputError,
+    IntegrityError,
+    TaskLockException,
+    UnsafeFolderError,
+)
 from kart_core.lock import hold_lock
 from kart_core.manifest import Manifest, OutputRecord, read_unverified
 from kart_core.signing import HEADER_SIZE, Signer, is_sealed, signer_from_config
@@ -674,13 +681,43 @@ def undo_marked(
         if refused:
             _refuse(record, marker_path(record), current, refused)
         else:
-            undo_direct(_joined(record.workspace, moves), who, why)
+            undo_in_workspace(record.workspace, moves, who, why, record.task)
         clear(storage, record)
     return True
 
 
 def _joined(workspace: str, moves: tuple[tuple[str, str | None], ...]) -> list[tuple[str, str | None]]:
     return [(join_url(workspace, key), None if aside is None else join_url(workspace, aside)) for key, aside in moves]
+
+
+def undo_in_workspace(workspace: str, moves: tuple[tuple[str, str | None], ...], who: str, why: str, task: str) -> None:
+    """``undo_direct`` for ``moves`` given as workspace-relative keys (``confined_moves``): on local disk through
+    ``kart_core.confine`` (each folder opened from ``workspace`` without following a symlink, unless the link and
+    the folder it leads to are this user's or root's; every removal and move made in the opened folder), so a
+    folder that another user made a symlink, or swapped for one, gets nothing outside the workspace touched.
+
+    Raises:
+        UnsafeFolderError: an output's folder is another user's symlink (or leads to another user's folder):
+            nothing was touched; the message names ``task``, the folder and what to do.
+    """
+    local = confine.local_path(workspace)
+    if local is None:
+        undo_direct(_joined(workspace, moves), who, why)
+        return
+    try:
+        confine.undo_local(local, moves, who, why, shown=workspace)
+    except confine.Refused as refused:
+        unsafe = refused.unsafe
+        doing = (
+            f"{task}: kart does not undo the files of a killed run that wrote its outputs straight to their paths "
+            f"(in the workspace {workspace!r})"
+        )
+        if unsafe is not None:
+            raise UnsafeFolderError(unsafe.folder, unsafe.owner, unsafe.what, doing) from None
+        # A file where a folder belongs: nothing of the run's can be under it.
+        logger.warning("%s: nothing undone: %s", doing, refused)
+    except FileNotFoundError:  # no workspace folder: nothing in it to undo
+        pass
 
 
 def undo_direct(moves: tuple[tuple[str, str | None], ...] | list[tuple[str, str | None]], who: str, why: str) -> None:
@@ -880,10 +917,12 @@ def _resolve_direct(
         if refused:
             _refuse(record, path, current, refused)
             return marker
-        undo_direct(
-            _joined(record.workspace, moves),
+        undo_in_workspace(
+            record.workspace,
+            moves,
             record.task,
             f"the run that wrote its outputs straight to their paths (process {current.pid} on {current.host}) was killed",
+            record.task,
         )
         clear(storage, record)
     return marker

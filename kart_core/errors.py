@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -70,6 +71,7 @@ __all__ = [
     "UnsendableTaskError",
     "LockUnavailableError",
     "MarkerLostError",
+    "UnsafeFolderError",
 ]
 
 
@@ -474,6 +476,29 @@ class MarkerLostError(KartError):
     A marker left to age is taken for a dead writer's by a run on another host, which then undoes this run's files
     and writes the task itself: the run fails instead of committing over it. Names the task, the marker and the cause.
     """
+
+
+class UnsafeFolderError(KartError, PermissionError):
+    """A folder on the way to a file that kart would remove or move (a killed run's files undone by ``complete()``,
+    ``kart verify --delete``) is a symbolic link owned by another user than this process's (and not root), or
+    leads to a folder owned by one: kart does not act through it (``kart_core.confine``).
+
+    Attributes:
+        folder: the folder as walked from the workspace (workspace-relative, e.g. ``sub`` or ``a/b``).
+        owner: the uid that owns the link (``what`` "link") or the folder it leads to (``what`` "target").
+    """
+
+    def __init__(self, folder: str, owner: int, what: str, doing: str = "") -> None:
+        self.folder = folder
+        self.owner = owner
+        self.what = what
+        whose = "a symbolic link" if what == "link" else "a symbolic link to a folder"
+        super().__init__(
+            f"{doing + ': its path goes through ' if doing else ''}{folder!r}, {whose} owned by user {owner} (not this process's user {os.geteuid()}, nor root): kart "
+            "follows a symlinked folder of a workspace only when the link and the folder it leads to are yours or "
+            "root's. If you made it (a folder on a bigger disk), give it to yourself: `chown -h` the link and "
+            "`chown` its target; otherwise remove the link (another user may have planted it)"
+        )
 
 
 class LockUnavailableError(KartError, ConnectionError):

@@ -669,8 +669,7 @@ def remove_damaged(report: VerifyReport, *, unrecorded: bool = False, signer: Si
             deleted += _remove_problem(report.workspace, problem, files or [])
         except confined.Refused as refusal:
             logger.warning(
-                "%s: `kart verify --delete` left %r alone: %s. Look at that folder: if the symbolic link is yours, "
-                "see `kart verify` in docs/reference.md",
+                "%s: `kart verify --delete` left %r alone: %s",
                 problem.task,
                 problem.path,
                 refusal,

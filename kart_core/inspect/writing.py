@@ -11,11 +11,11 @@ Markers are metadata anyone who can write their folder can plant (findings at1 F
 the workspace, the pointer) is kart's JSON and both say the same; its writer is known dead (this host, its
 process gone or another process under its id); the file is the one the marker names (beside it, not a
 symlink, a regular file: a folder is left for the user); inside the workspace no folder on the way is a
-symlink out of it; outside it, on local disk, the marker and the file have one owner (the writer made both:
+symlink of another user (or leading to another user's folder: ``kart_core.confine``); outside it, on local disk, the marker and the file have one owner (the writer made both:
 a marker planted in a shared folder such as /tmp does not get another user's file deleted), and a pointer names
 an absolute path or a URL. A ``file://`` path is local disk and gets every local check. On local disk ``undo``
-makes the checks again through a descriptor of the file's folder (opened without following symlinks from the
-workspace) and removes with ``os.unlink(name, dir_fd=...)``: a folder swapped for a symlink after the check
+makes the checks again through a descriptor of the file's folder (opened from the workspace following only
+this user's or root's symlinks) and removes with ``os.unlink(name, dir_fd=...)``: a folder swapped for a symlink after the check
 changes nothing (findings at9 J1, J2, J6, J8).
 """
 
@@ -27,6 +27,7 @@ import stat
 from collections.abc import Iterable
 
 from kart_core.commit_marker import WRITING_SUFFIX, Writing, writing_marker
+from kart_core.errors import UnsafeFolderError
 from kart_core.inspect.confined import local_path, open_folder
 from kart_core.storage import storage_for
 from kart_core.workspace import LOG_DIRECTORY, MANIFEST, join_url
@@ -154,12 +155,9 @@ def _refusal(workspace: str, path: str, output: str, marker: str, pointed: Writi
     # check below (at9 J1: skipping them on any "://" let a planted ``file://`` pointer delete another user's file).
     if os.path.islink(local_marker) or os.path.islink(local):
         return f"{output!r} or its marker is a symbolic link"
-    try:
-        inside = pointed is not None or _inside(local_path(workspace) or workspace, os.path.dirname(local))
-    except OSError:  # a link on the way vanished inside realpath (at9 J6): report, don't crash
-        return f"the folder of {output!r} changed while kart checked it"
-    if not inside:
-        return f"the folder of {output!r} leads out of the workspace through a symbolic link"
+    outside = "" if pointed is not None else _outside(local_path(workspace) or workspace, os.path.dirname(local))
+    if outside:
+        return f"the folder of {output!r} {outside}"
     try:
         marker_owner, file = os.lstat(local_marker).st_uid, os.lstat(local)
     except FileNotFoundError:
@@ -178,9 +176,20 @@ def _exists(path: str) -> bool:
     return os.path.lexists(local) if local is not None else storage_for(path).exists(path)
 
 
-def _inside(workspace: str, folder: str) -> bool:
-    root = os.path.realpath(workspace)
-    return os.path.commonpath([root, os.path.realpath(folder)]) == root
+def _outside(workspace: str, folder: str) -> str:
+    """Why ``folder`` (in ``workspace``) may not be entered from it ("" when it may, or is not there): a symlink on
+    the way is followed only when it and the folder it leads to are this user's or root's (``kart_core.confine``)."""
+    relative = os.path.relpath(folder, workspace)
+    parts = [] if relative == "." else relative.split(os.sep)
+    try:
+        os.close(open_folder(workspace, parts))
+    except UnsafeFolderError as error:
+        return f"leads out of the workspace through {error}"
+    except FileNotFoundError:
+        return ""  # no folder: nothing in it to remove (undo looks again)
+    except (OSError, ValueError):  # '..', a file on the way, or changed meanwhile (at9 J6): report, don't crash
+        return "leads out of the workspace, is not a folder, or changed while kart checked it"
+    return ""
 
 
 def _read(path: str) -> Writing | None:
@@ -230,7 +239,7 @@ def _remove(workspace: str, relative: str, found: Found, pointer: str, removed: 
     descriptor.
 
     Inside the workspace the file's folder (and the pointer's) is opened from the workspace one part at a time
-    with ``O_NOFOLLOW`` (a symlink on the way is refused, whenever it appears); outside it, the output's folder
+    with ``O_NOFOLLOW`` (a symlink on the way is refused, whenever it appears, unless it and its target are this user's or root's: ``kart_core.confine``); outside it, the output's folder
     is opened as the writer named it (a symlink there is the user's). Either way the marker read through that
     descriptor must be kart's, of a dead writer, and (outside) say what the pointer says; the file must be a
     regular file (and outside, of the marker's owner); ``os.unlink(name, dir_fd=...)`` then removes exactly

@@ -130,8 +130,9 @@ def test_verify_delete_removes_nothing_a_planted_marker_names_outside_the_worksp
     victim.mkdir()
     (victim / "keep.txt").write_text("precious")
     (victim / "other.txt").write_text("precious")
-    # Through a symlinked folder inside the workspace (G8's way out).
+    # Through a symlinked folder inside the workspace (G8's way out), planted by another user.
     (workspace / "evil").symlink_to(victim)
+    os.lchown(workspace / "evil", 12345, 12345)
     _plant(str(victim / ".keep.txt.kart-writing"))
     # A pointer and a marker of the same content beside another user's file in a shared folder.
     os.chown(victim / "other.txt", 12345, 12345)
@@ -146,7 +147,8 @@ def test_verify_delete_removes_nothing_a_planted_marker_names_outside_the_worksp
     details = {p.path.removeprefix(str(workspace) + "/"): p.detail for p in report.problems}
     # The walk does not enter linked folders; asked for that marker by name, kart refuses it all the same.
     [through] = writing.find(str(workspace), ["evil/.keep.txt.kart-writing"])
-    assert "leads out of the workspace through a symbolic link" in through.detail and through.removes == ()
+    assert "leads out of the workspace through 'evil', a symbolic link owned by user 12345" in through.detail
+    assert through.removes == ()
     assert writing.undo(str(workspace), through.path) == []
     assert "different owners" in details["log/manifest/Export_0123.abcdef012345.kart-writing"]
     assert "is not a marker of kart's" in details[".a.txt.kart-writing"]
@@ -186,11 +188,12 @@ def test_verify_delete_gives_a_file_url_every_local_check(tmp_path: Path) -> Non
     assert (shared / "precious.txt").read_text() == (shared / "folder" / "inner.txt").read_text() == "precious"
     # The workspace itself given as a URL: a folder of it linked out is still refused (the walk skips it; by name).
     (workspace / "evil").symlink_to(shared)
+    os.lchown(workspace / "evil", 12345, 12345)
     (shared / "keep.txt").write_text("precious")
     _plant(str(shared / ".keep.txt.kart-writing"))
     url = f"file://{workspace}"
     [through] = writing.find(url, ["evil/.keep.txt.kart-writing"])
-    assert "leads out of the workspace through a symbolic link" in through.detail and through.removes == ()
+    assert "through 'evil', a symbolic link owned by user 12345" in through.detail and through.removes == ()
     assert writing.undo(url, f"{url}/evil/.keep.txt.kart-writing") == []
     assert (shared / "keep.txt").read_text() == "precious"
 
@@ -214,9 +217,10 @@ def test_verify_delete_removes_through_the_judged_folder_not_a_symlink_put_there
     [judged] = writing.find(str(workspace), [relative])
     assert judged.removes == (str(workspace / "evil" / "keep.txt"), str(workspace / relative))
     (workspace / "evil").rename(workspace / "evilreal")
-    (workspace / "evil").symlink_to(victim)  # the swap; the victim folder needs no marker
+    (workspace / "evil").symlink_to(victim)  # the swap (another user's link); the victim folder needs no marker
+    os.lchown(workspace / "evil", 12345, 12345)
     removed: list[str] = []
-    with pytest.raises(OSError):  # ELOOP: ws/evil opened with O_NOFOLLOW
+    with pytest.raises(OSError):  # UnsafeFolderError: ws/evil opened with O_NOFOLLOW, the link not ours
         writing._remove(str(workspace), relative, judged, "", removed)
     assert removed == [] and (victim / "keep.txt").read_text() == "precious"
     # The same with a marker planted in the victim folder too (J6's first run): still refused.

@@ -71,6 +71,14 @@ def victim(tmp_path: Path) -> Path:
     return folder
 
 
+def _planted_link(link: Path, target: Path) -> None:
+    """``link -> target`` as another user would plant it (a link of this user or root's is followed, by rule)."""
+    if os.geteuid() != 0:
+        pytest.skip("making a symlink another user's needs root (lchown)")
+    link.symlink_to(target)
+    os.lchown(link, 12345, 12345)
+
+
 def _files(folder: Path) -> dict[str, str]:
     return {str(p.relative_to(folder)): p.read_text() for p in sorted(folder.rglob("*")) if p.is_file()}
 
@@ -79,10 +87,10 @@ def test_the_attackers_plant_through_a_symlinked_folder_deletes_nothing_outside(
     """at9 J7 as reported: a file and a folder tree outside, through ``ws/evil -> victim``."""
     workspace = tmp_path / "ws"
     workspace.mkdir()
-    (workspace / "evil").symlink_to(victim)
+    _planted_link(workspace / "evil", victim)
     marker = _plant(workspace, ["evil/id_rsa", "evil/projects"], [["evil/id_rsa", None], ["evil/projects", None]])
     report = CliRunner().invoke(cli, ["verify", "-w", str(workspace)])
-    assert "its path 'evil/id_rsa' goes through 'evil', which is a symlink" in report.output
+    assert "its path 'evil/id_rsa' goes through 'evil', a symbolic link owned by user 12345" in report.output
     assert "`kart verify --delete` now" not in report.output
     deleted = CliRunner().invoke(cli, ["verify", "-w", str(workspace), "--delete"])
     assert "removed" not in deleted.output
@@ -109,14 +117,14 @@ def test_a_killed_writers_own_output_in_a_symlinked_folder_is_not_undone_by_veri
     (shared / output.name).write_text("someone else's file")
     (workspace / "evil" / output.name).unlink()
     (workspace / "evil").rmdir()
-    (workspace / "evil").symlink_to(shared)
+    _planted_link(workspace / "evil", shared)
     key = f"evil/{output.name}"
     stem = log_task_path(task, MANIFEST).removesuffix(MANIFEST.extension)
     marker = Path(f"{stem}.committing")
     marker.write_bytes(_direct_marker([[key, None]]))
     report = verify_workspace(str(workspace))
     (problem,) = [p for p in report.problems if p.path == str(marker)]
-    assert f"its path {key!r} goes through 'evil', which is a symlink" in problem.detail
+    assert f"its path {key!r} goes through 'evil', a symbolic link owned by user 12345" in problem.detail
     assert remove_damaged(report) == []
     assert (shared / output.name).read_text() == "someone else's file"
     assert marker.exists()
@@ -134,7 +142,7 @@ def test_a_report_made_before_the_link_appeared_still_refuses_at_delete(
     assert any(p.path == str(marker) and p.direct_write for p in report.problems)
     (workspace / "evil/id_rsa").unlink()
     (workspace / "evil").rmdir()
-    (workspace / "evil").symlink_to(victim)
+    _planted_link(workspace / "evil", victim)
     assert remove_damaged(report) == []
     assert _files(victim) == {"id_rsa": "precious", "projects/p1/x": "a"}
     assert marker.exists()
@@ -148,7 +156,7 @@ def test_a_pending_manifest_naming_a_file_through_a_symlinked_folder_deletes_not
     """The same plant as an interrupted commit's pending manifest (no direct marker): its outputs stay."""
     workspace = tmp_path / "ws"
     workspace.mkdir()
-    (workspace / "evil").symlink_to(victim)
+    _planted_link(workspace / "evil", victim)
     _plant(workspace, ["evil/id_rsa"], None, pending=True)
     CliRunner().invoke(cli, ["verify", "-w", str(workspace), "--delete"])
     assert _files(victim) == {"id_rsa": "precious", "projects/p1/x": "a"}
@@ -172,7 +180,7 @@ def test_a_manifest_and_marker_naming_dotdot_paths_touch_nothing_outside(
     """'..' climbing out (lexically, or through a symlinked folder's parent) is refused; nothing is followed."""
     workspace = tmp_path / "ws"
     (workspace / "out").mkdir(parents=True)
-    (workspace / "evil").symlink_to(victim / "projects")
+    _planted_link(workspace / "evil", victim / "projects")
     marker = _plant(workspace, [key], [[key, None]])
     deleted = CliRunner().invoke(cli, ["verify", "-w", str(workspace), "--delete"])
     assert "removed" not in deleted.output
