@@ -21,8 +21,9 @@ covers"; docs/faq.md for what it cannot follow):
   calling ``getattr``/``vars`` or using ``__dict__`` counts every attribute of the project modules it
   references; one calling ``globals()`` counts every name of its own module.
 - **Normalised**: a function counts by its bytecode (instructions, constants, names, argument
-  layout), not by its text, so comments, blank lines, formatting, docstrings, line numbers and the
-  checkout directory do not count. Module-level values count by content, read when the run starts;
+  layout), not by its text, so comments, blank lines, formatting, docstrings, line numbers, its
+  annotations and the checkout directory do not count; the field types of a dataclass-like class do
+  (``_field_annotations``). Module-level values count by content, read when the run starts;
   a ``str`` or ``PurePath`` that is, or lies under, the code's top-level package folder, the folder
   holding it, or the project root above a ``src/`` folder counts relative to that folder
   (``HERE = Path(__file__).resolve().parent`` is the same in every checkout).
@@ -991,7 +992,10 @@ class _Visit:
             attributes.append([name, derived if derived is not None else self.content(value, code=True)])
         bases = [self.token(base) for base in cls.__bases__]
         metaclass = type(cls)
-        found = [cls.__name__, bases, attributes, self.token(metaclass) if metaclass is not type else None]
+        found: list[Any] = [cls.__name__, bases, attributes, self.token(metaclass) if metaclass is not type else None]
+        fields = _field_annotations(cls)
+        if fields is not None:  # a dataclass-like class converts or validates by its fields' types
+            found.append(["fields", fields])
         # a class a compiled project module defines (a Cython cdef class): its methods are C, by the file's bytes
         compiled = None if cls.__flags__ & _HEAPTYPE else _extension_digest(sys.modules.get(cls.__module__))
         return found if compiled is None else [*found, compiled]
@@ -1241,6 +1245,39 @@ class _Visit:
             item = self.stack[-1]
             item.undigestable.add(f"{item.name or '?'}: a {_module_of(cls)}.{cls.__qualname__} that {why}")
         return ["undigestable", f"{_module_of(cls)}.{cls.__qualname__}"]
+
+
+def _field_annotations(cls: type) -> list[list[str]] | None:
+    """The field types a dataclass-like class declares in its own body (``@dataclass``, attrs, ``NamedTuple``,
+    ``TypedDict``), by name and type: a qualified name for a class, the text of a string annotation, else the
+    ``repr`` (``list[int]``, ``typing.Optional[int]``). None for any other class: its annotations are cosmetic.
+
+    OmegaConf structured configs, dacite, cattrs and typer convert values by these types, so ``k: int`` ->
+    ``k: str`` changes results with the same code. Function annotations stay out: they are cosmetic for a
+    plain function, and counting them would rerun nodes on a typing-only edit."""
+    namespace = vars(cls)
+    dataclass_like = (
+        "__dataclass_fields__" in namespace
+        or "__attrs_attrs__" in namespace
+        or ("_fields" in namespace and issubclass(cls, tuple))
+        or "__required_keys__" in namespace
+    )
+    if not dataclass_like:
+        return None
+    try:
+        annotations = dict(inspect.get_annotations(cls))
+    except Exception:  # noqa: BLE001 - an annotation that fails to evaluate: its text is not reachable otherwise
+        annotations = dict(namespace.get("__annotations__", {}))
+    return [[str(name), _type_name(kind)] for name, kind in annotations.items()]
+
+
+def _type_name(kind: Any) -> str:
+    """An annotation as a name that is the same in every process: ``module.qualname`` for a class."""
+    if isinstance(kind, str):
+        return kind
+    if isinstance(kind, type):
+        return f"{_module_of(kind)}.{kind.__qualname__}"
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(kind))
 
 
 def _path_anchors(module_name: str) -> list[tuple[str, int]]:

@@ -249,3 +249,41 @@ def test_an_absolute_path_outside_the_project_keeps_counting(src: Path, tmp_path
     before = _digest("fpst.m")
     _edit(module, "shared/a", "shared/b")
     assert _digest("fpst.m") != before
+
+
+# --- K8: the field types of a dataclass-like class count; function annotations do not ---------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "old", "new", "changes"),
+    [
+        (  # OmegaConf-style structured config: the field type converts the value
+            "import dataclasses\n\n\n@dataclasses.dataclass\nclass Cfg:\n    k: int = 2\n\n\n"
+            "def node(raw):\n    return Cfg(**raw)\n",
+            "k: int",
+            "k: float",
+            True,
+        ),
+        (  # a NamedTuple's field type
+            "from typing import NamedTuple\n\n\nclass Row(NamedTuple):\n    k: int\n\n\n"
+            "def node(raw):\n    return Row(raw)\n",
+            "k: int",
+            "k: 'list[int]'",
+            True,
+        ),
+        (  # a plain function's annotations stay cosmetic: no rerun
+            "def node(raw: int) -> int:\n    return raw\n",
+            "raw: int) -> int",
+            "raw: float) -> float",
+            False,
+        ),
+    ],
+)
+def test_dataclass_field_types_count_function_annotations_do_not(
+    src: Path, source: str, old: str, new: str, changes: bool
+) -> None:
+    _write(src / "fpst" / "__init__.py", "")
+    module = _write(src / "fpst" / "m.py", source)
+    before = _digest("fpst.m")
+    _edit(module, old, new)
+    assert (_digest("fpst.m") != before) == changes
