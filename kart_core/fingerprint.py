@@ -77,7 +77,8 @@ and subclasses, numpy's ``Generator``, ``RandomState``, bit generators, ``SeedSe
 is seeded per process and moves as they are used; a seed edit does not count either); and resources
 (boto3/botocore clients, sessions and resources, ``requests.Session``, httpx and aiohttp clients,
 urllib3 pools, redis clients, google-cloud clients, sqlalchemy engines, logging handlers, threads,
-executors: sockets, credentials and caches, not data a result depends on). A value walked on its
+executors: sockets, credentials and caches, not data a result depends on); and output resources (rich
+``Console``, ``Progress`` and ``Live``, tqdm bars, ``sys.stdout``/``sys.stderr``: where output goes). A value walked on its
 own (a module-level value, closure cell, default or class attribute) has a budget of 1,000,000
 objects and 150 levels of nesting, and a third-party object inside it 20,000 objects; beyond that,
 it counts by its type, with one warning naming it (``mod.api: a vendor_sdk.Client is too large to
@@ -250,6 +251,11 @@ _BY_TYPE = frozenset(
         ("redis.client", "Redis"),
         ("redis.connection", "ConnectionPool"),
         ("google.cloud.client", "Client"),
+        # output resources: a console or progress bar writes where it is told, its state is the terminal's
+        ("rich.console", "Console"),
+        ("rich.progress", "Progress"),
+        ("rich.live", "Live"),
+        ("tqdm.std", "tqdm"),
     }
 )
 # Attributes that number objects in the order a process created them (by top-level package): they
@@ -1097,6 +1103,8 @@ class _Visit:
             return ["sync", self.token(type(value))]
         elif self._by_type(type(value)):
             return ["by type", self.token(type(value))]
+        elif any(value is stream for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)):
+            return ["standard stream"]  # ``OUT = sys.stdout``: an output resource, not data (and not picklable)
         memo, key = scope.memo, id(value)
         seen = memo.get(key)
         if seen is not None:  # shared, or a container that contains itself

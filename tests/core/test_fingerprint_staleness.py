@@ -287,3 +287,25 @@ def test_dataclass_field_types_count_function_annotations_do_not(
     before = _digest("fpst.m")
     _edit(module, old, new)
     assert (_digest("fpst.m") != before) == changes
+
+
+# --- K13: output resources count by type: the node stays cacheable and the same in every process ----------
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [
+        "from rich.console import Console\nOUT = Console()\n",
+        "from rich.progress import Progress\nOUT = Progress()\n",
+        "import sys\nOUT = sys.__stderr__\n",
+    ],
+)
+def test_an_output_resource_counts_by_type(src: Path, resource: str) -> None:
+    _write(src / "fpst" / "__init__.py", "")
+    _write(src / "fpst" / "m.py", resource + "\n\ndef node(x):\n    OUT.print(x) if hasattr(OUT, 'print') else None\n")
+    fingerprints = []
+    for _ in range(2):  # two fresh imports: two consoles (as two processes would have)
+        module = _fresh("fpst.m")
+        fingerprints.append(CodeFingerprinter(ModuleClassifier(["fpst"])).fingerprint(module.node))
+    assert fingerprints[0].undigestable == ()  # the node is cached, not run uncached with a warning
+    assert fingerprints[0].digest == fingerprints[1].digest
