@@ -65,6 +65,7 @@ def refresh(thorough: bool = False) -> Any:
     """
     config = luigi.configuration.get_config()
     state = vars(config)
+    _follow_config_path_variable(type(config), state)
     stamps = _file_stamps(type(config)._config_paths)
     if "_kart_file_values" not in state:
         state["_kart_file_values"], state["_kart_file_stamps"] = _file_values(config), stamps
@@ -76,6 +77,32 @@ def refresh(thorough: bool = False) -> Any:
         _merge(config, state["_kart_file_values"], now)
     state["_kart_file_values"], state["_kart_file_stamps"] = now, stamps
     return config
+
+
+def _follow_config_path_variable(parser_class: Any, state: dict[str, Any]) -> None:
+    """Make luigi's config paths follow ``LUIGI_CONFIG_PATH`` as it is now.
+
+    luigi adds the file the variable names to its paths once, when it is imported; a notebook that sets the
+    variable to another file (``dev.cfg`` -> ``prod.cfg``) would keep the first one. kart removes the file it
+    (or luigi) added for the previous value and adds the new one when it exists, as luigi's
+    ``add_config_path`` would (read last: it wins); the stamps of the paths then differ, so ``refresh`` reads
+    the files again. The first call takes as its baseline the value luigi added (None when luigi added
+    none: a value set after luigi's import is then added here).
+    """
+    current = os.environ.get("LUIGI_CONFIG_PATH")
+    paths = parser_class._config_paths
+    if "_kart_env_config_path" not in state:
+        state["_kart_env_config_path"] = current if current in paths else None
+    previous = state["_kart_env_config_path"]
+    if current == previous:
+        return
+    if previous is not None and previous in paths:
+        del paths[len(paths) - 1 - paths[::-1].index(previous)]  # the last: a default path may also be listed
+    # a variable naming no file: luigi reads none (it warns); it is looked for again at the next refresh
+    added = current is not None and os.path.isfile(current)
+    if added:
+        paths.append(current)
+    state["_kart_env_config_path"] = current if added else None
 
 
 def _forget_tasks_on_change(config: Any, fingerprint: tuple[Any, ...]) -> None:

@@ -138,3 +138,51 @@ def test_a_config_file_written_after_import_is_used_by_the_first_build(
         seen.append(done.stdout.strip().splitlines()[-1].split())
     assert [output for output, _ in seen] == ["first", "second", "first"]
     assert seen[0][1] == seen[2][1] != seen[1][1]  # the id follows the value written, not the previous file
+
+
+_SWITCH_CONFIG_PATH = """
+import os, sys
+os.environ["LUIGI_CONFIG_PATH"] = "a.cfg"
+import luigi, kart_core
+class Switched(kart_core.TaskOnKart):
+    n = luigi.IntParameter(default=0)
+    def run(self):
+        self.dump(self.n)
+seen = [kart_core.build(Switched(workspace_directory="ws"), progress=False)]
+for value in sys.argv[1:]:
+    if value == "-":
+        del os.environ["LUIGI_CONFIG_PATH"]
+    else:
+        os.environ["LUIGI_CONFIG_PATH"] = value
+    seen.append(kart_core.build(Switched(workspace_directory="ws"), progress=False))
+print(*seen)
+"""
+
+
+@pytest.mark.parametrize(
+    ("switches", "expected"),
+    [
+        (["b.cfg"], "1 2"),  # a notebook switching dev.cfg -> prod.cfg
+        (["b.cfg", "a.cfg"], "1 2 1"),  # and back
+        (["-"], "1 0"),  # the variable removed: the file it named is no longer read
+    ],
+)
+def test_luigi_config_path_changed_in_the_process_is_read_by_the_next_build(
+    tmp_path: Path, switches: list[str], expected: str
+) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "a.cfg").write_text("[Switched]\nn = 1\n")
+    (tmp_path / "b.cfg").write_text("[Switched]\nn = 2\n")
+    env = {key: value for key, value in os.environ.items() if key != "LUIGI_CONFIG_PATH"}
+    done = subprocess.run(
+        [sys.executable, "-c", _SWITCH_CONFIG_PATH, *switches],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == expected
