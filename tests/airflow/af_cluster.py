@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -181,8 +181,17 @@ def copy_db(source: Path, target: Path) -> None:
             src.backup(dst)
 
 
-def start_cluster(cluster: Cluster, db_template: Path) -> None:
-    """Copy the migrated DB, start api-server, scheduler and dag-processor; return when the API answers."""
+def start_cluster(
+    cluster: Cluster,
+    db_template: Path,
+    also: Sequence[tuple[str, Sequence[str], dict[str, str] | None]] = (),
+) -> None:
+    """Copy the migrated DB, start api-server, scheduler and dag-processor, and the processes ``also`` names
+    (``(name, airflow arguments, extra environment)``, e.g. celery workers); return when the API answers.
+
+    ``also`` starts with the others: a celery worker started once the API answered was ready ~14 s later,
+    and the first task waited for it in the queue (its start-up only needs the DB and the broker).
+    """
     home = Path(cluster.env["AIRFLOW_HOME"])
     home.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(db_template, home / "airflow.db")
@@ -190,6 +199,8 @@ def start_cluster(cluster: Cluster, db_template: Path) -> None:
     cluster.start("api-server", "api-server", "--host", "127.0.0.1", "--port", port)
     cluster.start("scheduler", "scheduler", "--skip-serve-logs")
     cluster.start("dag-processor", "dag-processor")
+    for name, args, env in also:
+        cluster.start(name, *args, env=env)
 
     def healthy() -> bool:
         try:
@@ -198,7 +209,8 @@ def start_cluster(cluster: Cluster, db_template: Path) -> None:
         except OSError:
             return False
 
-    wait_for(healthy, 180, "the api-server's health endpoint")
+    # 300 s: with `also` more processes import Airflow beside the api-server on a loaded machine.
+    wait_for(healthy, 300, "the api-server's health endpoint")
 
 
 def stop_all(cluster: Cluster, grace: float = 3) -> None:

@@ -124,17 +124,19 @@ def celery_cluster(tmp_path: Path, airflow_db_template: Path) -> Iterator[tuple[
         )
         cluster = Cluster(env=env, logs=tmp_path)
         try:
-            start_cluster(cluster, airflow_db_template)
-            for name, queue, pythonpath in (
-                ("worker-1", "default", None),
-                ("worker-2", "numbers", None),
-                ("worker-changed", "changed", _pythonpath(changed)),
-            ):
-                cluster.start(
+            workers = [
+                (
                     name,
-                    *("celery", "worker", "--skip-serve-logs", "-q", queue, "-H", f"{name}@127.0.0.1"),
-                    env={"PYTHONPATH": pythonpath} if pythonpath else None,
+                    ("celery", "worker", "--skip-serve-logs", "-q", queue, "-H", f"{name}@127.0.0.1"),
+                    {"PYTHONPATH": pythonpath} if pythonpath else None,
                 )
+                for name, queue, pythonpath in (
+                    ("worker-1", "default", None),
+                    ("worker-2", "numbers", None),
+                    ("worker-changed", "changed", _pythonpath(changed)),
+                )
+            ]
+            start_cluster(cluster, airflow_db_template, also=workers)  # the workers start with the others
             yield cluster, tmp_path, bucket
         finally:
             stop_all(cluster)
