@@ -57,7 +57,7 @@ from kart_core.signing import HEADER_SIZE, Signer
 from kart_core.storage import storage_for
 from kart_core.storage.base import no_space_note, temporary_name
 from kart_core.transaction import Staged, Transaction
-from kart_core.workspace import MANIFEST, log_task_path
+from kart_core.workspace import MANIFEST, log_relative_path, log_task_path
 
 __all__ = ["DirectWrites", "RunLock", "Superseded", "version"]
 
@@ -688,10 +688,11 @@ class DirectWrites:
         data = commit_marker.Writing(
             self._label, commit_marker.host_identity(), pid, time.time(), full, commit_marker.process_start(pid)
         ).to_bytes()
-        for each in [self._pointer(path), marker] if outside else [marker]:
+        pointer = self._pointer(path) if outside else ""
+        for each in [pointer, marker] if outside else [marker]:
             with NoSpaceError.raised_as(functools.partial(self._no_room_to_mark, path, each)):
                 with storage_for(each).atomic_write(each) as file:
-                    file.write(data)
+                    file.write(self._signed_pointer(path, data) if each == pointer else data)
             self._writing.append(each)
 
     def _no_room_to_mark(self, path: str, marker: str, exc: OSError) -> str:
@@ -700,6 +701,21 @@ class DirectWrites:
             f"failed ({exc}{no_space_note(marker)}). The run fails: the path was not handed out. Free space on "
             "that disk (or raise the quota), then build again."
         )
+
+    def _signed_pointer(self, path: str, data: bytes) -> bytes:
+        """The pointer's bytes: with signing on, signed under its workspace-relative name, so ``kart verify
+        --delete`` acts on no pointer a kart holding the key did not write (a pointer names a file outside the
+        workspace, which a planted one could aim anywhere; ``kart_core.inspect.writing``)."""
+        if self._signer is None:
+            return data
+        task = self._running.task
+        name = commit_marker.writing_pointer(
+            log_relative_path(MANIFEST, type(task).__name__, task.make_unique_id()),  # type: ignore[attr-defined]
+            path,
+        )
+        mac = self._signer.begin(name, None)
+        mac.update(data)
+        return Signer.header(None, mac) + data
 
     def _pointer(self, path: str) -> str:
         """The pointer, beside the task's manifest, to the marker of its output ``path`` outside the workspace."""

@@ -217,7 +217,9 @@ def verify_workspace(
     )
     storage = storage_for(manifest_folder)
     problems, in_flux = _direct_writes(workspace, files, storage, signer)
-    for writer in writing.find(workspace, files):  # by-path writers of outputs without a record (killed, or running)
+    for writer in writing.find(
+        workspace, files, signer
+    ):  # by-path writers of outputs without a record (killed, or running)
         problems.append(Problem("commit", writer.path, writer.task, writer.detail))
         in_flux.update([writer.relative] if writer.relative else [])
     in_flux.update(name for name in files if name.endswith(WRITING_SUFFIX))  # the markers: not outputs
@@ -658,7 +660,7 @@ def remove_damaged(report: VerifyReport, *, unrecorded: bool = False, signer: Si
     files: list[FileEntry] | None = None
     for problem in report.problems + (report.notices if unrecorded else ()):
         if problem.by_path_writer:
-            deleted += writing.undo(report.workspace, problem.path)
+            deleted += writing.undo(report.workspace, problem.path, signer)
             continue
         if problem.direct_write:
             deleted += _undo_direct_write(report.workspace, problem, signer)

@@ -13,7 +13,11 @@ process gone or another process under its id); the file is the one the marker na
 symlink, a regular file: a folder is left for the user); inside the workspace no folder on the way is a
 symlink of another user (or leading to another user's folder: ``kart_core.confine``); outside it, on local disk, the marker and the file have one owner (the writer made both:
 a marker planted in a shared folder such as /tmp does not get another user's file deleted), and a pointer names
-an absolute path or a URL. A ``file://`` path is local disk and gets every local check. On local disk ``undo``
+an absolute path or a URL. A ``file://`` path is local disk and gets every local check. Object storage has no
+owners: there a pointer naming an object outside the workspace's bucket and prefix is acted on only when signing
+is on and the pointer is signed by the key (``direct_write`` signs the pointers it writes; every pointer is
+checked so with signing on), else a planted pointer and marker would get any object the credentials reach
+deleted. On local disk ``undo``
 makes the checks again through a descriptor of the file's folder (opened from the workspace following only
 this user's or root's symlinks) and removes with ``os.unlink(name, dir_fd=...)``: a folder swapped for a symlink after the check
 changes nothing (findings at9 J1, J2, J6, J8).
@@ -26,9 +30,10 @@ import os
 import stat
 from collections.abc import Iterable
 
-from kart_core.commit_marker import WRITING_SUFFIX, Writing, writing_marker
+from kart_core.commit_marker import WRITING_SUFFIX, Writing, workspace_key, writing_marker
 from kart_core.errors import UnsafeFolderError
 from kart_core.inspect.confined import local_path, open_folder
+from kart_core.signing import HEADER_SIZE, Signer, is_sealed
 from kart_core.storage import storage_for
 from kart_core.workspace import LOG_DIRECTORY, MANIFEST, join_url
 
@@ -66,19 +71,20 @@ class Found:
     relative: str = ""
 
 
-def find(workspace: str, names: Iterable[str]) -> list[Found]:
+def find(workspace: str, names: Iterable[str], signer: Signer | None = None) -> list[Found]:
     """The by-path writers' markers in ``workspace`` (``names``: its walk, workspace-relative), and the pointers
-    to those outside it."""
+    to those outside it. With ``signer`` (signing on) a pointer must be signed by it (``_parse_pointer``)."""
     found: list[Found] = []
     for name in sorted(names):
         if not name.endswith(WRITING_SUFFIX):
             continue
         path = join_url(workspace, name)
         if name.startswith(_POINTERS):
-            pointed = _read(path)
+            pointed, fault = _parse_pointer(_read_bytes(path), name, signer)
             output = pointed.path if pointed is not None else ""
             marker = writing_marker(output) if output else ""
-            found.append(Found(path, output, marker, *_judge(workspace, path, output, marker, pointed)))
+            judged = _judge(workspace, path, output, marker, pointed, fault or _beyond(workspace, output, signer))
+            found.append(Found(path, output, marker, *judged))
             continue
         folder, _, base = name.rpartition("/")
         if not base.startswith("."):
@@ -90,7 +96,7 @@ def find(workspace: str, names: Iterable[str]) -> list[Found]:
 
 
 def _judge(
-    workspace: str, path: str, output: str, marker: str, pointed: Writing | None
+    workspace: str, path: str, output: str, marker: str, pointed: Writing | None, fault: str = ""
 ) -> tuple[str, str, tuple[str, ...]]:
     """(task label, detail, what ``undo`` removes) for the marker at ``marker`` naming ``output`` (found at ``path``)."""
     read = _read(marker) if marker else None
@@ -110,7 +116,7 @@ def _judge(
             ),
             (path,),
         )
-    refused = _refusal(workspace, path, output, marker, pointed, read)
+    refused = fault or _refusal(workspace, path, output, marker, pointed, read)
     if refused:
         return (
             label,
@@ -194,6 +200,11 @@ def _outside(workspace: str, folder: str) -> str:
 
 def _read(path: str) -> Writing | None:
     """The marker or pointer at ``path``; None when it is missing, too large or not kart's JSON."""
+    return _parse(_read_bytes(path))
+
+
+def _read_bytes(path: str) -> bytes | None:
+    """The bytes of the marker or pointer at ``path``; None when it is missing, not a regular file or too large."""
     local = local_path(path)
     if local is not None and (os.path.islink(local) or not os.path.isfile(local)):
         return None
@@ -202,10 +213,45 @@ def _read(path: str) -> Writing | None:
             data = file.read(_MAX_BYTES + 1)
     except OSError:  # gone, a folder, a folder on the way replaced, no permission: not a marker kart acts on
         return None
-    return Writing.from_bytes(data) if len(data) <= _MAX_BYTES else None
+    return bytes(data) if len(data) <= _MAX_BYTES else None
 
 
-def undo(workspace: str, path: str) -> list[str]:
+def _parse(data: bytes | None) -> Writing | None:
+    """A marker's or pointer's content (after a signature header, which a signed pointer has)."""
+    if data is None:
+        return None
+    return Writing.from_bytes(data[HEADER_SIZE:] if is_sealed(data) else data)
+
+
+def _parse_pointer(data: bytes | None, name: str, signer: Signer | None) -> tuple[Writing | None, str]:
+    """The pointer's content, and why it is refused ("" when it is not): with signing on it must be signed for
+    its workspace-relative ``name`` by ``signer`` (a run signs the pointers it writes, ``direct_write``)."""
+    pointed = _parse(data)
+    if pointed is None or signer is None or (data is not None and signer.verify(data, name) is not None):
+        return pointed, ""
+    return pointed, (
+        f"signing is on and the pointer {name!r} is unsigned or its signature is wrong (not written by a kart "
+        "holding the key, or by a kart from before 2026-12-02)"
+    )
+
+
+def _beyond(workspace: str, output: str, signer: Signer | None) -> str:
+    """Why a pointer naming the object ``output`` may not be acted on: with signing off, an object outside the
+    workspace's bucket and prefix ("" for one inside, a local path, or with signing on, where the pointer's
+    signature vouches for it). Object storage has no owners to compare: a planted pointer and marker would get
+    any object the credentials reach deleted."""
+    if signer is not None or not output or local_path(output) is not None:
+        return ""
+    if workspace_key(workspace, output) is not None:
+        return ""
+    return (
+        f"it names the object {output!r}, outside the workspace {workspace!r}: with signing off kart acts on a "
+        "pointer only inside the workspace (a pointer is workspace metadata anyone who can write there can plant). "
+        "Turn signing on (kart then signs and checks its pointers), or remove that object and the pointer by hand"
+    )
+
+
+def undo(workspace: str, path: str, signer: Signer | None = None) -> list[str]:
     """Remove a killed writer's file and marker (and the pointer) found at ``path``, judging them again first.
 
     Returns the removed paths; [] when the marker is refused or its writer may still run (nothing removed).
@@ -214,13 +260,13 @@ def undo(workspace: str, path: str) -> list[str]:
     nothing. A folder that changes or vanishes meanwhile stops the removal (what was removed is returned).
     """
     relative = path[len(workspace.rstrip("/")) :].lstrip("/").replace(os.sep, "/")
-    found = next(iter(find(workspace, [relative])), None)
+    found = next(iter(find(workspace, [relative], signer)), None)
     removed: list[str] = []
     if found is None or not found.removes:
         return removed
     pointer = found.path if found.path != found.marker else ""
     try:
-        _remove(workspace, relative, found, pointer, removed)
+        _remove(workspace, relative, found, pointer, removed, signer)
     except (OSError, ValueError, _Refused):
         pass  # changed while kart removed it: the rest is left (`kart verify` reports what remains)
     return list(dict.fromkeys(removed))
@@ -234,7 +280,9 @@ _FOLDER = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)
 _FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)  # NONBLOCK: a FIFO never blocks
 
 
-def _remove(workspace: str, relative: str, found: Found, pointer: str, removed: list[str]) -> None:
+def _remove(
+    workspace: str, relative: str, found: Found, pointer: str, removed: list[str], signer: Signer | None = None
+) -> None:
     """``undo``'s removals; on local disk every check made again, and every removal done, through a folder
     descriptor.
 
@@ -246,15 +294,15 @@ def _remove(workspace: str, relative: str, found: Found, pointer: str, removed: 
     what was checked. On object storage (no symlinks, no owners) ``find``'s judgement stands.
     """
     root, name = local_path(workspace), relative.rpartition("/")[2]
-    pointed = None
+    pointed, fault = None, ""
     pointer_folder = -1
     try:
         if pointer and root is not None:
             pointer_folder = open_folder(root, relative.split("/")[:-1])
-            pointed = _read_at(pointer_folder, name)[0]
+            pointed, fault = _parse_pointer(_read_at(pointer_folder, name)[0], relative, signer)
         elif pointer:
-            pointed = _read(pointer)
-        if pointer and pointed is None:
+            pointed, fault = _parse_pointer(_read_bytes(pointer), relative, signer)
+        if pointer and (pointed is None or fault or _beyond(workspace, pointed.path, signer)):
             raise _Refused(pointer)
         if found.output in found.removes:
             local = local_path(found.output)
@@ -292,7 +340,8 @@ def _remove(workspace: str, relative: str, found: Found, pointer: str, removed: 
 def _remove_at(folder: int, name: str, found: Found, pointed: Writing | None, removed: list[str]) -> None:
     """Remove the file ``name`` and its marker in the open ``folder`` once judged again through it."""
     marker = f".{name}{WRITING_SUFFIX}"
-    read, marker_owner = _read_at(folder, marker)
+    data, marker_owner = _read_at(folder, marker)
+    read = _parse(data)
     if read is None or read.alive() or (pointed is not None and read != pointed):
         raise _Refused(found.marker)
     try:
@@ -308,8 +357,9 @@ def _remove_at(folder: int, name: str, found: Found, pointed: Writing | None, re
     removed.append(found.marker)
 
 
-def _read_at(folder: int, name: str) -> tuple[Writing | None, int]:
-    """The marker or pointer ``name`` in the open ``folder`` (not followed if a symlink) and its owner."""
+def _read_at(folder: int, name: str) -> tuple[bytes | None, int]:
+    """The bytes of the marker or pointer ``name`` in the open ``folder`` (not followed if a symlink; None when
+    not a regular file or too large) and its owner."""
     descriptor = os.open(name, _FILE, dir_fd=folder)
     try:
         status = os.fstat(descriptor)
@@ -323,4 +373,4 @@ def _read_at(folder: int, name: str) -> tuple[Writing | None, int]:
             data += chunk
     finally:
         os.close(descriptor)
-    return (Writing.from_bytes(data) if len(data) <= _MAX_BYTES else None), status.st_uid
+    return (data if len(data) <= _MAX_BYTES else None), status.st_uid
