@@ -37,6 +37,7 @@ rerun, never a stale result: an output whose state or origin is unknown makes it
 from __future__ import annotations
 
 import dataclasses
+import logging
 import pickle
 import time
 from collections.abc import Mapping
@@ -51,6 +52,28 @@ TASK_LOG = kart_core.workspace.TASK_LOG
 __all__ = ["OUTPUT_STATES", "NodeRecords", "RunParts", "states_from_log"]
 
 OUTPUT_STATES = "kart_output_states"  # the task log key: {dataset: (md5, size, mtime_ns)}
+
+logger = logging.getLogger(__name__)
+
+# What reading a record file may raise when it is not one this kart can use: another version's layout, bytes that
+# are no pickle, a torn or truncated copy (DamagedOutputError: size or hash differs from its manifest). A record is
+# bookkeeping: unreadable counts as nothing recorded, which costs reruns or re-reads, never a stale result. A
+# signature refused with signing on (IntegrityError) is not in the list: a forged record is reported, not skipped.
+_UNREADABLE = (TypeError, ValueError, EOFError, pickle.UnpicklingError, kart_core.errors.DamagedOutputError)
+
+
+def _stored(target: Any) -> dict[Any, Any]:
+    """A record file's mapping, or ``{}`` when it is missing or unreadable (with one warning naming the file)."""
+    try:
+        return dict(target.load()) if target.exists() else {}
+    except _UNREADABLE as exc:
+        logger.warning(
+            "kart: the KartRunner record %s cannot be read (%s: %s); it counts as empty and is written anew",
+            target.path(),
+            type(exc).__name__,
+            exc,
+        )
+        return {}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,7 +146,7 @@ class NodeRecords:
             return states_from_log(run.get(TASK_LOG.name))  # what read_run_log finds without a task log file
         try:  # the run's task log file, or the run record in its manifest (kart_run_record_in_manifest)
             return states_from_log(kart_core.read_run_log(task, TASK_LOG, None))
-        except (TypeError, ValueError, EOFError, pickle.UnpicklingError, kart_core.errors.LoadError):
+        except (*_UNREADABLE, kart_core.errors.LoadError):
             return None  # unreadable: as if none were recorded
 
     def save_states(self, task: KedroNodeRun, states: Mapping[str, OutputState]) -> None:
@@ -161,11 +184,9 @@ class NodeRecords:
 
     def _load_written(self) -> dict[str, set[str]]:
         if self._written is None:
-            target = self._written_target()
             try:
-                stored = target.load() if target.exists() else {}
-                self._written = {str(dataset): set(md5s) for dataset, md5s in dict(stored).items()}
-            except (TypeError, ValueError, EOFError, pickle.UnpicklingError):  # another version's file: start anew
+                self._written = {str(dataset): set(md5s) for dataset, md5s in _stored(self._written_target()).items()}
+            except TypeError:  # another version's layout: start anew
                 self._written = {}
         return self._written
 
@@ -208,11 +229,7 @@ class NodeRecords:
 
     def _load_input_digests(self) -> dict[str, tuple[str, str, int, int, str]]:
         if self._input_digests is None:
-            target = self._input_digests_target()
-            try:
-                stored = dict(target.load()) if target.exists() else {}
-            except (TypeError, ValueError, EOFError, pickle.UnpicklingError):  # another version's file: start anew
-                stored = {}
+            stored = _stored(self._input_digests_target())
             self._input_digests = {
                 str(name): tuple(entry)  # type: ignore[misc]
                 for name, entry in stored.items()
@@ -247,11 +264,7 @@ class NodeRecords:
 
     def _load_code_names(self) -> dict[str, tuple[str, tuple[str, ...]]]:
         if self._code_names is None:
-            target = self._code_names_target()
-            try:
-                stored = dict(target.load()) if target.exists() else {}
-            except (TypeError, ValueError, EOFError, pickle.UnpicklingError):  # another version's file: start anew
-                stored = {}
+            stored = _stored(self._code_names_target())
             self._code_names = {
                 str(name): (str(entry[0]), tuple(map(str, entry[1])))
                 for name, entry in stored.items()
@@ -267,11 +280,7 @@ class NodeRecords:
     def last_run(self, node_name: str) -> RunParts | None:
         """The key parts of the node's last run here, or None if it never ran (one file read per run)."""
         if self._last_runs is None:
-            target = self._last_runs_target()
-            try:
-                self._last_runs = dict(target.load()) if target.exists() else {}
-            except (TypeError, ValueError, EOFError):  # written by another version: as if nothing ran
-                self._last_runs = {}
+            self._last_runs = _stored(self._last_runs_target())
         fields = self._last_runs.get(node_name)
         try:
             return RunParts(**fields) if fields else None
@@ -284,10 +293,7 @@ class NodeRecords:
             return
         self._last_runs = None
         target = self._last_runs_target()
-        try:
-            stored = dict(target.load()) if target.exists() else {}
-        except (TypeError, ValueError, EOFError):
-            stored = {}
+        stored = _stored(target)
         for node_name, run in parts.items():
             stored[node_name] = {field.name: getattr(run, field.name) for field in dataclasses.fields(run)}
         target.dump(stored)
