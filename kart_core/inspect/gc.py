@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import shutil
 from collections.abc import Iterable
@@ -28,6 +29,7 @@ from typing import Literal
 from kart_core.contract import KartTask, LuigiTask, is_kart_task
 from kart_core.errors import CleanupError
 from kart_core.graph import walk
+from kart_core.inspect import confined
 from kart_core.inspect.ownership import OWNED, Ownership
 from kart_core.signing import signature_path
 from kart_core.storage import storage_for
@@ -48,6 +50,8 @@ from kart_core.workspace import (
     require_workspace,
     scratch_folders,
 )
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["DEFAULT_TEMP_AGE", "GcPlan", "Scope", "plan_gc", "delete_unreachable"]
 
@@ -140,12 +144,18 @@ def plan_gc(
 def delete_unreachable(plan: GcPlan) -> list[str]:
     """Delete the outputs, run logs and temporaries of ``plan``; return their paths.
 
-    A temporary written to since the plan was made (a writer came back) is left alone.
+    A temporary written to since the plan was made (a writer came back) is left alone. An output or run log is
+    removed through its folder opened from the workspace (``kart_core.inspect.confined``); one whose folder is now
+    another user's symlink is left alone with a warning.
     """
     deleted = []
     for info in plan.delete:
-        storage_for(info.path).remove(info.path)
-        deleted.append(info.path)
+        # Through a descriptor of the file's folder opened from the workspace (``confined``): a folder swapped for
+        # another user's symlink after the plan was made gets nothing outside the workspace deleted.
+        try:
+            deleted += confined.remove_files_within(plan.workspace, [info.relative])
+        except confined.Refused as refused:
+            logger.warning("kart gc left %r alone: %s", info.path, refused)
     for info in plan.temporaries:
         if _remove_temporary(info, plan.temp_age):
             deleted.append(info.path)

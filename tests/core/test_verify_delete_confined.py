@@ -21,9 +21,10 @@ from click.testing import CliRunner
 
 import kart_core
 from kart_core.cli import cli
+from kart_core.inspect.gc import GcPlan, delete_unreachable
 from kart_core.inspect.verify import Problem, VerifyReport, remove_damaged, verify_workspace
 from kart_core.storage import storage_for
-from kart_core.workspace import MANIFEST, TASK_LOG, log_task_path
+from kart_core.workspace import MANIFEST, TASK_LOG, list_files, log_task_path
 
 _OTHER_USER = 12345  # the attacker: any uid but ours and root's
 
@@ -186,3 +187,21 @@ def test_on_s3_a_damaged_output_and_an_unreadable_manifests_outputs_go_and_nothi
 
 def _as_given(workspace: str, path: Path) -> str:
     return f"file://{path}" if workspace.startswith("file://") else str(path)
+
+
+def test_kart_gc_removes_through_the_folder_it_planned_not_a_link_swapped_in_since(
+    tmp_path: Path, workspace: str, victim: Path
+) -> None:
+    """``kart gc`` (``delete_unreachable``) removed its planned files by path: a folder swapped for another user's
+    symlink after the plan got the same-named file in the link's target deleted."""
+    _, output = _built(tmp_path, workspace)
+    planned = [entry for entry in list_files(workspace) if entry.relative.startswith("sub/")]
+    assert [entry.relative for entry in planned] == [f"sub/{output.name}"]
+    (victim / output.name).write_text("precious")
+    _swap(output.parent, victim)
+    assert delete_unreachable(GcPlan(workspace=workspace, delete=planned, kept=[])) == []
+    assert (victim / output.name).read_text() == "precious"
+    output.parent.unlink()
+    output.parent.with_name("sub.real").rename(output.parent)  # unswapped: the planned file goes
+    assert delete_unreachable(GcPlan(workspace=workspace, delete=planned, kept=[])) == [planned[0].path]
+    assert not output.exists()
