@@ -90,6 +90,7 @@ from kart_core.manifest import Manifest, OutputRecord, read_unverified
 from kart_core.signing import HEADER_SIZE, Signer, is_sealed, signer_from_config
 from kart_core.storage import Storage, storage_for
 from kart_core.storage.base import TEMPORARY_SUFFIX, protocol_of
+from kart_core.storage.conditional import replace_if
 from kart_core.workspace import MANIFEST, join_url
 
 __all__ = [
@@ -106,7 +107,10 @@ __all__ = [
     "writing_marker",
     "writing_pointer",
     "clear",
+    "clear_own",
     "clear_refused",
+    "hand_over",
+    "mine",
     "confined_moves",
     "foreign_seconds",
     "marker_beside",
@@ -300,11 +304,19 @@ def read_marker(storage: Storage, path: str, name: str = "", signer: Signer | No
     With ``signer`` (signing on), a marker that is not signed for ``name`` (its workspace-relative path,
     ``marker_beside(record.manifest_name)``) under the key comes back with ``refused`` set.
     """
+    data = _read_bytes(storage, path)
+    return None if data is None else _parse(data, name, signer)
+
+
+def _read_bytes(storage: Storage, path: str) -> bytes | None:
     try:
         with storage.open_read(path) as file:
-            data = file.read()
+            return file.read()
     except FileNotFoundError:
         return None
+
+
+def _parse(data: bytes, name: str, signer: Signer | None) -> Marker:
     refused = ""
     if signer is not None and signer.verify(data, name) is None:
         refused = "signing is on and it is unsigned or its signature is wrong (not written by a kart holding the key)"
@@ -312,6 +324,11 @@ def read_marker(storage: Storage, path: str, name: str = "", signer: Signer | No
         data = data[HEADER_SIZE:]
     marker = Marker.from_bytes(data) or Marker("", "", 0, 0.0)
     return dataclasses.replace(marker, refused=refused) if refused else marker
+
+
+def mine(marker: Marker, commit: str) -> bool:
+    """Whether ``marker`` is this process's, of the run or commit ``commit`` (host, process id and commit id)."""
+    return marker.commit == commit and marker.pid == os.getpid() and marker.host == host_identity()
 
 
 def put(storage: Storage, record: OutputRecord, commit: str, signer: Signer | None = None) -> None:
@@ -337,22 +354,29 @@ def put_direct(
     manifest keeps its outputs, so a copied or moved workspace names its own files (``confined_moves``).
     With ``signer`` the marker is signed.
     """
+    _write(storage, record, _direct(record, commit, moves), signer)
+
+
+def _direct(record: OutputRecord, commit: str, moves: tuple[tuple[str, str | None], ...]) -> Marker:
     keys = tuple(
         (_relative(record.workspace, path), None if aside is None else _relative(record.workspace, aside))
         for path, aside in moves
     )
-    marker = Marker(commit, host_identity(), os.getpid(), time.time(), DIRECT, keys, process_start(os.getpid()))
-    _write(storage, record, marker, signer)
+    return Marker(commit, host_identity(), os.getpid(), time.time(), DIRECT, keys, process_start(os.getpid()))
 
 
 def _write(storage: Storage, record: OutputRecord, marker: Marker, signer: Signer | None) -> None:
+    with storage.atomic_write(marker_path(record)) as file:
+        file.write(_encode(record, marker, signer))
+
+
+def _encode(record: OutputRecord, marker: Marker, signer: Signer | None) -> bytes:
     data = marker.to_bytes()
     if signer is not None:
         mac = signer.begin(marker_beside(record.manifest_name), None)
         mac.update(data)
         data = Signer.header(None, mac) + data
-    with storage.atomic_write(marker_path(record)) as file:
-        file.write(data)
+    return data
 
 
 def _relative(workspace: str, path: str) -> str:
@@ -585,7 +609,9 @@ class Pulse:
     def __init__(self) -> None:
         self._written: dict[str, float] = {}
         self.failure: Exception | None = None
-        self.committing = False  # the commit puts and removes the markers itself: a marker gone is its own doing
+        # Markers this run's own commit removed (``clear_own``): a beat that finds one gone is not alarmed. Any
+        # other marker gone, or not this run's, fails the run, during the commit too (attacker at9 J9).
+        self.cleared: set[str] = set()
 
     def wrote(self, path: str) -> None:
         """This process has just written (or rewritten) its marker at ``path``."""
@@ -633,27 +659,63 @@ def refresh(
 
     The heartbeat of a direct writer (``kart_core.direct_write``) until its commit has finished: before the
     commit the marker is its ``direct`` one (rewritten with ``moves``); during a replacing commit it is the
-    commit's own (``put``), whose time tells another host that the commit is alive
-    (``FOREIGN_MARKER_SECONDS``). A marker that is gone (the commit removed it) or is not this process's
-    (another host took it over) is left as it is. The caller serialises this with the commit's ``put`` and
-    ``clear`` (``Transaction.marker_guard``). With ``signer`` the marker is signed. ``kind``: rewrite only a marker
-    of that kind (the commit's own heartbeat, ``Transaction.commit``, passes "commit": it knows no ``moves``).
-    Returns whether it was rewritten.
+    commit's own (``put``), whose change tells another host that the commit is alive. A marker that is gone
+    (the commit removed it, or another process did) or is not this process's (another host took it over) is
+    left as it is, and so is one that another process removed or replaced between this read and the write: the
+    write is conditional on the marker still being the bytes read (``kart_core.storage.conditional.replace_if``:
+    an atomic exchange on local disk, ``If-Match`` on S3; elsewhere a read-compare-write, whose window is one
+    request). Before, a marker removed in between was silently re-created. The caller serialises this with the
+    commit's ``put`` and ``clear`` (``Transaction.marker_guard``). With ``signer`` the marker is signed.
+    ``kind``: rewrite only a marker of that kind (the commit's own heartbeat, ``Transaction.commit``, passes
+    "commit": it knows no ``moves``). Returns whether it was rewritten.
     """
-    current = _read_marker(storage, record, signer)
-    if (
-        current is None
-        or (kind is not None and current.kind != kind)
-        or current.commit != commit
-        or current.pid != os.getpid()
-        or current.host != host_identity()
-    ):
+    path = marker_path(record)
+    data = _read_bytes(storage, path)
+    if data is None:
+        return False
+    current = _parse(data, marker_beside(record.manifest_name), signer)
+    if current.refused or (kind is not None and current.kind != kind) or not mine(current, commit):
         return False
     if current.kind == DIRECT:
-        put_direct(storage, record, commit, moves, signer)
+        fresh = _direct(record, commit, moves)
     else:
-        put(storage, record, commit, signer)
-    return True
+        fresh = Marker(commit, host_identity(), os.getpid(), time.time())
+    return replace_if(storage, path, data, _encode(record, fresh, signer))
+
+
+def hand_over(storage: Storage, record: OutputRecord, commit: str, signer: Signer | None = None) -> bool:
+    """Replace this process's direct marker of ``commit`` with the marker of its replacing commit (what ``put``
+    writes), only while it is still this process's (conditional, as ``refresh``). Returns whether it was.
+
+    A direct writer's commit used to put its marker over whatever was there: a marker another host had put
+    since (it took the task over) was overwritten, and removed with the commit's (attacker at9 J9).
+    """
+    path = marker_path(record)
+    data = _read_bytes(storage, path)
+    if data is None:
+        return False
+    current = _parse(data, marker_beside(record.manifest_name), signer)
+    if current.refused or not mine(current, commit):
+        return False
+    fresh = Marker(commit, host_identity(), os.getpid(), time.time())
+    return replace_if(storage, path, data, _encode(record, fresh, signer))
+
+
+def clear_own(storage: Storage, record: OutputRecord, commit: str) -> Marker | None:
+    """Remove ``record``'s marker if it is this process's of ``commit`` (``mine``); a marker of anyone else stays.
+
+    Returns the other's marker found there (the caller fails: ``MarkerLostError`` naming its writer), or None
+    (removed, or none there). The read and the removal are two steps: a marker put by another process in between
+    is removed (one request's window; a writer that takes over waits the lease first).
+    """
+    path = marker_path(record)
+    current = read_marker(storage, path)
+    if current is None:
+        return None
+    if not mine(current, commit):
+        return current
+    storage.remove(path)
+    return None
 
 
 def undo_marked(

@@ -346,17 +346,18 @@ class DirectWrites:
             if commit_marker.refresh(storage, record, commit, moves, self._signer):
                 self._pulse.wrote(path)
                 return
-            if self._pulse.committing:  # the commit removed it (``Transaction.commit``): nothing left to keep fresh
+            if path in self._pulse.cleared:  # this run's commit removed it: nothing left to keep fresh
                 return
             current = self._read(storage, record)
             if current is None:
                 commit_marker.put_direct(storage, record, commit, moves, self._signer)
                 self._pulse.wrote(path)
                 self._pulse.fail(self._lost(path, "another process removed it"))
-            else:
+            elif not commit_marker.mine(current, commit) or current.refused:
+                # Also while the commit runs: a marker replaced then is another process's, which the commit
+                # would have overwritten and removed (attacker at9 J9).
                 self._taken.add(record.manifest)
-                who = f"process {current.pid} on {current.host or 'an unknown host'}"
-                self._pulse.fail(self._lost(path, f"{who} replaced it with its own (it takes the task over)"))
+                self._pulse.fail(self._lost(path, f"{_who(current)} replaced it with its own (it takes the task over)"))
         except Exception as exc:  # noqa: BLE001 - kept in the pulse; the run fails at check_heartbeat or its commit
             if NoSpaceError.caused_by(exc):  # said once; the run fails (check_heartbeat)
                 self._pulse.fail(self._no_room_to_beat(record, exc))
@@ -368,6 +369,30 @@ class DirectWrites:
                 )
                 error.__cause__ = exc
                 self._pulse.fail(error)
+
+    def hand_over(self, record: OutputRecord) -> bool:
+        """Called by the commit under the marker guard, before it puts its marker beside ``record``'s manifest:
+        replace this run's direct marker there with the commit's, only while it is still this run's.
+
+        Returns False when this run put no marker there (the commit puts its own as usual).
+
+        Raises:
+            MarkerLostError: another process removed or replaced the marker since the last beat (the commit
+                waited for the manifest's lock meanwhile): names the task and the other writer; nothing moved.
+        """
+        if record.manifest not in self._marked:
+            return False
+        storage = storage_for(record.manifest)
+        path = commit_marker.marker_path(record)
+        for _ in range(2):  # a beat that rewrote it in between changes the bytes: one more try
+            if record.manifest not in self._taken and commit_marker.hand_over(
+                storage, record, self._running.commit_id, self._signer
+            ):
+                self._pulse.wrote(path)
+                return True
+            self._beat_once(record)  # reads it again: keeps who removed or replaced it in the pulse
+            self._pulse.check()
+        raise self._lost(path, "it could not be handed over to the commit")
 
     def _lost(self, path: str, why: str) -> MarkerLostError:
         """The error of a run that could not keep its by-path writer's marker at ``path`` its own (``why``)."""
@@ -610,6 +635,8 @@ class DirectWrites:
             why: what happened, for the log (``its run failed``).
             changed: outputs of a rerun that changed although their path was not asked for.
         """
+        self._stop_heartbeat()
+        self._note_taken()
         moves: list[tuple[str, str | None]] = []
         for path, handed in self.handed.items():
             if self._taken_over(path):
@@ -630,6 +657,19 @@ class DirectWrites:
             return  # the marker keeps the task incomplete; a later check on this host undoes it again
         self._clear_markers()
         self.release()
+
+    def _note_taken(self) -> None:
+        """Before an undo: a marker of this run that another process replaced since the last beat makes its
+        files that process's (they are left to it)."""
+        for record in self._marked.values():
+            if record.manifest in self._taken:
+                continue
+            try:
+                current = self._read(storage_for(record.manifest), record)
+            except Exception:  # noqa: BLE001 - unreadable now: undone as this run's, as before
+                continue
+            if current is not None and not commit_marker.mine(current, self._running.commit_id):
+                self._taken.add(record.manifest)
 
     def _taken_over(self, path: str) -> bool:
         """Whether another process replaced the marker of the output at ``path``: the file is its to settle."""
@@ -652,9 +692,11 @@ class DirectWrites:
         for path, handed in self.handed.items():
             if handed.backup is not None:
                 storage_for(path).remove(handed.backup)
-        self._clear_markers()
+        lost = self._clear_markers()
         self._clear_left_writing_markers()
         self.release()
+        if lost is not None:  # a marker another process put in this run's place since the commit began
+            raise lost
 
     def _clear_left_writing_markers(self) -> None:
         """Remove a killed writer's marker beside an output this run committed without its path (a dump), or
@@ -722,14 +764,28 @@ class DirectWrites:
         task = self._running.task  # typed object in the transaction; run_one gives it the running KartTask
         return commit_marker.writing_pointer(log_task_path(task, MANIFEST), path)  # type: ignore[arg-type]
 
-    def _clear_markers(self) -> None:
+    def _clear_markers(self) -> MarkerLostError | None:
+        """Remove this run's markers: each only while it is still this run's (``commit_marker.clear_own``); one
+        another process put in its place stays (attacker at9 J9). Returns the error naming it, if any."""
+        lost: MarkerLostError | None = None
         for record in self._marked.values():
             if record.manifest not in self._taken:
-                commit_marker.clear(storage_for(record.manifest), record)
+                other = commit_marker.clear_own(storage_for(record.manifest), record, self._running.commit_id)
+                if other is not None:
+                    self._taken.add(record.manifest)
+                    path = commit_marker.marker_path(record)
+                    lost = self._lost(path, f"{_who(other)} replaced it with its own (it takes the task over)")
+                    self._pulse.fail(lost)
         self._marked.clear()
         for marker in reversed(self._writing):  # each marker before its pointer
             storage_for(marker).remove(marker)
         self._writing.clear()
+        return lost
+
+
+def _who(marker: commit_marker.Marker) -> str:
+    """How a message names the writer of ``marker``."""
+    return f"process {marker.pid} on {marker.host or 'an unknown host'}"
 
 
 class _Sink:

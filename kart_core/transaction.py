@@ -277,7 +277,6 @@ class Transaction:
         if self.direct is not None:
             self.direct.check_heartbeat()
         self.pulse.check()
-        self.pulse.committing = True
         by_manifest: dict[str, list[Staged]] = {}
         for staged in self.staged.values():
             if staged.record is not None:
@@ -301,14 +300,19 @@ class Transaction:
                 else:
                     created.append(items)
             # A first build (nothing replaced) puts no marker: no heartbeat to set up (most commits).
-            beat = held.enter_context(self._heartbeat([record for record, _ in replacing])) if replacing else None
+            put: set[str] = set()  # the markers this commit has put (its heartbeat keeps only those)
+            beat = held.enter_context(self._heartbeat([record for record, _ in replacing], put)) if replacing else None
             for record, current in replacing:
                 # The marker first: from here until it is removed, readers wait for this commit or (if it
                 # is killed) see that the task's outputs may be from two runs (kart_core.commit_marker).
                 storage = storage_for(record.manifest)
                 with self._room(commit_marker.marker_path(record)), self.marker_guard:
-                    commit_marker.put(storage, record, self.commit_id, self.signer)
+                    # A by-path writer's marker there is handed over only while it is still this run's: one
+                    # another host put while this commit waited for the lock fails it (attacker at9 J9).
+                    if self.direct is None or not self.direct.hand_over(record):
+                        commit_marker.put(storage, record, self.commit_id, self.signer)
                     self.pulse.wrote(commit_marker.marker_path(record))
+                    put.add(commit_marker.marker_path(record))
                 items = by_manifest[record.manifest]
                 outputs = dict(current.outputs) if current is not None else {}
                 outputs.update(_entries(items))
@@ -330,7 +334,7 @@ class Transaction:
                 except NoSpaceError:
                     # Nothing of this task moved yet and its old manifest is whole: no marker to leave.
                     with contextlib.suppress(Exception), self.marker_guard:
-                        commit_marker.clear(storage, record)
+                        self._clear(storage, record)
                     raise
                 finals.append(dataclasses.replace(manifest, run=run, pending=False))
             for items in by_manifest.values():
@@ -344,6 +348,7 @@ class Transaction:
                 if staged.record is None:
                     staged.storage.commit(staged.location, staged.path)
             self.pulse.check()
+            lost: MarkerLostError | None = None
             for (record, _), final in zip(replacing, finals, strict=True):
                 storage = storage_for(record.manifest)
                 data, run = self._encoded(final, record.manifest_name)
@@ -351,10 +356,12 @@ class Transaction:
                 with self._room(record.manifest), storage.atomic_write(record.manifest) as file:
                     file.write(data)
                 with self.marker_guard:
-                    commit_marker.clear(storage, record)
+                    lost = self._clear(storage, record) or lost
                 self.run_recorded = self.run_recorded or (run is not None and self._run_for(record) is not None)
             if beat is not None:
                 beat.close()
+            if lost is not None:  # a marker another process put in this commit's place: named, the run fails
+                raise lost
         for items in created:  # the claims are released: a refused marker left beside a new manifest goes
             record = _record_of(items)
             commit_marker.clear_refused(storage_for(record.manifest), record, set(_entries(items)), self.signer)
@@ -364,8 +371,20 @@ class Transaction:
         self.staged.clear()
         self.committed = True
 
+    def _clear(self, storage: Storage, record: OutputRecord) -> MarkerLostError | None:
+        """Remove this commit's marker beside ``record``'s manifest while it is still its own (under the marker
+        guard); one another process put in its place stays: returns the error naming it (also kept in the pulse)."""
+        path = commit_marker.marker_path(record)
+        other = commit_marker.clear_own(storage, record, self.commit_id)
+        self.pulse.cleared.add(path)
+        if other is None:
+            return None
+        error = _replaced(self.label, path, other)
+        self.pulse.fail(error)
+        return error
+
     @contextlib.contextmanager
-    def _heartbeat(self, records: list[OutputRecord]) -> Iterator[contextlib.ExitStack]:
+    def _heartbeat(self, records: list[OutputRecord], put: set[str]) -> Iterator[contextlib.ExitStack]:
         """Rewrite the markers of ``records`` (this commit's, once put) every third of the lease while the body runs.
 
         A marker's time is how another host without a shared lock tells a live commit from a killed one
@@ -381,25 +400,38 @@ class Transaction:
                 interval = commit_marker.lease_seconds() / 3
                 stop = threading.Event()
                 beat = threading.Thread(
-                    target=self._beat, args=(stop, records, interval), name=f"kart-heartbeat {self.label}", daemon=True
+                    target=self._beat,
+                    args=(stop, records, interval, put),
+                    name=f"kart-heartbeat {self.label}",
+                    daemon=True,
                 )
                 beat.start()
                 stack.callback(beat.join)
                 stack.callback(stop.set)
             yield stack
 
-    def _beat(self, stop: threading.Event, records: list[OutputRecord], interval: float) -> None:
+    def _beat(self, stop: threading.Event, records: list[OutputRecord], interval: float, put: set[str]) -> None:
+        """Rewrite each marker of ``records`` this commit has put (``put``) every ``interval`` seconds until ``stop``.
+
+        A marker gone that the commit did not remove, or replaced by another process's, fails the commit before
+        its next move (it used to be left unnoticed: attacker at9 J9).
+        """
         while not stop.wait(interval):
             with self.marker_guard:  # the commit's put and clear take turns with it
                 if stop.is_set():
                     return
                 for record in records:
                     path = commit_marker.marker_path(record)
+                    if path not in put or path in self.pulse.cleared:
+                        continue
+                    storage = storage_for(record.manifest)
                     try:
-                        if commit_marker.refresh(
-                            storage_for(record.manifest), record, self.commit_id, (), self.signer, kind="commit"
-                        ):
+                        if commit_marker.refresh(storage, record, self.commit_id, (), self.signer, kind="commit"):
                             self.pulse.wrote(path)
+                            continue
+                        current = commit_marker.read_marker(storage, path)
+                        if current is None or not commit_marker.mine(current, self.commit_id):
+                            self.pulse.fail(_replaced(self.label, path, current))
                     except Exception as exc:  # noqa: BLE001 - one missed beat is survived; two fail the commit
                         if not self.pulse.overdue(path):
                             logger.warning("%s: could not refresh its commit marker", self.label, exc_info=True)
@@ -844,6 +876,22 @@ def _lost(label: str, path: str, exc: BaseException) -> MarkerLostError:
     )
     error.__cause__ = exc
     return error
+
+
+def _replaced(label: str, path: str, other: commit_marker.Marker | None) -> MarkerLostError:
+    """The error of a commit whose marker at ``path`` another process removed, or replaced with ``other``."""
+    who = (
+        "another process removed it"
+        if other is None
+        else f"process {other.pid} on {other.host or 'an unknown host'} replaced it with its own (it takes the task over)"
+    )
+    return MarkerLostError(
+        f"{label}: the marker of its commit in progress {path!r} is no longer its own: {who}. A run on another "
+        "host that takes a commit for a killed one runs the task over it, so this commit stops before its next "
+        "move (its files and the other process's marker are left as they are; the task counts as incomplete "
+        "until that process's run has finished). Set redis_host so that runs on different machines take turns "
+        "through one lock, then build again."
+    )
 
 
 def _remove_quietly(storage: Storage, location: str) -> None:

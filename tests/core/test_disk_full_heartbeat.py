@@ -7,7 +7,8 @@ heartbeat logged a warning with a traceback per beat and the run committed as if
 although its marker had aged past the lease meanwhile. Now the run fails with a NoSpaceError naming
 the task and the marker, what it wrote by path is removed, and the next build (with room) runs it.
 The disk is a real 64 KiB tmpfs (root and mount, as tests/core/test_disk_full.py): the workspace on
-it, or, for a workspace on moto's S3, the temporary folder that buffers each marker upload.
+it; for a workspace on moto's S3 the temporary folder is on it, which a beat there no longer uses (the marker
+goes up from memory in one conditional put), so that run succeeds.
 """
 
 from __future__ import annotations
@@ -66,6 +67,11 @@ def test_no_room_for_a_heartbeat_fails_the_run_naming_the_marker(
     workspace_on_small_disk: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     workspace = workspace_on_small_disk
+    if "://" in workspace:
+        # A beat on S3 is one conditional PutObject from memory (kart_core.storage.conditional): the full
+        # temporary folder that buffered each marker upload before no longer fails it.
+        assert kart_core.build(FullWhileWriting(workspace_directory=workspace), log_level=40) == "by path"
+        return
     task = FullWhileWriting(workspace_directory=workspace)
 
     error = failure(task)
