@@ -1204,9 +1204,15 @@ class _Visit:
         """What counts of an object of a third-party (or standard library) class: arrays and frames by
         content, luigi parameters by their settings, anything else by its ``__reduce_ex__`` content."""
         module = type(value).__module__.split(".")[0]
+        if module == "numpy" and type(value).__name__ == "vectorize" and callable(getattr(value, "pyfunc", None)):
+            # np.vectorize(helper): the function it wraps is code (pickling names it, never its code)
+            options = [getattr(value, name, None) for name in ("otypes", "excluded", "signature", "cache")]
+            return ["vectorize", self.token(value.pyfunc), self.value(options)]
         if module in {"numpy", "pandas"}:
             try:
-                return digest(value)
+                held = self._held_code(value)
+                found = digest(value)
+                return found if not held else [found, held]
             except UndigestableError as exc:  # e.g. an object column holding an open file
                 return self._undigestable(value, f"holds {exc.kind}")
             except Exception as exc:  # a pandas or numpy object digest() cannot read otherwise
@@ -1220,6 +1226,21 @@ class _Visit:
             }
             return [_stable_repr(getattr(value, "_default", None)), sorted(settings.items())]
         return self._reduced(value)
+
+    def _held_code(self, value: Any) -> list[Any]:
+        """Tokens of the project functions and classes an object-dtype array, Series or Index holds
+        (``pd.Series([helper])``): the array's digest pickles them by name, not by their code. Only for up to
+        ``_MAX_OBJECT_NODES`` items (beyond, an object array of data is large and holds no code anyway)."""
+        if str(getattr(value, "dtype", "")) != "object":  # numpy's and pandas' object dtype both print so
+            return []
+        if getattr(value, "size", _MAX_OBJECT_NODES + 1) > _MAX_OBJECT_NODES:
+            return []
+        try:
+            array = value.to_numpy() if hasattr(value, "to_numpy") else value  # a Series, an Index: their values
+            items = list(array.ravel())
+        except Exception:  # noqa: BLE001 - not iterable as plain items: its digest stands alone
+            return []
+        return [[position, self.token(item)] for position, item in enumerate(items) if _is_code(item)]
 
     def _reduced(self, value: Any) -> Any:
         """``value`` by what pickle would save of it: the ``__reduce_ex__(5)`` callable, arguments,

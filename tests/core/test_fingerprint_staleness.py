@@ -309,3 +309,24 @@ def test_an_output_resource_counts_by_type(src: Path, resource: str) -> None:
         fingerprints.append(CodeFingerprinter(ModuleClassifier(["fpst"])).fingerprint(module.node))
     assert fingerprints[0].undigestable == ()  # the node is cached, not run uncached with a warning
     assert fingerprints[0].digest == fingerprints[1].digest
+
+
+# --- K6: project code held by a numpy / pandas object ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "holder",
+    [
+        "import numpy as np\nH = np.vectorize(_h)\n\n\ndef node(a):\n    return H(a)\n",
+        "import pandas as pd\nH = pd.Series([_h])\n\n\ndef node(a):\n    return H[0](a)\n",
+        "import numpy as np\nH = np.array([_h, 'label'], dtype=object)\n\n\ndef node(a):\n    return H[0](a)\n",
+    ],
+)
+def test_a_helper_held_by_np_vectorize_or_an_object_array_counts_by_its_code(src: Path, holder: str) -> None:
+    _write(src / "fpst" / "__init__.py", "")
+    module = _write(src / "fpst" / "m.py", "def _h(x):\n    return x * 2\n\n\n" + holder)
+    before = _digest("fpst.m")
+    assert _digest("fpst.m") == before
+    _edit(module, "x * 2", "x * 3")
+    assert _fresh("fpst.m").node(5) == 15
+    assert _digest("fpst.m") != before
