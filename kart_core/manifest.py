@@ -259,7 +259,25 @@ class Manifest:
 
         Raises:
             ValueError: not a kart manifest (json.JSONDecodeError is a ValueError too).
+
+        The integrity record of bytes parsed before in this process (``run`` False) is handed back as it was
+        parsed (``_PARSED``): the bytes are read each time, only their parse is kept. A second KartRunner run in
+        one process, or a build that checks its graph again, reads the same manifests: their parse was a fifth
+        of a cached node's check. The object is shared, like the immutable parse it stands for: never change it.
         """
+        if not run and cls is Manifest and type(data) is bytes:
+            known = _PARSED.get(data)
+            if known is not None:
+                return known
+            parsed = cls._parse(data, run=False)
+            if len(_PARSED) >= _PARSED_LIMIT:
+                _PARSED.clear()  # a graph of more manifests than kept: the next ones are kept instead
+            _PARSED[data] = parsed
+            return parsed
+        return cls._parse(data, run=run)
+
+    @classmethod
+    def _parse(cls, data: bytes, *, run: bool) -> Manifest:
         document: Any = None if run else _without_run(data)
         if document is None:
             document = json.loads(data.decode("utf-8"))
@@ -315,6 +333,10 @@ def _check_key(key: str) -> None:
     if key.startswith("/") or "://" in key or (".." in key and ".." in key.split("/")):
         raise ValueError(f"output key {key!r} is not a path inside the workspace")
 
+
+# The integrity records parsed from manifest bytes (``from_bytes(..., run=False)``), by those bytes.
+_PARSED: dict[bytes, Manifest] = {}
+_PARSED_LIMIT = 2048  # about 5 MB of bytes and records at most
 
 _RUN_KEY = b',"run":'
 # What ``json.dumps(..., sort_keys=True, separators=(",", ":"))`` builds per call: one encoder (it keeps no state

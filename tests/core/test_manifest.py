@@ -21,6 +21,7 @@ import kart_core
 from kart_core.errors import DamagedOutputError, ForeignOutputError, GokartBuildError
 from kart_core.file_processor import builtin as builtin_formats
 from kart_core.hooks import create_hook_manager, hookimpl
+from kart_core.manifest import FORMAT, Manifest
 from kart_core.runlog import RunLogPlugin
 from kart_core.storage import storage_for
 from kart_core.workspace import MANIFEST, log_task_path
@@ -199,3 +200,22 @@ def test_a_foreign_output_is_reported_as_another_class_s_not_as_damaged(
     warned = " ".join(record.getMessage() for record in caplog.records)
     assert f"The output of {other.kart_label()} belongs to another task class: " in warned
     assert "it was committed by same_name.a.SnModel" in warned and "is damaged" not in warned
+
+
+def test_the_integrity_record_of_bytes_parsed_before_is_handed_back_not_parsed_again() -> None:
+    """A process that reads the same manifest bytes again (a second KartRunner run) parses them once (run=False);
+    other bytes, the whole document (run=True) and a damaged one are parsed each time."""
+    entry = {"size": 3, "digest": "xxh3_128:" + "0" * 32, "commit": "c" * 32, "sealed": False, "owner": "m.T"}
+    document = {"commit": "c" * 32, "format": FORMAT, "outputs": {"a/T_1.pkl": entry}, "task": "T[11111111]"}
+    data = (json.dumps(document, separators=(",", ":"))[:-1] + ',"run":{"task_log":{}}}').encode()
+    first = Manifest.from_bytes(data, run=False)
+    assert first.run is None and first.outputs["a/T_1.pkl"].size == 3
+    assert Manifest.from_bytes(bytes(bytearray(data)), run=False) is first  # equal bytes read again
+    other = data.replace(b'"size":3', b'"size":4')
+    assert Manifest.from_bytes(other, run=False).outputs["a/T_1.pkl"].size == 4
+    whole = Manifest.from_bytes(data, run=True)
+    assert whole is not Manifest.from_bytes(data, run=True) and whole.run == {"task_log": {}}
+    damaged = data.replace(b'"size":3', b'"size":"x"')
+    for _ in range(2):
+        with pytest.raises(ValueError):
+            Manifest.from_bytes(damaged, run=False)
