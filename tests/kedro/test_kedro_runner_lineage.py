@@ -350,3 +350,22 @@ def test_a_changed_bound_state_is_named_as_the_reason(workspace: str, make: Any,
     runner = run(3)
     assert runner.last_run == {"scale": "ran"}
     assert runner.last_reasons == {"scale": f"code changed: {said}"}  # was "node definition changed (...)"
+
+
+def test_a_writing_marker_beside_a_cached_output_reruns_its_node(
+    tmp_path: Path, workspace: str, runner_class: type
+) -> None:
+    """A ``.kart-writing`` marker beside a node run's complete output (a by-path writer killed while integrity
+    records were off: attacker J4) keeps the node incomplete under every KartRunner: it runs again, its commit
+    removes the marker, and the next run serves it."""
+    pipeline, entries = _gen_use(tmp_path)
+    _, ran = _run(runner_class, workspace, pipeline, entries)
+    assert ran == ["gen", "use"]
+    cache = _cache_file(workspace, "gen", "gen_out")
+    marker = cache.with_name(f".{cache.name}.kart-writing")
+    marker.write_text("")
+    runner, ran = _run(runner_class, workspace, pipeline, entries)
+    assert ran == ["gen", "use"] and runner.last_run == {"gen": "ran", "use": "ran"}
+    assert not marker.exists()
+    runner, ran = _run(runner_class, workspace, pipeline, entries)
+    assert ran == [] and set(runner.last_run.values()) == {"cached"}
