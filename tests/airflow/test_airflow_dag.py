@@ -192,7 +192,7 @@ def test_a_misspelt_class_in_a_module_not_imported_yet_is_refused_with_that_modu
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The check accepted any name in a module that exists but was not imported yet (attacker at8): its
-    # arguments silently never applied. Now the module is imported and the name looked up.
+    # arguments silently never applied. Now the module's source is read and the name looked up.
     (tmp_path / "report_dag_tasks.py").write_text(
         "import kart_core\n\n\nclass MonthlyReport(kart_core.TaskOnKart):\n    pass\n"
     )
@@ -203,19 +203,47 @@ def test_a_misspelt_class_in_a_module_not_imported_yet_is_refused_with_that_modu
     message = str(raised.value)
     assert message.startswith("kart_airflow: class_operator_args key 'report_dag_tasks.MonthlyReprot' names no task")
     assert "Did you mean 'report_dag_tasks.MonthlyReport'?" in message
+    assert "report_dag_tasks" not in sys.modules  # read, not imported
 
 
-def test_a_class_operator_args_key_whose_module_fails_to_import_is_accepted_with_a_warning(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+def test_another_dag_files_module_is_read_not_run_while_this_dag_file_is_parsed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (tmp_path / "broken_dag_tasks.py").write_text("raise RuntimeError('needs a GPU driver')\n")
+    # Attacker at11 F4: importing the key's module ran its code inside this DAG file's parse, and a to_dag
+    # there made Airflow 3 file that module's DAG under this file too (one DAG claimed by two files).
+    ran = tmp_path / "ran"
+    (tmp_path / "report_dag.py").write_text(
+        "import pathlib\n"
+        f"pathlib.Path({str(ran)!r}).write_text('imported')\n"
+        "try:\n    from kart_core import TaskOnKart as Base\nexcept ImportError:\n    Base = object\n"
+        "class MonthlyReport(Base):\n    pass\n"
+        "if True:\n    WeeklyReport = MonthlyReport\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "report_dag", raising=False)
+    args = {"report_dag.MonthlyReport": {"pool": "gpu"}, "report_dag.WeeklyReport": {}, "report_dag.Base": {}}
+    dag = to_dag(LoadData(), dag_id="args", class_operator_args=args)
+    assert [task.pool for task in dag.tasks] == ["default_pool"]
+    assert not ran.exists() and "report_dag" not in sys.modules
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["from kart_core import *\n", "def __getattr__(name):\n    return type(name, (), {})\n"],
+    ids=["star-import", "module-getattr"],
+)
+def test_a_class_operator_args_key_whose_module_names_cannot_be_read_is_accepted_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, source: str
+) -> None:
+    (tmp_path / "opaque_dag_tasks.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "opaque_dag_tasks", raising=False)
     with caplog.at_level(logging.WARNING, logger="kart_airflow.graph"):
-        dag = to_dag(LoadData(), dag_id="args", class_operator_args={"broken_dag_tasks.Report": {"pool": "gpu"}})
+        dag = to_dag(LoadData(), dag_id="args", class_operator_args={"opaque_dag_tasks.Report": {"pool": "gpu"}})
     assert [task.pool for task in dag.tasks] == ["default_pool"]
     assert (
-        "class_operator_args key 'broken_dag_tasks.Report' could not be checked: importing 'broken_dag_tasks' "
-        "failed (RuntimeError: needs a GPU driver)"
+        "class_operator_args key 'opaque_dag_tasks.Report' could not be checked: the names of module "
+        "'opaque_dag_tasks' cannot be read from its source"
     ) in caplog.text
 
 

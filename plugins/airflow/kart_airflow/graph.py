@@ -9,6 +9,7 @@ without walking the graph.
 
 from __future__ import annotations
 
+import ast
 import difflib
 import importlib.util
 import logging
@@ -347,35 +348,76 @@ def _template_in(value: Any, where: str) -> str | None:
 
 
 def _names_a_task_class(key: str) -> bool:
-    """Whether ``key`` is the bare name or import path of a luigi task class this process knows, after importing
-    the module an import path names when it exists but is not imported yet (a class of another DAG file).
+    """Whether ``key`` is the bare name or import path of a luigi task class this process knows, or an import path
+    into a module not imported yet (a class of another DAG file) whose source defines or imports that name.
 
-    A module that exists but raises while imported cannot be checked: that is logged as a warning naming the
-    key, and the key is accepted (it cannot be one of this graph's classes, which were imported).
+    The other module is read, not imported: importing it inside this DAG file's parse would run its code here
+    (its own ``to_dag``, which Airflow 3 then files under this DAG file; its connections and heavy imports at every
+    parse of this file). A module whose names cannot be read from its source (no source, ``from ... import *``, a
+    module ``__getattr__``) cannot be checked: that is logged as a warning naming the key, and the key is accepted.
     """
     if _known_task_class(key):
         return True
-    module, _, _ = key.rpartition(".")
+    module, _, name = key.rpartition(".")
     if not module or module in sys.modules:
         return False
     try:
-        if importlib.util.find_spec(module) is None:
-            return False
+        spec = importlib.util.find_spec(module)
     except (ImportError, ValueError):
         return False
-    try:
-        importlib.import_module(module)
-    except Exception as exc:  # the module's own code raised: its classes cannot be known here
+    if spec is None:
+        return False
+    names = _top_level_names(spec)
+    if names is None:
         _log.warning(
-            "kart_airflow: class_operator_args key %r could not be checked: importing %r failed (%s: %s); "
-            "if the class name is misspelt, its arguments never apply.",
+            "kart_airflow: class_operator_args key %r could not be checked: the names of module %r cannot be read "
+            "from its source; if the class name is misspelt, its arguments never apply.",
             key,
             module,
-            type(exc).__name__,
-            " ".join(str(exc).split()),
         )
         return True
-    return _known_task_class(key)
+    return name in names[0]
+
+
+def _top_level_names(spec: Any) -> tuple[set[str], list[str]] | None:
+    """The names a module's source binds at its top level (also inside top-level ``if``/``try``/``with``) and, of
+    those, the classes it defines; None when they cannot be read (no source, a star import, a module ``__getattr__``).
+    """
+    try:
+        source = spec.loader.get_source(spec.name) if spec.loader is not None else None
+    except (ImportError, OSError, AttributeError):
+        return None
+    if source is None:
+        return None
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return None
+    names: set[str] = set()
+    classes: list[str] = []
+    pending: list[ast.stmt] = list(tree.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ast.ClassDef):
+            names.add(node.name)
+            classes.append(node.name)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            if node.name == "__getattr__":
+                return None
+            names.add(node.name)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            for alias in node.names:
+                if alias.name == "*":
+                    return None
+                names.add(alias.asname or alias.name.partition(".")[0])
+        elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(n.id for target in targets for n in ast.walk(target) if isinstance(n, ast.Name))
+        elif isinstance(node, ast.If | ast.Try | ast.With | ast.For | ast.While):
+            for field in ("body", "orelse", "finalbody"):
+                pending.extend(getattr(node, field, []))
+            pending.extend(stmt for handler in getattr(node, "handlers", []) for stmt in handler.body)
+    return names, sorted(classes)
 
 
 def _known_task_class(key: str) -> bool:
@@ -390,11 +432,17 @@ def _known_task_class(key: str) -> bool:
 
 
 def _module_task_classes(key: str) -> list[str]:
-    """The import paths of the task classes defined in the (imported) module that import path ``key`` names."""
+    """Candidates for a misspelt import path ``key``: the task classes of its module when imported, else the
+    classes its source defines (read, not imported: ``_names_a_task_class``)."""
     module_name = key.rpartition(".")[0]
     module = sys.modules.get(module_name)
     if module is None:
-        return []
+        try:
+            spec = importlib.util.find_spec(module_name) if module_name else None
+        except (ImportError, ValueError):
+            spec = None
+        names = _top_level_names(spec) if spec is not None else None
+        return [f"{module_name}.{name}" for name in names[1]] if names is not None else []
     return sorted(
         f"{module_name}.{value.__qualname__}"
         for value in vars(module).values()
@@ -447,10 +495,9 @@ class _ArgumentsByClass:
         """Refuse a ``class_operator_args`` key that names no task class: a misspelt or moved name.
 
         A key matching no class of this graph (``classes``) is fine when it names another task class
-        this process knows (one ``class_operator_args`` shared by several DAGs), after importing the
-        module of an import path that is not imported yet (kart before 2026-12-01 accepted any class
-        name in such a module, a misspelt one too); a module that raises while imported is a warning
-        that the key could not be checked. Anything else would leave that class's pool, queue or
+        this process knows (one ``class_operator_args`` shared by several DAGs), or a name the source of
+        the module of an import path not imported yet defines or imports (read, not imported); a module
+        whose names cannot be read is a warning that the key could not be checked. Anything else would leave that class's pool, queue or
         retries silently unapplied, while a misspelt argument name is refused by Airflow.
 
         Raises:
