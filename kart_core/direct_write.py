@@ -39,6 +39,7 @@ when its content hash is the committed one (``TargetOnKart._check_committed_byte
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
 import functools
 import logging
@@ -165,15 +166,30 @@ class DirectWrites:
         # Path requests from several threads of the run (kart_core.transaction.join) take turns: one takes
         # the lock and writes the marker, the others find the path handed out.
         self._handing = threading.RLock()
+        self._body: int | None = None  # the thread running the task's code while ``watch`` counts (stopped at once)
 
     @contextlib.contextmanager
     def watch(self) -> Iterator[None]:
-        """Count the path requests of the body (the task's own ``run()``), not kart's own afterwards."""
-        self.watching = True
+        """Count the path requests of the body (the task's own ``run()``), not kart's own afterwards.
+
+        While the body runs, a beat that finds the run's marker removed or replaced by another process (it takes
+        the task over and writes the same paths) stops the body at once (``_interrupt``): it raises the
+        ``MarkerLostError`` kept in the pulse, instead of writing on into the other process's files until
+        ``run()`` returns (attacker at9 J5: a taken-over writer appended to the taker's committed file).
+        """
+        with self._marker_lock:
+            self.watching = True
+            self._body = threading.get_ident()
         try:
             yield
+        except _Stopped:
+            raise (self._pulse.failure or MarkerLostError(_Stopped.__doc__ or "")) from None
         finally:
-            self.watching = False
+            with self._marker_lock:
+                self.watching = False
+                if self._body is not None:
+                    _deliver(self._body, None)  # a stop not yet raised: the commit's check fails the run instead
+                self._body = None
 
     def hand_out(self, target: Any, path: str) -> None:
         """Called by ``TargetOnKart.path()``: mark ``path`` as written directly before the task's code gets it.
@@ -353,11 +369,13 @@ class DirectWrites:
                 commit_marker.put_direct(storage, record, commit, moves, self._signer)
                 self._pulse.wrote(path)
                 self._pulse.fail(self._lost(path, "another process removed it"))
+                self._interrupt()
             elif not commit_marker.mine(current, commit) or current.refused:
                 # Also while the commit runs: a marker replaced then is another process's, which the commit
                 # would have overwritten and removed (attacker at9 J9).
                 self._taken.add(record.manifest)
                 self._pulse.fail(self._lost(path, f"{_who(current)} replaced it with its own (it takes the task over)"))
+                self._interrupt()
         except Exception as exc:  # noqa: BLE001 - kept in the pulse; the run fails at check_heartbeat or its commit
             if NoSpaceError.caused_by(exc):  # said once; the run fails (check_heartbeat)
                 self._pulse.fail(self._no_room_to_beat(record, exc))
@@ -369,6 +387,17 @@ class DirectWrites:
                 )
                 error.__cause__ = exc
                 self._pulse.fail(error)
+
+    def _interrupt(self) -> None:
+        """Stop the task's code now: another process removed or replaced the run's marker (under the marker lock).
+
+        The beat runs in the heartbeat thread; the body, in the thread ``watch`` noted, gets ``_Stopped`` raised
+        at its next Python instruction (a call into C, a write of a large file, finishes first), which ``watch``
+        turns into the pulse's ``MarkerLostError``. Nothing is done once the body has returned (the commit then
+        checks the pulse) or when the body's own thread beats (``check_heartbeat`` raises there anyway).
+        """
+        if self._body is not None and self._body != threading.get_ident():
+            _deliver(self._body, _Stopped)
 
     def hand_over(self, record: OutputRecord) -> bool:
         """Called by the commit under the marker guard, before it puts its marker beside ``record``'s manifest:
@@ -781,6 +810,21 @@ class DirectWrites:
             storage_for(marker).remove(marker)
         self._writing.clear()
         return lost
+
+
+class _Stopped(MarkerLostError):
+    """The run's marker was removed or replaced by another process while its code ran: it stops writing."""
+
+
+def _deliver(thread: int, error: type[BaseException] | None) -> None:
+    """Raise ``error`` in the thread ``thread`` at its next Python instruction; None takes back one not yet raised.
+
+    CPython's ``PyThreadState_SetAsyncExc``: the one way to stop code that holds an output's path (a file kept
+    open, a loop writing it) short of killing the process.
+    """
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread), None if error is None else ctypes.py_object(error)
+    )
 
 
 def _who(marker: commit_marker.Marker) -> str:

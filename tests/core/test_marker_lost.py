@@ -150,7 +150,9 @@ def test_a_marker_replaced_by_another_writer_fails_the_run_and_leaves_its_files_
     assert marker is not None and marker.host.startswith(
         "elsewhere.example"
     )  # the other writer's marker is left as it is
-    assert _exists(task.output().path())  # its file too: the other writer settles it (its commit or its undo)
+    # The run was stopped at once (in its sleep, before it wrote): nothing of it at the path, and its undo removed
+    # nothing there either (the other writer's: test_marker_ownership's appending writer keeps what it had written).
+    assert not _exists(task.output().path())
     assert not task.complete()  # the other writer's marker keeps the task incomplete meanwhile
 
 

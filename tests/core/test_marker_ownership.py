@@ -28,7 +28,7 @@ import luigi
 import pytest
 
 import kart_core
-from kart_core import commit_marker
+from kart_core import commit_marker, transaction
 from kart_core.commit_marker import marker_path, read_marker
 from kart_core.file_processor import builtin
 from kart_core.hooks.manager import create_hook_manager
@@ -166,3 +166,40 @@ def test_clear_own_leaves_another_process_s_marker(where: str) -> None:
     assert read_marker(storage, path) is not None
     assert commit_marker.clear_own(storage, record, "c" * 32) is None
     assert read_marker(storage, path) is None
+
+
+class Appending(kart_core.TaskOnKart[Any]):
+    """Adds a line to its output by path every 0.1 s, 30 times (the path asked for once, as code that keeps it
+    does); after the third line another process puts its marker in the run's place (it takes the task over)."""
+
+    def output(self) -> Any:
+        return self.make_target("owned/appended.txt")
+
+    def run(self) -> None:
+        path = self.output().path()
+        if "://" not in path:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        lines = ""
+        for step in range(30):
+            lines += f"{step}\n"
+            opened = storage_for(path).file_system.open(path, "w") if "://" in path else open(path, "w")  # type: ignore[attr-defined]
+            with opened as file:
+                file.write(lines)
+            if step == 2:
+                running = transaction.current()
+                assert running is not None
+                with running.marker_guard:  # between two beats
+                    _in_another_process(_REPLACE, marker_path(self.output().record), _other_marker())
+            time.sleep(0.1)
+
+
+def test_a_writer_whose_marker_is_taken_over_stops_writing_at_once(where: str) -> None:
+    """Before: it wrote all 30 lines into what is now the other process's file, then failed after run()."""
+    task = Appending(workspace_directory=where)
+    with pytest.raises(kart_core.GokartBuildError, match=r"MarkerLostError.*process 4242 on elsewhere\.example"):
+        kart_core.build(task, log_level=40)
+    storage = storage_for(task.output().path())
+    getattr(storage, "file_system", None) and storage.file_system.invalidate_cache()  # type: ignore[attr-defined]
+    with storage.open_read(task.output().path()) as file:  # left to the other process, as it was when stopped
+        written = file.read().decode().split()
+    assert 3 <= len(written) <= 12, written  # a beat (0.2 s) and the load of this machine after the takeover
