@@ -1,0 +1,195 @@
+"""Instructions of first runs of bench/kedro_runner.py's pipeline, split into kart's own work and Kedro's node execution.
+
+Counted by callgrind (Valgrind), so they do not move with the load of a shared machine as CPU times do. Per
+measured run (each in a fresh workspace and data folder, after an uncounted warm-up of each runner):
+
+- ``kart own``: KartRunner's ``run()`` outside Kedro's ``Task.execute`` (deciding, keying, checking,
+  committing, records, kart's hooks and scheduling);
+- ``Task.execute``: inside it (loading inputs, the node, saving outputs, Kedro's hooks), for each runner;
+- ``whole``: the runner's ``run()``.
+
+Each is counted once with Kedro's MemoryDataset as it is, which tries ``import ibis`` on every save and load
+(``kedro.io.memory_dataset._infer_copy_mode``: a failed import searches every ``sys.path`` entry anew), and once
+with ``ibis`` marked absent (``sys.modules["ibis"] = None``: the import fails at once). The counts printed are
+per node. Needs ``valgrind`` and a C compiler with ``valgrind/callgrind.h`` (the client requests that switch the
+counting on and off are compiled into a small helper library).
+
+    .venv/bin/python bench/kedro_first_instructions.py                  # 40 nodes in 4 chains
+    .venv/bin/python bench/kedro_first_instructions.py --nodes 200      # the bench's size (slower: ~5x)
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import glob
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+HELPER = r"""
+#include <valgrind/callgrind.h>
+void kart_toggle(void) { CALLGRIND_TOGGLE_COLLECT; }
+void kart_dump(const char *name) { CALLGRIND_DUMP_STATS_AT(name); }
+"""
+
+# (runner, what is counted, ibis importable): printed in this order.
+MEASUREMENTS = [
+    ("kart", "whole", True),
+    ("kart", "own", True),
+    ("kart", "task", True),
+    ("seq", "whole", True),
+    ("seq", "task", True),
+    ("kart", "whole", False),
+    ("kart", "own", False),
+    ("kart", "task", False),
+    ("seq", "whole", False),
+    ("seq", "task", False),
+]
+
+
+def build_helper(folder: str) -> str:
+    """Compile the client-request helper into ``folder``; return the library's path.
+
+    Raises:
+        subprocess.CalledProcessError: no C compiler, or no ``valgrind/callgrind.h``.
+    """
+    source, library = os.path.join(folder, "toggle.c"), os.path.join(folder, "libtoggle.so")
+    Path(source).write_text(HELPER)
+    subprocess.run(["cc", "-O2", "-shared", "-fPIC", "-o", library, source], check=True)
+    return library
+
+
+class Counter:
+    """Switches callgrind's counting on while the current measurement's part of a run executes."""
+
+    def __init__(self, library: str) -> None:
+        self.lib = ctypes.CDLL(library)
+        self.lib.kart_dump.argtypes = [ctypes.c_char_p]
+        self.mode: str | None = None
+        self.in_run = False
+        self.in_task = 0
+        self.counting = False
+
+    def update(self) -> None:
+        """Toggle the counting when what should be counted changed."""
+        mode, inside = self.mode, self.in_task > 0
+        want = self.in_run and (mode == "whole" or (mode == "task" and inside) or (mode == "own" and not inside))
+        if want != self.counting:
+            self.lib.kart_toggle()
+            self.counting = want
+
+    def watch_tasks(self) -> None:
+        """Count Kedro's ``Task.execute`` (every node both runners run goes through it) apart."""
+        from kedro.runner import task as task_module
+
+        original = task_module.Task.execute
+        counter = self
+
+        def execute(task: Any) -> Any:
+            counter.in_task += 1
+            counter.update()
+            try:
+                return original(task)
+            finally:
+                counter.in_task -= 1
+                counter.update()
+
+        task_module.Task.execute = execute  # type: ignore[method-assign, assignment]
+
+
+def measure(library: str, nodes: int, width: int) -> None:
+    """Run the measurements (inside callgrind); each ends with a dump named after it."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import kedro_runner as bench
+    from kart_kedro import KartRunner
+    from kedro.runner import SequentialRunner
+
+    for name in ("kedro", "kart_kedro"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    counter = Counter(library)
+    counter.watch_tasks()
+    folder = Path(tempfile.mkdtemp(prefix="kedro-first-instructions-"))
+    pipeline = bench.make_pipeline(nodes, width)
+    count = 0
+
+    def one(kind: str, mode: str | None) -> None:
+        nonlocal count
+        count += 1
+        (folder / f"data{count}").mkdir()
+        catalog = bench.make_catalog(nodes, folder / f"data{count}")
+        runner = KartRunner(workspace_directory=str(folder / f"ws{count}")) if kind == "kart" else SequentialRunner()
+        counter.mode, counter.in_run = mode, True
+        counter.update()
+        runner.run(pipeline, catalog)
+        counter.in_run = False
+        counter.update()
+
+    one("kart", None)
+    one("seq", None)
+    for kind, mode, ibis in MEASUREMENTS:
+        if not ibis:
+            sys.modules["ibis"] = None  # type: ignore[assignment]
+        elif sys.modules.get("ibis", 0) is None:
+            del sys.modules["ibis"]
+        one(kind, mode)
+        counter.lib.kart_dump(f"{kind}:{mode}:{'ibis' if ibis else 'noibis'}".encode())
+
+
+def report(folder: str, nodes: int) -> None:
+    """Print the dumps' totals per node, in the order measured."""
+    totals: dict[str, int] = {}
+    for path in glob.glob(os.path.join(folder, "callgrind.out.*.*")):
+        name, total = "", 0
+        for line in Path(path).read_text(errors="replace").splitlines():
+            if line.startswith("desc: Trigger: Client Request: "):
+                name = line.rsplit(": ", 1)[1]
+            elif line.startswith(("summary:", "totals:")):
+                total = int(line.split()[1])
+                break
+        totals[name] = total
+    print(f"{nodes} nodes; instructions per node (callgrind), one first run each:")
+    print()
+    print("| runner | counted | ibis importable (Kedro as is) | `ibis` marked absent |")
+    print("| --- | --- | ---: | ---: |")
+    labels = {"whole": "run()", "own": "run() outside Task.execute", "task": "inside Task.execute"}
+    for kind, mode, ibis in MEASUREMENTS:
+        if not ibis:
+            continue
+        runner = "KartRunner" if kind == "kart" else "SequentialRunner"
+        values = [totals.get(f"{kind}:{mode}:{flag}", 0) // nodes for flag in ("ibis", "noibis")]
+        print(f"| {runner} | {labels[mode]} | {values[0]:,} | {values[1]:,} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--nodes", type=int, default=40)
+    parser.add_argument("--width", type=int, default=4, help="parallel chains")
+    parser.add_argument("--inside", default=None, help=argparse.SUPPRESS)  # the helper library, under callgrind
+    args = parser.parse_args()
+    if args.inside:
+        measure(args.inside, args.nodes, args.width)
+        return
+    with tempfile.TemporaryDirectory(prefix="kedro-first-instructions-") as folder:
+        library = build_helper(folder)
+        command = [
+            "valgrind",
+            "--tool=callgrind",
+            "--collect-atstart=no",
+            f"--callgrind-out-file={folder}/callgrind.out.%p",
+            sys.executable,
+            os.path.abspath(__file__),
+            f"--nodes={args.nodes}",
+            f"--width={args.width}",
+            f"--inside={library}",
+        ]
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        report(folder, args.nodes)
+
+
+if __name__ == "__main__":
+    main()
