@@ -500,14 +500,38 @@ def _local_state(path: str, recorded: OutputState | None) -> OutputState:
 
 
 def _local_files(path: str) -> Iterator[tuple[str, str, os.stat_result]]:
+    """(name relative to ``path``, full path, ``os.stat``) of each file of a file or folder, symlinked
+    sub-folders followed (``_walk_into``): pyarrow's dataset discovery (``pandas.ParquetDataset`` on a folder)
+    reads their files, so their stamp counts. kart before 2026-12-02 did not follow them: an edit of a linked
+    file kept the stamp and the node was served the old result (attacker at10 K4)."""
     stat = os.stat(path)
     if not os.path.isdir(path):
         yield ("", path, stat)
         return
-    for folder, _, names in os.walk(path):
+    walked = [os.path.realpath(path)]
+    for folder, folders, names in os.walk(path, followlinks=True):
+        folders[:] = [name for name in folders if _walk_into(os.path.join(folder, name), walked)]
         for name in names:
             full = os.path.join(folder, name)
             yield (os.path.relpath(full, path), full, os.stat(full))
+
+
+def _walk_into(folder: str, walked: list[str]) -> bool:
+    """Whether the walk enters ``folder``: a plain folder always (one ``lstat``); a symlinked one when its
+    real folder is neither inside nor above one walked already (added to ``walked`` then). A link back up
+    the tree would loop, and one into a folder walked already names the same files twice."""
+    if not os.path.islink(folder):
+        return True
+    real = os.path.realpath(folder)
+    if any(_inside(real, done) or _inside(done, real) for done in walked):
+        return False
+    walked.append(real)
+    return True
+
+
+def _inside(path: str, folder: str) -> bool:
+    """Whether ``path`` is ``folder`` or inside it (both absolute and resolved)."""
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 def _fsspec_state(filesystem: Any, path: str, recorded: OutputState | None, *, folder: bool) -> OutputState:
