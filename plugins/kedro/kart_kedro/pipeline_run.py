@@ -43,6 +43,7 @@ from typing import Any
 import kart_core
 from kart_kedro._config import project_root as find_project_root
 from kart_kedro.dataset import TaskOnKartDataset
+from kart_kedro.dataset_code import project_dataset_code, raw_record_code
 from kart_kedro.input_digest import data_digest
 from kart_kedro.node_cache import KedroNodeRun
 from kart_kedro.node_records import NodeRecords, RunParts
@@ -252,6 +253,7 @@ class PipelineRun:
         # What each upstream content's pickle names (upstream_code), and each such name's code digest.
         self.code_names: dict[tuple[str, str], tuple[str, ...]] = {}
         self.code_digests: dict[str, str | None] = {}
+        self.dataset_codes: dict[str, dict[str, str]] = {}  # project dataset classes by dataset (dataset_code)
 
     # --- deciding -----------------------------------------------------------------------------
 
@@ -367,10 +369,11 @@ class PipelineRun:
                     keyed_upstream.append(upstream[name])
             else:
                 inputs[name] = self.input_digest(node, name)
+        datasets = self.datasets_code(node_inputs, node_outputs)
         fields: dict[str, Any] = {
             "project": self.project,
             "node_name": node_name,
-            "code": code.digest,
+            "code": code.digest if not datasets else kart_core.content_digest([code.digest, "datasets", datasets]),
             "parameters": self.digest_of(parameters),
             "data": self.digest_of(inputs),
             "inputs": tuple(node_inputs),  # tuples: KedroNodeRun.keyed finds the task by these values
@@ -384,10 +387,30 @@ class PipelineRun:
         if code_parts is None:
             packages = dict(package.split("==", 1) for package in code.packages if "==" in package)
             code_parts = self.code_parts[id(code)] = {**code.items, **packages, **_bound_state(node.func, code)}
-        if held:
-            code_parts = {**code_parts, **held}
+        if held or datasets:
+            code_parts = {**code_parts, **datasets, **held}
         self.parts[node_name] = RunParts(task.make_unique_id(), code_parts, parameters, inputs, upstream)
         return task
+
+    def datasets_code(self, inputs: list[str], outputs: list[str]) -> dict[str, str]:
+        """``{"module.Class (dataset class) of 'name'": code digest}`` of the project dataset classes a node reads
+        and writes through (``dataset_code``): an edit of their ``_load`` changes what it reads, of their
+        ``_save`` what it writes. Empty for library datasets, parameters and memory data (the common case)."""
+        found: dict[str, str] = {}
+        for name in (*inputs, *outputs):
+            if not _is_parameter(name):
+                found.update({f"{label} of {name!r}": digest for label, digest in self.dataset_code(name).items()})
+        return found
+
+    def dataset_code(self, name: str) -> dict[str, str]:
+        """``project_dataset_code`` of the catalog's dataset ``name`` (empty when the catalog holds none), once per run."""
+        found = self.dataset_codes.get(name)
+        if found is None:
+            dataset = self.catalog.get(name) if self._in_catalog(name) else None
+            found = self.dataset_codes[name] = (
+                {} if dataset is None else project_dataset_code(dataset, self.fingerprinter)
+            )
+        return found
 
     def _from_cached_node(self, name: str) -> bool:
         """Whether input ``name`` is what a cached node of this run returned, as the node will load it.
@@ -533,7 +556,10 @@ class PipelineRun:
             data = self.input_data if is_persistent(dataset) else None  # a memory dataset: only by this run's nodes
             return self._digest_value(node, name, self.catalog.load(name), data=data)
         self.input_stamps[name] = stamp  # what each node that runs keyed by this digest is checked against
-        config = dataset_config(dataset, reading=True)
+        # The classes' code too (dataset_code): an edit of a project dataset's _load, or a library upgrade, reads it again.
+        config = kart_core.content_digest(
+            [dataset_config(dataset, reading=True), raw_record_code(dataset, self.fingerprinter)]
+        )
         known = self.records.known_input_digest(name, config, stamp)
         if known is not None:
             return known
