@@ -440,8 +440,9 @@ class PipelineRun:
         return contents.get(name, "")
 
     def upstream_code(self, name: str) -> dict[str, str]:
-        """``{module:qualname: code digest}`` of the project classes and functions that output ``name`` of a
-        cached node of this run names in its pickle (``pickled_code``); empty for plain data.
+        """``{module:qualname: code digest}`` of the classes and functions that output ``name`` of a cached node
+        of this run names in its pickle (``pickled_code``): project code by its fingerprint, third-party code
+        by its distribution's version (``code_digest``); empty for plain data.
 
         A reader calls such code without naming it (``model.predict(x)``), and the value's bytes do not
         change when it is edited: the reader is keyed by it (attacker at6 D4). The names of a content are
@@ -501,14 +502,21 @@ class PipelineRun:
 
     def code_digest(self, name: str) -> str | None:
         """The code fingerprint of the class or function ``module:qualname`` when it is project code (the
-        node fingerprint's notion: no installed distribution, or an editable one), else None; once per run.
-        A project name that no longer resolves counts as ``"unresolved"``."""
+        node fingerprint's notion: no installed distribution, or an editable one), else its distribution's
+        version (``ModuleClassifier.version_of``: ``dist==version``, ``python==3.11`` for the standard
+        library), as the code rule counts third-party code a node names; once per run. A project name that no
+        longer resolves counts as ``"unresolved"``.
+
+        A library model (``sklearn``'s, ``xgboost``'s) pickles to the same bytes under a new version of its
+        library, whose ``predict`` may compute otherwise: kart before 2026-12-02 counted such names by the
+        data alone and served the old version's predictions (attacker at10 K3)."""
         if name not in self.code_digests:
             module = name.partition(":")[0]
             if module.partition(".")[0] not in sys.modules:  # the classifier tells a module's origin once imported
                 resolve_name(name)
-            if self.fingerprinter.classifier.version_of(module) is not None:
-                self.code_digests[name] = None
+            version = self.fingerprinter.classifier.version_of(module)
+            if version is not None:
+                self.code_digests[name] = version
             else:
                 found = resolve_name(name)
                 self.code_digests[name] = (
@@ -561,13 +569,17 @@ class PipelineRun:
             [dataset_config(dataset, reading=True), raw_record_code(dataset, self.fingerprinter)]
         )
         known = self.records.known_input_digest(name, config, stamp)
-        if known is not None:
-            return known
+        if known is not None and "|" in known:  # "{data digest}|{library modules}" (without "|": an older kart's)
+            recorded, _, modules = known.partition("|")
+            return self._with_code(recorded, [], set(filter(None, modules.split(","))))
         code: set[Any] = set()
-        digest = self._digest_value(node, name, self.catalog.load(name), code)
+        libraries: set[str] = set()
+        alone: dict[str, str] = {}
+        digest = self._digest_value(node, name, self.catalog.load(name), code, alone, libraries)
         # Not recorded when it holds project code: an edit of that code, with the files unchanged, changes it.
+        # The libraries its pickle names are, by module: their versions are read anew on each reuse.
         if not code and file_stamp(dataset, self.project_root) == stamp:  # the digest is of these files
-            self.records.note_input_digest(name, config, stamp, digest)
+            self.records.note_input_digest(name, config, stamp, f"{alone[name]}|{','.join(sorted(libraries))}")
         return digest
 
     @functools.cached_property
@@ -609,14 +621,22 @@ class PipelineRun:
         return stored
 
     def _digest_value(
-        self, node: Any, name: str, value: Any, code: set[Any] | None = None, data: dict[str, str] | None = None
+        self,
+        node: Any,
+        name: str,
+        value: Any,
+        code: set[Any] | None = None,
+        data: dict[str, str] | None = None,
+        libraries: set[str] | None = None,
     ) -> str:
         """The digest of input ``name``'s loaded ``value`` (partition loaders are called: ``data_digest``)
-        and of the project code its pickled parts name (a fitted model's class: what calling it runs).
+        and of the code its pickled parts name (a fitted model's class: what calling it runs): project code
+        by its fingerprint, third-party code by its distribution's version (``_with_code``).
 
         Args:
             code: filled with that project code (classes and functions), when given.
             data: when given, ``data[name]`` is set to the digest of the data alone (``data_digest``).
+            libraries: filled with the top-level modules of the third-party code it names, when given.
 
         Raises:
             _Uncacheable: its content cannot be digested (a LazyFrame, a generator, a function, ...).
@@ -629,13 +649,30 @@ class PipelineRun:
         if data is not None:
             data[name] = digest
         classifier = self.fingerprinter.classifier
-        project = [item for item in named if _module(item) and classifier.version_of(_module(item)) is None]
-        if not project:
-            return digest  # as before kart counted project code: third-party classes count by the data alone
+        project, modules = [], set()
+        for item in named:
+            module = _module(item)
+            if module and classifier.version_of(module) is None:
+                project.append(item)
+            elif module:
+                modules.add(module.partition(".")[0])
         if code is not None:
             code.update(project)
-        fingerprints = sorted(self.fingerprinter.fingerprint(item).digest for item in project)
-        return kart_core.content_digest([digest, "project code", fingerprints])
+        if libraries is not None:
+            libraries.update(modules)
+        return self._with_code(digest, project, modules)
+
+    def _with_code(self, digest: str, project: list[Any], modules: set[str]) -> str:
+        """``digest`` (of data) with the code fingerprints of ``project`` code and the versions of the
+        third-party ``modules`` its pickle names; ``digest`` itself when it names neither (plain data)."""
+        if project:
+            fingerprints = sorted(self.fingerprinter.fingerprint(item).digest for item in project)
+            digest = kart_core.content_digest([digest, "project code", fingerprints])
+        if modules:
+            classifier = self.fingerprinter.classifier
+            versions = sorted({str(classifier.version_of(module)) for module in modules})
+            digest = kart_core.content_digest([digest, "libraries", versions])
+        return digest
 
     # --- serving from the cache ---------------------------------------------------------------
 
