@@ -254,6 +254,7 @@ class PipelineRun:
         self.code_names: dict[tuple[str, str], tuple[str, ...]] = {}
         self.code_digests: dict[str, str | None] = {}
         self.dataset_codes: dict[str, dict[str, str]] = {}  # project dataset classes by dataset (dataset_code)
+        self.hook_code = hook_code(hook_manager, fingerprinter)  # in every cached node's key
 
     # --- deciding -----------------------------------------------------------------------------
 
@@ -369,11 +370,13 @@ class PipelineRun:
                     keyed_upstream.append(upstream[name])
             else:
                 inputs[name] = self.input_digest(node, name)
-        datasets = self.datasets_code(node_inputs, node_outputs)
+        around = {**self.datasets_code(node_inputs, node_outputs), **self.hook_code}
         fields: dict[str, Any] = {
             "project": self.project,
             "node_name": node_name,
-            "code": code.digest if not datasets else kart_core.content_digest([code.digest, "datasets", datasets]),
+            "code": code.digest
+            if not around
+            else kart_core.content_digest([code.digest, "datasets and hooks", around]),
             "parameters": self.digest_of(parameters),
             "data": self.digest_of(inputs),
             "inputs": tuple(node_inputs),  # tuples: KedroNodeRun.keyed finds the task by these values
@@ -387,8 +390,8 @@ class PipelineRun:
         if code_parts is None:
             packages = dict(package.split("==", 1) for package in code.packages if "==" in package)
             code_parts = self.code_parts[id(code)] = {**code.items, **packages, **_bound_state(node.func, code)}
-        if held or datasets:
-            code_parts = {**code_parts, **datasets, **held}
+        if held or around:
+            code_parts = {**code_parts, **around, **held}
         self.parts[node_name] = RunParts(task.make_unique_id(), code_parts, parameters, inputs, upstream)
         return task
 
@@ -1006,6 +1009,32 @@ class PipelineRun:
         if self.declared is None:  # KartParallelRunner: Kedro created the datasets itself
             return name in self.catalog
         return name in self.declared or name in self.created
+
+
+def hook_code(hook_manager: Any, fingerprinter: kart_core.CodeFingerprinter) -> dict[str, str]:
+    """``{"module.Class.before_node_run (before_node_run hook)": code digest}`` of the project's implementations
+    of Kedro's ``before_node_run`` hook (``fingerprinter``'s notion of project code; a bound method counts with
+    its instance's state): what they return replaces a node's inputs, so they count in every cached node's key.
+    Library plugins' (kart's own, kedro-mlflow's) do not. Empty without a hook manager (a worker process, a
+    runner used without a Kedro session).
+
+    A hook replacing inputs (masking, casting, a fresh token) decides what the node computes from; kart
+    before 2026-12-02 keyed the node by the inputs as loaded and served the old result after an edit of the
+    hook or of a constant it reads (attacker at10 K2).
+    """
+    try:
+        implementations = list(hook_manager.hook.before_node_run.get_hookimpls() or ())
+    except (AttributeError, TypeError):  # no manager, or Kedro's null manager (no session): no hooks
+        return {}
+    found = {}
+    for implementation in implementations:
+        function = implementation.function
+        module = getattr(function, "__module__", None)
+        if not isinstance(module, str) or fingerprinter.classifier.version_of(module) is not None:
+            continue
+        label = f"{module}.{getattr(function, '__qualname__', 'before_node_run')} (before_node_run hook)"
+        found[label] = fingerprinter.fingerprint(function).digest
+    return found
 
 
 def cacheable(node: Any, generators: dict[int, bool] | None = None) -> bool:
