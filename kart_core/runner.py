@@ -33,6 +33,7 @@ from kart_core.file_processor import builtin as builtin_formats
 from kart_core.graph import node_key, requirements_of, walk
 from kart_core.hooks.manager import create_hook_manager
 from kart_core.lock import LockParams, canonical_lock_key, hold_lock, hold_turn
+from kart_core.output_digests import committed_digests
 from kart_core.repair import Damage, damaged_output, damaged_upstream, still_damaged
 from kart_core.runlog import RunLogPlugin, mark_recorded, record_in_manifest, run_record
 from kart_core.signing import Signer
@@ -111,10 +112,15 @@ class RunReport:
         status: whether the task ran or was found cached.
         repaired: node keys (``kart_core.graph.node_key``) of the upstreams rebuilt during the run
             because their output was damaged, in the order their rebuilds committed.
+        committed: when this call ran the task and committed every output itself, output path -> content hash
+            (``committed_digests``), read before another thread of the process may run the same task object
+            again (``_task_turn``); None otherwise. An adapter keying later work by what this run returned reads
+            it here, not from the task object afterwards (luigi's instance cache shares it between threads).
     """
 
     status: RunStatus
     repaired: tuple[str, ...] = ()
+    committed: dict[str, str] | None = None
 
 
 def run_one_reporting(
@@ -141,7 +147,8 @@ def run_one_reporting(
             if task.complete_check_at_run and (locked or waited) and task.complete():
                 return RunReport(RunStatus.CACHED)
             ran = _run_repairing(task, manager, task.kart_replacing(), repaired)
-    return RunReport(RunStatus.RAN if ran else RunStatus.CACHED, tuple(repaired))
+            committed = committed_digests(task) if ran else None  # in the turn: this run's own commit
+    return RunReport(RunStatus.RAN if ran else RunStatus.CACHED, tuple(repaired), committed)
 
 
 def repair_output(

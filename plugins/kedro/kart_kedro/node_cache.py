@@ -12,6 +12,8 @@ reader stayed cached over its upstream's new content (AT4).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import functools
 import hashlib
@@ -19,7 +21,7 @@ import json
 import pickle
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -29,13 +31,36 @@ import kart_core
 
 _layout = kart_core.workspace  # the cache layout: log kinds, log paths, listing
 
-__all__ = ["BUILT_AT", "CachedRun", "KedroNodeRun", "cached_runs", "clear_run"]
+__all__ = ["BUILT_AT", "CachedRun", "KedroNodeRun", "cached_runs", "clear_run", "executing"]
 
 _UNSAFE = re.compile(r"[^0-9A-Za-z_.-]+")
 _NO_OUTPUT = "__node_done__"
 # The task log key of when a node run's run() finished (seconds since the epoch, UTC): committed with its outputs
 # in the run record of its manifest, so it says when the run was built however often the manifest is written again.
 BUILT_AT = "kart_built_at"
+# The Kedro executor of each node run this context runs (``executing``), by ``id()`` of the node run object. Not an
+# attribute of the node run: luigi's instance cache (``TaskOnKart.kart_by_values``) hands every session of the
+# process one object per key, and kart before 2026-12-02 kept the executor on it, so two sessions in threads
+# (two envs, two requests of a service) ran one session's node with the other's catalog, hooks and run id
+# (attacker at11, F5). A context variable is per thread (and per asyncio task), and nests.
+_EXECUTORS: contextvars.ContextVar[Mapping[int, Callable[[], dict[str, Any]]]] = contextvars.ContextVar(
+    "kart_kedro_executors"
+)
+
+
+@contextlib.contextmanager
+def executing(task: KedroNodeRun, execute: Callable[[], dict[str, Any]]) -> Iterator[None]:
+    """Within the block, ``task.run()`` in this context calls ``execute`` (the session's NodeWork) for the node.
+
+    Only this thread (context) sees it: another session running the same node run (the same object, from
+    luigi's instance cache) in another thread uses its own executor, and ``run_one`` lets one of them run
+    at a time (``kart_core.runner._task_turn``).
+    """
+    token = _EXECUTORS.set({**_EXECUTORS.get({}), id(task): execute})
+    try:
+        yield
+    finally:
+        _EXECUTORS.reset(token)  # and the session's catalog is not kept alive by the executor
 
 
 def safe_name(name: str) -> str:
@@ -89,7 +114,6 @@ class KedroNodeRun(kart_core.TaskOnKart[Any]):
     data = luigi.Parameter(description="Digest of the inputs that no cached node of this run produced.")
     inputs = _Strings(default=(), description="The node's input dataset names.")
     outputs = _Strings(default=(), description="The node's output dataset names.")
-    kedro_execute: Callable[[], dict[str, Any]] | None = None  # set by KartRunner around run_one
     # No run log files: parameters, seed, module versions, run time and output states go into the run
     # record of the integrity manifest, written in the same atomic write when the outputs are committed
     # (kart_core.runlog). gokart never reads node runs; kart runs, why and the report read either form.
@@ -147,9 +171,17 @@ class KedroNodeRun(kart_core.TaskOnKart[Any]):
         return f"kedro/{safe_name(self.project or '_')}"
 
     def states_target(self) -> Any:
-        """``{folder}/.kart/states/{node}_{uid}.pkl``: the states of the persistent outputs this run wrote
-        (node_records)."""
-        return self.make_target(self._states_relative())
+        """``{folder}/.kart/states/{node}_{uid}.pkl``: the states of the persistent outputs a session served this run
+        into (node_records), at ``states_path()``.
+
+        Made by a stand-in task, as the runner's other record files are (``NodeRecords``), not by this node run:
+        the file is never an output of a run, and whichever session serves the run writes it, in any thread. A
+        target of the node run joins its runs (``kart_core.transaction``), which refuses a write from a thread that
+        was alive during an ended run of it: a session in a thread serving the run another session's thread had
+        just built (two envs, two requests of a service) failed with RunWriteError (found with attacker at11's F5).
+        """
+        relative = _layout.with_unique_id(self._states_relative(), self.make_unique_id())
+        return _records_task(str(self.workspace_directory)).make_target(relative, use_unique_id=False)
 
     def states_path(self) -> str:
         """``states_target().path()``, without making the target: a cached node's check asks whether it exists."""
@@ -179,8 +211,13 @@ class KedroNodeRun(kart_core.TaskOnKart[Any]):
         return tuple(self.outputs) or (_NO_OUTPUT,)
 
     def run(self) -> None:
-        """Run the Kedro node through the runner that created this task and cache what it returned."""
-        execute = self.kedro_execute
+        """Run the Kedro node through the session running this task in this thread (``executing``) and cache
+        what it returned.
+
+        Raises:
+            AdapterError: no session runs it in this context (not inside ``kart_kedro.KartRunner``).
+        """
+        execute = _EXECUTORS.get({}).get(id(self))
         if execute is None:
             raise kart_core.errors.AdapterError(
                 f"{self.kart_label()} caches the Kedro node {self.node_name!r}; it can only run inside "
@@ -202,6 +239,11 @@ class KedroNodeRun(kart_core.TaskOnKart[Any]):
                 f"{self.kart_label()}: output {name!r} of Kedro node {self.node_name!r} cannot be cached "
                 f"({type(exc).__name__}: {exc}). Tag the node 'kart_no_cache' to run it every time."
             ) from exc
+
+
+def _records_task(workspace: str) -> kart_core.TaskOnKart[Any]:
+    """A stand-in task of ``workspace`` that makes the targets of record files (its runs are never opened)."""
+    return kart_core.TaskOnKart(workspace_directory=workspace)
 
 
 def _significant_strings(task: KedroNodeRun) -> dict[str, str] | None:

@@ -8,6 +8,7 @@ goes through the catalog and into the kart cache inside the worker.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 from kedro.runner import Task
@@ -15,7 +16,7 @@ from kedro.runner import Task
 import kart_core
 from kart_kedro._receipt import KartReceipt
 from kart_kedro.input_digest import data_digest
-from kart_kedro.node_cache import KedroNodeRun
+from kart_kedro.node_cache import KedroNodeRun, executing
 from kart_kedro.node_records import OUTPUT_STATES
 from kart_kedro.output_state import FileStamp, OutputState, current_state, file_stamp
 from kart_kedro.pickled_code import plain_data
@@ -146,6 +147,7 @@ class NodeWork:
     root: str | None = None
     expected: dict[str, str] = dataclasses.field(default_factory=dict)
     plain: tuple[str, ...] = ()  # set by the run: NodeResult.plain
+    _states: dict[str, OutputState] = dataclasses.field(default_factory=dict, repr=False)  # set by the run
 
     def __call__(self) -> NodeResult:
         """Run the node (and cache its outputs); return what happened."""
@@ -154,19 +156,18 @@ class NodeWork:
             receipts = [value.status for value in outputs.values() if isinstance(value, KartReceipt)]
             return NodeResult(receipts[0] if receipts else "ran uncached", {})
         task = self.task
-        task.kedro_execute = self._execute_and_record
-        task.task_log.pop(OUTPUT_STATES, None)  # luigi hands back the same instance: no states of an earlier run
-        try:
-            status = kart_core.run_one(task, checked=self.checked)
-        except _InputChanged as changed:  # the node ran and saved its outputs; its run was not committed
-            return NodeResult("ran uncached", changed.states, None, self.plain, changed.names)
-        finally:
-            task.kedro_execute = None  # luigi caches task instances: do not keep this run's catalog alive
-        if status is kart_core.RunStatus.CACHED:
-            return NodeResult(status.value, {})
-        recorded = task.task_log.get(OUTPUT_STATES) or {}
-        states = {name: OutputState(*values) for name, values in recorded.items()}
-        return NodeResult(status.value, states, _contents(task), self.plain)
+        # The node run object is shared by every session of this process that runs the same key (luigi's instance
+        # cache): this session's executor goes through a context variable (``executing``), and what its run
+        # recorded is kept here, on this session's NodeWork, not read back from the shared task log (attacker at11 F5).
+        self._states = {}
+        with executing(task, self._execute_and_record):
+            try:
+                report = kart_core.run_one_reporting(task, checked=self.checked)
+            except _InputChanged as changed:  # the node ran and saved its outputs; its run was not committed
+                return NodeResult("ran uncached", changed.states, None, self.plain, changed.names)
+        if report.status is kart_core.RunStatus.CACHED:
+            return NodeResult(report.status.value, {})
+        return NodeResult(report.status.value, self._states, _contents(task, report.committed), self.plain)
 
     def _execute_and_record(self) -> dict[str, Any]:
         """Run the node; note the state of each persistent output it saved in the run's task log.
@@ -177,6 +178,8 @@ class NodeWork:
         Raises:
             _InputChanged: a ``watched`` input's stamp changed (the node's outputs were saved to the catalog).
         """
+        if self.task is not None:  # called by run(), in this process's turn of the node run (run_one)
+            self.task.task_log.pop(OUTPUT_STATES, None)  # one object per key: no states of an earlier run
         task = self._kedro_task()
         task.execute()
         outputs = task.outputs or {}
@@ -185,6 +188,7 @@ class NodeWork:
         if self.task is not None and self.persistent:
             states = {name: current_state(self.catalog.get(name)) for name in self.persistent}
             self.task.task_log[OUTPUT_STATES] = {name: dataclasses.astuple(state) for name, state in states.items()}
+        self._states = states
         if task.changed:
             raise _InputChanged(task.changed, states)
         return outputs
@@ -226,9 +230,9 @@ def _changed_inputs(catalog: Any, watched: dict[str, FileStamp], root: str | Non
     return tuple(changed)
 
 
-def _contents(task: KedroNodeRun) -> dict[str, str] | None:
-    """The content hash of each output of the node run just committed, by dataset name; None when not its own commit."""
-    committed = kart_core.committed_digests(task)
+def _contents(task: KedroNodeRun, committed: Mapping[str, str] | None) -> dict[str, str] | None:
+    """The content hash of each output of the node run this session just committed, by dataset name; None when not
+    its own commit. ``committed``: ``RunReport.committed`` (output path -> content hash)."""
     if committed is None:
         return None
     return dict(zip(task.output_names(), committed.values(), strict=True))  # both in output() order

@@ -915,15 +915,15 @@ class PipelineRun:
         """
         node_name = node.name
         prepared = self.prepared_at.pop(node_name, None)
+        task = self.tasks.get(node_name)
+        served = False
+        if result is not None and task is not None and result.status == kart_core.RunStatus.CACHED.value:
+            rerun = self.served_or_rerun(node, task)  # another run committed it first
+            served, result = rerun is None, result if rerun is None else rerun
         if result is not None and result.changed:
             self.unrecorded(node, result)
         elif result is not None:
-            task = self.tasks.get(node_name)
-            if task is not None and result.status == kart_core.RunStatus.CACHED.value:  # another process ran it
-                stale = self.serve_if_fresh(node, task)
-                if stale:
-                    logger.warning("kart: node %r was cached by another process but %s", node_name, stale, extra=PLAIN)
-            else:
+            if not served:
                 self.statuses[node_name] = result.status
                 if task is not None:
                     self.records.mark_written(result.states)  # the states themselves are in the run's task log
@@ -941,6 +941,30 @@ class PipelineRun:
                 )
             self.after_rebuilds(node, prepared)
         self.release(node)
+
+    def served_or_rerun(self, node: Any, task: KedroNodeRun) -> NodeResult | None:
+        """``node`` was to run, but another run committed its node run first (another session of this process in
+        a thread, another process): served as ``prepare`` serves a complete node run, for this session's catalog
+        (each persistent output checked, the cached content loaded and saved where it differs).
+
+        When an output holds data written outside kart, ``prepare`` would have run the node (its cached run
+        cleared); so it runs now, in this thread, and its result is returned. kart before 2026-12-02 only warned
+        and left that output as it was while the summary said "cached" (attacker at11, F5). A third run
+        committing between the clear and this run is served the same way once more, then warned about.
+        None: served.
+        """
+        for _attempt in range(2):
+            stale = self.serve_if_fresh(node, task)
+            if stale is None:
+                return None
+            logger.info("kart: node %r was cached by another run meanwhile but %s: it runs again", node.name, stale)
+            self.reasons[node.name] = stale
+            _clear_outputs(task)
+            result = self.work(node, task)()
+            if result.status != kart_core.RunStatus.CACHED.value:
+                return result
+        logger.warning("kart: node %r was cached by another run but %s", node.name, stale, extra=PLAIN)
+        return None
 
     def unrecorded(self, node: Any, result: NodeResult) -> None:
         """``node`` ran, but a raw input changed between the digest in its key and the end of its run
