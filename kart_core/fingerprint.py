@@ -9,7 +9,8 @@ covers"; docs/faq.md for what it cannot follow):
   top-level package, of the Kedro project's package, of ``code_packages`` given to the runner, of
   any editable install (``pip install -e``) and of any module that belongs to no installed
   distribution (a script, a ``src/`` folder on ``sys.path``; a namespace package, a folder without
-  ``__init__.py``, whose search locations all lie outside ``site-packages``). Starting at the class or function,
+  ``__init__.py``, whose search locations all lie outside ``site-packages``; in one shared with an installed
+  distribution, each module by where it lives). Starting at the class or function,
   the digest follows what the code references: global names (functions, classes, module-level
   values), attributes of project modules it uses (``helpers.scale``; a module imported inside the
   function in any form, ``from . import ops`` too; a submodule the code names that nothing imported
@@ -284,6 +285,7 @@ _MAX_CODE_DEPTH = 32
 # A compiled project module's file digest by path, with the stamp it was read at (_extension_digest).
 _EXTENSION_DIGESTS: dict[str, tuple[tuple[int, int, int, int], str]] = {}
 _RACY_NS = 2_000_000_000  # a file changed this close to its read may change again within the same times
+_SPLIT = "\0split"  # ModuleClassifier: a namespace top whose modules count each by where they live
 _SCALARS = (type(None), bool, int, float, complex, str, bytes, bytearray)
 _EMPTY_MODULE = types.ModuleType("_kart_empty")  # what an import of a module no longer loaded finds
 _CONTAINERS = (list, tuple, set, frozenset, dict, types.MappingProxyType)
@@ -362,13 +364,23 @@ class ModuleClassifier:
         self.own_packages = {name.partition(".")[0] for name in own_packages if name}
         self._distributions: Mapping[str, list[str]] | None = None
         self._cache: dict[str, str | None] = {}
+        self._portions: dict[str, str | None] = {}  # module name -> its token, for a split namespace's modules
 
     def version_of(self, module_name: str) -> str | None:
-        """None for project code, else the token that stands for the module (``dist==version``)."""
+        """None for project code, else the token that stands for the module (``dist==version``).
+
+        Decided by the top-level name, except in a namespace package (PEP 420) with portions both in and
+        outside ``site-packages`` (an installed ``acme.lib``, the project's ``src/acme/pipeline``): there each
+        module counts by where it lives (``_classify_portion``)."""
         top = module_name.partition(".")[0]
         if top not in self._cache:
             self._cache[top] = self._classify(top)
-        return self._cache[top]
+        found = self._cache[top]
+        if found != _SPLIT:
+            return found
+        if module_name not in self._portions:
+            self._portions[module_name] = self._classify_portion(top, module_name)
+        return self._portions[module_name]
 
     def _classify(self, top: str) -> str | None:
         if top in self.own_packages or top == "__main__":
@@ -377,21 +389,43 @@ class ModuleClassifier:
             return f"{_KART_DISTRIBUTION}=={_version(_KART_DISTRIBUTION)}"
         if top in sys.stdlib_module_names or top in sys.builtin_module_names:
             return _PYTHON
+        module, spec = _module_and_spec(top)
+        location = str(getattr(module, "__file__", None) or "") if module is not None else _origin(spec)
+        if not location:
+            searched = _search_locations(module, spec)
+            installed = [_installed_location(folder) for folder in searched]
+            if searched and not any(installed):
+                return None  # a folder without __init__.py (PEP 420) in a src/ folder: project code
+            if any(installed) and not all(installed):
+                return _SPLIT  # a namespace shared by installed distributions and the project: by module
         names = _distributions_named_like(top)  # a direct lookup: most distributions are named as their module
         if not names:
-            module, spec = _module_and_spec(top)
-            location = str(getattr(module, "__file__", None) or "") if module is not None else _origin(spec)
             if location and not _installed_location(location):
                 return None  # on sys.path but not installed (a src/ folder), or an editable install: project code
-            if not location and _namespace_outside_installs(spec):
-                return None  # a folder without __init__.py (PEP 420) in a src/ folder: project code
-            if self._distributions is None:  # the slow path: one scan of all installed distributions
-                self._distributions = importlib.metadata.packages_distributions()
-            names = sorted(set(self._distributions.get(top, ())))
+            names = self._providers(top)
             if not names:
                 return f"{top}==unknown" if not location else f"{top}==unversioned"
         if any(_is_editable(name) for name in names):
             return None
+        return ",".join(f"{name}=={_version(name)}" for name in names)
+
+    def _providers(self, top: str) -> list[str]:
+        """The installed distributions providing a part of the top-level package ``top``."""
+        if self._distributions is None:  # the slow path: one scan of all installed distributions
+            self._distributions = importlib.metadata.packages_distributions()
+        return sorted(set(self._distributions.get(top, ())))
+
+    def _classify_portion(self, top: str, module_name: str) -> str | None:
+        """A module of the split namespace ``top``: project code (None) when its file, or one folder of a
+        namespace sub-package, lies outside ``site-packages``; else the version of the distribution that
+        installed that file (every distribution providing a part of ``top`` when none lists it)."""
+        location, searched = _module_location(module_name)
+        places = [location] if location else searched
+        if not places or not all(_installed_location(place) for place in places):
+            return None  # the project's half (a namespace sub-package spanning both: its modules count each)
+        names = [name for name in self._providers(top) if _installed_file(name, places[0])] or self._providers(top)
+        if not names:
+            return f"{top}==unversioned"
         return ",".join(f"{name}=={_version(name)}" for name in names)
 
 
@@ -428,12 +462,57 @@ def _origin(spec: importlib.machinery.ModuleSpec | None) -> str:
     return str(spec.origin or "") if spec is not None and spec.has_location else ""
 
 
-def _namespace_outside_installs(spec: importlib.machinery.ModuleSpec | None) -> bool:
-    """Whether ``spec`` is a namespace package's (PEP 420: a folder without ``__init__.py``, no ``__file__``)
-    whose every search location lies outside where installers put packages: a ``src/common/`` folder of
-    helpers, not a namespace that installed distributions share (``google``, ``azure``)."""
-    locations = [str(location) for location in (getattr(spec, "submodule_search_locations", None) or ())]
-    return bool(locations) and not any(_installed_location(location) for location in locations)
+def _search_locations(module: types.ModuleType | None, spec: importlib.machinery.ModuleSpec | None) -> list[str]:
+    """The folders of a package (a namespace package's portions, PEP 420), as they are now; [] for a module."""
+    found = getattr(module, "__path__", None) if module is not None else None
+    if found is None:
+        found = getattr(spec, "submodule_search_locations", None)
+    return [str(folder) for folder in (found or ())]
+
+
+def _module_location(module_name: str) -> tuple[str, list[str]]:
+    """Where ``module_name`` lives: its file ("" for a namespace package) and its package folders, from the
+    loaded module or, when not loaded, from its parent's folders without importing anything; ("", []) when
+    it cannot be found."""
+    parts = module_name.split(".")
+    folders: list[str] | None = None
+    location = ""
+    for end in range(1, len(parts) + 1):
+        name = ".".join(parts[:end])
+        module = sys.modules.get(name)
+        spec = getattr(module, "__spec__", None) if module is not None else None
+        if module is None:
+            try:  # PathFinder reads folders only: no parent package's __init__ runs
+                spec = importlib.machinery.PathFinder.find_spec(name, folders)
+            except KeyError:  # a namespace sub-package of a parent not imported: its folders are the parent's
+                location = ""
+                folders = [os.path.join(folder, parts[end - 1]) for folder in folders or ()]
+                folders = [folder for folder in folders if os.path.isdir(folder)]
+                continue
+            except (ImportError, ValueError):
+                spec = None
+            if spec is None:
+                return "", []
+        location = str(getattr(module, "__file__", None) or "") if module is not None else _origin(spec)
+        folders = _search_locations(module, spec)
+    return location, folders or []
+
+
+def _installed_file(distribution: str, path: str) -> bool:
+    """Whether ``distribution``'s RECORD lists the file ``path`` (or, for a folder, a file under it)."""
+    try:
+        found = importlib.metadata.distribution(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    base = os.path.realpath(str(found.locate_file("")))
+    relative = os.path.relpath(os.path.realpath(path), base).replace(os.sep, "/")
+    if relative.startswith("../"):
+        return False
+    for line in (found.read_text("RECORD") or "").splitlines():
+        entry = line.split(",", 1)[0]
+        if entry == relative or entry.startswith(relative + "/"):
+            return True
+    return False
 
 
 def _installed_location(path: str) -> bool:

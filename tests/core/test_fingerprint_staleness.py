@@ -22,7 +22,7 @@ import pytest
 import kart_core
 from kart_core import CodeFingerprinter, ModuleClassifier
 
-PREFIXES = ("fpst", "fpshared", "fpinstalled")
+PREFIXES = ("fpst", "fpshared", "fpinstalled", "fpns")
 
 
 @pytest.fixture
@@ -122,6 +122,56 @@ def test_code_fingerprint_of_a_task_class_follows_a_helper_in_a_folder_without_i
     before = kart_core.code_fingerprint(_fresh("fpst.tasks").T)
     _edit(scale, "x * 2", "x * 3")
     assert kart_core.code_fingerprint(_fresh("fpst.tasks").T) != before
+
+
+# --- at11 F2: a namespace package split between site-packages and the project counts by module -----------
+
+
+def _split_namespace(src: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """``fpns.lib`` installed by the distribution ``fpns-lib`` 1.0 in a site-packages folder, ``fpns.pipeline``
+    in the project's src (neither has ``fpns/__init__.py``), and ``fpst.m.node`` calling the project half."""
+    site = tmp_path / "lib" / "python3" / "site-packages"
+    installed = _write(site / "fpns" / "lib" / "__init__.py", "def offset(x):\n    return x + 1\n")
+    _write(site / "fpns_lib-1.0.dist-info" / "METADATA", "Metadata-Version: 2.1\nName: fpns-lib\nVersion: 1.0\n")
+    _write(site / "fpns_lib-1.0.dist-info" / "RECORD", "fpns/lib/__init__.py,,\nfpns_lib-1.0.dist-info/METADATA,,\n")
+    monkeypatch.syspath_prepend(str(site))
+    _write(src / "fpst" / "__init__.py", "")
+    _write(
+        src / "fpst" / "m.py",
+        "from fpns.lib import offset\nfrom fpns.pipeline import helpers\n\n\n"
+        "def node(x):\n    return offset(helpers.scale(x))\n",
+    )
+    helpers = _write(src / "fpns" / "pipeline" / "helpers.py", "def scale(x):\n    return x * 2\n")
+    return helpers, installed
+
+
+def test_a_namespace_package_split_between_site_packages_and_the_project_counts_each_half_by_its_place(
+    src: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    helpers, installed = _split_namespace(src, tmp_path, monkeypatch)
+    before = _digest("fpst.m")
+    assert sorted(map(str, sys.modules["fpns"].__path__)) == sorted([str(src / "fpns"), str(installed.parent.parent)])
+    classifier = ModuleClassifier(["fpst"])
+    assert classifier.version_of("fpns.pipeline.helpers") is None  # the project half: hashed
+    assert classifier.version_of("fpns.lib") == "fpns-lib==1.0"  # the installed half: its distribution's version
+    assert "fpns-lib==1.0" in CodeFingerprinter(classifier).fingerprint(sys.modules["fpst.m"].node).packages
+    _edit(installed, "x + 1", "x + 2")  # an installed file edited in place counts by the version, as pandas does
+    assert _digest("fpst.m") == before
+    _edit(helpers, "x * 2", "x * 3")
+    assert _fresh("fpst.m").node(5) == 17
+    assert _digest("fpst.m") != before
+
+
+def test_a_split_namespace_module_not_imported_yet_is_classified_without_importing_it(
+    src: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A helper a function imports in its body: found through the folders, nothing is imported."""
+    _split_namespace(src, tmp_path, monkeypatch)
+    _forget()
+    classifier = ModuleClassifier()
+    assert classifier.version_of("fpns.pipeline.helpers") is None
+    assert classifier.version_of("fpns.lib") == "fpns-lib==1.0"
+    assert [name for name in sys.modules if name.partition(".")[0] == "fpns"] == []
 
 
 # --- K12: a compiled project module counts by its file's bytes -------------------------------------------
