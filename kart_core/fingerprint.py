@@ -29,8 +29,9 @@ covers"; docs/faq.md for what it cannot follow):
   holding it, or the project root above a ``src/`` folder counts relative to that folder
   (``HERE = Path(__file__).resolve().parent`` is the same in every checkout).
   A compiled project module (a Cython or C extension built in place) has no bytecode: it counts by
-  the md5 of its file's bytes (read once per file version per process), and its functions and
-  classes by their names and that digest.
+  the md5 of the sections of its file the loader maps (kart_core.compiled; read once per file version
+  per process), and its functions and classes by their names and that digest. One rebuilt or removed
+  after the process loaded it is listed in ``CodeFingerprint.undigestable`` (the process runs the old build).
 - **Third-party code** (installed, not editable) counts by its distribution's version
   (``pandas==2.2.3``); the standard library and builtins by the Python version, which the
   bytecode depends on anyway. kart itself (``kart_core``, ``kart_airflow``, ``kart_kedro``,
@@ -99,7 +100,6 @@ import dis
 import enum
 import fractions
 import functools
-import hashlib
 import importlib.machinery
 import importlib.metadata
 import importlib.util
@@ -112,12 +112,12 @@ import queue
 import re
 import sys
 import threading
-import time
 import types
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
+from kart_core.compiled import compiled_digest
 from kart_core.digest import digest
 from kart_core.dotted import module_name as _module_of  # as the parent names it: one fingerprint in spawned children
 from kart_core.dotted import parent_module_name
@@ -282,9 +282,6 @@ _MAX_NESTING = 150
 # chain of any length fits in Python's stack. Below it the walk is the depth-first one it always was:
 # keys (a second ``mod.<lambda>`` becomes ``mod.<lambda>#2``), hence digests, stay as before.
 _MAX_CODE_DEPTH = 32
-# A compiled project module's file digest by path, with the stamp it was read at (_extension_digest).
-_EXTENSION_DIGESTS: dict[str, tuple[tuple[int, int, int, int], str]] = {}
-_RACY_NS = 2_000_000_000  # a file changed this close to its read may change again within the same times
 _SPLIT = "\0split"  # ModuleClassifier: a namespace top whose modules count each by where they live
 _SCALARS = (type(None), bool, int, float, complex, str, bytes, bytearray)
 _EMPTY_MODULE = types.ModuleType("_kart_empty")  # what an import of a module no longer loaded finds
@@ -726,7 +723,7 @@ class _Visit:
             external = self._external(obj.__name__, obj.__name__)
             if external is not None:
                 return external
-            compiled = _extension_digest(obj)
+            compiled = self._compiled(obj)
             return f"module:{obj.__name__}" if compiled is None else digest([f"module:{obj.__name__}", compiled])
         if isinstance(obj, functools.partial):
             return digest(["partial", self.token(obj.func), self.value(obj.args), self.value(obj.keywords)])
@@ -751,9 +748,24 @@ class _Visit:
                 return external
             # a function of a compiled project module (Cython, pybind11, build_ext --inplace): by its name and the
             # module file's bytes, since its code has no bytecode to read
-            compiled = _extension_digest(sys.modules.get(module))
+            compiled = self._compiled(sys.modules.get(module))
             return f"builtin:{obj!r}" if compiled is None else digest([f"builtin:{obj!r}", compiled])
         return self.value(obj)
+
+    def _compiled(self, module: types.ModuleType | None) -> str | None:
+        """The digest of a compiled module as this process runs it (kart_core.compiled); None for any other
+        module. A build replaced or removed since the process loaded it makes the code reaching it
+        undigestable: the process runs the old build, which no key of the new file may cache."""
+        found = compiled_digest(module)
+        if found is None:
+            return None
+        if found.stale and self.stack and module is not None:
+            item = self.stack[-1]
+            item.undigestable.add(
+                f"{item.name or '?'}: the compiled module {module.__name__} ({module.__file__}), {found.stale}"
+                " (this process still runs the build it loaded; restart the process to run and cache the new one)"
+            )
+        return found.digest
 
     def _external(self, module: str, name: str) -> str | None:
         """The token of third-party code (recorded with its version), or None for project code."""
@@ -990,7 +1002,7 @@ class _Visit:
         if isinstance(obj, types.ModuleType) and self.owner.classifier.version_of(obj.__name__) is None:
             used = sorted(vars(obj)) if everything else names
             found = [f"module:{parent_module_name(obj.__name__)}", self._module_attributes(obj, used, set())]
-            compiled = _extension_digest(obj)
+            compiled = self._compiled(obj)
             return found if compiled is None else [*found, compiled]
         if _is_code(obj):
             return self.token(obj)
@@ -1082,7 +1094,7 @@ class _Visit:
         if fields is not None:  # a dataclass-like class converts or validates by its fields' types
             found.append(["fields", fields])
         # a class a compiled project module defines (a Cython cdef class): its methods are C, by the file's bytes
-        compiled = None if cls.__flags__ & _HEAPTYPE else _extension_digest(sys.modules.get(cls.__module__))
+        compiled = None if cls.__flags__ & _HEAPTYPE else self._compiled(sys.modules.get(cls.__module__))
         return found if compiled is None else [*found, compiled]
 
     def _derived_attribute(self, cls: type, name: str, value: Any) -> Any:
@@ -1406,34 +1418,6 @@ def _path_anchors(module_name: str) -> list[tuple[str, int]]:
                 if anchor != os.path.dirname(anchor):  # never the file system's root: it holds every path
                     anchors.setdefault(anchor, levels)
     return sorted(anchors.items(), key=lambda pair: (-len(pair[0]), pair[1]))
-
-
-def _extension_digest(module: types.ModuleType | None) -> str | None:
-    """The md5 of a compiled module's file (a ``.so``/``.pyd``); None for any other module.
-
-    Read once per process per file version: memoised by the file's stamp (inode, size, modification and
-    status-change times; a rebuild in place or a restored copy changes the status-change time), as KartRunner
-    stamps raw inputs. A file changed within ``_RACY_NS`` of its read is read again next time (a rebuild in
-    the same clock tick keeps the times)."""
-    if module is None or not is_extension(module):
-        return None
-    path = str(module.__file__)
-    try:
-        status = os.stat(path)
-    except OSError:
-        return "compiled:missing"
-    stamp = (status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
-    known = _EXTENSION_DIGESTS.get(path)
-    if known is not None and known[0] == stamp:
-        return known[1]
-    hasher = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            hasher.update(block)
-    found = f"compiled:{hasher.hexdigest()}"
-    if time.time_ns() - max(status.st_mtime_ns, status.st_ctime_ns) >= _RACY_NS:
-        _EXTENSION_DIGESTS[path] = (stamp, found)
-    return found
 
 
 def _attributes(value: Any) -> list[tuple[str, Any]]:

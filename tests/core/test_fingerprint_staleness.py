@@ -7,7 +7,9 @@ node and the Airflow operator sees code skew; an equal one means the cache is se
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import json
 import os
 import shutil
 import subprocess
@@ -16,6 +18,7 @@ import sysconfig
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -235,6 +238,117 @@ def test_a_compiled_project_module_rebuilt_with_other_code_changes_the_fingerpri
     after, value = _in_fresh_process(tmp_path / "src", "fpst.m")
     assert value == 15
     assert after != before
+
+
+# --- at11 F3: a compiled module rebuilt or removed while loaded: never keyed by the new file ----------------
+
+LOADED_THEN_REPLACED = """
+import importlib, json, os, subprocess, sys
+from kart_core import CodeFingerprinter, ModuleClassifier
+m = importlib.import_module("fpst.m")
+path = sys.modules["fpst.fast"].__file__
+def fingerprint():
+    found = CodeFingerprinter(ModuleClassifier(["fpst"])).fingerprint(m.node)
+    return found.digest, list(found.undigestable)
+first = fingerprint() if sys.argv[2] == "fingerprint first" else None
+if sys.argv[1] == "rebuild":
+    subprocess.run(json.loads(sys.argv[3]), check=True)
+else:
+    os.unlink(path)
+print(json.dumps({"first": first, "second": fingerprint(), "value": m.node(5), "on_disk": os.path.exists(path)}))
+"""
+
+
+def _replaced_in_one_process(src: Path, how: str, when: str, rebuild: list[str]) -> dict[str, Any]:
+    """One process (a notebook kernel) that imports ``fpst.m``, maybe fingerprints it, then rebuilds (or
+    removes) ``fpst/fast*.so`` and fingerprints again: what it saw."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), *sys.path])}
+    done = subprocess.run(
+        [sys.executable, "-c", LOADED_THEN_REPLACED, how, when, json.dumps(rebuild)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    found: dict[str, Any] = json.loads(done.stdout)
+    return found
+
+
+def _compile_command(package: Path, factor: int, *flags: str) -> list[str]:
+    source = package.parent / f"fast{factor}.c"
+    source.write_text(f"#define FACTOR {factor}\n{FAST_C}")
+    target = package / f"fast{sysconfig.get_config_var('EXT_SUFFIX')}"
+    include = sysconfig.get_paths()["include"]
+    return [str(COMPILER), "-shared", "-fPIC", *flags, f"-I{include}", str(source), "-o", str(target)]
+
+
+@pytest.mark.skipif(COMPILER is None, reason="needs a C compiler")
+@pytest.mark.parametrize("when", ["fingerprint first", "rebuilt before the first fingerprint"])
+def test_a_compiled_module_rebuilt_while_loaded_is_never_keyed_by_the_new_file(tmp_path: Path, when: str) -> None:
+    package = _write(tmp_path / "src" / "fpst" / "__init__.py", "").parent
+    _write(package / "m.py", "from fpst import fast\n\n\ndef node(x):\n    return fast.mul(x)\n")
+    _build_extension(package, 2)
+    seen = _replaced_in_one_process(tmp_path / "src", "rebuild", when, _compile_command(package, 3))
+    assert seen["value"] == 10  # the process still runs the x*2 build it loaded
+    fresh, value = _in_fresh_process(tmp_path / "src", "fpst.m")
+    assert value == 15
+    digest, undigestable = seen["second"]
+    assert digest != fresh  # not the key of the x*3 build
+    if seen["first"] is not None:
+        assert seen["first"] == [digest, []]  # the key of the build it runs, as read at the first look
+    # the Kedro runner runs a node with undigestable code uncached, with this in its warning
+    assert len(undigestable) == 1
+    assert undigestable[0].startswith("fpst.m.node: the compiled module fpst.fast (")
+    assert "rebuilt after this process loaded it" in undigestable[0]
+    assert "restart the process" in undigestable[0]
+
+
+@pytest.mark.skipif(COMPILER is None, reason="needs a C compiler")
+@pytest.mark.parametrize("when", ["fingerprint first", "removed before the first fingerprint"])
+def test_a_compiled_module_removed_while_loaded_is_undigestable(tmp_path: Path, when: str) -> None:
+    package = _write(tmp_path / "src" / "fpst" / "__init__.py", "").parent
+    _write(package / "m.py", "from fpst.fast import mul\n\n\ndef node(x):\n    return mul(x)\n")
+    _build_extension(package, 2)
+    seen = _replaced_in_one_process(tmp_path / "src", "remove", when, [])
+    assert (seen["value"], seen["on_disk"]) == (10, False)
+    digest, undigestable = seen["second"]
+    if seen["first"] is not None:
+        assert seen["first"] == [digest, []]  # still the build it runs: no constant shared by every removed build
+    assert len(undigestable) == 1
+    assert "fpst.fast" in undigestable[0]
+    assert "removed after this process loaded it" in undigestable[0]
+
+
+# --- at11 F8: a .so counts by its loadable sections: the same source built in two checkouts, one digest ---
+
+
+@pytest.mark.skipif(COMPILER is None, reason="needs a C compiler")
+def test_the_same_extension_source_built_in_two_folders_with_debug_info_has_one_digest(tmp_path: Path) -> None:
+    found = {}
+    for place in ("checkout-a", "ci/build/checkout-b"):
+        src = tmp_path / place / "src"
+        package = _write(src / "fpst" / "__init__.py", "").parent
+        _write(package / "m.py", "from fpst import fast\n\n\ndef node(x):\n    return fast.mul(x)\n")
+        # as build_ext --inplace: Python's CFLAGS hold -g, the debug info names the build folder
+        command = _compile_command(package, 2, "-g", "-O2")
+        subprocess.run(command, check=True, cwd=src)
+        found[place] = (Path(command[-1]).read_bytes(), _in_fresh_process(src, "fpst.m"))
+    (bytes_a, (digest_a, value_a)), (bytes_b, (digest_b, value_b)) = found.values()
+    assert bytes_a != bytes_b  # the files differ (DWARF comp_dir, build-id) ...
+    assert (digest_a, value_a) == (digest_b, value_b) == (digest_a, 10)  # ... the code does not
+    package = tmp_path / "checkout-a" / "src" / "fpst"
+    subprocess.run(_compile_command(package, 3, "-g", "-O2"), check=True, cwd=package.parent)
+    assert _in_fresh_process(package.parent, "fpst.m")[0] != digest_a
+
+
+def test_a_file_that_is_no_elf64_counts_by_all_its_bytes(tmp_path: Path) -> None:
+    from kart_core.compiled import loadable_digest
+
+    other = tmp_path / "fast.pyd"
+    other.write_bytes(b"MZ" + bytes(200))
+    assert loadable_digest(str(other)) == "compiled:" + hashlib.md5(other.read_bytes()).hexdigest()
+    other.write_bytes(b"\x7fELF\x02\x01" + bytes(100))  # an ELF64 header whose section table lies outside it
+    assert loadable_digest(str(other)) == "compiled:" + hashlib.md5(other.read_bytes()).hexdigest()
 
 
 # --- K10: a path a module builds from its own __file__ counts relative to its package, not the checkout ---
