@@ -170,6 +170,7 @@ class PipelineRun:
         inputs: set[str] | None = None,
         outputs: set[str] | None = None,
         declared: set[str] | None = None,
+        key_hooks: Any = None,
     ) -> None:
         """Fingerprint every cacheable node's code now, so the whole run sees the code as it started.
 
@@ -188,6 +189,9 @@ class PipelineRun:
             outputs: ``pipeline.outputs()`` likewise.
             declared: the pipeline's datasets that were ``in catalog`` when the run started (declared, or
                 matched by a dataset or catch-all pattern), when the caller has them (``_in_catalog``).
+            key_hooks: the session's hook manager whose data hooks count in the keys (``hook_code``) when
+                ``hook_manager`` is None because worker processes run the hooks (KartParallelRunner); None:
+                ``hook_manager``.
         """
         self.pipeline, self.catalog, self.project = pipeline, catalog, project
         self.workspace_directory = workspace_directory
@@ -254,7 +258,7 @@ class PipelineRun:
         self.code_names: dict[tuple[str, str], tuple[str, ...]] = {}
         self.code_digests: dict[str, str | None] = {}
         self.dataset_codes: dict[str, dict[str, str]] = {}  # project dataset classes by dataset (dataset_code)
-        self.hook_code = hook_code(hook_manager, fingerprinter)  # in every cached node's key
+        self.hook_code = hook_code(key_hooks if key_hooks is not None else hook_manager, fingerprinter)
 
     # --- deciding -----------------------------------------------------------------------------
 
@@ -1035,29 +1039,35 @@ class PipelineRun:
         return name in self.declared or name in self.created
 
 
-def hook_code(hook_manager: Any, fingerprinter: kart_core.CodeFingerprinter) -> dict[str, str]:
-    """``{"module.Class.before_node_run (before_node_run hook)": code digest}`` of the project's implementations
-    of Kedro's ``before_node_run`` hook (``fingerprinter``'s notion of project code; a bound method counts with
-    its instance's state): what they return replaces a node's inputs, so they count in every cached node's key.
-    Library plugins' (kart's own, kedro-mlflow's) do not. Empty without a hook manager (a worker process, a
-    runner used without a Kedro session).
+# The Kedro hooks that can change the data a node computes from or saves: before_node_run may return
+# replacements for its inputs, after_dataset_loaded and before_dataset_saved may change the data in place.
+DATA_HOOKS = ("before_node_run", "after_dataset_loaded", "before_dataset_saved")
 
-    A hook replacing inputs (masking, casting, a fresh token) decides what the node computes from; kart
-    before 2026-12-02 keyed the node by the inputs as loaded and served the old result after an edit of the
-    hook or of a constant it reads (attacker at10 K2).
+
+def hook_code(hook_manager: Any, fingerprinter: kart_core.CodeFingerprinter) -> dict[str, str]:
+    """``{"module.Class.hook (hook)": code digest}`` of the project's implementations of Kedro's data hooks
+    (``DATA_HOOKS``; ``fingerprinter``'s notion of project code): they can change what a node computes from, so
+    they count in every cached node's key. Library plugins' (kart's own, kedro-mlflow's) do not. Empty without
+    a hook manager (a runner used without a Kedro session).
+
+    The code counts (the function, and the module values and helpers it reaches), not the hook instance's
+    state: a hook object keeps per-run state as a rule (a timer's start times, ``self.context`` set in
+    ``after_context_created``), which would change every key on every run (attacker at12 A3). A setting a
+    hook applies to the data belongs in a module constant or in ``params:``, which count.
     """
-    try:
-        implementations = list(hook_manager.hook.before_node_run.get_hookimpls() or ())
-    except (AttributeError, TypeError):  # no manager, or Kedro's null manager (no session): no hooks
-        return {}
-    found = {}
-    for implementation in implementations:
-        function = implementation.function
-        module = getattr(function, "__module__", None)
-        if not isinstance(module, str) or fingerprinter.classifier.version_of(module) is not None:
-            continue
-        label = f"{module}.{getattr(function, '__qualname__', 'before_node_run')} (before_node_run hook)"
-        found[label] = fingerprinter.fingerprint(function).digest
+    found: dict[str, str] = {}
+    for name in DATA_HOOKS:
+        try:
+            implementations = list(getattr(hook_manager.hook, name).get_hookimpls() or ())
+        except (AttributeError, TypeError):  # no manager, or Kedro's null manager (no session): no hooks
+            return {}
+        for implementation in implementations:
+            function = getattr(implementation.function, "__func__", implementation.function)  # unbound: no state
+            module = getattr(function, "__module__", None)
+            if not isinstance(module, str) or fingerprinter.classifier.version_of(module) is not None:
+                continue
+            label = f"{module}.{getattr(function, '__qualname__', name)} ({name} hook)"
+            found[label] = fingerprinter.fingerprint(function).digest
     return found
 
 

@@ -119,7 +119,9 @@ class _CachingRunner:
     # (pipeline, inputs, outputs, the datasets the catalog held or matched when the run started) of the run under way
     _pipeline_io: tuple[Pipeline, set[str], set[str], set[str]] | None = None
 
-    def _kart_run(self, pipeline: Pipeline, catalog: Any, hook_manager: Any, run_id: str | None, pool: Any) -> None:
+    def _kart_run(
+        self, pipeline: Pipeline, catalog: Any, hook_manager: Any, run_id: str | None, pool: Any, key_hooks: Any = None
+    ) -> None:
         known = self._pipeline_io
         inputs, outputs, declared = known[1:] if known is not None and known[0] is pipeline else (None, None, None)
         run = PipelineRun(
@@ -135,6 +137,7 @@ class _CachingRunner:
             hook_manager=hook_manager,
             run_id=run_id,
             inline=pool is None,
+            key_hooks=key_hooks,
         )
         try:
             # luigi's config and the output settings (signing, verify, integrity record) read once for the
@@ -268,8 +271,9 @@ class KartParallelRunner(_PoolCachingRunner, ParallelRunner):
         self._validate_nodes(pipeline.nodes)
         self._set_manager_datasets(catalog)
         with self._get_executor(self._get_required_workers_count(pipeline)) as pool:
-            # Worker processes build their own hook manager from the project settings (as ParallelRunner).
-            self._kart_run(pipeline, catalog, None, run_id, pool)
+            # Worker processes build their own hook manager from the project settings (as ParallelRunner); the
+            # session's counts in the keys, as the hooks the workers run (attacker at12 A5).
+            self._kart_run(pipeline, catalog, None, run_id, pool, key_hooks=hook_manager)
 
 
 def _package_name() -> str:
