@@ -362,6 +362,7 @@ class ModuleClassifier:
         self._distributions: Mapping[str, list[str]] | None = None
         self._cache: dict[str, str | None] = {}
         self._portions: dict[str, str | None] = {}  # module name -> its token, for a split namespace's modules
+        self._records: dict[str, tuple[str, frozenset[str]] | None] = {}  # distribution -> _recorded()
 
     def version_of(self, module_name: str) -> str | None:
         """None for project code, else the token that stands for the module (``dist==version``).
@@ -412,6 +413,16 @@ class ModuleClassifier:
             self._distributions = importlib.metadata.packages_distributions()
         return sorted(set(self._distributions.get(top, ())))
 
+    def _installed_file(self, distribution: str, path: str) -> bool:
+        """Whether ``distribution``'s RECORD lists the file ``path`` (or, for a folder, a file under it)."""
+        if distribution not in self._records:  # read once per classifier: one RECORD per distribution
+            self._records[distribution] = _recorded(distribution)
+        found = self._records[distribution]
+        if found is None:
+            return False
+        base, places = found
+        return os.path.relpath(os.path.realpath(path), base).replace(os.sep, "/") in places
+
     def _classify_portion(self, top: str, module_name: str) -> str | None:
         """A module of the split namespace ``top``: project code (None) when its file, or one folder of a
         namespace sub-package, lies outside ``site-packages``; else the version of the distribution that
@@ -420,7 +431,7 @@ class ModuleClassifier:
         places = [location] if location else searched
         if not places or not all(_installed_location(place) for place in places):
             return None  # the project's half (a namespace sub-package spanning both: its modules count each)
-        names = [name for name in self._providers(top) if _installed_file(name, places[0])] or self._providers(top)
+        names = [name for name in self._providers(top) if self._installed_file(name, places[0])] or self._providers(top)
         if not names:
             return f"{top}==unversioned"
         return ",".join(f"{name}=={_version(name)}" for name in names)
@@ -495,21 +506,20 @@ def _module_location(module_name: str) -> tuple[str, list[str]]:
     return location, folders or []
 
 
-def _installed_file(distribution: str, path: str) -> bool:
-    """Whether ``distribution``'s RECORD lists the file ``path`` (or, for a folder, a file under it)."""
+def _recorded(distribution: str) -> tuple[str, frozenset[str]] | None:
+    """The folder ``distribution`` is installed in and the files its RECORD lists with every folder above
+    them; None when it is not installed."""
     try:
         found = importlib.metadata.distribution(distribution)
     except importlib.metadata.PackageNotFoundError:
-        return False
-    base = os.path.realpath(str(found.locate_file("")))
-    relative = os.path.relpath(os.path.realpath(path), base).replace(os.sep, "/")
-    if relative.startswith("../"):
-        return False
+        return None
+    places: set[str] = set()
     for line in (found.read_text("RECORD") or "").splitlines():
         entry = line.split(",", 1)[0]
-        if entry == relative or entry.startswith(relative + "/"):
-            return True
-    return False
+        while entry and entry not in places:
+            places.add(entry)
+            entry = entry.rpartition("/")[0]
+    return os.path.realpath(str(found.locate_file(""))), frozenset(places)
 
 
 def _installed_location(path: str) -> bool:

@@ -177,6 +177,23 @@ def test_a_split_namespace_module_not_imported_yet_is_classified_without_importi
     assert [name for name in sys.modules if name.partition(".")[0] == "fpns"] == []
 
 
+def test_each_installed_portion_of_a_split_namespace_counts_by_the_distribution_that_installed_it(
+    src: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _split_namespace(src, tmp_path, monkeypatch)
+    site = tmp_path / "lib" / "python3" / "site-packages"
+    _write(site / "fpns" / "extra" / "tools.py", "K = 1\n")
+    _write(site / "fpns_extra-2.0.dist-info" / "METADATA", "Metadata-Version: 2.1\nName: fpns-extra\nVersion: 2.0\n")
+    _write(site / "fpns_extra-2.0.dist-info" / "RECORD", "fpns/extra/tools.py,,\nfpns_extra-2.0.dist-info/METADATA,,\n")
+    _forget()
+    importlib.import_module("fpns.extra.tools")
+    classifier = ModuleClassifier()
+    assert classifier.version_of("fpns.extra.tools") == "fpns-extra==2.0"
+    assert classifier.version_of("fpns.extra") == "fpns-extra==2.0"  # a namespace sub-package: by its folder
+    assert classifier.version_of("fpns.lib") == "fpns-lib==1.0"
+    assert classifier.version_of("fpns.pipeline.helpers") is None
+
+
 # --- K12: a compiled project module counts by its file's bytes -------------------------------------------
 
 FAST_C = """#include <Python.h>
