@@ -5,11 +5,15 @@ marker, checks it is still its own, and writes it again. A plain write there re-
 process removed between the read and the write (or overwrote one it put there): the remover's decision (the
 writer is dead, its files are undone) was silently reversed. ``replace_if`` makes the write conditional:
 
-- local disk: the new content is written to a hidden file beside the path and swapped with it in one
-  ``renameat2(RENAME_EXCHANGE)`` (Linux 3.15+; ext4, xfs, btrfs, tmpfs), which fails when the path is gone, so
-  a removed marker is never re-created; the file swapped out is then compared with what was read, and swapped
-  back when it differs (another process replaced it since the read). A file system without the call (NFS, or
-  not Linux) falls back to read-compare-rename, which leaves the window between that read and the rename.
+- local disk: the file at the path is read and compared with what the caller read first: a rewrite that would
+  fail returns False without touching the path, so readers (the owner checking its own marker) never see the
+  caller's bytes there. When it matches, the new content is written to a hidden file beside the path and swapped
+  with it in one ``renameat2(RENAME_EXCHANGE)`` (Linux 3.15+; ext4, xfs, btrfs, tmpfs), which fails when the
+  path is gone, so a removed marker is never re-created; the file swapped out is compared again and swapped back
+  when it differs. The remaining window: another process replacing the file between that compare and the
+  exchange (microseconds) has its file displaced by ours until the swap back (about 0.1 ms). A file system
+  without the call (NFS, or not Linux) falls back to read-compare-rename, which leaves the window between that
+  read and the rename.
 - S3 (``s3://``): one ``PutObject`` with ``If-Match`` on the ETag of what was read (its MD5: kart writes markers
   in one part); the server refuses it when the object is gone or changed. Where the ETag is not the MD5 (SSE-KMS)
   the refusal is checked by reading the object again, then the write is made unconditionally (the window of
@@ -67,6 +71,10 @@ def _read(storage: Storage, path: str) -> bytes | None:
 
 
 def _replace_local(storage: Storage, path: str, expected: bytes, data: bytes) -> bool:
+    # Compare before exchanging: a failing rewrite never puts its bytes at the path, even for an instant (an
+    # owner reading its marker then took its healthy run for lost: attacker at12 A7).
+    if _read(storage, path) != expected:
+        return False
     spool = storage.spool(path)
     try:
         spool.file.write(data)

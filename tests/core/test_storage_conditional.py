@@ -4,7 +4,10 @@ another process's: on local disk (``renameat2`` exchange, and the fallback witho
 
 from __future__ import annotations
 
+import multiprocessing
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -66,3 +69,39 @@ def test_local_leaves_no_temporary_file(tmp_path: Path) -> None:
     Path(place).unlink()
     assert not conditional.replace_if(storage_for(place), place, b"other", b"four")
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def _read_until(path: str, stop: Any, counts: Any) -> None:
+    """The owner: read its marker in a loop; count the reads and those that were not its own bytes."""
+    reads = wrong = 0
+    while not stop.is_set():
+        try:
+            data = Path(path).read_bytes()
+        except FileNotFoundError:
+            data = b"<gone>"
+        reads += 1
+        wrong += data != b"T's marker"
+    counts.put((reads, wrong))
+
+
+def test_a_failing_local_rewrite_never_shows_its_bytes_to_a_reader(tmp_path: Path) -> None:
+    """Attacker at12 A7: the exchange came first and the compare after, so for ~0.15 ms per failing rewrite the
+    owner's marker was displaced (27 % of the owner's reads during a burst saw the loser's bytes)."""
+    place = str(tmp_path / "x.kart-writing")
+    _put(place, b"T's marker")
+    context = multiprocessing.get_context("fork")
+    stop, counts = context.Event(), context.Queue()
+    owner = context.Process(target=_read_until, args=(place, stop, counts))
+    owner.start()
+    try:
+        time.sleep(0.05)
+        storage = storage_for(place)
+        for _ in range(1000):
+            assert not conditional.replace_if(storage, place, b"A's marker as A read it", b"A's rewrite")
+    finally:
+        stop.set()
+        reads, wrong = counts.get(timeout=30)
+        owner.join(timeout=30)
+    assert reads > 100
+    assert wrong == 0
+    assert Path(place).read_bytes() == b"T's marker"
