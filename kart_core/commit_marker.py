@@ -615,11 +615,17 @@ class Pulse:
 
     def wrote(self, path: str) -> None:
         """This process has just written (or rewritten) its marker at ``path``."""
-        self._written[path] = time.monotonic()
+        self._written[path] = _clock()
 
     def overdue(self, path: str) -> bool:
         """After a failed beat: whether the marker at ``path`` has gone unwritten for two thirds of the lease."""
-        return time.monotonic() - self._written.get(path, time.monotonic()) >= 2 * lease_seconds() / 3
+        return _clock() - self._written.get(path, _clock()) >= 2 * lease_seconds() / 3
+
+    def late(self) -> bool:
+        """Whether a marker of this run has gone unwritten for a third of the lease or more (a beat is due or
+        missed: the process was paused, or its main thread held the GIL so that the beat thread could not run)."""
+        now = _clock()
+        return any(now - written >= lease_seconds() / 3 for written in self._written.values())
 
     def fail(self, error: Exception) -> bool:
         """Keep ``error`` as the run's failure unless one is kept already; returns whether it was kept."""
@@ -637,6 +643,15 @@ class Pulse:
         """
         if self.failure is not None:
             raise self.failure
+
+
+def _clock() -> float:
+    """Seconds on a clock that also runs while this machine is suspended (``CLOCK_BOOTTIME``; the monotonic clock
+    elsewhere): a writer resumed after a suspend longer than the lease sees its beats as missed, as they were."""
+    return time.clock_gettime(_BOOTTIME) if _BOOTTIME is not None else time.monotonic()
+
+
+_BOOTTIME: int | None = getattr(time, "CLOCK_BOOTTIME", None)
 
 
 def stale(marker: Marker, path: str, seen: Sightings) -> bool:
@@ -792,6 +807,10 @@ def undo_direct(moves: tuple[tuple[str, str | None], ...] | list[tuple[str, str 
             _remove_output(storage, path)
             storage.commit(backup, path)
             logger.warning("%s: %s; its old output %r is back in place", who, why, path)
+        elif backup is not None:
+            # The old output was never moved aside, or another process put it back (a run on another host that
+            # took this one over): what is at the path is not this run's to remove (attacker at11 F6).
+            logger.warning("%s: %s; its old output %r was not aside: what is at that path is left", who, why, path)
         elif _exists(storage, path):
             _remove_output(storage, path)
             logger.warning("%s: %s; removed %r, written straight to the output's path", who, why, path)

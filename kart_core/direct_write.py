@@ -204,8 +204,27 @@ class DirectWrites:
             return
         transaction.check_process(self._running, f"the path of its output {path!r}")
         with self._handing:
+            if self._marked:
+                self._recheck()
             if path not in self.handed:
                 self._hand_out(target, path)
+
+    def _recheck(self) -> None:
+        """A path request after this run's first marker: stop the run if its markers may no longer be its own.
+
+        A writer paused longer than the lease (SIGSTOP, a suspended VM) or whose main thread held the GIL that
+        long (the beat thread could not run) may have been taken over by a run on another host meanwhile, which
+        writes the same paths (attacker at11 F1/F6). When a beat is due or missed (``Pulse.late``) or failed, the
+        markers are read (and rewritten) now, before the path is handed out again.
+
+        Raises:
+            MarkerLostError, NoSpaceError: a marker of this run is gone, another process's, or was not kept
+                fresh: the run stops here, and its undo leaves the files at its outputs' paths alone when another
+                process may have taken them over.
+        """
+        if self._pulse.failure is None and not self._pulse.late():
+            return
+        self.check_heartbeat()
 
     def _hand_out(self, target: Any, path: str) -> None:
         if self.stopped is not None:
@@ -287,6 +306,15 @@ class DirectWrites:
             transaction.read_base(storage_for(record.manifest), record, self._running.signer) != bases[record.manifest]
         )
 
+    def _committed_by_another(self, record: OutputRecord) -> bool:
+        """Whether another run committed ``record``'s manifest since this run began: it names neither this run's
+        base nor this run's own commit (which a failure in the middle of its moves leaves pending)."""
+        bases = self._running.bases
+        if record.manifest not in bases:
+            return False
+        found = transaction.read_base(storage_for(record.manifest), record, self._running.signer)
+        return found not in (bases[record.manifest], self._running.commit_id)
+
     def _all_written(self) -> bool:
         """Without integrity records: whether every output of a first run is there (another process committed it;
         not a killed writer's file, which left its marker beside it: ``commit_marker.writing_marker``)."""
@@ -352,8 +380,11 @@ class DirectWrites:
         A full disk fails the run at once. Another error (a read-only folder, an object store that refuses) is
         tried again at the next beat, and fails the run once the marker has gone unwritten for two thirds of
         the lease (``Pulse.overdue``). A marker that another process removed is put back (so the task stays
-        incomplete until this run's undo) and fails the run; one it replaced is its own now: the run fails and
-        leaves that process's marker and the files at those paths alone (``undo``).
+        incomplete until this run's undo) and fails the run, unless another run committed the task since this one
+        began: a run on another host that took this one over (it was paused, or its beats starved by the GIL, for
+        the lease) removes its marker when it commits, and the undo would delete that commit's output (attacker at11
+        F6). One it replaced is its own now. In both cases the run fails and leaves the files at those paths alone
+        (``undo``).
         """
         storage = storage_for(record.manifest)
         path = commit_marker.marker_path(record)
@@ -365,7 +396,16 @@ class DirectWrites:
             if path in self._pulse.cleared:  # this run's commit removed it: nothing left to keep fresh
                 return
             current = self._read(storage, record)
-            if current is None:
+            if current is None and self._committed_by_another(record):
+                # A run on another host took this one over (it was paused, or its beats starved, for the lease)
+                # and committed, which removed its marker: the files at those paths are that commit's.
+                self._taken.add(record.manifest)
+                why = "another process removed it, and another run committed the task since this run began"
+                self._pulse.fail(self._lost(path, why, left=True))
+                self._interrupt()
+            elif current is None:
+                # No commit since: put back, so that the task stays incomplete until this run's undo (a first
+                # run's file without a manifest would count as complete).
                 commit_marker.put_direct(storage, record, commit, moves, self._signer)
                 self._pulse.wrote(path)
                 self._pulse.fail(self._lost(path, "another process removed it"))
@@ -374,7 +414,9 @@ class DirectWrites:
                 # Also while the commit runs: a marker replaced then is another process's, which the commit
                 # would have overwritten and removed (attacker at9 J9).
                 self._taken.add(record.manifest)
-                self._pulse.fail(self._lost(path, f"{_who(current)} replaced it with its own (it takes the task over)"))
+                self._pulse.fail(
+                    self._lost(path, f"{_who(current)} replaced it with its own (it takes the task over)", left=True)
+                )
                 self._interrupt()
         except Exception as exc:  # noqa: BLE001 - kept in the pulse; the run fails at check_heartbeat or its commit
             if NoSpaceError.caused_by(exc):  # said once; the run fails (check_heartbeat)
@@ -423,15 +465,22 @@ class DirectWrites:
             self._pulse.check()
         raise self._lost(path, "it could not be handed over to the commit")
 
-    def _lost(self, path: str, why: str) -> MarkerLostError:
-        """The error of a run that could not keep its by-path writer's marker at ``path`` its own (``why``)."""
+    def _lost(self, path: str, why: str, left: bool = False) -> MarkerLostError:
+        """The error of a run that could not keep its by-path writer's marker at ``path`` its own (``why``);
+        ``left``: the marker is gone or another's, so the files at the outputs' paths are left alone."""
+        undone = (
+            "the files at its outputs' paths are left alone (a run that took the task over may be writing them, or "
+            "has committed them; if none did, the next run of the task writes them again)"
+            if left
+            else "what it wrote at its outputs' paths is removed"
+        )
         return MarkerLostError(
             f"{self._label} could not keep the marker that shows its run is still writing its outputs by path: "
             f"{path!r}: {why}. A run on another host takes such a marker for a dead writer's and writes the task "
-            "itself, so this run fails instead of committing over it: what it wrote at its outputs' paths is "
-            "removed (unless another process took the marker over: then its files are left to it). Check that "
-            "nothing else removes or rewrites files under log/manifest/, that the folder is writable (or the "
-            "object store reachable), then build again."
+            f"itself, so this run fails instead of committing over it: {undone}. Check that nothing else removes "
+            "or rewrites files under log/manifest/, that the folder is writable (or the object store reachable), "
+            "and that no pause of the writer (a suspended machine, SIGSTOP, one call holding the GIL) lasts as long "
+            "as the lease (KART_DIRECT_LEASE_SECONDS), then build again."
         )
 
     def _no_room_to_beat(self, record: OutputRecord, exc: BaseException) -> NoSpaceError:
@@ -688,16 +737,21 @@ class DirectWrites:
         self.release()
 
     def _note_taken(self) -> None:
-        """Before an undo: a marker of this run that another process replaced since the last beat makes its
-        files that process's (they are left to it)."""
+        """Before an undo: a marker of this run that another process replaced since the last beat, or a commit of
+        its manifest by another run since this run began, makes the files at those paths another run's (they are
+        left to it). A run on another host that took this one over (paused, or its beats starved by the GIL, for
+        the lease) commits and removes its marker: the undo would have deleted its committed output, or put an
+        old output back over it (attacker at11 F6). A marker merely gone with no commit since is undone as this
+        run's (a first run's file left without a manifest would count as complete)."""
         for record in self._marked.values():
             if record.manifest in self._taken:
                 continue
             try:
                 current = self._read(storage_for(record.manifest), record)
+                committed = self._committed_by_another(record)
             except Exception:  # noqa: BLE001 - unreadable now: undone as this run's, as before
                 continue
-            if current is not None and not commit_marker.mine(current, self._running.commit_id):
+            if committed or (current is not None and not commit_marker.mine(current, self._running.commit_id)):
                 self._taken.add(record.manifest)
 
     def _taken_over(self, path: str) -> bool:
