@@ -292,6 +292,19 @@ def writing_pointer(manifest: str, path: str) -> str:
     return f"{manifest.removesuffix(MANIFEST.extension)}.{tag}{WRITING_SUFFIX}"
 
 
+def pointer_signing_name(pointer: str) -> str:
+    """The name a pointer (``writing_pointer``, a full path or URL) is signed under: its whole location, so a
+    signed pointer copied into another workspace verified with the same key is refused there (attacker at12
+    A1; it was signed under its workspace-relative name, the same in every workspace). A local path counts by
+    its real path (the writer's and the verifier's working folders differ), a URL with its slashes collapsed.
+    """
+    protocol = protocol_of(pointer)
+    if protocol in ("", "file", "local"):
+        return "kart-pointer:" + os.path.realpath(pointer.removeprefix("file://"))
+    scheme, _, rest = pointer.partition("://")
+    return f"kart-pointer:{scheme}://{re.sub('/+', '/', rest)}"
+
+
 def marker_beside(manifest: str) -> str:
     """The marker path of the manifest at ``manifest`` (a path or URL, or a workspace-relative name)."""
     return manifest.removesuffix(MANIFEST.extension) + MARKER_SUFFIX

@@ -58,7 +58,7 @@ from kart_core.signing import HEADER_SIZE, Signer
 from kart_core.storage import storage_for
 from kart_core.storage.base import no_space_note, temporary_name
 from kart_core.transaction import Staged, Transaction
-from kart_core.workspace import MANIFEST, log_relative_path, log_task_path
+from kart_core.workspace import MANIFEST, log_task_path
 
 __all__ = ["DirectWrites", "RunLock", "Superseded", "version"]
 
@@ -828,17 +828,13 @@ class DirectWrites:
         )
 
     def _signed_pointer(self, path: str, data: bytes) -> bytes:
-        """The pointer's bytes: with signing on, signed under its workspace-relative name, so ``kart verify
-        --delete`` acts on no pointer a kart holding the key did not write (a pointer names a file outside the
-        workspace, which a planted one could aim anywhere; ``kart_core.inspect.writing``)."""
+        """The pointer's bytes: with signing on, signed under its full location
+        (``commit_marker.pointer_signing_name``), so ``kart verify --delete`` acts on no pointer a kart holding
+        the key did not write in that workspace (a pointer names a file outside the workspace, which a planted
+        or copied one could aim anywhere; ``kart_core.inspect.writing``)."""
         if self._signer is None:
             return data
-        task = self._running.task
-        name = commit_marker.writing_pointer(
-            log_relative_path(MANIFEST, type(task).__name__, task.make_unique_id()),  # type: ignore[attr-defined]
-            path,
-        )
-        mac = self._signer.begin(name, None)
+        mac = self._signer.begin(commit_marker.pointer_signing_name(self._pointer(path)), None)
         mac.update(data)
         return Signer.header(None, mac) + data
 

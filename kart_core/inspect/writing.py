@@ -15,7 +15,8 @@ symlink of another user (or leading to another user's folder: ``kart_core.confin
 a marker planted in a shared folder such as /tmp does not get another user's file deleted), and a pointer names
 an absolute path or a URL. A ``file://`` path is local disk and gets every local check. Object storage has no
 owners: there a pointer naming an object outside the workspace's bucket and prefix is acted on only when signing
-is on and the pointer is signed by the key (``direct_write`` signs the pointers it writes; every pointer is
+is on and the pointer is signed by the key for its own location (``direct_write`` signs the pointers it writes
+under ``commit_marker.pointer_signing_name``, so a copy in another workspace is refused; every pointer is
 checked so with signing on), else a planted pointer and marker would get any object the credentials reach
 deleted. On local disk ``undo``
 makes the checks again through a descriptor of the file's folder (opened from the workspace following only
@@ -30,7 +31,7 @@ import os
 import stat
 from collections.abc import Iterable
 
-from kart_core.commit_marker import WRITING_SUFFIX, Writing, workspace_key, writing_marker
+from kart_core.commit_marker import WRITING_SUFFIX, Writing, pointer_signing_name, workspace_key, writing_marker
 from kart_core.errors import UnsafeFolderError
 from kart_core.inspect.confined import local_path, open_folder
 from kart_core.signing import HEADER_SIZE, Signer, is_sealed
@@ -80,7 +81,7 @@ def find(workspace: str, names: Iterable[str], signer: Signer | None = None) -> 
             continue
         path = join_url(workspace, name)
         if name.startswith(_POINTERS):
-            pointed, fault = _parse_pointer(_read_bytes(path), name, signer)
+            pointed, fault = _parse_pointer(_read_bytes(path), path, signer)
             output = pointed.path if pointed is not None else ""
             marker = writing_marker(output) if output else ""
             judged = _judge(workspace, path, output, marker, pointed, fault or _beyond(workspace, output, signer))
@@ -223,15 +224,19 @@ def _parse(data: bytes | None) -> Writing | None:
     return Writing.from_bytes(data[HEADER_SIZE:] if is_sealed(data) else data)
 
 
-def _parse_pointer(data: bytes | None, name: str, signer: Signer | None) -> tuple[Writing | None, str]:
-    """The pointer's content, and why it is refused ("" when it is not): with signing on it must be signed for
-    its workspace-relative ``name`` by ``signer`` (a run signs the pointers it writes, ``direct_write``)."""
+def _parse_pointer(data: bytes | None, path: str, signer: Signer | None) -> tuple[Writing | None, str]:
+    """The pointer's content, and why it is refused ("" when it is not): with signing on it must be signed by
+    ``signer`` for its full location ``path`` (``commit_marker.pointer_signing_name``; a run signs the pointers
+    it writes, ``direct_write``), so one copied from another workspace is refused."""
     pointed = _parse(data)
-    if pointed is None or signer is None or (data is not None and signer.verify(data, name) is not None):
+    if pointed is None or signer is None:
+        return pointed, ""
+    if data is not None and signer.verify(data, pointer_signing_name(path)) is not None:
         return pointed, ""
     return pointed, (
-        f"signing is on and the pointer {name!r} is unsigned or its signature is wrong (not written by a kart "
-        "holding the key, or by a kart from before 2026-12-02)"
+        f"signing is on and the pointer {path!r} is unsigned or its signature is wrong for this place (not "
+        "written here by a kart holding the key: planted, copied from another workspace, or written by a kart "
+        "from before 2026-12-02 01:20)"
     )
 
 
@@ -299,9 +304,9 @@ def _remove(
     try:
         if pointer and root is not None:
             pointer_folder = open_folder(root, relative.split("/")[:-1])
-            pointed, fault = _parse_pointer(_read_at(pointer_folder, name)[0], relative, signer)
+            pointed, fault = _parse_pointer(_read_at(pointer_folder, name)[0], pointer, signer)
         elif pointer:
-            pointed, fault = _parse_pointer(_read_bytes(pointer), relative, signer)
+            pointed, fault = _parse_pointer(_read_bytes(pointer), pointer, signer)
         if pointer and (pointed is None or fault or _beyond(workspace, pointed.path, signer)):
             raise _Refused(pointer)
         if found.output in found.removes:

@@ -152,3 +152,30 @@ def test_with_signing_on_a_killed_writers_signed_pointer_is_acted_on_and_a_plant
     remove_damaged(report)
     assert _exists(f"s3://{s3_bucket}/data/precious.csv") and _exists(marker)  # before: deleted
     assert "signing is on and the pointer" in problem.detail and "unsigned" in problem.detail
+
+
+def test_with_signing_on_a_signed_pointer_copied_into_another_workspace_deletes_nothing(
+    tasks: Any, tmp_path: Path, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Attacker at12 A1 (cross): the pointer was signed under its workspace-relative name, the same in every
+    workspace, so a copy planted in another workspace verified with the same key got the object deleted."""
+    monkeypatch.setenv(SIGNING_KEY, "a secret")
+    workspace, other, exports = f"s3://{s3_bucket}/ws", f"s3://{s3_bucket}/ws2", f"s3://{s3_bucket}/exports"
+    code = (
+        "import kart_core, pointer_tasks; "
+        f"kart_core.build(pointer_tasks.Export(where={exports!r}, workspace_directory={workspace!r}))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, env=os.environ.copy())
+    assert done.returncode == -9, done.stderr.decode()[-2000:]
+    output = f"{exports}/export.csv"
+    file_system = storage_for(workspace).file_system  # type: ignore[attr-defined]
+    (pointer,) = [key for key in file_system.find(f"{s3_bucket}/ws") if key.endswith(".kart-writing")]
+    copied = "s3://" + pointer.replace(f"{s3_bucket}/ws/", f"{s3_bucket}/ws2/", 1)
+    _put(copied, file_system.cat(pointer))
+    report = verify_workspace(other)
+    (problem,) = [p for p in report.problems if p.by_path_writer]
+    assert remove_damaged(report) == []
+    assert _exists(output) and _exists(copied)  # before: the output was deleted through ws2
+    assert "signing is on and the pointer" in problem.detail and "another workspace" in problem.detail
+    assert output in remove_damaged(verify_workspace(workspace))  # the writer's own workspace still undoes it
+    assert not _exists(output)
