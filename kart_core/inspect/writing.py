@@ -36,7 +36,7 @@ from kart_core.errors import UnsafeFolderError
 from kart_core.inspect.confined import local_path, open_folder
 from kart_core.signing import HEADER_SIZE, Signer, is_sealed
 from kart_core.storage import storage_for
-from kart_core.workspace import LOG_DIRECTORY, MANIFEST, join_url
+from kart_core.workspace import LOG_DIRECTORY, MANIFEST, PROCESSING_TIME, join_url, log_relative_path
 
 __all__ = ["Found", "find", "undo"]
 
@@ -84,7 +84,8 @@ def find(workspace: str, names: Iterable[str], signer: Signer | None = None) -> 
             pointed, fault = _parse_pointer(_read_bytes(path), path, signer)
             output = pointed.path if pointed is not None else ""
             marker = writing_marker(output) if output else ""
-            judged = _judge(workspace, path, output, marker, pointed, fault or _beyond(workspace, output, signer))
+            refused = fault or _beyond(workspace, output, signer) or _committed_since(workspace, name, output)
+            judged = _judge(workspace, path, output, marker, pointed, refused)
             found.append(Found(path, output, marker, *judged))
             continue
         folder, _, base = name.rpartition("/")
@@ -240,6 +241,37 @@ def _parse_pointer(data: bytes | None, path: str, signer: Signer | None) -> tupl
     )
 
 
+def _committed_since(workspace: str, name: str, output: str) -> str:
+    """Why the pointer ``name`` (workspace-relative) may not get ``output`` removed: a commit of its task wrote
+    the task's ``processing_time`` log (each commit writes it after its outputs are in place) no earlier than
+    the output was last written, so the output is that commit's, not a killed run's partial file ("" when the
+    log is missing or older, or a time cannot be read).
+
+    A pointer copied while its run was live and put back after the run committed (attacker at12 A1) names a
+    committed output. The task of an output outside the workspace has no manifest to name the run (its output
+    has no record), so the two modification times stand in: each is read from the store that holds the file
+    (the same server's clock when the workspace and the output share a bucket). A clock of another store
+    running behind can make a genuine partial file look committed: it is then reported, not removed.
+    """
+    base = name.rpartition("/")[2].removesuffix(WRITING_SUFFIX).rpartition(".")[0]  # {Class}_{id}
+    if not name.startswith(_POINTERS) or not output or "_" not in base:
+        return ""
+    class_name, _, unique_id = base.rpartition("_")
+    log = join_url(workspace, log_relative_path(PROCESSING_TIME, class_name, unique_id))
+    try:
+        logged = storage_for(log).modification_time(log)
+        written = storage_for(output).modification_time(output)
+    except (OSError, ValueError):
+        return ""
+    if logged < written:
+        return ""
+    return (
+        f"its task committed after {output!r} was last written (the task's run log {log!r} is newer): the "
+        "output is that commit's, not a killed run's partial file, and the pointer is stale (left or copied "
+        "back): remove the pointer and the marker by hand if the output is right"
+    )
+
+
 def _beyond(workspace: str, output: str, signer: Signer | None) -> str:
     """Why a pointer naming the object ``output`` may not be acted on: with signing off, an object outside the
     workspace's bucket and prefix ("" for one inside, a local path, or with signing on, where the pointer's
@@ -307,7 +339,12 @@ def _remove(
             pointed, fault = _parse_pointer(_read_at(pointer_folder, name)[0], pointer, signer)
         elif pointer:
             pointed, fault = _parse_pointer(_read_bytes(pointer), pointer, signer)
-        if pointer and (pointed is None or fault or _beyond(workspace, pointed.path, signer)):
+        if pointer and (
+            pointed is None
+            or fault
+            or _beyond(workspace, pointed.path, signer)
+            or _committed_since(workspace, relative, pointed.path)
+        ):
             raise _Refused(pointer)
         if found.output in found.removes:
             local = local_path(found.output)

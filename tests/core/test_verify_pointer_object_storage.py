@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +98,7 @@ def test_a_pointer_inside_the_workspace_prefix_is_still_acted_on(bucket: str) ->
 
 TASKS = textwrap.dedent(
     """
-    import os, signal
+    import os, signal, time
     import luigi
     import kart_core
     from kart_core.storage import storage_for
@@ -113,6 +114,21 @@ TASKS = textwrap.dedent(
             path = self.output().path()
             storage_for(path).file_system.pipe(path, b"a,b\\n1,")
             os.kill(os.getpid(), signal.SIGKILL)  # killed half way
+
+    class Slow(kart_core.TaskOnKart):
+        where = luigi.Parameter()
+        flag = luigi.Parameter()
+
+        def output(self):
+            return make_target(self.where + "/export.csv")
+
+        def run(self):
+            path = self.output().path()
+            storage_for(path).file_system.pipe(path, b"a,b\\n1,2\\n")
+            if os.environ.get("KILL_HALF_WAY"):
+                os.kill(os.getpid(), signal.SIGKILL)
+            open(self.flag, "w").close()  # the pointer and the marker are there now
+            time.sleep(2)
     """
 )
 
@@ -178,4 +194,60 @@ def test_with_signing_on_a_signed_pointer_copied_into_another_workspace_deletes_
     assert _exists(output) and _exists(copied)  # before: the output was deleted through ws2
     assert "signing is on and the pointer" in problem.detail and "another workspace" in problem.detail
     assert output in remove_damaged(verify_workspace(workspace))  # the writer's own workspace still undoes it
+    assert not _exists(output)
+
+
+def test_with_signing_on_a_pointer_put_back_after_its_run_committed_deletes_nothing(
+    tasks: Any, tmp_path: Path, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Attacker at12 A1 (same): the pointer and marker copied while the run was live, put back after its commit,
+    got the committed output outside the workspace deleted by ``kart verify --delete`` on the writer's host."""
+    monkeypatch.setenv(SIGNING_KEY, "a secret")
+    workspace, exports, flag = f"s3://{s3_bucket}/ws", f"s3://{s3_bucket}/exports", tmp_path / "running"
+    code = (
+        "import kart_core, pointer_tasks; kart_core.build(pointer_tasks.Slow("
+        f"where={exports!r}, flag={str(flag)!r}, workspace_directory={workspace!r}))"
+    )
+    process = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, env=os.environ.copy())
+    file_system = storage_for(workspace).file_system  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 60
+    while not flag.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    copied = {key: file_system.cat(key) for key in file_system.find(s3_bucket) if key.endswith(".kart-writing")}
+    assert process.wait(timeout=120) == 0
+    assert len(copied) == 2  # the pointer in the workspace, the marker beside the output
+    output = f"{exports}/export.csv"
+    assert _exists(output)
+    for key, data in copied.items():
+        _put(f"s3://{key}", data)
+    file_system.invalidate_cache()
+    report = verify_workspace(workspace)
+    (problem,) = [p for p in report.problems if p.by_path_writer]
+    assert remove_damaged(report) == []
+    assert _exists(output)  # before: the committed export was deleted
+    assert "its task committed after" in problem.detail
+
+
+def test_with_signing_on_a_killed_rerun_after_a_commit_still_has_its_partial_object_removed(
+    tasks: Any, tmp_path: Path, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The committed run log of an earlier commit (older than the killed rerun's partial object) does not stop
+    ``--delete`` from undoing the killed rerun."""
+    monkeypatch.setenv(SIGNING_KEY, "a secret")
+    workspace, exports, flag = f"s3://{s3_bucket}/ws", f"s3://{s3_bucket}/exports", tmp_path / "running"
+    code = (
+        "import kart_core, pointer_tasks; kart_core.build(pointer_tasks.Slow("
+        f"where={exports!r}, flag={str(flag)!r}, workspace_directory={workspace!r}))"
+    )
+    assert subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=os.environ.copy()).returncode == 0
+    output = f"{exports}/export.csv"
+    storage_for(output).remove(output)
+    time.sleep(1.1)  # S3 keeps modification times to the second
+    killed = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**os.environ, "KILL_HALF_WAY": "1"})
+    assert killed.returncode == -9
+    assert _exists(output)
+    report = verify_workspace(workspace)
+    (problem,) = [p for p in report.problems if p.by_path_writer]
+    assert "was killed" in problem.detail
+    assert output in remove_damaged(report)
     assert not _exists(output)
