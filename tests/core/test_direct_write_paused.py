@@ -17,12 +17,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
+from other_host import start_writer, wait_for
 from paused_task import Paused
 
 import kart_core
@@ -30,8 +30,6 @@ from kart_core import commit_marker
 from kart_core.commit_marker import marker_path
 from kart_core.storage import storage_for
 
-REPO = str(Path(__file__).resolve().parents[2])
-HERE = str(Path(__file__).resolve().parent)
 LEASE = 1.0  # seconds: the paused writer beats every 1/3 s until it is paused
 
 PAUSED_WRITER = textwrap.dedent(
@@ -55,28 +53,7 @@ PAUSED_WRITER = textwrap.dedent(
 def _writer(
     tmp_path: Path, workspace: str, mode: str, steps: int, hog: float = 0.0
 ) -> tuple[subprocess.Popen[str], Path]:
-    script = tmp_path / "paused_writer.py"
-    script.write_text(PAUSED_WRITER)
-    locks = tmp_path / "paused-host-locks"
-    locks.mkdir(exist_ok=True)
-    flag = tmp_path / "marked"
-    env = {**os.environ, commit_marker.LEASE_VARIABLE: str(LEASE), "KART_LOCK_DIR": str(locks)}
-    process = subprocess.Popen(
-        [sys.executable, str(script), workspace, REPO, HERE, mode, str(steps), str(hog), str(flag)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-    )
-    return process, flag
-
-
-def _wait_for(flag: Path, process: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 60
-    while not flag.exists():
-        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
-        time.sleep(0.02)
+    return start_writer(tmp_path, "paused", PAUSED_WRITER, workspace, [mode, str(steps), str(hog)], LEASE)
 
 
 def _read(path: str) -> str | None:
@@ -111,7 +88,7 @@ def test_a_writer_stopped_past_the_lease_and_resumed_stops_at_its_next_path_requ
     """SIGSTOP after its first line; this run takes over, commits A:0; SIGCONT. Before: the resumed writer
     rewrote the committed file with its own lines, then its undo removed it (complete() False)."""
     writer, flag = _writer(tmp_path, where, "path", steps=30)
-    _wait_for(flag, writer)
+    wait_for(flag, writer)
     os.kill(writer.pid, signal.SIGSTOP)
     try:
         assert kart_core.build(Paused(who="A", workspace_directory=where), log_level=30) == ["A:0"]
@@ -129,7 +106,7 @@ def test_a_stopped_writer_s_open_descriptor_writes_into_an_orphan_not_the_taker_
     monkeypatch.setenv(commit_marker.LEASE_VARIABLE, str(LEASE))
     workspace = str(tmp_path / "ws")
     writer, flag = _writer(tmp_path, workspace, "fd", steps=20)
-    _wait_for(flag, writer)
+    wait_for(flag, writer)
     os.kill(writer.pid, signal.SIGSTOP)
     try:
         assert kart_core.build(Paused(who="A", workspace_directory=workspace), log_level=30) == ["A:0"]
@@ -148,7 +125,7 @@ def test_a_writer_holding_the_gil_past_the_lease_leaves_the_taker_s_commit_alone
     monkeypatch.setenv(commit_marker.LEASE_VARIABLE, str(LEASE))
     workspace = str(tmp_path / "ws")
     writer, flag = _writer(tmp_path, workspace, "gil", steps=2, hog=6 * LEASE)
-    _wait_for(flag, writer)
+    wait_for(flag, writer)
     began = time.monotonic()
     assert kart_core.build(Paused(who="A", workspace_directory=workspace), log_level=30) == ["A:0"]
     assert writer.poll() is None, "the writer's GIL-holding call ended before this run committed: no takeover"

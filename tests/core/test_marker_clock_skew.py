@@ -17,13 +17,13 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
-import sys
 import textwrap
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from other_host import start_writer, wait_for
 from skewed_task import Skewed
 
 import kart_core
@@ -31,8 +31,6 @@ from kart_core import commit_marker
 from kart_core.commit_marker import Marker, Sightings, marker_path, read_marker
 from kart_core.storage import storage_for
 
-REPO = str(Path(__file__).resolve().parents[2])
-HERE = str(Path(__file__).resolve().parent)
 LEASE = 1.5  # seconds: the skewed host beats every 0.5 s; its clock is 60 s behind, 40 leases
 SKEW = 60.0
 
@@ -54,28 +52,7 @@ SKEWED_WRITER = textwrap.dedent(
 
 
 def _skewed_host(tmp_path: Path, workspace: str, steps: int) -> tuple[subprocess.Popen[str], Path]:
-    script = tmp_path / "skewed_writer.py"
-    script.write_text(SKEWED_WRITER)
-    locks = tmp_path / "skewed-host-locks"
-    locks.mkdir(exist_ok=True)
-    flag = tmp_path / "marked"
-    env = {**os.environ, commit_marker.LEASE_VARIABLE: str(LEASE), "KART_LOCK_DIR": str(locks)}
-    process = subprocess.Popen(
-        [sys.executable, str(script), workspace, REPO, HERE, str(steps), str(SKEW), str(flag)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-    )
-    return process, flag
-
-
-def _wait_for(flag: Path, process: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 60
-    while not flag.exists():
-        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
-        time.sleep(0.02)
+    return start_writer(tmp_path, "skewed", SKEWED_WRITER, workspace, [str(steps), str(SKEW)], LEASE)
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -92,7 +69,7 @@ def test_a_beating_writer_whose_clock_is_behind_is_waited_for_not_taken_over(
     """Before: taken over at its first sighting ("has not refreshed its marker for 60 s"); this run committed a
     file written in turns by both, and the skewed host failed with MarkerLostError."""
     skewed, flag = _skewed_host(tmp_path, where, steps=8)  # 3.2 s of writing: two leases
-    _wait_for(flag, skewed)
+    wait_for(flag, skewed)
     with caplog.at_level(logging.INFO):
         here = kart_core.build(Skewed(workspace_directory=where), log_level=30)
     stdout, stderr = skewed.communicate(timeout=120)

@@ -1,0 +1,51 @@
+"""A by-path writer on "another host" for the multi-host marker tests (test_marker_clock_skew, test_direct_write_paused).
+
+The writer is a process of its own running ``source`` (its host name faked by the script itself) with its own lock
+folder: one machine's file locks do not reach another, so only the markers stand between the two runs.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from kart_core import commit_marker
+
+REPO = str(Path(__file__).resolve().parents[2])
+HERE = str(Path(__file__).resolve().parent)
+
+
+def start_writer(
+    tmp_path: Path, name: str, source: str, workspace: str, extra: list[str], lease: float
+) -> tuple[subprocess.Popen[str], Path]:
+    """Start ``source`` as ``python script workspace REPO HERE *extra flag``, with lease ``lease`` seconds.
+
+    Returns the process (stdout and stderr piped, text) and the flag file the writer creates once its marker is
+    written (``wait_for``).
+    """
+    script = tmp_path / f"{name}_writer.py"
+    script.write_text(source)
+    locks = tmp_path / f"{name}-host-locks"
+    locks.mkdir(exist_ok=True)
+    flag = tmp_path / "marked"
+    env = {**os.environ, commit_marker.LEASE_VARIABLE: str(lease), "KART_LOCK_DIR": str(locks)}
+    process = subprocess.Popen(
+        [sys.executable, str(script), workspace, REPO, HERE, *extra, str(flag)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
+    return process, flag
+
+
+def wait_for(flag: Path, process: subprocess.Popen[str]) -> None:
+    """Until the writer created ``flag`` (its marker is written); fails with its output if it ended or 60 s passed."""
+    deadline = time.monotonic() + 60
+    while not flag.exists():
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.02)
