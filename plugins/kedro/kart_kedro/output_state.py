@@ -501,37 +501,45 @@ def _local_state(path: str, recorded: OutputState | None) -> OutputState:
 
 def _local_files(path: str) -> Iterator[tuple[str, str, os.stat_result]]:
     """(name relative to ``path``, full path, ``os.stat``) of each file of a file or folder, symlinked
-    sub-folders followed (``_walk_into``): pyarrow's dataset discovery (``pandas.ParquetDataset`` on a folder)
+    sub-folders followed (``_walk``): pyarrow's dataset discovery (``pandas.ParquetDataset`` on a folder)
     reads their files, so their stamp counts. kart before 2026-12-02 did not follow them: an edit of a linked
-    file kept the stamp and the node was served the old result (attacker at10 K4)."""
+    file kept the stamp and the node was served the old result (attacker at10 K4).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist, or a file in it is a broken link.
+    """
     stat = os.stat(path)
     if not os.path.isdir(path):
         yield ("", path, stat)
         return
-    walked = [os.path.realpath(path)]
-    for folder, folders, names in os.walk(path, followlinks=True):
-        folders[:] = [name for name in folders if _walk_into(os.path.join(folder, name), walked)]
-        for name in names:
-            full = os.path.join(folder, name)
-            yield (os.path.relpath(full, path), full, os.stat(full))
+    yield from _walk(path, "", {(stat.st_dev, stat.st_ino)})
 
 
-def _walk_into(folder: str, walked: list[str]) -> bool:
-    """Whether the walk enters ``folder``: a plain folder always (one ``lstat``); a symlinked one when its
-    real folder is neither inside nor above one walked already (added to ``walked`` then). A link back up
-    the tree would loop, and one into a folder walked already names the same files twice."""
-    if not os.path.islink(folder):
-        return True
-    real = os.path.realpath(folder)
-    if any(_inside(real, done) or _inside(done, real) for done in walked):
-        return False
-    walked.append(real)
-    return True
-
-
-def _inside(path: str, folder: str) -> bool:
-    """Whether ``path`` is ``folder`` or inside it (both absolute and resolved)."""
-    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+def _walk(folder: str, relative: str, ancestors: set[tuple[int, int]]) -> Iterator[tuple[str, str, os.stat_result]]:
+    """The files under ``folder`` (named ``relative`` under the walked path), links followed; one ``scandir``
+    per folder walked, so O(files + folders). ``ancestors``: ``(st_dev, st_ino)`` of the real folders on the
+    current path, ``folder``'s included. A link to one of them is a loop and is skipped; a link to a folder
+    walked elsewhere is walked again under its own name, as the loader reads its files under that name too
+    (kart before 2026-12-02 01:30 UTC skipped a link whose target held a folder walked before, depending on the
+    listing order, and compared each link with every earlier one: attacker at12 A2, A8). A folder that cannot
+    be listed is skipped, as ``os.walk`` does."""
+    try:
+        with os.scandir(folder) as listing:
+            entries = list(listing)
+    except OSError:
+        return
+    for entry in entries:
+        name = os.path.join(relative, entry.name)
+        if not entry.is_dir():  # a file, a link to one, or a broken link (its os.stat raises FileNotFoundError)
+            yield (name, entry.path, os.stat(entry.path))
+            continue
+        stat = entry.stat()  # the real folder's (entry.stat follows a link)
+        real = (stat.st_dev, stat.st_ino)
+        if real in ancestors:
+            continue
+        ancestors.add(real)
+        yield from _walk(entry.path, name, ancestors)
+        ancestors.discard(real)
 
 
 def _fsspec_state(filesystem: Any, path: str, recorded: OutputState | None, *, folder: bool) -> OutputState:
