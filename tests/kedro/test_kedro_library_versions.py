@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -139,5 +140,24 @@ def test_an_upgrade_of_a_raw_model_file_s_library_reruns_its_reader(project: Pat
     assert _run(project, "pickle") == ({"predict": "ran"}, [2, 4])
     assert _run(project, "pickle") == ({"predict": "cached"}, [2, 4])
     _upgrade(project)
+    assert _run(project, "pickle") == ({"predict": "ran"}, [1002, 1004])  # kart before: cached, [2, 4]
+    assert _run(project, "pickle") == ({"predict": "cached"}, [1002, 1004])
+
+
+def test_a_library_that_becomes_project_code_counts_by_its_code_on_reuse(project: Path) -> None:
+    """fakelib vendored into the project (moved to ``src/``, its dist-info gone: on the path, not installed, as
+    ``pip install -e ../fakelib`` also leaves it), then edited: the raw model file's record named fakelib as a
+    library; it is project code now, so the input is read again and ``Model`` counts by its code (attacker
+    at12 A4)."""
+    assert _run(project, "pickle") == ({"predict": "ran"}, [2, 4])
+    # This run records model.pkl's digest ("digest|fakelib"): the first read it just after writing it (racy).
+    assert _run(project, "pickle") == ({"predict": "cached"}, [2, 4])
+    site = project / "site" / "site-packages"
+    shutil.rmtree(site / "fakelib-1.0.dist-info")
+    shutil.move(site / "fakelib", project / "src" / "fakelib")
+    assert _run(project, "pickle") == ({"predict": "ran"}, [2, 4])
+    assert _run(project, "pickle") == ({"predict": "cached"}, [2, 4])
+    source = project / "src" / "fakelib" / "__init__.py"
+    source.write_text(source.read_text().replace("x * self.k for", "x * self.k + 1000 for"))
     assert _run(project, "pickle") == ({"predict": "ran"}, [1002, 1004])  # kart before: cached, [2, 4]
     assert _run(project, "pickle") == ({"predict": "cached"}, [1002, 1004])

@@ -578,7 +578,11 @@ class PipelineRun:
         known = self.records.known_input_digest(name, config, stamp)
         if known is not None and "|" in known:  # "{data digest}|{library modules}" (without "|": an older kart's)
             recorded, _, modules = known.partition("|")
-            return self._with_code(recorded, [], set(filter(None, modules.split(","))))
+            named = set(filter(None, modules.split(",")))
+            # A library that is project code now (pip install -e, vendored) counts by its code, which the record
+            # does not name (only its top-level module): the input is read again, as a pickle of project code is.
+            if all(self.fingerprinter.classifier.version_of(module) is not None for module in named):
+                return self._with_code(recorded, [], named)
         code: set[Any] = set()
         libraries: set[str] = set()
         alone: dict[str, str] = {}
