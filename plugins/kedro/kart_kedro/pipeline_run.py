@@ -523,7 +523,7 @@ class PipelineRun:
                 resolve_name(name)
             version = self.fingerprinter.classifier.version_of(module)
             if version is not None:
-                self.code_digests[name] = version
+                self.code_digests[name] = None if _plain_library(module, version) else version
             else:
                 found = resolve_name(name)
                 self.code_digests[name] = (
@@ -663,9 +663,10 @@ class PipelineRun:
         project, modules = [], set()
         for item in named:
             module = _module(item)
-            if module and classifier.version_of(module) is None:
+            version = classifier.version_of(module) if module else None
+            if module and version is None:
                 project.append(item)
-            elif module:
+            elif module and not _plain_library(module, str(version)):
                 modules.add(module.partition(".")[0])
         if code is not None:
             code.update(project)
@@ -1073,6 +1074,16 @@ def hook_code(hook_manager: Any, fingerprinter: kart_core.CodeFingerprinter) -> 
             label = f"{module}.{getattr(function, '__qualname__', name)} ({name} hook)"
             found[label] = fingerprinter.fingerprint(function).digest
     return found
+
+
+def _plain_library(module: str, version: str) -> bool:
+    """Whether a third-party name's module is one whose values are plain data (``pickled_code.plain_data``: the
+    standard library's, numpy's, pandas', and pyarrow's, which holds pandas' string columns): such names count by the data alone, as the plain value that pickles
+    to them names nothing. A DataFrame a node returned is plain data in memory but its committed pickle names
+    pandas and numpy classes: counted by version they keyed its readers one way after the producer ran and
+    another once it was served (a rerun of every reader on the run after a served producer's content came back).
+    """
+    return version.startswith("python==") or module.partition(".")[0] in ("numpy", "pandas", "pyarrow")
 
 
 def cacheable(node: Any, generators: dict[int, bool] | None = None) -> bool:
