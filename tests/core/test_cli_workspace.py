@@ -248,7 +248,9 @@ def test_run_does_not_ask_a_complete_upstream_s_workspace_to_be_writable(
     shared = tmp_path / "shared"
     WsUp(workspace_directory=str(shared)).output().dump(1)  # built by someone else, only read here
     real_access = os.access
-    monkeypatch.setattr("os.access", lambda path, mode: str(path) != str(shared) and real_access(path, mode))
+    monkeypatch.setattr(
+        "os.access", lambda path, mode, **options: str(path) != str(shared) and real_access(path, mode, **options)
+    )
     args = ["run", f"{M}.WsDownOwn", "-w", str(tmp_path / "ws"), "--up-workspace", str(shared)]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
