@@ -167,6 +167,7 @@ class DirectWrites:
         # the lock and writes the marker, the others find the path handed out.
         self._handing = threading.RLock()
         self._body: int | None = None  # the thread running the task's code while ``watch`` counts (stopped at once)
+        self._stopping = False  # a stop was delivered to ``_body`` (it fires in the body or in ``_end_watch``)
 
     @contextlib.contextmanager
     def watch(self) -> Iterator[None]:
@@ -177,19 +178,41 @@ class DirectWrites:
         ``MarkerLostError`` kept in the pulse, instead of writing on into the other process's files until
         ``run()`` returns (attacker at9 J5: a taken-over writer appended to the taker's committed file).
         """
-        with self._marker_lock:
-            self.watching = True
-            self._body = threading.get_ident()
+        stopped = False
         try:
+            with self._marker_lock:  # inside the try: a stop can be delivered as soon as the lock is let go
+                self.watching = True
+                self._body = threading.get_ident()
+                self._stopping = False
             yield
         except _Stopped:
-            raise (self._pulse.failure or MarkerLostError(_Stopped.__doc__ or "")) from None
+            stopped = True
         finally:
-            with self._marker_lock:
-                self.watching = False
-                if self._body is not None:
-                    _deliver(self._body, None)  # a stop not yet raised: the commit's check fails the run instead
-                self._body = None
+            stopped = self._end_watch(stopped)
+        if stopped:
+            raise self._pulse.failure or MarkerLostError(_Stopped.__doc__ or "")
+
+    def _end_watch(self, stopped: bool) -> bool:
+        """Stop counting the body's path requests; let a stop delivered but not raised yet fire here, and say
+        whether the body was stopped.
+
+        A stop is never taken back with ``PyThreadState_SetAsyncExc(thread, NULL)``: CPython 3.11 then leaves the
+        interpreter's async-exception signal set for good (only a thread raising its exception clears it), and
+        every later instruction of the process goes through the slow pending-calls path; under a trace function
+        (coverage, debuggers, ``sys.settrace``) a plain loop never finished (CI at 5bc1653 hung in a later test).
+        """
+        while True:
+            try:
+                with self._marker_lock:
+                    self.watching = False
+                    self._body = None  # no beat delivers another stop from here on
+                    pending = self._stopping and not stopped
+                    self._stopping = False
+                if pending:
+                    _raise_pending()
+                return stopped
+            except _Stopped:  # it fired here, after the body returned: the run still stops
+                stopped = True
 
     def hand_out(self, target: Any, path: str) -> None:
         """Called by ``TargetOnKart.path()``: mark ``path`` as written directly before the task's code gets it.
@@ -438,7 +461,8 @@ class DirectWrites:
         turns into the pulse's ``MarkerLostError``. Nothing is done once the body has returned (the commit then
         checks the pulse) or when the body's own thread beats (``check_heartbeat`` raises there anyway).
         """
-        if self._body is not None and self._body != threading.get_ident():
+        if self._body is not None and self._body != threading.get_ident() and not self._stopping:
+            self._stopping = True  # delivered once: ``_end_watch`` lets it fire if the body returned first
             _deliver(self._body, _Stopped)
 
     def hand_over(self, record: OutputRecord) -> bool:
@@ -866,15 +890,27 @@ class _Stopped(MarkerLostError):
     """The run's marker was removed or replaced by another process while its code ran: it stops writing."""
 
 
-def _deliver(thread: int, error: type[BaseException] | None) -> None:
-    """Raise ``error`` in the thread ``thread`` at its next Python instruction; None takes back one not yet raised.
+def _deliver(thread: int, error: type[BaseException]) -> None:
+    """Raise ``error`` in the thread ``thread`` at its next Python instruction (a call into C finishes first).
 
     CPython's ``PyThreadState_SetAsyncExc``: the one way to stop code that holds an output's path (a file kept
-    open, a loop writing it) short of killing the process.
+    open, a loop writing it) short of killing the process. Never called with NULL (see ``DirectWrites._end_watch``).
     """
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(
-        ctypes.c_ulong(thread), None if error is None else ctypes.py_object(error)
-    )
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread), ctypes.py_object(error))
+
+
+def _raise_pending() -> None:
+    """Run Python instructions until an exception delivered to this thread by ``_deliver`` fires.
+
+    CPython checks for one at each backward jump and call; the bound only matters when the body caught and
+    swallowed the stop already (nothing is pending then).
+    """
+    for _ in range(10_000):
+        _pass()
+
+
+def _pass() -> None:
+    """A call: one more point where CPython raises a pending asynchronous exception."""
 
 
 def _who(marker: commit_marker.Marker) -> str:
