@@ -8,7 +8,8 @@ task_log stay (the other's are discarded with its outputs).
 A task class that sets ``kart_compact_run_logs = True`` (kart's own classes that gokart never
 reads, such as kart_kedro's node runs) gets two files instead of five: task_params before the run,
 and task_log after it, carrying the random seed, the module versions and the processing time under
-those kinds' names (``task_log["random_seed"]`` ...). Nothing is lost, and a trivial task's run
+those kinds' names (``task_log["random_seed"]`` ...), and when the run finished (``kart_built_at``, epoch
+seconds: ``kart_core.runlog_reader.BUILT_AT``). Nothing is lost, and a trivial task's run
 writes three files fewer (``compact_value`` reads either form back).
 
 A class that also sets ``kart_run_record_in_manifest = True`` (kart_kedro's node runs) writes no run
@@ -27,13 +28,14 @@ import functools
 import logging
 import os
 import sys
+import time
 from typing import Any, TypeVar
 
 from kart_core import transaction
 from kart_core.contract import KartTask
 from kart_core.hooks.markers import hookimpl
 from kart_core.manifest import read_manifest
-from kart_core.runlog_reader import compact_value, load_log_value, one_line, read_log_safely
+from kart_core.runlog_reader import BUILT_AT, compact_value, load_log_value, one_line, read_log_safely
 from kart_core.storage import storage_for
 from kart_core.structure import flatten
 from kart_core.target import make_target
@@ -105,6 +107,7 @@ class RunLogPlugin:
             _dump(task, TASK_PARAMS, task.to_str_params(only_significant=True))  # skipped before the run
         if compact_run_logs(task):
             task.task_log[PROCESSING_TIME.name] = processing_time
+            task.task_log[BUILT_AT] = time.time()
         else:
             _dump(task, PROCESSING_TIME, processing_time)
         _dump(task, TASK_LOG, task.task_log)
@@ -146,6 +149,7 @@ def run_record(task: KartTask, processing_time: float) -> dict[str, Any] | None:
     """
     task.task_log["file_path"] = [target.path() for target in flatten(task.kart_outputs())]
     task.task_log[PROCESSING_TIME.name] = processing_time
+    task.task_log[BUILT_AT] = time.time()  # the manifest's file time changes when it is written again
     if not task.should_dump_supplementary_log_files:
         return None
     # JSON-encoded once, with the manifest; a task log JSON cannot hold is dropped there (kart_core.transaction).

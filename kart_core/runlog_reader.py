@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
+from datetime import datetime
 from typing import Any, TypeVar
 
 from kart_core.safe_pickle import loads_plain_data
@@ -22,10 +23,23 @@ from kart_core.storage import storage_for
 from kart_core.storage.base import protocol_of
 from kart_core.workspace import LogKind, log_name, luigi_config_may_set
 
-__all__ = ["compact_value", "load_log_value", "one_line", "plain_pickle_allowed", "read_log_safely"]
+__all__ = [
+    "BUILT_AT",
+    "built_at",
+    "compact_value",
+    "load_log_value",
+    "one_line",
+    "plain_pickle_allowed",
+    "read_log_safely",
+]
 
 logger = logging.getLogger("kart_core.runlog")  # the writer's logger: one name for messages about run logs
 _T = TypeVar("_T")
+# The compact task log's key of when the run finished (seconds since the epoch): written at the commit of a
+# ``kart_compact_run_logs`` run (``kart_core.runlog``; kart_kedro's node runs set it at the end of run()). The
+# file times cannot tell it: a manifest holding the run record is written again after the run (a load recording
+# a new version of an output), so ``kart runs`` and ``kedro kart list`` read this key.
+BUILT_AT = "kart_built_at"
 
 
 def read_log_safely(
@@ -63,6 +77,18 @@ def compact_value(task_log: object, kind: LogKind, expected: type | tuple[type, 
     if value is None or isinstance(value, bool) or not isinstance(value, expected):
         return default
     return value
+
+
+def built_at(task_log: object) -> datetime | None:
+    """When the run of a compact ``task_log`` finished (``BUILT_AT``), local time; None when it does not say
+    (a task log of kart before 2026-12-02, whose node runs recorded it only since 2026-12-01, or not a dict)."""
+    seconds = task_log.get(BUILT_AT) if isinstance(task_log, dict) else None
+    if not isinstance(seconds, int | float) or isinstance(seconds, bool):
+        return None
+    try:
+        return datetime.fromtimestamp(seconds)
+    except (OverflowError, OSError, ValueError):  # a hand-edited record: no time rather than no listing
+        return None
 
 
 def load_log_value(path: str, plain_pickle: bool | None = None) -> Any:

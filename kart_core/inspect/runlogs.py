@@ -3,7 +3,9 @@
 A run appears when it has a ``task_params`` or a ``task_log`` record, or a manifest holding a run
 record (``kart_run_record_in_manifest`` classes: both in the manifest, read as JSON). ``task_log``
 is written only after a successful run, so a run with parameters and no task log started and did
-not finish.
+not finish. A run finished when its compact task log says (``kart_built_at``), else when its task log
+file was written; a run record in a manifest without that key has no known finish time (the manifest
+file is written again after the run, so its time is not the run's).
 A finished run whose output in the workspace has another size than its integrity manifest
 (``log/manifest/{Class}_{uid}.json``, read as JSON) records, or whose manifest cannot be read, is
 "damaged output": a build takes it as cached and loading it fails. With signing on, a finished run
@@ -23,7 +25,7 @@ from typing import Any
 from kart_core import log_binding
 from kart_core.manifest import read_unverified
 from kart_core.refusal import is_unsigned, refusals
-from kart_core.runlog_reader import compact_value, one_line, plain_pickle_allowed, read_log_safely
+from kart_core.runlog_reader import built_at, compact_value, one_line, plain_pickle_allowed, read_log_safely
 from kart_core.signing import HEADER_SIZE, Signer, read_seal, signer_from_config
 from kart_core.storage import storage_for
 from kart_core.storage.base import protocol_of
@@ -136,7 +138,7 @@ def _manifest_record(
         unique_id=uid,
         params={str(k): str(v) for k, v in params.items()},
         processing_time=float(processing_time) if processing_time is not None else None,
-        finished_at=entry.mtime,
+        finished_at=built_at(task_log),  # not entry.mtime: the manifest is written again after the run
         outputs=[str(path) for path in paths] if isinstance(paths, list) else outputs,
         output_size=sum(sizes) if outputs and status in ("complete", "damaged output") else None,
         status=status,
@@ -215,12 +217,20 @@ def _record(
         unique_id=uid,
         params={str(k): str(v) for k, v in _read(logs.get(TASK_PARAMS), {}, dict, plain).items()},
         processing_time=float(processing_time) if processing_time is not None else None,
-        finished_at=logs[TASK_LOG].mtime if TASK_LOG in logs else None,
+        finished_at=_finished_at(logs, task_log),
         outputs=outputs or [],
         output_size=sum(sizes) if outputs and status in ("complete", "damaged output") else None,
         status=status,
         logs=list(logs.values()),
     )
+
+
+def _finished_at(logs: dict[LogKind, FileEntry], task_log: dict[str, Any] | None) -> datetime | None:
+    """When a run finished: its task log's record of it (compact run logs), else the task log file's time
+    (written once, at the run's commit); None for a run without a task log (unfinished)."""
+    if TASK_LOG not in logs:
+        return None
+    return built_at(task_log) or logs[TASK_LOG].mtime
 
 
 def _size_damaged(manifest: FileEntry | None, by_relative: dict[str, FileEntry]) -> bool:

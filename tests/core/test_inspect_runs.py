@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +16,8 @@ import pytest
 import kart_core as gokart
 from kart_core.inspect import runs
 from kart_core.inspect.cmdline import set_workspace
-from kart_core.inspect.runs import format_size, format_table
-from kart_core.workspace import parse_log_name
+from kart_core.inspect.runs import format_size, format_table, run_rows
+from kart_core.workspace import MANIFEST, log_task_path, parse_log_name
 
 
 class RnLoad(gokart.TaskOnKart[list]):
@@ -175,3 +178,39 @@ def test_a_damaged_output_on_s3(s3_bucket: str) -> None:
     fs = fsspec.filesystem("s3", **s3_options())
     fs.pipe(load.output().path(), b"short")
     assert list(runs(workspace)["status"]) == ["damaged output"]
+
+
+class RnRecorded(gokart.TaskOnKart[list]):
+    """Keeps its run record in its manifest, as a Kedro node run does."""
+
+    n = luigi.IntParameter()
+    kart_run_record_in_manifest = True
+
+    def run(self) -> None:
+        self.dump([self.n])
+
+
+def test_a_run_record_in_a_manifest_finishes_when_it_says_not_when_the_manifest_was_written(workspace: str) -> None:
+    # The manifest is written again after the run (a load recording a new version of an output): its file time
+    # is not the run's. A record without the time (written before kart recorded it) has no known finish time.
+    started = datetime.now()
+    gokart.build(RnRecorded(n=1, workspace_directory=workspace), reset_register=False)
+    gokart.build(RnRecorded(n=2, workspace_directory=workspace), reset_register=False)
+    first, second = (log_task_path(RnRecorded(n=n, workspace_directory=workspace), MANIFEST) for n in (1, 2))
+    built = json.loads(Path(first).read_text())["run"]["task_log"]["kart_built_at"]
+    later = time.time() + 3600
+    os.utime(first, (later, later))
+    rows = run_rows(workspace)
+    assert [row["params"]["n"] for row in rows] == ["1", "2"]
+    assert (
+        rows[0]["finished_at"] == datetime.fromtimestamp(built) and started <= rows[0]["finished_at"] <= datetime.now()
+    )
+    document = json.loads(Path(second).read_text())
+    del document["run"]["task_log"]["kart_built_at"]
+    Path(second).write_text(json.dumps(document))
+    rows = run_rows(workspace)
+    assert [(row["params"]["n"], row["finished_at"]) for row in rows] == [
+        ("1", datetime.fromtimestamp(built)),
+        ("2", None),
+    ]
+    assert format_table(rows).splitlines()[2].split()[4:7] == ["-", str(rows[1]["output_size"]), "B"]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,8 @@ from kart_kedro.node_records import NodeRecords
 from kedro.framework.startup import ProjectMetadata
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.pipeline import Pipeline, node
+
+from kart_core.cli import cli as kart_cli
 
 
 def _add(values: list[int], step: int) -> list[int]:
@@ -146,3 +150,26 @@ def test_list_and_keep_latest_order_by_build_time_not_the_manifest_file_time(
     cleared = _invoke(tmp_path, "clear", "--workspace", workspace, "--keep-latest").splitlines()
     assert len(cleared) == 2 and cleared[0].split()[4] == first and cleared[1] == "1 run(s) cleared."
     assert _run_grow(workspace, 2, monkeypatch) == ("cached", second)
+
+
+def test_kart_runs_shows_when_each_node_run_finished_as_kedro_kart_list_does(
+    tmp_path: Path, workspace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # kart runs showed a node run's manifest file time as its finish time: a run whose manifest was written
+    # again an hour later read as finished then, and listed after the run built after it.
+    first = _run_grow(workspace, 1, monkeypatch)[1]
+    time.sleep(0.01)
+    second = _run_grow(workspace, 2, monkeypatch)[1]
+    (manifest,) = Path(workspace, "log", "manifest").glob(f"KedroNodeRun_{first}*.json")
+    built = json.loads(manifest.read_text())["run"]["task_log"]["kart_built_at"]
+    later = time.time() + 3600
+    os.utime(manifest, (later, later))
+    result = CliRunner().invoke(kart_cli, ["runs", "--workspace", workspace, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert [row["unique_id"][:8] for row in rows] == [first, second]
+    assert rows[0]["finished_at"] == str(datetime.fromtimestamp(built))
+    table = CliRunner().invoke(kart_cli, ["runs", "--workspace", workspace]).output.splitlines()[1:]
+    listed = {row[3]: " ".join(row[:2]) for row in _listed(tmp_path, workspace)}
+    assert [line.split()[1][:8] for line in table] == [first, second]
+    assert [" ".join(line.split()[-5:-3]) for line in table] == [listed[first], listed[second]]
