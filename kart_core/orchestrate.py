@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import pluggy
 
-from kart_core import lineage, target_config
+from kart_core import lineage, target_config, transaction
 from kart_core.contract import KartTask, LuigiTask, is_kart_task
 from kart_core.errors import IntegrityError, RoundLimitError
 from kart_core.executor import Executor, execute
@@ -92,7 +92,11 @@ def orchestrate(
     manager = hook_manager if hook_manager is not None else default_hook_manager()
     # Read afresh here, then the same for the whole build (the walk and tasks created while running);
     # target settings (the signing key) likewise, unless the caller already froze them.
-    with config_frozen() as config_changed, target_config.frozen():
+    # detached: the build looks at committed outputs only. Another build's run of a shared task object (luigi's
+    # instance cache: two builds in threads of one process) stages its outputs beside the final paths; a thread
+    # started after that run began (a request's thread, this build's pool) would otherwise join that run and
+    # find its staged, uncommitted output: the task counted complete, a downstream loading what may never commit.
+    with config_frozen() as config_changed, target_config.frozen(), transaction.detached():
         check_worker_section()  # [gokart_worker] keys kart's executor cannot honour are named, not dropped
         check_task_on_kart_section()  # and a misspelt [TaskOnKart] setting (signing_kye) is named, not ignored
         checker = _Checker()

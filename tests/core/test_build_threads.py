@@ -1,0 +1,115 @@
+"""Two ``kart_core.build()`` calls in threads of one process over graphs that share tasks.
+
+luigi's instance cache hands both builds the same task objects (``T() is T()``), so anything a build
+keeps on a task object, or finds through it, is shared: a notebook running two builds, a web service
+answering two requests, an Airflow or Kedro worker running builds in threads. Each build must see
+what another process would see: committed outputs only, and its own ``rerun``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import luigi
+import pytest
+
+import kart_core
+from kart_core.errors import GokartBuildError
+
+
+def _wait_for(path: Path, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} never appeared")
+        time.sleep(0.01)
+
+
+class ThrSlow(kart_core.TaskOnKart[str]):
+    """Dumps its output, says so (file ``dumped``), then waits for file ``go``; ``fail`` raises after that."""
+
+    signals = luigi.Parameter(significant=False)
+    fail = luigi.BoolParameter(default=False, significant=False)
+
+    def run(self) -> None:
+        self.dump("T output")
+        Path(self.signals, "dumped").touch()
+        _wait_for(Path(self.signals, "go"))
+        if self.fail:
+            raise RuntimeError("ThrSlow fails after its dump")
+
+
+class ThrReader(kart_core.TaskOnKart[str]):
+    """Loads ThrSlow's output; says it started (file ``reader``)."""
+
+    signals = luigi.Parameter(significant=False)
+    fail = luigi.BoolParameter(default=False, significant=False)
+
+    def requires(self) -> Any:
+        return ThrSlow(signals=self.signals, fail=self.fail)
+
+    def run(self) -> None:
+        Path(self.signals, "reader").touch()
+        self.dump("reader saw " + self.load())
+
+
+def _in_thread(function: Any, *args: Any, **kwargs: Any) -> tuple[threading.Thread, dict[str, Any]]:
+    out: dict[str, Any] = {}
+
+    def call() -> None:
+        try:
+            out["value"] = function(*args, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - asserted by the test
+            out["error"] = exc
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    return thread, out
+
+
+@pytest.mark.parametrize(
+    ("fail", "workers", "executor"),
+    [(False, 1, "thread"), (True, 1, "thread"), (False, 2, "thread"), (True, 2, "process")],
+)
+def test_a_build_never_takes_another_builds_staged_output_as_complete(
+    workspace: str, tmp_path: Path, fail: bool, workers: int, executor: str
+) -> None:
+    """Build A runs ThrSlow, which has dumped (staged) and not committed; build B, in a thread started then
+    (a request's thread), needs it. B must wait for that run (or run it itself) and load only a committed
+    output: with ``fail``, A's run commits nothing, so B reports ThrSlow's own failure.
+
+    Before, B's walk joined A's run through the shared task object (a thread started after that run began
+    counts as one the run started), found the staged file, counted ThrSlow as cached and ran ThrReader, which
+    failed with MissingOutputError (or, had A committed in between, loaded an output B never checked).
+    """
+    signals = tmp_path / "signals"
+    signals.mkdir()
+    luigi.configuration.get_config().set("TaskOnKart", "workspace_directory", workspace)
+    slow = ThrSlow(signals=str(signals), fail=fail)
+    thread_a, out_a = _in_thread(kart_core.build, slow)
+    _wait_for(signals / "dumped")
+    thread_b, out_b = _in_thread(
+        kart_core.build, ThrReader(signals=str(signals), fail=fail), workers=workers, executor=executor
+    )
+    # B's walk is quick: on the old code its reader started (or B finished) well within this.
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline and thread_b.is_alive() and not (signals / "reader").exists():
+        time.sleep(0.01)
+    (signals / "go").touch()
+    thread_a.join(60)
+    thread_b.join(60)
+    assert not thread_a.is_alive() and not thread_b.is_alive()
+    if not fail:
+        assert out_a == {"value": "T output"}
+        assert out_b == {"value": "reader saw T output"}
+        return
+    for out in (out_a, out_b):
+        error = out["error"]
+        assert isinstance(error, GokartBuildError)
+        assert "RuntimeError: ThrSlow fails after its dump" in str(error)
+        assert "MissingOutputError" not in str(error)
+        assert list(error.raised_exceptions) == [slow.make_unique_id()]
+    assert not (signals / "reader").exists()
