@@ -236,20 +236,23 @@ def parameters_help(dotted: str) -> str:
     """The parameters of task ``dotted`` as ``kart run TASK --help`` prints them (luigi's ``Task --help`` lists
     them with its own options and every task's ``--Family-param``; this is the task's alone).
 
-    One line per parameter its own classes declare (flag, type, default or "required", description), then the
-    names of those it inherits from TaskOnKart.
+    One line per parameter its own classes declare (flag, type, the value luigi's config sets with the section
+    and file, else its default or "required", description), then the names of those it inherits from TaskOnKart.
 
     Raises:
         TaskSpecError: the task cannot be imported (``resolve_task_class``).
     """
     cls: Any = resolve_task_class(dotted)
+    luigi_config.refresh()  # LUIGI_CONFIG_PATH as it is now (kart_core.luigi_config), as a build reads it
     inherited = {name for name, _ in TaskOnKart.get_params()} if issubclass(cls, TaskOnKart) else set()
     own = [(name, param) for name, param in cls.get_params() if name not in inherited]
     lines = [f"{dotted} parameters (--name value; a BoolParameter is a flag):"]
     width = max((len(name) for name, _ in own), default=0) + 2
     for name, param in own:
         flag = f"--{name.replace('_', '-')}".ljust(width + 2)
-        default = "required" if param._default is luigi.parameter._no_value else f"default {param._default!r}"
+        default = _configured(cls, name, param)
+        if default is None:
+            default = "required" if param._default is luigi.parameter._no_value else f"default {param._default!r}"
         description = f"  {' '.join(str(param.description).split())}" if param.description else ""
         lines.append(f"  {flag} {type(param).__name__}, {default}{description}")
     if not own:
@@ -259,6 +262,34 @@ def parameters_help(dotted: str) -> str:
         lines.append(f"Inherited from TaskOnKart: {names}.")
     lines.append("--Class-name value sets parameter name of every Class task made in requires().")
     return "\n".join(lines)
+
+
+def _configured(cls: Any, name: str, param: luigi.Parameter) -> str | None:
+    """``configured VALUE ([Section] in 'file')`` when luigi's config sets parameter ``name`` of ``cls``, as the task
+    reads it: gokart's ``[TaskOnKart]`` key first (for a parameter declared in the class's own body, as
+    ``TaskOnKart._add_configuration`` reads it; it outranks the class's section), then luigi 3.8.1's
+    ``[Family] name`` (``Parameter._get_value_from_config``); None when neither sets it. The file named is the
+    last one luigi reads that sets it (the one whose value wins: ``luigi_config.files_setting``).
+
+    A value that cannot be parsed is shown as written, with the parameter type's complaint (a build then stops
+    on it, naming the file).
+    """
+    config = luigi.configuration.get_config()
+    # gokart injects [TaskOnKart] keys into the parameters a class declares in its own body (not inherited ones).
+    injected = issubclass(cls, TaskOnKart) and isinstance(vars(cls).get(name), luigi.Parameter)
+    sections = [TaskOnKart.__name__] if injected else []
+    for section in [*sections, cls.get_task_family()]:
+        raw = config.get(section, name, None)
+        if raw is None:
+            continue
+        try:
+            shown = repr(param.parse(raw))
+        except Exception as exc:  # each parameter type raises its own error for a malformed value
+            shown = f"{raw!r} (not a valid {type(param).__name__} value: {' '.join(str(exc).split())})"
+        files = luigi_config.files_setting(section, name)
+        where = f" in {os.path.abspath(files[-1])!r}" if files else " in luigi's config"
+        return f"configured {shown} ([{section}] {name}{where})"
+    return None
 
 
 def _global_flag(cls: Any, family: str, flag: str) -> str:

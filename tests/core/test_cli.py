@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 import kart_core as gokart
+from kart_core import luigi_config
 from kart_core.cli import GOKART_CODES, _split_keeps, cli
 
 M = __name__  # tasks below are named "<this module>.Class" on the command line
@@ -849,3 +850,38 @@ def test_a_closed_pipe_stops_the_listing_quietly(tmp_path: Path) -> None:
     process.stdout.close()
     error = process.stderr.read().decode()
     assert process.wait(timeout=120) == 1 and "BrokenPipe" not in error and "Traceback" not in error
+
+
+def test_help_shows_a_parameter_luigis_config_sets_with_its_value_and_file_not_as_required(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `kart run X --help` listed --max-rows as required while luigi.cfg set it: the user thought they must pass it.
+    config = tmp_path / "conf" / "param.ini"
+    config.parent.mkdir()
+    config.write_text("[CliNeeds]\nmax_rows = 250\n[TaskOnKart]\nscale = 7\n[CliFeatures]\nscale = 3\n")
+    luigi_config.refresh()  # the baseline kart_core's import takes in a `kart` process, before the variable is set
+    monkeypatch.setenv("LUIGI_CONFIG_PATH", str(config))
+    lines = kart("run", f"{M}.CliNeeds", "--help").stdout.splitlines()
+    assert lines[1].split(None, 2) == [
+        "--max-rows",
+        "IntParameter,",
+        f"configured 250 ([CliNeeds] max_rows in {str(config)!r})",
+    ]
+    assert kart("run", f"{M}.CliNeeds").exit_code == 0  # the build takes it from there, as the help says
+    # [TaskOnKart] outranks [Class] for a parameter the class declares (gokart's injection); a default is replaced.
+    features = kart("tree", f"{M}.CliFeatures", "-h").stdout.splitlines()
+    assert features[2].split(None, 2) == [
+        "--scale",
+        "IntParameter,",
+        f"configured 7 ([TaskOnKart] scale in {str(config)!r})",
+    ]
+    local = tmp_path / "luigi.cfg"  # read from the current directory, the --config file last of all
+    local.write_text("[CliNeeds]\nmax_rows = ten\n")
+    extra = tmp_path / "extra.cfg"
+    extra.write_text("[CliLoad]\nn = 9\n")
+    monkeypatch.delenv("LUIGI_CONFIG_PATH")
+    needs = kart("--config", str(extra), "run", f"{M}.CliNeeds", "--help").stdout.splitlines()[1]
+    assert needs.split(None, 2)[2].startswith("configured 'ten' (not a valid IntParameter value: ")
+    assert needs.endswith(f"([CliNeeds] max_rows in {str(local)!r})")
+    load = kart("--config", str(extra), "why", f"{M}.CliLoad", "--help").stdout.splitlines()[1]
+    assert load.split(None, 2)[2] == f"configured 9 ([CliLoad] n in {str(extra)!r})"
