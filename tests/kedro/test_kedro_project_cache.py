@@ -144,6 +144,13 @@ def test_clear_node_clears_what_is_downstream_unless_only(ran: Path) -> None:
 
     bad = run_kedro(project, "kart", "clear", "--node", "scal", check=False)
     assert "pipeline '__default__' has no node 'scal'. Did you mean 'scale'?" in bad
+    # No close name: the pipeline's nodes and the ways out (it said only "has no node 'nosuch'.").
+    unknown = " ".join(run_kedro(project, "kart", "clear", "--node", "nosuch", check=False).split())
+    assert "pipeline '__default__' has no node 'nosuch'. Its nodes: " in unknown
+    assert (
+        ", clean, count, report_features, report_raw, scale, summarize. Name a node of it, another --pipeline"
+        in unknown
+    )
 
 
 def test_only_missing_outputs_is_refused_with_the_reason(project: Path) -> None:

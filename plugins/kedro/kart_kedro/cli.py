@@ -103,10 +103,22 @@ def _with_downstream(nodes: tuple[str, ...], pipeline_name: str) -> set[str]:
     known = {node.name for node in pipeline.nodes}
     for name in nodes:
         if name not in known:
-            close = difflib.get_close_matches(name, sorted(known), n=3)
-            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-            raise click.UsageError(f"pipeline {pipeline_name!r} has no node {name!r}.{hint}")
+            raise click.UsageError(f"pipeline {pipeline_name!r} has no node {name!r}. {_node_hint(name, known)}")
     return {node.name for node in pipeline.from_nodes(*nodes).nodes}
+
+
+def _node_hint(name: str, known: set[str]) -> str:
+    """What to pass instead of the unknown node ``name``: the close names, else the pipeline's nodes (the first
+    ten) and the other ways out (another ``--pipeline``; ``--only`` needs no pipeline)."""
+    close = difflib.get_close_matches(name, sorted(known), n=3)
+    if close:
+        return f"Did you mean {', '.join(repr(c) for c in close)}?"
+    names = sorted(known)
+    shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    return (
+        f"Its nodes: {shown or 'none'}. Name a node of it, another --pipeline, or pass --only to clear the runs "
+        "of the named node whatever the pipeline."
+    )
 
 
 def _key(run: CachedRun) -> tuple[str, str, str]:
