@@ -21,7 +21,7 @@ from typing import Any
 
 import kart_core
 
-__all__ = ["dataset_classes", "project_dataset_code", "raw_record_code"]
+__all__ = ["class_digest", "dataset_classes", "project_dataset_code", "raw_record_code"]
 
 
 def dataset_classes(dataset: Any) -> list[type]:
@@ -37,28 +37,50 @@ def dataset_classes(dataset: Any) -> list[type]:
     return list(dict.fromkeys(found))
 
 
-def project_dataset_code(dataset: Any, fingerprinter: kart_core.CodeFingerprinter) -> dict[str, str]:
+def project_dataset_code(
+    dataset: Any, fingerprinter: kart_core.CodeFingerprinter, digests: dict[type, str] | None = None
+) -> dict[str, str]:
     """``{"module.Class (dataset class)": code digest}`` of the project classes of ``dataset``; empty for library
     datasets.
 
     Args:
         dataset: a Kedro dataset.
         fingerprinter: the run's fingerprinter (its classifier tells project code; fingerprints are shared).
+        digests: the run's code digests by class (``class_digest``), filled as classes are fingerprinted.
     """
     classifier = fingerprinter.classifier
     return {
-        f"{kind.__module__}.{kind.__qualname__} (dataset class)": fingerprinter.fingerprint(kind).digest
+        f"{kind.__module__}.{kind.__qualname__} (dataset class)": class_digest(kind, fingerprinter, digests)
         for kind in dataset_classes(dataset)
         if classifier.version_of(kind.__module__) is None
     }
 
 
-def raw_record_code(dataset: Any, fingerprinter: kart_core.CodeFingerprinter) -> list[str]:
+def raw_record_code(
+    dataset: Any, fingerprinter: kart_core.CodeFingerprinter, digests: dict[type, str] | None = None
+) -> list[str]:
     """What a raw input's recorded digest is taken under besides its stamp and definition: each class of
-    ``dataset`` by its code digest (project code) or its distribution's version (``dist==version``)."""
+    ``dataset`` by its code digest (project code, ``class_digest``) or its distribution's version
+    (``dist==version``)."""
     classifier = fingerprinter.classifier
     parts = []
     for kind in dataset_classes(dataset):
         version = classifier.version_of(kind.__module__)
-        parts.append(version if version is not None else fingerprinter.fingerprint(kind).digest)
+        parts.append(version if version is not None else class_digest(kind, fingerprinter, digests))
     return parts
+
+
+def class_digest(kind: type, fingerprinter: kart_core.CodeFingerprinter, digests: dict[type, str] | None) -> str:
+    """The code digest of project class ``kind``, taken once per run: ``digests`` (the run's, by class) keeps it.
+
+    A project's datasets share their class (every ``type: my_project.datasets.MyCsv`` entry): without the memo
+    each dataset's first reader walked the class's code again (20 walks of one class in the 200-node bench's
+    run). Within a run the code is as it was when the run first looked, as the node functions' are
+    (``PipelineRun`` fingerprints them when it starts); the next run takes it anew.
+    """
+    if digests is None:
+        return fingerprinter.fingerprint(kind).digest
+    found = digests.get(kind)
+    if found is None:
+        found = digests[kind] = fingerprinter.fingerprint(kind).digest
+    return found

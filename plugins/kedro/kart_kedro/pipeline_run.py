@@ -258,6 +258,7 @@ class PipelineRun:
         self.code_names: dict[tuple[str, str], tuple[str, ...]] = {}
         self.code_digests: dict[str, str | None] = {}
         self.dataset_codes: dict[str, dict[str, str]] = {}  # project dataset classes by dataset (dataset_code)
+        self.class_digests: dict[type, str] = {}  # a project dataset class's code digest, once per run (class_digest)
         self.hook_code = hook_code(key_hooks if key_hooks is not None else hook_manager, fingerprinter)
 
     # --- deciding -----------------------------------------------------------------------------
@@ -415,7 +416,7 @@ class PipelineRun:
         if found is None:
             dataset = self.catalog.get(name) if self._in_catalog(name) else None
             found = self.dataset_codes[name] = (
-                {} if dataset is None else project_dataset_code(dataset, self.fingerprinter)
+                {} if dataset is None else project_dataset_code(dataset, self.fingerprinter, self.class_digests)
             )
         return found
 
@@ -573,7 +574,7 @@ class PipelineRun:
         self.input_stamps[name] = stamp  # what each node that runs keyed by this digest is checked against
         # The classes' code too (dataset_code): an edit of a project dataset's _load, or a library upgrade, reads it again.
         config = kart_core.content_digest(
-            [dataset_config(dataset, reading=True), raw_record_code(dataset, self.fingerprinter)]
+            [dataset_config(dataset, reading=True), raw_record_code(dataset, self.fingerprinter, self.class_digests)]
         )
         known = self.records.known_input_digest(name, config, stamp)
         if known is not None and "|" in known:  # "{data digest}|{library modules}" (without "|": an older kart's)
