@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import difflib
 import io
+import json
 import os
 import re
 import sys
@@ -27,7 +28,7 @@ from luigi.task_register import Register
 from kart_core import luigi_config
 from kart_core.dotted import import_object
 from kart_core.errors import KartError, TaskSpecError, WorkspaceNotFoundError
-from kart_core.parameter import TaskInstanceParameter
+from kart_core.parameter import ListTaskInstanceParameter, TaskInstanceParameter
 from kart_core.storage.base import protocol_of, storage_for
 from kart_core.task import TaskOnKart
 
@@ -260,8 +261,51 @@ def parameters_help(dotted: str) -> str:
     if inherited:
         names = ", ".join(f"--{name.replace('_', '-')}" for name in sorted(inherited))
         lines.append(f"Inherited from TaskOnKart: {names}.")
+    lines.extend(_task_value_examples(own))
     lines.append("--Class-name value sets parameter name of every Class task made in requires().")
     return "\n".join(lines)
+
+
+def _task_value_examples(own: list[tuple[str, Any]]) -> list[str]:
+    """How to write the value of each task-valued parameter in ``own`` on the command line (gokart's JSON form,
+    ``TaskInstanceParameter.parse``), with its expected class's family and first parameter when it has them."""
+    examples = []
+    for name, param in own:
+        if not isinstance(param, TaskInstanceParameter | ListTaskInstanceParameter):
+            continue
+        one = json.dumps({"type": _family_of(param), "params": _example_params(_expected_class(param))})
+        flag = f"--{name.replace('_', '-')}"
+        value = f"[{one}]" if isinstance(param, ListTaskInstanceParameter) else one
+        examples.append(f"A task as {flag} is JSON naming its class (imported), e.g. {flag} '{value}'.")
+    return examples
+
+
+def _expected_class(param: Any) -> Any:
+    """The task class a TaskInstanceParameter (``expected_type``) or a ListTaskInstanceParameter
+    (``expected_elements_type``) takes; None when it takes any task."""
+    return getattr(param, "expected_type", None) or getattr(param, "expected_elements_type", None)
+
+
+def _family_of(param: Any) -> str:
+    expected = _expected_class(param)
+    return (
+        str(expected.get_task_family())
+        if isinstance(expected, type) and hasattr(expected, "get_task_family")
+        else "TaskFamily"
+    )
+
+
+def _example_params(expected: Any) -> dict[str, str]:
+    """The first own parameter of task class ``expected`` with its default as luigi serializes it ("VALUE" when
+    it has none); {} for no class or none of its own."""
+    if not isinstance(expected, type) or not issubclass(expected, TaskOnKart):
+        return {}
+    inherited = {name for name, _ in TaskOnKart.get_params()}
+    for name, param in expected.get_params():
+        if name not in inherited:
+            default = param._default
+            return {name: "VALUE" if default is luigi.parameter._no_value else param.serialize(default)}
+    return {}
 
 
 def _configured(cls: Any, name: str, param: luigi.Parameter) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import textwrap
@@ -885,3 +886,25 @@ def test_help_shows_a_parameter_luigis_config_sets_with_its_value_and_file_not_a
     assert needs.endswith(f"([CliNeeds] max_rows in {str(local)!r})")
     load = kart("--config", str(extra), "why", f"{M}.CliLoad", "--help").stdout.splitlines()[1]
     assert load.split(None, 2)[2] == f"configured 9 ([CliLoad] n in {str(extra)!r})"
+
+
+class CliSumsLoads(gokart.TaskOnKart[int]):
+    first = gokart.TaskInstanceParameter(expected_type=CliLoad)
+    loads = gokart.ListTaskInstanceParameter(expected_elements_type=CliLoad)
+
+    def run(self) -> None:
+        self.dump(len(self.load("first")) + sum(len(items) for items in self.load("loads")))
+
+
+def test_help_shows_how_to_write_a_task_valued_parameter_and_the_example_builds() -> None:
+    # The help said only "--upstream  TaskInstanceParameter, required": a new user passed a class name.
+    lines = kart("run", f"{M}.CliSumsLoads", "--help").stdout.splitlines()
+    first = """--first '{"type": "CliLoad", "params": {"n": "3"}}'"""
+    loads = """--loads '[{"type": "CliLoad", "params": {"n": "3"}}]'"""
+    assert f"A task as --first is JSON naming its class (imported), e.g. {first}." in lines
+    assert f"A task as --loads is JSON naming its class (imported), e.g. {loads}." in lines
+    any_task = kart("run", f"{M}.CliNeedsTask", "-h").stdout
+    assert """e.g. --upstream '{"type": "TaskFamily", "params": {}}'.""" in any_task
+    built = kart("run", f"{M}.CliSumsLoads", *shlex.split(f"{first} {loads}"))
+    assert built.exit_code == 0, built.stderr
+    assert gokart.build(CliSumsLoads(first=CliLoad(), loads=[CliLoad()]), reset_register=False) == 6
