@@ -11,9 +11,11 @@ import os
 import pickle
 from pathlib import Path
 
+import fork_server
 import luigi
 import pytest
 from click.testing import CliRunner
+from fork_server import GOKART, KART
 
 import kart_core as gokart
 from kart_core.cli import DAMAGE_FOUND, cli
@@ -248,9 +250,6 @@ if __name__ == "__main__":
 
 
 def _script(tmp_path: Path, *args: str, use_gokart: bool = False) -> str:
-    import subprocess
-    import sys
-
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2]), os.environ.get("PYTHONPATH", "")]),
@@ -258,9 +257,8 @@ def _script(tmp_path: Path, *args: str, use_gokart: bool = False) -> str:
     env.pop("USE_GOKART", None)
     if use_gokart:
         env["USE_GOKART"] = "1"
-    done = subprocess.run(
-        [sys.executable, "shared.py", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
-    )
+    # A fork of a server that imported gokart (or luigi and pandas) once: still a process of its own.
+    done = fork_server.run(["shared.py", *args], tmp_path, env, 300, GOKART if use_gokart else KART)
     assert done.returncode == 0, done.stderr
     return done.stdout.strip().splitlines()[-1] + "\n" + done.stderr
 

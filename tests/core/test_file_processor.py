@@ -13,11 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
+import fork_server
 import numpy as np
 import pandas as pd
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
+from fork_server import GOKART
 
 import kart_core
 from kart_core.errors import UnknownFormatError
@@ -115,14 +117,8 @@ def gokart_side(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[st
     asked = {"dump": dump, "load": ["kart.pkl", "kart.feather", "range.feather"]}
     (folder / "asked.pkl").write_bytes(pickle.dumps(asked))
     environment = {key: value for key, value in os.environ.items() if key != "LUIGI_CONFIG_PATH"}
-    done = subprocess.run(
-        [sys.executable, "-c", _GOKART_SIDE, str(folder)],
-        cwd=folder,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    # A fork of a server that imported gokart once: still a process of its own.
+    done = fork_server.run(["-c", _GOKART_SIDE, str(folder)], folder, environment, 240, GOKART)
     assert done.returncode == 0, f"the gokart subprocess failed:\n{done.stderr[-4000:]}"
     return folder, pickle.loads((folder / "loaded.pkl").read_bytes())
 

@@ -9,13 +9,13 @@ of a script's classes loaded by another script.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
+import fork_server
 import pytest
 from compat_pipeline.harness import DriverError, driver_env
+from fork_server import GOKART, KART
 
 import kart_core
 from kart_core import errors
@@ -36,7 +36,7 @@ def probes(runs: list[tuple[Any, ...]], config: str | None = None) -> list[Any]:
     pickle test's six gokart and kart start-ups took ~30 s of wall time for ~12 s of CPU). Raises
     DriverError (the end of its stderr) for a process that exits non-zero.
     """
-    started: list[tuple[Path, list[str], subprocess.Popen[str]]] = []
+    started: list[tuple[Path, list[str], fork_server.Run]] = []
     try:
         for impl, cwd, command, *args in runs:
             cwd.mkdir(parents=True, exist_ok=True)
@@ -45,21 +45,21 @@ def probes(runs: list[tuple[Any, ...]], config: str | None = None) -> list[Any]:
                 (cwd / "luigi.cfg").write_text(config)
                 env["LUIGI_CONFIG_PATH"] = str(cwd / "luigi.cfg")
             out = cwd / f"{command}-{impl}.json"
-            line = [sys.executable, "-m", "compat_behaviour.probe", impl, command, str(out), *args]
-            pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
-            started.append((out, line, subprocess.Popen(line, cwd=cwd, env=env, text=True, **pipes)))
+            line = ["-m", "compat_behaviour.probe", impl, command, str(out), *args]
+            # A fork of a server that imported gokart (or luigi and pandas) once: still a process of its own.
+            started.append((out, line, fork_server.start(line, cwd, env, GOKART if impl == "gokart" else KART)))
         reports = []
-        for out, line, process in started:
-            _, err = process.communicate(timeout=300)
-            if process.returncode != 0:
-                raise DriverError(f"{' '.join(line)} failed (exit {process.returncode}):\n{err[-6000:]}")
+        while started:
+            out, line, process = started[0]
+            done = process.wait(timeout=300)
+            started.pop(0)
+            if done.returncode != 0:
+                raise DriverError(f"{' '.join(line)} failed (exit {done.returncode}):\n{done.stderr[-6000:]}")
             reports.append(json.loads(out.read_text()))
         return reports
     finally:
         for _, _, process in started:  # a failed or timed-out run: end the others too
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+            process.kill()
 
 
 def both(tmp_path_factory: pytest.TempPathFactory, command: str, config: str | None = None) -> dict[str, Any]:

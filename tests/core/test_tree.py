@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
+import fork_server
 import luigi
 import pandas as pd
 import pytest
+from fork_server import GOKART, KART
 
 import kart_core as gokart
 from kart_core.tree.task_info import (
@@ -280,14 +281,9 @@ _SIDE_BY_SIDE = textwrap.dedent(
 def _side(impl: str, directory: Path) -> dict[str, Any]:
     directory.mkdir()
     (directory / "pipeline.py").write_text(_SIDE_BY_SIDE)
-    done = subprocess.run(
-        [sys.executable, "pipeline.py", impl],
-        cwd=directory,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    # A fork of a server that imported gokart (or luigi and pandas) once: still a process of its own.
+    done = fork_server.run(["pipeline.py", impl], directory, env, 120, GOKART if impl == "gokart" else KART)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 

@@ -1,6 +1,7 @@
 """Helpers for the tests that drive the pipeline: subprocess environment, driver runs, file snapshots.
 
-Imported by the test process; it imports neither gokart nor kart_core nor the task modules.
+Imported by the test process; it imports neither gokart nor kart_core nor the task modules (nor does
+tests/fork_server.py: its servers are processes of their own).
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+import fork_server
+from fork_server import GOKART, KART
 
 PIPELINE_PARENT = Path(__file__).resolve().parent.parent  # the directory holding compat_pipeline/
 LOG_FILES = (
@@ -45,9 +49,19 @@ def driver_env(impl: str, pythonpath: Path = PIPELINE_PARENT) -> dict[str, str]:
     return env
 
 
-def run_command(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 600) -> tuple[str, str]:
-    """Run ``args`` in ``cwd``; return (stdout, stderr), or raise DriverError with the end of stderr."""
-    completed = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+def run_command(
+    args: list[str], cwd: Path, env: dict[str, str], timeout: float = 600, preload: tuple[str, ...] | None = None
+) -> tuple[str, str]:
+    """Run ``args`` in ``cwd``; return (stdout, stderr), or raise DriverError with the end of stderr.
+
+    With ``preload`` (``args`` then start with ``sys.executable``), the process is a fork of the test process's
+    server that imported ``preload`` (tests/fork_server.py): still a process of its own, without the imports.
+    """
+    if preload is None:
+        completed = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    else:
+        assert args[0] == sys.executable, args
+        completed = fork_server.run(args[1:], cwd, env, timeout, preload)
     if completed.returncode != 0:
         raise DriverError(f"{' '.join(args)} failed (exit {completed.returncode}):\n{completed.stderr[-6000:]}")
     return completed.stdout, completed.stderr
@@ -56,7 +70,8 @@ def run_command(args: list[str], cwd: Path, env: dict[str, str], timeout: float 
 def run_driver(impl: str, cwd: Path, command: str, *args: str) -> dict[str, Any]:
     """Run ``compat_pipeline.driver COMMAND`` with ``impl`` in ``cwd`` and return its JSON report."""
     out = cwd.parent / f"{cwd.name}-{command}-{impl}.json"
-    run_command([sys.executable, "-m", "compat_pipeline.driver", command, str(out), *args], cwd, driver_env(impl))
+    line = [sys.executable, "-m", "compat_pipeline.driver", command, str(out), *args]
+    run_command(line, cwd, driver_env(impl), preload=GOKART if impl == "gokart" else KART)
     return dict(json.loads(out.read_text()))
 
 
