@@ -97,12 +97,57 @@ def resolve_task_class(dotted: str) -> type:
     except ImportError as exc:
         # import_object's message may already start with the name: say it once.
         reason = str(exc).removeprefix(f"{dotted!r}: ")
-        raise TaskSpecError(f"{dotted!r}: {reason}. Check the name and PYTHONPATH.") from exc
+        raise TaskSpecError(f"{dotted!r}: {reason}. {_name_hint(module_name, class_name)}") from exc
     except Exception as exc:  # the module's own code: a SyntaxError, or its body raised while imported
         raise TaskSpecError(f"{dotted!r}: {_import_failure(exc, module_name)}") from exc
     if not (isinstance(cls, type) and issubclass(cls, luigi.Task)):
         raise TaskSpecError(f"{dotted!r}: module {module_name!r} has no task class {class_name!r}.")
     return cls
+
+
+# Task base classes a module imports (``TaskOnKart``, ``luigi.Task``, ``WrapperTask``): never the task meant.
+_LIBRARIES = ("kart_core.", "luigi.", "kart_kedro.", "kart_airflow.")
+
+
+def _name_hint(module_name: str, class_name: str) -> str:
+    """What to type instead of a task name that does not import: the close task classes of the module when it
+    imported (else the ones it has), the close modules of the current directory when its first part did not;
+    then where names are looked up."""
+    module = sys.modules.get(module_name)
+    if module is not None:
+        tasks = sorted(
+            name
+            for name, value in vars(module).items()
+            if isinstance(value, type) and issubclass(value, luigi.Task) and not value.__module__.startswith(_LIBRARIES)
+        )
+        close = difflib.get_close_matches(class_name, tasks, n=3)
+        if close:
+            return f"Did you mean {', '.join(repr(f'{module_name}.{name}') for name in close)}?"
+        if not tasks:
+            return f"{module_name!r} defines no task class."
+        more = f" and {len(tasks) - 10} more" if len(tasks) > 10 else ""
+        return f"Its task classes: {', '.join(tasks[:10])}{more}."
+    top = module_name.partition(".")[0]
+    if top not in sys.modules:
+        close = difflib.get_close_matches(top, _local_modules(), n=3)
+        if close:
+            rest = module_name[len(top) :]
+            names = ", ".join(repr(f"{name}{rest}.{class_name}") for name in close)
+            return f"Did you mean {names}? Modules are found in the current directory and on PYTHONPATH."
+    return "Check the name and PYTHONPATH."
+
+
+def _local_modules() -> list[str]:
+    """The modules and packages of the current directory (``python -m`` finds them; so does kart)."""
+    try:
+        entries = os.listdir(".")
+    except OSError:
+        return []
+    return [
+        entry.removesuffix(".py")
+        for entry in entries
+        if (entry.endswith(".py") and os.path.isfile(entry)) or os.path.isfile(os.path.join(entry, "__init__.py"))
+    ]
 
 
 def _import_failure(exc: Exception, module_name: str) -> str:

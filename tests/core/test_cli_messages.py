@@ -26,8 +26,30 @@ def test_an_unknown_class_names_the_task_once(command: str) -> None:
     result = CliRunner().invoke(cli, [command, f"{M}.Nope"])
     assert result.exit_code == 4
     line = result.stderr.strip()
-    assert f"'{M}.Nope': '{M}' has no attribute 'Nope'. Check the name and PYTHONPATH." in line
+    assert f"'{M}.Nope': '{M}' has no attribute 'Nope'. Its task classes: MsgCycle, MsgCycleBack, " in line
+    assert ", MsgTask." in line
     assert line.count(f"'{M}.Nope'") == 1
+
+
+def test_a_misspelt_task_or_module_gets_the_close_names(tmp_path: Path) -> None:
+    # It said only "has no attribute 'Gret'. Check the name and PYTHONPATH." (new-user pass, tutorial's greetings.py).
+    (tmp_path / "msg_greetings.py").write_text(
+        "import kart_core as gokart\nfrom kart_core import TaskOnKart\n\n\n"
+        "class Greet(gokart.TaskOnKart):\n    def run(self):\n        self.dump('hi')\n"
+    )
+    said = [
+        CliRunner().invoke(cli, ["run", name]).stderr.strip() for name in ("msg_greetings.Gret", "msg_greeting.Greet")
+    ]
+    assert said == [
+        "kart run: 'msg_greetings.Gret': 'msg_greetings' has no attribute 'Gret'. Did you mean 'msg_greetings.Greet'?",
+        "kart run: 'msg_greeting.Greet': cannot import module 'msg_greeting'. Did you mean 'msg_greetings.Greet'? Modules are "
+        "found in the current directory and on PYTHONPATH.",
+    ]
+    nothing = CliRunner().invoke(cli, ["tree", "msg_greetings.Nothing"]).stderr.strip()
+    assert nothing.startswith(
+        "kart tree: 'msg_greetings.Nothing': 'msg_greetings' has no attribute 'Nothing'. Its task classes: Greet. (see "
+    )
+    assert CliRunner().invoke(cli, ["run", "msg_greetings.Greet"]).exit_code == 0
 
 
 def test_a_refused_run_log_is_called_a_run_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
