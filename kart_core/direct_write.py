@@ -25,7 +25,9 @@ when its run committed, as a dump does:
 - A kill: the marker stays. The next ``complete()`` on this host finds its process gone (or its id
   taken by a process that started later) and undoes the writes. Another host's marker counts as a run
   in progress for ``complete()``; a run of the task here (holding its lock) waits while that marker is
-  refreshed and takes it over (undoes its writes, logged) once it is ``commit_marker.stale``.
+  refreshed and takes it over (undoes its writes, logged) once it is ``commit_marker.stale``; that run then
+  writes each output under a private name (``private_name``) that its commit moves to the output's path, since
+  the writer taken over may only have been paused and, resumed, write on at that path (attacker at11 F1).
 - After the commit: the old outputs moved aside are deleted and the marker is removed.
 
 A task that only dumps never asks for a path: no file, marker, lock or check is added for it. The file
@@ -44,6 +46,7 @@ import dataclasses
 import functools
 import logging
 import os
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -60,7 +63,7 @@ from kart_core.storage.base import no_space_note, temporary_name
 from kart_core.transaction import Staged, Transaction
 from kart_core.workspace import MANIFEST, log_task_path
 
-__all__ = ["DirectWrites", "RunLock", "Superseded", "version"]
+__all__ = ["DirectWrites", "RunLock", "Superseded", "private_name", "version"]
 
 # The task's run lock (``kart_core.runner``): held for the body, waiting up to the given seconds (None:
 # as long as it takes); TaskLockException when another process still holds it then. When the caller
@@ -113,11 +116,19 @@ def version(target: Any) -> object:
 
 @dataclasses.dataclass
 class _Handed:
-    """An output whose path the task's code asked for: what was there before, and where the old one went."""
+    """An output whose path the task's code asked for: what was there before, where the old one went, and the
+    name handed to the task's code (``given``: the path itself, or a private name in a run that took the task
+    over from another host's writer, ``DirectWrites.private_name``)."""
 
     target: Any
     before: object
     backup: str | None
+    given: str = ""
+
+    @property
+    def private(self) -> bool:
+        """Whether the task's code got a private name (its commit moves that file to the output's path)."""
+        return bool(self.given)
 
 
 class DirectWrites:
@@ -153,7 +164,9 @@ class DirectWrites:
         self.watching = False
         self.handed: dict[str, _Handed] = {}
         self._marked: dict[str, OutputRecord] = {}
-        self._writing: list[str] = []  # markers beside the record-less outputs handed out (writing_marker)
+        # Markers beside the record-less outputs handed out (writing_marker) and their pointers, with the bytes this
+        # run wrote there: each is removed only while it still holds them (``_remove_own_writing``).
+        self._writing: list[tuple[str, bytes]] = []
         self._settled: set[str] = set()
         # Marker writes of the path requests, of the heartbeat thread (which keeps the marker fresh, so
         # that another host does not take it for a dead writer's, ``commit_marker.stale``) and of the commit.
@@ -163,6 +176,9 @@ class DirectWrites:
         # How the beats fare (``commit_marker.Pulse``, the transaction's: its commit checks it too).
         self._pulse = running.pulse
         self._taken: set[str] = set()  # manifests whose marker another process replaced: its files are not undone
+        # Manifests whose stale marker of another host's writer this run took over: the paths of their outputs are
+        # handed out as private names (``private_name``), never the path that writer may still write (at11 F1).
+        self._took: set[str] = set()
         # Path requests from several threads of the run (kart_core.transaction.join) take turns: one takes
         # the lock and writes the marker, the others find the path handed out.
         self._handing = threading.RLock()
@@ -191,6 +207,7 @@ class DirectWrites:
             stopped = self._end_watch(stopped)
         if stopped:
             raise self._pulse.failure or MarkerLostError(_Stopped.__doc__ or "")
+        self._stage_private()
 
     def _end_watch(self, stopped: bool) -> bool:
         """Stop counting the body's path requests; let a stop delivered but not raised yet fire here, and say
@@ -214,8 +231,14 @@ class DirectWrites:
             except _Stopped:  # it fired here, after the body returned: the run still stops
                 stopped = True
 
-    def hand_out(self, target: Any, path: str) -> None:
+    def hand_out(self, target: Any, path: str) -> str:
         """Called by ``TargetOnKart.path()``: mark ``path`` as written directly before the task's code gets it.
+
+        Returns the name the task's code is to write: ``path``, or in a run that took the task over from another
+        host's writer whose marker went stale (``_await_foreign``), a private name beside it (``private_name``)
+        that the commit moves to ``path``: the writer taken over may only have been paused (SIGSTOP, a suspended
+        machine) and, resumed, write on at ``path`` before its heartbeat stops it (attacker at11 F1); what this run
+        hashes and commits is then its own file all the same.
 
         Raises:
             Superseded: another process committed the task while this run waited for its lock (or for
@@ -224,13 +247,14 @@ class DirectWrites:
                 writes there would escape the run.
         """
         if not self.watching or path not in self._outputs:
-            return
+            return path
         transaction.check_process(self._running, f"the path of its output {path!r}")
         with self._handing:
             if self._marked:
                 self._recheck()
             if path not in self.handed:
                 self._hand_out(target, path)
+            return self.handed[path].given or path
 
     def _recheck(self) -> None:
         """A path request after this run's first marker: stop the run if its markers may no longer be its own.
@@ -263,11 +287,14 @@ class DirectWrites:
         elif record is None and not self._marked and not self.handed and self._all_written():
             self._stop()
         before = version(target)
+        # A takeover writes a private name: the path itself is untouched until the commit moves that file there.
+        given = private_name(path) if record is not None and record.manifest in self._took else ""
         # Locally the old output is moved aside (a rename), so a failed rerun puts it back; on object
         # storage a move is a copy of the whole object, so a failed rerun there only removes the new file.
-        backup = temporary_name(path) if self._replace and before is not None and "://" not in path else None
+        aside = self._replace and before is not None and "://" not in path and not given
+        backup = temporary_name(path) if aside else None
         with self._marker_lock:  # the heartbeat reads ``handed`` and ``_marked``
-            self.handed[path] = _Handed(target, before, backup)
+            self.handed[path] = _Handed(target, before, backup, given)
             if record is not None:
                 self._marked[record.manifest] = record
                 with self._room(f"mark {self._label} as writing its output {path!r} by path", record):
@@ -298,11 +325,15 @@ class DirectWrites:
             yield
 
     def _moves(self, record: OutputRecord) -> tuple[tuple[str, str | None], ...]:
-        """What ``record``'s marker names: each path of its manifest handed out, with where its old output went."""
+        """What ``record``'s marker names: each path of its manifest handed out, with where its old output went.
+
+        A private name (a takeover's) is not named: nothing is written at the output's path before the commit, so a
+        kill leaves that path as it was (the private file stays behind, a hidden ``.kart-took-`` file beside it).
+        """
         return tuple(
             (each, handed.backup)
             for each, handed in self.handed.items()
-            if (self._record(handed.target) or record).manifest == record.manifest
+            if not handed.private and (self._record(handed.target) or record).manifest == record.manifest
         )
 
     def _take_lock(self) -> None:
@@ -617,6 +648,7 @@ class DirectWrites:
                     storage, record, marker, self._label, why, self._own(record), self._signer
                 ):
                     logger.warning("%s: %s", self._label, why)
+                    self._took.add(record.manifest)  # its writer may only be paused: write private names
                     return
                 continue  # rewritten meanwhile: look again
             if not told:
@@ -653,6 +685,50 @@ class DirectWrites:
         self._record_in_place(targets)
         self.check_heartbeat()
 
+    def _stage_private(self) -> None:
+        """After the body returned: stage each file a takeover wrote under a private name, hashed (or signed) now,
+        so that the commit moves it to its output's path (an atomic rename locally, one copy on object storage).
+
+        The bytes hashed are this run's own: the writer it took over never knew the name, so whatever it writes at
+        the output's path once resumed is replaced by the commit's move. A folder saved there is moved into place
+        now and, as one written in place, gets no record. A name the task's code never wrote is left to the
+        outputs check (the output counts as missing).
+
+        Raises:
+            MarkerLostError, NoSpaceError: a marker of this run could not be kept its own and fresh (the run fails
+                and its undo removes the private files).
+        """
+        private = [(path, handed) for path, handed in self.handed.items() if handed.private]
+        if not private:
+            return
+        self._pulse.check()
+        signer = target_config.current().signer
+        for path, handed in private:
+            storage = storage_for(path)
+            record = self._record(handed.target)
+            assert record is not None  # only outputs with a record are handed out under a private name
+            if "://" not in path and os.path.isdir(handed.given):
+                storage.commit(handed.given, path)
+                continue
+            if not storage.exists(handed.given):
+                continue
+            if signer is not None:
+                staged = self._sealed(handed.target, record, path, handed.given, storage, signer)
+                if staged is not None:
+                    self._running.add(staged)
+                continue
+            with storage.open_read(handed.given) as file:
+                size, digest = digest_stream(file)
+            entry = Entry(
+                size=size,
+                digest=f"{DEFAULT_ALGORITHM}:{digest}",
+                commit=self._running.commit_id,
+                sealed=False,
+                owner=record.owner or None,
+            )
+            self._running.add(Staged(path, handed.given, storage, record, entry))
+        self.check_heartbeat()
+
     def _record_in_place(self, targets: Iterable[Any]) -> None:
         signer = target_config.current().signer
         for target in targets:
@@ -662,7 +738,7 @@ class DirectWrites:
             path = target.path()
             storage = storage_for(path)
             if signer is not None:
-                staged = self._sealed(target, record, path, storage, signer)
+                staged = self._sealed(target, record, path, path, storage, signer)
                 if staged is not None:
                     self._running.add(staged)
                 continue
@@ -682,9 +758,10 @@ class DirectWrites:
             self._running.add(Staged(path, path, storage, record, entry, in_place=True))
 
     def _sealed(
-        self, target: Any, record: OutputRecord | None, path: str, storage: Any, signer: Signer
+        self, target: Any, record: OutputRecord | None, path: str, source: str, storage: Any, signer: Signer
     ) -> Staged | None:
-        """A signed copy of the file the run wrote at ``path``, staged: the commit puts it over that file.
+        """A signed copy of the file the run wrote at ``source`` (``path``, or its private name), staged: the commit
+        puts it over the file at ``path``.
 
         The copy is the file after a signature header, as a dump writes it (``kart_core.signing``; one pass
         hashes the content and feeds the MAC; the MAC binds what a load checks: the target's
@@ -697,7 +774,7 @@ class DirectWrites:
         commit = self._running.commit_id if record is not None else None
         spool = storage.spool(path)
         try:
-            with storage.open_read(path) as file:
+            with storage.open_read(source) as file:
                 spool.file.write(bytes(HEADER_SIZE))
                 mac = signer.begin(name, commit)
                 size, digest = digest_stream(file, DEFAULT_ALGORITHM, mac, _Sink(spool.file))
@@ -741,6 +818,9 @@ class DirectWrites:
         self._note_taken()
         moves: list[tuple[str, str | None]] = []
         for path, handed in self.handed.items():
+            if handed.private:  # a takeover's own file (also when it was taken over in turn): the path is not its
+                moves.append((handed.given, None))
+                continue
             if self._taken_over(path):
                 continue
             # A rerun on object storage that asked for the path may have rewritten the old output with
@@ -799,25 +879,76 @@ class DirectWrites:
         for path, handed in self.handed.items():
             if handed.backup is not None:
                 storage_for(path).remove(handed.backup)
+            if handed.private:  # moved to the path by the commit, unless it was signed (a copy was staged)
+                storage_for(handed.given).remove(handed.given)
         lost = self._clear_markers()
         self._clear_left_writing_markers()
         self.release()
         if lost is not None:  # a marker another process put in this run's place since the commit began
             raise lost
 
+    def _remove_own_writing(self, marker: str, content: bytes) -> None:
+        """Remove this run's ``.kart-writing`` marker (or pointer) ``marker`` only while it still holds ``content``,
+        the bytes this run wrote there, as ``commit_marker.clear_own`` does for a manifest's marker: one another
+        run put in its place (a run of the task in another process, or with another kart, that writes the output
+        by path now) stays, with a warning. The read and the removal are two steps (one request's window)."""
+        storage = storage_for(marker)
+        try:
+            with storage.open_read(marker) as file:
+                found = file.read()
+        except (FileNotFoundError, IsADirectoryError):
+            return
+        if found == content:
+            storage.remove(marker)
+            return
+        logger.warning(
+            "%s: %r is no longer the marker this run put there (another run writing the output by path put its "
+            "own): it is left to that run",
+            self._label,
+            marker,
+        )
+
     def _clear_left_writing_markers(self) -> None:
         """Remove a killed writer's marker beside an output this run committed without its path (a dump), or
-        committed with an integrity record (the marker's writer ran with records off: at9 J4)."""
+        committed with an integrity record (the marker's writer ran with records off: at9 J4).
+
+        A marker of a writer of this host that is still alive (another process writing the output by path now:
+        a dump takes no lock) is left to it, with a warning; only a dead writer's, or another host's (whose life
+        this host cannot tell: such a marker is never refreshed), or an unreadable one is removed.
+        """
         for path, target in self._outputs.items():
             if path not in self.handed or self._record(target) is not None:
                 marker = commit_marker.writing_marker(path)
                 storage = storage_for(marker)
                 if storage.exists(marker):
+                    if self._live_writer(storage, marker):
+                        logger.warning(
+                            "%s: %r names a live process of this host writing %r by path: it is left to it",
+                            self._label,
+                            marker,
+                            path,
+                        )
+                        continue
                     storage.remove(marker)
                     logger.info("%s: removed %r, left by a killed run that wrote %r by path", self._label, marker, path)
                 if getattr(target, "record", None) is None:
                     pointer = self._pointer(path)
                     storage_for(pointer).remove(pointer)
+
+    @staticmethod
+    def _live_writer(storage: Any, marker: str) -> bool:
+        """Whether the ``.kart-writing`` marker at ``marker`` is another live process's of this host."""
+        try:
+            with storage.open_read(marker) as file:
+                writing = commit_marker.Writing.from_bytes(file.read())
+        except (FileNotFoundError, IsADirectoryError):
+            return False
+        return (
+            writing is not None
+            and writing.host == commit_marker.host_identity()
+            and writing.pid != os.getpid()
+            and writing.alive()
+        )
 
     def _mark_writing(self, path: str, outside: bool) -> None:
         """Put the marker beside the record-less output at ``path`` before its path is handed out.
@@ -839,10 +970,11 @@ class DirectWrites:
         ).to_bytes()
         pointer = self._pointer(path) if outside else ""
         for each in [pointer, marker] if outside else [marker]:
+            content = self._signed_pointer(path, data) if each == pointer else data
             with NoSpaceError.raised_as(functools.partial(self._no_room_to_mark, path, each)):
                 with storage_for(each).atomic_write(each) as file:
-                    file.write(self._signed_pointer(path, data) if each == pointer else data)
-            self._writing.append(each)
+                    file.write(content)
+            self._writing.append((each, content))
 
     def _no_room_to_mark(self, path: str, marker: str, exc: OSError) -> str:
         return (
@@ -880,10 +1012,18 @@ class DirectWrites:
                     lost = self._lost(path, f"{_who(other)} replaced it with its own (it takes the task over)")
                     self._pulse.fail(lost)
         self._marked.clear()
-        for marker in reversed(self._writing):  # each marker before its pointer
-            storage_for(marker).remove(marker)
+        for marker, content in reversed(self._writing):  # each marker before its pointer
+            self._remove_own_writing(marker, content)
         self._writing.clear()
         return lost
+
+
+def private_name(path: str) -> str:
+    """A fresh hidden name beside ``path`` that keeps its file name, extension included (``{dir}/.kart-took-
+    {random}.{name}``; libraries choose a format by it): where a run that took a task over writes an output
+    handed out by path until its commit moves the file to ``path`` ("/" joins URLs too)."""
+    directory, separator, name = path.rpartition("/")
+    return f"{directory}{separator}.kart-took-{secrets.token_hex(6)}.{name}"
 
 
 class _Stopped(MarkerLostError):

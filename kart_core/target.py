@@ -142,8 +142,8 @@ class TargetOnKart(luigi.Target):
         what = f"the path of its output {self._path!r}" if slot is not None else ""
         running = transaction.join(slot, what=what, asking_path=True)
         if running is not None and running.direct is not None:
-            running.direct.hand_out(self, self._path)
-        elif running is None and slot is not None:
+            return running.direct.hand_out(self, self._path)  # a private name in a takeover (direct_write)
+        if running is None and slot is not None:
             transaction.refuse_child(slot, what)
         return self._path
 

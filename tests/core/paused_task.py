@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,11 @@ class Paused(kart_core.TaskOnKart[Any]):
 
     ``mode``: "path" asks for the output's path again at each step and writes the whole file there; "fd" asks
     once and writes every line through the one descriptor it opened; "gil" writes one line, holds the GIL for
-    ``hog`` seconds (its heartbeat thread cannot run), then asks for the path again and writes the second line.
+    ``hog`` seconds (its heartbeat thread cannot run), then asks for the path again and writes the second line;
+    "name" asks once and writes the whole file by that name at each step (``{who}:{step}``, the last step only),
+    each step after the first holding the GIL for ``hog`` seconds (if set) right before its write.
+    ``resume``: a process id sent SIGCONT after the first write, before the ``pause`` (a taker resuming the
+    writer it took over while its own run is still going).
     """
 
     who = luigi.Parameter(default="here", significant=False)
@@ -51,6 +56,7 @@ class Paused(kart_core.TaskOnKart[Any]):
     flag = luigi.Parameter(default="", significant=False)
     mode = luigi.Parameter(default="path", significant=False)
     hog = luigi.FloatParameter(default=0.0, significant=False)
+    resume = luigi.IntParameter(default=0, significant=False)
 
     def output(self) -> Any:
         return self.make_target("paused/out.txt")
@@ -66,6 +72,18 @@ class Paused(kart_core.TaskOnKart[Any]):
                     file.flush()
                     if step == 0 and self.flag:
                         Path(str(self.flag)).touch()
+                    time.sleep(float(self.pause))
+            return
+        if self.mode == "name":
+            for step in range(int(self.steps)):
+                if step and self.hog:  # a stop mostly lands here: resumed, this thread keeps the GIL and writes
+                    hold_the_gil(float(self.hog))
+                _write(path, f"{self.who}:{step}\n")  # the name it got before any pause, never asked again
+                if step == 0 and self.flag:
+                    Path(str(self.flag)).touch()
+                if step == 0 and self.resume:
+                    os.kill(int(self.resume), signal.SIGCONT)
+                if self.pause:
                     time.sleep(float(self.pause))
             return
         lines = ""
