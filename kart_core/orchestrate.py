@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import pluggy
 
-from kart_core import lineage, target_config, transaction
+from kart_core import lineage, rerun, target_config, transaction
 from kart_core.contract import KartTask, LuigiTask, is_kart_task
 from kart_core.errors import IntegrityError, RoundLimitError
 from kart_core.executor import Executor, execute
@@ -96,7 +96,9 @@ def orchestrate(
     # instance cache: two builds in threads of one process) stages its outputs beside the final paths; a thread
     # started after that run began (a request's thread, this build's pool) would otherwise join that run and
     # find its staged, uncommitted output: the task counted complete, a downstream loading what may never commit.
-    with config_frozen() as config_changed, target_config.frozen(), transaction.detached():
+    # build_states: the rerun and staleness this build finds are its own, not those of a build in another thread
+    # over the same (luigi-cached) task objects.
+    with config_frozen() as config_changed, target_config.frozen(), transaction.detached(), rerun.build_states():
         check_worker_section()  # [gokart_worker] keys kart's executor cannot honour are named, not dropped
         check_task_on_kart_section()  # and a misspelt [TaskOnKart] setting (signing_kye) is named, not ignored
         checker = _Checker()

@@ -12,17 +12,28 @@ the old outputs and their manifest stay as they were.
 Outputs kart cannot replace at commit are deleted at once, as gokart does: those without an
 integrity record (a plain luigi target, a gokart-written output without a manifest, or integrity
 records turned off), since nothing else would tell that the rerun has replaced them.
+
+Where a rerun stands (``RerunState``: armed, waiting for its commit, done; and what made the task stale)
+belongs to one build. luigi's instance cache gives every build of the process the same task object, so
+two builds in threads (a notebook, a web service) would otherwise re-arm, spend and read each other's
+state. A build (``kart_core.orchestrate``) opens ``build_states()``: inside it, and in the worker threads
+and processes it hands tasks to, ``state_of`` answers the build's own copy; outside any build (luigi's
+worker, a user's ``complete()``) the task object's own state, which each build sets to what it found
+when it ends.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from kart_core.manifest import OutputRecord, read_unverified
 from kart_core.storage import storage_for
 
-__all__ = ["Baseline", "arm_rerun"]
+__all__ = ["Baseline", "RerunState", "arm_rerun", "build_states", "reset", "state_of"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,3 +95,77 @@ def arm_rerun(targets: Iterable[object]) -> Baseline:
         if callable(remove):
             remove()
     return Baseline(commits)
+
+
+class RerunState:
+    """Where a task's rerun stands, and what made it stale; one per task object, and one per build that checks it.
+
+    Attributes:
+        armed: True: rerun asked for, not checked yet; a ``Baseline``: the rerun waits for its commit;
+            False: no rerun (or it committed).
+        stale: what ``complete()`` found replaced under the task (``kart_core.lineage.StaleInput``), for
+            the build's summary; () when not stale.
+        own: in a build's copy, the task object's own state (written back when the build ends); else None.
+
+    A pickle (a task shipped to a worker process, ``kart_core.process_pool.ship``) carries the state the
+    pickling build holds for the task (``state_of``), so the worker's ``complete()`` sees that build's rerun.
+    """
+
+    __slots__ = ("armed", "stale", "own")
+
+    def __init__(self, armed: bool | Baseline, stale: tuple[Any, ...] = (), own: RerunState | None = None) -> None:
+        self.armed = armed
+        self.stale = stale
+        self.own = own
+
+    def __reduce__(self) -> tuple[type[RerunState], tuple[bool | Baseline, tuple[Any, ...]]]:
+        current = state_of(self)
+        return (RerunState, (current.armed, current.stale))
+
+
+# The current build's copies of the states of the tasks it checked, by id() of each task's own state.
+_build: contextvars.ContextVar[dict[int, RerunState] | None] = contextvars.ContextVar("kart_rerun_states", default=None)
+
+
+def state_of(own: RerunState) -> RerunState:
+    """The state to use for the task whose own state is ``own``: the current build's copy, else ``own``.
+
+    A task the build has not re-armed (``reset``) starts from a copy of ``own`` (what the latest build
+    of the process left), as it did when there was one state per task object.
+    """
+    states = _build.get()
+    if states is None:
+        return own
+    mine = states.get(id(own))
+    if mine is None:
+        mine = states[id(own)] = RerunState(own.armed, own.stale, own)
+    return mine
+
+
+def reset(own: RerunState, rerun: bool) -> None:
+    """Re-arm for the current build (or, outside any build, the task object itself): ``rerun`` runs it again."""
+    states = _build.get()
+    if states is None:
+        own.armed, own.stale = rerun, ()
+    else:
+        states[id(own)] = RerunState(rerun, (), own)
+
+
+@contextlib.contextmanager
+def build_states() -> Iterator[None]:
+    """One build's rerun states, for the body and the worker threads that copy its context.
+
+    At the end each task object keeps what this build found (``complete()`` outside a build, a task
+    tree's STALE mark, read it), as it did before builds had their own. About 100 bytes per task
+    checked, for the length of the build.
+    """
+    states: dict[int, RerunState] = {}
+    token = _build.set(states)
+    try:
+        yield
+    finally:
+        _build.reset(token)
+        for mine in states.values():
+            own = mine.own
+            if own is not None:
+                own.armed, own.stale = mine.armed, mine.stale

@@ -29,12 +29,13 @@ from kart_core import (
     transaction,
     workspace,
 )
+from kart_core import rerun as rerun_state
 from kart_core.contract import KartTarget, LuigiTask
 from kart_core.errors import ParameterTypeError, RequiresError, TaskDefinitionError
 from kart_core.file_processor import FileProcessor
 from kart_core.hashing import short_id
 from kart_core.param_plan import config_frozen, last_resolution
-from kart_core.rerun import Baseline, arm_rerun
+from kart_core.rerun import Baseline, RerunState, arm_rerun
 from kart_core.storage import storage_for
 from kart_core.structure import flatten
 from kart_core.target import TargetOnKart
@@ -143,10 +144,8 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T], metaclass=KartRegister)
         self.set_tracking_url = None
         self.set_status_message = None
         self.set_progress_percentage = None
-        # True: rerun armed, not yet checked; a Baseline: the rerun waits for its commit; False: no rerun.
-        self._rerun_state: bool | Baseline = bool(self.rerun)
-        # What made complete() find the task stale (kart_core.lineage), for the build's summary.
-        self.kart_stale: list[lineage.StaleInput] = []
+        # Where a rerun stands and what made the task stale; a build works on its own copy (kart_core.rerun).
+        self._kart_rerun = RerunState(bool(self.rerun))
 
     @property
     def param_kwargs(self) -> dict[str, Any]:
@@ -264,15 +263,36 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T], metaclass=KartRegister)
         """luigi's ``input()``: the outputs of ``requires()``, in its shape."""
         return task_io.inputs_of(self)
 
+    def kart_rerun_state(self) -> RerunState:
+        """Where this task's rerun stands for the current build (``kart_core.rerun.state_of``): two builds in
+        threads share the task object (luigi's instance cache), not its rerun."""
+        own = self.__dict__.get("_kart_rerun")
+        if type(own) is not RerunState:  # a task made without __init__, or unpickled from an older kart
+            own = self.__dict__["_kart_rerun"] = RerunState(bool(self.rerun))
+        return rerun_state.state_of(own)
+
+    @property
+    def kart_stale(self) -> list[lineage.StaleInput]:
+        """What ``complete()`` found replaced under the task (``kart_core.lineage``) in the current build, or
+        outside a build in the latest one; [] when not stale."""
+        return list(self.kart_rerun_state().stale)
+
+    @kart_stale.setter
+    def kart_stale(self, stale: list[lineage.StaleInput]) -> None:
+        self.kart_rerun_state().stale = tuple(stale)
+
     def kart_reset_rerun(self) -> None:
-        """Re-arm ``rerun`` for a new build: luigi hands back the same instance, whose rerun was spent."""
-        self._rerun_state = bool(self.rerun)
-        self.kart_stale = []
+        """Re-arm ``rerun`` for a new build: luigi hands back the same instance, whose rerun was spent.
+
+        Only the current build's state is re-armed (``kart_core.rerun``); another build's stays as it is.
+        """
+        self.kart_rerun_state()  # the task's own state exists before the build takes its copy
+        rerun_state.reset(self.__dict__["_kart_rerun"], bool(self.rerun))
 
     def kart_replacing(self) -> bool:
         """Whether a rerun of this task waits for its commit: its run must write every output anew
         (the old ones stay in place until the commit replaces them; ``kart_core.rerun``)."""
-        return isinstance(self._rerun_state, Baseline)
+        return isinstance(self.kart_rerun_state().armed, Baseline)
 
     def kart_forget_upstreams(self) -> list[LuigiTask]:
         """Forget the cached requires(), outputs and unique id (the config changed); return the upstreams."""
@@ -310,21 +330,23 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T], metaclass=KartRegister)
         per upstream manifest it recorded, when its outputs exist.
         """
         outputs = flatten(self.kart_outputs())
-        if self._rerun_state is True:
-            self._rerun_state = arm_rerun(outputs)
-        if isinstance(self._rerun_state, Baseline):
-            if self._rerun_state.pending():
+        state = self.kart_rerun_state()  # this build's (kart_core.rerun), read once
+        armed = state.armed
+        if armed is True:
+            armed = state.armed = arm_rerun(outputs)
+        if isinstance(armed, Baseline):
+            if armed.pending():
                 return False
-            self._rerun_state = False
+            armed = state.armed = False
         done = all(target.exists() for target in outputs) and _commits_settled(outputs)
-        if done and self._rerun_state is False:
+        if done and armed is False:
             stale = lineage.stale_outputs(outputs, self.kart_requires)
             if stale:
                 # Like a rerun: the old outputs stay until the new run's commit replaces them.
-                self.kart_stale = stale
+                state.stale = tuple(stale)
                 logger.warning("%s", lineage.describe(self.kart_label(), stale))
-                self._rerun_state = arm_rerun(outputs)
-                return not self._rerun_state.pending()
+                armed = state.armed = arm_rerun(outputs)
+                return not armed.pending()
         if not done or not (self.strict_check or self.modification_time_check):
             return done
         inputs = flatten(self.input())

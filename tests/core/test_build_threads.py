@@ -18,6 +18,8 @@ import pytest
 
 import kart_core
 from kart_core.errors import GokartBuildError
+from kart_core.graph import node_key
+from kart_core.orchestrate import orchestrate
 
 
 def _wait_for(path: Path, seconds: float = 30.0) -> None:
@@ -113,3 +115,71 @@ def test_a_build_never_takes_another_builds_staged_output_as_complete(
         assert "MissingOutputError" not in str(error)
         assert list(error.raised_exceptions) == [slow.make_unique_id()]
     assert not (signals / "reader").exists()
+
+
+class ThrSource(kart_core.TaskOnKart[int]):
+    """Dumps the value in file ``value`` of ``signals`` (a rerun with another value replaces what was loaded)."""
+
+    signals = luigi.Parameter(significant=False)
+
+    def run(self) -> None:
+        self.dump(int(Path(self.signals, "value").read_text()))
+
+
+class ThrStale(kart_core.TaskOnKart[int]):
+    """Loads ThrSource. Its ``complete()`` (luigi lets a task override it) pauses in the threads named
+    ``pause_before`` / ``pause_after`` until their files appear, saying so in ``<name>.before`` / ``.after``."""
+
+    signals = luigi.Parameter(significant=False)
+
+    def requires(self) -> Any:
+        return ThrSource(signals=self.signals)
+
+    def run(self) -> None:
+        self.dump(self.load() * 10)
+
+    def complete(self) -> bool:
+        name, signals = threading.current_thread().name, Path(self.signals)
+        if name == "pause_before" and not (signals / f"{name}.before").exists():
+            (signals / f"{name}.before").touch()
+            _wait_for(signals / f"{name}.go")
+        done = super().complete()
+        if name == "pause_after" and not (signals / f"{name}.after").exists():
+            (signals / f"{name}.after").touch()
+            _wait_for(signals / f"{name}.go")
+        return done
+
+
+def test_a_builds_stale_task_stays_stale_for_it_while_another_build_checks_it(workspace: str, tmp_path: Path) -> None:
+    """Build B's walk finds ThrStale stale (ThrSource was rerun with another value since ThrStale loaded it);
+    build A, in another thread, starts checking the same task object meanwhile. B's result still names ThrStale
+    stale, and B runs it on the new value.
+
+    Before, the walk's findings were kept on the shared task object: A's walk re-armed it (``kart_stale``
+    emptied) between B's ``complete()`` and B reading what it found, so B's summary lost the stale task.
+    """
+    signals = tmp_path / "signals"
+    signals.mkdir()
+    luigi.configuration.get_config().set("TaskOnKart", "workspace_directory", workspace)
+    (signals / "value").write_text("1")
+    stale = ThrStale(signals=str(signals))
+    assert kart_core.build(stale) == 10
+    (signals / "value").write_text("2")
+    assert kart_core.build(ThrSource(signals=str(signals), rerun=True)) == 2
+    out_b: dict[str, Any] = {}
+    thread_b = threading.Thread(target=lambda: out_b.update(result=orchestrate([stale])), name="pause_after")
+    thread_b.start()
+    _wait_for(signals / "pause_after.after")  # B's walk found it stale, and holds
+    out_a: dict[str, Any] = {}
+    thread_a = threading.Thread(target=lambda: out_a.update(result=orchestrate([stale])), name="pause_before")
+    thread_a.start()
+    _wait_for(signals / "pause_before.before")  # A's walk re-armed it for A, and holds
+    (signals / "pause_after.go").touch()
+    thread_b.join(60)
+    (signals / "pause_before.go").touch()
+    thread_a.join(60)
+    key = node_key(stale)
+    assert out_b["result"].stale == [key]
+    assert out_b["result"].ran == [key]
+    assert out_a["result"].cached == [key]
+    assert stale.output().load() == 20
