@@ -195,6 +195,7 @@ class _Server:
             start_new_session=True,  # a group of its own, which the watchdog ends with its runs
         )
         errors.close()
+        self.log = Path(errors.name)
         watchdog = watch(self.process)
         atexit.register(watchdog.kill)
         atexit.register(self._stop)
@@ -254,7 +255,9 @@ class _Server:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self.arrived:
             while key not in self.answers.get(request_id, {}):
-                assert self.process.poll() is None, f"the fork server ended ({self.process.returncode})"
+                if self.process.poll() is not None:
+                    log = self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
+                    raise AssertionError(f"the fork server ended ({self.process.returncode}); its stderr:\n{log}")
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     return None

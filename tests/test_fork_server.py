@@ -105,3 +105,8 @@ def test_a_run_past_its_timeout_is_killed(tmp_path: Path) -> None:
         fork_server.run(["-c", "import time; time.sleep(60)"], tmp_path, dict(os.environ), 2, GOKART)
     done = fork_server.run(["-c", "print('next')"], tmp_path, dict(os.environ), 60, GOKART)
     assert (done.returncode, done.stdout) == (0, "next\n")
+
+
+def test_a_server_that_cannot_start_is_named_with_its_error(tmp_path: Path) -> None:
+    with pytest.raises(AssertionError, match="No module named 'no_such_module_for_the_fork_server'"):
+        fork_server.run(["-c", "pass"], tmp_path, dict(os.environ), 60, ("no_such_module_for_the_fork_server",))
