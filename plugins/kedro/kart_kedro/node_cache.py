@@ -29,6 +29,8 @@ import luigi
 
 import kart_core
 
+_encode_string = json.encoder.encode_basestring_ascii  # json.dumps's encoder of a str with ensure_ascii (the default)
+
 _layout = kart_core.workspace  # the cache layout: log kinds, log paths, listing
 
 __all__ = ["BUILT_AT", "CachedRun", "KedroNodeRun", "cached_runs", "clear_run", "executing"]
@@ -100,7 +102,7 @@ class _Strings(luigi.ListParameter):  # type: ignore[type-arg]
         ``ListParameter.serialize`` (whose encoder class differs only for ``FrozenOrderedDict`` values), without
         creating an encoder per call (a node run's unique id serializes three such lists); else luigi's."""
         if type(x) is tuple and all(type(item) is str for item in x):
-            return json.dumps(x)
+            return _json_strings(x)
         return str(super().serialize(x))
 
 
@@ -253,12 +255,19 @@ def _significant_strings(task: KedroNodeRun) -> dict[str, str] | None:
     for name, parameter in _significant_parameters(type(task)):
         value = getattr(task, name)
         if type(parameter) is _Strings and type(value) is tuple and all(type(item) is str for item in value):
-            strings[name] = json.dumps(value)  # _Strings.serialize of a tuple of str
+            strings[name] = _json_strings(value)  # _Strings.serialize of a tuple of str
         elif type(parameter) is luigi.Parameter and type(value) is str:
             strings[name] = value  # luigi.Parameter.serialize: str(value)
         else:
             return None
     return strings
+
+
+def _json_strings(values: tuple[str, ...]) -> str:
+    """``json.dumps(values)`` for a tuple of ``str``, the same text (json's defaults: ``ensure_ascii``, ``", "`` between
+    items), joined from the C string encoder json itself uses for each item: ``json.dumps`` builds an encoder object
+    per call, and a node run's check in a new process serializes three such lists (its id's parameters)."""
+    return "[" + ", ".join(map(_encode_string, values)) + "]"
 
 
 def _significant_parameters(cls: type[KedroNodeRun]) -> list[tuple[str, luigi.Parameter]]:
