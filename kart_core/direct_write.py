@@ -718,14 +718,7 @@ class DirectWrites:
                     self._running.add(staged)
                 continue
             with storage.open_read(handed.given) as file:
-                size, digest = digest_stream(file)
-            entry = Entry(
-                size=size,
-                digest=f"{DEFAULT_ALGORITHM}:{digest}",
-                commit=self._running.commit_id,
-                sealed=False,
-                owner=record.owner or None,
-            )
+                entry = self._entry(file, record)
             self._running.add(Staged(path, handed.given, storage, record, entry))
         self.check_heartbeat()
 
@@ -745,17 +738,25 @@ class DirectWrites:
             assert record is not None  # narrowed above
             try:
                 with storage.open_read(path) as file:
-                    size, digest = digest_stream(file)
+                    entry = self._entry(file, record)
             except IsADirectoryError:
                 continue  # a folder saved at the output's path: no single file to hash
-            entry = Entry(
-                size=size,
-                digest=f"{DEFAULT_ALGORITHM}:{digest}",
-                commit=self._running.commit_id,
-                sealed=False,
-                owner=record.owner or None,
-            )
             self._running.add(Staged(path, path, storage, record, entry, in_place=True))
+
+    def _entry(self, file: Any, record: OutputRecord) -> Entry:
+        """The manifest entry of an unsigned output written by path: ``file``'s size and digest, read to its end.
+
+        Raises:
+            OSError: reading ``file`` failed (``IsADirectoryError`` for a folder saved at the output's path).
+        """
+        size, digest = digest_stream(file)
+        return Entry(
+            size=size,
+            digest=f"{DEFAULT_ALGORITHM}:{digest}",
+            commit=self._running.commit_id,
+            sealed=False,
+            owner=record.owner or None,
+        )
 
     def _sealed(
         self, target: Any, record: OutputRecord | None, path: str, source: str, storage: Any, signer: Signer
