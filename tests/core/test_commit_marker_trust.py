@@ -44,7 +44,7 @@ TASKS = textwrap.dedent(
         def run(self):
             self.dump("Hello, world!")
 
-    class Greet(kart_core.TaskOnKart):
+    class TrustGreet(kart_core.TaskOnKart):
         def requires(self):
             return Hello(workspace_directory=self.workspace_directory)
 
@@ -136,27 +136,27 @@ def test_a_forged_direct_marker_touches_nothing_outside_and_the_task_runs_again(
 ) -> None:
     """F1: the marker names absolute paths outside the workspace and a dead writer of this host (beside the
     root task's manifest: a build checks the root first)."""
-    greet = tasks.Greet(workspace_directory=any_workspace)
+    greet = tasks.TrustGreet(workspace_directory=any_workspace)
     assert kart_core.build(greet) == "Hello, world!!"
     before = _manifest_commit(greet)
     moves, victim, planted, evil = _forge(any_workspace, tmp_path)
     _put(_marker(greet), _forged_marker(moves))
     with caplog.at_level(logging.WARNING, logger="kart_core"):
         if check == "complete":
-            assert not tasks.Greet(workspace_directory=any_workspace).complete()
+            assert not tasks.TrustGreet(workspace_directory=any_workspace).complete()
             assert any(_marker(greet) in record.getMessage() for record in caplog.records)
         elif check == "tree":
-            result = CliRunner().invoke(cli, ["tree", "trust_tasks.Greet", "-w", any_workspace])
+            result = CliRunner().invoke(cli, ["tree", "trust_tasks.TrustGreet", "-w", any_workspace])
             assert result.exit_code == 0, result.output
             assert "Greet" in result.output and "PENDING" in result.output
         else:
             workers = 1 if check == "build" else 2
             executor: Literal["thread", "process"] = "process" if check == "build-processes" else "thread"
-            again = tasks.Greet(workspace_directory=any_workspace)
+            again = tasks.TrustGreet(workspace_directory=any_workspace)
             assert kart_core.build(again, workers=workers, executor=executor) == "Hello, world!!"
             assert _manifest_commit(greet) != before  # Greet ran again
             assert _read(_marker(greet)) is None  # its commit replaced the marker
-            assert tasks.Greet(workspace_directory=any_workspace).complete()
+            assert tasks.TrustGreet(workspace_directory=any_workspace).complete()
     assert _read(victim) == b"precious"
     assert _read(planted) is None
     assert _read(evil) == b"evil"
@@ -168,7 +168,7 @@ def test_a_marker_naming_a_path_that_climbs_out_is_refused(
     """A workspace-relative path with ``..``, and another task's output: neither is this task's own (checked
     from the workspace folder, where a kart that took them relative to its working directory found them)."""
     hello = tasks.Hello(workspace_directory=workspace)
-    greet = tasks.Greet(workspace_directory=workspace)
+    greet = tasks.TrustGreet(workspace_directory=workspace)
     kart_core.build(greet)
     monkeypatch.chdir(workspace)
     (tmp_path / "outside.txt").write_text("keep")
