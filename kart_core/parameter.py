@@ -8,12 +8,12 @@ import warnings
 from typing import Any, Generic, Protocol, TypeVar
 
 import luigi
-from luigi import task_register
 from luigi.parameter import _no_value
 
 from kart_core.contract import is_kart_task
 from kart_core.errors import ParameterTypeError, TaskDefinitionError, TaskParameterTooLargeError
 from kart_core.hashing import decode_task_reference, serialize_task_reference
+from kart_core.task_family import task_class_of_family
 from kart_core.task_memo import memo_of
 
 __all__ = [
@@ -72,7 +72,7 @@ def _type_name(expected: type | None) -> str:
 
 
 def _task_from_reference(reference: dict[str, Any]) -> Any:
-    task_class = task_register.Register.get_task_cls(reference["type"])
+    task_class = task_class_of_family(reference["type"])  # an ambiguous family's error names its classes
     params = dict(reference.get("params", {}))
     kwargs = {name: param.parse(params[name]) for name, param in task_class.get_params() if name in params}
     return task_class(**kwargs)

@@ -18,9 +18,11 @@ checks every task on empty DataFrames and exits 0 or 1.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import sys
+from collections.abc import Iterator
 from typing import NoReturn
 
 import luigi
@@ -28,12 +30,14 @@ import luigi.interface
 import luigi.retcodes
 from luigi.cmdline_parser import CmdlineParser
 from luigi.setup_logging import InterfaceLogging
+from luigi.task_register import TaskClassAmbigiousException
 
 from kart_core.contract import LuigiTask
 from kart_core.info import make_tree_info, tree_info
 from kart_core.orchestrate import orchestrate
 from kart_core.outcome import GOKART_RETCODES, BuildResult, RetCodes, exit_code, task_label
 from kart_core.storage.base import protocol_of
+from kart_core.task_family import explained
 from kart_core.testing.check_if_run_with_empty_data_frame import run_with_empty_data_frames, test_run
 from kart_core.workspace_management import delete_local_unnecessary_outputs
 
@@ -52,6 +56,8 @@ def run(cmdline_args: list[str] | None = None, set_retcode: bool = True) -> NoRe
 
     Raises:
         luigi.task_register.TaskClassNotFoundException: no task class of that name.
+        kart_core.task_family.AmbiguousTaskFamilyError: (a luigi ``TaskClassAmbigiousException``) imported
+            classes of different modules have that name; the message names them.
         luigi.parameter.MissingParameterException: a required parameter is not given.
         ValueError: a parameter value cannot be parsed (``--n x`` for an IntParameter).
             As gokart 1.12.2's ``gokart.run()``, which creates the task before it builds: these
@@ -59,7 +65,7 @@ def run(cmdline_args: list[str] | None = None, set_retcode: bool = True) -> NoRe
     """
     args = list(cmdline_args or sys.argv[1:])
     # Kept open for the whole call: tasks created in requires() read --Class-param values from it.
-    with CmdlineParser.global_instance(args) as parser:
+    with _command_line(args) as parser:
         codes = _retcodes(set_retcode)
         _try_tree_info(parser)
         _try_delete_unnecessary_outputs(parser)
@@ -68,9 +74,24 @@ def run(cmdline_args: list[str] | None = None, set_retcode: bool = True) -> NoRe
     sys.exit(code)
 
 
+@contextlib.contextmanager
+def _command_line(args: list[str]) -> Iterator[CmdlineParser]:
+    """luigi's ``CmdlineParser.global_instance(args)``, whose "Task 'X' is ambiguous" names the classes of family X.
+
+    Raises:
+        kart_core.task_family.AmbiguousTaskFamilyError: the root task's family is ambiguous.
+    """
+    with contextlib.ExitStack() as stack:
+        try:
+            parser = stack.enter_context(CmdlineParser.global_instance(args))
+        except TaskClassAmbigiousException as exc:
+            raise explained(exc) from None
+        yield parser
+
+
 def retcodes(cmdline_args: list[str], set_retcode: bool = True) -> RetCodes:
     """luigi's ``[retcode]`` settings (config file or ``--retcode-*``), with gokart's values when ``set_retcode``."""
-    with CmdlineParser.global_instance(cmdline_args):
+    with _command_line(cmdline_args):
         return _retcodes(set_retcode)
 
 
@@ -98,7 +119,7 @@ def build_from_command_line(
         Exception: with ``raise_creation_errors``, what luigi's parser raised creating the task
             (``MissingParameterException``, ``ValueError`` for a bad value, ...).
     """
-    with CmdlineParser.global_instance(cmdline_args) as parser:
+    with _command_line(cmdline_args) as parser:
         return _build(parser, codes or _retcodes(True), raise_creation_errors)
 
 
@@ -173,7 +194,7 @@ def _try_delete_unnecessary_outputs(parser: CmdlineParser) -> None:
 
 def try_to_run_test_for_empty_data_frame(cmdline_args: list[str], codes: RetCodes | None = None) -> None:
     """With ``--test-run-pandas``: build, then run each task on empty DataFrames; exit 0 if all pass, else 1."""
-    with CmdlineParser.global_instance(cmdline_args) as parser:
+    with _command_line(cmdline_args) as parser:
         _try_test_run(parser, codes or _retcodes(True))
 
 

@@ -31,6 +31,7 @@ from kart_core.errors import KartError, TaskSpecError, WorkspaceNotFoundError
 from kart_core.parameter import ListTaskInstanceParameter, TaskInstanceParameter
 from kart_core.storage.base import protocol_of, storage_for
 from kart_core.task import TaskOnKart
+from kart_core.task_family import classes_of_family, dotted_names
 
 __all__ = [
     "TaskSpecError",
@@ -89,7 +90,7 @@ def resolve_task_class(dotted: str) -> type:
     """Import ``package.module.Class`` and return the class, with a clear error when it is not a task."""
     module_name, _, class_name = dotted.rpartition(".")
     if not module_name:
-        raise TaskSpecError(f"{dotted!r}: name the task with its module, e.g. 'mypackage.tasks.{dotted}'.")
+        raise TaskSpecError(f"{dotted!r}: name the task with its module, {_family_hint(dotted)}")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # like `python -m`: modules in the current directory are found
     try:
@@ -103,6 +104,15 @@ def resolve_task_class(dotted: str) -> type:
     if not (isinstance(cls, type) and issubclass(cls, luigi.Task)):
         raise TaskSpecError(f"{dotted!r}: module {module_name!r} has no task class {class_name!r}.")
     return cls
+
+
+def _family_hint(family: str) -> str:
+    """How to name the task ``family`` (a bare class name) by its module: the dotted names of the imported task
+    classes of that family (two or more: luigi's lookup by family finds neither), else an example."""
+    names = [repr(name) for name in dotted_names(classes_of_family(family))]
+    if len(names) > 1:
+        return f"one of {', '.join(names[:-1])} and {names[-1]} (each a task class of family {family!r})."
+    return f"{names[0]}." if names else f"e.g. 'mypackage.tasks.{family}'."
 
 
 # Task base classes a module imports (``TaskOnKart``, ``luigi.Task``, ``WrapperTask``): never the task meant.
@@ -170,11 +180,24 @@ def _import_failure(exc: Exception, module_name: str) -> str:
 
 @contextlib.contextmanager
 def task_from_command_line(dotted: str, args: Sequence[str] = ()) -> Iterator[Any]:
-    """Yield the task ``dotted`` with luigi-style ``args``; the parsed values stay visible to ``requires()``."""
+    """Yield the task ``dotted`` with luigi-style ``args``; the parsed values stay visible to ``requires()``.
+
+    The class is the one ``dotted`` names, even when another imported module has a task class of the same
+    family (``a.Greet`` and ``b.Greet``): luigi's own ``CmdlineParser`` looks the bare family up in its
+    registry, which then stops on "Task 'Greet' is ambiguous" (or takes the most derived class of that family).
+    Here luigi's option set (every registered task's ``--Family-param``, luigi's own options) is built once,
+    the named class's parameters are added to it, and the parsed values are luigi's global command line
+    (``CmdlineParser.get_instance()``) while the body runs, as ``luigi.interface`` has them.
+
+    Raises:
+        TaskSpecError: the class cannot be imported, an argument names no parameter, a value cannot be parsed,
+            or the task cannot be created.
+    """
     cls = resolve_task_class(dotted)
     family = cls.get_task_family()  # type: ignore[attr-defined]
     try:
-        args = _checked_args(cls, family, args, dotted)
+        parser, first_pass = _parser_for(cls, family)
+        args = _checked_args(cls, family, args, dotted, set(parser._option_string_actions), first_pass)
     except argparse.ArgumentError as exc:
         # luigi adds the root task's parameters as --name beside its own options: a parameter named like one
         # of them (``workers``, ``worker_id``) cannot be added, for any value (luigi's own command line fails too).
@@ -184,12 +207,51 @@ def task_from_command_line(dotted: str, args: Sequence[str] = ()) -> Iterator[An
             f"parser cannot take this task at all (luigi's own cannot either). Rename the parameter, or build the "
             f"task from Python: kart_core.build({dotted.rpartition('.')[2]}(...))."
         ) from None
+    known = _parsed(parser, cls, family, args, dotted)
+    with _global_command_line(_ParsedCommandLine(cls, known)) as parsed:
+        _check_other_tasks_values(parsed, cls, family, dotted)
+        yield _create(cls, parsed, dotted)
+
+
+def _parser_for(cls: Any, family: str) -> tuple[argparse.ArgumentParser, dict[str, argparse.Action]]:
+    """luigi 3.8.1's command-line parser (``CmdlineParser._build_parser(root_task=family)``) with ``cls`` as the
+    root task whatever the registry says its family is; and luigi's first-pass options (before the root's).
+
+    luigi leaves out the ``--Family-param`` options of an ambiguous family and adds the local ``--param`` ones of
+    the class the registry finds for the family: here both are ``cls``'s own. Built once (luigi builds it three
+    times per parse; argparse checks each option against all the others, quadratic in the registered parameters).
+
+    Raises:
+        argparse.ArgumentError: a parameter of ``cls`` has the name of one of luigi's own options.
+    """
+    parser = CmdlineParser._build_parser()  # luigi's options and every unambiguous family's --Family-param
+    first_pass = dict(parser._option_string_actions)
+    for name, param in cls.get_params():
+        in_section = f"{family}_{name}" if cls.use_cmdline_section else name  # luigi's is_without_section rule
+        global_flag = "--" + in_section.replace("_", "-")
+        if global_flag not in parser._option_string_actions:  # the family is ambiguous: luigi left it out
+            parser.add_argument(global_flag, help=argparse.SUPPRESS, **param._parser_kwargs(name, family))
+        local_flag = "--" + name.replace("_", "-")
+        if local_flag != global_flag:
+            parser.add_argument(local_flag, help=argparse.SUPPRESS, **param._parser_kwargs(name))
+    return parser, first_pass
+
+
+def _parsed(parser: argparse.ArgumentParser, cls: Any, family: str, args: list[str], dotted: str) -> Any:
+    """``args`` parsed by ``parser`` (``_parser_for``), after importing luigi's ``--module`` as luigi does.
+
+    Raises:
+        TaskSpecError: an unknown or malformed argument (argparse's complaint in one line, with the close
+            parameter names), or ``--module`` cannot be imported.
+    """
     complaint = io.StringIO()
     try:
         # argparse prints its usage and complaint to stderr, then exits: keep the complaint for one clear line.
         with contextlib.redirect_stderr(complaint):
-            parser_context = CmdlineParser.global_instance([family, *args])
-            parser = parser_context.__enter__()
+            known = parser.parse_args([family, *args])
+            if known.core_module:  # luigi imports it, then parses again with the classes it registered
+                __import__(known.core_module)
+                known = _parser_for(cls, family)[0].parse_args([family, *args])
     except SystemExit:  # argparse exits on unknown or malformed arguments
         reason = complaint.getvalue().strip().splitlines()[-1:] or ["unknown arguments"]
         unknown = _unrecognized_flag(reason[0])
@@ -201,15 +263,48 @@ def task_from_command_line(dotted: str, args: Sequence[str] = ()) -> Iterator[An
         ) from None
     except Exception as exc:
         raise TaskSpecError(f"{dotted}: cannot parse parameters {list(args)}: {exc}") from exc
+    return known
+
+
+class _ParsedCommandLine(CmdlineParser):
+    """luigi's ``CmdlineParser`` for arguments kart parsed (``_parsed``), its root task the class named.
+
+    luigi's parameters read ``CmdlineParser.get_instance().known_args`` (``Parameter._value_iterator``); its
+    ``get_task_obj()`` makes the root task of this class, not the registry's class of its family.
+    """
+
+    def __init__(self, cls: type, known_args: argparse.Namespace) -> None:  # not luigi's: nothing to parse again
+        self.root_class = cls
+        self.known_args = known_args
+
+    def _get_task_cls(self) -> type:
+        return self.root_class
+
+
+@contextlib.contextmanager
+def _global_command_line(parsed: CmdlineParser) -> Iterator[CmdlineParser]:
+    """``parsed`` as luigi's global command line while the body runs (``CmdlineParser.global_instance``, whose
+    own constructor would parse the arguments again by the bare family); the one before it back afterwards."""
+    before = CmdlineParser._instance
+    CmdlineParser._instance = parsed  # type: ignore[assignment]  # luigi declares it `_instance = None`
     try:
-        _check_other_tasks_values(parser, dotted)
-        yield _create(cls, parser, dotted)
+        yield parsed
     finally:
-        parser_context.__exit__(None, None, None)
+        CmdlineParser._instance = before
 
 
-def _checked_args(cls: type, family: str, args: Sequence[str], dotted: str) -> list[str]:
+def _checked_args(
+    cls: type,
+    family: str,
+    args: Sequence[str],
+    dotted: str,
+    options: set[str],
+    first_pass: dict[str, argparse.Action],
+) -> list[str]:
     """``args`` with ``--name=value`` split in two; ``TaskSpecError`` for a ``--flag`` that only abbreviates options.
+
+    ``options``: every option string of the task's parser; ``first_pass``: those of luigi's first pass (its own
+    options and the ``--Family-param`` of every registered task, ``_parser_for``).
 
     luigi's parser is argparse with abbreviations on, so ``--m 3`` silently meant ``--module 3``
     (then "No module named '3'") and ``--lr`` could set ``--lr-decay``: a value meant for one
@@ -218,8 +313,6 @@ def _checked_args(cls: type, family: str, args: Sequence[str], dotted: str) -> l
     A parameter whose flag starts luigi's own options (``--w`` of ``--worker-id``, ``--worker-...``) made
     that first pass stop as ambiguous (in luigi too): it is passed in its global spelling ``--Family-w``.
     """
-    options = set(CmdlineParser._build_parser(root_task=family)._option_string_actions)
-    first_pass = CmdlineParser._build_parser()._option_string_actions
     checked: list[str] = []
     for arg in args:
         flag, equals, value = arg.partition("=")
@@ -439,12 +532,15 @@ def _config_culprit(cls: Any, given: dict[str, Any]) -> str:
     return ""
 
 
-def _check_other_tasks_values(parser: CmdlineParser, dotted: str) -> None:
+def _check_other_tasks_values(parser: CmdlineParser, cls: Any, root_family: str, dotted: str) -> None:
     """Parse every ``--Class-param value`` now, so a malformed one is a usage error naming it.
 
-    luigi parses them only when ``requires()`` creates the task (deep inside a graph walk).
+    luigi parses them only when ``requires()`` creates the task (deep inside a graph walk). ``cls``'s own
+    (family ``root_family``) are among them when luigi's registry leaves its family out as ambiguous.
     """
-    for family, _, name, param in Register.get_all_params():
+    root = [(root_family, name, param) for name, param in cls.get_params()]
+    others = [(family, name, param) for family, _, name, param in Register.get_all_params()]
+    for family, name, param in others + root:
         value = getattr(parser.known_args, param._parser_global_dest(name, family), None)
         if value:
             _parse(param, value, f"--{family}-{name}", dotted)
