@@ -69,6 +69,7 @@ if TYPE_CHECKING:
     from kart_core.run import run
     from kart_core.runlog import read_log as read_run_log
     from kart_core.runlog import stored_params as stored_run_params
+    from kart_core.runlog_reader import built_at as run_built_at
     from kart_core.runner import RunReport, RunStatus, run_one, run_one_reporting
     from kart_core.target_config import frozen as target_config_frozen
     from kart_core.target_config import verifying as verify_loads
@@ -124,6 +125,7 @@ _EXPORTS = {
     "params_text": "kart_core.display",
     "place_graph": "kart_core.places",
     "read_run_log": "kart_core.runlog:read_log",
+    "run_built_at": "kart_core.runlog_reader:built_at",
     "requirement_places": "kart_core.places",
     "run": "kart_core.run",
     "run_one": "kart_core.runner",

@@ -36,7 +36,8 @@ __all__ = [
 logger = logging.getLogger("kart_core.runlog")  # the writer's logger: one name for messages about run logs
 _T = TypeVar("_T")
 # The compact task log's key of when the run finished (seconds since the epoch): written at the commit of a
-# ``kart_compact_run_logs`` run (``kart_core.runlog``; kart_kedro's node runs set it at the end of run()). The
+# ``kart_compact_run_logs`` run by ``kart_core.runlog`` alone (kart_kedro's node runs too; the adapter reads it
+# through ``built_at``, the facade's ``run_built_at``). The
 # file times cannot tell it: a manifest holding the run record is written again after the run (a load recording
 # a new version of an output), so ``kart runs`` and ``kedro kart list`` read this key.
 BUILT_AT = "kart_built_at"

@@ -173,3 +173,20 @@ def test_kart_runs_shows_when_each_node_run_finished_as_kedro_kart_list_does(
     listed = {row[3]: " ".join(row[:2]) for row in _listed(tmp_path, workspace)}
     assert [line.split()[1][:8] for line in table] == [first, second]
     assert [" ".join(line.split()[-5:-3]) for line in table] == [listed[first], listed[second]]
+
+
+def test_list_takes_a_finish_time_no_date_holds_as_none(
+    tmp_path: Path, workspace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # kedro kart list read the finish time itself (kart_kedro kept its own copy of the key) and stopped on
+    # OverflowError for a hand-edited record; it reads it through kart_core, which writes it: no time, so the
+    # time of the run's committed output instead, as `kart runs` shows it.
+    first = _run_grow(workspace, 1, monkeypatch)[1]
+    (manifest,) = Path(workspace, "log", "manifest").glob(f"KedroNodeRun_{first}*.json")
+    document = json.loads(manifest.read_text())
+    document["run"]["task_log"]["kart_built_at"] = 1e20
+    manifest.write_text(json.dumps(document))
+    (output,) = Path(workspace, "kedro", "demo_pkg").glob(f"grow__grown_{first}*.pkl")
+    committed = datetime.fromtimestamp(output.stat().st_mtime)
+    (row,) = _listed(tmp_path, workspace)
+    assert row[:5] == [f"{committed:%Y-%m-%d}", f"{committed:%H:%M:%S}", "grow", first, "complete"]

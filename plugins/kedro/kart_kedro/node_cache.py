@@ -20,7 +20,6 @@ import hashlib
 import json
 import pickle
 import re
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
@@ -33,13 +32,10 @@ _encode_string = json.encoder.encode_basestring_ascii  # json.dumps's encoder of
 
 _layout = kart_core.workspace  # the cache layout: log kinds, log paths, listing
 
-__all__ = ["BUILT_AT", "CachedRun", "KedroNodeRun", "cached_runs", "clear_run", "executing"]
+__all__ = ["CachedRun", "KedroNodeRun", "cached_runs", "clear_run", "executing"]
 
 _UNSAFE = re.compile(r"[^0-9A-Za-z_.-]+")
 _NO_OUTPUT = "__node_done__"
-# The task log key of when a node run's run() finished (seconds since the epoch, UTC): committed with its outputs
-# in the run record of its manifest, so it says when the run was built however often the manifest is written again.
-BUILT_AT = "kart_built_at"
 # The Kedro executor of each node run this context runs (``executing``), by ``id()`` of the node run object. Not an
 # attribute of the node run: luigi's instance cache (``TaskOnKart.kart_by_values``) hands every session of the
 # process one object per key, and kart before 2026-12-02 kept the executor on it, so two sessions in threads
@@ -231,7 +227,6 @@ class KedroNodeRun(kart_core.TaskOnKart[Any]):
             self._cache_output(name, produced[name])
         if not names:
             self._cache_output(_NO_OUTPUT, True)
-        self.task_log[BUILT_AT] = time.time()
 
     def _cache_output(self, name: str, value: Any) -> None:
         try:
@@ -323,20 +318,21 @@ def cached_runs(workspace: str, project: str | None = None) -> list[CachedRun]:
 
 
 def built_time(task: KedroNodeRun, logged: bool) -> datetime:
-    """When ``task``'s run was built: the ``BUILT_AT`` its task log records.
+    """When ``task``'s run was built: the finish time its commit recorded in its task log (``kart_core.run_built_at``,
+    written by kart_core alone).
 
     Not the manifest's modification time: the manifest is written again after the run (a load recording a
     new version of an output, a dropped entry), so a run built long ago could look newest. A run recorded
-    by kart before 2026-12-01 has no ``BUILT_AT``: its task_params log's time (``logged``: written before the
+    by kart before 2026-12-01 has no finish time: its task_params log's time (``logged``: written before the
     run, never again), else the oldest of its output files' times (committed by the run), else its manifest's.
     """
     try:
         task_log = kart_core.read_run_log(task, _layout.TASK_LOG, None)
     except (kart_core.errors.LoadError, TypeError, ValueError, EOFError, pickle.UnpicklingError):
         task_log = None  # unreadable: the times of its files below
-    seconds = task_log.get(BUILT_AT) if isinstance(task_log, dict) else None
-    if isinstance(seconds, int | float) and not isinstance(seconds, bool):
-        return datetime.fromtimestamp(seconds)
+    built = kart_core.run_built_at(task_log)
+    if built is not None:
+        return built
     if logged:
         return task.kart_log_target(_layout.TASK_PARAMS.name, _layout.TASK_PARAMS.extension).last_modification_time()
     times = _modification_times(task.output().values())
