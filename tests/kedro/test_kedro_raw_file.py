@@ -83,3 +83,34 @@ def test_a_build_after_a_rewrite_keeping_size_and_mtime_gets_the_new_content(
     assert kart_core.build(SumOfFile(source=RawFile(path="nums.txt"), workspace_directory=workspace)) == 6
     _rewrite_keeping_size_and_mtime(raw, b"4 5 6\n", replace=False)
     assert kart_core.build(SumOfFile(source=RawFile(path="nums.txt"), workspace_directory=workspace)) == 15
+
+
+def test_a_missing_file_started_in_src_says_to_start_in_the_project_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `kedro run` in src/ (Kedro finds the project from a sub-folder): the message named only where it looked.
+    project = tmp_path / "project"
+    (project / "data" / "01_raw").mkdir(parents=True)
+    (project / "data" / "01_raw" / "numbers.csv").write_text("a\n1\n")
+    (project / "src" / "pkg").mkdir(parents=True)
+    (project / "pyproject.toml").write_text('[tool.kedro]\npackage_name = "pkg"\nsource_dir = "src"\n')
+    monkeypatch.chdir(project / "src" / "pkg")
+    with pytest.raises(FileNotFoundError) as missing:
+        RawFile(path="data/01_raw/numbers.csv")
+    assert str(missing.value) == (
+        f"RawFile: no file 'data/01_raw/numbers.csv' (looked up from {str(project / 'src' / 'pkg')!r}); a relative "
+        f"path is taken from the directory the run starts in. Start `kedro run` in the Kedro project's root "
+        f"{str(project)!r} (the folder of its pyproject.toml): "
+        f"{str(project / 'data' / '01_raw' / 'numbers.csv')!r} is there."
+    )
+    monkeypatch.chdir(project / "src")
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"/project/src'\); a relative path is taken from the directory the run "
+        r"starts in\. Start `kedro run` in the Kedro project's root '[^']+/project' \(the folder of "
+        r"its pyproject\.toml\)\.$",
+    ):
+        RawFile(path="data/nope.csv")
+    monkeypatch.chdir(project)  # in the root: the file is simply missing
+    with pytest.raises(FileNotFoundError, match=r"starts in\.$"):
+        RawFile(path="data/nope.csv")

@@ -84,16 +84,43 @@ def file_checksum(path: str) -> str:
     try:
         stat = os.stat(path)
     except FileNotFoundError:
-        raise FileNotFoundError(
-            f"RawFile: no file {path!r} (looked up from {os.getcwd()!r}); a relative path is taken from the "
-            "directory the run starts in."
-        ) from None
+        raise _missing_file(path) from None
     if stat_module.S_ISDIR(stat.st_mode):
         raise IsADirectoryError(
             f"RawFile: {path!r} is a folder (looked up from {os.getcwd()!r}); RawFile takes one file. Name a file "
             "in it, or make one RawFile per file."
         )
     return _local_checksum(os.path.abspath(path), stat)
+
+
+def _missing_file(path: str) -> FileNotFoundError:
+    """The error for a local ``path`` that is no file: where it was looked up; started inside a Kedro project but not
+    in its root (``kedro run`` in ``src/``: Kedro finds the project from any sub-folder), where to start instead."""
+    cwd = os.getcwd()
+    message = (
+        f"RawFile: no file {path!r} (looked up from {cwd!r}); a relative path is taken from the directory the run "
+        "starts in."
+    )
+    root = None if os.path.isabs(path) else _kedro_root_above(cwd)
+    if root is not None:
+        there = f": {os.path.join(root, path)!r} is there" if os.path.isfile(os.path.join(root, path)) else ""
+        message += f" Start `kedro run` in the Kedro project's root {root!r} (the folder of its pyproject.toml){there}."
+    return FileNotFoundError(message)
+
+
+def _kedro_root_above(folder: str) -> str | None:
+    """The nearest folder above ``folder`` (not itself) that is a Kedro project's root, else None: its
+    pyproject.toml names ``[tool.kedro]`` (Kedro 1.7.0's own test, ``kedro.utils.is_kedro_project``)."""
+    current = os.path.abspath(folder)
+    while (parent := os.path.dirname(current)) != current:
+        current = parent
+        try:
+            with open(os.path.join(current, "pyproject.toml"), encoding="utf-8") as handle:
+                if "[tool.kedro]" in handle.read():
+                    return current
+        except (OSError, UnicodeDecodeError):  # none there, or not one Kedro could read either
+            continue
+    return None
 
 
 def _local_checksum(path: str, stat: os.stat_result) -> str:
