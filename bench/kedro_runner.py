@@ -133,14 +133,16 @@ PHASES = ("sequential", "kart_first", "kart_cached", "kart_cold")
 
 def forget_process_state() -> None:
     """Empty what a second run in this process reuses and a new ``kedro run`` process would not have: luigi's
-    instance cache (the node runs, their ids and targets; kart's look-up by values lives inside it) and kart's
-    parses of manifest bytes seen before. Imports and kart's per-process code fingerprints stay warm, so the
-    ``cold`` phase is a lower bound of a new process's cached run (without the interpreter's start and imports,
-    which SequentialRunner's process pays alike)."""
+    instance cache (the node runs, their ids and targets; kart's look-up by values lives inside it), kart's
+    parses of manifest bytes seen before and its reads of installed distributions' metadata (the code
+    fingerprint's classifier). Imports and kart's per-process code fingerprints stay warm, so the ``cold`` phase
+    is a lower bound of a new process's cached run (without the interpreter's start and imports, which
+    SequentialRunner's process pays alike)."""
     luigi.task_register.Register.clear_instance_cache()
-    from kart_core import manifest
+    from kart_core import fingerprint, manifest
 
     manifest._PARSED.clear()  # bench only: kart keeps no public switch for this per-process memo
+    fingerprint._FACTS.clear()  # nor for this one (installed distributions' metadata, read once per install state)
 
 
 def one_round(

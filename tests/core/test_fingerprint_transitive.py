@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import functools
 import importlib
+import importlib.metadata
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -256,6 +258,50 @@ def test_third_party_code_counts_by_version_and_editable_installs_as_project_cod
         _forget("fpeditable")
 
 
+def test_installed_versions_are_read_once_per_install_state_and_follow_an_upgrade(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new classifier (one per Kedro run) answers from the process's reads of the installs (importlib.metadata
+    is not asked again: its search and METADATA parse cost ~2 ms per distribution), until an install, upgrade or
+    uninstall changes a ``sys.path`` folder: then the distribution is read anew."""
+    site = tmp_path / "site"
+    _distribution(site, "fpthird", "1.4.2")
+    _distribution(site, "fpeditable", "0.1", editable=True)
+    monkeypatch.syspath_prepend(str(site))
+    asked: list[str] = []
+    real = importlib.metadata.distribution
+
+    def counted(name: str) -> importlib.metadata.Distribution:
+        asked.append(name)
+        return real(name)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", counted)
+    try:
+        importlib.import_module("fpthird")
+        importlib.import_module("fpeditable")
+        assert ModuleClassifier().version_of("fpthird") == "fpthird==1.4.2"
+        assert ModuleClassifier().version_of("fpeditable") is None
+        assert asked.count("fpthird") == 1 and asked.count("fpeditable") == 1
+        assert ModuleClassifier().version_of("fpthird") == "fpthird==1.4.2"  # a second run: read before
+        assert ModuleClassifier().version_of("fpeditable") is None
+        assert asked.count("fpthird") == 1 and asked.count("fpeditable") == 1
+        # pip's upgrade: the old dist-info removed, the new one written (the folder's time moves with it)
+        shutil.rmtree(site / "fpthird-1.4.2.dist-info")
+        before = os.stat(site).st_mtime_ns
+        info = site / "fpthird-1.5.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fpthird\nVersion: 1.5.0\n")
+        (info / "top_level.txt").write_text("fpthird\n")
+        os.utime(site, ns=(before + 1_000_000, before + 1_000_000))  # a coarse clock may not have moved meanwhile
+        assert ModuleClassifier().version_of("fpthird") == "fpthird==1.5.0"
+        shutil.rmtree(info)  # uninstalled: on sys.path, installed by nobody
+        os.utime(site, ns=(before + 2_000_000, before + 2_000_000))
+        assert ModuleClassifier().version_of("fpthird") is None
+    finally:
+        _forget("fpthird")
+        _forget("fpeditable")
+
+
 def test_recursion_and_cycles_terminate(project: Path) -> None:
     (project / "cycle.py").write_text(
         textwrap.dedent("""
@@ -352,6 +398,7 @@ def _fmt_str(value):
 
 PLUGIN = """
 import importlib
+import importlib.metadata
 
 
 def load_plugins():
