@@ -30,6 +30,7 @@ import functools
 import itertools
 import multiprocessing.process
 import signal
+import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -73,7 +74,8 @@ def execute(
     Args:
         graph: a walked graph; its ``expanded`` nodes are the incomplete ones.
         workers: how many tasks may run at once.
-        executor: "process" or "thread", used when ``workers > 1``.
+        executor: "process" or "thread", used when ``workers > 1``. On threads, the tasks with seed methods
+            (``fix_random_seed_methods``) run one at a time: they seed the process's shared generators.
         keep_going: after a failure, go on with the tasks that do not depend on it.
         hook_manager: plugins for ``run_one``; default: run logs, built-in formats and entry-point
             plugins. Process workers recreate it (``kart_core.process_pool.plugin_recipe``).
@@ -222,6 +224,20 @@ def dependants_of(dependants: Dependants, key: str) -> Sequence[str]:
     return (found,) if isinstance(found, str) else found
 
 
+def _in_turn(
+    turn: threading.Lock, task: LuigiTask, manager: pluggy.PluginManager | None, lock: bool | None
+) -> RunReport:
+    """``run_one_reporting`` of a task that seeds the process's random generators (``fix_random_seed_methods``,
+    gokart's default ``random.seed`` and ``numpy.random.seed``), holding ``turn`` from its seeding to its commit.
+
+    luigi's workers run each task in a process of its own, so a task's draws follow its seed (gokart's
+    ``int(task_id, 16) % (2**32 - 1)``) whatever runs beside it; on threads, a task seeding the shared generator
+    while another draws from it gave both another stream, different on every build, committed under their ids.
+    """
+    with turn:
+        return run_one_reporting(task, manager, lock)
+
+
 def _process_or_thread(graph: TaskGraph) -> Executor:
     """ "process", or "thread" with one warning when a task class in the graph cannot be pickled."""
     refused = unpicklable_classes(list(graph.nodes.values()))
@@ -229,8 +245,9 @@ def _process_or_thread(graph: TaskGraph) -> Executor:
         return "process"
     warnings.warn(
         f"kart: task class(es) {', '.join(refused)} cannot be pickled to worker processes (defined inside a "
-        "function); this build runs on threads instead. Define them at module level to use processes, or "
-        'pass executor="thread" to silence this.',
+        "function); this build runs on threads instead, where the tasks that seed random generators "
+        "(fix_random_seed_methods, by default random.seed and numpy.random.seed) run one at a time. Define them at "
+        'module level to use processes, or pass executor="thread" to silence this.',
         ProcessPoolFallbackWarning,
         stacklevel=3,
     )
@@ -265,6 +282,9 @@ class _Workers:
         self.tokens: dict[concurrent.futures.Future[RunReport], int] = {}
         self.next_token = itertools.count(1)  # written to the worker slots; 0 means idle
         self.pool: concurrent.futures.Executor
+        # Threads share the process's random generators, which a task's seed methods set: the tasks that seed
+        # them take turns (``_in_turn``), so each draws from its own seed as in its own process (attacker at14 N9).
+        self.seeding = threading.Lock()
         if self.slots is not None:
             self.pool = concurrent.futures.ProcessPoolExecutor(
                 max_workers=how.workers, initializer=claim_slot, initargs=(self.slots,)
@@ -294,6 +314,8 @@ class _Workers:
             return future
         # In the caller's context, so the build's frozen config holds in the worker thread too.
         context = contextvars.copy_context()
+        if getattr(task, "fix_random_seed_methods", None):
+            return self.pool.submit(context.run, _in_turn, self.seeding, task, how.manager, how.lock)
         return self.pool.submit(context.run, run_one_reporting, task, how.manager, how.lock)
 
     def forget(self, future: concurrent.futures.Future[RunReport]) -> None:
