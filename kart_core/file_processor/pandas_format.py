@@ -190,6 +190,11 @@ class FeatherFileProcessor(FileProcessor[Any]):
         frame = _pandas().read_feather(local_source(file))
         if not self._store_index:
             return frame
+        if not _has_string_names(frame.columns):
+            # Only a file kart wrote before it followed gokart here (below) holds non-string names; gokart
+            # cannot read it, and its own files give these names back as strings (str() of each, Arrow's
+            # rule): the frame is the one gokart's file of it gives.
+            frame.columns = _pandas().Index([str(c) for c in frame.columns], name=frame.columns.name)
         index_columns = [c for c in reversed(frame.columns) if str(c).startswith(_FEATHER_INDEX_PREFIX)]
         if not index_columns:
             return frame
@@ -199,12 +204,18 @@ class FeatherFileProcessor(FileProcessor[Any]):
         return frame.drop(columns=[column])
 
     def dump(self, obj: Any, file: Any) -> None:
-        """Write a DataFrame; with the index as an extra column unless it is the default 0..n-1 range."""
+        """Write a DataFrame; with the index as an extra column unless it is the default 0..n-1 range.
+
+        A frame whose column names are not all strings (``pd.DataFrame(array)``: 0..n-1) gets the index column
+        even for the default index, as gokart writes every frame: the added string name makes Arrow store all
+        names as strings (pyarrow warns so), so the frame loads with ``'0', '1'`` in kart and gokart alike,
+        and gokart's loader, which calls ``startswith`` on each name, can read the file.
+        """
         if self._polars is not None:
             return self._polars.dump(obj, file)
         _require_frame(obj)
         frame = obj
-        if self._store_index and not _is_default_index(obj.index):
+        if self._store_index and not (_is_default_index(obj.index) and _has_string_names(obj.columns)):
             column = f"{_FEATHER_INDEX_PREFIX}{obj.index.name}"
             if column in obj.columns:
                 # gokart fails an assert here: UnsupportedObjectError is an AssertionError (and a TypeError).
@@ -226,6 +237,11 @@ def _polars_formats() -> Any:
     from kart_core.file_processor import polars_format
 
     return polars_format
+
+
+def _has_string_names(columns: Any) -> bool:
+    """Every column name is a str (Arrow then gives the same names back)."""
+    return all(isinstance(name, str) for name in columns)
 
 
 def _is_default_index(index: Any) -> bool:

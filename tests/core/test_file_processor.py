@@ -364,6 +364,18 @@ def test_feather_skips_a_default_range_index_and_gokart_still_reads_it(
     pd.testing.assert_frame_equal(make_target(path).load(), shifted, check_index_type=False)
 
 
+def test_feather_of_int_column_names_written_before_loads_with_gokart_names(tmp_path: Path) -> None:
+    """A file kart wrote before it added gokart's index column for non-string names (``pd.DataFrame(array)``)
+    holds int names; it loads with the string names gokart's own file of that frame gives ('0', '1')."""
+    path = tmp_path / "old.feather"
+    pd.DataFrame(np.array([[1, 2], [3, 4]])).rename_axis(columns="cn").to_feather(path)
+    assert list(pd.read_feather(path).columns) == [0, 1]
+    loaded = make_target(str(path)).load()
+    assert list(loaded.columns) == ["0", "1"] and loaded.columns.name == "cn"
+    assert loaded.to_numpy().tolist() == [[1, 2], [3, 4]] and list(loaded.index) == [0, 1]
+    assert list(make_target(str(path), store_index_in_feather=False).load().columns) == [0, 1]
+
+
 def test_local_files_are_read_by_path(tmp_path: Path) -> None:
     from kart_core.file_processor.base import local_source
 

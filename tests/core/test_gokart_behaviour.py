@@ -188,6 +188,34 @@ def test_pickles_of_script_classes_load_in_another_script(tmp_path: Path) -> Non
     assert dict(zip(pairs, read, strict=True)) == dict.fromkeys(pairs, expected)
 
 
+@pytest.mark.slow
+def test_feather_column_names_as_gokart(tmp_path: Path) -> None:
+    """A frame whose column names are not all strings (``pd.DataFrame(array)``) loads as gokart's does, from
+    either library's file: names as strings ('0', '1'); and gokart reads kart's files (attacker at14 N3)."""
+    written = probes([(writer, tmp_path / f"write-{writer}", "feather_write") for writer in IMPLS])
+    folders = {writer: str(tmp_path / f"write-{writer}" / "ws") for writer in IMPLS}
+    pairs = [(writer, reader) for writer in IMPLS for reader in IMPLS]
+    read = dict(
+        zip(
+            pairs,
+            probes(
+                [
+                    (reader, tmp_path / f"read-{writer}-{reader}", "feather_read", folders[writer])
+                    for writer, reader in pairs
+                ]
+            ),
+            strict=True,
+        )
+    )
+    assert set(written[0]) == set(written[1])
+    expected = read[("gokart", "gokart")]
+    assert expected["int_columns"] == {"value": [[["str", "0"], ["str", "1"]], None, None, [0, 1], [[1, 2], [3, 4]]]}
+    assert expected["timestamp_columns"]["value"][0] == [["str", "2020-01-01 00:00:00"]]
+    assert expected["float_and_named_columns"]["value"][:2] == [[["str", "0.5"]], "cn"]
+    for pair in pairs:
+        assert read[pair] == expected, pair
+
+
 def test_ordinary_objects_keep_the_plain_pickle_format(tmp_path: Path) -> None:
     """Without a __main__ class in it, a .pkl is a standard pickle: no dill needed to load it."""
     import pickle

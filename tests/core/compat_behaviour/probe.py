@@ -4,7 +4,8 @@
 
 IMPL is ``gokart`` or ``kart``. Both register luigi task classes under the same names, so each
 run is its own process (tests/core/test_gokart_behaviour.py starts them in a temporary directory).
-Commands: ``errors``, ``config``, ``tree``, ``params``, ``pickle_write``, ``pickle_read PATH``.
+Commands: ``errors``, ``config``, ``tree``, ``params``, ``pickle_write``, ``pickle_read PATH``,
+``feather_write``, ``feather_read DIRECTORY``.
 """
 
 from __future__ import annotations
@@ -280,6 +281,45 @@ def pickle_read(path: str) -> dict[str, Any]:
     return outcome(read)
 
 
+# --- .feather column names -----------------------------------------------------------------------
+
+
+def feather_frames() -> dict[str, Any]:
+    """Frames whose column names are not all strings (and two that are), by name."""
+    import numpy as np
+    import pandas as pd
+
+    return {
+        "int_columns": pd.DataFrame(np.array([[1, 2], [3, 4]])),
+        "int_columns_other_index": pd.DataFrame(np.array([[1, 2]]), index=pd.Index([7], name="i")),
+        "mixed_columns": pd.DataFrame({"a": [1], 1: [2]}),
+        "float_and_named_columns": pd.DataFrame({0.5: [1]}).rename_axis(columns="cn"),
+        "timestamp_columns": pd.DataFrame({pd.Timestamp("2020-01-01"): [1]}),
+        "str_columns": pd.DataFrame({"a": [1], "b": [2]}),
+    }
+
+
+def feather_write() -> dict[str, Any]:
+    """Dump each of ``feather_frames()`` to ``ws/<name>.feather``; the paths."""
+    paths = {}
+    for name, frame in feather_frames().items():
+        target = target_module.make_target(f"ws/{name}.feather")
+        target.dump(frame)
+        paths[name] = target.path()
+    return paths
+
+
+def feather_read(directory: str) -> dict[str, Any]:
+    """Load each ``<directory>/<name>.feather``: its column names (with their types), columns' name, index, values."""
+
+    def read(name: str) -> Any:
+        frame = target_module.make_target(f"{directory}/{name}.feather").load()
+        columns = [[type(c).__name__, str(c)] for c in frame.columns]
+        return [columns, frame.columns.name, frame.index.name, list(frame.index), frame.to_numpy().tolist()]
+
+    return {name: outcome(lambda name=name: read(name)) for name in feather_frames()}
+
+
 COMMANDS: dict[str, Callable[..., Any]] = {
     "errors": errors,
     "config": config,
@@ -287,6 +327,8 @@ COMMANDS: dict[str, Callable[..., Any]] = {
     "params": params,
     "pickle_write": pickle_write,
     "pickle_read": pickle_read,
+    "feather_write": feather_write,
+    "feather_read": feather_read,
 }
 
 if __name__ == "__main__":
