@@ -18,7 +18,15 @@ from kart_core.manifest import Entry, Manifest, OutputRecord, read_unverified
 from kart_core.signing import HEADER_SIZE
 from kart_core.storage import storage_for
 from kart_core.storage.base import protocol_of
-from kart_core.workspace import MODULE_VERSIONS, TASK_LOG, join_url, log_relative_path, parse_log_name
+from kart_core.workspace import (
+    MODULE_VERSIONS,
+    RANDOM_SEED,
+    TASK_LOG,
+    TASK_PARAMS,
+    join_url,
+    log_relative_path,
+    parse_log_name,
+)
 
 __all__ = [
     "EFFECT",
@@ -191,9 +199,12 @@ def unvouched_reason(record: OutputRecord, sizes: dict[str, int] | None = None) 
     """Why no integrity record vouches for the output of ``record`` (its manifest has no entry for it),
     told from the task's run logs, as ``(origin, clause)``: origin "gokart" (gokart's run logs:
     ``module_versions`` empty; legitimate in a resources/ folder shared with gokart), "kart" (kart's
-    run logs, which list the modules: the manifest was removed since) or "none" (no task log: the file
-    was put there by hand or another tool). Two stats, or none with ``sizes`` (run-log sizes by
-    workspace-relative path, from a listing).
+    run logs, which list the modules: the manifest was removed since), "unfinished" (the start-of-run logs
+    of a run of the task are there, its task log is not: gokart and kart write ``task_params`` and
+    ``random_seed`` before ``run()`` and the task log only after it succeeded, so the file is what a run
+    that was killed or failed left, maybe partial, written by a path kart did not hand out) or "none" (no
+    run logs: the file was put there by hand or another tool). Two to four stats, or none with ``sizes``
+    (run-log sizes by workspace-relative path, from a listing).
     """
     parsed = parse_log_name(record.manifest_name.rsplit("/", 1)[-1])
     if parsed is None:
@@ -209,6 +220,17 @@ def unvouched_reason(record: OutputRecord, sizes: dict[str, int] | None = None) 
     versions = size(log_relative_path(MODULE_VERSIONS, class_name, unique_id))
     shared = "" if record.unique_id in record.key else _SHARED_PATH
     if task_log is None:
+        started = [
+            kind.name
+            for kind in (TASK_PARAMS, RANDOM_SEED)
+            if size(log_relative_path(kind, class_name, unique_id)) is not None
+        ]
+        if started:
+            return "unfinished", (
+                f"a run of {record.task} started ({' and '.join(started)} logs are there) but never finished: it "
+                f"wrote no task log and no integrity record, so the file is what a killed or failed run left, "
+                f"maybe partial{shared}"
+            )
         return "none", (
             f"no run of {record.task} recorded it: there is neither kart's integrity record nor a task log "
             f"(gokart writes one too), so it was put there by hand or by another tool{shared}"

@@ -260,7 +260,9 @@ class DamagedOutputError(LoadError):
     Attributes:
         path: the damaged file's full path (the output's; the manifest's for kind "manifest"); None
             when not known.
-        kind: "size", "hash", "manifest" or "owner" (``ForeignOutputError``) (what differs); "" when not known.
+        kind: "size", "hash", "manifest" or "owner" (``ForeignOutputError``) (what differs), or "unfinished" (an
+            output without an integrity record that a run of its task left without finishing: its start-of-run
+            logs are there, its task log is not); "" when not known.
         commit: the commit id the manifest recorded for the output (None for kind "manifest").
         detail: one line saying what differs (``15 bytes were committed, found 5 bytes``).
 

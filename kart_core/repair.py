@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 
 from kart_core.contract import KartTask, is_kart_task
-from kart_core.damage import file_size
+from kart_core.damage import file_size, unvouched_reason
 from kart_core.errors import DamagedOutputError
 from kart_core.manifest import OutputRecord, read_manifest
 from kart_core.signing import Signer
@@ -94,6 +94,8 @@ def still_damaged(damage: Damage, signer: Signer | None) -> bool:
     record = getattr(damage.target, "record", None)
     if not isinstance(record, OutputRecord):
         return True
+    if error.kind == "unfinished":  # no record to compare with: the run logs tell whether a run finished since
+        return unvouched_reason(record)[0] == "unfinished"
     try:
         manifest = read_manifest(storage_for(record.manifest), record.manifest, record.manifest_name, signer)
     except DamagedOutputError:

@@ -508,11 +508,22 @@ class TargetOnKart(luigi.Target):
 
         Once per path and ``warned`` (the build's ``target_config`` scope: a long-lived process, e.g. an
         Airflow worker, says it again in each build's log; a load outside any build says it each time).
+
+        Raises:
+            DamagedOutputError: (kind "unfinished") a run of the task started and never finished (its
+                start-of-run logs are there, its task log is not): the file may be partial (attacker at14 N7).
         """
-        if self._path in warned:
-            return
-        origin, reason = unvouched_reason(record)
-        if origin == "gokart":
+        origin, reason = unvouched_reason(record) if self._path not in warned else ("", "")
+        if origin == "unfinished":  # never served: a build rebuilds it (kart_core.repair), as damage
+            raise DamagedOutputError(
+                f"Cannot load the {self.what} of {record.task} at {self._path!r}: {reason}. A build runs "
+                f"{record.task} again when repairs are on (the default); else delete the file or rebuild "
+                f"{record.task} with rerun=True.",
+                path=self._path,
+                kind="unfinished",
+                detail=reason,
+            )
+        if origin in ("", "gokart"):
             return  # a resources/ folder shared with gokart: its outputs load as gokart's do
         warned.add(self._path)
         logger.warning(

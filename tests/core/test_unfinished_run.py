@@ -1,0 +1,131 @@
+"""A file a run left at an output's path without finishing is never served (attacker at14 N7).
+
+A task's code may write its output by a path it builds itself (``os.path.join(workspace, ...)``, a helper
+shared with a notebook) instead of ``self.output().path()``: kart does not see that write. gokart and kart
+write the ``task_params`` and ``random_seed`` logs before ``run()`` and the task log only after it succeeded,
+so a file with no integrity record whose task has start-of-run logs and no task log is what a killed or failed
+run left. Its load fails as damage (kind "unfinished"), and a build runs the task again.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kart_core.errors import DamagedOutputError
+
+_TASKS = textwrap.dedent(
+    """
+    import os, sys, time
+    import kart_core as gokart
+
+    class HandWritten(gokart.TaskOnKart):
+        lines = 40
+
+        def output(self):
+            return self.make_target("hp/out.csv")
+
+        def run(self):
+            # The path built by hand, not through self.output().path(): kart does not see this write.
+            path = os.path.join(self.workspace_directory, "hp", f"out_{self.make_unique_id()}.csv")
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w") as file:
+                file.write("a\\n")
+                for i in range(self.lines):
+                    file.write(f"{i}\\n")
+                    file.flush()
+                    if os.environ.get("HAND_SLOW"):
+                        time.sleep(0.05)
+                    if os.environ.get("HAND_FAIL") and i == 5:
+                        raise RuntimeError("the export broke half way")
+
+    class CountLines(gokart.TaskOnKart):
+        source = gokart.TaskInstanceParameter(default=HandWritten())
+
+        def run(self):
+            self.dump(len(self.load("source")))
+
+    if __name__ == "__main__":
+        workspace = sys.argv[1]
+        root = CountLines(source=HandWritten(workspace_directory=workspace), workspace_directory=workspace)
+        print("COUNT", gokart.build(root, log_level=50), flush=True)
+    """
+)
+
+
+def _run(folder: Path, workspace: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(folder / "hand_tasks.py"), str(workspace)],
+        env={**os.environ, **env},
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    (tmp_path / "hand_tasks.py").write_text(_TASKS)
+    return tmp_path
+
+
+def _partial_file(workspace: Path) -> Path:
+    (found,) = (workspace / "hp").glob("out_*.csv")
+    return found
+
+
+def test_a_killed_runs_hand_written_file_is_rebuilt_not_served(folder: Path) -> None:
+    workspace = folder / "ws"
+    writer = subprocess.Popen(
+        [sys.executable, str(folder / "hand_tasks.py"), str(workspace)],
+        env={**os.environ, "HAND_SLOW": "1"},
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not list((workspace / "hp").glob("out_*.csv")) or _partial_file(workspace).stat().st_size < 8:
+            assert time.monotonic() < deadline and writer.poll() is None, "the writer never started writing"
+            time.sleep(0.05)
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+    assert len(_partial_file(workspace).read_text().splitlines()) < 41  # partial: the kill came half way
+
+    done = _run(folder, workspace)
+    assert done.returncode == 0, done.stderr
+    assert "COUNT 40" in done.stdout  # rebuilt: 40 rows under the header, not the partial file's count
+    assert "never finished" in done.stderr
+
+
+def test_a_failed_runs_hand_written_file_is_rebuilt_not_served(folder: Path) -> None:
+    workspace = folder / "ws"
+    failed = _run(folder, workspace, HAND_FAIL="1")
+    assert failed.returncode != 0 and "the export broke half way" in failed.stderr
+    assert len(_partial_file(workspace).read_text().splitlines()) == 7  # what the failed run left
+
+    done = _run(folder, workspace)
+    assert done.returncode == 0, done.stderr
+    assert "COUNT 40" in done.stdout
+
+
+def test_loading_it_outside_a_build_names_the_unfinished_run(folder: Path, monkeypatch: Any) -> None:
+    workspace = folder / "ws"
+    assert _run(folder, workspace, HAND_FAIL="1").returncode != 0
+    monkeypatch.syspath_prepend(str(folder))
+    import hand_tasks  # type: ignore[import-not-found]
+
+    task = hand_tasks.HandWritten(workspace_directory=str(workspace))
+    with pytest.raises(DamagedOutputError, match="started .*never finished") as raised:
+        task.output().load()
+    assert raised.value.kind == "unfinished" and raised.value.path == str(_partial_file(workspace))
