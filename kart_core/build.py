@@ -17,13 +17,13 @@ import pluggy
 from luigi import rpc, scheduler, task_register
 
 from kart_core.contract import LuigiTask
-from kart_core.errors import GokartBuildError, HasLockedTaskException
+from kart_core.errors import GokartBuildError, HasLockedTaskException, TaskLockException
 from kart_core.executor import Executor, execute
 from kart_core.info import make_tree_info
 from kart_core.loading import load_output
 from kart_core.orchestrate import orchestrate
 from kart_core.outcome import BuildResult, unique_id_or_none
-from kart_core.target import make_target
+from kart_core.target import TargetOnKart, make_target
 from kart_core.task import TaskOnKart
 from kart_core.tree.task_info import make_task_info_as_table
 from kart_core.worker import Worker
@@ -33,6 +33,8 @@ __all__ = [
     "Executor",
     "GokartBuildError",
     "HasLockedTaskException",
+    "TargetOnKart",
+    "TaskLockException",
     "LoggerConfig",
     "TaskDumpConfig",
     "TaskDumpMode",

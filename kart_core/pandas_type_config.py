@@ -9,7 +9,7 @@ import luigi
 
 from kart_core.errors import PandasTypeError
 
-__all__ = ["PandasTypeConfig", "PandasTypeError", "check_pandas_types"]
+__all__ = ["PandasTypeConfig", "PandasTypeConfigMap", "PandasTypeError", "check_pandas_types"]
 
 
 class PandasTypeConfig(luigi.Config):
@@ -57,3 +57,14 @@ def check_pandas_types(obj: Any, task_namespace: str | None) -> None:
     config = _configs_by_namespace().get(task_namespace)
     if config is not None:
         config.check(obj)
+
+
+class PandasTypeConfigMap(luigi.Config):
+    """gokart's lookup of the PandasTypeConfig of a namespace; kart's dumps call ``check_pandas_types`` instead.
+
+    ``check(obj, task_namespace)`` checks a DataFrame as a dump from that namespace is checked.
+    """
+
+    def check(self, obj: Any, task_namespace: str | None) -> None:
+        """Raise PandasTypeError when ``obj``, a DataFrame, breaks the PandasTypeConfig of ``task_namespace``."""
+        check_pandas_types(obj, task_namespace)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime
 import json
 import warnings
-from typing import Any, Generic, Protocol, TypeVar
+from collections.abc import Callable, Iterable
+from typing import Any, Generic, Protocol, TypedDict, TypeVar
 
 import luigi
-from luigi.parameter import _no_value
+from luigi.parameter import ConfigPath, ParameterVisibility, _no_value
 
 from kart_core.contract import is_kart_task
 from kart_core.errors import ParameterTypeError, TaskDefinitionError, TaskParameterTooLargeError
@@ -18,6 +19,7 @@ from kart_core.task_memo import memo_of
 
 __all__ = [
     "MAX_TASK_PARAMETER_BYTES",
+    "ParameterKwargs",
     "TaskInstanceParameter",
     "ListTaskInstanceParameter",
     "ExplicitBoolParameter",
@@ -27,6 +29,19 @@ __all__ = [
 ]
 
 TaskT = TypeVar("TaskT")
+
+
+class ParameterKwargs(TypedDict, total=False):
+    """gokart's type of the keyword arguments luigi's ``Parameter`` takes (for ``**kwargs: Unpack[...]``)."""
+
+    significant: bool
+    description: str | None
+    config_path: ConfigPath | None
+    positional: bool
+    always_in_help: bool
+    batch_method: Callable[[Iterable[Any]], Any] | None
+    visibility: ParameterVisibility
+
 
 # gokart's recipe serializes a task parameter as the hex of its bz2-compressed parameters, and those
 # include the task's own task parameters: each level of a chain of TaskInstanceParameters embeds the

@@ -34,6 +34,7 @@ from luigi.task_register import TaskClassAmbigiousException
 
 from kart_core.contract import LuigiTask
 from kart_core.info import make_tree_info, tree_info
+from kart_core.object_storage import ObjectStorage
 from kart_core.orchestrate import orchestrate
 from kart_core.outcome import GOKART_RETCODES, BuildResult, RetCodes, exit_code, task_label
 from kart_core.storage.base import protocol_of
@@ -41,7 +42,14 @@ from kart_core.task_family import explained
 from kart_core.testing.check_if_run_with_empty_data_frame import run_with_empty_data_frames, test_run
 from kart_core.workspace_management import delete_local_unnecessary_outputs
 
-__all__ = ["RetCodes", "build_from_command_line", "retcodes", "run", "try_to_run_test_for_empty_data_frame"]
+__all__ = [
+    "ObjectStorage",
+    "RetCodes",
+    "build_from_command_line",
+    "retcodes",
+    "run",
+    "try_to_run_test_for_empty_data_frame",
+]
 
 # luigi's console logger: what a user of luigi's command line reads.
 logger = logging.getLogger("luigi-interface")

@@ -11,7 +11,7 @@ from typing import Any, cast
 
 from luigi.task import flatten as _luigi_flatten
 
-__all__ = ["flatten", "is_leaf_type", "leaves", "map_structure"]
+__all__ = ["flatten", "is_leaf_type", "leaves", "map_flattenable_items", "map_structure"]
 
 
 def map_structure(func: Callable[[Any], Any], items: Any) -> Any:
@@ -20,6 +20,17 @@ def map_structure(func: Callable[[Any], Any], items: Any) -> Any:
         return {key: map_structure(func, value) for key, value in items.items()}
     if isinstance(items, list | tuple):
         return [map_structure(func, value) for value in items]
+    return func(items)
+
+
+def map_flattenable_items(func: Callable[[Any], Any], items: Any) -> Any:
+    """gokart's ``map_flattenable_items``: ``func`` applied to every leaf, keeping the dict / list / tuple shape."""
+    if isinstance(items, dict):
+        return {key: map_flattenable_items(func, value) for key, value in items.items()}
+    if isinstance(items, tuple):
+        return tuple(map_flattenable_items(func, value) for value in items)
+    if isinstance(items, list):
+        return [map_flattenable_items(func, value) for value in items]
     return func(items)
 
 

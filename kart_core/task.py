@@ -30,21 +30,41 @@ from kart_core import (
     workspace,
 )
 from kart_core import rerun as rerun_state
+from kart_core.conflict_prevention_lock.task_lock import make_task_lock_params, make_task_lock_params_for_run
+from kart_core.conflict_prevention_lock.task_lock_wrappers import wrap_run_with_lock
 from kart_core.contract import KartTarget, LuigiTask
-from kart_core.errors import ParameterTypeError, RequiresError, TaskDefinitionError
-from kart_core.file_processor import FileProcessor
+from kart_core.errors import EmptyDumpError, ParameterTypeError, RequiresError, TaskDefinitionError
+from kart_core.file_processor import FileProcessor, make_file_processor
 from kart_core.hashing import short_id
+from kart_core.pandas_type_config import PandasTypeConfigMap
 from kart_core.param_plan import config_frozen, last_resolution
+from kart_core.parameter import ExplicitBoolParameter, ListTaskInstanceParameter, TaskInstanceParameter
 from kart_core.rerun import Baseline, RerunState, arm_rerun
 from kart_core.storage import storage_for
-from kart_core.structure import flatten
+from kart_core.structure import flatten, map_flattenable_items
 from kart_core.target import TargetOnKart
 from kart_core.task_memo import UNSET, TaskMemo, memo_of
 from kart_core.task_parameters import KartRegister, TaskParameters
+from kart_core.task_targets import get_dataframe_type_from_task
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TaskOnKart", "config_frozen"]
+__all__ = [
+    "TaskOnKart",
+    "config_frozen",
+    # Names gokart's own gokart.task module holds (its imports), for `from gokart.task import ...` code.
+    "EmptyDumpError",
+    "ExplicitBoolParameter",
+    "ListTaskInstanceParameter",
+    "PandasTypeConfigMap",
+    "TaskInstanceParameter",
+    "get_dataframe_type_from_task",
+    "make_file_processor",
+    "make_task_lock_params",
+    "make_task_lock_params_for_run",
+    "map_flattenable_items",
+    "wrap_run_with_lock",
+]
 
 T = TypeVar("T")
 K = TypeVar("K")

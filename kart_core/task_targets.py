@@ -27,6 +27,7 @@ from kart_core.task_memo import memo_of
 __all__ = [
     "TargetOwner",
     "dataframe_type",
+    "get_dataframe_type_from_task",
     "log_target",
     "make_large_data_frame_target",
     "make_model_target",
@@ -230,6 +231,11 @@ def _redis_settings(host: str | None, port: int | None, timeout: int) -> tuple[s
 
 def _in_workspace(task: KartTask, relative: str) -> str:
     return workspace.workspace_path(str(task.workspace_directory), relative, owner=type(task).__name__)
+
+
+def get_dataframe_type_from_task(task: Any) -> DataFrameType:
+    """gokart's ``get_dataframe_type_from_task``: ``dataframe_type`` of a task instance or class."""
+    return dataframe_type(task if isinstance(task, type) else type(task))
 
 
 def dataframe_type(task_class: type) -> DataFrameType:

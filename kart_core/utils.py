@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Iterable
-from typing import IO, Any, Literal, TypeAlias, TypeVar
+from collections.abc import Iterable
+from typing import Any, Literal, Protocol, TypeAlias, TypeVar
 
 import luigi.configuration
 
 from kart_core.errors import ConfigFormatError
+from kart_core.file_processor.pickle_format import load_dill_with_pandas_backward_compatibility
+from kart_core.structure import map_flattenable_items
 
 __all__ = [
+    "FileLike",
     "FlattenableItems",
     "add_config",
     "flatten",
@@ -26,6 +29,19 @@ __all__ = [
 
 T = TypeVar("T")
 K = TypeVar("K")
+
+
+class FileLike(Protocol):
+    """gokart's type of a readable binary file (what ``load_dill_with_pandas_backward_compatibility`` takes)."""
+
+    def read(self, n: int) -> bytes: ...
+
+    def readline(self) -> bytes: ...
+
+    def seek(self, offset: int) -> None: ...
+
+    def seekable(self) -> bool: ...
+
 
 # A runtime union (not a string) so that ``FlattenableItems[int]`` works in annotations evaluated at runtime.
 FlattenableItems: TypeAlias = (
@@ -81,27 +97,8 @@ def flatten(items: Any) -> list[Any]:
     return flat
 
 
-def map_flattenable_items(func: Callable[[Any], Any], items: Any) -> Any:
-    """Apply ``func`` to every leaf, keeping the dict / list / tuple shape around them."""
-    if isinstance(items, dict):
-        return {key: map_flattenable_items(func, value) for key, value in items.items()}
-    if isinstance(items, tuple):
-        return tuple(map_flattenable_items(func, value) for value in items)
-    if isinstance(items, list):
-        return [map_flattenable_items(func, value) for value in items]
-    return func(items)
-
-
-def load_dill_with_pandas_backward_compatibility(file: IO[bytes]) -> Any:
-    """Unpickle ``file`` as a kart/gokart ``.pkl`` output: pickle, then dill, then pandas' reader."""
-    # Imported here: this module stays a leaf that file formats may import.
-    from kart_core.file_processor.pickle_format import PickleFileProcessor
-
-    return PickleFileProcessor().load(file)
-
-
 def get_dataframe_type_from_task(task: Any) -> Literal["pandas", "polars", "polars-lazy"]:
     """Which DataFrame library a task (instance or class) declares: ``TaskOnKart[pl.DataFrame]`` -> "polars"."""
-    from kart_core.task_targets import dataframe_type
+    from kart_core.task_targets import get_dataframe_type_from_task as declared
 
-    return dataframe_type(task if isinstance(task, type) else type(task))
+    return declared(task)

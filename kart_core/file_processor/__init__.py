@@ -19,6 +19,12 @@ from kart_core.lazy import install
 
 if TYPE_CHECKING:
     from kart_core.file_processor.misc_formats import BinaryFileProcessor, NpzFileProcessor, XmlFileProcessor
+    from kart_core.file_processor.pandas import (
+        CsvFileProcessorPandas,
+        FeatherFileProcessorPandas,
+        JsonFileProcessorPandas,
+        ParquetFileProcessorPandas,
+    )
     from kart_core.file_processor.pandas_format import (
         CsvFileProcessor,
         FeatherFileProcessor,
@@ -26,6 +32,12 @@ if TYPE_CHECKING:
         ParquetFileProcessor,
     )
     from kart_core.file_processor.pickle_format import PickleFileProcessor
+    from kart_core.file_processor.polars import (
+        CsvFileProcessorPolars,
+        FeatherFileProcessorPolars,
+        JsonFileProcessorPolars,
+        ParquetFileProcessorPolars,
+    )
     from kart_core.file_processor.text_format import GzipFileProcessor, TextFileProcessor
 
 _FORMATS = {
@@ -39,20 +51,37 @@ _FORMATS = {
     "PickleFileProcessor": "kart_core.file_processor.pickle_format",
     "GzipFileProcessor": "kart_core.file_processor.text_format",
     "TextFileProcessor": "kart_core.file_processor.text_format",
+    # gokart's backend classes (gokart.file_processor.pandas / .polars), same names here.
+    "CsvFileProcessorPandas": "kart_core.file_processor.pandas",
+    "FeatherFileProcessorPandas": "kart_core.file_processor.pandas",
+    "JsonFileProcessorPandas": "kart_core.file_processor.pandas",
+    "ParquetFileProcessorPandas": "kart_core.file_processor.pandas",
+    "CsvFileProcessorPolars": "kart_core.file_processor.polars",
+    "FeatherFileProcessorPolars": "kart_core.file_processor.polars",
+    "JsonFileProcessorPolars": "kart_core.file_processor.polars",
+    "ParquetFileProcessorPolars": "kart_core.file_processor.polars",
 }
 
 __all__ = [
     "BinaryFileProcessor",
     "CsvFileProcessor",
+    "CsvFileProcessorPandas",
+    "CsvFileProcessorPolars",
     "DataFrameType",
     "DeferredProcessor",
     "FeatherFileProcessor",
+    "FeatherFileProcessorPandas",
+    "FeatherFileProcessorPolars",
     "FileProcessor",
     "FileProcessorRegistry",
     "GzipFileProcessor",
     "JsonFileProcessor",
+    "JsonFileProcessorPandas",
+    "JsonFileProcessorPolars",
     "NpzFileProcessor",
     "ParquetFileProcessor",
+    "ParquetFileProcessorPandas",
+    "ParquetFileProcessorPolars",
     "PickleFileProcessor",
     "ProcessorOptions",
     "TextFileProcessor",

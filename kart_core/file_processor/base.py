@@ -128,3 +128,30 @@ def open_for_processor(processor: Any, raw: IO[bytes], mode: Literal["r", "w"]) 
     else:
         with gzip.GzipFile(fileobj=raw, mode="rb" if mode == "r" else "wb") as zipped:
             yield zipped
+
+
+# gokart 1.12.2 defines its non-DataFrame processors in gokart.file_processor.base; kart keeps one module per
+# format family, so these names load their module when first read (the format modules import this one).
+_GOKART_BASE_NAMES = {
+    "BinaryFileProcessor": "kart_core.file_processor.misc_formats",
+    "NpzFileProcessor": "kart_core.file_processor.misc_formats",
+    "XmlFileProcessor": "kart_core.file_processor.misc_formats",
+    "PickleFileProcessor": "kart_core.file_processor.pickle_format",
+    "load_dill_with_pandas_backward_compatibility": "kart_core.file_processor.pickle_format",
+    "GzipFileProcessor": "kart_core.file_processor.text_format",
+    "TextFileProcessor": "kart_core.file_processor.text_format",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """gokart's ``gokart.file_processor.base`` names (PEP 562), from kart's format modules.
+
+    Raises:
+        AttributeError: ``name`` is none of them.
+    """
+    module = _GOKART_BASE_NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

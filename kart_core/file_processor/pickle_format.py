@@ -6,7 +6,7 @@ import io
 import pickle
 import sys
 import types
-from typing import Any, ClassVar
+from typing import IO, Any, ClassVar
 
 from kart_core.file_processor.base import FileProcessor
 
@@ -88,6 +88,15 @@ class PickleFileProcessor(FileProcessor[Any]):
                 self._main_with_code = id(main)
                 return True
         return False
+
+
+def load_dill_with_pandas_backward_compatibility(file: IO[bytes]) -> Any:
+    """gokart's name for reading a ``.pkl`` output: ``PickleFileProcessor().load`` (pickle, dill, pandas' reader).
+
+    Raises:
+        Exception: what the last of the three readers raised on a file none of them reads.
+    """
+    return PickleFileProcessor().load(file)
 
 
 class _DefinedInMain(Exception):

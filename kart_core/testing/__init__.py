@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from kart_core.testing.check_if_run_with_empty_data_frame import TestStatus, run_with_empty_data_frames, test_run
+from kart_core.testing.check_if_run_with_empty_data_frame import (
+    TestStatus,
+    gokart_run_name,
+    run_with_empty_data_frames,
+    test_run,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -14,6 +19,7 @@ __all__ = [
     "assert_frame_contents_equal",
     "run_with_empty_data_frames",
     "test_run",
+    "try_to_run_test_for_empty_data_frame",
 ]
 
 
@@ -23,3 +29,12 @@ def assert_frame_contents_equal(actual: pd.DataFrame, expected: pd.DataFrame, **
     from kart_core.testing.pandas_assert import assert_frame_contents_equal as compare
 
     compare(actual, expected, **kwargs)
+
+
+def __getattr__(name: str) -> Any:
+    """gokart's ``gokart.testing.try_to_run_test_for_empty_data_frame``, from ``kart_core.run`` on first use.
+
+    Raises:
+        AttributeError: any other name.
+    """
+    return gokart_run_name(__name__, name)

@@ -16,11 +16,12 @@ import luigi
 from kart_core.graph import walk
 from kart_core.runner import call_seed_methods, random_seed_of, run_body
 from kart_core.task import TaskOnKart
+from kart_core.utils import flatten
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["TestStatus", "run_with_empty_data_frames", "test_run"]
+__all__ = ["TestStatus", "flatten", "run_with_empty_data_frames", "test_run"]
 
 logger = logging.getLogger(__name__)
 
@@ -91,3 +92,28 @@ def _empty_data_frame(
 
 def _discard(obj: Any, target: Any = None, custom_labels: Any = None) -> None:
     return None
+
+
+def __getattr__(name: str) -> Any:
+    """``try_to_run_test_for_empty_data_frame``, which gokart defines here, from ``kart_core.run`` (PEP 562).
+
+    It parses the command line and builds with ``kart_core.run``'s machinery, which sits above this module
+    and imports it; read on first use, so neither module imports the other at import time.
+
+    Raises:
+        AttributeError: any other name.
+    """
+    return gokart_run_name(__name__, name)
+
+
+def gokart_run_name(module: str, name: str) -> Any:
+    """``kart_core.run.try_to_run_test_for_empty_data_frame`` when ``name`` is it, for ``module``'s ``__getattr__``.
+
+    Raises:
+        AttributeError: any other name.
+    """
+    if name != "try_to_run_test_for_empty_data_frame":
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module("kart_core.run"), name)
