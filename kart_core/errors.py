@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -26,6 +27,16 @@ __all__ = [
     "PandasTypeError",
     "EmptyDumpError",
     "LoadError",
+    "LoadAssertionError",
+    "LoadAttributeError",
+    "LoadEOFError",
+    "LoadImportError",
+    "LoadIndexError",
+    "LoadKeyError",
+    "LoadOSError",
+    "LoadRuntimeError",
+    "LoadTypeError",
+    "LoadValueError",
     "MissingOutputError",
     "DumpError",
     "NoSpaceError",
@@ -113,7 +124,87 @@ class EmptyDumpError(KartError, AssertionError):
 
 
 class LoadError(KartError):
-    """An output could not be read back."""
+    """An output could not be read back.
+
+    gokart lets the reader's own exception through (pandas' ``ValueError`` for a ``.json`` it cannot
+    parse, ``EOFError`` for a cut pickle), so ``LoadError(...)`` made while such an exception is being
+    handled (``except ... as exc: raise LoadError(...) from exc``, as kart's targets do) is also that
+    exception's builtin: an instance of ``LoadValueError``, ``LoadEOFError``, … (each a LoadError and the
+    builtin), and ``except ValueError`` code written for gokart still catches it. A reader's error that is
+    none of those builtins (``zipfile.BadZipFile``) gives a plain LoadError, as does one made outside a
+    handler; subclasses (MissingOutputError, DamagedOutputError, …) are never swapped.
+    """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> LoadError:
+        if cls is LoadError:
+            cls = _load_error_class_of(sys.exc_info()[1])
+        return super().__new__(cls, *args, **kwargs)  # type: ignore[no-any-return]
+
+
+class LoadValueError(LoadError, ValueError):
+    """A LoadError whose reader raised a ValueError (bad JSON, an Arrow file it cannot parse, bad text)."""
+
+
+class LoadTypeError(LoadError, TypeError):
+    """A LoadError whose reader raised a TypeError."""
+
+
+class LoadKeyError(LoadError, KeyError):
+    """A LoadError whose reader raised a KeyError."""
+
+    __str__ = Exception.__str__  # KeyError would print the message in quotes
+
+
+class LoadIndexError(LoadError, IndexError):
+    """A LoadError whose reader raised an IndexError."""
+
+
+class LoadAttributeError(LoadError, AttributeError):
+    """A LoadError whose reader raised an AttributeError (a pickle of a class its module no longer has)."""
+
+
+class LoadEOFError(LoadError, EOFError):
+    """A LoadError whose reader raised an EOFError (a cut pickle)."""
+
+
+class LoadOSError(LoadError, OSError):
+    """A LoadError whose reader raised an OSError (other than a missing file: MissingOutputError)."""
+
+
+class LoadImportError(LoadError, ImportError):
+    """A LoadError whose reader raised an ImportError (a pickle of a class from a module not installed)."""
+
+
+class LoadRuntimeError(LoadError, RuntimeError):
+    """A LoadError whose reader raised a RuntimeError."""
+
+
+class LoadAssertionError(LoadError, AssertionError):
+    """A LoadError whose reader raised an AssertionError (an ``assert`` in a gokart processor)."""
+
+
+# The builtin a reader's exception derives from (first in its MRO) -> the LoadError that is also it.
+_LOAD_ERRORS_BY_BUILTIN: dict[type[BaseException], type[LoadError]] = {
+    ValueError: LoadValueError,
+    TypeError: LoadTypeError,
+    KeyError: LoadKeyError,
+    IndexError: LoadIndexError,
+    AttributeError: LoadAttributeError,
+    EOFError: LoadEOFError,
+    OSError: LoadOSError,
+    ImportError: LoadImportError,
+    RuntimeError: LoadRuntimeError,
+    AssertionError: LoadAssertionError,
+}
+
+
+def _load_error_class_of(cause: BaseException | None) -> type[LoadError]:
+    """The LoadError subclass that is also the builtin ``cause`` derives from; LoadError when there is none."""
+    for klass in type(cause).__mro__ if cause is not None else ():
+        found = _LOAD_ERRORS_BY_BUILTIN.get(klass)
+        if found is not None:
+            return found
+    return LoadError
 
 
 class MissingOutputError(LoadError, FileNotFoundError):

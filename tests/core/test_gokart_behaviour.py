@@ -93,6 +93,8 @@ ERROR_CASES = {
     "dump_unknown_key": "OutputKeyError",
     "dump_without_key": "OutputKeyError",
     "requires_a_number": "RequiresError",
+    "load_json_of_series": "LoadValueError",
+    "load_json_not_json": "LoadValueError",
 }
 
 
@@ -123,6 +125,15 @@ def test_kart_messages_name_the_task_path_and_fix(raised: dict[str, Any]) -> Non
 
 
 @pytest.mark.slow
+def test_a_reader_error_is_caught_by_its_builtin_base(raised: dict[str, Any]) -> None:
+    """A UnicodeDecodeError cannot be made from a message: kart's LoadError is its ValueError (attacker at14 N5)."""
+    gokart, kart = raised["gokart"]["load_csv_not_utf8"], raised["kart"]["load_csv_not_utf8"]
+    assert gokart["error"] == "UnicodeDecodeError" and "ValueError" in gokart["builtins"]
+    assert kart["error"] == "LoadValueError" and "ValueError" in kart["builtins"]
+    assert "UnicodeDecodeError: 'utf-8' codec can't decode" in kart["message"]
+
+
+@pytest.mark.slow
 def test_both_dump_what_the_format_holds(raised: dict[str, Any]) -> None:
     assert raised["gokart"]["npz_of_array"] == raised["kart"]["npz_of_array"] == {"value": None}
 
@@ -140,6 +151,36 @@ def test_error_classes_are_their_builtins_in_process() -> None:
     assert issubclass(errors.OutputKeyError, KeyError) and issubclass(errors.OutputKeyError, AssertionError)
     assert issubclass(errors.UnknownFormatError, AssertionError) and issubclass(errors.UnknownFormatError, ValueError)
     assert str(errors.InputKeyError("a message")) == "a message"
+
+
+def load_error_raised_while_handling(cause: BaseException) -> errors.LoadError:
+    """The LoadError a target makes while handling the reader's ``cause``."""
+    try:
+        raise cause
+    except BaseException:
+        return errors.LoadError("Failed to load X[12345678] from 'ws/x.json'.")
+
+
+def test_load_error_is_the_readers_builtin_and_pickles() -> None:
+    """Made while a reader's error is handled, a LoadError is also its builtin; it survives the trip back from
+    a worker process (pickle), and outside a handler, or for a non-builtin error, it is a plain LoadError."""
+    import pickle
+    import zipfile
+
+    found = load_error_raised_while_handling(ValueError("Expected object or value"))
+    assert type(found) is errors.LoadValueError and isinstance(found, ValueError)
+    back = pickle.loads(pickle.dumps(found))
+    assert type(back) is errors.LoadValueError and str(back) == str(found)
+    key = load_error_raised_while_handling(KeyError("k"))
+    assert isinstance(key, KeyError) and str(key) == "Failed to load X[12345678] from 'ws/x.json'."
+    unicode = load_error_raised_while_handling(UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"))
+    assert type(unicode) is errors.LoadValueError
+    assert type(load_error_raised_while_handling(zipfile.BadZipFile("no zip"))) is errors.LoadError
+    assert type(errors.LoadError("outside a handler")) is errors.LoadError
+    try:
+        raise ValueError("x")
+    except ValueError:
+        assert type(errors.MissingOutputError("missing")) is errors.MissingOutputError  # subclasses stay
 
 
 # --- 2. [TaskOnKart] values on parameters declared by subclasses --------------------------------

@@ -26,6 +26,7 @@ from kart_core.errors import (
     DumpError,
     EmptyDumpError,
     LoadError,
+    LoadValueError,
     PandasTypeError,
     UnknownFormatError,
     WorkspacePathError,
@@ -392,7 +393,7 @@ def test_an_intact_output_that_fails_to_parse_names_kart_verify_as_the_next_step
     kart_core.build(task, return_value=False)
     with pytest.raises(LoadError) as caught:
         task.output().load()
-    assert type(caught.value) is LoadError  # the hash matches its record: not damage
+    assert type(caught.value) is LoadValueError  # the hash matches its record: not damage; the reader's ValueError
     message = str(caught.value)
     assert "ValueError: this reader reads nothing" in message
     assert "Next step: `kart verify`" in message and f"runs {task.kart_label()} (unique id" in message

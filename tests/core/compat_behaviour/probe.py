@@ -70,6 +70,17 @@ class RequiresNumber(gokart.TaskOnKart):
         return 3
 
 
+def load_after(path: str, write: Callable[[str], Any]) -> Any:
+    """Write ``path`` with ``write(path)``, then load it through a target."""
+    write(path)
+    return target_module.make_target(path).load()
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    with open(path, "wb") as file:
+        file.write(data)
+
+
 def errors() -> dict[str, Any]:
     import numpy as np
     import pandas as pd
@@ -96,6 +107,11 @@ def errors() -> dict[str, Any]:
         "dump_unknown_key": lambda: TwoOutputs(workspace_directory="ws").dump(1, "c"),
         "dump_without_key": lambda: TwoOutputs(workspace_directory="ws").dump(1),
         "requires_a_number": lambda: RequiresNumber().make_unique_id(),
+        "load_json_of_series": lambda: load_after(
+            "ws/series.json", lambda path: target_module.make_target(path).dump(pd.Series([1, 2]))
+        ),
+        "load_json_not_json": lambda: load_after("ws/bad.json", lambda path: write_bytes(path, b"{not json")),
+        "load_csv_not_utf8": lambda: load_after("ws/latin.csv", lambda path: write_bytes(path, b"a\n\xe9\xff\n")),
     }
     return {name: outcome(call) for name, call in cases.items()}
 
