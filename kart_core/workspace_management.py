@@ -1,9 +1,11 @@
 """Clean a local workspace: delete the outputs that a task graph does not need (gokart's
 ``delete_local_unnecessary_outputs``).
 
-Kept: every output of every task under the root (walked iteratively), the run logs under
-``{workspace}/log/``, the scratch directory (locks and model scratch live there) and temporary
-files (a write may be in progress; ``kart gc`` sweeps old ones).
+Only files whose name has a dot are candidates, as gokart's ``rglob('*.*')`` (every output has an
+extension): a ``Makefile`` or a ``raw/README`` kept in the workspace stays. Kept too: every output of
+every task under the root (walked iteratively), the run logs under ``{workspace}/log/``, the scratch
+directory (locks and model scratch live there) and temporary files (a write may be in progress;
+``kart gc`` sweeps old ones).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ logger = logging.getLogger(__name__)
 def delete_local_unnecessary_outputs(task: KartTask) -> list[str]:
     """Delete files in ``task``'s local workspace that no task of its graph outputs; return what was deleted.
 
+    Only names with a dot (``x.pkl``, ``.gitignore``) are deleted, as gokart's ``rglob('*.*')``.
+
     Raises:
         CleanupError: the workspace is not a local directory.
     """
@@ -40,6 +44,8 @@ def delete_local_unnecessary_outputs(task: KartTask) -> list[str]:
     kept_directories = [_absolute(os.path.join(workspace, LOG_DIRECTORY)), _absolute(task.local_temporary_directory)]
     deleted = []
     for entry in list_files(workspace):
+        if "." not in os.path.basename(entry.path):
+            continue  # gokart's rule: a name without a dot is not an output (Makefile, README)
         absolute = _absolute(entry.path)
         if absolute not in needed and not _is_under_any(absolute, kept_directories):
             storage_for(entry.path).remove(entry.path)

@@ -59,6 +59,20 @@ def test_deletes_orphans_and_keeps_needed_outputs_and_logs(workspace: str) -> No
     assert gokart.build(new, return_value=False) is None  # nothing needed was lost: a rebuild is all cached
 
 
+def test_keeps_names_without_a_dot_as_gokart(workspace: str) -> None:
+    """gokart deletes only rglob('*.*') matches: a Makefile or raw/README kept in the workspace stays (at14 N6)."""
+    task = WmSource(x=4, workspace_directory=workspace)
+    gokart.build(task)
+    kept = [Path(workspace) / "Makefile", Path(workspace) / "raw" / "README", Path(workspace) / "a.b" / "LICENSE"]
+    orphans = [Path(workspace) / "raw" / "old.csv", Path(workspace) / ".gitignore"]
+    for path in kept + orphans:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+    deleted = delete_local_unnecessary_outputs(task)
+    assert sorted(os.path.abspath(p) for p in deleted) == sorted(str(p.absolute()) for p in orphans)
+    assert all(p.exists() for p in kept) and os.path.exists(task.output().path())
+
+
 def test_works_with_the_default_relative_workspace(tmp_path: Path) -> None:
     # "./resources/x.pkl" from the task and "resources/x.pkl" on disk must count as the same file.
     task = WmSource(x=5)
