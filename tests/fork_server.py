@@ -3,9 +3,10 @@
 gokart 1.12.2 is test-only and always runs in a process of its own (it registers task classes in luigi's
 one registry). A fresh interpreter spent ~2.2 s of CPU importing it (luigi ~1.6 s, pandas, polars, redis)
 before the script's own work, and a session starts ~40 such processes; kart's driver processes spent ~1.7 s
-on luigi and pandas. Here each run is still a process of its own, forked from a server of the test process
-(one per preloaded set, started at its first run, ended with the test process) that imported those
-libraries before any fork: a run costs the fork and its own work. kart_core itself is never preloaded: each
+on luigi and pandas, and each ``kedro`` command of the Kedro tests (tests/kedro/kedro_project.py) ~2.5 s on
+Kedro. Here each run is still a process of its own, forked from a server of the test process (one per
+preloaded set, started at its first run, ended with the test process) that imported those libraries before
+any fork: a run costs the fork and its own work. kart_core itself is never preloaded: each
 run imports the tree under test through its PYTHONPATH.
 
 What a run gets as a fresh ``python`` would: its own process, working directory, whole environment
@@ -336,13 +337,18 @@ class Run:
 
 
 def _server_environment() -> dict[str, str]:
-    """The environment a server started now gets (the test process's, without PYTHONPATH)."""
-    return {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    """The environment a server started now gets (the test process's, without PYTHONPATH, COLUMNS and LINES).
+
+    rich (Kedro's logging, set up when the server imports Kedro) fixes a console's size when COLUMNS or LINES
+    is set as it is made; without them it reads ``os.environ`` each time, which a run has replaced by its own.
+    """
+    return {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "COLUMNS", "LINES")}
 
 
 def start(args: list[str], cwd: Path, env: dict[str, str], preload: tuple[str, ...] = GOKART) -> Run:
     """Start ``python <args>`` (``[script, *argv]``, ``["-m", module, *argv]`` or ``["-c", code, *argv]``) in ``cwd`` with ``env`` as its
-    whole environment: a fork of the server that imported ``preload`` (GOKART or KART), or a real subprocess
+    whole environment: a fork of the server that imported ``preload`` (GOKART, KART, or any module names, as
+    kedro_project.PRELOADED), or a real subprocess
     when ``env``'s start-up variables (``_AT_START``: PYTHONHASHSEED, ...) differ from the server's."""
     return Run(args, cwd, env, preload)
 

@@ -1,4 +1,5 @@
-"""The Kedro fork server (tests/kedro/kedro_project.py) ends with the test process that started it, SIGKILL included."""
+"""The fork server of the Kedro runs (tests/fork_server.py, through kedro_project.run_kedro) ends with the test
+process that started it, SIGKILL included."""
 
 from __future__ import annotations
 
