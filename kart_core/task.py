@@ -348,7 +348,20 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T], metaclass=KartRegister)
         what was replaced, and the old outputs stay until its run commits. One small read of its
         manifest (parsed only when it may record inputs: ``manifest.read_if_inputs``), and one JSON read
         per upstream manifest it recorded, when its outputs exist.
+
+        Only committed outputs count, whoever asks: in a context kart never set (luigi's worker, for
+        ``luigi.build([...], workers=N)`` in any thread, or a user's thread) the outputs are looked at detached
+        (``transaction.detached``), as kart's own walk looks (``kart_core.orchestrate``). Such a thread, started
+        after another thread's run of this task object began, would otherwise join that run as a thread its
+        ``run()`` started does, and count its staged, uncommitted output as complete.
         """
+        if transaction.unset():
+            with transaction.detached():
+                return self._complete()
+        return self._complete()
+
+    def _complete(self) -> bool:
+        """``complete()`` in the transaction context the caller has (one kart set)."""
         outputs = flatten(self.kart_outputs())
         state = self.kart_rerun_state()  # this build's (kart_core.rerun), read once
         armed = state.armed

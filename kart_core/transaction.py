@@ -92,6 +92,7 @@ __all__ = [
     "record_direct_dump",
     "refuse_child",
     "runs",
+    "unset",
 ]
 
 logger = logging.getLogger(__name__)
@@ -635,6 +636,12 @@ def detached() -> Iterator[None]:
         yield
     finally:
         _current.reset(token)
+
+
+def unset() -> bool:
+    """Whether this thread or task context is one kart never set: neither in a run nor ``detached`` (luigi's worker
+    thread, a user's thread, a thread a ``run()`` started)."""
+    return _current.get() is None
 
 
 def current() -> Transaction | None:

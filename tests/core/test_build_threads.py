@@ -183,3 +183,51 @@ def test_a_builds_stale_task_stays_stale_for_it_while_another_build_checks_it(wo
     assert out_b["result"].ran == [key]
     assert out_a["result"].cached == [key]
     assert stale.output().load() == 20
+
+
+@pytest.mark.parametrize(
+    ("fail", "workers", "factory"),
+    [(False, 1, False), (True, 1, False), (False, 2, False), (True, 2, False), (False, 2, True), (True, 2, True)],
+)
+def test_luigi_build_never_takes_another_builds_staged_output_as_complete(
+    workspace: str, tmp_path: Path, fail: bool, workers: int, factory: bool
+) -> None:
+    """As above, with B a ``luigi.build([...], workers=N)`` (luigi's own worker, or kart's through gokart's
+    ``WorkerSchedulerFactory``) in a thread started while A's run of ThrSlow has dumped and not committed.
+
+    Before, luigi's worker asked ThrSlow.complete() from that thread, which joined A's run, found the staged
+    file and counted ThrSlow done: ThrReader ran at once (workers=1) or failed in its process (workers=2).
+    """
+    signals = tmp_path / "signals"
+    signals.mkdir()
+    config = luigi.configuration.get_config()
+    config.set("TaskOnKart", "workspace_directory", workspace)
+    slow = ThrSlow(signals=str(signals), fail=fail)
+    thread_a, out_a = _in_thread(kart_core.build, slow)
+    _wait_for(signals / "dumped")
+    # luigi's worker installs a signal handler unless told not to: luigi.build runs in the main thread only.
+    # Set after A started: kart_core.build warns that [gokart_worker] keys mean nothing to its executor.
+    config.set("gokart_worker" if factory else "worker", "no_install_shutdown_handler", "true")
+    reader = ThrReader(signals=str(signals), fail=fail)
+    factories = {"worker_scheduler_factory": kart_core.WorkerSchedulerFactory()} if factory else {}
+    thread_b, out_b = _in_thread(
+        luigi.build, [reader], local_scheduler=True, workers=workers, detailed_summary=True, **factories
+    )
+    # On the old code B's reader started, or B ended, well within this.
+    deadline = time.monotonic() + 3.0
+    while time.monotonic() < deadline and thread_b.is_alive() and not (signals / "reader").exists():
+        time.sleep(0.01)
+    assert not (signals / "reader").exists() and thread_b.is_alive()
+    (signals / "go").touch()
+    thread_a.join(60)
+    thread_b.join(120)
+    assert not thread_a.is_alive() and not thread_b.is_alive()
+    summary = out_b["value"].summary_text
+    if not fail:
+        assert out_b["value"].status == luigi.LuigiStatusCode.SUCCESS, summary
+        assert reader.output().load() == "reader saw T output"
+        return
+    assert out_b["value"].status == luigi.LuigiStatusCode.FAILED, summary
+    assert "Scheduled 2 tasks of which:\n* 1 failed:\n    - 1 ThrSlow(...)\n* 1 were left pending" in summary
+    assert "had failed dependencies:\n        - 1 ThrReader(...)" in summary
+    assert not (signals / "reader").exists()
