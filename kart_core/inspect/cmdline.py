@@ -248,10 +248,11 @@ def _parsed(parser: argparse.ArgumentParser, cls: Any, family: str, args: list[s
     try:
         # argparse prints its usage and complaint to stderr, then exits: keep the complaint for one clear line.
         with contextlib.redirect_stderr(complaint):
+            found, _ = parser.parse_known_args([family, *args])
+            if found.core_module:  # luigi imports it, then parses with the --Class-param options of its classes
+                __import__(found.core_module)
+                parser = _parser_for(cls, family)[0]
             known = parser.parse_args([family, *args])
-            if known.core_module:  # luigi imports it, then parses again with the classes it registered
-                __import__(known.core_module)
-                known = _parser_for(cls, family)[0].parse_args([family, *args])
     except SystemExit:  # argparse exits on unknown or malformed arguments
         reason = complaint.getvalue().strip().splitlines()[-1:] or ["unknown arguments"]
         unknown = _unrecognized_flag(reason[0])

@@ -103,3 +103,20 @@ def test_a_bare_ambiguous_family_names_both_classes(tmp_path: Path, monkeypatch:
             "by its family alone. Give one of them a task_namespace, or import only one of their modules (kart run, "
             "tree, why and report take the module.Class name)."
         )
+
+
+def test_module_imports_before_the_parse_so_its_classes_take_their_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # luigi's --module: its classes' --Class-param options exist only once it is imported (luigi parses twice).
+    one, _ = _two_greets(tmp_path, monkeypatch, "modfam")
+    (tmp_path / "modfam_extra.py").write_text(
+        "import luigi\nfrom kart_core import TaskOnKart\n\n\nclass ModExtra(TaskOnKart[str]):\n"
+        "    z = luigi.Parameter(default='q')\n"
+    )
+    workspace = str(tmp_path / "ws")
+    args = ["run", "modfam_one.Greet", "--module", "modfam_extra", "--ModExtra-z", "5", "--name", "Cy", "-w", workspace]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output  # was 4: "modfam_one.Greet has no parameter --ModExtra-z"
+    built = one.Greet(name="Cy", workspace_directory=workspace)
+    assert pickle.loads(Path(built.output().path()).read_bytes()) == "hello Cy from one"
