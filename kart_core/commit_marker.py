@@ -107,6 +107,8 @@ __all__ = [
     "writing_marker",
     "writing_pointer",
     "clear",
+    "exists_at",
+    "remove_output",
     "clear_own",
     "clear_refused",
     "hand_over",
@@ -817,24 +819,25 @@ def undo_direct(moves: tuple[tuple[str, str | None], ...] | list[tuple[str, str 
     for path, backup in moves:
         storage = storage_for(path)
         if backup is not None and storage.exists(backup):
-            _remove_output(storage, path)
+            remove_output(storage, path)
             storage.commit(backup, path)
             logger.warning("%s: %s; its old output %r is back in place", who, why, path)
         elif backup is not None:
             # The old output was never moved aside, or another process put it back (a run on another host that
             # took this one over): what is at the path is not this run's to remove (attacker at11 F6).
             logger.warning("%s: %s; its old output %r was not aside: what is at that path is left", who, why, path)
-        elif _exists(storage, path):
-            _remove_output(storage, path)
+        elif exists_at(storage, path):
+            remove_output(storage, path)
             logger.warning("%s: %s; removed %r, written straight to the output's path", who, why, path)
 
 
-def _exists(storage: Storage, path: str) -> bool:
+def exists_at(storage: Storage, path: str) -> bool:
+    """Whether a file, folder or symbolic link is at ``path`` (a link is not followed on local disk)."""
     return os.path.lexists(path) if "://" not in path else storage.exists(path)
 
 
-def _remove_output(storage: Storage, path: str) -> None:
-    """Remove a file, or a folder a task's code saved at an output path (local disk)."""
+def remove_output(storage: Storage, path: str) -> None:
+    """Remove a file, or a folder a task's code saved at an output path (local disk; a link itself, not its target)."""
     if "://" not in path and os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path, ignore_errors=True)
     else:

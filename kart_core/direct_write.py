@@ -1,47 +1,51 @@
-"""Outputs written straight to their paths: ``open(self.output().path(), "w")``, ``df.to_csv(path)``.
+"""Outputs written by their paths: ``open(self.output().path(), "w")``, ``df.to_csv(path)``.
 
-gokart code often writes an output by its path instead of ``dump``; such a write lands at the final
-path at once, past the transaction (``kart_core.transaction``). So that it counts as complete only
-when its run committed, as a dump does:
+gokart code often writes an output by its path instead of ``dump``. So that such an output counts as complete only
+when its run committed, as a dump does, and so that no other run's write can reach it:
 
-- The first time the running task's own ``run()`` asks for the path of one of its outputs
-  (``TargetOnKart.path``), ``DirectWrites.hand_out`` takes the task's run lock (the one
-  ``should_lock_run`` takes) unless the run holds it already, and keeps it until the run has committed
-  or undone its writes: two processes writing one task's outputs by path take turns. One that waited
-  and finds the task committed by the other since it began stops (``Superseded``): the runner keeps
-  that commit. Then it resolves what a killed writer left there, notes what the path holds, writes a
-  ``direct`` marker beside the task's manifest (``kart_core.commit_marker``: ``complete()`` is False
-  while it is there; rewritten every third of ``commit_marker.lease_seconds()`` until the run has
-  committed or undone its writes, the commit included; a marker left unwritten for two thirds of the lease,
-  or removed or replaced by another process, fails the run with ``MarkerLostError``: ``commit_marker.Pulse``) and, in a rerun on local disk, moves the old output aside (one rename), so a failure can put
-  it back.
-- After ``run()`` returns, each output written in place gets its integrity record entry (size and
-  content hash) at the commit, like a dump; a later change is found as damage. With signing on, a
-  signed copy (header, then the file's bytes) is staged and the commit puts it over the file.
-- A run that raises (or fails its outputs check): each output it asked the path of that appeared or
-  changed is removed, an old output moved aside is put back (each logged with the task and the file),
-  then the marker goes. A rerun's outputs that changed without their path being asked for are removed
-  too (not when another process committed the task meanwhile: the changes are that commit's).
-- A kill: the marker stays. The next ``complete()`` on this host finds its process gone (or its id
-  taken by a process that started later) and undoes the writes. Another host's marker counts as a run
-  in progress for ``complete()``; a run of the task here (holding its lock) waits while that marker is
-  refreshed and takes it over (undoes its writes, logged) once it is ``commit_marker.stale``; that run then
-  writes each output under a private name (``private_name``) that its commit moves to the output's path, since
-  the writer taken over may only have been paused and, resumed, write on at that path (attacker at11 F1).
-- After the commit: the old outputs moved aside are deleted and the marker is removed.
+- The first time the running task's own ``run()`` (or a thread it started) asks for the path of one of its outputs
+  (``TargetOnKart.path``), ``DirectWrites.hand_out`` takes the task's run lock (the one ``should_lock_run``
+  takes) unless the run holds it already, and keeps it until the run has committed or undone its writes: two
+  processes writing one task's outputs by path take turns. One that waited and finds the task committed by the
+  other since it began stops (``Superseded``): the runner keeps that commit. Then it resolves what a killed
+  writer left there, writes a ``direct`` marker beside the task's manifest (``kart_core.commit_marker``:
+  ``complete()`` is False while it is there; rewritten every third of ``commit_marker.lease_seconds()`` until the
+  run has committed or undone its writes, the commit included; a marker left unwritten for two thirds of the
+  lease, or removed or replaced by another process, fails the run with ``MarkerLostError``:
+  ``commit_marker.Pulse``), and hands out a **private name** beside the output (``private_name``:
+  ``.kart-took-{random}.{name}``, extension kept), the same for every request of that run. The output's path is
+  not touched: a rerun's old output stays readable and committed until the commit replaces it, as with a dump.
+  Inside ``run()`` the output's ``exists()``/``load()`` see that private file once it is written.
+- After ``run()`` returns, each private file is hashed (or signed) and staged, and the commit moves it to the
+  output's path (an atomic rename locally; one copy and a delete on object storage) with its integrity record
+  entry; a later change is found as damage. A folder saved at the private name is moved into place then (the old
+  one moved aside, named in the marker) and gets no record.
+- A run whose marker another process removed or replaced (it took the task over: this run was paused past the
+  lease) fails with ``MarkerLostError`` at its next path request (``_recheck``) or when ``run()`` returns, and the
+  commit reads its markers again before it moves anything: it never commits over the other's. Nothing is forced
+  into its running threads: until then they write on, into this run's private files only.
+- A run that raises (or fails its outputs check): its private files are removed (logged with the task and the
+  file), then the marker goes; the outputs' paths are as before. A rerun's outputs that changed at their paths
+  without their path being asked for (the task's code computed it) are removed too (not when another process
+  committed the task meanwhile: the changes are that commit's); such an output written by a successful run gets
+  its record at the commit (``record_in_place``).
+- A kill: the marker stays, naming no path (only a folder moved into place), and the private file stays behind
+  (listings skip it; ``kart gc`` sweeps it). The next ``complete()`` on this host finds the writer gone and removes
+  the marker; markers of kart before 2026-12-02, whose runs wrote in place and moved old outputs aside, are undone
+  as they say. Another host's marker counts as a run in progress for ``complete()``; a run of the task here
+  (holding its lock) waits while that marker is refreshed and takes it over (undoes its writes, logged) once it is
+  ``commit_marker.stale``.
 
-A task that only dumps never asks for a path: no file, marker, lock or check is added for it. The file
-lock reaches one machine: two machines writing one task by path take turns only through redis
-(``redis_host``). Readers of a task whose rerun writes by path may find its output moved aside or
-half written until the rerun commits (a dump keeps the old output readable until then). On object
-storage, where the old output is overwritten in place, a load that finds the marker serves what it read only
-when its content hash is the committed one (``TargetOnKart._check_committed_bytes``).
+A task that only dumps never asks for a path: no file, marker, lock or check is added for it. The file lock reaches
+one machine: two machines writing one task by path take turns only through redis (``redis_host``). What is left:
+a run paused between the commit's last check of its markers and its move (a window of one rename, or one copy on
+object storage) still commits over a run that took it over meanwhile; a write by a path the task's code computed
+itself lands in place, as before.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import dataclasses
 import functools
 import logging
@@ -59,7 +63,7 @@ from kart_core.lock import canonical_location
 from kart_core.manifest import Entry, OutputRecord
 from kart_core.signing import HEADER_SIZE, Signer
 from kart_core.storage import storage_for
-from kart_core.storage.base import no_space_note, temporary_name
+from kart_core.storage.base import PRIVATE_PREFIX, no_space_note, temporary_name
 from kart_core.transaction import Staged, Transaction
 from kart_core.workspace import MANIFEST, log_task_path
 
@@ -116,19 +120,19 @@ def version(target: Any) -> object:
 
 @dataclasses.dataclass
 class _Handed:
-    """An output whose path the task's code asked for: what was there before, where the old one went, and the
-    name handed to the task's code (``given``: the path itself, or a private name in a run that took the task
-    over from another host's writer, ``DirectWrites.private_name``)."""
+    """An output whose path the task's code asked for: the private name handed out instead (``given``,
+    ``private_name``), which the commit moves to the output's path.
+
+    A folder saved at that name is moved into place when ``run()`` returns (``placed``; a folder has no single file
+    to hash or stage), the old output at the path moved aside first (``backup``: put back by ``undo``, deleted by
+    ``finish``). ``sealed``: a signed copy of the file was staged, so the private file stays until ``finish``.
+    """
 
     target: Any
-    before: object
-    backup: str | None
-    given: str = ""
-
-    @property
-    def private(self) -> bool:
-        """Whether the task's code got a private name (its commit moves that file to the output's path)."""
-        return bool(self.given)
+    given: str
+    backup: str | None = None
+    placed: bool = False
+    sealed: bool = False
 
 
 class DirectWrites:
@@ -143,7 +147,7 @@ class DirectWrites:
         running: the run's transaction (its commit id names the run in the marker).
         label: how messages name the task (``Class[8-hex id]``).
         outputs: the task's flattened outputs.
-        replace: a rerun (or a repair): its old outputs are moved aside when their paths are asked for.
+        replace: a rerun (or a repair).
         lock: the task's run lock; None: none is taken.
     """
 
@@ -176,69 +180,41 @@ class DirectWrites:
         # How the beats fare (``commit_marker.Pulse``, the transaction's: its commit checks it too).
         self._pulse = running.pulse
         self._taken: set[str] = set()  # manifests whose marker another process replaced: its files are not undone
-        # Manifests whose stale marker of another host's writer this run took over: the paths of their outputs are
-        # handed out as private names (``private_name``), never the path that writer may still write (at11 F1).
-        self._took: set[str] = set()
         # Path requests from several threads of the run (kart_core.transaction.join) take turns: one takes
         # the lock and writes the marker, the others find the path handed out.
         self._handing = threading.RLock()
-        self._body: int | None = None  # the thread running the task's code while ``watch`` counts (stopped at once)
-        self._stopping = False  # a stop was delivered to ``_body`` (it fires in the body or in ``_end_watch``)
 
     @contextlib.contextmanager
     def watch(self) -> Iterator[None]:
-        """Count the path requests of the body (the task's own ``run()``), not kart's own afterwards.
+        """Count the path requests of the body (the task's own ``run()``), not kart's own afterwards; when the body
+        returns, stage the private files it wrote (``_stage_private``).
 
-        While the body runs, a beat that finds the run's marker removed or replaced by another process (it takes
-        the task over and writes the same paths) stops the body at once (``_interrupt``): it raises the
-        ``MarkerLostError`` kept in the pulse, instead of writing on into the other process's files until
-        ``run()`` returns (attacker at9 J5: a taken-over writer appended to the taker's committed file).
+        A beat that finds the run's marker removed or replaced by another process (it takes the task over) keeps the
+        failure in the pulse; the task's code is stopped at its next path request (``_recheck`` raises the
+        ``MarkerLostError``) or when ``run()`` returns, before its commit, never in between. Its writes go to its own
+        private names meanwhile, so they never reach the files of the process that took over. (An exception forced
+        into the run's thread at any instruction, CPython's ``PyThreadState_SetAsyncExc``, 6639860 to 8e1e57b,
+        fired inside whatever that thread ran: a logging handler between its lock's acquire and release, another
+        task's build inside ``run()``, an object-storage file's ``with`` block whose close uploaded the partial file
+        over the taker's object; it missed the threads ``run()`` started and was swallowed by ``except Exception``:
+        attacker at13, 1-5.)
         """
-        stopped = False
+        self.watching = True
         try:
-            with self._marker_lock:  # inside the try: a stop can be delivered as soon as the lock is let go
-                self.watching = True
-                self._body = threading.get_ident()
-                self._stopping = False
             yield
-        except _Stopped:
-            stopped = True
         finally:
-            stopped = self._end_watch(stopped)
-        if stopped:
-            raise self._pulse.failure or MarkerLostError(_Stopped.__doc__ or "")
+            self.watching = False
         self._stage_private()
-
-    def _end_watch(self, stopped: bool) -> bool:
-        """Stop counting the body's path requests; let a stop delivered but not raised yet fire here, and say
-        whether the body was stopped.
-
-        A stop is never taken back with ``PyThreadState_SetAsyncExc(thread, NULL)``: CPython 3.11 then leaves the
-        interpreter's async-exception signal set for good (only a thread raising its exception clears it), and
-        every later instruction of the process goes through the slow pending-calls path; under a trace function
-        (coverage, debuggers, ``sys.settrace``) a plain loop never finished (CI at 5bc1653 hung in a later test).
-        """
-        while True:
-            try:
-                with self._marker_lock:
-                    self.watching = False
-                    self._body = None  # no beat delivers another stop from here on
-                    pending = self._stopping and not stopped
-                    self._stopping = False
-                if pending:
-                    _raise_pending()
-                return stopped
-            except _Stopped:  # it fired here, after the body returned: the run still stops
-                stopped = True
 
     def hand_out(self, target: Any, path: str) -> str:
         """Called by ``TargetOnKart.path()``: mark ``path`` as written directly before the task's code gets it.
 
-        Returns the name the task's code is to write: ``path``, or in a run that took the task over from another
-        host's writer whose marker went stale (``_await_foreign``), a private name beside it (``private_name``)
-        that the commit moves to ``path``: the writer taken over may only have been paused (SIGSTOP, a suspended
-        machine) and, resumed, write on at ``path`` before its heartbeat stops it (attacker at11 F1); what this run
-        hashes and commits is then its own file all the same.
+        Returns the name the task's code is to write: a private name beside ``path`` (``private_name``), the same
+        for every request of the run (from any of its threads), which the commit moves to ``path``. So ``path``
+        keeps the committed output until then, and a run taken over by another host (it may only have been paused:
+        SIGSTOP, a suspended machine) writes on into its own file only, before or after the other's commit, from
+        any thread and through any library's clean-up (attacker at11 F1, at13 1-5). ``path`` itself outside
+        ``run()`` or for a path that is not an output of the task.
 
         Raises:
             Superseded: another process committed the task while this run waited for its lock (or for
@@ -254,7 +230,13 @@ class DirectWrites:
                 self._recheck()
             if path not in self.handed:
                 self._hand_out(target, path)
-            return self.handed[path].given or path
+            return self.handed[path].given
+
+    def private_of(self, path: str) -> str | None:
+        """The private name handed out for the output at ``path`` while it is not moved into place yet (the run's own
+        view of that output: ``TargetOnKart.exists``/``load`` inside ``run()``), else None."""
+        handed = self.handed.get(path)
+        return handed.given if handed is not None and not handed.placed else None
 
     def _recheck(self) -> None:
         """A path request after this run's first marker: stop the run if its markers may no longer be its own.
@@ -286,15 +268,10 @@ class DirectWrites:
                 self._stop()
         elif record is None and not self._marked and not self.handed and self._all_written():
             self._stop()
-        before = version(target)
-        # A takeover writes a private name: the path itself is untouched until the commit moves that file there.
-        given = private_name(path) if record is not None and record.manifest in self._took else ""
-        # Locally the old output is moved aside (a rename), so a failed rerun puts it back; on object
-        # storage a move is a copy of the whole object, so a failed rerun there only removes the new file.
-        aside = self._replace and before is not None and "://" not in path and not given
-        backup = temporary_name(path) if aside else None
+        # The path itself is untouched until the commit moves the private file there: the old output stays
+        # readable (and committed) until then, as with a dump.
         with self._marker_lock:  # the heartbeat reads ``handed`` and ``_marked``
-            self.handed[path] = _Handed(target, before, backup, given)
+            self.handed[path] = _Handed(target, private_name(path))
             if record is not None:
                 self._marked[record.manifest] = record
                 with self._room(f"mark {self._label} as writing its output {path!r} by path", record):
@@ -306,8 +283,6 @@ class DirectWrites:
                 self._mark_writing(path, outside=getattr(target, "record", None) is None)
         if record is not None:
             self._start_heartbeat()
-        if backup is not None:
-            os.replace(path, backup)
 
     @contextlib.contextmanager
     def _room(self, what: str, record: OutputRecord) -> Iterator[None]:
@@ -325,15 +300,17 @@ class DirectWrites:
             yield
 
     def _moves(self, record: OutputRecord) -> tuple[tuple[str, str | None], ...]:
-        """What ``record``'s marker names: each path of its manifest handed out, with where its old output went.
+        """What ``record``'s marker names: each folder of its manifest moved into place (``_place_folder``), with
+        where its old output went; a kill's undo (``commit_marker.undo_direct``) removes it and puts that back.
 
-        A private name (a takeover's) is not named: nothing is written at the output's path before the commit, so a
-        kill leaves that path as it was (the private file stays behind, a hidden ``.kart-took-`` file beside it).
+        A private file is not named: nothing is written at the output's path before the commit, so a kill leaves that
+        path as it was (the private file stays behind, a hidden ``.kart-took-`` file that listings skip and
+        ``kart gc`` sweeps). Markers of kart before 2026-12-02 name every path their run wrote in place.
         """
         return tuple(
             (each, handed.backup)
             for each, handed in self.handed.items()
-            if not handed.private and (self._record(handed.target) or record).manifest == record.manifest
+            if handed.placed and (self._record(handed.target) or record).manifest == record.manifest
         )
 
     def _take_lock(self) -> None:
@@ -456,14 +433,12 @@ class DirectWrites:
                 self._taken.add(record.manifest)
                 why = "another process removed it, and another run committed the task since this run began"
                 self._pulse.fail(self._lost(path, why, left=True))
-                self._interrupt()
             elif current is None:
                 # No commit since: put back, so that the task stays incomplete until this run's undo (a first
                 # run's file without a manifest would count as complete).
                 commit_marker.put_direct(storage, record, commit, moves, self._signer)
                 self._pulse.wrote(path)
                 self._pulse.fail(self._lost(path, "another process removed it"))
-                self._interrupt()
             elif not commit_marker.mine(current, commit) or current.refused:
                 # Also while the commit runs: a marker replaced then is another process's, which the commit
                 # would have overwritten and removed (attacker at9 J9).
@@ -471,7 +446,6 @@ class DirectWrites:
                 self._pulse.fail(
                     self._lost(path, f"{_who(current)} replaced it with its own (it takes the task over)", left=True)
                 )
-                self._interrupt()
         except Exception as exc:  # noqa: BLE001 - kept in the pulse; the run fails at check_heartbeat or its commit
             if NoSpaceError.caused_by(exc):  # said once; the run fails (check_heartbeat)
                 self._pulse.fail(self._no_room_to_beat(record, exc))
@@ -483,18 +457,6 @@ class DirectWrites:
                 )
                 error.__cause__ = exc
                 self._pulse.fail(error)
-
-    def _interrupt(self) -> None:
-        """Stop the task's code now: another process removed or replaced the run's marker (under the marker lock).
-
-        The beat runs in the heartbeat thread; the body, in the thread ``watch`` noted, gets ``_Stopped`` raised
-        at its next Python instruction (a call into C, a write of a large file, finishes first), which ``watch``
-        turns into the pulse's ``MarkerLostError``. Nothing is done once the body has returned (the commit then
-        checks the pulse) or when the body's own thread beats (``check_heartbeat`` raises there anyway).
-        """
-        if self._body is not None and self._body != threading.get_ident() and not self._stopping:
-            self._stopping = True  # delivered once: ``_end_watch`` lets it fire if the body returned first
-            _deliver(self._body, _Stopped)
 
     def hand_over(self, record: OutputRecord) -> bool:
         """Called by the commit under the marker guard, before it puts its marker beside ``record``'s manifest:
@@ -648,7 +610,6 @@ class DirectWrites:
                     storage, record, marker, self._label, why, self._own(record), self._signer
                 ):
                     logger.warning("%s: %s", self._label, why)
-                    self._took.add(record.manifest)  # its writer may only be paused: write private names
                     return
                 continue  # rewritten meanwhile: look again
             if not told:
@@ -670,11 +631,13 @@ class DirectWrites:
         )
 
     def record_in_place(self, targets: Iterable[Any]) -> None:
-        """Stage the integrity record entry of each output the run wrote straight to its path (hashed now).
+        """Stage the integrity record entry of each output the run wrote straight to its path (hashed now): one whose
+        path the task's code found without asking ``path()`` (it computed it), so it landed in place.
 
         With signing on, each is signed too (``_sealed``), also with integrity records off (then without a
         commit id, as a dump is). The markers are still refreshed meanwhile, and through the commit, until
-        ``finish`` or ``undo``.
+        ``finish`` or ``undo``; with none to stage, only the beats' findings are checked (the commit reads the
+        markers again before it moves anything).
 
         Raises:
             NoSpaceError: the heartbeat found no room to rewrite a marker since the first path was handed
@@ -682,45 +645,66 @@ class DirectWrites:
             MarkerLostError: a marker could not be kept this run's and fresh (``check_heartbeat``).
         """
         self._pulse.check()
-        self._record_in_place(targets)
-        self.check_heartbeat()
+        targets = list(targets)
+        if targets:
+            self._record_in_place(targets)
+            self.check_heartbeat()
 
     def _stage_private(self) -> None:
-        """After the body returned: stage each file a takeover wrote under a private name, hashed (or signed) now,
-        so that the commit moves it to its output's path (an atomic rename locally, one copy on object storage).
+        """After the body returned: stage each file the run wrote under its private name, hashed (or signed) now, so
+        that the commit moves it to its output's path (an atomic rename locally, one copy on object storage).
 
-        The bytes hashed are this run's own: the writer it took over never knew the name, so whatever it writes at
-        the output's path once resumed is replaced by the commit's move. A folder saved there is moved into place
-        now and, as one written in place, gets no record. A name the task's code never wrote is left to the
-        outputs check (the output counts as missing).
+        The bytes hashed are this run's own: no other process knows the name, so a run this one took over (or one
+        that took this one over) never writes into it. A folder saved there is moved into place now
+        (``_place_folder``) and gets no record, as before. A name the task's code never wrote is left to the outputs
+        check (the output counts as missing; a rerun's old output stays).
 
         Raises:
-            MarkerLostError, NoSpaceError: a marker of this run could not be kept its own and fresh (the run fails
-                and its undo removes the private files).
+            MarkerLostError, NoSpaceError: a beat found a marker of this run gone, another's, or not kept fresh (the
+                run fails and its undo removes the private files; the commit reads the markers again before it moves
+                anything).
         """
-        private = [(path, handed) for path, handed in self.handed.items() if handed.private]
-        if not private:
+        if not self.handed:
             return
         self._pulse.check()
         signer = target_config.current().signer
-        for path, handed in private:
+        for path, handed in self.handed.items():
             storage = storage_for(path)
             record = self._record(handed.target)
-            assert record is not None  # only outputs with a record are handed out under a private name
             if "://" not in path and os.path.isdir(handed.given):
-                storage.commit(handed.given, path)
+                self._place_folder(path, handed, record)
                 continue
             if not storage.exists(handed.given):
                 continue
             if signer is not None:
                 staged = self._sealed(handed.target, record, path, handed.given, storage, signer)
                 if staged is not None:
+                    handed.sealed = True
                     self._running.add(staged)
                 continue
             with storage.open_read(handed.given) as file:
                 entry = self._entry(file, record)
             self._running.add(Staged(path, handed.given, storage, record, entry))
-        self.check_heartbeat()
+
+    def _place_folder(self, path: str, handed: _Handed, record: OutputRecord | None) -> None:
+        """Move a folder the run saved at its private name to the output's path now (local disk).
+
+        An old output at the path is moved aside first; the marker is rewritten to name both (``_moves``) before
+        either move, so a kill's undo removes the new folder and puts the old one back, as the run's own ``undo``
+        does; ``finish`` deletes it.
+
+        Raises:
+            MarkerLostError, NoSpaceError: the marker could not be kept this run's (nothing moved).
+        """
+        backup = temporary_name(path) if os.path.lexists(path) else None
+        with self._marker_lock:
+            handed.backup, handed.placed = backup, True
+            if record is not None and record.manifest in self._marked and record.manifest not in self._taken:
+                self._beat_once(record)
+        self._pulse.check()
+        if backup is not None:
+            os.replace(path, backup)
+        storage_for(path).commit(handed.given, path)
 
     def _record_in_place(self, targets: Iterable[Any]) -> None:
         signer = target_config.current().signer
@@ -743,7 +727,7 @@ class DirectWrites:
                 continue  # a folder saved at the output's path: no single file to hash
             self._running.add(Staged(path, path, storage, record, entry, in_place=True))
 
-    def _entry(self, file: Any, record: OutputRecord) -> Entry:
+    def _entry(self, file: Any, record: OutputRecord | None) -> Entry:
         """The manifest entry of an unsigned output written by path: ``file``'s size and digest, read to its end.
 
         Raises:
@@ -753,9 +737,9 @@ class DirectWrites:
         return Entry(
             size=size,
             digest=f"{DEFAULT_ALGORITHM}:{digest}",
-            commit=self._running.commit_id,
+            commit=self._running.commit_id if record is not None else None,
             sealed=False,
-            owner=record.owner or None,
+            owner=(record.owner or None) if record is not None else None,
         )
 
     def _sealed(
@@ -809,30 +793,22 @@ class DirectWrites:
         return Staged(path, location, storage, record, entry)
 
     def undo(self, why: str, changed: Iterable[str] = ()) -> None:
-        """After a failed run: remove what it wrote at its outputs' paths, put the old outputs back, drop the markers.
+        """After a failed run: remove its private files and the folders it moved into place (an old output moved
+        aside for one goes back), and what it wrote at its outputs' paths without asking them; drop the markers.
 
         Args:
             why: what happened, for the log (``its run failed``).
-            changed: outputs of a rerun that changed although their path was not asked for.
+            changed: outputs of a rerun that changed at their paths although their path was not asked for.
         """
         self._stop_heartbeat()
         self._note_taken()
         moves: list[tuple[str, str | None]] = []
         for path, handed in self.handed.items():
-            if handed.private:  # a takeover's own file (also when it was taken over in turn): the path is not its
-                moves.append((handed.given, None))
-                continue
-            if self._taken_over(path):
-                continue
-            # A rerun on object storage that asked for the path may have rewritten the old output with
-            # bytes of the same size in the same second under an unchanged tag (a multipart upload
-            # tags by parts): it is removed whatever the stamp says, so the task runs again.
-            rewritten = self._replace and "://" in path and not path.startswith("file://")
-            if handed.backup is not None or rewritten or _version_at(handed.target) != handed.before:
+            if handed.placed and not self._taken_over(path):
                 moves.append((path, handed.backup))
         moves.extend((path, None) for path in changed if path not in self.handed and not self._taken_over(path))
-        self._stop_heartbeat()
         try:
+            self._remove_private(why)
             commit_marker.undo_direct(moves, self._label, why)
         except Exception:  # noqa: BLE001 - the run's own error is what the caller raises; the marker stays
             logger.exception("%s: %s, and undoing what it wrote at its outputs' paths failed", self._label, why)
@@ -840,6 +816,23 @@ class DirectWrites:
             return  # the marker keeps the task incomplete; a later check on this host undoes it again
         self._clear_markers()
         self.release()
+
+    def _remove_private(self, why: str) -> None:
+        """Remove each private file (or folder) the run wrote and did not move into place, logged with the output."""
+        for path, handed in self.handed.items():
+            if handed.placed:
+                continue
+            storage = storage_for(handed.given)
+            if not commit_marker.exists_at(storage, handed.given):
+                continue
+            commit_marker.remove_output(storage, handed.given)
+            logger.warning(
+                "%s: %s; removed %r, what it wrote for its output %r (the output's path was not touched)",
+                self._label,
+                why,
+                handed.given,
+                path,
+            )
 
     def _note_taken(self) -> None:
         """Before an undo: a marker of this run that another process replaced since the last beat, or a commit of
@@ -865,22 +858,20 @@ class DirectWrites:
         return record is not None and record.manifest in self._taken
 
     def finish(self) -> None:
-        """After the commit: delete the old outputs moved aside and remove the markers.
+        """After the commit: delete the old outputs moved aside for folders and any private file left (a signed
+        copy was committed instead), and remove the markers.
 
-        When another process's commit won (``superseded``), the files this run wrote in place are its
-        outputs' paths too and no longer match that commit's record: they are removed, so the task runs again.
+        When another process's commit won (``superseded``), this run's private files are removed, and so are the
+        folders it moved into place (they do not match that commit), so the task runs again.
         """
         if self._running.superseded:
-            written = [
-                path for path in self.handed if _version_at(self.handed[path].target) != self.handed[path].before
-            ]
-            self.undo("another process committed this task first, over the files this run wrote in place", written)
+            self.undo("another process committed this task first")
             return
         self._stop_heartbeat()
         for path, handed in self.handed.items():
             if handed.backup is not None:
-                storage_for(path).remove(handed.backup)
-            if handed.private:  # moved to the path by the commit, unless it was signed (a copy was staged)
+                commit_marker.remove_output(storage_for(path), handed.backup)
+            if handed.sealed:  # the commit put a signed copy at the path: the run's own file is left
                 storage_for(handed.given).remove(handed.given)
         lost = self._clear_markers()
         self._clear_left_writing_markers()
@@ -1021,37 +1012,11 @@ class DirectWrites:
 
 def private_name(path: str) -> str:
     """A fresh hidden name beside ``path`` that keeps its file name, extension included (``{dir}/.kart-took-
-    {random}.{name}``; libraries choose a format by it): where a run that took a task over writes an output
-    handed out by path until its commit moves the file to ``path`` ("/" joins URLs too)."""
+    {random}.{name}``; libraries choose a format by it): where a run writes an output whose path its code asked for,
+    until its commit moves the file to ``path`` ("/" joins URLs too). Listings skip it and ``kart gc`` sweeps one a
+    killed run left (``kart_core.storage.base.is_temporary``)."""
     directory, separator, name = path.rpartition("/")
-    return f"{directory}{separator}.kart-took-{secrets.token_hex(6)}.{name}"
-
-
-class _Stopped(MarkerLostError):
-    """The run's marker was removed or replaced by another process while its code ran: it stops writing."""
-
-
-def _deliver(thread: int, error: type[BaseException]) -> None:
-    """Raise ``error`` in the thread ``thread`` at its next Python instruction (a call into C finishes first).
-
-    CPython's ``PyThreadState_SetAsyncExc``: the one way to stop code that holds an output's path (a file kept
-    open, a loop writing it) short of killing the process. Never called with NULL (see ``DirectWrites._end_watch``).
-    """
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread), ctypes.py_object(error))
-
-
-def _raise_pending() -> None:
-    """Run Python instructions until an exception delivered to this thread by ``_deliver`` fires.
-
-    CPython checks for one at each backward jump and call; the bound only matters when the body caught and
-    swallowed the stop already (nothing is pending then).
-    """
-    for _ in range(10_000):
-        _pass()
-
-
-def _pass() -> None:
-    """A call: one more point where CPython raises a pending asynchronous exception."""
+    return f"{directory}{separator}{PRIVATE_PREFIX}{secrets.token_hex(6)}.{name}"
 
 
 def _who(marker: commit_marker.Marker) -> str:
@@ -1067,8 +1032,3 @@ class _Sink:
 
     def update(self, data: bytes) -> None:
         self._file.write(data)
-
-
-def _version_at(target: Any) -> object:
-    """The stamp of the file at the output's path (``version``; a staged dump of it does not count)."""
-    return version(target)

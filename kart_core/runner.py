@@ -20,7 +20,7 @@ import functools
 import logging
 import time
 import types
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 import pluggy
@@ -210,7 +210,7 @@ def run_body(task: KartTask) -> object:
     with transaction.begin(
         task, task.kart_label(), target_config.current().signer, slot=memo_of(task).run_slot()
     ) as running:
-        # replace=True: an output already there is moved aside while the trial writes by path, then put back.
+        # replace=True: an output already there stays; the trial writes private names, removed by the undo.
         direct = running.direct = direct_write.DirectWrites(
             running, task.kart_label(), flatten(task.kart_outputs()), True, _run_lock(task)
         )
@@ -551,7 +551,7 @@ def _run_user_code(
         raise TaskDefinitionError(
             f"{task.kart_label()}.run() yields tasks (luigi dynamic dependencies); kart needs them in requires()."
         )
-    written_directly = _check_outputs_written(task, running, before, direct.handed)
+    written_directly = _check_outputs_written(task, running, before)
     direct.record_in_place(written_directly)
     return written_directly
 
@@ -582,20 +582,16 @@ def _version(target: Any) -> object:
 
 
 def _check_outputs_written(
-    task: KartTask,
-    running: transaction.Transaction,
-    before: dict[str, object] | None,
-    handed: Collection[str] = (),
+    task: KartTask, running: transaction.Transaction, before: dict[str, object] | None
 ) -> list[object]:
     """Raise unless the run wrote every output; return those it wrote past the transaction that get a
     record or a signature at the commit (``_kept_in_place``).
 
     ``before`` (a replacing run): the outputs' versions before the run; an output counts as written
-    when the run staged it, or when it changed (written straight to its path, e.g. by
-    ``open(self.output().path())``), or when it exists and the run asked for its path (``handed``:
-    a rewrite may leave the stamp as it was, e.g. the same bytes in the same second on S3). Otherwise
-    an output counts when it exists (staged, or written in place: it is returned then, and gets its
-    integrity record at the commit, ``kart_core.direct_write``).
+    when the run staged it (a dump, or a file written by the private name ``self.output().path()``
+    handed out, ``kart_core.direct_write``), or when it changed at its path (written there by a path the
+    task's code found without asking). Otherwise an output counts when it exists (staged, or written in
+    place: it is returned then, and gets its integrity record at the commit).
 
     Raises:
         TaskDefinitionError: an output was not written (a rerun's old version is kept, not committed).
@@ -613,7 +609,7 @@ def _check_outputs_written(
                 direct.append(target)
             continue
         now = _version(target)
-        if now is None or (now == before.get(path) and path not in handed):
+        if now is None or now == before.get(path):
             missing.append(path)
         elif _kept_in_place(target):
             direct.append(target)

@@ -119,9 +119,13 @@ class TargetOnKart(luigi.Target):
         return self._signer if self._signer is not None else target_config.current().signer
 
     def exists(self) -> bool:
-        """Whether the output is there (whole: writes are atomic), or staged by the running task (asked from its run)."""
+        """Whether the output is there (whole: writes are atomic), or staged by the running task, or written by its
+        code under the private name ``path()`` handed out (asked from its run: ``kart_core.direct_write``)."""
         running = transaction.join(self._run_slot(), reading=True)
         if running is not None and running.lookup(self._path) is not None:
+            return True
+        private = _private_of(running, self._path)
+        if private is not None and self._storage.exists(private):
             return True
         return self._storage.exists(self._path)
 
@@ -142,7 +146,7 @@ class TargetOnKart(luigi.Target):
         what = f"the path of its output {self._path!r}" if slot is not None else ""
         running = transaction.join(slot, what=what, asking_path=True)
         if running is not None and running.direct is not None:
-            return running.direct.hand_out(self, self._path)  # a private name in a takeover (direct_write)
+            return running.direct.hand_out(self, self._path)  # a private name during run() (direct_write)
         if running is None and slot is not None:
             transaction.refuse_child(slot, what)
         return self._path
@@ -152,6 +156,9 @@ class TargetOnKart(luigi.Target):
         running = transaction.join(self._run_slot())
         if running is not None:
             running.drop(self._path)
+            private = _private_of(running, self._path)
+            if private is not None:  # what the running task wrote by the path it was handed
+                commit_marker.remove_output(self._storage, private)
         self._storage.remove(self._path)
         self._storage.remove(signature_path(self._path))
         if self.record is not None:
@@ -295,6 +302,13 @@ class TargetOnKart(luigi.Target):
         """
         running = transaction.join(self._run_slot(), reading=True)
         staged = running.lookup(self._path) if running is not None else None
+        private = _private_of(running, self._path) if staged is None else None
+        if private is not None and self._storage.exists(private):
+            # The running task's own file, written by the path it was handed: not committed, so there is no
+            # record or signature to check (a dump staged is checked against the entry it was hashed to).
+            with self._storage.open_read(private) as raw:
+                yield raw
+            return
         settings = target_config.current()
         signer = self._signer if self._signer is not None else settings.signer
         entry = staged.entry if staged is not None else (self._committed_entry(signer) if settings.record else None)
@@ -1013,3 +1027,10 @@ def make_model_target(
     return ModelTarget(
         path, scratch_root, save_function, load_function, owner=owner, signer=signer, record=record, name=name
     )
+
+
+def _private_of(running: transaction.Transaction | None, path: str) -> str | None:
+    """The private name the running task's code was handed for its output at ``path`` (``kart_core.direct_write``),
+    while its file is not staged yet; None outside such a run."""
+    direct = running.direct if running is not None else None
+    return direct.private_of(path) if direct is not None else None

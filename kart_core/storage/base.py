@@ -20,6 +20,7 @@ __all__ = [
     "FileEntry",
     "Spool",
     "Storage",
+    "PRIVATE_PREFIX",
     "is_temporary",
     "options_key",
     "protocol_of",
@@ -34,9 +35,15 @@ __all__ = [
 TEMPORARY_SUFFIX = ".kart-tmp"
 
 
+# The name start of the private file a run writes an output by path under until its commit moves it into place
+# (``kart_core.direct_write.private_name``: ``.kart-took-{hex}.{name}``, the output's extension kept for libraries).
+PRIVATE_PREFIX = ".kart-took-"
+
+
 def is_temporary(name: str) -> bool:
-    """Whether the file name or path ``name`` is one of kart's temporary files."""
-    return name.endswith(TEMPORARY_SUFFIX)
+    """Whether the file name or path ``name`` is one of kart's temporary files (a killed by-path writer's private
+    file included: it is never an output, and ``kart gc`` sweeps it once it is old)."""
+    return name.endswith(TEMPORARY_SUFFIX) or name.rpartition("/")[2].startswith(PRIVATE_PREFIX)
 
 
 def temporary_name(path: str) -> str:

@@ -34,10 +34,25 @@ WRITER = textwrap.dedent(
         def run(self):
             path = self.output().path()
             os.makedirs(os.path.dirname(path), exist_ok=True)
+            if self.mode == "kill-old":
+                # What a kart before 2026-12-02 left when killed half way: its marker naming the output's path it
+                # wrote in place (and where it moved the old output aside), that partial file, the old one aside.
+                from kart_core import commit_marker, target_config, transaction
+                from kart_core.storage import storage_for
+                from kart_core.storage.base import temporary_name
+
+                path, record = self.output()._path, self.output().record
+                aside = temporary_name(path) if os.path.exists(path) else None
+                commit_marker.put_direct(
+                    storage_for(record.manifest), record, transaction.current().commit_id, ((path, aside),),
+                    target_config.current().signer,
+                )
+                if aside is not None:
+                    os.replace(path, aside)
             with open(path, "w") as file:
                 file.write(self.text[:2])
                 file.flush()
-                if self.mode == "kill":
+                if self.mode in ("kill", "kill-old"):
                     os.kill(os.getpid(), signal.SIGKILL)
                 if self.mode == "fail":
                     raise RuntimeError("fails half way")

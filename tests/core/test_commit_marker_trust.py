@@ -207,7 +207,7 @@ def test_with_signing_on_a_killed_writers_own_marker_is_signed_and_undone(
     tmp_path: Path, workspace: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("KART_SIGNING_KEY", "a test key of some length")
-    assert run_writer(tmp_path, workspace, "kill").returncode == -signal.SIGKILL
+    assert run_writer(tmp_path, workspace, "kill-old").returncode == -signal.SIGKILL  # in place, as before 2026-12-02
     manifest = run_writer(tmp_path, workspace, "marker").stdout.strip()
     marker = commit_marker.marker_beside(manifest)
     assert Path(marker).read_bytes().startswith(b"KART")  # signed
@@ -232,7 +232,7 @@ def test_a_killed_direct_writer_in_a_copied_workspace_is_undone_in_the_copy(
     original, copy = tmp_path / "wsA", tmp_path / "wsB"
     if rerun:
         assert run_writer(tmp_path, str(original), "run", "first").stdout.split() == ["['first']"]
-    assert run_writer(tmp_path, str(original), "kill", "second", rerun).returncode == -signal.SIGKILL
+    assert run_writer(tmp_path, str(original), "kill-old", "second", rerun).returncode == -signal.SIGKILL
     marker = commit_marker.marker_beside(run_writer(tmp_path, str(original), "marker").stdout.strip())
     relative = os.path.relpath(marker, original)
     moves = json.loads(Path(marker).read_text())["moves"]
@@ -265,7 +265,7 @@ def _legacy(marker: str, root: Path) -> None:
 
 def test_an_older_karts_absolute_marker_is_honoured_in_place_and_refused_in_a_copy(tmp_path: Path) -> None:
     original, copy = tmp_path / "wsA", tmp_path / "wsB"
-    assert run_writer(tmp_path, str(original), "kill").returncode == -signal.SIGKILL
+    assert run_writer(tmp_path, str(original), "kill-old").returncode == -signal.SIGKILL
     marker = commit_marker.marker_beside(run_writer(tmp_path, str(original), "marker").stdout.strip())
     _legacy(marker, original)
     shutil.copytree(original, copy, symlinks=True)

@@ -26,7 +26,7 @@ from kart_core.errors import DamagedOutputError, GokartBuildError
 from kart_core.inspect.verify import verify_workspace
 from kart_core.manifest import read_unverified
 from kart_core.storage import storage_for
-from kart_core.workspace import MANIFEST, log_task_path
+from kart_core.workspace import MANIFEST, list_files, log_task_path
 
 
 class DwCsv(kart_core.TaskOnKart[Any]):
@@ -118,8 +118,8 @@ def test_the_removal_is_logged_with_the_task_and_the_file(workspace: str, caplog
     failing = DwPickle(fail=True, workspace_directory=workspace)
     with caplog.at_level(logging.WARNING), pytest.raises(GokartBuildError):
         kart_core.build(failing)
-    (message,) = [r.getMessage() for r in caplog.records if "straight to the output's path" in r.getMessage()]
-    assert failing.kart_label() in message and failing.output().path() in message
+    (message,) = [r.getMessage() for r in caplog.records if "what it wrote for its output" in r.getMessage()]
+    assert failing.kart_label() in message and repr(failing.output().path()) in message and ".kart-took-" in message
     assert not os.path.exists(failing.output().path())
 
 
@@ -165,7 +165,11 @@ def test_on_object_storage_a_failed_run_leaves_no_file(s3_bucket: str) -> None:
     assert kart_core.build(DwCsv(workspace_directory=workspace)).x.sum() == 6
     with pytest.raises(GokartBuildError):
         kart_core.build(DwCsv(fail=True, rerun=True, workspace_directory=workspace))
-    assert not DwCsv(workspace_directory=workspace).complete()  # the partial file removed; no copy kept there
+    # The failed rerun wrote its private object only: the committed output is untouched, and nothing else is left.
+    task = DwCsv(workspace_directory=workspace)
+    assert task.complete() and task.output().load().x.sum() == 6
+    folder = task.output().path().rpartition("/")[0]
+    assert [name for name in storage_for(folder).file_system.ls(folder, refresh=True) if ".kart-took-" in name] == []  # type: ignore[attr-defined]
 
 
 def test_on_object_storage_a_rerun_in_the_same_second_with_the_same_bytes_commits(s3_bucket: str) -> None:
@@ -214,8 +218,26 @@ def test_a_kill_mid_rerun_with_a_relative_workspace_is_undone_from_another_direc
     assert not list((writer / "ws" / "dw").glob("*.kart-tmp"))
 
 
-def test_a_kill_mid_rerun_puts_the_old_output_back(tmp_path: Path, workspace: str) -> None:
+@pytest.mark.parametrize("kill", ["kill", "kill-old"])  # kill-old: in place, as a kart before 2026-12-02 wrote it
+def test_a_kill_mid_rerun_puts_the_old_output_back(tmp_path: Path, workspace: str, kill: str) -> None:
     assert _killed(tmp_path, workspace, "run", "first").stdout.split() == ["['first']"]
-    assert _killed(tmp_path, workspace, "kill", "second", "rerun").returncode == -signal.SIGKILL
+    assert _killed(tmp_path, workspace, kill, "second", "rerun").returncode == -signal.SIGKILL
     assert _killed(tmp_path, workspace, "check").stdout.split() == ["False", "None"]  # this check puts it back
     assert _killed(tmp_path, workspace, "check").stdout.split() == ["True", "['first']"]
+
+
+def test_a_kill_mid_rerun_leaves_the_output_s_path_as_it_was(tmp_path: Path, workspace: str) -> None:
+    """The run wrote its private file only: the committed output stays readable at its path all along, the private
+    file is hidden from listings (``kart gc`` sweeps it). Before: the old output was moved aside and the partial
+    ``se`` was at the path until a check on this host put it back."""
+    assert _killed(tmp_path, workspace, "run", "first").stdout.split() == ["['first']"]
+    assert _killed(tmp_path, workspace, "kill", "second", "rerun").returncode == -signal.SIGKILL
+    folder = Path(workspace, "dw")
+    (output,) = folder.glob("out_*.txt")
+    assert output.read_text() == "first"
+    (private,) = [name for name in os.listdir(folder) if name.startswith(".kart-took-")]
+    assert private.endswith(output.name) and (folder / private).read_text() == "se"
+    assert [entry.relative for entry in list_files(workspace) if "kart-took" in entry.relative] == []
+    assert _killed(tmp_path, workspace, "check").stdout.split() == ["False", "None"]  # the killed run's marker goes
+    assert _killed(tmp_path, workspace, "check").stdout.split() == ["True", "['first']"]
+    assert output.read_text() == "first"

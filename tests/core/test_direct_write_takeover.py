@@ -58,9 +58,10 @@ def _hidden(workspace: str) -> list[str]:
 
 
 def _killed_rerun(tmp_path: Path, workspace: str) -> str:
-    """'first' committed, then a rerun writing 'second' killed half way (the old output moved aside)."""
+    """'first' committed, then a rerun writing 'second' in place killed half way, as a kart before 2026-12-02 left it
+    (the old output moved aside, named in the marker; ``by_path_writer``'s ``kill-old``)."""
     assert _writer(tmp_path, workspace, "run", "first").stdout.split() == ["['first']"]
-    assert _writer(tmp_path, workspace, "kill", "second", "rerun").returncode == -signal.SIGKILL
+    assert _writer(tmp_path, workspace, "kill-old", "second", "rerun").returncode == -signal.SIGKILL
     marker = _marker_file(tmp_path, workspace)
     assert os.path.exists(marker) and len(_hidden(workspace)) == 1  # the old output, moved aside
     return marker

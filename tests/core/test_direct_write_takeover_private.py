@@ -1,8 +1,8 @@
 """A run that takes a by-path writer over never shares a file with it (attacker at11 F1).
 
 Another host takes a by-path writer's marker over once it has seen it unchanged for the lease. The writer may only
-have been paused (SIGSTOP, a suspended machine); resumed, its main thread can write on by the name it got before the
-pause before its heartbeat thread sees the takeover and stops it. Before: the taker wrote that same path, so it
+have been paused (SIGSTOP, a suspended machine); resumed, it writes on by the name it got before the pause until its
+``run()`` returns (60 steps here) and fails then: since 2026-12-02 that name is its own private one too. Before: the taker wrote that same path, so it
 hashed and committed the writer's bytes (its build returned them; ``complete()`` True). Now the taker writes a
 private name, hashed, which its commit moves to the output's path: the committed output is the taker's bytes.
 
@@ -42,7 +42,7 @@ BY_NAME_WRITER = textwrap.dedent(
     import kart_core
     from paused_task import Paused
 
-    task = Paused(who="W", steps=10**6, mode="name", hog=0.05, flag=flag, workspace_directory=workspace)
+    task = Paused(who="W", steps=60, mode="name", hog=0.05, flag=flag, workspace_directory=workspace)
     try:
         print("BUILT", kart_core.build(task, log_level=30), flush=True)
     except BaseException as exc:
@@ -101,6 +101,8 @@ def test_a_writer_resumed_during_the_takeover_writes_none_of_the_committed_bytes
     assert task.complete()
     assert task.output().load() == ["A:0"]
     assert not storage_for(where).exists(marker_path(task.output().record))
-    # The taker's private name went with its commit: nothing hidden is left beside the output.
+    # The taker's private name went with its commit, the writer's with its failure: nothing hidden is left.
     folder = path.rpartition("/")[0]
-    assert [name for name in storage_for(folder).list_dir(folder) if ".kart-took-" in name] == []
+    storage = storage_for(folder)
+    names = storage.file_system.ls(folder, refresh=True) if "://" in folder else os.listdir(folder)  # type: ignore[attr-defined]
+    assert [name for name in names if ".kart-took-" in name] == []

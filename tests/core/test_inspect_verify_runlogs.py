@@ -196,7 +196,7 @@ def test_a_killed_rerun_writing_by_path_is_an_interrupted_commit_and_delete_puts
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert _writer(tmp_path, "run", "first").stdout.split() == ["['first']"]
-    assert _writer(tmp_path, "kill", "second", "rerun").returncode == -signal.SIGKILL
+    assert _writer(tmp_path, "kill-old", "second", "rerun").returncode == -signal.SIGKILL  # as before 2026-12-02
     workspace = str(tmp_path / "ws")  # another spelling than the writer's ./ws/
     assert _output(tmp_path).read_text() == "se"  # partial; the old output is moved aside
 
@@ -219,7 +219,7 @@ def test_a_killed_rerun_writing_by_path_is_an_interrupted_commit_and_delete_puts
 
 
 def test_a_killed_first_run_writing_by_path_is_reported_and_delete_removes_its_partial_file(tmp_path: Path) -> None:
-    assert _writer(tmp_path, "kill", "first").returncode == -signal.SIGKILL
+    assert _writer(tmp_path, "kill-old", "first").returncode == -signal.SIGKILL  # in place, as before 2026-12-02
     workspace = str(tmp_path / "ws")
     partial = str(_output(tmp_path))
     report = verify_workspace(workspace)

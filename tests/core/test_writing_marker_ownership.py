@@ -53,10 +53,11 @@ class ReplacedWhileWriting(kart_core.TaskOnKart[Any]):
         return self.make_target("out/file.txt")
 
     def run(self) -> None:
-        path = self.output().path()
-        marker = commit_marker.writing_marker(path)
+        path = self.output().path()  # a private name beside the output (kart_core.direct_write)
+        final = self.output()._path
+        marker = commit_marker.writing_marker(final)
         assert os.path.exists(marker)  # this run's, put before the path was handed out
-        Path(marker).write_bytes(_marker_of(int(self.other), path))
+        Path(marker).write_bytes(_marker_of(int(self.other), final))
         Path(path).write_text("mine\n")
 
 
