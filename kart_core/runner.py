@@ -25,7 +25,7 @@ from typing import Any, cast
 
 import pluggy
 
-from kart_core import direct_write, target_config, transaction
+from kart_core import direct_write, luigi_events, target_config, transaction
 from kart_core.contract import KartTask, LuigiTask, is_kart_task
 from kart_core.dotted import import_object, module_name
 from kart_core.errors import TaskDefinitionError
@@ -267,6 +267,7 @@ def _run_repairing(
             # Outside the transaction, as before this run existed: the run logs it writes are not staged.
             with transaction.detached():
                 manager.hook.kart_before_task_run(task=task, seed=seed, seed_methods=seed_methods)
+                luigi_events.started(task)  # luigi's Event.START, as its worker fires it before run()
             started = time.perf_counter()
         return started
 
@@ -299,9 +300,15 @@ def _run_repairing(
                     task.kart_label(),
                 )
                 _rebuild_damaged(damage.upstream, damage, manager, repaired)
+        if started is not None and ran:
+            with transaction.detached():  # luigi's handlers find the outputs committed, as after its worker's run
+                luigi_events.succeeded(task, time.perf_counter() - started)
     except BaseException as exc:
         if started is not None:
             manager.hook.kart_on_task_error(task=task, exception=exc)
+            if not isinstance(exc, KeyboardInterrupt):  # luigi re-raises it without the FAILURE event
+                with transaction.detached():
+                    luigi_events.failed(task, exc)
         raise
     if started is not None:
         # After a retry, ``ran`` may be False (another process completed it meanwhile): run() did run once.
@@ -545,7 +552,7 @@ def _run_user_code(
         BaseException: what run() raised.
     """
     # opened: a dump or path request from a thread that run() starts joins this run (kart_core.transaction.join).
-    with direct.watch(), running.opened():
+    with direct.watch(), running.opened(), luigi_events.reporter_callbacks(task, task.kart_label()):
         result = task.run()
     if isinstance(result, types.GeneratorType):
         raise TaskDefinitionError(
@@ -771,16 +778,25 @@ def _resolve(dotted: str) -> Callable[[int], object] | None:
 
 
 def _run_plain_luigi_task(task: LuigiTask) -> RunStatus:
-    """A plain luigi.Task in a kart graph (e.g. an ExternalTask) has no cache or logs: run it if incomplete."""
+    """A plain luigi.Task in a kart graph (e.g. an ExternalTask) has no cache or logs: run it if incomplete, with
+    luigi's events (``kart_core.luigi_events``)."""
     if task.complete():
         return RunStatus.CACHED
     if getattr(task, "run", None) is None or not callable(task.run):
         raise TaskDefinitionError(
             f"{task} is incomplete and cannot be run: an external input is missing. Create it, or check the path."
         )
-    task.run()
-    if not task.complete():
-        raise TaskDefinitionError(
-            f"{task} ran but is still incomplete: an external input is missing or run() wrote nothing."
-        )
+    luigi_events.started(task)
+    began = time.perf_counter()
+    try:
+        with luigi_events.reporter_callbacks(task, str(task)):
+            task.run()
+        if not task.complete():
+            raise TaskDefinitionError(
+                f"{task} ran but is still incomplete: an external input is missing or run() wrote nothing."
+            )
+        luigi_events.succeeded(task, time.perf_counter() - began)
+    except Exception as exc:
+        luigi_events.failed(task, exc)
+        raise
     return RunStatus.RAN

@@ -21,6 +21,7 @@ from kart_core import (
     commit_marker,
     identity,
     lineage,
+    luigi_events,
     runlog,
     runner,
     target_config,
@@ -91,7 +92,8 @@ def _routed(user_run: Callable[[Any], Any]) -> Callable[[Any], Any]:
     def run(self: TaskOnKart[Any]) -> Any:
         if transaction.runs(self):
             return user_run(self)
-        runner.run_one(self)
+        with luigi_events.fired_by_caller(self):  # luigi's worker fires the task's events around this call
+            runner.run_one(self)
         return None
 
     run._kart_routed = True  # type: ignore[attr-defined]
