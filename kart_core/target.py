@@ -302,10 +302,10 @@ class TargetOnKart(luigi.Target):
         """
         running = transaction.join(self._run_slot(), reading=True)
         staged = running.lookup(self._path) if running is not None else None
-        private = _private_of(running, self._path) if staged is None else None
+        private = _private_of(running, self._path)
         if private is not None and self._storage.exists(private):
-            # The running task's own file, written by the path it was handed: not committed, so there is no
-            # record or signature to check (a dump staged is checked against the entry it was hashed to).
+            # The running task's own file, written by the path it was handed (after a dump of it too, which the
+            # path request copied there): not committed, so there is no record or signature to check.
             with self._storage.open_read(private) as raw:
                 yield raw
             return

@@ -320,3 +320,47 @@ def test_a_folder_output_is_moved_into_place_when_run_returns(tmp_path: Path) ->
     assert Path(final, "weights.bin").read_text() == "v1"
     assert Folder(workspace_directory=workspace).complete()
     assert [name for name in os.listdir(Path(final).parent) if name.startswith(".")] == []
+
+
+class DumpThenTouch(kart_core.TaskOnKart[Any]):
+    """gokart code that post-processes the file it just dumped, through its path (attacker at14 N2): ``how`` is
+    "append" (a trailer line), "overwrite" (to_csv over it) or "copy" (shutil.copy to a second output)."""
+
+    how = luigi.Parameter(default="append")
+
+    def output(self) -> Any:
+        return {"data": self.make_target("touch/data.csv"), "copy": self.make_target("touch/copy.txt")}
+
+    def run(self) -> None:
+        import shutil
+
+        import pandas as pd
+
+        self.dump(pd.DataFrame({"a": [1, 2]}), "data")
+        path = self.output()["data"].path()
+        if self.how == "append":
+            with open(path, "a") as file:
+                file.write("3\n")
+        elif self.how == "overwrite":
+            pd.DataFrame({"a": [9]}).to_csv(path, index=False)
+        copy = self.output()["copy"].path()
+        os.makedirs(os.path.dirname(copy), exist_ok=True)
+        shutil.copy(path, copy)
+
+
+@pytest.mark.parametrize("signing", ["", "a signing key"])
+@pytest.mark.parametrize(("how", "rows"), [("append", [1, 2, 3]), ("overwrite", [9]), ("copy", [1, 2])])
+def test_a_by_path_touch_up_after_a_dump_is_kept(
+    tmp_path: Path, how: str, rows: list[int], signing: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: the path request after the dump handed out an empty name, so the append made a file of its one line
+    (``KeyError: 'a'`` at load; on kart before private names it was lost: ``[1, 2]``) and the copy raised
+    ``FileNotFoundError`` (the dump was staged elsewhere)."""
+    if signing:
+        monkeypatch.setenv("KART_SIGNING_KEY", signing)
+    task = DumpThenTouch(how=how, workspace_directory=str(tmp_path / "ws"))
+    kart_core.build(task, log_level=40, return_value=False)
+    done = DumpThenTouch(how=how, workspace_directory=str(tmp_path / "ws"))
+    assert done.complete()
+    assert done.output()["data"].load()["a"].tolist() == rows
+    assert [line.strip() for line in done.output()["copy"].load()] == ["a", *map(str, rows)]
