@@ -50,6 +50,7 @@ __all__ = [
     "InputKeyError",
     "OutputKeyError",
     "RequiresError",
+    "UnfulfilledDependencyError",
     "MissingColumnsError",
     "ParameterTypeError",
     "TaskParameterTooLargeError",
@@ -301,6 +302,12 @@ class OutputKeyError(TaskDefinitionError, KeyError, AssertionError):
     given for a single output, or no key for a dict output() (gokart: KeyError or a failed ``assert``)."""
 
     __str__ = Exception.__str__
+
+
+class UnfulfilledDependencyError(KartError, RuntimeError):
+    """A task was about to run while one of its requirements, whose class overrides ``complete()`` (a quality gate:
+    ``super().complete() and <a check of the output>``), says it is still incomplete after its run. luigi's worker
+    refuses likewise (``RuntimeError: Unfulfilled dependency at run time``)."""
 
 
 class RequiresError(TaskDefinitionError, ValueError):

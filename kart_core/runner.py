@@ -28,7 +28,7 @@ import pluggy
 from kart_core import direct_write, luigi_events, target_config, transaction
 from kart_core.contract import KartTask, LuigiTask, is_kart_task
 from kart_core.dotted import import_object, module_name
-from kart_core.errors import TaskDefinitionError
+from kart_core.errors import TaskDefinitionError, UnfulfilledDependencyError
 from kart_core.file_processor import builtin as builtin_formats
 from kart_core.graph import node_key, requirements_of, walk
 from kart_core.hooks.manager import create_hook_manager
@@ -138,6 +138,7 @@ def run_one_reporting(
     with target_config.frozen(), transaction.detached():
         if task.complete_check_at_run and not checked and task.complete():
             return RunReport(RunStatus.CACHED)
+        _check_gates(task)
         locked = _uses_lock(task) if lock is None else lock
         repaired: list[str] = []
         # Threads of this process take turns always (a run's dumps from its threads join it through the task
@@ -149,6 +150,41 @@ def run_one_reporting(
             ran = _run_repairing(task, manager, task.kart_replacing(), repaired)
             committed = committed_digests(task) if ran else None  # in the turn: this run's own commit
     return RunReport(RunStatus.RAN if ran else RunStatus.CACHED, tuple(repaired), committed)
+
+
+_KART_COMPLETE = "_kart_complete"
+
+
+def kart_complete(method: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    """Mark ``TaskOnKart.complete``: a requirement whose class keeps it needs no check before its reader runs
+    (``_check_gates``); one that overrides it may refuse its own output."""
+    setattr(method, _KART_COMPLETE, True)
+    return method
+
+
+def _check_gates(task: KartTask) -> None:
+    """Before ``task`` runs: each requirement whose class overrides ``complete()`` must say it is complete now.
+
+    luigi's worker checks every requirement's ``complete()`` right before a task runs (``check_unfulfilled_deps``)
+    and fails the task when one says False: gokart projects gate data that way (``complete()`` True only when the
+    output has rows, a schema, a fresh date), so a requirement that ran but produced rejected data keeps its
+    readers from running, and from being cached on it (attacker at14 N18). kart's own ``complete()`` is True
+    after the requirement's commit by construction, so only overriding classes are asked (one call each).
+
+    Raises:
+        UnfulfilledDependencyError: a requirement is incomplete (naming it and what to do).
+    """
+    for upstream in requirements_of(task):
+        if not is_kart_task(upstream) or getattr(type(upstream).complete, _KART_COMPLETE, False):
+            continue
+        if not upstream.complete():
+            raise UnfulfilledDependencyError(
+                f"{task.kart_label()} cannot run: its requirement {upstream.kart_label()} is still incomplete "
+                f"(its complete(), which {type(upstream).__name__} overrides, says False after its run: a quality "
+                f"gate that refused its output?). luigi's worker refuses likewise ('Unfulfilled dependency at run "
+                f"time: {upstream.task_id}'). Fix {type(upstream).__name__}'s output or its complete(); "
+                f"{task.kart_label()} runs once it says True."
+            )
 
 
 def repair_output(

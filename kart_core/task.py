@@ -334,6 +334,7 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T], metaclass=KartRegister)
         """
         memo_of(self).release()
 
+    @runner.kart_complete
     def complete(self) -> bool:
         """All outputs exist (and, with strict_check / modification_time_check, the inputs are sound).
 
