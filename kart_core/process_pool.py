@@ -46,7 +46,7 @@ from typing import Any
 import pluggy
 
 from kart_core.contract import LuigiTask
-from kart_core.errors import PluginError, UnsendableTaskError
+from kart_core.errors import PluginError, TaskDefinitionError, UnsendableTaskError
 from kart_core.hooks import create_hook_manager
 from kart_core.hooks.manager import declared_entry_points, entry_point_plugins
 from kart_core.runlog import RunLogPlugin
@@ -133,9 +133,34 @@ def ship(task: LuigiTask) -> bytes:
     """``task`` pickled for a worker process, without the upstreams and targets it cached.
 
     Raises:
-        pickle.PicklingError: a parameter value cannot be pickled (the task then fails with it).
+        TaskDefinitionError: a parameter value or an attribute the task holds (a lock, a client or connection
+            made in ``__init__``) cannot be pickled; names it and the ways out (the task then fails with it;
+            luigi's workers fork, so gokart never pickles a task: attacker at14 N11).
     """
-    return pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL)  # each task's memo pickles empty (TaskMemo)
+    try:
+        return pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL)  # each task's memo pickles empty (TaskMemo)
+    except Exception as exc:
+        raise TaskDefinitionError(
+            f'{_label(task)} cannot be sent to a worker process (with workers > 1 and executor="process" each '
+            f"task is pickled to the process that runs it): {_culprit(task)}cannot be pickled: "
+            f"{type(exc).__name__}: {exc}. Create such an object in run() (or a property) instead of __init__, "
+            f'or build with executor="thread".'
+        ) from exc
+
+
+def _label(task: LuigiTask) -> str:
+    label = getattr(task, "kart_label", None)
+    return label() if callable(label) else str(task)
+
+
+def _culprit(task: LuigiTask) -> str:
+    """``its attribute '_lock' (a lock) `` for the first attribute of ``task`` that does not pickle, else ""."""
+    for name, value in getattr(task, "__dict__", {}).items():
+        try:
+            pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:
+            return f"its attribute {name!r} (a {type(value).__module__}.{type(value).__qualname__}) "
+    return ""
 
 
 @dataclasses.dataclass(frozen=True)

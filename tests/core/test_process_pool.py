@@ -14,7 +14,7 @@ import luigi
 import pytest
 
 import kart_core
-from kart_core.errors import PluginError, ProcessPoolFallbackWarning
+from kart_core.errors import GokartBuildError, PluginError, ProcessPoolFallbackWarning, TaskDefinitionError
 from kart_core.file_processor import builtin as builtin_formats
 from kart_core.hooks import create_hook_manager, hookimpl
 from kart_core.hooks.manager import declared_entry_points
@@ -419,3 +419,36 @@ def test_a_result_the_caller_cannot_unpickle_fails_its_task_after_the_suspects_r
     assert "GhostError" in str(error) and ghost.kart_label() in str(error)
     assert list(caught.value.raised_exceptions) == [ghost.make_unique_id()]
     assert sibling.complete() and _starts(journal) == [0, 0]  # taken down once, then run alone
+
+
+class HoldsALock(kart_core.TaskOnKart[int]):
+    """Keeps a lock made in __init__ (a client or connection is the same case): it does not pickle."""
+
+    i = luigi.IntParameter()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._guard = threading.Lock()
+
+    def run(self) -> None:
+        with self._guard:
+            self.dump(self.i)
+
+
+class AllLocked(kart_core.TaskOnKart[list[int]]):
+    def requires(self) -> Any:
+        return [HoldsALock(i=i, workspace_directory=self.workspace_directory) for i in range(3)]
+
+    def run(self) -> None:
+        self.dump(self.load())
+
+
+def test_a_task_holding_an_attribute_that_does_not_pickle_names_it_and_the_ways_out(workspace: str) -> None:
+    # luigi's workers fork, so gokart never pickles a task; kart's process workers receive each task pickled.
+    with pytest.raises(GokartBuildError) as raised:
+        kart_core.build(AllLocked(workspace_directory=workspace), workers=2)
+    failures = [error for errors in raised.value.raised_exceptions.values() for error in errors]
+    assert failures and all(isinstance(error, TaskDefinitionError) for error in failures)
+    assert "its attribute '_guard' (a _thread.lock)" in str(failures[0])
+    assert 'executor="thread"' in str(failures[0]) and "HoldsALock[" in str(failures[0])
+    assert kart_core.build(AllLocked(workspace_directory=workspace), workers=2, executor="thread") == [0, 1, 2]
