@@ -17,12 +17,12 @@ import pluggy
 from luigi import rpc, scheduler, task_register
 
 from kart_core.contract import LuigiTask
-from kart_core.errors import GokartBuildError, HasLockedTaskException, TaskLockException
+from kart_core.errors import GokartBuildError, HasLockedTaskException, MissingInputBuildError, TaskLockException
 from kart_core.executor import Executor, execute
 from kart_core.info import make_tree_info
 from kart_core.loading import load_output
 from kart_core.orchestrate import orchestrate
-from kart_core.outcome import BuildResult, unique_id_or_none
+from kart_core.outcome import BuildResult, is_external, unique_id_or_none
 from kart_core.target import TargetOnKart, make_target
 from kart_core.task import TaskOnKart
 from kart_core.tree.task_info import make_task_info_as_table
@@ -221,6 +221,8 @@ def build(
         GokartBuildError: listing every failed task with its label and unique id (the class name when
             the id cannot be computed); ``__cause__`` is the first failure. An exception, ``SystemExit``
             included, from a task's ``complete()``, ``output()``, ``requires()`` or ``run()`` ends here.
+            MissingInputBuildError (also a ``FileNotFoundError``, as gokart's failed load of the root) when
+            the only failures are missing external inputs (``luigi.ExternalTask`` outputs).
         KeyboardInterrupt: a task's ``run()`` was interrupted; raised after the summary line and the
             hooks, naming the task, with the original interrupt as ``__cause__``.
         DamagedOutputError: a root's output is damaged and repairs are off (see ``load_output``);
@@ -265,9 +267,17 @@ def _build_error(result: BuildResult) -> GokartBuildError:
         task = result.nodes.get(key)
         unique_id = unique_id_or_none(task) if task is not None else None
         raised.setdefault(unique_id or key, []).append(exc if isinstance(exc, Exception) else Exception(repr(exc)))
-    error = GokartBuildError("\n".join(lines), raised_exceptions=raised)
+    error_class = MissingInputBuildError if _only_external_inputs_missing(result) else GokartBuildError
+    error = error_class("\n".join(lines), raised_exceptions=raised)
     error.__cause__ = next(iter(result.failed.values()))
     return error
+
+
+def _only_external_inputs_missing(result: BuildResult) -> bool:
+    """Every failure is an external task whose output is missing (luigi's "missing data", exit code 20)."""
+    return not result.scheduling_failed and all(
+        key in result.nodes and is_external(result.nodes[key]) for key in result.failed
+    )
 
 
 def _one_line(exc: BaseException) -> str:

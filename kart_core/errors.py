@@ -22,6 +22,7 @@ from typing import Any
 __all__ = [
     "KartError",
     "GokartBuildError",
+    "MissingInputBuildError",
     "HasLockedTaskException",
     "TaskLockException",
     "PandasTypeError",
@@ -103,6 +104,21 @@ class GokartBuildError(KartError):
         # multiprocessing Pool whose job raised this (a build in a worker process) lost its result thread and
         # never answered .get() without a timeout.
         return (type(self), (str(self.args[0]) if self.args else "", self.raised_exceptions), self.__dict__)
+
+
+class MissingInputBuildError(GokartBuildError, FileNotFoundError):
+    """A build failed only because external inputs (``luigi.ExternalTask`` outputs) are missing.
+
+    Also a ``FileNotFoundError``: gokart's ``build()`` finishes such a build and then fails to load the root's
+    output that could not be made, with ``FileNotFoundError``.
+    """
+
+    def __new__(cls, message: str = "", raised_exceptions: dict[str, list[Exception]] | None = None) -> Any:
+        # OSError's constructor reads two arguments as (errno, strerror): pass the message only.
+        return super().__new__(cls, message)
+
+    def __init__(self, message: str, raised_exceptions: dict[str, list[Exception]]) -> None:
+        super().__init__(message, raised_exceptions)
 
 
 class TaskLockException(KartError):

@@ -95,6 +95,7 @@ ERROR_CASES = {
     "requires_a_number": "RequiresError",
     "load_json_of_series": "LoadValueError",
     "load_json_not_json": "LoadValueError",
+    "build_missing_external": "MissingInputBuildError",
 }
 
 

@@ -65,6 +65,19 @@ class TwoOutputs(gokart.TaskOnKart):
         return {"a": self.make_target("a.pkl"), "b": self.make_target("b.pkl")}
 
 
+class AbsentExternal(luigi.ExternalTask):
+    def output(self) -> Any:
+        return luigi.LocalTarget("ws/absent-external.txt")
+
+
+class NeedsAbsentExternal(gokart.TaskOnKart):
+    def requires(self) -> Any:
+        return AbsentExternal()
+
+    def run(self) -> None:
+        self.dump(1)
+
+
 class RequiresNumber(gokart.TaskOnKart):
     def requires(self) -> Any:
         return 3
@@ -112,6 +125,8 @@ def errors() -> dict[str, Any]:
         ),
         "load_json_not_json": lambda: load_after("ws/bad.json", lambda path: write_bytes(path, b"{not json")),
         "load_csv_not_utf8": lambda: load_after("ws/latin.csv", lambda path: write_bytes(path, b"a\n\xe9\xff\n")),
+        # Last: gokart.build resets luigi's task registry.
+        "build_missing_external": lambda: gokart.build(NeedsAbsentExternal(workspace_directory="ws"), log_level=50),
     }
     return {name: outcome(call) for name, call in cases.items()}
 
