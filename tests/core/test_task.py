@@ -226,7 +226,10 @@ class TkReadsMock(kart_core.TaskOnKart[int]):
         self.dump(1)
 
 
-def test_modification_time_check_names_an_input_it_cannot_date(workspace: str) -> None:
+def test_modification_time_check_names_an_input_it_cannot_date(workspace: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # luigi's MockFileSystem keeps its files in a multiprocessing.Manager's dict, whose server process is forked
+    # from this (threaded) xdist worker: it hung there once and outlived the worker. A plain dict holds them here.
+    monkeypatch.setattr(luigi.mock.MockFileSystem, "_data", {})
     with luigi.mock.MockTarget("tk-mock-raw").open("w") as file:
         file.write("x")
     task = TkReadsMock(workspace_directory=workspace)
