@@ -17,6 +17,7 @@ import luigi
 import pytest
 
 import kart_core
+from kart_core.errors import UnfulfilledDependencyError
 from kart_core.inspect.verify import verify_workspace
 from kart_core.orchestrate import orchestrate
 from kart_core.storage import storage_for
@@ -321,18 +322,18 @@ def test_a_task_found_complete_that_fails_in_a_later_round_counts_once(
     assert result.summary().startswith("kart build: 1 ran, 0 cached, 1 failed, 0 not run")
 
 
-def test_a_task_always_incomplete_runs_once_per_build(workspace: str, tmp_path: Path) -> None:
-    """Use(Fetch) built before, Fetch's ``complete()`` always False: one build of Use and Fetch runs Fetch
-    once (its commit makes Use stale, and the next round does not run Fetch again), then Use."""
+def test_a_task_always_incomplete_runs_once_per_build_and_stops_its_reader(workspace: str, tmp_path: Path) -> None:
+    """Use(Fetch), Fetch's ``complete()`` always False (it overrides it): one build of Use and Fetch runs Fetch
+    once (the next round does not run it again), and Use does not run on it: luigi's worker refuses a task whose
+    requirement is incomplete right before it runs ("Unfulfilled dependency at run time", attacker at14 N18)."""
     ws = workspace
     journal = str(tmp_path / "journal.txt")
-    assert _build(DbDown(up=DbFetch(journal=journal, workspace_directory=ws), workspace_directory=ws)) == 2
     fetch = DbFetch(journal=journal, workspace_directory=ws)
     down = DbDown(up=DbFetch(journal=journal, workspace_directory=ws), workspace_directory=ws)
     result = orchestrate([down, fetch], load_roots=True)
-    assert Path(journal).read_text().count("fetch") == 2  # the first build's, then this build's: once
-    assert result.values == [3, 2] and sorted(result.ran) == sorted(result.roots)
-    assert result.summary().startswith("kart build: 2 ran (1 stale), 0 cached")
+    assert Path(journal).read_text().count("fetch") == 1  # once in this build
+    assert list(result.failed) == [result.roots[0]] and result.ran == [result.roots[1]]
+    assert isinstance(result.failed[result.roots[0]], UnfulfilledDependencyError)
 
 
 def test_keep_going_does_not_name_a_root_stopped_by_the_failure(workspace: str, tmp_path: Path) -> None:
