@@ -1,4 +1,5 @@
-"""Fixtures for the core tests: a quiet root logger, workspaces on each storage, signing on and off.
+"""Fixtures for the core tests: a quiet root logger, workspaces on each storage (with a short lease), signing on
+and off.
 
 The servers and kart pointed at them (s3_server, s3_env, s3_bucket, gcs_server, gcs_env, gcs_bucket, redis_service)
 are in tests/service_fixtures.py.
@@ -36,6 +37,18 @@ def _no_foreign_root_log_handlers() -> Iterator[None]:
 @pytest.fixture(params=["local", "s3"])
 def any_workspace(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A workspace on local disk and one on the S3-compatible server (test files may define their own)."""
+    if request.param == "local":
+        return str(tmp_path / "ws")
+    return f"s3://{request.getfixturevalue('s3_bucket')}/ws"
+
+
+@pytest.fixture(params=["local", "s3"])
+def where(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A workspace on local disk and one on the S3-compatible server, with the commit-marker lease set to the test
+    module's ``LEASE`` (seconds): for the tests of by-path writers, markers and takeovers."""
+    from kart_core import commit_marker
+
+    monkeypatch.setenv(commit_marker.LEASE_VARIABLE, str(request.module.LEASE))
     if request.param == "local":
         return str(tmp_path / "ws")
     return f"s3://{request.getfixturevalue('s3_bucket')}/ws"

@@ -10,6 +10,7 @@ import ctypes
 import ctypes.util
 import os
 import signal
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -97,3 +98,26 @@ class Paused(kart_core.TaskOnKart[Any]):
             if step == 0 and self.mode == "gil":
                 hold_the_gil(float(self.hog))
             time.sleep(float(self.pause))
+
+
+def writer_script(**params: object) -> str:
+    """The script of a by-path writer on another host (``paused.example``: its own lock folder too) that builds
+    ``Paused(**params)`` and prints ``BUILT <value>`` or ``FAILED <error type>``; for ``other_host.start_writer``
+    (argv: workspace, two import folders, the pause flag)."""
+    arguments = "".join(f"{name}={value!r}, " for name, value in params.items())
+    return textwrap.dedent(
+        f"""
+        import socket, sys
+        sys.path[:0] = [sys.argv[2], sys.argv[3]]
+        workspace, flag = sys.argv[1], sys.argv[4]
+        socket.gethostname = lambda: "paused.example"
+        import kart_core
+        from paused_task import Paused
+
+        task = Paused({arguments}flag=flag, workspace_directory=workspace)
+        try:
+            print("BUILT", kart_core.build(task, log_level=30), flush=True)
+        except BaseException as exc:
+            print("FAILED", type(exc).__name__, flush=True)
+        """
+    )

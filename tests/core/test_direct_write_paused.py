@@ -76,14 +76,6 @@ def _assert_taker_kept(workspace: str, stdout: str, stderr: str) -> None:
     assert not storage_for(workspace).exists(marker_path(task.output().record))
 
 
-@pytest.fixture(params=["local", "s3"])
-def where(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv(commit_marker.LEASE_VARIABLE, str(LEASE))
-    if request.param == "local":
-        return str(tmp_path / "ws")
-    return f"s3://{request.getfixturevalue('s3_bucket')}/ws"
-
-
 def test_a_writer_stopped_past_the_lease_and_resumed_stops_at_its_next_path_request(tmp_path: Path, where: str) -> None:
     """SIGSTOP after its first line; this run takes over, commits A:0; SIGCONT. Before: the resumed writer
     rewrote the committed file with its own lines, then its undo removed it (complete() False)."""

@@ -21,7 +21,6 @@ import logging
 import os
 import signal
 import subprocess
-import textwrap
 import threading
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ from typing import Any
 import luigi
 import pytest
 from other_host import start_writer, wait_for
-from paused_task import Paused
+from paused_task import Paused, writer_script
 from test_marker_ownership import _REPLACE, _in_another_process, _other_marker
 
 import kart_core
@@ -42,14 +41,6 @@ from kart_core.storage import storage_for
 
 LEASE = 0.6  # seconds: a beat every 0.2 s
 TAKER = b"TAKER-COMPLETE-OUTPUT\n"
-
-
-@pytest.fixture(params=["local", "s3"])
-def where(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv(commit_marker.LEASE_VARIABLE, str(LEASE))
-    if request.param == "local":
-        return str(tmp_path / "ws")
-    return f"s3://{request.getfixturevalue('s3_bucket')}/ws"
 
 
 def _open(path: str, mode: str) -> Any:
@@ -202,22 +193,7 @@ def test_a_taken_over_writer_leaves_no_lock_of_its_process_held(
         log.propagate = True
 
 
-LOSER = textwrap.dedent(
-    """
-    import socket, sys
-    sys.path[:0] = [sys.argv[2], sys.argv[3]]
-    workspace, flag = sys.argv[1], sys.argv[4]
-    socket.gethostname = lambda: "paused.example"  # another machine (its own lock folder too)
-    import kart_core
-    from paused_task import Paused
-
-    task = Paused(who="W", steps=20, mode="name", pause=0.05, flag=flag, workspace_directory=workspace)
-    try:
-        print("BUILT", kart_core.build(task, log_level=30), flush=True)
-    except BaseException as exc:
-        print("FAILED", type(exc).__name__, flush=True)
-    """
-)
+LOSER = writer_script(who="W", steps=20, mode="name", pause=0.05)
 
 
 def test_a_writer_resumed_after_the_taker_s_commit_leaves_the_committed_output(tmp_path: Path, where: str) -> None:

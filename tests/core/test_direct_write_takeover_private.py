@@ -17,15 +17,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import textwrap
 from pathlib import Path
 
 import pytest
 from other_host import start_writer, wait_for
-from paused_task import Paused
+from paused_task import Paused, writer_script
 
 import kart_core
-from kart_core import commit_marker
 from kart_core.commit_marker import marker_path
 from kart_core.integrity import DEFAULT_ALGORITHM, digest_stream
 from kart_core.manifest import read_unverified
@@ -33,35 +31,12 @@ from kart_core.storage import storage_for
 
 LEASE = 1.0  # seconds: the writer beats every 1/3 s until it is stopped
 
-BY_NAME_WRITER = textwrap.dedent(
-    """
-    import socket, sys
-    sys.path[:0] = [sys.argv[2], sys.argv[3]]
-    workspace, flag = sys.argv[1], sys.argv[4]
-    socket.gethostname = lambda: "paused.example"  # another machine (its own lock folder too)
-    import kart_core
-    from paused_task import Paused
-
-    task = Paused(who="W", steps=60, mode="name", hog=0.05, flag=flag, workspace_directory=workspace)
-    try:
-        print("BUILT", kart_core.build(task, log_level=30), flush=True)
-    except BaseException as exc:
-        print("FAILED", type(exc).__name__, flush=True)
-    """
-)
+BY_NAME_WRITER = writer_script(who="W", steps=60, mode="name", hog=0.05)
 
 
 def _bytes_at(path: str) -> bytes:
     with storage_for(path).open_read(path) as file:
         return file.read()
-
-
-@pytest.fixture(params=["local", "s3"])
-def where(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv(commit_marker.LEASE_VARIABLE, str(LEASE))
-    if request.param == "local":
-        return str(tmp_path / "ws")
-    return f"s3://{request.getfixturevalue('s3_bucket')}/ws"
 
 
 @pytest.mark.parametrize("attempt", range(3))

@@ -55,14 +55,6 @@ def _skewed_host(tmp_path: Path, workspace: str, steps: int) -> tuple[subprocess
     return start_writer(tmp_path, "skewed", SKEWED_WRITER, workspace, [str(steps), str(SKEW)], LEASE)
 
 
-@pytest.fixture(params=["local", "s3"])
-def where(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv(commit_marker.LEASE_VARIABLE, str(LEASE))
-    if request.param == "local":
-        return str(tmp_path / "ws")
-    return f"s3://{request.getfixturevalue('s3_bucket')}/ws"
-
-
 def test_a_beating_writer_whose_clock_is_behind_is_waited_for_not_taken_over(
     tmp_path: Path, where: str, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -56,14 +56,6 @@ def _other_marker() -> str:
     return json.dumps({**OTHER, "written": time.time()})
 
 
-@pytest.fixture(params=["local", "s3"])
-def where(request: pytest.FixtureRequest, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv(commit_marker.LEASE_VARIABLE, str(LEASE))
-    if request.param == "local":
-        return str(tmp_path / "ws")
-    return f"s3://{request.getfixturevalue('s3_bucket')}/ws"
-
-
 class Owned(kart_core.TaskOnKart[Any]):
     text = luigi.Parameter(default="mine", significant=False)
 
