@@ -238,7 +238,7 @@ def build(
             _report_graph(root, task_dump_config, log_level)
     # With return_value the roots are loaded inside the build, before its summary line, so a damaged
     # root rebuilt then counts as repaired. Without it nothing is loaded, so damage is not looked for
-    # (as gokart): `kart verify` finds it.
+    # (as gokart): `kart verify` finds it; only a root an unfinished run left is run again (orchestrate).
     result = orchestrate(
         roots,
         workers=workers,

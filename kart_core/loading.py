@@ -20,7 +20,7 @@ from kart_core.runner import repair_output
 from kart_core.storage import storage_for
 from kart_core.structure import leaves, map_structure
 
-__all__ = ["check_signed", "load_output"]
+__all__ = ["check_finished", "check_signed", "load_output"]
 
 
 def load_output(
@@ -89,3 +89,22 @@ def check_signed(task: LuigiTask) -> None:
             seen.add(record.manifest)
             with contextlib.suppress(DamagedOutputError):
                 read_manifest(storage_for(record.manifest), record.manifest, record.manifest_name, signer)
+
+
+def check_finished(task: LuigiTask) -> None:
+    """Raise when an output of ``task`` is what an unfinished run left, as loading it would.
+
+    For a build that does not load its roots (``kart run``, ``gokart.run``, ``build(return_value=False)``),
+    so that a root whose file a killed or failed run left (written by a path kart did not hand out: no
+    integrity record, the task's start-of-run logs but no task log) is run again, not reported as cached
+    (``TargetOnKart.check_finished``; attacker at14 N7). No output is read.
+
+    Raises:
+        DamagedOutputError: kind "unfinished", naming the task and the file.
+    """
+    if not is_kart_task(task):
+        return
+    for target in leaves(task.kart_outputs()):
+        check = getattr(target, "check_finished", None)
+        if callable(check):
+            check()

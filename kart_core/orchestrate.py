@@ -26,15 +26,15 @@ import pluggy
 
 from kart_core import lineage, rerun, target_config, transaction
 from kart_core.contract import KartTask, LuigiTask, is_kart_task
-from kart_core.errors import IntegrityError, RoundLimitError
+from kart_core.errors import DamagedOutputError, IntegrityError, RoundLimitError
 from kart_core.executor import Executor, execute
 from kart_core.graph import TaskGraph, node_key, requirements_of, walk
-from kart_core.loading import check_signed, load_output
+from kart_core.loading import check_finished, check_signed, load_output
 from kart_core.manifest import OutputRecord
 from kart_core.outcome import BuildResult
 from kart_core.param_plan import config_frozen
 from kart_core.progress import Progress
-from kart_core.runner import default_hook_manager
+from kart_core.runner import default_hook_manager, repair_output
 from kart_core.storage import listing_scope
 from kart_core.structure import flatten
 from kart_core.task_parameters import check_task_on_kart_section
@@ -80,7 +80,10 @@ def orchestrate(
         The ``BuildResult``; ``failed`` holds each failing task's exception, and each task whose outputs
         could not be handed back: a root whose load raised (``load_roots``), and with signing on a cached
         root whose manifest signing refuses (without ``load_roots``) or a cached upstream of a task that
-        failed with an ``IntegrityError`` (that refusal); such a task is not counted as cached.
+        failed with an ``IntegrityError`` (that refusal); such a task is not counted as cached. Without
+        ``load_roots``, a cached root whose output an unfinished run left (``loading.check_finished``) is
+        run again, as a load would have it, and counts as repaired (as failed when that rebuild raised
+        or repairs are off).
 
     Raises:
         KeyboardInterrupt: a task's ``run()`` (or the user) interrupted the build; raised after the
@@ -121,6 +124,8 @@ def orchestrate(
             )
             build = _Rounds(roots, checker, run, manager, display, load_roots, keep_going)
             result, walked, load_error = build.run(walked)
+            if not load_roots:  # what a load of a cached root would refuse as unfinished runs again, as a load's repair
+                _repair_unfinished_roots(roots, result, manager, display)
             # Stale: found so by a walk, or run because an upstream was (and its rerun changed what it loaded).
             ran = set(result.ran)
             result.stale = list(dict.fromkeys(checker.stale + [key for key in checker.behind if key in ran]))
@@ -433,6 +438,35 @@ def _load_roots(
                     display.repaired(was_cached)
     result.values = values
     return None
+
+
+def _repair_unfinished_roots(
+    roots: Sequence[LuigiTask], result: BuildResult, manager: pluggy.PluginManager, display: Progress
+) -> None:
+    """Run each cached root again whose output an unfinished run left (``loading.check_finished``), as loading
+    it would (``runner.repair_output``); it and what its rebuild ran count as repaired. With repairs off, or
+    when the rebuild raised, the root counts as failed with that error: the build cannot hand it back."""
+    if result.interrupted is not None:
+        return
+    cached = set(result.cached)
+    for root in roots:
+        key = _key_or_none(root)
+        if key is None or key not in cached:
+            continue
+        try:
+            check_finished(root)
+        except DamagedOutputError as exc:
+            rebuilt: list[str] = []
+            try:
+                if not is_kart_task(root) or not repair_output(root, exc, manager, rebuilt):
+                    _failed(result, key, exc)
+            except Exception as error:
+                _failed(result, key, error)
+            finally:
+                for done in rebuilt:
+                    was_cached = done in result.cached
+                    if result.add_repaired(done):
+                        display.repaired(was_cached)
 
 
 def _warn_stale_roots(

@@ -529,14 +529,7 @@ class TargetOnKart(luigi.Target):
         """
         origin, reason = unvouched_reason(record) if self._path not in warned else ("", "")
         if origin == "unfinished":  # never served: a build rebuilds it (kart_core.repair), as damage
-            raise DamagedOutputError(
-                f"Cannot load the {self.what} of {record.task} at {self._path!r}: {reason}. A build runs "
-                f"{record.task} again when repairs are on (the default); else delete the file or rebuild "
-                f"{record.task} with rerun=True.",
-                path=self._path,
-                kind="unfinished",
-                detail=reason,
-            )
+            raise self._unfinished(record, reason)
         if origin in ("", "gokart"):
             return  # a resources/ folder shared with gokart: its outputs load as gokart's do
         warned.add(self._path)
@@ -547,6 +540,41 @@ class TargetOnKart(luigi.Target):
             self._path,
             reason,
             record.task,
+        )
+
+    def check_finished(self) -> None:
+        """Raise when the output is what an unfinished run of its task left (no integrity record lists it, and
+        its task has start-of-run logs but no task log), as a load of it would (``_warn_unvouched``).
+
+        For a build that does not load its roots (``kart run``, ``gokart.run``, ``build(return_value=False)``):
+        such a root is run again, not reported as cached (attacker at14 N7). One manifest read and up to four
+        stats; nothing when records are off or signing is on (a load refuses an unsigned file anyway). An
+        unreadable manifest is damage that only a load looks for (as ``check_signed``).
+
+        Raises:
+            DamagedOutputError: (kind "unfinished") naming the task, the file and the run logs found.
+        """
+        settings = target_config.current()
+        record = self.record
+        if record is None or not settings.record or (self._signer or settings.signer) is not None:
+            return
+        try:
+            if self._committed_entry(None) is not None:
+                return
+        except DamagedOutputError:
+            return
+        origin, reason = unvouched_reason(record)
+        if origin == "unfinished":
+            raise self._unfinished(record, reason)
+
+    def _unfinished(self, record: OutputRecord, reason: str) -> DamagedOutputError:
+        return DamagedOutputError(
+            f"Cannot load the {self.what} of {record.task} at {self._path!r}: {reason}. A build runs "
+            f"{record.task} again when repairs are on (the default); else delete the file or rebuild "
+            f"{record.task} with rerun=True.",
+            path=self._path,
+            kind="unfinished",
+            detail=reason,
         )
 
     def _committed_entry(self, signer: Signer | None) -> Entry | None:

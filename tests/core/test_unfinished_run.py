@@ -129,3 +129,32 @@ def test_loading_it_outside_a_build_names_the_unfinished_run(folder: Path, monke
     with pytest.raises(DamagedOutputError, match="started .*never finished") as raised:
         task.output().load()
     assert raised.value.kind == "unfinished" and raised.value.path == str(_partial_file(workspace))
+
+
+def _kart_run(folder: Path, workspace: Path, task: str) -> subprocess.CompletedProcess[str]:
+    """``kart run hand_tasks.<task> --workspace <workspace>`` in its own process, as a user types it."""
+    path = os.pathsep.join([str(folder), os.environ.get("PYTHONPATH", "")])
+    return subprocess.run(
+        [sys.executable, "-m", "kart_core", "run", f"hand_tasks.{task}", "--workspace", str(workspace)],
+        env={**os.environ, "PYTHONPATH": path, "CI": "1"},
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_kart_run_of_the_task_alone_runs_it_again_as_the_loader_asks(folder: Path) -> None:
+    """`kart run` of the task whose file an unfinished run left does not call it cached: it runs it again
+    (counted as repaired, as a build that loads it does), so the file holds the whole output after (at14 N7)."""
+    workspace = folder / "ws"
+    assert _run(folder, workspace, HAND_FAIL="1").returncode != 0
+    assert len(_partial_file(workspace).read_text().splitlines()) == 7
+
+    done = _kart_run(folder, workspace, "HandWritten")
+    assert done.returncode == 0, done.stderr
+    assert "0 cached" in done.stderr and "never finished" in done.stderr, done.stderr
+    assert len(_partial_file(workspace).read_text().splitlines()) == 41  # the header and 40 rows
+
+    again = _kart_run(folder, workspace, "HandWritten")
+    assert again.returncode == 0 and "0 ran, 1 cached" in again.stderr, again.stderr  # finished now: cached
