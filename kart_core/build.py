@@ -222,7 +222,9 @@ def build(
             the id cannot be computed); ``__cause__`` is the first failure. An exception, ``SystemExit``
             included, from a task's ``complete()``, ``output()``, ``requires()`` or ``run()`` ends here.
             MissingInputBuildError (also a ``FileNotFoundError``, as gokart's failed load of the root) when
-            the only failures are missing external inputs (``luigi.ExternalTask`` outputs).
+            the only failures are missing external inputs (``luigi.ExternalTask`` outputs) and ``return_value``
+            is True; with ``return_value=False`` such a build returns None, as gokart 1.12.2's. Either way the
+            tasks that do not need the missing input were built (luigi's worker does so).
         KeyboardInterrupt: a task's ``run()`` was interrupted; raised after the summary line and the
             hooks, naming the task, with the original interrupt as ``__cause__``.
         DamagedOutputError: a root's output is damaged and repairs are off (see ``load_output``);
@@ -250,6 +252,8 @@ def build(
         load_roots=return_value,
     )
     if result.failed:
+        if not return_value and _only_external_inputs_missing(result):
+            return None  # gokart's build: luigi's "missing data" is no failure, and nothing is loaded
         raise _build_error(result)
     if not return_value:
         return None

@@ -42,7 +42,7 @@ import pluggy
 from kart_core.contract import LuigiTask, is_kart_task
 from kart_core.errors import ProcessPoolFallbackWarning, WorkerDiedError
 from kart_core.graph import TaskGraph
-from kart_core.outcome import BuildResult
+from kart_core.outcome import BuildResult, is_external
 from kart_core.process_pool import (
     PluginRecipe,
     claim_slot,
@@ -76,7 +76,9 @@ def execute(
         workers: how many tasks may run at once.
         executor: "process" or "thread", used when ``workers > 1``. On threads, the tasks with seed methods
             (``fix_random_seed_methods``) run one at a time: they seed the process's shared generators.
-        keep_going: after a failure, go on with the tasks that do not depend on it.
+        keep_going: after a failure, go on with the tasks that do not depend on it. A missing external
+            input (an incomplete ``luigi.ExternalTask``, luigi's "missing data") never stops the build: the tasks
+            that do not need it run, as under luigi's worker (gokart's build, attacker at14 N4).
         hook_manager: plugins for ``run_one``; default: run logs, built-in formats and entry-point
             plugins. Process workers recreate it (``kart_core.process_pool.plugin_recipe``).
         progress: the display to update; default a silent one.
@@ -136,7 +138,7 @@ def _execute_serially(
         except BaseException as exc:  # SystemExit and KeyboardInterrupt from run() are this task's failure too
             _record(result, display, key, exc)
             blocked.add(key)
-            if result.interrupted is not None or not keep_going:
+            if result.interrupted is not None or not (keep_going or is_external(graph.nodes[key])):
                 result.not_run.extend(pending[index + 1 :])
                 return
             continue
@@ -462,7 +464,8 @@ def _execute_in_pool(
         nonlocal stopped
         _record(result, display, key, outcome)
         if isinstance(outcome, BaseException):
-            stopped = stopped or not keep_going or result.interrupted is not None
+            # A missing external input (luigi's "missing data") stops only what needs it, as luigi's worker.
+            stopped = stopped or result.interrupted is not None or not (keep_going or is_external(graph.nodes[key]))
             return
         release(key)
         for child in dependants_of(dependants, key):
