@@ -64,8 +64,15 @@ class TaskGraph:
         return len(self.nodes)
 
 
-def walk(roots: Iterable[LuigiTask], expand: Callable[[LuigiTask], bool] | None = None) -> TaskGraph:
+def walk(
+    roots: Iterable[LuigiTask],
+    expand: Callable[[LuigiTask], bool] | None = None,
+    discovered: Callable[[LuigiTask, list[LuigiTask]], None] | None = None,
+) -> TaskGraph:
     """Collect the graph under ``roots``; a node for which ``expand`` is False is a leaf (e.g. complete).
+
+    ``discovered(task, upstreams)`` is called for each expanded node once its ``requires()`` was asked,
+    before the upstreams are visited (luigi's ``DEPENDENCY_DISCOVERED``, ``kart_core.luigi_events``).
 
     Each node's key is computed once per edge that reaches it and the node keeps the first of those
     strings (for its ``nodes`` entry, its place in ``order`` and its dependants' ``upstream`` lists
@@ -104,6 +111,8 @@ def walk(roots: Iterable[LuigiTask], expand: Callable[[LuigiTask], bool] | None 
                 upstream[key] = []
                 continue
         deps = requirements_of(task)
+        if discovered is not None:
+            discovered(task, deps)
         expanded.add(key)
         dep_keys = [node_key(dep) for dep in deps]
         upstream[key] = dep_keys

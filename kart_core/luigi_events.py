@@ -9,6 +9,12 @@ the task, whichever scheduler runs it (``run_one``). luigi's own ``trigger_event
 goes on, as in luigi. Under ``luigi.build`` luigi's worker fires them itself around the task's ``run()``, which
 ``run_one`` runs: that run fires none (``fired_by_caller``), so each fires once.
 
+luigi's worker also fires events while it walks the graph (``Worker._add``, luigi 3.x): ``DEPENDENCY_PRESENT``
+for a task found complete; ``DEPENDENCY_MISSING`` for an incomplete external task (no ``run()``) or a task whose
+``complete()`` raised; ``DEPENDENCY_DISCOVERED`` (the task, the upstream) for each upstream of a task found
+incomplete; ``BROKEN_TASK`` (the task, the exception) for a task whose ``requires()`` raised. kart's walk
+(``kart_core.orchestrate``) fires them through ``WalkEvents``, once per task (and upstream) per build.
+
 While ``run()`` executes, luigi's worker sets the task's ``set_status_message``, ``set_progress_percentage`` and
 ``set_tracking_url`` to its status reporter's methods (they are None otherwise, so a call outside a luigi worker
 raised ``TypeError``); here each logs what it was given at INFO (no central scheduler shows it).
@@ -25,7 +31,7 @@ from typing import Any
 
 import luigi
 
-__all__ = ["failed", "fired_by_caller", "reporter_callbacks", "started", "succeeded"]
+__all__ = ["WalkEvents", "failed", "fired_by_caller", "reporter_callbacks", "started", "succeeded"]
 
 logger = logging.getLogger(__name__)
 
@@ -114,3 +120,64 @@ def reporter_callbacks(task: Any, label: str) -> Iterator[None]:
 
 def _report(label: str, what: str, value: object) -> None:
     logger.info("%s: " + what, label, value)
+
+
+def _walk_handlers() -> bool:
+    """Whether any luigi event handler is registered (then the walk's events are worth tracking)."""
+    return bool(luigi.Task._event_callbacks)
+
+
+class WalkEvents:
+    """The events luigi's worker fires while it walks the graph (``Worker._add``), fired by kart's walk.
+
+    One per build: each event fires once per task (by ``task_id``), and ``DEPENDENCY_DISCOVERED`` once per task
+    and upstream, however often later rounds of the build walk the graph again. Nothing is tracked while no
+    luigi event handler is registered (a 100,000-task walk pays one dict check per call). A handler that
+    raises is logged by luigi's ``trigger_event`` and the walk goes on, as in luigi.
+    """
+
+    def __init__(self) -> None:
+        self._fired: set[tuple[str, ...]] = set()
+        self._complete: set[str] = set()  # task ids complete() found complete: luigi discovers no upstream of them
+
+    def judged(self, task: Any, complete: bool) -> None:
+        """``task.complete()`` returned ``complete``: ``DEPENDENCY_PRESENT``, or for an incomplete external task
+        ``DEPENDENCY_MISSING``."""
+        if not _walk_handlers():
+            return
+        if complete:
+            self._complete.add(task.task_id)
+            self._once(task, luigi.Event.DEPENDENCY_PRESENT)
+        elif _is_external(task):
+            self._once(task, luigi.Event.DEPENDENCY_MISSING)
+
+    def discovered(self, task: Any, upstreams: list[Any]) -> None:
+        """The walk asked ``task`` for ``upstreams``: ``DEPENDENCY_DISCOVERED`` (task, upstream) for each, when
+        ``complete()`` found ``task`` incomplete and it is no external task (luigi asks no other task)."""
+        if not _walk_handlers() or task.task_id in self._complete or _is_external(task):
+            return
+        for upstream in upstreams:
+            self._once(task, luigi.Event.DEPENDENCY_DISCOVERED, upstream)
+
+    def complete_raised(self, task: Any) -> None:
+        """``task.complete()`` raised: ``DEPENDENCY_MISSING`` (luigi's worker passes no exception)."""
+        if _walk_handlers():
+            self._once(task, luigi.Event.DEPENDENCY_MISSING)
+
+    def broken(self, task: Any, error: BaseException) -> None:
+        """``task.requires()`` raised ``error``: ``BROKEN_TASK`` (task, error)."""
+        if _walk_handlers():
+            self._once(task, luigi.Event.BROKEN_TASK, error)
+
+    def _once(self, task: Any, event: str, *args: Any) -> None:
+        upstream = args[0] if event == luigi.Event.DEPENDENCY_DISCOVERED else None
+        key = (event, task.task_id, upstream.task_id if upstream is not None else "")
+        if key in self._fired:
+            return
+        self._fired.add(key)
+        task.trigger_event(event, task, *args)
+
+
+def _is_external(task: Any) -> bool:
+    """luigi's ``_is_external``: a task with no ``run()`` (``luigi.ExternalTask`` sets ``run = None``)."""
+    return getattr(task, "run", None) is None

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import pluggy
 
-from kart_core import lineage, rerun, target_config, transaction
+from kart_core import lineage, luigi_events, rerun, target_config, transaction
 from kart_core.contract import KartTask, LuigiTask, is_kart_task
 from kart_core.errors import DamagedOutputError, IntegrityError, RoundLimitError
 from kart_core.executor import Executor, execute
@@ -546,9 +546,13 @@ def _walk(roots: Sequence[LuigiTask], forget_upstreams: bool, checker: _Checker)
         with _cyclic_gc_paused(), listing_scope(), lineage.walk_scope() as checker.lineage:
             if forget_upstreams:
                 _forget_upstreams(roots)
-            return walk(roots, expand=checker)
+            return walk(roots, expand=checker, discovered=checker.events.discovered)
     except (Exception, SystemExit) as exc:
         culprit = checker.current if checker.current is not None else _first_failing(roots)
+        if checker.current is not None:
+            checker.events.complete_raised(culprit)  # luigi's DEPENDENCY_MISSING
+        else:
+            checker.events.broken(culprit, exc)  # luigi's BROKEN_TASK
         return _unschedulable(roots, culprit, exc)
 
 
@@ -588,11 +592,13 @@ class _Checker:
         self.lineage = lineage.Lineage()  # the walk's (set by _walk), kept for the warning after the build
         self.walked: set[str] = set()  # keys walked by an earlier round of this build: rerun not re-armed
         self.ran: set[str] = set()  # keys that ran in an earlier round: complete unless their lineage is stale
+        self.events = luigi_events.WalkEvents()  # luigi's events of the walk, once per task in the build
 
     def __call__(self, task: LuigiTask) -> bool:
         self.current = task
         if not is_kart_task(task):
             incomplete = not task.complete()
+            self.events.judged(task, not incomplete)
         else:
             key = node_key(task) if self.walked else ""
             if key in self.ran:
@@ -606,6 +612,7 @@ class _Checker:
             else:
                 task.kart_stale = []
             incomplete = not task.complete()
+            self.events.judged(task, not incomplete)
             if incomplete and task.kart_stale:
                 self.stale.append(node_key(task))
             elif not incomplete:

@@ -14,6 +14,7 @@ from typing import Any
 
 import luigi
 import pytest
+from gokart_twin import run_both
 
 import kart_core
 from kart_core.errors import GokartBuildError
@@ -135,4 +136,118 @@ def test_under_luigi_build_each_event_fires_once(tmp_path: Path) -> None:
         ["Journaled", "time", 3, "float", True],
         ["Journaled", "on_success", 3],
         ["Journaled", "success", 3, 3],
+    ]
+
+
+# --- the events of luigi's dependency walk (attacker at14 N13) -----------------------------------------------
+
+_WALK_SCRIPT = """
+import json
+import luigi
+import gokart
+
+EVENTS = []
+
+def name(task):
+    return task.task_family + ':' + str(getattr(task, 'tag', ''))
+
+@luigi.Task.event_handler(luigi.Event.DEPENDENCY_DISCOVERED)
+def _discovered(task, dependency):
+    EVENTS.append(['discovered', name(task), name(dependency)])
+
+@luigi.Task.event_handler(luigi.Event.DEPENDENCY_MISSING)
+def _missing(task):
+    EVENTS.append(['missing', name(task)])
+
+@luigi.Task.event_handler(luigi.Event.DEPENDENCY_PRESENT)
+def _present(task):
+    EVENTS.append(['present', name(task)])
+
+@luigi.Task.event_handler(luigi.Event.BROKEN_TASK)
+def _broken(task, exception):
+    EVENTS.append(['broken', name(task), type(exception).__name__, str(exception)])
+
+
+class Leaf(gokart.TaskOnKart):
+    tag = luigi.Parameter()
+    def run(self):
+        self.dump(self.tag)
+
+class Mid(gokart.TaskOnKart):
+    tag = luigi.Parameter()
+    def requires(self):
+        return Leaf(tag=self.tag)
+    def run(self):
+        self.dump(self.load())
+
+class Absent(luigi.ExternalTask):
+    tag = luigi.Parameter()
+    def output(self):
+        return luigi.LocalTarget('absent.csv')
+
+class BadRequires(luigi.Task):
+    tag = luigi.Parameter()
+    def requires(self):
+        raise ValueError('requires broke')
+    def output(self):
+        return luigi.LocalTarget('bad.txt')
+
+class BadComplete(luigi.Task):
+    tag = luigi.Parameter()
+    def complete(self):
+        raise OSError('cannot reach the store')
+
+class Root(gokart.TaskOnKart):
+    tag = luigi.Parameter()
+    kind = luigi.Parameter()
+    def requires(self):
+        upstream = {'cached': Leaf(tag='cached'), 'mid': Mid(tag=self.tag)}
+        if self.kind == 'absent':
+            upstream['absent'] = Absent(tag=self.tag)
+        if self.kind == 'bad_requires':
+            upstream['bad'] = BadRequires(tag=self.tag)
+        if self.kind == 'bad_complete':
+            upstream['bad'] = BadComplete(tag=self.tag)
+        return upstream
+    def run(self):
+        self.dump('root')
+
+
+def events_of(kind):
+    del EVENTS[:]
+    try:
+        gokart.build(Root(tag=kind, kind=kind), reset_register=False, return_value=False)
+        outcome = 'built'
+    except Exception as exc:
+        outcome = type(exc).__name__
+    return {'outcome': outcome, 'events': sorted(EVENTS)}
+
+
+def events_of_run():
+    del EVENTS[:]
+    try:
+        gokart.run(['Root', '--local-scheduler', '--tag', 'run', '--kind', 'plain'])
+    except SystemExit as exit:
+        outcome = exit.code
+    return {'outcome': outcome, 'events': sorted(EVENTS)}
+
+
+gokart.build(Leaf(tag='cached'), reset_register=False)
+found = {kind: events_of(kind) for kind in ['plain', 'absent', 'bad_requires', 'bad_complete']}
+found['again'] = events_of('plain')  # all complete now: the root is present, nothing is discovered
+found['run'] = events_of_run()
+print(json.dumps(found))
+"""
+
+
+def test_the_dependency_walk_fires_luigis_events_as_gokart(tmp_path: Path) -> None:
+    """``DEPENDENCY_DISCOVERED`` (task, upstream) for each upstream of a task found incomplete,
+    ``DEPENDENCY_PRESENT`` for a complete task, ``DEPENDENCY_MISSING`` for a missing external input or a
+    ``complete()`` that raised, ``BROKEN_TASK`` (task, exception) for a ``requires()`` that raised: each once,
+    under ``build()`` and ``gokart.run``, equal to gokart 1.12.2's (luigi's worker), each in its own process."""
+    results = run_both(_WALK_SCRIPT, tmp_path)
+    assert results["kart"] == results["gokart"]
+    assert ["present", "Root:plain"] in results["kart"]["again"]["events"]
+    assert ["broken", "BadRequires:bad_requires", "ValueError", "requires broke"] in results["kart"]["bad_requires"][
+        "events"
     ]
