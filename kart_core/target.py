@@ -203,6 +203,8 @@ class TargetOnKart(luigi.Target):
         settings = target_config.current()
         signer = self._signer if self._signer is not None else settings.signer
         record = self.record if settings.record else None
+        if running is not None and record is not None and running.side(record):
+            record = None  # a side target of the run's task: committed with the run, not its output (N16)
         commit = running.commit_id if running is not None else (new_commit_id() if record else None)
         if running is not None and record is not None:
             running.remember_base(storage_for(record.manifest), record)

@@ -76,6 +76,7 @@ from kart_core.manifest import (
 from kart_core.signing import Signer
 from kart_core.storage import Storage, storage_for
 from kart_core.storage.base import no_space_note
+from kart_core.structure import flatten
 from kart_core.task_memo import RunSlot, shared_threads
 
 __all__ = [
@@ -187,6 +188,26 @@ class Transaction:
     loaded: dict[tuple[str, str], tuple[OutputRecord, Entry]] = dataclasses.field(default_factory=dict)
     # After a commit of this run's own outputs: final path -> the content hash its manifest entry records.
     digests: dict[str, str] = dataclasses.field(default_factory=dict)
+    # The task's outputs, (manifest path, key) of each recorded one: read from ``output()`` when first asked (``side``).
+    outputs: frozenset[tuple[str, str]] | None = None
+
+    def side(self, record: OutputRecord) -> bool:
+        """Whether ``record`` names a target of this run's task that is not one of its outputs (a "side target":
+        ``self.make_target(...)`` dumped inside ``run()`` but not returned by ``output()``).
+
+        Such a file is committed with the run (moved into place with its outputs) but never recorded in the
+        task's manifest: it is not the task's output, so its content must not count in the task's completion
+        check, damage report or lineage, nor be deleted on the task's behalf (``kart verify --delete``) when
+        another task writes the same path later (attacker N16). A target of another task (an upstream's output
+        the run dumps to) is that task's output: False.
+        """
+        outputs = self.outputs
+        if outputs is None:
+            outputs = self.outputs = _recorded_outputs(self.task)
+        if (record.manifest, record.key) in outputs:
+            return False
+        unique_id = getattr(self.task, "make_unique_id", None)
+        return record.task == self.label and unique_id is not None and record.unique_id == unique_id()
 
     def note_load(self, record: OutputRecord, entry: Entry) -> None:
         """Remember that the run loaded the committed output ``record`` as ``entry`` describes it.
@@ -244,7 +265,10 @@ class Transaction:
             self.outsiders = frozenset()
 
     def add(self, staged: Staged) -> None:
-        """Take ``staged`` into the run (a second dump to the same path replaces the first)."""
+        """Take ``staged`` into the run (a second dump to the same path replaces the first). A side target of the
+        task (``side``) is taken as a file without an integrity record: committed with the run, recorded nowhere."""
+        if staged.record is not None and self.side(staged.record):
+            staged = dataclasses.replace(staged, record=None, entry=dataclasses.replace(staged.entry, owner=None))
         previous = self.staged.pop(staged.path, None)
         if previous is not None:
             _remove_quietly(previous.storage, previous.location)
@@ -344,9 +368,10 @@ class Transaction:
                         # A marker left to age may be taken over by another host: stop, the marker stays.
                         self.pulse.check()
                         staged.storage.commit(staged.location, staged.path)
-            # Run logs and other unrecorded files: with the outputs, by the run whose outputs are kept.
+            # Run logs and other unrecorded files (side targets among them): with the outputs, by the run whose
+            # outputs are kept. One written in place by its path is there already.
             for staged in self.staged.values():
-                if staged.record is None:
+                if staged.record is None and not staged.in_place:
                     staged.storage.commit(staged.location, staged.path)
             self.pulse.check()
             lost: MarkerLostError | None = None
@@ -905,6 +930,19 @@ def _remove_quietly(storage: Storage, location: str) -> None:
     # A staged file that cannot be deleted is an orphaned temporary file: kart gc sweeps those.
     with contextlib.suppress(Exception):
         storage.remove(location)
+
+
+def _recorded_outputs(task: object) -> frozenset[tuple[str, str]]:
+    """(manifest path, key) of each output of ``task`` (its flattened ``output()``) that has an integrity record."""
+    outputs = getattr(task, "kart_outputs", None)
+    if outputs is None:
+        return frozenset()
+    found = set()
+    for target in flatten(outputs()):
+        record = getattr(target, "record", None)
+        if isinstance(record, OutputRecord):
+            found.add((record.manifest, record.key))
+    return frozenset(found)
 
 
 def _full(path: str) -> str:

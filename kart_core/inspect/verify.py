@@ -230,6 +230,9 @@ def verify_workspace(
     # Outputs a manifest lists (checked against it, or removed with a refused one), and those a direct
     # writer's marker names (reported with it: partial, or an old output moved aside, while it runs).
     listed: set[str] = set(in_flux)
+    # Outputs that differ from their record, with the problem (``claims``), and those that match one (``intact``).
+    claims: list[tuple[str, Problem]] = []
+    intact: set[str] = set()
     for name in _folder_manifests(manifest_folder, manifest_prefix):
         path = join_url(workspace, name)
         problems.append(
@@ -275,14 +278,21 @@ def verify_workspace(
                 continue
             if found.size != entry.size:
                 detail = f"{entry.size} bytes were committed, found {found.size}{_rewritten(output, path)}"
-                problems.append(Problem("size", output, manifest.task, detail))
+                claims.append((key, Problem("size", output, manifest.task, detail)))
                 continue
+            problem = None
             if hashes or (signer is not None and entry.sealed):
                 problem = _check_content(storage_for(output), output, key, entry, manifest.task, hashes, signer)
                 if problem is not None and problem.kind == "hash":
                     problem = dataclasses.replace(problem, detail=problem.detail + _rewritten(output, path))
-                if problem is not None:
-                    problems.append(problem)
+            if problem is not None:
+                claims.append((key, problem))
+            else:
+                intact.add(key)
+    # A file another manifest records as it is now is that task's committed output: an older claim on it (a
+    # side target kart recorded as an output before attacker N16's fix, or a path two tasks both write) is not
+    # damage to delete; deleting it would destroy the other task's good output.
+    problems += [problem for key, problem in claims if key not in intact]
     problems += _stale(workspace, manifest_names, lineage)
     unlisted = [entry for entry in _layout_outputs(files.values()) if entry.relative not in listed]
     notices: list[Problem] = []
