@@ -248,6 +248,12 @@ class Writing:
         time: when the marker was written (seconds since the epoch).
         path: the output's full path (absolute, or a URL) as the writer saw it.
         started: when the writer's process started (``process_start``); None when unknown (kart before 2026-12-01).
+        took: the private name the run writes instead of ``path`` (``direct_write.private_name``), which its commit
+            moves to ``path``; "" in a marker of kart before 2026-12-02, whose runs wrote ``path`` itself.
+        found: with ``took``, the stamp of what was at ``path`` when the marker was written
+            (``kart_core.storage.stamp``; None: nothing was). A killed writer's file at ``path`` with that stamp is
+            not the run's (an old output, kept); one with another stamp was written there (by hand-built path, or
+            by the commit's move just before the kill) and may be partial.
     """
 
     task: str
@@ -256,10 +262,20 @@ class Writing:
     time: float
     path: str = ""
     started: int | None = None
+    took: str = ""
+    found: tuple[object, ...] | None = None
 
     def to_bytes(self) -> bytes:
         """The JSON form (written once, by the writer)."""
-        return json.dumps(dataclasses.asdict(self), sort_keys=True).encode("utf-8")
+        document = dataclasses.asdict(self)
+        if not self.took:
+            del document["took"], document["found"]
+        return json.dumps(document, sort_keys=True).encode("utf-8")
+
+    def kept(self, now: Collection[object] | None) -> bool:
+        """Whether ``now`` (the stamp of what is at ``path`` now) shows the file there untouched since the marker
+        was written, so a killed run left it whole: always False for a marker without ``took``."""
+        return bool(self.took) and (None if now is None else tuple(now)) == self.found
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Writing | None:
@@ -267,6 +283,7 @@ class Writing:
         try:
             document = json.loads(data.decode("utf-8"))
             started = document.get("started")
+            found = document.get("found")
             return cls(
                 str(document["task"]),
                 str(document["host"]),
@@ -274,6 +291,8 @@ class Writing:
                 float(document["time"]),
                 str(document.get("path", "")),
                 None if started is None else int(started),
+                str(document.get("took", "")),
+                None if found is None else tuple(found),
             )
         except (ValueError, KeyError, TypeError, AttributeError):
             return None

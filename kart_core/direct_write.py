@@ -65,6 +65,7 @@ from kart_core.manifest import Entry, OutputRecord
 from kart_core.signing import HEADER_SIZE, Signer
 from kart_core.storage import storage_for
 from kart_core.storage.base import PRIVATE_PREFIX, no_space_note, temporary_name
+from kart_core.storage.stamp import stamp
 from kart_core.transaction import Staged, Transaction
 from kart_core.workspace import MANIFEST, log_task_path
 
@@ -89,10 +90,8 @@ logger = logging.getLogger(__name__)
 def version(target: Any) -> object:
     """A stamp of what is at the output's path, equal only while the file is unchanged; None when it is missing.
 
-    Local disk: (mtime in ns, size, inode): a rewrite within the clock's tick (about 4 ms) replaces the
-    file (new inode) or changes its size. Object storage: (ETag or generation, size, modification
-    time): the time alone has one-second steps on S3, so a rerun in the second of the last commit
-    looked unchanged. Targets of other kinds: their modification time.
+    ``kart_core.storage.stamp.stamp`` of its path (local disk: mtime in ns, size, inode; object storage: ETag or
+    generation, size, modification time). Targets of other kinds: their modification time.
     """
     path = getattr(target, "_path", None)  # not path(): during run() that would hand the path out
     if not isinstance(path, str):
@@ -100,23 +99,11 @@ def version(target: Any) -> object:
             return target.last_modification_time() if target.exists() else None
         except Exception:  # a target without modification times: nothing to compare
             return None
-    if "://" not in path or path.startswith("file://"):
-        try:
-            stat = os.stat(path.removeprefix("file://"))
-        except OSError:
-            return None
-        return (stat.st_mtime_ns, stat.st_size, stat.st_ino)
-    storage = storage_for(path)
-    file_system = getattr(storage, "file_system", None)
     try:
-        if file_system is None:
-            return storage.modification_time(path) if storage.exists(path) else None
-        file_system.invalidate_cache(path)  # a listing cached before the run would hide its write
-        info = file_system.info(path)
-    except (FileNotFoundError, OSError):
+        found = stamp(path)
+    except OSError:
         return None
-    tag = next((info[key] for key in ("ETag", "etag", "generation", "md5Hash") if info.get(key)), None)
-    return (tag, info.get("size"), str(info.get("LastModified") or info.get("updated") or info.get("mtime")))
+    return None if found is None else tuple(found)
 
 
 @dataclasses.dataclass
@@ -965,9 +952,11 @@ class DirectWrites:
     def _mark_writing(self, path: str, outside: bool) -> None:
         """Put the marker beside the record-less output at ``path`` before its path is handed out.
 
-        ``complete()`` counts the task incomplete while it is there (``commit_marker.writing_marker``): a
-        killed writer's partial file there is written again by the next run, whose commit removes the marker,
-        and ``kart verify`` reports it (``--delete`` removes it and the file). For an output ``outside`` the
+        ``complete()`` counts the task incomplete while it is there (``commit_marker.writing_marker``): the next
+        run writes the output again, and its commit removes the marker. The marker names the private name handed
+        out and the stamp of what is at ``path`` now (``commit_marker.Writing.took``, ``found``): a killed run
+        left that file as it was (an old output, gokart's too), so ``kart verify --delete`` removes the marker and
+        the private file and keeps it; a file there with another stamp was written in place and is removed. For an output ``outside`` the
         task's workspace, which ``kart verify`` does not walk, the same content goes first to a pointer beside
         the task's manifest (``commit_marker.writing_pointer``), removed after the marker.
 
@@ -976,9 +965,19 @@ class DirectWrites:
         """
         marker = commit_marker.writing_marker(path)
         full = path if "://" in path else os.path.abspath(path)
+        took = self.handed[path].given
+        took = took if "://" in took else os.path.abspath(took)
+        found = stamp(path)
         pid = os.getpid()
         data = commit_marker.Writing(
-            self._label, commit_marker.host_identity(), pid, time.time(), full, commit_marker.process_start(pid)
+            self._label,
+            commit_marker.host_identity(),
+            pid,
+            time.time(),
+            full,
+            commit_marker.process_start(pid),
+            took,
+            None if found is None else tuple(found),
         ).to_bytes()
         pointer = self._pointer(path) if outside else ""
         for each in [pointer, marker] if outside else [marker]:

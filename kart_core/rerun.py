@@ -9,9 +9,12 @@ from then on the task is complete again, in every process that looks (a luigi wo
 process-pool worker checks the records, not an in-memory flag). A failed rerun commits nothing, so
 the old outputs and their manifest stay as they were.
 
-Outputs kart cannot replace at commit are deleted at once, as gokart does: those without an
-integrity record (a plain luigi target, a gokart-written output without a manifest, or integrity
-records turned off), since nothing else would tell that the rerun has replaced them.
+Outputs without an integrity record (a gokart-written output without a manifest, integrity records
+turned off, a bare ``make_target`` outside the workspace) are kept too: their stamp
+(``kart_core.storage.stamp``: modification time, size and inode; ETag, size and time on object
+storage) tells when the rerun's commit has replaced them (a killed or failed rerun must not cost a good
+old output; gokart deletes them at once). Only outputs kart cannot stamp (a plain luigi target) are
+deleted at once, as gokart does.
 
 Where a rerun stands (``RerunState``: armed, waiting for its commit, done; and what made the task stale)
 belongs to one build. luigi's instance cache gives every build of the process the same task object, so
@@ -32,69 +35,106 @@ from typing import Any
 
 from kart_core.manifest import OutputRecord, read_unverified
 from kart_core.storage import storage_for
+from kart_core.storage.stamp import stamp
 
 __all__ = ["Baseline", "RerunState", "arm_rerun", "build_states", "reset", "state_of"]
 
 
 @dataclasses.dataclass(frozen=True)
 class Baseline:
-    """The commit ids of a task's recorded outputs when its rerun was armed.
+    """What a task's outputs were when its rerun was armed.
 
     Attributes:
         commits: per recorded output, ``(manifest path, output key)`` → the commit id its entry held.
+        stamps: per output kept without an entry in its manifest, its path → its stamp then
+            (``kart_core.storage.stamp``).
+        unrecorded: ``(manifest path, output key)`` of each such output that a manifest may record (in the
+            workspace, records on): an entry for it appearing ends the wait too (a commit of the same bytes within
+            the store's time step leaves the stamp as it was).
     """
 
     commits: dict[tuple[str, str], str | None]
+    stamps: dict[str, tuple[object, ...]] = dataclasses.field(default_factory=dict)
+    unrecorded: frozenset[tuple[str, str]] = frozenset()
 
     def pending(self) -> bool:
-        """Whether no commit has replaced the armed outputs yet (each entry still holds its armed commit id).
+        """Whether no commit has replaced the armed outputs yet (each entry still holds its armed commit id, each
+        stamped output still has its stamp).
 
-        One manifest read per manifest (a task has one). An entry that changed or went (a commit, a
-        ``kart verify --delete``) ends the wait: ``complete()`` then asks whether the outputs exist.
+        One manifest read per manifest (a task has one), one stamp per output kept without a record. An entry that
+        changed, went or appeared (a commit, a ``kart verify --delete``) or a stamp that changed ends the wait:
+        ``complete()`` then asks whether the outputs exist.
         """
-        if not self.commits:
+        if not self.commits and not self.stamps:
             return False
+        for path, before in self.stamps.items():
+            try:
+                now = stamp(path)
+            except OSError:
+                return False  # cannot tell: complete() looks at the outputs themselves
+            if now is None or tuple(now) != before:
+                return False
         current: dict[str, dict[str, str | None] | None] = {}
+        for manifest, key in self.unrecorded:
+            if manifest not in current:
+                current[manifest] = _entries(manifest)
+            entries = current[manifest]
+            if entries is not None and key in entries:
+                return False
         for (manifest, key), commit in self.commits.items():
             if manifest not in current:
-                found = read_unverified(storage_for(manifest), manifest)
-                current[manifest] = (
-                    {name: entry.commit for name, entry in found.outputs.items()} if found is not None else None
-                )
+                current[manifest] = _entries(manifest)
             entries = current[manifest]
             if entries is None or key not in entries or entries[key] != commit:
                 return False
         return True
 
 
+def _entries(manifest: str) -> dict[str, str | None] | None:
+    """The commit id of each output the manifest at ``manifest`` records (None when there is no manifest)."""
+    found = read_unverified(storage_for(manifest), manifest)
+    return {name: entry.commit for name, entry in found.outputs.items()} if found is not None else None
+
+
 def arm_rerun(targets: Iterable[object]) -> Baseline:
     """Start a rerun of the task whose flattened ``output()`` is ``targets``: note what is there.
 
-    Recorded outputs (kart targets with an entry in their manifest) are kept and noted; any other
-    output is removed now (gokart's behaviour), with its record if it has one. A signature on the
+    Recorded outputs (kart targets with an entry in their manifest) are kept and noted; a kart output
+    without one (written by gokart, records off, outside the workspace) is kept and stamped
+    (``Baseline.stamps``); any other output present is removed now (gokart's behaviour). A signature on the
     manifest is not checked: the commit ids only tell whether the rerun has committed.
 
     Returns:
         The ``Baseline``; ``pending()`` is False at once when no output was kept.
     """
     commits: dict[tuple[str, str], str | None] = {}
+    stamps: dict[str, tuple[object, ...]] = {}
+    unrecorded: set[tuple[str, str]] = set()
     manifests: dict[str, dict[str, str | None] | None] = {}
     for target in targets:
         record = getattr(target, "record", None)
         if isinstance(record, OutputRecord):
             if record.manifest not in manifests:
-                found = read_unverified(storage_for(record.manifest), record.manifest)
-                manifests[record.manifest] = (
-                    {name: entry.commit for name, entry in found.outputs.items()} if found is not None else None
-                )
+                manifests[record.manifest] = _entries(record.manifest)
             entries = manifests[record.manifest]
             if entries is not None and record.key in entries:
                 commits[(record.manifest, record.key)] = entries[record.key]
                 continue
+        path = getattr(target, "_path", None)  # a kart target (not path(): inside run() it hands the path out)
+        if isinstance(path, str):
+            try:
+                found = stamp(path)
+            except OSError:
+                found = None
+            if found is not None:
+                stamps[path] = tuple(found)
+                if isinstance(record, OutputRecord):
+                    unrecorded.add((record.manifest, record.key))
+                continue
         remove = getattr(target, "remove", None)
         if callable(remove):
             remove()
-    return Baseline(commits)
+    return Baseline(commits, stamps, frozenset(unrecorded))
 
 
 class RerunState:

@@ -152,14 +152,15 @@ class TargetOnKart(luigi.Target):
         return self._path
 
     def remove(self) -> None:
-        """Delete the output, its integrity record entry and any signature file of kart's earlier format."""
+        """Delete the output (a folder saved at its path too), its integrity record entry and any signature file of
+        kart's earlier format."""
         running = transaction.join(self._run_slot())
         if running is not None:
             running.drop(self._path)
             private = _private_of(running, self._path)
             if private is not None:  # what the running task wrote by the path it was handed
                 commit_marker.remove_output(self._storage, private)
-        self._storage.remove(self._path)
+        commit_marker.remove_output(self._storage, self._path)  # a folder too (a file removal failed on it)
         self._storage.remove(signature_path(self._path))
         if self.record is not None:
             transaction.forget(storage_for(self.record.manifest), self.record, self.signer)

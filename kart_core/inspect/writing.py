@@ -2,9 +2,13 @@
 
 An output without an integrity record (a bare ``make_target`` outside the workspace, or any output with
 ``integrity_record`` off) that ``run()`` writes by path gets ``.{name}.kart-writing`` beside it until the run
-has committed; a killed writer leaves it, and its partial file (``complete()`` counts the task incomplete
-while the marker is there). Inside the workspace the walk finds the marker itself; for an output outside it,
-the run put a pointer beside the task's manifest (``commit_marker.writing_pointer``) with the marker's content.
+has committed; a killed writer leaves it (``complete()`` counts the task incomplete while the marker is there).
+The run writes a private name (the marker's ``took``) that its commit moves to the output's path, so a killed
+run's marker over a file with the stamp it recorded (``found``) leaves that file, an old output, whole: ``undo``
+removes the marker, the pointer and the private file only, never that output (gokart's included). A file there
+with another stamp (written in place at a path the task computed, or under a marker of an older kart, which wrote
+in place) may be partial, and goes with the marker. Inside the workspace the walk finds the marker itself; for an
+output outside it, the run put a pointer beside the task's manifest (``commit_marker.writing_pointer``) with the marker's content.
 
 Markers are metadata anyone who can write their folder can plant (findings at1 F1/F2, at2 G8), so
 ``undo`` removes a file only when all of these hold, checked again at the removal: the marker (and, outside
@@ -36,6 +40,8 @@ from kart_core.errors import UnsafeFolderError
 from kart_core.inspect.confined import local_path, open_folder
 from kart_core.signing import HEADER_SIZE, Signer, is_sealed
 from kart_core.storage import storage_for
+from kart_core.storage.base import PRIVATE_PREFIX
+from kart_core.storage.stamp import stamp
 from kart_core.workspace import LOG_DIRECTORY, MANIFEST, PROCESSING_TIME, join_url, log_relative_path
 
 __all__ = ["Found", "find", "undo"]
@@ -61,6 +67,8 @@ class Found:
         removes: what ``kart verify --delete`` removes (a killed writer's file, marker and pointer; a pointer
             whose marker is gone; nothing for a live writer's or a refused marker).
         relative: ``output`` relative to the workspace ("" outside it): not checked against a manifest.
+        kept: a killed writer's marker whose run wrote under a private name and left the file at ``output`` as it
+            found it (``Writing.kept``): ``undo`` removes the marker and the private file, never ``output``.
     """
 
     path: str
@@ -70,6 +78,7 @@ class Found:
     detail: str
     removes: tuple[str, ...]
     relative: str = ""
+    kept: bool = False
 
 
 def find(workspace: str, names: Iterable[str], signer: Signer | None = None) -> list[Found]:
@@ -86,21 +95,23 @@ def find(workspace: str, names: Iterable[str], signer: Signer | None = None) -> 
             marker = writing_marker(output) if output else ""
             refused = fault or _beyond(workspace, output, signer) or _committed_since(workspace, name, output)
             judged = _judge(workspace, path, output, marker, pointed, refused)
-            found.append(Found(path, output, marker, *judged))
+            found.append(Found(path, output, marker, *judged[:3], kept=judged[3]))
             continue
         folder, _, base = name.rpartition("/")
         if not base.startswith("."):
             continue
         relative = f"{folder}/{base[1:].removesuffix(WRITING_SUFFIX)}".lstrip("/")
         output = join_url(workspace, relative)
-        found.append(Found(path, output, path, *_judge(workspace, path, output, path, None), relative=relative))
+        label, detail, removes, kept = _judge(workspace, path, output, path, None)
+        found.append(Found(path, output, path, label, detail, removes, relative=relative, kept=kept))
     return found
 
 
 def _judge(
     workspace: str, path: str, output: str, marker: str, pointed: Writing | None, fault: str = ""
-) -> tuple[str, str, tuple[str, ...]]:
-    """(task label, detail, what ``undo`` removes) for the marker at ``marker`` naming ``output`` (found at ``path``)."""
+) -> tuple[str, str, tuple[str, ...], bool]:
+    """(task label, detail, what ``undo`` removes, whether ``output`` is kept: ``Found.kept``) for the marker at
+    ``marker`` naming ``output`` (found at ``path``)."""
     read = _read(marker) if marker else None
     label = (read or pointed or Writing(os.path.basename(path), "", 0, 0.0)).task
     relative = local_path(output)
@@ -108,7 +119,7 @@ def _judge(
         # kart writes an absolute path or a URL (``_mark_writing``): a relative one would name files from the
         # working folder of whoever runs ``kart verify --delete`` (at9 J8)
         refused = f"the pointer {path!r} names the relative path {output!r} (kart writes absolute paths or URLs)"
-        return label, _REFUSED.format(refused), ()
+        return label, _REFUSED.format(refused), (), False
     if pointed is not None and read is None and not _exists(marker):
         return (
             label,
@@ -117,14 +128,11 @@ def _judge(
                 "marker. `kart verify --delete` removes the pointer (nothing else)"
             ),
             (path,),
+            False,
         )
     refused = fault or _refusal(workspace, path, output, marker, pointed, read)
     if refused:
-        return (
-            label,
-            _REFUSED.format(refused),
-            (),
-        )
+        return label, _REFUSED.format(refused), (), False
     assert read is not None  # no refusal: the marker was read
     who = f"process {read.pid} on {read.host}"
     if read.alive():
@@ -136,7 +144,26 @@ def _judge(
                 "the task again"
             ),
             (),
+            False,
         )
+    if read.took:
+        try:
+            now = stamp(output)
+        except OSError as error:
+            return label, _REFUSED.format(f"{output!r} could not be looked at ({error})"), (), False
+        if read.kept(now):
+            private = read.took if _exists(read.took) else ""
+            what = f"{output!r} is kept (the run never wrote it)" if now is not None else f"{output!r} was not written"
+            return (
+                label,
+                (
+                    f"a run that wrote {output!r} by path ({who}) was killed before its commit: it wrote a private file "
+                    f"beside it, and {what}. The task counts as incomplete until the marker goes: its next build "
+                    "writes the output again, or `kart verify --delete` removes the marker and the private file now"
+                ),
+                tuple(each for each in dict.fromkeys((private, marker, path)) if each),
+                True,
+            )
     return (
         label,
         (
@@ -145,6 +172,7 @@ def _judge(
             "removes the file and the marker now"
         ),
         tuple(dict.fromkeys((output, marker, path))),
+        False,
     )
 
 
@@ -156,6 +184,8 @@ def _refusal(workspace: str, path: str, output: str, marker: str, pointed: Writi
         return f"{marker!r} is not a marker of kart's"
     if pointed is not None and pointed != read:
         return f"the marker {marker!r} does not say what the pointer {path!r} says"
+    if read.took and not _beside(output, read.took):
+        return f"the marker {marker!r} names {read.took!r}, which is not a private name kart gives beside {output!r}"
     local, local_marker = local_path(output), local_path(marker)
     if local is None or local_marker is None:
         return ""  # object storage: no symlinks, owners or folders to check
@@ -177,6 +207,20 @@ def _refusal(workspace: str, path: str, output: str, marker: str, pointed: Writi
     if pointed is not None and file.st_uid != marker_owner:
         return f"{output!r} and its marker have different owners (the marker was not written by the file's writer)"
     return ""
+
+
+def _beside(output: str, took: str) -> bool:
+    """Whether ``took`` is a private name ``direct_write.private_name`` gives for ``output``: in its folder, the
+    prefix, 12 hex digits, a dot and the output's own name."""
+    folder, _, name = output.rpartition("/")
+    took_folder, _, took_name = took.rpartition("/")
+    tag = took_name.removeprefix(PRIVATE_PREFIX).partition(".")[0]
+    return (
+        took_folder == folder
+        and took_name == f"{PRIVATE_PREFIX}{tag}.{name}"
+        and len(tag) == 12
+        and all(each in "0123456789abcdef" for each in tag)
+    )
 
 
 def _exists(path: str) -> bool:
@@ -346,9 +390,11 @@ def _remove(
             or _committed_since(workspace, relative, pointed.path)
         ):
             raise _Refused(pointer)
-        if found.output in found.removes:
+        if found.output in found.removes or found.kept:
             local = local_path(found.output)
-            if local is None:
+            if local is None and found.kept:
+                _remove_kept(found, pointed, removed)
+            elif local is None:
                 for each in (found.output, found.marker):
                     storage = storage_for(each)
                     if storage.exists(each):
@@ -390,6 +436,21 @@ def _remove_at(folder: int, name: str, found: Found, pointed: Writing | None, re
         file = os.stat(name, dir_fd=folder, follow_symlinks=False)
     except FileNotFoundError:
         file = None
+    if read.kept(None if file is None else [file.st_mtime_ns, file.st_size, file.st_ino]):
+        # The run wrote a private file only: the file at the output's path is as the marker found it (kept).
+        took = read.took.rpartition("/")[2]
+        try:
+            private = os.stat(took, dir_fd=folder, follow_symlinks=False)
+        except FileNotFoundError:
+            private = None
+        if private is not None and stat.S_ISREG(private.st_mode):
+            os.unlink(took, dir_fd=folder)
+            removed.append(read.took)
+        os.unlink(marker, dir_fd=folder)
+        removed.append(found.marker)
+        return
+    if found.kept:
+        raise _Refused(found.output)  # changed since ``find`` judged it kept: not what the report said
     if file is not None:
         if not stat.S_ISREG(file.st_mode) or (pointed is not None and file.st_uid != marker_owner):
             raise _Refused(found.output)
@@ -397,6 +458,27 @@ def _remove_at(folder: int, name: str, found: Found, pointed: Writing | None, re
         removed.append(found.output)
     os.unlink(marker, dir_fd=folder)
     removed.append(found.marker)
+
+
+def _remove_kept(found: Found, pointed: Writing | None, removed: list[str]) -> None:
+    """``undo`` on object storage for a marker whose output is kept (``Found.kept``): judged again (the marker
+    still a dead writer's, the object at the output's path still the one it found), then the private object and
+    the marker go; never the output."""
+    read = _read(found.marker)
+    if (
+        read is None
+        or read.alive()
+        or (pointed is not None and read != pointed)
+        or not _beside(found.output, read.took)
+    ):
+        raise _Refused(found.marker)
+    if not read.kept(stamp(found.output)):
+        raise _Refused(found.output)
+    for each in (read.took, found.marker):
+        storage = storage_for(each)
+        if storage.exists(each):
+            storage.remove(each)
+            removed.append(each)
 
 
 def _read_at(folder: int, name: str) -> tuple[bytes | None, int]:

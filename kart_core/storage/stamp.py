@@ -1,0 +1,51 @@
+"""A stamp of what is at a path: equal only while the file (or folder) there is unchanged.
+
+What tells, without reading the content, that a file is the one seen earlier: a rerun's commit replaced it or
+not (``kart_core.rerun``), a killed by-path writer changed it in place or not (``kart_core.direct_write``'s
+``.kart-writing`` marker, ``kart_core.inspect.writing``).
+"""
+
+from __future__ import annotations
+
+import os
+
+from kart_core.storage.base import storage_for
+
+__all__ = ["Stamp", "stamp"]
+
+# JSON-friendly: a list of ints and strings (a marker keeps one as it is and compares it after a round trip).
+Stamp = list[object]
+
+
+def stamp(path: str) -> Stamp | None:
+    """The stamp of the file or folder at ``path`` (a local path, ``file://`` or an fsspec URL); None when missing.
+
+    Local disk: [mtime in ns, size, inode]: a rewrite within the clock's tick (about 4 ms) replaces the file (new
+    inode: an atomic write, a rename) or changes its size; a rewrite in place of the same size in the same tick is
+    not seen. Object storage: [ETag or generation, size, modification time]: the time alone has one-second steps on
+    S3, and the ETag of the same bytes is the same, so the same bytes put again within one second are not seen.
+
+    Raises:
+        OSError: the store could not be asked (other than the path missing).
+    """
+    if "://" not in path or path.startswith("file://"):
+        try:
+            status = os.stat(path.removeprefix("file://"))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return [status.st_mtime_ns, status.st_size, status.st_ino]
+    storage = storage_for(path)
+    file_system = getattr(storage, "file_system", None)
+    if file_system is None:
+        return [str(storage.modification_time(path))] if storage.exists(path) else None
+    file_system.invalidate_cache(path)  # a listing cached earlier would hide a write since
+    try:
+        info = file_system.info(path)
+    except FileNotFoundError:
+        return None
+    tag = next((info[key] for key in ("ETag", "etag", "generation", "md5Hash") if info.get(key)), None)
+    return [
+        None if tag is None else str(tag),
+        info.get("size"),
+        str(info.get("LastModified") or info.get("updated") or info.get("mtime")),
+    ]
