@@ -198,6 +198,7 @@ def stale_inputs(
     workspace: str,
     found: dict[str, Manifest | None] | None = None,
     current: Mapping[str, str] | None = None,
+    reader: str | None = None,
 ) -> list[StaleInput]:
     """The inputs of ``manifest`` (a task's manifest in ``workspace``) whose upstream entry was replaced.
 
@@ -207,6 +208,8 @@ def stale_inputs(
         found: upstream manifests already read, by full path (filled in; shared across calls).
         current: the upstream tasks' manifests as they are now (``current_manifests``): an input from
             another workspace is read there (``resolve``).
+        reader: the checked task's ``module.Class``: only the inputs its runs recorded count (``Input.read_by``: a
+            manifest shared by same-named classes of two modules holds both one's); None: every input.
 
     Returns:
         One ``StaleInput`` per replaced input, in recorded order; empty when nothing is known to be
@@ -215,6 +218,8 @@ def stale_inputs(
     found = {} if found is None else found
     stale = []
     for item in manifest.inputs:
+        if not item.read_by(reader):
+            continue
         path = resolve(item.manifest, workspace, current)
         if path not in found:
             found[path] = read_unverified(storage_for(path), path, run=False)
@@ -317,7 +322,7 @@ def stale_outputs(
             current: Mapping[str, str] | None = None
             if upstreams is not None and _cross_workspace(manifest):  # same-workspace inputs: requires() not asked
                 current = current_manifests(upstreams(), transitive=False)  # the direct check reads direct inputs
-            stale.extend(stale_inputs(manifest, record.workspace, found, current))
+            stale.extend(stale_inputs(manifest, record.workspace, found, current, record.owner or None))
             if scoped is not None:  # a walk's check after its round asks what any task it judged had loaded
                 scoped.note_inputs(manifest, record.workspace)
     return stale
@@ -362,7 +367,8 @@ class Lineage:
         # Whether ``stale_outputs`` (a checked task's own manifests) reads with the run record: for a caller that
         # needs it from the same read (``output_digests.outputs_if_complete``); upstream manifests never are.
         self.read_runs = False
-        self._verdicts: dict[str, Verdict] = {}
+        # By (manifest path, owner whose recorded inputs count; None: every input's, ``Input.read_by``).
+        self._verdicts: dict[tuple[str, str | None], Verdict] = {}
         self._inputs: set[str] = set()  # full paths some checked manifest recorded as an input
         self._canonical: dict[str, str] = {}  # _inputs' canonical forms (records_any), by full path
         self._known: frozenset[str] = frozenset()  # the values of _canonical
@@ -387,42 +393,69 @@ class Lineage:
             self.manifests[path] = read_unverified(storage_for(path), path, run=False)
         return self.manifests[path]
 
-    def check(self, path: str, workspace: str, upstreams: Callable[[], Iterable[object]] | None = None) -> Verdict:
+    def check(
+        self,
+        path: str,
+        workspace: str,
+        upstreams: Callable[[], Iterable[object]] | None = None,
+        reader: str | None = None,
+    ) -> Verdict:
         """The verdict for the manifest at ``path`` in ``workspace`` (a cycle of records counts as fresh).
 
         Depth first without recursion (a lineage may be a chain of 100,000 tasks); each recorded
         input resolved once and each manifest read once. ``upstreams`` gives the task's required tasks:
         asked once, when a manifest of the lineage records an input from another workspace, so it is
         read where its task's workspace is now (``current_manifests``).
+
+        ``reader``: the checked task's ``module.Class``: only the inputs its runs recorded count (None: every
+        input of the manifest). A manifest may hold the outputs and inputs of same-named classes of two modules
+        (``kart_core.manifest``); an upstream is judged by the inputs of the owner of the entry that was loaded
+        (the entry at the recorded key, as the upstream manifest holds it now), not by the other owner's.
         """
-        if path in self._verdicts:
-            return self._verdicts[path]
-        located: dict[str, list[tuple[Input, str, str | None]]] = {}
+        node = (path, reader or None)
+        if node in self._verdicts:
+            return self._verdicts[node]
+        located: dict[tuple[str, str | None], list[tuple[Input, str, str | None, str | None]]] = {}
         verdicts, inputs = self._verdicts, self._inputs
-        stack: list[tuple[str, str, bool]] = [(path, workspace, False)]
+        stack: list[tuple[str, str | None, str, bool]] = [(path, reader or None, workspace, False)]
         while stack:
-            current, current_workspace, explored = stack.pop()
+            current, current_reader, current_workspace, explored = stack.pop()
+            key = (current, current_reader)
             if explored:
-                verdicts[current] = self._settle(located.pop(current))
+                verdicts[key] = self._settle(located.pop(key))
                 continue
-            if current in verdicts:
+            if key in verdicts:
                 continue
-            verdicts[current] = _FRESH  # guards a cycle while it is explored
+            verdicts[key] = _FRESH  # guards a cycle while it is explored
             manifest = self.manifest(current)
             if manifest is None or not manifest.inputs or manifest.pending:
                 continue
             if upstreams is not None and _cross_workspace(manifest):
                 current_manifests(upstreams(), self.current)
                 upstreams = None  # the whole graph under the task is in self.current now
-            # Each recorded input resolved once, with its manifest's workspace (None: outside any workspace).
-            found = located[current] = [_located(item, current_workspace, self.current) for item in manifest.inputs]
-            self._upstreams[current] = tuple(upstream for _, upstream, _ in found)
-            stack.append((current, current_workspace, True))
-            for _, upstream, upstream_workspace in found:
+            # Each recorded input resolved once, with its manifest's workspace (None: outside any workspace) and the
+            # owner of the entry it loaded there (whose recorded inputs judge that upstream).
+            found = located[key] = [
+                self._located(item, current_workspace) for item in manifest.inputs if item.read_by(current_reader)
+            ]
+            known = self._upstreams.get(current, ())
+            self._upstreams[current] = known + tuple(upstream for _, upstream, _, _ in found if upstream not in known)
+            stack.append((current, current_reader, current_workspace, True))
+            for _, upstream, upstream_workspace, upstream_reader in found:
                 inputs.add(upstream)
-                if upstream_workspace is not None and upstream not in verdicts:
-                    stack.append((upstream, upstream_workspace, False))
-        return verdicts[path]
+                if upstream_workspace is not None and (upstream, upstream_reader) not in verdicts:
+                    stack.append((upstream, upstream_reader, upstream_workspace, False))
+        return verdicts[node]
+
+    def _located(self, item: Input, workspace: str) -> tuple[Input, str, str | None, str | None]:
+        """``_located``'s triple for ``item`` (an input of a manifest in ``workspace``), with the owner of the
+        entry it loaded as the upstream manifest holds it now (None: not known, or no such entry)."""
+        item, upstream, upstream_workspace = _located(item, workspace, self.current)
+        if upstream_workspace is None:
+            return item, upstream, None, None
+        manifest = self.manifest(upstream)
+        entry = manifest.outputs.get(item.key) if manifest is not None else None
+        return item, upstream, upstream_workspace, entry.owner if entry is not None else None
 
     def unknown_upstreams(self, path: str, workspace: str) -> list[tuple[Input, str]]:
         """The inputs from another workspace that the manifest at ``path`` (a task's in ``workspace``) records and
@@ -521,17 +554,17 @@ class Lineage:
             if isinstance(record, OutputRecord) and record.manifest not in self._inputs:
                 self.manifests.pop(record.manifest, None)
 
-    def _settle(self, upstreams: list[tuple[Input, str, str | None]]) -> Verdict:
+    def _settle(self, upstreams: list[tuple[Input, str, str | None, str | None]]) -> Verdict:
         """The verdict of a manifest whose recorded inputs are ``upstreams`` (each with its full manifest
         path and workspace), once their own verdicts are known (an upstream without one, outside any
         workspace, is fresh)."""
         direct = []
         behind: list[str] = []
-        for item, upstream, upstream_workspace in upstreams:
+        for item, upstream, upstream_workspace, upstream_reader in upstreams:
             replaced = _replaced(item, upstream, self.manifest(upstream), upstream_workspace)
             if replaced is not None:
                 direct.append(replaced)
-            verdict = self._verdicts.get(upstream, _FRESH)
+            verdict = self._verdicts.get((upstream, upstream_reader), _FRESH)
             if verdict is not _FRESH and verdict.stale:
                 label = item.task or upstream
                 if label not in behind:
@@ -572,7 +605,7 @@ def stale_verdict(
         if not isinstance(record, OutputRecord) or record.manifest in seen:
             continue
         seen.add(record.manifest)
-        verdict = checked.check(record.manifest, record.workspace, upstreams)
+        verdict = checked.check(record.manifest, record.workspace, upstreams, record.owner or None)
         if verdict.stale:
             return verdict
     return None

@@ -34,11 +34,14 @@ older run's log copied back is refused. Every later write of the manifest keeps 
 
 A run that loaded outputs of other tasks through kart (``self.load``, a target's ``load``) adds
 ``"inputs": [{"task": "Up[1234abcd]", "manifest": "log/manifest/Up_<id>.json", "key": "...", "commit": "<32 hex>",
-"digest": "xxh3_128:<hex>"}, ...]``: which committed output (and which content) each load read, so
-``kart_core.lineage`` can tell when an upstream was committed again since with other content (the
-task is then stale). ``manifest`` is workspace-relative when the upstream shares the workspace, else
-its full path. Older kart ignores the key; a manifest without it (older kart, nothing loaded) claims
-nothing.
+"digest": "xxh3_128:<hex>", "reader": "pkg.module.Down"}, ...]``: which committed output (and which content)
+each load read, so ``kart_core.lineage`` can tell when an upstream was committed again since with other content
+(the task is then stale). ``manifest`` is workspace-relative when the upstream shares the workspace, else
+its full path. ``reader`` is the ``module.Class`` of the task whose run loaded it: a manifest shared by
+same-named classes of two modules (see the owner above) holds each one's inputs, and a commit of one keeps the
+other's (attacker N1: it replaced them, so the other was never found stale). An input without ``reader`` (kart
+before it, or an owner not known) counts for every owner and is replaced by the next commit. Older kart ignores
+the key; a manifest without it (older kart, nothing loaded) claims nothing.
 """
 
 from __future__ import annotations
@@ -180,6 +183,8 @@ class Input:
         key: the output's key in that manifest.
         commit: the commit id of the entry the load read.
         digest: the content hash of the entry the load read.
+        reader: ``module.Class`` of the task whose run loaded it (the manifest's owner it belongs to); "" when not
+            known (an older record): it then counts for every owner of the manifest.
     """
 
     task: str
@@ -187,10 +192,18 @@ class Input:
     key: str
     commit: str | None
     digest: str
+    reader: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        """The input's JSON object."""
-        return dataclasses.asdict(self)
+        """The input's JSON object (``reader`` only when known, so older records keep their bytes)."""
+        document = dataclasses.asdict(self)
+        if not self.reader:
+            del document["reader"]
+        return document
+
+    def read_by(self, owner: str | None) -> bool:
+        """Whether this input counts for the task of ``owner`` (``module.Class``; None or "": any owner)."""
+        return not owner or not self.reader or self.reader == owner
 
     @classmethod
     def from_json(cls, value: Any) -> Input:
@@ -204,6 +217,7 @@ class Input:
             key=str(value["key"]),
             commit=None if commit is None else str(commit),
             digest=str(value.get("digest", "")),
+            reader=str(value.get("reader") or ""),
         )
 
 

@@ -227,8 +227,23 @@ class Transaction:
             if manifest == record.manifest:
                 continue  # the task's own earlier output: not an upstream
             where = source.manifest_name if source.workspace == record.workspace else _full(manifest)
-            found.append(Input(task=source.task, manifest=where, key=key, commit=entry.commit, digest=entry.digest))
+            found.append(
+                Input(
+                    task=source.task,
+                    manifest=where,
+                    key=key,
+                    commit=entry.commit,
+                    digest=entry.digest,
+                    reader=record.owner,
+                )
+            )
         return tuple(found)
+
+    def inputs_beside(self, record: OutputRecord, current: Manifest | None) -> tuple[Input, ...]:
+        """The inputs ``record``'s manifest records after this commit: this run's loads (``inputs_for``), after
+        those ``current`` (the manifest replaced) records for another owner of the same manifest (a same-named
+        class of another module: its loads stay its record, attacker N1)."""
+        return _kept_inputs(current, record) + self.inputs_for(record)
 
     def remember_base(self, storage: Storage, record: OutputRecord) -> str | None:
         """Note (and return) the commit id of ``record``'s manifest as it is before this run writes to it.
@@ -349,7 +364,7 @@ class Transaction:
                     outputs=outputs,
                     run=run,
                     pending=True,
-                    inputs=self.inputs_for(record),
+                    inputs=self.inputs_beside(record, current),
                     logs=self._logs_for(record, current),
                 )
                 data, run = self._encoded(manifest, record.manifest_name)
@@ -588,8 +603,12 @@ def record_direct_dump(
         outputs[record.key] = entry
         run = current.run if current is not None else None
         logs = current.logs if current is not None else None  # the run logs in place stay current
-        # No inputs: the dumped object did not come from what the last run loaded (nothing claimed).
-        manifest = Manifest(task=record.task, commit=new_commit_id(), outputs=outputs, run=run, logs=logs)
+        # No inputs of its own: the dumped object did not come from what the last run loaded (nothing claimed);
+        # another owner's of the same manifest stay its record.
+        inputs = _kept_inputs(current, record)
+        manifest = Manifest(
+            task=record.task, commit=new_commit_id(), outputs=outputs, run=run, logs=logs, inputs=inputs
+        )
         write_manifest(storage, record.manifest, record.manifest_name, manifest, signer)
         return True
 
@@ -930,6 +949,14 @@ def _remove_quietly(storage: Storage, location: str) -> None:
     # A staged file that cannot be deleted is an orphaned temporary file: kart gc sweeps those.
     with contextlib.suppress(Exception):
         storage.remove(location)
+
+
+def _kept_inputs(current: Manifest | None, record: OutputRecord) -> tuple[Input, ...]:
+    """The inputs ``current`` records for an owner other than ``record``'s (a same-named class of another module
+    sharing the manifest); none when ``record``'s owner is not known or an input names no reader."""
+    if current is None or not record.owner:
+        return ()
+    return tuple(item for item in current.inputs if item.reader and item.reader != record.owner)
 
 
 def _recorded_outputs(task: object) -> frozenset[tuple[str, str]]:
