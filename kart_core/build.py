@@ -14,7 +14,7 @@ import logging
 from typing import Any, Protocol
 
 import pluggy
-from luigi import rpc, scheduler, task_register
+from luigi import task_register
 
 from kart_core.contract import LuigiTask
 from kart_core.errors import GokartBuildError, HasLockedTaskException, MissingInputBuildError, TaskLockException
@@ -26,7 +26,7 @@ from kart_core.outcome import BuildResult, is_external, unique_id_or_none
 from kart_core.target import TargetOnKart, make_target
 from kart_core.task import TaskOnKart
 from kart_core.tree.task_info import make_task_info_as_table
-from kart_core.worker import Worker
+from kart_core.worker import WorkerSchedulerFactory
 
 __all__ = [
     "BuildResult",
@@ -84,27 +84,6 @@ class WorkerProtocol(Protocol):
     def __enter__(self) -> WorkerProtocol: ...
 
     def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> Any: ...
-
-
-class WorkerSchedulerFactory:
-    """What ``luigi.build(..., worker_scheduler_factory=...)`` needs to run kart tasks under luigi.
-
-    gokart 1.12.2's class: a local scheduler that prunes finished work and keeps no history, luigi's
-    remote scheduler, and ``kart_core.worker.Worker`` (luigi's worker configured from ``[gokart_worker]``).
-    kart's own ``build()`` does not use it: it runs on kart's executor.
-    """
-
-    def create_local_scheduler(self) -> scheduler.Scheduler:
-        """A luigi scheduler in this process."""
-        return scheduler.Scheduler(prune_on_get_work=True, record_task_history=False)
-
-    def create_remote_scheduler(self, url: str) -> rpc.RemoteScheduler:
-        """A client of the luigid scheduler at ``url``."""
-        return rpc.RemoteScheduler(url)
-
-    def create_worker(self, scheduler: scheduler.Scheduler, worker_processes: int, assistant: bool = False) -> Worker:
-        """A worker running ``worker_processes`` tasks at once."""
-        return Worker(scheduler=scheduler, worker_processes=worker_processes, assistant=assistant)
 
 
 class TaskDumpMode(enum.Enum):

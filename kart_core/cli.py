@@ -37,6 +37,7 @@ from kart_core.errors import (
     TaskParameterTooLargeError,
     TaskSpecError,
     UnknownSchemeError,
+    UnsupportedFeatureError,
     WorkspacePathError,
 )
 from kart_core.inspect.runs import COLUMNS, format_size, format_table, run_rows
@@ -359,6 +360,9 @@ def _build(task: LuigiTask, workers: int, executor: str, keep_going: bool, progr
         )
     except click.ClickException:  # a workspace of a task to run is unusable: one line, exit 1
         raise
+    except UnsupportedFeatureError as exc:  # a luigi option kart's executor cannot honour (worker_timeout)
+        click.echo(f"kart run: {exc}", err=True)
+        return GOKART_CODES.unhandled_exception
     except Exception:  # an error in kart itself, not in a task (those are in the result)
         click.echo(f"kart run: building {task_label(task)} raised outside any task:", err=True)
         traceback.print_exc()

@@ -53,6 +53,7 @@ from kart_core.process_pool import (
     worker_slots,
 )
 from kart_core.progress import Progress
+from kart_core.resources import ResourceLimits
 from kart_core.runner import RunReport, RunStatus, default_hook_manager, run_one_reporting
 
 __all__ = ["Executor", "execute"]
@@ -84,6 +85,10 @@ def execute(
         progress: the display to update; default a silent one.
         lock: passed to ``run_one``.
 
+    Tasks holding luigi resources (``Task.resources``, ``[resources]``) start only while those are free, by
+    luigi's scheduler's rule (``kart_core.resources``); one that needs more than there is fails with a
+    ``TaskDefinitionError`` naming the resource.
+
     Returns:
         The outcome of every node; nothing is raised for a task's failure.
 
@@ -102,9 +107,10 @@ def execute(
     result.cached.extend(key for key in graph.order if key not in graph.expanded)
     display.add_cached(len(result.cached))
     release = _Releaser(graph)
+    limits = ResourceLimits(graph.nodes)  # luigi's Task.resources and [resources], read once per execution
     if workers <= 1:
         run = functools.partial(run_one_reporting, hook_manager=hook_manager, lock=lock)
-        _execute_serially(graph, pending, result, keep_going, run, display, release)
+        _execute_serially(graph, pending, result, keep_going, run, display, release, limits)
     elif pending:  # nothing to run (all cached): no pool, no checks
         recipe = None
         if executor == "process":
@@ -112,7 +118,7 @@ def execute(
         if executor == "process":
             recipe = plugin_recipe(hook_manager if hook_manager is not None else default_hook_manager())
         pool = _Pool(workers, executor, hook_manager, recipe, lock)
-        _execute_in_pool(graph, pending, result, pool, keep_going, display, release)
+        _execute_in_pool(graph, pending, result, pool, keep_going, display, release, limits)
     result.seconds = time.perf_counter() - started
     return result
 
@@ -125,6 +131,7 @@ def _execute_serially(
     run: Callable[[LuigiTask], RunReport],
     display: Progress,
     release: Callable[[str], None],
+    limits: ResourceLimits,
 ) -> None:
     blocked: set[str] = set()
     for index, key in enumerate(pending):
@@ -134,6 +141,9 @@ def _execute_serially(
             continue
         display.started(result.label(key))
         try:
+            refusal = limits.refusal(key)  # one at a time: only a task needing more than there is cannot run
+            if refusal is not None:
+                raise refusal
             status = run(graph.nodes[key])
         except BaseException as exc:  # SystemExit and KeyboardInterrupt from run() are this task's failure too
             _record(result, display, key, exc)
@@ -447,6 +457,7 @@ def _execute_in_pool(
     keep_going: bool,
     display: Progress,
     release: Callable[[str], None],
+    limits: ResourceLimits,
 ) -> None:
     waiting, dependants = dependency_state(graph, pending)
     ready = [key for key in pending if not waiting[key]]
@@ -479,6 +490,14 @@ def _execute_in_pool(
                 queue = again if again else ready if not stopped else []
                 if not queue:
                     break
+                fitting = limits.last_fitting(queue, running.values())  # luigi's Task.resources rule
+                if fitting is None:
+                    if running:
+                        break  # a running task holds what they need: wait for it
+                    key = queue.pop()  # needs more than there is at all: luigi would never start it
+                    settle(key, limits.refusal(key) or RuntimeError(f"{result.label(key)} cannot start"))
+                    continue
+                queue.append(queue.pop(fitting))
                 key = queue[-1]
                 if running and (key in alone or not alone.isdisjoint(running.values())):
                     break

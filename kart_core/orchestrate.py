@@ -38,7 +38,7 @@ from kart_core.runner import default_hook_manager, repair_output
 from kart_core.storage import listing_scope
 from kart_core.structure import flatten
 from kart_core.task_parameters import check_task_on_kart_section
-from kart_core.worker import check_worker_section
+from kart_core.worker import check_worker_section, refuse_worker_timeouts
 from kart_core.workspace import MANIFEST, log_task_path
 
 __all__ = ["orchestrate"]
@@ -91,6 +91,8 @@ def orchestrate(
         Exception: what loading a root raised (``load_roots``: a damaged root with repairs off, a
             signature refusal, the failed rebuild); raised after the summary and the hooks. And what
             ``before_run`` raised, before anything ran.
+        UnsupportedFeatureError: a task to run sets luigi's ``worker_timeout`` (``worker.refuse_worker_timeouts``);
+            raised before anything ran.
     """
     manager = hook_manager if hook_manager is not None else default_hook_manager()
     # Read afresh here, then the same for the whole build (the walk and tasks created while running);
@@ -110,8 +112,10 @@ def orchestrate(
         if isinstance(walked, BuildResult):
             result, display = walked, Progress(total=len(walked.nodes), live=progress)
         else:
+            to_run = [walked.nodes[key] for key in walked.order if key in walked.expanded]
+            refuse_worker_timeouts(to_run)  # luigi's worker_timeout: kart cannot stop a run, so none starts
             if before_run is not None:
-                before_run([walked.nodes[key] for key in walked.order if key in walked.expanded])
+                before_run(to_run)
             display = Progress(total=len(walked), live=progress)
             run = functools.partial(
                 execute,

@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from typing import NoReturn
 
 import luigi
+import luigi.execution_summary
 import luigi.interface
 import luigi.retcodes
 from luigi.cmdline_parser import CmdlineParser
@@ -33,6 +34,7 @@ from luigi.setup_logging import InterfaceLogging
 from luigi.task_register import TaskClassAmbigiousException
 
 from kart_core.contract import LuigiTask
+from kart_core.errors import UnsupportedFeatureError
 from kart_core.info import make_tree_info, tree_info
 from kart_core.object_storage import ObjectStorage
 from kart_core.orchestrate import orchestrate
@@ -40,6 +42,7 @@ from kart_core.outcome import GOKART_RETCODES, BuildResult, RetCodes, exit_code,
 from kart_core.storage.base import protocol_of
 from kart_core.task_family import explained
 from kart_core.testing.check_if_run_with_empty_data_frame import run_with_empty_data_frames, test_run
+from kart_core.worker import WorkerSchedulerFactory
 from kart_core.workspace_management import delete_local_unnecessary_outputs
 
 __all__ = [
@@ -138,13 +141,61 @@ def _build(parser: CmdlineParser, codes: RetCodes, raise_creation_errors: bool) 
     root = parser.get_task_obj() if raise_creation_errors else _task_or_none(parser)
     if root is None:
         return codes.unhandled_exception
+    if not env.local_scheduler:
+        return _build_with_central_scheduler(root, codes)
     try:
         result = orchestrate([root], workers=env.workers)
+    except UnsupportedFeatureError:
+        raise  # an option kart's executor cannot honour (worker_timeout): the message says what to do instead
     except Exception:  # as luigi's run_with_retcodes: anything else is an unhandled exception
         logger.exception("Uncaught exception in kart while building %s.", task_label(root))
         return codes.unhandled_exception
     _log_result(result)
     return exit_code(result, codes)
+
+
+def _build_with_central_scheduler(root: LuigiTask, codes: RetCodes) -> int:
+    """Build ``root`` as ``gokart.run`` does without ``--local-scheduler``: luigi's worker (``[gokart_worker]``,
+    kart's ``WorkerSchedulerFactory``) asks the central scheduler (luigid) at ``--scheduler-url``, or
+    ``--scheduler-host``/``--scheduler-port`` (``[core]``, default localhost:8082), for its work.
+
+    The worker calls each task's ``run()``, which goes through ``run_one``; luigid's ``[resources]``, the tasks'
+    ``worker_timeout`` and luigid's ``retry_count`` apply as under gokart. luigi's pid lock is taken unless
+    ``--no-lock``. The exit code follows luigi's rule over the worker's summary (luigi's ``run_with_retcodes``).
+    """
+    try:
+        outcome = luigi.interface._schedule_and_run([root], worker_scheduler_factory=WorkerSchedulerFactory())
+    except luigi.interface.PidLockAlreadyTakenExit:
+        return codes.already_running
+    except Exception:
+        logger.exception("Uncaught exception in luigi while building %s with the central scheduler.", task_label(root))
+        return codes.unhandled_exception
+    return _summary_code(outcome.worker, codes)
+
+
+def _summary_code(worker: luigi.worker.Worker, codes: RetCodes) -> int:
+    """luigi's exit code for what ``worker`` did: the largest code among the outcomes seen, or ``not_run`` when
+    nothing failed but the root task was neither done before nor completed now."""
+    sets = luigi.execution_summary._summary_dict(worker)
+    seen = {name for name, tasks in sets.items() if tasks}
+    code = max(
+        (
+            value
+            for value, name in (
+                (codes.missing_data, "still_pending_ext"),
+                (codes.task_failed, "failed"),
+                (codes.already_running, "run_by_other_worker"),
+                (codes.scheduling_error, "scheduling_error"),
+                (codes.not_run, "not_run"),
+            )
+            if name in seen
+        ),
+        default=0,
+    )
+    root = luigi.execution_summary._root_task(worker)
+    if code == 0 and root not in sets["completed"] and root not in sets["already_done"]:
+        return codes.not_run
+    return code
 
 
 def _task_or_none(parser: CmdlineParser) -> LuigiTask | None:

@@ -24,11 +24,20 @@ from typing import Any
 
 import luigi
 import luigi.worker
+from luigi import rpc, scheduler
 
-from kart_core.errors import IgnoredSettingWarning
+from kart_core.errors import IgnoredSettingWarning, UnsupportedFeatureError
+from kart_core.outcome import task_label
 from kart_core.parameter import ExplicitBoolParameter
 
-__all__ = ["SECTION", "Worker", "check_worker_section", "gokart_worker", "luigi_worker_settings"]
+__all__ = [
+    "SECTION",
+    "Worker",
+    "check_worker_section",
+    "gokart_worker",
+    "luigi_worker_settings",
+    "refuse_worker_timeouts",
+]
 
 SECTION = "gokart_worker"
 _MISSPELLED_SECTION = "gokart.worker"
@@ -171,3 +180,49 @@ def _why_ignored(key: str, raw: str) -> str | None:
 
 def _is_true(raw: str) -> bool:
     return str(raw).strip().lower() in ("true", "1", "yes", "on")
+
+
+class WorkerSchedulerFactory:
+    """What ``luigi.build(..., worker_scheduler_factory=...)`` needs to run kart tasks under luigi.
+
+    gokart 1.12.2's class: a local scheduler that prunes finished work and keeps no history, luigi's
+    remote scheduler, and ``kart_core.worker.Worker`` (luigi's worker configured from ``[gokart_worker]``).
+    kart's own ``build()`` does not use it: it runs on kart's executor.
+    """
+
+    def create_local_scheduler(self) -> scheduler.Scheduler:
+        """A luigi scheduler in this process."""
+        return scheduler.Scheduler(prune_on_get_work=True, record_task_history=False)
+
+    def create_remote_scheduler(self, url: str) -> rpc.RemoteScheduler:
+        """A client of the luigid scheduler at ``url``."""
+        return rpc.RemoteScheduler(url)
+
+    def create_worker(self, scheduler: scheduler.Scheduler, worker_processes: int, assistant: bool = False) -> Worker:
+        """A worker running ``worker_processes`` tasks at once."""
+        return Worker(scheduler=scheduler, worker_processes=worker_processes, assistant=assistant)
+
+
+def refuse_worker_timeouts(tasks: list[Any]) -> None:
+    """Refuse to build when a task to run sets luigi's ``worker_timeout`` (seconds), which kart's executor cannot honour.
+
+    luigi's worker (gokart's too) runs such a task in a process of its own and terminates it after that many
+    seconds, failing it. kart's executor has no way to stop a task's ``run()`` part way (a thread cannot be
+    stopped, and a worker process runs many tasks), so rather than let the task run past its limit, nothing runs.
+
+    Args:
+        tasks: the tasks the build would run.
+
+    Raises:
+        UnsupportedFeatureError: naming each such task, its timeout, and what to do instead.
+    """
+    timed = [(task, seconds) for task in tasks if (seconds := getattr(task, "worker_timeout", None))]
+    if not timed:
+        return
+    named = ", ".join(f"{task_label(task)} (worker_timeout = {seconds})" for task, seconds in timed)
+    raise UnsupportedFeatureError(
+        f"{named}: kart's executor cannot stop a task after its worker_timeout, so nothing was run. Build under "
+        "luigi's worker instead, which honours it (luigi.build([task], worker_scheduler_factory="
+        "kart_core.build.WorkerSchedulerFactory()), or gokart.run without --local-scheduler against a luigid), or "
+        "remove worker_timeout (set it to None) and bound the run's time inside run()."
+    )

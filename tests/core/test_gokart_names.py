@@ -55,7 +55,6 @@ NOT_PROVIDED: dict[str, list[str] | None] = {
     "gokart.in_memory.target": ["RequiredTaskOutput"],
     "gokart.object_storage": ["ZipClient"],
     "gokart.required_task_output": None,
-    "gokart.run": ["WorkerSchedulerFactory"],
     "gokart.s3_zip_client": None,
     "gokart.slack": [
         "ChannelListNotLoadedError",
