@@ -58,7 +58,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from kart_core import commit_marker, target_config, transaction
-from kart_core.errors import MarkerLostError, NoSpaceError, TaskLockException
+from kart_core.errors import MarkerLostError, NoSpaceError, TaskDefinitionError, TaskLockException
 from kart_core.integrity import DEFAULT_ALGORITHM, digest_stream
 from kart_core.lock import canonical_location
 from kart_core.manifest import Entry, OutputRecord
@@ -670,6 +670,8 @@ class DirectWrites:
             MarkerLostError, NoSpaceError: a beat found a marker of this run gone, another's, or not kept fresh (the
                 run fails and its undo removes the private files; the commit reads the markers again before it moves
                 anything).
+            TaskDefinitionError: the run saved a folder (objects under the name as a prefix) at the private name of
+                an output on object storage, which has no move of a folder in one step (``_refuse_remote_folder``).
         """
         if not self.handed:
             return
@@ -682,6 +684,8 @@ class DirectWrites:
                 self._place_folder(path, handed, record)
                 continue
             if not storage.exists(handed.given):
+                if _remote_folder(storage, handed.given):
+                    self._refuse_remote_folder(path, handed.given)
                 continue
             if signer is not None:
                 staged = self._sealed(handed.target, record, path, handed.given, storage, signer)
@@ -692,6 +696,26 @@ class DirectWrites:
             with storage.open_read(handed.given) as file:
                 entry = self._entry(file, record)
             self._running.add(Staged(path, handed.given, storage, record, entry))
+
+    def _refuse_remote_folder(self, path: str, given: str) -> None:
+        """Fail the run that saved a folder at the private name ``given`` of its output ``path`` on object storage.
+
+        Its objects would have to be copied one by one to the output's prefix: a run killed or paused in the middle
+        would leave a partial folder there, and a folder at a final path cannot be vouched for (no record, no move in
+        one step, no undo that a reader waits for). gokart wrote such a folder in place, partial after a kill.
+
+        Raises:
+            TaskDefinitionError: always; names the task, the output and what to do instead. The failed run's undo
+                removes the objects (``_remove_private``).
+        """
+        raise TaskDefinitionError(
+            f"{self._label}.run() saved a folder at the path of its output {path!r} on object storage (objects "
+            f"under {given + '/'!r}, the private name kart handed out): kart cannot move a folder into place there "
+            "in one step, so a run killed or paused half way would leave a partial folder at the output's path. "
+            "Nothing was committed, and the objects it wrote are removed. Save the folder as one file instead (a zip "
+            "or tar of it: TaskOnKart.make_model_target zips what a save function writes into a folder), or use a "
+            "workspace on local disk, where a folder output is moved into place as a whole."
+        )
 
     def _place_folder(self, path: str, handed: _Handed, record: OutputRecord | None) -> None:
         """Move a folder the run saved at its private name to the output's path now (local disk).
@@ -830,9 +854,12 @@ class DirectWrites:
             if handed.placed:
                 continue
             storage = storage_for(handed.given)
-            if not commit_marker.exists_at(storage, handed.given):
+            if _remote_folder(storage, handed.given):  # objects under the private name (refused: object storage)
+                storage.file_system.rm(handed.given, recursive=True)  # type: ignore[attr-defined]
+            elif commit_marker.exists_at(storage, handed.given):
+                commit_marker.remove_output(storage, handed.given)
+            else:
                 continue
-            commit_marker.remove_output(storage, handed.given)
             logger.warning(
                 "%s: %s; removed %r, what it wrote for its output %r (the output's path was not touched)",
                 self._label,
@@ -1036,6 +1063,17 @@ def private_name(path: str) -> str:
     killed run left (``kart_core.storage.base.is_temporary``)."""
     directory, separator, name = path.rpartition("/")
     return f"{directory}{separator}{PRIVATE_PREFIX}{secrets.token_hex(6)}.{name}"
+
+
+def _remote_folder(storage: Any, name: str) -> bool:
+    """Whether objects lie under ``name`` as a prefix (a folder saved there) on object storage."""
+    if "://" not in name or name.startswith("file://"):
+        return False
+    file_system = getattr(storage, "file_system", None)
+    if file_system is None:
+        return False
+    file_system.invalidate_cache(name)
+    return bool(file_system.find(name.rstrip("/") + "/", maxdepth=None, withdirs=False))
 
 
 def _who(marker: commit_marker.Marker) -> str:

@@ -42,8 +42,9 @@ PRIVATE_PREFIX = ".kart-took-"
 
 def is_temporary(name: str) -> bool:
     """Whether the file name or path ``name`` is one of kart's temporary files (a killed by-path writer's private
-    file included: it is never an output, and ``kart gc`` sweeps it once it is old)."""
-    return name.endswith(TEMPORARY_SUFFIX) or name.rpartition("/")[2].startswith(PRIVATE_PREFIX)
+    file included, and the files of a folder it saved under a private name: never an output, and ``kart gc``
+    sweeps them once they are old)."""
+    return name.endswith(TEMPORARY_SUFFIX) or any(part.startswith(PRIVATE_PREFIX) for part in name.split("/"))
 
 
 def temporary_name(path: str) -> str:

@@ -165,7 +165,7 @@ class LocalStorage:
                 relative = prefix + item.name
                 if _is_real_directory(item):
                     stack.append((item.path, relative + "/"))
-                elif include_temporary or not is_temporary(item.name):
+                elif include_temporary or not is_temporary(relative):
                     entry = _entry(root, item, relative)
                     if entry is not None:
                         yield entry
