@@ -232,7 +232,9 @@ def build(
     )
     if result.failed:
         if not return_value and _only_external_inputs_missing(result):
-            return None  # gokart's build: luigi's "missing data" is no failure, and nothing is loaded
+            # gokart's build: luigi's "missing data" is no failure, and nothing is loaded; its summary names them.
+            logger.warning("%s", _build_error(result))
+            return None
         raise _build_error(result)
     if not return_value:
         return None

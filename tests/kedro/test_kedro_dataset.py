@@ -298,3 +298,20 @@ def test_signing_turned_on_over_an_unsigned_cache_is_the_named_refusal(
     assert "kart build: 0 ran, 0 cached, 2 failed, 0 not run" in capsys.readouterr().err  # the refused upstream too
     # Total's run() began (and failed loading its input); nothing refused was rebuilt
     assert sorted(line.split("[")[0] for line in journal_lines(journal)) == ["Doubled", "Numbers", "Total", "Total"]
+
+
+def test_a_missing_external_input_is_named_and_the_rest_is_built(workspace: str, tmp_path: Path) -> None:
+    """kart's build() returns None for a missing external input, as gokart's (attacker at14 N4): the dataset still
+    fails naming the input, after building what does not need it; once the file is there, it loads."""
+    raw = tmp_path / "drop" / "rows.txt"
+    config = {
+        "task": "kedro_missing_input_tasks.NeedsRawInput",
+        "params": {"path": str(raw), "numbers": {"task": "kedro_test_tasks.Numbers", "params": {"size": 2}}},
+    }
+    dataset = TaskOnKartDataset(**config, workspace_directory=workspace)
+    with pytest.raises(DatasetError, match=r"could not be built: RawInput\(.*rows\.txt.*\) is missing"):
+        dataset.load()
+    assert Numbers(size=2, workspace_directory=workspace).complete()  # built beside the missing input
+    raw.parent.mkdir()
+    raw.write_text("a\nb\nc\n")
+    assert TaskOnKartDataset(**config, workspace_directory=workspace).load() == 3 + 1 + 2

@@ -120,6 +120,14 @@ class TaskOnKartDataset(AbstractDataset[Any, Any]):
         # Parallel Kedro workers may load datasets sharing an upstream: with each task's lock held while
         # it runs, one worker builds it and the others find it cached.
         kart_core.build(self._task, return_value=False, reset_register=False, lock=True)
+        if not self._task.complete():
+            # build(return_value=False) returns None, as gokart's, when only missing external inputs stopped it.
+            missing = ", ".join(str(task) for task in _missing_inputs(self._task)) or "an external input"
+            raise DatasetError(
+                f"TaskOnKartDataset({self._task.kart_label()}) could not be built: {missing} is missing (a "
+                "luigi.ExternalTask output nothing here can make); the tasks that do not need it were built. Put "
+                "the input in place, then load again."
+            )
 
     def save(self, data: Any) -> None:
         """Accept only the receipt of a kart node that built this very task; anything else is refused.
@@ -186,3 +194,22 @@ class TaskOnKartDataset(AbstractDataset[Any, Any]):
             "workspace_directory": str(self._task.workspace_directory),
             "filepath": ", ".join(str(target.path()) for target in _targets(self._task.output())),
         }
+
+
+def _missing_inputs(task: Any) -> list[Any]:
+    """The incomplete external tasks (no ``run()``: ``luigi.ExternalTask``) under ``task``'s incomplete requires."""
+    import luigi.task
+
+    found: list[Any] = []
+    seen: set[str] = set()
+    stack = [task]
+    while stack:
+        current = stack.pop()
+        if current.task_id in seen or current.complete():
+            continue
+        seen.add(current.task_id)
+        if getattr(current, "run", None) is None:
+            found.append(current)
+        else:
+            stack.extend(luigi.task.flatten(current.requires()))
+    return found
