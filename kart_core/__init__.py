@@ -71,6 +71,7 @@ if TYPE_CHECKING:
     from kart_core.runlog import stored_params as stored_run_params
     from kart_core.runlog_reader import built_at as run_built_at
     from kart_core.runner import RunReport, RunStatus, run_one, run_one_reporting
+    from kart_core.safe_pickle import loads_plain_data
     from kart_core.target_config import frozen as target_config_frozen
     from kart_core.target_config import verifying as verify_loads
     from kart_core.task import TaskOnKart
@@ -112,6 +113,7 @@ _EXPORTS = {
     "find_place": "kart_core.places",
     "import_object": "kart_core.dotted",
     "load_output": "kart_core.loading",
+    "loads_plain_data": "kart_core.safe_pickle",
     "lossy_parameters": "kart_core.param_roundtrip",
     "make_task_info_as_tree_str": "kart_core.tree.task_info",
     "serialize_value": "kart_core.parameter",

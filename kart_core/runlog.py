@@ -198,15 +198,30 @@ def _dump(task: KartTask, kind: LogKind, value: object) -> None:
     task.kart_log_target(kind.name, kind.extension).dump(value)
 
 
-def read_log(task: KartTask, kind: LogKind, default: object) -> object:
-    """The value the task's last run stored as its ``kind`` run log, or ``default`` when there is none."""
+def read_log(task: KartTask, kind: LogKind, default: object, plain_data: bool = False) -> object:
+    """The value the task's last run stored as its ``kind`` run log, or ``default`` when there is none.
+
+    ``plain_data``: a ``.pkl`` log file is read as plain data only (``kart_core.runlog_reader.load_log_value``:
+    dicts, lists, strings, numbers, dates; with signing on, its signature checked first), never unpickled in
+    full: for tools and adapters that read the logs of runs they did not start (listings, their own records),
+    where a file planted in a shared workspace must not run code. Off (the default), the log loads as gokart's
+    ``load`` of it does, whatever it pickles.
+
+    Raises:
+        pickle.UnpicklingError: ``plain_data`` and the log's pickle names more than plain data.
+        LoadError: the log file cannot be read (damaged, or refused by signing).
+    """
     if transaction.current() is None:
         # Nothing can be staged: a missing log file (every log of a kart_run_record_in_manifest class,
         # whose record is in the manifest) costs one existence check, without making its target.
         path = log_task_path(task, kind)
         if not storage_for(path).exists(path):
             return _recorded_value(task, kind, default)
+        if plain_data and kind.extension == ".pkl":
+            return load_log_value(path)
     target = task.kart_log_target(kind.name, kind.extension)
+    if plain_data and kind.extension == ".pkl" and target.exists():
+        return load_log_value(target.path())
     return target.load() if target.exists() else _recorded_value(task, kind, default)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import time
 from datetime import datetime
 from pathlib import Path
@@ -190,3 +191,39 @@ def test_list_takes_a_finish_time_no_date_holds_as_none(
     committed = datetime.fromtimestamp(output.stat().st_mtime)
     (row,) = _listed(tmp_path, workspace)
     assert row[:5] == [f"{committed:%Y-%m-%d}", f"{committed:%H:%M:%S}", "grow", first, "complete"]
+
+
+def test_list_runs_no_code_planted_in_the_workspace(tmp_path: Path, two_runs: str) -> None:
+    """`kedro kart list` reads the logs of runs it did not start and the runner's records as plain data, as `kart
+    runs` does: pickles planted as a node run's task_log / processing_time log and as last_runs.pkl run nothing
+    (attacker at15 F8), and the listing still shows every run."""
+    marker = tmp_path / "code-ran"
+    planted = pickle.dumps(_RunsCode(marker))
+    logs = Path(two_runs) / "log"
+    unique_ids = [path.stem.rsplit("_", 1)[1] for path in (logs / "manifest").glob("KedroNodeRun_*.json")]
+    assert len(unique_ids) == 5
+    for kind in ("task_log", "processing_time"):
+        (logs / kind).mkdir(exist_ok=True)
+        for unique_id in unique_ids:
+            (logs / kind / f"KedroNodeRun_{unique_id}.pkl").write_bytes(planted)
+    (Path(two_runs) / "kedro" / "demo_pkg" / ".kart" / "last_runs.pkl").write_bytes(planted)
+    for manifest in (logs / "manifest").glob("TaskOnKart_*.json"):
+        manifest.unlink()  # the records' integrity records: without them only the reader stands in the way
+
+    lines = _invoke(tmp_path, "list", "--workspace", two_runs).splitlines()
+    _invoke(tmp_path, "clear", "--keep-latest", "--dry-run", "--workspace", two_runs)
+
+    assert not marker.exists()
+    assert lines[-1] == f"3 cached run(s) in {two_runs}."
+    shown = [line for line in lines if "  took " in line]  # the warnings about the planted records come first
+    assert len(shown) == 3 and all(line.endswith("took unknown") for line in shown), lines
+
+
+class _RunsCode:
+    """A pickle that runs code when unpickled in full: it touches the file it names."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return (open, (str(self.marker), "w"))

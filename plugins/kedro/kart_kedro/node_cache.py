@@ -179,7 +179,9 @@ class KedroNodeRun(kart_core.TaskOnKart[Any]):
         just built (two envs, two requests of a service) failed with RunWriteError (found with attacker at11's F5).
         """
         relative = _layout.with_unique_id(self._states_relative(), self.make_unique_id())
-        return _records_task(str(self.workspace_directory)).make_target(relative, use_unique_id=False)
+        return _records_task(str(self.workspace_directory)).make_target(
+            relative, use_unique_id=False, processor=PlainRecordProcessor()
+        )
 
     def states_path(self) -> str:
         """``states_target().path()``, without making the target: a cached node's check asks whether it exists."""
@@ -236,6 +238,25 @@ class KedroNodeRun(kart_core.TaskOnKart[Any]):
                 f"{self.kart_label()}: output {name!r} of Kedro node {self.node_name!r} cannot be cached "
                 f"({type(exc).__name__}: {exc}). Tag the node 'kart_no_cache' to run it every time."
             ) from exc
+
+
+class PlainRecordProcessor(kart_core.file_processor.PickleFileProcessor):
+    """The pickle format of KartRunner's record files, loaded as plain data only (``kart_core.loads_plain_data``).
+
+    The records are kart's own bookkeeping (dicts, lists, tuples, sets, strings, numbers), read by listings
+    (``kedro kart list``) and by every run: a pickle planted in a shared workspace must not run code there. A
+    record naming anything else fails to load with ``pickle.UnpicklingError``, which the readers count as no
+    record (a rerun, never a stale result). Written as ``PickleFileProcessor`` writes.
+    """
+
+    def load(self, file: Any) -> Any:
+        """The record's value, built from plain data types only.
+
+        Raises:
+            pickle.UnpicklingError: the pickle names a global outside ``kart_core.safe_pickle.PLAIN_GLOBALS``.
+            EOFError, ValueError: truncated or malformed.
+        """
+        return kart_core.loads_plain_data(file.read())
 
 
 def _records_task(workspace: str) -> kart_core.TaskOnKart[Any]:
@@ -299,7 +320,16 @@ class CachedRun:
     @property
     def processing_time(self) -> Any:
         """Seconds the run took, or 'unknown'."""
-        return self.task.get_processing_time()
+        # As plain data (a listing reads logs of runs it did not start): the logs' pickles run no code. The time is
+        # in its own log, else (kart_compact_run_logs) in the task log, as TaskOnKart.get_processing_time reads it.
+        try:
+            found = kart_core.read_run_log(self.task, _layout.PROCESSING_TIME, None, plain_data=True)
+            if found is None:
+                task_log = kart_core.read_run_log(self.task, _layout.TASK_LOG, None, plain_data=True)
+                found = task_log.get(_layout.PROCESSING_TIME.name) if isinstance(task_log, dict) else None
+        except (kart_core.errors.LoadError, TypeError, ValueError, EOFError, pickle.UnpicklingError):
+            found = None
+        return found if isinstance(found, int | float) and not isinstance(found, bool) else "unknown"
 
 
 def cached_runs(workspace: str, project: str | None = None) -> list[CachedRun]:
@@ -327,7 +357,7 @@ def built_time(task: KedroNodeRun, logged: bool) -> datetime:
     run, never again), else the oldest of its output files' times (committed by the run), else its manifest's.
     """
     try:
-        task_log = kart_core.read_run_log(task, _layout.TASK_LOG, None)
+        task_log = kart_core.read_run_log(task, _layout.TASK_LOG, None, plain_data=True)
     except (kart_core.errors.LoadError, TypeError, ValueError, EOFError, pickle.UnpicklingError):
         task_log = None  # unreadable: the times of its files below
     built = kart_core.run_built_at(task_log)

@@ -44,7 +44,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import kart_core
-from kart_kedro.node_cache import KedroNodeRun, safe_name
+from kart_kedro.node_cache import KedroNodeRun, PlainRecordProcessor, safe_name
 from kart_kedro.output_state import FileStamp, OutputState
 
 TASK_LOG = kart_core.workspace.TASK_LOG
@@ -66,7 +66,9 @@ def _stored(target: Any) -> dict[Any, Any]:
     """A record file's mapping, or ``{}`` when it is missing or unreadable (with one warning naming the file)."""
     try:
         return dict(target.load()) if target.exists() else {}
-    except _UNREADABLE as exc:
+    except kart_core.errors.IntegrityError:
+        raise
+    except (*_UNREADABLE, kart_core.errors.LoadError) as exc:  # LoadError: kart's wrapping of the same causes
         logger.warning(
             "kart: the KartRunner record %s cannot be read (%s: %s); it counts as empty and is written anew",
             target.path(),
@@ -120,7 +122,7 @@ class NodeRecords:
         self._new_code_names: dict[str, tuple[str, tuple[str, ...]]] = {}  # saved by save_code_names()
 
     def _target(self, relative: str) -> Any:
-        target = self._base.make_target(relative, use_unique_id=False)
+        target = self._base.make_target(relative, use_unique_id=False, processor=PlainRecordProcessor())
         # Messages (a refused signature, a damaged file) name the runner's record, not the stand-in task.
         target.what = "KartRunner record file"
         target.owner = f"Kedro project {self.project!r}"
@@ -141,11 +143,12 @@ class NodeRecords:
         """
         path = task.states_path()  # most runs have no such file: one existence check, no target made
         if kart_core.workspace.file_exists(path):
-            return {name: OutputState(*values) for name, values in task.states_target().load().items()}
+            stored = _stored(task.states_target())  # unreadable (or planted, naming code): as if none were recorded
+            return {name: OutputState(*values) for name, values in stored.items()} if stored else None
         if run is not None and not kart_core.workspace.file_exists(kart_core.workspace.log_task_path(task, TASK_LOG)):
             return states_from_log(run.get(TASK_LOG.name))  # what read_run_log finds without a task log file
         try:  # the run's task log file, or the run record in its manifest (kart_run_record_in_manifest)
-            return states_from_log(kart_core.read_run_log(task, TASK_LOG, None))
+            return states_from_log(kart_core.read_run_log(task, TASK_LOG, None, plain_data=True))
         except (*_UNREADABLE, kart_core.errors.LoadError):
             return None  # unreadable: as if none were recorded
 
