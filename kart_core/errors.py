@@ -71,6 +71,7 @@ __all__ = [
     "TaskSpecError",
     "AdapterError",
     "ProcessPoolFallbackWarning",
+    "AmbiguousParameterWarning",
     "IgnoredSettingWarning",
     "UnsupportedFeatureError",
     "LockSettingError",
@@ -441,6 +442,11 @@ class AdapterError(KartError, RuntimeError):
 
 class ProcessPoolFallbackWarning(UserWarning):
     """A build asked for worker processes runs on threads: a task class cannot be pickled."""
+
+
+class AmbiguousParameterWarning(UserWarning):
+    """A significant parameter holds a value whose string form (what the unique id covers) does not hold the whole
+    value (a DataFrame, a large array): two different values can share one id, and so one cached output."""
 
 
 class IgnoredSettingWarning(UserWarning):

@@ -33,6 +33,7 @@ from kart_core.loading import check_finished, check_signed, load_output
 from kart_core.manifest import OutputRecord
 from kart_core.outcome import BuildResult
 from kart_core.param_plan import config_frozen
+from kart_core.param_roundtrip import warn_ambiguous_parameters
 from kart_core.progress import Progress
 from kart_core.runner import default_hook_manager, repair_output
 from kart_core.storage import listing_scope
@@ -597,6 +598,8 @@ class _Checker:
         self.walked: set[str] = set()  # keys walked by an earlier round of this build: rerun not re-armed
         self.ran: set[str] = set()  # keys that ran in an earlier round: complete unless their lineage is stale
         self.events = luigi_events.WalkEvents()  # luigi's events of the walk, once per task in the build
+        self.warned = target_config.current().warned  # the build's: each ambiguous parameter is named once
+        self.parameter_names: dict[type, tuple[str, ...]] = {}  # per class, for warn_ambiguous_parameters
 
     def __call__(self, task: LuigiTask) -> bool:
         self.current = task
@@ -613,6 +616,9 @@ class _Checker:
                 return incomplete
             if not self.walked or key not in self.walked:
                 task.kart_reset_rerun()
+                warn_ambiguous_parameters(
+                    task, self.warned, self.parameter_names
+                )  # a DataFrame parameter: one id for many values
             else:
                 task.kart_stale = []
             incomplete = not task.complete()

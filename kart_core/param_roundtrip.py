@@ -15,6 +15,7 @@ import enum
 import math
 import numbers
 import pathlib
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,9 +23,10 @@ from typing import Any
 import luigi
 from luigi.parameter import ParameterVisibility
 
+from kart_core.errors import AmbiguousParameterWarning
 from kart_core.parameter import ListTaskInstanceParameter, TaskInstanceParameter, serialize_value
 
-__all__ = ["LossyParameter", "lossy_parameters"]
+__all__ = ["LossyParameter", "ambiguous_parameters", "lossy_parameters", "warn_ambiguous_parameters"]
 
 # The typed luigi parameter whose parse() gives a value of this type back; subclasses before their bases.
 _TYPED: tuple[tuple[type | tuple[type, ...], str], ...] = (
@@ -173,3 +175,89 @@ def _suggestion(param: luigi.Parameter, value: Any) -> str | None:
 def _luigi_class(name: str) -> type:
     found = getattr(luigi, name.split(" ")[0].split("(")[0].removeprefix("luigi."), None)
     return found if isinstance(found, type) else type(None)
+
+
+# Values whose string form is the whole value: skipped without a look (the check runs for every task a build walks).
+_WHOLE = frozenset({str, int, float, bool, type(None), datetime.date, datetime.datetime, datetime.timedelta})
+_ITEMS_LOOKED_AT = 1000  # items of a list or dict looked at; past that a long list of plain values is taken as plain
+
+
+def ambiguous_parameters(task: Any, names_of: dict[type, tuple[str, ...]] | None = None) -> list[tuple[str, Any, str]]:
+    """The significant parameters of ``task`` whose value's string form may stand for other values too.
+
+    gokart's (and kart's) unique id covers a parameter as its string form; for a plain ``luigi.Parameter`` that
+    is ``str(value)``. pandas and numpy containers (anything with a non-empty ``shape``) print elided and
+    rounded, so two frames that differ in a row share one string; so does any value whose string elides
+    (``...``), and an object printed by its memory address (``<X object at 0x...>``) shares it with whatever
+    object a later process puts there. Two such values share one unique id, so a build may hand back the
+    output cached for the other (attacker at15 F5). Task parameters are skipped (their ids cover their values).
+
+    Args:
+        task: a luigi task.
+        names_of: a cache of each class's significant, public, non-task parameter names (a build's), so that a
+            task costs a dict lookup and a type check per such parameter (luigi's ``get_params()`` once per class).
+
+    Returns:
+        ``(name, value, why)`` for each such parameter, ``why`` saying what the string form loses.
+    """
+    cls = type(task)
+    names = names_of.get(cls) if names_of is not None else None
+    if names is None:
+        names = tuple(
+            name
+            for name, param in cls.get_params()
+            if param.significant
+            and param.visibility != ParameterVisibility.PRIVATE
+            and not isinstance(param, (TaskInstanceParameter, ListTaskInstanceParameter, luigi.TaskParameter))
+        )
+        if names_of is not None:
+            names_of[cls] = names
+    values = vars(task)  # luigi's parameters keep their values in the instance's __dict__
+    found = []
+    for name in names:
+        value = values.get(name)
+        if type(value) in _WHOLE:
+            continue
+        why = _ambiguous(value)
+        if why is not None:
+            found.append((name, value, why))
+    return found
+
+
+def _ambiguous(value: Any, depth: int = 0) -> str | None:
+    """What the string form of ``value`` loses (None: it is the whole value)."""
+    if type(value) in _WHOLE or isinstance(value, luigi.Task) or depth > 8:
+        return None
+    shape = getattr(value, "shape", None)
+    if isinstance(shape, tuple) and shape:
+        return f"a {type(value).__name__} of shape {shape} prints elided and rounded"
+    if isinstance(value, Mapping):
+        items: list[Any] = [item for pair in list(value.items())[:_ITEMS_LOOKED_AT] for item in pair]
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        items = list(value)[:_ITEMS_LOOKED_AT]
+    else:
+        text = str(value)
+        if " at 0x" in text:
+            return f"a {type(value).__name__} prints as its memory address"
+        return f"a {type(value).__name__} prints elided ('...')" if "..." in text else None
+    return next((why for item in items if (why := _ambiguous(item, depth + 1)) is not None), None)
+
+
+def warn_ambiguous_parameters(task: Any, warned: set[str], names_of: dict[type, tuple[str, ...]] | None = None) -> None:
+    """Warn (``AmbiguousParameterWarning``) for each parameter ``ambiguous_parameters`` finds on ``task``, once per
+    task class and parameter while ``warned`` (a build's set, ``target_config.current().warned``) lives."""
+    for name, value, why in ambiguous_parameters(task, names_of):
+        cls = type(task)
+        key = f"ambiguous:{cls.__module__}.{cls.__qualname__}.{name}"
+        if key in warned:
+            continue
+        warned.add(key)
+        warnings.warn(
+            f"{cls.__name__}.{name} holds a {type(value).__module__}.{type(value).__qualname__} whose string form, "
+            f"which the unique id covers, is not the whole value ({why}): two different values get one unique id, "
+            f"so a build may hand back the output cached for another value (gokart does the same). Pass it as a "
+            f"TaskInstanceParameter (a task that makes it), save it to a file the task reads (a path parameter), "
+            f"or use a parameter whose string is the whole value (a list or dict of plain values, a number, a date).",
+            AmbiguousParameterWarning,
+            stacklevel=2,
+        )

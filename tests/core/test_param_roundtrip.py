@@ -8,9 +8,12 @@ import warnings
 
 import luigi
 import numpy as np
+import pandas as pd
 import pytest
 
 import kart_core
+from kart_core.errors import AmbiguousParameterWarning
+from kart_core.param_roundtrip import ambiguous_parameters
 
 
 class Up(kart_core.TaskOnKart[int]):
@@ -95,3 +98,97 @@ def test_a_value_without_a_string_form_names_the_class_parameter_and_fix(values:
     assert isinstance(raised.value, TypeError)
     with pytest.raises(kart_core.errors.ParameterTypeError, match=match):
         _many(**values).make_unique_id()
+
+
+# --- values whose string form stands for other values too: a build warns (attacker at15 F5) ---------------------
+
+
+class ApScore(kart_core.TaskOnKart[int]):
+    """Sums column x of a frame handed in as a plain luigi.Parameter (a notebook habit)."""
+
+    data = luigi.Parameter()
+
+    def run(self) -> None:
+        self.dump(int(self.data.x.sum()))
+
+
+class ApPlain(kart_core.TaskOnKart[str]):
+    """Takes every kind of value whose string form is the whole value."""
+
+    anything = luigi.Parameter()
+    listed = luigi.ListParameter(default=[])
+    mapped = luigi.DictParameter(default={})
+    day = luigi.DateParameter(default=datetime.date(2024, 1, 1))
+    upstream = kart_core.TaskInstanceParameter()
+
+    def run(self) -> None:
+        self.dump(repr(self.anything))
+
+
+class ApLeaf(kart_core.TaskOnKart[str]):
+    def run(self) -> None:
+        self.dump("leaf")
+
+
+def _frames(n: int) -> list[pd.DataFrame]:
+    first = pd.DataFrame({"x": np.arange(1000)})
+    frames = [first]
+    for i in range(1, n):
+        other = first.copy()
+        other.loc[500, "x"] = 10**6 + i  # differs in a row str() does not show
+        frames.append(other)
+    return frames
+
+
+def test_a_dataframe_parameter_is_named_once_per_build(workspace: str) -> None:
+    frames = _frames(3)
+    assert len({ApScore(data=frame, workspace_directory=workspace).make_unique_id() for frame in frames}) == 1
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        kart_core.build([ApScore(data=frame, workspace_directory=workspace) for frame in frames], reset_register=False)
+    named = [w for w in caught if issubclass(w.category, AmbiguousParameterWarning)]
+    assert len(named) == 1, [str(w.message) for w in named]
+    message = str(named[0].message)
+    assert message.startswith("ApScore.data holds a pandas.DataFrame whose string form")
+    assert "shape (1000, 1)" in message and "two different values get one unique id" in message
+    assert "TaskInstanceParameter" in message and "a file the task reads" in message
+    with warnings.catch_warnings(record=True) as again:
+        warnings.simplefilter("always")
+        kart_core.build(ApScore(data=frames[0], workspace_directory=workspace), reset_register=False)
+    assert len([w for w in again if issubclass(w.category, AmbiguousParameterWarning)]) == 1  # a new build says it
+
+
+@pytest.mark.parametrize(
+    "value",
+    [5, "text", 2.5, [1, "a", [2.0]], {"a": 1, "b": [1, 2]}, datetime.date(2024, 5, 1), None, pathlib.Path("a/b")],
+)
+def test_values_whose_string_is_the_whole_value_are_not_named(workspace: str, value: object) -> None:
+    upstream = ApLeaf(workspace_directory=workspace)
+    task = ApPlain(
+        anything=value,
+        listed=[1, 2],
+        mapped={"k": "v"},
+        day=datetime.date(2024, 2, 2),
+        upstream=upstream,
+        workspace_directory=workspace,
+    )
+    assert ambiguous_parameters(task) == []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        kart_core.build(task, reset_register=False)
+    assert not [w for w in caught if issubclass(w.category, AmbiguousParameterWarning)]
+
+
+def test_what_each_ambiguous_value_loses_is_said() -> None:
+    class Opaque:
+        pass
+
+    found = {
+        name: why
+        for name, _, why in ambiguous_parameters(
+            ApPlain(anything=np.arange(5000), listed=[Opaque()], mapped={"f": pd.Series([1.5])}, upstream=ApLeaf())
+        )
+    }
+    assert found["anything"] == "a ndarray of shape (5000,) prints elided and rounded"
+    assert found["listed"] == "a Opaque prints as its memory address"
+    assert found["mapped"].startswith("a Series of shape (1,)")
