@@ -40,6 +40,7 @@ from kart_core.errors import (
     LoadError,
     MissingOutputError,
     NoSpaceError,
+    StaleTaskError,
     UnsupportedObjectError,
     WorkspaceNotFoundError,
 )
@@ -850,7 +851,7 @@ class SingleFileTarget(TargetOnKart):
         try:
             with self._reading() as raw, open_for_processor(self.processor, raw, "r") as file:
                 return self.processor.load(file)
-        except LoadError:
+        except (LoadError, StaleTaskError):  # StaleTaskError: a processor that checks what it hands out (RawFile's)
             raise
         except Exception as exc:
             if isinstance(exc, FileNotFoundError):

@@ -386,6 +386,31 @@ def test_a_raw_file_on_object_storage_is_read_at_most_once_per_content(
     assert RawFile(path=url).checksum == hashlib.md5(_csv([1, 3])).hexdigest()
 
 
+def test_a_cached_raw_file_on_object_storage_refuses_its_url_once_the_object_changed(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A RawFile cached by an earlier run hands its URL to readers only while the object is the content it was made
+    for (attacker at15 F6: a reader of a graph made before an upload cached the new content under the old ids)."""
+    import fsspec.config
+    from kart_kedro import RawFile
+
+    from kart_core import build
+    from kart_core.errors import StaleTaskError
+
+    if store.credentials:
+        monkeypatch.setitem(fsspec.config.conf, "s3", store.credentials)
+    store.put("raw.csv", _csv([1, 2]))
+    url = f"{store.url}/raw.csv"
+    task = RawFile(path=url, workspace_directory=str(tmp_path / "ws"))
+    build(task, return_value=False)
+    assert task.output().load() == url
+    store.put("raw.csv", _csv([1, 3]))  # the same size, by another client
+    with pytest.raises(StaleTaskError, match=r"raw.csv' changed since this task was built"):
+        task.output().load()
+    store.put("raw.csv", _csv([1, 2]))
+    assert task.output().load() == url
+
+
 def test_checking_an_unchanged_s3_output_takes_one_request(s3_bucket: str, requests_seen: Requests) -> None:
     store = _s3_store(s3_bucket)
     single = CSVDataset(filepath=f"{store.url}/combined.csv", credentials=store.credentials)

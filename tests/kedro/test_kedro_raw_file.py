@@ -11,6 +11,7 @@ import pytest
 from kart_kedro import RawFile
 
 import kart_core
+from kart_core.errors import StaleTaskError
 
 
 class SumOfFile(kart_core.TaskOnKart[int]):
@@ -114,3 +115,47 @@ def test_a_missing_file_started_in_src_says_to_start_in_the_project_root(
     monkeypatch.chdir(project)  # in the root: the file is simply missing
     with pytest.raises(FileNotFoundError, match=r"starts in\.$"):
         RawFile(path="data/nope.csv")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_file_edited_after_the_graph_was_made_fails_its_reader_when_raw_file_is_cached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    """RawFile cached by an earlier run never runs, so its run()'s check cannot see a file edited between making
+    the graph and running it; the load of its output checks instead. Before (attacker at15 F6) the reader cached
+    the new content's sum under the old content's ids, and a fresh graph for the old content was served it."""
+    monkeypatch.chdir(tmp_path)
+    raw = tmp_path / "nums.txt"
+    raw.write_bytes(b"1 2 3\n")
+    workspace = str(tmp_path / "resources")
+    kart_core.build(RawFile(path="nums.txt", workspace_directory=workspace), return_value=False)
+    made_for_old = SumOfFile(source=RawFile(path="nums.txt"), workspace_directory=workspace)
+    raw.write_bytes(b"100 200 300\n")  # lands while the graph made for "1 2 3" is about to run
+
+    with pytest.raises(kart_core.GokartBuildError) as failed:
+        kart_core.build(made_for_old, workers=workers)
+    raised = [error for errors in failed.value.raised_exceptions.values() for error in errors]
+    stale = [error for error in raised if isinstance(error, StaleTaskError)]
+    assert len(stale) == 1 and "'nums.txt' changed since this task was built" in str(stale[0]), failed.value
+    assert not made_for_old.complete()
+
+    raw.write_bytes(b"1 2 3\n")
+    assert kart_core.build(SumOfFile(source=RawFile(path="nums.txt"), workspace_directory=workspace)) == 6
+    raw.write_bytes(b"100 200 300\n")
+    assert kart_core.build(SumOfFile(source=RawFile(path="nums.txt"), workspace_directory=workspace)) == 600
+
+
+def test_loading_a_cached_raw_file_hands_out_its_path_only_while_the_content_is_the_same(tmp_path: Path) -> None:
+    raw = tmp_path / "nums.txt"
+    raw.write_bytes(b"1\n")
+    task = RawFile(path=str(raw), workspace_directory=str(tmp_path / "resources"))
+    kart_core.build(task, return_value=False)
+    assert task.output().load() == str(raw)
+    raw.write_bytes(b"2\n")
+    with pytest.raises(
+        StaleTaskError, match=r"changed since this task was built \(md5 b026324c6904b2a9cb4b88d6d61c81d1 then"
+    ):
+        task.output().load()
+    raw.unlink()
+    with pytest.raises(StaleTaskError, match=r"nums.txt' is gone since this task was built .*RawFile: no file"):
+        task.output().load()

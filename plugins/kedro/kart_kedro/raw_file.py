@@ -61,15 +61,72 @@ class RawFile(kart_core.TaskOnKart[str]):
         resolved["checksum"] = file_checksum(str(resolved["path"]))
         return [(name, resolved[name]) for name, _ in values]
 
+    def output(self) -> Any:
+        """The default pickle (``{workspace}/{module path}/RawFile_{unique_id}.pkl``, the file's path), loaded
+        through ``CheckedPathProcessor``: whoever loads it gets the path only while the file has this task's
+        content."""
+        return self.make_target(processor=CheckedPathProcessor(str(self.path), str(self.checksum), self.kart_label()))
+
     def run(self) -> None:
-        """Check that the file still has the content this task was built for; output its path."""
-        current = file_checksum(self.path)
-        if current != self.checksum:
-            raise kart_core.errors.StaleTaskError(
-                f"{self.kart_label()}: {self.path!r} changed since this task was built (md5 {self.checksum} "
-                f"then, {current} now). Build the graph again so that the tasks reading it get new ids."
-            )
+        """Check that the file still has the content this task was built for; output its path.
+
+        Raises:
+            StaleTaskError: the file's md5 is not ``checksum`` any more.
+        """
+        check_unchanged(str(self.path), str(self.checksum), self.kart_label())
         self.dump(str(self.path))
+
+
+class CheckedPathProcessor(kart_core.file_processor.PickleFileProcessor):
+    """RawFile's output format: the pickled path, handed out on load only while the file's md5 is the checksum.
+
+    RawFile's own ``run()`` checks the file too, but a RawFile cached by an earlier run never runs: a file
+    edited after the graph was made (a daily upload landing during a long build, an Airflow DAG parsed minutes
+    before its tasks run) would be read by the downstream under the old content's id, caching the new content's
+    result where the old content's belongs. Checked where the file is handed over instead, the downstream fails
+    with ``StaleTaskError`` (one stat per load while the file is unchanged: ``file_checksum``'s memo). A write
+    between this check and the downstream's own read of the file is not seen.
+    """
+
+    def __init__(self, path: str, checksum: str, label: str) -> None:
+        """Args:
+        path: the file RawFile stands for.
+        checksum: its md5 hex when the task was built (RawFile's parameter).
+        label: the task as messages name it (``kart_label()``).
+        """
+        self.path = path
+        self.checksum = checksum
+        self.label = label
+
+    def load(self, file: Any) -> Any:
+        """The file's path, as RawFile's run dumped it.
+
+        Raises:
+            StaleTaskError: the file's md5 is not the checksum the task was built with, or the file is gone.
+        """
+        value = super().load(file)
+        check_unchanged(self.path, self.checksum, self.label)
+        return value
+
+
+def check_unchanged(path: str, checksum: str, label: str) -> None:
+    """Raise StaleTaskError unless the md5 of ``path`` is ``checksum`` (``label`` names the RawFile task).
+
+    Raises:
+        StaleTaskError: the content changed since the task was built, or the file is gone.
+    """
+    try:
+        current = file_checksum(path)
+    except FileNotFoundError as missing:
+        raise kart_core.errors.StaleTaskError(
+            f"{label}: {path!r} is gone since this task was built (md5 {checksum} then; {missing}). Put the file "
+            "back, or build the graph again."
+        ) from missing
+    if current != checksum:
+        raise kart_core.errors.StaleTaskError(
+            f"{label}: {path!r} changed since this task was built (md5 {checksum} then, {current} now). Build the "
+            "graph again so that the tasks reading it get new ids."
+        )
 
 
 def file_checksum(path: str) -> str:
