@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from kart_core.loading import load_output
     from kart_core.output_digests import (
         CompleteOutputs,
+        SiblingOutputs,
         committed_digests,
         output_digests,
         output_digests_if_complete,
@@ -124,6 +125,7 @@ _EXPORTS = {
     "output_digests_if_complete": "kart_core.output_digests",
     "outputs_if_complete": "kart_core.output_digests",
     "CompleteOutputs": "kart_core.output_digests",
+    "SiblingOutputs": "kart_core.output_digests",
     "params_text": "kart_core.display",
     "place_graph": "kart_core.places",
     "read_run_log": "kart_core.runlog:read_log",

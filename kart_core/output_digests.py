@@ -32,6 +32,7 @@ from kart_core.task_memo import memo_of
 
 __all__ = [
     "CompleteOutputs",
+    "SiblingOutputs",
     "committed_digests",
     "output_digests",
     "output_digests_if_complete",
@@ -137,14 +138,36 @@ def _if_complete(task: Any, run: bool) -> CompleteOutputs | None:
         if not task.complete():
             return None
     if target_config.current().signer is None:
-        outputs = leaves(task.kart_outputs())
-        records = _records_in_one_manifest(outputs)
-        if records is not None:
-            manifest = scope.manifests.get(records[0].manifest)
-            named = _named(outputs, records, manifest)
-            if named is not None and manifest is not None:
-                return CompleteOutputs(named, manifest.run)
+        found = complete_from_scope(leaves(task.kart_outputs()), scope)
+        if found is not None:
+            return found
     return CompleteOutputs(output_digests(task), None)
+
+
+class SiblingOutputs(NamedTuple):
+    """What ``TaskOnKart.kart_sibling_outputs_if_complete`` could tell of a sibling task without making it.
+
+    Attributes:
+        decided: False when only the sibling task itself can tell (ask ``outputs_if_complete(sibling)``).
+        found: when decided, what ``outputs_if_complete(sibling)`` returns: None (not complete) or its outputs.
+    """
+
+    decided: bool
+    found: CompleteOutputs | None
+
+
+def complete_from_scope(outputs: list[Any], scope: lineage.Lineage) -> CompleteOutputs | None:
+    """The digests and run record of complete ``outputs`` (flattened, in order) from the one manifest that a
+    ``complete()`` check just read in ``scope`` (``lineage.walk_scope``) when it names every output and is settled;
+    None otherwise (read them with ``output_digests``). With signing off only: that read is unverified."""
+    records = _records_in_one_manifest(outputs)
+    if records is None:
+        return None
+    manifest = scope.manifests.get(records[0].manifest)
+    named = _named(outputs, records, manifest)
+    if named is None or manifest is None:
+        return None
+    return CompleteOutputs(named, manifest.run)
 
 
 def committed_digests(task: Any) -> dict[str, str] | None:

@@ -11,7 +11,7 @@ import datetime
 import functools
 import logging
 import random
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from typing import Any, ClassVar, Generic, TypeVar, cast, overload
 
 import luigi
@@ -37,6 +37,7 @@ from kart_core.contract import KartTarget, LuigiTask
 from kart_core.errors import EmptyDumpError, ParameterTypeError, RequiresError, TaskDefinitionError
 from kart_core.file_processor import FileProcessor, make_file_processor
 from kart_core.hashing import short_id
+from kart_core.output_digests import SiblingOutputs, complete_from_scope
 from kart_core.pandas_type_config import PandasTypeConfigMap
 from kart_core.param_plan import config_frozen, last_resolution
 from kart_core.parameter import ExplicitBoolParameter, ListTaskInstanceParameter, TaskInstanceParameter
@@ -389,6 +390,70 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T], metaclass=KartRegister)
         if not all(task.complete() for task in self.kart_requires()) or not all(i.exists() for i in inputs):
             return False
         return not self.modification_time_check or _inputs_older_than_outputs(self, inputs, outputs)
+
+    def kart_sibling_outputs_if_complete(
+        self, unique_id: str, relative_paths: Sequence[str], processor: FileProcessor[Any], run: bool = True
+    ) -> SiblingOutputs:
+        """``outputs_if_complete(sibling)`` for a sibling of this task, without making it, when that can be told so.
+
+        The sibling: a task of this class with this task's parameters but for significant ones (so its settings:
+        workspace, run logs, redis, rerun and checks are this task's), whose unique id is ``unique_id``, that
+        requires nothing, and whose ``output()`` is ``[self.make_target(path, processor=processor) for path in
+        relative_paths]`` made as the sibling (``task_targets.sibling_target``). For an adapter that keys many
+        tasks of one class by strings (kart_kedro's node runs): checking a cached one costs neither luigi's
+        construction of it nor its targets'.
+
+        The check is ``complete()``'s, step by step: each output exists (committed: the view of a check outside any
+        run), no commit of its manifest is half done and no output is being written by path, and the manifest's
+        recorded inputs were not replaced since (``kart_core.lineage``); then the digests and run record come from
+        that one read of the manifest, as ``outputs_if_complete`` takes them (``run``: with its run record;
+        False: ``output_digests_if_complete``'s lighter parse, and ``CompleteOutputs.run`` is None).
+
+        Returns:
+            ``SiblingOutputs(True, None)`` when the sibling is not complete (an output is missing, a commit is
+            unsettled or a by-path write unfinished: ``complete()`` would say False and change nothing);
+            ``SiblingOutputs(True, outputs)`` when it is complete. ``SiblingOutputs(False, None)`` (ask the
+            sibling itself) when this task reruns, checks its inputs (``strict_check``,
+            ``modification_time_check``), requires something, writes no integrity records or caches no ids,
+            signing is on (the manifest must be verified), the caller is inside a run, or the sibling is stale
+            (its own ``complete()`` warns and arms its rerun) or its digests are not all in one settled manifest.
+
+        Raises:
+            As ``complete()`` (a storage error).
+        """
+        undecided = SiblingOutputs(False, None)
+        if (
+            self.rerun
+            or self.strict_check
+            or self.modification_time_check
+            or not self.cache_unique_id
+            or not self.should_dump_supplementary_log_files
+            or not transaction.unset()  # inside a run: the sibling's own check may see that run's staged outputs
+            or target_config.current().signer is not None
+            or self.kart_requires()
+        ):
+            return undecided
+        placed = []
+        for path in relative_paths:
+            file_path = task_targets.workspace_file(self, path)
+            full = workspace.with_unique_id(file_path, unique_id)
+            # A target's exists() outside any run (no task memo: it joins none) asks its storage just this; asked
+            # before any target is made, as a first run's check of every node finds none.
+            if not storage_for(full).exists(full):
+                return SiblingOutputs(True, None)
+            placed.append((path, file_path))
+        outputs = [
+            task_targets.sibling_target(self, unique_id, path, processor, file_path) for path, file_path in placed
+        ]
+        with transaction.detached():
+            if not _commits_settled(outputs):
+                return SiblingOutputs(True, None)
+            with lineage.walk_scope() as scope:
+                scope.read_runs = run
+                if lineage.stale_outputs(outputs, list):
+                    return undecided
+        found = complete_from_scope(outputs, scope)
+        return undecided if found is None else SiblingOutputs(True, found)
 
     def clone(self, cls: type[TaskOnKart[Any]] | None = None, **kwargs: Any) -> Any:
         """A task of ``cls`` (default: this class) with this task's parameters, overridden by ``kwargs``."""

@@ -186,6 +186,25 @@ class TaskParameters(_Base):
         return instance
 
     @classmethod
+    def kart_by_values_if_made(cls, **kwargs: Any) -> Any:
+        """The object ``kart_by_values(**kwargs)`` would hand back when one was made already for these values as given
+        (in this order), under the current parameter plan; None when none was (nothing is made or resolved).
+
+        For a caller with a cheaper path than making the task (kart_kedro's check of a cached node by its key's id)
+        that would rather use a task it has: its memoized outputs and unique id cost nothing more.
+        """
+        cache = cls._Register__instance_cache  # type: ignore[attr-defined]
+        if cache is None:
+            return None
+        table = cache.get((_BY_VALUES, cls))
+        if table is None or table[0] is not _parameter_plan(cls):
+            return None
+        try:
+            return table[1].get(tuple(kwargs.items()))
+        except TypeError:  # an unhashable value: kart_by_values would ask luigi
+            return None
+
+    @classmethod
     def get_param_values(cls, params: Any, args: Any, kwargs: Any) -> list[tuple[str, Any]]:
         """Resolve parameter values as luigi does (args, kwargs, config, defaults), from a cached plan.
 

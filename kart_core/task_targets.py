@@ -18,6 +18,7 @@ from kart_core.contract import KartTask
 from kart_core.dotted import MAIN_MODULE, module_name
 from kart_core.errors import WorkspacePathError
 from kart_core.file_processor import DataFrameType, FileProcessor, make_file_processor
+from kart_core.hashing import short_id
 from kart_core.manifest import OutputRecord
 from kart_core.target import LargeDataFrameProcessor, TargetOnKart
 from kart_core.target import make_model_target as _model_target
@@ -32,6 +33,8 @@ __all__ = [
     "make_large_data_frame_target",
     "make_model_target",
     "make_target",
+    "sibling_target",
+    "workspace_file",
 ]
 
 
@@ -83,6 +86,35 @@ def make_target(
     if record:  # an output (not a run log): a dump or path request from a thread of its run joins that run
         target.task_memo = memo_of(task)
     return target
+
+
+def sibling_target(
+    task: TargetOwner,
+    unique_id: str,
+    relative_file_path: str,
+    processor: FileProcessor[Any],
+    file_path: str | None = None,
+) -> TargetOnKart:
+    """``make_target(sibling, relative_file_path, processor=processor)`` of the sibling of ``task`` whose unique id is
+    ``unique_id``, without making the sibling: a task of ``type(task)`` with ``task``'s settings (workspace, run logs,
+    redis) that differs from it in significant parameters only. The same path, integrity record and owner label;
+    no task memo, so the target joins no run (a completeness check's view, which reads committed outputs only).
+    ``file_path``: ``workspace_file(task, relative_file_path)`` when the caller has it.
+
+    Raises:
+        WorkspacePathError: the path is absolute or leaves the workspace with ``..``.
+    """
+    label = f"{type(task).__name__}[{short_id(unique_id)}]"
+    found = _record(task, relative_file_path, unique_id, label, unique_id)
+    return _target(
+        file_path if file_path is not None else workspace_file(task, relative_file_path),
+        unique_id=unique_id,
+        processor=processor,
+        store_index_in_feather=task.store_index_in_feather,
+        owner=label,
+        record=found,
+        name=_signing_name(relative_file_path, unique_id) if found is None else None,
+    )
 
 
 def make_large_data_frame_target(
@@ -161,15 +193,20 @@ def _signing_name(relative: str, unique_id: str | None) -> str:
     return workspace.relative_key(workspace.with_unique_id(relative, unique_id))
 
 
-def _record(task: KartTask, relative: str, unique_id: str | None, label: str) -> OutputRecord | None:
-    """Where the integrity record of the output at ``relative`` lives: the task's manifest.
+def _record(
+    task: KartTask, relative: str, unique_id: str | None, label: str, task_id: str | None = None
+) -> OutputRecord | None:
+    """Where the integrity record of the output at ``relative`` lives: the task's manifest (``task_id``: the
+    unique id of the task it belongs to, ``task``'s by default; ``sibling_target``'s sibling's otherwise).
 
     None when the task writes nothing under ``log/`` (``should_dump_supplementary_log_files=False``):
     its outputs then load unchecked, as gokart's do.
     """
     if not task.should_dump_supplementary_log_files:
         return None
-    class_name, task_id = type(task).__name__, task.make_unique_id()
+    class_name = type(task).__name__
+    if task_id is None:
+        task_id = task.make_unique_id()
     return OutputRecord(
         workspace=str(task.workspace_directory),  # the manifest is log_task_path(task, MANIFEST)
         manifest_name=workspace.log_relative_path(workspace.MANIFEST, class_name, task_id),
@@ -229,8 +266,16 @@ def _redis_settings(host: str | None, port: int | None, timeout: int) -> tuple[s
     return (host, port, timeout)
 
 
-def _in_workspace(task: KartTask, relative: str) -> str:
+def workspace_file(task: KartTask, relative: str) -> str:
+    """Where ``task``'s output at ``relative`` lives, before ``_{unique_id}`` is added (``workspace.workspace_path``).
+
+    Raises:
+        WorkspacePathError: the path is absolute or leaves the workspace with ``..``.
+    """
     return workspace.workspace_path(str(task.workspace_directory), relative, owner=type(task).__name__)
+
+
+_in_workspace = workspace_file
 
 
 def get_dataframe_type_from_task(task: Any) -> DataFrameType:
