@@ -32,7 +32,7 @@ _encode_string = json.encoder.encode_basestring_ascii  # json.dumps's encoder of
 
 _layout = kart_core.workspace  # the cache layout: log kinds, log paths, listing
 
-__all__ = ["CachedRun", "KedroNodeRun", "cached_runs", "clear_run", "executing"]
+__all__ = ["CachedRun", "KedroNodeRun", "NodeKey", "cached_runs", "clear_run", "executing", "pickle_processor"]
 
 _UNSAFE = re.compile(r"[^0-9A-Za-z_.-]+")
 _NO_OUTPUT = "__node_done__"
@@ -135,13 +135,24 @@ class KedroNodeRun(kart_core.TaskOnKart[Any]):
         Raises:
             As ``KedroNodeRun(**fields)``.
         """
+        return cls._keyed(fields, None)
+
+    @classmethod
+    def _keyed(cls, fields: dict[str, Any], known: NodeKey | None) -> KedroNodeRun:
+        """``keyed(**fields)``; ``known``: the NodeKey of ``fields``, whose strings and id are then not computed again."""
         task = cls.kart_by_values(**fields)  # luigi's instance for these values, found by them (tuples, not lists)
         if task.task_unique_id is not None or not task.cache_unique_id or task.serialized_task_definition_check:
             return task
-        strings = _significant_strings(task)
+        strings: dict[str, str] | None
+        unique_id: str | None
+        if known is not None and known.strings is not None and known.unique_id is not None:
+            strings, unique_id = dict(known.strings), known.unique_id
+        else:
+            strings = _significant_strings(task)
+            unique_id = None if strings is None else kart_core.unique_id_from_parts([], strings, cls.__name__)
         if strings is not None:
             task.__dict__["_kart_significant_str_params"] = strings
-            task.task_unique_id = kart_core.unique_id_from_parts([], strings, cls.__name__)
+            task.task_unique_id = unique_id
         return task
 
     def to_str_params(self, only_significant: bool = False, only_public: bool = False) -> dict[str, str]:
@@ -199,12 +210,10 @@ class KedroNodeRun(kart_core.TaskOnKart[Any]):
         slowest file-system call of the run on ext4 (docs/benchmarks.md, session 7). Runs cached there
         run once more and are then cached here.
         """
-        folder, node = self.cache_folder(), _file_part(self.node_name)
         names = self.output_names()
-        processor = _pickle_processor()  # every output is a .pkl: the registry is asked once per process
-        return {
-            name: self.make_target(f"{folder}/{node}__{_file_part(name)}.pkl", processor=processor) for name in names
-        }
+        paths = _output_paths(self.project, self.node_name, names)
+        processor = pickle_processor()  # every output is a .pkl: the registry is asked once per process
+        return {name: self.make_target(path, processor=processor) for name, path in zip(names, paths, strict=True)}
 
     def output_names(self) -> tuple[str, ...]:
         """The keys of ``output()``, in its order: the output dataset names, or one placeholder for a node without outputs."""
@@ -259,6 +268,99 @@ class PlainRecordProcessor(kart_core.file_processor.PickleFileProcessor):
         return kart_core.loads_plain_data(file.read())
 
 
+def _output_paths(project: str, node_name: str, names: tuple[str, ...]) -> list[str]:
+    """The workspace-relative paths of a node run's outputs ``names`` (``KedroNodeRun.output``), in order."""
+    folder, node = f"kedro/{safe_name(project or '_')}", _file_part(node_name)
+    return [f"{folder}/{node}__{_file_part(name)}.pkl" for name in names]
+
+
+class NodeKey:
+    """A KedroNodeRun named by the fields it would be made with (``KedroNodeRun.keyed``), its unique id computed from
+    their strings: what a cached node's check needs (``PipelineRun.check``), without luigi's construction of the
+    node run or its targets. The node run itself is made on first use of ``task`` (a node that runs, an output
+    loaded, a record read), or found when this process made it before (``KedroNodeRun.kart_by_values_if_made``).
+
+    Attributes:
+        fields: ``KedroNodeRun.keyed``'s keyword arguments (the string lists as tuples).
+    """
+
+    __slots__ = ("_strings", "_task", "_unique_id", "fields")
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        """Name the node run of ``fields``; the one this process made for them already, if any, is taken."""
+        self.fields = fields
+        self._task: KedroNodeRun | None = KedroNodeRun.kart_by_values_if_made(**fields)
+        self._strings: dict[str, str] | None = None
+        self._unique_id: str | None = None
+
+    @property
+    def task(self) -> KedroNodeRun:
+        """The node run (``KedroNodeRun.keyed(**fields)``), made once; its id and strings are the ones computed here."""
+        task = self._task
+        if task is None:
+            task = self._task = KedroNodeRun._keyed(self.fields, self)
+        return task
+
+    @property
+    def made(self) -> bool:
+        """Whether the node run exists already (made by ``task``, or found when this key was made)."""
+        return self._task is not None
+
+    @property
+    def strings(self) -> dict[str, str] | None:
+        """The node run's significant strings (``to_str_params(only_significant=True)``), computed from ``fields``;
+        None when a value is not of the plain form (``task`` tells them then)."""
+        if self._strings is None:
+            self._strings = _field_strings(self.fields)
+        return self._strings
+
+    @property
+    def unique_id(self) -> str | None:
+        """The node run's unique id, computed from ``strings`` (gokart's recipe); None when they are None."""
+        if self._unique_id is None:
+            strings = self.strings
+            if strings is not None:
+                self._unique_id = kart_core.unique_id_from_parts([], strings, KedroNodeRun.__name__)
+        return self._unique_id
+
+    def make_unique_id(self) -> str:
+        """The node run's unique id (``task.make_unique_id()``)."""
+        if self._task is not None:
+            return self._task.make_unique_id()
+        unique_id = self.unique_id
+        return unique_id if unique_id is not None else self.task.make_unique_id()
+
+    def kart_label(self) -> str:
+        """``task.kart_label()``: ``KedroNodeRun[{first 8 of the unique id}]``."""
+        return f"{KedroNodeRun.__name__}[{kart_core.short_id(self.make_unique_id())}]"
+
+    def output_names(self) -> tuple[str, ...]:
+        """``task.output_names()``."""
+        return tuple(self.fields.get("outputs", ())) or (_NO_OUTPUT,)
+
+    def output_paths(self) -> list[str]:
+        """The workspace-relative paths of ``task.output()``'s targets, in its order."""
+        return _output_paths(self.fields.get("project", ""), self.fields["node_name"], self.output_names())
+
+
+def _field_strings(fields: Mapping[str, Any]) -> dict[str, str] | None:
+    """``KedroNodeRun.keyed(**fields).to_str_params(only_significant=True)``, from ``fields`` alone: the significant
+    parameters in luigi's order, each given in its plain form; None otherwise (one not given takes its value from
+    the config or its default: only the node run can tell it)."""
+    strings = {}
+    for name, parameter in _significant_parameters(KedroNodeRun):
+        if name not in fields:
+            return None
+        value = fields[name]
+        if type(parameter) is _Strings and type(value) is tuple and all(type(item) is str for item in value):
+            strings[name] = _json_strings(value)
+        elif type(parameter) is luigi.Parameter and type(value) is str:
+            strings[name] = value
+        else:
+            return None
+    return strings
+
+
 def _records_task(workspace: str) -> kart_core.TaskOnKart[Any]:
     """A stand-in task of ``workspace`` that makes the targets of record files (its runs are never opened)."""
     return kart_core.TaskOnKart(workspace_directory=workspace)
@@ -296,7 +398,7 @@ def _significant_parameters(cls: type[KedroNodeRun]) -> list[tuple[str, luigi.Pa
 
 
 @functools.cache
-def _pickle_processor() -> Any:
+def pickle_processor() -> Any:
     """The file processor of ``.pkl`` (kart's registry, plugins included), asked once per process."""
     return kart_core.file_processor.make_file_processor("output.pkl")
 

@@ -45,7 +45,7 @@ from kart_kedro._config import project_root as find_project_root
 from kart_kedro.dataset import TaskOnKartDataset
 from kart_kedro.dataset_code import project_dataset_code, raw_record_code
 from kart_kedro.input_digest import data_digest
-from kart_kedro.node_cache import KedroNodeRun
+from kart_kedro.node_cache import KedroNodeRun, NodeKey, pickle_processor
 from kart_kedro.node_records import NodeRecords, RunParts
 from kart_kedro.node_work import NodeResult, NodeWork
 from kart_kedro.output_state import (
@@ -200,7 +200,10 @@ class PipelineRun:
         self.records = NodeRecords(workspace_directory, project)
         self.producer = {name: node for node in pipeline.nodes for name in node.outputs}
         self.producer_name = {name: node.name for name, node in self.producer.items()}  # Node.name: computed per read
-        self.tasks: dict[str, KedroNodeRun] = {}
+        self.tasks: dict[str, NodeKey] = {}  # the node runs of the cached nodes decided so far
+        # A node run of this run whose settings every other shares (``NodeKey``s differ in significant strings only):
+        # what checks a cached node by its key's id (``check``), set by the first node run made.
+        self.template: KedroNodeRun | None = None
         self.digests: dict[str, str] = {}
         # The stamp each raw input's digest was taken under (file_stamp): a node that ran is stamped again
         # after it ran, and its result is not cached when one changed meanwhile (NodeWork.watched).
@@ -214,7 +217,7 @@ class PipelineRun:
         self.created: set[str] = set()  # datasets known to exist in the catalog
         self.declared = declared
         self.runtime_datasets = RuntimeDatasets(catalog)  # each runtime-pattern type resolved once per run
-        self.pending: dict[str, tuple[str, Any]] = {}  # cached outputs loaded only if needed: (node, target)
+        self.pending: dict[str, tuple[str, NodeKey]] = {}  # cached outputs loaded only if needed: (node, its key)
         self.configs: dict[str, str] = {}  # catalog definitions of persistent upstream inputs, once per run
         # What each persistent output holds (its state's md5) once its producer was served or ran: what its
         # readers are keyed by besides what the producer returned (stored_content).
@@ -270,38 +273,61 @@ class PipelineRun:
             self.restore_inputs(node)
             return self.work(node, None)
         try:
-            task = self.task_for(node)
+            key = self.task_for(node)
         except _Uncacheable as uncacheable:  # keyed by a pickle that misses the data, it would serve stale results
             logger.warning("%s", uncacheable, extra=PLAIN)
             self.restore_inputs(node)
             return self.work(node, None)
-        self.tasks[node_name] = task
+        self.tasks[node_name] = key
         stale = None
-        run: dict[str, Any] | None = None
-        if any(self._persistent(name) for name in node.outputs):  # their states are in the run record
-            found = kart_core.outputs_if_complete(task)  # one manifest read for the three
-            digests, run = (None, None) if found is None else found
-        else:
-            digests = kart_core.output_digests_if_complete(task)  # one manifest read for both
-        if digests is not None:
+        # Their states are in the run record: read with the digests, from one read of the manifest.
+        found = self.check(key, run=any(self._persistent(name) for name in node.outputs))
+        if found is not None:
+            digests = found.digests
             stale = self.rebuilt_input(node)
             if stale is not None:
                 self.committed[node_name] = digests
             else:
-                stale = self.serve_if_fresh(node, task, run)
+                stale = self.serve_if_fresh(node, key, found.run)
                 if stale is None:
                     # Served: what its readers are keyed by (upstream_content), from the read that found it complete.
                     # Set only now: a node that runs again is named from its new commit.
-                    self.contents[node_name] = _by_name(task, digests)
+                    self.contents[node_name] = _by_name(key, digests)
                     return None
-            _clear_outputs(task)
+            _clear_outputs(key.task)
         changes = self.changes
         self.restore_inputs(node)
         if self.changes != changes:  # an input was rebuilt with other content (a damaged cache): so is the key
             return self.prepare(node)
         self.reasons[node_name] = stale or rerun_reason(self.records.last_run(node_name), self.parts[node_name])
         self.prepared_at[node_name] = self.changes
-        return self.work(node, task, checked=self.inline)
+        return self.work(node, key.task, checked=self.inline)
+
+    def check(self, key: NodeKey, run: bool) -> kart_core.CompleteOutputs | None:
+        """``outputs_if_complete(key.task)`` (``run``: with its run record; else ``output_digests_if_complete``'s
+        digests): None when the node run is not complete.
+
+        Asked of ``template`` by the key's id when it can tell (``kart_sibling_outputs_if_complete``: the check
+        ``complete()`` makes, on the paths and manifest the id names), so a cached node's check makes neither the node
+        run nor its targets (luigi's construction and the targets were a third of a fully cached run in a new
+        process: docs/benchmarks.md, session 16); otherwise of the node run, as for one this process made already
+        (its targets and id are memoized: cheaper than the check by id).
+        """
+        template = self.template
+        unique_id = None if template is None or key.made else key.unique_id
+        if template is not None and unique_id is not None:
+            sibling = template.kart_sibling_outputs_if_complete(
+                unique_id, key.output_paths(), pickle_processor(), run=run
+            )
+            if sibling.decided:
+                return sibling.found
+        task = key.task
+        if template is None and task.cache_unique_id and not task.serialized_task_definition_check:
+            self.template = task
+        if run:
+            return kart_core.outputs_if_complete(task)  # one manifest read for the three
+        digests = kart_core.output_digests_if_complete(task)  # one manifest read for both
+        return None if digests is None else kart_core.CompleteOutputs(digests, None)
 
     def rebuilt_input(self, node: Any) -> str | None:
         """Why ``node``'s cache is stale though its key is unchanged: an input rebuilt in this run with other
@@ -336,8 +362,9 @@ class PipelineRun:
             expected,
         )
 
-    def task_for(self, node: Any) -> KedroNodeRun:
-        """The KedroNodeRun naming this node's code, parameters and inputs (its key parts kept in self.parts).
+    def task_for(self, node: Any) -> NodeKey:
+        """The key of the KedroNodeRun naming this node's code, parameters and inputs (its key parts kept in
+        self.parts); the node run is made when it is first needed (``NodeKey.task``).
 
         Raises:
             _Uncacheable: the node's code reaches, or an input holds, a value kart cannot digest, an
@@ -390,15 +417,15 @@ class PipelineRun:
         }
         if self.workspace_directory is not None:
             fields["workspace_directory"] = self.workspace_directory
-        task = KedroNodeRun.keyed(**fields)
+        key = NodeKey(fields)
         code_parts = self.code_parts.get(id(code))
         if code_parts is None:
             packages = dict(package.split("==", 1) for package in code.packages if "==" in package)
             code_parts = self.code_parts[id(code)] = {**code.items, **packages, **_bound_state(node.func, code)}
         if held or around:
             code_parts = {**code_parts, **around, **held}
-        self.parts[node_name] = RunParts(task.make_unique_id(), code_parts, parameters, inputs, upstream)
-        return task
+        self.parts[node_name] = RunParts(key.make_unique_id(), code_parts, parameters, inputs, upstream)
+        return key
 
     def datasets_code(self, inputs: list[str], outputs: list[str]) -> dict[str, str]:
         """``{"module.Class (dataset class) of 'name'": code digest}`` of the project dataset classes a node reads
@@ -442,7 +469,7 @@ class PipelineRun:
         producer = self.producer_name[name]
         contents = self.contents.get(producer)
         if contents is None:
-            task = self.tasks[producer]
+            task = self.tasks[producer].task
             # In output() order (KedroNodeRun.output: one target per output name, in ``outputs`` order).
             contents = self.contents[producer] = _by_name(task, kart_core.output_digests(task))
         return contents.get(name, "")
@@ -494,7 +521,7 @@ class PipelineRun:
         """The names the committed pickle of output ``name`` (its producer's cached node run) holds; None
         when it cannot be read (damaged)."""
         producer = self.producer[name].name
-        target = self.tasks[producer].kart_outputs()[name]
+        target = self.tasks[producer].task.kart_outputs()[name]
         path = str(target.path())
         try:
             with _open_binary(path) as file:
@@ -689,13 +716,13 @@ class PipelineRun:
 
     # --- serving from the cache ---------------------------------------------------------------
 
-    def serve_if_fresh(self, node: Any, task: KedroNodeRun, run: Mapping[str, Any] | None = None) -> str | None:
+    def serve_if_fresh(self, node: Any, key: NodeKey, run: Mapping[str, Any] | None = None) -> str | None:
         """Serve a complete node run unless an output holds data kart did not write; return that reason.
 
         ``run``: the run record read with the check that found it complete (``NodeRecords.states``), if any.
         """
         persistent = [name for name in node.outputs if self._persistent(name)]
-        recorded = (self.records.states(task, run) or {}) if persistent else {}
+        recorded = (self.records.states(key.task, run) or {}) if persistent else {}
         states = dict(recorded)
         replace = []
         for name in persistent:
@@ -708,7 +735,7 @@ class PipelineRun:
                 replace.append(name)  # its catalog definition changed: written again through the new one
             states[name] = state  # the same content, maybe a newer mtime: remembered for the next check
         try:
-            self.serve(node, task, replace)
+            self.serve(node, key, replace)
         except _DamagedCache as damaged:
             _warn_rerun(node.name, damaged)
             return f"its cached output {damaged.output!r} was damaged"
@@ -716,10 +743,10 @@ class PipelineRun:
             states.update({name: current_state(self.catalog.get(name)) for name in replace})
         self.note_stored(states)
         if states != recorded:
-            self.records.save_states(task, states)
+            self.records.save_states(key.task, states)
         return None
 
-    def serve(self, node: Any, task: KedroNodeRun, replace: list[str]) -> None:
+    def serve(self, node: Any, key: NodeKey, replace: list[str]) -> None:
         """Write the cached persistent outputs in ``replace`` now; memory outputs are loaded only if needed.
 
         Persistent outputs not in ``replace`` already hold the cached content: they are not written.
@@ -730,12 +757,12 @@ class PipelineRun:
         Raises:
             _DamagedCache: an output in ``replace`` cannot be loaded back (nothing was written then).
         """
-        targets = task.kart_outputs()
         node_name = node.name  # Kedro's Node.name is computed on each read
-        values = {name: self.load_cached(node_name, name, targets[name]) for name in replace}
-        for name, target in targets.items():
-            if name in task.outputs and name not in replace and not self._persistent(name):
-                self.pending[name] = (node_name, target)
+        # The node run and its targets are made only when an output is loaded (here, or by ``restore``).
+        values = {name: self.load_cached(node_name, name, key.task.kart_outputs()[name]) for name in replace}
+        for name in key.fields["outputs"]:
+            if name not in replace and not self._persistent(name):
+                self.pending[name] = (node_name, key)
         for name, value in values.items():
             self.create_dataset(name)
             self.catalog.save(name, value)
@@ -743,7 +770,7 @@ class PipelineRun:
             self.catalog.confirm(name)
         self.statuses[node_name] = kart_core.RunStatus.CACHED.value
         if logger.isEnabledFor(logging.INFO):  # the label is formatted only for a line that is shown
-            logger.info("kart: node %r cached (%s)", node_name, task.kart_label(), extra=PLAIN)
+            logger.info("kart: node %r cached (%s)", node_name, key.kart_label(), extra=PLAIN)
 
     @staticmethod
     def load_cached(node_name: str, name: str, target: Any) -> Any:
@@ -767,8 +794,8 @@ class PipelineRun:
         if pending is None:
             return
         try:
-            node_name, target = pending
-            value = self.load_cached(node_name, name, target)
+            node_name, key = pending
+            value = self.load_cached(node_name, name, key.task.kart_outputs()[name])
         except _DamagedCache as damaged:
             self.rerun_damaged(damaged)
             return
@@ -783,7 +810,7 @@ class PipelineRun:
                 is no longer held); the message names ``kedro kart clear --node <name> --only``.
         """
         node = self.producer[damaged.output]
-        task = self.tasks[node.name]
+        task = self.tasks[node.name].task
         gone = [name for name in node.inputs if not self._available(name)]
         if gone:
             raise kart_core.errors.AdapterError(
@@ -838,7 +865,8 @@ class PipelineRun:
 
     def stale_reader(self, node: Any, inputs: set[str]) -> None:
         """Run again ``node``, done already from the old content of ``inputs`` (rebuilt since with other content)."""
-        old = self.tasks.get(node.name)
+        known = self.tasks.get(node.name)
+        old = None if known is None else known.task
         listed = ", ".join(map(repr, sorted(inputs)))
         gone = [name for name in node.inputs if not self._available(name)]
         if old is None or gone:
@@ -855,11 +883,11 @@ class PipelineRun:
             extra=PLAIN,
         )
         before = list(kart_core.output_digests(old).values())
-        task = self.tasks[node.name] = self.task_for(
+        key = self.tasks[node.name] = self.task_for(
             node
         )  # keyed by the rebuilt content: the old key's entry stays right
         self.run_again(
-            node, task, f"its input {sorted(inputs)[0]!r} was rebuilt in this run with other content", before
+            node, key.task, f"its input {sorted(inputs)[0]!r} was rebuilt in this run with other content", before
         )
 
     def _available(self, name: str) -> bool:
@@ -925,17 +953,17 @@ class PipelineRun:
         """
         node_name = node.name
         prepared = self.prepared_at.pop(node_name, None)
-        task = self.tasks.get(node_name)
+        key = self.tasks.get(node_name)
         served = False
-        if result is not None and task is not None and result.status == kart_core.RunStatus.CACHED.value:
-            rerun = self.served_or_rerun(node, task)  # another run committed it first
+        if result is not None and key is not None and result.status == kart_core.RunStatus.CACHED.value:
+            rerun = self.served_or_rerun(node, key)  # another run committed it first
             served, result = rerun is None, result if rerun is None else rerun
         if result is not None and result.changed:
             self.unrecorded(node, result)
         elif result is not None:
             if not served:
                 self.statuses[node_name] = result.status
-                if task is not None:
+                if key is not None:
                     self.records.mark_written(result.states)  # the states themselves are in the run's task log
                     self.note_stored(result.states)
                     self.ran_parts[node_name] = self.parts[node_name]
@@ -952,7 +980,7 @@ class PipelineRun:
             self.after_rebuilds(node, prepared)
         self.release(node)
 
-    def served_or_rerun(self, node: Any, task: KedroNodeRun) -> NodeResult | None:
+    def served_or_rerun(self, node: Any, key: NodeKey) -> NodeResult | None:
         """``node`` was to run, but another run committed its node run first (another session of this process in
         a thread, another process): served as ``prepare`` serves a complete node run, for this session's catalog
         (each persistent output checked, the cached content loaded and saved where it differs).
@@ -964,13 +992,13 @@ class PipelineRun:
         None: served.
         """
         for _attempt in range(2):
-            stale = self.serve_if_fresh(node, task)
+            stale = self.serve_if_fresh(node, key)
             if stale is None:
                 return None
             logger.info("kart: node %r was cached by another run meanwhile but %s: it runs again", node.name, stale)
             self.reasons[node.name] = stale
-            _clear_outputs(task)
-            result = self.work(node, task)()
+            _clear_outputs(key.task)
+            result = self.work(node, key.task)()
             if result.status != kart_core.RunStatus.CACHED.value:
                 return result
         logger.warning("kart: node %r was cached by another run but %s", node.name, stale, extra=PLAIN)
@@ -1005,14 +1033,14 @@ class PipelineRun:
 
     def after_rebuilds(self, node: Any, prepared: int | None) -> None:
         """What a run of ``node`` (prepared when ``prepared`` changes had been made) owes to rebuilt inputs."""
-        task = self.tasks.get(node.name)
+        key = self.tasks.get(node.name)
         before = self.committed.pop(node.name, None)
-        if task is None:
+        if key is None:
             return
         late = {name for name in node.inputs if self.changed.get(name, 0) > (prepared or 0)}
         if late:  # an input was rebuilt after this node had taken it (a pool ran it meanwhile)
             self.stale_reader(node, late)
-        elif before is not None and kart_core.output_digests(task) != before:
+        elif before is not None and kart_core.output_digests(key.task) != before:
             self.outputs_changed(node)
 
     def release(self, node: Any) -> None:
@@ -1147,7 +1175,7 @@ def _kart_digest(task: Any) -> str:
     return kart_core.content_digest(["kart", kart_core.node_key(task), list(kart_core.output_digests(task).values())])
 
 
-def _by_name(task: KedroNodeRun, digests: dict[str, str]) -> dict[str, str]:
+def _by_name(task: KedroNodeRun | NodeKey, digests: dict[str, str]) -> dict[str, str]:
     """``output_digests(task)`` (output path -> content hash, in ``output()`` order) by dataset name; a node
     without outputs has one placeholder output (``KedroNodeRun.output_names``)."""
     return dict(zip(task.output_names(), digests.values(), strict=True))

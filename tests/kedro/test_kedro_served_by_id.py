@@ -1,0 +1,142 @@
+"""A cached node checked by its key's id (``PipelineRun.check``): in a new process KartRunner makes no node run for a
+node it serves, unless it loads one of its outputs, and that check refuses what the node run's own check refuses."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import luigi.task_register
+import pytest
+from kart_kedro import KartRunner
+from kart_kedro.node_cache import KedroNodeRun
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.pipeline import Pipeline, node
+
+import kart_core
+
+FACTOR = 2  # what ``times`` multiplies by: its code reaches it, so it counts in the node's key
+
+
+def start(raw: list[int]) -> list[int]:
+    return list(raw)
+
+
+def times(values: list[int]) -> list[int]:
+    return [value * FACTOR for value in values]
+
+
+def total(values: list[int], offset: int) -> int:
+    return sum(values) + offset
+
+
+PIPELINE = Pipeline(
+    [
+        node(start, "raw", "started", name="start"),
+        node(times, "started", "timed", name="times"),
+        node(total, ["timed", "params:offset"], "out", name="total"),
+    ]
+)
+
+
+def _catalog(raw: list[int] | None = None, offset: int = 0) -> DataCatalog:
+    return DataCatalog({"raw": MemoryDataset(raw or [1, 2, 3]), "params:offset": MemoryDataset(offset)})
+
+
+def _new_process() -> None:
+    """What a new ``kedro run`` process starts without: luigi's instance cache (every node run made)."""
+    luigi.task_register.Register.clear_instance_cache()
+
+
+def _made() -> set[str]:
+    """The nodes whose node run luigi's instance cache holds (made since ``_new_process``)."""
+    cache = luigi.task_register.Register._Register__instance_cache  # type: ignore[attr-defined]
+    return {str(task.node_name) for task in (cache or {}).values() if isinstance(task, KedroNodeRun)}
+
+
+def _run(workspace: str, catalog: DataCatalog) -> KartRunner:
+    runner = KartRunner(workspace_directory=workspace)
+    runner.run(PIPELINE, catalog)
+    return runner
+
+
+def _cache_file(workspace: str, node_name: str, output: str) -> Path:
+    (found,) = Path(workspace, "kedro", "_").glob(f"{node_name}__{output}_*.pkl")
+    return found
+
+
+def _manifest_of(cache: Path) -> Path:
+    unique_id = cache.stem.rsplit("_", 1)[1]
+    return Path(cache.parents[2], "log", "manifest", f"KedroNodeRun_{unique_id}.json")
+
+
+@pytest.fixture
+def cached(workspace: str) -> str:
+    """A workspace where every node of PIPELINE ran once, then a new process's state."""
+    assert _run(workspace, _catalog()).last_run == {"start": "ran", "times": "ran", "total": "ran"}
+    _new_process()
+    return workspace
+
+
+def test_a_cached_run_makes_the_node_runs_of_the_first_node_and_of_the_outputs_it_loads_only(cached: str) -> None:
+    catalog = _catalog()
+    assert _run(cached, catalog).last_run == {"start": "cached", "times": "cached", "total": "cached"}
+    assert catalog.load("out") == 12
+    assert _made() == {"start", "total"}  # start: the run's first check; total: its output handed back
+
+
+def test_a_truncated_output_checked_by_id_is_refused_when_it_is_loaded(
+    cached: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = _cache_file(cached, "times", "timed")
+    cache.write_bytes(cache.read_bytes()[:-3])
+    catalog = _catalog(offset=1)  # total runs, so it loads the output of times, served by id
+    with caplog.at_level(logging.WARNING, logger="kart_kedro"):
+        runner = _run(cached, catalog)
+    assert runner.last_run == {"start": "cached", "times": "ran", "total": "ran"}
+    assert runner.last_reasons["times"] == "its cached output 'timed' was damaged"
+    assert catalog.load("out") == 13
+    assert any("node 'times' runs again" in record.getMessage() for record in caplog.records)
+
+
+def test_an_output_missing_from_its_manifest_is_named_by_its_bytes_not_served_by_id(cached: str) -> None:
+    """Its record names no content: the node run's own check names it by its bytes, so its reader's key changes."""
+    manifest = _manifest_of(_cache_file(cached, "times", "timed"))
+    recorded = json.loads(manifest.read_text())
+    recorded["outputs"] = {}
+    manifest.write_text(json.dumps(recorded))
+    catalog = _catalog()
+    runner = _run(cached, catalog)
+    assert runner.last_run == {"start": "cached", "times": "cached", "total": "ran"}
+    assert runner.last_reasons["total"] == "upstream changed: timed"
+    assert catalog.load("out") == 12
+    assert "times" in _made()  # checked as the node run, not by id
+
+
+def test_a_changed_upstream_reruns_the_node_checked_by_id(cached: str) -> None:
+    catalog = _catalog(raw=[1, 2, 4])
+    runner = _run(cached, catalog)
+    assert runner.last_run == {"start": "ran", "times": "ran", "total": "ran"}
+    assert catalog.load("out") == 14
+
+
+def test_a_changed_node_function_reruns_the_node_checked_by_id(cached: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(f"{__name__}.FACTOR", 3)
+    catalog = _catalog()
+    runner = _run(cached, catalog)
+    assert runner.last_run == {"start": "cached", "times": "ran", "total": "ran"}
+    assert catalog.load("out") == 18
+
+
+def test_with_signing_on_a_manifest_signed_with_another_key_is_refused(
+    workspace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KART_SIGNING_KEY", "the first key of some length")
+    assert _run(workspace, _catalog()).last_run == {"start": "ran", "times": "ran", "total": "ran"}
+    _new_process()
+    assert _run(workspace, _catalog()).last_run == {"start": "cached", "times": "cached", "total": "cached"}
+    _new_process()
+    monkeypatch.setenv("KART_SIGNING_KEY", "another key of some length")
+    with pytest.raises(kart_core.errors.IntegrityError, match="signature is wrong"):
+        _run(workspace, _catalog())
