@@ -94,6 +94,15 @@ class CliInterrupted(gokart.TaskOnKart[int]):
         raise KeyboardInterrupt
 
 
+class CliTimed(gokart.TaskOnKart[int]):
+    """Sets luigi's worker_timeout, which kart's executor cannot honour."""
+
+    worker_timeout = 5
+
+    def run(self) -> None:
+        self.dump(1)
+
+
 class CliNeedsTask(gokart.TaskOnKart[int]):
     upstream = gokart.TaskInstanceParameter()
 
@@ -166,6 +175,13 @@ def test_run_with_a_bad_task_name_or_parameter_exits_4_with_a_hint() -> None:
     assert "it requires --max-rows (or max_rows under [CliNeeds] in luigi's config); its parameters: --max-rows" in (
         unset.stderr
     )
+
+
+def test_run_refuses_a_worker_timeout_in_one_line_before_anything_runs() -> None:
+    assert_one_line_error(
+        invoke("run", f"{M}.CliTimed"), 4, "CliTimed[", "worker_timeout = 5", "cannot stop a task", "luigi.build"
+    )
+    assert not CliTimed().complete()
 
 
 def test_an_abbreviated_or_unknown_parameter_names_the_task_the_flag_and_close_parameters_only() -> None:
