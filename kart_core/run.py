@@ -1,4 +1,4 @@
-"""``kart_core.run()`` (gokart.run): run a task from the command line through kart's own executor.
+"""``kart_core.run()`` (gokart.run): run a task from the command line through kart's own executor (or luigid's).
 
 ``python main.py MyTask --local-scheduler --param 1`` with ``if __name__ == "__main__": gokart.run()``
 parses the task as luigi's command line does, builds it with ``kart_core.build``'s executor (no
@@ -6,6 +6,12 @@ luigi worker or scheduler), and exits with luigi's return codes (gokart's values
 0 done, 20 missing external data, 30 not run, 40 a task failed, 50 the graph could not be
 scheduled (requires() or complete() raised), 4 an error in kart itself. A task that cannot be
 created raises luigi's exception (exit status 1), as gokart's ``gokart.run()``.
+
+Without ``--local-scheduler`` (nor ``[core] local_scheduler``) the task is built as gokart builds it there:
+by luigi's worker (``kart_core.worker.WorkerSchedulerFactory``) asking the central scheduler (luigid) at
+``--scheduler-host``/``--scheduler-port`` for work, so luigid's resources and retry policy apply. On kart's
+executor, ``Task.resources`` limit what runs at once (``kart_core.resources``) and a task with luigi's
+``worker_timeout`` is refused before anything runs (``UnsupportedFeatureError``; kart cannot stop a run).
 
 luigi's command-line parser is built once per call: it holds an option for every parameter of every
 registered task class, and argparse checks each new option against all the others (quadratic), so a
