@@ -36,7 +36,14 @@ import dataclasses
 import os
 from collections.abc import Callable, Iterable, Mapping
 
-from kart_core.damage import local_mtime_ns, maybe_rewritten, rewritten_digest, rewritten_note
+from kart_core.damage import (
+    file_size,
+    local_mtime_ns,
+    maybe_rewritten,
+    rewritten_digest,
+    rewritten_note,
+    unrecorded_content,
+)
 from kart_core.manifest import Entry, Input, Manifest, OutputRecord, read_if_inputs, read_unverified
 from kart_core.storage import storage_for
 from kart_core.structure import flatten
@@ -75,6 +82,12 @@ class StaleInput:
     def describe(self, label: str) -> str:
         """``Down[..] was built from Up[..]'s commit 1a2b3c4d; Up[..] was committed again since (...)``."""
         upstream = self.input.task or self.manifest
+        if self.input.stamp is not None and self.now is None:
+            return (
+                f"{label} was built from {upstream}'s output {self.input.key}, which no integrity record vouches for "
+                f"(a file put there by hand, or written by gokart); {self.rewritten} (a new data drop, or a rerun "
+                "outside kart)"
+            )
         if self.rewritten:
             return (
                 f"{label} was built from {upstream}'s commit {_short(self.input.commit)} (output {self.input.key}); "
@@ -235,9 +248,13 @@ def _replaced(item: Input, path: str, upstream: Manifest | None, workspace: str 
     of that entry was rewritten outside kart since (``_rewritten_since``), or no longer holds what a load
     that could not record its new version read (``_unrecorded_since``); None when it did not or
     nothing can be told (missing, pending, entry gone)."""
-    if upstream is None or upstream.pending:
+    if upstream is not None and upstream.pending:
         return None
-    entry = upstream.outputs.get(item.key)
+    entry = upstream.outputs.get(item.key) if upstream is not None else None
+    if entry is None and item.stamp is not None:
+        return _replaced_file(item, path, workspace)
+    if upstream is None:
+        return None
     if entry is not None and entry.commit == item.commit:
         if item.digest != entry.digest:
             return _unrecorded_since(item, path, entry, workspace)
@@ -245,6 +262,29 @@ def _replaced(item: Input, path: str, upstream: Manifest | None, workspace: str 
     if entry is None or entry.digest == item.digest:
         return None
     return StaleInput(item, path, entry.commit)
+
+
+def _replaced_file(item: Input, path: str, workspace: str | None = None) -> StaleInput | None:
+    """``item``, a load of an output no integrity record vouched for (``Input.stamp``; its upstream's manifest at
+    ``path`` still has no entry for it), as a ``StaleInput`` when the file there now holds other content: a new
+    data drop, gokart rerunning the upstream, an edit (attacker N12). One stat while its stamp is the recorded one;
+    else its content is hashed (once per stamp in this process, ``kart_core.damage.unrecorded_content``). None when
+    it is unchanged or gone (a missing input is the upstream's to rebuild, not a staleness)."""
+    workspace = workspace if workspace is not None else log_workspace(path, MANIFEST)
+    if workspace is None:
+        return None
+    output = join_url(workspace, item.key)
+    found = unrecorded_content(output, item.stamp)
+    if found is None or not found[1] or found[1] == item.digest:
+        return None
+    return StaleInput(item, path, None, "another file with other content is there since it was loaded")
+
+
+def _file_there(item: Input, path: str) -> bool:
+    """Whether ``item`` is a load of an output without a record (``Input.stamp``) whose file is beside the upstream
+    manifest's place ``path`` (its workspace is there: the file itself tells whether it changed)."""
+    workspace = log_workspace(path, MANIFEST) if item.stamp is not None else None
+    return workspace is not None and file_size(join_url(workspace, item.key)) is not None
 
 
 def _rewritten_since(item: Input, path: str, entry: Entry, workspace: str | None = None) -> StaleInput | None:
@@ -475,7 +515,7 @@ class Lineage:
             if _workspace_relative(item.manifest):
                 continue
             upstream = resolve(item.manifest, workspace, self.current)
-            if self.manifest(upstream) is None:
+            if self.manifest(upstream) is None and not _file_there(item, upstream):
                 unknown.append((item, upstream))
         return unknown
 

@@ -35,7 +35,7 @@ older run's log copied back is refused. Every later write of the manifest keeps 
 A run that loaded outputs of other tasks through kart (``self.load``, a target's ``load``) adds
 ``"inputs": [{"task": "Up[1234abcd]", "manifest": "log/manifest/Up_<id>.json", "key": "...", "commit": "<32 hex>",
 "digest": "xxh3_128:<hex>", "reader": "pkg.module.Down"}, ...]``: which committed output (and which content)
-each load read, so ``kart_core.lineage`` can tell when an upstream was committed again since with other content
+each load read (an output without a record, a raw file or gokart's, with ``"commit": null`` and its ``"stamp"``), so ``kart_core.lineage`` can tell when an upstream was committed again since with other content
 (the task is then stale). ``manifest`` is workspace-relative when the upstream shares the workspace, else
 its full path. ``reader`` is the ``module.Class`` of the task whose run loaded it: a manifest shared by
 same-named classes of two modules (see the owner above) holds each one's inputs, and a commit of one keeps the
@@ -185,6 +185,10 @@ class Input:
         digest: the content hash of the entry the load read.
         reader: ``module.Class`` of the task whose run loaded it (the manifest's owner it belongs to); "" when not
             known (an older record): it then counts for every owner of the manifest.
+        stamp: for an output no integrity record vouched for when it was loaded (a raw file dropped in by hand
+            under a task without ``run()``, an output gokart wrote; ``commit`` is then None and ``digest`` the
+            hash of the bytes loaded): the file's stamp then (``kart_core.storage.stamp``), so a check can tell it
+            unchanged by one stat (``kart_core.damage.unrecorded_content``). None for a recorded output.
     """
 
     task: str
@@ -193,12 +197,21 @@ class Input:
     commit: str | None
     digest: str
     reader: str = ""
+    stamp: tuple[object, ...] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """The input's JSON object (``reader`` only when known, so older records keep their bytes)."""
-        document = dataclasses.asdict(self)
-        if not self.reader:
-            del document["reader"]
+        """The input's JSON object (``reader`` and ``stamp`` only when known, so older records keep their bytes)."""
+        document: dict[str, Any] = {
+            "task": self.task,
+            "manifest": self.manifest,
+            "key": self.key,
+            "commit": self.commit,
+            "digest": self.digest,
+        }
+        if self.reader:
+            document["reader"] = self.reader
+        if self.stamp is not None:
+            document["stamp"] = list(self.stamp)
         return document
 
     def read_by(self, owner: str | None) -> bool:
@@ -218,6 +231,7 @@ class Input:
             commit=None if commit is None else str(commit),
             digest=str(value.get("digest", "")),
             reader=str(value.get("reader") or ""),
+            stamp=tuple(stamp) if isinstance(stamp := value.get("stamp"), list) else None,
         )
 
 

@@ -31,7 +31,7 @@ from kart_core.conflict_prevention_lock import (  # gokart.target's names; kart 
     wrap_load_with_lock,
     wrap_remove_with_lock,
 )
-from kart_core.damage import rewritten_note, unvouched_reason
+from kart_core.damage import rewritten_note, unrecorded_content, unvouched_reason
 from kart_core.errors import (
     DamagedOutputError,
     DumpError,
@@ -429,8 +429,15 @@ class TargetOnKart(luigi.Target):
     def _note_load(self, staged: Staged | None, entry: Entry | None) -> None:
         """Tell the running task which committed entry it loaded (``kart_core.lineage``: what it was built from)."""
         running = transaction.current()
-        if staged is None and entry is not None and running is not None and self.record is not None:
-            running.note_load(self.record, entry)
+        if staged is None and running is not None and self.record is not None:
+            if entry is not None:
+                running.note_load(self.record, entry)
+            elif target_config.current().record and self.record.task != running.label:  # not its own file
+                # No record vouches for it (a raw file dropped in by hand, gokart's output): its stamp and content
+                # hash are recorded instead, so a new file there makes the running task stale (attacker N12).
+                found = unrecorded_content(self._path)
+                if found is not None:
+                    running.note_unrecorded(self.record, *found)
 
     def _new_version(self, data: bytes, entry: Entry) -> Entry | None:
         """The entry of a new version for a same-size output written after kart's commit with other

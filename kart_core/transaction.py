@@ -186,6 +186,8 @@ class Transaction:
     logged: set[str] = dataclasses.field(default_factory=set)
     # What the run loaded from committed outputs: (manifest path, key) -> (its record, the entry read).
     loaded: dict[tuple[str, str], tuple[OutputRecord, Entry]] = dataclasses.field(default_factory=dict)
+    # Of those, the outputs no integrity record vouched for: their stamp when loaded (``note_unrecorded``).
+    stamps: dict[tuple[str, str], tuple[object, ...]] = dataclasses.field(default_factory=dict)
     # After a commit of this run's own outputs: final path -> the content hash its manifest entry records.
     digests: dict[str, str] = dataclasses.field(default_factory=dict)
     # The task's outputs, (manifest path, key) of each recorded one: read from ``output()`` when first asked (``side``).
@@ -217,6 +219,15 @@ class Transaction:
         output wins (a repaired upstream is loaded again).
         """
         self.loaded[(record.manifest, record.key)] = (record, entry)
+        self.stamps.pop((record.manifest, record.key), None)
+
+    def note_unrecorded(self, record: OutputRecord, stamp: tuple[object, ...], digest: str) -> None:
+        """Remember that the run loaded the output ``record`` names while no integrity record vouched for it (a raw
+        file dropped in by hand, gokart's output), its content hash ``digest`` and ``stamp`` (``kart_core.storage
+        .stamp``) as it was: recorded as an input without a commit, so ``kart_core.lineage`` finds the task stale
+        once another file is there (attacker N12: a new data drop did not rerun its readers)."""
+        self.loaded[(record.manifest, record.key)] = (record, Entry(size=0, digest=digest, commit=None, sealed=False))
+        self.stamps[(record.manifest, record.key)] = stamp
 
     def inputs_for(self, record: OutputRecord) -> tuple[Input, ...]:
         """The loads to record in ``record``'s manifest: every committed output the run loaded from
@@ -235,6 +246,7 @@ class Transaction:
                     commit=entry.commit,
                     digest=entry.digest,
                     reader=record.owner,
+                    stamp=self.stamps.get((manifest, key)),
                 )
             )
         return tuple(found)

@@ -411,7 +411,9 @@ print(json.dumps(task.output().load()))
 """
 
 
-def test_a_gokart_written_upstream_never_makes_anything_stale(tmp_path: Path) -> None:
+def test_a_gokart_written_upstream_rerun_by_gokart_makes_its_reader_stale(tmp_path: Path) -> None:
+    """An output gokart wrote has no integrity record: the reader records its stamp and content hash (attacker N12),
+    and gokart's rerun of it with other content makes the reader stale (before, nothing was recorded or claimed)."""
     ws = str(tmp_path / "ws")
 
     def gokart_up(value: int, rerun: bool, name: str) -> Any:
@@ -422,11 +424,14 @@ def test_a_gokart_written_upstream_never_makes_anything_stale(tmp_path: Path) ->
     down = LnGkDown(workspace_directory=ws)
     assert _build(down) == 2
     manifest = read_unverified(storage_for(log_task_path(down, MANIFEST)), log_task_path(down, MANIFEST))
-    assert manifest is not None and manifest.inputs == ()  # nothing recorded for an output without a record
-    assert gokart_up(5, True, "second") == 5
+    assert manifest is not None and [(item.commit, item.stamp is not None) for item in manifest.inputs] == [
+        (None, True)
+    ]
     assert verify_workspace(ws).ok
+    assert gokart_up(5, True, "second") == 5
+    assert [problem.kind for problem in verify_workspace(ws).problems] == ["stale"]
     result = orchestrate([LnGkDown(workspace_directory=ws)], load_roots=True)
-    assert result.values == [2] and not result.stale and not result.stale_roots  # nothing claimed
+    assert result.values == [6]
 
 
 def test_a_long_lineage_is_checked_without_recursion(workspace: str) -> None:
