@@ -7,10 +7,17 @@ upstream's manifest now holds another commit for that key with another content h
 repair or a direct dump wrote something else); the downstream task is then *stale*: its outputs
 were computed from content that is no longer there.
 
-Only what can be read is claimed: an upstream manifest that is missing, unreadable or pending, an
-entry that went, a manifest without ``inputs`` (written by gokart or older kart, or a run that
-loaded nothing through kart) and a recommit with equal content are never stale. Loads kart does
-not see (a file opened by its path, a load in a thread the run started) are not recorded.
+A load of an output no integrity record vouches for (a raw file dropped in by hand under a task without
+``run()``, an output gokart wrote) is recorded too, without a commit, with the content hash of the file
+and its stamp (``Input.stamp``): it is replaced when another file with other content is there
+(``_replaced_file``: one stat while the stamp holds, attacker N12). A manifest shared by same-named
+classes of two modules holds each one's inputs (``Input.reader``): a task is judged by its own (attacker N1).
+
+Only what can be read is claimed: an upstream manifest that is pending, an entry that went (a
+recorded output's), a file that went, a manifest without ``inputs`` (written by gokart or older
+kart, or a run that loaded nothing through kart) and a recommit with equal content are never
+stale. Loads kart does not see (a file opened by its path, a load in a thread the run started) are
+not recorded.
 
 An input from another workspace is recorded by its manifest's full path (or URL), which ends in the
 manifest's workspace-relative name. A check that has the upstream tasks at hand (``complete()``: the
