@@ -139,12 +139,25 @@ class WalkEvents:
     def __init__(self) -> None:
         self._fired: set[tuple[str, ...]] = set()
         self._complete: set[str] = set()  # task ids complete() found complete: luigi discovers no upstream of them
+        self._judged: set[str] = set()  # task ids whose complete() was asked (or raised), while handlers are registered
+
+    @property
+    def active(self) -> bool:
+        """Whether any luigi event handler is registered (else every call here does nothing)."""
+        return _walk_handlers()
+
+    def judged_before(self, task: Any) -> bool | None:
+        """What ``complete()`` said of ``task`` earlier in the build (True / False), or None if it was not asked."""
+        if task.task_id not in self._judged:
+            return None
+        return task.task_id in self._complete
 
     def judged(self, task: Any, complete: bool) -> None:
         """``task.complete()`` returned ``complete``: ``DEPENDENCY_PRESENT``, or for an incomplete external task
         ``DEPENDENCY_MISSING``."""
         if not _walk_handlers():
             return
+        self._judged.add(task.task_id)
         if complete:
             self._complete.add(task.task_id)
             self._once(task, luigi.Event.DEPENDENCY_PRESENT)
@@ -162,6 +175,7 @@ class WalkEvents:
     def complete_raised(self, task: Any) -> None:
         """``task.complete()`` raised: ``DEPENDENCY_MISSING`` (luigi's worker passes no exception)."""
         if _walk_handlers():
+            self._judged.add(task.task_id)
             self._once(task, luigi.Event.DEPENDENCY_MISSING)
 
     def broken(self, task: Any, error: BaseException) -> None:

@@ -558,7 +558,43 @@ def _walk(roots: Sequence[LuigiTask], forget_upstreams: bool, checker: _Checker)
             checker.events.complete_raised(culprit)  # luigi's DEPENDENCY_MISSING
         else:
             checker.events.broken(culprit, exc)  # luigi's BROKEN_TASK
+        _fire_the_rest(roots, checker.events)
         return _unschedulable(roots, culprit, exc)
+
+
+def _fire_the_rest(roots: Sequence[LuigiTask], events: luigi_events.WalkEvents) -> None:
+    """After a walk stopped at a task whose call raised: walk on as luigi's worker does (it walks every task
+    whatever raised) to fire the walk's events of the tasks not reached, once each; nothing else comes of it.
+
+    Only while luigi event handlers are registered. A task whose ``complete()`` was asked before is not asked
+    again (its answer is remembered); each call that raises is that task's event and ends its branch.
+    """
+    if not events.active:
+        return
+    seen: set[str] = set()
+    stack = list(reversed(roots))
+    while stack:
+        task = stack.pop()
+        try:
+            if task.task_id in seen:
+                continue
+            seen.add(task.task_id)
+            complete = events.judged_before(task)
+            if complete is None:
+                complete = bool(task.complete())
+                events.judged(task, complete)
+        except (Exception, SystemExit):
+            events.complete_raised(task)
+            continue
+        if complete or getattr(task, "run", None) is None:  # complete, or external: luigi asks no upstream
+            continue
+        try:
+            upstreams = requirements_of(task)
+        except (Exception, SystemExit) as exc:
+            events.broken(task, exc)
+            continue
+        events.discovered(task, upstreams)
+        stack.extend(reversed(upstreams))
 
 
 def _forget_upstreams(roots: Sequence[LuigiTask]) -> None:

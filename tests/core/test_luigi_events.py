@@ -201,7 +201,10 @@ class Root(gokart.TaskOnKart):
     tag = luigi.Parameter()
     kind = luigi.Parameter()
     def requires(self):
-        upstream = {'cached': Leaf(tag='cached'), 'mid': Mid(tag=self.tag)}
+        upstream = {}
+        if self.kind.endswith('_first'):  # walked first: luigi's worker still walks the others
+            upstream['bad'] = BadRequires(tag=self.tag) if 'requires' in self.kind else BadComplete(tag=self.tag)
+        upstream.update({'cached': Leaf(tag='cached'), 'mid': Mid(tag=self.tag)})
         if self.kind == 'absent':
             upstream['absent'] = Absent(tag=self.tag)
         if self.kind == 'bad_requires':
@@ -233,7 +236,8 @@ def events_of_run():
 
 
 gokart.build(Leaf(tag='cached'), reset_register=False)
-found = {kind: events_of(kind) for kind in ['plain', 'absent', 'bad_requires', 'bad_complete']}
+kinds = ['plain', 'absent', 'bad_requires', 'bad_complete', 'bad_requires_first', 'bad_complete_first']
+found = {kind: events_of(kind) for kind in kinds}
 found['again'] = events_of('plain')  # all complete now: the root is present, nothing is discovered
 found['run'] = events_of_run()
 print(json.dumps(found))
