@@ -88,13 +88,15 @@ from kart_core.errors import (
 from kart_core.lock import hold_lock
 from kart_core.manifest import Manifest, OutputRecord, read_unverified
 from kart_core.signing import HEADER_SIZE, Signer, is_sealed, signer_from_config
-from kart_core.storage import Storage, storage_for
+from kart_core.storage import Storage, conditional, storage_for
 from kart_core.storage.base import TEMPORARY_SUFFIX, protocol_of
 from kart_core.storage.conditional import replace_if
+from kart_core.storage.stamp import stamp
 from kart_core.workspace import MANIFEST, join_url
 
 __all__ = [
     "DIRECT",
+    "FencedMoves",
     "DIRECT_LEASE_SECONDS",
     "FOREIGN_MARKER_SECONDS",
     "LEASE_VARIABLE",
@@ -861,6 +863,109 @@ def remove_output(storage: Storage, path: str) -> None:
         shutil.rmtree(path, ignore_errors=True)
     else:
         storage.remove(path)
+
+
+class FencedMoves:
+    """The moves of one replacing commit into the outputs of ``record``'s manifest, each made only while its marker
+    is still the commit's, and rolled back (local disk) when it was not by the time the move was made.
+
+    A committer paused (SIGSTOP, a suspended machine, a long GC) between its last look at its marker and a move is
+    taken for a killed one by a run on another host once the marker has stood unchanged for the lease; that run
+    commits over it. Resumed, the paused commit moved its file over the taker's output. Now each move reads the
+    marker first (one small read; a marker gone or another's stops the commit before it moves anything), and on
+    local disk the move swaps the staged file with the file at the path in one step (so the staged name keeps
+    exactly what the move replaced), and the marker is read again after it: not the commit's any more, every move
+    of this manifest so far is rolled back (the replaced file put back, or the moved one removed when nothing was
+    there), each only while the path still holds the file this commit moved there. What is left: on object storage a pause between the read and the
+    copy (one request) still lands the copy over a taker's commit; on local disk a pause between the second read
+    and the end of the rollback. The commit's own heartbeat keeps the marker fresh meanwhile.
+
+    Args:
+        storage: the manifest's storage (the marker is beside it).
+        record: one output's record of that manifest.
+        commit: this commit's id (``mine``).
+        lost: the error to raise for the marker found instead (None: removed).
+    """
+
+    def __init__(
+        self, storage: Storage, record: OutputRecord, commit: str, lost: Callable[[Marker | None], Exception]
+    ) -> None:
+        self._storage = storage
+        self._record = record
+        self._commit = commit
+        self._lost = lost
+        self._done: list[tuple[str, str | None, list[object] | None]] = []  # (path, linked aside, stamp moved there)
+
+    def _check(self) -> None:
+        current = read_marker(self._storage, marker_path(self._record))
+        if current is None or not mine(current, self._commit):
+            raise self._lost(current)
+
+    def move(self, storage: Storage, staged: str, path: str) -> None:
+        """Move ``staged`` to ``path`` while the marker is this commit's.
+
+        Local disk: the staged file and the file at ``path`` are swapped in one step (``conditional.exchange``), so
+        the staged name then holds exactly what the move replaced (a taker's commit, if it came first), kept for a
+        rollback until ``finish``; without that call (or with nothing at ``path``) a plain rename.
+
+        Raises:
+            Exception: ``lost``'s error: the marker was not this commit's before the move (nothing moved), or after
+                it (this manifest's moves are rolled back, where the paths still hold what this commit moved).
+            OSError: the move itself failed.
+        """
+        self._check()
+        if protocol_of(path) not in ("", "file", "local"):
+            storage.commit(staged, path)
+            return
+        target, kept = path.removeprefix("file://"), staged.removeprefix("file://")
+        swapped = conditional.exchange(kept, target)
+        if swapped:
+            self._done.append((target, kept, stamp(target)))
+        else:  # nothing at the path (None: no swap here, nothing kept to roll back to)
+            storage.commit(staged, path)
+            self._done.append((target, None if swapped is False else "", stamp(target)))
+        try:
+            self._check()
+        except Exception:
+            self.rollback()
+            raise
+
+    def rollback(self) -> None:
+        """Put back what was at each path this commit moved a file to, while the path still holds that file."""
+        for target, aside, moved in reversed(self._done):
+            if aside == "":
+                continue
+            if stamp(target) != moved:  # another writer's file since: it stays
+                if aside is not None:
+                    _unlink_quietly(aside)
+                continue
+            if aside is None:
+                _unlink_quietly(target)
+                logger.warning(
+                    "%s: removed %r, moved there after the commit lost its marker", self._record.task, target
+                )
+            else:
+                os.replace(aside, target)
+                logger.warning(
+                    "%s: put back what was at %r (the run that took the commit over), after the commit lost its marker",
+                    self._record.task,
+                    target,
+                )
+        self._done.clear()
+
+    def finish(self) -> None:
+        """After the last move of the manifest: remove the hard links kept for a rollback."""
+        for _, aside, _ in self._done:
+            if aside:
+                _unlink_quietly(aside)
+        self._done.clear()
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def clear(storage: Storage, record: OutputRecord) -> None:

@@ -37,10 +37,11 @@ when its run committed, as a dump does, and so that no other run's write can rea
   ``commit_marker.stale``.
 
 A task that only dumps never asks for a path: no file, marker, lock or check is added for it. The file lock reaches
-one machine: two machines writing one task by path take turns only through redis (``redis_host``). What is left:
-a run paused between the commit's last check of its markers and its move (a window of one rename, or one copy on
-object storage) still commits over a run that took it over meanwhile; a write by a path the task's code computed
-itself lands in place, as before.
+one machine: two machines writing one task by path take turns only through redis (``redis_host``). The commit
+reads its marker before each move and, on local disk, after it, undoing the move when the marker was lost
+(``commit_marker.FencedMoves``). What is left: on object storage a run paused between that read and its copy (one
+request) still commits over a run that took it over meanwhile; a write by a path the task's code computed itself
+lands in place, as before.
 """
 
 from __future__ import annotations

@@ -390,11 +390,17 @@ class Transaction:
                     raise
                 finals.append(dataclasses.replace(manifest, run=run, pending=False))
             for items in by_manifest.values():
+                fence = self._fence(_record_of(items), put)
                 for staged in items:
                     if not staged.in_place:
                         # A marker left to age may be taken over by another host: stop, the marker stays.
                         self.pulse.check()
-                        staged.storage.commit(staged.location, staged.path)
+                        if fence is None:
+                            staged.storage.commit(staged.location, staged.path)
+                        else:
+                            fence.move(staged.storage, staged.location, staged.path)
+                if fence is not None:
+                    fence.finish()
             # Run logs and other unrecorded files (side targets among them): with the outputs, by the run whose
             # outputs are kept. One written in place by its path is there already.
             for staged in self.staged.values():
@@ -423,6 +429,19 @@ class Transaction:
         }
         self.staged.clear()
         self.committed = True
+
+    def _fence(self, record: OutputRecord, put: set[str]) -> commit_marker.FencedMoves | None:
+        """The fenced moves of a replacing commit into ``record``'s manifest (it put a marker there), else None."""
+        path = commit_marker.marker_path(record)
+        if path not in put:
+            return None
+
+        def lost(other: commit_marker.Marker | None) -> MarkerLostError:
+            error = _replaced(self.label, path, other)
+            self.pulse.fail(error)
+            return error
+
+        return commit_marker.FencedMoves(storage_for(record.manifest), record, self.commit_id, lost)
 
     def _clear(self, storage: Storage, record: OutputRecord) -> MarkerLostError | None:
         """Remove this commit's marker beside ``record``'s manifest while it is still its own (under the marker

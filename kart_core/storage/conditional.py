@@ -106,6 +106,16 @@ def _replace_local(storage: Storage, path: str, expected: bytes, data: bytes) ->
             pass
 
 
+def exchange(first: str, second: str) -> bool | None:
+    """Swap the local paths ``first`` and ``second`` in one step (``renameat2(RENAME_EXCHANGE)``): True; False when
+    one is missing; None when the call is not available here (another OS, file system or libc).
+
+    Raises:
+        OSError: the swap failed otherwise (permissions, another file system).
+    """
+    return _exchange(first, second)
+
+
 def _exchange(first: str, second: str) -> bool | None:
     """Swap two paths atomically: True; False when one is missing; None when the call is not available here."""
     if _renameat2 is None:
