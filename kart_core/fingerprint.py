@@ -152,7 +152,8 @@ _COMPREHENSIONS = frozenset({"<listcomp>", "<setcomp>", "<dictcomp>", "<genexpr>
 _KART_PACKAGES = frozenset({"kart_core", "kart_airflow", "kart_kedro"})
 _KART_DISTRIBUTION = "kart-suite"
 # Names whose use makes a function reach attributes the bytecode does not name (getattr(helpers, name)).
-_DYNAMIC_ATTRIBUTES = frozenset({"getattr", "vars", "__dict__"})
+# inspect.getmembers(helpers) is the same look-up as vars(helpers) (attacker at15 F9).
+_DYNAMIC_ATTRIBUTES = frozenset({"getattr", "vars", "__dict__", "getmembers", "getmembers_static"})
 _DYNAMIC_IMPORTS = frozenset({"import_module", "__import__"})
 # Bytecode read to find the modules a function reaches: loads that start an attribute chain
 # (``ops.OPS``, ``pkg.mod.K``), the loads that extend one, the constants an import reads (its level
@@ -923,6 +924,10 @@ class _Visit:
         if "globals" in names:  # globals()[name]: any name of the function's own module
             own = sorted(name for name in globals_ if not name.startswith("__") and name not in names)
             references.append(["globals()", [[n, self._global(module, n, globals_[n], names, dynamic)] for n in own]])
+        if "__subclasses__" in names:  # Step.__subclasses__(): plugins found by subclassing, not by name
+            for cls in self._named_classes(names, globals_):
+                subclasses = [self.token(sub) for sub in self._project_subclasses(cls)]
+                references.append([f"{cls.__module__}.{cls.__qualname__}.__subclasses__()", subclasses])
         inner_imports = self._imported_modules(scan, code, globals_.get("__package__"), names) | from_modules
         for module_name in sorted(inner_imports):
             loaded = self._import(module_name)  # an import inside the body
@@ -938,6 +943,38 @@ class _Visit:
             self.token(func.__wrapped__) if hasattr(func, "__wrapped__") else None,
             *self._dispatch_registry(func),
         ]
+
+    def _named_classes(self, names: list[str], globals_: Mapping[str, Any]) -> list[type]:
+        """The project classes ``names`` reach: globals of the function's module, and attributes of the project
+        modules among them (``base.Step``), each once, in name order."""
+        found: dict[int, type] = {}
+        for name in names:
+            value = globals_.get(name)
+            candidates = [value]
+            if isinstance(value, types.ModuleType) and self.owner.classifier.version_of(value.__name__) is None:
+                namespace = vars(value)
+                candidates = [namespace.get(attribute) for attribute in names]
+            for candidate in candidates:
+                if isinstance(candidate, type) and self._is_project_class(candidate):
+                    found.setdefault(id(candidate), candidate)
+        return list(found.values())
+
+    def _is_project_class(self, cls: type) -> bool:
+        return self.owner.classifier.version_of(_module_of(cls) or "builtins") is None
+
+    def _project_subclasses(self, cls: type) -> list[type]:
+        """Every project class below ``cls`` loaded in this process (``__subclasses__``, transitively), ordered by
+        ``module.qualname``: a plugin found by ``cls.__subclasses__()`` is code the function runs without naming it.
+        A subclass defined by a module imported after this read is not seen (import plugins at module level)."""
+        seen: dict[int, type] = {}
+        pending: list[type] = [cls]
+        while pending:
+            below: list[type] = type.__subclasses__(pending.pop())  # not cls.__subclasses__: a metaclass may shadow it
+            for sub in below:
+                if id(sub) not in seen and self._is_project_class(sub):
+                    seen[id(sub)] = sub
+                    pending.append(sub)
+        return sorted(seen.values(), key=lambda sub: (str(_module_of(sub)), sub.__qualname__))
 
     def _dispatch_registry(self, func: Any) -> list[Any]:
         """The implementations a ``functools.singledispatch`` function chooses from, by the type each is

@@ -446,3 +446,82 @@ def test_a_registry_that_grew_later_in_the_process_is_read_again(project: Path) 
     dispatch = importlib.import_module("fpdemo.dispatch")
     dispatch.fmt.register(bytes, lambda value: value * 2)
     assert fingerprinter.fingerprint(nodes.formats).digest != before
+
+
+PLUGINS_BASE = """
+class Step:
+    name = ""
+
+    def apply(self, x):
+        return x
+"""
+
+PLUGINS_STEPS = """
+from fpdemo.plugbase import Step
+
+
+class Double(Step):
+    name = "double"
+
+    def apply(self, x):
+        return 2 * x
+
+
+class Scaled(Double):
+    name = "scaled"
+
+    def apply(self, x):
+        return 10 * x
+
+
+def triple(x):
+    return 3 * x
+"""
+
+PLUGINS_NODES = """
+import inspect
+
+from fpdemo import plugbase, plugsteps  # noqa: F401 (plugsteps registers the steps by subclassing)
+from fpdemo.plugbase import Step
+
+
+def by_subclass(x):
+    return {c.name: c for c in Step.__subclasses__()}["double"]().apply(x)
+
+
+def by_subclass_of_module_attribute(x):
+    return {c.name: c for c in plugbase.Step.__subclasses__()}["double"]().apply(x)
+
+
+def by_members(x):
+    return dict(inspect.getmembers(plugsteps, inspect.isfunction))["triple"](x)
+
+
+def names_step_only(x):
+    return Step().apply(x)
+"""
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "changed"),
+    [
+        # a subclass (and a subclass of it) found only through __subclasses__(); the base class counts for all
+        ("return 2 * x", "return 4 * x", {"by_subclass", "by_subclass_of_module_attribute", "by_members"}),
+        ("return 10 * x", "return 20 * x", {"by_subclass", "by_subclass_of_module_attribute", "by_members"}),
+        # a function found only through inspect.getmembers(module)
+        ("return 3 * x", "return 5 * x", {"by_members"}),
+    ],
+)
+def test_plugins_found_by_subclassing_or_by_getmembers_count(
+    project: Path, old: str, new: str, changed: set[str]
+) -> None:
+    """Attacker at15 F9: a step registry by `Step.__subclasses__()` and a function table by `inspect.getmembers(mod)`
+    left the fingerprint unchanged after an edit of the plugin (no Airflow skew, a stale Kedro node)."""
+    (project / "plugbase.py").write_text(PLUGINS_BASE)
+    (project / "plugsteps.py").write_text(PLUGINS_STEPS)
+    (project / "nodes.py").write_text(PLUGINS_NODES)
+    names = ("by_subclass", "by_subclass_of_module_attribute", "by_members", "names_step_only")
+    before = _digests(*names)
+    assert _digests(*names) == before  # stable between fresh imports
+    _edit(project / "plugsteps.py", old, new)
+    assert _changed(before, _digests(*names)) == changed
