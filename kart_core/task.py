@@ -392,16 +392,16 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T], metaclass=KartRegister)
         return not self.modification_time_check or _inputs_older_than_outputs(self, inputs, outputs)
 
     def kart_sibling_outputs_if_complete(
-        self, unique_id: str, relative_paths: Sequence[str], processor: FileProcessor[Any], run: bool = True
+        self, unique_id: str, relative_paths: Sequence[str], run: bool = True
     ) -> SiblingOutputs:
         """``outputs_if_complete(sibling)`` for a sibling of this task, without making it, when that can be told so.
 
         The sibling: a task of this class with this task's parameters but for significant ones (so its settings:
         workspace, run logs, redis, rerun and checks are this task's), whose unique id is ``unique_id``, that
-        requires nothing, and whose ``output()`` is ``[self.make_target(path, processor=processor) for path in
-        relative_paths]`` made as the sibling (``task_targets.sibling_target``). For an adapter that keys many
-        tasks of one class by strings (kart_kedro's node runs): checking a cached one costs neither luigi's
-        construction of it nor its targets'.
+        requires nothing, and whose ``output()`` is a list of ``make_target(path)`` for ``relative_paths``, made as the
+        sibling (``task_targets.sibling_target``; any format). For an adapter that keys many tasks of one class by
+        strings (kart_kedro's node runs): checking a cached one costs neither luigi's construction of it nor its
+        targets' (the check reads their paths and integrity records only).
 
         The check is ``complete()``'s, step by step: each output exists (committed: the view of a check outside any
         run), no commit of its manifest is half done and no output is being written by path, and the manifest's
@@ -433,18 +433,14 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T], metaclass=KartRegister)
             or self.kart_requires()
         ):
             return undecided
-        placed = []
+        outputs = []
         for path in relative_paths:
-            file_path = task_targets.workspace_file(self, path)
-            full = workspace.with_unique_id(file_path, unique_id)
+            full = workspace.with_unique_id(task_targets.workspace_file(self, path), unique_id)
             # A target's exists() outside any run (no task memo: it joins none) asks its storage just this; asked
-            # before any target is made, as a first run's check of every node finds none.
+            # before any record is made, as a first run's check of every node finds none.
             if not storage_for(full).exists(full):
                 return SiblingOutputs(True, None)
-            placed.append((path, file_path))
-        outputs = [
-            task_targets.sibling_target(self, unique_id, path, processor, file_path) for path, file_path in placed
-        ]
+            outputs.append(_Placed(full, task_targets.sibling_record(self, unique_id, path)))
         with transaction.detached():
             if not _commits_settled(outputs):
                 return SiblingOutputs(True, None)
@@ -629,10 +625,21 @@ def _commits_settled(outputs: list[Any]) -> bool:
     return True
 
 
+class _Placed:
+    """An output of a sibling task for its completeness check (``kart_sibling_outputs_if_complete``): what the check
+    reads of its target (``_path``, ``record``: ``_commits_settled``, ``lineage.stale_outputs``,
+    ``output_digests.complete_from_scope``), without making the target (``task_targets.sibling_target``)."""
+
+    __slots__ = ("_path", "record")
+
+    def __init__(self, path: str, record: Any) -> None:
+        self._path, self.record = path, record
+
+
 def _being_written(target: Any) -> bool:
     """Whether a kart target without a record has a by-path writer's marker beside it (live, or killed)."""
     path = getattr(target, "_path", None)  # not path(): asked inside the task's run() it would hand the path out
-    if not isinstance(path, str) or not isinstance(target, TargetOnKart):
+    if not isinstance(path, str) or not isinstance(target, (TargetOnKart, _Placed)):
         return False
     marker = commit_marker.writing_marker(path)
     if not storage_for(path).exists(marker):

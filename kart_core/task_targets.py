@@ -33,6 +33,7 @@ __all__ = [
     "make_large_data_frame_target",
     "make_model_target",
     "make_target",
+    "sibling_record",
     "sibling_target",
     "workspace_file",
 ]
@@ -104,8 +105,8 @@ def sibling_target(
     Raises:
         WorkspacePathError: the path is absolute or leaves the workspace with ``..``.
     """
+    found = sibling_record(task, unique_id, relative_file_path)
     label = f"{type(task).__name__}[{short_id(unique_id)}]"
-    found = _record(task, relative_file_path, unique_id, label, unique_id)
     return _target(
         file_path if file_path is not None else workspace_file(task, relative_file_path),
         unique_id=unique_id,
@@ -115,6 +116,11 @@ def sibling_target(
         record=found,
         name=_signing_name(relative_file_path, unique_id) if found is None else None,
     )
+
+
+def sibling_record(task: TargetOwner, unique_id: str, relative_file_path: str) -> OutputRecord | None:
+    """The integrity record of ``sibling_target(task, unique_id, relative_file_path, ...)``, without the target."""
+    return _record(task, relative_file_path, unique_id, f"{type(task).__name__}[{short_id(unique_id)}]", unique_id)
 
 
 def make_large_data_frame_target(

@@ -32,9 +32,7 @@ class Keyed(kart_core.TaskOnKart[int]):
 
 
 def _check(template: Keyed, sibling: Keyed, run: bool = True) -> kart_core.SiblingOutputs:
-    return template.kart_sibling_outputs_if_complete(
-        sibling.make_unique_id(), [f"keyed/{sibling.name}.pkl"], _PICKLE, run=run
-    )
+    return template.kart_sibling_outputs_if_complete(sibling.make_unique_id(), [f"keyed/{sibling.name}.pkl"], run=run)
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ _encode_string = json.encoder.encode_basestring_ascii  # json.dumps's encoder of
 
 _layout = kart_core.workspace  # the cache layout: log kinds, log paths, listing
 
-__all__ = ["CachedRun", "KedroNodeRun", "NodeKey", "cached_runs", "clear_run", "executing", "pickle_processor"]
+__all__ = ["CachedRun", "KedroNodeRun", "NodeKey", "cached_runs", "clear_run", "executing"]
 
 _UNSAFE = re.compile(r"[^0-9A-Za-z_.-]+")
 _NO_OUTPUT = "__node_done__"
@@ -212,7 +212,7 @@ class KedroNodeRun(kart_core.TaskOnKart[Any]):
         """
         names = self.output_names()
         paths = _output_paths(self.project, self.node_name, names)
-        processor = pickle_processor()  # every output is a .pkl: the registry is asked once per process
+        processor = _pickle_processor()  # every output is a .pkl: the registry is asked once per process
         return {name: self.make_target(path, processor=processor) for name, path in zip(names, paths, strict=True)}
 
     def output_names(self) -> tuple[str, ...]:
@@ -398,7 +398,7 @@ def _significant_parameters(cls: type[KedroNodeRun]) -> list[tuple[str, luigi.Pa
 
 
 @functools.cache
-def pickle_processor() -> Any:
+def _pickle_processor() -> Any:
     """The file processor of ``.pkl`` (kart's registry, plugins included), asked once per process."""
     return kart_core.file_processor.make_file_processor("output.pkl")
 

@@ -45,7 +45,7 @@ from kart_kedro._config import project_root as find_project_root
 from kart_kedro.dataset import TaskOnKartDataset
 from kart_kedro.dataset_code import project_dataset_code, raw_record_code
 from kart_kedro.input_digest import data_digest
-from kart_kedro.node_cache import KedroNodeRun, NodeKey, pickle_processor
+from kart_kedro.node_cache import KedroNodeRun, NodeKey
 from kart_kedro.node_records import NodeRecords, RunParts
 from kart_kedro.node_work import NodeResult, NodeWork
 from kart_kedro.output_state import (
@@ -316,9 +316,7 @@ class PipelineRun:
         template = self.template
         unique_id = None if template is None or key.made else key.unique_id
         if template is not None and unique_id is not None:
-            sibling = template.kart_sibling_outputs_if_complete(
-                unique_id, key.output_paths(), pickle_processor(), run=run
-            )
+            sibling = template.kart_sibling_outputs_if_complete(unique_id, key.output_paths(), run=run)
             if sibling.decided:
                 return sibling.found
         task = key.task
