@@ -24,7 +24,7 @@ import functools
 import hmac
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from kart_core import log_binding, target_config
@@ -163,6 +163,9 @@ class VerifyReport:
     unrecorded: int = 0
     notices: tuple[Problem, ...] = ()
     runlogs: int = 0
+    # Workspace-relative key -> the manifests (full paths) that record the file there as it is now: ``remove_damaged``
+    # never deletes such a file on behalf of another manifest (attacker N16).
+    intact: Mapping[str, frozenset[str]] = dataclasses.field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -232,7 +235,7 @@ def verify_workspace(
     listed: set[str] = set(in_flux)
     # Outputs that differ from their record, with the problem (``claims``), and those that match one (``intact``).
     claims: list[tuple[str, Problem]] = []
-    intact: set[str] = set()
+    intact: dict[str, set[str]] = {}  # workspace-relative key -> the manifests (full paths) whose entry it matches
     for name in _folder_manifests(manifest_folder, manifest_prefix):
         path = join_url(workspace, name)
         problems.append(
@@ -288,7 +291,7 @@ def verify_workspace(
             if problem is not None:
                 claims.append((key, problem))
             else:
-                intact.add(key)
+                intact.setdefault(key, set()).add(path)
     # A file another manifest records as it is now is that task's committed output: an older claim on it (a
     # side target kart recorded as an output before attacker N16's fix, or a path two tasks both write) is not
     # damage to delete; deleting it would destroy the other task's good output.
@@ -315,6 +318,7 @@ def verify_workspace(
         len(unlisted) if signer is not None else 0,
         tuple(sorted(notices, key=_order)),
         runlogs,
+        {key: frozenset(paths) for key, paths in intact.items()},
     )
 
 
@@ -678,7 +682,7 @@ def remove_damaged(report: VerifyReport, *, unrecorded: bool = False, signer: Si
         if problem.kind == "manifest" and files is None:
             files = list_files(report.workspace)
         try:
-            deleted += _remove_problem(report.workspace, problem, files or [])
+            deleted += _remove_problem(report.workspace, problem, files or [], report.intact)
         except confined.Refused as refusal:
             logger.warning(
                 "%s: `kart verify --delete` left %r alone: %s",
@@ -689,20 +693,32 @@ def remove_damaged(report: VerifyReport, *, unrecorded: bool = False, signer: Si
     return list(dict.fromkeys(deleted))
 
 
-def _remove_problem(workspace: str, problem: Problem, files: list[FileEntry]) -> list[str]:
+def _remove_problem(
+    workspace: str, problem: Problem, files: list[FileEntry], intact: Mapping[str, frozenset[str]] | None = None
+) -> list[str]:
     """``remove_damaged``'s removals for one problem other than a writer's marker; every one through
     ``confined`` (a descriptor of the file's folder opened from the workspace without following symlinks), so a
     folder swapped for a symlink after ``verify_workspace`` looked removes nothing outside the workspace.
+
+    A file the unreadable, refused or interrupted manifest lists that another manifest records as it is now
+    (``intact``: a path two tasks write, or a side file an older kart recorded as an output) is that task's
+    committed output: it stays (attacker N16).
 
     Returns the removed paths. Raises ``confined.Refused`` when a folder on the way is a symlink or a file.
     """
     key = _workspace_key(workspace, problem.path)
     if key is None:  # not a path of this workspace (never kart's to remove here)
         return []
+    intact = intact or {}
+
+    def others(each: str) -> bool:  # another manifest records the file at ``each`` as it is now
+        return bool(intact.get(each, frozenset()) - {problem.path})
+
     deleted: list[str] = []
     if problem.kind == "manifest":
         logged = _outputs_logged_for(workspace, problem.path, files)
         keys = [each for each in map(functools.partial(_workspace_key, workspace), logged) if each is not None]
+        keys = [each for each in keys if not others(each)]
         confined.check_within(workspace, [*keys, key])  # nothing goes unless all of them may
         deleted += confined.remove_files_within(workspace, keys)
         if confined.remove_empty_folder_within(workspace, key):
@@ -711,6 +727,7 @@ def _remove_problem(workspace: str, problem: Problem, files: list[FileEntry]) ->
         manifest = read_unverified(storage_for(problem.path), problem.path)
         # Not a workspace-relative key (read_manifest refuses such a manifest): never followed.
         keys = [each for each in sorted(manifest.outputs) if workspace_key(workspace, each) == each] if manifest else []
+        keys = [each for each in keys if not others(each)]
         marker = _workspace_key(workspace, marker_beside(problem.path))
         confined.check_within(workspace, [*keys, key, *([marker] if marker else [])])
         deleted += confined.remove_within(workspace, keys)

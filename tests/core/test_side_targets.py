@@ -16,6 +16,7 @@ import pytest
 import kart_core as gokart
 from kart_core.inspect.verify import remove_damaged, verify_workspace
 from kart_core.signing import ENVIRONMENT_VARIABLE as SIGNING_KEY
+from kart_core.signing import HEADER_SIZE
 from kart_core.storage import storage_for
 from kart_core.workspace import join_url
 
@@ -173,3 +174,27 @@ def test_a_side_file_written_by_path_is_committed_and_not_recorded(workspace: st
     assert open(join_url(workspace, "shared/notes.txt")).read() == "notes"
     assert list(_manifest(task)["outputs"]) == [task.output().record.key]
     assert verify_workspace(workspace).ok
+
+
+def test_a_refused_record_listing_another_task_s_output_leaves_that_output(
+    where: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Signing on: an older record of the side file (its edit breaks its signature, so verify refuses it) makes
+    ``--delete`` remove that task's record and outputs, never the file the owner's signed record vouches for."""
+    monkeypatch.setenv(SIGNING_KEY, "a test key of some length")
+    first = SideWriter(workspace_directory=where)
+    gokart.build(first, reset_register=False)
+    owner = LookupOwner(workspace_directory=where, rerun=True)
+    gokart.build(owner, reset_register=False)
+    record = first.output().record
+    data = storage_for(record.manifest).read_bytes(record.manifest)
+    document = json.loads(data[HEADER_SIZE:])  # after its signature header
+    document["outputs"][SHARED] = dict(document["outputs"][record.key])
+    with storage_for(record.manifest).atomic_write(record.manifest) as file:
+        file.write(json.dumps(document).encode())
+
+    report = verify_workspace(where)
+    assert [(problem.kind, problem.task) for problem in report.problems] == [("manifest", first.kart_label())]
+    deleted = remove_damaged(report)
+    assert join_url(where, SHARED) not in deleted and first.output().path() in deleted
+    assert owner.output().load() == "lookup from its owner"
