@@ -65,7 +65,7 @@ from kart_core.lock import canonical_location
 from kart_core.manifest import Entry, OutputRecord
 from kart_core.signing import HEADER_SIZE, Signer
 from kart_core.storage import storage_for
-from kart_core.storage.base import PRIVATE_PREFIX, no_space_note, temporary_name
+from kart_core.storage.base import PRIVATE_PREFIX, TEMPORARY_SUFFIX, no_space_note, temporary_name
 from kart_core.storage.stamp import stamp
 from kart_core.transaction import Staged, Transaction
 from kart_core.workspace import MANIFEST, log_task_path
@@ -156,6 +156,7 @@ class DirectWrites:
         self.stopped: str | None = None
         self.watching = False
         self.handed: dict[str, _Handed] = {}
+        self._sealed_companions: list[str] = []  # companions of which a signed copy was committed (``finish``)
         self._marked: dict[str, OutputRecord] = {}
         # Markers beside the record-less outputs handed out (writing_marker) and their pointers, with the bytes this
         # run wrote there: each is removed only while it still holds them (``_remove_own_writing``).
@@ -697,6 +698,60 @@ class DirectWrites:
             with storage.open_read(handed.given) as file:
                 entry = self._entry(file, record)
             self._running.add(Staged(path, handed.given, storage, record, entry))
+        self._stage_companions()
+
+    def _companions(self) -> list[tuple[str, str, Any]]:
+        """The files the run wrote beside a private name under a name derived from it (``.kart-took-{hex}.`` then
+        anything else: ``splitext(path)[0] + ".schema.json"``, an index beside a data file), each with the final
+        name it stands for (the prefix dropped) and its storage. One listing of each private name's folder."""
+        found: list[tuple[str, str, Any]] = []
+        for handed in self.handed.values():
+            folder, _, name = handed.given.rpartition("/")
+            prefix = name[: len(PRIVATE_PREFIX) + 13]  # ".kart-took-" + 12 hex + "."
+            storage = storage_for(handed.given)
+            for each in _names_in(storage, folder):
+                if each.startswith(prefix) and each != name and not each.endswith(TEMPORARY_SUFFIX):
+                    found.append((f"{folder}/{each}", f"{folder}/{each[len(prefix) :]}", storage))
+        return found
+
+    def _stage_companions(self) -> None:
+        """Stage each companion file (``_companions``) so that the commit moves it to its final name with the run's
+        outputs, as gokart's run left it beside the output (attacker at15 F2: it stayed under the private name, and a
+        reader found the companion of the run before beside the new output). One that stands for another output of
+        the task gets that output's record; any other is committed as a side file, recorded nowhere.
+
+        Raises:
+            TaskDefinitionError: a folder was saved under such a name (only files are moved), or the name stands for
+                an output this run also wrote under its own private name.
+        """
+        signer = target_config.current().signer
+        for location, final, storage in self._companions():
+            if ("://" not in location and os.path.isdir(location)) or (
+                "://" in location and not storage.exists(location)
+            ):
+                raise TaskDefinitionError(
+                    f"{self._label}.run() saved a folder at {location!r}, a name derived from the private name kart "
+                    f"handed out for one of its outputs: only files written beside it are moved to their final names "
+                    f"({final!r}). Write one file there, or a folder as its own output of the task. Nothing was "
+                    "committed."
+                )
+            target = self._outputs.get(final)
+            if target is not None and final in self.handed:
+                raise TaskDefinitionError(
+                    f"{self._label}.run() wrote its output {final!r} twice: under the private name it was handed and "
+                    f"under {location!r}, derived from another output's. Write it once, by the name "
+                    "self.output().path() hands out for it. Nothing was committed."
+                )
+            record = self._record(target) if target is not None else None
+            if target is not None and signer is not None:
+                staged = self._sealed(target, record, final, location, storage, signer)
+                if staged is not None:
+                    self._running.add(staged)
+                    self._sealed_companions.append(location)
+                continue
+            with storage.open_read(location) as file:
+                entry = self._entry(file, record)
+            self._running.add(Staged(final, location, storage, record, entry))
 
     def _refuse_remote_folder(self, path: str, given: str) -> None:
         """Fail the run that saved a folder at the private name ``given`` of its output ``path`` on object storage.
@@ -727,7 +782,15 @@ class DirectWrites:
 
         Raises:
             MarkerLostError, NoSpaceError: the marker could not be kept this run's (nothing moved).
+            TaskDefinitionError: signing is on: a folder cannot be signed (nothing moved; the undo removes it).
         """
+        if target_config.current().signer is not None:
+            raise TaskDefinitionError(
+                f"{self._label}.run() saved a folder at the path of its output {path!r}, and signing is on: kart signs "
+                "and records files only, so a folder there could be changed or planted unseen. Nothing was committed, "
+                "and the folder is removed. Save it through TaskOnKart.make_model_target (a save function writes the "
+                "folder, kart zips, signs and records it), or as one file (a zip or tar) at the output's path."
+            )
         backup = temporary_name(path) if os.path.lexists(path) else None
         with self._marker_lock:
             handed.backup, handed.placed = backup, True
@@ -850,7 +913,11 @@ class DirectWrites:
         self.release()
 
     def _remove_private(self, why: str) -> None:
-        """Remove each private file (or folder) the run wrote and did not move into place, logged with the output."""
+        """Remove each private file (or folder) the run wrote and did not move into place, and the files it wrote
+        beside them under derived names (``_companions``), logged with the output."""
+        for location, final, storage in self._companions():
+            commit_marker.remove_output(storage, location)
+            logger.warning("%s: %s; removed %r, what it wrote for %r", self._label, why, location, final)
         for path, handed in self.handed.items():
             if handed.placed:
                 continue
@@ -908,6 +975,8 @@ class DirectWrites:
                 commit_marker.remove_output(storage_for(path), handed.backup)
             if handed.sealed:  # the commit put a signed copy at the path: the run's own file is left
                 storage_for(handed.given).remove(handed.given)
+        for location in self._sealed_companions:
+            storage_for(location).remove(location)
         lost = self._clear_markers()
         self._clear_left_writing_markers()
         self.release()
@@ -1075,6 +1144,23 @@ def _remote_folder(storage: Any, name: str) -> bool:
         return False
     file_system.invalidate_cache(name)
     return bool(file_system.find(name.rstrip("/") + "/", maxdepth=None, withdirs=False))
+
+
+def _names_in(storage: Any, folder: str) -> list[str]:
+    """The names of the entries of ``folder`` (local disk or object storage); [] when it is missing."""
+    if "://" not in folder or folder.startswith("file://"):
+        try:
+            return os.listdir(folder.removeprefix("file://") or ".")
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+    file_system = getattr(storage, "file_system", None)
+    if file_system is None:
+        return []
+    file_system.invalidate_cache(folder)
+    try:
+        return [str(each).rstrip("/").rpartition("/")[2] for each in file_system.ls(folder, detail=False)]
+    except FileNotFoundError:
+        return []
 
 
 def _who(marker: commit_marker.Marker) -> str:

@@ -128,7 +128,11 @@ class TargetOnKart(luigi.Target):
         private = _private_of(running, self._path)
         if private is not None and self._storage.exists(private):
             return True
-        return self._storage.exists(self._path)
+        if not self._storage.exists(self._path):
+            return False
+        # With signing on only what kart signed counts: a folder at a file output's path (planted, or saved there by
+        # path) is never signed or recorded, so it is not the output (attacker at15 F1; kart refuses to commit one).
+        return self.signer is None or "://" in self._path or not os.path.isdir(self._path)
 
     def path(self) -> str:
         """Where the output lives.
@@ -150,6 +154,15 @@ class TargetOnKart(luigi.Target):
             return running.direct.hand_out(self, self._path)  # a private name during run() (direct_write)
         if running is None and slot is not None:
             transaction.refuse_child(slot, what)
+        return self._path
+
+    def final_path(self) -> str:
+        """The output's own path, also inside the task's ``run()``, where ``path()`` hands out a private name.
+
+        For what outlives the run and must name the output where its commit puts it: a list of shard paths dumped
+        as data, a manifest of files for another tool, a log line. Write the output by ``path()``; name it by this.
+        kart's own name (gokart and luigi have no private names, so their ``path()`` is this).
+        """
         return self._path
 
     def remove(self) -> None:

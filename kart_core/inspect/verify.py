@@ -301,6 +301,9 @@ def verify_workspace(
     notices: list[Problem] = []
     if signer is not None:
         commits = target_config.current().record  # records off: loads check the MAC only
+        # With signing on a folder at an output's path is never signed or recorded (kart refuses to commit one): its
+        # files are reported too, so a planted folder is not a clean workspace (attacker at15 F1).
+        unlisted += [entry for entry in _in_output_folders(files.values()) if entry.relative not in listed]
         problems += _unrecorded(unlisted, _class_names(files.values()), signer, commits)
     else:
         notices = _unvouched(workspace, unlisted, files)
@@ -783,6 +786,27 @@ def _layout_outputs(files: Iterable[FileEntry]) -> list[FileEntry]:
     ]
 
 
+def _in_output_folders(files: Iterable[FileEntry]) -> list[FileEntry]:
+    """The files inside a folder named as an output by kart's layout (``…_{unique id}[.ext]/…``), outside ``log/``."""
+    return [
+        entry
+        for entry in files
+        if not entry.relative.startswith(f"{LOG_DIRECTORY}/")
+        and named_run(entry.relative) is None
+        and _output_folder(entry.relative) is not None
+    ]
+
+
+def _output_folder(relative: str) -> tuple[str, str] | None:
+    """``named_run`` of the innermost folder of ``relative`` named as an output, if any."""
+    parts = relative.split("/")[:-1]
+    for end in range(len(parts), 0, -1):
+        found = named_run("/".join(parts[:end]))
+        if found is not None:
+            return found
+    return None
+
+
 def _class_names(files: Iterable[FileEntry]) -> dict[str, str]:
     """Task class by unique id, from the run-log file names (``log/{kind}/{Class}_{unique id}{ext}``)."""
     return {unique_id: cls for cls, unique_id in run_logs(files)}
@@ -795,7 +819,7 @@ def _unrecorded(outputs: list[FileEntry], classes: dict[str, str], signer: Signe
     for entry in outputs:
         detail = _refusal(entry, signer, commits)
         if detail is not None:
-            stem, unique_id = named_run(entry.relative) or ("", "")
+            stem, unique_id = named_run(entry.relative) or _output_folder(entry.relative) or ("", "")
             task = f"{classes.get(unique_id, stem)}[{unique_id[:8]}]"
             problems.append(Problem("unrecorded", entry.path, task, detail))
     return problems
