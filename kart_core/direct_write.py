@@ -41,7 +41,8 @@ one machine: two machines writing one task by path take turns only through redis
 reads its marker before each move and, on local disk, after it, undoing the move when the marker was lost
 (``commit_marker.FencedMoves``). What is left: on object storage a run paused between that read and its copy (one
 request) still commits over a run that took it over meanwhile; a write by a path the task's code computed itself
-lands in place, as before.
+lands in place, as before (recorded at the commit; one still open for writing in this process then fails the run:
+``_refuse_open``).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from kart_core import commit_marker, target_config, transaction
-from kart_core.errors import MarkerLostError, NoSpaceError, TaskDefinitionError, TaskLockException
+from kart_core.errors import MarkerLostError, NoSpaceError, RunWriteError, TaskDefinitionError, TaskLockException
 from kart_core.integrity import DEFAULT_ALGORITHM, digest_stream
 from kart_core.lock import canonical_location
 from kart_core.manifest import Entry, OutputRecord
@@ -157,6 +158,7 @@ class DirectWrites:
         self.watching = False
         self.handed: dict[str, _Handed] = {}
         self._sealed_companions: list[str] = []  # companions of which a signed copy was committed (``finish``)
+        self._unfinished: list[str] = []  # files written in place still open for writing (``_refuse_open``)
         self._marked: dict[str, OutputRecord] = {}
         # Markers beside the record-less outputs handed out (writing_marker) and their pointers, with the bytes this
         # run wrote there: each is removed only while it still holds them (``_remove_own_writing``).
@@ -689,6 +691,7 @@ class DirectWrites:
                 if _remote_folder(storage, handed.given):
                     self._refuse_remote_folder(path, handed.given)
                 continue
+            self._refuse_open(path, handed.given)
             if signer is not None:
                 staged = self._sealed(handed.target, record, path, handed.given, storage, signer)
                 if staged is not None:
@@ -753,6 +756,26 @@ class DirectWrites:
                 entry = self._entry(file, record)
             self._running.add(Staged(final, location, storage, record, entry))
 
+    def _refuse_open(self, path: str, written: str) -> None:
+        """Fail the run when a descriptor of this process still has the file ``written`` (the output ``path`` itself,
+        written in place, or its private name) open for writing after ``run()`` returned: a thread ``run()`` started,
+        or a file object it kept, may write on, and the record would vouch for bytes kart did not see written whole.
+        Local disk only (``/proc/self/fd``; a writer in another process, or on object storage, is not seen).
+
+        Raises:
+            RunWriteError: names the task, the file and what to do; nothing is committed, and the undo removes the
+                private file (an in-place file of a rerun too, as it changed).
+        """
+        if not _open_for_writing(written):
+            return
+        self._unfinished.append(written)
+        raise RunWriteError(
+            f"{self._label}: its output {path!r} is still open for writing in this process after run() returned "
+            f"({written!r}): a thread run() started, or a file object it kept, may write on, and kart records only "
+            "bytes it saw written whole. Nothing was committed. Close the file before run() returns (`with "
+            "open(...)`) and wait for the threads run() starts (join them, or the executor's shutdown(wait=True))."
+        )
+
     def _refuse_remote_folder(self, path: str, given: str) -> None:
         """Fail the run that saved a folder at the private name ``given`` of its output ``path`` on object storage.
 
@@ -809,6 +832,7 @@ class DirectWrites:
                 continue
             path = target.path()
             storage = storage_for(path)
+            self._refuse_open(path, path)
             if signer is not None:
                 staged = self._sealed(target, record, path, path, storage, signer)
                 if staged is not None:
@@ -902,6 +926,8 @@ class DirectWrites:
             if handed.placed and not self._taken_over(path):
                 moves.append((path, handed.backup))
         moves.extend((path, None) for path in changed if path not in self.handed and not self._taken_over(path))
+        # An output written in place and still being written (a first run too: it would count as complete).
+        moves.extend((path, None) for path in self._unfinished if path in self._outputs and (path, None) not in moves)
         try:
             self._remove_private(why)
             commit_marker.undo_direct(moves, self._label, why)
@@ -1144,6 +1170,30 @@ def _remote_folder(storage: Any, name: str) -> bool:
         return False
     file_system.invalidate_cache(name)
     return bool(file_system.find(name.rstrip("/") + "/", maxdepth=None, withdirs=False))
+
+
+def _open_for_writing(path: str) -> bool:
+    """Whether a descriptor of this process has the local file at ``path`` open for writing (Linux ``/proc``; False
+    elsewhere, for object storage and when it cannot be told)."""
+    if "://" in path and not path.startswith("file://"):
+        return False
+    try:
+        status = os.stat(path.removeprefix("file://"))
+        descriptors = os.listdir("/proc/self/fd")
+    except OSError:
+        return False
+    for descriptor in descriptors:
+        try:
+            opened = os.stat(f"/proc/self/fd/{descriptor}")
+            if (opened.st_dev, opened.st_ino) != (status.st_dev, status.st_ino):
+                continue
+            with open(f"/proc/self/fdinfo/{descriptor}") as info:
+                flags = next((int(line.split()[1], 8) for line in info if line.startswith("flags:")), 0)
+        except (OSError, ValueError):
+            continue
+        if flags & os.O_ACCMODE in (os.O_WRONLY, os.O_RDWR):
+            return True
+    return False
 
 
 def _names_in(storage: Any, folder: str) -> list[str]:
