@@ -152,6 +152,9 @@ _COMPREHENSIONS = frozenset({"<listcomp>", "<setcomp>", "<dictcomp>", "<genexpr>
 _KART_PACKAGES = frozenset({"kart_core", "kart_airflow", "kart_kedro"})
 _KART_DISTRIBUTION = "kart-suite"
 # Names whose use makes a function reach attributes the bytecode does not name (getattr(helpers, name)).
+# What a project function's dynamic look-ups are (``_helper_look_ups``): module attributes, class subclasses.
+_ATTRIBUTES = "attributes"
+_SUBCLASSES = "subclasses"
 # inspect.getmembers(helpers) is the same look-up as vars(helpers) (attacker at15 F9).
 _DYNAMIC_ATTRIBUTES = frozenset({"getattr", "vars", "__dict__", "getmembers", "getmembers_static"})
 _DYNAMIC_IMPORTS = frozenset({"import_module", "__import__"})
@@ -778,6 +781,7 @@ class _Visit:
         self.registries: list[tuple[_Item, Callable[[], Any]]] = []
         self.stored: list[str] = []  # keys this traversal stored: dropped if it fails
         self.failed_in: str | None = None  # the innermost piece being normalised when the traversal failed
+        self._look_ups: dict[types.CodeType, frozenset[str]] = {}  # _reached_look_ups of a project function's code
 
     @contextlib.contextmanager
     def walking(self, item: _Item) -> Iterator[None]:
@@ -912,8 +916,10 @@ class _Visit:
         globals_ = func.__globals__
         references = []
         module = _module_of(func) or "__main__"
-        # getattr(helpers, name) can reach any attribute of a module it references: count them all.
-        dynamic = not _DYNAMIC_ATTRIBUTES.isdisjoint(names)
+        # getattr(helpers, name) can reach any attribute of a module it references: count them all. So can a
+        # project helper it calls with the module (lookup(helpers, name)): the caller names what the helper reads.
+        helpers = self._helper_look_ups(names, globals_)
+        dynamic = not _DYNAMIC_ATTRIBUTES.isdisjoint(names) or _ATTRIBUTES in helpers
         scan = _scan_imports(code, globals_.get("__package__"))
         # Before any module is walked: a submodule the code reaches (``from pkg import mod``, ``pkg.mod.K``)
         # is an attribute of its package only once imported; whether something imported it first must not count.
@@ -924,7 +930,7 @@ class _Visit:
         if "globals" in names:  # globals()[name]: any name of the function's own module
             own = sorted(name for name in globals_ if not name.startswith("__") and name not in names)
             references.append(["globals()", [[n, self._global(module, n, globals_[n], names, dynamic)] for n in own]])
-        if "__subclasses__" in names:  # Step.__subclasses__(): plugins found by subclassing, not by name
+        if "__subclasses__" in names or _SUBCLASSES in helpers:  # Step.__subclasses__(), find(Step, name): plugins
             for cls in self._named_classes(names, globals_):
                 subclasses = [self.token(sub) for sub in self._project_subclasses(cls)]
                 references.append([f"{cls.__module__}.{cls.__qualname__}.__subclasses__()", subclasses])
@@ -943,6 +949,43 @@ class _Visit:
             self.token(func.__wrapped__) if hasattr(func, "__wrapped__") else None,
             *self._dispatch_registry(func),
         ]
+
+    def _helper_look_ups(self, names: list[str], globals_: Mapping[str, Any]) -> frozenset[str]:
+        """The dynamic look-ups (``_ATTRIBUTES``, ``_SUBCLASSES``) that the project functions ``names`` reaches make,
+        transitively: methods of the project classes it names count too. Such a helper may do them on what the
+        caller passes it (``find(Step, "double")`` calling ``base.__subclasses__()``), so the caller widens as if it
+        made them itself: coarser, never stale (attacker at15 F10)."""
+        found: set[str] = set()
+        for name in names:
+            value = globals_.get(name)
+            functions = [value]
+            if isinstance(value, type) and self._is_project_class(value):
+                functions = [getattr(member, "__func__", member) for member in vars(value).values()]
+            for function in functions:
+                if isinstance(function, types.FunctionType) and self._is_project_code(function):
+                    found |= self._reached_look_ups(function)
+        return frozenset(found)
+
+    def _reached_look_ups(self, function: types.FunctionType) -> frozenset[str]:
+        """The dynamic look-ups ``function`` makes or a project function it names makes (memoised per code object;
+        a cycle counts what was found before it closed)."""
+        code = function.__code__
+        known = self._look_ups.get(code)
+        if known is not None:
+            return known
+        self._look_ups[code] = frozenset()
+        names = _all_names(code)
+        found = set()
+        if not _DYNAMIC_ATTRIBUTES.isdisjoint(names):
+            found.add(_ATTRIBUTES)
+        if "__subclasses__" in names:
+            found.add(_SUBCLASSES)
+        found |= self._helper_look_ups(sorted(names), function.__globals__)
+        self._look_ups[code] = result = frozenset(found)
+        return result
+
+    def _is_project_code(self, function: types.FunctionType) -> bool:
+        return self.owner.classifier.version_of(_module_of(function) or "builtins") is None
 
     def _named_classes(self, names: list[str], globals_: Mapping[str, Any]) -> list[type]:
         """The project classes ``names`` reach: globals of the function's module, and attributes of the project

@@ -478,11 +478,48 @@ def triple(x):
     return 3 * x
 """
 
+PLUGINS_HELPERS = """
+import inspect
+
+
+def find(base, name):
+    return {c.name: c for c in base.__subclasses__()}[name]
+
+
+def functions_of(module):
+    return dict(inspect.getmembers(module, inspect.isfunction))
+
+
+def lookup(module, name):
+    return getattr(module, name)
+
+
+def through(module, name):
+    return lookup(module, name)
+"""
+
 PLUGINS_NODES = """
 import inspect
 
 from fpdemo import plugbase, plugsteps  # noqa: F401 (plugsteps registers the steps by subclassing)
+from fpdemo.plughelp import find, functions_of, lookup, through
 from fpdemo.plugbase import Step
+
+
+def by_helper_subclass(x):
+    return find(Step, "double")().apply(x)
+
+
+def by_helper_members(x):
+    return functions_of(plugsteps)["triple"](x)
+
+
+def by_helper_getattr(x):
+    return lookup(plugsteps, "triple")(x)
+
+
+def by_helper_of_helper(x):
+    return through(plugsteps, "triple")(x)
 
 
 def by_subclass(x):
@@ -502,25 +539,31 @@ def names_step_only(x):
 """
 
 
+_SUBCLASS_READERS = {"by_subclass", "by_subclass_of_module_attribute", "by_helper_subclass"}
+_MODULE_READERS = {"by_members", "by_helper_members", "by_helper_getattr", "by_helper_of_helper"}
+
+
 @pytest.mark.parametrize(
     ("old", "new", "changed"),
     [
-        # a subclass (and a subclass of it) found only through __subclasses__(); the base class counts for all
-        ("return 2 * x", "return 4 * x", {"by_subclass", "by_subclass_of_module_attribute", "by_members"}),
-        ("return 10 * x", "return 20 * x", {"by_subclass", "by_subclass_of_module_attribute", "by_members"}),
-        # a function found only through inspect.getmembers(module)
-        ("return 3 * x", "return 5 * x", {"by_members"}),
+        # a subclass (and a subclass of it) found only through __subclasses__(), also in a helper given the class
+        ("return 2 * x", "return 4 * x", _SUBCLASS_READERS | _MODULE_READERS),
+        ("return 10 * x", "return 20 * x", _SUBCLASS_READERS | _MODULE_READERS),
+        # a function found only through inspect.getmembers(module) or getattr(module, name), also in a helper
+        ("return 3 * x", "return 5 * x", _MODULE_READERS),
     ],
 )
 def test_plugins_found_by_subclassing_or_by_getmembers_count(
     project: Path, old: str, new: str, changed: set[str]
 ) -> None:
     """Attacker at15 F9: a step registry by `Step.__subclasses__()` and a function table by `inspect.getmembers(mod)`
-    left the fingerprint unchanged after an edit of the plugin (no Airflow skew, a stale Kedro node)."""
+    left the fingerprint unchanged after an edit of the plugin (no Airflow skew, a stale Kedro node); F10: so did the
+    same look-ups in a project helper the code passes the class or module to (`find(Step, name)`)."""
     (project / "plugbase.py").write_text(PLUGINS_BASE)
     (project / "plugsteps.py").write_text(PLUGINS_STEPS)
+    (project / "plughelp.py").write_text(PLUGINS_HELPERS)
     (project / "nodes.py").write_text(PLUGINS_NODES)
-    names = ("by_subclass", "by_subclass_of_module_attribute", "by_members", "names_step_only")
+    names = (*sorted(_SUBCLASS_READERS | _MODULE_READERS), "names_step_only")
     before = _digests(*names)
     assert _digests(*names) == before  # stable between fresh imports
     _edit(project / "plugsteps.py", old, new)
