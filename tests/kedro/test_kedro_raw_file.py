@@ -159,3 +159,51 @@ def test_loading_a_cached_raw_file_hands_out_its_path_only_while_the_content_is_
     raw.unlink()
     with pytest.raises(StaleTaskError, match=r"nums.txt' is gone since this task was built .*RawFile: no file"):
         task.output().load()
+
+
+def _download(upload: tuple[int, list[int]]) -> int:
+    day, values = upload
+    Path("nums.txt").write_text(" ".join(str(value) for value in values) + "\n")
+    return day
+
+
+def _report(total: int, downloaded: int) -> int:
+    return total
+
+
+@pytest.mark.parametrize("runner", ["KartRunner", "SequentialRunner"])
+def test_a_dataset_over_a_raw_file_a_node_writes_reads_what_the_node_wrote_that_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runner: str
+) -> None:
+    """A `download` node writes the raw file a TaskOnKartDataset over RawFile stands for. The catalog is made before
+    the node runs: the dataset's task is made again when it is read, so each run reports that run's download
+    (attacker at15 F6, Kedro form: day 1 reported day 0's total, from the cache)."""
+    from kart_kedro import KartRunner, TaskOnKartDataset
+    from kedro.io import DataCatalog, MemoryDataset
+    from kedro.pipeline import Pipeline, node
+    from kedro.runner import SequentialRunner
+
+    monkeypatch.chdir(tmp_path)
+    Path("nums.txt").write_text("0\n")
+    pipeline = Pipeline(
+        [node(_download, "upload", "downloaded", name="download"), node(_report, ["total", "downloaded"], "out")]
+    )
+
+    def run_day(day: int, values: list[int]) -> int:
+        catalog = DataCatalog(
+            {
+                "total": TaskOnKartDataset(
+                    task=f"{__name__}.SumOfFile",
+                    params={"source": {"task": "kart_kedro.RawFile", "params": {"path": "nums.txt"}}},
+                    workspace_directory=str(tmp_path / "ws"),
+                ),
+                "upload": MemoryDataset((day, values)),
+            }
+        )
+        chosen = KartRunner(workspace_directory=str(tmp_path / "ws")) if runner == "KartRunner" else SequentialRunner()
+        out = chosen.run(pipeline, catalog)["out"]
+        return int(out.load() if hasattr(out, "load") else out)
+
+    assert run_day(0, [1, 2, 3]) == 6
+    assert run_day(1, [100, 200, 300]) == 600
+    assert run_day(2, [1, 2, 3]) == 6  # SumOfFile as of day 0, cached under that content's ids

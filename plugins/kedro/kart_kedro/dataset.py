@@ -91,7 +91,20 @@ class TaskOnKartDataset(AbstractDataset[Any, Any]):
 
     @property
     def task(self) -> kart_core.TaskOnKart[Any]:
-        """The kart task whose output this dataset is."""
+        """The kart task whose output this dataset is, made from the entry again at each access.
+
+        Not the task made when the catalog was created: a parameter its construction reads from outside (a
+        ``RawFile``'s checksum of a file a node of this very run writes, a download) may have changed since, and
+        the task made then would hand out the output of the content before (attacker at15 F6). Made again, it
+        is the same task object (luigi's instance cache) while nothing changed.
+
+        Raises:
+            DatasetError: the entry no longer makes a task (a file it reads is gone).
+        """
+        try:
+            self._task = task_from_config(self._task_path, self._params, self._workspace_directory)
+        except (TaskConfigError, FileNotFoundError) as exc:
+            raise DatasetError(f"TaskOnKartDataset: {str(exc).rstrip('.')}") from exc
         return self._task
 
     def load(self) -> Any:
@@ -107,24 +120,27 @@ class TaskOnKartDataset(AbstractDataset[Any, Any]):
             kart_core.errors.DamagedOutputError: the output differs from its record and repairs are off.
             kart_core.errors.IntegrityError: signing is on and refuses the output (never rebuilt).
         """
-        self.ensure_built()
+        task = self.ensure_built()
         with kart_core.verify_loads():
-            return kart_core.load_output(self._task, repair=True)
+            return kart_core.load_output(task, repair=True)
 
-    def ensure_built(self) -> None:
-        """Build the task (and its missing upstreams) unless it is complete, so its output can be read."""
-        if not self._task.complete():
-            self._build()
+    def ensure_built(self) -> kart_core.TaskOnKart[Any]:
+        """Build the task (and its missing upstreams) unless it is complete, so its output can be read; return it
+        (``task``: made from the entry now)."""
+        task = self.task
+        if not task.complete():
+            self._build(task)
+        return task
 
-    def _build(self) -> None:
+    def _build(self, task: kart_core.TaskOnKart[Any]) -> None:
         # Parallel Kedro workers may load datasets sharing an upstream: with each task's lock held while
         # it runs, one worker builds it and the others find it cached.
-        kart_core.build(self._task, return_value=False, reset_register=False, lock=True)
-        if not self._task.complete():
+        kart_core.build(task, return_value=False, reset_register=False, lock=True)
+        if not task.complete():
             # build(return_value=False) returns None, as gokart's, when only missing external inputs stopped it.
-            missing = ", ".join(str(task) for task in _missing_inputs(self._task)) or "an external input"
+            missing = ", ".join(str(task) for task in _missing_inputs(task)) or "an external input"
             raise DatasetError(
-                f"TaskOnKartDataset({self._task.kart_label()}) could not be built: {missing} is missing (a "
+                f"TaskOnKartDataset({task.kart_label()}) could not be built: {missing} is missing (a "
                 "luigi.ExternalTask output nothing here can make); the tasks that do not need it were built. Put "
                 "the input in place, then load again."
             )
@@ -137,8 +153,9 @@ class TaskOnKartDataset(AbstractDataset[Any, Any]):
                 naming the first parameter in which the pipeline's task differs from this entry's.
         """
         if isinstance(data, KartReceipt):
-            if data.node_key == kart_core.node_key(self._task):
-                if self._task.complete():
+            task = self.task  # made now: the receipt's task was made from the same values at this point of the run
+            if data.node_key == kart_core.node_key(task):
+                if task.complete():
                     return
                 raise DatasetError(self._not_here(data))
             raise DatasetError(self._mismatch(data))
@@ -179,7 +196,7 @@ class TaskOnKartDataset(AbstractDataset[Any, Any]):
         )
 
     def _exists(self) -> bool:
-        return bool(self._task.complete())
+        return bool(self.task.complete())
 
     def preview(self) -> JSONPreview:
         """kedro-viz's preview panel: the task's class, label, parameters, unique id, output paths and state."""
