@@ -39,6 +39,8 @@ import multiprocessing.sharedctypes
 import os
 import pickle
 import signal
+import threading
+import time
 import traceback
 import types
 from typing import Any
@@ -201,12 +203,15 @@ _claimed: list[tuple[WorkerSlots, int]] = []
 def claim_slot(slots: WorkerSlots) -> None:
     """The pool's initializer: this worker process takes the first unclaimed slot (none left: it reports nothing).
 
-    It also gives SIGTERM its default action back: a forked worker inherits the caller's handler (an
+    It watches the building process: when that dies (SIGKILL, the OOM killer), the worker exits within
+    ``_PARENT_POLL_S`` seconds, as a killed worker would (its task's run is abandoned, never committed), instead of
+    living on with the memory of its task (attacker at15 F12). It also gives SIGTERM its default action back: a forked worker inherits the caller's handler (an
     Airflow task's, which raises instead of exiting, or one that ignores it), and a broken pool ends
     its other workers with SIGTERM; a worker that survived would go on running a task the build
     already counts as taken down.
     """
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _exit_with_parent(os.getppid())
     _claimed.clear()  # a forked worker of a build nested in a task inherits its parent's slot
     with slots.claim:
         for index in range(len(slots.pids)):
@@ -214,6 +219,23 @@ def claim_slot(slots: WorkerSlots) -> None:
                 slots.pids[index] = os.getpid()
                 _claimed[:] = [(slots, index)]
                 return
+
+
+_PARENT_POLL_S = 1.0  # how often a pool worker looks whether the building process still lives
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Exit this process (status 1, no clean-up: as a kill) once its parent ``parent`` has died: the process is
+    re-parented, so ``os.getppid()`` changes. Polled from a daemon thread; Linux's ``PR_SET_PDEATHSIG`` is not
+    used: it fires when the forking *thread* ends, and a pool's workers may be forked from a thread that ends
+    before the build does."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(_PARENT_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="kart-parent-watch", daemon=True).start()
 
 
 def run_in_worker(shipped: bytes, recipe: PluginRecipe, lock: bool | None, token: int = 0) -> RunReport:

@@ -3,6 +3,7 @@ runs), and tasks whose class cannot be pickled run on threads with one warning n
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import threading
@@ -452,3 +453,84 @@ def test_a_task_holding_an_attribute_that_does_not_pickle_names_it_and_the_ways_
     assert "its attribute '_guard' (a _thread.lock)" in str(failures[0])
     assert 'executor="thread"' in str(failures[0]) and "HoldsALock[" in str(failures[0])
     assert kart_core.build(AllLocked(workspace_directory=workspace), workers=2, executor="thread") == [0, 1, 2]
+
+
+_SLOW_BUILD = """
+import sys, time
+import luigi
+import kart_core
+
+
+class OrphanSlow(kart_core.TaskOnKart):
+    i = luigi.IntParameter()
+
+    def run(self):
+        time.sleep(60)
+        self.dump(self.i)
+
+
+class OrphanTop(kart_core.TaskOnKart):
+    def requires(self):
+        return [OrphanSlow(i=i) for i in range(4)]
+
+    def run(self):
+        self.dump(sum(self.load()))
+
+
+kart_core.build(OrphanTop(workspace_directory=sys.argv[1]), workers=2, executor="process")
+"""
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has exited: only its exit status is left for whoever reaps it
+
+
+def test_the_pools_workers_exit_when_the_building_process_is_killed(tmp_path: Path) -> None:
+    """A SIGKILL of the building process (the OOM killer's way) left both pool workers alive for good, each holding
+    its task's memory (attacker at15 F12): they exit within seconds now, and nothing of their tasks is committed."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "orphan_build.py"
+    script.write_text(_SLOW_BUILD)
+    workspace = tmp_path / "ws"
+    build = subprocess.Popen([sys.executable, str(script), str(workspace)], cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        workers: list[int] = []
+        while len(workers) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            workers = [pid for pid in _children(build.pid) if _alive(pid)]
+            assert build.poll() is None, "the build ended before its workers started"
+        assert len(workers) >= 2, workers
+        time.sleep(1.0)  # the workers are in their tasks' run()
+        os.kill(build.pid, signal.SIGKILL)
+        build.wait()
+        deadline = time.monotonic() + 10
+        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [pid for pid in workers if _alive(pid)], "pool workers outlived the killed build"
+    finally:
+        for pid in [build.pid, *_children(build.pid)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert not list(workspace.rglob("OrphanSlow_*.pkl"))
