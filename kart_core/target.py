@@ -23,7 +23,7 @@ from typing import IO, Any
 
 import luigi
 
-from kart_core import commit_marker, log_binding, target_config, transaction
+from kart_core import child_loads, commit_marker, log_binding, target_config, transaction
 from kart_core.conflict_prevention_lock import (  # gokart.target's names; kart locks whole runs (run_one)
     TaskLockParams,
     make_task_lock_params,
@@ -440,8 +440,15 @@ class TargetOnKart(luigi.Target):
         )
 
     def _note_load(self, staged: Staged | None, entry: Entry | None) -> None:
-        """Tell the running task which committed entry it loaded (``kart_core.lineage``: what it was built from)."""
-        running = transaction.current()
+        """Tell the running task which committed entry it loaded (``kart_core.lineage``: what it was built from).
+
+        In a child process of the run (a forked copy of its context, or a task's load in a child it was sent to:
+        ``transaction.relayed``) the record is sent to the run (``kart_core.child_loads``).
+
+        Raises:
+            LoadOSError: in a child process, the record could not be sent to the run.
+        """
+        running: transaction.Transaction | child_loads.Relay | None = transaction.current() or transaction.relayed()
         if staged is None and running is not None and self.record is not None:
             if entry is not None:
                 running.note_load(self.record, entry)

@@ -84,8 +84,9 @@ class RunSlot:
 
     Attributes:
         runs: the transactions (``kart_core.transaction.Transaction``) of the task's runs in progress.
-        elsewhere: (process id, task label) of the run in progress when this slot was pickled (e.g. the
-            task sent to a spawned child process by its own ``run()``); None otherwise.
+        elsewhere: (process id, task label, relay folder) of the run in progress when this slot was pickled (e.g.
+            the task sent to a spawned child process by its own ``run()``); None otherwise. The child sends the
+            loads it makes through the task to that folder (``kart_core.child_loads``), and refuses its dumps.
         strays: what the task's latest ended run left behind (``outlived``; None before one ended): its label, the
             threads alive when its ``run()`` returned, those alive when it began, and its own thread. Every thread
             alive at the end other than its own and the main thread is a stray: one ``run()`` started, or one
@@ -100,7 +101,7 @@ class RunSlot:
 
     __slots__ = ("runs", "elsewhere", "strays", "failed")
 
-    def __init__(self, elsewhere: tuple[int, str] | None = None) -> None:
+    def __init__(self, elsewhere: tuple[int, str, str | None] | None = None) -> None:
         self.runs: list[Any] = []
         self.elsewhere = elsewhere
         self.strays: tuple[str, frozenset[threading.Thread], frozenset[threading.Thread], threading.Thread] | None = (
@@ -127,11 +128,11 @@ class RunSlot:
             return None
         return strays[0], thread in strays[2]
 
-    def __reduce__(self) -> tuple[type[RunSlot], tuple[tuple[int, str] | None]]:
+    def __reduce__(self) -> tuple[type[RunSlot], tuple[tuple[int, str, str | None] | None]]:
         runs = list(self.runs)
         if not runs:
             return (RunSlot, (self.elsewhere,))
-        return (RunSlot, ((runs[0].pid, runs[0].label),))
+        return (RunSlot, ((runs[0].pid, runs[0].label, runs[0].relay_folder),))
 
     def __copy__(self) -> RunSlot:
         return self  # a copy of the task in this process is the same task: its runs are the same

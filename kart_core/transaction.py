@@ -21,7 +21,9 @@ returned (one it started, or a pool's worker that was already running: either ma
 running when ``run()`` began (``Transaction.outsiders``: a monitor polling ``complete()``, not a thread
 ``run()`` started) sees the committed outputs only, as another process would. A write from a child process of the run (fork or spawn)
 cannot join it (its staged file would never be committed): ``RunWriteError`` says to return the
-values to the parent and dump them there. TaskOnKart's routed ``run`` also asks ``runs(task)`` to tell luigi's call (route it
+values to the parent and dump them there. A load there is the run's input all the same: the child sends its record
+to the run (``kart_core.child_loads``), which merges it before its commit writes the manifests; a forked child finds
+the run in its copy of the context or of the task's ``RunSlot``, a spawned one in the task it was sent. TaskOnKart's routed ``run`` also asks ``runs(task)`` to tell luigi's call (route it
 through ``run_one``) from ``run_one``'s own call or a ``super().run()`` inside it (the user's code).
 
 Concurrent writers of one task (without ``should_lock_run``) are settled at commit, under a lock
@@ -59,7 +61,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from kart_core import commit_marker
+from kart_core import child_loads, commit_marker
 from kart_core.errors import MarkerLostError, NoSpaceError, RunWriteError
 from kart_core.lock import hold_lock
 from kart_core.manifest import (
@@ -92,6 +94,7 @@ __all__ = [
     "read_base",
     "record_direct_dump",
     "refuse_child",
+    "relayed",
     "runs",
     "unset",
 ]
@@ -154,6 +157,8 @@ class Transaction:
         ended: the run is over (committed, failed or interrupted). Only a copy of the run's context can still
             name it (an asyncio callback that ``run()`` scheduled, ``contextvars.copy_context()``): a write from
             there is refused (``join``), and reads there see the committed state.
+        relay_folder: where child processes of the run send the loads they make (``kart_core.child_loads``;
+            created by the first child that sends one, merged at the commit, removed when the run ends).
     """
 
     task: object
@@ -165,6 +170,7 @@ class Transaction:
     outsiders: frozenset[threading.Thread] = frozenset()
     slot: RunSlot | None = None
     ended: bool = False
+    relay_folder: str = dataclasses.field(default_factory=child_loads.new_folder)
     staged: dict[str, Staged] = dataclasses.field(default_factory=dict)
     bases: dict[str, str | None] = dataclasses.field(default_factory=dict)
     committed: bool = False
@@ -216,8 +222,15 @@ class Transaction:
 
         Written into the manifests this run commits (``Manifest.inputs``), so ``kart_core.lineage`` can
         tell later that the upstream was committed again with other content. The latest load of an
-        output wins (a repaired upstream is loaded again).
+        output wins (a repaired upstream is loaded again). In a child process of the run (a forked copy of it)
+        the record is sent to the run instead (``relay``).
+
+        Raises:
+            LoadOSError: (in a child process) the record cannot be sent (``child_loads.Relay.note_load``).
         """
+        if self.pid != _Process.pid:
+            self.relay().note_load(record, entry)
+            return
         self.loaded[(record.manifest, record.key)] = (record, entry)
         self.stamps.pop((record.manifest, record.key), None)
 
@@ -225,9 +238,37 @@ class Transaction:
         """Remember that the run loaded the output ``record`` names while no integrity record vouched for it (a raw
         file dropped in by hand, gokart's output), its content hash ``digest`` and ``stamp`` (``kart_core.storage
         .stamp``) as it was: recorded as an input without a commit, so ``kart_core.lineage`` finds the task stale
-        once another file is there (attacker N12: a new data drop did not rerun its readers)."""
+        once another file is there (attacker N12: a new data drop did not rerun its readers). In a child process
+        of the run the record is sent to the run instead (``relay``).
+
+        Raises:
+            LoadOSError: (in a child process) the record cannot be sent (``child_loads.Relay.note_unrecorded``).
+        """
+        if self.pid != _Process.pid:
+            self.relay().note_unrecorded(record, stamp, digest)
+            return
         self.loaded[(record.manifest, record.key)] = (record, Entry(size=0, digest=digest, commit=None, sealed=False))
         self.stamps[(record.manifest, record.key)] = stamp
+
+    def relay(self) -> child_loads.Relay:
+        """Where a child process of this run sends the loads it makes (``kart_core.child_loads``)."""
+        return child_loads.Relay(self.label, self.pid, self.relay_folder)
+
+    def take_relayed(self) -> None:
+        """Merge the loads that child processes of the run sent (``kart_core.child_loads``) into ``loaded``.
+
+        Called by the commit before it writes the manifests. An output the run's own process loaded keeps
+        that record; of several children's loads of one output, the earliest is kept: when an upstream was
+        committed again while the run worked, the older record makes the task stale (it runs again) rather
+        than fresh with a value built partly from the older content.
+        """
+        for found in child_loads.collect(self.relay_folder):
+            key = (found.record.manifest, found.record.key)
+            if key in self.loaded:
+                continue
+            self.loaded[key] = (found.record, found.entry)
+            if found.stamp is not None:
+                self.stamps[key] = found.stamp
 
     def inputs_for(self, record: OutputRecord) -> tuple[Input, ...]:
         """The loads to record in ``record``'s manifest: every committed output the run loaded from
@@ -329,6 +370,7 @@ class Transaction:
         if self.direct is not None:
             self.direct.check_heartbeat()
         self.pulse.check()
+        self.take_relayed()
         by_manifest: dict[str, list[Staged]] = {}
         for staged in self.staged.values():
             if staged.record is not None:
@@ -669,6 +711,8 @@ _OUTSIDE = _Outside()
 _current: contextvars.ContextVar[Transaction | _Outside | None] = contextvars.ContextVar(
     "kart_transaction", default=None
 )
+# In a child process of a run that the context does not name: where a task's loads are sent (``joined``).
+_relayed: contextvars.ContextVar[child_loads.Relay | None] = contextvars.ContextVar("kart_relay", default=None)
 
 
 @contextlib.contextmanager
@@ -695,6 +739,8 @@ def begin(
     finally:
         transaction.ended = True
         _current.reset(token)
+        if transaction.pid == _Process.pid:  # not in a forked child that unwinds a copy of the run
+            child_loads.remove(transaction.relay_folder)
         if slot is not None:
             slot.runs.remove(transaction)
             # A stray's path request after a failed run is refused (RunSlot.failed); a commit lifts that.
@@ -889,13 +935,41 @@ def joined(slot: RunSlot | None, writing: bool = False, what: str = "") -> Itera
         return
     running = join(slot, writing, what)
     if running is None:
-        yield None
+        relay = _relay_of(slot) if slot is not None and _relayed.get() is None else None
+        if relay is None:
+            yield None
+            return
+        # A child process of the task's run (a spawned one sent the task, a forked one from a thread that run()
+        # started): what the body loads is sent to the run (kart_core.child_loads).
+        relay_token = _relayed.set(relay)
+        try:
+            yield None
+        finally:
+            _relayed.reset(relay_token)
         return
     token = _current.set(running)
     try:
         yield running
     finally:
         _current.reset(token)
+
+
+def relayed() -> child_loads.Relay | None:
+    """Where this context's loads go when it is a child process of a task's run that found the run only through
+    the task's ``RunSlot`` (``joined``: a task's ``load`` in a spawned child it was sent to); else None."""
+    return _relayed.get()
+
+
+def _relay_of(slot: RunSlot) -> child_loads.Relay | None:
+    """The relay of the run of ``slot``'s task in progress in another process, of which this one is a child (the
+    slot came in a pickle, or is a forked copy); None when this process runs it, or no run was in progress."""
+    if slot.elsewhere is not None:
+        pid, label, folder = slot.elsewhere
+        return child_loads.Relay(label, pid, folder) if pid != _Process.pid and folder is not None else None
+    open_runs = list(slot.runs)
+    if len(open_runs) == 1 and open_runs[0].pid != _Process.pid and not open_runs[0].ended:
+        return open_runs[0].relay()
+    return None
 
 
 def refuse_child(slot: RunSlot, what: str) -> None:

@@ -1,0 +1,158 @@
+"""Loads made in a child process of a task's run, sent back to the run so its manifest records them.
+
+A run records which committed outputs it loaded (``kart_core.transaction.Transaction.note_load``): the
+commit writes them into the task's manifest, and ``kart_core.lineage`` finds the task stale when one of
+them is committed again with other content. A child process of the run (a ``multiprocessing`` pool, a
+``ProcessPoolExecutor``, joblib) holds a copy of the run, or none: what it noted there was lost, so an
+upstream rerun with new content left such a task fresh with its old value (attacker at15 F7).
+
+Each run names a private folder in the system's temporary directory (``Relay.folder``, not created until
+a child sends something). A child's load writes one small JSON file there (its record, the entry it read,
+an unrecorded output's stamp); the running process reads them at its commit (``collect``), before it
+writes the manifests, and removes the folder when the run ends (``remove``). The folder's name holds 128
+random bits, is created with mode 0700 and is read only while it is a folder (not a link) of this user
+that no one else can write to, so another account can neither plant nor read records.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import secrets
+import shutil
+import stat
+import tempfile
+import time
+
+from kart_core.errors import LoadOSError
+from kart_core.manifest import Entry, OutputRecord
+
+__all__ = ["Relay", "Relayed", "collect", "new_folder", "remove"]
+
+_PREFIX = "kart-loads-"
+_SUFFIX = ".json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Relayed:
+    """One load a child process sent: the output's record, the entry it read (``commit`` None: no integrity
+    record vouched for it) and, for such an unrecorded output, its stamp (``kart_core.storage.stamp``)."""
+
+    record: OutputRecord
+    entry: Entry
+    stamp: tuple[object, ...] | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Relay:
+    """Where a child process of the run ``label`` (running in process ``pid``) sends the loads it makes.
+
+    Picklable: a task sent to a spawned child carries its run's relay (``kart_core.task_memo.RunSlot``).
+    """
+
+    label: str
+    pid: int
+    folder: str
+
+    def note_load(self, record: OutputRecord, entry: Entry) -> None:
+        """Send the load of the committed output ``record`` as ``entry`` describes it to the run.
+
+        Raises:
+            LoadOSError: the record cannot be written (the temporary directory is full or not writable, or
+                the run's folder there is not this user's own): the load fails rather than go unrecorded.
+        """
+        self._send(record, entry, None)
+
+    def note_unrecorded(self, record: OutputRecord, stamp: tuple[object, ...], digest: str) -> None:
+        """Send the load of ``record``'s output, which no integrity record vouched for, with its ``stamp`` and
+        content hash ``digest`` (``Transaction.note_unrecorded``).
+
+        Raises:
+            LoadOSError: as ``note_load``.
+        """
+        self._send(record, Entry(size=0, digest=digest, commit=None, sealed=False), stamp)
+
+    def _send(self, record: OutputRecord, entry: Entry, stamp: tuple[object, ...] | None) -> None:
+        document = {
+            "record": dataclasses.asdict(record),
+            "entry": dataclasses.asdict(entry),
+            "stamp": list(stamp) if stamp is not None else None,
+        }
+        # Named by time first: the running process merges them in the order they were made.
+        name = f"{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(4)}"
+        try:
+            _make_own(self.folder)
+            hidden = os.path.join(self.folder, "." + name)
+            descriptor = os.open(hidden, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+                json.dump(document, file)
+            os.replace(hidden, os.path.join(self.folder, name + _SUFFIX))  # read whole or not at all
+        except OSError as exc:
+            raise LoadOSError(
+                f"{self.label}: a child process ({os.getpid()}) of the process running its run() ({self.pid}) "
+                f"loaded {record.task}'s output {record.key!r} but could not send that record to the run through "
+                f"{self.folder!r} ({type(exc).__name__}: {exc}). Without it the task would not be found stale "
+                "when that output changes, so the load fails. Free space in the temporary directory (TMPDIR) or "
+                "make it writable, or load the inputs in run() itself and send the values to the child."
+            ) from exc
+
+
+def new_folder() -> str:
+    """A fresh, not yet created folder name for a run's relay in the system's temporary directory."""
+    return os.path.join(tempfile.gettempdir(), _PREFIX + secrets.token_hex(16))
+
+
+def collect(folder: str) -> list[Relayed]:
+    """The loads child processes sent to ``folder``, oldest first; none when it does not exist (most runs:
+    one ``lstat``) or is not this user's private folder. A record that cannot be parsed is skipped."""
+    if not _own(folder):
+        return []
+    found = []
+    for name in sorted(os.listdir(folder)):
+        if name.startswith(".") or not name.endswith(_SUFFIX):
+            continue  # one being written: its child has not returned yet
+        with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
+            found.append(_parsed(os.path.join(folder, name)))
+    return found
+
+
+def remove(folder: str) -> None:
+    """Delete ``folder`` and what children sent there (at the end of the run); nothing when absent."""
+    if _own(folder):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _parsed(path: str) -> Relayed:
+    with open(path, encoding="utf-8") as file:
+        document = json.load(file)
+    fields = document["record"]
+    record = OutputRecord(**{**fields, "redis": tuple(fields["redis"])})
+    stamp = document["stamp"]
+    return Relayed(record, Entry(**document["entry"]), tuple(stamp) if isinstance(stamp, list) else None)
+
+
+def _make_own(folder: str) -> None:
+    """Create ``folder`` (mode 0700), or check that the one there is this user's private folder.
+
+    Raises:
+        PermissionError: a file, a link or another user's (or a shared) folder is there.
+    """
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(folder, 0o700)
+        return
+    if not _own(folder):
+        raise PermissionError(f"{folder!r} is not a private folder of this user")
+
+
+def _own(folder: str) -> bool:
+    try:
+        status = os.lstat(folder)
+    except OSError:
+        return False
+    return (
+        stat.S_ISDIR(status.st_mode)
+        and status.st_uid == os.getuid()
+        and not status.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    )

@@ -1,0 +1,150 @@
+"""Loads a task's ``run()`` makes in child processes and threads count as its inputs (attacker at15 F7).
+
+A downstream that loads its upstream in a ``multiprocessing`` pool or a ``ProcessPoolExecutor`` inside ``run()``
+(fork, or spawn with the task sent) or in a thread pool records that load in its manifest, so after the upstream
+is rerun with other content the downstream is stale and rebuilds with the new value. Before, a child's record went
+into its own copy of the run and was lost: the downstream was served from the cache with the old value. Real
+process and thread pools, local disk and moto's S3.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import multiprocessing
+import multiprocessing.util
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import luigi
+import pytest
+
+import kart_core as gokart
+from kart_core.errors import GokartBuildError, LoadOSError
+from kart_core.storage import storage_for
+
+_VALUE = "KART_TEST_CHILD_LOADS_UPVAL"
+
+
+class Up(gokart.TaskOnKart[int]):
+    def run(self) -> None:
+        self.dump(int(os.environ[_VALUE]))
+
+
+def _load_target(target: gokart.TargetOnKart) -> Any:
+    return target.load()
+
+
+def _load_task(task: gokart.TaskOnKart[int]) -> Any:
+    return task.load()
+
+
+def _in_pool(context: str, function: Any, item: Any) -> Any:
+    with multiprocessing.get_context(context).Pool(1) as pool:
+        return pool.map(function, [item])[0]
+
+
+def _in_executor(context: str, function: Any, item: Any) -> Any:
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context(context)) as pool:
+        return pool.submit(function, item).result()
+
+
+def _in_threads(function: Any, item: Any) -> Any:
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        return pool.submit(function, item).result()
+
+
+# How each downstream's run() loads Up: in which pool, through the task (self.load()) or its input target.
+_HOWS = {
+    "fork pool, self.load()": lambda task: _in_pool("fork", _load_task, task),
+    "fork pool, self.input().load()": lambda task: _in_pool("fork", _load_target, task.input()),
+    "fork ProcessPoolExecutor, self.load()": lambda task: _in_executor("fork", _load_task, task),
+    "fork ProcessPoolExecutor, self.input().load()": lambda task: _in_executor("fork", _load_target, task.input()),
+    "spawn pool, self.load()": lambda task: _in_pool("spawn", _load_task, task),
+    "spawn ProcessPoolExecutor, self.load()": lambda task: _in_executor("spawn", _load_task, task),
+    "forkserver pool, self.load()": lambda task: _in_pool("forkserver", _load_task, task),
+    "thread pool, self.load()": lambda task: _in_threads(_load_task, task),
+}
+
+
+class Down(gokart.TaskOnKart[int]):
+    how = luigi.Parameter()
+
+    def requires(self) -> Up:
+        return Up(workspace_directory=self.workspace_directory)
+
+    def run(self) -> None:
+        self.dump(2 * _HOWS[self.how](self))
+
+
+def _inputs(task: gokart.TaskOnKart[Any]) -> list[dict[str, Any]]:
+    record = task.output().record
+    return json.loads(storage_for(record.manifest).read_bytes(record.manifest)).get("inputs", [])  # type: ignore[no-any-return]
+
+
+def _commit_of(target: gokart.TargetOnKart) -> str:
+    record = target.record
+    document = json.loads(storage_for(record.manifest).read_bytes(record.manifest))
+    return document["outputs"][record.key]["commit"]  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def temporary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The system's temporary directory for the test (where runs put the folders their children send loads to).
+
+    multiprocessing makes its own folder (a forkserver's socket) once per process, in the temporary directory as
+    it is then: made first, it stays in the system's (a short path) for every test of the process.
+    """
+    multiprocessing.util.get_temp_dir()
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def _relays(folder: Path) -> list[str]:
+    return [path.name for path in folder.iterdir() if path.name.startswith("kart-loads-")]
+
+
+def test_loads_in_child_processes_and_threads_make_the_task_stale(
+    any_workspace: str, temporary: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A forkserver starts once per process with the environment of that time (the S3 server's may come later).
+    hows = [how for how in _HOWS if "://" not in any_workspace or not how.startswith("forkserver")]
+    downs = [Down(how=how, workspace_directory=any_workspace) for how in hows]
+    monkeypatch.setenv(_VALUE, "5")
+    assert gokart.build(downs, reset_register=False) == [10] * len(hows)
+    assert _relays(temporary) == []  # every run removed its folder
+
+    monkeypatch.setenv(_VALUE, "7")
+    assert gokart.build(Up(workspace_directory=any_workspace, rerun=True), reset_register=False) == 7
+    fresh = [Down(how=how, workspace_directory=any_workspace) for how in hows]
+    assert {down.how: down.complete() for down in fresh} == dict.fromkeys(hows, False)
+    assert dict(zip(hows, gokart.build(fresh, reset_register=False), strict=True)) == dict.fromkeys(hows, 14)
+    assert _relays(temporary) == []
+    up = Up(workspace_directory=any_workspace).output()
+    for down in fresh:  # each manifest records the load its child made, with the commit it read
+        ((key, commit),) = [(item["key"], item["commit"]) for item in _inputs(down)]
+        assert (key, commit) == (up.record.key, _commit_of(up)), down.how
+
+
+def test_a_load_whose_record_cannot_reach_the_run_fails(
+    tmp_path: Path, temporary: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A child that cannot send its record to the run (here the temporary directory is a file, so the run's folder
+    cannot be made there) fails its load: the run fails rather than commit an output whose inputs it does not
+    know, and the task stays incomplete."""
+    workspace = str(tmp_path / "ws")
+    monkeypatch.setenv(_VALUE, "5")
+    assert gokart.build(Up(workspace_directory=workspace), reset_register=False) == 5
+    not_a_folder = tmp_path / "not-a-folder"
+    not_a_folder.write_text("")
+    monkeypatch.setattr(tempfile, "tempdir", str(not_a_folder))
+    down = Down(how="fork pool, self.input().load()", workspace_directory=workspace)
+    with pytest.raises(GokartBuildError) as caught:
+        gokart.build(down, reset_register=False)
+    assert isinstance(caught.value.__cause__, LoadOSError)
+    assert "could not send that record to the run" in str(caught.value.__cause__)
+    assert not Down(how="fork pool, self.input().load()", workspace_directory=workspace).complete()
