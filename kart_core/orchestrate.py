@@ -96,6 +96,7 @@ def orchestrate(
             raised before anything ran.
     """
     manager = hook_manager if hook_manager is not None else default_hook_manager()
+    outer = transaction.current()  # a build inside a task's run(): the roots it returns are that run's inputs
     # Read afresh here, then the same for the whole build (the walk and tasks created while running);
     # target settings (the signing key) likewise, unless the caller already froze them.
     # detached: the build looks at committed outputs only. Another build's run of a shared task object (luigi's
@@ -104,7 +105,13 @@ def orchestrate(
     # find its staged, uncommitted output: the task counted complete, a downstream loading what may never commit.
     # build_states: the rerun and staleness this build finds are its own, not those of a build in another thread
     # over the same (luigi-cached) task objects.
-    with config_frozen() as config_changed, target_config.frozen(), transaction.detached(), rerun.build_states():
+    with (
+        config_frozen() as config_changed,
+        target_config.frozen(),
+        transaction.detached(),
+        transaction.loads_noted_by(outer),
+        rerun.build_states(),
+    ):
         check_worker_section()  # [gokart_worker] keys kart's executor cannot honour are named, not dropped
         check_task_on_kart_section()  # and a misspelt [TaskOnKart] setting (signing_kye) is named, not ignored
         checker = _Checker()

@@ -442,13 +442,14 @@ class TargetOnKart(luigi.Target):
     def _note_load(self, staged: Staged | None, entry: Entry | None) -> None:
         """Tell the running task which committed entry it loaded (``kart_core.lineage``: what it was built from).
 
-        In a child process of the run (a forked copy of its context, or a task's load in a child it was sent to:
-        ``transaction.relayed``) the record is sent to the run (``kart_core.child_loads``).
+        Outside any run inside a build nested in a run's ``run()`` (its roots' loads), the record goes to that run
+        (``transaction.reader``). In a child process of the run (a forked copy of its context, or a task's load in a
+        child it was sent to: ``transaction.relayed``) the record is sent to the run (``kart_core.child_loads``).
 
         Raises:
             LoadOSError: in a child process, the record could not be sent to the run.
         """
-        running: transaction.Transaction | child_loads.Relay | None = transaction.current() or transaction.relayed()
+        running: transaction.Transaction | child_loads.Relay | None = transaction.reader() or transaction.relayed()
         if staged is None and running is not None and self.record is not None:
             if entry is not None:
                 running.note_load(self.record, entry)

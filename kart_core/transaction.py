@@ -765,6 +765,32 @@ def unset() -> bool:
     return _current.get() is None
 
 
+# The run a build nested in its run() hands its roots to (``loads_noted_by``): their loads are that run's inputs.
+_reader: contextvars.ContextVar[Transaction | None] = contextvars.ContextVar("kart_nested_build_reader", default=None)
+
+
+@contextlib.contextmanager
+def loads_noted_by(running: Transaction | None) -> Iterator[None]:
+    """Inside the body, a load made outside any run (a build nested in ``running``'s ``run()`` loading the roots it
+    returns, ``detached``) is noted as ``running``'s input (``reader``), as ``self.load()`` of them would be: the
+    value ``build()`` returns inside a run is what the run was built from (attacker at15 F11)."""
+    token = _reader.set(running)
+    try:
+        yield
+    finally:
+        _reader.reset(token)
+
+
+def reader() -> Transaction | None:
+    """The run a load here counts for: the innermost transaction (``current``), else the run a nested build
+    loads its roots for (``loads_noted_by``) while that run is in progress in this process."""
+    found = current()
+    if found is not None:
+        return found
+    outer = _reader.get()
+    return outer if outer is not None and not outer.ended and outer.pid == _Process.pid else None
+
+
 def current() -> Transaction | None:
     """The innermost transaction of this thread or task context, if any (an ended run's, which only a copy of
     its context can name, counts as none: see ``Transaction.ended``)."""
