@@ -77,6 +77,7 @@ if TYPE_CHECKING:
     from kart_core.target_config import verifying as verify_loads
     from kart_core.task import TaskOnKart
     from kart_core.testing import test_run
+    from kart_core.transaction import check_before_commit
     from kart_core.tree.task_info import make_task_info_as_tree_str
     from kart_core.utils import add_config
     from kart_core.workspace_management import delete_local_unnecessary_outputs
@@ -105,6 +106,7 @@ _EXPORTS = {
     "ZonedDateSecondParameter": "kart_core.parameter",
     "add_config": "kart_core.utils",
     "build": "kart_core.build",
+    "check_before_commit": "kart_core.transaction",
     "code_fingerprint": "kart_core.fingerprint",
     "code_version": "kart_core.fingerprint",
     "config_frozen": "kart_core.param_plan",

@@ -58,7 +58,7 @@ import dataclasses
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from kart_core import child_loads, commit_marker
@@ -194,6 +194,8 @@ class Transaction:
     loaded: dict[tuple[str, str], tuple[OutputRecord, Entry]] = dataclasses.field(default_factory=dict)
     # Of those, the outputs no integrity record vouched for: their stamp when loaded (``note_unrecorded``).
     stamps: dict[tuple[str, str], tuple[object, ...]] = dataclasses.field(default_factory=dict)
+    # Checks the run's loads asked for (``check_before_commit``), called first thing in ``commit``.
+    commit_checks: list[Callable[[], object]] = dataclasses.field(default_factory=list)
     # After a commit of this run's own outputs: final path -> the content hash its manifest entry records.
     digests: dict[str, str] = dataclasses.field(default_factory=dict)
     # The task's outputs, (manifest path, key) of each recorded one: read from ``output()`` when first asked (``side``).
@@ -365,7 +367,12 @@ class Transaction:
 
         A run whose commit another writer's commit beat (``superseded``) commits nothing: its staged
         outputs and run logs are deleted, and the other run's stay.
+
+        Raises:
+            Exception: what a check of ``check_before_commit`` raised (nothing was moved or recorded).
         """
+        for check in self.commit_checks:  # an input the run read must still be what it loaded
+            check()
         # A marker of the run's by-path writes that could not be kept its own: nothing moves.
         if self.direct is not None:
             self.direct.check_heartbeat()
@@ -789,6 +796,21 @@ def reader() -> Transaction | None:
         return found
     outer = _reader.get()
     return outer if outer is not None and not outer.ended and outer.pid == _Process.pid else None
+
+
+def check_before_commit(check: Callable[[], object]) -> bool:
+    """Call ``check`` when the run in progress here (``current``) commits, before anything is moved or recorded:
+    an exception from it fails the run, which commits nothing. For a reader whose input can change after it was
+    loaded and before the run is done with it (a ``RawFile``'s file, read by path in ``run()``).
+
+    Returns:
+        Whether a run in this process took the check (False outside any run, or in a child process of one).
+    """
+    running = current()
+    if running is None or running.pid != _Process.pid:
+        return False
+    running.commit_checks.append(check)
+    return True
 
 
 def current() -> Transaction | None:

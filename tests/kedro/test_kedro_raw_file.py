@@ -7,6 +7,7 @@ import os
 import time
 from pathlib import Path
 
+import luigi
 import pytest
 from kart_kedro import RawFile
 
@@ -207,3 +208,43 @@ def test_a_dataset_over_a_raw_file_a_node_writes_reads_what_the_node_wrote_that_
     assert run_day(0, [1, 2, 3]) == 6
     assert run_day(1, [100, 200, 300]) == 600
     assert run_day(2, [1, 2, 3]) == 6  # SumOfFile as of day 0, cached under that content's ids
+
+
+class SumAfterUpload(kart_core.TaskOnKart[int]):
+    """Loads its RawFile's path, then (an upload landing while it works) the file changes before it reads it."""
+
+    source = kart_core.TaskInstanceParameter()
+    upload = luigi.Parameter(significant=False, default="")
+
+    def run(self) -> None:
+        path = self.load("source")
+        if self.upload:
+            Path(path).write_text(self.upload)
+        with open(path) as handle:
+            self.dump(sum(int(word) for word in handle.read().split()))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_file_changed_while_its_reader_runs_fails_the_reader_at_its_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    """The load's check passes, the file changes before run() reads it: the reader's commit checks again and fails
+    with StaleTaskError, committing nothing (attacker at15 F6, what was left: the new content's sum cached under
+    the old content's ids)."""
+    monkeypatch.chdir(tmp_path)
+    raw = tmp_path / "nums.txt"
+    raw.write_text("1 2 3\n")
+    workspace = str(tmp_path / "resources")
+    reader = SumAfterUpload(source=RawFile(path="nums.txt"), upload="100 200 300\n", workspace_directory=workspace)
+
+    with pytest.raises(kart_core.GokartBuildError) as failed:
+        kart_core.build(reader, workers=workers, executor="thread")
+    raised = [error for errors in failed.value.raised_exceptions.values() for error in errors]
+    assert any(isinstance(error, StaleTaskError) and "changed since" in str(error) for error in raised), raised
+    assert not reader.complete()
+    outputs = [path for path in (tmp_path / "resources").rglob("SumAfterUpload_*.pkl") if "log" not in path.parts]
+    assert not outputs  # the run logs written before run() stay, as gokart's
+
+    raw.write_text("1 2 3\n")
+    quiet = SumAfterUpload(source=RawFile(path="nums.txt"), workspace_directory=workspace)
+    assert kart_core.build(quiet) == 6

@@ -25,6 +25,7 @@ On object storage the checksum comes from the store's metadata where it holds th
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import os
 import stat as stat_module
@@ -84,8 +85,9 @@ class CheckedPathProcessor(kart_core.file_processor.PickleFileProcessor):
     edited after the graph was made (a daily upload landing during a long build, an Airflow DAG parsed minutes
     before its tasks run) would be read by the downstream under the old content's id, caching the new content's
     result where the old content's belongs. Checked where the file is handed over instead, the downstream fails
-    with ``StaleTaskError`` (one stat per load while the file is unchanged: ``file_checksum``'s memo). A write
-    between this check and the downstream's own read of the file is not seen.
+    with ``StaleTaskError`` (one stat per load while the file is unchanged: ``file_checksum``'s memo), and the
+    check is made again when the downstream commits (``kart_core.check_before_commit``), so a write while it read
+    the file fails it too; only a write undone before that commit is not seen.
     """
 
     def __init__(self, path: str, checksum: str, label: str) -> None:
@@ -106,6 +108,9 @@ class CheckedPathProcessor(kart_core.file_processor.PickleFileProcessor):
         """
         value = super().load(file)
         check_unchanged(self.path, self.checksum, self.label)
+        # The reader reads the file later in its run(): checked again at its commit, so a write in between fails
+        # the reader instead of caching what it read under this content's ids.
+        kart_core.check_before_commit(functools.partial(check_unchanged, self.path, self.checksum, self.label))
         return value
 
 
