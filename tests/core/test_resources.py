@@ -49,3 +49,25 @@ def test_the_config_amount_lets_it_run(tmp_path: Path) -> None:
         assert kart_core.build(RsTwoGpus(workspace_directory=str(tmp_path)), reset_register=False) == 2
     finally:
         config.remove_section("resources")
+
+
+def test_tasks_without_resources_share_one_empty_answer_asked_once_each() -> None:
+    asked: list[str] = []
+
+    class Asked:
+        def __init__(self, name: str, needs: dict[str, int] | None) -> None:
+            self.name, self.answer = name, needs
+
+        def process_resources(self) -> dict[str, int] | None:
+            asked.append(self.name)
+            return self.answer
+
+    limits = ResourceLimits({"a": Asked("a", {}), "b": Asked("b", None), "c": Asked("c", {"gpu": 1})})
+    empty = limits.needs("a")
+    assert dict(empty) == {} and limits.needs("b") is empty  # no dict of its own per task without resources
+    with pytest.raises(TypeError):
+        empty["gpu"] = 1  # type: ignore[index]  # read-only: one answer shared by every such task
+    assert limits.needs("c") == {"gpu": 1}
+    assert limits.fits("a", ["c"]) and limits.refusal("a") is None and limits.refusal("b") is None
+    assert limits.needs("a") is empty and limits.needs("c") == {"gpu": 1}
+    assert asked == ["a", "b", "c"]  # each task asked once

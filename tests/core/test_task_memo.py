@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import copy
 import pickle
+import threading
 
 import luigi
 
 import kart_core
-from kart_core.task_memo import UNSET, TaskMemo, memo_of
+from kart_core.task_memo import UNSET, RunSlot, TaskMemo, memo_of
 
 
 class MemoLeaf(kart_core.TaskOnKart[int]):
@@ -66,3 +67,32 @@ def test_a_leaf_keeps_an_empty_tuple_not_a_list() -> None:
     leaf = MemoLeaf(value=11)
     assert leaf.kart_requires() == []
     assert type(memo_of(leaf).requires) is tuple and not memo_of(leaf).requires
+
+
+def test_committed_digests_are_kept_as_one_flat_tuple_and_read_as_a_new_dict() -> None:
+    memo = TaskMemo()
+    assert memo.committed is None
+    digests = {"out/a.pkl": "xxh3_128:01", "out/b.csv": "xxh3_128:02"}
+    memo.committed = digests
+    assert memo._committed == ("out/a.pkl", "xxh3_128:01", "out/b.csv", "xxh3_128:02")
+    read = memo.committed
+    assert read == digests and list(read) == list(digests)  # the outputs' order is kept
+    assert read is not digests and memo.committed is not read  # a caller's change reaches nothing kept
+    memo.committed = {}
+    assert memo.committed == {}
+    memo.committed = None
+    assert memo.committed is None
+
+
+def test_a_run_with_other_threads_alive_keeps_them_as_strays() -> None:
+    main, started, outsider = threading.main_thread(), threading.Thread(), threading.Thread()
+    worker = threading.Thread()
+    slot = RunSlot()
+    slot.outlived("Task[1]", frozenset({main, worker}), frozenset({main, worker}), worker)
+    assert slot.strays is None  # its own thread and the main thread only
+    slot.outlived("Task[2]", frozenset({main, worker, started, outsider}), frozenset({main, worker, outsider}), worker)
+    assert slot.stray_run(started) == ("Task[2]", False)
+    assert slot.stray_run(outsider) == ("Task[2]", True)
+    assert slot.stray_run(worker) is None and slot.stray_run(main) is None
+    slot.outlived("Task[3]", frozenset({main}), frozenset({main}), main)
+    assert slot.strays is None and slot.stray_run(started) is None  # the latest run's threads are what counts
