@@ -163,8 +163,11 @@ class RerunState:
         return (RerunState, (current.armed, current.stale))
 
 
-# The current build's copies of the states of the tasks it checked, by id() of each task's own state.
-_build: contextvars.ContextVar[dict[int, RerunState] | None] = contextvars.ContextVar("kart_rerun_states", default=None)
+# The current build's copies of the states of the tasks it checked, by each task's own state (compared by identity:
+# RerunState has no __eq__; keyed by the object, not its id(), a 100,000-task build holds no int per task).
+_build: contextvars.ContextVar[dict[RerunState, RerunState] | None] = contextvars.ContextVar(
+    "kart_rerun_states", default=None
+)
 
 
 def state_of(own: RerunState) -> RerunState:
@@ -176,9 +179,9 @@ def state_of(own: RerunState) -> RerunState:
     states = _build.get()
     if states is None:
         return own
-    mine = states.get(id(own))
+    mine = states.get(own)
     if mine is None:
-        mine = states[id(own)] = RerunState(own.armed, own.stale, own)
+        mine = states[own] = RerunState(own.armed, own.stale, own)
     return mine
 
 
@@ -188,7 +191,7 @@ def reset(own: RerunState, rerun: bool) -> None:
     if states is None:
         own.armed, own.stale = rerun, ()
     else:
-        states[id(own)] = RerunState(rerun, (), own)
+        states[own] = RerunState(rerun, (), own)
 
 
 @contextlib.contextmanager
@@ -199,7 +202,7 @@ def build_states() -> Iterator[None]:
     tree's STALE mark, read it), as it did before builds had their own. About 100 bytes per task
     checked, for the length of the build.
     """
-    states: dict[int, RerunState] = {}
+    states: dict[RerunState, RerunState] = {}
     token = _build.set(states)
     try:
         yield

@@ -7,6 +7,7 @@ this object. ``UNSET`` marks a slot not computed yet (None is a value ``requires
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any, Final
 
@@ -97,7 +98,8 @@ class RunSlot:
     hold (``TargetOnKart.task_memo``); a module-level registry would outlive its runs.
 
     Attributes:
-        runs: the transactions (``kart_core.transaction.Transaction``) of the task's runs in progress.
+        runs: the transactions (``kart_core.transaction.Transaction``) of the task's runs in progress, as a tuple
+            replaced by ``enter`` and ``leave`` (the shared empty tuple while none is: no empty list kept per task).
         elsewhere: (process id, task label, relay folder) of the run in progress when this slot was pickled (e.g.
             the task sent to a spawned child process by its own ``run()``); None otherwise. The child sends the
             loads it makes through the task to that folder (``kart_core.child_loads``), and refuses its dumps.
@@ -117,12 +119,28 @@ class RunSlot:
     __slots__ = ("runs", "elsewhere", "strays", "failed")
 
     def __init__(self, elsewhere: tuple[int, str, str | None] | None = None) -> None:
-        self.runs: list[Any] = []
+        self.runs: tuple[Any, ...] = ()
         self.elsewhere = elsewhere
         self.strays: tuple[str, frozenset[threading.Thread], frozenset[threading.Thread], threading.Thread] | None = (
             None
         )
         self.failed: str | None = None
+
+    def enter(self, running: Any) -> None:
+        """Add ``running`` (a transaction) to ``runs``."""
+        with _RUNS_CHANGE:  # two threads' runs of one task object may begin or end at once
+            self.runs = (*self.runs, running)
+
+    def leave(self, running: Any) -> None:
+        """Take ``running`` out of ``runs`` (its first occurrence).
+
+        Raises:
+            ValueError: it is not there.
+        """
+        with _RUNS_CHANGE:
+            runs = list(self.runs)
+            runs.remove(running)
+            self.runs = tuple(runs)
 
     def outlived(
         self,
@@ -165,6 +183,15 @@ class RunSlot:
 
 
 _shared: list[frozenset[threading.Thread]] = [frozenset()]
+_RUNS_CHANGE = threading.Lock()  # RunSlot.enter / leave: a read-modify-write of a slot's runs
+
+
+def _new_runs_lock() -> None:
+    global _RUNS_CHANGE
+    _RUNS_CHANGE = threading.Lock()  # a fork while another thread held it would leave the child's copy held
+
+
+os.register_at_fork(after_in_child=_new_runs_lock)
 
 
 def shared_threads() -> frozenset[threading.Thread]:

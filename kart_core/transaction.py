@@ -740,7 +740,7 @@ def begin(
     transaction = Transaction(task=task, label=label, signer=signer, bases=dict(bases or {}), slot=slot)
     token = _current.set(transaction)
     if slot is not None:
-        slot.runs.append(transaction)
+        slot.enter(transaction)
     try:
         yield transaction
     finally:
@@ -749,7 +749,7 @@ def begin(
         if transaction.pid == _Process.pid:  # not in a forked child that unwinds a copy of the run
             child_loads.remove(transaction.relay_folder)
         if slot is not None:
-            slot.runs.remove(transaction)
+            slot.leave(transaction)
             # A stray's path request after a failed run is refused (RunSlot.failed); a commit lifts that.
             slot.failed = None if transaction.committed else label
         if not transaction.committed:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import copy
 import pickle
 import threading
+from typing import Any
 
 import luigi
+import pytest
 
 import kart_core
 from kart_core.task_memo import UNSET, RunSlot, TaskMemo, memo_of
@@ -96,3 +98,59 @@ def test_a_run_with_other_threads_alive_keeps_them_as_strays() -> None:
     assert slot.stray_run(worker) is None and slot.stray_run(main) is None
     slot.outlived("Task[3]", frozenset({main}), frozenset({main}), main)
     assert slot.strays is None and slot.stray_run(started) is None  # the latest run's threads are what counts
+
+
+def test_runs_in_progress_are_a_tuple_that_is_the_shared_empty_one_when_idle() -> None:
+    slot = RunSlot()
+    assert slot.runs == () and type(slot.runs) is tuple
+    first, second = object(), object()
+    slot.enter(first)
+    slot.enter(second)
+    assert slot.runs == (first, second)
+    slot.leave(first)
+    assert slot.runs == (second,)
+    slot.leave(second)
+    assert type(slot.runs) is tuple and not slot.runs  # no list kept per task once its runs ended
+    with pytest.raises(ValueError):
+        slot.leave(second)
+
+
+def test_runs_entered_and_left_from_many_threads_at_once_are_all_counted() -> None:
+    slot = RunSlot()
+    tokens = [object() for _ in range(400)]
+
+    def enter_then_leave(token: object) -> None:
+        slot.enter(token)
+        slot.leave(token)
+
+    kept = tokens[:100]
+    for token in kept:
+        slot.enter(token)
+    threads = [threading.Thread(target=enter_then_leave, args=(token,)) for token in tokens[100:]]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(map(id, slot.runs)) == sorted(map(id, kept))
+
+
+def test_a_leaf_without_task_parameters_keeps_no_list_for_its_requires() -> None:
+    leaf = MemoLeaf(value=12)
+    assert leaf.kart_requires() == [] and leaf.kart_requires_structure() == []
+    memo = memo_of(leaf)
+    assert type(memo.requires_structure) is not list  # one shared marker, not an empty list per task
+    first, second = leaf.kart_requires_structure(), leaf.kart_requires_structure()
+    assert first == second == [] and first is not second  # as TaskOnKart.requires() asked again returns
+    assert leaf.input() == []
+
+
+def test_an_own_requires_returning_an_empty_list_keeps_that_list() -> None:
+    class OwnEmpty(kart_core.TaskOnKart[int]):
+        given: list[Any] = []
+
+        def requires(self) -> list[Any]:
+            return self.given
+
+    task = OwnEmpty()
+    assert task.kart_requires_structure() is OwnEmpty.given and task.kart_requires_structure() is OwnEmpty.given
+    assert task.kart_requires() == []
