@@ -201,8 +201,8 @@ def rewritten_digest(path: str, manifest: str, entry: Entry) -> str | None:
 
 def unrecorded_content(path: str, known: tuple[object, ...] | None = None) -> tuple[tuple[object, ...], str] | None:
     """``(stamp, "{algorithm}:{hex}")`` of the file at ``path`` (local path or URL), which has no integrity record:
-    its stamp (``kart_core.storage.stamp``: mtime, size and inode on local disk; ETag, size and time on object
-    storage) and the content hash a manifest entry of it would hold (``kart_core.integrity``, the whole file).
+    its stamp (``kart_core.storage.stamp``: mtime, size, inode and status-change time on local disk; ETag, size
+    and time on object storage) and the content hash a manifest entry of it would hold (``kart_core.integrity``, the whole file).
     None when it is missing, a folder or cannot be read.
 
     ``known``: the stamp a downstream recorded with its load (``kart_core.lineage``): while the file's stamp is
@@ -214,7 +214,7 @@ def unrecorded_content(path: str, known: tuple[object, ...] | None = None) -> tu
     from kart_core.storage.stamp import stamp
 
     try:
-        found = stamp(path)
+        found = stamp(path, status_change=True)  # a same-size file with its times set back: read again (at16 G1)
     except OSError:
         return None
     if found is None:

@@ -17,12 +17,16 @@ __all__ = ["Stamp", "stamp"]
 Stamp = list[object]
 
 
-def stamp(path: str) -> Stamp | None:
+def stamp(path: str, status_change: bool = False) -> Stamp | None:
     """The stamp of the file or folder at ``path`` (a local path, ``file://`` or an fsspec URL); None when missing.
 
     Local disk: [mtime in ns, size, inode]: a rewrite within the clock's tick (about 4 ms) replaces the file (new
     inode: an atomic write, a rename) or changes its size; a rewrite in place of the same size in the same tick is
-    not seen. Object storage: [ETag or generation, size, modification time]: the time alone has one-second steps on
+    not seen, nor one whose modification time was set back (``touch -r``, ``cp -p``, ``rsync -t``, an archive
+    extracted with its times into the inode just freed). ``status_change``: the status-change time (ns) too,
+    which no call sets back, so those are seen; it also moves on a ``chmod`` or a new hard link, so only for a
+    caller that re-reads the content when the stamp moved (``kart_core.damage.unrecorded_content``), not for
+    one that takes a moved stamp for another writer's file. Object storage: [ETag or generation, size, modification time]: the time alone has one-second steps on
     S3, and the ETag of the same bytes is the same, so the same bytes put again within one second are not seen.
 
     Raises:
@@ -33,7 +37,8 @@ def stamp(path: str) -> Stamp | None:
             status = os.stat(path.removeprefix("file://"))
         except (FileNotFoundError, NotADirectoryError):
             return None
-        return [status.st_mtime_ns, status.st_size, status.st_ino]
+        found: Stamp = [status.st_mtime_ns, status.st_size, status.st_ino]
+        return [*found, status.st_ctime_ns] if status_change else found
     storage = storage_for(path)
     file_system = getattr(storage, "file_system", None)
     if file_system is None:

@@ -86,6 +86,29 @@ def test_a_same_size_drop_with_other_content_makes_the_reader_stale(workspace: s
     assert gokart.build(SumNumbers(workspace_directory=workspace), reset_register=False) == 7
 
 
+@pytest.mark.parametrize("how", ["in place", "new file in the freed inode"])
+def test_a_same_size_drop_with_its_times_set_back_makes_the_reader_stale(workspace: str, how: str) -> None:
+    """A same-size file whose modification time is the old one (`touch -r`, `cp -p`, `rsync --inplace -t`, or a
+    release unpacked with an archive's fixed times into the inode just freed): the status-change time still moved,
+    so the content is read again (attacker at16 G1: the stamp was equal and the old sum served for good)."""
+    _drop(workspace, [1, 2, 3])
+    assert gokart.build(SumNumbers(workspace_directory=workspace), reset_register=False) == 6
+    path = RawNumbers(workspace_directory=workspace).output().path()
+    before = os.stat(path)
+    if how == "in place":
+        with open(path, "r+b") as file:
+            file.write(pickle.dumps([1, 2, 4]))
+    else:
+        os.remove(path)
+        with open(path, "wb") as file:  # most file systems hand the freed inode out again
+            file.write(pickle.dumps([1, 2, 4]))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert os.stat(path).st_size == before.st_size and os.stat(path).st_mtime_ns == before.st_mtime_ns
+
+    assert not SumNumbers(workspace_directory=workspace).complete()
+    assert gokart.build(SumNumbers(workspace_directory=workspace), reset_register=False) == 7
+
+
 def test_the_same_content_dropped_again_leaves_the_reader_fresh(any_workspace: str) -> None:
     _drop(any_workspace, [1, 2, 3])
     gokart.build(SumNumbers(workspace_directory=any_workspace), reset_register=False)
