@@ -123,8 +123,9 @@ def _report(label: str, what: str, value: object) -> None:
 
 
 def _walk_handlers() -> bool:
-    """Whether any luigi event handler is registered (then the walk's events are worth tracking)."""
-    return bool(luigi.Task._event_callbacks)
+    """Whether any luigi event handler is registered (then the walk's events are worth tracking). luigi keeps an
+    empty set behind after ``remove_event_handler``: that counts as none."""
+    return any(callbacks for handlers in luigi.Task._event_callbacks.values() for callbacks in handlers.values())
 
 
 class WalkEvents:
@@ -175,7 +176,7 @@ class WalkEvents:
     def complete_raised(self, task: Any) -> None:
         """``task.complete()`` raised: ``DEPENDENCY_MISSING`` (luigi's worker passes no exception)."""
         if _walk_handlers():
-            self._judged.add(task.task_id)
+            self._judged.add(_task_id(task))
             self._once(task, luigi.Event.DEPENDENCY_MISSING)
 
     def broken(self, task: Any, error: BaseException) -> None:
@@ -185,11 +186,20 @@ class WalkEvents:
 
     def _once(self, task: Any, event: str, *args: Any) -> None:
         upstream = args[0] if event == luigi.Event.DEPENDENCY_DISCOVERED else None
-        key = (event, task.task_id, upstream.task_id if upstream is not None else "")
+        key = (event, _task_id(task), _task_id(upstream) if upstream is not None else "")
         if key in self._fired:
             return
         self._fired.add(key)
         task.trigger_event(event, task, *args)
+
+
+def _task_id(task: Any) -> str:
+    """``task.task_id``, or a stand-in for this object when computing it raises: a broken task's id may be what
+    broke (a task parameter over kart's size limit), and the event must carry the walk's own error, not a new one."""
+    try:
+        return str(task.task_id)
+    except Exception:  # noqa: BLE001 - any error of the id is the task's, reported by the walk
+        return f"{type(task).__qualname__}@{id(task):x}"
 
 
 def _is_external(task: Any) -> bool:
