@@ -17,29 +17,12 @@ from typing import Any
 
 import luigi
 import pytest
+from stored_text import get_text, put_text
 
 import kart_core
 from kart_core.storage import storage_for
 
 LEASE = 30.0  # the ``where`` fixture's lease (tests/core/conftest.py)
-
-
-def _put(path: str, text: str) -> None:
-    if "://" in path:
-        storage_for(path).file_system.pipe(path, text.encode())  # type: ignore[attr-defined]
-    else:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w") as file:
-            file.write(text)
-
-
-def _get(path: str) -> str:
-    storage = storage_for(path)
-    file_system = getattr(storage, "file_system", None)
-    if file_system is not None:
-        file_system.invalidate_cache()
-    with storage.open_read(path) as file:
-        return bytes(file.read()).decode()
 
 
 class Export(kart_core.TaskOnKart[Any]):
@@ -53,8 +36,8 @@ class Export(kart_core.TaskOnKart[Any]):
 
     def run(self) -> None:
         path = self.output().path()
-        _put(path, "a\n1\n2\n" if self.kind == "int" else "a\n1.5\n2.5\n")
-        _put(os.path.splitext(path)[0] + ".schema.json", json.dumps({"a": self.kind}))
+        put_text(path, "a\n1\n2\n" if self.kind == "int" else "a\n1.5\n2.5\n")
+        put_text(os.path.splitext(path)[0] + ".schema.json", json.dumps({"a": self.kind}))
         if self.fail:
             raise RuntimeError("half way")
 
@@ -65,8 +48,8 @@ class Use(kart_core.TaskOnKart[Any]):
 
     def run(self) -> None:
         path = self.input().path()
-        schema = json.loads(_get(os.path.splitext(path)[0] + ".schema.json"))
-        self.dump({"schema": schema["a"], "data": _get(path).split()[1:]})
+        schema = json.loads(get_text(os.path.splitext(path)[0] + ".schema.json"))
+        self.dump({"schema": schema["a"], "data": get_text(path).split()[1:]})
 
 
 @pytest.mark.parametrize("executor", ["thread", "process"])
@@ -76,8 +59,8 @@ def test_a_companion_written_beside_the_private_name_lands_beside_the_output(
     workers = 2 if executor == "process" else 1
     export = Export(workspace_directory=where)
     schema = os.path.splitext(export.output().path())[0] + ".schema.json"
-    _put(export.output().path(), "a\n1\n2\n")  # as gokart left it: the csv and its schema
-    _put(schema, json.dumps({"a": "int"}))
+    put_text(export.output().path(), "a\n1\n2\n")  # as gokart left it: the csv and its schema
+    put_text(schema, json.dumps({"a": "int"}))
     monkeypatch.setenv("KIND", "float")
     kart_core.build(
         Export(kind="float", rerun=True, workspace_directory=where),
@@ -90,7 +73,7 @@ def test_a_companion_written_beside_the_private_name_lands_beside_the_output(
         Use(rerun=True, workspace_directory=where), workers=workers, executor=executor, log_level=50
     )
     assert value == {"schema": "float", "data": ["1.5", "2.5"]}  # before: {'schema': 'int', ...}
-    assert json.loads(_get(schema)) == {"a": "float"}
+    assert json.loads(get_text(schema)) == {"a": "float"}
     left = [entry.relative for entry in storage_for(where).walk(where, include_temporary=True)]
     assert not [name for name in left if ".kart-took-" in name]
 
@@ -102,7 +85,7 @@ def test_a_companion_written_beside_the_private_name_lands_beside_the_output(
             return_value=False,
             log_level=50,
         )
-    assert json.loads(_get(schema)) == {"a": "float"}  # the failed run's companion never landed
+    assert json.loads(get_text(schema)) == {"a": "float"}  # the failed run's companion never landed
     left = [entry.relative for entry in storage_for(where).walk(where, include_temporary=True)]
     assert not [name for name in left if ".kart-took-" in name]  # and was removed
 
@@ -119,7 +102,7 @@ class Shards(kart_core.TaskOnKart[Any]):
 
     def run(self) -> None:
         for key in ("s0", "s1"):
-            _put(self.output()[key].path(), "a\n1\n2\n")
+            put_text(self.output()[key].path(), "a\n1\n2\n")
         self.dump([self.output()[key].final_path() for key in ("s0", "s1")], "index")
 
 
@@ -128,7 +111,7 @@ class Count(kart_core.TaskOnKart[Any]):
         return Shards(workspace_directory=self.workspace_directory)
 
     def run(self) -> None:
-        self.dump(sum(len(_get(path).split()[1:]) for path in self.load("index")))
+        self.dump(sum(len(get_text(path).split()[1:]) for path in self.load("index")))
 
 
 def test_final_path_names_the_output_where_its_commit_puts_it(where: str) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 
 import luigi
 import pytest
+from stored_text import put_text
 
 import kart_core
 from kart_core.commit_marker import writing_marker
@@ -33,15 +34,6 @@ from kart_core.target_config import RECORD_ENVIRONMENT_VARIABLE
 
 LEASE = 30.0  # the ``where`` fixture's lease (tests/core/conftest.py)
 HERE = str(Path(__file__).resolve().parent)
-
-
-def _put(path: str, text: str) -> None:
-    if "://" in path:
-        storage_for(path).file_system.pipe(path, text.encode())  # type: ignore[attr-defined]
-    else:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w") as file:
-            file.write(text)
 
 
 class Rewritten(kart_core.TaskOnKart[Any]):
@@ -58,10 +50,10 @@ class Rewritten(kart_core.TaskOnKart[Any]):
         path = self.output().path()
         if self.in_place:
             path = path.rpartition("/")[0] + "/" + path.rpartition("/")[2].split(".", 2)[2]  # .kart-took-{hex}.{name}
-        _put(path, "half")
+        put_text(path, "half")
         if self.die:
             os.kill(os.getpid(), signal.SIGKILL)
-        _put(path, "whole")
+        put_text(path, "whole")
 
 
 def _exists(path: str) -> bool:
@@ -107,7 +99,7 @@ def test_a_killed_rerun_keeps_a_gokart_output_and_verify_delete_keeps_it_too(
     monkeypatch.setenv(RECORD_ENVIRONMENT_VARIABLE, records)
     task = Rewritten(workspace_directory=where)
     path = task.output().path()
-    _put(path, "old")  # as gokart wrote it: no manifest
+    put_text(path, "old")  # as gokart wrote it: no manifest
     assert task.complete()
     _killed_rerun(where, executor)
     assert _read(path) == "old"  # before: deleted when the rerun was armed
@@ -140,7 +132,7 @@ def test_a_dead_writer_s_marker_over_a_file_it_changed_in_place_still_gets_the_f
     monkeypatch.setenv(RECORD_ENVIRONMENT_VARIABLE, "false")
     task = Rewritten(workspace_directory=where)
     path = task.output().path()
-    _put(path, "old")
+    put_text(path, "old")
     _killed_rerun(where, "process", in_place=True)
     assert _read(path) == "half"
     assert not Rewritten(workspace_directory=where).complete()
@@ -163,8 +155,8 @@ def test_a_marker_of_a_kart_that_wrote_in_place_still_gets_its_file_removed(
     document = json.loads(_read(marker))
     assert {"took", "found"} <= set(document)
     old = {key: value for key, value in document.items() if key not in ("took", "found")}
-    _put(marker, json.dumps(old))
-    _put(path, "half")
+    put_text(marker, json.dumps(old))
+    put_text(path, "half")
     report = verify_workspace(where)
     assert path in remove_damaged(report)
     assert not _exists(path) and not _exists(marker)
