@@ -120,6 +120,9 @@ def plan_gc(
     graph = walk(roots)
     tasks_in_graph = list(graph.nodes.values())
     reachable = {key for node in tasks_in_graph for key in _reachable_keys(node, workspace)}
+    # A file named with a kept task's unique id is that task's too: a side file its run dumped beside its outputs
+    # (self.make_target("work/vocab.pkl") not returned by output()), committed with that run (attacker at16 G13).
+    kept_ids = {str(node.make_unique_id()) for node in tasks_in_graph if is_kart_task(node)}
     skipped = _scratch_prefixes(tasks_in_graph, workspace)
     classes = sorted({type(node).__name__ for node in tasks_in_graph})
     listing = list_files(workspace, include_temporary=True)
@@ -130,9 +133,10 @@ def plan_gc(
     for info in listing:
         if any(info.relative.startswith(prefix) for prefix in skipped) or is_temporary(info.relative):
             continue
-        if named_run(info.relative) is None:
+        named = named_run(info.relative)
+        if named is None:
             continue  # not a kart file: notes, configs, data the user put there
-        if info.relative in reachable:
+        if info.relative in reachable or named[1] in kept_ids:
             plan.kept.append(info)
         else:
             in_scope = scope == "all" or ownership.file(info.relative) == OWNED

@@ -74,6 +74,43 @@ def test_delete_removes_only_unreachable_files(workspace: str) -> None:
     assert plan_gc([keep_with_scratch]).delete == []
 
 
+class GcTrain(gokart.TaskOnKart[int]):
+    """Dumps a vocabulary beside its model: a side file named with its own unique id (not returned by output())."""
+
+    n = luigi.IntParameter()
+
+    def run(self) -> None:
+        self.dump(list(range(self.n)), self.make_target("work/vocab.pkl"))
+        self.dump(self.n)
+
+
+class GcPredict(gokart.TaskOnKart[int]):
+    n = luigi.IntParameter()
+
+    def requires(self) -> GcTrain:
+        return GcTrain(n=self.n, workspace_directory=self.workspace_directory)
+
+    def run(self) -> None:
+        self.dump(sum(self.requires().make_target("work/vocab.pkl").load()))
+
+
+@pytest.mark.parametrize("scope", ["classes", "all"])
+def test_a_kept_tasks_side_file_is_kept(workspace: str, scope: str) -> None:
+    """Attacker at16 G13: `kart gc --all --delete` deleted a kept task's side file (its run committed it, its task
+    stayed complete), so the next rerun of its reader failed for good."""
+    keep, drop = GcPredict(n=2, workspace_directory=workspace), GcPredict(n=3, workspace_directory=workspace)
+    _build(keep, drop)
+    kept_vocab = keep.requires().make_target("work/vocab.pkl").path()
+    dropped_vocab = drop.requires().make_target("work/vocab.pkl").path()
+
+    delete_unreachable(plan_gc([keep], scope=scope))
+
+    assert os.path.exists(kept_vocab)
+    # Only --all deletes a file no kept class provably owns ("vocab" names no class): the dropped run's side file.
+    assert os.path.exists(dropped_vocab) is (scope == "classes")
+    assert gokart.build(GcPredict(n=2, workspace_directory=workspace, rerun=True), reset_register=False) == 1
+
+
 def test_a_shared_upstream_is_kept_for_any_kept_task(workspace: str) -> None:
     first, second = GcSum(n=2, workspace_directory=workspace), GcSum(n=4, workspace_directory=workspace)
     _build(first, second)
