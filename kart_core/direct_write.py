@@ -108,6 +108,15 @@ def version(target: Any) -> object:
     return None if found is None else tuple(found)
 
 
+def _content(path: str) -> str:
+    """The content hash of the file at ``path`` (``kart_core.integrity``); "" when it cannot be read."""
+    try:
+        with storage_for(path).open_read(path) as file:
+            return digest_stream(file)[1]
+    except (OSError, ValueError):
+        return ""
+
+
 @dataclasses.dataclass
 class _Handed:
     """An output whose path the task's code asked for: the private name handed out instead (``given``,
@@ -123,6 +132,9 @@ class _Handed:
     backup: str | None = None
     placed: bool = False
     sealed: bool = False
+    # The dump copied to ``given`` when the path was asked after it (``_seed``), and the stamp of that copy: a later
+    # dump wins over a copy the task's code never touched (attacker at16 G10).
+    seeded: tuple[Staged, object, str] | None = None  # (the dump, the copy's stamp, the copy's content hash)
 
 
 class DirectWrites:
@@ -277,7 +289,9 @@ class DirectWrites:
             self._start_heartbeat()
         dumped = self._running.lookup(path)
         if dumped is not None:
-            self._seed(dumped, self.handed[path].given)
+            handed = self.handed[path]
+            self._seed(dumped, handed.given)
+            handed.seeded = (dumped, stamp(handed.given), _content(handed.given))
 
     def _seed(self, dumped: Staged, given: str) -> None:
         """Copy what the run dumped to an output before asking its path to the private name ``given``, so that the
@@ -692,6 +706,9 @@ class DirectWrites:
                     self._refuse_remote_folder(path, handed.given)
                 continue
             self._refuse_open(path, handed.given)
+            if self._dumped_again_over_untouched_copy(path, handed):
+                storage.remove(handed.given)  # the dump staged after it stays: what the code wrote last
+                continue
             if signer is not None:
                 staged = self._sealed(handed.target, record, path, handed.given, storage, signer)
                 if staged is not None:
@@ -702,6 +719,20 @@ class DirectWrites:
                 entry = self._entry(file, record)
             self._running.add(Staged(path, handed.given, storage, record, entry))
         self._stage_companions()
+
+    def _dumped_again_over_untouched_copy(self, path: str, handed: _Handed) -> bool:
+        """Whether the private file at ``handed.given`` is only the copy of an earlier dump (``_seed``: the code asked
+        the path after that dump and never wrote the file) and the code dumped the output again since: that later
+        dump is the output, as in gokart, where each dump rewrites the path (``dump(1); path(); dump(2)`` gives 2).
+        A copy the code wrote to (its stamp moved) still wins over the dump, as the run's last write by path."""
+        if handed.seeded is None:
+            return False
+        seeded, copied, content = handed.seeded
+        latest = self._running.lookup(path)
+        if latest is None or latest is seeded:
+            return False
+        # Touched (os.utime, opened r+ and closed) but not rewritten counts as untouched: its bytes are the copy's.
+        return stamp(handed.given) == copied or _content(handed.given) == content
 
     def _companions(self) -> list[tuple[str, str, Any]]:
         """The files the run wrote beside a private name under a name derived from it (``.kart-took-{hex}.`` then

@@ -19,6 +19,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import os
+import pickle
 import signal
 import subprocess
 import threading
@@ -340,3 +341,34 @@ def test_a_by_path_touch_up_after_a_dump_is_kept(
     assert done.complete()
     assert done.output()["data"].load()["a"].tolist() == rows
     assert [line.strip() for line in done.output()["copy"].load()] == ["a", *map(str, rows)]
+
+
+class DumpPathDump(kart_core.TaskOnKart[Any]):
+    """dump(1); the path asked (``how``: and only that, the copy read, touched, or written by path); dump(2)."""
+
+    how = luigi.Parameter()
+
+    def run(self) -> None:
+        self.dump(1)
+        path = self.output().path()
+        if self.how == "read":
+            Path(path).read_bytes()
+        elif self.how == "touched":
+            os.utime(path)
+        elif self.how == "written":
+            with open(path, "wb") as file:
+                pickle.dump(3, file)
+        self.dump(2)
+
+
+@pytest.mark.parametrize("signing", ["", "a signing key"])
+@pytest.mark.parametrize(("how", "value"), [("asked", 2), ("read", 2), ("touched", 2), ("written", 3)])
+def test_a_dump_after_the_path_of_an_earlier_dump_is_the_output(
+    workspace: str, how: str, value: int, signing: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As in gokart, where each dump rewrites the file: the later dump is the output unless the code wrote the file by
+    path after asking it (attacker at16 G10: the copy of the first dump the path request made won, silently)."""
+    if signing:
+        monkeypatch.setenv("KART_SIGNING_KEY", signing)
+    kart_core.build(DumpPathDump(how=how, workspace_directory=workspace), log_level=40, return_value=False)
+    assert DumpPathDump(how=how, workspace_directory=workspace).output().load() == value
