@@ -258,7 +258,9 @@ def _replaced(item: Input, path: str, upstream: Manifest | None, workspace: str 
     if upstream is not None and upstream.pending:
         return None
     entry = upstream.outputs.get(item.key) if upstream is not None else None
-    if entry is None and item.stamp is not None:
+    if entry is None and (item.stamp is not None or item.digest):
+        # No record of it now: its manifest deleted to keep a hand correction (faq.md), or gokart rewrote the file
+        # and the record went with the damage advice. The file itself tells (attacker at16 G14).
         return _replaced_file(item, path, workspace)
     if upstream is None:
         return None
@@ -273,8 +275,10 @@ def _replaced(item: Input, path: str, upstream: Manifest | None, workspace: str 
 
 def _replaced_file(item: Input, path: str, workspace: str | None = None) -> StaleInput | None:
     """``item``, a load of an output no integrity record vouched for (``Input.stamp``; its upstream's manifest at
-    ``path`` still has no entry for it), as a ``StaleInput`` when the file there now holds other content: a new
-    data drop, gokart rerunning the upstream, an edit (attacker N12). One stat while its stamp is the recorded one;
+    ``path`` still has no entry for it), or of a committed output whose record is gone since (no manifest at
+    ``path``, or no entry in it), as a ``StaleInput`` when the file there now holds other content: a new
+    data drop, gokart rerunning the upstream, an edit, a hand correction kept by deleting the record (attacker N12,
+    at16 G14). One stat while its stamp is the recorded one;
     else its content is hashed (once per stamp in this process, ``kart_core.damage.unrecorded_content``). None when
     it is unchanged or gone (a missing input is the upstream's to rebuild, not a staleness)."""
     workspace = workspace if workspace is not None else log_workspace(path, MANIFEST)
@@ -284,6 +288,8 @@ def _replaced_file(item: Input, path: str, workspace: str | None = None) -> Stal
     found = unrecorded_content(output, item.stamp)
     if found is None or not found[1] or found[1] == item.digest:
         return None
+    if item.stamp is None:  # a committed output whose record is gone since
+        return StaleInput(item, path, None, "its integrity record is gone and the file there holds other content")
     return StaleInput(item, path, None, "another file with other content is there since it was loaded")
 
 

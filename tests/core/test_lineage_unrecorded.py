@@ -161,3 +161,28 @@ def test_kart_verify_names_the_reader_of_a_new_data_drop_stale(workspace: str) -
     assert [(problem.kind, problem.task) for problem in problems] == [
         ("stale", SumNumbers(workspace_directory=workspace).kart_label())
     ]
+
+
+@pytest.mark.parametrize("correction", ["same content", "other content"])
+def test_a_reader_of_an_output_whose_record_was_deleted_follows_the_file(any_workspace: str, correction: str) -> None:
+    """A hand correction kept as faq.md says (delete the upstream's manifest): the reader recorded the committed
+    output it loaded; with the record gone the file itself tells, so other content makes the reader stale and the same
+    content leaves it fresh (attacker at16 G14: every reader stayed fresh with the old value)."""
+    assert gokart.build(SumProduced(workspace_directory=any_workspace), reset_register=False) == 6
+    upstream = Produce(workspace_directory=any_workspace)
+    path = upstream.output().path()
+    committed = storage_for(path).read_bytes(path)
+    with storage_for(path).atomic_write(path) as file:  # a new file either way
+        file.write(committed if correction == "same content" else pickle.dumps([10, 20, 30]))
+    manifest = upstream.output().record.manifest
+    storage_for(manifest).remove(manifest)
+
+    reader = SumProduced(workspace_directory=any_workspace)
+    stale = stale_outputs(flatten(reader.output()))
+    if correction == "same content":
+        assert stale == [] and reader.complete()
+        return
+    assert [item.input.key for item in stale] == [upstream.output().record.key]
+    assert "its integrity record is gone" in stale[0].describe(reader.kart_label())
+    assert not reader.complete()
+    assert gokart.build(SumProduced(workspace_directory=any_workspace), reset_register=False) == 60
