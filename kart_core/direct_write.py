@@ -699,6 +699,7 @@ class DirectWrites:
             storage = storage_for(path)
             record = self._record(handed.target)
             if "://" not in path and os.path.isdir(handed.given):
+                self._refuse_open(path, handed.given)  # a file of the folder still being written (attacker at16 G8)
                 self._place_folder(path, handed, record)
                 continue
             if not storage.exists(handed.given):
@@ -776,6 +777,7 @@ class DirectWrites:
                     f"under {location!r}, derived from another output's. Write it once, by the name "
                     "self.output().path() hands out for it. Nothing was committed."
                 )
+            self._refuse_open(final, location)  # a companion still being written (attacker at16 G8)
             record = self._record(target) if target is not None else None
             if target is not None and signer is not None:
                 staged = self._sealed(target, record, final, location, storage, signer)
@@ -1204,19 +1206,29 @@ def _remote_folder(storage: Any, name: str) -> bool:
 
 
 def _open_for_writing(path: str) -> bool:
-    """Whether a descriptor of this process has the local file at ``path`` open for writing (Linux ``/proc``; False
-    elsewhere, for object storage and when it cannot be told)."""
+    """Whether a descriptor of this process has the local file at ``path`` (or, for a folder, any file under it) open
+    for writing (Linux ``/proc``; False elsewhere, for object storage and when it cannot be told)."""
     if "://" in path and not path.startswith("file://"):
         return False
+    local = path.removeprefix("file://")
     try:
-        status = os.stat(path.removeprefix("file://"))
+        status = os.stat(local)
         descriptors = os.listdir("/proc/self/fd")
     except OSError:
         return False
+    files = {(status.st_dev, status.st_ino)}
+    if os.path.isdir(local):
+        for folder, _, names in os.walk(local):
+            for name in names:
+                try:
+                    each = os.stat(os.path.join(folder, name), follow_symlinks=False)
+                except OSError:
+                    continue
+                files.add((each.st_dev, each.st_ino))
     for descriptor in descriptors:
         try:
             opened = os.stat(f"/proc/self/fd/{descriptor}")
-            if (opened.st_dev, opened.st_ino) != (status.st_dev, status.st_ino):
+            if (opened.st_dev, opened.st_ino) not in files:
                 continue
             with open(f"/proc/self/fdinfo/{descriptor}") as info:
                 flags = next((int(line.split()[1], 8) for line in info if line.startswith("flags:")), 0)

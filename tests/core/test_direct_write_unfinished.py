@@ -77,3 +77,53 @@ def test_an_output_still_being_written_when_run_returns_is_not_committed(
     assert not Streamed(workspace_directory=workspace).complete()
     done = kart_core.build(Streamed(lines=1, workspace_directory=workspace), log_level=50)  # no thread left writing
     assert done == ["line 0"]
+
+
+class StreamedBeside(kart_core.TaskOnKart[Any]):
+    """The output written whole by path, and (``where``) a file still being written by a thread when run() returns:
+    "folder": inside a folder saved at the output's path; "companion": beside it, under a name derived from it."""
+
+    where = luigi.Parameter()
+
+    def output(self) -> Any:
+        return self.make_target("beside/out.txt")
+
+    def run(self) -> None:
+        path = self.output().path()
+        if self.where == "folder":
+            os.makedirs(path)  # its folder too
+            streamed = os.path.join(path, "part0.txt")
+        else:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w") as whole:
+                whole.write("data\n")
+            streamed = os.path.splitext(path)[0] + ".schema.json"
+        file = open(streamed, "w")  # noqa: SIM115 - closed by the thread
+        file.write('{"cols": [')
+        file.flush()
+
+        def finish() -> None:
+            time.sleep(0.5)
+            file.write('"a"]}')
+            file.close()
+
+        writer = threading.Thread(target=finish)
+        writer.start()
+        _WRITERS.append(writer)
+
+
+@pytest.mark.parametrize("where", ["folder", "companion"])
+def test_a_file_of_a_folder_output_or_a_companion_still_being_written_is_not_committed(
+    tmp_path: Path, where: str
+) -> None:
+    """Attacker at16 G8: only the output's own file was looked at, so a folder's file or a companion still being
+    written was committed half written and the task counted complete."""
+    workspace = str(tmp_path / "ws")
+    task = StreamedBeside(where=where, workspace_directory=workspace)
+    with pytest.raises(kart_core.GokartBuildError, match="still open for writing"):
+        kart_core.build(task, return_value=False, log_level=50)
+    for writer in _WRITERS:
+        writer.join()
+    assert not StreamedBeside(where=where, workspace_directory=workspace).complete()
+    final = task.output().path()
+    assert not os.path.exists(final) and not os.path.exists(os.path.splitext(final)[0] + ".schema.json")
