@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,21 @@ def _failed(task: Any, exception: BaseException) -> None:
 def _any_succeeded(task: Any) -> None:
     if isinstance(task, JournaledSum):
         _note(task, "any_success")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _handlers_end_with_the_module() -> Iterator[None]:
+    """The handlers above are registered at import, as a project registers them; they are removed when this module's
+    tests are done, so the test files an xdist worker runs next do not build with luigi events on."""
+    yield
+    for cls, event, callback in [
+        (Journaled, luigi.Event.START, _started),
+        (Journaled, luigi.Event.PROCESSING_TIME, _timed),
+        (Journaled, luigi.Event.SUCCESS, _succeeded),
+        (Journaled, luigi.Event.FAILURE, _failed),
+        (kart_core.TaskOnKart, luigi.Event.SUCCESS, _any_succeeded),
+    ]:
+        cls.remove_event_handler(event, callback)
 
 
 def _journal(path: Path) -> list[list[Any]]:
