@@ -198,3 +198,19 @@ def test_a_refused_record_listing_another_task_s_output_leaves_that_output(
     deleted = remove_damaged(report)
     assert join_url(where, SHARED) not in deleted and first.output().path() in deleted
     assert owner.output().load() == "lookup from its owner"
+
+
+class OwnTargetReader(gokart.TaskOnKart[str]):
+    """Reads the shared lookup through its own make_target, the gokart idiom for a path in the workspace."""
+
+    def requires(self) -> SideWriter:
+        return SideWriter(workspace_directory=self.workspace_directory)
+
+    def run(self) -> None:
+        self.dump(self.make_target(SHARED, use_unique_id=False).load())
+
+
+def test_a_run_reads_another_writer_s_file_through_its_own_make_target(where: str) -> None:
+    """The reader's own run in progress is not a dead run of it (attacker at16 G5: the load failed with "a run of
+    OwnTargetReader started ... but never finished", as gokart code reading a shared path does)."""
+    assert gokart.build(OwnTargetReader(workspace_directory=where), reset_register=False) == "lookup from SideWriter 1"
