@@ -156,7 +156,10 @@ _KART_DISTRIBUTION = "kart-suite"
 _ATTRIBUTES = "attributes"
 _SUBCLASSES = "subclasses"
 # inspect.getmembers(helpers) is the same look-up as vars(helpers) (attacker at15 F9).
-_DYNAMIC_ATTRIBUTES = frozenset({"getattr", "vars", "__dict__", "getmembers", "getmembers_static"})
+# operator.attrgetter / methodcaller and __getattribute__ are getattr in other spellings (attacker at16 G6).
+_DYNAMIC_ATTRIBUTES = frozenset(
+    {"getattr", "vars", "__dict__", "getmembers", "getmembers_static", "attrgetter", "methodcaller", "__getattribute__"}
+)
 _DYNAMIC_IMPORTS = frozenset({"import_module", "__import__"})
 # Bytecode read to find the modules a function reaches: loads that start an attribute chain
 # (``ops.OPS``, ``pkg.mod.K``), the loads that extend one, the constants an import reads (its level

@@ -534,13 +534,30 @@ def by_members(x):
     return dict(inspect.getmembers(plugsteps, inspect.isfunction))["triple"](x)
 
 
+def by_attrgetter(x):
+    import operator
+
+    return operator.attrgetter("triple")(plugsteps)(x)
+
+
+def by_getattribute(x):
+    return plugsteps.__getattribute__("triple")(x)
+
+
 def names_step_only(x):
     return Step().apply(x)
 """
 
 
 _SUBCLASS_READERS = {"by_subclass", "by_subclass_of_module_attribute", "by_helper_subclass"}
-_MODULE_READERS = {"by_members", "by_helper_members", "by_helper_getattr", "by_helper_of_helper"}
+_MODULE_READERS = {
+    "by_members",
+    "by_helper_members",
+    "by_helper_getattr",
+    "by_helper_of_helper",
+    "by_attrgetter",
+    "by_getattribute",
+}
 
 
 @pytest.mark.parametrize(
