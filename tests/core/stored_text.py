@@ -26,3 +26,12 @@ def get_text(path: str) -> str:
         file_system.invalidate_cache()
     with storage.open_read(path) as file:
         return bytes(file.read()).decode()
+
+
+def exists_fresh(path: str) -> bool:
+    """Whether a file is at ``path``, asked afresh (an object store's listing cache dropped first)."""
+    storage = storage_for(path)
+    file_system = getattr(storage, "file_system", None)
+    if file_system is not None:
+        file_system.invalidate_cache()
+    return storage.exists(path)

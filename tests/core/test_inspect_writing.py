@@ -20,6 +20,7 @@ from typing import Any
 import luigi
 import pytest
 from click.testing import CliRunner
+from stored_text import exists_fresh
 from test_direct_write_outside import _killed_build, _read, writing_marker
 from test_direct_write_outside import tasks as tasks  # noqa: F401 - a fixture
 
@@ -61,14 +62,6 @@ def where(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return f"{request.param}://{bucket}/ws"
 
 
-def _exists(path: str) -> bool:
-    storage = storage_for(path)
-    file_system = getattr(storage, "file_system", None)
-    if file_system is not None:
-        file_system.invalidate_cache()
-    return storage.exists(path)
-
-
 def test_a_killed_process_worker_with_records_off_leaves_its_task_incomplete_and_verify_undoes_it(
     where: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -78,7 +71,7 @@ def test_a_killed_process_worker_with_records_off_leaves_its_task_incomplete_and
         kart_core.build(task, workers=2, executor="process", log_level=40)
     path = task.output().path()
     marker = writing_marker(path)
-    assert not _exists(path)  # the run wrote its private file beside it (2026-12-02)
+    assert not exists_fresh(path)  # the run wrote its private file beside it (2026-12-02)
     with storage_for(path).atomic_write(path) as file:  # as a kart before 2026-12-02 left it: the half file in place
         file.write(b"half")
     assert not task.complete()  # before: True, the half file served as the output
@@ -89,7 +82,7 @@ def test_a_killed_process_worker_with_records_off_leaves_its_task_incomplete_and
     assert "`kart verify --delete` removes the file and the marker now" in problem.detail
     assert not report.notices  # the partial file is reported with its marker, not as an unrecorded output
     assert sorted(remove_damaged(report)) == sorted([path, marker])
-    assert not _exists(path) and not _exists(marker)
+    assert not exists_fresh(path) and not exists_fresh(marker)
     assert verify_workspace(where).problems == ()
     assert kart_core.build(Partial(workspace_directory=where)) == ["whole"]
 
@@ -114,7 +107,7 @@ def test_verify_reports_and_deletes_a_killed_writer_s_file_outside_the_workspace
     assert f"a run that wrote {path!r} by path" in problem.detail and "was killed" in problem.detail
     deleted = CliRunner().invoke(cli, ["verify", "-w", workspace, "--delete"])
     assert f"{problem.path}: {problem.detail} (deleted)" in deleted.output  # not "(undone: the old outputs are back)"
-    assert not _exists(path) and not _exists(marker) and not _exists(problem.path)
+    assert not exists_fresh(path) and not exists_fresh(marker) and not exists_fresh(problem.path)
     assert verify_workspace(workspace).problems == ()
     kart_core.build(task)
     assert _read(path).endswith(b"a,b\n1,2\n")  # after a signature header with signing on

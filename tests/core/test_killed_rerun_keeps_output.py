@@ -24,7 +24,7 @@ from typing import Any
 
 import luigi
 import pytest
-from stored_text import put_text
+from stored_text import exists_fresh, get_text, put_text
 
 import kart_core
 from kart_core.commit_marker import writing_marker
@@ -56,23 +56,6 @@ class Rewritten(kart_core.TaskOnKart[Any]):
         put_text(path, "whole")
 
 
-def _exists(path: str) -> bool:
-    storage = storage_for(path)
-    file_system = getattr(storage, "file_system", None)
-    if file_system is not None:
-        file_system.invalidate_cache()
-    return storage.exists(path)
-
-
-def _read(path: str) -> str:
-    storage = storage_for(path)
-    file_system = getattr(storage, "file_system", None)
-    if file_system is not None:
-        file_system.invalidate_cache()
-    with storage.open_read(path) as file:
-        return bytes(file.read()).decode()
-
-
 def _killed_rerun(where: str, executor: str, **params: Any) -> None:
     """A rerun of ``Rewritten`` killed half way: a process worker of this build, or a whole build in a thread of a
     process of its own."""
@@ -102,15 +85,15 @@ def test_a_killed_rerun_keeps_a_gokart_output_and_verify_delete_keeps_it_too(
     put_text(path, "old")  # as gokart wrote it: no manifest
     assert task.complete()
     _killed_rerun(where, executor)
-    assert _read(path) == "old"  # before: deleted when the rerun was armed
+    assert get_text(path) == "old"  # before: deleted when the rerun was armed
     report = verify_workspace(where)
     [problem] = [each for each in report.problems if each.kind == "commit"]
     if records == "false":
         assert problem.path == writing_marker(path)
         assert "was killed" in problem.detail and f"{path!r} is kept" in problem.detail
     deleted = remove_damaged(report)
-    assert path not in deleted and _read(path) == "old"  # before: the old file was deleted as partial
-    assert not _exists(writing_marker(path))
+    assert path not in deleted and get_text(path) == "old"  # before: the old file was deleted as partial
+    assert not exists_fresh(writing_marker(path))
     took = [
         each.relative
         for each in storage_for(where).walk(where, include_temporary=True)
@@ -121,7 +104,7 @@ def test_a_killed_rerun_keeps_a_gokart_output_and_verify_delete_keeps_it_too(
     assert len(took) == (records == "true")
     assert Rewritten(workspace_directory=where).complete()
     assert kart_core.build(Rewritten(rerun=True, workspace_directory=where), log_level=50) == ["whole"]
-    assert _read(path) == "whole"
+    assert get_text(path) == "whole"
 
 
 def test_a_dead_writer_s_marker_over_a_file_it_changed_in_place_still_gets_the_file_removed(
@@ -134,13 +117,13 @@ def test_a_dead_writer_s_marker_over_a_file_it_changed_in_place_still_gets_the_f
     path = task.output().path()
     put_text(path, "old")
     _killed_rerun(where, "process", in_place=True)
-    assert _read(path) == "half"
+    assert get_text(path) == "half"
     assert not Rewritten(workspace_directory=where).complete()
     report = verify_workspace(where)
     [problem] = [each for each in report.problems if each.kind == "commit"]
     assert "may be partial" in problem.detail
     assert path in remove_damaged(report)
-    assert not _exists(path) and not _exists(writing_marker(path))
+    assert not exists_fresh(path) and not exists_fresh(writing_marker(path))
 
 
 def test_a_marker_of_a_kart_that_wrote_in_place_still_gets_its_file_removed(
@@ -152,11 +135,11 @@ def test_a_marker_of_a_kart_that_wrote_in_place_still_gets_its_file_removed(
     path = task.output().path()
     _killed_rerun(where, "process")
     marker = writing_marker(path)
-    document = json.loads(_read(marker))
+    document = json.loads(get_text(marker))
     assert {"took", "found"} <= set(document)
     old = {key: value for key, value in document.items() if key not in ("took", "found")}
     put_text(marker, json.dumps(old))
     put_text(path, "half")
     report = verify_workspace(where)
     assert path in remove_damaged(report)
-    assert not _exists(path) and not _exists(marker)
+    assert not exists_fresh(path) and not exists_fresh(marker)
