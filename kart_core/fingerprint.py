@@ -809,8 +809,7 @@ class _Visit:
             external = self._external(obj.__name__, obj.__name__)
             if external is not None:
                 return external
-            compiled = self._compiled(obj)
-            return f"module:{obj.__name__}" if compiled is None else digest([f"module:{obj.__name__}", compiled])
+            return self._held_module(obj)
         if isinstance(obj, functools.partial):
             return digest(["partial", self.token(obj.func), self.value(obj.args), self.value(obj.keywords)])
         if isinstance(obj, types.MethodType):
@@ -837,6 +836,22 @@ class _Visit:
             compiled = self._compiled(sys.modules.get(module))
             return f"builtin:{obj!r}" if compiled is None else digest([f"builtin:{obj!r}", compiled])
         return self.value(obj)
+
+    def _held_module(self, module: types.ModuleType) -> str:
+        """A project module held as a value (a class attribute ``mod = steps``, a closure cell, a default, an
+        argument bound by ``functools.partial(getattr, steps)``) by every attribute it has: code that holds a
+        module may look up any of them by a name no bytecode shows (``getattr(self.mod, name)``), so all count,
+        as for a function that calls ``getattr`` (attacker at16 G6). A module named by code (a global) is
+        counted by ``_global`` instead, by the attributes the code uses."""
+        key = f"own:{module.__name__}.*"  # '*' is no identifier: no module attribute has this key
+        if not self.owner.has(key):
+            self._normalise(key, key[len("own:") :], lambda: self._held_module_parts(module), module.__name__)
+        return self._reference(key)
+
+    def _held_module_parts(self, module: types.ModuleType) -> list[Any]:
+        found = [f"module:{module.__name__}", self._module_attributes(module, sorted(vars(module)), set())]
+        compiled = self._compiled(module)
+        return found if compiled is None else [*found, compiled]
 
     def _compiled(self, module: types.ModuleType | None) -> str | None:
         """The digest of a compiled module as this process runs it (kart_core.compiled); None for any other

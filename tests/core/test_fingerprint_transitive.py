@@ -499,6 +499,7 @@ def through(module, name):
 """
 
 PLUGINS_NODES = """
+import functools
 import inspect
 
 from fpdemo import plugbase, plugsteps  # noqa: F401 (plugsteps registers the steps by subclassing)
@@ -544,6 +545,35 @@ def by_getattribute(x):
     return plugsteps.__getattribute__("triple")(x)
 
 
+class Holder:
+    mod = plugsteps
+
+    def get(self, name):
+        return getattr(self.mod, name)
+
+
+class ByDict:
+    module = plugsteps
+
+    def apply(self, x):
+        return self.module.__dict__["triple"](x)
+
+
+FIND = functools.partial(getattr, plugsteps)
+
+
+def by_class_attribute(x):
+    return Holder().get("triple")(x)
+
+
+def by_class_attribute_dict(x):
+    return ByDict().apply(x)
+
+
+def by_partial_getattr(x):
+    return FIND("triple")(x)
+
+
 def names_step_only(x):
     return Step().apply(x)
 """
@@ -557,6 +587,10 @@ _MODULE_READERS = {
     "by_helper_of_helper",
     "by_attrgetter",
     "by_getattribute",
+    # a module held as a value (a class attribute, a partial's argument) counts every attribute (at16 G6)
+    "by_class_attribute",
+    "by_class_attribute_dict",
+    "by_partial_getattr",
 }
 
 
@@ -575,7 +609,8 @@ def test_plugins_found_by_subclassing_or_by_getmembers_count(
 ) -> None:
     """Attacker at15 F9: a step registry by `Step.__subclasses__()` and a function table by `inspect.getmembers(mod)`
     left the fingerprint unchanged after an edit of the plugin (no Airflow skew, a stale Kedro node); F10: so did the
-    same look-ups in a project helper the code passes the class or module to (`find(Step, name)`)."""
+    same look-ups in a project helper the code passes the class or module to (`find(Step, name)`); at16 G6: so did a
+    module held by a class attribute (`getattr(self.mod, name)`) or bound by `functools.partial(getattr, module)`."""
     (project / "plugbase.py").write_text(PLUGINS_BASE)
     (project / "plugsteps.py").write_text(PLUGINS_STEPS)
     (project / "plughelp.py").write_text(PLUGINS_HELPERS)
