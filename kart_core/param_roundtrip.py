@@ -10,6 +10,7 @@ whichever scheduler builds first decides what every later reader loads.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import enum
 import math
@@ -189,7 +190,8 @@ def ambiguous_parameters(task: Any, names_of: dict[type, tuple[str, ...]] | None
     is ``str(value)``. pandas and numpy containers (anything with a non-empty ``shape``) print elided and
     rounded, so two frames that differ in a row share one string; so does any value whose string elides
     (``...``), and an object printed by its memory address (``<X object at 0x...>``) shares it with whatever
-    object a later process puts there. Two such values share one unique id, so a build may hand back the
+    object a later process puts there; a dataclass, attrs or pydantic instance with a ``repr=False`` field prints
+    without it. Two such values share one unique id, so a build may hand back the
     output cached for the other (attacker at15 F5). Task parameters are skipped (their ids cover their values).
 
     Args:
@@ -236,11 +238,30 @@ def _ambiguous(value: Any, depth: int = 0) -> str | None:
     elif isinstance(value, (list, tuple, set, frozenset)):
         items = list(value)[:_ITEMS_LOOKED_AT]
     else:
+        hidden = _fields_left_out(value)
+        if hidden:
+            return f"a {type(value).__name__} prints without its field(s) {', '.join(hidden)} (repr=False)"
         text = str(value)
         if " at 0x" in text:
             return f"a {type(value).__name__} prints as its memory address"
         return f"a {type(value).__name__} prints elided ('...')" if "..." in text else None
     return next((why for item in items if (why := _ambiguous(item, depth + 1)) is not None), None)
+
+
+def _fields_left_out(value: Any) -> list[str]:
+    """The fields a dataclass, attrs or pydantic (v2) instance declares with ``repr=False``: its string form, which
+    those libraries generate from the other fields, does not show them (attacker at15 F5's remainder)."""
+    if isinstance(value, type):
+        return []
+    if dataclasses.is_dataclass(value):
+        return [field.name for field in dataclasses.fields(value) if not field.repr]
+    declared = getattr(type(value), "__attrs_attrs__", None)
+    if isinstance(declared, tuple):
+        return [attribute.name for attribute in declared if getattr(attribute, "repr", True) is False]
+    model_fields = getattr(type(value), "model_fields", None)
+    if isinstance(model_fields, Mapping):
+        return [name for name, info in model_fields.items() if getattr(info, "repr", True) is False]
+    return []
 
 
 def warn_ambiguous_parameters(task: Any, warned: set[str], names_of: dict[type, tuple[str, ...]] | None = None) -> None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import pathlib
 import warnings
 
+import attrs
 import luigi
 import numpy as np
 import pandas as pd
+import pydantic
 import pytest
 
 import kart_core
@@ -192,3 +195,57 @@ def test_what_each_ambiguous_value_loses_is_said() -> None:
     assert found["anything"] == "a ndarray of shape (5000,) prints elided and rounded"
     assert found["listed"] == "a Opaque prints as its memory address"
     assert found["mapped"].startswith("a Series of shape (1,)")
+
+
+@dataclasses.dataclass(frozen=True)
+class ApConfig:
+    """A config whose generated repr leaves out its ``secret_weights`` field."""
+
+    name: str
+    secret_weights: tuple[float, ...] = dataclasses.field(default=(1.0,), repr=False)
+
+
+@attrs.define(frozen=True)
+class ApAttrsConfig:
+    name: str
+    salt: int = attrs.field(default=0, repr=False)
+
+
+class ApPydanticConfig(pydantic.BaseModel):
+    name: str
+    salt: int = pydantic.Field(default=0, repr=False)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (ApConfig("a", (1.0,)), ApConfig("a", (2.0,))),
+        (ApAttrsConfig("a", 1), ApAttrsConfig("a", 2)),
+        (ApPydanticConfig(name="a", salt=1), ApPydanticConfig(name="a", salt=2)),
+        ([ApConfig("a", (1.0,))], [ApConfig("a", (2.0,))]),
+    ],
+    ids=["dataclass", "attrs", "pydantic", "in a list"],
+)
+def test_a_value_whose_repr_leaves_out_a_field_is_named(workspace: str, first: object, second: object) -> None:
+    """Attacker at15 F5's remainder: two configs differing only in a repr=False field share one unique id and were
+    not named."""
+    tasks = [ApPlain(anything=value, upstream=ApLeaf(), workspace_directory=workspace) for value in (first, second)]
+    assert tasks[0].make_unique_id() == tasks[1].make_unique_id()  # gokart's id: the string form, unchanged
+    ((name, _, why),) = ambiguous_parameters(tasks[0])
+    assert name == "anything"
+    assert why.endswith("(repr=False)") and ("secret_weights" in why or "salt" in why)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        kart_core.build(tasks, reset_register=False)
+    named = [str(w.message) for w in caught if issubclass(w.category, AmbiguousParameterWarning)]
+    assert len(named) == 1 and named[0].startswith("ApPlain.anything holds a "), named
+
+
+def test_a_config_whose_repr_shows_every_field_is_not_named() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class Shown:
+        name: str
+        weights: tuple[float, ...] = (1.0,)
+
+    assert ambiguous_parameters(ApPlain(anything=Shown("a"), upstream=ApLeaf())) == []
+    assert ambiguous_parameters(ApPlain(anything=ApAttrsConfig, upstream=ApLeaf())) == []  # a class, not a value
