@@ -601,7 +601,10 @@ def runs_command(workspace: str | None, task_class: str | None, params: tuple[st
         if not rows:  # a mistyped path must not read as a workspace without runs
             require_workspace(default_workspace(workspace), "no run is there to list")
     if not rows and task_class is not None and "." in task_class:
-        _check_runs_class(task_class)
+        defined = _check_runs_class(task_class)
+        if defined != task_class:  # a re-export (pkg.Train for pkg.tasks.Train): runs are kept by the defining module
+            with _workspace_errors():
+                rows = run_rows(workspace, task_class=defined, params=_parse_pairs(params))
     if output_format == "csv":
         click.echo(_records_csv(rows), nl=False)
     elif output_format == "json":
@@ -610,18 +613,21 @@ def runs_command(workspace: str | None, task_class: str | None, params: tuple[st
         click.echo(format_table(rows))
 
 
-def _check_runs_class(task_class: str) -> None:
-    """Raise the command's error when ``task_class`` (``module.Class``, no run found) names no importable task class."""
+def _check_runs_class(task_class: str) -> str:
+    """The ``module.Class`` where the class ``task_class`` (no run found under that name) is defined: another
+    name when a package re-exports it (``mlpipeline.Train`` for ``mlpipeline.tasks.Train``, attacker at17 H1).
+    Raises the command's error when it names no importable task class."""
     from kart_core.inspect.cmdline import resolve_task_class
 
     try:
-        resolve_task_class(task_class)
+        cls = resolve_task_class(task_class)
     except TaskSpecError as exc:
         bare = task_class.rpartition(".")[2]
         raise _CommandError(
             f"no runs of --class {task_class} found, and it is no task class kart can import: {exc} "
             f"(--class {bare} lists the runs of any class of that name without importing it)"
         ) from None
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def _records_csv(rows: list[dict[str, Any]]) -> str:

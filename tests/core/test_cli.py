@@ -305,6 +305,19 @@ def test_runs_lists_filters_and_prints_json() -> None:
     assert "NAME=VALUE" in CliRunner().invoke(cli, ["runs", "--param", "oops"]).output
 
 
+def test_runs_finds_a_class_by_the_name_a_package_re_exports_it_under(tmp_path: Path) -> None:
+    """Attacker at17 H1: `kart runs --class mlpipeline.Train` (a re-export of mlpipeline.tasks.Train, the name every
+    other command takes) said "No runs found." for a class with runs."""
+    kart("run", f"{M}.CliFeatures", "--n", "3", "--scale", "2")
+    # in the current directory (a test's own): the CLI imports from it as `python -m` does
+    Path("cli_reexport.py").write_text(f"from {M} import CliFeatures  # noqa: F401\n")
+    by_alias = json.loads(kart("runs", "--class", "cli_reexport.CliFeatures", "--format", "json").output)
+    by_home = json.loads(kart("runs", "--class", f"{M}.CliFeatures", "--format", "json").output)
+    assert [r["unique_id"] for r in by_alias] == [r["unique_id"] for r in by_home] != []
+    assert CliFeatures(n=3, scale=2).make_unique_id() in [r["unique_id"] for r in by_alias]
+    sys.modules.pop("cli_reexport", None)
+
+
 def test_runs_on_an_empty_workspace_says_so(tmp_path: Path) -> None:
     (tmp_path / "nothing").mkdir()
     result = kart("runs", "--workspace", str(tmp_path / "nothing"))
