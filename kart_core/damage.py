@@ -40,7 +40,10 @@ __all__ = [
     "rewritten_digest",
     "rewritten_note",
     "size_mismatches",
+    "LoadedFile",
+    "loaded_unrecorded",
     "unrecorded_content",
+    "unrecorded_stamp",
     "unvouched_reason",
 ]
 
@@ -235,6 +238,71 @@ def unrecorded_content(path: str, known: tuple[object, ...] | None = None) -> tu
         _CONTENT.clear()
     _CONTENT[(path, now)] = content
     return now, content
+
+
+def unrecorded_stamp(path: str) -> tuple[object, ...] | None:
+    """The stamp ``unrecorded_content`` compares (``kart_core.storage.stamp`` with the status-change time), as a
+    tuple; None when nothing is at ``path``.
+
+    Raises:
+        OSError: the store could not be asked.
+    """
+    from kart_core.storage.stamp import stamp
+
+    found = stamp(path, status_change=True)
+    return None if found is None else tuple(found)
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedFile:
+    """What ``loaded_unrecorded`` found for a file a load read.
+
+    Attributes:
+        stamp: the file's stamp while it was read; None when there is nothing to record (it cannot be hashed here).
+        digest: ``{algorithm}:{hex}`` of its content ("" with ``stamp`` None).
+        changed: "" while the file stayed the one opened; else one clause saying how it changed during the load.
+    """
+
+    stamp: tuple[object, ...] | None
+    digest: str
+    changed: str = ""
+
+
+def loaded_unrecorded(path: str, before: tuple[object, ...] | None) -> LoadedFile:
+    """The stamp and content hash of the file at ``path``, which has no integrity record, for a load that took
+    ``before`` (``unrecorded_stamp``) right before it opened the file and has read it since (attacker at16 G11).
+
+    The hash is the file's only while its stamp stayed ``before`` from before the load's open until after the
+    hash was taken: a new drop (an atomic replace: another inode, an ETag) or a write in place (the status-change
+    time) landing in between moves it. Then what the load read may be the old file, the new one or a mix, and
+    ``changed`` says so: recording the new file's stamp and hash beside the old file's result would leave the
+    reader fresh for good. One stat more than ``unrecorded_content`` when the hash is remembered for the stamp,
+    two when the file is read again to hash it.
+    """
+
+    def moved(now: tuple[object, ...] | None) -> str:
+        then = "no file" if before is None else f"stamp {list(before)}"
+        found = "no file" if now is None else f"stamp {list(now)}"
+        return f"it held {then} before the load opened it and {found} after the load"
+
+    hashed = (path, before) not in _CONTENT
+    found = unrecorded_content(path)
+    if found is None:
+        try:
+            now = unrecorded_stamp(path)
+        except OSError:
+            return LoadedFile(None, "")
+        return LoadedFile(None, "") if now == before else LoadedFile(None, "", moved(now))
+    if found[0] != before:
+        return LoadedFile(None, "", moved(found[0]))
+    if hashed:  # the file was read again to hash it: it must still be the one the load read
+        try:
+            now = unrecorded_stamp(path)
+        except OSError:
+            return LoadedFile(None, "")
+        if now != before:
+            return LoadedFile(None, "", moved(now))
+    return LoadedFile(found[0], found[1])
 
 
 # Content hashes of files without a record, by (path, stamp): a stamp changes with every write kart can see.

@@ -63,6 +63,7 @@ __all__ = [
     "DamagedOutputError",
     "ForeignOutputError",
     "ConcurrentCommitError",
+    "InputChangedError",
     "SigningKeyError",
     "StaleTaskError",
     "RoundLimitError",
@@ -405,6 +406,21 @@ class ForeignOutputError(DamagedOutputError):
 class ConcurrentCommitError(LoadError):
     """A task's outputs could not be read from one commit: another process's commit (a rerun, a repair)
     kept replacing them while they were read (``kart_core.commit_marker``)."""
+
+
+class InputChangedError(LoadError):
+    """A file no integrity record vouches for (a raw file dropped in by hand, gokart's output) was replaced or
+    changed while a running task loaded it (a new data drop landing during the read): what the task loaded cannot
+    be told from what the file holds, so the run fails instead of recording one beside the other's result.
+
+    Attributes:
+        path: the file's full path (local path or URL); None when not known (the default keeps the error
+            picklable: a process worker's error reaches the caller whole).
+    """
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class SigningKeyError(KartError, ValueError):

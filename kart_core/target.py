@@ -31,11 +31,12 @@ from kart_core.conflict_prevention_lock import (  # gokart.target's names; kart 
     wrap_load_with_lock,
     wrap_remove_with_lock,
 )
-from kart_core.damage import rewritten_note, unrecorded_content, unvouched_reason
+from kart_core.damage import loaded_unrecorded, rewritten_note, unrecorded_stamp, unvouched_reason
 from kart_core.errors import (
     DamagedOutputError,
     DumpError,
     ForeignOutputError,
+    InputChangedError,
     IntegrityError,
     LoadError,
     MissingOutputError,
@@ -334,6 +335,9 @@ class TargetOnKart(luigi.Target):
         elif staged is None and signer is None and settings.record and self.record is not None:
             self._warn_unvouched(self.record, settings.warned)
         recheck = False
+        # A file no record vouches for, loaded by a running task: its stamp before the open, so what is recorded
+        # for the load is the file the load read, not one put there meanwhile (attacker at16 G11).
+        unrecorded, before = self._unrecorded_reader(staged, entry)
         with self._storage.open_read(staged.location if staged is not None else self._path) as raw:
             if signer is not None:
                 self._note_load(staged, entry)
@@ -345,6 +349,7 @@ class TargetOnKart(luigi.Target):
                     if settings.verify:
                         self._check_hash(data, entry)
                 yield io.BytesIO(data[HEADER_SIZE:])
+                self._note_unrecorded(unrecorded, before)
                 return
             if entry is not None:
                 size, mtime = _stream_stat(raw)
@@ -391,6 +396,7 @@ class TargetOnKart(luigi.Target):
                 yield raw
             if recheck and entry is not None and (marker := self._marker()) is not None:
                 raise self._being_rewritten(entry, marker)  # its parts may come from two versions
+        self._note_unrecorded(unrecorded, before)
 
     def _marker(self) -> commit_marker.Marker | None:
         """The commit-in-progress or direct-write marker beside the task's manifest (one request), if any."""
@@ -449,16 +455,56 @@ class TargetOnKart(luigi.Target):
         Raises:
             LoadOSError: in a child process, the record could not be sent to the run.
         """
+        if staged is not None or entry is None or self.record is None:
+            return  # a load of a file no record vouches for is told after its read (``_note_unrecorded``)
         running: transaction.Transaction | child_loads.Relay | None = transaction.reader() or transaction.relayed()
-        if staged is None and running is not None and self.record is not None:
-            if entry is not None:
-                running.note_load(self.record, entry)
-            elif target_config.current().record and self.record.task != running.label:  # not its own file
-                # No record vouches for it (a raw file dropped in by hand, gokart's output): its stamp and content
-                # hash are recorded instead, so a new file there makes the running task stale (attacker N12).
-                found = unrecorded_content(self._path)
-                if found is not None:
-                    running.note_unrecorded(self.record, *found)
+        if running is not None:
+            running.note_load(self.record, entry)
+
+    def _unrecorded_reader(
+        self, staged: Staged | None, entry: Entry | None
+    ) -> tuple[transaction.Transaction | child_loads.Relay | None, tuple[object, ...] | None]:
+        """For a load of a file no integrity record vouches for (a raw file dropped in by hand, gokart's output) by
+        a running task other than its own: that run (or the relay to it, as ``_note_load``) and the file's stamp
+        (``damage.unrecorded_stamp``), taken before the load opens it. ``(None, None)`` otherwise, or when the
+        store cannot be asked (nothing is recorded, as before)."""
+        if staged is not None or entry is not None or self.record is None or not target_config.current().record:
+            return None, None
+        running: transaction.Transaction | child_loads.Relay | None = transaction.reader() or transaction.relayed()
+        if running is None or self.record.task == running.label:  # none, or the task's own file
+            return None, None
+        try:
+            return running, unrecorded_stamp(self._path)
+        except OSError:
+            return None, None
+
+    def _note_unrecorded(
+        self, running: transaction.Transaction | child_loads.Relay | None, before: tuple[object, ...] | None
+    ) -> None:
+        """After the load read a file no record vouches for: record its stamp and content hash as the running task's
+        input (``_unrecorded_reader``), so a new file there makes the task stale (attacker N12), but only while the
+        file stayed the one the load opened (``damage.loaded_unrecorded``).
+
+        Raises:
+            InputChangedError: the file was replaced or written while it loaded (a new data drop landing during the
+                read): the value loaded cannot be told apart from what the file holds, so the run fails.
+            LoadOSError: in a child process, the record could not be sent to the run.
+        """
+        if running is None or self.record is None:
+            return
+        found = loaded_unrecorded(self._path, before)
+        if found.changed:
+            reader = running.label
+            raise InputChangedError(
+                f"{reader} loaded {self._path!r} (the output of {self.record.task}, which no integrity record "
+                f"vouches for: a file put there by hand, or written by gokart) while another file was put there or "
+                f"it was written to: {found.changed}. What {reader} read may be the old file, the new one or a mix, "
+                f"so its run fails instead of recording one beside the other's result. Build again once the new "
+                f"file is complete (rerun {reader}): the run then loads what is there.",
+                path=self._path,
+            )
+        if found.stamp is not None:
+            running.note_unrecorded(self.record, found.stamp, found.digest)
 
     def _new_version(self, data: bytes, entry: Entry) -> Entry | None:
         """The entry of a new version for a same-size output written after kart's commit with other
