@@ -96,7 +96,8 @@ def orchestrate(
             raised before anything ran.
     """
     manager = hook_manager if hook_manager is not None else default_hook_manager()
-    outer = transaction.current()  # a build inside a task's run(): the roots it returns are that run's inputs
+    # A build inside a task's run() (or in a thread it started): the roots it returns are that run's inputs.
+    outer = transaction.nesting_run(lambda: _described(roots))
     # Read afresh here, then the same for the whole build (the walk and tasks created while running);
     # target settings (the signing key) likewise, unless the caller already froze them.
     # detached: the build looks at committed outputs only. Another build's run of a shared task object (luigi's
@@ -758,6 +759,15 @@ def _key_or_none(task: LuigiTask) -> str | None:
 def _key_or_class(task: LuigiTask) -> str:
     key = _key_or_none(task)
     return key if key is not None else f"{type(task).__module__}.{type(task).__qualname__}"
+
+
+def _described(roots: Sequence[LuigiTask]) -> str:
+    """``build()`` of the first root (and how many more), for a message."""
+    more = f" and {len(roots) - 1} more" if len(roots) > 1 else ""
+    first = (
+        roots[0].kart_label() if roots and is_kart_task(roots[0]) else type(roots[0]).__name__ if roots else "nothing"
+    )
+    return f"build() of {first}{more}"
 
 
 def _interruption(result: BuildResult) -> KeyboardInterrupt:

@@ -91,6 +91,7 @@ __all__ = [
     "forget",
     "join",
     "joined",
+    "nesting_run",
     "read_base",
     "record_direct_dump",
     "refuse_child",
@@ -200,6 +201,8 @@ class Transaction:
     digests: dict[str, str] = dataclasses.field(default_factory=dict)
     # The task's outputs, (manifest path, key) of each recorded one: read from ``output()`` when first asked (``side``).
     outputs: frozenset[tuple[str, str]] | None = None
+    # What the run was warned about (``_warn_once``): kinds of loads or builds outside its context not recorded for it.
+    warned: set[str] = dataclasses.field(default_factory=set)
 
     def side(self, record: OutputRecord) -> bool:
         """Whether ``record`` names a target of this run's task that is not one of its outputs (a "side target":
@@ -741,10 +744,12 @@ def begin(
     token = _current.set(transaction)
     if slot is not None:
         slot.enter(transaction)
+    _InProgress.add(transaction)
     try:
         yield transaction
     finally:
         transaction.ended = True
+        _InProgress.remove(transaction)
         _current.reset(token)
         if transaction.pid == _Process.pid:  # not in a forked child that unwinds a copy of the run
             child_loads.remove(transaction.relay_folder)
@@ -796,6 +801,85 @@ def reader() -> Transaction | None:
         return found
     outer = _reader.get()
     return outer if outer is not None and not outer.ended and outer.pid == _Process.pid else None
+
+
+def nesting_run(what: Callable[[], str]) -> Transaction | None:
+    """The run a ``build()`` here is nested in, whose inputs the roots it returns are (``loads_noted_by``).
+
+    The innermost transaction (``current``); else, in a context kart never set (``unset``: a thread that a ``run()``
+    started, which Python does not hand the run's context), the one run of this process whose ``run()`` is executing
+    and that this thread may belong to: it was started after that ``run()`` began (not one of its ``outsiders``).
+    With two or more such runs (a build with ``workers=2`` threads) kart cannot tell which one started the thread:
+    none is taken, and each is warned once (``what()`` names the build) rather than record another run's input.
+    """
+    found = current()
+    if found is not None or not unset():
+        return found
+    thread = threading.current_thread()
+    candidates = [run for run in _InProgress.executing() if thread not in run.outsiders]
+    if len(candidates) == 1:
+        return candidates[0]
+    labels = ", ".join(run.label for run in candidates)
+    described = what() if candidates else ""
+    for run in candidates:
+        _warn_once(
+            run,
+            "build",
+            "%s: %s was called in thread %r, which is not run()'s own, while runs of %s are in progress in this "
+            "process: kart cannot tell which run() started that thread, so what the build returns is recorded as "
+            "no run's input, and %s will not be found stale when it changes. Call build() in run()'s own thread, or "
+            "hand the thread a copy of run()'s context: pool.submit(contextvars.copy_context().run, gokart.build, "
+            "task) made in run().",
+            run.label,
+            described,
+            thread.name,
+            labels,
+            run.label,
+        )
+    return None
+
+
+def _warn_once(run: Transaction, kind: str, message: str, *args: object) -> None:
+    """Log ``message`` (a logging format with ``args``) as a warning, once per ``run`` and ``kind``."""
+    if kind in run.warned:
+        return
+    run.warned.add(kind)
+    logger.warning(message, *args)
+
+
+class _InProgress:
+    """The runs begun in this process and not yet ended (``begin`` adds and removes each), oldest first.
+
+    Code running outside every run's context finds here the run it may belong to: a thread that a ``run()`` started
+    does not inherit the run's context (``nesting_run``). Holds a run only while it is in progress; a forked child
+    starts with none (its copies of its parent's runs are not its own).
+    """
+
+    runs: tuple[Transaction, ...] = ()
+    change = threading.Lock()
+
+    @classmethod
+    def add(cls, run: Transaction) -> None:
+        with cls.change:
+            cls.runs = (*cls.runs, run)
+
+    @classmethod
+    def remove(cls, run: Transaction) -> None:
+        with cls.change:
+            cls.runs = tuple(found for found in cls.runs if found is not run)
+
+    @classmethod
+    def executing(cls) -> list[Transaction]:
+        """The runs of this process whose ``run()`` is executing now."""
+        return [run for run in cls.runs if run.open and not run.ended and run.pid == _Process.pid]
+
+    @classmethod
+    def forked(cls) -> None:
+        cls.runs = ()
+        cls.change = threading.Lock()  # a fork while another thread held it would leave the child's copy held
+
+
+os.register_at_fork(after_in_child=_InProgress.forked)
 
 
 def check_before_commit(check: Callable[[], object]) -> bool:
