@@ -310,6 +310,23 @@ class TargetOnKart(luigi.Target):
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[IO[bytes]]:
+        """``_read_checked``, as a load of the run it belongs to when made outside every run's context (a thread that a
+        ``run()`` started, a child of a pool made before it: ``transaction.off_context``)."""
+        with transaction.off_context(self.record, self.__dict__.get("_kart_relay")), self._read_checked() as raw:
+            yield raw
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickled during a run (sent to a process pool, also one made before the run), the target carries the relay
+        # its loads there are sent through (transaction.relay_for); a copy sent back leaves it behind.
+        state = dict(self.__dict__)
+        state.pop("_kart_relay", None)
+        relay = transaction.relay_for(self.record)
+        if relay is not None:
+            state["_kart_relay"] = relay
+        return state
+
+    @contextlib.contextmanager
+    def _read_checked(self) -> Iterator[IO[bytes]]:
         """Open the output for reading, after the checks its record and signing call for.
 
         The size is checked against the integrity record always; the content hash when verify is on
@@ -457,20 +474,24 @@ class TargetOnKart(luigi.Target):
         """
         if staged is not None or entry is None or self.record is None:
             return  # a load of a file no record vouches for is told after its read (``_note_unrecorded``)
-        running: transaction.Transaction | child_loads.Relay | None = transaction.reader() or transaction.relayed()
+        running: transaction.Transaction | child_loads.Relay | transaction.Adopted | None = (
+            transaction.reader() or transaction.relayed()
+        )
         if running is not None:
             running.note_load(self.record, entry)
 
     def _unrecorded_reader(
         self, staged: Staged | None, entry: Entry | None
-    ) -> tuple[transaction.Transaction | child_loads.Relay | None, tuple[object, ...] | None]:
+    ) -> tuple[transaction.Transaction | child_loads.Relay | transaction.Adopted | None, tuple[object, ...] | None]:
         """For a load of a file no integrity record vouches for (a raw file dropped in by hand, gokart's output) by
         a running task other than its own: that run (or the relay to it, as ``_note_load``) and the file's stamp
         (``damage.unrecorded_stamp``), taken before the load opens it. ``(None, None)`` otherwise, or when the
         store cannot be asked (nothing is recorded, as before)."""
         if staged is not None or entry is not None or self.record is None or not target_config.current().record:
             return None, None
-        running: transaction.Transaction | child_loads.Relay | None = transaction.reader() or transaction.relayed()
+        running: transaction.Transaction | child_loads.Relay | transaction.Adopted | None = (
+            transaction.reader() or transaction.relayed()
+        )
         if running is None or self.record.task == running.label:  # none, or the task's own file
             return None, None
         try:
@@ -479,7 +500,9 @@ class TargetOnKart(luigi.Target):
             return None, None
 
     def _note_unrecorded(
-        self, running: transaction.Transaction | child_loads.Relay | None, before: tuple[object, ...] | None
+        self,
+        running: transaction.Transaction | child_loads.Relay | transaction.Adopted | None,
+        before: tuple[object, ...] | None,
     ) -> None:
         """After the load read a file no record vouches for: record its stamp and content hash as the running task's
         input (``_unrecorded_reader``), so a new file there makes the task stale (attacker N12), but only while the

@@ -82,6 +82,7 @@ from kart_core.structure import flatten
 from kart_core.task_memo import RunSlot, shared_threads
 
 __all__ = [
+    "Adopted",
     "Staged",
     "Transaction",
     "begin",
@@ -92,7 +93,9 @@ __all__ = [
     "join",
     "joined",
     "nesting_run",
+    "off_context",
     "read_base",
+    "relay_for",
     "record_direct_dump",
     "refuse_child",
     "relayed",
@@ -203,6 +206,9 @@ class Transaction:
     outputs: frozenset[tuple[str, str]] | None = None
     # What the run was warned about (``_warn_once``): kinds of loads or builds outside its context not recorded for it.
     warned: set[str] = dataclasses.field(default_factory=set)
+    # The manifests of the outputs of the task's requirements (its ``input()``): read when a load made outside every
+    # run's context first asks whether it is one of this run's inputs (``off_context``).
+    upstream: frozenset[str] | None = None
 
     def side(self, record: OutputRecord) -> bool:
         """Whether ``record`` names a target of this run's task that is not one of its outputs (a "side target":
@@ -254,6 +260,24 @@ class Transaction:
             return
         self.loaded[(record.manifest, record.key)] = (record, Entry(size=0, digest=digest, commit=None, sealed=False))
         self.stamps[(record.manifest, record.key)] = stamp
+
+    def keep_load(self, record: OutputRecord, entry: Entry, stamp: tuple[object, ...] | None) -> None:
+        """Note a load made outside the run's context that kart took for the run's (``Adopted``): unless the run
+        noted a load of that output already (its own, or an earlier such one), which stays, as in ``take_relayed``."""
+        key = (record.manifest, record.key)
+        if key in self.loaded:
+            return
+        self.loaded[key] = (record, entry)
+        if stamp is not None:
+            self.stamps[key] = stamp
+
+    def upstream_manifests(self) -> frozenset[str]:
+        """The manifests (full paths) of the outputs of the task's requirements (``input()``), read once per run; none
+        when ``input()`` raises."""
+        found = self.upstream
+        if found is None:
+            found = self.upstream = _input_manifests(self.task)
+        return found
 
     def relay(self) -> child_loads.Relay:
         """Where a child process of this run sends the loads it makes (``kart_core.child_loads``)."""
@@ -722,7 +746,9 @@ _current: contextvars.ContextVar[Transaction | _Outside | None] = contextvars.Co
     "kart_transaction", default=None
 )
 # In a child process of a run that the context does not name: where a task's loads are sent (``joined``).
-_relayed: contextvars.ContextVar[child_loads.Relay | None] = contextvars.ContextVar("kart_relay", default=None)
+_relayed: contextvars.ContextVar[child_loads.Relay | Adopted | None] = contextvars.ContextVar(
+    "kart_relay", default=None
+)
 
 
 @contextlib.contextmanager
@@ -891,6 +917,9 @@ def check_before_commit(check: Callable[[], object]) -> bool:
         Whether a run in this process took the check (False outside any run, or in a child process of one).
     """
     running = current()
+    if running is None:
+        adopted = _relayed.get()
+        running = adopted.run if isinstance(adopted, Adopted) else None  # a load in a thread that run() started
     if running is None or running.pid != _Process.pid:
         return False
     running.commit_checks.append(check)
@@ -1086,10 +1115,115 @@ def joined(slot: RunSlot | None, writing: bool = False, what: str = "") -> Itera
         _current.reset(token)
 
 
-def relayed() -> child_loads.Relay | None:
+def relayed() -> child_loads.Relay | Adopted | None:
     """Where this context's loads go when it is a child process of a task's run that found the run only through
-    the task's ``RunSlot`` (``joined``: a task's ``load`` in a spawned child it was sent to); else None."""
+    the task's ``RunSlot`` (``joined``: a task's ``load`` in a spawned child it was sent to), or when a target is read
+    outside every run's context and kart can tell which run it belongs to (``off_context``); else None."""
     return _relayed.get()
+
+
+@dataclasses.dataclass(frozen=True)
+class Adopted:
+    """A run of this process that a load made outside every run's context counts for (``off_context``: a thread that
+    its ``run()`` started). Such a load's record does not replace one the run noted before (``Transaction.keep_load``).
+    """
+
+    run: Transaction
+
+    @property
+    def label(self) -> str:
+        """The run's task, as messages name it."""
+        return self.run.label
+
+    def note_load(self, record: OutputRecord, entry: Entry) -> None:
+        """As ``Transaction.note_load``, keeping an earlier record of the output."""
+        self.run.keep_load(record, entry, None)
+
+    def note_unrecorded(self, record: OutputRecord, stamp: tuple[object, ...], digest: str) -> None:
+        """As ``Transaction.note_unrecorded``, keeping an earlier record of the output."""
+        self.run.keep_load(record, Entry(size=0, digest=digest, commit=None, sealed=False), stamp)
+
+
+@contextlib.contextmanager
+def off_context(record: OutputRecord | None, carried: child_loads.Relay | None = None) -> Iterator[None]:
+    """Read a target of ``record`` (the body) in the run it belongs to when this context is one kart never set (``unset``):
+    its loads are noted there (``relayed``), and the checks they ask for are made at its commit (``check_before_commit``).
+
+    In this process (a thread that a ``run()`` started: Python does not hand it the run's context) that is the one run
+    whose ``run()`` is executing and whose task requires ``record``'s task (its ``input()`` holds the target); of two
+    or more (a build with ``workers=2`` threads over siblings of one upstream) the one this thread was started after
+    (not one of its ``outsiders``), if only one. Else no run: each run that may have started the thread is warned once,
+    naming the target and the way out, rather than record another run's input. In another process, ``carried``: the
+    relay a target pickled while such a run was in progress carries (``relay_for``; a pool made before the run).
+    """
+    if record is None or not unset() or _relayed.get() is not None:
+        yield
+        return
+    found: child_loads.Relay | Adopted | None = _adopter(record)
+    if found is None and carried is not None and carried.pid != _Process.pid:
+        found = carried
+    if found is None:
+        yield
+        return
+    token = _relayed.set(found)
+    try:
+        yield
+    finally:
+        _relayed.reset(token)
+
+
+def relay_for(record: OutputRecord | None) -> child_loads.Relay | None:
+    """The relay a target of ``record`` pickled here carries to another process (``off_context``): that of the run a
+    load here would count for (``reader``, else ``off_context``'s choice, without a warning); None outside any run."""
+    if record is None or not _InProgress.runs:
+        return None
+    found = reader()
+    if found is None and unset():
+        adopted = _adopter(record, warn=False)
+        found = adopted.run if adopted is not None else None
+    return found.relay() if found is not None else None
+
+
+def _adopter(record: OutputRecord, warn: bool = True) -> Adopted | None:
+    """The run of this process a load of ``record`` outside every run's context belongs to (``off_context``)."""
+    runs = _InProgress.executing()
+    if not runs:
+        return None
+    thread = threading.current_thread()
+    matching = [run for run in runs if record.manifest in run.upstream_manifests()]
+    if len(matching) > 1:
+        matching = [run for run in matching if thread not in run.outsiders] or matching
+    if len(matching) == 1:
+        return Adopted(matching[0])
+    if warn:
+        suspects = matching or [run for run in runs if thread not in run.outsiders and run.label != record.task]
+        _warn_unattributed(suspects, record, thread, bool(matching))
+    return None
+
+
+def _warn_unattributed(runs: list[Transaction], record: OutputRecord, thread: threading.Thread, shared: bool) -> None:
+    """Warn each of ``runs`` once that a load of ``record`` in ``thread`` is recorded as no run's input."""
+    labels = ", ".join(run.label for run in runs)
+    why = (
+        f"the tasks of runs {labels} all require {record.task}, and kart cannot tell which run() started that thread"
+        if shared
+        else f"no running task requires {record.task} (runs in progress: {labels})"
+    )
+    for run in runs:
+        _warn_once(
+            run,
+            "load",
+            "%s: %s's output %r was loaded in thread %r, which is not run()'s own, and is recorded as no run's input: "
+            "%s. If %s uses it, it will not be found stale when that output changes. Load it through self.load() "
+            "(which finds the task's run from any thread) or in run()'s own thread, or hand the thread a copy of "
+            "run()'s context (pool.submit(contextvars.copy_context().run, fn, ...), the copy made in run()).",
+            run.label,
+            record.task,
+            record.key,
+            thread.name,
+            why,
+            run.label,
+        )
 
 
 def _relay_of(slot: RunSlot) -> child_loads.Relay | None:
@@ -1194,6 +1328,20 @@ def _kept_inputs(current: Manifest | None, record: OutputRecord) -> tuple[Input,
     if current is None or not record.owner:
         return ()
     return tuple(item for item in current.inputs if item.reader and item.reader != record.owner)
+
+
+def _input_manifests(task: object) -> frozenset[str]:
+    """The manifest of each output of ``task``'s requirements that has an integrity record (its flattened ``input()``)."""
+    inputs = getattr(task, "input", None)
+    if inputs is None:
+        return frozenset()
+    try:
+        targets = flatten(inputs())
+    except Exception:  # noqa: BLE001 - the user's requires(): then no load outside the run's context is taken for it
+        return frozenset()
+    return frozenset(
+        record.manifest for target in targets if isinstance(record := getattr(target, "record", None), OutputRecord)
+    )
 
 
 def _recorded_outputs(task: object) -> frozenset[tuple[str, str]]:

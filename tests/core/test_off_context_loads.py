@@ -1,0 +1,219 @@
+"""Loads of a run's inputs made outside the run's context count as its inputs (attacker at16 G2).
+
+A thread that ``run()`` starts does not inherit the run's context, and a worker of a process pool made before the
+build holds no copy of it: ``self.input()`` loaded there (``pool.map(lambda t: t.load(), self.input().values())``,
+the common way to load inputs in parallel) was recorded nowhere, so after the upstream was rerun with other content
+the downstream was served its old value. Now such a load counts for the one running task of the process that
+requires the target (``kart_core.transaction.off_context``); a target pickled during the run carries the run's relay
+to the process that loads it. Where kart cannot tell which run a load belongs to (two running siblings of one
+upstream, both under way when the thread starts; a target no running task requires) it records it for none and warns
+each run that may have started the thread. Real threads and processes, local disk and moto's S3.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import logging
+import multiprocessing
+import os
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import luigi
+import pytest
+
+import kart_core as gokart
+from kart_core.storage import storage_for
+
+_VALUE = "KART_TEST_OFF_CONTEXT_UPVAL"
+POOLS: dict[str, Any] = {}  # made before the build (a notebook's or a server's long-lived pool)
+BARRIER = {"both running": threading.Barrier(2)}
+
+
+class OcUp(gokart.TaskOnKart[int]):
+    part = luigi.IntParameter(default=1)
+
+    def run(self) -> None:
+        self.dump(int(os.environ[_VALUE]) * self.part)
+
+
+class OcOther(gokart.TaskOnKart[int]):
+    """Required by no running task: its loads in a thread cannot be told to belong to any run."""
+
+    def run(self) -> None:
+        self.dump(1)
+
+
+def _load(target: gokart.TargetOnKart) -> Any:
+    return target.load()
+
+
+def _pool_map(task: OcDown) -> int:
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        return sum(pool.map(lambda target: target.load(), task.input().values()))
+
+
+def _thread(task: OcDown) -> int:
+    got: list[int] = []
+    threads = [threading.Thread(target=lambda t=t: got.append(t.load())) for t in task.input().values()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(got)
+
+
+def _requires_output(task: OcDown) -> int:
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return sum(pool.submit(lambda: [up.output().load() for up in task.requires().values()]).result())
+
+
+def _thread_pool_made_before(task: OcDown) -> int:
+    return sum(POOLS["thread"].map(_load, task.input().values()))
+
+
+def _fork_pool_made_before(task: OcDown) -> int:
+    return sum(POOLS["fork"].map(_load, list(task.input().values())))
+
+
+def _spawn_pool(task: OcDown) -> int:
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return sum(pool.map(_load, list(task.input().values())))
+
+
+_HOWS = {
+    "thread pool map of self.input()": _pool_map,
+    "threading.Thread per input": _thread,
+    "thread pool, requires().output()": _requires_output,
+    "thread pool made before the build": _thread_pool_made_before,
+    "fork pool made before the build": _fork_pool_made_before,
+    "spawn ProcessPoolExecutor, self.input()": _spawn_pool,
+}
+_BEFORE = {"thread pool made before the build", "fork pool made before the build"}
+
+
+class OcDown(gokart.TaskOnKart[int]):
+    how = luigi.Parameter()
+    fix_random_seed_methods = luigi.ListParameter(default=[], significant=False)  # seeded runs take turns
+
+    def requires(self) -> dict[str, OcUp]:
+        return {
+            "one": OcUp(workspace_directory=self.workspace_directory),
+            "two": OcUp(part=2, workspace_directory=self.workspace_directory),
+        }
+
+    def run(self) -> None:
+        self.dump(_HOWS[self.how](self))
+
+
+@pytest.fixture
+def pools_made_before() -> Iterator[None]:
+    with (
+        concurrent.futures.ThreadPoolExecutor(2) as threads,
+        multiprocessing.get_context("fork").Pool(1) as forked,
+    ):
+        threads.submit(int).result()  # its worker is running before the build
+        POOLS.update(thread=threads, fork=forked)
+        yield
+        POOLS.clear()
+
+
+def _inputs(task: gokart.TaskOnKart[Any]) -> list[tuple[str, str]]:
+    record = task.output().record
+    document = json.loads(storage_for(record.manifest).read_bytes(record.manifest))
+    return sorted((item["task"], item["commit"]) for item in document.get("inputs", []))
+
+
+def _commits(workspace: str) -> list[tuple[str, str]]:
+    found = []
+    for part in (1, 2):
+        record = OcUp(part=part, workspace_directory=workspace).output().record
+        document = json.loads(storage_for(record.manifest).read_bytes(record.manifest))
+        found.append((record.task, document["outputs"][record.key]["commit"]))
+    return sorted(found)
+
+
+@pytest.mark.parametrize(("workers", "executor"), [(1, "thread"), (2, "process")])
+@pytest.mark.parametrize("how", list(_HOWS))
+def test_inputs_loaded_outside_the_run_s_context_make_the_task_stale(
+    any_workspace: str, how: str, workers: int, executor: str, monkeypatch: pytest.MonkeyPatch, pools_made_before: None
+) -> None:
+    if how in _BEFORE and executor == "process":
+        pytest.skip("a pool made in the test process does not work in a forked worker process")
+    monkeypatch.setenv(_VALUE, "5")
+    down = OcDown(how=how, workspace_directory=any_workspace)
+    assert gokart.build([down], workers=workers, executor=executor, reset_register=False) == [15]
+    assert _inputs(down) == _commits(any_workspace)  # both loads recorded, with the commits they read
+
+    monkeypatch.setenv(_VALUE, "7")
+    gokart.build(OcUp(workspace_directory=any_workspace, rerun=True), reset_register=False)
+    again = OcDown(how=how, workspace_directory=any_workspace)
+    assert not again.complete()
+    assert gokart.build([again], workers=workers, executor=executor, reset_register=False) == [7 + 10]
+    assert _inputs(again) == _commits(any_workspace)
+
+
+class OcSingle(gokart.TaskOnKart[int]):
+    """A downstream of one upstream of its own, loading it in a thread its run() starts once both runs are under way."""
+
+    part = luigi.IntParameter()
+    fix_random_seed_methods = luigi.ListParameter(default=[], significant=False)
+
+    def requires(self) -> OcUp:
+        return OcUp(part=self.part, workspace_directory=self.workspace_directory)
+
+    def run(self) -> None:
+        BARRIER["both running"].wait(timeout=30)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            self.dump(pool.submit(_load, self.input()).result())
+
+
+class OcSibling(gokart.TaskOnKart[int]):
+    """One of two downstreams of the same upstream, loading it in a thread started once both runs are under way."""
+
+    tag = luigi.Parameter()
+    fix_random_seed_methods = luigi.ListParameter(default=[], significant=False)
+
+    def requires(self) -> OcUp:
+        return OcUp(workspace_directory=self.workspace_directory)
+
+    def run(self) -> None:
+        BARRIER["both running"].wait(timeout=30)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            value = pool.submit(_load, self.input()).result()
+            pool.submit(_load, OcOther(workspace_directory=self.workspace_directory).output()).result()
+        self.dump(value)
+
+
+def test_two_running_tasks_each_get_only_their_own_upstream_s_load(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """workers=2 threads, both runs under way: each thread's load is the input of the one task that requires it."""
+    monkeypatch.setenv(_VALUE, "5")
+    BARRIER["both running"] = threading.Barrier(2)
+    workspace = str(tmp_path / "ws")
+    downs = [OcSingle(part=part, workspace_directory=workspace) for part in (1, 2)]
+    assert gokart.build(downs, workers=2, executor="thread", reset_register=False) == [5, 10]
+    ups = _commits(workspace)
+    assert [_inputs(down) for down in downs] == [[ups[0]], [ups[1]]]
+
+
+def test_a_load_kart_cannot_attribute_is_warned_and_recorded_for_no_run(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two running siblings of one upstream, both under way when their threads load it; and a load of a target no
+    running task requires. Neither run records them (not the other's), and each run is warned once, with the way out."""
+    monkeypatch.setenv(_VALUE, "5")
+    BARRIER["both running"] = threading.Barrier(2)
+    workspace = str(tmp_path / "ws")
+    gokart.build(OcOther(workspace_directory=workspace), reset_register=False)
+    siblings = [OcSibling(tag=tag, workspace_directory=workspace) for tag in ("a", "b")]
+    with caplog.at_level(logging.WARNING, logger="kart_core.transaction"):
+        assert gokart.build(siblings, workers=2, executor="thread", reset_register=False) == [5, 5]
+    warned = [record.getMessage() for record in caplog.records if "recorded as no run's input" in record.getMessage()]
+    assert sorted(message.split(":")[0] for message in warned) == sorted(sibling.kart_label() for sibling in siblings)
+    for message in warned:
+        assert "OcUp" in message and "all require" in message and "self.load()" in message
+    assert [_inputs(sibling) for sibling in siblings] == [[], []]
