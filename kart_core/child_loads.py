@@ -8,8 +8,9 @@ upstream rerun with new content left such a task fresh with its old value (attac
 
 Each run names a private folder in the system's temporary directory (``Relay.folder``, not created until
 a child sends something). A child's load writes one small JSON file there (its record, the entry it read,
-an unrecorded output's stamp); the running process reads them at its commit (``collect``), before it
-writes the manifests, and removes the folder when the run ends (``remove``). The folder's name holds 128
+an unrecorded output's stamp), and a pickle of each check its load asked for at the commit (a RawFile's md5:
+``kart_core.transaction.check_before_commit``); the running process reads them at its commit (``collect``,
+``collect_checks``), before it moves or records anything, and removes the folder when the run ends (``remove``). The folder's name holds 128
 random bits, is created with mode 0700 and is read only while it is a folder (not a link) of this user
 that no one else can write to, so another account can neither plant nor read records.
 """
@@ -20,19 +21,22 @@ import contextlib
 import dataclasses
 import json
 import os
+import pickle
 import secrets
 import shutil
 import stat
 import tempfile
 import time
+from collections.abc import Callable
 
-from kart_core.errors import LoadOSError
+from kart_core.errors import LoadError, LoadOSError, TaskDefinitionError
 from kart_core.manifest import Entry, OutputRecord
 
-__all__ = ["Relay", "Relayed", "collect", "new_folder", "remove"]
+__all__ = ["Relay", "Relayed", "collect", "collect_checks", "new_folder", "remove"]
 
 _PREFIX = "kart-loads-"
 _SUFFIX = ".json"
+_CHECK = ".check"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,25 +78,46 @@ class Relay:
         """
         self._send(record, Entry(size=0, digest=digest, commit=None, sealed=False), stamp)
 
+    def note_check(self, check: Callable[[], object]) -> None:
+        """Send ``check`` (``kart_core.transaction.check_before_commit``: a RawFile's md5 check) to the run, which calls
+        it at its commit: a file the child read that changed meanwhile fails the run as it would in the run's process.
+
+        Raises:
+            TaskDefinitionError: ``check`` cannot be pickled (a lambda, a local function): define it at module level.
+            LoadOSError: as ``note_load``.
+        """
+        try:
+            data = pickle.dumps(check)
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:
+            raise TaskDefinitionError(
+                f"{self.label}: a child process ({os.getpid()}) of the process running its run() ({self.pid}) asked "
+                f"for a check at the run's commit ({check!r}) that cannot be sent to it ({type(exc).__name__}: {exc}). "
+                "Make the check picklable (a module-level function, or functools.partial of one), or load in run()."
+            ) from exc
+        self._write(data, _CHECK, f"asked for a check at the run's commit ({check!r})")
+
     def _send(self, record: OutputRecord, entry: Entry, stamp: tuple[object, ...] | None) -> None:
         document = {
             "record": dataclasses.asdict(record),
             "entry": dataclasses.asdict(entry),
             "stamp": list(stamp) if stamp is not None else None,
         }
+        self._write(json.dumps(document).encode(), _SUFFIX, f"loaded {record.task}'s output {record.key!r}")
+
+    def _write(self, data: bytes, suffix: str, what: str) -> None:
         # Named by time first: the running process merges them in the order they were made.
         name = f"{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(4)}"
         try:
             _make_own(self.folder)
             hidden = os.path.join(self.folder, "." + name)
             descriptor = os.open(hidden, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-            with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-                json.dump(document, file)
-            os.replace(hidden, os.path.join(self.folder, name + _SUFFIX))  # read whole or not at all
+            with os.fdopen(descriptor, "wb") as file:
+                file.write(data)
+            os.replace(hidden, os.path.join(self.folder, name + suffix))  # read whole or not at all
         except OSError as exc:
             raise LoadOSError(
                 f"{self.label}: a child process ({os.getpid()}) of the process running its run() ({self.pid}) "
-                f"loaded {record.task}'s output {record.key!r} but could not send that record to the run through "
+                f"{what} but could not send that record to the run through "
                 f"{self.folder!r} ({type(exc).__name__}: {exc}). Without it the task would not be found stale "
                 "when that output changes, so the load fails. Free space in the temporary directory (TMPDIR) or "
                 "make it writable, or load the inputs in run() itself and send the values to the child."
@@ -115,6 +140,35 @@ def collect(folder: str) -> list[Relayed]:
             continue  # one being written: its child has not returned yet
         with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
             found.append(_parsed(os.path.join(folder, name)))
+    return found
+
+
+def collect_checks(folder: str, label: str) -> list[Callable[[], object]]:
+    """The checks child processes sent to ``folder`` (``Relay.note_check``), oldest first; none when it does not exist
+    or is not this user's private folder.
+
+    Raises:
+        LoadError: a check there cannot be read back (``label`` names the run): the run fails rather than commit
+            without it.
+    """
+    if not _own(folder):
+        return []
+    found = []
+    for name in sorted(os.listdir(folder)):
+        if name.startswith(".") or not name.endswith(_CHECK):
+            continue
+        path = os.path.join(folder, name)
+        try:
+            with open(path, "rb") as file:
+                check = pickle.load(file)  # noqa: S301 - this user's private folder (``_own``), written by its children
+        except Exception as exc:  # noqa: BLE001 - any failure to read it back loses the check
+            raise LoadError(
+                f"{label}: a check that a child process of its run asked for at the commit could not be read back "
+                f"from {path!r} ({type(exc).__name__}: {exc}); the run commits nothing. Build again."
+            ) from exc
+        if not callable(check):
+            raise LoadError(f"{label}: {path!r} holds no check ({type(check).__name__}); the run commits nothing.")
+        found.append(check)
     return found
 
 

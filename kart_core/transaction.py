@@ -396,8 +396,11 @@ class Transaction:
         outputs and run logs are deleted, and the other run's stay.
 
         Raises:
-            Exception: what a check of ``check_before_commit`` raised (nothing was moved or recorded).
+            Exception: what a check of ``check_before_commit`` raised (nothing was moved or recorded); a
+                ``LoadError`` when a check a child process sent cannot be read back.
         """
+        # Checks that child processes of the run sent (a RawFile read in a pool) are made with the run's own.
+        self.commit_checks.extend(child_loads.collect_checks(self.relay_folder, self.label))
         for check in self.commit_checks:  # an input the run read must still be what it loaded
             check()
         # A marker of the run's by-path writes that could not be kept its own: nothing moves.
@@ -909,19 +912,33 @@ os.register_at_fork(after_in_child=_InProgress.forked)
 
 
 def check_before_commit(check: Callable[[], object]) -> bool:
-    """Call ``check`` when the run in progress here (``current``) commits, before anything is moved or recorded:
-    an exception from it fails the run, which commits nothing. For a reader whose input can change after it was
-    loaded and before the run is done with it (a ``RawFile``'s file, read by path in ``run()``).
+    """Call ``check`` when the run a load here counts for commits, before anything is moved or recorded: an exception
+    from it fails the run, which commits nothing. For a reader whose input can change after it was loaded and before
+    the run is done with it (a ``RawFile``'s file, read by path in ``run()``).
+
+    The run is the one a load's record goes to (``reader``, ``relayed``): in a thread that ``run()`` started, the
+    one ``off_context`` found; in a child process of the run, ``check`` is pickled and sent to it
+    (``kart_core.child_loads``), and the run calls it at its commit.
 
     Returns:
-        Whether a run in this process took the check (False outside any run, or in a child process of one).
+        Whether a run took the check (False when the load counts for no run).
+
+    Raises:
+        TaskDefinitionError: (in a child process) ``check`` cannot be pickled.
+        LoadOSError: (in a child process) it cannot be sent to the run.
     """
-    running = current()
+    running = reader()
     if running is None:
-        adopted = _relayed.get()
-        running = adopted.run if isinstance(adopted, Adopted) else None  # a load in a thread that run() started
-    if running is None or running.pid != _Process.pid:
+        found = _relayed.get()
+        if found is not None and not isinstance(found, Adopted):  # a child process of the run: sent to it
+            found.note_check(check)
+            return True
+        running = found.run if found is not None else None  # a load in a thread that run() started
+    if running is None:
         return False
+    if running.pid != _Process.pid:  # a forked child's copy of the run
+        running.relay().note_check(check)
+        return True
     running.commit_checks.append(check)
     return True
 

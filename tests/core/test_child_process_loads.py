@@ -10,6 +10,7 @@ process and thread pools, local disk and moto's S3.
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import json
 import multiprocessing
 import multiprocessing.util
@@ -22,7 +23,7 @@ import luigi
 import pytest
 
 import kart_core as gokart
-from kart_core.errors import GokartBuildError, LoadOSError
+from kart_core.errors import GokartBuildError, LoadOSError, TaskDefinitionError
 from kart_core.storage import storage_for
 
 _VALUE = "KART_TEST_CHILD_LOADS_UPVAL"
@@ -148,3 +149,42 @@ def test_a_load_whose_record_cannot_reach_the_run_fails(
     assert isinstance(caught.value.__cause__, LoadOSError)
     assert "could not send that record to the run" in str(caught.value.__cause__)
     assert not Down(how="fork pool, self.input().load()", workspace_directory=workspace).complete()
+
+
+def _refuse(reason: str) -> None:
+    raise RuntimeError(reason)
+
+
+def _ask_for_checks(ways: str) -> bool:
+    """In a child process of the run: ask for checks at the run's commit (``ways``: "refusing" or "lambda")."""
+    if ways == "lambda":
+        return gokart.check_before_commit(lambda: None)
+    return gokart.check_before_commit(functools.partial(_refuse, "the file changed while the child read it"))
+
+
+class AsksInChild(gokart.TaskOnKart[bool]):
+    ways = luigi.Parameter()
+
+    def run(self) -> None:
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            self.dump(pool.apply(_ask_for_checks, (self.ways,)))
+
+
+def test_a_check_a_child_asks_for_is_made_at_the_run_s_commit(tmp_path: Path, temporary: Path) -> None:
+    """check_before_commit in a forked child of the run sends the check to the run (attacker at16 G7): its failure
+    fails the run, which commits nothing; before, the child's call returned False and the check was dropped."""
+    task = AsksInChild(ways="refusing", workspace_directory=str(tmp_path / "ws"))
+    with pytest.raises(GokartBuildError) as caught:
+        gokart.build(task, reset_register=False)
+    assert "the file changed while the child read it" in str(caught.value)
+    assert not task.complete()
+    assert _relays(temporary) == []
+
+
+def test_a_check_a_child_cannot_send_fails_its_load(tmp_path: Path, temporary: Path) -> None:
+    task = AsksInChild(ways="lambda", workspace_directory=str(tmp_path / "ws"))
+    with pytest.raises(GokartBuildError) as caught:
+        gokart.build(task, reset_register=False)
+    assert isinstance(caught.value.__cause__, TaskDefinitionError)
+    assert "cannot be sent to it" in str(caught.value.__cause__)
+    assert not task.complete()

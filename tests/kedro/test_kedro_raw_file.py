@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import functools
 import hashlib
+import multiprocessing
 import os
 import time
 from pathlib import Path
@@ -248,3 +251,78 @@ def test_a_file_changed_while_its_reader_runs_fails_the_reader_at_its_commit(
     raw.write_text("1 2 3\n")
     quiet = SumAfterUpload(source=RawFile(path="nums.txt"), workspace_directory=workspace)
     assert kart_core.build(quiet) == 6
+
+
+def _sum_after_upload(path: str, upload: str) -> int:
+    """Read the RawFile's file at ``path`` after an upload of ``upload`` landed (when given)."""
+    if upload:
+        Path(path).write_text(upload)
+    with open(path) as handle:
+        return sum(int(word) for word in handle.read().split())
+
+
+def _load_and_sum(task: SumInWorker) -> int:
+    return _sum_after_upload(task.load("source"), task.upload)
+
+
+def _load_target_and_sum(target: kart_core.TargetOnKart, upload: str) -> int:
+    return _sum_after_upload(target.load(), upload)
+
+
+def _in_fork_pool(task: SumInWorker) -> int:
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        return int(pool.apply(_load_and_sum, (task,)))
+
+
+def _in_executor(context: str, task: SumInWorker) -> int:
+    executor = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context(context))
+    with executor as pool:
+        return pool.submit(_load_target_and_sum, task.input()["source"], task.upload).result()
+
+
+def _in_thread_pool(task: SumInWorker) -> int:
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(_load_target_and_sum, task.input()["source"], task.upload).result()
+
+
+_WORKERS = {
+    "fork pool, self.load()": _in_fork_pool,
+    "fork ProcessPoolExecutor, self.input()": functools.partial(_in_executor, "fork"),
+    "spawn ProcessPoolExecutor, self.input()": functools.partial(_in_executor, "spawn"),
+    "thread pool, self.input()": _in_thread_pool,
+}
+
+
+class SumInWorker(kart_core.TaskOnKart[int]):
+    """Loads its RawFile and reads the file in a worker (a child process or a thread); an upload lands in between."""
+
+    source = kart_core.TaskInstanceParameter()
+    how = luigi.Parameter()
+    upload = luigi.Parameter(significant=False, default="")
+
+    def run(self) -> None:
+        self.dump(_WORKERS[self.how](self))
+
+
+@pytest.mark.parametrize(("workers", "executor"), [(1, "thread"), (2, "process")])
+@pytest.mark.parametrize("how", list(_WORKERS))
+def test_a_file_changed_while_a_worker_of_its_reader_reads_it_fails_the_reader(
+    tmp_path: Path, how: str, workers: int, executor: str
+) -> None:
+    """The same when the reader loads the RawFile and reads the file in a child process or a thread (attacker at16
+    G7): the child sends the check to the run, which makes it at its commit. Before, the check was dropped in a child
+    and the new content's sum was cached under the old content's ids (600 for "1 2 3", for good)."""
+    raw = tmp_path / "nums.txt"
+    raw.write_text("1 2 3\n")
+    workspace = str(tmp_path / "resources")
+    reader = SumInWorker(source=RawFile(path=str(raw)), how=how, upload="100 200 300\n", workspace_directory=workspace)
+
+    with pytest.raises(kart_core.GokartBuildError) as failed:
+        kart_core.build(reader, workers=workers, executor=executor, reset_register=False)
+    raised = [error for errors in failed.value.raised_exceptions.values() for error in errors]
+    assert any("changed since" in str(error) for error in raised), raised
+    assert not reader.complete()
+
+    raw.write_text("1 2 3\n")
+    quiet = SumInWorker(source=RawFile(path=str(raw)), how=how, workspace_directory=workspace)
+    assert kart_core.build(quiet, workers=workers, executor=executor, reset_register=False) == 6
