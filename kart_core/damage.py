@@ -18,6 +18,7 @@ from kart_core.manifest import Entry, Manifest, OutputRecord, read_unverified
 from kart_core.signing import HEADER_SIZE
 from kart_core.storage import storage_for
 from kart_core.storage.base import protocol_of
+from kart_core.storage.stamp import changed_ns
 from kart_core.workspace import (
     MODULE_VERSIONS,
     RANDOM_SEED,
@@ -35,7 +36,7 @@ __all__ = [
     "SizeMismatch",
     "describe_damage",
     "file_size",
-    "local_mtime_ns",
+    "local_changed_ns",
     "maybe_rewritten",
     "rewritten_digest",
     "rewritten_note",
@@ -132,33 +133,36 @@ def file_size(path: str) -> int | None:
 
 # --- outputs rewritten after kart's commit, and outputs no record vouches for ---------------------
 #
-# A commit moves each output into place before it writes the task's manifest (a first commit creates
-# the manifest first but its outputs were written, and got their mtime, before; a rename keeps it),
-# so on local storage a kart-committed output is never newer than its manifest. One that is newer
-# was written after the commit by someone else: gokart rerunning the task (it writes the same path),
-# a copy, or an edit in place. Object storage sets an object's time when it is copied into place
-# (after a first commit's manifest), so there the rule is not applied.
+# A commit moves each output into place before it writes the task's manifest; a first commit writes the
+# manifest first and sets its time again once its outputs are in place (``stamp.touch_after_moves``). So on local
+# storage a kart-committed output never changed after its manifest did. One that did was written after the
+# commit by someone else: gokart rerunning the task (it writes the same path), a copy, or an edit in place.
+# "Changed" is the later of the file's modification and status-change times: ``cp -p``, ``rsync -t``, ``tar x``
+# and ``touch -r`` set the modification time back, never the status-change time (attacker at17 H3). Object
+# storage sets an object's time when it is copied into place (after a first commit's manifest), so there the
+# rule is not applied.
 
 
-def local_mtime_ns(path: str) -> int | None:
-    """The mtime (ns) of a local file; None on object storage or when it cannot be examined."""
+def local_changed_ns(path: str) -> int | None:
+    """When a local file last changed (``changed_ns``, ns); None on object storage or when it cannot be examined."""
     if protocol_of(path):
         return None
     try:
-        return os.stat(path.removeprefix("file://")).st_mtime_ns
+        return changed_ns(os.stat(path.removeprefix("file://")))
     except OSError:
         return None
 
 
-def rewritten_note(output_mtime_ns: int | None, manifest: str) -> str | None:
-    """When an output with mtime ``output_mtime_ns`` is newer than its ``manifest`` (local storage): the
-    clause ``it was modified at .., after kart recorded its commit at ..``; else None (the cheap path)."""
-    if output_mtime_ns is None:
+def rewritten_note(output_changed_ns: int | None, manifest: str) -> str | None:
+    """When an output that last changed at ``output_changed_ns`` (``changed_ns``) is newer than its ``manifest``
+    (local storage): the clause ``it was modified at .., after kart recorded its commit at ..``; else None (the
+    cheap path)."""
+    if output_changed_ns is None:
         return None
-    committed = local_mtime_ns(manifest)
-    if committed is None or output_mtime_ns <= committed:
+    committed = local_changed_ns(manifest)
+    if committed is None or output_changed_ns <= committed:
         return None
-    return f"it was modified at {_clock(output_mtime_ns)}, after kart recorded its commit at {_clock(committed)}"
+    return f"it was modified at {_clock(output_changed_ns)}, after kart recorded its commit at {_clock(committed)}"
 
 
 def maybe_rewritten(path: str, manifest: str) -> bool:
@@ -167,7 +171,7 @@ def maybe_rewritten(path: str, manifest: str) -> bool:
     if "://" in path or "://" in manifest:
         return True  # file:// URLs, or object storage (where rewritten_digest says None itself)
     try:
-        return os.stat(path).st_mtime_ns > os.stat(manifest).st_mtime_ns
+        return changed_ns(os.stat(path)) > changed_ns(os.stat(manifest))
     except OSError:
         return False
 
@@ -183,8 +187,7 @@ def rewritten_digest(path: str, manifest: str, entry: Entry) -> str | None:
     """
     from kart_core.integrity import available, digest_stream
 
-    mtime = local_mtime_ns(path)
-    if rewritten_note(mtime, manifest) is None or file_size(path) != entry.size:
+    if rewritten_note(local_changed_ns(path), manifest) is None or file_size(path) != entry.size:
         return None  # unchanged, or a changed size, which every load already reports as damage
     algorithm, _, expected = entry.digest.partition(":")
     if not available(algorithm):

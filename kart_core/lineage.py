@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from kart_core.damage import (
     file_size,
-    local_mtime_ns,
+    local_changed_ns,
     maybe_rewritten,
     rewritten_digest,
     rewritten_note,
@@ -314,7 +314,7 @@ def _rewritten_since(item: Input, path: str, entry: Entry, workspace: str | None
     digest = rewritten_digest(output, path, entry)
     if digest is None or digest == item.digest:
         return None
-    return StaleInput(item, path, None, rewritten_note(local_mtime_ns(output), path) or "modified after its commit")
+    return StaleInput(item, path, None, rewritten_note(local_changed_ns(output), path) or "modified after its commit")
 
 
 def _unrecorded_since(item: Input, path: str, entry: Entry, workspace: str | None = None) -> StaleInput | None:
@@ -332,7 +332,7 @@ def _unrecorded_since(item: Input, path: str, entry: Entry, workspace: str | Non
     current = rewritten_digest(output, path, entry) if maybe_rewritten(output, path) else None
     if current == item.digest:
         return None
-    note = rewritten_note(local_mtime_ns(output), path) or "it no longer holds what was loaded"
+    note = rewritten_note(local_changed_ns(output), path) or "it no longer holds what was loaded"
     return StaleInput(item, path, None, f"{note}; the content loaded was never recorded as a version")
 
 

@@ -53,6 +53,7 @@ from kart_core.manifest import SIGNING_ADVICE, Entry, OutputRecord, new_commit_i
 from kart_core.signing import HEADER_SIZE, MAGIC, MOVED_ADVICE, Signer, is_sealed, signature_path
 from kart_core.storage import Storage, storage_for
 from kart_core.storage.base import Spool, no_space_note
+from kart_core.storage.stamp import changed_ns
 from kart_core.task_memo import RunSlot, TaskMemo
 from kart_core.transaction import Staged
 from kart_core.workspace import with_unique_id
@@ -907,8 +908,8 @@ class _Sink:
 
 
 def _stream_stat(raw: IO[bytes]) -> tuple[int | None, int | None]:
-    """The size of an open file and, for a local one, its mtime (ns): fsspec files know their size
-    (their mtime is not compared, ``kart_core.damage``); local files from one fstat."""
+    """The size of an open file and, for a local one, when it last changed (``kart_core.damage.changed_ns``):
+    fsspec files know their size (their time is not compared, ``kart_core.damage``); local files from one fstat."""
     size = getattr(raw, "size", None)
     if isinstance(size, int):
         return size, None
@@ -916,7 +917,7 @@ def _stream_stat(raw: IO[bytes]) -> tuple[int | None, int | None]:
         found = os.fstat(raw.fileno())
     except (OSError, AttributeError, io.UnsupportedOperation):
         return None, None
-    return found.st_size, found.st_mtime_ns
+    return found.st_size, changed_ns(found)
 
 
 _SHARED_PATH_NOTE = (

@@ -78,6 +78,7 @@ from kart_core.manifest import (
 from kart_core.signing import Signer
 from kart_core.storage import Storage, storage_for
 from kart_core.storage.base import no_space_note
+from kart_core.storage.stamp import touch_after_moves
 from kart_core.structure import flatten
 from kart_core.task_memo import RunSlot, shared_threads
 
@@ -485,6 +486,8 @@ class Transaction:
             for staged in self.staged.values():
                 if staged.record is None and not staged.in_place:
                     staged.storage.commit(staged.location, staged.path)
+            for items in created:  # written before the moves: an output must not look changed after it (damage.py)
+                touch_after_moves(_record_of(items).manifest)
             self.pulse.check()
             lost: MarkerLostError | None = None
             for (record, _), final in zip(replacing, finals, strict=True):

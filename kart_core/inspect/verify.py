@@ -39,7 +39,7 @@ from kart_core.commit_marker import (
     workspace_key,
     writer_alive,
 )
-from kart_core.damage import local_mtime_ns, rewritten_note, unvouched_reason
+from kart_core.damage import local_changed_ns, rewritten_note, unvouched_reason
 from kart_core.errors import DamagedOutputError, IntegrityError
 from kart_core.inspect import confined, writing
 from kart_core.integrity import DEFAULT_ALGORITHM, available, digest_stream
@@ -60,6 +60,7 @@ from kart_core.signing import (
 )
 from kart_core.storage import Storage, storage_for
 from kart_core.storage.base import FileEntry, protocol_of
+from kart_core.storage.stamp import stamp
 from kart_core.workspace import (
     LOG_DIRECTORY,
     MANIFEST,
@@ -119,6 +120,13 @@ class Problem:
     path: str
     task: str
     detail: str
+    # What ``remove_damaged`` checks again before it deletes (attacker at17 H2: a commit made after the scan found
+    # the problem must not be deleted): the manifest recording ``path`` and its commit id as the scan read it
+    # ("" and None when no manifest is involved), and ``path``'s stamp (``kart_core.storage.stamp``, with the
+    # status-change time) when the scan reported it.
+    manifest: str = dataclasses.field(default="", compare=False)
+    seen_commit: str | None = dataclasses.field(default=None, compare=False)
+    seen: tuple[object, ...] | None = dataclasses.field(default=None, compare=False)
 
     @property
     def removable(self) -> bool:
@@ -267,7 +275,7 @@ def verify_workspace(
                 f"commit {manifest.commit}{who} was interrupted while it replaced the outputs, or is still running: "
                 "they may be from two runs"
             )
-            problems.append(Problem("commit", path, manifest.task, detail))
+            problems.append(Problem("commit", path, manifest.task, detail, path, manifest.commit))
         for key, entry in sorted(manifest.outputs.items()):
             outputs += 1
             found = files.get(key)
@@ -281,7 +289,7 @@ def verify_workspace(
                 continue
             if found.size != entry.size:
                 detail = f"{entry.size} bytes were committed, found {found.size}{_rewritten(output, path)}"
-                claims.append((key, Problem("size", output, manifest.task, detail)))
+                claims.append((key, Problem("size", output, manifest.task, detail, path, manifest.commit)))
                 continue
             problem = None
             if hashes or (signer is not None and entry.sealed):
@@ -289,7 +297,7 @@ def verify_workspace(
                 if problem is not None and problem.kind == "hash":
                     problem = dataclasses.replace(problem, detail=problem.detail + _rewritten(output, path))
             if problem is not None:
-                claims.append((key, problem))
+                claims.append((key, dataclasses.replace(problem, manifest=path, seen_commit=manifest.commit)))
             else:
                 intact.setdefault(key, set()).add(path)
     # A file another manifest records as it is now is that task's committed output: an older claim on it (a
@@ -311,7 +319,8 @@ def verify_workspace(
     # A task whose manifest or outputs --delete removes runs again, and that run writes its logs anew.
     rerun = {problem.task for problem in problems if problem.kind in ("manifest", "unrecorded")}
     problems += [fault for fault in faults if fault.task not in rerun]
-    ordered = tuple(sorted(problems, key=_order))
+    ordered = tuple(sorted(map(_as_seen, problems), key=_order))
+    notices = list(map(_as_seen, notices))
     return VerifyReport(
         workspace,
         len(manifest_names),
@@ -603,7 +612,7 @@ def _unvouched(workspace: str, outputs: list[FileEntry], files: dict[str, FileEn
 def _rewritten(output: str, manifest: str) -> str:
     """``; it was modified at .., after kart recorded its commit at .. (...)`` for a damaged local output
     newer than its manifest (``kart_core.damage.rewritten_note``: another writer, or an edit), else ""."""
-    note = rewritten_note(local_mtime_ns(output), manifest)
+    note = rewritten_note(local_changed_ns(output), manifest)
     return f"; {note} (another writer, such as gokart rerunning the task, or an edit)" if note else ""
 
 
@@ -648,6 +657,32 @@ def _unknown_upstream(task: str, upstream: str) -> str:
     )
 
 
+def _as_seen(problem: Problem) -> Problem:
+    """``problem`` with the stamp of its path now, when ``remove_damaged`` may delete it (else as it is)."""
+    if not problem.removable or problem.direct_write or problem.by_path_writer or problem.seen is not None:
+        return problem
+    found = stamp(problem.path, status_change=True)
+    return dataclasses.replace(problem, seen=tuple(found) if found is not None else ())
+
+
+def _changed_since_scan(problem: Problem) -> str | None:
+    """What changed since ``verify_workspace`` reported ``problem`` (its file's stamp, its manifest's commit), so
+    that the problem may no longer hold (a rerun committed the task again, a load recorded a new version); None
+    when both are as the scan saw them. A store that cannot be asked counts as changed: nothing is deleted blind."""
+    try:
+        if problem.seen is not None:
+            found = stamp(problem.path, status_change=True)
+            if (tuple(found) if found is not None else ()) != problem.seen:
+                return "the file changed since the scan"
+        if problem.manifest and problem.seen_commit is not None:
+            current = read_unverified(storage_for(problem.manifest), problem.manifest)
+            if current is None or current.commit != problem.seen_commit:
+                return "its task was committed again since the scan"
+    except OSError as exc:
+        return f"it could not be examined again ({exc})"
+    return None
+
+
 def remove_damaged(report: VerifyReport, *, unrecorded: bool = False, signer: Signer | None = None) -> list[str]:
     """Delete what ``report`` found present but wrong, so the next build runs the owning tasks again.
 
@@ -670,7 +705,9 @@ def remove_damaged(report: VerifyReport, *, unrecorded: bool = False, signer: Si
     ``unrecorded`` (gokart's among them: a gokart workspace shared with kart holds only such outputs).
     A marker refused as damaged or forged metadata (signing on and not signed by ``signer``, default the
     configured key; or naming a path that is not one of its task's outputs in this workspace) is left alone,
-    and so is every path it names. Returns the deleted paths, each once.
+    and so is every path it names. A problem whose file or manifest changed since the scan (a commit made
+    meanwhile: a rerun, a build's own repair, a new version a load recorded) is left alone with a warning (attacker
+    at17 H2). Returns the deleted paths, each once.
     """
     signer = signer if signer is not None else signer_from_config()
     deleted: list[str] = []
@@ -681,6 +718,16 @@ def remove_damaged(report: VerifyReport, *, unrecorded: bool = False, signer: Si
             continue
         if problem.direct_write:
             deleted += _undo_direct_write(report.workspace, problem, signer)
+            continue
+        changed = _changed_since_scan(problem)
+        if changed is not None:
+            logger.warning(
+                "%s: `kart verify --delete` left %r alone: %s, so the problem it found may no longer hold. "
+                "Run `kart verify` again.",
+                problem.task,
+                problem.path,
+                changed,
+            )
             continue
         if problem.kind == "manifest" and files is None:
             files = list_files(report.workspace)

@@ -7,11 +7,12 @@ not (``kart_core.rerun``), a killed by-path writer changed it in place or not (`
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from kart_core.storage.base import storage_for
 
-__all__ = ["Stamp", "stamp"]
+__all__ = ["Stamp", "changed_ns", "stamp", "touch_after_moves"]
 
 # JSON-friendly: a list of ints and strings (a marker keeps one as it is and compares it after a round trip).
 Stamp = list[object]
@@ -54,3 +55,18 @@ def stamp(path: str, status_change: bool = False) -> Stamp | None:
         info.get("size"),
         str(info.get("LastModified") or info.get("updated") or info.get("mtime")),
     ]
+
+
+def changed_ns(found: os.stat_result) -> int:
+    """When a local file last changed (ns): the later of its modification and status-change times."""
+    return max(found.st_mtime_ns, found.st_ctime_ns)
+
+
+def touch_after_moves(manifest: str) -> None:
+    """Set a local manifest's times to now, after a first commit moved its outputs into place (each move sets the
+    output's status-change time): a kart-committed output then never changed after its manifest. Nothing on
+    object storage; a manifest that cannot be touched only costs its loads a hash (``kart_core.damage.maybe_rewritten``)."""
+    if "://" in manifest and not manifest.startswith("file://"):
+        return
+    with contextlib.suppress(OSError):
+        os.utime(manifest.removeprefix("file://"))

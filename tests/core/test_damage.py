@@ -14,12 +14,13 @@ from pathlib import Path
 import fork_server
 import luigi
 import pytest
+from bit_rot import rot
 from click.testing import CliRunner
 from fork_server import GOKART, KART
 
 import kart_core as gokart
 from kart_core.cli import DAMAGE_FOUND, cli
-from kart_core.damage import rewritten_digest
+from kart_core.damage import maybe_rewritten, rewritten_digest
 from kart_core.errors import DamagedOutputError
 from kart_core.inspect.verify import remove_damaged, verify_workspace
 from kart_core.integrity import DEFAULT_ALGORITHM, digest_bytes
@@ -104,6 +105,52 @@ def test_a_same_size_rewrite_is_a_new_version_and_its_downstream_reruns(
     assert verify_workspace(workspace).ok
 
 
+def _copy_keeping_time(path: str, data: bytes) -> None:
+    """``cp -p`` over the file: the same inode rewritten, its modification time set back to what it was."""
+    before = os.stat(path)
+    with open(path, "r+b") as file:
+        file.write(data)
+        file.truncate()
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def _extract_keeping_time(path: str, data: bytes) -> None:
+    """``rsync -a`` / ``tar x`` / ``unzip``: a new file with an old modification time put in the output's place."""
+    old = os.stat(path).st_mtime_ns - 86_400_000_000_000  # a day before the commit
+    Path(path + ".part").write_bytes(data)
+    os.utime(path + ".part", ns=(old, old))
+    os.replace(path + ".part", path)
+
+
+@pytest.mark.parametrize("put", [_copy_keeping_time, _extract_keeping_time], ids=["cp -p", "rsync -a"])
+def test_a_same_size_rewrite_with_its_time_set_back_is_a_new_version(
+    workspace: str, caplog: pytest.LogCaptureFixture, put: object
+) -> None:
+    """Attacker at17 H3: a same-size foreign file put over a committed output with an old modification time (cp -p,
+    rsync -a, tar x, touch -r) was loaded as the committed content: a new reader got the foreign value and the
+    downstream built on the commit stayed fresh. The status-change time, which no call sets back, tells."""
+    down = Suffixed(workspace_directory=workspace)
+    assert gokart.build(down, reset_register=False) == "value-v1+B"
+    up = down.requires()
+    assert callable(put)
+    put(up.output().path(), pickle.dumps("value-v2"))
+    caplog.set_level(logging.WARNING)
+    assert gokart.build(down, reset_register=False) == "value-v2+B"  # stale: rerun on the new version
+    assert "records it as a new version" in " ".join(_warnings(caplog))
+    assert verify_workspace(workspace).ok
+
+
+def test_a_first_commit_leaves_its_outputs_older_than_its_manifest(workspace: str) -> None:
+    """A first commit writes the manifest before it moves the outputs (each move sets an output's status-change
+    time), then sets the manifest's time: its loads take the cheap path (two stats, no hash)."""
+    up = Word(workspace_directory=workspace)
+    gokart.build(up, reset_register=False)
+    assert not maybe_rewritten(up.output().path(), str(_manifest(up)))
+    down = Suffixed(workspace_directory=workspace)
+    gokart.build(down, reset_register=False)
+    assert not maybe_rewritten(down.output().path(), str(_manifest(down)))
+
+
 def test_a_same_size_rewrite_seen_first_by_loading_the_upstream(workspace: str) -> None:
     down = Suffixed(workspace_directory=workspace)
     gokart.build(down, reset_register=False)
@@ -164,8 +211,7 @@ def test_damage_without_a_rewrite_keeps_its_message(workspace: str) -> None:
     up = Word(workspace_directory=workspace)
     gokart.build(up, reset_register=False)
     path = up.output().path()
-    Path(path).write_bytes(b"x")
-    os.utime(path, ns=(0, 0))  # older than the commit: not another writer's
+    rot(path, b"x")  # not newer than the commit: not another writer's
     with pytest.raises(DamagedOutputError, match="truncated or changed after kart committed it"):
         up.output().load()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from bit_rot import rot
 
 from kart_core import target_config
 from kart_core.target import make_target
@@ -55,10 +56,9 @@ def test_verify_loads_checks_hashes_in_its_body_only(monkeypatch: pytest.MonkeyP
     target.dump(17)
     path = tmp_path / target.path().split(str(tmp_path) + "/", 1)[1]
     data = path.read_bytes()
-    stamp = path.stat()
-    path.write_bytes(data.replace(bytes([17]), bytes([71])))  # the same size, other content
-    # Its time kept (bit rot): a file newer than its manifest would be recorded as a new version (test_damage.py).
-    os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    # The same size, other content, no newer than its manifest (bit rot): a file newer than its manifest would be
+    # recorded as a new version (test_damage.py).
+    rot(str(path), data.replace(bytes([17]), bytes([71])))
     assert target.load() == 71  # verify off: the size check passes
     with kart_core.verify_loads() as settings:
         assert settings.verify is True

@@ -10,6 +10,7 @@ files, a real second process flipping the folder, the real moto S3 server; no mo
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -81,7 +82,11 @@ def test_a_damaged_output_whose_folder_became_a_symlink_is_not_removed_through_i
     assert [(p.kind, p.path) for p in report.problems] == [("size", _as_given(workspace, output))]
     (victim / output.name).write_text("precious")
     _swap(output.parent, victim)
-    assert remove_damaged(report) == []
+    assert remove_damaged(report) == []  # another file there than the scan saw (attacker at17 H2): left alone
+    assert "the file changed since the scan" in caplog.text
+    # Beneath that check, the removal itself never goes through the symlink: a report without the scan's stamp.
+    unstamped = dataclasses.replace(report, problems=tuple(dataclasses.replace(p, seen=None) for p in report.problems))
+    assert remove_damaged(unstamped) == []
     assert (victim / output.name).read_text() == "precious"
     assert "its path 'sub/" in caplog.text and "goes through 'sub', a symbolic link owned by user 12345" in caplog.text
 
