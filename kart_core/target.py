@@ -908,7 +908,7 @@ class _Sink:
 
 
 def _stream_stat(raw: IO[bytes]) -> tuple[int | None, int | None]:
-    """The size of an open file and, for a local one, when it last changed (``kart_core.damage.changed_ns``):
+    """The size of an open file and, for a local one, when it last changed (``kart_core.storage.stamp.changed_ns``):
     fsspec files know their size (their time is not compared, ``kart_core.damage``); local files from one fstat."""
     size = getattr(raw, "size", None)
     if isinstance(size, int):
