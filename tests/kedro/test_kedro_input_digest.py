@@ -238,10 +238,22 @@ def test_node_code_reaching_an_undigestable_value_runs_uncached_with_one_warning
         )
 
 
-class CountedCsv(AbstractDataset[pd.DataFrame, pd.DataFrame]):
-    """A CSV file that counts its loads (in a list the test holds); ``load_args`` go to pandas."""
+class LoadCount:
+    """The loads of a ``CountedCsv``, held by the test. Not a list: a constructor argument counts in the catalog
+    definition (``dataset_config``), and a list's items would make each run's definition another one; an object
+    without its own repr counts by its type."""
 
-    def __init__(self, filepath: str, loads: list[str], load_args: dict[str, Any] | None = None) -> None:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def append(self, _path: str) -> None:
+        self.count += 1
+
+
+class CountedCsv(AbstractDataset[pd.DataFrame, pd.DataFrame]):
+    """A CSV file that counts its loads (in a ``LoadCount`` the test holds); ``load_args`` go to pandas."""
+
+    def __init__(self, filepath: str, loads: LoadCount, load_args: dict[str, Any] | None = None) -> None:
         self._filepath = filepath
         self._loads = loads
         self._load_args = load_args or {}
@@ -272,18 +284,18 @@ def test_unchanged_raw_files_are_not_loaded_to_compute_the_keys(tmp_path: Path, 
     csv, parts = tmp_path / "raw.csv", tmp_path / "parts"
     csv.write_text("x\n1\n2\n")
     _write(parts, "a", [10])
-    loads: list[str] = []
+    loads = LoadCount()
     pipeline = Pipeline([node(total_of, ["raw", "parts"], "total", name="total")])
 
     def run(load_args: dict[str, Any] | None = None) -> tuple[str, float, int]:
-        before = len(loads)
+        before = loads.count
         catalog = {
             "raw": CountedCsv(str(csv), loads, load_args),
             "parts": CsvFolder(str(parts)),
             "total": MemoryDataset(),
         }
         runner, outputs = _run(pipeline, catalog, workspace)
-        return runner.last_run["total"], _loaded(outputs, "total"), len(loads) - before
+        return runner.last_run["total"], _loaded(outputs, "total"), loads.count - before
 
     assert run() == ("ran", 13.0, 2)  # read for the key, then by the node
     # Files changed less than NodeRecords.RACY_NS before their digest was recorded are read again

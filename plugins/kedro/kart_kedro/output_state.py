@@ -21,7 +21,7 @@ dataset is loaded and its data digested (partition loaders called); data that ca
 (a LazyFrame) counts as missing, so the cached result is written back.
 
 The state also names the dataset's catalog definition (``dataset_config``: its type and the
-``_describe()`` items that shape the bytes it writes). A cached node whose output's definition
+constructor arguments and ``_describe()`` items that shape the bytes it writes, credentials left out). A cached node whose output's definition
 changed (a CSV's ``sep``, JsonDataset -> PickleDataset at the same path) writes the cached result
 back through the new definition, as a plain ``kedro run`` would rewrite the file.
 """
@@ -100,8 +100,10 @@ class OutputState:
 
 MISSING = OutputState("")
 
-# How a dataset is read: counts for its readers (``reading``), not for the bytes it writes.
-_READING = frozenset({"load_args", "fs_open_args_load"})
+# How a dataset is read: counts for its readers (``reading``), not for the bytes it writes (``open_args_load``:
+# inside the ``fs_args`` a constructor takes, ``_constructor_arguments``).
+_READING = frozenset({"load_args", "fs_open_args_load", "open_args_load"})
+_SECRET = frozenset({"credentials"})
 # _describe() items that do not shape the written bytes: where it is (the state is read there
 # anyway; a checkout elsewhere must not count as a change), which version, and how it is read.
 _NOT_WRITING = frozenset({"filepath", "path", "filename", "version"}) | _READING
@@ -113,7 +115,9 @@ _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")  # reprs of objects without their o
 
 
 def dataset_config(dataset: Any, *, reading: bool = False) -> str:
-    """md5 hex naming a catalog definition: the dataset's type and its ``_describe()`` items.
+    """md5 hex naming a catalog definition: the dataset's type, its constructor arguments
+    (``_constructor_arguments``: what the catalog entry gave, credentials left out) and its ``_describe()``
+    items (which win where both name one).
 
     For kedro-datasets' ``PartitionedDataset`` and ``IncrementalDataset``, whose ``_describe()`` (9.6.0)
     names only the path and the partition dataset, the options it leaves out count too
@@ -137,20 +141,41 @@ def dataset_config(dataset: Any, *, reading: bool = False) -> str:
     type alone.
     """
     try:
-        described = dict(dataset._describe())
-    except Exception:  # a third-party _describe that fails: the type still counts
-        described = {}
+        described = {**_constructor_arguments(dataset), **dict(dataset._describe())}
+    except Exception:  # a third-party _describe that fails: the type and its constructor arguments still count
+        described = _constructor_arguments(dataset)
     if _is_partitioned(dataset):
         described.update(_partitioned_options(dataset))
     for attribute, key in _OPEN_ARGS.items():
         value = getattr(dataset, attribute, None)
         if value is not None and key not in described:
             described[key] = value
-    ignored = _NOT_WRITING - _READING if reading else _NOT_WRITING
+    ignored = (_NOT_WRITING - _READING if reading else _NOT_WRITING) | _SECRET
     kept = {str(key): _without(value, ignored) for key, value in described.items() if str(key) not in ignored}
     kind = type(dataset)
     text = json.dumps([f"{kind.__module__}.{kind.__qualname__}", kept], sort_keys=True, default=repr)
     return hashlib.md5(_ADDRESS.sub("", text).encode()).hexdigest()
+
+
+def _constructor_arguments(dataset: Any) -> dict[str, Any]:
+    """The arguments the catalog built ``dataset`` with (Kedro 1.x: ``AbstractDataset.__init_subclass__`` keeps
+    every argument of the class's ``__init__``, defaults included, as ``dataset._init_args``), without
+    ``credentials`` (at any depth: a secret belongs in no key and no record) and without those left at None (an
+    argument given as None and one not given are one definition).
+
+    A hand-written dataset's ``_describe()`` often names its file only (Kedro's custom-dataset tutorial: path,
+    version, protocol): kart before 2026-12-02 17:20 UTC keyed it by that, so ``key: a`` -> ``key: b`` on a dataset
+    loading one key of a JSON file kept its readers cached on the old key's value (attacker at17 H9). Paths and
+    versions are left out by ``dataset_config`` as for ``_describe()`` items.
+    """
+    arguments = getattr(dataset, "_init_args", None)
+    if not isinstance(arguments, Mapping):
+        return {}
+    return {
+        str(key): _without(value, _SECRET)
+        for key, value in arguments.items()
+        if value is not None and str(key) not in _SECRET
+    }
 
 
 def _is_partitioned(dataset: Any) -> bool:
