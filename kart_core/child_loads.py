@@ -6,13 +6,17 @@ them is committed again with other content. A child process of the run (a ``mult
 ``ProcessPoolExecutor``, joblib) holds a copy of the run, or none: what it noted there was lost, so an
 upstream rerun with new content left such a task fresh with its old value (attacker at15 F7).
 
-Each run names a private folder in the system's temporary directory (``Relay.folder``, not created until
-a child sends something). A child's load writes one small JSON file there (its record, the entry it read,
-an unrecorded output's stamp), and a pickle of each check its load asked for at the commit (a RawFile's md5:
-``kart_core.transaction.check_before_commit``); the running process reads them at its commit (``collect``,
-``collect_checks``), before it moves or records anything, and removes the folder when the run ends (``remove``). The folder's name holds 128
-random bits, is created with mode 0700 and is read only while it is a folder (not a link) of this user
-that no one else can write to, so another account can neither plant nor read records.
+Each run names a private folder in the system's temporary directory (``Relay.folder``), which the running
+process makes when a child may get it (``make_folder``: before the process forks, or when the run's task or a
+target is pickled for another process). A child's load writes one small JSON file there (its record, the entry
+it read, an unrecorded output's stamp), and a pickle of each check its load asked for at the commit (a RawFile's
+md5: ``kart_core.transaction.check_before_commit``); the running process reads them at its commit (``collect``,
+``collect_checks``), before it moves or records anything, and removes the folder when the run ends (``remove``).
+A child never makes the folder: one it finds missing belongs to a run that is over (a child still loading after
+``run()`` returned), and the record is dropped with a warning instead of leaving a folder behind. The folders of
+runs whose process died (killed before it removed them) are swept (``sweep``). The folder's name holds the
+process id and 128 random bits, is created with mode 0700 and is read only while it is a folder (not a link) of
+this user that no one else can write to, so another account can neither plant nor read records.
 """
 
 from __future__ import annotations
@@ -20,8 +24,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import os
 import pickle
+import re
 import secrets
 import shutil
 import stat
@@ -32,7 +38,9 @@ from collections.abc import Callable
 from kart_core.errors import LoadError, LoadOSError, TaskDefinitionError
 from kart_core.manifest import Entry, OutputRecord
 
-__all__ = ["Relay", "Relayed", "collect", "collect_checks", "new_folder", "remove"]
+__all__ = ["Relay", "Relayed", "collect", "collect_checks", "make_folder", "new_folder", "remove", "sweep"]
+
+logger = logging.getLogger(__name__)
 
 _PREFIX = "kart-loads-"
 _SUFFIX = ".json"
@@ -59,6 +67,7 @@ class Relay:
     label: str
     pid: int
     folder: str
+    error: str | None = None  # why the run could not make ``folder``: a load that would send there fails
 
     def note_load(self, record: OutputRecord, entry: Entry) -> None:
         """Send the load of the committed output ``record`` as ``entry`` describes it to the run.
@@ -105,15 +114,27 @@ class Relay:
         self._write(json.dumps(document).encode(), _SUFFIX, f"loaded {record.task}'s output {record.key!r}")
 
     def _write(self, data: bytes, suffix: str, what: str) -> None:
+        """Write ``data`` into the run's folder as a file ending in ``suffix``; nothing when the folder is gone (the
+        run is over: it removed it, and a child never makes it, so nothing is left behind in the temporary directory).
+
+        Raises:
+            LoadOSError: the run could not make the folder, or the file cannot be written there.
+        """
         # Named by time first: the running process merges them in the order they were made.
         name = f"{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(4)}"
         try:
-            _make_own(self.folder)
+            if self.error is not None:
+                raise OSError(f"the run could not make it: {self.error}")
+            if not _present(self.folder):
+                self._dropped(what)
+                return
             hidden = os.path.join(self.folder, "." + name)
             descriptor = os.open(hidden, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
             with os.fdopen(descriptor, "wb") as file:
                 file.write(data)
             os.replace(hidden, os.path.join(self.folder, name + suffix))  # read whole or not at all
+        except FileNotFoundError:  # the run removed its folder meanwhile: it is over
+            self._dropped(what)
         except OSError as exc:
             raise LoadOSError(
                 f"{self.label}: a child process ({os.getpid()}) of the process running its run() ({self.pid}) "
@@ -123,10 +144,100 @@ class Relay:
                 "make it writable, or load the inputs in run() itself and send the values to the child."
             ) from exc
 
+    def _dropped(self, what: str) -> None:
+        logger.warning(
+            "%s: a child process (%d) %s after the run was over (its run() had returned): not recorded as the run's "
+            "input. Wait for the child processes that run() starts before it returns.",
+            self.label,
+            os.getpid(),
+            what,
+        )
+
 
 def new_folder() -> str:
-    """A fresh, not yet created folder name for a run's relay in the system's temporary directory."""
-    return os.path.join(tempfile.gettempdir(), _PREFIX + secrets.token_hex(16))
+    """A fresh, not yet created folder name for a run of this process's relay in the system's temporary directory."""
+    return os.path.join(tempfile.gettempdir(), f"{_PREFIX}{os.getpid()}-{secrets.token_hex(16)}")
+
+
+def make_folder(folder: str) -> None:
+    """Create ``folder`` (mode 0700; the running process, before a child may send to it), first sweeping the relay
+    folders that runs of dead processes left in that temporary directory (``sweep``), once per process and directory.
+
+    Raises:
+        OSError: it cannot be created, or a file, a link or another user's (or a shared) folder is there.
+    """
+    parent = os.path.dirname(folder)
+    if _Swept.folder != parent:
+        _Swept.folder = parent
+        sweep(parent)
+    _make_own(folder)
+
+
+class _Swept:
+    """The temporary directory this process last swept (``make_folder``)."""
+
+    folder: str | None = None
+
+
+def sweep(parent: str, now: float | None = None) -> list[str]:
+    """Remove from ``parent`` the relay folders of this user that a run left behind and no one will remove: its
+    process is gone (no process has the id in the name) and nothing was sent there for an hour (a process id of
+    another pid namespace sharing the directory may look gone), or one of kart's earlier naming (no process id)
+    untouched for a day. Returns the folders removed. What cannot be read or removed is left.
+    """
+    now = time.time() if now is None else now
+    removed: list[str] = []
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return removed
+    for name in names:
+        found = _STALE_NAME.fullmatch(name)
+        if found is None:
+            continue
+        folder = os.path.join(parent, name)
+        pid = found.group(1)
+        try:
+            age = now - os.lstat(folder).st_mtime
+        except OSError:
+            continue
+        stale = age > _DAY if pid is None else age > _HOUR and not _alive(int(pid))
+        if stale and _own(folder):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+_STALE_NAME = re.compile(re.escape(_PREFIX) + r"(?:(\d+)-)?[0-9a-f]{32}")
+_HOUR = 3600.0
+_DAY = 86400.0
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process (PermissionError): alive
+        return True
+    return True
+
+
+def _present(folder: str) -> bool:
+    """Whether ``folder`` is there (the run made it and has not removed it).
+
+    Raises:
+        PermissionError: something else is there: a file, a link, another user's or a shared folder.
+    """
+    try:
+        os.lstat(folder)
+    except FileNotFoundError:
+        return False
+    if not _own(folder):
+        raise PermissionError(f"{folder!r} is not a private folder of this user")
+    return True
 
 
 def collect(folder: str) -> list[Relayed]:

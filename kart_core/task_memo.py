@@ -100,9 +100,10 @@ class RunSlot:
     Attributes:
         runs: the transactions (``kart_core.transaction.Transaction``) of the task's runs in progress, as a tuple
             replaced by ``enter`` and ``leave`` (the shared empty tuple while none is: no empty list kept per task).
-        elsewhere: (process id, task label, relay folder) of the run in progress when this slot was pickled (e.g.
-            the task sent to a spawned child process by its own ``run()``); None otherwise. The child sends the
-            loads it makes through the task to that folder (``kart_core.child_loads``), and refuses its dumps.
+        elsewhere: (process id, task label, relay folder, why that folder could not be made or None) of the run in
+            progress when this slot was pickled (e.g. the task sent to a spawned child process by its own ``run()``);
+            None otherwise. The child sends the loads it makes through the task to that folder
+            (``kart_core.child_loads``), and refuses its dumps.
         strays: what the task's latest ended run left behind (``outlived``; None before one ended, and when only its
             own thread and the main thread were alive at its end): its label, the
             threads alive when its ``run()`` returned, those alive when it began, and its own thread. Every thread
@@ -118,7 +119,7 @@ class RunSlot:
 
     __slots__ = ("runs", "elsewhere", "strays", "failed")
 
-    def __init__(self, elsewhere: tuple[int, str, str | None] | None = None) -> None:
+    def __init__(self, elsewhere: tuple[int, str, str | None, str | None] | None = None) -> None:
         self.runs: tuple[Any, ...] = ()
         self.elsewhere = elsewhere
         self.strays: tuple[str, frozenset[threading.Thread], frozenset[threading.Thread], threading.Thread] | None = (
@@ -169,11 +170,12 @@ class RunSlot:
             return None
         return strays[0], thread in strays[2]
 
-    def __reduce__(self) -> tuple[type[RunSlot], tuple[tuple[int, str, str | None] | None]]:
+    def __reduce__(self) -> tuple[type[RunSlot], tuple[tuple[int, str, str | None, str | None] | None]]:
         runs = list(self.runs)
         if not runs:
             return (RunSlot, (self.elsewhere,))
-        return (RunSlot, ((runs[0].pid, runs[0].label, runs[0].relay_folder),))
+        relay = runs[0].relay_ready()  # its folder made here: the process the pickle goes to sends loads there
+        return (RunSlot, ((relay.pid, relay.label, relay.folder, relay.error),))
 
     def __copy__(self) -> RunSlot:
         return self  # a copy of the task in this process is the same task: its runs are the same

@@ -163,7 +163,8 @@ class Transaction:
             name it (an asyncio callback that ``run()`` scheduled, ``contextvars.copy_context()``): a write from
             there is refused (``join``), and reads there see the committed state.
         relay_folder: where child processes of the run send the loads they make (``kart_core.child_loads``;
-            created by the first child that sends one, merged at the commit, removed when the run ends).
+            made by the run when a child may get it: before this process forks, or when the run's task or a target
+            is pickled for another process (``relay_ready``); merged at the commit, removed when the run ends).
     """
 
     task: object
@@ -176,6 +177,9 @@ class Transaction:
     slot: RunSlot | None = None
     ended: bool = False
     relay_folder: str = dataclasses.field(default_factory=child_loads.new_folder)
+    # Whether ``relay_folder`` was made (``relay_ready``), or why it could not be: a child then fails its load.
+    relay_made: bool = False
+    relay_error: str | None = None
     staged: dict[str, Staged] = dataclasses.field(default_factory=dict)
     bases: dict[str, str | None] = dataclasses.field(default_factory=dict)
     committed: bool = False
@@ -282,7 +286,19 @@ class Transaction:
 
     def relay(self) -> child_loads.Relay:
         """Where a child process of this run sends the loads it makes (``kart_core.child_loads``)."""
-        return child_loads.Relay(self.label, self.pid, self.relay_folder)
+        return child_loads.Relay(self.label, self.pid, self.relay_folder, self.relay_error)
+
+    def relay_ready(self) -> child_loads.Relay:
+        """``relay``, its folder made first (in the running process): a child never makes it, so one it finds missing
+        belongs to a run that is over. A folder that cannot be made is noted (``relay_error``): the child's load that
+        would send to it fails, naming why."""
+        if self.pid == _Process.pid and not self.relay_made and self.relay_error is None and not self.ended:
+            try:
+                child_loads.make_folder(self.relay_folder)
+                self.relay_made = True
+            except OSError as exc:
+                self.relay_error = f"{type(exc).__name__}: {exc}"
+        return self.relay()
 
     def take_relayed(self) -> None:
         """Merge the loads that child processes of the run sent (``kart_core.child_loads``) into ``loaded``.
@@ -911,7 +927,14 @@ class _InProgress:
         cls.change = threading.Lock()  # a fork while another thread held it would leave the child's copy held
 
 
-os.register_at_fork(after_in_child=_InProgress.forked)
+def _before_fork() -> None:
+    """Make the relay folders of this process's runs in progress: the child may send their loads there."""
+    for run in _InProgress.runs:
+        if run.pid == _Process.pid and not run.ended:
+            run.relay_ready()
+
+
+os.register_at_fork(before=_before_fork, after_in_child=_InProgress.forked)
 
 
 def check_before_commit(check: Callable[[], object]) -> bool:
@@ -1201,7 +1224,7 @@ def relay_for(record: OutputRecord | None) -> child_loads.Relay | None:
     if found is None and unset():
         adopted = _adopter(record, warn=False)
         found = adopted.run if adopted is not None else None
-    return found.relay() if found is not None else None
+    return found.relay_ready() if found is not None else None
 
 
 def _adopter(record: OutputRecord, warn: bool = True) -> Adopted | None:
@@ -1250,8 +1273,8 @@ def _relay_of(slot: RunSlot) -> child_loads.Relay | None:
     """The relay of the run of ``slot``'s task in progress in another process, of which this one is a child (the
     slot came in a pickle, or is a forked copy); None when this process runs it, or no run was in progress."""
     if slot.elsewhere is not None:
-        pid, label, folder = slot.elsewhere
-        return child_loads.Relay(label, pid, folder) if pid != _Process.pid and folder is not None else None
+        pid, label, folder, error = slot.elsewhere
+        return child_loads.Relay(label, pid, folder, error) if pid != _Process.pid and folder is not None else None
     open_runs = list(slot.runs)
     if len(open_runs) == 1 and open_runs[0].pid != _Process.pid and not open_runs[0].ended:
         return open_runs[0].relay()

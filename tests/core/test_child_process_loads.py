@@ -15,7 +15,10 @@ import json
 import multiprocessing
 import multiprocessing.util
 import os
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -188,3 +191,76 @@ def test_a_check_a_child_cannot_send_fails_its_load(tmp_path: Path, temporary: P
     assert isinstance(caught.value.__cause__, TaskDefinitionError)
     assert "cannot be sent to it" in str(caught.value.__cause__)
     assert not task.complete()
+
+
+LATE: dict[str, Any] = {}  # the child process a run left loading after it returned, for the test to wait for
+
+
+def _late_load_target(target: gokart.TargetOnKart, seconds: float) -> None:
+    time.sleep(seconds)
+    target.load()
+
+
+def _late_load_task(task: gokart.TaskOnKart[int], seconds: float) -> None:
+    time.sleep(seconds)
+    task.load()
+
+
+class LeavesAChild(gokart.TaskOnKart[int]):
+    """Starts a child process that loads Up once run() has returned (a background prefetch), and does not wait."""
+
+    context = luigi.Parameter()
+
+    def requires(self) -> Up:
+        return Up(workspace_directory=self.workspace_directory)
+
+    def run(self) -> None:
+        if self.context == "fork":
+            process = multiprocessing.get_context("fork").Process(target=_late_load_target, args=(self.input(), 1.0))
+        else:  # spawn: the task is pickled and sent (its run's relay with it)
+            process = multiprocessing.get_context("spawn").Process(target=_late_load_task, args=(self, 3.0))
+        process.start()
+        LATE["process"] = process
+        self.dump(1)
+
+
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_a_child_loading_after_the_run_leaves_no_folder_behind(
+    tmp_path: Path, temporary: Path, monkeypatch: pytest.MonkeyPatch, context: str
+) -> None:
+    """A child that loads after run() returned finds the run's folder gone and drops its record: the run made the
+    folder, and a child never makes it (attacker at16 G12: one folder was left in TMPDIR by each such run)."""
+    monkeypatch.setenv(_VALUE, "5")
+    workspace = str(tmp_path / "ws")
+    assert gokart.build(LeavesAChild(context=context, workspace_directory=workspace), reset_register=False) == 1
+    assert _relays(temporary) == []
+    LATE["process"].join(timeout=60)
+    assert LATE.pop("process").exitcode == 0  # its load worked: only its record was dropped
+    assert _relays(temporary) == []
+
+
+def _dead_pid() -> int:
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(child.stdout)
+
+
+def test_folders_of_dead_processes_are_swept(tmp_path: Path, temporary: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run that makes its folder first removes those left by runs of processes that died (killed before they
+    removed it) once nothing was sent there for an hour, and those of kart's earlier naming untouched for a day."""
+    dead, hours_ago = _dead_pid(), time.time() - 2 * 3600
+    names = {
+        f"kart-loads-{dead}-{'a' * 32}": (hours_ago, False),  # dead, old: swept
+        f"kart-loads-{dead}-{'b' * 32}": (time.time(), True),  # dead, written to a moment ago: kept
+        f"kart-loads-{os.getpid()}-{'c' * 32}": (hours_ago, True),  # alive: kept
+        f"kart-loads-{'d' * 32}": (time.time() - 2 * 86400, False),  # earlier naming, two days old: swept
+        f"kart-loads-{'e' * 32}": (hours_ago, True),  # earlier naming, two hours old: kept
+        f"kart-loads-{dead}-not-hex": (hours_ago, True),  # not a relay folder's name: kept
+    }
+    for name, (when, _) in names.items():
+        (temporary / name).mkdir(mode=0o700)
+        (temporary / name / "record.json").write_text("{}")
+        os.utime(temporary / name, (when, when))
+    monkeypatch.setenv(_VALUE, "5")
+    workspace = str(tmp_path / "ws")
+    assert gokart.build(Down(how="fork pool, self.load()", workspace_directory=workspace), reset_register=False) == 10
+    assert sorted(_relays(temporary)) == sorted(name for name, (_, kept) in names.items() if kept)
