@@ -169,6 +169,9 @@ class DirectWrites:
         self.stopped: str | None = None
         self.watching = False
         self.handed: dict[str, _Handed] = {}
+        # Side targets of the task (``Transaction.side``) whose path run() asked, with the file's stamp then: one it
+        # wrote there is signed and listed under the manifest's ``side`` when run() returns (``_stage_side``).
+        self._sides: dict[str, tuple[Any, OutputRecord, Any]] = {}
         self._sealed_companions: list[str] = []  # companions of which a signed copy was committed (``finish``)
         self._unfinished: list[str] = []  # files written in place still open for writing (``_refuse_open``)
         self._marked: dict[str, OutputRecord] = {}
@@ -226,7 +229,12 @@ class DirectWrites:
             RunWriteError: asked from a child process of the run's (a forked copy of it): what the child
                 writes there would escape the run.
         """
-        if not self.watching or path not in self._outputs:
+        if not self.watching:
+            return path
+        if path not in self._outputs:
+            record = self._record(target)
+            if record is not None and path not in self._sides and self._running.side(record):
+                self._sides[path] = (target, record, _stamp_quietly(path))
             return path
         transaction.check_process(self._running, f"the path of its output {path!r}")
         with self._handing:
@@ -691,6 +699,7 @@ class DirectWrites:
             TaskDefinitionError: the run saved a folder (objects under the name as a prefix) at the private name of
                 an output on object storage, which has no move of a folder in one step (``_refuse_remote_folder``).
         """
+        self._stage_side()
         if not self.handed:
             return
         self._pulse.check()
@@ -720,6 +729,33 @@ class DirectWrites:
                 entry = self._entry(file, record)
             self._running.add(Staged(path, handed.given, storage, record, entry))
         self._stage_companions()
+
+    def _stage_side(self) -> None:
+        """After the body returned: stage each side file the run wrote by the path it asked (``hand_out``; written in
+        place, as gokart writes it), so its commit lists it under the manifest's ``side`` and, with signing on, puts
+        a copy sealed with the run's commit over it (attacker at16 G4: such a file was committed unsigned, so every
+        load of it was refused under signing). A path whose file the run did not change (it only read another
+        writer's file there, or dumped it since) is left alone: kart never vouches for bytes it did not write.
+        """
+        signer = target_config.current().signer
+        for path, (target, record, before) in self._sides.items():
+            if self._running.lookup(path) is not None or "://" not in path and os.path.isdir(path):
+                continue  # dumped after its path was asked (the dump is staged), or a folder (never signed)
+            now = _stamp_quietly(path)
+            if now is None or now == before:
+                continue
+            storage = storage_for(path)
+            if signer is not None:
+                staged = self._sealed(target, record, path, path, storage, signer)
+                if staged is not None:
+                    self._running.add(staged, side=record)
+                continue
+            try:
+                with storage.open_read(path) as file:
+                    entry = self._entry(file, record)
+            except OSError:
+                continue
+            self._running.add(Staged(path, path, storage, None, entry, in_place=True), side=record)
 
     def _dumped_again_over_untouched_copy(self, path: str, handed: _Handed) -> bool:
         """Whether the private file at ``handed.given`` is only the copy of an earlier dump (``_seed``: the code asked
@@ -1192,6 +1228,14 @@ def private_name(path: str) -> str:
     killed run left (``kart_core.storage.base.is_temporary``)."""
     directory, separator, name = path.rpartition("/")
     return f"{directory}{separator}{PRIVATE_PREFIX}{secrets.token_hex(6)}.{name}"
+
+
+def _stamp_quietly(path: str) -> Any:
+    """``stamp(path)``, None when missing or when the store cannot be asked."""
+    try:
+        return stamp(path)
+    except OSError:
+        return None
 
 
 def _remote_folder(storage: Any, name: str) -> bool:

@@ -32,6 +32,12 @@ With signing on, a commit that moves the run's ``task_log`` and ``processing_tim
 ``"logs": "<32 hex>"``, the run's commit id, which those logs are sealed with (``kart_core.log_binding``): an
 older run's log copied back is refused. Every later write of the manifest keeps it; older kart ignores it.
 
+A run that dumped files that are not its task's outputs (side files: ``self.make_target(...)`` not returned by
+``output()``) adds ``"side": {"shared/lookup.pkl": {...}}``, entries as under ``outputs``: what it committed there.
+They are not the task's outputs (no completion check, ``kart verify`` or ``kart gc`` looks at them); with signing on
+a load of such a file checks its commit against the path's last writer (``kart_core.side_record``). Older kart
+ignores the key.
+
 A run that loaded outputs of other tasks through kart (``self.load``, a target's ``load``) adds
 ``"inputs": [{"task": "Up[1234abcd]", "manifest": "log/manifest/Up_<id>.json", "key": "...", "commit": "<32 hex>",
 "digest": "xxh3_128:<hex>", "reader": "pkg.module.Down"}, ...]``: which committed output (and which content)
@@ -252,6 +258,8 @@ class Manifest:
     pending: bool = False
     inputs: tuple[Input, ...] = ()  # what the run loaded from other tasks (kart_core.lineage)
     logs: str | None = None  # the commit id of the run whose signed task_log/processing_time are current
+    # The run's side files (dumped in run(), not outputs; kart_core.side_record), by workspace-relative path.
+    side: dict[str, Entry] = dataclasses.field(default_factory=dict)
 
     def to_bytes(self) -> bytes:
         """The JSON form (keys sorted, so equal manifests are equal bytes).
@@ -268,6 +276,8 @@ class Manifest:
             document["inputs"] = [item.to_json() for item in self.inputs]
         if self.logs is not None:
             document["logs"] = self.logs
+        if self.side:
+            document["side"] = {key: entry.to_json() for key, entry in self.side.items()}
         # Compact and without indent: json's C encoder (an indented dump runs in pure Python).
         text = _ENCODER.encode(document)
         if self.run is not None:  # the last key, after "}" is taken off: readers may stop before it (run=False)
@@ -311,21 +321,9 @@ class Manifest:
             document = json.loads(data.decode("utf-8"))
         if not isinstance(document, dict) or document.get("format") != FORMAT:
             raise ValueError(f"not a {FORMAT} document")
-        outputs = {}
-        for key, value in dict(document["outputs"]).items():
-            commit, owner = value.get("commit"), value.get("owner")
-            outputs[str(key)] = _made(
-                Entry,
-                {
-                    "size": int(value["size"]),
-                    "digest": str(value["digest"]),
-                    "commit": None if commit is None else str(commit),
-                    "sealed": bool(value.get("sealed", False)),
-                    "owner": None if owner is None else str(owner),
-                },
-            )
-        for key in outputs:
-            _check_key(key)
+        outputs = _entries(document["outputs"])
+        raw_side = document.get("side")
+        side = _entries(raw_side) if isinstance(raw_side, dict) else {}
         record = document.get("run")
         raw_inputs = document.get("inputs")
         inputs = tuple(Input.from_json(item) for item in raw_inputs) if isinstance(raw_inputs, list) else ()
@@ -340,8 +338,29 @@ class Manifest:
                 "pending": bool(document.get("pending", False)),
                 "inputs": inputs,
                 "logs": None if logs is None else str(logs),
+                "side": side,
             },
         )
+
+
+def _entries(value: Any) -> dict[str, Entry]:
+    """The entries of an ``outputs`` (or ``side``) object by key (KeyError/TypeError/ValueError when malformed)."""
+    entries = {}
+    for key, item in dict(value).items():
+        commit, owner = item.get("commit"), item.get("owner")
+        entries[str(key)] = _made(
+            Entry,
+            {
+                "size": int(item["size"]),
+                "digest": str(item["digest"]),
+                "commit": None if commit is None else str(commit),
+                "sealed": bool(item.get("sealed", False)),
+                "owner": None if owner is None else str(owner),
+            },
+        )
+    for key in entries:
+        _check_key(key)
+    return entries
 
 
 def _made(cls: type, fields: dict[str, Any]) -> Any:

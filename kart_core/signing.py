@@ -19,7 +19,9 @@ another name inside it does not. So:
 - an older version of this output copied back fails when its commit id is not the one the task's
   manifest (``kart_core.manifest``) recorded at commit (one sealed without a commit fails too once the
   manifest records one); an older run's ``task_log`` / ``processing_time`` fails when its commit id is
-  not the run the manifest names (``kart_core.log_binding``);
+  not the run the manifest names (``kart_core.log_binding``); a side file (dumped by a run, not an output) is
+  sealed with its run's commit, and an older version fails when that is not the run the path's signed side record
+  names as its last writer (``kart_core.side_record``), or is sealed without a commit while such a record exists;
 - not detected: an older version of a file no manifest vouches for (outputs of a task that keeps no
   record, run logs written before ``run()``; sealed without a commit): only name and content are bound,
   so any version signed under that name verifies, also one copied from another workspace with the same

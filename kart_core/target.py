@@ -23,7 +23,7 @@ from typing import IO, Any
 
 import luigi
 
-from kart_core import child_loads, commit_marker, log_binding, target_config, transaction
+from kart_core import child_loads, commit_marker, log_binding, side_record, target_config, transaction
 from kart_core.conflict_prevention_lock import (  # gokart.target's names; kart locks whole runs (run_one)
     TaskLockParams,
     make_task_lock_params,
@@ -220,13 +220,17 @@ class TargetOnKart(luigi.Target):
         settings = target_config.current()
         signer = self._signer if self._signer is not None else settings.signer
         record = self.record if settings.record else None
+        side: OutputRecord | None = None
         if running is not None and record is not None and running.side(record):
-            record = None  # a side target of the run's task: committed with the run, not its output (N16)
+            # A side target of the run's task: committed with the run, not its output (N16), listed under its
+            # manifest's ``side`` and sealed with the run's commit (at16 G4: kart_core.side_record).
+            side, record = record, None
         commit = running.commit_id if running is not None else (new_commit_id() if record else None)
         if running is not None and record is not None:
             running.remember_base(storage_for(record.manifest), record)
-        # Only a recorded output needs the hash; a signed one is read back anyway (to seal it).
-        spool = self._storage.spool(self._path, hashed=record is not None and signer is None)
+        listed = record is not None or side is not None  # its entry is written into a manifest
+        # Only a listed file needs the hash; a signed one is read back anyway (to seal it).
+        spool = self._storage.spool(self._path, hashed=listed and signer is None)
         sealed: Spool | None = None
         try:
             yield spool.file
@@ -238,7 +242,7 @@ class TargetOnKart(luigi.Target):
             elif signer is None:
                 # Read back from the page cache (a format that seeks back to patch a header, a storage
                 # that does not hash while writing).
-                size, digest = _read_back(spool.file) if record is not None else (0, "")
+                size, digest = _read_back(spool.file) if listed else (0, "")
                 final = spool
             else:
                 length = spool.file.seek(0, os.SEEK_END)  # the file's size, wherever the writer left its position
@@ -247,7 +251,7 @@ class TargetOnKart(luigi.Target):
                 # Without an integrity record no manifest will hold the commit: seal without one, as a
                 # bare target's, so the load checks the MAC only (it refused every such output before);
                 # a run log the run commits is sealed as the run, which the manifest then names.
-                seal_commit = commit if record is not None else self._log_commit(running, settings.record)
+                seal_commit = commit if listed else self._log_commit(running, settings.record)
                 mac = signer.begin(self.signing_name, seal_commit)
                 size, digest = _seal(spool.file, sealed.file, mac, seal_commit, length)
                 spool.discard()
@@ -257,7 +261,7 @@ class TargetOnKart(luigi.Target):
                 size=size, digest=f"{DEFAULT_ALGORITHM}:{digest}", commit=commit, sealed=signer is not None, owner=owner
             )
             if running is not None:
-                running.add(Staged(self._path, final.stage(), self._storage, record, entry))
+                running.add(Staged(self._path, final.stage(), self._storage, record, entry), side=side)
             else:
                 final.publish()
                 if record is not None:
@@ -831,10 +835,31 @@ class TargetOnKart(luigi.Target):
                     f"Refusing to load {self._describe_owner()} from {self._path!r}: {fault}. Fix: build the task "
                     "again with rerun=True (it writes its run logs anew), or `kart verify --delete` removes the log."
                 )
-        if staged or self.record is None or (seal.commit is None and entry is None):
+        if staged or self.record is None:
+            return
+        if seal.commit is None and entry is None:
+            if side_record.recorded(self.record):
+                raise IntegrityError(
+                    f"Refusing to load {self._describe_owner()} from {self._path!r}: it is signed without a commit, "
+                    f"but the path's side-file record ({side_record.name_for(self.record.key)!r}) names the run that "
+                    "wrote it last: an older version copied back (written by an older kart, or while integrity "
+                    "records were off). Fix: build the task that writes it again with rerun=True, or delete the file."
+                )
             return  # sealed without a commit and no record of one: written while integrity records were off
+        if entry is None and seal.commit is not None and side_record.vouched(self.record, seal.commit, signer):
+            return  # a side file, as the run that wrote the path last committed it (whichever task's target loads it)
         # A file sealed without a commit where the manifest records one is not that commit's either: an older
         # version written while the task kept no record (or records were off), copied back.
+        if entry is None and seal.commit is not None:
+            record = self.record
+            raise IntegrityError(
+                f"Refusing to load {self._describe_owner()} from {self._path!r}: it is signed as commit {seal.commit}, "
+                f"but the task's manifest {record.manifest!r} records no commit (its manifest has no entry), nor does "
+                f"the path's side-file record ({side_record.name_for(record.key)!r}: the run that last wrote it, for a "
+                "file a run dumps beside its outputs) name that commit (an older version copied back, or the manifest "
+                "was removed). Fix: `kart verify --delete` (the next build runs the task again), or build the task "
+                "that writes it again with rerun=True, or delete the file."
+            )
         if entry is None or entry.commit != seal.commit:
             committed = "no commit (its manifest has no entry)" if entry is None else f"commit {entry.commit}"
             signed = f"as commit {seal.commit}" if seal.commit is not None else "without a commit"

@@ -61,7 +61,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from kart_core import child_loads, commit_marker
+from kart_core import child_loads, commit_marker, side_record
 from kart_core.errors import MarkerLostError, NoSpaceError, RunWriteError
 from kart_core.lock import hold_lock
 from kart_core.manifest import (
@@ -214,13 +214,17 @@ class Transaction:
     # The manifests of the outputs of the task's requirements (its ``input()``): read when a load made outside every
     # run's context first asks whether it is one of this run's inputs (``off_context``).
     upstream: frozenset[str] | None = None
+    # The run's side files by final path: the record of the target dumped and the entry its manifest's ``side``
+    # section gets at the commit (``kart_core.side_record``).
+    sides: dict[str, tuple[OutputRecord, Entry]] = dataclasses.field(default_factory=dict)
 
     def side(self, record: OutputRecord) -> bool:
         """Whether ``record`` names a target of this run's task that is not one of its outputs (a "side target":
         ``self.make_target(...)`` dumped inside ``run()`` but not returned by ``output()``).
 
-        Such a file is committed with the run (moved into place with its outputs) but never recorded in the
-        task's manifest: it is not the task's output, so its content must not count in the task's completion
+        Such a file is committed with the run (moved into place with its outputs) and listed apart in the task's
+        manifest (``side``; ``kart_core.side_record``), never as an output: it is not the task's output, so its
+        content must not count in the task's completion
         check, damage report or lineage, nor be deleted on the task's behalf (``kart verify --delete``) when
         another task writes the same path later (attacker N16). A target of another task (an upstream's output
         the run dumps to) is that task's output: False.
@@ -378,11 +382,17 @@ class Transaction:
                 self.slot.outlived(self.label, shared_threads(), self.outsiders, threading.current_thread())
             self.outsiders = frozenset()
 
-    def add(self, staged: Staged) -> None:
+    def add(self, staged: Staged, side: OutputRecord | None = None) -> None:
         """Take ``staged`` into the run (a second dump to the same path replaces the first). A side target of the
-        task (``side``) is taken as a file without an integrity record: committed with the run, recorded nowhere."""
-        if staged.record is not None and self.side(staged.record):
+        task (``side``, or ``staged.record`` when ``Transaction.side`` says so) is taken as a file that is not the
+        task's output: committed with the run, listed under the manifest's ``side`` (``kart_core.side_record``)."""
+        if side is None and staged.record is not None and self.side(staged.record):
+            side = staged.record
+        if side is not None:
             staged = dataclasses.replace(staged, record=None, entry=dataclasses.replace(staged.entry, owner=None))
+            self.sides[staged.path] = (side, staged.entry)
+        else:
+            self.sides.pop(staged.path, None)
         previous = self.staged.pop(staged.path, None)
         if previous is not None:
             _remove_quietly(previous.storage, previous.location)
@@ -402,6 +412,7 @@ class Transaction:
 
     def drop(self, path: str) -> None:
         """Forget and delete the staged file for ``path`` (the task removed that output)."""
+        self.sides.pop(path, None)
         previous = self.staged.pop(path, None)
         if previous is not None:
             _remove_quietly(previous.storage, previous.location)
@@ -462,7 +473,9 @@ class Transaction:
                     self.pulse.wrote(commit_marker.marker_path(record))
                     put.add(commit_marker.marker_path(record))
                 items = by_manifest[record.manifest]
-                outputs = dict(current.outputs) if current is not None else {}
+                side = self._sides_for(record, current)
+                # A key this run wrote as a side file is no output of the task (an older kart recorded it as one).
+                outputs = {key: entry for key, entry in (current.outputs if current else {}).items() if key not in side}
                 outputs.update(_entries(items))
                 kept = current.run if current is not None else None
                 run = self._run_for(record) or kept
@@ -474,6 +487,7 @@ class Transaction:
                     pending=True,
                     inputs=self.inputs_beside(record, current),
                     logs=self._logs_for(record, current),
+                    side=side,
                 )
                 data, run = self._encoded(manifest, record.manifest_name)
                 try:
@@ -500,7 +514,9 @@ class Transaction:
             # Run logs and other unrecorded files (side targets among them): with the outputs, by the run whose
             # outputs are kept. One written in place by its path is there already.
             for staged in self.staged.values():
-                if staged.record is None and not staged.in_place:
+                if staged.record is None and staged.path in self.sides:
+                    self._commit_side(staged)
+                elif staged.record is None and not staged.in_place:
                     staged.storage.commit(staged.location, staged.path)
             for items in created:  # written before the moves: an output must not look changed after it (damage.py)
                 touch_after_moves(_record_of(items).manifest)
@@ -632,6 +648,7 @@ class Transaction:
                 run=self._run_for(record),
                 inputs=self.inputs_for(record),
                 logs=self._logs_for(record, None),
+                side=self._sides_for(record, None),
             )
             data, run = self._encoded(fresh, record.manifest_name)
             with self._room(record.manifest):  # a claim that fails removes its partial file (claim_new)
@@ -669,6 +686,30 @@ class Transaction:
             )
         ):
             yield
+
+    def _sides_for(self, record: OutputRecord, current: Manifest | None) -> dict[str, Entry]:
+        """The ``side`` section ``record``'s manifest gets: the side files this run dumped (keys of that manifest's
+        task), over those an earlier run listed (still there unless another run rewrote them)."""
+        side = dict(current.side) if current is not None else {}
+        for owner, entry in self.sides.values():
+            if owner.manifest == record.manifest:
+                side[owner.key] = entry
+        return side
+
+    def _commit_side(self, staged: Staged) -> None:
+        """Move the side file ``staged`` into place (one written in place by its path is there already) and, with
+        signing on, record this run as the path's last writer (``kart_core.side_record``) under the path's lock, so
+        the record names the run whose file is there also when two runs write one shared path."""
+        owner, entry = self.sides[staged.path]
+        if self.signer is None or not entry.sealed or entry.commit is None:
+            if not staged.in_place:
+                staged.storage.commit(staged.location, staged.path)
+            return
+        with side_record.writing(owner):
+            if not staged.in_place:
+                staged.storage.commit(staged.location, staged.path)
+            with self._room(side_record.name_for(owner.key)):
+                side_record.write_record(owner, entry.commit, self.signer)
 
     def _logs_for(self, record: OutputRecord, current: Manifest | None) -> str | None:
         """Which run's committed run logs ``record``'s manifest names: this run's when it staged them sealed
@@ -735,8 +776,10 @@ def record_direct_dump(
         # No inputs of its own: the dumped object did not come from what the last run loaded (nothing claimed);
         # another owner's of the same manifest stay its record.
         inputs = _kept_inputs(current, record)
+        # Dumped as the task's output now: no longer one of its run's side files (kart_core.side_record).
+        side = {key: item for key, item in current.side.items() if key != record.key} if current is not None else {}
         manifest = Manifest(
-            task=record.task, commit=new_commit_id(), outputs=outputs, run=run, logs=logs, inputs=inputs
+            task=record.task, commit=new_commit_id(), outputs=outputs, run=run, logs=logs, inputs=inputs, side=side
         )
         write_manifest(storage, record.manifest, record.manifest_name, manifest, signer)
         return True

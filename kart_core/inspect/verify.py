@@ -268,6 +268,7 @@ def verify_workspace(
             continue
         lineage.known(path, manifest)
         listed.update(manifest.outputs)
+        listed.update(manifest.side)  # a run's side files: recorded (no task's outputs, so not checked here)
         if manifest.pending:
             marker = read_marker(storage, marker_beside(path)) if marker_beside(name) in files else None
             who = f" (process {marker.pid} on {marker.host})" if marker is not None and marker.host else ""

@@ -1,0 +1,120 @@
+"""Which run vouches for a side file: the run that committed the path last (attacker at16 G4).
+
+A side file is one a run dumps that is not one of its task's outputs (``self.make_target(...)`` not returned by
+``output()``: a lookup table several tasks share, a checkpoint). It is not the task's output, so the task's
+manifest lists it apart, under ``side`` (``kart_core.manifest``), where the completion check, ``kart verify`` and
+``kart gc`` do not look. With signing on it is sealed with its run's commit id, as an output is, and the commit
+writes a small signed record for the path (``log/side/{sha256 of the key}.json``)::
+
+    {"format": "kart-side/1", "key": "shared/lookup.pkl", "commit": "<32 hex>",
+     "manifest": "log/manifest/SideWriter_<id>.json"}
+
+naming the run that wrote it last and the manifest that lists it. Several tasks may write one shared path; the
+record always names the last one's run, so a load (through any task's ``make_target``) accepts the file only when it
+is sealed as that run's commit and that manifest still lists it under ``side`` with that commit: an older signed
+copy put back (a backup, a rollback) is refused, as an output's older version is. Not detected: the file restored
+together with its older record (as an output restored with its older manifest).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from collections.abc import Iterator
+
+from kart_core.lock import LockParams, commit_lock_directory, hold_lock
+from kart_core.manifest import OutputRecord, read_manifest
+from kart_core.signing import HEADER_SIZE, Signer
+from kart_core.storage import storage_for
+from kart_core.workspace import join_url
+
+__all__ = ["FOLDER", "FORMAT", "name_for", "recorded", "vouched", "writing", "write_record"]
+
+FORMAT = "kart-side/1"
+FOLDER = "log/side"
+
+
+def name_for(key: str) -> str:
+    """The workspace-relative name of the record of the side file at ``key`` (workspace-relative path): a hash of
+    the key, so no file name of the layout (``{Class}_{unique id}``) is ever made there and any key fits."""
+    return f"{FOLDER}/{hashlib.sha256(key.encode('utf-8')).hexdigest()}.json"
+
+
+@contextlib.contextmanager
+def writing(record: OutputRecord) -> Iterator[None]:
+    """Held while a commit moves the side file ``record`` names into place and writes its record, so two runs
+    writing one shared path leave the record naming the run whose file is there (a file lock per machine, or the
+    task's redis when it uses one)."""
+    host, port, timeout = record.redis
+    key = join_url(record.workspace, name_for(record.key))
+    params = LockParams(
+        key=key + ".commit",
+        redis_host=host,
+        redis_port=port,
+        redis_timeout=timeout,
+        lock_directory=commit_lock_directory(),
+        owner=record.task,
+    )
+    with hold_lock(params):
+        yield
+
+
+def write_record(record: OutputRecord, commit: str, signer: Signer) -> None:
+    """Record that the run ``commit`` of the task ``record`` names committed the side file ``record.key`` last.
+
+    Raises:
+        OSError: the record could not be written (the load of that file is then refused until a run writes it
+            again: never an older version served).
+    """
+    name = name_for(record.key)
+    body = json.dumps(
+        {"format": FORMAT, "key": record.key, "commit": commit, "manifest": record.manifest_name},
+        sort_keys=True,
+        separators=(",", ":"),
+    ).encode("utf-8")
+    mac = signer.begin(name, commit)
+    mac.update(body)
+    path = join_url(record.workspace, name)
+    with storage_for(path).atomic_write(path) as file:
+        file.write(Signer.header(commit, mac) + body)
+
+
+def recorded(record: OutputRecord) -> bool:
+    """Whether the side file at ``record.key`` has a record (``write_record``): a run of this kart wrote the path
+    with signing on, so a copy sealed without a commit (written before, or while records were off) is an older one.
+
+    Raises:
+        OSError: the store could not be asked.
+    """
+    path = join_url(record.workspace, name_for(record.key))
+    return storage_for(path).exists(path)
+
+
+def vouched(record: OutputRecord, commit: str, signer: Signer) -> bool:
+    """Whether the signed side file at ``record.key`` sealed as ``commit`` is what the path's last writer committed:
+    its signed record names ``commit`` and a manifest that lists the key under ``side`` with that commit.
+
+    False when the record is missing, unsigned or not for this key, or names another commit (an older version put
+    back), or its manifest does not list it so (rewritten by a later run of that task). An unreadable record or
+    manifest counts as not vouching (the load is refused; never served unchecked).
+    """
+    path = join_url(record.workspace, name_for(record.key))
+    try:
+        data = storage_for(path).read_bytes(path)
+    except OSError:
+        return False
+    seal = signer.verify(data, name_for(record.key))
+    if seal is None or seal.commit != commit:
+        return False
+    try:
+        document = json.loads(bytes(data[HEADER_SIZE:]).decode("utf-8"))
+        manifest_name = str(document["manifest"])
+        if document.get("format") != FORMAT or document.get("key") != record.key or document.get("commit") != commit:
+            return False
+        manifest_path = join_url(record.workspace, manifest_name)
+        manifest = read_manifest(storage_for(manifest_path), manifest_path, manifest_name, signer, run=False)
+    except Exception:  # noqa: BLE001 - not a record kart wrote, or a manifest refused or unreadable: no vouching
+        return False
+    entry = manifest.side.get(record.key) if manifest is not None else None
+    return entry is not None and entry.commit == commit
