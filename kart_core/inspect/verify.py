@@ -316,6 +316,7 @@ def verify_workspace(
         problems += _unrecorded(unlisted, _class_names(files.values()), signer, commits)
     else:
         notices = _unvouched(workspace, unlisted, files)
+        notices += _unrecorded_folders(workspace, files.values(), listed)
     runlogs, faults = _run_log_problems(files.values(), signer, hashes)
     # A task whose manifest or outputs --delete removes runs again, and that run writes its logs anew.
     rerun = {problem.task for problem in problems if problem.kind in ("manifest", "unrecorded")}
@@ -610,6 +611,33 @@ def _unvouched(workspace: str, outputs: list[FileEntry], files: dict[str, FileEn
     return notices
 
 
+FOLDER_NOTE = (
+    "a folder at an output's path (model.save(path), a partitioned write): kart records files, not folders, so "
+    "nothing vouches for the files in it (a truncated or replaced file is not seen, here or by a load). To have it "
+    "checked, save one file there instead (an archive, or a format that writes one file)"
+)
+
+
+def _unrecorded_folders(workspace: str, files: Iterable[FileEntry], listed: set[str]) -> list[Problem]:
+    """Without signing: a notice (kind "unrecorded") per folder named as an output by kart's layout whose files no
+    manifest lists (attacker at17 H4: a run that saved a folder at its output's path left a workspace that verified
+    clean, even under ``--strict``, with a file in the folder truncated). ``remove_damaged`` never deletes one."""
+    classes = _class_names(files)
+    folders: dict[str, tuple[str, str]] = {}
+    for entry in _in_output_folders(files):
+        if entry.relative in listed:
+            continue
+        found = _output_folder_path(entry.relative)
+        if found is not None:
+            folders.setdefault(found[0], found[1])
+    return [
+        Problem(
+            "unrecorded", join_url(workspace, relative), f"{classes.get(unique_id, stem)}[{unique_id[:8]}]", FOLDER_NOTE
+        )
+        for relative, (stem, unique_id) in sorted(folders.items())
+    ]
+
+
 def _rewritten(output: str, manifest: str) -> str:
     """``; it was modified at .., after kart recorded its commit at .. (...)`` for a damaged local output
     newer than its manifest (``kart_core.damage.rewritten_note``: another writer, or an edit), else ""."""
@@ -719,6 +747,9 @@ def remove_damaged(report: VerifyReport, *, unrecorded: bool = False, signer: Si
             continue
         if problem.direct_write:
             deleted += _undo_direct_write(report.workspace, problem, signer)
+            continue
+        if problem.detail == FOLDER_NOTE:  # a whole folder: never deleted on a notice
+            logger.warning("%s: `kart verify` left the folder %r alone: delete it by hand", problem.task, problem.path)
             continue
         changed = _changed_since_scan(problem)
         if changed is not None:
@@ -866,11 +897,18 @@ def _in_output_folders(files: Iterable[FileEntry]) -> list[FileEntry]:
 
 def _output_folder(relative: str) -> tuple[str, str] | None:
     """``named_run`` of the innermost folder of ``relative`` named as an output, if any."""
+    found = _output_folder_path(relative)
+    return found[1] if found is not None else None
+
+
+def _output_folder_path(relative: str) -> tuple[str, tuple[str, str]] | None:
+    """The innermost folder of ``relative`` named as an output (its workspace-relative path) and its ``named_run``."""
     parts = relative.split("/")[:-1]
     for end in range(len(parts), 0, -1):
-        found = named_run("/".join(parts[:end]))
+        folder = "/".join(parts[:end])
+        found = named_run(folder)
         if found is not None:
-            return found
+            return folder, found
     return None
 
 

@@ -252,3 +252,33 @@ def test_a_mistyped_workspace_is_an_error_not_a_clean_result(workspace: str, tmp
     assert result.exit_code == 1 and "No workspace at" in result.output and "Traceback" not in result.output
     os.makedirs(typo)  # an existing, empty folder is a workspace with nothing in it yet
     assert verify_workspace(typo).ok and verify_workspace(typo).outputs == 0
+
+
+class VerifySavedFolder(gokart.TaskOnKart[str]):
+    """Saves a folder at its output's path, as model.save(path) does."""
+
+    def output(self) -> gokart.TargetOnKart:
+        return self.make_target("model/weights.pkl")
+
+    def run(self) -> None:
+        folder = Path(self.output().path())
+        folder.mkdir(parents=True)
+        (folder / "w.txt").write_text("1111")
+        (folder / "config.txt").write_text("{}")
+
+
+def test_a_folder_saved_at_an_output_path_is_listed_as_unrecorded(workspace: str) -> None:
+    """Attacker at17 H4: kart records files, not folders; a workspace whose saved folder had a truncated file in it
+    verified clean, even under --strict. It is listed as unrecorded (fails --strict), and never deleted on that."""
+    task = VerifySavedFolder(workspace_directory=workspace)
+    gokart.build(task, reset_register=False, return_value=False)  # a folder: read by its path, not loaded
+    folder = Path(task.output().path())
+    (folder / "w.txt").write_text("11")
+    report = verify_workspace(workspace)
+    assert report.ok and not report.strict_ok
+    assert [(notice.kind, notice.path) for notice in report.notices] == [("unrecorded", str(folder))]
+    assert "kart records files, not folders" in report.notices[0].detail
+    assert remove_damaged(report, unrecorded=True) == []
+    assert (folder / "w.txt").read_text() == "11" and (folder / "config.txt").exists()
+    result = CliRunner().invoke(cli, ["verify", "-w", workspace, "--strict"])
+    assert result.exit_code == DAMAGE_FOUND and str(folder) in result.output
