@@ -66,7 +66,7 @@ class Reader(gokart.TaskOnKart[int]):
 
 
 class ByPathSideWriter(gokart.TaskOnKart[int]):
-    """Writes its side file by the path run() asks for, as gokart code often does (local disk)."""
+    """Writes its side file by the path run() asks for, as gokart code often does."""
 
     n = luigi.IntParameter(default=1)
 
@@ -75,9 +75,10 @@ class ByPathSideWriter(gokart.TaskOnKart[int]):
 
     def run(self) -> None:
         path = self.make_target("shared/notes.txt", use_unique_id=False).path()
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w") as file:
-            file.write(f"threshold {self.n}\n")
+        if "://" not in path:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        with storage_for(path).atomic_write(path) as file:  # by path: a local file, or one put on object storage
+            file.write(f"threshold {self.n}\n".encode())
         self.dump(self.n)
 
 
@@ -252,7 +253,8 @@ def test_a_kart_named_side_file_is_not_reported_unrecorded_and_rollback_refused(
         vocab.load()
 
 
-def test_a_side_file_written_by_path_is_signed_listed_and_rollback_refused(workspace: str, signed: None) -> None:
+def test_a_side_file_written_by_path_is_signed_listed_and_rollback_refused(where: str, signed: None) -> None:
+    workspace = where
     first = ByPathSideWriter(n=1, workspace_directory=workspace)
     _build(first)
     target = first.make_target("shared/notes.txt", use_unique_id=False)
