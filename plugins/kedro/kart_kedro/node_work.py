@@ -18,7 +18,7 @@ from kart_kedro._receipt import KartReceipt
 from kart_kedro.input_digest import data_digest
 from kart_kedro.node_cache import KedroNodeRun, executing
 from kart_kedro.node_records import OUTPUT_STATES
-from kart_kedro.output_state import FileStamp, OutputState, current_state, file_stamp
+from kart_kedro.output_state import FileStamp, OutputState, current_state, file_stamp, holds_state
 from kart_kedro.pickled_code import plain_data
 
 __all__ = ["NodeResult", "NodeWork"]
@@ -36,9 +36,9 @@ class NodeResult:
             by dataset name (``kart_core.committed_digests``, no manifest read); None otherwise.
         plain: the outputs (dataset names) whose values were plain data (``pickled_code.plain_data``): their
             pickles name no project code, so the runner need not read them to key their readers.
-        changed: the raw inputs (dataset names) whose stamps differed, after the node ran, from the ones their
-            digests in the node's key were taken under (``NodeWork.watched``): the node ran, its outputs were
-            saved, and its result was not cached (status ``ran uncached``).
+        changed: the inputs (dataset names) that another writer changed, by the time the node ran, since the
+            digests or states in the node's key were taken (``NodeWork.watched``, ``held``, ``expected``): the node
+            ran, its outputs were saved, and its result was not cached (status ``ran uncached``).
     """
 
     status: str
@@ -67,6 +67,7 @@ class _CapturingTask(Task):
 
     outputs: dict[str, Any] | None = None
     watched: dict[str, FileStamp] = {}  # noqa: RUF012 (set per instance by NodeWork._execute; read only here)
+    held: dict[str, OutputState] = {}  # noqa: RUF012 (likewise)
     root: str | None = None
     expected: dict[str, str] = {}  # noqa: RUF012 (likewise)
     changed: tuple[str, ...] = ()
@@ -103,6 +104,10 @@ class _CapturingTask(Task):
         self.outputs = outputs
         if self.watched:
             self.changed = _changed_inputs(catalog, self.watched, self.root)
+        if self.held:
+            self.changed += tuple(
+                name for name, state in self.held.items() if not holds_state(catalog.get(name), state)
+            )
         self.changed += self.loaded_other
         return outputs
 
@@ -128,11 +133,18 @@ class NodeWork:
             (``NodeResult.changed``). One ``stat`` per local file, one metadata request or listing on object
             storage, and only for nodes that run.
         root: the Kedro project root the stamps are taken relative to (``file_stamp``).
+        held: the state (``output_state.current_state``) each persistent input a cached node of the run produced
+            had when its md5 went into ``task``'s key (``PipelineRun.stored_content``), by dataset name. After the
+            node ran each is checked again (``holds_state``: one ``stat`` per local file); when one differs, another
+            session wrote it meanwhile, so the node may have read other content than its key names: its result is
+            not cached (``NodeResult.changed``; attacker at17 H8). Inputs whose state is a digest of loaded data
+            (no file path) are in ``expected`` instead.
         expected: the data digest (``input_digest.data_digest``) each raw input without a stamp (a database
             table, ``memory://``, a dataset without a file path) had in the load its key's digest came from, by
-            dataset name. What Kedro loads for the node is digested again before the node runs (and before a
-            ``before_node_run`` hook may replace it): when it differs, the node's result is not cached either.
-            One more digest of those inputs, for nodes that run only.
+            dataset name (and each such persistent input a cached node produced, by its state's md5). What Kedro
+            loads for the node is digested again before the node runs (and before a ``before_node_run`` hook may
+            replace it): when it differs, the node's result is not cached either. One more digest of those
+            inputs, for nodes that run only.
     """
 
     node: Any
@@ -146,6 +158,7 @@ class NodeWork:
     watched: dict[str, FileStamp] = dataclasses.field(default_factory=dict)
     root: str | None = None
     expected: dict[str, str] = dataclasses.field(default_factory=dict)
+    held: dict[str, OutputState] = dataclasses.field(default_factory=dict)
     plain: tuple[str, ...] = ()  # set by the run: NodeResult.plain
     _states: dict[str, OutputState] = dataclasses.field(default_factory=dict, repr=False)  # set by the run
 
@@ -207,7 +220,7 @@ class NodeWork:
             run_id=self.run_id,
             parallel=self.hook_manager is None,
         )
-        task.watched, task.root, task.expected = self.watched, self.root, self.expected
+        task.watched, task.root, task.expected, task.held = self.watched, self.root, self.expected, self.held
         return task
 
 

@@ -54,6 +54,7 @@ __all__ = [
     "current_state",
     "dataset_config",
     "file_stamp",
+    "holds_state",
     "is_persistent",
     "path_holds_data",
 ]
@@ -305,6 +306,28 @@ def _content_state(dataset: Any, recorded: OutputState | None) -> OutputState:
     if filesystem is None:
         return _local_state(path, recorded)
     return _fsspec_state(filesystem, path, recorded, folder=_is_partitioned(dataset))
+
+
+def holds_state(dataset: Any, state: OutputState) -> bool | None:
+    """Whether a file dataset's files still have the sizes, times, names (and, on object storage, content tokens)
+    they had when ``state`` was taken: no write since (a write sets the status-change time to now, which nothing
+    sets back). None for a dataset without a file path (its state is a digest of its loaded data).
+
+    One ``stat`` per local file, one metadata request or listing on object storage; the bytes are read only when
+    they differ, or on a store that gives no modification times (then the content decides).
+    """
+    try:
+        location = _location(dataset, newest=True)
+    except _NoVersionYet:
+        return False
+    if location is None:
+        return None
+    filesystem, path = location
+    if filesystem is None:
+        now = _local_state(path, state)
+    else:
+        now = _fsspec_state(filesystem, path, state, folder=_is_partitioned(dataset))
+    return now is state or (now.mtime_ns < 0 and now.md5 == state.md5)
 
 
 class _NoVersionYet(Exception):

@@ -222,6 +222,8 @@ class PipelineRun:
         # What each persistent output holds (its state's md5) once its producer was served or ran: what its
         # readers are keyed by besides what the producer returned (stored_content).
         self.stored: dict[str, str] = {}
+        self.stored_states: dict[str, OutputState] = {}  # the states those md5s are of (NodeWork.held)
+        self.held: dict[str, dict[str, OutputState]] = {}  # by node: the stored states its key was computed from
         self.appending: dict[str, str | None] = {}  # appending_save of each output, asked once per dataset and run
         self.contents: dict[str, dict[str, str]] = {}  # per cached node: its outputs' content hashes (committed)
         self.statuses: dict[str, str] = {}
@@ -345,6 +347,12 @@ class PipelineRun:
         persistent = tuple(name for name in outputs if self._persistent(name)) if task else ()
         watched = {name: self.input_stamps[name] for name in node.inputs if name in self.input_stamps} if task else {}
         expected = {name: self.input_data[name] for name in node.inputs if name in self.input_data} if task else {}
+        held = {}
+        for name, state in self.held.get(node.name, {}).items() if task else ():
+            if state.size < 0:  # a digest of loaded data (no file path): what Kedro loads for the node is compared
+                expected[name] = state.md5
+            else:
+                held[name] = state
         root = self.project_root if watched else None
         return NodeWork(
             node,
@@ -358,6 +366,7 @@ class PipelineRun:
             watched,
             root,
             expected,
+            held,
         )
 
     def task_for(self, node: Any) -> NodeKey:
@@ -384,6 +393,7 @@ class PipelineRun:
         parameters, inputs, upstream = {}, {}, {}
         held: dict[str, str] = {}  # project code the upstream values name: "{name} (held by 'input')" -> digest
         keyed_upstream = []
+        self.held.pop(node_name, None)
         for name in node_inputs:
             if _is_parameter(name):
                 parameters[name] = self.parameter_digest(node, name)
@@ -392,6 +402,9 @@ class PipelineRun:
                 if self._persistent(name):  # read back through its catalog entry: what it holds and load args count
                     upstream[name] += self.stored_content(name)
                     inputs[name] = self.input_config(name)
+                    state = self.stored_states.get(name)
+                    if state is not None and not state.missing:  # checked again after the node ran (NodeWork.held)
+                        self.held.setdefault(node_name, {})[name] = state
                 code_held = self.upstream_code(name)
                 if code_held:  # only then: the keys of readers of plain data stay as they were
                     held.update({f"{item} (held by {name!r})": value for item, value in code_held.items()})
@@ -635,6 +648,7 @@ class PipelineRun:
         """Remember what the persistent outputs in ``states`` hold now (``stored_content``)."""
         for name, state in states.items():
             self.stored[name] = "" if state.missing else ":stored:" + state.md5
+            self.stored_states[name] = state
 
     def stored_content(self, name: str) -> str:
         """``:stored:{md5}`` of what the persistent output ``name`` of a cached node of this run holds, as its
