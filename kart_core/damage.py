@@ -14,7 +14,7 @@ import dataclasses
 import os
 from collections.abc import Iterable
 
-from kart_core.manifest import Entry, Manifest, OutputRecord, read_unverified
+from kart_core.manifest import Entry, Manifest, OutputRecord, new_commit_id, read_unverified
 from kart_core.signing import HEADER_SIZE
 from kart_core.storage import storage_for
 from kart_core.storage.base import protocol_of
@@ -40,6 +40,7 @@ __all__ = [
     "maybe_rewritten",
     "rewritten_digest",
     "rewritten_note",
+    "rewritten_siblings",
     "size_mismatches",
     "LoadedFile",
     "loaded_unrecorded",
@@ -200,6 +201,24 @@ def rewritten_digest(path: str, manifest: str, entry: Entry) -> str | None:
     except OSError:
         return None
     return None if found == expected else f"{algorithm}:{found}"
+
+
+def rewritten_siblings(record: OutputRecord, current: Manifest) -> dict[str, Entry]:
+    """The outputs of ``current`` (``record``'s manifest, other than ``record.key``) that were rewritten outside kart
+    after it with other content of the same size (``rewritten_digest``), each as a new version: the entry to write
+    beside ``record``'s when the manifest is written again outside a commit (a load recording a new version, a dump
+    or a removal outside a run). Writing the manifest moves its time past their change, so a rewrite not recorded
+    then would never be seen again by the cheap check (attacker at17 H11). Local storage only (``maybe_rewritten``).
+    """
+    found = {}
+    for key, entry in sorted(current.outputs.items()):
+        output = join_url(record.workspace, key)
+        if key == record.key or not maybe_rewritten(output, record.manifest):
+            continue
+        digest = rewritten_digest(output, record.manifest, entry)
+        if digest is not None:
+            found[key] = dataclasses.replace(entry, digest=digest, commit=new_commit_id(), sealed=False)
+    return found
 
 
 # --- inputs no integrity record vouches for (a raw file dropped in by hand, a gokart-written upstream) ------------

@@ -31,7 +31,7 @@ from kart_core.conflict_prevention_lock import (  # gokart.target's names; kart 
     wrap_load_with_lock,
     wrap_remove_with_lock,
 )
-from kart_core.damage import loaded_unrecorded, rewritten_note, unrecorded_stamp, unvouched_reason
+from kart_core.damage import loaded_unrecorded, rewritten_note, rewritten_siblings, unrecorded_stamp, unvouched_reason
 from kart_core.errors import (
     DamagedOutputError,
     DumpError,
@@ -49,7 +49,7 @@ from kart_core.file_processor import DataFrameType, FileProcessor, make_file_pro
 from kart_core.file_processor.pickle_format import PickleFileProcessor
 from kart_core.integrity import DEFAULT_ALGORITHM, available, digest_bytes, digest_stream
 from kart_core.lock import canonical_location
-from kart_core.manifest import SIGNING_ADVICE, Entry, OutputRecord, new_commit_id, read_manifest
+from kart_core.manifest import SIGNING_ADVICE, Entry, Manifest, OutputRecord, new_commit_id, read_manifest
 from kart_core.signing import HEADER_SIZE, MAGIC, MOVED_ADVICE, Signer, is_sealed, signature_path
 from kart_core.storage import Storage, storage_for
 from kart_core.storage.base import Spool, no_space_note
@@ -179,7 +179,9 @@ class TargetOnKart(luigi.Target):
         commit_marker.remove_output(self._storage, self._path)  # a folder too (a file removal failed on it)
         self._storage.remove(signature_path(self._path))
         if self.record is not None:
-            transaction.forget(storage_for(self.record.manifest), self.record, self.signer)
+            signer = self.signer
+            siblings = _recorded_siblings if signer is None else None
+            transaction.forget(storage_for(self.record.manifest), self.record, signer, siblings)
 
     def last_modification_time(self) -> datetime:
         """When the output was written."""
@@ -301,7 +303,8 @@ class TargetOnKart(luigi.Target):
                 would not describe it, so it would load as damaged).
         """
         try:
-            transaction.record_direct_dump(storage_for(record.manifest), record, entry, signer)
+            siblings = _recorded_siblings if signer is None else None
+            transaction.record_direct_dump(storage_for(record.manifest), record, entry, signer, siblings=siblings)
         except OSError as exc:
             if not NoSpaceError.caused_by(exc):
                 raise
@@ -577,7 +580,7 @@ class TargetOnKart(luigi.Target):
         try:
             # Only over the entry this load compared against: a run that committed meanwhile is what is there now.
             if not transaction.record_direct_dump(
-                storage_for(record.manifest), record, adopted, None, replacing=entry.commit
+                storage_for(record.manifest), record, adopted, None, replacing=entry.commit, siblings=_recorded_siblings
             ):
                 return False
         except OSError as exc:
@@ -930,6 +933,21 @@ class _Sink:
 
     def __init__(self, file: IO[bytes]) -> None:
         self.update = file.write
+
+
+def _recorded_siblings(record: OutputRecord, current: Manifest) -> dict[str, Entry]:
+    """``kart_core.damage.rewritten_siblings``, each one named in a warning: the manifest written with them moves
+    past their change, so they are recorded as new versions now (attacker at17 H11)."""
+    found = rewritten_siblings(record, current)
+    for key in found:
+        logger.warning(
+            "%s: its output %r was rewritten outside kart after its commit with other content of the same size; kart "
+            "records it as a new version (with %r), so tasks built from the old content are stale and rerun.",
+            record.task,
+            key,
+            record.key,
+        )
+    return found
 
 
 def _stream_stat(raw: IO[bytes]) -> tuple[int | None, int | None]:

@@ -58,7 +58,7 @@ import dataclasses
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from kart_core import child_loads, commit_marker, side_record
@@ -754,14 +754,26 @@ def read_base(storage: Storage, record: OutputRecord, signer: Signer | None) -> 
     return found.commit if found is not None else None
 
 
+# What else a manifest written outside a commit records: the entries of its other outputs rewritten outside kart
+# since it was written (``kart_core.damage.rewritten_siblings``), given by the caller (this layer reads no content).
+Siblings = Callable[[OutputRecord, Manifest], Mapping[str, Entry]]
+
+
 def record_direct_dump(
-    storage: Storage, record: OutputRecord, entry: Entry, signer: Signer | None, *, replacing: str | None = None
+    storage: Storage,
+    record: OutputRecord,
+    entry: Entry,
+    signer: Signer | None,
+    *,
+    replacing: str | None = None,
+    siblings: Siblings | None = None,
 ) -> bool:
     """Update ``record``'s manifest entry after a dump outside any run (a gokart-style script).
 
     ``replacing``: the commit id of the entry this one replaces (a load recording a file rewritten
     outside kart); when the manifest meanwhile names another commit for it (a run committed since, its
-    record names what is there now), nothing is written. Returns whether the entry was written.
+    record names what is there now), nothing is written. ``siblings``: the new versions of the task's other
+    outputs to write with it (``Siblings``). Returns whether the entry was written.
     """
     with _manifest_lock(record):
         current = read_quietly(storage, record.manifest, record.manifest_name, signer)
@@ -770,6 +782,8 @@ def record_direct_dump(
             if found is None or found.commit != replacing or current is None or current.pending:
                 return False
         outputs = dict(current.outputs) if current is not None else {}
+        if siblings is not None and current is not None:
+            outputs.update(siblings(record, current))
         outputs[record.key] = entry
         run = current.run if current is not None else None
         logs = current.logs if current is not None else None  # the run logs in place stay current
@@ -785,13 +799,16 @@ def record_direct_dump(
         return True
 
 
-def forget(storage: Storage, record: OutputRecord, signer: Signer | None) -> None:
-    """Drop ``record``'s entry from its manifest (the output was removed); delete an emptied manifest."""
+def forget(storage: Storage, record: OutputRecord, signer: Signer | None, siblings: Siblings | None = None) -> None:
+    """Drop ``record``'s entry from its manifest (the output was removed); delete an emptied manifest.
+    ``siblings``: the new versions of the task's other outputs to write with it (``Siblings``)."""
     with _manifest_lock(record):
         current = read_quietly(storage, record.manifest, record.manifest_name, signer)
         if current is None or record.key not in current.outputs:
             return
         outputs = {key: entry for key, entry in current.outputs.items() if key != record.key}
+        if siblings is not None:
+            outputs.update({key: found for key, found in siblings(record, current).items() if key in outputs})
         if not outputs:
             storage.remove(record.manifest)
             return

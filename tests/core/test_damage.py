@@ -392,3 +392,42 @@ def test_rewritten_digest_hashes_what_the_manifest_hashes(
     other = pickle.dumps("value-v9")  # the same size, other content; a sealed file keeps a header before it
     _rewrite(path, committed[:HEADER_SIZE] + other if signing else other, manifest)
     assert rewritten_digest(path, str(manifest), entry) == f"{DEFAULT_ALGORITHM}:{digest_bytes(other)}"
+
+
+class TwoOutputs(gokart.TaskOnKart[dict]):
+    tag = luigi.Parameter(significant=False, default="v1")
+
+    def output(self) -> dict[str, TargetOnKart]:
+        return {"a": self.make_target("two/a.pkl"), "b": self.make_target("two/b.pkl")}
+
+    def run(self) -> None:
+        self.dump(f"a-{self.tag}", "a")
+        self.dump(f"b-{self.tag}", "b")
+
+
+class ReadsA(gokart.TaskOnKart[str]):
+    def requires(self) -> TwoOutputs:
+        return TwoOutputs(workspace_directory=self.workspace_directory)
+
+    def run(self) -> None:
+        self.dump(self.load("a") + "+A")
+
+
+@pytest.mark.parametrize("put", [_copy_keeping_time, _extract_keeping_time], ids=["cp -p", "rsync -a"])
+def test_recording_one_output_s_new_version_records_its_sibling_s_too(
+    workspace: str, caplog: pytest.LogCaptureFixture, put: object
+) -> None:
+    """Attacker at17 H11: output a rewritten with its time set back, then b rewritten plainly; the load of b recorded
+    b's new version, which wrote the manifest again, past a's change: a was never checked again and ReadsA stayed
+    fresh on the old content. The manifest written for b records a's new version with it."""
+    reader = ReadsA(workspace_directory=workspace)
+    assert gokart.build(reader, reset_register=False) == "a-v1+A"
+    two = reader.requires()
+    assert callable(put)
+    put(two.output()["a"].path(), pickle.dumps("a-v2"))
+    _rewrite(two.output()["b"].path(), pickle.dumps("b-v2"), _manifest(two))
+    caplog.set_level(logging.WARNING)
+    assert two.output()["b"].load() == "b-v2"  # recorded as a new version, and a with it
+    assert "two/a_" in " ".join(_warnings(caplog)) and "records it as a new version" in " ".join(_warnings(caplog))
+    assert gokart.build(reader, reset_register=False) == "a-v2+A"  # stale: rerun on a's new version
+    assert verify_workspace(workspace).ok
