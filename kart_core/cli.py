@@ -814,10 +814,25 @@ def gc_command(
             tasks.append(task)
     with _workspace_errors():
         plan = plan_gc(tasks, workspace, scope="all" if all_classes else "classes", temp_age=temp_age)
+        _warn_missing_keeps(tasks, specs)
         _print_plan(plan, dry_run)
         if not dry_run:
             deleted = delete_unreachable(plan)
             click.echo(f"Deleted {len(deleted)} file(s), {format_size(plan.delete_bytes)}.")
+
+
+def _warn_missing_keeps(tasks: list[Any], specs: list[tuple[str, list[str]]]) -> None:
+    """Say (stderr) which kept task is not complete in the workspace: its parameters are likely not the build's (a
+    typo, a default or a luigi config this shell does not read), so every run of its classes is a candidate
+    (attacker at17 H5)."""
+    for task, (name, args) in zip(tasks, specs, strict=True):
+        if not task.complete():
+            click.echo(
+                f"kart gc: warning: the kept task {task_label(task)} is not complete in this workspace, so nothing of "
+                "its own runs is kept: are its parameters the build's (a typo, a default, a luigi config this "
+                f"shell does not read)? `kart why {' '.join([name, *args])}` names the nearest cached run.",
+                err=True,
+            )
 
 
 def _split_keeps(args: Sequence[str]) -> list[tuple[str, list[str]]]:

@@ -348,6 +348,19 @@ def test_gc_lists_by_default_and_deletes_only_with_delete() -> None:
     assert "Would delete 0 file(s)" in kart("gc", "--keep", f"{M}.CliReport", "--n", "2").output
 
 
+def test_gc_warns_when_a_kept_task_is_not_in_the_workspace() -> None:
+    """Attacker at17 H5: a kept task with a mistyped parameter keeps nothing of its class, silently."""
+    kart("run", f"{M}.CliReport", "--n", "2")
+    built = kart("gc", "--keep", f"{M}.CliReport", "--n", "2")
+    assert "warning" not in built.stderr
+    typo = kart("gc", "--keep", f"{M}.CliReport", "--n", "20")
+    assert typo.exit_code == 0
+    label = f"CliReport[{CliReport(n=20).make_unique_id()[:8]}]"
+    assert f"kart gc: warning: the kept task {label} is not complete in this workspace" in typo.stderr
+    assert f"`kart why {M}.CliReport --n 20`" in typo.stderr
+    assert CliReport(n=2).output().path() in typo.output  # the plan still lists what it would delete
+
+
 def test_gc_keeps_several_tasks_and_rejects_contradictions() -> None:
     kart("run", f"{M}.CliLoad", "--n", "1")
     kart("run", f"{M}.CliLoad", "--n", "2")
