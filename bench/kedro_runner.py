@@ -134,15 +134,20 @@ PHASES = ("sequential", "kart_first", "kart_cached", "kart_cold")
 def forget_process_state() -> None:
     """Empty what a second run in this process reuses and a new ``kedro run`` process would not have: luigi's
     instance cache (the node runs, their ids and targets; kart's look-up by values lives inside it), kart's
-    parses of manifest bytes seen before and its reads of installed distributions' metadata (the code
-    fingerprint's classifier). Imports and kart's per-process code fingerprints stay warm, so the ``cold`` phase
+    parses of manifest bytes seen before, its reads of installed distributions' metadata (the code
+    fingerprint's classifier), its scans of code objects' imports and its node run ids by their values. Imports
+    and kart's per-process code fingerprints stay warm, so the ``cold`` phase
     is a lower bound of a new process's cached run (without the interpreter's start and imports, which
     SequentialRunner's process pays alike)."""
     luigi.task_register.Register.clear_instance_cache()
+    from kart_kedro import node_cache
+
     from kart_core import fingerprint, manifest
 
     manifest._PARSED.clear()  # bench only: kart keeps no public switch for this per-process memo
     fingerprint._FACTS.clear()  # nor for this one (installed distributions' metadata, read once per install state)
+    fingerprint._scanned_imports.cache_clear()  # nor this one (each code object's imports, read from its bytecode)
+    node_cache._ids_by_values.cache_clear()  # nor this one (node runs' ids by their values)
 
 
 def one_round(

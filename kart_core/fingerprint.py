@@ -938,7 +938,7 @@ class _Visit:
         # project helper it calls with the module (lookup(helpers, name)): the caller names what the helper reads.
         helpers = self._helper_look_ups(names, globals_)
         dynamic = not _DYNAMIC_ATTRIBUTES.isdisjoint(names) or _ATTRIBUTES in helpers
-        scan = _scan_imports(code, globals_.get("__package__"))
+        scan = _scanned_imports(code, globals_.get("__package__"))
         # Before any module is walked: a submodule the code reaches (``from pkg import mod``, ``pkg.mod.K``)
         # is an attribute of its package only once imported; whether something imported it first must not count.
         from_modules = self._load_submodules(scan, globals_)
@@ -1747,6 +1747,20 @@ class _ImportScan:
     # local name -> (module, name) an import binds it to (name "" for the module itself)
     bindings: dict[str, set[tuple[str, str]]] = dataclasses.field(default_factory=dict)
     chains: set[tuple[str, ...]] = dataclasses.field(default_factory=set)  # ``name.attr.attr`` as loaded
+
+
+@functools.lru_cache(maxsize=4096)
+def _scanned_imports(code: types.CodeType, package: str | None) -> _ImportScan:
+    """``_scan_imports(code, package)``, kept per process for the last 4,096 code objects (with their package).
+
+    A pure function of the two: a code object is immutable (its instructions, constants and names; nested code is
+    among its constants) and equal code objects hold the same instructions, names and constants; what an import
+    statement resolves to depends on ``package`` alone. So each run of a process (a second KartRunner run, a
+    service keying nodes per request) walks each function's bytecode once, not once per run: ``dis`` decoding
+    every instruction was most of a node function's fingerprint. What the names then reach (module values,
+    helpers, submodules) is looked up anew by every fingerprint. The scan is shared: never change it.
+    """
+    return _scan_imports(code, package)
 
 
 def _scan_imports(code: types.CodeType, package: str | None, scan: _ImportScan | None = None) -> _ImportScan:

@@ -8,6 +8,7 @@ the extension, the run-log paths); this module picks formats and hands the task'
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -119,8 +120,46 @@ def sibling_target(
 
 
 def sibling_record(task: TargetOwner, unique_id: str, relative_file_path: str) -> OutputRecord | None:
-    """The integrity record of ``sibling_target(task, unique_id, relative_file_path, ...)``, without the target."""
-    return _record(task, relative_file_path, unique_id, f"{type(task).__name__}[{short_id(unique_id)}]", unique_id)
+    """The integrity record of ``sibling_target(task, unique_id, relative_file_path, ...)``, without the target.
+
+    The same record as ``_record`` makes for the sibling; what every sibling shares with ``task`` (its workspace,
+    manifest folder, redis settings and owner; whether it writes records at all) is read from ``task`` once and kept
+    on it (``_SiblingParts``): an adapter checking many siblings by one task (KartRunner's cached nodes) asked for
+    them again per output, a fifth of checking a cached node in a new process. A task's parameters never change
+    after it is made, and these are the settings its own targets take once too (``task_memo``).
+    """
+    parts = task.__dict__.get("_kart_sibling_parts")
+    if parts is None:
+        parts = task.__dict__["_kart_sibling_parts"] = _SiblingParts(task)
+    if not parts.recorded:
+        return None
+    return OutputRecord(
+        workspace=parts.workspace,
+        manifest_name=f"{parts.manifest_base}_{unique_id}{parts.manifest_extension}",
+        key=workspace.relative_key(workspace.with_unique_id(relative_file_path, unique_id)),
+        task=f"{parts.class_name}[{short_id(unique_id)}]",
+        unique_id=unique_id,
+        redis=parts.redis,
+        owner=parts.owner,
+    )
+
+
+class _SiblingParts:
+    """What ``_record`` reads of a task that every sibling's record shares (``sibling_record``)."""
+
+    __slots__ = ("class_name", "manifest_base", "manifest_extension", "owner", "recorded", "redis", "workspace")
+
+    def __init__(self, task: Any) -> None:
+        self.recorded = bool(task.should_dump_supplementary_log_files)
+        self.class_name = type(task).__name__
+        self.workspace = str(task.workspace_directory)
+        # with_unique_id(log_relative_path(MANIFEST, Class), uid) is the part before the extension, "_", the id, then
+        # the extension: split once here (``log_relative_path`` with the id splits it per call).
+        self.manifest_base, self.manifest_extension = os.path.splitext(
+            workspace.log_relative_path(workspace.MANIFEST, self.class_name)
+        )
+        self.redis = _redis_settings(task.redis_host, task.redis_port, task.redis_timeout)
+        self.owner = owner_name(type(task))
 
 
 def make_large_data_frame_target(

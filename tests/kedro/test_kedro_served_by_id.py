@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import logging
+import pickle
 from pathlib import Path
 
 import luigi.task_register
 import pytest
 from kart_kedro import KartRunner
-from kart_kedro.node_cache import KedroNodeRun
+from kart_kedro.node_cache import KedroNodeRun, NodeKey
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.pipeline import Pipeline, node
 
@@ -140,3 +141,73 @@ def test_with_signing_on_a_manifest_signed_with_another_key_is_refused(
     monkeypatch.setenv("KART_SIGNING_KEY", "another key of some length")
     with pytest.raises(kart_core.errors.IntegrityError, match="signature is wrong"):
         _run(workspace, _catalog())
+
+
+def _cache_file_all(workspace: str, node_name: str, output: str) -> list[Path]:
+    return sorted(Path(workspace, "kedro", "_").glob(f"{node_name}__{output}_*.pkl"))
+
+
+def _holds(path: Path, value: object) -> bool:
+    return bool(pickle.loads(path.read_bytes()) == value)
+
+
+def _times_plus_one(values: list[int]) -> list[int]:
+    return [value * FACTOR + 1 for value in values]
+
+
+def test_a_second_run_after_one_served_by_id_refuses_what_the_first_refuses(
+    cached: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ids and import scans the first run kept for the process (``_ids_by_values``, ``_scanned_imports``) serve
+    no stale result: an edited node function, a truncated output and a changed upstream each rerun what they must."""
+    assert _run(cached, _catalog()).last_run == {"start": "cached", "times": "cached", "total": "cached"}
+    assert _made() == {"start", "total"}  # served by id: the node runs of the others were never made
+    monkeypatch.setattr(times, "__code__", _times_plus_one.__code__)  # the same function object, edited code
+    catalog = _catalog()
+    assert _run(cached, catalog).last_run == {"start": "cached", "times": "ran", "total": "ran"}
+    assert catalog.load("out") == 15
+    monkeypatch.undo()  # the code as first cached: its runs (and their readers', by content) serve again
+    assert _run(cached, _catalog()).last_run == {"start": "cached", "times": "cached", "total": "cached"}
+    (cache,) = (path for path in _cache_file_all(cached, "times", "timed") if _holds(path, [2, 4, 6]))
+    cache.write_bytes(cache.read_bytes()[:-3])
+    catalog = _catalog(offset=1)  # total runs, so it loads the output of times, served by id
+    runner = _run(cached, catalog)
+    assert runner.last_run == {"start": "cached", "times": "ran", "total": "ran"}
+    assert runner.last_reasons["times"] == "its cached output 'timed' was damaged"
+    assert catalog.load("out") == 13
+    catalog = _catalog(raw=[1, 2, 4])
+    assert _run(cached, catalog).last_run == {"start": "ran", "times": "ran", "total": "ran"}
+    assert catalog.load("out") == 14
+
+
+class _Shouted(str):
+    """A node name of a ``str`` subclass: equal to its text, but luigi serializes it as its ``str()``, shouted."""
+
+    def __str__(self) -> str:
+        return self.upper()
+
+    __hash__ = str.__hash__
+
+
+def test_a_key_of_a_str_subclass_value_is_not_named_by_the_id_of_the_equal_str() -> None:
+    """``_ids_by_values`` compares values by equality: ``_Shouted("times") == "times"``. Its id is the node run's own
+    (luigi's serialization), never the memo's entry for the plain string."""
+    fields = {
+        "project": "",
+        "node_name": "times",
+        "code": "c",
+        "parameters": "p",
+        "data": "d",
+        "inputs": ("started",),
+        "outputs": ("timed",),
+        "upstream": (),
+    }
+    plain = NodeKey(fields)
+    assert plain.unique_id == KedroNodeRun.keyed(**fields).make_unique_id()
+    shouted = {**fields, "node_name": _Shouted("times")}
+    assert shouted == fields
+    _new_process()  # luigi's instance cache finds a task by equal values too: its own node run, made alone
+    subclassed = NodeKey(shouted)
+    assert subclassed.unique_id is None  # not of the plain form: the node run tells it
+    assert subclassed.make_unique_id() != plain.unique_id
+    assert str(subclassed.task.node_name) == "TIMES"

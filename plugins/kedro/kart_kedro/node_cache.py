@@ -309,18 +309,17 @@ class NodeKey:
     @property
     def strings(self) -> dict[str, str] | None:
         """The node run's significant strings (``to_str_params(only_significant=True)``), computed from ``fields``;
-        None when a value is not of the plain form (``task`` tells them then)."""
+        None when a value is not of the plain form (``task`` tells them then). Shared with the process's other
+        keys of the same fields (``_strings_and_id``): read it, never change it."""
         if self._strings is None:
-            self._strings = _field_strings(self.fields)
+            self._strings, self._unique_id = _strings_and_id(self.fields)
         return self._strings
 
     @property
     def unique_id(self) -> str | None:
         """The node run's unique id, computed from ``strings`` (gokart's recipe); None when they are None."""
         if self._unique_id is None:
-            strings = self.strings
-            if strings is not None:
-                self._unique_id = kart_core.unique_id_from_parts([], strings, KedroNodeRun.__name__)
+            self._strings, self._unique_id = _strings_and_id(self.fields)
         return self._unique_id
 
     def make_unique_id(self) -> str:
@@ -343,22 +342,59 @@ class NodeKey:
         return _output_paths(self.fields.get("project", ""), self.fields["node_name"], self.output_names())
 
 
-def _field_strings(fields: Mapping[str, Any]) -> dict[str, str] | None:
-    """``KedroNodeRun.keyed(**fields).to_str_params(only_significant=True)``, from ``fields`` alone: the significant
-    parameters in luigi's order, each given in its plain form; None otherwise (one not given takes its value from
-    the config or its default: only the node run can tell it)."""
-    strings = {}
-    for name, parameter in _significant_parameters(KedroNodeRun):
-        if name not in fields:
-            return None
-        value = fields[name]
-        if type(parameter) is _Strings and type(value) is tuple and all(type(item) is str for item in value):
-            strings[name] = _json_strings(value)
-        elif type(parameter) is luigi.Parameter and type(value) is str:
-            strings[name] = value
-        else:
-            return None
-    return strings
+def _strings_and_id(fields: Mapping[str, Any]) -> tuple[dict[str, str] | None, str | None]:
+    """``KedroNodeRun.keyed(**fields)``'s significant strings (``to_str_params(only_significant=True)``) and unique id,
+    from ``fields`` alone; ``(None, None)`` unless every significant parameter is given in its plain form (a ``str``
+    for a ``luigi.Parameter``, a tuple of ``str`` for a ``_Strings``; exactly these types: a ``str`` subclass
+    serializes as its ``str()``), as only the node run can tell them then (one not given takes its value from the
+    config or its default).
+
+    Memoised per process by the significant values (``_ids_by_values``), once they are known to be of the plain
+    form: a node keyed alike in an earlier run of this process (a second run after one that served every node by
+    its id, made no node run and so left luigi's instance cache empty) is named without serializing and hashing its
+    parameters again. Each type is checked item by item in a loop: a generator per string list cost a third of the
+    strings.
+    """
+    values = []
+    for name, kind in _significant_kinds(KedroNodeRun):
+        value = fields.get(name, _ABSENT)
+        if kind is _Strings and type(value) is tuple:
+            for item in value:
+                if type(item) is not str:
+                    return None, None
+        elif kind is not luigi.Parameter or type(value) is not str:
+            return None, None
+        values.append(value)
+    return _ids_by_values(tuple(values))
+
+
+@functools.lru_cache(maxsize=4096)
+def _ids_by_values(values: tuple[str | tuple[str, ...], ...]) -> tuple[dict[str, str], str]:
+    """The significant strings and unique id of a KedroNodeRun whose significant values (in ``_significant_kinds``
+    order) are ``values``, of the plain form; kept for the last 4,096 (a few large pipelines' nodes).
+
+    Safe to keep: the strings and id are a pure function of the values, which are the key and, being exact ``str``
+    and tuples of exact ``str`` (``_strings_and_id`` checked), are equal only when they are the same text. Bounded,
+    so a long-lived process keying ever new nodes does not grow with them. The dict is shared by every key of these
+    values: never change it.
+    """
+    strings = {  # a tuple is a _Strings' value, a str a luigi.Parameter's (checked)
+        name: _json_strings(value) if isinstance(value, tuple) else value
+        for (name, _), value in zip(_significant_kinds(KedroNodeRun), values, strict=True)
+    }
+    return strings, kart_core.unique_id_from_parts([], strings, KedroNodeRun.__name__)
+
+
+_ABSENT = object()
+
+
+def _significant_kinds(cls: type[KedroNodeRun]) -> list[tuple[str, type]]:
+    """``(name, type(parameter))`` of ``_significant_parameters(cls)`` (found once per class)."""
+    found = cls.__dict__.get("_kart_kedro_kinds")
+    if found is None:
+        found = [(name, type(parameter)) for name, parameter in _significant_parameters(cls)]
+        type.__setattr__(cls, "_kart_kedro_kinds", found)
+    return found  # type: ignore[no-any-return]
 
 
 def _records_task(workspace: str) -> kart_core.TaskOnKart[Any]:

@@ -98,6 +98,9 @@ class RunParts:
     upstream: Mapping[str, str]
 
 
+_RUN_PARTS_FIELDS = frozenset(field.name for field in dataclasses.fields(RunParts))
+
+
 class NodeRecords:
     """Reads and writes the records of one project's node runs in one workspace."""
 
@@ -289,6 +292,17 @@ class NodeRecords:
             return RunParts(**fields) if fields else None
         except TypeError:
             return None
+
+    def last_unique_id(self, node_name: str) -> str | None:
+        """``last_run(node_name).unique_id`` (None when that is None), without making the RunParts: asked for every
+        node a cached run served, where only the id is compared (``PipelineRun.served_parts``)."""
+        if self._last_runs is None:
+            self._last_runs = _stored(self._last_runs_target())
+        fields = self._last_runs.get(node_name)
+        # RunParts(**fields) is made exactly when the keys are its fields' names (it checks no value).
+        if type(fields) is not dict or fields.keys() != _RUN_PARTS_FIELDS:
+            return None
+        return fields["unique_id"]  # type: ignore[no-any-return]
 
     def save_last_runs(self, parts: Mapping[str, RunParts]) -> None:
         """Remember the key parts of the nodes that just ran (one file write per run, merged)."""

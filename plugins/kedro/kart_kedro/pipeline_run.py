@@ -945,8 +945,7 @@ class PipelineRun:
             parts = self.parts.get(node_name)
             if status != cached or parts is None or node_name in self.ran_parts:
                 continue
-            last = self.records.last_run(node_name)
-            if last is None or last.unique_id != parts.unique_id:
+            if self.records.last_unique_id(node_name) != parts.unique_id:
                 served[node_name] = parts
         return served
 
