@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 import luigi
+import pytest
 from af_helpers import cache_files, statuses
 from kart_airflow import task_id_for, to_dag
 from mlpipeline import Evaluate, LoadData, MakeFeatures, Train
@@ -204,3 +205,20 @@ def test_rerun_on_the_second_copy_of_a_task_reached_twice_is_kept(run_dag) -> No
     assert statuses(run)[up.task_id] == "ran"
     assert kart_core.load_output(StaleUp()) == 30
     assert [kart_core.load_output(root) for root in roots] == [31, 60]
+
+
+def test_a_run_conf_and_dag_params_are_said_to_reach_no_kart_task(register_dag, capfd) -> None:
+    """Attacker at17 H6: a DAG's params and a run's conf reached no kart task, silently."""
+    task = LoadData(n_rows=7)
+    with pytest.warns(UserWarning, match=r"to_dag\('with_params', params=...\): kart tasks take their parameters"):
+        dag = to_dag(task, dag_id="with_params", params={"n_rows": 5})
+    register_dag(dag)
+    run = dag.test(run_conf={"n_rows": 5})
+    assert run.state == "success"
+    out = capfd.readouterr().out
+    assert "this DAG run's conf {'n_rows': 5} is not read by kart tasks" in out
+    assert task.complete() and len(task.output().load()) == 7  # the file's value, as documented
+    plain = to_dag(LoadData(n_rows=8), dag_id="without_conf")
+    register_dag(plain)
+    assert plain.test().state == "success"
+    assert "is not read by kart tasks" not in capfd.readouterr().out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -56,6 +57,15 @@ def to_dag(
     When a worker parses the file to run one task (Airflow's parsing context), the DAG holds
     only that task. Raises ``TaskDefinitionError`` for task classes a worker could not import.
     """
+    if dag_kwargs.get("params"):
+        # A run's params/conf reach no kart task (attacker at17 H6): say so where the DAG is declared.
+        warnings.warn(
+            f"to_dag({dag_id!r}, params=...): kart tasks take their parameters from the DAG file, never from a DAG "
+            "run's params or conf; these params are shown in Airflow's trigger form but reach no kart task. Make a "
+            "DAG per parameter set instead (docs/airflow.md, 'Dates and partitions').",
+            UserWarning,
+            stacklevel=2,
+        )
     # Airflow records the file that created the DAG (this one); workers re-parse the caller's DAG file.
     dag_file = sys._getframe(1).f_code.co_filename
     with DAG(dag_id=dag_id, **dag_kwargs) as dag:

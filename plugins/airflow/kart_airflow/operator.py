@@ -140,6 +140,22 @@ class KartTaskOperator(BaseOperator):
         """False: a cached run emits no Asset event."""
         return self.kart.emit_cached_asset_events
 
+    def _say_conf_unread(self, context: Any) -> None:
+        """Warn when the DAG run carries a conf (``airflow dags trigger -c``, the UI's trigger form): kart tasks take
+        their parameters from the DAG file, never from a run's conf or ``params`` (docs/airflow.md, "Dates and
+        partitions"), so a user who set one must hear that it reached nothing (attacker at17 H6)."""
+        dag_run = context.get("dag_run") if hasattr(context, "get") else None
+        conf = getattr(dag_run, "conf", None)
+        if conf:
+            self.log.warning(
+                "this DAG run's conf %s is not read by kart tasks: %s's parameters come from the DAG file (as "
+                "parsed: %s). Make a DAG per parameter set, or pass values the file reads; see docs/airflow.md, "
+                "'Dates and partitions'.",
+                dict(conf),
+                self.kart_class,
+                self.kart_unique_id,
+            )
+
     def execute(self, context: Any) -> dict[str, Any]:
         """Check the task against the parsed DAG, run it unless cached; return ``{"status", "path", "unique_id", "repaired"}``."""
         try:
@@ -153,6 +169,7 @@ class KartTaskOperator(BaseOperator):
             )
             recorded = self._check_against_parse(task, current_code(task, self.kart_class, self.kart.code), extra)
             self._check_upstream_run(task, context, recorded)
+            self._say_conf_unread(context)
         except kart_core.StaleTaskError as exc:
             # A retry would run the same code again: fail now, with kart's message.
             self.log.error("%s", exc)
