@@ -159,9 +159,9 @@ def _execute_serially(
 class _Releaser:
     """``release(key)`` after ``key`` settled: each upstream whose dependants have all settled forgets its targets.
 
-    Counts, per node, the dependants not settled yet (one dict entry per node with dependants);
-    the roots are never released (build() loads their outputs), nor the upstreams of a task that
-    failed or did not run.
+    Counts, per node, the dependants not settled yet: an entry only for a node with two or more left (most nodes of
+    a chain or a fan-in have one dependant: a 100,000-task graph keeps no entry for them, ``settle_one``); the roots
+    are never released (build() loads their outputs), nor the upstreams of a task that failed or did not run.
     """
 
     def __init__(self, graph: TaskGraph) -> None:
@@ -171,12 +171,12 @@ class _Releaser:
         for deps in graph.upstream.values():
             for dep in deps:
                 self.left[dep] = self.left.get(dep, 0) + 1
+        self.left = {key: count for key, count in self.left.items() if count > 1}
 
     def __call__(self, key: str) -> None:
         nodes, left = self.graph.nodes, self.left
         for dep in self.graph.upstream[key]:
-            left[dep] -= 1
-            if not left[dep] and dep not in self.keep:
+            if settle_one(left, dep) and dep not in self.keep:
                 task = nodes[dep]
                 if is_kart_task(task):
                     task.kart_release()
@@ -200,16 +200,22 @@ def _record(result: BuildResult, display: Progress, key: str, outcome: RunReport
 Dependants = dict[str, str | list[str]]  # a key: its one dependant, or the list of several
 
 
-def dependency_state(graph: TaskGraph, pending: Sequence[str]) -> tuple[dict[str, int], Dependants]:
-    """For each pending key, how many pending upstreams it waits on; for each pending key, who waits on it.
+def dependency_state(graph: TaskGraph, pending: Sequence[str]) -> tuple[list[str], dict[str, int], Dependants]:
+    """The pending keys that wait on no pending upstream; how many each key waiting on several waits on; for each
+    pending key, who waits on it.
 
     Linear in nodes and edges: ``pending`` is iterated a fixed number of times, whatever its length
     (an upstream that is not pending was found complete by the walk). Small per task, for 100,000
-    of them: a count, not a set, of what each waits on; the one dependant most tasks have as its key,
-    a list only for several (``dependants_of`` reads both); no entry for a key nothing waits on.
+    of them: a count, not a set, of what each waits on, and only for a key that waits on two or more (a key
+    listed as a dependant and absent from the counts waits on one: ``settle_one``); the one dependant most tasks
+    have as its key, a list only for several (``dependants_of`` reads both); no entry for a key nothing waits on.
     An upstream listed twice counts twice, and its dependant is listed twice.
+
+    Returns:
+        (ready, waiting, dependants): ``ready`` in ``pending``'s order.
     """
     pending_set = set(pending)
+    ready: list[str] = []
     waiting: dict[str, int] = {}
     dependants: Dependants = {}
     for key in pending:
@@ -224,8 +230,20 @@ def dependency_state(graph: TaskGraph, pending: Sequence[str]) -> tuple[dict[str
                     dependants[dep] = [known, key]
                 else:
                     known.append(key)
-        waiting[key] = count
-    return waiting, dependants
+        if count == 0:
+            ready.append(key)
+        elif count > 1:
+            waiting[key] = count
+    return ready, waiting, dependants
+
+
+def settle_one(counts: dict[str, int], key: str) -> bool:
+    """Count one of ``key``'s awaited settlements as done, in ``counts`` that lists only the keys awaiting two or
+    more (an absent key awaits one); return whether ``key`` awaits none any more (its entry is gone then)."""
+    left = counts.pop(key, 1) - 1
+    if left > 1:
+        counts[key] = left
+    return left == 0
 
 
 def dependants_of(dependants: Dependants, key: str) -> Sequence[str]:
@@ -459,8 +477,7 @@ def _execute_in_pool(
     release: Callable[[str], None],
     limits: ResourceLimits,
 ) -> None:
-    waiting, dependants = dependency_state(graph, pending)
-    ready = [key for key in pending if not waiting[key]]
+    ready, waiting, dependants = dependency_state(graph, pending)
     ready.reverse()  # popped from the end: the walk's order first
     again: list[str] = []  # taken down with a dead worker's pool: run first, even after a failure stopped the build
     alone: set[str] = set()  # a pool broke while they ran and the dead worker could not be told: run each alone
@@ -480,8 +497,7 @@ def _execute_in_pool(
             return
         release(key)
         for child in dependants_of(dependants, key):
-            waiting[child] -= 1
-            if not waiting[child]:
+            if settle_one(waiting, child):
                 ready.append(child)
 
     try:

@@ -151,7 +151,7 @@ class TargetOnKart(luigi.Target):
         """
         slot = self._run_slot()
         what = f"the path of its output {self._path!r}" if slot is not None else ""
-        running = transaction.join(slot, what=what, asking_path=True)
+        running = transaction.join(slot, what=what, asking_path=True, label=self.owner)
         if running is not None and running.direct is not None:
             return running.direct.hand_out(self, self._path)  # a private name during run() (direct_write)
         if running is None and slot is not None:
@@ -218,7 +218,7 @@ class TargetOnKart(luigi.Target):
             RunWriteError: the dump cannot join the task's run (a child process of it, a thread still
                 dumping after ``run()`` returned); nothing is written.
         """
-        running = transaction.join(self._run_slot(), writing=True, what=f"its output {self._path!r}")
+        running = transaction.join(self._run_slot(), writing=True, what=f"its output {self._path!r}", label=self.owner)
         settings = target_config.current()
         signer = self._signer if self._signer is not None else settings.signer
         record = self.record if settings.record else None

@@ -172,7 +172,7 @@ def dump(
             "Check the task's inputs, or set fail_on_empty_dump=False if empty is fine."
         )
     chosen = output_target(task, target)
-    with transaction.joined(memo_of(task).run, writing=True, what=_dumped(target)):
+    with transaction.joined(memo_of(task).run, writing=True, what=_dumped(target), label=task.kart_label()):
         chosen.dump(obj, custom_labels=custom_labels)
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
-__all__ = ["UNSET", "RunSlot", "TaskMemo", "memo_of", "shared_threads"]
+__all__ = ["UNSET", "Outlived", "RunSlot", "TaskMemo", "memo_of", "shared_threads"]
 
 
 class _Unset:
@@ -105,16 +105,18 @@ class RunSlot:
             None otherwise. The child sends the loads it makes through the task to that folder
             (``kart_core.child_loads``), and refuses its dumps.
         strays: what the task's latest ended run left behind (``outlived``; None before one ended, and when only its
-            own thread and the main thread were alive at its end): its label, the
-            threads alive when its ``run()`` returned, those alive when it began, and its own thread. Every thread
+            own thread and the main thread were alive at its end): the threads alive when its ``run()`` returned,
+            those alive when it began, and its own thread. Every thread
             alive at the end other than its own and the main thread is a stray: one ``run()`` started, or one
             already running when it began (an outsider: a worker of a pool made before the run, which may be
             running a job ``run()`` gave up on). Their writes of the task's output belong to no run. A stray of
             an earlier run still alive is alive at the latest run's end too, so the latest run's sets suffice.
-            The sets are shared between runs while the process's threads stay the same (``shared_threads``).
-        failed: the label of the task's last ended run in this process when it committed nothing (failed or
-            interrupted), else None: a stray's path request is refused then (what it writes there would make
-            the failed task look complete).
+            The record is shared by the runs that one thread ended while the process's threads stayed the same
+            (``shared_threads``): a build on two worker threads keeps no record of its own per task (it kept the
+            run's label and a 4-tuple, about 140 bytes per task). Messages name the task by its label, which the
+            reader passes (``kart_core.transaction.join``).
+        failed: whether the task's last ended run in this process committed nothing (failed or interrupted): a
+            stray's path request is refused then (what it writes there would make the failed task look complete).
     """
 
     __slots__ = ("runs", "elsewhere", "strays", "failed")
@@ -122,10 +124,8 @@ class RunSlot:
     def __init__(self, elsewhere: tuple[int, str, str | None, str | None] | None = None) -> None:
         self.runs: tuple[Any, ...] = ()
         self.elsewhere = elsewhere
-        self.strays: tuple[str, frozenset[threading.Thread], frozenset[threading.Thread], threading.Thread] | None = (
-            None
-        )
-        self.failed: str | None = None
+        self.strays: Outlived | None = None
+        self.failed = False
 
     def enter(self, running: Any) -> None:
         """Add ``running`` (a transaction) to ``runs``."""
@@ -144,31 +144,27 @@ class RunSlot:
             self.runs = tuple(runs)
 
     def outlived(
-        self,
-        label: str,
-        alive: frozenset[threading.Thread],
-        outsiders: frozenset[threading.Thread],
-        own: threading.Thread,
+        self, alive: frozenset[threading.Thread], outsiders: frozenset[threading.Thread], own: threading.Thread
     ) -> None:
-        """Note what the run named ``label`` left behind: the threads ``alive`` when its ``run()`` returned, the
-        ``outsiders`` alive when it began, and ``own``, the thread that ran it (see ``strays``).
+        """Note what the task's run left behind: the threads ``alive`` when its ``run()`` returned, the ``outsiders``
+        alive when it began, and ``own``, the thread that ran it (see ``strays``).
 
         When no thread but ``own`` and the main thread was alive, nothing can be a stray (``stray_run`` answers None
-        for every thread, as it would for the noted sets): ``strays`` is then None, and a serial build's 100,000
-        tasks keep no label and tuple each (about 150 bytes per task)."""
+        for every thread, as it would for the noted sets): ``strays`` is then None. Otherwise it is the record this
+        thread noted last when that holds the same sets (``_outlived``), so a build's 100,000 tasks share a few."""
         main = threading.main_thread()
         if all(thread is own or thread is main for thread in alive):
             self.strays = None
             return
-        self.strays = (label, alive, outsiders, own)
+        self.strays = _outlived(alive, outsiders, own)
 
-    def stray_run(self, thread: threading.Thread) -> tuple[str, bool] | None:
-        """The label of the latest ended run that ``thread`` outlived as a stray and whether it was already running
-        when that run began (None: ``thread`` is not a stray of the task's runs)."""
+    def stray_run(self, thread: threading.Thread) -> bool | None:
+        """Whether ``thread`` outlived the task's latest ended run as a stray that was already running when that run
+        began (True: an outsider) or one that began meanwhile (False); None: it is not a stray of the task's runs."""
         strays = self.strays
-        if strays is None or thread not in strays[1] or thread is strays[3] or thread is threading.main_thread():
+        if strays is None or thread not in strays.alive or thread is strays.own or thread is threading.main_thread():
             return None
-        return strays[0], thread in strays[2]
+        return thread in strays.outsiders
 
     def __reduce__(self) -> tuple[type[RunSlot], tuple[tuple[int, str, str | None, str | None] | None]]:
         runs = list(self.runs)
@@ -194,6 +190,30 @@ def _new_runs_lock() -> None:
 
 
 os.register_at_fork(after_in_child=_new_runs_lock)
+
+
+class Outlived(NamedTuple):
+    """What a run left behind (``RunSlot.strays``): the threads ``alive`` when its ``run()`` returned, the
+    ``outsiders`` alive when it began, and ``own``, the thread that ran it. Shared between runs: never changed."""
+
+    alive: frozenset[threading.Thread]
+    outsiders: frozenset[threading.Thread]
+    own: threading.Thread
+
+
+_last_outlived = threading.local()  # per thread: the Outlived it made last (its runs share it while the sets stay)
+
+
+def _outlived(
+    alive: frozenset[threading.Thread], outsiders: frozenset[threading.Thread], own: threading.Thread
+) -> Outlived:
+    """An ``Outlived`` record of these sets: this thread's last one when it holds the same objects (the sets come
+    from ``shared_threads``, so they are the same objects while the process's threads do not change)."""
+    last: Outlived | None = getattr(_last_outlived, "record", None)
+    if last is not None and last.alive is alive and last.outsiders is outsiders and last.own is own:
+        return last
+    record = _last_outlived.record = Outlived(alive, outsiders, own)
+    return record
 
 
 def shared_threads() -> frozenset[threading.Thread]:

@@ -379,7 +379,7 @@ class Transaction:
         finally:
             self.open = False
             if self.slot is not None:
-                self.slot.outlived(self.label, shared_threads(), self.outsiders, threading.current_thread())
+                self.slot.outlived(shared_threads(), self.outsiders, threading.current_thread())
             self.outsiders = frozenset()
 
     def add(self, staged: Staged, side: OutputRecord | None = None) -> None:
@@ -864,7 +864,7 @@ def begin(
         if slot is not None:
             slot.leave(transaction)
             # A stray's path request after a failed run is refused (RunSlot.failed); a commit lifts that.
-            slot.failed = None if transaction.committed else label
+            slot.failed = not transaction.committed
         if not transaction.committed:
             transaction.discard()
 
@@ -1043,7 +1043,12 @@ def runs(task: object) -> bool:
 
 
 def join(
-    slot: RunSlot | None, writing: bool = False, what: str = "", reading: bool = False, asking_path: bool = False
+    slot: RunSlot | None,
+    writing: bool = False,
+    what: str = "",
+    reading: bool = False,
+    asking_path: bool = False,
+    label: str | None = None,
 ) -> Transaction | None:
     """The run a read or write of a task's output belongs to: this context's transaction, else the task's run
     whose ``run()`` is executing in this process (found through ``slot``, from whatever thread asks).
@@ -1068,6 +1073,8 @@ def join(
         asking_path: a path request (``TargetOnKart.path``): refused from such an outliving thread while another
             run of the task is in progress (it would write into that run) or when the task's last run in this
             process failed (what it writes there would make the task complete), else answered outside any run.
+        label: how the messages of the refusals below name the output's task (its ``kart_label()``; the slot
+            keeps no label per task). None: "the task".
 
     Raises:
         RunWriteError: (writing) from a child process of the process running the task (its staged
@@ -1089,7 +1096,7 @@ def join(
         return None
     if writing:
         refuse_child(slot, what)
-    if slot.strays is not None and _refuse_stray(slot, writing, asking_path, what):
+    if slot.strays is not None and _refuse_stray(slot, writing, asking_path, what, label):
         return None
     open_runs = list(slot.runs)  # a copy: another thread's run may end meanwhile
     if not open_runs:
@@ -1117,7 +1124,7 @@ def join(
 def _busy(slot: RunSlot | None) -> bool:
     """Whether a run of ``slot``'s task is in progress in this process, or its last one failed (a path handed out
     then would be written into that run, or make the failed task look complete)."""
-    return slot is not None and (bool(slot.runs) or slot.failed is not None)
+    return slot is not None and (bool(slot.runs) or slot.failed)
 
 
 def _refuse_ended(found: Transaction, writing: bool, asking_path: bool, what: str) -> None:
@@ -1141,17 +1148,18 @@ def _refuse_ended(found: Transaction, writing: bool, asking_path: bool, what: st
     )
 
 
-def _refuse_stray(slot: RunSlot, writing: bool, asking_path: bool, what: str) -> bool:
+def _refuse_stray(slot: RunSlot, writing: bool, asking_path: bool, what: str, label: str | None) -> bool:
     """Whether this thread outlived an ended run of the task (then it joins no run); raise when it writes.
+    ``label`` names the task in the messages (see ``join``).
 
     Raises:
         RunWriteError: it writes the task's output, or asks for its path while a run of the task is in progress
             or after the task's last run in this process failed.
     """
-    found = slot.stray_run(threading.current_thread())
-    if found is None:
+    outsider = slot.stray_run(threading.current_thread())
+    if outsider is None:
         return False
-    label, outsider = found
+    label = label or "the task"
     if outsider:
         who = (
             "a thread that was already running when the task's run() began (a worker of a pool made before the "
@@ -1176,7 +1184,7 @@ def _refuse_stray(slot: RunSlot, writing: bool, asking_path: bool, what: str) ->
             f"{label}: {what} was written from {who}. That run is over (committed, or failed and undone), so the "
             f"write belongs to no run: nothing was written, and it is not put into a later run of the task. {fix}"
         )
-    if asking_path and (slot.runs or slot.failed is not None):
+    if asking_path and (slot.runs or slot.failed):
         when = (
             "while another run of the task is in progress: what it writes there would be taken for that run's output"
             if slot.runs
@@ -1187,17 +1195,20 @@ def _refuse_stray(slot: RunSlot, writing: bool, asking_path: bool, what: str) ->
 
 
 @contextlib.contextmanager
-def joined(slot: RunSlot | None, writing: bool = False, what: str = "") -> Iterator[Transaction | None]:
+def joined(
+    slot: RunSlot | None, writing: bool = False, what: str = "", label: str | None = None
+) -> Iterator[Transaction | None]:
     """Run the body in the run that ``join`` finds for ``slot`` (a task's own ``load``/``dump`` from a thread
     that its ``run()`` started: its loads are recorded as the run's inputs, its dumps are staged in it).
+    ``label`` names the task in ``join``'s refusals.
 
     Raises:
         RunWriteError: as ``join``, when ``writing``.
     """
     if isinstance(_current.get(), Transaction):
-        yield join(slot, writing, what)
+        yield join(slot, writing, what, label=label)
         return
-    running = join(slot, writing, what)
+    running = join(slot, writing, what, label=label)
     if running is None:
         relay = _relay_of(slot) if slot is not None and _relayed.get() is None else None
         if relay is None:

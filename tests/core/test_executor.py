@@ -11,7 +11,7 @@ import luigi
 import pytest
 
 import kart_core
-from kart_core.executor import dependants_of, dependency_state, execute
+from kart_core.executor import dependants_of, dependency_state, execute, settle_one
 from kart_core.graph import TaskGraph, walk
 from kart_core.outcome import BuildResult
 from kart_core.task_memo import UNSET, memo_of
@@ -75,21 +75,21 @@ def test_pool_bookkeeping_reads_the_pending_keys_a_fixed_number_of_times(shape: 
     for size in (10, 3000):
         graph = _keys_graph(shape, size)
         pending = CountingKeys(graph.order)
-        waiting, dependants = dependency_state(graph, pending)
+        ready, waiting, dependants = dependency_state(graph, pending)
         iterations.append(pending.iterations)
         if shape == "fan_in":
-            assert waiting["root"] == size and waiting["k0"] == 0
+            assert ready == graph.order[:-1] and waiting == {"root": size}
             assert dependants_of(dependants, "k0") == ("root",) and dependants_of(dependants, "root") == ()
         else:
-            assert waiting["root"] == 1 and waiting["k0"] == 0
+            assert ready == ["k0"] and waiting == {}  # each waits on one: no count kept per task
             assert dependants_of(dependants, "k0") == ("k1",)
     assert iterations[0] == iterations[1] <= 3
 
 
 def test_pool_bookkeeping_ignores_upstreams_found_complete() -> None:
     graph = _keys_graph("fan_in", 4)
-    waiting, dependants = dependency_state(graph, ["k1", "root"])
-    assert waiting == {"k1": 0, "root": 1}
+    ready, waiting, dependants = dependency_state(graph, ["k1", "root"])
+    assert ready == ["k1"] and waiting == {}  # root waits on k1 only
     assert dependants_of(dependants, "k1") == ("root",) and dependants_of(dependants, "root") == ()
 
 
@@ -98,9 +98,11 @@ def test_pool_bookkeeping_lists_several_dependants_and_repeated_upstreams() -> N
     graph = TaskGraph(
         nodes=dict.fromkeys(upstream), upstream=upstream, order=list(upstream), roots=["c"], expanded=set()
     )
-    waiting, dependants = dependency_state(graph, ["a", "b", "c"])
-    assert waiting == {"a": 0, "b": 1, "c": 2}  # c waits for two settlements of a: both are delivered
+    ready, waiting, dependants = dependency_state(graph, ["a", "b", "c"])
+    assert ready == ["a"] and waiting == {"c": 2}  # c waits for two settlements of a: both are delivered
     assert dependants_of(dependants, "a") == ["b", "c", "c"]
+    assert not settle_one(waiting, "c") and waiting == {}  # one left: no entry
+    assert settle_one(waiting, "c") and settle_one(waiting, "b") and waiting == {}
 
 
 def _task_logs(workspace: str) -> list[Path]:

@@ -90,14 +90,38 @@ def test_a_run_with_other_threads_alive_keeps_them_as_strays() -> None:
     main, started, outsider = threading.main_thread(), threading.Thread(), threading.Thread()
     worker = threading.Thread()
     slot = RunSlot()
-    slot.outlived("Task[1]", frozenset({main, worker}), frozenset({main, worker}), worker)
+    slot.outlived(frozenset({main, worker}), frozenset({main, worker}), worker)
     assert slot.strays is None  # its own thread and the main thread only
-    slot.outlived("Task[2]", frozenset({main, worker, started, outsider}), frozenset({main, worker, outsider}), worker)
-    assert slot.stray_run(started) == ("Task[2]", False)
-    assert slot.stray_run(outsider) == ("Task[2]", True)
+    slot.outlived(frozenset({main, worker, started, outsider}), frozenset({main, worker, outsider}), worker)
+    assert slot.stray_run(started) is False  # started by the run
+    assert slot.stray_run(outsider) is True  # already running when it began
     assert slot.stray_run(worker) is None and slot.stray_run(main) is None
-    slot.outlived("Task[3]", frozenset({main}), frozenset({main}), main)
+    slot.outlived(frozenset({main}), frozenset({main}), main)
     assert slot.strays is None and slot.stray_run(started) is None  # the latest run's threads are what counts
+
+
+def test_runs_one_thread_ends_with_the_same_threads_share_one_stray_record() -> None:
+    main, worker, other = threading.main_thread(), threading.Thread(), threading.Thread()
+    alive = frozenset({main, worker, other})
+    slots = [RunSlot() for _ in range(3)]
+    for slot in slots:
+        slot.outlived(alive, alive, worker)
+    assert slots[0].strays is not None
+    assert slots[1].strays is slots[0].strays and slots[2].strays is slots[0].strays  # no record per task
+    assert all(slot.stray_run(other) is True and slot.stray_run(worker) is None for slot in slots)
+    grown = frozenset({*alive, threading.Thread()})
+    slots[2].outlived(grown, alive, worker)  # other sets: a record of their own, the others' unchanged
+    assert slots[2].strays is not slots[0].strays and slots[2].strays.alive is grown
+    assert slots[0].strays.alive is alive
+    slots[0].outlived(alive, alive, other)  # another thread ran it: its own thread is not a stray
+    assert slots[0].stray_run(other) is None and slots[0].stray_run(worker) is True
+
+
+def test_a_build_on_two_threads_keeps_no_stray_record_per_task() -> None:
+    leaves = [MemoLeaf(value=100 + v) for v in range(40)]
+    kart_core.build(leaves, workers=2, executor="thread")
+    records = {id(memo_of(leaf).run_slot().strays) for leaf in leaves}
+    assert len(records) <= 6  # a few per worker thread (the sets change while the pool starts its threads)
 
 
 def test_runs_in_progress_are_a_tuple_that_is_the_shared_empty_one_when_idle() -> None:
