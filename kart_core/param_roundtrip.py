@@ -233,14 +233,18 @@ def _ambiguous(value: Any, depth: int = 0) -> str | None:
     shape = getattr(value, "shape", None)
     if isinstance(shape, tuple) and shape:
         return f"a {type(value).__name__} of shape {shape} prints elided and rounded"
+    if callable(getattr(value, "get_secret_value", None)):  # pydantic's SecretStr/SecretBytes print as '**********'
+        return f"a {type(value).__name__} prints masked"
+    record = _record_fields(value)
     if isinstance(value, Mapping):
         items: list[Any] = [item for pair in list(value.items())[:_ITEMS_LOOKED_AT] for item in pair]
     elif isinstance(value, (list, tuple, set, frozenset)):
         items = list(value)[:_ITEMS_LOOKED_AT]
-    else:
-        hidden = _fields_left_out(value)
+    elif record is not None:
+        hidden, items = record
         if hidden:
-            return f"a {type(value).__name__} prints without its field(s) {', '.join(hidden)} (repr=False)"
+            return f"a {type(value).__name__} prints without its field(s) {', '.join(hidden)} (repr=False or a custom repr)"
+    else:
         text = str(value)
         if " at 0x" in text:
             return f"a {type(value).__name__} prints as its memory address"
@@ -248,20 +252,26 @@ def _ambiguous(value: Any, depth: int = 0) -> str | None:
     return next((why for item in items if (why := _ambiguous(item, depth + 1)) is not None), None)
 
 
-def _fields_left_out(value: Any) -> list[str]:
-    """The fields a dataclass, attrs or pydantic (v2) instance declares with ``repr=False``: its string form, which
-    those libraries generate from the other fields, does not show them (attacker at15 F5's remainder)."""
+def _record_fields(value: Any) -> tuple[list[str], list[Any]] | None:
+    """For a dataclass, attrs or pydantic (v2) instance whose string form those libraries generate from its fields:
+    the fields it leaves out (``repr=False``; for attrs also a field printed by a custom ``repr=callable``) and the
+    values of those it shows (looked at in turn: a config holding a config). None for any other value (attacker
+    at15 F5's remainder, at18 I2)."""
     if isinstance(value, type):
-        return []
+        return None
     if dataclasses.is_dataclass(value):
-        return [field.name for field in dataclasses.fields(value) if not field.repr]
+        fields = dataclasses.fields(value)
+        return [f.name for f in fields if not f.repr], [getattr(value, f.name, None) for f in fields if f.repr]
     declared = getattr(type(value), "__attrs_attrs__", None)
     if isinstance(declared, tuple):
-        return [attribute.name for attribute in declared if getattr(attribute, "repr", True) is False]
+        hidden = [a.name for a in declared if getattr(a, "repr", True) is not True]
+        return hidden, [getattr(value, a.name, None) for a in declared if getattr(a, "repr", True) is True]
     model_fields = getattr(type(value), "model_fields", None)
     if isinstance(model_fields, Mapping):
-        return [name for name, info in model_fields.items() if getattr(info, "repr", True) is False]
-    return []
+        hidden = [name for name, info in model_fields.items() if getattr(info, "repr", True) is False]
+        shown = [getattr(value, name, None) for name, info in model_fields.items() if getattr(info, "repr", True)]
+        return hidden, shown
+    return None
 
 
 def warn_ambiguous_parameters(task: Any, warned: set[str], names_of: dict[type, tuple[str, ...]] | None = None) -> None:
