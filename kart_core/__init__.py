@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from kart_core.hashing import short_id, unique_id_from_parts
     from kart_core.info import make_tree_info, tree_info
     from kart_core.loading import load_output
+    from kart_core.lock import hold_location_locks
     from kart_core.output_digests import (
         CompleteOutputs,
         SiblingOutputs,
@@ -114,6 +115,7 @@ _EXPORTS = {
     "delete_local_unnecessary_outputs": "kart_core.workspace_management",
     "find_path": "kart_core.places",
     "find_place": "kart_core.places",
+    "hold_location_locks": "kart_core.lock",
     "import_object": "kart_core.dotted",
     "load_output": "kart_core.loading",
     "loads_plain_data": "kart_core.safe_pickle",

@@ -30,7 +30,7 @@ import stat
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from kart_core.errors import LockSettingError, LockUnavailableError, TaskLockException, TurnDeadlockError
@@ -177,6 +177,35 @@ def commit_lock_directory() -> str:
     return os.path.join(machine_lock_root(), "kart-commit-locks")
 
 
+def location_lock_directory() -> str:
+    """``{machine_lock_root()}/kart-location-locks``: where ``hold_location_locks`` keeps its lock files (apart from
+    the run locks, so a data file's lock never shares a key with an output's run lock)."""
+    return os.path.join(machine_lock_root(), "kart-location-locks")
+
+
+@contextlib.contextmanager
+def hold_location_locks(locations: Iterable[str], wait_seconds: float | None = None) -> Iterator[None]:
+    """Hold this machine's lock of each data location in ``locations`` (a local path or a URL; spellings of one
+    place share one lock, ``canonical_lock_key``) for the body, for an adapter whose writes to a location and
+    reads of what it wrote must not interleave with another process's or thread's (KartRunner: a node's save
+    and the state it records of what it saved).
+
+    Taken in sorted order (two holders of overlapping sets cannot deadlock) and released in reverse. A file
+    lock (``flock``, which excludes the threads of one process too), in ``location_lock_directory``; not
+    re-entrant: a thread holding a location's lock that asks for it again waits for itself.
+
+    Raises:
+        TaskLockException: a lock is still held elsewhere after ``wait_seconds`` (None: wait as long as it takes).
+        LockUnavailableError: the lock folder cannot be used; names it and what to do.
+    """
+    directory = location_lock_directory()
+    keys = sorted({canonical_lock_key(location) for location in locations})
+    with contextlib.ExitStack() as held:
+        for key in keys:
+            held.enter_context(hold_lock(LockParams(key=key, lock_directory=directory), wait_seconds))
+        yield
+
+
 @contextlib.contextmanager
 def hold_lock(params: LockParams, wait_seconds: float | None = None) -> Iterator[None]:
     """Hold the lock of ``params.key`` for the body; wait for it up to ``wait_seconds`` (None: forever).
@@ -257,7 +286,9 @@ def _make_shared_directory(directory: str) -> bool:
         LockUnavailableError: the folder cannot be made or used (a file in its place, no permission).
     """
     names = [
-        name for name in (machine_lock_directory(), commit_lock_directory()) if canonical_lock_key(name) == directory
+        name
+        for name in (machine_lock_directory(), commit_lock_directory(), location_lock_directory())
+        if canonical_lock_key(name) == directory
     ]
     shared = bool(names)
     try:

@@ -486,3 +486,47 @@ def test_a_symbolic_link_in_place_of_a_shared_lock_folder_is_not_chmodded(
     with hold_lock(LockParams(key=f"{tmp_path}/ws/a.pkl")):
         pass
     assert stat.S_IMODE(private.stat().st_mode) == 0o700
+
+
+def test_location_locks_are_one_per_place_shared_by_every_user_and_exclude_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``hold_location_locks``: two spellings of one data file share one lock, held across threads; its folder is
+    a shared one (sticky, writable by all) as the run locks' are."""
+    import stat
+
+    import kart_core
+    from kart_core.lock import location_lock_directory
+
+    monkeypatch.setenv("KART_LOCK_DIR", str(tmp_path / "locks"))
+    data = tmp_path / "data"
+    data.mkdir()
+    held, release, failures = threading.Event(), threading.Event(), []
+
+    def holder() -> None:
+        with kart_core.hold_location_locks([str(data / "a.json"), str(data / "b.json")]):
+            held.set()
+            release.wait(60)
+
+    thread = threading.Thread(target=holder)
+    old_umask = os.umask(0o022)
+    try:
+        thread.start()
+        assert held.wait(60)
+        for spelling in (str(data / "sub" / ".." / "a.json"), f"file://{data}/b.json"):
+            try:
+                with kart_core.hold_location_locks([spelling], wait_seconds=0):
+                    failures.append(spelling)
+            except TaskLockException:
+                pass
+        with kart_core.hold_location_locks([str(data / "c.json")], wait_seconds=0):  # another place: free
+            pass
+        release.set()
+        thread.join()
+        with kart_core.hold_location_locks([str(data / "a.json")], wait_seconds=0):  # released
+            pass
+        assert stat.S_IMODE(os.stat(location_lock_directory()).st_mode) == 0o1777
+    finally:
+        release.set()
+        os.umask(old_umask)
+    assert failures == []

@@ -2,7 +2,7 @@
 
 ``one(params:p) -> o_out`` (a persistent JSON file) ``-> readone(o_out, params:v) -> o_report``. Docs/kedro.md
 ("Several sessions at once") lets sessions sharing a workspace run together (two environments, a notebook and a
-CLI run). The interleavings attacker at17 found (H8) are forced here, not hoped for: a dataset whose load or
+CLI run). The interleavings attacker at17 found (H7, H8) are forced here, not hoped for: a dataset whose load or
 save is held at a gate (a file the test creates) until the other session is done.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import threading
 import time
 from pathlib import Path, PurePosixPath
@@ -204,3 +205,98 @@ def test_a_reader_whose_persistent_input_another_session_rewrites_while_it_runs_
     assert project.run(1, 2) == {"o_seen": 1, "v": 2} and ran() == (["readone"] if warned else [])
     assert project.run(1, 2) == {"o_seen": 1, "v": 2} and ran() == []  # cached once nothing raced
     assert project.run(2, 1) == {"o_seen": 2, "v": 1} and ran() == []
+
+
+ONE = Pipeline([node(one, "params:p", "o_out", name="one")])
+
+
+def _in_location_lock(thread: threading.Thread) -> bool:
+    """Whether ``thread`` is inside ``kart_core.hold_location_locks`` now: waiting there for a lock another session
+    holds (kart's file lock polls ``flock`` without blocking, so ``/proc/locks`` shows no waiter)."""
+    frame = sys._current_frames().get(thread.ident or -1)
+    while frame is not None:
+        if frame.f_code.co_name == "hold_location_locks":
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _until(condition: Any, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the other session neither finished nor waited for the lock")
+        time.sleep(0.005)
+
+
+def _interleaved(project: Project, first: Any, second: Any) -> None:
+    """``first`` (a session) in a thread, held at o_out's save gate right after it wrote the file; then ``second``
+    in another thread, until it is done or waits for a location lock (``first`` holds o_out's); then ``first``
+    goes on."""
+    project.arm("save")
+    thread, errors = _in_thread(first)
+    project.at("save")
+    other, other_errors = _in_thread(second)
+    _until(lambda: not other.is_alive() or _in_location_lock(other))
+    project.go("save")
+    thread.join()
+    other.join()
+    assert not errors and not other_errors, (errors, other_errors)
+
+
+@pytest.fixture
+def _lock_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """This test's own lock folder (worker processes inherit it): its waiters are its sessions only."""
+    monkeypatch.setenv("KART_LOCK_DIR", str(tmp_path / "locks"))
+
+
+@pytest.mark.usefixtures("_lock_folder")
+@pytest.mark.parametrize(
+    ("runner_class", "versioned"),
+    [(KartRunner, False), (KartThreadRunner, False), (KartParallelRunner, False), (KartRunner, True)],
+)
+def test_a_node_records_the_state_of_what_it_saved_not_another_sessions_save(
+    runner_class: type, versioned: bool, tmp_path: Path, journal: str
+) -> None:
+    """Session A (p=1) runs ``one`` and is held right after its save wrote o_out; session B (p=2) runs ``one`` too.
+    B's save must not land before A's state read: kart before recorded B's file under A's key, and every later
+    p=1 run served the p=2 file as "cached" without writing (attacker at17 H7)."""
+    project = Project(tmp_path, versioned)
+
+    def session(p: int, runner: type = KartRunner) -> Any:
+        return lambda: make_runner(runner, str(tmp_path / "ws")).run(ONE, project.catalog(runner, p, 0))
+
+    _interleaved(project, session(1, runner_class), session(2))
+    assert sorted(ran()) == ["one", "one"]
+    assert project.out() == {"p": 2}  # B saved last
+    session(1)()  # C, alone: o_out holds B's file, which kart wrote for p=2: p=1's cached result replaces it
+    assert project.out() == {"p": 1}  # kart before: "cached", o_out left at {"p": 2}
+    # C serves one, unless A's and B's ends of run raced on the runner's shared record of what kart wrote
+    # (.kart/written.pkl, read-modify-write): then it counts as empty, B's file as written outside kart, and C reruns.
+    assert ran() in ([], ["one"])
+    session(2)()
+    assert project.out() == {"p": 2} and ran() == []
+    session(1)()
+    assert project.out() == {"p": 1} and ran() == []
+
+
+@pytest.mark.usefixtures("_lock_folder")
+@pytest.mark.parametrize("versioned", [False, True])
+def test_a_cached_node_records_the_state_of_what_it_wrote_back_not_another_sessions_save(
+    versioned: bool, tmp_path: Path, journal: str
+) -> None:
+    """Session A (p=1) serves ``one`` and writes its cached result back, held right after the write; session B
+    (p=2) serves ``one`` too, writing p=2's back. B's write must not land before A's state read of its write-back
+    (the states A records for p=1's run)."""
+    project = Project(tmp_path, versioned)
+
+    def session(p: int) -> Any:
+        return lambda: make_runner(KartRunner, str(tmp_path / "ws")).run(ONE, project.catalog(KartRunner, p, 0))
+
+    session(1)()
+    session(2)()
+    assert ran() == ["one", "one"] and project.out() == {"p": 2}
+    _interleaved(project, session(1), session(2))
+    assert ran() == [] and project.out() == {"p": 2}  # both served; B wrote last
+    session(1)()
+    assert project.out() == {"p": 1} and ran() == []

@@ -7,6 +7,7 @@ goes through the catalog and into the kart cache inside the worker.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Mapping
 from typing import Any
@@ -68,6 +69,8 @@ class _CapturingTask(Task):
     outputs: dict[str, Any] | None = None
     watched: dict[str, FileStamp] = {}  # noqa: RUF012 (set per instance by NodeWork._execute; read only here)
     held: dict[str, OutputState] = {}  # noqa: RUF012 (likewise)
+    locations: tuple[str, ...] = ()  # NodeWork.locations: locked once the node returned, until the states are read
+    locks: contextlib.ExitStack
     root: str | None = None
     expected: dict[str, str] = {}  # noqa: RUF012 (likewise)
     changed: tuple[str, ...] = ()
@@ -108,6 +111,8 @@ class _CapturingTask(Task):
             self.changed += tuple(
                 name for name, state in self.held.items() if not holds_state(catalog.get(name), state)
             )
+        if self.locations:  # before Kedro saves the outputs; released by NodeWork once their states are read
+            self.locks.enter_context(kart_core.hold_location_locks(self.locations))
         self.changed += self.loaded_other
         return outputs
 
@@ -139,6 +144,11 @@ class NodeWork:
             session wrote it meanwhile, so the node may have read other content than its key names: its result is
             not cached (``NodeResult.changed``; attacker at17 H8). Inputs whose state is a digest of loaded data
             (no file path) are in ``expected`` instead.
+        locations: ``output_state.lock_location`` of each of ``persistent``: their locks
+            (``kart_core.hold_location_locks``) are taken once the node function returned and held through Kedro's
+            saves, ``after_dataset_saved`` hooks and confirms until their states are read, so the states recorded
+            are of the bytes this node saved, not of another session's save landing in between (attacker at17
+            H7). A cached node's check and write-back hold them too (``PipelineRun.serve_if_fresh``).
         expected: the data digest (``input_digest.data_digest``) each raw input without a stamp (a database
             table, ``memory://``, a dataset without a file path) had in the load its key's digest came from, by
             dataset name (and each such persistent input a cached node produced, by its state's md5). What Kedro
@@ -159,6 +169,7 @@ class NodeWork:
     root: str | None = None
     expected: dict[str, str] = dataclasses.field(default_factory=dict)
     held: dict[str, OutputState] = dataclasses.field(default_factory=dict)
+    locations: tuple[str, ...] = ()
     plain: tuple[str, ...] = ()  # set by the run: NodeResult.plain
     _states: dict[str, OutputState] = dataclasses.field(default_factory=dict, repr=False)  # set by the run
 
@@ -194,12 +205,14 @@ class NodeWork:
         if self.task is not None:  # called by run(), in this process's turn of the node run (run_one)
             self.task.task_log.pop(OUTPUT_STATES, None)  # one object per key: no states of an earlier run
         task = self._kedro_task()
-        task.execute()
+        with task.locks:  # held from the saves through the state reads (``locations``)
+            task.execute()
+            states: dict[str, OutputState] = {}
+            if self.task is not None and self.persistent:
+                states = {name: current_state(self.catalog.get(name)) for name in self.persistent}
         outputs = task.outputs or {}
         self.plain = tuple(name for name, value in outputs.items() if plain_data(value))
-        states: dict[str, OutputState] = {}
-        if self.task is not None and self.persistent:
-            states = {name: current_state(self.catalog.get(name)) for name in self.persistent}
+        if states and self.task is not None:
             self.task.task_log[OUTPUT_STATES] = {name: dataclasses.astuple(state) for name, state in states.items()}
         self._states = states
         if task.changed:
@@ -221,6 +234,7 @@ class NodeWork:
             parallel=self.hook_manager is None,
         )
         task.watched, task.root, task.expected, task.held = self.watched, self.root, self.expected, self.held
+        task.locations, task.locks = self.locations, contextlib.ExitStack()
         return task
 
 

@@ -56,6 +56,7 @@ __all__ = [
     "file_stamp",
     "holds_state",
     "is_persistent",
+    "lock_location",
     "path_holds_data",
 ]
 
@@ -306,6 +307,25 @@ def _content_state(dataset: Any, recorded: OutputState | None) -> OutputState:
     if filesystem is None:
         return _local_state(path, recorded)
     return _fsspec_state(filesystem, path, recorded, folder=_is_partitioned(dataset))
+
+
+def lock_location(dataset: Any) -> str:
+    """Where ``dataset`` keeps its data, as the key of the lock held while it is written and its state read
+    (``kart_core.hold_location_locks``): a file or folder dataset's path (a versioned dataset's base path, shared
+    by its versions: its newest one is its state), with its protocol on object storage; for any other dataset
+    (a table, a query) ``kedro-dataset://`` and its definition (``dataset_config``), which names the table.
+    """
+    if _is_partitioned(dataset):
+        text = str(dataset._path)
+    else:
+        path = next(_path_attributes(dataset), None) if path_holds_data(type(dataset)) else None
+        if path is None:
+            return "kedro-dataset://" + dataset_config(dataset)
+        text = str(path)
+        protocol = getattr(dataset, "_protocol", None)
+        if protocol not in (None, "file", "local") and "://" not in text:
+            text = f"{protocol}://{text}"
+    return text[len("file://") :] if text.startswith("file://") else text
 
 
 def holds_state(dataset: Any, state: OutputState) -> bool | None:

@@ -56,6 +56,7 @@ from kart_kedro.output_state import (
     dataset_config,
     file_stamp,
     is_persistent,
+    lock_location,
 )
 from kart_kedro.pickled_code import pickled_names, resolve_name
 from kart_kedro.pipeline import KartTaskNode
@@ -224,6 +225,7 @@ class PipelineRun:
         self.stored: dict[str, str] = {}
         self.stored_states: dict[str, OutputState] = {}  # the states those md5s are of (NodeWork.held)
         self.held: dict[str, dict[str, OutputState]] = {}  # by node: the stored states its key was computed from
+        self.lock_locations: dict[str, str] = {}  # by persistent dataset: what its lock is keyed by (locations)
         self.appending: dict[str, str | None] = {}  # appending_save of each output, asked once per dataset and run
         self.contents: dict[str, dict[str, str]] = {}  # per cached node: its outputs' content hashes (committed)
         self.statuses: dict[str, str] = {}
@@ -345,6 +347,7 @@ class PipelineRun:
         for name in outputs:
             self.create_dataset(name)
         persistent = tuple(name for name in outputs if self._persistent(name)) if task else ()
+        locations = self.locations(persistent) if persistent else ()
         watched = {name: self.input_stamps[name] for name in node.inputs if name in self.input_stamps} if task else {}
         expected = {name: self.input_data[name] for name in node.inputs if name in self.input_data} if task else {}
         held = {}
@@ -367,7 +370,16 @@ class PipelineRun:
             root,
             expected,
             held,
+            locations,
         )
+
+    def locations(self, names: Any) -> tuple[str, ...]:
+        """``output_state.lock_location`` of each persistent dataset in ``names`` (asked once per dataset and run)."""
+        found = self.lock_locations
+        for name in names:
+            if name not in found:
+                found[name] = lock_location(self.catalog.get(name))
+        return tuple(found[name] for name in names)
 
     def task_for(self, node: Any) -> NodeKey:
         """The key of the KedroNodeRun naming this node's code, parameters and inputs (its key parts kept in
@@ -732,8 +744,21 @@ class PipelineRun:
         """Serve a complete node run unless an output holds data kart did not write; return that reason.
 
         ``run``: the run record read with the check that found it complete (``NodeRecords.states``), if any.
+
+        The persistent outputs' locations are locked (``kart_core.hold_location_locks``, as ``NodeWork`` locks them
+        from its saves through the states it records) from their check through their write-back and the states
+        recorded, so another session's save of one cannot land in between (attacker at17 H7).
         """
         persistent = [name for name in node.outputs if self._persistent(name)]
+        if not persistent:
+            return self._serve_checked(node, key, run, persistent)
+        with kart_core.hold_location_locks(self.locations(persistent)):
+            return self._serve_checked(node, key, run, persistent)
+
+    def _serve_checked(
+        self, node: Any, key: NodeKey, run: Mapping[str, Any] | None, persistent: list[str]
+    ) -> str | None:
+        """``serve_if_fresh``'s check and serve, its ``persistent`` outputs' locations held."""
         recorded = (self.records.states(key.task, run) or {}) if persistent else {}
         states = dict(recorded)
         replace = []
