@@ -320,7 +320,11 @@ class TargetOnKart(luigi.Target):
     def _reading(self) -> Iterator[IO[bytes]]:
         """``_read_checked``, as a load of the run it belongs to when made outside every run's context (a thread that a
         ``run()`` started, a child of a pool made before it: ``transaction.off_context``)."""
-        with transaction.off_context(self.record, self.__dict__.get("_kart_relay")), self._read_checked() as raw:
+        found = self.__dict__
+        with (
+            transaction.off_context(self.record, found.get("_kart_relay"), found.get("_kart_reader")),
+            self._read_checked() as raw,
+        ):
             yield raw
 
     def __getstate__(self) -> dict[str, Any]:
@@ -328,7 +332,7 @@ class TargetOnKart(luigi.Target):
         # its loads there are sent through (transaction.relay_for); a copy sent back leaves it behind.
         state = dict(self.__dict__)
         state.pop("_kart_relay", None)
-        relay = transaction.relay_for(self.record)
+        relay = transaction.relay_for(self.record, state.pop("_kart_reader", None))
         if relay is not None:
             state["_kart_relay"] = relay
         return state

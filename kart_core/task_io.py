@@ -28,7 +28,7 @@ from kart_core.errors import (
     UnrequiredTaskError,
 )
 from kart_core.pandas_type_config import check_pandas_types
-from kart_core.structure import flatten, map_structure
+from kart_core.structure import flatten, map_flattenable_items, map_structure
 from kart_core.target import TargetOnKart
 from kart_core.task_memo import memo_of
 
@@ -47,16 +47,23 @@ __all__ = [
 def inputs_of(task: KartTask) -> Any:
     """luigi's ``input()``: the outputs of ``requires()`` in its shape; a kart task's outputs are computed once.
 
-    Follows luigi.task.getpaths: dicts, lists and tuples keep their type, other iterables become lists.
+    Follows luigi.task.getpaths: dicts, lists and tuples keep their type, other iterables become lists. Asked in the
+    task's own run, each kart target is a view naming that run as its reader (``transaction.Transaction.input_view``):
+    a load of it in a thread ``run()`` starts, or in a process it is sent to, counts for that run.
 
     Raises:
         RequiresError: (a TaskDefinitionError and ValueError) requires() holds something that is neither a task
             nor a container of tasks.
     """
 
+    # In the task's own run, each target names the run as its reader (a load in a thread run() starts counts for it).
+    running = transaction.current()
+    view = running.input_view if running is not None and running.task is task else None
+
     def outputs(item: Any) -> Any:
         if is_kart_task(item):
-            return item.kart_outputs()
+            found = item.kart_outputs()
+            return found if view is None else map_flattenable_items(view, found)
         if isinstance(item, luigi.Task):
             return item.output()
         if isinstance(item, dict):

@@ -214,6 +214,8 @@ class Transaction:
     # The manifests of the outputs of the task's requirements (its ``input()``): read when a load made outside every
     # run's context first asks whether it is one of this run's inputs (``off_context``).
     upstream: frozenset[str] | None = None
+    # The targets ``input()`` handed out in the run (``input_view``): id of the upstream's target -> (it, the view).
+    views: dict[int, tuple[Any, Any]] = dataclasses.field(default_factory=dict)
     # The run's side files by final path: the record of the target dumped and the entry its manifest's ``side``
     # section gets at the commit (``kart_core.side_record``).
     sides: dict[str, tuple[OutputRecord, Entry]] = dataclasses.field(default_factory=dict)
@@ -287,6 +289,23 @@ class Transaction:
         if found is None:
             found = self.upstream = _input_manifests(self.task)
         return found
+
+    def input_view(self, target: Any) -> Any:
+        """``target`` (an upstream's output) as the task's ``input()`` hands it out in this run: a copy that names the
+        run's task as its reader (``_kart_reader``: its ``RunSlot``), so a load of it in a thread that ``run()``
+        starts, or in a process it is sent to, counts for this run without a guess (``off_context``), also while
+        another running task requires the same upstream. The same copy for the same target for the whole run; a
+        target without an integrity record, or a run no thread can join, is handed out as it is."""
+        if self.slot is None or not isinstance(getattr(target, "record", None), OutputRecord):
+            return target
+        found = self.views.get(id(target))
+        if found is not None and found[0] is target:
+            return found[1]
+        view = object.__new__(type(target))
+        view.__dict__.update(target.__dict__)
+        view.__dict__["_kart_reader"] = self.slot
+        self.views[id(target)] = (target, view)  # the target is held: its id stays its own
+        return view
 
     def relay(self) -> child_loads.Relay:
         """Where a child process of this run sends the loads it makes (``kart_core.child_loads``)."""
@@ -1259,7 +1278,9 @@ class Adopted:
 
 
 @contextlib.contextmanager
-def off_context(record: OutputRecord | None, carried: child_loads.Relay | None = None) -> Iterator[None]:
+def off_context(
+    record: OutputRecord | None, carried: child_loads.Relay | None = None, reader_slot: RunSlot | None = None
+) -> Iterator[None]:
     """Read a target of ``record`` (the body) in the run it belongs to when this context is one kart never set (``unset``):
     its loads are noted there (``relayed``), and the checks they ask for are made at its commit (``check_before_commit``).
 
@@ -1269,13 +1290,20 @@ def off_context(record: OutputRecord | None, carried: child_loads.Relay | None =
     (not one of its ``outsiders``), if only one. Else no run: each run that may have started the thread is warned once,
     naming the target and the way out, rather than record another run's input. In another process, ``carried``: the
     relay a target pickled while such a run was in progress carries (``relay_for``; a pool made before the run).
+
+    A target that the task's ``input()`` handed out in its run (``reader_slot``: ``Transaction.input_view``) counts
+    for that run while its ``run()`` executes, and for none after.
     """
     if record is None or not unset() or _relayed.get() is not None:
         yield
         return
-    found: child_loads.Relay | Adopted | None = _adopter(record)
-    if found is None and carried is not None and carried.pid != _Process.pid:
-        found = carried
+    found: child_loads.Relay | Adopted | None
+    if reader_slot is not None:
+        found = _reader_of(reader_slot)
+    else:
+        found = _adopter(record)
+        if found is None and carried is not None and carried.pid != _Process.pid:
+            found = carried
     if found is None:
         yield
         return
@@ -1286,9 +1314,24 @@ def off_context(record: OutputRecord | None, carried: child_loads.Relay | None =
         _relayed.reset(token)
 
 
-def relay_for(record: OutputRecord | None) -> child_loads.Relay | None:
+def _reader_of(slot: RunSlot) -> child_loads.Relay | Adopted | None:
+    """The run of ``slot``'s task a load of a target its ``input()`` handed out counts for: the one executing in this
+    process, or (in a child process holding a copy of it) the relay to it; None when that run is over."""
+    runs = [run for run in slot.runs if run.open and not run.ended]
+    if len(runs) != 1:
+        return None
+    return Adopted(runs[0]) if runs[0].pid == _Process.pid else runs[0].relay()
+
+
+def relay_for(record: OutputRecord | None, reader_slot: RunSlot | None = None) -> child_loads.Relay | None:
     """The relay a target of ``record`` pickled here carries to another process (``off_context``): that of the run a
-    load here would count for (``reader``, else ``off_context``'s choice, without a warning); None outside any run."""
+    load here would count for (``reader``, else ``off_context``'s choice, without a warning); None outside any run.
+    ``reader_slot``: the target is a view ``input()`` handed out (``Transaction.input_view``): its run's relay."""
+    if reader_slot is not None:
+        tagged = _reader_of(reader_slot)
+        if isinstance(tagged, Adopted):
+            return tagged.run.relay_ready()
+        return tagged
     if record is None or not _InProgress.runs:
         return None
     found = reader()

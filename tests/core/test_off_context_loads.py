@@ -171,9 +171,11 @@ class OcSingle(gokart.TaskOnKart[int]):
 
 
 class OcSibling(gokart.TaskOnKart[int]):
-    """One of two downstreams of the same upstream, loading it in a thread started once both runs are under way."""
+    """One of two downstreams of the same upstream, loading it in a thread started once both runs are under way:
+    through ``self.input()`` (a view naming its reader) or through ``self.requires().output()`` (no reader named)."""
 
     tag = luigi.Parameter()
+    via = luigi.Parameter()
     fix_random_seed_methods = luigi.ListParameter(default=[], significant=False)
 
     def requires(self) -> OcUp:
@@ -181,38 +183,48 @@ class OcSibling(gokart.TaskOnKart[int]):
 
     def run(self) -> None:
         BARRIER["both running"].wait(timeout=30)
+        target = self.input() if self.via == "input" else self.requires().output()
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            value = pool.submit(_load, self.input()).result()
+            value = pool.submit(_load, target).result()
             pool.submit(_load, OcOther(workspace_directory=self.workspace_directory).output()).result()
         self.dump(value)
 
 
-def test_two_running_tasks_each_get_only_their_own_upstream_s_load(
-    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """workers=2 threads, both runs under way: each thread's load is the input of the one task that requires it."""
-    monkeypatch.setenv(_VALUE, "5")
+def _siblings(workspace: str, via: str, caplog: pytest.LogCaptureFixture) -> tuple[list[OcSibling], list[str]]:
+    """Build two OcSibling with workers=2 threads, both runs under way before either loads; return them and what
+    kart warned about loads it recorded for no run."""
     BARRIER["both running"] = threading.Barrier(2)
-    workspace = str(tmp_path / "ws")
-    downs = [OcSingle(part=part, workspace_directory=workspace) for part in (1, 2)]
-    assert gokart.build(downs, workers=2, executor="thread", reset_register=False) == [5, 10]
-    ups = _commits(workspace)
-    assert [_inputs(down) for down in downs] == [[ups[0]], [ups[1]]]
+    gokart.build(OcOther(workspace_directory=workspace), reset_register=False)
+    siblings = [OcSibling(tag=tag, via=via, workspace_directory=workspace) for tag in ("a", "b")]
+    with caplog.at_level(logging.WARNING, logger="kart_core.transaction"):
+        assert gokart.build(siblings, workers=2, executor="thread", reset_register=False) == [5, 5]
+    warned = [record.getMessage() for record in caplog.records if "recorded as no run's input" in record.getMessage()]
+    return siblings, warned
+
+
+def test_two_running_siblings_each_get_the_load_of_what_their_input_handed_out(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """self.input() in a run hands out targets that name the run: each sibling records its own thread's load of
+    the shared upstream. The load of a target no running task requires (OcOther) is warned, once per run."""
+    monkeypatch.setenv(_VALUE, "5")
+    siblings, warned = _siblings(str(tmp_path / "ws"), "input", caplog)
+    record = OcUp(workspace_directory=str(tmp_path / "ws")).output().record
+    manifest = json.loads(storage_for(record.manifest).read_bytes(record.manifest))
+    up = (record.task, manifest["outputs"][record.key]["commit"])
+    assert [_inputs(sibling) for sibling in siblings] == [[up], [up]]
+    assert sorted(message.split(":")[0] for message in warned) == sorted(sibling.kart_label() for sibling in siblings)
+    for message in warned:
+        assert "OcOther" in message and "no running task requires OcOther" in message
 
 
 def test_a_load_kart_cannot_attribute_is_warned_and_recorded_for_no_run(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Two running siblings of one upstream, both under way when their threads load it; and a load of a target no
-    running task requires. Neither run records them (not the other's), and each run is warned once, with the way out."""
+    """Two running siblings of one upstream, both under way when their threads load it through a target no input()
+    handed out: neither run records it (not the other's), and each run is warned once, with the way out."""
     monkeypatch.setenv(_VALUE, "5")
-    BARRIER["both running"] = threading.Barrier(2)
-    workspace = str(tmp_path / "ws")
-    gokart.build(OcOther(workspace_directory=workspace), reset_register=False)
-    siblings = [OcSibling(tag=tag, workspace_directory=workspace) for tag in ("a", "b")]
-    with caplog.at_level(logging.WARNING, logger="kart_core.transaction"):
-        assert gokart.build(siblings, workers=2, executor="thread", reset_register=False) == [5, 5]
-    warned = [record.getMessage() for record in caplog.records if "recorded as no run's input" in record.getMessage()]
+    siblings, warned = _siblings(str(tmp_path / "ws"), "requires", caplog)
     assert sorted(message.split(":")[0] for message in warned) == sorted(sibling.kart_label() for sibling in siblings)
     for message in warned:
         assert "OcUp" in message and "all require" in message and "self.load()" in message
