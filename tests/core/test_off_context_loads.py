@@ -187,6 +187,7 @@ class OcSibling(gokart.TaskOnKart[int]):
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             value = pool.submit(_load, target).result()
             pool.submit(_load, OcOther(workspace_directory=self.workspace_directory).output()).result()
+        BARRIER["both loaded"].wait(timeout=30)  # neither run is over while the other's thread loads
         self.dump(value)
 
 
@@ -194,6 +195,7 @@ def _siblings(workspace: str, via: str, caplog: pytest.LogCaptureFixture) -> tup
     """Build two OcSibling with workers=2 threads, both runs under way before either loads; return them and what
     kart warned about loads it recorded for no run."""
     BARRIER["both running"] = threading.Barrier(2)
+    BARRIER["both loaded"] = threading.Barrier(2)
     gokart.build(OcOther(workspace_directory=workspace), reset_register=False)
     siblings = [OcSibling(tag=tag, via=via, workspace_directory=workspace) for tag in ("a", "b")]
     with caplog.at_level(logging.WARNING, logger="kart_core.transaction"):
