@@ -77,7 +77,10 @@ class BitOuter(kart_core.TaskOnKart[int]):
         if self.wait_for_the_other:  # both runs under way before either starts its thread
             BOTH_RUNNING["barrier"].wait(timeout=30)
         inner = BitInner(tag=self.tag, workspace_directory=self.workspace_directory)
-        self.dump(_HOWS[self.how](inner) * 2)
+        value = _HOWS[self.how](inner) * 2
+        if self.wait_for_the_other:  # neither run is over while the other's thread builds
+            BOTH_RUNNING["built"].wait(timeout=30)
+        self.dump(value)
 
 
 def _inputs(task: kart_core.TaskOnKart[Any]) -> list[tuple[str, str]]:
@@ -112,6 +115,7 @@ def test_two_runs_under_way_in_threads_are_warned_and_neither_takes_the_other_s_
     thread, so neither records the value its thread built (never the other's), and each is warned once."""
     SOURCE["value"] = 5
     BOTH_RUNNING["barrier"] = threading.Barrier(2)
+    BOTH_RUNNING["built"] = threading.Barrier(2)
     workspace = str(tmp_path / "ws")
     outers = [
         BitOuter(how="thread pool", tag=tag, wait_for_the_other=True, workspace_directory=workspace)
