@@ -203,6 +203,10 @@ class Transaction:
     loaded: dict[tuple[str, str], tuple[OutputRecord, Entry]] = dataclasses.field(default_factory=dict)
     # Of those, the outputs no integrity record vouched for: their stamp when loaded (``note_unrecorded``).
     stamps: dict[tuple[str, str], tuple[object, ...]] = dataclasses.field(default_factory=dict)
+    # Other versions of an output the run also loaded (another content than ``loaded`` holds for it: the upstream was
+    # committed again between two loads): recorded too, so the task is stale, never fresh with a mixed value
+    # (attacker at18 I5). Each with its stamp (None for a recorded output).
+    also_loaded: list[tuple[OutputRecord, Entry, tuple[object, ...] | None]] | None = None  # made on first use
     # Checks the run's loads asked for (``check_before_commit``), called first thing in ``commit``.
     commit_checks: list[Callable[[], object]] = dataclasses.field(default_factory=list)
     # After a commit of this run's own outputs: final path -> the content hash its manifest entry records.
@@ -253,6 +257,7 @@ class Transaction:
         if self.pid != _Process.pid:
             self.relay().note_load(record, entry)
             return
+        self._keep_other_version(record, entry)
         self.loaded[(record.manifest, record.key)] = (record, entry)
         self.stamps.pop((record.manifest, record.key), None)
 
@@ -269,7 +274,9 @@ class Transaction:
         if self.pid != _Process.pid:
             self.relay().note_unrecorded(record, stamp, digest)
             return
-        self.loaded[(record.manifest, record.key)] = (record, Entry(size=0, digest=digest, commit=None, sealed=False))
+        entry = Entry(size=0, digest=digest, commit=None, sealed=False)
+        self._keep_other_version(record, entry)
+        self.loaded[(record.manifest, record.key)] = (record, entry)
         self.stamps[(record.manifest, record.key)] = stamp
 
     def keep_load(self, record: OutputRecord, entry: Entry, stamp: tuple[object, ...] | None) -> None:
@@ -277,10 +284,27 @@ class Transaction:
         noted a load of that output already (its own, or an earlier such one), which stays, as in ``take_relayed``."""
         key = (record.manifest, record.key)
         if key in self.loaded:
+            self._keep_other_version(record, entry, stamp, earlier=False)
             return
         self.loaded[key] = (record, entry)
         if stamp is not None:
             self.stamps[key] = stamp
+
+    def _keep_other_version(
+        self, record: OutputRecord, entry: Entry, stamp: tuple[object, ...] | None = None, *, earlier: bool = True
+    ) -> None:
+        """When ``loaded`` holds another content of ``record``'s output than ``entry``, keep the one about to be
+        replaced (``earlier``: ``entry`` is the newer load) or ``entry`` itself in ``also_loaded``."""
+        key = (record.manifest, record.key)
+        previous = self.loaded.get(key)
+        if previous is None or previous[1].digest == entry.digest:
+            return
+        if self.also_loaded is None:
+            self.also_loaded = []
+        if earlier:
+            self.also_loaded.append((previous[0], previous[1], self.stamps.get(key)))
+        else:
+            self.also_loaded.append((record, entry, stamp))
 
     def upstream_manifests(self) -> frozenset[str]:
         """The manifests (full paths) of the outputs of the task's requirements (``input()``), read once per run; none
@@ -334,6 +358,7 @@ class Transaction:
         for found in child_loads.collect(self.relay_folder):
             key = (found.record.manifest, found.record.key)
             if key in self.loaded:
+                self._keep_other_version(found.record, found.entry, found.stamp, earlier=False)
                 continue
             self.loaded[key] = (found.record, found.entry)
             if found.stamp is not None:
@@ -344,19 +369,20 @@ class Transaction:
         another manifest, its reference workspace-relative when it shares ``record``'s workspace, else
         its full path (a local one absolute: a relative one would be read from the workspace's folder)."""
         found = []
-        for (manifest, key), (source, entry) in sorted(self.loaded.items()):
-            if manifest == record.manifest:
+        loads = [(source, entry, self.stamps.get(where)) for where, (source, entry) in sorted(self.loaded.items())]
+        for source, entry, stamp in [*loads, *(self.also_loaded or ())]:
+            if source.manifest == record.manifest:
                 continue  # the task's own earlier output: not an upstream
-            where = source.manifest_name if source.workspace == record.workspace else _full(manifest)
+            where = source.manifest_name if source.workspace == record.workspace else _full(source.manifest)
             found.append(
                 Input(
                     task=source.task,
                     manifest=where,
-                    key=key,
+                    key=source.key,
                     commit=entry.commit,
                     digest=entry.digest,
                     reader=record.owner,
-                    stamp=self.stamps.get((manifest, key)),
+                    stamp=stamp,
                 )
             )
         return tuple(found)
