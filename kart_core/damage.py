@@ -136,7 +136,8 @@ def file_size(path: str) -> int | None:
 #
 # A commit moves each output into place before it writes the task's manifest; a first commit writes the
 # manifest first and sets its time again once its outputs are in place (``stamp.touch_after_moves``). So on local
-# storage a kart-committed output never changed after its manifest did. One that did was written after the
+# storage a kart-committed output never changed after its manifest's modification time (which only kart sets: not
+# its status-change time, which a chmod or a hard link moves). One that did was written after the
 # commit by someone else: gokart rerunning the task (it writes the same path), a copy, or an edit in place.
 # "Changed" is the later of the file's modification and status-change times: ``cp -p``, ``rsync -t``, ``tar x``
 # and ``touch -r`` set the modification time back, never the status-change time (attacker at17 H3). Object
@@ -154,13 +155,25 @@ def local_changed_ns(path: str) -> int | None:
         return None
 
 
+def _local_mtime_ns(manifest: str) -> int | None:
+    """A local manifest's modification time (ns): only kart sets it (its writes, ``stamp.touch_after_moves``). Not
+    its status-change time, which a ``chmod`` or a hard link (``cp -al``) moves past a foreign output's (attacker
+    at18 I10); None on object storage or when it cannot be examined."""
+    if protocol_of(manifest):
+        return None
+    try:
+        return os.stat(manifest.removeprefix("file://")).st_mtime_ns
+    except OSError:
+        return None
+
+
 def rewritten_note(output_changed_ns: int | None, manifest: str) -> str | None:
     """When an output that last changed at ``output_changed_ns`` (``changed_ns``) is newer than its ``manifest``
     (local storage): the clause ``it was modified at .., after kart recorded its commit at ..``; else None (the
     cheap path)."""
     if output_changed_ns is None:
         return None
-    committed = local_changed_ns(manifest)
+    committed = _local_mtime_ns(manifest)
     if committed is None or output_changed_ns <= committed:
         return None
     return f"it was modified at {_clock(output_changed_ns)}, after kart recorded its commit at {_clock(committed)}"
@@ -172,7 +185,7 @@ def maybe_rewritten(path: str, manifest: str) -> bool:
     if "://" in path or "://" in manifest:
         return True  # file:// URLs, or object storage (where rewritten_digest says None itself)
     try:
-        return changed_ns(os.stat(path)) > changed_ns(os.stat(manifest))
+        return changed_ns(os.stat(path)) > os.stat(manifest).st_mtime_ns
     except OSError:
         return False
 

@@ -431,3 +431,28 @@ def test_recording_one_output_s_new_version_records_its_sibling_s_too(
     assert "two/a_" in " ".join(_warnings(caplog)) and "records it as a new version" in " ".join(_warnings(caplog))
     assert gokart.build(reader, reset_register=False) == "a-v2+A"  # stale: rerun on a's new version
     assert verify_workspace(workspace).ok
+
+
+def _chmod_manifests(workspace: str) -> None:
+    for manifest in (Path(workspace) / "log" / "manifest").glob("*.json"):
+        manifest.chmod(0o664)
+
+
+def _chmod_everything(workspace: str) -> None:
+    for path in Path(workspace).rglob("*"):
+        if path.is_file():
+            path.chmod(0o664)
+
+
+@pytest.mark.parametrize("after", [_chmod_manifests, _chmod_everything], ids=["chmod manifest", "chmod -R"])
+def test_a_chmod_after_a_copy_does_not_hide_it(workspace: str, after: object) -> None:
+    """Attacker at18 I10: a chmod (giving a team write access) moves the manifest's status-change time past the
+    copy's, which hid a same-size copy put over an output (cp -p, or a plain cp) from every load. The manifest's
+    modification time, which only kart sets, is what an output is compared with."""
+    down = Suffixed(workspace_directory=workspace)
+    assert gokart.build(down, reset_register=False) == "value-v1+B"
+    up = down.requires()
+    _copy_keeping_time(up.output().path(), pickle.dumps("value-v2"))
+    assert callable(after)
+    after(workspace)
+    assert gokart.build(down, reset_register=False) == "value-v2+B"  # stale: rerun on the new version
