@@ -32,6 +32,9 @@ class FileProcessor(abc.ABC, Generic[T]):
     still work: see ``open_for_processor``.
     """
 
+    # A subclass that declares no __slots__ keeps its attributes in a __dict__ as usual; one that declares an empty
+    # one (the .pkl processor, every target's default) is a bare object: a 100,000-task build holds many at once.
+    __slots__ = ()
     extensions: ClassVar[tuple[str, ...]] = ()
     # True: the processor reads and writes bytes itself. None: decide from gokart's format().
     binary: ClassVar[bool | None] = None

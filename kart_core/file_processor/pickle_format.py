@@ -24,10 +24,12 @@ class PickleFileProcessor(FileProcessor[Any]):
 
     extensions: ClassVar[tuple[str, ...]] = (".pkl",)
     binary: ClassVar[bool | None] = True
-    # id() of the ``__main__`` module this processor found defining code (``_main_defines_code``): 0 here, set on
-    # the instance once found. An id, not the module: a processor may be pickled with its target (to a worker
-    # process), and a module cannot be.
-    _main_with_code: int = 0
+    # No attribute per instance: a processor is made per target, and a 100,000-task build holds many at once.
+    __slots__ = ()
+    # id() of the ``__main__`` module a processor of this class found defining code (``_main_defines_code``): 0
+    # until then, set on the class once found (one int per process, not one per processor). An id, not the module:
+    # the answer is about the process's ``__main__``, which a processor pickled to a worker process does not carry.
+    _main_with_code: ClassVar[int] = 0
 
     def load(self, file: Any) -> Any:
         """Read a pickle written by kart, gokart (dill) or pandas' to_pickle."""
@@ -70,8 +72,8 @@ class PickleFileProcessor(FileProcessor[Any]):
 
         When it defines none (pytest, a worker, a script that only imports), nothing can be pickled
         by a reference to ``__main__``, and the plain pickler runs without a per-object hook. Once a
-        ``__main__`` module is found defining code, this processor keeps that answer for it (its
-        namespace is not scanned again at this processor's later dumps): a wrong "yes" would only cost
+        ``__main__`` module is found defining code, the processor's class keeps that answer for it (its
+        namespace is not scanned again at later dumps of any processor of the class): a wrong "yes" would only cost
         the guard's hook, never a bad pickle (so an id that a later ``__main__`` reuses is harmless). A
         module found defining none is asked again at each dump.
         """
@@ -85,7 +87,7 @@ class PickleFileProcessor(FileProcessor[Any]):
         # over a generator testing ``type | FunctionType`` (a new union per name), as a processor is made per target.
         for value in vars(main).copy().values():
             if isinstance(value, _CODE) and getattr(value, "__module__", None) == _MAIN:
-                self._main_with_code = id(main)
+                type(self)._main_with_code = id(main)
                 return True
         return False
 

@@ -220,6 +220,18 @@ def test_a_function_a_main_module_defines_is_pickled_by_value_whenever_it_appear
     assert _dumped_function_loads_under_another_main("double", monkeypatch) == 4
 
 
+def test_a_pickle_processor_keeps_nothing_of_its_own_after_a_dump(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every target holds one: no __dict__ and no answer about ``__main__`` per instance (the class keeps that)."""
+    monkeypatch.setattr(PickleFileProcessor, "_main_with_code", 0)  # put back afterwards
+    main = _main_module("def quadruple(x):\n    return 4 * x\n")
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    processor = PickleFileProcessor()
+    processor.dump([1, 2], io.BytesIO())
+    assert not hasattr(processor, "__dict__")
+    assert PickleFileProcessor._main_with_code == id(main)  # found once for the process, not kept per processor
+    assert _dumped_function_loads_under_another_main("quadruple", monkeypatch) == 8  # by value, as before
+
+
 def test_feather_without_index_storage_keeps_plain_columns(tmp_path: Path) -> None:
     path = str(tmp_path / "plain.feather")
     target = make_target(path, store_index_in_feather=False)
