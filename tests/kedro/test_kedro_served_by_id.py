@@ -211,3 +211,33 @@ def test_a_key_of_a_str_subclass_value_is_not_named_by_the_id_of_the_equal_str()
     assert subclassed.unique_id is None  # not of the plain form: the node run tells it
     assert subclassed.make_unique_id() != plain.unique_id
     assert str(subclassed.task.node_name) == "TIMES"
+
+
+def test_a_served_node_s_persistent_output_is_checked_by_its_key_s_paths(workspace: str, tmp_path: Path) -> None:
+    """The states its run recorded are found by the key's paths (``NodeKey.record_paths``: the node run's own), so a
+    served node with a persistent output makes no node run either; an output written outside kart still reruns it."""
+    from kedro_datasets.json import JSONDataset
+
+    def catalog() -> DataCatalog:
+        found = _catalog()
+        found["timed"] = JSONDataset(filepath=str(tmp_path / "timed.json"))
+        return found
+
+    assert _run(workspace, catalog()).last_run == {"start": "ran", "times": "ran", "total": "ran"}
+    _new_process()
+    assert _run(workspace, catalog()).last_run == {"start": "cached", "times": "cached", "total": "cached"}
+    assert _made() == {"start", "total"}
+    fields = {"project": "", "node_name": "times", "code": "c", "parameters": "p", "data": "d", "inputs": ("started",)}
+    fields.update(outputs=("timed",), upstream=(), workspace_directory=workspace)
+    task = KedroNodeRun.keyed(**fields)
+    assert NodeKey(fields).record_paths(workspace) == (
+        task.states_path(),
+        kart_core.workspace.log_task_path(task, kart_core.workspace.TASK_LOG),
+    )
+    _new_process()
+    (tmp_path / "timed.json").write_text("[7, 7, 7]")
+    catalog_ = catalog()
+    runner = _run(workspace, catalog_)
+    assert runner.last_run == {"start": "cached", "times": "ran", "total": "cached"}
+    assert runner.last_reasons["times"] == "output 'timed' holds data written outside kart"
+    assert json.loads((tmp_path / "timed.json").read_text()) == [2, 4, 6]

@@ -200,7 +200,7 @@ class KedroNodeRun(kart_core.TaskOnKart[Any]):
         return _layout.with_unique_id(full, self.make_unique_id())
 
     def _states_relative(self) -> str:
-        return f"{self.cache_folder()}/.kart/states/{safe_name(self.node_name)}.pkl"
+        return _states_relative(self.project, self.node_name)
 
     def output(self) -> dict[str, Any]:
         """One pickle per output dataset: ``{ws}/kedro/{project}/{node}__{dataset}_{uid}.pkl``.
@@ -266,6 +266,11 @@ class PlainRecordProcessor(kart_core.file_processor.PickleFileProcessor):
             EOFError, ValueError: truncated or malformed.
         """
         return kart_core.loads_plain_data(file.read())
+
+
+def _states_relative(project: str, node_name: str) -> str:
+    """``states_target()``'s path relative to the workspace, before the unique id (``KedroNodeRun.cache_folder``)."""
+    return f"kedro/{safe_name(project or '_')}/.kart/states/{safe_name(node_name)}.pkl"
 
 
 def _output_paths(project: str, node_name: str, names: tuple[str, ...]) -> list[str]:
@@ -340,6 +345,23 @@ class NodeKey:
     def output_paths(self) -> list[str]:
         """The workspace-relative paths of ``task.output()``'s targets, in its order."""
         return _output_paths(self.fields.get("project", ""), self.fields["node_name"], self.output_names())
+
+    def record_paths(self, workspace: str) -> tuple[str, str] | None:
+        """``(task.states_path(), the path of task's task log)`` for a node run in ``workspace``, without making it:
+        what reading the output states its run recorded asks first (``NodeRecords.states``). None when the
+        id is not computed from the fields (``unique_id``): the node run tells them then.
+
+        Args:
+            workspace: the node run's ``workspace_directory``: the run's template's (``PipelineRun.template``), whose
+                settings every node run of the run shares.
+        """
+        unique_id = self.unique_id
+        project, node_name = self.fields.get("project", ""), self.fields.get("node_name")
+        if unique_id is None or type(project) is not str or type(node_name) is not str:
+            return None
+        name = KedroNodeRun.__name__
+        states = _layout.workspace_path(workspace, _states_relative(project, node_name), name)
+        return _layout.with_unique_id(states, unique_id), _layout.log_path(workspace, _layout.TASK_LOG, name, unique_id)
 
 
 def _strings_and_id(fields: Mapping[str, Any]) -> tuple[dict[str, str] | None, str | None]:

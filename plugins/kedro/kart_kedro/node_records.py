@@ -44,7 +44,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import kart_core
-from kart_kedro.node_cache import KedroNodeRun, PlainRecordProcessor, safe_name
+from kart_kedro.node_cache import KedroNodeRun, NodeKey, PlainRecordProcessor, safe_name
 from kart_kedro.output_state import FileStamp, OutputState
 
 TASK_LOG = kart_core.workspace.TASK_LOG
@@ -133,23 +133,35 @@ class NodeRecords:
 
     # --- output states of one node run ----------------------------------------------------------
 
-    def states(self, task: KedroNodeRun, run: Mapping[str, Any] | None = None) -> dict[str, OutputState] | None:
+    def states(
+        self, task: KedroNodeRun | NodeKey, run: Mapping[str, Any] | None = None, paths: tuple[str, str] | None = None
+    ) -> dict[str, OutputState] | None:
         """The recorded output states of a node run, or None if none were recorded.
 
         A states file (a later check's update, or kart's earlier layout) wins over the run's task log.
 
         Args:
-            task: the node run.
+            task: the node run, or its key (the node run is made only when a states file or a task log file exists,
+                or no ``run`` is given: a cached node checked by its id in a new process makes none, as for its check).
             run: the run record of its manifest when the caller read it already (``kart_core.outputs_if_complete``,
                 with the check that found the run complete): its task log is not read again. None: read it
                 (``read_run_log``: a task log file of kart before 2026-11-30, else the manifest's run record).
+            paths: ``(task.states_path(), its task log's path)`` when the caller has them (``NodeKey.record_paths``).
         """
-        path = task.states_path()  # most runs have no such file: one existence check, no target made
-        if kart_core.workspace.file_exists(path):
+        if paths is None:
+            task = task.task if isinstance(task, NodeKey) else task
+            paths = (task.states_path(), "")  # most runs have no such file: one existence check, no target made
+        if kart_core.workspace.file_exists(paths[0]):
+            task = task.task if isinstance(task, NodeKey) else task
             stored = _stored(task.states_target())  # unreadable (or planted, naming code): as if none were recorded
             return {name: OutputState(*values) for name, values in stored.items()} if stored else None
-        if run is not None and not kart_core.workspace.file_exists(kart_core.workspace.log_task_path(task, TASK_LOG)):
-            return states_from_log(run.get(TASK_LOG.name))  # what read_run_log finds without a task log file
+        if run is not None:
+            log = paths[1] or kart_core.workspace.log_task_path(
+                task.task if isinstance(task, NodeKey) else task, TASK_LOG
+            )
+            if not kart_core.workspace.file_exists(log):
+                return states_from_log(run.get(TASK_LOG.name))  # what read_run_log finds without a task log file
+        task = task.task if isinstance(task, NodeKey) else task
         try:  # the run's task log file, or the run record in its manifest (kart_run_record_in_manifest)
             return states_from_log(kart_core.read_run_log(task, TASK_LOG, None, plain_data=True))
         except (*_UNREADABLE, kart_core.errors.LoadError):

@@ -759,7 +759,11 @@ class PipelineRun:
         self, node: Any, key: NodeKey, run: Mapping[str, Any] | None, persistent: list[str]
     ) -> str | None:
         """``serve_if_fresh``'s check and serve, its ``persistent`` outputs' locations held."""
-        recorded = (self.records.states(key.task, run) or {}) if persistent else {}
+        recorded: dict[str, OutputState] = {}
+        if persistent:  # by its key's paths when checked by its id: the node run is made only when a file asks it
+            template = None if key.made else self.template
+            paths = None if template is None else key.record_paths(str(template.workspace_directory))
+            recorded = self.records.states(key, run, paths) or {}
         states = dict(recorded)
         replace = []
         for name in persistent:
