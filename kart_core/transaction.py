@@ -948,12 +948,14 @@ def loads_noted_by(running: Transaction | None) -> Iterator[None]:
 
 def reader() -> Transaction | None:
     """The run a load here counts for: the innermost transaction (``current``), else the run a nested build
-    loads its roots for (``loads_noted_by``) while that run is in progress in this process."""
+    loads its roots for (``loads_noted_by``) while that run is in progress. In a forked child of that run (a
+    ``build()`` in a fork pool ``run()`` made) it is the forked copy, whose ``note_load`` sends the record to the run
+    (attacker at18 I4)."""
     found = current()
     if found is not None:
         return found
     outer = _reader.get()
-    return outer if outer is not None and not outer.ended and outer.pid == _Process.pid else None
+    return outer if outer is not None and not outer.ended else None
 
 
 def nesting_run(what: Callable[[], str]) -> Transaction | None:

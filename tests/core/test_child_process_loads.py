@@ -45,6 +45,11 @@ def _load_task(task: gokart.TaskOnKart[int]) -> Any:
     return task.load()
 
 
+def _build_upstream(task: gokart.TaskOnKart[int]) -> Any:
+    """A build nested in the run, made in the child (attacker at18 I4): what it returns is the run's input."""
+    return gokart.build(task.requires(), reset_register=False)
+
+
 def _in_pool(context: str, function: Any, item: Any) -> Any:
     with multiprocessing.get_context(context).Pool(1) as pool:
         return pool.map(function, [item])[0]
@@ -70,6 +75,8 @@ _HOWS = {
     "spawn ProcessPoolExecutor, self.load()": lambda task: _in_executor("spawn", _load_task, task),
     "forkserver pool, self.load()": lambda task: _in_pool("forkserver", _load_task, task),
     "thread pool, self.load()": lambda task: _in_threads(_load_task, task),
+    "fork pool, build()": lambda task: _in_pool("fork", _build_upstream, task),
+    "fork ProcessPoolExecutor, build()": lambda task: _in_executor("fork", _build_upstream, task),
 }
 
 
