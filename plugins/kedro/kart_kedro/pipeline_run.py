@@ -745,20 +745,27 @@ class PipelineRun:
 
         ``run``: the run record read with the check that found it complete (``NodeRecords.states``), if any.
 
-        The persistent outputs' locations are locked (``kart_core.hold_location_locks``, as ``NodeWork`` locks them
-        from its saves through the states it records) from their check through their write-back and the states
-        recorded, so another session's save of one cannot land in between (attacker at17 H7).
+        When the check finds anything to write back or record, or a reason not to serve, it is made again with
+        the persistent outputs' locations locked (``kart_core.hold_location_locks``, as ``NodeWork`` locks them
+        from its saves through the states it records), held through the write-back and the states recorded, so
+        another session's save of one cannot land in between (attacker at17 H7), and a save under way in another
+        session is waited for rather than taken for data written outside kart. The common case (every output
+        holds what its record says: nothing written, nothing recorded) takes no lock.
         """
         persistent = [name for name in node.outputs if self._persistent(name)]
-        if not persistent:
-            return self._serve_checked(node, key, run, persistent)
+        checked = self._check_outputs(key, run, persistent)
+        if not isinstance(checked, str) and not checked[2] and checked[1] == checked[0]:
+            return self._serve_checked(node, key, *checked)
         with kart_core.hold_location_locks(self.locations(persistent)):
-            return self._serve_checked(node, key, run, persistent)
+            checked = self._check_outputs(key, run, persistent)
+            return checked if isinstance(checked, str) else self._serve_checked(node, key, *checked)
 
-    def _serve_checked(
-        self, node: Any, key: NodeKey, run: Mapping[str, Any] | None, persistent: list[str]
-    ) -> str | None:
-        """``serve_if_fresh``'s check and serve, its ``persistent`` outputs' locations held."""
+    def _check_outputs(
+        self, key: NodeKey, run: Mapping[str, Any] | None, persistent: list[str]
+    ) -> str | tuple[dict[str, OutputState], dict[str, OutputState], list[str]]:
+        """The states recorded for ``key``'s ``persistent`` outputs, their states now, and the outputs to write back
+        (missing, another run's content kart wrote, or another catalog definition); or why the node must run
+        again (an output holds data written outside kart)."""
         recorded: dict[str, OutputState] = {}
         if persistent:  # by its key's paths when checked by its id: the node run is made only when a file asks it
             template = None if key.made else self.template
@@ -775,6 +782,17 @@ class PipelineRun:
             elif recorded[name].config and state.config != recorded[name].config:
                 replace.append(name)  # its catalog definition changed: written again through the new one
             states[name] = state  # the same content, maybe a newer mtime: remembered for the next check
+        return recorded, states, replace
+
+    def _serve_checked(
+        self,
+        node: Any,
+        key: NodeKey,
+        recorded: dict[str, OutputState],
+        states: dict[str, OutputState],
+        replace: list[str],
+    ) -> str | None:
+        """``serve_if_fresh``'s serve, after ``_check_outputs``: ``replace`` written back, the states recorded."""
         try:
             self.serve(node, key, replace)
         except _DamagedCache as damaged:
