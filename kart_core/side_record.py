@@ -23,16 +23,18 @@ import hashlib
 import json
 from collections.abc import Iterator
 
+from kart_core.errors import DamagedOutputError, IntegrityError
 from kart_core.lock import LockParams, commit_lock_directory, hold_lock
 from kart_core.manifest import OutputRecord, read_manifest
 from kart_core.signing import HEADER_SIZE, Signer
 from kart_core.storage import storage_for
-from kart_core.workspace import join_url
+from kart_core.workspace import LOG_DIRECTORY, MANIFEST, join_url
 
-__all__ = ["FOLDER", "FORMAT", "name_for", "recorded", "vouched", "writing", "write_record"]
+__all__ = ["FOLDER", "FORMAT", "listed", "name_for", "recorded", "vouched", "writing", "write_record"]
 
 FORMAT = "kart-side/1"
 FOLDER = "log/side"
+MANIFEST_FOLDER = f"{LOG_DIRECTORY}/{MANIFEST.name}"
 
 
 def name_for(key: str) -> str:
@@ -89,6 +91,30 @@ def recorded(record: OutputRecord) -> bool:
     """
     path = join_url(record.workspace, name_for(record.key))
     return storage_for(path).exists(path)
+
+
+def listed(record: OutputRecord, signer: Signer) -> bool:
+    """Whether a signed manifest of ``record``'s workspace lists ``record.key`` under ``side``: a run of this kart
+    committed the path with signing on, so its record was there, and a copy sealed without a commit is an older one
+    even when the record is gone (deleted with the copy put back: attacker at18 I12). Reads the workspace's
+    manifests: only for a side file sealed without a commit and without a record, which no run of this kart leaves
+    with records on. A manifest that cannot be read or verified is skipped (its own loads refuse it).
+
+    Raises:
+        OSError: the store could not be asked.
+    """
+    folder = join_url(record.workspace, MANIFEST_FOLDER)
+    storage = storage_for(folder)
+    for name in storage.list_dir(folder):
+        if not name.endswith(MANIFEST.extension):
+            continue
+        try:
+            manifest = read_manifest(storage, join_url(folder, name), f"{MANIFEST_FOLDER}/{name}", signer)
+        except (DamagedOutputError, IntegrityError):
+            continue
+        if manifest is not None and record.key in manifest.side:
+            return True
+    return False
 
 
 def vouched(record: OutputRecord, commit: str, signer: Signer) -> bool:

@@ -845,12 +845,13 @@ class TargetOnKart(luigi.Target):
         if staged or self.record is None:
             return
         if seal.commit is None and entry is None:
-            if side_record.recorded(self.record):
+            if side_record.recorded(self.record) or side_record.listed(self.record, signer):
                 raise IntegrityError(
                     f"Refusing to load {self._describe_owner()} from {self._path!r}: it is signed without a commit, "
-                    f"but the path's side-file record ({side_record.name_for(self.record.key)!r}) names the run that "
-                    "wrote it last: an older version copied back (written by an older kart, or while integrity "
-                    "records were off). Fix: build the task that writes it again with rerun=True, or delete the file."
+                    f"but a run of this kart committed the path with its commit (the path's side-file record "
+                    f"{side_record.name_for(self.record.key)!r} names it, or a signed manifest lists the path under "
+                    "'side'): an older version copied back (written by an older kart, or while integrity records "
+                    "were off). Fix: build the task that writes it again with rerun=True, or delete the file."
                 )
             return  # sealed without a commit and no record of one: written while integrity records were off
         if entry is None and seal.commit is not None and side_record.vouched(self.record, seal.commit, signer):

@@ -184,9 +184,16 @@ def test_a_copy_sealed_without_a_commit_put_back_is_refused(
     seal = read_seal(old)
     assert seal is not None and seal.commit is None
     monkeypatch.delenv("KART_INTEGRITY_RECORD")
+    assert _threshold(_shared(first).load()) == 1  # no run of this kart recorded the path: it loads
     second = SideWriter(n=2, workspace_directory=where)
     _build(second)
     _put(path, old)
+    for target in (_shared(second), _shared(first), _bare(where, "pkl")):
+        with pytest.raises(IntegrityError, match="older version copied back"):
+            target.load()
+    # Attacker at18 I12: the path's record deleted too; the second writer's signed manifest still lists the path.
+    record = join_url(where, _record_name(_shared(second).record.key))
+    storage_for(record).remove(record)
     for target in (_shared(second), _shared(first), _bare(where, "pkl")):
         with pytest.raises(IntegrityError, match="older version copied back"):
             target.load()
