@@ -34,7 +34,14 @@ class KeyedJson(AbstractDataset[Any, Any]):
     """Loads one key of a JSON file, saves a whole object (``indent``: how it is written); ``_describe`` names the
     file only."""
 
-    def __init__(self, filepath: str, key: str = "a", indent: int | None = None, credentials: Any = None) -> None:
+    def __init__(
+        self,
+        filepath: str,
+        key: str = "a",
+        indent: int | None = None,
+        credentials: Any = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
         self._filepath = Path(filepath)
         self._key, self._indent = key, indent
 
@@ -197,3 +204,34 @@ def test_credentials_are_not_part_of_a_definition(tmp_path: Path) -> None:
     assert dataset_config(one) == dataset_config(other) == dataset_config(KeyedJson(path, "a"))
     assert dataset_config(one, reading=True) == dataset_config(other, reading=True)
     assert dataset_config(KeyedJson(path, "b")) != dataset_config(one)
+
+
+def test_metadata_is_not_part_of_a_definition(tmp_path: Path, journal: str) -> None:
+    """``metadata`` (kedro-viz's layer, free-form data Kedro ignores) counts neither in a reader's key nor in an
+    output's definition: a metadata edit neither reruns a reader nor writes a cached output back (attacker at18 I11)."""
+    path = str(tmp_path / "x.json")
+    plain = KeyedJson(path, "a")
+    assert dataset_config(plain) == dataset_config(KeyedJson(path, "a", metadata={"kedro-viz": {"layer": "raw"}}))
+    assert dataset_config(plain, reading=True) == dataset_config(
+        KeyedJson(path, "a", metadata={"kedro-viz": {"layer": "primary"}}), reading=True
+    )
+    middle, out = tmp_path / "middle.json", tmp_path / "out.json"
+    pipeline = Pipeline(
+        [node(make, "params:seed", "keyed", name="make"), node(pick, "keyed", "keyed_out", name="pick")]
+    )
+
+    def run(layer: str) -> Any:
+        catalog = DataCatalog(
+            {
+                "keyed": KeyedJson(str(middle), "a", metadata={"kedro-viz": {"layer": layer}}),
+                "keyed_out": JSONDataset(filepath=str(out)),
+                "params:seed": MemoryDataset(3),
+            }
+        )
+        KartRunner(workspace_directory=str(tmp_path / "ws")).run(pipeline, catalog)
+        return json.loads(out.read_text())
+
+    assert run("primary") == {"picked": 3} and ran() == ["make", "pick"]
+    written = middle.stat().st_ctime_ns
+    assert run("intermediate") == {"picked": 3} and ran() == []
+    assert middle.stat().st_ctime_ns == written  # not written back

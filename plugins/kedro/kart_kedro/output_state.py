@@ -106,6 +106,9 @@ MISSING = OutputState("")
 # inside the ``fs_args`` a constructor takes, ``_constructor_arguments``).
 _READING = frozenset({"load_args", "fs_open_args_load", "open_args_load"})
 _SECRET = frozenset({"credentials"})
+# Constructor arguments that are no part of a definition: ``metadata`` is free-form data for plugins and users
+# (kedro-viz's layers and previews), which Kedro documents as ignored by Kedro (attacker at18 I11).
+_NOT_DEFINITION = _SECRET | {"metadata"}
 # _describe() items that do not shape the written bytes: where it is (the state is read there
 # anyway; a checkout elsewhere must not count as a change), which version, and how it is read.
 _NOT_WRITING = frozenset({"filepath", "path", "filename", "version"}) | _READING
@@ -162,8 +165,10 @@ def dataset_config(dataset: Any, *, reading: bool = False) -> str:
 def _constructor_arguments(dataset: Any) -> dict[str, Any]:
     """The arguments the catalog built ``dataset`` with (Kedro 1.x: ``AbstractDataset.__init_subclass__`` keeps
     every argument of the class's ``__init__``, defaults included, as ``dataset._init_args``), without
-    ``credentials`` (at any depth: a secret belongs in no key and no record) and without those left at None (an
-    argument given as None and one not given are one definition).
+    ``credentials`` (at any depth: a secret belongs in no key and no record), without ``metadata`` (at any depth:
+    free-form data for plugins such as kedro-viz, ignored by Kedro; kart from 17:20 to 18:20 UTC on 2026-12-02
+    counted it, so a metadata edit wrote outputs back) and without those left at None (an argument given as None
+    and one not given are one definition).
 
     A hand-written dataset's ``_describe()`` often names its file only (Kedro's custom-dataset tutorial: path,
     version, protocol): kart before 2026-12-02 17:20 UTC keyed it by that, so ``key: a`` -> ``key: b`` on a dataset
@@ -174,9 +179,9 @@ def _constructor_arguments(dataset: Any) -> dict[str, Any]:
     if not isinstance(arguments, Mapping):
         return {}
     return {
-        str(key): _without(value, _SECRET)
+        str(key): _without(value, _NOT_DEFINITION)
         for key, value in arguments.items()
-        if value is not None and str(key) not in _SECRET
+        if value is not None and str(key) not in _NOT_DEFINITION
     }
 
 
