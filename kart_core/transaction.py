@@ -1320,15 +1320,14 @@ def off_context(
     relay a target pickled while such a run was in progress carries (``relay_for``; a pool made before the run).
 
     A target that the task's ``input()`` handed out in its run (``reader_slot``: ``Transaction.input_view``) counts
-    for that run while its ``run()`` executes, and for none after.
+    for that run while its ``run()`` executes; after, as any other target (a view kept in a cache past its run and
+    loaded in another run's thread counts for that run, attacker at18 I13).
     """
     if record is None or not unset() or _relayed.get() is not None:
         yield
         return
-    found: child_loads.Relay | Adopted | None
-    if reader_slot is not None:
-        found = _reader_of(reader_slot)
-    else:
+    found: child_loads.Relay | Adopted | None = _reader_of(reader_slot) if reader_slot is not None else None
+    if found is None:  # no view, or its run is over (a view kept past its run, loaded by another's thread: at18 I13)
         found = _adopter(record)
         if found is None and carried is not None and carried.pid != _Process.pid:
             found = carried

@@ -231,3 +231,37 @@ def test_a_load_kart_cannot_attribute_is_warned_and_recorded_for_no_run(
     for message in warned:
         assert "OcUp" in message and "all require" in message and "self.load()" in message
     assert [_inputs(sibling) for sibling in siblings] == [[], []]
+
+
+class OcKeepsView(gokart.TaskOnKart[int]):
+    """Keeps the first run's ``self.input()`` in a cache its class holds and loads it in a thread of every run."""
+
+    name = luigi.Parameter()
+    cache: dict[str, Any] = {}  # noqa: RUF012 - the cache under test: shared by the runs on purpose
+
+    def requires(self) -> OcUp:
+        return OcUp(workspace_directory=self.workspace_directory)
+
+    def run(self) -> None:
+        target = self.cache.setdefault(self.workspace_directory, self.input())
+        found: list[int] = []
+        thread = threading.Thread(target=lambda: found.append(target.load()))
+        thread.start()
+        thread.join()
+        self.dump(found[0] * 10)
+
+
+def test_a_view_kept_past_its_run_counts_for_the_run_that_loads_it(
+    workspace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Attacker at18 I13: a target input() handed out to run A, kept in a cache and loaded in a thread of run B after A
+    ended, counted for A's ended run, so for nobody: B stayed fresh with the old value after its upstream reran."""
+    monkeypatch.setenv(_VALUE, "1")
+    first, second = (OcKeepsView(name=name, workspace_directory=workspace) for name in ("a", "b"))
+    assert gokart.build([first, second], reset_register=False) == [10, 10]
+    assert [task for task, _ in _inputs(second)] == [
+        f"OcUp[{OcUp(workspace_directory=workspace).make_unique_id()[:8]}]"
+    ]
+    monkeypatch.setenv(_VALUE, "2")
+    gokart.build(OcUp(workspace_directory=workspace, rerun=True), reset_register=False)
+    assert gokart.build(OcKeepsView(name="b", workspace_directory=workspace), reset_register=False) == 20
