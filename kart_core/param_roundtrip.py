@@ -242,6 +242,9 @@ def _ambiguous(value: Any, depth: int = 0) -> str | None:
         items = list(value)[:_ITEMS_LOOKED_AT]
     elif record is not None:
         hidden, items = record
+        own_str = _own_str(value)
+        if own_str:  # str() is what the id covers; a class's own __str__ may print any part of it (attacker at18 I2)
+            return f"a {type(value).__name__} prints through its own __str__ ({own_str}), not its fields"
         if hidden:
             return f"a {type(value).__name__} prints without its field(s) {', '.join(hidden)} (repr=False or a custom repr)"
     else:
@@ -250,6 +253,16 @@ def _ambiguous(value: Any, depth: int = 0) -> str | None:
             return f"a {type(value).__name__} prints as its memory address"
         return f"a {type(value).__name__} prints elided ('...')" if "..." in text else None
     return next((why for item in items if (why := _ambiguous(item, depth + 1)) is not None), None)
+
+
+def _own_str(value: Any) -> str:
+    """The qualified name of the ``__str__`` a record class (dataclass, attrs, pydantic) defines itself, "" when its
+    string form is the one its library generates from its fields."""
+    method = type(value).__str__
+    module = str(getattr(method, "__module__", "") or "")
+    if method is object.__str__ or module.split(".")[0] in ("pydantic", "attr", "attrs", "dataclasses"):
+        return ""
+    return str(getattr(method, "__qualname__", "__str__"))
 
 
 def _record_fields(value: Any) -> tuple[list[str], list[Any]] | None:

@@ -230,6 +230,17 @@ class ApAttrsCustomRepr:
     salt: int = attrs.field(default=0, repr=lambda value: "<salt>")
 
 
+@dataclasses.dataclass(frozen=True)
+class ApShortStr:
+    """A config whose own __str__ prints its name only (attacker at18 I2)."""
+
+    name: str
+    lr: float = 0.1
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class ApSecret(pydantic.BaseModel):
     url: str
     password: pydantic.SecretStr
@@ -245,8 +256,9 @@ class ApSecret(pydantic.BaseModel):
         (ApNested("n", ApConfig("a", (1.0,))), ApNested("n", ApConfig("a", (2.0,)))),
         (ApAttrsCustomRepr("a", 1), ApAttrsCustomRepr("a", 2)),
         (ApSecret(url="db://h", password="prod"), ApSecret(url="db://h", password="test")),
+        (ApShortStr("a", 0.1), ApShortStr("a", 0.2)),
     ],
-    ids=["dataclass", "attrs", "pydantic", "in a list", "nested", "attrs custom repr", "pydantic secret"],
+    ids=["dataclass", "attrs", "pydantic", "in a list", "nested", "attrs custom repr", "pydantic secret", "own str"],
 )
 def test_a_value_whose_repr_leaves_out_a_field_is_named(workspace: str, first: object, second: object) -> None:
     """Attacker at15 F5's remainder: two configs differing only in a repr=False field share one unique id and were
@@ -255,7 +267,7 @@ def test_a_value_whose_repr_leaves_out_a_field_is_named(workspace: str, first: o
     assert tasks[0].make_unique_id() == tasks[1].make_unique_id()  # gokart's id: the string form, unchanged
     ((name, _, why),) = ambiguous_parameters(tasks[0])
     assert name == "anything"
-    assert ("secret_weights" in why or "salt" in why) or why == "a SecretStr prints masked", why
+    assert ("secret_weights" in why or "salt" in why or "own __str__" in why) or why == "a SecretStr prints masked", why
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         kart_core.build(tasks, reset_register=False)
