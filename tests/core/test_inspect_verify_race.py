@@ -11,7 +11,7 @@ import luigi
 import pytest
 
 import kart_core as gokart
-from kart_core.inspect.verify import remove_damaged, verify_workspace
+from kart_core.inspect.verify import VerifyReport, remove_damaged, verify_workspace
 from kart_core.storage import storage_for
 from kart_core.workspace import MANIFEST, log_task_path
 
@@ -54,16 +54,22 @@ def _break_manifest(task: gokart.TaskOnKart) -> None:
     _write(_manifest(task), b"{not json")
 
 
+def _damaged_and_scanned(workspace: str, damage: object, kind: str) -> tuple[RaceUp, VerifyReport]:
+    """RaceUp built, then ``damage``d; the scan's report, which names one problem of ``kind``."""
+    up = RaceUp(n=1, workspace_directory=workspace)
+    gokart.build(up, reset_register=False)
+    assert callable(damage)
+    damage(up)
+    report = verify_workspace(workspace)
+    assert [problem.kind for problem in report.problems] == [kind]
+    return up, report
+
+
 @pytest.mark.parametrize(("damage", "kind"), [(_truncate_output, "size"), (_break_manifest, "manifest")])
 def test_a_problem_fixed_by_a_commit_after_the_scan_is_not_deleted(
     any_workspace: str, caplog: pytest.LogCaptureFixture, damage: object, kind: str
 ) -> None:
-    up = RaceUp(n=1, workspace_directory=any_workspace)
-    gokart.build(up, reset_register=False)
-    assert callable(damage)
-    damage(up)
-    report = verify_workspace(any_workspace)
-    assert [problem.kind for problem in report.problems] == [kind]
+    up, report = _damaged_and_scanned(any_workspace, damage, kind)
     gokart.build(RaceUp(n=1, workspace_directory=any_workspace, rerun=True), reset_register=False)  # meanwhile
     caplog.set_level(logging.WARNING)
     assert remove_damaged(report) == []
@@ -75,12 +81,7 @@ def test_a_problem_fixed_by_a_commit_after_the_scan_is_not_deleted(
 @pytest.mark.parametrize(("damage", "kind"), [(_truncate_output, "size"), (_break_manifest, "manifest")])
 def test_a_problem_nothing_touched_since_the_scan_is_deleted(any_workspace: str, damage: object, kind: str) -> None:
     """The control: the check before each removal lets an unchanged problem go as before."""
-    up = RaceUp(n=1, workspace_directory=any_workspace)
-    gokart.build(up, reset_register=False)
-    assert callable(damage)
-    damage(up)
-    report = verify_workspace(any_workspace)
-    assert [problem.kind for problem in report.problems] == [kind]
+    up, report = _damaged_and_scanned(any_workspace, damage, kind)
     removed = remove_damaged(report)
     assert (up.output().path() in removed) if kind == "size" else (_manifest(up) in removed)
     assert not up.complete()
