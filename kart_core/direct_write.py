@@ -137,6 +137,24 @@ class _Handed:
     seeded: tuple[Staged, object, str] | None = None  # (the dump, the copy's stamp, the copy's content hash)
 
 
+class _Watching:
+    """``DirectWrites.watch``'s context manager: a class, not a ``contextlib.contextmanager`` (every run enters it).
+    The private files are staged only when the body returned (a run that raised is undone by its runner)."""
+
+    __slots__ = ("_direct",)
+
+    def __init__(self, direct: DirectWrites) -> None:
+        self._direct = direct
+
+    def __enter__(self) -> None:
+        self._direct.watching = True
+
+    def __exit__(self, exc_type: object, *_exc: object) -> None:
+        self._direct.watching = False
+        if exc_type is None:
+            self._direct._stage_private()
+
+
 class DirectWrites:
     """The outputs of one run whose paths the task's code asked for (``running.direct`` during that run).
 
@@ -191,8 +209,7 @@ class DirectWrites:
         # the lock and writes the marker, the others find the path handed out.
         self._handing = threading.RLock()
 
-    @contextlib.contextmanager
-    def watch(self) -> Iterator[None]:
+    def watch(self) -> _Watching:
         """Count the path requests of the body (the task's own ``run()``), not kart's own afterwards; when the body
         returns, stage the private files it wrote (``_stage_private``).
 
@@ -206,12 +223,7 @@ class DirectWrites:
         over the taker's object; it missed the threads ``run()`` started and was swallowed by ``except Exception``:
         attacker at13, 1-5.)
         """
-        self.watching = True
-        try:
-            yield
-        finally:
-            self.watching = False
-        self._stage_private()
+        return _Watching(self)
 
     def hand_out(self, target: Any, path: str) -> str:
         """Called by ``TargetOnKart.path()``: mark ``path`` as written directly before the task's code gets it.

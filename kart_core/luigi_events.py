@@ -92,30 +92,39 @@ def failed(task: Any, exception: BaseException) -> None:
         logger.exception("%s.on_failure raised while handling %r", task, exception)
 
 
-@contextlib.contextmanager
-def reporter_callbacks(task: Any, label: str) -> Iterator[None]:
+class reporter_callbacks:  # noqa: N801 - used as a function: ``with reporter_callbacks(task, label):``
     """While the body runs, ``task``'s luigi reporter callbacks log at INFO (the ones the task left None).
 
     Also sets ``decrease_running_resources`` (nothing to decrease: kart does not schedule by luigi's
     resources), as luigi's worker sets it; all back to None after. The callbacks pickle (a task may be sent
-    to a child process while it runs).
+    to a child process while it runs). A class, not a ``contextlib.contextmanager``: every task run enters it.
     """
-    set_here = []
-    callbacks = {
-        "set_tracking_url": functools.partial(_report, label, "tracking URL %s"),
-        "set_status_message": functools.partial(_report, label, "status: %s"),
-        "set_progress_percentage": functools.partial(_report, label, "progress %s%%"),
-        "decrease_running_resources": functools.partial(_report, label, "would release resources %s"),
-    }
-    for name, callback in callbacks.items():
-        if getattr(task, name, None) is None:
-            setattr(task, name, callback)
-            set_here.append(name)
-    try:
-        yield
-    finally:
-        for name in set_here:
-            setattr(task, name, None)
+
+    __slots__ = ("_label", "_set_here", "_task")
+
+    def __init__(self, task: Any, label: str) -> None:
+        self._task, self._label = task, label
+        self._set_here: list[str] = []
+
+    def __enter__(self) -> None:
+        task, label = self._task, self._label
+        for name, what in _CALLBACKS:
+            if getattr(task, name, None) is None:
+                setattr(task, name, functools.partial(_report, label, what))
+                self._set_here.append(name)
+
+    def __exit__(self, *_exc: object) -> None:
+        for name in self._set_here:
+            setattr(self._task, name, None)
+
+
+# The reporter callbacks run() gets (luigi's worker sets them around run()), and what each logs.
+_CALLBACKS = (
+    ("set_tracking_url", "tracking URL %s"),
+    ("set_status_message", "status: %s"),
+    ("set_progress_percentage", "progress %s%%"),
+    ("decrease_running_resources", "would release resources %s"),
+)
 
 
 def _report(label: str, what: str, value: object) -> None:

@@ -125,19 +125,28 @@ def records() -> bool:
     return _flag(RECORD_ENVIRONMENT_VARIABLE, "integrity_record", default=True)
 
 
-@contextlib.contextmanager
-def frozen() -> Iterator[TargetConfig]:
-    """Read the settings once for the body (an enclosing scope's settings are kept, not re-read)."""
-    scoped = _scoped.get()
-    if scoped is not None:
-        yield scoped
-        return
-    settings = read()
-    token = _scoped.set(settings)
-    try:
-        yield settings
-    finally:
-        _scoped.reset(token)
+class frozen:  # noqa: N801 - used as a function: ``with target_config.frozen() as settings:``
+    """Read the settings once for the body (an enclosing scope's settings are kept, not re-read).
+
+    A class, not a ``contextlib.contextmanager``: every task run enters it (``run_one``), nearly always inside an
+    enclosing scope, where a generator-based one still cost six calls.
+    """
+
+    __slots__ = ("_token",)
+    _token: contextvars.Token[TargetConfig | None] | None
+
+    def __enter__(self) -> TargetConfig:
+        scoped = _scoped.get()
+        if scoped is not None:
+            self._token = None
+            return scoped
+        settings = read()
+        self._token = _scoped.set(settings)
+        return settings
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._token is not None:
+            _scoped.reset(self._token)
 
 
 @contextlib.contextmanager

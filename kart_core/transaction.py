@@ -403,8 +403,7 @@ class Transaction:
             self.bases[record.manifest] = read_base(storage, record, self.signer)
         return self.bases[record.manifest]
 
-    @contextlib.contextmanager
-    def opened(self) -> Iterator[None]:
+    def opened(self) -> _Opened:
         """While the body (the task's ``run()``) executes, writes of the task's outputs from any thread join this run,
         and reads from threads started meanwhile (those ``run()`` starts) see its staged outputs.
 
@@ -415,17 +414,7 @@ class Transaction:
         retry in the same process). The main thread is not noted: when it is not the run's own, it is the one
         that called ``build()`` and waited in it (a script's dump after a threaded build writes as before).
         """
-        # A thread already running now (a monitor polling complete(), a server's request thread) cannot be one
-        # that run() starts: it must see the committed state, as it would from another process.
-        self.outsiders = shared_threads()
-        self.open = True
-        try:
-            yield
-        finally:
-            self.open = False
-            if self.slot is not None:
-                self.slot.outlived(shared_threads(), self.outsiders, threading.current_thread())
-            self.outsiders = frozenset()
+        return _Opened(self)
 
     def add(self, staged: Staged, side: OutputRecord | None = None) -> None:
         """Take ``staged`` into the run (a second dump to the same path replaces the first). A side target of the
@@ -715,22 +704,20 @@ class Transaction:
             return _SUPERSEDED, current
         return _REPLACING, current
 
-    @contextlib.contextmanager
-    def _room(self, path: str) -> Iterator[None]:
+    def _room(self, path: str) -> contextlib.AbstractContextManager[None]:
         """Turn a full disk (or quota) while the commit writes ``path`` into a ``NoSpaceError`` naming both.
 
         The run's staged files are then deleted (``begin`` discards an uncommitted run), and the
         task counts as not built: its manifest is absent, the old one, or marked pending.
         """
-        with NoSpaceError.raised_as(
+        return NoSpaceError.raised_as(
             lambda exc: (
                 f"No space left to commit {self.label}: writing {path!r} failed ({exc}{no_space_note(path)}). "
                 "The run's outputs "
                 "were not committed and its temporary files are removed. Free space on that disk (or raise the quota), "
                 "then build again."
             )
-        ):
-            yield
+        )
 
     def _sides_for(self, record: OutputRecord, current: Manifest | None) -> dict[str, Entry]:
         """The ``side`` section ``record``'s manifest gets: the side files this run dumped (keys of that manifest's
@@ -784,6 +771,31 @@ class Transaction:
             if not staged.in_place:
                 _remove_quietly(staged.storage, staged.location)
         self.staged.clear()
+
+
+class _Opened:
+    """``Transaction.opened``'s context manager: a class, not a ``contextlib.contextmanager`` (every run enters it)."""
+
+    __slots__ = ("_running",)
+
+    def __init__(self, running: Transaction) -> None:
+        self._running = running
+
+    def __enter__(self) -> None:
+        running = self._running
+        # A thread already running now (a monitor polling complete(), a server's request thread) cannot be one
+        # that run() starts: it must see the committed state, as it would from another process.
+        running.outsiders = shared_threads()
+        running.open = True
+
+    def __exit__(self, *_exc: object) -> None:
+        running = self._running
+        running.open = False
+        try:
+            if running.slot is not None:
+                running.slot.outlived(shared_threads(), running.outsiders, threading.current_thread())
+        finally:
+            running.outsiders = frozenset()
 
 
 def read_base(storage: Storage, record: OutputRecord, signer: Signer | None) -> str | None:
@@ -914,14 +926,21 @@ def begin(
             transaction.discard()
 
 
-@contextlib.contextmanager
-def detached() -> Iterator[None]:
-    """Run the body outside any transaction (a build inside a task's run() commits on its own)."""
-    token = _current.set(_OUTSIDE)
-    try:
-        yield
-    finally:
-        _current.reset(token)
+class detached:  # noqa: N801 - used as a function: ``with transaction.detached():``
+    """Run the body outside any transaction (a build inside a task's run() commits on its own).
+
+    A class, not a ``contextlib.contextmanager``: a task run enters it three times (``run_one`` and its hooks),
+    and a generator-based context manager costs three times a plain one's calls (a KartRunner first run's per-node
+    overhead, docs/benchmarks.md, session 18).
+    """
+
+    __slots__ = ("_token",)
+
+    def __enter__(self) -> None:
+        self._token = _current.set(_OUTSIDE)
+
+    def __exit__(self, *_exc: object) -> None:
+        _current.reset(self._token)
 
 
 def unset() -> bool:
@@ -1241,39 +1260,42 @@ def _refuse_stray(slot: RunSlot, writing: bool, asking_path: bool, what: str, la
     return True
 
 
-@contextlib.contextmanager
-def joined(
-    slot: RunSlot | None, writing: bool = False, what: str = "", label: str | None = None
-) -> Iterator[Transaction | None]:
+class joined:  # noqa: N801 - used as a function: ``with transaction.joined(slot) as running:``
     """Run the body in the run that ``join`` finds for ``slot`` (a task's own ``load``/``dump`` from a thread
     that its ``run()`` started: its loads are recorded as the run's inputs, its dumps are staged in it).
     ``label`` names the task in ``join``'s refusals.
 
+    In a child process of the task's run (a spawned one sent the task, a forked one from a thread that ``run()``
+    started) what the body loads is sent to the run (``kart_core.child_loads``). A class, not a
+    ``contextlib.contextmanager``: every load and dump of a task's output enters it.
+
     Raises:
         RunWriteError: as ``join``, when ``writing``.
     """
-    if isinstance(_current.get(), Transaction):
-        yield join(slot, writing, what, label=label)
-        return
-    running = join(slot, writing, what, label=label)
-    if running is None:
-        relay = _relay_of(slot) if slot is not None and _relayed.get() is None else None
-        if relay is None:
-            yield None
-            return
-        # A child process of the task's run (a spawned one sent the task, a forked one from a thread that run()
-        # started): what the body loads is sent to the run (kart_core.child_loads).
-        relay_token = _relayed.set(relay)
-        try:
-            yield None
-        finally:
-            _relayed.reset(relay_token)
-        return
-    token = _current.set(running)
-    try:
-        yield running
-    finally:
-        _current.reset(token)
+
+    __slots__ = ("_label", "_slot", "_token", "_variable", "_what", "_writing")
+    _token: contextvars.Token[Any]
+
+    def __init__(self, slot: RunSlot | None, writing: bool = False, what: str = "", label: str | None = None) -> None:
+        self._slot, self._writing, self._what, self._label = slot, writing, what, label
+        self._variable: contextvars.ContextVar[Any] | None = None
+
+    def __enter__(self) -> Transaction | None:
+        slot = self._slot
+        if isinstance(_current.get(), Transaction):
+            return join(slot, self._writing, self._what, label=self._label)
+        running = join(slot, self._writing, self._what, label=self._label)
+        if running is None:
+            relay = _relay_of(slot) if slot is not None and _relayed.get() is None else None
+            if relay is not None:
+                self._variable, self._token = _relayed, _relayed.set(relay)
+            return None
+        self._variable, self._token = _current, _current.set(running)
+        return running
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._variable is not None:
+            self._variable.reset(self._token)
 
 
 def relayed() -> child_loads.Relay | Adopted | None:

@@ -8,7 +8,7 @@ import gzip
 import io
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import IO, Any, ClassVar, Generic, Literal, TypeVar
 
 DataFrameType = Literal["pandas", "polars", "polars-lazy"]
@@ -114,13 +114,18 @@ def _file_mode(processor: Any) -> str:
     return "binary"
 
 
-@contextmanager
-def open_for_processor(processor: Any, raw: IO[bytes], mode: Literal["r", "w"]) -> Iterator[Any]:
+def open_for_processor(processor: Any, raw: IO[bytes], mode: Literal["r", "w"]) -> AbstractContextManager[Any]:
     """Adapt a binary file to what ``processor`` expects (bytes, text or gzip)."""
     kind = _file_mode(processor)
     if kind == "binary":
-        yield raw
-    elif kind == "text":
+        return nullcontext(raw)  # the file itself (every pickle): no generator to run per load and dump
+    return _wrapped(kind, raw, mode)
+
+
+@contextmanager
+def _wrapped(kind: str, raw: IO[bytes], mode: Literal["r", "w"]) -> Iterator[Any]:
+    """``open_for_processor``'s text or gzip wrapper of ``raw``."""
+    if kind == "text":
         text = io.TextIOWrapper(raw, encoding="utf-8", newline="" if mode == "w" else None)
         try:
             yield text

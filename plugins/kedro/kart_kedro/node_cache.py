@@ -12,7 +12,6 @@ reader stayed cached over its upstream's new content (AT4).
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import dataclasses
 import functools
@@ -20,7 +19,7 @@ import hashlib
 import json
 import pickle
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -46,19 +45,25 @@ _EXECUTORS: contextvars.ContextVar[Mapping[int, Callable[[], dict[str, Any]]]] =
 )
 
 
-@contextlib.contextmanager
-def executing(task: KedroNodeRun, execute: Callable[[], dict[str, Any]]) -> Iterator[None]:
+class executing:  # noqa: N801 - used as a function: ``with executing(task, execute):``
     """Within the block, ``task.run()`` in this context calls ``execute`` (the session's NodeWork) for the node.
 
     Only this thread (context) sees it: another session running the same node run (the same object, from
     luigi's instance cache) in another thread uses its own executor, and ``run_one`` lets one of them run
-    at a time (``kart_core.runner._task_turn``).
+    at a time (``kart_core.runner._task_turn``). A class, not a ``contextlib.contextmanager``: every node that
+    runs enters it.
     """
-    token = _EXECUTORS.set({**_EXECUTORS.get({}), id(task): execute})
-    try:
-        yield
-    finally:
-        _EXECUTORS.reset(token)  # and the session's catalog is not kept alive by the executor
+
+    __slots__ = ("_execute", "_task", "_token")
+
+    def __init__(self, task: KedroNodeRun, execute: Callable[[], dict[str, Any]]) -> None:
+        self._task, self._execute = task, execute
+
+    def __enter__(self) -> None:
+        self._token = _EXECUTORS.set({**_EXECUTORS.get({}), id(self._task): self._execute})
+
+    def __exit__(self, *_exc: object) -> None:
+        _EXECUTORS.reset(self._token)  # and the session's catalog is not kept alive by the executor
 
 
 def safe_name(name: str) -> str:
