@@ -176,7 +176,9 @@ class Transaction:
     outsiders: frozenset[threading.Thread] = frozenset()
     slot: RunSlot | None = None
     ended: bool = False
-    relay_folder: str = dataclasses.field(default_factory=child_loads.new_folder)
+    # ``relay_folder``'s name, drawn when first asked: most runs never hand one out (no child process), and the
+    # name's random bits, process id and temporary directory were a system call or three per run.
+    _relay_name: str | None = dataclasses.field(default=None, repr=False)
     # Whether ``relay_folder`` was made (``relay_ready``), or why it could not be: a child then fails its load.
     relay_made: bool = False
     relay_error: str | None = None
@@ -331,6 +333,15 @@ class Transaction:
         self.views[id(target)] = (target, view)  # the target is held: its id stays its own
         return view
 
+    @property
+    def relay_folder(self) -> str:
+        """Where child processes of the run send what they load (see the class's attributes), named when first
+        asked: before the process forks or the task is pickled (``relay_ready``), so a child's copy holds the name."""
+        name = self._relay_name
+        if name is None:
+            name = self._relay_name = child_loads.new_folder()
+        return name
+
     def relay(self) -> child_loads.Relay:
         """Where a child process of this run sends the loads it makes (``kart_core.child_loads``)."""
         return child_loads.Relay(self.label, self.pid, self.relay_folder, self.relay_error)
@@ -353,8 +364,11 @@ class Transaction:
         Called by the commit before it writes the manifests. An output the run's own process loaded keeps
         that record; of several children's loads of one output, the earliest is kept: when an upstream was
         committed again while the run worked, the older record makes the task stale (it runs again) rather
-        than fresh with a value built partly from the older content.
+        than fresh with a value built partly from the older content. Nothing is looked for when the run never
+        made its folder (``relay_made``): a child never makes it, so none can have sent anything.
         """
+        if not self.relay_made:
+            return
         for found in child_loads.collect(self.relay_folder):
             key = (found.record.manifest, found.record.key)
             if key in self.loaded:
@@ -461,8 +475,10 @@ class Transaction:
             Exception: what a check of ``check_before_commit`` raised (nothing was moved or recorded); a
                 ``LoadError`` when a check a child process sent cannot be read back.
         """
-        # Checks that child processes of the run sent (a RawFile read in a pool) are made with the run's own.
-        self.commit_checks.extend(child_loads.collect_checks(self.relay_folder, self.label))
+        # Checks that child processes of the run sent (a RawFile read in a pool) are made with the run's own; none
+        # when the run never made its relay folder (``relay_made``: a child never makes it).
+        if self.relay_made:
+            self.commit_checks.extend(child_loads.collect_checks(self.relay_folder, self.label))
         for check in self.commit_checks:  # an input the run read must still be what it loaded
             check()
         # A marker of the run's by-path writes that could not be kept its own: nothing moves.
@@ -916,7 +932,8 @@ def begin(
         transaction.ended = True
         _InProgress.remove(transaction)
         _current.reset(token)
-        if transaction.pid == _Process.pid:  # not in a forked child that unwinds a copy of the run
+        # Not in a forked child that unwinds a copy of the run; nothing to remove when the run never made the folder.
+        if transaction.pid == _Process.pid and transaction.relay_made:
             child_loads.remove(transaction.relay_folder)
         if slot is not None:
             slot.leave(transaction)
