@@ -16,6 +16,7 @@ counting on and off are compiled into a small helper library).
 
     .venv/bin/python bench/kedro_first_instructions.py                  # 40 nodes in 4 chains
     .venv/bin/python bench/kedro_first_instructions.py --nodes 200      # the bench's size (slower: ~5x)
+    .venv/bin/python bench/kedro_first_instructions.py --only kart-own  # kart's own, ibis absent: one counted run
 """
 
 from __future__ import annotations
@@ -102,7 +103,11 @@ class Counter:
         task_module.Task.execute = execute  # type: ignore[method-assign, assignment]
 
 
-def measure(library: str, nodes: int, width: int) -> None:
+# ``--only``: one measurement instead of all ten (a before/after comparison of kart's own code in a fifth of the time).
+ONLY = {"kart-own": [("kart", "own", False)], "kart-whole": [("kart", "whole", False)]}
+
+
+def measure(library: str, nodes: int, width: int, only: str | None = None) -> None:
     """Run the measurements (inside callgrind); each ends with a dump named after it."""
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import kedro_runner as bench
@@ -131,7 +136,7 @@ def measure(library: str, nodes: int, width: int) -> None:
 
     one("kart", None)
     one("seq", None)
-    for kind, mode, ibis in MEASUREMENTS:
+    for kind, mode, ibis in ONLY[only] if only else MEASUREMENTS:
         if not ibis:
             sys.modules["ibis"] = None  # type: ignore[assignment]
         elif sys.modules.get("ibis", 0) is None:
@@ -140,7 +145,7 @@ def measure(library: str, nodes: int, width: int) -> None:
         counter.lib.kart_dump(f"{kind}:{mode}:{'ibis' if ibis else 'noibis'}".encode())
 
 
-def report(folder: str, nodes: int) -> None:
+def report(folder: str, nodes: int, only: str | None = None) -> None:
     """Print the dumps' totals per node, in the order measured."""
     totals: dict[str, int] = {}
     for path in glob.glob(os.path.join(folder, "callgrind.out.*.*")):
@@ -152,6 +157,13 @@ def report(folder: str, nodes: int) -> None:
                 total = int(line.split()[1])
                 break
         totals[name] = total
+    if only:
+        for kind, mode, ibis in ONLY[only]:
+            value = totals.get(f"{kind}:{mode}:{'ibis' if ibis else 'noibis'}", 0) // nodes
+            print(
+                f"{nodes} nodes; {only} ({'ibis importable' if ibis else 'ibis absent'}): {value:,} instructions per node"
+            )
+        return
     print(f"{nodes} nodes; instructions per node (callgrind), one first run each:")
     print()
     print("| runner | counted | ibis importable (Kedro as is) | `ibis` marked absent |")
@@ -169,10 +181,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nodes", type=int, default=40)
     parser.add_argument("--width", type=int, default=4, help="parallel chains")
+    parser.add_argument("--only", choices=sorted(ONLY), default=None, help="count one measurement only")
     parser.add_argument("--inside", default=None, help=argparse.SUPPRESS)  # the helper library, under callgrind
     args = parser.parse_args()
     if args.inside:
-        measure(args.inside, args.nodes, args.width)
+        measure(args.inside, args.nodes, args.width, args.only)
         return
     with tempfile.TemporaryDirectory(prefix="kedro-first-instructions-") as folder:
         library = build_helper(folder)
@@ -186,9 +199,10 @@ def main() -> None:
             f"--nodes={args.nodes}",
             f"--width={args.width}",
             f"--inside={library}",
+            *([f"--only={args.only}"] if args.only else []),
         ]
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        report(folder, args.nodes)
+        report(folder, args.nodes, args.only)
 
 
 if __name__ == "__main__":
