@@ -26,6 +26,7 @@ import ctypes
 import glob
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -143,6 +144,7 @@ def measure(library: str, nodes: int, width: int, only: str | None = None) -> No
             del sys.modules["ibis"]
         one(kind, mode)
         counter.lib.kart_dump(f"{kind}:{mode}:{'ibis' if ibis else 'noibis'}".encode())
+    shutil.rmtree(folder, ignore_errors=True)  # the runs' workspaces and data (a counted run's size each, in TMPDIR)
 
 
 def report(folder: str, nodes: int, only: str | None = None) -> None:
