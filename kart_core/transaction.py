@@ -174,6 +174,8 @@ class Transaction:
     pid: int = dataclasses.field(default_factory=_this_process)
     open: bool = False
     outsiders: frozenset[threading.Thread] = frozenset()
+    # The thread its run() executes in, while it does (``opened``): runs in one thread are nested (``_innermost``).
+    thread: threading.Thread | None = None
     slot: RunSlot | None = None
     ended: bool = False
     # ``relay_folder``'s name, drawn when first asked: most runs never hand one out (no child process), and the
@@ -802,11 +804,13 @@ class _Opened:
         # A thread already running now (a monitor polling complete(), a server's request thread) cannot be one
         # that run() starts: it must see the committed state, as it would from another process.
         running.outsiders = shared_threads()
+        running.thread = threading.current_thread()
         running.open = True
 
     def __exit__(self, *_exc: object) -> None:
         running = self._running
         running.open = False
+        running.thread = None
         try:
             if running.slot is not None:
                 running.slot.outlived(shared_threads(), running.outsiders, threading.current_thread())
@@ -1007,7 +1011,7 @@ def nesting_run(what: Callable[[], str]) -> Transaction | None:
     if found is not None or not unset():
         return found
     thread = threading.current_thread()
-    candidates = [run for run in _InProgress.executing() if thread not in run.outsiders]
+    candidates = _innermost([run for run in _InProgress.executing() if thread not in run.outsiders])
     if len(candidates) == 1:
         return candidates[0]
     labels = ", ".join(run.label for run in candidates)
@@ -1415,13 +1419,22 @@ def _adopter(record: OutputRecord, warn: bool = True) -> Adopted | None:
     thread = threading.current_thread()
     matching = [run for run in runs if record.manifest in run.upstream_manifests()]
     if len(matching) > 1:
-        matching = [run for run in matching if thread not in run.outsiders] or matching
+        matching = _innermost([run for run in matching if thread not in run.outsiders]) or matching
     if len(matching) == 1:
         return Adopted(matching[0])
     if warn:
         suspects = matching or [run for run in runs if thread not in run.outsiders and run.label != record.task]
         _warn_unattributed(suspects, record, thread, bool(matching))
     return None
+
+
+def _innermost(runs: list[Transaction]) -> list[Transaction]:
+    """``runs`` (oldest first), or only the newest when all execute their ``run()`` in one thread: each began inside
+    the one before it (a build nested in a run's ``run()``), so a thread started after all of them began was started
+    by the innermost one's code, the others being blocked in their nested build (attacker at18 I8)."""
+    if len(runs) > 1 and runs[-1].thread is not None and all(run.thread is runs[-1].thread for run in runs):
+        return [runs[-1]]
+    return runs
 
 
 def _warn_unattributed(runs: list[Transaction], record: OutputRecord, thread: threading.Thread, shared: bool) -> None:

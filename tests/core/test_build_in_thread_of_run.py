@@ -140,3 +140,33 @@ def test_a_build_in_a_thread_started_outside_any_run_notes_nothing() -> None:
     thread.start()
     thread.join()
     assert got == [None]
+
+
+class BitTop(kart_core.TaskOnKart[int]):
+    """Builds BitOuter in its own run() (a nested build), whose run() builds BitInner in a thread it starts."""
+
+    how = luigi.Parameter(default="thread pool")
+
+    def run(self) -> None:
+        mid = BitOuter(how=self.how, workspace_directory=self.workspace_directory)
+        self.dump(kart_core.build(mid, reset_register=False) + 1)
+
+
+@pytest.mark.parametrize("how", ["thread pool", "threading.Thread"])
+def test_a_thread_started_by_a_nested_build_s_run_counts_for_that_run(
+    workspace: str, how: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Attacker at18 I8: Top's and Mid's run() both execute (Mid nested in Top's), in one thread; a thread started
+    then is Mid's, the innermost, yet both were warned and neither recorded Inner: Mid stayed 10 after Inner reran."""
+    SOURCE["value"] = 5
+    top = BitTop(how=how, workspace_directory=workspace)
+    caplog.set_level(logging.WARNING)
+    assert kart_core.build(top, reset_register=False) == 11
+    assert "kart cannot tell which run() started that thread" not in caplog.text
+    inner = BitInner(workspace_directory=workspace)
+    mid = BitOuter(how=how, workspace_directory=workspace)
+    assert _inputs(mid) == [(inner.kart_label(), inner.output().record.key)]
+    SOURCE["value"] = 10
+    kart_core.build(BitInner(workspace_directory=workspace, rerun=True), reset_register=False)
+    assert kart_core.build(BitOuter(how=how, workspace_directory=workspace), reset_register=False) == 20  # stale
+    assert kart_core.build(BitTop(how=how, workspace_directory=workspace), reset_register=False) == 21
