@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import luigi
 import pytest
 from kart_kedro import KartReceipt, TaskOnKartDataset, to_pipeline
 from kart_kedro.pipeline import node_label
@@ -11,6 +14,22 @@ from kedro.runner import ParallelRunner, SequentialRunner
 from kedro_test_tasks import Combine, Doubled, Numbers, Total, journal_lines
 
 import kart_core
+
+
+class Source(kart_core.TaskOnKart[int]):
+    """Dumps the number in the file ``source`` names (insignificant: a rerun reads it anew)."""
+
+    source = luigi.Parameter(significant=False)
+
+    def run(self) -> None:
+        self.dump(int(Path(self.source).read_text()))
+
+
+class Tenfold(kart_core.TaskOnKart[int]):
+    up = kart_core.TaskInstanceParameter()
+
+    def run(self) -> None:
+        self.dump(10 * self.load("up"))
 
 
 def _graph(workspace: str) -> Total:
@@ -117,3 +136,23 @@ def test_parallel_runner_pickles_tasks_and_datasets_and_builds_each_task_once(wo
 
 def _plus_one(value: int) -> int:
     return value + 1
+
+
+def test_a_rerun_task_below_a_complete_one_reruns_in_every_kedro_run_unlike_build(
+    workspace: str, tmp_path: Path
+) -> None:
+    """docs/kedro.md: every to_pipeline node runs through run_one, so a rerun=True upstream reruns even when
+    its downstream is complete, and the downstream reruns from the new content; build() stops at the root."""
+    source = tmp_path / "value"
+    source.write_text("1")
+    first = Tenfold(up=Source(source=str(source), workspace_directory=workspace), workspace_directory=workspace)
+    assert kart_core.build(first, reset_register=False) == 10
+    luigi.task_register.Register.clear_instance_cache()  # else luigi hands back `first`, whose Source has no rerun
+    source.write_text("5")
+    up = Source(source=str(source), rerun=True, workspace_directory=workspace)
+    root = Tenfold(up=up, workspace_directory=workspace)
+    assert root.requires() == {"up": up} and root.up.rerun
+    assert kart_core.build(root, reset_register=False) == 10  # the complete root: Source is never visited
+    SequentialRunner().run(to_pipeline(root), DataCatalog())
+    assert kart_core.load_output(root) == 50
+    assert kart_core.load_output(up) == 5
