@@ -72,7 +72,7 @@ if TYPE_CHECKING:
     from kart_core.runlog import read_log as read_run_log
     from kart_core.runlog import stored_params as stored_run_params
     from kart_core.runlog_reader import built_at as run_built_at
-    from kart_core.runner import RunReport, RunStatus, run_one, run_one_reporting
+    from kart_core.runner import RunReport, RunStatus, repair_if_damaged, run_one, run_one_reporting
     from kart_core.safe_pickle import loads_plain_data
     from kart_core.target_config import frozen as target_config_frozen
     from kart_core.target_config import verifying as verify_loads
@@ -138,6 +138,7 @@ _EXPORTS = {
     "run": "kart_core.run",
     "run_one": "kart_core.runner",
     "run_one_reporting": "kart_core.runner",
+    "repair_if_damaged": "kart_core.runner",
     "short_id": "kart_core.hashing",
     "stored_run_params": "kart_core.runlog:stored_params",
     "target_config_frozen": "kart_core.target_config:frozen",

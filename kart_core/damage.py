@@ -67,12 +67,15 @@ class SizeMismatch:
         committed: bytes recorded in its manifest (0 with ``problem``).
         found: bytes it has now (the manifest's size with ``problem``).
         problem: empty for a size mismatch; else what is wrong (``UNREADABLE_MANIFEST``).
+        commit: the commit id the manifest entry holds (None with ``problem``): a repair checks that the
+            output is still that commit's before it rebuilds (``kart_core.repair.still_damaged``).
     """
 
     path: str
     committed: int
     found: int
     problem: str = ""
+    commit: str | None = None
 
     def describe(self) -> str:
         """``{path}: {committed} bytes were committed, found {found}`` (as ``kart verify`` says it), or
@@ -117,7 +120,7 @@ def size_mismatches(targets: Iterable[object]) -> list[SizeMismatch]:
         path = str(target.path())  # type: ignore[attr-defined]  # a target with a record is kart's
         size = file_size(path) if entry is not None else None
         if entry is not None and size is not None and size != entry.size:
-            found.append(SizeMismatch(path, entry.size, size))
+            found.append(SizeMismatch(path, entry.size, size, commit=entry.commit))
     return found
 
 

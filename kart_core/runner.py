@@ -27,8 +27,9 @@ import pluggy
 
 from kart_core import direct_write, luigi_events, target_config, transaction
 from kart_core.contract import KartTask, LuigiTask, is_kart_task
+from kart_core.damage import describe_damage, size_mismatches
 from kart_core.dotted import import_object, module_name
-from kart_core.errors import TaskDefinitionError, UnfulfilledDependencyError
+from kart_core.errors import DamagedOutputError, TaskDefinitionError, UnfulfilledDependencyError
 from kart_core.file_processor import builtin as builtin_formats
 from kart_core.graph import node_key, requirements_of, walk
 from kart_core.hooks.manager import create_hook_manager
@@ -45,6 +46,7 @@ __all__ = [
     "RunReport",
     "RunStatus",
     "repair_output",
+    "repair_if_damaged",
     "run_one",
     "run_one_reporting",
     "default_hook_manager",
@@ -235,6 +237,49 @@ def repair_output(
     if repaired is not None:
         repaired.extend(rebuilt)
     return True
+
+
+def repair_if_damaged(task: LuigiTask, hook_manager: pluggy.PluginManager | None = None) -> tuple[str, ...]:
+    """Rebuild a task found cached when an output's size differs from its commit; return what was rebuilt.
+
+    For a scheduler that hands a cached task's outputs on by path, without loading them (Airflow's XCom
+    ``path`` and asset events, read by consumers that are not kart tasks): ``build()`` looks for damage when it
+    loads a root to return it, and a kart reader when it loads its input; nothing does for a path. The check is
+    the inspection views' (``kart why``, ``kart tree``): one read of the task's manifest and one ``stat`` per
+    output (``kart_core.damage.size_mismatches``), never the outputs' bytes, so a same-size rewrite is left to
+    the readers' loads and ``kart verify``. Damage found is repaired as a damaged root of ``build()`` is
+    (``repair_output``: a warning naming the file and what differs, the task's lock, the outputs replaced at the
+    rebuild's commit, nothing run when another worker replaced them meanwhile).
+
+    Args:
+        task: a task ``run_one`` just found cached (a plain luigi task is never checked).
+        hook_manager: plugins for the rebuild; default: run logs, built-in formats and entry-point plugins.
+
+    Returns:
+        The node keys rebuilt (``kart_core.graph.node_key``), ``task``'s last; ``()`` when nothing was damaged.
+
+    Raises:
+        DamagedOutputError: an output is damaged and repairs are off (``[TaskOnKart] repair = false``): handing
+            its path on would give its readers the damaged file.
+        Exception: what the rebuild raised.
+    """
+    if not is_kart_task(task):
+        return ()
+    found = size_mismatches(flatten(task.kart_outputs()))
+    if not found:
+        return ()
+    first = found[0]
+    error = DamagedOutputError(
+        describe_damage(task.kart_label(), found),
+        path=first.path,
+        kind="manifest" if first.problem else "size",
+        commit=first.commit,
+        detail=first.describe(),
+    )
+    repaired: list[str] = []
+    if not repair_output(task, error, hook_manager, repaired):
+        raise error
+    return tuple(repaired)
 
 
 def run_body(task: KartTask) -> object:

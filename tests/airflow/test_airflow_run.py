@@ -13,6 +13,7 @@ from kart_airflow import task_id_for, to_dag
 from mlpipeline import Evaluate, LoadData, MakeFeatures, Train
 
 import kart_core
+from kart_core.errors import DamagedOutputError
 
 
 def _chain_ids(alpha: float) -> dict[str, str]:
@@ -105,16 +106,25 @@ def test_a_retry_that_succeeds_leaves_a_complete_cache(run_dag, tmp_path) -> Non
     assert all(node.complete() for node in kart_core.walk([last]).nodes.values())
 
 
-def test_a_repair_inside_a_task_is_in_its_xcom(run_dag) -> None:
-    """Train must run and finds MakeFeatures' output damaged: it rebuilds it, and its XCom says so."""
+def _overwrite_middle(path: str) -> None:
+    """Flip the bytes in the middle of ``path``: a same-size rewrite, found only by a content hash."""
+    with open(path, "r+b") as file:
+        data = bytearray(file.read())
+        middle = len(data) // 2
+        data[middle : middle + 8] = bytes(255 - b for b in data[middle : middle + 8])
+        file.seek(0)
+        file.write(data)
+
+
+def test_a_repair_inside_a_task_is_in_its_xcom(run_dag, monkeypatch) -> None:
+    """Train must run and finds MakeFeatures' output damaged (same size: the hash check of a load with verify
+    on finds it, the operator's size check does not): it rebuilds it, and its XCom says so."""
+    monkeypatch.setenv("KART_VERIFY_OUTPUTS", "1")
     evaluate = Evaluate(model="ridge", alpha=3.0)
     kart_core.build(evaluate)
     features, model = evaluate.requires()["features"], evaluate.requires()["model"]
     assert type(features) is MakeFeatures and type(model) is Train
-    with open(features.output().path(), "rb") as file:
-        data = file.read()
-    with open(features.output().path(), "wb") as file:
-        file.write(data[: len(data) // 2])
+    _overwrite_middle(features.output().path())
     for target in [*luigi.task.flatten(model.output()), *luigi.task.flatten(evaluate.output())]:
         os.remove(target.path())
     run = run_dag(to_dag(evaluate, dag_id="repairing"))
@@ -123,8 +133,57 @@ def test_a_repair_inside_a_task_is_in_its_xcom(run_dag) -> None:
     values = {ti.task_id: ti.xcom_pull(task_ids=ti.task_id) for ti in run.get_task_instances()}
     assert values[ids["Train"]]["status"] == "ran"
     assert values[ids["Train"]]["repaired"] == [kart_core.node_key(features)]
-    assert values[ids["MakeFeatures"]]["repaired"] == []  # found cached (existence only), before Train ran
+    assert values[ids["MakeFeatures"]] == {  # found cached: the same size as committed
+        "status": "cached",
+        "path": features.output().path(),
+        "unique_id": features.make_unique_id(),
+        "repaired": [],
+    }
     assert kart_core.load_output(evaluate)["rmse"] < 0.5
+
+
+def _truncate(path: str) -> None:
+    with open(path, "rb") as file:
+        data = file.read()
+    with open(path, "wb") as file:
+        file.write(data[: len(data) // 2])
+
+
+def test_a_cached_task_with_a_truncated_output_is_rebuilt_before_its_path_and_asset_event_go_out(run_dag) -> None:
+    """at17 low note: the operator handed a truncated output's path to XCom and its asset event as "cached".
+    Now its own size check rebuilds it (the root, and a task in the middle whose readers are complete)."""
+    evaluate = Evaluate(model="ridge", alpha=4.0)
+    kart_core.build(evaluate)
+    features = evaluate.requires()["features"]
+    _truncate(features.output().path())
+    _truncate(luigi.task.flatten(evaluate.output())[0].path())
+    run = run_dag(to_dag(evaluate, dag_id="truncated"))
+    assert run.state == "success"
+    ids = _chain_ids(4.0)
+    values = {ti.task_id: ti.xcom_pull(task_ids=ti.task_id) for ti in run.get_task_instances()}
+    assert values[ids["MakeFeatures"]]["status"] == "ran"
+    assert values[ids["MakeFeatures"]]["repaired"] == [kart_core.node_key(features)]
+    assert values[ids["Train"]] == {**values[ids["Train"]], "status": "cached", "repaired": []}  # same features
+    assert values[ids["Evaluate"]]["status"] == "ran"
+    assert values[ids["Evaluate"]]["repaired"] == [kart_core.node_key(evaluate)]
+    assert kart_core.load_output(evaluate)["rmse"] < 0.5
+    assert kart_core.repair_if_damaged(evaluate) == ()  # nothing left to repair
+
+
+def test_with_repairs_off_a_truncated_cached_output_fails_its_airflow_task(run_dag, monkeypatch) -> None:
+    """Repairs off ([TaskOnKart] repair_damaged_outputs = false): the task fails naming the file, rather
+    than hand its path on."""
+    evaluate = Evaluate(model="ridge", alpha=5.0)
+    kart_core.build(evaluate)
+    target = luigi.task.flatten(evaluate.output())[0]
+    _truncate(target.path())
+    monkeypatch.setenv("KART_REPAIR_DAMAGED", "0")
+    with pytest.raises(DamagedOutputError, match="bytes were committed, found") as caught:
+        kart_core.repair_if_damaged(evaluate)
+    assert caught.value.path == target.path() and caught.value.kind == "size"
+    run = run_dag(to_dag(evaluate, dag_id="truncated_no_repair"))
+    assert run.state == "failed"
+    assert statuses(run)[_chain_ids(5.0)["Evaluate"]] == "failed"
 
 
 class StaleUp(kart_core.TaskOnKart[int]):

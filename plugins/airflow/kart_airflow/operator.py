@@ -32,8 +32,10 @@ class KartTaskOperator(BaseOperator):
     kart record Asset), and the unique ids its upstream tasks pushed to XCom in this run with the
     tasks it requires now (``kart_airflow.skew``); it fails at once, without retries, on a
     difference (``kart_core.StaleTaskError``). A task whose outputs exist ends as success and logs
-    ``cached: <path>``; XCom gets ``{"status": "cached" | "ran", "path": ..., "unique_id": ...,
-    "repaired": [...]}`` (the node keys of damaged upstreams its run rebuilt, ``kart_core.run_one_reporting``).
+    ``cached: <path>``, unless an output's size differs from its commit: then it is rebuilt first
+    (``kart_core.repair_if_damaged``), so XCom's path and the asset event never name a truncated file. XCom gets
+    ``{"status": "cached" | "ran", "path": ..., "unique_id": ..., "repaired": [...]}`` (the node keys of damaged
+    upstreams its run rebuilt, ``kart_core.run_one_reporting``, and its own when it was rebuilt so).
     An exception from ``run()`` is re-raised with a note (and an error log line) naming the kart
     task, its unique id and the Airflow task. Nothing here is Jinja-rendered (``to_dag`` refuses
     parameters holding templates).
@@ -182,12 +184,18 @@ class KartTaskOperator(BaseOperator):
             self.log.error("%s failed: %s: %s", where, type(exc).__name__, exc)
             exc.add_note(f"in {where}")
             raise
-        status = report.status
+        status, repaired = report.status, list(report.repaired)
+        if status is kart_core.RunStatus.CACHED:
+            # Its path goes to XCom and its asset event to consumers that may not be kart tasks (a truncated
+            # output would reach them as "cached", at17 low note): check the sizes as build() does for a root.
+            rebuilt = kart_core.repair_if_damaged(task)
+            if rebuilt:
+                status, repaired = kart_core.RunStatus.RAN, [*repaired, *rebuilt]
         self.kart.status = status.value
         paths = output_paths(task)
         self.log.info("%s: %s", status.value, ", ".join(paths))
-        if report.repaired:
-            self.log.warning("repaired (damaged, rebuilt during this run): %s", ", ".join(report.repaired))
+        if repaired:
+            self.log.warning("repaired (damaged, rebuilt during this run): %s", ", ".join(repaired))
         if status is kart_core.RunStatus.CACHED and not self.emit_cached_asset_events:
             self.outlets = []  # Airflow builds the asset events from the outlets after execute()
         else:
@@ -196,7 +204,7 @@ class KartTaskOperator(BaseOperator):
             "status": status.value,
             "path": xcom_path(paths),
             "unique_id": task.make_unique_id(),
-            "repaired": list(report.repaired),
+            "repaired": repaired,
         }
 
     @property
