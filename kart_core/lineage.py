@@ -85,10 +85,18 @@ class StaleInput:
     manifest: str
     now: str | None
     rewritten: str = ""  # the output was rewritten outside kart after its commit (kart_core.damage.rewritten_note)
+    # For an input the run built itself (``Input.built``) whose upstream is stale further up: why it is (its message).
+    behind: str = ""
 
     def describe(self, label: str) -> str:
         """``Down[..] was built from Up[..]'s commit 1a2b3c4d; Up[..] was committed again since (...)``."""
         upstream = self.input.task or self.manifest
+        if self.behind:
+            return (
+                f"{label}'s run() built {upstream} (a build() nested in it) and loaded its commit "
+                f"{_short(self.input.commit)} (output {self.input.key}); {self.behind}; only {label}'s run builds it "
+                f"again"
+            )
         if self.input.stamp is not None and self.now is None:
             return (
                 f"{label} was built from {upstream}'s output {self.input.key}, which no integrity record vouches for "
@@ -375,9 +383,52 @@ def stale_outputs(
             current: Mapping[str, str] | None = None
             if upstreams is not None and _cross_workspace(manifest):  # same-workspace inputs: requires() not asked
                 current = current_manifests(upstreams(), transitive=False)  # the direct check reads direct inputs
-            stale.extend(stale_inputs(manifest, record.workspace, found, current, record.owner or None))
+            direct = stale_inputs(manifest, record.workspace, found, current, record.owner or None)
+            stale.extend(direct)
+            if any(item.built for item in manifest.inputs):
+                stale.extend(_built_behind(manifest, record.workspace, scoped, current, record.owner or None, direct))
             if scoped is not None:  # a walk's check after its round asks what any task it judged had loaded
                 scoped.note_inputs(manifest, record.workspace)
+    return stale
+
+
+def _built_behind(
+    manifest: Manifest,
+    workspace: str,
+    checked: Lineage | None,
+    current: Mapping[str, str] | None,
+    reader: str | None,
+    direct: list[StaleInput],
+) -> list[StaleInput]:
+    """The inputs of ``manifest`` (a task's in ``workspace``) that its run built (``Input.built``: a ``build()`` nested
+    in its ``run()``) and whose upstream is stale further up (``Lineage.check``), but for those ``direct`` (replaced)
+    names already: each as a ``StaleInput`` saying why.
+
+    Such an upstream is not among what the task requires, so no build of the task reaches it: the task itself is
+    stale, and its run's nested build brings the upstream up to date (/tmp/nested_stale.py: after Inner reran, Top,
+    whose run() builds Mid, was served its old value though Mid was stale). ``checked``: the open walk's
+    ``Lineage`` (its reads shared), else a new one; the upstreams' lineage is read only for such inputs.
+    """
+    lineage = checked if checked is not None else Lineage()
+    if current:
+        lineage.current.update((name, path) for name, path in current.items() if name not in lineage.current)
+    replaced = {(item.input.manifest, item.input.key) for item in direct}
+    stale = []
+    for item in manifest.inputs:
+        if not item.built or not item.read_by(reader) or (item.manifest, item.key) in replaced:
+            continue
+        _, upstream, upstream_workspace, owner = lineage._located(item, workspace)
+        if upstream_workspace is None:
+            continue
+        verdict = lineage.check(upstream, upstream_workspace, None, owner)
+        if verdict.stale:
+            label = item.task or upstream
+            why = (
+                "; ".join(found.describe(label) for found in verdict.direct)
+                if verdict.direct
+                else f"{label} was built from {', '.join(verdict.behind)}, stale itself"
+            )
+            stale.append(StaleInput(item, upstream, item.commit, behind=f"{why}: {label} is stale"))
     return stale
 
 
@@ -624,16 +675,26 @@ class Lineage:
                     behind.append(label)
         return Verdict(direct, behind) if direct or behind else _FRESH
 
-    def describe(self, label: str, verdict: Verdict) -> str:
-        """The message for a stale verdict (``describe`` for the direct part, then the stale upstreams)."""
+    def describe(self, label: str, verdict: Verdict, left: bool = False) -> str:
+        """The message for a stale verdict (``describe`` for the direct part, then the stale upstreams).
+
+        ``left``: the task is a root a build just left built on stale content (``orchestrate``): the build did not
+        bring those upstreams up to date, so the message says so rather than that a build would."""
         if verdict.direct:
             return describe(label, verdict.direct)
         upstreams = ", ".join(verdict.behind)
-        return (
+        built = (
             f"{label} was built from {upstreams}, stale itself (an output it loaded was committed again since, "
-            f"with other content, or it is built on such a task): {label} is built on stale content. A build of "
-            f"{label} first brings {upstreams} up to date, then runs {label} again if what it loaded changed."
+            f"with other content, or it is built on such a task): {label} is built on stale content."
         )
+        if left:
+            return (
+                f"{built} This build did not bring {upstreams} up to date: not among what {label} requires (an "
+                f"output loaded by path or from a task it does not require; a task its run() built before kart "
+                f"recorded such builds), or its rebuild failed. Build {upstreams}, then {label} runs again if what "
+                f"it loaded changed; or rerun {label} (rerun=True)."
+            )
+        return f"{built} A build of {label} first brings {upstreams} up to date, then runs {label} again if what it loaded changed."
 
 
 def _located(item: Input, workspace: str, current: Mapping[str, str] | None = None) -> tuple[Input, str, str | None]:

@@ -195,6 +195,9 @@ class Input:
             under a task without ``run()``, an output gokart wrote; ``commit`` is then None and ``digest`` the
             hash of the bytes loaded): the file's stamp then (``kart_core.storage.stamp``), so a check can tell it
             unchanged by one stat (``kart_core.damage.unrecorded_content``). None for a recorded output.
+        built: the run built the upstream itself (a ``build()`` nested in its ``run()``, whose value is this load), so
+            a check finds the task stale when that upstream is stale further up, not only when it was committed
+            again (``kart_core.lineage``): nothing but the task's own run brings such an upstream up to date.
     """
 
     task: str
@@ -204,9 +207,11 @@ class Input:
     digest: str
     reader: str = ""
     stamp: tuple[object, ...] | None = None
+    built: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        """The input's JSON object (``reader`` and ``stamp`` only when known, so older records keep their bytes)."""
+        """The input's JSON object (``reader``, ``stamp`` and ``built`` only when known or set, so older records keep
+        their bytes)."""
         document: dict[str, Any] = {
             "task": self.task,
             "manifest": self.manifest,
@@ -218,6 +223,8 @@ class Input:
             document["reader"] = self.reader
         if self.stamp is not None:
             document["stamp"] = list(self.stamp)
+        if self.built:
+            document["built"] = True
         return document
 
     def read_by(self, owner: str | None) -> bool:
@@ -238,6 +245,7 @@ class Input:
             digest=str(value.get("digest", "")),
             reader=str(value.get("reader") or ""),
             stamp=tuple(stamp) if isinstance(stamp := value.get("stamp"), list) else None,
+            built=value.get("built") is True,
         )
 
 

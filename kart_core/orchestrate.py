@@ -137,6 +137,8 @@ def orchestrate(
             )
             build = _Rounds(roots, checker, run, manager, display, load_roots, keep_going)
             result, walked, load_error = build.run(walked)
+            if outer is not None:  # the roots' loads in the run are built inputs: stale when the roots are (lineage)
+                outer.note_built(record.manifest for root in roots for record in _records(root))
             if not load_roots:  # what a load of a cached root would refuse as unfinished runs again, as a load's repair
                 _repair_unfinished_roots(roots, result, manager, display)
             # Stale: found so by a walk, or run because an upstream was (and its rerun changed what it loaded).
@@ -509,7 +511,7 @@ def _warn_stale_roots(
     for root, verdict in verdicts:
         if node_key(root) in result.failed or node_key(root) in result.not_run:
             continue  # failed or stopped by a failure: nothing of it is handed back
-        logger.warning("%s", walked.describe(root.kart_label(), verdict))
+        logger.warning("%s", walked.describe(root.kart_label(), verdict, left=True))
         result.stale_roots.append(node_key(root))
 
 

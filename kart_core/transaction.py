@@ -58,7 +58,7 @@ import dataclasses
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from kart_core import child_loads, commit_marker, side_record
@@ -211,6 +211,9 @@ class Transaction:
     # committed again between two loads): recorded too, so the task is stale, never fresh with a mixed value
     # (attacker at18 I5). Each with its stamp (None for a recorded output).
     also_loaded: list[tuple[OutputRecord, Entry, tuple[object, ...] | None]] | None = None  # made on first use
+    # The manifests (full paths) of the roots of builds nested in the run's ``run()`` (``note_built``): their loads are
+    # recorded as built inputs (``Input.built``).
+    built: set[str] = dataclasses.field(default_factory=set)
     # Checks the run's loads asked for (``check_before_commit``), called first thing in ``commit``.
     commit_checks: list[Callable[[], object]] = dataclasses.field(default_factory=list)
     # After a commit of this run's own outputs: final path -> the content hash its manifest entry records.
@@ -264,6 +267,14 @@ class Transaction:
         self._keep_other_version(record, entry)
         self.loaded[(record.manifest, record.key)] = (record, entry)
         self.stamps.pop((record.manifest, record.key), None)
+
+    def note_built(self, manifests: Iterable[str]) -> None:
+        """Remember that a ``build()`` nested in the run's ``run()`` built the tasks of ``manifests`` (full paths): the
+        run's loads of their outputs are recorded as built (``Input.built``), so the task is found stale when one of
+        them is stale further up (``kart_core.lineage``): only the task's own run builds them again. In a forked child
+        of the run nothing is noted (its loads are recorded as plain loads)."""
+        if self.pid == _Process.pid:
+            self.built.update(manifests)
 
     def note_unrecorded(self, record: OutputRecord, stamp: tuple[object, ...], digest: str) -> None:
         """Remember that the run loaded the output ``record`` names while no integrity record vouched for it (a raw
@@ -399,6 +410,7 @@ class Transaction:
                     digest=entry.digest,
                     reader=record.owner,
                     stamp=stamp,
+                    built=source.manifest in self.built,
                 )
             )
         return tuple(found)

@@ -397,7 +397,9 @@ def test_a_root_built_on_a_stale_upstream_it_does_not_require_is_named(
         )
     assert result.values == [1040, 30] and result.stale_roots == [result.roots[0]]
     assert result.cached == [result.roots[0]] and "(1 built on stale upstreams)" in result.summary()
-    assert any("LnByOther[" in text and "stale itself" in text for text in _warnings(caplog))
+    warned = [text for text in _warnings(caplog) if "LnByOther[" in text and "stale itself" in text]
+    assert warned and "This build did not bring LnMid[" in warned[0]
+    assert "first brings" not in warned[0]  # it did not: nothing in the build requires Mid
 
 
 GOKART_UP = """
