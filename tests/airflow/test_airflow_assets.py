@@ -134,3 +134,24 @@ def test_compare_with_record_names_the_task_and_what_to_do() -> None:
     other = MakeFeatures(data=LoadData(n_rows=4))
     with pytest.raises(kart_core.StaleTaskError, match=r"parsed task 'F' with unique id .*\(x-kart-record://d/\)"):
         compare_with_record(other, "F", code, "x-kart-record://d/", recorded)
+
+
+def test_outlets_and_inlets_in_operator_args_are_added_to_kart_s_own() -> None:
+    """at17 low note: operator_args={"outlets": [...]} replaced every kart outlet, so a DAG scheduled on
+    asset_uris(task) never ran; `outlets=[]` left none. Given Assets now come after kart's."""
+    root = Evaluate(model="ridge", alpha=0.25)
+    report = Asset("s3://reports/weekly.html")
+    plain = to_dag(root, dag_id="given_assets")
+    given = to_dag(
+        root,
+        dag_id="given_assets",
+        operator_args={"outlets": [report]},
+        class_operator_args={Train: {"inlets": Asset("s3://raw/labels.csv"), "outlets": []}},
+    )
+    for task_id in plain.task_ids:
+        kart_outlets = _outlet_uris(plain, task_id)
+        assert kart_outlets != []
+        extra = [] if task_id.startswith("Train") else [report.uri]
+        assert _outlet_uris(given, task_id) == [*kart_outlets, *extra]
+        extra_in = ["s3://raw/labels.csv"] if task_id.startswith("Train") else []
+        assert _inlet_uris(given, task_id) == [*_inlet_uris(plain, task_id), *extra_in]

@@ -84,7 +84,8 @@ class KartTaskOperator(BaseOperator):
                 ``kart_core.requirement_places``), computes the exact ids for those without XCom.
             asset_namespace: the Asset namespace of outputs in a local workspace, when ``uris`` is
                 None (``outputs.asset_uris``; ``x-kart://<namespace>/…``).
-            kwargs: BaseOperator arguments (retries, pool, queue, ...).
+            kwargs: BaseOperator arguments (retries, pool, queue, ...); ``outlets`` and ``inlets`` given here
+                are added after kart's own Assets.
         """
         code = code if code is not None else kart_core.code_fingerprint(type(task))
         declared = declared or _every_task
@@ -95,12 +96,16 @@ class KartTaskOperator(BaseOperator):
         # Given here, so a DAG's default_args cannot turn it off: downstream workers compare the unique id
         # each task pushes (skew.compare_with_upstream); without it they would load whatever they found.
         kwargs["do_xcom_push"] = True
-        if own:
-            extra = asset_extra(task, code)
-            kwargs.setdefault("outlets", [Asset(uri, extra=extra) for uri in uris[task]])  # type: ignore[index]
+        # Assets the caller gives (operator_args) are added to kart's, never put in their place: `outlets=[...]`
+        # replacing them left a DAG scheduled on asset_uris(task) never running (attacker at17 low note).
+        outlets = [Asset(uri, extra=asset_extra(task, code)) for uri in uris[task]] if own else []  # type: ignore[index]
+        outlets += _as_list(kwargs.pop("outlets", None))
+        if outlets:
+            kwargs["outlets"] = outlets
         inlets = [Asset.ref(uri=uri) for dep in upstream if declared(dep) for uri in uris[dep]]  # type: ignore[index]
+        inlets += _as_list(kwargs.pop("inlets", None))
         if inlets:
-            kwargs.setdefault("inlets", inlets)
+            kwargs["inlets"] = inlets
         operator = cls(task_id=task_id, **kwargs)
         # Bypasses BaseOperator.__setattr__ (no converter, template field or init kwarg is named kart).
         operator.__dict__["kart"] = _KartSpec(task, code, record, emit_cached_asset_events)
@@ -391,6 +396,13 @@ def _status_from_xcom(task_instance: Any, task_id: str) -> str:
     except Exception:  # no XCom backend reachable here: the run's outcome is unknown to kart
         value = None
     return str(value["status"]) if isinstance(value, Mapping) and "status" in value else "failed"
+
+
+def _as_list(value: Any) -> list[Any]:
+    """An operator's ``outlets`` / ``inlets`` argument as a list (Airflow takes one object or an iterable)."""
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list | tuple | set) else [value]
 
 
 def _label_asset_events(context: Any, outlets: list[Any], status: kart_core.RunStatus) -> None:
