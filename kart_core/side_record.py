@@ -30,11 +30,26 @@ from kart_core.signing import HEADER_SIZE, Signer
 from kart_core.storage import storage_for
 from kart_core.workspace import LOG_DIRECTORY, MANIFEST, join_url
 
-__all__ = ["FOLDER", "FORMAT", "listed", "name_for", "recorded", "vouched", "writing", "write_record"]
+__all__ = [
+    "FOLDER",
+    "FORMAT",
+    "SETTLE_SECONDS",
+    "explain",
+    "listed",
+    "name_for",
+    "recorded",
+    "settled",
+    "vouched",
+    "writing",
+    "write_record",
+]
 
 FORMAT = "kart-side/1"
 FOLDER = "log/side"
 MANIFEST_FOLDER = f"{LOG_DIRECTORY}/{MANIFEST.name}"
+# How long a load that met a commit of the path waits for its lock (``settled``): a commit holds it from its move to
+# its record, milliseconds; longer means a committer stopped (or killed on another host's redis lease).
+SETTLE_SECONDS = 30.0
 
 
 def name_for(key: str) -> str:
@@ -44,10 +59,15 @@ def name_for(key: str) -> str:
 
 
 @contextlib.contextmanager
-def writing(record: OutputRecord) -> Iterator[None]:
+def writing(record: OutputRecord, wait_seconds: float | None = None) -> Iterator[None]:
     """Held while a commit moves the side file ``record`` names into place and writes its record, so two runs
     writing one shared path leave the record naming the run whose file is there (a file lock per machine, or the
-    task's redis when it uses one)."""
+    task's redis when it uses one). Waits for it up to ``wait_seconds`` (None: as long as it takes).
+
+    Raises:
+        TaskLockException: another process held it for longer than ``wait_seconds``.
+        LockUnavailableError: the lock's folder (or redis) cannot be used.
+    """
     host, port, timeout = record.redis
     key = join_url(record.workspace, name_for(record.key))
     params = LockParams(
@@ -58,8 +78,21 @@ def writing(record: OutputRecord) -> Iterator[None]:
         lock_directory=commit_lock_directory(),
         owner=record.task,
     )
-    with hold_lock(params):
+    with hold_lock(params, wait_seconds):
         yield
+
+
+def settled(record: OutputRecord) -> contextlib.AbstractContextManager[None]:
+    """For a load whose side file was not vouched for (``vouched``): the path's lock (``writing``), held while the
+    load reads the file and its record again, so a commit that moved the file and has not written its record yet
+    (attacker at18 I6: 4 % of loads in a tight loop) is over, and no other starts, before the load decides. Waits up
+    to ``SETTLE_SECONDS``.
+
+    Raises:
+        TaskLockException: a commit of the path held the lock for longer (a stopped run).
+        LockUnavailableError: the lock's folder (or redis) cannot be used.
+    """
+    return writing(record, SETTLE_SECONDS)
 
 
 def write_record(record: OutputRecord, commit: str, signer: Signer) -> None:
@@ -115,6 +148,48 @@ def listed(record: OutputRecord, signer: Signer) -> bool:
         if manifest is not None and record.key in manifest.side:
             return True
     return False
+
+
+def explain(record: OutputRecord, commit: str, signer: Signer) -> str:
+    """Why the path's record does not vouch for the side file at ``record.key`` sealed as ``commit`` (``vouched``
+    said no), as a clause for a refusal: what the record names (the commit and manifest of the path's last writer:
+    the task to build again), or that it is missing, not signed with this key, or names a manifest that no longer
+    lists the path with that commit. Never raises: an unreadable record says so."""
+    name = name_for(record.key)
+    path = join_url(record.workspace, name)
+    try:
+        data = storage_for(path).read_bytes(path)
+    except FileNotFoundError:
+        return (
+            f"the path has no side-file record ({name!r}: removed, or the file was copied here from elsewhere), so "
+            "no run of this workspace vouches for that commit"
+        )
+    except OSError as exc:
+        return f"the path's side-file record {name!r} cannot be read ({exc})"
+    named: str | None = None
+    manifest = ""
+    if signer.verify(data, name) is not None:
+        try:
+            document = json.loads(bytes(data[HEADER_SIZE:]).decode("utf-8"))
+            named, manifest = str(document["commit"]), str(document["manifest"])
+        except Exception:  # noqa: BLE001 - not a record kart wrote: said as such
+            named = None
+    if named is None:
+        return (
+            f"the path's side-file record {name!r} is not one kart signed with this key (changed, or written with "
+            "another key), so it vouches for no commit"
+        )
+    if named != commit:
+        return (
+            f"the path's side-file record {name!r} names commit {named} of the run that committed the path last "
+            f"(manifest {manifest!r}): an older version copied back. Build the task that manifest belongs to again "
+            "with rerun=True (it writes the file anew), or delete the file"
+        )
+    return (
+        f"the path's side-file record {name!r} names that commit, but its manifest {manifest!r} no longer lists the "
+        "path under 'side' with it (the manifest was removed or rewritten): an older version copied back, or its run "
+        "is gone. Build the task that writes it again with rerun=True, or delete the file"
+    )
 
 
 def vouched(record: OutputRecord, commit: str, signer: Signer) -> bool:

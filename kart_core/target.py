@@ -39,9 +39,11 @@ from kart_core.errors import (
     InputChangedError,
     IntegrityError,
     LoadError,
+    LockUnavailableError,
     MissingOutputError,
     NoSpaceError,
     StaleTaskError,
+    TaskLockException,
     UnsupportedObjectError,
     WorkspaceNotFoundError,
 )
@@ -76,8 +78,21 @@ __all__ = [
 # How often a load reads the manifest again after waiting for a commit in progress; after that it
 # goes on (the caller's kart_core.commit_marker.read_consistently sees the commits and loads again).
 _COMMIT_WAITS = 5
+# How often a load whose signed commit was not vouched for reads again while what it finds changes (``_read_settled``):
+# each read after the first met one more commit of the path.
+_SETTLE_READS = 4
 
 logger = logging.getLogger(__name__)
+
+
+class _Unvouched(IntegrityError):
+    """A signed file whose commit its record does not vouch for: an older version put back, or a file read across a
+    commit (the manifest or the path's record read before it, the file after). ``TargetOnKart._read_settled`` reads
+    again before refusing; never raised out of a load (an ``IntegrityError`` is)."""
+
+    def __init__(self, message: str, *, commit: str) -> None:
+        super().__init__(message)
+        self.commit = commit
 
 
 class TargetOnKart(luigi.Target):
@@ -369,10 +384,13 @@ class TargetOnKart(luigi.Target):
         unrecorded, before = self._unrecorded_reader(staged, entry)
         with self._storage.open_read(staged.location if staged is not None else self._path) as raw:
             if signer is not None:
-                self._note_load(staged, entry)
                 data = raw.read()
                 # Records off: no manifest to hold a commit, so the MAC alone is checked.
-                self._check_signature(data, signer, entry, staged is not None or not settings.record)
+                try:
+                    self._check_signature(data, signer, entry, staged is not None or not settings.record)
+                except _Unvouched as refused:  # read across a commit, or an older version put back
+                    data, entry = self._read_settled(signer, entry, refused)
+                self._note_load(staged, entry)
                 if entry is not None:
                     self._check_size(len(data), entry)
                     if settings.verify:
@@ -426,6 +444,52 @@ class TargetOnKart(luigi.Target):
             if recheck and entry is not None and (marker := self._marker()) is not None:
                 raise self._being_rewritten(entry, marker)  # its parts may come from two versions
         self._note_unrecorded(unrecorded, before)
+
+    def _read_settled(self, signer: Signer, entry: Entry | None, refused: _Unvouched) -> tuple[bytes, Entry | None]:
+        """Read the output and its record again after its signed commit was not vouched for (``refused``): a load
+        that met another process's commit (attacker at18 I6) reads what that commit left; an older version put back
+        stays refused. ``(bytes, entry)`` of the file as checked.
+
+        A side file (no entry: no manifest of the loading task lists it) is read again under the path's lock
+        (``side_record.settled``), which a commit holds from its move to its record, so the file and its record are
+        one commit's; a task's output after any commit of its task has finished (``_committed_entry``). The reads
+        repeat while what they find changes (a commit after each, at most ``_SETTLE_READS``); a state found twice
+        is refused.
+
+        Raises:
+            IntegrityError: the file is still not what its record vouches for (the refusal names what the record
+                says and what to do), or a commit of the path held its lock for ``side_record.SETTLE_SECONDS``.
+            DamagedOutputError: the task's manifest cannot be read, or a commit of it was killed half way.
+            ForeignOutputError: the entry read again is another class's.
+            FileNotFoundError: the file was removed meanwhile.
+        """
+        record = self.record
+        assert record is not None  # a commit is checked only against a record
+        seen = (entry.commit if entry is not None else None, refused.commit)
+        side = entry is None
+        for _ in range(_SETTLE_READS):
+            try:
+                with _settling(record) if side else contextlib.nullcontext():
+                    entry = self._committed_entry(signer)
+                    if entry is not None:
+                        self._check_owner(entry)
+                    data = self._storage.read_bytes(self._path)
+                    try:
+                        self._check_signature(data, signer, entry, False)
+                    except _Unvouched as again:
+                        refused = again
+                    else:
+                        return data, entry
+            except TaskLockException:
+                raise IntegrityError(
+                    f"{refused} (A run committing this path held its lock for {side_record.SETTLE_SECONDS:.0f} s "
+                    "while this load waited for it: a stopped run. Load again once it has finished.)"
+                ) from None
+            found = (entry.commit if entry is not None else None, refused.commit)
+            if found == seen:
+                break
+            seen = found
+        raise IntegrityError(str(refused))
 
     def _marker(self) -> commit_marker.Marker | None:
         """The commit-in-progress or direct-write marker beside the task's manifest (one request), if any."""
@@ -860,23 +924,28 @@ class TargetOnKart(luigi.Target):
         # version written while the task kept no record (or records were off), copied back.
         if entry is None and seal.commit is not None:
             record = self.record
-            raise IntegrityError(
-                f"Refusing to load {self._describe_owner()} from {self._path!r}: it is signed as commit {seal.commit}, "
-                f"but the task's manifest {record.manifest!r} records no commit (its manifest has no entry), nor does "
-                f"the path's side-file record ({side_record.name_for(record.key)!r}: the run that last wrote it, for a "
-                "file a run dumps beside its outputs) name that commit (an older version copied back, or the manifest "
-                "was removed). Fix: `kart verify --delete` (the next build runs the task again), or build the task "
-                "that writes it again with rerun=True, or delete the file."
+            # The loading task is seldom the writer (a shared table is read through any task's make_target): its
+            # manifest is named only as the one without an entry; the record says who wrote the path last.
+            raise _Unvouched(
+                f"Refusing to load {self._path!r} (through {self._describe_owner()}): it is signed as commit "
+                f"{seal.commit}, but nothing vouches for that commit: {side_record.explain(record, seal.commit, signer)}."
+                f" ({record.task}'s manifest {record.manifest!r} has no entry for the path: a file a run dumps beside "
+                f"its outputs is vouched for by the path's record. If it is {record.task}'s own output whose manifest "
+                f"was removed: `kart verify --delete`, or build {record.task} again with rerun=True.)",
+                commit=seal.commit,
             )
         if entry is None or entry.commit != seal.commit:
             committed = "no commit (its manifest has no entry)" if entry is None else f"commit {entry.commit}"
             signed = f"as commit {seal.commit}" if seal.commit is not None else "without a commit"
-            raise IntegrityError(
+            message = (
                 f"Refusing to load {self._describe_owner()} from {self._path!r}: it is signed {signed}, "
                 f"but the task's manifest {self.record.manifest!r} records {committed} (an older version copied back, "
                 "or the manifest was removed). Fix: `kart verify --delete` (the next build runs the task again), or build "
                 "the task again with rerun=True."
             )
+            if entry is not None and seal.commit is not None:  # maybe the file of a commit after the manifest's read
+                raise _Unvouched(message, commit=seal.commit)
+            raise IntegrityError(message)
 
     def _refusal(self, data: bytes) -> str:
         where = f"{self._describe_owner()} from {self._path!r}"
@@ -913,6 +982,25 @@ class TargetOnKart(luigi.Target):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._path!r})"
+
+
+@contextlib.contextmanager
+def _settling(record: OutputRecord) -> Iterator[None]:
+    """``side_record.settled``; without it when its lock cannot be used here (a folder it cannot write, redis down):
+    the reads are then only repeated while they change, as across hosts that share no lock.
+
+    Raises:
+        TaskLockException: a commit of the path held the lock for ``side_record.SETTLE_SECONDS``.
+    """
+    try:
+        lock = side_record.settled(record)
+        lock.__enter__()
+    except LockUnavailableError:
+        yield
+        return
+    with contextlib.ExitStack() as stack:
+        stack.push(lock)
+        yield
 
 
 def _read_back(file: IO[bytes]) -> tuple[int, str]:

@@ -1,0 +1,189 @@
+"""A load racing another process's commit returns a committed version, never a spurious refusal (attacker at18 I6).
+
+With signing on, a commit moves a side file (``make_target(..., use_unique_id=False)``, dumped beside a task's
+outputs) into place and then writes the path's signed record (``kart_core.side_record``) naming its commit, under the
+path's lock. A load that read the new file before the record named it (or the old file, then the new record) was
+refused as "an older version copied back" (4 % of loads in a tight loop, also on S3), and the message named the
+reader's manifest as if it were the writer's. The same on a task's own output: the manifest read before a commit, the
+file after it. Now a refused commit is read again once the commit is over (under the path's lock, after any commit
+marker of the task): a state that holds still is refused with a message saying what the record names.
+
+The writers are processes of their own (real builds): stopped (SIGSTOP) between the move and the record, or run to
+the end between the reader's two reads (the reader's own reads are the real ones; the second one runs after the
+writer's process has finished). Local disk and moto's S3. A real rollback stays refused
+(tests/core/test_side_record.py).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from other_host import wait_for
+from test_side_record import OtherSideWriter, SideWriter, _bare, _build, _put, _read, _shared, _threshold
+
+from kart_core import side_record
+from kart_core.errors import IntegrityError
+from kart_core.signing import ENVIRONMENT_VARIABLE as SIGNING_KEY
+from kart_core.target import TargetOnKart
+
+LEASE = 30  # the `where` fixture's commit-marker lease (seconds); no test here waits on it
+HERE = str(Path(__file__).resolve().parent)
+REPO = str(Path(__file__).resolve().parents[2])
+
+WRITER = textwrap.dedent(
+    """
+    import os, signal, sys
+    from pathlib import Path
+    sys.path[:0] = [sys.argv[2], sys.argv[3]]
+    workspace, kind, n, flag = sys.argv[1], sys.argv[4], int(sys.argv[5]), sys.argv[6]
+    import kart_core
+    from kart_core import side_record
+    from test_side_record import OtherSideWriter, SideWriter
+
+    if flag != "-":
+        original = side_record.write_record
+
+        def write_record(record, commit, signer):
+            Path(flag).touch()
+            os.kill(os.getpid(), signal.SIGSTOP)  # the file is moved into place; its record does not name it yet
+            return original(record, commit, signer)
+
+        side_record.write_record = write_record
+    task = (OtherSideWriter if kind == "other" else SideWriter)(n=n, rerun=True, workspace_directory=workspace)
+    print("BUILT", kart_core.build(task, log_level=40, reset_register=False), flush=True)
+    """
+)
+
+
+@pytest.fixture
+def signed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(SIGNING_KEY, "a test key of some length")
+
+
+def _writer(tmp_path: Path, where: str, kind: str, n: int, flag: str = "-") -> subprocess.Popen[str]:
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER)
+    return subprocess.Popen(
+        [sys.executable, str(script), where, REPO, HERE, kind, str(n), flag],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+
+
+def _commit_in_another_process(tmp_path: Path, where: str, kind: str, n: int) -> None:
+    process = _writer(tmp_path, where, kind, n)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0 and stdout.startswith("BUILT"), (stdout, stderr[-3000:])
+
+
+def _stopped(pid: int) -> bool:
+    with open(f"/proc/{pid}/stat") as file:
+        return file.read().rpartition(")")[2].split()[0] in ("T", "t")
+
+
+@pytest.mark.parametrize("kind", ["same", "other"], ids=["same_task", "another_task"])
+def test_a_load_meeting_a_commit_between_its_move_and_its_record_returns_the_new_version(
+    tmp_path: Path, where: str, signed: None, kind: str
+) -> None:
+    """The writer stops with the new file in place and the path's record naming the older commit (another task's,
+    ``another_task``): the load waits for the commit and returns the new table (before: IntegrityError at once)."""
+    _build(SideWriter(n=1, workspace_directory=where))
+    flag = tmp_path / "stopped"
+    process = _writer(tmp_path, where, kind, 5, str(flag))
+    loaded: list[Any] = []
+    try:
+        wait_for(flag, process)
+        deadline = time.monotonic() + 30
+        while not _stopped(process.pid):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert _read(_shared(SideWriter(n=1, workspace_directory=where)).path())  # the new file is there
+
+        def load() -> None:
+            try:
+                loaded.append(_threshold(_bare(where, "pkl").load()))
+            except Exception as exc:  # noqa: BLE001 - the test reports what the load raised
+                loaded.append(exc)
+
+        reader = threading.Thread(target=load)
+        reader.start()
+        reader.join(0.5)
+    finally:
+        os.kill(process.pid, signal.SIGCONT)
+    reader.join(60)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0 and stdout.startswith("BUILT"), (stdout, stderr[-3000:])
+    assert loaded == [5]  # before: [IntegrityError('... an older version copied back ...')]
+    for target in (_shared(SideWriter(n=1, workspace_directory=where)), _bare(where, "pkl")):
+        assert _threshold(target.load()) == 5
+
+
+@pytest.mark.parametrize("kind", ["same", "other"], ids=["same_task", "another_task"])
+def test_a_load_that_read_the_file_before_a_commit_and_its_record_after_returns_a_committed_version(
+    tmp_path: Path, where: str, signed: None, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reader has the older file's bytes; another process commits (file and record) before the reader reads the
+    record: the load returns the new table (before: refused as an older version copied back)."""
+    _build(SideWriter(n=1, workspace_directory=where))
+    original = side_record.vouched
+    raced: list[bool] = []
+
+    def vouched_after_a_commit(*args: Any) -> bool:
+        if not raced:
+            raced.append(True)
+            _commit_in_another_process(tmp_path, where, kind, 6)
+        return original(*args)
+
+    monkeypatch.setattr(side_record, "vouched", vouched_after_a_commit)
+    assert _threshold(_bare(where, "pkl").load()) == 6
+    assert raced == [True]
+
+
+def test_a_task_s_own_output_read_across_another_process_s_commit_loads(
+    tmp_path: Path, where: str, signed: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The manifest read before another process commits the task again, the output after: the load returns the new
+    commit's value (before: refused, "signed as commit X, but the task's manifest records commit Y")."""
+    task = SideWriter(n=7, workspace_directory=where)
+    _build(task)
+    original = TargetOnKart._committed_entry
+    raced: list[bool] = []
+
+    def entry_then_a_commit(self: TargetOnKart, signer: Any) -> Any:
+        entry = original(self, signer)
+        if not raced:
+            raced.append(True)
+            _commit_in_another_process(tmp_path, where, "same", 7)  # the same task again (rerun): a new commit
+        return entry
+
+    monkeypatch.setattr(TargetOnKart, "_committed_entry", entry_then_a_commit)
+    assert task.output().load() == 7
+    assert raced == [True]
+
+
+def test_a_real_rollback_is_still_refused_and_the_message_names_the_writer(where: str, signed: None) -> None:
+    """An older copy put back stays refused (re-read once, the same): the message says what the path's record
+    names (the writer's manifest and commit), not the reader's manifest as the writer's."""
+    _build(SideWriter(n=1, workspace_directory=where))
+    old = _read(_shared(SideWriter(n=1, workspace_directory=where)).path())
+    _build(OtherSideWriter(n=2, workspace_directory=where))
+    _put(_shared(SideWriter(n=1, workspace_directory=where)).path(), old)
+    reader: TargetOnKart = _bare(where, "pkl")
+    with pytest.raises(IntegrityError, match="older version copied back") as refused:
+        reader.load()
+    message = str(refused.value)
+    writer = OtherSideWriter(n=2, workspace_directory=where).output().record
+    assert writer is not None and writer.manifest_name in message  # the last writer's manifest
+    assert "OtherSideWriter" in message and "rerun=True" in message
+    assert "records no commit" not in message  # before: "the task's manifest ... records no commit" (the reader's)
