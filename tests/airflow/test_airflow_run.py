@@ -106,6 +106,13 @@ def test_a_retry_that_succeeds_leaves_a_complete_cache(run_dag, tmp_path) -> Non
     assert all(node.complete() for node in kart_core.walk([last]).nodes.values())
 
 
+def _run_for_xcom(run_dag, root: Evaluate, dag_id: str, alpha: float) -> tuple[dict[str, str], dict[str, Any]]:
+    """Run ``root``'s DAG (it must succeed): its task ids by class name, and each task's XCom value."""
+    run = run_dag(to_dag(root, dag_id=dag_id))
+    assert run.state == "success"
+    return _chain_ids(alpha), {ti.task_id: ti.xcom_pull(task_ids=ti.task_id) for ti in run.get_task_instances()}
+
+
 def _overwrite_middle(path: str) -> None:
     """Flip the bytes in the middle of ``path``: a same-size rewrite, found only by a content hash."""
     with open(path, "r+b") as file:
@@ -127,10 +134,7 @@ def test_a_repair_inside_a_task_is_in_its_xcom(run_dag, monkeypatch) -> None:
     _overwrite_middle(features.output().path())
     for target in [*luigi.task.flatten(model.output()), *luigi.task.flatten(evaluate.output())]:
         os.remove(target.path())
-    run = run_dag(to_dag(evaluate, dag_id="repairing"))
-    assert run.state == "success"
-    ids = _chain_ids(3.0)
-    values = {ti.task_id: ti.xcom_pull(task_ids=ti.task_id) for ti in run.get_task_instances()}
+    ids, values = _run_for_xcom(run_dag, evaluate, "repairing", 3.0)
     assert values[ids["Train"]]["status"] == "ran"
     assert values[ids["Train"]]["repaired"] == [kart_core.node_key(features)]
     assert values[ids["MakeFeatures"]] == {  # found cached: the same size as committed
@@ -157,10 +161,7 @@ def test_a_cached_task_with_a_truncated_output_is_rebuilt_before_its_path_and_as
     features = evaluate.requires()["features"]
     _truncate(features.output().path())
     _truncate(luigi.task.flatten(evaluate.output())[0].path())
-    run = run_dag(to_dag(evaluate, dag_id="truncated"))
-    assert run.state == "success"
-    ids = _chain_ids(4.0)
-    values = {ti.task_id: ti.xcom_pull(task_ids=ti.task_id) for ti in run.get_task_instances()}
+    ids, values = _run_for_xcom(run_dag, evaluate, "truncated", 4.0)
     assert values[ids["MakeFeatures"]]["status"] == "ran"
     assert values[ids["MakeFeatures"]]["repaired"] == [kart_core.node_key(features)]
     assert values[ids["Train"]] == {**values[ids["Train"]], "status": "cached", "repaired": []}  # same features
