@@ -1016,14 +1016,20 @@ def nesting_run(what: Callable[[], str]) -> Transaction | None:
     The innermost transaction (``current``); else, in a context kart never set (``unset``: a thread that a ``run()``
     started, which Python does not hand the run's context), the one run of this process whose ``run()`` is executing
     and that this thread may belong to: it was started after that ``run()`` began (not one of its ``outsiders``).
-    With two or more such runs (a build with ``workers=2`` threads) kart cannot tell which one started the thread:
-    none is taken, and each is warned once (``what()`` names the build) rather than record another run's input.
+    A thread alive before every executing run began (a worker of a pool made before the run, which ``run()`` hands the
+    build: attacker at18 I1) is the one executing run's, as a load there is (``_adopter``): any work it does while
+    that run executes may be the run's, and an extra input makes a task run once more than needed, never stale.
+    With two or more such runs (a build with ``workers=2`` threads) kart cannot tell which one started the thread (or
+    handed it the build): none is taken, and each is warned once (``what()`` names the build) rather than record
+    another run's input. Runs nested in one thread count as one, the innermost (``_innermost``).
     """
     found = current()
     if found is not None or not unset():
         return found
     thread = threading.current_thread()
-    candidates = _innermost([run for run in _InProgress.executing() if thread not in run.outsiders])
+    executing = _InProgress.executing()
+    # Not started by any of them (a pool made before): the work is handed over, not started, by the run it is for.
+    candidates = _innermost([run for run in executing if thread not in run.outsiders]) or _innermost(executing)
     if len(candidates) == 1:
         return candidates[0]
     labels = ", ".join(run.label for run in candidates)
@@ -1033,7 +1039,7 @@ def nesting_run(what: Callable[[], str]) -> Transaction | None:
             run,
             "build",
             "%s: %s was called in thread %r, which is not run()'s own, while runs of %s are in progress in this "
-            "process: kart cannot tell which run() started that thread, so what the build returns is recorded as "
+            "process: kart cannot tell which run() started that thread (or handed it the build), so what the build returns is recorded as "
             "no run's input, and %s will not be found stale when it changes. Call build() in run()'s own thread, or "
             "hand the thread a copy of run()'s context: pool.submit(contextvars.copy_context().run, gokart.build, "
             "task) made in run().",

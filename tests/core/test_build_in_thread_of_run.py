@@ -170,3 +170,69 @@ def test_a_thread_started_by_a_nested_build_s_run_counts_for_that_run(
     kart_core.build(BitInner(workspace_directory=workspace, rerun=True), reset_register=False)
     assert kart_core.build(BitOuter(how=how, workspace_directory=workspace), reset_register=False) == 20  # stale
     assert kart_core.build(BitTop(how=how, workspace_directory=workspace), reset_register=False) == 21
+
+
+class BitPooled(kart_core.TaskOnKart[int]):
+    """Builds BitInner in a worker of a pool made (and its worker started) before the run: POOL["pool"]."""
+
+    tag = luigi.Parameter(default="a")
+    wait_for_the_other = luigi.BoolParameter(default=False)
+    fix_random_seed_methods = luigi.ListParameter(default=[], significant=False)  # seeded runs take turns
+
+    def run(self) -> None:
+        if self.wait_for_the_other:
+            BOTH_RUNNING["barrier"].wait(timeout=30)
+        inner = BitInner(tag=self.tag, workspace_directory=self.workspace_directory)
+        value = POOL["pool"].submit(kart_core.build, inner, reset_register=False).result() * 2
+        if self.wait_for_the_other:
+            BOTH_RUNNING["built"].wait(timeout=30)
+        self.dump(value)
+
+
+POOL: dict[str, concurrent.futures.ThreadPoolExecutor] = {}
+
+
+@pytest.fixture
+def warm_pool() -> Any:
+    """A pool whose one worker thread is alive before any run begins (a module-level pool used before)."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(lambda: None).result()
+        POOL["pool"] = pool
+        yield pool
+    POOL.clear()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_build_in_a_worker_of_a_pool_made_before_the_run_counts_for_the_one_run(
+    workspace: str, warm_pool: Any, workers: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Attacker at18 I1: the pool's worker was alive when run() began (an outsider of the run), so the build in it
+    was recorded for no run and nothing was warned: after BitInner reran, BitPooled was served 10 (expected 20)."""
+    SOURCE["value"] = 5
+    caplog.set_level(logging.WARNING)
+    pooled = BitPooled(workspace_directory=workspace)
+    assert kart_core.build([pooled], workers=workers, executor="thread", reset_register=False) == [10]
+    inner = BitInner(workspace_directory=workspace)
+    assert _inputs(pooled) == [(inner.kart_label(), inner.output().record.key)]
+    assert "cannot tell which run()" not in caplog.text
+    SOURCE["value"] = 10
+    kart_core.build(BitInner(workspace_directory=workspace, rerun=True), reset_register=False)
+    again = BitPooled(workspace_directory=workspace)
+    assert kart_core.build([again], workers=workers, executor="thread", reset_register=False) == [20]
+
+
+def test_two_runs_building_in_a_worker_of_a_pool_made_before_them_are_warned(
+    tmp_path: Any, warm_pool: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The same pool's worker while two runs execute (workers=2 threads): kart cannot tell which run handed it the
+    build, so neither records it, and each is warned (before, silently neither)."""
+    SOURCE["value"] = 5
+    BOTH_RUNNING["barrier"] = threading.Barrier(2)
+    BOTH_RUNNING["built"] = threading.Barrier(2)
+    workspace = str(tmp_path / "ws")
+    pooled = [BitPooled(tag=tag, wait_for_the_other=True, workspace_directory=workspace) for tag in ("a", "b")]
+    with caplog.at_level(logging.WARNING, logger="kart_core.transaction"):
+        assert kart_core.build(pooled, workers=2, executor="thread", reset_register=False) == [10, 1000]
+    warned = [record.getMessage() for record in caplog.records if "cannot tell which run()" in record.getMessage()]
+    assert sorted(message.split(":")[0] for message in warned) == sorted(task.kart_label() for task in pooled)
+    assert [_inputs(task) for task in pooled] == [[], []]
