@@ -178,6 +178,7 @@ _NAME_LOADS = frozenset(
     }
 )
 _ATTRIBUTE_LOADS = frozenset({"LOAD_ATTR", "LOAD_METHOD"})
+_GLOBAL_LOADS = frozenset({"LOAD_GLOBAL", "LOAD_NAME"})
 _PAIRED = frozenset(
     {"LOAD_FAST_LOAD_FAST", "LOAD_FAST_BORROW_LOAD_FAST_BORROW", "STORE_FAST_LOAD_FAST", "STORE_FAST_STORE_FAST"}
 )
@@ -945,6 +946,8 @@ class _Visit:
         for name in names:
             if name in globals_:
                 references.append([name, self._global(module, name, globals_[name], names, dynamic)])
+        if not dynamic:  # a project module the code holds as a value (stored, passed, returned): every attribute
+            references.extend(self._held_globals(scan.bare, globals_))
         if "globals" in names:  # globals()[name]: any name of the function's own module
             own = sorted(name for name in globals_ if not name.startswith("__") and name not in names)
             references.append(["globals()", [[n, self._global(module, n, globals_[n], names, dynamic)] for n in own]])
@@ -967,6 +970,17 @@ class _Visit:
             self.token(func.__wrapped__) if hasattr(func, "__wrapped__") else None,
             *self._dispatch_registry(func),
         ]
+
+    def _held_globals(self, bare: set[str], globals_: Mapping[str, Any]) -> list[Any]:
+        """The project modules among the globals ``bare`` (loaded as values, no attribute read from them: stored in
+        ``self.m = steps``, passed, returned) as held modules (``_held_module``: every attribute), since the code
+        that later reads ``getattr(self.m, name)`` does not name the module (attacker at18 I3)."""
+        held = []
+        for name in sorted(bare):
+            value = globals_.get(name)
+            if isinstance(value, types.ModuleType) and self.owner.classifier.version_of(value.__name__) is None:
+                held.append([f"held {name}", self._held_module(value)])
+        return held
 
     def _helper_look_ups(self, names: list[str], globals_: Mapping[str, Any]) -> frozenset[str]:
         """The dynamic look-ups (``_ATTRIBUTES``, ``_SUBCLASSES``) that the project functions ``names`` reaches make,
@@ -1747,6 +1761,8 @@ class _ImportScan:
     # local name -> (module, name) an import binds it to (name "" for the module itself)
     bindings: dict[str, set[tuple[str, str]]] = dataclasses.field(default_factory=dict)
     chains: set[tuple[str, ...]] = dataclasses.field(default_factory=set)  # ``name.attr.attr`` as loaded
+    # Globals loaded as values, no attribute read from them: stored (``self.m = steps``), passed, returned (at18 I3)
+    bare: set[str] = dataclasses.field(default_factory=set)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -1770,6 +1786,7 @@ def _scan_imports(code: types.CodeType, package: str | None, scan: _ImportScan |
     chain: list[str] = []
     statement: tuple[str, bool] | None = None  # the import being bound: (module, whether it has a fromlist)
     via: list[str] = []  # IMPORT_FROM names since the statement's IMPORT_NAME (or its last store)
+    bare = False  # the chain started with a global's load
     for instruction in dis.get_instructions(code):
         op, arg = instruction.opname, instruction.argval
         if op in _ATTRIBUTE_LOADS and chain:
@@ -1777,6 +1794,9 @@ def _scan_imports(code: types.CodeType, package: str | None, scan: _ImportScan |
             continue
         if len(chain) > 1:
             scan.chains.add(tuple(chain))
+        elif chain and bare:
+            scan.bare.add(chain[0])
+        bare = op in _GLOBAL_LOADS
         if op in _PAIRED and isinstance(arg, tuple) and len(arg) == 2:  # 3.13+: two fast locals in one
             first, second = arg
             if op.startswith("STORE_FAST_") and statement is not None:
@@ -1804,6 +1824,8 @@ def _scan_imports(code: types.CodeType, package: str | None, scan: _ImportScan |
             statement = None
     if len(chain) > 1:
         scan.chains.add(tuple(chain))
+    elif chain and bare:
+        scan.bare.add(chain[0])
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
             _scan_imports(const, package, scan)

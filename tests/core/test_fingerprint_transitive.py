@@ -574,6 +574,26 @@ def by_partial_getattr(x):
     return FIND("triple")(x)
 
 
+class ByInstance:
+    def __init__(self):
+        self.m = plugsteps
+
+    def get(self, name):
+        return getattr(self.m, name)
+
+
+def by_instance_attribute(x):
+    return ByInstance().get("triple")(x)
+
+
+def _module():
+    return plugsteps
+
+
+def by_returned_module(x):
+    return getattr(_module(), "triple")(x)
+
+
 def names_step_only(x):
     return Step().apply(x)
 """
@@ -591,6 +611,9 @@ _MODULE_READERS = {
     "by_class_attribute",
     "by_class_attribute_dict",
     "by_partial_getattr",
+    # held by an instance attribute (`self.m = plugsteps` in __init__) or returned by a function (at18 I3)
+    "by_instance_attribute",
+    "by_returned_module",
 }
 
 
