@@ -145,11 +145,21 @@ class Relay:
             ) from exc
 
     def _dropped(self, what: str) -> None:
+        """Warn that a load sent after the run was over is not recorded. The process is named a child of the run's
+        process only when it is one, and never said to be the run's: a target or task pickled during the run may be
+        kept past it (in an output, a cache) and loaded by any later process (attacker at18 I9: a later, unrelated
+        process that loaded a target an output held was called the run's child)."""
+        where = (
+            f"a child process ({os.getpid()}) of the process that ran it ({self.pid})"
+            if os.getppid() == self.pid
+            else f"process {os.getpid()} (not a child of the process that ran it, {self.pid})"
+        )
         logger.warning(
-            "%s: a child process (%d) %s after the run was over (its run() had returned): not recorded as the run's "
-            "input. Wait for the child processes that run() starts before it returns.",
+            "%s: %s %s through a target or task pickled during that run, after the run was over (its run() had "
+            "returned): not recorded as the run's input. A target kept past its run (in an output, a cache) belongs "
+            "to no run; if run() started this process, wait for it before run() returns.",
             self.label,
-            os.getpid(),
+            where,
             what,
         )
 

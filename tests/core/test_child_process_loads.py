@@ -271,3 +271,48 @@ def test_folders_of_dead_processes_are_swept(tmp_path: Path, temporary: Path, mo
     workspace = str(tmp_path / "ws")
     assert gokart.build(Down(how="fork pool, self.load()", workspace_directory=workspace), reset_register=False) == 10
     assert sorted(_relays(temporary)) == sorted(name for name, (_, kept) in names.items() if kept)
+
+
+class KeepsAHandle(gokart.TaskOnKart[dict]):
+    """Dumps a handle to its input (a target, pickled during the run) for a later consumer."""
+
+    def requires(self) -> Up:
+        return Up(workspace_directory=self.workspace_directory)
+
+    def run(self) -> None:
+        self.dump({"src": self.input()})
+
+
+_LATER = """
+import logging, pickle, subprocess, sys
+if sys.argv[1] == "parent":  # the grandchild is no child of the process that ran the task
+    sys.exit(subprocess.run([sys.executable, "-c", sys.argv[2], "child", sys.argv[3]]).returncode)
+logging.basicConfig(level=logging.WARNING, format="%(message)s")
+with open(sys.argv[2], "rb") as file:
+    print("loaded", pickle.load(file)["src"].load())
+"""
+
+
+def test_a_handle_kept_in_an_output_and_loaded_by_a_later_process_is_not_called_the_run_s_child(
+    tmp_path: Path, temporary: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Attacker at18 I9: a target pickled into a run's output carries the run's relay; a later process, no child of
+    the process that ran it, loading the handle outside any run was warned "a child process (N) loaded ... Wait for
+    the child processes that run() starts": it was none. The warning now says what it knows."""
+    monkeypatch.setenv(_VALUE, "7")
+    workspace = str(tmp_path / "ws")
+    task = KeepsAHandle(workspace_directory=workspace)
+    gokart.build(task, reset_register=False)
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "TMPDIR": str(temporary)}
+    later = subprocess.run(
+        [sys.executable, "-c", _LATER, "parent", _LATER, task.output().path()],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=120,
+    )
+    assert later.returncode == 0, later.stderr
+    assert "loaded 7" in later.stdout
+    assert "a child process" not in later.stderr
+    assert f"not a child of the process that ran it, {os.getpid()}" in later.stderr
+    assert "through a target or task pickled during that run, after the run was over" in later.stderr
