@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from collections.abc import Iterable
 
 from kart_core.manifest import Entry, Manifest, OutputRecord, new_commit_id, read_unverified
@@ -20,12 +21,14 @@ from kart_core.storage import storage_for
 from kart_core.storage.base import protocol_of
 from kart_core.storage.stamp import changed_ns
 from kart_core.workspace import (
+    MANIFEST,
     MODULE_VERSIONS,
     RANDOM_SEED,
     TASK_LOG,
     TASK_PARAMS,
     join_url,
     log_relative_path,
+    log_workspace,
     parse_log_name,
 )
 
@@ -41,6 +44,8 @@ __all__ = [
     "rewritten_digest",
     "rewritten_note",
     "rewritten_siblings",
+    "settle_copied",
+    "stamp_of",
     "size_mismatches",
     "LoadedFile",
     "loaded_unrecorded",
@@ -193,30 +198,122 @@ def maybe_rewritten(path: str, manifest: str) -> bool:
         return False
 
 
-def rewritten_digest(path: str, manifest: str, entry: Entry) -> str | None:
+def rewritten_digest(path: str, manifest: str, entry: Entry, settle: bool = True) -> str | None:
     """The content hash ``{algorithm}:{hex}`` of the local output at ``path`` when it was written after
     ``manifest`` recorded ``entry`` (see above) with the same size and other content: a new version
     written outside kart. None otherwise; a stat of each file when both times agree, a read only then.
 
     The hash is what the manifest's is (``Entry.digest``): of the content after the signature header
     when ``entry`` is sealed (the header's MAC binds the commit: a copy of the same content is no new
-    version), of the whole file otherwise; the same bytes a load deserializes.
+    version), of the whole file otherwise; the same bytes a load deserializes. A file newer than its manifest
+    that holds the committed content (a copied workspace) is settled (``settle_copied``) unless ``settle`` is
+    False, so the next check of it is two stats again.
     """
+    if protocol_of(path):
+        return None
+    path = path.removeprefix("file://")
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    if rewritten_note(changed_ns(found), manifest) is None or found.st_size != entry.size:
+        return None  # unchanged, or a changed size, which every load already reports as damage
+    digest = _content_digest(path, entry)
+    algorithm, _, expected = entry.digest.partition(":")
+    if digest is None or digest == expected:
+        if digest is not None and settle:
+            settle_copied(manifest, (path, stamp_of(found)))
+        return None
+    return f"{algorithm}:{digest}"
+
+
+def _content_digest(path: str, entry: Entry) -> str | None:
+    """The hex hash of the local file at ``path`` as ``entry`` records its (after the signature header when sealed,
+    with the entry's algorithm); None when that algorithm is not available here or the file cannot be read."""
     from kart_core.integrity import available, digest_stream
 
-    if rewritten_note(local_changed_ns(path), manifest) is None or file_size(path) != entry.size:
-        return None  # unchanged, or a changed size, which every load already reports as damage
-    algorithm, _, expected = entry.digest.partition(":")
+    algorithm = entry.digest.partition(":")[0]
     if not available(algorithm):
         return None
     try:
-        with open(path.removeprefix("file://"), "rb") as file:
+        with open(path, "rb") as file:
             if entry.sealed:
                 file.seek(HEADER_SIZE)
-            _, found = digest_stream(file, algorithm)
+            return digest_stream(file, algorithm)[1]
     except OSError:
         return None
-    return None if found == expected else f"{algorithm}:{found}"
+
+
+def stamp_of(found: os.stat_result) -> tuple[int, ...]:
+    """What tells a local file apart from any later one at its path: (device, inode, size, modification and
+    status-change times in ns). Any write, replacement, ``utime`` or ``chmod`` moves one of them."""
+    return (found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns)
+
+
+# An output changed this recently is not settled: a file's times come from a clock that steps a few ms at a time, so
+# a write right after the check could carry the time the check saw (and hide under the manifest's new time).
+_SETTLE_MARGIN_NS = 50_000_000
+
+
+def settle_copied(manifest: str, confirmed: tuple[str, tuple[int, ...]] | None = None) -> bool:
+    """Move a local ``manifest``'s modification time up to its outputs' change time once each output newer than
+    it was found to hold its committed content; whether it did.
+
+    A copied workspace (``cp -a``, ``rsync -a``, ``chmod -R``, ``cp -al``) leaves every output's status-change time
+    after its manifest's modification time, so every load and check hashed it again, for good (the rewrite check
+    above). Once a hash found the committed content, that is settled here: the manifest's time is set to the latest
+    change time of its outputs, so later checks (this process or any other) take two stats again. Still caught: a
+    file written after the settle (its status-change time is later, and no call sets that back). Not settled (False,
+    nothing changed; the next check hashes again): an output of the manifest with another size or other content
+    (a sibling rewritten outside kart, which its own load records: attacker at17 H11), one that changed while it
+    was hashed or less than ``_SETTLE_MARGIN_NS`` ago, a manifest another commit replaced meanwhile, object storage,
+    a manifest that cannot be read or touched (a read-only copy: its loads keep hashing).
+
+    ``confirmed``: ``(path, stamp_of(...))`` of an output the caller just hashed to its committed content; it is
+    not hashed again while its stamp is still that one. Never raises.
+    """
+    if protocol_of(manifest):
+        return False
+    manifest = manifest.removeprefix("file://")
+    if confirmed is not None:
+        confirmed = (confirmed[0].removeprefix("file://"), confirmed[1])
+    try:
+        before = os.stat(manifest)
+        current = read_unverified(storage_for(manifest), manifest)
+        workspace = log_workspace(manifest, MANIFEST)
+        if current is None or workspace is None:
+            return False
+        latest = before.st_mtime_ns
+        for key, entry in sorted(current.outputs.items()):
+            output = join_url(workspace, key).removeprefix("file://")
+            try:
+                found = os.stat(output)
+            except FileNotFoundError:
+                continue  # a file put there later is newer than any settled time
+            if changed_ns(found) <= before.st_mtime_ns:
+                continue
+            stamp = stamp_of(found)
+            if found.st_size != entry.size:
+                return False
+            if confirmed != (output, stamp):
+                if _content_digest(output, entry) != entry.digest.partition(":")[2]:
+                    return False
+                if stamp_of(os.stat(output)) != stamp:
+                    return False  # written while it was hashed
+            latest = max(latest, changed_ns(found))
+        if latest == before.st_mtime_ns or time.time_ns() - latest < _SETTLE_MARGIN_NS:
+            return False
+        descriptor = os.open(manifest, os.O_RDONLY)
+        try:
+            now = os.fstat(descriptor)
+            if stamp_of(now)[:4] != stamp_of(before)[:4]:
+                return False  # another commit wrote it meanwhile (a new file): its own time stands
+            os.utime(descriptor, ns=(now.st_atime_ns, latest))  # the file checked, not one renamed over it since
+        finally:
+            os.close(descriptor)
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def rewritten_siblings(record: OutputRecord, current: Manifest) -> dict[str, Entry]:
@@ -231,7 +328,7 @@ def rewritten_siblings(record: OutputRecord, current: Manifest) -> dict[str, Ent
         output = join_url(record.workspace, key)
         if key == record.key or not maybe_rewritten(output, record.manifest):
             continue
-        digest = rewritten_digest(output, record.manifest, entry)
+        digest = rewritten_digest(output, record.manifest, entry, settle=False)  # the manifest is written anew
         if digest is not None:
             found[key] = dataclasses.replace(entry, digest=digest, commit=new_commit_id(), sealed=False)
     return found

@@ -31,7 +31,15 @@ from kart_core.conflict_prevention_lock import (  # gokart.target's names; kart 
     wrap_load_with_lock,
     wrap_remove_with_lock,
 )
-from kart_core.damage import loaded_unrecorded, rewritten_note, rewritten_siblings, unrecorded_stamp, unvouched_reason
+from kart_core.damage import (
+    loaded_unrecorded,
+    rewritten_note,
+    rewritten_siblings,
+    settle_copied,
+    stamp_of,
+    unrecorded_stamp,
+    unvouched_reason,
+)
 from kart_core.errors import (
     DamagedOutputError,
     DumpError,
@@ -407,12 +415,15 @@ class TargetOnKart(luigi.Target):
                 remote = staged is None and mtime is None and not settings.verify and not rewritten
                 in_progress = self._marker() if remote else None
                 if settings.verify or rewritten or in_progress is not None:
+                    opened = _open_stamp(raw) if rewritten and not settings.verify else None
                     data = raw.read()
                     self._check_size(len(data), entry, rewritten)
                     adopted = None
                     if rewritten and not settings.verify:
                         self._check_not_being_written(entry)
                         adopted = self._new_version(data, entry)
+                        if adopted is None and opened is not None and self.record is not None:  # a copied workspace
+                            settle_copied(self.record.manifest, (self._path, opened))
                     elif in_progress is not None:
                         self._check_committed_bytes(data, entry, in_progress)
                     else:
@@ -1041,6 +1052,14 @@ def _recorded_siblings(record: OutputRecord, current: Manifest) -> dict[str, Ent
             record.key,
         )
     return found
+
+
+def _open_stamp(raw: IO[bytes]) -> tuple[int, ...] | None:
+    """``damage.stamp_of`` the open local file ``raw``, taken before it is read; None when it has no descriptor."""
+    try:
+        return stamp_of(os.fstat(raw.fileno()))
+    except (OSError, AttributeError, io.UnsupportedOperation):
+        return None
 
 
 def _stream_stat(raw: IO[bytes]) -> tuple[int | None, int | None]:
