@@ -384,3 +384,55 @@ def test_a_sqlalchemy_table_fingerprints_the_same_whatever_the_process_created_b
         [sys.executable, "-c", code, "0"], env=env, capture_output=True, text=True, check=True
     ).stdout.split()[-1]
     assert changed not in digests
+
+
+HELD_TABLE_NODES = """
+from fpval import helpers
+
+
+class Holder:
+    mod = helpers  # a project module held as a value: every attribute counts
+
+    def get(self, name):
+        return getattr(self.mod, name)
+
+
+def node(v):
+    return Holder().get("triple")(v)
+"""
+
+HELD_TABLE = """
+import numpy as np
+
+TABLE = np.arange(300_000, dtype=np.float64) * {scale}  # 2.4 MB, made at import
+BLOB = bytes(range(256)) * 8_192 + b"{tail}"  # 2 MB
+SMALL = np.arange(10) * {small}
+
+
+def triple(x):
+    return {factor} * x
+"""
+
+
+@pytest.mark.parametrize(
+    ("edit", "changed"),
+    [
+        ({}, False),  # a fresh import of the same code: the same key
+        ({"scale": 2}, True),  # the large table's content
+        ({"tail": "y"}, True),  # the large bytes' last byte
+        ({"small": 2}, True),  # a small array, by digest() as before
+        ({"factor": 5}, True),  # the code
+    ],
+)
+def test_a_held_module_s_large_data_counts_every_byte_quickly(
+    package: Path, edit: dict[str, object], changed: bool
+) -> None:
+    """Attacker at18 I7: a held module's large table was hashed by digest()'s md5 at every fingerprint (a 200 MB
+    table: 1.6 s under load). Now an array or bytes over 1 MiB counts by its dtype, shape and a fast hash of its
+    bytes (xxh3): still every byte, so any change of the data, as of the code, changes the key."""
+    (package / "nodes.py").write_text(HELD_TABLE_NODES)
+    base = {"scale": 3, "tail": "x", "small": 1, "factor": 3}
+    before = _fingerprint(package, HELD_TABLE.format(**base))
+    after = _fingerprint(package, HELD_TABLE.format(**{**base, **edit}))
+    assert (before.digest != after.digest) is changed
+    assert any(name.endswith("helpers.TABLE:data") for name in after.items)  # by the fast hash, not digest()
