@@ -386,7 +386,9 @@ def stale_outputs(
             direct = stale_inputs(manifest, record.workspace, found, current, record.owner or None)
             stale.extend(direct)
             if any(item.built for item in manifest.inputs):
-                stale.extend(_built_behind(manifest, record.workspace, scoped, current, record.owner or None, direct))
+                stale.extend(
+                    _built_behind(manifest, record.workspace, scoped, current, record.owner or None, direct, upstreams)
+                )
             if scoped is not None:  # a walk's check after its round asks what any task it judged had loaded
                 scoped.note_inputs(manifest, record.workspace)
     return stale
@@ -399,20 +401,25 @@ def _built_behind(
     current: Mapping[str, str] | None,
     reader: str | None,
     direct: list[StaleInput],
+    upstreams: Callable[[], Iterable[object]] | None = None,
 ) -> list[StaleInput]:
     """The inputs of ``manifest`` (a task's in ``workspace``) that its run built (``Input.built``: a ``build()`` nested
     in its ``run()``) and whose upstream is stale further up (``Lineage.check``), but for those ``direct`` (replaced)
-    names already: each as a ``StaleInput`` saying why.
+    names already and those of a task it requires (``upstreams``: a build of the task, or the scheduler's graph,
+    brings such an upstream up to date first, then the task runs again if what it loaded changed): each as a
+    ``StaleInput`` saying why.
 
     Such an upstream is not among what the task requires, so no build of the task reaches it: the task itself is
     stale, and its run's nested build brings the upstream up to date (/tmp/nested_stale.py: after Inner reran, Top,
     whose run() builds Mid, was served its old value though Mid was stale). ``checked``: the open walk's
-    ``Lineage`` (its reads shared), else a new one; the upstreams' lineage is read only for such inputs.
+    ``Lineage`` (its reads shared), else a new one; the upstreams' lineage is read only for such inputs, and
+    ``upstreams`` asked only when one is stale.
     """
     lineage = checked if checked is not None else Lineage()
     if current:
         lineage.current.update((name, path) for name, path in current.items() if name not in lineage.current)
     replaced = {(item.input.manifest, item.input.key) for item in direct}
+    required: set[str] | None = None  # the workspace-relative names of the required tasks' manifests, once asked
     stale = []
     for item in manifest.inputs:
         if not item.built or not item.read_by(reader) or (item.manifest, item.key) in replaced:
@@ -422,6 +429,10 @@ def _built_behind(
             continue
         verdict = lineage.check(upstream, upstream_workspace, None, owner)
         if verdict.stale:
+            if required is None:
+                required = set(current_manifests(upstreams(), transitive=False)) if upstreams is not None else set()
+            if _manifest_key(upstream) in required:
+                continue
             label = item.task or upstream
             why = (
                 "; ".join(found.describe(label) for found in verdict.direct)

@@ -139,3 +139,41 @@ def test_a_task_loading_a_task_it_requires_records_no_built_input(workspace: str
     loader = BirLoader(workspace_directory=workspace)
     assert kart_core.build(loader, reset_register=False) == 10
     assert _built_inputs(loader) == [(BirInner(workspace_directory=workspace).kart_label(), False)]
+
+
+RUNS: list[str] = []  # BirRequiredTop's runs, in this process
+
+
+class BirSign(kart_core.TaskOnKart[bool]):
+    """Requires BirInner; its output is the same for 5 and 10 (whether BirInner's is positive)."""
+
+    def requires(self) -> BirInner:
+        return BirInner(workspace_directory=self.workspace_directory)
+
+    def run(self) -> None:
+        self.dump(self.load() > 0)
+
+
+class BirRequiredTop(kart_core.TaskOnKart[int]):
+    """Requires BirSign and builds it in run() too: a build of it reaches BirSign, so its staleness is BirSign's."""
+
+    def requires(self) -> BirSign:
+        return BirSign(workspace_directory=self.workspace_directory)
+
+    def run(self) -> None:
+        RUNS.append(self.kart_label())
+        self.dump(int(kart_core.build(self.requires(), reset_register=False)))
+
+
+def test_a_built_input_the_task_also_requires_reruns_it_only_if_what_it_loaded_changed(workspace: str) -> None:
+    """BirSign is stale after BirInner reran, but the build of BirRequiredTop reaches it (a requirement): BirSign runs
+    again with the same content, and BirRequiredTop, whose input did not change, stays cached, as for a plain load."""
+    SOURCE["value"] = 5
+    RUNS.clear()
+    assert kart_core.build(BirRequiredTop(workspace_directory=workspace), reset_register=False) == 1
+    SOURCE["value"] = 10
+    kart_core.build(BirInner(workspace_directory=workspace, rerun=True), reset_register=False)
+    assert not BirSign(workspace_directory=workspace).complete()
+    assert kart_core.build(BirRequiredTop(workspace_directory=workspace), reset_register=False) == 1
+    assert len(RUNS) == 1
+    assert BirRequiredTop(workspace_directory=workspace).complete()
