@@ -162,7 +162,8 @@ def explain(record: OutputRecord, commit: str, signer: Signer) -> str:
     except FileNotFoundError:
         return (
             f"the path has no side-file record ({name!r}: removed, or the file was copied here from elsewhere), so "
-            "no run of this workspace vouches for that commit"
+            "no run of this workspace vouches for that commit. Build the task that writes it again with rerun=True, "
+            "or delete the file"
         )
     except OSError as exc:
         return f"the path's side-file record {name!r} cannot be read ({exc})"
@@ -177,7 +178,8 @@ def explain(record: OutputRecord, commit: str, signer: Signer) -> str:
     if named is None:
         return (
             f"the path's side-file record {name!r} is not one kart signed with this key (changed, or written with "
-            "another key), so it vouches for no commit"
+            "another key), so it vouches for no commit. Build the task that writes it again with rerun=True, or "
+            "delete the file"
         )
     if named != commit:
         return (

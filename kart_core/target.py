@@ -935,14 +935,19 @@ class TargetOnKart(luigi.Target):
         # version written while the task kept no record (or records were off), copied back.
         if entry is None and seal.commit is not None:
             record = self.record
-            # The loading task is seldom the writer (a shared table is read through any task's make_target): its
-            # manifest is named only as the one without an entry; the record says who wrote the path last.
+            if not side_record.recorded(record):  # no run committed the path as a side file: the task's output
+                raise _Unvouched(
+                    f"Refusing to load {self._describe_owner()} from {self._path!r}: it is signed as commit "
+                    f"{seal.commit}, but the task's manifest {record.manifest!r} records no commit (its manifest has "
+                    f"no entry), and no side-file record ({side_record.name_for(record.key)!r}) names the path (the "
+                    "manifest was removed, or the file was copied here). Fix: `kart verify --delete` (the next build "
+                    "runs the task again), or build the task again with rerun=True, or delete the file.",
+                    commit=seal.commit,
+                )
+            # A side file, read through any task's make_target (seldom its writer's): the record names the writer.
             raise _Unvouched(
                 f"Refusing to load {self._path!r} (through {self._describe_owner()}): it is signed as commit "
-                f"{seal.commit}, but nothing vouches for that commit: {side_record.explain(record, seal.commit, signer)}."
-                f" ({record.task}'s manifest {record.manifest!r} has no entry for the path: a file a run dumps beside "
-                f"its outputs is vouched for by the path's record. If it is {record.task}'s own output whose manifest "
-                f"was removed: `kart verify --delete`, or build {record.task} again with rerun=True.)",
+                f"{seal.commit}, but nothing vouches for that commit: {side_record.explain(record, seal.commit, signer)}.",
                 commit=seal.commit,
             )
         if entry is None or entry.commit != seal.commit:
