@@ -714,6 +714,7 @@ def _verify_json(report: VerifyReport, deleted: list[str]) -> dict[str, Any]:
         "unrecorded": report.unrecorded,
         "hashes": report.hashes,
         "runlogs": report.runlogs,
+        "sides": report.sides,
         "problems": problems,
         "notices": [dataclasses.asdict(notice) | {"deleted": notice.path in deleted} for notice in report.notices],
     }
@@ -731,6 +732,7 @@ def _print_verify(report: VerifyReport, deleted: list[str], delete: bool) -> Non
     # With signing on, outputs no signed manifest lists were checked too (a load refuses them).
     unrecorded = f", and {report.unrecorded} output(s) no signed manifest lists" if report.unrecorded else ""
     runlogs = f", {report.runlogs} run log(s)" if report.runlogs else ""
+    runlogs += f", {report.sides} side file(s)" if report.sides else ""
     click.echo(
         f"Checked {report.outputs} output(s) of {report.manifests} task(s){unrecorded}{runlogs} in {report.workspace} "
         f"({checked}): {len(report.problems) - missing - unknown} problem(s), {missing} missing"
@@ -748,6 +750,12 @@ def _print_verify(report: VerifyReport, deleted: list[str], delete: bool) -> Non
             "Pass --delete to delete the damaged outputs"
             + (" (a killed run that wrote by path is undone instead: its old outputs go back)" if undone else "")
             + "; the next build runs their tasks again."
+        )
+    if any(problem.side and problem.removable for problem in report.problems):
+        # A side file is no task's output: no completion check misses it, so no build writes it again by itself.
+        click.echo(
+            "A side file (dumped beside a task's outputs) is written again only when a task that writes it runs again: "
+            "build it with rerun=True."
         )
     if report.notices:
         _print_unvouched(report, deleted)

@@ -19,6 +19,7 @@ together with its older record (as an output restored with its older manifest).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 from collections.abc import Iterator
@@ -34,9 +35,11 @@ __all__ = [
     "FOLDER",
     "FORMAT",
     "SETTLE_SECONDS",
+    "Record",
     "explain",
     "listed",
     "name_for",
+    "read_record",
     "recorded",
     "settled",
     "vouched",
@@ -194,6 +197,45 @@ def explain(record: OutputRecord, commit: str, signer: Signer) -> str:
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class Record:
+    """A path's signed side-file record as a commit wrote it (``write_record``).
+
+    Attributes:
+        commit: the commit id of the run that committed the path last (32 hex).
+        manifest: the workspace-relative name of that run's task's manifest (``log/manifest/{Class}_{id}.json``).
+    """
+
+    commit: str
+    manifest: str
+
+
+def read_record(workspace: str, key: str, signer: Signer) -> Record | None:
+    """The record of the side file at ``key`` (workspace-relative) in ``workspace``, when it is one kart signed with
+    ``signer``'s key for that key; None when it is missing, not signed so, or not such a record.
+
+    Raises:
+        OSError: the store could not be read (other than the record missing).
+    """
+    name = name_for(key)
+    path = join_url(workspace, name)
+    try:
+        data = storage_for(path).read_bytes(path)
+    except FileNotFoundError:
+        return None
+    seal = signer.verify(data, name)
+    if seal is None or seal.commit is None:
+        return None
+    try:
+        document = json.loads(bytes(data[HEADER_SIZE:]).decode("utf-8"))
+        found = Record(commit=str(document["commit"]), manifest=str(document["manifest"]))
+        if document.get("format") != FORMAT or document.get("key") != key or found.commit != seal.commit:
+            return None
+    except Exception:  # noqa: BLE001 - not a record kart wrote
+        return None
+    return found
+
+
 def vouched(record: OutputRecord, commit: str, signer: Signer) -> bool:
     """Whether the signed side file at ``record.key`` sealed as ``commit`` is what the path's last writer committed:
     its signed record names ``commit`` and a manifest that lists the key under ``side`` with that commit.
@@ -202,22 +244,13 @@ def vouched(record: OutputRecord, commit: str, signer: Signer) -> bool:
     back), or its manifest does not list it so (rewritten by a later run of that task). An unreadable record or
     manifest counts as not vouching (the load is refused; never served unchecked).
     """
-    path = join_url(record.workspace, name_for(record.key))
     try:
-        data = storage_for(path).read_bytes(path)
-    except OSError:
-        return False
-    seal = signer.verify(data, name_for(record.key))
-    if seal is None or seal.commit != commit:
-        return False
-    try:
-        document = json.loads(bytes(data[HEADER_SIZE:]).decode("utf-8"))
-        manifest_name = str(document["manifest"])
-        if document.get("format") != FORMAT or document.get("key") != record.key or document.get("commit") != commit:
+        found = read_record(record.workspace, record.key, signer)
+        if found is None or found.commit != commit:
             return False
-        manifest_path = join_url(record.workspace, manifest_name)
-        manifest = read_manifest(storage_for(manifest_path), manifest_path, manifest_name, signer, run=False)
-    except Exception:  # noqa: BLE001 - not a record kart wrote, or a manifest refused or unreadable: no vouching
+        manifest_path = join_url(record.workspace, found.manifest)
+        manifest = read_manifest(storage_for(manifest_path), manifest_path, found.manifest, signer, run=False)
+    except Exception:  # noqa: BLE001 - a record or manifest unreadable or refused: no vouching
         return False
     entry = manifest.side.get(record.key) if manifest is not None else None
     return entry is not None and entry.commit == commit

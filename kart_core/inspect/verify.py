@@ -7,6 +7,10 @@ content hash; with signing on, also the manifest's and each output's signature. 
 same faults only when a downstream task loads the damaged file; this finds them all at once, and
 ``remove_damaged`` deletes the damaged outputs so the next build runs their tasks again.
 
+Side files (files a run dumps beside its outputs, listed under its manifest's ``side``) are checked too, as a
+load checks them (``_side_problems``): against the run that wrote the path last (signing on: its signed record,
+``kart_core.side_record``), or against the runs that list it (signing off).
+
 Outputs that no manifest lists are found by walking the workspace's outputs by kart's layout
 (``…_{unique id}{ext}`` outside ``log/``). With signing on a load refuses them (unsigned, or signed
 for a commit no manifest records), so each one a load would refuse is a problem of kind "unrecorded".
@@ -27,7 +31,7 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
-from kart_core import log_binding, target_config
+from kart_core import log_binding, side_record, target_config
 from kart_core.commit_marker import (
     DIRECT,
     MARKER_SUFFIX,
@@ -127,6 +131,9 @@ class Problem:
     manifest: str = dataclasses.field(default="", compare=False)
     seen_commit: str | None = dataclasses.field(default=None, compare=False)
     seen: tuple[object, ...] | None = dataclasses.field(default=None, compare=False)
+    # A side file (a file a run dumps beside its outputs, its manifest's ``side`` section; ``kart_core.side_record``):
+    # checked against the run that wrote the path last, so its damage is that file's, also on a shared path.
+    side: bool = dataclasses.field(default=False, compare=False)
 
     @property
     def removable(self) -> bool:
@@ -161,6 +168,8 @@ class VerifyReport:
             sorted by path; not problems: ``ok`` ignores them, ``strict_ok`` does not.
         runlogs: how many run logs were checked (each one with signing on; without signing the ``.pkl``
             ones, unless ``hashes`` is False).
+        sides: how many side files (files runs dumped beside their outputs, listed under their manifests'
+            ``side``) were checked (``_side_problems``).
     """
 
     workspace: str
@@ -171,6 +180,8 @@ class VerifyReport:
     unrecorded: int = 0
     notices: tuple[Problem, ...] = ()
     runlogs: int = 0
+    # How many side files were checked (``_side_problems``).
+    sides: int = 0
     # Workspace-relative key -> the manifests (full paths) that record the file there as it is now: ``remove_damaged``
     # never deletes such a file on behalf of another manifest (attacker N16).
     intact: Mapping[str, frozenset[str]] = dataclasses.field(default_factory=dict)
@@ -244,6 +255,7 @@ def verify_workspace(
     # Outputs that differ from their record, with the problem (``claims``), and those that match one (``intact``).
     claims: list[tuple[str, Problem]] = []
     intact: dict[str, set[str]] = {}  # workspace-relative key -> the manifests (full paths) whose entry it matches
+    sides: dict[str, list[_Listing]] = {}  # side file key -> the manifests that list it under ``side``
     for name in _folder_manifests(manifest_folder, manifest_prefix):
         path = join_url(workspace, name)
         problems.append(
@@ -268,7 +280,9 @@ def verify_workspace(
             continue
         lineage.known(path, manifest)
         listed.update(manifest.outputs)
-        listed.update(manifest.side)  # a run's side files: recorded (no task's outputs, so not checked here)
+        listed.update(manifest.side)  # a run's side files: no task's outputs, checked apart (_side_problems)
+        for key, entry in manifest.side.items():
+            sides.setdefault(key, []).append(_Listing(name, path, manifest.task, manifest.commit, entry))
         if manifest.pending:
             marker = read_marker(storage, marker_beside(path)) if marker_beside(name) in files else None
             who = f" (process {marker.pid} on {marker.host})" if marker is not None and marker.host else ""
@@ -305,6 +319,8 @@ def verify_workspace(
     # side target kart recorded as an output before attacker N16's fix, or a path two tasks both write) is not
     # damage to delete; deleting it would destroy the other task's good output.
     problems += [problem for key, problem in claims if key not in intact]
+    side_count, side_faults = _side_problems(workspace, files, sides, signer, hashes, set(in_flux) | set(intact))
+    problems += side_faults
     problems += _stale(workspace, manifest_names, lineage)
     unlisted = [entry for entry in _layout_outputs(files.values()) if entry.relative not in listed]
     notices: list[Problem] = []
@@ -332,11 +348,136 @@ def verify_workspace(
         len(unlisted) if signer is not None else 0,
         tuple(sorted(notices, key=_order)),
         runlogs,
+        side_count,
         {key: frozenset(paths) for key, paths in intact.items()},
     )
 
 
-# --- runs that wrote their outputs straight to their paths (kart_core.direct_write) ---------------
+# --- side files: what runs dumped beside their outputs (kart_core.side_record) --------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Listing:
+    """A manifest that lists a side file under ``side``: its workspace-relative name, full path, task, commit (the
+    manifest's) and the side file's entry."""
+
+    name: str
+    path: str
+    task: str
+    commit: str | None
+    entry: Entry
+
+
+def _side_problems(
+    workspace: str,
+    files: Mapping[str, FileEntry],
+    sides: Mapping[str, list[_Listing]],
+    signer: Signer | None,
+    hashes: bool,
+    skipped: set[str],
+) -> tuple[int, list[Problem]]:
+    """Check each side file present in ``workspace`` (``sides``: key -> the manifests listing it) as a load checks it:
+    ``(how many were checked, their problems)``, each problem with ``side`` set.
+
+    With signing on, against the run that wrote the path last, which the path's signed record names
+    (``kart_core.side_record``): no valid record, or one naming a manifest that does not list the path with its
+    commit, is "unrecorded" (a load refuses the file); otherwise the file is checked against that manifest's entry
+    as an output is against its own ("size", "hash", "signature": an older version copied back is signed as another
+    commit). Without signing there is no record of which run wrote last: the file must hold what one of the runs that
+    list it committed ("size" or "hash" otherwise: rewritten outside kart). ``skipped``: keys checked as outputs
+    or being written (their own problems say so). A side file that is gone is no problem (nothing rebuilds it; its
+    loads say it is missing).
+    """
+    checked = 0
+    problems: list[Problem] = []
+    for key, listings in sorted(sides.items()):
+        found = files.get(key)
+        if found is None or key in skipped:
+            continue
+        checked += 1
+        output = join_url(workspace, key)
+        if signer is None:
+            problem = _unsigned_side_problem(output, key, found, listings, hashes)
+        else:
+            problem = _signed_side_problem(workspace, output, key, found, listings, hashes, signer)
+        if problem is not None:
+            problems.append(dataclasses.replace(problem, side=True))
+    return checked, problems
+
+
+def _signed_side_problem(
+    workspace: str,
+    output: str,
+    key: str,
+    found: FileEntry,
+    listings: list[_Listing],
+    hashes: bool,
+    signer: Signer,
+) -> Problem | None:
+    record = side_record.read_record(workspace, key, signer)
+    writers = ", ".join(sorted({listing.task for listing in listings}))
+    fix = f"a load refuses it. Build the task that writes it ({writers}) again with rerun=True, or delete it"
+    if record is None:
+        detail = (
+            f"a side file ({writers} list it under 'side') that no valid side-file record vouches for (the path's "
+            f"record {side_record.name_for(key)!r} is missing or not signed with this key): {fix}"
+        )
+        return Problem("unrecorded", output, writers, detail)
+    writer = next(
+        (listing for listing in listings if listing.name == record.manifest and listing.entry.commit == record.commit),
+        None,
+    )
+    if writer is None:
+        detail = (
+            f"a side file whose record {side_record.name_for(key)!r} names commit {record.commit} of "
+            f"{record.manifest!r}, which does not list it with that commit (removed or rewritten): {fix}"
+        )
+        return Problem("unrecorded", output, writers, detail)
+    entry = writer.entry
+    fix = f"a load refuses it. Build {writer.task} (the path's last writer) again with rerun=True, or delete it"
+    with storage_for(output).open_read(output) as file:
+        seal = read_seal(file.read(HEADER_SIZE))
+    if seal is not None and seal.commit != entry.commit:
+        detail = (
+            f"a side file signed as commit {seal.commit}, but its record names commit {entry.commit} of its last "
+            f"writer: an older version copied back; {fix}"
+        )
+        return Problem("signature", output, writer.task, detail, writer.path, writer.commit)
+    if found.size != entry.size:
+        detail = f"a side file: {entry.size} bytes were committed by its last writer, found {found.size}; {fix}"
+        return Problem("size", output, writer.task, detail, writer.path, writer.commit)
+    problem = _check_content(storage_for(output), output, key, entry, writer.task, hashes, signer)
+    if problem is None:
+        return None
+    detail = f"a side file: {problem.detail} (its last writer's commit); {fix}"
+    return dataclasses.replace(problem, detail=detail, manifest=writer.path, seen_commit=writer.commit)
+
+
+def _unsigned_side_problem(
+    output: str, key: str, found: FileEntry, listings: list[_Listing], hashes: bool
+) -> Problem | None:
+    writers = ", ".join(sorted({listing.task for listing in listings}))
+    fix = f"Build the task that writes it ({writers}) again with rerun=True, or delete it"
+    sizes = {listing.entry.size for listing in listings}
+    if found.size not in sizes:
+        committed = " or ".join(str(size) for size in sorted(sizes))
+        detail = f"a side file: {committed} bytes were committed by the runs that list it, found {found.size}. {fix}"
+        return Problem("size", output, writers, detail)
+    if not hashes:
+        return None
+    faults = []
+    for listing in listings:
+        if listing.entry.size != found.size:
+            continue
+        problem = _check_content(storage_for(output), output, key, listing.entry, listing.task, True, None)
+        if problem is None:
+            return None  # what one of its writers committed
+        faults.append(problem)
+    detail = (
+        f"a side file holding content none of the runs that list it committed ({faults[0].detail}): rewritten "
+        f"outside kart. {fix}"
+    )
+    return Problem("hash", output, writers, detail)
 
 
 def _direct_writes(
@@ -818,7 +959,7 @@ def _remove_problem(
     if problem.kind == "unrecorded":
         signature = _workspace_key(workspace, signature_path(problem.path))
         deleted += confined.remove_files_within(workspace, [signature] if signature else [])
-    if problem.kind in ("size", "hash") and not _named_by_its_task(problem):
+    if problem.kind in ("size", "hash") and not problem.side and not _named_by_its_task(problem):
         # A path without its task's unique id (make_target(..., use_unique_id=False)) is shared: every parameter set
         # of the task writes it, and so may other tasks' runs (a side file, which no record names since 994f1a0). A
         # record that no longer matches it may be the stale one (attacker at16 G3): the file stays.

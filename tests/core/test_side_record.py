@@ -273,7 +273,8 @@ def test_a_side_file_written_by_path_is_signed_listed_and_rollback_refused(where
     _put(target.path(), old)
     with pytest.raises(IntegrityError):
         target.load()
-    assert verify_workspace(workspace).ok
+    report = verify_workspace(workspace)  # kart verify reports what the load refuses (test_side_record_verify.py)
+    assert [(problem.kind, problem.path) for problem in report.problems] == [("signature", target.path())]
 
 
 def test_a_side_file_read_by_path_but_not_written_is_not_signed_as_the_run_s(workspace: str, signed: None) -> None:
