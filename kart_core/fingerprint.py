@@ -951,7 +951,7 @@ class _Visit:
             if name in globals_:
                 references.append([name, self._global(module, name, globals_[name], names, dynamic)])
         if not dynamic:  # a project module the code holds as a value (stored, passed, returned): every attribute
-            references.extend(self._held_globals(scan.bare, globals_))
+            references.extend(self._held_modules(scan, globals_))
         if "globals" in names:  # globals()[name]: any name of the function's own module
             own = sorted(name for name in globals_ if not name.startswith("__") and name not in names)
             references.append(["globals()", [[n, self._global(module, n, globals_[n], names, dynamic)] for n in own]])
@@ -975,15 +975,25 @@ class _Visit:
             *self._dispatch_registry(func),
         ]
 
-    def _held_globals(self, bare: set[str], globals_: Mapping[str, Any]) -> list[Any]:
-        """The project modules among the globals ``bare`` (loaded as values, no attribute read from them: stored in
-        ``self.m = steps``, passed, returned) as held modules (``_held_module``: every attribute), since the code
-        that later reads ``getattr(self.m, name)`` does not name the module (attacker at18 I3)."""
+    def _held_modules(self, scan: _ImportScan, globals_: Mapping[str, Any]) -> list[Any]:
+        """The project modules the code uses as values (``scan.ends``: a global, a local an import bound, or an
+        attribute chain of one, ``pkg.steps``, with no attribute read from it: stored in ``self.m = steps``, passed,
+        returned) as held modules (``_held_module``: every attribute), since the code that later reads
+        ``getattr(self.m, name)`` does not name the module (attacker at18 I3)."""
         held = []
-        for name in sorted(bare):
-            value = globals_.get(name)
-            if isinstance(value, types.ModuleType) and self.owner.classifier.version_of(value.__name__) is None:
-                held.append([f"held {name}", self._held_module(value)])
+        for chain in sorted(scan.ends):
+            bound = scan.bindings.get(chain[0])
+            if bound:  # a local an import bound (the import inside the body)
+                value: Any = self._bound_module(next(iter(bound))) if len(bound) == 1 else None
+            else:
+                value = globals_.get(chain[0])
+            for attribute in chain[1:]:
+                if not isinstance(value, types.ModuleType):
+                    break
+                value = vars(value).get(attribute)
+            else:
+                if isinstance(value, types.ModuleType) and self.owner.classifier.version_of(value.__name__) is None:
+                    held.append([f"held {'.'.join(chain)}", self._held_module(value)])
         return held
 
     def _helper_look_ups(self, names: list[str], globals_: Mapping[str, Any]) -> frozenset[str]:
@@ -1818,8 +1828,9 @@ class _ImportScan:
     # local name -> (module, name) an import binds it to (name "" for the module itself)
     bindings: dict[str, set[tuple[str, str]]] = dataclasses.field(default_factory=dict)
     chains: set[tuple[str, ...]] = dataclasses.field(default_factory=set)  # ``name.attr.attr`` as loaded
-    # Globals loaded as values, no attribute read from them: stored (``self.m = steps``), passed, returned (at18 I3)
-    bare: set[str] = dataclasses.field(default_factory=set)
+    # Where a chain of a global (or of a local an import bound) ends: its last value is used as a value, no attribute
+    # read from it (stored as ``self.m = steps``, passed, returned; called, for a function): ``steps``, ``pkg.steps``
+    ends: set[tuple[str, ...]] = dataclasses.field(default_factory=set)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -1843,7 +1854,7 @@ def _scan_imports(code: types.CodeType, package: str | None, scan: _ImportScan |
     chain: list[str] = []
     statement: tuple[str, bool] | None = None  # the import being bound: (module, whether it has a fromlist)
     via: list[str] = []  # IMPORT_FROM names since the statement's IMPORT_NAME (or its last store)
-    bare = False  # the chain started with a global's load
+    named = False  # the chain started with a global's load, or a local's that an import bound
     for instruction in dis.get_instructions(code):
         op, arg = instruction.opname, instruction.argval
         if op in _ATTRIBUTE_LOADS and chain:
@@ -1851,9 +1862,9 @@ def _scan_imports(code: types.CodeType, package: str | None, scan: _ImportScan |
             continue
         if len(chain) > 1:
             scan.chains.add(tuple(chain))
-        elif chain and bare:
-            scan.bare.add(chain[0])
-        bare = op in _GLOBAL_LOADS
+        if chain and named:
+            scan.ends.add(tuple(chain))
+        named = op in _GLOBAL_LOADS or (op in _NAME_LOADS and arg in scan.bindings)
         if op in _PAIRED and isinstance(arg, tuple) and len(arg) == 2:  # 3.13+: two fast locals in one
             first, second = arg
             if op.startswith("STORE_FAST_") and statement is not None:
@@ -1881,8 +1892,8 @@ def _scan_imports(code: types.CodeType, package: str | None, scan: _ImportScan |
             statement = None
     if len(chain) > 1:
         scan.chains.add(tuple(chain))
-    elif chain and bare:
-        scan.bare.add(chain[0])
+    if chain and named:
+        scan.ends.add(tuple(chain))
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
             _scan_imports(const, package, scan)

@@ -594,6 +594,34 @@ def by_returned_module(x):
     return getattr(_module(), "triple")(x)
 
 
+class ByImportInBody:
+    def __init__(self):
+        from fpdemo import plugsteps as steps
+
+        self.m = steps
+
+    def get(self, name):
+        return getattr(self.m, name)
+
+
+def by_import_in_body(x):
+    return ByImportInBody().get("triple")(x)
+
+
+class ByChain:
+    def __init__(self):
+        import fpdemo.plugsteps
+
+        self.m = fpdemo.plugsteps
+
+    def get(self, name):
+        return getattr(self.m, name)
+
+
+def by_attribute_chain(x):
+    return ByChain().get("triple")(x)
+
+
 def names_step_only(x):
     return Step().apply(x)
 """
@@ -614,6 +642,9 @@ _MODULE_READERS = {
     # held by an instance attribute (`self.m = plugsteps` in __init__) or returned by a function (at18 I3)
     "by_instance_attribute",
     "by_returned_module",
+    # the same for a module an import inside the body bound, or an attribute chain reaching it (`fpdemo.plugsteps`)
+    "by_import_in_body",
+    "by_attribute_chain",
 }
 
 
