@@ -55,6 +55,7 @@ class Relayed:
     record: OutputRecord
     entry: Entry
     stamp: tuple[object, ...] | None
+    built: bool = False  # a root of a build nested in the run, made in the child (``Input.built``)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,14 +70,15 @@ class Relay:
     folder: str
     error: str | None = None  # why the run could not make ``folder``: a load that would send there fails
 
-    def note_load(self, record: OutputRecord, entry: Entry) -> None:
-        """Send the load of the committed output ``record`` as ``entry`` describes it to the run.
+    def note_load(self, record: OutputRecord, entry: Entry, built: bool = False) -> None:
+        """Send the load of the committed output ``record`` as ``entry`` describes it to the run (``built``: the load
+        of a root of a build nested in the run, made in this child: ``Input.built``).
 
         Raises:
             LoadOSError: the record cannot be written (the temporary directory is full or not writable, or
                 the run's folder there is not this user's own): the load fails rather than go unrecorded.
         """
-        self._send(record, entry, None)
+        self._send(record, entry, None, built)
 
     def note_unrecorded(self, record: OutputRecord, stamp: tuple[object, ...], digest: str) -> None:
         """Send the load of ``record``'s output, which no integrity record vouched for, with its ``stamp`` and
@@ -105,12 +107,14 @@ class Relay:
             ) from exc
         self._write(data, _CHECK, f"asked for a check at the run's commit ({check!r})")
 
-    def _send(self, record: OutputRecord, entry: Entry, stamp: tuple[object, ...] | None) -> None:
-        document = {
+    def _send(self, record: OutputRecord, entry: Entry, stamp: tuple[object, ...] | None, built: bool = False) -> None:
+        document: dict[str, object] = {
             "record": dataclasses.asdict(record),
             "entry": dataclasses.asdict(entry),
             "stamp": list(stamp) if stamp is not None else None,
         }
+        if built:
+            document["built"] = True
         self._write(json.dumps(document).encode(), _SUFFIX, f"loaded {record.task}'s output {record.key!r}")
 
     def _write(self, data: bytes, suffix: str, what: str) -> None:
@@ -305,7 +309,8 @@ def _parsed(path: str) -> Relayed:
     fields = document["record"]
     record = OutputRecord(**{**fields, "redis": tuple(fields["redis"])})
     stamp = document["stamp"]
-    return Relayed(record, Entry(**document["entry"]), tuple(stamp) if isinstance(stamp, list) else None)
+    stamped = tuple(stamp) if isinstance(stamp, list) else None
+    return Relayed(record, Entry(**document["entry"]), stamped, document.get("built") is True)
 
 
 def _make_own(folder: str) -> None:

@@ -136,9 +136,9 @@ def orchestrate(
                 lock=lock,
             )
             build = _Rounds(roots, checker, run, manager, display, load_roots, keep_going)
-            result, walked, load_error = build.run(walked)
             if outer is not None:  # the roots' loads in the run are built inputs: stale when the roots are (lineage)
                 outer.note_built(record.manifest for root in roots for record in _records(root))
+            result, walked, load_error = build.run(walked)
             if not load_roots:  # what a load of a cached root would refuse as unfinished runs again, as a load's repair
                 _repair_unfinished_roots(roots, result, manager, display)
             # Stale: found so by a walk, or run because an upstream was (and its rerun changed what it loaded).

@@ -262,7 +262,7 @@ class Transaction:
             LoadOSError: (in a child process) the record cannot be sent (``child_loads.Relay.note_load``).
         """
         if self.pid != _Process.pid:
-            self.relay().note_load(record, entry)
+            self.relay().note_load(record, entry, record.manifest in self.built)
             return
         self._keep_other_version(record, entry)
         self.loaded[(record.manifest, record.key)] = (record, entry)
@@ -272,9 +272,9 @@ class Transaction:
         """Remember that a ``build()`` nested in the run's ``run()`` built the tasks of ``manifests`` (full paths): the
         run's loads of their outputs are recorded as built (``Input.built``), so the task is found stale when one of
         them is stale further up (``kart_core.lineage``): only the task's own run builds them again. In a forked child
-        of the run nothing is noted (its loads are recorded as plain loads)."""
-        if self.pid == _Process.pid:
-            self.built.update(manifests)
+        of the run (its copy of the run) they are noted in the copy, and its loads of them are sent to the run as
+        built (``child_loads.Relay.note_load``)."""
+        self.built.update(manifests)
 
     def note_unrecorded(self, record: OutputRecord, stamp: tuple[object, ...], digest: str) -> None:
         """Remember that the run loaded the output ``record`` names while no integrity record vouched for it (a raw
@@ -383,6 +383,8 @@ class Transaction:
         if not self.relay_made:
             return
         for found in child_loads.collect(self.relay_folder):
+            if found.built:
+                self.built.add(found.record.manifest)
             key = (found.record.manifest, found.record.key)
             if key in self.loaded:
                 self._keep_other_version(found.record, found.entry, found.stamp, earlier=False)

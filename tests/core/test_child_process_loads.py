@@ -316,3 +316,46 @@ def test_a_handle_kept_in_an_output_and_loaded_by_a_later_process_is_not_called_
     assert "a child process" not in later.stderr
     assert f"not a child of the process that ran it, {os.getpid()}" in later.stderr
     assert "through a target or task pickled during that run, after the run was over" in later.stderr
+
+
+class ChildMid(gokart.TaskOnKart[int]):
+    """Requires Up; built only by ChildTop's run(), in a forked child."""
+
+    def requires(self) -> Up:
+        return Up(workspace_directory=self.workspace_directory)
+
+    def run(self) -> None:
+        self.dump(2 * self.load())
+
+
+def _build_mid(task: gokart.TaskOnKart[int]) -> Any:
+    return gokart.build(ChildMid(workspace_directory=task.workspace_directory), reset_register=False)
+
+
+class ChildTop(gokart.TaskOnKart[int]):
+    """Builds ChildMid (which it does not require) in a child forked inside run()."""
+
+    how = luigi.Parameter()
+
+    def run(self) -> None:
+        build = _in_pool if self.how == "pool" else _in_executor
+        self.dump(build("fork", _build_mid, self) + 1)
+
+
+@pytest.mark.parametrize("how", ["pool", "executor"])
+def test_a_task_whose_forked_child_built_a_task_now_stale_further_up_runs_again(
+    tmp_path: Path, temporary: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """The nested build's root, loaded in a forked child, is sent to the run as built (``Input.built``): after Up reran,
+    ChildMid is stale and only ChildTop's run builds it, so ChildTop is stale too (before: served 11, not 21)."""
+    monkeypatch.setenv(_VALUE, "5")
+    workspace = str(tmp_path / "ws")
+    top = ChildTop(how=how, workspace_directory=workspace)
+    assert gokart.build(top, reset_register=False) == 11
+    assert [(item["task"], item.get("built", False)) for item in _inputs(top)] == [
+        (ChildMid(workspace_directory=workspace).kart_label(), True)
+    ]
+    monkeypatch.setenv(_VALUE, "10")
+    gokart.build(Up(workspace_directory=workspace, rerun=True), reset_register=False)
+    assert not ChildTop(how=how, workspace_directory=workspace).complete()
+    assert gokart.build(ChildTop(how=how, workspace_directory=workspace), reset_register=False) == 21
