@@ -493,8 +493,10 @@ class TargetOnKart(luigi.Target):
                         return data, entry
             except TaskLockException:
                 raise IntegrityError(
-                    f"{refused} (A run committing this path held its lock for {side_record.SETTLE_SECONDS:.0f} s "
-                    "while this load waited for it: a stopped run. Load again once it has finished.)"
+                    f"Cannot load {self._path!r} (through {self._describe_owner()}) yet: a run committing this path "
+                    f"held its lock for {side_record.SETTLE_SECONDS:g} s while this load waited for it (a stopped or "
+                    "very slow run, whose file may be in place before its record names it). Load again once it has "
+                    f"finished. Were no run committing it, the load would be refused: {refused}"
                 ) from None
             found = (entry.commit if entry is not None else None, refused.commit)
             if found == seen:

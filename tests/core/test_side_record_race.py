@@ -187,3 +187,30 @@ def test_a_real_rollback_is_still_refused_and_the_message_names_the_writer(where
     assert writer is not None and writer.manifest_name in message  # the last writer's manifest
     assert "OtherSideWriter" in message and "rerun=True" in message
     assert "records no commit" not in message  # before: "the task's manifest ... records no commit" (the reader's)
+
+
+def test_a_load_waits_a_bounded_time_for_a_stopped_commit_then_says_so(
+    tmp_path: Path, workspace: str, signed: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer stopped between its move and its record for longer than ``side_record.SETTLE_SECONDS``: the load
+    fails with IntegrityError saying a run committing the path held its lock (not that a rollback happened)."""
+    _build(SideWriter(n=1, workspace_directory=workspace))
+    monkeypatch.setattr(side_record, "SETTLE_SECONDS", 0.5)
+    flag = tmp_path / "stopped"
+    process = _writer(tmp_path, workspace, "same", 5, str(flag))
+    try:
+        wait_for(flag, process)
+        deadline = time.monotonic() + 30
+        while not _stopped(process.pid):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        started = time.monotonic()
+        with pytest.raises(IntegrityError, match="held its lock") as refused:
+            _bare(workspace, "pkl").load()
+        assert 0.4 < time.monotonic() - started < 20
+        assert "Load again once it has finished" in str(refused.value)
+    finally:
+        os.kill(process.pid, signal.SIGCONT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, (stdout, stderr[-3000:])
+    assert _threshold(_bare(workspace, "pkl").load()) == 5
