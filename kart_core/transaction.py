@@ -959,6 +959,10 @@ def begin(
             slot.failed = not transaction.committed
         if not transaction.committed:
             transaction.discard()
+        # The run's DirectWrites refers back to it: unlinked once the run is over (no ``join`` hands out an ended
+        # run), so both, and the ~25 objects they hold, are freed when the caller drops them instead of waiting as
+        # cyclic garbage for the collector (which then ran a third more often in a KartRunner first run).
+        transaction.direct = None
 
 
 class detached:  # noqa: N801 - used as a function: ``with transaction.detached():``
