@@ -202,8 +202,46 @@ def hold_location_locks(locations: Iterable[str], wait_seconds: float | None = N
     keys = sorted({canonical_lock_key(location) for location in locations})
     with contextlib.ExitStack() as held:
         for key in keys:
-            held.enter_context(hold_lock(LockParams(key=key, lock_directory=directory), wait_seconds))
+            descriptor, status, shared = _open_location_lock_file(directory, key)
+            held.enter_context(_flocked(descriptor, status, shared, key, wait_seconds))
         yield
+
+
+class _ReadyFolders:
+    """The location lock folders this process made ready (``_make_shared_directory``: made, and shared when they are
+    the machine's), by the name it asked for (``location_lock_directory``), each with whether it is shared.
+
+    Asked once per folder name and process, not per lock (resolving the three machine folders' names each time was
+    most of a lock's cost: 36 of its 46 system calls). What stays fresh at every lock: the
+    lock's key (``canonical_lock_key`` of the location) and the folder itself, which the kernel resolves when the
+    lock file is opened by the asked name. A folder removed since (a temporary-file cleaner) is made ready again
+    when opening a lock file in it finds it missing. A forked child shares its parent's file system: it keeps them.
+    """
+
+    shared: dict[str, bool] = {}  # noqa: RUF012 - the per-process memo itself (see above)
+
+
+def _open_location_lock_file(directory: str, key: str) -> tuple[int, os.stat_result, bool]:
+    """Open (creating it) the lock file of ``key`` in the location lock folder ``directory`` (its name as asked, not
+    resolved), making the folder ready first unless this process did (``_ReadyFolders``); the descriptor, its
+    status and whether the folder is shared.
+
+    Raises:
+        LockUnavailableError: see ``_open_lock_file`` and ``_make_shared_directory``.
+    """
+    path = os.path.join(directory, hashlib.md5(key.encode()).hexdigest() + ".lock")
+    shared = _ReadyFolders.shared.get(directory)
+    if shared is not None:
+        try:
+            return (*_open_lock_file(directory, path), shared)
+        except LockUnavailableError as exc:
+            if not isinstance(exc.__cause__, FileNotFoundError):
+                raise
+            _ReadyFolders.shared.pop(directory, None)  # removed since: made ready again below
+    shared = _make_shared_directory(canonical_lock_key(directory))
+    opened = _open_lock_file(directory, path)
+    _ReadyFolders.shared[directory] = shared
+    return (*opened, shared)
 
 
 @contextlib.contextmanager
@@ -222,31 +260,60 @@ def hold_lock(params: LockParams, wait_seconds: float | None = None) -> Iterator
 
 @contextlib.contextmanager
 def _file_lock(params: LockParams, wait_seconds: float | None) -> Iterator[None]:
-    import fcntl
-
     directory = str(params.lock_directory)
     shared = _make_shared_directory(directory)
     path = os.path.join(directory, hashlib.md5(params.key.encode()).hexdigest() + ".lock")
-    descriptor = _open_lock_file(directory, path)
-    with open(descriptor, "a+b") as handle:
-        if shared:
-            # Every user of the machine locks through this file: not the creator's umask (0644 let only its
-            # first user open it again). Only a file this user owns, with no other name (a hard link planted
-            # by another user would make the chmod reach the linked file), is made readable by all.
-            status = os.fstat(descriptor)
-            if status.st_uid == os.geteuid() and status.st_nlink == 1:
-                with contextlib.suppress(OSError):
-                    os.fchmod(descriptor, 0o666)
-        if not _wait_until(lambda: _try_flock(handle.fileno()), wait_seconds):
-            raise TaskLockException(f"Another process holds the lock of {params.key}")
+    descriptor, status = _open_lock_file(directory, path)
+    with _flocked(descriptor, status, shared, params.key, wait_seconds):
+        yield
+
+
+class _flocked:  # noqa: N801 - used as a function: ``with _flocked(...):``
+    """Hold an exclusive ``flock`` on the open lock file ``descriptor`` (``status``: its ``fstat``) for the body,
+    waiting up to ``wait_seconds`` (None: forever); the descriptor is closed on the way out, also when the lock is
+    never taken. ``shared``: the file is in one of the machine's shared folders.
+
+    A class, not a ``contextlib.contextmanager``: a KartRunner node with persistent outputs takes one per location.
+
+    Raises:
+        TaskLockException: (on entry) another holder still has it after ``wait_seconds``.
+    """
+
+    __slots__ = ("_descriptor", "_key", "_shared", "_status", "_wait_seconds")
+
+    def __init__(
+        self, descriptor: int, status: os.stat_result, shared: bool, key: str, wait_seconds: float | None
+    ) -> None:
+        self._descriptor, self._status, self._shared = descriptor, status, shared
+        self._key, self._wait_seconds = key, wait_seconds
+
+    def __enter__(self) -> None:
+        descriptor, status = self._descriptor, self._status
         try:
-            yield
+            # Every user of the machine locks through a shared folder's file: not the creator's umask (0644 let only
+            # its first user open it again). Only a file this user owns, with no other name (a hard link planted by
+            # another user would make the chmod reach the linked file), is made readable by all.
+            if self._shared and stat.S_IMODE(status.st_mode) != 0o666 and status.st_nlink == 1:
+                if status.st_uid == os.geteuid():
+                    with contextlib.suppress(OSError):
+                        os.fchmod(descriptor, 0o666)
+            if not _wait_until(lambda: _try_flock(descriptor), self._wait_seconds):
+                raise TaskLockException(f"Another process holds the lock of {self._key}")
+        except BaseException:
+            os.close(descriptor)
+            raise
+
+    def __exit__(self, *_exc: object) -> None:
+        import fcntl
+
+        try:
+            fcntl.flock(self._descriptor, fcntl.LOCK_UN)
         finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            os.close(self._descriptor)
 
 
-def _open_lock_file(directory: str, path: str) -> int:
-    """Open (creating it) the lock file ``path`` for locking; its descriptor.
+def _open_lock_file(directory: str, path: str) -> tuple[int, os.stat_result]:
+    """Open (creating it) the lock file ``path`` for locking; its descriptor and its status (``fstat``).
 
     The machine's lock folders are writable by every user, so another user can put anything at a lock
     file's predictable name: the file is opened without following a symbolic link (which would let the
@@ -262,10 +329,11 @@ def _open_lock_file(directory: str, path: str) -> int:
         if exc.errno == errno.ELOOP:
             raise _not_a_lock_file(path, "a symbolic link") from exc
         raise _unusable_folder(directory, exc) from exc
-    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+    status = os.fstat(descriptor)
+    if not stat.S_ISREG(status.st_mode):
         os.close(descriptor)
         raise _not_a_lock_file(path, "not a plain file")
-    return descriptor
+    return descriptor, status
 
 
 def _not_a_lock_file(path: str, what: str) -> LockUnavailableError:

@@ -530,3 +530,24 @@ def test_location_locks_are_one_per_place_shared_by_every_user_and_exclude_threa
         release.set()
         os.umask(old_umask)
     assert failures == []
+
+
+def test_a_location_lock_folder_removed_meanwhile_is_made_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The location lock folder is made ready once per process; removed since (a temporary-file cleaner), the next
+    lock makes it again, shared (sticky, writable by all), and still excludes another holder."""
+    import stat
+
+    import kart_core
+    from kart_core.lock import location_lock_directory
+
+    monkeypatch.setenv("KART_LOCK_DIR", str(tmp_path / "locks"))
+    with kart_core.hold_location_locks([str(tmp_path / "a.json")]):
+        pass
+    shutil.rmtree(location_lock_directory())
+    with kart_core.hold_location_locks([str(tmp_path / "a.json")]):
+        assert stat.S_IMODE(os.stat(location_lock_directory()).st_mode) == 0o1777
+        with pytest.raises(TaskLockException):
+            with kart_core.hold_location_locks([str(tmp_path / "x" / ".." / "a.json")], wait_seconds=0):
+                pass
