@@ -18,6 +18,9 @@ same ``{"type": "kedro.io.MemoryDataset"}``, so the pattern is not parsed per na
 ``MemoryDataset`` is a copy of one built once per run: Kedro's wrapper around every dataset's
 ``__init__`` inspects the call (``inspect.getcallargs``, another 0.05-0.1 ms) to record arguments that
 are the same for every bare MemoryDataset (an empty one, no copy mode, no metadata).
+
+Such a bare MemoryDataset is built as kart_kedro's ``memory_dataset.MemoryDataset``: Kedro's, whose copy mode
+(none is set) is told from the data as Kedro's ``_infer_copy_mode`` tells it, without that function's imports.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from typing import Any
 from kedro.io import MemoryDataset
 from kedro.io.catalog_config_resolver import DEFAULT_RUNTIME_PATTERN
 from kedro.io.core import parse_dataset_definition
+
+from kart_kedro import memory_dataset
 
 __all__ = ["RuntimeDatasets"]
 
@@ -80,7 +85,8 @@ class RuntimeDatasets:
         return resolver.resolve_pattern(name)
 
     def _blank_memory(self) -> MemoryDataset:
-        """A new ``MemoryDataset()``: the state of one built once per run, in a new object.
+        """A new ``MemoryDataset()`` (kart_kedro's, ``memory_dataset``): the state of one built once per run, in a new
+        object.
 
         Its attributes are the empty-data sentinel, no copy mode, no metadata, the ephemeral flag and
         Kedro's record of the constructor's arguments (only read, by ``_init_config``), so a copy of
@@ -88,7 +94,7 @@ class RuntimeDatasets:
         """
         if self._blank is None:
             self._blank = MemoryDataset()
-        dataset: MemoryDataset = MemoryDataset.__new__(MemoryDataset)
+        dataset: MemoryDataset = memory_dataset.MemoryDataset.__new__(memory_dataset.MemoryDataset)
         dataset.__dict__.update(self._blank.__dict__)
         dataset._init_args = dict(self._blank._init_args)  # type: ignore[attr-defined]
         return dataset

@@ -1,0 +1,89 @@
+"""kart_kedro's MemoryDataset (the data a KartRunner run passes between nodes) copies as Kedro's, with the copy mode
+told as Kedro's ``_infer_copy_mode`` tells it, without its imports."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import pytest
+from kart_kedro import memory_dataset
+from kart_kedro.memory_dataset import copy_mode_of
+from kart_kedro.runtime_dataset import RuntimeDatasets
+from kedro.io import DataCatalog, DatasetError, MemoryDataset
+from kedro.io.memory_dataset import _infer_copy_mode
+
+
+class DataFrame:
+    """A DataFrame of no known library (Kedro assigns any class of that name)."""
+
+
+class _Table:
+    """Stands for ibis' Table in a stand-in ``ibis`` module."""
+
+
+def _values() -> list[Any]:
+    import numpy as np
+    import pandas as pd
+
+    return [[1, [2]], {"a": {"b": 1}}, 3, "text", None, pd.DataFrame({"a": [1]}), np.arange(3), DataFrame(), _Table()]
+
+
+@pytest.mark.parametrize("ibis", ["missing", "absent", "stand-in"])
+def test_copy_mode_is_kedros(ibis: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``copy_mode_of`` answers as Kedro's ``_infer_copy_mode`` for plain data, pandas, numpy, any DataFrame and an
+    ibis Table, whether ibis is not installed, marked absent or imported (a stand-in module: Kedro imports it too)."""
+    import types
+
+    if ibis == "missing":
+        monkeypatch.delitem(sys.modules, "ibis", raising=False)
+    elif ibis == "absent":
+        monkeypatch.setitem(sys.modules, "ibis", None)
+    else:
+        module = types.ModuleType("ibis")
+        module.Table = _Table  # type: ignore[attr-defined]
+        monkeypatch.setitem(sys.modules, "ibis", module)
+    modes = [(copy_mode_of(value), _infer_copy_mode(value)) for value in _values()]
+    assert [ours for ours, _ in modes] == [kedros for _, kedros in modes]
+    assert modes[-1][0] == ("assign" if ibis == "stand-in" else "deepcopy")
+    assert [ours for ours, _ in modes[:-1]] == ["deepcopy"] * 5 + ["copy", "copy", "assign"]
+
+
+def test_copy_mode_of_a_module_still_importing_is_kedros(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A module imported but without its class yet (its import under way): Kedro's own function answers."""
+    import types
+
+    monkeypatch.setitem(sys.modules, "ibis", types.ModuleType("ibis"))  # no Table: Kedro's isinstance fails on it
+    with pytest.raises(AttributeError):
+        copy_mode_of(_Table())
+
+
+def test_runtime_memory_dataset_copies_as_kedro_and_imports_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Saved and loaded data are copies made as Kedro's MemoryDataset makes them (a nested list deep-copied both
+    ways), with no import tried; a copy mode set on the dataset is Kedro's to use."""
+    import builtins
+
+    catalog = DataCatalog()
+    RuntimeDatasets(catalog).create("x")
+    tried: list[str] = []
+    real_import = builtins.__import__
+
+    def watching(name: str, *args: Any, **kwargs: Any) -> Any:
+        tried.append(name)
+        return real_import(name, *args, **kwargs)
+
+    value = [1, [2]]
+    monkeypatch.setattr(builtins, "__import__", watching)
+    catalog.save("x", value)
+    value[1].append(3)
+    loaded = catalog.load("x")
+    loaded[1].append(4)
+    monkeypatch.undo()
+    assert catalog.load("x") == [1, [2]] and loaded == [1, [2, 4]]
+    assert not [name for name in tried if name in ("pandas", "numpy", "ibis")], tried
+    assigned = memory_dataset.MemoryDataset.__new__(memory_dataset.MemoryDataset)
+    assigned.__dict__.update(MemoryDataset(copy_mode="assign").__dict__)
+    assigned.save(value)
+    assert assigned.load() is value
+    with pytest.raises(DatasetError, match="has not been saved yet"):
+        catalog.release("x") or catalog.load("x")
