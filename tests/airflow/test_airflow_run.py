@@ -282,3 +282,23 @@ def test_a_run_conf_and_dag_params_are_said_to_reach_no_kart_task(register_dag, 
     register_dag(plain)
     assert plain.test().state == "success"
     assert "is not read by kart tasks" not in capfd.readouterr().out
+
+
+class NestedTop(kart_core.TaskOnKart[int]):
+    """Requires nothing; its run() builds StaleNext(StaleUp()) (a nested build) and adds one."""
+
+    def run(self) -> None:
+        self.dump(kart_core.build(StaleNext(up=StaleUp()), reset_register=False) + 1)
+
+
+def test_a_task_whose_run_built_a_task_now_stale_further_up_reruns_in_a_dag_run(run_dag) -> None:
+    """NestedTop's run() builds StaleNext(StaleUp), which is in no DAG. StaleUp rebuilt elsewhere with other content
+    makes StaleNext stale, and NestedTop with it (a built input): its Airflow task reruns it, and its nested build
+    reruns StaleNext (32, not 22)."""
+    first = run_dag(to_dag(NestedTop(), dag_id="nested_stale"))
+    assert first.state == "success" and kart_core.load_output(NestedTop()) == 22
+    kart_core.build(StaleUp(value=3, rerun=True), reset_register=False)
+    run = run_dag(to_dag(NestedTop(), dag_id="nested_stale"))
+    assert run.state == "success"
+    assert statuses(run) == {task_id_for(NestedTop()): "ran"}
+    assert kart_core.load_output(NestedTop()) == 32
