@@ -221,6 +221,11 @@ class TargetOnKart(luigi.Target):
     def _describe_owner(self) -> str:
         return f"the {self.what} of {self.owner}" if self.owner else f"the {self.what}"
 
+    def _through(self) -> str:
+        """`` (made by {task}'s make_target)`` for a file that may be no output of the task whose target loads it (a
+        side file, read through any task's target); "" for a bare target."""
+        return f" (made by {self.owner}'s make_target)" if self.owner else ""
+
     def _require_existing(self) -> None:
         if not self.exists():
             raise MissingOutputError(
@@ -493,7 +498,7 @@ class TargetOnKart(luigi.Target):
                         return data, entry
             except TaskLockException:
                 raise IntegrityError(
-                    f"Cannot load {self._path!r} (through {self._describe_owner()}) yet: a run committing this path "
+                    f"Cannot load {self._path!r}{self._through()} yet: a run committing this path "
                     f"held its lock for {side_record.SETTLE_SECONDS:g} s while this load waited for it (a stopped or "
                     "very slow run, whose file may be in place before its record names it). Load again once it has "
                     f"finished. Were no run committing it, the load would be refused: {refused}"
@@ -948,7 +953,7 @@ class TargetOnKart(luigi.Target):
                 )
             # A side file, read through any task's make_target (seldom its writer's): the record names the writer.
             raise _Unvouched(
-                f"Refusing to load {self._path!r} (through {self._describe_owner()}): it is signed as commit "
+                f"Refusing to load {self._path!r}{self._through()}: it is signed as commit "
                 f"{seal.commit}, but nothing vouches for that commit: {side_record.explain(record, seal.commit, signer)}.",
                 commit=seal.commit,
             )
