@@ -529,13 +529,59 @@ def _read_facts(name: str) -> _DistributionFacts | None:
     if not provided:  # RECORD's first column read as text: Distribution.files builds a Path per file (slow)
         record = distribution.read_text("RECORD") or ""
         provided = [line.split(",", 1)[0].split("/", 1)[0].removesuffix(".py") for line in record.splitlines()]
-    metadata = distribution.metadata  # parsed once: Name and Version below
+    found = _name_and_version(distribution)
     try:
         text = distribution.read_text("direct_url.json")
         editable = bool(text and json.loads(text).get("dir_info", {}).get("editable"))
     except (ValueError, AttributeError):
         editable = False
-    return _DistributionFacts(metadata["Name"] or "", metadata["Version"], tuple(provided), editable)
+    return _DistributionFacts(found[0], found[1], tuple(provided), editable)
+
+
+def _name_and_version(distribution: importlib.metadata.Distribution) -> tuple[str, str]:
+    """``(metadata["Name"] or "", metadata["Version"])`` of ``distribution`` (``Distribution.metadata``).
+
+    Read from the header block of its metadata file (``_header_fields``) when that is plain, else parsed as
+    ``Distribution.metadata`` parses it: the email parser reads the whole file, the long description too (Kedro's
+    ~0.9 ms, per distribution read in a new process: the classifier reads each project dataset class's base).
+    """
+    text = distribution.read_text("METADATA") or distribution.read_text("PKG-INFO")  # what .metadata reads first
+    found = _header_fields(text) if text else None
+    if found is not None:
+        return found
+    metadata = distribution.metadata
+    return metadata["Name"] or "", metadata["Version"]
+
+
+_FIELD_NAME = re.compile(r"[\041-\071\073-\176]+")  # the email parser's header field name: printable, no colon
+
+
+def _header_fields(text: str) -> tuple[str, str] | None:
+    """``Name`` and ``Version`` as the email parser (``compat32``, as ``Distribution.metadata`` uses it) returns them
+    from the metadata ``text``: the first field of each name (case-insensitive), its value after the colon without the
+    blanks before it. None (parse it whole) unless the header block is plain: ``\n`` line ends only, every line up to
+    the first empty one a ``Field: value`` line or a folded continuation (none after ``Name`` or ``Version``), no
+    mbox ``From `` line first, and both fields there."""
+    if "\r" in text or text.startswith("From "):
+        return None
+    fields: dict[str, str] = {}
+    field = ""
+    for line in text.partition("\n\n")[0].split("\n"):
+        if not line:  # the text's last line end, or an empty first line (no headers: None below)
+            break
+        if line[0] in " \t":  # a folded line continues the field before it
+            if field in ("name", "version"):
+                return None
+            continue
+        colon = line.find(":")
+        if colon <= 0 or _FIELD_NAME.fullmatch(line, 0, colon) is None:
+            return None  # the parser would end the headers here, with a defect: leave it to the parser
+        field = line[:colon].lower()
+        if field in ("name", "version") and field not in fields:
+            fields[field] = line[colon + 1 :].lstrip(" \t")
+    if "name" not in fields or "version" not in fields:
+        return None
+    return fields["name"], fields["version"]
 
 
 def _module_and_spec(top: str) -> tuple[types.ModuleType | None, importlib.machinery.ModuleSpec | None]:
@@ -943,7 +989,8 @@ class _Visit:
         # project helper it calls with the module (lookup(helpers, name)): the caller names what the helper reads.
         helpers = self._helper_look_ups(names, globals_)
         dynamic = not _DYNAMIC_ATTRIBUTES.isdisjoint(names) or _ATTRIBUTES in helpers
-        scan = _scanned_imports(code, globals_.get("__package__"))
+        package = globals_.get("__package__")
+        scan = _scanned_imports(code, package) if self._imports_matter(code, globals_) else _NO_IMPORTS
         # Before any module is walked: a submodule the code reaches (``from pkg import mod``, ``pkg.mod.K``)
         # is an attribute of its package only once imported; whether something imported it first must not count.
         from_modules = self._load_submodules(scan, globals_)
@@ -995,6 +1042,34 @@ class _Visit:
                 if isinstance(value, types.ModuleType) and self.owner.classifier.version_of(value.__name__) is None:
                     held.append([f"held {'.'.join(chain)}", self._held_module(value)])
         return held
+
+    def _imports_matter(self, code: types.CodeType, globals_: Mapping[str, Any]) -> bool:
+        """Whether ``_scan_imports(code)`` can change the function's parts: False when neither ``code`` nor the code
+        nested in it holds an import statement and no name it can load is a global bound to a module that is project
+        code or has a module among the attributes it names (``os`` for ``os.path``).
+
+        Without an ``IMPORT_NAME`` a scan finds no module, ``from`` name or binding, and its attribute chains start at
+        names the code loads. Such a chain counts only when it starts at a global bound to a module and, through module
+        attributes, reaches a project module: ``_load_submodules`` follows project modules only, ``_held_modules`` any
+        module's attributes that are modules. So the scan (``dis`` decoding every instruction: most of a class's
+        fingerprint in a new process) is skipped for code whose module globals are third-party or standard modules it
+        reads no submodule of (``json.loads``), with the same parts.
+        """
+        if _holds_import(code):
+            return True
+        version_of = self.owner.classifier.version_of
+        attributes: set[str] | None = None
+        for name in _loadable_names(code):
+            value = globals_.get(name)
+            if not isinstance(value, types.ModuleType):
+                continue
+            if version_of(value.__name__) is None:
+                return True
+            attributes = _all_names(code) if attributes is None else attributes
+            namespace = vars(value)
+            if any(isinstance(namespace.get(attribute), types.ModuleType) for attribute in attributes):
+                return True
+        return False
 
     def _helper_look_ups(self, names: list[str], globals_: Mapping[str, Any]) -> frozenset[str]:
         """The dynamic look-ups (``_ATTRIBUTES``, ``_SUBCLASSES``) that the project functions ``names`` reaches make,
@@ -1818,9 +1893,38 @@ def _all_names(code: types.CodeType) -> set[str]:
     return names
 
 
+_IMPORT_NAME = dis.opmap["IMPORT_NAME"]
+
+
+def _holds_import(code: types.CodeType) -> bool:
+    """Whether ``code`` or the code nested in it executes an ``IMPORT_NAME`` (an ``import`` statement).
+
+    Exact on wordcode (3.6+): every instruction, ``EXTENDED_ARG`` prefixes and inline ``CACHE`` entries too, is one
+    opcode byte at an even offset followed by its argument byte, and ``co_code`` holds no specialised opcodes.
+    """
+    if _IMPORT_NAME in code.co_code[::2]:
+        return True
+    return any(isinstance(const, types.CodeType) and _holds_import(const) for const in code.co_consts)
+
+
+def _loadable_names(code: types.CodeType) -> set[str]:
+    """Every name ``code`` and the code nested in it can load: globals and attributes (``co_names``), locals,
+    cells and free variables: what an attribute chain of ``_scan_imports`` can start at."""
+    names = {*code.co_names, *code.co_varnames, *code.co_cellvars, *code.co_freevars}
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _loadable_names(const)
+    return names
+
+
 @dataclasses.dataclass
 class _ImportScan:
-    """What a function's code (nested code too) names through ``import`` statements and attribute chains."""
+    """What a function's code (nested code too) names through ``import`` statements and attribute chains.
+
+    ``_Visit._imports_matter`` skips the scan where none of it can count (no import statement; no module global
+    that is project code or has a submodule among the names the code reads): a use of a new field must keep
+    that true, or widen ``_imports_matter``.
+    """
 
     modules: set[str] = dataclasses.field(default_factory=set)  # absolute names IMPORT_NAME loads
     # ``from module import name``: Python imports ``module.name`` when ``module`` lacks the attribute
@@ -1831,6 +1935,10 @@ class _ImportScan:
     # Where a chain of a global (or of a local an import bound) ends: its last value is used as a value, no attribute
     # read from it (stored as ``self.m = steps``, passed, returned; called, for a function): ``steps``, ``pkg.steps``
     ends: set[tuple[str, ...]] = dataclasses.field(default_factory=set)
+
+
+# The scan of code without imports whose chains lead nowhere (_imports_matter): shared, never change it.
+_NO_IMPORTS = _ImportScan()
 
 
 @functools.lru_cache(maxsize=4096)

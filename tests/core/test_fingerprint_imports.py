@@ -8,6 +8,7 @@ A submodule is an attribute of its package only once something imported it: each
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -207,3 +208,50 @@ def test_a_name_that_is_no_submodule_imports_nothing(package: Path) -> None:
     )
     CodeFingerprinter().fingerprint(_helpers().f)
     assert not {name for name in sys.modules if name.startswith("fpimp.") and name != "fpimp.helpers"}
+
+
+STDLIB_ONLY = """
+import json
+import os
+
+
+def dumps(v):
+    return json.dumps(v) + os.sep
+
+
+def shadowing(fpimp):
+    return fpimp.sub
+
+
+def held_through_a_library(v):
+    return json.fpimp_ops  # a standard module's attribute that is a project module (set by the test)
+"""
+
+
+def test_skipping_the_import_scan_of_code_that_imports_nothing_changes_no_digest(
+    package: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Code without an import statement whose names reach no project module global is not scanned
+    (``_Visit._imports_matter``): its fingerprint is the one a scan gives, and code that imports or reaches a
+    project module through a global (``global_chain``) is still scanned."""
+    (package / "plain.py").write_text(STDLIB_ONLY)
+    fingerprint = importlib.import_module("kart_core.fingerprint")
+    plain_names = ("dumps", "shadowing", "held_through_a_library")
+
+    def digests() -> dict[str, str]:
+        found = _digests()
+        plain = importlib.import_module("fpimp.plain")
+        monkeypatch.setattr(json, "fpimp_ops", importlib.import_module("fpimp.ops"), raising=False)
+        found.update({name: CodeFingerprinter().fingerprint(getattr(plain, name)).digest for name in plain_names})
+        return found
+
+    skipped = digests()
+    plain, helpers = sys.modules["fpimp.plain"], sys.modules["fpimp.helpers"]
+    visit = fingerprint._Visit(CodeFingerprinter())
+    assert not visit._imports_matter(plain.dumps.__code__, vars(plain))
+    assert not visit._imports_matter(plain.shadowing.__code__, vars(plain))  # a local named like a package
+    assert visit._imports_matter(plain.held_through_a_library.__code__, vars(plain))  # json.fpimp_ops: a module
+    assert visit._imports_matter(helpers.global_chain.__code__, vars(helpers))  # fpimp: a project module global
+    assert visit._imports_matter(helpers.lambda_.__code__, vars(helpers))  # an import statement
+    monkeypatch.setattr(fingerprint._Visit, "_imports_matter", lambda self, code, globals_: True)
+    assert digests() == skipped

@@ -21,6 +21,8 @@ import pytest
 
 from kart_core import CodeFingerprinter, ModuleClassifier, code_version
 
+fingerprint_module = importlib.import_module("kart_core.fingerprint")  # the module (private helpers), not the facade
+
 HELPERS = """
 UNIT = 1.0
 TABLE = {"a": 1, "b": 2}
@@ -300,6 +302,46 @@ def test_installed_versions_are_read_once_per_install_state_and_follow_an_upgrad
     finally:
         _forget("fpthird")
         _forget("fpeditable")
+
+
+@pytest.mark.parametrize(
+    ("metadata", "version", "plain"),
+    [
+        ("Metadata-Version: 2.1\nName: fpthird\nVersion: 1.4.2\n\nName: body\nVersion: 9\n", "1.4.2", True),
+        ("metadata-version: 2.1\nNAME: fpthird\nversion:\t1.4.2 \nVersion: 2\n", "1.4.2 ", True),  # first, any case
+        # folded: the parser's value, which importlib.metadata dedents
+        ("Metadata-Version: 2.1\nName: fpthird\nVersion: 1.4\n .2\n", "       1.4\n.2", False),
+        ("Metadata-Version: 2.1\r\nName: fpthird\r\nVersion: 1.4.2\r\n", "1.4.2", False),  # CRLF line ends
+        ("Metadata-Version: 2.1\nSummary line\nName: fpthird\nVersion: 1.4.2\n", None, False),  # headers end early
+    ],
+)
+def test_a_version_is_read_from_the_metadata_as_importlib_metadata_reads_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, metadata: str, version: str | None, plain: bool
+) -> None:
+    """The classifier reads Name and Version from a metadata file's header block without parsing the whole file
+    (``fingerprint._header_fields``); whatever it reads is what ``Distribution.metadata`` says, for plain and odd
+    files alike (a field that the parser would fold, CRLF line ends, a header block ended by a stray line)."""
+    site = tmp_path / "site"
+    _distribution(site, "fpthird", "0")
+    (site / "fpthird-0.dist-info" / "METADATA").write_bytes(metadata.encode())
+    monkeypatch.syspath_prepend(str(site))
+    try:
+        importlib.import_module("fpthird")
+        found = importlib.metadata.distribution("fpthird")
+        expected = found.metadata["Version"]
+        assert expected == version  # the case is what it claims to be
+        assert (fingerprint_module._header_fields(metadata) is not None) == plain  # else parsed whole
+        assert fingerprint_module._name_and_version(found) == (found.metadata["Name"] or "", expected)
+        if version is not None:
+            assert ModuleClassifier().version_of("fpthird") == f"fpthird=={version}"
+    finally:
+        _forget("fpthird")
+
+
+def test_every_installed_distribution_s_name_and_version_are_read_as_importlib_metadata_reads_them() -> None:
+    for found in importlib.metadata.distributions():
+        metadata = found.metadata
+        assert fingerprint_module._name_and_version(found) == (metadata["Name"] or "", metadata["Version"])
 
 
 def test_recursion_and_cycles_terminate(project: Path) -> None:
