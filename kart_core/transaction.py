@@ -1447,7 +1447,9 @@ def _adopter(record: OutputRecord, warn: bool = True) -> Adopted | None:
     if len(matching) == 1:
         return Adopted(matching[0])
     if warn:
-        suspects = matching or [run for run in runs if thread not in run.outsiders and run.label != record.task]
+        others = [run for run in runs if run.label != record.task]
+        # A thread alive before every run began (a pool made before: run() hands it work) may be any of them's.
+        suspects = matching or [run for run in others if thread not in run.outsiders] or _innermost(others)
         _warn_unattributed(suspects, record, thread, bool(matching))
     return None
 

@@ -265,3 +265,27 @@ def test_a_view_kept_past_its_run_counts_for_the_run_that_loads_it(
     monkeypatch.setenv(_VALUE, "2")
     gokart.build(OcUp(workspace_directory=workspace, rerun=True), reset_register=False)
     assert gokart.build(OcKeepsView(name="b", workspace_directory=workspace), reset_register=False) == 20
+
+
+class OcLoadsOther(gokart.TaskOnKart[int]):
+    """Requires nothing; loads OcOther's output (no running task requires it) in a worker of a pool made before."""
+
+    def run(self) -> None:
+        other = OcOther(workspace_directory=self.workspace_directory)
+        self.dump(POOLS["thread"].submit(_load, other.output()).result() + 1)
+
+
+def test_a_load_nobody_requires_in_a_worker_of_a_pool_made_before_the_run_is_warned(
+    tmp_path: Any, pools_made_before: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A target no running task requires, loaded in a worker alive before the run began: recorded for no run, as in
+    a thread run() starts, and now warned as there (before: silently, the worker being an outsider of every run)."""
+    workspace = str(tmp_path / "ws")
+    gokart.build(OcOther(workspace_directory=workspace), reset_register=False)
+    task = OcLoadsOther(workspace_directory=workspace)
+    with caplog.at_level(logging.WARNING, logger="kart_core.transaction"):
+        assert gokart.build(task, reset_register=False) == 2
+    warned = [record.getMessage() for record in caplog.records if "recorded as no run's input" in record.getMessage()]
+    assert len(warned) == 1 and warned[0].startswith(task.kart_label())
+    assert "no running task requires OcOther" in warned[0]
+    assert _inputs(task) == []
