@@ -117,8 +117,10 @@ def _explain(task: LuigiTask, depth: int, against: RunRecord | None, context: _C
             context.say(depth, describe_damage(label, damaged))
             return
         verdict = lineage.stale_verdict(targets, None, task.kart_requires)
-        if verdict is not None and verdict.direct:
-            context.say(depth, f"{lineage.describe(label, verdict.direct)} It will run.")
+        # What complete() finds: its own replaced inputs, and an upstream its run() built that is stale further up.
+        direct = (verdict.direct or lineage.stale_outputs(targets, task.kart_requires)) if verdict is not None else []
+        if direct:
+            context.say(depth, f"{lineage.describe(label, direct)} It will run.")
             return
         if verdict is not None:
             context.say(depth, f"{label}'s own inputs are unchanged. {lineage.Lineage().describe(label, verdict)}")

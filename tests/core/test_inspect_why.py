@@ -147,3 +147,35 @@ def test_a_damaged_upstream_of_a_task_that_will_run_is_named(workspace: str) -> 
     assert rerun[1].startswith(f"  {upstream.kart_label()} is cached but damaged:")
     assert build(task) == 6  # and the build does what why said
     assert not any("damaged" in line for line in explain(WyTrain(epochs=3, workspace_directory=workspace)))
+
+
+class WhyInner(gokart.TaskOnKart[int]):
+    value = luigi.IntParameter(default=1, significant=False)
+
+    def run(self) -> None:
+        self.dump(self.value)
+
+
+class WhyMid(gokart.TaskOnKart[int]):
+    def requires(self) -> WhyInner:
+        return WhyInner(workspace_directory=self.workspace_directory)
+
+    def run(self) -> None:
+        self.dump(self.load() * 2)
+
+
+class WhyTop(gokart.TaskOnKart[int]):
+    """Builds WhyMid in its run() (a nested build), requiring nothing."""
+
+    def run(self) -> None:
+        self.dump(gokart.build(WhyMid(workspace_directory=self.workspace_directory), reset_register=False) + 1)
+
+
+def test_a_task_whose_run_built_a_stale_task_will_run(workspace: str) -> None:
+    """WhyTop's run() built WhyMid, stale since WhyInner reran: WhyTop runs (only its run builds WhyMid), and kart
+    why says so, not that a build of WhyTop first brings WhyMid up to date (it does not walk WhyMid)."""
+    assert build(WhyTop(workspace_directory=workspace)) == 3
+    gokart.build(WhyInner(value=2, rerun=True, workspace_directory=workspace), reset_register=False)
+    lines = explain(WhyTop(workspace_directory=workspace))
+    assert "a build() nested in it" in lines[0] and lines[0].endswith("It will run.")
+    assert not any("first brings" in line for line in lines)
