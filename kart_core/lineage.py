@@ -460,10 +460,12 @@ class Verdict:
         direct: its own recorded inputs that were replaced.
         behind: labels of upstreams (by recorded input) that are stale themselves, so this task is
             built on stale content though its own inputs are unchanged.
+        built: those of ``behind`` that the task's run built (``Input.built``: a nested ``build()``).
     """
 
     direct: list[StaleInput]
     behind: list[str]
+    built: tuple[str, ...] = ()
 
     @property
     def stale(self) -> bool:
@@ -675,6 +677,7 @@ class Lineage:
         workspace, is fresh)."""
         direct = []
         behind: list[str] = []
+        built: list[str] = []
         for item, upstream, upstream_workspace, upstream_reader in upstreams:
             replaced = _replaced(item, upstream, self.manifest(upstream), upstream_workspace)
             if replaced is not None:
@@ -684,7 +687,9 @@ class Lineage:
                 label = item.task or upstream
                 if label not in behind:
                     behind.append(label)
-        return Verdict(direct, behind) if direct or behind else _FRESH
+                if item.built and label not in built:
+                    built.append(label)
+        return Verdict(direct, behind, tuple(built)) if direct or behind else _FRESH
 
     def describe(self, label: str, verdict: Verdict, left: bool = False) -> str:
         """The message for a stale verdict (``describe`` for the direct part, then the stale upstreams).
@@ -698,6 +703,12 @@ class Lineage:
             f"{label} was built from {upstreams}, stale itself (an output it loaded was committed again since, "
             f"with other content, or it is built on such a task): {label} is built on stale content."
         )
+        if verdict.built and not left:
+            nested = ", ".join(verdict.built)
+            return (
+                f"{built} {label}'s run() built {nested} (a build() nested in it): a build of {label} brings "
+                f"{upstreams} up to date, first when {label} requires them, else by running {label} again."
+            )
         if left:
             return (
                 f"{built} This build did not bring {upstreams} up to date: not among what {label} requires (an "

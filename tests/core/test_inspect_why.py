@@ -9,7 +9,7 @@ import luigi
 import pytest
 
 import kart_core as gokart
-from kart_core.inspect import explain
+from kart_core.inspect import explain, verify_workspace
 
 
 class WyLoad(gokart.TaskOnKart[list]):
@@ -179,3 +179,14 @@ def test_a_task_whose_run_built_a_stale_task_will_run(workspace: str) -> None:
     lines = explain(WhyTop(workspace_directory=workspace))
     assert "a build() nested in it" in lines[0] and lines[0].endswith("It will run.")
     assert not any("first brings" in line for line in lines)
+
+
+def test_kart_verify_says_how_a_task_whose_run_built_a_stale_task_is_brought_up_to_date(workspace: str) -> None:
+    """kart verify (no graph) lists WhyTop as stale, saying its run() built WhyMid: a build brings WhyMid up to date
+    by running WhyTop again (WhyTop does not require it), not "first", as for a requirement."""
+    assert build(WhyTop(workspace_directory=workspace)) == 3
+    gokart.build(WhyInner(value=2, rerun=True, workspace_directory=workspace), reset_register=False)
+    top = WhyTop(workspace_directory=workspace).kart_label()
+    stale = [problem for problem in verify_workspace(workspace).problems if problem.task == top]
+    assert [problem.kind for problem in stale] == ["stale"]
+    assert "run() built WhyMid[" in stale[0].detail and f"else by running {top} again" in stale[0].detail
