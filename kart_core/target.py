@@ -395,7 +395,8 @@ class TargetOnKart(luigi.Target):
         # A file no record vouches for, loaded by a running task: its stamp before the open, so what is recorded
         # for the load is the file the load read, not one put there meanwhile (attacker at16 G11).
         unrecorded, before = self._unrecorded_reader(staged, entry)
-        with self._storage.open_read(staged.location if staged is not None else self._path) as raw:
+        with contextlib.ExitStack() as files:
+            raw = files.enter_context(self._storage.open_read(staged.location if staged is not None else self._path))
             if signer is not None:
                 data = raw.read()
                 # Records off: no manifest to hold a commit, so the MAC alone is checked.
@@ -413,6 +414,10 @@ class TargetOnKart(luigi.Target):
                 return
             if entry is not None:
                 size, mtime = _stream_stat(raw)
+                if staged is None and size is not None and size != entry.size:
+                    # The manifest read before another process's commit, the file opened after it?
+                    entry, raw = self._reopened(entry, signer, raw, size, files)
+                    size, mtime = _stream_stat(raw)
                 # Written after kart recorded its commit (another writer: gokart's rerun, an edit)?
                 rewritten = rewritten_note(mtime, self.record.manifest) if staged is None and self.record else None
                 self._check_size(size, entry, rewritten)
@@ -432,7 +437,7 @@ class TargetOnKart(luigi.Target):
                     elif in_progress is not None:
                         self._check_committed_bytes(data, entry, in_progress)
                     else:
-                        self._check_hash(data, entry, rewritten)
+                        entry = self._hash_checked(data, entry, rewritten, staged is None)
                     if adopted is None:
                         self._note_load(staged, entry)
                     yield io.BytesIO(data[HEADER_SIZE:] if entry.sealed else data)
@@ -460,6 +465,67 @@ class TargetOnKart(luigi.Target):
             if recheck and entry is not None and (marker := self._marker()) is not None:
                 raise self._being_rewritten(entry, marker)  # its parts may come from two versions
         self._note_unrecorded(unrecorded, before)
+
+    def _entry_now(self, entry: Entry, signer: Signer | None) -> Entry:
+        """The output's entry read again when its task committed since ``entry`` was read: a load that read the
+        manifest before another process's commit and opened the file after it holds that commit's file (attacker
+        at18 I6's kind, without signing: refused as damage before). ``entry`` itself when the manifest still records
+        it, or cannot be read again (the load's own check then decides).
+
+        Raises:
+            ForeignOutputError: the entry committed since is another class's.
+        """
+        try:
+            found = self._committed_entry(signer)
+        except (DamagedOutputError, IntegrityError):
+            return entry
+        if found is None or found.commit == entry.commit:
+            return entry
+        self._check_owner(found)
+        return found
+
+    def _reopened(
+        self, entry: Entry, signer: Signer | None, raw: IO[bytes], size: int, files: contextlib.ExitStack
+    ) -> tuple[Entry, IO[bytes]]:
+        """For a committed output opened with another size than ``entry`` records: the entry its task committed since
+        (``_entry_now``) and the file opened again when that differs, repeated while commits follow (at most
+        ``_SETTLE_READS``); ``(entry, raw)`` as they were when the manifest still records ``entry`` (the size check then
+        reports the damage). Files opened are closed with ``files``.
+
+        Raises:
+            ForeignOutputError: the entry committed since is another class's.
+            FileNotFoundError: the output was removed meanwhile.
+        """
+        for _ in range(_SETTLE_READS):
+            newer = self._entry_now(entry, signer)
+            if newer is entry:
+                break
+            if newer.size != size:  # the file opened is not that commit's either: open what is there now
+                raw = files.enter_context(self._storage.open_read(self._path))
+                found = _stream_stat(raw)[0]
+                size = found if found is not None else newer.size
+            entry = newer
+            if entry.size == size:
+                break
+        return entry, raw
+
+    def _hash_checked(self, data: bytes, entry: Entry, rewritten: str | None, committed: bool) -> Entry:
+        """``_check_hash``; on a mismatch of a committed file (``committed``), once more against the entry its task
+        committed since (``_entry_now``). The entry ``data`` matched.
+
+        Raises:
+            DamagedOutputError: ``data`` is not the content the task's manifest records (before or after).
+        """
+        try:
+            self._check_hash(data, entry, rewritten)
+        except DamagedOutputError:
+            newer = self._entry_now(entry, None) if committed else entry
+            if newer is entry:
+                raise
+            self._check_size(len(data), newer)
+            self._check_hash(data, newer)
+            return newer
+        return entry
 
     def _read_settled(self, signer: Signer, entry: Entry | None, refused: _Unvouched) -> tuple[bytes, Entry | None]:
         """Read the output and its record again after its signed commit was not vouched for (``refused``): a load
