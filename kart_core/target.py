@@ -86,8 +86,9 @@ __all__ = [
 # How often a load reads the manifest again after waiting for a commit in progress; after that it
 # goes on (the caller's kart_core.commit_marker.read_consistently sees the commits and loads again).
 _COMMIT_WAITS = 5
-# How often a load whose signed commit was not vouched for reads again while what it finds changes (``_read_settled``):
-# each read after the first met one more commit of the path.
+# How often a load that met another process's commit reads again while what it finds changes (a signed commit not
+# vouched for: ``_read_settled``; an output of another size than its entry: ``_reopened``): each read after the
+# first met one more commit of the path.
 _SETTLE_READS = 4
 
 logger = logging.getLogger(__name__)
