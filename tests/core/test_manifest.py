@@ -10,6 +10,7 @@ asking (counted as repaired) instead of handing back the other class's result.
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 from typing import Any
@@ -219,3 +220,77 @@ def test_the_integrity_record_of_bytes_parsed_before_is_handed_back_not_parsed_a
     for _ in range(2):
         with pytest.raises(ValueError):
             Manifest.from_bytes(damaged, run=False)
+
+
+def _manifest_cases() -> list[bytes]:
+    """Manifests as kart writes them, and with values of other types, json extensions, odd keys and bytes."""
+    entry = {"size": 3, "digest": "xxh3_128:" + "0" * 32, "commit": "c" * 32, "sealed": False, "owner": "m.T"}
+    base = {"commit": "c" * 32, "format": FORMAT, "outputs": {"a/T_1.pkl": entry}, "task": "T[11111111]"}
+
+    def written(run: Any = None, **changes: Any) -> bytes:
+        text = json.dumps({**base, **changes}, separators=(",", ":"), sort_keys=True)
+        return (text if run is None else text[:-1] + ',"run":' + json.dumps(run) + "}").encode()
+
+    other_entries = [
+        {**entry, "size": "3"},
+        {**entry, "size": 3.0},
+        {**entry, "sealed": None},
+        {**entry, "owner": None},
+    ]
+    missing_commit = {key: value for key, value in entry.items() if key != "commit"}
+    inputs = [
+        {"manifest": "log/manifest/U_1.json", "key": "u.pkl", "commit": "d" * 32, "digest": "x:1", "reader": "m.T"}
+    ]
+    cases = [
+        written(),
+        written({"task_log": {"seed": 1}}),
+        written({"task_log": {}}, pending=True),
+        written({"task_log": {}}, pending=1),
+        written({"t": 1}, task=None),
+        written({"t": 1}, commit=5),
+        written({"t": 1}, logs="e" * 32),
+        written({"t": 1}, logs=7),
+        written({"t": 1}, format="kart-manifest/2"),
+        written({"t": 1}, side={"s/x.pkl": entry}),
+        written({"t": 1}, side=[1]),
+        written({"t": 1}, inputs=inputs),
+        written({"t": 1}, inputs=[{"key": 1}]),
+        written({"t": 1}, outputs={"/abs/T_1.pkl": entry}),
+        written({"t": 1}, outputs={"a/../../T_1.pkl": entry}),
+        written({"t": 1}, outputs={"a/T_1.pkl": missing_commit}),
+        written({"t": 1}, outputs={"a/T_1.pkl": {**entry, "extra": [1]}}),
+        *(written({"t": 1}, outputs={"a/T_1.pkl": other}) for other in other_entries),
+        written({"t": 1}).replace(b'"size":3', b'"size":3,"size":4'),  # the last of duplicate keys counts
+        written({"t": 1}).replace(b'"task":', b'"\xff":1,"task":'),  # not UTF-8 in a key nobody reads
+        written({"t": 1}).replace(b'{"t":1}', b'{"t":NaN}'),  # json's extension
+        b" " + written({"t": 1}),
+        written({"t": 1}).replace(b',"task":"T[11111111]"', b"") + b"",  # no task before the run record
+        written({"t": 1})[:-1],  # cut short
+    ]
+    return cases
+
+
+@pytest.mark.parametrize("run", [False, True])
+def test_a_manifest_decoded_into_its_entries_reads_as_the_general_parse_reads_it(
+    monkeypatch: pytest.MonkeyPatch, run: bool
+) -> None:
+    """msgspec decodes a manifest straight into its entries (``manifest._decoded``) when every field is of the type
+    kart writes; what it builds, or the error it raises, is the general parse's for every case, odd ones included."""
+    manifest_module = importlib.import_module("kart_core.manifest")
+
+    def parsed(data: bytes) -> Any:
+        try:
+            found = Manifest._parse(data, run=run)
+        except (ValueError, KeyError, TypeError) as exc:
+            return type(exc), str(exc)
+        typed = [
+            (key, sorted((name, type(value), value) for name, value in vars(entry).items()))
+            for key, entry in found.outputs.items()
+        ]
+        return found, typed
+
+    cases = _manifest_cases()
+    decoded = [parsed(data) for data in cases]
+    assert sum(manifest_module._decoded(Manifest, data, run) is not None for data in cases[:3]) == 3  # the common case
+    monkeypatch.setattr(manifest_module, "_decoded", lambda cls, data, run: None)
+    assert [parsed(data) for data in cases] == decoded
