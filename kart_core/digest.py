@@ -108,7 +108,15 @@ def _pickled(value: Any) -> bytes:
     return file.getvalue()
 
 
+# What ``_feed`` writes before the ``repr`` of a value of exactly one of these types: its type's qualname and ":".
+_PLAIN_PREFIX = {kind: kind.__qualname__.encode() + b":" for kind in _SCALARS}
+
+
 def _feed(hasher: Any, value: Any) -> None:
+    prefix = _PLAIN_PREFIX.get(type(value))
+    if prefix is not None:  # the common leaf, in one update: the same bytes as the two below write
+        hasher.update(prefix + repr(value).encode())
+        return
     hasher.update(type(value).__qualname__.encode() + b":")
     if isinstance(value, _SCALARS):
         hasher.update(repr(value).encode())

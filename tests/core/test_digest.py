@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+from hashlib import md5
 from pathlib import Path
 from typing import Any
 
@@ -251,3 +252,24 @@ def test_a_callable_object_counts_by_its_state_and_names_its_class() -> None:
         with pytest.raises(UndigestableError) as raised:
             digest(value)
         assert raised.value.kind == f"a callable ({name})"
+
+
+def test_the_digest_of_plain_values_is_md5_of_their_type_and_repr_in_order() -> None:
+    """The byte stream behind every stored digest (code fingerprints, input digests): each value's type qualname,
+    ``:``, then its ``repr`` for a scalar, its length then its items for a list, tuple or dict. Exact scalars take a
+    shortcut (``_PLAIN_PREFIX``, one update); a subclass goes the long way: both write these bytes."""
+
+    class Name(str):
+        pass
+
+    value = {"a": [1, None, True, 2.5, b"b", "é'"], "n": Name("x")}
+    stream = (
+        b"dict:2"
+        + b"str:'a'"
+        + b"list:6"
+        + b"int:1NoneType:Nonebool:Truefloat:2.5bytes:b'b'"
+        + 'str:"é\'"'.encode()
+        + b"str:'n'"
+        + f"{Name.__qualname__}:'x'".encode()  # a subclass counts by its own name
+    )
+    assert digest(value) == md5(stream).hexdigest()
