@@ -87,3 +87,52 @@ def test_runtime_memory_dataset_copies_as_kedro_and_imports_nothing(monkeypatch:
     assert assigned.load() is value
     with pytest.raises(DatasetError, match="has not been saved yet"):
         catalog.release("x") or catalog.load("x")
+
+
+def test_copy_modes_told_for_the_body_only() -> None:
+    """Kedro's own MemoryDatasets holding data get the copy mode Kedro infers, for the body only; an empty one, one
+    with a copy mode and a subclass are left as they are."""
+    import numpy as np
+
+    plain, frame, empty = MemoryDataset([1, [2]]), MemoryDataset(np.arange(3)), MemoryDataset()
+    assigned, subclass = (
+        MemoryDataset([1], copy_mode="assign"),
+        memory_dataset.MemoryDataset.__new__(memory_dataset.MemoryDataset),
+    )
+    subclass.__dict__.update(MemoryDataset([3]).__dict__)
+    every = [plain, frame, empty, assigned, subclass]
+    with pytest.raises(RuntimeError, match="in the body"), memory_dataset.copy_modes_told(every):
+        assert [dataset._copy_mode for dataset in every] == ["deepcopy", "copy", None, "assign", None]
+        loaded = plain.load()
+        loaded[1].append(3)
+        assert plain.load() == [1, [2]]  # still a deep copy per load
+        raise RuntimeError("in the body")
+    assert [dataset._copy_mode for dataset in every] == [None, None, None, "assign", None]
+
+
+def test_kart_runner_loads_parameters_without_kedros_imports(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A KartRunner run infers no copy mode per load (Kedro's ``_infer_copy_mode``, which tries its imports): not for
+    the parameters, not for the data passed between nodes; each node still gets its own copy of a parameter."""
+    from kart_kedro import KartRunner
+    from kedro.io import memory_dataset as kedros
+    from kedro.pipeline import Pipeline, node
+
+    def grow(values: list[int]) -> list[int]:
+        values.append(len(values))  # a node that changes its input in place: the next load is a fresh copy
+        return values
+
+    parameter = MemoryDataset([0])
+    catalog = DataCatalog({"params:start": parameter})
+    calls: list[Any] = []
+    infer = kedros._infer_copy_mode
+    monkeypatch.setattr(kedros, "_infer_copy_mode", lambda data: calls.append(data) or infer(data))
+    pipeline = Pipeline(
+        [
+            node(grow, "params:start", "a", name="first"),
+            node(grow, "params:start", "b", name="second"),
+            node(grow, "a", "c", name="third"),
+        ]
+    )
+    result = KartRunner(workspace_directory=str(tmp_path / "ws")).run(pipeline, catalog)
+    assert {name: dataset.load() for name, dataset in result.items()} == {"b": [0, 1], "c": [0, 1, 2]}
+    assert calls == [] and parameter._copy_mode is None and parameter.load() == [0]

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from kedro.io import memory_dataset
 from kedro.io.core import TCopyMode
 from kedro.io.memory_dataset import _copy_with_mode, _infer_copy_mode
 
-__all__ = ["MemoryDataset", "copy_mode_of"]
+__all__ = ["MemoryDataset", "copy_mode_of", "copy_modes_told"]
 
 
 class MemoryDataset(memory_dataset.MemoryDataset):
@@ -72,3 +74,24 @@ def _loaded(module_name: str, class_name: str) -> tuple[type, ...]:
     if not isinstance(found, type):
         raise _StillImporting(f"{module_name}.{class_name}")
     return (found,)
+
+
+@contextlib.contextmanager
+def copy_modes_told(datasets: Iterable[Any]) -> Iterator[None]:
+    """For the body, give each of Kedro's own MemoryDatasets in ``datasets`` that holds data and has no copy mode the
+    one Kedro would infer for that data on every load (``copy_mode_of``); none again afterwards.
+
+    For datasets nothing saves to while the body runs (a run's pipeline inputs: its parameters): their loads copy
+    as before, without Kedro's imports per load. Only the copy mode is set, and only on datasets of Kedro's class
+    exactly (a subclass may load otherwise); their data, description and recorded arguments stay as they are.
+    """
+    told = []
+    for dataset in datasets:
+        if type(dataset) is memory_dataset.MemoryDataset and dataset._copy_mode is None and dataset._exists():
+            dataset._copy_mode = copy_mode_of(dataset._data)
+            told.append(dataset)
+    try:
+        yield
+    finally:
+        for dataset in told:
+            dataset._copy_mode = None

@@ -25,6 +25,7 @@ from kedro.pipeline import Pipeline
 from kedro.runner import ParallelRunner, SequentialRunner, ThreadRunner
 
 import kart_core
+from kart_kedro.memory_dataset import copy_modes_told
 from kart_kedro.pipeline_io import pipeline_io
 from kart_kedro.pipeline_run import NO_CACHE_TAG, PLAIN, PipelineRun
 from kart_kedro.summary import summary_line
@@ -111,7 +112,10 @@ class _CachingRunner:
             raise ValueError(f"Pipeline input(s) {missing} not found in the {type(catalog).__name__}")
         self._pipeline_io = (pipeline, inputs, outputs, declared)
         try:
-            self._run(pipeline, catalog, hook_manager or _NullPluginManager(), run_id)  # type: ignore[attr-defined]
+            # The pipeline's inputs are never saved during the run: their MemoryDatasets (parameters) copy each load
+            # with the mode Kedro would infer, told once (memory_dataset.copy_modes_told), not tried per load.
+            with copy_modes_told(catalog.get(name) for name in inputs):
+                self._run(pipeline, catalog, hook_manager or _NullPluginManager(), run_id)  # type: ignore[attr-defined]
         finally:
             self._pipeline_io = None
         return {name: catalog[name] for name in outputs}
