@@ -136,3 +136,27 @@ def test_kart_runner_loads_parameters_without_kedros_imports(tmp_path: Any, monk
     result = KartRunner(workspace_directory=str(tmp_path / "ws")).run(pipeline, catalog)
     assert {name: dataset.load() for name, dataset in result.items()} == {"b": [0, 1], "c": [0, 1, 2]}
     assert calls == [] and parameter._copy_mode is None and parameter.load() == [0]
+
+
+def test_repr_is_kedros_for_each_data_type() -> None:
+    """Kedro's repr (in its debug lines and errors), kept per type of data held: it follows what is saved and
+    released, and names kart's class where Kedro's names its own."""
+    import numpy as np
+
+    catalog = DataCatalog()
+    RuntimeDatasets(catalog).create("x")
+    ours, kedros = catalog["x"], MemoryDataset()
+
+    def same() -> None:
+        assert repr(ours) == repr(kedros).replace("kedro.io.memory_dataset.", "kart_kedro.memory_dataset.")
+        assert str(ours) == repr(ours)
+
+    same()
+    for value in ([1], {"a": 1}, np.arange(2), [2], DataFrame()):
+        ours.save(value)
+        kedros.save(value)
+        same()
+    ours.release()
+    kedros.release()
+    same()
+    assert repr(ours) == "kart_kedro.memory_dataset.MemoryDataset()"
