@@ -463,14 +463,14 @@ class _DistributionFacts(NamedTuple):
 
     Attributes:
         name: its metadata ``Name`` (may be empty).
-        version: its metadata ``Version`` (``importlib.metadata.version``'s answer).
+        version: its metadata ``Version`` (``importlib.metadata.version``'s answer; None without that field).
         provided: the top-level names it installs: ``top_level.txt``, else the first folder (or module) of
             each ``RECORD`` line.
         editable: an editable install (PEP 610 ``direct_url.json`` with ``dir_info.editable``).
     """
 
     name: str
-    version: str
+    version: str | None
     provided: tuple[str, ...]
     editable: bool
 
@@ -538,19 +538,24 @@ def _read_facts(name: str) -> _DistributionFacts | None:
     return _DistributionFacts(found[0], found[1], tuple(provided), editable)
 
 
-def _name_and_version(distribution: importlib.metadata.Distribution) -> tuple[str, str]:
+def _name_and_version(distribution: importlib.metadata.Distribution) -> tuple[str, str | None]:
     """``(metadata["Name"] or "", metadata["Version"])`` of ``distribution`` (``Distribution.metadata``).
 
     Read from the header block of its metadata file (``_header_fields``) when that is plain, else parsed as
     ``Distribution.metadata`` parses it: the email parser reads the whole file, the long description too (Kedro's
     ~0.9 ms, per distribution read in a new process: the classifier reads each project dataset class's base).
+    A field the metadata lacks reads as None (as Python 3.11's ``importlib.metadata`` answers), also where
+    ``distribution`` is the ``importlib_metadata`` backport's: once any library imports that backport it answers
+    for ``importlib.metadata.distribution`` too, and its ``metadata[...]`` raises KeyError for a missing field.
     """
     text = distribution.read_text("METADATA") or distribution.read_text("PKG-INFO")  # what .metadata reads first
     found = _header_fields(text) if text else None
     if found is not None:
         return found
     metadata = distribution.metadata
-    return metadata["Name"] or "", metadata["Version"]
+    name = metadata["Name"] if "Name" in metadata else None
+    version = metadata["Version"] if "Version" in metadata else None
+    return name or "", version
 
 
 _FIELD_NAME = re.compile(r"[\041-\071\073-\176]+")  # the email parser's header field name: printable, no colon
@@ -666,7 +671,7 @@ def _is_editable(distribution: str) -> bool:
 
 def _version(distribution: str) -> str:
     facts = _distribution_facts(distribution)
-    return "unknown" if facts is None else facts.version
+    return "unknown" if facts is None or facts.version is None else facts.version
 
 
 class _TooLarge(Exception):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.metadata
+import json
 import os
 import shutil
 import subprocess
@@ -323,19 +324,62 @@ def test_a_version_is_read_from_the_metadata_as_importlib_metadata_reads_it(
     files alike (a field that the parser would fold, CRLF line ends, a header block ended by a stray line)."""
     site = tmp_path / "site"
     _distribution(site, "fpthird", "0")
-    (site / "fpthird-0.dist-info" / "METADATA").write_bytes(metadata.encode())
+    info = site / "fpthird-0.dist-info"
+    (info / "METADATA").write_bytes(metadata.encode())
+    # The standard library's own reading; importlib.metadata.distribution answers with the importlib_metadata
+    # backport's once a library in this process imported it (which reads folded fields and absent ones otherwise).
+    standard = importlib.metadata.PathDistribution(info)
+    assert standard.metadata["Version"] == version  # the case is what it claims to be
+    assert (fingerprint_module._header_fields(metadata) is not None) == plain  # else parsed whole
+    assert fingerprint_module._name_and_version(standard) == (standard.metadata["Name"] or "", version)
     monkeypatch.syspath_prepend(str(site))
     try:
         importlib.import_module("fpthird")
         found = importlib.metadata.distribution("fpthird")
-        expected = found.metadata["Version"]
-        assert expected == version  # the case is what it claims to be
-        assert (fingerprint_module._header_fields(metadata) is not None) == plain  # else parsed whole
-        assert fingerprint_module._name_and_version(found) == (found.metadata["Name"] or "", expected)
         if version is not None:
-            assert ModuleClassifier().version_of("fpthird") == f"fpthird=={version}"
+            assert ModuleClassifier().version_of("fpthird") == f"fpthird=={found.metadata['Version']}"
     finally:
         _forget("fpthird")
+
+
+def test_the_importlib_metadata_backport_s_readings_are_followed_once_a_library_imports_it(tmp_path: Path) -> None:
+    """Importing ``importlib_metadata`` (the backport; pulled in by several libraries) puts its finder first for
+    ``importlib.metadata.distribution`` and its ``metadata[...]`` raises KeyError for a field the file lacks: the
+    classifier reads what that distribution says (a folded Version as the backport unfolds it) and a metadata file
+    without Name or Version neither crashes it nor names another version. In a new process: the import changes the
+    process for good."""
+    cases = {
+        "fpplain": "Metadata-Version: 2.1\nName: fpplain\nVersion: 1.4.2\n",
+        "fpfolded": "Metadata-Version: 2.1\nName: fpfolded\nVersion: 1.4\n .2\n",
+        "fpcut": "Metadata-Version: 2.1\nSummary line\nName: fpcut\nVersion: 1.4.2\n",
+    }
+    site = tmp_path / "site"
+    for name, metadata in cases.items():
+        _distribution(site, name, "0")
+        (site / f"{name}-0.dist-info" / "METADATA").write_text(metadata)
+    script = textwrap.dedent(f"""
+        import importlib.metadata, json, sys
+        import importlib_metadata
+        sys.path.insert(0, {str(site)!r})
+        from kart_core import fingerprint
+        out = {{}}
+        for name in {sorted(cases)!r}:
+            found = importlib.metadata.distribution(name)
+            metadata = found.metadata
+            expected = [metadata["Name"] if "Name" in metadata else "", metadata.get("Version")]
+            out[name] = [type(found).__module__, list(fingerprint._name_and_version(found)), expected,
+                         fingerprint.ModuleClassifier().version_of(name)]
+        print(json.dumps(out))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout)
+    assert {name: found[0] for name, found in out.items()} == dict.fromkeys(cases, "importlib_metadata")
+    for name, (_, read, expected, _) in out.items():
+        assert read == expected, name
+    assert out["fpplain"][3] == "fpplain==1.4.2"
+    assert out["fpfolded"][3] == f"fpfolded=={out['fpfolded'][2][1]}"
+    assert out["fpcut"][1] == ["", None] and out["fpcut"][3] == "fpcut==unknown"
 
 
 def test_every_installed_distribution_s_name_and_version_are_read_as_importlib_metadata_reads_them() -> None:
@@ -370,6 +414,7 @@ def test_recursion_and_cycles_terminate(project: Path) -> None:
 
 DISPATCH = """
 import functools
+import json
 
 
 @functools.singledispatch
@@ -542,6 +587,7 @@ def through(module, name):
 
 PLUGINS_NODES = """
 import functools
+import json
 import inspect
 
 from fpdemo import plugbase, plugsteps  # noqa: F401 (plugsteps registers the steps by subclassing)

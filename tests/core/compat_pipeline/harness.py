@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -85,10 +86,21 @@ def snapshot(root: Path) -> dict[str, tuple[int, str]]:
     return files
 
 
+def settled(files: dict[str, tuple[int, str]]) -> dict[str, tuple[int, str]]:
+    """A ``snapshot`` without the modification times of kart's integrity manifests (``log/manifest/``).
+
+    A workspace copied with its times kept has every output's status-change time past its manifest's: the first
+    check that hashes such an output and finds its committed content moves the manifest's modification time up
+    (``damage.settle_copied``, so later loads take two stats), which changes no file's content. Whether that check
+    runs before or after the copy settles (50 ms) depends on the machine's speed."""
+    return {path: (0 if "/log/manifest/" in path else mtime, digest) for path, (mtime, digest) in files.items()}
+
+
 def copy_workspace(source: Path, target: Path) -> Path:
     """Copy a built workspace (``resources/``) into a new directory, keeping modification times."""
     target.mkdir(parents=True)
     shutil.copytree(source / "resources", target / "resources", copy_function=shutil.copy2)
+    time.sleep(0.06)  # settled (see ``settled``) on any machine: a copy less than 50 ms old is hashed, not settled
     return target
 
 
