@@ -52,6 +52,7 @@ __all__ = [
     "RequiresError",
     "UnfulfilledDependencyError",
     "MissingColumnsError",
+    "DataFrameInputError",
     "ParameterTypeError",
     "TaskParameterTooLargeError",
     "WorkspacePathError",
@@ -342,8 +343,17 @@ class RequiresError(TaskDefinitionError, ValueError):
     """requires() holds something that is not a task (gokart raises ValueError computing the unique id)."""
 
 
-class MissingColumnsError(KartError, ValueError):
-    """``load_data_frame(required_columns=...)`` loaded a DataFrame without some of those columns."""
+class MissingColumnsError(KartError, ValueError, AssertionError):
+    """``load_data_frame(required_columns=...)`` loaded a DataFrame without some of those columns.
+
+    Also an AssertionError: gokart's last ``load_data_frame`` asserted the columns."""
+
+
+class DataFrameInputError(KartError, TypeError, ValueError, AttributeError):
+    """``load_data_frame`` loaded neither a DataFrame, nor a dict of one entry holding one, nor a list of them.
+
+    A TypeError; also a ValueError (pandas' error for concatenating an empty list of inputs) and an
+    AttributeError (what gokart's last ``load_data_frame`` raised for a dict of several inputs)."""
 
 
 class ParameterTypeError(KartError, TypeError):

@@ -19,6 +19,7 @@ import luigi
 from kart_core import commit_marker, transaction
 from kart_core.contract import KartTask, is_kart_task
 from kart_core.errors import (
+    DataFrameInputError,
     EmptyDumpError,
     InputKeyError,
     MissingColumnsError,
@@ -122,6 +123,11 @@ def load_data_frame(
 ) -> Any:
     """A DataFrame (a list of them concatenated), checked to have ``required_columns``.
 
+    The loaded inputs take gokart's last ``load_data_frame`` shapes (gokart 1.12.2 no longer has one): a
+    DataFrame; a dict of one entry (one TaskInstanceParameter, ``requires() -> {"a": task}``) stands for its
+    value; a list or tuple (nested ones too) of DataFrames is concatenated in order with ``pd.concat``
+    (indexes kept). Each DataFrame is a leaf, never walked into.
+
     An input with no rows that lacks some of ``required_columns`` (e.g. an upstream that dumped
     ``pd.DataFrame()``) loads as an empty frame with exactly those columns, sorted by name: the
     behaviour gokart settled on in its PR #137, before 1.x dropped ``load_data_frame``.
@@ -130,13 +136,14 @@ def load_data_frame(
     they are a set (the same in every process, whatever PYTHONHASHSEED), in their order when a list or tuple.
 
     Raises:
-        MissingColumnsError: (a ValueError) a required column is missing; names the task and the columns.
+        MissingColumnsError: (a ValueError and AssertionError) a required column is missing; names the task and
+            the columns.
+        DataFrameInputError: (a TypeError, ValueError and AttributeError) the inputs are not of those shapes: a
+            dict of several inputs (name one), an empty list, something other than a DataFrame.
     """
     import pandas as pd  # here: importing kart_core must not import pandas
 
-    data = load(task, target)
-    frames = [data] if isinstance(data, pd.DataFrame) else list(flatten(data))
-    frame = pd.concat(frames) if len(frames) != 1 else frames[0]
+    frame = _one_data_frame(task, target, load(task, target))
     missing = set(required_columns or ()) - set(frame.columns)
     if missing and len(frame.index) == 0:
         return pd.DataFrame(columns=sorted(required_columns or ()))
@@ -153,6 +160,50 @@ def load_data_frame(
         else:
             frame = frame[list(required_columns)]
     return frame
+
+
+def _one_data_frame(task: KartTask, target: Any, data: Any) -> Any:
+    """The DataFrame ``load_data_frame`` works on, from what ``load(target)`` returned (see there)."""
+    import pandas as pd
+
+    called = f"{task.kart_label()}.load_data_frame({'' if target is None else repr(target)})"
+    if isinstance(data, dict) and len(data) == 1:
+        data = next(iter(data.values()))
+    if isinstance(data, pd.DataFrame):
+        return data
+    if isinstance(data, dict):
+        raise DataFrameInputError(
+            f"{called} loaded a dict of {len(data)} inputs (keys {sorted(map(str, data))}), not one DataFrame "
+            "or a list of them. Name the input: load_data_frame('key'), or concatenate the frames yourself."
+        )
+    if not isinstance(data, list):
+        raise DataFrameInputError(
+            f"{called} loaded an object of type {type(data).__name__}, not a DataFrame or a list of them. Check what the upstream "
+            "task dumps, or use load() for other objects."
+        )
+    frames = _listed_frames(called, data)
+    if not frames:
+        raise DataFrameInputError(f"{called} has no input to load: requires() holds no task (an empty list).")
+    return pd.concat(frames)
+
+
+def _listed_frames(called: str, items: list[Any], place: str = "") -> list[Any]:
+    """The DataFrames of ``items`` and of the lists in it, in order; anything else raises DataFrameInputError."""
+    import pandas as pd
+
+    frames: list[Any] = []
+    for number, item in enumerate(items):
+        where = f"{place}[{number}]"
+        if isinstance(item, pd.DataFrame):
+            frames.append(item)
+        elif isinstance(item, list):
+            frames.extend(_listed_frames(called, item, where))
+        else:
+            raise DataFrameInputError(
+                f"{called} loaded a list whose item {where} is of type {type(item).__name__}, not a DataFrame: only "
+                "DataFrames (or lists of them) can be concatenated. Load it with load(), or name the DataFrame inputs."
+            )
+    return frames
 
 
 def dump(

@@ -361,3 +361,25 @@ def test_cache_unique_id_false_recomputes(parsed: dict[str, Any]) -> None:
 def test_gokart_has_no_load_data_frame(parsed: dict[str, Any]) -> None:
     """Why item 5 is checked against gokart's PR #137 rather than against gokart 1.12.2."""
     assert parsed["gokart"]["has load_data_frame"] is False and parsed["kart"]["has load_data_frame"] is True
+
+
+# --- 7. load_data_frame of several inputs --------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_load_data_frame_of_several_inputs_is_gokarts_concatenation(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """requires() as a list, a tuple, a nested list, a one-entry dict (one TaskInstanceParameter) or a dict holding a
+    list: ``load_data_frame()`` is the frame a gokart 1.12.2 user gets from ``pd.concat`` of ``load()``'s frames
+    (same columns, index, rows), and ``load()`` has gokart's shape (attacker at19 J4: each frame was walked into
+    its column labels, pandas' TypeError). A dict of several inputs stays an error, as in gokart's last
+    load_data_frame (an AttributeError there)."""
+    seen = both(tmp_path_factory, "data_frames")
+    gokart, kart = seen["gokart"], seen["kart"]
+    assert gokart["list"]["frame"] == {"value": [["i", "v"], [0, 0], [[1, 10], [2, 20]]]}
+    for name in ("list", "tuple", "one_in_a_dict", "list_in_a_dict", "nested_list"):
+        assert kart[name] == gokart[name], name
+    assert gokart["tuple"]["load"] == kart["tuple"]["load"] == "list"
+    assert kart["dict_of_two"]["load"] == gokart["dict_of_two"]["load"] == "dict"
+    refused = kart["dict_of_two"]["frame"]
+    assert refused["error"] == "DataFrameInputError" and "AttributeError" in refused["builtins"]
+    assert refused["message"].startswith("Reads_dict_of_two[") and "load_data_frame('key')" in refused["message"]

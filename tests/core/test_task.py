@@ -6,6 +6,7 @@ import os
 import pickle
 import time
 from pathlib import Path
+from typing import Any
 
 import luigi
 import luigi.configuration
@@ -458,6 +459,122 @@ def test_load_data_frame_drop_columns_keeps_a_repeated_column_once_per_copy(work
 
     only_a = kart_core.build(TkOnlyA(workspace_directory=workspace), reset_register=False)
     assert list(only_a.columns) == ["a", "a"] and only_a.iloc[0].tolist() == [1, 2]
+
+
+class TkRows(kart_core.TaskOnKart[object]):
+    """One row ``{"i": i, "v": 10 * i}`` (index 0); with ``as_list``, that frame inside a list."""
+
+    i = luigi.IntParameter()
+    as_list = luigi.BoolParameter(default=False)
+
+    def run(self) -> None:
+        import pandas as pd
+
+        frame = pd.DataFrame({"i": [self.i], "v": [10 * self.i]})
+        self.dump([frame] if self.as_list else frame)
+
+
+class TkFrameOf(kart_core.TaskOnKart[object]):
+    """``load_data_frame(key, required_columns, drop_columns)`` over the inputs ``shape`` names (see ``requires``)."""
+
+    shape = luigi.Parameter()
+    key = luigi.OptionalParameter(default=None)
+    required = luigi.ListParameter(default=None)
+    drop = luigi.BoolParameter(default=False)
+
+    def requires(self):
+        one, two = (TkRows(i=i, workspace_directory=self.workspace_directory) for i in (1, 2))
+        return {
+            "list": [one, two],
+            "tuple": (one, two),
+            "nested": [one, [two, (one,)]],
+            "one_in_a_dict": {"a": one},
+            "list_in_a_dict": {"a": [one, two]},
+            "two_in_a_dict": {"a": one, "b": two},
+            "empty": [],
+            "a_list_dumped": TkRows(i=3, as_list=True, workspace_directory=self.workspace_directory),
+            "a_number_in_a_list": [one, TkSource(workspace_directory=self.workspace_directory)],
+            "a_number": TkSource(workspace_directory=self.workspace_directory),
+        }[self.shape]
+
+    def run(self) -> None:
+        required = None if self.required is None else set(self.required)
+        self.dump(self.load_data_frame(self.key, required_columns=required, drop_columns=self.drop))
+
+
+def frame_of(workspace: str, shape: str, **options) -> Any:
+    """The frame TkFrameOf(shape, ...) dumps, or the exception its run raised."""
+    try:
+        return kart_core.build(TkFrameOf(shape=shape, workspace_directory=workspace, **options), reset_register=False)
+    except kart_core.GokartBuildError as failed:
+        return failed.__cause__
+
+
+@pytest.mark.parametrize("shape", ["list", "tuple", "list_in_a_dict"])
+def test_load_data_frame_concatenates_a_list_of_inputs(workspace: str, shape: str) -> None:
+    """gokart's last load_data_frame: a list (a tuple, a dict's one entry holding a list) of DataFrames is
+    ``pd.concat``-ed in order, indexes kept; before, each frame was walked into its column labels and pandas
+    raised TypeError (attacker at19 J4)."""
+    frame = frame_of(workspace, shape)
+    assert frame.to_dict("list") == {"i": [1, 2], "v": [10, 20]} and list(frame.index) == [0, 0]
+
+
+def test_load_data_frame_of_a_named_input_holding_a_list(workspace: str) -> None:
+    assert frame_of(workspace, "list_in_a_dict", key="a")["v"].tolist() == [10, 20]
+
+
+def test_load_data_frame_concatenates_nested_lists_in_order(workspace: str) -> None:
+    assert frame_of(workspace, "nested")["i"].tolist() == [1, 2, 1]
+
+
+def test_load_data_frame_of_one_input_in_a_dict_is_that_frame(workspace: str) -> None:
+    """One TaskInstanceParameter (the default requires() is ``{"name": task}``) or ``requires() -> {"a": task}``:
+    the dict's one value, as gokart's last load_data_frame took it."""
+    assert frame_of(workspace, "one_in_a_dict").to_dict("list") == {"i": [1], "v": [10]}
+
+    class TkOneParameter(kart_core.TaskOnKart[object]):
+        upstream = kart_core.TaskInstanceParameter()
+
+        def run(self) -> None:
+            self.dump(self.load_data_frame(required_columns={"v"}, drop_columns=True))
+
+    task = TkOneParameter(upstream=TkRows(i=4, workspace_directory=workspace), workspace_directory=workspace)
+    assert kart_core.build(task, reset_register=False).to_dict("list") == {"v": [40]}
+
+
+def test_load_data_frame_of_a_list_dumped_by_one_input_concatenates_it(workspace: str) -> None:
+    """The loaded value is walked, not the targets: an upstream that dumped a list of frames concatenates too."""
+    assert frame_of(workspace, "a_list_dumped").to_dict("list") == {"i": [3], "v": [30]}
+
+
+def test_load_data_frame_checks_and_drops_columns_of_the_concatenated_frame(workspace: str) -> None:
+    from kart_core.errors import MissingColumnsError
+
+    kept = frame_of(workspace, "list", required=["v"], drop=True)
+    assert kept.to_dict("list") == {"v": [10, 20]}
+    missing = frame_of(workspace, "list", required=["v", "w"])
+    assert isinstance(missing, MissingColumnsError) and isinstance(missing, AssertionError)  # gokart asserted
+    assert "TkFrameOf[" in str(missing) and "lacks columns ['w']" in str(missing)
+
+
+@pytest.mark.parametrize(
+    ("shape", "told"),
+    [
+        ("two_in_a_dict", "a dict of 2 inputs (keys ['a', 'b'])"),
+        ("empty", "has no input to load"),
+        ("a_number_in_a_list", "item [1] is of type int"),
+        ("a_number", "loaded an object of type int, not a DataFrame"),
+    ],
+)
+def test_load_data_frame_refuses_other_shapes_naming_the_task(workspace: str, shape: str, told: str) -> None:
+    """A dict of several inputs is not concatenated (which frame is which would be lost): gokart's last
+    load_data_frame raised AttributeError there, pandas' ValueError for an empty list, TypeError for a non-frame."""
+    from kart_core.errors import DataFrameInputError
+
+    refused = frame_of(workspace, shape)
+    assert isinstance(refused, DataFrameInputError)
+    assert isinstance(refused, TypeError | ValueError | AttributeError)
+    assert str(refused).startswith("TkFrameOf[") and told in str(refused)
 
 
 class TkIterableUpstream(kart_core.TaskOnKart[int]):

@@ -5,7 +5,7 @@
 IMPL is ``gokart`` or ``kart``. Both register luigi task classes under the same names, so each
 run is its own process (tests/core/test_gokart_behaviour.py starts them in a temporary directory).
 Commands: ``errors``, ``config``, ``tree``, ``params``, ``pickle_write``, ``pickle_read PATH``,
-``feather_write``, ``feather_read DIRECTORY``.
+``feather_write``, ``feather_read DIRECTORY``, ``data_frames``.
 """
 
 from __future__ import annotations
@@ -351,6 +351,60 @@ def feather_read(directory: str) -> dict[str, Any]:
     return {name: outcome(lambda name=name: read(name)) for name in feather_frames()}
 
 
+# --- DataFrames of several inputs (load_data_frame) ------------------------------------------------
+
+
+class FramePart(gokart.TaskOnKart):
+    i = luigi.IntParameter()
+
+    def run(self) -> None:
+        import pandas as pd
+
+        self.dump(pd.DataFrame({"i": [self.i], "v": [10 * self.i]}))
+
+
+def frame_shapes() -> dict[str, Callable[[], Any]]:
+    """requires() shapes by name, each over FramePart(1) and FramePart(2)."""
+    one, two = FramePart(i=1, workspace_directory="ws"), FramePart(i=2, workspace_directory="ws")
+    return {
+        "list": lambda: [one, two],
+        "tuple": lambda: (one, two),
+        "one_in_a_dict": lambda: {"a": one},
+        "list_in_a_dict": lambda: {"a": [one, two]},
+        "nested_list": lambda: [one, [two, one]],
+        "dict_of_two": lambda: {"a": one, "b": two},
+    }
+
+
+def leaf_frames(loaded: Any) -> list[Any]:
+    """The DataFrames in ``loaded`` (dict values, list items), in order."""
+    if isinstance(loaded, dict):
+        return [frame for value in loaded.values() for frame in leaf_frames(value)]
+    if isinstance(loaded, list | tuple):
+        return [frame for value in loaded for frame in leaf_frames(value)]
+    return [loaded]
+
+
+def data_frames() -> dict[str, Any]:
+    """For each of ``frame_shapes()``: the type ``load()`` returns and the DataFrame of all the inputs.
+
+    gokart 1.12.2 has no ``load_data_frame``; its users concatenate ``load()``'s frames (gokart's PR #417), so
+    with gokart the frame is ``pd.concat`` of them, with kart ``load_data_frame()``: columns, index, rows."""
+    import pandas as pd
+
+    def frame_of(task: Any) -> Any:
+        frame = task.load_data_frame() if IMPL == "kart" else pd.concat(leaf_frames(task.load()))
+        return [list(frame.columns), list(frame.index), frame.to_numpy().tolist()]
+
+    for i in (1, 2):
+        gokart.build(FramePart(i=i, workspace_directory="ws"), log_level=50)
+    report = {}
+    for name, shape in frame_shapes().items():
+        reader = requiring(f"Reads_{name}", shape)(workspace_directory="ws")
+        report[name] = {"load": type(reader.load()).__name__, "frame": outcome(lambda reader=reader: frame_of(reader))}
+    return report
+
+
 COMMANDS: dict[str, Callable[..., Any]] = {
     "errors": errors,
     "config": config,
@@ -360,6 +414,7 @@ COMMANDS: dict[str, Callable[..., Any]] = {
     "pickle_read": pickle_read,
     "feather_write": feather_write,
     "feather_read": feather_read,
+    "data_frames": data_frames,
 }
 
 if __name__ == "__main__":
