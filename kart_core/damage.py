@@ -175,25 +175,48 @@ def _local_mtime_ns(manifest: str) -> int | None:
         return None
 
 
+# A manifest whose time is ahead of this machine's clock vouches for nothing: a commit made while the clock was ahead
+# (then stepped back by NTP, a VM resumed with a fast clock) or a workspace copied with its times from such a machine
+# (``rsync -a``, ``cp -a``, ``tar``) would hide every rewrite of its outputs until the clock reaches that time
+# (attacker at19 J2). Its outputs are hashed instead, until a hash that finds the committed content settles the
+# manifest's time back to theirs (``settle_copied``) or the clock passes it. No margin: a file's time comes from the
+# kernel's coarse clock, which lags ``time.time_ns()``, never leads it.
+
+
+def _ahead_of_clock(mtime_ns: int) -> bool:
+    """Whether a local file's time ``mtime_ns`` is later than this machine's clock now."""
+    return mtime_ns > time.time_ns()
+
+
 def rewritten_note(output_changed_ns: int | None, manifest: str) -> str | None:
     """When an output that last changed at ``output_changed_ns`` (``changed_ns``) is newer than its ``manifest``
-    (local storage): the clause ``it was modified at .., after kart recorded its commit at ..``; else None (the
-    cheap path)."""
+    (local storage): the clause ``it was modified at .., after kart recorded its commit at ..``; when the
+    manifest's time is ahead of the clock, a clause saying so (the file's time cannot show it unchanged); else
+    None (the cheap path)."""
     if output_changed_ns is None:
         return None
     committed = _local_mtime_ns(manifest)
-    if committed is None or output_changed_ns <= committed:
+    if committed is None:
+        return None
+    if _ahead_of_clock(committed):
+        return (
+            f"it was modified at {_clock(output_changed_ns)}; kart's record of its commit carries {_clock(committed)}, "
+            "ahead of this machine's clock, so the file's time cannot show it unchanged"
+        )
+    if output_changed_ns <= committed:
         return None
     return f"it was modified at {_clock(output_changed_ns)}, after kart recorded its commit at {_clock(committed)}"
 
 
 def maybe_rewritten(path: str, manifest: str) -> bool:
-    """False when ``rewritten_digest(path, manifest, ...)`` is None for sure, told by two stats: both local
-    and the output not newer than its manifest, or either missing. True otherwise (ask it)."""
+    """False when ``rewritten_digest(path, manifest, ...)`` is None for sure, told by two stats: both local,
+    the output not newer than its manifest and the manifest's time not ahead of the clock, or either missing.
+    True otherwise (ask it)."""
     if "://" in path or "://" in manifest:
         return True  # file:// URLs, or object storage (where rewritten_digest says None itself)
     try:
-        return changed_ns(os.stat(path)) > os.stat(manifest).st_mtime_ns
+        committed = os.stat(manifest).st_mtime_ns
+        return changed_ns(os.stat(path)) > committed or _ahead_of_clock(committed)
     except OSError:
         return False
 
@@ -269,6 +292,10 @@ def settle_copied(manifest: str, confirmed: tuple[str, tuple[int, ...]] | None =
     was hashed or less than ``_SETTLE_MARGIN_NS`` ago, a manifest another commit replaced meanwhile, object storage,
     a manifest that cannot be read or touched (a read-only copy: its loads keep hashing).
 
+    A manifest whose time is ahead of the clock (see ``_ahead_of_clock``) has each of its outputs checked so, and
+    its time set back to their latest change time; not while that time is itself ahead of the clock (outputs
+    copied with their times from a machine whose clock was ahead: their loads hash until the clock passes it).
+
     ``confirmed``: ``(path, stamp_of(...))`` of an output the caller just hashed to its committed content; it is
     not hashed again while its stamp is still that one. Never raises.
     """
@@ -283,14 +310,16 @@ def settle_copied(manifest: str, confirmed: tuple[str, tuple[int, ...]] | None =
         workspace = log_workspace(manifest, MANIFEST)
         if current is None or workspace is None:
             return False
-        latest = before.st_mtime_ns
+        # A time ahead of the clock vouches for none of the outputs: each is checked, and the time set back to theirs.
+        ahead = _ahead_of_clock(before.st_mtime_ns)
+        latest: int | None = None if ahead else before.st_mtime_ns
         for key, entry in sorted(current.outputs.items()):
             output = join_url(workspace, key).removeprefix("file://")
             try:
                 found = os.stat(output)
             except FileNotFoundError:
                 continue  # a file put there later is newer than any settled time
-            if changed_ns(found) <= before.st_mtime_ns:
+            if not ahead and changed_ns(found) <= before.st_mtime_ns:
                 continue
             stamp = stamp_of(found)
             if found.st_size != entry.size:
@@ -300,9 +329,9 @@ def settle_copied(manifest: str, confirmed: tuple[str, tuple[int, ...]] | None =
                     return False
                 if stamp_of(os.stat(output)) != stamp:
                     return False  # written while it was hashed
-            latest = max(latest, changed_ns(found))
-        if latest == before.st_mtime_ns or time.time_ns() - latest < _SETTLE_MARGIN_NS:
-            return False
+            latest = changed_ns(found) if latest is None else max(latest, changed_ns(found))
+        if latest is None or latest == before.st_mtime_ns or time.time_ns() - latest < _SETTLE_MARGIN_NS:
+            return False  # nothing to settle, or an output changed too recently (or ahead of the clock itself)
         descriptor = os.open(manifest, os.O_RDONLY)
         try:
             now = os.fstat(descriptor)
