@@ -48,6 +48,8 @@ __all__ = [
     "stamp_of",
     "size_mismatches",
     "LoadedFile",
+    "Opened",
+    "before_unrecorded_load",
     "loaded_unrecorded",
     "unrecorded_content",
     "unrecorded_stamp",
@@ -418,6 +420,19 @@ def unrecorded_stamp(path: str) -> tuple[object, ...] | None:
 
 
 @dataclasses.dataclass(frozen=True)
+class Opened:
+    """A file without a record as a load is about to open it (``before_unrecorded_load``).
+
+    Attributes:
+        stamp: its stamp (``unrecorded_stamp``); None when nothing is at the path.
+        digest: ``{algorithm}:{hex}`` of its content at that stamp; "" when it cannot be hashed here.
+    """
+
+    stamp: tuple[object, ...] | None
+    digest: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
 class LoadedFile:
     """What ``loaded_unrecorded`` found for a file a load read.
 
@@ -432,41 +447,73 @@ class LoadedFile:
     changed: str = ""
 
 
-def loaded_unrecorded(path: str, before: tuple[object, ...] | None) -> LoadedFile:
-    """The stamp and content hash of the file at ``path``, which has no integrity record, for a load that took
-    ``before`` (``unrecorded_stamp``) right before it opened the file and has read it since (attacker at16 G11).
+def before_unrecorded_load(path: str) -> Opened:
+    """The stamp and content hash of the file at ``path``, which has no integrity record, for a load about to open it
+    (``loaded_unrecorded`` after it). The hash is the one remembered for the stamp (``unrecorded_content``), or read
+    now: the read the load's record needs anyway, taken first so that a metadata-only change during the load (a
+    ``chmod``, a ``chown``, a hard link: only the status-change time moves) can be told from a write by content.
 
-    The hash is the file's only while its stamp stayed ``before`` from before the load's open until after the
-    hash was taken: a new drop (an atomic replace: another inode, an ETag) or a write in place (the status-change
-    time) landing in between moves it. Then what the load read may be the old file, the new one or a mix, and
-    ``changed`` says so: recording the new file's stamp and hash beside the old file's result would leave the
-    reader fresh for good. One stat more than ``unrecorded_content`` when the hash is remembered for the stamp,
-    two when the file is read again to hash it.
+    Raises:
+        OSError: the store could not be asked.
     """
-
-    def moved(now: tuple[object, ...] | None) -> str:
-        then = "no file" if before is None else f"stamp {list(before)}"
-        found = "no file" if now is None else f"stamp {list(now)}"
-        return f"it held {then} before the load opened it and {found} after the load"
-
-    hashed = (path, before) not in _CONTENT
     found = unrecorded_content(path)
-    if found is None:
-        try:
-            now = unrecorded_stamp(path)
-        except OSError:
-            return LoadedFile(None, "")
-        return LoadedFile(None, "") if now == before else LoadedFile(None, "", moved(now))
-    if found[0] != before:
-        return LoadedFile(None, "", moved(found[0]))
-    if hashed:  # the file was read again to hash it: it must still be the one the load read
-        try:
-            now = unrecorded_stamp(path)
-        except OSError:
-            return LoadedFile(None, "")
-        if now != before:
-            return LoadedFile(None, "", moved(now))
+    if found is not None:
+        return Opened(found[0], found[1])
+    return Opened(unrecorded_stamp(path))
+
+
+def loaded_unrecorded(path: str, before: Opened) -> LoadedFile:
+    """The stamp and content hash of the file at ``path``, which has no integrity record, for a load that took
+    ``before`` (``before_unrecorded_load``) right before it opened the file and has read it since (attacker at16 G11).
+
+    The hash is the file's only while its stamp stayed ``before``'s from before the hash until after the load: a
+    new drop (an atomic replace: another inode, an ETag) or a write in place (its size or modification time) landing
+    in between moves it. Then what the load read may be the old file, the new one or a mix, and ``changed`` says
+    what moved: recording the new file's stamp and hash beside the old file's result would leave the reader fresh
+    for good. When only the status-change time moved (local disk: a ``chmod``, ``chown`` or new hard link, also
+    ``cp -al`` and backup tools' snapshots; attacker at19 J3) the file is hashed again: the same content is the file
+    the load read, recorded with its new stamp; other content was written in place with its modification time set
+    back, and ``changed`` says so. One stat when nothing moved.
+    """
+    try:
+        now = unrecorded_stamp(path)
+    except OSError:
+        return LoadedFile(None, "")
+    if now == before.stamp:
+        return LoadedFile(now, before.digest) if now is not None and before.digest else LoadedFile(None, "")
+    if not _status_change_only(before.stamp, now):
+        return LoadedFile(None, "", _moved(before.stamp, now))
+    found = unrecorded_content(path)
+    if found is None or not before.digest:
+        return LoadedFile(None, "", _moved(before.stamp, now))
+    if found[1] != before.digest:
+        return LoadedFile(
+            None,
+            "",
+            "its content changed while its modification time, size and inode did not (written in place with its "
+            "modification time set back)",
+        )
     return LoadedFile(found[0], found[1])
+
+
+def _status_change_only(before: tuple[object, ...] | None, now: tuple[object, ...] | None) -> bool:
+    """Whether two local stamps (``unrecorded_stamp``: mtime, size, inode, status-change time) differ only in the
+    status-change time."""
+    return before is not None and now is not None and len(before) == len(now) == 4 and before[:3] == now[:3]
+
+
+def _moved(before: tuple[object, ...] | None, now: tuple[object, ...] | None) -> str:
+    """One clause saying how the stamp of a file without a record moved between ``before`` and ``now``."""
+    if before is None:
+        return "there was no file when the load began and there is one now"
+    if now is None:
+        return "it was removed while the load read it"
+    if len(before) == len(now) == 4:  # local disk: mtime, size, inode, status-change time
+        if before[2] != now[2]:
+            return "another file was put in its place while the load read it (a new inode)"
+        if before[:2] != now[:2]:
+            return "it was written to while the load read it (its modification time or size moved)"
+    return f"it changed while the load read it (stamp {list(before)} before, {list(now)} after)"
 
 
 # Content hashes of files without a record, by (path, stamp): a stamp changes with every write kart can see.

@@ -32,12 +32,13 @@ from kart_core.conflict_prevention_lock import (  # gokart.target's names; kart 
     wrap_remove_with_lock,
 )
 from kart_core.damage import (
+    Opened,
+    before_unrecorded_load,
     loaded_unrecorded,
     rewritten_note,
     rewritten_siblings,
     settle_copied,
     stamp_of,
-    unrecorded_stamp,
     unvouched_reason,
 )
 from kart_core.errors import (
@@ -643,11 +644,11 @@ class TargetOnKart(luigi.Target):
 
     def _unrecorded_reader(
         self, staged: Staged | None, entry: Entry | None
-    ) -> tuple[transaction.Transaction | child_loads.Relay | transaction.Adopted | None, tuple[object, ...] | None]:
+    ) -> tuple[transaction.Transaction | child_loads.Relay | transaction.Adopted | None, Opened | None]:
         """For a load of a file no integrity record vouches for (a raw file dropped in by hand, gokart's output) by
-        a running task other than its own: that run (or the relay to it, as ``_note_load``) and the file's stamp
-        (``damage.unrecorded_stamp``), taken before the load opens it. ``(None, None)`` otherwise, or when the
-        store cannot be asked (nothing is recorded, as before)."""
+        a running task other than its own: that run (or the relay to it, as ``_note_load``) and the file's stamp and
+        content hash (``damage.before_unrecorded_load``), taken before the load opens it. ``(None, None)``
+        otherwise, or when the store cannot be asked (nothing is recorded, as before)."""
         if staged is not None or entry is not None or self.record is None or not target_config.current().record:
             return None, None
         running: transaction.Transaction | child_loads.Relay | transaction.Adopted | None = (
@@ -656,14 +657,14 @@ class TargetOnKart(luigi.Target):
         if running is None or self.record.task == running.label:  # none, or the task's own file
             return None, None
         try:
-            return running, unrecorded_stamp(self._path)
+            return running, before_unrecorded_load(self._path)
         except OSError:
             return None, None
 
     def _note_unrecorded(
         self,
         running: transaction.Transaction | child_loads.Relay | transaction.Adopted | None,
-        before: tuple[object, ...] | None,
+        before: Opened | None,
     ) -> None:
         """After the load read a file no record vouches for: record its stamp and content hash as the running task's
         input (``_unrecorded_reader``), so a new file there makes the task stale (attacker N12), but only while the
@@ -671,18 +672,19 @@ class TargetOnKart(luigi.Target):
 
         Raises:
             InputChangedError: the file was replaced or written while it loaded (a new data drop landing during the
-                read): the value loaded cannot be told apart from what the file holds, so the run fails.
+                read): the value loaded cannot be told apart from what the file holds, so the run fails. Not for a
+                metadata-only change (a chmod, chown or hard link with the same content).
             LoadOSError: in a child process, the record could not be sent to the run.
         """
-        if running is None or self.record is None:
+        if running is None or self.record is None or before is None:
             return
         found = loaded_unrecorded(self._path, before)
         if found.changed:
             reader = running.label
             raise InputChangedError(
                 f"{reader} loaded {self._path!r} (the output of {self.record.task}, which no integrity record "
-                f"vouches for: a file put there by hand, or written by gokart) while another file was put there or "
-                f"it was written to: {found.changed}. What {reader} read may be the old file, the new one or a mix, "
+                f"vouches for: a file put there by hand, or written by gokart), and {found.changed}. "
+                f"What {reader} read may be the old file, the new one or a mix, "
                 f"so its run fails instead of recording one beside the other's result. Build again once the new "
                 f"file is complete (rerun {reader}): the run then loads what is there.",
                 path=self._path,

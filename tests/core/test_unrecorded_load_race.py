@@ -12,6 +12,7 @@ on local disk and moto's S3.
 
 from __future__ import annotations
 
+import os
 import pickle
 from collections.abc import Callable, Iterator
 from typing import IO, Any
@@ -130,9 +131,10 @@ def _changed_error(first: object, workspace: str) -> str:
 @pytest.mark.parametrize(
     "at",
     [
+        # The load's stats of the file: before its hash and the open, then after the read (the hash is taken first
+        # since attacker at19 J3, so that a metadata-only change during the read is told from a write by content).
         pytest.param(1, id="before the open"),
         pytest.param(2, id="after the read"),
-        pytest.param(3, id="after the hash"),
     ],
 )
 def test_a_drop_at_a_stat_of_the_load_never_leaves_the_old_sum_fresh(
@@ -142,6 +144,7 @@ def test_a_drop_at_a_stat_of_the_load_never_leaves_the_old_sum_fresh(
     first, again = _race(any_workspace, planned)
     assert again == 7  # never the old sum kept as fresh while the file holds the new drop
     assert SumNumbers(workspace_directory=any_workspace).complete()
+    assert planned.stats >= 2  # both points were reached in the run
     if at == 1:  # before the load opened the file: it read the new one, recorded as the new one
         assert first == 7
     else:  # the load read the old file, the new one was there when its record was taken
@@ -170,3 +173,63 @@ def test_without_a_drop_the_reader_records_the_file_and_stays_fresh(any_workspac
     assert SumNumbers(workspace_directory=any_workspace).complete()
     _drop(path, NEW)
     assert not SumNumbers(workspace_directory=any_workspace).complete()
+
+
+def _chmod(path: str) -> None:
+    os.chmod(path, 0o640)  # a team's `chmod -R g+r data/`
+
+
+def _hard_link(path: str) -> None:
+    os.link(path, path + ".snap")  # a backup tool's hard-link snapshot (rsnapshot, `cp -al`, `rsync --link-dest`)
+
+
+@pytest.mark.parametrize("change", [_chmod, _hard_link], ids=["chmod", "hard link"])
+def test_a_metadata_change_during_the_read_is_not_a_write(
+    workspace: str, planned: _Plan, change: Callable[[str], None]
+) -> None:
+    """Only the status-change time moves (same bytes, modification time, size and inode): the run succeeds and
+    records the file, and its reader stays fresh. Before, the run failed with InputChangedError saying another file
+    was put there or it was written to (attacker at19 J3)."""
+    path = RawNumbers(workspace_directory=workspace).output().path()
+    _drop(path, OLD)
+    planned.in_read = True
+    planned.drop = lambda: change(path)
+    assert gokart.build(SumNumbers(workspace_directory=workspace), reset_register=False, log_level=50) == 6
+    assert planned.drop is None  # the change landed during the read
+    assert SumNumbers(workspace_directory=workspace).complete()  # recorded with the file's stamp after the change
+    _drop(path, NEW, how="in place")
+    assert not SumNumbers(workspace_directory=workspace).complete()  # a later write still makes it stale
+
+
+def test_a_write_during_the_read_says_it_was_written(workspace: str, planned: _Plan) -> None:
+    planned.in_read = True
+    first, again = _race(workspace, planned, how="in place")
+    assert again == 7
+    assert "it was written to while the load read it" in _changed_error(first, workspace)
+
+
+def test_a_new_file_during_the_read_says_another_file_was_put_there(workspace: str, planned: _Plan) -> None:
+    planned.in_read = True
+    first, again = _race(workspace, planned)
+    assert again == 7
+    assert "another file was put in its place" in _changed_error(first, workspace)
+
+
+def test_a_write_with_its_time_set_back_during_the_read_fails_the_run(workspace: str, planned: _Plan) -> None:
+    """The same inode written over with the same size and its modification time set back (``touch -r``): only the
+    status-change time moved, but the content did, which the hash taken before the load tells."""
+    path = RawNumbers(workspace_directory=workspace).output().path()
+
+    def set_back() -> None:
+        before = os.stat(path)
+        _drop(path, NEW, how="in place")
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+    _drop(path, OLD)
+    planned.in_read = True
+    planned.drop = set_back
+    with pytest.raises(GokartBuildError) as caught:
+        gokart.build(SumNumbers(workspace_directory=workspace), reset_register=False, log_level=50)
+    message = _changed_error(caught.value, workspace)
+    assert "its content changed while its modification time, size and inode did not" in message
+    assert gokart.build(SumNumbers(workspace_directory=workspace), reset_register=False, log_level=50) == 7
