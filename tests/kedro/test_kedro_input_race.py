@@ -199,3 +199,83 @@ def test_a_database_table_changed_between_the_digest_and_the_read_is_not_cached_
     monkeypatch.setenv(RACE_TARGET, target)
     frame = SQLTableDataset(table_name="frame", credentials={"con": f"sqlite:///{db}"})
     _race_then_restore(runner_class, frame, target, _csv([1, 2]), tmp_path, caplog)
+
+
+META_CHANGE = "KART_TEST_META_CHANGE"  # what meddle does to the input: chmod, hard link, or set back
+
+
+def meddle(seen: int) -> bool:
+    """Between the digest and ``total``'s read: a chmod, a hard link, or a same-size write that sets the
+    modification time back (each moves only the status-change time of the input's stamp)."""
+    record("meddle")
+    path, how = os.environ[RACE_TARGET], os.environ[META_CHANGE]
+    if how == "chmod":
+        os.chmod(path, 0o640)  # a team's `chmod -R g+r data/`
+    elif how == "hard link":
+        os.link(path, path + ".snap")  # a backup's hard-link snapshot (`cp -al`, rsnapshot)
+    else:
+        before = os.stat(path)
+        with open(path, "r+b") as file:  # the same inode and size, other content
+            file.write(_csv([1, 3]))
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    return True
+
+
+META_PIPELINE = Pipeline(
+    [
+        node(peek, "frame", "seen", name="peek"),
+        node(meddle, "seen", "uploaded", name="meddle"),
+        node(total, ["frame", "uploaded"], "totals", name="total"),
+    ]
+)
+
+
+def _run_meta(runner_class: type, path: Path, tmp_path: Path) -> tuple[dict[str, str], dict[str, int]]:
+    """One run of META_PIPELINE on a fresh catalog: (the runner's last_run, the ``totals`` file)."""
+    kind = SharedMemoryDataCatalog if runner_class is KartParallelRunner else DataCatalog
+    catalog = kind(
+        {"frame": CSVDataset(filepath=str(path)), "totals": JSONDataset(filepath=str(tmp_path / "totals.json"))}
+    )
+    runner = make_runner(runner_class, str(tmp_path / "ws"))
+    runner.run(META_PIPELINE, catalog)
+    return runner.last_run, json.loads((tmp_path / "totals.json").read_text())
+
+
+@pytest.mark.parametrize("runner_class", [KartRunner, KartParallelRunner])
+@pytest.mark.parametrize("how", ["chmod", "hard link"])
+def test_a_metadata_change_between_the_digest_and_the_read_is_not_a_write(
+    runner_class: type,
+    how: str,
+    tmp_path: Path,
+    journal: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A chmod or hard link moves only the input's status-change time: the node loads it again, finds the content of
+    its key and is cached. Before, it "ran uncached" with a warning that the input was written, and the next run
+    ran it again (attacker at19 J3)."""
+    path = tmp_path / "frame.csv"
+    path.write_bytes(_csv([1, 2]))
+    monkeypatch.setenv(RACE_TARGET, str(path))
+    monkeypatch.setenv(META_CHANGE, how)
+    with caplog.at_level(logging.WARNING, logger="kart_kedro"):
+        statuses, totals = _run_meta(runner_class, path, tmp_path)
+    assert totals == {"sum": 3} and statuses["total"] == "ran", statuses
+    assert not [r.getMessage() for r in caplog.records if "is not cached" in r.getMessage()]
+    statuses, totals = _run_meta(runner_class, path, tmp_path)
+    assert statuses == {"peek": "cached", "meddle": "cached", "total": "cached"} and totals == {"sum": 3}
+
+
+def test_a_write_with_its_time_set_back_between_the_digest_and_the_read_is_not_cached(
+    tmp_path: Path, journal: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Only the status-change time moved, but the content did: the node's result is not cached."""
+    path = tmp_path / "frame.csv"
+    path.write_bytes(_csv([1, 2]))
+    monkeypatch.setenv(RACE_TARGET, str(path))
+    monkeypatch.setenv(META_CHANGE, "set back")
+    with caplog.at_level(logging.WARNING, logger="kart_kedro"):
+        statuses, totals = _run_meta(KartRunner, path, tmp_path)
+    assert totals == {"sum": 4} and statuses["total"] == "ran uncached", statuses
+    warned = [r.getMessage() for r in caplog.records if "is not cached" in r.getMessage()]
+    assert len(warned) == 1 and "'total'" in warned[0] and "'frame'" in warned[0], warned

@@ -466,10 +466,14 @@ class FileStamp:
         newest_ns: the newest modification or status-change time among the files, in nanoseconds
             since the epoch (what a "racy" check compares with the time a digest was recorded); on object
             storage the newest modification time the store reports (its clock).
+        written: md5 hex as ``key`` without the status-change times (local files): two stamps whose ``key`` differs
+            and whose ``written`` is the same differ only by a ``chmod``, ``chown`` or hard link, or by a write
+            that set the modification time back (only the content tells which); ``key`` on object storage.
     """
 
     key: str
     newest_ns: int
+    written: str = ""
 
 
 def file_stamp(dataset: Any, root: str | os.PathLike[str] | None = None) -> FileStamp | None:
@@ -512,7 +516,9 @@ def file_stamp(dataset: Any, root: str | os.PathLike[str] | None = None) -> File
         return None
     parts = [(relative, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns) for relative, _, stat in files]
     newest = max(max(stat.st_mtime_ns, stat.st_ctime_ns) for _, _, stat in files)
-    return FileStamp(hashlib.md5(repr((_stamped_path(path, root), parts)).encode()).hexdigest(), newest)
+    place = _stamped_path(path, root)
+    written = hashlib.md5(repr((place, [part[:4] for part in parts])).encode()).hexdigest()
+    return FileStamp(hashlib.md5(repr((place, parts)).encode()).hexdigest(), newest, written)
 
 
 def _object_stamp(filesystem: Any, path: str, *, folder: bool) -> FileStamp | None:
@@ -526,7 +532,8 @@ def _object_stamp(filesystem: Any, path: str, *, folder: bool) -> FileStamp | No
         return None
     parts, newest = found
     protocol = filesystem.protocol if isinstance(filesystem.protocol, str) else filesystem.protocol[0]
-    return FileStamp(hashlib.md5(repr((f"{protocol}://{path}", parts)).encode()).hexdigest(), newest)
+    key = hashlib.md5(repr((f"{protocol}://{path}", parts)).encode()).hexdigest()
+    return FileStamp(key, newest, key)
 
 
 def _stamped_path(path: str, root: str | os.PathLike[str] | None) -> str:

@@ -209,6 +209,9 @@ class PipelineRun:
         # The stamp each raw input's digest was taken under (file_stamp): a node that ran is stamped again
         # after it ran, and its result is not cached when one changed meanwhile (NodeWork.watched).
         self.input_stamps: dict[str, FileStamp] = {}
+        # The data digest of each stamped raw input, from the content its key's digest names: a node whose input's
+        # stamp moved only in status-change times (a chmod, a hard link) loads it again and compares (NodeWork).
+        self.stamped_data: dict[str, str] = {}
         # The data digest (input_digest.data_digest) of each persistent raw input without a stamp, from the load its
         # key's digest came from: a node that runs digests what Kedro loaded for it and compares (NodeWork.expected).
         self.input_data: dict[str, str] = {}
@@ -350,6 +353,7 @@ class PipelineRun:
         locations = self.locations(persistent) if persistent else ()
         watched = {name: self.input_stamps[name] for name in node.inputs if name in self.input_stamps} if task else {}
         expected = {name: self.input_data[name] for name in node.inputs if name in self.input_data} if task else {}
+        stamped = {name: self.stamped_data[name] for name in watched if name in self.stamped_data}
         held = {}
         for name, state in self.held.get(node.name, {}).items() if task else ():
             if state.size < 0:  # a digest of loaded data (no file path): what Kedro loads for the node is compared
@@ -371,6 +375,7 @@ class PipelineRun:
             expected,
             held,
             locations,
+            stamped=stamped,
         )
 
     def locations(self, names: Any) -> tuple[str, ...]:
@@ -633,11 +638,13 @@ class PipelineRun:
             # A library that is project code now (pip install -e, vendored) counts by its code, which the record
             # does not name (only its top-level module): the input is read again, as a pickle of project code is.
             if all(self.fingerprinter.classifier.version_of(module) is not None for module in named):
+                self.stamped_data[name] = recorded
                 return self._with_code(recorded, [], named)
         code: set[Any] = set()
         libraries: set[str] = set()
         alone: dict[str, str] = {}
         digest = self._digest_value(node, name, self.catalog.load(name), code, alone, libraries)
+        self.stamped_data[name] = alone[name]
         # Not recorded when it holds project code: an edit of that code, with the files unchanged, changes it.
         # The libraries its pickle names are, by module: their versions are read anew on each reuse.
         if not code and file_stamp(dataset, self.project_root) == stamp:  # the digest is of these files
