@@ -26,7 +26,7 @@ from collections.abc import Iterator
 
 from kart_core.errors import DamagedOutputError, IntegrityError
 from kart_core.lock import LockParams, commit_lock_directory, hold_lock
-from kart_core.manifest import OutputRecord, read_manifest
+from kart_core.manifest import OutputRecord, manifest_task, read_manifest
 from kart_core.signing import HEADER_SIZE, Signer
 from kart_core.storage import storage_for
 from kart_core.workspace import LOG_DIRECTORY, MANIFEST, join_url
@@ -35,7 +35,9 @@ __all__ = [
     "FOLDER",
     "FORMAT",
     "SETTLE_SECONDS",
+    "CutShort",
     "Record",
+    "cut_short",
     "explain",
     "listed",
     "name_for",
@@ -153,6 +155,87 @@ def listed(record: OutputRecord, signer: Signer) -> bool:
     return False
 
 
+@dataclasses.dataclass(frozen=True)
+class CutShort:
+    """A commit that moved a side file into place and never finished (``cut_short``).
+
+    Attributes:
+        task: the task of that commit, as ``Class[1234abcd]``: it is incomplete, so a build runs it again.
+        manifest: its manifest's workspace-relative name.
+        state: why the task counts as incomplete (its manifest pending, or an output missing), as a clause.
+    """
+
+    task: str
+    manifest: str
+    state: str
+
+    def clause(self) -> str:
+        """What happened and what to do, as a clause for a refusal or a ``kart verify`` problem."""
+        return (
+            f"the path's last commit, by a run of {self.task}, was cut short (killed, or failed) before it finished "
+            f"({self.state}; manifest {self.manifest!r}), so {self.task} is incomplete: the next build that needs it "
+            f"runs it again and records the path (or build {self.task} with rerun=True now)"
+        )
+
+
+def cut_short(workspace: str, key: str, commit: str, signer: Signer) -> CutShort | None:
+    """The commit cut short (killed, or failed, before its task's outputs were in place) that left the side file at
+    ``key`` (workspace-relative) in ``workspace``, sealed as ``commit``, unvouched for; None when there is none.
+
+    A commit moves its side files and writes their records before it moves its task's outputs
+    (``kart_core.transaction``), so one cut short after a side file's move leaves its task incomplete: the signed
+    manifest that lists ``key`` under ``side`` with ``commit`` is pending, or an output it lists is missing. A
+    replacing commit cut short before the move leaves the file its earlier run committed, which its pending manifest
+    no longer lists (``_stopped_before_the_move``). A complete task's listing is neither (an older version copied
+    back: ``explain``). Reads the workspace's manifests: only for a side file a load or ``kart verify`` refuses. An
+    unreadable manifest is skipped.
+
+    Raises:
+        OSError: the store could not be asked.
+    """
+    folder = join_url(workspace, MANIFEST_FOLDER)
+    storage = storage_for(folder)
+    for name in storage.list_dir(folder):
+        if not name.endswith(MANIFEST.extension):
+            continue
+        relative = f"{MANIFEST_FOLDER}/{name}"
+        try:
+            manifest = read_manifest(storage, join_url(folder, name), relative, signer, run=False)
+        except (DamagedOutputError, IntegrityError):
+            continue
+        entry = manifest.side.get(key) if manifest is not None else None
+        if manifest is None or entry is None or entry.commit != commit:
+            continue
+        missing = sorted(output for output in manifest.outputs if not storage.exists(join_url(workspace, output)))
+        if not manifest.pending and not missing:
+            return None
+        state = "its manifest is still pending" if manifest.pending else f"its output {missing[0]!r} is missing"
+        return CutShort(manifest.task or manifest_task(relative), relative, f"the file is its; {state}")
+    return _stopped_before_the_move(workspace, key, commit, signer)
+
+
+def _stopped_before_the_move(workspace: str, key: str, commit: str, signer: Signer) -> CutShort | None:
+    """A replacing commit of the path's last writer cut short before it moved its side file: the path's record still
+    names ``commit`` (the file there), but that task's manifest is pending and lists the key with the new commit (or
+    not at all), so nothing lists ``commit`` any more. None for anything else.
+
+    Raises:
+        OSError: the store could not be read.
+    """
+    found = read_record(workspace, key, signer)
+    if found is None or found.commit != commit:
+        return None
+    path = join_url(workspace, found.manifest)
+    try:
+        manifest = read_manifest(storage_for(path), path, found.manifest, signer, run=False)
+    except (DamagedOutputError, IntegrityError):
+        return None
+    if manifest is None or not manifest.pending:
+        return None
+    state = "its manifest is still pending; it stopped before it moved this file, which its earlier run committed"
+    return CutShort(manifest.task or manifest_task(found.manifest), found.manifest, state)
+
+
 def explain(record: OutputRecord, commit: str, signer: Signer) -> str:
     """Why the path's record does not vouch for the side file at ``record.key`` sealed as ``commit`` (``vouched``
     said no), as a clause for a refusal: what the record names (the commit and manifest of the path's last writer:
@@ -186,14 +269,16 @@ def explain(record: OutputRecord, commit: str, signer: Signer) -> str:
         )
     if named != commit:
         return (
-            f"the path's side-file record {name!r} names commit {named} of the run that committed the path last "
-            f"(manifest {manifest!r}): an older version copied back. Build the task that manifest belongs to again "
-            "with rerun=True (it writes the file anew), or delete the file"
+            f"the path's side-file record {name!r} names commit {named} of the run of {manifest_task(manifest)} that "
+            f"committed the path last (manifest {manifest!r}): an older version copied back. Build "
+            f"{manifest_task(manifest)} again with rerun=True (it writes the file anew), or delete the file"
         )
+    task = manifest_task(manifest)
     return (
         f"the path's side-file record {name!r} names that commit, but its manifest {manifest!r} no longer lists the "
-        "path under 'side' with it (the manifest was removed or rewritten): an older version copied back, or its run "
-        "is gone. Build the task that writes it again with rerun=True, or delete the file"
+        f"path under 'side' with it (the manifest was removed or rewritten): an older version copied back, or the "
+        f"run of {task} is gone. Build {task} (or another task that writes the path) again with rerun=True, or "
+        "delete the file"
     )
 
 

@@ -1011,6 +1011,13 @@ class TargetOnKart(luigi.Target):
         # version written while the task kept no record (or records were off), copied back.
         if entry is None and seal.commit is not None:
             record = self.record
+            short = side_record.cut_short(record.workspace, record.key, seal.commit, signer)
+            if short is not None:  # the task that wrote it runs again: named, not taken for a copy put back
+                raise _Unvouched(
+                    f"Refusing to load {self._path!r}{self._through()}: it is signed as commit {seal.commit}, but "
+                    f"nothing vouches for it yet: {short.clause()}.",
+                    commit=seal.commit,
+                )
             if not side_record.recorded(record):  # no run committed the path as a side file: the task's output
                 raise _Unvouched(
                     f"Refusing to load {self._describe_owner()} from {self._path!r}: it is signed as commit "

@@ -38,6 +38,8 @@ A first commit on local disk creates the manifest exclusively and holds a claim 
 (``Storage.claim_new``, an ``flock`` the kernel drops when the process dies) until its outputs are
 in place; a writer that finds the manifest waits for that claim (``Storage.wait_claim``) before it
 looks at the outputs, so it never takes a first commit still moving its files for an incomplete task.
+Side files (``kart_core.side_record``) are moved, and their records written, before any output: a first
+commit killed in between has moved no output yet, so its task is incomplete and runs again.
 
 A commit that replaces existing outputs moves them one by one, so it holds the manifest's lock, puts
 a commit-in-progress marker (``kart_core.commit_marker``), writes the manifest marked pending, moves
@@ -565,6 +567,14 @@ class Transaction:
                         self._clear(storage, record)
                     raise
                 finals.append(dataclasses.replace(manifest, run=run, pending=False))
+            # Side files (and their signed records) before the outputs: a commit killed in between leaves its task
+            # incomplete (an output missing, or the pending manifest and marker), so the next build runs it again
+            # and records the path; moved after the outputs, a first commit killed before the record left the task
+            # complete and its side file refused for good (attacker at19 J5).
+            for staged in self.staged.values():
+                if staged.record is None and staged.path in self.sides:
+                    self.pulse.check()
+                    self._commit_side(staged)
             for items in by_manifest.values():
                 fence = self._fence(_record_of(items), put)
                 for staged in items:
@@ -577,12 +587,10 @@ class Transaction:
                             fence.move(staged.storage, staged.location, staged.path)
                 if fence is not None:
                     fence.finish()
-            # Run logs and other unrecorded files (side targets among them): with the outputs, by the run whose
-            # outputs are kept. One written in place by its path is there already.
+            # Run logs and other unrecorded files: with the outputs, by the run whose outputs are kept. One written
+            # in place by its path is there already.
             for staged in self.staged.values():
-                if staged.record is None and staged.path in self.sides:
-                    self._commit_side(staged)
-                elif staged.record is None and not staged.in_place:
+                if staged.record is None and staged.path not in self.sides and not staged.in_place:
                     staged.storage.commit(staged.location, staged.path)
             for items in created:  # written before the moves: an output must not look changed after it (damage.py)
                 touch_after_moves(_record_of(items).manifest)

@@ -414,6 +414,29 @@ def _signed_side_problem(
     hashes: bool,
     signer: Signer,
 ) -> Problem | None:
+    """``_signed_side_fault``; a file it refuses that a commit cut short left (``side_record.cut_short``: its task is
+    incomplete, the next build runs it again) is reported naming that task (attacker at19 J5)."""
+    problem = _signed_side_fault(workspace, output, key, found, listings, hashes, signer)
+    if problem is None or problem.kind not in ("unrecorded", "signature"):
+        return problem
+    with storage_for(output).open_read(output) as file:
+        seal = read_seal(file.read(HEADER_SIZE))
+    commit = seal.commit if seal is not None else None
+    short = side_record.cut_short(workspace, key, commit, signer) if commit is not None else None
+    if short is None:
+        return problem
+    return Problem("unrecorded", output, short.task, f"a side file signed as commit {commit}: {short.clause()}")
+
+
+def _signed_side_fault(
+    workspace: str,
+    output: str,
+    key: str,
+    found: FileEntry,
+    listings: list[_Listing],
+    hashes: bool,
+    signer: Signer,
+) -> Problem | None:
     record = side_record.read_record(workspace, key, signer)
     writers = ", ".join(sorted({listing.task for listing in listings}))
     fix = f"a load refuses it. Build the task that writes it ({writers}) again with rerun=True, or delete it"

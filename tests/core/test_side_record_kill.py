@@ -1,0 +1,182 @@
+"""A commit of a side file killed at any step leaves a consistent state or a writer that runs again (attacker at19 J5).
+
+With signing on, a commit moves a shared side file (``make_target(..., use_unique_id=False)``, dumped beside its
+task's output) into place and writes the path's signed record (``kart_core.side_record``). A first commit killed
+between the two left its task complete (the manifest claimed, the output moved before the side file) and the file
+refused for good, with a message naming the previous writer's task as the one to rebuild. Now a commit moves its side
+files before its outputs, so a kill anywhere before the last output's move leaves the task incomplete: the next build
+runs it again. A load in between returns a committed version or is refused with a message naming the cut-short task.
+
+The writer is a process of its own (a real build) that SIGKILLs itself right after the k-th durable step of its
+commit (a claim, a write, a move, a removal: counted over the storage calls and the local exchange), for every k;
+the path's first writer, a second writer over another's file, and a rerun of the same task on local disk; a second
+writer on moto's S3.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_side_record import Reader, SideWriter, _bare, _build, _shared, _threshold
+
+from kart_core.errors import DamagedOutputError, IntegrityError, MissingOutputError
+from kart_core.signing import ENVIRONMENT_VARIABLE as SIGNING_KEY
+
+HERE = str(Path(__file__).resolve().parent)
+REPO = str(Path(__file__).resolve().parents[2])
+
+# Builds SideWriter(n) (rerun when asked) and SIGKILLs itself right after the k-th durable step of the commit
+# (0: as the commit begins; -1: never, printing the steps).
+KILLER = textwrap.dedent(
+    """
+    import contextlib, os, signal, sys
+    sys.path[:0] = [sys.argv[2], sys.argv[3]]
+    workspace, n, rerun, kill_after = sys.argv[1], int(sys.argv[4]), sys.argv[5] == "rerun", int(sys.argv[6])
+    import kart_core
+    from kart_core import transaction
+    from kart_core.storage import conditional, local, remote
+    from test_side_record import SideWriter
+
+    steps, committing = [], [False]
+
+    def step(name):
+        if committing[0]:
+            steps.append(name)
+            if len(steps) == kill_after:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    def after(owner, attr, where):
+        original = getattr(owner, attr)
+
+        def wrapped(*args, **kwargs):
+            result = original(*args, **kwargs)
+            step(f"{attr} {args[where]}")
+            return result
+
+        setattr(owner, attr, wrapped)
+
+    def managed(owner, attr):
+        original = getattr(owner, attr)
+
+        @contextlib.contextmanager
+        def wrapped(self, path, *args):
+            with original(self, path, *args) as value:
+                if attr == "claim_new":  # the data is written at the claim
+                    step(f"{attr} {path}")
+                yield value
+            if attr == "atomic_write":
+                step(f"{attr} {path}")
+
+        setattr(owner, attr, wrapped)
+
+    for backend in (local.LocalStorage, remote.FsspecStorage):
+        after(backend, "commit", 2)
+        after(backend, "remove", 1)
+        managed(backend, "atomic_write")
+        managed(backend, "claim_new")
+    after(conditional, "exchange", 1)
+    original_commit = transaction.Transaction.commit
+
+    def commit(self):
+        committing[0] = True
+        if kill_after == 0:
+            os.kill(os.getpid(), signal.SIGKILL)
+        try:
+            return original_commit(self)
+        finally:
+            committing[0] = False
+
+    transaction.Transaction.commit = commit
+    kart_core.build(SideWriter(n=n, rerun=rerun, workspace_directory=workspace), log_level=40, reset_register=False)
+    root = workspace.rstrip("/") + "/"
+    print("STEPS", *(name.replace(root, "") for name in steps), sep="\\n")
+    """
+)
+
+# scenario -> (the n of the earlier build, or None; the n of the killed build; rerun)
+SCENARIOS = {"first_writer": (None, 2, False), "second_writer": (1, 2, False), "same_task_rerun": (1, 1, True)}
+
+
+@pytest.fixture
+def signed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(SIGNING_KEY, "a test key of some length")
+
+
+def _killer(tmp_path: Path, workspace: str, n: int, rerun: bool, kill_after: int) -> subprocess.CompletedProcess[str]:
+    script = tmp_path / "killer.py"
+    script.write_text(KILLER)
+    command = [sys.executable, str(script), workspace, REPO, HERE, str(n), "rerun" if rerun else "-", str(kill_after)]
+    return subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+
+
+def _prepared(where: str, name: str, earlier: int | None) -> str:
+    workspace = f"{where}_{name}"
+    if earlier is not None:
+        _build(SideWriter(n=earlier, workspace_directory=workspace))
+    return workspace
+
+
+def _check_between(workspace: str, earlier: int | None, n: int) -> None:
+    """After the kill: the writer is complete and every target loads its table; or it is incomplete and a load
+    returns a committed table (the earlier one, or its own once its record names it), or is refused naming it (through
+    its own target after a replacing commit was killed: the commit's damage, kart_core.commit_marker)."""
+    killed = SideWriter(n=n, workspace_directory=workspace)
+    complete = killed.complete()
+    targets: list[Any] = [_shared(killed), _bare(workspace, "pkl")]
+    if earlier is not None:
+        targets.append(_shared(SideWriter(n=earlier, workspace_directory=workspace)))
+    for target in targets:
+        try:
+            value = _threshold(target.load())
+        except IntegrityError as refused:
+            assert not complete, f"{killed.kart_label()} counts as complete, its side file is refused: {refused}"
+            assert killed.kart_label() in str(refused) and "cut short" in str(refused), str(refused)
+            continue
+        except DamagedOutputError as damaged:  # through its own target: its manifest is pending, its marker killed
+            assert not complete and damaged.kind == "commit" and killed.kart_label() in str(damaged), str(damaged)
+            continue
+        except MissingOutputError:
+            assert earlier is None and not complete  # the first writer's file is not in place yet
+            continue
+        assert value == n if complete else value in (earlier, n), (value, complete)
+
+
+def _check_after_build(workspace: str, earlier: int | None, n: int) -> None:
+    """A plain build (no rerun) of the killed writer brings the path to its table, through every target."""
+    _build(SideWriter(n=n, workspace_directory=workspace))
+    assert SideWriter(n=n, workspace_directory=workspace).complete()
+    targets = [_shared(SideWriter(n=n, workspace_directory=workspace)), _bare(workspace, "pkl")]
+    if earlier is not None:
+        targets.append(_shared(SideWriter(n=earlier, workspace_directory=workspace)))
+    assert [_threshold(target.load()) for target in targets] == [n] * len(targets)
+    if n == 2:  # Reader requires SideWriter(n=2) and reads the table through its make_target
+        assert _build(Reader(workspace_directory=workspace)) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("place", "scenario"),
+    # Object storage has no exclusive create: its first commit takes the replacing path, as a rerun does there.
+    [("local", "first_writer"), ("local", "second_writer"), ("local", "same_task_rerun"), ("s3", "second_writer")],
+)
+def test_a_side_file_commit_killed_at_any_step_never_leaves_a_complete_writer_with_a_refused_file(
+    tmp_path: Path, request: pytest.FixtureRequest, signed: None, place: str, scenario: str
+) -> None:
+    where = str(tmp_path / "ws") if place == "local" else f"s3://{request.getfixturevalue('s3_bucket')}/ws"
+    earlier, n, rerun = SCENARIOS[scenario]
+    counted = _killer(tmp_path, _prepared(where, "count", earlier), n, rerun, -1)
+    assert counted.returncode == 0, counted.stderr[-3000:]
+    steps = counted.stdout.split("STEPS\n", 1)[1].splitlines()
+    assert any("log/side/" in item for item in steps), steps  # the path's record is one of the steps
+    for kill_after in range(len(steps) + 1):
+        workspace = _prepared(where, f"k{kill_after}", earlier)
+        process = _killer(tmp_path, workspace, n, rerun, kill_after)
+        assert process.returncode == -signal.SIGKILL, (kill_after, process.stdout, process.stderr[-3000:])
+        _check_between(workspace, earlier, n)
+        _check_after_build(workspace, earlier, n)
