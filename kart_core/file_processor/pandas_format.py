@@ -190,6 +190,8 @@ class FeatherFileProcessor(FileProcessor[Any]):
         frame = _pandas().read_feather(local_source(file))
         if not self._store_index:
             return frame
+        if isinstance(frame.columns, _pandas().MultiIndex):
+            return _with_index_from_levels(frame)
         if not _has_string_names(frame.columns):
             # Only a file kart wrote before it followed gokart here (below) holds non-string names; gokart
             # cannot read it, and its own files give these names back as strings (str() of each, Arrow's
@@ -231,6 +233,32 @@ class FeatherFileProcessor(FileProcessor[Any]):
             frame = obj.reset_index(drop=True)
             frame[column] = obj.index.to_numpy()
         frame.to_feather(file)
+
+
+def _with_index_from_levels(frame: Any) -> Any:
+    """``frame`` (MultiIndex columns, as Arrow's pandas metadata gives them back) with its stored index restored.
+
+    The index column of such a frame is the tuple ``(f"{_FEATHER_INDEX_PREFIX}{name}", "", ...)``: what pandas makes
+    of the string column name kart (and gokart) added to a MultiIndex. Its names are not stringified as a flat
+    frame's are: they come back as the tuples they were. gokart 1.12.2 writes such a file too and cannot load it
+    (``'tuple' object has no attribute 'startswith'``); kart before gave the names as strings with the index column
+    left among them (attacker at19 J6).
+    """
+    found = [
+        column
+        for column in reversed(frame.columns)
+        if isinstance(column[0], str)
+        and column[0].startswith(_FEATHER_INDEX_PREFIX)
+        and all(part == "" for part in column[1:])
+    ]
+    if not found:
+        return frame
+    name = found[0][0][len(_FEATHER_INDEX_PREFIX) :]
+    frame.index = _pandas().Index(frame[found[0]].to_numpy(), name=None if name == "None" else name)
+    restored = frame.drop(columns=[found[0]])
+    # drop() keeps the removed column's codes among the levels' values; the names the frame had are what remains.
+    restored.columns = restored.columns.remove_unused_levels()
+    return restored
 
 
 def _polars_formats() -> Any:
