@@ -44,7 +44,12 @@ Values count by everything that can change what code reading them computes: cont
 by their attributes (``__dict__`` and the ``__slots__`` of every class in the MRO), and any other
 object (``types.SimpleNamespace``, ``operator.itemgetter``, a third-party config object) by what
 pickling it would save (``__reduce_ex__(5)``: its constructor, arguments and state), walked with the
-same rules. A container or object reached twice within one value counts the second time as a
+same rules. A value whose type is project code counts with its class's code, whatever it derives
+from (``_Visit._typed``): a ``dict``, ``list``, ``int`` or ``str`` subclass, a ``NamedTuple``, an
+``Enum`` member (a default argument ``mode=Mode.STRICT``), a project object or function in a numpy
+object array or a pandas object (named by its pickle), the enum class and default of a luigi
+``EnumParameter``. A weak reference counts by what it refers to (a ``WeakValueDictionary``, a
+``WeakSet``). A container or object reached twice within one value counts the second time as a
 reference to where it was first met (its position in the walk, never its address): shared structure
 is walked once, and ``[d, d]`` differs from ``[d, copy(d)]`` as their pickles do.
 
@@ -69,8 +74,8 @@ the address (plain objects), so the rule is:
 - a module with no source (a compiled extension, e.g. pandas' Cython modules as project code): its
   lists and tuples of strings count in any order;
 - an enum member whose value has no stable ``repr`` (a frozenset, an object) counts by its value, walked;
-- a luigi parameter counts without ``_counter`` (its creation order in the process), also for a project
-  subclass of ``luigi.Parameter``; a ``ChoiceParameter``'s description, which luigi ends with the
+- a luigi parameter counts by its settings walked as values, without ``_counter`` (its creation order in
+  the process), also for a project subclass of ``luigi.Parameter``; a ``ChoiceParameter``'s description, which luigi ends with the
   choices in set order, counts with the choices sorted.
 
 Some objects count by their type (and version) only, the same in every process: locks and other
@@ -85,7 +90,7 @@ own (a module-level value, closure cell, default or class attribute) has a budge
 objects and 150 levels of nesting, and a third-party object inside it 20,000 objects; beyond that,
 it counts by its type, with one warning naming it (``mod.api: a vendor_sdk.Client is too large to
 fingerprint by content (...); it counts by its type``). A value with no content (it cannot be
-pickled: an open connection, a file, a weak reference) is listed in
+pickled: an open connection, a file, a ``threading.local``) is listed in
 ``CodeFingerprint.undigestable``; the Kedro runner then runs the node uncached, with a warning.
 """
 
@@ -114,6 +119,7 @@ import sys
 import threading
 import types
 import uuid
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, NamedTuple, TypeVar
 
@@ -972,6 +978,12 @@ class _Visit:
 
     def _function(self, func: types.FunctionType) -> str:
         module = _module_of(func) or "__main__"
+        if module.startswith("namedtuple_") and func.__globals__.get("_tuple_new") is tuple.__new__:
+            # A namedtuple's __new__, which collections makes from the field names in a module of its own name
+            # (``namedtuple_P``, no such module): collections' code, its fields and defaults in the class's
+            # ``_fields`` and ``_field_defaults``. Not classified: finding no ``namedtuple_P`` costs a scan of
+            # every installed distribution (~0.3 s).
+            module = "collections"
         name = f"{module}.{func.__qualname__}"
         external = self._external(module, func.__qualname__)
         if external is not None:
@@ -1471,6 +1483,7 @@ class _Visit:
         if scope.nodes > scope.limit:
             over = _MAX_NODES if scope.object_start is None else _MAX_OBJECT_NODES
             raise _TooLarge(f"more than {over:,} objects")
+        found: Any
         if isinstance(value, _SCALARS):
             if type(value) is str:
                 if value.startswith("__mp_main__"):
@@ -1479,24 +1492,27 @@ class _Visit:
                     relative = self._relative_path(value)
                     if relative is not None:  # ``DATA = os.path.join(os.path.dirname(__file__), "data")``
                         return ["str", "path under", *relative]
-            return [type(value).__name__, repr(value)]
-        if isinstance(value, logging.Logger):
+                return ["str", repr(value)]
+            found = [type(value).__name__, repr(value)]
+        elif isinstance(value, logging.Logger):
             # By its name only: its level and handlers are logging's set-up, not code; and a script's
             # ``logging.getLogger(__name__)`` is "__mp_main__" in a spawned child, "__main__" in the parent.
-            return ["logger", _parent_logger_name(value.name)]
-        if isinstance(value, enum.Enum) and not _plain(value._value_):
+            found = ["logger", _parent_logger_name(value.name)]
+        elif isinstance(value, enum.Enum) and not _plain(value._value_):
             # its repr shows its value's: a set's in hash order, an object's address
-            return [type(value).__qualname__, "enum", value._name_, self.value(value._value_)]
-        if isinstance(value, pathlib.PurePath) and value.is_absolute():
-            relative = self._relative_path(str(value))
-            if relative is not None:  # ``HERE = Path(__file__).resolve().parent``
-                return [type(value).__qualname__, "path under", *relative]
-        if isinstance(value, _VALUE_TYPES):
-            return [type(value).__qualname__, repr(value)]
+            found = [type(value).__qualname__, "enum", value._name_, self.value(value._value_)]
+        elif isinstance(value, pathlib.PurePath) and (relative := self._absolute_relative(value)) is not None:
+            found = [type(value).__qualname__, "path under", *relative]  # ``HERE = Path(__file__).resolve().parent``
+        elif isinstance(value, _VALUE_TYPES):
+            found = [type(value).__qualname__, repr(value)]
+        else:
+            found = None
+        if found is not None:  # counted as the builtin or standard type it is: its class may be the project's
+            return found if not type(value).__flags__ & _HEAPTYPE else self._typed(value, found)
         container = isinstance(value, _CONTAINERS)
         if container:
             if not value:  # nothing inside to share (and () is one object in every process)
-                return self._container(value)
+                return self._typed(value, self._container(value))
         elif isinstance(value, re.Pattern):
             return ["pattern", value.pattern, value.flags]
         elif isinstance(value, _CODE_VALUES):
@@ -1507,6 +1523,8 @@ class _Visit:
             return ["by type", self.token(type(value))]
         elif any(value is stream for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)):
             return ["standard stream"]  # ``OUT = sys.stdout``: an output resource, not data (and not picklable)
+        elif isinstance(value, weakref.ref):
+            return self._weak_reference(value)
         memo, key = scope.memo, id(value)
         seen = memo.get(key)
         if seen is not None:  # shared, or a container that contains itself
@@ -1516,9 +1534,38 @@ class _Visit:
             raise _TooLarge(f"nested more than {_MAX_NESTING} levels deep")
         scope.nesting += 1
         try:
-            return self._container(value) if container else self._instance(value)
+            if not container:
+                return self._instance(value)
+            found = self._container(value)
+            return found if not type(value).__flags__ & _HEAPTYPE else self._typed(value, found)
         finally:
             scope.nesting -= 1
+
+    def _typed(self, value: Any, found: Any) -> Any:
+        """``found``, the token of ``value`` by the builtin or standard type it derives from (its content: a dict's
+        items, an int's repr, an enum member's name), with the token of ``value``'s class when that is project code.
+
+        The one rule for values: a value whose type is project code counts with its class's code, as an instance of
+        a plain project class does (``_instance``), whatever it derives from. A ``dict``, ``list``, ``int``, ``str``
+        or ``float`` subclass, a ``NamedTuple`` or ``collections.namedtuple`` subclass, a ``defaultdict`` subclass, an
+        ``Enum`` member: its methods are code the reader runs (``helpers.CFG.scale(values)``, a default argument
+        ``mode=Mode.STRICT`` calling ``mode.apply``), which a name in the code does not show (attacker at19 J1)."""
+        cls = type(value)
+        if not cls.__flags__ & _HEAPTYPE or not self._is_project_class(cls):
+            return found
+        return ["project type", self.token(cls), found]
+
+    def _weak_reference(self, value: weakref.ref[Any]) -> Any:
+        """A weak reference by what it refers to (None once that is gone) and its attributes (a ``KeyedRef``'s key):
+        code holding it calls it to reach the object. A ``WeakValueDictionary`` (a plugin registry of functions),
+        ``WeakKeyDictionary`` or ``WeakSet`` holds its items through such references (attacker at19 J1)."""
+        referent = value()
+        attributes = [[name, self.value(item)] for name, item in _attributes(value)]
+        return ["weak", self.token(type(value)), None if referent is None else self.value(referent), attributes]
+
+    def _absolute_relative(self, path: pathlib.PurePath) -> list[Any] | None:
+        """``_relative_path`` of an absolute ``path``; None for a relative one."""
+        return self._relative_path(str(path)) if path.is_absolute() else None
 
     def _relative_path(self, text: str) -> list[Any] | None:
         """``[levels, relative path]`` when the absolute path ``text`` is, or lies under, the folder of the
@@ -1611,38 +1658,37 @@ class _Visit:
             options = [getattr(value, name, None) for name in ("otypes", "excluded", "signature", "cache")]
             return ["vectorize", self.token(value.pyfunc), self.value(options)]
         if module in {"numpy", "pandas"}:
+            named: set[Any] = set()
             try:
-                held = self._held_code(value)
-                found = digest(value)
+                found = digest(value, code=named)
+                held = self._named_code(named)
                 return found if not held else [found, held]
             except UndigestableError as exc:  # e.g. an object column holding an open file
                 return self._undigestable(value, f"holds {exc.kind}")
             except Exception as exc:  # a pandas or numpy object digest() cannot read otherwise
                 return self._undigestable(value, f"cannot be digested ({type(exc).__name__}: {exc})")
         if module in {"luigi", "kart_core"} and hasattr(value, "_default"):
-            # A luigi Parameter: its default and settings; not _counter, its creation order in this process.
-            settings = {
-                k: v
-                for k, v in _parameter_state(value).items()
-                if isinstance(v, str | int | float | bool | type(None)) and k != "_counter"
-            }
-            return [_stable_repr(getattr(value, "_default", None)), sorted(settings.items())]
+            # A luigi Parameter: its default and settings walked as values (an EnumParameter's enum class and default
+            # member count with the class's code, attacker at19 J1), as for a project subclass (``_instance``); not
+            # _counter, its creation order in this process.
+            settings = sorted((k, v) for k, v in _parameter_state(value).items() if k != "_counter")
+            return ["parameter", [[name, self.value(setting)] for name, setting in settings]]
         return self._reduced(value)
 
-    def _held_code(self, value: Any) -> list[Any]:
-        """Tokens of the project functions and classes an object-dtype array, Series or Index holds
-        (``pd.Series([helper])``): the array's digest pickles them by name, not by their code. Only for up to
-        ``_MAX_OBJECT_NODES`` items (beyond, an object array of data is large and holds no code anyway)."""
-        if str(getattr(value, "dtype", "")) != "object":  # numpy's and pandas' object dtype both print so
-            return []
-        if getattr(value, "size", _MAX_OBJECT_NODES + 1) > _MAX_OBJECT_NODES:
-            return []
-        try:
-            array = value.to_numpy() if hasattr(value, "to_numpy") else value  # a Series, an Index: their values
-            items = list(array.ravel())
-        except Exception:  # noqa: BLE001 - not iterable as plain items: its digest stands alone
-            return []
-        return [[position, self.token(item)] for position, item in enumerate(items) if _is_code(item)]
+    def _named_code(self, named: set[Any]) -> list[Any]:
+        """Tokens of the project classes and functions that the pickle of an array, Series, Index or frame names
+        (``digest(value, code=named)``), in the order of their names and places: an object array holding functions
+        (``np.array([helper], dtype=object)``) or instances of project classes (``np.array([Op()], dtype=object)``,
+        also inside a list in a cell) pickles them by name, not by their code (attacker at19 J1)."""
+        found = []
+        for obj in sorted(named, key=_walk_order):
+            if isinstance(obj, type):
+                own = self._is_project_class(obj)
+            else:
+                own = isinstance(obj, types.FunctionType) and self._is_project_code(obj)
+            if own:
+                found.append(self.token(obj))
+        return found
 
     def _reduced(self, value: Any) -> Any:
         """``value`` by what pickle would save of it: the ``__reduce_ex__(5)`` callable, arguments,
@@ -1822,16 +1868,6 @@ def _is_code(obj: Any) -> bool:
     return callable(obj) and hasattr(obj, "__wrapped__")
 
 
-def _stable_repr(value: Any) -> str:
-    """repr of a plain value; a digest of a container holding sets (whose repr follows the hash seed), items
-    in sorted order; the type name of anything else (luigi's no-default sentinel has an address)."""
-    if _plain(value):
-        return repr(value)
-    if isinstance(value, tuple | list | dict | set | frozenset):
-        return digest(_canonical(value))
-    return type(value).__qualname__
-
-
 def _plain(value: Any) -> bool:
     """Whether ``repr(value)`` is the same in every process: scalars, and tuples, lists and dicts of them."""
     if value is None or isinstance(value, bool | int | float | complex | str | bytes):
@@ -1841,17 +1877,6 @@ def _plain(value: Any) -> bool:
     if type(value) is dict:
         return all(_plain(key) and _plain(item) for key, item in value.items())
     return False
-
-
-def _canonical(value: Any) -> Any:
-    """A container's content with its sets' items sorted by digest; anything not plain by its type name."""
-    if isinstance(value, set | frozenset):
-        return [type(value).__qualname__, sorted(digest(_canonical(item)) for item in value)]
-    if isinstance(value, tuple | list):
-        return [type(value).__qualname__, [_canonical(item) for item in value]]
-    if isinstance(value, dict):
-        return [type(value).__qualname__, [[_canonical(k), _canonical(v)] for k, v in value.items()]]
-    return ["plain", repr(value)] if _plain(value) else ["type", type(value).__qualname__]
 
 
 def _may_hold_order(value: Any) -> bool:
