@@ -131,12 +131,14 @@ def recorded(record: OutputRecord) -> bool:
     return storage_for(path).exists(path)
 
 
-def listed(record: OutputRecord, signer: Signer) -> bool:
+def listed(record: OutputRecord, signer: Signer | None) -> bool:
     """Whether a signed manifest of ``record``'s workspace lists ``record.key`` under ``side``: a run of this kart
     committed the path with signing on, so its record was there, and a copy sealed without a commit is an older one
     even when the record is gone (deleted with the copy put back: attacker at18 I12). Reads the workspace's
     manifests: only for a side file sealed without a commit and without a record, which no run of this kart leaves
-    with records on. A manifest that cannot be read or verified is skipped (its own loads refuse it).
+    with records on. A manifest that cannot be read or verified is skipped (its own loads refuse it). With
+    ``signer`` None (signing off), whether any manifest lists it: a side file, whose unsigned load is not warned
+    as one no record vouches for (``kart_core.target``).
 
     Raises:
         OSError: the store could not be asked.

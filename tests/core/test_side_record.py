@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import pickle
 from typing import Any
 
 import luigi
@@ -302,3 +304,41 @@ def test_unsigned_side_files_are_listed_and_load(any_workspace: str, monkeypatch
     assert entry["sealed"] is False and entry["commit"] and entry["digest"].startswith("xxh3_128:")
     assert _shared(task).load() == {"threshold": 4}
     assert not storage_for(any_workspace).exists(join_url(any_workspace, _record_name("shared/lookup.pkl")))
+
+
+def _unchecked(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in caplog.records if "loads unchecked" in record.getMessage()]
+
+
+def test_unsigned_side_files_load_through_every_target_without_a_false_warning(
+    any_workspace: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Attacker at19 J8: every load of a shared side file through its writer's make_target warned that the writer's
+    manifest "is gone: it was removed since" (it is there and lists the path under 'side'), through another task's
+    that "no run ... recorded it"; a file no manifest lists still warns."""
+    monkeypatch.delenv(SIGNING_KEY, raising=False)
+    caplog.set_level(logging.WARNING)
+    first, second = (
+        SideWriter(n=1, workspace_directory=any_workspace),
+        SideWriter(n=2, workspace_directory=any_workspace),
+    )
+    _build(first)
+    _build(second)
+    assert _build(Reader(workspace_directory=any_workspace)) == 2
+    assert _build(Reader(workspace_directory=any_workspace, rerun=True)) == 2
+    for target in (_shared(second), _shared(first), _bare(any_workspace, "pkl")):
+        assert _threshold(target.load()) == 2
+    assert _unchecked(caplog) == []
+
+    # A file no run listed (put there by hand) still warns, as does one whose only listing manifest was removed.
+    planted = second.make_target("shared/planted.pkl", use_unique_id=False)
+    _put(planted.path(), pickle.dumps({"threshold": 9}))
+    assert planted.load() == {"threshold": 9}
+    (warning,) = _unchecked(caplog)
+    assert "shared/planted.pkl" in warning and "is gone" in warning
+    only = OtherSideWriter(n=3, ext="csv", workspace_directory=any_workspace)
+    _build(only)
+    manifest = only.output().record.manifest
+    storage_for(manifest).remove(manifest)
+    assert _threshold(_shared(only).load()) == 3
+    assert any("shared/lookup.csv" in message and "is gone" in message for message in _unchecked(caplog))
