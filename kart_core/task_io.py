@@ -178,8 +178,8 @@ def _one_data_frame(task: KartTask, target: Any, data: Any) -> Any:
         )
     if not isinstance(data, list):
         raise DataFrameInputError(
-            f"{called} loaded an object of type {type(data).__name__}, not a DataFrame or a list of them. Check what the upstream "
-            "task dumps, or use load() for other objects."
+            f"{called} loaded an object of type {_type_name(data)}, not a pandas DataFrame or a list of them. Check "
+            "what the upstream task dumps, or use load() for other objects."
         )
     frames = _listed_frames(called, data)
     if not frames:
@@ -200,10 +200,16 @@ def _listed_frames(called: str, items: list[Any], place: str = "") -> list[Any]:
             frames.extend(_listed_frames(called, item, where))
         else:
             raise DataFrameInputError(
-                f"{called} loaded a list whose item {where} is of type {type(item).__name__}, not a DataFrame: only "
-                "DataFrames (or lists of them) can be concatenated. Load it with load(), or name the DataFrame inputs."
+                f"{called} loaded a list whose item {where} is of type {_type_name(item)}, not a pandas DataFrame: "
+                "only those (or lists of them) are concatenated. Load it with load(), or name the DataFrame inputs."
             )
     return frames
+
+
+def _type_name(value: Any) -> str:
+    """``value``'s class as a message names it: ``int``, ``polars.dataframe.frame.DataFrame``."""
+    kind = type(value)
+    return kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
 
 
 def dump(

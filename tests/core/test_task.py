@@ -474,6 +474,13 @@ class TkRows(kart_core.TaskOnKart[object]):
         self.dump([frame] if self.as_list else frame)
 
 
+class TkPolarsRows(kart_core.TaskOnKart[object]):
+    def run(self) -> None:
+        import polars as pl
+
+        self.dump(pl.DataFrame({"i": [1]}))
+
+
 class TkFrameOf(kart_core.TaskOnKart[object]):
     """``load_data_frame(key, required_columns, drop_columns)`` over the inputs ``shape`` names (see ``requires``)."""
 
@@ -495,6 +502,7 @@ class TkFrameOf(kart_core.TaskOnKart[object]):
             "a_list_dumped": TkRows(i=3, as_list=True, workspace_directory=self.workspace_directory),
             "a_number_in_a_list": [one, TkSource(workspace_directory=self.workspace_directory)],
             "a_number": TkSource(workspace_directory=self.workspace_directory),
+            "a_polars_frame": TkPolarsRows(workspace_directory=self.workspace_directory),
         }[self.shape]
 
     def run(self) -> None:
@@ -563,7 +571,8 @@ def test_load_data_frame_checks_and_drops_columns_of_the_concatenated_frame(work
         ("two_in_a_dict", "a dict of 2 inputs (keys ['a', 'b'])"),
         ("empty", "has no input to load"),
         ("a_number_in_a_list", "item [1] is of type int"),
-        ("a_number", "loaded an object of type int, not a DataFrame"),
+        ("a_number", "loaded an object of type int, not a pandas DataFrame"),
+        ("a_polars_frame", "of type polars.dataframe.frame.DataFrame, not a pandas DataFrame"),
     ],
 )
 def test_load_data_frame_refuses_other_shapes_naming_the_task(workspace: str, shape: str, told: str) -> None:
