@@ -874,6 +874,13 @@ def _print_plan(plan: GcPlan, dry_run: bool) -> None:
             f"{len(plan.other_classes)} kart file(s) of other classes, or whose class cannot be told, "
             "left alone (--all includes them)."
         )
+    from kart_core.manifest import manifest_task
+
+    for key, manifest in sorted(plan.vouching.items()):
+        click.echo(
+            f"Keeping the files of {manifest_task(manifest)}, outside the kept graphs: its run wrote the side file "
+            f"{_printable(key)} last, and a load of that file checks it against its manifest {manifest!r}."
+        )
     for info in plan.delete:
         click.echo(f"{format_size(info.size):>10}  {_printable(info.path)}")
     if plan.temporaries or plan.fresh_temporaries:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import os
 import shutil
@@ -26,12 +27,13 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Literal
 
+from kart_core import side_record
 from kart_core.contract import KartTask, LuigiTask, is_kart_task
 from kart_core.errors import CleanupError
 from kart_core.graph import walk
 from kart_core.inspect import confined
 from kart_core.inspect.ownership import OWNED, Ownership
-from kart_core.signing import signature_path
+from kart_core.signing import HEADER_SIZE, MAGIC, signature_path
 from kart_core.storage import storage_for
 from kart_core.storage.base import protocol_of
 from kart_core.storage.remote import upload_spools
@@ -39,6 +41,7 @@ from kart_core.utils import flatten
 from kart_core.workspace import (
     DEFAULT_TEMP_AGE,
     KART_LOG_KINDS,
+    MANIFEST,
     FileEntry,
     examine,
     is_scratch_folder,
@@ -46,6 +49,7 @@ from kart_core.workspace import (
     list_files,
     log_task_path,
     named_run,
+    parse_log_relative,
     relative_key,
     require_workspace,
     scratch_folders,
@@ -73,6 +77,9 @@ class GcPlan:
         temporaries: orphaned temporary files, scratch folders and upload spools older than ``temp_age``.
         fresh_temporaries: temporaries younger than ``temp_age`` (left alone: maybe in progress).
         temp_age: seconds.
+        vouching: side files still in the workspace whose path's record (``kart_core.side_record``) names the
+            manifest of a run outside the kept graphs, by workspace-relative path: that manifest's name. Every
+            file of that task is kept (its manifest is what a load of the side file checks, attacker at19 J7).
     """
 
     workspace: str
@@ -84,6 +91,7 @@ class GcPlan:
     temporaries: list[FileEntry] = dataclasses.field(default_factory=list)
     fresh_temporaries: list[FileEntry] = dataclasses.field(default_factory=list)
     temp_age: float = DEFAULT_TEMP_AGE
+    vouching: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def delete_bytes(self) -> int:
@@ -129,6 +137,11 @@ def plan_gc(
     if not listing:  # a mistyped path must not read as a clean workspace
         require_workspace(workspace, "nothing is there to clean")
     plan = GcPlan(workspace=workspace, delete=[], kept=[], scope=scope, classes=classes, temp_age=temp_age)
+    # The last writer of a side file still there: a load checks the file against that run's manifest, whichever
+    # task's make_target it goes through, so deleting it would leave the file refused for good.
+    vouchers = _side_vouchers(listing)
+    plan.vouching = {key: manifest for key, (manifest, unique_id) in vouchers.items() if unique_id not in kept_ids}
+    kept_ids |= {unique_id for _, unique_id in vouchers.values()}
     ownership = _ownership(tasks_in_graph, workspace, listing)
     for info in listing:
         if any(info.relative.startswith(prefix) for prefix in skipped) or is_temporary(info.relative):
@@ -164,6 +177,30 @@ def delete_unreachable(plan: GcPlan) -> list[str]:
         if _remove_temporary(info, plan.temp_age):
             deleted.append(info.path)
     return deleted
+
+
+def _side_vouchers(listing: list[FileEntry]) -> dict[str, tuple[str, str]]:
+    """The side files in ``listing`` that a path's record (``log/side/…``, ``kart_core.side_record``) names, by
+    workspace-relative path: ``(the manifest it names, that task's unique id)``.
+
+    Nothing is verified (gc has no signing key to use, and keeping more is the safe side): a record that cannot be
+    read or parsed, or names no kart manifest, is skipped.
+    """
+    present = {info.relative for info in listing}
+    found: dict[str, tuple[str, str]] = {}
+    for info in listing:
+        if not info.relative.startswith(f"{side_record.FOLDER}/") or not info.relative.endswith(".json"):
+            continue
+        try:
+            data = storage_for(info.path).read_bytes(info.path)
+            document = json.loads(bytes(data[HEADER_SIZE:] if data.startswith(MAGIC) else data).decode("utf-8"))
+            key, manifest = str(document["key"]), str(document["manifest"])
+        except Exception:  # noqa: BLE001 - not a record kart wrote, or gone meanwhile: nothing to keep for it
+            continue
+        parsed = parse_log_relative(manifest)
+        if key in present and parsed is not None and parsed[0] == MANIFEST:
+            found[key] = (manifest, parsed[2])
+    return found
 
 
 def _ownership(tasks: list[LuigiTask], workspace: str, listing: list[FileEntry]) -> Ownership:

@@ -342,3 +342,34 @@ def test_unsigned_side_files_load_through_every_target_without_a_false_warning(
     storage_for(manifest).remove(manifest)
     assert _threshold(_shared(only).load()) == 3
     assert any("shared/lookup.csv" in message and "is gone" in message for message in _unchecked(caplog))
+
+
+@pytest.mark.parametrize("scope", ["classes", "all"])
+@pytest.mark.parametrize("last", ["same_class", "other_class"])
+def test_gc_keeps_the_run_that_vouches_for_a_side_file_outside_the_kept_graph(
+    any_workspace: str, signed: None, scope: str, last: str
+) -> None:
+    """Attacker at19 J7: `kart gc --keep Reader --all --delete` deleted the manifest of the shared table's last writer
+    (outside Reader's graph); every load of the table was then refused and Reader could not run again. Now gc keeps
+    that run's files while the table is there; once it is gone, they are deleted as any unreachable run's."""
+    kept = SideWriter(n=2, workspace_directory=any_workspace)
+    writer = (SideWriter if last == "same_class" else OtherSideWriter)(n=1, workspace_directory=any_workspace)
+    _build(kept)
+    _build(writer)
+    assert _build(Reader(workspace_directory=any_workspace)) == 1  # the last writer's table, through kept's target
+    record = writer.output().record
+    assert record is not None
+
+    plan = plan_gc([Reader(workspace_directory=any_workspace)], any_workspace, scope=scope)  # type: ignore[arg-type]
+    assert plan.vouching == {"shared/lookup.pkl": record.manifest_name}
+    deleted = delete_unreachable(plan)
+    assert record.manifest not in deleted and writer.output().path() not in deleted, deleted
+    for target in (_shared(kept), _shared(writer), _bare(any_workspace, "pkl")):
+        assert _threshold(target.load()) == 1
+    assert writer.complete()
+    assert _build(Reader(workspace_directory=any_workspace, rerun=True)) == 1
+
+    storage_for(_shared(kept).path()).remove(_shared(kept).path())  # the table gone: nothing to vouch for
+    plan = plan_gc([Reader(workspace_directory=any_workspace)], any_workspace, scope="all")  # type: ignore[arg-type]
+    assert plan.vouching == {}
+    assert record.manifest in delete_unreachable(plan)
