@@ -16,6 +16,8 @@ import enum
 import math
 import numbers
 import pathlib
+import re
+import sys
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -190,9 +192,13 @@ def ambiguous_parameters(task: Any, names_of: dict[type, tuple[str, ...]] | None
     is ``str(value)``. pandas and numpy containers (anything with a non-empty ``shape``) print elided and
     rounded, so two frames that differ in a row share one string; so does any value whose string elides
     (``...``), and an object printed by its memory address (``<X object at 0x...>``) shares it with whatever
-    object a later process puts there; a dataclass, attrs or pydantic instance with a ``repr=False`` field prints
-    without it. Two such values share one unique id, so a build may hand back the
-    output cached for the other (attacker at15 F5). Task parameters are skipped (their ids cover their values).
+    object a later process puts there; a dataclass, attrs, pydantic (v2 or ``pydantic.v1``) or namedtuple instance
+    with a ``repr=False`` field prints without it, and one whose class prints it through its own ``__repr__`` or
+    ``__str__`` (as an object of a project class with its own string form) may leave out any field: each field's
+    value must show in the string (its ``repr`` or ``str`` as a whole token), else it is named. Two such values share
+    one unique id, so a build may hand back the output cached for the other (attacker at15 F5, at18 I2, at19 J9).
+    Task parameters are skipped (their ids cover their values), and so is a parameter of a class with its own
+    ``serialize`` (not luigi's or kart's): it decides what the id covers.
 
     Args:
         task: a luigi task.
@@ -211,6 +217,7 @@ def ambiguous_parameters(task: Any, names_of: dict[type, tuple[str, ...]] | None
             if param.significant
             and param.visibility != ParameterVisibility.PRIVATE
             and not isinstance(param, (TaskInstanceParameter, ListTaskInstanceParameter, luigi.TaskParameter))
+            and _library_serialize(param)
         )
         if names_of is not None:
             names_of[cls] = names
@@ -226,6 +233,14 @@ def ambiguous_parameters(task: Any, names_of: dict[type, tuple[str, ...]] | None
     return found
 
 
+def _library_serialize(param: luigi.Parameter) -> bool:
+    """Whether ``param`` writes its value's string form by luigi's (or kart's) ``serialize`` (``str(value)`` for a plain
+    ``luigi.Parameter``); a parameter class with its own ``serialize`` (one that writes every field of a config)
+    decides itself what the id covers, and is trusted."""
+    module = str(getattr(type(param).serialize, "__module__", "") or "")
+    return module.partition(".")[0] in ("luigi", "kart_core")
+
+
 def _ambiguous(value: Any, depth: int = 0) -> str | None:
     """What the string form of ``value`` loses (None: it is the whole value)."""
     if type(value) in _WHOLE or isinstance(value, luigi.Task) or depth > 8:
@@ -235,18 +250,17 @@ def _ambiguous(value: Any, depth: int = 0) -> str | None:
         return f"a {type(value).__name__} of shape {shape} prints elided and rounded"
     if callable(getattr(value, "get_secret_value", None)):  # pydantic's SecretStr/SecretBytes print as '**********'
         return f"a {type(value).__name__} prints masked"
-    record = _record_fields(value)
+    plain = isinstance(value, (Mapping, list, set, frozenset)) or type(value) is tuple
+    record = None if plain else _fields(value)
     if isinstance(value, Mapping):
         items: list[Any] = [item for pair in list(value.items())[:_ITEMS_LOOKED_AT] for item in pair]
+    elif record is not None:
+        why = _record_loses(value, record)
+        if why is not None:
+            return why
+        items = [item for _, item, _ in record[:_ITEMS_LOOKED_AT]]
     elif isinstance(value, (list, tuple, set, frozenset)):
         items = list(value)[:_ITEMS_LOOKED_AT]
-    elif record is not None:
-        hidden, items = record
-        own_str = _own_str(value)
-        if own_str:  # str() is what the id covers; a class's own __str__ may print any part of it (attacker at18 I2)
-            return f"a {type(value).__name__} prints through its own __str__ ({own_str}), not its fields"
-        if hidden:
-            return f"a {type(value).__name__} prints without its field(s) {', '.join(hidden)} (repr=False or a custom repr)"
     else:
         text = str(value)
         if " at 0x" in text:
@@ -255,36 +269,83 @@ def _ambiguous(value: Any, depth: int = 0) -> str | None:
     return next((why for item in items if (why := _ambiguous(item, depth + 1)) is not None), None)
 
 
-def _own_str(value: Any) -> str:
-    """The qualified name of the ``__str__`` a record class (dataclass, attrs, pydantic) defines itself, "" when its
-    string form is the one its library generates from its fields."""
-    method = type(value).__str__
-    module = str(getattr(method, "__module__", "") or "")
-    if method is object.__str__ or module.split(".")[0] in ("pydantic", "attr", "attrs", "dataclasses"):
-        return ""
-    return str(getattr(method, "__qualname__", "__str__"))
+def _record_loses(value: Any, record: list[tuple[str, Any, bool]]) -> str | None:
+    """What the string form of ``value``, a value with fields (``_fields``), loses: a field its library's repr leaves
+    out (``repr=False``), or a field whose value the string does not show (a class's own ``__repr__`` or ``__str__``,
+    attacker at19 J9: ``TrainConfig(base)`` for ``TrainConfig(name="base", learning_rate=0.1)``); None when it shows
+    every field's value (then each is looked at in turn: a config holding a config)."""
+    name = type(value).__name__
+    text = str(value)
+    if " at 0x" in text:  # ``@dataclass(repr=False)``: object's repr, an address another process reuses
+        return f"a {name} prints as its memory address"
+    hidden = [field for field, _, shown in record if not shown]
+    if hidden:
+        return f"a {name} prints without its field(s) {', '.join(hidden)} (repr=False or a custom repr)"
+    missing = [field for field, item, _ in record[:_ITEMS_LOOKED_AT] if not _shows(text, item)]
+    if missing:
+        method = "__str__" if type(value).__str__ is not object.__str__ else "__repr__"
+        printer = getattr(getattr(type(value), method, None), "__qualname__", method)
+        return f"a {name} prints through its own {method} ({printer}) as {text[:60]!r}, without its field(s) " + (
+            ", ".join(missing)
+        )
+    return None
 
 
-def _record_fields(value: Any) -> tuple[list[str], list[Any]] | None:
-    """For a dataclass, attrs or pydantic (v2) instance whose string form those libraries generate from its fields:
-    the fields it leaves out (``repr=False``; for attrs also a field printed by a custom ``repr=callable``) and the
-    values of those it shows (looked at in turn: a config holding a config). None for any other value (attacker
-    at15 F5's remainder, at18 I2)."""
+def _shows(text: str, item: Any) -> bool:
+    """Whether ``text`` holds ``item``'s ``repr`` or ``str`` as a whole token (``0.1`` not inside ``10.15``)."""
+    for form in dict.fromkeys((repr(item), str(item))):
+        if form and re.search(rf"(?<![\w.]){re.escape(form)}(?![\w.])", text):
+            return True
+    return False
+
+
+def _fields(value: Any) -> list[tuple[str, Any, bool]] | None:
+    """``(name, value, shown by its library's repr)`` of each field of a dataclass, attrs, pydantic (v2, and v1 as
+    ``pydantic.v1``) or namedtuple instance, or of each attribute of an object of a project class with its own
+    ``__repr__``/``__str__``; None for any other value (attacker at15 F5's remainder, at18 I2, at19 J9)."""
+    cls = type(value)
     if isinstance(value, type):
         return None
     if dataclasses.is_dataclass(value):
-        fields = dataclasses.fields(value)
-        return [f.name for f in fields if not f.repr], [getattr(value, f.name, None) for f in fields if f.repr]
-    declared = getattr(type(value), "__attrs_attrs__", None)
+        return [(f.name, getattr(value, f.name, None), bool(f.repr)) for f in dataclasses.fields(value)]
+    declared = getattr(cls, "__attrs_attrs__", None)
     if isinstance(declared, tuple):
-        hidden = [a.name for a in declared if getattr(a, "repr", True) is not True]
-        return hidden, [getattr(value, a.name, None) for a in declared if getattr(a, "repr", True) is True]
-    model_fields = getattr(type(value), "model_fields", None)
+        return [(a.name, getattr(value, a.name, None), getattr(a, "repr", True) is True) for a in declared]
+    model_fields = getattr(cls, "model_fields", None)  # pydantic v2
     if isinstance(model_fields, Mapping):
-        hidden = [name for name, info in model_fields.items() if getattr(info, "repr", True) is False]
-        shown = [getattr(value, name, None) for name, info in model_fields.items() if getattr(info, "repr", True)]
-        return hidden, shown
+        return [(n, getattr(value, n, None), getattr(i, "repr", True) is not False) for n, i in model_fields.items()]
+    v1_fields = getattr(cls, "__fields__", None)  # pydantic v1 (``pydantic.v1``): name -> ModelField
+    if isinstance(v1_fields, Mapping) and all(hasattr(field, "field_info") for field in v1_fields.values()):
+        return [
+            (n, getattr(value, n, None), getattr(f.field_info, "repr", True) is not False) for n, f in v1_fields.items()
+        ]
+    names = getattr(cls, "_fields", None)
+    if isinstance(value, tuple) and isinstance(names, tuple) and len(names) == len(value):  # a namedtuple
+        return [(str(n), item, True) for n, item in zip(names, value, strict=True)]
+    if _prints_itself(cls):
+        attributes = getattr(value, "__dict__", None)
+        if isinstance(attributes, dict) and attributes:
+            return [(str(n), item, True) for n, item in attributes.items()]
     return None
+
+
+def _prints_itself(cls: type) -> bool:
+    """Whether ``cls`` is a project class (its module not in the standard library nor installed in ``site-packages``)
+    that gives its instances a string form of its own (a ``__repr__`` or ``__str__`` defined in such a class)."""
+    for method in ("__str__", "__repr__"):
+        owner = next((klass for klass in cls.__mro__ if method in vars(klass)), object)
+        if owner is not object and _is_project_module(owner.__module__):
+            return True
+    return False
+
+
+def _is_project_module(name: str) -> bool:
+    top = name.partition(".")[0]
+    if top in sys.stdlib_module_names or top in sys.builtin_module_names or top in ("luigi", "kart_core"):
+        return False
+    module = sys.modules.get(name)
+    location = str(getattr(module, "__file__", "") or "")
+    return "site-packages" not in location and "dist-packages" not in location
 
 
 def warn_ambiguous_parameters(task: Any, warned: set[str], names_of: dict[type, tuple[str, ...]] | None = None) -> None:
@@ -301,7 +362,9 @@ def warn_ambiguous_parameters(task: Any, warned: set[str], names_of: dict[type, 
             f"which the unique id covers, is not the whole value ({why}): two different values get one unique id, "
             f"so a build may hand back the output cached for another value (gokart does the same). Pass it as a "
             f"TaskInstanceParameter (a task that makes it), save it to a file the task reads (a path parameter), "
-            f"or use a parameter whose string is the whole value (a list or dict of plain values, a number, a date).",
+            f"give its class a __repr__ that shows every field (a dataclass's generated one does), declare a "
+            f"parameter class whose serialize() writes every field, or use a parameter whose string is the whole "
+            f"value (a list or dict of plain values, a number, a date).",
             AmbiguousParameterWarning,
             stacklevel=2,
         )
