@@ -48,7 +48,8 @@ same rules. A value whose type is project code counts with its class's code, wha
 from (``_Visit._typed``): a ``dict``, ``list``, ``int`` or ``str`` subclass, a ``NamedTuple``, an
 ``Enum`` member (a default argument ``mode=Mode.STRICT``), a project object or function in a numpy
 object array or a pandas object (named by its pickle), the enum class and default of a luigi
-``EnumParameter``. A weak reference counts by what it refers to (a ``WeakValueDictionary``, a
+``EnumParameter``. A luigi task (a ``TaskInstanceParameter``'s default, a ``luigi.Config()``) counts by its class
+and parameters (``param_kwargs``), not luigi's seeded ``_Task__hash`` or kart's memos. A weak reference counts by what it refers to (a ``WeakValueDictionary``, a
 ``WeakSet``). A container or object reached twice within one value counts the second time as a
 reference to where it was first met (its position in the walk, never its address): shared structure
 is walked once, and ``[d, d]`` differs from ``[d, copy(d)]`` as their pickles do.
@@ -839,6 +840,7 @@ class _Visit:
         self.stack: list[_Item] = []
         self.scope = _Scope()
         self._by_type_classes: dict[type, bool] = {}
+        self._task_classes: dict[type, bool] = {}  # _is_task_class
         self._anchors: dict[str, list[tuple[str, int]]] = {}  # module -> folders a path value counts relative to
         self.pending: list[tuple[_Item, Callable[[], Any]]] = []  # pieces queued past _MAX_CODE_DEPTH
         # singledispatch registries, read once everything else is walked: the walk imports the modules the code
@@ -1587,6 +1589,14 @@ class _Visit:
                 return [levels, text[len(anchor) + 1 :]]
         return None
 
+    def _is_task_class(self, cls: type) -> bool:
+        """Whether ``cls`` is a luigi task class (``luigi.Task`` in its MRO, told by name: no luigi import here)."""
+        known = self._task_classes.get(cls)
+        if known is None:
+            known = any(k.__name__ == "Task" and k.__module__ == "luigi.task" for k in cls.__mro__)
+            self._task_classes[cls] = known
+        return known
+
     def _by_type(self, cls: type) -> bool:
         """Whether objects of ``cls`` count by their type (``_BY_TYPE``: generators, resources)."""
         known = self._by_type_classes.get(cls)
@@ -1626,6 +1636,12 @@ class _Visit:
     def _instance(self, value: Any) -> Any:
         cls = type(value)
         cls_token = self.token(cls)
+        kwargs = getattr(value, "param_kwargs", None)
+        if isinstance(kwargs, dict) and self._is_task_class(cls):
+            # A luigi task (a TaskOnKart, a luigi.Config; a TaskInstanceParameter's default): its class and parameters,
+            # what names it. Not its other attributes: luigi's ``_Task__hash`` is hash(task_id), which follows
+            # PYTHONHASHSEED, and kart's memos (``_kart_cache``, ``task_unique_id``) fill as the process uses it.
+            return [cls_token, "task", [[name, self.value(item)] for name, item in sorted(kwargs.items())]]
         if cls_token.startswith("ext:"):
             scope = self.scope
             if scope.object_start is not None:  # inside a third-party object: its budget covers this one

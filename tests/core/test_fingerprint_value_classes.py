@@ -359,3 +359,60 @@ def test_an_edit_of_an_enum_a_luigi_parameter_holds_changes_the_task_fingerprint
     assert task_fingerprint(ENUM.format(K=0)) == before
     assert task_fingerprint(ENUM.format(K=100)) != before
     assert task_fingerprint(ENUM.format(K=0), TASK.replace("default=Mode.A", "default=Mode.B")) != before
+
+
+TASK_HOLDING_TASKS = """
+import luigi
+
+import kart_core
+
+
+class Settings(luigi.Config):
+    w = luigi.IntParameter(default=2)
+
+
+SETTINGS = Settings()
+
+
+class Up(kart_core.TaskOnKart):
+    n = luigi.IntParameter(default={N})
+
+
+class Task(kart_core.TaskOnKart):
+    up = kart_core.TaskInstanceParameter(default=Up())
+
+    def run(self):
+        self.dump(SETTINGS.w)
+
+
+def node(x):
+    return Task
+"""
+
+_TASK_DIGEST = """
+import sys
+import fpcls.nodes as n
+from kart_core import code_fingerprint
+if sys.argv[1:] == ["used"]:  # the process used the default and the config: kart's and luigi's memos filled
+    n.Task().make_unique_id(); n.Task.up._default.make_unique_id(); n.Task().output(); hash(n.SETTINGS)
+print(code_fingerprint(n.Task))
+"""
+
+
+def test_a_task_instance_held_as_a_value_counts_by_its_class_and_parameters(package: Path) -> None:
+    """A ``TaskInstanceParameter(default=Up())`` and a module-level ``luigi.Config()`` instance: the same fingerprint
+    in every process and hash seed, used or not (luigi's ``_Task__hash`` follows the seed, kart's memos fill on use;
+    kart before this: another digest per seed, which Airflow's skew check would report), and the default's
+    parameters count."""
+    from kart_core import code_fingerprint
+
+    _fingerprint(package, "", TASK_HOLDING_TASKS.format(N=1))
+    here = code_fingerprint(importlib.import_module("fpcls.nodes").Task)
+    digests = set()
+    for seed, used in (("0", ""), ("1", "used"), ("4242", "")):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": os.pathsep.join([str(package.parent), *sys.path])}
+        command = [sys.executable, "-c", _TASK_DIGEST, *([used] if used else [])]
+        digests.add(subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout.split()[-1])
+    assert digests == {here}
+    _fingerprint(package, "", TASK_HOLDING_TASKS.format(N=2))
+    assert code_fingerprint(importlib.import_module("fpcls.nodes").Task) != here
