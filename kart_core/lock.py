@@ -13,9 +13,9 @@ instance cache cleared in between, a notebook cell defining the class again, the
 dataset, and the workspace is a string, not an object that could carry a lock manager (one found
 through a map from workspaces to managers would be the same process-wide table elsewhere). A table on
 the task object (its ``RunSlot``) or on a ``build()`` call would let two of them run one task at once.
-The file lock does exclude threads too (an ``flock`` per open file), but costs a file per run (0.4-0.6
-ms here) and needs a writable lock folder, so it stays opt-in (``should_lock_run``) while turns are
-always taken. The table is a process's: it holds only keys in use, and a forked child starts empty.
+The file lock does exclude threads too (it is owned by the open file), but costs system calls per run
+(an open of the lock file, a lock, an unlock, a close) and needs a writable lock folder, so it stays
+opt-in (``should_lock_run``) while turns are always taken. The table is a process's: it holds only keys in use, and a forked child starts empty.
 """
 
 from __future__ import annotations
@@ -248,7 +248,7 @@ _OFD_SETLK: int | None = (
 
 
 def _range_offset(key: str) -> int:
-    """The byte of ``locations.lock`` that stands for ``key``: 62 bits of its md5 (below ``off_t``'s limit)."""
+    """The byte of ``locations.lock`` (or ``keys.lock``) that stands for ``key``: 62 bits of its md5 (below ``off_t``'s limit)."""
     return int.from_bytes(hashlib.md5(key.encode()).digest()[:8], "big") >> 2
 
 
@@ -373,12 +373,25 @@ def hold_lock(params: LockParams, wait_seconds: float | None = None) -> Iterator
 
 @contextlib.contextmanager
 def _file_lock(params: LockParams, wait_seconds: float | None) -> Iterator[None]:
+    """``hold_lock``'s lock on this machine, in ``params.lock_directory``: as ``hold_location_locks`` locks, one byte
+    (62 bits of the key's md5) of one file, ``keys.lock``, on 64-bit Linux, so the folder does not grow by a file per
+    key ever locked and a new key costs no file creation; elsewhere a ``flock``-ed file per key (its md5)."""
     directory = str(params.lock_directory)
     shared = _make_shared_directory(directory)
+    command = _OFD_SETLK
+    if command is not None:
+        descriptor, status = _open_lock_file(directory, os.path.join(directory, _KEYS_FILE_NAME))
+        offsets = [(_range_offset(params.key), params.key)]
+        with _ranges_locked(descriptor, status, shared, offsets, directory, command, wait_seconds):
+            yield
+        return
     path = os.path.join(directory, hashlib.md5(params.key.encode()).hexdigest() + ".lock")
     descriptor, status = _open_lock_file(directory, path)
     with _flocked(descriptor, status, shared, params.key, wait_seconds):
         yield
+
+
+_KEYS_FILE_NAME = "keys.lock"
 
 
 class _flocked:  # noqa: N801 - used as a function: ``with _flocked(...):``

@@ -24,6 +24,19 @@ def _params(service: Any | None, key: str, tmp_path: Path) -> LockParams:
     return LockParams(key=key, redis_host=service.host, redis_port=service.port, redis_timeout=30)
 
 
+@pytest.fixture(params=["ranges", "files"])
+def lock_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each way kart's file locks (``hold_lock``'s, ``hold_location_locks``) are taken: bytes of one file per folder
+    (64-bit Linux), or a file per key (the other platforms'; forced here by hiding ``F_OFD_SETLK``)."""
+    import kart_core.lock
+
+    if request.param == "ranges" and kart_core.lock._OFD_SETLK is None:
+        pytest.skip("no open file description locks on this platform")
+    if request.param == "files":
+        monkeypatch.setattr(kart_core.lock, "_OFD_SETLK", None)
+    return str(request.param)
+
+
 @pytest.fixture(params=["file", "redis"])
 def lock_service(request: pytest.FixtureRequest) -> Any | None:
     """None for the file lock, the running redis server for the redis lock."""
@@ -334,7 +347,7 @@ def test_an_unreachable_redis_is_a_named_error(tmp_path: Path) -> None:
 
 
 def test_a_shared_lock_folder_and_its_lock_files_are_writable_by_every_user(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lock_kind: str
 ) -> None:
     import stat
 
@@ -409,20 +422,24 @@ def test_a_file_where_the_lock_folder_must_be_is_named(tmp_path: Path, monkeypat
 
 
 def _planted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
-    """A shared lock folder under KART_LOCK_DIR and the lock file name of ``{tmp_path}/ws/a.pkl`` in it."""
+    """A shared lock folder under KART_LOCK_DIR and the lock file name of ``{tmp_path}/ws/a.pkl`` in it (the
+    folder's one ``keys.lock`` where keys are bytes of it, else the key's own file)."""
     import hashlib
 
+    import kart_core.lock
     from kart_core.lock import machine_lock_directory
 
     monkeypatch.setenv("KART_LOCK_DIR", str(tmp_path))
     directory = machine_lock_directory()
     os.makedirs(directory)
     key = f"{tmp_path}/ws/a.pkl"
+    if kart_core.lock._OFD_SETLK is not None:
+        return key, os.path.join(directory, "keys.lock")
     return key, os.path.join(directory, hashlib.md5(canonical_lock_key(key).encode()).hexdigest() + ".lock")
 
 
 def test_a_symbolic_link_at_a_lock_files_name_is_refused_and_its_target_untouched(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lock_kind: str
 ) -> None:
     import stat
 
@@ -446,7 +463,7 @@ def test_a_symbolic_link_at_a_lock_files_name_is_refused_and_its_target_untouche
 
 
 def test_a_fifo_at_a_lock_files_name_is_refused_without_blocking(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lock_kind: str
 ) -> None:
     from kart_core.errors import LockUnavailableError
 
@@ -457,7 +474,7 @@ def test_a_fifo_at_a_lock_files_name_is_refused_without_blocking(
 
 
 def test_a_hard_link_at_a_lock_files_name_is_used_but_never_chmodded(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lock_kind: str
 ) -> None:
     import stat
 
@@ -489,7 +506,7 @@ def test_a_symbolic_link_in_place_of_a_shared_lock_folder_is_not_chmodded(
 
 
 def test_location_locks_are_one_per_place_shared_by_every_user_and_exclude_threads(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, location_lock_kind: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lock_kind: str
 ) -> None:
     """``hold_location_locks``: two spellings of one data file share one lock, held across threads; its folder is
     a shared one (sticky, writable by all) as the run locks' are."""
@@ -533,7 +550,7 @@ def test_location_locks_are_one_per_place_shared_by_every_user_and_exclude_threa
 
 
 def test_a_location_lock_folder_removed_meanwhile_is_made_again(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, location_lock_kind: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lock_kind: str
 ) -> None:
     """The location lock folder is made ready once per process; removed since (a temporary-file cleaner), the next
     lock makes it again, shared (sticky, writable by all), and still excludes another holder."""
@@ -551,19 +568,6 @@ def test_a_location_lock_folder_removed_meanwhile_is_made_again(
         with pytest.raises(TaskLockException):
             with kart_core.hold_location_locks([str(tmp_path / "x" / ".." / "a.json")], wait_seconds=0):
                 pass
-
-
-@pytest.fixture(params=["ranges", "files"])
-def location_lock_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Each way ``hold_location_locks`` locks: byte ranges of one file (64-bit Linux), or a file per location (the
-    other platforms'; forced here by hiding ``F_OFD_SETLK``)."""
-    import kart_core.lock
-
-    if request.param == "ranges" and kart_core.lock._OFD_SETLK is None:
-        pytest.skip("no open file description locks on this platform")
-    if request.param == "files":
-        monkeypatch.setattr(kart_core.lock, "_OFD_SETLK", None)
-    return str(request.param)
 
 
 def test_the_location_lock_folder_keeps_one_file_whatever_the_number_of_locations(
@@ -638,7 +642,7 @@ with kart_core.hold_location_locks(sys.argv[1:]):
 
 
 def test_a_location_lock_excludes_another_process_until_its_holder_is_killed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, location_lock_kind: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lock_kind: str
 ) -> None:
     """Another process's location lock is held against this one (under another spelling too) and only for its
     places; a holder killed with SIGKILL leaves no lock behind."""
@@ -646,7 +650,7 @@ def test_a_location_lock_excludes_another_process_until_its_holder_is_killed(
 
     monkeypatch.setenv("KART_LOCK_DIR", str(tmp_path / "locks"))
     script = _LOCATION_HOLDER
-    if location_lock_kind == "files":
+    if lock_kind == "files":
         script = "import kart_core.lock\nkart_core.lock._OFD_SETLK = None\n" + script
     (tmp_path / "holder.py").write_text(script)
     a, b = str(tmp_path / "a.json"), str(tmp_path / "b.json")
@@ -686,16 +690,16 @@ for turn in range(150):
 
 @pytest.mark.parametrize("collide", ["collide", "apart"])
 def test_two_processes_locking_overlapping_locations_neither_deadlock_nor_interleave(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, location_lock_kind: str, collide: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lock_kind: str, collide: str
 ) -> None:
     """Two processes each take the locks of two places, one place in common, in alternating orders, 150 times, and
     update a shared counter under them: no update is lost and neither waits forever, also when every location
     shares one lock byte (``collide``: each process then holds one byte for two keys)."""
-    if collide == "collide" and location_lock_kind == "files":
+    if collide == "collide" and lock_kind == "files":
         pytest.skip("a lock file per location: no byte to share")
     monkeypatch.setenv("KART_LOCK_DIR", str(tmp_path / "locks"))
     script = _LOCATION_COUNTER
-    if location_lock_kind == "files":
+    if lock_kind == "files":
         script = "import kart_core.lock\nkart_core.lock._OFD_SETLK = None\n" + script
     (tmp_path / "counter.py").write_text(script)
     counter = tmp_path / "counter.txt"
@@ -711,3 +715,42 @@ def test_two_processes_locking_overlapping_locations_neither_deadlock_nor_interl
         for worker in workers:
             worker.kill()
     assert counter.read_text() == "300"
+
+
+def test_the_run_and_commit_lock_folders_keep_one_file_whatever_the_number_of_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Byte-range run and commit locks: 200 keys in each machine folder (one at a time, then nested: a run lock held
+    while another key's is taken, as a task built inside another's run) leave one ``keys.lock`` per folder, and a
+    held key still excludes another thread while other keys stay free."""
+    import kart_core.lock
+    from kart_core.lock import commit_lock_directory, machine_lock_directory
+
+    if kart_core.lock._OFD_SETLK is None:
+        pytest.skip("no open file description locks on this platform")
+    monkeypatch.setenv("KART_LOCK_DIR", str(tmp_path / "locks"))
+    for directory in (machine_lock_directory(), commit_lock_directory()):
+        keys = [f"{tmp_path}/ws/out{index}.pkl" for index in range(200)]
+        for key in keys[:100]:
+            with hold_lock(LockParams(key=key, lock_directory=directory)):
+                pass
+        outcomes: list[str] = []
+
+        def other(key: str, directory: str = directory, outcomes: list[str] = outcomes) -> None:
+            try:
+                with hold_lock(LockParams(key=key, lock_directory=directory), wait_seconds=0):
+                    outcomes.append("took")
+            except TaskLockException:
+                outcomes.append("excluded")
+
+        for outer, inner in zip(keys[100:150], keys[150:], strict=True):
+            with hold_lock(LockParams(key=outer, lock_directory=directory), wait_seconds=5):
+                with hold_lock(LockParams(key=inner, lock_directory=directory), wait_seconds=5):
+                    pass
+        with hold_lock(LockParams(key=keys[0], lock_directory=directory)):
+            for key in (keys[0], keys[1]):
+                thread = threading.Thread(target=other, args=(key,))
+                thread.start()
+                thread.join(30)
+        assert outcomes == ["excluded", "took"]
+        assert os.listdir(directory) == ["keys.lock"]
