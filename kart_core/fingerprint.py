@@ -213,6 +213,15 @@ _CLASS_NOISE = frozenset(
         "__orig_bases__",
         "__static_attributes__",
         "__firstlineno__",
+        # pydantic v2's own products of a model's fields, validators and config (all counted as attributes of
+        # their own): its core schema names the class by its address ("mod.Cfg:94332568902944"), so it differs in
+        # every process; the validator and serializer are built from it; the setattr handlers fill as instances
+        # are assigned to; the parent namespace is the defining frame's locals.
+        "__pydantic_core_schema__",
+        "__pydantic_validator__",
+        "__pydantic_serializer__",
+        "__pydantic_setattr_handlers__",
+        "__pydantic_parent_namespace__",
     }
 )
 _VALUE_TYPES = (
@@ -1410,6 +1419,9 @@ class _Visit:
         for name, value in sorted(vars(cls).items()):
             if name in _CLASS_NOISE or name.startswith("_kart_"):  # _kart_*: kart's per-class memos, filled on use
                 continue
+            if name == "__pydantic_decorators__" and (decorators := self._pydantic_decorators(value)) is not None:
+                attributes.append([name, decorators])
+                continue
             derived = self._derived_attribute(cls, name, value) if _may_hold_order(value) else None
             attributes.append([name, derived if derived is not None else self.content(value, code=True)])
         bases = [self.token(base) for base in cls.__bases__]
@@ -1421,6 +1433,26 @@ class _Visit:
         # a class a compiled project module defines (a Cython cdef class): its methods are C, by the file's bytes
         compiled = None if cls.__flags__ & _HEAPTYPE else self._compiled(sys.modules.get(cls.__module__))
         return found if compiled is None else [*found, compiled]
+
+    def _pydantic_decorators(self, infos: Any) -> Any:
+        """A pydantic v2 model's ``__pydantic_decorators__`` (its validators and serializers: each kind's decorators
+        by name, with the function, shim and what it applies to) without each one's ``cls_ref``, which names the
+        class by its address (``"mod.Cfg:94332568902944"``): another in every process. None when it is not laid out
+        as pydantic 2 lays it out (then it counts by content)."""
+        try:
+            kinds = [(field.name, getattr(infos, field.name)) for field in dataclasses.fields(infos)]
+            return [
+                [
+                    kind,
+                    [
+                        [n, d.cls_var_name, self.token(d.func), self.value(d.shim), self.value(d.info)]
+                        for n, d in found.items()
+                    ],
+                ]
+                for kind, found in kinds
+            ]
+        except (TypeError, AttributeError):
+            return None
 
     def _derived_attribute(self, cls: type, name: str, value: Any) -> Any:
         """The ``derived`` token of a class attribute its class body (or a ``Cls.name = ...`` of its module)

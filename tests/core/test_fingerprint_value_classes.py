@@ -416,3 +416,49 @@ def test_a_task_instance_held_as_a_value_counts_by_its_class_and_parameters(pack
     assert digests == {here}
     _fingerprint(package, "", TASK_HOLDING_TASKS.format(N=2))
     assert code_fingerprint(importlib.import_module("fpcls.nodes").Task) != here
+
+
+PYDANTIC = """
+import pydantic
+
+
+class Cfg(pydantic.BaseModel):
+    w: int = {W}
+    name: str = "a"
+
+    @pydantic.field_validator("name")
+    @classmethod
+    def upper(cls, value):
+        return value.upper() + "{SUFFIX}"
+
+    def scale(self, x):
+        return x * self.w + {K}
+
+
+VALUE = Cfg()
+"""
+
+_PYDANTIC_DIGEST = """
+import sys
+import fpcls.nodes as n
+from kart_core import CodeFingerprinter
+if sys.argv[1:] == ["used"]:  # an instance assigned to: pydantic fills its class's setattr handlers
+    n.helpers.Cfg().w = 3
+print(CodeFingerprinter().fingerprint(n.node).digest)
+"""
+
+
+def test_a_pydantic_model_fingerprints_the_same_in_every_process(package: Path) -> None:
+    """pydantic v2's core schema names the model class by its address, so the class's fingerprint differed in every
+    process (Airflow's skew check, a Kedro node never cached); it and what pydantic builds from it no longer count.
+    The fields' defaults, the validators and the methods still do."""
+    base = {"W": 2, "SUFFIX": "", "K": 0}
+    here = _fingerprint(package, PYDANTIC.format(**base), NODE_READS_VALUE)
+    digests = set()
+    for seed, used in (("0", ""), ("1", "used"), ("4242", "")):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": os.pathsep.join([str(package.parent), *sys.path])}
+        command = [sys.executable, "-c", _PYDANTIC_DIGEST, *([used] if used else [])]
+        digests.add(subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout.split()[-1])
+    assert digests == {here.digest}
+    for edit in ({"W": 3}, {"SUFFIX": "!"}, {"K": 1}):
+        assert _fingerprint(package, PYDANTIC.format(**{**base, **edit}), NODE_READS_VALUE).digest != here.digest
