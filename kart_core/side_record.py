@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from kart_core.errors import DamagedOutputError, IntegrityError
 from kart_core.lock import LockParams, commit_lock_directory, hold_lock
 from kart_core.manifest import OutputRecord, manifest_task, read_manifest
-from kart_core.signing import HEADER_SIZE, Signer
+from kart_core.signing import HEADER_SIZE, MAGIC, Signer
 from kart_core.storage import storage_for
 from kart_core.workspace import LOG_DIRECTORY, MANIFEST, join_url
 
@@ -45,6 +45,7 @@ __all__ = [
     "recorded",
     "settled",
     "vouched",
+    "writers",
     "writing",
     "write_record",
 ]
@@ -236,6 +237,37 @@ def _stopped_before_the_move(workspace: str, key: str, commit: str, signer: Sign
         return None
     state = "its manifest is still pending; it stopped before it moved this file, which its earlier run committed"
     return CutShort(manifest.task or manifest_task(found.manifest), found.manifest, state)
+
+
+def writers(record: OutputRecord) -> list[str]:
+    """The tasks (``Class[1234abcd]``) that wrote ``record.key`` as a side file, for a message about that path (a side
+    file gone): the path's last writer when its record (signing on) names a manifest listing the key under ``side``,
+    then the task of ``record`` when its own manifest lists it. Nothing is verified (a message, never a decision); at
+    most two small reads and two manifests, so a missing output's error stays cheap. Empty when neither lists it (an
+    output, or a side file read through another task's target without signing: the plain message stands)."""
+    found: list[str] = []
+    for name in dict.fromkeys((_named_manifest(record), record.manifest_name)):
+        if name is None:
+            continue
+        path = join_url(record.workspace, name)
+        try:
+            manifest = read_manifest(storage_for(path), path, name, None, run=False)
+        except Exception:  # noqa: BLE001 - unreadable: it names nothing here
+            continue
+        if manifest is not None and record.key in manifest.side:
+            found.append(manifest_task(name))
+    return found
+
+
+def _named_manifest(record: OutputRecord) -> str | None:
+    """The manifest the path's record names, unverified (for a message only); None when there is none."""
+    path = join_url(record.workspace, name_for(record.key))
+    try:
+        data = storage_for(path).read_bytes(path)
+        document = json.loads(bytes(data[HEADER_SIZE:] if data.startswith(MAGIC) else data).decode("utf-8"))
+        return str(document["manifest"])
+    except Exception:  # noqa: BLE001 - no record, or not one kart wrote: nothing named
+        return None
 
 
 def explain(record: OutputRecord, commit: str, signer: Signer) -> str:

@@ -230,6 +230,15 @@ class TargetOnKart(luigi.Target):
 
     def _require_existing(self) -> None:
         if not self.exists():
+            writers = side_record.writers(self.record) if self.record is not None else []
+            if writers:  # a side file: no task's completion looks at it, so "build the task first" does nothing
+                names = ", ".join(writers)
+                raise MissingOutputError(
+                    f"Cannot load {self._path!r}{self._through()}: it does not exist. It is a side file that {names} "
+                    "wrote beside its outputs (its manifest lists it under 'side': removed since, e.g. by `kart verify "
+                    f"--delete`); no task counts it as its output, so a build does not write it again by itself. "
+                    f"Build {writers[0]} again with rerun=True."
+                )
             raise MissingOutputError(
                 f"Cannot load {self._describe_owner()}: {self._path!r} does not exist. Build the task first "
                 "(kart_core.build(task)), or check the workspace_directory."

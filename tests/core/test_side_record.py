@@ -24,7 +24,7 @@ import pandas as pd
 import pytest
 
 import kart_core as gokart
-from kart_core.errors import GokartBuildError, IntegrityError
+from kart_core.errors import GokartBuildError, IntegrityError, MissingOutputError
 from kart_core.inspect import delete_unreachable, plan_gc
 from kart_core.inspect.verify import remove_damaged, verify_workspace
 from kart_core.signing import ENVIRONMENT_VARIABLE as SIGNING_KEY
@@ -373,3 +373,26 @@ def test_gc_keeps_the_run_that_vouches_for_a_side_file_outside_the_kept_graph(
     plan = plan_gc([Reader(workspace_directory=any_workspace)], any_workspace, scope="all")  # type: ignore[arg-type]
     assert plan.vouching == {}
     assert record.manifest in delete_unreachable(plan)
+
+
+def test_a_side_file_kart_verify_deleted_names_the_task_that_writes_it_again(where: str, signed: None) -> None:
+    """Attacker at19 J5's tail: after `kart verify --delete` removed a refused side file, a load said "Build the task
+    first" while every writer counted as complete (a build does nothing). It now names the path's last writer and
+    rerun=True, which brings the file back."""
+    first, second = SideWriter(n=1, workspace_directory=where), SideWriter(n=2, workspace_directory=where)
+    _build(first)
+    path = _shared(first).path()
+    old = _read(path)
+    _build(second)
+    _put(path, old)  # an older signed copy put back: refused, reported, deleted
+    deleted = remove_damaged(verify_workspace(where))
+    assert deleted == [path]
+    assert first.complete() and second.complete()
+    for target in (_shared(second), _shared(first), _bare(where, "pkl")):
+        with pytest.raises(MissingOutputError, match="side file") as raised:
+            target.load()
+        assert f"Build {second.kart_label()} again with rerun=True" in str(raised.value), str(raised.value)
+    with pytest.raises(GokartBuildError, match=r"side file .*rerun=True"):
+        _build(Reader(workspace_directory=where))
+    _build(SideWriter(n=2, workspace_directory=where, rerun=True))
+    assert _build(Reader(workspace_directory=where)) == 2

@@ -26,6 +26,7 @@ import pytest
 from test_side_record import Reader, SideWriter, _bare, _build, _shared, _threshold
 
 from kart_core.errors import DamagedOutputError, IntegrityError, MissingOutputError
+from kart_core.inspect.verify import remove_damaged, verify_workspace
 from kart_core.signing import ENVIRONMENT_VARIABLE as SIGNING_KEY
 
 HERE = str(Path(__file__).resolve().parent)
@@ -180,3 +181,24 @@ def test_a_side_file_commit_killed_at_any_step_never_leaves_a_complete_writer_wi
         assert process.returncode == -signal.SIGKILL, (kill_after, process.stdout, process.stderr[-3000:])
         _check_between(workspace, earlier, n)
         _check_after_build(workspace, earlier, n)
+
+
+@pytest.mark.slow
+def test_kart_verify_names_the_cut_short_writer_and_delete_leaves_it_to_run_again(tmp_path: Path, signed: None) -> None:
+    """Killed right after its side file's move (the path's record still names the first writer): `kart verify`
+    reports the file naming the killed writer (it named the first writer as the one to rebuild, whose rerun writes
+    its own older table); after `--delete` the next build of Reader runs the writer again (it stayed complete, and
+    Reader got MissingOutputError)."""
+    workspace = _prepared(str(tmp_path / "ws"), "verify", 1)
+    counted = _killer(tmp_path, _prepared(str(tmp_path / "ws"), "count", 1), 2, False, -1)
+    moved = counted.stdout.split("STEPS\n", 1)[1].splitlines().index("commit shared/lookup.pkl") + 1
+    assert _killer(tmp_path, workspace, 2, False, moved).returncode == -signal.SIGKILL
+    killed = SideWriter(n=2, workspace_directory=workspace)
+    report = verify_workspace(workspace)
+    (problem,) = [problem for problem in report.problems if problem.side]
+    assert problem.kind == "unrecorded" and problem.task == killed.kart_label(), problem
+    assert "cut short" in problem.detail and problem.path == _shared(killed).path()
+    assert remove_damaged(report) == [problem.path]
+    assert not killed.complete()
+    assert _build(Reader(workspace_directory=workspace)) == 2
+    assert verify_workspace(workspace).ok
