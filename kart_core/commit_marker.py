@@ -896,7 +896,13 @@ class FencedMoves:
         self._lost = lost
         self._done: list[tuple[str, str | None, list[object] | None]] = []  # (path, linked aside, stamp moved there)
 
-    def _check(self) -> None:
+    def check(self) -> None:
+        """Raise ``lost``'s error unless the marker is still this commit's (one small read): before a move made
+        outside ``move``, such as a side file's (``kart_core.transaction``), which is not rolled back.
+
+        Raises:
+            Exception: ``lost``'s error for the marker found instead (None: removed).
+        """
         current = read_marker(self._storage, marker_path(self._record))
         if current is None or not mine(current, self._commit):
             raise self._lost(current)
@@ -913,7 +919,7 @@ class FencedMoves:
                 it (this manifest's moves are rolled back, where the paths still hold what this commit moved).
             OSError: the move itself failed.
         """
-        self._check()
+        self.check()
         if protocol_of(path) not in ("", "file", "local"):
             storage.commit(staged, path)
             return
@@ -925,7 +931,7 @@ class FencedMoves:
             storage.commit(staged, path)
             self._done.append((target, None if swapped is False else "", stamp(target)))
         try:
-            self._check()
+            self.check()
         except Exception:
             self.rollback()
             raise

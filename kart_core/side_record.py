@@ -213,7 +213,7 @@ def cut_short(workspace: str, key: str, commit: str, signer: Signer) -> CutShort
         if not manifest.pending and not missing:
             return None
         state = "its manifest is still pending" if manifest.pending else f"its output {missing[0]!r} is missing"
-        return CutShort(manifest.task or manifest_task(relative), relative, f"the file is its; {state}")
+        return CutShort(manifest.task or manifest_task(relative), relative, f"the file is that run's; {state}")
     return _stopped_before_the_move(workspace, key, commit, signer)
 
 

@@ -571,12 +571,16 @@ class Transaction:
             # incomplete (an output missing, or the pending manifest and marker), so the next build runs it again
             # and records the path; moved after the outputs, a first commit killed before the record left the task
             # complete and its side file refused for good (attacker at19 J5).
+            fences = {manifest: self._fence(_record_of(items), put) for manifest, items in by_manifest.items()}
             for staged in self.staged.values():
                 if staged.record is None and staged.path in self.sides:
                     self.pulse.check()
+                    owner_fence = fences.get(self.sides[staged.path][0].manifest)
+                    if owner_fence is not None:  # a replacing commit: its marker must still be its own (taken over?)
+                        owner_fence.check()
                     self._commit_side(staged)
-            for items in by_manifest.values():
-                fence = self._fence(_record_of(items), put)
+            for manifest_path, items in by_manifest.items():
+                fence = fences[manifest_path]
                 for staged in items:
                     if not staged.in_place:
                         # A marker left to age may be taken over by another host: stop, the marker stays.

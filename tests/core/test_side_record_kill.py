@@ -15,16 +15,22 @@ writer on moto's S3.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
+import luigi
 import pytest
+from other_host import wait_for
 from test_side_record import Reader, SideWriter, _bare, _build, _shared, _threshold
 
+import kart_core as gokart
+from kart_core import commit_marker
 from kart_core.errors import DamagedOutputError, IntegrityError, MissingOutputError
 from kart_core.inspect.verify import remove_damaged, verify_workspace
 from kart_core.signing import ENVIRONMENT_VARIABLE as SIGNING_KEY
@@ -202,3 +208,96 @@ def test_kart_verify_names_the_cut_short_writer_and_delete_leaves_it_to_run_agai
     assert not killed.complete()
     assert _build(Reader(workspace_directory=workspace)) == 2
     assert verify_workspace(workspace).ok
+
+
+class StampedSide(gokart.TaskOnKart[Any]):
+    """Dumps ``who`` to its output and to a shared side file."""
+
+    who = luigi.Parameter(default="old", significant=False)
+
+    def output(self) -> Any:
+        return self.make_target("stamped/side_out.txt")
+
+    def run(self) -> None:
+        self.dump(str(self.who), self.make_target("shared/stamp.txt", use_unique_id=False))
+        self.dump(str(self.who))
+
+
+# A replacing commit of StampedSide on "another host" that stops itself (SIGSTOP) right after it wrote its pending
+# manifest, before it moves its side file.
+PAUSED = textwrap.dedent(
+    """
+    import contextlib, os, signal, socket, sys
+    from pathlib import Path
+    sys.path[:0] = [sys.argv[2], sys.argv[3]]
+    workspace, flag = sys.argv[1], sys.argv[4]
+    socket.gethostname = lambda: "paused.example"  # another machine (its own lock folder too)
+    import kart_core
+    from kart_core.storage import local
+    from test_side_record_kill import StampedSide
+
+    original = local.LocalStorage.atomic_write
+
+    @contextlib.contextmanager
+    def atomic_write(self, path):
+        with original(self, path) as file:
+            yield file
+        if path.endswith(".json") and "/log/manifest/StampedSide_" in path and not Path(flag).exists():
+            Path(flag).touch()
+            os.kill(os.getpid(), signal.SIGSTOP)  # the pending manifest is written; nothing moved yet
+
+    local.LocalStorage.atomic_write = atomic_write
+    try:
+        task = StampedSide(who="paused", rerun=True, workspace_directory=workspace)
+        print("BUILT", kart_core.build(task, log_level=30), flush=True)
+    except BaseException as exc:
+        print("FAILED", type(exc).__name__, str(exc).replace(chr(10), " "), flush=True)
+    """
+)
+
+
+def test_a_commit_paused_before_its_side_file_and_taken_over_leaves_the_taker_s_side_file(
+    tmp_path: Path, signed: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Side files now move before the outputs, so before each a replacing commit reads its marker (as before each
+    output's move): a commit paused past the lease and taken over by another host fails before it moves its side
+    file. Without that read it moved its side file and record over the taker's, then failed at its output's move:
+    the taker complete, its side file refused for good."""
+    monkeypatch.setenv(commit_marker.LEASE_VARIABLE, "2")
+    workspace = str(tmp_path / "ws")
+    _build(StampedSide(workspace_directory=workspace))
+    script = tmp_path / "paused.py"
+    script.write_text(PAUSED)
+    locks = tmp_path / "paused-host-locks"
+    locks.mkdir()
+    flag = tmp_path / "stopped"
+    env = {**os.environ, commit_marker.LEASE_VARIABLE: "2", "KART_LOCK_DIR": str(locks)}
+    process = subprocess.Popen(
+        [sys.executable, str(script), workspace, REPO, HERE, str(flag)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
+    try:
+        wait_for(flag, process)
+        deadline = time.monotonic() + 30
+        while not _stopped(process.pid):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert _build(StampedSide(who="taker", rerun=True, workspace_directory=workspace)) == ["taker"]
+    finally:
+        os.kill(process.pid, signal.SIGCONT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert stdout.startswith("FAILED") and "MarkerLostError" in stdout, (stdout, stderr[-3000:])
+    task = StampedSide(workspace_directory=workspace)
+    assert task.complete() and task.output().load() == ["taker"]
+    side = task.make_target("shared/stamp.txt", use_unique_id=False)
+    assert side.load() == ["taker"]  # before: refused (the paused commit's file and record over the taker's)
+
+
+def _stopped(pid: int) -> bool:
+    """Whether the process ``pid`` is stopped (state T in /proc)."""
+    with open(f"/proc/{pid}/stat") as file:
+        return file.read().rpartition(")")[2].split()[0] in ("T", "t")
