@@ -25,6 +25,8 @@ rounds, the ratio to SequentialRunner in wall and CPU time, and the kernel's sha
 (system time: file creations, renames and locks are counted there; on a journal-less ext4 creating a
 file costs what the machine deleted in the last minutes, docs/benchmarks.md): so the rounds' folders are
 deleted at the end, not between rounds (``--delete-each-round``: as before session 12).
+The first line also gives what making one file in the data folder costs (``creation_cost``) before and after the
+rounds: KartRunner's first run makes two files per node, so on such a disk its ratio follows that number.
 
     .venv/bin/python bench/kedro_runner.py                    # 200 nodes, 15 paired rounds
     .venv/bin/python bench/kedro_runner.py --budget 120       # as many rounds as 2 minutes hold (>= 15)
@@ -206,6 +208,19 @@ def run_rounds(args: argparse.Namespace, folder: Path) -> list[dict[str, Timing]
     return rounds
 
 
+def creation_cost(folder: Path, files: int = 200) -> float:
+    """Microseconds of this process's CPU to make one empty file (``O_CREAT | O_EXCL``, then closed) in a new folder
+    under ``folder``: what each file kart's first run makes costs here (an output and its manifest per node;
+    SequentialRunner makes one per persistent output). On ext4 without a journal it is what the machine deleted
+    in the last minutes (each new file passes every inode freed since), so it can move tenfold between runs. The
+    files stay until ``folder`` is deleted with the rounds' (deleted now, they would make the rounds' files dearer)."""
+    probe = Path(tempfile.mkdtemp(dir=folder, prefix="creation-probe-"))
+    started = time.process_time()
+    for index in range(files):
+        os.close(os.open(probe / f"f{index}", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    return (time.process_time() - started) / files * 1e6
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nodes", type=int, default=200)
@@ -223,7 +238,9 @@ def main() -> None:
         # warm-up: imports, first-use caches
         one_round(min(args.nodes, 20), args.width, Path(folder) / "warm-up", args.workspace_root)
         load_before = os.getloadavg()
+        creation = [creation_cost(Path(folder))]
         rounds = run_rounds(args, Path(folder))
+        creation.append(creation_cost(Path(folder)))
     wall = {key: min(r[key].wall for r in rounds) for key in PHASES}
     best_cpu = {key: min((r[key] for r in rounds), key=lambda timing: timing.cpu) for key in PHASES}
     cpu = {key: timing.cpu for key, timing in best_cpu.items()}
@@ -232,7 +249,8 @@ def main() -> None:
     load = " / ".join(f"{value:.1f}" for value in os.getloadavg())  # CPU times inflate on a loaded machine
     print(
         f"{args.nodes} nodes in {args.width} chains, {len(rounds)} rounds; {platform.python_version()}; "
-        f"kart workspace: {where}; load average (1/5/15 min) at the start {load_before[0]:.1f}, at the end {load}"
+        f"kart workspace: {where}; load average (1/5/15 min) at the start {load_before[0]:.1f}, at the end {load}; "
+        f"making a file in the data folder cost {creation[0]:.0f} us of CPU before the rounds, {creation[1]:.0f} after"
     )
     print()
     print("Best of the rounds (each phase's least time, whichever round it came from):")
