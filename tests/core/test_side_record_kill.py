@@ -170,7 +170,13 @@ def _check_after_build(workspace: str, earlier: int | None, n: int) -> None:
 @pytest.mark.parametrize(
     ("place", "scenario"),
     # Object storage has no exclusive create: its first commit takes the replacing path, as a rerun does there.
-    [("local", "first_writer"), ("local", "second_writer"), ("local", "same_task_rerun"), ("s3", "second_writer")],
+    [
+        ("local", "first_writer"),
+        ("local", "second_writer"),
+        ("local", "same_task_rerun"),
+        ("s3", "second_writer"),
+        ("s3", "same_task_rerun"),
+    ],
 )
 def test_a_side_file_commit_killed_at_any_step_never_leaves_a_complete_writer_with_a_refused_file(
     tmp_path: Path, request: pytest.FixtureRequest, signed: None, place: str, scenario: str
