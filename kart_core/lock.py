@@ -432,7 +432,7 @@ class _flocked:  # noqa: N801 - used as a function: ``with _flocked(...):``
 
 def _share_lock_file(descriptor: int, status: os.stat_result, shared: bool) -> None:
     """Make the open lock file ``descriptor`` (``status``: its ``fstat``) readable and writable by every user when it
-    is in one of the machine's shared folders (``shared``)."""
+    is in one of the machine's shared folders (``shared``), and keep it from looking abandoned."""
     # Every user of the machine locks through a shared folder's file: not the creator's umask (0644 let only its
     # first user open it again). Only a file this user owns, with no other name (a hard link planted by another
     # user would make the chmod reach the linked file), is made readable by all.
@@ -440,6 +440,16 @@ def _share_lock_file(descriptor: int, status: os.stat_result, shared: bool) -> N
         if status.st_uid == os.geteuid():
             with contextlib.suppress(OSError):
                 os.fchmod(descriptor, 0o666)
+    # A lock file is opened and locked, never written, so its times stay those of its making: temporary-file
+    # cleaners (systemd-tmpfiles: 10 days in /tmp) would remove one that every process still uses, maybe while it
+    # is held, and the next process would lock a new file of the same name. Its times are set to now when a day
+    # old (by its users, at most once a day each; not through another name).
+    if status.st_nlink == 1 and max(status.st_mtime, status.st_atime) < time.time() - _FRESH_SECONDS:
+        with contextlib.suppress(OSError):
+            os.utime(descriptor)
+
+
+_FRESH_SECONDS = 86400.0
 
 
 def _open_lock_file(directory: str, path: str) -> tuple[int, os.stat_result]:

@@ -754,3 +754,36 @@ def test_the_run_and_commit_lock_folders_keep_one_file_whatever_the_number_of_ke
                 thread.join(30)
         assert outcomes == ["excluded", "took"]
         assert os.listdir(directory) == ["keys.lock"]
+
+
+def test_a_lock_file_a_day_old_is_made_fresh_so_temporary_file_cleaners_keep_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lock_kind: str
+) -> None:
+    """A lock file is never written: when its times are over a day old, the next lock sets them to now (a cleaner
+    removing files untouched for days, as systemd-tmpfiles does in /tmp, would take one every process still locks),
+    and one locked within the day is left as it is."""
+    import kart_core
+    from kart_core.lock import location_lock_directory, machine_lock_directory
+
+    monkeypatch.setenv("KART_LOCK_DIR", str(tmp_path / "locks"))
+    place = str(tmp_path / "ws" / "a.json")
+    with kart_core.hold_location_locks([place]), hold_lock(LockParams(key=place)):
+        pass
+    lock_files = [
+        os.path.join(folder, name)
+        for folder in (location_lock_directory(), machine_lock_directory())
+        for name in os.listdir(folder)
+    ]
+    assert len(lock_files) == 2
+    month_ago, hours_ago = time.time() - 30 * 86400, time.time() - 3 * 3600
+    for lock_file in lock_files:
+        os.utime(lock_file, (month_ago, month_ago))
+    with kart_core.hold_location_locks([place]), hold_lock(LockParams(key=place)):
+        pass
+    for lock_file in lock_files:
+        assert os.stat(lock_file).st_mtime > time.time() - 600
+        assert os.stat(lock_file).st_atime > time.time() - 600
+        os.utime(lock_file, (hours_ago, hours_ago))
+    with kart_core.hold_location_locks([place]), hold_lock(LockParams(key=place)):
+        pass
+    assert [os.stat(lock_file).st_mtime for lock_file in lock_files] == [hours_ago, hours_ago]
