@@ -194,7 +194,9 @@ def test_a_copy_sealed_without_a_commit_put_back_is_refused(
         with pytest.raises(IntegrityError, match="older version copied back"):
             target.load()
     # Attacker at18 I12: the path's record deleted too; the second writer's signed manifest still lists the path.
-    record = join_url(where, _record_name(_shared(second).record.key))
+    side = _shared(second).record
+    assert side is not None
+    record = join_url(where, _record_name(side.key))
     storage_for(record).remove(record)
     for target in (_shared(second), _shared(first), _bare(where, "pkl")):
         with pytest.raises(IntegrityError, match="older version copied back"):
@@ -338,7 +340,9 @@ def test_unsigned_side_files_load_through_every_target_without_a_false_warning(
     assert "shared/planted.pkl" in warning and "is gone" in warning
     only = OtherSideWriter(n=3, ext="csv", workspace_directory=any_workspace)
     _build(only)
-    manifest = only.output().record.manifest
+    kept = only.output().record
+    assert kept is not None
+    manifest = kept.manifest
     storage_for(manifest).remove(manifest)
     assert _threshold(_shared(only).load()) == 3
     assert any("shared/lookup.csv" in message and "is gone" in message for message in _unchecked(caplog))
