@@ -25,8 +25,10 @@ forked from the worker, which never imports kart (every answer checks it).
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -126,7 +128,7 @@ def parse(dag_file: str) -> list[str]:
             from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
 
             folder = conf.get("core", "dags_folder")
-            bag = BundleDagBag(dag_folder=dag_file, bundle_path=folder, bundle_name="dags-folder")
+            bag = BundleDagBag(dag_folder=dag_file, bundle_path=Path(folder), bundle_name="dags-folder")
             if not bag.import_errors:
                 sync_bag_to_db(bag, "dags-folder", None)
                 code = 0
@@ -178,6 +180,9 @@ def serve() -> None:
     ``ANSWER``. A request's ``env`` applies to the processes it forks (PYTHONPATH's entries go on sys.path:
     forked processes inherit it, not the variable) and is undone after it."""
     _warm()
+    # A test that gets no answer in time sends SIGUSR1 to the worker's process group (``Worker._ask``): every
+    # process forked from here (parse, build, task processes) inherits the handler and writes its threads' stacks.
+    faulthandler.register(signal.SIGUSR1, all_threads=True, chain=False)
     for line in sys.stdin:
         request = json.loads(line)
         saved_environ, saved_path = dict(os.environ), list(sys.path)
@@ -244,12 +249,13 @@ class Worker:
         assert self.process.stdin is not None and self.process.stdout is not None
         self.process.stdin.write(json.dumps(request) + "\n")
         self.process.stdin.flush()
-        deadline, seen = time.monotonic() + timeout, []
+        deadline, seen = time.monotonic() + timeout, list[str]()
         with selectors.DefaultSelector() as selector:
             selector.register(self.process.stdout, selectors.EVENT_READ)
             while True:
                 left = deadline - time.monotonic()
-                assert left > 0 and selector.select(left), f"no answer in {timeout} s: {self._errors()}"
+                if left <= 0 or not selector.select(left):
+                    raise AssertionError(f"no answer in {timeout} s: {self._stacks(request)}")
                 line = self.process.stdout.readline()
                 assert line, f"the worker ended ({self.process.poll()}): {''.join(seen)[-3000:]}{self._errors()}"
                 if line.startswith(ANSWER):
@@ -262,6 +268,26 @@ class Worker:
 
     def _errors(self) -> str:
         return "\nworker's stderr:\n" + self.stderr.read_text()[-3000:]
+
+    def _stacks(self, request: dict[str, Any]) -> str:
+        """What a hung request was doing: each process of the worker's group writes its threads' stacks (to the
+        worker's stderr, or a task process's to its log), quoted with the request's task logs."""
+        processes = subprocess.run(
+            ["ps", "-o", "pid,ppid,stat,etime,args", "-g", str(self.process.pid)], capture_output=True, text=True
+        ).stdout
+        for line in processes.splitlines()[1:]:  # one at a time, so their stacks do not interleave
+            try:
+                os.kill(int(line.split()[0]), signal.SIGUSR1)
+            except (ProcessLookupError, ValueError):
+                pass
+            time.sleep(0.5)
+        logs = ""
+        if request.get("run_id"):
+            folder = Path(os.environ["AIRFLOW_HOME"]) / "logs" / RUN_LOGS / request["run_id"]
+            for log in sorted(folder.glob("*.log")):
+                logs += f"\n{log.name}:\n" + log.read_text()[-4000:]
+        stderr = self.stderr.read_text()[-20000:]
+        return f"\nprocesses:\n{processes}\nworker's stderr:\n{stderr}\ntask logs of the run:{logs}"
 
     def run(
         self,
