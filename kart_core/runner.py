@@ -27,14 +27,16 @@ import pluggy
 
 from kart_core import direct_write, luigi_events, target_config, transaction
 from kart_core.contract import KartTask, LuigiTask, is_kart_task
-from kart_core.damage import describe_damage, size_mismatches
+from kart_core.damage import maybe_rewritten, size_mismatches
 from kart_core.dotted import import_object, module_name
 from kart_core.errors import DamagedOutputError, TaskDefinitionError, UnfulfilledDependencyError
 from kart_core.file_processor import builtin as builtin_formats
 from kart_core.graph import node_key, requirements_of, walk
 from kart_core.hooks.manager import create_hook_manager
 from kart_core.lock import LockParams, canonical_lock_key, hold_lock, hold_turn
+from kart_core.manifest import OutputRecord
 from kart_core.output_digests import committed_digests
+from kart_core.refusal import output_refusals
 from kart_core.repair import Damage, damaged_output, damaged_upstream, still_damaged
 from kart_core.runlog import RunLogPlugin, mark_recorded, record_in_manifest, run_record
 from kart_core.signing import Signer
@@ -240,16 +242,22 @@ def repair_output(
 
 
 def repair_if_damaged(task: LuigiTask, hook_manager: pluggy.PluginManager | None = None) -> tuple[str, ...]:
-    """Rebuild a task found cached when an output's size differs from its commit; return what was rebuilt.
+    """Rebuild a task found cached when a load of an output would find it damaged; return what was rebuilt.
 
     For a scheduler that hands a cached task's outputs on by path, without loading them (Airflow's XCom
     ``path`` and asset events, read by consumers that are not kart tasks): ``build()`` looks for damage when it
-    loads a root to return it, and a kart reader when it loads its input; nothing does for a path. The check is
-    the inspection views' (``kart why``, ``kart tree``): one read of the task's manifest and one ``stat`` per
-    output (``kart_core.damage.size_mismatches``), never the outputs' bytes, so a same-size rewrite is left to
-    the readers' loads and ``kart verify``. Damage found is repaired as a damaged root of ``build()`` is
+    loads a root to return it, and a kart reader when it loads its input; nothing does for a path. So each output
+    gets the checks a load makes, without its format (``TargetOnKart.check_load``): the size against the task's
+    manifest; the content hash when verify is on or when the file was written after its commit
+    (``kart_core.damage.maybe_rewritten``: with verify off, a same-size file of other content is recorded as a new
+    version, as a load records it, and handed on); the signature when signing is on. With signing on the
+    signature, which needs the whole file, is checked when one of those calls for it or the cheap look of
+    ``kart_core.refusal`` (manifest signature, output headers) refuses something; else one stat per output and
+    one read of the manifest, as without signing. Damage found is repaired as a damaged root of ``build()`` is
     (``repair_output``: a warning naming the file and what differs, the task's lock, the outputs replaced at the
-    rebuild's commit, nothing run when another worker replaced them meanwhile).
+    rebuild's commit, nothing run when another worker replaced them meanwhile). A file signing refuses is never
+    rebuilt (it may have been tampered with: the refusal names it and ``kart verify --delete``), as ``build()``
+    refuses it.
 
     Args:
         task: a task ``run_one`` just found cached (a plain luigi task is never checked).
@@ -261,25 +269,51 @@ def repair_if_damaged(task: LuigiTask, hook_manager: pluggy.PluginManager | None
     Raises:
         DamagedOutputError: an output is damaged and repairs are off (``[TaskOnKart] repair = false``): handing
             its path on would give its readers the damaged file.
+        IntegrityError: signing refuses an output or its manifest (what a load of it raises).
+        MissingOutputError: an output was removed since ``run_one`` found the task cached.
         Exception: what the rebuild raised.
     """
     if not is_kart_task(task):
         return ()
-    found = size_mismatches(flatten(task.kart_outputs()))
-    if not found:
+    targets = flatten(task.kart_outputs())
+    settings = target_config.current()
+    try:
+        with transaction.detached():  # not a load of any run's input
+            for target in _needing_load_checks(targets, settings):
+                target.check_load()
+    except DamagedOutputError as exc:
+        error = exc
+    else:
         return ()
-    first = found[0]
-    error = DamagedOutputError(
-        describe_damage(task.kart_label(), found),
-        path=first.path,
-        kind="manifest" if first.problem else "size",
-        commit=first.commit,
-        detail=first.describe(),
-    )
     repaired: list[str] = []
     if not repair_output(task, error, hook_manager, repaired):
         raise error
     return tuple(repaired)
+
+
+def _needing_load_checks(targets: list[Any], settings: target_config.TargetConfig) -> list[Any]:
+    """The kart targets among ``targets`` whose load checks ``repair_if_damaged`` makes: all of them without signing
+    (a load's checks read no content unless verify or a rewrite calls for it); with signing on, whose check reads each
+    file whole, those whose size differs from the manifest, that were written after it (``maybe_rewritten``) or that
+    the cheap refusal look finds refused, all with verify on, and all when any manifest cannot be read."""
+    kart_targets = [target for target in targets if callable(getattr(target, "check_load", None))]
+    signer = settings.signer
+    if signer is None or settings.verify:
+        return kart_targets
+    flagged = {found.path for found in size_mismatches(kart_targets)}
+    flagged |= {found.path for found in output_refusals(kart_targets, signer, settings.record)}
+    chosen = []
+    for target in kart_targets:
+        record = getattr(target, "record", None)
+        path = str(target.path())
+        if (
+            not isinstance(record, OutputRecord)
+            or path in flagged
+            or record.manifest in flagged
+            or maybe_rewritten(path, record.manifest)
+        ):
+            chosen.append(target)
+    return chosen
 
 
 def run_body(task: KartTask) -> object:

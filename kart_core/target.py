@@ -873,6 +873,31 @@ class TargetOnKart(luigi.Target):
             detail=reason,
         )
 
+    def check_load(self) -> None:
+        """Make the checks a load of the output makes, without handing its bytes to the format.
+
+        For a scheduler that hands the output on by path (``kart_core.runner.repair_if_damaged``: Airflow's XCom
+        path and asset events, read by consumers that are not kart tasks): the size against the integrity record;
+        the content hash when verify is on (``[TaskOnKart] verify_outputs`` / ``KART_VERIFY_OUTPUTS``) or when the
+        file was written after its commit (``kart_core.damage.rewritten_note``; with verify off a same-size file of
+        other content is recorded as a new version, as a load records it); the signature when signing is on (the
+        whole file is read, as a load reads it); on object storage, a run of the task writing or committing it.
+        Without verify, signing or a rewrite, one open and a stat of the output and its manifest: no content read.
+
+        Raises:
+            MissingOutputError: the file is not there.
+            DamagedOutputError: as a load: another size or (as above) content than its commit, an unreadable
+                manifest, a commit of the task cut short.
+            IntegrityError: signing refuses the file or its manifest (never repaired: it may be tampering).
+            ForeignOutputError: another task class of the same name committed it.
+        """
+        try:
+            with self._reading():
+                pass
+        except FileNotFoundError:
+            self._require_existing()
+            raise
+
     def _committed_entry(self, signer: Signer | None) -> Entry | None:
         """The output's entry in its task's manifest, read after any commit in progress has finished.
 
@@ -1012,7 +1037,7 @@ class TargetOnKart(luigi.Target):
             # name: the full path was bound, which holds where the file was written only.
             seal = signer.verify(data, canonical_location(self._path))
         if seal is None:
-            raise IntegrityError(self._refusal(data))
+            raise IntegrityError(self._refusal(data, entry))
         if self.record is None and not staged:
             fault = log_binding.commit_fault(self._path, self._name, seal.commit, signer)
             if fault is not None:
@@ -1073,7 +1098,7 @@ class TargetOnKart(luigi.Target):
                 raise _Unvouched(message, commit=seal.commit)
             raise IntegrityError(message)
 
-    def _refusal(self, data: bytes) -> str:
+    def _refusal(self, data: bytes, entry: Entry | None = None) -> str:
         where = f"{self._describe_owner()} from {self._path!r}"
         if not is_sealed(data):
             legacy = self._storage.exists(signature_path(self._path))
@@ -1087,9 +1112,12 @@ class TargetOnKart(luigi.Target):
                 f"{SIGNING_ADVICE}"
             )
         moved = f" {MOVED_ADVICE}" if self.record is None and self._name is not None else ""
+        # A signed file of another size than its commit (attacker at20 K8): most often cut short or grown by a copy
+        # or a disk, which the size tells the reader; refused all the same (the signature cannot tell it from an edit).
+        size = "" if entry is None or len(data) == entry.size else f" {_size_clause(len(data), entry.size)}."
         return (
             f"Refusing to load {where}: its signature does not match (the file was changed after kart wrote it, "
-            f"another output was copied over it, or it was signed with another key). {SIGNING_ADVICE}{moved}"
+            f"another output was copied over it, or it was signed with another key).{size} {SIGNING_ADVICE}{moved}"
         )
 
     @property
@@ -1108,6 +1136,18 @@ class TargetOnKart(luigi.Target):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._path!r})"
+
+
+def _size_clause(found: int, committed: int) -> str:
+    """``It is also {n} bytes short of its commit ({committed} bytes were committed, found {found}): ...`` (or
+    ``longer than``): for a refusal of a signed file whose size differs from its integrity record."""
+    difference = committed - found
+    how = f"{difference} bytes short of" if difference > 0 else f"{-difference} bytes longer than"
+    return (
+        f"It is also {how} its commit ({committed} bytes were committed, found {found}): a file cut short or "
+        "grown (a copy stopped half way, a full disk) looks so; its signature cannot tell that from an edit, so it "
+        "is not rebuilt by itself"
+    )
 
 
 @contextlib.contextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import pickle
 from typing import Any
 
 import luigi
@@ -13,7 +14,7 @@ from kart_airflow import task_id_for, to_dag
 from mlpipeline import Evaluate, LoadData, MakeFeatures, Train
 
 import kart_core
-from kart_core.errors import DamagedOutputError
+from kart_core.errors import DamagedOutputError, IntegrityError
 
 
 def _chain_ids(alpha: float) -> dict[str, str]:
@@ -125,19 +126,23 @@ def _overwrite_middle(path: str) -> None:
 
 def test_a_repair_inside_a_task_is_in_its_xcom(run_dag, monkeypatch) -> None:
     """Train must run and finds MakeFeatures' output damaged (same size: the hash check of a load with verify
-    on finds it, the operator's size check does not): it rebuilds it, and its XCom says so."""
+    on finds it): it rebuilds it, and its XCom says so. The damage is done after MakeFeatures' own Airflow task
+    handed its path on (its success callback), which would have found it (at20 K2)."""
     monkeypatch.setenv("KART_VERIFY_OUTPUTS", "1")
     evaluate = Evaluate(model="ridge", alpha=3.0)
     kart_core.build(evaluate)
     features, model = evaluate.requires()["features"], evaluate.requires()["model"]
     assert type(features) is MakeFeatures and type(model) is Train
-    _overwrite_middle(features.output().path())
     for target in [*luigi.task.flatten(model.output()), *luigi.task.flatten(evaluate.output())]:
         os.remove(target.path())
-    ids, values = _run_for_xcom(run_dag, evaluate, "repairing", 3.0)
+    damage = {MakeFeatures: {"on_success_callback": lambda context: _overwrite_middle(features.output().path())}}
+    run = run_dag(to_dag(evaluate, dag_id="repairing", class_operator_args=damage))
+    assert run.state == "success"
+    ids = _chain_ids(3.0)
+    values = {ti.task_id: ti.xcom_pull(task_ids=ti.task_id) for ti in run.get_task_instances()}
     assert values[ids["Train"]]["status"] == "ran"
     assert values[ids["Train"]]["repaired"] == [kart_core.node_key(features)]
-    assert values[ids["MakeFeatures"]] == {  # found cached: the same size as committed
+    assert values[ids["MakeFeatures"]] == {  # found cached: intact when its Airflow task checked it
         "status": "cached",
         "path": features.output().path(),
         "unique_id": features.make_unique_id(),
@@ -185,6 +190,62 @@ def test_with_repairs_off_a_truncated_cached_output_fails_its_airflow_task(run_d
     run = run_dag(to_dag(evaluate, dag_id="truncated_no_repair"))
     assert run.state == "failed"
     assert statuses(run)[_chain_ids(5.0)["Evaluate"]] == "failed"
+
+
+class Threshold(kart_core.TaskOnKart[dict]):
+    """Dumps ``{"threshold": n}`` (pickled: n is one byte of the file)."""
+
+    n = luigi.IntParameter(default=3)
+
+    def run(self) -> None:
+        self.dump({"threshold": self.n})
+
+
+def _flip_threshold(path: str) -> None:
+    """The pickled 3 becomes a 7 in place, the modification time put back (a disk error): the same size."""
+    before = os.stat(path)
+    with open(path, "r+b") as file:
+        data = bytearray(file.read())
+        data[data.rindex(b"K\x03") + 1] = 7
+        file.seek(0)
+        file.write(data)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def test_a_same_size_change_of_a_cached_output_is_rebuilt_before_its_path_goes_out(run_dag, monkeypatch) -> None:
+    """at20 K2: with verify on, a cached output changed in place at its size went to XCom as "cached"; the
+    operator's check is a load's now (the content hash with verify on)."""
+    monkeypatch.setenv("KART_VERIFY_OUTPUTS", "1")
+    task = Threshold(n=3)
+    kart_core.build(task)
+    _flip_threshold(task.output().path())
+    run = run_dag(to_dag(task, dag_id="same_size_damage"))
+    assert run.state == "success"
+    (instance,) = run.get_task_instances()
+    value = instance.xcom_pull(task_ids=instance.task_id)
+    assert value["status"] == "ran" and value["repaired"] == [kart_core.node_key(task)]
+    with open(value["path"], "rb") as file:  # what a consumer that is not a kart task reads
+        assert pickle.load(file) == {"threshold": 3}
+
+
+def test_with_signing_on_a_refused_cached_output_fails_its_task_and_is_kept(run_dag, monkeypatch) -> None:
+    """at20 K8: the operator's size check rebuilt a signed output cut short, which build() refuses (it may be
+    tampering: a person looks first); now its task fails with build()'s refusal and the file stays."""
+    monkeypatch.setenv("KART_SIGNING_KEY", "a test key of some length")
+    task = Threshold(n=5)
+    kart_core.build(task)
+    path = task.output().path()
+    with open(path, "rb") as file:
+        data = file.read()
+    with open(path, "wb") as file:
+        file.write(data[:-10])
+    run = run_dag(to_dag(task, dag_id="signed_refusal"))
+    assert run.state == "failed"
+    assert statuses(run) == {task_id_for(task): "failed"}
+    with open(path, "rb") as file:
+        assert file.read() == data[:-10]  # not rebuilt over
+    with pytest.raises(IntegrityError, match="10 bytes short of its commit"):
+        kart_core.repair_if_damaged(task)
 
 
 class StaleUp(kart_core.TaskOnKart[int]):

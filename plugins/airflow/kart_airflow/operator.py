@@ -32,8 +32,9 @@ class KartTaskOperator(BaseOperator):
     kart record Asset), and the unique ids its upstream tasks pushed to XCom in this run with the
     tasks it requires now (``kart_airflow.skew``); it fails at once, without retries, on a
     difference (``kart_core.StaleTaskError``). A task whose outputs exist ends as success and logs
-    ``cached: <path>``, unless an output's size differs from its commit: then it is rebuilt first
-    (``kart_core.repair_if_damaged``), so XCom's path and the asset event never name a truncated file. XCom gets
+    ``cached: <path>``, unless a load of an output would find it damaged: then it is rebuilt first
+    (``kart_core.repair_if_damaged``: a load's checks without the format), so XCom's path and the asset event never
+    name a damaged file; an output signing refuses fails the task (``IntegrityError``), not rebuilt. XCom gets
     ``{"status": "cached" | "ran", "path": ..., "unique_id": ..., "repaired": [...]}`` (the node keys of damaged
     upstreams its run rebuilt, ``kart_core.run_one_reporting``, and its own when it was rebuilt so).
     An exception from ``run()`` is re-raised with a note (and an error log line) naming the kart
@@ -191,8 +192,8 @@ class KartTaskOperator(BaseOperator):
             raise
         status, repaired = report.status, list(report.repaired)
         if status is kart_core.RunStatus.CACHED:
-            # Its path goes to XCom and its asset event to consumers that may not be kart tasks (a truncated
-            # output would reach them as "cached", at17 low note): check the sizes as build() does for a root.
+            # Its path goes to XCom and its asset event to consumers that may not be kart tasks (a damaged
+            # output would reach them as "cached": at17 low note, at20 K2, K8): check it as a load of it would.
             rebuilt = kart_core.repair_if_damaged(task)
             if rebuilt:
                 status, repaired = kart_core.RunStatus.RAN, [*repaired, *rebuilt]
