@@ -8,16 +8,26 @@ on a pool of threads or processes, gathering failures per task; build() turns th
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import enum
+import inspect
 import io
 import logging
 from typing import Any, Protocol
 
 import pluggy
 from luigi import task_register
+from luigi.interface import core as luigi_core
+from luigi.parameter import UnknownParameterException
 
 from kart_core.contract import LuigiTask
-from kart_core.errors import GokartBuildError, HasLockedTaskException, MissingInputBuildError, TaskLockException
+from kart_core.errors import (
+    GokartBuildError,
+    HasLockedTaskException,
+    KartError,
+    MissingInputBuildError,
+    TaskLockException,
+)
 from kart_core.executor import Executor, execute
 from kart_core.info import make_tree_info
 from kart_core.loading import load_output
@@ -39,6 +49,7 @@ __all__ = [
     "TaskDumpConfig",
     "TaskDumpMode",
     "TaskDumpOutputType",
+    "UnknownBuildParameterError",
     "WorkerProtocol",
     "WorkerSchedulerFactory",
     "build",
@@ -158,6 +169,63 @@ def _report_graph(task: Any, task_dump_config: TaskDumpConfig, log_level: int) -
             handler.close()
 
 
+class UnknownBuildParameterError(KartError, UnknownParameterException, TypeError):
+    """``build()`` was given a keyword argument it does not know (attacker at20 K1).
+
+    gokart 1.12.2's ``build`` hands its extra keyword arguments to ``luigi.build``, whose ``core`` config raises
+    ``luigi.parameter.UnknownParameterException`` for a name it does not know; kart raises this subclass of it, also a
+    ``TypeError`` (what Python raises for an unknown keyword), so either ``except`` catches it. Defined here rather
+    than in ``kart_core.errors``, which imports no luigi (``kart runs`` starts without it).
+    """
+
+
+# luigi.build's own keywords besides the ``core`` config's (luigi/interface.py), which gokart's build also takes.
+_LUIGI_BUILD_KEYWORDS = frozenset({"worker_scheduler_factory", "detailed_summary"})
+
+
+def _check_env_params(env_params: dict[str, Any], roots: list[LuigiTask]) -> None:
+    """Refuse a keyword ``build()`` would otherwise ignore silently: any but luigi's ``core`` settings (its
+    parameters in the installed luigi: ``local_scheduler``, ``no_lock``, ``scheduler_host``, ...) and luigi.build's own
+    ``worker_scheduler_factory`` and ``detailed_summary``, which kart accepts and ignores.
+
+    Raises:
+        UnknownBuildParameterError: naming the keyword; when a root's class has a parameter of that name
+            (``rerun``, ``workspace_directory``), how to set it on the task; else the closest names build() knows.
+    """
+    accepted = _LUIGI_BUILD_KEYWORDS | set(luigi_core.get_param_names(include_significant=True))
+    unknown = [name for name in env_params if name not in accepted]
+    if not unknown:
+        return
+    name = unknown[0]
+    value = env_params[name]
+    owner = next((root for root in roots if name in _param_names(root)), None)
+    if owner is not None:
+        cls = type(owner).__name__
+        hint = (
+            f" {name} is a parameter of {cls}, not of build(): set it on the task, build({cls}({name}={value!r}))"
+            + (", which runs it again even when its output exists" if name == "rerun" else "")
+            + "."
+        )
+    else:
+        own = set(inspect.signature(build).parameters) - {"task", "env_params"}
+        close = difflib.get_close_matches(name, sorted(own | accepted), n=2)
+        hint = f" Did you mean {' or '.join(repr(match) for match in close)}?" if close else ""
+    raise UnknownBuildParameterError(
+        f"build() got an unknown keyword argument {name!r}{f' (and {unknown[1:]})' if len(unknown) > 1 else ''}: "
+        "it takes its own arguments and luigi's [core] settings (local_scheduler, no_lock, scheduler_host, ...: gokart "
+        f"hands them to luigi.build, which refuses any other name).{hint}"
+    )
+
+
+def _param_names(task: LuigiTask) -> set[str]:
+    """The luigi parameter names of ``task``'s class; none for an object that is not a luigi task."""
+    get_params = getattr(type(task), "get_params", None)
+    try:
+        return {name for name, _ in get_params()} if callable(get_params) else set()
+    except Exception:  # noqa: BLE001 - only chooses a hint
+        return set()
+
+
 def build(
     task: LuigiTask | list[LuigiTask] | tuple[LuigiTask, ...],
     return_value: bool = True,
@@ -194,9 +262,12 @@ def build(
             workers, Airflow) run it once; None: as each task says (should_lock_run or redis set).
         task_dump_config: report the graph before building (gokart's ``TaskDumpConfig``; see
             ``process_task_info``); printed reports go to stderr when ``log_level`` is INFO or lower.
-        env_params: luigi.build keyword arguments, accepted and ignored (e.g. local_scheduler).
+        env_params: luigi.build keyword arguments: luigi's ``[core]`` settings (``local_scheduler``, ``no_lock``,
+            ``scheduler_host``, ...) and ``worker_scheduler_factory``, ``detailed_summary``; accepted and ignored.
 
     Raises:
+        UnknownBuildParameterError: a keyword argument that is none of the above (gokart's luigi raises
+            ``UnknownParameterException``, which it extends, as ``TypeError``); before anything runs.
         GokartBuildError: listing every failed task with its label and unique id (the class name when
             the id cannot be computed); ``__cause__`` is the first failure. An exception, ``SystemExit``
             included, from a task's ``complete()``, ``output()``, ``requires()`` or ``run()`` ends here.
@@ -212,6 +283,7 @@ def build(
             ``return_value``, a root whose manifest signing refuses is a ``GokartBuildError`` naming it.
     """
     roots: list[LuigiTask] = list(task) if isinstance(task, list | tuple) else [task]
+    _check_env_params(env_params, roots)
     if reset_register:
         _drop_redefined_task_classes()
     if task_dump_config is not None:
