@@ -725,6 +725,8 @@ def _print_verify(report: VerifyReport, deleted: list[str], delete: bool) -> Non
         mark = ""
         if problem.path in deleted:  # a killed direct writer's marker goes once its writes are undone
             mark = " (undone: the old outputs are back)" if problem.direct_write else " (deleted)"
+            if problem.side and not problem.direct_write:  # no task's output: its writer stays complete
+                mark = f" (deleted; {problem.task} stays complete: build it with rerun=True to write the file again)"
         click.echo(f"{problem.kind:>9}  {problem.task}  {_printable(problem.path)}: {problem.detail}{mark}")
     missing = sum(problem.kind == "missing" for problem in report.problems)
     unknown = sum(problem.kind == "upstream" for problem in report.problems)
@@ -746,16 +748,17 @@ def _print_verify(report: VerifyReport, deleted: list[str], delete: bool) -> Non
     removable = [problem for problem in report.problems if problem.removable]
     if removable and not delete:
         undone = any(problem.direct_write for problem in removable)
+        outputs = any(not problem.side for problem in removable)
         click.echo(
             "Pass --delete to delete the damaged outputs"
             + (" (a killed run that wrote by path is undone instead: its old outputs go back)" if undone else "")
-            + "; the next build runs their tasks again."
+            + ("; the next build runs their tasks again." if outputs else ".")
         )
     if any(problem.side and problem.removable for problem in report.problems):
         # A side file is no task's output: no completion check misses it, so no build writes it again by itself.
         click.echo(
-            "A side file (dumped beside a task's outputs) is written again only when a task that writes it runs again: "
-            "build it with rerun=True."
+            "A side file (dumped beside a task's outputs) is no task's output: deleting it leaves the task that wrote "
+            "it complete, so it is written again only when that task runs again: build it with rerun=True."
         )
     if report.notices:
         _print_unvouched(report, deleted)

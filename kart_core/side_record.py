@@ -40,6 +40,7 @@ __all__ = [
     "cut_short",
     "explain",
     "listed",
+    "listing_writer",
     "name_for",
     "read_record",
     "recorded",
@@ -130,6 +131,33 @@ def recorded(record: OutputRecord) -> bool:
     """
     path = join_url(record.workspace, name_for(record.key))
     return storage_for(path).exists(path)
+
+
+def listing_writer(record: OutputRecord, commit: str, signer: Signer) -> str | None:
+    """A task (``Class[1234abcd]``) whose signed manifest lists ``record.key`` under ``side`` as commit ``commit``: a
+    run that committed the side file sealed so, for the refusal of one whose record is missing (attacker at20 K12: the
+    manifest is there, only the record is gone). The task of ``record`` when its own manifest lists it, else the first
+    other manifest of the workspace that does (read only then: an error path); None when none does. A manifest that
+    cannot be read or verified names nothing.
+
+    Raises:
+        OSError: the store could not be asked.
+    """
+    folder = join_url(record.workspace, MANIFEST_FOLDER)
+    storage = storage_for(folder)
+    own = record.manifest_name.rsplit("/", 1)[-1]
+
+    def lists(name: str) -> bool:
+        try:
+            manifest = read_manifest(storage, join_url(folder, name), f"{MANIFEST_FOLDER}/{name}", signer)
+        except (DamagedOutputError, IntegrityError):
+            return False
+        entry = manifest.side.get(record.key) if manifest is not None else None
+        return entry is not None and entry.commit == commit
+
+    others = (name for name in sorted(storage.list_dir(folder)) if name != own and name.endswith(MANIFEST.extension))
+    found = next((name for name in [own, *others] if lists(name)), None)
+    return manifest_task(f"{MANIFEST_FOLDER}/{found}") if found is not None else None
 
 
 def listed(record: OutputRecord, signer: Signer | None) -> bool:

@@ -1071,6 +1071,18 @@ class TargetOnKart(luigi.Target):
                     commit=seal.commit,
                 )
             if not side_record.recorded(record):  # no run committed the path as a side file: the task's output
+                writer = side_record.listing_writer(record, seal.commit, signer)
+                if writer is not None:  # a side file whose record alone is gone (attacker at20 K12)
+                    raise _Unvouched(
+                        f"Refusing to load {self._path!r}{self._through()}: it is signed as commit {seal.commit}, "
+                        f"which {writer}'s manifest lists for this path under 'side', but the path's side-file record "
+                        f"({side_record.name_for(record.key)!r}), which names the run that wrote the path last, is "
+                        "missing (removed since): without it kart cannot tell that run's file from an older one of "
+                        f"another writer put back. Fix: build {writer} again with rerun=True (it writes the file and "
+                        f"its record anew). Deleting the file (`kart verify --delete`) leaves {writer} complete, so no "
+                        "build writes it again by itself.",
+                        commit=seal.commit,
+                    )
                 raise _Unvouched(
                     f"Refusing to load {self._describe_owner()} from {self._path!r}: it is signed as commit "
                     f"{seal.commit}, but the task's manifest {record.manifest!r} records no commit (its manifest has "

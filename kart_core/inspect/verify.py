@@ -442,7 +442,8 @@ def _signed_side_fault(
     fix = f"a load refuses it. Build the task that writes it ({writers}) again with rerun=True, or delete it"
     if record is None:
         detail = (
-            f"a side file ({writers} list it under 'side') that no valid side-file record vouches for (the path's "
+            f"a side file ({writers} {'list' if ', ' in writers else 'lists'} it under 'side') that no valid "
+            "side-file record vouches for (the path's "
             f"record {side_record.name_for(key)!r} is missing or not signed with this key): {fix}"
         )
         return Problem("unrecorded", output, writers, detail)

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from test_side_record import OtherSideWriter, SideWriter, _bare, _build, _put, _read, _record_name, _shared, _threshold
 
 from kart_core.cli import DAMAGE_FOUND, cli
-from kart_core.errors import MissingOutputError
+from kart_core.errors import IntegrityError, MissingOutputError
 from kart_core.inspect.verify import remove_damaged, verify_workspace
 from kart_core.signing import ENVIRONMENT_VARIABLE as SIGNING_KEY
 from kart_core.signing import HEADER_SIZE
@@ -76,6 +76,44 @@ def test_a_side_file_whose_record_was_removed_is_unrecorded(where: str, signed: 
     assert path in remove_damaged(report)
 
 
+def test_a_load_of_a_side_file_whose_record_alone_is_gone_names_the_record_and_its_writers_rerun(
+    where: str, signed: None
+) -> None:
+    """at20 K12: the refusal said the manifest "has no entry" and "was removed" (the writer's manifest lists the path
+    under 'side' with that very commit) and advised `kart verify --delete`, after which the writer stays complete."""
+    writer = SideWriter(n=1, workspace_directory=where)
+    _build(writer)
+    record = join_url(where, _record_name("shared/lookup.pkl"))
+    storage_for(record).remove(record)
+    for through in (_shared(writer), _bare(where, "pkl")):  # its writer's target, and another task's
+        with pytest.raises(IntegrityError) as caught:
+            through.load()
+        message = str(caught.value)
+        assert f"which {writer.kart_label()}'s manifest lists for this path under 'side'" in message
+        assert f"side-file record ({_record_name('shared/lookup.pkl')!r})" in message and "is missing" in message
+        assert f"build {writer.kart_label()} again with rerun=True" in message
+        assert f"leaves {writer.kart_label()} complete" in message
+        assert "has no entry" not in message and "manifest was removed" not in message
+
+
+def test_verify_delete_of_a_side_file_says_its_writer_stays_complete(workspace: str, signed: None) -> None:
+    writer = SideWriter(n=1, workspace_directory=workspace)
+    _build(writer)
+    record = join_url(workspace, _record_name("shared/lookup.pkl"))
+    storage_for(record).remove(record)
+    runner = CliRunner()
+    found = runner.invoke(cli, ["verify", "-w", workspace])
+    assert found.exit_code == DAMAGE_FOUND, found.output
+    assert "the next build runs their tasks again" not in found.output  # only a side file: no build does
+    assert "deleting it leaves the task that wrote it complete" in found.output
+    deleted = runner.invoke(cli, ["verify", "-w", workspace, "--delete"])
+    assert f"(deleted; {writer.kart_label()} stays complete: build it with rerun=True" in deleted.output
+    assert writer.complete()  # as said: a build does not write the file again
+    _build(SideWriter(n=1, workspace_directory=workspace, rerun=True))  # the way out both messages name
+    assert _threshold(_shared(writer).load()) == 1
+    assert verify_workspace(workspace).ok
+
+
 def test_a_signed_side_file_changed_in_place_is_a_hash_problem(where: str, signed: None) -> None:
     path = _two_writers(where)
     data = bytearray(_read(path))
@@ -119,5 +157,5 @@ def test_the_cli_reports_side_files_and_delete_removes_them(workspace: str, sign
     assert found.exit_code == DAMAGE_FOUND, found.output
     assert "older version copied back" in found.output and "build it with rerun=True" in found.output
     deleted = runner.invoke(cli, ["verify", "-w", workspace, "--delete"])
-    assert "(deleted)" in deleted.output, deleted.output
+    assert "(deleted; SideWriter[" in deleted.output, deleted.output  # its writer stays complete, as it says
     assert not storage_for(path).exists(path)
