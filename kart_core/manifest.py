@@ -332,6 +332,15 @@ class Manifest:
 
     @classmethod
     def _parse(cls, data: bytes, *, run: bool) -> Manifest:
+        try:
+            return cls._parse_document(data, run=run)
+        except RecursionError:
+            # A kart manifest is a few levels deep; JSON nested past the recursion limit (msgspec's or json's) is
+            # damage like any other unreadable manifest, not a bare RecursionError at every build (attacker at20 K3).
+            raise ValueError("its JSON is nested too deeply to be a kart manifest") from None
+
+    @classmethod
+    def _parse_document(cls, data: bytes, *, run: bool) -> Manifest:
         decoded = _decoded(cls, data, run)
         if decoded is not None:
             return decoded
@@ -340,7 +349,10 @@ class Manifest:
             document = _loads(data)
         if not isinstance(document, dict) or document.get("format") != FORMAT:
             raise ValueError(f"not a {FORMAT} document")
-        outputs = _entries(document["outputs"])
+        raw_outputs = document["outputs"]
+        if not isinstance(raw_outputs, dict):  # dict([]) would read a list as no entries (attacker at20 K3)
+            raise TypeError(f"its outputs are a JSON {type(raw_outputs).__name__}, not an object")
+        outputs = _entries(raw_outputs)
         raw_side = document.get("side")
         side = _entries(raw_side) if isinstance(raw_side, dict) else {}
         record = document.get("run")
