@@ -20,7 +20,8 @@ covers"; docs/faq.md for what it cannot follow):
   project base classes — transitively. Dynamic look-ups are followed where the code shows them:
   ``importlib.import_module("pkg.mod")`` / ``__import__`` with a literal module name; a function
   calling ``getattr``/``vars`` or using ``__dict__`` counts every attribute of the project modules it
-  references; one calling ``globals()`` counts every name of its own module.
+  references (by a name, an import, or an attribute chain: ``getattr(pkg.steps, name)``); one calling
+  ``globals()`` counts every name of its own module.
 - **Normalised**: a function counts by its bytecode (instructions, constants, names, argument
   layout), not by its text, so comments, blank lines, formatting, docstrings, line numbers, its
   annotations and the checkout directory do not count; the field types of a dataclass-like class do
@@ -48,7 +49,8 @@ same rules. A value whose type is project code counts with its class's code, wha
 from (``_Visit._typed``): a ``dict``, ``list``, ``int`` or ``str`` subclass, a ``NamedTuple``, an
 ``Enum`` member (a default argument ``mode=Mode.STRICT``), a project object or function in a numpy
 object array or a pandas object (named by its pickle), the enum class and default of a luigi
-``EnumParameter``. A luigi task (a ``TaskInstanceParameter``'s default, a ``luigi.Config()``) counts by its class
+``EnumParameter``; a ``functools.partial`` subclass (its own methods, ``__call__``). A ``contextvars.ContextVar``
+counts by its name and default, not by a value some context set. A luigi task (a ``TaskInstanceParameter``'s default, a ``luigi.Config()``) counts by its class
 and parameters (``param_kwargs``), not luigi's seeded ``_Task__hash`` or kart's memos. A weak reference counts by what it refers to (a ``WeakValueDictionary``, a
 ``WeakSet``). A container or object reached twice within one value counts the second time as a
 reference to where it was first met (its position in the walk, never its address): shared structure
@@ -98,6 +100,7 @@ pickled: an open connection, a file, a ``threading.local``) is listed in
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import copyreg
 import dataclasses
 import datetime
@@ -884,7 +887,10 @@ class _Visit:
                 return external
             return self._held_module(obj)
         if isinstance(obj, functools.partial):
-            return digest(["partial", self.token(obj.func), self.value(obj.args), self.value(obj.keywords)])
+            found = ["partial", self.token(obj.func), self.value(obj.args), self.value(obj.keywords)]
+            if type(obj) is not functools.partial:  # a subclass's methods (its own __call__) and attributes are code
+                found += [self.token(type(obj)), self.value(vars(obj))]  # it runs (attacker at20 K7)
+            return digest(found)
         if isinstance(obj, types.MethodType):
             return digest(["method", self.token(obj.__func__), self.value(obj.__self__)])
         if isinstance(obj, staticmethod | classmethod):
@@ -1013,25 +1019,28 @@ class _Visit:
         globals_ = func.__globals__
         references = []
         module = _module_of(func) or "__main__"
-        # getattr(helpers, name) can reach any attribute of a module it references: count them all. So can a
-        # project helper it calls with the module (lookup(helpers, name)): the caller names what the helper reads.
-        helpers = self._helper_look_ups(names, globals_)
-        dynamic = not _DYNAMIC_ATTRIBUTES.isdisjoint(names) or _ATTRIBUTES in helpers
         package = globals_.get("__package__")
         scan = _scanned_imports(code, package) if self._imports_matter(code, globals_) else _NO_IMPORTS
         # Before any module is walked: a submodule the code reaches (``from pkg import mod``, ``pkg.mod.K``)
         # is an attribute of its package only once imported; whether something imported it first must not count.
         from_modules = self._load_submodules(scan, globals_)
+        chained = self._chained_modules(scan, globals_)
+        # getattr(helpers, name) can reach any attribute of a module it references: count them all. So can a
+        # project helper it calls with the module (lookup(helpers, name)): the caller names what the helper reads.
+        helpers = self._helper_look_ups(names, globals_, chained.values())
+        dynamic = not _DYNAMIC_ATTRIBUTES.isdisjoint(names) or _ATTRIBUTES in helpers
         for name in names:
             if name in globals_:
                 references.append([name, self._global(module, name, globals_[name], names, dynamic)])
         if not dynamic:  # a project module the code holds as a value (stored, passed, returned): every attribute
             references.extend(self._held_modules(scan, globals_))
+        else:  # a project module an attribute chain reaches (getattr(pkg.steps, name)) counts as a global one does
+            references.extend([f"chained {name}", self._held_module(chained[name])] for name in sorted(chained))
         if "globals" in names:  # globals()[name]: any name of the function's own module
             own = sorted(name for name in globals_ if not name.startswith("__") and name not in names)
             references.append(["globals()", [[n, self._global(module, n, globals_[n], names, dynamic)] for n in own]])
         if "__subclasses__" in names or _SUBCLASSES in helpers:  # Step.__subclasses__(), find(Step, name): plugins
-            for cls in self._named_classes(names, globals_):
+            for cls in self._named_classes(names, globals_, [chained[name] for name in sorted(chained)]):
                 subclasses = [self.token(sub) for sub in self._project_subclasses(cls)]
                 references.append([f"{cls.__module__}.{cls.__qualname__}.__subclasses__()", subclasses])
         inner_imports = self._imported_modules(scan, code, globals_.get("__package__"), names) | from_modules
@@ -1071,6 +1080,29 @@ class _Visit:
                     held.append([f"held {'.'.join(chain)}", self._held_module(value)])
         return held
 
+    def _chained_modules(self, scan: _ImportScan, globals_: Mapping[str, Any]) -> dict[str, types.ModuleType]:
+        """The project modules the code's attribute chains reach past their first name, by module name: ``pkg.steps``
+        in ``getattr(pkg.steps, name)``, ``vars(pkg.steps)``, ``m = pkg.steps``, ``pkg.steps.triple(x)``, from a
+        global (``import pkg.steps`` binds ``pkg``) or a local an import in the body bound (``import pkg``).
+
+        Such a module is referenced as a module named by the code is (attacker at20 K4): all its attributes count for
+        a function making dynamic look-ups (``_DYNAMIC_ATTRIBUTES``), as they do for ``getattr(steps, name)``; its
+        classes are where ``pkg.base.Step.__subclasses__()`` starts. Every root a chain's first name may be (each
+        import binding it, and the global) is followed, as ``_load_submodules`` does: coarser, never stale."""
+        found: dict[str, types.ModuleType] = {}
+        version_of = self.owner.classifier.version_of
+        for chain in sorted(scan.chains):
+            roots = [self._bound_module(binding) for binding in sorted(scan.bindings.get(chain[0], ()))]
+            roots.append(globals_.get(chain[0]))
+            for value in roots:
+                for attribute in chain[1:]:
+                    if not isinstance(value, types.ModuleType):
+                        break
+                    value = vars(value).get(attribute)
+                    if isinstance(value, types.ModuleType) and version_of(value.__name__) is None:
+                        found.setdefault(value.__name__, value)
+        return found
+
     def _imports_matter(self, code: types.CodeType, globals_: Mapping[str, Any]) -> bool:
         """Whether ``_scan_imports(code)`` can change the function's parts: False when neither ``code`` nor the code
         nested in it holds an import statement and no name it can load is a global bound to a module that is project
@@ -1099,20 +1131,40 @@ class _Visit:
                 return True
         return False
 
-    def _helper_look_ups(self, names: list[str], globals_: Mapping[str, Any]) -> frozenset[str]:
+    def _helper_look_ups(
+        self, names: list[str], globals_: Mapping[str, Any], modules: Iterable[types.ModuleType] = ()
+    ) -> frozenset[str]:
         """The dynamic look-ups (``_ATTRIBUTES``, ``_SUBCLASSES``) that the project functions ``names`` reaches make,
         transitively: methods of the project classes it names count too. Such a helper may do them on what the
         caller passes it (``find(Step, "double")`` calling ``base.__subclasses__()``), so the caller widens as if it
-        made them itself: coarser, never stale (attacker at15 F10)."""
+        made them itself: coarser, never stale (attacker at15 F10).
+
+        A helper reached as an attribute of a project module (``plughelp.find(Step, name)``; of one of ``modules``,
+        those the code's attribute chains reach, ``pkg.plughelp.find``) adds its ``_SUBCLASSES`` look-up only: a
+        module it is given to look attributes up in is one the caller holds as a value (``_held_modules``, every
+        attribute; attacker at20 K4)."""
         found: set[str] = set()
+        version_of = self.owner.classifier.version_of
+        reached = list(modules)
         for name in names:
             value = globals_.get(name)
             functions = [value]
             if isinstance(value, type) and self._is_project_class(value):
                 functions = [getattr(member, "__func__", member) for member in vars(value).values()]
+            elif isinstance(value, types.ModuleType) and version_of(value.__name__) is None:
+                reached.append(value)
             for function in functions:
                 if isinstance(function, types.FunctionType) and self._is_project_code(function):
                     found |= self._reached_look_ups(function)
+        if _SUBCLASSES in found:
+            return frozenset(found)
+        for module in reached:
+            namespace = vars(module)
+            for name in names:
+                function = namespace.get(name)
+                if isinstance(function, types.FunctionType) and self._is_project_code(function):
+                    if _SUBCLASSES in self._reached_look_ups(function):
+                        return frozenset({*found, _SUBCLASSES})
         return frozenset(found)
 
     def _reached_look_ups(self, function: types.FunctionType) -> frozenset[str]:
@@ -1136,12 +1188,14 @@ class _Visit:
     def _is_project_code(self, function: types.FunctionType) -> bool:
         return self.owner.classifier.version_of(_module_of(function) or "builtins") is None
 
-    def _named_classes(self, names: list[str], globals_: Mapping[str, Any]) -> list[type]:
+    def _named_classes(
+        self, names: list[str], globals_: Mapping[str, Any], modules: Iterable[types.ModuleType] = ()
+    ) -> list[type]:
         """The project classes ``names`` reach: globals of the function's module, and attributes of the project
-        modules among them (``base.Step``), each once, in name order."""
+        modules among them (``base.Step``) and of ``modules`` (those its attribute chains reach, ``pkg.base.Step``),
+        each once, in name order."""
         found: dict[int, type] = {}
-        for name in names:
-            value = globals_.get(name)
+        for value in [*(globals_.get(name) for name in names), *modules]:
             candidates = [value]
             if isinstance(value, types.ModuleType) and self.owner.classifier.version_of(value.__name__) is None:
                 namespace = vars(value)
@@ -1559,6 +1613,8 @@ class _Visit:
             return ["standard stream"]  # ``OUT = sys.stdout``: an output resource, not data (and not picklable)
         elif isinstance(value, weakref.ref):
             return self._weak_reference(value)
+        elif isinstance(value, contextvars.ContextVar):
+            return self._context_variable(value)
         memo, key = scope.memo, id(value)
         seen = memo.get(key)
         if seen is not None:  # shared, or a container that contains itself
@@ -1596,6 +1652,17 @@ class _Visit:
         referent = value()
         attributes = [[name, self.value(item)] for name, item in _attributes(value)]
         return ["weak", self.token(type(value)), None if referent is None else self.value(referent), attributes]
+
+    def _context_variable(self, value: contextvars.ContextVar[Any]) -> Any:
+        """A ``contextvars.ContextVar`` by its name and its default, walked (``ContextVar("op", default=Op())``: the
+        object ``CV.get()`` returns wherever nothing set it, whose class's methods count, attacker at20 K7). Not the
+        value set in the context reading it: that is the moment's (a new thread starts with none), as a lock's state
+        is. A ContextVar cannot be pickled: it counted as undigestable before."""
+        try:
+            default = contextvars.Context().run(value.get)  # an empty context holds no value: get() gives the default
+        except LookupError:
+            return ["contextvar", value.name, "no default"]
+        return ["contextvar", value.name, self.value(default)]
 
     def _absolute_relative(self, path: pathlib.PurePath) -> list[Any] | None:
         """``_relative_path`` of an absolute ``path``; None for a relative one."""

@@ -10,6 +10,7 @@ whichever scheduler builds first decides what every later reader loads.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import datetime
 import enum
@@ -21,6 +22,7 @@ import sys
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import luigi
@@ -180,6 +182,12 @@ def _luigi_class(name: str) -> type:
     return found if isinstance(found, type) else type(None)
 
 
+# The builtin containers' own string forms show every item; a subclass may print itself (``_items_lost``).
+_BUILTIN_CONTAINERS = frozenset({dict, list, tuple, set, frozenset})
+# Builtin scalars a project class may derive from and print otherwise (``_scalar_lost``); bool cannot be derived from.
+_SCALAR_BASES = (int, float, complex, str, bytes)
+# Standard objects whose repr shows each attribute's repr (``namespace(a=1)``, ``Namespace(a=1)``).
+_NAMESPACES = (SimpleNamespace, argparse.Namespace)
 # Values whose string form is the whole value: skipped without a look (the check runs for every task a build walks).
 _WHOLE = frozenset({str, int, float, bool, type(None), datetime.date, datetime.datetime, datetime.timedelta})
 _ITEMS_LOOKED_AT = 1000  # items of a list or dict looked at; past that a long list of plain values is taken as plain
@@ -261,12 +269,63 @@ def _ambiguous(value: Any, depth: int = 0) -> str | None:
         items = [item for _, item, _ in record[:_ITEMS_LOOKED_AT]]
     elif isinstance(value, (list, tuple, set, frozenset)):
         items = list(value)[:_ITEMS_LOOKED_AT]
+    elif isinstance(value, _NAMESPACES) and isinstance(getattr(value, "__dict__", None), dict):
+        # ``namespace(a=S)`` shows each attribute's repr: as a list does its items' (attacker at20 K13)
+        items = list(vars(value).values())[:_ITEMS_LOOKED_AT]
     else:
         text = str(value)
         if " at 0x" in text:
             return f"a {type(value).__name__} prints as its memory address"
-        return f"a {type(value).__name__} prints elided ('...')" if "..." in text else None
+        if "..." in text:
+            return f"a {type(value).__name__} prints elided ('...')"
+        return _scalar_lost(value, text)
+    if plain and type(value) not in _BUILTIN_CONTAINERS and _prints_itself(type(value)):
+        why = _items_lost(value)
+        if why is not None:
+            return why
     return next((why for item in items if (why := _ambiguous(item, depth + 1)) is not None), None)
+
+
+def _scalar_lost(value: Any, text: str) -> str | None:
+    """What ``text``, the string form of ``value``, loses when ``value`` is of a project ``int``/``float``/``str``/
+    ``bytes``/``complex`` subclass with its own ``__repr__`` or ``__str__`` that does not show the number or text
+    (``Rate(0.1)`` and ``Rate(0.01)`` both printing ``Rate``), or an enum member's that does not show its name; None
+    otherwise."""
+    method = _printing_method(type(value))
+    if isinstance(value, enum.Enum):
+        if method is None or _holds(text, value.name):
+            return None
+        return f"a {type(value).__name__} member prints through its own {method} as {text[:60]!r}, without its name"
+    base = next((kind for kind in _SCALAR_BASES if isinstance(value, kind)), None)
+    if base is None:
+        return None
+    forms = {base.__repr__(value), str.__str__(value) if isinstance(value, str) else ""}  # the builtin's own forms
+    if method is None or any(_holds(text, form) for form in forms):
+        return None
+    printer = getattr(getattr(type(value), method, None), "__qualname__", method)
+    return f"a {type(value).__name__} prints through its own {method} ({printer}) as {text[:60]!r}, without its value"
+
+
+def _items_lost(value: Any) -> str | None:
+    """What the string form of ``value``, a project ``dict``/``list``/``set``/``tuple`` subclass with its own
+    ``__repr__`` or ``__str__``, loses: the items it does not show, a mapping's by key (whose key or value does not
+    show), a sequence's by position (attacker at20 K13: ``DictSub(a=1)`` and ``DictSub(a=2)`` both print
+    ``DictSub``); None when it shows each."""
+    text = str(value)
+    if isinstance(value, Mapping):
+        pairs = list(value.items())[:_ITEMS_LOOKED_AT]
+        missing = [repr(key)[:40] for key, item in pairs if not (_shows(text, key) and _shows(text, item))]
+    else:
+        items = list(value)[:_ITEMS_LOOKED_AT]
+        missing = [str(index) for index, item in enumerate(items) if not _shows(text, item)]
+    if not missing:
+        return None
+    method = _printing_method(type(value)) or "__repr__"
+    printer = getattr(getattr(type(value), method, None), "__qualname__", method)
+    where = "key(s)" if isinstance(value, Mapping) else "position(s)"
+    return f"a {type(value).__name__} prints through its own {method} ({printer}) as {text[:60]!r}, without its " + (
+        f"item(s) at {where} {', '.join(missing[:5])}"
+    )
 
 
 def _record_loses(value: Any, record: list[tuple[str, Any, bool]]) -> str | None:
@@ -280,7 +339,10 @@ def _record_loses(value: Any, record: list[tuple[str, Any, bool]]) -> str | None
         return f"a {name} prints as its memory address"
     hidden = [field for field, _, shown in record if not shown]
     if hidden:
-        return f"a {name} prints without its field(s) {', '.join(hidden)} (repr=False or a custom repr)"
+        return (
+            f"a {name} prints without its field(s) {', '.join(hidden)} (repr=False, a custom repr or a pydantic private"
+            " attribute)"
+        )
     missing = [field for field, item, _ in record[:_ITEMS_LOOKED_AT] if not _shows(text, item)]
     if missing:
         method = "__str__" if type(value).__str__ is not object.__str__ else "__repr__"
@@ -293,10 +355,12 @@ def _record_loses(value: Any, record: list[tuple[str, Any, bool]]) -> str | None
 
 def _shows(text: str, item: Any) -> bool:
     """Whether ``text`` holds ``item``'s ``repr`` or ``str`` as a whole token (``0.1`` not inside ``10.15``)."""
-    for form in dict.fromkeys((repr(item), str(item))):
-        if form and re.search(rf"(?<![\w.]){re.escape(form)}(?![\w.])", text):
-            return True
-    return False
+    return any(_holds(text, form) for form in dict.fromkeys((repr(item), str(item))))
+
+
+def _holds(text: str, form: str) -> bool:
+    """Whether ``text`` holds ``form`` as a whole token."""
+    return bool(form) and re.search(rf"(?<![\w.]){re.escape(form)}(?![\w.])", text) is not None
 
 
 def _fields(value: Any) -> list[tuple[str, Any, bool]] | None:
@@ -304,7 +368,7 @@ def _fields(value: Any) -> list[tuple[str, Any, bool]] | None:
     ``pydantic.v1``) or namedtuple instance, or of each attribute of an object of a project class with its own
     ``__repr__``/``__str__``; None for any other value (attacker at15 F5's remainder, at18 I2, at19 J9)."""
     cls = type(value)
-    if isinstance(value, type):
+    if isinstance(value, type | enum.Enum):  # an enum member is picked by its name (``_scalar_lost``), not its fields
         return None
     if dataclasses.is_dataclass(value):
         return [(f.name, getattr(value, f.name, None), bool(f.repr)) for f in dataclasses.fields(value)]
@@ -313,7 +377,8 @@ def _fields(value: Any) -> list[tuple[str, Any, bool]] | None:
         return [(a.name, getattr(value, a.name, None), getattr(a, "repr", True) is True) for a in declared]
     model_fields = getattr(cls, "model_fields", None)  # pydantic v2
     if isinstance(model_fields, Mapping):
-        return [(n, getattr(value, n, None), getattr(i, "repr", True) is not False) for n, i in model_fields.items()]
+        shown = [(n, getattr(value, n, None), getattr(i, "repr", True) is not False) for n, i in model_fields.items()]
+        return shown + _private_attributes(value)
     v1_fields = getattr(cls, "__fields__", None)  # pydantic v1 (``pydantic.v1``): name -> ModelField
     if isinstance(v1_fields, Mapping) and all(hasattr(field, "field_info") for field in v1_fields.values()):
         return [
@@ -329,14 +394,40 @@ def _fields(value: Any) -> list[tuple[str, Any, bool]] | None:
     return None
 
 
+def _private_attributes(model: Any) -> list[tuple[str, Any, bool]]:
+    """``(name, value, False)`` for each private attribute (``pydantic.PrivateAttr``) of the pydantic v2 ``model`` set
+    to something other than its default (or set, having none): its repr never shows them, so two models differing
+    there print alike (attacker at20 K13). One at its default is left out: what every such model holds."""
+    private = getattr(model, "__pydantic_private__", None)
+    declared = getattr(type(model), "__private_attributes__", None)
+    if not isinstance(private, dict) or not isinstance(declared, Mapping):
+        return []
+    found = []
+    for name, item in private.items():
+        try:
+            default = declared[name].get_default()
+            same = default is item or bool(default == item)
+        except Exception:  # noqa: BLE001 - no default, or one that cannot be compared (an array): it may differ
+            same = False
+        if not same:
+            found.append((str(name), item, False))
+    return found
+
+
 def _prints_itself(cls: type) -> bool:
     """Whether ``cls`` is a project class (its module not in the standard library nor installed in ``site-packages``)
     that gives its instances a string form of its own (a ``__repr__`` or ``__str__`` defined in such a class)."""
+    return _printing_method(cls) is not None
+
+
+def _printing_method(cls: type) -> str | None:
+    """``"__str__"`` or ``"__repr__"``: the first of the two that a project class in ``cls``'s MRO defines (the one
+    ``str()`` then runs); None when neither is."""
     for method in ("__str__", "__repr__"):
         owner = next((klass for klass in cls.__mro__ if method in vars(klass)), object)
         if owner is not object and _is_project_module(owner.__module__):
-            return True
-    return False
+            return method
+    return None
 
 
 def _is_project_module(name: str) -> bool:

@@ -762,3 +762,119 @@ def test_plugins_found_by_subclassing_or_by_getmembers_count(
     assert _digests(*names) == before  # stable between fresh imports
     _edit(project / "plugsteps.py", old, new)
     assert _changed(before, _digests(*names)) == changed
+
+
+CHAIN_NODES = """
+import inspect
+import operator
+
+import fpdemo.plugbase
+import fpdemo.plughelp
+import fpdemo.plugsteps
+from fpdemo import plughelp as helpmod
+from fpdemo.plughelp import lookup
+
+
+def by_dotted_getattr(x):
+    return getattr(fpdemo.plugsteps, "triple")(x)
+
+
+def by_dotted_getattr_name(x, name="triple"):
+    return getattr(fpdemo.plugsteps, name)(x)
+
+
+def by_dotted_vars(x):
+    return vars(fpdemo.plugsteps)["triple"](x)
+
+
+def by_dotted_dict(x):
+    return fpdemo.plugsteps.__dict__["triple"](x)
+
+
+def by_dotted_members(x):
+    return dict(inspect.getmembers(fpdemo.plugsteps))["triple"](x)
+
+
+def by_dotted_attrgetter(x):
+    return operator.attrgetter("triple")(fpdemo.plugsteps)(x)
+
+
+def by_dotted_local(x):
+    m = fpdemo.plugsteps
+    return getattr(m, "triple")(x)
+
+
+def by_dotted_helper(x):
+    return lookup(fpdemo.plugsteps, "triple")(x)
+
+
+def by_dotted_import_in_body(x):
+    import fpdemo
+
+    return getattr(fpdemo.plugsteps, "triple")(x)
+
+
+def by_dotted_subclass(x):
+    return {c.name: c for c in fpdemo.plugbase.Step.__subclasses__()}["double"]().apply(x)
+
+
+def by_module_helper_subclass(x):
+    return helpmod.find(fpdemo.plugbase.Step, "double")().apply(x)
+
+
+def by_dotted_helper_subclass(x):
+    return fpdemo.plughelp.find(fpdemo.plugbase.Step, "double")().apply(x)
+
+
+class Held:
+    mod = fpdemo.plugsteps
+
+
+def by_dotted_held(x):
+    return getattr(Held.mod, "triple")(x)
+
+
+def by_dotted_direct(x):
+    return fpdemo.plugsteps.triple(x)
+"""
+
+_CHAIN_MODULE_READERS = {
+    "by_dotted_getattr",
+    "by_dotted_getattr_name",
+    "by_dotted_vars",
+    "by_dotted_dict",
+    "by_dotted_members",
+    "by_dotted_attrgetter",
+    "by_dotted_local",
+    "by_dotted_helper",
+    "by_dotted_import_in_body",
+    "by_dotted_held",  # seen before at20 K4 too (a module held by a class attribute)
+}
+_CHAIN_SUBCLASS_READERS = {"by_dotted_subclass", "by_module_helper_subclass", "by_dotted_helper_subclass"}
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "changed"),
+    [
+        ("return 3 * x", "return 5 * x", _CHAIN_MODULE_READERS | {"by_dotted_direct"}),  # triple
+        ("return 2 * x", "return 4 * x", _CHAIN_MODULE_READERS | _CHAIN_SUBCLASS_READERS),  # Double.apply
+    ],
+)
+def test_a_module_reached_by_an_attribute_chain_counts_as_a_module_named_by_the_code(
+    project: Path, old: str, new: str, changed: set[str]
+) -> None:
+    """Attacker at20 K4: after ``import fpdemo.plugsteps``, ``getattr(fpdemo.plugsteps, name)``, ``vars(...)``,
+    ``__dict__``, ``inspect.getmembers``, ``operator.attrgetter``, a local ``m = fpdemo.plugsteps``, a helper given
+    ``fpdemo.plugsteps`` and ``fpdemo.plugbase.Step.__subclasses__()`` left the fingerprint unchanged after an edit of
+    plugsteps (the module counted only by the names its package shares with it): a stale Kedro node. Each now counts
+    every attribute of the module, as ``getattr(plugsteps, name)`` does; a subclass-finding helper reached as a module
+    attribute (``helpmod.find(Step, name)``, ``fpdemo.plughelp.find``) counts as ``find(Step, name)`` does."""
+    (project / "plugbase.py").write_text(PLUGINS_BASE)
+    (project / "plugsteps.py").write_text(PLUGINS_STEPS)
+    (project / "plughelp.py").write_text(PLUGINS_HELPERS)
+    (project / "nodes.py").write_text(CHAIN_NODES)
+    names = (*sorted(_CHAIN_MODULE_READERS | _CHAIN_SUBCLASS_READERS), "by_dotted_direct")
+    before = _digests(*names)
+    assert _digests(*names) == before  # stable between fresh imports
+    _edit(project / "plugsteps.py", old, new)
+    assert _changed(before, _digests(*names)) == changed

@@ -194,6 +194,40 @@ HELPERS = {
         _KEPT = Op()
         VALUE = weakref.WeakSet([_KEPT])
         """,
+    # attacker at20 K7: a partial counted by its function and arguments only, a ContextVar was undigestable
+    "a functools.partial subclass with a method": """
+        import functools
+
+        def base(x, k):
+            return x * k
+
+        class Scaled(functools.partial):
+            def scale(self, x):
+                return x * 2 + {K}
+
+        VALUE = Scaled(base, k=2)
+        """,
+    "a functools.partial subclass with its own __call__": """
+        import functools
+
+        def base(x, k):
+            return x * k
+
+        class Shifted(functools.partial):
+            def __call__(self, x):
+                return super().__call__(x) + {K}
+
+        VALUE = Shifted(base, k=2)
+        """,
+    "a ContextVar's default": """
+        import contextvars
+
+        class Op:
+            def scale(self, x):
+                return x * 2 + {K}
+
+        VALUE = contextvars.ContextVar("op", default=Op())
+        """,
 }
 
 NODE_READS_VALUE = """

@@ -10,6 +10,8 @@ output. kart keeps gokart's id and names the parameter; a value whose string sho
 from __future__ import annotations
 
 import dataclasses
+import enum
+import types
 import typing
 import warnings
 
@@ -123,6 +125,58 @@ class NoRepr:
     learning_rate: float
 
 
+class DictLabelled(dict):
+    """A dict subclass with its own short repr (attacker at20 K13)."""
+
+    def __repr__(self) -> str:
+        return f"DictLabelled({self['name']})"
+
+    @property
+    def learning_rate(self) -> float:
+        return float(self["learning_rate"])
+
+
+class DictFaithful(dict):
+    def __repr__(self) -> str:  # its own, but every item shows
+        return f"DictFaithful({dict.__repr__(self)})"
+
+
+class V2Private(pydantic.BaseModel):
+    """A pydantic v2 model whose private attribute its repr never shows (attacker at20 K13)."""
+
+    learning_rate: float
+    _run: str = pydantic.PrivateAttr(default="")
+
+
+def _v2_private(run: str) -> V2Private:
+    model = V2Private(learning_rate=0.1)
+    model._run = run
+    return model
+
+
+class Rate(float):
+    """A float subclass printing a label, not its number."""
+
+    def __repr__(self) -> str:
+        return "Rate"
+
+    @property
+    def learning_rate(self) -> float:
+        return float(self)
+
+
+class Stage(enum.Enum):
+    BASE = 0.1
+    FINE = 0.01
+
+    def __str__(self) -> str:  # its own, showing the member's name
+        return f"stage {self.name}"
+
+    @property
+    def learning_rate(self) -> float:
+        return float(self.value)
+
+
 AMBIGUOUS = {
     "dataclass with its own short __repr__": (
         LabelledConfig("base", 0.1),
@@ -147,6 +201,19 @@ AMBIGUOUS = {
         "own __repr__",
     ),
     "project object with its own __repr__": (Plain("base", 0.1), Plain("base", 0.01), "own __repr__"),
+    # attacker at20 K13
+    "dict subclass with its own __repr__": (
+        DictLabelled(name="base", learning_rate=0.1),
+        DictLabelled(name="base", learning_rate=0.01),
+        "without its item(s) at key(s) 'name', 'learning_rate'",
+    ),
+    "SimpleNamespace holding a config with its own short __repr__": (
+        types.SimpleNamespace(learning_rate=0.1, inner=LabelledConfig("base", 0.1)),
+        types.SimpleNamespace(learning_rate=0.1, inner=LabelledConfig("base", 0.01)),
+        "a LabelledConfig prints through its own __repr__",
+    ),
+    "pydantic v2 model with a private attribute that differs": (_v2_private("a"), _v2_private("b"), "_run"),
+    "float subclass with its own __repr__": (Rate(0.1), Rate(0.01), "own __repr__ (Rate.__repr__) as 'Rate'"),
 }
 
 
@@ -192,8 +259,22 @@ def test_an_object_printed_by_its_address_is_named() -> None:
         TuplePlain("base", 0.1),
         AttrsPlain("base", 0.1),
         {"name": "base", "learning_rate": 0.1},
+        DictFaithful(name="base", learning_rate=0.1),
+        types.SimpleNamespace(name="base", learning_rate=0.1),
+        V2Private(learning_rate=0.1),
+        Stage.FINE,
     ],
-    ids=["own faithful __repr__", "pydantic.v1 model", "NamedTuple", "attrs class", "a dict"],
+    ids=[
+        "own faithful __repr__",
+        "pydantic.v1 model",
+        "NamedTuple",
+        "attrs class",
+        "a dict",
+        "dict subclass with a faithful __repr__",
+        "SimpleNamespace of plain values",
+        "pydantic v2 model, private attribute at its default",
+        "enum member printing its name",
+    ],
 )
 def test_a_value_whose_string_shows_every_field_is_not_named(workspace: str, value: object) -> None:
     task = Train(config=value, workspace_directory=workspace)
