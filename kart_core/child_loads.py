@@ -17,6 +17,14 @@ A child never makes the folder: one it finds missing belongs to a run that is ov
 runs whose process died (killed before it removed them) are swept (``sweep``). The folder's name holds the
 process id and 128 random bits, is created with mode 0700 and is read only while it is a folder (not a link) of
 this user that no one else can write to, so another account can neither plant nor read records.
+
+A child does not always do the work of the run it holds a copy of: a worker of a module-level pool is forked by the
+first ``submit``, inside whichever run submits first, and runs the later tasks' jobs in that copied context (attacker
+at20 K10); a worker of a pool made before the build holds no run at all. A task or target the job carries names its
+run (``RunSlot`` pickles the relay, a target carries one); for the rest the child asks which runs of its parent
+execute their ``run()`` now (``for_child``): a run notes that in its folder (``publish``, a small file ``run.info``)
+while its ``run()`` executes, when the process may have such children (``kart_core.transaction``), and a child lists
+the folders named with its parent's process id (``executing``). When several runs execute, each gets the record.
 """
 
 from __future__ import annotations
@@ -33,18 +41,39 @@ import shutil
 import stat
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from multiprocessing import process as _mp
+from typing import ClassVar
 
 from kart_core.errors import LoadError, LoadOSError, TaskDefinitionError
 from kart_core.manifest import Entry, OutputRecord
 
-__all__ = ["Relay", "Relayed", "collect", "collect_checks", "make_folder", "new_folder", "remove", "sweep"]
+__all__ = [
+    "Executing",
+    "Relay",
+    "Relayed",
+    "Relays",
+    "collect",
+    "collect_checks",
+    "executing",
+    "for_child",
+    "forked",
+    "kart_worker",
+    "make_folder",
+    "new_folder",
+    "parent_pids",
+    "publish",
+    "remove",
+    "sweep",
+    "unpublish",
+]
 
 logger = logging.getLogger(__name__)
 
 _PREFIX = "kart-loads-"
 _SUFFIX = ".json"
 _CHECK = ".check"
+_INFO = "run.info"  # in a run's folder while its run() executes (``publish``): neither a record nor a check
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +98,9 @@ class Relay:
     pid: int
     folder: str
     error: str | None = None  # why the run could not make ``folder``: a load that would send there fails
+    # Found in this process's copy of the run's context (it was forked while the run was in progress), not carried
+    # by a pickled task or target: the warning of a dropped record says so.
+    inherited: bool = False
 
     def note_load(self, record: OutputRecord, entry: Entry, built: bool = False) -> None:
         """Send the load of the committed output ``record`` as ``entry`` describes it to the run (``built``: the load
@@ -153,6 +185,18 @@ class Relay:
         process only when it is one, and never said to be the run's: a target or task pickled during the run may be
         kept past it (in an output, a cache) and loaded by any later process (attacker at18 I9: a later, unrelated
         process that loaded a target an output held was called the run's child)."""
+        if self.inherited:
+            logger.warning(
+                "%s: process %s, forked while that task's run was in progress (a worker of a process pool that run() "
+                "used first), %s after that run was over, and found no other run of process %s executing: not "
+                "recorded as any run's input. If a run() handed this process the work, it returned before the work "
+                "was done: wait for it before run() returns.",
+                self.label,
+                os.getpid(),
+                what,
+                self.pid,
+            )
+            return
         where = (
             f"a child process ({os.getpid()}) of the process that ran it ({self.pid})"
             if os.getppid() == self.pid
@@ -166,6 +210,220 @@ class Relay:
             where,
             what,
         )
+
+
+@dataclasses.dataclass(eq=False)
+class Relays:
+    """The runs of the parent process that a child's load, or a build nested in the child, is sent to (``for_child``):
+    the one run the work is for, or each run that may have handed it the work when kart cannot tell which.
+
+    An input recorded for a run that did not load it makes that task run once more than needed when the input
+    changes; one recorded for none would leave the task that did load it served stale. So each candidate records it.
+
+    Attributes:
+        relays: one per run, oldest first (never empty).
+        built: the manifests (full paths) of the roots of a build nested in this child (``note_built``): their loads
+            are sent as built (``Input.built``).
+    """
+
+    relays: tuple[Relay, ...]
+    built: set[str] = dataclasses.field(default_factory=set)
+    ended: ClassVar[bool] = (
+        False  # read as a run's (``kart_core.transaction.reader``): the parent's runs are in progress
+    )
+
+    @property
+    def label(self) -> str:
+        """The runs' tasks, as messages name them."""
+        return ", ".join(relay.label for relay in self.relays)
+
+    @property
+    def pid(self) -> int:
+        """The process running them."""
+        return self.relays[0].pid
+
+    def note_built(self, manifests: Iterable[str]) -> None:
+        """Remember that a ``build()`` nested here built the tasks of ``manifests`` (full paths)."""
+        self.built.update(manifests)
+
+    def note_load(self, record: OutputRecord, entry: Entry, built: bool = False) -> None:
+        """``Relay.note_load`` to each run (``built`` also when a build nested here built ``record``'s task).
+
+        Raises:
+            LoadOSError: as ``Relay.note_load``.
+        """
+        self._warn_shared(f"loaded {record.task}'s output {record.key!r}")
+        for relay in self.relays:
+            relay.note_load(record, entry, built or record.manifest in self.built)
+
+    def note_unrecorded(self, record: OutputRecord, stamp: tuple[object, ...], digest: str) -> None:
+        """``Relay.note_unrecorded`` to each run.
+
+        Raises:
+            LoadOSError: as ``Relay.note_load``.
+        """
+        self._warn_shared(f"loaded {record.task}'s output {record.key!r}")
+        for relay in self.relays:
+            relay.note_unrecorded(record, stamp, digest)
+
+    def note_check(self, check: Callable[[], object]) -> None:
+        """``Relay.note_check`` to each run.
+
+        Raises:
+            TaskDefinitionError, LoadOSError: as ``Relay.note_check``.
+        """
+        self._warn_shared(f"asked for a check at the run's commit ({check!r})")
+        for relay in self.relays:
+            relay.note_check(check)
+
+    def _warn_shared(self, what: str) -> None:
+        """Warn once per process and set of runs that the work counts for each of several runs."""
+        if len(self.relays) < 2:
+            return
+        labels = tuple(relay.label for relay in self.relays)
+        if labels in _Warned.runs:
+            return
+        _Warned.runs.add(labels)
+        logger.warning(
+            "%s: process %s (a worker of a process pool, or another child of process %s) %s outside any run of its "
+            "own while the runs of %s were in progress in process %s. kart cannot tell which of them handed it the "
+            "work, so the load counts as an input of each: each runs again when it changes (one may run once more "
+            "than needed; none is served stale). To count it for one run only, send the job the task "
+            "(pool.submit(fn, self), self.load() there) or the target self.input() hands out, or build with "
+            "workers=1.",
+            self.label,
+            os.getpid(),
+            self.pid,
+            what,
+            self.label,
+            self.pid,
+        )
+
+
+class _Warned:
+    """The sets of runs this process warned about (``Relays._warn_shared``): once each."""
+
+    runs: ClassVar[set[tuple[str, ...]]] = set()
+
+
+@dataclasses.dataclass(frozen=True)
+class Executing:
+    """A run of another process whose ``run()`` executes now (``publish``): where to send loads, the thread running
+    it (``threading.get_ident()`` there) and when it began (``time.monotonic_ns()``, for the order)."""
+
+    relay: Relay
+    thread: int
+    order: int
+
+
+def publish(folder: str, label: str, thread: int) -> None:
+    """Say in ``folder`` (the run's, made: ``make_folder``) that the run of ``label`` executes its ``run()`` in thread
+    ``thread`` now, so a child process that finds no run in its own context can tell which runs of its parent may
+    have handed it the work (``executing``). Nothing when it cannot be written (the child then finds no run: its
+    load counts for none, as before this was published)."""
+    data = json.dumps({"label": label, "thread": thread, "order": time.monotonic_ns()}).encode()
+    hidden = os.path.join(folder, f".{_INFO}-{secrets.token_hex(4)}")
+    with contextlib.suppress(OSError):
+        descriptor = os.open(hidden, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(data)
+        os.replace(hidden, os.path.join(folder, _INFO))
+
+
+def unpublish(folder: str) -> None:
+    """Take back ``publish`` (the run's ``run()`` returned); nothing when it is not there."""
+    with contextlib.suppress(OSError):
+        os.unlink(os.path.join(folder, _INFO))
+
+
+def executing(pid: int) -> list[Executing]:
+    """The runs of process ``pid`` (this user's) that ``publish`` says execute their ``run()`` now, oldest first:
+    one listing of the temporary directory and a small read per such run."""
+    parent = tempfile.gettempdir()
+    prefix = f"{_PREFIX}{pid}-"
+    try:
+        with os.scandir(parent) as entries:
+            names = [entry.name for entry in entries if entry.name.startswith(prefix)]
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        folder = os.path.join(parent, name)
+        if _STALE_NAME.fullmatch(name) is None or not _own(folder):
+            continue
+        try:
+            with open(os.path.join(folder, _INFO), encoding="utf-8") as file:
+                document = json.load(file)
+            found.append(
+                Executing(Relay(str(document["label"]), pid, folder), int(document["thread"]), int(document["order"]))
+            )
+        except (OSError, ValueError, TypeError, KeyError):
+            continue  # not executing (no such file), or being replaced
+    return sorted(found, key=lambda run: run.order)
+
+
+class _Parent:
+    """Which process this one may do a run's work for (``parent_pids``)."""
+
+    # The process this one was forked from while runs were in progress there (``forked``); None otherwise.
+    forked_from: int | None = None
+    # A worker of kart's own process pool (``kart_worker``): its work is the tasks it is sent, no parent's run's.
+    kart_worker = False
+
+
+def forked(parent: int | None) -> None:
+    """Note, in a process just forked, that ``parent`` (its parent) had runs in progress (None: it had none)."""
+    _Parent.forked_from = parent
+
+
+def kart_worker() -> None:
+    """Mark this process as a worker of kart's own process pool (``kart_core.process_pool.claim_slot``): a load it
+    makes outside its tasks' runs is no run's of the building process (``parent_pids`` is empty)."""
+    _Parent.kart_worker = True
+
+
+def parent_pids() -> tuple[int, ...]:
+    """The processes whose runs in progress this process may be doing work for: the one that forked it while it had
+    runs in progress, and the one that started it as a ``multiprocessing`` process (any start method: a worker of a
+    ``multiprocessing`` pool or a ``ProcessPoolExecutor``, also one made before the run); none in a worker of kart's
+    own pool or a process started any other way."""
+    if _Parent.kart_worker:
+        return ()
+    found = [] if _Parent.forked_from is None else [_Parent.forked_from]
+    parent = _mp.parent_process()
+    if parent is not None and parent.pid is not None and parent.pid not in found:
+        found.append(parent.pid)
+    return tuple(found)
+
+
+def for_child(hint: Relay | None) -> Relays | None:
+    """Where a load (or a build) made here, in a child process outside any run of its own, is sent: to the run it is
+    for, among the runs of the parent process(es) (``parent_pids``) whose ``run()`` executes now (``executing``).
+
+    ``hint``: the run this process found in its copy of the context (it was forked while that run was in progress).
+    That run is the one while no other run of the parent executes; when it is over (a worker of a module-level pool,
+    forked lazily during an earlier task's run, now doing a later task's work: attacker at20 K10) the executing runs
+    are; when others execute beside it, it and they. Without a hint (a pool made before the run, spawn, forkserver),
+    the executing runs. Runs nested in one thread (a build inside a run's ``run()``) count as the innermost one. When
+    none executes, the hint (whose relay drops the record with a warning: ``Relay._dropped``), else None.
+    """
+    pids = parent_pids()
+    runs = _innermost([run for pid in pids for run in executing(pid)]) if pids else []
+    if hint is None:
+        chosen = [run.relay for run in runs]
+    elif hint.error is None and not _own(hint.folder):  # the hint's run is over: its folder is gone
+        chosen = [run.relay for run in runs] or [hint]
+    else:
+        chosen = [hint, *(run.relay for run in runs if run.relay.folder != hint.folder)]
+    return Relays(tuple(chosen)) if chosen else None
+
+
+def _innermost(runs: list[Executing]) -> list[Executing]:
+    """``runs`` (oldest first), or only the newest when all execute in one thread of one process: each began inside the
+    one before it (a build nested in a run's ``run()``), so only the innermost one's code can have handed out work."""
+    if len(runs) > 1 and len({(run.relay.pid, run.thread) for run in runs}) == 1:
+        return [runs[-1]]
+    return runs
 
 
 def new_folder() -> str:

@@ -47,6 +47,7 @@ from typing import Any
 
 import pluggy
 
+from kart_core import child_loads
 from kart_core.contract import LuigiTask
 from kart_core.errors import PluginError, TaskDefinitionError, UnsendableTaskError
 from kart_core.hooks import create_hook_manager
@@ -212,6 +213,7 @@ def claim_slot(slots: WorkerSlots) -> None:
     """
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _exit_with_parent(os.getppid())
+    child_loads.kart_worker()  # its loads outside its tasks' runs are no run's of the building process
     _claimed.clear()  # a forked worker of a build nested in a task inherits its parent's slot
     with slots.claim:
         for index in range(len(slots.pids)):

@@ -637,32 +637,31 @@ class TargetOnKart(luigi.Target):
         """Tell the running task which committed entry it loaded (``kart_core.lineage``: what it was built from).
 
         Outside any run inside a build nested in a run's ``run()`` (its roots' loads), the record goes to that run
-        (``transaction.reader``). In a child process of the run (a forked copy of its context, or a task's load in a
-        child it was sent to: ``transaction.relayed``) the record is sent to the run (``kart_core.child_loads``).
+        (``transaction.reader``). In a child process of the run (a task's or target's load in a child it was sent to:
+        ``transaction.relayed``; a forked copy of its context; a worker of a pool made before the run) the record is
+        sent to the run (``transaction.load_reader``, ``kart_core.child_loads``).
 
         Raises:
             LoadOSError: in a child process, the record could not be sent to the run.
         """
         if staged is not None or entry is None or self.record is None:
             return  # a load of a file no record vouches for is told after its read (``_note_unrecorded``)
-        running: transaction.Transaction | child_loads.Relay | transaction.Adopted | None = (
-            transaction.reader() or transaction.relayed()
-        )
+        running = transaction.load_reader()
         if running is not None:
             running.note_load(self.record, entry)
 
     def _unrecorded_reader(
         self, staged: Staged | None, entry: Entry | None
-    ) -> tuple[transaction.Transaction | child_loads.Relay | transaction.Adopted | None, Opened | None]:
+    ) -> tuple[
+        transaction.Transaction | child_loads.Relay | child_loads.Relays | transaction.Adopted | None, Opened | None
+    ]:
         """For a load of a file no integrity record vouches for (a raw file dropped in by hand, gokart's output) by
         a running task other than its own: that run (or the relay to it, as ``_note_load``) and the file's stamp and
         content hash (``damage.before_unrecorded_load``), taken before the load opens it. ``(None, None)``
         otherwise, or when the store cannot be asked (nothing is recorded, as before)."""
         if staged is not None or entry is not None or self.record is None or not target_config.current().record:
             return None, None
-        running: transaction.Transaction | child_loads.Relay | transaction.Adopted | None = (
-            transaction.reader() or transaction.relayed()
-        )
+        running = transaction.load_reader()
         if running is None or self.record.task == running.label:  # none, or the task's own file
             return None, None
         try:
@@ -672,7 +671,7 @@ class TargetOnKart(luigi.Target):
 
     def _note_unrecorded(
         self,
-        running: transaction.Transaction | child_loads.Relay | transaction.Adopted | None,
+        running: transaction.Transaction | child_loads.Relay | child_loads.Relays | transaction.Adopted | None,
         before: Opened | None,
     ) -> None:
         """After the load read a file no record vouches for: record its stamp and content hash as the running task's

@@ -61,6 +61,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from multiprocessing import process as _mp
 from typing import Any
 
 from kart_core import child_loads, commit_marker, side_record
@@ -95,6 +96,7 @@ __all__ = [
     "forget",
     "join",
     "joined",
+    "load_reader",
     "nesting_run",
     "off_context",
     "read_base",
@@ -264,7 +266,7 @@ class Transaction:
             LoadOSError: (in a child process) the record cannot be sent (``child_loads.Relay.note_load``).
         """
         if self.pid != _Process.pid:
-            self.relay().note_load(record, entry, record.manifest in self.built)
+            self._child_relays().note_load(record, entry, record.manifest in self.built)
             return
         self._keep_other_version(record, entry)
         self.loaded[(record.manifest, record.key)] = (record, entry)
@@ -289,7 +291,7 @@ class Transaction:
             LoadOSError: (in a child process) the record cannot be sent (``child_loads.Relay.note_unrecorded``).
         """
         if self.pid != _Process.pid:
-            self.relay().note_unrecorded(record, stamp, digest)
+            self._child_relays().note_unrecorded(record, stamp, digest)
             return
         entry = Entry(size=0, digest=digest, commit=None, sealed=False)
         self._keep_other_version(record, entry)
@@ -359,7 +361,25 @@ class Transaction:
 
     def relay(self) -> child_loads.Relay:
         """Where a child process of this run sends the loads it makes (``kart_core.child_loads``)."""
-        return child_loads.Relay(self.label, self.pid, self.relay_folder, self.relay_error)
+        inherited = self.pid != _Process.pid  # this process's copy of the run: it was forked while the run went on
+        return child_loads.Relay(self.label, self.pid, self.relay_folder, self.relay_error, inherited)
+
+    def _child_relays(self) -> child_loads.Relays:
+        """In a process forked while this run was in progress (this object is its copy): where a load made here in
+        this run's context is sent. The run that forked the process is not always the one whose work it does now: a
+        worker of a pool kept past that run (a module-level ``ProcessPoolExecutor`` forked lazily by its first
+        ``submit``) runs later tasks' jobs in that same copied context (attacker at20 K10). So the runs of the parent
+        whose ``run()`` executes now decide (``child_loads.for_child``), this one as the hint."""
+        found = child_loads.for_child(self.relay())
+        assert found is not None  # a hint is given: never None
+        return found
+
+    def publish(self) -> None:
+        """While the run's ``run()`` executes in this process and its folder is made, say so in the folder
+        (``child_loads.publish``): a child process that finds no run in its own context (a worker of a pool made
+        before the run, or forked during an earlier run) finds this one there."""
+        if self.relay_made and self.open and self.thread is not None and self.pid == _Process.pid:
+            child_loads.publish(self.relay_folder, self.label, self.thread.ident or 0)
 
     def relay_ready(self) -> child_loads.Relay:
         """``relay``, its folder made first (in the running process): a child never makes it, so one it finds missing
@@ -371,6 +391,8 @@ class Transaction:
                 self.relay_made = True
             except OSError as exc:
                 self.relay_error = f"{type(exc).__name__}: {exc}"
+            else:
+                self.publish()
         return self.relay()
 
     def take_relayed(self) -> None:
@@ -832,11 +854,19 @@ class _Opened:
         running.outsiders = shared_threads()
         running.thread = threading.current_thread()
         running.open = True
+        # A child process that may do this run's work without being sent its task (a worker of a pool made before the
+        # run, or forked during an earlier one) finds the run through its folder (``child_loads.for_child``).
+        if running.relay_made:
+            running.publish()
+        elif _children_possible():
+            running.relay_ready()
 
     def __exit__(self, *_exc: object) -> None:
         running = self._running
         running.open = False
         running.thread = None
+        if running.relay_made and running.pid == _Process.pid:
+            child_loads.unpublish(running.relay_folder)
         try:
             if running.slot is not None:
                 running.slot.outlived(shared_threads(), running.outsiders, threading.current_thread())
@@ -1001,11 +1031,13 @@ def unset() -> bool:
 
 
 # The run a build nested in its run() hands its roots to (``loads_noted_by``): their loads are that run's inputs.
-_reader: contextvars.ContextVar[Transaction | None] = contextvars.ContextVar("kart_nested_build_reader", default=None)
+_reader: contextvars.ContextVar[Transaction | child_loads.Relays | None] = contextvars.ContextVar(
+    "kart_nested_build_reader", default=None
+)
 
 
 @contextlib.contextmanager
-def loads_noted_by(running: Transaction | None) -> Iterator[None]:
+def loads_noted_by(running: Transaction | child_loads.Relays | None) -> Iterator[None]:
     """Inside the body, a load made outside any run (a build nested in ``running``'s ``run()`` loading the roots it
     returns, ``detached``) is noted as ``running``'s input (``reader``), as ``self.load()`` of them would be: the
     value ``build()`` returns inside a run is what the run was built from (attacker at15 F11)."""
@@ -1016,11 +1048,12 @@ def loads_noted_by(running: Transaction | None) -> Iterator[None]:
         _reader.reset(token)
 
 
-def reader() -> Transaction | None:
+def reader() -> Transaction | child_loads.Relays | None:
     """The run a load here counts for: the innermost transaction (``current``), else the run a nested build
     loads its roots for (``loads_noted_by``) while that run is in progress. In a forked child of that run (a
     ``build()`` in a fork pool ``run()`` made) it is the forked copy, whose ``note_load`` sends the record to the run
-    (attacker at18 I4)."""
+    (attacker at18 I4), or to the parent's run executing now (``Transaction._child_relays``); in a child process with
+    no run in its context (a pool made before the run), the parent's runs that ``nesting_run`` found."""
     found = current()
     if found is not None:
         return found
@@ -1028,7 +1061,7 @@ def reader() -> Transaction | None:
     return outer if outer is not None and not outer.ended else None
 
 
-def nesting_run(what: Callable[[], str]) -> Transaction | None:
+def nesting_run(what: Callable[[], str]) -> Transaction | child_loads.Relays | None:
     """The run a ``build()`` here is nested in, whose inputs the roots it returns are (``loads_noted_by``).
 
     The innermost transaction (``current``); else, in a context kart never set (``unset``: a thread that a ``run()``
@@ -1040,12 +1073,18 @@ def nesting_run(what: Callable[[], str]) -> Transaction | None:
     With two or more such runs (a build with ``workers=2`` threads) kart cannot tell which one started the thread (or
     handed it the build): none is taken, and each is warned once (``what()`` names the build) rather than record
     another run's input. Runs nested in one thread count as one, the innermost (``_innermost``).
+
+    In a child process with no run in its context (a worker of a pool made before the run; spawn, forkserver) and
+    none of its own executing: the parent's runs whose ``run()`` executes now (``child_loads.for_child``: all of them
+    when kart cannot tell which one handed out the work, so none is served stale; attacker at20 K10).
     """
     found = current()
     if found is not None or not unset():
         return found
     thread = threading.current_thread()
     executing = _InProgress.executing()
+    if not executing:
+        return child_loads.for_child(None)
     # Not started by any of them (a pool made before): the work is handed over, not started, by the run it is for.
     candidates = _innermost([run for run in executing if thread not in run.outsiders]) or _innermost(executing)
     if len(candidates) == 1:
@@ -1106,8 +1145,19 @@ class _InProgress:
 
     @classmethod
     def forked(cls) -> None:
+        # The child may do work for the parent's runs in progress (``child_loads.parent_pids``).
+        child_loads.forked(os.getppid() if cls.runs else None)
         cls.runs = ()
         cls.change = threading.Lock()  # a fork while another thread held it would leave the child's copy held
+
+
+def _children_possible() -> bool:
+    """Whether a child process of this one may be doing work for a run beginning now: it has live ``multiprocessing``
+    children (a worker of a pool made before the run, or forked during an earlier one; any start method). A child
+    forked by ``os.fork`` itself is not seen (its parent's runs in progress when it was forked are: ``_before_fork``).
+    One look at ``multiprocessing``'s own list per run: a run's folder is made and published (a few system calls)
+    only in a process that has such children."""
+    return bool(_mp.active_children())
 
 
 def _before_fork() -> None:
@@ -1136,20 +1186,27 @@ def check_before_commit(check: Callable[[], object]) -> bool:
         TaskDefinitionError: (in a child process) ``check`` cannot be pickled.
         LoadOSError: (in a child process) it cannot be sent to the run.
     """
-    running = reader()
-    if running is None:
-        found = _relayed.get()
-        if found is not None and not isinstance(found, Adopted):  # a child process of the run: sent to it
-            found.note_check(check)
-            return True
-        running = found.run if found is not None else None  # a load in a thread that run() started
-    if running is None:
+    found = load_reader()
+    if found is None:
         return False
+    running = found.run if isinstance(found, Adopted) else found  # Adopted: a load in a thread that run() started
+    if not isinstance(running, Transaction):  # a child process of the run: sent to it
+        running.note_check(check)
+        return True
     if running.pid != _Process.pid:  # a forked child's copy of the run
-        running.relay().note_check(check)
+        running._child_relays().note_check(check)
         return True
     running.commit_checks.append(check)
     return True
+
+
+def load_reader() -> Transaction | child_loads.Relay | child_loads.Relays | Adopted | None:
+    """The run a load here counts for: the one a task or target this process was sent carries (``relayed``: it came
+    pickled from that run, so it wins over a copy of an earlier run's context that a forked pool worker holds, attacker
+    at20 K10), else ``reader``, else, in a child process outside every run, the parent's runs whose ``run()`` executes
+    now (``child_loads.for_child``); None: a load outside any run."""
+    found = _relayed.get() or reader()
+    return found if found is not None else child_loads.for_child(None)
 
 
 def current() -> Transaction | None:
@@ -1213,6 +1270,8 @@ def join(
             _refuse_ended(found, writing, asking_path and _busy(slot), what)
             return None
         if writing:
+            if slot is not None:  # named by the written task's run first (a forked worker may hold another's context)
+                refuse_child(slot, what)
             check_process(found, what)
         return found
     if slot is None or (found is _OUTSIDE and not writing):
@@ -1339,8 +1398,16 @@ class joined:  # noqa: N801 - used as a function: ``with transaction.joined(slot
 
     def __enter__(self) -> Transaction | None:
         slot = self._slot
-        if isinstance(_current.get(), Transaction):
-            return join(slot, self._writing, self._what, label=self._label)
+        found = _current.get()
+        if isinstance(found, Transaction):
+            running = join(slot, self._writing, self._what, label=self._label)
+            if found.pid != _Process.pid and slot is not None and _relayed.get() is None:
+                # A forked child holding a copy of some run's context (a pool worker forked during an earlier task's
+                # run): the task's own run, which its slot names, is the one its loads count for (attacker at20 K10).
+                relay = _relay_of(slot)
+                if relay is not None:
+                    self._variable, self._token = _relayed, _relayed.set(relay)
+            return running
         running = join(slot, self._writing, self._what, label=self._label)
         if running is None:
             relay = _relay_of(slot) if slot is not None and _relayed.get() is None else None
@@ -1402,7 +1469,7 @@ def off_context(
     for that run while its ``run()`` executes; after, as any other target (a view kept in a cache past its run and
     loaded in another run's thread counts for that run, attacker at18 I13).
     """
-    if record is None or not unset() or _relayed.get() is not None:
+    if record is None or not (unset() or _inherited()) or _relayed.get() is not None:
         yield
         return
     found: child_loads.Relay | Adopted | None = _reader_of(reader_slot) if reader_slot is not None else None
@@ -1418,6 +1485,13 @@ def off_context(
         yield
     finally:
         _relayed.reset(token)
+
+
+def _inherited() -> bool:
+    """Whether this context names a run of another process: this process was forked while that run was in progress
+    (a pool worker forked lazily during it). What a target carries names its run better (``off_context``)."""
+    found = _current.get()
+    return isinstance(found, Transaction) and found.pid != _Process.pid
 
 
 def _reader_of(slot: RunSlot) -> child_loads.Relay | Adopted | None:
@@ -1444,6 +1518,8 @@ def relay_for(record: OutputRecord | None, reader_slot: RunSlot | None = None) -
     if found is None and unset():
         adopted = _adopter(record, warn=False)
         found = adopted.run if adopted is not None else None
+    if isinstance(found, child_loads.Relays):  # a build nested in a child for its parent's run(s): one relay carries
+        return found.relays[0] if len(found.relays) == 1 else None
     return found.relay_ready() if found is not None else None
 
 
