@@ -59,6 +59,7 @@ from kart_core.workspace import LOG_DIRECTORY, MANIFEST, join_url, log_workspace
 __all__ = [
     "Lineage",
     "StaleInput",
+    "STALE_FIX",
     "Verdict",
     "describe",
     "current_manifests",
@@ -113,6 +114,21 @@ class StaleInput:
             f"{label} was built from {upstream}'s commit {_short(self.input.commit)} (output {self.input.key}); "
             f"{upstream} was committed again since (commit {_short(self.now)}, other content)"
         )
+
+    def reason(self) -> str:
+        """Why the task that recorded this input runs again, as a clause without its name (for a scheduler's summary
+        of a cached unit that reruns, e.g. kart_kedro's node runs): ``Up[64d0687e], which it built, was committed
+        again with other content``; ``... which it loaded, ...``; ``the output of Up[..] it loaded was rewritten
+        outside kart``; ``Up[..], which it built, is stale further up``."""
+        upstream = self.input.task or self.manifest
+        how = "built" if self.input.built else "loaded"
+        if self.behind:
+            return f"{upstream}, which it built, is stale further up"
+        if self.input.stamp is not None and self.now is None:
+            return f"the file {self.input.key} it loaded changed (no integrity record vouches for it)"
+        if self.rewritten:
+            return f"the output of {upstream} it {how} was rewritten outside kart"
+        return f"{upstream}, which it {how}, was committed again with other content"
 
 
 def resolve(reference: str, workspace: str, current: Mapping[str, str] | None = None) -> str:
@@ -443,13 +459,14 @@ def _built_behind(
     return stale
 
 
-def describe(label: str, stale: list[StaleInput]) -> str:
-    """The message for a stale task: what it was built from, what replaced it, and the fix."""
+STALE_FIX = "A build runs it again (a stale task counts as incomplete); by hand: rerun=True, or `kart run <module.Class> --rerun`."
+
+
+def describe(label: str, stale: list[StaleInput], fix: str = STALE_FIX) -> str:
+    """The message for a stale task: what it was built from, what replaced it, and the fix (``fix``: what runs it
+    again; ``TaskOnKart.kart_stale_fix`` for a task's own check)."""
     what = "; ".join(item.describe(label) for item in stale)
-    return (
-        f"{what}: {label} is stale. A build runs it again (a stale task counts as incomplete); "
-        "by hand: rerun=True, or `kart run <module.Class> --rerun`."
-    )
+    return f"{what}: {label} is stale. {fix}"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -312,6 +312,12 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T], metaclass=KartRegister)
     def kart_stale(self, stale: list[lineage.StaleInput]) -> None:
         self.kart_rerun_state().stale = tuple(stale)
 
+    def kart_stale_fix(self) -> str:
+        """What the warning of ``complete()`` that finds this task stale says runs it again: by default that a build
+        does, or by hand ``rerun=True`` / ``kart run --rerun`` (``lineage.STALE_FIX``). A class that an adapter
+        makes for its own units (kart_kedro's node runs, which no user builds) says what reruns those instead."""
+        return lineage.STALE_FIX
+
     def kart_reset_rerun(self) -> None:
         """Re-arm ``rerun`` for a new build: luigi hands back the same instance, whose rerun was spent.
 
@@ -389,7 +395,7 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T], metaclass=KartRegister)
             if stale:
                 # Like a rerun: the old outputs stay until the new run's commit replaces them.
                 state.stale = tuple(stale)
-                logger.warning("%s", lineage.describe(self.kart_label(), stale))
+                logger.warning("%s", lineage.describe(self.kart_label(), stale, self.kart_stale_fix()))
                 armed = state.armed = arm_rerun(outputs)
                 return not armed.pending()
         if not done or not (self.strict_check or self.modification_time_check):

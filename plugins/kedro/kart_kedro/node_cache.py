@@ -244,6 +244,14 @@ class KedroNodeRun(kart_core.TaskOnKart[Any]):
         if not names:
             self._cache_output(_NO_OUTPUT, True)
 
+    def kart_stale_fix(self) -> str:
+        """What reruns a stale node run (``TaskOnKart.kart_stale_fix``): KartRunner's next run of its node, not a
+        build or ``rerun=True`` (no user builds a node run: attacker at20 K6)."""
+        return (
+            f"It caches the Kedro node {self.node_name!r}: KartRunner runs the node again, and its new outputs replace "
+            "these when that run commits; nothing to do by hand."
+        )
+
     def _cache_output(self, name: str, value: Any) -> None:
         try:
             self.dump(value, name)

@@ -63,7 +63,7 @@ from kart_kedro.pipeline import KartTaskNode
 from kart_kedro.pipeline_io import pipeline_io
 from kart_kedro.receipt_dataset import TaskReceiptDataset
 from kart_kedro.runtime_dataset import RuntimeDatasets
-from kart_kedro.summary import rerun_reason
+from kart_kedro.summary import rerun_reason, stale_reason
 
 __all__ = ["CODE_VERSION_TAG", "NO_CACHE_TAG", "PLAIN", "PipelineRun"]
 
@@ -306,6 +306,8 @@ class PipelineRun:
         self.restore_inputs(node)
         if self.changes != changes:  # an input was rebuilt with other content (a damaged cache): so is the key
             return self.prepare(node)
+        if stale is None and found is None and key.made:  # its own check found a kart task it used stale
+            stale = stale_reason(key.task.kart_stale)
         self.reasons[node_name] = stale or rerun_reason(self.records.last_run(node_name), self.parts[node_name])
         self.prepared_at[node_name] = self.changes
         return self.work(node, key.task, checked=self.inline)

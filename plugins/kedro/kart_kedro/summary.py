@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from kart_kedro.node_records import RunParts
 
-__all__ = ["rerun_reason", "summary_line"]
+__all__ = ["rerun_reason", "stale_reason", "summary_line"]
 
 _SHOWN = 3  # names listed per reason; more are counted
 
@@ -40,6 +41,17 @@ def rerun_reason(previous: RunParts | None, current: RunParts) -> str:
     ]
     found = [reason for reason in reasons if reason]
     return "; ".join(found) if found else "node definition changed (inputs, outputs or name)"
+
+
+def stale_reason(stale: Sequence[Any]) -> str | None:
+    """Why a node whose key is unchanged runs again because its node run is stale (``TaskOnKart.kart_stale``: what
+    its last run built or loaded was committed again with other content), e.g. ``"Up[64d0687e], which it built, was
+    committed again with other content"``; None when it is not stale (then ``rerun_reason`` says why)."""
+    reasons = list(dict.fromkeys(item.reason() for item in stale))
+    if not reasons:
+        return None
+    shown = "; ".join(reasons[:_SHOWN])
+    return shown + (f"; and {len(reasons) - _SHOWN} more" if len(reasons) > _SHOWN else "")
 
 
 # Code parts naming what is bound to a node callable (pipeline_run._bound_state); kart before 2026-12-01
