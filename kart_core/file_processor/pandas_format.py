@@ -216,6 +216,8 @@ class FeatherFileProcessor(FileProcessor[Any]):
         if self._polars is not None:
             return self._polars.dump(obj, file)
         _require_frame(obj)
+        if isinstance(obj.columns, _pandas().MultiIndex):
+            _require_string_levels(obj.columns)
         frame = obj
         if self._store_index and not (_is_default_index(obj.index) and _has_string_names(obj.columns)):
             column = f"{_FEATHER_INDEX_PREFIX}{obj.index.name}"
@@ -233,6 +235,40 @@ class FeatherFileProcessor(FileProcessor[Any]):
             frame = obj.reset_index(drop=True)
             frame[column] = obj.index.to_numpy()
         frame.to_feather(file)
+
+
+def _require_string_levels(columns: Any) -> None:
+    """Refuse MultiIndex columns with a value that is not a str in some level (attacker at20 K11).
+
+    Arrow stores column names as strings: such a value comes back as its ``str()`` (``(1, 10)`` loads as
+    ``('1', '10')``, so a reader's ``df[(1, 10)]`` fails), and a ``None`` makes a file that no load can read (pandas'
+    own ``read_feather`` fails on it too). A flat frame's names are stringified on purpose, as gokart's files give
+    them; a MultiIndex, which gokart cannot load back at all, is refused instead of changed silently.
+
+    Raises:
+        UnsupportedObjectError: naming the level (position and name) and the first values that are not strings.
+    """
+    for position in range(columns.nlevels):
+        values = columns.get_level_values(position)
+        bad = list(dict.fromkeys(repr(value) for value in values if not isinstance(value, str)))
+        if not bad:
+            continue
+        name = columns.names[position]
+        level = f"level {position}" + (f" ({name!r})" if name is not None else "")
+        missing = any(value is None or value != value for value in values)  # None or NaN
+        raise UnsupportedObjectError(
+            f"the DataFrame's MultiIndex columns hold values that are not strings in {level}: "
+            f"{', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}. Feather stores column names as strings, so they "
+            + (
+                "cannot hold a missing label: the file would load for no reader (pandas' read_feather fails on it). "
+                "Give every column a string label in that level"
+                if missing
+                else "would load as their str() (a reader's df[...] with the original labels fails). Make the level "
+                f"strings (df.columns = df.columns.set_levels(df.columns.levels[{position}].astype(str), "
+                f"level={position}))"
+            )
+            + ", or dump to a .pkl target, which keeps the labels as they are."
+        )
 
 
 def _with_index_from_levels(frame: Any) -> Any:

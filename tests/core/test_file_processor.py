@@ -22,7 +22,7 @@ import pytest
 from fork_server import GOKART
 
 import kart_core
-from kart_core.errors import UnknownFormatError
+from kart_core.errors import DumpError, UnknownFormatError, UnsupportedObjectError
 from kart_core.file_processor import (
     CsvFileProcessor,
     FeatherFileProcessor,
@@ -416,6 +416,42 @@ def test_feather_of_multiindex_columns_loads_its_frame(
     pd.testing.assert_frame_equal(make_target(path).load(), plain, check_index_type=False)
     make_target(str(tmp_path / "kept.feather"), store_index_in_feather=False).dump(plain)
     pd.testing.assert_frame_equal(make_target(str(tmp_path / "kept.feather")).load(), plain, check_index_type=False)
+
+
+@pytest.mark.parametrize(
+    ("columns", "named", "said"),
+    [
+        (pd.MultiIndex.from_tuples([(1, 10), (1, 20)]), "level 0: 1", "would load as their str()"),
+        (
+            pd.MultiIndex.from_tuples([("a", "x", 1), ("b", "y", 2)], names=["L0", "L1", "L2"]),
+            "level 2 ('L2'): 1, 2",
+            "set_levels(df.columns.levels[2].astype(str), level=2)",
+        ),
+        (
+            pd.MultiIndex.from_tuples([("a", 1.5), ("b", pd.Timestamp("2020-01-01"))]),
+            "level 1: 1.5, Timestamp('2020-01-01 00:00:00')",
+            "would load as their str()",
+        ),
+        (pd.MultiIndex.from_tuples([("a", None), ("a", "y")]), "level 1: nan", "cannot hold a missing label"),
+    ],
+)
+@pytest.mark.parametrize("store_index", [True, False])
+def test_feather_refuses_multiindex_columns_with_labels_that_are_not_strings(
+    tmp_path: Path, columns: pd.MultiIndex, named: str, said: str, store_index: bool
+) -> None:
+    """Attacker at20 K11: Arrow stores column names as strings, so such labels loaded as their str() silently, and a
+    missing one made a file no load could read (with advice that could not help). Refused at the dump, naming the
+    level; nothing is written."""
+    path = str(tmp_path / "multi.feather")
+    with pytest.raises(UnsupportedObjectError) as caught:
+        make_target(path, store_index_in_feather=store_index).dump(pd.DataFrame([[1, 2]], columns=columns))
+    assert isinstance(caught.value, DumpError)
+    assert f"MultiIndex columns hold values that are not strings in {named}" in str(caught.value)
+    assert said in str(caught.value) and ".pkl" in str(caught.value)
+    assert not os.path.exists(path)
+    pickled = str(tmp_path / "multi.pkl")  # what the message offers keeps the labels
+    make_target(pickled).dump(pd.DataFrame([[1, 2]], columns=columns))
+    pd.testing.assert_index_equal(make_target(pickled).load().columns, columns)
 
 
 def test_local_files_are_read_by_path(tmp_path: Path) -> None:
