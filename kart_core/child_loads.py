@@ -404,15 +404,22 @@ def for_child(hint: Relay | None) -> Relays | None:
     That run is the one while no other run of the parent executes; when it is over (a worker of a module-level pool,
     forked lazily during an earlier task's run, now doing a later task's work: attacker at20 K10) the executing runs
     are; when others execute beside it, it and they. Without a hint (a pool made before the run, spawn, forkserver),
-    the executing runs. Runs nested in one thread (a build inside a run's ``run()``) count as the innermost one. When
-    none executes, the hint (whose relay drops the record with a warning: ``Relay._dropped``), else None.
+    the executing runs. Runs nested in one thread (a build inside a run's ``run()``) count as the innermost one, also
+    when the hint is an outer one of them. When none executes, the hint (whose relay drops the record with a warning:
+    ``Relay._dropped``), else None.
     """
     pids = parent_pids()
-    runs = _innermost([run for pid in pids for run in executing(pid)]) if pids else []
+    found = [run for pid in pids for run in executing(pid)] if pids else []
+    runs = _innermost(found)
+    folders = {run.relay.folder for run in runs}
     if hint is None:
         chosen = [run.relay for run in runs]
     elif hint.error is None and not _own(hint.folder):  # the hint's run is over: its folder is gone
         chosen = [run.relay for run in runs] or [hint]
+    elif hint.folder not in folders and any(run.relay.folder == hint.folder for run in found):
+        chosen = [
+            run.relay for run in runs
+        ]  # it executes a build nested in its run(): the innermost run hands out work
     else:
         chosen = [hint, *(run.relay for run in runs if run.relay.folder != hint.folder)]
     return Relays(tuple(chosen)) if chosen else None

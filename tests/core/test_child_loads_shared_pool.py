@@ -192,3 +192,41 @@ def test_two_runs_under_way_that_share_a_pool_each_record_what_either_handed_it(
     warned = [line for line in log.read_text().splitlines() if "kart cannot tell which of them" in line]
     assert warned, log.read_text()
     assert all(labels[0] in line and labels[1] in line for line in warned)
+
+
+class Mid(gokart.TaskOnKart[int]):
+    """Loads its requirement Inner(k) in the shared pool (a job carrying only numbers and a path: a nested build)."""
+
+    k = luigi.IntParameter()
+
+    def run(self) -> None:
+        self.dump(10 * POOL["pool"].submit(_build_inner, self.k, self.workspace_directory).result())
+
+
+class Top(gokart.TaskOnKart[int]):
+    """Forks the shared pool's worker (its first job), then builds Mid inside its run(): Mid's job runs in that worker,
+    whose context is a copy of Top's run."""
+
+    def run(self) -> None:
+        assert POOL["pool"].submit(int, "1").result() == 1
+        self.dump(1 + gokart.build(Mid(k=100, workspace_directory=self.workspace_directory), reset_register=False))
+
+
+def test_a_job_of_a_run_nested_in_the_run_that_forked_the_worker_counts_for_the_nested_run(
+    tmp_path: Path, shared: Any
+) -> None:
+    """Top's run forked the worker; Mid, built inside Top's run(), hands the worker its job: Mid records Inner (Top is
+    blocked in its nested build, so only the innermost run can hand out work), and Top records Mid as built. Before:
+    Inner was credited to Top alone, Mid recorded nothing, and after Inner reran Top's new run found Mid cached: 1011
+    (the old value) instead of 1051."""
+    _shared_pool("fork", warm=False)
+    workspace = str(tmp_path / "ws")
+    _value_file(workspace).write_text("1")
+    top = Top(workspace_directory=workspace)
+    assert gokart.build(top, reset_register=False) == 1011
+    mid = Mid(k=100, workspace_directory=workspace)
+    assert _inputs(mid) == [(Inner(k=100, workspace_directory=workspace).kart_label(), True)]
+    assert _inputs(top) == [(mid.kart_label(), True)]
+    _rerun_inners(workspace, 5)
+    assert not mid.complete()
+    assert gokart.build(Top(workspace_directory=workspace), reset_register=False) == 1051
