@@ -16,9 +16,11 @@ import logging
 from typing import Any, Protocol
 
 import pluggy
+from luigi import task as luigi_task
 from luigi import task_register
 from luigi.interface import core as luigi_core
 from luigi.parameter import UnknownParameterException
+from luigi.worker import TaskException
 
 from kart_core.contract import LuigiTask
 from kart_core.errors import (
@@ -43,6 +45,7 @@ __all__ = [
     "Executor",
     "GokartBuildError",
     "HasLockedTaskException",
+    "NotATaskError",
     "TargetOnKart",
     "TaskLockException",
     "LoggerConfig",
@@ -179,6 +182,36 @@ class UnknownBuildParameterError(KartError, UnknownParameterException, TypeError
     """
 
 
+class NotATaskError(KartError, TaskException, TypeError):
+    """``build()`` was given something that is not a task instance: a task class (the parentheses forgotten), a
+    task's name, None (attacker at21 L3).
+
+    gokart 1.12.2's ``build`` hands its roots to luigi's worker, which raises ``luigi.worker.TaskException`` ("Can
+    not schedule non-task ..."); kart raises this subclass of it, also a ``TypeError`` (a wrong argument type),
+    before anything runs.
+    """
+
+
+def _check_roots(roots: list[LuigiTask]) -> None:
+    """Refuse a root that is not a luigi task instance, naming it and the fix.
+
+    Raises:
+        NotATaskError: the first such root; for a task class, how to make an instance of it.
+    """
+    for position, root in enumerate(roots):
+        if isinstance(root, luigi_task.Task):
+            continue
+        where = f" (item {position} of the list)" if len(roots) > 1 else ""
+        if isinstance(root, type) and issubclass(root, luigi_task.Task):
+            name = f"{root.__module__}.{root.__qualname__}"
+            fix = f"build() takes task instances: call the class, build({root.__qualname__}(...)) with its parameters."
+            raise NotATaskError(f"build() got the task class {name}{where}, not a task. {fix}")
+        raise NotATaskError(
+            f"build() got {type(root).__name__} {root!r:.80}{where}, not a task: it takes a task instance (or a list "
+            "of them), e.g. build(MyTask(param=1)); to build a task by its name, use `kart run module.MyTask`."
+        )
+
+
 # luigi.build's own keywords besides the ``core`` config's (luigi/interface.py), which gokart's build also takes.
 _LUIGI_BUILD_KEYWORDS = frozenset({"worker_scheduler_factory", "detailed_summary"})
 
@@ -266,6 +299,8 @@ def build(
             ``scheduler_host``, ...) and ``worker_scheduler_factory``, ``detailed_summary``; accepted and ignored.
 
     Raises:
+        NotATaskError: a root is not a task instance (a task class, a name), naming it; before anything runs (gokart's
+            luigi raises ``TaskException``, which it extends, as ``TypeError``).
         UnknownBuildParameterError: a keyword argument that is none of the above (gokart's luigi raises
             ``UnknownParameterException``, which it extends, as ``TypeError``); before anything runs.
         GokartBuildError: listing every failed task with its label and unique id (the class name when
@@ -283,6 +318,7 @@ def build(
             ``return_value``, a root whose manifest signing refuses is a ``GokartBuildError`` naming it.
     """
     roots: list[LuigiTask] = list(task) if isinstance(task, list | tuple) else [task]
+    _check_roots(roots)
     _check_env_params(env_params, roots)
     if reset_register:
         _drop_redefined_task_classes()

@@ -892,6 +892,20 @@ def _resolve(dotted: str) -> Callable[[int], object] | None:
     return cast("Callable[[int], object]", function)
 
 
+def _missing_paths(task: LuigiTask) -> str:
+    """``: <path>, ... does not exist`` for the outputs of ``task`` that do not exist (their ``path``, or the
+    target's ``repr`` when it has none), or "" when none can be told (attacker at21 L4: the error named no file)."""
+    try:
+        missing = [target for target in flatten(task.output()) if not target.exists()]
+    except Exception:  # noqa: BLE001 - the error being built is about the task; its output() failing adds nothing
+        return ""
+    names = [str(getattr(target, "path", None) or repr(target)) for target in missing]
+    if not names:
+        return ""
+    shown = ", ".join(repr(name) for name in names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return f": {shown} {'does' if len(names) == 1 else 'do'} not exist"
+
+
 def _run_plain_luigi_task(task: LuigiTask) -> RunStatus:
     """A plain luigi.Task in a kart graph (e.g. an ExternalTask) has no cache or logs: run it if incomplete, with
     luigi's events (``kart_core.luigi_events``)."""
@@ -899,7 +913,8 @@ def _run_plain_luigi_task(task: LuigiTask) -> RunStatus:
         return RunStatus.CACHED
     if getattr(task, "run", None) is None or not callable(task.run):
         raise TaskDefinitionError(
-            f"{task} is incomplete and cannot be run: an external input is missing. Create it, or check the path."
+            f"{task} is incomplete and cannot be run: an external input is missing{_missing_paths(task)}. Create it, or "
+            "check the path its output() gives."
         )
     luigi_events.started(task)
     began = time.perf_counter()

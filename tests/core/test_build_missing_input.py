@@ -120,8 +120,10 @@ def test_every_root_that_does_not_need_the_input_is_built(tmp_path: Path, worker
     )
     assert kart_core.build([needs, independent], return_value=False, reset_register=False, workers=workers) is None
     assert independent.complete() and not needs.complete()
-    with pytest.raises(MissingInputBuildError, match="MiAbsent"):
+    with pytest.raises(MissingInputBuildError, match="MiAbsent") as raised:
         kart_core.build([needs, MiIndependent(workspace_directory=ws)], reset_register=False, workers=workers)
+    # The error names the file to create (attacker at21 L4: it said only "Create it, or check the path").
+    assert f"an external input is missing: {str(tmp_path / 'absent.csv')!r} does not exist" in str(raised.value)
 
 
 def test_a_failure_beside_a_missing_input_is_a_build_error(tmp_path: Path) -> None:
