@@ -219,7 +219,12 @@ class FeatherFileProcessor(FileProcessor[Any]):
         if isinstance(obj.columns, _pandas().MultiIndex):
             _require_string_levels(obj.columns)
         frame = obj
-        if self._store_index and not (_is_default_index(obj.index) and _has_string_names(obj.columns)):
+        # A column named like the index column would be taken for it at the load (the last such column is): the
+        # frame's own index column goes after it, as gokart writes every frame's, so that one is taken.
+        plain = _has_string_names(obj.columns) and not any(
+            name.startswith(_FEATHER_INDEX_PREFIX) for name in obj.columns
+        )
+        if self._store_index and not (_is_default_index(obj.index) and plain):
             column = f"{_FEATHER_INDEX_PREFIX}{obj.index.name}"
             if column in obj.columns:
                 # gokart fails an assert here: UnsupportedObjectError is an AssertionError (and a TypeError).

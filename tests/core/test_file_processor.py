@@ -454,6 +454,16 @@ def test_feather_refuses_multiindex_columns_with_labels_that_are_not_strings(
     pd.testing.assert_index_equal(make_target(pickled).load().columns, columns)
 
 
+def test_feather_keeps_a_column_named_like_the_index_column(tmp_path: Path) -> None:
+    """A column named ``__feather_gokart_index__`` of a frame with the default index was taken for the stored index at
+    the load (the column gone, the index replaced by its values), silently (found with attacker at20's K11 script).
+    The frame's own index column now follows it, as gokart writes every frame's, and the load takes that one."""
+    frame = pd.DataFrame({"__feather_gokart_index__": [5, 6], "v": [1, 2]})
+    path = str(tmp_path / "clash.feather")
+    make_target(path).dump(frame)
+    pd.testing.assert_frame_equal(make_target(path).load(), frame, check_index_type=False)
+
+
 def test_local_files_are_read_by_path(tmp_path: Path) -> None:
     from kart_core.file_processor.base import local_source
 
