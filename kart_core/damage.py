@@ -15,11 +15,21 @@ import os
 import time
 from collections.abc import Iterable
 
-from kart_core.manifest import Entry, Manifest, OutputRecord, new_commit_id, read_unverified
-from kart_core.signing import HEADER_SIZE
+from kart_core.errors import TaskLockException
+from kart_core.lock import LockParams, commit_lock_directory, hold_lock
+from kart_core.manifest import (
+    Entry,
+    Manifest,
+    OutputRecord,
+    manifest_task,
+    new_commit_id,
+    read_unverified,
+    write_manifest,
+)
+from kart_core.signing import HEADER_SIZE, is_sealed
 from kart_core.storage import storage_for
 from kart_core.storage.base import protocol_of
-from kart_core.storage.stamp import changed_ns
+from kart_core.storage.stamp import changed_ns, file_stamp, local_file_stamp
 from kart_core.workspace import (
     MANIFEST,
     MODULE_VERSIONS,
@@ -39,12 +49,18 @@ __all__ = [
     "SizeMismatch",
     "describe_damage",
     "file_size",
+    "file_stamp",
+    "local_file_stamp",
+    "not_committed_note",
+    "local_change_note",
     "local_changed_ns",
     "maybe_rewritten",
     "rewritten_digest",
     "rewritten_note",
     "rewritten_siblings",
     "settle_copied",
+    "settle_stamp",
+    "settle_unsafe",
     "stamp_of",
     "size_mismatches",
     "LoadedFile",
@@ -144,15 +160,70 @@ def file_size(path: str) -> int | None:
 
 # --- outputs rewritten after kart's commit, and outputs no record vouches for ---------------------
 #
-# A commit moves each output into place before it writes the task's manifest; a first commit writes the
-# manifest first and sets its time again once its outputs are in place (``stamp.touch_after_moves``). So on local
-# storage a kart-committed output never changed after its manifest's modification time (which only kart sets: not
-# its status-change time, which a chmod or a hard link moves). One that did was written after the
-# commit by someone else: gokart rerunning the task (it writes the same path), a copy, or an edit in place.
-# "Changed" is the later of the file's modification and status-change times: ``cp -p``, ``rsync -t``, ``tar x``
-# and ``touch -r`` set the modification time back, never the status-change time (attacker at17 H3). Object
-# storage sets an object's time when it is copied into place (after a first commit's manifest), so there the
-# rule is not applied.
+# An unsigned local output's manifest entry holds its stamp (``Entry.stamp``: inode and status-change time), taken
+# after the commit's last move into place (a rename moves the status-change time on Linux file systems, so it is
+# taken after it). A load compares it with the ``fstat`` of the file it opened: the same stamp is the file the commit
+# vouched for. Any other file has another one: a copy (``cp -a``, ``rsync -a``, ``tar x`` set a file's times, never
+# its inode or status-change time), a file renamed or linked (``ln -s``: the opened file is the link's target) into
+# its place, a write in place (even with its times set back), also under a clock that was stepped back (attacker at20
+# K14, K5, K9). Such a file is hashed: other content is a new version written outside kart (or damage, with verify
+# on), the committed content is recorded as the entry's new stamp (``settle_stamp``), so the next load is one fstat
+# again. No device number: one file shows another on each NFS client and in a container's overlay view, and two
+# hosts sharing a workspace would each find the other's stamp foreign and hash for good.
+#
+# An entry without a stamp (kart before 2026-12-03, a signed commit, whose seal binds the commit and which no check
+# without the key could record a stamp into) is judged by the older rule: a commit moves each output into place
+# before it writes the task's manifest (a first commit writes it first and sets its time again once its outputs are
+# in place), so a kart-committed output never changed after its manifest's modification time. One that did was
+# written after the commit by someone else: gokart rerunning the task (it writes the same path), a copy, or an edit
+# in place. "Changed" is the later of the file's modification and status-change times: ``cp -p``, ``rsync -t``,
+# ``tar x`` and ``touch -r`` set the modification time back, never the status-change time (attacker at17 H3). That
+# rule trusts a manifest's time, which ``cp -a``, ``rsync -a`` and ``tar x`` copy too: a manifest copied in over an
+# older output of the same size vouches for it (K14), and a symlink's target keeps its own older times (K5). Object
+# storage sets an object's time when it is copied into place (after a first commit's manifest), so there neither
+# rule is applied.
+
+
+def local_change_note(path: str, manifest: str, entry: Entry) -> str | None:
+    """``not_committed_note`` of the local file at ``path`` (one stat); None on object storage or when it cannot be
+    examined."""
+    if protocol_of(path):
+        return None
+    try:
+        found = os.stat(path.removeprefix("file://"))
+    except OSError:
+        return None
+    return not_committed_note(found, entry, manifest)
+
+
+def not_committed_note(found: os.stat_result, entry: Entry, manifest: str) -> str | None:
+    """Whether the local file with status ``found`` (of the file a load opened) may not be what ``entry`` committed:
+    a clause saying why, or None (the cheap path: it is that file).
+
+    With a stamp (``Entry.stamp``): None while the file's stamp is the recorded one; else ``it is not the file kart
+    recorded for its commit (...)``. Without one (older kart, a signed commit): ``rewritten_note`` of its change time
+    against ``manifest``'s modification time (a stat of the manifest).
+    """
+    if entry.stamp is None:
+        return rewritten_note(changed_ns(found), manifest)
+    if (found.st_ino, found.st_ctime_ns) == tuple(entry.stamp):
+        return None
+    recorded = tuple(entry.stamp)
+    if len(recorded) != 2:
+        return "its record holds a stamp this kart does not read, so the file's stamp cannot show it unchanged"
+    inode, committed = recorded
+    if found.st_ino != inode:
+        return (
+            f"another file is in its place (inode {found.st_ino}, changed at {_clock(found.st_ctime_ns)}) than the one "
+            f"kart recorded for its commit (inode {inode}, changed at {_clock(committed)}): a copy, or a file moved or "
+            "linked there"
+        )
+    if found.st_ctime_ns > committed:
+        return f"it was modified at {_clock(found.st_ctime_ns)}, after kart recorded its commit at {_clock(committed)}"
+    return (
+        f"it was modified at {_clock(found.st_ctime_ns)}, not at {_clock(committed)} as kart recorded at its commit "
+        "(this machine's clock was stepped back since)"
+    )
 
 
 def local_changed_ns(path: str) -> int | None:
@@ -210,29 +281,53 @@ def rewritten_note(output_changed_ns: int | None, manifest: str) -> str | None:
     return f"it was modified at {_clock(output_changed_ns)}, after kart recorded its commit at {_clock(committed)}"
 
 
-def maybe_rewritten(path: str, manifest: str) -> bool:
-    """False when ``rewritten_digest(path, manifest, ...)`` is None for sure, told by two stats: both local,
-    the output not newer than its manifest and the manifest's time not ahead of the clock, or either missing.
-    True otherwise (ask it)."""
+def maybe_rewritten(path: str, manifest: str, entry: Entry | None = None) -> bool:
+    """False when ``rewritten_digest(path, manifest, entry)`` is None for sure; True otherwise (ask it).
+
+    ``entry``: the output's entry in ``manifest``; when not given it is read from the manifest (its key is ``path``
+    relative to the manifest's workspace). An entry with a stamp: one stat, False while the file's stamp is the
+    recorded one (``not_committed_note``). Without one: two stats, False when both are local, the output is not newer
+    than its manifest and the manifest's time is not ahead of the clock. False when either file is missing.
+    """
     if "://" in path or "://" in manifest:
         return True  # file:// URLs, or object storage (where rewritten_digest says None itself)
+    if entry is None:
+        entry = _entry_of(path, manifest)
     try:
+        found = os.stat(path)
+        if entry is not None and entry.stamp is not None:
+            return (found.st_ino, found.st_ctime_ns) != tuple(entry.stamp)
         committed = os.stat(manifest).st_mtime_ns
-        return changed_ns(os.stat(path)) > committed or _ahead_of_clock(committed)
+        return changed_ns(found) > committed or _ahead_of_clock(committed)
     except OSError:
         return False
 
 
+def _entry_of(path: str, manifest: str) -> Entry | None:
+    """The entry of the local output ``path`` in the local ``manifest`` (outputs, then side files); None when the
+    manifest cannot be read, ``path`` is not in its workspace or it has no entry for it."""
+    workspace = log_workspace(manifest, MANIFEST)
+    if workspace is None:
+        return None
+    key = os.path.relpath(path, workspace).replace(os.sep, "/")
+    current = read_unverified(storage_for(manifest), manifest, run=False)
+    if current is None:
+        return None
+    return current.outputs.get(key) or current.side.get(key)
+
+
 def rewritten_digest(path: str, manifest: str, entry: Entry, settle: bool = True) -> str | None:
-    """The content hash ``{algorithm}:{hex}`` of the local output at ``path`` when it was written after
-    ``manifest`` recorded ``entry`` (see above) with the same size and other content: a new version
-    written outside kart. None otherwise; a stat of each file when both times agree, a read only then.
+    """The content hash ``{algorithm}:{hex}`` of the local output at ``path`` when it may not be the file
+    ``manifest`` recorded ``entry`` for (``not_committed_note``: another stamp, or without one newer than the
+    manifest) and holds the same size and other content: a new version written outside kart. None otherwise; a
+    stat when its stamp is the recorded one (two for an entry without one), a read only else.
 
     The hash is what the manifest's is (``Entry.digest``): of the content after the signature header
     when ``entry`` is sealed (the header's MAC binds the commit: a copy of the same content is no new
-    version), of the whole file otherwise; the same bytes a load deserializes. A file newer than its manifest
-    that holds the committed content (a copied workspace) is settled (``settle_copied``) unless ``settle`` is
-    False, so the next check of it is two stats again.
+    version), of the whole file otherwise; the same bytes a load deserializes. A file that holds the committed
+    content (a copied workspace) is settled unless ``settle`` is False: its stamp recorded in the entry
+    (``settle_stamp``), or for an entry without one the manifest's time moved up (``settle_copied``), so the next
+    check of it is one stat (two) again.
     """
     if protocol_of(path):
         return None
@@ -241,12 +336,14 @@ def rewritten_digest(path: str, manifest: str, entry: Entry, settle: bool = True
         found = os.stat(path)
     except OSError:
         return None
-    if rewritten_note(changed_ns(found), manifest) is None or found.st_size != entry.size:
+    if not_committed_note(found, entry, manifest) is None or found.st_size != entry.size:
         return None  # unchanged, or a changed size, which every load already reports as damage
     digest = _content_digest(path, entry)
     algorithm, _, expected = entry.digest.partition(":")
     if digest is None or digest == expected:
-        if digest is not None and settle:
+        if digest is not None and settle and entry.stamp is not None:
+            settle_stamp(manifest, path, entry, found)
+        elif digest is not None and settle:
             settle_copied(manifest, (path, stamp_of(found)))
         return None
     return f"{algorithm}:{digest}"
@@ -321,8 +418,8 @@ def settle_copied(manifest: str, confirmed: tuple[str, tuple[int, ...]] | None =
                 found = os.stat(output)
             except FileNotFoundError:
                 continue  # a file put there later is newer than any settled time
-            if not ahead and changed_ns(found) <= before.st_mtime_ns:
-                continue
+            if entry.stamp is not None or (not ahead and changed_ns(found) <= before.st_mtime_ns):
+                continue  # a stamped entry is judged by its stamp, not by the manifest's time
             stamp = stamp_of(found)
             if found.st_size != entry.size:
                 return False
@@ -347,6 +444,78 @@ def settle_copied(manifest: str, confirmed: tuple[str, tuple[int, ...]] | None =
     return True
 
 
+def settle_stamp(manifest: str, path: str, entry: Entry, found: os.stat_result, lock: LockParams | None = None) -> bool:
+    """Record ``found``'s stamp (``file_stamp``) as the stamp of ``entry``, the entry of the local output ``path`` in
+    the local ``manifest``, after the caller hashed that file (its status ``found``, taken before the hash) to
+    ``entry``'s content; whether it did.
+
+    A copied workspace (``cp -a``, ``rsync -a``), ``chmod -R``, a hard-link snapshot (``cp -al``), or a symlink
+    checkout of the same content leaves each output with another stamp than its commit recorded, so its loads would
+    hash it for good. Once a hash found the committed content, the stamp of the file hashed is recorded, so the next
+    load (this process or any other) is one ``fstat`` again; a file written after it has another stamp still.
+
+    The manifest is written again under its commit lock (``lock``: the task's ``OutputRecord.lock_params()``; None:
+    the machine's file lock of it, as ``kart verify`` takes; a task locked in redis then only excludes this machine's
+    commits, each of which this write could only lose), with the same commit id (a settle is no commit: a run that
+    began before it is not superseded) and only the stamp changed. Not settled (False, nothing written; the next check
+    hashes again): the file changed since ``found`` or less than ``_SETTLE_MARGIN_NS`` ago (a write right after the
+    hash could carry the same status-change time), the manifest meanwhile names another commit or content for it, is
+    pending, signed (its seal would need the key), holds an entry without a stamp whose file looks changed (writing
+    the manifest would move its time past that change: attacker at17 H11), cannot be read or written (a read-only
+    workspace: its loads keep hashing), the lock is busy, or either is on object storage. Never raises.
+    """
+    if protocol_of(manifest) or protocol_of(path) or entry.stamp is None:
+        return False
+    manifest, path = manifest.removeprefix("file://"), path.removeprefix("file://")
+    if settle_unsafe(found):
+        return False
+    workspace = log_workspace(manifest, MANIFEST)
+    if workspace is None:
+        return False
+    key = os.path.relpath(path, workspace).replace(os.sep, "/")
+    params = lock or LockParams(
+        key=manifest + ".commit", lock_directory=commit_lock_directory(), owner=manifest_task(manifest)
+    )
+    storage = storage_for(manifest)
+    try:
+        with hold_lock(params, wait_seconds=_SETTLE_LOCK_SECONDS):
+            data = storage.read_bytes(manifest)
+            if is_sealed(data):
+                return False
+            current = Manifest.from_bytes(data)
+            now = current.outputs.get(key)
+            if current.pending or now is None or now.stamp is None:
+                return False
+            if (now.size, now.digest, now.commit, now.sealed) != (entry.size, entry.digest, entry.commit, entry.sealed):
+                return False  # another commit, or a new version recorded, since the caller read it
+            there = os.stat(path)
+            if stamp_of(there) != stamp_of(found):
+                return False  # changed since it was hashed
+            for other, item in current.outputs.items():
+                if other != key and item.stamp is None and maybe_rewritten(join_url(workspace, other), manifest, item):
+                    return False
+            outputs = dict(current.outputs)
+            outputs[key] = dataclasses.replace(now, stamp=file_stamp(found))
+            name = manifest[len(workspace) :].lstrip("/")
+            write_manifest(storage, manifest, name, dataclasses.replace(current, outputs=outputs), None)
+    except (OSError, ValueError, KeyError, TypeError, TaskLockException):  # busy or unreachable lock (a redis
+        return False  # error is a ConnectionError), a read-only workspace, a manifest damaged or gone meanwhile
+    return True
+
+
+def settle_unsafe(found: os.stat_result) -> bool:
+    """Whether a local file with status ``found`` changed too recently for its stamp to be recorded as that of
+    content just hashed: less than ``_SETTLE_MARGIN_NS`` ago, so a write right after the hash could carry the same
+    status-change time. A time ahead of the clock (a clock stepped back since) is no such risk: a write now carries
+    another time."""
+    return 0 <= time.time_ns() - found.st_ctime_ns < _SETTLE_MARGIN_NS
+
+
+# How long a settle waits for the manifest's commit lock (a commit holds it while it moves outputs): a settle that
+# does not get it is only put off to the next load.
+_SETTLE_LOCK_SECONDS = 1.0
+
+
 def rewritten_siblings(record: OutputRecord, current: Manifest) -> dict[str, Entry]:
     """The outputs of ``current`` (``record``'s manifest, other than ``record.key``) that were rewritten outside kart
     after it with other content of the same size (``rewritten_digest``), each as a new version: the entry to write
@@ -357,7 +526,7 @@ def rewritten_siblings(record: OutputRecord, current: Manifest) -> dict[str, Ent
     found = {}
     for key, entry in sorted(current.outputs.items()):
         output = join_url(record.workspace, key)
-        if key == record.key or not maybe_rewritten(output, record.manifest):
+        if key == record.key or not maybe_rewritten(output, record.manifest, entry):
             continue
         digest = rewritten_digest(output, record.manifest, entry, settle=False)  # the manifest is written anew
         if digest is not None:

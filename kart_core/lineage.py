@@ -45,10 +45,9 @@ from collections.abc import Callable, Iterable, Mapping
 
 from kart_core.damage import (
     file_size,
-    local_changed_ns,
+    local_change_note,
     maybe_rewritten,
     rewritten_digest,
-    rewritten_note,
     unrecorded_content,
 )
 from kart_core.manifest import Entry, Input, Manifest, OutputRecord, read_if_inputs, read_unverified
@@ -85,7 +84,7 @@ class StaleInput:
     input: Input
     manifest: str
     now: str | None
-    rewritten: str = ""  # the output was rewritten outside kart after its commit (kart_core.damage.rewritten_note)
+    rewritten: str = ""  # the output was rewritten outside kart after its commit (kart_core.damage.local_change_note)
     # For an input the run built itself (``Input.built``) whose upstream is stale further up: why it is (its message).
     behind: str = ""
 
@@ -333,12 +332,12 @@ def _rewritten_since(item: Input, path: str, entry: Entry, workspace: str | None
     if workspace is None:
         return None
     output = join_url(workspace, item.key)
-    if not maybe_rewritten(output, path):
-        return None  # the common case, told by two stats
+    if not maybe_rewritten(output, path, entry):
+        return None  # the common case, told by one stat (two for an entry without a stamp)
     digest = rewritten_digest(output, path, entry)
     if digest is None or digest == item.digest:
         return None
-    return StaleInput(item, path, None, rewritten_note(local_changed_ns(output), path) or "modified after its commit")
+    return StaleInput(item, path, None, local_change_note(output, path, entry) or "modified after its commit")
 
 
 def _unrecorded_since(item: Input, path: str, entry: Entry, workspace: str | None = None) -> StaleInput | None:
@@ -353,10 +352,10 @@ def _unrecorded_since(item: Input, path: str, entry: Entry, workspace: str | Non
         return None
     output = join_url(workspace, item.key)
     # None: not newer than its manifest, the committed content, another size or unreadable; none is what loaded.
-    current = rewritten_digest(output, path, entry) if maybe_rewritten(output, path) else None
+    current = rewritten_digest(output, path, entry) if maybe_rewritten(output, path, entry) else None
     if current == item.digest:
         return None
-    note = rewritten_note(local_changed_ns(output), path) or "it no longer holds what was loaded"
+    note = local_change_note(output, path, entry) or "it no longer holds what was loaded"
     return StaleInput(item, path, None, f"{note}; the content loaded was never recorded as a version")
 
 

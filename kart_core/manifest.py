@@ -12,7 +12,14 @@ Format (JSON, UTF-8)::
 
     {"format": "kart-manifest/1", "task": "Class[8-hex id]", "commit": "<32 hex>",
      "outputs": {"a/b_<id>.pkl": {"size": 10, "digest": "xxh3_128:<hex>", "commit": "<32 hex>",
-     "sealed": false, "owner": "pkg.module.Class"}}}
+     "sealed": false, "owner": "pkg.module.Class", "stamp": [<inode>, <status-change time, ns>]}}}
+
+Why the stamp (kart since 2026-12-03, unsigned local outputs; older kart ignores the key): it tells a load, from
+one ``fstat`` of the file it opened, that this is the very file the commit (or a load that hashed it since) vouched
+for. No copy (``cp -a``, ``rsync -a``, ``tar x``), rename, symlink swap or clock step reproduces a file's inode and
+status-change time; the manifest's modification time, compared before, is copied with it (attacker at20 K14, K5,
+K9). An entry without one (older kart, a signed commit, object storage) is judged by that time still
+(``kart_core.damage``).
 
 Why the owner: gokart's layout names files by class name and unique id, and the id covers the class
 name but not its module, so same-named classes of two modules with equal parameters share the
@@ -166,6 +173,11 @@ class Entry:
         sealed: whether the file starts with a signature header.
         owner: ``module.Class`` of the task that committed it; None when not recorded (kart before
             2026-11-30, a bare target).
+        stamp: ``(inode, status-change time in ns)`` of the local file this entry vouches for
+            (``kart_core.damage.file_stamp``): taken after the commit's last move into place, or when a load hashed
+            the file there to this entry's content (``kart_core.damage.settle_stamp``). A load trusts the file it
+            opened without reading it only while its stamp is this one. None: no stamp (object storage, a signed
+            commit, kart before 2026-12-03): the manifest's modification time is compared instead.
     """
 
     size: int
@@ -173,6 +185,7 @@ class Entry:
     commit: str | None
     sealed: bool
     owner: str | None = None
+    stamp: tuple[int, ...] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The entry's JSON object (``owner`` only when known, so older entries keep their bytes)."""
@@ -184,6 +197,8 @@ class Entry:
         }
         if self.owner is not None:
             document["owner"] = self.owner
+        if self.stamp is not None:
+            document["stamp"] = list(self.stamp)
         return document
 
 
@@ -403,6 +418,7 @@ def _decoded(cls: type[Manifest], data: bytes, run: bool) -> Manifest | None:
         raise ValueError(f"not a {FORMAT} document")
     for key, entry in document.outputs.items():
         entry.__dict__.setdefault("owner", None)  # Entry(...) sets every field; msgspec leaves a default one unset
+        entry.__dict__.setdefault("stamp", None)
         _check_key(key)
     raw_side, raw_inputs, logs, record = document.side, document.inputs, document.logs, document.run
     return _made(  # type: ignore[no-any-return]
@@ -456,7 +472,7 @@ def _entries(value: Any) -> dict[str, Entry]:
     """The entries of an ``outputs`` (or ``side``) object by key (KeyError/TypeError/ValueError when malformed)."""
     entries = {}
     for key, item in dict(value).items():
-        commit, owner = item.get("commit"), item.get("owner")
+        commit, owner, stamp = item.get("commit"), item.get("owner"), item.get("stamp")
         entries[str(key)] = _made(
             Entry,
             {
@@ -465,11 +481,24 @@ def _entries(value: Any) -> dict[str, Entry]:
                 "commit": None if commit is None else str(commit),
                 "sealed": bool(item.get("sealed", False)),
                 "owner": None if owner is None else str(owner),
+                "stamp": None if stamp is None else _stamp(stamp),
             },
         )
     for key in entries:
         _check_key(key)
     return entries
+
+
+def _stamp(value: Any) -> tuple[int, ...]:
+    """An entry's ``stamp`` as msgspec decodes it (``tuple[int, ...]``) from a JSON array of integers.
+
+    Raises:
+        TypeError: it is not an array (msgspec refuses it too).
+        ValueError: an item is not an integer (the same conversion ``size`` gets).
+    """
+    if not isinstance(value, list):
+        raise TypeError(f"an output's stamp is a JSON array, not {type(value).__name__}")
+    return tuple(int(item) for item in value)
 
 
 def _made(cls: type, fields: dict[str, Any]) -> Any:

@@ -34,10 +34,14 @@ from kart_core.conflict_prevention_lock import (  # gokart.target's names; kart 
 from kart_core.damage import (
     Opened,
     before_unrecorded_load,
+    file_stamp,
     loaded_unrecorded,
-    rewritten_note,
+    local_file_stamp,
+    not_committed_note,
     rewritten_siblings,
     settle_copied,
+    settle_stamp,
+    settle_unsafe,
     stamp_of,
     unvouched_reason,
 )
@@ -64,7 +68,6 @@ from kart_core.manifest import SIGNING_ADVICE, Entry, Manifest, OutputRecord, ne
 from kart_core.signing import HEADER_SIZE, MAGIC, MOVED_ADVICE, Signer, is_sealed, signature_path
 from kart_core.storage import Storage, storage_for
 from kart_core.storage.base import Spool, no_space_note
-from kart_core.storage.stamp import changed_ns
 from kart_core.task_memo import RunSlot, TaskMemo
 from kart_core.transaction import Staged
 from kart_core.workspace import with_unique_id
@@ -306,6 +309,8 @@ class TargetOnKart(luigi.Target):
             else:
                 final.publish()
                 if record is not None:
+                    if signer is None:  # the file it vouches for, now in place (``Entry.stamp``)
+                        entry = dataclasses.replace(entry, stamp=local_file_stamp(self._path))
                     self._record_direct_dump(record, entry, signer)
         except OSError as exc:
             if not NoSpaceError.caused_by(exc):
@@ -424,16 +429,20 @@ class TargetOnKart(luigi.Target):
                 self._note_unrecorded(unrecorded, before)
                 return
             if entry is not None:
-                size, mtime = _stream_stat(raw)
+                size, status = _stream_status(raw)
                 if staged is None and size is not None and size != entry.size:
                     # The manifest read before another process's commit, the file opened after it?
                     entry, raw = self._reopened(entry, signer, raw, size, files)
-                    size, mtime = _stream_stat(raw)
-                # Written after kart recorded its commit (another writer: gokart's rerun, an edit)?
-                rewritten = rewritten_note(mtime, self.record.manifest) if staged is None and self.record else None
+                    size, status = _stream_status(raw)
+                # Not the file kart recorded for its commit (another writer: gokart's rerun, an edit, a copy, a link)?
+                rewritten = (
+                    not_committed_note(status, entry, self.record.manifest)
+                    if staged is None and self.record and status is not None
+                    else None
+                )
                 self._check_size(size, entry, rewritten)
                 # Object storage has no modification time to compare: a marker tells a rewrite in progress.
-                remote = staged is None and mtime is None and not settings.verify and not rewritten
+                remote = staged is None and status is None and not settings.verify and not rewritten
                 in_progress = self._marker() if remote else None
                 if settings.verify or rewritten or in_progress is not None:
                     opened = _open_stamp(raw) if rewritten and not settings.verify else None
@@ -442,9 +451,12 @@ class TargetOnKart(luigi.Target):
                     adopted = None
                     if rewritten and not settings.verify:
                         self._check_not_being_written(entry)
-                        adopted = self._new_version(data, entry)
-                        if adopted is None and opened is not None and self.record is not None:  # a copied workspace
-                            settle_copied(self.record.manifest, (self._path, opened))
+                        adopted = self._new_version(data, entry, status)
+                        if adopted is None and status is not None and self.record is not None:  # a copied workspace
+                            if entry.stamp is not None:  # this file's stamp recorded: the next load is one fstat
+                                settle_stamp(self.record.manifest, self._path, entry, status, self.record.lock_params())
+                            elif opened is not None:
+                                settle_copied(self.record.manifest, (self._path, opened))
                     elif in_progress is not None:
                         self._check_committed_bytes(data, entry, in_progress)
                     else:
@@ -513,7 +525,7 @@ class TargetOnKart(luigi.Target):
                 break
             if newer.size != size:  # the file opened is not that commit's either: open what is there now
                 raw = files.enter_context(self._storage.open_read(self._path))
-                found = _stream_stat(raw)[0]
+                found = _stream_status(raw)[0]
                 size = found if found is not None else newer.size
             entry = newer
             if entry.size == size:
@@ -700,9 +712,12 @@ class TargetOnKart(luigi.Target):
         if found.stamp is not None:
             running.note_unrecorded(self.record, found.stamp, found.digest)
 
-    def _new_version(self, data: bytes, entry: Entry) -> Entry | None:
+    def _new_version(self, data: bytes, entry: Entry, status: os.stat_result | None = None) -> Entry | None:
         """The entry of a new version for a same-size output written after kart's commit with other
         content; None when its content is the committed one (touched, or copied with the workspace).
+        ``status``: the ``fstat`` of the local file ``data`` was read from, before the read: its stamp is the new
+        entry's (``Entry.stamp``) unless it changed too recently to be told from a write just after (then the old
+        entry's stays, which it does not match: the next load hashes it again).
 
         Another writer (gokart rerunning the task, say) replaced the file whole, or it was edited in place:
         kart cannot tell which without verify, and gokart would load it. So it is not served as the
@@ -716,7 +731,10 @@ class TargetOnKart(luigi.Target):
         found = digest_bytes(memoryview(data)[HEADER_SIZE:] if entry.sealed else data, algorithm)
         if found == expected:
             return None
-        return dataclasses.replace(entry, digest=f"{algorithm}:{found}", commit=new_commit_id(), sealed=False)
+        stamp = entry.stamp if status is None or settle_unsafe(status) else file_stamp(status)
+        return dataclasses.replace(
+            entry, digest=f"{algorithm}:{found}", commit=new_commit_id(), sealed=False, stamp=stamp
+        )
 
     def _check_not_being_written(self, entry: Entry) -> None:
         """Before a rewritten file is taken for a new version: raise when a run of the task is writing its
@@ -878,10 +896,11 @@ class TargetOnKart(luigi.Target):
         For a scheduler that hands the output on by path (``kart_core.runner.repair_if_damaged``: Airflow's XCom
         path and asset events, read by consumers that are not kart tasks): the size against the integrity record;
         the content hash when verify is on (``[TaskOnKart] verify_outputs`` / ``KART_VERIFY_OUTPUTS``) or when the
-        file was written after its commit (``kart_core.damage.rewritten_note``; with verify off a same-size file of
-        other content is recorded as a new version, as a load records it); the signature when signing is on (the
-        whole file is read, as a load reads it); on object storage, a run of the task writing or committing it.
-        Without verify, signing or a rewrite, one open and a stat of the output and its manifest: no content read.
+        file is not the one its commit recorded (``kart_core.damage.not_committed_note``: another stamp, or without
+        one written after the manifest; with verify off a same-size file of other content is recorded as a new
+        version, as a load records it); the signature when signing is on (the whole file is read, as a load reads
+        it); on object storage, a run of the task writing or committing it. Without verify, signing or a rewrite,
+        one open and a stat of the output (and of its manifest, for an entry without a stamp): no content read.
 
         Raises:
             MissingOutputError: the file is not there.
@@ -954,8 +973,9 @@ class TargetOnKart(luigi.Target):
             if entry is None:
                 return None
             with self._storage.open_read(self._path) as raw:
+                status = _stream_status(raw)[1]
                 data = raw.read()
-                rewritten = rewritten_note(_stream_stat(raw)[1], self.record.manifest)
+                rewritten = not_committed_note(status, entry, self.record.manifest) if status is not None else None
             self._check_size(len(data), entry, rewritten)
             self._check_hash(data, entry, rewritten)
         except DamagedOutputError as damage:
@@ -1006,7 +1026,7 @@ class TargetOnKart(luigi.Target):
             raise self._damaged("hash", entry, detail, rewritten)
 
     def _damaged(self, kind: str, entry: Entry, detail: str, rewritten: str | None = None) -> DamagedOutputError:
-        """The error for an output that differs from its record; ``rewritten`` (``damage.rewritten_note``)
+        """The error for an output that differs from its record; ``rewritten`` (``damage.not_committed_note``)
         says the file is newer than the commit: replaced by another writer, or changed in place."""
         record = self.record
         who = f"{record.task} (unique id {record.unique_id})" if record else self._describe_owner()
@@ -1228,9 +1248,10 @@ def _open_stamp(raw: IO[bytes]) -> tuple[int, ...] | None:
         return None
 
 
-def _stream_stat(raw: IO[bytes]) -> tuple[int | None, int | None]:
-    """The size of an open file and, for a local one, when it last changed (``kart_core.storage.stamp.changed_ns``):
-    fsspec files know their size (their time is not compared, ``kart_core.damage``); local files from one fstat."""
+def _stream_status(raw: IO[bytes]) -> tuple[int | None, os.stat_result | None]:
+    """The size of an open file and, for a local one, its status (one ``fstat``: its stamp and times are compared
+    with its record, ``kart_core.damage.not_committed_note``): fsspec files know their size (nothing else of them is
+    compared); None for what cannot be told."""
     size = getattr(raw, "size", None)
     if isinstance(size, int):
         return size, None
@@ -1238,7 +1259,7 @@ def _stream_stat(raw: IO[bytes]) -> tuple[int | None, int | None]:
         found = os.fstat(raw.fileno())
     except (OSError, AttributeError, io.UnsupportedOperation):
         return None, None
-    return found.st_size, changed_ns(found)
+    return found.st_size, found
 
 
 _SHARED_PATH_NOTE = (

@@ -81,7 +81,7 @@ from kart_core.manifest import (
 from kart_core.signing import Signer
 from kart_core.storage import Storage, storage_for
 from kart_core.storage.base import no_space_note
-from kart_core.storage.stamp import touch_after_moves
+from kart_core.storage.stamp import local_file_stamp, touch_after_moves
 from kart_core.structure import flatten
 from kart_core.task_memo import RunSlot, shared_threads
 
@@ -530,7 +530,7 @@ class Transaction:
         for staged in self.staged.values():
             if staged.record is not None:
                 by_manifest.setdefault(staged.record.manifest, []).append(staged)
-        created: list[list[Staged]] = []
+        created: list[tuple[list[Staged], Manifest]] = []
         with contextlib.ExitStack() as held:
             replacing: list[tuple[OutputRecord, Manifest | None]] = []
             finals: list[Manifest] = []
@@ -547,7 +547,8 @@ class Transaction:
                 if outcome is _REPLACING:
                     replacing.append((_record_of(items), current))
                 else:
-                    created.append(items)
+                    assert current is not None  # the manifest a first commit claimed
+                    created.append((items, current))
             # A first build (nothing replaced) puts no marker: no heartbeat to set up (most commits).
             put: set[str] = set()  # the markers this commit has put (its heartbeat keeps only those)
             beat = held.enter_context(self._heartbeat([record for record, _ in replacing], put)) if replacing else None
@@ -618,12 +619,13 @@ class Transaction:
             for staged in self.staged.values():
                 if staged.record is None and staged.path not in self.sides and not staged.in_place:
                     staged.storage.commit(staged.location, staged.path)
-            for items in created:  # written before the moves: an output must not look changed after it (damage.py)
-                touch_after_moves(_record_of(items).manifest)
+            for items, claimed in created:  # written before the moves: now with the stamps of the files moved
+                self._stamp_claimed(items, claimed)
             self.pulse.check()
             lost: MarkerLostError | None = None
             for (record, _), final in zip(replacing, finals, strict=True):
                 storage = storage_for(record.manifest)
+                final = self._stamped(final, by_manifest[record.manifest]) or final
                 data, run = self._encoded(final, record.manifest_name)
                 # A full disk here leaves the pending manifest and the marker: the task runs again.
                 with self._room(record.manifest), storage.atomic_write(record.manifest) as file:
@@ -635,7 +637,7 @@ class Transaction:
                 beat.close()
             if lost is not None:  # a marker another process put in this commit's place: named, the run fails
                 raise lost
-        for items in created:  # the claims are released: a refused marker left beside a new manifest goes
+        for items, _ in created:  # the claims are released: a refused marker left beside a new manifest goes
             record = _record_of(items)
             commit_marker.clear_refused(storage_for(record.manifest), record, set(_entries(items)), self.signer)
         self.digests = {
@@ -643,6 +645,52 @@ class Transaction:
         }
         self.staged.clear()
         self.committed = True
+
+    def _stamped(self, manifest: Manifest, items: list[Staged]) -> Manifest | None:
+        """``manifest`` with the entry of each of ``items`` (one manifest's outputs, in place now) stamped with the
+        file at its path (``Entry.stamp``: inode and status-change time, which the move into place set); None when
+        nothing was stamped: signing on (the seal binds each output to its commit, and a stamp recorded later would
+        need the key), object storage.
+
+        Taken after the last move: a stamp taken before it would never match (a rename moves the status-change
+        time). A file another writer put there between the move and this stat is stamped as the commit's, as the
+        manifest's time (taken after the moves) vouched for it before (attacker at20 K14).
+        """
+        if self.signer is not None:
+            return None
+        outputs = dict(manifest.outputs)
+        stamped = False
+        for staged in items:
+            key = staged.record.key if staged.record is not None else None
+            found = outputs.get(key) if key is not None else None
+            stamp = local_file_stamp(staged.path) if found is not None and found.commit == self.commit_id else None
+            if key is not None and found is not None and stamp is not None:
+                outputs[key] = dataclasses.replace(found, stamp=stamp)
+                stamped = True
+        return dataclasses.replace(manifest, outputs=outputs) if stamped else None
+
+    def _stamp_claimed(self, items: list[Staged], claimed: Manifest) -> None:
+        """After a first commit moved ``items`` into place: write the manifest it claimed before the moves
+        (``claimed``) again with their stamps (``_stamped``), atomically (readers that wait for the claim wait on the
+        claimed file; one that opens the path after this write finds every output in place). Unstamped (signing,
+        object storage) or when the write fails (a full disk), the manifest's time is set after the moves instead
+        (``touch_after_moves``), as kart before 2026-12-03 did: an output must not look changed after it."""
+        record = _record_of(items)
+        stamped = self._stamped(claimed, items)
+        if stamped is not None:
+            try:
+                data, _ = self._encoded(stamped, record.manifest_name)
+                with storage_for(record.manifest).atomic_write(record.manifest) as file:
+                    file.write(data)
+                return
+            except OSError:
+                logger.warning(
+                    "%s: could not record its outputs' stamps in %r; its loads hash them once",
+                    self.label,
+                    record.manifest,
+                    exc_info=True,
+                )
+        touch_after_moves(record.manifest)
 
     def _fence(self, record: OutputRecord, put: set[str]) -> commit_marker.FencedMoves | None:
         """The fenced moves of a replacing commit into ``record``'s manifest (it put a marker there), else None."""
@@ -732,7 +780,8 @@ class Transaction:
         held (until ``held`` closes) and no other writer committed since this run began: the caller
         writes the marker and the manifest.
         ``_SUPERSEDED``: another run committed meanwhile (see the module docstring); its outputs are
-        kept. With the outcome comes the manifest found under the lock (None when created or absent).
+        kept. With the outcome comes the manifest found under the lock (None when absent), or the one a first
+        build created (as written: ``_stamp_claimed`` writes it again with its outputs' stamps).
         """
         record = _record_of(items)
         storage = storage_for(record.manifest)
@@ -755,7 +804,7 @@ class Transaction:
                 claimed = held.enter_context(storage.claim_new(record.manifest, data))
             if claimed:
                 self.run_recorded = self.run_recorded or run is not None
-                return _CREATED, None
+                return _CREATED, dataclasses.replace(fresh, run=run)  # as written (``_stamp_claimed`` writes it again)
         held.enter_context(_manifest_lock(record))
         storage.wait_claim(record.manifest)  # a first commit still moving its outputs into place
         refuse_folder(record.manifest)  # a folder in the manifest's place (damaged): removed when empty, else refused

@@ -43,7 +43,7 @@ from kart_core.commit_marker import (
     workspace_key,
     writer_alive,
 )
-from kart_core.damage import local_changed_ns, rewritten_note, unvouched_reason
+from kart_core.damage import local_change_note, unvouched_reason
 from kart_core.errors import DamagedOutputError, IntegrityError
 from kart_core.inspect import confined, writing
 from kart_core.integrity import DEFAULT_ALGORITHM, available, digest_stream
@@ -303,14 +303,14 @@ def verify_workspace(
                 )
                 continue
             if found.size != entry.size:
-                detail = f"{entry.size} bytes were committed, found {found.size}{_rewritten(output, path)}"
+                detail = f"{entry.size} bytes were committed, found {found.size}{_rewritten(output, path, entry)}"
                 claims.append((key, Problem("size", output, manifest.task, detail, path, manifest.commit)))
                 continue
             problem = None
             if hashes or (signer is not None and entry.sealed):
                 problem = _check_content(storage_for(output), output, key, entry, manifest.task, hashes, signer)
                 if problem is not None and problem.kind == "hash":
-                    problem = dataclasses.replace(problem, detail=problem.detail + _rewritten(output, path))
+                    problem = dataclasses.replace(problem, detail=problem.detail + _rewritten(output, path, entry))
             if problem is not None:
                 claims.append((key, dataclasses.replace(problem, manifest=path, seen_commit=manifest.commit)))
             else:
@@ -803,10 +803,11 @@ def _unrecorded_folders(workspace: str, files: Iterable[FileEntry], listed: set[
     ]
 
 
-def _rewritten(output: str, manifest: str) -> str:
-    """``; it was modified at .., after kart recorded its commit at .. (...)`` for a damaged local output
-    newer than its manifest (``kart_core.damage.rewritten_note``: another writer, or an edit), else ""."""
-    note = rewritten_note(local_changed_ns(output), manifest)
+def _rewritten(output: str, manifest: str, entry: Entry) -> str:
+    """``; it is not the file kart recorded for its commit (...)`` (or, for an entry without a stamp, ``; it was
+    modified at .., after kart recorded its commit at ..``) for a damaged local output
+    (``kart_core.damage.local_change_note``: another writer, a copy or an edit), else ""."""
+    note = local_change_note(output, manifest, entry)
     return f"; {note} (another writer, such as gokart rerunning the task, or an edit)" if note else ""
 
 

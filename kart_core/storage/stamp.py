@@ -12,7 +12,7 @@ import os
 
 from kart_core.storage.base import storage_for
 
-__all__ = ["Stamp", "changed_ns", "stamp", "touch_after_moves"]
+__all__ = ["Stamp", "changed_ns", "file_stamp", "local_file_stamp", "stamp", "touch_after_moves"]
 
 # JSON-friendly: a list of ints and strings (a marker keeps one as it is and compares it after a round trip).
 Stamp = list[object]
@@ -60,6 +60,23 @@ def stamp(path: str, status_change: bool = False) -> Stamp | None:
 def changed_ns(found: os.stat_result) -> int:
     """When a local file last changed (ns): the later of its modification and status-change times."""
     return max(found.st_mtime_ns, found.st_ctime_ns)
+
+
+def file_stamp(found: os.stat_result) -> tuple[int, int]:
+    """What a manifest entry records of the local file it vouches for (``kart_core.manifest.Entry.stamp``): (inode,
+    status-change time in ns). No copy, rename, symlink or ``utime`` gives another file both (``kart_core.damage``)."""
+    return (found.st_ino, found.st_ctime_ns)
+
+
+def local_file_stamp(path: str) -> tuple[int, int] | None:
+    """``file_stamp`` of the local file at ``path`` (a symlink followed, as a load opens it); None on object storage
+    or when it cannot be examined."""
+    if "://" in path and not path.startswith("file://"):
+        return None
+    try:
+        return file_stamp(os.stat(path.removeprefix("file://")))
+    except OSError:
+        return None
 
 
 def touch_after_moves(manifest: str) -> None:

@@ -236,6 +236,13 @@ def _manifest_cases() -> list[bytes]:
         {**entry, "size": 3.0},
         {**entry, "sealed": None},
         {**entry, "owner": None},
+        {**entry, "stamp": [5, 1796276366963463382]},  # an entry's stamp (Entry.stamp): inode, status-change time
+        {**entry, "stamp": None},
+        {**entry, "stamp": [5.0, 6]},
+        {**entry, "stamp": [True, 6]},
+        {**entry, "stamp": "56"},
+        {**entry, "stamp": [5, "x"]},
+        {**entry, "stamp": {"5": 6}},
     ]
     missing_commit = {key: value for key, value in entry.items() if key != "commit"}
     inputs = [
@@ -252,6 +259,7 @@ def _manifest_cases() -> list[bytes]:
         written({"t": 1}, logs=7),
         written({"t": 1}, format="kart-manifest/2"),
         written({"t": 1}, side={"s/x.pkl": entry}),
+        written({"t": 1}, side={"s/x.pkl": {**entry, "stamp": [5, 6]}}),
         written({"t": 1}, side=[1]),
         written({"t": 1}, inputs=inputs),
         written({"t": 1}, inputs=[{"key": 1}]),
@@ -292,5 +300,9 @@ def test_a_manifest_decoded_into_its_entries_reads_as_the_general_parse_reads_it
     cases = _manifest_cases()
     decoded = [parsed(data) for data in cases]
     assert sum(manifest_module._decoded(Manifest, data, run) is not None for data in cases[:3]) == 3  # the common case
+    stamped = [data for data in cases if b'"stamp":[5,1796276366963463382]' in data]
+    assert [manifest_module._decoded(Manifest, data, run).outputs["a/T_1.pkl"].stamp for data in stamped] == [
+        (5, 1796276366963463382)
+    ]
     monkeypatch.setattr(manifest_module, "_decoded", lambda cls, data, run: None)
     assert [parsed(data) for data in cases] == decoded
