@@ -372,8 +372,10 @@ class _Parent:
 
 
 def forked(parent: int | None) -> None:
-    """Note, in a process just forked, that ``parent`` (its parent) had runs in progress (None: it had none)."""
+    """Note, in a process just forked, that ``parent`` (its parent) had runs in progress (None: it had none). A child
+    of a worker of kart's pool (a pool a task's ``run()`` uses there) is no such worker itself (``kart_worker``)."""
     _Parent.forked_from = parent
+    _Parent.kart_worker = False
 
 
 def kart_worker() -> None:

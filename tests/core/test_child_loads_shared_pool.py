@@ -15,6 +15,9 @@ import concurrent.futures
 import json
 import logging
 import multiprocessing
+import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -230,3 +233,37 @@ def test_a_job_of_a_run_nested_in_the_run_that_forked_the_worker_counts_for_the_
     _rerun_inners(workspace, 5)
     assert not mid.complete()
     assert gokart.build(Top(workspace_directory=workspace), reset_register=False) == 1051
+
+
+_IN_A_KART_WORKER = """
+import sys
+from pathlib import Path
+import kart_core as gokart
+from kart_core import child_loads
+from tests.core import test_child_loads_shared_pool as case
+child_loads.kart_worker()  # as claim_slot marks a worker of kart's own process pool
+case._shared_pool("fork", warm=False)
+workspace = sys.argv[1]
+case._value_file(workspace).write_text("1")
+first = gokart.build(case.Both(how="build()", workspace_directory=workspace), reset_register=False)
+case._rerun_inners(workspace, 5)
+print(first, gokart.build(case.Both(how="build()", workspace_directory=workspace), reset_register=False))
+case.POOL["pool"].shutdown()
+"""
+
+
+def test_a_pool_of_a_task_run_in_a_worker_of_kart_s_pool_counts_for_its_runs(tmp_path: Path) -> None:
+    """kart's own pool workers send no loads to the building process's runs; a pool that a task running in such a
+    worker uses is no such worker: its jobs count for the runs of the kart worker (before, a pool worker forked from a
+    kart worker inherited the mark and found no run: Outer(200) served stale, [1050, 2010])."""
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    found = subprocess.run(
+        [sys.executable, "-c", _IN_A_KART_WORKER, str(tmp_path / "ws")],
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.split("\n")[-2] == "[1010, 2010] [1050, 2050]", found.stdout + found.stderr
