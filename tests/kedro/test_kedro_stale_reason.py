@@ -8,6 +8,7 @@ node run, which no user builds. Now the reason names the task and the warning sa
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 from typing import Any
@@ -17,6 +18,8 @@ from kart_kedro import KartRunner, KartThreadRunner
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.pipeline import Pipeline, node
 from kedro_trust_tasks import Shifted
+from rich.console import Console
+from rich.logging import RichHandler
 
 import kart_core
 
@@ -56,3 +59,28 @@ def test_a_node_whose_built_task_went_stale_names_it(
     (warning,) = [record.getMessage() for record in caplog.records if "is stale" in record.getMessage()]
     assert "It caches the Kedro node 'built_sum': KartRunner runs the node again" in warning
     assert "rerun=True" not in warning and "kart run" not in warning
+
+
+def test_kart_core_warnings_keep_their_task_labels_under_a_markup_reading_handler(
+    workspace: str, journal: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kedro's RichHandler reads ``[...]`` as markup (its ``markup`` default is True); a label whose id starts with a
+    letter (``Shifted[fb0d6725]``) lost its id in kart_core's stale warning. rich's own handler with markup on, as
+    Kedro's is, stands for it (Kedro's also installs rich tracebacks and captures warnings for the process)."""
+    monkeypatch.setenv("KART_KEDRO_TEST_WORKSPACE", workspace)
+    label = Shifted(size=2, workspace_directory=workspace).kart_label()
+    assert label[len("Shifted[")].isalpha()  # the case rich takes for a style tag
+    pipeline = Pipeline([node(built_sum, "x", "total", name="built_sum")])
+    KartRunner(workspace_directory=workspace).run(pipeline, DataCatalog({"x": MemoryDataset(100)}))
+    monkeypatch.setenv("KART_KEDRO_TEST_SHIFT", "10")
+    kart_core.build(Shifted(size=2, workspace_directory=workspace, rerun=True), reset_register=False)
+    printed = io.StringIO()
+    handler = RichHandler(console=Console(file=printed, width=2000), markup=True)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        KartRunner(workspace_directory=workspace).run(pipeline, DataCatalog({"x": MemoryDataset(100)}))
+    finally:
+        root.removeHandler(handler)
+    assert f"was built from {label}'s commit" in printed.getvalue()
+    assert not handler.filters  # the filter is the run's only

@@ -25,6 +25,7 @@ from kedro.pipeline import Pipeline
 from kedro.runner import ParallelRunner, SequentialRunner, ThreadRunner
 
 import kart_core
+from kart_kedro.log_markup import plain_kart_logs
 from kart_kedro.memory_dataset import copy_modes_told
 from kart_kedro.pipeline_io import pipeline_io
 from kart_kedro.pipeline_run import NO_CACHE_TAG, PLAIN, PipelineRun
@@ -147,7 +148,7 @@ class _CachingRunner:
             # luigi's config and the output settings (signing, verify, integrity record) read once for the
             # run, as one kart build does, not once per node run created or run, nor per cached output
             # handed back at the end.
-            with kart_core.config_frozen(), kart_core.target_config_frozen():
+            with kart_core.config_frozen(), kart_core.target_config_frozen(), plain_kart_logs():
                 _schedule(pipeline, run, pool)
                 run.restore_pipeline_outputs()
         except Exception:
