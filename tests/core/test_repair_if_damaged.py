@@ -190,3 +190,27 @@ def test_an_intact_signed_output_is_handed_on(tmp_path: Path) -> None:
     task = _built(str(tmp_path / "ws"), tmp_path)
     assert kart_core.repair_if_damaged(task) == ()
     assert _runs(tmp_path) == 1
+
+
+class RdFolder(kart_core.TaskOnKart[Any]):
+    """Writes a folder at its output's path, by path (a model saved as a directory)."""
+
+    def output(self) -> Any:
+        return self.make_target("saved/model.pkl")
+
+    def run(self) -> None:
+        folder = self.output().path()
+        os.makedirs(folder)
+        Path(folder, "part0.bin").write_text("0")
+
+
+def test_a_folder_output_written_by_path_is_handed_on_as_it_is(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No record lists such a folder and no format loads it: nothing to check (a load's open failed with
+    IsADirectoryError, and its warning said the manifest was gone)."""
+    task = RdFolder(workspace_directory=str(tmp_path / "ws"))
+    kart_core.build(task, return_value=False, reset_register=False)
+    with caplog.at_level(logging.WARNING):
+        assert kart_core.repair_if_damaged(task) == ()
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
