@@ -808,7 +808,9 @@ class CodeFingerprinter:
             return known
         key = f"own:{name}"
         suffix = 1
-        while key in self._taken:
+        # nor a module-level value's key (``_Visit._global``): ``@click.command() def scale`` binds ``scale`` to an
+        # object holding the function, whose key would otherwise be the value's, and its code would never be read
+        while key in self._taken or key in self._items:
             suffix += 1
             key = f"own:{name}#{suffix}"
         self._keys[id(obj)] = key
@@ -826,6 +828,10 @@ class CodeFingerprinter:
     def has(self, key: str) -> bool:
         """Whether the piece of code under ``key`` is already normalised (or being normalised)."""
         return key in self._items
+
+    def claimed(self, key: str) -> bool:
+        """Whether ``key`` is a function's or class's (``key_for``)."""
+        return key in self._taken
 
     def store(self, key: str, item: _Item) -> None:
         """Record a normalised piece of code."""
@@ -1368,6 +1374,8 @@ class _Visit:
         if _is_code(obj):
             return self.token(obj)
         key = f"own:{module}.{name}"  # one binding per module and name (ids of small values are shared)
+        if self.owner.claimed(key):  # the function the value holds was keyed first (``key_for``)
+            key += ":value"  # ':' is no identifier: no code has this key
         if not self.owner.has(key):
             self._normalise(key, key[len("own:") :], lambda: self._module_value(module, name, obj), module)
         return self._reference(key)

@@ -228,6 +228,24 @@ HELPERS = {
 
         VALUE = contextvars.ContextVar("op", default=Op())
         """,
+    # a function a decorator replaced by an object holding it, under the function's name: the value's key and the
+    # function's were one, so the function's code was never read (found with attacker at20's K7 probes)
+    "a function click.command() replaced by a Command": """
+        import click
+
+        @click.command()
+        def VALUE():
+            return 2 + {K}
+        """,
+    "a function a project decorator replaced by an object holding it": """
+        class Holder:
+            def __init__(self, function):
+                self.function = function
+
+        @Holder
+        def VALUE(x):
+            return x * 2 + {K}
+        """,
 }
 
 NODE_READS_VALUE = """
