@@ -13,6 +13,7 @@ Real files, real copies (``cp -a``), real builds; the tasks are test_damage's.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import pickle
@@ -22,12 +23,12 @@ import time
 from pathlib import Path
 
 import pytest
-from test_damage import Suffixed, Word, _as_older_kart, _manifest, _warnings
+from test_damage import Suffixed, TwoOutputs, Word, _as_older_kart, _manifest, _warnings
 
 import kart_core as gokart
 from kart_core.damage import maybe_rewritten
 from kart_core.inspect.verify import verify_workspace
-from kart_core.manifest import Entry, read_unverified
+from kart_core.manifest import Entry, Manifest, read_unverified
 from kart_core.storage import storage_for
 from kart_core.target import TargetOnKart
 
@@ -215,3 +216,30 @@ def test_an_older_manifest_without_stamps_keeps_the_time_rule(workspace: str) ->
     assert not maybe_rewritten(up.output().path(), str(_manifest(up)))
     assert gokart.build(down, reset_register=False, log_level=50) == "value-v1+B"
     assert up.output().load() == "value-v1" and _entry(up).stamp is None
+
+
+def test_a_settle_does_not_hide_a_rewrite_of_a_sibling_without_a_stamp(
+    workspace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Attacker at17 H11's shape in a mixed manifest: b's entry has no stamp (older kart) and b was rewritten with
+    other content of the same size after the manifest's time. Recording a's new stamp writes the manifest again,
+    past b's change, which would hide b's rewrite from the time rule for good: a is not settled then (hashed again
+    next time), and b's load still finds its new version."""
+    two = TwoOutputs(workspace_directory=workspace)
+    gokart.build(two, reset_register=False, log_level=50)
+    manifest = Path(two.output()["a"].record.manifest)  # type: ignore[union-attr]  # a kart target's record
+    current = Manifest.from_bytes(manifest.read_bytes())
+    b_key = next(key for key in current.outputs if key.startswith("two/b"))
+    outputs = {**current.outputs, b_key: dataclasses.replace(current.outputs[b_key], stamp=None)}
+    before = manifest.stat()
+    manifest.write_bytes(dataclasses.replace(current, outputs=outputs).to_bytes())
+    os.utime(manifest, ns=(before.st_atime_ns, before.st_mtime_ns))
+    time.sleep(0.01)
+    Path(two.output()["b"].path()).write_bytes(pickle.dumps("b-v2"))  # the same size, after the manifest's time
+    os.chmod(two.output()["a"].path(), 0o600)  # a: the same content, another stamp
+    time.sleep(0.06)
+    assert two.output()["a"].load() == "a-v1"
+    assert manifest.stat().st_mtime_ns == before.st_mtime_ns  # not written: b would look committed
+    caplog.set_level(logging.WARNING)
+    assert two.output()["b"].load() == "b-v2"
+    assert "records it as a new version" in " ".join(_warnings(caplog))
