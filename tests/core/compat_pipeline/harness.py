@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -77,22 +78,32 @@ def run_driver(impl: str, cwd: Path, command: str, *args: str) -> dict[str, Any]
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, str]]:
-    """Every file under ``root/resources`` by relative path: (mtime in ns, sha256 of the content)."""
+    """Every file under ``root/resources`` by relative path: (mtime in ns, sha256 of the content; of a kart integrity
+    manifest, ``log/manifest/``, without its entries' stamps, see ``settled``)."""
     files = {}
     for path in sorted((root / "resources").rglob("*")):
         if path.is_file():
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            data = path.read_bytes()
+            if "/log/manifest/" in path.as_posix():
+                data = _STAMP.sub(b"", data)
+            digest = hashlib.sha256(data).hexdigest()
             files[path.relative_to(root).as_posix()] = (path.stat().st_mtime_ns, digest)
     return files
+
+
+# An output entry's stamp in a manifest (``Entry.stamp``): ``,"stamp":[inode,status-change time]`` (sorted keys: last).
+_STAMP = re.compile(rb',"stamp":\[[0-9,]*\]')
 
 
 def settled(files: dict[str, tuple[int, str]]) -> dict[str, tuple[int, str]]:
     """A ``snapshot`` without the modification times of kart's integrity manifests (``log/manifest/``).
 
-    A workspace copied with its times kept has every output's status-change time past its manifest's: the first
-    check that hashes such an output and finds its committed content moves the manifest's modification time up
-    (``damage.settle_copied``, so later loads take two stats), which changes no file's content. Whether that check
-    runs before or after the copy settles (50 ms) depends on the machine's speed."""
+    A copied workspace has every output under another inode and status-change time than its manifest entry's stamp
+    (``Entry.stamp``; for an entry without one, its status-change time is past the manifest's): the first check that
+    hashes such an output and finds its committed content records its new stamp in the manifest
+    (``damage.settle_stamp``; ``damage.settle_copied`` moves the manifest's modification time up), so later loads take
+    one stat, which changes no output and no other part of the manifest (``snapshot`` hashes manifests without the
+    stamps). Whether that check runs before or after the copy settles (50 ms) depends on the machine's speed."""
     return {path: (0 if "/log/manifest/" in path else mtime, digest) for path, (mtime, digest) in files.items()}
 
 
