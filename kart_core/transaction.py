@@ -1319,7 +1319,11 @@ def join(
             _refuse_ended(found, writing, asking_path and _busy(slot), what)
             return None
         if writing:
-            if slot is not None:  # named by the written task's run first (a forked worker may hold another's context)
+            # Named by the written task's run first (a forked worker may hold another's context), unless the run here
+            # is this process's own run of that task: a build's process-pool worker running the task it was sent,
+            # whose slot was pickled while the parent's run of the same task object was in progress (its ``elsewhere``).
+            own = found.pid == _Process.pid and found.slot is slot
+            if slot is not None and not own:
                 refuse_child(slot, what)
             check_process(found, what)
         return found
