@@ -406,6 +406,9 @@ class TargetOnKart(luigi.Target):
         if staged is None and entry is not None:
             self._check_owner(entry)
         elif staged is None and signer is None and settings.record and self.record is not None:
+            # Absent: the load's error is MissingOutputError (a FileNotFoundError, as gokart's), not a diagnosis of a
+            # file that is not there (attacker at21 L2). One more stat (request) in this rare case only: no record.
+            self._require_existing()
             self._warn_unvouched(self.record, settings.warned)
         recheck = False
         # A file no record vouches for, loaded by a running task: its stamp before the open, so what is recorded

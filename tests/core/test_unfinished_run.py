@@ -9,6 +9,7 @@ run left. Its load fails as damage (kind "unfinished"), and a build runs the tas
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -20,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from kart_core.errors import DamagedOutputError
+import kart_core
+from kart_core.errors import DamagedOutputError, GokartBuildError, MissingOutputError
 
 _TASKS = textwrap.dedent(
     """
@@ -158,3 +160,38 @@ def test_kart_run_of_the_task_alone_runs_it_again_as_the_loader_asks(folder: Pat
 
     again = _kart_run(folder, workspace, "HandWritten")
     assert again.returncode == 0 and "0 ran, 1 cached" in again.stderr, again.stderr  # finished now: cached
+
+
+# --- a run that failed or never ran, leaving no file: the load says the file is missing (attacker at21 L2) -------
+
+
+class UfBoom(kart_core.TaskOnKart[int]):
+    """Its run fails before it dumps anything: start-of-run logs, no task log, no output."""
+
+    def run(self) -> None:
+        raise RuntimeError("boom")
+
+
+class UfNeverRun(kart_core.TaskOnKart[int]):
+    def run(self) -> None:
+        self.dump(1)
+
+
+@pytest.mark.parametrize("kind", ["failed", "never_run"])
+def test_loading_an_absent_output_raises_file_not_found_without_a_diagnosis(
+    any_workspace: str, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """gokart raises FileNotFoundError; kart said "the file is what a killed or failed run left, maybe partial"
+    (DamagedOutputError, which ``except FileNotFoundError`` misses), or first warned that the absent file "loads
+    unchecked ... put there by hand"."""
+    task: kart_core.TaskOnKart[int]
+    if kind == "failed":
+        task = UfBoom(workspace_directory=any_workspace)
+        with pytest.raises(GokartBuildError, match="boom"):
+            kart_core.build(task, reset_register=False)
+    else:
+        task = UfNeverRun(workspace_directory=any_workspace)
+    with caplog.at_level(logging.WARNING), pytest.raises(MissingOutputError, match="does not exist") as raised:
+        task.output().load()
+    assert isinstance(raised.value, FileNotFoundError)
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
