@@ -6,8 +6,11 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import fork_server
 
@@ -63,6 +66,29 @@ def run_kedro(project: Path, *args: str, pythonpath: str | None = None, check: b
 # Imported once in the fork server, before any fork: Kedro's CLI, session and runners, and pandas (the example
 # project's nodes use it). Never kart or a project: each run imports those itself, under its own environment.
 PRELOADED = ("kedro.framework.cli.cli", "kedro.framework.session", "kedro.runner", "pandas")
+
+
+def run_script_json(project: Path, *args: str, paths: Sequence[Path] = ()) -> Any:
+    """Run ``project/run.py <project> <args>`` in a new Python process (plain ``subprocess``: a test that edits code
+    between runs needs a fresh interpreter) and return its last stdout line parsed as JSON.
+
+    Its PYTHONPATH is ``paths`` then the test process's ``sys.path``; Kedro's telemetry is off.
+
+    Raises:
+        AssertionError: the script failed (the tail of its stderr).
+    """
+    entries = [*(str(path) for path in paths), *(path for path in sys.path if path)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(entries), "DO_NOT_TRACK": "1"}
+    done = subprocess.run(
+        [sys.executable, str(project / "run.py"), str(project), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=project,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def journal(project: Path) -> list[str]:

@@ -10,15 +10,12 @@ under KartRunner and KartParallelRunner.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import boto3
 import pytest
+from kedro_project import run_script_json
 from services import S3_KEY_ID, S3_SECRET, Service
 
 DATASETS = textwrap.dedent(
@@ -131,18 +128,7 @@ def _put(base: tuple[str, str], name: str, data: bytes) -> None:
 
 def _run(project: Path, runner: str, base: tuple[str, str]) -> tuple[dict[str, str], int, int]:
     """One run in a new process: (statuses by node, rsum, msum)."""
-    paths = [str(project / "src"), *(path for path in sys.path if path)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths), "DO_NOT_TRACK": "1"}
-    done = subprocess.run(
-        [sys.executable, str(project / "run.py"), str(project), runner, *base],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=project,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    statuses, rsum, msum = json.loads(done.stdout.strip().splitlines()[-1])
+    statuses, rsum, msum = run_script_json(project, runner, *base, paths=[project / "src"])
     return statuses, rsum, msum
 
 

@@ -11,15 +11,12 @@ version. Each run is its own process (a real upgrade between runs).
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from kedro_project import run_script_json
 
 FAKELIB = textwrap.dedent(
     """
@@ -109,18 +106,9 @@ def _upgrade(project: Path) -> None:
 
 def _run(project: Path, shape: str, runner: str = "sequential") -> tuple[dict[str, str], list[int]]:
     """One run in a new process: (statuses by node, the predictions)."""
-    paths = [str(project / "src"), str(project / "site" / "site-packages"), *(path for path in sys.path if path)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths), "DO_NOT_TRACK": "1"}
-    done = subprocess.run(
-        [sys.executable, str(project / "run.py"), str(project), shape, runner],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=project,
-        check=False,
+    statuses, predictions = run_script_json(
+        project, shape, runner, paths=[project / "src", project / "site" / "site-packages"]
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    statuses, predictions = json.loads(done.stdout.strip().splitlines()[-1])
     return statuses, predictions
 
 

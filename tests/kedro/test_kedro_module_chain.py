@@ -8,12 +8,10 @@ its own process (a real edit between runs) of a real KartRunner, on a project pa
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
+
+from kedro_project import run_script_json
 
 STEPS = textwrap.dedent(
     """
@@ -95,17 +93,7 @@ def _project(root: Path) -> Path:
 
 def _run(project: Path) -> tuple[dict[str, str], dict[str, list[int]]]:
     """One KartRunner run of the three nodes in a new process: (statuses by node, values by node)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path), "DO_NOT_TRACK": "1"}
-    done = subprocess.run(
-        [sys.executable, str(project / "run.py"), str(project)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=project,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    statuses, values = json.loads(done.stdout.strip().splitlines()[-1])
+    statuses, values = run_script_json(project)
     return statuses, values
 
 

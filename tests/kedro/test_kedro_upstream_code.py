@@ -10,14 +10,11 @@ runs), on real project modules written to a temporary folder.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from kedro_project import run_script_json
 
 MODELS = textwrap.dedent(
     """
@@ -103,17 +100,7 @@ def project(tmp_path: Path) -> Path:
 
 def _run(project: Path, shape: str) -> tuple[dict[str, str], list[int]]:
     """One KartRunner run in a new process: (statuses by node, the predictions)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path), "DO_NOT_TRACK": "1"}
-    done = subprocess.run(
-        [sys.executable, str(project / "run.py"), str(project), shape],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=project,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    statuses, predictions = json.loads(done.stdout.strip().splitlines()[-1])
+    statuses, predictions = run_script_json(project, shape)
     return statuses, predictions
 
 

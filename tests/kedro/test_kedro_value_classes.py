@@ -11,14 +11,11 @@ edit between runs) of a real KartRunner, on project modules written to a tempora
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from kedro_project import run_script_json
 
 HELPERS = textwrap.dedent(
     """
@@ -176,17 +173,7 @@ def project(tmp_path: Path) -> Path:
 
 def _run(project: Path) -> tuple[dict[str, str], dict[str, list[int]]]:
     """One KartRunner run of every node in a new process: (statuses by node, values by node)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path), "DO_NOT_TRACK": "1"}
-    done = subprocess.run(
-        [sys.executable, str(project / "run.py"), str(project), ",".join(NODE_NAMES)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=project,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    statuses, values = json.loads(done.stdout.strip().splitlines()[-1])
+    statuses, values = run_script_json(project, ",".join(NODE_NAMES))
     return statuses, values
 
 
