@@ -2,10 +2,20 @@
 
 A run's loads of other tasks' committed outputs are recorded in the manifest its commit writes
 (``Manifest.inputs``, ``kart_core.transaction``): per loaded output, the upstream's manifest, the
-output's key, the entry's commit id and content hash. A recorded input is *replaced* when the
-upstream's manifest now holds another commit for that key with another content hash (a rerun, a
-repair or a direct dump wrote something else); the downstream task is then *stale*: its outputs
-were computed from content that is no longer there.
+output's key, the entry's commit id and content hash. So is the run's *input floor*: each committed
+output of the task's direct requirements (its ``requires()``, flattened) as it was when ``run()`` began,
+whether or not the run loaded it through kart (``Input.required`` where it did not: a file read by path,
+a subprocess, a memoized loader another run filled; attackers at21 L5, at20 K15). A recorded input is
+*replaced* when the upstream's manifest now holds another commit for that key with another content hash
+(a rerun, a repair or a direct dump wrote something else); the downstream task is then *stale*: its
+outputs were computed from content that is no longer there. A task reruns when what it loaded or requires
+changed; a requirement committed again with equal content changes nothing.
+
+A manifest an older kart wrote (``Manifest.requirements`` False: before 2026-12-03) records loads at most
+(nothing at all before lineage, 2026-11-30): a committed output of a requirement it does not record makes its
+task stale once (``unrecorded_requirements``; attacker at21 L1), and its run then records its floor. Only the
+checked task's own manifest is judged so (its requirements are at hand); an older manifest further up a
+lineage counts by what it records.
 
 A load of an output no integrity record vouches for (a raw file dropped in by hand under a task without
 ``run()``, an output gokart wrote) is recorded too, without a commit, with the content hash of the file
@@ -14,10 +24,10 @@ and its stamp (``Input.stamp``): it is replaced when another file with other con
 classes of two modules holds each one's inputs (``Input.reader``): a task is judged by its own (attacker N1).
 
 Only what can be read is claimed: an upstream manifest that is pending, an entry that went (a
-recorded output's), a file that went, a manifest without ``inputs`` (written by gokart or older
-kart, or a run that loaded nothing through kart) and a recommit with equal content are never
-stale. Loads kart does not see (a file opened by its path, a load in a thread the run started) are
-not recorded.
+recorded output's), a file that went, a manifest without ``inputs`` written by this kart (a task that
+requires and loads nothing, a direct dump) and a recommit with equal content are never stale. Loads kart
+does not see of a task that is not required (a file opened by its path, a load in a thread the run
+started or in a subprocess) are not recorded.
 
 An input from another workspace is recorded by its manifest's full path (or URL), which ends in the
 manifest's workspace-relative name. A check that has the upstream tasks at hand (``complete()``: the
@@ -67,6 +77,7 @@ __all__ = [
     "stale_inputs",
     "stale_outputs",
     "stale_verdict",
+    "unrecorded_requirements",
     "walk_scope",
 ]
 
@@ -87,9 +98,15 @@ class StaleInput:
     rewritten: str = ""  # the output was rewritten outside kart after its commit (kart_core.damage.local_change_note)
     # For an input the run built itself (``Input.built``) whose upstream is stale further up: why it is (its message).
     behind: str = ""
+    # The task's manifest was written by a kart that did not record its requirements (``Manifest.requirements``
+    # False) and names no input for this committed output of a requirement: ``input`` stands for that output
+    # (``commit`` None), ``now`` is the commit its upstream holds (``unrecorded_requirements``).
+    unrecorded: bool = False
 
     def describe(self, label: str) -> str:
-        """``Down[..] was built from Up[..]'s commit 1a2b3c4d; Up[..] was committed again since (...)``."""
+        """``Down[..] was built from Up[..]'s commit 1a2b3c4d; Up[..] was committed again since (...)``; for an
+        input its run did not load (``Input.required``): ``Down[..] requires Up[..] and was built while it held
+        commit 1a2b3c4d (output ...); Up[..], which it requires, was committed again since (...)``."""
         upstream = self.input.task or self.manifest
         if self.behind:
             return (
@@ -97,32 +114,53 @@ class StaleInput:
                 f"{_short(self.input.commit)} (output {self.input.key}); {self.behind}; only {label}'s run builds it "
                 f"again"
             )
+        if self.unrecorded:
+            return (
+                f"{label} was built by a kart that did not record what a task requires (before 2026-12-03), and its "
+                f"record does not name {upstream}'s output {self.input.key} (now commit {_short(self.now)}): "
+                f"whether {upstream}, which it requires, changed since {label} ran cannot be told, so it runs once "
+                "to record it"
+            )
         if self.input.stamp is not None and self.now is None:
             return (
                 f"{label} was built from {upstream}'s output {self.input.key}, which no integrity record vouches for "
                 f"(a file put there by hand, or written by gokart); {self.rewritten} (a new data drop, or a rerun "
                 "outside kart)"
             )
+        required = self.input.required
+        if required and not self.input.digest and not self.rewritten:
+            return (
+                f"{label} requires {upstream} and was built while its commit {_short(self.input.commit)} (output "
+                f"{self.input.key}) was still in progress; {upstream}, which it requires, holds commit "
+                f"{_short(self.now)} since, which {label} may not have read"
+            )
+        built_from = (
+            f"{label} requires {upstream} and was built while it held commit {_short(self.input.commit)} (output "
+            f"{self.input.key}, which its run did not load through kart)"
+            if required
+            else f"{label} was built from {upstream}'s commit {_short(self.input.commit)} (output {self.input.key})"
+        )
         if self.rewritten:
             return (
-                f"{label} was built from {upstream}'s commit {_short(self.input.commit)} (output {self.input.key}); "
-                f"that output was rewritten outside kart since ({self.rewritten}, other content: another writer "
-                "such as gokart rerunning the task, or an edit)"
+                f"{built_from}; that output was rewritten outside kart since ({self.rewritten}, other content: "
+                "another writer such as gokart rerunning the task, or an edit)"
             )
-        return (
-            f"{label} was built from {upstream}'s commit {_short(self.input.commit)} (output {self.input.key}); "
-            f"{upstream} was committed again since (commit {_short(self.now)}, other content)"
-        )
+        which = ", which it requires," if required else ""
+        return f"{built_from}; {upstream}{which} was committed again since (commit {_short(self.now)}, other content)"
 
     def reason(self) -> str:
         """Why the task that recorded this input runs again, as a clause without its name (for a scheduler's summary
         of a cached unit that reruns, e.g. kart_kedro's node runs): ``Up[64d0687e], which it built, was committed
-        again with other content``; ``... which it loaded, ...``; ``the output of Up[..] it loaded was rewritten
-        outside kart``; ``Up[..], which it built, is stale further up``."""
+        again with other content``; ``... which it loaded, ...``; ``... which it requires, ...`` (``Input.required``:
+        not loaded through kart); ``the output of Up[..] it loaded was rewritten outside kart``; ``Up[..], which it
+        built, is stale further up``; ``kart before 2026-12-03 did not record whether Up[..], which it requires,
+        changed since it ran``."""
         upstream = self.input.task or self.manifest
-        how = "built" if self.input.built else "loaded"
+        how = "requires" if self.input.required else "built" if self.input.built else "loaded"
         if self.behind:
             return f"{upstream}, which it built, is stale further up"
+        if self.unrecorded:
+            return f"kart before 2026-12-03 did not record whether {upstream}, which it requires, changed since it ran"
         if self.input.stamp is not None and self.now is None:
             return f"the file {self.input.key} it loaded changed (no integrity record vouches for it)"
         if self.rewritten:
@@ -281,6 +319,8 @@ def _replaced(item: Input, path: str, upstream: Manifest | None, workspace: str 
     if upstream is not None and upstream.pending:
         return None
     entry = upstream.outputs.get(item.key) if upstream is not None else None
+    if item.required and not item.digest:  # its commit was in progress when the run began: any content counts
+        return None if entry is None or entry.commit is None else StaleInput(item, path, entry.commit)
     if entry is None and (item.stamp is not None or item.digest):
         # No record of it now: its manifest deleted to keep a hand correction (faq.md), or gokart rewrote the file
         # and the record went with the damage advice. The file itself tells (attacker at16 G14).
@@ -406,7 +446,72 @@ def stale_outputs(
                 )
             if scoped is not None:  # a walk's check after its round asks what any task it judged had loaded
                 scoped.note_inputs(manifest, record.workspace)
+        if upstreams is not None and (manifest is None or not manifest.requirements):
+            stale.extend(unrecorded_requirements(path, manifest, record, upstreams, found))
     return stale
+
+
+def unrecorded_requirements(
+    path: str,
+    manifest: Manifest | None,
+    record: OutputRecord,
+    upstreams: Callable[[], Iterable[object]],
+    found: dict[str, Manifest | None],
+) -> list[StaleInput]:
+    """For a task's manifest that an older kart wrote (``Manifest.requirements`` False): each committed output of a
+    direct requirement it records no input for, as a ``StaleInput`` (``unrecorded``); [] otherwise.
+
+    Since 2026-12-03 a run records the outputs of its task's requirements as inputs whether or not it loaded them
+    (``transaction.Transaction.note_required``), and says so (``requirements``). A manifest written before says
+    nothing about what its run read besides its loads through kart (none at all before lineage, 2026-11-30): its
+    requirement may have been committed again with other content since, unseen (attacker at21 L1). Such a task is
+    stale once; its run then records its requirements. A requirement with no committed entry now (never committed by
+    kart, a commit in progress) makes nothing stale, nor does a manifest that is pending or cannot be read.
+
+    Args:
+        path: the task's manifest (full path).
+        manifest: it, parsed; None when not parsed (``manifest.read_if_inputs`` found no inputs) or missing: read
+            here when the task requires anything (the run record not parsed).
+        record: the record of one of the task's outputs in that manifest (its workspace and owner).
+        upstreams: the task's requirements (``kart_requires``), asked first: nothing more is read without any.
+        found: upstream manifests already read, by full path (filled in; shared with the caller's checks).
+    """
+    required = upstreams()
+    if not required:
+        return []
+    if manifest is None:
+        manifest = read_unverified(storage_for(path), path, run=False)
+    if manifest is None or manifest.requirements or manifest.pending:
+        return []
+    owner = record.owner or None
+    covered = {(_name_of(item.manifest), item.key) for item in manifest.inputs if item.read_by(owner)}
+    stale = []
+    for upstream in required:
+        outputs = getattr(upstream, "kart_outputs", None)
+        if outputs is None:
+            continue  # a plain luigi task: no integrity record
+        for target in flatten(outputs()):
+            source = getattr(target, "record", None)
+            if not isinstance(source, OutputRecord) or (source.manifest_name, source.key) in covered:
+                continue
+            where = source.manifest
+            if where == path:
+                continue
+            if where not in found:
+                found[where] = read_unverified(storage_for(where), where, run=False)
+            held = found[where]
+            entry = held.outputs.get(source.key) if held is not None and not held.pending else None
+            if entry is None or entry.commit is None:
+                continue
+            reference = source.manifest_name if source.workspace == record.workspace else where
+            item = Input(source.task, reference, source.key, None, "", record.owner, required=True)
+            stale.append(StaleInput(item, where, entry.commit, unrecorded=True))
+    return stale
+
+
+def _name_of(reference: str) -> str:
+    """The workspace-relative name (``log/manifest/{file}``) of an ``Input.manifest`` (already one, or a full path)."""
+    return reference if _workspace_relative(reference) else _manifest_key(reference)
 
 
 def _built_behind(
@@ -716,8 +821,8 @@ class Lineage:
             return describe(label, verdict.direct)
         upstreams = ", ".join(verdict.behind)
         built = (
-            f"{label} was built from {upstreams}, stale itself (an output it loaded was committed again since, "
-            f"with other content, or it is built on such a task): {label} is built on stale content."
+            f"{label} was built from {upstreams}, stale itself (an output it loaded or requires was committed again "
+            f"since, with other content, or it is built on such a task): {label} is built on stale content."
         )
         if verdict.built and not left:
             nested = ", ".join(verdict.built)
@@ -730,9 +835,12 @@ class Lineage:
                 f"{built} This build did not bring {upstreams} up to date: not among what {label} requires (an "
                 f"output loaded by path or from a task it does not require; a task its run() built before kart "
                 f"recorded such builds), or its rebuild failed. Build {upstreams}, then {label} runs again if what "
-                f"it loaded changed; or rerun {label} (rerun=True)."
+                f"it loaded or requires changed; or rerun {label} (rerun=True)."
             )
-        return f"{built} A build of {label} first brings {upstreams} up to date, then runs {label} again if what it loaded changed."
+        return (
+            f"{built} A build of {label} first brings {upstreams} up to date, then runs {label} again if what it loaded "
+            "or requires changed."
+        )
 
 
 def _located(item: Input, workspace: str, current: Mapping[str, str] | None = None) -> tuple[Input, str, str | None]:
@@ -749,7 +857,8 @@ def stale_verdict(
 ) -> Verdict | None:
     """The first stale ``Verdict`` (transitive) among the manifests of a task whose flattened ``output()``
     is ``targets``; None when none is stale. ``checked`` shares reads across tasks (default: the open
-    ``walk_scope``'s, else a new one). ``upstreams``: the task's required tasks (``Lineage.check``)."""
+    ``walk_scope``'s, else a new one). ``upstreams``: the task's required tasks (``Lineage.check``; and, for a
+    manifest an older kart wrote, ``unrecorded_requirements``)."""
     checked = checked if checked is not None else (_scope.get() or Lineage())
     seen: set[str] = set()
     for target in targets:
@@ -760,6 +869,12 @@ def stale_verdict(
         verdict = checked.check(record.manifest, record.workspace, upstreams, record.owner or None)
         if verdict.stale:
             return verdict
+        if upstreams is not None:  # an older kart's manifest: what its task requires was not recorded
+            manifest = checked.manifest(record.manifest)
+            if manifest is not None and not manifest.requirements:
+                unrecorded = unrecorded_requirements(record.manifest, manifest, record, upstreams, checked.manifests)
+                if unrecorded:
+                    return Verdict(unrecorded, [])
     return None
 
 

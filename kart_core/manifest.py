@@ -12,7 +12,8 @@ Format (JSON, UTF-8)::
 
     {"format": "kart-manifest/1", "task": "Class[8-hex id]", "commit": "<32 hex>",
      "outputs": {"a/b_<id>.pkl": {"size": 10, "digest": "xxh3_128:<hex>", "commit": "<32 hex>",
-     "sealed": false, "owner": "pkg.module.Class", "stamp": [<inode>, <status-change time, ns>]}}}
+     "sealed": false, "owner": "pkg.module.Class", "stamp": [<inode>, <status-change time, ns>]}},
+     "requirements": true}
 
 Why the stamp (kart since 2026-12-03, unsigned local outputs; older kart ignores the key): it tells a load, from
 one ``fstat`` of the file it opened, that this is the very file the commit (or a load that hashed it since) vouched
@@ -54,7 +55,14 @@ its full path. ``reader`` is the ``module.Class`` of the task whose run loaded i
 same-named classes of two modules (see the owner above) holds each one's inputs, and a commit of one keeps the
 other's (attacker N1: it replaced them, so the other was never found stale). An input without ``reader`` (kart
 before it, or an owner not known) counts for every owner and is replaced by the next commit. Older kart ignores
-the key; a manifest without it (older kart, nothing loaded) claims nothing.
+the key.
+
+A run also records, as inputs, the outputs of the task's direct requirements (its ``requires()``, flattened) that
+had a committed entry when its ``run()`` began, whether or not it loaded them through kart, each not loaded marked
+``"required": true``: what it may have read by path, in a subprocess or through a memoized loader. Such a manifest
+says so with ``"requirements": true`` (every manifest kart writes since 2026-12-03: a run's commit, a direct dump).
+Without that key (older kart), a missing input is not evidence that nothing was required: ``kart_core.lineage``
+finds such a task stale once when a requirement has a committed output its manifest does not record.
 """
 
 from __future__ import annotations
@@ -221,6 +229,10 @@ class Input:
         built: the run built the upstream itself (a ``build()`` nested in its ``run()``, whose value is this load), so
             a check finds the task stale when that upstream is stale further up, not only when it was committed
             again (``kart_core.lineage``): nothing but the task's own run brings such an upstream up to date.
+        required: the upstream is one of the task's requirements and the run did not load this output through
+            kart (or loaded other content of it): the entry it held when ``run()`` began, recorded because the run
+            may have read it otherwise (by path, in a subprocess, from a memoized loader). ``digest`` is "" when that
+            entry's commit was still in progress (pending): any content committed since makes the task stale.
     """
 
     task: str
@@ -231,10 +243,11 @@ class Input:
     reader: str = ""
     stamp: tuple[object, ...] | None = None
     built: bool = False
+    required: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        """The input's JSON object (``reader``, ``stamp`` and ``built`` only when known or set, so older records keep
-        their bytes)."""
+        """The input's JSON object (``reader``, ``stamp``, ``built`` and ``required`` only when known or set, so older
+        records keep their bytes)."""
         document: dict[str, Any] = {
             "task": self.task,
             "manifest": self.manifest,
@@ -248,6 +261,8 @@ class Input:
             document["stamp"] = list(self.stamp)
         if self.built:
             document["built"] = True
+        if self.required:
+            document["required"] = True
         return document
 
     def read_by(self, owner: str | None) -> bool:
@@ -269,6 +284,7 @@ class Input:
             reader=str(value.get("reader") or ""),
             stamp=tuple(stamp) if isinstance(stamp := value.get("stamp"), list) else None,
             built=value.get("built") is True,
+            required=value.get("required") is True,
         )
 
 
@@ -280,6 +296,10 @@ class Manifest:
     again without it after the last move (``kart_core.commit_marker``): a load that reads a pending
     manifest waits for that commit, or finds it was killed half way. Only a pending manifest carries
     the key, so every other manifest's bytes are as before.
+
+    ``requirements``: the run that wrote ``inputs`` recorded the outputs of its task's requirements among them
+    (``Input.required``; True for every manifest kart writes since 2026-12-03, also a direct dump's, which claims
+    nothing). False: parsed from a manifest an older kart wrote, where a requirement's missing input says nothing.
     """
 
     task: str
@@ -291,6 +311,7 @@ class Manifest:
     logs: str | None = None  # the commit id of the run whose signed task_log/processing_time are current
     # The run's side files (dumped in run(), not outputs; kart_core.side_record), by workspace-relative path.
     side: dict[str, Entry] = dataclasses.field(default_factory=dict)
+    requirements: bool = True
 
     def to_bytes(self) -> bytes:
         """The JSON form (keys sorted, so equal manifests are equal bytes).
@@ -309,6 +330,8 @@ class Manifest:
             document["logs"] = self.logs
         if self.side:
             document["side"] = {key: entry.to_json() for key, entry in self.side.items()}
+        if self.requirements:
+            document["requirements"] = True
         # Compact and without indent: json's C encoder (an indented dump runs in pure Python).
         text = _ENCODER.encode(document)
         if self.run is not None:  # the last key, after "}" is taken off: readers may stop before it (run=False)
@@ -385,6 +408,7 @@ class Manifest:
                 "inputs": inputs,
                 "logs": None if logs is None else str(logs),
                 "side": side,
+                "requirements": document.get("requirements") is True,
             },
         )
 
@@ -432,6 +456,7 @@ def _decoded(cls: type[Manifest], data: bytes, run: bool) -> Manifest | None:
             "inputs": tuple(Input.from_json(item) for item in raw_inputs) if isinstance(raw_inputs, list) else (),
             "logs": None if logs is None else str(logs),
             "side": _entries(raw_side) if isinstance(raw_side, dict) else {},
+            "requirements": document.requirements is True,
         },
     )
 
@@ -463,6 +488,7 @@ def _document_decoder() -> Callable[[bytes], Any] | None:
         inputs: Any = None
         logs: Any = None
         side: Any = None
+        requirements: Any = None
         run: Any = None
 
     return msgspec.json.Decoder(_Document).decode

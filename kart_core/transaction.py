@@ -75,6 +75,7 @@ from kart_core.manifest import (
     manifest_bytes,
     new_commit_id,
     read_quietly,
+    read_unverified,
     refuse_folder,
     write_manifest,
 )
@@ -229,6 +230,9 @@ class Transaction:
     # The manifests of the outputs of the task's requirements (its ``input()``): read when a load made outside every
     # run's context first asks whether it is one of this run's inputs (``off_context``).
     upstream: frozenset[str] | None = None
+    # The outputs of the task's requirements as their manifests held them when ``run()`` began (``note_required``):
+    # (manifest path, key) -> (the output's record, the entry then). None until then.
+    required: dict[tuple[str, str], tuple[OutputRecord, Entry]] | None = None
     # The targets ``input()`` handed out in the run (``input_view``): id of the upstream's target -> (it, the view).
     views: dict[int, tuple[Any, Any]] = dataclasses.field(default_factory=dict)
     # The run's side files by final path: the record of the target dumped and the entry its manifest's ``side``
@@ -325,6 +329,51 @@ class Transaction:
         else:
             self.also_loaded.append((record, entry, stamp))
 
+    def note_required(self) -> None:
+        """Note, as ``run()`` begins, each committed output of the task's direct requirements (its ``requires()``,
+        flattened; kart tasks whose output has an integrity record with an entry): the run's "input floor".
+
+        The commit records each as an input of the run (``Input.required`` where the run did not load that content
+        through kart), so ``kart_core.lineage`` finds the task stale once a requirement is committed again with other
+        content, whatever way the run read it: a load kart saw, a file opened by its path, a subprocess, a memoized
+        loader another task's run filled (attackers at21 L5, at20 K15). Read before ``run()``, not at the commit: a
+        requirement committed again while the run works then makes the task stale (it may have read either version).
+        An entry whose commit is still in progress (a pending manifest) is noted with no content hash: whatever that
+        commit leaves makes the task stale. One read per requirement manifest (run record not parsed); nothing for a
+        task that requires nothing. Once per run, in the run's own process.
+
+        Raises:
+            Exception: what the task's ``requires()`` or a requirement's ``output()`` raises (the user's code).
+        """
+        if self.required is not None or self.pid != _Process.pid:
+            return
+        found: dict[tuple[str, str], tuple[OutputRecord, Entry]] = {}
+        self.required = found
+        requires = getattr(self.task, "kart_requires", None)
+        upstreams = requires() if requires is not None else ()
+        if not upstreams:
+            return
+        read: dict[str, Manifest | None] = {}
+        for upstream in upstreams:
+            outputs = getattr(upstream, "kart_outputs", None)
+            if outputs is None:
+                continue  # a plain luigi task (an ExternalTask): no integrity record
+            for target in flatten(outputs()):
+                record = getattr(target, "record", None)
+                if not isinstance(record, OutputRecord):
+                    continue
+                path = record.manifest
+                if path not in read:
+                    read[path] = read_unverified(storage_for(path), path, run=False)
+                manifest = read[path]
+                entry = manifest.outputs.get(record.key) if manifest is not None else None
+                if manifest is None or entry is None or entry.commit is None:
+                    continue
+                found[(path, record.key)] = (
+                    record,
+                    dataclasses.replace(entry, digest="") if manifest.pending else entry,
+                )
+
     def upstream_manifests(self) -> frozenset[str]:
         """The manifests (full paths) of the outputs of the task's requirements (``input()``), read once per run; none
         when ``input()`` raises."""
@@ -418,12 +467,23 @@ class Transaction:
                 self.stamps[key] = found.stamp
 
     def inputs_for(self, record: OutputRecord) -> tuple[Input, ...]:
-        """The loads to record in ``record``'s manifest: every committed output the run loaded from
+        """The inputs to record in ``record``'s manifest: every committed output the run loaded from
         another manifest, its reference workspace-relative when it shares ``record``'s workspace, else
-        its full path (a local one absolute: a relative one would be read from the workspace's folder)."""
+        its full path (a local one absolute: a relative one would be read from the workspace's folder);
+        then, in a manifest of the task's own outputs, each output of a requirement as it was when ``run()``
+        began (``note_required``) unless the run loaded that very content (``Input.required``)."""
         found = []
-        loads = [(source, entry, self.stamps.get(where)) for where, (source, entry) in sorted(self.loaded.items())]
-        for source, entry, stamp in [*loads, *(self.also_loaded or ())]:
+        loads = [
+            (source, entry, self.stamps.get(where), False) for where, (source, entry) in sorted(self.loaded.items())
+        ]
+        other = [(source, entry, stamp, False) for source, entry, stamp in self.also_loaded or ()]
+        floor = []
+        if self.required and record.manifest in self._own_manifests():
+            for output, (source, entry) in sorted(self.required.items()):
+                loaded = self.loaded.get(output)
+                if loaded is None or loaded[1].digest != entry.digest:
+                    floor.append((source, entry, None, True))
+        for source, entry, stamp, required in [*loads, *other, *floor]:
             if source.manifest == record.manifest:
                 continue  # the task's own earlier output: not an upstream
             where = source.manifest_name if source.workspace == record.workspace else _full(source.manifest)
@@ -437,9 +497,17 @@ class Transaction:
                     reader=record.owner,
                     stamp=stamp,
                     built=source.manifest in self.built,
+                    required=required,
                 )
             )
         return tuple(found)
+
+    def _own_manifests(self) -> set[str]:
+        """The manifests (full paths) of the task's recorded outputs (``_recorded_outputs``, read once per run)."""
+        outputs = self.outputs
+        if outputs is None:
+            outputs = self.outputs = _recorded_outputs(self.task)
+        return {manifest for manifest, _ in outputs}
 
     def inputs_beside(self, record: OutputRecord, current: Manifest | None) -> tuple[Input, ...]:
         """The inputs ``record``'s manifest records after this commit: this run's loads (``inputs_for``), after
@@ -898,6 +966,7 @@ class _Opened:
 
     def __enter__(self) -> None:
         running = self._running
+        running.note_required()  # what its requirements hold as run() begins: the run's input floor
         # A thread already running now (a monitor polling complete(), a server's request thread) cannot be one
         # that run() starts: it must see the committed state, as it would from another process.
         running.outsiders = shared_threads()

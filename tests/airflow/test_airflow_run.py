@@ -283,6 +283,29 @@ def test_a_dag_run_after_an_upstream_was_rebuilt_with_other_content_reruns_what_
     assert kart_core.load_output(StaleNext(up=StaleNext(up=StaleUp()))) == 32
 
 
+class StaleByPath(kart_core.TaskOnKart[int]):
+    """Requires its upstream and reads its output by path (pickle), never through kart."""
+
+    up = kart_core.TaskInstanceParameter()
+
+    def run(self) -> None:
+        with open(self.input()["up"].path(), "rb") as file:
+            self.dump(pickle.load(file) + 5)
+
+
+def test_a_dag_run_after_a_required_upstream_changed_reruns_a_task_that_read_it_by_path(run_dag) -> None:
+    """The input floor through run_one: ByPath's run recorded the commit of the Up it requires though it never loaded
+    it through kart; Up rebuilt elsewhere with other content, the next DAG run reruns ByPath (35, not 25)."""
+    task = StaleByPath(up=StaleUp())
+    first = run_dag(to_dag(task, dag_id="stale_by_path"))
+    assert first.state == "success" and kart_core.load_output(task) == 25
+    kart_core.build(StaleUp(value=3, rerun=True), reset_register=False)
+    run = run_dag(to_dag(StaleByPath(up=StaleUp()), dag_id="stale_by_path"))
+    assert run.state == "success"
+    assert statuses(run) == {task_id_for(StaleUp(), task): "cached", task_id_for(task): "ran"}
+    assert kart_core.load_output(StaleByPath(up=StaleUp())) == 35
+
+
 class StaleDouble(kart_core.TaskOnKart[int]):
     """Loads its upstream and doubles it."""
 
