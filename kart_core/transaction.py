@@ -471,7 +471,9 @@ class Transaction:
         another manifest, its reference workspace-relative when it shares ``record``'s workspace, else
         its full path (a local one absolute: a relative one would be read from the workspace's folder);
         then, in a manifest of the task's own outputs, each output of a requirement as it was when ``run()``
-        began (``note_required``) unless the run loaded that very content (``Input.required``)."""
+        began (``note_required``) that the run did not load (``Input.required``). A load's record stands for its
+        output: it may name a newer entry than the floor's, a rewrite the load recorded as a new version (the file
+        the run could read by path already held it), which the floor's entry would make stale at once."""
         found = []
         loads = [
             (source, entry, self.stamps.get(where), False) for where, (source, entry) in sorted(self.loaded.items())
@@ -479,10 +481,11 @@ class Transaction:
         other = [(source, entry, stamp, False) for source, entry, stamp in self.also_loaded or ()]
         floor = []
         if self.required and record.manifest in self._own_manifests():
-            for output, (source, entry) in sorted(self.required.items()):
-                loaded = self.loaded.get(output)
-                if loaded is None or loaded[1].digest != entry.digest:
-                    floor.append((source, entry, None, True))
+            floor = [
+                (source, entry, None, True)
+                for output, (source, entry) in sorted(self.required.items())
+                if output not in self.loaded
+            ]
         for source, entry, stamp, required in [*loads, *other, *floor]:
             if source.manifest == record.manifest:
                 continue  # the task's own earlier output: not an upstream

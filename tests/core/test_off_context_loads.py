@@ -224,13 +224,18 @@ def test_a_load_kart_cannot_attribute_is_warned_and_recorded_for_no_run(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Two running siblings of one upstream, both under way when their threads load it through a target no input()
-    handed out: neither run records it (not the other's), and each run is warned once, with the way out."""
+    handed out: neither run records the load (not the other's), and each run is warned once, with the way out. Each
+    records the upstream it requires as it was when its run began (the input floor, ``"required": true``), so a
+    rerun of it with other content still makes both stale."""
     monkeypatch.setenv(_VALUE, "5")
     siblings, warned = _siblings(str(tmp_path / "ws"), "requires", caplog)
     assert sorted(message.split(":")[0] for message in warned) == sorted(sibling.kart_label() for sibling in siblings)
     for message in warned:
         assert "OcUp" in message and "all require" in message and "self.load()" in message
-    assert [_inputs(sibling) for sibling in siblings] == [[], []]
+    for sibling in siblings:
+        record = sibling.output().record
+        document = json.loads(storage_for(record.manifest).read_bytes(record.manifest))
+        assert [(item["task"].split("[")[0], item.get("required")) for item in document["inputs"]] == [("OcUp", True)]
 
 
 class OcKeepsView(gokart.TaskOnKart[int]):
