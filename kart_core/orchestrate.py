@@ -685,7 +685,7 @@ class _Checker:
             return False
         self.behind.append(node_key(task))
         logger.info(
-            "%s was built from %s, stale: they run first; %s runs again if what it loaded changed.",
+            "%s was built from %s, stale: they run first; %s runs again if what it loaded or requires changed.",
             task.kart_label(),
             ", ".join(verdict.behind) or "an upstream",
             task.kart_label(),

@@ -141,7 +141,7 @@ def _status(task: LuigiTask, complete: bool) -> str:
     from its integrity record (``kart_core.damage``), so a build keeps it and loading it fails; or
     STALE: built on content replaced since (``kart_core.lineage``; incomplete when its own input was
     replaced, so a build reruns it; complete when an upstream is stale itself, and a build reruns that
-    upstream first, then this task if what it loaded changed); or REFUSED: complete,
+    upstream first, then this task if what it loaded or requires changed); or REFUSED: complete,
     but signing is on and a load refuses its manifest or an output (``kart_core.refusal``), so a build
     keeps it and loading it fails (checked first: a refused record cannot vouch for sizes or inputs)."""
     if not is_kart_task(task):
