@@ -23,11 +23,13 @@ and its stamp (``Input.stamp``): it is replaced when another file with other con
 (``_replaced_file``: one stat while the stamp holds, attacker N12). A manifest shared by same-named
 classes of two modules holds each one's inputs (``Input.reader``): a task is judged by its own (attacker N1).
 
-Only what can be read is claimed: an upstream manifest that is pending, an entry that went (a
-recorded output's), a file that went, a manifest without ``inputs`` written by this kart (a task that
+Only what can be read is claimed: an upstream manifest that is pending while its committer works, an entry
+that went (a recorded output's), a file that went, a manifest without ``inputs`` written by this kart (a task that
 requires and loads nothing, a direct dump) and a recommit with equal content are never stale. Loads kart
 does not see of a task that is not required (a file opened by its path, a load in a thread the run
-started or in a subprocess) are not recorded.
+started or in a subprocess) are not recorded. An upstream manifest left pending by a commit whose committer is
+gone, or there but unreadable (``interrupted``), is not an end of the lineage: its readers are stale (attacker
+at21 L7), so a build runs it again before it judges them.
 
 An input from another workspace is recorded by its manifest's full path (or URL), which ends in the
 manifest's workspace-relative name. A check that has the upstream tasks at hand (``complete()``: the
@@ -53,6 +55,7 @@ import dataclasses
 import os
 from collections.abc import Callable, Iterable, Mapping
 
+from kart_core.commit_marker import marker_beside, read_marker, writer_alive
 from kart_core.damage import (
     file_size,
     local_change_note,
@@ -72,6 +75,7 @@ __all__ = [
     "Verdict",
     "describe",
     "current_manifests",
+    "interrupted",
     "legacy_reference",
     "resolve",
     "stale_inputs",
@@ -102,6 +106,8 @@ class StaleInput:
     # False) and names no input for this committed output of a requirement: ``input`` stands for that output
     # (``commit`` None), ``now`` is the commit its upstream holds (``unrecorded_requirements``).
     unrecorded: bool = False
+    # The upstream's manifest is there but cannot be read (damaged): what it holds now cannot be told (``interrupted``).
+    unreadable: bool = False
 
     def describe(self, label: str) -> str:
         """``Down[..] was built from Up[..]'s commit 1a2b3c4d; Up[..] was committed again since (...)``; for an
@@ -120,6 +126,12 @@ class StaleInput:
                 f"record does not name {upstream}'s output {self.input.key} (now commit {_short(self.now)}): "
                 f"whether {upstream}, which it requires, changed since {label} ran cannot be told, so it runs once "
                 "to record it"
+            )
+        if self.unreadable:
+            return (
+                f"{label} was built from {upstream}'s commit {_short(self.input.commit)} (output {self.input.key}); "
+                f"{upstream}'s integrity record ({self.manifest}) cannot be read now (damaged: a cut write, a disk "
+                "error), so what it holds cannot be told"
             )
         if self.input.stamp is not None and self.now is None:
             return (
@@ -161,6 +173,8 @@ class StaleInput:
             return f"{upstream}, which it built, is stale further up"
         if self.unrecorded:
             return f"kart before 2026-12-03 did not record whether {upstream}, which it requires, changed since it ran"
+        if self.unreadable:
+            return f"the integrity record of {upstream}, which it {how}, cannot be read"
         if self.input.stamp is not None and self.now is None:
             return f"the file {self.input.key} it loaded changed (no integrity record vouches for it)"
         if self.rewritten:
@@ -319,6 +333,8 @@ def _replaced(item: Input, path: str, upstream: Manifest | None, workspace: str 
     if upstream is not None and upstream.pending:
         return None
     entry = upstream.outputs.get(item.key) if upstream is not None else None
+    if upstream is None and item.commit is not None and interrupted(path, None):  # there, but cannot be read
+        return StaleInput(item, path, None, unreadable=True)
     if item.required and not item.digest:  # its commit was in progress when the run began: any content counts
         return None if entry is None or entry.commit is None else StaleInput(item, path, entry.commit)
     if entry is None and (item.stamp is not None or item.digest):
@@ -595,6 +611,31 @@ class Verdict:
 
 
 _FRESH = Verdict([], [])
+# An upstream whose commit was interrupted (``interrupted``): the tasks built on it are stale until it ran again.
+_INTERRUPTED = Verdict([], ["its own commit, interrupted"])
+
+
+def interrupted(path: str, manifest: Manifest | None) -> bool:
+    """Whether the upstream manifest at ``path`` (``manifest``: as read, None when missing or unreadable) is what an
+    interrupted commit left: marked pending while no live committer is at it (the commit marker beside it is gone,
+    or names a process of this host that is dead: ``commit_marker.writer_alive``), or there but unreadable.
+
+    Such a state lasts until the upstream runs again, which no build of its readers would do while the lineage walk
+    stops there: a change further up stayed hidden behind it, and its readers were served stale (attacker at21 L7).
+    A commit in progress (its committer alive, or on another host: nothing to ask here) and a manifest that is
+    simply missing (a hand correction kept by deleting it) are not: nothing is claimed, as before. One stat for a
+    missing manifest; one small read for a pending one.
+    """
+    storage = storage_for(path)
+    try:
+        if manifest is None:
+            return storage.exists(path)
+        if not manifest.pending:
+            return False
+        marker = read_marker(storage, marker_beside(path))
+    except OSError:
+        return False
+    return marker is None or not writer_alive(marker)
 
 
 class Lineage:
@@ -666,7 +707,11 @@ class Lineage:
                 continue
             verdicts[key] = _FRESH  # guards a cycle while it is explored
             manifest = self.manifest(current)
-            if manifest is None or not manifest.inputs or manifest.pending:
+            if manifest is None or manifest.pending:
+                if current != path and interrupted(current, manifest):
+                    verdicts[key] = _INTERRUPTED  # its readers are built on what its rerun may change
+                continue
+            if not manifest.inputs:
                 continue
             if upstreams is not None and _cross_workspace(manifest):
                 current_manifests(upstreams(), self.current)
@@ -822,7 +867,8 @@ class Lineage:
         upstreams = ", ".join(verdict.behind)
         built = (
             f"{label} was built from {upstreams}, stale itself (an output it loaded or requires was committed again "
-            f"since, with other content, or it is built on such a task): {label} is built on stale content."
+            f"since, with other content, its own commit was interrupted, or it is built on such a task): {label} is "
+            "built on stale content."
         )
         if verdict.built and not left:
             nested = ", ".join(verdict.built)
