@@ -37,7 +37,9 @@ base would otherwise count as the state this run replaces.
 A first commit on local disk creates the manifest exclusively and holds a claim on it
 (``Storage.claim_new``, an ``flock`` the kernel drops when the process dies) until its outputs are
 in place; a writer that finds the manifest waits for that claim (``Storage.wait_claim``) before it
-looks at the outputs, so it never takes a first commit still moving its files for an incomplete task.
+looks at the outputs, so it never takes a first commit still moving its files for an incomplete task. The claimed
+manifest holds the staged files' stamps; after the moves their new stamps are written over it in place
+(``_stamp_claimed``): a first commit creates one file per manifest, not two.
 Side files (``kart_core.side_record``) are moved, and their records written, before any output: a first
 commit killed in between has moved no output yet, so its task is incomplete and runs again.
 
@@ -82,6 +84,7 @@ from kart_core.manifest import (
 from kart_core.signing import Signer
 from kart_core.storage import Storage, storage_for
 from kart_core.storage.base import no_space_note
+from kart_core.storage.local import rewrite_claimed
 from kart_core.storage.stamp import local_file_stamp, touch_after_moves
 from kart_core.structure import flatten
 from kart_core.task_memo import RunSlot, shared_threads
@@ -238,6 +241,8 @@ class Transaction:
     # The run's side files by final path: the record of the target dumped and the entry its manifest's ``side``
     # section gets at the commit (``kart_core.side_record``).
     sides: dict[str, tuple[OutputRecord, Entry]] = dataclasses.field(default_factory=dict)
+    # The bytes a first commit wrote into each manifest it claimed (``_settle``), until ``_stamp_claimed``.
+    claimed: dict[str, bytes] = dataclasses.field(default_factory=dict)
 
     def side(self, record: OutputRecord) -> bool:
         """Whether ``record`` names a target of this run's task that is not one of its outputs (a "side target":
@@ -717,11 +722,12 @@ class Transaction:
         self.staged.clear()
         self.committed = True
 
-    def _stamped(self, manifest: Manifest, items: list[Staged]) -> Manifest | None:
+    def _stamped(self, manifest: Manifest, items: list[Staged], before_moves: bool = False) -> Manifest | None:
         """``manifest`` with the entry of each of ``items`` (one manifest's outputs, in place now) stamped with the
         file at its path (``Entry.stamp``: inode and status-change time, which the move into place set); None when
         nothing was stamped: signing on (the seal binds each output to its commit, and a stamp recorded later would
-        need the key), object storage.
+        need the key), object storage. ``before_moves``: with the staged file instead (before its move: a first commit's
+        claimed manifest, whose stamps ``_stamp_claimed`` writes again over the same bytes).
 
         Taken after the last move: a stamp taken before it would never match (a rename moves the status-change
         time). A file another writer put there between the move and this stat is stamped as the commit's, as the
@@ -734,7 +740,8 @@ class Transaction:
         for staged in items:
             key = staged.record.key if staged.record is not None else None
             found = outputs.get(key) if key is not None else None
-            stamp = local_file_stamp(staged.path) if found is not None and found.commit == self.commit_id else None
+            where = staged.location if before_moves and not staged.in_place else staged.path
+            stamp = local_file_stamp(where) if found is not None and found.commit == self.commit_id else None
             if key is not None and found is not None and stamp is not None:
                 outputs[key] = dataclasses.replace(found, stamp=stamp)
                 stamped = True
@@ -742,15 +749,26 @@ class Transaction:
 
     def _stamp_claimed(self, items: list[Staged], claimed: Manifest) -> None:
         """After a first commit moved ``items`` into place: write the manifest it claimed before the moves
-        (``claimed``) again with their stamps (``_stamped``), atomically (readers that wait for the claim wait on the
-        claimed file; one that opens the path after this write finds every output in place). Unstamped (signing,
-        object storage) or when the write fails (a full disk), the manifest's time is set after the moves instead
-        (``touch_after_moves``), as kart before 2026-12-03 did: an output must not look changed after it."""
+        (``claimed``, stamped with the staged files) again with their stamps now (``_stamped``). In place, over the
+        claimed file (``rewrite_claimed``): the moves kept each inode and gave a status-change time of as many digits,
+        so only digits of stamps differ, and a reader (or a kill) amid the write finds the claimed manifest with some
+        stamps old or mixed, which only makes a load hash that output once; no file is created (on an ext4 without
+        a journal each creation costs 18-833 us, docs/benchmarks.md). Else atomically (a new file renamed over it).
+        Unstamped (signing, object storage) or when the write fails (a full disk), the manifest's time is set after
+        the moves instead (``touch_after_moves``), as kart before 2026-12-03 did: an output must not look changed
+        after it."""
         record = _record_of(items)
         stamped = self._stamped(claimed, items)
+        written = self.claimed.pop(record.manifest, None)
         if stamped is not None:
             try:
                 data, _ = self._encoded(stamped, record.manifest_name)
+                if (
+                    written is not None
+                    and len(data) == len(written)
+                    and rewrite_claimed(record.manifest, written, data)
+                ):
+                    return
                 with storage_for(record.manifest).atomic_write(record.manifest) as file:
                     file.write(data)
                 return
@@ -870,11 +888,15 @@ class Transaction:
                 logs=self._logs_for(record, None),
                 side=self._sides_for(record, None),
             )
+            # Stamped with the staged files (the same inodes, status-change times as wide as the moves will give them)
+            # so that ``_stamp_claimed`` can write the stamps after the moves over these bytes in place.
+            fresh = self._stamped(fresh, items, before_moves=True) or fresh
             data, run = self._encoded(fresh, record.manifest_name)
             with self._room(record.manifest):  # a claim that fails removes its partial file (claim_new)
                 claimed = held.enter_context(storage.claim_new(record.manifest, data))
             if claimed:
                 self.run_recorded = self.run_recorded or run is not None
+                self.claimed[record.manifest] = data
                 return _CREATED, dataclasses.replace(fresh, run=run)  # as written (``_stamp_claimed`` writes it again)
         held.enter_context(_manifest_lock(record))
         storage.wait_claim(record.manifest)  # a first commit still moving its outputs into place

@@ -25,6 +25,35 @@ def _local(path: str) -> str:
     return path[len("file://") :] if path.startswith("file://") else path
 
 
+def rewrite_claimed(path: str, claimed: bytes, data: bytes) -> bool:
+    """Write ``data`` over the local file ``path`` in place (the same inode: no file is created, none is freed) when
+    it holds exactly ``claimed``, the bytes the caller's ``LocalStorage.claim_new`` wrote there; whether it did.
+
+    For a first commit's manifest (``kart_core.transaction``): ``claimed`` names the commit's own id, so a file
+    holding them is the one the caller created (a settle that replaced it meanwhile wrote other bytes: it stays).
+    Only the caller, while its claim is held, writes such a file in place; every other writer replaces it.
+
+    Raises:
+        ValueError: ``data`` is not as long as ``claimed`` (a reader amid the write must find a whole document).
+        OSError: the file could not be read or written (nothing at ``path`` is no error: False).
+    """
+    if len(data) != len(claimed):
+        raise ValueError(f"rewrite_claimed writes {len(claimed)} bytes in place, not {len(data)}")
+    try:
+        descriptor = os.open(_local(path), os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        return False
+    try:
+        if os.pread(descriptor, len(claimed) + 1, 0) != claimed:
+            return False
+        view, offset = memoryview(data), 0
+        while offset < len(data):
+            offset += os.pwrite(descriptor, view[offset:], offset)
+        return True
+    finally:
+        os.close(descriptor)
+
+
 class LocalStorage:
     """Files on the local file system."""
 

@@ -1,0 +1,104 @@
+"""A first commit records its outputs' stamps by writing them over the manifest it claimed, in place
+(``kart_core.storage.local.rewrite_claimed``, ``Transaction._stamp_claimed``).
+
+Since 9779214 a first commit wrote its manifest a second time after the moves (a new file renamed over the claimed
+one) to record each output's stamp (inode, status-change time), which the move sets. On an ext4 without a journal a
+file creation costs 18-833 us (docs/benchmarks.md): that doubled kart's file creations per manifest. The claim now
+holds the staged files' stamps (the same inodes; status-change times with as many digits), so the stamps after the
+moves are written over the claimed bytes in place: only digits of stamps differ. Real builds, real files; the tasks
+are test_damage's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from test_damage import TwoOutputs, _manifest
+
+import kart_core as gokart
+from kart_core.manifest import Manifest
+from kart_core.storage import LocalStorage
+from kart_core.storage.local import rewrite_claimed
+from kart_core.target import TargetOnKart
+
+
+def _stamp(path: str) -> list[int]:
+    found = os.stat(path)
+    return [found.st_ino, found.st_ctime_ns]
+
+
+@pytest.fixture
+def claims(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int, bytes]]:
+    """(path, inode, bytes) of each manifest a first commit claimed (``LocalStorage.claim_new`` as it is, observed)."""
+    seen: list[tuple[str, int, bytes]] = []
+    original = LocalStorage.claim_new
+
+    @contextlib.contextmanager
+    def observed(self: LocalStorage, path: str, data: bytes) -> Iterator[bool]:
+        with original(self, path, data) as created:
+            if created:
+                seen.append((path, os.stat(path).st_ino, data))
+            yield created
+
+    monkeypatch.setattr(LocalStorage, "claim_new", observed)
+    return seen
+
+
+def test_a_first_commit_stamps_its_outputs_in_the_file_it_claimed(tmp_path: Path, claims: list) -> None:
+    task = TwoOutputs(workspace_directory=str(tmp_path))
+    gokart.build(task)
+    manifest = _manifest(task)
+    [(path, inode, claimed)] = [claim for claim in claims if Path(claim[0]) == manifest]
+    assert os.stat(manifest).st_ino == inode  # written over in place: no second file (before: another inode)
+    final = manifest.read_bytes()
+    assert len(final) == len(claimed) and final != claimed
+    document = Manifest.from_bytes(final)
+    outputs = task.output()
+    for target in outputs.values():
+        assert isinstance(target, TargetOnKart) and target.record is not None
+        assert list(document.outputs[target.record.key].stamp or ()) == _stamp(target.path())  # taken after the move
+    assert not [name for name in os.listdir(manifest.parent) if name.startswith(".")]  # no temporary file left
+    assert gokart.build(TwoOutputs(workspace_directory=str(tmp_path))) == {"a": "a-v1", "b": "b-v1"}
+
+
+def test_a_reader_or_a_kill_amid_the_rewrite_finds_the_claimed_manifest_but_for_stamps(
+    tmp_path: Path, claims: list
+) -> None:
+    """Every prefix of the new bytes over the claimed ones (a kill amid the write, or a reader copying the page while
+    it is written) parses, and to the claimed manifest with each stamp the old one, the new one or a mix of their
+    digits: a stamp that is not the file's makes a load hash that output once, nothing else."""
+    task = TwoOutputs(workspace_directory=str(tmp_path))
+    gokart.build(task)
+    manifest = _manifest(task)
+    [(_, _, claimed)] = [claim for claim in claims if Path(claim[0]) == manifest]
+    final = manifest.read_bytes()
+    before, after = Manifest.from_bytes(claimed), Manifest.from_bytes(final)
+    assert before.outputs.keys() == after.outputs.keys()
+    for cut in range(len(final) + 1):
+        torn = Manifest.from_bytes(final[:cut] + claimed[cut:])
+        assert torn.commit == after.commit and torn.run == after.run and torn.side == after.side
+        for key, entry in torn.outputs.items():
+            assert entry.stamp is not None and entry.stamp[0] == after.outputs[key].stamp[0]  # type: ignore[index]
+            assert len(str(entry.stamp[1])) == len(str(after.outputs[key].stamp[1]))  # type: ignore[index]
+            unstamped = {**entry.__dict__, "stamp": None}
+            assert unstamped == {**after.outputs[key].__dict__, "stamp": None}
+
+
+def test_rewrite_claimed_writes_only_over_the_bytes_it_was_given(tmp_path: Path) -> None:
+    path = tmp_path / "T_1.json"
+    path.write_bytes(b'{"stamp":[1,1000]}')
+    inode = path.stat().st_ino
+    # Another writer's bytes there (a settle that replaced the claimed file): left alone.
+    assert rewrite_claimed(str(path), b'{"stamp":[1,1001]}', b'{"stamp":[1,2000]}') is False
+    assert path.read_bytes() == b'{"stamp":[1,1000]}'
+    assert rewrite_claimed(str(path), b'{"stamp":[1,1000]}', b'{"stamp":[1,2000]}') is True
+    assert path.read_bytes() == b'{"stamp":[1,2000]}' and path.stat().st_ino == inode
+    with pytest.raises(ValueError, match="in place"):
+        rewrite_claimed(str(path), b'{"stamp":[1,2000]}', b'{"stamp":[1,20000]}')
+    assert path.read_bytes() == b'{"stamp":[1,2000]}'
+    assert rewrite_claimed(str(tmp_path / "absent.json"), b"{}", b"{}") is False
+    assert not (tmp_path / "absent.json").exists()
