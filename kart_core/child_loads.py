@@ -577,7 +577,11 @@ def _parsed(path: str) -> Relayed:
     record = OutputRecord(**{**fields, "redis": tuple(fields["redis"])})
     stamp = document["stamp"]
     stamped = tuple(stamp) if isinstance(stamp, list) else None
-    return Relayed(record, Entry(**document["entry"]), stamped, document.get("built") is True)
+    fields = document["entry"]
+    # JSON has no tuples: the entry's stamp is one, as the manifest's reader gives it (an Entry stays hashable).
+    if isinstance(fields.get("stamp"), list):
+        fields["stamp"] = tuple(fields["stamp"])
+    return Relayed(record, Entry(**fields), stamped, document.get("built") is True)
 
 
 def _make_own(folder: str) -> None:
