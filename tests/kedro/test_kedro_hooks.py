@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import pickle
 
 import pytest
 from kart_kedro import KartReceipt, TaskOnKartDataset, TaskReceiptDataset, to_pipeline
 from kart_kedro.hooks import hooks
 from kart_kedro.pipeline import node_label
-from kedro.io import DataCatalog, DatasetError
-from kedro.pipeline import Pipeline
+from kedro.io import DataCatalog, DatasetError, MemoryDataset
+from kedro.pipeline import Pipeline, node
 from kedro.runner import SequentialRunner
 from kedro_test_tasks import Doubled, Numbers, Total, journal_lines
+from rich.console import Console
+from rich.logging import RichHandler
 
 
 def _total(workspace: str) -> Total:
@@ -69,3 +73,47 @@ def test_the_edges_travel_with_the_nodes_not_with_the_process(workspace: str) ->
     assert sorted(catalog.keys()) == sorted(last.datasets())
     assert catalog.get(node_label(total.doubled)).task is total.doubled
     assert not set(other.datasets()) & set(catalog.keys())
+
+
+def _printing_root_handler() -> tuple[logging.Handler, io.StringIO]:
+    """rich's handler with markup on, as Kedro's logging config installs it, on the root logger."""
+    printed = io.StringIO()
+    handler = RichHandler(console=Console(file=printed, width=2000), markup=True)
+    logging.getLogger().addHandler(handler)
+    return handler, printed
+
+
+def _labelled_warning(value: int) -> int:
+    logging.getLogger("kart_core.lineage").warning("Down[aa] was built from Up[fb0d6725]'s commit")
+    return value
+
+
+def test_kart_core_lines_keep_their_labels_in_any_runner_for_the_pipeline_run(workspace: str) -> None:
+    """Outside KartRunner (here SequentialRunner, with the hooks a Kedro session calls), rich read ``[fb0d6725]`` as a
+    style tag and printed ``Up's commit``; the hooks mark kart_core's records plain for the run, then unmark."""
+    handler, printed = _printing_root_handler()
+    pipeline = Pipeline([node(_labelled_warning, "x", "y", name="warns")])
+    catalog = DataCatalog({"x": MemoryDataset(1)})
+    try:
+        hooks.before_pipeline_run(run_params={}, pipeline=pipeline, catalog=catalog)
+        SequentialRunner().run(pipeline, catalog)
+        hooks.after_pipeline_run(run_params={}, pipeline=pipeline, catalog=catalog)
+        assert "was built from Up[fb0d6725]'s commit" in printed.getvalue()
+        assert not handler.filters
+        logging.getLogger("kart_core.lineage").warning("after Up[fb0d6725]")  # a line outside the run: rich's rules
+        assert "after Up[fb0d6725]" not in printed.getvalue()
+    finally:
+        logging.getLogger().removeHandler(handler)
+
+
+def test_a_failed_pipeline_run_unmarks_and_marking_twice_adds_one_filter(workspace: str) -> None:
+    handler, _ = _printing_root_handler()
+    pipeline = Pipeline([node(_labelled_warning, "x", "y", name="warns")])
+    try:
+        hooks.before_pipeline_run(run_params={}, pipeline=pipeline, catalog=DataCatalog())
+        hooks.before_pipeline_run(run_params={}, pipeline=pipeline, catalog=DataCatalog())
+        assert len(handler.filters) == 1
+        hooks.on_pipeline_error(error=ValueError("x"), run_params={}, pipeline=pipeline, catalog=DataCatalog())
+        assert not handler.filters
+    finally:
+        logging.getLogger().removeHandler(handler)
