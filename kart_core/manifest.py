@@ -105,6 +105,7 @@ __all__ = [
     "read_quietly",
     "read_unverified",
     "refusal_reason",
+    "restamped",
     "write_manifest",
 ]
 
@@ -208,6 +209,36 @@ class Entry:
         if self.stamp is not None:
             document["stamp"] = list(self.stamp)
         return document
+
+    def with_stamp(self, stamp: tuple[int, ...]) -> Entry:
+        """This entry stamped ``stamp``: ``dataclasses.replace(self, stamp=stamp)`` without its call per field (a
+        first commit stamps each output it writes)."""
+        return _made(type(self), {**self.__dict__, "stamp": stamp})  # type: ignore[no-any-return]
+
+
+def restamped(data: bytes, old: tuple[int, ...], new: tuple[int, ...]) -> bytes | None:
+    """The manifest JSON ``data`` with the entry stamped ``old`` stamped ``new`` instead, by writing ``new``'s digits
+    over ``old``'s: the bytes ``Manifest.to_bytes`` gives for that manifest with the new stamp, without encoding it
+    again. None when that cannot be done so: ``old`` and ``new`` are not two positive integers each with the same
+    inode and as many digits (then every mix of their bytes, which a reader amid an in-place write or a kill leaves, is
+    still a stamp of that inode: ``kart_core.storage.local.rewrite_claimed``), or ``old``'s text ``"stamp":[i,t]`` is
+    not in ``data`` exactly once.
+
+    Exact: the entry's stamp is encoded in ``data`` as that text (``to_json``, compact separators, an int as
+    ``%d``), and a JSON string cannot hold it (its quotes would be escaped), so a text found once is the entry's own;
+    one found twice (another entry, an input or the run record holding the same one) leaves it to the caller to
+    encode the manifest anew.
+    """
+    if len(old) != 2 or len(new) != 2 or old[0] != new[0] or any(type(n) is not int or n <= 0 for n in (*old, *new)):
+        return None
+    before = b'"stamp":[%d,%d]' % (old[0], old[1])
+    after = b'"stamp":[%d,%d]' % (new[0], new[1])
+    if len(after) != len(before):
+        return None
+    at = data.find(before)
+    if at < 0 or data.find(before, at + len(before)) >= 0:
+        return None
+    return b"".join((data[:at], after, data[at + len(before) :]))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -79,6 +79,7 @@ from kart_core.manifest import (
     read_quietly,
     read_unverified,
     refuse_folder,
+    restamped,
     write_manifest,
 )
 from kart_core.signing import Signer
@@ -722,56 +723,98 @@ class Transaction:
         self.staged.clear()
         self.committed = True
 
-    def _stamped(self, manifest: Manifest, items: list[Staged], before_moves: bool = False) -> Manifest | None:
+    def _stamped(self, manifest: Manifest, items: list[Staged]) -> Manifest | None:
         """``manifest`` with the entry of each of ``items`` (one manifest's outputs, in place now) stamped with the
         file at its path (``Entry.stamp``: inode and status-change time, which the move into place set); None when
         nothing was stamped: signing on (the seal binds each output to its commit, and a stamp recorded later would
-        need the key), object storage. ``before_moves``: with the staged file instead (before its move: a first commit's
-        claimed manifest, whose stamps ``_stamp_claimed`` writes again over the same bytes).
+        need the key), object storage.
 
         Taken after the last move: a stamp taken before it would never match (a rename moves the status-change
         time). A file another writer put there between the move and this stat is stamped as the commit's, as the
         manifest's time (taken after the moves) vouched for it before (attacker at20 K14).
         """
-        if self.signer is not None:
-            return None
-        outputs = dict(manifest.outputs)
+        if self.signer is None:
+            outputs = dict(manifest.outputs)
+            if self._stamp_into(outputs, items, before_moves=False):
+                return dataclasses.replace(manifest, outputs=outputs)
+        return None
+
+    def _stamp_into(self, outputs: dict[str, Entry], items: list[Staged], before_moves: bool) -> bool:
+        """Stamp, in ``outputs`` (a manifest's entries by key), the entry of each of ``items`` that this commit wrote
+        with the file at its path (``before_moves``: the staged file, where it is until its move: a first commit's
+        claimed manifest, whose stamps ``_stamp_claimed`` writes again over the same bytes); whether one was. One
+        ``stat`` per output; signing off (``_stamped``)."""
         stamped = False
         for staged in items:
-            key = staged.record.key if staged.record is not None else None
-            found = outputs.get(key) if key is not None else None
-            where = staged.location if before_moves and not staged.in_place else staged.path
-            stamp = local_file_stamp(where) if found is not None and found.commit == self.commit_id else None
-            if key is not None and found is not None and stamp is not None:
-                outputs[key] = dataclasses.replace(found, stamp=stamp)
+            if staged.record is None:
+                continue
+            key = staged.record.key
+            found = outputs.get(key)
+            if found is None or found.commit != self.commit_id:
+                continue
+            stamp = local_file_stamp(staged.location if before_moves and not staged.in_place else staged.path)
+            if stamp is not None:
+                outputs[key] = found.with_stamp(stamp)
                 stamped = True
-        return dataclasses.replace(manifest, outputs=outputs) if stamped else None
+        return stamped
+
+    def _restamped(self, items: list[Staged], claimed: Manifest, written: bytes) -> tuple[bytes | None, bool]:
+        """The bytes ``written`` (the manifest a first commit claimed: ``claimed``, stamped with the staged files) with
+        each output of ``items`` stamped with its file now, in place (``kart_core.manifest.restamped``: only digits
+        of stamps change), and whether any output was stamped; None for the bytes when a stamp cannot be written so
+        (another inode, another number of digits, an output stamped now but not in the claim): the caller encodes
+        the manifest anew (``_stamped``). One ``stat`` per output."""
+        data: bytes | None = written
+        stamped = False
+        for staged in items:
+            if staged.record is None:
+                continue
+            found = claimed.outputs.get(staged.record.key)
+            if found is None or found.commit != self.commit_id:
+                continue
+            stamp = local_file_stamp(staged.path)
+            if stamp is None:
+                continue
+            stamped = True
+            if found.stamp is None or data is None:
+                return None, True
+            if stamp != found.stamp:
+                data = restamped(data, found.stamp, stamp)
+        return data, stamped
 
     def _stamp_claimed(self, items: list[Staged], claimed: Manifest) -> None:
         """After a first commit moved ``items`` into place: write the manifest it claimed before the moves
-        (``claimed``, stamped with the staged files) again with their stamps now (``_stamped``). In place, over the
-        claimed file (``rewrite_claimed``): the moves kept each inode and gave a status-change time of as many digits,
-        so only digits of stamps differ, and a reader (or a kill) amid the write finds the claimed manifest with some
+        (``claimed``, stamped with the staged files) again with their stamps now. In place, over the claimed file
+        (``rewrite_claimed``): the moves kept each inode and gave a status-change time of as many digits, so only
+        digits of stamps differ, and a reader (or a kill) amid the write finds the claimed manifest with some
         stamps old or mixed, which only makes a load hash that output once; no file is created (on an ext4 without
-        a journal each creation costs 18-833 us, docs/benchmarks.md). Else atomically (a new file renamed over it).
+        a journal each creation costs 18-833 us, docs/benchmarks.md). Those digits are written over the claimed
+        bytes (``_restamped``): the manifest is not encoded again. Else (another inode or width: encoded anew,
+        ``_stamped``) atomically, a new file renamed over it.
         Unstamped (signing, object storage) or when the write fails (a full disk), the manifest's time is set after
         the moves instead (``touch_after_moves``), as kart before 2026-12-03 did: an output must not look changed
         after it."""
         record = _record_of(items)
-        stamped = self._stamped(claimed, items)
         written = self.claimed.pop(record.manifest, None)
-        if stamped is not None:
+        if self.signer is None:
             try:
-                data, _ = self._encoded(stamped, record.manifest_name)
-                if (
-                    written is not None
-                    and len(data) == len(written)
-                    and rewrite_claimed(record.manifest, written, data)
-                ):
+                data, stamped = self._restamped(items, claimed, written) if written is not None else (None, True)
+                if data is None:
+                    again = self._stamped(claimed, items)
+                    if again is not None:
+                        data, _ = self._encoded(again, record.manifest_name)
+                if stamped and data is not None:
+                    if data == written:  # the stamps it claimed with are the files' (outputs written in place)
+                        return
+                    if (
+                        written is not None
+                        and len(data) == len(written)
+                        and rewrite_claimed(record.manifest, written, data)
+                    ):
+                        return
+                    with storage_for(record.manifest).atomic_write(record.manifest) as file:
+                        file.write(data)
                     return
-                with storage_for(record.manifest).atomic_write(record.manifest) as file:
-                    file.write(data)
-                return
             except OSError:
                 logger.warning(
                     "%s: could not record its outputs' stamps in %r; its loads hash them once",
@@ -879,25 +922,28 @@ class Transaction:
             # marker needed: the task is complete only when all its outputs exist, and none existed.
             # The claim makes a writer that finds this manifest wait until the outputs are in place.
             # A manifest found there (another writer, or a damaged leftover) is settled below.
+            outputs = _entries(items)
+            # Stamped with the staged files (the same inodes, status-change times as wide as the moves will give them)
+            # so that ``_stamp_claimed`` can write the stamps after the moves over these bytes in place.
+            if self.signer is None:
+                self._stamp_into(outputs, items, before_moves=True)
             fresh = Manifest(
                 task=record.task,
                 commit=self.commit_id,
-                outputs=_entries(items),
+                outputs=outputs,
                 run=self._run_for(record),
                 inputs=self.inputs_for(record),
                 logs=self._logs_for(record, None),
                 side=self._sides_for(record, None),
             )
-            # Stamped with the staged files (the same inodes, status-change times as wide as the moves will give them)
-            # so that ``_stamp_claimed`` can write the stamps after the moves over these bytes in place.
-            fresh = self._stamped(fresh, items, before_moves=True) or fresh
             data, run = self._encoded(fresh, record.manifest_name)
             with self._room(record.manifest):  # a claim that fails removes its partial file (claim_new)
                 claimed = held.enter_context(storage.claim_new(record.manifest, data))
             if claimed:
                 self.run_recorded = self.run_recorded or run is not None
                 self.claimed[record.manifest] = data
-                return _CREATED, dataclasses.replace(fresh, run=run)  # as written (``_stamp_claimed`` writes it again)
+                # As written (``_stamp_claimed`` writes its stamps again): without the run record JSON cannot hold.
+                return _CREATED, fresh if run is fresh.run else dataclasses.replace(fresh, run=run)
         held.enter_context(_manifest_lock(record))
         storage.wait_claim(record.manifest)  # a first commit still moving its outputs into place
         refuse_folder(record.manifest)  # a folder in the manifest's place (damaged): removed when empty, else refused

@@ -7,6 +7,10 @@ file creation costs 18-833 us (docs/benchmarks.md): that doubled kart's file cre
 holds the staged files' stamps (the same inodes; status-change times with as many digits), so the stamps after the
 moves are written over the claimed bytes in place: only digits of stamps differ. Real builds, real files; the tasks
 are test_damage's.
+
+Since session 22 the stamps after the moves are written over the claimed bytes without encoding the manifest again
+(``kart_core.manifest.restamped``: the stamp's digits at the one place its text is found); where that cannot be done
+(another inode, another width, the text found twice) the manifest is encoded anew as before.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ import pytest
 from test_damage import TwoOutputs, _manifest
 
 import kart_core as gokart
-from kart_core.manifest import Manifest
+import kart_core.transaction
+from kart_core.manifest import Entry, Input, Manifest, restamped
 from kart_core.storage import LocalStorage
 from kart_core.storage.local import rewrite_claimed
 from kart_core.target import TargetOnKart
@@ -102,3 +107,104 @@ def test_rewrite_claimed_writes_only_over_the_bytes_it_was_given(tmp_path: Path)
     assert path.read_bytes() == b'{"stamp":[1,2000]}'
     assert rewrite_claimed(str(tmp_path / "absent.json"), b"{}", b"{}") is False
     assert not (tmp_path / "absent.json").exists()
+
+
+def test_the_stamps_are_written_over_the_claim_without_encoding_the_manifest_again(
+    tmp_path: Path, claims: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One encoding per first commit: what the digits written over the claim give is byte for byte what encoding the
+    manifest with the stamps taken after the moves gives."""
+    encoded: list[str] = []
+    original = Manifest.to_bytes
+
+    def observed(self: Manifest) -> bytes:
+        encoded.append(self.task)
+        return original(self)
+
+    monkeypatch.setattr(Manifest, "to_bytes", observed)
+    task = TwoOutputs(workspace_directory=str(tmp_path))
+    gokart.build(task)
+    manifest = _manifest(task)
+    assert encoded.count(task.kart_label()) == 1  # the claim's; before session 22 a second one after the moves
+    [(_, inode, claimed)] = [claim for claim in claims if Path(claim[0]) == manifest]
+    final = manifest.read_bytes()
+    assert os.stat(manifest).st_ino == inode and final != claimed
+    assert original(Manifest.from_bytes(final)) == final  # what an encoding of the stamped manifest writes
+    for target in task.output().values():
+        assert isinstance(target, TargetOnKart) and target.record is not None
+        assert list(Manifest.from_bytes(final).outputs[target.record.key].stamp or ()) == _stamp(target.path())
+
+
+def test_a_stamp_that_cannot_be_written_over_the_claim_encodes_the_manifest_anew(
+    tmp_path: Path, claims: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``restamped`` declining (its stamp text found twice, another inode or width): the stamps are still recorded,
+    by encoding the manifest with them (in place when as long, else a new file)."""
+    declined: list[bytes] = []
+
+    def declining(data: bytes, old: tuple[int, ...], new: tuple[int, ...]) -> bytes | None:
+        declined.append(data)
+        return None
+
+    monkeypatch.setattr(kart_core.transaction, "restamped", declining)
+    task = TwoOutputs(workspace_directory=str(tmp_path))
+    gokart.build(task)
+    manifest = _manifest(task)
+    assert declined
+    document = Manifest.from_bytes(manifest.read_bytes())
+    for target in task.output().values():
+        assert isinstance(target, TargetOnKart) and target.record is not None
+        assert list(document.outputs[target.record.key].stamp or ()) == _stamp(target.path())
+    assert gokart.build(TwoOutputs(workspace_directory=str(tmp_path))) == {"a": "a-v1", "b": "b-v1"}
+
+
+def _entry(stamp: tuple[int, ...] | None) -> Entry:
+    return Entry(size=3, digest="xxh3_128:" + "0" * 32, commit="c" * 32, sealed=False, owner="m.T", stamp=stamp)
+
+
+def test_restamped_writes_the_digits_of_the_one_stamp_it_finds() -> None:
+    old, new = (41, 1796287190951371027), (41, 1796287190999999999)
+    manifest = Manifest(task="T[1]", commit="c" * 32, outputs={"a.pkl": _entry(old), "b.pkl": _entry((42, old[1]))})
+    data = manifest.to_bytes()
+    outputs = {**manifest.outputs, "a.pkl": _entry(new)}
+    assert restamped(data, old, new) == Manifest(task="T[1]", commit="c" * 32, outputs=outputs).to_bytes()
+    assert restamped(data, old, old) == data
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ((41, 1796287190951371027), (43, 1796287190951371027)),  # another inode: not a change of digits alone
+        ((41, 999), (41, 1000)),  # another width: the document would change length
+        ((41, 1000), (41, -100)),  # a sign: a mix of the two could read "-000"
+        ((41, 1000), (41, 1000, 7)),  # not an entry's stamp
+        ((41, 2000), (41, 3000)),  # not in the document
+    ],
+)
+def test_restamped_declines_what_is_not_a_change_of_digits_of_one_stamp(
+    old: tuple[int, ...], new: tuple[int, ...]
+) -> None:
+    data = Manifest(task="T[1]", commit="c" * 32, outputs={"a.pkl": _entry((41, 1796287190951371027))}).to_bytes()
+    if old == (41, 1000):
+        data = Manifest(task="T[1]", commit="c" * 32, outputs={"a.pkl": _entry((41, 1000))}).to_bytes()
+    assert restamped(data, old, new) is None
+
+
+def test_restamped_declines_a_stamp_text_found_twice() -> None:
+    """Another entry, or an input or run record holding the same text: which one is the entry's is not known."""
+    stamp = (41, 1796287190951371027)
+    later = (41, 1796287190951371999)
+    twice = Manifest(task="T[1]", commit="c" * 32, outputs={"a.pkl": _entry(stamp), "b.pkl": _entry(stamp)})
+    assert restamped(twice.to_bytes(), stamp, later) is None
+    in_run = Manifest(task="T[1]", commit="c" * 32, outputs={"a.pkl": _entry(stamp)}, run={"x": {"stamp": [*stamp]}})
+    assert restamped(in_run.to_bytes(), stamp, later) is None
+    inputs = (Input(task="U[1]", manifest="m.json", key="u.pkl", commit=None, digest="d", stamp=stamp),)
+    in_inputs = Manifest(task="T[1]", commit="c" * 32, outputs={"a.pkl": _entry(stamp)}, inputs=inputs)
+    assert restamped(in_inputs.to_bytes(), stamp, later) is None
+    # A text inside a JSON string has its quotes escaped: not a stamp, so the entry's is found once.
+    in_string = Manifest(
+        task="T[1]", commit="c" * 32, outputs={"a.pkl": _entry(stamp)}, run={"note": '"stamp":[41,1796287190951371027]'}
+    )
+    patched = restamped(in_string.to_bytes(), stamp, later)
+    assert patched is not None and Manifest.from_bytes(patched).run == in_string.run
+    assert Manifest.from_bytes(patched).outputs["a.pkl"].stamp == later
