@@ -437,14 +437,9 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T], metaclass=KartRegister)
         """
         undecided = SiblingOutputs(False, None)
         if (
-            self.rerun
-            or self.strict_check
-            or self.modification_time_check
-            or not self.cache_unique_id
-            or not self.should_dump_supplementary_log_files
+            not _sibling_checkable(self)
             or not transaction.unset()  # inside a run: the sibling's own check may see that run's staged outputs
             or target_config.current().signer is not None
-            or self.kart_requires()
         ):
             return undecided
         outputs = []
@@ -621,6 +616,23 @@ def _stores_plainly(cls: type) -> bool:
     return bool(plain)
 
 
+def _sibling_checkable(task: TaskOnKart[Any]) -> bool:
+    """Whether ``task``'s settings let ``kart_sibling_outputs_if_complete`` check a sibling without making it: no rerun,
+    no input checks, ids cached, integrity records written, nothing required. Told once per task object (kept in its
+    ``__dict__``): its parameters never change after it is made, and ``kart_requires()`` is memoized on it."""
+    known = task.__dict__.get("_kart_sibling_checkable")
+    if known is None:
+        known = task.__dict__["_kart_sibling_checkable"] = not (
+            task.rerun
+            or task.strict_check
+            or task.modification_time_check
+            or not task.cache_unique_id
+            or not task.should_dump_supplementary_log_files
+            or task.kart_requires()
+        )
+    return bool(known)
+
+
 def _commits_settled(outputs: list[Any]) -> bool:
     """Whether no commit of the outputs' task is half done (one existence check of its marker per manifest), and
     no output is marked as being written by path (``commit_marker.writing_marker``: one more existence check per
@@ -653,7 +665,8 @@ class _Placed:
 def _being_written(target: Any) -> bool:
     """Whether a kart target without a record has a by-path writer's marker beside it (live, or killed)."""
     path = getattr(target, "_path", None)  # not path(): asked inside the task's run() it would hand the path out
-    if not isinstance(path, str) or not isinstance(target, (TargetOnKart, _Placed)):
+    # _Placed first: TargetOnKart is an abstract class, whose isinstance() runs ABCMeta's check in Python.
+    if not isinstance(path, str) or not (type(target) is _Placed or isinstance(target, TargetOnKart)):
         return False
     marker = commit_marker.writing_marker(path)
     if not storage_for(path).exists(marker):

@@ -40,6 +40,7 @@ import re
 import types
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import PurePath
+from stat import S_ISDIR
 from typing import Any
 
 import kart_core
@@ -158,8 +159,13 @@ def dataset_config(dataset: Any, *, reading: bool = False) -> str:
     ignored = (_NOT_WRITING - _READING if reading else _NOT_WRITING) | _SECRET
     kept = {str(key): _without(value, ignored) for key, value in described.items() if str(key) not in ignored}
     kind = type(dataset)
-    text = json.dumps([f"{kind.__module__}.{kind.__qualname__}", kept], sort_keys=True, default=repr)
+    text = _CONFIG_JSON.encode([f"{kind.__module__}.{kind.__qualname__}", kept])
     return hashlib.md5(_ADDRESS.sub("", text).encode()).hexdigest()
+
+
+# json.dumps(value, sort_keys=True, default=repr), without making an encoder per call (the same text: dumps makes
+# this encoder and calls its encode).
+_CONFIG_JSON = json.JSONEncoder(sort_keys=True, default=repr)
 
 
 def _constructor_arguments(dataset: Any) -> dict[str, Any]:
@@ -589,7 +595,7 @@ def _local_files(path: str) -> Iterator[tuple[str, str, os.stat_result]]:
         FileNotFoundError: ``path`` does not exist, or a file in it is a broken link.
     """
     stat = os.stat(path)
-    if not os.path.isdir(path):
+    if not S_ISDIR(stat.st_mode):  # os.path.isdir's answer from this stat (it would stat the path again)
         yield ("", path, stat)
         return
     yield from _walk(path, "", {(stat.st_dev, stat.st_ino)})

@@ -33,10 +33,13 @@ def pipeline_io(pipeline: Any) -> PipelineIO:
     """
     all_inputs = pipeline.all_inputs()
     all_outputs = pipeline.all_outputs()
+    datasets = all_inputs | all_outputs
+    if TRANSCODING_SEPARATOR not in "".join(datasets):  # no transcoded name (the common case): each is itself
+        return datasets, all_inputs - all_outputs, all_outputs - all_inputs
     intermediate = {_stripped(name) for name in all_inputs} & {_stripped(name) for name in all_outputs}
     inputs = {name for name in all_inputs if _stripped(name) not in intermediate}
     outputs = {name for name in all_outputs if _stripped(name) not in intermediate}
-    return all_inputs | all_outputs, inputs, outputs
+    return datasets, inputs, outputs
 
 
 def _stripped(name: str) -> str:

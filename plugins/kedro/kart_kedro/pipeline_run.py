@@ -280,22 +280,23 @@ class PipelineRun:
             self.restore_inputs(node)
             return self.work(node, None)
         try:
-            key = self.task_for(node)
+            key = self.task_for(node, node_name)
         except _Uncacheable as uncacheable:  # keyed by a pickle that misses the data, it would serve stale results
             logger.warning("%s", uncacheable, extra=PLAIN)
             self.restore_inputs(node)
             return self.work(node, None)
         self.tasks[node_name] = key
         stale = None
+        persistent = [name for name in key.fields["outputs"] if self._persistent(name)]  # node.outputs, as keyed
         # Their states are in the run record: read with the digests, from one read of the manifest.
-        found = self.check(key, run=any(self._persistent(name) for name in node.outputs))
+        found = self.check(key, run=bool(persistent))
         if found is not None:
             digests = found.digests
             stale = self.rebuilt_input(node)
             if stale is not None:
                 self.committed[node_name] = digests
             else:
-                stale = self.serve_if_fresh(node, key, found.run)
+                stale = self.serve_if_fresh(node, key, found.run, persistent)
                 if stale is None:
                     # Served: what its readers are keyed by (upstream_content), from the read that found it complete.
                     # Set only now: a node that runs again is named from its new commit.
@@ -388,15 +389,17 @@ class PipelineRun:
                 found[name] = lock_location(self.catalog.get(name))
         return tuple(found[name] for name in names)
 
-    def task_for(self, node: Any) -> NodeKey:
+    def task_for(self, node: Any, node_name: str | None = None) -> NodeKey:
         """The key of the KedroNodeRun naming this node's code, parameters and inputs (its key parts kept in
-        self.parts); the node run is made when it is first needed (``NodeKey.task``).
+        self.parts); the node run is made when it is first needed (``NodeKey.task``). ``node_name``: ``node.name``
+        when the caller has it (Kedro's ``Node.name`` is computed on each read).
 
         Raises:
             _Uncacheable: the node's code reaches, or an input holds, a value kart cannot digest, an
                 output appends on every save, or the node has no outputs.
         """
-        node_name = node.name  # Kedro's Node.name is computed on each read
+        if node_name is None:
+            node_name = node.name
         code = self.codes[node_name]
         if code.undigestable:
             raise _UncacheableCode(node_name, code.undigestable)
@@ -417,14 +420,14 @@ class PipelineRun:
             if _is_parameter(name):
                 parameters[name] = self.parameter_digest(node, name)
             elif self._from_cached_node(name):
-                upstream[name] = self.upstream_content(name)
+                upstream[name] = content = self.upstream_content(name)
                 if self._persistent(name):  # read back through its catalog entry: what it holds and load args count
                     upstream[name] += self.stored_content(name)
                     inputs[name] = self.input_config(name)
                     state = self.stored_states.get(name)
                     if state is not None and not state.missing:  # checked again after the node ran (NodeWork.held)
                         self.held.setdefault(node_name, {})[name] = state
-                code_held = self.upstream_code(name)
+                code_held = self.upstream_code(name, content)
                 if code_held:  # only then: the keys of readers of plain data stay as they were
                     held.update({f"{item} (held by {name!r})": value for item, value in code_held.items()})
                     keyed_upstream.append(upstream[name] + ":code:" + kart_core.content_digest(code_held))
@@ -464,7 +467,9 @@ class PipelineRun:
         found: dict[str, str] = {}
         for name in (*inputs, *outputs):
             if not _is_parameter(name):
-                found.update({f"{label} of {name!r}": digest for label, digest in self.dataset_code(name).items()})
+                codes = self.dataset_code(name)
+                if codes:  # most datasets are no project class's: no labels to build
+                    found.update({f"{label} of {name!r}": digest for label, digest in codes.items()})
         return found
 
     def dataset_code(self, name: str) -> dict[str, str]:
@@ -504,7 +509,7 @@ class PipelineRun:
             contents = self.contents[producer] = _by_name(task, kart_core.output_digests(task))
         return contents.get(name, "")
 
-    def upstream_code(self, name: str) -> dict[str, str]:
+    def upstream_code(self, name: str, content: str | None = None) -> dict[str, str]:
         """``{module:qualname: code digest}`` of the classes and functions that output ``name`` of a cached node
         of this run names in its pickle (``pickled_code``): project code by its fingerprint, third-party code
         by its distribution's version (``code_digest``); empty for plain data.
@@ -512,9 +517,11 @@ class PipelineRun:
         A reader calls such code without naming it (``model.predict(x)``), and the value's bytes do not
         change when it is edited: the reader is keyed by it (attacker at6 D4). The names of a content are
         known from the run that committed it (plain data), from the records (``code_names.pkl``), or read
-        from the committed pickle's opcodes (nothing is unpickled) and recorded.
+        from the committed pickle's opcodes (nothing is unpickled) and recorded. ``content``: ``upstream_content(name)``
+        when the caller has it.
         """
-        content = self.upstream_content(name)
+        if content is None:
+            content = self.upstream_content(name)
         names = self.code_names.get((name, content))
         if names is None:
             names = self.records.known_code_names(name, content)
@@ -524,6 +531,8 @@ class PipelineRun:
                     return {"unreadable": content}
                 self.records.note_code_names(name, content, names)
             self.code_names[(name, content)] = names
+        if not names:  # plain data (the common case): it names no code
+            return {}
         return {item: digest for item in names if (digest := self.code_digest(item)) is not None}
 
     def kart_task_digest(self, task: Any) -> str:
@@ -749,10 +758,13 @@ class PipelineRun:
 
     # --- serving from the cache ---------------------------------------------------------------
 
-    def serve_if_fresh(self, node: Any, key: NodeKey, run: Mapping[str, Any] | None = None) -> str | None:
+    def serve_if_fresh(
+        self, node: Any, key: NodeKey, run: Mapping[str, Any] | None = None, persistent: list[str] | None = None
+    ) -> str | None:
         """Serve a complete node run unless an output holds data kart did not write; return that reason.
 
         ``run``: the run record read with the check that found it complete (``NodeRecords.states``), if any.
+        ``persistent``: the node's persistent outputs, in order, when the caller has them.
 
         When the check finds anything to write back or record, or a reason not to serve, it is made again with
         the persistent outputs' locations locked (``kart_core.hold_location_locks``, as ``NodeWork`` locks them
@@ -761,7 +773,8 @@ class PipelineRun:
         session is waited for rather than taken for data written outside kart. The common case (every output
         holds what its record says: nothing written, nothing recorded) takes no lock.
         """
-        persistent = [name for name in node.outputs if self._persistent(name)]
+        if persistent is None:
+            persistent = [name for name in node.outputs if self._persistent(name)]
         checked = self._check_outputs(key, run, persistent)
         if not isinstance(checked, str) and not checked[2] and checked[1] == checked[0]:
             return self._serve_checked(node, key, *checked)
@@ -1201,8 +1214,12 @@ def cacheable(node: Any, generators: dict[int, bool] | None = None) -> bool:
 
 
 def _tagged_version(node: Any) -> str | None:
-    versions = sorted(tag[len(CODE_VERSION_TAG) :] for tag in node.tags if tag.startswith(CODE_VERSION_TAG))
-    return versions[0] if versions else None
+    """The least (in sorted order) version a ``kart_code_version.`` tag of ``node`` gives; None without one."""
+    tags = node.tags
+    if not tags:  # most nodes have no tags: asked for every node of every run
+        return None
+    versions = [tag[len(CODE_VERSION_TAG) :] for tag in tags if tag.startswith(CODE_VERSION_TAG)]
+    return min(versions) if versions else None
 
 
 def _is_parameter(name: str) -> bool:
