@@ -83,12 +83,14 @@ from kart_core.signing import HEADER_SIZE, Signer, is_sealed
 from kart_core.storage import Storage
 from kart_core.storage.base import protocol_of
 
-try:  # a dependency of kart (pyproject.toml); without it json parses alone (``_loads``)
+try:  # a dependency of kart (pyproject.toml); without it json parses and encodes alone (``_loads``, ``_dumps``)
     import msgspec
 
     _fast_decode: Callable[[bytes], Any] | None = msgspec.json.Decoder().decode
+    _fast_encode: Callable[[Any], bytes] | None = msgspec.json.Encoder(order="sorted").encode
 except ImportError:  # pragma: no cover - msgspec not installed
     _fast_decode = None
+    _fast_encode = None
 
 __all__ = [
     "FORMAT",
@@ -363,11 +365,10 @@ class Manifest:
             document["side"] = {key: entry.to_json() for key, entry in self.side.items()}
         if self.requirements:
             document["requirements"] = True
-        # Compact and without indent: json's C encoder (an indented dump runs in pure Python).
-        text = _ENCODER.encode(document)
+        data = _dumps(document)
         if self.run is not None:  # the last key, after "}" is taken off: readers may stop before it (run=False)
-            text = f'{text[:-1]},"run":{_ENCODER.encode(self.run)}}}'
-        return text.encode("utf-8")
+            data = b"".join((data[:-1], _RUN_KEY, _dumps(self.run), b"}"))
+        return data
 
     @classmethod
     def from_bytes(cls, data: bytes, *, run: bool = True) -> Manifest:
@@ -585,6 +586,68 @@ _HEAD_KEYS = frozenset({"task", "outputs", "commit"})  # what a manifest's part 
 # What ``json.dumps(..., sort_keys=True, separators=(",", ":"))`` builds per call: one encoder (it keeps no state
 # between calls) instead of two new ones per manifest written.
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+
+def _dumps(value: Any) -> bytes:
+    """``json.dumps(value, sort_keys=True, separators=(",", ":")).encode("utf-8")``: the same bytes, the same errors.
+
+    Encoded by msgspec when ``value`` is plain JSON data (``_plain``) and msgspec's bytes are ASCII without DEL: for
+    such a value they are json's (tests/core/test_manifest_encoding.py compares the two), made in about a seventh of
+    json's instructions (a KartRunner node's manifest: 187k by json, its run record's module versions alone 31k; a
+    first run encodes one per node). Anything else (another type, a float json writes with an exponent or as
+    ``NaN``, a character json escapes and msgspec does not, a structure nested deeper than ``_PLAIN_DEPTH``, e.g.
+    one that holds itself) is json's to encode or refuse, as before.
+
+    Raises:
+        TypeError: a value JSON cannot hold (json's error).
+        ValueError: a structure that holds itself (json's error).
+    """
+    if _fast_encode is not None and _plain(value, 0):
+        try:
+            data = _fast_encode(value)
+        except (TypeError, ValueError, OverflowError):  # e.g. a lone surrogate, which json escapes
+            pass
+        else:
+            if data.isascii() and b"\x7f" not in data:  # what json escapes and msgspec writes as it is (ensure_ascii)
+                return data
+    # Compact and without indent: json's C encoder (an indented dump runs in pure Python).
+    return _ENCODER.encode(value).encode("utf-8")
+
+
+_PLAIN_DEPTH = 32  # deeper than any record kart writes; a structure that holds itself is found too deep
+
+
+def _plain(value: Any, depth: int) -> bool:
+    """Whether ``value`` is made of exactly ``dict`` (``str`` keys), ``list``, ``tuple``, ``str``, ``int``, ``bool``,
+    None and ``float`` values that ``repr`` writes without an exponent (0 or 1e-4 <= abs < 1e16: json writes
+    ``repr``, msgspec as much there, ``1e-05`` as ``0.00001``), nested at most ``_PLAIN_DEPTH`` deep. Subclasses
+    (an ``IntEnum``, a ``str`` subclass) are not: json and msgspec may write them differently. Scalars are looked
+    at in their container's loop (a call each cost more than msgspec's encoding of them)."""
+    kind = type(value)
+    if kind is dict:
+        items: Any = value.values()
+        for key in value:
+            if type(key) is not str:
+                return False
+    elif kind is list or kind is tuple:
+        items = value
+    elif kind is float:
+        return value == 0.0 or 1e-4 <= abs(value) < 1e16  # NaN and the infinities compare False
+    else:
+        return kind is str or kind is int or kind is bool or value is None
+    if depth >= _PLAIN_DEPTH:
+        return False
+    for item in items:
+        kind = type(item)
+        if kind is str or kind is int or kind is bool or item is None:
+            continue
+        if kind is float:
+            if item == 0.0 or 1e-4 <= abs(item) < 1e16:
+                continue
+            return False
+        if not _plain(item, depth + 1):
+            return False
+    return True
 
 
 _SCAN = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # what json.loads scans with (its decoder made with the same defaults)
