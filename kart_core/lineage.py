@@ -53,6 +53,7 @@ import contextlib
 import contextvars
 import dataclasses
 import os
+import time
 from collections.abc import Callable, Iterable, Mapping
 
 from kart_core.commit_marker import marker_beside, read_marker, writer_alive
@@ -64,12 +65,14 @@ from kart_core.damage import (
     unrecorded_content,
 )
 from kart_core.manifest import Entry, Input, Manifest, OutputRecord, read_if_inputs, read_unverified
+from kart_core.signing import HEADER_SIZE, is_sealed
 from kart_core.storage import storage_for
 from kart_core.structure import flatten
 from kart_core.workspace import LOG_DIRECTORY, MANIFEST, join_url, log_workspace
 
 __all__ = [
     "Lineage",
+    "LineageMemo",
     "StaleInput",
     "STALE_FIX",
     "Verdict",
@@ -202,7 +205,7 @@ def resolve(reference: str, workspace: str, current: Mapping[str, str] | None = 
         return reference
     if not _workspace_relative(reference):
         return legacy_reference(reference, workspace)
-    return join_url(workspace, reference)
+    return _joined(workspace, reference)
 
 
 def legacy_reference(reference: str, workspace: str) -> str:
@@ -274,8 +277,24 @@ def _cross_workspace(manifest: Manifest) -> bool:
 
 def _workspace_relative(reference: str) -> bool:
     """Whether ``reference`` is a manifest's workspace-relative name (``log/manifest/{file}``)."""
-    head, _, name = reference.replace(os.sep, "/").rpartition("/")
-    return head == f"{LOG_DIRECTORY}/{MANIFEST.name}" and bool(name)
+    if os.sep != "/":
+        reference = reference.replace(os.sep, "/")
+    # A prefix test, not a split: asked per recorded input of each manifest a lineage walk reads.
+    return (
+        reference.startswith(_RELATIVE) and len(reference) > len(_RELATIVE) and "/" not in reference[len(_RELATIVE) :]
+    )
+
+
+_RELATIVE = f"{LOG_DIRECTORY}/{MANIFEST.name}/"
+
+
+def _joined(workspace: str, relative: str) -> str:
+    """``join_url(workspace, relative)``: a local workspace's and a relative path's without ``os.path.join``'s work."""
+    if "://" in workspace or relative.startswith(os.sep):
+        return join_url(workspace, relative)
+    if not workspace or workspace.endswith("/"):
+        return workspace + relative
+    return f"{workspace}/{relative}"
 
 
 def canonical(path: str) -> str:
@@ -294,6 +313,7 @@ def stale_inputs(
     found: dict[str, Manifest | None] | None = None,
     current: Mapping[str, str] | None = None,
     reader: str | None = None,
+    read: Callable[[str], Manifest | None] | None = None,
 ) -> list[StaleInput]:
     """The inputs of ``manifest`` (a task's manifest in ``workspace``) whose upstream entry was replaced.
 
@@ -305,6 +325,8 @@ def stale_inputs(
             another workspace is read there (``resolve``).
         reader: the checked task's ``module.Class``: only the inputs its runs recorded count (``Input.read_by``: a
             manifest shared by same-named classes of two modules holds both one's); None: every input.
+        read: reads an upstream manifest not in ``found`` (``Lineage.manifest``: a walk's, which takes an unchanged
+            one from its ``LineageMemo``); None: ``read_unverified``.
 
     Returns:
         One ``StaleInput`` per replaced input, in recorded order; empty when nothing is known to be
@@ -317,8 +339,11 @@ def stale_inputs(
             continue
         path = resolve(item.manifest, workspace, current)
         if path not in found:
-            found[path] = read_unverified(storage_for(path), path, run=False)
-        replaced = _replaced(item, path, found[path])
+            found[path] = read(path) if read is not None else read_unverified(storage_for(path), path, run=False)
+        upstream = found[path]
+        if _workspace_relative(item.manifest) and _kept(item, path, upstream, workspace):
+            continue
+        replaced = _replaced(item, path, upstream)
         if replaced is not None:
             stale.append(replaced)
     return stale
@@ -350,6 +375,18 @@ def _replaced(item: Input, path: str, upstream: Manifest | None, workspace: str 
     if entry is None or entry.digest == item.digest:
         return None
     return StaleInput(item, path, entry.commit)
+
+
+def _kept(item: Input, path: str, upstream: Manifest | None, workspace: str | None) -> bool:
+    """True when ``_replaced(item, path, upstream, workspace)`` is None by its most common way: the entry the input
+    recorded is still there with its commit and content, and its file was not rewritten since (one stat while its
+    stamp holds, ``maybe_rewritten``); False when ``_replaced`` must tell. A lineage walk asks it per link."""
+    if upstream is None or upstream.pending or workspace is None or not item.digest:
+        return False
+    entry = upstream.outputs.get(item.key)
+    if entry is None or entry.commit != item.commit or entry.digest != item.digest:
+        return False
+    return not maybe_rewritten(_joined(workspace, item.key), path, entry)
 
 
 def _replaced_file(item: Input, path: str, workspace: str | None = None) -> StaleInput | None:
@@ -387,7 +424,7 @@ def _rewritten_since(item: Input, path: str, entry: Entry, workspace: str | None
     workspace = workspace if workspace is not None else log_workspace(path, MANIFEST)
     if workspace is None:
         return None
-    output = join_url(workspace, item.key)
+    output = _joined(workspace, item.key)
     if not maybe_rewritten(output, path, entry):
         return None  # the common case, told by one stat (two for an entry without a stamp)
     digest = rewritten_digest(output, path, entry)
@@ -445,16 +482,18 @@ def stale_outputs(
         else:
             # A walk keeps the manifest, parsed whole, for the lineage checks that follow; alone (run_one, a
             # KartRunner node) one that records no inputs is not parsed, and None then means just that.
-            storage = storage_for(path)
-            if scoped is not None:
-                manifest = found[path] = read_unverified(storage, path, run=scoped.read_runs)
+            if scoped is not None and not scoped.read_runs:
+                manifest = scoped.manifest(path)
+            elif scoped is not None:
+                manifest = found[path] = read_unverified(storage_for(path), path, run=True)
             else:
-                manifest = found[path] = read_if_inputs(storage, path)
+                manifest = found[path] = read_if_inputs(storage_for(path), path)
         if manifest is not None and manifest.inputs and not manifest.pending:
             current: Mapping[str, str] | None = None
             if upstreams is not None and _cross_workspace(manifest):  # same-workspace inputs: requires() not asked
                 current = current_manifests(upstreams(), transitive=False)  # the direct check reads direct inputs
-            direct = stale_inputs(manifest, record.workspace, found, current, record.owner or None)
+            read = scoped.manifest if scoped is not None else None
+            direct = stale_inputs(manifest, record.workspace, found, current, record.owner or None, read)
             stale.extend(direct)
             if any(item.built for item in manifest.inputs):
                 stale.extend(
@@ -638,10 +677,100 @@ def interrupted(path: str, manifest: Manifest | None) -> bool:
     return marker is None or not writer_alive(marker)
 
 
-class Lineage:
-    """Transitive staleness (a build's walk, inspection views), each manifest read once (memoized by full path)."""
+class LineageMemo:
+    """The manifests that lineage checks in this process read, each kept with the stat of its file taken before
+    the read, so a later check (the next build over the same graph, ``kart tree`` after a build) takes a
+    manifest whose file is unchanged from one ``stat`` instead of a read and a parse.
 
-    def __init__(self) -> None:
+    A cached chain of 1,000 links is checked up its whole lineage at each build (a change anywhere up it makes
+    the root stale, ``Lineage.check``): without it a second build in the process read and parsed every manifest
+    again. It holds no verdict: each check judges every link anew, each recorded input against its upstream's
+    manifest as the memo gives it and its output's file by one ``stat`` (``kart_core.damage.maybe_rewritten``).
+
+    Owned by what the builds share: the roots' task objects (``TaskMemo.lineage``, kept by luigi's instance
+    cache), so a build of the same root finds what the previous one read; never a module-level registry.
+
+    A manifest is taken from the memo only while its file's ``(device, inode, size, modification time, status
+    change time)`` are what they were: a rerun's commit renames a new file into place (another inode), a write in
+    place moves both times, a copy or ``touch -d`` moves the status change time, which nothing sets back but the
+    clock. The stat is taken on the open file before its bytes are read, so bytes newer than the stat only cost
+    a read at the next check. A file changed within ``_SETTLE_NS`` of that stat is not kept: file times tick
+    coarsely (a kernel tick), and a second write in the tick of the first would leave them as they were. Local
+    files only (object storage: read each time); at most ``_MEMO_LIMIT`` manifests (past that it starts again).
+
+    ``clock``: the time now, in ns since the epoch, as file times count it (``time.time_ns``; a test passes one ahead
+    to keep what it just wrote).
+    """
+
+    __slots__ = ("_manifests", "_clock")
+
+    def __init__(self, clock: Callable[[], int] = time.time_ns) -> None:
+        # full path -> (stat key, the manifest parsed from the bytes read after that stat)
+        self._manifests: dict[str, tuple[tuple[int, ...], Manifest]] = {}
+        self._clock = clock
+
+    def __len__(self) -> int:
+        """How many manifests it keeps."""
+        return len(self._manifests)
+
+    def read(self, path: str) -> Manifest | None:
+        """``read_unverified(storage, path, run=False)`` for the local manifest at ``path``: the kept one while its
+        file's stat is unchanged, else read (and kept when settled); None when missing or unreadable."""
+        known = self._manifests.get(path)
+        if known is not None:
+            try:
+                found = os.stat(path)
+            except OSError:
+                return None
+            if _stat_key(found) == known[0]:
+                return known[1]
+        try:
+            descriptor = os.open(path, _READ_FLAGS)
+        except OSError:
+            return None
+        try:
+            found = os.fstat(descriptor)
+            wanted = found.st_size + 4096
+            data = os.read(descriptor, wanted)
+            if len(data) == wanted:  # grown since the stat: read to the end (a short read of a file is its end)
+                chunks = [data]
+                while chunk := os.read(descriptor, 65536):
+                    chunks.append(chunk)
+                data = b"".join(chunks)
+        except OSError:
+            return None
+        finally:
+            os.close(descriptor)
+        try:
+            manifest = Manifest.from_bytes(data[HEADER_SIZE:] if is_sealed(data) else data, run=False)
+        except (ValueError, KeyError, TypeError):  # not a manifest (read_unverified's refusals): read it to its end
+            return read_unverified(storage_for(path), path, run=False)
+        if max(found.st_mtime_ns, found.st_ctime_ns) < self._clock() - _SETTLE_NS:
+            if len(self._manifests) >= _MEMO_LIMIT:
+                self._manifests.clear()
+            self._manifests[path] = (_stat_key(found), manifest)
+        return manifest
+
+
+def _stat_key(found: os.stat_result) -> tuple[int, ...]:
+    """What tells a manifest's file unchanged (``LineageMemo``)."""
+    return (found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns)
+
+
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+# A file time within this of the stat may be shared by a second write in the same tick (Linux: 1-10 ms a tick).
+_SETTLE_NS = 1_000_000_000
+_MEMO_LIMIT = 16_384  # manifests a LineageMemo keeps: about 20 MB for a chain's small manifests
+
+
+class Lineage:
+    """Transitive staleness (a build's walk, inspection views), each manifest read once (memoized by full path).
+
+    ``memo``: what earlier checks in this process read (``LineageMemo``); None: every manifest is read.
+    """
+
+    def __init__(self, memo: LineageMemo | None = None) -> None:
+        self.memo = memo
         self.manifests: dict[str, Manifest | None] = {}  # by full path, None: missing or unreadable
         # Whether ``stale_outputs`` (a checked task's own manifests) reads with the run record: for a caller that
         # needs it from the same read (``output_digests.outputs_if_complete``); upstream manifests never are.
@@ -668,9 +797,15 @@ class Lineage:
 
     def manifest(self, path: str) -> Manifest | None:
         """The manifest at ``path`` (unverified JSON), or None."""
-        if path not in self.manifests:
-            self.manifests[path] = read_unverified(storage_for(path), path, run=False)
-        return self.manifests[path]
+        manifests = self.manifests
+        if path in manifests:
+            return manifests[path]
+        memo = self.memo
+        if memo is not None and "://" not in path:
+            manifest = manifests[path] = memo.read(path)
+        else:
+            manifest = manifests[path] = read_unverified(storage_for(path), path, run=False)
+        return manifest
 
     def check(
         self,
@@ -692,10 +827,11 @@ class Lineage:
         (the entry at the recorded key, as the upstream manifest holds it now), not by the other owner's.
         """
         node = (path, reader or None)
-        if node in self._verdicts:
-            return self._verdicts[node]
+        verdicts = self._verdicts
+        if node in verdicts:
+            return verdicts[node]
         located: dict[tuple[str, str | None], list[tuple[Input, str, str | None, str | None]]] = {}
-        verdicts, inputs = self._verdicts, self._inputs
+        inputs, recorded, manifest_of = self._inputs, self._upstreams, self.manifest
         stack: list[tuple[str, str | None, str, bool]] = [(path, reader or None, workspace, False)]
         while stack:
             current, current_reader, current_workspace, explored = stack.pop()
@@ -706,23 +842,36 @@ class Lineage:
             if key in verdicts:
                 continue
             verdicts[key] = _FRESH  # guards a cycle while it is explored
-            manifest = self.manifest(current)
+            manifest = manifest_of(current)
             if manifest is None or manifest.pending:
                 if current != path and interrupted(current, manifest):
                     verdicts[key] = _INTERRUPTED  # its readers are built on what its rerun may change
                 continue
             if not manifest.inputs:
                 continue
-            if upstreams is not None and _cross_workspace(manifest):
-                current_manifests(upstreams(), self.current)
-                upstreams = None  # the whole graph under the task is in self.current now
             # Each recorded input resolved once, with its manifest's workspace (None: outside any workspace) and the
             # owner of the entry it loaded there (whose recorded inputs judge that upstream).
-            found = located[key] = [
-                self._located(item, current_workspace) for item in manifest.inputs if item.read_by(current_reader)
-            ]
-            known = self._upstreams.get(current, ())
-            self._upstreams[current] = known + tuple(upstream for _, upstream, _, _ in found if upstream not in known)
+            found = []
+            for item in manifest.inputs:
+                if not item.read_by(current_reader):
+                    continue
+                reference = item.manifest
+                if not _workspace_relative(reference):  # from another workspace: read where it is now, when known
+                    if upstreams is not None:
+                        current_manifests(upstreams(), self.current)
+                        upstreams = None  # the whole graph under the task is in self.current now
+                    found.append(self._located(item, current_workspace))
+                    continue
+                upstream = _joined(current_workspace, reference)
+                held = manifest_of(upstream)
+                entry = held.outputs.get(item.key) if held is not None else None
+                found.append((item, upstream, current_workspace, entry.owner if entry is not None else None))
+            located[key] = found
+            known = recorded.get(current)
+            if known is None:
+                recorded[current] = tuple(dict.fromkeys(upstream for _, upstream, _, _ in found))
+            else:
+                recorded[current] = known + tuple(upstream for _, upstream, _, _ in found if upstream not in known)
             stack.append((current, current_reader, current_workspace, True))
             for _, upstream, upstream_workspace, upstream_reader in found:
                 inputs.add(upstream)
@@ -844,11 +993,14 @@ class Lineage:
         direct = []
         behind: list[str] = []
         built: list[str] = []
+        verdicts = self._verdicts
         for item, upstream, upstream_workspace, upstream_reader in upstreams:
-            replaced = _replaced(item, upstream, self.manifest(upstream), upstream_workspace)
-            if replaced is not None:
-                direct.append(replaced)
-            verdict = self._verdicts.get((upstream, upstream_reader), _FRESH)
+            held = self.manifest(upstream)
+            if not _kept(item, upstream, held, upstream_workspace):
+                replaced = _replaced(item, upstream, held, upstream_workspace)
+                if replaced is not None:
+                    direct.append(replaced)
+            verdict = verdicts.get((upstream, upstream_reader), _FRESH)
             if verdict is not _FRESH and verdict.stale:
                 label = item.task or upstream
                 if label not in behind:
@@ -892,8 +1044,11 @@ class Lineage:
 def _located(item: Input, workspace: str, current: Mapping[str, str] | None = None) -> tuple[Input, str, str | None]:
     """``item`` with its manifest's full path (``resolve``, with ``current``) and that manifest's workspace
     (a relative reference shares ``workspace``; another is told from the path; None outside any workspace)."""
-    upstream = resolve(item.manifest, workspace, current)
-    return item, upstream, workspace if _workspace_relative(item.manifest) else log_workspace(upstream, MANIFEST)
+    reference = item.manifest
+    if _workspace_relative(reference):
+        return item, _joined(workspace, reference), workspace
+    upstream = resolve(reference, workspace, current)
+    return item, upstream, log_workspace(upstream, MANIFEST)
 
 
 def stale_verdict(
@@ -927,25 +1082,30 @@ def stale_verdict(
 _scope: contextvars.ContextVar[Lineage | None] = contextvars.ContextVar("kart_lineage_scope", default=None)
 
 
-def walk_scope() -> contextlib.AbstractContextManager[Lineage]:
+def walk_scope(memo: LineageMemo | None = None) -> contextlib.AbstractContextManager[Lineage]:
     """Share one ``Lineage`` (its manifests and verdicts) between the stale checks made inside the block.
+
+    ``memo``: what earlier walks in this process read (``LineageMemo``), to take unchanged manifests from.
 
     For a build's walk, or an inspection view over a graph (``kart tree``, ``kart why``), that commits
     nothing inside the block: what it read stays as read, so a commit made inside it (a task's run)
     would not be seen; the executor runs tasks after the block, and their checks read afresh.
     ``with walk_scope() as checked:`` binds the ``Lineage``.
     """
-    return _WalkScope()
+    return _WalkScope(memo)
 
 
 class _WalkScope:
     """``walk_scope``'s context manager: a class, not a generator (``output_digests_if_complete`` opens one
     per cached KartRunner node: a generator-based one cost twice as much to enter and leave)."""
 
-    __slots__ = ("_token",)
+    __slots__ = ("_token", "_memo")
+
+    def __init__(self, memo: LineageMemo | None = None) -> None:
+        self._memo = memo
 
     def __enter__(self) -> Lineage:
-        checked = Lineage()
+        checked = Lineage(self._memo)
         self._token = _scope.set(checked)
         return checked
 

@@ -38,6 +38,7 @@ from kart_core.progress import Progress
 from kart_core.runner import default_hook_manager, repair_output
 from kart_core.storage import listing_scope
 from kart_core.structure import flatten
+from kart_core.task_memo import memo_of
 from kart_core.task_parameters import check_task_on_kart_section
 from kart_core.worker import check_worker_section, refuse_worker_timeouts
 from kart_core.workspace import MANIFEST, log_task_path
@@ -292,7 +293,7 @@ class _Rounds:
             manifests = (log_task_path(task, MANIFEST) for task in tasks if task is not None and is_kart_task(task))
             if not recorded.records_any(manifests):  # compared canonically (a workspace spelled otherwise)
                 return set()
-        checked = lineage.Lineage()
+        checked = lineage.Lineage(self.checker.lineage.memo)  # the memo's manifests: those whose file is unchanged
         self.verdicts = [
             (root, verdict)
             for root in self.roots
@@ -558,7 +559,8 @@ def _walk(roots: Sequence[LuigiTask], forget_upstreams: bool, checker: _Checker)
     builds derive their upstreams again.
     """
     try:
-        with _cyclic_gc_paused(), listing_scope(), lineage.walk_scope() as checker.lineage:
+        memo = _lineage_memo(roots)
+        with _cyclic_gc_paused(), listing_scope(), lineage.walk_scope(memo) as checker.lineage:
             if forget_upstreams:
                 _forget_upstreams(roots)
             return walk(roots, expand=checker, discovered=checker.events.discovered)
@@ -570,6 +572,19 @@ def _walk(roots: Sequence[LuigiTask], forget_upstreams: bool, checker: _Checker)
             checker.events.broken(culprit, exc)  # luigi's BROKEN_TASK
         _fire_the_rest(roots, checker.events)
         return _unschedulable(roots, culprit, exc)
+
+
+def _lineage_memo(roots: Sequence[LuigiTask]) -> lineage.LineageMemo:
+    """The ``LineageMemo`` of the previous build of one of ``roots`` in this process (a new one when none was), now
+    held by each kart root (``TaskMemo.lineage``): a cached graph built again reads only the manifests that changed.
+    """
+    kart_roots = [root for root in roots if is_kart_task(root)]
+    memo = next((found for root in kart_roots if (found := memo_of(root).lineage) is not None), None)
+    if memo is None:
+        memo = lineage.LineageMemo()
+    for root in kart_roots:
+        memo_of(root).lineage = memo
+    return memo
 
 
 def _fire_the_rest(roots: Sequence[LuigiTask], events: luigi_events.WalkEvents) -> None:

@@ -45,9 +45,12 @@ class TaskMemo:
             and when that run kept another process's commit or failed. Kept by ``release``: held as one
             flat tuple (path, hash, path, hash, ...), a new dict on each read (a 100,000-task build keeps
             one per task: a one-entry dict costs about 130 bytes more than the tuple).
+        lineage: what the lineage checks of the last build of this task as a root read
+            (``kart_core.lineage.LineageMemo``), for the next build of it in this process; None before one. Kept
+            by ``release``; not pickled.
     """
 
-    __slots__ = ("requires_structure", "requires", "outputs", "task_reference", "run", "_committed")
+    __slots__ = ("requires_structure", "requires", "outputs", "task_reference", "run", "_committed", "lineage")
 
     def __init__(self) -> None:
         self.requires_structure: Any = UNSET
@@ -56,6 +59,7 @@ class TaskMemo:
         self.task_reference: str | None = None
         self.run: RunSlot | None = None
         self._committed: tuple[str, ...] | None = None
+        self.lineage: Any = None
 
     @property
     def committed(self) -> dict[str, str] | None:
