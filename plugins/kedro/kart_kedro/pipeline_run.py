@@ -151,6 +151,8 @@ def _damage_detail(cause: BaseException) -> str:
 
 
 _DETAIL = re.compile(r"is damaged: (.*?) \(integrity record")
+# A served node's status, looked up once: an Enum member's .value is a property, computed on each read.
+_CACHED = kart_core.RunStatus.CACHED.value
 
 
 class PipelineRun:
@@ -838,7 +840,7 @@ class PipelineRun:
         Raises:
             _DamagedCache: an output in ``replace`` cannot be loaded back (nothing was written then).
         """
-        node_name = node.name  # Kedro's Node.name is computed on each read
+        node_name = key.fields["node_name"]  # node.name, as keyed (Kedro's Node.name is computed on each read)
         # The node run and its targets are made only when an output is loaded (here, or by ``restore``).
         values = {name: self.load_cached(node_name, name, key.task.kart_outputs()[name]) for name in replace}
         for name in key.fields["outputs"]:
@@ -849,7 +851,7 @@ class PipelineRun:
             self.catalog.save(name, value)
         for name in node.confirms:
             self.catalog.confirm(name)
-        self.statuses[node_name] = kart_core.RunStatus.CACHED.value
+        self.statuses[node_name] = _CACHED
         if logger.isEnabledFor(logging.INFO):  # the label is formatted only for a line that is shown
             logger.info("kart: node %r cached (%s)", node_name, key.kart_label(), extra=PLAIN)
 
