@@ -722,7 +722,7 @@ class LineageMemo:
                 found = os.stat(path)
             except OSError:
                 return None
-            if _stat_key(found) == known[0]:
+            if (found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns) == known[0]:
                 return known[1]
         try:
             descriptor = os.open(path, _READ_FLAGS)
@@ -831,7 +831,8 @@ class Lineage:
         if node in verdicts:
             return verdicts[node]
         located: dict[tuple[str, str | None], list[tuple[Input, str, str | None, str | None]]] = {}
-        inputs, recorded, manifest_of = self._inputs, self._upstreams, self.manifest
+        inputs, recorded, manifest_of, manifests = self._inputs, self._upstreams, self.manifest, self.manifests
+        prefixes: dict[str, str] = {}  # workspace -> what a workspace-relative name is joined to
         stack: list[tuple[str, str | None, str, bool]] = [(path, reader or None, workspace, False)]
         while stack:
             current, current_reader, current_workspace, explored = stack.pop()
@@ -852,8 +853,11 @@ class Lineage:
             # Each recorded input resolved once, with its manifest's workspace (None: outside any workspace) and the
             # owner of the entry it loaded there (whose recorded inputs judge that upstream).
             found = []
+            prefix = prefixes.get(current_workspace)
+            if prefix is None:
+                prefix = prefixes[current_workspace] = _joined(current_workspace, "")
             for item in manifest.inputs:
-                if not item.read_by(current_reader):
+                if current_reader and item.reader and item.reader != current_reader:  # not Input.read_by
                     continue
                 reference = item.manifest
                 if not _workspace_relative(reference):  # from another workspace: read where it is now, when known
@@ -862,14 +866,14 @@ class Lineage:
                         upstreams = None  # the whole graph under the task is in self.current now
                     found.append(self._located(item, current_workspace))
                     continue
-                upstream = _joined(current_workspace, reference)
-                held = manifest_of(upstream)
+                upstream = prefix + reference  # _joined(current_workspace, reference): a relative name
+                held = manifests[upstream] if upstream in manifests else manifest_of(upstream)
                 entry = held.outputs.get(item.key) if held is not None else None
                 found.append((item, upstream, current_workspace, entry.owner if entry is not None else None))
             located[key] = found
             known = recorded.get(current)
             if known is None:
-                recorded[current] = tuple(dict.fromkeys(upstream for _, upstream, _, _ in found))
+                recorded[current] = (found[0][1],) if len(found) == 1 else tuple(dict.fromkeys(f[1] for f in found))
             else:
                 recorded[current] = known + tuple(upstream for _, upstream, _, _ in found if upstream not in known)
             stack.append((current, current_reader, current_workspace, True))
@@ -993,9 +997,9 @@ class Lineage:
         direct = []
         behind: list[str] = []
         built: list[str] = []
-        verdicts = self._verdicts
+        verdicts, manifests = self._verdicts, self.manifests
         for item, upstream, upstream_workspace, upstream_reader in upstreams:
-            held = self.manifest(upstream)
+            held = manifests[upstream] if upstream in manifests else self.manifest(upstream)
             if not _kept(item, upstream, held, upstream_workspace):
                 replaced = _replaced(item, upstream, held, upstream_workspace)
                 if replaced is not None:
