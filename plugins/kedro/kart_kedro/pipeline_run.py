@@ -259,11 +259,13 @@ class PipelineRun:
         self.codes: dict[str, kart_core.CodeFingerprint] = {}  # by node name: the cacheable nodes (prepare)
         generators: dict[int, bool] = {}  # by id() of a node function: inspect's check once per function
         for node in pipeline.nodes:
-            if cacheable(node, generators):
-                version = _tagged_version(node)
-                key = (id(node.func), version)
+            tags = node.tags  # Kedro's Node.tags copies the node's set on each read
+            if cacheable(node, generators, tags):
+                func = node.func
+                version = _tagged_version(tags)
+                key = (id(func), version)
                 if key not in shared:
-                    shared[key] = fingerprinter.fingerprint(node.func, version)
+                    shared[key] = fingerprinter.fingerprint(func, version)
                 self.codes[node.name] = shared[key]
         self.code_parts: dict[int, dict[str, str]] = {}  # RunParts.code by id() of a fingerprint in self.codes
         # What each upstream content's pickle names (upstream_code), and each such name's code digest.
@@ -1197,15 +1199,16 @@ def _plain_library(module: str, version: str) -> bool:
     return version.startswith("python==") or module.partition(".")[0] in ("numpy", "pandas", "pyarrow")
 
 
-def cacheable(node: Any, generators: dict[int, bool] | None = None) -> bool:
+def cacheable(node: Any, generators: dict[int, bool] | None = None, tags: set[str] | None = None) -> bool:
     """Whether KartRunner caches ``node``: not a to_pipeline kart node (kart caches those itself), not a
     generator (its outputs stream), not tagged ``kart_no_cache``.
 
     ``generators``: whether a function is a generator function, by ``id()`` of functions kept alive by
     the caller (the pipeline's nodes): filled in, so nodes sharing a function ask ``inspect`` once.
+    ``tags``: ``node.tags`` when the caller has them.
     """
     func = node.func
-    if NO_CACHE_TAG in node.tags or isinstance(func, KartTaskNode):
+    if NO_CACHE_TAG in (node.tags if tags is None else tags) or isinstance(func, KartTaskNode):
         return False
     if generators is None:
         return not inspect.isgeneratorfunction(func)
@@ -1215,9 +1218,8 @@ def cacheable(node: Any, generators: dict[int, bool] | None = None) -> bool:
     return not generator
 
 
-def _tagged_version(node: Any) -> str | None:
-    """The least (in sorted order) version a ``kart_code_version.`` tag of ``node`` gives; None without one."""
-    tags = node.tags
+def _tagged_version(tags: set[str]) -> str | None:
+    """The least (in sorted order) version a ``kart_code_version.`` tag among a node's ``tags`` gives; None without one."""
     if not tags:  # most nodes have no tags: asked for every node of every run
         return None
     versions = [tag[len(CODE_VERSION_TAG) :] for tag in tags if tag.startswith(CODE_VERSION_TAG)]
