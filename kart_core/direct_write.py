@@ -288,7 +288,8 @@ class DirectWrites:
         if record is not None and record.manifest not in self._settled:
             self._settle_leftovers(record)
             self._settled.add(record.manifest)
-            if self._committed_meanwhile(record):
+            # A run that read newer inputs than the one that committed goes on: its commit replaces that one's.
+            if self._committed_meanwhile(record) and not self._running.newer_than_committed(record):
                 self._stop()
         elif record is None and not self._marked and not self.handed and self._all_written():
             self._stop()

@@ -25,7 +25,7 @@ from typing import Any, cast
 
 import pluggy
 
-from kart_core import direct_write, luigi_events, target_config, transaction
+from kart_core import direct_write, lineage, luigi_events, target_config, transaction
 from kart_core.contract import KartTask, LuigiTask, is_kart_task
 from kart_core.damage import maybe_rewritten, size_mismatches
 from kart_core.dotted import import_object, module_name
@@ -34,7 +34,7 @@ from kart_core.file_processor import builtin as builtin_formats
 from kart_core.graph import node_key, requirements_of, walk
 from kart_core.hooks.manager import create_hook_manager
 from kart_core.lock import LockParams, canonical_lock_key, hold_lock, hold_turn
-from kart_core.manifest import OutputRecord
+from kart_core.manifest import Manifest, OutputRecord
 from kart_core.output_digests import committed_digests
 from kart_core.refusal import output_refusals
 from kart_core.repair import Damage, damaged_output, damaged_upstream, still_damaged
@@ -541,6 +541,7 @@ def _run_committing(
     try:
         before = _output_versions(task) if replace else {}
         with transaction.begin(task, task.kart_label(), settings.signer, bases, memo.run_slot()) as running:
+            running.inputs_current = _inputs_current
             # Note the task's manifest as it is before the run: a commit by another writer meanwhile wins.
             found = False
             for target in flatten(task.kart_outputs()) if settings.record else []:
@@ -599,6 +600,12 @@ def _run_committing(
         if damage is not None and can_repair(damage.upstream):
             raise _NeedsRepair(damage) from exc
         raise
+
+
+def _inputs_current(manifest: Manifest, workspace: str, reader: str | None) -> bool:
+    """Whether none of ``manifest``'s recorded inputs (those ``reader``, a task's ``module.Class``, read) was committed
+    again since (``lineage.stale_inputs``): how a commit another run beat tells whose inputs are newer."""
+    return not lineage.stale_inputs(manifest, workspace, reader=reader)
 
 
 def _stage_run_record(task: KartTask, running: transaction.Transaction, record: bool, started: float) -> None:

@@ -197,6 +197,10 @@ class Transaction:
     bases: dict[str, str | None] = dataclasses.field(default_factory=dict)
     committed: bool = False
     superseded: bool = False
+    # Whether a manifest's recorded inputs are all current (none committed again since; manifest, its workspace, the
+    # reader's ``module.Class``): set by the runner, as the transaction sits below ``kart_core.lineage``. None: a
+    # commit another run beat is always superseded (``_on_newer_inputs``).
+    inputs_current: Callable[[Manifest, str, str | None], bool] | None = None
     # The run record (``kart_core.runlog.run_record``) to write into the manifest of the task with
     # unique id ``run_record_id``, and whether a commit wrote it (or kept another run's in its place).
     run_record: dict[str, Any] | None = None
@@ -950,6 +954,14 @@ class Transaction:
         current = read_quietly(storage, record.manifest, record.manifest_name, self.signer)
         found = current.commit if current is not None else None
         if record.manifest in self.bases and found != self.bases[record.manifest]:
+            if current is not None and self._on_newer_inputs(record, current):
+                logger.warning(
+                    "%s: another run committed %s first, built from inputs committed again since, which this run "
+                    "read; this run's outputs replace it",
+                    self.label,
+                    record.task,
+                )
+                return _REPLACING, current
             logger.info(
                 "%s: another run committed %s first; keeping its outputs and run logs, discarding this run's",
                 self.label,
@@ -957,6 +969,30 @@ class Transaction:
             )
             return _SUPERSEDED, current
         return _REPLACING, current
+
+    def newer_than_committed(self, record: OutputRecord) -> bool:
+        """Whether this run read newer inputs than the run whose commit of ``record``'s manifest is there now
+        (``_on_newer_inputs``; False when it cannot be read): a by-path writer that waited for the task's lock while
+        that run committed goes on instead of stopping (``kart_core.direct_write``), and its commit replaces it."""
+        current = read_quietly(storage_for(record.manifest), record.manifest, record.manifest_name, self.signer)
+        return current is not None and self._on_newer_inputs(record, current)
+
+    def _on_newer_inputs(self, record: OutputRecord, winner: Manifest) -> bool:
+        """Whether this run, beaten to its commit by ``winner`` (another run's commit of ``record``'s manifest since
+        this run read its base), read newer inputs than that run: none of this run's inputs (loads and its
+        requirements' outputs as ``run()`` began, ``inputs_for``) was committed again since, and some of the winner's
+        were. Two runs of one task are interchangeable only when they read the same inputs: a run that read an
+        upstream's newer commit must not be dropped for one that read the older (attacker at22 M1: two Airflow DAG
+        runs at once, the upstream rerun between them; the later run's result was discarded and the task left stale,
+        its downstream served the older value as cached). When neither or both are current, the winner stays (as
+        before): a stale task then runs again at its next build."""
+        if self.inputs_current is None:
+            return False
+        reader = record.owner or None
+        mine = dataclasses.replace(winner, inputs=self.inputs_for(record))
+        return self.inputs_current(mine, record.workspace, reader) and not self.inputs_current(
+            winner, record.workspace, reader
+        )
 
     def _room(self, path: str) -> contextlib.AbstractContextManager[None]:
         """Turn a full disk (or quota) while the commit writes ``path`` into a ``NoSpaceError`` naming both.
