@@ -714,6 +714,10 @@ def _cyclic_gc_paused() -> Iterator[None]:
 
     Creating 100,000 task objects triggers repeated full collections that scan every one of them
     (a third of the walk's time); task objects form no garbage cycles that need collecting meanwhile.
+
+    What the walk made is then moved to the oldest generation unscanned (``gc.freeze``, ``gc.unfreeze``): the
+    collector would otherwise scan all of it at the first allocation after the walk, as one young generation
+    (15 ms of a cached 1,000-link chain's 80 ms). Full collections still scan it, as they would have.
     """
     was_enabled = gc.isenabled()
     gc.disable()
@@ -721,6 +725,8 @@ def _cyclic_gc_paused() -> Iterator[None]:
         yield
     finally:
         if was_enabled:
+            gc.freeze()
+            gc.unfreeze()
             gc.enable()
 
 

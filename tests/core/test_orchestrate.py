@@ -94,6 +94,33 @@ def test_the_gc_is_paused_only_while_walking(workspace: str) -> None:
     assert states[0] is False and states[-1] is True  # walk: paused; run(): collector back on
 
 
+def test_what_the_walk_made_is_aged_not_frozen_and_its_cycles_are_still_collected(workspace: str) -> None:
+    """The walk's objects go to the oldest generation unscanned (gc.freeze then gc.unfreeze): nothing stays frozen,
+    and a reference cycle made during the walk is freed by the next full collection."""
+    import gc
+    import weakref
+
+    class _Node:
+        pass
+
+    made: list[weakref.ref[_Node]] = []
+
+    class OrMakesCycle(kart_core.TaskOnKart[int]):
+        def complete(self) -> bool:
+            node = _Node()
+            node.self = node  # type: ignore[attr-defined]
+            made.append(weakref.ref(node))
+            return super().complete()
+
+        def run(self) -> None:
+            self.dump(1)
+
+    orchestrate([OrMakesCycle(workspace_directory=workspace)])
+    assert made and gc.isenabled() and gc.get_freeze_count() == 0
+    gc.collect()
+    assert all(ref() is None for ref in made)
+
+
 @pytest.mark.parametrize(("workers", "executor"), [(1, "thread"), (2, "thread")])
 def test_a_task_object_kept_across_builds_derives_its_upstreams_again_after_a_config_change(
     workspace: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int, executor: str
