@@ -231,10 +231,17 @@ def restamped(data: bytes, old: tuple[int, ...], new: tuple[int, ...]) -> bytes 
     one found twice (another entry, an input or the run record holding the same one) leaves it to the caller to
     encode the manifest anew.
     """
-    if len(old) != 2 or len(new) != 2 or old[0] != new[0] or any(type(n) is not int or n <= 0 for n in (*old, *new)):
+    if len(old) != 2 or len(new) != 2:
         return None
-    before = b'"stamp":[%d,%d]' % (old[0], old[1])
-    after = b'"stamp":[%d,%d]' % (new[0], new[1])
+    inode, was = old
+    now = new[1]
+    # Spelled out: a generator over the four numbers cost a fifth of the call.
+    if new[0] != inode or type(inode) is not int or type(was) is not int or type(now) is not int:
+        return None
+    if inode <= 0 or was <= 0 or now <= 0:
+        return None
+    before = b'"stamp":[%d,%d]' % (inode, was)
+    after = b'"stamp":[%d,%d]' % (inode, now)
     if len(after) != len(before):
         return None
     at = data.find(before)

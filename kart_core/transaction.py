@@ -830,6 +830,8 @@ class Transaction:
 
     def _fence(self, record: OutputRecord, put: set[str]) -> commit_marker.FencedMoves | None:
         """The fenced moves of a replacing commit into ``record``'s manifest (it put a marker there), else None."""
+        if not put:  # a first commit puts no marker (its path not even named: most commits)
+            return None
         path = commit_marker.marker_path(record)
         if path not in put:
             return None
