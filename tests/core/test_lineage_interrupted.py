@@ -15,12 +15,20 @@ import time
 from typing import Any
 
 import pytest
-from test_lineage_requirements import FlByPath, FlLoadsByPath, FlUp
+from test_lineage_requirements import FlByPath, FlLoads, FlLoadsByPath, FlUp
 
 import kart_core
 from kart_core import lineage
 from kart_core.commit_marker import host_identity, marker_beside
 from kart_core.workspace import MANIFEST, log_task_path
+
+
+class _OnLoads(kart_core.TaskOnKart[int]):
+    def requires(self) -> FlLoads:
+        return FlLoads(workspace_directory=self.workspace_directory)
+
+    def run(self) -> None:
+        self.dump(self.load() * 100)
 
 
 def _build(task: Any, **kwargs: Any) -> Any:
@@ -80,3 +88,82 @@ def test_a_commit_in_progress_upstream_is_not_claimed(workspace: str) -> None:
     top = FlLoadsByPath(workspace_directory=ws)
     assert lineage.stale_verdict([top.output()], None, top.kart_requires) is None
     assert not lineage.interrupted(log_task_path(FlUp(workspace_directory=ws), MANIFEST) + ".none", None)
+
+
+def _leave_pending_of_another_host(task: Any, age: float) -> None:
+    """``task``'s manifest as a commit killed on another host (a preempted worker on a shared workspace) leaves it:
+    pending, its marker naming a process of another host, last written ``age`` seconds ago."""
+    _leave_pending(task, 4242)
+    marker = marker_beside(log_task_path(task, MANIFEST))
+    with open(marker) as file:
+        document = json.loads(file.read())
+    document["host"] = "preempted-worker@0123456789ab"
+    with open(marker, "w") as file:
+        file.write(json.dumps(document))
+    written = time.time() - age
+    os.utime(marker, (written, written))
+
+
+def test_a_change_behind_another_hosts_long_dead_commit_reruns_its_readers(
+    workspace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Attacker at22 M5: a pending manifest whose marker names another host ended the walk as fresh however old the
+    marker (2.5 h: Top served 1100 for good). Past three leases since its last write it counts as a killed commit:
+    Top is stale, the build takes the commit over (after one lease seen unchanged) and runs ByPath, then Top."""
+    monkeypatch.setenv("KART_DIRECT_LEASE_SECONDS", "1")
+    ws = workspace
+    assert _build(FlLoadsByPath(workspace_directory=ws)) == 1100
+    by_path = FlByPath(workspace_directory=ws)
+    _leave_pending_of_another_host(by_path, age=2.5 * 3600)
+    _build(FlUp(value=2, rerun=True, workspace_directory=ws))
+    top = FlLoadsByPath(workspace_directory=ws)
+    verdict = lineage.stale_verdict([top.output()], None, top.kart_requires)
+    assert verdict is not None and verdict.behind == [by_path.kart_label()]
+    assert _build(FlLoadsByPath(workspace_directory=ws)) == 2100
+
+
+@pytest.mark.parametrize("lease", ["1", None])
+def test_another_hosts_commit_within_three_leases_is_not_claimed(
+    workspace: str, monkeypatch: pytest.MonkeyPatch, lease: str | None
+) -> None:
+    """A marker of another host written within three leases (a live committer rewrites it every third of one) is a
+    commit in progress; with the default lease (5 minutes) a marker 10 minutes old is one too."""
+    if lease is None:
+        monkeypatch.delenv("KART_DIRECT_LEASE_SECONDS", raising=False)
+    else:
+        monkeypatch.setenv("KART_DIRECT_LEASE_SECONDS", lease)
+    ws = workspace
+    assert _build(FlLoadsByPath(workspace_directory=ws)) == 1100
+    by_path = FlByPath(workspace_directory=ws)
+    _leave_pending_of_another_host(by_path, age=1.0 if lease else 600.0)
+    top = FlLoadsByPath(workspace_directory=ws)
+    assert lineage.stale_verdict([top.output()], None, top.kart_requires) is None
+    path = log_task_path(by_path, MANIFEST)
+    assert not lineage.interrupted(path, lineage.read_unverified(lineage.storage_for(path), path, run=False))
+
+
+def test_another_hosts_long_dead_commit_on_s3_reruns_its_readers(
+    s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same on object storage, by the store's own time of the marker's write (a lease of 1 s: three of them
+    pass in the sleep)."""
+    monkeypatch.setenv("KART_DIRECT_LEASE_SECONDS", "1")
+    ws = f"s3://{s3_bucket}/ws"
+    assert _build(_OnLoads(workspace_directory=ws)) == 1200
+    by_path = FlLoads(workspace_directory=ws)
+    path = log_task_path(by_path, MANIFEST)
+    storage = lineage.storage_for(path)
+    document = json.loads(storage.read_bytes(path))
+    document["pending"] = True
+    with storage.atomic_write(path) as file:
+        file.write(json.dumps(document, sort_keys=True, separators=(",", ":")).encode())
+    marker = {"commit": document["commit"], "host": "preempted-worker@0123456789ab", "pid": 4242, "written": 0.0}
+    with storage.atomic_write(marker_beside(path)) as file:
+        file.write(json.dumps(marker).encode())
+    top = _OnLoads(workspace_directory=ws)
+    assert lineage.stale_verdict([top.output()], None, top.kart_requires) is None  # just written: in progress
+    time.sleep(4.5)  # the store's times may be whole seconds
+    _build(FlUp(value=2, rerun=True, workspace_directory=ws))
+    verdict = lineage.stale_verdict([top.output()], None, top.kart_requires)
+    assert verdict is not None and verdict.behind == [by_path.kart_label()]
+    assert _build(_OnLoads(workspace_directory=ws)) == 2200
