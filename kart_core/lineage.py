@@ -783,7 +783,7 @@ def _stat_key(found: os.stat_result) -> tuple[int, ...]:
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 # A file time within this of the stat may be shared by a second write in the same tick (Linux: 1-10 ms a tick).
 _SETTLE_NS = 1_000_000_000
-_MEMO_LIMIT = 16_384  # manifests a LineageMemo keeps: about 20 MB for a chain's small manifests
+_MEMO_LIMIT = 4_096  # manifests a LineageMemo keeps: about 12 MB of a chain's small manifests, held after the build
 
 
 class Lineage:
@@ -853,20 +853,29 @@ class Lineage:
         verdicts = self._verdicts
         if node in verdicts:
             return verdicts[node]
-        located: dict[tuple[str, str | None], list[tuple[Input, str, str | None, str | None]]] = {}
+        # Per explored manifest until its upstreams' verdicts are known: its replaced inputs (judged when explored,
+        # with the upstream manifests then read) and per input (upstream, its owner, label, built).
+        located: dict[tuple[str, str | None], tuple[list[StaleInput], list[tuple[str, str | None, str, bool]]]] = {}
         inputs, recorded, manifest_of, manifests = self._inputs, self._upstreams, self.manifest, self.manifests
         prefixes: dict[str, str] = {}  # workspace -> what a workspace-relative name is joined to
+        # The manifests this check read first: each dropped once explored (its readers judged against it before),
+        # so a chain of 100,000 links does not hold every parsed manifest of it until the end (160 MiB). One asked
+        # for again is read again (``manifest``: one stat while the LineageMemo keeps it).
+        first: set[str] = set()
         stack: list[tuple[str, str | None, str, bool]] = [(path, reader or None, workspace, False)]
         while stack:
             current, current_reader, current_workspace, explored = stack.pop()
             key = (current, current_reader)
             if explored:
-                verdicts[key] = self._settle(located.pop(key))
+                verdicts[key] = self._settle(*located.pop(key))
                 continue
             if key in verdicts:
                 continue
             verdicts[key] = _FRESH  # guards a cycle while it is explored
             manifest = manifest_of(current)
+            if current in first:
+                first.discard(current)
+                manifests.pop(current, None)
             if manifest is None or manifest.pending:
                 if current != path and interrupted(current, manifest):
                     verdicts[key] = _INTERRUPTED  # its readers are built on what its rerun may change
@@ -890,10 +899,18 @@ class Lineage:
                     found.append(self._located(item, current_workspace))
                     continue
                 upstream = prefix + reference  # _joined(current_workspace, reference): a relative name
-                held = manifests[upstream] if upstream in manifests else manifest_of(upstream)
+                if upstream in manifests:
+                    held = manifests[upstream]
+                else:
+                    held = manifest_of(upstream)
+                    if upstream != path:
+                        first.add(upstream)
                 entry = held.outputs.get(item.key) if held is not None else None
                 found.append((item, upstream, current_workspace, entry.owner if entry is not None else None))
-            located[key] = found
+            located[key] = (
+                self._direct(found),
+                [(upstream, owner, item.task or upstream, item.built) for item, upstream, _, owner in found],
+            )
             known = recorded.get(current)
             if known is None:
                 recorded[current] = (found[0][1],) if len(found) == 1 else tuple(dict.fromkeys(f[1] for f in found))
@@ -904,6 +921,9 @@ class Lineage:
                 inputs.add(upstream)
                 if upstream_workspace is not None and (upstream, upstream_reader) not in verdicts:
                     stack.append((upstream, upstream_reader, upstream_workspace, False))
+                elif upstream in first:  # judged already, or outside any workspace: not explored from here
+                    first.discard(upstream)
+                    manifests.pop(upstream, None)
         return verdicts[node]
 
     def _located(self, item: Input, workspace: str) -> tuple[Input, str, str | None, str | None]:
@@ -1013,26 +1033,32 @@ class Lineage:
             if isinstance(record, OutputRecord) and record.manifest not in self._inputs:
                 self.manifests.pop(record.manifest, None)
 
-    def _settle(self, upstreams: list[tuple[Input, str, str | None, str | None]]) -> Verdict:
-        """The verdict of a manifest whose recorded inputs are ``upstreams`` (each with its full manifest
-        path and workspace), once their own verdicts are known (an upstream without one, outside any
-        workspace, is fresh)."""
+    def _direct(self, upstreams: list[tuple[Input, str, str | None, str | None]]) -> list[StaleInput]:
+        """The recorded inputs of a manifest (each with its upstream's full manifest path, workspace and owner) whose
+        upstream replaced what they recorded (``_replaced``), judged against the upstream manifests as read now."""
         direct = []
-        behind: list[str] = []
-        built: list[str] = []
-        verdicts, manifests = self._verdicts, self.manifests
-        for item, upstream, upstream_workspace, upstream_reader in upstreams:
+        manifests = self.manifests
+        for item, upstream, upstream_workspace, _ in upstreams:
             held = manifests[upstream] if upstream in manifests else self.manifest(upstream)
             if not _kept(item, upstream, held, upstream_workspace):
                 replaced = _replaced(item, upstream, held, upstream_workspace)
                 if replaced is not None:
                     direct.append(replaced)
+        return direct
+
+    def _settle(self, direct: list[StaleInput], upstreams: list[tuple[str, str | None, str, bool]]) -> Verdict:
+        """The verdict of a manifest whose replaced inputs are ``direct`` and whose recorded inputs' upstreams are
+        ``upstreams`` (full manifest path, owner, label, whether its run built it), once their own verdicts are known
+        (an upstream without one, outside any workspace, is fresh)."""
+        behind: list[str] = []
+        built: list[str] = []
+        verdicts = self._verdicts
+        for upstream, upstream_reader, label, was_built in upstreams:
             verdict = verdicts.get((upstream, upstream_reader), _FRESH)
             if verdict is not _FRESH and verdict.stale:
-                label = item.task or upstream
                 if label not in behind:
                     behind.append(label)
-                if item.built and label not in built:
+                if was_built and label not in built:
                     built.append(label)
         return Verdict(direct, behind, tuple(built)) if direct or behind else _FRESH
 
