@@ -71,11 +71,34 @@ TASKS = textwrap.dedent(
                 file.write(str(value * 10))
 
 
+    class Other(kart_core.TaskOnKart):
+        def run(self):
+            self.dump(float((MARKS / "other").read_text()))
+
+
+    class MidTwo(kart_core.TaskOnKart):
+        # Reads Src, waits at gate <G>1, reads Other, waits at gate <G>2, then dumps.
+        def requires(self):
+            return {"src": Src(), "other": Other()}
+
+        def run(self):
+            gate = os.environ.get("RACE_GATE", "none")
+            src = self.load("src")
+            (MARKS / f"started-{gate}").touch()
+            while (MARKS / f"{gate}1").exists():
+                time.sleep(0.05)
+            other = self.load("other")
+            (MARKS / f"loaded-{gate}").touch()
+            while (MARKS / f"{gate}2").exists():
+                time.sleep(0.05)
+            self.dump(src * 10 + other)
+
+
     def number(value):
         return float(value[0] if isinstance(value, list) else value)  # the text processor loads a list of lines
 
 
-    MID = {"Mid": Mid, "MidByPath": MidByPath}[os.environ.get("RACE_MID", "Mid")]
+    MID = {"Mid": Mid, "MidByPath": MidByPath, "MidTwo": MidTwo}[os.environ.get("RACE_MID", "Mid")]
 
 
     class Top(kart_core.TaskOnKart):
@@ -94,6 +117,8 @@ RUN = textwrap.dedent(
     what = sys.argv[1]
     if what == "src":
         kart_core.build(race_tasks.Src(rerun=True), reset_register=False)
+    elif what == "other":
+        kart_core.build(race_tasks.Other(rerun=True), reset_register=False)
     elif what == "build":
         print(json.dumps(kart_core.build(race_tasks.Top(), reset_register=False)))
     elif what == "mid":
@@ -139,7 +164,7 @@ def _run(where: Path, env: dict[str, str], *args: str) -> object:
         [sys.executable, str(where / "run.py"), *args], capture_output=True, text=True, env=env, cwd=where, timeout=120
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1]) if args[0] != "src" else None
+    return json.loads(done.stdout.strip().splitlines()[-1]) if args[0] not in ("src", "other") else None
 
 
 def _src(where: Path, env: dict[str, str], value: float) -> None:
@@ -172,10 +197,10 @@ def _release(where: Path, process: subprocess.Popen[str], gate: str) -> tuple[st
     return json.loads(out.strip().splitlines()[-1]), err
 
 
-def _prepared(where: Path, env: dict[str, str]) -> None:
+def _prepared(where: Path, env: dict[str, str], top: float = 61.0) -> None:
     """Src 6 -> Mid 60 -> Top 61 built; then Src committed again with 7 (Mid and Top stale)."""
     _src(where, env, 6)
-    assert _run(where, env, "build") == 61.0
+    assert _run(where, env, "build") == top
     _src(where, env, 7)
 
 
@@ -228,6 +253,40 @@ def test_a_by_path_writer_on_the_newer_upstream_goes_on_after_the_other_commits(
     status, log = _release(where, newer, "B")
     assert status == "RAN" and "built from inputs committed again since" in log, log[-2000:]
     assert _run(where, env, "top") == ["RAN", 81.0, True, 80.0]
+
+
+def _wait_for(where: Path, name: str, process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 120
+    while not (where / "marks" / name).exists():
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, f"no {name}"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_two_runs_each_on_an_input_the_other_read_newer_leave_the_task_current(tmp_path: Path) -> None:
+    """Attacker at22 M1b: run A reads Src old and Other new, run B Src new and Other old; both are stale at their
+    commits, so neither replaces the other and the task stayed stale (its downstream built on it). The beaten run
+    now runs the task again on the current inputs (a warning says so); its commit replaces the stale one."""
+    where, env = _setup(tmp_path, str(tmp_path / "ws"))
+    env["RACE_MID"] = "MidTwo"
+    (where / "marks" / "other").write_text("1")
+    _prepared(where, env, 62.0)  # Src 6, Other 1 -> MidTwo 61 -> Top 62; then Src 7
+    assert _run(where, env, "build") == 72.0
+    _src(where, env, 8)  # MidTwo stale
+    (where / "marks" / "A1").touch()
+    older_src = _start_mid(where, env, "A")  # reads Src 8, waits at A1
+    _src(where, env, 9)
+    (where / "marks" / "B2").touch()
+    newer_src = _start_mid(where, env, "B")  # reads Src 9
+    _wait_for(where, "loaded-B", newer_src)  # and Other 1, waits at B2
+    (where / "marks" / "other").write_text("2")
+    _run(where, env, "other")
+    (where / "marks" / "A1").unlink()
+    assert _release(where, older_src, "A")[0] == "RAN"  # Src 8 (old), Other 2: commits first, stale
+    status, log = _release(where, newer_src, "B2")  # Src 9, Other 1 (old): beaten, stale: runs again
+    assert status == "RAN" and "running it again on the current ones" in log, log[-6000:]
+    assert _run(where, env, "top") == ["RAN", 93.0, True, 92.0]
 
 
 @pytest.mark.slow
