@@ -478,7 +478,10 @@ def test_a_lineage_that_never_settles_stops_at_the_round_cap_with_a_named_error(
     if workers == 1:
         expected = [f"{'pong' if n % 2 else 'ping'} {before + n}" for n in range(_MAX_ROUNDS + 1)]
         assert runs == expected
-    assert sorted(result.failed) == sorted(result.roots)  # each is built on what the other replaced
+    if workers == 1:
+        assert sorted(result.failed) == sorted(result.roots)  # each is built on what the other replaced
+    else:  # in a pool the last round may run one after the other's commit: that one is current (CI under load 10)
+        assert result.failed and set(result.failed) <= set(result.roots)
     for error in result.failed.values():
         assert isinstance(error, RoundLimitError)
         assert f"stopped after {_MAX_ROUNDS + 1} rounds" in str(error)
