@@ -121,6 +121,26 @@ def test_what_the_walk_made_is_aged_not_frozen_and_its_cycles_are_still_collecte
     assert all(ref() is None for ref in made)
 
 
+def test_the_programs_own_frozen_objects_stay_frozen_after_a_build(workspace: str) -> None:
+    """A program that froze its objects (gc.freeze before forking workers, keeping their pages shared) keeps them
+    frozen: the walk's gc.unfreeze unfroze them all (found in the session 22 review)."""
+    import gc
+
+    class OrFrozen(kart_core.TaskOnKart[int]):
+        def run(self) -> None:
+            self.dump(1)
+
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        orchestrate([OrFrozen(workspace_directory=workspace)])
+        # (a few frozen objects may die meanwhile; an unfreeze leaves none)
+        assert gc.isenabled() and gc.get_freeze_count() > 0.9 * frozen
+    finally:
+        gc.unfreeze()
+
+
 @pytest.mark.parametrize(("workers", "executor"), [(1, "thread"), (2, "thread")])
 def test_a_task_object_kept_across_builds_derives_its_upstreams_again_after_a_config_change(
     workspace: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int, executor: str
