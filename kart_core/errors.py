@@ -40,6 +40,7 @@ __all__ = [
     "MissingOutputError",
     "DumpError",
     "NoSpaceError",
+    "StagedOutputLostError",
     "UnsupportedObjectError",
     "UnknownFormatError",
     "TaskDefinitionError",
@@ -256,6 +257,15 @@ class NoSpaceError(DumpError, OSError):
             NoSpaceError: the body raised an OSError of a full disk or quota (``caused_by``).
         """
         return _RaisedAsNoSpace(message)
+
+
+class StagedOutputLostError(DumpError, FileNotFoundError):
+    """A task's staged output (its ``.kart-tmp`` file, or the staged object on S3/GCS) vanished before the commit
+    moved it into place: ``kart gc --temp-age`` shorter than the run, or another process removed it.
+
+    Names the task, the staged file and the output; nothing of the task is committed, so building again runs it.
+    Also a ``FileNotFoundError``, what the store raised.
+    """
 
 
 class _RaisedAsNoSpace:

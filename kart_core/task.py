@@ -234,11 +234,19 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T], metaclass=KartRegister)
         asks ``requires()`` again, as ``kart_requires`` does.
         """
         if not self.cache_unique_id:
-            return self.requires()
+            try:
+                return self.requires()
+            except Exception as exc:
+                _name_the_task(exc, self)
+                raise
         memo = memo_of(self)
         structure = memo.requires_structure
         if structure is UNSET:
-            structure = self.requires()
+            try:
+                structure = self.requires()
+            except Exception as exc:
+                _name_the_task(exc, self)
+                raise
             memo.requires_structure = _memo_form(self, structure)
             return structure
         return [] if structure is _NO_TASK_PARAMETERS else structure
@@ -260,7 +268,11 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T], metaclass=KartRegister)
             if structure is _NO_TASK_PARAMETERS:
                 structure = []
             elif structure is UNSET:
-                structure = self.requires()
+                try:
+                    structure = self.requires()
+                except Exception as exc:
+                    _name_the_task(exc, self)
+                    raise
                 if caching:
                     memo.requires_structure = _memo_form(self, structure)
             flat = _flat_tasks(structure)
@@ -587,6 +599,27 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T], metaclass=KartRegister)
 
     def __str__(self) -> str:
         return identity.describe(self, only_public=True)
+
+
+_REQUIRES_NOTE = "kart: raised by requires() of "
+
+
+def _name_the_task(exc: BaseException, task: TaskOnKart) -> None:
+    """Add a note naming ``task`` (class and significant parameters) to an exception its ``requires()`` raised.
+
+    The exception keeps its type; the note shows in its traceback, so a DAG file's import error or a Kedro
+    pipeline's creation names the task among hundreds (build() names it in its summary too). The task's
+    unique id is not shown: computing it calls the same ``requires()``. Only the innermost task is named.
+    """
+    if any(str(note).startswith(_REQUIRES_NOTE) for note in getattr(exc, "__notes__", ())):
+        return
+    try:
+        params = ", ".join(f"{k}={v}" for k, v in task.to_str_params(only_significant=True).items())
+    except Exception:  # a parameter whose serialization needs the same broken requires()
+        params = "..."
+    if len(params) > 200:
+        params = params[:197] + "..."
+    exc.add_note(f"{_REQUIRES_NOTE}{task.get_task_family()}({params}); fix it, or the parameters that reach it.")
 
 
 def _flat_tasks(structure: Any) -> list[Any]:

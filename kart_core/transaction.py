@@ -67,7 +67,7 @@ from multiprocessing import process as _mp
 from typing import Any
 
 from kart_core import child_loads, commit_marker, side_record
-from kart_core.errors import MarkerLostError, NoSpaceError, RunWriteError
+from kart_core.errors import MarkerLostError, NoSpaceError, RunWriteError, StagedOutputLostError
 from kart_core.lock import hold_lock
 from kart_core.manifest import (
     Entry,
@@ -689,17 +689,14 @@ class Transaction:
                     if not staged.in_place:
                         # A marker left to age may be taken over by another host: stop, the marker stays.
                         self.pulse.check()
-                        if fence is None:
-                            staged.storage.commit(staged.location, staged.path)
-                        else:
-                            fence.move(staged.storage, staged.location, staged.path)
+                        self._move(staged, fence)
                 if fence is not None:
                     fence.finish()
             # Run logs and other unrecorded files: with the outputs, by the run whose outputs are kept. One written
             # in place by its path is there already.
             for staged in self.staged.values():
                 if staged.record is None and staged.path not in self.sides and not staged.in_place:
-                    staged.storage.commit(staged.location, staged.path)
+                    self._move(staged, None)
             for items, claimed in created:  # written before the moves: now with the stamps of the files moved
                 self._stamp_claimed(items, claimed)
             self.pulse.check()
@@ -1020,6 +1017,28 @@ class Transaction:
                 side[owner.key] = entry
         return side
 
+    def _move(self, staged: Staged, fence: commit_marker.FencedMoves | None) -> None:
+        """Move ``staged`` into place (through the commit marker's ``fence`` when there is one), naming the cause
+        when its staged file vanished first (``kart gc --temp-age`` shorter than the run, or another process).
+
+        Raises:
+            StagedOutputLostError: (a FileNotFoundError) the staged file of ``staged.path`` is gone; nothing moved.
+        """
+        try:
+            if fence is None:
+                staged.storage.commit(staged.location, staged.path)
+            else:
+                fence.move(staged.storage, staged.location, staged.path)
+        except FileNotFoundError as exc:
+            if isinstance(exc, StagedOutputLostError) or _still_there(staged):
+                raise
+            raise StagedOutputLostError(
+                f"{self.label}: its staged output {staged.location!r} (to become {staged.path!r}) disappeared "
+                "before the commit: removed by `kart gc` with a --temp-age shorter than the run, or by another "
+                "process. Nothing was committed for this task; build it again, and give `kart gc --temp-age` more "
+                "than your longest run."
+            ) from exc
+
     def _commit_side(self, staged: Staged) -> None:
         """Move the side file ``staged`` into place (one written in place by its path is there already) and, with
         signing on, record this run as the path's last writer (``kart_core.side_record``) under the path's lock, so
@@ -1027,11 +1046,11 @@ class Transaction:
         owner, entry = self.sides[staged.path]
         if self.signer is None or not entry.sealed or entry.commit is None:
             if not staged.in_place:
-                staged.storage.commit(staged.location, staged.path)
+                self._move(staged, None)
             return
         with side_record.writing(owner):
             if not staged.in_place:
-                staged.storage.commit(staged.location, staged.path)
+                self._move(staged, None)
             with self._room(side_record.name_for(owner.key)):
                 side_record.write_record(owner, entry.commit, self.signer)
 
@@ -1941,3 +1960,11 @@ def _recorded_outputs(task: object) -> frozenset[tuple[str, str]]:
 def _full(path: str) -> str:
     """``path`` (a manifest's local path or URL) with a relative local path made absolute."""
     return path if "://" in path or os.path.isabs(path) else os.path.abspath(path)
+
+
+def _still_there(staged: Staged) -> bool:
+    """Whether ``staged``'s file is still at its staged location (True when the store cannot tell)."""
+    try:
+        return bool(staged.storage.exists(staged.location))
+    except Exception:  # the store is failing too: keep its own error
+        return True

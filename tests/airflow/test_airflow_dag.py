@@ -404,3 +404,19 @@ def test_parsing_is_deterministic_across_processes_and_hash_seeds(airflow_db: st
         outputs = list(pool.map(serialized, ("0", "12345")))
     assert outputs[0] == outputs[1]
     assert len(json.loads(outputs[0])["dag"]["tasks"]) == 6
+
+
+class Unbuildable(kart_core.TaskOnKart[int]):
+    region = luigi.Parameter()
+
+    def requires(self) -> kart_core.TaskOnKart:
+        return {"eu": Greeting(template="eu")}[self.region]
+
+
+def test_an_exception_from_requires_at_parse_names_the_task_and_keeps_its_type() -> None:
+    # A DAG file's import error is this traceback: in a graph of hundreds of tasks it must say which one raised.
+    with pytest.raises(KeyError, match="us") as raised:
+        to_dag([Greeting(template="plain"), Unbuildable(region="us")], dag_id="unbuildable")
+    assert raised.value.__notes__ == [
+        "kart: raised by requires() of Unbuildable(region=us); fix it, or the parameters that reach it."
+    ]

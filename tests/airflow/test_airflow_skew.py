@@ -169,6 +169,7 @@ def test_a_worker_with_other_parameters_fails_fast_without_retries(register_dag,
     out = capfd.readouterr().out
     assert "StaleTaskError: Train[" in out and "the dag-processor parsed task 'Train__Evaluate.model'" in out
     assert "Deploy the same code" in out
+    assert "airflow dags reserialize" in out  # one machine, same code: the next parse records it
 
 
 def test_a_worker_with_other_task_code_fails_with_both_fingerprints(run_dag, capfd) -> None:

@@ -490,3 +490,33 @@ def test_killed_writers_leave_no_output_and_gc_leaves_no_temporary(
     assert not any(p.name.startswith("kart-upload-") for p in _private_tmpdir.iterdir())
     assert not list(Path(tmp_path / "ws").rglob(f"*{ws.TEMPORARY_SUFFIX}"))
     sys.modules.pop("killed_writer", None)
+
+
+class GcSweptMidRun(gokart.TaskOnKart[list]):
+    """Dumps, then a `kart gc` with a --temp-age shorter than the run sweeps its staged output before the commit."""
+
+    def run(self) -> None:
+        self.dump([1, 2, 3])
+        delete_unreachable(plan_gc([self], temp_age=0))
+
+
+@pytest.mark.parametrize("storage", ["local", "s3"])
+def test_a_staged_output_swept_before_the_commit_fails_naming_it_and_commits_nothing(
+    storage: str, tmp_path: Path, _private_tmpdir: Path, request: pytest.FixtureRequest
+) -> None:
+    from kart_core.errors import DamagedOutputError, StagedOutputLostError
+
+    workspace = f"s3://{request.getfixturevalue('s3_bucket')}/ws" if storage == "s3" else str(tmp_path / "ws")
+    task = GcSweptMidRun(workspace_directory=workspace)
+    with pytest.raises(gokart.GokartBuildError) as raised:
+        gokart.build(task, reset_register=False)
+    cause = raised.value.__cause__
+    assert isinstance(cause, StagedOutputLostError) and isinstance(cause, FileNotFoundError)
+    output = task.output().path()
+    assert str(cause).startswith(f"{task.kart_label()}: its staged output ")
+    assert f"(to become {output!r}) disappeared before the commit" in str(cause)
+    assert "give `kart gc --temp-age` more than your longest run" in str(cause)
+    assert not task.complete()
+    # Local: nothing at the output; S3: the pending manifest of the commit that never finished refuses the load.
+    with pytest.raises((FileNotFoundError, DamagedOutputError)):
+        task.output().load()

@@ -251,3 +251,30 @@ def test_place_graph_calls_requires_once_per_task_with_the_unique_ids() -> None:
     ]
     # node_key (the unique id) and the labels read the same memo of requires().
     assert PlCounted.calls == {3: 1, 2: 1, 1: 1, 0: 1}
+
+
+class PlRaising(kart_core.TaskOnKart[int]):
+    key = luigi.Parameter(default="a")
+
+    def requires(self):
+        return {"x": PlSource()}[self.key]
+
+
+class PlAboveBroken(kart_core.TaskOnKart[int]):
+    def requires(self):
+        return {"broken": PlRaising(key="missing")}
+
+
+def test_an_exception_from_requires_keeps_its_type_and_names_the_task() -> None:
+    for walk in (
+        lambda: place_graph([PlAboveBroken()]),
+        lambda: find_place([PlAboveBroken()], "PlRaising__PlAboveBroken.broken"),
+        lambda: kart_core.build(PlAboveBroken(), log_level=50),
+    ):
+        with pytest.raises(Exception, match="missing") as raised:
+            walk()
+        error = raised.value if isinstance(raised.value, KeyError) else raised.value.__cause__
+        assert isinstance(error, KeyError)
+        assert error.__notes__ == [
+            "kart: raised by requires() of PlRaising(key=missing); fix it, or the parameters that reach it."
+        ]

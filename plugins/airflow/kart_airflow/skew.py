@@ -44,7 +44,10 @@ __all__ = [
 
 WHAT_TO_DO = (
     "Deploy the same code (your task package and the DAG file) to the dag-processor and to every worker; "
-    "then clear this task (or the whole run) so it runs with the code the DAG was parsed with."
+    "then clear this task (or the whole run) so it runs with the code the DAG was parsed with. If the same code "
+    "is everywhere already (a helper module changed, the DAG file did not), the dag-processor has not parsed the "
+    "DAG file since: run `airflow dags reserialize` (or wait for its next parse, min_file_process_interval), "
+    "then clear the task."
 )
 _MANGLED_PREFIX = "unusual_prefix_"  # Airflow imports DAG files as modules named unusual_prefix_<sha1>_<file>
 
