@@ -56,9 +56,13 @@ _MISSING_SUPPORT = {
 
 
 def upload_spools(directory: str | None = None) -> list[FileEntry]:
-    """The local spool files of uploads (``kart-upload-*``) in ``directory`` (default: the system temp folder).
+    """The local spool files of uploads (``kart-upload-*``) in ``directory`` (default: the system temp folder)
+    whose writer is gone: this user's, and not named after a process of this machine that still runs.
 
-    Each upload spools to such a file and removes it after the put; a killed writer leaves it behind.
+    Each upload spools to such a file (``kart-upload-<pid>-<random>``) and removes it after the put; a killed
+    writer leaves it behind. The temp folder is the machine's, shared by every job and user: a spool of a
+    running process (a slow upload of another workspace's job) or of another user is never listed, whatever
+    its age. A spool named before the pid was part of the name is listed, its age decides (``kart gc``).
     """
     folder = directory or tempfile.gettempdir()
     try:
@@ -66,14 +70,37 @@ def upload_spools(directory: str | None = None) -> list[FileEntry]:
     except OSError:
         return []
     spools = []
+    uid = os.getuid() if hasattr(os, "getuid") else None
     for entry in candidates:
+        if _writer_alive(entry.name):
+            continue
         with contextlib.suppress(OSError):  # removed meanwhile by its writer
             if entry.is_file(follow_symlinks=False):
                 status = entry.stat(follow_symlinks=False)
+                if uid is not None and status.st_uid != uid:
+                    continue
                 spools.append(
                     FileEntry(entry.path, entry.name, status.st_size, datetime.fromtimestamp(status.st_mtime))
                 )
     return sorted(spools, key=lambda spool: spool.relative)
+
+
+def _writer_alive(name: str) -> bool:
+    """Whether the spool ``name`` (``kart-upload-<pid>-...``) names a process of this machine that runs.
+
+    A process of another user counts as running (``PermissionError``); a reused pid keeps a dead writer's spool
+    until that process ends, which errs on the side of an upload in progress.
+    """
+    pid_text, dash, _ = name[len(UPLOAD_PREFIX) :].partition("-")
+    if not dash or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True
+    return True
 
 
 def s3_options() -> dict[str, Any]:
@@ -102,7 +129,8 @@ class RemoteSpool:
     """A local "w+b" temporary file (prefix ``UPLOAD_PREFIX``) for one object."""
 
     def __init__(self, storage: FsspecStorage, path: str) -> None:
-        with tempfile.NamedTemporaryFile(prefix=UPLOAD_PREFIX, delete=False) as named:
+        # The pid in the name lets `kart gc` leave a running process's spool alone (``upload_spools``).
+        with tempfile.NamedTemporaryFile(prefix=f"{UPLOAD_PREFIX}{os.getpid()}-", delete=False) as named:
             self.location = named.name
         self.file: IO[bytes] = open(self.location, "w+b")  # noqa: SIM115 - closed by publish/stage/discard
         self._storage = storage

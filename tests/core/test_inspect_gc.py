@@ -205,6 +205,36 @@ def test_old_temporaries_are_swept_and_fresh_ones_left_alone(workspace: str, _pr
     assert keep.complete() and gokart.build(keep, reset_register=False) == 1
 
 
+def test_an_upload_spool_of_a_running_process_is_never_swept_whatever_its_age(
+    workspace: str, _private_tmpdir: Path
+) -> None:
+    # The system temp folder is the machine's: another job's slow upload must survive a `kart gc --temp-age 0`.
+    keep = GcLoad(n=1, workspace_directory=workspace)
+    _build(keep)
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(finished.stdout)
+    running = _aged(_write(_private_tmpdir / f"kart-upload-{os.getpid()}-abc"), 2 * DAY)
+    killed = _aged(_write(_private_tmpdir / f"kart-upload-{dead_pid}-def"), 2 * DAY)
+    unnamed = _aged(_write(_private_tmpdir / "kart-upload-ghi"), 2 * DAY)  # before the pid was in the name
+    plan = plan_gc([keep], temp_age=0)
+    assert sorted(Path(f.path) for f in plan.temporaries) == sorted([killed, unnamed])
+    assert running not in [Path(f.path) for f in plan.fresh_temporaries]
+    assert sorted(Path(p) for p in delete_unreachable(plan)) == sorted([killed, unnamed])
+    assert running.exists() and not killed.exists()
+
+
+def test_an_upload_spool_is_named_after_its_process(s3_bucket: str, _private_tmpdir: Path) -> None:
+    from kart_core.storage import storage_for
+
+    spool = storage_for(f"s3://{s3_bucket}/x.pkl").spool(f"s3://{s3_bucket}/x.pkl")
+    try:
+        assert Path(spool.location).parent == _private_tmpdir
+        assert Path(spool.location).name.startswith(f"kart-upload-{os.getpid()}-")
+        assert plan_gc([GcLoad(n=1, workspace_directory=f"s3://{s3_bucket}/ws")], temp_age=0).temporaries == []
+    finally:
+        spool.discard()
+
+
 def _mkdir(path: Path) -> Path:
     path.mkdir(parents=True)
     return path
