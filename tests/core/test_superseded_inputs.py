@@ -264,11 +264,15 @@ def _wait_for(where: Path, name: str, process: subprocess.Popen[str]) -> None:
 
 
 @pytest.mark.slow
-def test_two_runs_each_on_an_input_the_other_read_newer_leave_the_task_current(tmp_path: Path) -> None:
+@pytest.mark.parametrize("race", ["local", "s3"], indirect=True)
+def test_two_runs_each_on_an_input_the_other_read_newer_leave_the_task_current(
+    race: tuple[Path, dict[str, str]],
+) -> None:
     """Attacker at22 M1b: run A reads Src old and Other new, run B Src new and Other old; both are stale at their
     commits, so neither replaces the other and the task stayed stale (its downstream built on it). The beaten run
-    now runs the task again on the current inputs (a warning says so); its commit replaces the stale one."""
-    where, env = _setup(tmp_path, str(tmp_path / "ws"))
+    now runs the task again on the current inputs (a warning says so); its commit replaces the stale one. On local
+    disk and on moto's S3."""
+    where, env = race
     env["RACE_MID"] = "MidTwo"
     (where / "marks" / "other").write_text("1")
     _prepared(where, env, 62.0)  # Src 6, Other 1 -> MidTwo 61 -> Top 62; then Src 7
