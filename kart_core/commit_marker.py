@@ -907,8 +907,9 @@ class FencedMoves:
         if current is None or not mine(current, self._commit):
             raise self._lost(current)
 
-    def move(self, storage: Storage, staged: str, path: str) -> None:
-        """Move ``staged`` to ``path`` while the marker is this commit's.
+    def move(self, storage: Storage, staged: str, path: str) -> str | None:
+        """Move ``staged`` to ``path`` while the marker is this commit's; the object store's tag of the version put
+        there when it answered one (``Storage.commit``: object storage), else None.
 
         Local disk: the staged file and the file at ``path`` are swapped in one step (``conditional.exchange``), so
         the staged name then holds exactly what the move replaced (a taker's commit, if it came first), kept for a
@@ -921,8 +922,7 @@ class FencedMoves:
         """
         self.check()
         if protocol_of(path) not in ("", "file", "local"):
-            storage.commit(staged, path)
-            return
+            return storage.commit(staged, path)
         target, kept = path.removeprefix("file://"), staged.removeprefix("file://")
         swapped = conditional.exchange(kept, target)
         if swapped:
@@ -935,6 +935,7 @@ class FencedMoves:
         except Exception:
             self.rollback()
             raise
+        return None
 
     def rollback(self) -> None:
         """Put back what was at each path this commit moved a file to, while the path still holds that file."""

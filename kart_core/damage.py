@@ -29,7 +29,7 @@ from kart_core.manifest import (
 from kart_core.signing import HEADER_SIZE, is_sealed
 from kart_core.storage import storage_for
 from kart_core.storage.base import protocol_of
-from kart_core.storage.stamp import changed_ns, file_stamp, local_file_stamp
+from kart_core.storage.stamp import changed_ns, current_tag, file_stamp, local_file_stamp, opened_tag
 from kart_core.workspace import (
     MANIFEST,
     MODULE_VERSIONS,
@@ -52,6 +52,7 @@ __all__ = [
     "file_stamp",
     "local_file_stamp",
     "not_committed_note",
+    "object_change_note",
     "local_change_note",
     "local_changed_ns",
     "maybe_rewritten",
@@ -60,6 +61,7 @@ __all__ = [
     "rewritten_siblings",
     "settle_copied",
     "settle_stamp",
+    "settle_tag",
     "settle_unsafe",
     "stamp_of",
     "size_mismatches",
@@ -182,6 +184,16 @@ def file_size(path: str) -> int | None:
 # older output of the same size vouches for it (K14), and a symlink's target keeps its own older times (K5). Object
 # storage sets an object's time when it is copied into place (after a first commit's manifest), so there neither
 # rule is applied.
+#
+# On object storage an entry holds the object's version tag instead (``Entry.tag``: S3's ETag, GCS's generation), the
+# one the commit's copy into place answered. A load compares it with the tag the store sent with the bytes it read (no
+# request of its own); a lineage check with the object's tag now (one HEAD, or none inside a build's walk: its
+# directory listing carries each object's tag). Another tag is another version of the object: a same-size rewrite by
+# gokart, another tool or a person, or an interrupted ``aws s3 sync`` that copied the manifests before the outputs
+# (attacker at22 M2, at20 K14). Its bytes are hashed: other content is a new version written outside kart (damage with
+# verify on), as on local disk; the committed content (a workspace copied to another bucket, a GCS rewrite of the same
+# bytes) gets its tag recorded (``settle_tag``), so the next load is trusted without a hash again. An entry without a
+# tag (kart before 2026-12-03, a signed commit, a direct dump) is trusted by its size, as before.
 
 
 def local_change_note(path: str, manifest: str, entry: Entry) -> str | None:
@@ -281,16 +293,35 @@ def rewritten_note(output_changed_ns: int | None, manifest: str) -> str | None:
     return f"it was modified at {_clock(output_changed_ns)}, after kart recorded its commit at {_clock(committed)}"
 
 
+def object_change_note(found: str | None, entry: Entry) -> str | None:
+    """Whether the object whose version tag is ``found`` (``kart_core.storage.stamp.object_tag``; None: the store sent
+    none) may not be what ``entry`` committed: a clause saying why, or None (the cheap path: the tag is the recorded
+    one, or either is unknown, which vouches for nothing and, as before tags, is not judged)."""
+    if entry.tag is None or found is None or found == entry.tag:
+        return None
+    return (
+        f"the object there is another version ({found}) than the one kart recorded for its commit ({entry.tag}): "
+        "rewritten since, or copied there"
+    )
+
+
 def maybe_rewritten(path: str, manifest: str, entry: Entry | None = None) -> bool:
     """False when ``rewritten_digest(path, manifest, entry)`` is None for sure; True otherwise (ask it).
 
     ``entry``: the output's entry in ``manifest``; when not given it is read from the manifest (its key is ``path``
     relative to the manifest's workspace). An entry with a stamp: one stat, False while the file's stamp is the
     recorded one (``not_committed_note``). Without one: two stats, False when both are local, the output is not newer
-    than its manifest and the manifest's time is not ahead of the clock. False when either file is missing.
+    than its manifest and the manifest's time is not ahead of the clock. False when either file is missing. On
+    object storage an entry with a tag (``Entry.tag``): False while the object's tag now is the recorded one
+    (``kart_core.storage.stamp.current_tag``: from the listing inside ``listing_scope()``, else one HEAD).
     """
     if "://" in path or "://" in manifest:
-        return True  # file:// URLs, or object storage (where rewritten_digest says None itself)
+        if entry is not None and entry.tag is not None and protocol_of(path):
+            try:
+                return current_tag(path) != entry.tag
+            except OSError:
+                return True
+        return True  # file:// URLs, or object storage without a tag (where rewritten_digest says None itself)
     if entry is None:
         entry = _entry_of(path, manifest)
     try:
@@ -328,9 +359,12 @@ def rewritten_digest(path: str, manifest: str, entry: Entry, settle: bool = True
     content (a copied workspace) is settled unless ``settle`` is False: its stamp recorded in the entry
     (``settle_stamp``), or for an entry without one the manifest's time moved up (``settle_copied``), so the next
     check of it is one stat (two) again.
+
+    On object storage (``object_rewritten_digest``): for an entry with a tag whose object now has another one, a read
+    of the object; None for an entry without a tag.
     """
     if protocol_of(path):
-        return None
+        return object_rewritten_digest(path, manifest, entry, settle)
     path = path.removeprefix("file://")
     try:
         found = os.stat(path)
@@ -347,6 +381,84 @@ def rewritten_digest(path: str, manifest: str, entry: Entry, settle: bool = True
             settle_copied(manifest, (path, stamp_of(found)))
         return None
     return f"{algorithm}:{digest}"
+
+
+def object_rewritten_digest(path: str, manifest: str, entry: Entry, settle: bool = True) -> str | None:
+    """``rewritten_digest`` of the object at ``path`` (object storage): the content hash ``{algorithm}:{hex}`` when it
+    is another version than ``entry`` (a tag other than ``Entry.tag``, sent with the bytes read: one GET) of the same
+    size and other content; None when ``entry`` has no tag, the object is that version, is missing, has another size
+    (which every load reports as damage), cannot be read or hashed here, or holds the committed content (whose tag is
+    then recorded in the entry, unless ``settle`` is False: ``settle_tag``)."""
+    from kart_core.integrity import available, digest_stream
+
+    algorithm, _, expected = entry.digest.partition(":")
+    if entry.tag is None or not available(algorithm):
+        return None
+    try:
+        with storage_for(path).open_read(path) as file:
+            found = opened_tag(file)
+            size = getattr(file, "size", None)
+            if found is None or found == entry.tag or (isinstance(size, int) and size != entry.size):
+                return None
+            if entry.sealed:
+                file.seek(HEADER_SIZE)
+            read, digest = digest_stream(file, algorithm)
+    except (OSError, ValueError):
+        return None
+    if read + (HEADER_SIZE if entry.sealed else 0) != entry.size:
+        return None
+    if digest == expected:
+        if settle:
+            settle_tag(manifest, path, entry, found)
+        return None
+    return f"{algorithm}:{digest}"
+
+
+def settle_tag(manifest: str, path: str, entry: Entry, found: str, lock: LockParams | None = None) -> bool:
+    """Record ``found`` as the tag of ``entry`` (``Entry.tag``), the entry of the object at ``path`` in ``manifest``
+    (object storage), after the caller hashed the version of that tag to ``entry``'s content; whether it did.
+
+    A workspace copied to another bucket (each object a new GCS generation; on S3 a new ETag for an object copied in
+    parts or under KMS encryption) or an object rewritten with the same bytes has another tag than its commit
+    recorded, so its loads would hash it for good. Once a hash found the committed content, that version's tag is
+    recorded, so the next load is trusted again without a hash; any other version has another tag still.
+
+    The manifest is written again under its commit lock (``lock``: the task's ``OutputRecord.lock_params()``; None:
+    the machine's file lock of it), with the same commit id and only the tag changed: read, then written only while it
+    still records ``entry``'s content and commit for the path, is not pending and not signed. Hosts that share no lock
+    (a workspace on object storage without redis) can race a commit of another host between that read and the write,
+    as a load recording a new version can: the write then puts the older record back over the commit, whose outputs
+    no longer match it, so their loads hash them and record them as a new version (never served as the old one).
+    Not settled (False): as above, a lock that is busy, a manifest that cannot be read or written. Never raises.
+    """
+    if not protocol_of(manifest) or not protocol_of(path) or entry.tag is None:
+        return False
+    workspace = log_workspace(manifest, MANIFEST)
+    if workspace is None or not path.startswith(workspace.rstrip("/") + "/"):
+        return False
+    key = path[len(workspace.rstrip("/")) + 1 :]
+    params = lock or LockParams(
+        key=manifest + ".commit", lock_directory=commit_lock_directory(), owner=manifest_task(manifest)
+    )
+    storage = storage_for(manifest)
+    try:
+        with hold_lock(params, wait_seconds=_SETTLE_LOCK_SECONDS):
+            data = storage.read_bytes(manifest)
+            if is_sealed(data):
+                return False
+            current = Manifest.from_bytes(data)
+            now = current.outputs.get(key)
+            if current.pending or now is None or now.tag is None or now.tag == found:
+                return False
+            if (now.size, now.digest, now.commit, now.sealed) != (entry.size, entry.digest, entry.commit, entry.sealed):
+                return False  # another commit, or a new version recorded, since the caller read it
+            outputs = dict(current.outputs)
+            outputs[key] = now.with_tag(found)
+            name = manifest[len(workspace) :].lstrip("/")
+            write_manifest(storage, manifest, name, dataclasses.replace(current, outputs=outputs), None)
+    except (OSError, ValueError, KeyError, TypeError, TaskLockException):
+        return False
+    return True
 
 
 def _content_digest(path: str, entry: Entry) -> str | None:

@@ -15,12 +15,23 @@ Format (JSON, UTF-8)::
      "sealed": false, "owner": "pkg.module.Class", "stamp": [<inode>, <status-change time, ns>]}},
      "requirements": true}
 
+(on object storage an entry carries ``"tag": "etag:<S3 ETag>"`` or ``"tag": "generation:<GCS generation>"`` instead
+of ``"stamp"``)
+
 Why the stamp (kart since 2026-12-03, unsigned local outputs; older kart ignores the key): it tells a load, from
 one ``fstat`` of the file it opened, that this is the very file the commit (or a load that hashed it since) vouched
 for. No copy (``cp -a``, ``rsync -a``, ``tar x``), rename, symlink swap or clock step reproduces a file's inode and
 status-change time; the manifest's modification time, compared before, is copied with it (attacker at20 K14, K5,
 K9). An entry without one (older kart, a signed commit, object storage) is judged by that time still
 (``kart_core.damage``).
+
+Why the tag (kart since 2026-12-03, unsigned outputs on S3 and GCS; older kart ignores the key): what the stamp is on
+object storage, which has no inode or status-change time. The store gives every object version a tag (S3's ETag,
+GCS's generation: ``kart_core.storage.stamp.object_tag``); the commit records the one its copy into place answered,
+and a load compares it with the tag the store sends with the bytes it reads (no extra request). Another tag is
+another version of the object (a same-size rewrite by gokart, another tool, a person or an interrupted ``aws s3
+sync``: attacker at22 M2): its bytes are hashed, as a local file with another stamp is. A key of its own, not the
+stamp's: an older kart decodes ``"stamp"`` as integers and would take a manifest holding a string there for damage.
 
 Why the owner: gokart's layout names files by class name and unique id, and the id covers the class
 name but not its module, so same-named classes of two modules with equal parameters share the
@@ -189,6 +200,11 @@ class Entry:
             the file there to this entry's content (``kart_core.damage.settle_stamp``). A load trusts the file it
             opened without reading it only while its stamp is this one. None: no stamp (object storage, a signed
             commit, kart before 2026-12-03): the manifest's modification time is compared instead.
+        tag: on object storage, the version tag of the object this entry vouches for (``"etag:<hex>"`` on S3,
+            ``"generation:<n>"`` on GCS: ``kart_core.storage.stamp.object_tag``), answered by the commit's copy into
+            place or recorded by a load that hashed the object to this entry's content. A load trusts the bytes it
+            read without hashing them only while the tag sent with them is this one. None: no tag (local disk, a
+            signed commit, kart before 2026-12-03, a store that gives none): nothing compared, as before.
     """
 
     size: int
@@ -197,6 +213,7 @@ class Entry:
     sealed: bool
     owner: str | None = None
     stamp: tuple[int, ...] | None = None
+    tag: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The entry's JSON object (``owner`` only when known, so older entries keep their bytes)."""
@@ -210,12 +227,18 @@ class Entry:
             document["owner"] = self.owner
         if self.stamp is not None:
             document["stamp"] = list(self.stamp)
+        if self.tag is not None:
+            document["tag"] = self.tag
         return document
 
     def with_stamp(self, stamp: tuple[int, ...]) -> Entry:
         """This entry stamped ``stamp``: ``dataclasses.replace(self, stamp=stamp)`` without its call per field (a
         first commit stamps each output it writes)."""
         return _made(type(self), {**self.__dict__, "stamp": stamp})  # type: ignore[no-any-return]
+
+    def with_tag(self, tag: str) -> Entry:
+        """This entry with the object tag ``tag`` (``Entry.tag``): ``dataclasses.replace(self, tag=tag)``."""
+        return _made(type(self), {**self.__dict__, "tag": tag})  # type: ignore[no-any-return]
 
 
 def restamped(data: bytes, old: tuple[int, ...], new: tuple[int, ...]) -> bytes | None:
@@ -486,6 +509,7 @@ def _decoded(cls: type[Manifest], data: bytes, run: bool) -> Manifest | None:
     for key, entry in document.outputs.items():
         entry.__dict__.setdefault("owner", None)  # Entry(...) sets every field; msgspec leaves a default one unset
         entry.__dict__.setdefault("stamp", None)
+        entry.__dict__.setdefault("tag", None)
         _check_key(key)
     raw_side, raw_inputs, logs, record = document.side, document.inputs, document.logs, document.run
     return _made(  # type: ignore[no-any-return]
@@ -541,7 +565,7 @@ def _entries(value: Any) -> dict[str, Entry]:
     """The entries of an ``outputs`` (or ``side``) object by key (KeyError/TypeError/ValueError when malformed)."""
     entries = {}
     for key, item in dict(value).items():
-        commit, owner, stamp = item.get("commit"), item.get("owner"), item.get("stamp")
+        commit, owner, stamp, tag = item.get("commit"), item.get("owner"), item.get("stamp"), item.get("tag")
         entries[str(key)] = _made(
             Entry,
             {
@@ -551,6 +575,7 @@ def _entries(value: Any) -> dict[str, Entry]:
                 "sealed": bool(item.get("sealed", False)),
                 "owner": None if owner is None else str(owner),
                 "stamp": None if stamp is None else _stamp(stamp),
+                "tag": None if tag is None else str(tag),
             },
         )
     for key in entries:

@@ -38,9 +38,11 @@ from kart_core.damage import (
     loaded_unrecorded,
     local_file_stamp,
     not_committed_note,
+    object_change_note,
     rewritten_siblings,
     settle_copied,
     settle_stamp,
+    settle_tag,
     settle_unsafe,
     stamp_of,
     unvouched_reason,
@@ -67,7 +69,8 @@ from kart_core.lock import canonical_location
 from kart_core.manifest import SIGNING_ADVICE, Entry, Manifest, OutputRecord, new_commit_id, read_manifest
 from kart_core.signing import HEADER_SIZE, MAGIC, MOVED_ADVICE, Signer, is_sealed, signature_path
 from kart_core.storage import Storage, storage_for
-from kart_core.storage.base import Spool, no_space_note
+from kart_core.storage.base import Spool, no_space_note, protocol_of
+from kart_core.storage.stamp import current_tag, opened_tag, read_pinned
 from kart_core.task_memo import RunSlot, TaskMemo
 from kart_core.transaction import Staged
 from kart_core.workspace import with_unique_id
@@ -309,8 +312,10 @@ class TargetOnKart(luigi.Target):
             else:
                 final.publish()
                 if record is not None:
-                    if signer is None:  # the file it vouches for, now in place (``Entry.stamp``)
-                        entry = dataclasses.replace(entry, stamp=local_file_stamp(self._path))
+                    if signer is None:  # the file it vouches for, now in place (``Entry.stamp``, ``Entry.tag``)
+                        entry = dataclasses.replace(
+                            entry, stamp=local_file_stamp(self._path), tag=_published_tag(self._path)
+                        )
                     self._record_direct_dump(record, entry, signer)
         except OSError as exc:
             if not NoSpaceError.caused_by(exc):
@@ -443,9 +448,19 @@ class TargetOnKart(luigi.Target):
                     if staged is None and self.record and status is not None
                     else None
                 )
+                # Object storage: the version tag sent with the bytes (no request of its own) against the commit's.
+                tag, vouched = None, False
+                if staged is None and status is None and self.record is not None and entry.tag is not None:
+                    tag = opened_tag(raw)
+                    if tag is not None and tag != entry.tag:
+                        entry = self._entry_now(entry, signer)  # the manifest read before another process's commit?
+                    # Vouched only for bytes all of that version (not a larger GCS object's later ranges: as before).
+                    vouched = tag is not None and tag == entry.tag and read_pinned(raw)
+                    rewritten = object_change_note(tag, entry)
                 self._check_size(size, entry, rewritten)
-                # Object storage has no modification time to compare: a marker tells a rewrite in progress.
-                remote = staged is None and status is None and not settings.verify and not rewritten
+                # Object storage without a tag has no modification time to compare: a marker tells a rewrite in
+                # progress. The version the commit recorded (its tag) is the committed content, marker or not.
+                remote = staged is None and status is None and not settings.verify and not rewritten and not vouched
                 in_progress = self._marker() if remote else None
                 if settings.verify or rewritten or in_progress is not None:
                     opened = _open_stamp(raw) if rewritten and not settings.verify else None
@@ -453,13 +468,21 @@ class TargetOnKart(luigi.Target):
                     self._check_size(len(data), entry, rewritten)
                     adopted = None
                     if rewritten and not settings.verify:
-                        self._check_not_being_written(entry)
-                        adopted = self._new_version(data, entry, status)
+                        if tag is not None and (marker := self._marker()) is not None:
+                            # A run of the task committing or writing by path (on another host: no lock tells):
+                            # served only when the bytes are the committed ones, as without a tag.
+                            self._check_committed_bytes(data, entry, marker)
+                        elif tag is None:
+                            self._check_not_being_written(entry)
+                        # The tag of bytes all of one version only (else the next load hashes, and records it then).
+                        adopted = self._new_version(data, entry, status, tag if read_pinned(raw) else None)
                         if adopted is None and status is not None and self.record is not None:  # a copied workspace
                             if entry.stamp is not None:  # this file's stamp recorded: the next load is one fstat
                                 settle_stamp(self.record.manifest, self._path, entry, status, self.record.lock_params())
                             elif opened is not None:
                                 settle_copied(self.record.manifest, (self._path, opened))
+                        elif adopted is None and tag is not None and self.record is not None:  # copied, or put again
+                            settle_tag(self.record.manifest, self._path, entry, tag, self.record.lock_params())
                     elif in_progress is not None:
                         self._check_committed_bytes(data, entry, in_progress)
                     else:
@@ -715,12 +738,15 @@ class TargetOnKart(luigi.Target):
         if found.stamp is not None:
             running.note_unrecorded(self.record, found.stamp, found.digest)
 
-    def _new_version(self, data: bytes, entry: Entry, status: os.stat_result | None = None) -> Entry | None:
+    def _new_version(
+        self, data: bytes, entry: Entry, status: os.stat_result | None = None, tag: str | None = None
+    ) -> Entry | None:
         """The entry of a new version for a same-size output written after kart's commit with other
         content; None when its content is the committed one (touched, or copied with the workspace).
         ``status``: the ``fstat`` of the local file ``data`` was read from, before the read: its stamp is the new
         entry's (``Entry.stamp``) unless it changed too recently to be told from a write just after (then the old
-        entry's stays, which it does not match: the next load hashes it again).
+        entry's stays, which it does not match: the next load hashes it again). ``tag``: on object storage, the
+        version tag sent with ``data`` (``Entry.tag``), the new entry's.
 
         Another writer (gokart rerunning the task, say) replaced the file whole, or it was edited in place:
         kart cannot tell which without verify, and gokart would load it. So it is not served as the
@@ -736,7 +762,12 @@ class TargetOnKart(luigi.Target):
             return None
         stamp = entry.stamp if status is None or settle_unsafe(status) else file_stamp(status)
         return dataclasses.replace(
-            entry, digest=f"{algorithm}:{found}", commit=new_commit_id(), sealed=False, stamp=stamp
+            entry,
+            digest=f"{algorithm}:{found}",
+            commit=new_commit_id(),
+            sealed=False,
+            stamp=stamp,
+            tag=tag if tag is not None else entry.tag,
         )
 
     def _check_not_being_written(self, entry: Entry) -> None:
@@ -1246,6 +1277,18 @@ def _recorded_siblings(record: OutputRecord, current: Manifest) -> dict[str, Ent
             record.key,
         )
     return found
+
+
+def _published_tag(path: str) -> str | None:
+    """The version tag (``Entry.tag``) of the object a dump outside any run just put at ``path`` (one HEAD; the put's
+    own answer is not kept by the upload); None on local disk, or when the store gives none or cannot be asked (the
+    entry is then trusted by its size, as before tags)."""
+    if not protocol_of(path):
+        return None
+    try:
+        return current_tag(path)
+    except OSError:
+        return None
 
 
 def _open_stamp(raw: IO[bytes]) -> tuple[int, ...] | None:

@@ -683,13 +683,16 @@ class Transaction:
                     if owner_fence is not None:  # a replacing commit: its marker must still be its own (taken over?)
                         owner_fence.check()
                     self._commit_side(staged)
+            tags: dict[str, str] = {}  # what the object store answered for each output it moved (``Entry.tag``)
             for manifest_path, items in by_manifest.items():
                 fence = fences[manifest_path]
                 for staged in items:
                     if not staged.in_place:
                         # A marker left to age may be taken over by another host: stop, the marker stays.
                         self.pulse.check()
-                        self._move(staged, fence)
+                        tag = self._move(staged, fence)
+                        if tag is not None:
+                            tags[staged.path] = tag
                 if fence is not None:
                     fence.finish()
             # Run logs and other unrecorded files: with the outputs, by the run whose outputs are kept. One written
@@ -703,7 +706,7 @@ class Transaction:
             lost: MarkerLostError | None = None
             for (record, _), final in zip(replacing, finals, strict=True):
                 storage = storage_for(record.manifest)
-                final = self._stamped(final, by_manifest[record.manifest]) or final
+                final = self._stamped(final, by_manifest[record.manifest], tags) or final
                 data, run = self._encoded(final, record.manifest_name)
                 # A full disk here leaves the pending manifest and the marker: the task runs again.
                 with self._room(record.manifest), storage.atomic_write(record.manifest) as file:
@@ -724,11 +727,12 @@ class Transaction:
         self.staged.clear()
         self.committed = True
 
-    def _stamped(self, manifest: Manifest, items: list[Staged]) -> Manifest | None:
+    def _stamped(self, manifest: Manifest, items: list[Staged], tags: dict[str, str] | None = None) -> Manifest | None:
         """``manifest`` with the entry of each of ``items`` (one manifest's outputs, in place now) stamped with the
-        file at its path (``Entry.stamp``: inode and status-change time, which the move into place set); None when
-        nothing was stamped: signing on (the seal binds each output to its commit, and a stamp recorded later would
-        need the key), object storage.
+        file at its path (``Entry.stamp``: inode and status-change time, which the move into place set), or on object
+        storage tagged with the version its move put there (``tags``: by path, what ``Storage.commit`` answered;
+        ``Entry.tag``); None when nothing was stamped: signing on (the seal binds each output to its commit, and a
+        stamp recorded later would need the key), a store that answered no tag.
 
         Taken after the last move: a stamp taken before it would never match (a rename moves the status-change
         time). A file another writer put there between the move and this stat is stamped as the commit's, as the
@@ -736,15 +740,17 @@ class Transaction:
         """
         if self.signer is None:
             outputs = dict(manifest.outputs)
-            if self._stamp_into(outputs, items, before_moves=False):
+            if self._stamp_into(outputs, items, before_moves=False, tags=tags):
                 return dataclasses.replace(manifest, outputs=outputs)
         return None
 
-    def _stamp_into(self, outputs: dict[str, Entry], items: list[Staged], before_moves: bool) -> bool:
+    def _stamp_into(
+        self, outputs: dict[str, Entry], items: list[Staged], before_moves: bool, tags: dict[str, str] | None = None
+    ) -> bool:
         """Stamp, in ``outputs`` (a manifest's entries by key), the entry of each of ``items`` that this commit wrote
         with the file at its path (``before_moves``: the staged file, where it is until its move: a first commit's
-        claimed manifest, whose stamps ``_stamp_claimed`` writes again over the same bytes); whether one was. One
-        ``stat`` per output; signing off (``_stamped``)."""
+        claimed manifest, whose stamps ``_stamp_claimed`` writes again over the same bytes), or with its object's tag
+        in ``tags``; whether one was. One ``stat`` per local output, no request; signing off (``_stamped``)."""
         stamped = False
         for staged in items:
             if staged.record is None:
@@ -752,6 +758,11 @@ class Transaction:
             key = staged.record.key
             found = outputs.get(key)
             if found is None or found.commit != self.commit_id:
+                continue
+            tag = tags.get(staged.path) if tags else None
+            if tag is not None:
+                outputs[key] = found.with_tag(tag)
+                stamped = True
                 continue
             stamp = local_file_stamp(staged.location if before_moves and not staged.in_place else staged.path)
             if stamp is not None:
@@ -1017,18 +1028,18 @@ class Transaction:
                 side[owner.key] = entry
         return side
 
-    def _move(self, staged: Staged, fence: commit_marker.FencedMoves | None) -> None:
+    def _move(self, staged: Staged, fence: commit_marker.FencedMoves | None) -> str | None:
         """Move ``staged`` into place (through the commit marker's ``fence`` when there is one), naming the cause
-        when its staged file vanished first (``kart gc --temp-age`` shorter than the run, or another process).
+        when its staged file vanished first (``kart gc --temp-age`` shorter than the run, or another process); the
+        object store's tag of the version put there, when it answered one (``Storage.commit``).
 
         Raises:
             StagedOutputLostError: (a FileNotFoundError) the staged file of ``staged.path`` is gone; nothing moved.
         """
         try:
             if fence is None:
-                staged.storage.commit(staged.location, staged.path)
-            else:
-                fence.move(staged.storage, staged.location, staged.path)
+                return staged.storage.commit(staged.location, staged.path)
+            return fence.move(staged.storage, staged.location, staged.path)
         except FileNotFoundError as exc:
             if isinstance(exc, StagedOutputLostError) or _still_there(staged):
                 raise

@@ -196,6 +196,8 @@ def gcs_emulator_binary() -> str | None:
 # gcp-storage-emulator's own main, plus GCS's objects.move (POST .../o/{src}/moveTo/o/{dst}) as the
 # emulator's copy and delete. gcsfs's mv() calls moveTo first; without it each move waits through six
 # retries of the emulator's 501 (about 17 s) before gcsfs falls back to the same copy and delete.
+# A download also answers the object's generation in ``x-goog-generation``, as GCS does (its client libraries read
+# it, kart_core.storage.remote too); the emulator sends none. Not sent when the object changed during the download.
 _GCS_EMULATOR_WITH_MOVE = """
 import sys
 from http import HTTPStatus
@@ -214,8 +216,24 @@ def move(request, response, storage, *args, **kwargs):
     objects._delete(storage, bucket, source)
     response.json(moved)
 
+def _generation(storage, request):
+    try:
+        return storage.get_file_obj(request.params["bucket_name"], request.params["object_id"])["generation"]
+    except (NotFound, KeyError):
+        return None
+
+def download(request, response, storage, *args, **kwargs):
+    before = _generation(storage, request)
+    objects.download(request, response, storage, *args, **kwargs)
+    if before is not None and _generation(storage, request) == before:
+        response["x-goog-generation"] = str(before)
+
 route = r"^/storage/v1/b/(?P<bucket_name>[-.\\w]+)/o/(?P<object_id>.*[^/]+)/moveTo/o/(?P<dest_object_id>.*[^/]+)$"
-server.HANDLERS = ((route, {"POST": move}), *server.HANDLERS)
+handlers = tuple(
+    (pattern, {method: download if handler is objects.download else handler for method, handler in methods.items()})
+    for pattern, methods in server.HANDLERS
+)
+server.HANDLERS = ((route, {"POST": move}), *handlers)
 sys.exit(main(sys.argv[1:]))
 """
 

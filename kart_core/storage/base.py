@@ -141,8 +141,13 @@ class Storage(Protocol):
         written, when the backend can (``Spool.written``)."""
         ...
 
-    def commit(self, staged: str, path: str) -> None:
-        """Move a staged file (``Spool.stage``'s location) to ``path``, atomically, replacing what was there."""
+    def commit(self, staged: str, path: str) -> str | None:
+        """Move a staged file (``Spool.stage``'s location) to ``path``, atomically, replacing what was there.
+
+        Returns the object store's tag of the version now at ``path`` when the move's answer carries one (S3's ETag,
+        GCS's generation, as ``kart_core.storage.stamp.object_tag`` spells them); None on local disk or when the
+        store said none.
+        """
         ...
 
     def claim_new(self, path: str, data: bytes) -> AbstractContextManager[bool | None]:

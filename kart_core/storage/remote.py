@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import tempfile
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import IO, Any
@@ -23,7 +25,8 @@ from kart_core.errors import MissingExtraError, UnknownSchemeError, WorkspaceNot
 from kart_core.gcs_config import gcsfs_options, missing_gcs_support
 from kart_core.s3_config import missing_s3_support, s3fs_options
 from kart_core.storage.base import FileEntry, is_temporary, spooled_write, temporary_name
-from kart_core.storage.listing import exists_in_listing
+from kart_core.storage.listing import exists_in_listing, tag_in_listing
+from kart_core.storage.stamp import object_tag
 
 __all__ = [
     "FIRST_READ_BYTES",
@@ -34,6 +37,8 @@ __all__ = [
     "s3_options",
     "upload_spools",
 ]
+
+logger = logging.getLogger(__name__)
 
 # Local spool files of uploads in progress live in the system temporary directory under this prefix.
 UPLOAD_PREFIX = "kart-upload-"
@@ -118,11 +123,13 @@ def storage_options(protocol: str) -> dict[str, Any]:
 
 
 class WholeObject(io.BytesIO):
-    """An object's bytes read whole, as a file; ``size`` as fsspec's files have it (the integrity check reads it)."""
+    """An object's bytes read whole, as a file; ``size`` as fsspec's files have it (the integrity check reads it), and
+    ``tag``: the version tag the store sent with them (``kart_core.storage.stamp.object_tag``; None: none sent)."""
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, tag: str | None = None) -> None:
         super().__init__(data)
         self.size = len(data)
+        self.tag = tag
 
 
 class RemoteSpool:
@@ -234,7 +241,7 @@ class FsspecStorage:
         with objects under it) is no file (``exists_or_prefix`` counts those too), and the answer is
         the store's, never gcsfs's listing cache (which another process's writes do not update).
         """
-        listed = exists_in_listing(path, self.list_dir)
+        listed = exists_in_listing(path, self._listed)
         if listed is not None:
             return listed
         if self._s3:
@@ -260,6 +267,51 @@ class FsspecStorage:
                     return True
         return bool(self._fs.exists(path))
 
+    def object_tag(self, path: str) -> str | None:
+        """The version tag (``kart_core.storage.stamp.object_tag``) of the object at ``path`` now; None when nothing is
+        there or the store gives none. Inside ``listing_scope()`` from the listing of its directory (one listing per
+        directory per scope); else one request: a HEAD on S3, a metadata GET on GCS, fsspec's ``info`` elsewhere.
+
+        Raises:
+            OSError: the store could not be asked.
+        """
+        listed = tag_in_listing(path, self._listed)
+        if listed is not None:
+            return listed[1]
+        return self._asked_tag(path)
+
+    def _asked_tag(self, path: str) -> str | None:
+        """``object_tag`` asked of the store in one request, never from a listing.
+
+        Raises:
+            OSError: the store could not be asked.
+        """
+        try:
+            if self._s3:
+                bucket, key = self._bucket_key(path)
+                return object_tag(self._fs.call_s3("head_object", Bucket=bucket, Key=key))
+            if self._gcs:
+                bucket, key = self._bucket_key(path)
+                return object_tag(self._fs.call("GET", "b/{}/o/{}", bucket, key, json_out=True))
+            self._fs.invalidate_cache(path)
+            return object_tag(self._fs.info(path))
+        except FileNotFoundError:
+            return None
+
+    def _listed(self, directory: str) -> Mapping[str, str | None]:
+        """Each name directly under ``directory`` (objects and "directory" prefixes) with its object's tag (None for a
+        prefix, or none given): one fresh listing (never fsspec's listing cache, which another process's writes do not
+        update); nothing when the directory is missing."""
+        try:
+            entries = self._fs.ls(directory, detail=True, refresh=True)
+        except FileNotFoundError:
+            return {}
+        found: dict[str, str | None] = {}
+        for entry in entries:
+            name = str(entry.get("name", "")).rstrip("/").rsplit("/", 1)[-1]
+            found[name] = object_tag(entry) if entry.get("type") != "directory" else None
+        return found
+
     def exists_or_prefix(self, path: str) -> bool:
         """Whether an object, or a "directory" (objects under ``path/``), is at ``path``: fsspec's ``exists``."""
         return bool(self._fs.exists(path))
@@ -280,28 +332,60 @@ class FsspecStorage:
         Raises:
             FileNotFoundError: no object is at ``path`` (on S3 and GCS after one GET: no HEAD, no LIST).
 
-        On S3 and GCS a small object is read in one ranged GET; on GCS a larger one is sized afresh, never
-        from gcsfs's listing cache (a listing made before another process replaced the object would cut
-        the read short).
+        On S3 and GCS a small object is read in one ranged GET, whose answer also names the version read (S3's
+        ETag; GCS's ``x-goog-generation`` header): the file's ``tag`` (``kart_core.storage.stamp.opened_tag``). A
+        larger one is sized afresh, never from fsspec's listing cache (a listing made before another process
+        replaced the object would cut the read short), and its file's ``details`` name the version it was opened
+        at (on S3 every later range is read on condition that it is still that version: s3fs's ``If-Match``).
         """
         if self._s3 or self._gcs:
             try:
-                head: bytes | None = self._fs.cat_file(path, start=0, end=FIRST_READ_BYTES)
+                head, tag = self._first_read(path)
             except FileNotFoundError:
                 raise
             except OSError:  # InvalidRange: the object is empty, and S3 refuses any range of it
-                head = None
+                head, tag = None, None
             if head is not None and len(head) < FIRST_READ_BYTES:
                 # The whole object, read in one request (a put replaces an object whole, so these
                 # bytes are one version of it).
-                yield WholeObject(head)
+                yield WholeObject(head, tag)
                 return
-        if self._gcs:
-            # A larger object is read on in ranges up to the size gcsfs takes from its listing cache, which a
-            # listing made before another process replaced the object leaves at the old size (a cut read).
             self._fs.invalidate_cache(path)
         with self._fs.open(path, "rb") as file:
             yield file
+
+    def _first_read(self, path: str) -> tuple[bytes, str | None]:
+        """The first ``FIRST_READ_BYTES`` of the object at ``path`` (all of a smaller one) and the tag of the version
+        they are of (None when the answer named none), in one GET (S3, GCS): what ``cat_file`` asks, keeping the
+        answer's headers, which it drops.
+
+        Raises:
+            FileNotFoundError: no object is at ``path``.
+            OSError: the store refused the range (an empty object on S3) or could not be asked.
+        """
+        bucket, key = self._bucket_key(path)
+        if self._s3:
+            from fsspec.asyn import sync
+
+            fs = self._fs
+
+            async def read() -> tuple[bytes, str | None]:
+                answer = await fs._call_s3(
+                    "get_object", Bucket=bucket, Key=key, Range=f"bytes=0-{FIRST_READ_BYTES - 1}"
+                )
+                try:
+                    body = await answer["Body"].read()
+                finally:
+                    answer["Body"].close()
+                return bytes(body), object_tag(answer)
+
+            retried = _s3_retried()
+            if retried is None:
+                return sync(fs.loop, read)  # type: ignore[no-any-return]
+            return sync(fs.loop, retried, read, retries=fs.retries)  # type: ignore[no-any-return]
+        headers, data = self._fs.call("GET", self._fs.url(path), headers={"Range": f"bytes=0-{FIRST_READ_BYTES - 1}"})
+        generation = next((value for name, value in headers.items() if name.lower() == "x-goog-generation"), None)
+        return bytes(data), object_tag({"generation": generation})
 
     def atomic_write(self, path: str) -> AbstractContextManager[IO[bytes]]:
         """Spool to a local temporary file, then upload it as one object (a put is all or nothing)."""
@@ -312,34 +396,72 @@ class FsspecStorage:
         not hash while written (``hashed`` is ignored: the upload's cost dwarfs reading it back)."""
         return RemoteSpool(self, path)
 
-    def commit(self, staged: str, path: str) -> None:
-        """Copy the staged object to ``path`` (a copy is one atomic put on object stores), then delete it.
+    def commit(self, staged: str, path: str) -> str | None:
+        """Copy the staged object to ``path`` (a copy is one atomic put on object stores), then delete it; return the
+        tag of the version put at ``path`` (``kart_core.storage.stamp.object_tag``) when the store's answer named it.
 
-        On S3: one CopyObject and one DeleteObject (an object over 5 GB, which CopyObject refuses,
-        goes through s3fs's multipart copy). On GCS: one ``objects.move`` (gcsfs's ``mv_file``, which
-        falls back to a rewrite and a delete where the bucket refuses the move); ``mv`` first asked
-        whether either name is a "directory", six more requests.
+        On S3: one CopyObject, whose answer holds the new object's ETag, and one DeleteObject (an object over 5
+        GB, which CopyObject refuses, goes through s3fs's multipart copy: then one HEAD for the ETag). On GCS: one
+        ``objects.move``, whose answer is the moved object with its generation (where the bucket refuses the move,
+        gcsfs's ``mv_file`` falls back to a rewrite and a delete, then one metadata GET for the generation); fsspec's
+        ``mv`` first asked whether either name is a "directory", six more requests. Elsewhere nothing is returned.
         """
+        tag: str | None = None
         if self._gcs:
-            self._fs.mv_file(staged, path)
+            tag = self._move_gcs(staged, path)
+            self._fs.invalidate_cache(staged)
             self._fs.invalidate_cache(path)
-            return
+            return tag if tag is not None else self._asked_tag(path)
         if not self._s3:
             self._fs.mv(staged, path)
-            return
+            return None
         source_bucket, source_key = self._bucket_key(staged)
         bucket, key = self._bucket_key(path)
         try:
-            self._fs.call_s3(
+            copied = self._fs.call_s3(
                 "copy_object", Bucket=bucket, Key=key, CopySource={"Bucket": source_bucket, "Key": source_key}
             )
+            tag = object_tag(copied.get("CopyObjectResult") or {})
         except FileNotFoundError:
             raise
         except OSError:
             # Too large for one CopyObject (or refused for another reason s3fs's copy handles or names).
             self._fs.copy(staged, path)
         self._fs.invalidate_cache(path)
+        if tag is None:
+            tag = self._asked_tag(path)
         self.remove(staged)
+        return tag
+
+    def _move_gcs(self, staged: str, path: str) -> str | None:
+        """GCS's ``objects.move`` of ``staged`` to ``path`` in one request, as gcsfs's ``mv_file`` asks it, keeping its
+        answer's generation (``mv_file`` drops it); where the move is refused (another bucket, a bucket or server
+        without it), ``mv_file`` itself (None: the caller asks for the generation).
+
+        Raises:
+            FileNotFoundError: nothing is at ``staged``.
+        """
+        source_bucket, source_key = self._bucket_key(staged)
+        bucket, key = self._bucket_key(path)
+        if source_bucket == bucket and source_key and key:
+            try:
+                moved = self._fs.call(
+                    "POST",
+                    "b/{}/o/{}/moveTo/o/{}",
+                    source_bucket,
+                    source_key,
+                    key,
+                    headers={"Content-Type": "application/json", "X-Goog-GCS-Idempotency-Token": str(uuid.uuid4())},
+                    json_out=True,
+                )
+            except FileNotFoundError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - gcsfs's own fallback catches any error of the move too
+                logger.debug("objects.move of %s refused (%s): copying and deleting instead", staged, exc)
+            else:
+                return object_tag(moved) if isinstance(moved, Mapping) else None
+        self._fs.mv_file(staged, path)
+        return None
 
     def _bucket_key(self, path: str) -> tuple[str, str]:
         bucket, key, _ = self._fs.split_path(path)
@@ -426,6 +548,16 @@ class FsspecStorage:
                 continue
             if include_temporary or not is_temporary(relative):
                 yield FileEntry(f"{base}/{relative}", relative, int(info.get("size") or 0), _modified(info))
+
+
+def _s3_retried() -> Any:
+    """s3fs's retrying wrapper of a request and the read of its body (what its ``cat_file`` reads through), or None
+    where this s3fs has none (then the request alone is retried, by ``_call_s3``)."""
+    try:
+        from s3fs.core import _error_wrapper
+    except ImportError:
+        return None
+    return _error_wrapper
 
 
 def _gcs_emulator_file_system(options: dict[str, Any]) -> Any:

@@ -9,10 +9,22 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Mapping
 
 from kart_core.storage.base import storage_for
 
-__all__ = ["Stamp", "changed_ns", "file_stamp", "local_file_stamp", "stamp", "touch_after_moves"]
+__all__ = [
+    "Stamp",
+    "changed_ns",
+    "current_tag",
+    "file_stamp",
+    "local_file_stamp",
+    "object_tag",
+    "opened_tag",
+    "read_pinned",
+    "stamp",
+    "touch_after_moves",
+]
 
 # JSON-friendly: a list of ints and strings (a marker keeps one as it is and compares it after a round trip).
 Stamp = list[object]
@@ -87,3 +99,55 @@ def touch_after_moves(manifest: str) -> None:
         return
     with contextlib.suppress(OSError):
         os.utime(manifest.removeprefix("file://"))
+
+
+def object_tag(info: Mapping[str, object]) -> str | None:
+    """The version tag of an object as a manifest entry records it (``Entry.tag``), from what the store said of it (an
+    fsspec ``info`` or listing entry, a response's fields): ``"generation:<n>"`` on GCS (a new number for every write
+    of the object, a copy or a rewrite of the same bytes included), else ``"etag:<ETag>"`` (S3: for an object put or
+    copied in one request without KMS encryption, the MD5 of its bytes, so the same bytes put again keep it; another
+    content gets another); None when it carries neither. GCS's own lowercase ``etag`` (which moves with metadata
+    updates) is not used."""
+    generation = info.get("generation")
+    if generation not in (None, ""):
+        return f"generation:{generation}"
+    etag = info.get("ETag")
+    if etag not in (None, ""):
+        return f"etag:{str(etag).strip(chr(34))}"
+    return None
+
+
+def opened_tag(file: object) -> str | None:
+    """The tag (``object_tag``) of the object version an open file of ``FsspecStorage.open_read`` reads: the one the
+    store sent with the bytes of a small object read whole, or the one a larger object's file was opened at (its
+    ``details``). None for a local file, or when the store sent none."""
+    tag = getattr(file, "tag", None)
+    if isinstance(tag, str):
+        return tag
+    details = getattr(file, "details", None)
+    return object_tag(details) if isinstance(details, Mapping) else None
+
+
+def read_pinned(file: object) -> bool:
+    """Whether every byte read from ``file`` (of ``FsspecStorage.open_read``) is of the version ``opened_tag`` names: a
+    small object read whole in one GET, or an S3 object read in ranges on condition that its ETag is still that one
+    (s3fs's ``If-Match``: a range of another version fails). Not a larger GCS object, whose later ranges gcsfs reads
+    of whatever version is there then."""
+    if isinstance(getattr(file, "tag", None), str):
+        return True
+    conditions = getattr(file, "read_kw", None)
+    return isinstance(conditions, Mapping) and conditions.get("IfMatch") is not None
+
+
+def current_tag(path: str) -> str | None:
+    """The tag (``object_tag``) of the object at ``path`` now: from the open ``listing_scope``'s listing of its
+    directory, else one request (a HEAD on S3, a metadata GET on GCS). None when nothing is there, the store gives no
+    tag, or ``path`` is not on object storage.
+
+    Raises:
+        OSError: the store could not be asked.
+    """
+    if "://" not in path or path.startswith("file://"):
+        return None
+    tag_of = getattr(storage_for(path), "object_tag", None)
+    return None if tag_of is None else tag_of(path)  # type: ignore[no-any-return]
