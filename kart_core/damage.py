@@ -633,9 +633,12 @@ def rewritten_siblings(record: OutputRecord, current: Manifest) -> dict[str, Ent
     after it with other content of the same size (``rewritten_digest``), each as a new version: the entry to write
     beside ``record``'s when the manifest is written again outside a commit (a load recording a new version, a dump
     or a removal outside a run). Writing the manifest moves its time past their change, so a rewrite not recorded
-    then would never be seen again by the cheap check (attacker at17 H11). Local storage only (``maybe_rewritten``).
+    then would never be seen again by the cheap check (attacker at17 H11). Local storage only: on object storage a
+    tag does not depend on the manifest's time, so a sibling's rewrite stays seen (and no request is made here).
     """
-    found = {}
+    found: dict[str, Entry] = {}
+    if protocol_of(record.manifest):
+        return found
     for key, entry in sorted(current.outputs.items()):
         output = join_url(record.workspace, key)
         if key == record.key or not maybe_rewritten(output, record.manifest, entry):
