@@ -197,10 +197,15 @@ def file_size(path: str) -> int | None:
 
 
 def local_change_note(path: str, manifest: str, entry: Entry) -> str | None:
-    """``not_committed_note`` of the local file at ``path`` (one stat); None on object storage or when it cannot be
-    examined."""
+    """``not_committed_note`` of the local file at ``path`` (one stat); on object storage ``object_change_note`` of the
+    object's tag now (one HEAD; None for an entry without a tag); None when it cannot be examined."""
     if protocol_of(path):
-        return None
+        if entry.tag is None:
+            return None
+        try:
+            return object_change_note(current_tag(path), entry)
+        except OSError:
+            return None
     try:
         found = os.stat(path.removeprefix("file://"))
     except OSError:
