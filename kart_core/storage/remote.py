@@ -357,7 +357,8 @@ class FsspecStorage:
     def _first_read(self, path: str) -> tuple[bytes, str | None]:
         """The first ``FIRST_READ_BYTES`` of the object at ``path`` (all of a smaller one) and the tag of the version
         they are of (None when the answer named none), in one GET (S3, GCS): what ``cat_file`` asks, keeping the
-        answer's headers, which it drops.
+        answer's headers, which it drops. A GCS zonal bucket, which gcsfs reads by gRPC, is read by ``cat_file``
+        (no tag: its loads are judged as without one).
 
         Raises:
             FileNotFoundError: no object is at ``path``.
@@ -383,6 +384,12 @@ class FsspecStorage:
             if retried is None:
                 return sync(fs.loop, read)  # type: ignore[no-any-return]
             return sync(fs.loop, retried, read, retries=fs.retries)  # type: ignore[no-any-return]
+        zonal = getattr(self._fs, "_is_zonal_bucket", None)  # gcsfs's extended class: such a bucket is read by gRPC
+        if zonal is not None:
+            from fsspec.asyn import sync
+
+            if sync(self._fs.loop, zonal, bucket):
+                return bytes(self._fs.cat_file(path, start=0, end=FIRST_READ_BYTES)), None
         headers, data = self._fs.call("GET", self._fs.url(path), headers={"Range": f"bytes=0-{FIRST_READ_BYTES - 1}"})
         generation = next((value for name, value in headers.items() if name.lower() == "x-goog-generation"), None)
         return bytes(data), object_tag({"generation": generation})
