@@ -106,7 +106,7 @@ WRITER = textwrap.dedent(
             print("paused", flush=True)
             while not os.path.exists(go):
                 time.sleep(0.01)
-        original(self, staged, path)
+        return original(self, staged, path)
 
     backend.commit = commit
     kart_core.build(task)
