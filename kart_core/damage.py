@@ -21,6 +21,7 @@ from kart_core.manifest import (
     Entry,
     Manifest,
     OutputRecord,
+    manifest_bytes,
     manifest_task,
     new_commit_id,
     read_unverified,
@@ -29,6 +30,7 @@ from kart_core.manifest import (
 from kart_core.signing import HEADER_SIZE, is_sealed
 from kart_core.storage import storage_for
 from kart_core.storage.base import protocol_of
+from kart_core.storage.conditional import replace_if
 from kart_core.storage.stamp import changed_ns, current_tag, file_stamp, local_file_stamp, opened_tag
 from kart_core.workspace import (
     MANIFEST,
@@ -430,11 +432,12 @@ def settle_tag(manifest: str, path: str, entry: Entry, found: str, lock: LockPar
 
     The manifest is written again under its commit lock (``lock``: the task's ``OutputRecord.lock_params()``; None:
     the machine's file lock of it), with the same commit id and only the tag changed: read, then written only while it
-    still records ``entry``'s content and commit for the path, is not pending and not signed. Hosts that share no lock
-    (a workspace on object storage without redis) can race a commit of another host between that read and the write,
-    as a load recording a new version can: the write then puts the older record back over the commit, whose outputs
-    no longer match it, so their loads hash them and record them as a new version (never served as the old one).
-    Not settled (False): as above, a lock that is busy, a manifest that cannot be read or written. Never raises.
+    still records ``entry``'s content and commit for the path, is not pending and not signed, and only over the bytes
+    read (``kart_core.storage.conditional.replace_if``: S3's ``If-Match``; elsewhere a read and a compare first), so a
+    commit of a host that shares no lock (no redis) landing meanwhile stays; on GCS within a window of one request,
+    where the older record put back over it makes its outputs' loads hash them and record them as a new version
+    (never served as the old one). Not settled (False): as above, a lock that is busy, a manifest that cannot be
+    read or written. Never raises.
     """
     if not protocol_of(manifest) or not protocol_of(path) or entry.tag is None:
         return False
@@ -460,10 +463,10 @@ def settle_tag(manifest: str, path: str, entry: Entry, found: str, lock: LockPar
             outputs = dict(current.outputs)
             outputs[key] = now.with_tag(found)
             name = manifest[len(workspace) :].lstrip("/")
-            write_manifest(storage, manifest, name, dataclasses.replace(current, outputs=outputs), None)
+            settled = dataclasses.replace(current, outputs=outputs)
+            return replace_if(storage, manifest, data, manifest_bytes(settled, name, None))
     except (OSError, ValueError, KeyError, TypeError, TaskLockException):
         return False
-    return True
 
 
 def _content_digest(path: str, entry: Entry) -> str | None:
