@@ -1286,7 +1286,7 @@ def _published_tag(path: str) -> str | None:
     if not protocol_of(path):
         return None
     try:
-        return current_tag(path)
+        return current_tag(path, listed=False)  # never a listing taken before the put
     except OSError:
         return None
 

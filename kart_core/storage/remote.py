@@ -267,17 +267,18 @@ class FsspecStorage:
                     return True
         return bool(self._fs.exists(path))
 
-    def object_tag(self, path: str) -> str | None:
+    def object_tag(self, path: str, listed: bool = True) -> str | None:
         """The version tag (``kart_core.storage.stamp.object_tag``) of the object at ``path`` now; None when nothing is
         there or the store gives none. Inside ``listing_scope()`` from the listing of its directory (one listing per
-        directory per scope); else one request: a HEAD on S3, a metadata GET on GCS, fsspec's ``info`` elsewhere.
+        directory per scope) unless ``listed`` is False; else one request: a HEAD on S3, a metadata GET on GCS,
+        fsspec's ``info`` elsewhere.
 
         Raises:
             OSError: the store could not be asked.
         """
-        listed = tag_in_listing(path, self._listed)
-        if listed is not None:
-            return listed[1]
+        found = tag_in_listing(path, self._listed) if listed else None
+        if found is not None:
+            return found[1]
         return self._asked_tag(path)
 
     def _asked_tag(self, path: str) -> str | None:

@@ -139,10 +139,10 @@ def read_pinned(file: object) -> bool:
     return isinstance(conditions, Mapping) and conditions.get("IfMatch") is not None
 
 
-def current_tag(path: str) -> str | None:
+def current_tag(path: str, listed: bool = True) -> str | None:
     """The tag (``object_tag``) of the object at ``path`` now: from the open ``listing_scope``'s listing of its
-    directory, else one request (a HEAD on S3, a metadata GET on GCS). None when nothing is there, the store gives no
-    tag, or ``path`` is not on object storage.
+    directory (unless ``listed`` is False: a caller that just wrote the object), else one request (a HEAD on S3, a
+    metadata GET on GCS). None when nothing is there, the store gives no tag, or ``path`` is not on object storage.
 
     Raises:
         OSError: the store could not be asked.
@@ -150,4 +150,4 @@ def current_tag(path: str) -> str | None:
     if "://" not in path or path.startswith("file://"):
         return None
     tag_of = getattr(storage_for(path), "object_tag", None)
-    return None if tag_of is None else tag_of(path)  # type: ignore[no-any-return]
+    return None if tag_of is None else tag_of(path, listed)  # type: ignore[no-any-return]

@@ -77,9 +77,11 @@ def _rewrite(path: str, data: bytes) -> None:
     storage.file_system.pipe_file(path, data)
 
 
-def _same_size_other(path: str) -> bytes:
+def _same_size_other(path: str, fill: int = 1) -> bytes:
     data = storage_for(path).read_bytes(path)
-    return data.replace(bytes([1]) * 8, bytes([9]) * 8)
+    other = data.replace(bytes([fill]) * 8, bytes([9]) * 8)
+    assert other != data and len(other) == len(data)
+    return other
 
 
 def _rewritten_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -304,3 +306,21 @@ def test_the_tag_round_trips_through_the_manifest_and_is_left_out_when_unknown()
         .decode()
     )
     assert pickle.loads(pickle.dumps(entry)) == entry
+
+
+@pytest.mark.parametrize("storage", ["s3", "gs"])
+def test_a_dump_outside_a_run_records_the_tag_of_what_it_put(
+    storage: str, request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+) -> None:
+    workspace = _workspace(storage, request)
+    up = TagUp(workspace_directory=workspace)
+    kart_core.build(up)
+    path = _output(up).path()
+    with listing_scope():  # a listing taken before the dump does not answer for the object it puts
+        assert current_tag(path) == _entry(up).tag
+        up.output().dump(bytes([5]) * 64)
+    assert _entry(up).tag == current_tag(path)
+    _rewrite(path, _same_size_other(path, fill=5))
+    with caplog.at_level(logging.WARNING, logger="kart_core.target"):
+        assert TagUp(workspace_directory=workspace).output().load() == bytes([9]) * 64
+    assert len(_rewritten_warnings(caplog)) == 1
