@@ -54,7 +54,7 @@ import contextvars
 import dataclasses
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from kart_core.commit_marker import foreign_seconds, host_identity, marker_beside, read_marker, writer_alive
 from kart_core.damage import (
@@ -111,6 +111,9 @@ class StaleInput:
     unrecorded: bool = False
     # The upstream's manifest is there but cannot be read (damaged): what it holds now cannot be told (``interrupted``).
     unreadable: bool = False
+    # The task's own manifest is missing (removed to keep a hand correction, a lost object, gokart wrote the output)
+    # and ``input``'s committed output was written after the task's output (``unrecorded_requirements``).
+    unvouched: bool = False
 
     def describe(self, label: str) -> str:
         """``Down[..] was built from Up[..]'s commit 1a2b3c4d; Up[..] was committed again since (...)``; for an
@@ -122,6 +125,12 @@ class StaleInput:
                 f"{label}'s run() built {upstream} (a build() nested in it) and loaded its commit "
                 f"{_short(self.input.commit)} (output {self.input.key}); {self.behind}; only {label}'s run builds it "
                 f"again"
+            )
+        if self.unvouched:
+            return (
+                f"{label}'s outputs have no integrity record (its manifest was removed, or gokart or a person wrote "
+                f"them), so what they were built from cannot be told; {upstream}'s output {self.input.key}, which it "
+                f"requires (commit {_short(self.now)}), was written after them"
             )
         if self.unrecorded:
             return (
@@ -174,6 +183,10 @@ class StaleInput:
         how = "requires" if self.input.required else "built" if self.input.built else "loaded"
         if self.behind:
             return f"{upstream}, which it built, is stale further up"
+        if self.unvouched:
+            return (
+                f"{upstream}, which it requires, was written after its outputs, which no integrity record vouches for"
+            )
         if self.unrecorded:
             return f"kart before 2026-12-03 did not record whether {upstream}, which it requires, changed since it ran"
         if self.unreadable:
@@ -536,18 +549,34 @@ def unrecorded_requirements(
         return []
     if manifest is None:
         manifest = read_unverified(storage_for(path), path, run=False)
-    if manifest is None or manifest.requirements or manifest.pending:
+        if manifest is None:
+            return _written_after(path, record, required, found)
+    if manifest.requirements or manifest.pending:
         return []
     owner = record.owner or None
     covered = {(_name_of(item.manifest), item.key) for item in manifest.inputs if item.read_by(owner)}
     stale = []
+    for source, where, entry in _committed_requirements(required, path, found):
+        if (source.manifest_name, source.key) in covered:
+            continue
+        reference = source.manifest_name if source.workspace == record.workspace else where
+        item = Input(source.task, reference, source.key, None, "", record.owner, required=True)
+        stale.append(StaleInput(item, where, entry.commit, unrecorded=True))
+    return stale
+
+
+def _committed_requirements(
+    required: Iterable[object], path: str, found: dict[str, Manifest | None]
+) -> Iterator[tuple[OutputRecord, str, Entry]]:
+    """Each output of the tasks ``required`` that kart committed (a settled entry in its manifest, read into
+    ``found`` once), with its manifest's full path; outputs recorded in ``path`` itself are left out."""
     for upstream in required:
         outputs = getattr(upstream, "kart_outputs", None)
         if outputs is None:
             continue  # a plain luigi task: no integrity record
         for target in flatten(outputs()):
             source = getattr(target, "record", None)
-            if not isinstance(source, OutputRecord) or (source.manifest_name, source.key) in covered:
+            if not isinstance(source, OutputRecord):
                 continue
             where = source.manifest
             if where == path:
@@ -556,11 +585,60 @@ def unrecorded_requirements(
                 found[where] = read_unverified(storage_for(where), where, run=False)
             held = found[where]
             entry = held.outputs.get(source.key) if held is not None and not held.pending else None
-            if entry is None or entry.commit is None:
-                continue
+            if entry is not None and entry.commit is not None:
+                yield source, where, entry
+
+
+def _tasks_by_manifest(tasks: Iterable[object]) -> dict[str, object]:
+    """``tasks`` and every kart task they require (transitively), by the full path of each one's manifest."""
+    found: dict[str, object] = {}
+    seen: set[int] = set()
+    stack = list(tasks)
+    while stack:
+        task = stack.pop()
+        outputs = getattr(task, "kart_outputs", None)
+        if outputs is None or id(task) in seen:
+            continue
+        seen.add(id(task))
+        for target in flatten(outputs()):
+            record = getattr(target, "record", None)
+            if isinstance(record, OutputRecord):
+                found.setdefault(record.manifest, task)
+        stack.extend(task.kart_requires())  # type: ignore[attr-defined]
+    return found
+
+
+def _written_after(
+    path: str, record: OutputRecord, required: Iterable[object], found: dict[str, Manifest | None]
+) -> list[StaleInput]:
+    """For a task whose manifest ``path`` is missing while its output (``record``) is there: each committed output of
+    a requirement written after that output, as a ``StaleInput`` (``unvouched``); [] otherwise.
+
+    Without its manifest nothing says what the task was built from (its manifest removed to keep a hand correction,
+    as faq.md advises; a lost object; gokart wrote it), so a change further up was hidden behind it for good (attacker
+    at22 M3). The files' modification times tell what make tells: an input written after the output is newer than
+    what built it. A requirement without a kart commit (gokart's, a file put by hand) is not judged; neither is a
+    manifest that is there but cannot be read (``interrupted`` says so). One stat per output compared.
+    """
+    storage = storage_for(path)
+    output = _joined(record.workspace, record.key)
+    try:
+        if storage.exists(path):
+            return []
+        built = storage_for(output).modification_time(output).timestamp()
+    except (OSError, ValueError):
+        return []
+    stale = []
+    for source, where, entry in _committed_requirements(required, path, found):
+        written_path = _joined(source.workspace, source.key)
+        try:
+            written = storage_for(written_path).modification_time(written_path).timestamp()
+        except (OSError, ValueError):
+            continue
+        if written > built:
             reference = source.manifest_name if source.workspace == record.workspace else where
             item = Input(source.task, reference, source.key, None, "", record.owner, required=True)
-            stale.append(StaleInput(item, where, entry.commit, unrecorded=True))
+            stale.append(StaleInput(item, where, entry.commit, unvouched=True))
     return stale
 
 
@@ -808,6 +886,9 @@ class Lineage:
         # The graph's tasks' manifests as they are now (``current_manifests``): inputs from another workspace
         # are read there. Filled only when a checked manifest records one (``check``'s ``upstreams``).
         self.current: dict[str, str] = {}
+        # The graph's kart tasks by their manifests' full paths: filled (``_tasks_by_manifest``) only when a manifest
+        # of the lineage is missing, to judge that upstream by its requirements (``_written_after``).
+        self._by_manifest: dict[str, object] | None = None
 
     def known(self, path: str, manifest: Manifest) -> None:
         """Take ``manifest``, already read at ``path``, instead of reading it again."""
@@ -862,6 +943,7 @@ class Lineage:
         # so a chain of 100,000 links does not hold every parsed manifest of it until the end (160 MiB). One asked
         # for again is read again (``manifest``: one stat while the LineageMemo keeps it).
         first: set[str] = set()
+        graph = upstreams  # kept: ``upstreams`` is cleared once the graph's current manifests are known
         stack: list[tuple[str, str | None, str, bool]] = [(path, reader or None, workspace, False)]
         while stack:
             current, current_reader, current_workspace, explored = stack.pop()
@@ -877,8 +959,13 @@ class Lineage:
                 first.discard(current)
                 manifests.pop(current, None)
             if manifest is None or manifest.pending:
-                if current != path and interrupted(current, manifest):
-                    verdicts[key] = _INTERRUPTED  # its readers are built on what its rerun may change
+                if current != path:
+                    if interrupted(current, manifest):
+                        verdicts[key] = _INTERRUPTED  # its readers are built on what its rerun may change
+                    elif manifest is None and graph is not None:  # removed: an input may be newer than its output
+                        unvouched = self._unvouched(current, graph)
+                        if unvouched:
+                            verdicts[key] = Verdict(unvouched, [])
                 continue
             if not manifest.inputs:
                 continue
@@ -925,6 +1012,22 @@ class Lineage:
                     first.discard(upstream)
                     manifests.pop(upstream, None)
         return verdicts[node]
+
+    def _unvouched(self, path: str, graph: Callable[[], Iterable[object]]) -> list[StaleInput]:
+        """For an upstream whose manifest ``path`` is missing: its requirements' committed outputs written after its
+        output (``_written_after``), found through the checked task's graph (``graph``: its requirements); [] when
+        no task of the graph has that manifest."""
+        if self._by_manifest is None:
+            self._by_manifest = _tasks_by_manifest(graph())
+        task = self._by_manifest.get(path)
+        requires = getattr(task, "kart_requires", None)
+        if task is None or requires is None:
+            return []
+        for target in flatten(task.kart_outputs()):  # type: ignore[attr-defined]
+            record = getattr(target, "record", None)
+            if isinstance(record, OutputRecord) and record.manifest == path:
+                return unrecorded_requirements(path, None, record, requires, self.manifests)
+        return []
 
     def _located(self, item: Input, workspace: str) -> tuple[Input, str, str | None, str | None]:
         """``_located``'s triple for ``item`` (an input of a manifest in ``workspace``), with the owner of the
@@ -1072,8 +1175,8 @@ class Lineage:
         upstreams = ", ".join(verdict.behind)
         built = (
             f"{label} was built from {upstreams}, stale itself (an output it loaded or requires was committed again "
-            f"since, with other content, its own commit was interrupted, or it is built on such a task): {label} is "
-            "built on stale content."
+            f"since, with other content, its own commit was interrupted, an input is newer than its unrecorded outputs, "
+            f"or it is built on such a task): {label} is built on stale content."
         )
         if verdict.built and not left:
             nested = ", ".join(verdict.built)
@@ -1125,7 +1228,7 @@ def stale_verdict(
             return verdict
         if upstreams is not None:  # an older kart's manifest: what its task requires was not recorded
             manifest = checked.manifest(record.manifest)
-            if manifest is not None and not manifest.requirements:
+            if manifest is None or not manifest.requirements:  # None: removed; its output may be older than its inputs
                 unrecorded = unrecorded_requirements(record.manifest, manifest, record, upstreams, checked.manifests)
                 if unrecorded:
                     return Verdict(unrecorded, [])
