@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from kart_core.hashing import short_id, unique_id_from_parts
     from kart_core.info import make_tree_info, tree_info
     from kart_core.loading import load_output
+    from kart_core.lineage import stale_upstreams
     from kart_core.lock import hold_location_locks
     from kart_core.output_digests import (
         CompleteOutputs,
@@ -99,6 +100,7 @@ _EXPORTS = {
     "SerializableParameter": "kart_core.parameter",
     "RoundLimitError": "kart_core.errors",
     "StaleTaskError": "kart_core.errors",
+    "stale_upstreams": "kart_core.lineage",
     "TaskInstanceParameter": "kart_core.parameter",
     "PlacedGraph": "kart_core.places",
     "TaskGraph": "kart_core.graph",

@@ -55,6 +55,7 @@ import dataclasses
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from kart_core.commit_marker import foreign_seconds, host_identity, marker_beside, read_marker, writer_alive
 from kart_core.damage import (
@@ -85,6 +86,7 @@ __all__ = [
     "stale_outputs",
     "stale_verdict",
     "unrecorded_requirements",
+    "stale_upstreams",
     "walk_scope",
 ]
 
@@ -1233,6 +1235,20 @@ def stale_verdict(
                 if unrecorded:
                     return Verdict(unrecorded, [])
     return None
+
+
+def stale_upstreams(task: Any) -> list[str]:
+    """The labels of the tasks that ``task``'s committed outputs are built on (its recorded inputs, followed up the
+    lineage) that are stale themselves, in the order found; [] when that lineage is current, or the task has no
+    committed outputs.
+
+    ``task.complete()`` judges the task's own inputs only (luigi's contract: a build walks the rest); a caller that
+    serves one task's output without a build (a Kedro catalog entry, ``run_one`` of one Airflow task) asks this too,
+    so an output built on an upstream whose own inputs changed is not handed out as current (attacker at23 A1). One
+    read per manifest of the lineage (shared with the open ``walk_scope``).
+    """
+    verdict = stale_verdict(flatten(task.kart_outputs()), None, task.kart_requires)
+    return [] if verdict is None else list(verdict.behind)
 
 
 _scope: contextvars.ContextVar[Lineage | None] = contextvars.ContextVar("kart_lineage_scope", default=None)

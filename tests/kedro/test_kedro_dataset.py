@@ -315,3 +315,55 @@ def test_a_missing_external_input_is_named_and_the_rest_is_built(workspace: str,
     raw.parent.mkdir()
     raw.write_text("a\nb\nc\n")
     assert TaskOnKartDataset(**config, workspace_directory=workspace).load() == 3 + 1 + 2
+
+
+def _levels(workspace: str) -> DataCatalog:
+    return DataCatalog.from_config(
+        {
+            name: {
+                "type": "kart_kedro.TaskOnKartDataset",
+                "task": f"kedro_lineage_tasks.{task}",
+                "workspace_directory": workspace,
+            }
+            for name, task in (("plus", "LevelPlus"), ("times", "LevelTimes"))
+        }
+    )
+
+
+def test_an_entry_built_on_an_upstream_stale_further_up_is_built_again_first(workspace: str, journal: str) -> None:
+    """Attacker at23 A1: Level <- LevelPlus <- LevelTimes built (1100); Level rerun with other content: LevelPlus is
+    stale, LevelTimes's own input unchanged. Its entry's load gives what build() gives (2100), not the 1100 built on
+    the old Level."""
+    from kedro_lineage_tasks import Level, LevelTimes
+
+    assert kart_core.build(LevelTimes(workspace_directory=workspace)) == 1100
+    kart_core.build(Level(value=2, rerun=True, workspace_directory=workspace))
+    assert kart_core.stale_upstreams(LevelTimes(workspace_directory=workspace)) == [
+        LevelTimes(workspace_directory=workspace).requires().kart_label()
+    ]
+    assert _levels(workspace).load("times") == 2100
+    assert [line.split("[")[0] for line in journal_lines(journal)][-2:] == ["LevelPlus", "LevelTimes"]
+    assert kart_core.stale_upstreams(LevelTimes(workspace_directory=workspace)) == []
+    runs = journal_lines(journal)
+    assert _levels(workspace).load("times") == 2100 and journal_lines(journal) == runs  # current: no build
+
+
+@pytest.mark.parametrize("order", [["times", "plus"], ["plus", "times"]])
+def test_a_node_reading_two_entries_of_one_lineage_gets_one_lineage_in_any_order(
+    workspace: str, order: list[str]
+) -> None:
+    """A node given the model and the features it was trained on gets matching values whatever its inputs' order."""
+    from kedro.pipeline import Pipeline, node
+    from kedro.runner import SequentialRunner
+    from kedro_lineage_tasks import Level, LevelTimes
+
+    kart_core.build(LevelTimes(workspace_directory=workspace))
+    kart_core.build(Level(value=3, rerun=True, workspace_directory=workspace))
+    catalog = _levels(workspace)
+
+    def report(*values: int) -> dict[str, int]:
+        return dict(zip(order, values, strict=True))
+
+    pipeline = Pipeline([node(report, order, "report", name="report")])
+    SequentialRunner().run(pipeline, catalog)
+    assert catalog.load("report") == {"plus": 31, "times": 3100}

@@ -125,10 +125,14 @@ class TaskOnKartDataset(AbstractDataset[Any, Any]):
             return kart_core.load_output(task, repair=True)
 
     def ensure_built(self) -> kart_core.TaskOnKart[Any]:
-        """Build the task (and its missing upstreams) unless it is complete, so its output can be read; return it
-        (``task``: made from the entry now)."""
+        """Build the task (and its missing or stale upstreams) unless it is complete and built on a current lineage,
+        so its output can be read; return it (``task``: made from the entry now).
+
+        ``complete()`` judges the task's own inputs; an upstream stale further up (its own input committed again
+        since) leaves it complete, so the lineage is asked too (``kart_core.stale_upstreams``) and a build brings
+        it up to date first, as ``kart_core.build(task)`` returns (attacker at23 A1)."""
         task = self.task
-        if not task.complete():
+        if not task.complete() or kart_core.stale_upstreams(task):
             self._build(task)
         return task
 
