@@ -46,8 +46,8 @@ if TYPE_CHECKING:
     from kart_core.graph import TaskGraph, node_key, walk
     from kart_core.hashing import short_id, unique_id_from_parts
     from kart_core.info import make_tree_info, tree_info
-    from kart_core.loading import load_output
     from kart_core.lineage import stale_upstreams
+    from kart_core.loading import load_output
     from kart_core.lock import hold_location_locks
     from kart_core.output_digests import (
         CompleteOutputs,
