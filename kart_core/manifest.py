@@ -80,6 +80,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import io
 import json
 import os
 import re
@@ -270,7 +271,8 @@ def restamped(data: bytes, old: tuple[int, ...], new: tuple[int, ...]) -> bytes 
     at = data.find(before)
     if at < 0 or data.find(before, at + len(before)) >= 0:
         return None
-    return b"".join((data[:at], after, data[at + len(before) :]))
+    view = memoryview(data)  # not sliced into copies: a manifest of 100,000 inputs is tens of MiB
+    return b"".join((view[:at], after, view[at + len(before) :]))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -391,8 +393,9 @@ class Manifest:
         document: dict[str, Any] = {"format": FORMAT, "task": self.task, "commit": self.commit, "outputs": outputs}
         if self.pending:
             document["pending"] = True
+        many = len(self.inputs) > _INPUT_CHUNK  # spliced in below, a chunk at a time
         if self.inputs:
-            document["inputs"] = [item.to_json() for item in self.inputs]
+            document["inputs"] = [] if many else [item.to_json() for item in self.inputs]
         if self.logs is not None:
             document["logs"] = self.logs
         if self.side:
@@ -400,6 +403,8 @@ class Manifest:
         if self.requirements:
             document["requirements"] = True
         data = _dumps(document)
+        if many:
+            data = _with_inputs(data, self.inputs)
         if self.run is not None:  # the last key, after "}" is taken off: readers may stop before it (run=False)
             data = b"".join((data[:-1], _RUN_KEY, _dumps(self.run), b"}"))
         return data
@@ -618,6 +623,35 @@ _PARSED: dict[bytes, Manifest] = {}
 _PARSED_LIMIT = 2048  # about 5 MB of bytes and records at most
 
 _RUN_KEY = b',"run":'
+_INPUT_CHUNK = 1024  # inputs encoded at once by ``Manifest.to_bytes`` (``_with_inputs``)
+_NO_INPUTS = b'"inputs":[]'
+
+
+def _with_inputs(data: bytes, inputs: tuple[Input, ...]) -> bytes:
+    """``data``, a manifest's JSON encoded with an empty ``inputs`` array, with ``inputs`` in that array: the bytes
+    ``_dumps`` gives for the document holding them all (json encodes each item of an array alone, and so does msgspec;
+    ``_dumps`` picks the same bytes for a chunk as for the whole), encoded ``_INPUT_CHUNK`` inputs at a time.
+
+    Why: a task with 100,000 requirements records as many inputs (``Input.required``); their JSON objects, all made
+    before the encoding, cost about as much as the inputs themselves (tens of MiB at its commit). The array's key is
+    found once: only the top-level key can be spelled ``"inputs":[`` (a quote inside a JSON string is escaped, and no
+    other object of a manifest holds that key).
+
+    Raises:
+        TypeError: an input holds a value JSON cannot hold (``_dumps``).
+    """
+    at = data.index(_NO_INPUTS) + len(_NO_INPUTS) - 1
+    out = io.BytesIO()  # getvalue() hands its buffer over: the document is not copied again
+    out.write(memoryview(data)[:at])
+    for start in range(0, len(inputs), _INPUT_CHUNK):
+        if start:
+            out.write(b",")
+        chunk = _dumps([item.to_json() for item in inputs[start : start + _INPUT_CHUNK]])
+        out.write(memoryview(chunk)[1:-1])
+    out.write(memoryview(data)[at:])
+    return out.getvalue()
+
+
 _HEAD_KEYS = frozenset({"task", "outputs", "commit"})  # what a manifest's part before its run record holds
 # What ``json.dumps(..., sort_keys=True, separators=(",", ":"))`` builds per call: one encoder (it keeps no state
 # between calls) instead of two new ones per manifest written.

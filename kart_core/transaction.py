@@ -59,6 +59,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import itertools
 import logging
 import os
 import threading
@@ -239,8 +240,9 @@ class Transaction:
     # run's context first asks whether it is one of this run's inputs (``off_context``).
     upstream: frozenset[str] | None = None
     # The outputs of the task's requirements as their manifests held them when ``run()`` began (``note_required``):
-    # (manifest path, key) -> (the output's record, the entry then). None until then.
-    required: dict[tuple[str, str], tuple[OutputRecord, Entry]] | None = None
+    # (manifest path, key) -> (the output's record, the entry's commit then, its content hash then or "" when that
+    # commit was in progress). None until then. Not the entry itself: a fan-in of 100,000 keeps one per requirement.
+    required: dict[tuple[str, str], tuple[OutputRecord, str | None, str]] | None = None
     # The targets ``input()`` handed out in the run (``input_view``): id of the upstream's target -> (it, the view).
     views: dict[int, tuple[Any, Any]] = dataclasses.field(default_factory=dict)
     # The run's side files by final path: the record of the target dumped and the entry its manifest's ``side``
@@ -349,25 +351,28 @@ class Transaction:
         loader another task's run filled (attackers at21 L5, at20 K15). Read before ``run()``, not at the commit: a
         requirement committed again while the run works then makes the task stale (it may have read either version).
         An entry whose commit is still in progress (a pending manifest) is noted with no content hash: whatever that
-        commit leaves makes the task stale. One read per requirement manifest (run record not parsed); nothing for a
-        task that requires nothing. Once per run, in the run's own process.
+        commit leaves makes the task stale. One read per requirement's manifest (run record not parsed), kept only while
+        that requirement's outputs are noted; of each output its record and the entry's commit and content hash are
+        kept (``required``); nothing for a task that requires nothing. Once per run, in the run's own process.
 
         Raises:
             Exception: what the task's ``requires()`` or a requirement's ``output()`` raises (the user's code).
         """
         if self.required is not None or self.pid != _Process.pid:
             return
-        found: dict[tuple[str, str], tuple[OutputRecord, Entry]] = {}
+        found: dict[tuple[str, str], tuple[OutputRecord, str | None, str]] = {}
         self.required = found
         requires = getattr(self.task, "kart_requires", None)
         upstreams = requires() if requires is not None else ()
         if not upstreams:
             return
-        read: dict[str, Manifest | None] = {}
         for upstream in upstreams:
             outputs = getattr(upstream, "kart_outputs", None)
             if outputs is None:
                 continue  # a plain luigi task (an ExternalTask): no integrity record
+            # The manifests read for this requirement only (its outputs share one or a few): kept for the whole
+            # loop, a fan-in of 100,000 held every parsed manifest until the last was read (130 MiB).
+            read: dict[str, Manifest | None] = {}
             for target in flatten(outputs()):
                 record = getattr(target, "record", None)
                 if not isinstance(record, OutputRecord):
@@ -379,10 +384,7 @@ class Transaction:
                 entry = manifest.outputs.get(record.key) if manifest is not None else None
                 if manifest is None or entry is None or entry.commit is None:
                     continue
-                found[(path, record.key)] = (
-                    record,
-                    dataclasses.replace(entry, digest="") if manifest.pending else entry,
-                )
+                found[(path, record.key)] = (record, entry.commit, "" if manifest.pending else entry.digest)
 
     def upstream_manifests(self) -> frozenset[str]:
         """The manifests (full paths) of the outputs of the task's requirements (``input()``), read once per run; none
@@ -486,17 +488,18 @@ class Transaction:
         the run could read by path already held it), which the floor's entry would make stale at once."""
         found = []
         loads = [
-            (source, entry, self.stamps.get(where), False) for where, (source, entry) in sorted(self.loaded.items())
+            (source, entry.commit, entry.digest, self.stamps.get(where), False)
+            for where, (source, entry) in sorted(self.loaded.items())
         ]
-        other = [(source, entry, stamp, False) for source, entry, stamp in self.also_loaded or ()]
-        floor = []
+        other = [(source, entry.commit, entry.digest, stamp, False) for source, entry, stamp in self.also_loaded or ()]
+        floor: Iterable[tuple[OutputRecord, str | None, str, None, bool]] = ()
         if self.required and record.manifest in self._own_manifests():
-            floor = [
-                (source, entry, None, True)
-                for output, (source, entry) in sorted(self.required.items())
+            floor = (  # one at a time: a fan-in's floor is 100,000 requirements
+                (source, commit, digest, None, True)
+                for output, (source, commit, digest) in sorted(self.required.items())
                 if output not in self.loaded
-            ]
-        for source, entry, stamp, required in [*loads, *other, *floor]:
+            )
+        for source, commit, digest, stamp, required in itertools.chain(loads, other, floor):
             if source.manifest == record.manifest:
                 continue  # the task's own earlier output: not an upstream
             where = source.manifest_name if source.workspace == record.workspace else _full(source.manifest)
@@ -505,8 +508,8 @@ class Transaction:
                     task=source.task,
                     manifest=where,
                     key=source.key,
-                    commit=entry.commit,
-                    digest=entry.digest,
+                    commit=commit,
+                    digest=digest,
                     reader=record.owner,
                     stamp=stamp,
                     built=source.manifest in self.built,
