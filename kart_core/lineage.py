@@ -1238,17 +1238,32 @@ def stale_verdict(
 
 
 def stale_upstreams(task: Any) -> list[str]:
-    """The labels of the tasks that ``task``'s committed outputs are built on (its recorded inputs, followed up the
-    lineage) that are stale themselves, in the order found; [] when that lineage is current, or the task has no
-    committed outputs.
+    """The labels (``Class[8-hex id]``) of the tasks upstream of ``task`` that are stale, in the order found: those
+    its committed outputs are built on (its recorded inputs, followed up the lineage) that are stale themselves, and
+    each of its requirements whose own lineage check finds it stale (its inputs, or an upstream of it, committed
+    again since with other content; an interrupted commit). [] when everything upstream is current.
 
-    ``task.complete()`` judges the task's own inputs only (luigi's contract: a build walks the rest); a caller that
-    serves one task's output without a build (a Kedro catalog entry, ``run_one`` of one Airflow task) asks this too,
-    so an output built on an upstream whose own inputs changed is not handed out as current (attacker at23 A1). One
-    read per manifest of the lineage (shared with the open ``walk_scope``).
+    ``task.complete()`` judges the task's own inputs only (luigi's contract: a build walks the rest). A caller that
+    serves or runs one task without a build (a Kedro catalog entry, an Airflow task cleared alone) asks this too, so
+    an output built on, or about to be built on, an upstream whose own inputs changed is not taken as current
+    (attacker at23 A1, A2). A requirement whose outputs are missing is not stale (it is incomplete). One read per
+    manifest of the lineages, shared inside one ``walk_scope``.
     """
-    verdict = stale_verdict(flatten(task.kart_outputs()), None, task.kart_requires)
-    return [] if verdict is None else list(verdict.behind)
+    found: list[str] = []
+    with walk_scope():
+        verdict = stale_verdict(flatten(task.kart_outputs()), None, task.kart_requires)
+        if verdict is not None:
+            found.extend(verdict.behind)
+        for upstream in task.kart_requires():
+            outputs = getattr(upstream, "kart_outputs", None)
+            if outputs is None:
+                continue  # a plain luigi task: no integrity record
+            label = upstream.kart_label()
+            if label in found:
+                continue
+            if stale_verdict(flatten(outputs()), None, upstream.kart_requires) is not None:
+                found.append(label)
+    return found
 
 
 _scope: contextvars.ContextVar[Lineage | None] = contextvars.ContextVar("kart_lineage_scope", default=None)

@@ -386,3 +386,22 @@ def test_a_task_whose_run_built_a_task_now_stale_further_up_reruns_in_a_dag_run(
     assert run.state == "success"
     assert statuses(run) == {task_id_for(NestedTop()): "ran"}
     assert kart_core.load_output(NestedTop()) == 32
+
+
+def test_a_task_run_alone_while_its_upstream_is_stale_says_so(run_dag, capfd) -> None:
+    """Attacker at23 A2: Up -> Mid -> Down ran; Up rebuilt with other content (Mid stale, Down's own input unchanged);
+    only Down's Airflow task runs (cleared alone, or a DAG holding part of the graph): it warns that it is built on
+    the stale Mid and says to clear Mid with its downstream tasks; then a whole DAG run brings both up to date."""
+    down = StaleNext(up=StaleNext(up=StaleUp()))
+    assert run_dag(to_dag(down, dag_id="stale_alone")).state == "success"
+    kart_core.build(StaleUp(value=4, rerun=True), reset_register=False)
+    dag = to_dag(StaleNext(up=StaleNext(up=StaleUp())), dag_id="stale_alone")
+    alone = dag.partial_subset(task_ids=[task_id_for(down)], include_upstream=False, include_downstream=False)
+    capfd.readouterr()
+    run = run_dag(alone)
+    out = " ".join(capfd.readouterr().out.split())  # the task log, its lines joined
+    assert run.state == "success" and statuses(run) == {task_id_for(down): "cached"}
+    assert f"{down.kart_label()} is built on (or about to read) {down.up.kart_label()}, stale: an upstream" in out
+    assert "Clear it with its downstream tasks" in out
+    run = run_dag(to_dag(StaleNext(up=StaleNext(up=StaleUp())), dag_id="stale_alone"))
+    assert kart_core.load_output(StaleNext(up=StaleNext(up=StaleUp()))) == 42

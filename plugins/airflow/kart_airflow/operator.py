@@ -182,6 +182,18 @@ class KartTaskOperator(BaseOperator):
             # A retry would run the same code again: fail now, with kart's message.
             self.log.error("%s", exc)
             raise AirflowFailException(f"StaleTaskError: {exc}") from exc
+        behind = kart_core.stale_upstreams(task)
+        if behind:
+            # A task cleared alone (or a DAG holding part of the graph): its upstream's Airflow task does not run
+            # first, so this one would serve, or be built on, what kart itself calls stale (attacker at23 A2).
+            self.log.warning(
+                "%s is built on (or about to read) %s, stale: an upstream of it was committed again since with other "
+                "content, and its Airflow task has not run again in this DAG run. This task's result is not current. "
+                "Clear %s with its downstream tasks (or the whole run) to bring them up to date.",
+                task.kart_label(),
+                ", ".join(behind),
+                "it" if len(behind) == 1 else "them",
+            )
         try:
             report = kart_core.run_one_reporting(task)
         except Exception as exc:
