@@ -650,8 +650,7 @@ def _after_fork() -> None:
 os.register_at_fork(after_in_child=_after_fork)
 
 
-@contextlib.contextmanager
-def hold_turn(key: str, wait_seconds: float | None = None, owner: Callable[[], str] | None = None) -> Iterator[bool]:
+class hold_turn:  # noqa: N801 - used as a function: ``with hold_turn(key) as waited:``
     """Hold this process's turn of ``key`` (a ``canonical_lock_key``) for the body: threads of one process
     that run one task take turns, as processes do through its file or redis lock (``hold_lock``).
 
@@ -660,30 +659,50 @@ def hold_turn(key: str, wait_seconds: float | None = None, owner: Callable[[], s
     checks that the holder is not itself waiting for this thread (``kart_core.thread_waits``): a task's ``run()``
     that joins a thread which asks for the same turn would wait forever, so that fails at once (a wait with
     ``wait_seconds`` ends anyway). ``owner``: gives the label of the task the turn is for (``Class[8-hex id]``),
-    called only for an error message.
+    called only for an error message. A class, not a ``contextlib.contextmanager``: every task run enters one
+    (a generator's context manager cost twice as much).
 
     Raises:
         TaskLockException: another thread of this process still holds it after ``wait_seconds``.
         TurnDeadlockError: (no ``wait_seconds``) the thread holding it waits (``Thread.join``, ``Future.result``,
             ...) for this one.
     """
-    turns = _turns
-    turn = turns.enter(key)
-    try:
-        waited = not turn.lock.acquire(blocking=False)
-        if waited and wait_seconds is not None:
-            if not turn.lock.acquire(timeout=wait_seconds):
-                raise TaskLockException(f"Another thread of this process holds the turn of {key}")
-        elif waited:
-            _wait_for_turn(turn, key, owner)
-        turn.holder = threading.get_ident()
+
+    __slots__ = ("_key", "_owner", "_turn", "_turns", "_wait_seconds")
+
+    def __init__(self, key: str, wait_seconds: float | None = None, owner: Callable[[], str] | None = None) -> None:
+        self._key, self._wait_seconds, self._owner = key, wait_seconds, owner
+        self._turns: _Turns | None = None
+        self._turn: _Turn | None = None
+
+    def __enter__(self) -> bool:
+        key, wait_seconds = self._key, self._wait_seconds
+        turns = self._turns = _turns  # the table entered is the one left, even if a fork replaced the module's
+        turn = turns.enter(key)
         try:
-            yield waited
-        finally:
-            turn.holder = 0
+            waited = not turn.lock.acquire(blocking=False)
+            if waited and wait_seconds is not None:
+                if not turn.lock.acquire(timeout=wait_seconds):
+                    raise TaskLockException(f"Another thread of this process holds the turn of {key}")
+            elif waited:
+                _wait_for_turn(turn, key, self._owner)
+        except BaseException:
+            turns.leave(key)
+            raise
+        turn.holder = threading.get_ident()
+        self._turn = turn
+        return waited
+
+    def __exit__(self, *_exc: object) -> None:
+        turn, turns = self._turn, self._turns
+        if turn is None or turns is None:
+            return
+        self._turn = None
+        turn.holder = 0
+        try:
             turn.lock.release()
-    finally:
-        turns.leave(key)
+        finally:
+            turns.leave(self._key)
 
 
 def _wait_for_turn(turn: _Turn, key: str, owner: Callable[[], str] | None) -> None:

@@ -685,6 +685,8 @@ def _dumps(value: Any) -> bytes:
 
 
 _PLAIN_DEPTH = 32  # deeper than any record kart writes; a structure that holds itself is found too deep
+_STR_TYPE = frozenset({str})
+_SCALAR_TYPES = frozenset({str, int, bool, type(None)})  # exactly these types: what _plain takes as they are
 
 
 def _plain(value: Any, depth: int) -> bool:
@@ -696,9 +698,8 @@ def _plain(value: Any, depth: int) -> bool:
     kind = type(value)
     if kind is dict:
         items: Any = value.values()
-        for key in value:
-            if type(key) is not str:
-                return False
+        if not _STR_TYPE.issuperset(map(type, value)):  # every key exactly a str (the types compared in C)
+            return False
     elif kind is list or kind is tuple:
         items = value
     elif kind is float:
@@ -707,6 +708,8 @@ def _plain(value: Any, depth: int) -> bool:
         return kind is str or kind is int or kind is bool or value is None
     if depth >= _PLAIN_DEPTH:
         return False
+    if _SCALAR_TYPES.issuperset(map(type, items)):  # no float, no container: plain (a manifest's most items)
+        return True
     for item in items:
         kind = type(item)
         if kind is str or kind is int or kind is bool or item is None:

@@ -805,27 +805,52 @@ _held_locks: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar("ka
 _held_turns: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar("kart_held_turns", default=frozenset())
 
 
-@contextlib.contextmanager
-def _task_turn(task: KartTask, key: str | None = None) -> Iterator[bool]:
+class _task_turn:  # noqa: N801 - used as a function: ``with _task_turn(task) as waited:``
     """This process's turn to run ``task``, keyed as its lock (``_lock_key``); re-entrant within one context.
 
     Two threads of one process running one task (two ``build()`` calls from a thread pool, a web
     service's requests) would otherwise both be in its ``run()``, and a dump from a thread that one of
     them started could not tell which run it belongs to. The threads that ``run()`` starts never take
-    it (their path requests take the task's lock only, ``_run_lock``). Yields whether this thread
-    waited for another one (which may have built the task meanwhile).
+    it (their path requests take the task's lock only, ``_run_lock``). Entering gives whether this thread
+    waited for another one (which may have built the task meanwhile). ``key``: the canonical key when the
+    caller has it. A class, not a ``contextlib.contextmanager``: every task run enters one.
+
+    Raises:
+        TurnDeadlockError: as ``hold_turn``, on entering.
     """
-    key = key if key is not None else canonical_lock_key(_lock_key(task))
-    held = _held_turns.get()
-    if key in held:
-        yield False
-        return
-    with hold_turn(key, owner=task.kart_label) as waited:
-        token = _held_turns.set(held | {key})
+
+    __slots__ = ("_key", "_task", "_token", "_turn")
+
+    def __init__(self, task: KartTask, key: str | None = None) -> None:
+        self._task, self._key = task, key
+        self._turn: hold_turn | None = None
+        self._token: contextvars.Token[frozenset[str]] | None = None
+
+    def __enter__(self) -> bool:
+        task = self._task
+        key = self._key if self._key is not None else canonical_lock_key(_lock_key(task))
+        held = _held_turns.get()
+        if key in held:
+            return False
+        turn = hold_turn(key, owner=task.kart_label)
+        waited = turn.__enter__()
         try:
-            yield waited
-        finally:
+            self._token = _held_turns.set(held | {key})
+        except BaseException:
+            turn.__exit__(None, None, None)
+            raise
+        self._turn = turn
+        return waited
+
+    def __exit__(self, *_exc: object) -> None:
+        turn, token = self._turn, self._token
+        if turn is None or token is None:
+            return
+        self._turn = self._token = None
+        try:
             _held_turns.reset(token)
+        finally:
+            turn.__exit__(None, None, None)
 
 
 @contextlib.contextmanager

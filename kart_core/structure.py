@@ -6,7 +6,7 @@ dict values, list and tuple items, anything else is a leaf.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 from luigi.task import flatten as _luigi_flatten
@@ -55,12 +55,24 @@ def flatten(structure: Any) -> list[Any]:
     """
     kind = type(structure)
     if kind is dict:
-        return [leaf for value in structure.values() for leaf in flatten(value)]
+        return _flattened(structure.values())
     if kind is list or kind is tuple:
-        return [leaf for value in structure for leaf in flatten(value)]
+        return _flattened(structure)
     if structure is not None and is_leaf_type(kind):
         return [structure]
     return cast("list[Any]", _luigi_flatten(structure))
+
+
+def _flattened(values: Iterable[Any]) -> list[Any]:
+    """``flatten`` of each of ``values``, joined; a value of a class known to be a leaf (``_LEAF_TYPES``) is taken
+    as it is, without a call (a task's outputs are flattened about ten times per run)."""
+    leaves: list[Any] = []
+    for value in values:
+        if _LEAF_TYPES.get(type(value)) and value is not None:
+            leaves.append(value)
+        else:
+            leaves.extend(flatten(value))
+    return leaves
 
 
 def is_leaf_type(kind: type) -> bool:

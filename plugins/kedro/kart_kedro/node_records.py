@@ -99,6 +99,7 @@ class RunParts:
 
 
 _RUN_PARTS_FIELDS = frozenset(field.name for field in dataclasses.fields(RunParts))
+_RUN_PARTS_NAMES = tuple(field.name for field in dataclasses.fields(RunParts))  # in their order
 
 
 class NodeRecords:
@@ -324,7 +325,7 @@ class NodeRecords:
         target = self._last_runs_target()
         stored = _stored(target)
         for node_name, run in parts.items():
-            stored[node_name] = {field.name: getattr(run, field.name) for field in dataclasses.fields(run)}
+            stored[node_name] = {name: getattr(run, name) for name in _RUN_PARTS_NAMES}
         target.dump(stored)
 
     def _last_runs_target(self) -> Any:

@@ -194,9 +194,15 @@ def _constructor_arguments(dataset: Any) -> dict[str, Any]:
 def _is_partitioned(dataset: Any) -> bool:
     """Whether ``dataset`` is a kedro-datasets ``PartitionedDataset`` (``IncrementalDataset`` is one), by its classes'
     names: kart does not import kedro-datasets, which a project may not have installed."""
+    return _partitioned_class(type(dataset))  # type: ignore[arg-type]  # a class is hashable (mypy: type[Any] is not)
+
+
+@functools.lru_cache(maxsize=1024)
+def _partitioned_class(kind: type) -> bool:
+    """``_is_partitioned`` of an instance of ``kind``, asked once per class (each persistent output is asked per run,
+    and its state several times); kept for the last 1,024 classes (a class defined again is a new key)."""
     return any(
-        cls.__name__ == "PartitionedDataset" and cls.__module__.startswith("kedro_datasets.")
-        for cls in type(dataset).__mro__
+        cls.__name__ == "PartitionedDataset" and cls.__module__.startswith("kedro_datasets.") for cls in kind.__mro__
     )
 
 

@@ -51,12 +51,22 @@ def plain_data(value: Any) -> bool:
         if kind in _SCALARS:
             continue
         if kind is list or kind is tuple:
-            seen += len(item)
-            stack.extend(item)
+            if len(item) <= _LIMIT and _SCALARS.issuperset(map(type, item)):
+                seen += 2 * len(item)  # counted as the loop counts them: with their container, and popped
+            else:
+                seen += len(item)
+                stack.extend(item)
         elif kind is dict:
-            seen += len(item)
-            stack.extend(item)
-            stack.extend(item.values())
+            if (
+                len(item) <= _LIMIT
+                and _SCALARS.issuperset(map(type, item))
+                and _SCALARS.issuperset(map(type, item.values()))
+            ):
+                seen += 3 * len(item)  # likewise: with the dict, each key and each value popped
+            else:
+                seen += len(item)
+                stack.extend(item)
+                stack.extend(item.values())
         elif not _plain_array(item, kind.__module__.partition(".")[0]):
             return False
         if seen > _LIMIT:
