@@ -845,7 +845,9 @@ class LineageMemo:
         finally:
             os.close(descriptor)
         try:
-            manifest = Manifest.from_bytes(data[HEADER_SIZE:] if is_sealed(data) else data, run=False)
+            # Parsed, not through from_bytes' cache of parses by bytes (``manifest._PARSED``): the memo keeps the parse
+            # itself, and hashing and holding each link's bytes there cost a walk of a cached chain ~2 % of its work.
+            manifest = Manifest._parse(data[HEADER_SIZE:] if is_sealed(data) else data, run=False)
         except (ValueError, KeyError, TypeError):  # not a manifest (read_unverified's refusals): read it to its end
             return read_unverified(storage_for(path), path, run=False)
         if max(found.st_mtime_ns, found.st_ctime_ns) < self._clock() - _SETTLE_NS:
@@ -941,6 +943,8 @@ class Lineage:
         located: dict[tuple[str, str | None], tuple[list[StaleInput], list[tuple[str, str | None, str, bool]]]] = {}
         inputs, recorded, manifest_of, manifests = self._inputs, self._upstreams, self.manifest, self.manifests
         prefixes: dict[str, str] = {}  # workspace -> what a workspace-relative name is joined to
+        relative, sep_is_slash = _RELATIVE, os.sep == "/"
+        memo_read = self.memo.read if self.memo is not None else None
         # The manifests this check read first: each dropped once explored (its readers judged against it before),
         # so a chain of 100,000 links does not hold every parsed manifest of it until the end (160 MiB). One asked
         # for again is read again (``manifest``: one stat while the LineageMemo keeps it).
@@ -956,7 +960,7 @@ class Lineage:
             if key in verdicts:
                 continue
             verdicts[key] = _FRESH  # guards a cycle while it is explored
-            manifest = manifest_of(current)
+            manifest = manifests[current] if current in manifests else manifest_of(current)  # read as an upstream
             if current in first:
                 first.discard(current)
                 manifests.pop(current, None)
@@ -981,7 +985,13 @@ class Lineage:
                 if current_reader and item.reader and item.reader != current_reader:  # not Input.read_by
                     continue
                 reference = item.manifest
-                if not _workspace_relative(reference):  # from another workspace: read where it is now, when known
+                # _workspace_relative(reference), spelled out: asked per link of a walk
+                if not (
+                    sep_is_slash
+                    and reference.startswith(relative)
+                    and len(reference) > len(relative)
+                    and "/" not in reference[len(relative) :]
+                ) and not _workspace_relative(reference):  # from another workspace: read where it is now, when known
                     if upstreams is not None:
                         current_manifests(upstreams(), self.current)
                         upstreams = None  # the whole graph under the task is in self.current now
@@ -991,7 +1001,11 @@ class Lineage:
                 if upstream in manifests:
                     held = manifests[upstream]
                 else:
-                    held = manifest_of(upstream)
+                    # Lineage.manifest(upstream), its memo's read inline (asked per link)
+                    if memo_read is not None and "://" not in upstream:
+                        held = manifests[upstream] = memo_read(upstream)
+                    else:
+                        held = manifest_of(upstream)
                     if upstream != path:
                         first.add(upstream)
                 entry = held.outputs.get(item.key) if held is not None else None
