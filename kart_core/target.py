@@ -454,7 +454,8 @@ class TargetOnKart(luigi.Target):
                     tag = opened_tag(raw)
                     if tag is not None and tag != entry.tag:
                         entry = self._entry_now(entry, signer)  # the manifest read before another process's commit?
-                    # Vouched only for bytes all of that version (not a larger GCS object's later ranges: as before).
+                    # Vouched only for bytes all of that version (read_pinned: small objects, S3's If-Match, GCS's
+                    # pinned generation; not gcsfs's own file, as before).
                     vouched = tag is not None and tag == entry.tag and read_pinned(raw)
                     rewritten = object_change_note(tag, entry)
                 self._check_size(size, entry, rewritten)

@@ -198,6 +198,8 @@ def gcs_emulator_binary() -> str | None:
 # retries of the emulator's 501 (about 17 s) before gcsfs falls back to the same copy and delete.
 # A download also answers the object's generation in ``x-goog-generation``, as GCS does (its client libraries read
 # it, kart_core.storage.remote too); the emulator sends none. Not sent when the object changed during the download.
+# A download naming a ``generation`` answers that generation or 404 when it is not the live one, as GCS does for a
+# bucket without object versioning (the emulator ignores the parameter: the live version's bytes).
 _GCS_EMULATOR_WITH_MOVE = """
 import sys
 from http import HTTPStatus
@@ -224,9 +226,16 @@ def _generation(storage, request):
 
 def download(request, response, storage, *args, **kwargs):
     before = _generation(storage, request)
+    pinned = (request.query.get("generation") or [None])[0]
+    if pinned is not None and pinned != str(before):
+        response.status = HTTPStatus.NOT_FOUND
+        return
     objects.download(request, response, storage, *args, **kwargs)
     if before is not None and _generation(storage, request) == before:
         response["x-goog-generation"] = str(before)
+    elif pinned is not None:
+        response.status = HTTPStatus.NOT_FOUND
+        response.json({"error": {"code": 404, "message": "No such object generation"}})
 
 route = r"^/storage/v1/b/(?P<bucket_name>[-.\\w]+)/o/(?P<object_id>.*[^/]+)/moveTo/o/(?P<dest_object_id>.*[^/]+)$"
 handlers = tuple(

@@ -19,13 +19,14 @@ import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from kart_core.errors import MissingExtraError, UnknownSchemeError, WorkspaceNotFoundError
 from kart_core.gcs_config import gcsfs_options, missing_gcs_support
 from kart_core.s3_config import missing_s3_support, s3fs_options
 from kart_core.storage.base import FileEntry, is_temporary, spooled_write, temporary_name
 from kart_core.storage.listing import exists_in_listing, tag_in_listing
+from kart_core.storage.pinned import PinnedGenerationFile
 from kart_core.storage.stamp import object_tag
 
 __all__ = [
@@ -120,6 +121,28 @@ def storage_options(protocol: str) -> dict[str, Any]:
     if protocol in ("gs", "gcs"):
         return gcsfs_options()
     return {}
+
+
+class _FirstRead(NamedTuple):
+    """``FsspecStorage._first_read``'s answer: ``data``, the object's first bytes (all of a small one); ``tag``, its
+    version's tag (``object_tag``; None: none sent); on GCS ``size`` (the whole object's, in bytes) and
+    ``generation`` (None: not told)."""
+
+    data: bytes
+    tag: str | None
+    size: int | None = None
+    generation: str | None = None
+
+
+def _full_size(headers: Mapping[str, str], received: int) -> int | None:
+    """The whole object's size from a ranged GET's answer (lowercase header names): ``Content-Range``'s total
+    (``bytes 0-4194303/16000000``); ``received`` when the store answered without one (the whole object: a 200); None
+    when the total is unknown (``*``) or the header is not understood."""
+    content_range = headers.get("content-range")
+    if content_range is None:
+        return received
+    total = content_range.rpartition("/")[2].strip()
+    return int(total) if total.isdigit() else None
 
 
 class WholeObject(io.BytesIO):
@@ -335,31 +358,41 @@ class FsspecStorage:
 
         On S3 and GCS a small object is read in one ranged GET, whose answer also names the version read (S3's
         ETag; GCS's ``x-goog-generation`` header): the file's ``tag`` (``kart_core.storage.stamp.opened_tag``). A
-        larger one is sized afresh, never from fsspec's listing cache (a listing made before another process
-        replaced the object would cut the read short), and its file's ``details`` name the version it was opened
-        at (on S3 every later range is read on condition that it is still that version: s3fs's ``If-Match``).
+        larger one is read on in ranges, all of the version the first GET read, and a read fails once that version
+        is gone (another client put the object again meanwhile), never mixing two versions. On GCS the file is a
+        ``PinnedGenerationFile`` (each range names the generation; ``GenerationGoneError``), sized by the first GET's
+        answer and tagged with its generation; it serves the first GET's bytes from memory. On S3 it is sized afresh,
+        never from fsspec's listing cache (a listing made before another process replaced the object would cut the
+        read short), its ``details`` name the version it was opened at, and every later range is read on condition
+        that it is still that version (s3fs's ``If-Match``: ``FileExpired``). A GCS zonal bucket, or a store that
+        names no generation, is read by gcsfs's own file (its ranges not pinned).
         """
         if self._s3 or self._gcs:
             try:
-                head, tag = self._first_read(path)
+                first = self._first_read(path)
             except FileNotFoundError:
                 raise
             except OSError:  # InvalidRange: the object is empty, and S3 refuses any range of it
-                head, tag = None, None
-            if head is not None and len(head) < FIRST_READ_BYTES:
+                first = None
+            if first is not None and len(first.data) < FIRST_READ_BYTES:
                 # The whole object, read in one request (a put replaces an object whole, so these
                 # bytes are one version of it).
-                yield WholeObject(head, tag)
+                yield WholeObject(first.data, first.tag)
+                return
+            if first is not None and first.generation is not None and first.size is not None:
+                with PinnedGenerationFile(self._fs, path, first.generation, first.size, first.data) as pinned:
+                    yield pinned
                 return
             self._fs.invalidate_cache(path)
         with self._fs.open(path, "rb") as file:
             yield file
 
-    def _first_read(self, path: str) -> tuple[bytes, str | None]:
-        """The first ``FIRST_READ_BYTES`` of the object at ``path`` (all of a smaller one) and the tag of the version
+    def _first_read(self, path: str) -> _FirstRead:
+        """The first ``FIRST_READ_BYTES`` of the object at ``path`` (all of a smaller one), with the tag of the version
         they are of (None when the answer named none), in one GET (S3, GCS): what ``cat_file`` asks, keeping the
-        answer's headers, which it drops. A GCS zonal bucket, which gcsfs reads by gRPC, is read by ``cat_file``
-        (no tag: its loads are judged as without one).
+        answer's headers, which it drops. On GCS also that generation and its size (from the answer's
+        ``Content-Range``). A GCS zonal bucket, which gcsfs reads by gRPC, is read by ``cat_file`` (no tag: its loads
+        are judged as without one).
 
         Raises:
             FileNotFoundError: no object is at ``path``.
@@ -383,17 +416,20 @@ class FsspecStorage:
 
             retried = _s3_retried()
             if retried is None:
-                return sync(fs.loop, read)  # type: ignore[no-any-return]
-            return sync(fs.loop, retried, read, retries=fs.retries)  # type: ignore[no-any-return]
+                data, tag = sync(fs.loop, read)
+            else:
+                data, tag = sync(fs.loop, retried, read, retries=fs.retries)
+            return _FirstRead(data, tag)
         zonal = getattr(self._fs, "_is_zonal_bucket", None)  # gcsfs's extended class: such a bucket is read by gRPC
         if zonal is not None:
             from fsspec.asyn import sync
 
             if sync(self._fs.loop, zonal, bucket):
-                return bytes(self._fs.cat_file(path, start=0, end=FIRST_READ_BYTES)), None
+                return _FirstRead(bytes(self._fs.cat_file(path, start=0, end=FIRST_READ_BYTES)), None)
         headers, data = self._fs.call("GET", self._fs.url(path), headers={"Range": f"bytes=0-{FIRST_READ_BYTES - 1}"})
-        generation = next((value for name, value in headers.items() if name.lower() == "x-goog-generation"), None)
-        return bytes(data), object_tag({"generation": generation})
+        found = {name.lower(): value for name, value in headers.items()}
+        generation = found.get("x-goog-generation") or None
+        return _FirstRead(bytes(data), object_tag({"generation": generation}), _full_size(found, len(data)), generation)
 
     def atomic_write(self, path: str) -> AbstractContextManager[IO[bytes]]:
         """Spool to a local temporary file, then upload it as one object (a put is all or nothing)."""

@@ -119,8 +119,9 @@ def object_tag(info: Mapping[str, object]) -> str | None:
 
 def opened_tag(file: object) -> str | None:
     """The tag (``object_tag``) of the object version an open file of ``FsspecStorage.open_read`` reads: the one the
-    store sent with the bytes of a small object read whole, or the one a larger object's file was opened at (its
-    ``details``). None for a local file, or when the store sent none."""
+    store sent with the bytes of a small object read whole or of a larger GCS object's first range (its file's
+    ``tag``), or the one a larger S3 object's file was opened at (its ``details``). None for a local file, or when
+    the store sent none."""
     tag = getattr(file, "tag", None)
     if isinstance(tag, str):
         return tag
@@ -130,9 +131,10 @@ def opened_tag(file: object) -> str | None:
 
 def read_pinned(file: object) -> bool:
     """Whether every byte read from ``file`` (of ``FsspecStorage.open_read``) is of the version ``opened_tag`` names: a
-    small object read whole in one GET, or an S3 object read in ranges on condition that its ETag is still that one
-    (s3fs's ``If-Match``: a range of another version fails). Not a larger GCS object, whose later ranges gcsfs reads
-    of whatever version is there then."""
+    small object read whole in one GET, an S3 object read in ranges on condition that its ETag is still that one
+    (s3fs's ``If-Match``: a range of another version fails), or a GCS object read in ranges of one generation
+    (``kart_core.storage.pinned``). Not gcsfs's own file (a zonal bucket's, a store that names no generation), whose
+    later ranges are of whatever version is there then."""
     if isinstance(getattr(file, "tag", None), str):
         return True
     conditions = getattr(file, "read_kw", None)

@@ -119,8 +119,7 @@ def test_a_same_size_rewrite_is_recorded_as_a_new_version_and_its_readers_rerun(
         loaded = up.output().load()
     assert loaded[:8] == bytes([9]) * 8 and len(loaded) == size
     assert len(_rewritten_warnings(caplog)) == 1 and "another version" in _rewritten_warnings(caplog)[0]
-    # As on local disk: a new version with its own commit and content hash, and the object's tag now (a larger GCS
-    # object, whose later ranges are read of whatever version is there then, gets it at the next load's hash).
+    # As on local disk: a new version with its own commit and content hash, and the object's tag now.
     now = _entry(up)
     assert now.commit != committed.commit and now.digest != committed.digest
     assert TagUp(size=size, workspace_directory=workspace).output().load() == loaded
