@@ -95,6 +95,7 @@ from kart_core.storage.stamp import stamp
 from kart_core.workspace import MANIFEST, join_url
 
 __all__ = [
+    "foreign_left",
     "DIRECT",
     "FencedMoves",
     "DIRECT_LEASE_SECONDS",
@@ -629,6 +630,24 @@ def foreign_seconds() -> float:
     return lease_seconds() if os.environ.get(LEASE_VARIABLE, "").strip() else FOREIGN_MARKER_SECONDS
 
 
+def foreign_left(storage: Storage, marker_path: str) -> bool:
+    """Whether another host's commit marker at ``marker_path`` was last written more than three times
+    ``foreign_seconds()`` ago, by the time the storage gives it (the file server's or the object store's clock)
+    against this host's: a live committer rewrites it every third of the lease (``transaction``'s heartbeat).
+
+    Used where a dead committer's marker would otherwise hide changes (``kart_core.lineage.interrupted``) or be
+    waited for a full lease more (``_foreign_live``). A clock skew past that margin (fifteen minutes by default)
+    could take a live commit for a dead one: its committer's fence then finds its marker taken and fails its run
+    (``MarkerLostError``), so nothing torn is committed. False when the time cannot be read.
+    """
+    try:
+        written = storage.modification_time(marker_path).timestamp()
+        margin = 3 * foreign_seconds()
+    except (OSError, ValueError):
+        return False
+    return time.time() - written > margin
+
+
 class Pulse:
     """How the heartbeats of one run's markers fare (``kart_core.direct_write``'s and ``Transaction.commit``'s).
 
@@ -1070,7 +1089,7 @@ def _resolve(
             return marker
         if marker.kind == DIRECT:
             return _resolve_direct(storage, record, marker, own(), signer)
-        if not params.uses_redis and _foreign_live(path, marker, record, seen):
+        if not params.uses_redis and _foreign_live(storage, path, marker, record, seen):
             time.sleep(_POLL_SECONDS)
             continue
         try:
@@ -1098,12 +1117,16 @@ def _resolve(
                 pass
 
 
-def _foreign_live(path: str, marker: Marker, record: OutputRecord, seen: Sightings) -> bool:
+def _foreign_live(storage: Storage, path: str, marker: Marker, record: OutputRecord, seen: Sightings) -> bool:
     """Whether ``marker`` is another host's commit that counts as live (no shared lock to ask): until this wait
     has seen it unchanged for ``foreign_seconds()`` (``seen.age``, this host's clock; a live committer rewrites
-    its marker, which starts the count again)."""
+    its marker, which starts the count again), unless the storage's own time of its last write is older than three
+    leases (``foreign_left``): a committer killed long ago, which the lineage walk judged so too, is not waited for
+    (attacker at23 A3: a build waited two leases, ten minutes, for a marker left hours before)."""
     limit = foreign_seconds()
     if marker.host in ("", host_identity()) or seen.age(path, marker) >= limit:
+        return False
+    if foreign_left(storage, path):
         return False
     seen.once(
         path,
@@ -1256,7 +1279,7 @@ def _killed(storage: Storage, record: OutputRecord, commit: str) -> bool:
                     marker is not None
                     and not marker.refused
                     and not params.uses_redis
-                    and _foreign_live(path, marker, record, seen)
+                    and _foreign_live(storage, path, marker, record, seen)
                 )
                 if not foreign:
                     return True

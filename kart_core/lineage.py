@@ -57,7 +57,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from kart_core.commit_marker import foreign_seconds, host_identity, marker_beside, read_marker, writer_alive
+from kart_core.commit_marker import foreign_left, host_identity, marker_beside, read_marker, writer_alive
 from kart_core.damage import (
     file_size,
     local_change_note,
@@ -67,7 +67,7 @@ from kart_core.damage import (
 )
 from kart_core.manifest import Entry, Input, Manifest, OutputRecord, read_if_inputs, read_unverified
 from kart_core.signing import HEADER_SIZE, is_sealed
-from kart_core.storage import Storage, storage_for
+from kart_core.storage import storage_for
 from kart_core.structure import flatten
 from kart_core.workspace import LOG_DIRECTORY, MANIFEST, join_url, log_workspace
 
@@ -742,7 +742,7 @@ def interrupted(path: str, manifest: Manifest | None) -> bool:
     Such a state lasts until the upstream runs again, which no build of its readers would do while the lineage walk
     stops there: a change further up stayed hidden behind it, and its readers were served stale (attacker at21 L7).
     A marker of another host (no process to ask) counts as left by a killed commit once the storage's own time of
-    its last write is older than three leases (``_foreign_left``; attacker at22 M5: a worker preempted mid-commit on a
+    its last write is older than three leases (``commit_marker.foreign_left``; attacker at22 M5: a worker preempted mid-commit on a
     shared workspace hid every change above its task for good). A commit in progress (its committer alive, or
     another host's marker rewritten within that) and a manifest that is simply missing (a hand correction kept by
     deleting it) are not: nothing is claimed, as before. One stat for a missing manifest; one small read for a
@@ -758,26 +758,9 @@ def interrupted(path: str, manifest: Manifest | None) -> bool:
         marker = read_marker(storage, marker_path)
         if marker is None or not writer_alive(marker):
             return True
-        return marker.host not in ("", host_identity()) and _foreign_left(storage, marker_path)
+        return marker.host not in ("", host_identity()) and foreign_left(storage, marker_path)
     except OSError:
         return False
-
-
-def _foreign_left(storage: Storage, marker_path: str) -> bool:
-    """Whether another host's commit marker at ``marker_path`` was last written more than three times
-    ``foreign_seconds()`` ago, by the time the storage gives it (the file server's or the object store's clock)
-    against this host's: a live committer rewrites it every third of the lease (``transaction``'s heartbeat).
-
-    The time of a marker's write is otherwise never trusted to tell a live commit from a dead one (``Sightings``):
-    here a clock skew past the margin only makes the readers of a live commit stale, so the build runs the upstream,
-    which waits for that commit as any run does; never the reverse (a stale reader served).
-    """
-    try:
-        written = storage.modification_time(marker_path).timestamp()
-        margin = 3 * foreign_seconds()
-    except (OSError, ValueError):
-        return False
-    return time.time() - written > margin
 
 
 class LineageMemo:

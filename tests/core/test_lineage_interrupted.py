@@ -8,6 +8,7 @@ manifest marked pending, its marker naming a dead process of this host).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -120,6 +121,23 @@ def test_a_change_behind_another_hosts_long_dead_commit_reruns_its_readers(
     verdict = lineage.stale_verdict([top.output()], None, top.kart_requires)
     assert verdict is not None and verdict.behind == [by_path.kart_label()]
     assert _build(FlLoadsByPath(workspace_directory=ws)) == 2100
+
+
+def test_another_hosts_long_dead_commit_is_taken_over_without_waiting_a_lease(
+    workspace: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Attacker at23 A3: with the default lease (5 minutes) a marker last written 2.5 hours ago (the store's time)
+    made the build wait until it had seen it unchanged for a lease, twice (ten minutes), though the walk had judged
+    it dead. Now the run takes it over at once: no wait is announced, and Top is 2100."""
+    monkeypatch.delenv("KART_DIRECT_LEASE_SECONDS", raising=False)
+    ws = workspace
+    assert _build(FlLoadsByPath(workspace_directory=ws)) == 1100
+    by_path = FlByPath(workspace_directory=ws)
+    _leave_pending_of_another_host(by_path, age=2.5 * 3600)
+    _build(FlUp(value=2, rerun=True, workspace_directory=ws))
+    with caplog.at_level(logging.INFO, logger="kart_core"):
+        assert _build(FlLoadsByPath(workspace_directory=ws)) == 2100
+    assert not [r for r in caplog.records if "waiting for the commit of process" in r.getMessage()]
 
 
 @pytest.mark.parametrize("lease", ["1", None])
