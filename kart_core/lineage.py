@@ -122,17 +122,22 @@ class StaleInput:
         input its run did not load (``Input.required``): ``Down[..] requires Up[..] and was built while it held
         commit 1a2b3c4d (output ...); Up[..], which it requires, was committed again since (...)``."""
         upstream = self.input.task or self.manifest
+        if self.unvouched:
+            unknown = (
+                f"{label}'s outputs have no integrity record (its manifest was removed, or gokart or a person wrote "
+                "them), so what they were built from cannot be told"
+            )
+            if self.behind:
+                return f"{unknown}; {upstream}, which it requires, is stale itself ({self.behind})"
+            return (
+                f"{unknown}; {upstream}'s output {self.input.key}, which it requires (commit {_short(self.now)}), was "
+                "written after them"
+            )
         if self.behind:
             return (
                 f"{label}'s run() built {upstream} (a build() nested in it) and loaded its commit "
                 f"{_short(self.input.commit)} (output {self.input.key}); {self.behind}; only {label}'s run builds it "
                 f"again"
-            )
-        if self.unvouched:
-            return (
-                f"{label}'s outputs have no integrity record (its manifest was removed, or gokart or a person wrote "
-                f"them), so what they were built from cannot be told; {upstream}'s output {self.input.key}, which it "
-                f"requires (commit {_short(self.now)}), was written after them"
             )
         if self.unrecorded:
             return (
@@ -183,12 +188,14 @@ class StaleInput:
         changed since it ran``."""
         upstream = self.input.task or self.manifest
         how = "requires" if self.input.required else "built" if self.input.built else "loaded"
-        if self.behind:
-            return f"{upstream}, which it built, is stale further up"
+        if self.unvouched and self.behind:
+            return f"{upstream}, which it requires, is stale itself and its outputs have no integrity record"
         if self.unvouched:
             return (
                 f"{upstream}, which it requires, was written after its outputs, which no integrity record vouches for"
             )
+        if self.behind:
+            return f"{upstream}, which it built, is stale further up"
         if self.unrecorded:
             return f"kart before 2026-12-03 did not record whether {upstream}, which it requires, changed since it ran"
         if self.unreadable:
@@ -558,7 +565,7 @@ def unrecorded_requirements(
     owner = record.owner or None
     covered = {(_name_of(item.manifest), item.key) for item in manifest.inputs if item.read_by(owner)}
     stale = []
-    for source, where, entry in _committed_requirements(required, path, found):
+    for _, source, where, entry in _committed_requirements(required, path, found):
         if (source.manifest_name, source.key) in covered:
             continue
         reference = source.manifest_name if source.workspace == record.workspace else where
@@ -569,9 +576,9 @@ def unrecorded_requirements(
 
 def _committed_requirements(
     required: Iterable[object], path: str, found: dict[str, Manifest | None]
-) -> Iterator[tuple[OutputRecord, str, Entry]]:
+) -> Iterator[tuple[object, OutputRecord, str, Entry]]:
     """Each output of the tasks ``required`` that kart committed (a settled entry in its manifest, read into
-    ``found`` once), with its manifest's full path; outputs recorded in ``path`` itself are left out."""
+    ``found`` once), with its task and its manifest's full path; outputs recorded in ``path`` itself are left out."""
     for upstream in required:
         outputs = getattr(upstream, "kart_outputs", None)
         if outputs is None:
@@ -588,7 +595,7 @@ def _committed_requirements(
             held = found[where]
             entry = held.outputs.get(source.key) if held is not None and not held.pending else None
             if entry is not None and entry.commit is not None:
-                yield source, where, entry
+                yield upstream, source, where, entry
 
 
 def _tasks_by_manifest(tasks: Iterable[object]) -> dict[str, object]:
@@ -631,17 +638,39 @@ def _written_after(
     except (OSError, ValueError):
         return []
     stale = []
-    for source, where, entry in _committed_requirements(required, path, found):
+    judged: dict[int, str] = {}  # per requirement task: why it is stale itself ("" when it is not)
+    for upstream, source, where, entry in _committed_requirements(required, path, found):
         written_path = _joined(source.workspace, source.key)
         try:
             written = storage_for(written_path).modification_time(written_path).timestamp()
         except (OSError, ValueError):
             continue
-        if written > built:
-            reference = source.manifest_name if source.workspace == record.workspace else where
-            item = Input(source.task, reference, source.key, None, "", record.owner, required=True)
-            stale.append(StaleInput(item, where, entry.commit, unvouched=True))
+        behind = ""
+        if written <= built:
+            # Older than the output, but maybe stale itself further up: what it holds is not current either.
+            if id(upstream) not in judged:
+                judged[id(upstream)] = _stale_itself(upstream)
+            behind = judged[id(upstream)]
+            if not behind:
+                continue
+        reference = source.manifest_name if source.workspace == record.workspace else where
+        item = Input(source.task, reference, source.key, None, "", record.owner, required=True)
+        stale.append(StaleInput(item, where, entry.commit, behind=behind, unvouched=True))
     return stale
+
+
+def _stale_itself(task: Any) -> str:
+    """Why the kart ``task`` is stale by its own lineage check (``stale_verdict`` in a ``Lineage`` of its own: this
+    may run inside another check's walk), as a clause; "" when it is current."""
+    outputs = getattr(task, "kart_outputs", None)
+    if outputs is None:
+        return ""
+    verdict = stale_verdict(flatten(outputs()), Lineage(), task.kart_requires)
+    if verdict is None:
+        return ""
+    if verdict.direct:
+        return verdict.direct[0].reason()
+    return f"it is built on {', '.join(verdict.behind)}, stale itself"
 
 
 def _name_of(reference: str) -> str:

@@ -96,3 +96,28 @@ def test_a_requirement_kart_never_committed_is_not_judged_by_time(tmp_path: Any)
     assert lineage.stale_outputs([mid.output()], mid.kart_requires) == []
     top = UvTop(workspace_directory=ws)
     assert lineage.stale_verdict([top.output()], None, top.kart_requires) is None
+
+
+class UvRoot(kart_core.TaskOnKart[int]):
+    def requires(self) -> UvTop:
+        return UvTop(workspace_directory=self.workspace_directory)
+
+    def run(self) -> None:
+        self.dump(self.load() + 5)
+
+
+@pytest.mark.parametrize("missing", ["middle", "root"])
+def test_a_requirement_stale_further_up_makes_a_task_without_its_manifest_stale(ws: str, missing: str) -> None:
+    """Attacker at23 (M3 residue): Up <- Mid <- Top <- Root built (1205); Top's (or the root's) manifest removed, then
+    Up rerun. The task without its manifest has a requirement older than its output but stale itself (Mid, or Top
+    behind Mid): it is stale too, and a build of Root gives 2205, not 1205."""
+    assert _build(UvRoot(workspace_directory=ws)) == 1205
+    top, root = UvTop(workspace_directory=ws), UvRoot(workspace_directory=ws)
+    _remove_manifest(top if missing == "middle" else root)
+    _later()
+    _build(FlUp(value=2, rerun=True, workspace_directory=ws))
+    judged = top if missing == "middle" else root
+    own = lineage.stale_outputs([judged.output()], judged.kart_requires)
+    assert own and own[0].unvouched and "is stale itself" in own[0].describe(judged.kart_label())
+    assert _build(UvRoot(workspace_directory=ws)) == 2205
+    assert _build(UvRoot(workspace_directory=ws)) == 2205
