@@ -424,11 +424,11 @@ class Manifest:
             ValueError: not a kart manifest (json.JSONDecodeError is a ValueError too).
 
         The integrity record of bytes parsed before in this process (``run`` False) is handed back as it was
-        parsed (``_PARSED``): the bytes are read each time, only their parse is kept. A second KartRunner run in
+        parsed (``_PARSED``, for manifests up to 64 KiB): the bytes are read each time, only their parse is kept. A second KartRunner run in
         one process, or a build that checks its graph again, reads the same manifests: their parse was a fifth
         of a cached node's check. The object is shared, like the immutable parse it stands for: never change it.
         """
-        if not run and cls is Manifest and type(data) is bytes:
+        if not run and cls is Manifest and type(data) is bytes and len(data) <= _PARSED_MAX_BYTES:
             known = _PARSED.get(data)
             if known is not None:
                 return known
@@ -621,6 +621,9 @@ def _check_key(key: str) -> None:
 # The integrity records parsed from manifest bytes (``from_bytes(..., run=False)``), by those bytes.
 _PARSED: dict[bytes, Manifest] = {}
 _PARSED_LIMIT = 2048  # about 5 MB of bytes and records at most
+# A larger manifest (a task with thousands of requirements: 300 bytes per input) is parsed each time: kept, one of
+# 100,000 inputs held its 30 MB and some 100 MB of parsed inputs for the life of the process (an Airflow worker's).
+_PARSED_MAX_BYTES = 64 * 1024
 
 _RUN_KEY = b',"run":'
 _INPUT_CHUNK = 1024  # inputs encoded at once by ``Manifest.to_bytes`` (``_with_inputs``)

@@ -118,3 +118,17 @@ def test_one_recommitted_requirement_among_many_makes_the_task_stale(workspace: 
         result = orchestrate([ManyRoot(width=WIDTH, workspace_directory=ws)], load_roots=True)
         assert len(result.ran) == 1 and result.stale == result.ran
         assert not orchestrate([ManyRoot(width=WIDTH, workspace_directory=ws)], load_roots=True).ran
+
+
+def test_a_large_manifest_is_parsed_each_time_and_not_kept_for_the_process() -> None:
+    """The parse cache keeps small manifests (a cached graph's second check); one of thousands of inputs (30 MB at
+    100,000) would stay in memory for the life of a long-lived worker, so it is parsed again instead."""
+    from kart_core import manifest as manifest_module
+
+    small = Manifest(task="Up[1]", commit="a" * 32, inputs=_inputs(3)).to_bytes()
+    large = Manifest(task="Down[1]", commit="b" * 32, inputs=_inputs(400)).to_bytes()
+    assert len(small) <= manifest_module._PARSED_MAX_BYTES < len(large)
+    assert Manifest.from_bytes(small, run=False) is Manifest.from_bytes(small, run=False)
+    first, second = Manifest.from_bytes(large, run=False), Manifest.from_bytes(large, run=False)
+    assert first is not second and first.inputs == second.inputs and len(first.inputs) == 400
+    assert large not in manifest_module._PARSED
