@@ -41,6 +41,7 @@ __all__ = [
     "DumpError",
     "NoSpaceError",
     "StagedOutputLostError",
+    "OutputTypeError",
     "UnsupportedObjectError",
     "UnknownFormatError",
     "TaskDefinitionError",
@@ -347,6 +348,12 @@ class UnfulfilledDependencyError(KartError, RuntimeError):
     """A task was about to run while one of its requirements, whose class overrides ``complete()`` (a quality gate:
     ``super().complete() and <a check of the output>``), says it is still incomplete after its run. luigi's worker
     refuses likewise (``RuntimeError: Unfulfilled dependency at run time``)."""
+
+
+class OutputTypeError(TaskDefinitionError, AttributeError):
+    """``output()`` returned something that is not a target (a path string, None): names the task and the value.
+
+    Also an AttributeError, what gokart 1.12.2 raises at the first ``exists()`` of such a value."""
 
 
 class RequiresError(TaskDefinitionError, ValueError):

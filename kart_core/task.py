@@ -34,7 +34,7 @@ from kart_core import rerun as rerun_state
 from kart_core.conflict_prevention_lock.task_lock import make_task_lock_params, make_task_lock_params_for_run
 from kart_core.conflict_prevention_lock.task_lock_wrappers import wrap_run_with_lock
 from kart_core.contract import KartTarget, LuigiTask
-from kart_core.errors import EmptyDumpError, ParameterTypeError, RequiresError, TaskDefinitionError
+from kart_core.errors import EmptyDumpError, OutputTypeError, ParameterTypeError, RequiresError, TaskDefinitionError
 from kart_core.file_processor import FileProcessor, make_file_processor
 from kart_core.hashing import short_id
 from kart_core.output_digests import SiblingOutputs, complete_from_scope
@@ -295,11 +295,11 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T], metaclass=KartRegister)
     def kart_outputs(self) -> Any:
         """``output()`` computed once per task object, for kart's own reads (each call with cache_unique_id off)."""
         if not self.cache_unique_id:
-            return self.output()
+            return _checked_outputs(self, self.output())
         memo = memo_of(self)
         outputs = memo.outputs
         if outputs is UNSET:  # read once into a local: another thread may release the memo meanwhile
-            outputs = memo.outputs = self.output()
+            outputs = memo.outputs = _checked_outputs(self, self.output())
         return outputs
 
     def input(self) -> Any:
@@ -599,6 +599,24 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T], metaclass=KartRegister)
 
     def __str__(self) -> str:
         return identity.describe(self, only_public=True)
+
+
+def _checked_outputs(task: TaskOnKart, outputs: Any) -> Any:
+    """``outputs`` (what ``task.output()`` returned) when each leaf is a target (has ``exists``, as luigi asks).
+
+    Raises:
+        OutputTypeError: (a TaskDefinitionError and an AttributeError, as gokart raises) a leaf is something else (a
+            path string, None), naming the task and the value, instead of a bare AttributeError of its first check.
+    """
+    if hasattr(outputs, "exists") and type(outputs) is not str:  # one target: the common case, no flatten
+        return outputs
+    for leaf in flatten(outputs):
+        if type(leaf) is str or not hasattr(leaf, "exists"):
+            raise OutputTypeError(
+                f"{task.kart_label()}: output() returned {type(leaf).__name__} {leaf!r} among its outputs; it must "
+                "return targets: self.make_target('path/name.ext') (or a list or dict of them), not a path string."
+            )
+    return outputs
 
 
 _REQUIRES_NOTE = "kart: raised by requires() of "

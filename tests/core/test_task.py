@@ -606,3 +606,24 @@ class TkNeedsOne(kart_core.TaskOnKart[int]):
 def test_requires_returning_one_task_or_an_iterable_task_flattens_as_luigi_does() -> None:
     assert TkNeedsOne().kart_requires() == [TkSource(value=5)]
     assert TkNeedsIterable().kart_requires() == [TkSource(value=5), TkSource(value=6)]  # as luigi.task.flatten
+
+
+class _PathStringOutput(kart_core.TaskOnKart[int]):
+    as_list = luigi.BoolParameter(default=False)
+
+    def output(self):  # type: ignore[override]
+        return [self.make_target("a.pkl"), "b.pkl"] if self.as_list else "b.pkl"
+
+    def run(self) -> None:
+        self.dump(1)
+
+
+@pytest.mark.parametrize("as_list", [False, True])
+def test_an_output_that_is_a_path_string_is_named_with_what_to_return(as_list: bool, tmp_path) -> None:
+    task = _PathStringOutput(as_list=as_list, workspace_directory=str(tmp_path))
+    with pytest.raises(kart_core.errors.OutputTypeError, match=r"output\(\) returned str 'b.pkl'.*make_target") as e:
+        task.complete()
+    assert isinstance(e.value, AttributeError)  # what gokart raises
+    with pytest.raises(kart_core.GokartBuildError) as raised:
+        kart_core.build(task, reset_register=False)
+    assert isinstance(raised.value.__cause__, kart_core.errors.TaskDefinitionError)
