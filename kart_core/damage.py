@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from kart_core.errors import TaskLockException
 from kart_core.lock import LockParams, commit_lock_directory, hold_lock
@@ -445,6 +445,28 @@ def settle_tag(manifest: str, path: str, entry: Entry, found: str, lock: LockPar
     if workspace is None or not path.startswith(workspace.rstrip("/") + "/"):
         return False
     key = path[len(workspace.rstrip("/")) + 1 :]
+
+    def tagged(current: Manifest, now: Entry) -> Entry | None:
+        return None if now.tag is None or now.tag == found else now.with_tag(found)
+
+    return _settle_entry(manifest, workspace, key, entry, lock, tagged, conditional=True)
+
+
+def _settle_entry(
+    manifest: str,
+    workspace: str,
+    key: str,
+    entry: Entry,
+    lock: LockParams | None,
+    settled: Callable[[Manifest, Entry], Entry | None],
+    conditional: bool,
+) -> bool:
+    """Write ``manifest`` again with its entry at ``key`` replaced by ``settled(manifest now, entry now)``, under the
+    manifest's commit lock (``lock``; None: the machine's file lock of it): only while the manifest is not signed, not
+    pending and still records ``entry``'s content and commit there, and ``settled`` gives an entry (None: nothing to
+    write). ``conditional``: written only over the very bytes read (``conditional.replace_if``: an object store's
+    If-Match), else by ``write_manifest``. The same commit id: a settle is no commit. Whether it wrote; never raises
+    (a busy or unreachable lock, a read-only workspace, a manifest damaged or gone meanwhile: False)."""
     params = lock or LockParams(
         key=manifest + ".commit", lock_directory=commit_lock_directory(), owner=manifest_task(manifest)
     )
@@ -456,17 +478,23 @@ def settle_tag(manifest: str, path: str, entry: Entry, found: str, lock: LockPar
                 return False
             current = Manifest.from_bytes(data)
             now = current.outputs.get(key)
-            if current.pending or now is None or now.tag is None or now.tag == found:
+            if current.pending or now is None:
                 return False
             if (now.size, now.digest, now.commit, now.sealed) != (entry.size, entry.digest, entry.commit, entry.sealed):
                 return False  # another commit, or a new version recorded, since the caller read it
+            new = settled(current, now)
+            if new is None:
+                return False
             outputs = dict(current.outputs)
-            outputs[key] = now.with_tag(found)
+            outputs[key] = new
             name = manifest[len(workspace) :].lstrip("/")
-            settled = dataclasses.replace(current, outputs=outputs)
-            return replace_if(storage, manifest, data, manifest_bytes(settled, name, None))
-    except (OSError, ValueError, KeyError, TypeError, TaskLockException):
-        return False
+            document = dataclasses.replace(current, outputs=outputs)
+            if conditional:
+                return replace_if(storage, manifest, data, manifest_bytes(document, name, None))
+            write_manifest(storage, manifest, name, document, None)
+    except (OSError, ValueError, KeyError, TypeError, TaskLockException):  # busy or unreachable lock (a redis
+        return False  # error is a ConnectionError), a read-only workspace, a manifest damaged or gone meanwhile
+    return True
 
 
 def _content_digest(path: str, entry: Entry) -> str | None:
@@ -593,34 +621,16 @@ def settle_stamp(manifest: str, path: str, entry: Entry, found: os.stat_result, 
     if workspace is None:
         return False
     key = os.path.relpath(path, workspace).replace(os.sep, "/")
-    params = lock or LockParams(
-        key=manifest + ".commit", lock_directory=commit_lock_directory(), owner=manifest_task(manifest)
-    )
-    storage = storage_for(manifest)
-    try:
-        with hold_lock(params, wait_seconds=_SETTLE_LOCK_SECONDS):
-            data = storage.read_bytes(manifest)
-            if is_sealed(data):
-                return False
-            current = Manifest.from_bytes(data)
-            now = current.outputs.get(key)
-            if current.pending or now is None or now.stamp is None:
-                return False
-            if (now.size, now.digest, now.commit, now.sealed) != (entry.size, entry.digest, entry.commit, entry.sealed):
-                return False  # another commit, or a new version recorded, since the caller read it
-            there = os.stat(path)
-            if stamp_of(there) != stamp_of(found):
-                return False  # changed since it was hashed
-            for other, item in current.outputs.items():
-                if other != key and item.stamp is None and maybe_rewritten(join_url(workspace, other), manifest, item):
-                    return False
-            outputs = dict(current.outputs)
-            outputs[key] = dataclasses.replace(now, stamp=file_stamp(found))
-            name = manifest[len(workspace) :].lstrip("/")
-            write_manifest(storage, manifest, name, dataclasses.replace(current, outputs=outputs), None)
-    except (OSError, ValueError, KeyError, TypeError, TaskLockException):  # busy or unreachable lock (a redis
-        return False  # error is a ConnectionError), a read-only workspace, a manifest damaged or gone meanwhile
-    return True
+
+    def stamped(current: Manifest, now: Entry) -> Entry | None:
+        if now.stamp is None or stamp_of(os.stat(path)) != stamp_of(found):
+            return None  # no stamp recorded, or the file changed since it was hashed
+        for other, item in current.outputs.items():
+            if other != key and item.stamp is None and maybe_rewritten(join_url(workspace, other), manifest, item):
+                return None
+        return dataclasses.replace(now, stamp=file_stamp(found))
+
+    return _settle_entry(manifest, workspace, key, entry, lock, stamped, conditional=False)
 
 
 def settle_unsafe(found: os.stat_result) -> bool:
