@@ -12,24 +12,14 @@ import time
 from typing import Any
 
 import pytest
+from test_lineage_interrupted import _build
+from test_lineage_interrupted import _OnLoads as UvTop  # Up <- FlLoads (Mid) <- Top: dumps Mid * 100
 from test_lineage_requirements import FlLoads, FlUp
 
 import kart_core
 from kart_core import lineage
 from kart_core.storage import storage_for
 from kart_core.workspace import MANIFEST, log_task_path
-
-
-class UvTop(kart_core.TaskOnKart[int]):
-    def requires(self) -> FlLoads:
-        return FlLoads(workspace_directory=self.workspace_directory)
-
-    def run(self) -> None:
-        self.dump(self.load() * 100)
-
-
-def _build(task: Any, **kwargs: Any) -> Any:
-    return kart_core.build(task, reset_register=False, **kwargs)
 
 
 def _remove_manifest(task: Any) -> None:
