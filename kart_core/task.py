@@ -608,7 +608,7 @@ def _checked_outputs(task: TaskOnKart, outputs: Any) -> Any:
         OutputTypeError: (a TaskDefinitionError and an AttributeError, as gokart raises) a leaf is something else (a
             path string, None), naming the task and the value, instead of a bare AttributeError of its first check.
     """
-    if hasattr(outputs, "exists") and type(outputs) is not str:  # one target: the common case, no flatten
+    if hasattr(outputs, "exists"):  # one target: the common case, no flatten
         return outputs
     for leaf in flatten(outputs):
         if type(leaf) is str or not hasattr(leaf, "exists"):

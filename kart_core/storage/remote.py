@@ -104,7 +104,7 @@ def _writer_alive(name: str) -> bool:
         os.kill(int(pid_text), 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, OverflowError, OSError):
+    except (OverflowError, OSError):  # PermissionError: another user's process
         return True
     return True
 
