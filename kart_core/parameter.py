@@ -79,7 +79,15 @@ def serialize_value(owner: str, name: str, param: luigi.Parameter, value: Any) -
 
 def _accepts(expected: type | None, value: Any) -> bool:
     # No expected type: any kart task (told by the contract, so this module needs no TaskOnKart import).
-    return is_kart_task(value) if expected is None else isinstance(value, expected)
+    # A task class has a task's attributes too, so is_kart_task alone would take it.
+    return (is_kart_task(value) and not isinstance(value, type)) if expected is None else isinstance(value, expected)
+
+
+def _given(value: Any) -> str:
+    """How a wrong value is named in a parameter's error: a task class is named as one, with the call it lacks."""
+    if isinstance(value, type):
+        return f"the class {value.__name__} itself, not a task object: call it, {value.__name__}(...)"
+    return f"{type(value).__name__}: {value!r}"
 
 
 def _type_name(expected: type | None) -> str:
@@ -141,7 +149,7 @@ class TaskInstanceParameter(luigi.Parameter, Generic[TaskT]):
         if not _accepts(self.expected_type, param_value):
             raise ParameterTypeError(
                 f"parameter {param_name!r} expects an instance of {_type_name(self.expected_type)}, "
-                f"got {type(param_value).__name__}: {param_value!r}. Pass a task object, e.g. {param_name}=SomeTask(...)."
+                f"got {_given(param_value)}. Pass a task object, e.g. {param_name}=SomeTask(...)."
             )
 
 
@@ -168,11 +176,19 @@ class ListTaskInstanceParameter(luigi.Parameter, Generic[TaskT]):
         return json.dumps([TaskInstanceParameter().serialize(task) for task in x])
 
     def _warn_on_wrong_param_type(self, param_name: str, param_value: Any) -> None:
+        # A TypeError as gokart's (which fails iterating the value), with what to do instead.
+        if is_kart_task(param_value) or not isinstance(param_value, Iterable) or isinstance(param_value, str):
+            given = f"one task, {param_value!r}" if is_kart_task(param_value) else type(param_value).__name__
+            raise ParameterTypeError(
+                f"parameter {param_name!r} is a ListTaskInstanceParameter and expects a list whose items are each "
+                f"{_type_name(self.expected_elements_type)}, but got {given}: pass a list, "
+                f"{param_name}=[...]."
+            )
         for item in param_value:
             if not _accepts(self.expected_elements_type, item):
                 raise ParameterTypeError(
-                    f"parameter {param_name!r} expects a list of {_type_name(self.expected_elements_type)}, "
-                    f"but one item is {type(item).__name__}: {item!r}."
+                    f"parameter {param_name!r} expects a list whose items are each {_type_name(self.expected_elements_type)}, "
+                    f"but one item is {_given(item)}."
                 )
 
 

@@ -18,6 +18,7 @@ import dataclasses
 import enum
 import functools
 import logging
+import os
 import time
 import types
 from collections.abc import Callable, Iterator
@@ -138,27 +139,41 @@ def run_one_reporting(
     if not is_kart_task(task):
         return RunReport(_run_plain_luigi_task(task))
     manager = hook_manager if hook_manager is not None else default_hook_manager()
-    # detached: a build started inside another task's run() commits on its own, not into that run.
-    with target_config.frozen(), transaction.detached():
-        if task.complete_check_at_run and not checked and task.complete():
-            return RunReport(RunStatus.CACHED)
-        _check_gates(task)
-        locked = _uses_lock(task) if lock is None else lock
-        repaired: list[str] = []
-        # Threads of this process take turns always (a run's dumps from its threads join it through the task
-        # object, so two runs of one task at once would mix them); processes only when locking is configured.
-        with _task_turn(task) as waited, _task_lock(task) if locked else contextlib.nullcontext():
-            # Another process may have built it while we waited for the lock, or another thread for the turn.
-            if task.complete_check_at_run and (locked or waited) and task.complete():
+    try:
+        # detached: a build started inside another task's run() commits on its own, not into that run.
+        with target_config.frozen(), transaction.detached():
+            if task.complete_check_at_run and not checked and task.complete():
                 return RunReport(RunStatus.CACHED)
-            ran = _run_repairing(task, manager, task.kart_replacing(), repaired)
-            committed = committed_digests(task) if ran else None  # in the turn: this run's own commit
-            for _ in range(_STALE_RETRIES):
-                if not (ran and committed is None and _left_stale(task)):
-                    break
-                ran = _run_repairing(task, manager, True, repaired)  # a stale task's run replaces its outputs
-                committed = committed_digests(task) if ran else None
+            _check_gates(task)
+            locked = _uses_lock(task) if lock is None else lock
+            repaired: list[str] = []
+            # Threads of this process take turns always (a run's dumps from its threads join it through the task
+            # object, so two runs of one task at once would mix them); processes only when locking is configured.
+            with _task_turn(task) as waited, _task_lock(task) if locked else contextlib.nullcontext():
+                # Another process may have built it while we waited for the lock, or another thread for the turn.
+                if task.complete_check_at_run and (locked or waited) and task.complete():
+                    return RunReport(RunStatus.CACHED)
+                ran = _run_repairing(task, manager, task.kart_replacing(), repaired)
+                committed = committed_digests(task) if ran else None  # in the turn: this run's own commit
+                for _ in range(_STALE_RETRIES):
+                    if not (ran and committed is None and _left_stale(task)):
+                        break
+                    ran = _run_repairing(task, manager, True, repaired)  # a stale task's run replaces its outputs
+                    committed = committed_digests(task) if ran else None
+    except NotADirectoryError as error:
+        _note_workspace_is_a_file(task, error)
+        raise
     return RunReport(RunStatus.RAN if ran else RunStatus.CACHED, tuple(repaired), committed)
+
+
+def _note_workspace_is_a_file(task: KartTask, error: NotADirectoryError) -> None:
+    """Say what to fix when the task's workspace_directory names a file (the OS error names only a path under it)."""
+    workspace = getattr(task, "workspace_directory", None)
+    if isinstance(workspace, str) and "://" not in workspace and os.path.isfile(workspace):
+        error.add_note(
+            f"{type(task).__name__}: workspace_directory {workspace!r} is a file, not a folder; set "
+            "[TaskOnKart] workspace_directory, KART_WORKSPACE or the task's workspace_directory parameter to a folder."
+        )
 
 
 # Runs of a task that another run's commit beat, both on inputs committed again since, before run_one gives up.

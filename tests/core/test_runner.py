@@ -152,3 +152,18 @@ def test_lock_argument_locks_a_task_that_does_not_ask_for_it(workspace: str) -> 
     for thread in threads:
         thread.join()
     assert RnCounting.calls == 1
+
+
+def test_workspace_that_is_a_file_says_so(tmp_path) -> None:
+    # The OS error names only a path under the workspace (log/manifest/...); the note says what to fix.
+    a_file = tmp_path / "resources"
+    a_file.write_text("not a folder")
+    with pytest.raises(NotADirectoryError) as raised:
+        run_one(RnCounting(workspace_directory=str(a_file)))
+    assert any(
+        f"RnCounting: workspace_directory {str(a_file)!r} is a file, not a folder" in note
+        for note in raised.value.__notes__
+    )
+    with pytest.raises(kart_core.GokartBuildError) as built:
+        kart_core.build(RnCounting(workspace_directory=str(a_file)), reset_register=False)
+    assert any("is a file, not a folder" in note for note in built.value.__cause__.__notes__)

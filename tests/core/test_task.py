@@ -116,8 +116,41 @@ def test_wrong_task_parameter_type_names_task_and_parameter() -> None:
 
 
 def test_wrong_list_element_type_is_refused() -> None:
-    with pytest.raises(ParameterTypeError, match=r"TkSum: parameter 'parts' expects a list of TkSource"):
+    with pytest.raises(
+        ParameterTypeError, match=r"TkSum: parameter 'parts' expects a list whose items are each TkSource"
+    ):
         TkSum(parts=[TkSource(), TkPair()])
+
+
+class TkAnyUpstream(kart_core.TaskOnKart[int]):
+    upstream = kart_core.TaskInstanceParameter()
+
+
+@pytest.mark.parametrize(
+    ("make", "where"),
+    [
+        (lambda: TkAnyUpstream(upstream=TkSource), "TkAnyUpstream: parameter 'upstream'"),
+        (lambda: TkDouble(source=TkSource), "TkDouble: parameter 'source'"),
+        (lambda: TkSum(parts=[TkSource(), TkSource]), "TkSum: parameter 'parts'"),
+    ],
+    ids=["untyped", "typed", "in a list"],
+)
+def test_task_class_given_for_a_task_says_call_it(make, where: str) -> None:
+    # Untyped, a class passed the check (it has a task's attributes) and failed later in the unique id.
+    with pytest.raises(
+        ParameterTypeError,
+        match=rf"{where} .*the class TkSource itself, not a task object: call it, TkSource\(\.\.\.\)",
+    ):
+        make()
+
+
+@pytest.mark.parametrize("value", [TkSource(value=1), 3], ids=["one task", "a number"])
+def test_list_task_parameter_given_no_list_says_pass_a_list(value: object) -> None:
+    # gokart fails here with a bare "object is not iterable"; the type stays a TypeError.
+    with pytest.raises(
+        TypeError, match=r"TkSum: parameter 'parts' is a ListTaskInstanceParameter .* pass a list, parts=\[\.\.\.\]"
+    ):
+        TkSum(parts=value)
 
 
 def test_missing_parameter_says_how_to_fix() -> None:
