@@ -1350,6 +1350,7 @@ def _add_commits(earlier: dict[str, str], commits: dict[str, str], what: str) ->
 
 def _concurrent_message(what: str) -> str:
     return (
-        f"Could not load {what} from one commit: each of two attempts saw a task's outputs being replaced by "
-        "another process's commit (a rerun or a repair running at the same time). Load again when it has finished."
+        f"Could not load {what} from one commit: each of two attempts saw a task's outputs being replaced, by "
+        "another process's commit (a rerun or a repair running at the same time) or by a program outside kart "
+        "writing to them. Load again when that has finished; `kart verify` tells an outside write from a commit."
     )

@@ -441,8 +441,8 @@ class ForeignOutputError(DamagedOutputError):
 
 
 class ConcurrentCommitError(LoadError):
-    """A task's outputs could not be read from one commit: another process's commit (a rerun, a repair)
-    kept replacing them while they were read (``kart_core.commit_marker``)."""
+    """A task's outputs could not be read from one commit: another process's commit (a rerun, a repair), or a
+    program outside kart writing to them, kept replacing them while they were read (``kart_core.commit_marker``)."""
 
 
 class InputChangedError(LoadError):
