@@ -308,7 +308,8 @@ class TargetOnKart(luigi.Target):
                 size=size, digest=f"{DEFAULT_ALGORITHM}:{digest}", commit=commit, sealed=signer is not None, owner=owner
             )
             if running is not None:
-                running.add(Staged(self._path, final.stage(), self._storage, record, entry), side=side)
+                staged = Staged(self._path, final.stage(), self._storage, record, entry, stamp=final.stamp)
+                running.add(staged, side=side)
             else:
                 final.publish()
                 if record is not None:

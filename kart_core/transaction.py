@@ -86,7 +86,7 @@ from kart_core.manifest import (
 from kart_core.signing import Signer
 from kart_core.storage import Storage, storage_for
 from kart_core.storage.base import no_space_note
-from kart_core.storage.local import rewrite_claimed
+from kart_core.storage.local import HeldClaim, rewrite_claimed
 from kart_core.storage.stamp import local_file_stamp, touch_after_moves
 from kart_core.structure import flatten
 from kart_core.task_memo import RunSlot, shared_threads
@@ -143,7 +143,8 @@ class Staged:
     """One staged file: its final path, where it is now, and its integrity record.
 
     ``in_place``: the task's code wrote it straight to its final path (``kart_core.direct_write``): the
-    commit records it and moves nothing, and a discarded run leaves it to the runner to undo.
+    commit records it and moves nothing, and a discarded run leaves it to the runner to undo. ``stamp``: the
+    staged file's ``file_stamp`` as its writer's last ``fstat`` found it (``Spool.stamp``), None when not known.
     """
 
     path: str
@@ -152,6 +153,7 @@ class Staged:
     record: OutputRecord | None
     entry: Entry
     in_place: bool = False
+    stamp: tuple[int, int] | None = None
 
 
 @dataclasses.dataclass(eq=False)
@@ -250,6 +252,8 @@ class Transaction:
     sides: dict[str, tuple[OutputRecord, Entry]] = dataclasses.field(default_factory=dict)
     # The bytes a first commit wrote into each manifest it claimed (``_settle``), until ``_stamp_claimed``.
     claimed: dict[str, bytes] = dataclasses.field(default_factory=dict)
+    # The claims of those a local storage holds (``LocalStorage.claim_new``): ``_stamp_claimed`` writes through them.
+    held_claims: dict[str, HeldClaim] = dataclasses.field(default_factory=dict)
 
     def side(self, record: OutputRecord) -> bool:
         """Whether ``record`` names a target of this run's task that is not one of its outputs (a "side target":
@@ -767,7 +771,13 @@ class Transaction:
                 outputs[key] = found.with_tag(tag)
                 stamped = True
                 continue
-            stamp = local_file_stamp(staged.location if before_moves and not staged.in_place else staged.path)
+            if before_moves and not staged.in_place:
+                # The staged file's stamp as its dump's fstat found it (nothing changes its status until the move):
+                # no stat by path. Only the claim holds it, a placeholder of the right widths that ``_restamped``
+                # overwrites with a stat of the moved file (a rename moves the status-change time).
+                stamp = staged.stamp or local_file_stamp(staged.location)
+            else:
+                stamp = local_file_stamp(staged.path)
             if stamp is not None:
                 outputs[key] = found.with_stamp(stamp)
                 stamped = True
@@ -811,6 +821,7 @@ class Transaction:
         after it."""
         record = _record_of(items)
         written = self.claimed.pop(record.manifest, None)
+        held = self.held_claims.pop(record.manifest, None)
         if self.signer is None:
             try:
                 data, stamped = self._restamped(items, claimed, written) if written is not None else (None, True)
@@ -824,7 +835,12 @@ class Transaction:
                     if (
                         written is not None
                         and len(data) == len(written)
-                        and rewrite_claimed(record.manifest, written, data)
+                        # Through the claim's descriptor where it is held (no second open of the manifest by path).
+                        and (
+                            held.rewrite(written, data)
+                            if held is not None
+                            else rewrite_claimed(record.manifest, written, data)
+                        )
                     ):
                         return
                     with storage_for(record.manifest).atomic_write(record.manifest) as file:
@@ -959,6 +975,8 @@ class Transaction:
             if claimed:
                 self.run_recorded = self.run_recorded or run is not None
                 self.claimed[record.manifest] = data
+                if isinstance(claimed, HeldClaim):
+                    self.held_claims[record.manifest] = claimed
                 # As written (``_stamp_claimed`` writes its stamps again): without the run record JSON cannot hold.
                 return _CREATED, fresh if run is fresh.run else dataclasses.replace(fresh, run=run)
         held.enter_context(_manifest_lock(record))

@@ -81,6 +81,12 @@ class Spool(Protocol):
         """
         ...
 
+    @property
+    def stamp(self) -> tuple[int, int] | None:
+        """A local file's ``file_stamp`` (inode, status-change time in ns) as ``written`` last found it; None when
+        it took none (object storage, no hashing)."""
+        ...
+
 
 @contextlib.contextmanager
 def spooled_write(spool: Spool) -> Iterator[IO[bytes]]:
@@ -150,10 +156,11 @@ class Storage(Protocol):
         """
         ...
 
-    def claim_new(self, path: str, data: bytes) -> AbstractContextManager[bool | None]:
+    def claim_new(self, path: str, data: bytes) -> AbstractContextManager[object]:
         """Write ``data`` at ``path`` only if nothing is there, and hold a claim on it for the body.
 
-        Yields True if written, False if something was there, None when the storage cannot tell
+        Yields a true value if written (``LocalStorage``: a ``HeldClaim``, which can write over ``data`` in place
+        while the claim is held), False if something was there, None when the storage cannot tell
         atomically (nothing is written; the caller settles it under a lock). While the body runs (a
         first commit moving its outputs into place) ``wait_claim`` on ``path`` waits; the claim ends
         with the body or with the process. Callers use it for small records (the manifest).

@@ -54,6 +54,48 @@ def rewrite_claimed(path: str, claimed: bytes, data: bytes) -> bool:
         os.close(descriptor)
 
 
+class HeldClaim:
+    """A manifest ``LocalStorage.claim_new`` created and holds: what its body is given (true, as ``claim_new``'s
+    True), with ``rewrite`` to write over the claimed bytes through the claim's own descriptor."""
+
+    __slots__ = ("_descriptor",)
+
+    def __init__(self, descriptor: int) -> None:
+        self._descriptor: int | None = descriptor
+
+    def release(self) -> None:
+        """Forget the descriptor (``claim_new`` calls it before closing it: its number may then name another file)."""
+        self._descriptor = None
+
+    def __bool__(self) -> bool:
+        return True
+
+    def rewrite(self, claimed: bytes, data: bytes) -> bool:
+        """``rewrite_claimed(path, claimed, data)`` through the claim's descriptor (open while the claim is held): one
+        ``fstat`` and the ``pwrite`` where that opened the path, read it back and closed it again (four calls).
+
+        The file written is the one the claim created, and ``claimed`` its bytes: only the claimer writes it in place
+        (every other writer replaces it, and a replacement or removal unlinks it: ``st_nlink`` 0), so reading it
+        back could find nothing else. A claimed file no longer at the path (replaced or removed while the claim was
+        held) gives False with nothing written, as ``rewrite_claimed`` gives for other bytes or none there.
+
+        Raises:
+            ValueError: ``data`` is not as long as ``claimed``.
+            OSError: the descriptor could not be examined or written.
+        """
+        if len(data) != len(claimed):
+            raise ValueError(f"rewrite_claimed writes {len(claimed)} bytes in place, not {len(data)}")
+        descriptor = self._descriptor
+        if descriptor is None:  # the claim has ended: its file is no longer this call's to write in place
+            return False
+        if os.fstat(descriptor).st_nlink == 0:
+            return False
+        view, offset = memoryview(data), 0
+        while offset < len(data):
+            offset += os.pwrite(descriptor, view[offset:], offset)
+        return True
+
+
 class LocalStorage:
     """Files on the local file system."""
 
@@ -108,11 +150,12 @@ class LocalStorage:
         os.replace(_local(staged), _local(path))
 
     @contextlib.contextmanager
-    def claim_new(self, path: str, data: bytes) -> Iterator[bool]:
+    def claim_new(self, path: str, data: bytes) -> Iterator[HeldClaim | bool]:
         """Create ``path`` exclusively (``O_EXCL``), ``flock`` it, write ``data`` and hold the lock for the body.
 
-        Yields False when ``path`` exists. The ``flock`` is taken before the data is written, so whoever
-        read the data and calls ``wait_claim`` waits for the body; the kernel drops it when the file is
+        Yields False when ``path`` exists, else a ``HeldClaim`` (true: its ``rewrite`` writes over ``data`` in place
+        through the claim's descriptor while the body runs). The ``flock`` is taken before the data is written, so
+        whoever read the data and calls ``wait_claim`` waits for the body; the kernel drops it when the file is
         closed or the process dies, so a killed claimer never blocks anyone.
         """
         import fcntl
@@ -141,7 +184,11 @@ class LocalStorage:
                 with contextlib.suppress(OSError):
                     os.unlink(final)
                 raise
-            yield True
+            claim = HeldClaim(descriptor)
+            try:
+                yield claim
+            finally:
+                claim.release()
         finally:
             os.close(descriptor)  # drops the claim
 
@@ -235,6 +282,15 @@ class LocalSpool:
         self.file.flush()
         return self._raw.written()
 
+    @property
+    def stamp(self) -> tuple[int, int] | None:
+        """The file's ``file_stamp`` (inode, status-change time in ns) as the last ``written`` found it with the
+        ``fstat`` it makes; None when it made none (not hashed, written out of order) or found another size.
+        Nothing changes the file's status after that until it is moved (closing it does not): what a ``stat``
+        of the staged file by its path would give, without the path's lookup (``Transaction`` stamps a first
+        commit's claimed manifest with it)."""
+        return self._raw.stamp
+
     def publish(self) -> None:
         """Rename into place."""
         self.file.close()
@@ -284,6 +340,7 @@ class _SpoolFile(io.RawIOBase):
         self._hasher = hasher
         self._hashed = 0  # the first bytes of the file, all fed to the hasher in order
         self._kernel: io.FileIO | None = None  # the descriptor's own file object, once fileno() was asked
+        self.stamp: tuple[int, int] | None = None  # (inode, status-change ns) as the last ``written`` found them
 
     @property
     def mode(self) -> str:
@@ -391,10 +448,16 @@ class _SpoolFile(io.RawIOBase):
         """``(size, hex digest)`` when every byte of the file was hashed in order; else None.
 
         Also None when the file's size on disk is not the one written here: something wrote through a
-        descriptor it got elsewhere (another open of ``/proc/self/fd/N``, a child process).
+        descriptor it got elsewhere (another open of ``/proc/self/fd/N``, a child process). The ``fstat`` that
+        tells also gives the file's ``file_stamp`` (``stamp``).
         """
-        if self._hasher is None or self._hashed != self._size or os.fstat(self._fd).st_size != self._size:
+        self.stamp = None
+        if self._hasher is None or self._hashed != self._size:
             return None
+        status = os.fstat(self._fd)
+        if status.st_size != self._size:
+            return None
+        self.stamp = (status.st_ino, status.st_ctime_ns)  # ``kart_core.storage.stamp.file_stamp``
         return self._size, self._hasher.hexdigest()
 
     def close(self) -> None:

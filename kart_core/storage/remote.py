@@ -198,6 +198,11 @@ class RemoteSpool:
         """None: the caller reads the file back to hash it (see ``Spool.written``)."""
         return None
 
+    @property
+    def stamp(self) -> None:
+        """None: an object has no local stamp (see ``Spool.stamp``)."""
+        return None
+
     def _finish(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.location)

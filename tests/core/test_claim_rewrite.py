@@ -19,6 +19,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_damage import TwoOutputs, _manifest
@@ -27,7 +28,7 @@ import kart_core as gokart
 import kart_core.transaction
 from kart_core.manifest import Entry, Input, Manifest, restamped
 from kart_core.storage import LocalStorage
-from kart_core.storage.local import rewrite_claimed
+from kart_core.storage.local import HeldClaim, rewrite_claimed
 from kart_core.target import TargetOnKart
 
 
@@ -107,6 +108,84 @@ def test_rewrite_claimed_writes_only_over_the_bytes_it_was_given(tmp_path: Path)
     assert path.read_bytes() == b'{"stamp":[1,2000]}'
     assert rewrite_claimed(str(tmp_path / "absent.json"), b"{}", b"{}") is False
     assert not (tmp_path / "absent.json").exists()
+
+
+def test_a_held_claim_writes_over_its_own_file_and_never_over_a_file_put_in_its_place(tmp_path: Path) -> None:
+    """Since session 24 a first commit writes its stamps through the claim's descriptor (``HeldClaim.rewrite``)
+    instead of opening the manifest again by path and reading it back. The file written is the claimed one only
+    while it is at the path: one renamed over it or a removal (``st_nlink`` 0) gives False with nothing written,
+    as ``rewrite_claimed`` gives for other bytes there; after the claim ends nothing is written either (its
+    descriptor's number may name another file by then)."""
+    storage = LocalStorage()
+    path = tmp_path / "log" / "manifest" / "T_1.json"
+    with storage.claim_new(str(path), b'{"stamp":[1,1000]}') as claim:
+        assert isinstance(claim, HeldClaim) and claim
+        inode = path.stat().st_ino
+        assert claim.rewrite(b'{"stamp":[1,1000]}', b'{"stamp":[1,2000]}') is True
+        assert path.read_bytes() == b'{"stamp":[1,2000]}' and path.stat().st_ino == inode
+        with pytest.raises(ValueError, match="in place"):
+            claim.rewrite(b'{"stamp":[1,2000]}', b'{"stamp":[1,20000]}')
+        other = tmp_path / "log" / "manifest" / "other.json"
+        other.write_bytes(b'{"other":[1,100]}')
+        os.replace(other, path)  # another writer's file in its place
+        assert claim.rewrite(b'{"stamp":[1,2000]}', b'{"stamp":[1,3000]}') is False
+        assert path.read_bytes() == b'{"other":[1,100]}'
+    with storage.claim_new(str(tmp_path / "T_2.json"), b"{}") as claim:
+        os.remove(tmp_path / "T_2.json")  # removed while claimed
+        assert claim.rewrite(b"{}", b"{}") is False
+        assert not (tmp_path / "T_2.json").exists()
+    with storage.claim_new(str(tmp_path / "T_3.json"), b"[1]") as claim:
+        pass
+    assert claim.rewrite(b"[1]", b"[2]") is False  # the claim has ended
+    assert (tmp_path / "T_3.json").read_bytes() == b"[1]"
+    with storage.claim_new(str(tmp_path / "T_3.json"), b"[1]") as again:
+        assert again is False
+
+
+def test_a_first_commit_opens_its_manifest_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The claim's descriptor writes the stamps: the manifest is opened for writing only by its creation (the claim;
+    before session 24 again to write the stamps, ``rewrite_claimed``); and
+    the staged files' stamps in the claim come from their dumps' ``fstat`` (no ``stat`` of a staged file by path),
+    yet equal what a ``stat`` gives."""
+    opened: list[str] = []
+    stated: list[str] = []
+    original_open, original_stat = os.open, os.stat
+
+    def observed_open(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if flags & (os.O_WRONLY | os.O_RDWR) and not flags & os.O_CREAT:  # a write to a file already there
+            opened.append(os.fspath(path))
+        return original_open(path, flags, *args, **kwargs)
+
+    def observed_stat(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        if not isinstance(path, int):
+            stated.append(os.fspath(path))
+        return original_stat(path, *args, **kwargs)
+
+    task = TwoOutputs(workspace_directory=str(tmp_path))
+    claimed: list[bytes] = []
+    original_claim = LocalStorage.claim_new
+
+    @contextlib.contextmanager
+    def observed_claim(self: LocalStorage, path: str, data: bytes) -> Iterator[object]:
+        with original_claim(self, path, data) as created:
+            claimed.append(data)
+            yield created
+
+    monkeypatch.setattr(LocalStorage, "claim_new", observed_claim)
+    monkeypatch.setattr(os, "open", observed_open)
+    monkeypatch.setattr(os, "stat", observed_stat)
+    gokart.build(task)
+    monkeypatch.undo()
+    manifest = str(_manifest(task))
+    assert manifest not in opened
+    assert not [path for path in stated if path.endswith(".kart-tmp")]
+    [data] = claimed
+    document = Manifest.from_bytes(data)
+    for target in task.output().values():
+        assert isinstance(target, TargetOnKart) and target.record is not None
+        stamp = document.outputs[target.record.key].stamp
+        assert stamp is not None and stamp[0] == os.stat(target.path()).st_ino  # the staged file's inode, moved
+    assert gokart.build(TwoOutputs(workspace_directory=str(tmp_path))) == {"a": "a-v1", "b": "b-v1"}
 
 
 def test_the_stamps_are_written_over_the_claim_without_encoding_the_manifest_again(
