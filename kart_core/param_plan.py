@@ -42,6 +42,7 @@ __all__ = [
     "last_resolution",
     "list_to_tuple",
     "parameter_plan",
+    "reads_given_strings",
     "resolve",
     "section_values",
     "str_param_selection",
@@ -129,6 +130,8 @@ class ParameterPlan:
     by_name: dict[str, luigi.Parameter]
     defaults: dict[str, Any]
     section_values: dict[str, Any]
+    # The parameters whose ``parse`` reads a str given to the constructor (``reads_given_strings``).
+    parses_given_str: frozenset[str] = frozenset()
     # One ``(name, default)`` pair per default, shared by every task that keeps it: luigi keeps each
     # task's resolved pairs in its instance cache key, 20 small tuples per task otherwise (~1 KiB).
     default_pairs: dict[str, tuple[str, Any]] = dataclasses.field(init=False, repr=False, compare=False)
@@ -165,10 +168,46 @@ def parameter_plan(
             by_name=dict(params),
             defaults=_with_workspace_from_environment(workspace_default, _resolved_defaults(cls, family, params)),
             section_values=section_values(cls, section, own_names),
+            parses_given_str=frozenset(name for name, p in params if reads_given_strings(p)),
         )
         return {"plan": plan}
 
     return cast(ParameterPlan, cached_per_config(cls, "_kart_plan", compute)["plan"])
+
+
+def reads_given_strings(param: luigi.Parameter) -> bool:
+    """Whether a str given for ``param`` to a task's constructor is read through ``param.parse``.
+
+    luigi keeps constructor values as given, and the unique id covers only their string form, so
+    ``Twice(n="5")`` for ``n = luigi.IntParameter()`` ran with the str ``"5"`` under the id of ``Twice(n=5)``
+    (luigi's command line, a ``[Twice]`` config section and a Kedro catalog entry give the int 5) and whichever
+    built first filled that one cache entry for every scheduler (attacker at24 F1). Reading it as luigi reads a
+    command-line value gives every scheduler the declared type under that id. A parameter whose ``parse`` is
+    luigi.Parameter's (a str is its value) and a task parameter (a task is never given as a string; its own
+    type check names the mistake; ``kart_reads_given_strings = False`` on kart's) keep the value as given.
+    """
+    if getattr(param, "kart_reads_given_strings", True) is False or isinstance(param, luigi.TaskParameter):
+        return False
+    return type(param).parse is not luigi.Parameter.parse
+
+
+def _parsed_given_str(cls: type, name: str, param: luigi.Parameter, value: str) -> Any:
+    """``param.parse(value)`` for a str given to the constructor (``reads_given_strings``).
+
+    Raises:
+        Exception: what ``param.parse`` raises for a malformed string (a ValueError for luigi's types, as
+            luigi.ChoiceParameter's own check of a given value), with a note naming the class, the parameter,
+            its type and the value.
+    """
+    try:
+        return param.parse(value)
+    except Exception as exc:  # each parameter type raises its own error for a malformed string
+        exc.add_note(
+            f"{_family(cls)}: the str {value!r} given for parameter {name!r} ({type(param).__name__}) does not "
+            "parse as its value. Pass a value of the declared type, or a string that luigi's command line would "
+            "accept for it."
+        )
+        raise
 
 
 def _resolved_defaults(cls: type, family: str, params: list[tuple[str, luigi.Parameter]]) -> dict[str, Any]:
@@ -320,7 +359,10 @@ def resolve(cls: type, plan: ParameterPlan, args: Any, kwargs: Any) -> list[tupl
         raise UnknownParameterException(
             f"{_family(cls)}: takes at most {len(plan.positional)} positional parameters ({len(args)} given)"
         )
+    parses = plan.parses_given_str
     for name, arg in zip(plan.positional, args, strict=False):  # fewer args than positional params is fine
+        if arg.__class__ is str and name in parses:
+            arg = _parsed_given_str(cls, name, plan.by_name[name], arg)
         values[name] = plan.by_name[name].normalize(arg)
     by_name = plan.by_name
     for name, arg in given.items():
@@ -331,6 +373,8 @@ def resolve(cls: type, plan: ParameterPlan, args: Any, kwargs: Any) -> list[tupl
         param = by_name.get(name)
         if param is None:
             raise UnknownParameterException(f"{_family(cls)}: unknown parameter {name}")
+        if arg.__class__ is str and name in parses:
+            arg = _parsed_given_str(cls, name, param, arg)
         values[name] = param.normalize(arg)
     if plan.required and not plan.required.issubset(values):
         _raise_missing(cls, plan, {**plan.defaults, **values})

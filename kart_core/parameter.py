@@ -104,6 +104,9 @@ def _task_from_reference(reference: dict[str, Any]) -> Any:
 class TaskInstanceParameter(luigi.Parameter, Generic[TaskT]):
     """A task used as a parameter; it also becomes a dependency through the default ``requires()``."""
 
+    # A str given to the constructor stays a str (and fails the type check by name): see param_plan.reads_given_strings.
+    kart_reads_given_strings = False
+
     def __init__(self, expected_type: type | None = None, default: Any = _no_value, **kwargs: Any) -> None:
         if expected_type is not None and not isinstance(expected_type, type):
             raise TaskDefinitionError(
@@ -155,6 +158,8 @@ class TaskInstanceParameter(luigi.Parameter, Generic[TaskT]):
 
 class ListTaskInstanceParameter(luigi.Parameter, Generic[TaskT]):
     """A list of tasks used as a parameter; each becomes a dependency through the default ``requires()``."""
+
+    kart_reads_given_strings = False  # as TaskInstanceParameter's
 
     def __init__(self, expected_elements_type: type | None = None, default: Any = _no_value, **kwargs: Any) -> None:
         if expected_elements_type is not None and not isinstance(expected_elements_type, type):

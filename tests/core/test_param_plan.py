@@ -45,12 +45,12 @@ def test_a_new_task_warns_about_wrong_parameter_types_as_luigi_does() -> None:
         warnings.simplefilter("always")
         _Checked(name="a", size=3)  # right types: silent
         assert record == []
-        _Checked(name=7, size="x")  # the same two warnings luigi's own checks give
+        _Checked(name=7, size=1.5)  # the same two warnings luigi's own checks give
     expected = [
         (UserWarning, 'Parameter "name" with value "7" is not of type string.'),
         (
             OptionalParameterTypeWarning,
-            'OptionalIntParameter "size" with value "x" is not of type "int" or None.',
+            'OptionalIntParameter "size" with value "1.5" is not of type "int" or None.',
         ),
     ]
     assert _messages(record) == expected
