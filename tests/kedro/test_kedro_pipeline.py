@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from pathlib import Path
+from typing import Any
 
 import luigi
 import pytest
-from kart_kedro import KartReceipt, TaskOnKartDataset, to_pipeline
+from kart_kedro import KartReceipt, TaskOnKartDataset, TaskReceiptDataset, to_pipeline
 from kart_kedro.pipeline import node_label
-from kedro.io import DataCatalog, SharedMemoryDataCatalog
+from kedro.io import DataCatalog, DatasetError, SharedMemoryDataCatalog
 from kedro.pipeline import Pipeline, node
 from kedro.runner import ParallelRunner, SequentialRunner
 from kedro_test_tasks import Combine, Doubled, Numbers, Total, journal_lines
@@ -156,3 +159,53 @@ def test_a_rerun_task_below_a_complete_one_reruns_in_every_kedro_run_unlike_buil
     SequentialRunner().run(to_pipeline(root), DataCatalog())
     assert kart_core.load_output(root) == 50
     assert kart_core.load_output(up) == 5
+
+
+@pytest.mark.parametrize("hooked", [True, False], ids=["with kart_kedro's hook", "without it"])
+def test_a_node_run_without_its_stale_upstream_node_warns(
+    workspace: str, tmp_path: Path, caplog: pytest.LogCaptureFixture, hooked: bool
+) -> None:
+    """attacker at24 F6: Down's node run alone (kedro run --nodes) served a result built on a stale upstream as
+    "cached" with no word; kart_airflow's operator warns in that case. Source -> A -> Mid -> Down, Source committed
+    again: A is stale, Mid complete by its own inputs but built on A. With Mid's and A's nodes in the run nothing is
+    said: they run first and bring their tasks up to date, then Down."""
+    from kart_kedro.hooks import hooks
+
+    source = tmp_path / "value"
+    source.write_text("1")
+    a = Tenfold(up=Source(source=str(source), workspace_directory=workspace), workspace_directory=workspace)
+    mid = Tenfold(up=a, workspace_directory=workspace)
+    down = Tenfold(up=mid, workspace_directory=workspace)
+    assert kart_core.build(down, reset_register=False) == 1000
+    source.write_text("2")
+    kart_core.build(Source(source=str(source), rerun=True, workspace_directory=workspace), reset_register=False)
+    luigi.task_register.Register.clear_instance_cache()
+    pipeline = to_pipeline(down)
+
+    def run(*nodes: Any) -> list[str]:
+        part = pipeline.only_nodes(*(node_label(task) for task in nodes))
+        catalog = DataCatalog()
+        if hooked:
+            hooks.before_pipeline_run(run_params={}, pipeline=part, catalog=catalog)
+        else:  # what the hook would declare: each edge as its task's receipt
+            for one in part.nodes:
+                for name, task in one.func.edges.items():
+                    catalog[name] = TaskReceiptDataset(task)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="kart_kedro"):
+            SequentialRunner().run(part, catalog)
+        return [r.getMessage() for r in caplog.records if r.name == "kart_kedro.pipeline"]
+
+    alone = run(down)
+    assert len(alone) == 1, alone
+    assert alone[0].startswith(f"{down.kart_label()} is built on (or about to read) {mid.kart_label()}")
+    assert "not current" in alone[0] and "--to-nodes" in alone[0]
+    assert kart_core.load_output(down) == 1000  # warned, not rebuilt: the user chose the nodes
+    with pytest.raises(DatasetError, match=rf"{re.escape(a.kart_label())} is stale: .* --from-nodes"):
+        run(mid, down)  # A's receipt: A's own input changed, so it is not complete (and not "not built yet")
+    assert run(a, mid, down) == []  # each node's upstreams are current when it runs (without the hook it checks)
+    assert kart_core.load_output(down) == 2000
+    # The hook spares a node whose upstream nodes all run first the lineage walk (n-squared reads on a chain).
+    checks = {one.name: not one.func.upstream_runs_first for one in pipeline.nodes}
+    expected = {node_label(a): True, node_label(mid): not hooked, node_label(down): not hooked}
+    assert {name: checks[name] for name in expected} == expected

@@ -28,14 +28,18 @@ class KartHooks:
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
-        """Declare each undeclared edge of ``pipeline``'s to_pipeline nodes as a TaskReceiptDataset of its task.
+        """Declare each undeclared edge of ``pipeline``'s to_pipeline nodes as a TaskReceiptDataset of its task, and tell
+        each such node whether its upstream nodes are in this run (``KartTaskNode.upstream_runs_first``).
 
         Kedro calls this before the runner checks that the pipeline's inputs are in the catalog. From here until
         ``after_pipeline_run`` or ``on_pipeline_error``, kart_core's records are printed without rich markup.
         """
         mark_session_plain()
+        produced = {name for node in pipeline.nodes for name in node.outputs}
         for node in pipeline.nodes:
             if isinstance(node.func, KartTaskNode):
+                # Every upstream receipt made by a node of this run: those nodes bring their tasks up to date first.
+                node.func.upstream_runs_first = all(name in produced for name in node.inputs)
                 for name, task in node.func.edges.items():
                     if name not in catalog:
                         catalog[name] = TaskReceiptDataset(task)

@@ -8,6 +8,7 @@ in the catalog as a TaskOnKartDataset of the same task, and Kedro nodes can load
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -20,6 +21,8 @@ from kart_kedro.receipt_dataset import receipt_for
 
 __all__ = ["KartTaskNode", "to_pipeline", "node_label"]
 
+logger = logging.getLogger(__name__)
+
 _UNSAFE = re.compile(r"[^0-9A-Za-z_-]+")
 
 
@@ -30,16 +33,37 @@ class KartTaskNode:
         task: the kart task this node runs.
         edges: each dataset name of this node (its inputs and its output) with the task whose
             completion it stands for; kart_kedro's hook declares them from the pipeline it is given.
+        upstream_runs_first: whether the node of each task this one requires runs before it in the current
+            Kedro run. kart_kedro's ``before_pipeline_run`` hook sets it from the pipeline it is given; False
+            (the default, also without the hook) makes the node check its upstreams' lineage before it runs.
     """
 
     def __init__(self, task: Any, edges: Mapping[str, Any] | None = None) -> None:
         self.task = task
         self.edges: dict[str, Any] = dict(edges or {})
+        self.upstream_runs_first = False
         self.__name__ = f"run_{node_label(task)}"  # Kedro and kedro-viz show a function name.
         self.__annotations__: dict[str, Any] = {}  # Kedro's parameter type check reads them (none here)
 
     def __call__(self, *_receipts: Any) -> KartReceipt:
-        """Run the task unless cached; upstream receipts only order the nodes."""
+        """Run the task unless cached; upstream receipts only order the nodes.
+
+        Run without its upstream nodes (``kedro run --nodes``, one Airflow task per node), a node whose task is
+        built on an upstream that kart finds stale (``kart_core.stale_upstreams``) warns before it runs, as
+        kart_airflow's operator does for an Airflow task cleared alone: its result is not current. With its
+        upstream nodes in the run, each of them brings its own task up to date first, so no check is made (a
+        lineage walk per node would cost a chain of n nodes n-squared manifest reads).
+        """
+        if not self.upstream_runs_first:
+            behind = kart_core.stale_upstreams(self.task)
+            if behind:
+                logger.warning(
+                    "%s is built on (or about to read) %s, stale: an upstream of it was committed again since with "
+                    "other content, and its node is not in this run. This node's result is not current. Run this "
+                    "node with its upstream nodes (kedro run --to-nodes=<this node>) to bring them up to date.",
+                    self.task.kart_label(),
+                    ", ".join(behind),
+                )
         return receipt_for(self.task, kart_core.run_one(self.task).value)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import luigi.task
 from kedro.io import AbstractDataset, DatasetError
 
 import kart_core
@@ -41,9 +42,16 @@ class TaskReceiptDataset(AbstractDataset[KartReceipt, KartReceipt]):
     def load(self) -> KartReceipt:
         """A receipt if the task is complete; otherwise an error saying what to run."""
         if not self.task.complete():
+            label = receipt_for(self.task, "missing").label
+            if all(target.exists() for target in luigi.task.flatten(self.task.output())):
+                # Its outputs are there, so complete() found them built on inputs committed again since.
+                raise DatasetError(
+                    f"{label} is stale: its outputs were built on inputs committed again since with other content. "
+                    "Run its node again with the nodes downstream of it (kedro run --from-nodes=<its node>), or "
+                    "build it with kart_core.build."
+                )
             raise DatasetError(
-                f"{receipt_for(self.task, 'missing').label} is not built yet: run its node first "
-                "(kedro run) or build it with kart_core.build."
+                f"{label} is not built yet: run its node first (kedro run) or build it with kart_core.build."
             )
         return receipt_for(self.task, kart_core.RunStatus.CACHED.value)
 
