@@ -375,7 +375,11 @@ def resolve(cls: type, plan: ParameterPlan, args: Any, kwargs: Any) -> list[tupl
             raise UnknownParameterException(f"{_family(cls)}: unknown parameter {name}")
         if arg.__class__ is str and name in parses:
             arg = _parsed_given_str(cls, name, param, arg)
-        values[name] = param.normalize(arg)
+        try:
+            values[name] = param.normalize(arg)
+        except Exception as exc:  # luigi's and kart's normalize errors name neither the task nor the parameter
+            exc.add_note(f"{_family(cls)}: parameter {name!r} ({type(param).__name__}) refused the value given")
+            raise
     if plan.required and not plan.required.issubset(values):
         _raise_missing(cls, plan, {**plan.defaults, **values})
     # A parameter not given keeps the plan's shared (name, default) pair (defaults are already tuples);

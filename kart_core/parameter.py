@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 import json
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Generic, Protocol, TypedDict, TypeVar
 
 import luigi
@@ -170,6 +170,29 @@ class ListTaskInstanceParameter(luigi.Parameter, Generic[TaskT]):
         # None: any kart task (gokart stores TaskOnKart here).
         self.expected_elements_type: type | None = expected_elements_type
         super().__init__(default=default, **kwargs)
+
+    def normalize(self, x: Any) -> Any:
+        """A list or tuple of tasks as given; any other iterable of them (a generator, ``map``, ``iter``, a dict's
+        values) read once, into a tuple.
+
+        The unique id iterates the value to serialize it, and ``requires()`` and ``run()`` iterate it again: a
+        generator was empty by then, so the task ran with no upstream under the id of ``tasks=[]``, an entry that
+        every other generator-valued task then shared (attacker at24 F7; gokart 1.12.2 raises a TypeError when it
+        serializes one). A task, a str or a mapping is left for the type check to name.
+
+        Raises:
+            ParameterTypeError: a set or frozenset of tasks: its order, and so the unique id, follows the
+                process's hashing (another id in each process, and on an Airflow worker).
+        """
+        if isinstance(x, list | tuple | str | bytes | Mapping) or is_kart_task(x):
+            return x
+        if isinstance(x, set | frozenset):
+            raise ParameterTypeError(
+                f"a ListTaskInstanceParameter got a {type(x).__name__} of {len(x)} tasks, whose order, and so the "
+                "unique id, changes from one process to the next: pass a list in the order you want, e.g. "
+                "sorted(tasks, key=lambda task: task.make_unique_id())."
+            )
+        return tuple(x) if isinstance(x, Iterable) else x
 
     def parse(self, x: Any) -> list[Any]:
         """Rebuild the tasks from a JSON list of serialized tasks."""

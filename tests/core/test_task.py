@@ -122,6 +122,35 @@ def test_wrong_list_element_type_is_refused() -> None:
         TkSum(parts=[TkSource(), TkPair()])
 
 
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda ws: (TkSource(value=v, workspace_directory=ws) for v in (1, 2, 3)),
+        lambda ws: map(lambda v: TkSource(value=v, workspace_directory=ws), (1, 2, 3)),
+        lambda ws: {v: TkSource(value=v, workspace_directory=ws) for v in (1, 2, 3)}.values(),
+    ],
+    ids=["generator", "map", "dict values"],
+)
+def test_list_task_parameter_reads_an_iterable_once(workspace: str, make) -> None:
+    # A generator was consumed by the unique id: the task ran with no upstream, under the id of parts=[] (at24 F7).
+    as_list = TkSum(
+        parts=[TkSource(value=v, workspace_directory=workspace) for v in (1, 2, 3)], workspace_directory=workspace
+    )
+    given = TkSum(parts=make(workspace), workspace_directory=workspace)
+    assert given is as_list and given.make_unique_id() == as_list.make_unique_id()
+    assert len(given.requires()["parts"]) == 3
+    assert kart_core.build(given, reset_register=False, workers=2) == 6
+    empty = TkSum(parts=(TkSource(value=v) for v in ()), workspace_directory=workspace)
+    assert empty.make_unique_id() != given.make_unique_id()
+
+
+def test_list_task_parameter_refuses_a_set_by_name() -> None:
+    # A set's order, and so the id, follows the process's hashing: another id in each process.
+    with pytest.raises(ParameterTypeError, match="got a set of 2 tasks, whose order") as raised:
+        TkSum(parts={TkSource(value=1), TkSource(value=2)})
+    assert "TkSum: parameter 'parts' (ListTaskInstanceParameter) refused the value given" in raised.value.__notes__
+
+
 class TkAnyUpstream(kart_core.TaskOnKart[int]):
     upstream = kart_core.TaskInstanceParameter()
 
