@@ -512,10 +512,12 @@ def stale_outputs(
                 manifest = found[path] = read_if_inputs(storage_for(path), path)
         if manifest is not None and manifest.inputs and not manifest.pending:
             current: Mapping[str, str] | None = None
-            if upstreams is not None and _cross_workspace(manifest):  # same-workspace inputs: requires() not asked
-                current = current_manifests(upstreams(), transitive=False)  # the direct check reads direct inputs
-            read = scoped.manifest if scoped is not None else None
-            direct = stale_inputs(manifest, record.workspace, found, current, record.owner or None, read)
+            if scoped is not None:  # judged once for the walk: its lineage check takes the same judgement
+                direct = scoped.judged(manifest, path, record.workspace, record.owner or None, upstreams)
+            else:
+                if upstreams is not None and _cross_workspace(manifest):  # same-workspace inputs: requires() not asked
+                    current = current_manifests(upstreams(), transitive=False)  # the direct check reads direct inputs
+                direct = stale_inputs(manifest, record.workspace, found, current, record.owner or None)
             stale.extend(direct)
             if any(item.built for item in manifest.inputs):
                 stale.extend(
@@ -899,6 +901,11 @@ class Lineage:
         self._known: frozenset[str] = frozenset()  # the values of _canonical
         self._names: frozenset[str] = frozenset()  # the file names of _canonical's keys (``recorded``)
         self._upstreams: dict[str, tuple[str, ...]] = {}  # each checked manifest's recorded inputs, full paths
+        # The direct check's judgement of a checked manifest (``judged``) until ``check`` explores it, by the same key
+        # as the verdicts: its replaced inputs, and per input (item, upstream manifest, its workspace, owner).
+        self._judged: dict[
+            tuple[str, str | None], tuple[list[StaleInput], list[tuple[Input, str, str | None, str | None]]]
+        ] = {}
         # The graph's tasks' manifests as they are now (``current_manifests``): inputs from another workspace
         # are read there. Filled only when a checked manifest records one (``check``'s ``upstreams``).
         self.current: dict[str, str] = {}
@@ -954,9 +961,6 @@ class Lineage:
         # with the upstream manifests then read) and per input (upstream, its owner, label, built).
         located: dict[tuple[str, str | None], tuple[list[StaleInput], list[tuple[str, str | None, str, bool]]]] = {}
         inputs, recorded, manifest_of, manifests = self._inputs, self._upstreams, self.manifest, self.manifests
-        prefixes: dict[str, str] = {}  # workspace -> what a workspace-relative name is joined to
-        relative, sep_is_slash = _RELATIVE, os.sep == "/"
-        memo_read = self.memo.read if self.memo is not None else None
         # The manifests this check read first: each dropped once explored (its readers judged against it before),
         # so a chain of 100,000 links does not hold every parsed manifest of it until the end (160 MiB). One asked
         # for again is read again (``manifest``: one stat while the LineageMemo keeps it).
@@ -972,58 +976,30 @@ class Lineage:
             if key in verdicts:
                 continue
             verdicts[key] = _FRESH  # guards a cycle while it is explored
-            manifest = manifests[current] if current in manifests else manifest_of(current)  # read as an upstream
-            if current in first:
-                first.discard(current)
-                manifests.pop(current, None)
-            if manifest is None or manifest.pending:
-                if current != path:
-                    if interrupted(current, manifest):
-                        verdicts[key] = _INTERRUPTED  # its readers are built on what its rerun may change
-                    elif manifest is None and graph is not None:  # removed: an input may be newer than its output
-                        unvouched = self._unvouched(current, graph)
-                        if unvouched:
-                            verdicts[key] = Verdict(unvouched, [])
-                continue
-            if not manifest.inputs:
-                continue
-            # Each recorded input resolved once, with its manifest's workspace (None: outside any workspace) and the
-            # owner of the entry it loaded there (whose recorded inputs judge that upstream).
-            found = []
-            prefix = prefixes.get(current_workspace)
-            if prefix is None:
-                prefix = prefixes[current_workspace] = _joined(current_workspace, "")
-            for item in manifest.inputs:
-                if current_reader and item.reader and item.reader != current_reader:  # not Input.read_by
+            judged = self._judged.pop(key, None) if self._judged else None  # the direct check's (stale_outputs)
+            if judged is not None:
+                direct, found = judged
+            else:
+                manifest = manifests[current] if current in manifests else manifest_of(current)  # read as an upstream
+                if current in first:
+                    first.discard(current)
+                    manifests.pop(current, None)
+                if manifest is None or manifest.pending:
+                    if current != path:
+                        if interrupted(current, manifest):
+                            verdicts[key] = _INTERRUPTED  # its readers are built on what its rerun may change
+                        elif manifest is None and graph is not None:  # removed: an input may be newer than its output
+                            unvouched = self._unvouched(current, graph)
+                            if unvouched:
+                                verdicts[key] = Verdict(unvouched, [])
                     continue
-                reference = item.manifest
-                # _workspace_relative(reference), spelled out: asked per link of a walk
-                if not (
-                    sep_is_slash
-                    and reference.startswith(relative)
-                    and len(reference) > len(relative)
-                    and "/" not in reference[len(relative) :]
-                ) and not _workspace_relative(reference):  # from another workspace: read where it is now, when known
-                    if upstreams is not None:
-                        current_manifests(upstreams(), self.current)
-                        upstreams = None  # the whole graph under the task is in self.current now
-                    found.append(self._located(item, current_workspace))
+                if not manifest.inputs:
                     continue
-                upstream = prefix + reference  # _joined(current_workspace, reference): a relative name
-                if upstream in manifests:
-                    held = manifests[upstream]
-                else:
-                    # Lineage.manifest(upstream), its memo's read inline (asked per link)
-                    if memo_read is not None and "://" not in upstream:
-                        held = manifests[upstream] = memo_read(upstream)
-                    else:
-                        held = manifest_of(upstream)
-                    if upstream != path:
-                        first.add(upstream)
-                entry = held.outputs.get(item.key) if held is not None else None
-                found.append((item, upstream, current_workspace, entry.owner if entry is not None else None))
+                direct, found, upstreams = self._judge(
+                    manifest, current, current_reader, current_workspace, upstreams, path, first
+                )
             located[key] = (
-                self._direct(found),
+                direct,
                 [(upstream, owner, item.task or upstream, item.built) for item, upstream, _, owner in found],
             )
             known = recorded.get(current)
@@ -1161,21 +1137,110 @@ class Lineage:
         """
         for target in targets:
             record = getattr(target, "record", None)
-            if isinstance(record, OutputRecord) and record.manifest not in self._inputs:
-                self.manifests.pop(record.manifest, None)
+            if isinstance(record, OutputRecord):
+                self._judged.pop((record.manifest, record.owner or None), None)
+                if record.manifest not in self._inputs:
+                    self.manifests.pop(record.manifest, None)
 
-    def _direct(self, upstreams: list[tuple[Input, str, str | None, str | None]]) -> list[StaleInput]:
-        """The recorded inputs of a manifest (each with its upstream's full manifest path, workspace and owner) whose
-        upstream replaced what they recorded (``_replaced``), judged against the upstream manifests as read now."""
-        direct = []
-        manifests = self.manifests
-        for item, upstream, upstream_workspace, _ in upstreams:
-            held = manifests[upstream] if upstream in manifests else self.manifest(upstream)
+    def _judge(
+        self,
+        manifest: Manifest,
+        path: str,
+        reader: str | None,
+        workspace: str,
+        upstreams: Callable[[], Iterable[object]] | None,
+        root: str,
+        first: set[str] | None,
+    ) -> tuple[
+        list[StaleInput], list[tuple[Input, str, str | None, str | None]], Callable[[], Iterable[object]] | None
+    ]:
+        """The one judgement of the recorded inputs of ``manifest`` (read at ``path``, a task's in ``workspace``) that
+        count for ``reader`` (``Input.read_by``): those whose upstream replaced what they recorded (``_replaced``,
+        judged against the upstream manifests as read now); per input, the item, its upstream's full manifest path,
+        that manifest's workspace (None: outside any workspace) and the owner of the entry it loaded there; and
+        ``upstreams``, None once asked (an input from another workspace: the graph's current manifests are then known,
+        ``current_manifests``).
+
+        An upstream manifest read first here that records no input and is settled (not pending) has the verdict fresh
+        for any reader (``check`` finds nothing to explore in it): that verdict is kept and the manifest is not (a
+        task with 100,000 cached requirements held each one's parsed manifest until its walk ended: 150 MB). Another
+        upstream read first here is added to ``first`` (``check``'s; None: kept, as any read of a walk), but for
+        ``root``.
+        """
+        manifests, verdicts = self.manifests, self._verdicts
+        memo_read = self.memo.read if self.memo is not None else None
+        relative, sep_is_slash = _RELATIVE, os.sep == "/"
+        prefix = _joined(workspace, "")
+        direct: list[StaleInput] = []
+        found: list[tuple[Input, str, str | None, str | None]] = []
+        for item in manifest.inputs:
+            if reader and item.reader and item.reader != reader:  # not Input.read_by
+                continue
+            reference = item.manifest
+            # _workspace_relative(reference), spelled out: asked per link of a walk
+            if not (
+                sep_is_slash
+                and reference.startswith(relative)
+                and len(reference) > len(relative)
+                and "/" not in reference[len(relative) :]
+            ) and not _workspace_relative(reference):  # from another workspace: read where it is now, when known
+                if upstreams is not None:
+                    current_manifests(upstreams(), self.current)
+                    upstreams = None  # the whole graph under the task is in self.current now
+                located = self._located(item, workspace)
+                found.append(located)
+                upstream, upstream_workspace = located[1], located[2]
+                held = manifests[upstream] if upstream in manifests else self.manifest(upstream)
+            else:
+                upstream_workspace = workspace
+                upstream = prefix + reference  # _joined(workspace, reference): a relative name
+                if upstream in manifests:
+                    held = manifests[upstream]
+                    entry = held.outputs.get(item.key) if held is not None else None
+                    owner = entry.owner if entry is not None else None
+                else:
+                    # Lineage.manifest(upstream), its memo's read inline (asked per link)
+                    if memo_read is not None and "://" not in upstream:
+                        held = memo_read(upstream)
+                    else:
+                        held = read_unverified(storage_for(upstream), upstream, run=False)
+                    entry = held.outputs.get(item.key) if held is not None else None
+                    owner = entry.owner if entry is not None else None
+                    if held is not None and not held.inputs and not held.pending and upstream != root:
+                        # Not kept: judged below from ``held``; another input of it reads it again (a stat: the memo).
+                        verdicts.setdefault((upstream, owner), _FRESH)
+                    else:
+                        manifests[upstream] = held
+                        if first is not None and upstream != root:
+                            first.add(upstream)
+                found.append((item, upstream, workspace, owner))
             if not _kept(item, upstream, held, upstream_workspace):
                 replaced = _replaced(item, upstream, held, upstream_workspace)
                 if replaced is not None:
                     direct.append(replaced)
-        return direct
+        return direct, found, upstreams
+
+    def judged(
+        self,
+        manifest: Manifest,
+        path: str,
+        workspace: str,
+        reader: str | None = None,
+        upstreams: Callable[[], Iterable[object]] | None = None,
+    ) -> list[StaleInput]:
+        """The direct check of a walk (``stale_outputs`` in a ``walk_scope``): the recorded inputs of ``manifest``
+        (read at ``path``, a task's in ``workspace``; ``reader``: as ``check``'s) whose upstream replaced what they
+        recorded, judged once (``_judge``): ``check`` takes the same judgement when it explores that manifest, so each
+        input is judged (an upstream manifest read, its output's file stat'ed) once per walk.
+
+        ``upstreams``: the task's required tasks, asked when an input is from another workspace (the graph's current
+        manifests: ``current_manifests``, kept in ``current``)."""
+        key = (path, reader or None)
+        known = self._judged.get(key)
+        if known is None:
+            direct, found, _ = self._judge(manifest, path, reader or None, workspace, upstreams, path, None)
+            known = self._judged[key] = (direct, found)
+        return known[0]
 
     def _settle(self, direct: list[StaleInput], upstreams: list[tuple[str, str | None, str, bool]]) -> Verdict:
         """The verdict of a manifest whose replaced inputs are ``direct`` and whose recorded inputs' upstreams are

@@ -16,6 +16,7 @@ Since session 22 the stamps after the moves are written over the claimed bytes w
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -90,8 +91,7 @@ def test_a_reader_or_a_kill_amid_the_rewrite_finds_the_claimed_manifest_but_for_
         for key, entry in torn.outputs.items():
             assert entry.stamp is not None and entry.stamp[0] == after.outputs[key].stamp[0]  # type: ignore[index]
             assert len(str(entry.stamp[1])) == len(str(after.outputs[key].stamp[1]))  # type: ignore[index]
-            unstamped = {**entry.__dict__, "stamp": None}
-            assert unstamped == {**after.outputs[key].__dict__, "stamp": None}
+            assert dataclasses.replace(entry, stamp=None) == dataclasses.replace(after.outputs[key], stamp=None)
 
 
 def test_rewrite_claimed_writes_only_over_the_bytes_it_was_given(tmp_path: Path) -> None:

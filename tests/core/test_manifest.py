@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import json
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -263,6 +264,20 @@ def _manifest_cases() -> list[bytes]:
         written({"t": 1}, side=[1]),
         written({"t": 1}, inputs=inputs),
         written({"t": 1}, inputs=[{"key": 1}]),
+        # Inputs as kart writes them (msgspec decodes them straight into Input objects) and odd ones.
+        written({"t": 1}, inputs=[{**inputs[0], "task": "U[1]", "required": True, "stamp": [5, 6], "built": False}]),
+        written({"t": 1}, inputs=[{**inputs[0], "task": "U[1]", "built": True, "extra": {"a": [1]}}]),
+        written({"t": 1}, inputs=[{**inputs[0], "task": "U[1]", "reader": None}]),
+        written({"t": 1}, inputs=[{**inputs[0], "task": "U[1]", "stamp": "56"}]),
+        written({"t": 1}, inputs=[{**inputs[0], "task": "U[1]", "stamp": [5, "x", [1]]}]),
+        written({"t": 1}, inputs=[{**inputs[0], "task": "U[1]", "built": "yes", "required": 1}]),
+        written({"t": 1}, inputs=[{**inputs[0], "task": 3}]),
+        written({"t": 1}, inputs=[{**inputs[0], "task": "U[1]", "commit": None}]),
+        written({"t": 1}, inputs=[{key: value for key, value in inputs[0].items() if key != "digest"}]),
+        written({"t": 1}, inputs=[{key: value for key, value in inputs[0].items() if key != "manifest"}]),
+        written({"t": 1}, inputs={"a": 1}),
+        written({"t": 1}, inputs=None),
+        written({"t": 1}, inputs=[1]),
         written({"t": 1}, outputs={"/abs/T_1.pkl": entry}),
         written({"t": 1}, outputs={"a/../../T_1.pkl": entry}),
         written({"t": 1}, outputs={"a/T_1.pkl": missing_commit}),
@@ -278,6 +293,11 @@ def _manifest_cases() -> list[bytes]:
     return cases
 
 
+def _typed_fields(value: Any) -> list[tuple[str, type, Any]]:
+    """Each field of a dataclass object (``Entry``, ``Input``: slots, no ``__dict__``) with its value's type."""
+    return sorted((field.name, type(getattr(value, field.name)), getattr(value, field.name)) for field in fields(value))
+
+
 @pytest.mark.parametrize("run", [False, True])
 def test_a_manifest_decoded_into_its_entries_reads_as_the_general_parse_reads_it(
     monkeypatch: pytest.MonkeyPatch, run: bool
@@ -291,11 +311,8 @@ def test_a_manifest_decoded_into_its_entries_reads_as_the_general_parse_reads_it
             found = Manifest._parse(data, run=run)
         except (ValueError, KeyError, TypeError) as exc:
             return type(exc), str(exc)
-        typed = [
-            (key, sorted((name, type(value), value) for name, value in vars(entry).items()))
-            for key, entry in found.outputs.items()
-        ]
-        return found, typed
+        typed = [(key, _typed_fields(entry)) for key, entry in found.outputs.items()]
+        return found, typed, [_typed_fields(item) for item in found.inputs]
 
     cases = _manifest_cases()
     decoded = [parsed(data) for data in cases]
@@ -304,5 +321,8 @@ def test_a_manifest_decoded_into_its_entries_reads_as_the_general_parse_reads_it
     assert [manifest_module._decoded(Manifest, data, run).outputs["a/T_1.pkl"].stamp for data in stamped] == [
         (5, 1796276366963463382)
     ]
+    # Inputs as kart writes them are decoded by msgspec too (straight into Input objects), a stamp as a tuple.
+    kart_inputs = next(data for data in cases if b'"required":true' in data)
+    assert manifest_module._decoded(Manifest, kart_inputs, run).inputs[0].stamp == (5, 6)
     monkeypatch.setattr(manifest_module, "_decoded", lambda cls, data, run: None)
     assert [parsed(data) for data in cases] == decoded

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import luigi
 import pytest
@@ -94,5 +95,16 @@ def test_a_parsed_manifest_is_the_one_its_constructors_build_on_either_parse_pat
     whole, quick = Manifest.from_bytes(data), Manifest.from_bytes(data, run=False)
     assert whole == manifest and vars(whole) == vars(manifest)
     assert quick == dataclasses.replace(manifest, run=None) and quick.run is None
-    assert vars(whole.outputs["down/a.pkl"]) == vars(entry) and vars(quick.outputs["down/b.pkl"]) == vars(legacy)
+    assert _fields(whole.outputs["down/a.pkl"]) == _fields(entry) and _fields(quick.outputs["down/b.pkl"]) == _fields(
+        legacy
+    )
+    assert [_fields(item) for item in whole.inputs] == [_fields(upstream)]
     assert Manifest.from_bytes(b" " + data, run=False) == manifest  # not as kart writes it: parsed whole
+
+
+def _fields(value: Any) -> dict[str, tuple[type, object]]:
+    """Each field of a dataclass object with slots (``Entry``, ``Input``) by name, with its value's type."""
+    return {
+        field.name: (type(getattr(value, field.name)), getattr(value, field.name))
+        for field in dataclasses.fields(value)
+    }
