@@ -401,6 +401,13 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T], metaclass=KartRegister)
             if armed.pending():
                 return False
             armed = state.armed = False
+        if not outputs:
+            # luigi's Task.complete: a task without outputs is never complete (it ran never, as all([]) said).
+            logger.warning(
+                "%s has no outputs (output() returned an empty list or dict) and no complete() of its own: it runs each time",
+                self.kart_label(),
+            )
+            return False
         done = all(target.exists() for target in outputs) and _commits_settled(outputs)
         if done and armed is False:
             stale = lineage.stale_outputs(outputs, self.kart_requires)
@@ -610,6 +617,7 @@ def _checked_outputs(task: TaskOnKart, outputs: Any) -> Any:
     """
     if hasattr(outputs, "exists"):  # one target: the common case, no flatten
         return outputs
+    _refuse_none(task, outputs)
     for leaf in flatten(outputs):
         if type(leaf) is str or not hasattr(leaf, "exists"):
             raise OutputTypeError(
@@ -617,6 +625,23 @@ def _checked_outputs(task: TaskOnKart, outputs: Any) -> Any:
                 "return targets: self.make_target('path/name.ext') (or a list or dict of them), not a path string."
             )
     return outputs
+
+
+def _refuse_none(task: TaskOnKart, outputs: Any, where: str = "") -> None:
+    """Raise OutputTypeError for a None among ``outputs`` (flattening drops None, so the task counted complete
+    without ever running: attacker at24 F4), naming the key or index that holds it."""
+    if outputs is None:
+        at = f" at {where}" if where else ""
+        raise OutputTypeError(
+            f"{task.kart_label()}: output() returned None{at}; it must return targets: "
+            "self.make_target('path/name.ext') (or a list or dict of them)."
+        )
+    if isinstance(outputs, dict):
+        for key, value in outputs.items():
+            _refuse_none(task, value, f"{where}[{key!r}]")
+    elif isinstance(outputs, list | tuple):
+        for index, value in enumerate(outputs):
+            _refuse_none(task, value, f"{where}[{index}]")
 
 
 _REQUIRES_NOTE = "kart: raised by requires() of "

@@ -689,3 +689,39 @@ def test_an_output_that_is_a_path_string_is_named_with_what_to_return(as_list: b
     with pytest.raises(kart_core.GokartBuildError) as raised:
         kart_core.build(task, reset_register=False)
     assert isinstance(raised.value.__cause__, kart_core.errors.TaskDefinitionError)
+
+
+class _NoneOutput(kart_core.TaskOnKart[int]):
+    shape = luigi.Parameter(default="none")
+
+    def output(self):  # type: ignore[override]
+        if self.shape == "none":
+            return None
+        if self.shape == "in a dict":
+            return {"a": self.make_target("a.pkl"), "b": None}
+        return []  # "empty"
+
+    def run(self) -> None:
+        if self.shape != "empty":
+            self.dump(1, "a" if self.shape == "in a dict" else None)
+
+
+@pytest.mark.parametrize(("shape", "where"), [("none", "None;"), ("in a dict", "None at \\['b'\\];")])
+def test_an_output_that_is_none_is_named_not_counted_complete(shape: str, where: str, tmp_path) -> None:
+    # flatten() drops None: the task counted complete without ever running, run_one said "cached" (at24 F4).
+    task = _NoneOutput(shape=shape, workspace_directory=str(tmp_path))
+    for check in (task.complete, lambda: kart_core.run_one(task)):
+        with pytest.raises(kart_core.errors.OutputTypeError, match=rf"_NoneOutput\[\w+\]: output\(\) returned {where}"):
+            check()
+    with pytest.raises(kart_core.GokartBuildError) as raised:
+        kart_core.build(task, reset_register=False)
+    assert isinstance(raised.value.__cause__, kart_core.errors.OutputTypeError)
+
+
+def test_a_task_without_outputs_is_never_complete_as_in_luigi(tmp_path, caplog: pytest.LogCaptureFixture) -> None:
+    task = _NoneOutput(shape="empty", workspace_directory=str(tmp_path))
+    with caplog.at_level("WARNING", logger="kart_core"):
+        assert task.complete() is False  # luigi's Task.complete for no outputs; all([]) made it True
+    assert "has no outputs" in caplog.text
+    assert kart_core.run_one(task) is kart_core.RunStatus.RAN
+    assert kart_core.run_one(task) is kart_core.RunStatus.RAN  # each time, as luigi runs it
