@@ -220,7 +220,12 @@ def _resolved_defaults(cls: type, family: str, params: list[tuple[str, luigi.Par
     for name, p in params:
         try:
             if p.has_task_value(family, name):
-                defaults[name] = list_to_tuple(p.task_value(family, name))
+                value = p.task_value(family, name)
+                if value.__class__ is str and reads_given_strings(p):
+                    # A str default of a typed parameter (default=os.environ.get("N", "5")) is read as a given str is:
+                    # luigi keeps it as written, under the id of the value it parses to (attacker at24 F13).
+                    value = _parsed_given_str(cls, name, p, value)
+                defaults[name] = list_to_tuple(value)
         except Exception as exc:  # each parameter type raises its own error for a malformed value
             raise _config_value_error(cls, family, name, p, exc) from exc
     return defaults

@@ -78,3 +78,30 @@ def test_a_str_that_does_not_parse_keeps_luigis_error_and_names_the_parameter() 
 def test_a_str_for_a_task_parameter_is_not_parsed_but_refused_by_name() -> None:
     with pytest.raises(ParameterTypeError, match="PsUpstream: parameter 'source' expects an instance"):
         PsUpstream(source='{"type": "PsTwice", "params": {"n": "5"}}')
+
+
+class PsDefaultStr(kart_core.TaskOnKart[object]):
+    n = luigi.IntParameter(default="5")  # as default=os.environ.get("N", "5") writes it
+    items = luigi.ListParameter(default="[1, 2]")
+
+    def run(self) -> None:
+        self.dump([self.n * 2, list(self.items)])
+
+
+class PsBadDefault(kart_core.TaskOnKart[object]):
+    n = luigi.IntParameter(default="five")
+
+
+def test_a_str_default_of_a_typed_parameter_is_read_as_a_given_str(workspace: str) -> None:
+    # attacker at24 F13: the default stayed the str '5' under the id of n=5, and filled that entry.
+    task = PsDefaultStr(workspace_directory=workspace)
+    assert task is PsDefaultStr(n=5, items=[1, 2], workspace_directory=workspace)
+    assert kart_core.build(task, reset_register=False) == [10, [1, 2]]
+
+
+def test_a_str_default_that_does_not_parse_names_the_parameter() -> None:
+    with pytest.raises(ValueError, match="invalid literal") as raised:
+        PsBadDefault()
+    assert any(
+        "PsBadDefault: the str 'five' given for parameter 'n' (IntParameter)" in note for note in raised.value.__notes__
+    )
