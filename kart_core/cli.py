@@ -548,6 +548,7 @@ _PENDING = re.compile(r"\(PENDING\) (\w+)\[(\w+)\]")
 def _built_as_main_notes(nodes: list[Any], text: str) -> list[str]:
     """A note for each PENDING task of the tree whose class wrote outputs under ``__main__/`` (a script run
     with python): the very outputs it would load, or runs with other parameters; then the advice once."""
+    from kart_core.contract import target_path
     from kart_core.inspect.as_main import MAIN_FOLDER, advice, main_counterpart, outputs_as_main, runs_as_main
     from kart_core.utils import flatten
     from kart_core.workspace import join_url
@@ -558,7 +559,7 @@ def _built_as_main_notes(nodes: list[Any], text: str) -> list[str]:
         name = type(node).__name__
         if (name, node.make_unique_id()) not in pending:
             continue
-        outputs = [target.path() for target in flatten(node.output())]
+        outputs = [target_path(target) for target in flatten(node.output())]
         if not any(main_counterpart(node, path) for path in outputs):
             continue  # no output in its module's folder: running as __main__ would not move it
         found = outputs_as_main(node, outputs)

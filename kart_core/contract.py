@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, ClassVar, Protocol, TypeGuard, runtime_checkable
 
-__all__ = ["KartTarget", "KartTask", "LuigiTask", "is_kart_task"]
+__all__ = ["KartTarget", "KartTask", "LuigiTask", "is_kart_task", "target_path"]
 
 
 @runtime_checkable
@@ -167,3 +167,14 @@ class KartTask(LuigiTask, Protocol):
 def is_kart_task(task: object) -> TypeGuard[KartTask]:
     """Whether ``task`` is a kart task (has a unique id and run logs), not a plain luigi task."""
     return hasattr(task, "make_unique_id") and hasattr(task, "kart_label")
+
+
+def target_path(target: Any) -> str:
+    """Where ``target`` lives: ``target.path()`` for kart's and gokart's targets, ``target.path`` for luigi's
+    (``luigi.LocalTarget`` and other FileSystemTargets keep it as an attribute), as a str.
+
+    For code that meets the outputs of plain luigi tasks in a kart graph (``kart gc``, ``kart report``,
+    ``delete_local_unnecessary_outputs``). Raises AttributeError for an object with no path at all.
+    """
+    path = target.path
+    return str(path() if callable(path) else path)

@@ -30,7 +30,7 @@ from kart_core import direct_write, lineage, luigi_events, target_config, transa
 from kart_core.contract import KartTask, LuigiTask, is_kart_task
 from kart_core.damage import maybe_rewritten, size_mismatches
 from kart_core.dotted import import_object, module_name
-from kart_core.errors import DamagedOutputError, TaskDefinitionError, UnfulfilledDependencyError
+from kart_core.errors import DamagedOutputError, OutputTypeError, TaskDefinitionError, UnfulfilledDependencyError
 from kart_core.file_processor import builtin as builtin_formats
 from kart_core.graph import node_key, requirements_of, walk
 from kart_core.hooks.manager import create_hook_manager
@@ -145,6 +145,7 @@ def run_one_reporting(
             if task.complete_check_at_run and not checked and task.complete():
                 return RunReport(RunStatus.CACHED)
             _check_gates(task)
+            _refuse_foreign_targets(task)
             locked = _uses_lock(task) if lock is None else lock
             repaired: list[str] = []
             # Threads of this process take turns always (a run's dumps from its threads join it through the task
@@ -229,6 +230,36 @@ def _check_gates(task: KartTask) -> None:
                 f"time: {upstream.task_id}'). Fix {type(upstream).__name__}'s output or its complete(); "
                 f"{task.kart_label()} runs once it says True."
             )
+
+
+def _refuse_foreign_targets(task: KartTask) -> None:
+    """Before ``task`` runs: each output must be a target kart can commit (its ``path`` a method, as kart's are).
+
+    A luigi target (``luigi.LocalTarget`` keeps ``path`` as an attribute) is written by the task's own code
+    straight to its final path, outside kart's commit: the run failed deep in kart with "'str' object is not
+    callable" (attacker at24 F5). Such a task is still described and checked (``complete()``: its file exists), as
+    gokart's tree cannot; only running it is refused.
+
+    Raises:
+        OutputTypeError: naming the task and the target, and what to return instead.
+    """
+    for target in flatten(task.kart_outputs()):
+        if callable(getattr(target, "path", None)):
+            continue
+        where = getattr(target, "path", None)
+        if isinstance(where, str):
+            raise OutputTypeError(
+                f"{task.kart_label()}: output() returned a {type(target).__name__} ({where!r}), which is not a kart "
+                "target, so kart cannot run the task: a TaskOnKart's outputs are written through kart's commit "
+                "(atomic, with an integrity record). Return self.make_target('name.ext') (a path relative to the "
+                "workspace) and write it with self.dump(...), or with open(self.output().path(), 'w') inside run(); "
+                "or make the task a plain luigi.Task."
+            )
+        raise OutputTypeError(
+            f"{task.kart_label()}: output() returned a {type(target).__name__}, which has no path, so kart cannot run "
+            "the task: a TaskOnKart's outputs are files kart commits. Return self.make_target('name.ext'), or make "
+            "the task a plain luigi.Task."
+        )
 
 
 def repair_output(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 
-from kart_core.contract import KartTask
+from kart_core.contract import KartTask, target_path
 from kart_core.errors import CleanupError
 from kart_core.graph import walk
 from kart_core.storage import storage_for
@@ -57,7 +57,7 @@ def delete_local_unnecessary_outputs(task: KartTask) -> list[str]:
 def _needed_outputs(task: KartTask) -> set[str]:
     """Absolute paths of the outputs of every task in the graph under ``task``."""
     graph = walk([task])
-    return {_absolute(target.path()) for node in graph.nodes.values() for target in flatten(node.output())}
+    return {_absolute(target_path(target)) for node in graph.nodes.values() for target in flatten(node.output())}
 
 
 def _absolute(path: str) -> str:

@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from kart_core import side_record
-from kart_core.contract import KartTask, LuigiTask, is_kart_task
+from kart_core.contract import KartTask, LuigiTask, is_kart_task, target_path
 from kart_core.errors import CleanupError
 from kart_core.graph import walk
 from kart_core.inspect import confined
@@ -256,7 +256,7 @@ def _shared_workspace(roots: list[KartTask]) -> str:
 
 
 def _reachable_keys(task: LuigiTask, workspace: str) -> list[str]:
-    paths = [target.path() for target in flatten(task.output())]
+    paths = [target_path(target) for target in flatten(task.output())]
     if is_kart_task(task):
         paths += [log_task_path(task, kind) for kind in KART_LOG_KINDS]
     keys = []

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from kart_core import target_config
-from kart_core.contract import LuigiTask, is_kart_task
+from kart_core.contract import LuigiTask, is_kart_task, target_path
 from kart_core.damage import describe_damage, size_mismatches
 from kart_core.display import readable_params, task_params_text
 from kart_core.graph import TaskGraph, walk
@@ -172,7 +172,7 @@ def _task(
     workspace = str(getattr(task, "workspace_directory", "")) if is_kart_task(task) else ""
     unique_id = task.make_unique_id() if is_kart_task(task) else str(task.task_id).rsplit("_", 1)[-1]
     record = workspaces.record(workspace, name, unique_id) if workspace else None
-    outputs = [_output(target.path(), workspace, workspaces) for target in flatten(task.output())]
+    outputs = [_output(target_path(target), workspace, workspaces) for target in flatten(task.output())]
     status = (
         ("damaged" if damaged else "complete")
         if complete

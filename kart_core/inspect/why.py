@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from kart_core import lineage, target_config
-from kart_core.contract import KartTask, LuigiTask, is_kart_task
+from kart_core.contract import KartTask, LuigiTask, is_kart_task, target_path
 from kart_core.damage import describe_damage, size_mismatches
 from kart_core.display import IdLookup, readable_params, task_params_text
 from kart_core.hashing import short_id
@@ -106,7 +106,7 @@ def _explain(task: LuigiTask, depth: int, against: RunRecord | None, context: _C
         )
         _explain_upstreams(task, depth, context, max_depth)
         return
-    missing = [target.path() for target in targets if not target.exists()]
+    missing = [target_path(target) for target in targets if not target.exists()]
     if not missing:
         refused = _refusals(targets)
         if refused:

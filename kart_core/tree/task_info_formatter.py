@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 import luigi
 
 from kart_core import lineage, target_config
-from kart_core.contract import KartTask, LuigiTask, is_kart_task
+from kart_core.contract import KartTask, LuigiTask, is_kart_task, target_path
 from kart_core.damage import size_mismatches
 from kart_core.errors import RequiresError
 from kart_core.graph import TaskGraph, walk
@@ -126,7 +126,7 @@ def _describe(task: LuigiTask, children: list[TaskInfo]) -> TaskInfo:
     return TaskInfo(
         name=type(task).__name__,
         unique_id=_unique_id(task),
-        output_paths=[_target_path(target) for target in flatten(task.output())],
+        output_paths=[target_path(target) for target in flatten(task.output())],
         params=_params(task),
         processing_time=processing_time,
         is_complete=_status(task, complete),
@@ -168,12 +168,6 @@ def _params(task: LuigiTask) -> dict[str, Any]:
     if is_kart_task(task):
         return task.get_info(only_significant=True)
     return task.to_str_params(only_significant=True)
-
-
-def _target_path(target: Any) -> str:
-    # kart's and gokart's targets have a path() method; luigi's FileSystemTarget a path attribute.
-    path = target.path
-    return str(path() if callable(path) else path)
 
 
 def _unique_id(task: LuigiTask) -> str:

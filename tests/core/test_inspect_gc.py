@@ -550,3 +550,44 @@ def test_a_staged_output_swept_before_the_commit_fails_naming_it_and_commits_not
     # Local: nothing at the output; S3: the pending manifest of the commit that never finished refuses the load.
     with pytest.raises((FileNotFoundError, DamagedOutputError)):
         task.output().load()
+
+
+class GcPlainLuigi(luigi.Task):
+    """A plain luigi task in a kart graph: its LocalTarget keeps ``path`` as an attribute, not a method."""
+
+    where = luigi.Parameter()
+
+    def output(self) -> luigi.LocalTarget:
+        return luigi.LocalTarget(self.where)
+
+    def run(self) -> None:
+        with self.output().open("w") as file:
+            file.write("hi")
+
+
+class GcUsesPlain(gokart.TaskOnKart[str]):
+    def requires(self) -> dict[str, Any]:
+        plain = GcPlainLuigi(where=os.path.join(self.workspace_directory, "plain_out.txt"))
+        return {"plain": plain, "load": GcLoad(n=2, workspace_directory=self.workspace_directory)}
+
+    def run(self) -> None:
+        with self.input()["plain"].open() as file:
+            self.dump(file.read() + str(self.load("load")))
+
+
+def test_a_graph_holding_a_plain_luigi_task_is_planned_reported_and_cleaned(workspace: str) -> None:
+    # attacker at24 F10: gc --keep, kart report and delete_local_unnecessary_outputs called target.path() on the
+    # LocalTarget (a str attribute): TypeError "'str' object is not callable".
+    from kart_core.inspect.report_data import collect
+
+    keep, other = GcUsesPlain(workspace_directory=workspace), GcLoad(n=3, workspace_directory=workspace)
+    _build(keep, other)
+    plan = plan_gc([keep])
+    doomed = {os.path.normpath(f.path) for f in plan.delete}
+    assert os.path.normpath(other.output().path()) in doomed
+    assert os.path.normpath(keep.output().path()) not in doomed
+    assert os.path.join(workspace, "plain_out.txt") not in doomed
+    _, report = collect([keep])
+    assert os.path.join(workspace, "plain_out.txt") in str(report)
+    gokart.delete_local_unnecessary_outputs(keep)
+    assert os.path.exists(keep.output().path()) and os.path.exists(os.path.join(workspace, "plain_out.txt"))

@@ -725,3 +725,28 @@ def test_a_task_without_outputs_is_never_complete_as_in_luigi(tmp_path, caplog: 
     assert "has no outputs" in caplog.text
     assert kart_core.run_one(task) is kart_core.RunStatus.RAN
     assert kart_core.run_one(task) is kart_core.RunStatus.RAN  # each time, as luigi runs it
+
+
+class _LuigiTargetOutput(kart_core.TaskOnKart[str]):
+    def output(self):  # type: ignore[override]
+        return luigi.LocalTarget(os.path.join(self.workspace_directory, "out", "lt.txt"))
+
+    def run(self) -> None:
+        with self.output().open("w") as file:
+            file.write("a")
+
+
+def test_a_luigi_target_as_a_kart_tasks_output_is_refused_at_run_with_what_to_return(tmp_path) -> None:
+    # attacker at24 F5: the run failed deep in kart with "'str' object is not callable" (a LocalTarget's path).
+    # Checking it stays possible (gokart's tree fails; kart describes it): complete() is whether the file exists.
+    task = _LuigiTargetOutput(workspace_directory=str(tmp_path))
+    assert task.complete() is False
+    refused = (
+        r"returned a LocalTarget \('.*lt.txt'\), which is not a kart target, so kart cannot run the task.*make_target"
+    )
+    with pytest.raises(kart_core.errors.OutputTypeError, match=refused):
+        kart_core.run_one(task)
+    with pytest.raises(kart_core.GokartBuildError) as raised:
+        kart_core.build(task, reset_register=False)
+    assert isinstance(raised.value.__cause__, kart_core.errors.OutputTypeError)
+    assert not (tmp_path / "out" / "lt.txt").exists()
