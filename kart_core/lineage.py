@@ -813,7 +813,8 @@ class LineageMemo:
     clock. The stat is taken on the open file before its bytes are read, so bytes newer than the stat only cost
     a read at the next check. A file changed within ``_SETTLE_NS`` of that stat is not kept: file times tick
     coarsely (a kernel tick), and a second write in the tick of the first would leave them as they were. Local
-    files only (object storage: read each time); at most ``_MEMO_LIMIT`` manifests (past that it starts again).
+    files only (object storage: read each time); at most ``_MEMO_LIMIT`` manifests (past that it starts again), each
+    of at most ``_MEMO_MAX_BYTES`` (a larger one is read each time).
 
     ``clock``: the time now, in ns since the epoch, as file times count it (``time.time_ns``; a test passes one ahead
     to keep what it just wrote).
@@ -864,7 +865,7 @@ class LineageMemo:
             manifest = Manifest._parse(data[HEADER_SIZE:] if is_sealed(data) else data, run=False)
         except (ValueError, KeyError, TypeError):  # not a manifest (read_unverified's refusals): read it to its end
             return read_unverified(storage_for(path), path, run=False)
-        if max(found.st_mtime_ns, found.st_ctime_ns) < self._clock() - _SETTLE_NS:
+        if found.st_size <= _MEMO_MAX_BYTES and max(found.st_mtime_ns, found.st_ctime_ns) < self._clock() - _SETTLE_NS:
             if len(self._manifests) >= _MEMO_LIMIT:
                 self._manifests.clear()
             self._manifests[path] = (_stat_key(found), manifest)
@@ -880,6 +881,9 @@ _READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 # A file time within this of the stat may be shared by a second write in the same tick (Linux: 1-10 ms a tick).
 _SETTLE_NS = 1_000_000_000
 _MEMO_LIMIT = 4_096  # manifests a LineageMemo keeps: about 12 MB of a chain's small manifests, held after the build
+# A larger manifest (a task with thousands of requirements: ~300 bytes per input) is not kept: one of 100,000 inputs
+# held 60 MiB of parsed inputs for the life of its root task, also while the build's load of that root parsed it again.
+_MEMO_MAX_BYTES = 64 * 1024
 
 
 class Lineage:
@@ -1240,6 +1244,10 @@ class Lineage:
         if known is None:
             direct, found, _ = self._judge(manifest, path, reader or None, workspace, upstreams, path, None)
             known = self._judged[key] = (direct, found)
+            # Recorded (``records_any``) by the strings the verdicts hold: ``note_inputs`` then adds only what other
+            # readers' inputs the manifest holds (equal paths made again are dropped, not kept twice: 11 MiB for
+            # 100,000 inputs).
+            self._inputs.update(upstream for _, upstream, _, _ in found)
         return known[0]
 
     def _settle(self, direct: list[StaleInput], upstreams: list[tuple[str, str | None, str, bool]]) -> Verdict:

@@ -9,6 +9,8 @@ change upstream makes stale must stay so, directly and further down.
 
 from __future__ import annotations
 
+import os
+import time
 from typing import Any
 
 import luigi
@@ -101,3 +103,19 @@ def test_a_leaf_committed_again_with_other_content_is_found_directly_and_further
         assert verdict is not None and verdict.direct == stale
     assert _build(FiBelow(workspace_directory=workspace)) == 1011
     assert _build(FiTop(width=3, workspace_directory=workspace)) == 11
+
+
+def test_a_lineage_memo_keeps_no_manifest_above_its_size_limit(workspace: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A manifest over ``_MEMO_MAX_BYTES`` (one of many inputs) is read each time, not kept for the process; a small one
+    is kept (both read with a clock ahead of their writes, as a settled file)."""
+    top = FiTop(width=3, workspace_directory=workspace)
+    assert _build(top) == 3
+    path = next(target.record.manifest for target in flatten(top.kart_outputs()))
+    leaf = next(iter(_leaf_manifests(top)))
+    size = os.path.getsize(path)
+    assert size > os.path.getsize(leaf)
+    monkeypatch.setattr(lineage, "_MEMO_MAX_BYTES", size - 1)
+    memo = lineage.LineageMemo(clock=lambda: time.time_ns() + 10**10)
+    assert memo.read(path) is not None and len(memo) == 0
+    assert memo.read(leaf) is not None and len(memo) == 1
+    assert memo.read(path) == memo.read(path) and len(memo) == 1
