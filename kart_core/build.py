@@ -216,6 +216,26 @@ def _check_roots(roots: list[LuigiTask]) -> None:
 _LUIGI_BUILD_KEYWORDS = frozenset({"worker_scheduler_factory", "detailed_summary"})
 
 
+def _check_workers(workers: Any, executor: Any) -> None:
+    """Refuse a ``workers`` or ``executor`` value build() would otherwise take silently (attacker at24 F12: a
+    misspelt executor, ``"procs"``, ran every task in threads; ``workers="2"`` from an environment variable failed as
+    a bare comparison TypeError).
+
+    Raises:
+        TypeError: ``workers`` is not an int, naming the value and what to pass.
+        ValueError: ``executor`` is not ``"process"`` or ``"thread"``, naming the value.
+    """
+    if not isinstance(workers, int):
+        raise TypeError(
+            f"build(workers={workers!r}): workers must be an int, the number of tasks that may run at once."
+        )
+    if executor not in ("process", "thread"):
+        raise ValueError(
+            f"build(executor={executor!r}): executor must be 'process' (processes, for CPU-bound tasks) or 'thread' "
+            "(threads of this process)."
+        )
+
+
 def _check_env_params(env_params: dict[str, Any], roots: list[LuigiTask]) -> None:
     """Refuse a keyword ``build()`` would otherwise ignore silently: any but luigi's ``core`` settings (its
     parameters in the installed luigi: ``local_scheduler``, ``no_lock``, ``scheduler_host``, ...) and luigi.build's own
@@ -301,6 +321,8 @@ def build(
     Raises:
         NotATaskError: a root is not a task instance (a task class, a name), naming it; before anything runs (gokart's
             luigi raises ``TaskException``, which it extends, as ``TypeError``).
+        TypeError / ValueError: ``workers`` is not an int, or ``executor`` is neither "process" nor "thread"; before
+            anything runs.
         UnknownBuildParameterError: a keyword argument that is none of the above (gokart's luigi raises
             ``UnknownParameterException``, which it extends, as ``TypeError``); before anything runs.
         GokartBuildError: listing every failed task with its label and unique id (the class name when
@@ -320,6 +342,7 @@ def build(
     roots: list[LuigiTask] = list(task) if isinstance(task, list | tuple) else [task]
     _check_roots(roots)
     _check_env_params(env_params, roots)
+    _check_workers(workers, executor)
     if reset_register:
         _drop_redefined_task_classes()
     if task_dump_config is not None:

@@ -63,6 +63,26 @@ def test_an_unknown_keyword_is_refused_before_anything_runs(
     assert not (tmp_path / "resources").exists()  # nothing written to the default workspace either
 
 
+@pytest.mark.parametrize(
+    ("keywords", "error", "message"),
+    [
+        ({"workers": 2, "executor": "procs"}, ValueError, "build(executor='procs'): executor must be 'process'"),
+        ({"workers": 2, "executor": "Process"}, ValueError, "build(executor='Process')"),
+        ({"workers": "2"}, TypeError, "build(workers='2'): workers must be an int"),
+    ],
+    ids=["misspelt executor", "capitalised executor", "workers from an environment variable"],
+)
+def test_a_bad_workers_or_executor_value_is_refused_before_anything_runs(
+    tmp_path: Path, keywords: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    # attacker at24 F12: "procs" ran every task in threads of the calling process, without a word.
+    task = BkValue(workspace_directory=str(tmp_path / "ws"))
+    with pytest.raises(error) as caught:
+        kart_core.build(task, reset_register=False, **keywords)
+    assert message in str(caught.value)
+    assert not task.complete()
+
+
 def test_luigi_core_settings_and_build_keywords_are_accepted(tmp_path: Path) -> None:
     names = set(luigi.interface.core.get_param_names(include_significant=True))
     assert {"local_scheduler", "no_lock", "scheduler_host", "lock_size", "parallel_scheduling"} <= names
