@@ -35,6 +35,7 @@ __all__ = [
     "WORKSPACE_ENVIRONMENT_VARIABLE",
     "LastResolution",
     "ParameterPlan",
+    "check_resolved",
     "checked_params",
     "param_checks",
     "config_frozen",
@@ -145,12 +146,43 @@ class ParameterPlan:
     template: tuple[tuple[str, Any] | None, ...] = dataclasses.field(init=False, repr=False, compare=False)
     position: dict[str, int] = dataclasses.field(init=False, repr=False, compare=False)
 
+    # Each parameter's ``normalize`` by name, None where it is luigi.Parameter's own (the value as given): ``resolve``
+    # calls only the others (a chain link's IntParameter is given the value it keeps, without a call).
+    normalizers: dict[str, Callable[[Any], Any] | None] = dataclasses.field(init=False, repr=False, compare=False)
+
+    # luigi's value checks (``param_checks``) by name: (position, parameter, silent types), and those a default of the
+    # plan needs each time (its value is not of its silent types). ``resolve(..., check=True)`` runs the checks of the
+    # values given and those: a default of a silent type passes silently every time, so it is not checked again.
+    checks: dict[str, tuple[int, luigi.Parameter, Any]] = dataclasses.field(default_factory=dict, compare=False)
+    default_checks: tuple[tuple[int, luigi.Parameter, Any], ...] = dataclasses.field(
+        init=False, repr=False, compare=False
+    )
+
     def __post_init__(self) -> None:
         pairs = {name: (name, value) for name, value in self.defaults.items()}
         object.__setattr__(self, "default_pairs", pairs)
         object.__setattr__(self, "required", frozenset(self.names) - frozenset(self.defaults))
         object.__setattr__(self, "template", tuple(pairs.get(name) for name in self.names))
         object.__setattr__(self, "position", {name: index for index, name in enumerate(self.names)})
+        object.__setattr__(
+            self,
+            "normalizers",
+            {
+                name: None
+                if type(param).normalize is _IDENTITY_NORMALIZE and "normalize" not in vars(param)
+                else param.normalize
+                for name, param in self.by_name.items()
+            },
+        )
+        object.__setattr__(
+            self,
+            "default_checks",
+            tuple(
+                check
+                for name, check in self.checks.items()
+                if name in self.defaults and (check[2] is None or not isinstance(self.defaults[name], check[2]))
+            ),
+        )
 
 
 def parameter_plan(
@@ -169,6 +201,7 @@ def parameter_plan(
             defaults=_with_workspace_from_environment(workspace_default, _resolved_defaults(cls, family, params)),
             section_values=section_values(cls, section, own_names),
             parses_given_str=frozenset(name for name, p in params if reads_given_strings(p)),
+            checks={name: (position, param, silent) for position, name, param, silent in param_checks(cls)},
         )
         return {"plan": plan}
 
@@ -360,31 +393,37 @@ def resolve(cls: type, plan: ParameterPlan, args: Any, kwargs: Any) -> list[tupl
     """
     given = {**plan.section_values, **kwargs} if plan.section_values else kwargs
     values: dict[str, Any] = {}
-    if len(args) > len(plan.positional):
-        raise UnknownParameterException(
-            f"{_family(cls)}: takes at most {len(plan.positional)} positional parameters ({len(args)} given)"
-        )
+    normalizers = plan.normalizers
     parses = plan.parses_given_str
-    for name, arg in zip(plan.positional, args, strict=False):  # fewer args than positional params is fine
-        if arg.__class__ is str and name in parses:
-            arg = _parsed_given_str(cls, name, plan.by_name[name], arg)
-        values[name] = plan.by_name[name].normalize(arg)
-    by_name = plan.by_name
+    if args:
+        if len(args) > len(plan.positional):
+            raise UnknownParameterException(
+                f"{_family(cls)}: takes at most {len(plan.positional)} positional parameters ({len(args)} given)"
+            )
+        for name, arg in zip(plan.positional, args, strict=False):  # fewer args than positional params is fine
+            if arg.__class__ is str and name in parses:
+                arg = _parsed_given_str(cls, name, plan.by_name[name], arg)
+            normalize = normalizers[name]
+            values[name] = arg if normalize is None else normalize(arg)
     for name, arg in given.items():
         if name in values:
             raise DuplicateParameterException(
                 f"{_family(cls)}: parameter {name} was already set as a positional parameter"
             )
-        param = by_name.get(name)
-        if param is None:
+        normalize = normalizers.get(name, _UNKNOWN)
+        if normalize is _UNKNOWN:
             raise UnknownParameterException(f"{_family(cls)}: unknown parameter {name}")
         if arg.__class__ is str and name in parses:
-            arg = _parsed_given_str(cls, name, param, arg)
-        try:
-            values[name] = param.normalize(arg)
-        except Exception as exc:  # luigi's and kart's normalize errors name neither the task nor the parameter
-            exc.add_note(f"{_family(cls)}: parameter {name!r} ({type(param).__name__}) refused the value given")
-            raise
+            arg = _parsed_given_str(cls, name, plan.by_name[name], arg)
+        if normalize is None:  # luigi.Parameter.normalize: the value itself
+            values[name] = arg
+        else:
+            try:
+                values[name] = normalize(arg)
+            except Exception as exc:  # luigi's and kart's normalize errors name neither the task nor the parameter
+                param = plan.by_name[name]
+                exc.add_note(f"{_family(cls)}: parameter {name!r} ({type(param).__name__}) refused the value given")
+                raise
     if plan.required and not plan.required.issubset(values):
         _raise_missing(cls, plan, {**plan.defaults, **values})
     # A parameter not given keeps the plan's shared (name, default) pair (defaults are already tuples);
@@ -392,8 +431,42 @@ def resolve(cls: type, plan: ParameterPlan, args: Any, kwargs: Any) -> list[tupl
     resolved: list[tuple[str, Any]] = list(plan.template)  # type: ignore[arg-type]
     position = plan.position
     for name, value in values.items():
-        resolved[position[name]] = (name, list_to_tuple(value))
+        # list_to_tuple(value), inline: asked per value given to every new task
+        resolved[position[name]] = (name, tuple(value) if isinstance(value, (list, set)) else value)  # noqa: UP038
     return resolved
+
+
+_IDENTITY_NORMALIZE = luigi.Parameter.normalize
+_UNKNOWN: Any = object()
+
+
+def check_resolved(plan: ParameterPlan, resolved: list[tuple[str, Any]], args: Any, kwargs: Any) -> None:
+    """luigi 3.8.1's value checks (``Task._warn_on_wrong_param_types``, run by its ``__init__`` on the values it set) of
+    ``resolved``, what ``resolve(cls, plan, args, kwargs)`` returned, in parameter order as luigi runs them.
+
+    Only the checks that can say something run: each value given (``args``, ``kwargs``, the plan's section values)
+    whose parameter checks values (``plan.checks``), and each default that does not pass its check silently (a
+    default of a silent type passes every time). A chain link given an ``IntParameter`` runs none.
+
+    Raises:
+        Whatever a parameter's check raises (a task parameter's ``ParameterTypeError``).
+    """
+    checks = plan.checks
+    if not plan.default_checks and not args and not plan.section_values and checks.keys().isdisjoint(kwargs):
+        return
+    given = {*kwargs, *plan.section_values, *plan.positional[: len(args)]}
+    due = [checks[name] for name in given if name in checks]
+    template = plan.template
+    due.extend(check for check in plan.default_checks if resolved[check[0]] is template[check[0]])
+    due.sort(key=_first)
+    for position, param, silent in due:
+        name, value = resolved[position]
+        if silent is None or not isinstance(value, silent):
+            param._warn_on_wrong_param_type(name, value)
+
+
+def _first(check: tuple[int, luigi.Parameter, Any]) -> int:
+    return check[0]
 
 
 def _family(cls: type) -> str:

@@ -39,7 +39,7 @@ from kart_core.file_processor import FileProcessor, make_file_processor
 from kart_core.hashing import short_id
 from kart_core.output_digests import SiblingOutputs, complete_from_scope
 from kart_core.pandas_type_config import PandasTypeConfigMap
-from kart_core.param_plan import config_frozen, last_resolution
+from kart_core.param_plan import ParameterPlan, check_resolved, config_frozen, last_resolution
 from kart_core.parameter import ExplicitBoolParameter, ListTaskInstanceParameter, TaskInstanceParameter
 from kart_core.rerun import Baseline, RerunState, arm_rerun
 from kart_core.storage import storage_for
@@ -173,6 +173,21 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T], metaclass=KartRegister)
         self.set_progress_percentage = None
         # Where a rerun stands and what made the task stale; a build works on its own copy (kart_core.rerun).
         self._kart_rerun = RerunState(bool(self.rerun))
+
+    @classmethod
+    def _kart_direct_initializer(cls) -> Callable[..., None] | None:
+        """How ``KartRegister`` may make this class's new tasks without ``type.__call__``: ``_initialize``, when the
+        class keeps what it replaces (this ``__init__``, ``object.__new__``, the parameter resolution and value
+        checks of ``TaskParameters``, parameters stored under their names); None: it makes them luigi's way."""
+        direct = (
+            cls.__init__ is TaskOnKart.__init__
+            and cls.__new__ is object.__new__
+            and getattr(cls.get_params, "__func__", None) is vars(TaskParameters)["get_params"].__func__
+            and getattr(cls.get_param_values, "__func__", None) is vars(TaskParameters)["get_param_values"].__func__
+            and cls._warn_on_wrong_param_types is TaskParameters._warn_on_wrong_param_types
+            and _stores_plainly(cls)
+        )
+        return _initialize if direct else None
 
     @property
     def param_kwargs(self) -> dict[str, Any]:
@@ -674,6 +689,32 @@ def _flat_tasks(structure: Any) -> list[Any]:
     AttributeError); a task class that defines ``__iter__`` goes through luigi's ``flatten`` as before.
     """
     return flatten(structure)
+
+
+def _initialize(
+    task: TaskOnKart[Any], values: list[tuple[str, Any]], plan: ParameterPlan, args: Any, kwargs: Any
+) -> None:
+    """``TaskOnKart.__init__(task, *args, **kwargs)`` for a new task of a class ``_kart_direct_initializer`` allows,
+    given ``values``, the parameters ``param_plan.resolve(cls, plan, args, kwargs)`` resolved for the instance cache's
+    key: the same attributes, set in the same order, and luigi's value checks (only those that can warn).
+
+    Raises:
+        ParameterTypeError: a value has the wrong type for its parameter (naming the class).
+    """
+    try:
+        check_resolved(plan, values, args, kwargs)
+    except ParameterTypeError as exc:
+        raise ParameterTypeError(f"{type(task).__name__}: {exc}") from None
+    task._kart_cache = TaskMemo()
+    task.task_log = {}
+    task.task_unique_id = None
+    attributes = task.__dict__
+    attributes.update(values)  # what each Parameter.__set__ does (_stores_plainly)
+    task.set_tracking_url = None
+    task.set_status_message = None
+    task.set_progress_percentage = None
+    rerun = attributes["rerun"] if "rerun" in attributes else task.rerun  # the parameter's value, without its __get__
+    task._kart_rerun = RerunState(bool(rerun))
 
 
 def _stores_plainly(cls: type) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 
 import luigi
@@ -127,3 +128,72 @@ def test_kart_by_values_without_a_frozen_config_disabled_cache_or_unhashable_val
             assert _Cached.kart_by_values(n=1) is not _Cached.kart_by_values(n=1)
         finally:
             Register.clear_instance_cache()
+
+
+class _OwnInit(kart_core.TaskOnKart):
+    """A class with its own constructor: made luigi's way (``type.__call__``), its ``__init__`` called."""
+
+    n = luigi.IntParameter()
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.made_by_own_init = True
+
+
+class _Doubled(luigi.IntParameter):
+    def normalize(self, x: object) -> object:
+        return 2 * int(x)  # type: ignore[call-overload]
+
+
+class _Normalized(kart_core.TaskOnKart):
+    first = _Doubled()
+    label = luigi.Parameter(default=3, significant=False)  # a default luigi's check warns about, at every new task
+    names = luigi.ListParameter(default=[])
+
+
+def _made_luigis_way(cls: type, **kwargs: object) -> object:
+    """A task made by ``type.__call__`` (luigi's ``__init__``), with luigi's cache off for the call."""
+    Register.disable_instance_cache()
+    try:
+        return cls(**kwargs)
+    finally:
+        Register.clear_instance_cache()
+
+
+def test_a_task_made_directly_is_the_one_luigis_way_makes() -> None:
+    """The direct path (no second resolution in ``__init__``) gives the same attributes in the same order."""
+    luigis = _made_luigis_way(_Cached, n=4, payload="p")
+    direct = _Cached(n=4, payload="p")
+    assert _Cached.__dict__["_kart_direct"][0] is not None
+    assert list(vars(direct)) == list(vars(luigis))
+    for name, value in vars(luigis).items():
+        if name in ("_kart_cache", "_kart_rerun"):
+            assert type(vars(direct)[name]) is type(value)
+        else:
+            assert vars(direct)[name] == value, name
+    assert direct.kart_rerun_state().armed is False and _Cached(n=4, payload="p", rerun=True).kart_rerun_state().armed
+    assert direct.make_unique_id() == luigis.make_unique_id()  # type: ignore[attr-defined]
+    assert "_initialize" not in direct.get_own_code()  # kept in a tuple: not a method of the class
+
+
+def test_a_class_with_its_own_init_is_made_luigis_way() -> None:
+    task = _OwnInit(n=1)
+    assert _OwnInit.__dict__["_kart_direct"] == (None,)
+    assert task.made_by_own_init and task.n == 1 and _OwnInit(n=1) is task
+
+
+def test_direct_tasks_normalize_and_check_their_values_as_luigi_does() -> None:
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        task = _Normalized(first=2, names=["a"])
+        assert (task.first, task.names) == (4, ("a",))  # the parameter's normalize; lists become tuples
+        assert _Normalized(first=2, names=("a",)) is task  # the same values: luigi's cached object, no check again
+        _Normalized(first=5)
+    # luigi checks each new task's values in __init__: the default 3 of a luigi.Parameter warns for both new tasks.
+    assert [str(w.message) for w in record] == ['Parameter "label" with value "3" is not of type string.'] * 2
+    with pytest.raises(kart_core.errors.ParameterTypeError, match=r"^_WithTask: "):
+        _WithTask(upstream="not a task")
+
+
+class _WithTask(kart_core.TaskOnKart):
+    upstream = kart_core.TaskInstanceParameter()
