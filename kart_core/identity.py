@@ -19,6 +19,7 @@ from luigi.parameter import ParameterVisibility
 from kart_core.contract import KartTask, LuigiTask, is_kart_task
 from kart_core.errors import SourceUnavailableError, TaskDefinitionError
 from kart_core.hashing import unique_id_from_parts
+from kart_core.param_plan import STORES_PLAINLY
 from kart_core.parameter import ListTaskInstanceParameter, TaskInstanceParameter
 
 __all__ = [
@@ -38,6 +39,13 @@ def compute_unique_id(root: KartTask) -> str:
     A 10,000-deep chain needs no recursion. Each task with ``cache_unique_id`` keeps its id in
     ``task_unique_id`` (as gokart does), so later calls are free.
 
+    The recipe's parts are those of ``upstream_parts`` and ``unique_id_with_upstream``, assembled inline (a cached
+    check computes the id of every task of its graph once): the upstream ids in ``requires()`` order, an upstream
+    kart task counted when significant, a plain luigi one by its significant parameters. TaskOnKart's own settings
+    (``cache_unique_id``, ``significant``, ``serialized_task_definition_check``) are read from the task's
+    ``__dict__`` where its class keeps its parameters there (``param_plan.stores_plainly``), not through each
+    parameter's ``__get__``.
+
     Raises:
         TaskDefinitionError: a task depends on itself through ``requires()``.
     """
@@ -50,8 +58,9 @@ def compute_unique_id(root: KartTask) -> str:
         key = id(task)
         if key in ids:
             continue
-        if task.task_unique_id is not None:
-            ids[key] = task.task_unique_id
+        known = task.task_unique_id
+        if known is not None:
+            ids[key] = known
             continue
         if upstream is None:
             if key in on_path:
@@ -61,15 +70,42 @@ def compute_unique_id(root: KartTask) -> str:
             on_path.add(key)
             upstream = task.kart_requires()  # asked once per task here (requires() is called once)
             stack.append((task, upstream))
-            stack.extend((dep, None) for dep in upstream if is_kart_task(dep) and id(dep) not in ids)
+            for dep in upstream:
+                if id(dep) not in ids and is_kart_task(dep):
+                    stack.append((dep, None))
             continue
         on_path.discard(key)
-        _, parts = upstream_parts(upstream, ids)
-        unique_id = unique_id_with_upstream(task, parts)
-        if task.cache_unique_id:
+        parts: list[Any] = []
+        for dep in upstream:
+            found = ids.get(id(dep))  # only kart tasks have ids here
+            if found is None and not is_kart_task(dep):
+                parts.append(dep.to_str_params(only_significant=True))
+                continue
+            kart: Any = dep
+            own = kart.__dict__  # the parameter's value without its __get__ where the class allows (see above)
+            if (
+                own["significant"]
+                if "significant" in own and type(kart).__dict__.get(STORES_PLAINLY)
+                else kart.significant
+            ):
+                parts.append(found or kart.make_unique_id())
+        own = task.__dict__
+        plain = type(task).__dict__.get(STORES_PLAINLY)
+        checked = own.get("serialized_task_definition_check", _ASK) if plain else _ASK
+        if checked is _ASK:
+            checked = task.serialized_task_definition_check
+        code = task.get_own_code() if checked else None
+        unique_id = unique_id_from_parts(parts, task.to_str_params(only_significant=True), type(task).__name__, code)
+        caching = own.get("cache_unique_id", _ASK) if plain else _ASK
+        if caching is _ASK:
+            caching = task.cache_unique_id
+        if caching:
             task.task_unique_id = unique_id
         ids[key] = unique_id
     return ids[id(root)]
+
+
+_ASK: Any = object()  # a setting not in the task's __dict__ (or not kept there plainly): read as an attribute
 
 
 def upstream_parts(

@@ -32,6 +32,7 @@ from kart_core.errors import SettingValueError
 from kart_core.workspace import WORKSPACE_ENVIRONMENT_VARIABLE, default_workspace, environment_workspace
 
 __all__ = [
+    "STORES_PLAINLY",
     "WORKSPACE_ENVIRONMENT_VARIABLE",
     "LastResolution",
     "ParameterPlan",
@@ -46,6 +47,7 @@ __all__ = [
     "reads_given_strings",
     "resolve",
     "section_values",
+    "stores_plainly",
     "str_param_selection",
 ]
 
@@ -289,7 +291,8 @@ def current_plan(cls: type) -> ParameterPlan | None:
     frozen = _frozen_fingerprint.get()
     if cached is None or frozen is None or cached[0] is not frozen:
         return None
-    return cast(ParameterPlan, cached[1]["plan"])
+    plan: ParameterPlan = cached[1]["plan"]  # not typing.cast: a Python call per new task
+    return plan
 
 
 _SELECTION_KEYS = {
@@ -297,20 +300,62 @@ _SELECTION_KEYS = {
 }
 
 
-def str_param_selection(cls: type, only_significant: bool, only_public: bool) -> list[tuple[str, luigi.Parameter]]:
-    """The parameters luigi's to_str_params would include for these flags, in order (cached per class)."""
-    key = _SELECTION_KEYS[bool(only_significant), bool(only_public)]
-    selected = cls.__dict__.get(key)
+def str_param_selection(
+    cls: type, only_significant: bool, only_public: bool
+) -> list[tuple[str, luigi.Parameter, bool]]:
+    """The parameters luigi's to_str_params would include for these flags, in order (cached per class), each with
+    whether its ``serialize`` is luigi.Parameter's own (``str(value)``: the caller may write it without the call)."""
+    selected: list[tuple[str, luigi.Parameter, bool]] | None = cls.__dict__.get(
+        _SELECTION_KEYS[bool(only_significant), bool(only_public)]
+    )
     if selected is None:
         selected = [
-            (name, p)
+            (name, p, type(p).serialize is _STR_SERIALIZE and "serialize" not in vars(p))
             for name, p in cls.get_params()  # type: ignore[attr-defined]
             if (not only_significant or p.significant)
             and (not only_public or p.visibility == ParameterVisibility.PUBLIC)
             and p.visibility != ParameterVisibility.PRIVATE
         ]
-        type.__setattr__(cls, key, selected)
-    return cast(list[tuple[str, luigi.Parameter]], selected)
+        type.__setattr__(cls, _SELECTION_KEYS[bool(only_significant), bool(only_public)], selected)
+    return selected
+
+
+_STR_SERIALIZE = luigi.Parameter.serialize
+
+
+# luigi 3.8.1's own Parameter.__set__ implementations: each stores the value in the instance __dict__
+# under the parameter's name (OptionalParameterMixin's only re-declares it for typing).
+_PLAIN_SETTERS = frozenset({luigi.Parameter.__set__, luigi.parameter.OptionalParameterMixin.__set__})
+# ... and its __get__ implementations: each reads the instance __dict__ under the parameter's name (the other two call
+# luigi.Parameter's).
+_PLAIN_GETTERS = frozenset(
+    {luigi.Parameter.__get__, luigi.parameter.OptionalParameterMixin.__get__, luigi.ChoiceListParameter.__get__}
+)
+
+# The class attribute ``stores_plainly`` keeps its answer in (read as ``cls.__dict__.get(STORES_PLAINLY)``: None
+# until asked; a task class is asked before its first task is made).
+STORES_PLAINLY = "_kart_stores_plainly"
+
+
+def stores_plainly(cls: type) -> bool:
+    """Whether every parameter of ``cls`` stores its value under its own name (luigi's Parameter.__set__) and reads
+    it from there (luigi's Parameter.__get__); kept on the class (``STORES_PLAINLY``).
+
+    Then a task's values can go into its ``__dict__`` at once, and a parameter's value be read from there
+    (``task.__dict__[name]`` is what reading the attribute returns, without the parameter's ``__get__``, a Python
+    call); a parameter class with its own ``__set__`` or ``__get__``, or one bound under another name, is set
+    attribute by attribute as luigi does, and read through it.
+    """
+    plain = cls.__dict__.get(STORES_PLAINLY)
+    if plain is None:
+        plain = all(
+            type(param).__set__ in _PLAIN_SETTERS
+            and type(param).__get__ in _PLAIN_GETTERS
+            and getattr(param, "_attribute_name", None) == name
+            for name, param in cls.get_params()  # type: ignore[attr-defined]
+        )
+        type.__setattr__(cls, STORES_PLAINLY, plain)
+    return bool(plain)
 
 
 def checked_params(cls: type) -> list[tuple[str, luigi.Parameter]]:

@@ -39,7 +39,14 @@ from kart_core.file_processor import FileProcessor, make_file_processor
 from kart_core.hashing import short_id
 from kart_core.output_digests import SiblingOutputs, complete_from_scope
 from kart_core.pandas_type_config import PandasTypeConfigMap
-from kart_core.param_plan import ParameterPlan, check_resolved, config_frozen, last_resolution
+from kart_core.param_plan import (
+    STORES_PLAINLY,
+    ParameterPlan,
+    check_resolved,
+    config_frozen,
+    last_resolution,
+    stores_plainly,
+)
 from kart_core.parameter import ExplicitBoolParameter, ListTaskInstanceParameter, TaskInstanceParameter
 from kart_core.rerun import Baseline, RerunState, arm_rerun
 from kart_core.storage import storage_for
@@ -73,9 +80,6 @@ K = TypeVar("K")
 
 _PLAIN_TYPES = frozenset({str, int, float, bool, bytes, type(None), dict})
 
-# luigi 3.8.1's own Parameter.__set__ implementations: each stores the value in the instance __dict__
-# under the parameter's name (OptionalParameterMixin's only re-declares it for typing).
-_PLAIN_SETTERS = frozenset({luigi.Parameter.__set__, luigi.parameter.OptionalParameterMixin.__set__})
 
 # Conveniences that gokart 1.12.2 lacks: a parameter may take their name (kart never calls them itself).
 _SHADOWABLE = frozenset({"load_data_frame"})
@@ -152,9 +156,9 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T], metaclass=KartRegister)
         try:
             values = self.get_param_values(self.get_params(), args, kwargs)
             cls = type(self)
-            plain = cls.__dict__.get("_kart_stores_plainly")  # _stores_plainly's answer, kept on the class
+            plain = cls.__dict__.get(STORES_PLAINLY)  # stores_plainly's answer, kept on the class
             if plain is None:
-                plain = _stores_plainly(cls)
+                plain = stores_plainly(cls)
             if plain:
                 self.__dict__.update(values)  # what each Parameter.__set__ does, without 20 Python calls
             else:
@@ -185,7 +189,7 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T], metaclass=KartRegister)
             and getattr(cls.get_params, "__func__", None) is vars(TaskParameters)["get_params"].__func__
             and getattr(cls.get_param_values, "__func__", None) is vars(TaskParameters)["get_param_values"].__func__
             and cls._warn_on_wrong_param_types is TaskParameters._warn_on_wrong_param_types
-            and _stores_plainly(cls)
+            and stores_plainly(cls)
         )
         return _initialize if direct else None
 
@@ -275,10 +279,17 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T], metaclass=KartRegister)
         Raises:
             RequiresError: (a TaskDefinitionError and a ValueError, as gokart raises) an item is not a task.
         """
-        memo = memo_of(self)
+        own = self.__dict__
+        memo = own.get("_kart_cache")
+        if type(memo) is not TaskMemo:
+            memo = memo_of(self)
         cached = memo.requires
         if cached is None:
-            caching = self.cache_unique_id
+            # The parameter's value, read from the instance __dict__ where the class keeps it there (its __get__ is a
+            # Python call; asked once per task of a graph's walk).
+            caching = own.get("cache_unique_id", UNSET) if type(self).__dict__.get(STORES_PLAINLY) else UNSET
+            if caching is UNSET:
+                caching = self.cache_unique_id
             structure = memo.requires_structure if caching else UNSET  # kart_requires_structure(), inlined
             if structure is _NO_TASK_PARAMETERS:
                 structure = []
@@ -289,8 +300,8 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T], metaclass=KartRegister)
                     _name_the_task(exc, self)
                     raise
                 if caching:
-                    memo.requires_structure = _memo_form(self, structure)
-            flat = _flat_tasks(structure)
+                    memo.requires_structure = _memo_form(self, structure) if type(structure) is list else structure
+            flat = flatten(structure)  # _flat_tasks
             for item in flat:
                 # The type's MRO first: isinstance() on luigi's ABC metaclass is a Python-level call.
                 if luigi.Task not in type(item).__mro__ and not isinstance(item, luigi.Task):
@@ -709,28 +720,12 @@ def _initialize(
     task.task_log = {}
     task.task_unique_id = None
     attributes = task.__dict__
-    attributes.update(values)  # what each Parameter.__set__ does (_stores_plainly)
+    attributes.update(values)  # what each Parameter.__set__ does (stores_plainly)
     task.set_tracking_url = None
     task.set_status_message = None
     task.set_progress_percentage = None
     rerun = attributes["rerun"] if "rerun" in attributes else task.rerun  # the parameter's value, without its __get__
     task._kart_rerun = RerunState(bool(rerun))
-
-
-def _stores_plainly(cls: type) -> bool:
-    """Whether every parameter of ``cls`` stores its value under its own name (luigi's Parameter.__set__).
-
-    Then the values can go into the instance ``__dict__`` at once; a parameter class with its own
-    ``__set__``, or one bound under another name, is set attribute by attribute as luigi does.
-    """
-    plain = cls.__dict__.get("_kart_stores_plainly")
-    if plain is None:
-        plain = all(
-            type(param).__set__ in _PLAIN_SETTERS and getattr(param, "_attribute_name", None) == name
-            for name, param in cls.get_params()  # type: ignore[attr-defined]
-        )
-        type.__setattr__(cls, "_kart_stores_plainly", plain)
-    return bool(plain)
 
 
 def _sibling_checkable(task: TaskOnKart[Any]) -> bool:

@@ -18,6 +18,7 @@ from luigi.task_register import Register
 
 from kart_core.errors import TaskParameterTooLargeError
 from kart_core.param_plan import (
+    STORES_PLAINLY,
     ParameterPlan,
     checked_params,
     current_plan,
@@ -103,6 +104,8 @@ def _direct_initializer(cls: type) -> tuple[Any]:
     type.__setattr__(cls, "_kart_direct", direct)
     return direct
 
+
+_NO_VALUES: dict[str, Any] = {}  # ``to_str_params`` of a class whose parameters do not store plainly: read each
 
 # The key of ``kart_by_values``'s tables inside luigi's instance cache (with the class).
 _BY_VALUES = object()
@@ -278,13 +281,24 @@ class TaskParameters(_Base):
         a chain of task parameters is not serialized again.
         """
         strings = {}
+        cls = type(self)
+        # A class whose parameters store and read their values plainly (param_plan.stores_plainly) keeps each in
+        # the instance __dict__ under its name: read there, without the parameter's __get__ (a Python call).
+        values = self.__dict__ if cls.__dict__.get(STORES_PLAINLY) else _NO_VALUES
         # Only the selected parameters are read (a chain link's id reads one of its 21, not all).
-        for name, param in str_param_selection(type(self), only_significant, only_public):
+        for name, param, as_str in str_param_selection(cls, only_significant, only_public):
+            value = values[name] if name in values else getattr(self, name)
+            if as_str:  # luigi.Parameter.serialize: str(value)
+                try:
+                    strings[name] = str(value)
+                    continue
+                except TypeError:
+                    pass  # its __str__ returned no string: serialize_value names the parameter
             try:
-                strings[name] = serialize_value(type(self).__name__, name, param, getattr(self, name))
+                strings[name] = serialize_value(cls.__name__, name, param, value)
             except TaskParameterTooLargeError as exc:
                 # This task's own id cannot be computed (it would include the value): name the class.
-                raise TaskParameterTooLargeError(f"{type(self).__name__}.{name}: {exc}") from None
+                raise TaskParameterTooLargeError(f"{cls.__name__}.{name}: {exc}") from None
         return strings
 
     def _warn_on_wrong_param_types(self) -> None:

@@ -197,3 +197,32 @@ def test_direct_tasks_normalize_and_check_their_values_as_luigi_does() -> None:
 
 class _WithTask(kart_core.TaskOnKart):
     upstream = kart_core.TaskInstanceParameter()
+
+
+class _Shouting(luigi.Parameter):
+    """A parameter class with a ``__get__`` of its own: its tasks are read (and made) through it."""
+
+    def __get__(self, instance: object, owner: object) -> object:
+        value = super().__get__(instance, owner)
+        return value.upper() if isinstance(value, str) else value
+
+
+class _WithOwnGetter(kart_core.TaskOnKart):
+    word = _Shouting()
+
+
+class _BadStr:
+    def __str__(self) -> str:
+        return 5  # type: ignore[return-value]
+
+
+def test_to_str_params_reads_values_plainly_only_where_the_parameters_do() -> None:
+    assert _Cached(n=3, payload="p").to_str_params(only_significant=True) == {"n": "3", "payload": "p"}
+    task = _WithOwnGetter(word="quiet")
+    assert _WithOwnGetter.__dict__["_kart_stores_plainly"] is False and _WithOwnGetter.__dict__["_kart_direct"] == (
+        None,
+    )
+    assert task.word == "QUIET" and task.to_str_params(only_significant=True) == {"word": "QUIET"}
+    bad = _Cached(n=_BadStr())  # type: ignore[arg-type]  # an IntParameter checks no value
+    with pytest.raises(kart_core.errors.ParameterTypeError, match=r"_Cached\.n: the value .* has no string form"):
+        bad.to_str_params(only_significant=True)
