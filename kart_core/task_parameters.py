@@ -66,8 +66,15 @@ class KartRegister(Register):
         cache = cls._Register__instance_cache  # type: ignore[attr-defined]
         if cache is None:  # disabled (Register.disable_instance_cache)
             return super(Register, cls).__call__(*args, **kwargs)
-        direct = cls.__dict__.get("_kart_direct")  # decided once per class (not inherited: its own dict)
-        if direct is None:
+        direct = cls.__dict__.get("_kart_direct")  # decided per class (not inherited: its own dict) ...
+        if direct is None or (
+            direct[0] is not None  # ... again when what it replaces was changed since (a test's monkeypatch)
+            and (
+                cls.__init__ is not direct[1]  # type: ignore[misc]
+                or getattr(cls.get_param_values, "__func__", None) is not direct[2]  # type: ignore[attr-defined]
+                or getattr(cls.get_params, "__func__", None) is not direct[3]  # type: ignore[attr-defined]
+            )
+        ):
             direct = _direct_initializer(cls)
         initialize = direct[0]
         if initialize is not None:
@@ -95,12 +102,21 @@ class KartRegister(Register):
         return instance
 
 
-def _direct_initializer(cls: type) -> tuple[Any]:
-    """``(what KartRegister makes cls's new tasks with,)`` (``TaskOnKart._kart_direct_initializer``), or ``(None,)``:
-    luigi's way (``type.__call__``). Kept in the class's own ``__dict__``, so a subclass decides for itself; in a
-    tuple, not as a function, which the class would show as a method of its own (``identity.own_code``)."""
+def _direct_initializer(cls: type) -> tuple[Any, ...]:
+    """``(what KartRegister makes cls's new tasks with, its __init__, get_param_values and get_params as decided)``
+    (``TaskOnKart._kart_direct_initializer``), or ``(None,)``: luigi's way (``type.__call__``). Kept in the class's own
+    ``__dict__``, so a subclass decides for itself; in a tuple, not as a function, which the class would show as a
+    method of its own (``identity.own_code``)."""
     decide = getattr(cls, "_kart_direct_initializer", None)
-    direct = (decide() if decide is not None else None,)
+    initialize = decide() if decide is not None else None
+    direct: tuple[Any, ...] = (None,)
+    if initialize is not None:
+        direct = (
+            initialize,
+            cls.__init__,  # type: ignore[misc]
+            getattr(cls.get_param_values, "__func__", None),  # type: ignore[attr-defined]
+            getattr(cls.get_params, "__func__", None),  # type: ignore[attr-defined]
+        )
     type.__setattr__(cls, "_kart_direct", direct)
     return direct
 
