@@ -7,6 +7,7 @@ import json
 import logging
 import pickle
 from pathlib import Path
+from typing import Any
 
 import luigi.task_register
 import pytest
@@ -211,6 +212,61 @@ def test_a_key_of_a_str_subclass_value_is_not_named_by_the_id_of_the_equal_str()
     assert subclassed.unique_id is None  # not of the plain form: the node run tells it
     assert subclassed.make_unique_id() != plain.unique_id
     assert str(subclassed.task.node_name) == "TIMES"
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"inputs": (), "upstream": ()},
+        {"inputs": ("a", "b\u00e9", 'q"uote'), "upstream": ("u1",), "project": "p"},
+        {"outputs": ("o1", "o2", "o3"), "upstream": ("u1", "u2")},
+    ],
+)
+def test_a_key_of_plain_values_is_named_as_its_node_run(changes: dict[str, Any]) -> None:
+    """``NodeKey``'s strings and id from the fields alone (``_strings_and_id``) are the node run's own (luigi's
+    serialization), for string lists of none, one and several items (escaped characters included)."""
+    fields = {
+        "project": "",
+        "node_name": "times",
+        "code": "c",
+        "parameters": "p",
+        "data": "d",
+        "inputs": ("started",),
+        "outputs": ("timed",),
+        "upstream": (),
+        **changes,
+    }
+    key = NodeKey(fields)
+    task = KedroNodeRun.keyed(**fields)
+    assert key.unique_id == task.make_unique_id()
+    assert key.strings == luigi.Task.to_str_params(task, only_significant=True)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"inputs": ["started"]},  # a list, not a tuple
+        {"upstream": ("u1", 7)},  # an item not a str
+        {"code": 7},  # a luigi.Parameter's value not a str
+        {"outputs": "timed"},  # a str for a string list
+    ],
+)
+def test_a_key_of_values_not_of_the_plain_form_is_named_by_its_node_run(changes: dict[str, Any]) -> None:
+    fields = {
+        "project": "",
+        "node_name": "times",
+        "code": "c",
+        "parameters": "p",
+        "data": "d",
+        "inputs": ("started",),
+        "outputs": ("timed",),
+        "upstream": (),
+        **changes,
+    }
+    assert NodeKey(fields).unique_id is None and NodeKey(fields).strings is None
+    missing = {name: value for name, value in fields.items() if name != "data"}  # luigi would take a default
+    assert NodeKey(missing).unique_id is None
 
 
 def test_a_served_node_s_persistent_output_is_checked_by_its_key_s_paths(workspace: str, tmp_path: Path) -> None:
