@@ -233,7 +233,8 @@ def _check_gates(task: KartTask) -> None:
 
 
 def _refuse_foreign_targets(task: KartTask) -> None:
-    """Before ``task`` runs: each output must be a target kart can commit (its ``path`` a method, as kart's are).
+    """Before ``task`` runs: each output must be a target kart can commit (its ``path`` a method, as kart's are)
+    and the task's own (made by a task of its unique id), not another task's.
 
     A luigi target (``luigi.LocalTarget`` keeps ``path`` as an attribute) is written by the task's own code
     straight to its final path, outside kart's commit: the run failed deep in kart with "'str' object is not
@@ -243,7 +244,18 @@ def _refuse_foreign_targets(task: KartTask) -> None:
     Raises:
         OutputTypeError: naming the task and the target, and what to return instead.
     """
+    own_id = task.make_unique_id()
     for target in flatten(task.kart_outputs()):
+        record = getattr(target, "record", None)
+        if record is not None and record.unique_id != own_id:
+            # Its commit would rewrite that task's integrity record as that task's own (attacker at24 F15).
+            raise OutputTypeError(
+                f"{task.kart_label()}: output() returned {record.task}'s target {record.key!r}, so kart cannot run "
+                f"{task.kart_label()}: what it writes would be committed as {record.task}'s output, under that task's "
+                f"integrity record, and served to every reader of {record.task}. Make its own target with "
+                f"self.make_target(...), or require {record.task} and load it. (A task that only hands on "
+                f"{record.task}'s output, with no run of its own, is complete whenever that task is.)"
+            )
         if callable(getattr(target, "path", None)):
             continue
         where = getattr(target, "path", None)

@@ -167,3 +167,41 @@ def test_workspace_that_is_a_file_says_so(tmp_path) -> None:
     with pytest.raises(kart_core.GokartBuildError) as built:
         kart_core.build(RnCounting(workspace_directory=str(a_file)), reset_register=False)
     assert any("is a file, not a folder" in note for note in built.value.__cause__.__notes__)
+
+
+class RnOwner(kart_core.TaskOnKart[str]):
+    def run(self) -> None:
+        self.dump("owner's value")
+
+
+class RnWritesOwners(kart_core.TaskOnKart[str]):
+    """output() hands back another task's target and run() dumps into it."""
+
+    def output(self):  # type: ignore[override]
+        return RnOwner(workspace_directory=self.workspace_directory).output()
+
+    def run(self) -> None:
+        self.dump("impostor's value")
+
+
+class RnAliasOfOwner(kart_core.TaskOnKart[str]):
+    """output() hands on another task's target, with no run of its own: complete whenever that task is."""
+
+    def output(self):  # type: ignore[override]
+        return RnOwner(workspace_directory=self.workspace_directory).output()
+
+
+def test_a_task_writing_into_another_tasks_target_is_refused(tmp_path) -> None:
+    # attacker at24 F15: B's commit rewrote A's manifest as A's own, and A's readers were served B's value.
+    workspace = str(tmp_path)
+    assert kart_core.build(RnOwner(workspace_directory=workspace), reset_register=False) == "owner's value"
+    impostor = RnWritesOwners(workspace_directory=workspace, rerun=True)
+    with pytest.raises(
+        kart_core.errors.OutputTypeError, match=r"RnWritesOwners\[\w+\]: output\(\) returned RnOwner\[\w+\]'s target"
+    ):
+        run_one(impostor)
+    with pytest.raises(kart_core.GokartBuildError):
+        kart_core.build(impostor, reset_register=False)
+    assert kart_core.build(RnOwner(workspace_directory=workspace), reset_register=False) == "owner's value"
+    # Handing the output on stays possible: complete when the owner is, loads the owner's value.
+    assert kart_core.build(RnAliasOfOwner(workspace_directory=workspace), reset_register=False) == "owner's value"
