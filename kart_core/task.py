@@ -183,12 +183,13 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T], metaclass=KartRegister)
         """How ``KartRegister`` may make this class's new tasks without ``type.__call__``: ``_initialize``, when the
         class keeps what it replaces (this ``__init__``, ``object.__new__``, the parameter resolution and value
         checks of ``TaskParameters``, parameters stored under their names); None: it makes them luigi's way."""
+        init, get_params, get_param_values, warn = _REPLACED  # as kart defines them (not as patched since)
         direct = (
-            cls.__init__ is TaskOnKart.__init__
+            cls.__init__ is init
             and cls.__new__ is object.__new__
-            and getattr(cls.get_params, "__func__", None) is vars(TaskParameters)["get_params"].__func__
-            and getattr(cls.get_param_values, "__func__", None) is vars(TaskParameters)["get_param_values"].__func__
-            and cls._warn_on_wrong_param_types is TaskParameters._warn_on_wrong_param_types
+            and getattr(cls.get_params, "__func__", None) is get_params
+            and getattr(cls.get_param_values, "__func__", None) is get_param_values
+            and cls._warn_on_wrong_param_types is warn
             and stores_plainly(cls)
         )
         return _initialize if direct else None
@@ -632,6 +633,15 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T], metaclass=KartRegister)
 
     def __str__(self) -> str:
         return identity.describe(self, only_public=True)
+
+
+# What a task made directly (``_initialize``) does instead of: TaskOnKart's __init__, TaskParameters' resolution and checks.
+_REPLACED: Final = (
+    TaskOnKart.__init__,
+    vars(TaskParameters)["get_params"].__func__,
+    vars(TaskParameters)["get_param_values"].__func__,
+    TaskParameters._warn_on_wrong_param_types,
+)
 
 
 def _checked_outputs(task: TaskOnKart, outputs: Any) -> Any:

@@ -66,15 +66,8 @@ class KartRegister(Register):
         cache = cls._Register__instance_cache  # type: ignore[attr-defined]
         if cache is None:  # disabled (Register.disable_instance_cache)
             return super(Register, cls).__call__(*args, **kwargs)
-        direct = cls.__dict__.get("_kart_direct")  # decided per class (not inherited: its own dict) ...
-        if direct is None or (
-            direct[0] is not None  # ... again when what it replaces was changed since (a test's monkeypatch)
-            and (
-                cls.__init__ is not direct[1]  # type: ignore[misc]
-                or getattr(cls.get_param_values, "__func__", None) is not direct[2]  # type: ignore[attr-defined]
-                or getattr(cls.get_params, "__func__", None) is not direct[3]  # type: ignore[attr-defined]
-            )
-        ):
+        direct = cls.__dict__.get("_kart_direct")  # decided per class (not inherited: its own dict); forgotten when
+        if direct is None:  # what it relies on is set on the class or a base since (__setattr__, __delattr__)
             direct = _direct_initializer(cls)
         initialize = direct[0]
         if initialize is not None:
@@ -101,22 +94,40 @@ class KartRegister(Register):
                 instance = cache[key] = super(Register, cls).__call__(*args, **kwargs)
         return instance
 
+    def __setattr__(cls, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        if name in _DIRECT_RELIES_ON:
+            _forget_direct(cls)
 
-def _direct_initializer(cls: type) -> tuple[Any, ...]:
-    """``(what KartRegister makes cls's new tasks with, its __init__, get_param_values and get_params as decided)``
-    (``TaskOnKart._kart_direct_initializer``), or ``(None,)``: luigi's way (``type.__call__``). Kept in the class's own
-    ``__dict__``, so a subclass decides for itself; in a tuple, not as a function, which the class would show as a
-    method of its own (``identity.own_code``)."""
+    def __delattr__(cls, name: str) -> None:
+        super().__delattr__(name)
+        if name in _DIRECT_RELIES_ON:
+            _forget_direct(cls)
+
+
+# What TaskOnKart._kart_direct_initializer looks at: a class (or a base) given another one since its first task (a
+# test's monkeypatch of get_param_values, a replaced __init__) decides again.
+_DIRECT_RELIES_ON = frozenset(
+    {"__init__", "__new__", "get_params", "get_param_values", "_warn_on_wrong_param_types", "_kart_direct_initializer"}
+)
+
+
+def _forget_direct(cls: type) -> None:
+    """Drop the direct construction decided for ``cls`` and its subclasses (``_direct_initializer``)."""
+    stack = [cls]
+    while stack:
+        current = stack.pop()
+        if "_kart_direct" in current.__dict__:
+            type.__delattr__(current, "_kart_direct")
+        stack.extend(current.__subclasses__())
+
+
+def _direct_initializer(cls: type) -> tuple[Any]:
+    """``(what KartRegister makes cls's new tasks with,)`` (``TaskOnKart._kart_direct_initializer``), or ``(None,)``:
+    luigi's way (``type.__call__``). Kept in the class's own ``__dict__``, so a subclass decides for itself; in a
+    tuple, not as a function, which the class would show as a method of its own (``identity.own_code``)."""
     decide = getattr(cls, "_kart_direct_initializer", None)
-    initialize = decide() if decide is not None else None
-    direct: tuple[Any, ...] = (None,)
-    if initialize is not None:
-        direct = (
-            initialize,
-            cls.__init__,  # type: ignore[misc]
-            getattr(cls.get_param_values, "__func__", None),  # type: ignore[attr-defined]
-            getattr(cls.get_params, "__func__", None),  # type: ignore[attr-defined]
-        )
+    direct = (decide() if decide is not None else None,)
     type.__setattr__(cls, "_kart_direct", direct)
     return direct
 

@@ -226,3 +226,25 @@ def test_to_str_params_reads_values_plainly_only_where_the_parameters_do() -> No
     bad = _Cached(n=_BadStr())  # type: ignore[arg-type]  # an IntParameter checks no value
     with pytest.raises(kart_core.errors.ParameterTypeError, match=r"_Cached\.n: the value .* has no string form"):
         bad.to_str_params(only_significant=True)
+
+
+class _Patched(kart_core.TaskOnKart):
+    n = luigi.IntParameter()
+
+
+def test_a_constructor_replaced_after_the_first_task_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Setting __init__ (or get_param_values ...) on the class or a base after its first task decides again."""
+    _Patched(n=1)
+    assert _Patched.__dict__["_kart_direct"][0] is not None
+    made: list[int] = []
+    original = kart_core.TaskOnKart.__init__
+
+    def counting(self: object, *args: object, **kwargs: object) -> None:
+        made.append(1)
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(kart_core.TaskOnKart, "__init__", counting)
+    assert "_kart_direct" not in _Patched.__dict__  # forgotten for the subclass too
+    assert _Patched(n=2).n == 2 and made == [1]
+    monkeypatch.undo()
+    assert _Patched(n=3).n == 3 and made == [1] and _Patched.__dict__["_kart_direct"][0] is not None
