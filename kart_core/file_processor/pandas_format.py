@@ -123,6 +123,13 @@ class JsonFileProcessor(FileProcessor[Any]):
         if isinstance(obj, dict):
             obj = pd.DataFrame.from_dict(obj)
         _require_frame(obj, allow_series=True)
+        if self._orient is None and isinstance(obj, pd.Series):
+            # pandas writes a Series as one JSON object that read_json cannot read back as a frame, so the
+            # committed output could never load (attacker at24 F2; gokart 1.12.2 writes it all the same).
+            raise UnsupportedObjectError(
+                "a pandas.Series dumped to a .json target cannot be loaded back (pandas reads .json as a DataFrame): "
+                "dump series.to_frame() instead, or use a .pkl target to keep the Series."
+            )
         text = obj.to_json(orient=self._orient, lines=self._orient == "records")
         file.write(text.encode("utf-8"))
 

@@ -513,3 +513,29 @@ def test_a_format_module_loads_with_its_first_file(tmp_path: Path) -> None:
         "['pickle_format'] False",  # TargetOnKart's zipped models pickle their load function
         "['misc_formats', 'pickle_format'] True",
     ]
+
+
+class _SeriesToJson(kart_core.TaskOnKart[Any]):
+    def output(self):  # type: ignore[override]
+        return self.make_target("x/s.json")
+
+    def run(self) -> None:
+        self.dump(pd.Series([1, 2]))
+
+
+def test_a_series_dumped_to_json_is_refused_not_committed_unloadable(tmp_path: Path) -> None:
+    # attacker at24 F2: the dump passed, the task was complete, and every load failed (the error blamed damage).
+    with pytest.raises(UnsupportedObjectError, match=r"pandas.Series dumped to a .json target cannot be loaded back"):
+        make_target(str(tmp_path / "s.json")).dump(pd.Series([1, 2]))
+    task = _SeriesToJson(workspace_directory=str(tmp_path / "ws"))
+    with pytest.raises(kart_core.GokartBuildError) as raised:
+        kart_core.build(task, reset_register=False)
+    assert isinstance(raised.value.__cause__, UnsupportedObjectError)
+    assert not task.complete()
+    # The frame it says to dump loads back; .ndjson (one value per line) still takes a Series.
+    target = make_target(str(tmp_path / "f.json"))
+    target.dump(pd.Series([1, 2], name="n").to_frame())
+    assert target.load()["n"].tolist() == [1, 2]
+    lines = make_target(str(tmp_path / "s.ndjson"))
+    lines.dump(pd.Series([1, 2]))
+    assert lines.load()[0].tolist() == [1, 2]

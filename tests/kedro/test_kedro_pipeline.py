@@ -209,3 +209,12 @@ def test_a_node_run_without_its_stale_upstream_node_warns(
     checks = {one.name: not one.func.upstream_runs_first for one in pipeline.nodes}
     expected = {node_label(a): True, node_label(mid): not hooked, node_label(down): not hooked}
     assert {name: checks[name] for name in expected} == expected
+
+
+def test_to_pipeline_takes_a_generator_of_tasks(workspace: str) -> None:
+    # attacker at24 F14: a bare AttributeError ('generator' object has no attribute 'task_id').
+    sizes = (2, 3)
+    pipeline = to_pipeline(Numbers(size=size, workspace_directory=workspace) for size in sizes)
+    assert sorted(n.name for n in pipeline.nodes) == sorted(
+        node_label(Numbers(size=size, workspace_directory=workspace)) for size in sizes
+    )

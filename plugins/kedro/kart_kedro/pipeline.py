@@ -78,12 +78,14 @@ def to_pipeline(tasks: Any, names: Mapping[Any, str] | None = None, tags: Iterab
     """Turn the graph under ``tasks`` (one task or a list) into a Kedro Pipeline.
 
     Args:
-        tasks: root kart task(s); their upstreams are included.
+        tasks: root kart task(s): one task, or a list, tuple or other iterable of them (a generator is read
+            once); their upstreams are included.
         names: dataset names for chosen tasks' outputs (default ``<Class>_<id8>``), so that a
             catalog entry (a TaskOnKartDataset of the same task) can expose the data to Kedro nodes.
         tags: Kedro tags added to every node (e.g. to run the kart part with ``--tags``).
     """
-    roots = list(tasks) if isinstance(tasks, list | tuple) else [tasks]
+    # One task, or any iterable of them (a generator too, read once), as kart_core.build and kart_airflow.to_dag take.
+    roots = [tasks] if hasattr(tasks, "make_unique_id") or not isinstance(tasks, Iterable) else list(tasks)
     graph = kart_core.walk(roots)
     chosen = {kart_core.node_key(task): name for task, name in (names or {}).items()}
     labels = _unique_labels(graph)
