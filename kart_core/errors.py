@@ -43,6 +43,7 @@ __all__ = [
     "StagedOutputLostError",
     "OutputTypeError",
     "UnsupportedObjectError",
+    "UnloadableObjectError",
     "UnknownFormatError",
     "TaskDefinitionError",
     "SourceUnavailableError",
@@ -297,6 +298,12 @@ class UnsupportedObjectError(DumpError, TypeError, AssertionError):
     gokart 1.12.2 raises TypeError from its pandas processors and fails an ``assert`` in its xml, npz and
     feather processors; this error is both, so either ``except`` keeps working.
     """
+
+
+class UnloadableObjectError(UnsupportedObjectError, ValueError):
+    """The format would write the object but could not load it back (a pandas Series to ``.json``), so the dump is
+    refused: a committed output that no load can read would count as complete. gokart 1.12.2 writes it and its
+    load raises a ValueError; this error is also one, so an ``except ValueError`` around both keeps working."""
 
 
 class UnknownFormatError(KartError, ValueError, AssertionError):

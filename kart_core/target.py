@@ -1379,8 +1379,12 @@ class SingleFileTarget(TargetOnKart):
         except (WorkspaceNotFoundError, NoSpaceError):
             raise  # names the bucket (the full disk) and what to do; the dump's own wording would say "folder"
         except Exception as exc:
-            # Processors refuse an object they cannot hold with TypeError or AssertionError (gokart's).
-            error = UnsupportedObjectError if isinstance(exc, TypeError | AssertionError) else DumpError
+            # Processors refuse an object they cannot hold with TypeError or AssertionError (gokart's); kart's own
+            # refusal keeps its class (an UnloadableObjectError is also the ValueError of gokart's later load).
+            if isinstance(exc, UnsupportedObjectError):
+                error: type[DumpError] = type(exc)
+            else:
+                error = UnsupportedObjectError if isinstance(exc, TypeError | AssertionError) else DumpError
             raise error(
                 f"Failed to dump {self._describe_owner()} to {self._path!r} with {self.processor!r}.\n"
                 f"{type(exc).__name__}: {exc}\n"

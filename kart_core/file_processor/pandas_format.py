@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from typing import Any, ClassVar
 
-from kart_core.errors import UnsupportedObjectError
+from kart_core.errors import UnloadableObjectError, UnsupportedObjectError
 from kart_core.file_processor.base import DataFrameType, FileProcessor, ProcessorOptions, local_source
 
 _FEATHER_INDEX_PREFIX = "__feather_gokart_index__"
@@ -126,7 +126,7 @@ class JsonFileProcessor(FileProcessor[Any]):
         if self._orient is None and isinstance(obj, pd.Series):
             # pandas writes a Series as one JSON object that read_json cannot read back as a frame, so the
             # committed output could never load (attacker at24 F2; gokart 1.12.2 writes it all the same).
-            raise UnsupportedObjectError(
+            raise UnloadableObjectError(
                 "a pandas.Series dumped to a .json target cannot be loaded back (pandas reads .json as a DataFrame): "
                 "dump series.to_frame() instead, or use a .pkl target to keep the Series."
             )
