@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from kart_core import commit_marker, lineage, target_config
+from kart_core.contract import target_path
 from kart_core.errors import DamagedOutputError
 from kart_core.integrity import digest_stream
 from kart_core.manifest import Manifest, OutputRecord, read_manifest
@@ -248,7 +249,7 @@ def _path_of(target: Any) -> str:
     path = getattr(target, "_path", None)
     if type(path) is str:
         return path
-    return str(target.path() if callable(target.path) else target.path)
+    return target_path(target)
 
 
 def _digests(outputs: list[Any], signer: Signer | None) -> dict[str, str]:
