@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import logging
 import re
 from pathlib import Path
@@ -13,7 +14,7 @@ from kart_kedro import KartReceipt, TaskOnKartDataset, TaskReceiptDataset, to_pi
 from kart_kedro.pipeline import node_label
 from kedro.io import DataCatalog, DatasetError, SharedMemoryDataCatalog
 from kedro.pipeline import Pipeline, node
-from kedro.runner import ParallelRunner, SequentialRunner
+from kedro.runner import ParallelRunner, SequentialRunner, ThreadRunner
 from kedro_test_tasks import Combine, Doubled, Numbers, Total, journal_lines
 
 import kart_core
@@ -161,14 +162,17 @@ def test_a_rerun_task_below_a_complete_one_reruns_in_every_kedro_run_unlike_buil
     assert kart_core.load_output(up) == 5
 
 
+@pytest.mark.parametrize("runner", ["SequentialRunner", "ThreadRunner", "ParallelRunner"])
 @pytest.mark.parametrize("hooked", [True, False], ids=["with kart_kedro's hook", "without it"])
 def test_a_node_run_without_its_stale_upstream_node_warns(
-    workspace: str, tmp_path: Path, caplog: pytest.LogCaptureFixture, hooked: bool
+    workspace: str, tmp_path: Path, hooked: bool, runner: str
 ) -> None:
     """attacker at24 F6: Down's node run alone (kedro run --nodes) served a result built on a stale upstream as
     "cached" with no word; kart_airflow's operator warns in that case. Source -> A -> Mid -> Down, Source committed
     again: A is stale, Mid complete by its own inputs but built on A. With Mid's and A's nodes in the run nothing is
-    said: they run first and bring their tasks up to date, then Down."""
+    said: they run first and bring their tasks up to date, then Down. Under each of Kedro's runners: ParallelRunner
+    runs the nodes in worker processes, which get the hook's marks with the pickled node (the warnings are read from a
+    file handler the forked workers inherit)."""
     from kart_kedro.hooks import hooks
 
     source = tmp_path / "value"
@@ -184,17 +188,14 @@ def test_a_node_run_without_its_stale_upstream_node_warns(
 
     def run(*nodes: Any) -> list[str]:
         part = pipeline.only_nodes(*(node_label(task) for task in nodes))
-        catalog = DataCatalog()
+        catalog = SharedMemoryDataCatalog() if runner == "ParallelRunner" else DataCatalog()
         if hooked:
             hooks.before_pipeline_run(run_params={}, pipeline=part, catalog=catalog)
         else:  # what the hook would declare: each edge as its task's receipt
             for one in part.nodes:
                 for name, task in one.func.edges.items():
                     catalog[name] = TaskReceiptDataset(task)
-        caplog.clear()
-        with caplog.at_level(logging.WARNING, logger="kart_kedro"):
-            SequentialRunner().run(part, catalog)
-        return [r.getMessage() for r in caplog.records if r.name == "kart_kedro.pipeline"]
+        return _warnings_of(lambda: _RUNNERS[runner]().run(part, catalog), tmp_path / "warnings.log")
 
     alone = run(down)
     assert len(alone) == 1, alone
@@ -209,6 +210,28 @@ def test_a_node_run_without_its_stale_upstream_node_warns(
     checks = {one.name: not one.func.upstream_runs_first for one in pipeline.nodes}
     expected = {node_label(a): True, node_label(mid): not hooked, node_label(down): not hooked}
     assert {name: checks[name] for name in expected} == expected
+
+
+_RUNNERS = {"SequentialRunner": SequentialRunner, "ThreadRunner": ThreadRunner, "ParallelRunner": ParallelRunner}
+
+
+def _warnings_of(call: Any, path: Path) -> list[str]:
+    """The messages ``kart_kedro.pipeline`` logs at WARNING or above while ``call()`` runs, from this process and from
+    the worker processes it forks (they inherit the file handler; one line per message)."""
+    path.unlink(missing_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(message)r"))  # repr: one line per message
+    pipeline_logger = logging.getLogger("kart_kedro.pipeline")
+    level = pipeline_logger.level
+    pipeline_logger.addHandler(handler)
+    pipeline_logger.setLevel(logging.WARNING)
+    try:
+        call()
+    finally:
+        pipeline_logger.removeHandler(handler)
+        pipeline_logger.setLevel(level)
+        handler.close()
+    return [ast.literal_eval(line) for line in path.read_text().splitlines()]
 
 
 def test_to_pipeline_takes_a_generator_of_tasks(workspace: str) -> None:

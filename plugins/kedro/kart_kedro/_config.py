@@ -24,7 +24,14 @@ from typing import Any
 import kart_core
 from kart_kedro.param_values import ParameterValueError, checked_value
 
-__all__ = ["TaskConfigError", "import_task_class", "project_root", "task_from_config", "undo_path_rewrite"]
+__all__ = [
+    "TaskConfigError",
+    "import_task_class",
+    "params_mapping",
+    "project_root",
+    "task_from_config",
+    "undo_path_rewrite",
+]
 
 _REWRITTEN_KEYS = ("filename", "filepath", "path")  # kedro.framework.context.context._convert_paths_to_absolute_posix
 
@@ -84,19 +91,37 @@ def _did_you_mean(name: str, candidates: list[str], prefix: str) -> str:
     return f" (did you mean {' or '.join(repr(prefix + c) for c in close)}?)" if close else ""
 
 
+def params_mapping(path: Any, params: Any) -> dict[str, Any]:
+    """``params`` of the task at ``path`` as a new dict (None: no parameters).
+
+    Raises:
+        TaskConfigError: ``params`` is not a mapping (a YAML list such as ``params: [1]``), naming ``params`` and
+            the shape it takes.
+    """
+    if params is None:
+        return {}
+    if not isinstance(params, Mapping):
+        raise TaskConfigError(
+            f"task {path!r}: 'params' takes a mapping of parameter name to value (params: {{size: 3, day: "
+            f"2024-01-01}}); got {type(params).__name__} {params!r}"
+        )
+    return dict(params)
+
+
 def task_from_config(
     path: str, params: Mapping[str, Any] | None = None, workspace_directory: str | None = None
 ) -> kart_core.TaskOnKart[Any]:
     """Instantiate the task at ``path`` with ``params`` (nested task mappings become task objects).
 
     Raises:
-        TaskConfigError: unknown class or parameter, a value its parameter does not take, or a
-            task parameter not written as ``{task: ..., params: ...}``.
+        TaskConfigError: unknown class or parameter, a value its parameter does not take, ``params`` not a
+            mapping, or a task parameter not written as ``{task: ..., params: ...}``.
     """
+    values = params_mapping(path, params)
     task_class = import_task_class(path)
     declared = dict(task_class.get_params())
     kwargs = {}
-    for name, value in dict(params or {}).items():
+    for name, value in values.items():
         if name not in declared:
             known = sorted(n for n in declared if not hasattr(kart_core.TaskOnKart, n))
             raise TaskConfigError(
@@ -109,7 +134,7 @@ def task_from_config(
     try:
         return task_class(**kwargs)
     except Exception as exc:
-        raise TaskConfigError(f"task {path!r} with params {dict(params or {})!r}: {type(exc).__name__}: {exc}") from exc
+        raise TaskConfigError(f"task {path!r} with params {values!r}: {type(exc).__name__}: {exc}") from exc
 
 
 def _convert(path: str, name: str, param: Any, value: Any, workspace_directory: str | None) -> Any:

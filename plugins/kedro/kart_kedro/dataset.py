@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import difflib
+import os
+from collections.abc import Mapping
 from typing import Any, NewType
 
 from kedro.io import AbstractDataset, DatasetError
 
 import kart_core
-from kart_kedro._config import TaskConfigError, project_root, task_from_config, undo_path_rewrite
+from kart_kedro._config import (
+    TaskConfigError,
+    import_task_class,
+    params_mapping,
+    project_root,
+    task_from_config,
+    undo_path_rewrite,
+)
 from kart_kedro._receipt import KartReceipt
 from kart_kedro.task_text import describe, first_difference
 
 __all__ = ["JSONPreview", "TaskOnKartDataset", "task_preview"]
+
+# The keys a catalog entry of this dataset takes besides ``type`` (the constructor's arguments).
+_ENTRY_KEYS = ("task", "params", "workspace_directory", "metadata")
 
 # A mismatch may lie deep in nested tasks: its message shows them with their parameters down to this depth.
 _MISMATCH_DEPTH = 4
@@ -58,33 +71,55 @@ class TaskOnKartDataset(AbstractDataset[Any, Any]):
           workspace_directory: data/kart   # optional; s3:// works
     """
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> TaskOnKartDataset:
+        """Refuse an entry key the constructor does not take, before Python's own words for it.
+
+        Kedro's ``AbstractDataset.from_config`` calls the class with the entry's keys and answers a ``TypeError``
+        with "unexpected keyword argument 'param'"; this names the key, the closest key it takes (``param`` ->
+        ``params``), or, for a parameter of the task written beside ``task``, says to put it under ``params``.
+        Pickle and copy call it with no arguments (nothing is checked then).
+
+        Raises:
+            DatasetError: an unknown key, or no ``task`` (Kedro adds the entry's name).
+        """
+        unknown = [key for key in kwargs if key not in _ENTRY_KEYS]
+        if unknown:
+            raise DatasetError(_unknown_keys(unknown, kwargs.get("task")))
+        if kwargs and not args and "task" not in kwargs:
+            raise DatasetError(
+                "TaskOnKartDataset: the entry has no 'task' key; give it the dotted path of a TaskOnKart class "
+                "(task: mypipeline.tasks.MakeFeatures)"
+            )
+        return super().__new__(cls)
+
     def __init__(
         self,
         task: str,
-        params: dict[str, Any] | None = None,
-        workspace_directory: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        workspace_directory: str | os.PathLike[str] | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
         """Build the task object now, so a bad entry fails when the catalog creates it.
 
         Args:
             task: dotted path of a TaskOnKart subclass.
-            params: its parameters; a task parameter is ``{task: ..., params: {...}}``. Values under
-                keys ``path``/``filepath``/``filename`` that Kedro made absolute are taken relative
-                to the project root again, so the task is the same from any checkout directory.
-            workspace_directory: where outputs live; default: the task's (luigi config or ./resources/).
+            params: its parameters, a mapping of parameter name to value; a task parameter is ``{task: ...,
+                params: {...}}``. Values under keys ``path``/``filepath``/``filename`` that Kedro made absolute are
+                taken relative to the project root again, so the task is the same from any checkout directory.
+            workspace_directory: where outputs live, a folder path or URL (``str`` or ``os.PathLike``); default: the
+                task's (luigi config or ./resources/).
             metadata: free-form information for plugins such as kedro-viz.
 
         Raises:
-            DatasetError: a bad entry (unknown module, class or parameter, a value of the wrong type);
-                Kedro adds the entry's name.
+            DatasetError: a bad entry (unknown module, class or parameter, a value of the wrong type, ``params``
+                not a mapping, ``workspace_directory`` not a path); Kedro adds the entry's name.
         """
         self._task_path = task
-        self._params = undo_path_rewrite(dict(params or {}), project_root())
-        self._workspace_directory = workspace_directory
-        self.metadata = metadata
         try:
-            self._task = task_from_config(task, self._params, workspace_directory)
+            self._params = undo_path_rewrite(params_mapping(task, params), project_root())
+            self._workspace_directory = _workspace(workspace_directory)
+            self.metadata = metadata
+            self._task = task_from_config(task, self._params, self._workspace_directory)
         except TaskConfigError as exc:
             # Kedro adds "." and the entry's name after this message.
             raise DatasetError(f"TaskOnKartDataset: {str(exc).rstrip('.')}") from exc
@@ -215,6 +250,46 @@ class TaskOnKartDataset(AbstractDataset[Any, Any]):
             "workspace_directory": str(self._task.workspace_directory),
             "filepath": ", ".join(str(target.path()) for target in _targets(self._task.output())),
         }
+
+
+def _workspace(value: Any) -> str | None:
+    """The entry's ``workspace_directory`` as a string (an ``os.PathLike`` turned into its path).
+
+    Raises:
+        TaskConfigError: neither None, a string nor a path-like object giving a string (a YAML number
+            would otherwise become a folder named after it in the working directory).
+    """
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, os.PathLike):
+        path = os.fspath(value)
+        if isinstance(path, str):
+            return path
+    raise TaskConfigError(
+        f"'workspace_directory' takes a folder path or URL as a string (data/kart, s3://bucket/kart); got "
+        f"{type(value).__name__} {value!r}. Quote it in YAML if it is meant as a name"
+    )
+
+
+def _unknown_keys(unknown: list[str], task: Any) -> str:
+    """What ``DatasetError`` says of entry keys TaskOnKartDataset does not take (``unknown``, in entry order)."""
+    key = str(unknown[0])
+    declared: set[str] = set()
+    if isinstance(task, str):
+        try:
+            declared = set(import_task_class(task).get_param_names(include_significant=True))
+        except TaskConfigError:
+            pass  # the unknown key is the error named; a bad task is named once the key is fixed
+    if key in declared:
+        hint = f"; {key!r} is a parameter of task {task!r}: put it under 'params' (params: {{{key}: ...}})"
+    else:
+        close = difflib.get_close_matches(key, _ENTRY_KEYS, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+    more = f" (and {', '.join(map(repr, unknown[1:]))})" if len(unknown) > 1 else ""
+    return (
+        f"TaskOnKartDataset: the entry has no key {key!r}{hint}{more}. Its keys: type, {', '.join(_ENTRY_KEYS)}; "
+        "the task's parameters go under 'params'"
+    )
 
 
 def _missing_inputs(task: Any) -> list[Any]:
