@@ -853,6 +853,12 @@ def unvouched_reason(record: OutputRecord, sizes: dict[str, int] | None = None) 
             for kind in (TASK_PARAMS, RANDOM_SEED)
             if size(log_relative_path(kind, class_name, unique_id)) is not None
         ]
+        if started and sizes is None and _older_than_run(record, class_name, unique_id):
+            return "none", (
+                f"no finished run of {record.task} recorded it: its last run started after the file was last "
+                f"changed and never finished, and left it as it was; there is neither kart's integrity record "
+                f"nor a task log, so it was put there by hand or by another tool{shared}"
+            )
         if started:
             return "unfinished", (
                 f"a run of {record.task} started ({' and '.join(started)} logs are there) but never finished: it "
@@ -878,6 +884,27 @@ def unvouched_reason(record: OutputRecord, sizes: dict[str, int] | None = None) 
         "gokart",
         f"written by gokart (its run logs are gokart's): it loads unchecked, as gokart's outputs do{shared}",
     )
+
+
+def _older_than_run(record: OutputRecord, class_name: str, unique_id: str) -> bool:
+    """Whether the output of ``record`` was last changed before the start-of-run log (``task_params``, written
+    before ``run()``) of the task's run that never finished: that run left it as it was (a killed rerun over a file
+    gokart or a person put there writes a private name, never the output's path), so it is not that run's partial
+    file. Local files count the later of the modification and status-change times (the latter cannot be set back:
+    attacker at17 H3); objects their store's modification time. False when either cannot be examined."""
+    output = join_url(record.workspace, record.key)
+    started = join_url(record.workspace, log_relative_path(TASK_PARAMS, class_name, unique_id))
+    try:
+        if not protocol_of(output) and not protocol_of(started):
+            found, log = os.stat(_local_path(output)), os.stat(_local_path(started))
+            return max(found.st_mtime_ns, found.st_ctime_ns) < log.st_mtime_ns
+        return storage_for(output).modification_time(output) < storage_for(started).modification_time(started)
+    except (OSError, ValueError, TypeError):  # gone meanwhile, or a store without times: the file may be partial
+        return False
+
+
+def _local_path(path: str) -> str:
+    return path[len("file://") :] if path.startswith("file://") else path
 
 
 _SHARED_PATH = (

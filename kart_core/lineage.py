@@ -475,7 +475,9 @@ def _unrecorded_since(item: Input, path: str, entry: Entry, workspace: str | Non
 
 
 def stale_outputs(
-    targets: Iterable[object], upstreams: Callable[[], Iterable[object]] | None = None
+    targets: Iterable[object],
+    upstreams: Callable[[], Iterable[object]] | None = None,
+    unvouched: list[OutputRecord] | None = None,
 ) -> list[StaleInput]:
     """The direct check for a task whose flattened ``output()`` is ``targets``: its manifests' replaced inputs.
 
@@ -486,6 +488,10 @@ def stale_outputs(
     One read per manifest of the task (one; outside a ``walk_scope`` parsed only when it may record
     inputs, ``manifest.read_if_inputs``) and one JSON read per upstream manifest it recorded, none for
     a manifest already read in the open ``walk_scope``; nothing for outputs without an integrity record.
+
+    ``unvouched`` (when given) gets the record of each output whose manifest was not found (in a
+    ``walk_scope``: not found or unreadable), so the caller can ask the run logs why
+    (``damage.unvouched_reason``) at no cost when every manifest is there.
     """
     seen: set[str] = set()
     stale: list[StaleInput] = []
@@ -504,12 +510,15 @@ def stale_outputs(
         else:
             # A walk keeps the manifest, parsed whole, for the lineage checks that follow; alone (run_one, a
             # KartRunner node) one that records no inputs is not parsed, and None then means just that.
+            missing: list[str] | None = [] if unvouched is not None else None
             if scoped is not None and not scoped.read_runs:
                 manifest = scoped.manifest(path)
             elif scoped is not None:
                 manifest = found[path] = read_unverified(storage_for(path), path, run=True)
             else:
-                manifest = found[path] = read_if_inputs(storage_for(path), path)
+                manifest = found[path] = read_if_inputs(storage_for(path), path, missing)
+            if unvouched is not None and (missing or (manifest is None and scoped is not None)):
+                unvouched.append(record)
         if manifest is not None and manifest.inputs and not manifest.pending:
             current: Mapping[str, str] | None = None
             if scoped is not None:  # judged once for the walk: its lineage check takes the same judgement

@@ -861,9 +861,10 @@ def read_unverified(storage: Storage, path: str, *, run: bool = True) -> Manifes
         return None
 
 
-def read_if_inputs(storage: Storage, path: str) -> Manifest | None:
+def read_if_inputs(storage: Storage, path: str, missing: list[str] | None = None) -> Manifest | None:
     """``read_unverified(..., run=False)``, but None without parsing when the bytes cannot hold a manifest
-    with ``inputs``.
+    with ``inputs``; ``path`` is appended to ``missing`` (when given) when no file is there, so a caller can
+    tell a manifest that records no inputs from none at all.
 
     A task's completeness check asks its manifest for recorded inputs (``kart_core.lineage``); most
     manifests record none (nothing loaded through kart), and parsing one costs as much as reading it.
@@ -874,6 +875,13 @@ def read_if_inputs(storage: Storage, path: str) -> Manifest | None:
     """
     try:
         data = _unsealed(storage.read_bytes(path))
+    except FileNotFoundError:
+        if missing is not None:
+            missing.append(path)
+        return None
+    except (OSError, ValueError):  # unreadable: a folder there, a storage error
+        return None
+    try:
         if b"\\u" not in data and _INPUTS_ARRAY.search(data) is None:
             return None
         return Manifest.from_bytes(data, run=False)

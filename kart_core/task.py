@@ -19,6 +19,7 @@ from luigi.task import task_id_str
 
 from kart_core import (
     commit_marker,
+    damage,
     identity,
     lineage,
     luigi_events,
@@ -37,6 +38,7 @@ from kart_core.contract import KartTarget, LuigiTask
 from kart_core.errors import EmptyDumpError, OutputTypeError, ParameterTypeError, RequiresError, TaskDefinitionError
 from kart_core.file_processor import FileProcessor, make_file_processor
 from kart_core.hashing import short_id
+from kart_core.manifest import OutputRecord
 from kart_core.output_digests import SiblingOutputs, complete_from_scope
 from kart_core.pandas_type_config import PandasTypeConfigMap
 from kart_core.param_plan import (
@@ -437,7 +439,10 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T], metaclass=KartRegister)
             return False
         done = all(target.exists() for target in outputs) and _commits_settled(outputs)
         if done and armed is False:
-            stale = lineage.stale_outputs(outputs, self.kart_requires)
+            unvouched: list[OutputRecord] = []
+            stale = lineage.stale_outputs(outputs, self.kart_requires, unvouched)
+            if unvouched and _unfinished_run(self, unvouched):
+                return False
             if stale:
                 # Like a rerun: the old outputs stay until the new run's commit replaces them.
                 state.stale = tuple(stale)
@@ -753,6 +758,24 @@ def _sibling_checkable(task: TaskOnKart[Any]) -> bool:
             or task.kart_requires()
         )
     return bool(known)
+
+
+def _unfinished_run(task: TaskOnKart[Any], unvouched: list[OutputRecord]) -> bool:
+    """Whether an output of ``task`` that no integrity record vouches for is what a killed or failed run left.
+
+    A ``run()`` that writes its output itself, at a path its own code computes (not ``dump()``, not the
+    path a target hands out), writes in place: killed half way, its partial file stands at the final path.
+    Its run logs tell (``damage.unvouched_reason``: the start-of-run logs are there, the task log is not),
+    as a load of the file does, which refuses it; so the task is incomplete and runs again. Outputs gokart
+    wrote, or put there by hand, stay complete (they load unchecked, with a warning). Two to four stats, only
+    for outputs without a manifest (attacker at24 F9: ``complete()`` was True and ``run_one`` said CACHED).
+    """
+    for record in unvouched:
+        origin, reason = damage.unvouched_reason(record)
+        if origin == "unfinished":
+            logger.warning("%s is incomplete: its output %r: %s; it runs again", task.kart_label(), record.key, reason)
+            return True
+    return False
 
 
 def _commits_settled(outputs: list[Any]) -> bool:

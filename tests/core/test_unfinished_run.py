@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -19,10 +20,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import luigi
 import pytest
 
 import kart_core
 from kart_core.errors import DamagedOutputError, GokartBuildError, MissingOutputError
+from kart_core.storage import storage_for
+from kart_core.workspace import MODULE_VERSIONS, RANDOM_SEED, TASK_LOG, TASK_PARAMS, log_relative_path
 
 _TASKS = textwrap.dedent(
     """
@@ -195,3 +199,82 @@ def test_loading_an_absent_output_raises_file_not_found_without_a_diagnosis(
         task.output().load()
     assert isinstance(raised.value, FileNotFoundError)
     assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
+
+
+# --- complete() and run_one see such a file too (attacker at24 F9) -------------------------------------------------
+
+
+class UfByHand(kart_core.TaskOnKart[str]):
+    """Writes its csv output itself, at the path it computes from the workspace and its id (on local disk or
+    object storage), and fails half way when ``fail`` is set: its partial file stands at the final path."""
+
+    fail = luigi.BoolParameter(default=False, significant=False)
+
+    def output(self) -> Any:
+        return self.make_target("uf/by_hand.csv")
+
+    def run(self) -> None:
+        path = f"{self.workspace_directory}/uf/by_hand_{self.make_unique_id()}.csv"
+        # One put of what the export wrote before it broke (object storage has no half-written object).
+        with storage_for(path).atomic_write(path) as file:
+            file.write(b"a\n1\n" if self.fail else b"a\n1\n2\n3\n")
+        if self.fail:
+            raise RuntimeError("the export broke half way")
+
+
+def test_complete_and_run_one_take_an_unfinished_runs_file_as_incomplete(
+    any_workspace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``complete()`` applies the load's test (start-of-run logs, no task log, no integrity record): it said True,
+    so ``if task.complete(): task.output().load()`` failed, and ``run_one`` (Airflow's operator, a to_pipeline node)
+    called the task cached, on local disk and on object storage."""
+    with pytest.raises(GokartBuildError, match="broke half way"):
+        kart_core.build(UfByHand(workspace_directory=any_workspace, fail=True), reset_register=False)
+    task = UfByHand(workspace_directory=any_workspace)
+    with caplog.at_level(logging.WARNING):
+        assert task.complete() is False
+    assert "UfByHand" in caplog.text and "never finished" in caplog.text and "runs again" in caplog.text
+
+    assert kart_core.run_one(task) is kart_core.RunStatus.RAN
+    assert task.complete() is True
+    assert list(task.output().load()["a"]) == [1, 2, 3]
+    assert kart_core.run_one(task) is kart_core.RunStatus.CACHED
+
+
+def test_luigi_build_runs_an_unfinished_runs_task_again(tmp_path: Path) -> None:
+    """luigi's scheduler asks ``complete()`` only: before, it skipped the task and its reader loaded the partial
+    file (refused as damage). Now the task runs again and its reader gets the whole output."""
+    workspace = str(tmp_path / "ws")
+    with pytest.raises(GokartBuildError):
+        kart_core.build(UfByHand(workspace_directory=workspace, fail=True), reset_register=False)
+    reader = UfCount(source=UfByHand(workspace_directory=workspace), workspace_directory=workspace)
+    assert luigi.build([reader], local_scheduler=True, log_level="ERROR") is True
+    assert reader.output().load() == 3
+
+
+class UfCount(kart_core.TaskOnKart[int]):
+    source = kart_core.TaskInstanceParameter()
+
+    def run(self) -> None:
+        self.dump(len(self.load("source")))
+
+
+@pytest.mark.parametrize("origin", ["by_hand", "gokart"])
+def test_a_file_no_run_of_kart_left_unfinished_stays_complete(tmp_path: Path, origin: str) -> None:
+    """Only a run that started and never finished makes the task incomplete: a file put there by hand (no run
+    logs) and one gokart wrote (its run logs, task log included, and no integrity record) stay complete and
+    load unchecked, as before."""
+    workspace = tmp_path / "ws"
+    task = UfByHand(workspace_directory=str(workspace))
+    path = Path(task.output().path())
+    path.parent.mkdir(parents=True)
+    path.write_text("a\n7\n")
+    if origin == "gokart":
+        unique_id = task.make_unique_id()
+        for kind in [TASK_PARAMS, RANDOM_SEED, MODULE_VERSIONS, TASK_LOG]:
+            log = workspace / log_relative_path(kind, "UfByHand", unique_id)
+            log.parent.mkdir(parents=True, exist_ok=True)
+            log.write_bytes(b"" if kind is MODULE_VERSIONS else pickle.dumps({}))  # gokart's versions log is empty
+    assert task.complete() is True
+    assert kart_core.run_one(task) is kart_core.RunStatus.CACHED
+    assert list(task.output().load()["a"]) == [7]
