@@ -33,6 +33,8 @@ _ANSWER = "FORK-SERVER-ANSWER "
 # runs import nothing more. kart's runs import kart_core themselves (the tree under test, never the server's).
 GOKART = ("gokart",)
 KART = ("luigi", "pandas")
+# kart's runs on S3 (moto's server) also import s3fs, which brings aiobotocore, botocore and aiohttp (~0.6 s of CPU).
+KART_S3 = (*KART, "s3fs")
 # Variables read at interpreter or library start-up, not per run: a run whose values differ from the
 # server's is a real subprocess. PYTHONPATH and PYTHONDONTWRITEBYTECODE are applied per run.
 _AT_START = ("PYTHON", "LUIGI_CONFIG_PARSER", "POLARS_", "OMP_", "OPENBLAS_", "MKL_", "NUMEXPR_")
@@ -279,6 +281,7 @@ class Run:
         self.args = [sys.executable, *args]
         self._process: subprocess.Popen[str] | None = None
         self._ended = False  # its exit code came: its pid may be another process's now
+        self._code: int | None = None  # that exit code (None: killed by ``kill``, or still running)
         if _at_start(env) != _at_start(_server_environment()):
             self._process = subprocess.Popen(
                 self.args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -292,6 +295,15 @@ class Run:
         pid = self._server.wait(self._id, "pid", None)
         assert pid is not None
         self.pid = pid
+
+    def poll(self) -> int | None:
+        """Its exit code if it ended, else None (as ``subprocess.Popen.poll``); ``wait`` still gives its output."""
+        if self._process is not None:
+            return self._process.poll()
+        if self._ended:
+            return self._code
+        with self._server.arrived:
+            return self._server.answers.get(self._id, {}).get("code")
 
     def wait(self, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
         """Its exit code, stdout and stderr once it ended.
@@ -310,7 +322,7 @@ class Run:
         if code is None:
             self.kill()
             raise subprocess.TimeoutExpired(self.args, timeout or 0)
-        self._ended = True
+        self._ended, self._code = True, code
         try:
             out, err = Path(self._out).read_text(), Path(self._err).read_text()
         finally:
@@ -331,7 +343,7 @@ class Run:
             os.kill(self.pid, signal.SIGKILL)
         except ProcessLookupError:
             return
-        self._server.wait(self._id, "code", 30)
+        self._code = self._server.wait(self._id, "code", 30)
         self._ended = True
         self._folder.cleanup()
 

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import fork_server
 import luigi
 import pytest
 from other_host import wait_for
@@ -115,11 +116,17 @@ def signed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(SIGNING_KEY, "a test key of some length")
 
 
+# What the killed builds import before kart_core: a fork of a server that imported these once (tests/fork_server.py)
+# costs its fork and its build; a fresh interpreter spent ~2 s of CPU on them, for each of the ~100 kills of a session.
+PRELOADED = fork_server.KART_S3
+
+
 def _killer(tmp_path: Path, workspace: str, n: int, rerun: bool, kill_after: int) -> subprocess.CompletedProcess[str]:
+    """The KILLER script run in a process of its own (forked from the preloading server), its environment this one's."""
     script = tmp_path / "killer.py"
     script.write_text(KILLER)
-    command = [sys.executable, str(script), workspace, REPO, HERE, str(n), "rerun" if rerun else "-", str(kill_after)]
-    return subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    args = [str(script), workspace, REPO, HERE, str(n), "rerun" if rerun else "-", str(kill_after)]
+    return fork_server.run(args, tmp_path, dict(os.environ), 120, PRELOADED)
 
 
 def _prepared(where: str, name: str, earlier: int | None) -> str:
@@ -235,7 +242,7 @@ PAUSED = textwrap.dedent(
     """
     import contextlib, os, signal, socket, sys
     from pathlib import Path
-    sys.path[:0] = [sys.argv[2], sys.argv[3]]
+    sys.path[:0] = [sys.argv[2], sys.argv[3], os.path.dirname(sys.argv[3])]  # tests/ for test_side_record_kill's imports
     workspace, flag = sys.argv[1], sys.argv[4]
     socket.gethostname = lambda: "paused.example"  # another machine (its own lock folder too)
     import kart_core
