@@ -78,8 +78,8 @@ Child(redis_port="6379")
 # One mypy cache per plugin, kept between sessions (tests/mypy_cache.py): analysing kart_core, luigi and
 # gokart is most of a cold run's time (minutes on a loaded machine); later runs reuse it, which also
 # exercises the plugin's metadata being read back from the cache for classes of other modules. The plugin's
-# file is in the cache's key (mypy's plugins snapshot): kart_core/mypy.py imports only mypy.
-_CACHES = {plugin: mypy_cache(f"plugin {plugin}") for plugin in ("kart_core.mypy", "gokart.mypy")}
+# file is in the cache's key (mypy's plugins snapshot): kart_core/mypy.py imports only mypy. Named (and, for a
+# new checkout, copied from another's) when a test first runs mypy, not at collection.
 
 
 # mypy analyses only what the plugins read (luigi, kart_core, gokart; stubs such as typeshed's are always
@@ -105,7 +105,7 @@ def _mypy(tmp_path: Path, plugin: str, source: str, options: str = "") -> list[s
     # `pip install -e` (make test) installs kart through an import hook, which mypy does not follow:
     # point mypy at the folder that holds kart_core, as a normal install's site-packages would.
     env["MYPYPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(kart_core.__file__)))
-    cache = str(_CACHES[plugin]) + ("-strict" if "disallow_missing_parameters" in options else "")
+    cache = str(mypy_cache(f"plugin {plugin}" + (" strict" if "disallow_missing_parameters" in options else "")))
     done = subprocess.run(
         [sys.executable, "-m", "mypy", "--cache-dir", cache, "--config-file", "pyproject.toml", "tasks.py"],
         cwd=tmp_path,
