@@ -8,19 +8,20 @@ the older upstream as cached. Now a beaten commit whose inputs are all current r
 whose inputs were committed again since is still dropped.
 
 Each run is a process of its own calling ``kart_core.run_one`` (as an Airflow worker does), held between its load
-and its dumps by a gate file until the test releases it; on local disk and on moto's S3.
+and its dumps by a gate file until the test releases it; on local disk and on moto's S3. The runs are forks of a
+server that imported luigi, pandas and s3fs once (tests/fork_server.py; each imports kart_core itself): a fresh
+interpreter spent ~2 s of CPU on those imports, for each of the ~60 runs here.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
 
+import fork_server
 import pytest
 
 REPO = str(Path(__file__).resolve().parents[2])
@@ -152,17 +153,13 @@ def race(tmp_path: Path, request: pytest.FixtureRequest) -> tuple[Path, dict[str
 def _mid_manifest(where: Path, env: dict[str, str]) -> bytes:
     script = "import kart_core.storage as s, race_tasks as t; r = t.MID().output().record; "
     script += "import sys; sys.stdout.write(s.storage_for(r.manifest).read_bytes(r.manifest).hex())"
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=where, timeout=60
-    )
+    done = fork_server.run(["-c", script], where, env, 60, fork_server.KART_S3)
     assert done.returncode == 0, done.stderr[-3000:]
     return bytes.fromhex(done.stdout)
 
 
 def _run(where: Path, env: dict[str, str], *args: str) -> object:
-    done = subprocess.run(
-        [sys.executable, str(where / "run.py"), *args], capture_output=True, text=True, env=env, cwd=where, timeout=120
-    )
+    done = fork_server.run([str(where / "run.py"), *args], where, env, 120, fork_server.KART_S3)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1]) if args[0] not in ("src", "other") else None
 
@@ -172,29 +169,22 @@ def _src(where: Path, env: dict[str, str], value: float) -> None:
     _run(where, env, "src")
 
 
-def _start_mid(where: Path, env: dict[str, str], gate: str) -> subprocess.Popen[str]:
+def _start_mid(where: Path, env: dict[str, str], gate: str) -> fork_server.Run:
     (where / "marks" / gate).touch()
-    process = subprocess.Popen(
-        [sys.executable, str(where / "run.py"), "mid"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=dict(env, RACE_GATE=gate),
-        cwd=where,
-    )
+    process = fork_server.start([str(where / "run.py"), "mid"], where, dict(env, RACE_GATE=gate), fork_server.KART_S3)
     deadline = time.monotonic() + 120
     while not (where / "marks" / f"started-{gate}").exists():
-        assert process.poll() is None, process.communicate()[1][-3000:]
+        assert process.poll() is None, process.wait().stderr[-3000:]
         assert time.monotonic() < deadline, f"run {gate} never loaded its input"
         time.sleep(0.05)
     return process
 
 
-def _release(where: Path, process: subprocess.Popen[str], gate: str) -> tuple[str, str]:
+def _release(where: Path, process: fork_server.Run, gate: str) -> tuple[str, str]:
     (where / "marks" / gate).unlink(missing_ok=True)
-    out, err = process.communicate(timeout=120)
-    assert process.returncode == 0, err[-3000:]
-    return json.loads(out.strip().splitlines()[-1]), err
+    done = process.wait(120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
 
 
 def _prepared(where: Path, env: dict[str, str], top: float = 61.0) -> None:
@@ -255,10 +245,10 @@ def test_a_by_path_writer_on_the_newer_upstream_goes_on_after_the_other_commits(
     assert _run(where, env, "top") == ["RAN", 81.0, True, 80.0]
 
 
-def _wait_for(where: Path, name: str, process: subprocess.Popen[str]) -> None:
+def _wait_for(where: Path, name: str, process: fork_server.Run) -> None:
     deadline = time.monotonic() + 120
     while not (where / "marks" / name).exists():
-        assert process.poll() is None, process.communicate()[1][-3000:]
+        assert process.poll() is None, process.wait().stderr[-3000:]
         assert time.monotonic() < deadline, f"no {name}"
         time.sleep(0.05)
 
