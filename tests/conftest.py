@@ -148,14 +148,18 @@ def workspace(tmp_path: Path) -> str:
 # cut to about a third of their CPU since (one long-lived af_worker; mypy follows only what its plugins read).
 # Session 13: heartbeat left the list (its long commit now waits before each copy: ~15 s of CPU, ~10 s of it
 # asleep); test_project's mypy keeps its cache between sessions (~10 s of CPU warm, still ~65 s on a new machine).
+# Session 25: test_side_record_kill (~235 s in session 24's CI; its kills now forks, its S3 steps still ~2 minutes)
+# joins near the top, test_superseded_inputs (~110 s of four tests, now forks too) near the end.
 LONGEST_FILES = (
     "tests/kedro/test_kedro_project_cache.py",
+    "tests/core/test_side_record_kill.py",
     "tests/airflow/test_airflow_celery.py",
     "tests/airflow/test_airflow_worker.py",
     "tests/airflow/test_airflow_standalone.py",
     "tests/test_project.py",
     "tests/kedro/test_kedro_project.py",
     "tests/core/test_mypy_plugin.py",
+    "tests/core/test_superseded_inputs.py",
 )
 
 
