@@ -26,7 +26,7 @@ from collections.abc import Iterator
 
 from kart_core.errors import DamagedOutputError, IntegrityError
 from kart_core.lock import LockParams, commit_lock_directory, hold_lock
-from kart_core.manifest import OutputRecord, manifest_task, read_manifest
+from kart_core.manifest import OutputRecord, manifest_task, read_manifest, read_unverified
 from kart_core.signing import HEADER_SIZE, MAGIC, Signer
 from kart_core.storage import storage_for
 from kart_core.workspace import LOG_DIRECTORY, MANIFEST, join_url
@@ -37,6 +37,7 @@ __all__ = [
     "SETTLE_SECONDS",
     "CutShort",
     "Record",
+    "claimant",
     "cut_short",
     "explain",
     "listed",
@@ -184,6 +185,44 @@ def listed(record: OutputRecord, signer: Signer | None) -> bool:
         if manifest is not None and record.key in manifest.side:
             return True
     return False
+
+
+def claimant(record: OutputRecord) -> str | None:
+    """The task of another class whose manifest in ``record``'s workspace lists ``record.key`` as its committed
+    output, as ``Class[1234abcd]``; None when no manifest does, or only the record's own, or one of the record's
+    class (a path shared by the parameter sets of one class, ``make_target(..., use_unique_id=False)``, is
+    gokart's "latest" idiom and stays allowed).
+
+    Two task classes naming one file (another task's default output path, or one fixed path) overwrite each
+    other's committed output, and each reader is handed the other's value (attacker at25 F3). Reads the
+    workspace's manifests (each parsed only when its bytes hold the key): asked only for an output that exists with
+    no record of its own task, whose task has no run logs, or that a rerun is about to replace. Unverified: a
+    forged manifest can only make kart refuse, naming it.
+
+    Raises:
+        OSError: the store could not be asked.
+    """
+    folder = join_url(record.workspace, MANIFEST_FOLDER)
+    storage = storage_for(folder)
+    own = record.manifest_name.rsplit("/", 1)[-1]
+    own_class = own.rpartition("_")[0]
+    needle = json.dumps(record.key, ensure_ascii=False)[1:-1].encode()
+    for name in sorted(storage.list_dir(folder)):
+        if name == own or not name.endswith(MANIFEST.extension) or name.rpartition("_")[0] == own_class:
+            continue
+        path = join_url(folder, name)
+        try:
+            data = storage.read_bytes(path)
+            if needle not in data and b"\\u" not in data:
+                continue
+            manifest = read_unverified(storage, path, run=False)
+        except (OSError, ValueError):  # gone meanwhile, or not a manifest: it names nothing
+            continue
+        entry = manifest.outputs.get(record.key) if manifest is not None else None
+        if entry is None or (entry.owner is not None and record.owner and entry.owner == record.owner):
+            continue
+        return manifest_task(f"{MANIFEST_FOLDER}/{name}")
+    return None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -25,6 +25,7 @@ from kart_core import (
     luigi_events,
     runlog,
     runner,
+    side_record,
     target_config,
     task_io,
     task_targets,
@@ -426,6 +427,8 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T], metaclass=KartRegister)
         armed = state.armed
         if armed is True:
             armed = state.armed = arm_rerun(outputs)
+            if armed.unrecorded:  # the rerun replaces files its task never committed: not another class's
+                _refuse_claimed(self, [target.record for target in outputs if _unrecorded(target, armed)])
         if isinstance(armed, Baseline):
             if armed.pending():
                 return False
@@ -769,13 +772,45 @@ def _unfinished_run(task: TaskOnKart[Any], unvouched: list[OutputRecord]) -> boo
     as a load of the file does, which refuses it; so the task is incomplete and runs again. Outputs gokart
     wrote, or put there by hand, stay complete (they load unchecked, with a warning). Two to four stats, only
     for outputs without a manifest (attacker at24 F9: ``complete()`` was True and ``run_one`` said CACHED).
+
+    Raises:
+        OutputTypeError: an output no run of ``task`` recorded is another task class's committed output
+            (``_refuse_claimed``).
     """
     for record in unvouched:
         origin, reason = damage.unvouched_reason(record)
         if origin == "unfinished":
             logger.warning("%s is incomplete: its output %r: %s; it runs again", task.kart_label(), record.key, reason)
             return True
+        if origin == "none":
+            _refuse_claimed(task, [record])
     return False
+
+
+def _unrecorded(target: Any, baseline: Baseline) -> bool:
+    record = getattr(target, "record", None)
+    return isinstance(record, OutputRecord) and (record.manifest, record.key) in baseline.unrecorded
+
+
+def _refuse_claimed(task: TaskOnKart[Any], records: list[OutputRecord]) -> None:
+    """Refuse ``task`` when one of its outputs (``records``: files it never committed) is another task class's
+    committed output (``side_record.claimant``): its run would overwrite that output, and each task's readers would
+    be handed the other's value (attacker at25 F3: a ``make_target`` of another task's path, or a fixed path two
+    classes write).
+
+    Raises:
+        OutputTypeError: naming both tasks, the path, and what to change.
+    """
+    for record in records:
+        other = side_record.claimant(record)
+        if other is not None:
+            raise OutputTypeError(
+                f"{task.kart_label()}: its output {record.key!r} is {other}'s committed output (that task's integrity "
+                f"record lists the file), so kart neither counts it as {task.kart_label()}'s nor runs "
+                f"{task.kart_label()} over it: each task's readers would be handed the other's value. Give "
+                f"{type(task).__name__} or {other.split('[')[0]} a path of its own (make_target with another name, "
+                f"or keep use_unique_id), or make one require the other and load its output."
+            )
 
 
 def _commits_settled(outputs: list[Any]) -> bool:
