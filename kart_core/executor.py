@@ -74,7 +74,7 @@ def execute(
 
     Args:
         graph: a walked graph; its ``expanded`` nodes are the incomplete ones.
-        workers: how many tasks may run at once.
+        workers: how many tasks may run at once; the pool has no more workers than there are tasks to run.
         executor: "process" or "thread", used when ``workers > 1``. On threads, the tasks with seed methods
             (``fix_random_seed_methods``) run one at a time: they seed the process's shared generators.
         keep_going: after a failure, go on with the tasks that do not depend on it. A missing external
@@ -117,7 +117,9 @@ def execute(
             executor = _process_or_thread(graph)
         if executor == "process":
             recipe = plugin_recipe(hook_manager if hook_manager is not None else default_hook_manager())
-        pool = _Pool(workers, executor, hook_manager, recipe, lock)
+        # No more workers than tasks to run: a process pool forks all its workers at once (attacker at25 F1:
+        # workers=200 forked 200 copies of the caller for one task; luigi starts one per task it runs).
+        pool = _Pool(min(workers, len(pending)), executor, hook_manager, recipe, lock)
         _execute_in_pool(graph, pending, result, pool, keep_going, display, release, limits)
     result.seconds = time.perf_counter() - started
     return result

@@ -267,17 +267,28 @@ def _resolved_defaults(cls: type, family: str, params: list[tuple[str, luigi.Par
 
 
 def _config_value_error(cls: type, section: str, name: str, param: luigi.Parameter, exc: Exception) -> Exception:
-    """A ``SettingValueError`` naming the task class, the parameter, the config line and its file;
-    ``exc`` itself when no config value of ``[section] name`` is there to blame (a command-line value)."""
+    """A ``SettingValueError`` naming the task class, the parameter, and the config line and its file, or (no config
+    value of ``[section] name`` is there to blame) the command-line flag that gave the value."""
     raw = luigi.configuration.get_config().get(section, name, None)
+    # What the parameter type says about the form it reads (TaskInstanceParameter's JSON), after the error.
+    form = "".join(f" {note}" for note in getattr(exc, "__notes__", ()))
     if raw is None:
-        return exc
+        # luigi's command line (attacker at25 F4: a bare JSONDecodeError named neither the task nor the parameter).
+        flag = f"--{section}-{name}".replace("_", "-")
+        said = (
+            f"The value given on the command line for the parameter {name!r} of {cls.__name__} ({flag}, or --"
+            f"{name.replace('_', '-')} for the task named on the command line) is not a valid {type(param).__name__} value"
+        )
+        if not isinstance(exc, ValueError):  # a custom parse's own error type stays catchable as it was
+            exc.add_note(f"{said}. Fix the value on the command line.")
+            return exc
+        return SettingValueError(f"{said} ({type(exc).__name__}: {exc}).{form} Fix the value on the command line.")
     files = luigi_config.files_setting(section, name)
     where = f"in {', '.join(repr(path) for path in files)}" if files else "set by the program"
     return SettingValueError(
         f"[{section}] {name} = {raw!r} in luigi's config ({where}) is not a valid {type(param).__name__} value "
-        f"for the parameter {name!r} of {cls.__name__} ({type(exc).__name__}: {exc}). Fix the value in the config, "
-        f"or pass {name}=... when creating the task."
+        f"for the parameter {name!r} of {cls.__name__} ({type(exc).__name__}: {exc}).{form} Fix the value in the "
+        f"config, or pass {name}=... when creating the task."
     )
 
 

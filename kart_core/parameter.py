@@ -117,8 +117,16 @@ class TaskInstanceParameter(luigi.Parameter, Generic[TaskT]):
         super().__init__(default=default, **kwargs)
 
     def parse(self, x: Any) -> Any:
-        """Rebuild the task from its serialized form (a JSON string or an already decoded mapping)."""
-        reference = decode_task_reference(x) if isinstance(x, str) else dict(x)
+        """Rebuild the task from its serialized form (a JSON string or an already decoded mapping).
+
+        Raises:
+            ValueError: (json's JSONDecodeError) ``x`` is not JSON; a note gives the form it takes.
+        """
+        try:
+            reference = decode_task_reference(x) if isinstance(x, str) else dict(x)
+        except ValueError as exc:
+            exc.add_note(_REFERENCE_FORM)
+            raise
         return _task_from_reference(reference)
 
     def serialize(self, x: Any) -> str:
@@ -154,6 +162,12 @@ class TaskInstanceParameter(luigi.Parameter, Generic[TaskT]):
                 f"parameter {param_name!r} expects an instance of {_type_name(self.expected_type)}, "
                 f"got {_given(param_value)}. Pass a task object, e.g. {param_name}=SomeTask(...)."
             )
+
+
+_REFERENCE_FORM = (
+    "A task parameter's value is written as JSON naming the task's class and its parameters as strings: "
+    '{"type": "MyTask", "params": {"n": "1"}} (a list of them for a ListTaskInstanceParameter).'
+)
 
 
 class ListTaskInstanceParameter(luigi.Parameter, Generic[TaskT]):
@@ -195,8 +209,16 @@ class ListTaskInstanceParameter(luigi.Parameter, Generic[TaskT]):
         return tuple(x) if isinstance(x, Iterable) else x
 
     def parse(self, x: Any) -> list[Any]:
-        """Rebuild the tasks from a JSON list of serialized tasks."""
-        items = json.loads(x) if isinstance(x, str) else list(x)
+        """Rebuild the tasks from a JSON list of serialized tasks.
+
+        Raises:
+            ValueError: (json's JSONDecodeError) ``x`` is not JSON; a note gives the form it takes.
+        """
+        try:
+            items = json.loads(x) if isinstance(x, str) else list(x)
+        except ValueError as exc:
+            exc.add_note(_REFERENCE_FORM)
+            raise
         return [TaskInstanceParameter().parse(item) for item in items]
 
     def serialize(self, x: Any) -> str:

@@ -283,6 +283,14 @@ def output_target(task: KartTask, target: Any) -> TargetOnKart:
     if isinstance(target, TargetOnKart):
         return target
     output = task.kart_outputs()
+    if isinstance(output, (list, tuple)):
+        # A sequence has no keys: its targets are handed to dump themselves, as in gokart (attacker at25 F2).
+        given = "" if target is None else f", {target!r}"
+        raise OutputKeyError(
+            f"{task.kart_label()}.dump(obj{given}): output() is a {type(output).__name__} of {len(output)} targets, "
+            "which has no keys; pass the target itself: dump(obj, self.output()[0]), or return a dict from output() "
+            "and name its key: dump(obj, 'key')."
+        )
     if target is None:
         if not isinstance(output, TargetOnKart):
             raise OutputKeyError(

@@ -165,3 +165,56 @@ def test_resolve_gives_luigis_own_answer_in_parameter_order(
     assert (task.first, task.last) == (1, 4)
     assert task.items == tuple(kwargs.get("items", [1, 2]))  # type: ignore[arg-type]
     assert task.workspace_directory == (args[0] if args else theirs[0][1])
+
+
+class PpUpstream(kart_core.TaskOnKart[int]):
+    def run(self) -> None:
+        self.dump(1)
+
+
+class PpTakesTask(kart_core.TaskOnKart[int]):
+    t = kart_core.TaskInstanceParameter(default=PpUpstream())
+    n = luigi.IntParameter(default=1)
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag", "form"),
+    [
+        (["PpTakesTask", "--PpTakesTask-t", "PpUpstream"], "--PpTakesTask-t", '{"type": "MyTask", "params"'),
+        (["PpTakesTask", "--PpTakesTask-t", "{not json"], "--PpTakesTask-t", '{"type": "MyTask", "params"'),
+        (["PpTakesTask", "--PpTakesTask-n", "five"], "--PpTakesTask-n", "invalid literal for int()"),
+    ],
+)
+def test_a_command_line_value_that_does_not_parse_names_the_task_parameter_and_flag(
+    argv: list[str], flag: str, form: str
+) -> None:
+    """luigi's command line (``gokart.run``, ``python -m luigi``): a bare JSONDecodeError named neither the task nor
+    the parameter nor the form a task parameter takes (attacker at25 F4)."""
+    from luigi.cmdline_parser import CmdlineParser
+
+    with CmdlineParser.global_instance(argv), pytest.raises(kart_core.errors.SettingValueError) as refused:
+        PpTakesTask()
+    message = str(refused.value)
+    assert isinstance(refused.value, ValueError)  # what luigi raised: `except ValueError` still catches it
+    assert "PpTakesTask" in message and flag in message and form in message, message
+
+
+def test_a_config_value_of_a_task_parameter_that_does_not_parse_gives_the_form(tmp_path: Path) -> None:
+    config = tmp_path / "bad.cfg"
+    config.write_text("[PpTakesTask]\nt=PpUpstream\n")
+    luigi.configuration.add_config_path(str(config))
+    with pytest.raises(kart_core.errors.SettingValueError, match=r'\[PpTakesTask\] t = .*\{"type": "MyTask"'):
+        PpTakesTask()
+
+
+def test_a_root_tasks_command_line_task_parameter_that_does_not_parse_gives_the_form() -> None:
+    """``--t`` for the task named on the command line is parsed by luigi itself: the error keeps luigi's type and
+    carries the form a task parameter takes as a note."""
+    from luigi.cmdline_parser import CmdlineParser
+
+    with (
+        CmdlineParser.global_instance(["PpTakesTask", "--t", "PpUpstream"]) as parser,
+        pytest.raises(ValueError) as raised,
+    ):
+        parser.get_task_obj()
+    assert any('{"type": "MyTask", "params"' in note for note in getattr(raised.value, "__notes__", [])), raised.value

@@ -534,3 +534,45 @@ def test_the_pools_workers_exit_when_the_building_process_is_killed(tmp_path: Pa
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     assert not list(workspace.rglob("OrphanSlow_*.pkl"))
+
+
+class PpSiblings(kart_core.TaskOnKart[int]):
+    """Dumps how many worker processes of the pool are alive: the building process's children that run its command
+    (forked workers share it; multiprocessing's resource tracker does not)."""
+
+    value = luigi.IntParameter()
+
+    def run(self) -> None:
+        parent = os.getppid()
+        with open(f"/proc/{parent}/cmdline", "rb") as file:
+            command = file.read()
+        children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+        workers = 0
+        for child in children:
+            with contextlib.suppress(OSError), open(f"/proc/{child}/cmdline", "rb") as file:
+                workers += file.read() == command
+        self.dump(workers)
+
+
+class PpSiblingsRoot(kart_core.TaskOnKart[list[int]]):
+    count = luigi.IntParameter()
+
+    def requires(self) -> Any:
+        return [PpSiblings(value=index) for index in range(self.count)]
+
+    def run(self) -> None:
+        self.dump(self.load())
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="counts worker processes through Linux's /proc")
+@pytest.mark.parametrize("count", [1, 2])
+def test_the_pool_has_no_more_workers_than_tasks_to_run(workspace: str, count: int) -> None:
+    """workers=8 for one or two tasks forks one or two worker processes (attacker at25 F1: it forked eight, and
+    workers=10**6 kept forking until the machine ran out of processes)."""
+    if count == 1:
+        values = [kart_core.build(PpSiblings(value=0), workers=8, executor="process", reset_register=False)]
+    else:
+        # The root runs after its two leaves (three tasks, at most two at once): the pool has three workers at most.
+        values = kart_core.build(PpSiblingsRoot(count=2), workers=8, executor="process", reset_register=False)
+    tasks = count if count == 1 else count + 1
+    assert values and all(1 <= value <= tasks for value in values), values

@@ -16,6 +16,7 @@ from luigi.parameter import MissingParameterException
 
 import kart_core
 from kart_core.errors import (
+    OutputKeyError,
     ParameterTypeError,
     TaskDefinitionError,
     UnrequiredTaskError,
@@ -750,3 +751,23 @@ def test_a_luigi_target_as_a_kart_tasks_output_is_refused_at_run_with_what_to_re
         kart_core.build(task, reset_register=False)
     assert isinstance(raised.value.__cause__, kart_core.errors.OutputTypeError)
     assert not (tmp_path / "out" / "lt.txt").exists()
+
+
+class TkListOut(kart_core.TaskOnKart[int]):
+    def output(self) -> Any:
+        return [self.make_target("l1.pkl"), self.make_target("l2.pkl")]
+
+    def run(self) -> None:
+        self.dump(1, self.output()[0])
+        self.dump(2, self.output()[1])
+
+
+@pytest.mark.parametrize("key", [None, 0, "a"])
+def test_dump_by_key_into_a_list_of_outputs_names_the_call_that_works(workspace: str, key: Any) -> None:
+    """A list has no keys: the message said "Keys: []" (attacker at25 F2); it now names dump(obj, self.output()[0])."""
+    task = TkListOut(workspace_directory=workspace)
+    with pytest.raises(OutputKeyError, match=r"output\(\) is a list of 2 targets, which has no keys") as raised:
+        task.dump(1) if key is None else task.dump(1, key)
+    assert r"dump(obj, self.output()[0])" in str(raised.value) and "Keys: []" not in str(raised.value)
+    assert isinstance(raised.value, KeyError)
+    assert kart_core.build(TkListOut(workspace_directory=workspace), reset_register=False) == [1, 2]
