@@ -988,7 +988,8 @@ class PipelineRun:
         for others (and under KartParallelRunner) the dataset already exists and this does nothing.
         """
         if name not in self.created:
-            self.runtime_datasets.create(name)
+            # Not declared when the run started and not created since (``_in_catalog``): Kedro's check is not asked.
+            self.runtime_datasets.create(name, absent=self.declared is not None and name not in self.declared)
             self.created.add(name)
 
     def restore_inputs(self, node: Any) -> None:
@@ -1039,7 +1040,7 @@ class PipelineRun:
         prepared = self.prepared_at.pop(node_name, None)
         key = self.tasks.get(node_name)
         served = False
-        if result is not None and key is not None and result.status == kart_core.RunStatus.CACHED.value:
+        if result is not None and key is not None and result.status == _CACHED:
             rerun = self.served_or_rerun(node, key)  # another run committed it first
             served, result = rerun is None, result if rerun is None else rerun
         if result is not None and result.changed:
@@ -1121,7 +1122,8 @@ class PipelineRun:
         before = self.committed.pop(node.name, None)
         if key is None:
             return
-        late = {name for name in node.inputs if self.changed.get(name, 0) > (prepared or 0)}
+        # Nothing rebuilt in this run (the common case): no input of it was rebuilt late.
+        late = {name for name in node.inputs if self.changed.get(name, 0) > (prepared or 0)} if self.changed else None
         if late:  # an input was rebuilt after this node had taken it (a pool ran it meanwhile)
             self.stale_reader(node, late)
         elif before is not None and kart_core.output_digests(key.task) != before:

@@ -50,14 +50,19 @@ class RuntimeDatasets:
         self._default_only: bool | None = None  # the resolver has Kedro's runtime pattern and no other
         self._blank: MemoryDataset | None = None  # MemoryDataset(), copied for each bare one
 
-    def create(self, name: str) -> None:
+    def create(self, name: str, absent: bool = False) -> None:
         """Make sure the catalog holds a dataset named ``name`` (created from its runtime pattern if needed).
+
+        ``absent``: the caller knows the catalog neither holds ``name`` nor matches it by a dataset or catch-all
+        pattern (Kedro's ``name in catalog`` is False), so it is not asked: for a name it does not hold, Kedro's check
+        tries both pattern sets (a generator and a set per call; PipelineRun knows the names the catalog held or
+        matched when the run started, and the patterns do not change during a run).
 
         Raises:
             DatasetError: as Kedro's ``get`` (a type that cannot be resolved or built).
         """
         catalog = self.catalog
-        if name in catalog:  # declared, or matched by a dataset or catch-all pattern: Kedro builds it
+        if not absent and name in catalog:  # declared, or matched by a dataset or catch-all pattern: Kedro builds it
             catalog.get(name, fallback_to_runtime_pattern=True)
             return
         resolver = getattr(catalog, "config_resolver", None)  # a catalog of another kind: Kedro's get only
