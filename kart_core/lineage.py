@@ -65,8 +65,8 @@ from kart_core.damage import (
     rewritten_digest,
     unrecorded_content,
 )
-from kart_core.manifest import Entry, Input, Manifest, OutputRecord, read_if_inputs, read_unverified
-from kart_core.signing import HEADER_SIZE, is_sealed
+from kart_core.manifest import Entry, Input, Manifest, OutputRecord, _decoded, read_if_inputs, read_unverified
+from kart_core.signing import HEADER_SIZE, MAGIC
 from kart_core.storage import storage_for
 from kart_core.structure import flatten
 from kart_core.workspace import LOG_DIRECTORY, MANIFEST, join_url, log_workspace
@@ -871,19 +871,20 @@ class LineageMemo:
         try:
             # Parsed, not through from_bytes' cache of parses by bytes (``manifest._PARSED``): the memo keeps the parse
             # itself, and hashing and holding each link's bytes there cost a walk of a cached chain ~2 % of its work.
-            manifest = Manifest._parse(data[HEADER_SIZE:] if is_sealed(data) else data, run=False)
-        except (ValueError, KeyError, TypeError):  # not a manifest (read_unverified's refusals): read it to its end
+            # ``Manifest._parse(body, run=False)`` by its msgspec decode first (one call, not three: asked per link).
+            body = data[HEADER_SIZE:] if data.startswith(MAGIC) else data  # signing.is_sealed
+            manifest = _decoded(Manifest, body, False) or Manifest._parse(body, run=False)
+        except (ValueError, KeyError, TypeError, RecursionError):  # not a manifest (read_unverified's refusals)
             return read_unverified(storage_for(path), path, run=False)
-        if found.st_size <= _MEMO_MAX_BYTES and max(found.st_mtime_ns, found.st_ctime_ns) < self._clock() - _SETTLE_NS:
+        changed = found.st_mtime_ns if found.st_mtime_ns > found.st_ctime_ns else found.st_ctime_ns
+        if found.st_size <= _MEMO_MAX_BYTES and changed < self._clock() - _SETTLE_NS:
             if len(self._manifests) >= _MEMO_LIMIT:
                 self._manifests.clear()
-            self._manifests[path] = (_stat_key(found), manifest)
+            self._manifests[path] = (
+                (found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns),  # _stat_key
+                manifest,
+            )
         return manifest
-
-
-def _stat_key(found: os.stat_result) -> tuple[int, ...]:
-    """What tells a manifest's file unchanged (``LineageMemo``)."""
-    return (found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns)
 
 
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
@@ -971,8 +972,10 @@ class Lineage:
         if node in verdicts:
             return verdicts[node]
         # Per explored manifest until its upstreams' verdicts are known: its replaced inputs (judged when explored,
-        # with the upstream manifests then read) and per input (upstream, its owner, label, built).
-        located: dict[tuple[str, str | None], tuple[list[StaleInput], list[tuple[str, str | None, str, bool]]]] = {}
+        # with the upstream manifests then read) and per input (item, upstream manifest, its workspace, owner).
+        located: dict[
+            tuple[str, str | None], tuple[list[StaleInput], list[tuple[Input, str, str | None, str | None]]]
+        ] = {}
         inputs, recorded, manifest_of, manifests = self._inputs, self._upstreams, self.manifest, self.manifests
         # The manifests this check read first: each dropped once explored (its readers judged against it before),
         # so a chain of 100,000 links does not hold every parsed manifest of it until the end (160 MiB). One asked
@@ -984,7 +987,17 @@ class Lineage:
             current, current_reader, current_workspace, explored = stack.pop()
             key = (current, current_reader)
             if explored:
-                verdicts[key] = self._settle(*located.pop(key))
+                direct, found = located.pop(key)
+                if not direct:
+                    # _settle's common answer without its call: no replaced input, every upstream fresh (asked per link)
+                    for _, upstream, _, upstream_reader in found:
+                        verdict = verdicts.get((upstream, upstream_reader), _FRESH)
+                        if verdict is not _FRESH and verdict.stale:
+                            break
+                    else:
+                        verdicts[key] = _FRESH
+                        continue
+                verdicts[key] = self._settle(direct, found)
                 continue
             if key in verdicts:
                 continue
@@ -1011,10 +1024,7 @@ class Lineage:
                 direct, found, upstreams = self._judge(
                     manifest, current, current_reader, current_workspace, upstreams, path, first
                 )
-            located[key] = (
-                direct,
-                [(upstream, owner, item.task or upstream, item.built) for item, upstream, _, owner in found],
-            )
+            located[key] = (direct, found)
             known = recorded.get(current)
             if known is None:
                 recorded[current] = (found[0][1],) if len(found) == 1 else tuple(dict.fromkeys(f[1] for f in found))
@@ -1184,6 +1194,7 @@ class Lineage:
         memo_read = self.memo.read if self.memo is not None else None
         relative, sep_is_slash = _RELATIVE, os.sep == "/"
         prefix = _joined(workspace, "")
+        local = sep_is_slash and "://" not in workspace  # prefix + key is _joined(workspace, key), a local path
         direct: list[StaleInput] = []
         found: list[tuple[Input, str, str | None, str | None]] = []
         for item in manifest.inputs:
@@ -1227,6 +1238,25 @@ class Lineage:
                         if first is not None and upstream != root:
                             first.add(upstream)
                 found.append((item, upstream, workspace, owner))
+                # _kept(item, upstream, held, workspace) spelled out for a local output whose entry has a stamp (asked
+                # per link): the recorded entry unchanged and its file's stamp the recorded one (maybe_rewritten's
+                # stat), or the file gone (maybe_rewritten: False).
+                if (
+                    local
+                    and entry is not None
+                    and entry.stamp is not None
+                    and held is not None
+                    and not held.pending
+                    and item.digest
+                    and entry.commit == item.commit
+                    and entry.digest == item.digest
+                ):
+                    try:
+                        now = os.stat(prefix + item.key)
+                    except OSError:
+                        continue
+                    if (now.st_ino, now.st_ctime_ns) == tuple(entry.stamp):
+                        continue
             if not _kept(item, upstream, held, upstream_workspace):
                 replaced = _replaced(item, upstream, held, upstream_workspace)
                 if replaced is not None:
@@ -1259,16 +1289,17 @@ class Lineage:
             self._inputs.update(upstream for _, upstream, _, _ in found)
         return known[0]
 
-    def _settle(self, direct: list[StaleInput], upstreams: list[tuple[str, str | None, str, bool]]) -> Verdict:
-        """The verdict of a manifest whose replaced inputs are ``direct`` and whose recorded inputs' upstreams are
-        ``upstreams`` (full manifest path, owner, label, whether its run built it), once their own verdicts are known
-        (an upstream without one, outside any workspace, is fresh)."""
+    def _settle(self, direct: list[StaleInput], upstreams: list[tuple[Input, str, str | None, str | None]]) -> Verdict:
+        """The verdict of a manifest whose replaced inputs are ``direct`` and whose recorded inputs are ``upstreams``
+        (``_judge``'s: the item, its upstream's full manifest path, that manifest's workspace, the owner of the entry it
+        loaded), once their own verdicts are known (an upstream without one, outside any workspace, is fresh)."""
         behind: list[str] = []
         built: list[str] = []
         verdicts = self._verdicts
-        for upstream, upstream_reader, label, was_built in upstreams:
+        for item, upstream, _, upstream_reader in upstreams:
             verdict = verdicts.get((upstream, upstream_reader), _FRESH)
             if verdict is not _FRESH and verdict.stale:
+                label, was_built = item.task or upstream, item.built
                 if label not in behind:
                     behind.append(label)
                 if was_built and label not in built:

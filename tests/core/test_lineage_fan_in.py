@@ -69,13 +69,14 @@ def test_the_walk_judges_each_input_once_and_keeps_no_leaf_manifest(
     judgement: each input's entry and file looked at once) and holds none of the leaves' manifests."""
     assert _build(FiTop(width=3, workspace_directory=workspace)) == 3
     judged: list[str] = []
-    kept = lineage._kept
+    judge = lineage.Lineage._judge
 
-    def counted(item: Any, path: str, upstream: Any, workspace: str | None) -> bool:
-        judged.append(path)
-        return kept(item, path, upstream, workspace)
+    def counted(self: lineage.Lineage, *args: Any) -> Any:
+        direct, found, upstreams = judge(self, *args)
+        judged.extend(upstream for _, upstream, _, _ in found)  # each input judged: its entry and file looked at
+        return direct, found, upstreams
 
-    monkeypatch.setattr(lineage, "_kept", counted)
+    monkeypatch.setattr(lineage.Lineage, "_judge", counted)
     top = FiTop(width=3, workspace_directory=workspace)
     leaves = _leaf_manifests(top)
     with lineage.walk_scope() as scope:
