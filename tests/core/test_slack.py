@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import json
+import os
+import subprocess
+import sys
 import threading
 import urllib.parse
 from collections.abc import Iterator
@@ -206,3 +210,27 @@ def test_the_kart_entry_point_names_the_plugin() -> None:
             "the 'kart' entry point for kart_core.slack is not in the installed metadata yet (pip install -e .)"
         )
     assert isinstance(points[0].load(), SlackNotifier)
+
+
+def test_the_settings_class_is_made_only_when_slack_is_configured(tmp_path: Any) -> None:
+    """Every build's hook manager imports kart_core.slack (the entry point): its frozen SlackSettings dataclass, whose
+    methods are generated from source, is made only when a build finds Slack configured, or when it is named."""
+    script = (
+        "import sys, luigi\n"
+        "import kart_core.slack as slack\n"
+        "from kart_core.runner import default_hook_manager\n"
+        "class T(luigi.Task):\n"
+        "    pass\n"
+        "default_hook_manager().hook.kart_after_build(tasks=[T()], result=None)\n"
+        "print('kart_core.slack_settings' in sys.modules or 'SlackSettings' in vars(slack))\n"
+        "from kart_core.slack import SlackSettings\n"
+        "import dataclasses\n"
+        "print(dataclasses.is_dataclass(SlackSettings), SlackSettings is slack.SlackSettings)\n"
+        "print(SlackSettings(token='x', channel='#c').enabled, SlackSettings(token='x', channel=None).enabled)\n"
+    )
+    env = {key: value for key, value in os.environ.items() if key not in ("SLACK_TOKEN", "LUIGI_CONFIG_PATH")}
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split("\n")[:3] == ["False", "True True", "True False"]
+    assert not hasattr(importlib.import_module("kart_core.slack"), "SlackSetting")  # other names: AttributeError
