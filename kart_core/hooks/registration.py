@@ -31,6 +31,8 @@ __all__ = ["PluginManager"]
 _STATIC_LOOKUP = hasattr(pluggy._manager, "_static_hook_attr")
 
 _HOOKABLE = (types.FunctionType, types.MethodType, staticmethod, classmethod)
+_CANDIDATE_KINDS = (*_HOOKABLE, types.MemberDescriptorType)
+_BUILTIN_NAMESPACES = (object, type, types.ModuleType)
 _MRO = type.__dict__["__mro__"]  # the real MRO, as inspect.getattr_static reads it
 
 
@@ -92,7 +94,10 @@ def _candidate_names(scanned: object, marker: str) -> frozenset[str] | None:
         names = set()
         for namespace in _namespaces(scanned):
             for name, value in namespace.items():
-                if isinstance(value, types.MemberDescriptorType) or _marked(value, marker):
+                # One isinstance for the many values of no kind pluggy registers (_marked's first test).
+                if isinstance(value, _CANDIDATE_KINDS) and (
+                    isinstance(value, types.MemberDescriptorType) or _marked(value, marker)
+                ):
                     names.add(name)
         return frozenset(names)
     except Exception:  # an object too unusual to scan safely: pluggy looks at every name, as without this
@@ -111,7 +116,9 @@ def _namespaces(scanned: object) -> list[Mapping[str, Any]]:
     classes = list(_MRO.__get__(type(scanned)))
     if isinstance(scanned, type):
         classes = list(_MRO.__get__(scanned)) + classes
-    namespaces.extend(vars(klass) for klass in classes)
+    # object, type and the module type hold no marked hook and no attribute can be set on them (built-in, immutable):
+    # their ~120 names (every spec class scans object and type) are no candidates.
+    namespaces.extend(vars(klass) for klass in classes if klass not in _BUILTIN_NAMESPACES)
     return namespaces
 
 
