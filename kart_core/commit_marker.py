@@ -1217,7 +1217,8 @@ class _Reads:
         if self.moved or self.unsettled:
             return True
         for path, commit in self.commits.items():
-            current = read_unverified(storage_for(path), path)
+            # Its commit and pending state, read as the load read them: no inputs (a fan-in records 100,000).
+            current = read_unverified(storage_for(path), path, inputs=False)
             if current is None or current.commit != commit or current.pending:
                 return True
         return False

@@ -410,7 +410,7 @@ class Manifest:
         return data
 
     @classmethod
-    def from_bytes(cls, data: bytes, *, run: bool = True) -> Manifest:
+    def from_bytes(cls, data: bytes, *, run: bool = True, inputs: bool = True) -> Manifest:
         """Parse the JSON form.
 
         Args:
@@ -419,6 +419,12 @@ class Manifest:
                 pending, inputs): when the run record is the document's last key (as ``to_bytes`` writes it)
                 the bytes before it are parsed and ``run`` is None; otherwise the whole document is parsed.
                 Never for a manifest that is written back (its run record would be lost).
+            inputs: build the recorded inputs too. False: the reader needs the outputs, commit and pending
+                state only (a load of an output: ``kart_core.target``); ``inputs`` is then empty, whatever
+                the document records (its JSON is still checked, only no ``Input`` is made: a task with
+                100,000 requirements records as many, 67 MiB parsed). Never for a manifest that is written
+                back, nor for a lineage check (its inputs would be lost, or found none). Not kept in the
+                cache of parses below, which serves readers of the inputs.
 
         Raises:
             ValueError: not a kart manifest (json.JSONDecodeError is a ValueError too).
@@ -428,6 +434,8 @@ class Manifest:
         one process, or a build that checks its graph again, reads the same manifests: their parse was a fifth
         of a cached node's check. The object is shared, like the immutable parse it stands for: never change it.
         """
+        if not inputs:
+            return cls._parse(data, run=run, inputs=False)
         if not run and cls is Manifest and type(data) is bytes and len(data) <= _PARSED_MAX_BYTES:
             known = _PARSED.get(data)
             if known is not None:
@@ -440,17 +448,17 @@ class Manifest:
         return cls._parse(data, run=run)
 
     @classmethod
-    def _parse(cls, data: bytes, *, run: bool) -> Manifest:
+    def _parse(cls, data: bytes, *, run: bool, inputs: bool = True) -> Manifest:
         try:
-            return cls._parse_document(data, run=run)
+            return cls._parse_document(data, run=run, inputs=inputs)
         except RecursionError:
             # A kart manifest is a few levels deep; JSON nested past the recursion limit (msgspec's or json's) is
             # damage like any other unreadable manifest, not a bare RecursionError at every build (attacker at20 K3).
             raise ValueError("its JSON is nested too deeply to be a kart manifest") from None
 
     @classmethod
-    def _parse_document(cls, data: bytes, *, run: bool) -> Manifest:
-        decoded = _decoded(cls, data, run)
+    def _parse_document(cls, data: bytes, *, run: bool, inputs: bool) -> Manifest:
+        decoded = _decoded(cls, data, run, inputs)
         if decoded is not None:
             return decoded
         document: Any = None if run else _without_run(data)
@@ -465,8 +473,8 @@ class Manifest:
         raw_side = document.get("side")
         side = _entries(raw_side) if isinstance(raw_side, dict) else {}
         record = document.get("run")
-        raw_inputs = document.get("inputs")
-        inputs = tuple(Input.from_json(item) for item in raw_inputs) if isinstance(raw_inputs, list) else ()
+        raw_inputs = document.get("inputs") if inputs else None
+        read = tuple(Input.from_json(item) for item in raw_inputs) if isinstance(raw_inputs, list) else ()
         logs = document.get("logs")
         return _made(  # type: ignore[no-any-return]
             cls,
@@ -476,7 +484,7 @@ class Manifest:
                 "outputs": outputs,
                 "run": record if isinstance(record, dict) else None,
                 "pending": bool(document.get("pending", False)),
-                "inputs": inputs,
+                "inputs": read,
                 "logs": None if logs is None else str(logs),
                 "side": side,
                 "requirements": document.get("requirements") is True,
@@ -484,8 +492,8 @@ class Manifest:
         )
 
 
-def _decoded(cls: type[Manifest], data: bytes, run: bool) -> Manifest | None:
-    """``Manifest._parse(data, run=run)``, decoded by msgspec straight into its entries; None (the general parse
+def _decoded(cls: type[Manifest], data: bytes, run: bool, inputs: bool = True) -> Manifest | None:
+    """``Manifest._parse(data, run=run, inputs=inputs)``, decoded by msgspec straight into its entries; None (the general parse
     decides, as before) when msgspec is missing or refuses the bytes: a value of another type than kart writes (a
     ``size`` in quotes, a ``commit`` number, an entry without ``commit``), json's extensions, a malformed document;
     or when the part before the run record lacks ``task`` (an older kart's key order: the whole document is read).
@@ -494,8 +502,10 @@ def _decoded(cls: type[Manifest], data: bytes, run: bool) -> Manifest | None:
     general parse converts it to, so each conversion is the value itself; unknown keys are ignored by both, the
     last of duplicate keys counts in both; the keys are checked (``_check_key``), the ``side`` entries and ``inputs``
     read, in the same order, with the same errors. A third of the instructions of building the dicts first.
+    ``inputs`` False: a decoder without the ``inputs`` field, which msgspec skips as it skips an unknown key (its
+    JSON checked, no object made).
     """
-    decode = _document_decoder()
+    decode = _document_decoder(inputs)
     if decode is None or (not data.isascii() and not _utf8(data)):  # msgspec skips an ignored key's bytes unread
         return None
     cut = -1 if run else data.find(_RUN_KEY)
@@ -513,7 +523,8 @@ def _decoded(cls: type[Manifest], data: bytes, run: bool) -> Manifest | None:
         raise ValueError(f"not a {FORMAT} document")
     for key in document.outputs:
         _check_key(key)
-    raw_side, raw_inputs, logs, record = document.side, document.inputs, document.logs, document.run
+    raw_side, logs, record = document.side, document.logs, document.run
+    raw_inputs = document.inputs if inputs else None
     return _made(  # type: ignore[no-any-return]
         cls,
         {
@@ -540,9 +551,10 @@ def _utf8(data: bytes) -> bool:
 
 
 @functools.cache
-def _document_decoder() -> Callable[[bytes], Any] | None:
+def _document_decoder(inputs: bool = True) -> Callable[[bytes], Any] | None:
     """msgspec's decoder of a manifest document into ``Entry`` objects and its other fields as JSON (``_decoded``);
-    None without msgspec. Made on first use: the types it checks are read from ``Entry``'s annotations."""
+    None without msgspec. Made on first use: the types it checks are read from ``Entry``'s annotations.
+    ``inputs`` False: one that leaves the ``inputs`` array unbuilt (``inputs`` is then None)."""
     if _fast_decode is None:
         return None
 
@@ -562,7 +574,24 @@ def _document_decoder() -> Callable[[bytes], Any] | None:
         requirements: Any = None
         run: Any = None
 
-    return msgspec.json.Decoder(_Document).decode
+    if inputs:
+        return msgspec.json.Decoder(_Document).decode
+
+    class _Outputs(msgspec.Struct):
+        """``_Document`` without ``inputs``: msgspec skips that key's value as it skips an unknown key's (its JSON
+        checked, nothing built)."""
+
+        format: str
+        commit: str
+        outputs: dict[str, Entry]
+        task: str | msgspec.UnsetType = msgspec.UNSET
+        pending: bool = False
+        logs: Any = None
+        side: Any = None
+        requirements: Any = None
+        run: Any = None
+
+    return msgspec.json.Decoder(_Outputs).decode
 
 
 def _entries(value: Any) -> dict[str, Entry]:
@@ -777,9 +806,9 @@ def _without_run(data: bytes) -> dict[str, Any] | None:
 
 
 def read_manifest(
-    storage: Storage, path: str, name: str, signer: Signer | None, *, run: bool = True
+    storage: Storage, path: str, name: str, signer: Signer | None, *, run: bool = True, inputs: bool = True
 ) -> Manifest | None:
-    """The manifest at ``path``, or None when there is none (``run``: as ``Manifest.from_bytes``).
+    """The manifest at ``path``, or None when there is none (``run``, ``inputs``: as ``Manifest.from_bytes``).
 
     Raises:
         IntegrityError: signing is on and the manifest is unsigned or its signature is wrong.
@@ -801,7 +830,7 @@ def read_manifest(
     elif is_sealed(data):
         data = data[HEADER_SIZE:]
     try:
-        return Manifest.from_bytes(data, run=run)
+        return Manifest.from_bytes(data, run=run, inputs=inputs)
     except (ValueError, KeyError, TypeError) as exc:
         detail = f"{type(exc).__name__}: {exc}"
         raise DamagedOutputError(
@@ -847,16 +876,16 @@ def refusal_reason(data: bytes, path: str) -> str:
     return f"{why} (written before signing was turned on, signed with another key, or changed after kart wrote it)"
 
 
-def read_unverified(storage: Storage, path: str, *, run: bool = True) -> Manifest | None:
+def read_unverified(storage: Storage, path: str, *, run: bool = True, inputs: bool = True) -> Manifest | None:
     """The manifest at ``path`` as evidence for inspection views, its signature not checked (JSON only:
-    nothing is unpickled); None when it is missing or not a readable manifest. ``run``: as
+    nothing is unpickled); None when it is missing or not a readable manifest. ``run``, ``inputs``: as
     ``Manifest.from_bytes``.
 
     For what a view shows or which files it attributes to a run; never for deciding that an output
     can be trusted (``read_manifest`` with the signer does that).
     """
     try:
-        return Manifest.from_bytes(_unsealed(storage.read_bytes(path)), run=run)
+        return Manifest.from_bytes(_unsealed(storage.read_bytes(path)), run=run, inputs=inputs)
     except (OSError, ValueError, KeyError, TypeError):  # gone meanwhile, or not a manifest
         return None
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import importlib
 import json
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
+import luigi
 import pytest
 from same_name import a, b
 
@@ -324,5 +325,82 @@ def test_a_manifest_decoded_into_its_entries_reads_as_the_general_parse_reads_it
     # Inputs as kart writes them are decoded by msgspec too (straight into Input objects), a stamp as a tuple.
     kart_inputs = next(data for data in cases if b'"required":true' in data)
     assert manifest_module._decoded(Manifest, kart_inputs, run).inputs[0].stamp == (5, 6)
-    monkeypatch.setattr(manifest_module, "_decoded", lambda cls, data, run: None)
+    monkeypatch.setattr(manifest_module, "_decoded", lambda cls, data, run, inputs=True: None)
     assert [parsed(data) for data in cases] == decoded
+
+
+@pytest.mark.parametrize("run", [False, True])
+def test_a_manifest_read_without_its_inputs_is_the_whole_parse_with_none(
+    monkeypatch: pytest.MonkeyPatch, run: bool
+) -> None:
+    """``inputs=False`` (a load: the entry, commit and pending state only) builds no input; everything else is what
+    the whole parse reads, by msgspec and by the general parse alike. Inputs that only the whole parse refuses (not
+    kart's: the lineage check reads them and finds them so) leave the rest readable; other damage is refused."""
+    manifest_module = importlib.import_module("kart_core.manifest")
+
+    def parsed(data: bytes, inputs: bool) -> Any:
+        try:
+            found = Manifest.from_bytes(data, run=run, inputs=inputs)
+        except (ValueError, KeyError, TypeError) as exc:
+            return type(exc)
+        return replace(found, inputs=()), [(key, _typed_fields(entry)) for key, entry in found.outputs.items()]
+
+    cases = _manifest_cases()
+    whole = [parsed(data, True) for data in cases]
+    without = [parsed(data, False) for data in cases]
+    with_inputs = [data for data in cases if b'"inputs":[{' in data]
+    assert with_inputs and all(Manifest.from_bytes(data, run=run, inputs=False).inputs == () for data in with_inputs)
+    assert any(Manifest.from_bytes(data, run=run).inputs for data in with_inputs)
+    for data, all_of_it, part in zip(cases, whole, without, strict=True):
+        if b'"inputs":' in data and isinstance(all_of_it, type):
+            continue  # refused for its inputs, or for something else: the next assertion tells which
+        assert part == all_of_it, data
+    # The inputs the whole parse refuses are the only ones read past.
+    refused_for_inputs = [
+        data for data, all_of_it, part in zip(cases, whole, without, strict=True) if all_of_it != part
+    ]
+    assert refused_for_inputs and all(b'"inputs":' in data for data in refused_for_inputs)
+    monkeypatch.setattr(manifest_module, "_decoded", lambda cls, data, run, inputs=True: None)
+    assert [parsed(data, False) for data in cases] == without  # the general parse reads the same
+    # Not kept among the parses by bytes: a reader of the inputs then gets them.
+    kart_inputs = next(data for data in cases if b'"required":true' in data)
+    assert Manifest.from_bytes(kart_inputs, run=False, inputs=False).inputs == ()
+    assert Manifest.from_bytes(kart_inputs, run=False).inputs
+
+
+def test_a_fan_in_root_loads_from_its_manifest_read_without_inputs(workspace: str) -> None:
+    """A root that records its requirements' outputs as inputs loads through its entry; the manifest it loads from
+    is read without the inputs, which the file keeps for the lineage check."""
+    from kart_core.manifest import read_manifest
+
+    root = _FanRoot(width=5, workspace_directory=workspace)
+    assert kart_core.build(root, reset_register=False) == 10
+    record = root.output().record
+    storage = storage_for(record.manifest)
+    full = read_manifest(storage, record.manifest, record.manifest_name, None)
+    part = read_manifest(storage, record.manifest, record.manifest_name, None, inputs=False)
+    assert full is not None and part is not None
+    assert len(full.inputs) == 5 and all(item.required for item in full.inputs) and part.inputs == ()
+    assert replace(full, inputs=()) == part
+    assert kart_core.build(root, reset_register=False) == 10  # cached: loads again
+
+
+class _FanLeaf(kart_core.TaskOnKart[int]):
+    """One of ``_FanRoot``'s leaves."""
+
+    i = luigi.IntParameter()
+
+    def run(self) -> None:
+        self.dump(self.i)
+
+
+class _FanRoot(kart_core.TaskOnKart[int]):
+    """Requires ``width`` leaves and reads none of them through kart (each is recorded as a required input)."""
+
+    width = luigi.IntParameter()
+
+    def requires(self) -> Any:
+        return [_FanLeaf(i=i, workspace_directory=self.workspace_directory) for i in range(self.width)]
+
+    def run(self) -> None:
+        self.dump(sum(range(self.width)))
