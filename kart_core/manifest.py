@@ -119,6 +119,7 @@ __all__ = [
     "read_quietly",
     "read_unverified",
     "refusal_reason",
+    "restamp_at",
     "restamped",
     "write_manifest",
 ]
@@ -255,6 +256,18 @@ def restamped(data: bytes, old: tuple[int, ...], new: tuple[int, ...]) -> bytes 
     one found twice (another entry, an input or the run record holding the same one) leaves it to the caller to
     encode the manifest anew.
     """
+    found = restamp_at(data, old, new)
+    if found is None:
+        return None
+    at, after = found
+    view = memoryview(data)  # not sliced into copies: a manifest of 100,000 inputs is tens of MiB
+    return b"".join((view[:at], after, view[at + len(after) :]))
+
+
+def restamp_at(data: bytes, old: tuple[int, ...], new: tuple[int, ...]) -> tuple[int, bytes] | None:
+    """Where and what ``restamped(data, old, new)`` writes over ``data``: the offset of ``old``'s stamp text and
+    ``new``'s, as long; None where ``restamped`` gives None. For a writer that changes those bytes in place without
+    a copy of the document (``kart_core.transaction``: a fan-in's manifest of 100,000 inputs is 30 MB)."""
     if len(old) != 2 or len(new) != 2:
         return None
     inode, was = old
@@ -271,8 +284,7 @@ def restamped(data: bytes, old: tuple[int, ...], new: tuple[int, ...]) -> bytes 
     at = data.find(before)
     if at < 0 or data.find(before, at + len(before)) >= 0:
         return None
-    view = memoryview(data)  # not sliced into copies: a manifest of 100,000 inputs is tens of MiB
-    return b"".join((view[:at], after, view[at + len(before) :]))
+    return at, after
 
 
 # slots: a task with 100,000 requirements records as many inputs, all parsed when its manifest is read (60 MiB of

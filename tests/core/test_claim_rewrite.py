@@ -27,7 +27,7 @@ from test_damage import TwoOutputs, _manifest
 
 import kart_core as gokart
 import kart_core.transaction
-from kart_core.manifest import Entry, Input, Manifest, restamped
+from kart_core.manifest import Entry, Input, Manifest, restamp_at, restamped
 from kart_core.storage import LocalStorage
 from kart_core.storage.local import HeldClaim, rewrite_claimed
 from kart_core.target import TargetOnKart
@@ -217,15 +217,15 @@ def test_the_stamps_are_written_over_the_claim_without_encoding_the_manifest_aga
 def test_a_stamp_that_cannot_be_written_over_the_claim_encodes_the_manifest_anew(
     tmp_path: Path, claims: list, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``restamped`` declining (its stamp text found twice, another inode or width): the stamps are still recorded,
+    """``restamp_at`` declining (its stamp text found twice, another inode or width): the stamps are still recorded,
     by encoding the manifest with them (in place when as long, else a new file)."""
     declined: list[bytes] = []
 
-    def declining(data: bytes, old: tuple[int, ...], new: tuple[int, ...]) -> bytes | None:
+    def declining(data: bytes, old: tuple[int, ...], new: tuple[int, ...]) -> tuple[int, bytes] | None:
         declined.append(data)
         return None
 
-    monkeypatch.setattr(kart_core.transaction, "restamped", declining)
+    monkeypatch.setattr(kart_core.transaction, "restamp_at", declining)
     task = TwoOutputs(workspace_directory=str(tmp_path))
     gokart.build(task)
     manifest = _manifest(task)
@@ -287,3 +287,32 @@ def test_restamped_declines_a_stamp_text_found_twice() -> None:
     patched = restamped(in_string.to_bytes(), stamp, later)
     assert patched is not None and Manifest.from_bytes(patched).run == in_string.run
     assert Manifest.from_bytes(patched).outputs["a.pkl"].stamp == later
+
+
+def test_restamp_at_names_the_place_and_digits_restamped_writes() -> None:
+    """A first commit writes only the changed digits over its claimed manifest (``HeldClaim.rewrite_at``), no changed
+    copy of it (a fan-in's is 30 MB): the place and text are those ``restamped`` writes, and it declines alike."""
+    old, new = (41, 1796287190951371027), (41, 1796287190999999999)
+    manifest = Manifest(task="T[1]", commit="c" * 32, outputs={"a.pkl": _entry(old), "b.pkl": _entry((42, old[1]))})
+    data = manifest.to_bytes()
+    place = restamp_at(data, old, new)
+    assert place is not None
+    at, text = place
+    assert data[:at] + text + data[at + len(text) :] == restamped(data, old, new)
+    assert restamp_at(data, old, (43, new[1])) is None and restamp_at(data, (41, 2000), (41, 3000)) is None
+
+
+def test_a_held_claim_writes_only_the_places_it_is_given_over_its_own_file(tmp_path: Path) -> None:
+    storage = LocalStorage()
+    path = tmp_path / "log" / "manifest" / "T_1.json"
+    with storage.claim_new(str(path), b'{"a":[1,1000],"b":[2,1000]}') as claim:
+        assert isinstance(claim, HeldClaim)
+        inode = path.stat().st_ino
+        assert claim.rewrite_at([(8, b"2000"), (21, b"3000")]) is True
+        assert path.read_bytes() == b'{"a":[1,2000],"b":[2,3000]}' and path.stat().st_ino == inode
+        other = tmp_path / "log" / "manifest" / "other.json"
+        other.write_bytes(b'{"other":[1,100]}')
+        os.replace(other, path)  # another writer's file in its place: nothing written
+        assert claim.rewrite_at([(8, b"4000")]) is False
+        assert path.read_bytes() == b'{"other":[1,100]}'
+    assert claim.rewrite_at([(1, b"x")]) is False  # the claim has ended
