@@ -83,6 +83,7 @@ from kart_core.manifest import (
     restamp_at,
     write_manifest,
 )
+from kart_core.raw_content import unrecorded_content
 from kart_core.signing import Signer
 from kart_core.storage import Storage, storage_for
 from kart_core.storage.base import no_space_note
@@ -245,6 +246,9 @@ class Transaction:
     # (manifest path, key) -> (the output's record, the entry's commit then, its content hash then or "" when that
     # commit was in progress). None until then. Not the entry itself: a fan-in of 100,000 keeps one per requirement.
     required: dict[tuple[str, str], tuple[OutputRecord, str | None, str]] | None = None
+    # The stamps of those outputs no integrity record vouched for (no commit: a raw file, gokart's output), by the
+    # same key: the record of such an input is its stamp and hash (``Input.stamp``).
+    required_stamps: dict[tuple[str, str], tuple[object, ...]] | None = None
     # The targets ``input()`` handed out in the run (``input_view``): id of the upstream's target -> (it, the view).
     views: dict[int, tuple[Any, Any]] = dataclasses.field(default_factory=dict)
     # The run's side files by final path: the record of the target dumped and the entry its manifest's ``side``
@@ -386,9 +390,35 @@ class Transaction:
                     read[path] = read_unverified(storage_for(path), path, run=False)
                 manifest = read[path]
                 entry = manifest.outputs.get(record.key) if manifest is not None else None
+                if entry is None and not (manifest is not None and manifest.pending):
+                    self._note_unrecorded_requirement(record, target, found)
+                    continue
                 if manifest is None or entry is None or entry.commit is None:
                     continue
                 found[(path, record.key)] = (record, entry.commit, "" if manifest.pending else entry.digest)
+
+    def _note_unrecorded_requirement(
+        self, record: OutputRecord, target: Any, found: dict[tuple[str, str], tuple[OutputRecord, str | None, str]]
+    ) -> None:
+        """A requirement's output that no integrity record vouches for (a raw file dropped in by hand under a task
+        without ``run()``, gokart's output): its content hash (into ``found``, the floor, with no commit) and stamp
+        (``required_stamps``) as ``run()`` begins, recorded as an input of the run unless the run loads it through
+        kart (whose record stands, as a load's does for a committed output), so a new data drop there makes the task
+        stale however the run read it: by path (``pd.read_csv(self.input().path())``), in a subprocess (attacker at25
+        F9). Hashed once per stamp in this process, so a load of it in the run reads it once more only to parse it.
+        Nothing when the file is missing, a folder or cannot be read (a missing input is the requirement's to
+        provide)."""
+        path = getattr(target, "_path", None)  # not path(): that may hand out a run's private name
+        if not isinstance(path, str):
+            return
+        content = unrecorded_content(path)
+        if content is None:
+            return
+        key = (record.manifest, record.key)
+        found[key] = (record, None, content[1])
+        if self.required_stamps is None:
+            self.required_stamps = {}
+        self.required_stamps[key] = content[0]
 
     def upstream_manifests(self) -> frozenset[str]:
         """The manifests (full paths) of the outputs of the task's requirements (``input()``), read once per run; none
@@ -496,10 +526,11 @@ class Transaction:
             for where, (source, entry) in sorted(self.loaded.items())
         ]
         other = [(source, entry.commit, entry.digest, stamp, False) for source, entry, stamp in self.also_loaded or ()]
-        floor: Iterable[tuple[OutputRecord, str | None, str, None, bool]] = ()
+        floor: Iterable[tuple[OutputRecord, str | None, str, tuple[object, ...] | None, bool]] = ()
         if self.required and record.manifest in self._own_manifests():
+            stamps = self.required_stamps or {}
             floor = (  # one at a time: a fan-in's floor is 100,000 requirements
-                (source, commit, digest, None, True)
+                (source, commit, digest, stamps.get(output), True)
                 for output, (source, commit, digest) in sorted(self.required.items())
                 if output not in self.loaded
             )

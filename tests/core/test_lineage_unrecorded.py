@@ -14,7 +14,7 @@ import pickle
 import pytest
 
 import kart_core as gokart
-from kart_core import damage
+from kart_core import raw_content
 from kart_core.lineage import stale_outputs
 from kart_core.storage import storage_for
 from kart_core.structure import flatten
@@ -133,13 +133,13 @@ def test_an_unchanged_input_is_not_read_again_by_the_check(workspace: str, monke
     _drop(workspace, [1, 2, 3] * 1000)
     gokart.build(SumNumbers(workspace_directory=workspace), reset_register=False)
     reads: list[str] = []
-    real = damage.storage_for
+    real = raw_content.storage_for
 
     def counting(path: str) -> object:
         reads.append(path)
         return real(path)
 
-    monkeypatch.setattr(damage, "storage_for", counting)  # the only way unrecorded_content opens a file
+    monkeypatch.setattr(raw_content, "storage_for", counting)  # the only way unrecorded_content opens a file
     for _ in range(3):
         assert SumNumbers(workspace_directory=workspace).complete()
     assert reads == []
@@ -186,3 +186,54 @@ def test_a_reader_of_an_output_whose_record_was_deleted_follows_the_file(any_wor
     assert "its integrity record is gone" in stale[0].describe(reader.kart_label())
     assert not reader.complete()
     assert gokart.build(SumProduced(workspace_directory=any_workspace), reset_register=False) == 60
+
+
+# --- a raw requirement the run reads without kart's load (attacker at25 F9) -----------------------------------------
+
+
+class SumNumbersByPath(gokart.TaskOnKart[int]):
+    """Reads its raw requirement by path (local disk) or through fsspec's own open (object storage), as gokart code
+    reads CSVs with its own options: kart sees no load."""
+
+    def requires(self) -> RawNumbers:
+        return RawNumbers(workspace_directory=self.workspace_directory)
+
+    def run(self) -> None:
+        path = self.input().path()
+        with storage_for(path).open_read(path) as file:
+            self.dump(sum(pickle.loads(file.read())))
+
+
+class SumNumbersInSubprocess(gokart.TaskOnKart[int]):
+    """Reads its raw requirement in a child process it starts (kart sees no load in this process)."""
+
+    def requires(self) -> RawNumbers:
+        return RawNumbers(workspace_directory=self.workspace_directory)
+
+    def run(self) -> None:
+        import subprocess
+        import sys
+
+        code = "import pickle, sys; print(sum(pickle.load(open(sys.argv[1], 'rb'))))"
+        total = subprocess.run([sys.executable, "-c", code, self.input().path()], capture_output=True, text=True)
+        self.dump(int(total.stdout))
+
+
+@pytest.mark.parametrize("reader", [SumNumbersByPath, SumNumbersInSubprocess])
+def test_a_new_drop_of_a_raw_requirement_read_without_kart_makes_the_reader_stale(
+    any_workspace: str, reader: type[gokart.TaskOnKart[int]]
+) -> None:
+    """Before, the reader's manifest recorded no input (the run loaded nothing through kart): it stayed cached with
+    the old total. The requirement's raw file is recorded as the run begins (stamp and content hash)."""
+    if reader is SumNumbersInSubprocess and "://" in any_workspace:
+        pytest.skip("the child reads a local path")
+    _drop(any_workspace, [1, 2, 3])
+    assert gokart.build(reader(workspace_directory=any_workspace), reset_register=False) == 6
+    (recorded,) = _inputs(reader(workspace_directory=any_workspace))
+    assert recorded["key"] == "raw/numbers.pkl" and recorded["commit"] is None and recorded["stamp"]
+    assert reader(workspace_directory=any_workspace).complete()
+
+    _drop(any_workspace, [1, 2, 3, 5])
+    assert not reader(workspace_directory=any_workspace).complete()
+    assert gokart.build(reader(workspace_directory=any_workspace), reset_register=False) == 11
+    assert reader(workspace_directory=any_workspace).complete()
