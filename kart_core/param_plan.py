@@ -272,6 +272,8 @@ def _config_value_error(cls: type, section: str, name: str, param: luigi.Paramet
     raw = luigi.configuration.get_config().get(section, name, None)
     # What the parameter type says about the form it reads (TaskInstanceParameter's JSON), after the error.
     form = "".join(f" {note}" for note in getattr(exc, "__notes__", ()))
+    if raw is None and not _on_command_line(section, name):
+        return exc  # a default in the code: its own note (``_parsed_given_str``) names the parameter
     if raw is None:
         # luigi's command line (attacker at25 F4: a bare JSONDecodeError named neither the task nor the parameter).
         flag = f"--{section}-{name}".replace("_", "-")
@@ -290,6 +292,14 @@ def _config_value_error(cls: type, section: str, name: str, param: luigi.Paramet
         f"for the parameter {name!r} of {cls.__name__} ({type(exc).__name__}: {exc}).{form} Fix the value in the "
         f"config, or pass {name}=... when creating the task."
     )
+
+
+def _on_command_line(section: str, name: str) -> bool:
+    """Whether luigi's command line parser in use gave ``--{section}-{name}`` (its dest ``{section}_{name}``)."""
+    from luigi.cmdline_parser import CmdlineParser
+
+    parser = CmdlineParser.get_instance()
+    return parser is not None and getattr(parser.known_args, f"{section}_{name}", None) is not None
 
 
 def current_plan(cls: type) -> ParameterPlan | None:

@@ -207,14 +207,10 @@ def test_a_config_value_of_a_task_parameter_that_does_not_parse_gives_the_form(t
         PpTakesTask()
 
 
-def test_a_root_tasks_command_line_task_parameter_that_does_not_parse_gives_the_form() -> None:
-    """``--t`` for the task named on the command line is parsed by luigi itself: the error keeps luigi's type and
-    carries the form a task parameter takes as a note."""
-    from luigi.cmdline_parser import CmdlineParser
-
-    with (
-        CmdlineParser.global_instance(["PpTakesTask", "--t", "PpUpstream"]) as parser,
-        pytest.raises(ValueError) as raised,
-    ):
-        parser.get_task_obj()
-    assert any('{"type": "MyTask", "params"' in note for note in getattr(raised.value, "__notes__", [])), raised.value
+def test_a_task_parameter_value_that_does_not_parse_carries_the_form() -> None:
+    """A root task's ``--t`` on luigi's command line is parsed by luigi itself (``TaskInstanceParameter.parse``): the
+    error keeps its type (json's, a ValueError) and carries the form a task parameter takes as a note."""
+    for parameter in (kart_core.TaskInstanceParameter(), kart_core.ListTaskInstanceParameter()):
+        with pytest.raises(ValueError) as raised:
+            parameter.parse("PpUpstream")
+        assert any('{"type": "MyTask", "params"' in note for note in getattr(raised.value, "__notes__", []))
