@@ -32,6 +32,7 @@ from kart_core.signing import HEADER_SIZE, is_sealed
 from kart_core.storage import storage_for
 from kart_core.storage.base import protocol_of
 from kart_core.storage.conditional import replace_if
+from kart_core.storage.local import local_path
 from kart_core.storage.stamp import changed_ns, current_tag, file_stamp, local_file_stamp, opened_tag
 from kart_core.workspace import (
     MANIFEST,
@@ -156,7 +157,7 @@ def file_size(path: str) -> int | None:
     """Bytes of the file at ``path``; None when it is missing or cannot be examined."""
     try:
         if not protocol_of(path):
-            return os.stat(path[len("file://") :] if path.startswith("file://") else path).st_size
+            return os.stat(local_path(path)).st_size
         with storage_for(path).open_read(path) as file:  # fsspec files seek to the end without reading
             return int(file.seek(0, 2))
     except OSError:  # missing, or not examinable here: nothing to show
@@ -854,15 +855,11 @@ def _older_than_run(record: OutputRecord, class_name: str, unique_id: str) -> bo
     started = join_url(record.workspace, log_relative_path(TASK_PARAMS, class_name, unique_id))
     try:
         if not protocol_of(output) and not protocol_of(started):
-            found, log = os.stat(_local_path(output)), os.stat(_local_path(started))
+            found, log = os.stat(local_path(output)), os.stat(local_path(started))
             return max(found.st_mtime_ns, found.st_ctime_ns) < log.st_mtime_ns
         return storage_for(output).modification_time(output) < storage_for(started).modification_time(started)
     except (OSError, ValueError, TypeError):  # gone meanwhile, or a store without times: the file may be partial
         return False
-
-
-def _local_path(path: str) -> str:
-    return path[len("file://") :] if path.startswith("file://") else path
 
 
 _SHARED_PATH = (

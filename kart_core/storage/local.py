@@ -21,8 +21,12 @@ _READ_CHUNK = 1 << 16  # a manifest or a marker is read in one call, then one mo
 _EFFECTIVE_IDS = os.access in os.supports_effective_ids
 
 
-def _local(path: str) -> str:
+def local_path(path: str) -> str:
+    """``path`` without a ``file://`` scheme: the operating system's path of a local file."""
     return path[len("file://") :] if path.startswith("file://") else path
+
+
+_local = local_path
 
 
 def rewrite_claimed(path: str, claimed: bytes, data: bytes) -> bool:
