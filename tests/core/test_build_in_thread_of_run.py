@@ -126,7 +126,12 @@ def test_two_runs_under_way_in_threads_are_warned_and_neither_takes_the_other_s_
     warned = [
         record.getMessage() for record in caplog.records if "cannot tell which run() started" in record.getMessage()
     ]
-    assert sorted(message.split(":")[0] for message in warned) == sorted(outer.kart_label() for outer in outers)
+    warned_runs = {message.split(":")[0] for message in warned}
+    # Each outer once; an inner run that happens to execute (in the other outer's thread) when a build is called is
+    # one more run that may have started that thread, so it is warned too (CI on 9f0879a), never handed the input.
+    inners = {BitInner(tag=tag, workspace_directory=workspace).kart_label() for tag in ("a", "b")}
+    assert {outer.kart_label() for outer in outers} <= warned_runs <= {outer.kart_label() for outer in outers} | inners
+    assert len(warned) == len(warned_runs)
     for message in warned:
         assert all(outer.kart_label() in message for outer in outers)
         assert "copy_context().run" in message
