@@ -24,6 +24,7 @@ import types
 from collections.abc import Callable, Iterator
 from typing import Any, cast
 
+import luigi
 import pluggy
 
 from kart_core import direct_write, lineage, luigi_events, target_config, transaction
@@ -220,7 +221,17 @@ def _check_gates(task: KartTask) -> None:
         UnfulfilledDependencyError: a requirement is incomplete (naming it and what to do).
     """
     for upstream in requirements_of(task):
-        if not is_kart_task(upstream) or getattr(type(upstream).complete, _KART_COMPLETE, False):
+        if not is_kart_task(upstream):
+            if _outputless(upstream):  # never complete under luigi: its readers never run there either (at25 F5)
+                raise UnfulfilledDependencyError(
+                    f"{task.kart_label()} cannot run: its requirement {upstream} declares no outputs and keeps "
+                    "luigi's complete(), so it is never complete (it runs each build, for its side effect). luigi's "
+                    f"worker refuses likewise ('Unfulfilled dependency at run time: {upstream.task_id}'). Give "
+                    f"{type(upstream).__name__} an output() or a complete(), or build it beside {task.kart_label()} "
+                    "rather than as its requirement."
+                )
+            continue
+        if getattr(type(upstream).complete, _KART_COMPLETE, False):
             continue
         if not upstream.complete():
             raise UnfulfilledDependencyError(
@@ -1021,10 +1032,27 @@ def _missing_paths(task: LuigiTask) -> str:
     return f": {shown} {'does' if len(names) == 1 else 'do'} not exist"
 
 
+def _outputless(task: LuigiTask) -> bool:
+    """Whether ``task`` declares no outputs and keeps luigi's ``complete()``, which then is always False."""
+    if type(task).complete is not luigi.Task.complete:
+        return False
+    try:
+        return not flatten(task.output())
+    except Exception:  # noqa: BLE001 - an output() that raises is reported by the complete() call that follows
+        return False
+
+
 def _run_plain_luigi_task(task: LuigiTask) -> RunStatus:
     """A plain luigi.Task in a kart graph (e.g. an ExternalTask) has no cache or logs: run it if incomplete, with
-    luigi's events (``kart_core.luigi_events``)."""
-    if task.complete():
+    luigi's events (``kart_core.luigi_events``).
+
+    A task with no outputs and luigi's own ``complete()`` (a side effect such as a notification) is never complete, so
+    it runs every time and is done once its ``run()`` returns, as under luigi's worker and gokart 1.12.2 (attacker
+    at25 F5: the build failed it after its side effect ran); asking ``complete()`` again would only repeat luigi's
+    "without outputs" warning.
+    """
+    outputless = _outputless(task)
+    if not outputless and task.complete():
         return RunStatus.CACHED
     if getattr(task, "run", None) is None or not callable(task.run):
         raise TaskDefinitionError(
@@ -1036,9 +1064,10 @@ def _run_plain_luigi_task(task: LuigiTask) -> RunStatus:
     try:
         with luigi_events.reporter_callbacks(task, str(task)):
             task.run()
-        if not task.complete():
+        if not outputless and not task.complete():
             raise TaskDefinitionError(
-                f"{task} ran but is still incomplete: an external input is missing or run() wrote nothing."
+                f"{task} ran but is still incomplete: run() wrote nothing at its output(){_missing_paths(task)}. Make "
+                "run() write every target output() returns, or give the task a complete() that says when it is done."
             )
         luigi_events.succeeded(task, time.perf_counter() - began)
     except Exception as exc:
