@@ -52,10 +52,13 @@ def unique_id_or_none(task: LuigiTask) -> str | None:
 
 
 def is_external(task: LuigiTask) -> bool:
-    """Whether ``task`` is an input nothing here can produce (``luigi.ExternalTask`` sets ``run = None``)."""
-    from luigi import ExternalTask  # here: `kart runs` imports this module and never needs luigi
+    """Whether ``task`` is an input nothing here can produce: ``luigi.ExternalTask`` sets ``run = None``, and a
+    TaskOnKart whose classes define no ``run()`` (a raw file dropped in by hand, attacker at25 F10) keeps
+    ``TaskOnKart.run``, which wraps luigi's empty one."""
+    from luigi import ExternalTask, Task  # here: `kart runs` imports this module and never needs luigi
 
-    return isinstance(task, ExternalTask) or getattr(type(task), "run", None) is None
+    run = getattr(type(task), "run", None)
+    return isinstance(task, ExternalTask) or run is None or getattr(run, "__wrapped__", None) is Task.run
 
 
 @dataclasses.dataclass

@@ -37,6 +37,7 @@ from kart_core.graph import node_key, requirements_of, walk
 from kart_core.hooks.manager import create_hook_manager
 from kart_core.lock import LockParams, canonical_lock_key, hold_lock, hold_turn
 from kart_core.manifest import Manifest, OutputRecord
+from kart_core.outcome import is_external
 from kart_core.output_digests import committed_digests
 from kart_core.refusal import output_refusals
 from kart_core.repair import Damage, damaged_output, damaged_upstream, still_damaged
@@ -836,6 +837,11 @@ def _check_outputs_written(
             missing.append(path)
         elif _kept_in_place(target):
             direct.append(target)
+    if missing and is_external(task):
+        raise TaskDefinitionError(
+            f"{task.kart_label()} has no run(): its output {_listed(missing)} is an input you provide (a raw file), "
+            f"and it is missing. Put the file there, or give {type(task).__name__} a run() that writes it."
+        )
     if missing:
         kept = " Its previous outputs are kept." if before is not None else ""
         raise TaskDefinitionError(
@@ -1028,8 +1034,13 @@ def _missing_paths(task: LuigiTask) -> str:
     names = [str(getattr(target, "path", None) or repr(target)) for target in missing]
     if not names:
         return ""
-    shown = ", ".join(repr(name) for name in names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-    return f": {shown} {'does' if len(names) == 1 else 'do'} not exist"
+    return f": {_listed(names)} {'does' if len(names) == 1 else 'do'} not exist"
+
+
+def _listed(paths: list[str]) -> str:
+    """``'a'`` for one path, ``'a', 'b' and 3 more`` for several."""
+    shown = ", ".join(repr(path) for path in paths[:3])
+    return shown + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
 
 
 def _outputless(task: LuigiTask) -> bool:

@@ -9,12 +9,15 @@ gokart and under kart in its own process (``gokart_twin``) and the reports must 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import luigi
 import pytest
+from click.testing import CliRunner
 from gokart_twin import run_both
 
 import kart_core
+from kart_core.cli import cli
 from kart_core.errors import GokartBuildError, MissingInputBuildError
 
 _SCRIPT = """
@@ -133,3 +136,43 @@ def test_a_failure_beside_a_missing_input_is_a_build_error(tmp_path: Path) -> No
     with pytest.raises(GokartBuildError, match="(?s)MiAbsent.*asked to fail") as raised:
         kart_core.build(roots, return_value=False, reset_register=False)
     assert not isinstance(raised.value, MissingInputBuildError)
+
+
+class MiRaw(kart_core.TaskOnKart[str]):
+    """A raw input declared the kart way: an output and no run() (attacker at25 F10)."""
+
+    def output(self) -> Any:
+        return self.make_target("raw/rows.csv", use_unique_id=False)
+
+
+class MiReadsRaw(kart_core.TaskOnKart[str]):
+    def requires(self) -> MiRaw:
+        return MiRaw(workspace_directory=self.workspace_directory)
+
+    def run(self) -> None:
+        self.dump("read")
+
+
+@pytest.mark.parametrize(("workers", "executor"), [(1, "thread"), (2, "process")])
+def test_a_missing_raw_input_of_a_task_without_run_is_a_missing_input(
+    any_workspace: str, workers: int, executor: str
+) -> None:
+    """It was told "run() finished without writing its output(s) ... Call self.dump(...) in run()", a failure that
+    stopped the build; now it is missing data, like an ExternalTask's: the rest is built and the file is named."""
+    reads, independent = MiReadsRaw(workspace_directory=any_workspace), MiIndependent(workspace_directory=any_workspace)
+    with pytest.raises(MissingInputBuildError) as raised:
+        kart_core.build([reads, independent], reset_register=False, workers=workers, executor=executor)
+    message = str(raised.value)
+    assert "MiRaw[" in message and "has no run()" in message and "raw/rows.csv" in message
+    assert "Put the file there" in message and "self.dump" not in message
+    assert independent.complete() and not reads.complete()
+    assert kart_core.build([reads, independent], return_value=False, reset_register=False, workers=workers) is None
+
+
+def test_kart_run_exits_20_for_a_missing_raw_input(tmp_path: Path) -> None:
+    """`kart run`'s exit code for missing external data (cli.md), for a raw input without run() too."""
+    workspace = str(tmp_path / "ws")
+    task = f"{__name__}.MiReadsRaw"
+    result = CliRunner().invoke(cli, ["run", task, "--workspace-directory", workspace], catch_exceptions=False)
+    assert result.exit_code == 20, result.output
+    assert "has no run()" in result.stderr and "raw/rows.csv" in result.stderr
