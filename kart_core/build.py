@@ -34,7 +34,7 @@ from kart_core.executor import Executor, execute
 from kart_core.info import make_tree_info
 from kart_core.loading import load_output
 from kart_core.orchestrate import orchestrate
-from kart_core.outcome import BuildResult, is_external, unique_id_or_none
+from kart_core.outcome import BuildResult, is_external, uninitialized_message, unique_id_or_none
 from kart_core.target import TargetOnKart, make_target
 from kart_core.task import TaskOnKart
 from kart_core.tree.task_info import make_task_info_as_table
@@ -46,6 +46,7 @@ __all__ = [
     "GokartBuildError",
     "HasLockedTaskException",
     "NotATaskError",
+    "UninitializedTaskError",
     "TargetOnKart",
     "TaskLockException",
     "LoggerConfig",
@@ -192,14 +193,28 @@ class NotATaskError(KartError, TaskException, TypeError):
     """
 
 
+class UninitializedTaskError(KartError, TaskException):
+    """A task's class overrides ``__init__`` without calling ``super().__init__(...)``, so the task has no
+    parameters or id (attacker at25 F6: a bare ``AttributeError: ... 'task_unique_id'``).
+
+    luigi's worker checks ``task.initialized()`` before it schedules a task and raises ``luigi.worker.TaskException``
+    (gokart 1.12.2's ``build`` raises that for such a root); kart raises this subclass of it for a root, before
+    anything runs, and the same ``TaskException`` for a requirement (inside ``GokartBuildError``).
+    """
+
+
 def _check_roots(roots: list[LuigiTask]) -> None:
-    """Refuse a root that is not a luigi task instance, naming it and the fix.
+    """Refuse a root that is not a luigi task instance, or one whose ``__init__`` skipped luigi's, naming it and
+    the fix.
 
     Raises:
         NotATaskError: the first such root; for a task class, how to make an instance of it.
+        UninitializedTaskError: a root's ``__init__`` did not call ``super().__init__``.
     """
     for position, root in enumerate(roots):
         if isinstance(root, luigi_task.Task):
+            if not root.initialized():
+                raise UninitializedTaskError(uninitialized_message(root))
             continue
         where = f" (item {position} of the list)" if len(roots) > 1 else ""
         if isinstance(root, type) and issubclass(root, luigi_task.Task):

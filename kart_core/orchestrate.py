@@ -31,7 +31,7 @@ from kart_core.executor import Executor, execute
 from kart_core.graph import TaskGraph, node_key, requirements_of, walk
 from kart_core.loading import check_finished, check_signed, load_output
 from kart_core.manifest import OutputRecord
-from kart_core.outcome import BuildResult
+from kart_core.outcome import BuildResult, uninitialized_message
 from kart_core.param_plan import config_frozen
 from kart_core.param_roundtrip import warn_ambiguous_parameters
 from kart_core.progress import Progress
@@ -738,6 +738,14 @@ def _unschedulable(roots: Sequence[LuigiTask], culprit: LuigiTask, error: BaseEx
     """The result of a walk that raised: the culprit failed, the roots did not run."""
     result = BuildResult()
     key = _key_or_class(culprit)
+    initialized = getattr(culprit, "initialized", None)
+    if callable(initialized) and not initialized():
+        from luigi.worker import TaskException  # only for this failure: luigi's worker module is not loaded otherwise
+
+        # What luigi's worker raises for it (its check runs before the id is asked); the walk's own error is the cause.
+        refused = TaskException(uninitialized_message(culprit))
+        refused.__cause__ = error
+        error = refused
     result.nodes[key] = culprit
     result.failed[key] = error
     result.scheduling_failed.add(key)

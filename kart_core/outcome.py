@@ -24,6 +24,7 @@ __all__ = [
     "RetCodes",
     "exit_code",
     "is_external",
+    "uninitialized_message",
     "task_label",
     "unique_id_or_none",
 ]
@@ -49,6 +50,16 @@ def unique_id_or_none(task: LuigiTask) -> str | None:
         return task.make_unique_id()
     except Exception:
         return None
+
+
+def uninitialized_message(task: LuigiTask) -> str:
+    """What to tell the user of ``task``, whose class overrides ``__init__`` without calling luigi's: it has no
+    parameters or id, which luigi's worker refuses (``task.initialized()``; attacker at25 F6)."""
+    name = type(task).__qualname__
+    return (
+        f"Task of class {name} is not initialized: {name}.__init__ does not call super().__init__(*args, **kwargs), "
+        "where luigi sets the task's parameters and id. Call it first in __init__ (or drop the override)."
+    )
 
 
 def is_external(task: LuigiTask) -> bool:

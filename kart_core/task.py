@@ -202,6 +202,12 @@ class TaskOnKart(TaskParameters, luigi.Task, Generic[T], metaclass=KartRegister)
         """luigi's ``param_kwargs``: each parameter's value by name, in parameter order (a new dict per read)."""
         return {name: getattr(self, name) for name, _ in self.get_params()}
 
+    def initialized(self) -> bool:
+        """luigi's check that ``__init__`` ran (its worker refuses a task that says False): luigi's own looks for
+        ``task_id``, which kart computes when first read, so here it is ``task_unique_id``, which ``__init__`` sets
+        (to None) and only ``__init__`` does (the task memo is made on demand)."""
+        return "task_unique_id" in self.__dict__
+
     @functools.cached_property
     def task_id(self) -> str:
         """luigi's task id (family and significant public parameters), computed on first use."""

@@ -92,3 +92,70 @@ def test_as_gokart_a_class_or_name_raises_task_exception(tmp_path: Path) -> None
     assert {key: value["raised"] for key, value in found["kart"].items()} == {
         key: value["raised"] for key, value in found["gokart"].items()
     }
+
+
+class BrNoSuper(kart_core.TaskOnKart[int]):
+    """Overrides __init__ without calling luigi's (attacker at25 F6)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.extra = 1
+
+    def run(self) -> None:
+        self.dump(1)
+
+
+class BrNeedsNoSuper(kart_core.TaskOnKart[int]):
+    def requires(self) -> BrNoSuper:
+        return BrNoSuper()
+
+    def run(self) -> None:
+        self.dump(self.load() + 1)
+
+
+def test_a_root_whose_init_skips_luigi_s_is_refused_as_luigi_refuses_it() -> None:
+    """It failed deep in the walk with a bare AttributeError ('no attribute task_unique_id')."""
+    with pytest.raises(TaskException) as caught:
+        kart_core.build(BrNoSuper(), reset_register=False)
+    assert "Task of class BrNoSuper is not initialized" in str(caught.value)
+    assert "super().__init__(*args, **kwargs)" in str(caught.value)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_requirement_whose_init_skips_luigi_s_fails_the_build_naming_it(tmp_path: Path, workers: int) -> None:
+    task = BrNeedsNoSuper(workspace_directory=str(tmp_path / "ws"))
+    with pytest.raises(kart_core.GokartBuildError) as caught:
+        kart_core.build(task, reset_register=False, workers=workers)
+    (failure,) = caught.value.raised_exceptions.values()
+    assert isinstance(failure[0], TaskException)
+    assert "Task of class BrNoSuper is not initialized" in str(caught.value)
+    assert not (tmp_path / "ws").exists()  # nothing ran
+
+
+_NO_SUPER_SCRIPT = """
+import json
+import luigi.worker
+import gokart
+
+
+class NoSuper(gokart.TaskOnKart):
+    def __init__(self, *args, **kwargs):
+        self.extra = 1
+
+    def run(self):
+        self.dump(1)
+
+
+try:
+    gokart.build(NoSuper(), log_level=40)
+    found = 'built'
+except luigi.worker.TaskException as exc:
+    found = {'raised': 'TaskException', 'not_initialized': 'not initialized' in str(exc)}
+except Exception as exc:
+    found = {'raised': type(exc).__name__}
+print(json.dumps(found))
+"""
+
+
+def test_as_gokart_a_root_whose_init_skips_luigi_s_raises_task_exception(tmp_path: Path) -> None:
+    found = run_both(_NO_SUPER_SCRIPT, tmp_path)
+    assert found["kart"] == found["gokart"] == {"raised": "TaskException", "not_initialized": True}
