@@ -28,12 +28,14 @@ from __future__ import annotations
 import faulthandler
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 RUN_LOGS = "afw"
 ANSWER = "AFW-ANSWER "
@@ -242,25 +244,33 @@ class Worker:
         # The end of stdin stops the worker only between requests: a test process killed during one would
         # leave it (and the task it forked) running to the request's end.
         self.watchdog = watch(self.process)
+        # Its stdout is read line by line in a thread, never through select() on the pipe beside readline():
+        # readline() may take the ANSWER line into the file object's buffer together with the line before it,
+        # and select() then waits on an empty pipe for an answer already read (the 300 s "hangs" of CI under
+        # load, with the worker idle on its stdin).
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, args=(self.process.stdout,), daemon=True).start()
+
+    def _read(self, stdout: IO[str]) -> None:
+        """Queue each line of the worker's stdout; an empty string once it ends."""
+        for line in stdout:
+            self.lines.put(line)
+        self.lines.put("")
 
     def _ask(self, request: dict[str, Any], timeout: float = 300) -> dict[str, Any]:
-        import selectors
-
-        assert self.process.stdin is not None and self.process.stdout is not None
+        assert self.process.stdin is not None
         self.process.stdin.write(json.dumps(request) + "\n")
         self.process.stdin.flush()
         deadline, seen = time.monotonic() + timeout, list[str]()
-        with selectors.DefaultSelector() as selector:
-            selector.register(self.process.stdout, selectors.EVENT_READ)
-            while True:
-                left = deadline - time.monotonic()
-                if left <= 0 or not selector.select(left):
-                    raise AssertionError(f"no answer in {timeout} s: {self._stacks(request)}")
-                line = self.process.stdout.readline()
-                assert line, f"the worker ended ({self.process.poll()}): {''.join(seen)[-3000:]}{self._errors()}"
-                if line.startswith(ANSWER):
-                    break
-                seen.append(line)
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no answer in {timeout} s: {self._stacks(request)}") from None
+            assert line, f"the worker ended ({self.process.poll()}): {''.join(seen)[-3000:]}{self._errors()}"
+            if line.startswith(ANSWER):
+                break
+            seen.append(line)
         answer: dict[str, Any] = json.loads(line.removeprefix(ANSWER))
         assert "error" not in answer, answer["error"] + "".join(seen)[-3000:] + self._errors()
         assert answer.pop("kart_in_worker") is False  # each forked process imported kart itself
