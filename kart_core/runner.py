@@ -19,6 +19,7 @@ import enum
 import functools
 import logging
 import os
+import posixpath
 import time
 import types
 from collections.abc import Callable, Iterator
@@ -44,6 +45,7 @@ from kart_core.repair import Damage, damaged_output, damaged_upstream, still_dam
 from kart_core.runlog import RunLogPlugin, mark_recorded, record_in_manifest, run_record
 from kart_core.signing import Signer
 from kart_core.storage import storage_for
+from kart_core.storage.local import local_path
 from kart_core.structure import flatten
 from kart_core.task_memo import memo_of
 
@@ -284,6 +286,37 @@ def _refuse_foreign_targets(task: KartTask) -> None:
             "the task: a TaskOnKart's outputs are files kart commits. Return self.make_target('name.ext'), or make "
             "the task a plain luigi.Task."
         )
+    _refuse_shared_paths(task)
+
+
+def _refuse_shared_paths(task: KartTask) -> None:
+    """Before ``task`` runs: no two of its outputs may name one file. Both would be committed as that file, and a
+    load of the first returned what was dumped for the second (attacker at24 F3).
+
+    Raises:
+        OutputTypeError: naming the task, the path and both outputs.
+    """
+    outputs = task.kart_outputs()
+    if not isinstance(outputs, dict | list | tuple) or len(outputs) < 2:
+        return
+    named = outputs.items() if isinstance(outputs, dict) else enumerate(outputs)
+    seen: dict[str, str] = {}
+    for name, value in named:
+        for target in flatten(value):
+            path = target.path()
+            # One spelling: ./a/../x.pkl is x.pkl, on disk and in a bucket (the object store resolves it there too).
+            if "://" not in path or path.startswith("file://"):
+                path = os.path.abspath(local_path(path))
+            else:
+                scheme, _, rest = path.partition("://")
+                path = f"{scheme}://{posixpath.normpath(rest)}"
+            if path in seen:
+                raise OutputTypeError(
+                    f"{task.kart_label()}: output() names the file {path!r} twice ({seen[path]} and {name!r}), so kart "
+                    f"cannot run the task: both would be committed as that one file, and a load of {seen[path]} would "
+                    f"return what was dumped for {name!r}. Give each output its own name in self.make_target(...)."
+                )
+            seen[path] = repr(name)
 
 
 def repair_output(
