@@ -412,7 +412,10 @@ def _only_external_inputs_missing(result: BuildResult) -> bool:
 
 
 def _one_line(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
+    """``Type: message``, then each note added to ``exc`` (what to fix, the parameter that reached it) indented on a
+    line of its own, as Python's traceback shows them."""
+    notes = "".join(f"\n    {note}" for note in getattr(exc, "__notes__", ()) if isinstance(note, str))
+    return f"{type(exc).__name__}: {exc}{notes}"
 
 
 def _drop_redefined_task_classes() -> None:

@@ -436,6 +436,8 @@ def _report_failures(result: BuildResult) -> None:
         if isinstance(error, _DEFINITION_ERRORS):
             # kart's own complete message about how the task is written; its traceback runs through kart.
             click.echo(f"{type(error).__name__}: {error}", err=True)
+            for note in getattr(error, "__notes__", ()):
+                click.echo(str(note), err=True)
         else:
             traceback.print_exception(type(error), error, error.__traceback__, file=sys.stderr)
     if result.failed:

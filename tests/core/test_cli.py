@@ -148,6 +148,24 @@ def test_run_exits_50_when_the_graph_cannot_be_walked() -> None:
     assert "OSError: cannot reach the store" in result.stderr
 
 
+class CliBadChild(gokart.TaskOnKart[int]):
+    upstream = gokart.TaskInstanceParameter()
+
+
+class CliBadRequires(gokart.TaskOnKart[int]):
+    def requires(self) -> CliBadChild:
+        return CliBadChild(upstream=5)
+
+
+def test_run_prints_the_note_of_a_definition_error() -> None:
+    """kart's definition errors are printed alone (no traceback), so the note saying whose requires() raised (and what
+    to fix) was dropped."""
+    result = kart("run", f"{M}.CliBadRequires")
+    assert result.exit_code == 50
+    assert "ParameterTypeError: CliBadChild: parameter 'upstream' expects an instance" in result.stderr
+    assert "kart: raised by requires() of CliBadRequires(); fix it, or the parameters that reach it." in result.stderr
+
+
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_run_reports_sys_exit_in_a_task_as_a_failure(workers: str) -> None:
     result = kart("run", "--workers", workers, "--executor", "thread", f"{M}.CliExits")

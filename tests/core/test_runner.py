@@ -167,6 +167,8 @@ def test_workspace_that_is_a_file_says_so(tmp_path) -> None:
     with pytest.raises(kart_core.GokartBuildError) as built:
         kart_core.build(RnCounting(workspace_directory=str(a_file)), reset_register=False)
     assert any("is a file, not a folder" in note for note in built.value.__cause__.__notes__)
+    # The build's own message carries the note too: str(error) is what a caller logs, and it dropped it.
+    assert f"\n    RnCounting: workspace_directory {str(a_file)!r} is a file, not a folder" in str(built.value)
 
 
 class RnOwner(kart_core.TaskOnKart[str]):
