@@ -20,7 +20,9 @@ lineage counts by what it records.
 A load of an output no integrity record vouches for (a raw file dropped in by hand under a task without
 ``run()``, an output gokart wrote) is recorded too, without a commit, with the content hash of the file
 and its stamp (``Input.stamp``): it is replaced when another file with other content is there
-(``_replaced_file``: one stat while the stamp holds, attacker N12). A manifest shared by same-named
+(``_replaced_file``: one stat while the stamp holds, attacker N12). So is a file outside every workspace that
+a requirement outputs (a bare target, a luigi ``LocalTarget`` or ``S3Target``), as ``run()`` began: with no
+manifest (``Input.manifest`` ""), by its full path or URL (``_replaced_outside``; attacker at25 F7, F8). A manifest shared by same-named
 classes of two modules holds each one's inputs (``Input.reader``): a task is judged by its own (attacker N1).
 
 Only what can be read is claimed: an upstream manifest that is pending while its committer works, an entry
@@ -152,6 +154,12 @@ class StaleInput:
                 f"{upstream}'s integrity record ({self.manifest}) cannot be read now (damaged: a cut write, a disk "
                 "error), so what it holds cannot be told"
             )
+        if not self.input.manifest:
+            return (
+                f"{label} requires {upstream}, whose output is the file {self.input.key!r}, outside the workspace "
+                f"(no integrity record vouches for it: kart recorded its content as {label}'s run began); "
+                f"{self.rewritten} (a new data drop, or a rerun outside kart)"
+            )
         if self.input.stamp is not None and self.now is None:
             return (
                 f"{label} was built from {upstream}'s output {self.input.key}, which no integrity record vouches for "
@@ -200,6 +208,8 @@ class StaleInput:
             return f"kart before 2026-12-03 did not record whether {upstream}, which it requires, changed since it ran"
         if self.unreadable:
             return f"the integrity record of {upstream}, which it {how}, cannot be read"
+        if not self.input.manifest:
+            return f"the file {self.input.key} of {upstream}, which it requires, changed (outside the workspace)"
         if self.input.stamp is not None and self.now is None:
             return f"the file {self.input.key} it loaded changed (no integrity record vouches for it)"
         if self.rewritten:
@@ -294,7 +304,7 @@ def current_manifests(
 
 def _cross_workspace(manifest: Manifest) -> bool:
     """Whether ``manifest`` records an input from another workspace (a full path or URL)."""
-    return any(not _workspace_relative(item.manifest) for item in manifest.inputs)
+    return any(item.manifest and not _workspace_relative(item.manifest) for item in manifest.inputs)
 
 
 def _workspace_relative(reference: str) -> bool:
@@ -358,6 +368,11 @@ def stale_inputs(
     stale = []
     for item in manifest.inputs:
         if not item.read_by(reader):
+            continue
+        if not item.manifest:  # a file outside every workspace, by its full path or URL
+            replaced = _replaced_outside(item)
+            if replaced is not None:
+                stale.append(replaced)
             continue
         path = resolve(item.manifest, workspace, current)
         if path not in found:
@@ -429,6 +444,18 @@ def _replaced_file(item: Input, path: str, workspace: str | None = None) -> Stal
     if item.stamp is None:  # a committed output whose record is gone since
         return StaleInput(item, path, None, "its integrity record is gone and the file there holds other content")
     return StaleInput(item, path, None, "another file with other content is there since it was loaded")
+
+
+def _replaced_outside(item: Input) -> StaleInput | None:
+    """``item``, a file outside every workspace that a requirement outputs (``Input.manifest`` "", ``key`` its full
+    path or URL: a bare target's, a ``luigi.LocalTarget``'s or ``S3Target``'s; attacker at25 F7, F8), as a
+    ``StaleInput`` when another file with other content is there now (a new data drop). One stat while its stamp is
+    the recorded one, else its content hashed (once per stamp in this process). None when it is unchanged, or gone (a
+    missing input is its task's to provide)."""
+    found = unrecorded_content(item.key, item.stamp)
+    if found is None or not found[1] or found[1] == item.digest:
+        return None
+    return StaleInput(item, item.key, None, "another file with other content is there since that run began")
 
 
 def _file_there(item: Input, path: str) -> bool:
@@ -934,7 +961,9 @@ class Lineage:
     def note_inputs(self, manifest: Manifest, workspace: str) -> None:
         """Count the inputs ``manifest`` (of a task in ``workspace``) records as recorded (``records_any``,
         ``recorded``), though its lineage was not checked (an incomplete task's ``complete()`` read it)."""
-        self._inputs.update(resolve(item.manifest, workspace, self.current) for item in manifest.inputs)
+        self._inputs.update(
+            resolve(item.manifest, workspace, self.current) for item in manifest.inputs if item.manifest
+        )
 
     def manifest(self, path: str) -> Manifest | None:
         """The manifest at ``path`` (unverified JSON), or None."""
@@ -1081,8 +1110,8 @@ class Lineage:
             return []
         unknown = []
         for item in manifest.inputs:
-            if _workspace_relative(item.manifest):
-                continue
+            if not item.manifest or _workspace_relative(item.manifest):
+                continue  # a file outside every workspace (``_replaced_outside``) has no record to find
             upstream = resolve(item.manifest, workspace, self.current)
             if self.manifest(upstream) is None and not _file_there(item, upstream):
                 unknown.append((item, upstream))
@@ -1208,6 +1237,11 @@ class Lineage:
                 and len(reference) > len(relative)
                 and "/" not in reference[len(relative) :]
             ) and not _workspace_relative(reference):  # from another workspace: read where it is now, when known
+                if not reference:  # a file outside every workspace: no manifest, no upstream to explore
+                    replaced = _replaced_outside(item)
+                    if replaced is not None:
+                        direct.append(replaced)
+                    continue
                 if upstreams is not None:
                     current_manifests(upstreams(), self.current)
                     upstreams = None  # the whole graph under the task is in self.current now

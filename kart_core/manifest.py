@@ -295,7 +295,10 @@ class Input:
 
     Attributes:
         task: the upstream's label, ``Class[8-hex id]`` (for messages).
-        manifest: the upstream's manifest: workspace-relative (same workspace as this manifest) or a full path/URL.
+        manifest: the upstream's manifest: workspace-relative (same workspace as this manifest) or a full path/URL;
+            "" for a file outside every workspace that a requirement outputs (a bare target's, a luigi
+            ``LocalTarget``'s or ``S3Target``'s: no manifest vouches for it), whose ``key`` is then its full path or
+            URL and whose ``stamp`` and ``digest`` are the file's as the run began (``kart_core.lineage``).
         key: the output's key in that manifest.
         commit: the commit id of the entry the load read.
         digest: the content hash of the entry the load read.

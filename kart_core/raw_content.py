@@ -5,11 +5,16 @@ hash, remembered per stamp in this process, for the tasks that read it (``kart_c
 
 from __future__ import annotations
 
+import os
+import sys
+
+import luigi
+
 from kart_core.integrity import DEFAULT_ALGORITHM, digest_stream
 from kart_core.storage import stamp as stamps  # looked up per call: a test's stand-in stat reaches it
 from kart_core.storage import storage_for
 
-__all__ = ["unrecorded_content"]
+__all__ = ["readable_file", "unrecorded_content"]
 
 # Content hashes of files without a record, by (path, stamp): a stamp changes with every write kart can see.
 _CONTENT: dict[tuple[str, tuple[object, ...]], str] = {}
@@ -49,3 +54,30 @@ def unrecorded_content(path: str, known: tuple[object, ...] | None = None) -> tu
         _CONTENT.clear()
     _CONTENT[(path, now)] = content
     return now, content
+
+
+def readable_file(target: object) -> str | None:
+    """The full path (local, absolute) or URL of the file ``target`` names, for a target whose file kart can stat and
+    read without an integrity record: a kart file target without one (a bare ``kart_core.target.make_target(path)``,
+    its path as given when it is a URL), a ``luigi.LocalTarget`` (its path made absolute: luigi reads a relative one
+    from the working directory), and, when the program imported their modules, ``luigi.contrib.s3.S3Target`` and
+    ``luigi.contrib.gcs.GCSTarget`` (read here through kart's own storage, ``kart_core.storage``). None for any other
+    target (a database table, a luigi ``MockTarget``, an in-memory value): nothing kart can watch.
+    """
+    if isinstance(target, luigi.LocalTarget):
+        path = target.path
+        return os.path.abspath(path) if isinstance(path, str) and "://" not in path else path
+    for module, name in _OBJECT_TARGETS:
+        found = getattr(sys.modules.get(module), name, None)  # never imported here: luigi's gcs module warns on import
+        if isinstance(found, type) and isinstance(target, found):
+            path = getattr(target, "path", None)
+            return path if isinstance(path, str) and "://" in path else None
+    if type(target).__module__.startswith("kart_core.in_memory"):
+        return None  # its "path" is a key of an in-memory store
+    path = getattr(target, "_path", None)  # a kart target's file (not path(): a run may hand out a private name)
+    if isinstance(path, str) and type(target).__module__.startswith("kart_core."):
+        return path if "://" in path else os.path.abspath(path)
+    return None
+
+
+_OBJECT_TARGETS = (("luigi.contrib.s3", "S3Target"), ("luigi.contrib.gcs", "GCSTarget"))

@@ -83,7 +83,8 @@ from kart_core.manifest import (
     restamp_at,
     write_manifest,
 )
-from kart_core.raw_content import unrecorded_content
+from kart_core.outcome import task_label
+from kart_core.raw_content import readable_file, unrecorded_content
 from kart_core.signing import Signer
 from kart_core.storage import Storage, storage_for
 from kart_core.storage.base import no_space_note
@@ -249,6 +250,10 @@ class Transaction:
     # The stamps of those outputs no integrity record vouched for (no commit: a raw file, gokart's output), by the
     # same key: the record of such an input is its stamp and hash (``Input.stamp``).
     required_stamps: dict[tuple[str, str], tuple[object, ...]] | None = None
+    # The files outside every workspace that the task's requirements output (a bare target's, a luigi target's), by
+    # full path or URL (``raw_content.readable_file``): the requirement's label and the file's stamp and content hash
+    # as ``run()`` began (``note_required``); recorded as inputs keyed by that path (``Input.file``). None until then.
+    required_files: dict[str, tuple[str, tuple[object, ...], str]] | None = None
     # The targets ``input()`` handed out in the run (``input_view``): id of the upstream's target -> (it, the view).
     views: dict[int, tuple[Any, Any]] = dataclasses.field(default_factory=dict)
     # The run's side files by final path: the record of the target dumped and the entry its manifest's ``side``
@@ -374,16 +379,20 @@ class Transaction:
         upstreams = requires() if requires is not None else ()
         if not upstreams:
             return
+        unwatched: list[str] = []
         for upstream in upstreams:
             outputs = getattr(upstream, "kart_outputs", None)
-            if outputs is None:
-                continue  # a plain luigi task (an ExternalTask): no integrity record
+            if outputs is None:  # a plain luigi task (an ExternalTask): no integrity record; its files are watched
+                for target in flatten(upstream.output()):
+                    self._note_required_file(upstream, target, unwatched)
+                continue
             # The manifests read for this requirement only (its outputs share one or a few): kept for the whole
             # loop, a fan-in of 100,000 held every parsed manifest until the last was read (130 MiB).
             read: dict[str, Manifest | None] = {}
             for target in flatten(outputs()):
                 record = getattr(target, "record", None)
                 if not isinstance(record, OutputRecord):
+                    self._note_required_file(upstream, target, unwatched)  # a bare target: outside the workspace
                     continue
                 path = record.manifest
                 if path not in read:
@@ -396,6 +405,36 @@ class Transaction:
                 if manifest is None or entry is None or entry.commit is None:
                     continue
                 found[(path, record.key)] = (record, entry.commit, "" if manifest.pending else entry.digest)
+        if unwatched:
+            _warn_once(
+                self,
+                "unwatched requirement",
+                "%s: kart cannot read %s, so a change there does not make %s stale (its file is not recorded as an "
+                "input). After a change there, build %s again with rerun=True; or give that requirement an output kart "
+                "can read: a luigi.LocalTarget, an S3Target, a kart target.",
+                self.label,
+                "; ".join(unwatched),
+                self.label,
+                self.label,
+            )
+
+    def _note_required_file(self, upstream: Any, target: Any, unwatched: list[str]) -> None:
+        """A requirement's output that is a file outside every workspace (``raw_content.readable_file``: a bare kart
+        target, a ``luigi.LocalTarget`` or ``S3Target`` of a luigi task such as an ``ExternalTask``): its stamp and
+        content hash as ``run()`` begins (``required_files``), recorded as an input of the run keyed by its path or
+        URL (``Input.file``), so a new data drop there makes the task stale however the run read it (attacker at25
+        F7, F8). Hashed once per stamp in this process. Nothing for a file that is missing, a folder or cannot be read
+        (a missing input is the requirement's to provide); a target kart cannot read is added to ``unwatched``."""
+        path = readable_file(target)
+        if path is None:
+            unwatched.append(f"the output {target!r} ({type(target).__name__}) of {task_label(upstream)}")
+            return
+        content = unrecorded_content(path)
+        if content is None:
+            return
+        if self.required_files is None:
+            self.required_files = {}
+        self.required_files[path] = (task_label(upstream), content[0], content[1])
 
     def _note_unrecorded_requirement(
         self, record: OutputRecord, target: Any, found: dict[tuple[str, str], tuple[OutputRecord, str | None, str]]
@@ -519,8 +558,10 @@ class Transaction:
         then, in a manifest of the task's own outputs, each output of a requirement as it was when ``run()``
         began (``note_required``) that the run did not load (``Input.required``). A load's record stands for its
         output: it may name a newer entry than the floor's, a rewrite the load recorded as a new version (the file
-        the run could read by path already held it), which the floor's entry would make stale at once."""
-        found = []
+        the run could read by path already held it), which the floor's entry would make stale at once. There too,
+        each file outside every workspace that a requirement outputs (``required_files``), as an input with no
+        manifest (``Input.manifest`` "") keyed by its full path or URL."""
+        found: list[Input] = []
         loads = [
             (source, entry.commit, entry.digest, self.stamps.get(where), False)
             for where, (source, entry) in sorted(self.loaded.items())
@@ -533,6 +574,11 @@ class Transaction:
                 (source, commit, digest, stamps.get(output), True)
                 for output, (source, commit, digest) in sorted(self.required.items())
                 if output not in self.loaded
+            )
+        if self.required_files and record.manifest in self._own_manifests():
+            found.extend(
+                Input(task=label, manifest="", key=path, commit=None, digest=digest, reader=record.owner, stamp=stamp)
+                for path, (label, stamp, digest) in sorted(self.required_files.items())
             )
         for source, commit, digest, stamp, required in itertools.chain(loads, other, floor):
             if source.manifest == record.manifest:
