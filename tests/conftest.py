@@ -193,6 +193,34 @@ def pytest_collection(session: pytest.Session) -> Generator[None, object, object
         sys.dont_write_bytecode = saved
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """With ``--durations``: also the test files by their tests' total time (setup, call and teardown), longest
+    first, and the sum over all files.
+
+    ``make test`` hands whole files to the xdist workers, so what orders LONGEST_FILES and what a speed-up has to
+    cut is a file's total; ``--durations`` lists single phases, and its top 30 held under a third of the suite's
+    time in session 25's CI (3,800 tests: most of the time is in the many tests of a few seconds each).
+    """
+    if config.option.durations is None:
+        return
+    seconds: dict[str, float] = {}
+    tests: dict[str, set[str]] = {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if isinstance(report, pytest.TestReport):
+                path = report.nodeid.split("::")[0]
+                seconds[path] = seconds.get(path, 0.0) + report.duration
+                tests.setdefault(path, set()).add(report.nodeid)
+    if not seconds:
+        return
+    shown = 40
+    terminalreporter.write_sep(
+        "=", f"slowest {min(shown, len(seconds))} test files (all {len(seconds)}: {sum(seconds.values()):.0f} s)"
+    )
+    for path, total in sorted(seconds.items(), key=lambda item: -item[1])[:shown]:
+        terminalreporter.write_line(f"{total:8.1f}s {len(tests[path]):5d} tests  {path}")
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     """``--docs-screenshots``: the report screenshot test also copies its pictures into docs/img/."""
     parser.addoption(
