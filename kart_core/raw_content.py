@@ -14,7 +14,7 @@ from kart_core.integrity import DEFAULT_ALGORITHM, digest_stream
 from kart_core.storage import stamp as stamps  # looked up per call: a test's stand-in stat reaches it
 from kart_core.storage import storage_for
 
-__all__ = ["readable_file", "unrecorded_content"]
+__all__ = ["loads_data_only", "raw_input_refusal", "raw_owner", "readable_file", "unrecorded_content", "without_run"]
 
 # Content hashes of files without a record, by (path, stamp): a stamp changes with every write kart can see.
 _CONTENT: dict[tuple[str, tuple[object, ...]], str] = {}
@@ -81,3 +81,83 @@ def readable_file(target: object) -> str | None:
 
 
 _OBJECT_TARGETS = (("luigi.contrib.s3", "S3Target"), ("luigi.contrib.gcs", "GCSTarget"))
+
+
+def without_run(task: object) -> bool:
+    """Whether ``task`` is a raw input, something nothing here produces: a ``luigi.ExternalTask`` (luigi sets its
+    ``run`` to None), or a task whose class defines no ``run()`` (a ``TaskOnKart`` subclass whose ``run`` is
+    ``TaskOnKart``'s own, the routed wrapper of luigi's empty ``Task.run``), as raw files dropped in by hand are
+    declared."""
+    return _defines_no_run(type(task))
+
+
+def _defines_no_run(cls: type) -> bool:
+    if issubclass(cls, luigi.ExternalTask):
+        return True
+    run = getattr(cls, "run", None)
+    return run is None or run is luigi.Task.run or getattr(run, "__wrapped__", None) is luigi.Task.run
+
+
+def raw_owner(owner: str) -> bool:
+    """Whether ``owner`` (an output record's ``module.Class``) names a class of a module already imported whose tasks
+    are raw inputs (``without_run``). False when it cannot be told (not imported, not found): nothing is imported."""
+    module, _, name = owner.rpartition(".")
+    found: object = sys.modules.get(module)
+    for part in name.split("."):
+        found = getattr(found, part, None)
+    return isinstance(found, type) and _defines_no_run(found)
+
+
+def loads_data_only(target: object) -> bool:
+    """Whether loading ``target`` runs no code from the file: its format is one of kart's data formats (text, gzip
+    text, csv/tsv, json, parquet, feather, xml, npz without pickles, raw bytes), not a pickle, a model zip or a
+    format of the program's own. What signing lets load unsigned as a raw input (``Transaction.admits_raw``)."""
+    processor = getattr(target, "processor", None)
+    return processor is not None and type(processor).__module__ in _DATA_FORMATS
+
+
+_DATA_FORMATS = frozenset(
+    f"kart_core.file_processor.{name}"
+    for name in ("text_format", "pandas_format", "pandas", "polars_format", "polars", "misc_formats")
+)
+
+
+def raw_input_refusal(target: object, reading: bool) -> str:
+    """The advice for a file signing refuses because kart did not sign it, when its task is a raw input (its
+    record's ``owner`` class defines no ``run()``, ``raw_owner``): no kart commit wrote it, so ``kart verify --delete``
+    and a rebuild (the usual advice) cannot help; what can is said here (attacker at25 F11). ``reading``: the load is
+    made for a running task (``transaction.load_reader``). "" for any other file (the usual advice stands).
+    """
+    record = getattr(target, "record", None)
+    owner = getattr(record, "owner", "") if record is not None else ""
+    if not owner or not raw_owner(owner):
+        return ""
+    task, name = getattr(record, "task", owner), owner.rpartition(".")[2]
+    if not loads_data_only(target):
+        processor = type(getattr(target, "processor", None)).__name__
+        why = (
+            f"its format ({processor}) runs code from the file as it loads (a pickle, a model zip, or a format of your "
+            "own), so signing never loads it unsigned"
+        )
+        fix = (
+            f"Save the raw file in a data format (csv, tsv, parquet, feather, json, txt, npz) and name that file in "
+            f"{name}.output(), or give {name} a run() that writes it (kart then signs it)."
+        )
+    elif not reading:
+        why = (
+            "such a file loads unsigned only as a requirement of a running task, in that run's own process: the task's "
+            "signed manifest then records its content hash, so a new drop there makes the task stale. This load is "
+            "not one"
+        )
+        fix = f"Load it in the run() of a task that requires {name} (self.load(), or read it by path)."
+    else:
+        why = (
+            "such a file loads unsigned only as a requirement of the running task, in that run's own process (its "
+            "signed manifest records its content hash). The running task does not require it, or loads it in a "
+            "child process"
+        )
+        fix = f"Have the task that loads it require {name}, and load it in run()'s own process."
+    return (
+        f"{task} defines no run(): its file is an input you provide, which kart never signs, and {why}. {fix} "
+        "`kart verify --delete` does not apply: it removes only files kart wrote, and no build writes this one."
+    )

@@ -19,6 +19,7 @@ import dataclasses
 from collections.abc import Iterable, Sequence
 
 from kart_core.manifest import Entry, Manifest, OutputRecord, refusal_reason
+from kart_core.raw_content import loads_data_only, raw_owner
 from kart_core.signing import HEADER_SIZE, Signer, read_seal
 from kart_core.storage import storage_for
 
@@ -62,12 +63,14 @@ def output_refusals(targets: Iterable[object], signer: Signer, record: bool = Tr
     """The files of a task (its flattened ``output()``) that a load refuses, in order; [] when it loads.
 
     Targets without an integrity record (plain luigi targets, bare ``make_target``) and missing outputs
-    are skipped. ``record``: whether loads read the manifest (``[TaskOnKart] integrity_record``).
+    are skipped, and so are the data-format files of a raw input (a task with no ``run()``): they load unsigned in
+    the runs of the tasks that require them (``kart_core.raw_content``, attacker at25 F11). ``record``: whether loads
+    read the manifest (``[TaskOnKart] integrity_record``).
     """
     by_manifest: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for target in targets:
         found = getattr(target, "record", None)
-        if isinstance(found, OutputRecord):
+        if isinstance(found, OutputRecord) and not (raw_owner(found.owner) and loads_data_only(target)):
             path = str(target.path())  # type: ignore[attr-defined]  # a target with a record is kart's
             by_manifest.setdefault((found.manifest, found.manifest_name), []).append((path, found.key))
     result: list[Refusal] = []

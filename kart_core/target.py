@@ -67,6 +67,7 @@ from kart_core.file_processor.pickle_format import PickleFileProcessor
 from kart_core.integrity import DEFAULT_ALGORITHM, available, digest_bytes, digest_stream
 from kart_core.lock import canonical_location
 from kart_core.manifest import SIGNING_ADVICE, Entry, Manifest, OutputRecord, new_commit_id, read_manifest
+from kart_core.raw_content import raw_input_refusal
 from kart_core.signing import HEADER_SIZE, MAGIC, MOVED_ADVICE, Signer, is_sealed, signature_path
 from kart_core.storage import Storage, storage_for
 from kart_core.storage.base import Spool, no_space_note, protocol_of
@@ -424,6 +425,12 @@ class TargetOnKart(luigi.Target):
             raw = files.enter_context(self._storage.open_read(staged.location if staged is not None else self._path))
             if signer is not None:
                 data = raw.read()
+                if staged is None and entry is None and not is_sealed(data) and transaction.admits_raw(self._path):
+                    # A raw input of the running task (no run(), a data format): nothing to sign; the run records its
+                    # content hash in its signed manifest (attacker at25 F11).
+                    yield io.BytesIO(data)
+                    self._note_unrecorded(unrecorded, before)
+                    return
                 # Records off: no manifest to hold a commit, so the MAC alone is checked.
                 try:
                     self._check_signature(data, signer, entry, staged is not None or not settings.record)
@@ -1181,9 +1188,10 @@ class TargetOnKart(luigi.Target):
                 if legacy
                 else "kart did not sign this file"
             )
+            raw = raw_input_refusal(self, transaction.load_reader() is not None) if not legacy else ""
             return (
                 f"Refusing to load {where}: signing is on (KART_SIGNING_KEY / [TaskOnKart] signing_key) and {why}. "
-                f"{SIGNING_ADVICE}"
+                f"{raw or SIGNING_ADVICE}"
             )
         moved = f" {MOVED_ADVICE}" if self.record is None and self._name is not None else ""
         # A signed file of another size than its commit (attacker at20 K8): most often cut short or grown by a copy

@@ -84,7 +84,7 @@ from kart_core.manifest import (
     write_manifest,
 )
 from kart_core.outcome import task_label
-from kart_core.raw_content import readable_file, unrecorded_content
+from kart_core.raw_content import loads_data_only, readable_file, unrecorded_content, without_run
 from kart_core.signing import Signer
 from kart_core.storage import Storage, storage_for
 from kart_core.storage.base import no_space_note
@@ -254,6 +254,9 @@ class Transaction:
     # full path or URL (``raw_content.readable_file``): the requirement's label and the file's stamp and content hash
     # as ``run()`` began (``note_required``); recorded as inputs keyed by that path (``Input.file``). None until then.
     required_files: dict[str, tuple[str, tuple[object, ...], str]] | None = None
+    # The paths of those requirement outputs (in the workspace or outside it) whose task is a raw input (no ``run()``)
+    # and whose format loads no code: signing lets the run load them unsigned (``admits_raw``). None until then.
+    raw_admitted: set[str] | None = None
     # The targets ``input()`` handed out in the run (``input_view``): id of the upstream's target -> (it, the view).
     views: dict[int, tuple[Any, Any]] = dataclasses.field(default_factory=dict)
     # The run's side files by final path: the record of the target dumped and the entry its manifest's ``side``
@@ -400,7 +403,7 @@ class Transaction:
                 manifest = read[path]
                 entry = manifest.outputs.get(record.key) if manifest is not None else None
                 if entry is None and not (manifest is not None and manifest.pending):
-                    self._note_unrecorded_requirement(record, target, found)
+                    self._note_unrecorded_requirement(record, target, found, upstream)
                     continue
                 if manifest is None or entry is None or entry.commit is None:
                     continue
@@ -435,9 +438,32 @@ class Transaction:
         if self.required_files is None:
             self.required_files = {}
         self.required_files[path] = (task_label(upstream), content[0], content[1])
+        self._admit_raw(upstream, target, getattr(target, "_path", path))
+
+    def _admit_raw(self, upstream: Any, target: Any, path: str) -> None:
+        """Let the run load ``target`` (at ``path``) unsigned when signing is on (``admits_raw``) if ``upstream`` is a
+        raw input (``raw_content.without_run``: nothing here produces it, so kart never signed it) and its format
+        loads no code (``raw_content.loads_data_only``; attacker at25 F11)."""
+        if upstream is not None and without_run(upstream) and loads_data_only(target):
+            if self.raw_admitted is None:
+                self.raw_admitted = set()
+            self.raw_admitted.add(path)
+
+    def admits_raw(self, path: str) -> bool:
+        """Whether signing lets this run load the file at ``path`` although kart did not sign it: the output of a
+        raw input among the task's requirements (a task with no ``run()``, a ``luigi.ExternalTask``: it has no
+        commit to sign), in a format that loads no code, noted as ``run()`` began (``note_required``). What vouches
+        for it is what the run records of it: its content hash and stamp, in the task's signed manifest, so a new
+        drop there makes the task stale; a file kart should have signed (any task with a ``run()``) is still
+        refused."""
+        return self.raw_admitted is not None and path in self.raw_admitted
 
     def _note_unrecorded_requirement(
-        self, record: OutputRecord, target: Any, found: dict[tuple[str, str], tuple[OutputRecord, str | None, str]]
+        self,
+        record: OutputRecord,
+        target: Any,
+        found: dict[tuple[str, str], tuple[OutputRecord, str | None, str]],
+        upstream: Any = None,
     ) -> None:
         """A requirement's output that no integrity record vouches for (a raw file dropped in by hand under a task
         without ``run()``, gokart's output): its content hash (into ``found``, the floor, with no commit) and stamp
@@ -458,6 +484,7 @@ class Transaction:
         if self.required_stamps is None:
             self.required_stamps = {}
         self.required_stamps[key] = content[0]
+        self._admit_raw(upstream, target, path)
 
     def upstream_manifests(self) -> frozenset[str]:
         """The manifests (full paths) of the outputs of the task's requirements (``input()``), read once per run; none
@@ -1587,6 +1614,14 @@ def load_reader() -> Transaction | child_loads.Relay | child_loads.Relays | Adop
     now (``child_loads.for_child``); None: a load outside any run."""
     found = _relayed.get() or reader()
     return found if found is not None else child_loads.for_child(None)
+
+
+def admits_raw(path: str) -> bool:
+    """Whether the run a load here counts for (``load_reader``), in this process, lets signing load the unsigned file
+    at ``path``: the output of a raw input it requires (``Transaction.admits_raw``). False outside a run, and in a
+    child process of a run (its load is refused as before)."""
+    found = load_reader()
+    return isinstance(found, Transaction) and found.admits_raw(path)
 
 
 def current() -> Transaction | None:
