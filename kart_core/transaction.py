@@ -252,7 +252,7 @@ class Transaction:
     required_stamps: dict[tuple[str, str], tuple[object, ...]] | None = None
     # The files outside every workspace that the task's requirements output (a bare target's, a luigi target's), by
     # full path or URL (``raw_content.readable_file``): the requirement's label and the file's stamp and content hash
-    # as ``run()`` began (``note_required``); recorded as inputs keyed by that path (``Input.file``). None until then.
+    # as ``run()`` began (``note_required``); recorded as inputs keyed by that path (``Input.manifest`` ""). None until then.
     required_files: dict[str, tuple[str, tuple[object, ...], str]] | None = None
     # The paths of those requirement outputs (in the workspace or outside it) whose task is a raw input (no ``run()``)
     # and whose format loads no code: signing lets the run load them unsigned (``admits_raw``). None until then.
@@ -425,15 +425,17 @@ class Transaction:
         """A requirement's output that is a file outside every workspace (``raw_content.readable_file``: a bare kart
         target, a ``luigi.LocalTarget`` or ``S3Target`` of a luigi task such as an ``ExternalTask``): its stamp and
         content hash as ``run()`` begins (``required_files``), recorded as an input of the run keyed by its path or
-        URL (``Input.file``), so a new data drop there makes the task stale however the run read it (attacker at25
-        F7, F8). Hashed once per stamp in this process. Nothing for a file that is missing, a folder or cannot be read
-        (a missing input is the requirement's to provide); a target kart cannot read is added to ``unwatched``."""
+        URL (``Input.manifest`` ""), so a new data drop there makes the task stale however the run read it (attacker at25
+        F7, F8). Hashed once per stamp in this process. Nothing for a file that is missing (a missing input is the
+        requirement's to provide); a target kart cannot read, or a folder, is added to ``unwatched``."""
         path = readable_file(target)
         if path is None:
             unwatched.append(f"the output {target!r} ({type(target).__name__}) of {task_label(upstream)}")
             return
         content = unrecorded_content(path)
         if content is None:
+            if _present(path):  # a folder (a partitioned data set, luigi's flag folder) or a file it cannot read
+                unwatched.append(f"{path!r}, the output of {task_label(upstream)} (a folder, or not readable here)")
             return
         if self.required_files is None:
             self.required_files = {}
@@ -1614,6 +1616,14 @@ def load_reader() -> Transaction | child_loads.Relay | child_loads.Relays | Adop
     now (``child_loads.for_child``); None: a load outside any run."""
     found = _relayed.get() or reader()
     return found if found is not None else child_loads.for_child(None)
+
+
+def _present(path: str) -> bool:
+    """Whether something is at ``path`` (a local path or URL); False when the store cannot be asked."""
+    try:
+        return storage_for(path).exists(path)
+    except (OSError, ValueError):
+        return False
 
 
 def admits_raw(path: str) -> bool:

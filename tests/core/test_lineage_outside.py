@@ -208,3 +208,26 @@ def test_a_luigi_target_kart_cannot_read_is_named_once(tmp_path: Path, caplog: p
         and "rerun=True" in warned[0]
         and ReadsMock(workspace_directory=str(tmp_path)).kart_label() in warned[0]
     )
+
+
+def test_a_luigi_folder_target_is_named_once_as_unwatched(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A LocalTarget that is a folder (a partitioned data set) has no content hash kart takes: the run says so."""
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    (folder / "part-0.txt").write_text("x y")
+    with caplog.at_level(logging.WARNING):
+        task = ReadsLuigiFolder(where=str(folder), workspace_directory=str(tmp_path / "ws"))
+        assert gokart.build(task, reset_register=False) == ["x", "y"]
+    warned = [record.getMessage() for record in caplog.records if "kart cannot read" in record.getMessage()]
+    assert len(warned) == 1 and str(folder) in warned[0] and "a folder" in warned[0]
+
+
+class ReadsLuigiFolder(gokart.TaskOnKart[list[str]]):
+    where = luigi.Parameter()
+
+    def requires(self) -> LuigiRaw:
+        return LuigiRaw(where=self.where)
+
+    def run(self) -> None:
+        with open(os.path.join(self.input().path, "part-0.txt")) as file:
+            self.dump(file.read().split())
