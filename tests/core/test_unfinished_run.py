@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import fork_server
 import luigi
 import pytest
 
@@ -67,14 +68,11 @@ _TASKS = textwrap.dedent(
 )
 
 
+# The runs below are processes of their own, forked from a server that imported luigi and pandas once
+# (tests/fork_server.py): a fresh interpreter spent ~2 s of CPU on them before its build.
 def _run(folder: Path, workspace: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(folder / "hand_tasks.py"), str(workspace)],
-        env={**os.environ, **env},
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    return fork_server.run(
+        [str(folder / "hand_tasks.py"), str(workspace)], folder, {**os.environ, **env}, 120, fork_server.KART
     )
 
 
@@ -140,13 +138,12 @@ def test_loading_it_outside_a_build_names_the_unfinished_run(folder: Path, monke
 def _kart_run(folder: Path, workspace: Path, task: str) -> subprocess.CompletedProcess[str]:
     """``kart run hand_tasks.<task> --workspace <workspace>`` in its own process, as a user types it."""
     path = os.pathsep.join([str(folder), os.environ.get("PYTHONPATH", "")])
-    return subprocess.run(
-        [sys.executable, "-m", "kart_core", "run", f"hand_tasks.{task}", "--workspace", str(workspace)],
-        env={**os.environ, "PYTHONPATH": path, "CI": "1"},
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    return fork_server.run(
+        ["-m", "kart_core", "run", f"hand_tasks.{task}", "--workspace", str(workspace)],
+        folder,
+        {**os.environ, "PYTHONPATH": path, "CI": "1"},
+        120,
+        fork_server.KART,
     )
 
 
