@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import os
 import pickle
-import signal
-import subprocess
-import sys
 import textwrap
 import time
 from collections import Counter
 from pathlib import Path
 
+import fork_server
 import pytest
 
 TASKS = textwrap.dedent(
@@ -54,10 +52,10 @@ def _setup(tmp_path: Path, lock: bool) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(tmp_path), "LUIGI_CONFIG_PATH": str(config), "CI": "true"}
 
 
-def _start(tmp_path: Path, env: dict[str, str], n: int, pause: float) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-c", BUILD, str(n), str(pause)], cwd=tmp_path, env=env, stderr=subprocess.PIPE
-    )
+def _start(tmp_path: Path, env: dict[str, str], n: int, pause: float) -> fork_server.Run:
+    """BUILD in a process of its own, forked from a server that imported luigi and pandas once (tests/fork_server.py;
+    a fresh interpreter spent ~2 s of CPU on them). Runs overlap as processes do."""
+    return fork_server.start(["-c", BUILD, str(n), str(pause)], tmp_path, env, fork_server.KART)
 
 
 def _runs(tmp_path: Path) -> Counter[int]:
@@ -78,8 +76,8 @@ def _every_output_loads(tmp_path: Path) -> int:
 def test_two_processes_with_a_lock_run_each_task_once(tmp_path: Path) -> None:
     env = _setup(tmp_path, lock=True)
     first, second = _start(tmp_path, env, 20, 0.05), _start(tmp_path, env, 20, 0.05)
-    assert first.wait(120) == 0, first.stderr.read().decode() if first.stderr else ""
-    assert second.wait(120) == 0, second.stderr.read().decode() if second.stderr else ""
+    for done in (first.wait(120), second.wait(120)):
+        assert done.returncode == 0, done.stderr
     assert _runs(tmp_path) == Counter(range(20))
     assert _every_output_loads(tmp_path) == 21 * 5  # outputs plus four .pkl run logs each
 
@@ -88,7 +86,7 @@ def test_two_processes_with_a_lock_run_each_task_once(tmp_path: Path) -> None:
 def test_two_processes_without_a_lock_still_leave_a_whole_cache(tmp_path: Path) -> None:
     env = _setup(tmp_path, lock=False)
     first, second = _start(tmp_path, env, 20, 0.02), _start(tmp_path, env, 20, 0.02)
-    assert first.wait(120) == 0 and second.wait(120) == 0
+    assert first.wait(120).returncode == 0 and second.wait(120).returncode == 0
     assert set(_runs(tmp_path)) == set(range(20))
     assert _every_output_loads(tmp_path) == 21 * 5
 
@@ -100,14 +98,13 @@ def test_a_build_killed_halfway_resumes_without_redoing_finished_tasks(tmp_path:
     deadline = time.monotonic() + 60
     while sum(_runs(tmp_path).values()) < 8 and time.monotonic() < deadline:
         time.sleep(0.02)
-    victim.send_signal(signal.SIGKILL)
-    victim.wait(30)
+    victim.kill()  # SIGKILL, and waits for its end
     finished_before = {p.name for p in (tmp_path / "ws" / "conc_tasks").glob("Slow_*.pkl")}
     assert 0 < len(finished_before) < 30
     _every_output_loads(tmp_path)  # nothing half-written under a final name
     runs_before = _runs(tmp_path)
     rerun = _start(tmp_path, env, 30, 0.01)
-    assert rerun.wait(120) == 0
+    assert rerun.wait(120).returncode == 0
     runs_after = _runs(tmp_path)
     redone = {i for i in runs_after if runs_after[i] > runs_before.get(i, 0) and runs_before.get(i, 0) > 0}
     assert len(redone) <= 1  # only the task killed mid-run starts again
