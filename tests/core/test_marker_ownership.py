@@ -18,12 +18,12 @@ from __future__ import annotations
 import io
 import json
 import os
-import subprocess
-import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
+import fork_server
 import luigi
 import pytest
 
@@ -48,7 +48,9 @@ _REPLACE = (
 
 
 def _in_another_process(code: str, *args: str) -> None:
-    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=os.environ.copy())
+    """``python -c code args`` in a process of its own: a fork of the server that imported luigi, pandas and s3fs
+    once (tests/fork_server.py; a fresh interpreter spent ~1-2 s of CPU on kart's imports)."""
+    done = fork_server.run(["-c", code, *args], Path.cwd(), os.environ.copy(), 120, fork_server.KART_S3)
     assert done.returncode == 0, done.stderr
 
 
