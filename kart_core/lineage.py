@@ -156,9 +156,9 @@ class StaleInput:
             )
         if not self.input.manifest:
             return (
-                f"{label} requires {upstream}, whose output is the file {self.input.key!r}, outside the workspace "
-                f"(no integrity record vouches for it: kart recorded its content as {label}'s run began); "
-                f"{self.rewritten} (a new data drop, or a rerun outside kart)"
+                f"{label} requires {upstream}, whose output is the file {self.input.key!r}, which no integrity record "
+                f"vouches for (outside the workspace, or of a task that keeps no record: kart recorded its content as "
+                f"{label}'s run began); {self.rewritten} (a new data drop, or a rerun outside kart)"
             )
         if self.input.stamp is not None and self.now is None:
             return (
@@ -209,7 +209,7 @@ class StaleInput:
         if self.unreadable:
             return f"the integrity record of {upstream}, which it {how}, cannot be read"
         if not self.input.manifest:
-            return f"the file {self.input.key} of {upstream}, which it requires, changed (outside the workspace)"
+            return f"the file {self.input.key} of {upstream}, which it requires, changed (no integrity record vouches for it)"
         if self.input.stamp is not None and self.now is None:
             return f"the file {self.input.key} it loaded changed (no integrity record vouches for it)"
         if self.rewritten:

@@ -156,7 +156,9 @@ def test_a_new_drop_outside_the_workspace_makes_the_reader_stale(
     _drop(raw_place, "a b c")
     stale = stale_outputs(flatten(make().output()))
     assert [item.input.key for item in stale] == [full]
-    assert f"whose output is the file {full!r}, outside the workspace" in stale[0].describe("R")
+    assert f"whose output is the file {full!r}, which no integrity record vouches for (outside the workspace" in (
+        stale[0].describe("R")
+    )
     assert not make().complete()
     assert gokart.build(make(), reset_register=False) == ["a", "b", "c"]
     assert make().complete()
@@ -231,3 +233,37 @@ class ReadsLuigiFolder(gokart.TaskOnKart[list[str]]):
     def run(self) -> None:
         with open(os.path.join(self.input().path, "part-0.txt")) as file:
             self.dump(file.read().split())
+
+
+class Unrecorded(gokart.TaskOnKart[list[int]]):
+    """A task that keeps no integrity record (gokart's should_dump_supplementary_log_files=False): its output's
+    target has none, as a bare target's."""
+
+    should_dump_supplementary_log_files = False
+    value = luigi.IntParameter()
+
+    def output(self) -> gokart.TargetOnKart:
+        return self.make_target("unrecorded/values.pkl", use_unique_id=False)
+
+    def run(self) -> None:
+        self.dump([self.value])
+
+
+class ReadsUnrecorded(gokart.TaskOnKart[list[int]]):
+    def requires(self) -> Unrecorded:
+        return Unrecorded(value=1, workspace_directory=self.workspace_directory)
+
+    def run(self) -> None:
+        self.dump(self.load())
+
+
+def test_the_output_of_a_task_that_keeps_no_record_is_watched_like_a_bare_target(workspace: str) -> None:
+    """Its readers recorded nothing of it either: another content written there (its other parameter set, gokart)
+    now makes them stale, and the message does not claim the file is outside the workspace."""
+    reader = ReadsUnrecorded(workspace_directory=workspace)
+    assert gokart.build(reader, reset_register=False) == [1]
+    assert ReadsUnrecorded(workspace_directory=workspace).complete()
+    gokart.build(Unrecorded(value=2, workspace_directory=workspace, rerun=True), reset_register=False)
+    (stale,) = stale_outputs(flatten(ReadsUnrecorded(workspace_directory=workspace).output()))
+    assert "or of a task that keeps no record" in stale.describe("R")
+    assert gokart.build(ReadsUnrecorded(workspace_directory=workspace), reset_register=False) == [2]
