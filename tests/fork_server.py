@@ -282,6 +282,7 @@ class Run:
         self._process: subprocess.Popen[str] | None = None
         self._ended = False  # its exit code came: its pid may be another process's now
         self._code: int | None = None  # that exit code (None: killed by ``kill``, or still running)
+        self.returncode: int | None = None  # set by ``communicate``, as ``subprocess.Popen.returncode``
         if _at_start(env) != _at_start(_server_environment()):
             self._process = subprocess.Popen(
                 self.args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -328,6 +329,16 @@ class Run:
         finally:
             self._folder.cleanup()
         return subprocess.CompletedProcess(self.args, code, out, err)
+
+    def communicate(self, timeout: float | None = None) -> tuple[str, str]:
+        """Its stdout and stderr once it ended, as ``subprocess.Popen.communicate`` (``returncode`` then set).
+
+        Raises:
+            subprocess.TimeoutExpired: it ran longer than ``timeout`` seconds (it is killed).
+        """
+        done = self.wait(timeout)
+        self.returncode = done.returncode
+        return done.stdout, done.stderr
 
     def kill(self) -> None:
         """End it (SIGKILL) if it still runs, and wait for its end."""

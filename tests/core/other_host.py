@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any, Protocol
 
 from kart_core import commit_marker
 
@@ -43,7 +44,15 @@ def start_writer(
     return process, flag
 
 
-def wait_for(flag: Path, process: subprocess.Popen[str]) -> None:
+class _Process(Protocol):
+    """A started process: a ``subprocess.Popen`` or a fork server's ``Run`` (tests/fork_server.py)."""
+
+    def poll(self) -> int | None: ...
+
+    def communicate(self) -> tuple[Any, Any]: ...
+
+
+def wait_for(flag: Path, process: _Process) -> None:
     """Until the writer created ``flag`` (its marker is written); fails with its output if it ended or 60 s passed."""
     deadline = time.monotonic() + 60
     while not flag.exists():

@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import textwrap
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import luigi
 import pytest
@@ -36,6 +34,9 @@ from kart_core import side_record
 from kart_core.errors import IntegrityError
 from kart_core.signing import ENVIRONMENT_VARIABLE as SIGNING_KEY
 from kart_core.target import TargetOnKart
+
+if TYPE_CHECKING:
+    import fork_server
 
 LEASE = 30  # the `where` fixture's commit-marker lease (seconds); no test here waits on it
 HERE = str(Path(__file__).resolve().parent)
@@ -88,16 +89,15 @@ def signed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(SIGNING_KEY, "a test key of some length")
 
 
-def _writer(tmp_path: Path, where: str, kind: str, n: int, flag: str = "-") -> subprocess.Popen[str]:
+def _writer(tmp_path: Path, where: str, kind: str, n: int, flag: str = "-") -> fork_server.Run:
+    """WRITER in a process of its own: a fork of the server that imported luigi, pandas and s3fs once
+    (tests/fork_server.py; a fresh interpreter spent ~2 s of CPU on them before its build)."""
+    import fork_server  # here: WRITER imports this module with tests/core, not tests/, on its path
+
     script = tmp_path / "writer.py"
     script.write_text(WRITER)
-    return subprocess.Popen(
-        [sys.executable, str(script), where, REPO, HERE, kind, str(n), flag],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-    )
+    args = [str(script), where, REPO, HERE, kind, str(n), flag]
+    return fork_server.start(args, tmp_path, dict(os.environ), fork_server.KART_S3)
 
 
 def _commit_in_another_process(tmp_path: Path, where: str, kind: str, n: int) -> None:
