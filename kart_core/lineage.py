@@ -67,7 +67,7 @@ from kart_core.damage import (
     rewritten_digest,
     unrecorded_content,
 )
-from kart_core.manifest import Entry, Input, Manifest, OutputRecord, _decoded, read_if_inputs, read_unverified
+from kart_core.manifest import Entry, Input, Manifest, OutputRecord, decoded, read_if_inputs, read_unverified
 from kart_core.signing import HEADER_SIZE, MAGIC
 from kart_core.storage import storage_for
 from kart_core.structure import flatten
@@ -900,7 +900,7 @@ class LineageMemo:
             # itself, and hashing and holding each link's bytes there cost a walk of a cached chain ~2 % of its work.
             # ``Manifest._parse(body, run=False)`` by its msgspec decode first (one call, not three: asked per link).
             body = data[HEADER_SIZE:] if data.startswith(MAGIC) else data  # signing.is_sealed
-            manifest = _decoded(Manifest, body, False) or Manifest._parse(body, run=False)
+            manifest = decoded(Manifest, body, False) or Manifest._parse(body, run=False)
         except (ValueError, KeyError, TypeError, RecursionError):  # not a manifest (read_unverified's refusals)
             return read_unverified(storage_for(path), path, run=False)
         changed = found.st_mtime_ns if found.st_mtime_ns > found.st_ctime_ns else found.st_ctime_ns

@@ -111,6 +111,7 @@ __all__ = [
     "Input",
     "Manifest",
     "OutputRecord",
+    "decoded",
     "manifest_bytes",
     "manifest_task",
     "new_commit_id",
@@ -357,7 +358,7 @@ class Input:
         if not isinstance(value, dict):
             raise TypeError(f"an input is a JSON object, not {type(value).__name__}")
         commit = value.get("commit")
-        # A manifest kart wrote has its inputs decoded by msgspec straight into Input objects (``_decoded``); this
+        # A manifest kart wrote has its inputs decoded by msgspec straight into Input objects (``decoded``); this
         # reads what msgspec refused (a missing key, a null reader, a stamp that is no array).
         return cls(
             str(value.get("task", "")),
@@ -473,9 +474,9 @@ class Manifest:
 
     @classmethod
     def _parse_document(cls, data: bytes, *, run: bool, inputs: bool) -> Manifest:
-        decoded = _decoded(cls, data, run, inputs)
-        if decoded is not None:
-            return decoded
+        found = decoded(cls, data, run, inputs)
+        if found is not None:
+            return found
         document: Any = None if run else _without_run(data)
         if document is None:
             document = _loads(data)
@@ -507,7 +508,7 @@ class Manifest:
         )
 
 
-def _decoded(cls: type[Manifest], data: bytes, run: bool, inputs: bool = True) -> Manifest | None:
+def decoded(cls: type[Manifest], data: bytes, run: bool, inputs: bool = True) -> Manifest | None:
     """``Manifest._parse(data, run=run, inputs=inputs)``, decoded by msgspec straight into its entries; None (the general parse
     decides, as before) when msgspec is missing or refuses the bytes: a value of another type than kart writes (a
     ``size`` in quotes, a ``commit`` number, an entry without ``commit``), json's extensions, a malformed document;
@@ -518,9 +519,14 @@ def _decoded(cls: type[Manifest], data: bytes, run: bool, inputs: bool = True) -
     last of duplicate keys counts in both; the keys are checked (``_check_key``), the ``side`` entries and ``inputs``
     read, in the same order, with the same errors. A third of the instructions of building the dicts first.
     ``inputs`` False: a decoder without the ``inputs`` field, which msgspec skips as it skips an unknown key (its
-    JSON checked, no object made).
+    JSON checked, no object made); used for a document over ``_SKIP_INPUTS_FROM`` bytes only: a smaller one is decoded
+    with the ``inputs`` decoder and its inputs left out (the same manifest; one decoder made per process, not two:
+    a million instructions of a cached build's fixed cost). An ``inputs`` array msgspec refuses then sends the
+    bytes to the general parse, which skips it as before.
+
+    Public for ``kart_core.lineage``'s memoized read of a local manifest.
     """
-    decode = _document_decoder(inputs)
+    decode = _document_decoder(inputs or len(data) < _SKIP_INPUTS_FROM)
     if decode is None or (not data.isascii() and not _utf8(data)):  # msgspec skips an ignored key's bytes unread
         return None
     cut = -1 if run else data.find(_RUN_KEY)
@@ -567,7 +573,7 @@ def _utf8(data: bytes) -> bool:
 
 @functools.cache
 def _document_decoder(inputs: bool = True) -> Callable[[bytes], Any] | None:
-    """msgspec's decoder of a manifest document into ``Entry`` objects and its other fields as JSON (``_decoded``);
+    """msgspec's decoder of a manifest document into ``Entry`` objects and its other fields as JSON (``decoded``);
     None without msgspec. Made on first use: the types it checks are read from ``Entry``'s annotations.
     ``inputs`` False: one that leaves the ``inputs`` array unbuilt (``inputs`` is then None)."""
     if _fast_decode is None:
@@ -664,6 +670,9 @@ _PARSED_LIMIT = 2048  # about 5 MB of bytes and records at most
 # A larger manifest (a task with thousands of requirements: 300 bytes per input) is parsed each time: kept, one of
 # 100,000 inputs held its 30 MB and some 100 MB of parsed inputs for the life of the process (an Airflow worker's).
 _PARSED_MAX_BYTES = 64 * 1024
+
+# A manifest of fewer bytes is decoded with its inputs even when they are not asked for (``decoded``): a few inputs.
+_SKIP_INPUTS_FROM = 16 * 1024
 
 _RUN_KEY = b',"run":'
 _INPUT_CHUNK = 1024  # inputs encoded at once by ``Manifest.to_bytes`` (``_with_inputs``)

@@ -71,7 +71,7 @@ def declared_entry_points(group: str, path: Iterable[str]) -> list[tuple[str, st
     now = time.time_ns()
     for directory in path:
         folder = os.path.abspath(directory or ".")
-        record = _record_of(folder, known.get(folder), group, now)
+        record = _record_of(folder, _well_formed_or_none(known.get(folder)), group, now)
         if record is None:
             continue
         if record[0] is not None:
@@ -144,8 +144,9 @@ def _group_of(path: str, group: str) -> list[tuple[str, str]]:
     return [(name, value.strip()) for name, value in parser.items(group)]
 
 
-def _read(cache: str) -> dict[str, _Record]:
-    """The folders' records in the file; none when it is missing, unreadable or of another layout."""
+def _read(cache: str) -> dict[str, Any]:
+    """The folders' records in the file, their shapes unchecked; none when it is missing, unreadable or of another
+    layout."""
     try:
         descriptor = os.open(cache, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError:
@@ -165,7 +166,14 @@ def _read(cache: str) -> dict[str, _Record]:
     folders = content.get("folders")
     if not isinstance(folders, dict):
         return {}
-    return {folder: record for folder, record in folders.items() if isinstance(folder, str) and _well_formed(record)}
+    # Each record's shape is checked when it is used (``_well_formed_or_none``, ``_write``): the file keeps up to 64
+    # folders (other checkouts, test sites), and checking them all cost a cached build a million instructions.
+    return {folder: record for folder, record in folders.items() if isinstance(folder, str)}
+
+
+def _well_formed_or_none(record: Any) -> _Record | None:
+    """``record`` when it has a folder record's shape (``_well_formed``), else None (the folder is read afresh)."""
+    return record if record is not None and _well_formed(record) else None
 
 
 def _well_formed(record: Any) -> bool:
@@ -190,13 +198,14 @@ def _well_formed(record: Any) -> bool:
     return True
 
 
-def _write(cache: str, found: dict[str, _Record], known: dict[str, _Record]) -> None:
+def _write(cache: str, found: dict[str, _Record], known: dict[str, Any]) -> None:
     """Replace the file with ``found`` and, after them, the other folders it knew (atomically; best effort)."""
     folders = dict(found)
     for folder, record in known.items():
         if len(folders) >= _MAX_FOLDERS:
             break
-        folders.setdefault(folder, record)
+        if folder not in folders and _well_formed(record):  # a malformed record is dropped, not written again
+            folders[folder] = record
     try:
         os.makedirs(os.path.dirname(cache), exist_ok=True)
         handle, staged = tempfile.mkstemp(dir=os.path.dirname(cache), prefix=".entry_points-", suffix=".tmp")

@@ -64,14 +64,16 @@ def check_hooks(manager: pluggy.PluginManager) -> None:
     Raises:
         PluginError: naming the plugin, the unknown hook, and the hooks that exist.
     """
-    known = sorted(name for name in dir(manager.hook) if name.startswith("kart_"))
-    for hook_name in dir(manager.hook):
-        caller = getattr(manager.hook, hook_name)
+    # The hook callers pluggy made, read from the namespace it sets them on (its own names and dunders are no
+    # callers): not dir() and a getattr per name, in every new process's managers.
+    callers = vars(manager.hook).items()
+    for hook_name, caller in sorted(callers):
         if not isinstance(caller, pluggy.HookCaller) or caller.spec is not None:
             continue
         for impl in caller.get_hookimpls():
             if impl.optionalhook:
                 continue
+            known = sorted(name for name in dir(manager.hook) if name.startswith("kart_"))
             raise PluginError(
                 f"kart plugin {_plugin_label(impl.plugin, impl.plugin_name)} implements {hook_name!r}, which is "
                 f"not a kart hook, so it would never be called. Known hooks: {', '.join(known)}. "

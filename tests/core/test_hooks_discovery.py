@@ -191,3 +191,26 @@ def test_a_malformed_record_is_read_afresh(cache_home: Path, tmp_path: Path, rec
     content["folders"][str(site)] = record
     cache.write_text(json.dumps(content))
     assert declared_entry_points("kart", [str(site)]) == [("first", "first_plugin:plugin")]
+
+
+def test_records_of_folders_off_the_path_are_kept_only_when_well_formed(cache_home: Path, tmp_path: Path) -> None:
+    """Other folders' records are checked when the file is written again (not each one at every read): a malformed
+    one is dropped there, a well-formed one kept, and neither changes what this path declares."""
+    site, other = tmp_path / "site", tmp_path / "other"
+    _install(site, "first", "first = first_plugin:plugin")
+    _settle(site)
+    declared_entry_points("kart", [str(site)])
+    cache = Path(cache_path("kart"))
+    content = json.loads(cache.read_text())
+    content["folders"]["/elsewhere/bad"] = [[1, 2, 3], "x"]
+    content["folders"]["/elsewhere/good"] = [[1, 2, 3], [["g-1.0.dist-info", [["g", "g_plugin:plugin"]]]]]
+    cache.write_text(json.dumps(content))
+    _install(other, "second", "second = second_plugin:plugin")
+    _settle(other)
+    assert declared_entry_points("kart", [str(site), str(other)]) == [
+        ("first", "first_plugin:plugin"),
+        ("second", "second_plugin:plugin"),
+    ]
+    folders = json.loads(cache.read_text())["folders"]
+    assert "/elsewhere/bad" not in folders and folders["/elsewhere/good"][0] == [1, 2, 3]
+    assert str(other) in folders and str(site) in folders

@@ -303,7 +303,7 @@ def _typed_fields(value: Any) -> list[tuple[str, type, Any]]:
 def test_a_manifest_decoded_into_its_entries_reads_as_the_general_parse_reads_it(
     monkeypatch: pytest.MonkeyPatch, run: bool
 ) -> None:
-    """msgspec decodes a manifest straight into its entries (``manifest._decoded``) when every field is of the type
+    """msgspec decodes a manifest straight into its entries (``manifest.decoded``) when every field is of the type
     kart writes; what it builds, or the error it raises, is the general parse's for every case, odd ones included."""
     manifest_module = importlib.import_module("kart_core.manifest")
 
@@ -317,15 +317,15 @@ def test_a_manifest_decoded_into_its_entries_reads_as_the_general_parse_reads_it
 
     cases = _manifest_cases()
     decoded = [parsed(data) for data in cases]
-    assert sum(manifest_module._decoded(Manifest, data, run) is not None for data in cases[:3]) == 3  # the common case
+    assert sum(manifest_module.decoded(Manifest, data, run) is not None for data in cases[:3]) == 3  # the common case
     stamped = [data for data in cases if b'"stamp":[5,1796276366963463382]' in data]
-    assert [manifest_module._decoded(Manifest, data, run).outputs["a/T_1.pkl"].stamp for data in stamped] == [
+    assert [manifest_module.decoded(Manifest, data, run).outputs["a/T_1.pkl"].stamp for data in stamped] == [
         (5, 1796276366963463382)
     ]
     # Inputs as kart writes them are decoded by msgspec too (straight into Input objects), a stamp as a tuple.
     kart_inputs = next(data for data in cases if b'"required":true' in data)
-    assert manifest_module._decoded(Manifest, kart_inputs, run).inputs[0].stamp == (5, 6)
-    monkeypatch.setattr(manifest_module, "_decoded", lambda cls, data, run, inputs=True: None)
+    assert manifest_module.decoded(Manifest, kart_inputs, run).inputs[0].stamp == (5, 6)
+    monkeypatch.setattr(manifest_module, "decoded", lambda cls, data, run, inputs=True: None)
     assert [parsed(data) for data in cases] == decoded
 
 
@@ -360,7 +360,7 @@ def test_a_manifest_read_without_its_inputs_is_the_whole_parse_with_none(
         data for data, all_of_it, part in zip(cases, whole, without, strict=True) if all_of_it != part
     ]
     assert refused_for_inputs and all(b'"inputs":' in data for data in refused_for_inputs)
-    monkeypatch.setattr(manifest_module, "_decoded", lambda cls, data, run, inputs=True: None)
+    monkeypatch.setattr(manifest_module, "decoded", lambda cls, data, run, inputs=True: None)
     assert [parsed(data, False) for data in cases] == without  # the general parse reads the same
     # Not kept among the parses by bytes: a reader of the inputs then gets them.
     kart_inputs = next(data for data in cases if b'"required":true' in data)
