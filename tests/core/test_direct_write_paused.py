@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import textwrap
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from other_host import start_writer, wait_for
@@ -29,6 +29,9 @@ import kart_core
 from kart_core import commit_marker
 from kart_core.commit_marker import marker_path
 from kart_core.storage import storage_for
+
+if TYPE_CHECKING:
+    import fork_server
 
 LEASE = 1.0  # seconds: the paused writer beats every 1/3 s until it is paused
 
@@ -50,9 +53,7 @@ PAUSED_WRITER = textwrap.dedent(
 )
 
 
-def _writer(
-    tmp_path: Path, workspace: str, mode: str, steps: int, hog: float = 0.0
-) -> tuple[subprocess.Popen[str], Path]:
+def _writer(tmp_path: Path, workspace: str, mode: str, steps: int, hog: float = 0.0) -> tuple[fork_server.Run, Path]:
     return start_writer(tmp_path, "paused", PAUSED_WRITER, workspace, [mode, str(steps), str(hog)], LEASE)
 
 

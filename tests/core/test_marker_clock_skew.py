@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 import textwrap
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from other_host import start_writer, wait_for
@@ -30,6 +30,9 @@ import kart_core
 from kart_core import commit_marker
 from kart_core.commit_marker import Marker, Sightings, marker_path, read_marker
 from kart_core.storage import storage_for
+
+if TYPE_CHECKING:
+    import fork_server
 
 LEASE = 1.5  # seconds: the skewed host beats every 0.5 s; its clock is 60 s behind, 40 leases
 SKEW = 60.0
@@ -51,7 +54,7 @@ SKEWED_WRITER = textwrap.dedent(
 )
 
 
-def _skewed_host(tmp_path: Path, workspace: str, steps: int) -> tuple[subprocess.Popen[str], Path]:
+def _skewed_host(tmp_path: Path, workspace: str, steps: int) -> tuple[fork_server.Run, Path]:
     return start_writer(tmp_path, "skewed", SKEWED_WRITER, workspace, [str(steps), str(SKEW)], LEASE)
 
 
