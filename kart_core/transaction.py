@@ -91,7 +91,7 @@ from kart_core.storage.base import no_space_note
 from kart_core.storage.local import HeldClaim, rewrite_claimed
 from kart_core.storage.stamp import local_file_stamp, touch_after_moves
 from kart_core.structure import flatten
-from kart_core.task_memo import RunSlot, shared_threads
+from kart_core.task_memo import RunSlot, memo_of, shared_threads
 
 __all__ = [
     "Adopted",
@@ -266,6 +266,10 @@ class Transaction:
     claimed: dict[str, bytes] = dataclasses.field(default_factory=dict)
     # The claims of those a local storage holds (``LocalStorage.claim_new``): ``_stamp_claimed`` writes through them.
     held_claims: dict[str, HeldClaim] = dataclasses.field(default_factory=dict)
+    # The inputs the commit records in each of the task's own manifests (``inputs_for``), by its full path, once the
+    # input floor (``required``) went into them: the floor is then let go before the manifest is encoded (a fan-in of
+    # 100,000 kept both, and every key's manifest path, through its commit). None until the first is built.
+    floor_inputs: dict[str, tuple[Input, ...]] | None = None
 
     def side(self, record: OutputRecord) -> bool:
         """Whether ``record`` names a target of this run's task that is not one of its outputs (a "side target":
@@ -407,7 +411,8 @@ class Transaction:
                     continue
                 if manifest is None or entry is None or entry.commit is None:
                     continue
-                found[(path, record.key)] = (record, entry.commit, "" if manifest.pending else entry.digest)
+                digest = "" if manifest.pending else _kept_digest(upstream, entry.digest)
+                found[(path, record.key)] = (record, entry.commit, digest)
         if unwatched:
             _warn_once(
                 self,
@@ -590,6 +595,8 @@ class Transaction:
         the run could read by path already held it), which the floor's entry would make stale at once. There too,
         each file outside every workspace that a requirement outputs (``required_files``), as an input with no
         manifest (``Input.manifest`` "") keyed by its full path or URL."""
+        if self.floor_inputs is not None and record.manifest in self.floor_inputs:
+            return self.floor_inputs[record.manifest]  # asked again (a claim lost to another writer): the same inputs
         found: list[Input] = []
         loads = [
             (source, entry.commit, entry.digest, self.stamps.get(where), False)
@@ -597,12 +604,12 @@ class Transaction:
         ]
         other = [(source, entry.commit, entry.digest, stamp, False) for source, entry, stamp in self.also_loaded or ()]
         floor: Iterable[tuple[OutputRecord, str | None, str, tuple[object, ...] | None, bool]] = ()
-        if self.required and record.manifest in self._own_manifests():
+        noted = self.required
+        own = bool(noted) and record.manifest in self._own_manifests()
+        if noted and own:
             stamps = self.required_stamps or {}
-            floor = (  # one at a time: a fan-in's floor is 100,000 requirements
-                (source, commit, digest, stamps.get(output), True)
-                for output, (source, commit, digest) in sorted(self.required.items())
-                if output not in self.loaded
+            floor = (  # one at a time: a fan-in's floor is 100,000 requirements (keys sorted: no item pairs made)
+                (*noted[output], stamps.get(output), True) for output in sorted(noted) if output not in self.loaded
             )
         if self.required_files and record.manifest in self._own_manifests():
             found.extend(
@@ -626,7 +633,20 @@ class Transaction:
                     required=required,
                 )
             )
-        return tuple(found)
+        inputs = tuple(found)
+        if own:
+            self._floor_used(record.manifest, inputs)
+        return inputs
+
+    def _floor_used(self, manifest: str, inputs: tuple[Input, ...]) -> None:
+        """Keep ``inputs`` as what ``manifest`` (one of the task's own) records; once each own manifest has its inputs,
+        let the floor go (``required`` emptied: noted, and nothing left to record)."""
+        built = self.floor_inputs
+        if built is None:
+            built = self.floor_inputs = {}
+        built[manifest] = inputs
+        if self._own_manifests().issubset(built):
+            self.required, self.required_stamps = {}, None
 
     def _own_manifests(self) -> set[str]:
         """The manifests (full paths) of the task's recorded outputs (``_recorded_outputs``, read once per run)."""
@@ -2118,6 +2138,17 @@ def _kept_inputs(current: Manifest | None, record: OutputRecord) -> tuple[Input,
     if current is None or not record.owner:
         return ()
     return tuple(item for item in current.inputs if item.reader and item.reader != record.owner)
+
+
+def _kept_digest(upstream: object, digest: str) -> str:
+    """``digest``, or the equal string ``upstream`` keeps from its run's commit in this process (``TaskMemo.committed``):
+    a fan-in's floor then holds no second copy of each requirement's hash (100,000 of them: 9 MiB)."""
+    committed = memo_of(upstream).committed
+    if committed:
+        for kept in committed.values():
+            if kept == digest:
+                return kept
+    return digest
 
 
 def _input_manifests(task: object) -> frozenset[str]:
