@@ -63,6 +63,7 @@ import itertools
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from multiprocessing import process as _mp
 from typing import Any
@@ -89,7 +90,7 @@ from kart_core.signing import Signer
 from kart_core.storage import Storage, storage_for
 from kart_core.storage.base import no_space_note
 from kart_core.storage.local import HeldClaim, rewrite_claimed
-from kart_core.storage.stamp import local_file_stamp, touch_after_moves
+from kart_core.storage.stamp import current_tag, local_file_stamp, touch_after_moves
 from kart_core.structure import flatten
 from kart_core.task_memo import RunSlot, memo_of, shared_threads
 
@@ -117,6 +118,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+# How often a commit that lost its marker to another run's commit looks whether that commit finished (seconds).
+_YIELD_POLL_SECONDS = 0.1
 
 
 class _Process:
@@ -745,8 +749,42 @@ class Transaction:
             if staged.record is not None:
                 by_manifest.setdefault(staged.record.manifest, []).append(staged)
         created: list[tuple[list[Staged], Manifest]] = []
+        replacing: list[tuple[OutputRecord, Manifest | None]] = []
+        tags: dict[str, str] = {}  # what the object store answered for each output it moved (``Entry.tag``)
+        try:
+            self._commit_held(by_manifest, created, replacing, tags)
+            if self.superseded:  # another run committed first: discarded there
+                return
+        except MarkerLostError:
+            # Another run's commit of the task put its marker over this one's (two hosts without a shared lock, both
+            # committing a first build at once: attacker at26 G1): wait for it, and keep its outputs as any commit
+            # beaten to the manifest does, rather than fail a build whose task the other run has just made whole.
+            if not replacing or not self._yielded([record for record, _ in replacing], tags):
+                raise
+            self.superseded = True
+            self.discard()
+            self.committed = True
+            return
+        for items, _ in created:  # the claims are released: a refused marker left beside a new manifest goes
+            record = _record_of(items)
+            commit_marker.clear_refused(storage_for(record.manifest), record, set(_entries(items)), self.signer)
+        self.digests = {
+            staged.path: staged.entry.digest for staged in self.staged.values() if staged.record is not None
+        }
+        self.staged.clear()
+        self.committed = True
+
+    def _commit_held(
+        self,
+        by_manifest: dict[str, list[Staged]],
+        created: list[tuple[list[Staged], Manifest]],
+        replacing: list[tuple[OutputRecord, Manifest | None]],
+        tags: dict[str, str],
+    ) -> None:
+        """``commit``'s settling, markers and moves, under the locks and claims it takes (released on return);
+        fills ``created``, ``replacing`` and ``tags`` as it goes, which ``commit`` reads after a ``MarkerLostError``.
+        A superseded run is discarded here (``self.superseded``)."""
         with contextlib.ExitStack() as held:
-            replacing: list[tuple[OutputRecord, Manifest | None]] = []
             finals: list[Manifest] = []
             # One order of locks and claims for every writer (a run may write to several manifests).
             for _, items in sorted(by_manifest.items()):
@@ -816,7 +854,6 @@ class Transaction:
                     if owner_fence is not None:  # a replacing commit: its marker must still be its own (taken over?)
                         owner_fence.check()
                     self._commit_side(staged)
-            tags: dict[str, str] = {}  # what the object store answered for each output it moved (``Entry.tag``)
             for manifest_path, items in by_manifest.items():
                 fence = fences[manifest_path]
                 for staged in items:
@@ -851,14 +888,60 @@ class Transaction:
                 beat.close()
             if lost is not None:  # a marker another process put in this commit's place: named, the run fails
                 raise lost
-        for items, _ in created:  # the claims are released: a refused marker left beside a new manifest goes
-            record = _record_of(items)
-            commit_marker.clear_refused(storage_for(record.manifest), record, set(_entries(items)), self.signer)
-        self.digests = {
-            staged.path: staged.entry.digest for staged in self.staged.values() if staged.record is not None
-        }
-        self.staged.clear()
-        self.committed = True
+
+    def _yielded(self, records: list[OutputRecord], tags: dict[str, str]) -> bool:
+        """After this replacing commit lost its marker beside each of ``records``' manifests: whether another run's
+        commit took its place and finished, so this run is superseded (its outputs are the other's now).
+
+        Waits while a marker of another commit stands there and keeps changing (its committer's heartbeat), until it
+        is removed; one that stands unchanged for ``commit_marker.foreign_seconds()`` is a killed committer's: False.
+        Then the manifest must hold a finished commit (not pending) other than this run's and its base. An output
+        this commit moved on object storage that still holds the version it moved (``tags``: its copy landed after
+        the other's, over that commit's file) is removed, so the task counts as incomplete and runs again: False.
+        False also when the marker is still this commit's (the heartbeat could not write it) or a by-path writer's,
+        and when this run read newer inputs than the other (``_on_newer_inputs``: that commit is stale, and the next
+        build runs the task again). The caller then raises the ``MarkerLostError``.
+        """
+        seen = commit_marker.Sightings()
+        for record in records:
+            storage = storage_for(record.manifest)
+            path = commit_marker.marker_path(record)
+            while True:
+                marker = commit_marker.read_marker(storage, path)
+                if marker is None:
+                    break
+                if (
+                    commit_marker.mine(marker, self.commit_id)
+                    or marker.kind != "commit"
+                    or seen.age(path, marker) >= commit_marker.foreign_seconds()
+                ):
+                    return False
+                seen.once(
+                    path,
+                    dataclasses.replace(marker, written=0.0),
+                    "%s: process %d on %s is committing %s over this run's commit; waiting for it to finish",
+                    self.label,
+                    marker.pid,
+                    marker.host or "an unknown host",
+                    record.task,
+                )
+                time.sleep(_YIELD_POLL_SECONDS)
+            current = read_quietly(storage, record.manifest, record.manifest_name, self.signer)
+            if (
+                current is None
+                or current.pending
+                or current.commit in (self.commit_id, self.bases.get(record.manifest))
+            ):
+                return False
+            if self._on_newer_inputs(record, current):  # the other read older inputs: not this run's equal
+                return False
+        late = [path for path, tag in tags.items() if current_tag(path, listed=False) == tag]
+        for path in late:
+            _remove_quietly(storage_for(path), path)
+        if late:
+            return False
+        logger.info("%s: another run committed the task while this run committed; keeping its outputs", self.label)
+        return True
 
     def _stamped(self, manifest: Manifest, items: list[Staged], tags: dict[str, str] | None = None) -> Manifest | None:
         """``manifest`` with the entry of each of ``items`` (one manifest's outputs, in place now) stamped with the
