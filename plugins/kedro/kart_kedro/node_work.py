@@ -161,6 +161,12 @@ class NodeWork:
             (a ``chmod``, ``chown`` or hard link: same modification times, sizes and inodes) is loaded again after
             the node ran and counts as changed only when its data digest differs (attacker at19 J3: a chmod made
             the node "ran uncached" with a warning that its input was written).
+        code: for a worker process that imports the project's code anew (KartParallelRunner under spawn or
+            forkserver): the fingerprint ``task``'s key was computed with in the runner's process, the node's code
+            version tag and the project packages (``ModuleClassifier``). The worker fingerprints the function it
+            unpickled before the node runs; code edited on disk since the runner imported it differs, and the node
+            fails with ``StaleTaskError`` rather than cache the edited code's result under the old code's key
+            (attacker at26 G5). None: the worker has the runner's modules (fork, threads, the runner itself).
     """
 
     node: Any
@@ -178,6 +184,7 @@ class NodeWork:
     locations: tuple[str, ...] = ()
     stamped: dict[str, str] = dataclasses.field(default_factory=dict)
     plain: tuple[str, ...] = ()  # set by the run: NodeResult.plain
+    code: tuple[kart_core.CodeFingerprint, str | None, tuple[str, ...]] | None = None
     _states: dict[str, OutputState] = dataclasses.field(default_factory=dict, repr=False)  # set by the run
 
     def __call__(self) -> NodeResult:
@@ -187,6 +194,8 @@ class NodeWork:
             receipts = [value.status for value in outputs.values() if isinstance(value, KartReceipt)]
             return NodeResult(receipts[0] if receipts else "ran uncached", {})
         task = self.task
+        if self.code is not None:
+            _check_code(self.node, *self.code)
         # The node run object is shared by every session of this process that runs the same key (luigi's instance
         # cache): this session's executor goes through a context variable (``executing``), and what its run
         # recorded is kept here, on this session's NodeWork, not read back from the shared task log (attacker at11 F5).
@@ -244,6 +253,27 @@ class NodeWork:
         task.stamped = self.stamped
         task.locations, task.locks = self.locations, contextlib.ExitStack()
         return task
+
+
+def _check_code(node: Any, expected: kart_core.CodeFingerprint, version: str | None, packages: tuple[str, ...]) -> None:
+    """Raise ``StaleTaskError`` when ``node``'s function, as this worker imported it, fingerprints otherwise than
+    ``expected`` (the runner's: the node's key), naming the pieces of project code that differ."""
+    found = kart_core.CodeFingerprinter(kart_core.ModuleClassifier(packages)).fingerprint(node.func, version)
+    if found.digest == expected.digest:
+        return
+    changed = sorted(
+        name for name in set(found.items) | set(expected.items) if found.items.get(name) != expected.items.get(name)
+    )
+    if not changed and found.root != expected.root:
+        changed = [getattr(node.func, "__qualname__", repr(node.func))]
+    shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+    raise kart_core.StaleTaskError(
+        f"kart: node {node.name!r}: its code changed on disk after the run began ({shown or 'its packages'}): this "
+        "worker process imported the edited code, while the node's cache key was computed from the code the "
+        "runner imported, so its result would be cached under the old code's key. Run the pipeline again (its key "
+        "then names the code that runs); do not edit the project's code while KartParallelRunner runs with spawn "
+        "or forkserver workers."
+    )
 
 
 def _digest(value: Any) -> str | None:

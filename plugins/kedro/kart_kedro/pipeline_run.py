@@ -33,6 +33,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import os
 import pickle
 import re
 import sys
@@ -199,6 +200,9 @@ class PipelineRun:
         self.pipeline, self.catalog, self.project = pipeline, catalog, project
         self.workspace_directory = workspace_directory
         self.is_async, self.hook_manager, self.run_id = is_async, hook_manager, run_id
+        # Worker processes that import the project's code anew (KartParallelRunner with Kedro's spawn or forkserver
+        # context) check each node's code fingerprint against its key's before it runs (``NodeWork.code``).
+        self.fresh_imports = hook_manager is None and _fresh_worker_imports()
         self.inline = inline
         self.records = NodeRecords(workspace_directory, project)
         self.producer = {name: node for node in pipeline.nodes for name in node.outputs}
@@ -368,6 +372,13 @@ class PipelineRun:
             else:
                 held[name] = state
         root = self.project_root if watched else None
+        code = None
+        if task is not None and self.fresh_imports:
+            code = (
+                self.codes[node.name],
+                _tagged_version(node.tags),
+                tuple(self.fingerprinter.classifier.own_packages),
+            )
         return NodeWork(
             node,
             self.catalog,
@@ -383,6 +394,7 @@ class PipelineRun:
             held,
             locations,
             stamped=stamped,
+            code=code,
         )
 
     def locations(self, names: Any) -> tuple[str, ...]:
@@ -1218,6 +1230,14 @@ def cacheable(node: Any, generators: dict[int, bool] | None = None, tags: set[st
     if generator is None:
         generator = generators[id(func)] = inspect.isgeneratorfunction(func)
     return not generator
+
+
+def _fresh_worker_imports() -> bool:
+    """Whether Kedro's ParallelRunner starts its workers without the runner's modules: its context
+    (``KEDRO_MP_CONTEXT``, else Python's default start method) is not ``fork``."""
+    import multiprocessing
+
+    return multiprocessing.get_context(os.environ.get("KEDRO_MP_CONTEXT") or None).get_start_method() != "fork"
 
 
 def _tagged_version(tags: set[str]) -> str | None:
