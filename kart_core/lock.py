@@ -25,6 +25,7 @@ import dataclasses
 import errno
 import functools
 import hashlib
+import logging
 import os
 import posixpath
 import stat
@@ -37,6 +38,8 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from kart_core.errors import LockSettingError, LockUnavailableError, TaskLockException, TurnDeadlockError
+
+logger = logging.getLogger(__name__)
 
 try:
     import fcntl
@@ -139,6 +142,14 @@ class LockParams:
         object.__setattr__(self, "key", canonical_lock_key(self.key))
         directory = self.lock_directory if self.lock_directory is not None else machine_lock_directory()
         object.__setattr__(self, "lock_directory", canonical_lock_key(directory))
+        timeout = self.redis_timeout
+        if self.uses_redis and timeout is not None and (isinstance(timeout, bool) or not timeout > 0):
+            # redis refuses it only when the lock is taken, as "invalid expire time in set" (attacker at26 G6).
+            raise LockSettingError(
+                f"redis_timeout={timeout!r} for the redis lock of {self.owner or self.key}: it must be a positive "
+                "number of seconds (how long the lock outlives its holder's last renewal), or None for a lock that "
+                "never expires. Fix redis_timeout (a task parameter, or [TaskOnKart] in the luigi config)."
+            )
 
     @property
     def uses_redis(self) -> bool:
@@ -558,7 +569,7 @@ def _redis_lock(params: LockParams, wait_seconds: float | None) -> Iterator[None
         )
     stop = threading.Event()
     # A lock without expiry needs no renewals.
-    keeper = threading.Thread(target=_keep_alive, args=(lock, params.redis_timeout, stop), daemon=True)
+    keeper = threading.Thread(target=_keep_alive, args=(lock, params.redis_timeout, stop, params), daemon=True)
     if params.redis_timeout is not None:
         keeper.start()
     try:
@@ -588,14 +599,32 @@ def _unreachable(params: LockParams, exc: BaseException) -> LockUnavailableError
     )
 
 
-def _keep_alive(lock: Any, timeout: float, stop: threading.Event) -> None:
+def _keep_alive(lock: Any, timeout: float, stop: threading.Event, params: LockParams) -> None:
     """Renew the lock's expiry while its holder runs, so a run longer than ``redis_timeout`` keeps it.
 
-    If the holder process dies, renewals stop and the lock expires after ``redis_timeout`` seconds.
+    If the holder process dies, renewals stop and the lock expires after ``redis_timeout`` seconds. A renewal that
+    fails (the key expired after a pause longer than the timeout, was removed by a redis restart or ``FLUSHALL``,
+    or redis cannot be reached) is warned once, naming the lock: another process may take it and run the task
+    meanwhile (attacker at26 G3: it was swallowed). The run goes on: kart's commit still keeps one whole result.
     """
+    warned = False
     while not stop.wait(max(0.2, timeout / 3)):
-        with contextlib.suppress(Exception):
+        try:
             lock.reacquire()
+        except Exception as exc:  # noqa: BLE001 - a renewal's failure is the holder's to hear, not to die of
+            if not warned:
+                warned = True
+                logger.warning(
+                    "kart: the redis lock of %s (%s:%s) could not be renewed (%s: %s): it expired or was removed, "
+                    "or redis is unreachable, so another process may take it and run the task too; the first "
+                    "commit is kept and the other discarded. Raise redis_timeout above the longest pause of this "
+                    "process, or keep redis up for the whole run.",
+                    params.owner or params.key,
+                    params.redis_host,
+                    params.redis_port,
+                    type(exc).__name__,
+                    exc,
+                )
 
 
 class _Turn:

@@ -787,3 +787,32 @@ def test_a_lock_file_a_day_old_is_made_fresh_so_temporary_file_cleaners_keep_it(
     with kart_core.hold_location_locks([place]), hold_lock(LockParams(key=place)):
         pass
     assert [os.stat(lock_file).st_mtime for lock_file in lock_files] == [hours_ago, hours_ago]
+
+
+def test_a_redis_lock_lost_while_held_is_warned_once(redis_service: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """Attacker at26 G3: a renewal that found the key gone (a FLUSHALL, a redis restart, an expiry after a pause)
+    was swallowed at every beat; another host took the lock and ran the task too, with no word."""
+    import redis
+
+    client = redis.Redis(host=redis_service.host, port=redis_service.port)
+    params = LockParams(
+        key="ws/lost.pkl", redis_host=redis_service.host, redis_port=redis_service.port, redis_timeout=1, owner="T[1]"
+    )
+    with caplog.at_level("WARNING", logger="kart_core.lock"), hold_lock(params):
+        client.delete(f"kart-lock:{params.key}")
+        time.sleep(1.5)  # renewals every 0.33 s: several fail
+    warned = [record.getMessage() for record in caplog.records if "could not be renewed" in record.getMessage()]
+    assert len(warned) == 1, warned
+    assert "the redis lock of T[1]" in warned[0] and "LockNotOwnedError" in warned[0]
+
+
+@pytest.mark.parametrize("timeout", [-5, 0])
+def test_a_redis_timeout_that_is_not_positive_is_refused_naming_it(redis_service: Any, timeout: int) -> None:
+    """Attacker at26 G6: redis said 'invalid expire time in set' when the lock was taken."""
+    from kart_core.errors import LockSettingError
+
+    with pytest.raises(
+        LockSettingError, match=rf"redis_timeout={timeout} for the redis lock of .*ws/x\.pkl: it must be a positive"
+    ):
+        LockParams(key="ws/x.pkl", redis_host=redis_service.host, redis_port=redis_service.port, redis_timeout=timeout)
+    assert LockParams(key="ws/x.pkl", redis_timeout=-5).redis_timeout == -5  # a file lock never reads it
