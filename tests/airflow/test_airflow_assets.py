@@ -132,8 +132,17 @@ def test_compare_with_record_names_the_task_and_what_to_do() -> None:
     with pytest.raises(kart_core.StaleTaskError, match=label + r": the code of mlpipeline.tasks.MakeFeatures"):
         compare_with_record(task, "F", "0" * 16, "x-kart-record://d/", recorded)
     other = MakeFeatures(data=LoadData(n_rows=4))
-    with pytest.raises(kart_core.StaleTaskError, match=r"parsed task 'F' with unique id .*\(x-kart-record://d/\)"):
+    # Same class code, other parameter values: a value the DAG file computes at parse time changed (attacker at26 G4:
+    # days from the clock, around midnight), not the deployed code, which the message used to blame.
+    with pytest.raises(kart_core.StaleTaskError) as same_code:
         compare_with_record(other, "F", code, "x-kart-record://d/", recorded)
+    message = str(same_code.value)
+    assert "parsed task 'F' with unique id" in message and "(x-kart-record://d/)" in message
+    assert f"with the same code of MakeFeatures (fingerprint {code[:12]})" in message
+    assert "a parameter value computed when the DAG file is parsed changed" in message
+    assert "Deploy the same code" not in message
+    with pytest.raises(kart_core.StaleTaskError, match=r"parameters or code differ.*Deploy the same code"):
+        compare_with_record(other, "F", "0" * 16, "x-kart-record://d/", recorded)
 
 
 def test_outlets_and_inlets_in_operator_args_are_added_to_kart_s_own() -> None:

@@ -224,6 +224,18 @@ def compare_with_record(task: Any, task_id: str, code: str, uri: str, recorded: 
             if entry_key != key:
                 continue
             if not unique_id.startswith(expected_id):
+                if recorded_code == code:
+                    # Same class code on both sides: a value the DAG file computes when parsed changed between the
+                    # two parses (attacker at26 G4: days from the clock, around midnight), not the deployed code.
+                    raise kart_core.StaleTaskError(
+                        f"{label}: the dag-processor parsed task {task_id!r} with unique id {expected_id}… ({uri}); "
+                        f"this worker computes {unique_id} with the same code of {type(task).__name__} (fingerprint "
+                        f"{code[:12]}), so a parameter value computed when the DAG file is parsed changed between "
+                        "its parse by the dag-processor and this worker's (a date from the clock, a folder listing, "
+                        "an environment variable that differs between machines). Make the DAG file compute the same "
+                        "values at every parse (see docs/airflow.md, 'Dates and partitions'); run `airflow dags "
+                        "reserialize` (or wait for the next parse), then clear this task."
+                    )
                 raise kart_core.StaleTaskError(
                     f"{label}: the dag-processor parsed task {task_id!r} with unique id {expected_id}… ({uri}); this "
                     f"worker's code computes {unique_id}: the task's parameters or code differ between this worker "
