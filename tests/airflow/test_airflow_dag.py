@@ -420,3 +420,25 @@ def test_an_exception_from_requires_at_parse_names_the_task_and_keeps_its_type()
     assert raised.value.__notes__ == [
         "kart: raised by requires() of Unbuildable(region=us); fix it, or the parameters that reach it."
     ]
+
+
+class _PlainLuigi(luigi.Task):
+    def run(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("given", "named"),
+    [
+        (Evaluate, "got the task class mlpipeline.tasks.Evaluate: call it, to_dag(Evaluate(...), ...)"),
+        (_PlainLuigi(), "a plain luigi.Task: it has no kart cache"),
+        ([Evaluate(model="ridge"), _PlainLuigi()], "a plain luigi.Task"),
+        (5, "(one, or a list of them), got int: 5."),
+        ([None], "got NoneType: None."),
+    ],
+)
+def test_to_dag_given_no_kart_task_names_it_and_the_fix(given: object, named: str) -> None:
+    """Attacker at26 G7: a task class alone, or a plain luigi task, said "'KartRegister' object is not iterable"."""
+    with pytest.raises(TypeError) as raised:
+        to_dag(given, dag_id="not_tasks")
+    assert "kart_airflow takes TaskOnKart tasks" in str(raised.value) and named in str(raised.value)

@@ -254,13 +254,39 @@ class _Uris(dict):  # type: ignore[type-arg]
 
 
 def _as_list(task_or_tasks: Any) -> list[Any]:
+    """``task_or_tasks`` (a task, or an iterable of them) as a list.
+
+    Raises:
+        TypeError: something that is not a TaskOnKart instance, alone or in the list, naming it and the fix (a task
+            class alone, or a plain luigi task, said only "object is not iterable": attacker at26 G7).
+    """
     if isinstance(task_or_tasks, kart_core.TaskOnKart):
         return [task_or_tasks]
-    tasks = list(task_or_tasks)
+    if isinstance(task_or_tasks, type) or isinstance(task_or_tasks, luigi.Task):
+        raise TypeError(_not_a_task(task_or_tasks))
+    try:
+        tasks = list(task_or_tasks)
+    except TypeError:
+        raise TypeError(_not_a_task(task_or_tasks)) from None
     for task in tasks:
         if not isinstance(task, kart_core.TaskOnKart):
-            raise TypeError(f"kart_airflow takes TaskOnKart tasks, got {type(task).__name__}: {task!r}.")
+            raise TypeError(_not_a_task(task))
     return tasks
+
+
+def _not_a_task(value: Any) -> str:
+    """Why ``value`` cannot be a kart task of a DAG, and what to pass instead."""
+    if isinstance(value, type) and issubclass(value, luigi.Task):
+        return (
+            f"kart_airflow takes TaskOnKart tasks, got the task class {value.__module__}.{value.__qualname__}: call "
+            f"it, to_dag({value.__qualname__}(...), ...) with its parameters, or pass a list of such tasks."
+        )
+    if isinstance(value, luigi.Task):
+        return (
+            f"kart_airflow takes TaskOnKart tasks, got {value!r}, a plain luigi.Task: it has no kart cache nor run "
+            "logs. Make its class a TaskOnKart (gokart's base class), or run it with luigi."
+        )
+    return f"kart_airflow takes TaskOnKart tasks (one, or a list of them), got {type(value).__name__}: {value!r}."
 
 
 def _check_classes(tasks: Any) -> dict[type, str]:
