@@ -8,8 +8,6 @@ from __future__ import annotations
 import os
 import sys
 
-import luigi
-
 from kart_core.integrity import DEFAULT_ALGORITHM, digest_stream
 from kart_core.storage import stamp as stamps  # looked up per call: a test's stand-in stat reaches it
 from kart_core.storage import storage_for
@@ -64,7 +62,8 @@ def readable_file(target: object) -> str | None:
     ``luigi.contrib.gcs.GCSTarget`` (read here through kart's own storage, ``kart_core.storage``). None for any other
     target (a database table, a luigi ``MockTarget``, an in-memory value): nothing kart can watch.
     """
-    if isinstance(target, luigi.LocalTarget):
+    luigi = sys.modules.get("luigi")  # not imported here: `kart runs` reads run logs without luigi (test_lazy)
+    if luigi is not None and isinstance(target, luigi.LocalTarget):
         path = target.path
         return os.path.abspath(path) if isinstance(path, str) and "://" not in path else path
     for module, name in _OBJECT_TARGETS:
@@ -92,6 +91,8 @@ def without_run(task: object) -> bool:
 
 
 def _defines_no_run(cls: type) -> bool:
+    import luigi  # loaded already: ``cls`` is a luigi task class
+
     if issubclass(cls, luigi.ExternalTask):
         return True
     run = getattr(cls, "run", None)
@@ -100,7 +101,11 @@ def _defines_no_run(cls: type) -> bool:
 
 def raw_owner(owner: str) -> bool:
     """Whether ``owner`` (an output record's ``module.Class``) names a class of a module already imported whose tasks
-    are raw inputs (``without_run``). False when it cannot be told (not imported, not found): nothing is imported."""
+    are raw inputs (``without_run``). False when it cannot be told (not imported, not found): nothing is imported.
+    False for ``TaskOnKart`` itself: kart's own bookkeeping files (KartRunner's record files) are made by a bare
+    ``TaskOnKart()``, which no one declares as a raw input."""
+    if owner == "kart_core.task.TaskOnKart":
+        return False
     module, _, name = owner.rpartition(".")
     found: object = sys.modules.get(module)
     for part in name.split("."):

@@ -23,6 +23,7 @@ HERE = Path(__file__).resolve().parent
 _SCRIPT = """
 import os, sys
 sys.path.insert(0, sys.argv[1])
+sys.path.insert(0, os.path.dirname(sys.argv[1]))  # tests/: test_marker_ownership imports fork_server from there
 import kart_core
 from kart_core import commit_marker
 from test_marker_ownership import Appending, Owned
