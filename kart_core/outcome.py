@@ -24,6 +24,7 @@ __all__ = [
     "RetCodes",
     "exit_code",
     "is_external",
+    "produces_nothing",
     "uninitialized_message",
     "task_label",
     "unique_id_or_none",
@@ -63,13 +64,20 @@ def uninitialized_message(task: LuigiTask) -> str:
 
 
 def is_external(task: LuigiTask) -> bool:
-    """Whether ``task`` is an input nothing here can produce: ``luigi.ExternalTask`` sets ``run = None``, and a
-    TaskOnKart whose classes define no ``run()`` (a raw file dropped in by hand, attacker at25 F10) keeps
-    ``TaskOnKart.run``, which wraps luigi's empty one."""
+    """Whether ``task`` is an input nothing here can produce (``produces_nothing`` of its class)."""
+    return produces_nothing(type(task))
+
+
+def produces_nothing(cls: type) -> bool:
+    """Whether tasks of ``cls`` are inputs nothing here can produce: a ``luigi.ExternalTask`` (luigi sets ``run =
+    None``), or a class that defines no ``run()`` of its own: a TaskOnKart subclass keeps ``TaskOnKart.run``, which
+    wraps luigi's empty one (a raw file dropped in by hand, attacker at25 F10), a plain luigi task luigi's own."""
     from luigi import ExternalTask, Task  # here: `kart runs` imports this module and never needs luigi
 
-    run = getattr(type(task), "run", None)
-    return isinstance(task, ExternalTask) or run is None or getattr(run, "__wrapped__", None) is Task.run
+    if issubclass(cls, ExternalTask):
+        return True
+    run = getattr(cls, "run", None)
+    return run is None or run is Task.run or getattr(run, "__wrapped__", None) is Task.run
 
 
 @dataclasses.dataclass

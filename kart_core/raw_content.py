@@ -9,6 +9,7 @@ import os
 import sys
 
 from kart_core.integrity import DEFAULT_ALGORITHM, digest_stream
+from kart_core.outcome import produces_nothing
 from kart_core.storage import stamp as stamps  # looked up per call: a test's stand-in stat reaches it
 from kart_core.storage import storage_for
 
@@ -83,20 +84,9 @@ _OBJECT_TARGETS = (("luigi.contrib.s3", "S3Target"), ("luigi.contrib.gcs", "GCST
 
 
 def without_run(task: object) -> bool:
-    """Whether ``task`` is a raw input, something nothing here produces: a ``luigi.ExternalTask`` (luigi sets its
-    ``run`` to None), or a task whose class defines no ``run()`` (a ``TaskOnKart`` subclass whose ``run`` is
-    ``TaskOnKart``'s own, the routed wrapper of luigi's empty ``Task.run``), as raw files dropped in by hand are
-    declared."""
-    return _defines_no_run(type(task))
-
-
-def _defines_no_run(cls: type) -> bool:
-    import luigi  # loaded already: ``cls`` is a luigi task class
-
-    if issubclass(cls, luigi.ExternalTask):
-        return True
-    run = getattr(cls, "run", None)
-    return run is None or run is luigi.Task.run or getattr(run, "__wrapped__", None) is luigi.Task.run
+    """Whether ``task`` is a raw input, something nothing here produces (``outcome.produces_nothing``: a
+    ``luigi.ExternalTask``, or a class that defines no ``run()``), as raw files dropped in by hand are declared."""
+    return produces_nothing(type(task))
 
 
 def raw_owner(owner: str) -> bool:
@@ -110,7 +100,7 @@ def raw_owner(owner: str) -> bool:
     found: object = sys.modules.get(module)
     for part in name.split("."):
         found = getattr(found, part, None)
-    return isinstance(found, type) and _defines_no_run(found)
+    return isinstance(found, type) and produces_nothing(found)
 
 
 def loads_data_only(target: object) -> bool:
