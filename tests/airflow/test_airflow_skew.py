@@ -82,7 +82,8 @@ def test_the_record_is_looked_up_by_task_id_not_by_unique_id() -> None:
     with pytest.raises(
         kart_core.StaleTaskError,
         match=label + rf": the dag-processor parsed task 'Load_2' with unique id {other.make_unique_id()[:16]}… "
-        rf"\(x-kart-record://d/\); this worker's code computes {task.make_unique_id()}.*Deploy the same code",
+        rf"\(x-kart-record://d/\); this worker computes {task.make_unique_id()} with the same code of LoadData.*"
+        r"a parameter value computed when the DAG file is parsed changed",
     ):
         compare_with_record(task, "Load_2", code, "x-kart-record://d/", recorded)
     with pytest.raises(kart_core.StaleTaskError, match=label + r".*has no task 'Load_3' \(x-kart-record://d/\)"):
@@ -168,7 +169,8 @@ def test_a_worker_with_other_parameters_fails_fast_without_retries(register_dag,
     assert tries["Train__Evaluate.model"] == 1  # failed at once, no retry
     out = capfd.readouterr().out
     assert "StaleTaskError: Train[" in out and "the dag-processor parsed task 'Train__Evaluate.model'" in out
-    assert "Deploy the same code" in out
+    # Same class code, another value where the DAG file was parsed (attacker at26 G4: not "Deploy the same code").
+    assert "a parameter value computed when the DAG file is parsed changed" in out
     assert "airflow dags reserialize" in out  # one machine, same code: the next parse records it
 
 
