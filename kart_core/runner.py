@@ -19,7 +19,6 @@ import enum
 import functools
 import logging
 import os
-import posixpath
 import time
 import types
 from collections.abc import Callable, Iterator
@@ -36,7 +35,7 @@ from kart_core.errors import DamagedOutputError, OutputTypeError, TaskDefinition
 from kart_core.file_processor import builtin as builtin_formats
 from kart_core.graph import node_key, requirements_of, walk
 from kart_core.hooks.manager import create_hook_manager
-from kart_core.lock import LockParams, canonical_lock_key, hold_lock, hold_turn
+from kart_core.lock import LockParams, canonical_location, canonical_lock_key, hold_lock, hold_turn
 from kart_core.manifest import Manifest, OutputRecord
 from kart_core.outcome import is_external
 from kart_core.output_digests import committed_digests
@@ -45,7 +44,6 @@ from kart_core.repair import Damage, damaged_output, damaged_upstream, still_dam
 from kart_core.runlog import RunLogPlugin, mark_recorded, record_in_manifest, run_record
 from kart_core.signing import Signer
 from kart_core.storage import storage_for
-from kart_core.storage.local import local_path
 from kart_core.structure import flatten
 from kart_core.task_memo import memo_of
 
@@ -303,13 +301,8 @@ def _refuse_shared_paths(task: KartTask) -> None:
     seen: dict[str, str] = {}
     for name, value in named:
         for target in flatten(value):
-            path = target.path()
-            # One spelling: ./a/../x.pkl is x.pkl, on disk and in a bucket (the object store resolves it there too).
-            if "://" not in path or path.startswith("file://"):
-                path = os.path.abspath(local_path(path))
-            else:
-                scheme, _, rest = path.partition("://")
-                path = f"{scheme}://{posixpath.normpath(rest)}"
+            # One spelling (the lock's): ./a/../x.pkl is x.pkl, on disk (symlinks resolved) and in a bucket.
+            path = canonical_location(target.path())
             if path in seen:
                 raise OutputTypeError(
                     f"{task.kart_label()}: output() names the file {path!r} twice ({seen[path]} and {name!r}), so kart "

@@ -6,6 +6,7 @@ word; gokart writes both to the file too. Another task's file is ``test_output_c
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import luigi
@@ -65,3 +66,34 @@ def test_distinct_outputs_still_run(workspace: str) -> None:
             self.dump("B", "b")
 
     assert kart_core.build(SpApart(workspace_directory=workspace), reset_register=False) == {"a": "A", "b": "B"}
+
+
+class SpLinked(kart_core.TaskOnKart[Any]):
+    """Its second output reaches the first's file through a symlinked folder of the workspace."""
+
+    def output(self) -> Any:
+        return {"a": self.make_target("same.pkl", use_unique_id=False), "b": self.make_target("alias/same.pkl")}
+
+    def run(self) -> None:
+        self.dump("A", "a")
+        self.dump("B", "b")
+
+
+def test_two_outputs_naming_one_file_through_a_symlink_are_refused(workspace: str) -> None:
+    """The path rule is the lock's (``lock.canonical_location``): symlinks resolved, as the file system sees them."""
+    task = SpLinked(workspace_directory=workspace)
+    os.makedirs(workspace)
+    os.symlink(".", os.path.join(workspace, "alias"))
+    b_path = task.output()["b"].path()
+    assert os.path.basename(b_path) != "same.pkl"  # with its unique id: another file, allowed
+    with pytest.raises(GokartBuildError, match=r"OutputTypeError: .*names the file .*same\.pkl.* twice"):
+        kart_core.build(SpLinkedSame(workspace_directory=workspace), reset_register=False)
+    assert kart_core.build(task, reset_register=False) == {"a": "A", "b": "B"}
+
+
+class SpLinkedSame(SpLinked):
+    def output(self) -> Any:
+        return {
+            "a": self.make_target("same.pkl", use_unique_id=False),
+            "b": self.make_target("alias/same.pkl", use_unique_id=False),
+        }
